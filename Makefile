@@ -1,0 +1,49 @@
+# MiniMall: `make run` starts the whole platform on embedded defaults, `make test` runs every suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+
+.PHONY: install protos protos-check run stop test test-unit test-integration test-e2e bench clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	# The repo root (services/, gateway/) and gen/ (generated protobuf code) go on the venv's path.
+	printf '%s\n%s\n' "$(CURDIR)" "$(CURDIR)/gen" > "$(SITE)/minimall.pth"
+	test -d gen/mall || $(PY) tools/gen_protos.py
+	rm -f $(VENV)/.installed-* && touch $@
+
+protos: install
+	$(PY) tools/gen_protos.py
+
+protos-check: install
+	$(PY) tools/gen_protos.py --check
+
+run: install
+	$(PY) -m tools.devrun
+
+stop:
+	@if [ -f var/devrun.pid ]; then kill -TERM $$(cat var/devrun.pid) && echo "stopping MiniMall"; else echo "MiniMall is not running"; fi
+
+test: protos-check
+	$(PY) -m pytest tests
+
+test-unit: install
+	$(PY) -m pytest tests/unit
+
+test-integration: install
+	$(PY) -m pytest tests/integration
+
+test-e2e: install
+	$(PY) -m pytest tests/e2e
+
+bench: install
+	$(PY) -m bench
+
+clean:
+	rm -rf var .pytest_cache

@@ -1,0 +1,89 @@
+"""Flask app factory of the gateway."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from flask import Flask, Response, g, request
+
+from gateway import errors
+from gateway.api import PUBLIC, current_operation
+from gateway.config import GatewaySettings
+from gateway.errors import ApiError
+from gateway.grpc_clients import ServiceClients
+from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from gateway.routes import admin, auth, meta
+from services.common.auth import TokenVerifier, bearer_token
+from services.common.discovery import Discovery
+from services.common.logs import request_id_var
+
+log = logging.getLogger(__name__)
+
+ADMIN_PREFIX = "/api/v1/admin/"
+REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
+MAX_BODY_BYTES = 1 << 20
+
+
+def create_app(settings: GatewaySettings | None = None, clients: ServiceClients | None = None) -> Flask:
+    settings = settings or GatewaySettings.from_env()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.extensions["settings"] = settings
+    app.extensions["clients"] = clients or ServiceClients(Discovery(settings.consul_http_addr),
+                                                         settings.grpc_timeout_seconds)
+    verifier = TokenVerifier(settings.jwt_public_key_pem)
+
+    errors.init_app(app)
+    for blueprint in (meta.bp, auth.bp, admin.bp):
+        app.register_blueprint(blueprint)
+    _check_admin_routes_declare_roles(app)
+
+    @app.before_request
+    def _start() -> None:
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if REQUEST_ID_PATTERN.fullmatch(incoming) else uuid.uuid4().hex
+        g.request_id_token = request_id_var.set(g.request_id)
+        g.started = time.perf_counter()
+        g.caller = None
+        op = current_operation()
+        if op is None or op.access == PUBLIC:
+            return
+        token = bearer_token(request.headers.get("Authorization"))
+        if token is None:
+            raise ApiError(401, "AUTH_REQUIRED", "this endpoint needs 'Authorization: Bearer <access token>'")
+        g.caller = verifier.verify(token)
+        if op.roles and not g.caller.has_any_role(*op.roles):
+            raise ApiError(403, "FORBIDDEN", "your account may not do this")
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        HTTP_REQUESTS.labels(request.method, endpoint, str(response.status_code)).inc()
+        if "started" in g:
+            HTTP_LATENCY.labels(request.method, endpoint).observe(time.perf_counter() - g.started)
+        if endpoint not in ("/metrics", "/healthz"):
+            log.info("%s %s -> %d", request.method, request.path, response.status_code,
+                     extra={"status": response.status_code})
+        return response
+
+    @app.teardown_request
+    def _reset(_exc: BaseException | None) -> None:
+        token = g.pop("request_id_token", None)
+        if token is not None:
+            request_id_var.reset(token)
+
+    return app
+
+
+def _check_admin_routes_declare_roles(app: Flask) -> None:
+    """Fail at start-up, not in production, if an admin route forgot its roles."""
+    for rule in app.url_map.iter_rules():
+        op: Any = getattr(app.view_functions[rule.endpoint], "operation", None)
+        if rule.rule.startswith(ADMIN_PREFIX) and (op is None or not op.roles):
+            raise RuntimeError(f"admin route {rule.rule} must declare the roles allowed to call it")

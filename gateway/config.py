@@ -1,0 +1,28 @@
+"""Gateway settings, read from the environment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from services.common.config import Env, read_key
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    jwt_public_key_pem: bytes
+    consul_http_addr: str | None
+    grpc_timeout_seconds: float
+    log_level: str
+    environ: Mapping[str, str]  # for static service addresses (USER_GRPC_TARGET, ...)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
+        env = Env(environ)
+        return cls(
+            jwt_public_key_pem=read_key(env, "JWT_PUBLIC_KEY_FILE", "var/keys/jwt-public.pem"),
+            consul_http_addr=env.optional("CONSUL_HTTP_ADDR"),
+            grpc_timeout_seconds=env.int("GATEWAY_GRPC_TIMEOUT_MS", 5000) / 1000,
+            log_level=env.str("LOG_LEVEL", "INFO"),
+            environ=env.environ,
+        )

@@ -1,0 +1,65 @@
+"""gRPC channels to the services, created lazily per worker, and calls with deadline and context metadata."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import grpc
+from flask import g, request
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from mall.analytics.v1 import analytics_pb2_grpc
+from mall.user.v1 import user_pb2_grpc
+
+from services.common.config import SERVICES
+from services.common.discovery import Discovery
+from services.common.grpc_server import AUTHORIZATION_KEY, REQUEST_ID_KEY
+
+
+class ServiceClients:
+    """One channel per service; channels are created on first use, after gunicorn has forked."""
+
+    def __init__(self, discovery: Discovery, timeout_seconds: float) -> None:
+        self.discovery = discovery
+        self.timeout = timeout_seconds
+        self._channels: dict[str, grpc.Channel] = {}
+        self._lock = threading.Lock()
+
+    def channel(self, service: str) -> grpc.Channel:
+        with self._lock:
+            if service not in self._channels:
+                self._channels[service] = grpc.insecure_channel(self.discovery.target(service))
+            return self._channels[service]
+
+    def call(self, method: Any, message: Any) -> Any:
+        """Call a stub method, passing the request id and the caller's bearer token along."""
+        metadata = [(REQUEST_ID_KEY, g.request_id)]
+        if "Authorization" in request.headers:
+            metadata.append((AUTHORIZATION_KEY, request.headers["Authorization"]))
+        return method(message, timeout=self.timeout, metadata=metadata)
+
+    @property
+    def user(self) -> user_pb2_grpc.UserServiceStub:
+        return user_pb2_grpc.UserServiceStub(self.channel("user"))
+
+    @property
+    def analytics(self) -> analytics_pb2_grpc.AnalyticsServiceStub:
+        return analytics_pb2_grpc.AnalyticsServiceStub(self.channel("analytics"))
+
+    def health(self, timeout_seconds: float = 1.0) -> dict[str, str]:
+        """Each service's gRPC health status ("SERVING", "NOT_SERVING", "UNREACHABLE", ...)."""
+        statuses = {}
+        for service in SERVICES:
+            try:
+                reply = health_pb2_grpc.HealthStub(self.channel(service)).Check(
+                    health_pb2.HealthCheckRequest(service=""), timeout=timeout_seconds)
+                statuses[service] = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+            except (grpc.RpcError, LookupError):
+                statuses[service] = "UNREACHABLE"
+        return statuses
+
+    def close(self) -> None:
+        with self._lock:
+            for channel in self._channels.values():
+                channel.close()
+            self._channels.clear()

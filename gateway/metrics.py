@@ -1,0 +1,8 @@
+"""Prometheus metrics of the gateway."""
+
+from prometheus_client import Counter, Histogram
+
+HTTP_REQUESTS = Counter("mall_http_requests_total", "HTTP requests, by route and status.",
+                        ["method", "route", "status"])
+HTTP_LATENCY = Histogram("mall_http_request_seconds", "HTTP request handling time.", ["method", "route"],
+                         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))

@@ -1,0 +1,1 @@
+"""Analytics service: statistics over the events the other services publish."""

@@ -1,0 +1,55 @@
+"""Service registration and discovery: Consul when CONSUL_HTTP_ADDR is set, static addresses otherwise."""
+
+from __future__ import annotations
+
+import logging
+import random
+from urllib.parse import urlsplit
+
+import consul
+
+from services.common.config import Env, grpc_target
+
+log = logging.getLogger(__name__)
+
+
+def _consul_client(http_addr: str) -> consul.Consul:
+    # CONSUL_HTTP_ADDR is "host:port" or "http(s)://host:port", as the consul CLI accepts it.
+    parts = urlsplit(http_addr if "://" in http_addr else f"http://{http_addr}")
+    return consul.Consul(host=parts.hostname or "127.0.0.1", port=parts.port or 8500, scheme=parts.scheme)
+
+
+class Discovery:
+    """Finds a service's gRPC address and (un)registers this process's own server."""
+
+    def __init__(self, consul_http_addr: str | None, env: Env | None = None) -> None:
+        self.env = env or Env()
+        self.consul = _consul_client(consul_http_addr) if consul_http_addr else None
+
+    def target(self, service: str) -> str:
+        """"host:port" of a healthy instance: from Consul's passing instances, else the static address."""
+        if self.consul is None:
+            return grpc_target(self.env, service)
+        _, instances = self.consul.health.service(service, passing=True)
+        if not instances:
+            raise LookupError(f"no healthy {service} instance registered in Consul")
+        chosen = random.choice(instances)
+        address = chosen["Service"]["Address"] or chosen["Node"]["Address"]
+        return f"{address}:{chosen['Service']['Port']}"
+
+    def register(self, service: str, host: str, port: int) -> str | None:
+        """Register with a gRPC health check; returns the service id to deregister, or None without Consul."""
+        if self.consul is None:
+            return None
+        service_id = f"{service}-{host}-{port}"
+        self.consul.agent.service.register(
+            service, service_id=service_id, address=host, port=port, tags=["grpc", "minimall"],
+            check=consul.Check.grpc(f"{host}:{port}", interval="10s", deregister="1m"),
+        )
+        log.info("registered %s in Consul as %s", service, service_id)
+        return service_id
+
+    def deregister(self, service_id: str | None) -> None:
+        if self.consul is not None and service_id:
+            self.consul.agent.service.deregister(service_id)
+            log.info("deregistered %s from Consul", service_id)

@@ -1,0 +1,81 @@
+"""The event envelope: building, encoding and decoding the one wrapper every Kafka event travels in."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.timestamp_pb2 import Timestamp
+from mall.events.v1.envelope_pb2 import EventEnvelope
+
+from services.common.logs import request_id_var
+
+M = TypeVar("M", bound=Message)
+
+# One Kafka topic per event type (shared/ARCHITECTURE.md, "Events").
+TOPICS = (
+    "user-registered", "user-verified",
+    "order-created", "order-paid", "order-cancelled", "order-shipped", "order-completed", "order-refunded",
+    "member-joined", "member-recharged", "member-withdrawn", "points-changed",
+    "product-viewed", "page-viewed", "cart-item-added",
+)
+
+
+class InvalidEvent(ValueError):
+    """Bytes that are not an EventEnvelope, or an envelope missing what every event must have."""
+
+
+def new_envelope(*, event_type: str, producer: str, aggregate_id: str, payload: Message,
+                 occurred_at: datetime | None = None) -> EventEnvelope:
+    """Wrap a payload message, stamping a fresh event id and the current request id."""
+    if event_type not in TOPICS:
+        raise ValueError(f"unknown event type {event_type!r}; add it to TOPICS")
+    envelope = EventEnvelope(
+        event_id=str(uuid.uuid4()),
+        event_type=event_type,
+        producer=producer,
+        aggregate_id=aggregate_id,
+        request_id=request_id_var.get(),
+        payload=payload.SerializeToString(),
+    )
+    envelope.occurred_at.CopyFrom(timestamp(occurred_at or datetime.now(UTC)))
+    return envelope
+
+
+def encode(envelope: EventEnvelope) -> bytes:
+    return envelope.SerializeToString()
+
+
+def decode(data: bytes) -> EventEnvelope:
+    """Parse and check an envelope; raises InvalidEvent for anything a consumer cannot trust."""
+    envelope = EventEnvelope()
+    try:
+        envelope.ParseFromString(data)
+    except DecodeError as exc:
+        raise InvalidEvent(f"not an EventEnvelope: {exc}") from None
+    try:
+        uuid.UUID(envelope.event_id)
+    except ValueError:
+        raise InvalidEvent(f"event_id {envelope.event_id!r} is not a UUID") from None
+    if not envelope.event_type:
+        raise InvalidEvent("event_type is empty")
+    return envelope
+
+
+def unpack(envelope: EventEnvelope, message_type: type[M]) -> M:
+    """The envelope's payload parsed as `message_type`."""
+    message = message_type()
+    try:
+        message.ParseFromString(envelope.payload)
+    except DecodeError as exc:
+        raise InvalidEvent(f"{envelope.event_type} payload is not a {message_type.__name__}: {exc}") from None
+    return message
+
+
+def timestamp(moment: datetime) -> Timestamp:
+    """A protobuf Timestamp for an aware datetime."""
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp

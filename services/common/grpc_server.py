@@ -1,0 +1,101 @@
+"""gRPC server builder: interceptors (request id, caller, errors, metrics), health and reflection."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent import futures
+from types import ModuleType
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from services.common import errors
+from services.common.auth import TokenVerifier, bearer_token, caller_var
+from services.common.logs import request_id_var
+from services.common.metrics import RPC_HANDLED, RPC_LATENCY
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_KEY = "x-request-id"
+AUTHORIZATION_KEY = "authorization"
+
+# (add_XServicer_to_server, servicer instance, full service name such as "mall.user.v1.UserService")
+Registration = tuple[Callable[[Any, grpc.Server], None], Any, str]
+
+
+def registration(pb2: ModuleType, pb2_grpc: ModuleType, service_name: str, servicer: Any) -> Registration:
+    """What create_server needs for `servicer` of the proto service `service_name` (e.g. "UserService")."""
+    full_name = pb2.DESCRIPTOR.services_by_name[service_name].full_name
+    return getattr(pb2_grpc, f"add_{service_name}Servicer_to_server"), servicer, full_name
+
+
+class ContextInterceptor(grpc.ServerInterceptor):
+    """Per call: sets request id and verified caller, maps DomainError to a status, records metrics."""
+
+    def __init__(self, service: str, verifier: TokenVerifier) -> None:
+        self.service = service
+        self.verifier = verifier
+
+    def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler],
+                          handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method = handler_call_details.method.rsplit("/", 1)[-1]
+        metadata = dict(handler_call_details.invocation_metadata or ())
+        inner = handler.unary_unary
+
+        def call(request: Any, context: grpc.ServicerContext) -> Any:
+            started = time.perf_counter()
+            status = grpc.StatusCode.OK
+            rid_token = request_id_var.set(str(metadata.get(REQUEST_ID_KEY, "")))
+            caller_token = caller_var.set(None)
+            try:
+                token = bearer_token(metadata.get(AUTHORIZATION_KEY))
+                if token:
+                    caller_var.set(self.verifier.verify(token))
+                return inner(request, context)
+            except errors.DomainError as exc:
+                status, message, trailers = errors.to_grpc(exc)
+                context.set_trailing_metadata(trailers)
+                context.abort(status, message)
+            except Exception:
+                if context.code() not in (None, grpc.StatusCode.OK):  # the servicer aborted on purpose
+                    status = context.code()
+                    raise
+                status = grpc.StatusCode.INTERNAL
+                log.exception("unhandled error in %s", method)
+                context.abort(status, "internal error")
+            finally:
+                RPC_HANDLED.labels(self.service, method, status.name).inc()
+                RPC_LATENCY.labels(self.service, method).observe(time.perf_counter() - started)
+                caller_var.reset(caller_token)
+                request_id_var.reset(rid_token)
+
+        return grpc.unary_unary_rpc_method_handler(
+            call, request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer)
+
+
+def create_server(*, service: str, listen: str, verifier: TokenVerifier, registrations: Sequence[Registration],
+                  max_workers: int = 16) -> tuple[grpc.Server, int, health.HealthServicer]:
+    """Build (not start) a server bound to `listen` ("host:0" picks a free port); returns the port too."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers),
+                         interceptors=[ContextInterceptor(service, verifier)])
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
+    for add, servicer, name in registrations:
+        add(servicer, server)
+        names.append(name)
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection(names, server)
+    port = server.add_insecure_port(listen)
+    if port == 0:
+        raise RuntimeError(f"cannot bind gRPC server to {listen}")
+    return server, port, health_servicer

@@ -1,0 +1,100 @@
+"""A service process: `serve | relay | consume | all | migrate`, with graceful shutdown."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from services.common import migrations
+from services.common.auth import TokenVerifier
+from services.common.config import ServiceSettings
+from services.common.consumer import EventConsumer
+from services.common.discovery import Discovery
+from services.common.grpc_server import Registration, create_server
+from services.common.logs import configure_logging
+from services.common.metrics import serve_metrics
+from services.common.outbox import OutboxRelay
+
+log = logging.getLogger(__name__)
+
+ROLES = ("serve", "relay", "consume")
+
+
+@dataclass
+class ServiceApp:
+    """Everything one service runs, built from its settings by the service's own `build_app`."""
+
+    settings: ServiceSettings
+    engine: Engine
+    registrations: list[Registration]
+    consumers: list[EventConsumer] = field(default_factory=list)
+
+
+def run_roles(app: ServiceApp, roles: Sequence[str], stop: threading.Event) -> None:
+    """Run the given roles until `stop` is set; gRPC drains and leaves Consul before returning."""
+    settings = app.settings
+    threads = []
+    if "relay" in roles:
+        relay = OutboxRelay(settings.service, app.engine, settings.kafka)
+        threads.append(threading.Thread(target=relay.run, args=(stop,), name="outbox-relay", daemon=True))
+    if "consume" in roles:
+        threads += [threading.Thread(target=c.run, args=(stop,), name=f"consumer-{c.name}", daemon=True)
+                    for c in app.consumers]
+    for thread in threads:
+        thread.start()
+    if "serve" in roles:
+        server, port, health = create_server(
+            service=settings.service, listen=settings.grpc_listen,
+            verifier=TokenVerifier(settings.jwt_public_key_pem), registrations=app.registrations)
+        server.start()
+        discovery = Discovery(settings.consul_http_addr)
+        service_id = discovery.register(settings.service, settings.advertise_host, port)
+        log.info("gRPC %s serving on port %d", settings.service, port)
+        stop.wait()
+        health.enter_graceful_shutdown()  # every service reports NOT_SERVING while draining
+        discovery.deregister(service_id)
+        server.stop(grace=5).wait()
+    else:
+        stop.wait()
+    for thread in threads:
+        thread.join(timeout=10)
+    log.info("%s stopped", settings.service)
+
+
+Command = Callable[[ServiceSettings, argparse.Namespace], int]
+
+
+def main(service: str, build_app: Callable[[ServiceSettings], ServiceApp], migrations_dir: Path,
+         argv: Sequence[str] | None = None, commands: dict[str, Command] | None = None,
+         add_arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> int:
+    """Entry point shared by `python -m services.<name>`."""
+    parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
+    choices = ["all", *ROLES, "migrate", *(commands or {})]
+    parser.add_argument("command", nargs="?", default="all", choices=choices,
+                        help="all = serve + relay + consume (default); migrate = upgrade the database")
+    if add_arguments:
+        add_arguments(parser)
+    args = parser.parse_args(argv)
+    settings = ServiceSettings.from_env(service)
+    configure_logging(service, settings.log_level)
+    if args.command == "migrate":
+        migrations.upgrade(settings.database_url, migrations_dir)
+        return 0
+    if commands and args.command in commands:
+        return commands[args.command](settings, args)
+
+    app = build_app(settings)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    serve_metrics(settings.metrics_port)
+    run_roles(app, ROLES if args.command == "all" else (args.command,), stop)
+    return 0
+

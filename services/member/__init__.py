@@ -1,0 +1,1 @@
+"""Member service: memberships, points, coupons, wallet and plans."""

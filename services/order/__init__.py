@@ -1,0 +1,1 @@
+"""Order service: carts, orders, payments, shipping and after-sales."""

@@ -1,0 +1,25 @@
+"""Entry point: python -m services.order [all|serve|relay|consume|migrate]."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from mall.order.v1 import order_pb2, order_pb2_grpc
+
+from services.common.config import ServiceSettings
+from services.common.db import make_engine
+from services.common.grpc_server import registration
+from services.common.runtime import ServiceApp, main
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def build_app(base: ServiceSettings) -> ServiceApp:
+    servicer = order_pb2_grpc.OrderServiceServicer()  # no RPCs yet: health, reflection, outbox relay run already
+    return ServiceApp(settings=base, engine=make_engine(base.database_url),
+                      registrations=[registration(order_pb2, order_pb2_grpc, "OrderService", servicer)])
+
+
+if __name__ == "__main__":
+    sys.exit(main("order", build_app, MIGRATIONS))

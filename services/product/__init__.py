@@ -1,0 +1,1 @@
+"""Product service: catalogue, SKUs, stock reservations and reviews."""

@@ -1,0 +1,1 @@
+"""User service: accounts, SMS codes, passwords and access tokens."""

@@ -1,0 +1,61 @@
+"""Entry point: python -m services.user [all|serve|relay|consume|migrate|create-admin]."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+from pathlib import Path
+
+from mall.user.v1 import user_pb2, user_pb2_grpc
+
+from services.common.config import ServiceSettings
+from services.common.db import make_engine
+from services.common.errors import DomainError
+from services.common.grpc_server import registration
+from services.common.logs import mask_phone
+from services.common.runtime import ServiceApp, main
+from services.user import service
+from services.user.config import UserSettings
+from services.user.db import UserUnitOfWork
+from services.user.grpc_api import UserServicer
+from services.user.passwords import Passwords
+from services.user.sms import make_sms_sender
+from services.user.tokens import TokenIssuer
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def build_app(base: ServiceSettings) -> ServiceApp:
+    settings = UserSettings.from_env(base)
+    engine = make_engine(base.database_url)
+    issuer = TokenIssuer(settings.jwt_private_key_pem, access_ttl_seconds=settings.access_token_ttl_seconds,
+                         refresh_ttl_seconds=settings.refresh_token_ttl_seconds)
+    servicer = UserServicer(functools.partial(UserUnitOfWork, engine, "user"),
+                            make_sms_sender(settings.sms_provider), issuer, Passwords())
+    return ServiceApp(settings=base, engine=engine,
+                      registrations=[registration(user_pb2, user_pb2_grpc, "UserService", servicer)])
+
+
+def create_admin_command(base: ServiceSettings, args: argparse.Namespace) -> int:
+    if not args.phone or not args.password:
+        print("create-admin needs --phone and --password", file=sys.stderr)
+        return 2
+    try:
+        user = service.create_admin(UserUnitOfWork(make_engine(base.database_url), "user"), Passwords(),
+                                    phone=args.phone, password=args.password)
+    except DomainError as exc:
+        print(f"create-admin: {exc.message}", file=sys.stderr)
+        return 2
+    print(f"admin {mask_phone(user.phone)} (id {user.id}) is ready")
+    return 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--phone", help="create-admin: the admin's phone number")
+    parser.add_argument("--password", help="create-admin: the admin's password")
+
+
+if __name__ == "__main__":
+    sys.exit(main("user", build_app, MIGRATIONS, commands={"create-admin": create_admin_command},
+                  add_arguments=add_arguments))

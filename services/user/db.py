@@ -1,0 +1,111 @@
+"""User service tables, their mapping onto the domain classes, repositories and unit of work."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, ForeignKey, Index, Integer, MetaData, String, Table, func, select
+from sqlalchemy.orm import Session, registry
+
+from services.common.db import BigId, UTCDateTime
+from services.common.uow import UnitOfWork
+from services.user.domain import RefreshToken, SmsCode, User
+
+metadata = MetaData()
+
+users = Table(
+    "users", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("phone", String(20), nullable=False, unique=True),
+    Column("nickname", String(64), nullable=False, default=""),
+    Column("avatar_url", String(512), nullable=False, default=""),
+    Column("password_hash", String(255), nullable=True),
+    Column("roles", String(255), nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+sms_codes = Table(
+    "sms_codes", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("phone", String(20), nullable=False),
+    Column("purpose", String(16), nullable=False),
+    Column("code_hash", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("consumed_at", UTCDateTime, nullable=True),
+    Index("ix_sms_codes_phone_purpose_created", "phone", "purpose", "created_at"),
+)
+
+refresh_tokens = Table(
+    "refresh_tokens", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("user_id", BigId, ForeignKey("users.id"), nullable=False, index=True),
+    Column("family_id", String(36), nullable=False, index=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime, nullable=True),
+    Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+mapper_registry = registry()
+mapper_registry.map_imperatively(User, users)
+mapper_registry.map_imperatively(SmsCode, sms_codes)
+mapper_registry.map_imperatively(RefreshToken, refresh_tokens)
+
+
+class UserRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, user: User) -> None:
+        self.session.add(user)
+        self.session.flush()  # assigns the id the user-registered event needs
+
+    def by_phone(self, phone: str) -> User | None:
+        return self.session.execute(select(User).where(users.c.phone == phone)).scalar_one_or_none()
+
+    def count(self) -> int:
+        return self.session.execute(select(func.count()).select_from(users)).scalar_one()
+
+
+class SmsCodeRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, code: SmsCode) -> None:
+        self.session.add(code)
+
+    def latest(self, phone: str, purpose: str, *, lock: bool = False) -> SmsCode | None:
+        """The newest code for phone and purpose; `lock` serialises concurrent redemptions."""
+        query = (select(SmsCode).where(sms_codes.c.phone == phone, sms_codes.c.purpose == purpose)
+                 .order_by(sms_codes.c.created_at.desc(), sms_codes.c.id.desc()).limit(1))
+        if lock:
+            query = query.with_for_update()
+        return self.session.execute(query).scalar_one_or_none()
+
+    def sent_since(self, phone: str, since: datetime) -> int:
+        return self.session.execute(select(func.count()).select_from(sms_codes).where(
+            sms_codes.c.phone == phone, sms_codes.c.created_at >= since)).scalar_one()
+
+
+class RefreshTokenRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, token: RefreshToken) -> None:
+        self.session.add(token)
+
+
+class UserUnitOfWork(UnitOfWork):
+    users: UserRepository
+    sms_codes: SmsCodeRepository
+    refresh_tokens: RefreshTokenRepository
+
+    def __enter__(self) -> UserUnitOfWork:
+        super().__enter__()
+        self.users = UserRepository(self.session)
+        self.sms_codes = SmsCodeRepository(self.session)
+        self.refresh_tokens = RefreshTokenRepository(self.session)
+        return self

@@ -1,0 +1,124 @@
+"""User domain: accounts and SMS verification codes. Knows nothing of gRPC, SQL or Kafka."""
+
+from __future__ import annotations
+
+import hmac
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from services.common.errors import InvalidInput, RateLimited
+
+PHONE_PATTERN = re.compile(r"1[3-9]\d{9}")
+SMS_PURPOSES = frozenset({"login", "reset", "bind", "signup"})
+SMS_CODE_TTL = timedelta(minutes=5)
+SMS_RESEND_AFTER = timedelta(seconds=60)
+SMS_MAX_ATTEMPTS = 5
+SMS_DAILY_LIMIT_PER_PHONE = 10
+PASSWORD_MIN, PASSWORD_MAX = 8, 128
+
+
+def validate_phone(phone: str) -> str:
+    """A mainland China mobile number, 11 digits starting 13-19."""
+    if not PHONE_PATTERN.fullmatch(phone or ""):
+        raise InvalidInput("PHONE_INVALID", "phone must be an 11-digit mainland mobile number",
+                           details={"phone": "invalid"})
+    return phone
+
+
+def validate_password(password: str) -> str:
+    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX or password.isdigit() or password.isalpha():
+        raise InvalidInput("PASSWORD_TOO_WEAK",
+                           f"password must be {PASSWORD_MIN}-{PASSWORD_MAX} characters with letters and digits",
+                           details={"password": "too weak"})
+    return password
+
+
+@dataclass(eq=False)
+class User:
+    """A shopper or staff account, identified by its phone number."""
+
+    phone: str
+    created_at: datetime
+    nickname: str = ""
+    avatar_url: str = ""
+    password_hash: str | None = None
+    roles: str = ""  # comma-separated: "", "admin", "operator,finance", ...
+    id: int | None = None
+
+    @property
+    def role_set(self) -> frozenset[str]:
+        return frozenset(r for r in self.roles.split(",") if r)
+
+    def grant(self, role: str) -> None:
+        self.roles = ",".join(sorted(self.role_set | {role}))
+
+    @classmethod
+    def register(cls, phone: str, now: datetime) -> User:
+        """A new shopper; the nickname defaults to one that does not reveal the number."""
+        return cls(phone=validate_phone(phone), created_at=now, nickname=f"用户{phone[-4:]}")
+
+
+@dataclass(eq=False)
+class SmsCode:
+    """One code sent to a phone for one purpose; single use, short-lived, few tries."""
+
+    phone: str
+    purpose: str
+    code_hash: str
+    created_at: datetime
+    expires_at: datetime
+    attempts: int = 0
+    consumed_at: datetime | None = None
+    id: int | None = None
+
+    @classmethod
+    def issue(cls, *, phone: str, purpose: str, code_hash: str, now: datetime,
+              previous: SmsCode | None, sent_today: int) -> SmsCode:
+        """A new code, unless the phone asked too recently or too often today."""
+        if purpose not in SMS_PURPOSES:
+            raise InvalidInput("SMS_PURPOSE_INVALID", f"purpose must be one of {', '.join(sorted(SMS_PURPOSES))}",
+                               details={"purpose": "invalid"})
+        if previous is not None and now < previous.created_at + SMS_RESEND_AFTER:
+            wait = int((previous.created_at + SMS_RESEND_AFTER - now).total_seconds()) + 1
+            raise RateLimited("SMS_RESEND_TOO_SOON", f"wait {wait}s before asking for another code",
+                              details={"retry_after": wait})
+        if sent_today >= SMS_DAILY_LIMIT_PER_PHONE:
+            raise RateLimited("SMS_DAILY_LIMIT", "too many codes for this phone today; try tomorrow",
+                              details={"retry_after": 3600})
+        return cls(phone=phone, purpose=purpose, code_hash=code_hash, created_at=now,
+                   expires_at=now + SMS_CODE_TTL)
+
+    def redeem(self, code_hash: str, now: datetime) -> None:
+        """Use the code. Every try counts, right or wrong; the caller must persist the attempt."""
+        if self.consumed_at is not None or now >= self.expires_at:
+            raise InvalidInput("SMS_CODE_EXPIRED", "the code has expired or was used; ask for a new one")
+        if self.attempts >= SMS_MAX_ATTEMPTS:
+            raise RateLimited("SMS_CODE_LOCKED", "too many wrong tries; ask for a new code")
+        self.attempts += 1
+        if not hmac.compare_digest(self.code_hash, code_hash):
+            raise InvalidInput("SMS_CODE_INVALID", "the code is wrong", details={"code": "wrong"})
+        self.consumed_at = now
+
+
+@dataclass(eq=False)
+class RefreshToken:
+    """A refresh token (stored as a hash) in a rotation family started by one login."""
+
+    user_id: int
+    family_id: str
+    token_hash: str
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None
+    revoked_at: datetime | None = None
+    id: int | None = None
+
+
+@dataclass
+class LoginResult:
+    user: User
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    is_new_user: bool = False

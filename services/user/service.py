@@ -1,0 +1,123 @@
+"""User use cases: each opens the unit of work, works on the domain, commits."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from mall.events.v1.user_events_pb2 import UserRegistered
+
+from services.common.db import utcnow
+from services.common.events import timestamp
+from services.common.errors import DomainError, InvalidInput, Unauthenticated
+from services.user.db import UserUnitOfWork
+from services.user.domain import (SMS_CODE_TTL, SMS_RESEND_AFTER, LoginResult, RefreshToken, SmsCode, User,
+                                  validate_password, validate_phone)
+from services.user.passwords import Passwords
+from services.user.sms import SmsSender
+from services.user.tokens import TokenIssuer, token_hash
+
+CODE_PATTERN = re.compile(r"\d{6}")
+
+
+@dataclass(frozen=True)
+class SentCode:
+    expires_in: int
+    resend_after: int
+    dev_code: str  # "" unless the SMS provider is the dev console
+
+
+def send_sms_code(uow: UserUnitOfWork, sms: SmsSender, issuer: TokenIssuer, *, phone: str, purpose: str,
+                  now: datetime | None = None) -> SentCode:
+    """Issue a 6-digit code for `purpose` and send it; at most one a minute and ten a day per phone."""
+    now = now or utcnow()
+    phone = validate_phone(phone)
+    code = f"{secrets.randbelow(10**6):06d}"
+    with uow:
+        new_code = SmsCode.issue(phone=phone, purpose=purpose, code_hash=issuer.sms_code_hash(phone, code), now=now,
+                                 previous=uow.sms_codes.latest(phone, purpose),
+                                 sent_today=uow.sms_codes.sent_since(phone, now - timedelta(days=1)))
+        uow.sms_codes.add(new_code)
+        sms.send_code(phone, code, purpose)  # before commit: a code that was never sent is never stored
+        uow.commit()
+    return SentCode(expires_in=int(SMS_CODE_TTL.total_seconds()),
+                    resend_after=int(SMS_RESEND_AFTER.total_seconds()),
+                    dev_code=code if sms.reveals_code else "")
+
+
+def login_with_sms(uow: UserUnitOfWork, issuer: TokenIssuer, *, phone: str, code: str,
+                   now: datetime | None = None) -> LoginResult:
+    """Redeem a login code; the first login registers the shopper and emits user-registered."""
+    now = now or utcnow()
+    phone = validate_phone(phone)
+    if not CODE_PATTERN.fullmatch(code or ""):
+        raise InvalidInput("SMS_CODE_INVALID", "the code must be 6 digits", details={"code": "invalid"})
+    with uow:
+        sms_code = uow.sms_codes.latest(phone, "login", lock=True)
+        if sms_code is None:
+            raise InvalidInput("SMS_CODE_INVALID", "no code was sent to this phone; ask for one first")
+        try:
+            sms_code.redeem(issuer.sms_code_hash(phone, code), now)
+        except DomainError:
+            uow.commit()  # the failed try counts against the code
+            raise
+        user = uow.users.by_phone(phone)
+        is_new_user = user is None
+        if user is None:
+            user = User.register(phone, now)
+            uow.users.add(user)
+            assert user.id is not None
+            uow.publish("user-registered", str(user.id),
+                        UserRegistered(user_id=user.id, channel="sms", registered_at=timestamp(now)))
+        result = _start_session(uow, issuer, user, now, is_new_user=is_new_user)
+        uow.commit()
+    return result
+
+
+def login_with_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Passwords, *, phone: str,
+                        password: str, now: datetime | None = None) -> LoginResult:
+    """Log in with phone and password; one answer for unknown phone and wrong password."""
+    now = now or utcnow()
+    phone = validate_phone(phone)
+    with uow:
+        user = uow.users.by_phone(phone)
+        if not passwords.verify(user.password_hash if user else None, password) or user is None:
+            raise Unauthenticated("INVALID_CREDENTIALS", "phone or password is wrong")
+        assert user.password_hash is not None
+        if passwords.needs_rehash(user.password_hash):
+            user.password_hash = passwords.hash(password)
+        result = _start_session(uow, issuer, user, now, is_new_user=False)
+        uow.commit()
+    return result
+
+
+def create_admin(uow: UserUnitOfWork, passwords: Passwords, *, phone: str, password: str,
+                 now: datetime | None = None) -> User:
+    """Create a staff account with the admin role, or grant it (and set the password) to an existing one."""
+    now = now or utcnow()
+    phone = validate_phone(phone)
+    validate_password(password)
+    with uow:
+        user = uow.users.by_phone(phone)
+        if user is None:
+            user = User(phone=phone, created_at=now, nickname="管理员")
+            uow.users.add(user)
+        user.grant("admin")
+        user.password_hash = passwords.hash(password)
+        uow.commit()
+    return user
+
+
+def _start_session(uow: UserUnitOfWork, issuer: TokenIssuer, user: User, now: datetime, *,
+                   is_new_user: bool) -> LoginResult:
+    """A new refresh-token family and a fresh access token for `user`."""
+    assert user.id is not None
+    refresh = issuer.refresh_token()
+    uow.refresh_tokens.add(RefreshToken(user_id=user.id, family_id=str(uuid.uuid4()), token_hash=token_hash(refresh),
+                                        created_at=now, expires_at=now + issuer.refresh_ttl))
+    return LoginResult(user=user, access_token=issuer.access_token(user, now), refresh_token=refresh,
+                       expires_in=int(issuer.access_ttl.total_seconds()), is_new_user=is_new_user)
+

@@ -1,0 +1,201 @@
+"""`make run`: the whole platform on embedded defaults as one supervised process group.
+
+Starts the dev broker (unless KAFKA_BOOTSTRAP_SERVERS names one), migrates the five service
+databases, seeds the admin account, starts the five services and the gateway (gunicorn), prints
+where to go, and on Ctrl-C / SIGTERM (`make stop`) stops everything it started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from services.common.config import SERVICES
+from services.common.devbroker import DevBroker, create_topics
+from services.common.events import TOPICS
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+COLORS = ["36", "32", "33", "35", "34", "31", "96"]
+
+
+def ensure_keys(var: Path) -> tuple[Path, Path]:
+    """A dev Ed25519 signing key pair under var/keys (generated once, never committed)."""
+    keys = var / "keys"
+    private, public = keys / "jwt-private.pem", keys / "jwt-public.pem"
+    if not private.exists():
+        keys.mkdir(parents=True, exist_ok=True)
+        key = Ed25519PrivateKey.generate()
+        private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                              serialization.NoEncryption()))
+        private.chmod(0o600)
+        public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                          serialization.PublicFormat.SubjectPublicKeyInfo))
+    return private, public
+
+
+def admin_credentials(var: Path, env: dict[str, str]) -> tuple[str, str]:
+    """DEV_ADMIN_PHONE / DEV_ADMIN_PASSWORD, else a password generated once and kept in var/dev-admin.json."""
+    phone = env.get("DEV_ADMIN_PHONE", "13800000000")
+    if env.get("DEV_ADMIN_PASSWORD"):
+        return phone, env["DEV_ADMIN_PASSWORD"]
+    stored = var / "dev-admin.json"
+    if stored.exists():
+        saved = json.loads(stored.read_text())
+        if saved["phone"] == phone:
+            return phone, saved["password"]
+    password = f"mm{secrets.token_urlsafe(9)}{secrets.randbelow(90) + 10}"  # letters and digits
+    stored.write_text(json.dumps({"phone": phone, "password": password}))
+    stored.chmod(0o600)
+    return phone, password
+
+
+def platform_env(var: Path) -> dict[str, str]:
+    """The environment every child gets: the caller's, completed with the embedded defaults."""
+    env = dict(os.environ)
+    private, public = ensure_keys(var)
+    env.setdefault("JWT_PRIVATE_KEY_FILE", str(private))
+    env.setdefault("JWT_PUBLIC_KEY_FILE", str(public))
+    env.setdefault("SMS_PROVIDER", "console")
+    env.setdefault("KAFKA_MAX_POLL_INTERVAL_MS", "2000")
+    env.setdefault("GATEWAY_BIND", "127.0.0.1:8080")
+    for service in SERVICES:
+        env.setdefault(f"{service.upper()}_DATABASE_URL", f"sqlite:///{var / service}.db")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class Supervisor:
+    """Starts children in their own sessions, prefixes their output, and stops them all together."""
+
+    def __init__(self, env: dict[str, str], raw_logs: bool) -> None:
+        self.env = env
+        self.raw_logs = raw_logs
+        self.children: list[tuple[str, subprocess.Popen[str]]] = []
+        self.stopping = threading.Event()
+        self.print_lock = threading.Lock()
+
+    def say(self, name: str, line: str) -> None:
+        color = COLORS[hash(name) % len(COLORS)]
+        with self.print_lock:
+            print(f"\033[{color}m{name:>9} |\033[0m {line}", flush=True)
+
+    def run_once(self, name: str, args: list[str]) -> None:
+        result = subprocess.run(args, env=self.env, cwd=ROOT, capture_output=True, text=True)
+        if result.returncode != 0:
+            for line in (result.stdout + result.stderr).splitlines():
+                self.say(name, line)
+            raise SystemExit(f"{name} failed with exit code {result.returncode}")
+
+    def start(self, name: str, args: list[str]) -> None:
+        process = subprocess.Popen(args, env=self.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True, start_new_session=True)
+        self.children.append((name, process))
+        threading.Thread(target=self._pump, args=(name, process), daemon=True).start()
+
+    def _pump(self, name: str, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            self.say(name, self._readable(line.rstrip()))
+        if not self.stopping.is_set():
+            self.say(name, f"exited with code {process.wait()}; stopping the platform")
+            self.stopping.set()
+
+    def _readable(self, line: str) -> str:
+        if self.raw_logs or not line.startswith("{"):
+            return line
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            return line
+        rid = f" [{entry['request_id']}]" if entry.get("request_id") else ""
+        text = f"{entry.get('ts', '')[11:19]} {entry.get('level', ''):<7} {entry.get('msg', '')}{rid}"
+        return text + ("\n" + entry["exc"] if entry.get("exc") else "")
+
+    def stop_all(self) -> None:
+        self.stopping.set()
+        for name, process in reversed(self.children):  # gateway first, broker last
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for name, process in reversed(self.children):
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.say(name, "did not stop in time; killing")
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def wait_ready(url: str, supervisor: Supervisor, timeout_seconds: float = 90) -> None:
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline and not supervisor.stopping.is_set():
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"the platform did not become ready ({url})")
+
+
+def main() -> int:
+    var = Path(os.environ.get("MINIMALL_VAR", ROOT / "var")).resolve()
+    var.mkdir(parents=True, exist_ok=True)
+    env = platform_env(var)
+    supervisor = Supervisor(env, raw_logs=env.get("DEVRUN_RAW_LOGS") == "1")
+    pid_file = var / "devrun.pid"
+    pid_file.write_text(str(os.getpid()))
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: supervisor.stopping.set())
+    broker = None
+    try:
+        if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
+            broker = DevBroker(int(env.get("DEV_BROKER_PORT", "9092"))).start()
+            env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
+            supervisor.say("broker", f"tansu (memory-only) listening on {broker.bootstrap_servers}")
+        create_topics(env["KAFKA_BOOTSTRAP_SERVERS"], [env.get("KAFKA_TOPIC_PREFIX", "") + t for t in TOPICS])
+        for service in SERVICES:
+            supervisor.run_once(service, [PYTHON, "-m", f"services.{service}", "migrate"])
+        phone, password = admin_credentials(var, env)
+        supervisor.run_once("seed", [PYTHON, "-m", "services.user", "create-admin", "--phone", phone,
+                                     "--password", password])
+        for service in SERVICES:
+            supervisor.start(service, [PYTHON, "-m", f"services.{service}"])
+        supervisor.start("gateway", [PYTHON, "-m", "gunicorn", "-c", "gateway/gunicorn.conf.py", "gateway.wsgi:app"])
+        base = f"http://{env['GATEWAY_BIND']}"
+        wait_ready(f"{base}/readyz", supervisor)
+        supervisor.say("devrun", "\n".join([
+            "MiniMall is up.",
+            f"  gateway     {base}/api/v1",
+            f"  API docs    {base}/docs   (OpenAPI: {base}/openapi.json)",
+            f"  readiness   {base}/readyz   metrics: {base}/metrics",
+            f"  admin login phone {phone}  password {password}   (POST /api/v1/auth/login/password)",
+            f"  broker      {env['KAFKA_BOOTSTRAP_SERVERS']}   data: {var}",
+            "  stop with Ctrl-C or `make stop`",
+        ]))
+        supervisor.stopping.wait()
+        return 0
+    finally:
+        supervisor.say("devrun", "stopping...")
+        supervisor.stop_all()
+        if broker is not None:
+            broker.stop()
+        pid_file.unlink(missing_ok=True)
+        supervisor.say("devrun", "stopped")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
