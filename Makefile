@@ -30,8 +30,10 @@ run: install
 stop:
 	@if [ -f var/devrun.pid ]; then kill -TERM $$(cat var/devrun.pid) && echo "stopping MiniMall"; else echo "MiniMall is not running"; fi
 
+# pytest exits 5 when it collected no test: for us that is a broken suite, never a pass.
 test: protos-check
-	$(PY) -m pytest tests
+	@$(PY) -m pytest tests; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests"; fi; exit $$status
 
 test-unit: install
 	$(PY) -m pytest tests/unit

@@ -1,0 +1,8 @@
+"""Fixtures shared by every suite live in tests/fixtures/ and are registered here."""
+
+pytest_plugins = [
+    "tests.fixtures.keys",
+    "tests.fixtures.postgres",
+    "tests.fixtures.kafka",
+    "tests.fixtures.platform",
+]

@@ -1,0 +1,154 @@
+"""The first slice through the whole platform: SMS login → user-registered → analytics → admin overview."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+import requests
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from sqlalchemy import create_engine, text
+
+from services.common.auth import AUDIENCE, ISSUER
+from tests.fixtures.platform import Platform
+
+pytestmark = pytest.mark.e2e
+
+OVERVIEW = "/admin/analytics/overview"
+
+
+def sms_login(platform: Platform, phone: str) -> dict:
+    sent = requests.post(f"{platform.api}/auth/sms-codes", json={"phone": phone, "purpose": "login"}, timeout=10)
+    assert sent.status_code == 202, sent.text
+    reply = requests.post(f"{platform.api}/auth/login/sms", json={"phone": phone, "code": sent.json()["dev_code"]},
+                          timeout=10)
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
+@pytest.fixture(scope="module")
+def admin_token(platform: Platform) -> str:
+    reply = requests.post(f"{platform.api}/auth/login/password",
+                          json={"phone": platform.admin_phone, "password": platform.admin_password}, timeout=10)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["user"]["roles"] == ["admin"]
+    return reply.json()["access_token"]
+
+
+def new_users_today(platform: Platform, token: str) -> int:
+    reply = requests.get(f"{platform.api}{OVERVIEW}", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert reply.status_code == 200, reply.text
+    today = datetime.now(UTC).date().isoformat()
+    return next(d["new_users"] for d in reply.json()["days"] if d["date"] == today)
+
+
+def wait_for(condition, timeout_seconds: float = 60):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_seconds
+    while not (result := condition()):
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.2)
+    return result
+
+
+def users_with_phone(platform: Platform, phone: str) -> int:
+    engine = create_engine(platform.database_urls["user"])
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT count(*) FROM users WHERE phone = :p"), {"p": phone}).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def test_sms_login_registers_a_shopper_whom_the_admin_overview_counts(platform: Platform, admin_token: str) -> None:
+    before = new_users_today(platform, admin_token)
+
+    session = sms_login(platform, "13900000001")
+
+    assert session["is_new_user"] is True
+    assert session["user"]["phone"] == "139****0001"
+    assert session["expires_in"] == 900
+    assert wait_for(lambda: new_users_today(platform, admin_token) == before + 1)
+
+
+def test_asking_for_a_second_code_at_once_gets_429_with_retry_after(platform: Platform) -> None:
+    body = {"phone": "13900000002", "purpose": "login"}
+    first = requests.post(f"{platform.api}/auth/sms-codes", json=body, timeout=10)
+
+    second = requests.post(f"{platform.api}/auth/sms-codes", json=body, timeout=10)
+
+    assert first.status_code == 202
+    assert second.status_code == 429
+    assert second.json()["error"]["code"] == "SMS_RESEND_TOO_SOON"
+    assert 0 < int(second.headers["Retry-After"]) <= 60
+
+
+def test_a_shopper_token_gets_403_on_admin_routes(platform: Platform) -> None:
+    shopper = sms_login(platform, "13900000004")["access_token"]
+
+    reply = requests.get(f"{platform.api}{OVERVIEW}", headers={"Authorization": f"Bearer {shopper}"}, timeout=10)
+
+    assert reply.status_code == 403
+    assert reply.json()["error"]["code"] == "FORBIDDEN"
+
+
+def _b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def _claims(**overrides: object) -> dict:
+    now = datetime.now(UTC)
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "1", "jti": "x", "roles": ["admin"],
+              "iat": int(now.timestamp()), "exp": int((now + timedelta(minutes=5)).timestamp())}
+    return {**claims, **overrides}
+
+
+def bad_tokens(platform: Platform, admin_token: str) -> dict[str, str]:
+    key = load_pem_private_key(platform.jwt_private_pem, password=None)
+    header, payload, signature = admin_token.split(".")
+    past = datetime.now(UTC) - timedelta(hours=1)
+    return {
+        "tampered": f"{header}.{_b64(_claims(sub='2'))}.{signature}",
+        "expired": jwt.encode(_claims(iat=int(past.timestamp()), exp=int((past + timedelta(minutes=15)).timestamp())),
+                              key, algorithm="EdDSA"),
+        "alg none": f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(_claims())}.",
+    }
+
+
+@pytest.mark.parametrize("kind, code", [("tampered", "TOKEN_INVALID"), ("expired", "TOKEN_EXPIRED"),
+                                        ("alg none", "TOKEN_INVALID")])
+def test_tampered_expired_and_unsigned_tokens_get_401(platform: Platform, admin_token: str, kind: str,
+                                                      code: str) -> None:
+    token = bad_tokens(platform, admin_token)[kind]
+
+    reply = requests.get(f"{platform.api}{OVERVIEW}", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+    assert reply.status_code == 401
+    assert reply.json()["error"]["code"] == code
+    assert reply.json()["error"]["request_id"] == reply.headers["X-Request-ID"]
+
+
+def test_a_wrong_sms_code_is_refused_and_creates_no_user(platform: Platform) -> None:
+    phone = "13900000005"
+    sent = requests.post(f"{platform.api}/auth/sms-codes", json={"phone": phone, "purpose": "login"}, timeout=10)
+    wrong = f"{(int(sent.json()['dev_code']) + 1) % 1_000_000:06d}"
+
+    reply = requests.post(f"{platform.api}/auth/login/sms", json={"phone": phone, "code": wrong}, timeout=10)
+
+    assert reply.status_code == 400
+    assert reply.json()["error"]["code"] == "SMS_CODE_INVALID"
+    assert users_with_phone(platform, phone) == 0
+
+
+def test_the_platform_serves_docs_openapi_metrics_and_readiness(platform: Platform) -> None:
+    spec = requests.get(f"{platform.base_url}/openapi.json", timeout=10).json()
+    ready = requests.get(f"{platform.base_url}/readyz", timeout=10)
+    metrics = requests.get(f"{platform.base_url}/metrics", timeout=10).text
+
+    assert {"/api/v1/auth/sms-codes", "/api/v1/auth/login/sms", "/api/v1/admin/analytics/overview"} <= set(spec["paths"])
+    assert ready.json()["services"] == dict.fromkeys(["user", "product", "order", "member", "analytics"], "SERVING")
+    assert "mall_http_requests_total" in metrics
+    assert requests.get(f"{platform.base_url}/docs", timeout=10).status_code == 200

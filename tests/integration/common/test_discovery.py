@@ -1,0 +1,133 @@
+"""The Consul adapter against an in-process HTTP server that speaks the Consul agent/health API.
+
+No real Consul runs on these machines: this checks the requests py-consul makes for us and how we
+read the answers (README.md, "Service discovery", says what was and was not run).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from services.common.config import Env
+from services.common.discovery import Discovery
+
+pytestmark = pytest.mark.integration
+
+
+class FakeConsul(ThreadingHTTPServer):
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), ConsulHandler)
+        self.services: dict[str, dict] = {}  # service id -> registration body
+        self.passing: set[str] = set()       # service ids whose checks pass
+        self.requests: list[tuple[str, str]] = []
+
+
+def _lower_keys(value: object) -> object:
+    if isinstance(value, dict):
+        return {k.lower(): _lower_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_lower_keys(v) for v in value]
+    return value
+
+
+class ConsulHandler(BaseHTTPRequestHandler):
+    server: FakeConsul
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _reply(self, body: object) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("X-Consul-Index", "42")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_PUT(self) -> None:  # noqa: N802 (http.server's naming)
+        path = urlsplit(self.path).path
+        self.server.requests.append(("PUT", self.path))
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if path == "/v1/agent/service/register":
+            # Consul decodes these fields case-insensitively (Go's encoding/json); so does the fake.
+            registration = _lower_keys(json.loads(body))
+            self.server.services[registration["id"]] = registration
+        elif path.startswith("/v1/agent/service/deregister/"):
+            self.server.services.pop(path.rsplit("/", 1)[-1], None)
+        self._reply(None)
+
+    def do_GET(self) -> None:  # noqa: N802
+        parts = urlsplit(self.path)
+        self.server.requests.append(("GET", self.path))
+        name = parts.path.rsplit("/", 1)[-1]
+        passing_only = "passing" in parse_qs(parts.query, keep_blank_values=True)
+        self._reply([
+            {"Node": {"Address": "10.0.0.9"}, "Service": {"ID": sid, "Address": reg["address"], "Port": reg["port"]}}
+            for sid, reg in self.server.services.items()
+            if reg["name"] == name and (not passing_only or sid in self.server.passing)
+        ])
+
+
+@pytest.fixture
+def consul() -> Iterator[FakeConsul]:
+    server = FakeConsul()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_without_consul_the_static_address_is_used() -> None:
+    discovery = Discovery(None, Env({"ORDER_GRPC_TARGET": "order.mall.svc:50053"}))
+
+    assert discovery.target("order") == "order.mall.svc:50053"
+    assert discovery.target("user") == "127.0.0.1:50051"
+    assert discovery.register("order", "10.1.2.3", 50053) is None
+
+
+def test_registration_sends_a_grpc_health_check(consul: FakeConsul) -> None:
+    discovery = Discovery(f"http://127.0.0.1:{consul.server_port}")
+
+    service_id = discovery.register("order", "10.1.2.3", 50053)
+
+    registration = consul.services[service_id]
+    assert (registration["name"], registration["address"], registration["port"]) == ("order", "10.1.2.3", 50053)
+    assert registration["checks"] == [{"grpc": "10.1.2.3:50053", "interval": "10s",
+                                       "deregistercriticalserviceafter": "1m"}]
+
+
+def test_discovery_returns_only_passing_instances(consul: FakeConsul) -> None:
+    discovery = Discovery(f"127.0.0.1:{consul.server_port}")
+    healthy = discovery.register("user", "10.1.2.3", 50051)
+    discovery.register("user", "10.1.2.4", 50051)
+    consul.passing.add(healthy)
+
+    targets = {discovery.target("user") for _ in range(10)}
+
+    assert targets == {"10.1.2.3:50051"}
+
+
+def test_no_passing_instance_is_a_lookup_error(consul: FakeConsul) -> None:
+    discovery = Discovery(f"127.0.0.1:{consul.server_port}")
+    discovery.register("user", "10.1.2.3", 50051)
+
+    with pytest.raises(LookupError, match="no healthy user instance"):
+        discovery.target("user")
+
+
+def test_deregistration_removes_the_instance(consul: FakeConsul) -> None:
+    discovery = Discovery(f"127.0.0.1:{consul.server_port}")
+    service_id = discovery.register("user", "10.1.2.3", 50051)
+
+    discovery.deregister(service_id)
+
+    assert consul.services == {}
+    assert ("PUT", f"/v1/agent/service/deregister/{service_id}") in consul.requests

@@ -1,0 +1,180 @@
+"""User use cases on PostgreSQL: codes, first-login registration with its event, password login, races."""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from mall.events.v1.envelope_pb2 import EventEnvelope
+from mall.events.v1.user_events_pb2 import UserRegistered
+from sqlalchemy import Engine, func, select
+
+from services.common.errors import DomainError, InvalidInput, RateLimited, Unauthenticated
+from services.common.outbox import outbox
+from services.user import service
+from services.user.db import UserUnitOfWork, refresh_tokens, users
+from services.user.passwords import Passwords
+from services.user.sms import ConsoleSms
+from services.user.tokens import TokenIssuer
+from tests.fixtures.keys import JwtKeys
+
+pytestmark = pytest.mark.integration
+
+PHONE = "13912345678"
+T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def engine(service_engine: Callable[[str], Engine]) -> Engine:
+    return service_engine("user")
+
+
+@pytest.fixture
+def uow(engine: Engine) -> Callable[[], UserUnitOfWork]:
+    return functools.partial(UserUnitOfWork, engine, "user")
+
+
+@pytest.fixture
+def issuer(jwt_keys: JwtKeys) -> TokenIssuer:
+    return TokenIssuer(jwt_keys.private_pem, access_ttl_seconds=900, refresh_ttl_seconds=86400)
+
+
+def count(engine: Engine, table) -> int:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+def send(uow: Callable[[], UserUnitOfWork], issuer: TokenIssuer, now: datetime = T0, phone: str = PHONE) -> str:
+    return service.send_sms_code(uow(), ConsoleSms(), issuer, phone=phone, purpose="login", now=now).dev_code
+
+
+def test_first_sms_login_registers_the_user_and_writes_user_registered_in_the_same_transaction(
+        engine: Engine, uow: Callable[[], UserUnitOfWork], issuer: TokenIssuer) -> None:
+    code = send(uow, issuer)
+
+    result = service.login_with_sms(uow(), issuer, phone=PHONE, code=code, now=T0 + timedelta(seconds=30))
+
+    assert result.is_new_user is True
+    assert count(engine, users) == 1
+    with engine.connect() as conn:
+        row = conn.execute(select(outbox)).one()
+    envelope = EventEnvelope.FromString(row.envelope)
+    payload = UserRegistered.FromString(envelope.payload)
+    assert (row.event_type, row.aggregate_id, row.published_at) == ("user-registered", str(result.user.id), None)
+    assert (payload.user_id, payload.channel) == (result.user.id, "sms")
+    assert payload.registered_at.ToDatetime(tzinfo=UTC) == T0 + timedelta(seconds=30)
+    assert count(engine, refresh_tokens) == 1
+
+
+def test_second_login_finds_the_same_user_and_emits_nothing(
+        engine: Engine, uow: Callable[[], UserUnitOfWork], issuer: TokenIssuer) -> None:
+    first = service.login_with_sms(uow(), issuer, phone=PHONE, code=send(uow, issuer), now=T0)
+    later = T0 + timedelta(minutes=2)
+
+    second = service.login_with_sms(uow(), issuer, phone=PHONE, code=send(uow, issuer, later), now=later)
+
+    assert (second.is_new_user, second.user.id) == (False, first.user.id)
+    assert count(engine, users) == 1
+    assert count(engine, outbox) == 1
+
+
+def test_wrong_code_creates_no_user_and_counts_the_attempt(
+        engine: Engine, uow: Callable[[], UserUnitOfWork], issuer: TokenIssuer) -> None:
+    code = send(uow, issuer)
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+
+    with pytest.raises(InvalidInput) as raised:
+        service.login_with_sms(uow(), issuer, phone=PHONE, code=wrong, now=T0)
+
+    assert raised.value.code == "SMS_CODE_INVALID"
+    assert count(engine, users) == 0
+    assert count(engine, outbox) == 0
+    with uow() as check:
+        assert check.sms_codes.latest(PHONE, "login").attempts == 1
+
+
+def test_five_wrong_tries_lock_the_code_even_for_the_right_one(
+        uow: Callable[[], UserUnitOfWork], issuer: TokenIssuer) -> None:
+    code = send(uow, issuer)
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    for _ in range(5):
+        with pytest.raises(InvalidInput):
+            service.login_with_sms(uow(), issuer, phone=PHONE, code=wrong, now=T0)
+
+    with pytest.raises(RateLimited) as raised:
+        service.login_with_sms(uow(), issuer, phone=PHONE, code=code, now=T0)
+
+    assert raised.value.code == "SMS_CODE_LOCKED"
+
+
+def test_asking_again_within_a_minute_is_refused_with_the_wait(
+        uow: Callable[[], UserUnitOfWork], issuer: TokenIssuer) -> None:
+    send(uow, issuer)
+
+    with pytest.raises(RateLimited) as raised:
+        send(uow, issuer, T0 + timedelta(seconds=20))
+
+    assert raised.value.code == "SMS_RESEND_TOO_SOON"
+    assert raised.value.details == {"retry_after": 41}
+
+
+def test_concurrent_logins_with_one_code_let_exactly_one_through(
+        engine: Engine, uow: Callable[[], UserUnitOfWork], issuer: TokenIssuer) -> None:
+    code = send(uow, issuer)
+    barrier = threading.Barrier(6)
+    outcomes: list[str] = []
+
+    def attempt() -> None:
+        barrier.wait()
+        try:
+            service.login_with_sms(uow(), issuer, phone=PHONE, code=code, now=T0 + timedelta(seconds=5))
+            outcomes.append("ok")
+        except DomainError as exc:
+            outcomes.append(exc.code)
+
+    threads = [threading.Thread(target=attempt) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(outcomes) == ["SMS_CODE_EXPIRED"] * 5 + ["ok"]
+    assert count(engine, users) == 1
+    assert count(engine, outbox) == 1
+
+
+def test_admin_logs_in_with_password_and_gets_the_admin_role(
+        uow: Callable[[], UserUnitOfWork], issuer: TokenIssuer) -> None:
+    passwords = Passwords()
+    service.create_admin(uow(), passwords, phone="13800000000", password="s3cret-pass")
+
+    result = service.login_with_password(uow(), issuer, passwords, phone="13800000000", password="s3cret-pass")
+
+    assert result.user.role_set == {"admin"}
+
+
+@pytest.mark.parametrize("phone, password", [("13800000000", "wrong-pass-1"), ("13700000000", "s3cret-pass")])
+def test_wrong_password_and_unknown_phone_get_the_same_answer(
+        uow: Callable[[], UserUnitOfWork], issuer: TokenIssuer, phone: str, password: str) -> None:
+    passwords = Passwords()
+    service.create_admin(uow(), passwords, phone="13800000000", password="s3cret-pass")
+
+    with pytest.raises(Unauthenticated) as raised:
+        service.login_with_password(uow(), issuer, passwords, phone=phone, password=password)
+
+    assert (raised.value.code, raised.value.message) == ("INVALID_CREDENTIALS", "phone or password is wrong")
+
+
+def test_create_admin_twice_keeps_one_account_and_updates_the_password(
+        engine: Engine, uow: Callable[[], UserUnitOfWork], issuer: TokenIssuer) -> None:
+    passwords = Passwords()
+    service.create_admin(uow(), passwords, phone="13800000000", password="first-pass-1")
+    service.create_admin(uow(), passwords, phone="13800000000", password="second-pass-2")
+
+    result = service.login_with_password(uow(), issuer, passwords, phone="13800000000", password="second-pass-2")
+
+    assert count(engine, users) == 1
+    assert result.user.role_set == {"admin"}
