@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
-SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 
 .PHONY: install protos protos-check run stop test test-unit test-integration test-e2e bench clean
 
@@ -14,7 +13,8 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.lock
 	# The repo root (services/, gateway/) and gen/ (generated protobuf code) go on the venv's path.
-	printf '%s\n%s\n' "$(CURDIR)" "$(CURDIR)/gen" > "$(SITE)/minimall.pth"
+	printf '%s\n%s\n' "$(CURDIR)" "$(CURDIR)/gen" \
+	  > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/minimall.pth"
 	test -d gen/mall || $(PY) tools/gen_protos.py
 	rm -f $(VENV)/.installed-* && touch $@
 
