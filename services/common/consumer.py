@@ -63,20 +63,29 @@ class EventConsumer:
         self.close()
 
     def poll_once(self, timeout_ms: int = 500) -> int:
-        """Handle what one poll returns; returns how many records were handled (applied or skipped)."""
+        """Handle what one poll returns; returns how many records were handled (applied or skipped).
+
+        Offsets are committed once per partition batch, after the records' own transactions: a
+        crash in between only redelivers records whose effects processed_events already holds.
+        """
         consumer = self._get_consumer()
         handled = 0
         for partition, records in consumer.poll(timeout_ms=timeout_ms).items():
-            for record in records:
-                try:
-                    self.handle(record)
-                except Exception:
-                    CONSUMER_FAILURES.labels(self.name, record.topic).inc()
-                    # Rewind so the next poll redelivers this record and everything after it.
-                    consumer.seek(partition, record.offset)
-                    raise
-                self._commit_offset(consumer, partition, record.offset + 1)
-                handled += 1
+            done = None
+            try:
+                for record in records:
+                    try:
+                        self.handle(record)
+                    except Exception:
+                        CONSUMER_FAILURES.labels(self.name, record.topic).inc()
+                        # Rewind so the next poll redelivers this record and everything after it.
+                        consumer.seek(partition, record.offset)
+                        raise
+                    done = record.offset
+                    handled += 1
+            finally:
+                if done is not None:
+                    self._commit_offset(consumer, partition, done + 1)
         return handled
 
     def handle(self, record: ConsumerRecord) -> bool:

@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 
 from services.common import errors
 from services.common.auth import TokenVerifier, bearer_token, caller_var
+from services.common.config import ServiceSettings
 from services.common.logs import request_id_var
 from services.common.metrics import RPC_HANDLED, RPC_LATENCY
 
@@ -81,12 +82,17 @@ class ContextInterceptor(grpc.ServerInterceptor):
             response_serializer=handler.response_serializer)
 
 
-def create_server(*, service: str, listen: str, verifier: TokenVerifier, registrations: Sequence[Registration],
-                  max_workers: int = 16) -> tuple[grpc.Server, int, health.HealthServicer]:
-    """Build (not start) a server bound to `listen` ("host:0" picks a free port); returns the port too."""
+def create_server(settings: ServiceSettings, registrations: Sequence[Registration], *,
+                  health_servicer: health.HealthServicer | None = None,
+                  max_workers: int = 16) -> tuple[grpc.Server, int]:
+    """Build (not start) the server of `settings.service` on `settings.grpc_listen` ("host:0" = any free port).
+
+    Returns the server and the bound port. Pass `health_servicer` to keep a handle on it (for
+    graceful shutdown); every registered service and "" report SERVING.
+    """
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers),
-                         interceptors=[ContextInterceptor(service, verifier)])
-    health_servicer = health.HealthServicer()
+                         interceptors=[ContextInterceptor(settings.service, TokenVerifier(settings.jwt_public_key_pem))])
+    health_servicer = health_servicer or health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
     for add, servicer, name in registrations:
@@ -95,7 +101,7 @@ def create_server(*, service: str, listen: str, verifier: TokenVerifier, registr
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection(names, server)
-    port = server.add_insecure_port(listen)
+    port = server.add_insecure_port(settings.grpc_listen)
     if port == 0:
-        raise RuntimeError(f"cannot bind gRPC server to {listen}")
-    return server, port, health_servicer
+        raise RuntimeError(f"cannot bind gRPC server to {settings.grpc_listen}")
+    return server, port

@@ -10,10 +10,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grpc_health.v1 import health
 from sqlalchemy import Engine
 
 from services.common import migrations
-from services.common.auth import TokenVerifier
 from services.common.config import ServiceSettings
 from services.common.consumer import EventConsumer
 from services.common.discovery import Discovery
@@ -50,15 +50,14 @@ def run_roles(app: ServiceApp, roles: Sequence[str], stop: threading.Event) -> N
     for thread in threads:
         thread.start()
     if "serve" in roles:
-        server, port, health = create_server(
-            service=settings.service, listen=settings.grpc_listen,
-            verifier=TokenVerifier(settings.jwt_public_key_pem), registrations=app.registrations)
+        health_servicer = health.HealthServicer()
+        server, port = create_server(settings, app.registrations, health_servicer=health_servicer)
         server.start()
         discovery = Discovery(settings.consul_http_addr)
         service_id = discovery.register(settings.service, settings.advertise_host, port)
         log.info("gRPC %s serving on port %d", settings.service, port)
         stop.wait()
-        health.enter_graceful_shutdown()  # every service reports NOT_SERVING while draining
+        health_servicer.enter_graceful_shutdown()  # every service reports NOT_SERVING while draining
         discovery.deregister(service_id)
         server.stop(grace=5).wait()
     else:

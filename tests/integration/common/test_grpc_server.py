@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from services.analytics.db import AnalyticsUnitOfWork, DailyStats
 from services.analytics.grpc_api import AnalyticsServicer
-from services.common.auth import TokenVerifier
+from services.common.config import ServiceSettings
 from services.common.errors import from_grpc
 from services.common.grpc_server import create_server, registration
 from services.common.metrics import RPC_HANDLED
@@ -37,9 +37,10 @@ def engine(service_engine: Callable[[str], Engine]) -> Engine:
 @pytest.fixture
 def channel(engine: Engine, jwt_keys: JwtKeys) -> Iterator[grpc.Channel]:
     servicer = AnalyticsServicer(functools.partial(AnalyticsUnitOfWork, engine, "analytics"))
-    server, port, _ = create_server(
-        service="analytics", listen="127.0.0.1:0", verifier=TokenVerifier(jwt_keys.public_pem),
-        registrations=[registration(analytics_pb2, analytics_pb2_grpc, "AnalyticsService", servicer)])
+    settings = ServiceSettings.from_env("analytics", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),
+                                                      "ANALYTICS_GRPC_LISTEN": "127.0.0.1:0"})
+    server, port = create_server(settings, [registration(analytics_pb2, analytics_pb2_grpc, "AnalyticsService",
+                                                         servicer)])
     server.start()
     with grpc.insecure_channel(f"127.0.0.1:{port}") as chan:
         yield chan

@@ -1,0 +1,42 @@
+# One image definition, one target per deployable:
+#   docker build --target user -t minimall/user .      (user, product, order, member, analytics, gateway)
+# Non-root, no build tools in the runtime image, config only from the environment.
+FROM python:3.11-slim AS base
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PYTHONPATH=/app:/app/gen PIP_NO_CACHE_DIR=1
+WORKDIR /app
+COPY requirements.lock .
+RUN pip install -r requirements.lock && useradd --uid 10001 --no-create-home mall
+COPY gen/ gen/
+COPY services/ services/
+COPY gateway/ gateway/
+USER 10001
+
+FROM base AS user
+ENV USER_GRPC_LISTEN=0.0.0.0:50051
+EXPOSE 50051 9101
+CMD ["python", "-m", "services.user"]
+
+FROM base AS product
+ENV PRODUCT_GRPC_LISTEN=0.0.0.0:50052
+EXPOSE 50052 9102
+CMD ["python", "-m", "services.product"]
+
+FROM base AS order
+ENV ORDER_GRPC_LISTEN=0.0.0.0:50053
+EXPOSE 50053 9103
+CMD ["python", "-m", "services.order"]
+
+FROM base AS member
+ENV MEMBER_GRPC_LISTEN=0.0.0.0:50054
+EXPOSE 50054 9104
+CMD ["python", "-m", "services.member"]
+
+FROM base AS analytics
+ENV ANALYTICS_GRPC_LISTEN=0.0.0.0:50055
+EXPOSE 50055 9105
+CMD ["python", "-m", "services.analytics"]
+
+FROM base AS gateway
+ENV GATEWAY_BIND=0.0.0.0:8080
+EXPOSE 8080
+CMD ["gunicorn", "-c", "gateway/gunicorn.conf.py", "gateway.wsgi:app"]
