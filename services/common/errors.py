@@ -69,7 +69,8 @@ def to_grpc(error: DomainError) -> tuple[grpc.StatusCode, str, tuple[tuple[str, 
     """Status, message and trailing metadata that represent a domain error on the wire."""
     trailers = [(CODE_KEY, error.code)]
     if error.details:
-        trailers.append((DETAILS_KEY, json.dumps(error.details, ensure_ascii=False)))
+        # gRPC metadata values must be printable ASCII: keep json's \uXXXX escapes.
+        trailers.append((DETAILS_KEY, json.dumps(error.details)))
     return error.kind.value, error.message, tuple(trailers)
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hmac
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from services.common.errors import InvalidInput, RateLimited
 
-PHONE_PATTERN = re.compile(r"1[3-9]\d{9}")
+PHONE_PATTERN = re.compile(r"1[3-9][0-9]{9}")  # ASCII digits only: \d would admit full-width ones
 SMS_PURPOSES = frozenset({"login", "reset", "bind", "signup"})
 SMS_CODE_TTL = timedelta(minutes=5)
 SMS_RESEND_AFTER = timedelta(seconds=60)
@@ -27,7 +28,9 @@ def validate_phone(phone: str) -> str:
 
 
 def validate_password(password: str) -> str:
-    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX or password.isdigit() or password.isalpha():
+    """8-128 characters with at least one letter (any script) and one digit."""
+    if not (PASSWORD_MIN <= len(password) <= PASSWORD_MAX and any(c.isalpha() for c in password)
+            and re.search(r"[0-9]", password)):
         raise InvalidInput("PASSWORD_TOO_WEAK",
                            f"password must be {PASSWORD_MIN}-{PASSWORD_MAX} characters with letters and digits",
                            details={"password": "too weak"})
@@ -80,7 +83,7 @@ class SmsCode:
             raise InvalidInput("SMS_PURPOSE_INVALID", f"purpose must be one of {', '.join(sorted(SMS_PURPOSES))}",
                                details={"purpose": "invalid"})
         if previous is not None and now < previous.created_at + SMS_RESEND_AFTER:
-            wait = int((previous.created_at + SMS_RESEND_AFTER - now).total_seconds()) + 1
+            wait = math.ceil((previous.created_at + SMS_RESEND_AFTER - now).total_seconds())
             raise RateLimited("SMS_RESEND_TOO_SOON", f"wait {wait}s before asking for another code",
                               details={"retry_after": wait})
         if sent_today >= SMS_DAILY_LIMIT_PER_PHONE:

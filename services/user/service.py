@@ -20,7 +20,7 @@ from services.user.passwords import Passwords
 from services.user.sms import SmsSender
 from services.user.tokens import TokenIssuer, token_hash
 
-CODE_PATTERN = re.compile(r"\d{6}")
+CODE_PATTERN = re.compile(r"[0-9]{6}")
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,7 @@ def test_asking_again_within_a_minute_is_refused_with_the_wait(
         send(uow, issuer, T0 + timedelta(seconds=20))
 
     assert raised.value.code == "SMS_RESEND_TOO_SOON"
-    assert raised.value.details == {"retry_after": 41}
+    assert raised.value.details == {"retry_after": 40}
 
 
 def test_concurrent_logins_with_one_code_let_exactly_one_through(
