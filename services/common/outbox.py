@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from services.common import events
 from services.common.config import KafkaSettings
 from services.common.db import BigId, UTCDateTime, utcnow
-from services.common.kafka import make_producer
+from services.common.kafka import close_producer, delivery_timeout_ms, make_producer
 from services.common.metrics import OUTBOX_FAILURES, OUTBOX_PENDING, OUTBOX_PUBLISHED
 
 log = logging.getLogger(__name__)
@@ -120,9 +120,10 @@ class OutboxRelay:
             producer.send(self.kafka.topic(row.event_type), key=row.aggregate_id.encode(), value=row.envelope)
             for row in rows
         ]
-        producer.flush(timeout=self.kafka.request_timeout_ms / 1000)
+        settle_seconds = delivery_timeout_ms(self.kafka) / 1000 + 1
+        producer.flush(timeout=settle_seconds)
         for row, future in zip(rows, futures, strict=True):
-            future.get(timeout=self.kafka.request_timeout_ms / 1000)
+            future.get(timeout=settle_seconds)
             OUTBOX_PUBLISHED.labels(self.service, row.event_type).inc()
 
     def _mark_published(self, session: Session, ids: list[int]) -> None:
@@ -135,10 +136,7 @@ class OutboxRelay:
 
     def _reset_producer(self) -> None:
         if self._producer is not None:
-            try:
-                self._producer.close(timeout=1)
-            except Exception:
-                log.debug("closing a failed producer", exc_info=True)
+            close_producer(self._producer)
             self._producer = None
 
 

@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import pytest
@@ -18,12 +19,13 @@ from services.analytics.consumers import HANDLERS
 from services.analytics.db import daily_stats
 from services.common.config import KafkaSettings
 from services.common.consumer import EventConsumer
-from services.common.devbroker import DevBroker
+from services.common.devbroker import DevBroker, free_port
 from services.common.events import decode, timestamp
 from services.common.metrics import OUTBOX_FAILURES
 from services.common.outbox import OutboxRelay, outbox, processed_events
 from services.common.uow import UnitOfWork
 from tests.fixtures.kafka import kafka_settings_for, read_topic
+from tests.fixtures.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 
@@ -202,17 +204,33 @@ def test_a_failing_handler_is_retried_from_the_same_offset_without_skipping(
         assert conn.execute(select(func.count()).select_from(processed_events)).scalar_one() == 1
 
 
-@pytest.fixture
-def paused_broker() -> Iterator[DevBroker]:
-    """A broker of this test's own, so pausing it cannot disturb other tests."""
-    with DevBroker() as own:
-        yield own
-        os.kill(own.process.pid, signal.SIGCONT)  # never leave it stopped, whatever happened
+@dataclass
+class Outage:
+    """A broker of the test's own (so an outage disturbs no other test) and a way to take it away."""
+
+    settings: KafkaSettings
+    begin: Callable[[], None]
+    end: Callable[[], None]
 
 
-def test_relay_keeps_working_across_a_broker_outage_with_nothing_lost(
-        user_db: Engine, paused_broker: DevBroker) -> None:
-    settings = kafka_settings_for(paused_broker)
+@pytest.fixture(params=["paused", "connections-cut"])
+def outage(request: pytest.FixtureRequest) -> Iterator[Outage]:
+    if request.param == "paused":  # the broker hangs: requests time out
+        with DevBroker() as own:
+            pid = own.process.pid
+            yield Outage(kafka_settings_for(own), lambda: os.kill(pid, signal.SIGSTOP),
+                         lambda: os.kill(pid, signal.SIGCONT))
+            os.kill(pid, signal.SIGCONT)  # never leave it stopped, whatever happened
+    else:  # as if it restarted: connections drop, new ones are refused until it is back
+        proxy_port = free_port()
+        with DevBroker(advertised_port=proxy_port) as own:
+            proxy = TcpProxy(own.port, proxy_port).start()
+            yield Outage(kafka_settings_for(own), proxy.cut, proxy.restore)
+            proxy.stop()
+
+
+def test_relay_keeps_working_across_a_broker_outage_with_nothing_lost(user_db: Engine, outage: Outage) -> None:
+    settings = outage.settings
     relay = OutboxRelay("user", user_db, settings, idle_seconds=0.05, max_backoff_seconds=0.5)
     stop = threading.Event()
     worker = threading.Thread(target=relay.run, args=(stop,), daemon=True)
@@ -222,14 +240,14 @@ def test_relay_keeps_working_across_a_broker_outage_with_nothing_lost(
         read_topic(settings, "user-registered", until=lambda rs: len(rs) >= 3)
         failures_before = OUTBOX_FAILURES.labels("user")._value.get()
 
-        os.kill(paused_broker.process.pid, signal.SIGSTOP)
+        outage.begin()
         during = register_users(user_db, 4)
         deadline = time.monotonic() + 30
         while OUTBOX_FAILURES.labels("user")._value.get() == failures_before:  # the relay noticed the outage
             assert time.monotonic() < deadline, "relay never saw the outage"
             time.sleep(0.05)
         assert unpublished(user_db) == 4
-        os.kill(paused_broker.process.pid, signal.SIGCONT)
+        outage.end()
 
         records = read_topic(settings, "user-registered",
                              until=lambda rs: set(before + during) <= {decode(r.value).event_id for r in rs})
