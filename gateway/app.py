@@ -67,7 +67,7 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
         HTTP_REQUESTS.labels(request.method, endpoint, str(response.status_code)).inc()
         if "started" in g:
             HTTP_LATENCY.labels(request.method, endpoint).observe(time.perf_counter() - g.started)
-        if endpoint not in ("/metrics", "/healthz"):
+        if endpoint not in ("/metrics", "/healthz", "/readyz"):
             log.info("%s %s -> %d", request.method, request.path, response.status_code,
                      extra={"status": response.status_code})
         return response

@@ -32,9 +32,9 @@ class ServiceClients:
             return self._channels[service]
 
     def call(self, method: Any, message: Any) -> Any:
-        """Call a stub method, passing the request id and the caller's bearer token along."""
+        """Call a stub method, passing the request id and, once verified here, the caller's token along."""
         metadata = [(REQUEST_ID_KEY, g.request_id)]
-        if "Authorization" in request.headers:
+        if g.get("caller") is not None:
             metadata.append((AUTHORIZATION_KEY, request.headers["Authorization"]))
         return method(message, timeout=self.timeout, metadata=metadata)
 

@@ -10,3 +10,5 @@ worker_class = "gthread"
 timeout = 30
 graceful_timeout = 10
 accesslog = None  # the app logs each request as JSON with its request id
+# gunicorn's control socket lives at one fixed path per user: two gateways on one host would fight over it.
+control_socket_disable = True

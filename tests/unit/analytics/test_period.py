@@ -1,0 +1,91 @@
+"""Report periods: defaults, limits and bad input; the overview's totals."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.analytics.domain import DailyFigures, Overview, Period
+from services.common.errors import InvalidInput
+
+TODAY = date(2026, 11, 26)
+
+
+def refusal(from_date: str, to_date: str) -> tuple[str, dict]:
+    with pytest.raises(InvalidInput) as raised:
+        Period.parse(from_date, to_date, today=TODAY)
+    return raised.value.code, raised.value.details
+
+
+def test_no_dates_means_the_last_seven_days_ending_today() -> None:
+    assert Period.parse("", "", today=TODAY) == Period(date(2026, 11, 20), date(2026, 11, 26))
+
+
+def test_only_to_means_the_seven_days_ending_then() -> None:
+    assert Period.parse("", "2026-10-31", today=TODAY) == Period(date(2026, 10, 25), date(2026, 10, 31))
+
+
+def test_only_from_means_from_then_until_today() -> None:
+    assert Period.parse("2026-11-01", "", today=TODAY) == Period(date(2026, 11, 1), TODAY)
+
+
+def test_both_dates_are_taken_as_given() -> None:
+    assert Period.parse("2026-01-01", "2026-01-31", today=TODAY) == Period(date(2026, 1, 1), date(2026, 1, 31))
+
+
+def test_a_single_day_is_a_period() -> None:
+    assert Period.parse("2026-11-26", "2026-11-26", today=TODAY).days() == [TODAY]
+
+
+def test_from_after_to_is_refused() -> None:
+    assert refusal("2026-11-27", "2026-11-26") == ("PERIOD_INVALID", {"from": "after to"})
+
+
+def test_from_after_today_without_to_is_refused() -> None:
+    assert refusal("2026-11-27", "") == ("PERIOD_INVALID", {"from": "after to"})
+
+
+def test_366_days_is_the_longest_period() -> None:
+    period = Period.parse("2024-01-01", "2024-12-31", today=TODAY)  # a leap year
+
+    assert len(period.days()) == 366
+
+
+def test_367_days_is_too_long() -> None:
+    assert refusal("2024-01-01", "2025-01-01") == ("PERIOD_TOO_LONG", {"from": "too early"})
+
+
+@pytest.mark.parametrize("bad", ["yesterday", "2026-13-01", "2026-02-30", "26-11-2026", "2026/11/26", " "])
+def test_bad_from_date_is_refused_naming_from(bad: str) -> None:
+    assert refusal(bad, "2026-11-26") == ("DATE_INVALID", {"from": "invalid"})
+
+
+@pytest.mark.parametrize("bad", ["tomorrow", "2026-11-31", "11/26/2026"])
+def test_bad_to_date_is_refused_naming_to(bad: str) -> None:
+    assert refusal("2026-11-01", bad) == ("DATE_INVALID", {"to": "invalid"})
+
+
+def test_days_lists_every_day_in_order_both_ends_included() -> None:
+    assert Period(date(2026, 2, 27), date(2026, 3, 2)).days() == [
+        date(2026, 2, 27), date(2026, 2, 28), date(2026, 3, 1), date(2026, 3, 2)]
+
+
+@given(first=st.dates(min_value=date(2000, 1, 1), max_value=date(2099, 12, 31)),
+       length=st.integers(min_value=1, max_value=366))
+def test_any_accepted_period_has_consecutive_days_from_first_to_last(first: date, length: int) -> None:
+    last = first + timedelta(days=length - 1)
+
+    days = Period.parse(first.isoformat(), last.isoformat(), today=TODAY).days()
+
+    assert (len(days), days[0], days[-1]) == (length, first, last)
+    assert all(b - a == timedelta(days=1) for a, b in zip(days, days[1:], strict=False))
+
+
+def test_overview_total_is_the_sum_of_its_days() -> None:
+    period = Period(date(2026, 11, 24), date(2026, 11, 26))
+    overview = Overview(period, [DailyFigures(day, n) for day, n in zip(period.days(), (3, 0, 4), strict=True)])
+
+    assert overview.new_users == 7

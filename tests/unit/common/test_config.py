@@ -1,0 +1,197 @@
+"""Settings from environment variables: typed reads, defaults per service, overrides, key files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.common.config import ConfigError, Env, KafkaSettings, ServiceSettings, grpc_target, read_key
+from services.common.discovery import Discovery
+
+PEM = b"-----BEGIN PUBLIC KEY-----\nnot checked here\n-----END PUBLIC KEY-----\n"
+
+
+@pytest.fixture
+def key_file(tmp_path: Path) -> Path:
+    path = tmp_path / "jwt-public.pem"
+    path.write_bytes(PEM)
+    return path
+
+
+@pytest.fixture
+def default_key_in_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory holding the key at the default path var/keys/jwt-public.pem."""
+    (tmp_path / "var" / "keys").mkdir(parents=True)
+    (tmp_path / "var" / "keys" / "jwt-public.pem").write_bytes(PEM)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+# Env: typed reads
+
+def test_int_reads_a_number() -> None:
+    assert Env({"PORT": "8080"}).int("PORT", 1) == 8080
+
+
+def test_int_falls_back_to_default_when_unset_or_empty() -> None:
+    assert (Env({}).int("PORT", 7), Env({"PORT": ""}).int("PORT", 7)) == (7, 7)
+
+
+def test_int_that_is_not_a_number_names_the_variable_and_value() -> None:
+    with pytest.raises(ConfigError) as raised:
+        Env({"USER_METRICS_PORT": "91o1"}).int("USER_METRICS_PORT", 9101)
+
+    assert str(raised.value) == "USER_METRICS_PORT must be an integer, got '91o1'"
+
+
+@pytest.mark.parametrize("raw", ["1", "true", "TRUE", "yes", "On"])
+def test_bool_accepts_the_usual_spellings_of_true(raw: str) -> None:
+    assert Env({"FLAG": raw}).bool("FLAG", False) is True
+
+
+@pytest.mark.parametrize("raw", ["0", "false", "False", "no", "OFF"])
+def test_bool_accepts_the_usual_spellings_of_false(raw: str) -> None:
+    assert Env({"FLAG": raw}).bool("FLAG", True) is False
+
+
+def test_bool_falls_back_to_default_when_unset() -> None:
+    assert Env({}).bool("FLAG", True) is True
+
+
+def test_bool_that_is_not_a_boolean_names_the_variable_and_value() -> None:
+    with pytest.raises(ConfigError) as raised:
+        Env({"DEBUG": "maybe"}).bool("DEBUG", False)
+
+    assert str(raised.value) == "DEBUG must be a boolean (true/false), got 'maybe'"
+
+
+@pytest.mark.parametrize("environ", [{}, {"SMS_PROVIDER": ""}], ids=["unset", "empty"])
+def test_required_string_without_default_names_the_missing_variable(environ: dict[str, str]) -> None:
+    with pytest.raises(ConfigError) as raised:
+        Env(environ).str("SMS_PROVIDER")
+
+    assert str(raised.value) == "SMS_PROVIDER must be set"
+
+
+def test_empty_string_falls_back_to_default() -> None:
+    assert Env({"LOG_LEVEL": ""}).str("LOG_LEVEL", "INFO") == "INFO"
+
+
+def test_optional_is_none_when_unset_or_empty() -> None:
+    assert (Env({}).optional("CONSUL_HTTP_ADDR"), Env({"CONSUL_HTTP_ADDR": ""}).optional("CONSUL_HTTP_ADDR")) == (
+        None, None)
+
+
+def test_env_reads_the_process_environment_when_given_no_mapping(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MINIMALL_UNIT_TEST_VALUE", "42")
+
+    assert Env().int("MINIMALL_UNIT_TEST_VALUE", 0) == 42
+
+
+# ServiceSettings.from_env
+
+@pytest.mark.parametrize(("service", "grpc_port", "metrics_port"), [
+    ("user", 50051, 9101), ("product", 50052, 9102), ("order", 50053, 9103),
+    ("member", 50054, 9104), ("analytics", 50055, 9105),
+])
+def test_each_service_has_its_own_default_ports_and_sqlite_database(
+        default_key_in_cwd: Path, service: str, grpc_port: int, metrics_port: int) -> None:
+    settings = ServiceSettings.from_env(service, {})
+
+    assert (settings.service, settings.grpc_listen, settings.metrics_port, settings.database_url) == (
+        service, f"127.0.0.1:{grpc_port}", metrics_port, f"sqlite:///var/{service}.db")
+
+
+def test_defaults_need_no_consul_and_log_at_info(default_key_in_cwd: Path) -> None:
+    settings = ServiceSettings.from_env("order", {})
+
+    assert (settings.consul_http_addr, settings.advertise_host, settings.log_level, settings.jwt_public_key_pem) == (
+        None, "127.0.0.1", "INFO", PEM)
+
+
+def test_default_kafka_settings_point_at_a_local_broker(default_key_in_cwd: Path) -> None:
+    settings = ServiceSettings.from_env("order", {})
+
+    assert settings.kafka == KafkaSettings(bootstrap_servers="127.0.0.1:9092", max_poll_interval_ms=300_000,
+                                           topic_prefix="", request_timeout_ms=30_000)
+
+
+def test_every_setting_can_be_overridden_by_environment(key_file: Path) -> None:
+    environ = {
+        "USER_DATABASE_URL": "postgresql+psycopg://u@db/user", "USER_GRPC_LISTEN": "0.0.0.0:6000",
+        "USER_METRICS_PORT": "9999", "JWT_PUBLIC_KEY_FILE": str(key_file), "CONSUL_HTTP_ADDR": "consul:8500",
+        "USER_ADVERTISE_HOST": "user.svc", "LOG_LEVEL": "DEBUG", "KAFKA_BOOTSTRAP_SERVERS": "kafka:9092",
+        "KAFKA_MAX_POLL_INTERVAL_MS": "5000", "KAFKA_TOPIC_PREFIX": "ci-", "KAFKA_REQUEST_TIMEOUT_MS": "2000",
+    }
+
+    settings = ServiceSettings.from_env("user", environ)
+
+    assert settings == ServiceSettings(
+        service="user", database_url="postgresql+psycopg://u@db/user", grpc_listen="0.0.0.0:6000",
+        metrics_port=9999, kafka=KafkaSettings("kafka:9092", 5000, "ci-", 2000), jwt_public_key_pem=PEM,
+        consul_http_addr="consul:8500", advertise_host="user.svc", log_level="DEBUG")
+
+
+def test_variables_of_another_service_are_ignored(key_file: Path) -> None:
+    settings = ServiceSettings.from_env("user", {"JWT_PUBLIC_KEY_FILE": str(key_file),
+                                                 "ORDER_GRPC_LISTEN": "0.0.0.0:7000"})
+
+    assert settings.grpc_listen == "127.0.0.1:50051"
+
+
+def test_advertise_host_defaults_to_the_pod_ip(key_file: Path) -> None:
+    settings = ServiceSettings.from_env("user", {"JWT_PUBLIC_KEY_FILE": str(key_file), "POD_IP": "10.1.2.3"})
+
+    assert settings.advertise_host == "10.1.2.3"
+
+
+def test_service_specific_advertise_host_wins_over_pod_ip(key_file: Path) -> None:
+    settings = ServiceSettings.from_env("user", {"JWT_PUBLIC_KEY_FILE": str(key_file), "POD_IP": "10.1.2.3",
+                                                 "USER_ADVERTISE_HOST": "user.local"})
+
+    assert settings.advertise_host == "user.local"
+
+
+def test_malformed_port_override_names_the_variable(key_file: Path) -> None:
+    with pytest.raises(ConfigError, match="^ANALYTICS_METRICS_PORT must be an integer, got 'x'$"):
+        ServiceSettings.from_env("analytics", {"JWT_PUBLIC_KEY_FILE": str(key_file), "ANALYTICS_METRICS_PORT": "x"})
+
+
+def test_missing_key_file_is_a_config_error_naming_the_variable_and_path(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.pem"
+
+    with pytest.raises(ConfigError) as raised:
+        ServiceSettings.from_env("user", {"JWT_PUBLIC_KEY_FILE": str(missing)})
+
+    assert str(raised.value) == f"JWT_PUBLIC_KEY_FILE: cannot read key file {missing}: No such file or directory"
+
+
+def test_read_key_returns_the_file_bytes(key_file: Path) -> None:
+    assert read_key(Env({"K": str(key_file)}), "K", "unused.pem") == PEM
+
+
+# Kafka topics and service addresses
+
+def test_topic_is_the_event_type_behind_the_prefix() -> None:
+    kafka = KafkaSettings("k:9092", 1000, "ci-42-", 1000)
+
+    assert kafka.topic("order-paid") == "ci-42-order-paid"
+
+
+def test_grpc_target_defaults_to_the_local_port_of_the_service() -> None:
+    assert grpc_target(Env({}), "member") == "127.0.0.1:50054"
+
+
+def test_grpc_target_can_be_a_cluster_dns_name() -> None:
+    assert grpc_target(Env({"MEMBER_GRPC_TARGET": "member:50051"}), "member") == "member:50051"
+
+
+def test_discovery_without_consul_uses_the_static_address() -> None:
+    discovery = Discovery(None, Env({"ANALYTICS_GRPC_TARGET": "analytics.mall:50051"}))
+
+    assert discovery.target("analytics") == "analytics.mall:50051"
+
+
+def test_discovery_without_consul_registers_nothing() -> None:
+    assert Discovery(None, Env({})).register("user", "10.0.0.1", 50051) is None

@@ -1,0 +1,127 @@
+"""Who may call the admin API, and what an allowed call returns."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from mall.analytics.v1 import analytics_pb2
+
+from gateway.api import operation
+from gateway.app import _check_admin_routes_declare_roles
+
+OVERVIEW = "/api/v1/admin/analytics/overview"
+
+
+def error_of(response) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+    return response.status_code, response.get_json()["error"]["code"]
+
+
+def test_admin_route_without_token_asks_for_one(client: FlaskClient, clients) -> None:
+    response = client.get(OVERVIEW)
+
+    assert (response.status_code, response.get_json()) == (401, {"error": {
+        "code": "AUTH_REQUIRED", "message": "this endpoint needs 'Authorization: Bearer <access token>'",
+        "request_id": response.headers["X-Request-ID"]}})
+
+
+def test_admin_route_with_a_non_bearer_authorization_is_refused(client: FlaskClient) -> None:
+    response = client.get(OVERVIEW, headers={"Authorization": "Basic YWRtaW46YWRtaW4="})
+
+    assert error_of(response) == (401, "TOKEN_INVALID")
+
+
+def test_tampered_token_claiming_admin_is_refused(client: FlaskClient, mint, tamper_payload, clients) -> None:
+    token = tamper_payload(mint(roles=""), roles=["admin"])
+
+    response = client.get(OVERVIEW, headers={"Authorization": f"Bearer {token}"})
+
+    assert (error_of(response), clients.analytics.GetOverview.calls) == ((401, "TOKEN_INVALID"), [])
+
+
+def test_expired_admin_token_is_refused_as_expired(client: FlaskClient, mint) -> None:
+    token = mint(roles="admin", issued_ago=timedelta(hours=1))
+
+    response = client.get(OVERVIEW, headers={"Authorization": f"Bearer {token}"})
+
+    assert error_of(response) == (401, "TOKEN_EXPIRED")
+
+
+def test_alg_none_token_claiming_admin_is_refused(client: FlaskClient, unsigned_token, clients) -> None:
+    response = client.get(OVERVIEW, headers={"Authorization": f"Bearer {unsigned_token(roles=['admin'])}"})
+
+    assert (error_of(response), clients.analytics.GetOverview.calls) == ((401, "TOKEN_INVALID"), [])
+
+
+def test_hs256_token_keyed_with_the_public_key_is_refused(client: FlaskClient, hs256_with_public_key) -> None:
+    response = client.get(OVERVIEW, headers={"Authorization": f"Bearer {hs256_with_public_key(roles=['admin'])}"})
+
+    assert error_of(response) == (401, "TOKEN_INVALID")
+
+
+def test_shopper_is_forbidden_and_analytics_is_not_called(client: FlaskClient, bearer, clients) -> None:
+    response = client.get(OVERVIEW, headers=bearer(roles=""))
+
+    assert (response.status_code, response.get_json()["error"]["code"], response.get_json()["error"]["message"],
+            clients.analytics.GetOverview.calls) == (403, "FORBIDDEN", "your account may not do this", [])
+
+
+@pytest.mark.parametrize("role", ["finance", "customer_service"])
+def test_staff_without_an_analytics_role_is_forbidden(client: FlaskClient, bearer, clients, role: str) -> None:
+    response = client.get(OVERVIEW, headers=bearer(roles=role))
+
+    assert (error_of(response), clients.analytics.GetOverview.calls) == ((403, "FORBIDDEN"), [])
+
+
+@pytest.fixture
+def overview_reply(clients) -> analytics_pb2.GetOverviewResponse:
+    reply = analytics_pb2.GetOverviewResponse(from_date="2026-11-24", to_date="2026-11-26", new_users=7, days=[
+        analytics_pb2.DailyOverview(date="2026-11-24", new_users=3),
+        analytics_pb2.DailyOverview(date="2026-11-25", new_users=0),
+        analytics_pb2.DailyOverview(date="2026-11-26", new_users=4)])
+    clients.analytics.GetOverview.reply = reply
+    return reply
+
+
+@pytest.mark.parametrize("role", ["admin", "operator", "finance,operator"])
+def test_admin_or_operator_gets_the_overview_as_json(client: FlaskClient, bearer, overview_reply, role: str) -> None:
+    response = client.get(f"{OVERVIEW}?from=2026-11-24&to=2026-11-26", headers=bearer(roles=role))
+
+    assert (response.status_code, response.get_json()) == (200, {
+        "from": "2026-11-24", "to": "2026-11-26", "new_users": 7, "days": [
+            {"date": "2026-11-24", "new_users": 3}, {"date": "2026-11-25", "new_users": 0},
+            {"date": "2026-11-26", "new_users": 4}]})
+
+
+def test_overview_passes_the_period_to_analytics(client: FlaskClient, bearer, clients, overview_reply) -> None:
+    client.get(f"{OVERVIEW}?from=2026-11-01&to=2026-11-30", headers=bearer(roles="admin"))
+
+    assert [call.message for call in clients.analytics.GetOverview.calls] == [
+        analytics_pb2.GetOverviewRequest(from_date="2026-11-01", to_date="2026-11-30")]
+
+
+def test_overview_without_dates_leaves_the_period_to_analytics(client: FlaskClient, bearer, clients,
+                                                               overview_reply) -> None:
+    client.get(OVERVIEW, headers=bearer(roles="admin"))
+
+    assert [call.message for call in clients.analytics.GetOverview.calls] == [analytics_pb2.GetOverviewRequest()]
+
+
+def test_overview_of_an_empty_period_is_zero_with_no_days(client: FlaskClient, bearer) -> None:
+    response = client.get(OVERVIEW, headers=bearer(roles="admin"))
+
+    assert response.get_json() == {"from": "", "to": "", "new_users": 0, "days": []}
+
+
+def test_app_refuses_to_start_with_an_admin_route_that_declares_no_roles() -> None:
+    app = Flask("unit-test")
+
+    @app.get("/api/v1/admin/refunds")
+    @operation(summary="List refunds", tag="admin")
+    def refunds() -> dict:
+        return {}
+
+    with pytest.raises(RuntimeError, match="admin route /api/v1/admin/refunds must declare the roles"):
+        _check_admin_routes_declare_roles(app)

@@ -1,0 +1,113 @@
+"""Liveness, readiness, metrics and the OpenAPI document."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from gateway.routes.admin import analytics_overview
+from gateway.routes.auth import send_sms_code
+
+ALL_SERVING = {"user": "SERVING", "product": "SERVING", "order": "SERVING", "member": "SERVING",
+               "analytics": "SERVING"}
+
+
+def test_healthz_answers_ok(client: FlaskClient) -> None:
+    response = client.get("/healthz")
+
+    assert (response.status_code, response.get_json()) == (200, {"status": "ok"})
+
+
+def test_readyz_is_ready_when_every_service_is_serving(client: FlaskClient) -> None:
+    response = client.get("/readyz")
+
+    assert (response.status_code, response.get_json()) == (200, {"status": "ready", "services": ALL_SERVING})
+
+
+@pytest.mark.parametrize("status", ["NOT_SERVING", "UNREACHABLE", "SERVICE_UNKNOWN", "UNKNOWN"])
+def test_readyz_is_503_when_one_service_is_not_serving(client: FlaskClient, clients, status: str) -> None:
+    clients.statuses["order"] = status
+
+    response = client.get("/readyz")
+
+    assert (response.status_code, response.get_json()) == (
+        503, {"status": "not_ready", "services": {**ALL_SERVING, "order": status}})
+
+
+def test_metrics_count_requests_by_route_template_and_status(client: FlaskClient) -> None:
+    client.get("/api/v1/admin/analytics/overview")
+
+    text = client.get("/metrics").get_data(as_text=True)
+
+    assert 'mall_http_requests_total{method="GET",route="/api/v1/admin/analytics/overview",status="401"}' in text
+
+
+# OpenAPI
+
+@pytest.fixture
+def spec(client: FlaskClient) -> dict:
+    return client.get("/openapi.json").get_json()
+
+
+def test_openapi_lists_every_api_operation(spec: dict) -> None:
+    assert {path: sorted(methods) for path, methods in spec["paths"].items()} == {
+        "/api/v1/admin/analytics/overview": ["get"],
+        "/api/v1/auth/login/password": ["post"],
+        "/api/v1/auth/login/sms": ["post"],
+        "/api/v1/auth/sms-codes": ["post"],
+    }
+
+
+def test_every_registered_api_route_is_documented(app: Flask, spec: dict) -> None:
+    api_rules = {rule.rule for rule in app.url_map.iter_rules() if rule.rule.startswith("/api/")}
+
+    assert api_rules == set(spec["paths"])
+
+
+def test_admin_operation_needs_a_bearer_token_and_says_which_roles(spec: dict) -> None:
+    overview = spec["paths"]["/api/v1/admin/analytics/overview"]["get"]
+
+    assert (overview["security"], overview["description"]) == ([{"bearer": []}], "Roles: admin, operator")
+
+
+def test_public_operations_need_no_token(spec: dict) -> None:
+    public = [op for path, methods in spec["paths"].items() if path.startswith("/api/v1/auth/")
+              for op in methods.values()]
+
+    assert (len(public), [op for op in public if "security" in op]) == (3, [])
+
+
+def test_request_body_schema_is_the_one_the_gateway_validates_with(spec: dict) -> None:
+    documented = spec["paths"]["/api/v1/auth/sms-codes"]["post"]["requestBody"]
+
+    assert documented == {"required": True, "content": {"application/json": {
+        "schema": send_sms_code.operation.body}}}
+
+
+def test_query_parameters_are_documented_as_optional(spec: dict) -> None:
+    parameters = spec["paths"]["/api/v1/admin/analytics/overview"]["get"]["parameters"]
+
+    assert parameters == [
+        {"name": "from", "in": "query", "required": False, "schema": analytics_overview.operation.query["properties"][
+            "from"]},
+        {"name": "to", "in": "query", "required": False, "schema": analytics_overview.operation.query["properties"][
+            "to"]},
+    ]
+
+
+def test_every_operation_documents_the_error_format(spec: dict) -> None:
+    defaults = [op["responses"]["default"] for methods in spec["paths"].values() for op in methods.values()]
+
+    assert defaults == [{"$ref": "#/components/responses/Error"}] * 4
+
+
+def test_openapi_declares_the_bearer_scheme(spec: dict) -> None:
+    assert (spec["openapi"], spec["components"]["securitySchemes"]) == (
+        "3.1.0", {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}})
+
+
+def test_docs_page_shows_every_operation(client: FlaskClient, spec: dict) -> None:
+    page = client.get("/docs").get_data(as_text=True)
+
+    assert [path for path in spec["paths"] if f"<code>{path}</code>" not in page] == []

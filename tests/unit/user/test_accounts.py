@@ -1,0 +1,130 @@
+"""Phone and password rules, user accounts, and the user service's settings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from services.common.config import ConfigError, ServiceSettings
+from services.common.errors import InvalidInput
+from services.user.config import UserSettings
+from services.user.domain import User, validate_password, validate_phone
+
+NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("phone", ["13800138000", "19912345678", "14700000000", "15012345678"])
+def test_mainland_mobile_number_is_valid(phone: str) -> None:
+    assert validate_phone(phone) == phone
+
+
+@pytest.mark.parametrize("phone", [
+    "12800138000",       # second digit 2
+    "10800138000",       # second digit 0
+    "23800138000",       # does not start with 1
+    "1380013800",        # 10 digits
+    "138001380001",      # 12 digits
+    "+8613800138000",    # country code
+    "138-0013-8000",     # separators
+    "1380013800a",
+    " 13800138000",
+    "13800138000\n",
+    "",
+    None,
+])
+def test_anything_else_is_an_invalid_phone(phone: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        validate_phone(phone)
+
+    assert (raised.value.code, raised.value.details) == ("PHONE_INVALID", {"phone": "invalid"})
+
+
+@pytest.mark.parametrize("phone", ["138００１３８０００", "138٠٠١٣٨٠٠٠"], ids=["full-width", "arabic-indic"])
+def test_phone_with_non_ascii_digits_is_invalid(phone: str) -> None:
+    with pytest.raises(InvalidInput):
+        validate_phone(phone)
+
+
+@pytest.mark.parametrize("password", ["abcd1234", "Passw0rd!", "密码密码1234", "a1" * 64])
+def test_password_with_letters_and_digits_of_8_to_128_characters_is_accepted(password: str) -> None:
+    assert validate_password(password) == password
+
+
+@pytest.mark.parametrize("password", [
+    "abc1234",          # 7 characters
+    "a1" * 64 + "x",    # 129 characters
+    "12345678",         # digits only
+    "password",         # letters only
+    "密码密码密码密码",     # letters only, in Chinese
+    "",
+])
+def test_weak_password_is_refused(password: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        validate_password(password)
+
+    assert (raised.value.code, raised.value.message, raised.value.details) == (
+        "PASSWORD_TOO_WEAK", "password must be 8-128 characters with letters and digits", {"password": "too weak"})
+
+
+@pytest.mark.parametrize("password", ["        ", "!!!!!!!!", "password!", "1234567!"])
+def test_password_without_both_letters_and_digits_is_refused(password: str) -> None:
+    with pytest.raises(InvalidInput):
+        validate_password(password)
+
+
+# User
+
+def test_registered_shopper_gets_a_nickname_that_hides_the_number() -> None:
+    user = User.register("13800138000", NOW)
+
+    assert (user.phone, user.nickname, user.created_at, user.role_set, user.id) == (
+        "13800138000", "用户8000", NOW, frozenset(), None)
+
+
+def test_registering_an_invalid_phone_is_refused() -> None:
+    with pytest.raises(InvalidInput):
+        User.register("12345", NOW)
+
+
+def test_granting_roles_keeps_them_sorted_and_unique() -> None:
+    user = User.register("13800138000", NOW)
+
+    for role in ("operator", "admin", "operator"):
+        user.grant(role)
+
+    assert (user.roles, user.role_set) == ("admin,operator", frozenset({"admin", "operator"}))
+
+
+# UserSettings
+
+@pytest.fixture
+def base(tmp_path: Path) -> ServiceSettings:
+    key = tmp_path / "public.pem"
+    key.write_bytes(b"public")
+    return ServiceSettings.from_env("user", {"JWT_PUBLIC_KEY_FILE": str(key)})
+
+
+@pytest.fixture
+def private_key_file(tmp_path: Path) -> Path:
+    path = tmp_path / "private.pem"
+    path.write_bytes(b"private")
+    return path
+
+
+def test_sms_provider_must_be_set_explicitly(base: ServiceSettings, private_key_file: Path) -> None:
+    with pytest.raises(ConfigError, match="^SMS_PROVIDER must be set$"):
+        UserSettings.from_env(base, {"JWT_PRIVATE_KEY_FILE": str(private_key_file)})
+
+
+def test_unknown_sms_provider_is_refused(base: ServiceSettings, private_key_file: Path) -> None:
+    with pytest.raises(ConfigError, match="^SMS_PROVIDER must be one of console, got 'aliyun'$"):
+        UserSettings.from_env(base, {"JWT_PRIVATE_KEY_FILE": str(private_key_file), "SMS_PROVIDER": "aliyun"})
+
+
+def test_user_settings_default_token_lifetimes(base: ServiceSettings, private_key_file: Path) -> None:
+    settings = UserSettings.from_env(base, {"JWT_PRIVATE_KEY_FILE": str(private_key_file), "SMS_PROVIDER": "console"})
+
+    assert settings == UserSettings(base=base, jwt_private_key_pem=b"private", sms_provider="console",
+                                    access_token_ttl_seconds=900, refresh_token_ttl_seconds=2_592_000)
