@@ -10,6 +10,7 @@ import jsonschema
 from flask import current_app, request
 
 from gateway.errors import ApiError
+from gateway.ratelimit import Limit
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,15 +27,16 @@ class Operation:
     body: dict[str, Any] | None = None      # JSON Schema of the request body
     query: dict[str, Any] | None = None     # JSON Schema (object) of the query string
     responses: dict[int, dict[str, Any]] = field(default_factory=dict)  # status -> JSON Schema
+    limits: tuple[Limit, ...] = ()          # rate limits, checked before the body is validated
 
 
 def operation(*, summary: str, tag: str, access: str = SHOPPER, roles: tuple[str, ...] = (),
               body: dict[str, Any] | None = None, query: dict[str, Any] | None = None,
-              responses: dict[int, dict[str, Any]] | None = None) -> Callable[[F], F]:
+              responses: dict[int, dict[str, Any]] | None = None, limits: tuple[Limit, ...] = ()) -> Callable[[F], F]:
     """Attach an Operation to a view function."""
     def decorate(view: F) -> F:
         view.operation = Operation(summary=summary, tag=tag, access=access, roles=frozenset(roles),  # type: ignore[attr-defined]
-                                   body=body, query=query, responses=responses or {})
+                                   body=body, query=query, responses=responses or {}, limits=limits)
         return view
     return decorate
 
@@ -93,8 +95,14 @@ def openapi_spec(app: Any) -> dict[str, Any]:
             entry["responses"]["default"] = {"$ref": "#/components/responses/Error"}
             if op.access != PUBLIC:
                 entry["security"] = [{"bearer": []}]
+            notes = []
             if op.roles:
-                entry["description"] = "Roles: " + ", ".join(sorted(op.roles))
+                notes.append("Roles: " + ", ".join(sorted(op.roles)) + ".")
+            if op.limits:
+                notes.append("Rate limits: " + "; ".join(f"{lim.count} per {lim.seconds}s per {lim.key}"
+                                                         for lim in op.limits) + " (429 with Retry-After).")
+            if notes:
+                entry["description"] = " ".join(notes)
             if op.body is not None:
                 entry["requestBody"] = {"required": True, "content": {"application/json": {"schema": op.body}}}
             if op.query is not None:

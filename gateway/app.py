@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 from flask import Flask, Response, g, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gateway import errors
 from gateway.api import PUBLIC, current_operation
@@ -16,6 +17,7 @@ from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.grpc_clients import ServiceClients
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from gateway.ratelimit import Limit, RateLimiter, make_rate_limiter
 from gateway.routes import admin, auth, meta
 from services.common.auth import TokenVerifier, bearer_token
 from services.common.discovery import Discovery
@@ -37,6 +39,9 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
     app.extensions["clients"] = clients or ServiceClients(Discovery(settings.consul_http_addr),
                                                          settings.grpc_timeout_seconds)
     verifier = TokenVerifier(settings.jwt_public_key_pem)
+    limiter = make_rate_limiter(settings.redis_url)
+    if settings.proxy_hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
 
     errors.init_app(app)
     for blueprint in (meta.bp, auth.bp, admin.bp):
@@ -51,7 +56,11 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
         g.started = time.perf_counter()
         g.caller = None
         op = current_operation()
-        if op is None or op.access == PUBLIC:
+        if op is None:
+            return
+        if op.limits:
+            _enforce_limits(limiter, op.limits)
+        if op.access == PUBLIC:
             return
         token = bearer_token(request.headers.get("Authorization"))
         if token is None:
@@ -79,6 +88,15 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
             request_id_var.reset(token)
 
     return app
+
+
+def _enforce_limits(limiter: RateLimiter, limits: tuple[Limit, ...]) -> None:
+    body = request.get_json(silent=True)
+    values = {k: v for k, v in body.items() if isinstance(v, str)} if isinstance(body, dict) else {}
+    values["ip"] = request.remote_addr or ""
+    wait = limiter.check(request.endpoint or "", limits, values)
+    if wait is not None:
+        raise ApiError(429, "RATE_LIMITED", f"too many requests; try again in {wait}s", {"retry_after": wait})
 
 
 def _check_admin_routes_declare_roles(app: Flask) -> None:

@@ -15,6 +15,8 @@ class GatewaySettings:
     grpc_timeout_seconds: float
     log_level: str
     environ: Mapping[str, str]  # for static service addresses (USER_GRPC_TARGET, ...)
+    redis_url: str | None = None  # shared rate-limit counters; per-process counters without it
+    proxy_hops: int = 0           # trusted reverse proxies in front (X-Forwarded-For hops to believe)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -24,5 +26,7 @@ class GatewaySettings:
             consul_http_addr=env.optional("CONSUL_HTTP_ADDR"),
             grpc_timeout_seconds=env.int("GATEWAY_GRPC_TIMEOUT_MS", 5000) / 1000,
             log_level=env.str("LOG_LEVEL", "INFO"),
+            redis_url=env.optional("REDIS_URL"),
+            proxy_hops=env.int("GATEWAY_PROXY_HOPS", 0),
             environ=env.environ,
         )

@@ -8,6 +8,7 @@ from flask import Blueprint, current_app
 from mall.user.v1 import user_pb2
 
 from gateway.api import PUBLIC, json_body, operation
+from gateway.ratelimit import Limit
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
 
@@ -22,12 +23,18 @@ SESSION = {"type": "object", "required": ["access_token", "refresh_token", "expi
     "expires_in": {"type": "integer"}, "is_new_user": {"type": "boolean"}, "user": USER}}
 
 
+# Per IP generous (shoppers share carrier NAT addresses), per phone tight; the user service also
+# allows one SMS code a minute and ten a day per phone, and five tries per code.
+SMS_CODE_LIMITS = (Limit("ip", 20, 60), Limit("phone", 5, 3600))
+LOGIN_LIMITS = (Limit("ip", 30, 60), Limit("phone", 10, 300))
+
+
 def _clients() -> Any:
     return current_app.extensions["clients"]
 
 
 @bp.post("/sms-codes")
-@operation(summary="Send a 6-digit SMS verification code", tag="auth", access=PUBLIC,
+@operation(summary="Send a 6-digit SMS verification code", tag="auth", access=PUBLIC, limits=SMS_CODE_LIMITS,
            body={"type": "object", "required": ["phone", "purpose"], "additionalProperties": False, "properties": {
                "phone": PHONE, "purpose": {"enum": ["login", "reset", "bind", "signup"]}}},
            responses={202: {"type": "object", "properties": {
@@ -46,6 +53,7 @@ def send_sms_code() -> tuple[dict[str, Any], int]:
 
 @bp.post("/login/sms")
 @operation(summary="Log in (registering on first login) with phone and SMS code", tag="auth", access=PUBLIC,
+           limits=LOGIN_LIMITS,
            body={"type": "object", "required": ["phone", "code"], "additionalProperties": False, "properties": {
                "phone": PHONE, "code": {"type": "string", "pattern": "^[0-9]{6}$"}}},
            responses={200: SESSION})
@@ -58,6 +66,7 @@ def login_sms() -> dict[str, Any]:
 
 @bp.post("/login/password")
 @operation(summary="Log in with phone and password (staff and shoppers who set one)", tag="auth", access=PUBLIC,
+           limits=LOGIN_LIMITS,
            body={"type": "object", "required": ["phone", "password"], "additionalProperties": False, "properties": {
                "phone": PHONE, "password": {"type": "string", "minLength": 1, "maxLength": 128}}},
            responses={200: SESSION})

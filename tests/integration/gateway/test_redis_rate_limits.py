@@ -1,0 +1,49 @@
+"""Rate-limit counters in a real Redis, shared by gateway replicas."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+import redis
+
+from gateway.ratelimit import Limit, RateLimiter, RedisCounter
+
+pytestmark = pytest.mark.integration
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture
+def endpoint() -> str:
+    return f"test-{uuid.uuid4().hex}"
+
+
+def test_two_replicas_share_one_count(endpoint: str) -> None:
+    replica_a, replica_b = RateLimiter(RedisCounter(REDIS_URL)), RateLimiter(RedisCounter(REDIS_URL))
+    limits = (Limit("phone", 3, 60),)
+
+    results = [replica.check(endpoint, limits, {"phone": "13900000001"})
+               for replica in (replica_a, replica_b, replica_a, replica_b)]
+
+    assert results[:3] == [None, None, None]
+    assert results[3] is not None and 1 <= results[3] <= 60
+
+
+def test_counters_expire_with_their_window(endpoint: str) -> None:
+    counter = RedisCounter(REDIS_URL)
+
+    counter.hit(f"{endpoint}:ip:203.0.113.7", Limit("ip", 5, 30), now=1_000_000.0)
+
+    keys = counter.client.keys(f"mall:ratelimit:{endpoint}:*")
+    assert len(keys) == 1
+    assert 0 < counter.client.ttl(keys[0]) <= 31
+
+
+def test_an_unreachable_redis_lets_requests_through(endpoint: str) -> None:
+    limiter = RateLimiter(RedisCounter("redis://127.0.0.1:1/0"))
+
+    assert limiter.check(endpoint, (Limit("ip", 1, 60),), {"ip": "203.0.113.7"}) is None
+    with pytest.raises(redis.RedisError):
+        limiter.counter.hit("x", Limit("ip", 1, 60), 0.0)
