@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.common.config import SERVICES
-from services.common.devbroker import DevBroker, create_topics
+from services.common.devbroker import DevBroker, create_topics, die_with_parent
 from services.common.events import TOPICS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,8 +99,10 @@ class Supervisor:
             raise SystemExit(f"{name} failed with exit code {result.returncode}")
 
     def start(self, name: str, args: list[str]) -> None:
+        # Own session: Ctrl-C reaches only us, and we stop the children in order. Should we be
+        # killed outright, they get SIGTERM from the kernel instead of living on as orphans.
         process = subprocess.Popen(args, env=self.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   text=True, start_new_session=True)
+                                   text=True, start_new_session=True, preexec_fn=die_with_parent)
         self.children.append((name, process))
         threading.Thread(target=self._pump, args=(name, process), daemon=True).start()
 
