@@ -67,6 +67,7 @@ def platform_env(var: Path) -> dict[str, str]:
     private, public = ensure_keys(var)
     env.setdefault("JWT_PRIVATE_KEY_FILE", str(private))
     env.setdefault("JWT_PUBLIC_KEY_FILE", str(public))
+    env.setdefault("MINIMALL_ENV", "dev")
     env.setdefault("SMS_PROVIDER", "console")
     env.setdefault("KAFKA_MAX_POLL_INTERVAL_MS", "2000")
     env.setdefault("GATEWAY_BIND", "127.0.0.1:8080")

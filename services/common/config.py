@@ -12,6 +12,10 @@ GRPC_PORTS = {"user": 50051, "product": 50052, "order": 50053, "member": 50054, 
 METRICS_PORTS = {"user": 9101, "product": 9102, "order": 9103, "member": 9104, "analytics": 9105}
 
 
+ENVIRONMENTS = ("prod", "staging", "dev", "test")
+DEV_ENVIRONMENTS = ("dev", "test")
+
+
 class ConfigError(ValueError):
     """An environment variable is missing or malformed."""
 
@@ -85,6 +89,7 @@ class ServiceSettings:
     """What every service process needs; a service's own settings hold one of these as `base`."""
 
     service: str
+    environment: str  # "prod" (default), "staging", "dev" or "test": dev-only conveniences need dev or test
     database_url: str
     grpc_listen: str
     metrics_port: int
@@ -98,8 +103,12 @@ class ServiceSettings:
     def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> ServiceSettings:
         env = Env(environ)
         prefix = service.upper()
+        environment = env.str("MINIMALL_ENV", "prod")
+        if environment not in ENVIRONMENTS:
+            raise ConfigError(f"MINIMALL_ENV must be one of {', '.join(ENVIRONMENTS)}, got {environment!r}")
         return cls(
             service=service,
+            environment=environment,
             database_url=env.str(f"{prefix}_DATABASE_URL", f"sqlite:///var/{service}.db"),
             grpc_listen=env.str(f"{prefix}_GRPC_LISTEN", f"127.0.0.1:{GRPC_PORTS[service]}"),
             metrics_port=env.int(f"{prefix}_METRICS_PORT", METRICS_PORTS[service]),

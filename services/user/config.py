@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from services.common.config import ConfigError, Env, ServiceSettings, read_key
+from services.common.config import DEV_ENVIRONMENTS, ConfigError, Env, ServiceSettings, read_key
 
 SMS_PROVIDERS = ("console",)
 
@@ -25,6 +25,8 @@ class UserSettings:
         sms_provider = env.str("SMS_PROVIDER")
         if sms_provider not in SMS_PROVIDERS:
             raise ConfigError(f"SMS_PROVIDER must be one of {', '.join(SMS_PROVIDERS)}, got {sms_provider!r}")
+        if sms_provider == "console" and base.environment not in DEV_ENVIRONMENTS:
+            raise ConfigError("SMS_PROVIDER=console hands codes to the caller; it runs only with MINIMALL_ENV=dev or test")
         return cls(
             base=base,
             jwt_private_key_pem=read_key(env, "JWT_PRIVATE_KEY_FILE", "var/keys/jwt-private.pem"),

@@ -53,6 +53,14 @@ class User:
     def role_set(self) -> frozenset[str]:
         return frozenset(r for r in self.roles.split(",") if r)
 
+    def session_roles(self, *, password_verified: bool) -> frozenset[str]:
+        """Roles a new session may carry: staff roles only after the password, never from an SMS code.
+
+        An SMS code proves control of a phone number, which is not enough for staff powers
+        (SIM swaps, shared numbers); a staff member logging in by SMS gets a shopper session.
+        """
+        return self.role_set if password_verified else frozenset()
+
     def grant(self, role: str) -> None:
         self.roles = ",".join(sorted(self.role_set | {role}))
 
@@ -113,6 +121,7 @@ class RefreshToken:
     token_hash: str
     created_at: datetime
     expires_at: datetime
+    roles: str = ""  # the session's roles, comma-separated, carried over on refresh
     used_at: datetime | None = None
     revoked_at: datetime | None = None
     id: int | None = None
@@ -121,6 +130,7 @@ class RefreshToken:
 @dataclass
 class LoginResult:
     user: User
+    roles: frozenset[str]
     access_token: str
     refresh_token: str
     expires_in: int

@@ -46,5 +46,5 @@ def _login_response(result: LoginResult) -> user_pb2.LoginResponse:
         access_token=result.access_token, refresh_token=result.refresh_token, expires_in=result.expires_in,
         is_new_user=result.is_new_user,
         user=user_pb2.User(id=user.id or 0, phone_masked=mask_phone(user.phone), nickname=user.nickname,
-                           avatar_url=user.avatar_url, roles=sorted(user.role_set)),
+                           avatar_url=user.avatar_url, roles=sorted(result.roles)),
     )

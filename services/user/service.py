@@ -72,7 +72,8 @@ def login_with_sms(uow: UserUnitOfWork, issuer: TokenIssuer, *, phone: str, code
             assert user.id is not None
             uow.publish("user-registered", str(user.id),
                         UserRegistered(user_id=user.id, channel="sms", registered_at=timestamp(now)))
-        result = _start_session(uow, issuer, user, now, is_new_user=is_new_user)
+        result = _start_session(uow, issuer, user, user.session_roles(password_verified=False), now,
+                                is_new_user=is_new_user)
         uow.commit()
     return result
 
@@ -89,7 +90,8 @@ def login_with_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Pas
         assert user.password_hash is not None
         if passwords.needs_rehash(user.password_hash):
             user.password_hash = passwords.hash(password)
-        result = _start_session(uow, issuer, user, now, is_new_user=False)
+        result = _start_session(uow, issuer, user, user.session_roles(password_verified=True), now,
+                                is_new_user=False)
         uow.commit()
     return result
 
@@ -111,13 +113,15 @@ def create_admin(uow: UserUnitOfWork, passwords: Passwords, *, phone: str, passw
     return user
 
 
-def _start_session(uow: UserUnitOfWork, issuer: TokenIssuer, user: User, now: datetime, *,
+def _start_session(uow: UserUnitOfWork, issuer: TokenIssuer, user: User, roles: frozenset[str], now: datetime, *,
                    is_new_user: bool) -> LoginResult:
-    """A new refresh-token family and a fresh access token for `user`."""
+    """A new refresh-token family and a fresh access token for `user`, carrying `roles`."""
     assert user.id is not None
     refresh = issuer.refresh_token()
     uow.refresh_tokens.add(RefreshToken(user_id=user.id, family_id=str(uuid.uuid4()), token_hash=token_hash(refresh),
-                                        created_at=now, expires_at=now + issuer.refresh_ttl))
-    return LoginResult(user=user, access_token=issuer.access_token(user, now), refresh_token=refresh,
-                       expires_in=int(issuer.access_ttl.total_seconds()), is_new_user=is_new_user)
+                                        created_at=now, expires_at=now + issuer.refresh_ttl,
+                                        roles=",".join(sorted(roles))))
+    return LoginResult(user=user, roles=roles, access_token=issuer.access_token(user, roles, now),
+                       refresh_token=refresh, expires_in=int(issuer.access_ttl.total_seconds()),
+                       is_new_user=is_new_user)
 

@@ -28,11 +28,11 @@ class TokenIssuer:
         # Keyed hash for SMS codes, derived from the signing key so no extra secret must be managed.
         self.sms_key = hashlib.sha256(b"minimall-sms-code:" + private_key_pem).digest()
 
-    def access_token(self, user: User, now: datetime) -> str:
+    def access_token(self, user: User, roles: frozenset[str], now: datetime) -> str:
         claims = {
             "iss": ISSUER, "aud": AUDIENCE, "sub": str(user.id), "jti": str(uuid.uuid4()),
             "iat": int(now.timestamp()), "exp": int((now + self.access_ttl).timestamp()),
-            "roles": sorted(user.role_set),
+            "roles": sorted(roles),
         }
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 

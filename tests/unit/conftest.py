@@ -61,7 +61,8 @@ def make_user(user_id: int, roles: str = "") -> User:
 def mint(issuer: TokenIssuer) -> Callable[..., str]:
     """mint(user_id, roles="", issued_ago=0s): a genuine access token from the user service's issuer."""
     def _mint(user_id: int = 42, roles: str = "", issued_ago: timedelta = timedelta(0)) -> str:
-        return issuer.access_token(make_user(user_id, roles), datetime.now(UTC) - issued_ago)
+        user = make_user(user_id, roles)
+        return issuer.access_token(user, user.role_set, datetime.now(UTC) - issued_ago)
     return _mint
 
 

@@ -49,8 +49,8 @@ def channel(engine: Engine, jwt_keys: JwtKeys) -> Iterator[grpc.Channel]:
 
 def token(jwt_keys: JwtKeys, roles: str) -> str:
     issuer = TokenIssuer(jwt_keys.private_pem, access_ttl_seconds=300, refresh_ttl_seconds=600)
-    return issuer.access_token(User(phone="13800000000", created_at=datetime.now(UTC), roles=roles, id=7),
-                               datetime.now(UTC))
+    user = User(phone="13800000000", created_at=datetime.now(UTC), roles=roles, id=7)
+    return issuer.access_token(user, user.role_set, datetime.now(UTC))
 
 
 def overview(channel: grpc.Channel, bearer: str | None, **fields: str) -> analytics_pb2.GetOverviewResponse:
@@ -80,7 +80,8 @@ def test_a_token_signed_by_another_key_is_rejected(channel: grpc.Channel) -> Non
     other = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     forged = TokenIssuer(other, access_ttl_seconds=300, refresh_ttl_seconds=600).access_token(
-        User(phone="13800000000", created_at=datetime.now(UTC), roles="admin", id=1), datetime.now(UTC))
+        User(phone="13800000000", created_at=datetime.now(UTC), roles="admin", id=1), frozenset({"admin"}),
+        datetime.now(UTC))
 
     with pytest.raises(grpc.RpcError) as raised:
         overview(channel, forged)

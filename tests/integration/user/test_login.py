@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import jwt
 import pytest
 from mall.events.v1.envelope_pb2 import EventEnvelope
 from mall.events.v1.user_events_pb2 import UserRegistered
@@ -153,7 +154,19 @@ def test_admin_logs_in_with_password_and_gets_the_admin_role(
 
     result = service.login_with_password(uow(), issuer, passwords, phone="13800000000", password="s3cret-pass")
 
-    assert result.user.role_set == {"admin"}
+    assert result.roles == {"admin"}
+    assert jwt.decode(result.access_token, options={"verify_signature": False})["roles"] == ["admin"]
+
+
+def test_an_sms_code_never_gives_a_staff_session(uow: Callable[[], UserUnitOfWork], issuer: TokenIssuer) -> None:
+    service.create_admin(uow(), Passwords(), phone="13800000000", password="s3cret-pass")
+    code = send(uow, issuer, phone="13800000000")
+
+    result = service.login_with_sms(uow(), issuer, phone="13800000000", code=code, now=T0)
+
+    assert result.user.role_set == {"admin"}  # still staff ...
+    assert result.roles == frozenset()         # ... but this session is a shopper's
+    assert jwt.decode(result.access_token, options={"verify_signature": False})["roles"] == []
 
 
 @pytest.mark.parametrize("phone, password", [("13800000000", "wrong-pass-1"), ("13700000000", "s3cret-pass")])

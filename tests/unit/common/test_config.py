@@ -110,6 +110,15 @@ def test_defaults_need_no_consul_and_log_at_info(default_key_in_cwd: Path) -> No
         None, "127.0.0.1", "INFO", PEM)
 
 
+def test_without_minimall_env_a_process_assumes_production(default_key_in_cwd: Path) -> None:
+    assert ServiceSettings.from_env("order", {}).environment == "prod"
+
+
+def test_an_unknown_minimall_env_is_refused(default_key_in_cwd: Path) -> None:
+    with pytest.raises(ConfigError, match="^MINIMALL_ENV must be one of prod, staging, dev, test, got 'production'$"):
+        ServiceSettings.from_env("order", {"MINIMALL_ENV": "production"})
+
+
 def test_default_kafka_settings_point_at_a_local_broker(default_key_in_cwd: Path) -> None:
     settings = ServiceSettings.from_env("order", {})
 
@@ -123,12 +132,13 @@ def test_every_setting_can_be_overridden_by_environment(key_file: Path) -> None:
         "USER_METRICS_PORT": "9999", "JWT_PUBLIC_KEY_FILE": str(key_file), "CONSUL_HTTP_ADDR": "consul:8500",
         "USER_ADVERTISE_HOST": "user.svc", "LOG_LEVEL": "DEBUG", "KAFKA_BOOTSTRAP_SERVERS": "kafka:9092",
         "KAFKA_MAX_POLL_INTERVAL_MS": "5000", "KAFKA_TOPIC_PREFIX": "ci-", "KAFKA_REQUEST_TIMEOUT_MS": "2000",
+        "MINIMALL_ENV": "staging",
     }
 
     settings = ServiceSettings.from_env("user", environ)
 
     assert settings == ServiceSettings(
-        service="user", database_url="postgresql+psycopg://u@db/user", grpc_listen="0.0.0.0:6000",
+        service="user", environment="staging", database_url="postgresql+psycopg://u@db/user", grpc_listen="0.0.0.0:6000",
         metrics_port=9999, kafka=KafkaSettings("kafka:9092", 5000, "ci-", 2000), jwt_public_key_pem=PEM,
         consul_http_addr="consul:8500", advertise_host="user.svc", log_level="DEBUG")
 

@@ -103,7 +103,7 @@ def test_granting_roles_keeps_them_sorted_and_unique() -> None:
 def base(tmp_path: Path) -> ServiceSettings:
     key = tmp_path / "public.pem"
     key.write_bytes(b"public")
-    return ServiceSettings.from_env("user", {"JWT_PUBLIC_KEY_FILE": str(key)})
+    return ServiceSettings.from_env("user", {"JWT_PUBLIC_KEY_FILE": str(key), "MINIMALL_ENV": "dev"})
 
 
 @pytest.fixture
@@ -121,6 +121,17 @@ def test_sms_provider_must_be_set_explicitly(base: ServiceSettings, private_key_
 def test_unknown_sms_provider_is_refused(base: ServiceSettings, private_key_file: Path) -> None:
     with pytest.raises(ConfigError, match="^SMS_PROVIDER must be one of console, got 'aliyun'$"):
         UserSettings.from_env(base, {"JWT_PRIVATE_KEY_FILE": str(private_key_file), "SMS_PROVIDER": "aliyun"})
+
+
+@pytest.mark.parametrize("environment", ["prod", "staging"])
+def test_the_console_sms_provider_is_refused_outside_dev_and_test(tmp_path: Path, private_key_file: Path,
+                                                                   environment: str) -> None:
+    key = tmp_path / "public.pem"
+    key.write_bytes(b"public")
+    base = ServiceSettings.from_env("user", {"JWT_PUBLIC_KEY_FILE": str(key), "MINIMALL_ENV": environment})
+
+    with pytest.raises(ConfigError, match="runs only with MINIMALL_ENV=dev or test"):
+        UserSettings.from_env(base, {"JWT_PRIVATE_KEY_FILE": str(private_key_file), "SMS_PROVIDER": "console"})
 
 
 def test_user_settings_default_token_lifetimes(base: ServiceSettings, private_key_file: Path) -> None:

@@ -25,11 +25,11 @@ def unverified_claims(token: str) -> dict:
 
 
 def test_access_token_is_signed_with_eddsa(issuer: TokenIssuer, staff: User) -> None:
-    assert jwt.get_unverified_header(issuer.access_token(staff, NOW))["alg"] == "EdDSA"
+    assert jwt.get_unverified_header(issuer.access_token(staff, staff.role_set, NOW))["alg"] == "EdDSA"
 
 
 def test_access_token_claims_say_who_for_whom_and_how_long(issuer: TokenIssuer, staff: User) -> None:
-    claims = unverified_claims(issuer.access_token(staff, NOW))
+    claims = unverified_claims(issuer.access_token(staff, staff.role_set, NOW))
 
     assert {k: v for k, v in claims.items() if k != "jti"} == {
         "iss": "minimall-user", "aud": "minimall", "sub": "1001", "iat": 1795680000, "exp": 1795680900,
@@ -37,13 +37,13 @@ def test_access_token_claims_say_who_for_whom_and_how_long(issuer: TokenIssuer, 
 
 
 def test_each_access_token_has_its_own_uuid(issuer: TokenIssuer, staff: User) -> None:
-    first, second = (unverified_claims(issuer.access_token(staff, NOW))["jti"] for _ in range(2))
+    first, second = (unverified_claims(issuer.access_token(staff, staff.role_set, NOW))["jti"] for _ in range(2))
 
     assert (uuid.UUID(first).version, first != second) == (4, True)
 
 
 def test_token_issued_now_is_accepted_by_the_verifier(issuer: TokenIssuer, verifier, staff: User) -> None:
-    caller = verifier.verify(issuer.access_token(staff, datetime.now(UTC)))
+    caller = verifier.verify(issuer.access_token(staff, staff.role_set, datetime.now(UTC)))
 
     assert (caller.user_id, caller.roles) == (1001, frozenset({"admin", "operator"}))
 

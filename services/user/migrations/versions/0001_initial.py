@@ -48,6 +48,7 @@ def upgrade() -> None:
         sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
         sa.Column("created_at", UTCDateTime, nullable=False),
         sa.Column("expires_at", UTCDateTime, nullable=False),
+        sa.Column("roles", sa.String(255), nullable=False),
         sa.Column("used_at", UTCDateTime, nullable=True),
         sa.Column("revoked_at", UTCDateTime, nullable=True),
     )
