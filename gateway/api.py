@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import jsonschema
-from flask import current_app, request
+from flask import current_app, g, request
 
 from gateway.errors import ApiError
 from gateway.ratelimit import Limit
@@ -59,16 +59,20 @@ def _validate(schema: dict[str, Any], instance: object, where: str) -> None:
         raise ApiError(400, "INVALID_REQUEST", f"the request {where} is invalid", details)
 
 
-def json_body() -> dict[str, Any]:
-    """The request's JSON body, checked against the operation's schema (400 with per-field details)."""
-    op = current_operation()
+def validated_body(op: Operation) -> dict[str, Any]:
+    """The request's JSON body checked against `op`'s schema (400 with per-field details)."""
     data = request.get_json(silent=True)
     if data is None:
         raise ApiError(400, "INVALID_REQUEST", "the body must be a JSON object",
                        {"body": "expected application/json"})
-    if op is not None and op.body is not None:
-        _validate(op.body, data, "body")
+    if op.body is not None:
+        _validate(op.body, data, "body")  # every body schema is an object schema
     return data
+
+
+def json_body() -> dict[str, Any]:
+    """The body the gateway validated before the view ran."""
+    return g.body
 
 
 def query_args() -> dict[str, str]:

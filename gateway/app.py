@@ -12,14 +12,14 @@ from flask import Flask, Response, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gateway import errors
-from gateway.api import PUBLIC, current_operation
+from gateway.api import PUBLIC, Operation, current_operation, validated_body
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.grpc_clients import ServiceClients
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from gateway.ratelimit import Limit, RateLimiter, make_rate_limiter
 from gateway.routes import admin, auth, meta
-from services.common.auth import TokenVerifier, bearer_token
+from services.common.auth import Caller, TokenVerifier, bearer_token
 from services.common.discovery import Discovery
 from services.common.logs import request_id_var
 
@@ -39,7 +39,7 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
     app.extensions["clients"] = clients or ServiceClients(Discovery(settings.consul_http_addr),
                                                          settings.grpc_timeout_seconds)
     verifier = TokenVerifier(settings.jwt_public_key_pem)
-    limiter = make_rate_limiter(settings.redis_url)
+    limiter = app.extensions["rate_limiter"] = make_rate_limiter(settings.redis_url, settings.rate_limit_scale)
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
 
@@ -58,16 +58,14 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
         op = current_operation()
         if op is None:
             return
-        if op.limits:
-            _enforce_limits(limiter, op.limits)
-        if op.access == PUBLIC:
-            return
-        token = bearer_token(request.headers.get("Authorization"))
-        if token is None:
-            raise ApiError(401, "AUTH_REQUIRED", "this endpoint needs 'Authorization: Bearer <access token>'")
-        g.caller = verifier.verify(token)
-        if op.roles and not g.caller.has_any_role(*op.roles):
-            raise ApiError(403, "FORBIDDEN", "your account may not do this")
+        # Per-IP limits count every request, malformed or not; then who is calling; then the
+        # body; limits keyed by body fields (phone, ...) see only validated values.
+        _enforce_limits(limiter, tuple(lim for lim in op.limits if lim.client_only), {})
+        if op.access != PUBLIC:
+            g.caller = _authenticate(verifier, op)
+        if op.body is not None:
+            g.body = validated_body(op)
+            _enforce_limits(limiter, tuple(lim for lim in op.limits if not lim.client_only), g.body)
 
     @app.after_request
     def _finish(response: Response) -> Response:
@@ -90,9 +88,20 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
     return app
 
 
-def _enforce_limits(limiter: RateLimiter, limits: tuple[Limit, ...]) -> None:
-    body = request.get_json(silent=True)
-    values = {k: v for k, v in body.items() if isinstance(v, str)} if isinstance(body, dict) else {}
+def _authenticate(verifier: TokenVerifier, op: Operation) -> Caller:
+    token = bearer_token(request.headers.get("Authorization"))
+    if token is None:
+        raise ApiError(401, "AUTH_REQUIRED", "this endpoint needs 'Authorization: Bearer <access token>'")
+    caller = verifier.verify(token)
+    if op.roles and not caller.has_any_role(*op.roles):
+        raise ApiError(403, "FORBIDDEN", "your account may not do this")
+    return caller
+
+
+def _enforce_limits(limiter: RateLimiter, limits: tuple[Limit, ...], body: dict[str, Any]) -> None:
+    if not limits:
+        return
+    values = {k: v for k, v in body.items() if isinstance(v, str)}
     values["ip"] = request.remote_addr or ""
     wait = limiter.check(request.endpoint or "", limits, values)
     if wait is not None:

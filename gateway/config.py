@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from services.common.config import Env, read_key
+from services.common.config import ConfigError, Env, read_key
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,7 @@ class GatewaySettings:
     environ: Mapping[str, str]  # for static service addresses (USER_GRPC_TARGET, ...)
     redis_url: str | None = None  # shared rate-limit counters; per-process counters without it
     proxy_hops: int = 0           # trusted reverse proxies in front (X-Forwarded-For hops to believe)
+    rate_limit_scale: float = 1.0  # multiplies every rate limit (e.g. 10 for a load test); > 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -28,5 +29,17 @@ class GatewaySettings:
             log_level=env.str("LOG_LEVEL", "INFO"),
             redis_url=env.optional("REDIS_URL"),
             proxy_hops=env.int("GATEWAY_PROXY_HOPS", 0),
+            rate_limit_scale=_positive_float(env, "GATEWAY_RATE_LIMIT_SCALE", 1.0),
             environ=env.environ,
         )
+
+
+def _positive_float(env: Env, name: str, default: float) -> float:
+    raw = env.str(name, str(default))
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise ConfigError(f"{name} must be a number greater than 0, got {raw!r}")
+    return value

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -17,38 +19,50 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Limit:
-    """At most `count` requests per `seconds`, counted per value of `key`.
+    """At most `count` requests per `seconds` for each value of `key`.
 
-    `key` is "ip" (the client address) or the name of a JSON body field such as "phone"; a
-    request without that field is not counted under this limit.
+    `key` names what is counted: "ip" (the client address), a JSON body field such as "phone",
+    or several joined by "+" ("phone+ip": per phone from each address). A request lacking any
+    part is not counted under this limit. Body fields are read only after the body validated.
     """
 
     key: str
     count: int
     seconds: int
 
+    @property
+    def parts(self) -> tuple[str, ...]:
+        return tuple(self.key.split("+"))
+
+    @property
+    def client_only(self) -> bool:
+        """True when the limit needs nothing from the body, so it can run before validation."""
+        return self.parts == ("ip",)
+
 
 class Counter(Protocol):
-    def hit(self, bucket: str, limit: Limit, now: float) -> int | None:
-        """Count one request; returns seconds to wait when the limit is exceeded, else None."""
+    def hit(self, bucket: str, seconds: int, now: float) -> int:
+        """Count one request in the current window of `bucket`; returns the window's count so far."""
 
 
 class MemoryCounter:
     """Per-process counters: right for one gateway process (make run), not for several replicas."""
 
+    MAX_BUCKETS = 50_000
+
     def __init__(self) -> None:
-        self._windows: dict[str, tuple[int, int]] = {}
+        self._buckets: dict[str, tuple[int, int, float]] = {}  # bucket -> (window, count, expires_at)
         self._lock = threading.Lock()
 
-    def hit(self, bucket: str, limit: Limit, now: float) -> int | None:
-        window = int(now // limit.seconds)
+    def hit(self, bucket: str, seconds: int, now: float) -> int:
+        window = int(now // seconds)
         with self._lock:
-            if len(self._windows) > 100_000:  # drop finished windows now and then
-                self._windows = {k: v for k, v in self._windows.items() if v[0] >= window - 1}
-            start, count = self._windows.get(bucket, (window, 0))
+            if len(self._buckets) >= self.MAX_BUCKETS:
+                self._buckets = {k: v for k, v in self._buckets.items() if v[2] > now}
+            start, count, _ = self._buckets.get(bucket, (window, 0, 0.0))
             count = count + 1 if start == window else 1
-            self._windows[bucket] = (window, count)
-        return _retry_after(count, limit, window, now)
+            self._buckets[bucket] = (window, count, (window + 1) * seconds)
+        return count
 
 
 class RedisCounter:
@@ -57,47 +71,44 @@ class RedisCounter:
     def __init__(self, url: str) -> None:
         self.client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
 
-    def hit(self, bucket: str, limit: Limit, now: float) -> int | None:
-        window = int(now // limit.seconds)
-        key = f"mall:ratelimit:{bucket}:{window}"
+    def hit(self, bucket: str, seconds: int, now: float) -> int:
+        key = f"mall:ratelimit:{bucket}:{int(now // seconds)}"
         pipe = self.client.pipeline()
         pipe.incr(key)
-        pipe.expire(key, limit.seconds + 1)
+        pipe.expire(key, seconds + 1)
         count, _ = pipe.execute()
-        return _retry_after(int(count), limit, window, now)
-
-
-def _retry_after(count: int, limit: Limit, window: int, now: float) -> int | None:
-    if count <= limit.count:
-        return None
-    return max(1, int((window + 1) * limit.seconds - now + 0.999))
+        return int(count)
 
 
 class RateLimiter:
-    def __init__(self, counter: Counter) -> None:
+    def __init__(self, counter: Counter, scale: float = 1.0) -> None:
         self.counter = counter
+        self.scale = scale  # GATEWAY_RATE_LIMIT_SCALE: multiplies every limit's count
 
-    def check(self, endpoint: str, limits: tuple[Limit, ...], values: dict[str, str]) -> int | None:
-        """Count the request under each limit whose key has a value; the longest wait if any is exceeded.
+    def check(self, endpoint: str, limits: tuple[Limit, ...], values: Mapping[str, str],
+              now: float | None = None) -> int | None:
+        """Count the request under each limit in turn; at the first one exceeded, the seconds to wait.
 
-        If the shared counter store is down the request is let through (and logged): losing
-        rate limiting for a while is better than refusing every login.
+        Values are hashed into the bucket names: no phone number or address sits in the store.
+        If the shared store is down the request is let through (and logged): losing rate
+        limiting for a while is better than refusing every login.
         """
-        waits = []
+        now = time.time() if now is None else now
         for limit in limits:
-            value = values.get(limit.key)
-            if not value:
+            parts = [values.get(part, "") for part in limit.parts]
+            if not all(parts):
                 continue
+            digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
             try:
-                wait = self.counter.hit(f"{endpoint}:{limit.key}:{value}", limit, time.time())
+                count = self.counter.hit(f"{endpoint}:{limit.key}:{digest}", limit.seconds, now)
             except redis.RedisError:
                 log.warning("rate-limit store unavailable; letting %s through", endpoint, exc_info=True)
                 return None
-            if wait is not None:
+            if count > max(1, int(limit.count * self.scale)):
                 RATE_LIMITED.labels(endpoint, limit.key).inc()
-                waits.append(wait)
-        return max(waits) if waits else None
+                return max(1, int((now // limit.seconds + 1) * limit.seconds - now + 0.999))
+        return None
 
 
-def make_rate_limiter(redis_url: str | None) -> RateLimiter:
-    return RateLimiter(RedisCounter(redis_url) if redis_url else MemoryCounter())
+def make_rate_limiter(redis_url: str | None, scale: float = 1.0) -> RateLimiter:
+    return RateLimiter(RedisCounter(redis_url) if redis_url else MemoryCounter(), scale)

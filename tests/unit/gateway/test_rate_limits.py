@@ -29,6 +29,13 @@ def test_the_21st_code_request_from_one_ip_within_a_minute_is_refused(client: Fl
     assert len(clients.user.SendSmsCode.calls) == 20  # the refused one never reached the service
 
 
+def test_junk_in_the_phone_field_is_refused_before_any_phone_counter_exists(client: FlaskClient, app) -> None:  # type: ignore[no-untyped-def]
+    replies = [client.post(SMS, json={"phone": "x" * 1000 + str(n), "purpose": "login"}) for n in range(5)]
+
+    assert {r.status_code for r in replies} == {400}
+    assert not any(":phone:" in bucket for bucket in app.extensions["rate_limiter"].counter._buckets)
+
+
 def test_a_phone_is_limited_across_ips(client: FlaskClient) -> None:
     replies = [ask_code(client, "13900000001", ip=f"198.51.100.{n}") for n in range(6)]
 
@@ -60,16 +67,59 @@ def test_without_trusted_proxies_a_forged_forwarded_header_changes_nothing(clien
     assert replies[-1].status_code == 429
 
 
-def test_memory_counter_starts_afresh_in_the_next_window() -> None:
-    counter, limit = MemoryCounter(), Limit("ip", 2, 60)
+def test_the_wait_runs_to_the_end_of_the_window_and_then_counting_starts_afresh() -> None:
+    limiter, limits = RateLimiter(MemoryCounter()), (Limit("ip", 2, 60),)
 
-    waits = [counter.hit("b", limit, now) for now in (120.0, 130.0, 170.5, 180.0)]
+    waits = [limiter.check("e", limits, {"ip": "203.0.113.7"}, now=now) for now in (120.0, 130.0, 170.5, 180.0)]
 
     assert waits == [None, None, 10, None]
 
 
+def test_checking_stops_at_the_first_limit_exceeded() -> None:
+    counter = MemoryCounter()
+    limiter = RateLimiter(counter)
+    limits = (Limit("ip", 1, 60), Limit("phone", 100, 60))
+    values = {"ip": "203.0.113.7", "phone": "13900000001"}
+
+    limiter.check("e", limits, values, now=0.0)
+    refused = limiter.check("e", limits, values, now=1.0)
+
+    assert refused == 59
+    assert sorted(count for _, count, _ in counter._buckets.values()) == [1, 2]  # the phone counted once
+
+
+def test_buckets_hold_no_phone_number_or_address() -> None:
+    counter = MemoryCounter()
+
+    RateLimiter(counter).check("auth.login_sms", (Limit("phone+ip", 5, 60),),
+                               {"ip": "203.0.113.7", "phone": "13900000001"}, now=0.0)
+
+    (bucket,) = counter._buckets
+    assert bucket.startswith("auth.login_sms:phone+ip:")
+    assert "13900000001" not in bucket and "203.0.113.7" not in bucket
+
+
+def test_scale_multiplies_every_limit() -> None:
+    limiter = RateLimiter(MemoryCounter(), scale=3)
+
+    waits = [limiter.check("e", (Limit("ip", 2, 60),), {"ip": "203.0.113.7"}, now=0.0) for _ in range(7)]
+
+    assert waits == [None] * 6 + [60]
+
+
+def test_the_memory_counter_forgets_finished_windows_when_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    counter = MemoryCounter()
+    monkeypatch.setattr(MemoryCounter, "MAX_BUCKETS", 3)
+    for n in range(3):
+        counter.hit(f"old-{n}", 60, now=0.0)
+
+    counter.hit("new", 60, now=61.0)
+
+    assert set(counter._buckets) == {"new"}
+
+
 class BrokenStore:
-    def hit(self, bucket: str, limit: Limit, now: float) -> int | None:
+    def hit(self, bucket: str, seconds: int, now: float) -> int:
         raise redis.ConnectionError("down")
 
 
@@ -87,4 +137,4 @@ def test_a_request_without_the_key_is_not_counted(values: dict[str, str]) -> Non
     results = [limiter.check("e", (Limit("ip", 1, 60),), values) for _ in range(3)]
 
     assert results == [None, None, None]
-    assert counter._windows == {}
+    assert counter._buckets == {}
