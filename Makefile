@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install protos protos-check run stop test test-unit test-integration test-e2e bench clean
+.PHONY: install protos protos-check lint run stop test test-unit test-integration test-e2e bench clean
 
 install: $(STAMP)
 
@@ -24,6 +24,9 @@ protos: install
 protos-check: install
 	$(PY) tools/gen_protos.py --check
 
+lint: install
+	$(PY) -m ruff check .
+
 run: install
 	$(PY) -m tools.devrun
 
@@ -31,7 +34,7 @@ stop:
 	@if [ -f var/devrun.pid ]; then kill -TERM $$(cat var/devrun.pid) && echo "stopping MiniMall"; else echo "MiniMall is not running"; fi
 
 # pytest exits 5 when it collected no test: for us that is a broken suite, never a pass.
-test: protos-check
+test: protos-check lint
 	@$(PY) -m pytest tests; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests"; fi; exit $$status
 

@@ -128,7 +128,7 @@ class Supervisor:
 
     def stop_all(self) -> None:
         self.stopping.set()
-        for name, process in reversed(self.children):  # gateway first, broker last
+        for _name, process in reversed(self.children):  # gateway first, broker last
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
         deadline = time.monotonic() + 15

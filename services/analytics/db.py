@@ -7,8 +7,8 @@ from datetime import date
 from sqlalchemy import Column, Date, Integer, MetaData, Table, select, update
 from sqlalchemy.orm import Session
 
-from services.common.uow import UnitOfWork
 from services.analytics.domain import DailyFigures, Period
+from services.common.uow import UnitOfWork
 
 metadata = MetaData()
 

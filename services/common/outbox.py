@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
-import time
 from collections.abc import Callable
 
 from google.protobuf.message import Message
 from kafka import KafkaProducer
-from sqlalchemy import (Column, Engine, Index, LargeBinary, MetaData, PrimaryKeyConstraint, String,
-                        Table, Text, func, select, text, update)
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Index,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from services.common import events
@@ -63,8 +77,12 @@ class OutboxRelay:
     """Publishes committed outbox rows in id order with acks=all, then marks them published.
 
     A crash between publishing and marking publishes those rows again on the next pass: delivery
-    is at-least-once and consumers deduplicate by event id. Several relays may run at once;
-    on PostgreSQL each claims its batch with FOR UPDATE SKIP LOCKED.
+    is at-least-once and consumers deduplicate by event id.
+
+    Several replicas may run a relay, but only one publishes at a time: on PostgreSQL the relay
+    holding a session advisory lock per service leads, the others stand by and take over when
+    its connection ends. Two relays publishing side by side would break per-aggregate order
+    (order-paid overtaking order-created). SQLite (dev) has one process per database file.
     """
 
     def __init__(self, service: str, engine: Engine, kafka: KafkaSettings, *, batch_size: int = 200,
@@ -78,6 +96,9 @@ class OutboxRelay:
         self.max_backoff_seconds = max_backoff_seconds
         self.producer_factory = producer_factory
         self._producer: KafkaProducer | None = None
+        self._leader: Connection | None = None
+        self._lock_key = int.from_bytes(hashlib.sha256(f"minimall-outbox:{service}".encode()).digest()[:8],
+                                        "big", signed=True)
 
     def run(self, stop: threading.Event) -> None:
         """Relay until `stop` is set, backing off exponentially while the broker or database is down."""
@@ -94,24 +115,53 @@ class OutboxRelay:
                 log.warning("outbox relay failed; retrying in %.1fs", backoff, exc_info=True)
                 self._reset_producer()
                 stop.wait(backoff)
+        self.close()
+
+    def close(self) -> None:
+        """Stop the producer and give up leadership (another relay takes over at once)."""
         self._reset_producer()
+        if self._leader is not None:
+            self._leader.close()
+            self._leader = None
+
+    def is_leader(self) -> bool:
+        """Hold (or try to take) this service's relay lock; True when this relay may publish."""
+        if self.engine.dialect.name != "postgresql":
+            return True
+        if self._leader is not None:
+            try:
+                self._leader.exec_driver_sql("SELECT 1")
+                return True
+            except DBAPIError:  # the connection died, and the lock with it
+                log.warning("outbox relay lost its leadership connection")
+                self._leader.invalidate()
+                self._leader = None
+        connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        connection.detach()  # closing it must end the session (and the lock), not pool it
+        if connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self._lock_key}).scalar_one():
+            self._leader = connection
+            log.info("outbox relay of %s is now the leader", self.service)
+            return True
+        connection.close()
+        return False
 
     def publish_pending(self) -> int:
-        """Publish one batch of unpublished rows; returns how many were published."""
+        """Publish one batch of unpublished rows; returns how many were published (0 when standing by)."""
+        if not self.is_leader():
+            return 0
         with Session(self.engine) as session, session.begin():
             rows = session.execute(
                 select(outbox.c.id, outbox.c.event_type, outbox.c.aggregate_id, outbox.c.envelope)
                 .where(outbox.c.published_at.is_(None))
                 .order_by(outbox.c.id)
                 .limit(self.batch_size)
-                .with_for_update(skip_locked=True)
             ).all()
             if rows:
                 self._send(rows)
                 self._mark_published(session, [row.id for row in rows])
             pending = session.execute(
                 select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))).scalar_one()
-        OUTBOX_PENDING.labels(self.service).set(pending - len(rows))
+        OUTBOX_PENDING.labels(self.service).set(pending)  # counted after this batch was marked
         return len(rows)
 
     def _send(self, rows: list) -> None:

@@ -35,7 +35,7 @@ class UnitOfWork:
     def rollback(self) -> None:
         self.session.rollback()
 
-    def publish(self, event_type: str, aggregate_id: str, payload: Message) -> None:
-        """Write an event to the outbox in this transaction; the relay sends it after commit."""
-        add_to_outbox(self.session, producer=self.producer, event_type=event_type,
+    def publish(self, event_type: str, aggregate_id: str, payload: Message) -> str:
+        """Write an event to the outbox in this transaction (the relay sends it after commit); its event id."""
+        return add_to_outbox(self.session, producer=self.producer, event_type=event_type,
                       aggregate_id=aggregate_id, payload=payload)

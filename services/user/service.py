@@ -11,11 +11,19 @@ from datetime import datetime, timedelta
 from mall.events.v1.user_events_pb2 import UserRegistered
 
 from services.common.db import utcnow
-from services.common.events import timestamp
 from services.common.errors import DomainError, InvalidInput, Unauthenticated
+from services.common.events import timestamp
 from services.user.db import UserUnitOfWork
-from services.user.domain import (SMS_CODE_TTL, SMS_RESEND_AFTER, LoginResult, RefreshToken, SmsCode, User,
-                                  validate_password, validate_phone)
+from services.user.domain import (
+    SMS_CODE_TTL,
+    SMS_RESEND_AFTER,
+    LoginResult,
+    RefreshToken,
+    SmsCode,
+    User,
+    validate_password,
+    validate_phone,
+)
 from services.user.passwords import Passwords
 from services.user.sms import SmsSender
 from services.user.tokens import TokenIssuer, token_hash

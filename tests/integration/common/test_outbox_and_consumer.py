@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import pytest
-from kafka import TopicPartition
 from mall.events.v1.user_events_pb2 import UserRegistered
 from sqlalchemy import Engine, func, select
 
@@ -21,7 +20,7 @@ from services.common.config import KafkaSettings
 from services.common.consumer import EventConsumer
 from services.common.devbroker import DevBroker, free_port
 from services.common.events import decode, timestamp
-from services.common.metrics import OUTBOX_FAILURES
+from services.common.metrics import OUTBOX_FAILURES, OUTBOX_PENDING
 from services.common.outbox import OutboxRelay, outbox, processed_events
 from services.common.uow import UnitOfWork
 from tests.fixtures.kafka import kafka_settings_for, read_topic
@@ -39,10 +38,11 @@ class SimulatedCrash(BaseException):
 def register_users(engine: Engine, count: int, *, commit: bool = True) -> list[str]:
     """Write `count` user-registered events to the outbox in one transaction; returns their event ids."""
     with UnitOfWork(engine, "user") as uow:
-        for n in range(count):
-            uow.publish("user-registered", str(n),
-                        UserRegistered(user_id=n, channel="sms", registered_at=timestamp(datetime(2026, 11, 26, 8, tzinfo=UTC))))
-        event_ids = list(uow.session.execute(select(outbox.c.event_id).order_by(outbox.c.id)).scalars())
+        event_ids = [
+            uow.publish("user-registered", str(n), UserRegistered(
+                user_id=n, channel="sms", registered_at=timestamp(datetime(2026, 11, 26, 8, tzinfo=UTC))))
+            for n in range(count)
+        ]
         if commit:
             uow.commit()
     return event_ids
@@ -64,6 +64,21 @@ def user_db(service_engine: Callable[[str], Engine]) -> Engine:
 
 
 @pytest.fixture
+def relays(user_db: Engine, kafka_settings: KafkaSettings) -> Iterator[Callable[..., OutboxRelay]]:
+    """relays() → a user-service relay; all are closed (leadership released) after the test."""
+    made: list[OutboxRelay] = []
+
+    def make(relay_class: type[OutboxRelay] = OutboxRelay, settings: KafkaSettings = kafka_settings,
+             **options: float) -> OutboxRelay:
+        made.append(relay_class("user", user_db, settings, **options))
+        return made[-1]
+
+    yield make
+    for relay in made:
+        relay.close()
+
+
+@pytest.fixture
 def analytics_db(service_engine: Callable[[str], Engine]) -> Engine:
     return service_engine("analytics")
 
@@ -75,12 +90,12 @@ def consume_until(consumer: EventConsumer, done: Callable[[], bool], timeout_sec
         consumer.poll_once(timeout_ms=200)
 
 
-def test_rows_of_a_rolled_back_transaction_are_never_published(user_db: Engine, kafka_settings: KafkaSettings) -> None:
+def test_rows_of_a_rolled_back_transaction_are_never_published(
+        user_db: Engine, kafka_settings: KafkaSettings, relays: Callable[..., OutboxRelay]) -> None:
     register_users(user_db, 2, commit=False)
     marker = register_users(user_db, 1)[0]
-    relay = OutboxRelay("user", user_db, kafka_settings)
 
-    published = relay.publish_pending()
+    published = relays().publish_pending()
 
     records = read_topic(kafka_settings, "user-registered", until=lambda rs: any(
         decode(r.value).event_id == marker for r in rs))
@@ -89,9 +104,10 @@ def test_rows_of_a_rolled_back_transaction_are_never_published(user_db: Engine, 
     assert unpublished(user_db) == 0
 
 
-def test_committed_rows_are_published_once_with_their_envelope(user_db: Engine, kafka_settings: KafkaSettings) -> None:
+def test_committed_rows_are_published_once_with_their_envelope(
+        user_db: Engine, kafka_settings: KafkaSettings, relays: Callable[..., OutboxRelay]) -> None:
     event_ids = register_users(user_db, 3)
-    relay = OutboxRelay("user", user_db, kafka_settings)
+    relay = relays()
 
     assert relay.publish_pending() == 3
     assert relay.publish_pending() == 0
@@ -109,13 +125,16 @@ class CrashBeforeMarking(OutboxRelay):
 
 
 def test_relay_killed_after_publishing_republishes_and_the_consumer_applies_once(
-        user_db: Engine, analytics_db: Engine, kafka_settings: KafkaSettings) -> None:
+        user_db: Engine, analytics_db: Engine, kafka_settings: KafkaSettings,
+        relays: Callable[..., OutboxRelay]) -> None:
     event_id = register_users(user_db, 1)[0]
+    crashing = relays(CrashBeforeMarking)
     with pytest.raises(SimulatedCrash):
-        CrashBeforeMarking("user", user_db, kafka_settings).publish_pending()
+        crashing.publish_pending()
+    crashing.close()  # the process is gone, and its database connection with it
     assert unpublished(user_db) == 1  # the mark never committed
 
-    assert OutboxRelay("user", user_db, kafka_settings).publish_pending() == 1
+    assert relays().publish_pending() == 1
     records = read_topic(kafka_settings, "user-registered", until=lambda rs: len(rs) >= 2)
     assert [decode(r.value).event_id for r in records] == [event_id, event_id]
 
@@ -143,9 +162,10 @@ class RecordingConsumer(EventConsumer):
 
 
 def test_consumer_killed_after_its_db_commit_applies_the_event_once_on_redelivery(
-        user_db: Engine, analytics_db: Engine, kafka_settings: KafkaSettings) -> None:
+        user_db: Engine, analytics_db: Engine, kafka_settings: KafkaSettings,
+        relays: Callable[..., OutboxRelay]) -> None:
     register_users(user_db, 1)
-    OutboxRelay("user", user_db, kafka_settings).publish_pending()
+    relays().publish_pending()
     crashing = CrashBeforeOffsetCommit("analytics", analytics_db, kafka_settings, HANDLERS)
     with pytest.raises(SimulatedCrash):
         consume_until(crashing, lambda: False)
@@ -163,14 +183,16 @@ def test_consumer_killed_after_its_db_commit_applies_the_event_once_on_redeliver
 
 
 def test_consumer_commits_offsets_so_a_restart_does_not_replay(
-        user_db: Engine, analytics_db: Engine, kafka_settings: KafkaSettings) -> None:
+        user_db: Engine, analytics_db: Engine, kafka_settings: KafkaSettings,
+        relays: Callable[..., OutboxRelay]) -> None:
+    relay = relays()
     register_users(user_db, 2)
-    OutboxRelay("user", user_db, kafka_settings).publish_pending()
+    relay.publish_pending()
     first = RecordingConsumer("analytics", analytics_db, kafka_settings, HANDLERS)
     consume_until(first, lambda: len(first.outcomes) >= 2)
     first.close()
     register_users(user_db, 1)
-    OutboxRelay("user", user_db, kafka_settings).publish_pending()
+    relay.publish_pending()
 
     second = RecordingConsumer("analytics", analytics_db, kafka_settings, HANDLERS)
     consume_until(second, lambda: len(second.outcomes) >= 1)
@@ -182,9 +204,10 @@ def test_consumer_commits_offsets_so_a_restart_does_not_replay(
 
 
 def test_a_failing_handler_is_retried_from_the_same_offset_without_skipping(
-        user_db: Engine, analytics_db: Engine, kafka_settings: KafkaSettings) -> None:
+        user_db: Engine, analytics_db: Engine, kafka_settings: KafkaSettings,
+        relays: Callable[..., OutboxRelay]) -> None:
     register_users(user_db, 1)
-    OutboxRelay("user", user_db, kafka_settings).publish_pending()
+    relays().publish_pending()
     calls = []
 
     def flaky(session, envelope):  # type: ignore[no-untyped-def]
@@ -229,9 +252,10 @@ def outage(request: pytest.FixtureRequest) -> Iterator[Outage]:
             proxy.stop()
 
 
-def test_relay_keeps_working_across_a_broker_outage_with_nothing_lost(user_db: Engine, outage: Outage) -> None:
+def test_relay_keeps_working_across_a_broker_outage_with_nothing_lost(
+        user_db: Engine, outage: Outage, relays: Callable[..., OutboxRelay]) -> None:
     settings = outage.settings
-    relay = OutboxRelay("user", user_db, settings, idle_seconds=0.05, max_backoff_seconds=0.5)
+    relay = relays(settings=settings, idle_seconds=0.05, max_backoff_seconds=0.5)
     stop = threading.Event()
     worker = threading.Thread(target=relay.run, args=(stop,), daemon=True)
     before = register_users(user_db, 3)
@@ -261,3 +285,31 @@ def test_relay_keeps_working_across_a_broker_outage_with_nothing_lost(user_db: E
         stop.set()
         worker.join(timeout=15)
     assert {decode(r.value).event_id for r in records} == set(before + during)
+
+
+def test_only_one_relay_publishes_and_a_standby_takes_over_when_it_stops(
+        user_db: Engine, kafka_settings: KafkaSettings, relays: Callable[..., OutboxRelay]) -> None:
+    leader, standby = relays(), relays()
+    first = register_users(user_db, 2)
+
+    assert (leader.publish_pending(), standby.publish_pending()) == (2, 0)
+    second = register_users(user_db, 1)
+    assert standby.publish_pending() == 0
+    leader.close()
+
+    assert standby.publish_pending() == 1
+    records = read_topic(kafka_settings, "user-registered", until=lambda rs: len(rs) >= 3)
+    assert sorted(decode(r.value).event_id for r in records) == sorted(first + second)
+
+
+def test_the_backlog_gauge_shows_what_is_left_after_a_batch(
+        user_db: Engine, relays: Callable[..., OutboxRelay]) -> None:
+    register_users(user_db, 5)
+    relay = relays(batch_size=2)
+
+    relay.publish_pending()
+    after_one_batch = OUTBOX_PENDING.labels("user")._value.get()
+    relay.publish_pending()
+    relay.publish_pending()
+
+    assert (after_one_batch, OUTBOX_PENDING.labels("user")._value.get()) == (3, 0)

@@ -7,8 +7,20 @@ from collections.abc import Callable
 import grpc
 import pytest
 
-from services.common.errors import (CODE_KEY, DETAILS_KEY, Conflict, DomainError, ErrorKind, Forbidden,
-                                    InvalidInput, NotFound, RateLimited, Unauthenticated, from_grpc, to_grpc)
+from services.common.errors import (
+    CODE_KEY,
+    DETAILS_KEY,
+    Conflict,
+    DomainError,
+    ErrorKind,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    Unauthenticated,
+    from_grpc,
+    to_grpc,
+)
 
 
 @pytest.mark.parametrize(("error", "status"), [

@@ -9,8 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.common.errors import DomainError, ErrorKind, InvalidInput, RateLimited
-from services.user.domain import (SMS_CODE_TTL, SMS_DAILY_LIMIT_PER_PHONE, SMS_MAX_ATTEMPTS, SMS_RESEND_AFTER,
-                                  SmsCode)
+from services.user.domain import SMS_CODE_TTL, SMS_DAILY_LIMIT_PER_PHONE, SMS_MAX_ATTEMPTS, SMS_RESEND_AFTER, SmsCode
 
 T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 PHONE = "13800138000"
