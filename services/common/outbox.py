@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections.abc import Callable
@@ -29,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from services.common import events
 from services.common.config import KafkaSettings
-from services.common.db import BigId, UTCDateTime, utcnow
+from services.common.db import BigId, UTCDateTime, advisory_key, utcnow
 from services.common.kafka import close_producer, delivery_timeout_ms, make_producer
 from services.common.metrics import OUTBOX_FAILURES, OUTBOX_PENDING, OUTBOX_PUBLISHED
 
@@ -97,8 +96,7 @@ class OutboxRelay:
         self.producer_factory = producer_factory
         self._producer: KafkaProducer | None = None
         self._leader: Connection | None = None
-        self._lock_key = int.from_bytes(hashlib.sha256(f"minimall-outbox:{service}".encode()).digest()[:8],
-                                        "big", signed=True)
+        self._lock_key = advisory_key(f"minimall-outbox:{service}")
 
     def run(self, stop: threading.Event) -> None:
         """Relay until `stop` is set, backing off exponentially while the broker or database is down."""

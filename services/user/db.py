@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Column, ForeignKey, Index, Integer, MetaData, String, Table, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, registry
 
-from services.common.db import BigId, UTCDateTime
+from services.common.db import BigId, UTCDateTime, serialize_on
+from services.common.errors import Conflict
 from services.common.uow import UnitOfWork
 from services.user.domain import RefreshToken, SmsCode, User
 
@@ -62,7 +64,10 @@ class UserRepository:
 
     def add(self, user: User) -> None:
         self.session.add(user)
-        self.session.flush()  # assigns the id the user-registered event needs
+        try:
+            self.session.flush()  # assigns the id the user-registered event needs
+        except IntegrityError:  # the same phone registered a moment ago by another transaction
+            raise Conflict("PHONE_TAKEN", "an account for this phone was created just now; try again") from None
 
     def by_phone(self, phone: str) -> User | None:
         return self.session.execute(select(User).where(users.c.phone == phone)).scalar_one_or_none()
@@ -77,6 +82,10 @@ class SmsCodeRepository:
 
     def add(self, code: SmsCode) -> None:
         self.session.add(code)
+
+    def lock_phone(self, phone: str) -> None:
+        """Hold the phone's lock until the transaction ends: send limits then hold under concurrency."""
+        serialize_on(self.session, f"sms-codes:{phone}")
 
     def latest(self, phone: str, purpose: str, *, lock: bool = False) -> SmsCode | None:
         """The newest code for phone and purpose; `lock` serialises concurrent redemptions."""

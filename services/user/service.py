@@ -45,6 +45,7 @@ def send_sms_code(uow: UserUnitOfWork, sms: SmsSender, issuer: TokenIssuer, *, p
     phone = validate_phone(phone)
     code = f"{secrets.randbelow(10**6):06d}"
     with uow:
+        uow.sms_codes.lock_phone(phone)
         new_code = SmsCode.issue(phone=phone, purpose=purpose, code_hash=issuer.sms_code_hash(phone, code), now=now,
                                  previous=uow.sms_codes.latest(phone, purpose),
                                  sent_today=uow.sms_codes.sent_since(phone, now - timedelta(days=1)))

@@ -1,4 +1,4 @@
-"""User use cases on PostgreSQL: codes, first-login registration with its event, password login, races."""
+"""User use cases on PostgreSQL and SQLite: codes, first-login registration with its event, password login, races."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from mall.events.v1.envelope_pb2 import EventEnvelope
 from mall.events.v1.user_events_pb2 import UserRegistered
 from sqlalchemy import Engine, func, select
 
-from services.common.errors import DomainError, InvalidInput, RateLimited, Unauthenticated
+from services.common.errors import Conflict, DomainError, InvalidInput, RateLimited, Unauthenticated
 from services.common.outbox import outbox
 from services.user import service
-from services.user.db import UserUnitOfWork, refresh_tokens, users
+from services.user.db import UserUnitOfWork, refresh_tokens, sms_codes, users
+from services.user.domain import User
 from services.user.passwords import Passwords
 from services.user.sms import ConsoleSms
 from services.user.tokens import TokenIssuer
@@ -28,9 +29,10 @@ PHONE = "13912345678"
 T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def engine(service_engine: Callable[[str], Engine]) -> Engine:
-    return service_engine("user")
+@pytest.fixture(params=["postgresql", "sqlite"])
+def engine(request: pytest.FixtureRequest) -> Engine:
+    fixture = "service_engine" if request.param == "postgresql" else "sqlite_service_engine"
+    return request.getfixturevalue(fixture)("user")
 
 
 @pytest.fixture
@@ -46,6 +48,23 @@ def issuer(jwt_keys: JwtKeys) -> TokenIssuer:
 def count(engine: Engine, table) -> int:  # type: ignore[no-untyped-def]
     with engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+class CountingSms(ConsoleSms):
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def send_code(self, phone: str, code: str, purpose: str) -> None:
+        self.sent += 1
+
+
+def run_together(work: Callable[[], None], threads: int) -> None:
+    """Run `work` on `threads` threads at once (each waits on a barrier inside `work`)."""
+    started = [threading.Thread(target=work) for _ in range(threads)]
+    for thread in started:
+        thread.start()
+    for thread in started:
+        thread.join()
 
 
 def send(uow: Callable[[], UserUnitOfWork], issuer: TokenIssuer, now: datetime = T0, phone: str = PHONE) -> str:
@@ -122,6 +141,48 @@ def test_asking_again_within_a_minute_is_refused_with_the_wait(
     assert raised.value.details == {"retry_after": 40}
 
 
+def test_concurrent_code_requests_for_one_phone_send_exactly_one(
+        engine: Engine, uow: Callable[[], UserUnitOfWork], issuer: TokenIssuer) -> None:
+    barrier = threading.Barrier(8)
+    sms = CountingSms()
+    outcomes: list[str] = []
+
+    def ask() -> None:
+        barrier.wait()
+        try:
+            service.send_sms_code(uow(), sms, issuer, phone=PHONE, purpose="login", now=T0)
+            outcomes.append("sent")
+        except DomainError as exc:
+            outcomes.append(exc.code)
+
+    run_together(ask, 8)
+
+    assert sorted(outcomes) == ["SMS_RESEND_TOO_SOON"] * 7 + ["sent"]
+    assert sms.sent == 1
+    assert count(engine, sms_codes) == 1
+
+
+def test_concurrent_wrong_guesses_count_every_try(
+        engine: Engine, uow: Callable[[], UserUnitOfWork], issuer: TokenIssuer) -> None:
+    code = send(uow, issuer)
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    barrier = threading.Barrier(8)
+    outcomes: list[str] = []
+
+    def guess() -> None:
+        barrier.wait()
+        try:
+            service.login_with_sms(uow(), issuer, phone=PHONE, code=wrong, now=T0)
+        except DomainError as exc:
+            outcomes.append(exc.code)
+
+    run_together(guess, 8)
+
+    assert sorted(outcomes) == ["SMS_CODE_INVALID"] * 5 + ["SMS_CODE_LOCKED"] * 3
+    with uow() as check:
+        assert check.sms_codes.latest(PHONE, "login").attempts == 5
+
+
 def test_concurrent_logins_with_one_code_let_exactly_one_through(
         engine: Engine, uow: Callable[[], UserUnitOfWork], issuer: TokenIssuer) -> None:
     code = send(uow, issuer)
@@ -136,11 +197,7 @@ def test_concurrent_logins_with_one_code_let_exactly_one_through(
         except DomainError as exc:
             outcomes.append(exc.code)
 
-    threads = [threading.Thread(target=attempt) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_together(attempt, 6)
 
     assert sorted(outcomes) == ["SMS_CODE_EXPIRED"] * 5 + ["ok"]
     assert count(engine, users) == 1
@@ -191,3 +248,16 @@ def test_create_admin_twice_keeps_one_account_and_updates_the_password(
 
     assert count(engine, users) == 1
     assert result.user.role_set == {"admin"}
+
+
+def test_registering_a_phone_taken_a_moment_ago_is_a_conflict_not_a_crash(
+        engine: Engine, uow: Callable[[], UserUnitOfWork]) -> None:
+    with uow() as first:
+        first.users.add(User.register(PHONE, T0))
+        first.commit()
+
+    with uow() as second, pytest.raises(Conflict) as raised:
+        second.users.add(User.register(PHONE, T0))
+
+    assert raised.value.code == "PHONE_TAKEN"
+    assert count(engine, users) == 1

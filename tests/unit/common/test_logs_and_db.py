@@ -171,3 +171,13 @@ def test_sqlite_insert_of_a_naive_datetime_fails(in_memory_table) -> None:
 
     with engine.begin() as connection, pytest.raises(StatementError, match="naive datetime"):
         connection.execute(insert(table).values(id=1, at=datetime(2026, 1, 1)))
+
+
+def test_phone_and_id_numbers_in_any_log_text_are_masked() -> None:
+    record = logging.LogRecord("sql", logging.ERROR, __file__, 1,
+                               "Key (phone)=(13912345678) already exists; id 11010519491231002X; ts 1795712145923",
+                               None, None)
+
+    line = json.loads(JsonFormatter("user").format(record))["msg"]
+
+    assert line == "Key (phone)=(139****5678) already exists; id 1101**********002X; ts 1795712145923"
