@@ -19,12 +19,18 @@ from services.common.db import utcnow
 from services.common.kafka import make_consumer
 from services.common.logs import request_id_var
 from services.common.metrics import CONSUMER_FAILURES, EVENTS_CONSUMED
-from services.common.outbox import processed_events
+from services.common.outbox import dead_letters, processed_events
 
 log = logging.getLogger(__name__)
 
-# A handler applies one event inside the caller's transaction; it must not commit.
+# A handler applies one event inside the caller's transaction; it must not commit. It raises
+# events.InvalidEvent for an event it can never apply (that event is dead-lettered) and any
+# other exception for a failure worth retrying.
 Handler = Callable[[Session, EventEnvelope], None]
+
+
+class HandlerFailed(Exception):
+    """A handler failed for a reason that may pass; the record will be delivered again."""
 
 
 class EventConsumer:
@@ -32,8 +38,12 @@ class EventConsumer:
 
     For each record: one DB transaction inserts (name, event_id) into processed_events and runs
     the handler; only after it commits is the offset committed. A crash in between redelivers
-    the record, and the processed_events key turns the replay into a no-op. A failing handler
-    is retried (with backoff) from the same offset, so nothing is skipped.
+    the record, and the processed_events key turns the replay into a no-op.
+
+    A handler that fails is retried from the same offset with backoff, the consumer kept (no
+    rebalance). A record that can never be applied (not an envelope, a payload that does not
+    parse, an event on the wrong topic) goes to the dead_letters table, with its bytes, and the
+    partition moves on: one poison message must not stop the shop.
     """
 
     def __init__(self, name: str, engine: Engine, kafka: KafkaSettings, handlers: Mapping[str, Handler], *,
@@ -43,21 +53,26 @@ class EventConsumer:
         self.engine = engine
         self.kafka = kafka
         self.handlers = dict(handlers)
-        self.max_backoff_seconds = max_backoff_seconds
+        # Stay well inside max_poll_interval_ms, or the group would evict us while we wait.
+        self.max_backoff_seconds = min(max_backoff_seconds, kafka.max_poll_interval_ms / 2000)
         self.consumer_factory = consumer_factory
         self._topics = {kafka.topic(event_type): event_type for event_type in self.handlers}
         self._consumer: KafkaConsumer | None = None
 
     def run(self, stop: threading.Event) -> None:
-        """Consume until `stop` is set, reconnecting with backoff while the broker is down."""
+        """Consume until `stop` is set; back off on handler failures, reconnect on broker failures."""
         backoff = 0.0
         while not stop.is_set():
             try:
                 self.poll_once()
                 backoff = 0.0
+            except HandlerFailed:
+                backoff = min(self.max_backoff_seconds, max(0.1, backoff * 2))
+                log.warning("consumer %s: handler failed; retrying in %.1fs", self.name, backoff, exc_info=True)
+                stop.wait(backoff)
             except Exception:
                 backoff = min(self.max_backoff_seconds, max(0.1, backoff * 2))
-                log.warning("consumer %s failed; retrying in %.1fs", self.name, backoff, exc_info=True)
+                log.warning("consumer %s failed; reconnecting in %.1fs", self.name, backoff, exc_info=True)
                 self.close()
                 stop.wait(backoff)
         self.close()
@@ -76,11 +91,11 @@ class EventConsumer:
                 for record in records:
                     try:
                         self.handle(record)
-                    except Exception:
+                    except Exception as exc:
                         CONSUMER_FAILURES.labels(self.name, record.topic).inc()
                         # Rewind so the next poll redelivers this record and everything after it.
                         consumer.seek(partition, record.offset)
-                        raise
+                        raise HandlerFailed(f"{record.topic}@{record.offset}: {exc!r}") from exc
                     done = record.offset
                     handled += 1
             finally:
@@ -89,23 +104,21 @@ class EventConsumer:
         return handled
 
     def handle(self, record: ConsumerRecord) -> bool:
-        """Apply one record; False when it was a duplicate or unusable (and so changed nothing)."""
+        """Apply one record; False when it was a duplicate or dead-lettered (and so changed nothing else)."""
         try:
             envelope = events.decode(record.value)
-        except events.InvalidEvent:
-            EVENTS_CONSUMED.labels(self.name, record.topic, "invalid").inc()
-            log.error("skipping an undecodable record", extra={"topic": record.topic, "offset": record.offset},
-                      exc_info=True)
-            return False
-        handler = self.handlers.get(envelope.event_type)
-        if handler is None or self._topics.get(record.topic) != envelope.event_type:
-            EVENTS_CONSUMED.labels(self.name, record.topic, "invalid").inc()
-            log.error("skipping event %s of type %s found on topic %s", envelope.event_id, envelope.event_type,
-                      record.topic)
+            handler = self.handlers.get(envelope.event_type)
+            if handler is None or self._topics.get(record.topic) != envelope.event_type:
+                raise events.InvalidEvent(f"event type {envelope.event_type!r} does not belong on {record.topic}")
+        except events.InvalidEvent as exc:
+            self._dead_letter(record, None, str(exc))
             return False
         token = request_id_var.set(envelope.request_id)
         try:
             applied = self._apply(envelope, handler)
+        except events.InvalidEvent as exc:
+            self._dead_letter(record, envelope, str(exc))
+            return False
         finally:
             request_id_var.reset(token)
         EVENTS_CONSUMED.labels(self.name, record.topic, "applied" if applied else "duplicate").inc()
@@ -129,6 +142,16 @@ class EventConsumer:
         found = session.execute(processed_events.select().where(
             processed_events.c.consumer == self.name, processed_events.c.event_id == event_id)).first()
         return found is not None
+
+    def _dead_letter(self, record: ConsumerRecord, envelope: EventEnvelope | None, reason: str) -> None:
+        EVENTS_CONSUMED.labels(self.name, record.topic, "dead_lettered").inc()
+        log.error("dead-lettering %s@%d/%d: %s", record.topic, record.partition, record.offset, reason,
+                  extra={"event_id": envelope.event_id if envelope else None})
+        with Session(self.engine) as session, session.begin():
+            session.execute(dead_letters.insert().values(
+                consumer=self.name, topic=record.topic, partition=record.partition, offset=record.offset,
+                event_id=envelope.event_id if envelope else None, reason=reason[:1000],
+                payload=record.value if isinstance(record.value, bytes) else b"", created_at=utcnow()))
 
     def _commit_offset(self, consumer: KafkaConsumer, partition: TopicPartition, offset: int) -> None:
         consumer.commit({partition: OffsetAndMetadata(offset, "", -1)})

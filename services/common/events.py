@@ -50,6 +50,8 @@ def encode(envelope: EventEnvelope) -> bytes:
 
 def decode(data: bytes) -> EventEnvelope:
     """Parse and check an envelope; raises InvalidEvent for anything a consumer cannot trust."""
+    if not isinstance(data, bytes):  # a tombstone (None) or anything else that is not a message
+        raise InvalidEvent(f"record value is {type(data).__name__}, not bytes")
     envelope = EventEnvelope()
     try:
         envelope.ParseFromString(data)

@@ -11,7 +11,7 @@ RPC_LATENCY = Histogram("mall_grpc_server_handling_seconds", "gRPC handling time
 OUTBOX_PENDING = Gauge("mall_outbox_pending_events", "Outbox rows not yet published.", ["service"])
 OUTBOX_PUBLISHED = Counter("mall_outbox_published_total", "Events the relay published.", ["service", "topic"])
 OUTBOX_FAILURES = Counter("mall_outbox_publish_failures_total", "Relay batches that failed to publish.", ["service"])
-EVENTS_CONSUMED = Counter("mall_events_consumed_total", "Events consumed, by outcome (applied|duplicate|invalid).",
+EVENTS_CONSUMED = Counter("mall_events_consumed_total", "Events consumed, by outcome (applied|duplicate|dead_lettered).",
                           ["consumer", "topic", "outcome"])
 CONSUMER_FAILURES = Counter("mall_consumer_failures_total", "Event handler failures (retried).",
                             ["consumer", "topic"])

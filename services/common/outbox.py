@@ -9,10 +9,12 @@ from collections.abc import Callable
 from google.protobuf.message import Message
 from kafka import KafkaProducer
 from sqlalchemy import (
+    BigInteger,
     Column,
     Connection,
     Engine,
     Index,
+    Integer,
     LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
@@ -57,6 +59,20 @@ processed_events = Table(
     Column("event_type", String(64), nullable=False),
     Column("processed_at", UTCDateTime, nullable=False),
     PrimaryKeyConstraint("consumer", "event_id", name="pk_processed_events"),
+)
+
+
+dead_letters = Table(
+    "dead_letters", infra_metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("consumer", String(64), nullable=False),
+    Column("topic", String(128), nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("event_id", String(36), nullable=True),
+    Column("reason", String(1000), nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
 )
 
 
@@ -189,9 +205,9 @@ class OutboxRelay:
 
 
 def create_infra_tables(op) -> None:  # type: ignore[no-untyped-def]
-    """Create the outbox and processed-events tables; called by each service's first migration.
+    """Create the outbox, processed-events and dead-letters tables; called by each service's first migration.
 
     Their shape is version 1. Changing either table needs a migration in every service and a
     frozen copy of the version-1 shape here, so that fresh databases still migrate step by step.
     """
-    infra_metadata.create_all(op.get_bind(), tables=[outbox, processed_events])
+    infra_metadata.create_all(op.get_bind(), tables=[outbox, processed_events, dead_letters])

@@ -11,17 +11,19 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import pytest
+from mall.events.v1.envelope_pb2 import EventEnvelope
 from mall.events.v1.user_events_pb2 import UserRegistered
 from sqlalchemy import Engine, func, select
 
 from services.analytics.consumers import HANDLERS
 from services.analytics.db import daily_stats
 from services.common.config import KafkaSettings
-from services.common.consumer import EventConsumer
+from services.common.consumer import EventConsumer, HandlerFailed
 from services.common.devbroker import DevBroker, free_port
-from services.common.events import decode, timestamp
+from services.common.events import decode, encode, new_envelope, timestamp
+from services.common.kafka import make_producer
 from services.common.metrics import OUTBOX_FAILURES, OUTBOX_PENDING
-from services.common.outbox import OutboxRelay, outbox, processed_events
+from services.common.outbox import OutboxRelay, dead_letters, outbox, processed_events
 from services.common.uow import UnitOfWork
 from tests.fixtures.kafka import kafka_settings_for, read_topic
 from tests.fixtures.tcp_proxy import TcpProxy
@@ -217,14 +219,48 @@ def test_a_failing_handler_is_retried_from_the_same_offset_without_skipping(
         HANDLERS["user-registered"](session, envelope)
 
     consumer = EventConsumer("analytics", analytics_db, kafka_settings, {"user-registered": flaky})
-    with pytest.raises(RuntimeError):
+    with pytest.raises(HandlerFailed):
         consume_until(consumer, lambda: False)
+    kafka_client = consumer._consumer
     consume_until(consumer, lambda: new_users_counted(analytics_db) == 1)
-    consumer.close()
 
+    assert consumer._consumer is kafka_client  # retried in place: no reconnect, no group rebalance
+    consumer.close()
     assert len(calls) == 2 and calls[0] == calls[1]
     with analytics_db.connect() as conn:
         assert conn.execute(select(func.count()).select_from(processed_events)).scalar_one() == 1
+
+
+def send_raw(settings: KafkaSettings, event_type: str, value: bytes | None) -> None:
+    producer = make_producer(settings)
+    producer.send(settings.topic(event_type), key=b"0", value=value).get(timeout=10)
+    producer.close()
+
+
+@pytest.mark.parametrize("poison", [b"\xff\x00 not protobuf", None, "wrong payload"],
+                         ids=["not-an-envelope", "tombstone", "payload-of-another-type"])
+def test_a_poison_record_is_dead_lettered_and_the_partition_moves_on(
+        user_db: Engine, analytics_db: Engine, kafka_settings: KafkaSettings,
+        relays: Callable[..., OutboxRelay], poison: bytes | None | str) -> None:
+    if poison == "wrong payload":
+        envelope = new_envelope(event_type="user-registered", producer="user", aggregate_id="0",
+                                payload=EventEnvelope(event_id="not a user"))
+        envelope.payload = b"\xff\xff\xff"  # no UserRegistered parses from this
+        poison = encode(envelope)
+    send_raw(kafka_settings, "user-registered", poison)
+    register_users(user_db, 1)
+    relays().publish_pending()
+    consumer = RecordingConsumer("analytics", analytics_db, kafka_settings, HANDLERS)
+
+    consume_until(consumer, lambda: len(consumer.outcomes) >= 2)
+    consumer.close()
+
+    assert consumer.outcomes == [False, True]
+    assert new_users_counted(analytics_db) == 1
+    with analytics_db.connect() as conn:
+        letter = conn.execute(select(dead_letters)).one()
+    assert (letter.consumer, letter.topic, letter.offset) == ("analytics", kafka_settings.topic("user-registered"), 0)
+    assert letter.payload == (poison or b"")
 
 
 @dataclass

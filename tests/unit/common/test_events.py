@@ -122,3 +122,9 @@ def test_timestamp_keeps_microseconds() -> None:
 def test_every_topic_is_kebab_case_and_listed_once() -> None:
     assert len(set(events.TOPICS)) == len(events.TOPICS) and all(
         topic == topic.lower() and " " not in topic and "_" not in topic for topic in events.TOPICS)
+
+
+@pytest.mark.parametrize("value", [None, "a string"], ids=["tombstone", "str"])
+def test_decode_refuses_a_record_value_that_is_not_bytes(value: object) -> None:
+    with pytest.raises(InvalidEvent, match="not bytes"):
+        decode(value)  # type: ignore[arg-type]

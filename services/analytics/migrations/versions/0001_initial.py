@@ -1,4 +1,4 @@
-"""Daily statistics, outbox and processed events.
+"""Daily statistics, outbox, processed events and dead letters.
 
 Revision ID: 0001
 Revises:
@@ -26,5 +26,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("processed_events", "outbox", "daily_stats"):
+    for table in ("dead_letters", "processed_events", "outbox", "daily_stats"):
         op.drop_table(table)

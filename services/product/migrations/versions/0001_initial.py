@@ -1,4 +1,4 @@
-"""Outbox and processed events.
+"""Outbox, processed events and dead letters.
 
 Revision ID: 0001
 Revises:
@@ -20,5 +20,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("dead_letters")
     op.drop_table("processed_events")
     op.drop_table("outbox")

@@ -1,4 +1,4 @@
-"""Users, SMS codes, refresh tokens, outbox and processed events.
+"""Users, SMS codes, refresh tokens, outbox, processed events and dead letters.
 
 Revision ID: 0001
 Revises:
@@ -58,5 +58,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("processed_events", "outbox", "refresh_tokens", "sms_codes", "users"):
+    for table in ("dead_letters", "processed_events", "outbox", "refresh_tokens", "sms_codes", "users"):
         op.drop_table(table)
