@@ -126,5 +126,5 @@ def test_every_topic_is_kebab_case_and_listed_once() -> None:
 
 @pytest.mark.parametrize("value", [None, "a string"], ids=["tombstone", "str"])
 def test_decode_refuses_a_record_value_that_is_not_bytes(value: object) -> None:
-    with pytest.raises(InvalidEvent, match="not bytes"):
-        decode(value)  # type: ignore[arg-type]
+    with pytest.raises(events.InvalidEvent, match="not bytes"):
+        events.decode(value)  # type: ignore[arg-type]
