@@ -9,6 +9,7 @@ from flask import Flask, Response, g, jsonify
 from werkzeug.exceptions import HTTPException
 
 from services.common import errors as domain_errors
+from services.common.discovery import DiscoveryError
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,11 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(grpc.RpcError)
     def _rpc_error(error: grpc.RpcError) -> Response:
         return error_response(ApiError.from_rpc(error))
+
+    @app.errorhandler(DiscoveryError)
+    def _no_address(error: DiscoveryError) -> Response:
+        log.error("service discovery failed: %s", error)
+        return error_response(ApiError(503, "SERVICE_UNAVAILABLE", "a backing service is unavailable; try again"))
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response:

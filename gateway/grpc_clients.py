@@ -36,7 +36,22 @@ class ServiceClients:
         metadata = [(REQUEST_ID_KEY, g.request_id)]
         if g.get("caller") is not None:
             metadata.append((AUTHORIZATION_KEY, request.headers["Authorization"]))
-        return method(message, timeout=self.timeout, metadata=metadata)
+        try:
+            return method(message, timeout=self.timeout, metadata=metadata)
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                self.forget_discovered()
+            raise
+
+    def forget_discovered(self) -> None:
+        """Drop channels Consul chose, so the next call asks it again (the instance may be gone).
+
+        Static targets are kept: gRPC reconnects to a DNS name by itself. Dropped channels are not
+        closed, as calls of other requests may still be using them; they close when collected.
+        """
+        if self.discovery.consul is not None:
+            with self._lock:
+                self._channels.clear()
 
     @property
     def user(self) -> user_pb2_grpc.UserServiceStub:

@@ -7,10 +7,15 @@ import random
 from urllib.parse import urlsplit
 
 import consul
+import requests
 
 from services.common.config import Env, grpc_target
 
 log = logging.getLogger(__name__)
+
+
+class DiscoveryError(LookupError):
+    """No address for a service: Consul is unreachable or knows no healthy instance."""
 
 
 def _consul_client(http_addr: str) -> consul.Consul:
@@ -30,9 +35,12 @@ class Discovery:
         """"host:port" of a healthy instance: from Consul's passing instances, else the static address."""
         if self.consul is None:
             return grpc_target(self.env, service)
-        _, instances = self.consul.health.service(service, passing=True)
+        try:
+            _, instances = self.consul.health.service(service, passing=True)
+        except (consul.ConsulException, requests.RequestException, OSError) as exc:
+            raise DiscoveryError(f"Consul did not answer for {service}: {exc}") from exc
         if not instances:
-            raise LookupError(f"no healthy {service} instance registered in Consul")
+            raise DiscoveryError(f"no healthy {service} instance registered in Consul")
         chosen = random.choice(instances)
         address = chosen["Service"]["Address"] or chosen["Node"]["Address"]
         return f"{address}:{chosen['Service']['Port']}"

@@ -15,7 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from services.common.config import Env
-from services.common.discovery import Discovery
+from services.common.devbroker import free_port
+from services.common.discovery import Discovery, DiscoveryError
 
 pytestmark = pytest.mark.integration
 
@@ -131,3 +132,10 @@ def test_deregistration_removes_the_instance(consul: FakeConsul) -> None:
 
     assert consul.services == {}
     assert ("PUT", f"/v1/agent/service/deregister/{service_id}") in consul.requests
+
+
+def test_an_unreachable_consul_is_a_discovery_error() -> None:
+    discovery = Discovery(f"127.0.0.1:{free_port()}")  # nothing listens there
+
+    with pytest.raises(DiscoveryError, match="Consul did not answer for user"):
+        discovery.target("user")

@@ -15,7 +15,8 @@ from mall.user.v1 import user_pb2
 from gateway.app import create_app
 from gateway.config import GatewaySettings
 from gateway.grpc_clients import ServiceClients
-from services.common.config import SERVICES
+from services.common.config import SERVICES, Env
+from services.common.discovery import Discovery
 
 GRPC_TIMEOUT_SECONDS = 2.5
 
@@ -62,7 +63,7 @@ class FakeClients(ServiceClients):
     analytics = None
 
     def __init__(self) -> None:
-        super().__init__(discovery=None, timeout_seconds=GRPC_TIMEOUT_SECONDS)  # type: ignore[arg-type]
+        super().__init__(discovery=Discovery(None, Env({})), timeout_seconds=GRPC_TIMEOUT_SECONDS)
         self.user = FakeUserService()
         self.analytics = FakeAnalyticsService()
         self.statuses = {service: "SERVING" for service in SERVICES}

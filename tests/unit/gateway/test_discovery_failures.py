@@ -1,0 +1,62 @@
+"""When Consul cannot say where a service is, or the instance it named is gone."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from flask import Flask, g
+
+from gateway.app import create_app
+from gateway.config import GatewaySettings
+from gateway.grpc_clients import ServiceClients
+from services.common.discovery import DiscoveryError
+
+
+class NoInstances:
+    consul = object()  # "Consul is configured"
+
+    def target(self, service: str) -> str:
+        raise DiscoveryError(f"no healthy {service} instance registered in Consul")
+
+
+class Unavailable(grpc.RpcError):
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNAVAILABLE
+
+    def details(self) -> str:
+        return "connection refused"
+
+    def trailing_metadata(self) -> tuple:
+        return ()
+
+
+def test_no_healthy_instance_is_503_not_500(settings: GatewaySettings) -> None:
+    app = create_app(settings, ServiceClients(NoInstances(), timeout_seconds=1))  # type: ignore[arg-type]
+
+    reply = app.test_client().post("/api/v1/auth/sms-codes", json={"phone": "13900000001", "purpose": "login"})
+
+    assert reply.status_code == 503
+    assert reply.get_json()["error"]["code"] == "SERVICE_UNAVAILABLE"
+
+
+def test_an_unavailable_instance_makes_the_next_call_ask_consul_again(app: Flask) -> None:
+    class Picks:
+        consul = object()
+        asked = 0
+
+        def target(self, service: str) -> str:
+            Picks.asked += 1
+            return f"10.0.0.{Picks.asked}:50051"
+
+    clients = ServiceClients(Picks(), timeout_seconds=1)  # type: ignore[arg-type]
+    first = clients.channel("user")
+
+    def gone(message: object, *, timeout: float, metadata: list) -> None:
+        raise Unavailable()
+
+    with app.test_request_context("/"), pytest.raises(Unavailable):
+        g.request_id = "r"
+        clients.call(gone, object())
+
+    assert clients.channel("user") is not first
+    assert Picks.asked == 2
