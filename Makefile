@@ -31,7 +31,7 @@ run: install
 	$(PY) -m tools.devrun
 
 stop:
-	@if [ -f var/devrun.pid ]; then kill -TERM $$(cat var/devrun.pid) && echo "stopping MiniMall"; else echo "MiniMall is not running"; fi
+	@if [ -x $(PY) ]; then $(PY) -m tools.devrun stop; else echo "MiniMall is not installed here"; fi
 
 # pytest exits 5 when it collected no test: for us that is a broken suite, never a pass.
 test: protos-check lint

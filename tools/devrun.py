@@ -1,4 +1,4 @@
-"""`make run`: the whole platform on embedded defaults as one supervised process group.
+"""`make run` / `make stop`: the whole platform on embedded defaults as one supervised process group.
 
 Starts the dev broker (unless KAFKA_BOOTSTRAP_SERVERS names one), migrates the five service
 databases, seeds the admin account, starts the five services and the gateway (gunicorn), prints
@@ -37,9 +37,8 @@ def ensure_keys(var: Path) -> tuple[Path, Path]:
     if not private.exists():
         keys.mkdir(parents=True, exist_ok=True)
         key = Ed25519PrivateKey.generate()
-        private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                              serialization.NoEncryption()))
-        private.chmod(0o600)
+        write_secret(private, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                serialization.NoEncryption()))
         public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
                                                           serialization.PublicFormat.SubjectPublicKeyInfo))
     return private, public
@@ -56,9 +55,15 @@ def admin_credentials(var: Path, env: dict[str, str]) -> tuple[str, str]:
         if saved["phone"] == phone:
             return phone, saved["password"]
     password = f"mm{secrets.token_urlsafe(9)}{secrets.randbelow(90) + 10}"  # letters and digits
-    stored.write_text(json.dumps({"phone": phone, "password": password}))
-    stored.chmod(0o600)
+    write_secret(stored, json.dumps({"phone": phone, "password": password}).encode())
     return phone, password
+
+
+def write_secret(path: Path, data: bytes) -> None:
+    """Create a file only its owner can read, from the first byte on."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        file.write(data)
 
 
 def platform_env(var: Path) -> dict[str, str]:
@@ -92,8 +97,8 @@ class Supervisor:
         with self.print_lock:
             print(f"\033[{color}m{name:>9} |\033[0m {line}", flush=True)
 
-    def run_once(self, name: str, args: list[str]) -> None:
-        result = subprocess.run(args, env=self.env, cwd=ROOT, capture_output=True, text=True)
+    def run_once(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> None:
+        result = subprocess.run(args, env={**self.env, **(extra_env or {})}, cwd=ROOT, capture_output=True, text=True)
         if result.returncode != 0:
             for line in (result.stdout + result.stderr).splitlines():
                 self.say(name, line)
@@ -154,8 +159,59 @@ def wait_ready(url: str, supervisor: Supervisor, timeout_seconds: float = 90) ->
     raise SystemExit(f"the platform did not become ready ({url})")
 
 
+DEMO_SHOPPERS = ("13700000001", "13700000002", "13700000003")
+
+
+def seed_demo_shoppers(api: str, var: Path, supervisor: Supervisor) -> None:
+    """Register demo shoppers the way the mini-program does (SMS code, login), once per data folder.
+
+    Their user-registered events flow through outbox, broker and consumer, so the admin overview
+    has something to show from the first minute.
+    """
+    marker = var / "demo-shoppers.done"
+    if marker.exists():
+        return
+    for phone in DEMO_SHOPPERS:
+        sent = post_json(f"{api}/auth/sms-codes", {"phone": phone, "purpose": "login"})
+        post_json(f"{api}/auth/login/sms", {"phone": phone, "code": sent["dev_code"]})
+    marker.write_text("\n".join(DEMO_SHOPPERS))
+    supervisor.say("seed", f"demo shoppers registered by SMS login: {', '.join(DEMO_SHOPPERS)}")
+
+
+def post_json(url: str, body: dict[str, str]) -> dict[str, str]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def stop_running(var: Path) -> int:
+    """`make stop`: SIGTERM the devrun whose pid file is in `var`, and wait until it is gone."""
+    pid_file = var / "devrun.pid"
+    try:
+        pid = int(pid_file.read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        print(f"MiniMall is not running (no live process in {pid_file})")
+        pid_file.unlink(missing_ok=True)
+        return 0
+    if b"tools.devrun" not in cmdline:  # the pid was reused by something else after a crash
+        print(f"stale {pid_file}: process {pid} is not MiniMall; removing the file")
+        pid_file.unlink(missing_ok=True)
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    print("stopping MiniMall...")
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    print("MiniMall stopped" if not Path(f"/proc/{pid}").exists() else f"process {pid} is still running")
+    return 0
+
+
 def main() -> int:
     var = Path(os.environ.get("MINIMALL_VAR", ROOT / "var")).resolve()
+    if sys.argv[1:] == ["stop"]:
+        return stop_running(var)
     var.mkdir(parents=True, exist_ok=True)
     env = platform_env(var)
     supervisor = Supervisor(env, raw_logs=env.get("DEVRUN_RAW_LOGS") == "1")
@@ -173,13 +229,14 @@ def main() -> int:
         for service in SERVICES:
             supervisor.run_once(service, [PYTHON, "-m", f"services.{service}", "migrate"])
         phone, password = admin_credentials(var, env)
-        supervisor.run_once("seed", [PYTHON, "-m", "services.user", "create-admin", "--phone", phone,
-                                     "--password", password])
+        supervisor.run_once("seed", [PYTHON, "-m", "services.user", "create-admin", "--phone", phone],
+                            extra_env={"ADMIN_PASSWORD": password})  # not on argv, where ps shows it
         for service in SERVICES:
             supervisor.start(service, [PYTHON, "-m", f"services.{service}"])
         supervisor.start("gateway", [PYTHON, "-m", "gunicorn", "-c", "gateway/gunicorn.conf.py", "gateway.wsgi:app"])
         base = f"http://{env['GATEWAY_BIND']}"
         wait_ready(f"{base}/readyz", supervisor)
+        seed_demo_shoppers(f"{base}/api/v1", var, supervisor)
         supervisor.say("devrun", "\n".join([
             "MiniMall is up.",
             f"  gateway     {base}/api/v1",

@@ -18,10 +18,15 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 log = logging.getLogger(__name__)
 
 
+# Resolved here, in the parent: a forked child may only make the call (no dlopen after fork).
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+_PR_SET_PDEATHSIG = 1
+
+
 def die_with_parent() -> None:
     """In the child before exec: on Linux, get SIGTERM when the process that started us dies."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
 
 
 def free_port() -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 from pathlib import Path
 
@@ -38,12 +39,13 @@ def build_app(base: ServiceSettings) -> ServiceApp:
 
 
 def create_admin_command(base: ServiceSettings, args: argparse.Namespace) -> int:
-    if not args.phone or not args.password:
-        print("create-admin needs --phone and --password", file=sys.stderr)
+    password = args.password or os.environ.get("ADMIN_PASSWORD", "")
+    if not args.phone or not password:
+        print("create-admin needs --phone, and the password in ADMIN_PASSWORD (or --password)", file=sys.stderr)
         return 2
     try:
         user = service.create_admin(UserUnitOfWork(make_engine(base.database_url), "user"), Passwords(),
-                                    phone=args.phone, password=args.password)
+                                    phone=args.phone, password=password)
     except DomainError as exc:
         print(f"create-admin: {exc.message}", file=sys.stderr)
         return 2
@@ -53,7 +55,7 @@ def create_admin_command(base: ServiceSettings, args: argparse.Namespace) -> int
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--phone", help="create-admin: the admin's phone number")
-    parser.add_argument("--password", help="create-admin: the admin's password")
+    parser.add_argument("--password", help="create-admin: the admin's password (prefer ADMIN_PASSWORD: argv is public)")
 
 
 if __name__ == "__main__":
