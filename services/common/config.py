@@ -98,6 +98,8 @@ class ServiceSettings:
     consul_http_addr: str | None
     advertise_host: str
     log_level: str
+    shutdown_delay_seconds: float = 0.0  # after NOT_SERVING, before refusing calls (Kubernetes: ~5)
+    shutdown_grace_seconds: float = 10.0  # for calls in flight to finish
 
     @classmethod
     def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> ServiceSettings:
@@ -117,6 +119,8 @@ class ServiceSettings:
             consul_http_addr=env.optional("CONSUL_HTTP_ADDR"),
             advertise_host=env.str(f"{prefix}_ADVERTISE_HOST", env.str("POD_IP", "127.0.0.1")),
             log_level=env.str("LOG_LEVEL", "INFO"),
+            shutdown_delay_seconds=env.int("SHUTDOWN_DELAY_SECONDS", 0),
+            shutdown_grace_seconds=env.int("SHUTDOWN_GRACE_SECONDS", 10),
         )
 
 

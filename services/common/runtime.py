@@ -6,6 +6,7 @@ import argparse
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from services.common.config import ServiceSettings
 from services.common.consumer import EventConsumer
 from services.common.discovery import Discovery
 from services.common.grpc_server import Registration, create_server
+from services.common.kafka import delivery_timeout_ms
 from services.common.logs import configure_logging
 from services.common.metrics import serve_metrics
 from services.common.outbox import OutboxRelay
@@ -57,13 +59,18 @@ def run_roles(app: ServiceApp, roles: Sequence[str], stop: threading.Event) -> N
         service_id = discovery.register(settings.service, settings.advertise_host, port)
         log.info("gRPC %s serving on port %d", settings.service, port)
         stop.wait()
-        health_servicer.enter_graceful_shutdown()  # every service reports NOT_SERVING while draining
+        # Drain: report NOT_SERVING and leave Consul, give load balancers and endpoint lists the
+        # delay to notice, then let calls in flight finish within the grace period.
+        health_servicer.enter_graceful_shutdown()
         discovery.deregister(service_id)
-        server.stop(grace=5).wait()
+        time.sleep(settings.shutdown_delay_seconds)
+        server.stop(grace=settings.shutdown_grace_seconds).wait()
     else:
         stop.wait()
+    # A relay may be mid-send: let it settle that batch (bounded by the delivery timeout).
+    join_deadline = time.monotonic() + delivery_timeout_ms(settings.kafka) / 1000 + 5
     for thread in threads:
-        thread.join(timeout=10)
+        thread.join(timeout=max(0.1, join_deadline - time.monotonic()))
     log.info("%s stopped", settings.service)
 
 

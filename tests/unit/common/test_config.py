@@ -132,7 +132,7 @@ def test_every_setting_can_be_overridden_by_environment(key_file: Path) -> None:
         "USER_METRICS_PORT": "9999", "JWT_PUBLIC_KEY_FILE": str(key_file), "CONSUL_HTTP_ADDR": "consul:8500",
         "USER_ADVERTISE_HOST": "user.svc", "LOG_LEVEL": "DEBUG", "KAFKA_BOOTSTRAP_SERVERS": "kafka:9092",
         "KAFKA_MAX_POLL_INTERVAL_MS": "5000", "KAFKA_TOPIC_PREFIX": "ci-", "KAFKA_REQUEST_TIMEOUT_MS": "2000",
-        "MINIMALL_ENV": "staging",
+        "MINIMALL_ENV": "staging", "SHUTDOWN_DELAY_SECONDS": "5", "SHUTDOWN_GRACE_SECONDS": "20",
     }
 
     settings = ServiceSettings.from_env("user", environ)
@@ -140,7 +140,8 @@ def test_every_setting_can_be_overridden_by_environment(key_file: Path) -> None:
     assert settings == ServiceSettings(
         service="user", environment="staging", database_url="postgresql+psycopg://u@db/user", grpc_listen="0.0.0.0:6000",
         metrics_port=9999, kafka=KafkaSettings("kafka:9092", 5000, "ci-", 2000), jwt_public_key_pem=PEM,
-        consul_http_addr="consul:8500", advertise_host="user.svc", log_level="DEBUG")
+        consul_http_addr="consul:8500", advertise_host="user.svc", log_level="DEBUG",
+        shutdown_delay_seconds=5, shutdown_grace_seconds=20)
 
 
 def test_variables_of_another_service_are_ignored(key_file: Path) -> None:
