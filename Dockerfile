@@ -1,11 +1,12 @@
 # One image definition, one target per deployable:
 #   docker build --target user -t minimall/user .      (user, product, order, member, analytics, gateway)
-# Non-root, no build tools in the runtime image, config only from the environment.
+# Non-root, runtime dependencies only (requirements.lock; no test or build tools), config only from the environment.
 FROM python:3.11-slim AS base
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PYTHONPATH=/app:/app/gen PIP_NO_CACHE_DIR=1
 WORKDIR /app
 COPY requirements.lock .
-RUN pip install -r requirements.lock && useradd --uid 10001 --no-create-home mall
+RUN pip install -r requirements.lock && useradd --uid 10001 --no-create-home mall \
+ && mkdir /app/var && chown mall /app/var   # only for a SQLite trial run; deployments set *_DATABASE_URL
 COPY gen/ gen/
 COPY services/ services/
 COPY gateway/ gateway/
