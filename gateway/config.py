@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from services.common.config import ConfigError, Env, read_key
+from services.common.config import SERVICES, ConfigError, Env, read_key
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,9 @@ class GatewaySettings:
     redis_url: str | None = None  # shared rate-limit counters; per-process counters without it
     proxy_hops: int = 0           # trusted reverse proxies in front (X-Forwarded-For hops to believe)
     rate_limit_scale: float = 1.0  # multiplies every rate limit (e.g. 10 for a load test); > 0
+    # Services whose absence makes /readyz fail. All by default (make run waits for every one);
+    # in production list fewer, or one service down would take every gateway out of rotation.
+    ready_requires: tuple[str, ...] = SERVICES
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -30,6 +33,7 @@ class GatewaySettings:
             redis_url=env.optional("REDIS_URL"),
             proxy_hops=env.int("GATEWAY_PROXY_HOPS", 0),
             rate_limit_scale=_positive_float(env, "GATEWAY_RATE_LIMIT_SCALE", 1.0),
+            ready_requires=_services(env, "GATEWAY_READY_REQUIRES"),
             environ=env.environ,
         )
 
@@ -43,3 +47,14 @@ def _positive_float(env: Env, name: str, default: float) -> float:
     if not value > 0:
         raise ConfigError(f"{name} must be a number greater than 0, got {raw!r}")
     return value
+
+
+def _services(env: Env, name: str) -> tuple[str, ...]:
+    raw = env.environ.get(name)
+    if raw is None:
+        return SERVICES
+    chosen = tuple(part.strip() for part in raw.split(",") if part.strip())
+    unknown = sorted(set(chosen) - set(SERVICES))
+    if unknown:
+        raise ConfigError(f"{name} names unknown services: {', '.join(unknown)} (known: {', '.join(SERVICES)})")
+    return chosen

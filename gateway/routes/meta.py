@@ -18,9 +18,10 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    """Ready: every service behind the gateway reports SERVING on gRPC health."""
+    """Ready: the services in GATEWAY_READY_REQUIRES report SERVING on gRPC health (all are listed)."""
     services = current_app.extensions["clients"].health()
-    ready = all(status == "SERVING" for status in services.values())
+    required = current_app.extensions["settings"].ready_requires
+    ready = all(services.get(name) == "SERVING" for name in required)
     return jsonify({"status": "ready" if ready else "not_ready", "services": services}), 200 if ready else 503
 
 

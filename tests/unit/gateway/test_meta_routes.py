@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from gateway.app import create_app
+from gateway.config import GatewaySettings
 from gateway.routes.admin import analytics_overview
 from gateway.routes.auth import send_sms_code
+from services.common.config import ConfigError
 
 ALL_SERVING = {"user": "SERVING", "product": "SERVING", "order": "SERVING", "member": "SERVING",
                "analytics": "SERVING"}
@@ -33,6 +38,24 @@ def test_readyz_is_503_when_one_service_is_not_serving(client: FlaskClient, clie
 
     assert (response.status_code, response.get_json()) == (
         503, {"status": "not_ready", "services": {**ALL_SERVING, "order": status}})
+
+
+def test_readyz_ignores_a_service_it_does_not_require_but_still_reports_it(settings, clients) -> None:  # type: ignore[no-untyped-def]
+    clients.statuses["order"] = "UNREACHABLE"
+    app = create_app(dataclasses.replace(settings, ready_requires=("user",)), clients)
+
+    response = app.test_client().get("/readyz")
+
+    assert (response.status_code, response.get_json()) == (
+        200, {"status": "ready", "services": {**ALL_SERVING, "order": "UNREACHABLE"}})
+
+
+def test_ready_requires_refuses_unknown_service_names(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    key = tmp_path / "public.pem"
+    key.write_bytes(b"k")
+
+    with pytest.raises(ConfigError, match="names unknown services: orders"):
+        GatewaySettings.from_env({"JWT_PUBLIC_KEY_FILE": str(key), "GATEWAY_READY_REQUIRES": "user,orders"})
 
 
 def test_metrics_count_requests_by_route_template_and_status(client: FlaskClient) -> None:
