@@ -101,13 +101,14 @@ class OutboxRelay:
     """
 
     def __init__(self, service: str, engine: Engine, kafka: KafkaSettings, *, batch_size: int = 200,
-                 idle_seconds: float = 0.2, max_backoff_seconds: float = 10.0,
+                 idle_seconds: float = 0.2, standby_seconds: float = 2.0, max_backoff_seconds: float = 10.0,
                  producer_factory: Callable[[KafkaSettings], KafkaProducer] = make_producer) -> None:
         self.service = service
         self.engine = engine
         self.kafka = kafka
         self.batch_size = batch_size
         self.idle_seconds = idle_seconds
+        self.standby_seconds = standby_seconds  # how often a standby asks for the lock
         self.max_backoff_seconds = max_backoff_seconds
         self.producer_factory = producer_factory
         self._producer: KafkaProducer | None = None
@@ -122,7 +123,8 @@ class OutboxRelay:
                 sent = self.publish_pending()
                 backoff = 0.0
                 if sent == 0:
-                    stop.wait(self.idle_seconds)
+                    leading = self._leader is not None or self.engine.dialect.name != "postgresql"
+                    stop.wait(self.idle_seconds if leading else self.standby_seconds)
             except Exception:
                 OUTBOX_FAILURES.labels(self.service).inc()
                 backoff = min(self.max_backoff_seconds, max(0.1, backoff * 2))
