@@ -20,6 +20,7 @@ from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from gateway.ratelimit import Limit, RateLimiter, make_rate_limiter
 from gateway.routes import admin, auth, meta
 from services.common.auth import Caller, TokenVerifier, bearer_token
+from services.common.config import Env
 from services.common.discovery import Discovery
 from services.common.logs import request_id_var
 
@@ -36,8 +37,8 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions["settings"] = settings
-    app.extensions["clients"] = clients or ServiceClients(Discovery(settings.consul_http_addr),
-                                                         settings.grpc_timeout_seconds)
+    app.extensions["clients"] = clients or ServiceClients(
+        Discovery(settings.consul_http_addr, Env(settings.environ)), settings.grpc_timeout_seconds)
     verifier = TokenVerifier(settings.jwt_public_key_pem)
     limiter = app.extensions["rate_limiter"] = make_rate_limiter(settings.redis_url, settings.rate_limit_scale)
     if settings.proxy_hops:
