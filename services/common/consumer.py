@@ -82,25 +82,32 @@ class EventConsumer:
 
         Offsets are committed once per partition batch, after the records' own transactions: a
         crash in between only redelivers records whose effects processed_events already holds.
+        When a handler fails, its partition and every partition of this poll not yet handled are
+        rewound to their first unhandled record, so the next poll delivers them all again.
         """
         consumer = self._get_consumer()
         handled = 0
+        failure: HandlerFailed | None = None
         for partition, records in consumer.poll(timeout_ms=timeout_ms).items():
+            if failure is not None:
+                consumer.seek(partition, records[0].offset)
+                continue
             done = None
-            try:
-                for record in records:
-                    try:
-                        self.handle(record)
-                    except Exception as exc:
-                        CONSUMER_FAILURES.labels(self.name, record.topic).inc()
-                        # Rewind so the next poll redelivers this record and everything after it.
-                        consumer.seek(partition, record.offset)
-                        raise HandlerFailed(f"{record.topic}@{record.offset}: {exc!r}") from exc
-                    done = record.offset
-                    handled += 1
-            finally:
-                if done is not None:
-                    self._commit_offset(consumer, partition, done + 1)
+            for record in records:
+                try:
+                    self.handle(record)
+                except Exception as exc:
+                    CONSUMER_FAILURES.labels(self.name, record.topic).inc()
+                    consumer.seek(partition, record.offset)
+                    failure = HandlerFailed(f"{record.topic}@{record.offset}: {exc!r}")
+                    failure.__cause__ = exc
+                    break
+                done = record.offset
+                handled += 1
+            if done is not None:
+                self._commit_offset(consumer, partition, done + 1)
+        if failure is not None:
+            raise failure
         return handled
 
     def handle(self, record: ConsumerRecord) -> bool:

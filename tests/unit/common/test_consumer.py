@@ -1,0 +1,117 @@
+"""EventConsumer's offset handling against a scripted Kafka consumer (the real broker is in integration)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from kafka import TopicPartition
+from mall.events.v1.user_events_pb2 import UserRegistered
+from sqlalchemy import Engine, func, select
+
+from services.analytics.consumers import on_user_registered
+from services.analytics.db import daily_stats
+from services.common.config import KafkaSettings
+from services.common.consumer import EventConsumer, HandlerFailed
+from services.common.events import encode, new_envelope, timestamp
+
+SETTINGS = KafkaSettings(bootstrap_servers="unused:9092", max_poll_interval_ms=1000, topic_prefix="",
+                         request_timeout_ms=1000)
+TOPIC = SETTINGS.topic("user-registered")
+
+
+@dataclass
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+
+
+@dataclass
+class ScriptedConsumer:
+    """Returns the queued poll results in turn and records seeks and commits."""
+
+    polls: list[dict[TopicPartition, list[Record]]]
+    seeks: list[tuple[int, int]] = field(default_factory=list)
+    commits: list[tuple[int, int]] = field(default_factory=list)
+
+    def poll(self, timeout_ms: int) -> dict[TopicPartition, list[Record]]:
+        return self.polls.pop(0) if self.polls else {}
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self.seeks.append((partition.partition, offset))
+
+    def commit(self, offsets: dict[TopicPartition, Any]) -> None:
+        self.commits.extend((tp.partition, meta.offset) for tp, meta in offsets.items())
+
+    def close(self, autocommit: bool = False) -> None:
+        pass
+
+
+def registration(user_id: int, partition: int, offset: int) -> Record:
+    envelope = new_envelope(event_type="user-registered", producer="user", aggregate_id=str(user_id),
+                            payload=UserRegistered(user_id=user_id, channel="sms",
+                                                   registered_at=timestamp(datetime(2026, 11, 26, tzinfo=UTC))))
+    return Record(TOPIC, partition, offset, encode(envelope))
+
+
+def batch(*records: Record) -> dict[TopicPartition, list[Record]]:
+    grouped: dict[TopicPartition, list[Record]] = {}
+    for record in records:
+        grouped.setdefault(TopicPartition(record.topic, record.partition), []).append(record)
+    return grouped
+
+
+def counted(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.coalesce(func.sum(daily_stats.c.new_users), 0))).scalar_one()
+
+
+@pytest.fixture
+def analytics_db(sqlite_service_engine: Callable[[str], Engine]) -> Engine:
+    return sqlite_service_engine("analytics")
+
+
+def consumer_for(engine: Engine, scripted: ScriptedConsumer, fail_user_ids: set[int]) -> EventConsumer:
+    def handler(session, envelope):  # type: ignore[no-untyped-def]
+        if int(envelope.aggregate_id) in fail_user_ids:
+            raise RuntimeError("database hiccup")
+        on_user_registered(session, envelope)
+
+    return EventConsumer("analytics", engine, SETTINGS, {"user-registered": handler},
+                         consumer_factory=lambda *_: scripted)  # type: ignore[arg-type,return-value]
+
+
+def test_a_failure_rewinds_every_partition_of_the_poll_not_yet_handled(analytics_db: Engine) -> None:
+    p0 = [registration(1, 0, 10), registration(2, 0, 11), registration(3, 0, 12)]
+    p1 = [registration(4, 1, 20), registration(5, 1, 21)]
+    p2 = [registration(6, 2, 30)]
+    scripted = ScriptedConsumer([batch(*p0, *p1, *p2)])
+    consumer = consumer_for(analytics_db, scripted, fail_user_ids={2})
+
+    with pytest.raises(HandlerFailed, match="@11"):
+        consumer.poll_once()
+
+    assert scripted.commits == [(0, 11)]  # only what was applied: user 1
+    assert scripted.seeks == [(0, 11), (1, 20), (2, 30)]
+    assert counted(analytics_db) == 1
+
+
+def test_records_redelivered_after_a_failure_are_each_applied_once(analytics_db: Engine) -> None:
+    first = [registration(1, 0, 10), registration(2, 0, 11), registration(4, 1, 20)]
+    redelivered = [registration(2, 0, 11), registration(4, 1, 20)]
+    scripted = ScriptedConsumer([batch(*first), batch(*redelivered)])
+    fail_once = {2}
+    consumer = consumer_for(analytics_db, scripted, fail_user_ids=fail_once)
+
+    with pytest.raises(HandlerFailed):
+        consumer.poll_once()
+    fail_once.clear()
+
+    assert consumer.poll_once() == 2
+    assert scripted.commits == [(0, 11), (0, 12), (1, 21)]
+    assert counted(analytics_db) == 3
