@@ -59,7 +59,11 @@ def make_engine(url: str) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, hide_parameters=True, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    # TCP keepalives: a connection to a database host that vanished (a held relay lock, a pooled
+    # connection) errors within about a minute instead of hanging until the kernel gives up.
+    keepalives = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
+    return create_engine(url, hide_parameters=True, pool_pre_ping=True, pool_size=10, max_overflow=10,
+                         connect_args=keepalives)
 
 
 def advisory_key(name: str) -> int:

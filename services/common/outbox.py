@@ -92,16 +92,20 @@ class OutboxRelay:
     """Publishes committed outbox rows in id order with acks=all, then marks them published.
 
     A crash between publishing and marking publishes those rows again on the next pass: delivery
-    is at-least-once and consumers deduplicate by event id.
+    is at-least-once and consumers deduplicate by event id. No transaction is held open while
+    the broker is waited on: rows are read, sent, then marked in a second short transaction.
 
     Several replicas may run a relay, but only one publishes at a time: on PostgreSQL the relay
     holding a session advisory lock per service leads, the others stand by and take over when
     its connection ends. Two relays publishing side by side would break per-aggregate order
-    (order-paid overtaking order-created). SQLite (dev) has one process per database file.
+    (order-paid overtaking order-created). A leader that fails `yield_after_failures` passes in
+    a row (it cannot reach the broker, say) lets the lock go so that a healthier replica may
+    lead. SQLite (dev) has one process per database file.
     """
 
     def __init__(self, service: str, engine: Engine, kafka: KafkaSettings, *, batch_size: int = 200,
                  idle_seconds: float = 0.2, standby_seconds: float = 2.0, max_backoff_seconds: float = 10.0,
+                 yield_after_failures: int = 5,
                  producer_factory: Callable[[KafkaSettings], KafkaProducer] = make_producer) -> None:
         self.service = service
         self.engine = engine
@@ -110,6 +114,7 @@ class OutboxRelay:
         self.idle_seconds = idle_seconds
         self.standby_seconds = standby_seconds  # how often a standby asks for the lock
         self.max_backoff_seconds = max_backoff_seconds
+        self.yield_after_failures = yield_after_failures
         self.producer_factory = producer_factory
         self._producer: KafkaProducer | None = None
         self._leader: Connection | None = None
@@ -118,27 +123,37 @@ class OutboxRelay:
     def run(self, stop: threading.Event) -> None:
         """Relay until `stop` is set, backing off exponentially while the broker or database is down."""
         backoff = 0.0
+        failures = 0
         while not stop.is_set():
             try:
                 sent = self.publish_pending()
-                backoff = 0.0
+                backoff, failures = 0.0, 0
                 if sent == 0:
                     leading = self._leader is not None or self.engine.dialect.name != "postgresql"
                     stop.wait(self.idle_seconds if leading else self.standby_seconds)
             except Exception:
                 OUTBOX_FAILURES.labels(self.service).inc()
+                failures += 1
                 backoff = min(self.max_backoff_seconds, max(0.1, backoff * 2))
                 log.warning("outbox relay failed; retrying in %.1fs", backoff, exc_info=True)
                 self._reset_producer()
+                if failures >= self.yield_after_failures:
+                    self.release_leadership()
+                    failures = 0
                 stop.wait(backoff)
         self.close()
 
     def close(self) -> None:
         """Stop the producer and give up leadership (another relay takes over at once)."""
         self._reset_producer()
+        self.release_leadership()
+
+    def release_leadership(self) -> None:
         if self._leader is not None:
+            log.info("outbox relay of %s gives up the leadership", self.service)
             self._leader.close()
             self._leader = None
+            OUTBOX_PENDING.remove(self.service)  # the next leader reports the backlog
 
     def is_leader(self) -> bool:
         """Hold (or try to take) this service's relay lock; True when this relay may publish."""
@@ -152,30 +167,38 @@ class OutboxRelay:
                 log.warning("outbox relay lost its leadership connection")
                 self._leader.invalidate()
                 self._leader = None
+                OUTBOX_PENDING.remove(self.service)
         connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         connection.detach()  # closing it must end the session (and the lock), not pool it
-        if connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self._lock_key}).scalar_one():
-            self._leader = connection
-            log.info("outbox relay of %s is now the leader", self.service)
-            return True
-        connection.close()
-        return False
+        try:
+            locked = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self._lock_key}).scalar_one()
+        except BaseException:
+            connection.close()
+            raise
+        if not locked:
+            connection.close()
+            return False
+        self._leader = connection
+        log.info("outbox relay of %s is now the leader", self.service)
+        return True
 
     def publish_pending(self) -> int:
         """Publish one batch of unpublished rows; returns how many were published (0 when standing by)."""
         if not self.is_leader():
             return 0
-        with Session(self.engine) as session, session.begin():
-            rows = session.execute(
+        with self.engine.connect() as conn:
+            rows = conn.execute(
                 select(outbox.c.id, outbox.c.event_type, outbox.c.aggregate_id, outbox.c.envelope)
                 .where(outbox.c.published_at.is_(None))
                 .order_by(outbox.c.id)
                 .limit(self.batch_size)
             ).all()
+        if rows:
+            self._send(rows)
+        with self.engine.begin() as conn:
             if rows:
-                self._send(rows)
-                self._mark_published(session, [row.id for row in rows])
-            pending = session.execute(
+                self._mark_published(conn, [row.id for row in rows])
+            pending = conn.execute(
                 select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))).scalar_one()
         OUTBOX_PENDING.labels(self.service).set(pending)  # counted after this batch was marked
         return len(rows)
@@ -192,8 +215,8 @@ class OutboxRelay:
             future.get(timeout=settle_seconds)
             OUTBOX_PUBLISHED.labels(self.service, row.event_type).inc()
 
-    def _mark_published(self, session: Session, ids: list[int]) -> None:
-        session.execute(update(outbox).where(outbox.c.id.in_(ids)).values(published_at=utcnow()))
+    def _mark_published(self, conn: Connection, ids: list[int]) -> None:
+        conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(published_at=utcnow()))
 
     def _get_producer(self) -> KafkaProducer:
         if self._producer is None:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import pytest
+from kafka import KafkaProducer
+from kafka.errors import KafkaConnectionError
 from mall.events.v1.envelope_pb2 import EventEnvelope
 from mall.events.v1.user_events_pb2 import UserRegistered
 from sqlalchemy import Engine, func, select
@@ -122,7 +124,7 @@ def test_committed_rows_are_published_once_with_their_envelope(
 
 
 class CrashBeforeMarking(OutboxRelay):
-    def _mark_published(self, session, ids):  # type: ignore[no-untyped-def]
+    def _mark_published(self, conn, ids):  # type: ignore[no-untyped-def]
         raise SimulatedCrash
 
 
@@ -349,3 +351,42 @@ def test_the_backlog_gauge_shows_what_is_left_after_a_batch(
     relay.publish_pending()
 
     assert (after_one_batch, OUTBOX_PENDING.labels("user")._value.get()) == (3, 0)
+
+
+def broker_unreachable(settings: KafkaSettings) -> KafkaProducer:
+    raise KafkaConnectionError("simulated: this replica cannot reach the broker")
+
+
+def test_a_leader_that_keeps_failing_yields_to_a_standby(
+        user_db: Engine, kafka_settings: KafkaSettings, relays: Callable[..., OutboxRelay]) -> None:
+    stuck = relays(producer_factory=broker_unreachable, yield_after_failures=3, max_backoff_seconds=0.05)
+    healthy = relays(standby_seconds=0.05)
+    assert stuck.is_leader() and not healthy.is_leader()
+    event_ids = register_users(user_db, 2)
+    stop = threading.Event()
+    worker = threading.Thread(target=stuck.run, args=(stop,))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not healthy.is_leader():  # the stuck leader lets go after three failed passes
+            assert time.monotonic() < deadline, "the failing leader never gave up the lock"
+            time.sleep(0.05)
+        assert healthy.publish_pending() == 2
+    finally:
+        stop.set()
+        worker.join(timeout=15)
+    records = read_topic(kafka_settings, "user-registered", until=lambda rs: len(rs) >= 2)
+    assert sorted(decode(r.value).event_id for r in records) == sorted(event_ids)
+    assert unpublished(user_db) == 0
+
+
+def test_a_relay_that_stops_leading_stops_reporting_the_backlog(
+        user_db: Engine, relays: Callable[..., OutboxRelay]) -> None:
+    register_users(user_db, 3)
+    relay = relays(batch_size=1)
+    relay.publish_pending()
+    assert OUTBOX_PENDING.labels("user")._value.get() == 2
+
+    relay.release_leadership()
+
+    assert ("user",) not in OUTBOX_PENDING._metrics
