@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 import redis
 from flask.testing import FlaskClient
+from mall.user.v1 import user_pb2
 
 from gateway.app import create_app
 from gateway.config import GatewaySettings
@@ -138,3 +139,26 @@ def test_a_request_without_the_key_is_not_counted(values: dict[str, str]) -> Non
 
     assert results == [None, None, None]
     assert counter._buckets == {}
+
+
+def test_guessing_a_staff_password_from_many_ips_does_not_lock_the_staff_member_out(
+        client: FlaskClient, clients) -> None:  # type: ignore[no-untyped-def]
+    clients.user.LoginWithPassword.reply = user_pb2.LoginResponse(access_token="t", refresh_token="r", expires_in=900)
+
+    def login(ip: str):  # type: ignore[no-untyped-def]
+        return client.post("/api/v1/auth/login/password", json={"phone": "13800000001", "password": "guess-123"},
+                           environ_base={"REMOTE_ADDR": ip})
+
+    attacker = [login(f"198.51.{n // 10}.{n % 10}").status_code for n in range(150)]  # 15 addresses x 10
+    staff = login("203.0.113.50")
+
+    assert set(attacker) == {200}  # the fake service answers; only the gateway's limits are under test
+    assert staff.status_code == 200
+
+
+def test_one_address_gets_ten_login_tries_per_phone_in_five_minutes(client: FlaskClient, clients) -> None:  # type: ignore[no-untyped-def]
+    clients.user.LoginWithSms.reply = user_pb2.LoginResponse(access_token="t", refresh_token="r", expires_in=900)
+    replies = [client.post("/api/v1/auth/login/sms", json={"phone": "13800000001", "code": "000000"},
+                           environ_base={"REMOTE_ADDR": "198.51.100.1"}) for _ in range(11)]
+
+    assert [r.status_code for r in replies] == [200] * 10 + [429]
