@@ -18,9 +18,9 @@ class GatewaySettings:
     redis_url: str | None = None  # shared rate-limit counters; per-process counters without it
     proxy_hops: int = 0           # trusted reverse proxies in front (X-Forwarded-For hops to believe)
     rate_limit_scale: float = 1.0  # multiplies every rate limit (e.g. 10 for a load test); > 0
-    # Services whose absence makes /readyz fail. All by default (make run waits for every one);
-    # in production list fewer, or one service down would take every gateway out of rotation.
-    ready_requires: tuple[str, ...] = SERVICES
+    # Services whose absence makes /readyz fail. Only user by default (no login without it): one
+    # other service down must not take every gateway out of rotation. make run asks for all five.
+    ready_requires: tuple[str, ...] = ("user",)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -52,7 +52,7 @@ def _positive_float(env: Env, name: str, default: float) -> float:
 def _services(env: Env, name: str) -> tuple[str, ...]:
     raw = env.environ.get(name)
     if raw is None:
-        return SERVICES
+        return ("user",)
     chosen = tuple(part.strip() for part in raw.split(",") if part.strip())
     unknown = sorted(set(chosen) - set(SERVICES))
     if unknown:

@@ -76,6 +76,7 @@ def platform_env(var: Path) -> dict[str, str]:
     env.setdefault("SMS_PROVIDER", "console")
     env.setdefault("KAFKA_MAX_POLL_INTERVAL_MS", "2000")
     env.setdefault("GATEWAY_BIND", "127.0.0.1:8080")
+    env.setdefault("GATEWAY_READY_REQUIRES", ",".join(SERVICES))  # ready means the whole platform is up
     for service in SERVICES:
         env.setdefault(f"{service.upper()}_DATABASE_URL", f"sqlite:///{var / service}.db")
     env["PYTHONUNBUFFERED"] = "1"

@@ -12,7 +12,7 @@ from gateway.app import create_app
 from gateway.config import GatewaySettings
 from gateway.routes.admin import analytics_overview
 from gateway.routes.auth import send_sms_code
-from services.common.config import ConfigError
+from services.common.config import SERVICES, ConfigError
 
 ALL_SERVING = {"user": "SERVING", "product": "SERVING", "order": "SERVING", "member": "SERVING",
                "analytics": "SERVING"}
@@ -31,23 +31,40 @@ def test_readyz_is_ready_when_every_service_is_serving(client: FlaskClient) -> N
 
 
 @pytest.mark.parametrize("status", ["NOT_SERVING", "UNREACHABLE", "SERVICE_UNKNOWN", "UNKNOWN"])
-def test_readyz_is_503_when_one_service_is_not_serving(client: FlaskClient, clients, status: str) -> None:
-    clients.statuses["order"] = status
+def test_readyz_is_503_when_the_user_service_is_not_serving(client: FlaskClient, clients, status: str) -> None:  # type: ignore[no-untyped-def]
+    clients.statuses["user"] = status
 
     response = client.get("/readyz")
 
     assert (response.status_code, response.get_json()) == (
-        503, {"status": "not_ready", "services": {**ALL_SERVING, "order": status}})
+        503, {"status": "not_ready", "services": {**ALL_SERVING, "user": status}})
 
 
-def test_readyz_ignores_a_service_it_does_not_require_but_still_reports_it(settings, clients) -> None:  # type: ignore[no-untyped-def]
+def test_by_default_readyz_ignores_other_services_but_still_reports_them(client: FlaskClient, clients) -> None:  # type: ignore[no-untyped-def]
     clients.statuses["order"] = "UNREACHABLE"
-    app = create_app(dataclasses.replace(settings, ready_requires=("user",)), clients)
 
-    response = app.test_client().get("/readyz")
+    response = client.get("/readyz")
 
     assert (response.status_code, response.get_json()) == (
         200, {"status": "ready", "services": {**ALL_SERVING, "order": "UNREACHABLE"}})
+
+
+def test_readyz_waits_for_every_service_it_is_told_to_require(settings, clients) -> None:  # type: ignore[no-untyped-def]
+    clients.statuses["order"] = "NOT_SERVING"
+    app = create_app(dataclasses.replace(settings, ready_requires=SERVICES), clients)
+
+    response = app.test_client().get("/readyz")
+
+    assert (response.status_code, response.get_json()["status"]) == (503, "not_ready")
+
+
+@pytest.mark.parametrize(("value", "required"), [(None, ("user",)), ("", ()), ("user, order", ("user", "order"))])
+def test_ready_requires_comes_from_the_environment(tmp_path, value, required) -> None:  # type: ignore[no-untyped-def]
+    key = tmp_path / "public.pem"
+    key.write_bytes(b"k")
+    environ = {"JWT_PUBLIC_KEY_FILE": str(key)} | ({} if value is None else {"GATEWAY_READY_REQUIRES": value})
+
+    assert GatewaySettings.from_env(environ).ready_requires == required
 
 
 def test_ready_requires_refuses_unknown_service_names(tmp_path) -> None:  # type: ignore[no-untyped-def]
