@@ -186,19 +186,25 @@ def post_json(url: str, body: dict[str, str]) -> dict[str, str]:
         return json.loads(response.read())
 
 
-def stop_running(var: Path) -> int:
-    """`make stop`: SIGTERM the devrun whose pid file is in `var`, and wait until it is gone."""
-    pid_file = var / "devrun.pid"
+def running_devrun(pid_file: Path) -> int | None:
+    """The pid in `pid_file` if that process is a live devrun; a stale file is removed."""
     try:
         pid = int(pid_file.read_text())
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, ValueError):
-        print(f"MiniMall is not running (no live process in {pid_file})")
         pid_file.unlink(missing_ok=True)
-        return 0
+        return None
     if b"tools.devrun" not in cmdline:  # the pid was reused by something else after a crash
-        print(f"stale {pid_file}: process {pid} is not MiniMall; removing the file")
         pid_file.unlink(missing_ok=True)
+        return None
+    return pid
+
+
+def stop_running(var: Path) -> int:
+    """`make stop`: SIGTERM the devrun whose pid file is in `var`, and wait until it is gone."""
+    pid = running_devrun(var / "devrun.pid")
+    if pid is None:
+        print(f"MiniMall is not running (no live devrun in {var / 'devrun.pid'})")
         return 0
     os.kill(pid, signal.SIGTERM)
     print("stopping MiniMall...")
@@ -214,10 +220,14 @@ def main() -> int:
     if sys.argv[1:] == ["stop"]:
         return stop_running(var)
     var.mkdir(parents=True, exist_ok=True)
+    pid_file = var / "devrun.pid"
+    other = running_devrun(pid_file)
+    if other is not None:
+        print(f"MiniMall is already running from {var} (pid {other}); `make stop` first", file=sys.stderr)
+        return 1
+    pid_file.write_text(str(os.getpid()))
     env = platform_env(var)
     supervisor = Supervisor(env, raw_logs=env.get("DEVRUN_RAW_LOGS") == "1")
-    pid_file = var / "devrun.pid"
-    pid_file.write_text(str(os.getpid()))
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: supervisor.stopping.set())
     broker = None
