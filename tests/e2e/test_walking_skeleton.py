@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
-import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import jwt
 import pytest
 import requests
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
-from sqlalchemy import create_engine, text
+from sqlalchemy import Interval, create_engine, literal, text, update
 
 from services.common.auth import AUDIENCE, ISSUER
+from services.user.db import sms_codes
+from services.user.domain import SMS_RESEND_AFTER
 from tests.fixtures.platform import Platform
 
 pytestmark = pytest.mark.e2e
@@ -39,21 +40,36 @@ def admin_token(platform: Platform) -> str:
     return reply.json()["access_token"]
 
 
-def new_users_lately(platform: Platform, token: str) -> int:
-    """Registrations counted yesterday and today (UTC), so a test running across midnight still adds up."""
+@pytest.fixture
+def days_of_this_test() -> tuple[date, date]:
+    """Today and tomorrow (UTC) as the test starts: its registrations fall in them even if it runs past midnight."""
     today = datetime.now(UTC).date()
+    return today, today + timedelta(days=1)
+
+
+def registrations_counted(platform: Platform, token: str, days: tuple[date, date]) -> int:
+    """New users the admin overview shows for `days`, once analytics has counted every registration so far.
+
+    Waiting for the user-registered events themselves, not for the count to reach some value,
+    lets a test assert an exact change: a registration that should not have happened (or one
+    left over from another test) would be counted by then, and show.
+    """
+    platform.wait_until_registrations_counted()
     reply = requests.get(f"{platform.api}{OVERVIEW}", headers={"Authorization": f"Bearer {token}"}, timeout=10,
-                         params={"from": (today - timedelta(days=1)).isoformat(), "to": today.isoformat()})
+                         params={"from": days[0].isoformat(), "to": days[1].isoformat()})
     assert reply.status_code == 200, reply.text
     return reply.json()["new_users"]
 
 
-def wait_for(condition, timeout_seconds: float = 60):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_seconds
-    while not (result := condition()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.2)
-    return result
+def let_the_resend_wait_pass(platform: Platform, phone: str) -> None:
+    """Backdate the phone's codes by the resend wait, so it may ask for another code at once."""
+    engine = create_engine(platform.database_urls["user"])
+    try:
+        with engine.begin() as conn:
+            conn.execute(update(sms_codes).where(sms_codes.c.phone == phone)
+                         .values(created_at=sms_codes.c.created_at - literal(SMS_RESEND_AFTER, Interval())))
+    finally:
+        engine.dispose()
 
 
 def users_with_phone(platform: Platform, phone: str) -> int:
@@ -65,16 +81,31 @@ def users_with_phone(platform: Platform, phone: str) -> int:
         engine.dispose()
 
 
-def test_sms_login_registers_a_shopper_whom_the_admin_overview_counts(platform: Platform, admin_token: str) -> None:
-    before = new_users_lately(platform, admin_token)
+def test_sms_login_registers_a_shopper_whom_the_admin_overview_counts(
+        platform: Platform, admin_token: str, days_of_this_test: tuple[date, date]) -> None:
+    before = registrations_counted(platform, admin_token, days_of_this_test)
 
     session = sms_login(platform, "13900000001")
 
     assert session["is_new_user"] is True
     assert session["user"]["phone"] == "139****0001"
     assert session["expires_in"] == 900
-    # >= rather than ==: registrations of other tests in this shared platform may still be in flight.
-    assert wait_for(lambda: new_users_lately(platform, admin_token) >= before + 1)
+    counted = registrations_counted(platform, admin_token, days_of_this_test)
+    assert counted == before + 1, f"the overview went from {before} to {counted} new users; expected one more"
+
+
+def test_a_second_sms_login_of_the_same_shopper_is_not_counted_again(
+        platform: Platform, admin_token: str, days_of_this_test: tuple[date, date]) -> None:
+    phone = "13900000003"
+    sms_login(platform, phone)
+    before = registrations_counted(platform, admin_token, days_of_this_test)
+    let_the_resend_wait_pass(platform, phone)
+
+    session = sms_login(platform, phone)
+
+    assert session["is_new_user"] is False
+    counted = registrations_counted(platform, admin_token, days_of_this_test)
+    assert counted == before, f"the overview went from {before} to {counted} new users on a returning login"
 
 
 def test_an_sms_login_to_a_staff_phone_gives_only_a_shopper_session(platform: Platform) -> None:
@@ -144,8 +175,10 @@ def test_tampered_expired_and_unsigned_tokens_get_401(platform: Platform, admin_
     assert reply.json()["error"]["request_id"] == reply.headers["X-Request-ID"]
 
 
-def test_a_wrong_sms_code_is_refused_and_creates_no_user(platform: Platform) -> None:
+def test_a_wrong_sms_code_is_refused_and_creates_no_user(platform: Platform, admin_token: str,
+                                                          days_of_this_test: tuple[date, date]) -> None:
     phone = "13900000005"
+    before = registrations_counted(platform, admin_token, days_of_this_test)
     sent = requests.post(f"{platform.api}/auth/sms-codes", json={"phone": phone, "purpose": "login"}, timeout=10)
     wrong = f"{(int(sent.json()['dev_code']) + 1) % 1_000_000:06d}"
 
@@ -154,6 +187,8 @@ def test_a_wrong_sms_code_is_refused_and_creates_no_user(platform: Platform) -> 
     assert reply.status_code == 400
     assert reply.json()["error"]["code"] == "SMS_CODE_INVALID"
     assert users_with_phone(platform, phone) == 0
+    counted = registrations_counted(platform, admin_token, days_of_this_test)
+    assert counted == before, f"the overview went from {before} to {counted} new users on a refused login"
 
 
 def test_the_platform_serves_docs_openapi_metrics_and_readiness(platform: Platform) -> None:
