@@ -27,8 +27,12 @@ class ServiceClients:
 
     def channel(self, service: str) -> grpc.Channel:
         with self._lock:
+            if service in self._channels:
+                return self._channels[service]
+        target = self.discovery.target(service)  # may ask Consul: not while holding the lock
+        with self._lock:
             if service not in self._channels:
-                self._channels[service] = grpc.insecure_channel(self.discovery.target(service))
+                self._channels[service] = grpc.insecure_channel(target)
             return self._channels[service]
 
     def call(self, method: Any, message: Any) -> Any:

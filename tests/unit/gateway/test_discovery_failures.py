@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import threading
+
 import grpc
 import pytest
 from flask import Flask, g
@@ -60,3 +63,32 @@ def test_an_unavailable_instance_makes_the_next_call_ask_consul_again(app: Flask
 
     assert clients.channel("user") is not first
     assert Picks.asked == 2
+
+
+class SlowForAnalytics:
+    """Consul that hangs on analytics lookups until released."""
+
+    consul = object()
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def target(self, service: str) -> str:
+        if service == "analytics":
+            self.release.wait(timeout=10)
+        return f"{service}.invalid:50051"
+
+
+def test_a_slow_consul_lookup_for_one_service_does_not_hold_up_channels_to_others() -> None:
+    discovery = SlowForAnalytics()
+    clients = ServiceClients(discovery, timeout_seconds=1)  # type: ignore[arg-type]
+    stuck = threading.Thread(target=clients.channel, args=("analytics",))
+    stuck.start()
+    try:
+        user_channel = concurrent.futures.ThreadPoolExecutor(1).submit(clients.channel, "user")
+        assert user_channel.result(timeout=5) is clients.channel("user")
+        assert stuck.is_alive()  # analytics is still waiting on Consul
+    finally:
+        discovery.release.set()
+        stuck.join()
+        clients.close()
