@@ -40,7 +40,8 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
     app.extensions["clients"] = clients or ServiceClients(
         Discovery(settings.consul_http_addr, Env(settings.environ)), settings.grpc_timeout_seconds)
     verifier = TokenVerifier(settings.jwt_public_key_pem)
-    limiter = app.extensions["rate_limiter"] = make_rate_limiter(settings.redis_url, settings.rate_limit_scale)
+    limiter = app.extensions["rate_limiter"] = make_rate_limiter(
+        settings.redis_url, settings.rate_limit_scale, settings.rate_limit_secret)
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
 

@@ -16,6 +16,7 @@ class GatewaySettings:
     log_level: str
     environ: Mapping[str, str]  # for static service addresses (USER_GRPC_TARGET, ...)
     redis_url: str | None = None  # shared rate-limit counters; per-process counters without it
+    rate_limit_secret: str | None = None  # keys the bucket names in Redis; required with redis_url
     proxy_hops: int = 0           # trusted reverse proxies in front (X-Forwarded-For hops to believe)
     rate_limit_scale: float = 1.0  # multiplies every rate limit (e.g. 10 for a load test); > 0
     # Services whose absence makes /readyz fail. Only user by default (no login without it): one
@@ -31,11 +32,20 @@ class GatewaySettings:
             grpc_timeout_seconds=env.int("GATEWAY_GRPC_TIMEOUT_MS", 5000) / 1000,
             log_level=env.str("LOG_LEVEL", "INFO"),
             redis_url=env.optional("REDIS_URL"),
+            rate_limit_secret=_secret_with_redis(env),
             proxy_hops=env.int("GATEWAY_PROXY_HOPS", 0),
             rate_limit_scale=_positive_float(env, "GATEWAY_RATE_LIMIT_SCALE", 1.0),
             ready_requires=_services(env, "GATEWAY_READY_REQUIRES"),
             environ=env.environ,
         )
+
+
+def _secret_with_redis(env: Env) -> str | None:
+    secret = env.optional("GATEWAY_RATE_LIMIT_SECRET")
+    if env.optional("REDIS_URL") and not (secret and len(secret) >= 32):
+        raise ConfigError("with REDIS_URL, GATEWAY_RATE_LIMIT_SECRET must be set (32+ characters, the same "
+                          "in every gateway replica): it keys the rate-limit bucket names kept in Redis")
+    return secret
 
 
 def _positive_float(env: Env, name: str, default: float) -> float:

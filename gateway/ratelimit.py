@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -81,15 +83,18 @@ class RedisCounter:
 
 
 class RateLimiter:
-    def __init__(self, counter: Counter, scale: float = 1.0) -> None:
+    def __init__(self, counter: Counter, scale: float = 1.0, key: bytes | None = None) -> None:
         self.counter = counter
         self.scale = scale  # GATEWAY_RATE_LIMIT_SCALE: multiplies every limit's count
+        # Bucket names are HMACs under this key: a phone number's plain hash is easily reversed
+        # (there are only about 10^10 of them). Replicas sharing Redis must share the key.
+        self.key = key if key is not None else os.urandom(32)
 
     def check(self, endpoint: str, limits: tuple[Limit, ...], values: Mapping[str, str],
               now: float | None = None) -> int | None:
         """Count the request under each limit in turn; at the first one exceeded, the seconds to wait.
 
-        Values are hashed into the bucket names: no phone number or address sits in the store.
+        Values are keyed-hashed into the bucket names: no phone number or address sits in the store.
         If the shared store is down the request is let through (and logged): losing rate
         limiting for a while is better than refusing every login.
         """
@@ -98,7 +103,7 @@ class RateLimiter:
             parts = [values.get(part, "") for part in limit.parts]
             if not all(parts):
                 continue
-            digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
+            digest = hmac.new(self.key, "\x1f".join(parts).encode(), hashlib.sha256).hexdigest()[:24]
             try:
                 count = self.counter.hit(f"{endpoint}:{limit.key}:{digest}", limit.seconds, now)
             except redis.RedisError:
@@ -110,5 +115,7 @@ class RateLimiter:
         return None
 
 
-def make_rate_limiter(redis_url: str | None, scale: float = 1.0) -> RateLimiter:
-    return RateLimiter(RedisCounter(redis_url) if redis_url else MemoryCounter(), scale)
+def make_rate_limiter(redis_url: str | None, scale: float = 1.0, secret: str | None = None) -> RateLimiter:
+    """Counters in Redis (with the replicas' shared `secret` as the bucket key) or in this process."""
+    key = secret.encode() if secret else None
+    return RateLimiter(RedisCounter(redis_url) if redis_url else MemoryCounter(), scale, key)

@@ -21,7 +21,9 @@ def endpoint() -> str:
 
 
 def test_two_replicas_share_one_count(endpoint: str) -> None:
-    replica_a, replica_b = RateLimiter(RedisCounter(REDIS_URL)), RateLimiter(RedisCounter(REDIS_URL))
+    shared_secret = b"k" * 32  # GATEWAY_RATE_LIMIT_SECRET, the same in every replica
+    replica_a, replica_b = (RateLimiter(RedisCounter(REDIS_URL), key=shared_secret),
+                            RateLimiter(RedisCounter(REDIS_URL), key=shared_secret))
     limits = (Limit("phone", 3, 60),)
 
     results = [replica.check(endpoint, limits, {"phone": "13900000001"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import pytest
 import redis
@@ -12,6 +13,7 @@ from mall.user.v1 import user_pb2
 from gateway.app import create_app
 from gateway.config import GatewaySettings
 from gateway.ratelimit import Limit, MemoryCounter, RateLimiter
+from services.common.config import ConfigError
 
 SMS = "/api/v1/auth/sms-codes"
 
@@ -98,6 +100,31 @@ def test_buckets_hold_no_phone_number_or_address() -> None:
     (bucket,) = counter._buckets
     assert bucket.startswith("auth.login_sms:phone+ip:")
     assert "13900000001" not in bucket and "203.0.113.7" not in bucket
+
+
+def test_bucket_names_depend_on_the_key_so_a_store_reader_cannot_hash_phones_to_find_them() -> None:
+    def bucket(key: bytes) -> str:
+        counter = MemoryCounter()
+        RateLimiter(counter, key=key).check("auth.login_sms", (Limit("phone", 5, 60),), {"phone": "13900000001"},
+                                            now=0.0)
+        return next(iter(counter._buckets))
+
+    unkeyed = hashlib.sha256(b"13900000001").hexdigest()[:24]
+    assert bucket(b"a" * 32) == bucket(b"a" * 32)  # replicas with one secret share buckets
+    assert bucket(b"a" * 32) != bucket(b"b" * 32)
+    assert not bucket(b"a" * 32).endswith(unkeyed)
+
+
+@pytest.mark.parametrize("secret", [None, "too-short"])
+def test_redis_counters_need_a_shared_secret(tmp_path, secret) -> None:  # type: ignore[no-untyped-def]
+    key = tmp_path / "public.pem"
+    key.write_bytes(b"k")
+    environ = {"JWT_PUBLIC_KEY_FILE": str(key), "REDIS_URL": "redis://127.0.0.1:6379/0"}
+    if secret:
+        environ["GATEWAY_RATE_LIMIT_SECRET"] = secret
+
+    with pytest.raises(ConfigError, match="GATEWAY_RATE_LIMIT_SECRET"):
+        GatewaySettings.from_env(environ)
 
 
 def test_scale_multiplies_every_limit() -> None:
