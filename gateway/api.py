@@ -27,7 +27,7 @@ class Operation:
     body: dict[str, Any] | None = None      # JSON Schema of the request body
     query: dict[str, Any] | None = None     # JSON Schema (object) of the query string
     responses: dict[int, dict[str, Any]] = field(default_factory=dict)  # status -> JSON Schema
-    limits: tuple[Limit, ...] = ()          # rate limits, checked before the body is validated
+    limits: tuple[Limit, ...] = ()          # per-IP limits before the body is validated, body-keyed after
 
 
 def operation(*, summary: str, tag: str, access: str = SHOPPER, roles: tuple[str, ...] = (),
@@ -71,7 +71,9 @@ def validated_body(op: Operation) -> dict[str, Any]:
 
 
 def json_body() -> dict[str, Any]:
-    """The body the gateway validated before the view ran."""
+    """The body the gateway validated before the view ran (the operation must declare `body`)."""
+    if "body" not in g:
+        raise RuntimeError(f"{request.endpoint} reads a JSON body but its @operation declares no body schema")
     return g.body
 
 

@@ -49,13 +49,9 @@ def _secret_with_redis(env: Env) -> str | None:
 
 
 def _positive_float(env: Env, name: str, default: float) -> float:
-    raw = env.str(name, str(default))
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise ConfigError(f"{name} must be a number greater than 0, got {raw!r}")
+    value = env.float(name, default)
+    if value == 0:
+        raise ConfigError(f"{name} must be greater than 0")
     return value
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,6 +43,19 @@ class Env:
             return int(raw)
         except ValueError:
             raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+    def float(self, name: str, default: float) -> float:
+        """A finite number >= 0 (seconds, factors...)."""
+        raw = self.environ.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
+        if not (math.isfinite(value) and value >= 0):
+            raise ConfigError(f"{name} must be a number >= 0, got {raw!r}")
+        return value
 
     def bool(self, name: str, default: bool) -> bool:
         raw = self.environ.get(name)
@@ -119,8 +133,8 @@ class ServiceSettings:
             consul_http_addr=env.optional("CONSUL_HTTP_ADDR"),
             advertise_host=env.str(f"{prefix}_ADVERTISE_HOST", env.str("POD_IP", "127.0.0.1")),
             log_level=env.str("LOG_LEVEL", "INFO"),
-            shutdown_delay_seconds=env.int("SHUTDOWN_DELAY_SECONDS", 0),
-            shutdown_grace_seconds=env.int("SHUTDOWN_GRACE_SECONDS", 10),
+            shutdown_delay_seconds=env.float("SHUTDOWN_DELAY_SECONDS", 0.0),
+            shutdown_grace_seconds=env.float("SHUTDOWN_GRACE_SECONDS", 10.0),
         )
 
 

@@ -45,6 +45,17 @@ def test_int_that_is_not_a_number_names_the_variable_and_value() -> None:
     assert str(raised.value) == "USER_METRICS_PORT must be an integer, got '91o1'"
 
 
+@pytest.mark.parametrize(("raw", "value"), [("2.5", 2.5), ("0", 0.0), ("10", 10.0), ("", 7.0)])
+def test_float_reads_a_non_negative_number(raw: str, value: float) -> None:
+    assert Env({"SHUTDOWN_DELAY_SECONDS": raw}).float("SHUTDOWN_DELAY_SECONDS", 7.0) == value
+
+
+@pytest.mark.parametrize("raw", ["-1", "soon", "nan", "inf"])
+def test_float_refuses_negative_or_non_finite_values_naming_the_variable(raw: str) -> None:
+    with pytest.raises(ConfigError, match=f"SHUTDOWN_DELAY_SECONDS must be a number >= 0, got '{raw}'"):
+        Env({"SHUTDOWN_DELAY_SECONDS": raw}).float("SHUTDOWN_DELAY_SECONDS", 0.0)
+
+
 @pytest.mark.parametrize("raw", ["1", "true", "TRUE", "yes", "On"])
 def test_bool_accepts_the_usual_spellings_of_true(raw: str) -> None:
     assert Env({"FLAG": raw}).bool("FLAG", False) is True
