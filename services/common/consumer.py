@@ -82,16 +82,13 @@ class EventConsumer:
 
         Offsets are committed once per partition batch, after the records' own transactions: a
         crash in between only redelivers records whose effects processed_events already holds.
-        When a handler fails, its partition and every partition of this poll not yet handled are
-        rewound to their first unhandled record, so the next poll delivers them all again.
+        A handler failure rewinds its partition to the failing record (the next poll delivers it
+        again) and the other partitions carry on; HandlerFailed is raised after all of them.
         """
         consumer = self._get_consumer()
         handled = 0
         failure: HandlerFailed | None = None
         for partition, records in consumer.poll(timeout_ms=timeout_ms).items():
-            if failure is not None:
-                consumer.seek(partition, records[0].offset)
-                continue
             done = None
             for record in records:
                 try:
@@ -99,8 +96,9 @@ class EventConsumer:
                 except Exception as exc:
                     CONSUMER_FAILURES.labels(self.name, record.topic).inc()
                     consumer.seek(partition, record.offset)
-                    failure = HandlerFailed(f"{record.topic}@{record.offset}: {exc!r}")
-                    failure.__cause__ = exc
+                    if failure is None:
+                        failure = HandlerFailed(f"{record.topic}@{record.offset}: {exc!r}")
+                        failure.__cause__ = exc
                     break
                 done = record.offset
                 handled += 1
