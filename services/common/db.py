@@ -6,7 +6,7 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, DateTime, Engine, Integer, create_engine, event, text
+from sqlalchemy import BigInteger, Connection, DateTime, Engine, Integer, create_engine, event, make_url, text
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
@@ -59,11 +59,20 @@ def make_engine(url: str) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    # TCP keepalives: a connection to a database host that vanished (a held relay lock, a pooled
-    # connection) errors within about a minute instead of hanging until the kernel gives up.
-    keepalives = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
     return create_engine(url, hide_parameters=True, pool_pre_ping=True, pool_size=10, max_overflow=10,
-                         connect_args=keepalives)
+                         connect_args=postgres_connect_args(url))
+
+
+# Client-side connection timeouts unless the URL sets its own: a database host that vanished
+# fails the connect within 10 s, and a query whose packets go unacknowledged for 60 s errors
+# (tcp_user_timeout; keepalives alone never fire on a connection that is busy retransmitting).
+POSTGRES_TIMEOUTS = {"connect_timeout": 10, "tcp_user_timeout": 60_000,
+                     "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
+
+
+def postgres_connect_args(url: str) -> dict[str, Any]:
+    given = make_url(url).query
+    return {name: value for name, value in POSTGRES_TIMEOUTS.items() if name not in given}
 
 
 def advisory_key(name: str) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from google.protobuf.message import Message
@@ -119,6 +120,7 @@ class OutboxRelay:
         self._producer: KafkaProducer | None = None
         self._leader: Connection | None = None
         self._lock_key = advisory_key(f"minimall-outbox:{service}")
+        self._retake_after = 0.0  # monotonic time before which this relay does not ask for the lock
 
     def run(self, stop: threading.Event) -> None:
         """Relay until `stop` is set, backing off exponentially while the broker or database is down."""
@@ -137,14 +139,16 @@ class OutboxRelay:
                 backoff = min(self.max_backoff_seconds, max(0.1, backoff * 2))
                 log.warning("outbox relay failed; retrying in %.1fs", backoff, exc_info=True)
                 self._reset_producer()
-                if failures >= self.yield_after_failures:
+                if failures >= self.yield_after_failures and self._leader is not None:
                     self.release_leadership()
+                    # Leave the lock to the standbys for a while, or we would likely take it back.
+                    self._retake_after = time.monotonic() + 2 * self.standby_seconds
                     failures = 0
                 stop.wait(backoff)
         self.close()
 
     def close(self) -> None:
-        """Stop the producer and give up leadership (another relay takes over at once)."""
+        """Stop the producer and give up leadership (a standby takes over within its standby_seconds)."""
         self._reset_producer()
         self.release_leadership()
 
@@ -168,10 +172,18 @@ class OutboxRelay:
                 self._leader.invalidate()
                 self._leader = None
                 OUTBOX_PENDING.remove(self.service)
+        if time.monotonic() < self._retake_after:
+            return False
         connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         connection.detach()  # closing it must end the session (and the lock), not pool it
         try:
             locked = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self._lock_key}).scalar_one()
+            if locked:
+                # The lock outlives this relay until the *server* sees the connection is dead: have
+                # it probe an idle or unresponsive client within a minute, not the OS's two hours.
+                for setting in ("tcp_keepalives_idle = 30", "tcp_keepalives_interval = 10",
+                                "tcp_keepalives_count = 3", "tcp_user_timeout = 60000"):
+                    connection.exec_driver_sql(f"SET {setting}")
         except BaseException:
             connection.close()
             raise
@@ -187,20 +199,21 @@ class OutboxRelay:
         if not self.is_leader():
             return 0
         with self.engine.connect() as conn:
+            pending = conn.execute(
+                select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))).scalar_one()
             rows = conn.execute(
                 select(outbox.c.id, outbox.c.event_type, outbox.c.aggregate_id, outbox.c.envelope)
                 .where(outbox.c.published_at.is_(None))
                 .order_by(outbox.c.id)
                 .limit(self.batch_size)
-            ).all()
-        if rows:
-            self._send(rows)
+            ).all() if pending else []
+        OUTBOX_PENDING.labels(self.service).set(pending)  # before sending: an outage must show
+        if not rows:
+            return 0
+        self._send(rows)
         with self.engine.begin() as conn:
-            if rows:
-                self._mark_published(conn, [row.id for row in rows])
-            pending = conn.execute(
-                select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))).scalar_one()
-        OUTBOX_PENDING.labels(self.service).set(pending)  # counted after this batch was marked
+            self._mark_published(conn, [row.id for row in rows])
+        OUTBOX_PENDING.labels(self.service).set(max(0, pending - len(rows)))
         return len(rows)
 
     def _send(self, rows: list) -> None:

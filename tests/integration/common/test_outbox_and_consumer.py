@@ -390,3 +390,17 @@ def test_a_relay_that_stops_leading_stops_reporting_the_backlog(
     relay.release_leadership()
 
     assert ("user",) not in OUTBOX_PENDING._metrics
+
+
+def test_the_leader_session_asks_the_server_to_notice_a_dead_relay_within_a_minute(
+        relays: Callable[..., OutboxRelay]) -> None:
+    relay = relays()
+
+    assert relay.is_leader()
+
+    leader = relay._leader
+    assert leader is not None
+    settings = {name: leader.exec_driver_sql(f"SHOW {name}").scalar_one() for name in (
+        "tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count", "tcp_user_timeout")}
+    assert settings == {"tcp_keepalives_idle": "30", "tcp_keepalives_interval": "10",
+                        "tcp_keepalives_count": "3", "tcp_user_timeout": "60000"}

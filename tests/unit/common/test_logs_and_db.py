@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, create_engine, insert, select
 from sqlalchemy.exc import StatementError
 
-from services.common.db import UTCDateTime
+from services.common.db import POSTGRES_TIMEOUTS, UTCDateTime, postgres_connect_args
 from services.common.logs import JsonFormatter, mask_phone
 
 
@@ -181,3 +181,13 @@ def test_phone_and_id_numbers_in_any_log_text_are_masked() -> None:
     line = json.loads(JsonFormatter("user").format(record))["msg"]
 
     assert line == "Key (phone)=(139****5678) already exists; id 1101**********002X; ts 1795712145923"
+
+
+
+def test_postgres_connections_get_timeouts_unless_the_url_sets_its_own() -> None:
+    defaults = postgres_connect_args("postgresql+psycopg://app@db/user")
+    chosen = postgres_connect_args("postgresql+psycopg://app@db/user?connect_timeout=3&tcp_user_timeout=5000")
+
+    assert defaults == POSTGRES_TIMEOUTS
+    assert defaults["connect_timeout"] == 10 and defaults["tcp_user_timeout"] == 60_000
+    assert chosen == {k: v for k, v in POSTGRES_TIMEOUTS.items() if k not in ("connect_timeout", "tcp_user_timeout")}

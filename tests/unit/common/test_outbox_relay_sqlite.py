@@ -5,10 +5,13 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+import pytest
+from kafka.errors import KafkaTimeoutError
 from mall.events.v1.user_events_pb2 import UserRegistered
 from sqlalchemy import Engine, func, select
 
 from services.common.config import KafkaSettings
+from services.common.metrics import OUTBOX_PENDING
 from services.common.outbox import OutboxRelay, outbox
 from services.common.uow import UnitOfWork
 
@@ -50,3 +53,23 @@ def test_other_writers_are_not_blocked_while_the_relay_sends(
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(outbox)
                             .where(outbox.c.published_at.is_(None))).scalar_one() == 0
+
+
+class BrokerDown(OutboxRelay):
+    def _send(self, rows: list) -> None:  # type: ignore[type-arg]
+        raise KafkaTimeoutError("simulated: no broker")
+
+
+def test_the_backlog_gauge_shows_the_backlog_while_the_broker_is_down(
+        sqlite_service_engine: Callable[[str], Engine]) -> None:
+    engine = sqlite_service_engine("user")
+    with UnitOfWork(engine, "user") as uow:
+        for n in range(3):
+            uow.publish("user-registered", str(n), UserRegistered(user_id=n, channel="sms"))
+        uow.commit()
+    OUTBOX_PENDING.labels("user").set(0)
+
+    with pytest.raises(KafkaTimeoutError):
+        BrokerDown("user", engine, SETTINGS).publish_pending()
+
+    assert OUTBOX_PENDING.labels("user")._value.get() == 3
