@@ -17,7 +17,7 @@ from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.grpc_clients import ServiceClients
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
-from gateway.ratelimit import Limit, RateLimiter, make_rate_limiter
+from gateway.ratelimit import Limit, RateLimiter, client_address, make_rate_limiter
 from gateway.routes import admin, auth, meta
 from services.common.auth import Caller, TokenVerifier, bearer_token
 from services.common.config import Env
@@ -104,10 +104,10 @@ def _enforce_limits(limiter: RateLimiter, limits: tuple[Limit, ...], body: dict[
     if not limits:
         return
     values = {k: v for k, v in body.items() if isinstance(v, str)}
-    values["ip"] = request.remote_addr or ""
+    values["ip"] = client_address(request.remote_addr)
     wait = limiter.check(request.endpoint or "", limits, values)
     if wait is not None:
-        raise ApiError(429, "RATE_LIMITED", f"too many requests; try again in {wait}s", {"retry_after": wait})
+        raise ApiError.too_many_requests(wait)
 
 
 def _check_admin_routes_declare_roles(app: Flask) -> None:

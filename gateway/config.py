@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from services.common.config import SERVICES, ConfigError, Env, read_key
+
+# /readyz waits for these unless GATEWAY_READY_REQUIRES says otherwise: no login without user.
+DEFAULT_READY_REQUIRES = ("user",)
 
 
 @dataclass(frozen=True)
@@ -16,12 +19,12 @@ class GatewaySettings:
     log_level: str
     environ: Mapping[str, str]  # for static service addresses (USER_GRPC_TARGET, ...)
     redis_url: str | None = None  # shared rate-limit counters; per-process counters without it
-    rate_limit_secret: str | None = None  # keys the bucket names in Redis; required with redis_url
+    rate_limit_secret: str | None = field(default=None, repr=False)  # keys Redis bucket names
     proxy_hops: int = 0           # trusted reverse proxies in front (X-Forwarded-For hops to believe)
     rate_limit_scale: float = 1.0  # multiplies every rate limit (e.g. 10 for a load test); > 0
     # Services whose absence makes /readyz fail. Only user by default (no login without it): one
     # other service down must not take every gateway out of rotation. make run asks for all five.
-    ready_requires: tuple[str, ...] = ("user",)
+    ready_requires: tuple[str, ...] = DEFAULT_READY_REQUIRES
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -51,14 +54,14 @@ def _secret_with_redis(env: Env) -> str | None:
 def _positive_float(env: Env, name: str, default: float) -> float:
     value = env.float(name, default)
     if value == 0:
-        raise ConfigError(f"{name} must be greater than 0")
+        raise ConfigError(f"{name} must be a number greater than 0, got {env.str(name)!r}")
     return value
 
 
 def _services(env: Env, name: str) -> tuple[str, ...]:
     raw = env.environ.get(name)
     if raw is None:
-        return ("user",)
+        return DEFAULT_READY_REQUIRES
     chosen = tuple(part.strip() for part in raw.split(",") if part.strip())
     unknown = sorted(set(chosen) - set(SERVICES))
     if unknown:

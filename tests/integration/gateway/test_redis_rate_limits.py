@@ -8,7 +8,7 @@ import uuid
 import pytest
 import redis
 
-from gateway.ratelimit import Limit, RateLimiter, RedisCounter
+from gateway.ratelimit import FailureGuard, Limit, RateLimiter, RedisCounter
 
 pytestmark = pytest.mark.integration
 
@@ -49,3 +49,20 @@ def test_an_unreachable_redis_lets_requests_through(endpoint: str) -> None:
     assert limiter.check(endpoint, (Limit("ip", 1, 60),), {"ip": "203.0.113.7"}) is None
     with pytest.raises(redis.RedisError):
         limiter.counter.hit("x", 60, 0.0)
+
+
+def test_failures_and_trusted_addresses_are_shared_between_replicas(endpoint: str) -> None:
+    shared_secret = b"k" * 32
+    replica_a, replica_b = (RateLimiter(RedisCounter(REDIS_URL), key=shared_secret),
+                            RateLimiter(RedisCounter(REDIS_URL), key=shared_secret))
+    guard = FailureGuard(failures=Limit("phone", 3, 3600), trusted=Limit("phone+ip", 1, 86400))
+    stranger = {"phone": "13900000001", "ip": "198.51.100.1"}
+    owner = {"phone": "13900000001", "ip": "203.0.113.5"}
+    guard.record(replica_a, endpoint, owner, succeeded=True)
+
+    for _ in range(3):
+        assert guard.wait(replica_b, endpoint, stranger) is None
+        guard.record(replica_b, endpoint, stranger, succeeded=False)
+
+    assert guard.wait(replica_a, endpoint, stranger) is not None
+    assert guard.wait(replica_a, endpoint, owner) is None

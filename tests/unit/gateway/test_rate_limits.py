@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 
+import grpc
 import pytest
 import redis
 from flask.testing import FlaskClient
@@ -12,7 +13,7 @@ from mall.user.v1 import user_pb2
 
 from gateway.app import create_app
 from gateway.config import GatewaySettings
-from gateway.ratelimit import Limit, MemoryCounter, RateLimiter
+from gateway.ratelimit import Limit, MemoryCounter, RateLimiter, client_address, make_rate_limiter
 from services.common.config import ConfigError
 
 SMS = "/api/v1/auth/sms-codes"
@@ -36,7 +37,7 @@ def test_junk_in_the_phone_field_is_refused_before_any_phone_counter_exists(clie
     replies = [client.post(SMS, json={"phone": "x" * 1000 + str(n), "purpose": "login"}) for n in range(5)]
 
     assert {r.status_code for r in replies} == {400}
-    assert not any(":phone:" in bucket for bucket in app.extensions["rate_limiter"].counter._buckets)
+    assert not any(":phone/" in bucket for bucket in app.extensions["rate_limiter"].counter._buckets)
 
 
 def test_a_phone_is_limited_across_ips(client: FlaskClient) -> None:
@@ -98,7 +99,7 @@ def test_buckets_hold_no_phone_number_or_address() -> None:
                                {"ip": "203.0.113.7", "phone": "13900000001"}, now=0.0)
 
     (bucket,) = counter._buckets
-    assert bucket.startswith("auth.login_sms:phone+ip:")
+    assert bucket.startswith("auth.login_sms:phone+ip/60:")
     assert "13900000001" not in bucket and "203.0.113.7" not in bucket
 
 
@@ -168,19 +169,54 @@ def test_a_request_without_the_key_is_not_counted(values: dict[str, str]) -> Non
     assert counter._buckets == {}
 
 
-def test_guessing_a_staff_password_from_many_ips_does_not_lock_the_staff_member_out(
-        client: FlaskClient, clients) -> None:  # type: ignore[no-untyped-def]
-    clients.user.LoginWithPassword.reply = user_pb2.LoginResponse(access_token="t", refresh_token="r", expires_in=900)
+STAFF_PHONE, STAFF_PASSWORD = "13800000001", "right-pass-1"
 
-    def login(ip: str):  # type: ignore[no-untyped-def]
-        return client.post("/api/v1/auth/login/password", json={"phone": "13800000001", "password": "guess-123"},
+
+@pytest.fixture
+def password_login(client: FlaskClient, clients, rpc_error):  # type: ignore[no-untyped-def]
+    """password_login(ip, password=wrong) → response; the fake user service knows STAFF_PASSWORD only."""
+    calls = []
+
+    def user_service(message, *, timeout, metadata):  # type: ignore[no-untyped-def]
+        calls.append(message.password)
+        if (message.phone, message.password) != (STAFF_PHONE, STAFF_PASSWORD):
+            raise rpc_error(grpc.StatusCode.UNAUTHENTICATED, "phone or password is wrong")
+        return user_pb2.LoginResponse(access_token="t", refresh_token="r", expires_in=900)
+
+    clients.user.LoginWithPassword = user_service
+
+    def login(ip: str, password: str = "guess-123"):  # type: ignore[no-untyped-def]
+        return client.post("/api/v1/auth/login/password", json={"phone": STAFF_PHONE, "password": password},
                            environ_base={"REMOTE_ADDR": ip})
 
-    attacker = [login(f"198.51.{n // 10}.{n % 10}").status_code for n in range(150)]  # 15 addresses x 10
-    staff = login("203.0.113.50")
+    login.calls = calls  # type: ignore[attr-defined]
+    return login
 
-    assert set(attacker) == {200}  # the fake service answers; only the gateway's limits are under test
-    assert staff.status_code == 200
+
+def test_twenty_failed_password_logins_from_anywhere_close_the_account_to_new_addresses(password_login) -> None:  # type: ignore[no-untyped-def]
+    guesses = [password_login(f"198.51.100.{n}").status_code for n in range(20)]
+    next_guess = password_login("198.51.100.200")
+    right_password_from_a_new_address = password_login("203.0.113.9", STAFF_PASSWORD)
+
+    assert guesses == [401] * 20
+    assert (next_guess.status_code, next_guess.get_json()["error"]["code"]) == (429, "RATE_LIMITED")
+    assert 1 <= int(next_guess.headers["Retry-After"]) <= 3600
+    assert right_password_from_a_new_address.status_code == 429
+    assert len(password_login.calls) == 20  # refused tries never reached the user service
+
+
+def test_an_address_that_logged_in_before_is_not_locked_out_by_guessing_elsewhere(password_login) -> None:  # type: ignore[no-untyped-def]
+    assert password_login("203.0.113.50", STAFF_PASSWORD).status_code == 200
+    for n in range(40):
+        password_login(f"198.51.100.{n}")
+
+    assert password_login("203.0.113.50", STAFF_PASSWORD).status_code == 200
+
+
+def test_successful_logins_do_not_count_as_failures(password_login) -> None:  # type: ignore[no-untyped-def]
+    replies = [password_login(f"198.51.100.{n}", STAFF_PASSWORD).status_code for n in range(25)]
+
+    assert replies == [200] * 25
 
 
 def test_one_address_gets_ten_login_tries_per_phone_in_five_minutes(client: FlaskClient, clients) -> None:  # type: ignore[no-untyped-def]
@@ -189,3 +225,19 @@ def test_one_address_gets_ten_login_tries_per_phone_in_five_minutes(client: Flas
                            environ_base={"REMOTE_ADDR": "198.51.100.1"}) for _ in range(11)]
 
     assert [r.status_code for r in replies] == [200] * 10 + [429]
+
+
+@pytest.mark.parametrize(("remote", "counted_as"), [
+    ("203.0.113.7", "203.0.113.7"),
+    ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+    ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+    ("::ffff:203.0.113.7", "203.0.113.7"),
+    (None, ""),
+])
+def test_ipv6_clients_are_counted_by_their_slash_64(remote: str | None, counted_as: str) -> None:
+    assert client_address(remote) == counted_as
+
+
+def test_redis_counters_cannot_be_made_without_the_shared_secret() -> None:
+    with pytest.raises(ValueError, match="shared secret"):
+        make_rate_limiter("redis://127.0.0.1:6379/0", 1.0, None)
