@@ -7,6 +7,7 @@ where to go, and on Ctrl-C / SIGTERM (`make stop`) stops everything it started.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -17,6 +18,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import IO
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -186,18 +188,38 @@ def post_json(url: str, body: dict[str, str]) -> dict[str, str]:
         return json.loads(response.read())
 
 
-def running_devrun(pid_file: Path) -> int | None:
-    """The pid in `pid_file` if that process is a live devrun; a stale file is removed."""
+def claim_pid_file(pid_file: Path) -> IO[str] | None:
+    """Lock `pid_file` for this process's lifetime and write our pid in it; None if a devrun holds it.
+
+    The kernel drops the lock when its holder dies, however it dies, so a file left behind by a
+    killed devrun (even one whose pid a restarted container hands out again) never blocks a start.
+    """
+    handle = pid_file.open("a+")
     try:
-        pid = int(pid_file.read_text())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError):
-        pid_file.unlink(missing_ok=True)
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
         return None
-    if b"tools.devrun" not in cmdline:  # the pid was reused by something else after a crash
-        pid_file.unlink(missing_ok=True)
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def running_devrun(pid_file: Path) -> int | None:
+    """The pid of the live devrun holding `pid_file`, else None."""
+    try:
+        handle = pid_file.open()
+    except FileNotFoundError:
         return None
-    return pid
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            content = handle.read().strip()
+            return int(content) if content.isdigit() else None
+    return None  # nobody holds it: left behind by a devrun that died
 
 
 def stop_running(var: Path) -> int:
@@ -221,11 +243,11 @@ def main() -> int:
         return stop_running(var)
     var.mkdir(parents=True, exist_ok=True)
     pid_file = var / "devrun.pid"
-    other = running_devrun(pid_file)
-    if other is not None:
-        print(f"MiniMall is already running from {var} (pid {other}); `make stop` first", file=sys.stderr)
+    claimed = claim_pid_file(pid_file)
+    if claimed is None:
+        print(f"MiniMall is already running from {var} (pid {running_devrun(pid_file)}); `make stop` first",
+              file=sys.stderr)
         return 1
-    pid_file.write_text(str(os.getpid()))
     env = platform_env(var)
     supervisor = Supervisor(env, raw_logs=env.get("DEVRUN_RAW_LOGS") == "1")
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -265,6 +287,7 @@ def main() -> int:
         if broker is not None:
             broker.stop()
         pid_file.unlink(missing_ok=True)
+        claimed.close()
         supervisor.say("devrun", "stopped")
 
 

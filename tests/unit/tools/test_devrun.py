@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,46 +12,57 @@ import pytest
 
 from tools import devrun
 
+HOLD_THE_LOCK = """
+import sys
+from pathlib import Path
+from tools import devrun
+held = devrun.claim_pid_file(Path(sys.argv[1]))
+print("held" if held else "refused", flush=True)
+sys.stdin.read()
+"""
+
 
 @pytest.fixture
-def fake_devrun() -> Iterator[int]:
-    """A live process whose command line looks like a devrun's."""
-    process = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()", "tools.devrun"],
-                               stdin=subprocess.PIPE)
-    cmdline = Path(f"/proc/{process.pid}/cmdline")
-    deadline = time.monotonic() + 10
-    while b"tools.devrun" not in cmdline.read_bytes():  # empty for a moment while the child execs
-        assert time.monotonic() < deadline, "the fake devrun did not start"
+def pid_file(tmp_path: Path) -> Path:
+    return tmp_path / "devrun.pid"
+
+
+@pytest.fixture
+def other_devrun(pid_file: Path) -> Iterator[int]:
+    """Another live process that claimed `pid_file` as devrun does; its pid."""
+    process = subprocess.Popen([sys.executable, "-c", HOLD_THE_LOCK, str(pid_file)], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True, cwd=Path(devrun.__file__).parents[1])
+    assert process.stdout is not None and process.stdout.readline().strip() == "held"
     yield process.pid
     process.kill()
     process.wait()
 
 
-def test_a_live_devrun_is_found(tmp_path: Path, fake_devrun: int) -> None:
-    pid_file = tmp_path / "devrun.pid"
-    pid_file.write_text(str(fake_devrun))
-
-    assert devrun.running_devrun(pid_file) == fake_devrun
-    assert pid_file.exists()
+def test_the_devrun_holding_the_pid_file_is_found(pid_file: Path, other_devrun: int) -> None:
+    assert devrun.running_devrun(pid_file) == other_devrun
+    assert devrun.claim_pid_file(pid_file) is None
+    assert pid_file.read_text() == str(other_devrun)
 
 
-@pytest.mark.parametrize("content", ["not a pid", str(os.getpid()), "999999999"],
-                         ids=["garbage", "pid-of-another-program", "dead-pid"])
-def test_a_stale_pid_file_is_removed(tmp_path: Path, content: str) -> None:
-    pid_file = tmp_path / "devrun.pid"
+@pytest.mark.parametrize("content", ["", "not a pid", "999999999", str(os.getpid())],
+                         ids=["empty", "garbage", "dead-pid", "our-own-pid-after-a-container-restart"])
+def test_a_pid_file_nobody_holds_does_not_block_a_start(pid_file: Path, content: str) -> None:
     pid_file.write_text(content)
 
     assert devrun.running_devrun(pid_file) is None
-    assert not pid_file.exists()
+    claimed = devrun.claim_pid_file(pid_file)
+    assert claimed is not None
+    claimed.close()
+    assert pid_file.read_text() == str(os.getpid())
 
 
 def test_a_second_make_run_refuses_and_leaves_the_first_ones_pid_file(
-        tmp_path: Path, fake_devrun: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "devrun.pid").write_text(str(fake_devrun))
-    monkeypatch.setenv("MINIMALL_VAR", str(tmp_path))
+        pid_file: Path, other_devrun: int, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("MINIMALL_VAR", str(pid_file.parent))
     monkeypatch.setattr(sys, "argv", ["devrun"])
     monkeypatch.setattr(devrun, "platform_env", lambda var: pytest.fail("a second platform was started"))
 
     assert devrun.main() == 1
-    assert (tmp_path / "devrun.pid").read_text() == str(fake_devrun)
-    assert "already running" in capsys.readouterr().err
+    assert pid_file.read_text() == str(other_devrun)
+    assert f"already running from {pid_file.parent} (pid {other_devrun})" in capsys.readouterr().err
