@@ -14,9 +14,17 @@ request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id
 # Last line of defence for PII in logs (driver errors quote values, e.g. "Key (phone)=(...)"):
 # mainland mobile numbers and ID numbers are masked wherever they stand alone in a line.
 # "Alone" means no ASCII letter or digit touches them, so digits inside hex request ids, UUIDs,
-# SKUs and longer order or snowflake numbers are left as they are; Chinese text, punctuation
-# and JSON's escaped newline or tab ("\\n13812345678") still count as a boundary.
-_ALONE_START = r"(?:(?<![0-9A-Za-z])|(?<=\\[nrt]))"
+# SKUs and longer order or snowflake numbers are left as they are; Chinese text, punctuation and
+# an escape sequence still count as a boundary, though the escape ends in a letter or hex digit:
+# JSON's "\\n13812345678", "\\f...", "\\u000b..." and the "\\x0b..." of a bytes or protobuf repr.
+# Each lookbehind has a fixed width: a boundary costs the same to check anywhere, so masking stays
+# linear in the length of the line.
+_ALONE_START = r"""(?:
+    (?<![0-9A-Za-z])
+    | (?<=\\[nrtbf])
+    | (?<=\\x[0-9a-fA-F]{2})
+    | (?<=\\u[0-9a-fA-F]{4})
+)"""
 _ALONE_END = r"(?![0-9A-Za-z])"
 
 # 1[3-9]x xxxx xxxx, optionally after +86 / 86 / 0086, written as one run or in 3-4-4 groups

@@ -37,6 +37,10 @@ PSYCOPG_UNIQUE_VIOLATION = (
     pytest.param("0086 13812345678", "0086 138****5678", id="0086-space"),
     pytest.param(r'"exc": "phones:\n13812345678"', r'"exc": "phones:\n138****5678"', id="after-json-escaped-newline"),
     pytest.param(r'"msg": "a\t13812345678"', r'"msg": "a\t138****5678"', id="after-json-escaped-tab"),
+    pytest.param(r'"msg": "a\b13812345678"', r'"msg": "a\b138****5678"', id="after-json-escaped-backspace"),
+    pytest.param(r'"msg": "a\f13812345678"', r'"msg": "a\f138****5678"', id="after-json-escaped-form-feed"),
+    pytest.param(r'"msg": "a\u000b13812345678"', r'"msg": "a\u000b138****5678"', id="after-json-unicode-escape"),
+    pytest.param(r"b'\n\x0b13812345678'", r"b'\n\x0b138****5678'", id="after-hex-escape-in-bytes-repr"),
 ])
 def test_a_mobile_number_standing_alone_keeps_only_first_three_and_last_four(text: str, masked: str) -> None:
     assert mask_pii(text) == masked
@@ -52,6 +56,11 @@ def test_a_mobile_number_standing_alone_keeps_only_first_three_and_last_four(tex
     pytest.param("911156198001010015", "9111**********0015", id="foreigners-permanent-residence-card"),
     pytest.param("110105199002290012", "1101**********0012", id="feb-29-of-a-common-year-still-fits-the-shape"),
     pytest.param(r'"exc": "id:\n11010519491231002X"', r'"exc": "id:\n1101**********002X"', id="after-json-escaped-newline"),
+    pytest.param(r'"msg": "id\b11010519491231002X"', r'"msg": "id\b1101**********002X"', id="after-json-escaped-backspace"),
+    pytest.param(r'"msg": "id\f11010519491231002X"', r'"msg": "id\f1101**********002X"', id="after-json-escaped-form-feed"),
+    pytest.param(r'"msg": "id\u001211010519491231002X"', r'"msg": "id\u00121101**********002X"',
+                 id="after-json-unicode-escape"),
+    pytest.param(r"b'\x12\x1211010519491231002X'", r"b'\x12\x121101**********002X'", id="after-hex-escape-in-bytes-repr"),
 ])
 def test_an_id_number_standing_alone_keeps_only_first_four_and_last_four(text: str, masked: str) -> None:
     assert mask_pii(text) == masked
@@ -64,6 +73,9 @@ def test_an_id_number_standing_alone_keeps_only_first_four_and_last_four(text: s
     pytest.param("c0ffee11010519491231002Xdeadbeef", id="hex32-id-shaped-run"),
     pytest.param("req-a1b2c3de13812345678f", id="request-id-token"),
     pytest.param("SKU13812345678", id="sku-code"),
+    pytest.param(r"\u00b13812345678", id="json-unicode-escape-taking-the-first-digit"),
+    pytest.param(r"\xb13812345678", id="hex-escape-taking-the-first-digit"),
+    pytest.param("0x0b13812345678", id="hex-literal-not-an-escape"),
     pytest.param("2026112712345678901", id="order-number-19-digits"),
     pytest.param("2026112713812345678", id="order-number-ending-phone-shaped"),
     pytest.param("13812345678202611270", id="order-number-starting-phone-shaped"),
