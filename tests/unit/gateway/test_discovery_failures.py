@@ -71,10 +71,12 @@ class SlowForAnalytics:
     consul = object()
 
     def __init__(self) -> None:
+        self.analytics_asked = threading.Event()
         self.release = threading.Event()
 
     def target(self, service: str) -> str:
         if service == "analytics":
+            self.analytics_asked.set()
             self.release.wait(timeout=10)
         return f"{service}.invalid:50051"
 
@@ -82,13 +84,16 @@ class SlowForAnalytics:
 def test_a_slow_consul_lookup_for_one_service_does_not_hold_up_channels_to_others() -> None:
     discovery = SlowForAnalytics()
     clients = ServiceClients(discovery, timeout_seconds=1)  # type: ignore[arg-type]
-    stuck = threading.Thread(target=clients.channel, args=("analytics",))
-    stuck.start()
+    lookups = concurrent.futures.ThreadPoolExecutor(2)
     try:
-        user_channel = concurrent.futures.ThreadPoolExecutor(1).submit(clients.channel, "user")
+        analytics_channel = lookups.submit(clients.channel, "analytics")
+        assert discovery.analytics_asked.wait(timeout=5)  # analytics is now waiting on Consul
+
+        user_channel = lookups.submit(clients.channel, "user")
+
         assert user_channel.result(timeout=5) is clients.channel("user")
-        assert stuck.is_alive()  # analytics is still waiting on Consul
+        assert not analytics_channel.done()
     finally:
-        discovery.release.set()
-        stuck.join()
+        discovery.release.set()  # before the shutdown, which waits for the analytics lookup
+        lookups.shutdown(wait=True)
         clients.close()
