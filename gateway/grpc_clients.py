@@ -29,7 +29,9 @@ class ServiceClients:
         with self._lock:
             if service in self._channels:
                 return self._channels[service]
-        target = self.discovery.target(service)  # may ask Consul: not while holding the lock
+        # May ask Consul: not while holding the lock. A lookup that began before forget_discovered()
+        # can still store its (older) answer; the next UNAVAILABLE forgets it again.
+        target = self.discovery.target(service)
         with self._lock:
             if service not in self._channels:
                 self._channels[service] = grpc.insecure_channel(target)
