@@ -170,8 +170,7 @@ class OutboxRelay:
             except DBAPIError:  # the connection died, and the lock with it
                 log.warning("outbox relay lost its leadership connection")
                 self._leader.invalidate()
-                self._leader = None
-                OUTBOX_PENDING.remove(self.service)
+                self.release_leadership()
         if time.monotonic() < self._retake_after:
             return False
         connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")

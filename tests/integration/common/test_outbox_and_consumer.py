@@ -15,7 +15,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaConnectionError
 from mall.events.v1.envelope_pb2 import EventEnvelope
 from mall.events.v1.user_events_pb2 import UserRegistered
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 
 from services.analytics.consumers import HANDLERS
 from services.analytics.db import daily_stats
@@ -404,3 +404,16 @@ def test_the_leader_session_asks_the_server_to_notice_a_dead_relay_within_a_minu
         "tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count", "tcp_user_timeout")}
     assert settings == {"tcp_keepalives_idle": "30", "tcp_keepalives_interval": "10",
                         "tcp_keepalives_count": "3", "tcp_user_timeout": "60000"}
+
+
+def test_a_leader_whose_connection_died_notices_and_stands_by(
+        user_db: Engine, relays: Callable[..., OutboxRelay]) -> None:
+    first, second = relays(), relays()
+    assert first.is_leader() and first._leader is not None
+    backend = first._leader.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    with user_db.connect() as conn:  # wait=5000: returns once the backend is gone
+        assert conn.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": backend}).scalar_one()
+
+    assert second.is_leader()  # the server freed the lock with the session
+    assert not first.is_leader()
+    assert first._leader is None
