@@ -1,44 +1,125 @@
-"""Declaring REST operations once: the same declaration validates input, enforces auth and feeds /openapi.json."""
+"""REST operations declared once with pydantic models: the declaration validates, authorizes and documents.
+
+A view is declared with `@operation(...)` naming its request models (`body`, `query`) and its
+response models per status. Before the view runs, the gateway (app.py) checks the caller and
+validates the query string and JSON body against those models; the view receives them as the
+keyword arguments `body` and `query`, typed, alongside Flask's path parameters. A view returns
+a response model (or `(model, status)`), which must be the model declared for that status.
+
+The gateway checks the *shape* of input (types, lengths, required fields); business rules (what
+a valid phone or SMS purpose is) belong to the services' domains, which answer 400 with details.
+"""
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
-import jsonschema
-from flask import current_app, g, request
+from flask import Response, current_app, g, jsonify, request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.json_schema import models_json_schema
+from werkzeug.routing import BaseConverter
 
-from gateway.errors import ApiError
+from gateway.errors import ERROR_SCHEMA, ApiError
 from gateway.ratelimit import Limit
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+StubT = TypeVar("StubT")
 
 PUBLIC = "public"        # no token needed
 SHOPPER = "shopper"      # any valid access token
+
+MAX_DETAILS = 20         # field errors reported at most
+MAX_FIELD_NAME = 64      # a client-chosen key (an unknown field) is cut to this length in details
+
+
+class Body(BaseModel):
+    """A JSON request body: unknown fields are refused, types are not coerced ("1" is not 1)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Query(BaseModel):
+    """A query string: unknown parameters are refused; values are coerced from text ("2" -> 2)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Reply(BaseModel):
+    """A response body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class PageQuery(Query):
+    """`?page=1&page_size=20`, the one pagination of every list."""
+
+    page: int = Field(1, ge=1, le=10_000)
+    page_size: int = Field(20, ge=1, le=100)
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.page_size
+
+
+class Page(Reply, Generic[T]):
+    """One page of a list: `{"items": [...], "page", "page_size", "total"}`."""
+
+    items: list[T]
+    page: int
+    page_size: int
+    total: int
+
+    @classmethod
+    def of(cls, items: list[T], query: PageQuery, total: int) -> Page[T]:
+        return cls(items=items, page=query.page, page_size=query.page_size, total=total)
 
 
 @dataclass(frozen=True)
 class Operation:
     summary: str
     tag: str
-    access: str = SHOPPER                   # PUBLIC, SHOPPER, or "roles"
-    roles: frozenset[str] = frozenset()     # when set, the caller needs one of them
-    body: dict[str, Any] | None = None      # JSON Schema of the request body
-    query: dict[str, Any] | None = None     # JSON Schema (object) of the query string
-    responses: dict[int, dict[str, Any]] = field(default_factory=dict)  # status -> JSON Schema
-    limits: tuple[Limit, ...] = ()          # per-IP limits before the body is validated, body-keyed after
+    access: str = SHOPPER                               # PUBLIC, SHOPPER, or staff-only via roles
+    roles: frozenset[str] = frozenset()                 # when set, the caller needs one of them
+    body: type[Body] | None = None
+    query: type[Query] | None = None
+    responses: dict[int, type[BaseModel]] = field(default_factory=dict)  # status -> model
+    limits: tuple[Limit, ...] = ()                      # per-IP limits before the body is validated, body-keyed after
+    description: str = ""
 
 
 def operation(*, summary: str, tag: str, access: str = SHOPPER, roles: tuple[str, ...] = (),
-              body: dict[str, Any] | None = None, query: dict[str, Any] | None = None,
-              responses: dict[int, dict[str, Any]] | None = None, limits: tuple[Limit, ...] = ()) -> Callable[[F], F]:
-    """Attach an Operation to a view function."""
+              body: type[Body] | None = None, query: type[Query] | None = None,
+              responses: dict[int, type[BaseModel]] | None = None, limits: tuple[Limit, ...] = (),
+              description: str = "") -> Callable[[F], F]:
+    """Declare a view's operation; the view gets `body=` / `query=` models and returns a response model."""
+    op = Operation(summary=summary, tag=tag, access=access, roles=frozenset(roles), body=body, query=query,
+                   responses=responses or {}, limits=limits, description=description)
+
     def decorate(view: F) -> F:
-        view.operation = Operation(summary=summary, tag=tag, access=access, roles=frozenset(roles),  # type: ignore[attr-defined]
-                                   body=body, query=query, responses=responses or {}, limits=limits)
-        return view
+        @functools.wraps(view)
+        def run(**path: Any) -> Response:
+            inputs = {name: g.get(name) for name in ("body", "query") if getattr(op, name) is not None}
+            return _respond(op, view(**path, **inputs))
+
+        run.operation = op  # type: ignore[attr-defined]
+        return run  # type: ignore[return-value]
     return decorate
+
+
+def _respond(op: Operation, result: Any) -> Response:
+    model, status = result if isinstance(result, tuple) else (result, 200)
+    declared = op.responses.get(status)
+    if declared is None or not isinstance(model, declared):
+        raise TypeError(f"{request.endpoint} answered {status} with {type(model).__name__}, "
+                        f"but declares {declared.__name__ if declared else 'no model'} for it")
+    response = jsonify(model.model_dump(mode="json", by_alias=True))
+    response.status_code = status
+    return response
 
 
 def current_operation() -> Operation | None:
@@ -46,91 +127,153 @@ def current_operation() -> Operation | None:
     return getattr(view, "operation", None)
 
 
-def _validate(schema: dict[str, Any], instance: object, where: str) -> None:
-    validator = jsonschema.Draft202012Validator(schema)
-    problems = sorted(validator.iter_errors(instance), key=lambda e: list(e.path))
-    if problems:
-        details = {}
-        for problem in problems:
-            name = ".".join(str(p) for p in problem.path) or where
-            if problem.validator == "required":
-                name = problem.message.split("'")[1]
-            details.setdefault(name, problem.message)
-        raise ApiError(400, "INVALID_REQUEST", f"the request {where} is invalid", details)
+def validate_query(op: Operation) -> None:
+    """Every query string is checked: against the operation's model, or refused when it declares none."""
+    args = request.args
+    if op.query is None:
+        if args:
+            raise ApiError(400, "INVALID_REQUEST", "the request query is invalid",
+                           {_field_name(name): "unknown parameter" for name in list(args)[:MAX_DETAILS]})
+        return
+    values = {name: (args.getlist(name) if _is_list(op.query, name) else args.get(name)) for name in args}
+    try:
+        g.query = op.query.model_validate(values)
+    except ValidationError as exc:
+        raise invalid("query", exc) from None
 
 
-def validated_body(op: Operation) -> dict[str, Any]:
-    """The request's JSON body checked against `op`'s schema (400 with per-field details)."""
-    data = request.get_json(silent=True)
-    if data is None:
-        raise ApiError(400, "INVALID_REQUEST", "the body must be a JSON object",
-                       {"body": "expected application/json"})
-    if op.body is not None:
-        _validate(op.body, data, "body")  # every body schema is an object schema
-    return data
+def validate_body(op: Operation) -> None:
+    """The JSON body checked against the operation's model (400 with per-field details)."""
+    assert op.body is not None
+    if not request.is_json:
+        raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "the body must be JSON (Content-Type: application/json)")
+    try:
+        g.body = op.body.model_validate_json(request.get_data(cache=True))
+    except ValidationError as exc:
+        raise invalid("body", exc) from None
 
 
-def json_body() -> dict[str, Any]:
-    """The body the gateway validated before the view ran (the operation must declare `body`)."""
-    if "body" not in g:
-        raise RuntimeError(f"{request.endpoint} reads a JSON body but its @operation declares no body schema")
-    return g.body
+def invalid(where: str, exc: ValidationError) -> ApiError:
+    """A 400 naming each bad field and what is wrong with it, never repeating the value sent."""
+    details: dict[str, object] = {}
+    for problem in exc.errors(include_url=False, include_input=False, include_context=False):
+        if problem["type"] == "json_invalid":
+            details.setdefault(where, "not valid JSON (or nested too deeply)")
+            continue
+        name = ".".join(_field_name(part) for part in problem["loc"]) or where
+        details.setdefault(name, problem["msg"])
+        if len(details) >= MAX_DETAILS:
+            break
+    return ApiError(400, "INVALID_REQUEST", f"the request {where} is invalid", details)
 
 
-def query_args() -> dict[str, str]:
-    """The query string as a dict, checked against the operation's schema."""
-    args = request.args.to_dict()
-    op = current_operation()
-    if op is not None and op.query is not None:
-        _validate(op.query, args, "query")
-    return args
+def _field_name(part: object) -> str:
+    text = str(part)
+    return text if len(text) <= MAX_FIELD_NAME else text[:MAX_FIELD_NAME] + "…"
+
+
+def _is_list(model: type[BaseModel], name: str) -> bool:
+    info = model.model_fields.get(name)
+    return info is not None and getattr(info.annotation, "__origin__", None) is list
+
+
+class IdConverter(BaseConverter):
+    """`<id:order_id>`: a positive id that fits in int64; anything else is a 404, not a 500."""
+
+    regex = r"[1-9][0-9]{0,17}"
+    part_isolating = True
+    schema: ClassVar[dict[str, Any]] = {"type": "integer", "minimum": 1, "maximum": 999_999_999_999_999_999}
+
+    def to_python(self, value: str) -> int:
+        return int(value)
+
+    def to_url(self, value: Any) -> str:
+        return str(int(value))
+
+
+CONVERTER_SCHEMAS: dict[str, dict[str, Any]] = {"id": IdConverter.schema, "default": {"type": "string"},
+                                                 "string": {"type": "string"}}
+
+
+def init_app(app: Any) -> None:
+    app.url_map.converters["id"] = IdConverter
 
 
 def openapi_spec(app: Any) -> dict[str, Any]:
     """An OpenAPI 3.1 document built from the registered routes and their Operations."""
+    operations = [(rule, method, op) for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule)
+                  if (op := getattr(app.view_functions.get(rule.endpoint), "operation", None)) is not None
+                  for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})]
+    schemas, refs = _component_schemas([op for _, _, op in operations])
     paths: dict[str, dict[str, Any]] = {}
-    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
-        op: Operation | None = getattr(app.view_functions.get(rule.endpoint), "operation", None)
-        if op is None:
-            continue
-        path = rule.rule.replace("<", "{").replace(">", "}")
-        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            entry: dict[str, Any] = {"summary": op.summary, "tags": [op.tag], "operationId": rule.endpoint,
-                                     "responses": {str(s): {"description": "", "content": {"application/json": {
-                                         "schema": schema}}} for s, schema in op.responses.items()}}
-            entry["responses"]["default"] = {"$ref": "#/components/responses/Error"}
-            if op.access != PUBLIC:
-                entry["security"] = [{"bearer": []}]
-            notes = []
-            if op.roles:
-                notes.append("Roles: " + ", ".join(sorted(op.roles)) + ".")
-            if op.limits:
-                notes.append("Rate limits: " + "; ".join(f"{lim.count} per {lim.seconds}s per {lim.key}"
-                                                         for lim in op.limits) + " (429 with Retry-After).")
-            if notes:
-                entry["description"] = " ".join(notes)
-            if op.body is not None:
-                entry["requestBody"] = {"required": True, "content": {"application/json": {"schema": op.body}}}
-            if op.query is not None:
-                entry["parameters"] = [
-                    {"name": name, "in": "query", "required": name in op.query.get("required", []), "schema": prop}
-                    for name, prop in op.query.get("properties", {}).items()]
-            paths.setdefault(path, {})[method.lower()] = entry
+    for rule, method, op in operations:
+        entry: dict[str, Any] = {
+            "summary": op.summary, "tags": [op.tag], "operationId": f"{rule.endpoint}_{method.lower()}",
+            "responses": {str(status): {"description": model.__doc__.splitlines()[0] if model.__doc__ else "",
+                                        "content": {"application/json": {"schema": refs[model, "serialization"]}}}
+                          for status, model in sorted(op.responses.items())},
+        }
+        entry["responses"]["default"] = {"$ref": "#/components/responses/Error"}
+        if op.access != PUBLIC:
+            entry["security"] = [{"bearer": []}]
+        notes = [op.description] if op.description else []
+        if op.roles:
+            notes.append("Roles: " + ", ".join(sorted(op.roles)) + ".")
+        if op.limits:
+            notes.append("Rate limits: " + "; ".join(f"{lim.count} per {lim.seconds}s per {lim.key}"
+                                                     for lim in op.limits) + " (429 with Retry-After).")
+        if notes:
+            entry["description"] = " ".join(notes)
+        if op.body is not None:
+            entry["requestBody"] = {"required": True, "content": {"application/json": {
+                "schema": refs[op.body, "validation"]}}}
+        parameters = _path_parameters(rule) + _query_parameters(op)
+        if parameters:
+            entry["parameters"] = parameters
+        paths.setdefault(_openapi_path(rule), {})[method.lower()] = entry
     return {
         "openapi": "3.1.0",
         "info": {"title": "MiniMall API", "version": "1.0.0",
                  "description": "Money is integer fen (*_fen); times are ISO 8601 UTC."},
         "paths": paths,
         "components": {
+            "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
             "responses": {"Error": {"description": "Error", "content": {"application/json": {"schema": ERROR_SCHEMA}}}},
         },
     }
 
 
-ERROR_SCHEMA = {
-    "type": "object", "required": ["error"],
-    "properties": {"error": {"type": "object", "required": ["code", "message", "request_id"], "properties": {
-        "code": {"type": "string"}, "message": {"type": "string"}, "request_id": {"type": "string"},
-        "details": {"type": "object"}}}},
-}
+def _component_schemas(ops: list[Operation]) -> tuple[dict[str, Any], dict[tuple[type[BaseModel], str], Any]]:
+    wanted = {(op.body, "validation") for op in ops if op.body is not None}
+    wanted |= {(model, "serialization") for op in ops for model in op.responses.values()}
+    ordered = sorted(wanted, key=lambda pair: (pair[0].__name__, pair[1]))
+    refs, defs = models_json_schema(ordered, ref_template="#/components/schemas/{model}")  # type: ignore[arg-type]
+    return defs.get("$defs", {}), refs  # type: ignore[return-value]
+
+
+RULE_VARIABLE = re.compile(r"<(?:([a-zA-Z_][a-zA-Z0-9_]*)(?:\([^)]*\))?:)?([a-zA-Z_][a-zA-Z0-9_]*)>")
+
+
+def _openapi_path(rule: Any) -> str:
+    return RULE_VARIABLE.sub(lambda m: "{" + m.group(2) + "}", rule.rule)
+
+
+def _path_parameters(rule: Any) -> list[dict[str, Any]]:
+    return [{"name": name, "in": "path", "required": True,
+             "schema": CONVERTER_SCHEMAS.get(converter or "default", {"type": "string"})}
+            for converter, name in RULE_VARIABLE.findall(rule.rule)]
+
+
+def _query_parameters(op: Operation) -> list[dict[str, Any]]:
+    if op.query is None:
+        return []
+    schema = op.query.model_json_schema(ref_template="#/components/schemas/{model}")
+    required = set(schema.get("required", []))
+    return [{"name": name, "in": "query", "required": name in required, "schema": prop}
+            for name, prop in schema.get("properties", {}).items()]
+
+
+def service(stub_class: type[StubT]) -> StubT:
+    """A backing service's stub for this request: deadline, request id and caller are passed on."""
+    return current_app.extensions["clients"].get(stub_class)

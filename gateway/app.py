@@ -11,15 +11,14 @@ from typing import Any
 from flask import Flask, Response, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from gateway import errors
-from gateway.api import PUBLIC, Operation, current_operation, validated_body
+from gateway import api, errors, routes
+from gateway.api import PUBLIC, Operation, current_operation, validate_body, validate_query
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
-from gateway.grpc_clients import ServiceClients
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from gateway.ratelimit import Limit, RateLimiter, client_address, make_rate_limiter
-from gateway.routes import admin, auth, meta
-from services.common.auth import Caller, TokenVerifier, bearer_token
+from services.common.auth import Caller, TokenVerifier, bearer_token, caller_var
+from services.common.clients import ServiceClients
 from services.common.config import Env
 from services.common.discovery import Discovery
 from services.common.logs import request_id_var
@@ -46,7 +45,8 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
 
     errors.init_app(app)
-    for blueprint in (meta.bp, auth.bp, admin.bp):
+    api.init_app(app)
+    for blueprint in routes.blueprints():
         app.register_blueprint(blueprint)
     _check_admin_routes_declare_roles(app)
 
@@ -61,13 +61,15 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
         if op is None:
             return
         # Per-IP limits count every request, malformed or not; then who is calling; then the
-        # body; limits keyed by body fields (phone, ...) see only validated values.
+        # input; limits keyed by body fields (phone, ...) see only validated values.
         _enforce_limits(limiter, tuple(lim for lim in op.limits if lim.client_only), {})
         if op.access != PUBLIC:
             g.caller = _authenticate(verifier, op)
+            g.caller_token = caller_var.set(g.caller)  # services called for this request see the caller
+        validate_query(op)
         if op.body is not None:
-            g.body = validated_body(op)
-            _enforce_limits(limiter, tuple(lim for lim in op.limits if not lim.client_only), g.body)
+            validate_body(op)
+            _enforce_limits(limiter, tuple(lim for lim in op.limits if not lim.client_only), g.body.model_dump())
 
     @app.after_request
     def _finish(response: Response) -> Response:
@@ -86,6 +88,9 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
         token = g.pop("request_id_token", None)
         if token is not None:
             request_id_var.reset(token)
+        caller_token = g.pop("caller_token", None)
+        if caller_token is not None:
+            caller_var.reset(caller_token)
 
     return app
 

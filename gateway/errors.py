@@ -102,3 +102,12 @@ def init_app(app: Flask) -> None:
     def _unexpected(error: Exception) -> Response:
         log.exception("unhandled error")
         return error_response(ApiError(500, "INTERNAL", "internal error"))
+
+
+ERROR_SCHEMA = {
+    "type": "object", "required": ["error"], "additionalProperties": False,
+    "properties": {"error": {"type": "object", "required": ["code", "message", "request_id"],
+                             "additionalProperties": False, "properties": {
+        "code": {"type": "string"}, "message": {"type": "string"}, "request_id": {"type": "string"},
+        "details": {"type": "object"}}}},
+}

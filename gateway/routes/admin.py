@@ -2,30 +2,43 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from flask import Blueprint, current_app
+from flask import Blueprint
 from mall.analytics.v1 import analytics_pb2
+from mall.analytics.v1.analytics_pb2_grpc import AnalyticsServiceStub
+from pydantic import Field
 
-from gateway.api import operation, query_args
+from gateway.api import Query, Reply, operation, service
+from services.common.auth import Role
 
 bp = Blueprint("admin", __name__, url_prefix="/api/v1/admin")
 
-DAY = {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$", "description": "UTC day, YYYY-MM-DD"}
+DAY = "UTC day, YYYY-MM-DD"
+
+
+class PeriodQuery(Query):
+    from_: str | None = Field(None, alias="from", max_length=10, description=DAY + " (default: 6 days before to)")
+    to: str | None = Field(None, max_length=10, description=DAY + " (default: today)")
+
+
+class DayFigures(Reply):
+    date: str = Field(description=DAY)
+    new_users: int
+
+
+class Overview(Reply):
+    """Shop figures over a period."""
+
+    from_: str = Field(alias="from", description=DAY)
+    to: str = Field(description=DAY)
+    new_users: int
+    days: list[DayFigures]
 
 
 @bp.get("/analytics/overview")
 @operation(summary="Shop figures per UTC day over a period (default: the last 7 days)", tag="admin",
-           roles=("admin", "operator"),
-           query={"type": "object", "additionalProperties": False, "properties": {"from": DAY, "to": DAY}},
-           responses={200: {"type": "object", "properties": {
-               "from": DAY, "to": DAY, "new_users": {"type": "integer"},
-               "days": {"type": "array", "items": {"type": "object", "properties": {
-                   "date": DAY, "new_users": {"type": "integer"}}}}}}})
-def analytics_overview() -> dict[str, Any]:
-    args = query_args()
-    clients = current_app.extensions["clients"]
-    reply = clients.call(clients.analytics.GetOverview,
-                         analytics_pb2.GetOverviewRequest(from_date=args.get("from", ""), to_date=args.get("to", "")))
-    return {"from": reply.from_date, "to": reply.to_date, "new_users": reply.new_users,
-            "days": [{"date": d.date, "new_users": d.new_users} for d in reply.days]}
+           roles=(Role.ADMIN, Role.OPERATOR), query=PeriodQuery, responses={200: Overview})
+def analytics_overview(query: PeriodQuery) -> Overview:
+    reply = service(AnalyticsServiceStub).GetOverview(
+        analytics_pb2.GetOverviewRequest(from_date=query.from_ or "", to_date=query.to or ""))
+    return Overview(**{"from": reply.from_date}, to=reply.to_date, new_users=reply.new_users,
+                    days=[DayFigures(date=d.date, new_users=d.new_users) for d in reply.days])

@@ -2,27 +2,77 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
 import grpc
 from flask import Blueprint, current_app, request
 from mall.user.v1 import user_pb2
+from mall.user.v1.user_pb2_grpc import UserServiceStub
+from pydantic import Field
 
-from gateway.api import PUBLIC, json_body, operation
+from gateway.api import PUBLIC, Body, Reply, operation, service
 from gateway.errors import ApiError
 from gateway.ratelimit import FailureGuard, Limit, client_address
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
 
-PHONE = {"type": "string", "pattern": "^1[3-9][0-9]{9}$", "description": "mainland mobile number"}
+# Shapes only: what a valid phone, purpose or code is, the user service decides (400 with details).
+Phone = Field(max_length=32, description="mainland mobile number, 11 digits: 13800138000")
 
-USER = {"type": "object", "properties": {
-    "id": {"type": "integer"}, "phone": {"type": "string", "description": "masked, 138****8000"},
-    "nickname": {"type": "string"}, "avatar_url": {"type": "string"}, "roles": {"type": "array"}}}
 
-SESSION = {"type": "object", "required": ["access_token", "refresh_token", "expires_in", "user"], "properties": {
-    "access_token": {"type": "string"}, "refresh_token": {"type": "string"}, "token_type": {"const": "Bearer"},
-    "expires_in": {"type": "integer"}, "is_new_user": {"type": "boolean"}, "user": USER}}
+class SmsCodeRequest(Body):
+    phone: str = Phone
+    purpose: str = Field(max_length=16, description="login | reset | bind | signup")
+
+
+class SmsCodeSent(Reply):
+    """A code was sent."""
+
+    expires_in: int = Field(description="seconds the code stays valid")
+    resend_after: int = Field(description="seconds before another code may be asked for")
+    dev_code: str | None = Field(None, exclude_if=lambda v: v is None,
+                                 description="only with the dev console SMS provider")
+
+
+class SmsLogin(Body):
+    phone: str = Phone
+    code: str = Field(max_length=16, description="the 6-digit code")
+
+
+class PasswordLogin(Body):
+    phone: str = Phone
+    password: str = Field(min_length=1, max_length=128)
+
+
+class UserSummary(Reply):
+    """A user as the user themself (or staff) sees it: the phone is masked."""
+
+    id: int
+    phone: str = Field(description="masked, 138****8000")
+    nickname: str
+    avatar_url: str
+    roles: list[str]
+
+    @classmethod
+    def from_proto(cls, user: user_pb2.User) -> UserSummary:
+        return cls(id=user.id, phone=user.phone_masked, nickname=user.nickname, avatar_url=user.avatar_url,
+                   roles=list(user.roles))
+
+
+class Session(Reply):
+    """A logged-in session: a short-lived access token and a refresh token."""
+
+    access_token: str
+    refresh_token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int = Field(description="access token lifetime, seconds")
+    is_new_user: bool
+    user: UserSummary
+
+    @classmethod
+    def from_proto(cls, reply: user_pb2.LoginResponse) -> Session:
+        return cls(access_token=reply.access_token, refresh_token=reply.refresh_token, expires_in=reply.expires_in,
+                   is_new_user=reply.is_new_user, user=UserSummary.from_proto(reply.user))
 
 
 # Per IP generous (shoppers share carrier NAT addresses), per phone from each address tight; the
@@ -35,72 +85,39 @@ LOGIN_LIMITS = (Limit("ip", 30, 60), Limit("phone+ip", 10, 300))
 PASSWORD_GUARD = FailureGuard(failures=Limit("phone", 20, 3600), trusted=Limit("phone+ip", 1, 30 * 86400))
 
 
-def _clients() -> Any:
-    return current_app.extensions["clients"]
-
-
 @bp.post("/sms-codes")
 @operation(summary="Send a 6-digit SMS verification code", tag="auth", access=PUBLIC, limits=SMS_CODE_LIMITS,
-           body={"type": "object", "required": ["phone", "purpose"], "additionalProperties": False, "properties": {
-               "phone": PHONE, "purpose": {"enum": ["login", "reset", "bind", "signup"]}}},
-           responses={202: {"type": "object", "properties": {
-               "expires_in": {"type": "integer"}, "resend_after": {"type": "integer"},
-               "dev_code": {"type": "string", "description": "only with the dev console SMS provider"}}}})
-def send_sms_code() -> tuple[dict[str, Any], int]:
-    body = json_body()
-    clients = _clients()
-    sent = clients.call(clients.user.SendSmsCode,
-                        user_pb2.SendSmsCodeRequest(phone=body["phone"], purpose=body["purpose"]))
-    reply: dict[str, Any] = {"expires_in": sent.expires_in, "resend_after": sent.resend_after}
-    if sent.dev_code:
-        reply["dev_code"] = sent.dev_code
-    return reply, 202
+           body=SmsCodeRequest, responses={202: SmsCodeSent})
+def send_sms_code(body: SmsCodeRequest) -> tuple[SmsCodeSent, int]:
+    sent = service(UserServiceStub).SendSmsCode(user_pb2.SendSmsCodeRequest(phone=body.phone, purpose=body.purpose))
+    return SmsCodeSent(expires_in=sent.expires_in, resend_after=sent.resend_after, dev_code=sent.dev_code or None), 202
 
 
 @bp.post("/login/sms")
 @operation(summary="Log in (registering on first login) with phone and SMS code", tag="auth", access=PUBLIC,
-           limits=LOGIN_LIMITS,
-           body={"type": "object", "required": ["phone", "code"], "additionalProperties": False, "properties": {
-               "phone": PHONE, "code": {"type": "string", "pattern": "^[0-9]{6}$"}}},
-           responses={200: SESSION})
-def login_sms() -> dict[str, Any]:
-    body = json_body()
-    clients = _clients()
-    return session_json(clients.call(clients.user.LoginWithSms,
-                                     user_pb2.LoginWithSmsRequest(phone=body["phone"], code=body["code"])))
+           limits=LOGIN_LIMITS, body=SmsLogin, responses={200: Session})
+def login_sms(body: SmsLogin) -> Session:
+    return Session.from_proto(service(UserServiceStub).LoginWithSms(
+        user_pb2.LoginWithSmsRequest(phone=body.phone, code=body.code)))
 
 
 @bp.post("/login/password")
-@operation(summary="Log in with phone and password (staff and shoppers who set one). After 20 failures "
-                   "in an hour, only addresses that logged into the account lately may try again that hour", tag="auth", access=PUBLIC,
-           limits=LOGIN_LIMITS,
-           body={"type": "object", "required": ["phone", "password"], "additionalProperties": False, "properties": {
-               "phone": PHONE, "password": {"type": "string", "minLength": 1, "maxLength": 128}}},
-           responses={200: SESSION})
-def login_password() -> dict[str, Any]:
-    body = json_body()
-    clients = _clients()
+@operation(summary="Log in with phone and password (staff and shoppers who set one)", tag="auth", access=PUBLIC,
+           description="After 20 failures in an hour, only addresses that logged into the account lately may "
+                       "try again that hour.",
+           limits=LOGIN_LIMITS, body=PasswordLogin, responses={200: Session})
+def login_password(body: PasswordLogin) -> Session:
     limiter, endpoint = current_app.extensions["rate_limiter"], request.endpoint or ""
-    values = {"phone": body["phone"], "ip": client_address(request.remote_addr)}
+    values = {"phone": body.phone, "ip": client_address(request.remote_addr)}
     wait = PASSWORD_GUARD.wait(limiter, endpoint, values)
     if wait is not None:
         raise ApiError.too_many_requests(wait)
     try:
-        reply = clients.call(clients.user.LoginWithPassword,
-                             user_pb2.LoginWithPasswordRequest(phone=body["phone"], password=body["password"]))
+        reply = service(UserServiceStub).LoginWithPassword(
+            user_pb2.LoginWithPasswordRequest(phone=body.phone, password=body.password))
     except grpc.RpcError as exc:
         if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
             PASSWORD_GUARD.record(limiter, endpoint, values, succeeded=False)
         raise
     PASSWORD_GUARD.record(limiter, endpoint, values, succeeded=True)
-    return session_json(reply)
-
-
-def session_json(reply: user_pb2.LoginResponse) -> dict[str, Any]:
-    user = reply.user
-    return {
-        "access_token": reply.access_token, "refresh_token": reply.refresh_token, "token_type": "Bearer",
-        "expires_in": reply.expires_in, "is_new_user": reply.is_new_user,
-        "user": {"id": user.id, "phone": user.phone_masked, "nickname": user.nickname,
-                 "avatar_url": user.avatar_url, "roles": list(user.roles)},
-    }
+    return Session.from_proto(reply)

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import grpc
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -126,27 +125,3 @@ def request_id() -> Any:
     token = request_id_var.set("req-test-1")
     yield "req-test-1"
     request_id_var.reset(token)
-
-
-class FakeRpcError(grpc.RpcError):
-    """What a failed gRPC call raises on the client: a status, a message and trailing metadata."""
-
-    def __init__(self, code: grpc.StatusCode, details: str = "",
-                 trailers: tuple[tuple[str, str], ...] | None = ()) -> None:
-        super().__init__(details)
-        self._code, self._details, self._trailers = code, details, trailers
-
-    def code(self) -> grpc.StatusCode:
-        return self._code
-
-    def details(self) -> str:
-        return self._details
-
-    def trailing_metadata(self) -> tuple[tuple[str, str], ...] | None:
-        return self._trailers
-
-
-@pytest.fixture
-def rpc_error() -> Callable[..., FakeRpcError]:
-    """rpc_error(status, message="", trailers=()): a client-side RpcError as grpc raises it."""
-    return FakeRpcError

@@ -7,12 +7,14 @@ import threading
 
 import grpc
 import pytest
-from flask import Flask, g
+from mall.user.v1 import user_pb2
+from mall.user.v1.user_pb2_grpc import UserServiceStub
 
 from gateway.app import create_app
 from gateway.config import GatewaySettings
-from gateway.grpc_clients import ServiceClients
+from services.common.clients import ServiceClients
 from services.common.discovery import DiscoveryError
+from tests.fixtures.fake_services import FakeChannel, FakeRpcError, FakeServices
 
 
 class NoInstances:
@@ -20,17 +22,6 @@ class NoInstances:
 
     def target(self, service: str) -> str:
         raise DiscoveryError(f"no healthy {service} instance registered in Consul")
-
-
-class Unavailable(grpc.RpcError):
-    def code(self) -> grpc.StatusCode:
-        return grpc.StatusCode.UNAVAILABLE
-
-    def details(self) -> str:
-        return "connection refused"
-
-    def trailing_metadata(self) -> tuple:
-        return ()
 
 
 def test_no_healthy_instance_is_503_not_500(settings: GatewaySettings) -> None:
@@ -42,7 +33,7 @@ def test_no_healthy_instance_is_503_not_500(settings: GatewaySettings) -> None:
     assert reply.get_json()["error"]["code"] == "SERVICE_UNAVAILABLE"
 
 
-def test_an_unavailable_instance_makes_the_next_call_ask_consul_again(app: Flask) -> None:
+def test_an_unavailable_instance_makes_the_next_call_ask_consul_again() -> None:
     class Picks:
         consul = object()
         asked = 0
@@ -51,15 +42,14 @@ def test_an_unavailable_instance_makes_the_next_call_ask_consul_again(app: Flask
             Picks.asked += 1
             return f"10.0.0.{Picks.asked}:50051"
 
-    clients = ServiceClients(Picks(), timeout_seconds=1)  # type: ignore[arg-type]
+    fakes = FakeServices()
+    fakes.user.SendSmsCode.error = FakeRpcError(grpc.StatusCode.UNAVAILABLE, "connection refused")
+    clients = ServiceClients(Picks(), timeout_seconds=1,  # type: ignore[arg-type]
+                             channel_factory=lambda service, _target: FakeChannel(fakes, service))
     first = clients.channel("user")
 
-    def gone(message: object, *, timeout: float, metadata: list) -> None:
-        raise Unavailable()
-
-    with app.test_request_context("/"), pytest.raises(Unavailable):
-        g.request_id = "r"
-        clients.call(gone, object())
+    with pytest.raises(grpc.RpcError):
+        clients.get(UserServiceStub).SendSmsCode(user_pb2.SendSmsCodeRequest(phone="13900000001"))
 
     assert clients.channel("user") is not first
     assert Picks.asked == 2

@@ -177,13 +177,13 @@ def password_login(client: FlaskClient, clients, rpc_error):  # type: ignore[no-
     """password_login(ip, password=wrong) → response; the fake user service knows STAFF_PASSWORD only."""
     calls = []
 
-    def user_service(message, *, timeout, metadata):  # type: ignore[no-untyped-def]
+    def user_service(message):  # type: ignore[no-untyped-def]
         calls.append(message.password)
         if (message.phone, message.password) != (STAFF_PHONE, STAFF_PASSWORD):
             raise rpc_error(grpc.StatusCode.UNAUTHENTICATED, "phone or password is wrong")
         return user_pb2.LoginResponse(access_token="t", refresh_token="r", expires_in=900)
 
-    clients.user.LoginWithPassword = user_service
+    clients.user.LoginWithPassword.answer = user_service
 
     def login(ip: str, password: str = "guess-123"):  # type: ignore[no-untyped-def]
         return client.post("/api/v1/auth/login/password", json={"phone": STAFF_PHONE, "password": password},

@@ -1,0 +1,171 @@
+"""Typed gRPC clients for any service, shared by the gateway and by services that call services.
+
+`ServiceClients.get(UserServiceStub)` returns the generated stub itself (so calls stay typed),
+bound to a channel that:
+- finds the service through discovery (Consul's passing instances, else the static address);
+- gives every call the default deadline unless the caller set one;
+- forwards the request id and the verified caller's token from the current context, so the
+  callee's ContextInterceptor sees the same request and the same caller;
+- retries reads (methods named Get*, List*, Search*, Quote*, Check*) on UNAVAILABLE with gRPC's
+  own retry policy; writes are never retried here (their idempotency is the service's business);
+- forgets a Consul-chosen channel when a call finds its instance UNAVAILABLE.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, TypeVar
+
+import grpc
+from google.protobuf.descriptor import ServiceDescriptor
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.common.auth import caller_var
+from services.common.config import SERVICES
+from services.common.discovery import Discovery
+from services.common.grpc_server import AUTHORIZATION_KEY, REQUEST_ID_KEY
+from services.common.logs import request_id_var
+
+READ_PREFIXES = ("Get", "List", "Search", "Quote", "Check")
+RETRY_ATTEMPTS = 3
+
+StubT = TypeVar("StubT")
+
+
+def service_of(stub_class: type) -> str:
+    """The service a generated stub talks to: mall.user.v1.user_pb2_grpc.UserServiceStub -> "user"."""
+    parts = stub_class.__module__.split(".")
+    if len(parts) < 3 or parts[0] != "mall" or parts[1] not in SERVICES:
+        raise ValueError(f"{stub_class.__module__}.{stub_class.__name__} is not a MiniMall service stub")
+    return parts[1]
+
+
+def read_methods(descriptor: ServiceDescriptor) -> list[str]:
+    """The methods of a proto service that only read, by the naming convention above."""
+    return [m.name for m in descriptor.methods if m.name.startswith(READ_PREFIXES)]
+
+
+def retry_service_config(descriptors: Sequence[ServiceDescriptor]) -> str:
+    """A gRPC service config that retries the read methods of `descriptors` on UNAVAILABLE."""
+    names = [{"service": d.full_name, "method": m} for d in descriptors for m in read_methods(d)]
+    if not names:
+        return json.dumps({})
+    return json.dumps({"methodConfig": [{"name": names, "retryPolicy": {
+        "maxAttempts": RETRY_ATTEMPTS, "initialBackoff": "0.05s", "maxBackoff": "0.5s",
+        "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]})
+
+
+class _Details(NamedTuple):
+    method: str
+    timeout: float | None
+    metadata: Sequence[tuple[str, str]] | None
+    credentials: grpc.CallCredentials | None
+    wait_for_ready: bool | None
+    compression: grpc.Compression | None
+
+
+class ContextClientInterceptor(grpc.UnaryUnaryClientInterceptor):
+    """Default deadline, request id and caller token on every call; reports UNAVAILABLE instances."""
+
+    def __init__(self, timeout_seconds: float, on_unavailable: Callable[[], None] = lambda: None) -> None:
+        self.timeout = timeout_seconds
+        self.on_unavailable = on_unavailable
+
+    def intercept_unary_unary(self, continuation: Callable[[Any, Any], Any], client_call_details: Any,
+                              request: Any) -> Any:
+        metadata = list(client_call_details.metadata or ())
+        keys = {key for key, _ in metadata}
+        request_id = request_id_var.get()
+        if request_id and REQUEST_ID_KEY not in keys:
+            metadata.append((REQUEST_ID_KEY, request_id))
+        caller = caller_var.get()
+        if caller is not None and caller.token and AUTHORIZATION_KEY not in keys:
+            metadata.append((AUTHORIZATION_KEY, f"Bearer {caller.token}"))
+        details = _Details(client_call_details.method,
+                           self.timeout if client_call_details.timeout is None else client_call_details.timeout,
+                           metadata, client_call_details.credentials, client_call_details.wait_for_ready,
+                           client_call_details.compression)
+        outcome = continuation(details, request)
+        if isinstance(outcome, grpc.RpcError) and outcome.code() == grpc.StatusCode.UNAVAILABLE:
+            self.on_unavailable()
+        return outcome
+
+
+ChannelFactory = Callable[[str, str], grpc.Channel]  # (service, target) -> channel
+
+
+def insecure_channel(service: str, target: str) -> grpc.Channel:
+    descriptors = _descriptors_of(service)
+    return grpc.insecure_channel(target, options=[("grpc.service_config", retry_service_config(descriptors)),
+                                                  ("grpc.enable_retries", 1)])
+
+
+def _descriptors_of(service: str) -> list[ServiceDescriptor]:
+    package = importlib.import_module(f"mall.{service}.v1")
+    found = []
+    for module in pkgutil.iter_modules(package.__path__):
+        if module.name.endswith("_pb2"):
+            found.extend(importlib.import_module(f"{package.__name__}.{module.name}").DESCRIPTOR
+                         .services_by_name.values())
+    return found
+
+
+class ServiceClients:
+    """One channel per service, created on first use (after gunicorn has forked), shared by threads."""
+
+    def __init__(self, discovery: Discovery, timeout_seconds: float, *,
+                 channel_factory: ChannelFactory = insecure_channel) -> None:
+        self.discovery = discovery
+        self.timeout = timeout_seconds
+        self.channel_factory = channel_factory
+        self._channels: dict[str, grpc.Channel] = {}
+        self._lock = threading.Lock()
+
+    def get(self, stub_class: type[StubT]) -> StubT:
+        """The generated stub `stub_class`, on the intercepted channel of its service."""
+        return stub_class(self.channel(service_of(stub_class)))  # type: ignore[call-arg]
+
+    def channel(self, service: str) -> grpc.Channel:
+        with self._lock:
+            if service in self._channels:
+                return self._channels[service]
+        # May ask Consul: not while holding the lock. A lookup that began before forget_discovered()
+        # can still store its (older) answer; the next UNAVAILABLE forgets it again.
+        target = self.discovery.target(service)
+        with self._lock:
+            if service not in self._channels:
+                interceptor = ContextClientInterceptor(self.timeout, self.forget_discovered)
+                self._channels[service] = grpc.intercept_channel(self.channel_factory(service, target), interceptor)
+            return self._channels[service]
+
+    def forget_discovered(self) -> None:
+        """Drop channels Consul chose, so the next call asks it again (the instance may be gone).
+
+        Static targets are kept: gRPC reconnects to a DNS name by itself. Dropped channels are not
+        closed, as calls of other requests may still be using them; they close when collected.
+        """
+        if self.discovery.consul is not None:
+            with self._lock:
+                self._channels.clear()
+
+    def health(self, timeout_seconds: float = 1.0) -> dict[str, str]:
+        """Each service's gRPC health status ("SERVING", "NOT_SERVING", "UNREACHABLE", ...)."""
+        statuses = {}
+        for service in SERVICES:
+            try:
+                reply = health_pb2_grpc.HealthStub(self.channel(service)).Check(
+                    health_pb2.HealthCheckRequest(service=""), timeout=timeout_seconds)
+                statuses[service] = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+            except (grpc.RpcError, LookupError):
+                statuses[service] = "UNREACHABLE"
+        return statuses
+
+    def close(self) -> None:
+        with self._lock:
+            for channel in self._channels.values():
+                channel.close()
+            self._channels.clear()

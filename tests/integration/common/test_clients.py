@@ -1,0 +1,131 @@
+"""The shared gRPC client against a real server: deadlines, context passed on, reads retried, writes not."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import grpc
+import pytest
+from mall.analytics.v1 import analytics_pb2, analytics_pb2_grpc
+from mall.analytics.v1.analytics_pb2_grpc import AnalyticsServiceStub
+from mall.user.v1 import user_pb2, user_pb2_grpc
+from mall.user.v1.user_pb2_grpc import UserServiceStub
+
+from services.common.auth import TokenVerifier, caller_var
+from services.common.clients import ServiceClients
+from services.common.config import Env, ServiceSettings
+from services.common.discovery import Discovery
+from services.common.grpc_server import create_server, registration
+from services.common.logs import request_id_var
+from services.user.domain import User
+from services.user.tokens import TokenIssuer
+from tests.fixtures.keys import JwtKeys
+
+pytestmark = pytest.mark.integration
+
+TIMEOUT_SECONDS = 4.0
+
+
+@dataclass
+class Seen:
+    """What the server saw of each call: (request id, caller's user id or None, seconds left)."""
+
+    calls: list[tuple[str, int | None, float]] = field(default_factory=list)
+    fail_first: int = 0
+
+    def record(self, context: grpc.ServicerContext) -> None:
+        caller = caller_var.get()
+        self.calls.append((request_id_var.get(), caller.user_id if caller else None, context.time_remaining()))
+        if len(self.calls) <= self.fail_first:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "warming up")
+
+
+class FlakyAnalytics(analytics_pb2_grpc.AnalyticsServiceServicer):
+    def __init__(self, seen: Seen) -> None:
+        self.seen = seen
+
+    def GetOverview(self, request: analytics_pb2.GetOverviewRequest,
+                    context: grpc.ServicerContext) -> analytics_pb2.GetOverviewResponse:
+        self.seen.record(context)
+        return analytics_pb2.GetOverviewResponse(new_users=7)
+
+
+class FlakyUser(user_pb2_grpc.UserServiceServicer):
+    def __init__(self, seen: Seen) -> None:
+        self.seen = seen
+
+    def SendSmsCode(self, request: user_pb2.SendSmsCodeRequest,
+                    context: grpc.ServicerContext) -> user_pb2.SendSmsCodeResponse:
+        self.seen.record(context)
+        return user_pb2.SendSmsCodeResponse(expires_in=300)
+
+
+@pytest.fixture
+def seen() -> Seen:
+    return Seen()
+
+
+@pytest.fixture
+def clients(seen: Seen, jwt_keys: JwtKeys) -> Iterator[ServiceClients]:
+    settings = ServiceSettings.from_env("analytics", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),
+                                                      "ANALYTICS_GRPC_LISTEN": "127.0.0.1:0"})
+    server, port = create_server(settings, [
+        registration(analytics_pb2, analytics_pb2_grpc, "AnalyticsService", FlakyAnalytics(seen)),
+        registration(user_pb2, user_pb2_grpc, "UserService", FlakyUser(seen))])
+    server.start()
+    target = f"127.0.0.1:{port}"
+    env = Env({"ANALYTICS_GRPC_TARGET": target, "USER_GRPC_TARGET": target})
+    clients = ServiceClients(Discovery(None, env), TIMEOUT_SECONDS)
+    yield clients
+    clients.close()
+    server.stop(grace=None)
+
+
+@pytest.fixture
+def as_caller(jwt_keys: JwtKeys) -> Iterator[None]:
+    """Run the test as user 7 handling request "req-77", as a gateway request or a service call would."""
+    issuer = TokenIssuer(jwt_keys.private_pem, access_ttl_seconds=300, refresh_ttl_seconds=600)
+    user = User(phone="13800000000", created_at=datetime.now(UTC), id=7)
+    caller = TokenVerifier(jwt_keys.public_pem).verify(issuer.access_token(user, frozenset(), datetime.now(UTC)))
+    rid, who = request_id_var.set("req-77"), caller_var.set(caller)
+    yield
+    caller_var.reset(who)
+    request_id_var.reset(rid)
+
+
+def test_request_id_and_caller_reach_the_called_service(clients: ServiceClients, seen: Seen, as_caller: None) -> None:
+    clients.get(AnalyticsServiceStub).GetOverview(analytics_pb2.GetOverviewRequest())
+
+    assert [(rid, user) for rid, user, _ in seen.calls] == [("req-77", 7)]
+
+
+def test_a_call_without_a_caller_carries_no_identity(clients: ServiceClients, seen: Seen) -> None:
+    clients.get(AnalyticsServiceStub).GetOverview(analytics_pb2.GetOverviewRequest())
+
+    assert [(rid, user) for rid, user, _ in seen.calls] == [("", None)]
+
+
+def test_every_call_gets_the_default_deadline(clients: ServiceClients, seen: Seen) -> None:
+    clients.get(AnalyticsServiceStub).GetOverview(analytics_pb2.GetOverviewRequest())
+
+    remaining = seen.calls[0][2]
+    assert 0 < remaining <= TIMEOUT_SECONDS
+
+
+def test_a_read_that_finds_the_service_unavailable_is_retried(clients: ServiceClients, seen: Seen) -> None:
+    seen.fail_first = 2
+
+    reply = clients.get(AnalyticsServiceStub).GetOverview(analytics_pb2.GetOverviewRequest())
+
+    assert (reply.new_users, len(seen.calls)) == (7, 3)
+
+
+def test_a_write_is_never_retried_by_the_client(clients: ServiceClients, seen: Seen) -> None:
+    seen.fail_first = 1
+
+    with pytest.raises(grpc.RpcError) as failed:
+        clients.get(UserServiceStub).SendSmsCode(user_pb2.SendSmsCodeRequest(phone="13800138000", purpose="login"))
+
+    assert (failed.value.code(), len(seen.calls)) == (grpc.StatusCode.UNAVAILABLE, 1)
