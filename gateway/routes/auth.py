@@ -13,16 +13,18 @@ from pydantic import Field
 from gateway.api import PUBLIC, Body, Reply, operation, service
 from gateway.errors import ApiError
 from gateway.ratelimit import FailureGuard, Limit, client_address
+from services.common import formats
+from services.common.formats import anchored
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
 
-# Shapes only: what a valid phone, purpose or code is, the user service decides (400 with details).
-Phone = Field(max_length=32, description="mainland mobile number, 11 digits: 13800138000")
+Phone = Field(pattern=anchored(formats.PHONE), description="mainland mobile number: 13800138000")
+SmsPurpose = Literal[formats.SMS_PURPOSES]  # type: ignore[valid-type]
 
 
 class SmsCodeRequest(Body):
     phone: str = Phone
-    purpose: str = Field(max_length=16, description="login | reset | bind | signup")
+    purpose: SmsPurpose
 
 
 class SmsCodeSent(Reply):
@@ -36,7 +38,7 @@ class SmsCodeSent(Reply):
 
 class SmsLogin(Body):
     phone: str = Phone
-    code: str = Field(max_length=16, description="the 6-digit code")
+    code: str = Field(pattern=anchored(formats.SMS_CODE), description="the 6-digit code")
 
 
 class PasswordLogin(Body):

@@ -78,7 +78,7 @@ def test_every_bad_field_is_reported(client: FlaskClient) -> None:
     response = client.post(SMS_CODES, json={"phone": 13800138000, "purpose": ["login"]})
 
     assert (response.status_code, response.get_json()["error"]["details"]) == (
-        400, {"phone": "Input should be a valid string", "purpose": "Input should be a valid string"})
+        400, {"phone": "Input should be a valid string", "purpose": "Input should be 'login', 'reset', 'bind' or 'signup'"})
 
 
 def test_body_values_are_not_coerced(client: FlaskClient, clients) -> None:
@@ -152,10 +152,19 @@ def test_invalid_request_never_reaches_the_service(client: FlaskClient, clients)
     assert clients.user.SendSmsCode.calls == []
 
 
-def test_what_a_phone_must_look_like_is_the_user_service_s_rule(client: FlaskClient, clients) -> None:
-    client.post(SMS_CODES, json={"phone": "13800138000\n", "purpose": "login"})
+@pytest.mark.parametrize("phone", ["13800138000\n", "1380013800", "12800138000", "１３８００１３８０００", " 13800138000"])
+def test_a_phone_must_match_the_pattern_whole(client: FlaskClient, clients, phone: str) -> None:
+    response = client.post(SMS_CODES, json={"phone": phone, "purpose": "login"})
 
-    assert [call.message.phone for call in clients.user.SendSmsCode.calls] == ["13800138000\n"]
+    assert (response.status_code, list(response.get_json()["error"]["details"]), clients.user.SendSmsCode.calls) == (
+        400, ["phone"], [])
+
+
+def test_sms_purpose_must_be_one_of_the_documented_ones(client: FlaskClient, clients) -> None:
+    response = client.post(SMS_CODES, json={"phone": "13800138000", "purpose": "payment"})
+
+    assert (response.status_code, response.get_json()["error"]["details"], clients.user.SendSmsCode.calls) == (
+        400, {"purpose": "Input should be 'login', 'reset', 'bind' or 'signup'"}, [])
 
 
 def test_unknown_query_parameter_is_refused(client: FlaskClient, bearer) -> None:

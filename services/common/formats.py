@@ -1,0 +1,21 @@
+"""Formats of values that cross the API and service boundaries: each spelled once, used by every layer.
+
+The gateway documents and checks them in its request models; the services' domains validate
+with the same patterns (full matches: a trailing newline is not a phone number).
+"""
+
+from __future__ import annotations
+
+import re
+
+PHONE = r"1[3-9][0-9]{9}"            # mainland mobile number; ASCII digits only (\d would admit full-width ones)
+SMS_CODE = r"[0-9]{6}"
+SMS_PURPOSES = ("login", "reset", "bind", "signup")
+
+PHONE_PATTERN = re.compile(PHONE)
+SMS_CODE_PATTERN = re.compile(SMS_CODE)
+
+
+def anchored(pattern: str) -> str:
+    """The pattern as a JSON Schema / pydantic `pattern`: anchored at both ends."""
+    return f"^{pattern}$"
