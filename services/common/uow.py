@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from typing import Self
 
 from google.protobuf.message import Message
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.common import idempotency
 from services.common.outbox import add_to_outbox
 
 
@@ -39,6 +41,10 @@ class UnitOfWork(abc.ABC):
         `aggregate_id` is the Kafka key: one aggregate's events stay in order. Returns the event id.
         """
 
+    @abc.abstractmethod
+    def run_once(self, *, scope: str, key: str, request: Message | bytes, execute: Callable[[], bytes]) -> bytes:
+        """`execute()`'s response, run at most once per idempotency key in `scope` (idempotency.run_once)."""
+
 
 class SqlUnitOfWork(UnitOfWork):
     """A SQLAlchemy session's transaction; `publish` writes to the outbox, which the relay sends after commit."""
@@ -64,3 +70,6 @@ class SqlUnitOfWork(UnitOfWork):
 
     def publish(self, payload: Message, *, aggregate_id: str) -> str:
         return add_to_outbox(self.session, payload, producer=self.producer, aggregate_id=aggregate_id)
+
+    def run_once(self, *, scope: str, key: str, request: Message | bytes, execute: Callable[[], bytes]) -> bytes:
+        return idempotency.run_once(self.session, scope=scope, key=key, request=request, execute=execute)
