@@ -34,6 +34,20 @@ def fingerprint(request: Message | bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def validate(scope: str, key: str) -> None:
+    """InvalidInput IDEMPOTENCY_KEY_INVALID unless `key` is 1-128 printable ASCII characters."""
+    if not (0 < len(key) <= KEY_MAX_LENGTH and key.isascii() and key.isprintable()):
+        raise InvalidInput("IDEMPOTENCY_KEY_INVALID", f"the idempotency key must be 1-{KEY_MAX_LENGTH} printable "
+                           "ASCII characters", details={"idempotency_key": "invalid"})
+    if not 0 < len(scope) <= SCOPE_MAX_LENGTH:
+        raise ValueError(f"idempotency scope must be 1-{SCOPE_MAX_LENGTH} characters")
+
+
+def key_reused() -> Conflict:
+    return Conflict("IDEMPOTENCY_KEY_REUSED", "this idempotency key was used for a different request",
+                    details={"idempotency_key": "reused"})
+
+
 def run_once(session: Session, *, scope: str, key: str, request: Message | bytes,
              execute: Callable[[], bytes]) -> bytes:
     """`execute()`'s response, run at most once per (scope, key); call it inside the use case's transaction.
@@ -44,11 +58,7 @@ def run_once(session: Session, *, scope: str, key: str, request: Message | bytes
     requests with one key wait for the first to end: exactly one runs. A transaction that rolls
     back (a domain error, say) stores nothing, so a retry runs again.
     """
-    if not (0 < len(key) <= KEY_MAX_LENGTH and key.isascii() and key.isprintable()):
-        raise InvalidInput("IDEMPOTENCY_KEY_INVALID", f"the idempotency key must be 1-{KEY_MAX_LENGTH} printable "
-                           "ASCII characters", details={"idempotency_key": "invalid"})
-    if not 0 < len(scope) <= SCOPE_MAX_LENGTH:
-        raise ValueError(f"idempotency scope must be 1-{SCOPE_MAX_LENGTH} characters")
+    validate(scope, key)
     request_hash = fingerprint(request)
     # On PostgreSQL the insert waits while another transaction holds an uncommitted row for the
     # key, then fails if that one committed: the savepoint keeps our transaction usable.
@@ -63,8 +73,7 @@ def run_once(session: Session, *, scope: str, key: str, request: Message | bytes
         first = session.execute(select(idempotency_keys.c.request_hash, idempotency_keys.c.response).where(
             idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)).one()
         if first.request_hash != request_hash:
-            raise Conflict("IDEMPOTENCY_KEY_REUSED", "this idempotency key was used for a different request",
-                           details={"idempotency_key": "reused"})
+            raise key_reused()
         if first.response is None:  # only if a use case commits between claiming the key and responding
             raise RuntimeError(f"idempotency key of {scope} committed without its response")
         return first.response
