@@ -6,6 +6,7 @@ name (empty, disposable) databases, and a tansu broker of its own. BENCH_EVENTS 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -17,6 +18,7 @@ from pathlib import Path
 from mall.events.v1.user_events_pb2 import UserRegistered
 
 from services.analytics.consumers import HANDLERS
+from services.analytics.db import AnalyticsUnitOfWork
 from services.common import migrations
 from services.common.config import KafkaSettings
 from services.common.consumer import EventConsumer
@@ -24,7 +26,7 @@ from services.common.db import make_engine
 from services.common.devbroker import DevBroker, create_topics
 from services.common.events import TOPICS, timestamp
 from services.common.outbox import OutboxRelay
-from services.common.uow import UnitOfWork
+from services.common.uow import SqlUnitOfWork
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -46,9 +48,9 @@ def main() -> None:
         started = time.perf_counter()
         moment = timestamp(datetime.now(UTC))
         for first in range(0, events, per_transaction):
-            with UnitOfWork(user_db, "user") as uow:
+            with SqlUnitOfWork(user_db, "user") as uow:
                 for n in range(first, min(events, first + per_transaction)):
-                    uow.publish("user-registered", str(n), UserRegistered(user_id=n, channel="sms", registered_at=moment))
+                    uow.publish(UserRegistered(user_id=n, channel="sms", registered_at=moment), aggregate_id=str(n))
                 uow.commit()
         write_seconds = time.perf_counter() - started
 
@@ -59,7 +61,8 @@ def main() -> None:
             published += relay.publish_pending()
         relay_seconds = time.perf_counter() - started
 
-        consumer = EventConsumer("analytics", analytics_db, kafka, HANDLERS)
+        analytics_uow = functools.partial(AnalyticsUnitOfWork, analytics_db, "analytics")
+        consumer = EventConsumer("analytics", analytics_uow, kafka, HANDLERS)
         consumer.poll_once(timeout_ms=100)  # join the group before timing
         started = time.perf_counter()
         consumed = 0

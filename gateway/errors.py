@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from services.common import errors as domain_errors
 from services.common.discovery import DiscoveryError
+from services.common.grpc_server import GRPC_STATUS, from_grpc
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +50,11 @@ class ApiError(Exception):
 
     @classmethod
     def from_domain(cls, exc: domain_errors.DomainError) -> ApiError:
-        return cls(HTTP_STATUS[exc.kind.value], exc.code, exc.message, exc.details)
+        return cls(HTTP_STATUS[GRPC_STATUS[exc.kind]], exc.code, exc.message, exc.details)
 
     @classmethod
     def from_rpc(cls, exc: grpc.RpcError) -> ApiError:
-        status_code, code, message, details = domain_errors.from_grpc(exc)
+        status_code, code, message, details = from_grpc(exc)
         status = HTTP_STATUS.get(status_code, 500)
         if status == 500:
             log.error("upstream call failed: %s %s", status_code, message)

@@ -22,11 +22,12 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def build_app(base: ServiceSettings) -> ServiceApp:
     engine = make_engine(base.database_url)
-    servicer = AnalyticsServicer(functools.partial(AnalyticsUnitOfWork, engine, "analytics"))
+    uow = functools.partial(AnalyticsUnitOfWork, engine, "analytics")
+    servicer = AnalyticsServicer(uow)
     return ServiceApp(
         settings=base, engine=engine,
         registrations=[registration(analytics_pb2, analytics_pb2_grpc, "AnalyticsService", servicer)],
-        consumers=[EventConsumer("analytics", engine, base.kafka, HANDLERS)],
+        consumers=[EventConsumer("analytics", uow, base.kafka, HANDLERS)],
     )
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Self
 
 from sqlalchemy import Column, Date, Integer, MetaData, Table, select, update
 from sqlalchemy.orm import Session
 
 from services.analytics.domain import DailyFigures, Period
-from services.common.uow import UnitOfWork
+from services.common.uow import SqlUnitOfWork
 
 metadata = MetaData()
 
@@ -39,10 +40,10 @@ class DailyStats:
         return [DailyFigures(day=d, new_users=rows[d].new_users if d in rows else 0) for d in period.days()]
 
 
-class AnalyticsUnitOfWork(UnitOfWork):
+class AnalyticsUnitOfWork(SqlUnitOfWork):
     stats: DailyStats
 
-    def __enter__(self) -> AnalyticsUnitOfWork:
+    def __enter__(self) -> Self:
         super().__enter__()
         self.stats = DailyStats(self.session)
         return self

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
 
+from google.protobuf.message import Message
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from mall.events.v1.envelope_pb2 import EventEnvelope
-from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -20,24 +21,29 @@ from services.common.kafka import make_consumer
 from services.common.logs import request_id_var
 from services.common.metrics import CONSUMER_FAILURES, EVENTS_CONSUMED
 from services.common.outbox import dead_letters, processed_events
+from services.common.uow import SqlUnitOfWork
 
 log = logging.getLogger(__name__)
 
-# A handler applies one event inside the caller's transaction; it must not commit. It raises
-# events.InvalidEvent for an event it can never apply (that event is dead-lettered) and any
-# other exception for a failure worth retrying.
-Handler = Callable[[Session, EventEnvelope], None]
+U = TypeVar("U", bound=SqlUnitOfWork)
+
+# handler(uow, payload, envelope) applies one event, its payload already parsed as the message
+# type it is registered for, in the unit of work that also records the event as processed: it may
+# publish events (they commit with it) and must not commit. It raises events.InvalidEvent for an
+# event it can never apply (that event is dead-lettered) and any other exception for a failure
+# worth retrying.
+Handler = Callable[[U, Any, EventEnvelope], None]
 
 
 class HandlerFailed(Exception):
     """A handler failed for a reason that may pass; the record will be delivered again."""
 
 
-class EventConsumer:
-    """Consumes `handlers`' event types as consumer group `name`.
+class EventConsumer(Generic[U]):
+    """Consumes the event types of `handlers` ({payload message type: handler}) as consumer group `name`.
 
-    For each record: one DB transaction inserts (name, event_id) into processed_events and runs
-    the handler; only after it commits is the offset committed. A crash in between redelivers
+    For each record: one unit of work (`uow()`) inserts (name, event_id) into processed_events
+    and runs the handler; only after it commits is the offset committed. A crash in between redelivers
     the record, and the processed_events key turns the replay into a no-op.
 
     A handler that fails is retried from the same offset with backoff, the consumer kept (no
@@ -46,17 +52,19 @@ class EventConsumer:
     partition moves on: one poison message must not stop the shop.
     """
 
-    def __init__(self, name: str, engine: Engine, kafka: KafkaSettings, handlers: Mapping[str, Handler], *,
+    def __init__(self, name: str, uow: Callable[[], U], kafka: KafkaSettings,
+                 handlers: Mapping[type[Message], Handler[U]], *,
                  max_backoff_seconds: float = 10.0,
                  consumer_factory: Callable[[KafkaSettings, str, list[str]], KafkaConsumer] = make_consumer) -> None:
         self.name = name
-        self.engine = engine
+        self.uow = uow
         self.kafka = kafka
-        self.handlers = dict(handlers)
+        self._routes = {events.event_type_of(message_type): (message_type, handler)
+                        for message_type, handler in handlers.items()}
         # Stay well inside max_poll_interval_ms, or the group would evict us while we wait.
         self.max_backoff_seconds = min(max_backoff_seconds, kafka.max_poll_interval_ms / 2000)
         self.consumer_factory = consumer_factory
-        self._topics = {kafka.topic(event_type): event_type for event_type in self.handlers}
+        self._topics = {kafka.topic(event_type): event_type for event_type in self._routes}
         self._consumer: KafkaConsumer | None = None
 
     def run(self, stop: threading.Event) -> None:
@@ -112,15 +120,16 @@ class EventConsumer:
         """Apply one record; False when it was a duplicate or dead-lettered (and so changed nothing else)."""
         try:
             envelope = events.decode(record.value)
-            handler = self.handlers.get(envelope.event_type)
-            if handler is None or self._topics.get(record.topic) != envelope.event_type:
+            route = self._routes.get(envelope.event_type)
+            if route is None or self._topics.get(record.topic) != envelope.event_type:
                 raise events.InvalidEvent(f"event type {envelope.event_type!r} does not belong on {record.topic}")
         except events.InvalidEvent as exc:
             self._dead_letter(record, None, str(exc))
             return False
+        message_type, handler = route
         token = request_id_var.set(envelope.request_id)
         try:
-            applied = self._apply(envelope, handler)
+            applied = self._apply(envelope, events.unpack(envelope, message_type), handler)
         except events.InvalidEvent as exc:
             self._dead_letter(record, envelope, str(exc))
             return False
@@ -129,16 +138,17 @@ class EventConsumer:
         EVENTS_CONSUMED.labels(self.name, record.topic, "applied" if applied else "duplicate").inc()
         return applied
 
-    def _apply(self, envelope: EventEnvelope, handler: Handler) -> bool:
-        with Session(self.engine) as session:
+    def _apply(self, envelope: EventEnvelope, payload: Message, handler: Handler[U]) -> bool:
+        with self.uow() as uow:
             try:
-                with session.begin():
-                    session.execute(processed_events.insert().values(
-                        consumer=self.name, event_id=envelope.event_id, event_type=envelope.event_type,
-                        processed_at=utcnow()))
-                    handler(session, envelope)
+                uow.session.execute(processed_events.insert().values(
+                    consumer=self.name, event_id=envelope.event_id, event_type=envelope.event_type,
+                    processed_at=utcnow()))
+                handler(uow, payload, envelope)
+                uow.commit()
             except IntegrityError:
-                if self._already_processed(session, envelope.event_id):
+                uow.rollback()
+                if self._already_processed(uow.session, envelope.event_id):
                     return False
                 raise
         return True
@@ -152,11 +162,12 @@ class EventConsumer:
         EVENTS_CONSUMED.labels(self.name, record.topic, "dead_lettered").inc()
         log.error("dead-lettering %s@%d/%d: %s", record.topic, record.partition, record.offset, reason,
                   extra={"event_id": envelope.event_id if envelope else None})
-        with Session(self.engine) as session, session.begin():
-            session.execute(dead_letters.insert().values(
+        with self.uow() as uow:
+            uow.session.execute(dead_letters.insert().values(
                 consumer=self.name, topic=record.topic, partition=record.partition, offset=record.offset,
                 event_id=envelope.event_id if envelope else None, reason=reason[:1000],
                 payload=record.value if isinstance(record.value, bytes) else b"", created_at=utcnow()))
+            uow.commit()
 
     def _commit_offset(self, consumer: KafkaConsumer, partition: TopicPartition, offset: int) -> None:
         consumer.commit({partition: OffsetAndMetadata(offset, "", -1)})

@@ -1,24 +1,21 @@
-"""Domain errors with stable codes, and the one mapping from error kind to gRPC status."""
+"""Domain errors: a stable code, a message and a kind. Transport-free: the gRPC mapping is in grpc_server."""
 
 from __future__ import annotations
 
 import enum
-import json
-
-import grpc
 
 
 class ErrorKind(enum.Enum):
-    """What went wrong, as the caller must react to it; each kind is one gRPC status."""
+    """What went wrong, as the caller must react to it (grpc_server maps each to one status)."""
 
-    INVALID = grpc.StatusCode.INVALID_ARGUMENT            # bad input (HTTP 400)
-    UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED     # 401
-    FORBIDDEN = grpc.StatusCode.PERMISSION_DENIED         # 403
-    NOT_FOUND = grpc.StatusCode.NOT_FOUND                 # 404
-    CONFLICT = grpc.StatusCode.ABORTED                    # 409: state or idempotency conflict
-    BUSINESS_RULE = grpc.StatusCode.FAILED_PRECONDITION   # 422
-    RATE_LIMITED = grpc.StatusCode.RESOURCE_EXHAUSTED     # 429
-    UNAVAILABLE = grpc.StatusCode.UNAVAILABLE             # 503
+    INVALID = "invalid"                  # bad input (HTTP 400)
+    UNAUTHENTICATED = "unauthenticated"  # 401
+    FORBIDDEN = "forbidden"              # 403
+    NOT_FOUND = "not_found"              # 404
+    CONFLICT = "conflict"                # 409: state or idempotency conflict
+    BUSINESS_RULE = "business_rule"      # 422
+    RATE_LIMITED = "rate_limited"        # 429
+    UNAVAILABLE = "unavailable"          # 503
 
 
 class DomainError(Exception):
@@ -58,24 +55,3 @@ class Conflict(DomainError):
 
 class RateLimited(DomainError):
     kind = ErrorKind.RATE_LIMITED
-
-
-# Trailing-metadata keys that carry a DomainError across gRPC to the gateway.
-CODE_KEY = "mall-error-code"
-DETAILS_KEY = "mall-error-details"
-
-
-def to_grpc(error: DomainError) -> tuple[grpc.StatusCode, str, tuple[tuple[str, str], ...]]:
-    """Status, message and trailing metadata that represent a domain error on the wire."""
-    trailers = [(CODE_KEY, error.code)]
-    if error.details:
-        # gRPC metadata values must be printable ASCII: keep json's \uXXXX escapes.
-        trailers.append((DETAILS_KEY, json.dumps(error.details)))
-    return error.kind.value, error.message, tuple(trailers)
-
-
-def from_grpc(exc: grpc.RpcError) -> tuple[grpc.StatusCode, str, str, dict[str, object]]:
-    """(status, code, message, details) of a failed call; code is "" when no domain code was sent."""
-    trailers = dict(exc.trailing_metadata() or ())
-    details = json.loads(trailers[DETAILS_KEY]) if DETAILS_KEY in trailers else {}
-    return exc.code(), str(trailers.get(CODE_KEY, "")), exc.details() or "", details

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +24,39 @@ log = logging.getLogger(__name__)
 
 REQUEST_ID_KEY = "x-request-id"
 AUTHORIZATION_KEY = "authorization"
+
+# The one mapping from a domain error's kind to the gRPC status it travels as.
+GRPC_STATUS = {
+    errors.ErrorKind.INVALID: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.ErrorKind.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
+    errors.ErrorKind.FORBIDDEN: grpc.StatusCode.PERMISSION_DENIED,
+    errors.ErrorKind.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    errors.ErrorKind.CONFLICT: grpc.StatusCode.ABORTED,
+    errors.ErrorKind.BUSINESS_RULE: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.ErrorKind.RATE_LIMITED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.ErrorKind.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+}
+
+# Trailing-metadata keys that carry a DomainError across gRPC to the gateway.
+CODE_KEY = "mall-error-code"
+DETAILS_KEY = "mall-error-details"
+
+
+def to_grpc(error: errors.DomainError) -> tuple[grpc.StatusCode, str, tuple[tuple[str, str], ...]]:
+    """Status, message and trailing metadata that represent a domain error on the wire."""
+    trailers = [(CODE_KEY, error.code)]
+    if error.details:
+        # gRPC metadata values must be printable ASCII: keep json's \uXXXX escapes.
+        trailers.append((DETAILS_KEY, json.dumps(error.details)))
+    return GRPC_STATUS[error.kind], error.message, tuple(trailers)
+
+
+def from_grpc(exc: grpc.RpcError) -> tuple[grpc.StatusCode, str, str, dict[str, object]]:
+    """(status, code, message, details) of a failed call; code is "" when no domain code was sent."""
+    trailers = dict(exc.trailing_metadata() or ())
+    details = json.loads(trailers[DETAILS_KEY]) if DETAILS_KEY in trailers else {}
+    return exc.code(), str(trailers.get(CODE_KEY, "")), exc.details() or "", details
+
 
 # (add_XServicer_to_server, servicer instance, full service name such as "mall.user.v1.UserService")
 Registration = tuple[Callable[[Any, grpc.Server], None], Any, str]
@@ -61,7 +95,7 @@ class ContextInterceptor(grpc.ServerInterceptor):
                     caller_var.set(self.verifier.verify(token))
                 return inner(request, context)
             except errors.DomainError as exc:
-                status, message, trailers = errors.to_grpc(exc)
+                status, message, trailers = to_grpc(exc)
                 context.set_trailing_metadata(trailers)
                 context.abort(status, message)
             except Exception:

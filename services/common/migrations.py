@@ -8,6 +8,7 @@ from alembic import command, context
 from alembic.config import Config
 from sqlalchemy import MetaData, engine_from_config, pool
 
+from services.common import idempotency  # noqa: F401  (registers its table in infra_metadata)
 from services.common.outbox import infra_metadata
 
 

@@ -77,13 +77,11 @@ dead_letters = Table(
 )
 
 
-def add_to_outbox(session: Session, *, producer: str, event_type: str, aggregate_id: str,
-                  payload: Message) -> str:
-    """Stage an event in the caller's transaction; returns its event id."""
-    envelope = events.new_envelope(event_type=event_type, producer=producer, aggregate_id=aggregate_id,
-                                   payload=payload)
+def add_to_outbox(session: Session, payload: Message, *, producer: str, aggregate_id: str) -> str:
+    """Stage the event `payload` (its type names the topic) in the caller's transaction; returns its event id."""
+    envelope = events.new_envelope(payload, producer=producer, aggregate_id=aggregate_id)
     session.execute(outbox.insert().values(
-        event_id=envelope.event_id, event_type=event_type, aggregate_id=aggregate_id,
+        event_id=envelope.event_id, event_type=envelope.event_type, aggregate_id=aggregate_id,
         envelope=events.encode(envelope), created_at=utcnow(),
     ))
     return envelope.event_id

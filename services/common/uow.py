@@ -2,26 +2,59 @@
 
 from __future__ import annotations
 
+import abc
+from collections.abc import Callable
+from typing import Self
+
 from google.protobuf.message import Message
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.common import idempotency
 from services.common.outbox import add_to_outbox
 
 
-class UnitOfWork:
-    """One database transaction; events added with `publish` commit (or vanish) with it.
+class UnitOfWork(abc.ABC):
+    """One transaction; events added with `publish` commit (or vanish) with it.
 
-    Services subclass it to expose their repositories. Leaving the block without `commit()`
-    rolls everything back, outbox rows included.
+    Use cases run `with uow: ...; uow.commit()`. Leaving the block without `commit()` rolls
+    everything back, published events included. Services extend it with their repositories;
+    tests use the in-memory fakes of tests/fakes.py.
     """
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.rollback()
+
+    @abc.abstractmethod
+    def commit(self) -> None: ...
+
+    @abc.abstractmethod
+    def rollback(self) -> None: ...
+
+    @abc.abstractmethod
+    def publish(self, payload: Message, *, aggregate_id: str) -> str:
+        """Publish the event `payload` (its message type names the event) once this transaction commits.
+
+        `aggregate_id` is the Kafka key: one aggregate's events stay in order. Returns the event id.
+        """
+
+    @abc.abstractmethod
+    def run_once(self, *, scope: str, key: str, request: Message | bytes, execute: Callable[[], bytes]) -> bytes:
+        """`execute()`'s response, run at most once per idempotency key in `scope` (idempotency.run_once)."""
+
+
+class SqlUnitOfWork(UnitOfWork):
+    """A SQLAlchemy session's transaction; `publish` writes to the outbox, which the relay sends after commit."""
 
     def __init__(self, engine: Engine, producer: str) -> None:
         self._sessions = sessionmaker(bind=engine, expire_on_commit=False)
         self.producer = producer
         self.session: Session
 
-    def __enter__(self) -> UnitOfWork:
+    def __enter__(self) -> Self:
         self.session = self._sessions()
         return self
 
@@ -35,7 +68,8 @@ class UnitOfWork:
     def rollback(self) -> None:
         self.session.rollback()
 
-    def publish(self, event_type: str, aggregate_id: str, payload: Message) -> str:
-        """Write an event to the outbox in this transaction (the relay sends it after commit); its event id."""
-        return add_to_outbox(self.session, producer=self.producer, event_type=event_type,
-                      aggregate_id=aggregate_id, payload=payload)
+    def publish(self, payload: Message, *, aggregate_id: str) -> str:
+        return add_to_outbox(self.session, payload, producer=self.producer, aggregate_id=aggregate_id)
+
+    def run_once(self, *, scope: str, key: str, request: Message | bytes, execute: Callable[[], bytes]) -> bytes:
+        return idempotency.run_once(self.session, scope=scope, key=key, request=request, execute=execute)

@@ -18,7 +18,7 @@ from services.common.logs import mask_phone
 from services.common.runtime import ServiceApp, main
 from services.user import service
 from services.user.config import UserSettings
-from services.user.db import UserUnitOfWork
+from services.user.db import SqlUserUnitOfWork, start_mappers
 from services.user.grpc_api import UserServicer
 from services.user.passwords import Passwords
 from services.user.sms import make_sms_sender
@@ -29,10 +29,11 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def build_app(base: ServiceSettings) -> ServiceApp:
     settings = UserSettings.from_env(base)
+    start_mappers()
     engine = make_engine(base.database_url)
     issuer = TokenIssuer(settings.jwt_private_key_pem, access_ttl_seconds=settings.access_token_ttl_seconds,
                          refresh_ttl_seconds=settings.refresh_token_ttl_seconds)
-    servicer = UserServicer(functools.partial(UserUnitOfWork, engine, "user"),
+    servicer = UserServicer(functools.partial(SqlUserUnitOfWork, engine, "user"),
                             make_sms_sender(settings.sms_provider), issuer, Passwords())
     return ServiceApp(settings=base, engine=engine,
                       registrations=[registration(user_pb2, user_pb2_grpc, "UserService", servicer)])
@@ -43,8 +44,9 @@ def create_admin_command(base: ServiceSettings, args: argparse.Namespace) -> int
     if not args.phone or not password:
         print("create-admin needs --phone, and the password in ADMIN_PASSWORD (or --password)", file=sys.stderr)
         return 2
+    start_mappers()
     try:
-        user = service.create_admin(UserUnitOfWork(make_engine(base.database_url), "user"), Passwords(),
+        user = service.create_admin(SqlUserUnitOfWork(make_engine(base.database_url), "user"), Passwords(),
                                     phone=args.phone, password=password)
     except DomainError as exc:
         print(f"create-admin: {exc.message}", file=sys.stderr)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
+from typing import Self
 
 from sqlalchemy import Column, ForeignKey, Index, Integer, MetaData, String, Table, func, select
 from sqlalchemy.exc import IntegrityError
@@ -10,8 +12,9 @@ from sqlalchemy.orm import Session, registry
 
 from services.common.db import BigId, UTCDateTime, serialize_on
 from services.common.errors import Conflict
-from services.common.uow import UnitOfWork
+from services.common.uow import SqlUnitOfWork
 from services.user.domain import RefreshToken, SmsCode, User
+from services.user.uow import UserUnitOfWork
 
 metadata = MetaData()
 
@@ -53,12 +56,20 @@ refresh_tokens = Table(
 )
 
 mapper_registry = registry()
-mapper_registry.map_imperatively(User, users)
-mapper_registry.map_imperatively(SmsCode, sms_codes)
-mapper_registry.map_imperatively(RefreshToken, refresh_tokens)
+_mapping = threading.Lock()
 
 
-class UserRepository:
+def start_mappers() -> None:
+    """Map the domain classes onto the tables (idempotent): build_app and database tests call it, never an import."""
+    with _mapping:
+        if mapper_registry.mappers:
+            return
+        mapper_registry.map_imperatively(User, users)
+        mapper_registry.map_imperatively(SmsCode, sms_codes)
+        mapper_registry.map_imperatively(RefreshToken, refresh_tokens)
+
+
+class SqlUserRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
@@ -76,7 +87,7 @@ class UserRepository:
         return self.session.execute(select(func.count()).select_from(users)).scalar_one()
 
 
-class SmsCodeRepository:
+class SqlSmsCodeRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
@@ -100,7 +111,7 @@ class SmsCodeRepository:
             sms_codes.c.phone == phone, sms_codes.c.created_at >= since)).scalar_one()
 
 
-class RefreshTokenRepository:
+class SqlRefreshTokenRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
@@ -108,14 +119,12 @@ class RefreshTokenRepository:
         self.session.add(token)
 
 
-class UserUnitOfWork(UnitOfWork):
-    users: UserRepository
-    sms_codes: SmsCodeRepository
-    refresh_tokens: RefreshTokenRepository
+class SqlUserUnitOfWork(SqlUnitOfWork, UserUnitOfWork):
+    """The user unit of work on the service database (call start_mappers() first)."""
 
-    def __enter__(self) -> UserUnitOfWork:
+    def __enter__(self) -> Self:
         super().__enter__()
-        self.users = UserRepository(self.session)
-        self.sms_codes = SmsCodeRepository(self.session)
-        self.refresh_tokens = RefreshTokenRepository(self.session)
+        self.users = SqlUserRepository(self.session)
+        self.sms_codes = SqlSmsCodeRepository(self.session)
+        self.refresh_tokens = SqlRefreshTokenRepository(self.session)
         return self

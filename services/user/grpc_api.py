@@ -9,11 +9,11 @@ from mall.user.v1 import user_pb2, user_pb2_grpc
 
 from services.common.logs import mask_phone
 from services.user import service
-from services.user.db import UserUnitOfWork
 from services.user.domain import LoginResult
 from services.user.passwords import Passwords
 from services.user.sms import SmsSender
 from services.user.tokens import TokenIssuer
+from services.user.uow import UserUnitOfWork
 
 
 class UserServicer(user_pb2_grpc.UserServiceServicer):

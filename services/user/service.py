@@ -13,7 +13,6 @@ from mall.events.v1.user_events_pb2 import UserRegistered
 from services.common.db import utcnow
 from services.common.errors import DomainError, InvalidInput, Unauthenticated
 from services.common.events import timestamp
-from services.user.db import UserUnitOfWork
 from services.user.domain import (
     SMS_CODE_TTL,
     SMS_RESEND_AFTER,
@@ -27,6 +26,7 @@ from services.user.domain import (
 from services.user.passwords import Passwords
 from services.user.sms import SmsSender
 from services.user.tokens import TokenIssuer, token_hash
+from services.user.uow import UserUnitOfWork
 
 CODE_PATTERN = re.compile(r"[0-9]{6}")
 
@@ -79,8 +79,8 @@ def login_with_sms(uow: UserUnitOfWork, issuer: TokenIssuer, *, phone: str, code
             user = User.register(phone, now)
             uow.users.add(user)
             assert user.id is not None
-            uow.publish("user-registered", str(user.id),
-                        UserRegistered(user_id=user.id, channel="sms", registered_at=timestamp(now)))
+            uow.publish(UserRegistered(user_id=user.id, channel="sms", registered_at=timestamp(now)),
+                        aggregate_id=str(user.id))
         result = _start_session(uow, issuer, user, user.session_roles(password_verified=False), now,
                                 is_new_user=is_new_user)
         uow.commit()

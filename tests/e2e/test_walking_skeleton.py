@@ -54,7 +54,7 @@ def registrations_counted(platform: Platform, token: str, days: tuple[date, date
     lets a test assert an exact change: a registration that should not have happened (or one
     left over from another test) would be counted by then, and show.
     """
-    platform.wait_until_registrations_counted()
+    platform.wait_until_consumed("user-registered", "analytics")
     reply = requests.get(f"{platform.api}{OVERVIEW}", headers={"Authorization": f"Bearer {token}"}, timeout=10,
                          params={"from": days[0].isoformat(), "to": days[1].isoformat()})
     assert reply.status_code == 200, reply.text

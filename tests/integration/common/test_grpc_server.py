@@ -19,8 +19,7 @@ from sqlalchemy.orm import Session
 from services.analytics.db import AnalyticsUnitOfWork, DailyStats
 from services.analytics.grpc_api import AnalyticsServicer
 from services.common.config import ServiceSettings
-from services.common.errors import from_grpc
-from services.common.grpc_server import create_server, registration
+from services.common.grpc_server import create_server, from_grpc, registration
 from services.common.metrics import RPC_HANDLED
 from services.user.domain import User
 from services.user.tokens import TokenIssuer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import threading
@@ -17,8 +18,8 @@ from mall.events.v1.envelope_pb2 import EventEnvelope
 from mall.events.v1.user_events_pb2 import UserRegistered
 from sqlalchemy import Engine, func, select, text
 
-from services.analytics.consumers import HANDLERS
-from services.analytics.db import daily_stats
+from services.analytics.consumers import HANDLERS, on_user_registered
+from services.analytics.db import AnalyticsUnitOfWork, daily_stats
 from services.common.config import KafkaSettings
 from services.common.consumer import EventConsumer, HandlerFailed
 from services.common.devbroker import DevBroker, free_port
@@ -26,7 +27,7 @@ from services.common.events import decode, encode, new_envelope, timestamp
 from services.common.kafka import make_producer
 from services.common.metrics import OUTBOX_FAILURES, OUTBOX_PENDING
 from services.common.outbox import OutboxRelay, dead_letters, outbox, processed_events
-from services.common.uow import UnitOfWork
+from services.common.uow import SqlUnitOfWork
 from tests.fixtures.kafka import kafka_settings_for, read_topic
 from tests.fixtures.tcp_proxy import TcpProxy
 
@@ -41,10 +42,11 @@ class SimulatedCrash(BaseException):
 
 def register_users(engine: Engine, count: int, *, commit: bool = True) -> list[str]:
     """Write `count` user-registered events to the outbox in one transaction; returns their event ids."""
-    with UnitOfWork(engine, "user") as uow:
+    with SqlUnitOfWork(engine, "user") as uow:
         event_ids = [
-            uow.publish("user-registered", str(n), UserRegistered(
-                user_id=n, channel="sms", registered_at=timestamp(datetime(2026, 11, 26, 8, tzinfo=UTC))))
+            uow.publish(UserRegistered(user_id=n, channel="sms",
+                                       registered_at=timestamp(datetime(2026, 11, 26, 8, tzinfo=UTC))),
+                        aggregate_id=str(n))
             for n in range(count)
         ]
         if commit:
@@ -85,6 +87,11 @@ def relays(user_db: Engine, kafka_settings: KafkaSettings) -> Iterator[Callable[
 @pytest.fixture
 def analytics_db(service_engine: Callable[[str], Engine]) -> Engine:
     return service_engine("analytics")
+
+
+@pytest.fixture
+def analytics_uow(analytics_db: Engine) -> Callable[[], AnalyticsUnitOfWork]:
+    return functools.partial(AnalyticsUnitOfWork, analytics_db, "analytics")
 
 
 def consume_until(consumer: EventConsumer, done: Callable[[], bool], timeout_seconds: float = 30) -> None:
@@ -129,7 +136,8 @@ class CrashBeforeMarking(OutboxRelay):
 
 
 def test_relay_killed_after_publishing_republishes_and_the_consumer_applies_once(
-        user_db: Engine, analytics_db: Engine, kafka_settings: KafkaSettings,
+        user_db: Engine, analytics_db: Engine, analytics_uow: Callable[[], AnalyticsUnitOfWork],
+        kafka_settings: KafkaSettings,
         relays: Callable[..., OutboxRelay]) -> None:
     event_id = register_users(user_db, 1)[0]
     crashing = relays(CrashBeforeMarking)
@@ -142,7 +150,7 @@ def test_relay_killed_after_publishing_republishes_and_the_consumer_applies_once
     records = read_topic(kafka_settings, "user-registered", until=lambda rs: len(rs) >= 2)
     assert [decode(r.value).event_id for r in records] == [event_id, event_id]
 
-    consumer = EventConsumer("analytics", analytics_db, kafka_settings, HANDLERS)
+    consumer = EventConsumer("analytics", analytics_uow, kafka_settings, HANDLERS)
     outcomes = [consumer.handle(record) for record in records]
 
     assert outcomes == [True, False]
@@ -166,17 +174,18 @@ class RecordingConsumer(EventConsumer):
 
 
 def test_consumer_killed_after_its_db_commit_applies_the_event_once_on_redelivery(
-        user_db: Engine, analytics_db: Engine, kafka_settings: KafkaSettings,
+        user_db: Engine, analytics_db: Engine, analytics_uow: Callable[[], AnalyticsUnitOfWork],
+        kafka_settings: KafkaSettings,
         relays: Callable[..., OutboxRelay]) -> None:
     register_users(user_db, 1)
     relays().publish_pending()
-    crashing = CrashBeforeOffsetCommit("analytics", analytics_db, kafka_settings, HANDLERS)
+    crashing = CrashBeforeOffsetCommit("analytics", analytics_uow, kafka_settings, HANDLERS)
     with pytest.raises(SimulatedCrash):
         consume_until(crashing, lambda: False)
     crashing.close()
     assert new_users_counted(analytics_db) == 1
 
-    restarted = RecordingConsumer("analytics", analytics_db, kafka_settings, HANDLERS)
+    restarted = RecordingConsumer("analytics", analytics_uow, kafka_settings, HANDLERS)
     consume_until(restarted, lambda: len(restarted.outcomes) >= 1)
     restarted.close()
 
@@ -187,18 +196,19 @@ def test_consumer_killed_after_its_db_commit_applies_the_event_once_on_redeliver
 
 
 def test_consumer_commits_offsets_so_a_restart_does_not_replay(
-        user_db: Engine, analytics_db: Engine, kafka_settings: KafkaSettings,
+        user_db: Engine, analytics_db: Engine, analytics_uow: Callable[[], AnalyticsUnitOfWork],
+        kafka_settings: KafkaSettings,
         relays: Callable[..., OutboxRelay]) -> None:
     relay = relays()
     register_users(user_db, 2)
     relay.publish_pending()
-    first = RecordingConsumer("analytics", analytics_db, kafka_settings, HANDLERS)
+    first = RecordingConsumer("analytics", analytics_uow, kafka_settings, HANDLERS)
     consume_until(first, lambda: len(first.outcomes) >= 2)
     first.close()
     register_users(user_db, 1)
     relay.publish_pending()
 
-    second = RecordingConsumer("analytics", analytics_db, kafka_settings, HANDLERS)
+    second = RecordingConsumer("analytics", analytics_uow, kafka_settings, HANDLERS)
     consume_until(second, lambda: len(second.outcomes) >= 1)
     second.close()
 
@@ -208,19 +218,20 @@ def test_consumer_commits_offsets_so_a_restart_does_not_replay(
 
 
 def test_a_failing_handler_is_retried_from_the_same_offset_without_skipping(
-        user_db: Engine, analytics_db: Engine, kafka_settings: KafkaSettings,
+        user_db: Engine, analytics_db: Engine, analytics_uow: Callable[[], AnalyticsUnitOfWork],
+        kafka_settings: KafkaSettings,
         relays: Callable[..., OutboxRelay]) -> None:
     register_users(user_db, 1)
     relays().publish_pending()
     calls = []
 
-    def flaky(session, envelope):  # type: ignore[no-untyped-def]
+    def flaky(uow: AnalyticsUnitOfWork, event: UserRegistered, envelope: EventEnvelope) -> None:
         calls.append(envelope.event_id)
         if len(calls) == 1:
             raise RuntimeError("database hiccup")
-        HANDLERS["user-registered"](session, envelope)
+        on_user_registered(uow, event, envelope)
 
-    consumer = EventConsumer("analytics", analytics_db, kafka_settings, {"user-registered": flaky})
+    consumer = EventConsumer("analytics", analytics_uow, kafka_settings, {UserRegistered: flaky})
     with pytest.raises(HandlerFailed):
         consume_until(consumer, lambda: False)
     kafka_client = consumer._consumer
@@ -233,6 +244,64 @@ def test_a_failing_handler_is_retried_from_the_same_offset_without_skipping(
         assert conn.execute(select(func.count()).select_from(processed_events)).scalar_one() == 1
 
 
+@dataclass
+class Delivered:
+    """A record as the broker hands it to the consumer (handle() reads nothing else)."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+
+
+def delivered(settings: KafkaSettings, user_id: int) -> Delivered:
+    envelope = new_envelope(UserRegistered(user_id=user_id, channel="sms",
+                                           registered_at=timestamp(datetime(2026, 11, 26, 8, tzinfo=UTC))),
+                            producer="user", aggregate_id=str(user_id))
+    return Delivered(settings.topic("user-registered"), 0, user_id, encode(envelope))
+
+
+def outbox_and_processed(engine: Engine) -> tuple[list[tuple[str, str]], list[str]]:
+    """(event type, producer) of each outbox row, and the processed event ids."""
+    with engine.connect() as conn:
+        rows = [(decode(envelope).event_type, decode(envelope).producer)
+                for envelope in conn.execute(select(outbox.c.envelope)).scalars()]
+        return rows, list(conn.execute(select(processed_events.c.event_id)).scalars())
+
+
+def republishing(fail: bool) -> Callable[[AnalyticsUnitOfWork, UserRegistered, EventEnvelope], None]:
+    """A handler that counts the registration and publishes an event, then fails if told to."""
+    def handler(uow: AnalyticsUnitOfWork, event: UserRegistered, envelope: EventEnvelope) -> None:
+        on_user_registered(uow, event, envelope)
+        uow.publish(UserRegistered(user_id=event.user_id, channel="echo"), aggregate_id=str(event.user_id))
+        if fail:
+            raise RuntimeError("database hiccup after publishing")
+    return handler
+
+
+def test_an_event_a_handler_publishes_commits_with_the_dedup_record_and_only_once(
+        analytics_db: Engine, analytics_uow: Callable[[], AnalyticsUnitOfWork], kafka_settings: KafkaSettings) -> None:
+    consumer = EventConsumer("analytics", analytics_uow, kafka_settings, {UserRegistered: republishing(fail=False)})
+    record = delivered(kafka_settings, 7)
+
+    outcomes = [consumer.handle(record), consumer.handle(record)]  # the second is a redelivery
+
+    assert outcomes == [True, False]
+    assert outbox_and_processed(analytics_db) == ([("user-registered", "analytics")], [decode(record.value).event_id])
+    assert new_users_counted(analytics_db) == 1
+
+
+def test_an_event_a_failing_handler_published_is_rolled_back_with_the_dedup_record(
+        analytics_db: Engine, analytics_uow: Callable[[], AnalyticsUnitOfWork], kafka_settings: KafkaSettings) -> None:
+    consumer = EventConsumer("analytics", analytics_uow, kafka_settings, {UserRegistered: republishing(fail=True)})
+
+    with pytest.raises(RuntimeError, match="after publishing"):
+        consumer.handle(delivered(kafka_settings, 7))
+
+    assert outbox_and_processed(analytics_db) == ([], [])
+    assert new_users_counted(analytics_db) == 0
+
+
 def send_raw(settings: KafkaSettings, event_type: str, value: bytes | None) -> None:
     producer = make_producer(settings)
     producer.send(settings.topic(event_type), key=b"0", value=value).get(timeout=10)
@@ -242,17 +311,17 @@ def send_raw(settings: KafkaSettings, event_type: str, value: bytes | None) -> N
 @pytest.mark.parametrize("poison", [b"\xff\x00 not protobuf", None, "wrong payload"],
                          ids=["not-an-envelope", "tombstone", "payload-of-another-type"])
 def test_a_poison_record_is_dead_lettered_and_the_partition_moves_on(
-        user_db: Engine, analytics_db: Engine, kafka_settings: KafkaSettings,
+        user_db: Engine, analytics_db: Engine, analytics_uow: Callable[[], AnalyticsUnitOfWork],
+        kafka_settings: KafkaSettings,
         relays: Callable[..., OutboxRelay], poison: bytes | None | str) -> None:
     if poison == "wrong payload":
-        envelope = new_envelope(event_type="user-registered", producer="user", aggregate_id="0",
-                                payload=EventEnvelope(event_id="not a user"))
+        envelope = new_envelope(UserRegistered(user_id=0), producer="user", aggregate_id="0")
         envelope.payload = b"\xff\xff\xff"  # no UserRegistered parses from this
         poison = encode(envelope)
     send_raw(kafka_settings, "user-registered", poison)
     register_users(user_db, 1)
     relays().publish_pending()
-    consumer = RecordingConsumer("analytics", analytics_db, kafka_settings, HANDLERS)
+    consumer = RecordingConsumer("analytics", analytics_uow, kafka_settings, HANDLERS)
 
     consume_until(consumer, lambda: len(consumer.outcomes) >= 2)
     consumer.close()

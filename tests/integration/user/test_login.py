@@ -16,7 +16,7 @@ from sqlalchemy import Engine, func, select
 from services.common.errors import Conflict, DomainError, InvalidInput, RateLimited, Unauthenticated
 from services.common.outbox import outbox
 from services.user import service
-from services.user.db import UserUnitOfWork, refresh_tokens, sms_codes, users
+from services.user.db import SqlUserUnitOfWork, refresh_tokens, sms_codes, start_mappers, users
 from services.user.domain import User
 from services.user.passwords import Passwords
 from services.user.sms import ConsoleSms
@@ -36,8 +36,9 @@ def engine(request: pytest.FixtureRequest) -> Engine:
 
 
 @pytest.fixture
-def uow(engine: Engine) -> Callable[[], UserUnitOfWork]:
-    return functools.partial(UserUnitOfWork, engine, "user")
+def uow(engine: Engine) -> Callable[[], SqlUserUnitOfWork]:
+    start_mappers()
+    return functools.partial(SqlUserUnitOfWork, engine, "user")
 
 
 @pytest.fixture
@@ -67,12 +68,12 @@ def run_together(work: Callable[[], None], threads: int) -> None:
         thread.join()
 
 
-def send(uow: Callable[[], UserUnitOfWork], issuer: TokenIssuer, now: datetime = T0, phone: str = PHONE) -> str:
+def send(uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer, now: datetime = T0, phone: str = PHONE) -> str:
     return service.send_sms_code(uow(), ConsoleSms(), issuer, phone=phone, purpose="login", now=now).dev_code
 
 
 def test_first_sms_login_registers_the_user_and_writes_user_registered_in_the_same_transaction(
-        engine: Engine, uow: Callable[[], UserUnitOfWork], issuer: TokenIssuer) -> None:
+        engine: Engine, uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer) -> None:
     code = send(uow, issuer)
 
     result = service.login_with_sms(uow(), issuer, phone=PHONE, code=code, now=T0 + timedelta(seconds=30))
@@ -90,7 +91,7 @@ def test_first_sms_login_registers_the_user_and_writes_user_registered_in_the_sa
 
 
 def test_second_login_finds_the_same_user_and_emits_nothing(
-        engine: Engine, uow: Callable[[], UserUnitOfWork], issuer: TokenIssuer) -> None:
+        engine: Engine, uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer) -> None:
     first = service.login_with_sms(uow(), issuer, phone=PHONE, code=send(uow, issuer), now=T0)
     later = T0 + timedelta(minutes=2)
 
@@ -102,7 +103,7 @@ def test_second_login_finds_the_same_user_and_emits_nothing(
 
 
 def test_wrong_code_creates_no_user_and_counts_the_attempt(
-        engine: Engine, uow: Callable[[], UserUnitOfWork], issuer: TokenIssuer) -> None:
+        engine: Engine, uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer) -> None:
     code = send(uow, issuer)
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
 
@@ -117,7 +118,7 @@ def test_wrong_code_creates_no_user_and_counts_the_attempt(
 
 
 def test_five_wrong_tries_lock_the_code_even_for_the_right_one(
-        uow: Callable[[], UserUnitOfWork], issuer: TokenIssuer) -> None:
+        uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer) -> None:
     code = send(uow, issuer)
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
     for _ in range(5):
@@ -131,7 +132,7 @@ def test_five_wrong_tries_lock_the_code_even_for_the_right_one(
 
 
 def test_asking_again_within_a_minute_is_refused_with_the_wait(
-        uow: Callable[[], UserUnitOfWork], issuer: TokenIssuer) -> None:
+        uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer) -> None:
     send(uow, issuer)
 
     with pytest.raises(RateLimited) as raised:
@@ -142,7 +143,7 @@ def test_asking_again_within_a_minute_is_refused_with_the_wait(
 
 
 def test_concurrent_code_requests_for_one_phone_send_exactly_one(
-        engine: Engine, uow: Callable[[], UserUnitOfWork], issuer: TokenIssuer) -> None:
+        engine: Engine, uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer) -> None:
     barrier = threading.Barrier(8)
     sms = CountingSms()
     outcomes: list[str] = []
@@ -163,7 +164,7 @@ def test_concurrent_code_requests_for_one_phone_send_exactly_one(
 
 
 def test_concurrent_wrong_guesses_count_every_try(
-        engine: Engine, uow: Callable[[], UserUnitOfWork], issuer: TokenIssuer) -> None:
+        engine: Engine, uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer) -> None:
     code = send(uow, issuer)
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
     barrier = threading.Barrier(8)
@@ -184,7 +185,7 @@ def test_concurrent_wrong_guesses_count_every_try(
 
 
 def test_concurrent_logins_with_one_code_let_exactly_one_through(
-        engine: Engine, uow: Callable[[], UserUnitOfWork], issuer: TokenIssuer) -> None:
+        engine: Engine, uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer) -> None:
     code = send(uow, issuer)
     barrier = threading.Barrier(6)
     outcomes: list[str] = []
@@ -205,7 +206,7 @@ def test_concurrent_logins_with_one_code_let_exactly_one_through(
 
 
 def test_admin_logs_in_with_password_and_gets_the_admin_role(
-        uow: Callable[[], UserUnitOfWork], issuer: TokenIssuer) -> None:
+        uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer) -> None:
     passwords = Passwords()
     service.create_admin(uow(), passwords, phone="13800000000", password="s3cret-pass")
 
@@ -215,7 +216,7 @@ def test_admin_logs_in_with_password_and_gets_the_admin_role(
     assert jwt.decode(result.access_token, options={"verify_signature": False})["roles"] == ["admin"]
 
 
-def test_an_sms_code_never_gives_a_staff_session(uow: Callable[[], UserUnitOfWork], issuer: TokenIssuer) -> None:
+def test_an_sms_code_never_gives_a_staff_session(uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer) -> None:
     service.create_admin(uow(), Passwords(), phone="13800000000", password="s3cret-pass")
     code = send(uow, issuer, phone="13800000000")
 
@@ -228,7 +229,7 @@ def test_an_sms_code_never_gives_a_staff_session(uow: Callable[[], UserUnitOfWor
 
 @pytest.mark.parametrize("phone, password", [("13800000000", "wrong-pass-1"), ("13700000000", "s3cret-pass")])
 def test_wrong_password_and_unknown_phone_get_the_same_answer(
-        uow: Callable[[], UserUnitOfWork], issuer: TokenIssuer, phone: str, password: str) -> None:
+        uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer, phone: str, password: str) -> None:
     passwords = Passwords()
     service.create_admin(uow(), passwords, phone="13800000000", password="s3cret-pass")
 
@@ -239,7 +240,7 @@ def test_wrong_password_and_unknown_phone_get_the_same_answer(
 
 
 def test_create_admin_twice_keeps_one_account_and_updates_the_password(
-        engine: Engine, uow: Callable[[], UserUnitOfWork], issuer: TokenIssuer) -> None:
+        engine: Engine, uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer) -> None:
     passwords = Passwords()
     service.create_admin(uow(), passwords, phone="13800000000", password="first-pass-1")
     service.create_admin(uow(), passwords, phone="13800000000", password="second-pass-2")
@@ -251,7 +252,7 @@ def test_create_admin_twice_keeps_one_account_and_updates_the_password(
 
 
 def test_registering_a_phone_taken_a_moment_ago_is_a_conflict_not_a_crash(
-        engine: Engine, uow: Callable[[], UserUnitOfWork]) -> None:
+        engine: Engine, uow: Callable[[], SqlUserUnitOfWork]) -> None:
     with uow() as first:
         first.users.add(User.register(PHONE, T0))
         first.commit()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -9,11 +10,12 @@ from typing import Any
 
 import pytest
 from kafka import TopicPartition
+from mall.events.v1.envelope_pb2 import EventEnvelope
 from mall.events.v1.user_events_pb2 import UserRegistered
 from sqlalchemy import Engine, func, select
 
 from services.analytics.consumers import on_user_registered
-from services.analytics.db import daily_stats
+from services.analytics.db import AnalyticsUnitOfWork, daily_stats
 from services.common.config import KafkaSettings
 from services.common.consumer import EventConsumer, HandlerFailed
 from services.common.events import encode, new_envelope, timestamp
@@ -53,9 +55,9 @@ class ScriptedConsumer:
 
 
 def registration(user_id: int, partition: int, offset: int) -> Record:
-    envelope = new_envelope(event_type="user-registered", producer="user", aggregate_id=str(user_id),
-                            payload=UserRegistered(user_id=user_id, channel="sms",
-                                                   registered_at=timestamp(datetime(2026, 11, 26, tzinfo=UTC))))
+    envelope = new_envelope(UserRegistered(user_id=user_id, channel="sms",
+                                           registered_at=timestamp(datetime(2026, 11, 26, tzinfo=UTC))),
+                            producer="user", aggregate_id=str(user_id))
     return Record(TOPIC, partition, offset, encode(envelope))
 
 
@@ -76,13 +78,15 @@ def analytics_db(sqlite_service_engine: Callable[[str], Engine]) -> Engine:
     return sqlite_service_engine("analytics")
 
 
-def consumer_for(engine: Engine, scripted: ScriptedConsumer, fail_user_ids: set[int]) -> EventConsumer:
-    def handler(session, envelope):  # type: ignore[no-untyped-def]
-        if int(envelope.aggregate_id) in fail_user_ids:
+def consumer_for(engine: Engine, scripted: ScriptedConsumer,
+                 fail_user_ids: set[int]) -> EventConsumer[AnalyticsUnitOfWork]:
+    def handler(uow: AnalyticsUnitOfWork, event: UserRegistered, envelope: EventEnvelope) -> None:
+        if event.user_id in fail_user_ids:
             raise RuntimeError("database hiccup")
-        on_user_registered(session, envelope)
+        on_user_registered(uow, event, envelope)
 
-    return EventConsumer("analytics", engine, SETTINGS, {"user-registered": handler},
+    return EventConsumer("analytics", functools.partial(AnalyticsUnitOfWork, engine, "analytics"), SETTINGS,
+                         {UserRegistered: handler},
                          consumer_factory=lambda *_: scripted)  # type: ignore[arg-type,return-value]
 
 

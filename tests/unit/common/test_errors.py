@@ -1,4 +1,4 @@
-"""Domain errors: each kind is one gRPC status, and code/details survive the trip through trailing metadata."""
+"""Domain errors: each kind is one gRPC status (grpc_server.GRPC_STATUS), and code/details survive the trip through trailing metadata."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ import grpc
 import pytest
 
 from services.common.errors import (
-    CODE_KEY,
-    DETAILS_KEY,
     Conflict,
     DomainError,
     ErrorKind,
@@ -18,9 +16,8 @@ from services.common.errors import (
     NotFound,
     RateLimited,
     Unauthenticated,
-    from_grpc,
-    to_grpc,
 )
+from services.common.grpc_server import CODE_KEY, DETAILS_KEY, GRPC_STATUS, from_grpc, to_grpc
 
 
 @pytest.mark.parametrize(("error", "status"), [
@@ -38,7 +35,7 @@ def test_each_error_class_travels_as_its_grpc_status(error: DomainError, status:
 
 
 def test_every_error_kind_is_a_distinct_grpc_status() -> None:
-    statuses = [kind.value for kind in ErrorKind]
+    statuses = [GRPC_STATUS[kind] for kind in ErrorKind]
 
     assert len(set(statuses)) == len(statuses) == 8
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -20,7 +21,7 @@ def payload() -> UserRegistered:
 
 @pytest.fixture
 def envelope(payload: UserRegistered) -> EventEnvelope:
-    return events.new_envelope(event_type="user-registered", producer="user", aggregate_id="7", payload=payload)
+    return events.new_envelope(payload, producer="user", aggregate_id="7")
 
 
 def test_new_envelope_gets_a_random_uuid4_event_id(envelope: EventEnvelope) -> None:
@@ -28,8 +29,7 @@ def test_new_envelope_gets_a_random_uuid4_event_id(envelope: EventEnvelope) -> N
 
 
 def test_two_envelopes_never_share_an_event_id(payload: UserRegistered) -> None:
-    ids = {events.new_envelope(event_type="user-registered", producer="user", aggregate_id="7",
-                               payload=payload).event_id for _ in range(50)}
+    ids = {events.new_envelope(payload, producer="user", aggregate_id="7").event_id for _ in range(50)}
 
     assert len(ids) == 50
 
@@ -41,7 +41,7 @@ def test_new_envelope_carries_type_producer_aggregate_and_payload(envelope: Even
 
 
 def test_new_envelope_is_stamped_with_the_current_request_id(request_id: str, payload: UserRegistered) -> None:
-    envelope = events.new_envelope(event_type="user-registered", producer="user", aggregate_id="7", payload=payload)
+    envelope = events.new_envelope(payload, producer="user", aggregate_id="7")
 
     assert envelope.request_id == "req-test-1"
 
@@ -52,7 +52,7 @@ def test_new_envelope_outside_a_request_has_empty_request_id(envelope: EventEnve
 
 def test_occurred_at_defaults_to_now_in_utc(payload: UserRegistered) -> None:
     before = datetime.now(UTC)
-    envelope = events.new_envelope(event_type="user-registered", producer="user", aggregate_id="7", payload=payload)
+    envelope = events.new_envelope(payload, producer="user", aggregate_id="7")
     after = datetime.now(UTC)
 
     assert before <= envelope.occurred_at.ToDatetime(tzinfo=UTC) <= after
@@ -61,15 +61,30 @@ def test_occurred_at_defaults_to_now_in_utc(payload: UserRegistered) -> None:
 def test_occurred_at_given_in_another_zone_is_stored_as_the_same_instant(payload: UserRegistered) -> None:
     beijing = datetime(2026, 11, 26, 16, 0, tzinfo=timezone(timedelta(hours=8)))
 
-    envelope = events.new_envelope(event_type="user-registered", producer="user", aggregate_id="7",
-                                   payload=payload, occurred_at=beijing)
+    envelope = events.new_envelope(payload, producer="user", aggregate_id="7", occurred_at=beijing)
 
     assert envelope.occurred_at.ToDatetime(tzinfo=UTC) == datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 
 
-def test_unknown_event_type_is_refused(payload: UserRegistered) -> None:
-    with pytest.raises(ValueError, match="unknown event type 'user-deleted'"):
-        events.new_envelope(event_type="user-deleted", producer="user", aggregate_id="7", payload=payload)
+def test_a_message_that_is_not_a_registered_event_is_refused() -> None:
+    with pytest.raises(ValueError, match="^EventEnvelope is not an event payload; register it in EVENT_TYPES$"):
+        events.new_envelope(EventEnvelope(), producer="user", aggregate_id="7")
+
+
+def test_the_event_type_is_named_after_the_payload_message() -> None:
+    assert (events.event_type_of(UserRegistered), events.event_type_of(UserRegistered(user_id=1))) == (
+        "user-registered", "user-registered")
+
+
+def test_every_registered_event_type_is_the_kebab_case_name_of_its_message() -> None:
+    kebab = {t: re.sub(r"(?<!^)(?=[A-Z])", "-", t.__name__).lower() for t in events.EVENT_TYPES}
+
+    assert events.EVENT_TYPES == kebab
+
+
+def test_topics_list_every_event_type_once() -> None:
+    assert len(events.TOPICS) == len(set(events.TOPICS)) == 15
+    assert set(events.EVENT_TYPES.values()) <= set(events.TOPICS)
 
 
 def test_encode_then_decode_gives_back_an_equal_envelope(envelope: EventEnvelope) -> None:

@@ -11,8 +11,8 @@ import grpc
 import pytest
 
 from services.common.auth import Caller, TokenVerifier, caller_var, require_caller
-from services.common.errors import CODE_KEY, DETAILS_KEY, NotFound
-from services.common.grpc_server import ContextInterceptor
+from services.common.errors import NotFound
+from services.common.grpc_server import CODE_KEY, DETAILS_KEY, ContextInterceptor
 from services.common.logs import request_id_var
 
 

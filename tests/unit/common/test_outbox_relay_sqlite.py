@@ -13,7 +13,7 @@ from sqlalchemy import Engine, func, select
 from services.common.config import KafkaSettings
 from services.common.metrics import OUTBOX_PENDING
 from services.common.outbox import OutboxRelay, outbox
-from services.common.uow import UnitOfWork
+from services.common.uow import SqlUnitOfWork
 
 SETTINGS = KafkaSettings(bootstrap_servers="unused:9092", max_poll_interval_ms=1000, topic_prefix="",
                          request_timeout_ms=1000)
@@ -42,8 +42,8 @@ class WriteWhileSending(OutboxRelay):
 def test_other_writers_are_not_blocked_while_the_relay_sends(
         sqlite_service_engine: Callable[[str], Engine]) -> None:
     engine = sqlite_service_engine("user")
-    with UnitOfWork(engine, "user") as uow:
-        uow.publish("user-registered", "1", UserRegistered(user_id=1, channel="sms"))
+    with SqlUnitOfWork(engine, "user") as uow:
+        uow.publish(UserRegistered(user_id=1, channel="sms"), aggregate_id="1")
         uow.commit()
     relay = WriteWhileSending("user", engine, SETTINGS, database=engine.url.database or "")
 
@@ -63,9 +63,9 @@ class BrokerDown(OutboxRelay):
 def test_the_backlog_gauge_shows_the_backlog_while_the_broker_is_down(
         sqlite_service_engine: Callable[[str], Engine]) -> None:
     engine = sqlite_service_engine("user")
-    with UnitOfWork(engine, "user") as uow:
+    with SqlUnitOfWork(engine, "user") as uow:
         for n in range(3):
-            uow.publish("user-registered", str(n), UserRegistered(user_id=n, channel="sms"))
+            uow.publish(UserRegistered(user_id=n, channel="sms"), aggregate_id=str(n))
         uow.commit()
     OUTBOX_PENDING.labels("user").set(0)
 

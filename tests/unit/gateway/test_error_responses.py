@@ -10,7 +10,8 @@ from flask.testing import FlaskClient
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from gateway.errors import ApiError
-from services.common.errors import CODE_KEY, DETAILS_KEY, DomainError, ErrorKind, RateLimited, to_grpc
+from services.common.errors import DomainError, ErrorKind, RateLimited
+from services.common.grpc_server import CODE_KEY, DETAILS_KEY, to_grpc
 
 SMS_CODES = "/api/v1/auth/sms-codes"
 SMS_REQUEST = {"phone": "13800138000", "purpose": "login"}

@@ -1,0 +1,88 @@
+"""Idempotency keys: a request retried with the same key gets the first response, and runs once."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+from google.protobuf.message import Message
+from sqlalchemy import Column, LargeBinary, PrimaryKeyConstraint, String, Table, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from services.common.db import UTCDateTime, utcnow
+from services.common.errors import Conflict, InvalidInput
+from services.common.outbox import infra_metadata
+
+KEY_MAX_LENGTH = 128
+SCOPE_MAX_LENGTH = 128
+
+idempotency_keys = Table(
+    "idempotency_keys", infra_metadata,
+    Column("scope", String(SCOPE_MAX_LENGTH), nullable=False),  # operation and caller, e.g. "submit-order:user:42"
+    Column("key", String(KEY_MAX_LENGTH), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("response", LargeBinary, nullable=True),  # NULL only inside the transaction that claimed the key
+    Column("created_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("scope", "key", name="pk_idempotency_keys"),
+)
+
+
+def fingerprint(request: Message | bytes) -> str:
+    """SHA-256 of the request (a protobuf message is serialised deterministically)."""
+    data = request.SerializeToString(deterministic=True) if isinstance(request, Message) else request
+    return hashlib.sha256(data).hexdigest()
+
+
+def validate(scope: str, key: str) -> None:
+    """InvalidInput IDEMPOTENCY_KEY_INVALID unless `key` is 1-128 printable ASCII characters."""
+    if not (0 < len(key) <= KEY_MAX_LENGTH and key.isascii() and key.isprintable()):
+        raise InvalidInput("IDEMPOTENCY_KEY_INVALID", f"the idempotency key must be 1-{KEY_MAX_LENGTH} printable "
+                           "ASCII characters", details={"idempotency_key": "invalid"})
+    if not 0 < len(scope) <= SCOPE_MAX_LENGTH:
+        raise ValueError(f"idempotency scope must be 1-{SCOPE_MAX_LENGTH} characters")
+
+
+def key_reused() -> Conflict:
+    return Conflict("IDEMPOTENCY_KEY_REUSED", "this idempotency key was used for a different request",
+                    details={"idempotency_key": "reused"})
+
+
+def run_once(session: Session, *, scope: str, key: str, request: Message | bytes,
+             execute: Callable[[], bytes]) -> bytes:
+    """`execute()`'s response, run at most once per (scope, key); call it inside the use case's transaction.
+
+    The first request claims the key and runs `execute` (its response is stored with the
+    transaction's commit). A retry with the same request gets the stored response without
+    running anything; with a different request, Conflict IDEMPOTENCY_KEY_REUSED. Concurrent
+    requests with one key wait for the first to end: exactly one runs. A transaction that rolls
+    back (a domain error, say) stores nothing, so a retry runs again.
+    """
+    validate(scope, key)
+    request_hash = fingerprint(request)
+    # On PostgreSQL the insert waits while another transaction holds an uncommitted row for the
+    # key, then fails if that one committed: the savepoint keeps our transaction usable.
+    claimed = True
+    try:
+        with session.begin_nested():
+            session.execute(idempotency_keys.insert().values(
+                scope=scope, key=key, request_hash=request_hash, response=None, created_at=utcnow()))
+    except IntegrityError:
+        claimed = False
+    if not claimed:
+        first = session.execute(select(idempotency_keys.c.request_hash, idempotency_keys.c.response).where(
+            idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)).one()
+        if first.request_hash != request_hash:
+            raise key_reused()
+        if first.response is None:  # only if a use case commits between claiming the key and responding
+            raise RuntimeError(f"idempotency key of {scope} committed without its response")
+        return first.response
+    response = execute()
+    session.execute(update(idempotency_keys).where(
+        idempotency_keys.c.scope == scope, idempotency_keys.c.key == key).values(response=response))
+    return response
+
+
+def create_idempotency_table(op) -> None:  # type: ignore[no-untyped-def]
+    """Create idempotency_keys; called by each service's revision 0002 (its shape is version 1 of the table)."""
+    infra_metadata.create_all(op.get_bind(), tables=[idempotency_keys])
