@@ -43,8 +43,10 @@ class SimulatorConfig:
         def number(name: str, default: int) -> int:
             return int(env.get(name) or default)
 
-        identities = tuple(tuple(pair.split(":", 1)) for pair in (env.get("SIM_REALNAME_IDENTITIES") or "").split(",")
-                           if ":" in pair)
+        # SIM_REALNAME_IDENTITIES="张三:11010519491231002X,李四:..." pre-registers name/ID pairs.
+        identities = tuple((name.strip(), id_number.strip()) for name, _, id_number in
+                           (pair.partition(":") for pair in (env.get("SIM_REALNAME_IDENTITIES") or "").split(","))
+                           if id_number)
         return cls(
             wechat_appid=text("WECHAT_APPID", defaults.wechat_appid),
             wechat_app_secret=text("WECHAT_APP_SECRET", defaults.wechat_app_secret),
@@ -56,7 +58,7 @@ class SimulatorConfig:
             sms_per_minute=number("SIM_SMS_PER_MINUTE", defaults.sms_per_minute),
             sms_per_hour=number("SIM_SMS_PER_HOUR", defaults.sms_per_hour),
             sms_per_day=number("SIM_SMS_PER_DAY", defaults.sms_per_day),
-            identities=identities,  # type: ignore[arg-type]
+            identities=identities,
         )
 
 

@@ -95,6 +95,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY_BYTES:
             self.close_connection = True
+            if length <= 16 * MAX_BODY_BYTES:
+                self.rfile.read(length)  # unread bytes at close would reset the connection before our answer
             self._send(Response(413, {"error": "body too large"}))
             return
         url = urlsplit(self.path)
