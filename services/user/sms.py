@@ -62,7 +62,7 @@ def rpc_signature(method: str, params: Mapping[str, str], access_key_secret: str
 
 
 def sms_unavailable() -> DomainError:
-    return DomainError("SMS_UNAVAILABLE", "The SMS service is unavailable; try again later",
+    return DomainError("SMS_UNAVAILABLE", "the SMS service is unavailable; try again later",
                        kind=ErrorKind.UNAVAILABLE)
 
 
@@ -111,9 +111,9 @@ class AliyunSms:
             log.info("aliyun SMS: %s code sent to %s (BizId %s)", purpose, mask_phone(phone), answer.get("BizId"))
             return
         if result in ALIYUN_RATE_LIMIT_CODES:
-            raise RateLimited("SMS_RATE_LIMITED", "Too many SMS to this number; try again later")
+            raise RateLimited("SMS_RATE_LIMITED", "too many SMS to this number; try again later")
         if result == "isv.MOBILE_NUMBER_ILLEGAL":
-            raise InvalidInput("PHONE_INVALID", "This phone number cannot receive SMS")
+            raise InvalidInput("PHONE_INVALID", "this phone number cannot receive SMS")
         # Anything else is ours to fix (credentials, sign, template, balance): the user can only wait.
         log.error("aliyun SMS: SendSms refused a %s code to %s: HTTP %s, Code %s, RequestId %s", purpose,
                   mask_phone(phone), response.status_code, result,
