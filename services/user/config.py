@@ -3,11 +3,45 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from services.common.config import DEV_ENVIRONMENTS, ConfigError, Env, ServiceSettings, read_key
 
-SMS_PROVIDERS = ("console",)
+SMS_PROVIDERS = ("console", "aliyun")
+
+
+@dataclass(frozen=True)
+class AliyunSmsSettings:
+    """Aliyun SMS (dysmsapi SendSms, RPC signature v1): the account and the approved sign and template."""
+
+    endpoint: str
+    access_key_id: str
+    access_key_secret: str = field(repr=False)
+    sign_name: str
+    template_code: str  # an approved verification-code template with the variable ${code}
+    region_id: str
+    timeout_seconds: float
+
+
+@dataclass(frozen=True)
+class WechatSettings:
+    """The mini-program's AppID and AppSecret, and the WeChat API host that answers code2session."""
+
+    api_base: str
+    appid: str
+    app_secret: str = field(repr=False)
+    timeout_seconds: float
+
+
+@dataclass(frozen=True)
+class RealNameSettings:
+    """Tencent Cloud FaceID (API 3.0, TC3-HMAC-SHA256) for the name + ID number check."""
+
+    endpoint: str
+    secret_id: str
+    secret_key: str = field(repr=False)
+    timeout_seconds: float
 
 
 @dataclass(frozen=True)
@@ -17,6 +51,9 @@ class UserSettings:
     sms_provider: str
     access_token_ttl_seconds: int
     refresh_token_ttl_seconds: int
+    aliyun_sms: AliyunSmsSettings | None = None  # set when SMS_PROVIDER=aliyun
+    wechat: WechatSettings | None = None  # None: WeChat login is not configured (WECHAT_APPID unset)
+    realname: RealNameSettings | None = None  # None: real-name checks are not configured
 
     @classmethod
     def from_env(cls, base: ServiceSettings, environ: Mapping[str, str] | None = None) -> UserSettings:
@@ -27,10 +64,52 @@ class UserSettings:
             raise ConfigError(f"SMS_PROVIDER must be one of {', '.join(SMS_PROVIDERS)}, got {sms_provider!r}")
         if sms_provider == "console" and base.environment not in DEV_ENVIRONMENTS:
             raise ConfigError("SMS_PROVIDER=console hands codes to the caller; it runs only with MINIMALL_ENV=dev or test")
+        timeout = env.float("THIRD_PARTY_TIMEOUT_SECONDS", 5.0)
         return cls(
             base=base,
             jwt_private_key_pem=read_key(env, "JWT_PRIVATE_KEY_FILE", "var/keys/jwt-private.pem"),
             sms_provider=sms_provider,
             access_token_ttl_seconds=env.int("ACCESS_TOKEN_TTL_SECONDS", 900),
             refresh_token_ttl_seconds=env.int("REFRESH_TOKEN_TTL_SECONDS", 30 * 24 * 3600),
+            aliyun_sms=_aliyun_sms(env, base, timeout) if sms_provider == "aliyun" else None,
+            wechat=_wechat(env, base, timeout),
+            realname=_realname(env, base, timeout),
         )
+
+
+def _aliyun_sms(env: Env, base: ServiceSettings, timeout: float) -> AliyunSmsSettings:
+    return AliyunSmsSettings(
+        endpoint=_endpoint(env, base, "ALIYUN_SMS_ENDPOINT", "https://dysmsapi.aliyuncs.com/"),
+        access_key_id=env.str("ALIYUN_SMS_ACCESS_KEY_ID"),
+        access_key_secret=env.str("ALIYUN_SMS_ACCESS_KEY_SECRET"),
+        sign_name=env.str("ALIYUN_SMS_SIGN_NAME"),
+        template_code=env.str("ALIYUN_SMS_TEMPLATE_CODE"),
+        region_id=env.str("ALIYUN_SMS_REGION_ID", "cn-hangzhou"),
+        timeout_seconds=timeout,
+    )
+
+
+def _wechat(env: Env, base: ServiceSettings, timeout: float) -> WechatSettings | None:
+    appid = env.optional("WECHAT_APPID")
+    if appid is None:
+        return None
+    return WechatSettings(api_base=_endpoint(env, base, "WECHAT_API_BASE", "https://api.weixin.qq.com"),
+                          appid=appid, app_secret=env.str("WECHAT_APP_SECRET"), timeout_seconds=timeout)
+
+
+def _realname(env: Env, base: ServiceSettings, timeout: float) -> RealNameSettings | None:
+    secret_id = env.optional("REALNAME_SECRET_ID")
+    if secret_id is None:
+        return None
+    return RealNameSettings(endpoint=_endpoint(env, base, "REALNAME_ENDPOINT", "https://faceid.tencentcloudapi.com/"),
+                            secret_id=secret_id, secret_key=env.str("REALNAME_SECRET_KEY"), timeout_seconds=timeout)
+
+
+def _endpoint(env: Env, base: ServiceSettings, name: str, default: str) -> str:
+    """A provider URL; outside dev and test only https, since the requests carry credentials and PII."""
+    url = env.str(name, default)
+    scheme = urlsplit(url).scheme
+    allowed = ("https", "http") if base.environment in DEV_ENVIRONMENTS else ("https",)
+    if scheme not in allowed or not urlsplit(url).netloc:
+        raise ConfigError(f"{name} must be an {' or '.join(allowed)} URL, got {url!r}")
+    return url

@@ -119,8 +119,8 @@ def test_sms_provider_must_be_set_explicitly(base: ServiceSettings, private_key_
 
 
 def test_unknown_sms_provider_is_refused(base: ServiceSettings, private_key_file: Path) -> None:
-    with pytest.raises(ConfigError, match="^SMS_PROVIDER must be one of console, got 'aliyun'$"):
-        UserSettings.from_env(base, {"JWT_PRIVATE_KEY_FILE": str(private_key_file), "SMS_PROVIDER": "aliyun"})
+    with pytest.raises(ConfigError, match="^SMS_PROVIDER must be one of console, aliyun, got 'twilio'$"):
+        UserSettings.from_env(base, {"JWT_PRIVATE_KEY_FILE": str(private_key_file), "SMS_PROVIDER": "twilio"})
 
 
 @pytest.mark.parametrize("environment", ["prod", "staging"])

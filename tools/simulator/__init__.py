@@ -1,0 +1,6 @@
+"""Dev simulator of the shop's third parties (WeChat, Aliyun SMS, Tencent FaceID): `python -m tools.simulator`."""
+
+from tools.simulator.config import DEFAULT_PORT, SimulatorConfig
+from tools.simulator.server import Simulator, dev_env, start_simulator
+
+__all__ = ["DEFAULT_PORT", "Simulator", "SimulatorConfig", "dev_env", "start_simulator"]

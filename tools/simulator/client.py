@@ -1,0 +1,63 @@
+"""A typed client of the simulator's /sim/ test hooks, for test fixtures, e2e tests and dev seeding."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+
+class SimulatorClient:
+    def __init__(self, base_url: str, timeout_seconds: float = 5.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout_seconds = timeout_seconds
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None,
+              params: dict[str, str] | None = None) -> dict[str, Any]:
+        response = requests.request(method, f"{self.base_url}{path}", json=body, params=params,
+                                    timeout=self.timeout_seconds)
+        response.raise_for_status()
+        return response.json()
+
+    def healthy(self) -> bool:
+        try:
+            return self._call("GET", "/sim/healthz") == {"status": "ok"}
+        except requests.RequestException:
+            return False
+
+    def reset(self) -> None:
+        self._call("POST", "/sim/reset")
+
+    def advance_clock(self, seconds: float) -> None:
+        self._call("POST", "/sim/clock", {"advance_seconds": seconds})
+
+    def wechat_login_code(self, openid: str | None = None, unionid: str | None = None) -> str:
+        """A fresh single-use wx.login code for `openid` (a random openid when None)."""
+        body = {k: v for k, v in {"openid": openid, "unionid": unionid}.items() if v is not None}
+        return self._call("POST", "/sim/wechat/login-code", body)["code"]
+
+    def wechat_fail_next(self, errcode: int) -> None:
+        self._call("POST", "/sim/wechat/fail-next", {"errcode": errcode})
+
+    def sms_messages(self, phone: str) -> list[dict[str, Any]]:
+        """Messages delivered to `phone`, newest first."""
+        return self._call("GET", "/sim/sms/messages", params={"phone": phone})["messages"]
+
+    def last_sms_code(self, phone: str) -> str | None:
+        messages = self.sms_messages(phone)
+        return messages[0]["code"] if messages else None
+
+    def sms_fail_next(self, code: str) -> None:
+        self._call("POST", "/sim/sms/fail-next", {"code": code})
+
+    def register_identity(self, real_name: str, id_number: str) -> None:
+        """The registry knows `id_number` as `real_name`'s: any other name is a mismatch (-1)."""
+        self._call("POST", "/sim/realname/identities", {"real_name": real_name, "id_number": id_number})
+
+    def register_no_record(self, id_number: str) -> None:
+        """The registry has no record of `id_number` (-5)."""
+        self._call("POST", "/sim/realname/identities", {"id_number": id_number, "no_record": True})
+
+    def realname_fail_next(self, *, result: str | None = None, error: str | None = None) -> None:
+        body = {"result": result} if result is not None else {"error": error}
+        self._call("POST", "/sim/realname/fail-next", body)

@@ -1,0 +1,86 @@
+"""The dev simulator process: every simulated provider behind one HTTP server, plus the /sim/ test hooks."""
+
+from __future__ import annotations
+
+import threading
+
+from tools.simulator import aliyun_sms, faceid
+from tools.simulator.aliyun_sms import AliyunSmsSimulator
+from tools.simulator.config import DEFAULT_PORT, SimClock, SimulatorConfig
+from tools.simulator.faceid import FaceIdSimulator
+from tools.simulator.web import Handler, Request, Response, SimulatorServer
+from tools.simulator.wechat import WechatSimulator
+
+
+class Simulator:
+    """WeChat code2session, Aliyun SMS and FaceID on one host:port, with in-memory state."""
+
+    def __init__(self, config: SimulatorConfig | None = None, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:
+        self.config = config or SimulatorConfig()
+        self.clock = SimClock()
+        self.wechat = WechatSimulator(self.config, self.clock)
+        self.sms = AliyunSmsSimulator(self.config, self.clock)
+        self.faceid = FaceIdSimulator(self.config)
+        routes: dict[tuple[str, str], Handler] = {
+            ("GET", "/sim/healthz"): lambda _: Response(200, {"status": "ok"}),
+            ("POST", "/sim/reset"): self._reset,
+            ("POST", "/sim/clock"): self._advance_clock,
+        }
+        for provider in (self.wechat, self.sms, self.faceid):
+            routes.update(provider.routes())
+        self.server = SimulatorServer((host, port), routes)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> Simulator:
+        """Serve from a daemon thread (tests, or a supervisor in-process); stop() ends it."""
+        self._thread = self.server.start_in_thread()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _reset(self, _: Request) -> Response:
+        """POST /sim/reset: forget every code, message, registration, forced failure and flow-control count."""
+        for provider in (self.wechat, self.sms, self.faceid):
+            provider.reset()
+        return Response(200, {"reset": True})
+
+    def _advance_clock(self, request: Request) -> Response:
+        """POST /sim/clock {"advance_seconds"}: codes and flow-control windows age that much at once."""
+        seconds = request.json()["advance_seconds"]
+        if not isinstance(seconds, int | float) or seconds < 0:
+            raise ValueError("advance_seconds must be a number >= 0")
+        self.clock.advance(float(seconds))
+        return Response(200, {"advanced_seconds": seconds})
+
+
+def dev_env(base_url: str, config: SimulatorConfig | None = None) -> dict[str, str]:
+    """The user service's environment that points its adapters at a simulator on `base_url`."""
+    config = config or SimulatorConfig()
+    return {
+        "WECHAT_API_BASE": base_url,
+        "WECHAT_APPID": config.wechat_appid,
+        "WECHAT_APP_SECRET": config.wechat_app_secret,
+        "ALIYUN_SMS_ENDPOINT": f"{base_url}{aliyun_sms.PATH}/",
+        "ALIYUN_SMS_ACCESS_KEY_ID": config.aliyun_access_key_id,
+        "ALIYUN_SMS_ACCESS_KEY_SECRET": config.aliyun_access_key_secret,
+        "ALIYUN_SMS_SIGN_NAME": "MiniMall",
+        "ALIYUN_SMS_TEMPLATE_CODE": "SMS_000000001",
+        "REALNAME_ENDPOINT": f"{base_url}{faceid.PATH}/",
+        "REALNAME_SECRET_ID": config.tencent_secret_id,
+        "REALNAME_SECRET_KEY": config.tencent_secret_key,
+    }
+
+
+def start_simulator(host: str = "127.0.0.1", port: int = DEFAULT_PORT,
+                    config: SimulatorConfig | None = None) -> Simulator:
+    """A running simulator in this process (port 0: any free port; read .base_url)."""
+    return Simulator(config, host, port).start()
