@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.kafka",
     "tests.fixtures.platform",
     "tests.fixtures.fake_services",
+    "tests.fixtures.simulator",
 ]

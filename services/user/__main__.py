@@ -34,7 +34,7 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     issuer = TokenIssuer(settings.jwt_private_key_pem, access_ttl_seconds=settings.access_token_ttl_seconds,
                          refresh_ttl_seconds=settings.refresh_token_ttl_seconds)
     servicer = UserServicer(functools.partial(SqlUserUnitOfWork, engine, "user"),
-                            make_sms_sender(settings.sms_provider), issuer, Passwords())
+                            make_sms_sender(settings.sms_provider, settings.aliyun_sms), issuer, Passwords())
     return ServiceApp(settings=base, engine=engine,
                       registrations=[registration(user_pb2, user_pb2_grpc, "UserService", servicer)])
 
