@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 ADMIN_PREFIX = "/api/v1/admin/"
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 MAX_BODY_BYTES = 1 << 20
+# Metric labels take only values the server chose: a label copied from the request (an invented
+# method such as QWERTYZZ) would add a new, never-expiring series to /metrics per value.
+METRIC_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def create_app(settings: GatewaySettings | None = None, clients: ServiceClients | None = None) -> Flask:
@@ -73,9 +76,10 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
     def _finish(response: Response) -> Response:
         response.headers["X-Request-ID"] = g.get("request_id", "")
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        HTTP_REQUESTS.labels(request.method, endpoint, str(response.status_code)).inc()
+        method = request.method if request.method in METRIC_METHODS else "other"
+        HTTP_REQUESTS.labels(method, endpoint, str(response.status_code)).inc()
         if "started" in g:
-            HTTP_LATENCY.labels(request.method, endpoint).observe(time.perf_counter() - g.started)
+            HTTP_LATENCY.labels(method, endpoint).observe(time.perf_counter() - g.started)
         if endpoint not in ("/metrics", "/healthz", "/readyz"):
             log.info("%s %s -> %d", request.method, request.path, response.status_code,
                      extra={"status": response.status_code})
