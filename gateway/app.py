@@ -61,7 +61,7 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
         g.started = time.perf_counter()
         g.caller = None
         op = current_operation()
-        if op is None:
+        if op is None or request.method == "OPTIONS":  # Flask answers OPTIONS (with Allow); a preflight has no body
             return
         # Per-IP limits count every request, malformed or not; then who is calling; then the
         # body; limits keyed by body fields (phone, ...) see only validated values.

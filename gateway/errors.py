@@ -96,7 +96,11 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response:
         status = error.code or 500
-        return error_response(ApiError(status, FALLBACK_CODES.get(status, "ERROR"), error.description or error.name))
+        response = error_response(ApiError(status, FALLBACK_CODES.get(status, "ERROR"), error.description or error.name))
+        for name, value in error.get_headers():  # e.g. the Allow header a 405 must carry
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:

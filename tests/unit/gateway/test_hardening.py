@@ -28,3 +28,29 @@ def test_known_http_methods_keep_their_own_label(client: FlaskClient) -> None:
     client.delete("/healthz")
 
     assert requests_counted("DELETE", "unmatched", "405") == before + 1
+
+
+def test_a_wrong_method_is_405_in_the_error_format_with_the_allowed_methods(client: FlaskClient) -> None:
+    response = client.get("/api/v1/auth/sms-codes", headers={"X-Request-ID": "r-405"})
+
+    assert (response.status_code, response.get_json()["error"]["code"], response.get_json()["error"]["request_id"]) == (
+        405, "METHOD_NOT_ALLOWED", "r-405")
+    assert set(response.headers["Allow"].split(", ")) == {"POST", "OPTIONS"}
+
+
+def test_options_on_a_post_route_answers_allow_without_validating_or_counting(
+        client: FlaskClient, clients) -> None:  # type: ignore[no-untyped-def]
+    replies = [client.options("/api/v1/auth/sms-codes") for _ in range(30)]  # the per-IP limit is 20 a minute
+
+    assert [reply.status_code for reply in replies] == [200] * 30
+    assert set(replies[-1].headers["Allow"].split(", ")) == {"POST", "OPTIONS"}
+    assert clients.user.SendSmsCode.calls == []
+    sent = client.post("/api/v1/auth/sms-codes", json={"phone": "13800138000", "purpose": "login"})
+    assert sent.status_code == 202
+
+
+def test_options_on_an_admin_route_needs_no_token(client: FlaskClient) -> None:
+    response = client.options("/api/v1/admin/analytics/overview")
+
+    assert response.status_code == 200
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
