@@ -26,7 +26,8 @@ from services.common.logs import request_id_var
 
 log = logging.getLogger(__name__)
 
-ADMIN_PREFIX = "/api/v1/admin/"
+API_PREFIX = "/api/v1/"
+ADMIN_PREFIX = API_PREFIX + "admin/"
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 MAX_BODY_BYTES = 1 << 20
 # Metric labels take only values the server chose: a label copied from the request (an invented
@@ -75,6 +76,11 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
     @app.after_request
     def _finish(response: Response) -> Response:
         response.headers["X-Request-ID"] = g.get("request_id", "")
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        if request.path.startswith(API_PREFIX):
+            # Tokens and personal data must not sit in a browser or proxy cache; a route whose
+            # answer may be cached (a public catalog page) sets its own Cache-Control.
+            response.headers.setdefault("Cache-Control", "no-store")
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
         method = request.method if request.method in METRIC_METHODS else "other"
         HTTP_REQUESTS.labels(method, endpoint, str(response.status_code)).inc()

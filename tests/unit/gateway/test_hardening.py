@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
 from flask.testing import FlaskClient
+from mall.user.v1 import user_pb2
 from prometheus_client import REGISTRY
 
 
@@ -54,3 +56,23 @@ def test_options_on_an_admin_route_needs_no_token(client: FlaskClient) -> None:
 
     assert response.status_code == 200
     assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+
+
+def test_token_responses_are_not_stored_by_caches(client: FlaskClient, clients) -> None:  # type: ignore[no-untyped-def]
+    clients.user.LoginWithSms.reply = user_pb2.LoginResponse(access_token="a", refresh_token="r", expires_in=900)
+
+    response = client.post("/api/v1/auth/login/sms", json={"phone": "13800138000", "code": "123456"})
+
+    assert (response.status_code, response.headers["Cache-Control"]) == (200, "no-store")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/auth/sms-codes", "/api/v1/admin/analytics/overview", "/api/v1/nowhere"])
+def test_api_errors_are_not_stored_by_caches_either(client: FlaskClient, path: str) -> None:
+    response = client.get(path)
+
+    assert (response.status_code // 100, response.headers["Cache-Control"]) == (4, "no-store")
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/openapi.json", "/metrics", "/nowhere", "/api/v1/auth/sms-codes"])
+def test_every_response_forbids_content_sniffing(client: FlaskClient, path: str) -> None:
+    assert client.get(path).headers["X-Content-Type-Options"] == "nosniff"
