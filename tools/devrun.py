@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -124,15 +125,23 @@ class Supervisor:
             self.stopping.set()
 
     def _readable(self, line: str) -> str:
-        if self.raw_logs or not line.startswith("{"):
+        if self.raw_logs:
             return line
+        if not line.startswith("{"):
+            return printable(line)
         try:
             entry = json.loads(line)
         except ValueError:
-            return line
-        rid = f" [{entry['request_id']}]" if entry.get("request_id") else ""
-        text = f"{entry.get('ts', '')[11:19]} {entry.get('level', ''):<7} {entry.get('msg', '')}{rid}"
-        return text + ("\n" + entry["exc"] if entry.get("exc") else "")
+            return printable(line)
+        if not isinstance(entry, dict):
+            return printable(line)
+        rid = f" [{printable(str(entry['request_id']))}]" if entry.get("request_id") else ""
+        text = (f"{printable(str(entry.get('ts', '')))[11:19]} {printable(str(entry.get('level', ''))):<7} "
+                f"{printable(str(entry.get('msg', '')))}{rid}")
+        if not entry.get("exc"):
+            return text
+        # A traceback keeps its lines, indented: a line forged inside it cannot pass for an entry.
+        return text + "".join("\n    " + printable(part) for part in str(entry["exc"]).split("\n"))
 
     def stop_all(self) -> None:
         self.stopping.set()
@@ -147,6 +156,16 @@ class Supervisor:
                 self.say(name, "did not stop in time; killing")
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+# C0 and C1 controls, line and paragraph separators, and bidirectional overrides: in a log read by
+# a human they forge lines (a %0A in a request path) or rewrite what the terminal shows.
+UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` with every control character shown as its escape (\\n, \\x1b, \\u2028...)."""
+    return UNPRINTABLE.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def wait_ready(url: str, supervisor: Supervisor, timeout_seconds: float = 90) -> None:

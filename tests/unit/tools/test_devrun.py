@@ -1,7 +1,8 @@
-"""make run's pid file: a second `make run` must not clobber the first one's, `make stop` must find it."""
+"""make run: its pid file (a second run must not clobber the first one's) and its human-readable log."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -66,3 +67,41 @@ def test_a_second_make_run_refuses_and_leaves_the_first_ones_pid_file(
     assert devrun.main() == 1
     assert pid_file.read_text() == str(other_devrun)
     assert f"already running from {pid_file.parent} (pid {other_devrun})" in capsys.readouterr().err
+
+
+def readable(entry: object) -> str:
+    return devrun.Supervisor({}, raw_logs=False)._readable(json.dumps(entry))
+
+
+def test_a_newline_in_a_logged_path_cannot_forge_a_log_line() -> None:
+    shown = readable({"ts": "2026-11-29T10:00:00.123Z", "level": "INFO", "request_id": "r1",
+                      "msg": "GET /x\n10:00:01 ERROR   admin password changed -> 404"})
+
+    assert shown == "10:00:00 INFO    GET /x\\n10:00:01 ERROR   admin password changed -> 404 [r1]"
+
+
+@pytest.mark.parametrize(("raw", "escaped"), [
+    ("\r", "\\r"), ("\x1b[2J", "\\x1b[2J"), ("\x00", "\\x00"), ("\x7f", "\\x7f"), ("\x85", "\\x85"),
+    ("\u2028", "\\u2028"), ("\u202e", "\\u202e"), ("\t", "\\t")])
+def test_control_characters_are_shown_as_escapes_in_every_field(raw: str, escaped: str) -> None:
+    shown = readable({"ts": f"2026-11-29T10:00:00{raw}", "level": f"W{raw}", "request_id": f"r{raw}",
+                      "msg": f"m{raw}"})
+
+    assert shown.count(escaped) == 3 and raw not in shown  # ts is cut to its time of day
+
+
+def test_a_traceback_keeps_its_lines_but_each_is_indented() -> None:
+    shown = readable({"ts": "2026-11-29T10:00:00Z", "level": "ERROR", "msg": "boom",
+                      "exc": "Traceback (most recent call last):\nValueError: bad\x1b[0m"})
+
+    assert shown.split("\n") == ["10:00:00 ERROR   boom", "    Traceback (most recent call last):",
+                                 "    ValueError: bad\\x1b[0m"]
+
+
+@pytest.mark.parametrize("line", ["plain \x1b[31mred", "{not json \x1b[31m"])
+def test_lines_that_are_not_log_entries_are_escaped_too(line: str) -> None:
+    assert devrun.Supervisor({}, raw_logs=False)._readable(line) == line.replace("\x1b", "\\x1b")
+
+
+def test_a_json_line_that_is_not_an_object_is_shown_as_it_came() -> None:
+    assert devrun.Supervisor({}, raw_logs=False)._readable('["a", 1]') == '["a", 1]'
