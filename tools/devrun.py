@@ -13,18 +13,21 @@ import os
 import re
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.common.config import SERVICES
+from services.common.config import GRPC_PORTS, METRICS_PORTS, SERVICES
 from services.common.devbroker import DevBroker, create_topics, die_with_parent
 from services.common.events import TOPICS
 
@@ -82,8 +85,53 @@ def platform_env(var: Path) -> dict[str, str]:
     env.setdefault("GATEWAY_READY_REQUIRES", ",".join(SERVICES))  # ready means the whole platform is up
     for service in SERVICES:
         env.setdefault(f"{service.upper()}_DATABASE_URL", f"sqlite:///{var / service}.db")
+        if f"{service.upper()}_GRPC_LISTEN" in env:  # a moved service stays reachable by the gateway
+            env.setdefault(f"{service.upper()}_GRPC_TARGET", env[f"{service.upper()}_GRPC_LISTEN"])
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+@dataclass(frozen=True)
+class Port:
+    host: str
+    port: int
+    what: str
+    variable: str  # the environment variable that moves it
+
+
+def ports_needed(env: Mapping[str, str]) -> list[Port]:
+    """Every TCP port `make run` will listen on, with the variable that moves each."""
+    bind = env.get("GATEWAY_BIND", "127.0.0.1:8080")
+    ports = [] if bind.startswith(("unix:", "fd://")) else [_port(bind, "the gateway", "GATEWAY_BIND")]
+    for service in SERVICES:
+        listen = f"{service.upper()}_GRPC_LISTEN"
+        ports.append(_port(env.get(listen) or f"127.0.0.1:{GRPC_PORTS[service]}", f"{service} gRPC", listen))
+        metrics = f"{service.upper()}_METRICS_PORT"
+        ports.append(_port(f"0.0.0.0:{env.get(metrics) or METRICS_PORTS[service]}", f"{service} metrics", metrics))
+    if "KAFKA_BOOTSTRAP_SERVERS" not in env:
+        ports.append(_port(f"127.0.0.1:{env.get('DEV_BROKER_PORT') or 9092}", "the dev broker", "DEV_BROKER_PORT"))
+    return [port for port in ports if port.port]  # 0: any free port, or not exposed at all
+
+
+def _port(address: str, what: str, variable: str) -> Port:
+    host, _, port = address.rpartition(":")
+    try:
+        return Port(host.strip("[]") or "0.0.0.0", int(port), what, variable)
+    except ValueError:
+        raise SystemExit(f"{variable}={address!r} is not host:port") from None
+
+
+def taken_port(ports: list[Port]) -> Port | None:
+    """The first of `ports` something already listens on (or we may not bind), else None."""
+    for port in ports:
+        family = socket.AF_INET6 if ":" in port.host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is no clash
+            try:
+                probe.bind((port.host, port.port))
+            except OSError:
+                return port
+    return None
 
 
 class Supervisor:
@@ -256,6 +304,11 @@ def stop_running(var: Path) -> int:
     return 0
 
 
+def _example(port: Port) -> str:
+    other = port.port + 1000 if port.port + 1000 < 65536 else port.port - 1000
+    return str(other) if port.variable.endswith("_PORT") else f"{port.host}:{other}"
+
+
 def main() -> int:
     var = Path(os.environ.get("MINIMALL_VAR", ROOT / "var")).resolve()
     if sys.argv[1:] == ["stop"]:
@@ -268,6 +321,13 @@ def main() -> int:
               file=sys.stderr)
         return 1
     env = platform_env(var)
+    taken = taken_port(ports_needed(env))
+    if taken is not None:  # before anything starts: one clear line instead of a child's traceback
+        print(f"port {taken.port} ({taken.what}) is already in use; set {taken.variable} to move it, "
+              f"e.g. `{taken.variable}={_example(taken)} make run`", file=sys.stderr)
+        pid_file.unlink(missing_ok=True)
+        claimed.close()
+        return 1
     supervisor = Supervisor(env, raw_logs=env.get("DEVRUN_RAW_LOGS") == "1")
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: supervisor.stopping.set())
