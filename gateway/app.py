@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gateway import errors
 from gateway.api import PUBLIC, Operation, current_operation, validated_body
+from gateway.bodylimit import ChunkedBodyLimit
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.grpc_clients import ServiceClients
@@ -46,6 +47,7 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
     verifier = TokenVerifier(settings.jwt_public_key_pem)
     limiter = app.extensions["rate_limiter"] = make_rate_limiter(
         settings.redis_url, settings.rate_limit_scale, settings.rate_limit_secret)
+    app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, MAX_BODY_BYTES)  # type: ignore[method-assign]
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
 

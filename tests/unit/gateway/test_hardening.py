@@ -1,6 +1,8 @@
-"""Answers to a hostile client: bounded metric labels, method handling, protective headers."""
+"""Answers to a hostile client: bounded metric labels, methods, protective headers, chunked bodies."""
 
 from __future__ import annotations
+
+import io
 
 import pytest
 from flask.testing import FlaskClient
@@ -76,3 +78,25 @@ def test_api_errors_are_not_stored_by_caches_either(client: FlaskClient, path: s
 @pytest.mark.parametrize("path", ["/healthz", "/openapi.json", "/metrics", "/nowhere", "/api/v1/auth/sms-codes"])
 def test_every_response_forbids_content_sniffing(client: FlaskClient, path: str) -> None:
     assert client.get(path).headers["X-Content-Type-Options"] == "nosniff"
+
+
+def post_chunked(client: FlaskClient, body: bytes):  # type: ignore[no-untyped-def]
+    """As gunicorn hands over a chunked body: de-chunked, no Content-Length, the stream ends where the body does."""
+    return client.post("/api/v1/auth/sms-codes", input_stream=io.BytesIO(body),
+                       headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+                       environ_overrides={"wsgi.input_terminated": True})
+
+
+def test_a_chunked_body_over_the_limit_is_413(client: FlaskClient, clients) -> None:  # type: ignore[no-untyped-def]
+    response = post_chunked(client, b'{"phone": "' + b"1" * (5 << 20) + b'", "purpose": "login"}')
+
+    assert (response.status_code, response.get_json()["error"]["code"]) == (413, "PAYLOAD_TOO_LARGE")
+    assert clients.user.SendSmsCode.calls == []
+
+
+def test_a_chunked_body_of_exactly_the_limit_is_read_whole(client: FlaskClient, clients) -> None:  # type: ignore[no-untyped-def]
+    body = b'{"phone": "13800138000", "purpose": "login"}'
+    response = post_chunked(client, body + b" " * ((1 << 20) - len(body)))
+
+    assert response.status_code == 202
+    assert [call.message.phone for call in clients.user.SendSmsCode.calls] == ["13800138000"]
