@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gateway import api, errors, routes
 from gateway.api import PUBLIC, Operation, current_operation, validate_body, validate_query
+from gateway.bodylimit import ChunkedBodyLimit
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -25,9 +26,13 @@ from services.common.logs import request_id_var
 
 log = logging.getLogger(__name__)
 
-ADMIN_PREFIX = "/api/v1/admin/"
+API_PREFIX = "/api/v1/"
+ADMIN_PREFIX = API_PREFIX + "admin/"
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 MAX_BODY_BYTES = 1 << 20
+# Metric labels take only values the server chose: a label copied from the request (an invented
+# method such as QWERTYZZ) would add a new, never-expiring series to /metrics per value.
+METRIC_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def create_app(settings: GatewaySettings | None = None, clients: ServiceClients | None = None) -> Flask:
@@ -41,6 +46,7 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
     verifier = TokenVerifier(settings.jwt_public_key_pem)
     limiter = app.extensions["rate_limiter"] = make_rate_limiter(
         settings.redis_url, settings.rate_limit_scale, settings.rate_limit_secret)
+    app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, MAX_BODY_BYTES)  # type: ignore[method-assign]
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
 
@@ -58,7 +64,7 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
         g.started = time.perf_counter()
         g.caller = None
         op = current_operation()
-        if op is None:
+        if op is None or request.method == "OPTIONS":  # Flask answers OPTIONS (with Allow); a preflight has no body
             return
         # Per-IP limits count every request, malformed or not; then who is calling; then the
         # input; limits keyed by body fields (phone, ...) see only validated values.
@@ -74,10 +80,16 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
     @app.after_request
     def _finish(response: Response) -> Response:
         response.headers["X-Request-ID"] = g.get("request_id", "")
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        if request.path.startswith(API_PREFIX):
+            # Tokens and personal data must not sit in a browser or proxy cache; a route whose
+            # answer may be cached (a public catalog page) sets its own Cache-Control.
+            response.headers.setdefault("Cache-Control", "no-store")
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        HTTP_REQUESTS.labels(request.method, endpoint, str(response.status_code)).inc()
+        method = request.method if request.method in METRIC_METHODS else "other"
+        HTTP_REQUESTS.labels(method, endpoint, str(response.status_code)).inc()
         if "started" in g:
-            HTTP_LATENCY.labels(request.method, endpoint).observe(time.perf_counter() - g.started)
+            HTTP_LATENCY.labels(method, endpoint).observe(time.perf_counter() - g.started)
         if endpoint not in ("/metrics", "/healthz", "/readyz"):
             log.info("%s %s -> %d", request.method, request.path, response.status_code,
                      extra={"status": response.status_code})

@@ -29,8 +29,10 @@ HTTP_STATUS = {
 }
 
 FALLBACK_CODES = {400: "INVALID_REQUEST", 401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND",
-                  405: "METHOD_NOT_ALLOWED", 409: "CONFLICT", 413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE",
-                  422: "BUSINESS_RULE", 429: "RATE_LIMITED", 503: "SERVICE_UNAVAILABLE"}
+                  405: "METHOD_NOT_ALLOWED", 409: "CONFLICT", 413: "PAYLOAD_TOO_LARGE", 414: "URI_TOO_LONG",
+                  415: "UNSUPPORTED_MEDIA_TYPE", 417: "EXPECTATION_FAILED", 422: "BUSINESS_RULE",
+                  429: "RATE_LIMITED", 431: "HEADERS_TOO_LARGE", 500: "INTERNAL", 501: "NOT_IMPLEMENTED",
+                  503: "SERVICE_UNAVAILABLE"}
 
 
 class ApiError(Exception):
@@ -97,7 +99,11 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response:
         status = error.code or 500
-        return error_response(ApiError(status, FALLBACK_CODES.get(status, "ERROR"), error.description or error.name))
+        response = error_response(ApiError(status, FALLBACK_CODES.get(status, "ERROR"), error.description or error.name))
+        for name, value in error.get_headers():  # e.g. the Allow header a 405 must carry
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:

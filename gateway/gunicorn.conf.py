@@ -6,7 +6,8 @@ bind = os.environ.get("GATEWAY_BIND", "127.0.0.1:8080")
 # One process with threads keeps the Prometheus registry in one place; scale with replicas.
 workers = int(os.environ.get("GATEWAY_WORKERS", "1"))
 threads = int(os.environ.get("GATEWAY_THREADS", "8"))
-worker_class = "gthread"
+# gthread, with gunicorn's own error answers (414, 431, bad framing) in the API's JSON format.
+worker_class = "gateway.gunicorn_worker.JsonErrorWorker"
 timeout = 30
 graceful_timeout = 10
 accesslog = None  # the app logs each request as JSON with its request id

@@ -10,20 +10,24 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.common.config import SERVICES
+from services.common.config import GRPC_PORTS, METRICS_PORTS, SERVICES
 from services.common.devbroker import DevBroker, create_topics, die_with_parent
 from services.common.events import TOPICS
 
@@ -81,8 +85,53 @@ def platform_env(var: Path) -> dict[str, str]:
     env.setdefault("GATEWAY_READY_REQUIRES", ",".join(SERVICES))  # ready means the whole platform is up
     for service in SERVICES:
         env.setdefault(f"{service.upper()}_DATABASE_URL", f"sqlite:///{var / service}.db")
+        if f"{service.upper()}_GRPC_LISTEN" in env:  # a moved service stays reachable by the gateway
+            env.setdefault(f"{service.upper()}_GRPC_TARGET", env[f"{service.upper()}_GRPC_LISTEN"])
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+@dataclass(frozen=True)
+class Port:
+    host: str
+    port: int
+    what: str
+    variable: str  # the environment variable that moves it
+
+
+def ports_needed(env: Mapping[str, str]) -> list[Port]:
+    """Every TCP port `make run` will listen on, with the variable that moves each."""
+    bind = env.get("GATEWAY_BIND", "127.0.0.1:8080")
+    ports = [] if bind.startswith(("unix:", "fd://")) else [_port(bind, "the gateway", "GATEWAY_BIND")]
+    for service in SERVICES:
+        listen = f"{service.upper()}_GRPC_LISTEN"
+        ports.append(_port(env.get(listen) or f"127.0.0.1:{GRPC_PORTS[service]}", f"{service} gRPC", listen))
+        metrics = f"{service.upper()}_METRICS_PORT"
+        ports.append(_port(f"0.0.0.0:{env.get(metrics) or METRICS_PORTS[service]}", f"{service} metrics", metrics))
+    if "KAFKA_BOOTSTRAP_SERVERS" not in env:
+        ports.append(_port(f"127.0.0.1:{env.get('DEV_BROKER_PORT') or 9092}", "the dev broker", "DEV_BROKER_PORT"))
+    return [port for port in ports if port.port]  # 0: any free port, or not exposed at all
+
+
+def _port(address: str, what: str, variable: str) -> Port:
+    host, _, port = address.rpartition(":")
+    try:
+        return Port(host.strip("[]") or "0.0.0.0", int(port), what, variable)
+    except ValueError:
+        raise SystemExit(f"{variable}={address!r} is not host:port") from None
+
+
+def taken_port(ports: list[Port]) -> Port | None:
+    """The first of `ports` something already listens on (or we may not bind), else None."""
+    for port in ports:
+        family = socket.AF_INET6 if ":" in port.host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is no clash
+            try:
+                probe.bind((port.host, port.port))
+            except OSError:
+                return port
+    return None
 
 
 class Supervisor:
@@ -124,15 +173,23 @@ class Supervisor:
             self.stopping.set()
 
     def _readable(self, line: str) -> str:
-        if self.raw_logs or not line.startswith("{"):
+        if self.raw_logs:
             return line
+        if not line.startswith("{"):
+            return printable(line)
         try:
             entry = json.loads(line)
         except ValueError:
-            return line
-        rid = f" [{entry['request_id']}]" if entry.get("request_id") else ""
-        text = f"{entry.get('ts', '')[11:19]} {entry.get('level', ''):<7} {entry.get('msg', '')}{rid}"
-        return text + ("\n" + entry["exc"] if entry.get("exc") else "")
+            return printable(line)
+        if not isinstance(entry, dict):
+            return printable(line)
+        rid = f" [{printable(str(entry['request_id']))}]" if entry.get("request_id") else ""
+        text = (f"{printable(str(entry.get('ts', '')))[11:19]} {printable(str(entry.get('level', ''))):<7} "
+                f"{printable(str(entry.get('msg', '')))}{rid}")
+        if not entry.get("exc"):
+            return text
+        # A traceback keeps its lines, indented: a line forged inside it cannot pass for an entry.
+        return text + "".join("\n    " + printable(part) for part in str(entry["exc"]).split("\n"))
 
     def stop_all(self) -> None:
         self.stopping.set()
@@ -147,6 +204,16 @@ class Supervisor:
                 self.say(name, "did not stop in time; killing")
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+# C0 and C1 controls, line and paragraph separators, and bidirectional overrides: in a log read by
+# a human they forge lines (a %0A in a request path) or rewrite what the terminal shows.
+UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` with every control character shown as its escape (\\n, \\x1b, \\u2028...)."""
+    return UNPRINTABLE.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def wait_ready(url: str, supervisor: Supervisor, timeout_seconds: float = 90) -> None:
@@ -237,6 +304,11 @@ def stop_running(var: Path) -> int:
     return 0
 
 
+def _example(port: Port) -> str:
+    other = port.port + 1000 if port.port + 1000 < 65536 else port.port - 1000
+    return str(other) if port.variable.endswith("_PORT") else f"{port.host}:{other}"
+
+
 def main() -> int:
     var = Path(os.environ.get("MINIMALL_VAR", ROOT / "var")).resolve()
     if sys.argv[1:] == ["stop"]:
@@ -249,6 +321,13 @@ def main() -> int:
               file=sys.stderr)
         return 1
     env = platform_env(var)
+    taken = taken_port(ports_needed(env))
+    if taken is not None:  # before anything starts: one clear line instead of a child's traceback
+        print(f"port {taken.port} ({taken.what}) is already in use; set {taken.variable} to move it, "
+              f"e.g. `{taken.variable}={_example(taken)} make run`", file=sys.stderr)
+        pid_file.unlink(missing_ok=True)
+        claimed.close()
+        return 1
     supervisor = Supervisor(env, raw_logs=env.get("DEVRUN_RAW_LOGS") == "1")
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: supervisor.stopping.set())

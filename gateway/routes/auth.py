@@ -79,10 +79,13 @@ class Session(Reply):
 
 # Per IP generous (shoppers share carrier NAT addresses), per phone from each address tight; the
 # user service also allows one SMS code a minute and ten a day per phone, and five tries per code
-# (so SMS logins need no per-account ceiling here). Password logins have one that cannot lock
-# the owner out: after 20 failures in an hour, addresses that have not logged into the account
-# within 30 days are refused for the rest of the hour; the owner's usual addresses are not.
-SMS_CODE_LIMITS = (Limit("ip", 20, 60), Limit("phone", 5, 3600))
+# (so SMS logins need no per-account ceiling here). SMS codes have no per-phone limit here: it
+# would count requests the service refused, so a stranger's burst from a few addresses would lock
+# the owner out for the hour. The per-phone budget lives only in the user service, which counts
+# codes actually sent, and those reach the owner's phone. Password logins have a ceiling that cannot
+# lock the owner out: after 20 failures in an hour, addresses that have not logged into the
+# account within 30 days are refused for the rest of the hour; the owner's usual addresses are not.
+SMS_CODE_LIMITS = (Limit("ip", 20, 60), Limit("phone+ip", 10, 3600))
 LOGIN_LIMITS = (Limit("ip", 30, 60), Limit("phone+ip", 10, 300))
 PASSWORD_GUARD = FailureGuard(failures=Limit("phone", 20, 3600), trusted=Limit("phone+ip", 1, 30 * 86400))
 

@@ -9,6 +9,10 @@ from services.common.errors import InvalidInput
 
 MAX_PERIOD_DAYS = 366
 DEFAULT_PERIOD_DAYS = 7
+# Reports cover days the shop can have data for; the bounds also keep date arithmetic (a default
+# `from` a week before `to`) far from date.min and date.max.
+EARLIEST_DAY = date(2000, 1, 1)
+LATEST_DAY = date(2100, 12, 31)
 
 
 @dataclass(frozen=True)
@@ -36,10 +40,14 @@ class Period:
 
 def _parse_day(field: str, value: str) -> date:
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise InvalidInput("DATE_INVALID", f"{field} must be a date like 2026-11-26",
                            details={field: "invalid"}) from None
+    if not EARLIEST_DAY <= day <= LATEST_DAY:
+        raise InvalidInput("DATE_OUT_OF_RANGE", f"{field} must lie between {EARLIEST_DAY} and {LATEST_DAY}",
+                           details={field: "out of range"})
+    return day
 
 
 @dataclass(frozen=True)

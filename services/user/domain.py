@@ -105,7 +105,8 @@ class SmsCode:
         if self.consumed_at is not None or now >= self.expires_at:
             raise InvalidInput("SMS_CODE_EXPIRED", "the code has expired or was used; ask for a new one")
         if self.attempts >= SMS_MAX_ATTEMPTS:
-            raise RateLimited("SMS_CODE_LOCKED", "too many wrong tries; ask for a new code")
+            # Not a 429: waiting never unlocks the code, only a new code helps.
+            raise InvalidInput("SMS_CODE_LOCKED", "too many wrong tries; ask for a new code")
         self.attempts += 1
         if not hmac.compare_digest(self.code_hash, code_hash):
             raise InvalidInput("SMS_CODE_INVALID", "the code is wrong", details={"code": "wrong"})

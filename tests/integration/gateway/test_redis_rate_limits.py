@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import hmac
 import os
+import secrets
+import time
+import types
 import uuid
 
 import pytest
 import redis
+from flask.testing import FlaskClient
 
+from gateway.app import create_app
+from gateway.config import GatewaySettings
 from gateway.ratelimit import FailureGuard, Limit, RateLimiter, RedisCounter
+from tests.fixtures.keys import JwtKeys
 
 pytestmark = pytest.mark.integration
 
@@ -66,3 +76,33 @@ def test_failures_and_trusted_addresses_are_shared_between_replicas(endpoint: st
 
     assert guard.wait(replica_a, endpoint, stranger) is not None
     assert guard.wait(replica_a, endpoint, owner) is None
+
+
+def gateway_replica(settings: GatewaySettings) -> FlaskClient:
+    """One gateway as gunicorn would build it from the environment; no service is ever called."""
+    return create_app(settings).test_client()
+
+
+def test_two_gateway_apps_on_one_redis_share_the_count_and_keep_it_in_redis(
+        jwt_keys: JwtKeys, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = secrets.token_hex(32)  # this test's own bucket names
+    settings = GatewaySettings.from_env({"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path), "REDIS_URL": REDIS_URL,
+                                         "GATEWAY_RATE_LIMIT_SECRET": secret})
+    # Per IP: 20 a minute, scaled to 5. One fixed instant, so the requests share one window.
+    settings = dataclasses.replace(settings, rate_limit_scale=0.25)
+    window_start = (time.time() // 60) * 60
+    monkeypatch.setattr("gateway.ratelimit.time", types.SimpleNamespace(time=lambda: window_start + 1))
+    replica_a, replica_b = gateway_replica(settings), gateway_replica(settings)
+
+    def ask(replica: FlaskClient) -> int:
+        # A body that is not JSON is refused (415) after the per-IP limit counted it: no service is called.
+        return replica.post("/api/v1/auth/sms-codes", data=b"", environ_base={"REMOTE_ADDR": "198.51.100.77"}).status_code
+
+    counted = [ask(replica) for replica in (replica_a, replica_b, replica_a, replica_b, replica_a)]
+    refused = (ask(replica_b), ask(replica_a))
+
+    assert (counted, refused) == ([415] * 5, (429, 429))
+    store = redis.Redis.from_url(REDIS_URL)
+    address_digest = hmac.new(secret.encode(), b"198.51.100.77", hashlib.sha256).hexdigest()[:24]
+    keys = store.keys(f"mall:ratelimit:*:ip/60:{address_digest}:{int(window_start // 60)}")
+    assert [store.get(key) for key in keys] == [b"7"]  # every request of both replicas, in one key

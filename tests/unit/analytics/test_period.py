@@ -68,6 +68,28 @@ def test_bad_to_date_is_refused_naming_to(bad: str) -> None:
     assert refusal("2026-11-01", bad) == ("DATE_INVALID", {"to": "invalid"})
 
 
+@pytest.mark.parametrize(("from_date", "to_date", "field"), [
+    ("", "0001-01-03", "to"), ("0001-01-01", "2026-01-02", "from"), ("1999-12-31", "2000-01-06", "from"),
+    ("2100-12-31", "2101-01-01", "to"), ("", "9999-12-31", "to"), ("9999-12-31", "", "from")])
+def test_dates_outside_2000_to_2100_are_refused_naming_the_field(from_date: str, to_date: str, field: str) -> None:
+    assert refusal(from_date, to_date) == ("DATE_OUT_OF_RANGE", {field: "out of range"})
+
+
+def test_the_first_and_last_allowed_days_are_accepted() -> None:
+    assert (Period.parse("2000-01-01", "2000-01-07", today=TODAY).first,
+            Period.parse("2100-12-25", "2100-12-31", today=TODAY).last) == (date(2000, 1, 1), date(2100, 12, 31))
+
+
+@given(from_date=st.one_of(st.just(""), st.dates().map(date.isoformat)),
+       to_date=st.one_of(st.just(""), st.dates().map(date.isoformat)))
+def test_any_pair_of_dates_gives_a_period_or_a_refusal_never_a_crash(from_date: str, to_date: str) -> None:
+    try:
+        period = Period.parse(from_date, to_date, today=TODAY)
+    except InvalidInput:
+        return
+    assert 1 <= len(period.days()) <= 366
+
+
 def test_days_lists_every_day_in_order_both_ends_included() -> None:
     assert Period(date(2026, 2, 27), date(2026, 3, 2)).days() == [
         date(2026, 2, 27), date(2026, 2, 28), date(2026, 3, 1), date(2026, 3, 2)]

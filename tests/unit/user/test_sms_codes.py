@@ -147,7 +147,7 @@ def test_code_is_locked_after_five_tries_even_for_the_right_code(code: SmsCode) 
             code.redeem(WRONG, T0)
 
     assert (refusal(code, RIGHT, T0), code.attempts, code.consumed_at) == (
-        (ErrorKind.RATE_LIMITED, "SMS_CODE_LOCKED"), SMS_MAX_ATTEMPTS, None)
+        (ErrorKind.INVALID, "SMS_CODE_LOCKED"), SMS_MAX_ATTEMPTS, None)
 
 
 def test_code_is_expired_at_exactly_five_minutes(code: SmsCode) -> None:
