@@ -30,6 +30,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from services.common.config import GRPC_PORTS, METRICS_PORTS, SERVICES
 from services.common.devbroker import DevBroker, create_topics, die_with_parent
 from services.common.events import TOPICS
+from tools.simulator import DEFAULT_PORT as SIMULATOR_PORT
+from tools.simulator import dev_env
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -83,6 +85,10 @@ def platform_env(var: Path) -> dict[str, str]:
     env.setdefault("KAFKA_MAX_POLL_INTERVAL_MS", "2000")
     env.setdefault("GATEWAY_BIND", "127.0.0.1:8080")
     env.setdefault("GATEWAY_READY_REQUIRES", ",".join(SERVICES))  # ready means the whole platform is up
+    # Third parties (WeChat, Aliyun SMS, real-name) are the dev simulator, speaking their protocols.
+    env.setdefault("SIMULATOR_PORT", str(SIMULATOR_PORT))
+    for name, value in dev_env(f"http://127.0.0.1:{env['SIMULATOR_PORT']}").items():
+        env.setdefault(name, value)
     for service in SERVICES:
         env.setdefault(f"{service.upper()}_DATABASE_URL", f"sqlite:///{var / service}.db")
         if f"{service.upper()}_GRPC_LISTEN" in env:  # a moved service stays reachable by the gateway
@@ -110,6 +116,8 @@ def ports_needed(env: Mapping[str, str]) -> list[Port]:
         ports.append(_port(f"0.0.0.0:{env.get(metrics) or METRICS_PORTS[service]}", f"{service} metrics", metrics))
     if "KAFKA_BOOTSTRAP_SERVERS" not in env:
         ports.append(_port(f"127.0.0.1:{env.get('DEV_BROKER_PORT') or 9092}", "the dev broker", "DEV_BROKER_PORT"))
+    ports.append(_port(f"127.0.0.1:{env.get('SIMULATOR_PORT') or SIMULATOR_PORT}", "the dev simulator",
+                       "SIMULATOR_PORT"))
     return [port for port in ports if port.port]  # 0: any free port, or not exposed at all
 
 
@@ -338,6 +346,9 @@ def main() -> int:
             env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
             supervisor.say("broker", f"tansu (memory-only) listening on {broker.bootstrap_servers}")
         create_topics(env["KAFKA_BOOTSTRAP_SERVERS"], [env.get("KAFKA_TOPIC_PREFIX", "") + t for t in TOPICS])
+        simulator = f"http://127.0.0.1:{env['SIMULATOR_PORT']}"
+        supervisor.start("simulator", [PYTHON, "-m", "tools.simulator", "--port", env["SIMULATOR_PORT"]])
+        wait_ready(f"{simulator}/sim/healthz", supervisor, 20)
         for service in SERVICES:
             supervisor.run_once(service, [PYTHON, "-m", f"services.{service}", "migrate"])
         phone, password = admin_credentials(var, env)
@@ -354,6 +365,7 @@ def main() -> int:
             f"  gateway     {base}/api/v1",
             f"  API docs    {base}/docs   (OpenAPI: {base}/openapi.json)",
             f"  readiness   {base}/readyz   metrics: {base}/metrics",
+            f"  simulator   {simulator}   (WeChat, SMS, real-name; see tools/simulator/README.md)",
             f"  admin login phone {phone}  password {password}   (POST /api/v1/auth/login/password)",
             f"  broker      {env['KAFKA_BOOTSTRAP_SERVERS']}   data: {var}",
             "  stop with Ctrl-C or `make stop`",

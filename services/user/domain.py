@@ -8,10 +8,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from services.common import formats
 from services.common.errors import InvalidInput, RateLimited
 
-PHONE_PATTERN = re.compile(r"1[3-9][0-9]{9}")  # ASCII digits only: \d would admit full-width ones
-SMS_PURPOSES = frozenset({"login", "reset", "bind", "signup"})
 SMS_CODE_TTL = timedelta(minutes=5)
 SMS_RESEND_AFTER = timedelta(seconds=60)
 SMS_MAX_ATTEMPTS = 5
@@ -21,7 +20,7 @@ PASSWORD_MIN, PASSWORD_MAX = 8, 128
 
 def validate_phone(phone: str) -> str:
     """A mainland China mobile number, 11 digits starting 13-19."""
-    if not PHONE_PATTERN.fullmatch(phone or ""):
+    if not formats.PHONE_PATTERN.fullmatch(phone or ""):
         raise InvalidInput("PHONE_INVALID", "phone must be an 11-digit mainland mobile number",
                            details={"phone": "invalid"})
     return phone
@@ -87,8 +86,8 @@ class SmsCode:
     def issue(cls, *, phone: str, purpose: str, code_hash: str, now: datetime,
               previous: SmsCode | None, sent_today: int) -> SmsCode:
         """A new code, unless the phone asked too recently or too often today."""
-        if purpose not in SMS_PURPOSES:
-            raise InvalidInput("SMS_PURPOSE_INVALID", f"purpose must be one of {', '.join(sorted(SMS_PURPOSES))}",
+        if purpose not in formats.SMS_PURPOSES:
+            raise InvalidInput("SMS_PURPOSE_INVALID", f"purpose must be one of {', '.join(formats.SMS_PURPOSES)}",
                                details={"purpose": "invalid"})
         if previous is not None and now < previous.created_at + SMS_RESEND_AFTER:
             wait = math.ceil((previous.created_at + SMS_RESEND_AFTER - now).total_seconds())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from datetime import datetime, timedelta
 
 from mall.events.v1.user_events_pb2 import UserRegistered
 
+from services.common import formats
 from services.common.db import utcnow
 from services.common.errors import DomainError, InvalidInput, Unauthenticated
 from services.common.events import timestamp
@@ -27,8 +27,6 @@ from services.user.passwords import Passwords
 from services.user.sms import SmsSender
 from services.user.tokens import TokenIssuer, token_hash
 from services.user.uow import UserUnitOfWork
-
-CODE_PATTERN = re.compile(r"[0-9]{6}")
 
 
 @dataclass(frozen=True)
@@ -62,7 +60,7 @@ def login_with_sms(uow: UserUnitOfWork, issuer: TokenIssuer, *, phone: str, code
     """Redeem a login code; the first login registers the shopper and emits user-registered."""
     now = now or utcnow()
     phone = validate_phone(phone)
-    if not CODE_PATTERN.fullmatch(code or ""):
+    if not formats.SMS_CODE_PATTERN.fullmatch(code or ""):
         raise InvalidInput("SMS_CODE_INVALID", "the code must be 6 digits", details={"code": "invalid"})
     with uow:
         sms_code = uow.sms_codes.latest(phone, "login", lock=True)

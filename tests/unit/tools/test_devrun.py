@@ -121,7 +121,7 @@ def listening() -> Iterator[int]:
 def test_every_port_make_run_listens_on_is_checked_with_the_variable_that_moves_it() -> None:
     needed = {(port.port, port.variable) for port in devrun.ports_needed({"GATEWAY_BIND": "127.0.0.1:8080"})}
 
-    assert needed == {(8080, "GATEWAY_BIND"), (9092, "DEV_BROKER_PORT"),
+    assert needed == {(8080, "GATEWAY_BIND"), (9092, "DEV_BROKER_PORT"), (8099, "SIMULATOR_PORT"),
                       (50051, "USER_GRPC_LISTEN"), (50052, "PRODUCT_GRPC_LISTEN"), (50053, "ORDER_GRPC_LISTEN"),
                       (50054, "MEMBER_GRPC_LISTEN"), (50055, "ANALYTICS_GRPC_LISTEN"),
                       (9101, "USER_METRICS_PORT"), (9102, "PRODUCT_METRICS_PORT"), (9103, "ORDER_METRICS_PORT"),

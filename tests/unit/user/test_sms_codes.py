@@ -53,7 +53,7 @@ def test_unknown_purpose_is_refused() -> None:
         issue(purpose="payment")
 
     assert (raised.value.code, raised.value.message, raised.value.details) == (
-        "SMS_PURPOSE_INVALID", "purpose must be one of bind, login, reset, signup", {"purpose": "invalid"})
+        "SMS_PURPOSE_INVALID", "purpose must be one of login, reset, bind, signup", {"purpose": "invalid"})
 
 
 def test_asking_again_within_a_minute_is_refused_with_the_seconds_left() -> None:
