@@ -323,3 +323,39 @@ def test_the_dev_overlay_is_the_only_one_with_an_in_cluster_database_and_console
     assert config_map(rendered["dev"], "minimall-config")["MINIMALL_ENV"] == "dev"
     assert "SMS_PROVIDER" not in config_map(rendered["prod"], "minimall-config")
     assert config_map(rendered["prod"], "minimall-config")["MINIMALL_ENV"] == "prod"
+
+
+def selects(selector: dict[str, Any], pod_labels: dict[str, str]) -> bool:
+    if not selector.get("matchLabels", {}).items() <= pod_labels.items():
+        return False
+    for expression in selector.get("matchExpressions", []):
+        assert expression["operator"] == "In", expression
+        if pod_labels.get(expression["key"]) not in expression["values"]:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_network_policy_selects_pods_and_every_peer_it_admits_exists(
+        rendered: dict[str, Objects], overlay: str) -> None:
+    pods = [(w["metadata"]["name"], w["spec"]["template"]["metadata"]["labels"])
+            for w in workloads(rendered[overlay]) + of_kind(rendered[overlay], "Job")]
+    problems = []
+    for policy in of_kind(rendered[overlay], "NetworkPolicy"):
+        name = policy["metadata"]["name"]
+        if not any(selects(policy["spec"]["podSelector"], labels) for _, labels in pods):
+            problems.append(f"{name} protects no pod")
+        for rule in policy["spec"].get("ingress", []):
+            for peer in rule["from"]:
+                if "podSelector" in peer and "namespaceSelector" not in peer and \
+                        not any(selects(peer["podSelector"], labels) for _, labels in pods):
+                    problems.append(f"{name} admits {peer['podSelector']}, which no pod matches")
+    assert problems == []
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_service_selects_the_pods_of_one_workload(rendered: dict[str, Objects], overlay: str) -> None:
+    pods = [(w["metadata"]["name"], w["spec"]["template"]["metadata"]["labels"]) for w in workloads(rendered[overlay])]
+    for service in of_kind(rendered[overlay], "Service"):
+        chosen = [name for name, labels in pods if selects({"matchLabels": service["spec"]["selector"]}, labels)]
+        assert len(chosen) == 1, f"Service {service['metadata']['name']} selects {chosen}"
