@@ -359,3 +359,24 @@ def test_every_service_selects_the_pods_of_one_workload(rendered: dict[str, Obje
     for service in of_kind(rendered[overlay], "Service"):
         chosen = [name for name, labels in pods if selects({"matchLabels": service["spec"]["selector"]}, labels)]
         assert len(chosen) == 1, f"Service {service['metadata']['name']} selects {chosen}"
+
+
+def mebibytes(quantity: str) -> float:
+    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024, "k": 1 / 1024, "m": 1, "g": 1024}
+    number, unit = re.fullmatch(r"([\d.]+)([A-Za-z]*)", quantity).groups()  # type: ignore[union-attr]
+    return float(number) * units[unit]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_kafka_jvm_heap_leaves_room_under_its_memory_limit(rendered: dict[str, Objects], overlay: str) -> None:
+    checked = 0
+    for workload in workloads(rendered[overlay]) + of_kind(rendered[overlay], "Job"):
+        for container in workload["spec"]["template"]["spec"]["containers"]:
+            env = container_env(rendered[overlay], container)
+            if "KAFKA_HEAP_OPTS" not in env:
+                continue
+            heap = mebibytes(re.search(r"-Xmx(\S+)", env["KAFKA_HEAP_OPTS"]).group(1))  # type: ignore[union-attr]
+            limit = mebibytes(container["resources"]["limits"]["memory"])
+            assert heap <= 0.75 * limit, f"{workload['metadata']['name']}: heap {heap} MiB, limit {limit} MiB"
+            checked += 1
+    assert checked == 2  # the brokers and the topics Job
