@@ -380,3 +380,15 @@ def test_every_kafka_jvm_heap_leaves_room_under_its_memory_limit(rendered: dict[
             assert heap <= 0.75 * limit, f"{workload['metadata']['name']}: heap {heap} MiB, limit {limit} MiB"
             checked += 1
     assert checked == 2  # the brokers and the topics Job
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_hpa_scales_a_deployment_that_leaves_its_replica_count_to_it(
+        rendered: dict[str, Objects], overlay: str) -> None:
+    scaled = {}
+    for hpa in of_kind(rendered[overlay], "HorizontalPodAutoscaler"):
+        target = named(rendered[overlay], "Deployment", hpa["spec"]["scaleTargetRef"]["name"])
+        assert "replicas" not in target["spec"], "kubectl apply would reset what the HPA chose"
+        scaled[target["metadata"]["name"]] = hpa["spec"]["minReplicas"]
+    assert set(scaled) == {"gateway", *SERVICES}
+    assert set(scaled.values()) == ({1} if overlay == "dev" else {3})
