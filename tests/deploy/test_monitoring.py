@@ -17,8 +17,9 @@ from tests.deploy.helpers import K8S, ROOT, kustomize, require_tool
 MONITORING = K8S / "monitoring"
 RULES = MONITORING / "rules" / "minimall.rules.yml"
 DASHBOARDS = sorted((MONITORING / "dashboards").glob("*.json"))
-# Series Prometheus itself adds to every scrape.
+# Series Prometheus itself adds to every scrape, and the one the kafka-exporter of deploy/k8s/base exports.
 PROMETHEUS_SERIES = {"up"}
+EXPORTER_SERIES = {"kafka_consumergroup_lag"}
 PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless",
                 "offset", "inf", "nan"}
 
@@ -83,7 +84,7 @@ def test_metric_names_are_read_from_expressions_without_functions_labels_or_keyw
 
 def test_every_rule_expression_names_only_metrics_the_code_exports_or_rules_record() -> None:
     recorded = {rule["record"] for group in rule_groups() for rule in group["rules"] if "record" in rule}
-    known = exported_metrics() | PROMETHEUS_SERIES | recorded
+    known = exported_metrics() | PROMETHEUS_SERIES | EXPORTER_SERIES | recorded
     unknown = {name for expr in rule_expressions() for name in metric_names(expr)} - known
     assert unknown == set()
 
@@ -93,7 +94,7 @@ def test_every_dashboard_expression_names_only_metrics_the_code_exports(path: Pa
     exprs = dashboard_expressions(path)
     assert len(exprs) >= 5
     names = {name for expr in exprs for name in metric_names(expr)}
-    assert names - (exported_metrics() | PROMETHEUS_SERIES) == set()
+    assert names - (exported_metrics() | PROMETHEUS_SERIES | EXPORTER_SERIES) == set()
     assert any(name.startswith("mall_") for name in names)
 
 
@@ -107,7 +108,8 @@ def test_the_alerts_ops_rely_on_exist() -> None:
     alerts = {rule["alert"] for group in rule_groups() for rule in group["rules"] if "alert" in rule}
     assert alerts == {"MinimallTargetDown", "GatewayHighErrorRate", "GatewayHighLatencyP99", "ServiceHighErrorRate",
                       "ServiceHighLatencyP99", "OutboxBacklogGrowing", "OutboxPublishFailing",
-                      "ConsumerHandlerFailing", "EventsDeadLettered", "EventsPublishedButNotConsumed"}
+                      "ConsumerHandlerFailing", "EventsDeadLettered", "ConsumerLagHigh",
+                      "EventsPublishedButNotConsumed"}
 
 
 def test_every_alert_has_a_severity_and_a_summary() -> None:
@@ -121,7 +123,7 @@ def test_every_alert_has_a_severity_and_a_summary() -> None:
 def test_promtool_accepts_the_rules() -> None:
     result = promtool("check", "rules", str(RULES))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 12 rules found" in result.stdout
+    assert "SUCCESS: 13 rules found" in result.stdout
 
 
 def test_the_alert_rules_pass_their_promtool_unit_tests() -> None:
@@ -152,6 +154,13 @@ def test_promtool_accepts_the_scrape_configuration(tmp_path: Path) -> None:
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     result = promtool("check", "config", "prometheus.yml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_lag_series_come_from_the_kafka_exporter_the_base_deploys() -> None:
+    base = (K8S / "base" / "kustomization.yaml").read_text()
+    exporter = (K8S / "base" / "kafka-exporter.yaml").read_text()
+    assert "- kafka-exporter.yaml" in base and "image: danielqsj/kafka-exporter:" in exporter
+    assert 'prometheus.io/port: "9308"' in exporter
 
 
 def test_the_monitoring_kustomization_builds_valid_config_maps() -> None:

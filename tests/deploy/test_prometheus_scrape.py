@@ -144,6 +144,6 @@ def test_every_alert_rule_evaluates_on_the_real_metrics_and_none_fires(prometheu
         return rules if rules and all(r["health"] == "ok" for r in rules) else None
 
     rules = poll("every rule evaluated healthy", evaluated)
-    assert len(rules) == 12
+    assert len(rules) == 13
     firing = [r["name"] for r in rules if r["type"] == "alerting" and r["state"] == "firing"]
     assert firing == []
