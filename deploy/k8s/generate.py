@@ -47,6 +47,15 @@ def labels(name: str, component: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": name, "app.kubernetes.io/component": component}
 
 
+def object_name(name: str, component: str) -> str:
+    """`order` for the server, `order-relay` / `analytics-consumer` for the other roles."""
+    return name if component in ("server", "gateway") else f"{name}-{component}"
+
+
+def mounts() -> list[dict[str, Any]]:
+    return [{"name": "jwt", "mountPath": "/etc/minimall/jwt", "readOnly": True}, {"name": "tmp", "mountPath": "/tmp"}]
+
+
 def pod_security() -> dict[str, Any]:
     return {"runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID, "fsGroup": UID,
             "seccompProfile": {"type": "RuntimeDefault"}}
@@ -76,7 +85,6 @@ def deployment(name: str, component: str, image: str, *, args: list[str] | None 
                res: dict[str, Any], grace: int, metrics_port: int, private_key: bool = False,
                init: list[dict[str, Any]] | None = None, replicas: int | None = None,
                lifecycle: dict[str, Any] | None = None) -> dict[str, Any]:
-    full = name if component in ("server", "gateway") else f"{name}-{component}"
     container: dict[str, Any] = {"name": name if component in ("server", "gateway") else component, "image": image}
     if args:
         container["args"] = args
@@ -87,8 +95,7 @@ def deployment(name: str, component: str, image: str, *, args: list[str] | None 
         **probes,
         "resources": res,
         "securityContext": container_security(),
-        "volumeMounts": [{"name": "jwt", "mountPath": "/etc/minimall/jwt", "readOnly": True},
-                         {"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": mounts(),
     }
     if lifecycle:
         container["lifecycle"] = lifecycle
@@ -118,7 +125,7 @@ def deployment(name: str, component: str, image: str, *, args: list[str] | None 
                      "spec": pod_spec},
     }
     return {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": full, "labels": labels(name, component)}, "spec": spec}
+            "metadata": {"name": object_name(name, component), "labels": labels(name, component)}, "spec": spec}
 
 
 def grpc_probes(port: int) -> dict[str, Any]:
@@ -154,12 +161,12 @@ def service_env(service: str) -> list[dict[str, Any]]:
     return env
 
 
-def metadata(name: str, component: str, kind_name: str | None = None) -> dict[str, Any]:
-    return {"name": kind_name or name, "labels": labels(name, component)}
+def metadata(name: str, component: str) -> dict[str, Any]:
+    return {"name": object_name(name, component), "labels": labels(name, component)}
 
 
-def service_account(name: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata(name, "server"),
+def service_account(name: str, component: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata(name, component),
             "automountServiceAccountToken": False}
 
 
@@ -173,8 +180,7 @@ def hpa(name: str, component: str, minimum: int, maximum: int) -> dict[str, Any]
 
 def pdb(name: str, component: str) -> dict[str, Any]:
     # maxUnavailable rather than minAvailable: a one-replica dev Deployment must not block node drains.
-    full = name if component in ("server", "gateway") else f"{name}-{component}"
-    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": metadata(name, component, full),
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": metadata(name, component),
             "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels(name, component)}}}
 
 
@@ -195,8 +201,7 @@ def service_objects(service: str) -> list[dict[str, Any]]:
         init=[{"name": "migrate", "image": image, "args": ["migrate"],
                "envFrom": [{"configMapRef": {"name": "minimall-config"}}], "env": env,
                "resources": resources("50m", "96Mi", "500m", "256Mi"), "securityContext": container_security(),
-               "volumeMounts": [{"name": "jwt", "mountPath": "/etc/minimall/jwt", "readOnly": True},
-                                {"name": "tmp", "mountPath": "/tmp"}]}],
+               "volumeMounts": mounts()}],
     )
     # Relay and consumers: after SIGTERM they settle the batch in flight, bounded by Kafka's
     # delivery timeout (2 x KAFKA_REQUEST_TIMEOUT_MS + linger) + 5 s: 65 s with the defaults.
@@ -205,7 +210,7 @@ def service_objects(service: str) -> list[dict[str, Any]]:
                    "private_key": private, "env": env}
     # Two relays: one leads (a PostgreSQL advisory lock), the other stands by to take over.
     objects = [
-        service_account(service),
+        service_account(service, "server"),
         server,
         {"apiVersion": "v1", "kind": "Service", "metadata": metadata(service, "server"),
          "spec": {"selector": labels(service, "server"),
@@ -239,7 +244,7 @@ def gateway_objects() -> list[dict[str, Any]]:
         lifecycle={"preStop": {"exec": {"command": ["sleep", "5"]}}},
     )
     return [
-        service_account("gateway") | {"metadata": metadata("gateway", "gateway")},
+        service_account("gateway", "gateway"),
         gateway,
         {"apiVersion": "v1", "kind": "Service", "metadata": metadata("gateway", "gateway"),
          "spec": {"selector": labels("gateway", "gateway"),

@@ -392,3 +392,23 @@ def test_every_hpa_scales_a_deployment_that_leaves_its_replica_count_to_it(
         scaled[target["metadata"]["name"]] = hpa["spec"]["minReplicas"]
     assert set(scaled) == {"gateway", *SERVICES}
     assert set(scaled.values()) == ({1} if overlay == "dev" else {3})
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_statefulsets_and_jobs_run_non_root_with_resources_and_without_privilege(
+        rendered: dict[str, Objects], overlay: str) -> None:
+    problems = []
+    for workload in of_kind(rendered[overlay], "StatefulSet") + of_kind(rendered[overlay], "Job"):
+        name = workload["metadata"]["name"]
+        pod = workload["spec"]["template"]["spec"]
+        if pod["securityContext"].get("runAsNonRoot") is not True:
+            problems.append(f"{name}: may run as root")
+        for container in pod["containers"]:
+            security = container["securityContext"]
+            if security.get("allowPrivilegeEscalation") is not False or security["capabilities"]["drop"] != ["ALL"]:
+                problems.append(f"{name}: privileged")
+            if set(container["resources"]["limits"]) != {"cpu", "memory"}:
+                problems.append(f"{name}: no limits")
+            if workload["kind"] == "StatefulSet" and "readinessProbe" not in container:
+                problems.append(f"{name}: no readinessProbe")
+    assert problems == []
