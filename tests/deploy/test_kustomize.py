@@ -5,8 +5,11 @@ from __future__ import annotations
 import base64
 import copy
 import importlib.util
+import os
 import re
 import runpy
+import tempfile
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -66,15 +69,11 @@ def container_env(objects: Objects, container: dict[str, Any]) -> dict[str, str]
 
 def consul_variant() -> Objects:
     """prod with the opt-in Consul component, built from a temporary kustomization (kustomize wants relative paths)."""
-    directory = K8S / ".consul-check"
-    directory.mkdir(exist_ok=True)
-    try:
-        (directory / "kustomization.yaml").write_text(
-            "resources: [../overlays/prod]\ncomponents: [../components/consul]\n")
-        return kustomize(directory)
-    finally:
-        (directory / "kustomization.yaml").unlink(missing_ok=True)
-        directory.rmdir()
+    with tempfile.TemporaryDirectory() as tmp:
+        up = os.path.relpath(K8S, tmp)
+        (Path(tmp) / "kustomization.yaml").write_text(
+            f"resources: [{up}/overlays/prod]\ncomponents: [{up}/components/consul]\n")
+        return kustomize(Path(tmp))
 
 
 def test_there_is_a_dev_and_a_prod_overlay() -> None:
@@ -412,3 +411,13 @@ def test_statefulsets_and_jobs_run_non_root_with_resources_and_without_privilege
             if workload["kind"] == "StatefulSet" and "readinessProbe" not in container:
                 problems.append(f"{name}: no readinessProbe")
     assert problems == []
+
+
+def test_the_consul_component_points_servers_and_gateway_at_consul_and_lets_its_health_checks_in() -> None:
+    objects = consul_variant()
+    assert config_map(objects, "minimall-config")["CONSUL_HTTP_ADDR"] == "http://consul-server.consul.svc:8500"
+    with_token = sorted(d["metadata"]["name"] for d in own_deployments(objects)
+                        if any(e["name"] == "CONSUL_HTTP_TOKEN" for e in d["spec"]["template"]["spec"]["containers"][0]["env"]))
+    assert with_token == sorted(["gateway", *SERVICES])
+    checks = named(objects, "NetworkPolicy", "consul-health-checks")["spec"]
+    assert {p["port"] for p in checks["ingress"][0]["ports"]} == set(GRPC_PORTS.values())
