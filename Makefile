@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock requirements-dev.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install protos protos-check lint run stop test test-unit test-integration test-e2e bench clean
+.PHONY: install protos protos-check lint run stop test test-unit test-integration test-e2e test-deploy k8s bench clean
 
 install: $(STAMP)
 
@@ -46,6 +46,14 @@ test-integration: install
 
 test-e2e: install
 	$(PY) -m pytest tests/e2e
+
+# Manifests, images, alert rules and dashboards (needs kubectl and promtool; .ci/run installs them).
+test-deploy: install
+	$(PY) -m pytest tests/deploy
+
+# Regenerate the per-service manifests of deploy/k8s/base from services/common.
+k8s: install
+	$(PY) deploy/k8s/generate.py
 
 bench: install
 	$(PY) -m bench
