@@ -34,8 +34,9 @@ stop:
 	@if [ -x $(PY) ]; then $(PY) -m tools.devrun stop; else echo "MiniMall is not installed here"; fi
 
 # pytest exits 5 when it collected no test: for us that is a broken suite, never a pass.
+# Two workers (the machine has two cores); every test on the running platform shares one worker.
 test: protos-check lint
-	@$(PY) -m pytest tests; status=$$?; \
+	@$(PY) -m pytest -n 2 --dist loadgroup tests; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests"; fi; exit $$status
 
 test-unit: install
