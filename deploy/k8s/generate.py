@@ -147,6 +147,15 @@ def http_probes(port: int | str, ready: str, live: str) -> dict[str, Any]:
     }
 
 
+USER_PROVIDER_SECRETS = {
+    "ALIYUN_SMS_ACCESS_KEY_ID": "aliyun-sms-access-key-id",
+    "ALIYUN_SMS_ACCESS_KEY_SECRET": "aliyun-sms-access-key-secret",
+    "WECHAT_APP_SECRET": "wechat-app-secret",
+    "REALNAME_SECRET_ID": "realname-secret-id",
+    "REALNAME_SECRET_KEY": "realname-secret-key",
+}
+
+
 def service_env(service: str) -> list[dict[str, Any]]:
     prefix = service.upper()
     env = [
@@ -158,6 +167,11 @@ def service_env(service: str) -> list[dict[str, Any]]:
     ]
     if service == "user":
         env.append({"name": "JWT_PRIVATE_KEY_FILE", "value": "/etc/minimall/jwt/jwt-private.pem"})
+        # Third-party credentials (optional here: the service refuses to start when its config names
+        # a provider whose keys are missing, with a message saying which).
+        env += [{"name": name, "valueFrom": {"secretKeyRef": {"name": "minimall-user-providers", "key": key,
+                                                               "optional": True}}}
+                for name, key in USER_PROVIDER_SECRETS.items()]
     return env
 
 

@@ -314,13 +314,13 @@ def test_no_secret_is_committed_and_the_docs_say_how_to_create_each_one(
     assert undocumented == []
 
 
-def test_the_dev_overlay_is_the_only_one_with_an_in_cluster_database_and_console_sms(
+def test_only_dev_has_an_in_cluster_database_and_console_sms_prod_sends_through_aliyun(
         rendered: dict[str, Objects]) -> None:
     assert {s["metadata"]["name"] for s in of_kind(rendered["dev"], "StatefulSet")} == {"postgres", "kafka"}
     assert {s["metadata"]["name"] for s in of_kind(rendered["prod"], "StatefulSet")} == {"kafka"}
     assert config_map(rendered["dev"], "minimall-config")["SMS_PROVIDER"] == "console"
     assert config_map(rendered["dev"], "minimall-config")["MINIMALL_ENV"] == "dev"
-    assert "SMS_PROVIDER" not in config_map(rendered["prod"], "minimall-config")
+    assert config_map(rendered["prod"], "minimall-config")["SMS_PROVIDER"] == "aliyun"
     assert config_map(rendered["prod"], "minimall-config")["MINIMALL_ENV"] == "prod"
 
 
