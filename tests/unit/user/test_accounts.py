@@ -11,6 +11,7 @@ from services.common.config import ConfigError, ServiceSettings
 from services.common.errors import InvalidInput
 from services.user.config import UserSettings
 from services.user.domain import User, validate_password, validate_phone
+from services.user.identity import IdentityKeys
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 
@@ -138,4 +139,6 @@ def test_user_settings_default_token_lifetimes(base: ServiceSettings, private_ke
     settings = UserSettings.from_env(base, {"JWT_PRIVATE_KEY_FILE": str(private_key_file), "SMS_PROVIDER": "console"})
 
     assert settings == UserSettings(base=base, jwt_private_key_pem=b"private", sms_provider="console",
-                                    access_token_ttl_seconds=900, refresh_token_ttl_seconds=2_592_000)
+                                    access_token_ttl_seconds=900, refresh_token_ttl_seconds=2_592_000,
+                                    identity_provider="format-only",
+                                    identity_keys=IdentityKeys.derived_for_dev(b"private"))
