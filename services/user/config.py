@@ -39,12 +39,13 @@ class UserSettings:
             sms_provider=sms_provider,
             access_token_ttl_seconds=env.int("ACCESS_TOKEN_TTL_SECONDS", 900),
             refresh_token_ttl_seconds=env.int("REFRESH_TOKEN_TTL_SECONDS", 30 * 24 * 3600),
-            identity_provider=_identity_provider(env, base.environment),
-            identity_keys=_identity_keys(env, base.environment, jwt_private_key_pem),
+            identity_provider=read_identity_provider(env, base.environment),
+            identity_keys=read_identity_keys(env, base.environment, jwt_private_key_pem),
         )
 
 
-def _identity_provider(env: Env, environment: str) -> str:
+def read_identity_provider(env: Env, environment: str) -> str:
+    """IDENTITY_PROVIDER: defaults to format-only in dev and test, required (and real) elsewhere."""
     dev = environment in DEV_ENVIRONMENTS
     # Outside dev and test there is no default: a forgotten variable must not verify everyone.
     provider = env.str("IDENTITY_PROVIDER", "format-only" if dev else None)
@@ -55,7 +56,8 @@ def _identity_provider(env: Env, environment: str) -> str:
     return provider
 
 
-def _identity_keys(env: Env, environment: str, jwt_private_key_pem: bytes) -> IdentityKeys:
+def read_identity_keys(env: Env, environment: str, jwt_private_key_pem: bytes) -> IdentityKeys:
+    """IDENTITY_KEYS and IDENTITY_FINGERPRINT_KEY; in dev and test, keys derived from the JWT key when unset."""
     spec = env.optional("IDENTITY_KEYS")
     if spec is None:
         if environment not in DEV_ENVIRONMENTS:
