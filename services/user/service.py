@@ -328,7 +328,9 @@ class Profile:
 def get_profile(uow: UserUnitOfWork, *, user_id: int) -> Profile:
     """The caller's own profile."""
     with uow:
-        return _profile(uow, user_id)
+        profile = _profile(uow, user_id)
+        uow.commit()  # reads commit too: a rollback would expire what was loaded
+    return profile
 
 
 def update_profile(uow: UserUnitOfWork, *, user_id: int, changes: ProfileChanges,
@@ -354,13 +356,17 @@ def _profile(uow: UserUnitOfWork, user_id: int) -> Profile:
 def list_addresses(uow: UserUnitOfWork, *, user_id: int) -> list[Address]:
     """The user's addresses, the default first, then newest first."""
     with uow:
-        return uow.addresses.for_user(user_id)
+        found = uow.addresses.for_user(user_id)
+        uow.commit()
+    return found
 
 
 def get_address(uow: UserUnitOfWork, *, user_id: int, address_id: int) -> Address:
     """One of the user's addresses; another user's is not found."""
     with uow:
-        return _own_address(uow, user_id, address_id)
+        address = _own_address(uow, user_id, address_id)
+        uow.commit()
+    return address
 
 
 def add_address(uow: UserUnitOfWork, *, user_id: int, fields: AddressFields, is_default: bool,
@@ -434,6 +440,7 @@ def verify_identity(uow: UserUnitOfWork, checker: IdentityChecker, vault: Identi
     fingerprint = vault.fingerprint(number)
     with uow:
         _check_identity_free(uow, user_id, fingerprint)
+        uow.commit()
     if not checker.check(name, number):
         raise DomainError("IDENTITY_MISMATCH", "the name does not match the ID number; check both")
     with uow:
@@ -456,6 +463,7 @@ def get_verification(uow: UserUnitOfWork, vault: IdentityVault, *, user_id: int)
     """The user's verification, masked; None if not verified."""
     with uow:
         found = uow.identities.for_user(user_id)
+        uow.commit()
     if found is None:
         return None
     name = vault.decrypt(found.key_id, found.real_name_ciphertext, context=f"user:{user_id}:real_name")

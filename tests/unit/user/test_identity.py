@@ -218,7 +218,7 @@ def test_a_name_the_provider_does_not_match_is_refused_and_nothing_is_stored(uow
         verify(uow, Checker(answer=False))
 
     assert (raised.value.code, uow.identities.verifications, uow.published, uow.commits) == (
-        "IDENTITY_MISMATCH", [], [], 0)
+        "IDENTITY_MISMATCH", [], [], 1)  # only the read before asking the provider
 
 
 def test_a_bad_name_and_a_bad_number_are_reported_together_without_asking_the_provider(
