@@ -26,7 +26,7 @@ class RolesIn(Body):
 @operation(summary="Set a user's staff roles (audited)", tag="admin", roles=(Role.ADMIN,), body=RolesIn,
            responses={200: UserSummary},
            description="Roles reach tokens at the user's next password login; removed roles also leave refreshed "
-                       "sessions. An admin cannot remove their own admin role.")
+                       "sessions. No one changes their own roles (422 OWN_ROLES).")
 def set_roles(user_id: int, body: RolesIn) -> UserSummary:
     return UserSummary.from_proto(service(UserServiceStub).SetUserRoles(
         user_pb2.SetUserRolesRequest(user_id=user_id, roles=sorted(set(body.roles)))))

@@ -168,8 +168,8 @@ def set_roles(uow: UserUnitOfWork, *, actor_id: int, user_id: int, roles: list[s
         user = uow.users.get(user_id, lock=True)
         if user is None:
             raise NotFound("USER_NOT_FOUND", "no such user")
-        if user_id == actor_id and Role.ADMIN not in wanted:
-            raise DomainError("OWN_ADMIN_ROLE", "you cannot remove your own admin role; ask another admin")
+        if user_id == actor_id:  # no one grants themself powers, or locks the shop out of its last admin
+            raise DomainError("OWN_ROLES", "you cannot change your own roles; ask another admin")
         before = user.roles
         user.set_roles(wanted)
         _audit_roles(uow, user, actor_id=actor_id, before=before, now=now)

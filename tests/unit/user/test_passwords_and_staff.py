@@ -197,13 +197,15 @@ def test_roles_of_an_unknown_user_are_not_found(uow: FakeUserUnitOfWork) -> None
         service.set_roles(uow, actor_id=9, user_id=5, roles=[], now=T0)
 
 
-def test_an_admin_cannot_remove_their_own_admin_role(uow: FakeUserUnitOfWork, passwords: FakePasswords) -> None:
+@pytest.mark.parametrize("roles", [["operator"], ["admin", "finance"], []])
+def test_an_admin_cannot_change_their_own_roles(uow: FakeUserUnitOfWork, passwords: FakePasswords,
+                                                roles: list[str]) -> None:
     admin = service.create_admin(uow, passwords, phone=PHONE, password="adminpass1", now=T0)
 
     with pytest.raises(DomainError) as raised:
-        service.set_roles(uow, actor_id=admin.id or 0, user_id=admin.id or 0, roles=["operator"], now=T0)
+        service.set_roles(uow, actor_id=admin.id or 0, user_id=admin.id or 0, roles=roles, now=T0)
 
-    assert (raised.value.code, admin.roles) == ("OWN_ADMIN_ROLE", "admin")
+    assert (raised.value.code, admin.roles, len(uow.role_changes.changes)) == ("OWN_ROLES", "admin", 1)
 
 
 def test_create_staff_makes_a_password_account_with_the_role_audited_as_the_command(
