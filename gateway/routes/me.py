@@ -12,7 +12,7 @@ from pydantic import Field
 
 from gateway.api import Body, Page, PageQuery, Reply, operation, service
 from gateway.ratelimit import Limit
-from gateway.routes.auth import Phone, Session
+from gateway.routes.auth import Session
 from services.common import formats
 from services.common.formats import anchored
 from services.common.logs import mask_phone
@@ -104,12 +104,14 @@ def change_password(body: PasswordChange) -> Session:
 
 class AddressIn(Body):
     receiver_name: str = Field(min_length=1, max_length=20)
-    receiver_phone: str = Phone
+    receiver_phone: str = Field(pattern=anchored(formats.PHONE),
+                                description="the full number (answers show it masked, so an edit sends it again)")
     province: str = Field(min_length=2, max_length=16, description="a provincial-level division, e.g. 广东省")
     city: str = Field(min_length=2, max_length=20)
     district: str = Field(min_length=2, max_length=20)
     detail: str = Field(min_length=2, max_length=120)
-    is_default: bool = False
+    is_default: bool = omittable(description="true makes it the default address; new: false when left out, "
+                                             "changed: left as it is")
 
     def to_proto(self) -> user_pb2.AddressFields:
         return user_pb2.AddressFields(receiver_name=self.receiver_name, receiver_phone=self.receiver_phone,
@@ -157,16 +159,20 @@ def list_addresses(query: PageQuery) -> Page[AddressOut]:
            responses={201: AddressOut})
 def add_address(body: AddressIn) -> tuple[AddressOut, int]:
     reply = service(UserServiceStub).AddAddress(
-        user_pb2.AddAddressRequest(fields=body.to_proto(), is_default=body.is_default))
+        user_pb2.AddAddressRequest(fields=body.to_proto(), is_default=bool(body.is_default)))
     return AddressOut.from_proto(reply), 201
 
 
 @bp.put("/addresses/<id:address_id>")
-@operation(summary="Replace one of my addresses; is_default makes it the default", tag="me", body=AddressIn,
-           responses={200: AddressOut})
+@operation(summary="Replace one of my addresses; is_default true makes it the default", tag="me", body=AddressIn,
+           responses={200: AddressOut},
+           description="422 DEFAULT_ADDRESS_REQUIRED for is_default false on the default: make another one the "
+                       "default instead.")
 def change_address(address_id: int, body: AddressIn) -> AddressOut:
-    return AddressOut.from_proto(service(UserServiceStub).ChangeAddress(user_pb2.ChangeAddressRequest(
-        address_id=address_id, fields=body.to_proto(), is_default=body.is_default)))
+    request = user_pb2.ChangeAddressRequest(address_id=address_id, fields=body.to_proto())
+    if body.is_default is not None:
+        request.is_default = body.is_default
+    return AddressOut.from_proto(service(UserServiceStub).ChangeAddress(request))
 
 
 @bp.delete("/addresses/<id:address_id>")
@@ -201,7 +207,7 @@ class IdentityOut(Reply):
 
 @bp.post("/identity")
 @operation(summary="Verify my real name (实名认证) with name and ID number", tag="me", body=IdentityIn,
-           limits=(Limit("ip", 20, 3600),), responses={200: IdentityOut},
+           limits=(Limit("ip", 30, 60),), responses={200: IdentityOut},
            description="409 when this account is already verified, or the ID number is verified by another account.")
 def verify_identity(body: IdentityIn) -> IdentityOut:
     return IdentityOut.from_proto(service(UserServiceStub).VerifyIdentity(

@@ -309,10 +309,10 @@ class Address:
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK_DIGITS = "10X98765432"
 ID_PATTERN = re.compile(r"[1-9][0-9]{16}[0-9X]")
-# First two digits: provincial codes of GB/T 2260, and 83 (Taiwan residents' residence permits),
-# 91 (foreigners' permanent residence cards, 2017 format), which use the same check digit.
+# First two digits: the provincial codes of GB/T 2260, with 81, 82 and 83 for the residence
+# permits of Hong Kong, Macao and Taiwan residents (same format and check digit).
 ID_PROVINCE_CODES = frozenset({11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46,
-                               50, 51, 52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 83, 91})
+                               50, 51, 52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 83})
 REAL_NAME_PATTERN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]+(?:·[\u3400-\u4dbf\u4e00-\u9fff]+)*")
 REAL_NAME_MIN, REAL_NAME_MAX = 2, 30
 

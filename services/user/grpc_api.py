@@ -100,7 +100,8 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
                       context: grpc.ServicerContext) -> user_pb2.Address:
         return _address(service.change_address(self.uow(), user_id=require_caller().user_id,
                                                address_id=request.address_id, fields=_address_fields(request.fields),
-                                               is_default=request.is_default))
+                                               is_default=request.is_default if request.HasField("is_default")
+                                               else None))
 
     def DeleteAddress(self, request: user_pb2.DeleteAddressRequest,
                       context: grpc.ServicerContext) -> user_pb2.DeleteAddressResponse:

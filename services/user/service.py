@@ -387,14 +387,17 @@ def add_address(uow: UserUnitOfWork, *, user_id: int, fields: AddressFields, is_
     return address
 
 
-def change_address(uow: UserUnitOfWork, *, user_id: int, address_id: int, fields: AddressFields, is_default: bool,
-                   now: datetime | None = None) -> Address:
-    """Replace an address's fields; `is_default` makes it the default (the default cannot be un-made so)."""
+def change_address(uow: UserUnitOfWork, *, user_id: int, address_id: int, fields: AddressFields,
+                   is_default: bool | None = None, now: datetime | None = None) -> Address:
+    """Replace an address's fields; `is_default` True makes it the default, None keeps it as it is.
+
+    The default cannot be un-made by itself (False on it): another address must become the default.
+    """
     now = now or utcnow()
     with uow:
         uow.addresses.lock_user(user_id)
         address = _own_address(uow, user_id, address_id)
-        if address.is_default and not is_default:
+        if address.is_default and is_default is False:
             raise DomainError("DEFAULT_ADDRESS_REQUIRED",
                               "one address must stay the default; make another address the default instead")
         address.change(fields, now)

@@ -223,3 +223,21 @@ def test_an_id_number_verified_by_another_account_is_409(client: FlaskClient, cl
                            headers=auth)
 
     assert (response.status_code, response.get_json()["error"]["code"]) == (409, "ID_NUMBER_TAKEN")
+
+
+def test_changing_an_address_without_is_default_leaves_the_default_alone(client: FlaskClient, clients, auth) -> None:
+    clients.user.ChangeAddress.reply = ADDRESS_REPLY
+    body = {k: v for k, v in ADDRESS_BODY.items() if k != "is_default"}
+
+    client.put("/api/v1/me/addresses/5", json=body, headers=auth)
+
+    assert clients.user.ChangeAddress.calls[0].message.HasField("is_default") is False
+
+
+def test_a_new_address_without_is_default_asks_for_none(client: FlaskClient, clients, auth) -> None:
+    clients.user.AddAddress.reply = ADDRESS_REPLY
+
+    client.post("/api/v1/me/addresses", json={k: v for k, v in ADDRESS_BODY.items() if k != "is_default"},
+                headers=auth)
+
+    assert clients.user.AddAddress.calls[0].message.is_default is False

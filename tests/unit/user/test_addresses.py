@@ -165,3 +165,13 @@ def test_another_users_address_is_not_found_and_unchanged(uow: FakeUserUnitOfWor
 
     theirs = uow.addresses.get(OTHER, 1)
     assert (raised.value.code, theirs is not None and theirs.detail, uow.commits) == ("ADDRESS_NOT_FOUND", HOME.detail, 1)
+
+
+def test_a_change_that_does_not_mention_the_default_keeps_it(uow: FakeUserUnitOfWork) -> None:
+    add(uow)
+    add(uow, OFFICE, minutes=1)
+
+    service.change_address(uow, user_id=ME, address_id=1, fields=replace(HOME, detail="新地址 2 号"), now=T0)
+    service.change_address(uow, user_id=ME, address_id=2, fields=replace(OFFICE, detail="新地址 3 号"), now=T0)
+
+    assert (defaults(uow), [a.detail for a in uow.addresses.for_user(ME)]) == ([1], ["新地址 2 号", "新地址 3 号"])

@@ -47,6 +47,7 @@ def test_a_lowercase_check_x_is_upper_cased() -> None:
     ("11010519491231002", "invalid"),                # 17 characters
     ("1101051949123100211", "invalid"),              # 19
     ("01010519491231002X", "invalid"),               # region cannot start with 0
+    ("91010519491231002X", "invalid"),               # no province 91
     ("99010519491231002X", "invalid"),               # no province 99
     ("11010519490231002X", "invalid birth date"),    # February 31st
     ("110105189912310021", "invalid birth date"),    # before 1900
