@@ -11,7 +11,7 @@ from pathlib import Path
 from mall.user.v1 import user_pb2, user_pb2_grpc
 
 from services.common.auth import STAFF_ROLES, Role
-from services.common.config import ConfigError, ServiceSettings
+from services.common.config import ServiceSettings
 from services.common.db import make_engine
 from services.common.errors import DomainError
 from services.common.grpc_server import registration
@@ -21,7 +21,7 @@ from services.user import service
 from services.user.config import UserSettings
 from services.user.db import SqlUserUnitOfWork, start_mappers
 from services.user.grpc_api import UserServicer
-from services.user.identity import FormatOnlyIdentityChecker, IdentityChecker, IdentityVault
+from services.user.identity import IdentityVault, make_identity_checker
 from services.user.passwords import Passwords
 from services.user.sms import make_sms_sender
 from services.user.tokens import TokenIssuer
@@ -40,12 +40,6 @@ def build_app(base: ServiceSettings) -> ServiceApp:
                             make_identity_checker(settings.identity_provider), IdentityVault(settings.identity_keys))
     return ServiceApp(settings=base, engine=engine,
                       registrations=[registration(user_pb2, user_pb2_grpc, "UserService", servicer)])
-
-
-def make_identity_checker(provider: str) -> IdentityChecker:
-    if provider == "format-only":
-        return FormatOnlyIdentityChecker()
-    raise ConfigError(f"unknown IDENTITY_PROVIDER {provider!r}")
 
 
 def create_admin_command(base: ServiceSettings, args: argparse.Namespace) -> int:

@@ -37,6 +37,13 @@ class FormatOnlyIdentityChecker:
         return True
 
 
+def make_identity_checker(provider: str) -> IdentityChecker:
+    """The checker IDENTITY_PROVIDER names (config.IDENTITY_PROVIDERS lists them)."""
+    if provider == "format-only":
+        return FormatOnlyIdentityChecker()
+    raise ConfigError(f"unknown IDENTITY_PROVIDER {provider!r}")
+
+
 @dataclass(frozen=True)
 class IdentityKeys:
     """AES-256 keys by id (the first is the active one, the others only decrypt) and the fingerprint key."""

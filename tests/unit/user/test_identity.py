@@ -19,7 +19,7 @@ from services.user.domain import (
     validate_id_number,
     validate_real_name,
 )
-from services.user.identity import IdentityKeys, IdentityVault
+from services.user.identity import IdentityKeys, IdentityVault, make_identity_checker
 from tests.fakes import FakeUserUnitOfWork
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
@@ -244,3 +244,12 @@ def test_verification_dates_are_checked_against_the_day_of_the_request(uow: Fake
     born_today = "110105202611260011"
 
     assert verify(uow, number=born_today).id_number_masked == "1101**********0011"
+
+
+def test_the_format_only_checker_is_made_by_name_and_accepts_anything() -> None:
+    assert make_identity_checker("format-only").check("张三", ID_NUMBER) is True
+
+
+def test_an_unknown_checker_name_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="unknown IDENTITY_PROVIDER 'acme'"):
+        make_identity_checker("acme")
