@@ -1,6 +1,7 @@
 """Run every benchmark."""
 
-from bench import outbox
+from bench import auth, outbox
 
 if __name__ == "__main__":
     outbox.main()
+    auth.main()

@@ -16,7 +16,8 @@ from google.protobuf.message import Message
 from services.common import events, idempotency
 from services.common.errors import Conflict
 from services.common.uow import UnitOfWork
-from services.user.domain import RefreshToken, SmsCode, User, WechatAccount
+from services.user.domain import Address, IdentityVerification, RefreshToken, RoleChange, SmsCode, User, WechatAccount
+from services.user.passwords import Passwords
 from services.user.uow import UserUnitOfWork
 
 
@@ -87,7 +88,7 @@ class FakeUserRepository:
     def by_phone(self, phone: str) -> User | None:
         return next((user for user in self.users if user.phone == phone), None)
 
-    def get(self, user_id: int) -> User | None:
+    def get(self, user_id: int, *, lock: bool = False) -> User | None:
         return next((user for user in self.users if user.id == user_id), None)
 
     def count(self) -> int:
@@ -121,6 +122,100 @@ class FakeRefreshTokenRepository:
         token.id = len(self.tokens) + 1
         self.tokens.append(token)
 
+    def by_hash(self, token_hash: str) -> RefreshToken | None:
+        return next((token for token in self.tokens if token.token_hash == token_hash), None)
+
+    def revoke_family(self, family_id: str, now: datetime) -> int:
+        return self._revoke([token for token in self.tokens if token.family_id == family_id], now)
+
+    def revoke_user(self, user_id: int, now: datetime) -> int:
+        return self._revoke([token for token in self.tokens if token.user_id == user_id], now)
+
+    @staticmethod
+    def _revoke(tokens: list[RefreshToken], now: datetime) -> int:
+        live = {t.family_id for t in tokens if t.revoked_at is None and t.used_at is None and t.expires_at > now}
+        for token in tokens:
+            if token.revoked_at is None:
+                token.revoked_at = now
+        return len(live)
+
+
+class FakeAddressRepository:
+    def __init__(self) -> None:
+        self.addresses: list[Address] = []
+        self._next_id = 1
+
+    def lock_user(self, user_id: int) -> None:
+        pass
+
+    def for_user(self, user_id: int) -> list[Address]:
+        mine = [a for a in self.addresses if a.user_id == user_id]
+        return sorted(mine, key=lambda a: (not a.is_default, -a.created_at.timestamp(), -(a.id or 0)))
+
+    def get(self, user_id: int, address_id: int) -> Address | None:
+        return next((a for a in self.addresses if a.id == address_id and a.user_id == user_id), None)
+
+    def add(self, address: Address) -> None:
+        address.id = self._next_id
+        self._next_id += 1
+        self.addresses.append(address)
+
+    def remove(self, address: Address) -> None:
+        self.addresses.remove(address)
+
+    def clear_default(self, user_id: int) -> None:
+        for address in self.addresses:
+            if address.user_id == user_id:
+                address.is_default = False
+
+
+class FakeIdentityRepository:
+    def __init__(self) -> None:
+        self.verifications: list[IdentityVerification] = []
+
+    def for_user(self, user_id: int) -> IdentityVerification | None:
+        return next((v for v in self.verifications if v.user_id == user_id), None)
+
+    def by_fingerprint(self, fingerprint: str) -> IdentityVerification | None:
+        return next((v for v in self.verifications if v.id_number_fingerprint == fingerprint), None)
+
+    def add(self, verification: IdentityVerification) -> None:
+        if self.for_user(verification.user_id) or self.by_fingerprint(verification.id_number_fingerprint):
+            raise Conflict("IDENTITY_CONFLICT", "this identity was verified just now; try again")
+        verification.id = len(self.verifications) + 1
+        self.verifications.append(verification)
+
+    def lock_fingerprint(self, fingerprint: str) -> None:
+        pass
+
+
+class FakeRoleChangeRepository:
+    def __init__(self) -> None:
+        self.changes: list[RoleChange] = []
+
+    def add(self, change: RoleChange) -> None:
+        change.id = len(self.changes) + 1
+        self.changes.append(change)
+
+    def for_user(self, user_id: int) -> list[RoleChange]:
+        return [change for change in self.changes if change.user_id == user_id]
+
+
+class FakePasswords(Passwords):
+    """Passwords without argon2's deliberate slowness (tests/unit/user/test_tokens_and_passwords.py tests the real one)."""
+
+    def __init__(self) -> None:
+        pass
+
+    def hash(self, password: str) -> str:
+        return "plain:" + password
+
+    def verify(self, password_hash: str | None, password: str) -> bool:
+        return password_hash is not None and password_hash == "plain:" + password
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return False
+
 
 class FakeWechatAccountRepository:
     def __init__(self) -> None:
@@ -149,6 +244,9 @@ class FakeUserUnitOfWork(FakeUnitOfWork, UserUnitOfWork):
     sms_codes: FakeSmsCodeRepository
     refresh_tokens: FakeRefreshTokenRepository
     wechat_accounts: FakeWechatAccountRepository
+    addresses: FakeAddressRepository
+    identities: FakeIdentityRepository
+    role_changes: FakeRoleChangeRepository
 
     def __init__(self) -> None:
         super().__init__()
@@ -156,3 +254,6 @@ class FakeUserUnitOfWork(FakeUnitOfWork, UserUnitOfWork):
         self.users = FakeUserRepository()
         self.sms_codes = FakeSmsCodeRepository()
         self.refresh_tokens = FakeRefreshTokenRepository()
+        self.addresses = FakeAddressRepository()
+        self.identities = FakeIdentityRepository()
+        self.role_changes = FakeRoleChangeRepository()

@@ -89,6 +89,7 @@ def platform_env(var: Path) -> dict[str, str]:
     env.setdefault("SIMULATOR_PORT", str(SIMULATOR_PORT))
     for name, value in dev_env(f"http://127.0.0.1:{env['SIMULATOR_PORT']}").items():
         env.setdefault(name, value)
+    env.setdefault("IDENTITY_PROVIDER", "faceid")  # real-name checks through the simulator's FaceID
     for service in SERVICES:
         env.setdefault(f"{service.upper()}_DATABASE_URL", f"sqlite:///{var / service}.db")
         if f"{service.upper()}_GRPC_LISTEN" in env:  # a moved service stays reachable by the gateway

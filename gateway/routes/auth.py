@@ -1,4 +1,4 @@
-"""Authentication: SMS codes, SMS login, password login."""
+"""Authentication: SMS codes, SMS and password login, session refresh and logout, password reset."""
 
 from __future__ import annotations
 
@@ -126,3 +126,56 @@ def login_password(body: PasswordLogin) -> Session:
         raise
     PASSWORD_GUARD.record(limiter, endpoint, values, succeeded=True)
     return Session.from_proto(reply)
+
+
+class RefreshRequest(Body):
+    refresh_token: str = Field(min_length=1, max_length=128, description="the refresh token of the last login or refresh")
+
+
+class SessionsEnded(Reply):
+    """Sessions were ended."""
+
+    sessions_ended: int = Field(description="sessions (refresh-token families) that were still live")
+
+
+class PasswordReset(Body):
+    phone: str = Phone
+    code: str = Field(pattern=anchored(formats.SMS_CODE), description='a 6-digit code of purpose "reset"')
+    new_password: str = Field(min_length=1, max_length=128, description="8-128 characters, letters and digits")
+
+
+REFRESH_LIMITS = (Limit("ip", 60, 60),)
+
+
+@bp.post("/refresh")
+@operation(summary="Exchange a refresh token for a new session (the old refresh token is spent)", tag="auth",
+           access=PUBLIC, limits=REFRESH_LIMITS, body=RefreshRequest, responses={200: Session},
+           description="Refresh tokens rotate: presenting a spent one again ends that login's every session (401).")
+def refresh(body: RefreshRequest) -> Session:
+    return Session.from_proto(service(UserServiceStub).RefreshSession(
+        user_pb2.RefreshSessionRequest(refresh_token=body.refresh_token)))
+
+
+@bp.post("/logout")
+@operation(summary="Log out: end the session of this refresh token", tag="auth", access=PUBLIC,
+           limits=REFRESH_LIMITS, body=RefreshRequest, responses={200: SessionsEnded},
+           description="Access tokens already issued stay valid until they expire (at most 15 minutes).")
+def logout(body: RefreshRequest) -> SessionsEnded:
+    reply = service(UserServiceStub).Logout(user_pb2.LogoutRequest(refresh_token=body.refresh_token))
+    return SessionsEnded(sessions_ended=reply.sessions_ended)
+
+
+@bp.post("/logout-all")
+@operation(summary="Log out everywhere: end every session of my account", tag="auth", responses={200: SessionsEnded},
+           description="Access tokens already issued stay valid until they expire (at most 15 minutes).")
+def logout_all() -> SessionsEnded:
+    return SessionsEnded(sessions_ended=service(UserServiceStub).LogoutAll(user_pb2.LogoutAllRequest()).sessions_ended)
+
+
+@bp.post("/password/reset")
+@operation(summary="Forgotten password: set a new one with an SMS code (purpose reset); ends every session",
+           tag="auth", access=PUBLIC, limits=LOGIN_LIMITS, body=PasswordReset, responses={200: SessionsEnded})
+def reset_password(body: PasswordReset) -> SessionsEnded:
+    reply = service(UserServiceStub).ResetPassword(
+        user_pb2.ResetPasswordRequest(phone=body.phone, code=body.code, new_password=body.new_password))
+    return SessionsEnded(sessions_ended=reply.sessions_ended)

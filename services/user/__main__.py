@@ -1,4 +1,4 @@
-"""Entry point: python -m services.user [all|serve|relay|consume|migrate|create-admin]."""
+"""Entry point: python -m services.user [all|serve|relay|consume|migrate|create-admin|create-staff]."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 from mall.user.v1 import user_pb2, user_pb2_grpc
 
+from services.common.auth import STAFF_ROLES, Role
 from services.common.config import ServiceSettings
 from services.common.db import make_engine
 from services.common.errors import DomainError
@@ -20,6 +21,7 @@ from services.user import service
 from services.user.config import UserSettings
 from services.user.db import SqlUserUnitOfWork, start_mappers
 from services.user.grpc_api import UserServicer
+from services.user.identity import IdentityVault, make_identity_checker
 from services.user.passwords import Passwords
 from services.user.sms import make_sms_sender
 from services.user.tokens import TokenIssuer
@@ -36,32 +38,46 @@ def build_app(base: ServiceSettings) -> ServiceApp:
                          refresh_ttl_seconds=settings.refresh_token_ttl_seconds)
     servicer = UserServicer(functools.partial(SqlUserUnitOfWork, engine, "user"),
                             make_sms_sender(settings.sms_provider, settings.aliyun_sms), issuer, Passwords(),
+                            make_identity_checker(settings.identity_provider, settings.realname), IdentityVault(settings.identity_keys),
                             wechat=WechatAuth(settings.wechat) if settings.wechat else None)
     return ServiceApp(settings=base, engine=engine,
                       registrations=[registration(user_pb2, user_pb2_grpc, "UserService", servicer)])
 
 
 def create_admin_command(base: ServiceSettings, args: argparse.Namespace) -> int:
+    return _create_staff(base, args, "create-admin", Role.ADMIN)
+
+
+def create_staff_command(base: ServiceSettings, args: argparse.Namespace) -> int:
+    if args.role not in STAFF_ROLES:
+        print(f"create-staff needs --role, one of {', '.join(sorted(STAFF_ROLES))}", file=sys.stderr)
+        return 2
+    return _create_staff(base, args, "create-staff", args.role)
+
+
+def _create_staff(base: ServiceSettings, args: argparse.Namespace, command: str, role: str) -> int:
     password = args.password or os.environ.get("ADMIN_PASSWORD", "")
     if not args.phone or not password:
-        print("create-admin needs --phone, and the password in ADMIN_PASSWORD (or --password)", file=sys.stderr)
+        print(f"{command} needs --phone, and the password in ADMIN_PASSWORD (or --password)", file=sys.stderr)
         return 2
     start_mappers()
     try:
-        user = service.create_admin(SqlUserUnitOfWork(make_engine(base.database_url), "user"), Passwords(),
-                                    phone=args.phone, password=password)
+        user = service.create_staff(SqlUserUnitOfWork(make_engine(base.database_url), "user"), Passwords(),
+                                    phone=args.phone, role=role, password=password)
     except DomainError as exc:
-        print(f"create-admin: {exc.message}", file=sys.stderr)
+        print(f"{command}: {exc.message}", file=sys.stderr)
         return 2
-    print(f"admin {mask_phone(user.phone)} (id {user.id}) is ready")
+    print(f"{role} {mask_phone(user.phone)} (id {user.id}) is ready")
     return 0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--phone", help="create-admin: the admin's phone number")
-    parser.add_argument("--password", help="create-admin: the admin's password (prefer ADMIN_PASSWORD: argv is public)")
+    parser.add_argument("--phone", help="create-admin, create-staff: the staff member's phone number")
+    parser.add_argument("--role", help="create-staff: " + ", ".join(sorted(STAFF_ROLES)))
+    parser.add_argument("--password",
+                        help="create-admin, create-staff: the password (prefer ADMIN_PASSWORD: argv is public)")
 
 
 if __name__ == "__main__":
-    sys.exit(main("user", build_app, MIGRATIONS, commands={"create-admin": create_admin_command},
+    sys.exit(main("user", build_app, MIGRATIONS, commands={"create-admin": create_admin_command, "create-staff": create_staff_command},
                   add_arguments=add_arguments))

@@ -7,8 +7,11 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from services.common.config import DEV_ENVIRONMENTS, ConfigError, Env, ServiceSettings, read_key
+from services.user.identity import IdentityKeys
 
 SMS_PROVIDERS = ("console", "aliyun")
+# Real-name providers; "format-only" (dev/test only) accepts whatever passes the format checks.
+IDENTITY_PROVIDERS = ("format-only", "faceid")
 
 
 @dataclass(frozen=True)
@@ -51,9 +54,11 @@ class UserSettings:
     sms_provider: str
     access_token_ttl_seconds: int
     refresh_token_ttl_seconds: int
+    identity_provider: str
+    identity_keys: IdentityKeys = field(repr=False)
     aliyun_sms: AliyunSmsSettings | None = None  # set when SMS_PROVIDER=aliyun
     wechat: WechatSettings | None = None  # None: WeChat login is not configured (WECHAT_APPID unset)
-    realname: RealNameSettings | None = None  # None: real-name checks are not configured
+    realname: RealNameSettings | None = None  # None: real-name checks are not configured (REALNAME_SECRET_ID unset)
 
     @classmethod
     def from_env(cls, base: ServiceSettings, environ: Mapping[str, str] | None = None) -> UserSettings:
@@ -65,15 +70,19 @@ class UserSettings:
         if sms_provider == "console" and base.environment not in DEV_ENVIRONMENTS:
             raise ConfigError("SMS_PROVIDER=console hands codes to the caller; it runs only with MINIMALL_ENV=dev or test")
         timeout = env.float("THIRD_PARTY_TIMEOUT_SECONDS", 5.0)
+        identity_provider = read_identity_provider(env, base.environment)
+        jwt_private_key_pem = read_key(env, "JWT_PRIVATE_KEY_FILE", "var/keys/jwt-private.pem")
         return cls(
             base=base,
-            jwt_private_key_pem=read_key(env, "JWT_PRIVATE_KEY_FILE", "var/keys/jwt-private.pem"),
+            jwt_private_key_pem=jwt_private_key_pem,
             sms_provider=sms_provider,
             access_token_ttl_seconds=env.int("ACCESS_TOKEN_TTL_SECONDS", 900),
             refresh_token_ttl_seconds=env.int("REFRESH_TOKEN_TTL_SECONDS", 30 * 24 * 3600),
             aliyun_sms=_aliyun_sms(env, base, timeout) if sms_provider == "aliyun" else None,
             wechat=_wechat(env, base, timeout),
             realname=_realname(env, base, timeout),
+            identity_provider=identity_provider,
+            identity_keys=read_identity_keys(env, base.environment, jwt_private_key_pem),
         )
 
 
@@ -113,3 +122,25 @@ def _endpoint(env: Env, base: ServiceSettings, name: str, default: str) -> str:
     if scheme not in allowed or not urlsplit(url).netloc:
         raise ConfigError(f"{name} must be an {' or '.join(allowed)} URL, got {url!r}")
     return url
+
+
+def read_identity_provider(env: Env, environment: str) -> str:
+    """IDENTITY_PROVIDER: defaults to format-only in dev and test, required (and real) elsewhere."""
+    dev = environment in DEV_ENVIRONMENTS
+    # Outside dev and test there is no default: a forgotten variable must not verify everyone.
+    provider = env.str("IDENTITY_PROVIDER", "format-only" if dev else None)
+    if provider not in IDENTITY_PROVIDERS:
+        raise ConfigError(f"IDENTITY_PROVIDER must be one of {', '.join(IDENTITY_PROVIDERS)}, got {provider!r}")
+    if provider == "format-only" and not dev:
+        raise ConfigError("IDENTITY_PROVIDER=format-only verifies anyone; it runs only with MINIMALL_ENV=dev or test")
+    return provider
+
+
+def read_identity_keys(env: Env, environment: str, jwt_private_key_pem: bytes) -> IdentityKeys:
+    """IDENTITY_KEYS and IDENTITY_FINGERPRINT_KEY; in dev and test, keys derived from the JWT key when unset."""
+    spec = env.optional("IDENTITY_KEYS")
+    if spec is None:
+        if environment not in DEV_ENVIRONMENTS:
+            raise ConfigError("IDENTITY_KEYS must be set (kid:base64 AES-256 key, active key first)")
+        return IdentityKeys.derived_for_dev(jwt_private_key_pem)
+    return IdentityKeys.parse(spec, env.str("IDENTITY_FINGERPRINT_KEY"))

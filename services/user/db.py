@@ -4,16 +4,41 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime
-from typing import Self
+from typing import Any, Self
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, MetaData, String, Table, UniqueConstraint, func, select
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    distinct,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, registry
 
 from services.common.db import BigId, UTCDateTime, serialize_on
 from services.common.errors import Conflict
 from services.common.uow import SqlUnitOfWork
-from services.user.domain import RefreshToken, SmsCode, User, WechatAccount
+from services.user.domain import (
+    Address,
+    IdentityVerification,
+    RefreshToken,
+    RoleChange,
+    SmsCode,
+    User,
+    WechatAccount,
+)
 from services.user.uow import UserUnitOfWork
 
 metadata = MetaData()
@@ -27,6 +52,9 @@ users = Table(
     Column("password_hash", String(255), nullable=True),
     Column("roles", String(255), nullable=False, default=""),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("gender", String(8), nullable=False, default="unknown"),
+    Column("birthday", Date, nullable=True),
+    Column("region", String(64), nullable=False, default=""),
 )
 
 sms_codes = Table(
@@ -66,6 +94,45 @@ wechat_accounts = Table(
     UniqueConstraint("appid", "openid", name="uq_wechat_accounts_appid_openid"),  # one user per WeChat
 )
 
+addresses = Table(
+    "addresses", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("user_id", BigId, ForeignKey("users.id"), nullable=False, index=True),
+    Column("receiver_name", String(64), nullable=False),
+    Column("receiver_phone", String(20), nullable=False),
+    Column("province", String(16), nullable=False),
+    Column("city", String(64), nullable=False),
+    Column("district", String(64), nullable=False),
+    Column("detail", String(255), nullable=False),
+    Column("is_default", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+# At most one default per user, whatever the code does; "at least one" is the use cases' job (under a lock).
+Index("ux_addresses_one_default", addresses.c.user_id, unique=True,
+      postgresql_where=addresses.c.is_default, sqlite_where=addresses.c.is_default)
+
+identity_verifications = Table(
+    "identity_verifications", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("user_id", BigId, ForeignKey("users.id"), nullable=False, unique=True),
+    Column("key_id", String(32), nullable=False),
+    Column("real_name_ciphertext", LargeBinary, nullable=False),
+    Column("id_number_ciphertext", LargeBinary, nullable=False),
+    Column("id_number_fingerprint", String(64), nullable=False, unique=True),
+    Column("verified_at", UTCDateTime, nullable=False),
+)
+
+user_role_changes = Table(
+    "user_role_changes", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("user_id", BigId, ForeignKey("users.id"), nullable=False, index=True),
+    Column("actor_id", BigInteger, nullable=True),  # None: the create-staff / create-admin command
+    Column("before", String(255), nullable=False),
+    Column("after", String(255), nullable=False),
+    Column("changed_at", UTCDateTime, nullable=False),
+)
+
 mapper_registry = registry()
 _mapping = threading.Lock()
 
@@ -79,6 +146,9 @@ def start_mappers() -> None:
         mapper_registry.map_imperatively(SmsCode, sms_codes)
         mapper_registry.map_imperatively(RefreshToken, refresh_tokens)
         mapper_registry.map_imperatively(WechatAccount, wechat_accounts)
+        mapper_registry.map_imperatively(Address, addresses)
+        mapper_registry.map_imperatively(IdentityVerification, identity_verifications)
+        mapper_registry.map_imperatively(RoleChange, user_role_changes)
 
 
 class SqlUserRepository:
@@ -95,8 +165,11 @@ class SqlUserRepository:
     def by_phone(self, phone: str) -> User | None:
         return self.session.execute(select(User).where(users.c.phone == phone)).scalar_one_or_none()
 
-    def get(self, user_id: int) -> User | None:
-        return self.session.get(User, user_id)
+    def get(self, user_id: int, *, lock: bool = False) -> User | None:
+        query = select(User).where(users.c.id == user_id)
+        if lock:
+            query = query.with_for_update()
+        return self.session.execute(query).scalar_one_or_none()
 
     def count(self) -> int:
         return self.session.execute(select(func.count()).select_from(users)).scalar_one()
@@ -133,6 +206,89 @@ class SqlRefreshTokenRepository:
     def add(self, token: RefreshToken) -> None:
         self.session.add(token)
 
+    def by_hash(self, token_hash: str) -> RefreshToken | None:
+        return self.session.execute(select(RefreshToken).where(refresh_tokens.c.token_hash == token_hash)
+                                    .with_for_update()).scalar_one_or_none()
+
+    def revoke_family(self, family_id: str, now: datetime) -> int:
+        return self._revoke(refresh_tokens.c.family_id == family_id, now)
+
+    def revoke_user(self, user_id: int, now: datetime) -> int:
+        return self._revoke(refresh_tokens.c.user_id == user_id, now)
+
+    def _revoke(self, which: Any, now: datetime) -> int:
+        """Revoke the matching tokens; returns how many families had a live (unused, unexpired) token."""
+        live = self.session.execute(select(func.count(distinct(refresh_tokens.c.family_id))).where(
+            which, refresh_tokens.c.revoked_at.is_(None), refresh_tokens.c.used_at.is_(None),
+            refresh_tokens.c.expires_at > now)).scalar_one()
+        self.session.execute(update(RefreshToken).where(which, refresh_tokens.c.revoked_at.is_(None))
+                             .values(revoked_at=now))
+        return live
+
+
+class SqlAddressRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def lock_user(self, user_id: int) -> None:
+        serialize_on(self.session, f"addresses:{user_id}")
+
+    def for_user(self, user_id: int) -> list[Address]:
+        return list(self.session.execute(select(Address).where(addresses.c.user_id == user_id).order_by(
+            addresses.c.is_default.desc(), addresses.c.created_at.desc(), addresses.c.id.desc())).scalars())
+
+    def get(self, user_id: int, address_id: int) -> Address | None:
+        return self.session.execute(select(Address).where(addresses.c.id == address_id,
+                                                          addresses.c.user_id == user_id)).scalar_one_or_none()
+
+    def add(self, address: Address) -> None:
+        self.session.add(address)
+        self.session.flush()
+
+    def remove(self, address: Address) -> None:
+        self.session.delete(address)
+        self.session.flush()  # gone before another address becomes the default (one default per user)
+
+    def clear_default(self, user_id: int) -> None:
+        self.session.flush()
+        self.session.execute(update(Address).where(addresses.c.user_id == user_id, addresses.c.is_default.is_(True))
+                             .values(is_default=False))
+
+
+class SqlIdentityRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def for_user(self, user_id: int) -> IdentityVerification | None:
+        return self.session.execute(select(IdentityVerification).where(
+            identity_verifications.c.user_id == user_id)).scalar_one_or_none()
+
+    def by_fingerprint(self, fingerprint: str) -> IdentityVerification | None:
+        return self.session.execute(select(IdentityVerification).where(
+            identity_verifications.c.id_number_fingerprint == fingerprint)).scalar_one_or_none()
+
+    def add(self, verification: IdentityVerification) -> None:
+        self.session.add(verification)
+        try:
+            self.session.flush()
+        except IntegrityError:  # the use case holds the locks; only a writer that skips them gets here
+            raise Conflict("IDENTITY_CONFLICT", "this identity was verified just now; try again") from None
+
+    def lock_fingerprint(self, fingerprint: str) -> None:
+        serialize_on(self.session, f"identity:{fingerprint}")
+
+
+class SqlRoleChangeRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, change: RoleChange) -> None:
+        self.session.add(change)
+
+    def for_user(self, user_id: int) -> list[RoleChange]:
+        return list(self.session.execute(select(RoleChange).where(user_role_changes.c.user_id == user_id)
+                                         .order_by(user_role_changes.c.id)).scalars())
+
 
 class SqlWechatAccountRepository:
     def __init__(self, session: Session) -> None:
@@ -166,4 +322,7 @@ class SqlUserUnitOfWork(SqlUnitOfWork, UserUnitOfWork):
         self.sms_codes = SqlSmsCodeRepository(self.session)
         self.refresh_tokens = SqlRefreshTokenRepository(self.session)
         self.wechat_accounts = SqlWechatAccountRepository(self.session)
+        self.addresses = SqlAddressRepository(self.session)
+        self.identities = SqlIdentityRepository(self.session)
+        self.role_changes = SqlRoleChangeRepository(self.session)
         return self

@@ -1,15 +1,16 @@
-"""User domain: accounts and SMS verification codes. Knows nothing of gRPC, SQL or Kafka."""
+"""User domain: accounts, profiles, addresses, identity, SMS codes, sessions. Knows nothing of gRPC, SQL or Kafka."""
 
 from __future__ import annotations
 
 import hmac
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from services.common import formats
-from services.common.errors import DomainError, InvalidInput, RateLimited
+from services.common.errors import DomainError, InvalidInput, RateLimited, Unauthenticated
 
 SMS_CODE_TTL = timedelta(minutes=5)
 SMS_RESEND_AFTER = timedelta(seconds=60)
@@ -26,13 +27,13 @@ def validate_phone(phone: str) -> str:
     return phone
 
 
-def validate_password(password: str) -> str:
-    """8-128 characters with at least one letter (any script) and one digit."""
+def validate_password(password: str, field: str = "password") -> str:
+    """8-128 characters with at least one letter (any script) and one digit; `field` names it in the error."""
     if not (PASSWORD_MIN <= len(password) <= PASSWORD_MAX and any(c.isalpha() for c in password)
             and re.search(r"[0-9]", password)):
         raise InvalidInput("PASSWORD_TOO_WEAK",
-                           f"password must be {PASSWORD_MIN}-{PASSWORD_MAX} characters with letters and digits",
-                           details={"password": "too weak"})
+                           f"{field} must be {PASSWORD_MIN}-{PASSWORD_MAX} characters with letters and digits",
+                           details={field: "too weak"})
     return password
 
 
@@ -46,11 +47,23 @@ class User:
     avatar_url: str = ""
     password_hash: str | None = None
     roles: str = ""  # comma-separated: "", "admin", "operator,finance", ...
+    gender: str = "unknown"
+    birthday: date | None = None
+    region: str = ""
     id: int | None = None
 
     @property
     def role_set(self) -> frozenset[str]:
         return frozenset(r for r in self.roles.split(",") if r)
+
+    def update_profile(self, changes: ProfileChanges, today: date) -> None:
+        """Apply the allowlisted profile fields that were sent; all are checked before any is set."""
+        checked = changes.validated(today)
+        for name, value in checked.items():
+            setattr(self, name, value)
+
+    def set_roles(self, roles: frozenset[str]) -> None:
+        self.roles = ",".join(sorted(roles))
 
     def session_roles(self, *, password_verified: bool) -> frozenset[str]:
         """Roles a new session may carry: staff roles only after the password, never from an SMS code.
@@ -61,7 +74,7 @@ class User:
         return self.role_set if password_verified else frozenset()
 
     def grant(self, role: str) -> None:
-        self.roles = ",".join(sorted(self.role_set | {role}))
+        self.set_roles(self.role_set | {role})
 
     @classmethod
     def register_wechat(cls, openid: str, now: datetime) -> User:
@@ -159,3 +172,243 @@ class WechatAccount:
         if user.phone is None:
             raise DomainError("LAST_LOGIN_METHOD",
                                "WeChat is this account's only way to log in; bind a phone first")
+# Sessions
+
+class RefreshTokenRefused(Unauthenticated):
+    """A refresh token that cannot be exchanged; the client must log in again."""
+
+
+def rotate(token: RefreshToken, now: datetime) -> None:
+    """Mark `token` used, or refuse it: reuse of a used token means it leaked (the caller revokes the family)."""
+    if token.revoked_at is not None:
+        raise RefreshTokenRefused("REFRESH_TOKEN_REVOKED", "this session was logged out; log in again")
+    if token.used_at is not None:
+        raise RefreshTokenRefused("REFRESH_TOKEN_REUSED",
+                                  "this refresh token was already used; every session of its login is revoked")
+    if now >= token.expires_at:
+        raise RefreshTokenRefused("REFRESH_TOKEN_EXPIRED", "the session has expired; log in again")
+    token.used_at = now
+
+
+# Profile
+
+GENDERS = ("unknown", "male", "female")
+NICKNAME_MAX, REGION_MAX, AVATAR_URL_MAX = 32, 64, 512
+EARLIEST_BIRTHDAY = date(1900, 1, 1)
+UNSET: object = object()  # a field that was not sent, where None is a value
+
+
+def _is_plain_text(text: str) -> bool:
+    """No control, format or private-use characters (they hide or reorder what staff see)."""
+    return not any(unicodedata.category(c) in ("Cc", "Cf", "Co", "Cs", "Zl", "Zp") for c in text)
+
+
+def check_text(field: str, value: str, *, min_length: int, max_length: int, errors: dict[str, object]) -> str:
+    """`value` stripped, recorded in `errors` under `field` unless it is plain text of the allowed length."""
+    value = value.strip()
+    if not (min_length <= len(value) <= max_length):
+        errors[field] = f"must be {min_length}-{max_length} characters"
+    elif not _is_plain_text(value):
+        errors[field] = "must not contain control characters"
+    return value
+
+
+@dataclass(frozen=True)
+class ProfileChanges:
+    """The allowlisted profile fields a shopper may change; None means "not sent" (birthday: UNSET; None clears it)."""
+
+    nickname: str | None = None
+    avatar_url: str | None = None
+    gender: str | None = None
+    birthday: date | None | object = UNSET
+    region: str | None = None
+
+    def validated(self, today: date) -> dict[str, object]:
+        errors: dict[str, object] = {}
+        checked: dict[str, object] = {}
+        if self.nickname is not None:
+            checked["nickname"] = check_text("nickname", self.nickname, min_length=1, max_length=NICKNAME_MAX,
+                                             errors=errors)
+        if self.avatar_url is not None:
+            url = self.avatar_url.strip()
+            if url and not (re.fullmatch(r"https://[^\s/?#]+\.[^\s/?#]+(/[^\s]*)?", url) and len(url) <= AVATAR_URL_MAX
+                            and url.isascii()):
+                errors["avatar_url"] = f"must be an https URL of at most {AVATAR_URL_MAX} characters, or empty"
+            checked["avatar_url"] = url
+        if self.gender is not None:
+            if self.gender not in GENDERS:
+                errors["gender"] = f"must be one of {', '.join(GENDERS)}"
+            checked["gender"] = self.gender
+        if self.birthday is not UNSET:
+            if isinstance(self.birthday, date) and not (EARLIEST_BIRTHDAY <= self.birthday <= today):
+                errors["birthday"] = f"must be between {EARLIEST_BIRTHDAY.isoformat()} and today"
+            checked["birthday"] = self.birthday
+        if self.region is not None:
+            checked["region"] = check_text("region", self.region, min_length=0, max_length=REGION_MAX, errors=errors)
+        if errors:
+            raise InvalidInput("PROFILE_INVALID", "some profile fields are invalid", details=errors)
+        if not checked:
+            raise InvalidInput("PROFILE_EMPTY", "send at least one of nickname, avatar_url, gender, birthday, region")
+        return checked
+
+
+# Shipping addresses
+
+MAX_ADDRESSES = 20
+# Provincial-level divisions as the shipping form lists them (GB/T 2260 short names).
+PROVINCES = frozenset({
+    "北京市", "天津市", "河北省", "山西省", "内蒙古自治区", "辽宁省", "吉林省", "黑龙江省", "上海市", "江苏省",
+    "浙江省", "安徽省", "福建省", "江西省", "山东省", "河南省", "湖北省", "湖南省", "广东省", "广西壮族自治区",
+    "海南省", "重庆市", "四川省", "贵州省", "云南省", "西藏自治区", "陕西省", "甘肃省", "青海省",
+    "宁夏回族自治区", "新疆维吾尔自治区", "台湾省", "香港特别行政区", "澳门特别行政区",
+})
+
+
+@dataclass(frozen=True)
+class AddressFields:
+    """What a shopper types into the address form."""
+
+    receiver_name: str
+    receiver_phone: str
+    province: str
+    city: str
+    district: str
+    detail: str
+
+    def validated(self) -> AddressFields:
+        errors: dict[str, object] = {}
+        name = check_text("receiver_name", self.receiver_name, min_length=1, max_length=20, errors=errors)
+        if not formats.PHONE_PATTERN.fullmatch(self.receiver_phone or ""):
+            errors["receiver_phone"] = "must be an 11-digit mainland mobile number"
+        if self.province not in PROVINCES:
+            errors["province"] = "must be a provincial-level division, e.g. 广东省"
+        city = check_text("city", self.city, min_length=2, max_length=20, errors=errors)
+        district = check_text("district", self.district, min_length=2, max_length=20, errors=errors)
+        detail = check_text("detail", self.detail, min_length=2, max_length=120, errors=errors)
+        if errors:
+            raise InvalidInput("ADDRESS_INVALID", "some address fields are invalid", details=errors)
+        return AddressFields(name, self.receiver_phone, self.province, city, district, detail)
+
+
+@dataclass(eq=False)
+class Address:
+    """A shipping address of one user; exactly one of a user's addresses is the default."""
+
+    user_id: int
+    receiver_name: str
+    receiver_phone: str
+    province: str
+    city: str
+    district: str
+    detail: str
+    created_at: datetime
+    updated_at: datetime
+    is_default: bool = False
+    id: int | None = None
+
+    @classmethod
+    def create(cls, user_id: int, fields: AddressFields, now: datetime) -> Address:
+        address = cls(user_id=user_id, receiver_name="", receiver_phone="", province="", city="", district="",
+                      detail="", created_at=now, updated_at=now)
+        address.change(fields, now)
+        return address
+
+    def change(self, fields: AddressFields, now: datetime) -> None:
+        checked = fields.validated()
+        self.receiver_name, self.receiver_phone = checked.receiver_name, checked.receiver_phone
+        self.province, self.city, self.district, self.detail = (checked.province, checked.city, checked.district,
+                                                                checked.detail)
+        self.updated_at = now
+
+
+# Real-name verification
+
+ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+ID_CHECK_DIGITS = "10X98765432"
+ID_PATTERN = re.compile(r"[1-9][0-9]{16}[0-9X]")
+# First two digits: the provincial codes of GB/T 2260, with 81, 82 and 83 for the residence
+# permits of Hong Kong, Macao and Taiwan residents (same format and check digit).
+ID_PROVINCE_CODES = frozenset({11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46,
+                               50, 51, 52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 83})
+REAL_NAME_PATTERN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]+(?:·[\u3400-\u4dbf\u4e00-\u9fff]+)*")
+REAL_NAME_MIN, REAL_NAME_MAX = 2, 30
+
+
+def id_check_digit(first17: str) -> str:
+    """The GB 11643-1999 check digit (ISO 7064 MOD 11-2) of the first 17 digits."""
+    return ID_CHECK_DIGITS[sum(int(d) * w for d, w in zip(first17, ID_WEIGHTS, strict=True)) % 11]
+
+
+def validate_id_number(id_number: str, today: date) -> str:
+    """An 18-character resident ID number, upper-cased: region, a real past birth date, the check digit."""
+    number = (id_number or "").strip().upper()
+    if not ID_PATTERN.fullmatch(number) or int(number[:2]) not in ID_PROVINCE_CODES:
+        raise InvalidInput("ID_NUMBER_INVALID", "the ID number must be 18 characters: 17 digits and a digit or X",
+                           details={"id_number": "invalid"})
+    try:
+        born = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+    except ValueError:
+        born = None
+    if born is None or not (EARLIEST_BIRTHDAY <= born <= today):
+        raise InvalidInput("ID_NUMBER_INVALID", "the birth date in the ID number is not a real past date",
+                           details={"id_number": "invalid birth date"})
+    if id_check_digit(number[:17]) != number[17]:
+        raise InvalidInput("ID_NUMBER_INVALID", "the ID number's check digit is wrong; please check it",
+                           details={"id_number": "wrong check digit"})
+    return number
+
+
+def validate_real_name(real_name: str) -> str:
+    """A name as on the ID card: 2-30 Chinese characters, parts of minority names joined by '·'."""
+    name = unicodedata.normalize("NFC", (real_name or "").strip()).replace("•", "·").replace("・", "·")
+    if not (REAL_NAME_MIN <= len(name) <= REAL_NAME_MAX and REAL_NAME_PATTERN.fullmatch(name)):
+        raise InvalidInput("REAL_NAME_INVALID",
+                           f"the name must be {REAL_NAME_MIN}-{REAL_NAME_MAX} Chinese characters as on the ID card",
+                           details={"real_name": "invalid"})
+    return name
+
+
+def mask_real_name(name: str) -> str:
+    """张三 -> 张*: the family name only."""
+    return name[:1] + "*" * (len(name) - 1)
+
+
+def mask_id_number(number: str) -> str:
+    """1101**********002X: region and last four, as in the logs."""
+    return number[:4] + "*" * (len(number) - 8) + number[-4:]
+
+
+@dataclass(eq=False)
+class IdentityVerification:
+    """A user's verified real name and ID number, encrypted; `id_number_fingerprint` is a keyed hash for uniqueness."""
+
+    user_id: int
+    key_id: str
+    real_name_ciphertext: bytes
+    id_number_ciphertext: bytes
+    id_number_fingerprint: str
+    verified_at: datetime
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class VerifiedIdentity:
+    """A verification as shown: masked."""
+
+    real_name_masked: str
+    id_number_masked: str
+    verified_at: datetime
+
+
+# Staff
+
+@dataclass(eq=False)
+class RoleChange:
+    """An audit record: who changed whose roles when, from what to what (actor None: the command line)."""
+
+    user_id: int
+    actor_id: int | None
+    before: str
+    after: str
+    changed_at: datetime
+    id: int | None = None

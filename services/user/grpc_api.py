@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 
 import grpc
 from mall.user.v1 import user_pb2, user_pb2_grpc
 
-from services.common.auth import require_caller
-from services.common.errors import DomainError, ErrorKind
+from services.common.auth import STAFF_ROLES, Role, require_caller
+from services.common.errors import DomainError, ErrorKind, InvalidInput, NotFound
+from services.common.events import timestamp
 from services.common.logs import mask_phone
 from services.user import service
-from services.user.domain import LoginResult
+from services.user.domain import UNSET, Address, AddressFields, LoginResult, ProfileChanges, User, VerifiedIdentity
+from services.user.identity import IdentityChecker, IdentityVault
 from services.user.passwords import Passwords
 from services.user.sms import SmsSender
 from services.user.tokens import TokenIssuer
@@ -20,11 +23,14 @@ from services.user.uow import UserUnitOfWork
 
 class UserServicer(user_pb2_grpc.UserServiceServicer):
     def __init__(self, uow: Callable[[], UserUnitOfWork], sms: SmsSender, issuer: TokenIssuer,
-                 passwords: Passwords, wechat: service.WechatLogin | None = None) -> None:
+                 passwords: Passwords, identity_checker: IdentityChecker, vault: IdentityVault,
+                 wechat: service.WechatLogin | None = None) -> None:
         self.uow = uow
         self.sms = sms
         self.issuer = issuer
         self.passwords = passwords
+        self.identity_checker = identity_checker
+        self.vault = vault
         self._wechat = wechat
 
     @property
@@ -63,12 +69,136 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         service.unbind_wechat(self.uow(), user_id=require_caller().user_id)
         return user_pb2.WechatBinding(wechat_bound=False)
 
+    def RefreshSession(self, request: user_pb2.RefreshSessionRequest,
+                       context: grpc.ServicerContext) -> user_pb2.LoginResponse:
+        return _login_response(service.refresh_session(self.uow(), self.issuer, refresh_token=request.refresh_token))
+
+    def Logout(self, request: user_pb2.LogoutRequest, context: grpc.ServicerContext) -> user_pb2.LogoutResponse:
+        return user_pb2.LogoutResponse(sessions_ended=service.logout(self.uow(), refresh_token=request.refresh_token))
+
+    def LogoutAll(self, request: user_pb2.LogoutAllRequest, context: grpc.ServicerContext) -> user_pb2.LogoutResponse:
+        return user_pb2.LogoutResponse(sessions_ended=service.logout_all(self.uow(), user_id=require_caller().user_id))
+
+    def ChangePassword(self, request: user_pb2.ChangePasswordRequest,
+                       context: grpc.ServicerContext) -> user_pb2.LoginResponse:
+        return _login_response(service.change_password(
+            self.uow(), self.issuer, self.passwords, user_id=require_caller().user_id,
+            current_password=request.current_password if request.HasField("current_password") else None,
+            sms_code=request.sms_code if request.HasField("sms_code") else None, new_password=request.new_password))
+
+    def ResetPassword(self, request: user_pb2.ResetPasswordRequest,
+                      context: grpc.ServicerContext) -> user_pb2.LogoutResponse:
+        return user_pb2.LogoutResponse(sessions_ended=service.reset_password(
+            self.uow(), self.issuer, self.passwords, phone=request.phone, code=request.code,
+            new_password=request.new_password))
+
+    def GetProfile(self, request: user_pb2.GetProfileRequest, context: grpc.ServicerContext) -> user_pb2.Profile:
+        return _profile(service.get_profile(self.uow(), user_id=require_caller().user_id))
+
+    def UpdateProfile(self, request: user_pb2.UpdateProfileRequest,
+                      context: grpc.ServicerContext) -> user_pb2.Profile:
+        def sent(name: str) -> str | None:
+            return getattr(request, name) if request.HasField(name) else None
+        birthday: date | None | object = UNSET
+        if request.HasField("birthday"):
+            birthday = _parse_date(request.birthday) if request.birthday else None
+        changes = ProfileChanges(nickname=sent("nickname"), avatar_url=sent("avatar_url"), gender=sent("gender"),
+                                 birthday=birthday, region=sent("region"))
+        return _profile(service.update_profile(self.uow(), user_id=require_caller().user_id, changes=changes))
+
+    def ListAddresses(self, request: user_pb2.ListAddressesRequest,
+                      context: grpc.ServicerContext) -> user_pb2.ListAddressesResponse:
+        found = service.list_addresses(self.uow(), user_id=require_caller().user_id)
+        return user_pb2.ListAddressesResponse(addresses=[_address(a) for a in found])
+
+    def GetAddress(self, request: user_pb2.GetAddressRequest, context: grpc.ServicerContext) -> user_pb2.Address:
+        _require_self_or_staff(request.user_id, "ADDRESS_NOT_FOUND", "no such address")
+        return _address(service.get_address(self.uow(), user_id=request.user_id, address_id=request.address_id))
+
+    def AddAddress(self, request: user_pb2.AddAddressRequest, context: grpc.ServicerContext) -> user_pb2.Address:
+        return _address(service.add_address(self.uow(), user_id=require_caller().user_id,
+                                            fields=_address_fields(request.fields), is_default=request.is_default))
+
+    def ChangeAddress(self, request: user_pb2.ChangeAddressRequest,
+                      context: grpc.ServicerContext) -> user_pb2.Address:
+        return _address(service.change_address(self.uow(), user_id=require_caller().user_id,
+                                               address_id=request.address_id, fields=_address_fields(request.fields),
+                                               is_default=request.is_default if request.HasField("is_default")
+                                               else None))
+
+    def DeleteAddress(self, request: user_pb2.DeleteAddressRequest,
+                      context: grpc.ServicerContext) -> user_pb2.DeleteAddressResponse:
+        service.delete_address(self.uow(), user_id=require_caller().user_id, address_id=request.address_id)
+        return user_pb2.DeleteAddressResponse()
+
+    def VerifyIdentity(self, request: user_pb2.VerifyIdentityRequest,
+                       context: grpc.ServicerContext) -> user_pb2.Verification:
+        return _verification(service.verify_identity(self.uow(), self.identity_checker, self.vault,
+                                                     user_id=require_caller().user_id, real_name=request.real_name,
+                                                     id_number=request.id_number))
+
+    def GetVerification(self, request: user_pb2.GetVerificationRequest,
+                        context: grpc.ServicerContext) -> user_pb2.Verification:
+        _require_self_or_staff(request.user_id, "USER_NOT_FOUND", "no such user")
+        return _verification(service.get_verification(self.uow(), self.vault, user_id=request.user_id))
+
+    def SetUserRoles(self, request: user_pb2.SetUserRolesRequest, context: grpc.ServicerContext) -> user_pb2.User:
+        actor = require_caller(Role.ADMIN)
+        user = service.set_roles(self.uow(), actor_id=actor.user_id, user_id=request.user_id, roles=list(request.roles))
+        return _user(user, user.role_set)
+
+
+def _require_self_or_staff(user_id: int, code: str, message: str) -> None:
+    """Another shopper's data is answered as not found (no BOLA); staff may read anyone's."""
+    caller = require_caller()
+    if caller.user_id != user_id and not caller.has_any_role(*STAFF_ROLES):
+        raise NotFound(code, message)
+
+
+def _parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput("PROFILE_INVALID", "birthday must be YYYY-MM-DD",
+                           details={"birthday": "must be YYYY-MM-DD"}) from None
+
+
+def _user(user: User, roles: frozenset[str]) -> user_pb2.User:
+    return user_pb2.User(id=user.id or 0, phone_masked=_masked(user.phone), nickname=user.nickname,
+                         avatar_url=user.avatar_url, roles=sorted(roles))
+
+
+def _masked(phone: str | None) -> str:
+    return mask_phone(phone) if phone else ""  # a WeChat-only account has no phone yet
+
 
 def _login_response(result: LoginResult) -> user_pb2.LoginResponse:
-    user = result.user
-    return user_pb2.LoginResponse(
-        access_token=result.access_token, refresh_token=result.refresh_token, expires_in=result.expires_in,
-        is_new_user=result.is_new_user,
-        user=user_pb2.User(id=user.id or 0, phone_masked=mask_phone(user.phone) if user.phone else "", nickname=user.nickname,
-                           avatar_url=user.avatar_url, roles=sorted(result.roles)),
-    )
+    return user_pb2.LoginResponse(access_token=result.access_token, refresh_token=result.refresh_token,
+                                  expires_in=result.expires_in, is_new_user=result.is_new_user,
+                                  user=_user(result.user, result.roles))
+
+
+def _profile(profile: service.Profile) -> user_pb2.Profile:
+    user = profile.user
+    return user_pb2.Profile(id=user.id or 0, phone_masked=_masked(user.phone), nickname=user.nickname,
+                            avatar_url=user.avatar_url, gender=user.gender,
+                            birthday=user.birthday.isoformat() if user.birthday else "", region=user.region,
+                            identity_verified=profile.identity_verified, wechat_bound=profile.wechat_bound)
+
+
+def _address_fields(fields: user_pb2.AddressFields) -> AddressFields:
+    return AddressFields(receiver_name=fields.receiver_name, receiver_phone=fields.receiver_phone,
+                         province=fields.province, city=fields.city, district=fields.district, detail=fields.detail)
+
+
+def _address(address: Address) -> user_pb2.Address:
+    return user_pb2.Address(id=address.id or 0, user_id=address.user_id, receiver_name=address.receiver_name,
+                            receiver_phone=address.receiver_phone, province=address.province, city=address.city,
+                            district=address.district, detail=address.detail, is_default=address.is_default)
+
+
+def _verification(found: VerifiedIdentity | None) -> user_pb2.Verification:
+    if found is None:
+        return user_pb2.Verification(verified=False)
+    return user_pb2.Verification(verified=True, real_name_masked=found.real_name_masked,
+                                 id_number_masked=found.id_number_masked, verified_at=timestamp(found.verified_at))

@@ -115,6 +115,11 @@ class RealNameChecker:
         return {**signed, "Authorization": authorization, "X-TC-Action": "IdCardVerification",
                 "X-TC-Version": FACEID_VERSION, "X-TC-Timestamp": str(stamp)}, payload
 
+    def check(self, real_name: str, id_number: str) -> bool:
+        """As an IdentityChecker: True on a match; any other verdict raises its own domain error."""
+        self.verify(real_name, id_number)
+        return True
+
     def verify(self, real_name: str, id_number: str) -> None:
         """Return when the name matches the ID number; otherwise raise the domain error for the verdict."""
         headers, payload = self.signed_request(real_name, id_number)

@@ -2,34 +2,52 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Protocol
 
-from mall.events.v1.user_events_pb2 import UserRegistered
+from mall.events.v1.user_events_pb2 import UserRegistered, UserVerified
 
 from services.common import formats
+from services.common.auth import STAFF_ROLES, Role
 from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound, Unauthenticated
 from services.common.events import timestamp
 from services.user.domain import (
+    MAX_ADDRESSES,
     SMS_CODE_TTL,
     SMS_RESEND_AFTER,
+    Address,
+    AddressFields,
+    IdentityVerification,
     LoginResult,
+    ProfileChanges,
     RefreshToken,
+    RefreshTokenRefused,
+    RoleChange,
     SmsCode,
     User,
+    VerifiedIdentity,
     WechatAccount,
+    mask_id_number,
+    mask_real_name,
+    rotate,
+    validate_id_number,
     validate_password,
     validate_phone,
+    validate_real_name,
 )
+from services.user.identity import IdentityChecker, IdentityVault
 from services.user.passwords import Passwords
 from services.user.sms import SmsSender
 from services.user.tokens import TokenIssuer, token_hash
 from services.user.uow import UserUnitOfWork
 from services.user.wechat import WechatSession
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,17 +81,9 @@ def login_with_sms(uow: UserUnitOfWork, issuer: TokenIssuer, *, phone: str, code
     """Redeem a login code; the first login registers the shopper and emits user-registered."""
     now = now or utcnow()
     phone = validate_phone(phone)
-    if not formats.SMS_CODE_PATTERN.fullmatch(code or ""):
-        raise InvalidInput("SMS_CODE_INVALID", "the code must be 6 digits", details={"code": "invalid"})
+    _check_code_format(code)
     with uow:
-        sms_code = uow.sms_codes.latest(phone, "login", lock=True)
-        if sms_code is None:
-            raise InvalidInput("SMS_CODE_INVALID", "no code was sent to this phone; ask for one first")
-        try:
-            sms_code.redeem(issuer.sms_code_hash(phone, code), now)
-        except DomainError:
-            uow.commit()  # the failed try counts against the code
-            raise
+        _redeem_code(uow, issuer, phone=phone, purpose="login", code=code, now=now)
         user = uow.users.by_phone(phone)
         is_new_user = user is None
         if user is None:
@@ -86,6 +96,24 @@ def login_with_sms(uow: UserUnitOfWork, issuer: TokenIssuer, *, phone: str, code
                                 is_new_user=is_new_user)
         uow.commit()
     return result
+
+
+def _check_code_format(code: str, field: str = "code") -> None:
+    if not formats.SMS_CODE_PATTERN.fullmatch(code or ""):
+        raise InvalidInput("SMS_CODE_INVALID", "the code must be 6 digits", details={field: "invalid"})
+
+
+def _redeem_code(uow: UserUnitOfWork, issuer: TokenIssuer, *, phone: str, purpose: str, code: str,
+                 now: datetime) -> None:
+    """Use the newest `purpose` code of `phone`; a failed try is committed (it counts) before the error is raised."""
+    sms_code = uow.sms_codes.latest(phone, purpose, lock=True)
+    if sms_code is None:
+        raise InvalidInput("SMS_CODE_INVALID", "no code was sent to this phone; ask for one first")
+    try:
+        sms_code.redeem(issuer.sms_code_hash(phone, code), now)
+    except DomainError:
+        uow.commit()  # the failed try counts against the code
+        raise
 
 
 def login_with_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Passwords, *, phone: str,
@@ -109,28 +137,125 @@ def login_with_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Pas
 def create_admin(uow: UserUnitOfWork, passwords: Passwords, *, phone: str, password: str,
                  now: datetime | None = None) -> User:
     """Create a staff account with the admin role, or grant it (and set the password) to an existing one."""
+    return create_staff(uow, passwords, phone=phone, role=Role.ADMIN, password=password, now=now)
+
+
+def create_staff(uow: UserUnitOfWork, passwords: Passwords, *, phone: str, role: str, password: str,
+                 now: datetime | None = None) -> User:
+    """Create a staff account with `role`, or grant it (and set the password) to an existing one; audited."""
     now = now or utcnow()
     phone = validate_phone(phone)
+    roles = _valid_roles([role])
     validate_password(password)
     with uow:
         user = uow.users.by_phone(phone)
         if user is None:
-            user = User(phone=phone, created_at=now, nickname="管理员")
+            user = User(phone=phone, created_at=now, nickname="管理员" if role == Role.ADMIN else "员工")
             uow.users.add(user)
-        user.grant("admin")
+        before = user.roles
+        user.set_roles(user.role_set | roles)
+        _audit_roles(uow, user, actor_id=None, before=before, now=now)
         user.password_hash = passwords.hash(password)
         uow.commit()
     return user
 
 
+def set_roles(uow: UserUnitOfWork, *, actor_id: int, user_id: int, roles: list[str],
+              now: datetime | None = None) -> User:
+    """Give a user exactly these staff roles (admins only); audited. They reach tokens at the next password login."""
+    now = now or utcnow()
+    wanted = _valid_roles(roles)
+    with uow:
+        user = uow.users.get(user_id, lock=True)
+        if user is None:
+            raise NotFound("USER_NOT_FOUND", "no such user")
+        if user_id == actor_id:  # no one grants themself powers, or locks the shop out of its last admin
+            raise DomainError("OWN_ROLES", "you cannot change your own roles; ask another admin")
+        before = user.roles
+        user.set_roles(wanted)
+        _audit_roles(uow, user, actor_id=actor_id, before=before, now=now)
+        uow.commit()
+    return user
+
+
+def _valid_roles(roles: list[str]) -> frozenset[str]:
+    unknown = sorted(set(roles) - STAFF_ROLES)
+    if unknown:
+        raise InvalidInput("ROLE_INVALID", f"roles must be among {', '.join(sorted(STAFF_ROLES))}",
+                           details={"roles": "unknown role"})
+    return frozenset(roles)
+
+
+def _audit_roles(uow: UserUnitOfWork, user: User, *, actor_id: int | None, before: str, now: datetime) -> None:
+    if user.roles != before:
+        assert user.id is not None
+        uow.role_changes.add(RoleChange(user_id=user.id, actor_id=actor_id, before=before, after=user.roles,
+                                        changed_at=now))
+
+
+# Sessions
+
+def refresh_session(uow: UserUnitOfWork, issuer: TokenIssuer, *, refresh_token: str,
+                    now: datetime | None = None) -> LoginResult:
+    """Exchange a refresh token for a new pair (rotation); reusing a spent one revokes its whole family.
+
+    The session keeps the roles it was started with, less any an admin has taken away since.
+    """
+    now = now or utcnow()
+    with uow:
+        token = _known_refresh_token(uow, refresh_token)
+        try:
+            rotate(token, now)
+        except RefreshTokenRefused as refused:
+            if refused.code == "REFRESH_TOKEN_REUSED":
+                uow.refresh_tokens.revoke_family(token.family_id, now)
+                uow.commit()
+                log.warning("a spent refresh token was presented again: user %s's session family revoked",
+                            token.user_id)
+            raise
+        user = uow.users.get(token.user_id)
+        if user is None:
+            raise RefreshTokenRefused("REFRESH_TOKEN_INVALID", "unknown refresh token; log in again")
+        roles = frozenset(role for role in token.roles.split(",") if role) & user.role_set
+        result = _start_session(uow, issuer, user, roles, now, is_new_user=False, family_id=token.family_id)
+        uow.commit()
+    return result
+
+
+def logout(uow: UserUnitOfWork, *, refresh_token: str, now: datetime | None = None) -> int:
+    """End the session this refresh token belongs to (its whole family); returns sessions ended (0 or 1)."""
+    now = now or utcnow()
+    with uow:
+        token = _known_refresh_token(uow, refresh_token)
+        ended = uow.refresh_tokens.revoke_family(token.family_id, now)
+        uow.commit()
+    return ended
+
+
+def logout_all(uow: UserUnitOfWork, *, user_id: int, now: datetime | None = None) -> int:
+    """End every session of the user; returns how many were live. Access tokens expire on their own."""
+    now = now or utcnow()
+    with uow:
+        ended = uow.refresh_tokens.revoke_user(user_id, now)
+        uow.commit()
+    return ended
+
+
+def _known_refresh_token(uow: UserUnitOfWork, refresh_token: str) -> RefreshToken:
+    token = uow.refresh_tokens.by_hash(token_hash(refresh_token)) if refresh_token else None
+    if token is None:
+        raise RefreshTokenRefused("REFRESH_TOKEN_INVALID", "unknown refresh token; log in again")
+    return token
+
+
 def _start_session(uow: UserUnitOfWork, issuer: TokenIssuer, user: User, roles: frozenset[str], now: datetime, *,
-                   is_new_user: bool) -> LoginResult:
-    """A new refresh-token family and a fresh access token for `user`, carrying `roles`."""
+                   is_new_user: bool, family_id: str | None = None) -> LoginResult:
+    """A fresh access token and refresh token for `user`, carrying `roles`; a new family unless one is given."""
     assert user.id is not None
     refresh = issuer.refresh_token()
-    uow.refresh_tokens.add(RefreshToken(user_id=user.id, family_id=str(uuid.uuid4()), token_hash=token_hash(refresh),
-                                        created_at=now, expires_at=now + issuer.refresh_ttl,
-                                        roles=",".join(sorted(roles))))
+    uow.refresh_tokens.add(RefreshToken(user_id=user.id, family_id=family_id or str(uuid.uuid4()),
+                                        token_hash=token_hash(refresh), created_at=now,
+                                        expires_at=now + issuer.refresh_ttl, roles=",".join(sorted(roles))))
     return LoginResult(user=user, roles=roles, access_token=issuer.access_token(user, roles, now),
                        refresh_token=refresh, expires_in=int(issuer.access_ttl.total_seconds()),
                        is_new_user=is_new_user)
@@ -173,6 +298,47 @@ def login_with_wechat(uow: UserUnitOfWork, wechat: WechatLogin, issuer: TokenIss
     return result
 
 
+# Passwords
+
+def change_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Passwords, *, user_id: int,
+                    current_password: str | None, sms_code: str | None, new_password: str,
+                    now: datetime | None = None) -> LoginResult:
+    """Set a new password, proven by the current one or a fresh "reset" SMS code; every other session ends.
+
+    Answers a new session: staff roles only when the current password was the proof.
+    """
+    now = now or utcnow()
+    if (current_password is None) == (sms_code is None):
+        raise InvalidInput("PASSWORD_PROOF_REQUIRED", "send exactly one of current_password or sms_code",
+                           details={"current_password": "exactly one of these", "sms_code": "exactly one of these"})
+    if sms_code is not None:
+        _check_code_format(sms_code, "sms_code")
+    validate_password(new_password, "new_password")
+    with uow:
+        user = uow.users.get(user_id, lock=True)
+        if user is None:
+            raise NotFound("USER_NOT_FOUND", "no such user")
+        if current_password is not None:
+            if user.password_hash is None:
+                raise InvalidInput("PASSWORD_NOT_SET", "this account has no password yet; confirm with an SMS code",
+                                   details={"current_password": "no password is set"})
+            if not passwords.verify(user.password_hash, current_password):
+                raise InvalidInput("PASSWORD_WRONG", "the current password is wrong",
+                                   details={"current_password": "wrong"})
+        else:
+            assert sms_code is not None
+            if user.phone is None:  # a WeChat-only account: no phone to prove anything with
+                raise InvalidInput("PHONE_NOT_BOUND", "this account has no phone; it cannot confirm by SMS",
+                                   details={"sms_code": "no phone bound"})
+            _redeem_code(uow, issuer, phone=user.phone, purpose="reset", code=sms_code, now=now)
+        user.password_hash = passwords.hash(new_password)
+        uow.refresh_tokens.revoke_user(user_id, now)
+        result = _start_session(uow, issuer, user, user.session_roles(password_verified=current_password is not None),
+                                now, is_new_user=False)
+        uow.commit()
+    return result
+
+
 def bind_wechat(uow: UserUnitOfWork, wechat: WechatLogin, *, user_id: int, code: str,
                 now: datetime | None = None) -> WechatAccount:
     """Bind the WeChat of a wx.login code to the user; binding the same one again changes nothing."""
@@ -211,3 +377,202 @@ def _existing_user(uow: UserUnitOfWork, user_id: int) -> User:
     if user is None:  # a token outliving its account
         raise NotFound("USER_NOT_FOUND", "this account no longer exists")
     return user
+
+
+def reset_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Passwords, *, phone: str, code: str,
+                   new_password: str, now: datetime | None = None) -> int:
+    """Forgotten password: a "reset" SMS code sets a new one and ends every session; returns how many."""
+    now = now or utcnow()
+    phone = validate_phone(phone)
+    _check_code_format(code)
+    validate_password(new_password, "new_password")
+    with uow:
+        _redeem_code(uow, issuer, phone=phone, purpose="reset", code=code, now=now)
+        user = uow.users.by_phone(phone)
+        if user is None:
+            uow.commit()  # the code is spent either way
+            raise NotFound("USER_NOT_FOUND", "no account uses this phone; log in with an SMS code to create one")
+        user.password_hash = passwords.hash(new_password)
+        ended = uow.refresh_tokens.revoke_user(user.id or 0, now)
+        uow.commit()
+    return ended
+
+
+# Profile
+
+@dataclass(frozen=True)
+class Profile:
+    user: User
+    identity_verified: bool
+    wechat_bound: bool
+
+
+def get_profile(uow: UserUnitOfWork, *, user_id: int) -> Profile:
+    """The caller's own profile."""
+    with uow:
+        profile = _profile(uow, user_id)
+        uow.commit()  # reads commit too: a rollback would expire what was loaded
+    return profile
+
+
+def update_profile(uow: UserUnitOfWork, *, user_id: int, changes: ProfileChanges,
+                   now: datetime | None = None) -> Profile:
+    """Change allowlisted profile fields; nothing changes unless every field sent is valid."""
+    now = now or utcnow()
+    with uow:
+        profile = _profile(uow, user_id)
+        profile.user.update_profile(changes, now.date())
+        uow.commit()
+    return profile
+
+
+def _profile(uow: UserUnitOfWork, user_id: int) -> Profile:
+    return Profile(user=_existing_user(uow, user_id), identity_verified=uow.identities.for_user(user_id) is not None,
+                   wechat_bound=uow.wechat_accounts.of_user(user_id) is not None)
+
+
+# Addresses
+
+def list_addresses(uow: UserUnitOfWork, *, user_id: int) -> list[Address]:
+    """The user's addresses, the default first, then newest first."""
+    with uow:
+        found = uow.addresses.for_user(user_id)
+        uow.commit()
+    return found
+
+
+def get_address(uow: UserUnitOfWork, *, user_id: int, address_id: int) -> Address:
+    """One of the user's addresses; another user's is not found."""
+    with uow:
+        address = _own_address(uow, user_id, address_id)
+        uow.commit()
+    return address
+
+
+def add_address(uow: UserUnitOfWork, *, user_id: int, fields: AddressFields, is_default: bool,
+                now: datetime | None = None) -> Address:
+    """Add an address (at most MAX_ADDRESSES); the first one, or one asked to be, becomes the default."""
+    now = now or utcnow()
+    address = Address.create(user_id, fields, now)
+    with uow:
+        uow.addresses.lock_user(user_id)
+        existing = uow.addresses.for_user(user_id)
+        if len(existing) >= MAX_ADDRESSES:
+            raise DomainError("ADDRESS_LIMIT", f"at most {MAX_ADDRESSES} addresses; delete one first")
+        if is_default or not existing:
+            uow.addresses.clear_default(user_id)
+            address.is_default = True
+        uow.addresses.add(address)
+        uow.commit()
+    return address
+
+
+def change_address(uow: UserUnitOfWork, *, user_id: int, address_id: int, fields: AddressFields,
+                   is_default: bool | None = None, now: datetime | None = None) -> Address:
+    """Replace an address's fields; `is_default` True makes it the default, None keeps it as it is.
+
+    The default cannot be un-made by itself (False on it): another address must become the default.
+    """
+    now = now or utcnow()
+    with uow:
+        uow.addresses.lock_user(user_id)
+        address = _own_address(uow, user_id, address_id)
+        if address.is_default and is_default is False:
+            raise DomainError("DEFAULT_ADDRESS_REQUIRED",
+                              "one address must stay the default; make another address the default instead")
+        address.change(fields, now)
+        if is_default and not address.is_default:
+            uow.addresses.clear_default(user_id)
+            address.is_default = True
+        uow.commit()
+    return address
+
+
+def delete_address(uow: UserUnitOfWork, *, user_id: int, address_id: int, now: datetime | None = None) -> None:
+    """Delete an address; when it was the default, the newest remaining one becomes the default."""
+    now = now or utcnow()
+    with uow:
+        uow.addresses.lock_user(user_id)
+        address = _own_address(uow, user_id, address_id)
+        uow.addresses.remove(address)
+        remaining = uow.addresses.for_user(user_id)
+        if address.is_default and remaining:
+            remaining[0].is_default = True  # for_user lists newest first once no default is left
+            remaining[0].updated_at = now
+        uow.commit()
+
+
+def _own_address(uow: UserUnitOfWork, user_id: int, address_id: int) -> Address:
+    address = uow.addresses.get(user_id, address_id)
+    if address is None:
+        raise NotFound("ADDRESS_NOT_FOUND", "no such address")
+    return address
+
+
+# Real-name verification
+
+def verify_identity(uow: UserUnitOfWork, checker: IdentityChecker, vault: IdentityVault, *, user_id: int,
+                    real_name: str, id_number: str, now: datetime | None = None) -> VerifiedIdentity:
+    """Check name and ID number (format, then the provider), keep them encrypted, emit user-verified.
+
+    One verification per account, and one account per ID number (compared by keyed fingerprint).
+    The provider is asked outside the transaction: no lock is held while it answers.
+    """
+    now = now or utcnow()
+    name, number = _valid_identity(real_name, id_number, now.date())
+    fingerprint = vault.fingerprint(number)
+    with uow:
+        _check_identity_free(uow, user_id, fingerprint)
+        uow.commit()
+    if not checker.check(name, number):
+        raise DomainError("IDENTITY_MISMATCH", "the name does not match the ID number; check both")
+    with uow:
+        if uow.users.get(user_id, lock=True) is None:
+            raise NotFound("USER_NOT_FOUND", "no such user")
+        uow.identities.lock_fingerprint(fingerprint)
+        _check_identity_free(uow, user_id, fingerprint)
+        uow.identities.add(IdentityVerification(
+            user_id=user_id, key_id=vault.active_key_id,
+            real_name_ciphertext=vault.encrypt(name, context=f"user:{user_id}:real_name"),
+            id_number_ciphertext=vault.encrypt(number, context=f"user:{user_id}:id_number"),
+            id_number_fingerprint=fingerprint, verified_at=now))
+        uow.publish(UserVerified(user_id=user_id, verified_at=timestamp(now)), aggregate_id=str(user_id))
+        uow.commit()
+    return VerifiedIdentity(real_name_masked=mask_real_name(name), id_number_masked=mask_id_number(number),
+                            verified_at=now)
+
+
+def get_verification(uow: UserUnitOfWork, vault: IdentityVault, *, user_id: int) -> VerifiedIdentity | None:
+    """The user's verification, masked; None if not verified."""
+    with uow:
+        found = uow.identities.for_user(user_id)
+        uow.commit()
+    if found is None:
+        return None
+    name = vault.decrypt(found.key_id, found.real_name_ciphertext, context=f"user:{user_id}:real_name")
+    number = vault.decrypt(found.key_id, found.id_number_ciphertext, context=f"user:{user_id}:id_number")
+    return VerifiedIdentity(real_name_masked=mask_real_name(name), id_number_masked=mask_id_number(number),
+                            verified_at=found.verified_at)
+
+
+def _valid_identity(real_name: str, id_number: str, today: date) -> tuple[str, str]:
+    """Both fields checked, both reported when both are wrong."""
+    errors: list[InvalidInput] = []
+    checked: list[str] = []
+    for check in (lambda: validate_real_name(real_name), lambda: validate_id_number(id_number, today)):
+        try:
+            checked.append(check())
+        except InvalidInput as error:
+            errors.append(error)
+    if errors:
+        details = {name: problem for error in errors for name, problem in error.details.items()}
+        raise InvalidInput(errors[0].code, errors[0].message, details=details)
+    return checked[0], checked[1]
+
+
+def _check_identity_free(uow: UserUnitOfWork, user_id: int, fingerprint: str) -> None:
+    if uow.identities.for_user(user_id) is not None:
+        raise Conflict("IDENTITY_ALREADY_VERIFIED", "this account is already verified")
+    if uow.identities.by_fingerprint(fingerprint) is not None:
+        raise Conflict("ID_NUMBER_TAKEN", "this ID number is already verified by another account")
+

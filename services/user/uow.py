@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Protocol
 
 from services.common.uow import UnitOfWork
-from services.user.domain import RefreshToken, SmsCode, User, WechatAccount
+from services.user.domain import Address, IdentityVerification, RefreshToken, RoleChange, SmsCode, User, WechatAccount
 
 
 class UserRepository(Protocol):
@@ -15,7 +15,7 @@ class UserRepository(Protocol):
 
     def by_phone(self, phone: str) -> User | None: ...
 
-    def get(self, user_id: int) -> User | None: ...
+    def get(self, user_id: int, *, lock: bool = False) -> User | None: ...
 
     def count(self) -> int: ...
 
@@ -34,6 +34,53 @@ class SmsCodeRepository(Protocol):
 
 class RefreshTokenRepository(Protocol):
     def add(self, token: RefreshToken) -> None: ...
+
+    def by_hash(self, token_hash: str) -> RefreshToken | None:
+        """The token with this hash, locked until the transaction ends (concurrent refreshes queue)."""
+
+    def revoke_family(self, family_id: str, now: datetime) -> int:
+        """Revoke every live token of the family; returns how many sessions (0 or 1) this ended."""
+
+    def revoke_user(self, user_id: int, now: datetime) -> int:
+        """Revoke every live token of the user; returns how many families this ended."""
+
+
+class AddressRepository(Protocol):
+    def lock_user(self, user_id: int) -> None:
+        """Serialise changes to one user's address book until the transaction ends."""
+
+    def for_user(self, user_id: int) -> list[Address]:
+        """The user's addresses, default first, then newest first."""
+
+    def get(self, user_id: int, address_id: int) -> Address | None:
+        """The address if it is this user's; another user's is None, as if it did not exist."""
+
+    def add(self, address: Address) -> None:
+        """Store a new address and give it its id."""
+
+    def remove(self, address: Address) -> None: ...
+
+    def clear_default(self, user_id: int) -> None:
+        """No address of the user is the default any more (before another becomes it)."""
+
+
+class IdentityRepository(Protocol):
+    def for_user(self, user_id: int) -> IdentityVerification | None: ...
+
+    def by_fingerprint(self, fingerprint: str) -> IdentityVerification | None: ...
+
+    def add(self, verification: IdentityVerification) -> None:
+        """Store it; Conflict ID_NUMBER_TAKEN / IDENTITY_ALREADY_VERIFIED if another transaction just did."""
+
+    def lock_fingerprint(self, fingerprint: str) -> None:
+        """Serialise verifications of one ID number until the transaction ends."""
+
+
+class RoleChangeRepository(Protocol):
+    def add(self, change: RoleChange) -> None: ...
+
+    def for_user(self, user_id: int) -> list[RoleChange]:
+        """Oldest first."""
 
 
 class WechatAccountRepository(Protocol):
@@ -54,3 +101,6 @@ class UserUnitOfWork(UnitOfWork):
     sms_codes: SmsCodeRepository
     refresh_tokens: RefreshTokenRepository
     wechat_accounts: WechatAccountRepository
+    addresses: AddressRepository
+    identities: IdentityRepository
+    role_changes: RoleChangeRepository

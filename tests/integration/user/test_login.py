@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -16,34 +15,16 @@ from sqlalchemy import Engine, func, select
 from services.common.errors import Conflict, DomainError, InvalidInput, RateLimited, Unauthenticated
 from services.common.outbox import outbox
 from services.user import service
-from services.user.db import SqlUserUnitOfWork, refresh_tokens, sms_codes, start_mappers, users
+from services.user.db import SqlUserUnitOfWork, refresh_tokens, sms_codes, users
 from services.user.domain import User
 from services.user.passwords import Passwords
 from services.user.sms import ConsoleSms
 from services.user.tokens import TokenIssuer
-from tests.fixtures.keys import JwtKeys
 
 pytestmark = pytest.mark.integration
 
 PHONE = "13912345678"
 T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["postgresql", "sqlite"])
-def engine(request: pytest.FixtureRequest) -> Engine:
-    fixture = "service_engine" if request.param == "postgresql" else "sqlite_service_engine"
-    return request.getfixturevalue(fixture)("user")
-
-
-@pytest.fixture
-def uow(engine: Engine) -> Callable[[], SqlUserUnitOfWork]:
-    start_mappers()
-    return functools.partial(SqlUserUnitOfWork, engine, "user")
-
-
-@pytest.fixture
-def issuer(jwt_keys: JwtKeys) -> TokenIssuer:
-    return TokenIssuer(jwt_keys.private_pem, access_ttl_seconds=900, refresh_ttl_seconds=86400)
 
 
 def count(engine: Engine, table) -> int:  # type: ignore[no-untyped-def]

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from services.common.config import ConfigError, ServiceSettings
+from services.common.config import ConfigError, Env, ServiceSettings
 from services.common.errors import InvalidInput
-from services.user.config import UserSettings
+from services.user.config import UserSettings, read_identity_keys, read_identity_provider
 from services.user.domain import User, validate_password, validate_phone
+from services.user.identity import IdentityKeys
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 
@@ -138,4 +140,49 @@ def test_user_settings_default_token_lifetimes(base: ServiceSettings, private_ke
     settings = UserSettings.from_env(base, {"JWT_PRIVATE_KEY_FILE": str(private_key_file), "SMS_PROVIDER": "console"})
 
     assert settings == UserSettings(base=base, jwt_private_key_pem=b"private", sms_provider="console",
-                                    access_token_ttl_seconds=900, refresh_token_ttl_seconds=2_592_000)
+                                    access_token_ttl_seconds=900, refresh_token_ttl_seconds=2_592_000,
+                                    identity_provider="format-only",
+                                    identity_keys=IdentityKeys.derived_for_dev(b"private"))
+
+
+@pytest.mark.parametrize("environment", ["dev", "test"])
+def test_dev_and_test_default_to_the_format_only_identity_provider(environment: str) -> None:
+    assert read_identity_provider(Env({}), environment) == "format-only"
+
+
+@pytest.mark.parametrize("environment", ["prod", "staging"])
+def test_production_must_name_its_identity_provider(environment: str) -> None:
+    with pytest.raises(ConfigError, match="^IDENTITY_PROVIDER must be set$"):
+        read_identity_provider(Env({}), environment)
+
+
+@pytest.mark.parametrize("environment", ["prod", "staging"])
+def test_the_format_only_identity_provider_is_refused_outside_dev_and_test(environment: str) -> None:
+    with pytest.raises(ConfigError, match="verifies anyone; it runs only with MINIMALL_ENV=dev or test"):
+        read_identity_provider(Env({"IDENTITY_PROVIDER": "format-only"}), environment)
+
+
+def test_an_unknown_identity_provider_is_refused() -> None:
+    with pytest.raises(ConfigError, match="^IDENTITY_PROVIDER must be one of format-only, faceid, got 'acme'$"):
+        read_identity_provider(Env({"IDENTITY_PROVIDER": "acme"}), "dev")
+
+
+def test_production_must_set_identity_keys() -> None:
+    with pytest.raises(ConfigError, match="^IDENTITY_KEYS must be set"):
+        read_identity_keys(Env({}), "prod", b"private")
+
+
+def test_identity_keys_from_the_environment_need_the_fingerprint_key_too() -> None:
+    key = "AQ" * 21 + "A="  # 32 bytes of 0x01... in base64
+    with pytest.raises(ConfigError, match="^IDENTITY_FINGERPRINT_KEY must be set$"):
+        read_identity_keys(Env({"IDENTITY_KEYS": f"k1:{key}"}), "prod", b"private")
+
+
+def test_identity_keys_from_the_environment_list_the_active_key_first() -> None:
+    one, two = (base64.b64encode(bytes([n]) * 32).decode() for n in (1, 2))
+
+    keys = read_identity_keys(Env({"IDENTITY_KEYS": f"new:{two}, old:{one}", "IDENTITY_FINGERPRINT_KEY": one}),
+                              "prod", b"private")
+
+    assert (keys.active_key_id, dict(keys.keys), keys.fingerprint_key) == (
+        "new", {"new": bytes([2]) * 32, "old": bytes([1]) * 32}, bytes([1]) * 32)

@@ -20,10 +20,16 @@ def base_settings(tmp_path: Path, environment: str) -> ServiceSettings:
     return ServiceSettings.from_env("user", {"JWT_PUBLIC_KEY_FILE": str(key), "MINIMALL_ENV": environment})
 
 
+# Outside dev and test the identity settings are required too; these are the prod ones for a real provider.
+IDENTITY_ENV = {"IDENTITY_PROVIDER": "faceid", "REALNAME_SECRET_ID": "AKID-id", "REALNAME_SECRET_KEY": "rn-secret",
+                "IDENTITY_KEYS": "k1:" + "A" * 43 + "=", "IDENTITY_FINGERPRINT_KEY": "B" * 43 + "="}
+
+
 def user_settings(tmp_path: Path, env: dict[str, str], environment: str = "prod") -> UserSettings:
     private = tmp_path / "private.pem"
     private.write_bytes(b"private")
-    return UserSettings.from_env(base_settings(tmp_path, environment), {"JWT_PRIVATE_KEY_FILE": str(private), **env})
+    return UserSettings.from_env(base_settings(tmp_path, environment),
+                                 {"JWT_PRIVATE_KEY_FILE": str(private), **IDENTITY_ENV, **env})
 
 
 def test_aliyun_provider_reads_its_account_with_the_public_endpoint_by_default(tmp_path: Path) -> None:
@@ -57,8 +63,11 @@ def test_a_plain_http_provider_url_is_accepted_in_dev_for_the_simulator(tmp_path
 
 def test_console_provider_has_no_aliyun_settings_and_no_optional_providers(tmp_path: Path) -> None:
     settings = user_settings(tmp_path, {"SMS_PROVIDER": "console"}, environment="dev")
+    bare = UserSettings.from_env(base_settings(tmp_path, "dev"), {"JWT_PRIVATE_KEY_FILE": str(tmp_path / "private.pem"),
+                                                                  "SMS_PROVIDER": "console"})
 
-    assert (settings.aliyun_sms, settings.wechat, settings.realname) == (None, None, None)
+    assert (settings.aliyun_sms, settings.wechat, bare.realname, bare.identity_provider) == (
+        None, None, None, "format-only")
 
 
 def test_wechat_login_is_configured_by_appid_and_secret(tmp_path: Path) -> None:

@@ -17,3 +17,11 @@ class UserRegistered(_message.Message):
     channel: str
     registered_at: _timestamp_pb2.Timestamp
     def __init__(self, user_id: _Optional[int] = ..., channel: _Optional[str] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class UserVerified(_message.Message):
+    __slots__ = ("user_id", "verified_at")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    VERIFIED_AT_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    verified_at: _timestamp_pb2.Timestamp
+    def __init__(self, user_id: _Optional[int] = ..., verified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

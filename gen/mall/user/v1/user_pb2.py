@@ -22,35 +22,80 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17mall/user/v1/user.proto\x12\x0cmall.user.v1\"4\n\x12SendSmsCodeRequest\x12\r\n\x05phone\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\"Q\n\x13SendSmsCodeResponse\x12\x12\n\nexpires_in\x18\x01 \x01(\x05\x12\x14\n\x0cresend_after\x18\x02 \x01(\x05\x12\x10\n\x08\x64\x65v_code\x18\x03 \x01(\t\"2\n\x13LoginWithSmsRequest\x12\r\n\x05phone\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\";\n\x18LoginWithPasswordRequest\x12\r\n\x05phone\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"]\n\x04User\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x14\n\x0cphone_masked\x18\x02 \x01(\t\x12\x10\n\x08nickname\x18\x03 \x01(\t\x12\x12\n\navatar_url\x18\x04 \x01(\t\x12\r\n\x05roles\x18\x05 \x03(\t\"\x87\x01\n\rLoginResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12\x12\n\nexpires_in\x18\x03 \x01(\x05\x12 \n\x04user\x18\x04 \x01(\x0b\x32\x12.mall.user.v1.User\x12\x13\n\x0bis_new_user\x18\x05 \x01(\x08\"&\n\x16LoginWithWechatRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\"!\n\x11\x42indWechatRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\"\x15\n\x13UnbindWechatRequest\"%\n\rWechatBinding\x12\x14\n\x0cwechat_bound\x18\x01 \x01(\x08\x32\xfd\x03\n\x0bUserService\x12R\n\x0bSendSmsCode\x12 .mall.user.v1.SendSmsCodeRequest\x1a!.mall.user.v1.SendSmsCodeResponse\x12N\n\x0cLoginWithSms\x12!.mall.user.v1.LoginWithSmsRequest\x1a\x1b.mall.user.v1.LoginResponse\x12X\n\x11LoginWithPassword\x12&.mall.user.v1.LoginWithPasswordRequest\x1a\x1b.mall.user.v1.LoginResponse\x12T\n\x0fLoginWithWechat\x12$.mall.user.v1.LoginWithWechatRequest\x1a\x1b.mall.user.v1.LoginResponse\x12J\n\nBindWechat\x12\x1f.mall.user.v1.BindWechatRequest\x1a\x1b.mall.user.v1.WechatBinding\x12N\n\x0cUnbindWechat\x12!.mall.user.v1.UnbindWechatRequest\x1a\x1b.mall.user.v1.WechatBindingb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17mall/user/v1/user.proto\x12\x0cmall.user.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"4\n\x12SendSmsCodeRequest\x12\r\n\x05phone\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\"Q\n\x13SendSmsCodeResponse\x12\x12\n\nexpires_in\x18\x01 \x01(\x05\x12\x14\n\x0cresend_after\x18\x02 \x01(\x05\x12\x10\n\x08\x64\x65v_code\x18\x03 \x01(\t\"2\n\x13LoginWithSmsRequest\x12\r\n\x05phone\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\";\n\x18LoginWithPasswordRequest\x12\r\n\x05phone\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"]\n\x04User\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x14\n\x0cphone_masked\x18\x02 \x01(\t\x12\x10\n\x08nickname\x18\x03 \x01(\t\x12\x12\n\navatar_url\x18\x04 \x01(\t\x12\r\n\x05roles\x18\x05 \x03(\t\"\x87\x01\n\rLoginResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12\x12\n\nexpires_in\x18\x03 \x01(\x05\x12 \n\x04user\x18\x04 \x01(\x0b\x32\x12.mall.user.v1.User\x12\x13\n\x0bis_new_user\x18\x05 \x01(\x08\"&\n\x16LoginWithWechatRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\"!\n\x11\x42indWechatRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\"\x15\n\x13UnbindWechatRequest\"%\n\rWechatBinding\x12\x14\n\x0cwechat_bound\x18\x01 \x01(\x08\".\n\x15RefreshSessionRequest\x12\x15\n\rrefresh_token\x18\x01 \x01(\t\"&\n\rLogoutRequest\x12\x15\n\rrefresh_token\x18\x01 \x01(\t\"\x12\n\x10LogoutAllRequest\"(\n\x0eLogoutResponse\x12\x16\n\x0esessions_ended\x18\x01 \x01(\x05\"\x85\x01\n\x15\x43hangePasswordRequest\x12\x1d\n\x10\x63urrent_password\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x15\n\x08sms_code\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x14\n\x0cnew_password\x18\x03 \x01(\tB\x13\n\x11_current_passwordB\x0b\n\t_sms_code\"I\n\x14ResetPasswordRequest\x12\r\n\x05phone\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x14\n\x0cnew_password\x18\x03 \x01(\t\"\x13\n\x11GetProfileRequest\"\xb4\x01\n\x07Profile\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x14\n\x0cphone_masked\x18\x02 \x01(\t\x12\x10\n\x08nickname\x18\x03 \x01(\t\x12\x12\n\navatar_url\x18\x04 \x01(\t\x12\x0e\n\x06gender\x18\x05 \x01(\t\x12\x10\n\x08\x62irthday\x18\x06 \x01(\t\x12\x0e\n\x06region\x18\x07 \x01(\t\x12\x19\n\x11identity_verified\x18\x08 \x01(\x08\x12\x14\n\x0cwechat_bound\x18\t \x01(\x08\"\xc6\x01\n\x14UpdateProfileRequest\x12\x15\n\x08nickname\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x17\n\navatar_url\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x13\n\x06gender\x18\x03 \x01(\tH\x02\x88\x01\x01\x12\x15\n\x08\x62irthday\x18\x04 \x01(\tH\x03\x88\x01\x01\x12\x13\n\x06region\x18\x05 \x01(\tH\x04\x88\x01\x01\x42\x0b\n\t_nicknameB\r\n\x0b_avatar_urlB\t\n\x07_genderB\x0b\n\t_birthdayB\t\n\x07_region\"\xab\x01\n\x07\x41\x64\x64ress\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0f\n\x07user_id\x18\x02 \x01(\x03\x12\x15\n\rreceiver_name\x18\x03 \x01(\t\x12\x16\n\x0ereceiver_phone\x18\x04 \x01(\t\x12\x10\n\x08province\x18\x05 \x01(\t\x12\x0c\n\x04\x63ity\x18\x06 \x01(\t\x12\x10\n\x08\x64istrict\x18\x07 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x08 \x01(\t\x12\x12\n\nis_default\x18\t \x01(\x08\"\x80\x01\n\rAddressFields\x12\x15\n\rreceiver_name\x18\x01 \x01(\t\x12\x16\n\x0ereceiver_phone\x18\x02 \x01(\t\x12\x10\n\x08province\x18\x03 \x01(\t\x12\x0c\n\x04\x63ity\x18\x04 \x01(\t\x12\x10\n\x08\x64istrict\x18\x05 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\"\x16\n\x14ListAddressesRequest\"A\n\x15ListAddressesResponse\x12(\n\taddresses\x18\x01 \x03(\x0b\x32\x15.mall.user.v1.Address\"8\n\x11GetAddressRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12\x12\n\naddress_id\x18\x02 \x01(\x03\"T\n\x11\x41\x64\x64\x41\x64\x64ressRequest\x12+\n\x06\x66ields\x18\x01 \x01(\x0b\x32\x1b.mall.user.v1.AddressFields\x12\x12\n\nis_default\x18\x02 \x01(\x08\"\x7f\n\x14\x43hangeAddressRequest\x12\x12\n\naddress_id\x18\x01 \x01(\x03\x12+\n\x06\x66ields\x18\x02 \x01(\x0b\x32\x1b.mall.user.v1.AddressFields\x12\x17\n\nis_default\x18\x03 \x01(\x08H\x00\x88\x01\x01\x42\r\n\x0b_is_default\"*\n\x14\x44\x65leteAddressRequest\x12\x12\n\naddress_id\x18\x01 \x01(\x03\"\x17\n\x15\x44\x65leteAddressResponse\"=\n\x15VerifyIdentityRequest\x12\x11\n\treal_name\x18\x01 \x01(\t\x12\x11\n\tid_number\x18\x02 \x01(\t\")\n\x16GetVerificationRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\"\x85\x01\n\x0cVerification\x12\x10\n\x08verified\x18\x01 \x01(\x08\x12\x18\n\x10real_name_masked\x18\x02 \x01(\t\x12\x18\n\x10id_number_masked\x18\x03 \x01(\t\x12/\n\x0bverified_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"5\n\x13SetUserRolesRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12\r\n\x05roles\x18\x02 \x03(\t2\x95\r\n\x0bUserService\x12R\n\x0bSendSmsCode\x12 .mall.user.v1.SendSmsCodeRequest\x1a!.mall.user.v1.SendSmsCodeResponse\x12N\n\x0cLoginWithSms\x12!.mall.user.v1.LoginWithSmsRequest\x1a\x1b.mall.user.v1.LoginResponse\x12X\n\x11LoginWithPassword\x12&.mall.user.v1.LoginWithPasswordRequest\x1a\x1b.mall.user.v1.LoginResponse\x12T\n\x0fLoginWithWechat\x12$.mall.user.v1.LoginWithWechatRequest\x1a\x1b.mall.user.v1.LoginResponse\x12J\n\nBindWechat\x12\x1f.mall.user.v1.BindWechatRequest\x1a\x1b.mall.user.v1.WechatBinding\x12N\n\x0cUnbindWechat\x12!.mall.user.v1.UnbindWechatRequest\x1a\x1b.mall.user.v1.WechatBinding\x12R\n\x0eRefreshSession\x12#.mall.user.v1.RefreshSessionRequest\x1a\x1b.mall.user.v1.LoginResponse\x12\x43\n\x06Logout\x12\x1b.mall.user.v1.LogoutRequest\x1a\x1c.mall.user.v1.LogoutResponse\x12I\n\tLogoutAll\x12\x1e.mall.user.v1.LogoutAllRequest\x1a\x1c.mall.user.v1.LogoutResponse\x12R\n\x0e\x43hangePassword\x12#.mall.user.v1.ChangePasswordRequest\x1a\x1b.mall.user.v1.LoginResponse\x12Q\n\rResetPassword\x12\".mall.user.v1.ResetPasswordRequest\x1a\x1c.mall.user.v1.LogoutResponse\x12\x44\n\nGetProfile\x12\x1f.mall.user.v1.GetProfileRequest\x1a\x15.mall.user.v1.Profile\x12J\n\rUpdateProfile\x12\".mall.user.v1.UpdateProfileRequest\x1a\x15.mall.user.v1.Profile\x12X\n\rListAddresses\x12\".mall.user.v1.ListAddressesRequest\x1a#.mall.user.v1.ListAddressesResponse\x12\x44\n\nGetAddress\x12\x1f.mall.user.v1.GetAddressRequest\x1a\x15.mall.user.v1.Address\x12\x44\n\nAddAddress\x12\x1f.mall.user.v1.AddAddressRequest\x1a\x15.mall.user.v1.Address\x12J\n\rChangeAddress\x12\".mall.user.v1.ChangeAddressRequest\x1a\x15.mall.user.v1.Address\x12X\n\rDeleteAddress\x12\".mall.user.v1.DeleteAddressRequest\x1a#.mall.user.v1.DeleteAddressResponse\x12Q\n\x0eVerifyIdentity\x12#.mall.user.v1.VerifyIdentityRequest\x1a\x1a.mall.user.v1.Verification\x12S\n\x0fGetVerification\x12$.mall.user.v1.GetVerificationRequest\x1a\x1a.mall.user.v1.Verification\x12\x45\n\x0cSetUserRoles\x12!.mall.user.v1.SetUserRolesRequest\x1a\x12.mall.user.v1.Userb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mall.user.v1.user_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SENDSMSCODEREQUEST']._serialized_start=41
-  _globals['_SENDSMSCODEREQUEST']._serialized_end=93
-  _globals['_SENDSMSCODERESPONSE']._serialized_start=95
-  _globals['_SENDSMSCODERESPONSE']._serialized_end=176
-  _globals['_LOGINWITHSMSREQUEST']._serialized_start=178
-  _globals['_LOGINWITHSMSREQUEST']._serialized_end=228
-  _globals['_LOGINWITHPASSWORDREQUEST']._serialized_start=230
-  _globals['_LOGINWITHPASSWORDREQUEST']._serialized_end=289
-  _globals['_USER']._serialized_start=291
-  _globals['_USER']._serialized_end=384
-  _globals['_LOGINRESPONSE']._serialized_start=387
-  _globals['_LOGINRESPONSE']._serialized_end=522
-  _globals['_LOGINWITHWECHATREQUEST']._serialized_start=524
-  _globals['_LOGINWITHWECHATREQUEST']._serialized_end=562
-  _globals['_BINDWECHATREQUEST']._serialized_start=564
-  _globals['_BINDWECHATREQUEST']._serialized_end=597
-  _globals['_UNBINDWECHATREQUEST']._serialized_start=599
-  _globals['_UNBINDWECHATREQUEST']._serialized_end=620
-  _globals['_WECHATBINDING']._serialized_start=622
-  _globals['_WECHATBINDING']._serialized_end=659
-  _globals['_USERSERVICE']._serialized_start=662
-  _globals['_USERSERVICE']._serialized_end=1171
+  _globals['_SENDSMSCODEREQUEST']._serialized_start=74
+  _globals['_SENDSMSCODEREQUEST']._serialized_end=126
+  _globals['_SENDSMSCODERESPONSE']._serialized_start=128
+  _globals['_SENDSMSCODERESPONSE']._serialized_end=209
+  _globals['_LOGINWITHSMSREQUEST']._serialized_start=211
+  _globals['_LOGINWITHSMSREQUEST']._serialized_end=261
+  _globals['_LOGINWITHPASSWORDREQUEST']._serialized_start=263
+  _globals['_LOGINWITHPASSWORDREQUEST']._serialized_end=322
+  _globals['_USER']._serialized_start=324
+  _globals['_USER']._serialized_end=417
+  _globals['_LOGINRESPONSE']._serialized_start=420
+  _globals['_LOGINRESPONSE']._serialized_end=555
+  _globals['_LOGINWITHWECHATREQUEST']._serialized_start=557
+  _globals['_LOGINWITHWECHATREQUEST']._serialized_end=595
+  _globals['_BINDWECHATREQUEST']._serialized_start=597
+  _globals['_BINDWECHATREQUEST']._serialized_end=630
+  _globals['_UNBINDWECHATREQUEST']._serialized_start=632
+  _globals['_UNBINDWECHATREQUEST']._serialized_end=653
+  _globals['_WECHATBINDING']._serialized_start=655
+  _globals['_WECHATBINDING']._serialized_end=692
+  _globals['_REFRESHSESSIONREQUEST']._serialized_start=694
+  _globals['_REFRESHSESSIONREQUEST']._serialized_end=740
+  _globals['_LOGOUTREQUEST']._serialized_start=742
+  _globals['_LOGOUTREQUEST']._serialized_end=780
+  _globals['_LOGOUTALLREQUEST']._serialized_start=782
+  _globals['_LOGOUTALLREQUEST']._serialized_end=800
+  _globals['_LOGOUTRESPONSE']._serialized_start=802
+  _globals['_LOGOUTRESPONSE']._serialized_end=842
+  _globals['_CHANGEPASSWORDREQUEST']._serialized_start=845
+  _globals['_CHANGEPASSWORDREQUEST']._serialized_end=978
+  _globals['_RESETPASSWORDREQUEST']._serialized_start=980
+  _globals['_RESETPASSWORDREQUEST']._serialized_end=1053
+  _globals['_GETPROFILEREQUEST']._serialized_start=1055
+  _globals['_GETPROFILEREQUEST']._serialized_end=1074
+  _globals['_PROFILE']._serialized_start=1077
+  _globals['_PROFILE']._serialized_end=1257
+  _globals['_UPDATEPROFILEREQUEST']._serialized_start=1260
+  _globals['_UPDATEPROFILEREQUEST']._serialized_end=1458
+  _globals['_ADDRESS']._serialized_start=1461
+  _globals['_ADDRESS']._serialized_end=1632
+  _globals['_ADDRESSFIELDS']._serialized_start=1635
+  _globals['_ADDRESSFIELDS']._serialized_end=1763
+  _globals['_LISTADDRESSESREQUEST']._serialized_start=1765
+  _globals['_LISTADDRESSESREQUEST']._serialized_end=1787
+  _globals['_LISTADDRESSESRESPONSE']._serialized_start=1789
+  _globals['_LISTADDRESSESRESPONSE']._serialized_end=1854
+  _globals['_GETADDRESSREQUEST']._serialized_start=1856
+  _globals['_GETADDRESSREQUEST']._serialized_end=1912
+  _globals['_ADDADDRESSREQUEST']._serialized_start=1914
+  _globals['_ADDADDRESSREQUEST']._serialized_end=1998
+  _globals['_CHANGEADDRESSREQUEST']._serialized_start=2000
+  _globals['_CHANGEADDRESSREQUEST']._serialized_end=2127
+  _globals['_DELETEADDRESSREQUEST']._serialized_start=2129
+  _globals['_DELETEADDRESSREQUEST']._serialized_end=2171
+  _globals['_DELETEADDRESSRESPONSE']._serialized_start=2173
+  _globals['_DELETEADDRESSRESPONSE']._serialized_end=2196
+  _globals['_VERIFYIDENTITYREQUEST']._serialized_start=2198
+  _globals['_VERIFYIDENTITYREQUEST']._serialized_end=2259
+  _globals['_GETVERIFICATIONREQUEST']._serialized_start=2261
+  _globals['_GETVERIFICATIONREQUEST']._serialized_end=2302
+  _globals['_VERIFICATION']._serialized_start=2305
+  _globals['_VERIFICATION']._serialized_end=2438
+  _globals['_SETUSERROLESREQUEST']._serialized_start=2440
+  _globals['_SETUSERROLESREQUEST']._serialized_end=2493
+  _globals['_USERSERVICE']._serialized_start=2496
+  _globals['_USERSERVICE']._serialized_end=4181
 # @@protoc_insertion_point(module_scope)

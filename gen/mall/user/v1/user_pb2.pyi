@@ -1,3 +1,6 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -89,3 +92,203 @@ class WechatBinding(_message.Message):
     WECHAT_BOUND_FIELD_NUMBER: _ClassVar[int]
     wechat_bound: bool
     def __init__(self, wechat_bound: _Optional[bool] = ...) -> None: ...
+
+class RefreshSessionRequest(_message.Message):
+    __slots__ = ("refresh_token",)
+    REFRESH_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    refresh_token: str
+    def __init__(self, refresh_token: _Optional[str] = ...) -> None: ...
+
+class LogoutRequest(_message.Message):
+    __slots__ = ("refresh_token",)
+    REFRESH_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    refresh_token: str
+    def __init__(self, refresh_token: _Optional[str] = ...) -> None: ...
+
+class LogoutAllRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class LogoutResponse(_message.Message):
+    __slots__ = ("sessions_ended",)
+    SESSIONS_ENDED_FIELD_NUMBER: _ClassVar[int]
+    sessions_ended: int
+    def __init__(self, sessions_ended: _Optional[int] = ...) -> None: ...
+
+class ChangePasswordRequest(_message.Message):
+    __slots__ = ("current_password", "sms_code", "new_password")
+    CURRENT_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    SMS_CODE_FIELD_NUMBER: _ClassVar[int]
+    NEW_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    current_password: str
+    sms_code: str
+    new_password: str
+    def __init__(self, current_password: _Optional[str] = ..., sms_code: _Optional[str] = ..., new_password: _Optional[str] = ...) -> None: ...
+
+class ResetPasswordRequest(_message.Message):
+    __slots__ = ("phone", "code", "new_password")
+    PHONE_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    NEW_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    phone: str
+    code: str
+    new_password: str
+    def __init__(self, phone: _Optional[str] = ..., code: _Optional[str] = ..., new_password: _Optional[str] = ...) -> None: ...
+
+class GetProfileRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Profile(_message.Message):
+    __slots__ = ("id", "phone_masked", "nickname", "avatar_url", "gender", "birthday", "region", "identity_verified", "wechat_bound")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PHONE_MASKED_FIELD_NUMBER: _ClassVar[int]
+    NICKNAME_FIELD_NUMBER: _ClassVar[int]
+    AVATAR_URL_FIELD_NUMBER: _ClassVar[int]
+    GENDER_FIELD_NUMBER: _ClassVar[int]
+    BIRTHDAY_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_VERIFIED_FIELD_NUMBER: _ClassVar[int]
+    WECHAT_BOUND_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    phone_masked: str
+    nickname: str
+    avatar_url: str
+    gender: str
+    birthday: str
+    region: str
+    identity_verified: bool
+    wechat_bound: bool
+    def __init__(self, id: _Optional[int] = ..., phone_masked: _Optional[str] = ..., nickname: _Optional[str] = ..., avatar_url: _Optional[str] = ..., gender: _Optional[str] = ..., birthday: _Optional[str] = ..., region: _Optional[str] = ..., identity_verified: _Optional[bool] = ..., wechat_bound: _Optional[bool] = ...) -> None: ...
+
+class UpdateProfileRequest(_message.Message):
+    __slots__ = ("nickname", "avatar_url", "gender", "birthday", "region")
+    NICKNAME_FIELD_NUMBER: _ClassVar[int]
+    AVATAR_URL_FIELD_NUMBER: _ClassVar[int]
+    GENDER_FIELD_NUMBER: _ClassVar[int]
+    BIRTHDAY_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    nickname: str
+    avatar_url: str
+    gender: str
+    birthday: str
+    region: str
+    def __init__(self, nickname: _Optional[str] = ..., avatar_url: _Optional[str] = ..., gender: _Optional[str] = ..., birthday: _Optional[str] = ..., region: _Optional[str] = ...) -> None: ...
+
+class Address(_message.Message):
+    __slots__ = ("id", "user_id", "receiver_name", "receiver_phone", "province", "city", "district", "detail", "is_default")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    RECEIVER_NAME_FIELD_NUMBER: _ClassVar[int]
+    RECEIVER_PHONE_FIELD_NUMBER: _ClassVar[int]
+    PROVINCE_FIELD_NUMBER: _ClassVar[int]
+    CITY_FIELD_NUMBER: _ClassVar[int]
+    DISTRICT_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    user_id: int
+    receiver_name: str
+    receiver_phone: str
+    province: str
+    city: str
+    district: str
+    detail: str
+    is_default: bool
+    def __init__(self, id: _Optional[int] = ..., user_id: _Optional[int] = ..., receiver_name: _Optional[str] = ..., receiver_phone: _Optional[str] = ..., province: _Optional[str] = ..., city: _Optional[str] = ..., district: _Optional[str] = ..., detail: _Optional[str] = ..., is_default: _Optional[bool] = ...) -> None: ...
+
+class AddressFields(_message.Message):
+    __slots__ = ("receiver_name", "receiver_phone", "province", "city", "district", "detail")
+    RECEIVER_NAME_FIELD_NUMBER: _ClassVar[int]
+    RECEIVER_PHONE_FIELD_NUMBER: _ClassVar[int]
+    PROVINCE_FIELD_NUMBER: _ClassVar[int]
+    CITY_FIELD_NUMBER: _ClassVar[int]
+    DISTRICT_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    receiver_name: str
+    receiver_phone: str
+    province: str
+    city: str
+    district: str
+    detail: str
+    def __init__(self, receiver_name: _Optional[str] = ..., receiver_phone: _Optional[str] = ..., province: _Optional[str] = ..., city: _Optional[str] = ..., district: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class ListAddressesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListAddressesResponse(_message.Message):
+    __slots__ = ("addresses",)
+    ADDRESSES_FIELD_NUMBER: _ClassVar[int]
+    addresses: _containers.RepeatedCompositeFieldContainer[Address]
+    def __init__(self, addresses: _Optional[_Iterable[_Union[Address, _Mapping]]] = ...) -> None: ...
+
+class GetAddressRequest(_message.Message):
+    __slots__ = ("user_id", "address_id")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    address_id: int
+    def __init__(self, user_id: _Optional[int] = ..., address_id: _Optional[int] = ...) -> None: ...
+
+class AddAddressRequest(_message.Message):
+    __slots__ = ("fields", "is_default")
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    fields: AddressFields
+    is_default: bool
+    def __init__(self, fields: _Optional[_Union[AddressFields, _Mapping]] = ..., is_default: _Optional[bool] = ...) -> None: ...
+
+class ChangeAddressRequest(_message.Message):
+    __slots__ = ("address_id", "fields", "is_default")
+    ADDRESS_ID_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    address_id: int
+    fields: AddressFields
+    is_default: bool
+    def __init__(self, address_id: _Optional[int] = ..., fields: _Optional[_Union[AddressFields, _Mapping]] = ..., is_default: _Optional[bool] = ...) -> None: ...
+
+class DeleteAddressRequest(_message.Message):
+    __slots__ = ("address_id",)
+    ADDRESS_ID_FIELD_NUMBER: _ClassVar[int]
+    address_id: int
+    def __init__(self, address_id: _Optional[int] = ...) -> None: ...
+
+class DeleteAddressResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class VerifyIdentityRequest(_message.Message):
+    __slots__ = ("real_name", "id_number")
+    REAL_NAME_FIELD_NUMBER: _ClassVar[int]
+    ID_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    real_name: str
+    id_number: str
+    def __init__(self, real_name: _Optional[str] = ..., id_number: _Optional[str] = ...) -> None: ...
+
+class GetVerificationRequest(_message.Message):
+    __slots__ = ("user_id",)
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    def __init__(self, user_id: _Optional[int] = ...) -> None: ...
+
+class Verification(_message.Message):
+    __slots__ = ("verified", "real_name_masked", "id_number_masked", "verified_at")
+    VERIFIED_FIELD_NUMBER: _ClassVar[int]
+    REAL_NAME_MASKED_FIELD_NUMBER: _ClassVar[int]
+    ID_NUMBER_MASKED_FIELD_NUMBER: _ClassVar[int]
+    VERIFIED_AT_FIELD_NUMBER: _ClassVar[int]
+    verified: bool
+    real_name_masked: str
+    id_number_masked: str
+    verified_at: _timestamp_pb2.Timestamp
+    def __init__(self, verified: _Optional[bool] = ..., real_name_masked: _Optional[str] = ..., id_number_masked: _Optional[str] = ..., verified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SetUserRolesRequest(_message.Message):
+    __slots__ = ("user_id", "roles")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ROLES_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    roles: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, user_id: _Optional[int] = ..., roles: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class UserServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Methods named for "the caller" act on the user of the access token in the call's metadata.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -64,10 +65,86 @@ class UserServiceStub:
                 request_serializer=mall_dot_user_dot_v1_dot_user__pb2.UnbindWechatRequest.SerializeToString,
                 response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.WechatBinding.FromString,
                 _registered_method=True)
+        self.RefreshSession = channel.unary_unary(
+                '/mall.user.v1.UserService/RefreshSession',
+                request_serializer=mall_dot_user_dot_v1_dot_user__pb2.RefreshSessionRequest.SerializeToString,
+                response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.LoginResponse.FromString,
+                _registered_method=True)
+        self.Logout = channel.unary_unary(
+                '/mall.user.v1.UserService/Logout',
+                request_serializer=mall_dot_user_dot_v1_dot_user__pb2.LogoutRequest.SerializeToString,
+                response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.LogoutResponse.FromString,
+                _registered_method=True)
+        self.LogoutAll = channel.unary_unary(
+                '/mall.user.v1.UserService/LogoutAll',
+                request_serializer=mall_dot_user_dot_v1_dot_user__pb2.LogoutAllRequest.SerializeToString,
+                response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.LogoutResponse.FromString,
+                _registered_method=True)
+        self.ChangePassword = channel.unary_unary(
+                '/mall.user.v1.UserService/ChangePassword',
+                request_serializer=mall_dot_user_dot_v1_dot_user__pb2.ChangePasswordRequest.SerializeToString,
+                response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.LoginResponse.FromString,
+                _registered_method=True)
+        self.ResetPassword = channel.unary_unary(
+                '/mall.user.v1.UserService/ResetPassword',
+                request_serializer=mall_dot_user_dot_v1_dot_user__pb2.ResetPasswordRequest.SerializeToString,
+                response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.LogoutResponse.FromString,
+                _registered_method=True)
+        self.GetProfile = channel.unary_unary(
+                '/mall.user.v1.UserService/GetProfile',
+                request_serializer=mall_dot_user_dot_v1_dot_user__pb2.GetProfileRequest.SerializeToString,
+                response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.Profile.FromString,
+                _registered_method=True)
+        self.UpdateProfile = channel.unary_unary(
+                '/mall.user.v1.UserService/UpdateProfile',
+                request_serializer=mall_dot_user_dot_v1_dot_user__pb2.UpdateProfileRequest.SerializeToString,
+                response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.Profile.FromString,
+                _registered_method=True)
+        self.ListAddresses = channel.unary_unary(
+                '/mall.user.v1.UserService/ListAddresses',
+                request_serializer=mall_dot_user_dot_v1_dot_user__pb2.ListAddressesRequest.SerializeToString,
+                response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.ListAddressesResponse.FromString,
+                _registered_method=True)
+        self.GetAddress = channel.unary_unary(
+                '/mall.user.v1.UserService/GetAddress',
+                request_serializer=mall_dot_user_dot_v1_dot_user__pb2.GetAddressRequest.SerializeToString,
+                response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.Address.FromString,
+                _registered_method=True)
+        self.AddAddress = channel.unary_unary(
+                '/mall.user.v1.UserService/AddAddress',
+                request_serializer=mall_dot_user_dot_v1_dot_user__pb2.AddAddressRequest.SerializeToString,
+                response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.Address.FromString,
+                _registered_method=True)
+        self.ChangeAddress = channel.unary_unary(
+                '/mall.user.v1.UserService/ChangeAddress',
+                request_serializer=mall_dot_user_dot_v1_dot_user__pb2.ChangeAddressRequest.SerializeToString,
+                response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.Address.FromString,
+                _registered_method=True)
+        self.DeleteAddress = channel.unary_unary(
+                '/mall.user.v1.UserService/DeleteAddress',
+                request_serializer=mall_dot_user_dot_v1_dot_user__pb2.DeleteAddressRequest.SerializeToString,
+                response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.DeleteAddressResponse.FromString,
+                _registered_method=True)
+        self.VerifyIdentity = channel.unary_unary(
+                '/mall.user.v1.UserService/VerifyIdentity',
+                request_serializer=mall_dot_user_dot_v1_dot_user__pb2.VerifyIdentityRequest.SerializeToString,
+                response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.Verification.FromString,
+                _registered_method=True)
+        self.GetVerification = channel.unary_unary(
+                '/mall.user.v1.UserService/GetVerification',
+                request_serializer=mall_dot_user_dot_v1_dot_user__pb2.GetVerificationRequest.SerializeToString,
+                response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.Verification.FromString,
+                _registered_method=True)
+        self.SetUserRoles = channel.unary_unary(
+                '/mall.user.v1.UserService/SetUserRoles',
+                request_serializer=mall_dot_user_dot_v1_dot_user__pb2.SetUserRolesRequest.SerializeToString,
+                response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.User.FromString,
+                _registered_method=True)
 
 
 class UserServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Methods named for "the caller" act on the user of the access token in the call's metadata.
+    """
 
     def SendSmsCode(self, request, context):
         """Missing associated documentation comment in .proto file."""
@@ -107,6 +184,102 @@ class UserServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RefreshSession(self, request, context):
+        """Sessions (U13): rotate a refresh token; end one session; end all of the caller's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Logout(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LogoutAll(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangePassword(self, request, context):
+        """Passwords (U4, U11).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResetPassword(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetProfile(self, request, context):
+        """The caller's profile (U3, U7).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateProfile(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAddresses(self, request, context):
+        """Shipping addresses (U6): the caller's; GetAddress also for services acting for user_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAddress(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddAddress(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangeAddress(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteAddress(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyIdentity(self, request, context):
+        """Real-name verification (U12).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetVerification(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetUserRoles(self, request, context):
+        """Staff (role admin).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_UserServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -140,6 +313,81 @@ def add_UserServiceServicer_to_server(servicer, server):
                     request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.UnbindWechatRequest.FromString,
                     response_serializer=mall_dot_user_dot_v1_dot_user__pb2.WechatBinding.SerializeToString,
             ),
+            'RefreshSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.RefreshSession,
+                    request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.RefreshSessionRequest.FromString,
+                    response_serializer=mall_dot_user_dot_v1_dot_user__pb2.LoginResponse.SerializeToString,
+            ),
+            'Logout': grpc.unary_unary_rpc_method_handler(
+                    servicer.Logout,
+                    request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.LogoutRequest.FromString,
+                    response_serializer=mall_dot_user_dot_v1_dot_user__pb2.LogoutResponse.SerializeToString,
+            ),
+            'LogoutAll': grpc.unary_unary_rpc_method_handler(
+                    servicer.LogoutAll,
+                    request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.LogoutAllRequest.FromString,
+                    response_serializer=mall_dot_user_dot_v1_dot_user__pb2.LogoutResponse.SerializeToString,
+            ),
+            'ChangePassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangePassword,
+                    request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.ChangePasswordRequest.FromString,
+                    response_serializer=mall_dot_user_dot_v1_dot_user__pb2.LoginResponse.SerializeToString,
+            ),
+            'ResetPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetPassword,
+                    request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.ResetPasswordRequest.FromString,
+                    response_serializer=mall_dot_user_dot_v1_dot_user__pb2.LogoutResponse.SerializeToString,
+            ),
+            'GetProfile': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetProfile,
+                    request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.GetProfileRequest.FromString,
+                    response_serializer=mall_dot_user_dot_v1_dot_user__pb2.Profile.SerializeToString,
+            ),
+            'UpdateProfile': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateProfile,
+                    request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.UpdateProfileRequest.FromString,
+                    response_serializer=mall_dot_user_dot_v1_dot_user__pb2.Profile.SerializeToString,
+            ),
+            'ListAddresses': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAddresses,
+                    request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.ListAddressesRequest.FromString,
+                    response_serializer=mall_dot_user_dot_v1_dot_user__pb2.ListAddressesResponse.SerializeToString,
+            ),
+            'GetAddress': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAddress,
+                    request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.GetAddressRequest.FromString,
+                    response_serializer=mall_dot_user_dot_v1_dot_user__pb2.Address.SerializeToString,
+            ),
+            'AddAddress': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddAddress,
+                    request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.AddAddressRequest.FromString,
+                    response_serializer=mall_dot_user_dot_v1_dot_user__pb2.Address.SerializeToString,
+            ),
+            'ChangeAddress': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangeAddress,
+                    request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.ChangeAddressRequest.FromString,
+                    response_serializer=mall_dot_user_dot_v1_dot_user__pb2.Address.SerializeToString,
+            ),
+            'DeleteAddress': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAddress,
+                    request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.DeleteAddressRequest.FromString,
+                    response_serializer=mall_dot_user_dot_v1_dot_user__pb2.DeleteAddressResponse.SerializeToString,
+            ),
+            'VerifyIdentity': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyIdentity,
+                    request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.VerifyIdentityRequest.FromString,
+                    response_serializer=mall_dot_user_dot_v1_dot_user__pb2.Verification.SerializeToString,
+            ),
+            'GetVerification': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetVerification,
+                    request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.GetVerificationRequest.FromString,
+                    response_serializer=mall_dot_user_dot_v1_dot_user__pb2.Verification.SerializeToString,
+            ),
+            'SetUserRoles': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetUserRoles,
+                    request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.SetUserRolesRequest.FromString,
+                    response_serializer=mall_dot_user_dot_v1_dot_user__pb2.User.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'mall.user.v1.UserService', rpc_method_handlers)
@@ -149,7 +397,8 @@ def add_UserServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class UserService:
-    """Missing associated documentation comment in .proto file."""
+    """Methods named for "the caller" act on the user of the access token in the call's metadata.
+    """
 
     @staticmethod
     def SendSmsCode(request,
@@ -303,6 +552,411 @@ class UserService:
             '/mall.user.v1.UserService/UnbindWechat',
             mall_dot_user_dot_v1_dot_user__pb2.UnbindWechatRequest.SerializeToString,
             mall_dot_user_dot_v1_dot_user__pb2.WechatBinding.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RefreshSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.user.v1.UserService/RefreshSession',
+            mall_dot_user_dot_v1_dot_user__pb2.RefreshSessionRequest.SerializeToString,
+            mall_dot_user_dot_v1_dot_user__pb2.LoginResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Logout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.user.v1.UserService/Logout',
+            mall_dot_user_dot_v1_dot_user__pb2.LogoutRequest.SerializeToString,
+            mall_dot_user_dot_v1_dot_user__pb2.LogoutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LogoutAll(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.user.v1.UserService/LogoutAll',
+            mall_dot_user_dot_v1_dot_user__pb2.LogoutAllRequest.SerializeToString,
+            mall_dot_user_dot_v1_dot_user__pb2.LogoutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangePassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.user.v1.UserService/ChangePassword',
+            mall_dot_user_dot_v1_dot_user__pb2.ChangePasswordRequest.SerializeToString,
+            mall_dot_user_dot_v1_dot_user__pb2.LoginResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.user.v1.UserService/ResetPassword',
+            mall_dot_user_dot_v1_dot_user__pb2.ResetPasswordRequest.SerializeToString,
+            mall_dot_user_dot_v1_dot_user__pb2.LogoutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetProfile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.user.v1.UserService/GetProfile',
+            mall_dot_user_dot_v1_dot_user__pb2.GetProfileRequest.SerializeToString,
+            mall_dot_user_dot_v1_dot_user__pb2.Profile.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateProfile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.user.v1.UserService/UpdateProfile',
+            mall_dot_user_dot_v1_dot_user__pb2.UpdateProfileRequest.SerializeToString,
+            mall_dot_user_dot_v1_dot_user__pb2.Profile.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAddresses(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.user.v1.UserService/ListAddresses',
+            mall_dot_user_dot_v1_dot_user__pb2.ListAddressesRequest.SerializeToString,
+            mall_dot_user_dot_v1_dot_user__pb2.ListAddressesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAddress(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.user.v1.UserService/GetAddress',
+            mall_dot_user_dot_v1_dot_user__pb2.GetAddressRequest.SerializeToString,
+            mall_dot_user_dot_v1_dot_user__pb2.Address.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddAddress(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.user.v1.UserService/AddAddress',
+            mall_dot_user_dot_v1_dot_user__pb2.AddAddressRequest.SerializeToString,
+            mall_dot_user_dot_v1_dot_user__pb2.Address.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangeAddress(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.user.v1.UserService/ChangeAddress',
+            mall_dot_user_dot_v1_dot_user__pb2.ChangeAddressRequest.SerializeToString,
+            mall_dot_user_dot_v1_dot_user__pb2.Address.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAddress(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.user.v1.UserService/DeleteAddress',
+            mall_dot_user_dot_v1_dot_user__pb2.DeleteAddressRequest.SerializeToString,
+            mall_dot_user_dot_v1_dot_user__pb2.DeleteAddressResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyIdentity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.user.v1.UserService/VerifyIdentity',
+            mall_dot_user_dot_v1_dot_user__pb2.VerifyIdentityRequest.SerializeToString,
+            mall_dot_user_dot_v1_dot_user__pb2.Verification.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetVerification(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.user.v1.UserService/GetVerification',
+            mall_dot_user_dot_v1_dot_user__pb2.GetVerificationRequest.SerializeToString,
+            mall_dot_user_dot_v1_dot_user__pb2.Verification.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetUserRoles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.user.v1.UserService/SetUserRoles',
+            mall_dot_user_dot_v1_dot_user__pb2.SetUserRolesRequest.SerializeToString,
+            mall_dot_user_dot_v1_dot_user__pb2.User.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,221 @@
+"""The shopper's own account: profile, password, shipping addresses, real-name verification."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+from flask import Blueprint, g
+from mall.user.v1 import user_pb2
+from mall.user.v1.user_pb2_grpc import UserServiceStub
+from pydantic import Field
+
+from gateway.api import Body, Page, PageQuery, Reply, operation, service
+from gateway.ratelimit import Limit
+from gateway.routes.auth import Session
+from services.common import formats
+from services.common.formats import anchored
+from services.common.logs import mask_phone
+
+bp = Blueprint("me", __name__, url_prefix="/api/v1/me")
+
+Gender = Literal["unknown", "male", "female"]
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def omittable(**constraints: Any) -> Any:
+    """A field that may be left out (it is then None) but, when sent, must not be null."""
+    return Field(None, json_schema_extra=_no_default, **constraints)
+
+
+class ProfileOut(Reply):
+    """My profile; the phone is masked."""
+
+    id: int
+    phone: str = Field(description="masked, 138****8000")
+    nickname: str
+    avatar_url: str
+    gender: Gender
+    birthday: date | None
+    region: str
+    identity_verified: bool
+    wechat_bound: bool
+
+    @classmethod
+    def from_proto(cls, profile: user_pb2.Profile) -> ProfileOut:
+        return cls(id=profile.id, phone=profile.phone_masked, nickname=profile.nickname,
+                   avatar_url=profile.avatar_url, gender=profile.gender,  # type: ignore[arg-type]
+                   birthday=date.fromisoformat(profile.birthday) if profile.birthday else None, region=profile.region,
+                   identity_verified=profile.identity_verified, wechat_bound=profile.wechat_bound)
+
+
+class ProfilePatch(Body):
+    """Only these fields can change; send the ones to change (any other field is refused)."""
+
+    nickname: str = omittable(min_length=1, max_length=32)
+    avatar_url: str = omittable(max_length=512, description="https URL, or empty")
+    gender: Gender = omittable()
+    birthday: date | None = Field(None, description="YYYY-MM-DD; null clears it")
+    region: str = omittable(max_length=64)
+
+
+@bp.get("")
+@operation(summary="My profile", tag="me", responses={200: ProfileOut})
+def get_me() -> ProfileOut:
+    return ProfileOut.from_proto(service(UserServiceStub).GetProfile(user_pb2.GetProfileRequest()))
+
+
+@bp.patch("")
+@operation(summary="Change my profile (nickname, avatar_url, gender, birthday, region)", tag="me",
+           body=ProfilePatch, responses={200: ProfileOut})
+def patch_me(body: ProfilePatch) -> ProfileOut:
+    sent = body.model_fields_set
+    request = user_pb2.UpdateProfileRequest(**{name: getattr(body, name) for name in sent - {"birthday"}})
+    if "birthday" in sent:
+        request.birthday = body.birthday.isoformat() if body.birthday else ""
+    return ProfileOut.from_proto(service(UserServiceStub).UpdateProfile(request))
+
+
+class PasswordChange(Body):
+    current_password: str = omittable(min_length=1, max_length=128,
+                                      description="the current password; or send sms_code instead")
+    sms_code: str = omittable(pattern=anchored(formats.SMS_CODE),
+                              description='a 6-digit code of purpose "reset" sent to my phone')
+    new_password: str = Field(min_length=1, max_length=128, description="8-128 characters, letters and digits")
+
+
+@bp.put("/password")
+@operation(summary="Change my password (proof: the current password or an SMS code); ends my other sessions",
+           tag="me", body=PasswordChange, limits=(Limit("ip", 10, 60),), responses={200: Session},
+           description="Answers a new session; staff roles only when the current password was given.")
+def change_password(body: PasswordChange) -> Session:
+    request = user_pb2.ChangePasswordRequest(new_password=body.new_password)
+    if body.current_password is not None:
+        request.current_password = body.current_password
+    if body.sms_code is not None:
+        request.sms_code = body.sms_code
+    return Session.from_proto(service(UserServiceStub).ChangePassword(request))
+
+
+# Shipping addresses
+
+class AddressIn(Body):
+    receiver_name: str = Field(min_length=1, max_length=20)
+    receiver_phone: str = Field(pattern=anchored(formats.PHONE),
+                                description="the full number (answers show it masked, so an edit sends it again)")
+    province: str = Field(min_length=2, max_length=16, description="a provincial-level division, e.g. 广东省")
+    city: str = Field(min_length=2, max_length=20)
+    district: str = Field(min_length=2, max_length=20)
+    detail: str = Field(min_length=2, max_length=120)
+    is_default: bool = omittable(description="true makes it the default address; new: false when left out, "
+                                             "changed: left as it is")
+
+    def to_proto(self) -> user_pb2.AddressFields:
+        return user_pb2.AddressFields(receiver_name=self.receiver_name, receiver_phone=self.receiver_phone,
+                                      province=self.province, city=self.city, district=self.district,
+                                      detail=self.detail)
+
+
+class AddressOut(Reply):
+    """A shipping address; the receiver's phone is masked."""
+
+    id: int
+    receiver_name: str
+    receiver_phone: str = Field(description="masked, 138****8000")
+    province: str
+    city: str
+    district: str
+    detail: str
+    is_default: bool
+
+    @classmethod
+    def from_proto(cls, address: user_pb2.Address) -> AddressOut:
+        return cls(id=address.id, receiver_name=address.receiver_name,
+                   receiver_phone=mask_phone(address.receiver_phone), province=address.province, city=address.city,
+                   district=address.district, detail=address.detail, is_default=address.is_default)
+
+
+class AddressDeleted(Reply):
+    """The address is gone (when it was the default, the newest other address is now)."""
+
+    id: int
+    deleted: Literal[True] = True
+
+
+@bp.get("/addresses")
+@operation(summary="My shipping addresses, the default first", tag="me", query=PageQuery,
+           responses={200: Page[AddressOut]})
+def list_addresses(query: PageQuery) -> Page[AddressOut]:
+    found = service(UserServiceStub).ListAddresses(user_pb2.ListAddressesRequest()).addresses
+    items = [AddressOut.from_proto(a) for a in found[query.offset:query.offset + query.page_size]]
+    return Page[AddressOut].of(items, query, len(found))
+
+
+@bp.post("/addresses")
+@operation(summary="Add a shipping address (at most 20; the first becomes the default)", tag="me", body=AddressIn,
+           responses={201: AddressOut})
+def add_address(body: AddressIn) -> tuple[AddressOut, int]:
+    reply = service(UserServiceStub).AddAddress(
+        user_pb2.AddAddressRequest(fields=body.to_proto(), is_default=bool(body.is_default)))
+    return AddressOut.from_proto(reply), 201
+
+
+@bp.put("/addresses/<id:address_id>")
+@operation(summary="Replace one of my addresses; is_default true makes it the default", tag="me", body=AddressIn,
+           responses={200: AddressOut},
+           description="422 DEFAULT_ADDRESS_REQUIRED for is_default false on the default: make another one the "
+                       "default instead.")
+def change_address(address_id: int, body: AddressIn) -> AddressOut:
+    request = user_pb2.ChangeAddressRequest(address_id=address_id, fields=body.to_proto())
+    if body.is_default is not None:
+        request.is_default = body.is_default
+    return AddressOut.from_proto(service(UserServiceStub).ChangeAddress(request))
+
+
+@bp.delete("/addresses/<id:address_id>")
+@operation(summary="Delete one of my addresses", tag="me", responses={200: AddressDeleted})
+def delete_address(address_id: int) -> AddressDeleted:
+    service(UserServiceStub).DeleteAddress(user_pb2.DeleteAddressRequest(address_id=address_id))
+    return AddressDeleted(id=address_id)
+
+
+# Real-name verification
+
+class IdentityIn(Body):
+    real_name: str = Field(min_length=1, max_length=30, description="as on the ID card, e.g. 张三")
+    id_number: str = Field(pattern=r"^[0-9]{17}[0-9Xx]$", description="18-character resident ID number")
+
+
+class IdentityOut(Reply):
+    """My real-name verification, masked."""
+
+    verified: bool
+    real_name: str | None = Field(description="masked, 张*")
+    id_number: str | None = Field(description="masked, 1101**********002X")
+    verified_at: datetime | None
+
+    @classmethod
+    def from_proto(cls, reply: user_pb2.Verification) -> IdentityOut:
+        if not reply.verified:
+            return cls(verified=False, real_name=None, id_number=None, verified_at=None)
+        return cls(verified=True, real_name=reply.real_name_masked, id_number=reply.id_number_masked,
+                   verified_at=reply.verified_at.ToDatetime(tzinfo=UTC))
+
+
+@bp.post("/identity")
+@operation(summary="Verify my real name (实名认证) with name and ID number", tag="me", body=IdentityIn,
+           limits=(Limit("ip", 30, 60),), responses={200: IdentityOut},
+           description="409 when this account is already verified, or the ID number is verified by another account.")
+def verify_identity(body: IdentityIn) -> IdentityOut:
+    return IdentityOut.from_proto(service(UserServiceStub).VerifyIdentity(
+        user_pb2.VerifyIdentityRequest(real_name=body.real_name, id_number=body.id_number)))
+
+
+@bp.get("/identity")
+@operation(summary="My real-name verification (masked)", tag="me", responses={200: IdentityOut})
+def get_identity() -> IdentityOut:
+    return IdentityOut.from_proto(service(UserServiceStub).GetVerification(
+        user_pb2.GetVerificationRequest(user_id=g.caller.user_id)))

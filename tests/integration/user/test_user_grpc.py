@@ -1,0 +1,171 @@
+"""The user service's RPCs through a real gRPC server: the caller comes from the token, BOLA is a NOT_FOUND."""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import grpc
+import pytest
+from mall.user.v1 import user_pb2, user_pb2_grpc
+from sqlalchemy import Engine, create_engine, select
+
+from services.common.config import ServiceSettings
+from services.common.grpc_server import create_server, from_grpc, registration
+from services.user.db import SqlUserUnitOfWork, start_mappers, user_role_changes, users
+from services.user.domain import User
+from services.user.grpc_api import UserServicer
+from services.user.identity import FormatOnlyIdentityChecker, IdentityKeys, IdentityVault
+from services.user.sms import ConsoleSms
+from services.user.tokens import TokenIssuer
+from tests.fakes import FakePasswords
+from tests.fixtures.keys import JwtKeys
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[3]
+ADDRESS = user_pb2.AddressFields(receiver_name="张三", receiver_phone="13800138000", province="广东省",
+                                 city="深圳市", district="南山区", detail="科技园 1 号")
+
+
+@pytest.fixture
+def accounts(pg_uow: Callable[[], SqlUserUnitOfWork]) -> dict[str, User]:
+    made = {}
+    for name, phone, roles in (("alice", "13900000001", ""), ("bob", "13900000002", ""),
+                               ("admin", "13900000003", "admin"), ("operator", "13900000004", "operator")):
+        with pg_uow() as tx:
+            user = User(phone=phone, created_at=datetime.now(UTC), roles=roles)
+            tx.users.add(user)
+            tx.commit()
+            made[name] = user
+    return made
+
+
+@pytest.fixture
+def stub(pg_engine: Engine, jwt_keys: JwtKeys, issuer: TokenIssuer) -> Iterator[user_pb2_grpc.UserServiceStub]:
+    start_mappers()
+    vault = IdentityVault(IdentityKeys.derived_for_dev(b"test"))
+    servicer = UserServicer(functools.partial(SqlUserUnitOfWork, pg_engine, "user"), ConsoleSms(), issuer,
+                            FakePasswords(), FormatOnlyIdentityChecker(), vault)
+    settings = ServiceSettings.from_env("user", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),
+                                                 "USER_GRPC_LISTEN": "127.0.0.1:0"})
+    server, port = create_server(settings, [registration(user_pb2, user_pb2_grpc, "UserService", servicer)])
+    server.start()
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        yield user_pb2_grpc.UserServiceStub(channel)
+    server.stop(grace=None)
+
+
+@pytest.fixture
+def as_user(issuer: TokenIssuer, accounts: dict[str, User]) -> Callable[[str], list[tuple[str, str]]]:
+    """as_user("alice"): call metadata carrying that account's access token (with its roles)."""
+    def metadata(name: str) -> list[tuple[str, str]]:
+        user = accounts[name]
+        return [("authorization", f"Bearer {issuer.access_token(user, user.role_set, datetime.now(UTC))}")]
+    return metadata
+
+
+def failure(call: Callable[[], object]) -> tuple[grpc.StatusCode, str]:
+    with pytest.raises(grpc.RpcError) as raised:
+        call()
+    status, code, _message, _details = from_grpc(raised.value)  # type: ignore[arg-type]
+    return status, code
+
+
+def test_get_address_answers_the_owner_in_full_for_the_order_service(stub, as_user, accounts) -> None:
+    added = stub.AddAddress(user_pb2.AddAddressRequest(fields=ADDRESS), metadata=as_user("alice"))
+
+    found = stub.GetAddress(user_pb2.GetAddressRequest(user_id=accounts["alice"].id, address_id=added.id),
+                            metadata=as_user("alice"))
+
+    assert (found.receiver_phone, found.is_default, found.user_id) == ("13800138000", True, accounts["alice"].id)
+
+
+def test_another_shoppers_address_is_not_found_whichever_user_id_is_named(stub, as_user, accounts) -> None:
+    added = stub.AddAddress(user_pb2.AddAddressRequest(fields=ADDRESS), metadata=as_user("alice"))
+
+    for user_id in (accounts["alice"].id, accounts["bob"].id):
+        assert failure(lambda uid=user_id: stub.GetAddress(
+            user_pb2.GetAddressRequest(user_id=uid, address_id=added.id), metadata=as_user("bob"))) == (
+            grpc.StatusCode.NOT_FOUND, "ADDRESS_NOT_FOUND")
+    assert failure(lambda: stub.DeleteAddress(user_pb2.DeleteAddressRequest(address_id=added.id),
+                                              metadata=as_user("bob"))) == (grpc.StatusCode.NOT_FOUND,
+                                                                            "ADDRESS_NOT_FOUND")
+    assert len(stub.ListAddresses(user_pb2.ListAddressesRequest(), metadata=as_user("alice")).addresses) == 1
+
+
+def test_staff_may_read_any_address(stub, as_user, accounts) -> None:
+    added = stub.AddAddress(user_pb2.AddAddressRequest(fields=ADDRESS), metadata=as_user("alice"))
+
+    found = stub.GetAddress(user_pb2.GetAddressRequest(user_id=accounts["alice"].id, address_id=added.id),
+                            metadata=as_user("operator"))
+
+    assert found.id == added.id
+
+
+def test_get_verification_of_another_shopper_is_not_found(stub, as_user, accounts) -> None:
+    stub.VerifyIdentity(user_pb2.VerifyIdentityRequest(real_name="张三", id_number="11010519491231002X"),
+                        metadata=as_user("alice"))
+
+    mine = stub.GetVerification(user_pb2.GetVerificationRequest(user_id=accounts["alice"].id),
+                                metadata=as_user("alice"))
+
+    assert (mine.verified, mine.real_name_masked, mine.id_number_masked) == (True, "张*", "1101**********002X")
+    assert failure(lambda: stub.GetVerification(user_pb2.GetVerificationRequest(user_id=accounts["alice"].id),
+                                                metadata=as_user("bob"))) == (grpc.StatusCode.NOT_FOUND,
+                                                                              "USER_NOT_FOUND")
+
+
+def test_calls_for_the_caller_need_a_token(stub) -> None:
+    assert failure(lambda: stub.GetProfile(user_pb2.GetProfileRequest())) == (
+        grpc.StatusCode.UNAUTHENTICATED, "AUTH_REQUIRED")
+
+
+def test_profile_update_changes_only_the_fields_present(stub, as_user) -> None:
+    stub.UpdateProfile(user_pb2.UpdateProfileRequest(nickname="小明", birthday="1990-05-17"), metadata=as_user("alice"))
+
+    profile = stub.UpdateProfile(user_pb2.UpdateProfileRequest(region="上海"), metadata=as_user("alice"))
+
+    assert (profile.nickname, profile.birthday, profile.region, profile.phone_masked) == (
+        "小明", "1990-05-17", "上海", "139****0001")
+
+
+def test_a_birthday_that_is_not_a_date_is_invalid_argument(stub, as_user) -> None:
+    assert failure(lambda: stub.UpdateProfile(user_pb2.UpdateProfileRequest(birthday="1990-02-30"),
+                                              metadata=as_user("alice"))) == (grpc.StatusCode.INVALID_ARGUMENT,
+                                                                              "PROFILE_INVALID")
+
+
+def test_only_an_admin_sets_roles(stub, as_user, accounts) -> None:
+    request = user_pb2.SetUserRolesRequest(user_id=accounts["bob"].id, roles=["finance"])
+
+    assert failure(lambda: stub.SetUserRoles(request, metadata=as_user("operator"))) == (
+        grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")
+    assert list(stub.SetUserRoles(request, metadata=as_user("admin")).roles) == ["finance"]
+
+
+def test_create_staff_command_creates_a_password_account_with_the_role(tmp_path: Path, jwt_keys: JwtKeys) -> None:
+    url = f"sqlite:///{tmp_path}/user.db"
+    env = {**os.environ, "USER_DATABASE_URL": url, "JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),
+           "ADMIN_PASSWORD": "staffpass1", "MINIMALL_ENV": "test"}
+    command = [sys.executable, "-m", "services.user"]
+    subprocess.run([*command, "migrate"], env=env, cwd=ROOT, check=True, capture_output=True, timeout=120)
+
+    made = subprocess.run([*command, "create-staff", "--phone", "13900000009", "--role", "finance"], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    refused = subprocess.run([*command, "create-staff", "--phone", "13900000009", "--role", "root"], env=env, cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+
+    assert (made.returncode, made.stdout.strip()) == (0, "finance 139****0009 (id 1) is ready")
+    assert (refused.returncode, refused.stderr.strip()) == (
+        2, "create-staff needs --role, one of admin, customer_service, finance, operator")
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        assert conn.execute(select(users.c.roles)).all() == [("finance",)]
+        assert conn.execute(select(user_role_changes.c.actor_id, user_role_changes.c.after)).all() == [(None, "finance")]
+    engine.dispose()

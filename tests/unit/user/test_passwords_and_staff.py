@@ -1,0 +1,233 @@
+"""Changing and resetting passwords (every session ends), staff roles set by admins and by the command, audited."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.common.errors import DomainError, InvalidInput, NotFound
+from services.user import service
+from services.user.domain import LoginResult
+from services.user.tokens import TokenIssuer
+from tests.fakes import FakePasswords, FakeUserUnitOfWork
+
+PHONE = "13912345678"
+T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+
+
+class SilentSms:
+    reveals_code = True
+
+    def send_code(self, phone: str, code: str, purpose: str) -> None:
+        pass
+
+
+@pytest.fixture
+def uow() -> FakeUserUnitOfWork:
+    return FakeUserUnitOfWork()
+
+
+@pytest.fixture
+def passwords() -> FakePasswords:
+    return FakePasswords()
+
+
+def code_for(uow: FakeUserUnitOfWork, issuer: TokenIssuer, purpose: str, now: datetime, phone: str = PHONE) -> str:
+    return service.send_sms_code(uow, SilentSms(), issuer, phone=phone, purpose=purpose, now=now).dev_code
+
+
+def sms_login(uow: FakeUserUnitOfWork, issuer: TokenIssuer, now: datetime = T0) -> LoginResult:
+    return service.login_with_sms(uow, issuer, phone=PHONE, code=code_for(uow, issuer, "login", now), now=now)
+
+
+def live_tokens(uow: FakeUserUnitOfWork) -> int:
+    return sum(1 for t in uow.refresh_tokens.tokens if t.revoked_at is None)
+
+
+def test_a_shopper_sets_a_first_password_with_a_reset_code_and_other_sessions_end(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords) -> None:
+    sms_login(uow, issuer)
+    sms_login(uow, issuer, T0 + timedelta(minutes=2))
+    code = code_for(uow, issuer, "reset", T0 + timedelta(minutes=3))
+
+    session = service.change_password(uow, issuer, passwords, user_id=1, current_password=None, sms_code=code,
+                                      new_password="newpass99", now=T0 + timedelta(minutes=4))
+
+    assert (uow.users.users[0].password_hash, session.roles, live_tokens(uow)) == ("plain:newpass99", frozenset(), 1)
+    assert uow.refresh_tokens.tokens[-1].token_hash != uow.refresh_tokens.tokens[0].token_hash
+
+
+def test_the_current_password_proves_a_change_and_keeps_staff_roles(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords) -> None:
+    service.create_staff(uow, passwords, phone=PHONE, role="finance", password="oldpass11", now=T0)
+
+    session = service.change_password(uow, issuer, passwords, user_id=1, current_password="oldpass11", sms_code=None,
+                                      new_password="newpass99", now=T0)
+
+    assert (uow.users.users[0].password_hash, session.roles) == ("plain:newpass99", frozenset({"finance"}))
+
+
+def test_a_wrong_current_password_changes_nothing(uow: FakeUserUnitOfWork, issuer: TokenIssuer,
+                                                  passwords: FakePasswords) -> None:
+    service.create_staff(uow, passwords, phone=PHONE, role="finance", password="oldpass11", now=T0)
+    login = service.login_with_password(uow, issuer, passwords, phone=PHONE, password="oldpass11", now=T0)
+
+    with pytest.raises(InvalidInput) as raised:
+        service.change_password(uow, issuer, passwords, user_id=1, current_password="guess1234", sms_code=None,
+                                new_password="newpass99", now=T0)
+
+    assert (raised.value.code, raised.value.details) == ("PASSWORD_WRONG", {"current_password": "wrong"})
+    assert (uow.users.users[0].password_hash, live_tokens(uow)) == ("plain:oldpass11", 1)
+    assert login.refresh_token
+
+
+def test_an_account_without_a_password_must_use_an_sms_code(uow: FakeUserUnitOfWork, issuer: TokenIssuer,
+                                                            passwords: FakePasswords) -> None:
+    sms_login(uow, issuer)
+
+    with pytest.raises(InvalidInput) as raised:
+        service.change_password(uow, issuer, passwords, user_id=1, current_password="anything1", sms_code=None,
+                                new_password="newpass99", now=T0)
+
+    assert (raised.value.code, uow.users.users[0].password_hash) == ("PASSWORD_NOT_SET", None)
+
+
+@pytest.mark.parametrize(("current", "code"), [(None, None), ("oldpass11", "123456")], ids=["neither", "both"])
+def test_exactly_one_proof_is_required(uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords,
+                                       current: str | None, code: str | None) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        service.change_password(uow, issuer, passwords, user_id=1, current_password=current, sms_code=code,
+                                new_password="newpass99", now=T0)
+
+    assert raised.value.code == "PASSWORD_PROOF_REQUIRED"
+
+
+def test_a_weak_new_password_is_refused_naming_new_password(uow: FakeUserUnitOfWork, issuer: TokenIssuer,
+                                                            passwords: FakePasswords) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        service.change_password(uow, issuer, passwords, user_id=1, current_password="oldpass11", sms_code=None,
+                                new_password="password", now=T0)
+
+    assert (raised.value.code, raised.value.details, raised.value.message) == (
+        "PASSWORD_TOO_WEAK", {"new_password": "too weak"},
+        "new_password must be 8-128 characters with letters and digits")
+
+
+def test_a_login_code_does_not_prove_a_password_change(uow: FakeUserUnitOfWork, issuer: TokenIssuer,
+                                                       passwords: FakePasswords) -> None:
+    sms_login(uow, issuer)
+    login_code = code_for(uow, issuer, "login", T0 + timedelta(minutes=2))
+
+    with pytest.raises(InvalidInput) as raised:
+        service.change_password(uow, issuer, passwords, user_id=1, current_password=None, sms_code=login_code,
+                                new_password="newpass99", now=T0 + timedelta(minutes=2))
+
+    assert (raised.value.code, uow.users.users[0].password_hash) == ("SMS_CODE_INVALID", None)
+
+
+def test_reset_sets_the_password_and_ends_every_session(uow: FakeUserUnitOfWork, issuer: TokenIssuer,
+                                                        passwords: FakePasswords) -> None:
+    sms_login(uow, issuer)
+    sms_login(uow, issuer, T0 + timedelta(minutes=2))
+    code = code_for(uow, issuer, "reset", T0 + timedelta(minutes=3))
+
+    ended = service.reset_password(uow, issuer, passwords, phone=PHONE, code=code, new_password="newpass99",
+                                   now=T0 + timedelta(minutes=3))
+
+    assert (ended, live_tokens(uow), uow.users.users[0].password_hash) == (2, 0, "plain:newpass99")
+
+
+def test_a_wrong_reset_code_counts_a_try_and_changes_nothing(uow: FakeUserUnitOfWork, issuer: TokenIssuer,
+                                                             passwords: FakePasswords) -> None:
+    sms_login(uow, issuer)
+    code = code_for(uow, issuer, "reset", T0 + timedelta(minutes=3))
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
+
+    with pytest.raises(InvalidInput):
+        service.reset_password(uow, issuer, passwords, phone=PHONE, code=wrong, new_password="newpass99",
+                               now=T0 + timedelta(minutes=3))
+
+    assert (uow.sms_codes.codes[-1].attempts, live_tokens(uow), uow.users.users[0].password_hash) == (1, 1, None)
+
+
+def test_a_reset_for_a_phone_without_an_account_is_not_found(uow: FakeUserUnitOfWork, issuer: TokenIssuer,
+                                                             passwords: FakePasswords) -> None:
+    code = code_for(uow, issuer, "reset", T0)
+
+    with pytest.raises(NotFound) as raised:
+        service.reset_password(uow, issuer, passwords, phone=PHONE, code=code, new_password="newpass99", now=T0)
+
+    assert (raised.value.code, uow.users.count(), uow.sms_codes.codes[0].consumed_at) == ("USER_NOT_FOUND", 0, T0)
+
+
+# Staff
+
+def test_an_admin_sets_roles_and_the_change_is_audited(uow: FakeUserUnitOfWork, issuer: TokenIssuer,
+                                                       passwords: FakePasswords) -> None:
+    sms_login(uow, issuer)
+
+    user = service.set_roles(uow, actor_id=9, user_id=1, roles=["operator", "finance", "operator"], now=T0)
+
+    assert user.roles == "finance,operator"
+    assert [(c.user_id, c.actor_id, c.before, c.after, c.changed_at) for c in uow.role_changes.changes] == [
+        (1, 9, "", "finance,operator", T0)]
+
+
+def test_setting_the_same_roles_again_records_no_change(uow: FakeUserUnitOfWork, issuer: TokenIssuer) -> None:
+    sms_login(uow, issuer)
+    service.set_roles(uow, actor_id=9, user_id=1, roles=["finance"], now=T0)
+
+    service.set_roles(uow, actor_id=9, user_id=1, roles=["finance"], now=T0)
+
+    assert len(uow.role_changes.changes) == 1
+
+
+def test_an_unknown_role_is_400_and_nothing_changes(uow: FakeUserUnitOfWork, issuer: TokenIssuer) -> None:
+    sms_login(uow, issuer)
+
+    with pytest.raises(InvalidInput) as raised:
+        service.set_roles(uow, actor_id=9, user_id=1, roles=["finance", "root"], now=T0)
+
+    assert (raised.value.code, uow.users.users[0].roles, uow.role_changes.changes) == ("ROLE_INVALID", "", [])
+
+
+def test_roles_of_an_unknown_user_are_not_found(uow: FakeUserUnitOfWork) -> None:
+    with pytest.raises(NotFound):
+        service.set_roles(uow, actor_id=9, user_id=5, roles=[], now=T0)
+
+
+@pytest.mark.parametrize("roles", [["operator"], ["admin", "finance"], []])
+def test_an_admin_cannot_change_their_own_roles(uow: FakeUserUnitOfWork, passwords: FakePasswords,
+                                                roles: list[str]) -> None:
+    admin = service.create_admin(uow, passwords, phone=PHONE, password="adminpass1", now=T0)
+
+    with pytest.raises(DomainError) as raised:
+        service.set_roles(uow, actor_id=admin.id or 0, user_id=admin.id or 0, roles=roles, now=T0)
+
+    assert (raised.value.code, admin.roles, len(uow.role_changes.changes)) == ("OWN_ROLES", "admin", 1)
+
+
+def test_create_staff_makes_a_password_account_with_the_role_audited_as_the_command(
+        uow: FakeUserUnitOfWork, passwords: FakePasswords) -> None:
+    staff = service.create_staff(uow, passwords, phone=PHONE, role="customer_service", password="staffpass1", now=T0)
+
+    assert (staff.roles, staff.nickname, staff.password_hash) == ("customer_service", "员工", "plain:staffpass1")
+    assert [(c.actor_id, c.before, c.after) for c in uow.role_changes.changes] == [(None, "", "customer_service")]
+
+
+def test_create_staff_adds_a_role_to_an_existing_account(uow: FakeUserUnitOfWork, issuer: TokenIssuer,
+                                                         passwords: FakePasswords) -> None:
+    sms_login(uow, issuer)
+
+    service.create_staff(uow, passwords, phone=PHONE, role="finance", password="staffpass1", now=T0)
+    staff = service.create_staff(uow, passwords, phone=PHONE, role="operator", password="staffpass1", now=T0)
+
+    assert (uow.users.count(), staff.roles, staff.nickname) == (1, "finance,operator", "用户5678")
+
+
+def test_create_staff_refuses_an_unknown_role(uow: FakeUserUnitOfWork, passwords: FakePasswords) -> None:
+    with pytest.raises(InvalidInput):
+        service.create_staff(uow, passwords, phone=PHONE, role="root", password="staffpass1", now=T0)
+
+    assert uow.users.count() == 0

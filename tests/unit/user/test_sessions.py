@@ -1,0 +1,185 @@
+"""Sessions on the in-memory unit of work: refresh-token rotation, reuse detection, logout, logout everywhere."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+
+from services.common.auth import TokenVerifier
+from services.user import service
+from services.user.domain import LoginResult, RefreshTokenRefused, User
+from services.user.tokens import TokenIssuer, token_hash
+from tests.fakes import FakePasswords, FakeUserUnitOfWork
+
+PHONE = "13912345678"
+T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+
+
+class SilentSms:
+    reveals_code = True
+
+    def send_code(self, phone: str, code: str, purpose: str) -> None:
+        pass
+
+
+@pytest.fixture
+def uow() -> FakeUserUnitOfWork:
+    return FakeUserUnitOfWork()
+
+
+def sms_login(uow: FakeUserUnitOfWork, issuer: TokenIssuer, now: datetime = T0, phone: str = PHONE) -> LoginResult:
+    code = service.send_sms_code(uow, SilentSms(), issuer, phone=phone, purpose="login", now=now).dev_code
+    return service.login_with_sms(uow, issuer, phone=phone, code=code, now=now)
+
+
+def claims(token: str, verifier: TokenVerifier) -> frozenset[str]:
+    return verifier.verify(token).roles
+
+
+def test_refresh_answers_a_new_pair_in_the_same_family_and_spends_the_old_token(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer) -> None:
+    login = sms_login(uow, issuer)
+
+    refreshed = service.refresh_session(uow, issuer, refresh_token=login.refresh_token, now=T0 + timedelta(minutes=20))
+
+    old, new = uow.refresh_tokens.tokens
+    assert (refreshed.refresh_token != login.refresh_token, refreshed.access_token != login.access_token) == (True, True)
+    assert (new.token_hash, new.family_id, new.used_at, new.revoked_at) == (
+        token_hash(refreshed.refresh_token), old.family_id, None, None)
+    assert (old.used_at, new.expires_at) == (T0 + timedelta(minutes=20), T0 + timedelta(minutes=20, days=1))
+    assert (refreshed.user.id, refreshed.is_new_user) == (1, False)
+
+
+def test_a_rotated_token_presented_again_revokes_the_whole_family_and_is_refused(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer) -> None:
+    login = sms_login(uow, issuer)
+    refreshed = service.refresh_session(uow, issuer, refresh_token=login.refresh_token, now=T0)
+
+    with pytest.raises(RefreshTokenRefused) as raised:
+        service.refresh_session(uow, issuer, refresh_token=login.refresh_token, now=T0 + timedelta(minutes=1))
+
+    assert raised.value.code == "REFRESH_TOKEN_REUSED"
+    assert [t.revoked_at for t in uow.refresh_tokens.tokens] == [T0 + timedelta(minutes=1)] * 2
+    with pytest.raises(RefreshTokenRefused) as again:
+        service.refresh_session(uow, issuer, refresh_token=refreshed.refresh_token, now=T0 + timedelta(minutes=2))
+    assert again.value.code == "REFRESH_TOKEN_REVOKED"
+
+
+def test_reuse_revokes_only_that_family(uow: FakeUserUnitOfWork, issuer: TokenIssuer) -> None:
+    phone_a = sms_login(uow, issuer)
+    phone_b = sms_login(uow, issuer, now=T0 + timedelta(minutes=2))
+    service.refresh_session(uow, issuer, refresh_token=phone_a.refresh_token, now=T0 + timedelta(minutes=3))
+
+    with pytest.raises(RefreshTokenRefused):
+        service.refresh_session(uow, issuer, refresh_token=phone_a.refresh_token, now=T0 + timedelta(minutes=4))
+
+    assert service.refresh_session(uow, issuer, refresh_token=phone_b.refresh_token,
+                                   now=T0 + timedelta(minutes=5)).user.id == 1
+
+
+@pytest.mark.parametrize("token", ["", "not-a-token", "x" * 43])
+def test_an_unknown_refresh_token_is_refused(uow: FakeUserUnitOfWork, issuer: TokenIssuer, token: str) -> None:
+    sms_login(uow, issuer)
+
+    with pytest.raises(RefreshTokenRefused) as raised:
+        service.refresh_session(uow, issuer, refresh_token=token, now=T0)
+
+    assert (raised.value.code, len(uow.refresh_tokens.tokens)) == ("REFRESH_TOKEN_INVALID", 1)
+
+
+def test_an_expired_refresh_token_is_refused_and_issues_nothing(uow: FakeUserUnitOfWork, issuer: TokenIssuer) -> None:
+    login = sms_login(uow, issuer)
+
+    with pytest.raises(RefreshTokenRefused) as raised:
+        service.refresh_session(uow, issuer, refresh_token=login.refresh_token, now=T0 + timedelta(days=1))
+
+    assert (raised.value.code, len(uow.refresh_tokens.tokens)) == ("REFRESH_TOKEN_EXPIRED", 1)
+
+
+def test_refresh_keeps_the_staff_roles_of_a_password_login(uow: FakeUserUnitOfWork, issuer: TokenIssuer,
+                                                            verifier: TokenVerifier) -> None:
+    passwords = FakePasswords()
+    service.create_staff(uow, passwords, phone=PHONE, role="finance", password="abcd1234", now=T0)
+    now = datetime.now(UTC)  # the access token is verified against the clock
+    login = service.login_with_password(uow, issuer, passwords, phone=PHONE, password="abcd1234", now=now)
+
+    refreshed = service.refresh_session(uow, issuer, refresh_token=login.refresh_token, now=now)
+
+    assert (refreshed.roles, claims(refreshed.access_token, verifier)) == (frozenset({"finance"}),) * 2
+
+
+def test_refresh_of_an_sms_session_of_a_staff_member_stays_without_roles(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer) -> None:
+    service.create_staff(uow, FakePasswords(), phone=PHONE, role="admin", password="abcd1234", now=T0)
+    login = sms_login(uow, issuer)
+
+    assert service.refresh_session(uow, issuer, refresh_token=login.refresh_token, now=T0).roles == frozenset()
+
+
+def test_refresh_drops_roles_an_admin_took_away_since_the_login(uow: FakeUserUnitOfWork, issuer: TokenIssuer) -> None:
+    passwords = FakePasswords()
+    staff = service.create_staff(uow, passwords, phone=PHONE, role="operator", password="abcd1234", now=T0)
+    service.create_staff(uow, passwords, phone="13800000001", role="finance", password="abcd1234", now=T0)
+    login = service.login_with_password(uow, issuer, passwords, phone=PHONE, password="abcd1234", now=T0)
+    service.set_roles(uow, actor_id=99, user_id=staff.id or 0, roles=["finance"], now=T0)
+
+    refreshed = service.refresh_session(uow, issuer, refresh_token=login.refresh_token, now=T0)
+
+    assert (refreshed.roles, uow.refresh_tokens.tokens[-1].roles) == (frozenset(), "")
+
+
+def test_logout_revokes_that_family_only(uow: FakeUserUnitOfWork, issuer: TokenIssuer) -> None:
+    first = sms_login(uow, issuer)
+    second = sms_login(uow, issuer, now=T0 + timedelta(minutes=2))
+
+    ended = service.logout(uow, refresh_token=first.refresh_token, now=T0 + timedelta(minutes=3))
+
+    assert (ended, [t.revoked_at for t in uow.refresh_tokens.tokens]) == (1, [T0 + timedelta(minutes=3), None])
+    with pytest.raises(RefreshTokenRefused):
+        service.refresh_session(uow, issuer, refresh_token=first.refresh_token, now=T0 + timedelta(minutes=4))
+    service.refresh_session(uow, issuer, refresh_token=second.refresh_token, now=T0 + timedelta(minutes=4))
+
+
+def test_logging_out_twice_ends_nothing_the_second_time(uow: FakeUserUnitOfWork, issuer: TokenIssuer) -> None:
+    login = sms_login(uow, issuer)
+    service.logout(uow, refresh_token=login.refresh_token, now=T0)
+
+    assert service.logout(uow, refresh_token=login.refresh_token, now=T0) == 0
+
+
+def test_logout_with_an_unknown_token_is_refused(uow: FakeUserUnitOfWork, issuer: TokenIssuer) -> None:
+    with pytest.raises(RefreshTokenRefused) as raised:
+        service.logout(uow, refresh_token="nope", now=T0)
+
+    assert raised.value.code == "REFRESH_TOKEN_INVALID"
+
+
+def test_logout_all_revokes_every_family_of_the_user_and_no_one_elses(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer) -> None:
+    mine = [sms_login(uow, issuer, now=T0 + timedelta(minutes=2 * i)) for i in range(3)]
+    other = sms_login(uow, issuer, phone="13800000002")
+    service.refresh_session(uow, issuer, refresh_token=mine[0].refresh_token, now=T0 + timedelta(minutes=7))
+
+    ended = service.logout_all(uow, user_id=1, now=T0 + timedelta(minutes=8))
+
+    assert ended == 3
+    assert [t.revoked_at is not None for t in uow.refresh_tokens.tokens] == [True, True, True, False, True]
+    service.refresh_session(uow, issuer, refresh_token=other.refresh_token, now=T0 + timedelta(minutes=9))
+
+
+def test_refreshed_access_token_names_the_same_user(uow: FakeUserUnitOfWork, issuer: TokenIssuer,
+                                                    verifier: TokenVerifier) -> None:
+    login = sms_login(uow, issuer, now=datetime.now(UTC))
+
+    refreshed = service.refresh_session(uow, issuer, refresh_token=login.refresh_token, now=datetime.now(UTC))
+
+    assert jwt.decode(refreshed.access_token, options={"verify_signature": False})["sub"] == "1"
+    assert verifier.verify(refreshed.access_token).user_id == 1
+
+
+def test_users_are_registered_with_a_profile_that_reveals_no_phone(uow: FakeUserUnitOfWork) -> None:
+    user = User.register(PHONE, T0)
+
+    assert (user.nickname, user.gender, user.birthday, user.region) == ("用户5678", "unknown", None, "")
