@@ -29,8 +29,9 @@ class SimulatorConfig:
     wechatpay_merchant_serial: str = "5E1F0C0FFEE0D0E15E1F0C0FFEE0D0E15E1F0C0F"
     wechatpay_apiv3_key: str = field(default="simWechatPayApiV3DevKey000000000", repr=False)  # 32 bytes
     wechatpay_platform_serial: str = "PUB_KEY_ID_0119000001092026000000000000000001"
-    # The dev merchant and platform RSA key pairs, generated there at start when missing.
-    wechatpay_key_dir: str = "var/keys/wechatpay-dev"
+    # The dev merchant and platform RSA key pairs, generated there at start when missing (never committed).
+    wechatpay_key_dir: str = field(default_factory=lambda: os.path.join(os.environ.get("MINIMALL_VAR") or "var",
+                                                                         "keys", "wechatpay-dev"))
     wechat_minute_quota: int = 100  # code2session calls per openid per minute, then errcode 45011
     sms_per_minute: int = 1  # Aliyun's default flow control for verification codes, per phone number
     sms_per_hour: int = 5

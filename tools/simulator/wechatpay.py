@@ -317,7 +317,9 @@ class WechatPaySimulator:
                     refund.order.trade_state = "REFUND"
                 else:
                     refund.order.refunded_fen -= refund.refund_fen
-            resource = {**refund.resource(), "mchid": refund.order.mchid, "refund_status": refund.status}
+            # A tampered notify claims the requested end, but the refund itself stays as it is.
+            resource = {**refund.resource(), "mchid": refund.order.mchid,
+                        "refund_status": status if tamper is not None else refund.status}
             del resource["status"]
         if refund.notify_url is None:
             return Response(200, {"out_refund_no": refund.out_refund_no, "status": refund.status})
