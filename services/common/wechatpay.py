@@ -328,7 +328,7 @@ class WechatPay:
         if key is None:
             raise error(f"unknown Wechatpay-Serial {serial!r}")
         if not timestamp.isdigit() or abs(self.clock() - int(timestamp)) > self.settings.notify_max_age_seconds:
-            raise error("Wechatpay-Timestamp is not within 5 minutes of now")
+            raise error(f"Wechatpay-Timestamp is not within {self.settings.notify_max_age_seconds} seconds of now")
         if not rsa_verify(key, f"{timestamp}\n{nonce}\n".encode() + body + b"\n", signature):
             raise error("Wechatpay-Signature does not verify")
 
@@ -349,12 +349,14 @@ class WechatPay:
             raise WechatPayUnavailable(f"no answer from WeChat Pay ({type(exc).__name__})") from None
         if response.status_code >= 500 or response.status_code == 401:
             code = _error_code(response.content)
-            log.error("WeChat Pay %s %s: HTTP %s %s", method, path, response.status_code, code)
+            log.error("WeChat Pay %s %s: HTTP %s %s (Request-ID %s)", method, path, response.status_code, code,
+                      response.headers.get("Request-ID"))
             raise WechatPayUnavailable(f"WeChat Pay answered HTTP {response.status_code} {code}")
         try:
             self._verify_signed(response.headers, response.content, WechatPayUnavailable)
         except WechatPayUnavailable as exc:
-            log.error("WeChat Pay %s %s: answer rejected: %s", method, path, exc.reason)
+            log.error("WeChat Pay %s %s: answer rejected: %s (Request-ID %s)", method, path, exc.reason,
+                      response.headers.get("Request-ID"))
             raise
         answer = _json_object(response.content) if response.content else {}
         if response.status_code >= 400:

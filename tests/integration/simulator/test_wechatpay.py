@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import requests
@@ -24,7 +25,7 @@ from services.common.wechatpay import (
     WechatPayUnavailable,
 )
 from tests.fixtures.simulator import RunningSimulator
-from tools.simulator.wechatpay import TAMPERS
+from tools.simulator.wechatpay import TAMPERS, ensure_dev_keys
 
 
 @dataclass
@@ -301,3 +302,15 @@ def test_the_merchant_hook_gives_the_dev_account_and_the_platform_public_key(sim
     assert (merchant["mchid"], merchant["appid"], merchant["merchant_serial"]) == (
         settings.mchid, settings.appid, settings.merchant_serial)
     assert settings.platform_keys == {merchant["platform_serial"]: merchant["platform_public_key_pem"].encode()}
+
+
+def test_the_dev_keys_are_generated_once_private_to_their_owner(tmp_path: Path) -> None:
+    first = ensure_dev_keys(tmp_path / "keys")
+    contents = {name: path.read_bytes() for name, path in first.items()}
+
+    again = ensure_dev_keys(tmp_path / "keys")
+
+    assert {name: path.read_bytes() for name, path in again.items()} == contents
+    assert oct(first["merchant-private.pem"].stat().st_mode & 0o777) == "0o600"
+    assert oct(first["platform-private.pem"].stat().st_mode & 0o777) == "0o600"
+    assert [p.name for p in tmp_path.iterdir()] == ["keys"]  # no staging folder left behind
