@@ -157,10 +157,16 @@ class Refund:
     mchid: str | None = None  # set on notifies, which carry it
 
 
-def load_public_key(pem: bytes) -> RSAPublicKey:
-    """An RSA public key from a PEM public key or X.509 certificate."""
-    key = (x509.load_pem_x509_certificate(pem).public_key() if b"CERTIFICATE" in pem
-           else serialization.load_pem_public_key(pem))
+def load_public_key(serial: str, pem: bytes) -> RSAPublicKey:
+    """The RSA key of a platform certificate (whose serial must be `serial`) or WeChat Pay public key (PEM)."""
+    if b"CERTIFICATE" in pem:
+        certificate = x509.load_pem_x509_certificate(pem)
+        if format(certificate.serial_number, "X") != serial.upper().lstrip("0"):
+            raise ConfigError(f"the platform certificate listed as {serial} has serial "
+                              f"{format(certificate.serial_number, 'X')}")
+        key = certificate.public_key()
+    else:
+        key = serialization.load_pem_public_key(pem)
     if not isinstance(key, RSAPublicKey):
         raise ConfigError("WeChat Pay platform keys are RSA")
     return key
@@ -211,7 +217,7 @@ class WechatPay:
         if not isinstance(key, RSAPrivateKey):
             raise ConfigError("WECHATPAY_MERCHANT_KEY_FILE must hold an RSA private key")
         self._merchant_key = key
-        self._platform_keys = {serial: load_public_key(pem) for serial, pem in settings.platform_keys.items()}
+        self._platform_keys = {serial: load_public_key(serial, pem) for serial, pem in settings.platform_keys.items()}
         if len(settings.apiv3_key) != APIV3_KEY_BYTES:
             raise ConfigError(f"the APIv3 key must be {APIV3_KEY_BYTES} bytes")
 
@@ -249,6 +255,14 @@ class WechatPay:
         """GET /v3/pay/transactions/out-trade-no/{no}; WechatPayApiError code ORDER_NOT_EXIST when unknown."""
         path = f"/v3/pay/transactions/out-trade-no/{quote(out_trade_no, safe='')}"
         return self._transaction(self._call("GET", path, query={"mchid": self.settings.mchid}))
+
+    def close(self, out_trade_no: str) -> None:
+        """POST /v3/pay/transactions/out-trade-no/{no}/close: no payment possible any more (cancelled order).
+
+        WechatPayApiError ORDERPAID when the payer was faster: the caller refunds, or keeps the order.
+        """
+        self._call("POST", f"/v3/pay/transactions/out-trade-no/{quote(out_trade_no, safe='')}/close",
+                   {"mchid": self.settings.mchid})
 
     # -- refunds ---------------------------------------------------------------------------------
 

@@ -52,8 +52,8 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
     def payload(self) -> bytes:
-        """The body's bytes on the wire (WeChat Pay signs exactly these)."""
-        return json.dumps(self.body, ensure_ascii=False).encode()
+        """The body's bytes on the wire (WeChat Pay signs exactly these); none with 204 No Content."""
+        return b"" if self.status == 204 else json.dumps(self.body, ensure_ascii=False).encode()
 
 
 Handler = Callable[[Request], Response]
@@ -72,9 +72,13 @@ class SimulatorServer(ThreadingHTTPServer):
 
     def dispatch(self, request: Request) -> Response:
         path = request.path.rstrip("/") or "/"
-        # "/prefix/*" routes take one trailing path segment (a resource id such as an out_trade_no).
-        handler = (self.routes.get((request.method, path))
-                   or self.routes.get((request.method, path.rsplit("/", 1)[0] + "/*")))
+        handler = self.routes.get((request.method, path))
+        # A "*" segment in a route takes any one path segment (a resource id such as an out_trade_no).
+        segments = path.split("/")
+        for index in range(len(segments) - 1, 0, -1):
+            if handler is not None:
+                break
+            handler = self.routes.get((request.method, "/".join([*segments[:index], "*", *segments[index + 1:]])))
         if handler is None:
             return Response(404, {"error": f"no route {request.method} {request.path}"})
         try:

@@ -155,6 +155,7 @@ class WechatPaySimulator:
     def routes(self) -> dict[tuple[str, str], Handler]:
         return {("POST", "/v3/pay/transactions/jsapi"): self.prepay,
                 ("GET", "/v3/pay/transactions/out-trade-no/*"): self.query,
+                ("POST", "/v3/pay/transactions/out-trade-no/*/close"): self.close,
                 ("POST", "/v3/refund/domestic/refunds"): self.refund,
                 ("GET", "/v3/refund/domestic/refunds/*"): self.query_refund,
                 ("POST", "/sim/pay"): self.sim_pay,
@@ -227,6 +228,23 @@ class WechatPaySimulator:
                 return self._error(404, "ORDER_NOT_EXIST", "订单不存在")
             self._close_if_expired(order)
             return self._signed(200, order.resource())
+
+    def close(self, request: Request) -> Response:
+        """POST /v3/pay/transactions/out-trade-no/{out_trade_no}/close {"mchid"}: 204; a paid order cannot close."""
+        refused = self._authenticate(request)
+        if refused is not None:
+            return refused
+        body = _body(request)
+        if body is None or body.get("mchid") != self.config.wechatpay_mchid:
+            return self._error(400, "PARAM_ERROR", "mchid is required and must be this merchant's")
+        with self._lock:
+            order = self._orders.get(request.path.rstrip("/").split("/")[-2])
+            if order is None:
+                return self._error(404, "ORDER_NOT_EXIST", "订单不存在")
+            if order.trade_state in ("SUCCESS", "REFUND"):
+                return self._error(400, "ORDERPAID", "该订单已支付")
+            order.trade_state = "CLOSED"
+        return self._signed(204, {})
 
     def refund(self, request: Request) -> Response:
         """POST /v3/refund/domestic/refunds: PROCESSING until /sim/refund-complete."""

@@ -314,3 +314,29 @@ def test_the_dev_keys_are_generated_once_private_to_their_owner(tmp_path: Path) 
     assert oct(first["merchant-private.pem"].stat().st_mode & 0o777) == "0o600"
     assert oct(first["platform-private.pem"].stat().st_mode & 0o777) == "0o600"
     assert [p.name for p in tmp_path.iterdir()] == ["keys"]  # no staging folder left behind
+
+
+def test_a_closed_order_can_no_longer_be_paid(simulator: RunningSimulator, wechatpay: WechatPay,
+                                              receiver: NotifyReceiver) -> None:
+    out_trade_no = new_trade_no()
+    prepay(wechatpay, receiver, out_trade_no)
+
+    wechatpay.close(out_trade_no)
+
+    assert wechatpay.query_by_out_trade_no(out_trade_no).trade_state == "CLOSED"
+    with pytest.raises(requests.HTTPError):
+        simulator.client.wechatpay_pay(out_trade_no)
+    assert receiver.notices == []
+
+
+def test_closing_an_order_the_payer_already_paid_is_orderpaid(simulator: RunningSimulator, wechatpay: WechatPay,
+                                                               receiver: NotifyReceiver) -> None:
+    out_trade_no = new_trade_no()
+    prepay(wechatpay, receiver, out_trade_no)
+    simulator.client.wechatpay_pay(out_trade_no, notify=False)
+
+    with pytest.raises(WechatPayApiError) as raised:
+        wechatpay.close(out_trade_no)
+
+    assert raised.value.code == "ORDERPAID"
+    assert wechatpay.query_by_out_trade_no(out_trade_no).trade_state == "SUCCESS"

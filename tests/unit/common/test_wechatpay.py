@@ -6,14 +6,17 @@ import base64
 import json
 import logging
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import requests
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.x509.oid import NameOID
 
 from services.common.config import ConfigError
 from services.common.wechatpay import (
@@ -367,3 +370,44 @@ def test_a_prepay_deadline_without_a_timezone_is_refused(pay: WechatPay) -> None
     with pytest.raises(ValueError, match="timezone-aware"):
         pay.jsapi_prepay(out_trade_no="T1", description="d", amount_fen=1, payer_openid="o", notify_url="https://n",
                          time_expire=datetime(2026, 11, 29) + timedelta(minutes=30))
+
+
+def self_signed(key: rsa.RSAPrivateKey, serial_number: int) -> bytes:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Tenpay.com Root CA")])
+    now = datetime.now(UTC)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(serial_number).not_valid_before(now - timedelta(days=1))
+                   .not_valid_after(now + timedelta(days=365)).sign(key, hashes.SHA256()))
+    return certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def test_a_platform_certificate_verifies_notifies_under_its_serial(
+        settings: WechatPaySettings, platform_key: rsa.RSAPrivateKey) -> None:
+    serial = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1"
+    pay = WechatPay(replace(settings, platform_keys={serial: self_signed(platform_key, int(serial, 16))}),
+                    clock=lambda: NOW)
+    body = notify_body(transaction())
+
+    assert pay.verify_notify(signed_headers(platform_key, body, serial=serial), body).amount_total_fen == 12_345
+
+
+def test_a_platform_certificate_listed_under_another_serial_is_refused(
+        settings: WechatPaySettings, platform_key: rsa.RSAPrivateKey) -> None:
+    certificate = self_signed(platform_key, 0x5157F09E)
+
+    with pytest.raises(ConfigError, match="has serial 5157F09E"):
+        WechatPay(replace(settings, platform_keys={"6157F09E": certificate}))
+
+
+def test_closing_posts_the_mchid_and_accepts_the_signed_empty_answer(
+        pay: WechatPay, session: FakeSession, platform_key: rsa.RSAPrivateKey) -> None:
+    response = requests.Response()
+    response.status_code, response._content = 204, b""
+    response.headers.update(signed_headers(platform_key, b""))
+    session.answers.append(response)
+
+    pay.close("T202611290001")
+
+    sent = session.sent[0]
+    assert (sent.url, json.loads(sent.body)) == (
+        "https://api.mch.example/v3/pay/transactions/out-trade-no/T202611290001/close", {"mchid": MCHID})
