@@ -220,6 +220,9 @@ class WechatPay:
         self._platform_keys = {serial: load_public_key(serial, pem) for serial, pem in settings.platform_keys.items()}
         if len(settings.apiv3_key) != APIV3_KEY_BYTES:
             raise ConfigError(f"the APIv3 key must be {APIV3_KEY_BYTES} bytes")
+        # Merchants on WeChat Pay public keys (not platform certificates) name the key they verify with.
+        self._public_key_id = next((serial for serial in settings.platform_keys if serial.startswith("PUB_KEY_ID_")),
+                                   None)
 
     # -- payments --------------------------------------------------------------------------------
 
@@ -354,6 +357,8 @@ class WechatPay:
                    "Authorization": authorization(self.settings.mchid, self.settings.merchant_serial,
                                                   self._merchant_key, method, url_path, payload,
                                                   int(self.clock()), secrets.token_hex(16))}
+        if self._public_key_id is not None:
+            headers["Wechatpay-Serial"] = self._public_key_id
         try:
             response = self.session.request(method, f"{self.settings.api_base}{url_path}", headers=headers,
                                             data=payload.encode() if body is not None else None,

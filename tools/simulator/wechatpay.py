@@ -146,7 +146,9 @@ class WechatPaySimulator:
         self.clock = clock
         self.key_files = ensure_dev_keys(Path(config.wechatpay_key_dir).resolve())
         self._platform_key = _private_key(self.key_files[PLATFORM_PRIVATE])
-        self._merchant_public = serialization.load_pem_public_key(self.key_files[MERCHANT_PUBLIC].read_bytes())
+        merchant_public = serialization.load_pem_public_key(self.key_files[MERCHANT_PUBLIC].read_bytes())
+        assert isinstance(merchant_public, rsa.RSAPublicKey)
+        self._merchant_public = merchant_public
         self._lock = threading.Lock()
         self._orders: dict[str, _Order] = {}
         self._refunds: dict[str, _Refund] = {}
@@ -385,8 +387,8 @@ class WechatPaySimulator:
         url = request.path + (f"?{request.raw_query}" if request.raw_query else "")
         message = f"{request.method}\n{url}\n{timestamp}\n{fields.get('nonce_str', '')}\n".encode() + request.body + b"\n"
         try:
-            self._merchant_public.verify(base64.b64decode(fields.get("signature", "")), message,  # type: ignore[union-attr,call-arg]
-                                         padding.PKCS1v15(), hashes.SHA256())
+            self._merchant_public.verify(base64.b64decode(fields.get("signature", "")), message, padding.PKCS1v15(),
+                                         hashes.SHA256())
         except (InvalidSignature, ValueError):
             return self._error(401, "SIGN_ERROR", "签名错误", signed=False)
         return None

@@ -155,6 +155,7 @@ def test_prepay_sends_the_jsapi_order_signed_and_returns_the_prepay_id(
     assert prepay_id == "wx29183005abc"
     sent = session.sent[0]
     assert (sent.method, sent.url) == ("POST", "https://api.mch.example/v3/pay/transactions/jsapi")
+    assert sent.headers["Wechatpay-Serial"] == SERIAL  # the public-key id the merchant verifies with
     assert json.loads(sent.body) == {
         "appid": APPID, "mchid": MCHID, "description": "MiniMall 订单", "out_trade_no": "T202611290001",
         "time_expire": "2026-11-29T11:00:00+00:00", "notify_url": "https://shop.example/payments/wechat/notify",
