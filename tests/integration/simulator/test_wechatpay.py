@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -16,16 +21,22 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from services.common.devbroker import free_port
 from services.common.wechatpay import (
     NotifyRejected,
     PaymentNotice,
     Refund,
     WechatPay,
     WechatPayApiError,
+    WechatPaySettings,
     WechatPayUnavailable,
 )
 from tests.fixtures.simulator import RunningSimulator
+from tools.simulator import SimulatorConfig, dev_env
+from tools.simulator.client import SimulatorClient
 from tools.simulator.wechatpay import TAMPERS, ensure_dev_keys
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @dataclass
@@ -340,3 +351,28 @@ def test_closing_an_order_the_payer_already_paid_is_orderpaid(simulator: Running
 
     assert raised.value.code == "ORDERPAID"
     assert wechatpay.query_by_out_trade_no(out_trade_no).trade_state == "SUCCESS"
+
+
+def test_the_simulator_process_and_a_service_share_the_dev_env_keys(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, **dev_env(f"http://127.0.0.1:{port}", SimulatorConfig(wechatpay_key_dir=str(tmp_path / "k")))}
+    process = subprocess.Popen([sys.executable, "-m", "tools.simulator", "--port", str(port)], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = SimulatorClient(f"http://127.0.0.1:{port}", timeout_seconds=1)
+    try:
+        deadline = time.monotonic() + 20
+        while not client.healthy():
+            assert process.poll() is None and time.monotonic() < deadline, "the simulator did not come up"
+            time.sleep(0.1)
+        settings = WechatPaySettings.from_env("dev", env)
+        assert settings is not None
+        out_trade_no = new_trade_no()
+        WechatPay(settings).jsapi_prepay(out_trade_no=out_trade_no, description="d", amount_fen=100,
+                                         payer_openid="o-dev", notify_url="http://127.0.0.1:1/notify",
+                                         time_expire=datetime.now(UTC) + timedelta(minutes=5))
+        client.wechatpay_pay(out_trade_no, notify=False)
+
+        assert WechatPay(settings).query_by_out_trade_no(out_trade_no).trade_state == "SUCCESS"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
