@@ -1,4 +1,4 @@
-"""Dev simulator of the shop's third parties (WeChat, Aliyun SMS, Tencent FaceID): `python -m tools.simulator`."""
+"""Dev simulator of the shop's third parties (WeChat, WeChat Pay, Aliyun SMS, FaceID): `python -m tools.simulator`."""
 
 from tools.simulator.config import DEFAULT_PORT, SimulatorConfig
 from tools.simulator.server import Simulator, dev_env, start_simulator

@@ -61,3 +61,29 @@ class SimulatorClient:
     def realname_fail_next(self, *, result: str | None = None, error: str | None = None) -> None:
         body = {"result": result} if result is not None else {"error": error}
         self._call("POST", "/sim/realname/fail-next", body)
+
+    def wechatpay_pay(self, out_trade_no: str, *, notify: bool = True, tamper: str | None = None) -> dict[str, Any]:
+        """The payer pays the prepaid order in full; the answer has notify_status, notify_answer and the notify sent.
+
+        notify=False: paid, but the notify is lost (reconciliation must find it). tamper: one of
+        tools.simulator.wechatpay.TAMPERS; the order stays unpaid and only the spoilt notify is sent.
+        """
+        body: dict[str, Any] = {"out_trade_no": out_trade_no, "notify": notify}
+        if tamper is not None:
+            body["tamper"] = tamper
+        return self._call("POST", "/sim/pay", body)
+
+    def wechatpay_refund_complete(self, out_refund_no: str, status: str = "SUCCESS",
+                                  tamper: str | None = None) -> dict[str, Any]:
+        """The refund ends (SUCCESS, CLOSED or ABNORMAL) and its notify goes to the refund's notify_url."""
+        body: dict[str, Any] = {"out_refund_no": out_refund_no, "status": status}
+        if tamper is not None:
+            body["tamper"] = tamper
+        return self._call("POST", "/sim/refund-complete", body)
+
+    def wechatpay_order(self, out_trade_no: str) -> dict[str, Any]:
+        """What the prepay recorded (amount, notify_url, time_expire, prepay_id...) and the trade_state."""
+        return self._call("GET", "/sim/wechatpay/orders", params={"out_trade_no": out_trade_no})
+
+    def wechatpay_merchant(self) -> dict[str, Any]:
+        return self._call("GET", "/sim/wechatpay/merchant")

@@ -25,6 +25,13 @@ class SimulatorConfig:
     aliyun_access_key_secret: str = field(default="sim-aliyun-access-key-secret", repr=False)
     tencent_secret_id: str = "AKIDsimulator0001"
     tencent_secret_key: str = field(default="sim-tencent-secret-key", repr=False)
+    wechatpay_mchid: str = "1900000109"
+    wechatpay_merchant_serial: str = "5E1F0C0FFEE0D0E15E1F0C0FFEE0D0E15E1F0C0F"
+    wechatpay_apiv3_key: str = field(default="simWechatPayApiV3DevKey000000000", repr=False)  # 32 bytes
+    wechatpay_platform_serial: str = "PUB_KEY_ID_0119000001092026000000000000000001"
+    # The dev merchant and platform RSA key pairs, generated there at start when missing (never committed).
+    wechatpay_key_dir: str = field(default_factory=lambda: os.path.join(os.environ.get("MINIMALL_VAR") or "var",
+                                                                         "keys", "wechatpay-dev"))
     wechat_minute_quota: int = 100  # code2session calls per openid per minute, then errcode 45011
     sms_per_minute: int = 1  # Aliyun's default flow control for verification codes, per phone number
     sms_per_hour: int = 5
@@ -54,6 +61,11 @@ class SimulatorConfig:
             aliyun_access_key_secret=text("ALIYUN_SMS_ACCESS_KEY_SECRET", defaults.aliyun_access_key_secret),
             tencent_secret_id=text("REALNAME_SECRET_ID", defaults.tencent_secret_id),
             tencent_secret_key=text("REALNAME_SECRET_KEY", defaults.tencent_secret_key),
+            wechatpay_mchid=text("WECHATPAY_MCHID", defaults.wechatpay_mchid),
+            wechatpay_merchant_serial=text("WECHATPAY_MERCHANT_SERIAL", defaults.wechatpay_merchant_serial),
+            wechatpay_apiv3_key=text("WECHATPAY_APIV3_KEY", defaults.wechatpay_apiv3_key),
+            wechatpay_platform_serial=text("SIM_WECHATPAY_PLATFORM_SERIAL", defaults.wechatpay_platform_serial),
+            wechatpay_key_dir=text("SIM_WECHATPAY_KEY_DIR", defaults.wechatpay_key_dir),
             wechat_minute_quota=number("SIM_WECHAT_MINUTE_QUOTA", defaults.wechat_minute_quota),
             sms_per_minute=number("SIM_SMS_PER_MINUTE", defaults.sms_per_minute),
             sms_per_hour=number("SIM_SMS_PER_HOUR", defaults.sms_per_hour),

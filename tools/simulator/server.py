@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
-from tools.simulator import aliyun_sms, faceid
+from tools.simulator import aliyun_sms, faceid, wechatpay
 from tools.simulator.aliyun_sms import AliyunSmsSimulator
 from tools.simulator.config import DEFAULT_PORT, SimClock, SimulatorConfig
 from tools.simulator.faceid import FaceIdSimulator
 from tools.simulator.web import Handler, Request, Response, SimulatorServer
 from tools.simulator.wechat import WechatSimulator
+from tools.simulator.wechatpay import WechatPaySimulator
 
 
 class Simulator:
-    """WeChat code2session, Aliyun SMS and FaceID on one host:port, with in-memory state."""
+    """WeChat code2session, WeChat Pay, Aliyun SMS and FaceID on one host:port, with in-memory state."""
 
     def __init__(self, config: SimulatorConfig | None = None, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:
         self.config = config or SimulatorConfig()
@@ -21,12 +23,13 @@ class Simulator:
         self.wechat = WechatSimulator(self.config, self.clock)
         self.sms = AliyunSmsSimulator(self.config, self.clock)
         self.faceid = FaceIdSimulator(self.config)
+        self.wechatpay = WechatPaySimulator(self.config, self.clock)
         routes: dict[tuple[str, str], Handler] = {
             ("GET", "/sim/healthz"): lambda _: Response(200, {"status": "ok"}),
             ("POST", "/sim/reset"): self._reset,
             ("POST", "/sim/clock"): self._advance_clock,
         }
-        for provider in (self.wechat, self.sms, self.faceid):
+        for provider in (self.wechat, self.sms, self.faceid, self.wechatpay):
             routes.update(provider.routes())
         self.server = SimulatorServer((host, port), routes)
         self._thread: threading.Thread | None = None
@@ -49,7 +52,7 @@ class Simulator:
 
     def _reset(self, _: Request) -> Response:
         """POST /sim/reset: forget every code, message, registration, forced failure and flow-control count."""
-        for provider in (self.wechat, self.sms, self.faceid):
+        for provider in (self.wechat, self.sms, self.faceid, self.wechatpay):
             provider.reset()
         return Response(200, {"reset": True})
 
@@ -63,8 +66,12 @@ class Simulator:
 
 
 def dev_env(base_url: str, config: SimulatorConfig | None = None) -> dict[str, str]:
-    """The user service's environment that points its adapters at a simulator on `base_url`."""
+    """The services' environment that points their adapters at a simulator on `base_url`.
+
+    The WeChat Pay key files appear when the simulator starts (it generates them under its key dir).
+    """
     config = config or SimulatorConfig()
+    keys = wechatpay.key_files(Path(config.wechatpay_key_dir).resolve())
     return {
         "WECHAT_API_BASE": base_url,
         "WECHAT_APPID": config.wechat_appid,
@@ -77,6 +84,14 @@ def dev_env(base_url: str, config: SimulatorConfig | None = None) -> dict[str, s
         "REALNAME_ENDPOINT": f"{base_url}{faceid.PATH}/",
         "REALNAME_SECRET_ID": config.tencent_secret_id,
         "REALNAME_SECRET_KEY": config.tencent_secret_key,
+        "WECHATPAY_API_BASE": base_url,
+        "WECHATPAY_MCHID": config.wechatpay_mchid,
+        "WECHATPAY_APPID": config.wechat_appid,
+        "WECHATPAY_MERCHANT_SERIAL": config.wechatpay_merchant_serial,
+        "WECHATPAY_MERCHANT_KEY_FILE": str(keys[wechatpay.MERCHANT_PRIVATE]),
+        "WECHATPAY_APIV3_KEY": config.wechatpay_apiv3_key,
+        "WECHATPAY_PLATFORM_CERTS": f"{config.wechatpay_platform_serial}:{keys[wechatpay.PLATFORM_PUBLIC]}",
+        "SIM_WECHATPAY_KEY_DIR": str(Path(config.wechatpay_key_dir).resolve()),
     }
 
 

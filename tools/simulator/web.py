@@ -24,6 +24,7 @@ class Request:
     query: dict[str, list[str]]
     headers: Message
     body: bytes
+    raw_query: str = ""  # as sent: WeChat Pay signatures cover it
 
     def json(self) -> dict[str, Any]:
         """The body as a JSON object; an empty body is {}."""
@@ -50,6 +51,10 @@ class Response:
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
 
+    def payload(self) -> bytes:
+        """The body's bytes on the wire (WeChat Pay signs exactly these); none with 204 No Content."""
+        return b"" if self.status == 204 else json.dumps(self.body, ensure_ascii=False).encode()
+
 
 Handler = Callable[[Request], Response]
 
@@ -66,7 +71,14 @@ class SimulatorServer(ThreadingHTTPServer):
         super().__init__(address, _RequestHandler)
 
     def dispatch(self, request: Request) -> Response:
-        handler = self.routes.get((request.method, request.path.rstrip("/") or "/"))
+        path = request.path.rstrip("/") or "/"
+        handler = self.routes.get((request.method, path))
+        # A "*" segment in a route takes any one path segment (a resource id such as an out_trade_no).
+        segments = path.split("/")
+        for index in range(len(segments) - 1, 0, -1):
+            if handler is not None:
+                break
+            handler = self.routes.get((request.method, "/".join([*segments[:index], "*", *segments[index + 1:]])))
         if handler is None:
             return Response(404, {"error": f"no route {request.method} {request.path}"})
         try:
@@ -101,11 +113,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return
         url = urlsplit(self.path)
         request = Request(self.command, url.path, parse_qs(url.query, keep_blank_values=True), self.headers,
-                          self.rfile.read(length))
+                          self.rfile.read(length), url.query)
         self._send(self.server.dispatch(request))
 
     def _send(self, response: Response) -> None:
-        payload = json.dumps(response.body, ensure_ascii=False).encode()
+        payload = response.payload()
         self.send_response(response.status)
         self.send_header("Content-Type", f"{response.content_type}; charset=utf-8")
         self.send_header("Content-Length", str(len(payload)))

@@ -1,0 +1,425 @@
+"""WeChat Pay API v3, merchant side: signed JSAPI prepay, query, refund, and verified, decrypted notifies.
+
+Shared by the order service (checkout, O2) and the member service (recharge, M4). Requests are signed
+WECHATPAY2-SHA256-RSA2048 with the merchant key; every answer and every notify must carry a valid
+Wechatpay-Signature from a platform key we know by its Wechatpay-Serial (certificate serial or
+"PUB_KEY_ID_..." public-key id), no older than five minutes; notify resources are AEAD_AES_256_GCM
+under the APIv3 key. Signing uses `cryptography` directly rather than the `wechatpayv3` SDK, whose
+gateway URL is fixed, whose debug log prints the Authorization header and decrypted payloads, and which
+neither checks timestamps nor says why a notify failed.
+
+Settings (`WechatPaySettings.from_env`; WeChat Pay is off when WECHATPAY_MCHID is unset):
+WECHATPAY_MCHID, WECHATPAY_APPID (default WECHAT_APPID), WECHATPAY_API_BASE (default
+https://api.mch.weixin.qq.com; https only outside dev/test), WECHATPAY_MERCHANT_KEY_FILE (PKCS#8 PEM),
+WECHATPAY_MERCHANT_SERIAL (the merchant API certificate's serial), WECHATPAY_APIV3_KEY (32 characters),
+WECHATPAY_PLATFORM_CERTS ("serial:path,serial:path", each file a platform certificate or public key PEM),
+WECHATPAY_NOTIFY_MAX_AGE_SECONDS (300), THIRD_PARTY_TIMEOUT_SECONDS (5). The dev simulator
+(tools/simulator/wechatpay.py) generates a matching set; `tools.simulator.dev_env` points them at it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+import requests
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from services.common.config import DEV_ENVIRONMENTS, ConfigError, Env
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "WECHATPAY2-SHA256-RSA2048"
+DEFAULT_API_BASE = "https://api.mch.weixin.qq.com"
+APIV3_KEY_BYTES = 32
+
+
+class WechatPayError(Exception):
+    """Anything WeChat Pay related that went wrong; `reason` is safe to log and to answer with."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class NotifyRejected(WechatPayError):
+    """A notify we must not trust: answer it 4xx {"code": "FAIL", "message": reason}; WeChat Pay retries."""
+
+
+class WechatPayApiError(WechatPayError):
+    """WeChat Pay refused a request (a verified 4xx answer): `code` is theirs, e.g. ORDER_NOT_EXIST, PARAM_ERROR."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"HTTP {status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class WechatPayUnavailable(WechatPayError):
+    """No trustworthy answer: network error, 5xx, our signature refused (401), or an unverifiable answer."""
+
+
+@dataclass(frozen=True)
+class WechatPaySettings:
+    api_base: str
+    mchid: str
+    appid: str
+    merchant_serial: str
+    merchant_private_key_pem: bytes = field(repr=False)
+    apiv3_key: bytes = field(repr=False)
+    platform_keys: Mapping[str, bytes]  # Wechatpay-Serial -> certificate or public key PEM
+    timeout_seconds: float = 5.0
+    notify_max_age_seconds: int = 300
+
+    @classmethod
+    def from_env(cls, environment: str, environ: Mapping[str, str] | None = None) -> WechatPaySettings | None:
+        """The settings, or None when WECHATPAY_MCHID is unset (WeChat Pay not configured)."""
+        env = Env(environ)
+        mchid = env.optional("WECHATPAY_MCHID")
+        if mchid is None:
+            return None
+        api_base = env.str("WECHATPAY_API_BASE", DEFAULT_API_BASE)
+        allowed = ("https", "http") if environment in DEV_ENVIRONMENTS else ("https",)
+        if urlsplit(api_base).scheme not in allowed or not urlsplit(api_base).netloc:
+            raise ConfigError(f"WECHATPAY_API_BASE must be an {' or '.join(allowed)} URL, got {api_base!r}")
+        apiv3_key = env.str("WECHATPAY_APIV3_KEY").encode()
+        if len(apiv3_key) != APIV3_KEY_BYTES:
+            raise ConfigError(f"WECHATPAY_APIV3_KEY must be {APIV3_KEY_BYTES} bytes, got {len(apiv3_key)}")
+        platform_keys: dict[str, bytes] = {}
+        for entry in env.str("WECHATPAY_PLATFORM_CERTS").split(","):
+            serial, _, path = entry.strip().partition(":")
+            if not serial or not path:
+                raise ConfigError(f"WECHATPAY_PLATFORM_CERTS entries are serial:path, got {entry!r}")
+            platform_keys[serial] = _read(path, "WECHATPAY_PLATFORM_CERTS")
+        return cls(
+            api_base=api_base.rstrip("/"),
+            mchid=mchid,
+            appid=env.str("WECHATPAY_APPID", env.optional("WECHAT_APPID")),
+            merchant_serial=env.str("WECHATPAY_MERCHANT_SERIAL"),
+            merchant_private_key_pem=_read(env.str("WECHATPAY_MERCHANT_KEY_FILE"), "WECHATPAY_MERCHANT_KEY_FILE"),
+            apiv3_key=apiv3_key,
+            platform_keys=platform_keys,
+            timeout_seconds=env.float("THIRD_PARTY_TIMEOUT_SECONDS", 5.0),
+            notify_max_age_seconds=env.int("WECHATPAY_NOTIFY_MAX_AGE_SECONDS", 300),
+        )
+
+
+def _read(path: str, name: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read {path}: {exc.strerror}") from None
+
+
+@dataclass(frozen=True)
+class PaymentNotice:
+    """A transaction as WeChat Pay reports it (notify resource or query answer); amounts in fen."""
+
+    out_trade_no: str
+    transaction_id: str | None  # None until paid
+    trade_state: str  # SUCCESS, NOTPAY, CLOSED, REFUND, USERPAYING, PAYERROR, REVOKED
+    amount_total_fen: int
+    payer_total_fen: int | None
+    mchid: str
+    appid: str
+    success_time: datetime | None  # UTC
+    payer_openid: str | None = None
+    attach: str | None = None
+
+
+@dataclass(frozen=True)
+class Refund:
+    """A refund as WeChat Pay reports it (refund answer, refund query or refund notify); amounts in fen."""
+
+    out_refund_no: str
+    refund_id: str
+    out_trade_no: str
+    transaction_id: str
+    status: str  # SUCCESS, PROCESSING, CLOSED, ABNORMAL
+    refund_fen: int
+    total_fen: int
+    success_time: datetime | None  # UTC
+    mchid: str | None = None  # set on notifies, which carry it
+
+
+def load_public_key(serial: str, pem: bytes) -> RSAPublicKey:
+    """The RSA key of a platform certificate (whose serial must be `serial`) or WeChat Pay public key (PEM)."""
+    if b"CERTIFICATE" in pem:
+        certificate = x509.load_pem_x509_certificate(pem)
+        if format(certificate.serial_number, "X") != serial.upper().lstrip("0"):
+            raise ConfigError(f"the platform certificate listed as {serial} has serial "
+                              f"{format(certificate.serial_number, 'X')}")
+        key = certificate.public_key()
+    else:
+        key = serialization.load_pem_public_key(pem)
+    if not isinstance(key, RSAPublicKey):
+        raise ConfigError("WeChat Pay platform keys are RSA")
+    return key
+
+
+def rsa_sign(key: RSAPrivateKey, message: str) -> str:
+    """SHA256withRSA (PKCS#1 v1.5), base64: what every WeChat Pay v3 signature is."""
+    return base64.b64encode(key.sign(message.encode(), padding.PKCS1v15(), hashes.SHA256())).decode()
+
+
+def rsa_verify(key: RSAPublicKey, message: bytes, signature: str) -> bool:
+    try:
+        key.verify(base64.b64decode(signature, validate=True), message, padding.PKCS1v15(), hashes.SHA256())
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def aead_decrypt(apiv3_key: bytes, nonce: str, associated_data: str, ciphertext: str) -> bytes:
+    """AEAD_AES_256_GCM as WeChat Pay uses it: ciphertext is base64(encrypted || 16-byte tag). InvalidTag on tamper."""
+    return AESGCM(apiv3_key).decrypt(nonce.encode(), base64.b64decode(ciphertext), associated_data.encode())
+
+
+def authorization(mchid: str, serial: str, key: RSAPrivateKey, method: str, url_path: str, body: str,
+                  timestamp: int, nonce: str) -> str:
+    """The Authorization header: signature over method, path?query, timestamp, nonce and body, one per line."""
+    signature = rsa_sign(key, f"{method}\n{url_path}\n{timestamp}\n{nonce}\n{body}\n")
+    return (f'{SCHEMA} mchid="{mchid}",nonce_str="{nonce}",signature="{signature}",'
+            f'timestamp="{timestamp}",serial_no="{serial}"')
+
+
+def _utc(value: object) -> datetime | None:
+    """RFC 3339 with offset (2018-06-08T10:34:56+08:00) -> UTC; None when absent."""
+    if not isinstance(value, str) or not value:
+        return None
+    return datetime.fromisoformat(value).astimezone(UTC)
+
+
+class WechatPay:
+    """One merchant account (mchid + appid) talking to WeChat Pay API v3."""
+
+    def __init__(self, settings: WechatPaySettings, session: requests.Session | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.session = session or requests.Session()
+        self.clock = clock
+        key = serialization.load_pem_private_key(settings.merchant_private_key_pem, password=None)
+        if not isinstance(key, RSAPrivateKey):
+            raise ConfigError("WECHATPAY_MERCHANT_KEY_FILE must hold an RSA private key")
+        self._merchant_key = key
+        self._platform_keys = {serial: load_public_key(serial, pem) for serial, pem in settings.platform_keys.items()}
+        if len(settings.apiv3_key) != APIV3_KEY_BYTES:
+            raise ConfigError(f"the APIv3 key must be {APIV3_KEY_BYTES} bytes")
+        # Merchants on WeChat Pay public keys (not platform certificates) name the key they verify with.
+        self._public_key_id = next((serial for serial in settings.platform_keys if serial.startswith("PUB_KEY_ID_")),
+                                   None)
+
+    # -- payments --------------------------------------------------------------------------------
+
+    def jsapi_prepay(self, *, out_trade_no: str, description: str, amount_fen: int, payer_openid: str,
+                     notify_url: str, time_expire: datetime, attach: str | None = None) -> str:
+        """POST /v3/pay/transactions/jsapi -> the prepay_id (valid 2 hours) for wx.requestPayment."""
+        if amount_fen <= 0:
+            raise ValueError("amount_fen must be > 0")
+        if time_expire.tzinfo is None:
+            raise ValueError("time_expire must be timezone-aware")
+        body: dict[str, Any] = {
+            "appid": self.settings.appid, "mchid": self.settings.mchid, "description": description,
+            "out_trade_no": out_trade_no, "time_expire": time_expire.astimezone(UTC).isoformat(timespec="seconds"),
+            "notify_url": notify_url, "amount": {"total": amount_fen, "currency": "CNY"},
+            "payer": {"openid": payer_openid},
+        }
+        if attach is not None:
+            body["attach"] = attach
+        answer = self._call("POST", "/v3/pay/transactions/jsapi", body)
+        prepay_id = answer.get("prepay_id")
+        if not isinstance(prepay_id, str) or not prepay_id:
+            raise WechatPayUnavailable("the prepay answer has no prepay_id")
+        return prepay_id
+
+    def request_payment_params(self, prepay_id: str) -> dict[str, str]:
+        """What the mini-program passes to wx.requestPayment, signed with the merchant key."""
+        timestamp, nonce, package = str(int(self.clock())), secrets.token_hex(16), f"prepay_id={prepay_id}"
+        pay_sign = rsa_sign(self._merchant_key, f"{self.settings.appid}\n{timestamp}\n{nonce}\n{package}\n")
+        return {"appId": self.settings.appid, "timeStamp": timestamp, "nonceStr": nonce, "package": package,
+                "signType": "RSA", "paySign": pay_sign}
+
+    def query_by_out_trade_no(self, out_trade_no: str) -> PaymentNotice:
+        """GET /v3/pay/transactions/out-trade-no/{no}; WechatPayApiError code ORDER_NOT_EXIST when unknown."""
+        path = f"/v3/pay/transactions/out-trade-no/{quote(out_trade_no, safe='')}"
+        return self._transaction(self._call("GET", path, query={"mchid": self.settings.mchid}))
+
+    def close(self, out_trade_no: str) -> None:
+        """POST /v3/pay/transactions/out-trade-no/{no}/close: no payment possible any more (cancelled order).
+
+        WechatPayApiError ORDERPAID when the payer was faster: the caller refunds, or keeps the order.
+        """
+        self._call("POST", f"/v3/pay/transactions/out-trade-no/{quote(out_trade_no, safe='')}/close",
+                   {"mchid": self.settings.mchid})
+
+    # -- refunds ---------------------------------------------------------------------------------
+
+    def refund(self, *, out_trade_no: str, out_refund_no: str, refund_fen: int, total_fen: int,
+               reason: str | None = None, notify_url: str | None = None) -> Refund:
+        """POST /v3/refund/domestic/refunds: usually PROCESSING; the end comes by notify or refund query."""
+        if not 0 < refund_fen <= total_fen:
+            raise ValueError("refund_fen must be in 1..total_fen")
+        body: dict[str, Any] = {"out_trade_no": out_trade_no, "out_refund_no": out_refund_no,
+                                "amount": {"refund": refund_fen, "total": total_fen, "currency": "CNY"}}
+        if reason is not None:
+            body["reason"] = reason
+        if notify_url is not None:
+            body["notify_url"] = notify_url
+        return self._refund(self._call("POST", "/v3/refund/domestic/refunds", body), "status")
+
+    def query_refund(self, out_refund_no: str) -> Refund:
+        """GET /v3/refund/domestic/refunds/{out_refund_no}; WechatPayApiError RESOURCE_NOT_EXISTS when unknown."""
+        return self._refund(self._call("GET", f"/v3/refund/domestic/refunds/{quote(out_refund_no, safe='')}"),
+                            "status")
+
+    # -- notifies --------------------------------------------------------------------------------
+
+    def verify_notify(self, headers: Mapping[str, str], body: bytes | str) -> PaymentNotice:
+        """A payment notify (TRANSACTION.SUCCESS), verified and decrypted; NotifyRejected with the reason otherwise."""
+        resource = self._notify_resource(headers, body, "transaction")
+        notice = self._transaction(resource, error=NotifyRejected)
+        if notice.mchid != self.settings.mchid:
+            raise NotifyRejected("mchid does not match this merchant")
+        if notice.appid != self.settings.appid:
+            raise NotifyRejected("appid does not match this merchant")
+        return notice
+
+    def verify_refund_notify(self, headers: Mapping[str, str], body: bytes | str) -> Refund:
+        """A refund notify (REFUND.SUCCESS / ABNORMAL / CLOSED), verified and decrypted."""
+        refund = self._refund(self._notify_resource(headers, body, "refund"), "refund_status", error=NotifyRejected)
+        if refund.mchid != self.settings.mchid:
+            raise NotifyRejected("mchid does not match this merchant")
+        return refund
+
+    def _notify_resource(self, headers: Mapping[str, str], body: bytes | str, original_type: str) -> dict[str, Any]:
+        raw = body.encode() if isinstance(body, str) else body
+        self._verify_signed(headers, raw, NotifyRejected)
+        try:
+            envelope = json.loads(raw)
+            resource = envelope["resource"]
+            if resource.get("algorithm") != "AEAD_AES_256_GCM":
+                raise NotifyRejected(f"unsupported resource algorithm {resource.get('algorithm')!r}")
+            plain = aead_decrypt(self.settings.apiv3_key, resource["nonce"], resource.get("associated_data") or "",
+                                 resource["ciphertext"])
+        except InvalidTag:
+            raise NotifyRejected("the resource does not decrypt with our APIv3 key (bad GCM tag)") from None
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise NotifyRejected("the notify body is not a WeChat Pay notify") from None
+        if resource.get("original_type", original_type) != original_type:
+            raise NotifyRejected(f"expected a {original_type} notify, got {resource.get('original_type')!r}")
+        try:
+            decrypted = json.loads(plain)
+        except ValueError:
+            raise NotifyRejected("the decrypted resource is not JSON") from None
+        if not isinstance(decrypted, dict):
+            raise NotifyRejected("the decrypted resource is not a JSON object")
+        return decrypted
+
+    # -- the wire --------------------------------------------------------------------------------
+
+    def _verify_signed(self, headers: Mapping[str, str], body: bytes, error: type[WechatPayError]) -> None:
+        """Wechatpay-Signature over timestamp, nonce and body by a platform key we know, and fresh."""
+        lower = {name.lower(): value for name, value in headers.items()}
+        serial, signature = lower.get("wechatpay-serial", ""), lower.get("wechatpay-signature", "")
+        timestamp, nonce = lower.get("wechatpay-timestamp", ""), lower.get("wechatpay-nonce", "")
+        if not (serial and signature and timestamp and nonce):
+            raise error("missing Wechatpay-Serial/Signature/Timestamp/Nonce headers")
+        if lower.get("wechatpay-signature-type", SCHEMA) != SCHEMA:
+            raise error(f"unsupported signature type {lower['wechatpay-signature-type']!r}")
+        key = self._platform_keys.get(serial)
+        if key is None:
+            raise error(f"unknown Wechatpay-Serial {serial!r}")
+        if not timestamp.isdigit() or abs(self.clock() - int(timestamp)) > self.settings.notify_max_age_seconds:
+            raise error(f"Wechatpay-Timestamp is not within {self.settings.notify_max_age_seconds} seconds of now")
+        if not rsa_verify(key, f"{timestamp}\n{nonce}\n".encode() + body + b"\n", signature):
+            raise error("Wechatpay-Signature does not verify")
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None,
+              query: dict[str, str] | None = None) -> dict[str, Any]:
+        url_path = f"{path}?{urlencode(query)}" if query else path
+        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")) if body is not None else ""
+        headers = {"Accept": "application/json", "Content-Type": "application/json", "User-Agent": "minimall",
+                   "Authorization": authorization(self.settings.mchid, self.settings.merchant_serial,
+                                                  self._merchant_key, method, url_path, payload,
+                                                  int(self.clock()), secrets.token_hex(16))}
+        if self._public_key_id is not None:
+            headers["Wechatpay-Serial"] = self._public_key_id
+        try:
+            response = self.session.request(method, f"{self.settings.api_base}{url_path}", headers=headers,
+                                            data=payload.encode() if body is not None else None,
+                                            timeout=self.settings.timeout_seconds)
+        except requests.RequestException as exc:
+            log.warning("WeChat Pay %s %s: no answer (%s)", method, path, type(exc).__name__)
+            raise WechatPayUnavailable(f"no answer from WeChat Pay ({type(exc).__name__})") from None
+        if response.status_code >= 500 or response.status_code == 401:
+            code = _error_code(response.content)
+            log.error("WeChat Pay %s %s: HTTP %s %s (Request-ID %s)", method, path, response.status_code, code,
+                      response.headers.get("Request-ID"))
+            raise WechatPayUnavailable(f"WeChat Pay answered HTTP {response.status_code} {code}")
+        try:
+            self._verify_signed(response.headers, response.content, WechatPayUnavailable)
+        except WechatPayUnavailable as exc:
+            log.error("WeChat Pay %s %s: answer rejected: %s (Request-ID %s)", method, path, exc.reason,
+                      response.headers.get("Request-ID"))
+            raise
+        answer = _json_object(response.content) if response.content else {}
+        if response.status_code >= 400:
+            raise WechatPayApiError(response.status_code, str(answer.get("code", "")), str(answer.get("message", "")))
+        return answer
+
+    def _transaction(self, data: dict[str, Any], error: type[WechatPayError] = WechatPayUnavailable) -> PaymentNotice:
+        try:
+            amount, payer = data.get("amount") or {}, data.get("payer") or {}
+            return PaymentNotice(
+                out_trade_no=str(data["out_trade_no"]), transaction_id=data.get("transaction_id") or None,
+                trade_state=str(data["trade_state"]), amount_total_fen=int(amount["total"]),
+                payer_total_fen=int(amount["payer_total"]) if "payer_total" in amount else None,
+                mchid=str(data["mchid"]), appid=str(data["appid"]), success_time=_utc(data.get("success_time")),
+                payer_openid=payer.get("openid"), attach=data.get("attach") or None)
+        except (KeyError, TypeError, ValueError):
+            raise error("the transaction lacks out_trade_no, trade_state, amount, mchid or appid") from None
+
+    def _refund(self, data: dict[str, Any], status_field: str,
+                error: type[WechatPayError] = WechatPayUnavailable) -> Refund:
+        try:
+            amount = data["amount"]
+            return Refund(out_refund_no=str(data["out_refund_no"]), refund_id=str(data["refund_id"]),
+                          out_trade_no=str(data["out_trade_no"]), transaction_id=str(data["transaction_id"]),
+                          status=str(data[status_field]), refund_fen=int(amount["refund"]),
+                          total_fen=int(amount["total"]), success_time=_utc(data.get("success_time")),
+                          mchid=data.get("mchid"))
+        except (KeyError, TypeError, ValueError):
+            raise error("the refund lacks out_refund_no, refund_id, out_trade_no, status or amount") from None
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise WechatPayUnavailable("the answer is not JSON") from None
+    if not isinstance(value, dict):
+        raise WechatPayUnavailable("the answer is not a JSON object")
+    return value
+
+
+def _error_code(raw: bytes) -> str:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return ""
+    return str(value.get("code", "")) if isinstance(value, dict) else ""
