@@ -9,6 +9,13 @@ from typing import TypeVar
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from mall.events.v1.envelope_pb2 import EventEnvelope
+from mall.events.v1.order_events_pb2 import (
+    CartItemAdded,
+    OrderCancelled,
+    OrderCreated,
+    OrderPaid,
+    OrderRefunded,
+)
 from mall.events.v1.user_events_pb2 import UserRegistered, UserVerified
 
 from services.common.logs import request_id_var
@@ -20,12 +27,17 @@ M = TypeVar("M", bound=Message)
 EVENT_TYPES: dict[type[Message], str] = {
     UserRegistered: "user-registered",
     UserVerified: "user-verified",
+    OrderCreated: "order-created",
+    OrderPaid: "order-paid",
+    OrderCancelled: "order-cancelled",
+    OrderRefunded: "order-refunded",
+    CartItemAdded: "cart-item-added",
 }
 # Event types whose payload message is not written yet; move each into EVENT_TYPES with its message.
 PLANNED_EVENT_TYPES = (
-    "order-created", "order-paid", "order-cancelled", "order-shipped", "order-completed", "order-refunded",
+    "order-shipped", "order-completed",
     "member-joined", "member-recharged", "member-withdrawn", "points-changed",
-    "product-viewed", "page-viewed", "cart-item-added",
+    "product-viewed", "page-viewed",
 )
 TOPICS = (*EVENT_TYPES.values(), *PLANNED_EVENT_TYPES)
 
