@@ -16,6 +16,8 @@ from google.protobuf.message import Message
 from services.common import events, idempotency
 from services.common.errors import Conflict
 from services.common.uow import UnitOfWork
+from services.order.domain import CartItem, Order
+from services.order.uow import OrderSearch, OrderUnitOfWork
 from services.user.domain import Address, IdentityVerification, RefreshToken, RoleChange, SmsCode, User, WechatAccount
 from services.user.passwords import Passwords
 from services.user.uow import UserUnitOfWork
@@ -257,3 +259,65 @@ class FakeUserUnitOfWork(FakeUnitOfWork, UserUnitOfWork):
         self.addresses = FakeAddressRepository()
         self.identities = FakeIdentityRepository()
         self.role_changes = FakeRoleChangeRepository()
+
+
+# The order service
+
+class FakeCartRepository:
+    def __init__(self) -> None:
+        self.items: list[CartItem] = []
+        self._next_id = 1
+
+    def lock_user(self, user_id: int) -> None:
+        pass  # one thread: nothing to serialise
+
+    def for_user(self, user_id: int) -> list[CartItem]:
+        return [item for item in self.items if item.user_id == user_id]
+
+    def add(self, item: CartItem) -> None:
+        item.id, self._next_id = self._next_id, self._next_id + 1
+        self.items.append(item)
+
+    def remove(self, item: CartItem) -> None:
+        self.items.remove(item)
+
+
+class FakeOrderRepository:
+    def __init__(self) -> None:
+        self.orders: list[Order] = []
+
+    def add(self, order: Order) -> None:
+        order.id = len(self.orders) + 1
+        for number, line in enumerate(order.lines, start=1):
+            line.id = order.id * 1000 + number
+        self.orders.append(order)
+
+    def get(self, order_id: int, *, lock: bool = False) -> Order | None:
+        return next((order for order in self.orders if order.id == order_id), None)
+
+    def by_order_no(self, order_no: str, *, lock: bool = False) -> Order | None:
+        return next((order for order in self.orders if order.order_no == order_no), None)
+
+    def search(self, search: OrderSearch) -> tuple[list[Order], int]:
+        found = [order for order in self.orders
+                 if (not search.user_id or order.user_id == search.user_id)
+                 and (not search.status or order.status == search.status)
+                 and (not search.order_no or order.order_no == search.order_no)
+                 and (search.created_from is None or order.created_at >= search.created_from)
+                 and (search.created_to is None or order.created_at < search.created_to)]
+        found.sort(key=lambda order: (order.created_at, order.id or 0), reverse=True)
+        return found[search.offset:search.offset + search.limit], len(found)
+
+    def lock_expired(self, now: datetime, limit: int) -> list[Order]:
+        expired = [order for order in self.orders if order.status == "PENDING_PAYMENT" and order.pay_deadline <= now]
+        return sorted(expired, key=lambda order: order.pay_deadline)[:limit]
+
+
+class FakeOrderUnitOfWork(FakeUnitOfWork, OrderUnitOfWork):
+    carts: FakeCartRepository
+    orders: FakeOrderRepository
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.carts = FakeCartRepository()
+        self.orders = FakeOrderRepository()

@@ -1,5 +1,197 @@
-"""Order service tables. Its domain tables arrive with its features; outbox and processed events are here now."""
+"""Order service tables, their mapping onto the domain classes, repositories and unit of work."""
 
-from sqlalchemy import MetaData
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from typing import Self
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    func,
+    select,
+)
+from sqlalchemy.orm import Session, composite, registry, relationship, selectinload
+
+from services.common.db import BigId, UTCDateTime, serialize_on
+from services.common.uow import SqlUnitOfWork
+from services.order.domain import Address, CartItem, Order, OrderLine, OrderStatus, Transition
+from services.order.uow import OrderSearch, OrderUnitOfWork
 
 metadata = MetaData()
+
+cart_items = Table(
+    "cart_items", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("sku_id", BigInteger, nullable=False),
+    Column("product_id", BigInteger, nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("added_price_fen", BigInteger, nullable=False),  # to tell the shopper the price changed since
+    Column("selected", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("user_id", "sku_id", name="uq_cart_items_user_sku"),
+)
+
+orders = Table(
+    "orders", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("order_no", String(32), nullable=False, unique=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("items_total_fen", BigInteger, nullable=False),
+    Column("level_discount_fen", BigInteger, nullable=False),
+    Column("coupon_discount_fen", BigInteger, nullable=False),
+    Column("points_discount_fen", BigInteger, nullable=False),
+    Column("freight_fen", BigInteger, nullable=False),
+    Column("payable_fen", BigInteger, nullable=False),
+    Column("coupon_id", BigInteger, nullable=False),
+    Column("points_used", BigInteger, nullable=False),
+    Column("note", String(200), nullable=False),
+    Column("ship_name", String(64), nullable=False),
+    Column("ship_phone", String(20), nullable=False),
+    Column("ship_province", String(32), nullable=False),
+    Column("ship_city", String(32), nullable=False),
+    Column("ship_district", String(32), nullable=False),
+    Column("ship_detail", String(255), nullable=False),
+    Column("pay_deadline", UTCDateTime, nullable=False),
+    Column("paid_at", UTCDateTime, nullable=True),
+    Column("pay_channel", String(16), nullable=False),
+    Column("out_trade_no", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_orders_user_created", "user_id", "created_at"),
+    Index("ix_orders_status_deadline", "status", "pay_deadline"),
+    CheckConstraint("payable_fen >= 0", name="ck_orders_payable_not_negative"),
+)
+
+order_lines = Table(
+    "order_lines", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("order_id", BigId, ForeignKey("orders.id"), nullable=False, index=True),
+    Column("sku_id", BigInteger, nullable=False),
+    Column("product_id", BigInteger, nullable=False),
+    Column("category_id", BigInteger, nullable=False),
+    Column("brand_id", BigInteger, nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("spec", String(255), nullable=False),
+    Column("image", String(512), nullable=False),
+    Column("price_fen", BigInteger, nullable=False),
+    Column("quantity", Integer, nullable=False),
+)
+
+order_transitions = Table(
+    "order_transitions", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("order_id", BigId, ForeignKey("orders.id"), nullable=False, index=True),
+    Column("status", String(20), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("reason", String(255), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+)
+
+mapper_registry = registry()
+_mapping = threading.Lock()
+
+
+def start_mappers() -> None:
+    """Map the domain classes onto the tables (idempotent): build_app and database tests call it, never an import."""
+    with _mapping:
+        if mapper_registry.mappers:
+            return
+        mapper_registry.map_imperatively(CartItem, cart_items)
+        mapper_registry.map_imperatively(OrderLine, order_lines)
+        mapper_registry.map_imperatively(Transition, order_transitions)
+        mapper_registry.map_imperatively(Order, orders, properties={
+            "address": composite(Address, orders.c.ship_name, orders.c.ship_phone, orders.c.ship_province,
+                                 orders.c.ship_city, orders.c.ship_district, orders.c.ship_detail),
+            "lines": relationship(OrderLine, order_by=order_lines.c.id, lazy="selectin"),
+            "history": relationship(Transition, order_by=order_transitions.c.id, lazy="selectin"),
+        })
+
+
+class SqlCartRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def lock_user(self, user_id: int) -> None:
+        serialize_on(self.session, f"cart:{user_id}")
+
+    def for_user(self, user_id: int) -> list[CartItem]:
+        return list(self.session.execute(select(CartItem).where(cart_items.c.user_id == user_id)
+                                         .order_by(cart_items.c.id)).scalars())
+
+    def add(self, item: CartItem) -> None:
+        self.session.add(item)
+        self.session.flush()
+
+    def remove(self, item: CartItem) -> None:
+        self.session.delete(item)
+        self.session.flush()
+
+
+class SqlOrderRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, order: Order) -> None:
+        self.session.add(order)
+        self.session.flush()
+
+    def get(self, order_id: int, *, lock: bool = False) -> Order | None:
+        query = select(Order).where(orders.c.id == order_id)
+        if lock:
+            query = query.with_for_update()
+        return self.session.execute(query).scalar_one_or_none()
+
+    def by_order_no(self, order_no: str, *, lock: bool = False) -> Order | None:
+        query = select(Order).where(orders.c.order_no == order_no)
+        if lock:
+            query = query.with_for_update()
+        return self.session.execute(query).scalar_one_or_none()
+
+    def search(self, search: OrderSearch) -> tuple[list[Order], int]:
+        conditions = []
+        if search.user_id:
+            conditions.append(orders.c.user_id == search.user_id)
+        if search.status:
+            conditions.append(orders.c.status == search.status)
+        if search.order_no:
+            conditions.append(orders.c.order_no == search.order_no)
+        if search.created_from is not None:
+            conditions.append(orders.c.created_at >= search.created_from)
+        if search.created_to is not None:
+            conditions.append(orders.c.created_at < search.created_to)
+        total = self.session.execute(select(func.count()).select_from(orders).where(*conditions)).scalar_one()
+        found = self.session.execute(
+            select(Order).where(*conditions).order_by(orders.c.created_at.desc(), orders.c.id.desc())
+            .offset(search.offset).limit(search.limit).options(selectinload(Order.lines))  # type: ignore[arg-type]
+        ).scalars()
+        return list(found), total
+
+    def lock_expired(self, now: datetime, limit: int) -> list[Order]:
+        query = (select(Order).where(orders.c.status == OrderStatus.PENDING_PAYMENT.value, orders.c.pay_deadline <= now)
+                 .order_by(orders.c.pay_deadline).limit(limit))
+        if self.session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        return list(self.session.execute(query).scalars())
+
+
+class SqlOrderUnitOfWork(SqlUnitOfWork, OrderUnitOfWork):
+    """The order unit of work on the service database (call start_mappers() first)."""
+
+    def __enter__(self) -> Self:
+        super().__enter__()
+        self.carts = SqlCartRepository(self.session)
+        self.orders = SqlOrderRepository(self.session)
+        return self

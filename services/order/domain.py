@@ -1,0 +1,240 @@
+"""Order domain: the cart, the order aggregate, its one table-driven state machine and the pricing rule."""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
+
+MAX_CART_LINES = 100
+MAX_LINE_QUANTITY = 999
+DEFAULT_PAY_MINUTES = 30
+
+
+class OrderStatus(enum.StrEnum):
+    PENDING_PAYMENT = "PENDING_PAYMENT"
+    PAID = "PAID"
+    SHIPPED = "SHIPPED"
+    COMPLETED = "COMPLETED"
+    CANCELLED = "CANCELLED"
+    CANCEL_REQUESTED = "CANCEL_REQUESTED"
+    REFUNDING = "REFUNDING"
+    REFUNDED = "REFUNDED"
+    CLOSED = "CLOSED"
+
+
+S = OrderStatus
+
+# The one state machine: (from, action) -> to. The fulfilment issue adds its rows here.
+TRANSITIONS: dict[tuple[OrderStatus, str], OrderStatus] = {
+    (S.PENDING_PAYMENT, "pay"): S.PAID,
+    (S.PENDING_PAYMENT, "cancel"): S.CANCELLED,
+    (S.PENDING_PAYMENT, "expire"): S.CANCELLED,
+    (S.PAID, "ship"): S.SHIPPED,
+    (S.PAID, "request_cancel"): S.CANCEL_REQUESTED,
+    (S.CANCEL_REQUESTED, "approve_cancel"): S.REFUNDING,
+    (S.CANCEL_REQUESTED, "reject_cancel"): S.PAID,
+    (S.SHIPPED, "confirm_receipt"): S.COMPLETED,
+    (S.REFUNDING, "refunded"): S.REFUNDED,
+    (S.REFUNDED, "close"): S.CLOSED,
+    (S.CANCELLED, "close"): S.CLOSED,
+    (S.COMPLETED, "close"): S.CLOSED,
+}
+
+
+@dataclass
+class Transition:
+    """One step of an order's history: who moved it to `status`, when and why."""
+
+    status: str
+    actor: str
+    at: datetime
+    reason: str = ""
+    id: int | None = None
+    order_id: int | None = None
+
+
+@dataclass
+class OrderLine:
+    """A line as bought: a snapshot of the SKU, never re-read from the catalogue."""
+
+    sku_id: int
+    product_id: int
+    name: str
+    spec: str
+    price_fen: int
+    quantity: int
+    category_id: int = 0
+    brand_id: int = 0
+    image: str = ""
+    id: int | None = None
+    order_id: int | None = None
+
+    @property
+    def total_fen(self) -> int:
+        return self.price_fen * self.quantity
+
+
+@dataclass(frozen=True)
+class Amounts:
+    """An order's money in fen; payable = items - level - coupon - points + freight, never below 0."""
+
+    items_total_fen: int
+    level_discount_fen: int
+    coupon_discount_fen: int
+    points_discount_fen: int
+    freight_fen: int
+    payable_fen: int
+
+
+@dataclass(frozen=True)
+class FreightRule:
+    """Flat freight, waived once the goods (after discounts) reach the threshold; 0 threshold = never waived."""
+
+    flat_fen: int = 0
+    free_from_fen: int = 0
+
+    def freight(self, goods_fen: int) -> int:
+        if self.free_from_fen and goods_fen >= self.free_from_fen:
+            return 0
+        return self.flat_fen
+
+
+def level_discount(items_total_fen: int, discount_percent: int) -> int:
+    """The member level discount, floored to the fen (the one rounding rule: discounts round down)."""
+    if not 0 < discount_percent <= 100:
+        return 0
+    return items_total_fen * (100 - discount_percent) // 100
+
+
+def price(items_total_fen: int, *, discount_percent: int = 100, coupon_fen: int = 0, points_fen: int = 0,
+          freight: FreightRule = FreightRule()) -> Amounts:
+    """The order's amounts, used by preview and submit alike.
+
+    Discounts apply in order level -> coupon -> points, each capped by what is left, so the goods
+    never cost less than 0; freight is added last. Integer fen throughout; any fraction of a fen a
+    percentage produces is dropped from the discount (floor), never charged twice.
+    """
+    if items_total_fen < 0 or coupon_fen < 0 or points_fen < 0:
+        raise InvalidInput("AMOUNT_INVALID", "amounts cannot be negative")
+    level = min(level_discount(items_total_fen, discount_percent), items_total_fen)
+    coupon = min(coupon_fen, items_total_fen - level)
+    points = min(points_fen, items_total_fen - level - coupon)
+    goods = items_total_fen - level - coupon - points
+    freight_fen = freight.freight(goods)
+    return Amounts(items_total_fen, level, coupon, points, freight_fen, goods + freight_fen)
+
+
+@dataclass
+class Address:
+    """The shipping address as it was when the order was placed."""
+
+    name: str
+    phone: str
+    province: str
+    city: str
+    district: str
+    detail: str
+
+
+@dataclass
+class Order:
+    user_id: int
+    order_no: str
+    status: str
+    lines: list[OrderLine]
+    address: Address
+    items_total_fen: int
+    level_discount_fen: int
+    coupon_discount_fen: int
+    points_discount_fen: int
+    freight_fen: int
+    payable_fen: int
+    pay_deadline: datetime
+    created_at: datetime
+    updated_at: datetime
+    coupon_id: int = 0
+    points_used: int = 0
+    note: str = ""
+    paid_at: datetime | None = None
+    pay_channel: str = ""
+    out_trade_no: str = ""
+    history: list[Transition] = field(default_factory=list)
+    id: int | None = None
+
+    @property
+    def amounts(self) -> Amounts:
+        return Amounts(self.items_total_fen, self.level_discount_fen, self.coupon_discount_fen,
+                       self.points_discount_fen, self.freight_fen, self.payable_fen)
+
+    def can(self, action: str) -> bool:
+        return (OrderStatus(self.status), action) in TRANSITIONS
+
+    def apply(self, action: str, *, actor: str, now: datetime, reason: str = "") -> None:
+        """Move along the state machine, recording who, when and why; Conflict if not allowed from here."""
+        target = TRANSITIONS.get((OrderStatus(self.status), action))
+        if target is None:
+            raise Conflict("ORDER_STATE_CONFLICT", f"an order in {self.status} cannot {action.replace('_', ' ')}",
+                           details={"status": self.status, "action": action})
+        self.status = target.value
+        self.updated_at = now
+        self.history.append(Transition(status=target.value, actor=actor, at=now, reason=reason))
+
+
+def new_order(*, user_id: int, order_no: str, lines: list[OrderLine], address: Address, amounts: Amounts,
+              now: datetime, pay_minutes: int, coupon_id: int = 0, points_used: int = 0, note: str = "") -> Order:
+    order = Order(user_id=user_id, order_no=order_no, status=S.PENDING_PAYMENT.value, lines=lines, address=address,
+                  items_total_fen=amounts.items_total_fen, level_discount_fen=amounts.level_discount_fen,
+                  coupon_discount_fen=amounts.coupon_discount_fen, points_discount_fen=amounts.points_discount_fen,
+                  freight_fen=amounts.freight_fen, payable_fen=amounts.payable_fen,
+                  pay_deadline=now + timedelta(minutes=pay_minutes), created_at=now, updated_at=now,
+                  coupon_id=coupon_id, points_used=points_used, note=note)
+    order.history.append(Transition(status=S.PENDING_PAYMENT.value, actor=f"user:{user_id}", at=now, reason="placed"))
+    return order
+
+
+def new_order_no(now: datetime) -> str:
+    """Unique, sortable by time, unguessable: 20 digits of time then 8 random hex characters."""
+    return now.strftime("%Y%m%d%H%M%S%f") + secrets.token_hex(4)
+
+
+def order_not_found() -> NotFound:
+    return NotFound("ORDER_NOT_FOUND", "no such order")
+
+
+@dataclass
+class CartItem:
+    user_id: int
+    sku_id: int
+    product_id: int
+    quantity: int
+    added_price_fen: int
+    created_at: datetime
+    selected: bool = True
+    id: int | None = None
+
+
+def check_quantity(quantity: int) -> None:
+    if not 1 <= quantity <= MAX_LINE_QUANTITY:
+        raise InvalidInput("QUANTITY_INVALID", f"quantity must be 1 to {MAX_LINE_QUANTITY}",
+                           details={"quantity": f"1..{MAX_LINE_QUANTITY}"})
+
+
+def add_to_cart(items: list[CartItem], *, user_id: int, sku_id: int, product_id: int, quantity: int,
+                price_fen: int, now: datetime) -> tuple[CartItem, bool]:
+    """Merge into the SKU's line or start a new one; returns the line and whether it is new."""
+    check_quantity(quantity)
+    existing = next((item for item in items if item.sku_id == sku_id), None)
+    if existing is not None:
+        check_quantity(existing.quantity + quantity)
+        existing.quantity += quantity
+        existing.selected = True
+        return existing, False
+    if len(items) >= MAX_CART_LINES:
+        raise DomainError("CART_FULL", f"a cart holds at most {MAX_CART_LINES} lines")
+    item = CartItem(user_id=user_id, sku_id=sku_id, product_id=product_id, quantity=quantity,
+                    added_price_fen=price_fen, created_at=now)
+    return item, True

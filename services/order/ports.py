@@ -1,0 +1,77 @@
+"""What the order use cases need from other services: the catalogue, stock, the member's money, the user."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from services.order.domain import Address
+
+
+@dataclass(frozen=True)
+class CatalogSku:
+    """A SKU as the catalogue shows it now: live price and availability."""
+
+    sku_id: int
+    product_id: int
+    name: str
+    spec: str
+    price_fen: int
+    stock_status: str  # in_stock | low | sold_out
+    on_sale: bool      # the product is approved and on the shelf
+    category_id: int = 0
+    brand_id: int = 0
+    image: str = ""
+
+
+@dataclass(frozen=True)
+class StockLine:
+    sku_id: int
+    quantity: int
+
+
+@dataclass(frozen=True)
+class CouponLine:
+    category_id: int
+    amount_fen: int
+
+
+class Catalog(Protocol):
+    def skus(self, product_ids: set[int]) -> dict[int, CatalogSku]:
+        """The SKUs (by id) of those products that exist for shoppers; missing products are left out."""
+
+
+class Stock(Protocol):
+    def reserve(self, order_no: str, lines: list[StockLine]) -> None:
+        """Reserve all lines or none (DomainError OUT_OF_STOCK); idempotent per order_no."""
+
+    def release(self, order_no: str) -> None:
+        """Give the order's reserved stock back; idempotent, no reservation is fine."""
+
+
+class Members(Protocol):
+    """The caller's membership: level discount, coupons, points, balance (all per order_no, idempotent)."""
+
+    def discount_percent(self) -> int: ...
+
+    def quote_coupon(self, coupon_id: int, lines: list[CouponLine]) -> int: ...
+
+    def lock_coupon(self, order_no: str, coupon_id: int, lines: list[CouponLine]) -> int: ...
+
+    def release_coupon(self, order_no: str) -> None: ...
+
+    def quote_points(self, points: int, payable_fen: int) -> tuple[int, int]:
+        """(points usable, their discount in fen) for a wish of `points` on `payable_fen`."""
+
+    def lock_points(self, order_no: str, points: int, payable_fen: int) -> tuple[int, int]: ...
+
+    def release_points(self, order_no: str) -> None: ...
+
+    def pay_with_balance(self, order_no: str, amount_fen: int) -> None: ...
+
+
+class Users(Protocol):
+    def verified(self, user_id: int) -> bool: ...
+
+    def address(self, user_id: int, address_id: int) -> Address:
+        """The user's address; NotFound ADDRESS_NOT_FOUND for another user's or none."""

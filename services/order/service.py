@@ -1,0 +1,454 @@
+"""Order use cases: cart, checkout, orders, payment and the payment timeout."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from mall.events.v1.order_events_pb2 import CartItemAdded, OrderAmounts, OrderCancelled, OrderCreated, OrderPaid
+from mall.events.v1.order_events_pb2 import OrderLine as EventLine
+
+from services.common.db import utcnow
+from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
+from services.common.events import timestamp
+from services.common.wechatpay import NotifyRejected, PaymentNotice
+from services.order.domain import (
+    Amounts,
+    CartItem,
+    FreightRule,
+    Order,
+    OrderLine,
+    OrderStatus,
+    add_to_cart,
+    check_quantity,
+    new_order,
+    new_order_no,
+    order_not_found,
+    price,
+)
+from services.order.ports import Catalog, CatalogSku, CouponLine, Members, Stock, StockLine, Users
+from services.order.uow import OrderSearch, OrderUnitOfWork
+
+log = logging.getLogger(__name__)
+
+PAY_CHANNELS = ("wechat", "balance")
+
+
+@dataclass(frozen=True)
+class OrderSettings:
+    pay_minutes: int = 30
+    freight: FreightRule = FreightRule()
+    notify_url: str = ""
+
+
+# -- cart ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CartLine:
+    item: CartItem
+    sku: CatalogSku | None  # None: the product is gone or off the shelf
+
+    @property
+    def valid(self) -> bool:
+        return self.sku is not None and self.sku.on_sale and self.sku.stock_status != "sold_out"
+
+    @property
+    def price_fen(self) -> int:
+        return self.sku.price_fen if self.sku is not None else self.item.added_price_fen
+
+    @property
+    def price_changed(self) -> bool:
+        return self.sku is not None and self.sku.price_fen != self.item.added_price_fen
+
+
+@dataclass(frozen=True)
+class CartView:
+    lines: list[CartLine]
+
+    @property
+    def selected_total_fen(self) -> int:
+        return sum(line.price_fen * line.item.quantity for line in self.lines if line.item.selected and line.valid)
+
+
+def _live(catalog: Catalog, items: list[CartItem]) -> list[CartLine]:
+    skus = catalog.skus({item.product_id for item in items}) if items else {}
+    return [CartLine(item, _matching(skus.get(item.sku_id), item.product_id)) for item in items]
+
+
+def _matching(sku: CatalogSku | None, product_id: int) -> CatalogSku | None:
+    return sku if sku is not None and sku.product_id == product_id else None
+
+
+def list_cart(uow: OrderUnitOfWork, catalog: Catalog, *, user_id: int) -> CartView:
+    with uow:
+        items = uow.carts.for_user(user_id)
+    return CartView(_live(catalog, items))
+
+
+def add_cart_item(uow: OrderUnitOfWork, catalog: Catalog, *, user_id: int, sku_id: int, product_id: int,
+                  quantity: int, now: datetime | None = None) -> CartLine:
+    """Put a SKU of a product on sale in the cart, merging with its line; cart-item-added is published."""
+    now = now or utcnow()
+    check_quantity(quantity)
+    sku = _matching(catalog.skus({product_id}).get(sku_id), product_id)
+    if sku is None or not sku.on_sale:
+        raise NotFound("SKU_NOT_FOUND", "no such product on sale", details={"sku_id": "not found"})
+    with uow:
+        uow.carts.lock_user(user_id)
+        item, is_new = add_to_cart(uow.carts.for_user(user_id), user_id=user_id, sku_id=sku_id,
+                                   product_id=product_id, quantity=quantity, price_fen=sku.price_fen, now=now)
+        if is_new:
+            uow.carts.add(item)
+        uow.publish(CartItemAdded(user_id=user_id, sku_id=sku_id, product_id=product_id, quantity=quantity,
+                                  price_fen=sku.price_fen, added_at=timestamp(now)), aggregate_id=f"user:{user_id}")
+        uow.commit()
+    return CartLine(item, sku)
+
+
+def _own_item(uow: OrderUnitOfWork, user_id: int, item_id: int) -> CartItem:
+    item = next((item for item in uow.carts.for_user(user_id) if item.id == item_id), None)
+    if item is None:
+        raise NotFound("CART_ITEM_NOT_FOUND", "no such cart item")
+    return item
+
+
+def change_cart_item(uow: OrderUnitOfWork, catalog: Catalog, *, user_id: int, item_id: int, quantity: int = 0,
+                     selected: bool | None = None) -> CartLine:
+    with uow:
+        uow.carts.lock_user(user_id)
+        item = _own_item(uow, user_id, item_id)
+        if quantity:
+            check_quantity(quantity)
+            item.quantity = quantity
+        if selected is not None:
+            item.selected = selected
+        uow.commit()
+    [line] = _live(catalog, [item])
+    return line
+
+
+def remove_cart_item(uow: OrderUnitOfWork, *, user_id: int, item_id: int) -> None:
+    with uow:
+        uow.carts.lock_user(user_id)
+        uow.carts.remove(_own_item(uow, user_id, item_id))
+        uow.commit()
+
+
+# -- checkout ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CheckoutInput:
+    """Cart lines, or one buy-now SKU; the address; an optional coupon and points. Never a price."""
+
+    cart_item_ids: tuple[int, ...] = ()
+    sku_id: int = 0
+    product_id: int = 0
+    quantity: int = 0
+    address_id: int = 0
+    coupon_id: int = 0
+    points: int = 0
+
+
+@dataclass(frozen=True)
+class Quote:
+    lines: list[OrderLine]
+    amounts: Amounts
+    points_used: int = 0
+    cart_item_ids: tuple[int, ...] = field(default=())
+
+
+def _checkout_lines(uow: OrderUnitOfWork, catalog: Catalog, user_id: int, request: CheckoutInput) -> list[OrderLine]:
+    if request.cart_item_ids and request.sku_id:
+        raise InvalidInput("CHECKOUT_INVALID", "give cart_item_ids or sku_id, not both",
+                           details={"cart_item_ids": "either this or sku_id"})
+    if request.cart_item_ids:
+        with uow:
+            mine = {item.id: item for item in uow.carts.for_user(user_id)}
+        missing = [item_id for item_id in request.cart_item_ids if item_id not in mine]
+        if missing:
+            raise NotFound("CART_ITEM_NOT_FOUND", "no such cart item", details={"cart_item_ids": missing})
+        wanted = [(mine[item_id].sku_id, mine[item_id].product_id, mine[item_id].quantity)
+                  for item_id in dict.fromkeys(request.cart_item_ids)]
+    elif request.sku_id:
+        check_quantity(request.quantity)
+        wanted = [(request.sku_id, request.product_id, request.quantity)]
+    else:
+        raise InvalidInput("CHECKOUT_EMPTY", "nothing to check out", details={"cart_item_ids": "required"})
+    skus = catalog.skus({product_id for _, product_id, _ in wanted})
+    lines = []
+    for sku_id, product_id, quantity in wanted:
+        sku = _matching(skus.get(sku_id), product_id)
+        if sku is None or not sku.on_sale:
+            raise DomainError("SKU_UNAVAILABLE", "a product is no longer on sale", details={"sku_id": sku_id})
+        if sku.stock_status == "sold_out":
+            raise DomainError("OUT_OF_STOCK", "a product is sold out", details={"sku_id": sku_id})
+        lines.append(OrderLine(sku_id=sku.sku_id, product_id=sku.product_id, name=sku.name, spec=sku.spec,
+                               price_fen=sku.price_fen, quantity=quantity, category_id=sku.category_id,
+                               brand_id=sku.brand_id, image=sku.image))
+    return lines
+
+
+def _coupon_lines(lines: list[OrderLine]) -> list[CouponLine]:
+    return [CouponLine(line.category_id, line.total_fen) for line in lines]
+
+
+def quote_checkout(uow: OrderUnitOfWork, catalog: Catalog, members: Members, settings: OrderSettings, *,
+                   user_id: int, request: CheckoutInput) -> Quote:
+    """The exact breakdown submit would charge now (same lines, same `price`), locking nothing."""
+    lines = _checkout_lines(uow, catalog, user_id, request)
+    items_total = sum(line.total_fen for line in lines)
+    percent = members.discount_percent()
+    coupon_fen = members.quote_coupon(request.coupon_id, _coupon_lines(lines)) if request.coupon_id else 0
+    points_used, points_fen = 0, 0
+    if request.points:
+        before_points = price(items_total, discount_percent=percent, coupon_fen=coupon_fen)
+        points_used, points_fen = members.quote_points(request.points, before_points.payable_fen)
+    amounts = price(items_total, discount_percent=percent, coupon_fen=coupon_fen, points_fen=points_fen,
+                    freight=settings.freight)
+    return Quote(lines, amounts, points_used)
+
+
+def submit_order(uow: OrderUnitOfWork, catalog: Catalog, members: Members, stock: Stock, users: Users,
+                 settings: OrderSettings, *, user_id: int, request: CheckoutInput, note: str, idempotency_key: str,
+                 request_fingerprint: bytes, now: datetime | None = None) -> Order:
+    """Place the order once per idempotency key: reserve stock, lock coupon and points, snapshot, order-created.
+
+    Every call made to another service after the reservation is undone (released) if the order is
+    not committed, so a failed submit strands no stock, coupon or points.
+    """
+    now = now or utcnow()
+    if len(note) > 200:
+        raise InvalidInput("NOTE_TOO_LONG", "the note is at most 200 characters", details={"note": "max 200"})
+    order_no = new_order_no(now)
+    reserved = False
+
+    def place() -> bytes:
+        nonlocal reserved
+        if not users.verified(user_id):
+            raise DomainError("IDENTITY_NOT_VERIFIED", "verify your real name before ordering")
+        address = users.address(user_id, request.address_id)
+        lines = _checkout_lines(uow, catalog, user_id, request)
+        reserved = True
+        stock.reserve(order_no, [StockLine(line.sku_id, line.quantity) for line in lines])
+        items_total = sum(line.total_fen for line in lines)
+        percent = members.discount_percent()
+        coupon_fen = (members.lock_coupon(order_no, request.coupon_id, _coupon_lines(lines))
+                      if request.coupon_id else 0)
+        points_used, points_fen = 0, 0
+        if request.points:
+            before_points = price(items_total, discount_percent=percent, coupon_fen=coupon_fen)
+            points_used, points_fen = members.lock_points(order_no, request.points, before_points.payable_fen)
+        amounts = price(items_total, discount_percent=percent, coupon_fen=coupon_fen, points_fen=points_fen,
+                        freight=settings.freight)
+        order = new_order(user_id=user_id, order_no=order_no, lines=lines, address=address, amounts=amounts, now=now,
+                          pay_minutes=settings.pay_minutes, coupon_id=request.coupon_id, points_used=points_used,
+                          note=note)
+        uow.orders.add(order)
+        ordered = set(request.cart_item_ids)
+        for item in uow.carts.for_user(user_id):
+            if item.id in ordered:
+                uow.carts.remove(item)
+        uow.publish(OrderCreated(order_no=order_no, user_id=user_id, lines=_event_lines(order),
+                                 amounts=_event_amounts(order), province=address.province,
+                                 created_at=timestamp(now), pay_deadline=timestamp(order.pay_deadline)),
+                    aggregate_id=order_no)
+        assert order.id is not None
+        return str(order.id).encode()
+
+    try:
+        with uow:
+            order_id = int(uow.run_once(scope=f"submit-order:user:{user_id}", key=idempotency_key,
+                                        request=request_fingerprint, execute=place))
+            uow.commit()
+    except BaseException:
+        if reserved:
+            _compensate(stock, members, order_no, coupon=bool(request.coupon_id), points=bool(request.points))
+        raise
+    with uow:
+        order = uow.orders.get(order_id)
+    if order is None:  # pragma: no cover - the key's response names a committed order
+        raise order_not_found()
+    return order
+
+
+def _compensate(stock: Stock, members: Members, order_no: str, *, coupon: bool, points: bool) -> None:
+    """Undo what a failed submit may have done elsewhere; each undo is idempotent and tried regardless."""
+    undo: list[Callable[[], None]] = [lambda: stock.release(order_no)]
+    if coupon:
+        undo.append(lambda: members.release_coupon(order_no))
+    if points:
+        undo.append(lambda: members.release_points(order_no))
+    for step in undo:
+        try:
+            step()
+        except Exception:
+            # The order_no's reservation/lock then expires on the owner's side (or order-cancelled never came).
+            log.exception("compensation for order %s failed", order_no)
+
+
+def _event_lines(order: Order) -> list[EventLine]:
+    return [EventLine(sku_id=line.sku_id, product_id=line.product_id, category_id=line.category_id,
+                      brand_id=line.brand_id, quantity=line.quantity, price_fen=line.price_fen) for line in order.lines]
+
+
+def _event_amounts(order: Order) -> OrderAmounts:
+    a = order.amounts
+    return OrderAmounts(items_total_fen=a.items_total_fen, level_discount_fen=a.level_discount_fen,
+                        coupon_discount_fen=a.coupon_discount_fen, points_discount_fen=a.points_discount_fen,
+                        freight_fen=a.freight_fen, payable_fen=a.payable_fen)
+
+
+# -- orders --------------------------------------------------------------------------------------
+
+def get_order(uow: OrderUnitOfWork, *, user_id: int | None, order_id: int) -> Order:
+    """The order; for a shopper (user_id given) only their own, another's is ORDER_NOT_FOUND."""
+    with uow:
+        order = uow.orders.get(order_id)
+    if order is None or (user_id is not None and order.user_id != user_id):
+        raise order_not_found()
+    return order
+
+
+def search_orders(uow: OrderUnitOfWork, search: OrderSearch) -> tuple[list[Order], int]:
+    if search.status and search.status not in OrderStatus.__members__:
+        raise InvalidInput("STATUS_INVALID", "unknown order status", details={"status": "invalid"})
+    with uow:
+        return uow.orders.search(search)
+
+
+def cancel_order(uow: OrderUnitOfWork, *, user_id: int, order_id: int, reason: str,
+                 now: datetime | None = None) -> Order:
+    """Unpaid: CANCELLED and order-cancelled (stock, coupon, points released by their owners). Paid: CANCEL_REQUESTED."""
+    now = now or utcnow()
+    with uow:
+        order = uow.orders.get(order_id, lock=True)
+        if order is None or order.user_id != user_id:
+            raise order_not_found()
+        if order.status == OrderStatus.PAID:
+            order.apply("request_cancel", actor=f"user:{user_id}", now=now, reason=reason)
+        else:
+            order.apply("cancel", actor=f"user:{user_id}", now=now, reason=reason)
+            _publish_cancelled(uow, order, now=now, by="shopper", reason=reason)
+        uow.commit()
+    return order
+
+
+def _publish_cancelled(uow: OrderUnitOfWork, order: Order, *, now: datetime, by: str, reason: str) -> None:
+    uow.publish(OrderCancelled(order_no=order.order_no, user_id=order.user_id, lines=_event_lines(order), reason=reason,
+                               cancelled_by=by, was_paid=False, cancelled_at=timestamp(now), coupon_id=order.coupon_id),
+                aggregate_id=order.order_no)
+
+
+def expire_orders(uow: OrderUnitOfWork, *, now: datetime | None = None, batch: int = 100) -> int:
+    """Cancel up to `batch` unpaid orders past their deadline, in one transaction; replicas skip each other's rows."""
+    now = now or utcnow()
+    with uow:
+        orders = uow.orders.lock_expired(now, batch)
+        for order in orders:
+            order.apply("expire", actor="system:timeout", now=now, reason="payment deadline passed")
+            _publish_cancelled(uow, order, now=now, by="timeout", reason="payment deadline passed")
+        uow.commit()
+    return len(orders)
+
+
+# -- payment -------------------------------------------------------------------------------------
+
+class Prepay:
+    """The part of the WeChat Pay adapter a payment starts with (services.common.wechatpay.WechatPay)."""
+
+    def jsapi_prepay(self, *, out_trade_no: str, description: str, amount_fen: int, payer_openid: str,
+                     notify_url: str, time_expire: datetime) -> str: ...  # pragma: no cover
+
+    def request_payment_params(self, prepay_id: str) -> dict[str, str]: ...  # pragma: no cover
+
+    def verify_notify(self, headers: Mapping[str, str], body: bytes | str) -> PaymentNotice: ...  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class PaymentStart:
+    channel: str
+    out_trade_no: str
+    status: str
+    wx_request_payment: dict[str, str] = field(default_factory=dict)
+
+
+def _payable(order: Order, now: datetime) -> None:
+    if order.status != OrderStatus.PENDING_PAYMENT:
+        raise Conflict("ORDER_STATE_CONFLICT", f"an order in {order.status} cannot be paid",
+                       details={"status": order.status, "action": "pay"})
+    if now >= order.pay_deadline:
+        raise Conflict("ORDER_PAYMENT_EXPIRED", "the payment deadline of this order has passed",
+                       details={"status": order.status, "action": "pay"})
+
+
+def pay_order(uow: OrderUnitOfWork, members: Members, wechat: Prepay | None, settings: OrderSettings, *,
+              user_id: int, order_id: int, channel: str, payer_openid: str = "",
+              now: datetime | None = None) -> PaymentStart:
+    """WeChat: a JSAPI prepay and the signed wx.requestPayment parameters. Balance: paid from the wallet, PAID now."""
+    now = now or utcnow()
+    if channel not in PAY_CHANNELS:
+        raise InvalidInput("CHANNEL_INVALID", "channel must be wechat or balance", details={"channel": "invalid"})
+    order = get_order(uow, user_id=user_id, order_id=order_id)
+    _payable(order, now)
+    if channel == "balance":
+        members.pay_with_balance(order.order_no, order.payable_fen)  # idempotent per order_no on the member side
+        paid = mark_paid(uow, order_no=order.order_no, channel="balance", out_trade_no=order.order_no,
+                         paid_fen=order.payable_fen, actor=f"user:{user_id}", now=now)
+        return PaymentStart("balance", order.order_no, paid.status)
+    if wechat is None:
+        raise DomainError("WECHATPAY_NOT_CONFIGURED", "WeChat Pay is not configured on this server")
+    if not payer_openid:
+        raise DomainError("WECHAT_NOT_BOUND", "sign in with WeChat to pay with WeChat Pay")
+    prepay_id = wechat.jsapi_prepay(out_trade_no=order.order_no, description=_description(order),
+                                    amount_fen=order.payable_fen, payer_openid=payer_openid,
+                                    notify_url=settings.notify_url, time_expire=order.pay_deadline)
+    return PaymentStart("wechat", order.order_no, order.status, wechat.request_payment_params(prepay_id))
+
+
+def _description(order: Order) -> str:
+    first = order.lines[0].name if order.lines else "MiniMall"
+    return (first if len(order.lines) == 1 else f"{first} 等{len(order.lines)}件")[:127]
+
+
+def mark_paid(uow: OrderUnitOfWork, *, order_no: str, channel: str, out_trade_no: str, paid_fen: int, actor: str,
+              now: datetime | None = None) -> Order:
+    """PENDING_PAYMENT -> PAID once, with order-paid, under the order row's lock; a replay changes nothing."""
+    now = now or utcnow()
+    with uow:
+        order = uow.orders.by_order_no(order_no, lock=True)
+        if order is None:
+            raise order_not_found()
+        if paid_fen != order.payable_fen:
+            raise Conflict("PAYMENT_AMOUNT_MISMATCH", "the amount paid differs from the order's",
+                           details={"payable_fen": order.payable_fen, "paid_fen": paid_fen})
+        if order.paid_at is not None and order.out_trade_no == out_trade_no:
+            return order  # a replay of the payment already applied
+        order.apply("pay", actor=actor, now=now, reason=channel)
+        order.paid_at, order.pay_channel, order.out_trade_no = now, channel, out_trade_no
+        uow.publish(OrderPaid(order_no=order.order_no, user_id=order.user_id, lines=_event_lines(order),
+                              amounts=_event_amounts(order), province=order.address.province,
+                              created_at=timestamp(order.created_at), paid_at=timestamp(now), channel=channel,
+                              out_trade_no=out_trade_no, paid_fen=paid_fen, coupon_id=order.coupon_id,
+                              points_used=order.points_used), aggregate_id=order.order_no)
+        uow.commit()
+    return order
+
+
+def handle_wechat_notify(uow: OrderUnitOfWork, wechat: Prepay | None, *, headers: Mapping[str, str], body: bytes,
+                         now: datetime | None = None) -> None:
+    """A verified TRANSACTION.SUCCESS pays its order once; NotifyRejected (answered 4xx FAIL) for anything else."""
+    if wechat is None:
+        raise NotifyRejected("WeChat Pay is not configured")
+    notice = wechat.verify_notify(headers, body)
+    if notice.trade_state != "SUCCESS":
+        return  # nothing paid: acknowledged so WeChat Pay stops repeating it
+    try:
+        mark_paid(uow, order_no=notice.out_trade_no, channel="wechat", out_trade_no=notice.out_trade_no,
+                  paid_fen=notice.amount_total_fen, actor="wechatpay", now=now)
+    except NotFound:
+        raise NotifyRejected("no order has this out_trade_no") from None
+    except Conflict as exc:
+        # TODO(issue 9): a payment for a cancelled order is to be recorded and refunded automatically.
+        raise NotifyRejected(exc.message) from None

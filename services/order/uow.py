@@ -1,0 +1,54 @@
+"""What the order use cases need from storage: repository protocols and the order unit of work."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from services.common.uow import UnitOfWork
+from services.order.domain import CartItem, Order
+
+
+class CartRepository(Protocol):
+    def lock_user(self, user_id: int) -> None:
+        """Serialise changes to one user's cart until the transaction ends (line limits hold)."""
+
+    def for_user(self, user_id: int) -> list[CartItem]:
+        """Oldest first."""
+
+    def add(self, item: CartItem) -> None: ...
+
+    def remove(self, item: CartItem) -> None: ...
+
+
+@dataclass(frozen=True)
+class OrderSearch:
+    user_id: int = 0          # 0 = anyone (staff)
+    status: str = ""
+    order_no: str = ""
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    offset: int = 0
+    limit: int = 20
+
+
+class OrderRepository(Protocol):
+    def add(self, order: Order) -> None: ...
+
+    def get(self, order_id: int, *, lock: bool = False) -> Order | None: ...
+
+    def by_order_no(self, order_no: str, *, lock: bool = False) -> Order | None: ...
+
+    def search(self, search: OrderSearch) -> tuple[list[Order], int]:
+        """Newest first, and the total matching."""
+
+    def lock_expired(self, now: datetime, limit: int) -> list[Order]:
+        """Unpaid orders past their deadline, locked; rows other transactions hold are skipped."""
+
+
+class OrderUnitOfWork(UnitOfWork):
+    """The order service's unit of work; its repositories are set on entering it."""
+
+    carts: CartRepository
+    orders: OrderRepository

@@ -1,0 +1,223 @@
+"""Order use cases on fakes: cart, quote and submit, cancel, pay, notify, timeout."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
+from services.common.wechatpay import NotifyRejected, PaymentNotice
+from services.order import service
+from services.order.domain import MAX_CART_LINES, Order
+from services.order.service import CheckoutInput
+from tests.unit.order.conftest import NOW, Shop
+
+
+def submit(shop: Shop, request: CheckoutInput, *, user_id: int = 1, key: str = "k1") -> Order:
+    return service.submit_order(shop.uow, shop.catalog, shop.members, shop.stock, shop.users, shop.settings,
+                                user_id=user_id, request=request, note="", idempotency_key=key,
+                                request_fingerprint=repr(request).encode(), now=NOW)
+
+
+BUY_TWO = CheckoutInput(sku_id=101, product_id=10, quantity=2, address_id=7)
+
+
+def test_adding_a_sku_twice_merges_into_one_line_and_publishes_each_addition(shop: Shop) -> None:
+    service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, product_id=10, quantity=2, now=NOW)
+    line = service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, product_id=10, quantity=3, now=NOW)
+    assert line.item.quantity == 5
+    assert len(shop.uow.carts.items) == 1
+    assert [event.payload.quantity for event in shop.uow.published] == [2, 3]
+    assert {event.event_type for event in shop.uow.published} == {"cart-item-added"}
+
+
+def test_a_line_holds_at_most_999_and_a_cart_at_most_100_lines(shop: Shop) -> None:
+    service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, product_id=10, quantity=999, now=NOW)
+    with pytest.raises(InvalidInput):
+        service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, product_id=10, quantity=1, now=NOW)
+    for sku_id in range(1000, 1000 + MAX_CART_LINES - 1):
+        shop.catalog.put(sku_id)
+        service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=sku_id, product_id=10, quantity=1, now=NOW)
+    shop.catalog.put(5000)
+    with pytest.raises(DomainError) as full:
+        service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=5000, product_id=10, quantity=1, now=NOW)
+    assert full.value.code == "CART_FULL"
+
+
+def test_the_cart_shows_live_prices_flags_changes_and_off_shelf_lines_as_invalid(shop: Shop) -> None:
+    service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, product_id=10, quantity=1, now=NOW)
+    service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=102, product_id=10, quantity=2, now=NOW)
+    shop.catalog.put(101, price_fen=1799)
+    shop.catalog.put(102, price_fen=500, on_sale=False)
+    cart = service.list_cart(shop.uow, shop.catalog, user_id=1)
+    assert [(line.price_fen, line.price_changed, line.valid) for line in cart.lines] == [(1799, True, True),
+                                                                                          (500, False, False)]
+    assert cart.selected_total_fen == 1799
+
+
+def test_another_users_cart_item_is_not_found(shop: Shop) -> None:
+    line = service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, product_id=10, quantity=1, now=NOW)
+    with pytest.raises(NotFound):
+        service.change_cart_item(shop.uow, shop.catalog, user_id=2, item_id=line.item.id or 0, quantity=3)
+    with pytest.raises(NotFound):
+        service.remove_cart_item(shop.uow, user_id=2, item_id=line.item.id or 0)
+    service.change_cart_item(shop.uow, shop.catalog, user_id=1, item_id=line.item.id or 0, selected=False)
+    assert shop.uow.carts.items[0].selected is False
+
+
+def test_quote_and_submit_charge_the_same_exact_amounts(shop: Shop) -> None:
+    shop.members.percent, shop.members.coupon_fen, shop.members.points = 95, 500, 300
+    request = replace(BUY_TWO, coupon_id=9, points=300)
+    quote = service.quote_checkout(shop.uow, shop.catalog, shop.members, shop.settings, user_id=1, request=request)
+    order = submit(shop, request)
+    assert quote.amounts == order.amounts
+    # 3998 items, 199 level (floor of 199.9), 500 coupon, 300 points = 3 yuan, no freight.
+    assert (order.items_total_fen, order.level_discount_fen, order.coupon_discount_fen, order.points_discount_fen,
+            order.payable_fen) == (3998, 199, 500, 3, 3296)
+
+
+def test_submit_reserves_stock_snapshots_and_publishes_order_created_once(shop: Shop) -> None:
+    order = submit(shop, BUY_TWO)
+    assert shop.stock.available[101] == 8
+    assert order.address.province == "浙江省" and order.lines[0].name == "商品101" and order.lines[0].price_fen == 1999
+    assert [event.event_type for event in shop.uow.published] == ["order-created"]
+    assert shop.uow.published[0].payload.amounts.payable_fen == 3998
+
+
+def test_the_same_key_and_body_returns_the_first_order_and_another_body_is_409(shop: Shop) -> None:
+    first = submit(shop, BUY_TWO)
+    assert submit(shop, BUY_TWO).id == first.id
+    assert shop.stock.available[101] == 8 and len(shop.uow.orders.orders) == 1
+    with pytest.raises(Conflict):
+        submit(shop, replace(BUY_TWO, quantity=1))
+
+
+def test_an_unverified_shopper_cannot_order(shop: Shop) -> None:
+    shop.users.verified_ids = set()
+    with pytest.raises(DomainError) as refused:
+        submit(shop, BUY_TWO)
+    assert refused.value.code == "IDENTITY_NOT_VERIFIED" and refused.value.kind.value == "business_rule"
+
+
+def test_a_failure_after_the_reservation_releases_stock_coupon_and_points(shop: Shop) -> None:
+    shop.members.fail_points = True
+    with pytest.raises(DomainError):
+        submit(shop, replace(BUY_TWO, coupon_id=9, points=100))
+    assert shop.stock.available[101] == 10
+    assert shop.members.locked_coupons == {} and shop.uow.orders.orders == [] and shop.uow.published == []
+
+
+def test_client_cannot_check_out_an_off_shelf_sku(shop: Shop) -> None:
+    shop.catalog.put(101, on_sale=False)
+    with pytest.raises(DomainError) as refused:
+        submit(shop, BUY_TWO)
+    assert refused.value.code == "SKU_UNAVAILABLE" and shop.stock.reserved == {}
+
+
+def test_checkout_of_cart_lines_removes_them_from_the_cart(shop: Shop) -> None:
+    line = service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=102, product_id=10, quantity=4, now=NOW)
+    order = submit(shop, CheckoutInput(cart_item_ids=(line.item.id or 0,), address_id=7))
+    assert order.items_total_fen == 2000 and shop.uow.carts.items == []
+
+
+def test_another_users_order_is_not_found_for_reading_paying_and_cancelling(shop: Shop) -> None:
+    order = submit(shop, BUY_TWO)
+    with pytest.raises(NotFound):
+        service.get_order(shop.uow, user_id=2, order_id=order.id or 0)
+    with pytest.raises(NotFound):
+        service.pay_order(shop.uow, shop.members, None, shop.settings, user_id=2, order_id=order.id or 0,
+                          channel="balance", now=NOW)
+    with pytest.raises(NotFound):
+        service.cancel_order(shop.uow, user_id=2, order_id=order.id or 0, reason="", now=NOW)
+
+
+def test_cancelling_an_unpaid_order_publishes_order_cancelled_and_a_second_cancel_is_409(shop: Shop) -> None:
+    order = submit(shop, BUY_TWO)
+    service.cancel_order(shop.uow, user_id=1, order_id=order.id or 0, reason="changed my mind", now=NOW)
+    assert order.status == "CANCELLED"
+    assert shop.uow.published[-1].event_type == "order-cancelled"
+    assert shop.uow.published[-1].payload.cancelled_by == "shopper"
+    with pytest.raises(Conflict) as again:
+        service.cancel_order(shop.uow, user_id=1, order_id=order.id or 0, reason="", now=NOW)
+    assert again.value.details["status"] == "CANCELLED"
+
+
+def test_balance_payment_pays_once_and_publishes_order_paid(shop: Shop) -> None:
+    shop.members.balance_fen = 10000
+    order = submit(shop, BUY_TWO)
+    paid = service.pay_order(shop.uow, shop.members, None, shop.settings, user_id=1, order_id=order.id or 0,
+                             channel="balance", now=NOW)
+    assert paid.status == "PAID" and shop.members.balance_payments == [(order.order_no, 3998)]
+    assert [event.event_type for event in shop.uow.published] == ["order-created", "order-paid"]
+    with pytest.raises(Conflict):
+        service.pay_order(shop.uow, shop.members, None, shop.settings, user_id=1, order_id=order.id or 0,
+                          channel="balance", now=NOW)
+
+
+class FakeWechatPay:
+    def __init__(self, notice: PaymentNotice | None = None) -> None:
+        self.notice = notice
+        self.prepaid: list[dict[str, object]] = []
+
+    def jsapi_prepay(self, **kwargs: object) -> str:
+        self.prepaid.append(kwargs)
+        return "wx-prepay-1"
+
+    def request_payment_params(self, prepay_id: str) -> dict[str, str]:
+        return {"package": f"prepay_id={prepay_id}"}
+
+    def verify_notify(self, headers: object, body: object) -> PaymentNotice:
+        if self.notice is None:
+            raise NotifyRejected("bad signature")
+        return self.notice
+
+
+def notice(order: Order, amount_fen: int | None = None) -> PaymentNotice:
+    return PaymentNotice(out_trade_no=order.order_no, transaction_id="4200001", trade_state="SUCCESS",
+                         amount_total_fen=order.payable_fen if amount_fen is None else amount_fen,
+                         payer_total_fen=None, mchid="m", appid="a", success_time=NOW)
+
+
+def test_wechat_pay_prepays_the_payable_amount_until_the_deadline(shop: Shop) -> None:
+    order = submit(shop, BUY_TWO)
+    wechat = FakeWechatPay()
+    started = service.pay_order(shop.uow, shop.members, wechat, shop.settings, user_id=1, order_id=order.id or 0,
+                                channel="wechat", payer_openid="o-1", now=NOW)
+    assert started.wx_request_payment == {"package": "prepay_id=wx-prepay-1"}
+    assert wechat.prepaid[0]["amount_fen"] == 3998 and wechat.prepaid[0]["time_expire"] == order.pay_deadline
+    assert wechat.prepaid[0]["out_trade_no"] == order.order_no == started.out_trade_no
+
+
+def test_a_verified_notify_pays_once_however_often_it_is_replayed(shop: Shop) -> None:
+    order = submit(shop, BUY_TWO)
+    wechat = FakeWechatPay(notice(order))
+    for _ in range(5):
+        service.handle_wechat_notify(shop.uow, wechat, headers={}, body=b"{}", now=NOW)
+    assert order.status == "PAID" and [step.status for step in order.history] == ["PENDING_PAYMENT", "PAID"]
+    assert [event.event_type for event in shop.uow.published] == ["order-created", "order-paid"]
+
+
+def test_a_notify_with_another_amount_or_unknown_order_is_rejected_and_changes_nothing(shop: Shop) -> None:
+    order = submit(shop, BUY_TWO)
+    with pytest.raises(NotifyRejected):
+        service.handle_wechat_notify(shop.uow, FakeWechatPay(notice(order, 1)), headers={}, body=b"{}", now=NOW)
+    with pytest.raises(NotifyRejected):
+        service.handle_wechat_notify(shop.uow, FakeWechatPay(replace(notice(order), out_trade_no="nope")),
+                                     headers={}, body=b"{}", now=NOW)
+    with pytest.raises(NotifyRejected):
+        service.handle_wechat_notify(shop.uow, FakeWechatPay(None), headers={}, body=b"{}", now=NOW)
+    assert order.status == "PENDING_PAYMENT" and len(shop.uow.published) == 1
+
+
+def test_the_timeout_cancels_only_unpaid_orders_past_their_deadline(shop: Shop) -> None:
+    late = submit(shop, BUY_TWO, key="a")
+    paid = submit(shop, BUY_TWO, key="b")
+    service.mark_paid(shop.uow, order_no=paid.order_no, channel="balance", out_trade_no=paid.order_no,
+                      paid_fen=paid.payable_fen, actor="user:1", now=NOW)
+    assert service.expire_orders(shop.uow, now=NOW + timedelta(minutes=29)) == 0
+    assert service.expire_orders(shop.uow, now=NOW + timedelta(minutes=30)) == 1
+    assert (late.status, paid.status) == ("CANCELLED", "PAID")
+    assert late.history[-1].actor == "system:timeout"
+    assert shop.uow.published[-1].payload.cancelled_by == "timeout"
