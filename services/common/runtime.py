@@ -37,6 +37,8 @@ class ServiceApp:
     engine: Engine
     registrations: list[Registration]
     consumers: list[EventConsumer] = field(default_factory=list)
+    # Background jobs (name -> run(stop)) of the serve role, e.g. the order service's payment timeout.
+    jobs: dict[str, Callable[[threading.Event], None]] = field(default_factory=dict)
 
 
 def run_roles(app: ServiceApp, roles: Sequence[str], stop: threading.Event) -> None:
@@ -49,6 +51,9 @@ def run_roles(app: ServiceApp, roles: Sequence[str], stop: threading.Event) -> N
     if "consume" in roles:
         threads += [threading.Thread(target=c.run, args=(stop,), name=f"consumer-{c.name}", daemon=True)
                     for c in app.consumers]
+    if "serve" in roles:
+        threads += [threading.Thread(target=job, args=(stop,), name=f"job-{name}", daemon=True)
+                    for name, job in app.jobs.items()]
     for thread in threads:
         thread.start()
     if "serve" in roles:

@@ -2,23 +2,64 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from mall.order.v1 import order_pb2, order_pb2_grpc
 
-from services.common.config import ServiceSettings
+from services.common.clients import ServiceClients
+from services.common.config import Env, ServiceSettings
 from services.common.db import make_engine
+from services.common.discovery import Discovery
 from services.common.grpc_server import registration
 from services.common.runtime import ServiceApp, main
+from services.common.wechatpay import WechatPay
+from services.order import service
+from services.order.config import OrderServiceSettings
+from services.order.db import SqlOrderUnitOfWork, start_mappers
+from services.order.grpc_api import OrderServicer
+from services.order.neighbours import GrpcCatalog, GrpcMembers, GrpcStock, GrpcUsers
+from services.order.uow import OrderUnitOfWork
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+TIMEOUT_BATCH = 100
+
+log = logging.getLogger(__name__)
+
+
+def payment_timeout(uow: Callable[[], OrderUnitOfWork], interval_seconds: float) -> Callable[[threading.Event], None]:
+    """The O6 scheduler: every interval, cancel unpaid orders past their deadline, a batch per transaction.
+
+    Durable because it is driven by the orders table itself; replicas each run it and skip the rows
+    another holds (FOR UPDATE SKIP LOCKED), so no order is cancelled twice.
+    """
+    def run(stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                while service.expire_orders(uow(), batch=TIMEOUT_BATCH) == TIMEOUT_BATCH and not stop.is_set():
+                    pass
+            except Exception:
+                log.exception("payment timeout scan failed; retrying in %.0f s", interval_seconds)
+            stop.wait(interval_seconds)
+    return run
 
 
 def build_app(base: ServiceSettings) -> ServiceApp:
-    servicer = order_pb2_grpc.OrderServiceServicer()  # no RPCs yet: health, reflection, outbox relay run already
-    return ServiceApp(settings=base, engine=make_engine(base.database_url),
-                      registrations=[registration(order_pb2, order_pb2_grpc, "OrderService", servicer)])
+    settings = OrderServiceSettings.from_env(base)
+    start_mappers()
+    engine = make_engine(base.database_url)
+    uow = functools.partial(SqlOrderUnitOfWork, engine, "order")
+    clients = ServiceClients(Discovery(base.consul_http_addr, Env()), settings.grpc_timeout_seconds)
+    wechat = WechatPay(settings.wechatpay) if settings.wechatpay else None
+    servicer = OrderServicer(uow, GrpcCatalog(clients), GrpcStock(clients), GrpcMembers(clients), GrpcUsers(clients),
+                             settings.orders, wechat)
+    return ServiceApp(settings=base, engine=engine,
+                      registrations=[registration(order_pb2, order_pb2_grpc, "OrderService", servicer)],
+                      jobs={"payment-timeout": payment_timeout(uow, settings.timeout_scan_seconds)})
 
 
 if __name__ == "__main__":

@@ -84,6 +84,7 @@ def _matching(sku: CatalogSku | None, product_id: int) -> CatalogSku | None:
 def list_cart(uow: OrderUnitOfWork, catalog: Catalog, *, user_id: int) -> CartView:
     with uow:
         items = uow.carts.for_user(user_id)
+        uow.commit()  # a read: committing keeps the loaded objects usable after the transaction
     return CartView(_live(catalog, items))
 
 
@@ -159,13 +160,19 @@ class Quote:
     cart_item_ids: tuple[int, ...] = field(default=())
 
 
-def _checkout_lines(uow: OrderUnitOfWork, catalog: Catalog, user_id: int, request: CheckoutInput) -> list[OrderLine]:
+def _cart_of(uow: OrderUnitOfWork, user_id: int) -> list[CartItem]:
+    with uow:
+        items = uow.carts.for_user(user_id)
+        uow.commit()
+    return items
+
+
+def _checkout_lines(catalog: Catalog, cart: list[CartItem], request: CheckoutInput) -> list[OrderLine]:
     if request.cart_item_ids and request.sku_id:
         raise InvalidInput("CHECKOUT_INVALID", "give cart_item_ids or sku_id, not both",
                            details={"cart_item_ids": "either this or sku_id"})
     if request.cart_item_ids:
-        with uow:
-            mine = {item.id: item for item in uow.carts.for_user(user_id)}
+        mine = {item.id: item for item in cart}
         missing = [item_id for item_id in request.cart_item_ids if item_id not in mine]
         if missing:
             raise NotFound("CART_ITEM_NOT_FOUND", "no such cart item", details={"cart_item_ids": missing})
@@ -197,7 +204,7 @@ def _coupon_lines(lines: list[OrderLine]) -> list[CouponLine]:
 def quote_checkout(uow: OrderUnitOfWork, catalog: Catalog, members: Members, settings: OrderSettings, *,
                    user_id: int, request: CheckoutInput) -> Quote:
     """The exact breakdown submit would charge now (same lines, same `price`), locking nothing."""
-    lines = _checkout_lines(uow, catalog, user_id, request)
+    lines = _checkout_lines(catalog, _cart_of(uow, user_id) if request.cart_item_ids else [], request)
     items_total = sum(line.total_fen for line in lines)
     percent = members.discount_percent()
     coupon_fen = members.quote_coupon(request.coupon_id, _coupon_lines(lines)) if request.coupon_id else 0
@@ -229,7 +236,7 @@ def submit_order(uow: OrderUnitOfWork, catalog: Catalog, members: Members, stock
         if not users.verified(user_id):
             raise DomainError("IDENTITY_NOT_VERIFIED", "verify your real name before ordering")
         address = users.address(user_id, request.address_id)
-        lines = _checkout_lines(uow, catalog, user_id, request)
+        lines = _checkout_lines(catalog, uow.carts.for_user(user_id), request)
         reserved = True
         stock.reserve(order_no, [StockLine(line.sku_id, line.quantity) for line in lines])
         items_total = sum(line.total_fen for line in lines)
@@ -268,6 +275,7 @@ def submit_order(uow: OrderUnitOfWork, catalog: Catalog, members: Members, stock
         raise
     with uow:
         order = uow.orders.get(order_id)
+        uow.commit()
     if order is None:  # pragma: no cover - the key's response names a committed order
         raise order_not_found()
     return order
@@ -306,6 +314,7 @@ def get_order(uow: OrderUnitOfWork, *, user_id: int | None, order_id: int) -> Or
     """The order; for a shopper (user_id given) only their own, another's is ORDER_NOT_FOUND."""
     with uow:
         order = uow.orders.get(order_id)
+        uow.commit()
     if order is None or (user_id is not None and order.user_id != user_id):
         raise order_not_found()
     return order
@@ -315,7 +324,9 @@ def search_orders(uow: OrderUnitOfWork, search: OrderSearch) -> tuple[list[Order
     if search.status and search.status not in OrderStatus.__members__:
         raise InvalidInput("STATUS_INVALID", "unknown order status", details={"status": "invalid"})
     with uow:
-        return uow.orders.search(search)
+        found = uow.orders.search(search)
+        uow.commit()
+    return found
 
 
 def cancel_order(uow: OrderUnitOfWork, *, user_id: int, order_id: int, reason: str,
@@ -424,6 +435,7 @@ def mark_paid(uow: OrderUnitOfWork, *, order_no: str, channel: str, out_trade_no
             raise Conflict("PAYMENT_AMOUNT_MISMATCH", "the amount paid differs from the order's",
                            details={"payable_fen": order.payable_fen, "paid_fen": paid_fen})
         if order.paid_at is not None and order.out_trade_no == out_trade_no:
+            uow.commit()
             return order  # a replay of the payment already applied
         order.apply("pay", actor=actor, now=now, reason=channel)
         order.paid_at, order.pay_channel, order.out_trade_no = now, channel, out_trade_no

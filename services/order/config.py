@@ -1,0 +1,37 @@
+"""Order service settings, read from the environment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from services.common.config import Env, ServiceSettings
+from services.common.wechatpay import WechatPaySettings
+from services.order.domain import DEFAULT_PAY_MINUTES, FreightRule
+from services.order.service import OrderSettings
+
+
+@dataclass(frozen=True)
+class OrderServiceSettings:
+    """ORDER_PAY_MINUTES (30), ORDER_FREIGHT_FEN (0), ORDER_FREE_FREIGHT_FROM_FEN (0 = never free),
+    ORDER_WECHATPAY_NOTIFY_URL (the public URL of POST /api/v1/payments/wechat/notify),
+    ORDER_TIMEOUT_SCAN_SECONDS (10), ORDER_GRPC_TIMEOUT_MS (5000) for calls to other services,
+    and the WECHATPAY_* settings of services.common.wechatpay."""
+
+    base: ServiceSettings
+    orders: OrderSettings
+    wechatpay: WechatPaySettings | None
+    timeout_scan_seconds: float
+    grpc_timeout_seconds: float
+
+    @classmethod
+    def from_env(cls, base: ServiceSettings, environ: Mapping[str, str] | None = None) -> OrderServiceSettings:
+        env = Env(environ)
+        orders = OrderSettings(pay_minutes=env.int("ORDER_PAY_MINUTES", DEFAULT_PAY_MINUTES),
+                               freight=FreightRule(flat_fen=env.int("ORDER_FREIGHT_FEN", 0),
+                                                   free_from_fen=env.int("ORDER_FREE_FREIGHT_FROM_FEN", 0)),
+                               notify_url=env.str("ORDER_WECHATPAY_NOTIFY_URL",
+                                                  "https://localhost/api/v1/payments/wechat/notify"))
+        return cls(base=base, orders=orders, wechatpay=WechatPaySettings.from_env(base.environment, environ),
+                   timeout_scan_seconds=env.float("ORDER_TIMEOUT_SCAN_SECONDS", 10.0),
+                   grpc_timeout_seconds=env.int("ORDER_GRPC_TIMEOUT_MS", 5000) / 1000)

@@ -1,0 +1,173 @@
+"""OrderService servicer: protobuf in, use case, protobuf out. Errors are mapped by the interceptor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import grpc
+from mall.order.v1 import order_pb2, order_pb2_grpc
+
+from services.common.auth import Role, require_caller
+from services.common.errors import InvalidInput
+from services.common.events import timestamp
+from services.common.wechatpay import NotifyRejected
+from services.order import service
+from services.order.domain import Amounts, Order, OrderLine
+from services.order.ports import Catalog, Members, Stock, Users
+from services.order.service import CartLine, CheckoutInput, OrderSettings, Prepay
+from services.order.uow import OrderSearch, OrderUnitOfWork
+
+ORDER_STAFF = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
+MAX_PAGE = 100
+
+
+class OrderServicer(order_pb2_grpc.OrderServiceServicer):
+    def __init__(self, uow: Callable[[], OrderUnitOfWork], catalog: Catalog, stock: Stock, members: Members,
+                 users: Users, settings: OrderSettings, wechat: Prepay | None = None) -> None:
+        self.uow = uow
+        self.catalog = catalog
+        self.stock = stock
+        self.members = members
+        self.users = users
+        self.settings = settings
+        self.wechat = wechat
+
+    # Cart
+
+    def ListCart(self, request: order_pb2.ListCartRequest, context: grpc.ServicerContext) -> order_pb2.Cart:
+        cart = service.list_cart(self.uow(), self.catalog, user_id=require_caller().user_id)
+        return order_pb2.Cart(items=[_cart_item(line) for line in cart.lines],
+                              selected_total_fen=cart.selected_total_fen)
+
+    def AddCartItem(self, request: order_pb2.AddCartItemRequest, context: grpc.ServicerContext) -> order_pb2.CartItem:
+        return _cart_item(service.add_cart_item(self.uow(), self.catalog, user_id=require_caller().user_id,
+                                                sku_id=request.sku_id, product_id=request.product_id,
+                                                quantity=request.quantity))
+
+    def ChangeCartItem(self, request: order_pb2.ChangeCartItemRequest,
+                       context: grpc.ServicerContext) -> order_pb2.CartItem:
+        selected = request.selected if request.HasField("selected") else None
+        return _cart_item(service.change_cart_item(self.uow(), self.catalog, user_id=require_caller().user_id,
+                                                   item_id=request.item_id, quantity=request.quantity,
+                                                   selected=selected))
+
+    def RemoveCartItem(self, request: order_pb2.RemoveCartItemRequest,
+                       context: grpc.ServicerContext) -> order_pb2.RemoveCartItemResponse:
+        service.remove_cart_item(self.uow(), user_id=require_caller().user_id, item_id=request.item_id)
+        return order_pb2.RemoveCartItemResponse()
+
+    # Checkout
+
+    def QuoteCheckout(self, request: order_pb2.CheckoutRequest,
+                      context: grpc.ServicerContext) -> order_pb2.CheckoutQuote:
+        quote = service.quote_checkout(self.uow(), self.catalog, self.members, self.settings,
+                                       user_id=require_caller().user_id, request=_checkout(request))
+        return order_pb2.CheckoutQuote(lines=[_line(line) for line in quote.lines], amounts=_amounts(quote.amounts),
+                                       points_used=quote.points_used)
+
+    def SubmitOrder(self, request: order_pb2.SubmitOrderRequest, context: grpc.ServicerContext) -> order_pb2.Order:
+        user_id = require_caller().user_id
+        fingerprint = order_pb2.SubmitOrderRequest(checkout=request.checkout, note=request.note)
+        order = service.submit_order(self.uow(), self.catalog, self.members, self.stock, self.users, self.settings,
+                                     user_id=user_id, request=_checkout(request.checkout), note=request.note,
+                                     idempotency_key=request.idempotency_key,
+                                     request_fingerprint=fingerprint.SerializeToString(deterministic=True))
+        return order_message(order)
+
+    # Orders
+
+    def ListOrders(self, request: order_pb2.ListOrdersRequest,
+                   context: grpc.ServicerContext) -> order_pb2.ListOrdersResponse:
+        search = OrderSearch(user_id=require_caller().user_id, status=request.status, **_page(request))
+        found, total = service.search_orders(self.uow(), search)
+        return order_pb2.ListOrdersResponse(orders=[order_message(order) for order in found], total=total)
+
+    def GetOrder(self, request: order_pb2.GetOrderRequest, context: grpc.ServicerContext) -> order_pb2.Order:
+        caller = require_caller()
+        user_id = None if caller.has_any_role(*ORDER_STAFF) else caller.user_id
+        return order_message(service.get_order(self.uow(), user_id=user_id, order_id=request.id))
+
+    def CancelOrder(self, request: order_pb2.CancelOrderRequest, context: grpc.ServicerContext) -> order_pb2.Order:
+        return order_message(service.cancel_order(self.uow(), user_id=require_caller().user_id, order_id=request.id,
+                                                  reason=request.reason[:255]))
+
+    def SearchOrders(self, request: order_pb2.SearchOrdersRequest,
+                     context: grpc.ServicerContext) -> order_pb2.ListOrdersResponse:
+        require_caller(*ORDER_STAFF)
+        search = OrderSearch(user_id=request.user_id, status=request.status, order_no=request.order_no,
+                             created_from=_time(request, "created_from"), created_to=_time(request, "created_to"),
+                             **_page(request))
+        found, total = service.search_orders(self.uow(), search)
+        return order_pb2.ListOrdersResponse(orders=[order_message(order) for order in found], total=total)
+
+    # Payment
+
+    def PayOrder(self, request: order_pb2.PayOrderRequest, context: grpc.ServicerContext) -> order_pb2.PayOrderResponse:
+        started = service.pay_order(self.uow(), self.members, self.wechat, self.settings,
+                                    user_id=require_caller().user_id, order_id=request.id, channel=request.channel,
+                                    payer_openid=request.payer_openid)
+        return order_pb2.PayOrderResponse(channel=started.channel, out_trade_no=started.out_trade_no,
+                                          wx_request_payment=started.wx_request_payment, status=started.status)
+
+    def HandleWechatPayNotify(self, request: order_pb2.WechatPayNotifyRequest,
+                              context: grpc.ServicerContext) -> order_pb2.WechatPayNotifyResponse:
+        try:
+            service.handle_wechat_notify(self.uow(), self.wechat, headers=dict(request.headers), body=request.body)
+        except NotifyRejected as exc:
+            raise InvalidInput("NOTIFY_REJECTED", exc.reason) from None
+        return order_pb2.WechatPayNotifyResponse()
+
+
+def _page(request: order_pb2.ListOrdersRequest | order_pb2.SearchOrdersRequest) -> dict[str, int]:
+    return {"offset": max(request.offset, 0), "limit": min(max(request.limit, 1) if request.limit else 20, MAX_PAGE)}
+
+
+def _time(request: order_pb2.SearchOrdersRequest, name: str) -> datetime | None:
+    return getattr(request, name).ToDatetime(tzinfo=UTC) if request.HasField(name) else None
+
+
+def _checkout(request: order_pb2.CheckoutRequest) -> CheckoutInput:
+    return CheckoutInput(cart_item_ids=tuple(request.cart_item_ids), sku_id=request.sku_id,
+                         product_id=request.product_id, quantity=request.quantity, address_id=request.address_id,
+                         coupon_id=request.coupon_id, points=request.points)
+
+
+def _cart_item(line: CartLine) -> order_pb2.CartItem:
+    item, sku = line.item, line.sku
+    return order_pb2.CartItem(id=item.id, sku_id=item.sku_id, product_id=item.product_id,
+                              name=sku.name if sku else "", spec=sku.spec if sku else "", price_fen=line.price_fen,
+                              quantity=item.quantity, selected=item.selected, valid=line.valid,
+                              price_changed=line.price_changed,
+                              stock_status=sku.stock_status if sku and sku.on_sale else "unavailable",
+                              image=sku.image if sku else "")
+
+
+def _line(line: OrderLine) -> order_pb2.OrderLine:
+    return order_pb2.OrderLine(id=line.id or 0, sku_id=line.sku_id, product_id=line.product_id, name=line.name,
+                               spec=line.spec, price_fen=line.price_fen, quantity=line.quantity, image=line.image)
+
+
+def _amounts(amounts: Amounts) -> order_pb2.Amounts:
+    return order_pb2.Amounts(items_total_fen=amounts.items_total_fen, level_discount_fen=amounts.level_discount_fen,
+                             coupon_discount_fen=amounts.coupon_discount_fen,
+                             points_discount_fen=amounts.points_discount_fen, freight_fen=amounts.freight_fen,
+                             payable_fen=amounts.payable_fen)
+
+
+def order_message(order: Order) -> order_pb2.Order:
+    a = order.address
+    message = order_pb2.Order(
+        id=order.id, order_no=order.order_no, user_id=order.user_id, status=order.status,
+        lines=[_line(line) for line in order.lines],
+        address=order_pb2.Address(name=a.name, phone=a.phone, province=a.province, city=a.city, district=a.district,
+                                  detail=a.detail),
+        amounts=_amounts(order.amounts), pay_deadline=timestamp(order.pay_deadline),
+        created_at=timestamp(order.created_at), pay_channel=order.pay_channel, coupon_id=order.coupon_id,
+        points_used=order.points_used, note=order.note,
+        history=[order_pb2.Transition(status=step.status, at=timestamp(step.at), actor=step.actor, reason=step.reason)
+                 for step in order.history])
+    if order.paid_at is not None:
+        message.paid_at.CopyFrom(timestamp(order.paid_at))
+    return message
+

@@ -1,0 +1,174 @@
+"""The order service's ports on the other services' gRPC APIs (services.order.ports), errors passed on as theirs."""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import grpc
+from mall.member.v1 import member_pb2
+from mall.member.v1.member_pb2_grpc import MemberServiceStub
+from mall.product.v1 import product_pb2
+from mall.product.v1.product_pb2_grpc import ProductServiceStub
+from mall.user.v1 import user_pb2
+from mall.user.v1.user_pb2_grpc import UserServiceStub
+
+from services.common.auth import caller_var
+from services.common.clients import ServiceClients
+from services.common.errors import DomainError
+from services.common.grpc_server import GRPC_STATUS, from_grpc
+from services.order.domain import Address
+from services.order.ports import CatalogSku, CouponLine, StockLine
+
+T = TypeVar("T")
+
+_KIND_OF_STATUS = {status: kind for kind, status in GRPC_STATUS.items()}
+
+
+@contextmanager
+def passed_on(service: str) -> Iterator[None]:
+    """A neighbour's domain error (OUT_OF_STOCK, COUPON_EXPIRED, ...) becomes ours, same code and kind."""
+    try:
+        yield
+    except grpc.RpcError as exc:
+        status, code, message, details = from_grpc(exc)
+        kind = _KIND_OF_STATUS.get(status)
+        if kind is None or not code:
+            raise DomainError(f"{service.upper()}_UNAVAILABLE", f"the {service} service did not answer",
+                              kind=_KIND_OF_STATUS[grpc.StatusCode.UNAVAILABLE]) from None
+        raise DomainError(code, message, kind=kind, details=details) from None
+
+
+def anonymously(call: Callable[[], T]) -> T:
+    """Run `call` without the shopper's token: a catalogue read must not count as their product view."""
+    def run() -> T:
+        caller_var.set(None)
+        return call()
+    return contextvars.copy_context().run(run)
+
+
+def spec_text(spec: dict[str, str]) -> str:
+    return ";".join(f"{name}:{value}" for name, value in sorted(spec.items()))
+
+
+class GrpcCatalog:
+    def __init__(self, clients: ServiceClients) -> None:
+        self.clients = clients
+
+    def skus(self, product_ids: set[int]) -> dict[int, CatalogSku]:
+        stub = self.clients.get(ProductServiceStub)
+        found: dict[int, CatalogSku] = {}
+        for product_id in sorted(product_ids):
+            try:
+                product = anonymously(lambda pid=product_id: stub.ViewProduct(product_pb2.ViewProductRequest(id=pid)))
+            except grpc.RpcError as exc:
+                if exc.code() == grpc.StatusCode.NOT_FOUND:
+                    continue  # gone or off the shelf: its lines show invalid
+                with passed_on("product"):
+                    raise
+            for sku in product.skus:
+                found[sku.id] = CatalogSku(sku_id=sku.id, product_id=product.id, name=product.name,
+                                           spec=spec_text(dict(sku.spec)), price_fen=sku.price_fen,
+                                           stock_status=sku.stock_status,
+                                           on_sale=product.on_shelf and product.status == "APPROVED",
+                                           category_id=product.category_id, brand_id=product.brand.id,
+                                           image=product.images[0] if product.images else "")
+        return found
+
+
+class GrpcStock:
+    def __init__(self, clients: ServiceClients) -> None:
+        self.clients = clients
+
+    def reserve(self, order_no: str, lines: list[StockLine]) -> None:
+        with passed_on("product"):
+            self.clients.get(ProductServiceStub).ReserveStock(product_pb2.ReserveStockRequest(
+                order_no=order_no, lines=[product_pb2.StockLine(sku_id=line.sku_id, quantity=line.quantity)
+                                          for line in lines]))
+
+    def release(self, order_no: str) -> None:
+        with passed_on("product"):
+            self.clients.get(ProductServiceStub).ReleaseReservation(product_pb2.ReservationRef(order_no=order_no))
+
+
+def _lines(lines: list[CouponLine]) -> list[member_pb2.OrderLine]:
+    return [member_pb2.OrderLine(category_id=line.category_id, amount_fen=line.amount_fen) for line in lines]
+
+
+class GrpcMembers:
+    """The caller's membership; the member service acts for the shopper whose token the call carries."""
+
+    def __init__(self, clients: ServiceClients) -> None:
+        self.clients = clients
+
+    @property
+    def stub(self) -> MemberServiceStub:
+        return self.clients.get(MemberServiceStub)
+
+    def discount_percent(self) -> int:
+        try:
+            member = self.stub.GetMember(member_pb2.GetMemberRequest()).member
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return 100  # not a member: no level discount
+            with passed_on("member"):
+                raise
+        return member.discount_percent or 100
+
+    def quote_coupon(self, coupon_id: int, lines: list[CouponLine]) -> int:
+        with passed_on("member"):
+            quotes = self.stub.QuoteCoupons(member_pb2.QuoteCouponsRequest(lines=_lines(lines), coupon_id=coupon_id))
+        quote = next((quote for quote in quotes.quotes if quote.coupon.id == coupon_id), None)
+        if quote is None:
+            raise DomainError("COUPON_NOT_FOUND", "no such coupon", kind=_KIND_OF_STATUS[grpc.StatusCode.NOT_FOUND])
+        if not quote.usable:
+            raise DomainError(quote.reason or "COUPON_NOT_USABLE", "this coupon cannot be used for this order",
+                              details={"coupon_id": coupon_id})
+        return quote.discount_fen
+
+    def lock_coupon(self, order_no: str, coupon_id: int, lines: list[CouponLine]) -> int:
+        with passed_on("member"):
+            return self.stub.LockCoupon(member_pb2.LockCouponRequest(order_no=order_no, coupon_id=coupon_id,
+                                                                     lines=_lines(lines))).discount_fen
+
+    def release_coupon(self, order_no: str) -> None:
+        with passed_on("member"):
+            self.stub.ReleaseCoupon(member_pb2.ReleaseCouponRequest(order_no=order_no))
+
+    def quote_points(self, points: int, payable_fen: int) -> tuple[int, int]:
+        with passed_on("member"):
+            quote = self.stub.QuotePoints(member_pb2.QuotePointsRequest(points=points, payable_fen=payable_fen))
+        return quote.usable_points, quote.discount_fen
+
+    def lock_points(self, order_no: str, points: int, payable_fen: int) -> tuple[int, int]:
+        with passed_on("member"):
+            locked = self.stub.LockPoints(member_pb2.LockPointsRequest(order_no=order_no, points=points,
+                                                                       payable_fen=payable_fen))
+        return locked.points, locked.discount_fen
+
+    def release_points(self, order_no: str) -> None:
+        with passed_on("member"):
+            self.stub.ReleasePoints(member_pb2.ReleasePointsRequest(order_no=order_no))
+
+    def pay_with_balance(self, order_no: str, amount_fen: int) -> None:
+        with passed_on("member"):
+            self.stub.PayWithBalance(member_pb2.PayWithBalanceRequest(order_no=order_no, amount_fen=amount_fen))
+
+
+class GrpcUsers:
+    def __init__(self, clients: ServiceClients) -> None:
+        self.clients = clients
+
+    def verified(self, user_id: int) -> bool:
+        with passed_on("user"):
+            return self.clients.get(UserServiceStub).GetVerification(
+                user_pb2.GetVerificationRequest(user_id=user_id)).verified
+
+    def address(self, user_id: int, address_id: int) -> Address:
+        with passed_on("user"):
+            found = self.clients.get(UserServiceStub).GetAddress(user_pb2.GetAddressRequest(user_id=user_id,
+                                                                                          address_id=address_id))
+        return Address(name=found.receiver_name, phone=found.receiver_phone, province=found.province,
+                       city=found.city, district=found.district, detail=found.detail)

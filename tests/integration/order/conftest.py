@@ -1,0 +1,91 @@
+"""Order service fixtures: its PostgreSQL (or SQLite) unit of work and the servicer behind a real gRPC server."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import grpc
+import pytest
+from mall.order.v1 import order_pb2, order_pb2_grpc
+from sqlalchemy import Engine, func, select
+
+from services.common.config import ServiceSettings
+from services.common.grpc_server import create_server, registration
+from services.common.outbox import outbox
+from services.common.wechatpay import WechatPay
+from services.order.db import SqlOrderUnitOfWork, start_mappers
+from services.order.grpc_api import OrderServicer
+from services.order.service import OrderSettings
+from services.user.domain import User
+from services.user.tokens import TokenIssuer
+from tests.fakes import FakeCatalog, FakeMembers, FakeStock, FakeUsers
+from tests.fixtures.keys import JwtKeys
+from tests.fixtures.simulator import RunningSimulator
+
+Metadata = list[tuple[str, str]]
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def uow(request: pytest.FixtureRequest) -> Callable[[], SqlOrderUnitOfWork]:
+    fixture = "service_engine" if request.param == "postgresql" else "sqlite_service_engine"
+    start_mappers()
+    return functools.partial(SqlOrderUnitOfWork, request.getfixturevalue(fixture)("order"), "order")
+
+
+@pytest.fixture
+def pg_engine(service_engine: Callable[[str], Engine]) -> Engine:
+    """PostgreSQL only: for races, which need its row locks."""
+    return service_engine("order")
+
+
+@pytest.fixture
+def pg_uow(pg_engine: Engine) -> Callable[[], SqlOrderUnitOfWork]:
+    start_mappers()
+    return functools.partial(SqlOrderUnitOfWork, pg_engine, "order")
+
+
+@dataclass
+class OrderServer:
+    stub: order_pb2_grpc.OrderServiceStub
+    engine: Engine
+    catalog: FakeCatalog
+    stock: FakeStock
+    members: FakeMembers
+    users: FakeUsers
+    issuer: TokenIssuer
+
+    def as_user(self, user_id: int, roles: str = "") -> Metadata:
+        user = User(phone=None, created_at=datetime.now(UTC), roles=roles, id=user_id)
+        token = self.issuer.access_token(user, frozenset(filter(None, roles.split(","))), datetime.now(UTC))
+        return [("authorization", f"Bearer {token}")]
+
+    def events(self, event_type: str) -> int:
+        with self.engine.connect() as connection:
+            return connection.execute(select(func.count()).select_from(outbox)
+                                      .where(outbox.c.event_type == event_type)).scalar_one()
+
+
+@pytest.fixture
+def server(pg_engine: Engine, jwt_keys: JwtKeys, simulator: RunningSimulator) -> Iterator[OrderServer]:
+    start_mappers()
+    catalog = FakeCatalog()
+    catalog.put(101, price_fen=1999)
+    catalog.put(102, price_fen=500)
+    stock, members, users = FakeStock({101: 10, 102: 100}), FakeMembers(), FakeUsers()
+    servicer = OrderServicer(functools.partial(SqlOrderUnitOfWork, pg_engine, "order"), catalog, stock, members,
+                             users, OrderSettings(notify_url="http://127.0.0.1:9/unreachable"),
+                             WechatPay(simulator.wechatpay_settings()))
+    settings = ServiceSettings.from_env("order", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),
+                                                  "ORDER_GRPC_LISTEN": "127.0.0.1:0"})
+    grpc_server, port = create_server(settings, [registration(order_pb2, order_pb2_grpc, "OrderService", servicer)])
+    grpc_server.start()
+    issuer = TokenIssuer(jwt_keys.private_pem, access_ttl_seconds=900, refresh_ttl_seconds=86400)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield OrderServer(order_pb2_grpc.OrderServiceStub(channel), pg_engine, catalog, stock, members, users,
+                              issuer)
+    finally:
+        grpc_server.stop(grace=None)

@@ -1,0 +1,168 @@
+"""The order service through a real gRPC server on PostgreSQL, WeChat Pay by the simulator."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import pytest
+from mall.order.v1 import order_pb2
+
+from services.common.grpc_server import from_grpc
+from services.order import service
+from services.order.db import SqlOrderUnitOfWork
+from services.order.domain import Order, OrderLine, new_order, price
+from tests.fakes import HOME
+from tests.fixtures.simulator import RunningSimulator
+from tests.integration.order.conftest import OrderServer
+
+pytestmark = pytest.mark.integration
+
+ALICE, BOB = 1, 2
+BUY_TWO = order_pb2.CheckoutRequest(sku_id=101, product_id=10, quantity=2, address_id=7)
+
+
+def submit(server: OrderServer, key: str = "key-1", checkout: order_pb2.CheckoutRequest = BUY_TWO,
+           user_id: int = ALICE) -> order_pb2.Order:
+    return server.stub.SubmitOrder(order_pb2.SubmitOrderRequest(checkout=checkout, idempotency_key=key),
+                                   metadata=server.as_user(user_id))
+
+
+def failure(call: Callable[[], object]) -> tuple[grpc.StatusCode, str]:
+    with pytest.raises(grpc.RpcError) as failed:
+        call()
+    status, code, _, _ = from_grpc(failed.value)
+    return status, code
+
+
+def test_cart_to_order_snapshots_prices_and_history_for_its_owner_only(server: OrderServer) -> None:
+    alice = server.as_user(ALICE)
+    item = server.stub.AddCartItem(order_pb2.AddCartItemRequest(sku_id=102, product_id=10, quantity=3), metadata=alice)
+    assert server.stub.ListCart(order_pb2.ListCartRequest(), metadata=alice).selected_total_fen == 1500
+    order = submit(server, checkout=order_pb2.CheckoutRequest(cart_item_ids=[item.id], address_id=7))
+    assert (order.status, order.amounts.payable_fen, order.lines[0].price_fen) == ("PENDING_PAYMENT", 1500, 500)
+    assert server.stub.ListCart(order_pb2.ListCartRequest(), metadata=alice).items == []
+    read = server.stub.GetOrder(order_pb2.GetOrderRequest(id=order.id), metadata=alice)
+    assert read.address.province == "浙江省" and [step.status for step in read.history] == ["PENDING_PAYMENT"]
+    assert failure(lambda: server.stub.GetOrder(order_pb2.GetOrderRequest(id=order.id),
+                                                metadata=server.as_user(BOB))) == (grpc.StatusCode.NOT_FOUND,
+                                                                                    "ORDER_NOT_FOUND")
+    assert server.events("order-created") == 1 and server.events("cart-item-added") == 1
+
+
+def test_a_replayed_submit_returns_the_first_order_and_another_body_under_the_key_is_aborted(
+        server: OrderServer) -> None:
+    first = submit(server)
+    assert submit(server).id == first.id
+    assert server.stock.available[101] == 8
+    other = order_pb2.CheckoutRequest(sku_id=101, product_id=10, quantity=1, address_id=7)
+    assert failure(lambda: submit(server, checkout=other)) == (grpc.StatusCode.ABORTED, "IDEMPOTENCY_KEY_REUSED")
+    assert server.events("order-created") == 1
+
+
+def test_my_orders_filter_by_status_and_staff_search_sees_everyone(server: OrderServer) -> None:
+    first = submit(server, "a")
+    submit(server, "b")
+    submit(server, "c", user_id=BOB, checkout=order_pb2.CheckoutRequest(sku_id=102, product_id=10, quantity=1,
+                                                                     address_id=8))
+    server.stub.CancelOrder(order_pb2.CancelOrderRequest(id=first.id, reason="no"), metadata=server.as_user(ALICE))
+    mine = server.stub.ListOrders(order_pb2.ListOrdersRequest(status="CANCELLED"), metadata=server.as_user(ALICE))
+    assert [order.id for order in mine.orders] == [first.id] and mine.total == 1
+    assert server.stub.ListOrders(order_pb2.ListOrdersRequest(), metadata=server.as_user(ALICE)).total == 2
+    staff = server.stub.SearchOrders(order_pb2.SearchOrdersRequest(), metadata=server.as_user(9, "customer_service"))
+    assert staff.total == 3
+    assert failure(lambda: server.stub.SearchOrders(order_pb2.SearchOrdersRequest(),
+                                                    metadata=server.as_user(ALICE))) == (
+        grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")
+
+
+def paid_notify(server: OrderServer, simulator: RunningSimulator, tamper: str | None = None
+                ) -> tuple[order_pb2.Order, order_pb2.WechatPayNotifyRequest]:
+    order = submit(server, f"pay-{tamper}-{datetime.now(UTC).timestamp()}")
+    started = server.stub.PayOrder(order_pb2.PayOrderRequest(id=order.id, channel="wechat", payer_openid="o-alice"),
+                                   metadata=server.as_user(ALICE))
+    assert started.wx_request_payment["package"].startswith("prepay_id=")
+    assert started.wx_request_payment["signType"] == "RSA"
+    sent = simulator.client.wechatpay_pay(started.out_trade_no, tamper=tamper)["notify"]
+    return order, order_pb2.WechatPayNotifyRequest(body=sent["body"].encode(), headers=sent["headers"])
+
+
+def test_one_signed_notify_50_times_in_sequence_and_20_concurrently_pays_once(server: OrderServer,
+                                                                                 simulator: RunningSimulator) -> None:
+    order, notify = paid_notify(server, simulator)
+    for _ in range(50):
+        server.stub.HandleWechatPayNotify(notify)
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        list(pool.map(lambda _: server.stub.HandleWechatPayNotify(notify), range(20)))
+    paid = server.stub.GetOrder(order_pb2.GetOrderRequest(id=order.id), metadata=server.as_user(ALICE))
+    assert paid.status == "PAID" and [step.status for step in paid.history] == ["PENDING_PAYMENT", "PAID"]
+    assert paid.pay_channel == "wechat"
+    assert server.events("order-paid") == 1
+
+
+def test_twenty_first_notifies_at_once_still_pay_once(server: OrderServer, simulator: RunningSimulator) -> None:
+    order, notify = paid_notify(server, simulator)
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        list(pool.map(lambda _: server.stub.HandleWechatPayNotify(notify), range(20)))
+    assert server.events("order-paid") == 1
+
+
+@pytest.mark.parametrize("tamper", ["bad_signature", "tampered_body", "unknown_serial", "stale_timestamp", "bad_tag",
+                                    "wrong_mchid", "wrong_appid", "wrong_amount"])
+def test_a_tampered_notify_is_rejected_and_changes_nothing(server: OrderServer, simulator: RunningSimulator,
+                                                           tamper: str) -> None:
+    order, notify = paid_notify(server, simulator, tamper)
+    assert failure(lambda: server.stub.HandleWechatPayNotify(notify)) == (grpc.StatusCode.INVALID_ARGUMENT,
+                                                                           "NOTIFY_REJECTED")
+    unpaid = server.stub.GetOrder(order_pb2.GetOrderRequest(id=order.id), metadata=server.as_user(ALICE))
+    assert unpaid.status == "PENDING_PAYMENT" and server.events("order-paid") == 0
+
+
+def test_balance_pays_at_once_and_an_unpaid_order_of_another_user_is_not_found(server: OrderServer) -> None:
+    server.members.balance_fen = 5000
+    order = submit(server)
+    assert failure(lambda: server.stub.PayOrder(order_pb2.PayOrderRequest(id=order.id, channel="balance"),
+                                                metadata=server.as_user(BOB)))[0] == grpc.StatusCode.NOT_FOUND
+    paid = server.stub.PayOrder(order_pb2.PayOrderRequest(id=order.id, channel="balance"),
+                                metadata=server.as_user(ALICE))
+    assert (paid.status, server.members.balance_fen, server.events("order-paid")) == ("PAID", 1002, 1)
+    assert failure(lambda: server.stub.CancelOrder(order_pb2.CancelOrderRequest(id=order.id),
+                                                   metadata=server.as_user(BOB)))[0] == grpc.StatusCode.NOT_FOUND
+
+
+def place(uow: Callable[[], SqlOrderUnitOfWork], order_no: str, now: datetime) -> Order:
+    order = new_order(user_id=ALICE, order_no=order_no, lines=[OrderLine(101, 10, "茶", "", 1000, 1)], address=HOME,
+                      amounts=price(1000), now=now, pay_minutes=30)
+    with uow() as tx:
+        tx.orders.add(order)
+        tx.commit()
+    return order
+
+
+def test_orders_round_trip_with_lines_address_and_history(uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    now = datetime(2026, 11, 29, 12, tzinfo=UTC)
+    placed = place(uow, "N-1", now)
+    service.cancel_order(uow(), user_id=ALICE, order_id=placed.id or 0, reason="why not", now=now)
+    read = service.get_order(uow(), user_id=ALICE, order_id=placed.id or 0)
+    assert (read.status, read.address, read.lines[0].name) == ("CANCELLED", HOME, "茶")
+    assert [(step.status, step.reason) for step in read.history] == [("PENDING_PAYMENT", "placed"),
+                                                                      ("CANCELLED", "why not")]
+    assert read.pay_deadline == now + timedelta(minutes=30)
+
+
+def test_two_timeout_schedulers_at_once_cancel_each_expired_order_exactly_once(
+        pg_uow: Callable[[], SqlOrderUnitOfWork], pg_engine: object) -> None:
+    now = datetime.now(UTC)
+    for number in range(30):
+        place(pg_uow, f"T-{number}", now - timedelta(hours=1))
+    place(pg_uow, "T-fresh", now)
+    expire = functools.partial(service.expire_orders, now=now, batch=7)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        cancelled = sum(pool.map(lambda _: sum(iter(lambda: expire(pg_uow()), 0)), range(4)))
+    assert cancelled == 30
+    found, total = service.search_orders(pg_uow(), service.OrderSearch(status="CANCELLED", limit=100))
+    assert total == 30 and all(len(order.history) == 2 for order in found)
+    assert service.search_orders(pg_uow(), service.OrderSearch(status="PENDING_PAYMENT"))[1] == 1
