@@ -22,15 +22,72 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19mall/order/v1/order.proto\x12\rmall.order.v12\x0e\n\x0cOrderServiceb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19mall/order/v1/order.proto\x12\rmall.order.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x11\n\x0fListCartRequest\"\xd8\x01\n\x08\x43\x61rtItem\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0e\n\x06sku_id\x18\x02 \x01(\x03\x12\x12\n\nproduct_id\x18\x03 \x01(\x03\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x0c\n\x04spec\x18\x05 \x01(\t\x12\x11\n\tprice_fen\x18\x06 \x01(\x03\x12\x10\n\x08quantity\x18\x07 \x01(\x05\x12\x10\n\x08selected\x18\x08 \x01(\x08\x12\r\n\x05valid\x18\t \x01(\x08\x12\x15\n\rprice_changed\x18\n \x01(\x08\x12\x14\n\x0cstock_status\x18\x0b \x01(\t\x12\r\n\x05image\x18\x0c \x01(\t\"J\n\x04\x43\x61rt\x12&\n\x05items\x18\x01 \x03(\x0b\x32\x17.mall.order.v1.CartItem\x12\x1a\n\x12selected_total_fen\x18\x02 \x01(\x03\"J\n\x12\x41\x64\x64\x43\x61rtItemRequest\x12\x0e\n\x06sku_id\x18\x01 \x01(\x03\x12\x12\n\nproduct_id\x18\x02 \x01(\x03\x12\x10\n\x08quantity\x18\x03 \x01(\x05\"^\n\x15\x43hangeCartItemRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\x03\x12\x10\n\x08quantity\x18\x02 \x01(\x05\x12\x15\n\x08selected\x18\x03 \x01(\x08H\x00\x88\x01\x01\x42\x0b\n\t_selected\"(\n\x15RemoveCartItemRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\x03\"\x18\n\x16RemoveCartItemResponse\"\x95\x01\n\x0f\x43heckoutRequest\x12\x15\n\rcart_item_ids\x18\x01 \x03(\x03\x12\x0e\n\x06sku_id\x18\x02 \x01(\x03\x12\x12\n\nproduct_id\x18\x03 \x01(\x03\x12\x10\n\x08quantity\x18\x04 \x01(\x05\x12\x12\n\naddress_id\x18\x05 \x01(\x03\x12\x11\n\tcoupon_id\x18\x06 \x01(\x03\x12\x0e\n\x06points\x18\x07 \x01(\x03\"\x8b\x01\n\tOrderLine\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0e\n\x06sku_id\x18\x02 \x01(\x03\x12\x12\n\nproduct_id\x18\x03 \x01(\x03\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x0c\n\x04spec\x18\x05 \x01(\t\x12\x11\n\tprice_fen\x18\x06 \x01(\x03\x12\x10\n\x08quantity\x18\x07 \x01(\x05\x12\r\n\x05image\x18\x08 \x01(\t\"\xa2\x01\n\x07\x41mounts\x12\x17\n\x0fitems_total_fen\x18\x01 \x01(\x03\x12\x1a\n\x12level_discount_fen\x18\x02 \x01(\x03\x12\x1b\n\x13\x63oupon_discount_fen\x18\x03 \x01(\x03\x12\x1b\n\x13points_discount_fen\x18\x04 \x01(\x03\x12\x13\n\x0b\x66reight_fen\x18\x05 \x01(\x03\x12\x13\n\x0bpayable_fen\x18\x06 \x01(\x03\"v\n\rCheckoutQuote\x12\'\n\x05lines\x18\x01 \x03(\x0b\x32\x18.mall.order.v1.OrderLine\x12\'\n\x07\x61mounts\x18\x02 \x01(\x0b\x32\x16.mall.order.v1.Amounts\x12\x13\n\x0bpoints_used\x18\x03 \x01(\x03\"m\n\x12SubmitOrderRequest\x12\x30\n\x08\x63heckout\x18\x01 \x01(\x0b\x32\x1e.mall.order.v1.CheckoutRequest\x12\x0c\n\x04note\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"h\n\x07\x41\x64\x64ress\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05phone\x18\x02 \x01(\t\x12\x10\n\x08province\x18\x03 \x01(\t\x12\x0c\n\x04\x63ity\x18\x04 \x01(\t\x12\x10\n\x08\x64istrict\x18\x05 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\"c\n\nTransition\x12\x0e\n\x06status\x18\x01 \x01(\t\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\xc7\x03\n\x05Order\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x10\n\x08order_no\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\x03\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\'\n\x05lines\x18\x05 \x03(\x0b\x32\x18.mall.order.v1.OrderLine\x12\'\n\x07\x61\x64\x64ress\x18\x06 \x01(\x0b\x32\x16.mall.order.v1.Address\x12\'\n\x07\x61mounts\x18\x07 \x01(\x0b\x32\x16.mall.order.v1.Amounts\x12\x30\n\x0cpay_deadline\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07paid_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bpay_channel\x18\x0b \x01(\t\x12\x11\n\tcoupon_id\x18\x0c \x01(\x03\x12\x13\n\x0bpoints_used\x18\r \x01(\x03\x12\x0c\n\x04note\x18\x0e \x01(\t\x12*\n\x07history\x18\x0f \x03(\x0b\x32\x19.mall.order.v1.Transition\"B\n\x11ListOrdersRequest\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x05\x12\r\n\x05limit\x18\x03 \x01(\x05\"I\n\x12ListOrdersResponse\x12$\n\x06orders\x18\x01 \x03(\x0b\x32\x14.mall.order.v1.Order\x12\r\n\x05total\x18\x02 \x01(\x03\"\x1d\n\x0fGetOrderRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"0\n\x12\x43\x61ncelOrderRequest\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xc9\x01\n\x13SearchOrdersRequest\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x10\n\x08order_no\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\x03\x12\x30\n\x0c\x63reated_from\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_to\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06offset\x18\x06 \x01(\x05\x12\r\n\x05limit\x18\x07 \x01(\x05\"D\n\x0fPayOrderRequest\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\x12\x14\n\x0cpayer_openid\x18\x03 \x01(\t\"\xd5\x01\n\x10PayOrderResponse\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x14\n\x0cout_trade_no\x18\x02 \x01(\t\x12Q\n\x12wx_request_payment\x18\x03 \x03(\x0b\x32\x35.mall.order.v1.PayOrderResponse.WxRequestPaymentEntry\x12\x0e\n\x06status\x18\x04 \x01(\t\x1a\x37\n\x15WxRequestPaymentEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x9b\x01\n\x16WechatPayNotifyRequest\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\x43\n\x07headers\x18\x02 \x03(\x0b\x32\x32.mall.order.v1.WechatPayNotifyRequest.HeadersEntry\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x19\n\x17WechatPayNotifyResponse2\xca\x07\n\x0cOrderService\x12?\n\x08ListCart\x12\x1e.mall.order.v1.ListCartRequest\x1a\x13.mall.order.v1.Cart\x12I\n\x0b\x41\x64\x64\x43\x61rtItem\x12!.mall.order.v1.AddCartItemRequest\x1a\x17.mall.order.v1.CartItem\x12O\n\x0e\x43hangeCartItem\x12$.mall.order.v1.ChangeCartItemRequest\x1a\x17.mall.order.v1.CartItem\x12]\n\x0eRemoveCartItem\x12$.mall.order.v1.RemoveCartItemRequest\x1a%.mall.order.v1.RemoveCartItemResponse\x12M\n\rQuoteCheckout\x12\x1e.mall.order.v1.CheckoutRequest\x1a\x1c.mall.order.v1.CheckoutQuote\x12\x46\n\x0bSubmitOrder\x12!.mall.order.v1.SubmitOrderRequest\x1a\x14.mall.order.v1.Order\x12Q\n\nListOrders\x12 .mall.order.v1.ListOrdersRequest\x1a!.mall.order.v1.ListOrdersResponse\x12@\n\x08GetOrder\x12\x1e.mall.order.v1.GetOrderRequest\x1a\x14.mall.order.v1.Order\x12\x46\n\x0b\x43\x61ncelOrder\x12!.mall.order.v1.CancelOrderRequest\x1a\x14.mall.order.v1.Order\x12U\n\x0cSearchOrders\x12\".mall.order.v1.SearchOrdersRequest\x1a!.mall.order.v1.ListOrdersResponse\x12K\n\x08PayOrder\x12\x1e.mall.order.v1.PayOrderRequest\x1a\x1f.mall.order.v1.PayOrderResponse\x12\x66\n\x15HandleWechatPayNotify\x12%.mall.order.v1.WechatPayNotifyRequest\x1a&.mall.order.v1.WechatPayNotifyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mall.order.v1.order_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ORDERSERVICE']._serialized_start=44
-  _globals['_ORDERSERVICE']._serialized_end=58
+  _globals['_PAYORDERRESPONSE_WXREQUESTPAYMENTENTRY']._loaded_options = None
+  _globals['_PAYORDERRESPONSE_WXREQUESTPAYMENTENTRY']._serialized_options = b'8\001'
+  _globals['_WECHATPAYNOTIFYREQUEST_HEADERSENTRY']._loaded_options = None
+  _globals['_WECHATPAYNOTIFYREQUEST_HEADERSENTRY']._serialized_options = b'8\001'
+  _globals['_LISTCARTREQUEST']._serialized_start=77
+  _globals['_LISTCARTREQUEST']._serialized_end=94
+  _globals['_CARTITEM']._serialized_start=97
+  _globals['_CARTITEM']._serialized_end=313
+  _globals['_CART']._serialized_start=315
+  _globals['_CART']._serialized_end=389
+  _globals['_ADDCARTITEMREQUEST']._serialized_start=391
+  _globals['_ADDCARTITEMREQUEST']._serialized_end=465
+  _globals['_CHANGECARTITEMREQUEST']._serialized_start=467
+  _globals['_CHANGECARTITEMREQUEST']._serialized_end=561
+  _globals['_REMOVECARTITEMREQUEST']._serialized_start=563
+  _globals['_REMOVECARTITEMREQUEST']._serialized_end=603
+  _globals['_REMOVECARTITEMRESPONSE']._serialized_start=605
+  _globals['_REMOVECARTITEMRESPONSE']._serialized_end=629
+  _globals['_CHECKOUTREQUEST']._serialized_start=632
+  _globals['_CHECKOUTREQUEST']._serialized_end=781
+  _globals['_ORDERLINE']._serialized_start=784
+  _globals['_ORDERLINE']._serialized_end=923
+  _globals['_AMOUNTS']._serialized_start=926
+  _globals['_AMOUNTS']._serialized_end=1088
+  _globals['_CHECKOUTQUOTE']._serialized_start=1090
+  _globals['_CHECKOUTQUOTE']._serialized_end=1208
+  _globals['_SUBMITORDERREQUEST']._serialized_start=1210
+  _globals['_SUBMITORDERREQUEST']._serialized_end=1319
+  _globals['_ADDRESS']._serialized_start=1321
+  _globals['_ADDRESS']._serialized_end=1425
+  _globals['_TRANSITION']._serialized_start=1427
+  _globals['_TRANSITION']._serialized_end=1526
+  _globals['_ORDER']._serialized_start=1529
+  _globals['_ORDER']._serialized_end=1984
+  _globals['_LISTORDERSREQUEST']._serialized_start=1986
+  _globals['_LISTORDERSREQUEST']._serialized_end=2052
+  _globals['_LISTORDERSRESPONSE']._serialized_start=2054
+  _globals['_LISTORDERSRESPONSE']._serialized_end=2127
+  _globals['_GETORDERREQUEST']._serialized_start=2129
+  _globals['_GETORDERREQUEST']._serialized_end=2158
+  _globals['_CANCELORDERREQUEST']._serialized_start=2160
+  _globals['_CANCELORDERREQUEST']._serialized_end=2208
+  _globals['_SEARCHORDERSREQUEST']._serialized_start=2211
+  _globals['_SEARCHORDERSREQUEST']._serialized_end=2412
+  _globals['_PAYORDERREQUEST']._serialized_start=2414
+  _globals['_PAYORDERREQUEST']._serialized_end=2482
+  _globals['_PAYORDERRESPONSE']._serialized_start=2485
+  _globals['_PAYORDERRESPONSE']._serialized_end=2698
+  _globals['_PAYORDERRESPONSE_WXREQUESTPAYMENTENTRY']._serialized_start=2643
+  _globals['_PAYORDERRESPONSE_WXREQUESTPAYMENTENTRY']._serialized_end=2698
+  _globals['_WECHATPAYNOTIFYREQUEST']._serialized_start=2701
+  _globals['_WECHATPAYNOTIFYREQUEST']._serialized_end=2856
+  _globals['_WECHATPAYNOTIFYREQUEST_HEADERSENTRY']._serialized_start=2810
+  _globals['_WECHATPAYNOTIFYREQUEST_HEADERSENTRY']._serialized_end=2856
+  _globals['_WECHATPAYNOTIFYRESPONSE']._serialized_start=2858
+  _globals['_WECHATPAYNOTIFYRESPONSE']._serialized_end=2883
+  _globals['_ORDERSERVICE']._serialized_start=2886
+  _globals['_ORDERSERVICE']._serialized_end=3856
 # @@protoc_insertion_point(module_scope)

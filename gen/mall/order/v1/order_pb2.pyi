@@ -1,4 +1,314 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
-from typing import ClassVar as _ClassVar
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class ListCartRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CartItem(_message.Message):
+    __slots__ = ("id", "sku_id", "product_id", "name", "spec", "price_fen", "quantity", "selected", "valid", "price_changed", "stock_status", "image")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SKU_ID_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FEN_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    SELECTED_FIELD_NUMBER: _ClassVar[int]
+    VALID_FIELD_NUMBER: _ClassVar[int]
+    PRICE_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    STOCK_STATUS_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    sku_id: int
+    product_id: int
+    name: str
+    spec: str
+    price_fen: int
+    quantity: int
+    selected: bool
+    valid: bool
+    price_changed: bool
+    stock_status: str
+    image: str
+    def __init__(self, id: _Optional[int] = ..., sku_id: _Optional[int] = ..., product_id: _Optional[int] = ..., name: _Optional[str] = ..., spec: _Optional[str] = ..., price_fen: _Optional[int] = ..., quantity: _Optional[int] = ..., selected: _Optional[bool] = ..., valid: _Optional[bool] = ..., price_changed: _Optional[bool] = ..., stock_status: _Optional[str] = ..., image: _Optional[str] = ...) -> None: ...
+
+class Cart(_message.Message):
+    __slots__ = ("items", "selected_total_fen")
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    SELECTED_TOTAL_FEN_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[CartItem]
+    selected_total_fen: int
+    def __init__(self, items: _Optional[_Iterable[_Union[CartItem, _Mapping]]] = ..., selected_total_fen: _Optional[int] = ...) -> None: ...
+
+class AddCartItemRequest(_message.Message):
+    __slots__ = ("sku_id", "product_id", "quantity")
+    SKU_ID_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    sku_id: int
+    product_id: int
+    quantity: int
+    def __init__(self, sku_id: _Optional[int] = ..., product_id: _Optional[int] = ..., quantity: _Optional[int] = ...) -> None: ...
+
+class ChangeCartItemRequest(_message.Message):
+    __slots__ = ("item_id", "quantity", "selected")
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    SELECTED_FIELD_NUMBER: _ClassVar[int]
+    item_id: int
+    quantity: int
+    selected: bool
+    def __init__(self, item_id: _Optional[int] = ..., quantity: _Optional[int] = ..., selected: _Optional[bool] = ...) -> None: ...
+
+class RemoveCartItemRequest(_message.Message):
+    __slots__ = ("item_id",)
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    item_id: int
+    def __init__(self, item_id: _Optional[int] = ...) -> None: ...
+
+class RemoveCartItemResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CheckoutRequest(_message.Message):
+    __slots__ = ("cart_item_ids", "sku_id", "product_id", "quantity", "address_id", "coupon_id", "points")
+    CART_ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
+    SKU_ID_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_ID_FIELD_NUMBER: _ClassVar[int]
+    COUPON_ID_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    cart_item_ids: _containers.RepeatedScalarFieldContainer[int]
+    sku_id: int
+    product_id: int
+    quantity: int
+    address_id: int
+    coupon_id: int
+    points: int
+    def __init__(self, cart_item_ids: _Optional[_Iterable[int]] = ..., sku_id: _Optional[int] = ..., product_id: _Optional[int] = ..., quantity: _Optional[int] = ..., address_id: _Optional[int] = ..., coupon_id: _Optional[int] = ..., points: _Optional[int] = ...) -> None: ...
+
+class OrderLine(_message.Message):
+    __slots__ = ("id", "sku_id", "product_id", "name", "spec", "price_fen", "quantity", "image")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SKU_ID_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FEN_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    sku_id: int
+    product_id: int
+    name: str
+    spec: str
+    price_fen: int
+    quantity: int
+    image: str
+    def __init__(self, id: _Optional[int] = ..., sku_id: _Optional[int] = ..., product_id: _Optional[int] = ..., name: _Optional[str] = ..., spec: _Optional[str] = ..., price_fen: _Optional[int] = ..., quantity: _Optional[int] = ..., image: _Optional[str] = ...) -> None: ...
+
+class Amounts(_message.Message):
+    __slots__ = ("items_total_fen", "level_discount_fen", "coupon_discount_fen", "points_discount_fen", "freight_fen", "payable_fen")
+    ITEMS_TOTAL_FEN_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_DISCOUNT_FEN_FIELD_NUMBER: _ClassVar[int]
+    COUPON_DISCOUNT_FEN_FIELD_NUMBER: _ClassVar[int]
+    POINTS_DISCOUNT_FEN_FIELD_NUMBER: _ClassVar[int]
+    FREIGHT_FEN_FIELD_NUMBER: _ClassVar[int]
+    PAYABLE_FEN_FIELD_NUMBER: _ClassVar[int]
+    items_total_fen: int
+    level_discount_fen: int
+    coupon_discount_fen: int
+    points_discount_fen: int
+    freight_fen: int
+    payable_fen: int
+    def __init__(self, items_total_fen: _Optional[int] = ..., level_discount_fen: _Optional[int] = ..., coupon_discount_fen: _Optional[int] = ..., points_discount_fen: _Optional[int] = ..., freight_fen: _Optional[int] = ..., payable_fen: _Optional[int] = ...) -> None: ...
+
+class CheckoutQuote(_message.Message):
+    __slots__ = ("lines", "amounts", "points_used")
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    AMOUNTS_FIELD_NUMBER: _ClassVar[int]
+    POINTS_USED_FIELD_NUMBER: _ClassVar[int]
+    lines: _containers.RepeatedCompositeFieldContainer[OrderLine]
+    amounts: Amounts
+    points_used: int
+    def __init__(self, lines: _Optional[_Iterable[_Union[OrderLine, _Mapping]]] = ..., amounts: _Optional[_Union[Amounts, _Mapping]] = ..., points_used: _Optional[int] = ...) -> None: ...
+
+class SubmitOrderRequest(_message.Message):
+    __slots__ = ("checkout", "note", "idempotency_key")
+    CHECKOUT_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    checkout: CheckoutRequest
+    note: str
+    idempotency_key: str
+    def __init__(self, checkout: _Optional[_Union[CheckoutRequest, _Mapping]] = ..., note: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class Address(_message.Message):
+    __slots__ = ("name", "phone", "province", "city", "district", "detail")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PHONE_FIELD_NUMBER: _ClassVar[int]
+    PROVINCE_FIELD_NUMBER: _ClassVar[int]
+    CITY_FIELD_NUMBER: _ClassVar[int]
+    DISTRICT_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    phone: str
+    province: str
+    city: str
+    district: str
+    detail: str
+    def __init__(self, name: _Optional[str] = ..., phone: _Optional[str] = ..., province: _Optional[str] = ..., city: _Optional[str] = ..., district: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class Transition(_message.Message):
+    __slots__ = ("status", "at", "actor", "reason")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    at: _timestamp_pb2.Timestamp
+    actor: str
+    reason: str
+    def __init__(self, status: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class Order(_message.Message):
+    __slots__ = ("id", "order_no", "user_id", "status", "lines", "address", "amounts", "pay_deadline", "created_at", "paid_at", "pay_channel", "coupon_id", "points_used", "note", "history")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ORDER_NO_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    AMOUNTS_FIELD_NUMBER: _ClassVar[int]
+    PAY_DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    PAID_AT_FIELD_NUMBER: _ClassVar[int]
+    PAY_CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    COUPON_ID_FIELD_NUMBER: _ClassVar[int]
+    POINTS_USED_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    order_no: str
+    user_id: int
+    status: str
+    lines: _containers.RepeatedCompositeFieldContainer[OrderLine]
+    address: Address
+    amounts: Amounts
+    pay_deadline: _timestamp_pb2.Timestamp
+    created_at: _timestamp_pb2.Timestamp
+    paid_at: _timestamp_pb2.Timestamp
+    pay_channel: str
+    coupon_id: int
+    points_used: int
+    note: str
+    history: _containers.RepeatedCompositeFieldContainer[Transition]
+    def __init__(self, id: _Optional[int] = ..., order_no: _Optional[str] = ..., user_id: _Optional[int] = ..., status: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[OrderLine, _Mapping]]] = ..., address: _Optional[_Union[Address, _Mapping]] = ..., amounts: _Optional[_Union[Amounts, _Mapping]] = ..., pay_deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., paid_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pay_channel: _Optional[str] = ..., coupon_id: _Optional[int] = ..., points_used: _Optional[int] = ..., note: _Optional[str] = ..., history: _Optional[_Iterable[_Union[Transition, _Mapping]]] = ...) -> None: ...
+
+class ListOrdersRequest(_message.Message):
+    __slots__ = ("status", "offset", "limit")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    offset: int
+    limit: int
+    def __init__(self, status: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListOrdersResponse(_message.Message):
+    __slots__ = ("orders", "total")
+    ORDERS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    orders: _containers.RepeatedCompositeFieldContainer[Order]
+    total: int
+    def __init__(self, orders: _Optional[_Iterable[_Union[Order, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
+
+class GetOrderRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    def __init__(self, id: _Optional[int] = ...) -> None: ...
+
+class CancelOrderRequest(_message.Message):
+    __slots__ = ("id", "reason")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    reason: str
+    def __init__(self, id: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class SearchOrdersRequest(_message.Message):
+    __slots__ = ("status", "order_no", "user_id", "created_from", "created_to", "offset", "limit")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ORDER_NO_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FROM_FIELD_NUMBER: _ClassVar[int]
+    CREATED_TO_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    order_no: str
+    user_id: int
+    created_from: _timestamp_pb2.Timestamp
+    created_to: _timestamp_pb2.Timestamp
+    offset: int
+    limit: int
+    def __init__(self, status: _Optional[str] = ..., order_no: _Optional[str] = ..., user_id: _Optional[int] = ..., created_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class PayOrderRequest(_message.Message):
+    __slots__ = ("id", "channel", "payer_openid")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    PAYER_OPENID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    channel: str
+    payer_openid: str
+    def __init__(self, id: _Optional[int] = ..., channel: _Optional[str] = ..., payer_openid: _Optional[str] = ...) -> None: ...
+
+class PayOrderResponse(_message.Message):
+    __slots__ = ("channel", "out_trade_no", "wx_request_payment", "status")
+    class WxRequestPaymentEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    OUT_TRADE_NO_FIELD_NUMBER: _ClassVar[int]
+    WX_REQUEST_PAYMENT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    channel: str
+    out_trade_no: str
+    wx_request_payment: _containers.ScalarMap[str, str]
+    status: str
+    def __init__(self, channel: _Optional[str] = ..., out_trade_no: _Optional[str] = ..., wx_request_payment: _Optional[_Mapping[str, str]] = ..., status: _Optional[str] = ...) -> None: ...
+
+class WechatPayNotifyRequest(_message.Message):
+    __slots__ = ("body", "headers")
+    class HeadersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
+    body: bytes
+    headers: _containers.ScalarMap[str, str]
+    def __init__(self, body: _Optional[bytes] = ..., headers: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class WechatPayNotifyResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

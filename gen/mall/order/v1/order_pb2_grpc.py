@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from mall.order.v1 import order_pb2 as mall_dot_order_dot_v1_dot_order__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -33,14 +34,212 @@ class OrderServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.ListCart = channel.unary_unary(
+                '/mall.order.v1.OrderService/ListCart',
+                request_serializer=mall_dot_order_dot_v1_dot_order__pb2.ListCartRequest.SerializeToString,
+                response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.Cart.FromString,
+                _registered_method=True)
+        self.AddCartItem = channel.unary_unary(
+                '/mall.order.v1.OrderService/AddCartItem',
+                request_serializer=mall_dot_order_dot_v1_dot_order__pb2.AddCartItemRequest.SerializeToString,
+                response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.CartItem.FromString,
+                _registered_method=True)
+        self.ChangeCartItem = channel.unary_unary(
+                '/mall.order.v1.OrderService/ChangeCartItem',
+                request_serializer=mall_dot_order_dot_v1_dot_order__pb2.ChangeCartItemRequest.SerializeToString,
+                response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.CartItem.FromString,
+                _registered_method=True)
+        self.RemoveCartItem = channel.unary_unary(
+                '/mall.order.v1.OrderService/RemoveCartItem',
+                request_serializer=mall_dot_order_dot_v1_dot_order__pb2.RemoveCartItemRequest.SerializeToString,
+                response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.RemoveCartItemResponse.FromString,
+                _registered_method=True)
+        self.QuoteCheckout = channel.unary_unary(
+                '/mall.order.v1.OrderService/QuoteCheckout',
+                request_serializer=mall_dot_order_dot_v1_dot_order__pb2.CheckoutRequest.SerializeToString,
+                response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.CheckoutQuote.FromString,
+                _registered_method=True)
+        self.SubmitOrder = channel.unary_unary(
+                '/mall.order.v1.OrderService/SubmitOrder',
+                request_serializer=mall_dot_order_dot_v1_dot_order__pb2.SubmitOrderRequest.SerializeToString,
+                response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.Order.FromString,
+                _registered_method=True)
+        self.ListOrders = channel.unary_unary(
+                '/mall.order.v1.OrderService/ListOrders',
+                request_serializer=mall_dot_order_dot_v1_dot_order__pb2.ListOrdersRequest.SerializeToString,
+                response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.ListOrdersResponse.FromString,
+                _registered_method=True)
+        self.GetOrder = channel.unary_unary(
+                '/mall.order.v1.OrderService/GetOrder',
+                request_serializer=mall_dot_order_dot_v1_dot_order__pb2.GetOrderRequest.SerializeToString,
+                response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.Order.FromString,
+                _registered_method=True)
+        self.CancelOrder = channel.unary_unary(
+                '/mall.order.v1.OrderService/CancelOrder',
+                request_serializer=mall_dot_order_dot_v1_dot_order__pb2.CancelOrderRequest.SerializeToString,
+                response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.Order.FromString,
+                _registered_method=True)
+        self.SearchOrders = channel.unary_unary(
+                '/mall.order.v1.OrderService/SearchOrders',
+                request_serializer=mall_dot_order_dot_v1_dot_order__pb2.SearchOrdersRequest.SerializeToString,
+                response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.ListOrdersResponse.FromString,
+                _registered_method=True)
+        self.PayOrder = channel.unary_unary(
+                '/mall.order.v1.OrderService/PayOrder',
+                request_serializer=mall_dot_order_dot_v1_dot_order__pb2.PayOrderRequest.SerializeToString,
+                response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.PayOrderResponse.FromString,
+                _registered_method=True)
+        self.HandleWechatPayNotify = channel.unary_unary(
+                '/mall.order.v1.OrderService/HandleWechatPayNotify',
+                request_serializer=mall_dot_order_dot_v1_dot_order__pb2.WechatPayNotifyRequest.SerializeToString,
+                response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.WechatPayNotifyResponse.FromString,
+                _registered_method=True)
 
 
 class OrderServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
+    def ListCart(self, request, context):
+        """Cart (C1): the caller's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddCartItem(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangeCartItem(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveCartItem(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QuoteCheckout(self, request, context):
+        """Checkout (C2, C3): the same pricing code for the quote and the order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitOrder(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListOrders(self, request, context):
+        """Orders (O1, O7, U10): the caller's; another user's is NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetOrder(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelOrder(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchOrders(self, request, context):
+        """Staff (admin, operator, customer_service).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PayOrder(self, request, context):
+        """Payment (O2).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def HandleWechatPayNotify(self, request, context):
+        """no caller: signed
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'ListCart': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCart,
+                    request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.ListCartRequest.FromString,
+                    response_serializer=mall_dot_order_dot_v1_dot_order__pb2.Cart.SerializeToString,
+            ),
+            'AddCartItem': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddCartItem,
+                    request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.AddCartItemRequest.FromString,
+                    response_serializer=mall_dot_order_dot_v1_dot_order__pb2.CartItem.SerializeToString,
+            ),
+            'ChangeCartItem': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangeCartItem,
+                    request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.ChangeCartItemRequest.FromString,
+                    response_serializer=mall_dot_order_dot_v1_dot_order__pb2.CartItem.SerializeToString,
+            ),
+            'RemoveCartItem': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveCartItem,
+                    request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.RemoveCartItemRequest.FromString,
+                    response_serializer=mall_dot_order_dot_v1_dot_order__pb2.RemoveCartItemResponse.SerializeToString,
+            ),
+            'QuoteCheckout': grpc.unary_unary_rpc_method_handler(
+                    servicer.QuoteCheckout,
+                    request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.CheckoutRequest.FromString,
+                    response_serializer=mall_dot_order_dot_v1_dot_order__pb2.CheckoutQuote.SerializeToString,
+            ),
+            'SubmitOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitOrder,
+                    request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.SubmitOrderRequest.FromString,
+                    response_serializer=mall_dot_order_dot_v1_dot_order__pb2.Order.SerializeToString,
+            ),
+            'ListOrders': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOrders,
+                    request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.ListOrdersRequest.FromString,
+                    response_serializer=mall_dot_order_dot_v1_dot_order__pb2.ListOrdersResponse.SerializeToString,
+            ),
+            'GetOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOrder,
+                    request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.GetOrderRequest.FromString,
+                    response_serializer=mall_dot_order_dot_v1_dot_order__pb2.Order.SerializeToString,
+            ),
+            'CancelOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelOrder,
+                    request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.CancelOrderRequest.FromString,
+                    response_serializer=mall_dot_order_dot_v1_dot_order__pb2.Order.SerializeToString,
+            ),
+            'SearchOrders': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchOrders,
+                    request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.SearchOrdersRequest.FromString,
+                    response_serializer=mall_dot_order_dot_v1_dot_order__pb2.ListOrdersResponse.SerializeToString,
+            ),
+            'PayOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.PayOrder,
+                    request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.PayOrderRequest.FromString,
+                    response_serializer=mall_dot_order_dot_v1_dot_order__pb2.PayOrderResponse.SerializeToString,
+            ),
+            'HandleWechatPayNotify': grpc.unary_unary_rpc_method_handler(
+                    servicer.HandleWechatPayNotify,
+                    request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.WechatPayNotifyRequest.FromString,
+                    response_serializer=mall_dot_order_dot_v1_dot_order__pb2.WechatPayNotifyResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'mall.order.v1.OrderService', rpc_method_handlers)
@@ -51,3 +250,327 @@ def add_OrderServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class OrderService:
     """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def ListCart(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.order.v1.OrderService/ListCart',
+            mall_dot_order_dot_v1_dot_order__pb2.ListCartRequest.SerializeToString,
+            mall_dot_order_dot_v1_dot_order__pb2.Cart.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddCartItem(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.order.v1.OrderService/AddCartItem',
+            mall_dot_order_dot_v1_dot_order__pb2.AddCartItemRequest.SerializeToString,
+            mall_dot_order_dot_v1_dot_order__pb2.CartItem.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangeCartItem(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.order.v1.OrderService/ChangeCartItem',
+            mall_dot_order_dot_v1_dot_order__pb2.ChangeCartItemRequest.SerializeToString,
+            mall_dot_order_dot_v1_dot_order__pb2.CartItem.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveCartItem(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.order.v1.OrderService/RemoveCartItem',
+            mall_dot_order_dot_v1_dot_order__pb2.RemoveCartItemRequest.SerializeToString,
+            mall_dot_order_dot_v1_dot_order__pb2.RemoveCartItemResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QuoteCheckout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.order.v1.OrderService/QuoteCheckout',
+            mall_dot_order_dot_v1_dot_order__pb2.CheckoutRequest.SerializeToString,
+            mall_dot_order_dot_v1_dot_order__pb2.CheckoutQuote.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.order.v1.OrderService/SubmitOrder',
+            mall_dot_order_dot_v1_dot_order__pb2.SubmitOrderRequest.SerializeToString,
+            mall_dot_order_dot_v1_dot_order__pb2.Order.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOrders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.order.v1.OrderService/ListOrders',
+            mall_dot_order_dot_v1_dot_order__pb2.ListOrdersRequest.SerializeToString,
+            mall_dot_order_dot_v1_dot_order__pb2.ListOrdersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.order.v1.OrderService/GetOrder',
+            mall_dot_order_dot_v1_dot_order__pb2.GetOrderRequest.SerializeToString,
+            mall_dot_order_dot_v1_dot_order__pb2.Order.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.order.v1.OrderService/CancelOrder',
+            mall_dot_order_dot_v1_dot_order__pb2.CancelOrderRequest.SerializeToString,
+            mall_dot_order_dot_v1_dot_order__pb2.Order.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchOrders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.order.v1.OrderService/SearchOrders',
+            mall_dot_order_dot_v1_dot_order__pb2.SearchOrdersRequest.SerializeToString,
+            mall_dot_order_dot_v1_dot_order__pb2.ListOrdersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PayOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.order.v1.OrderService/PayOrder',
+            mall_dot_order_dot_v1_dot_order__pb2.PayOrderRequest.SerializeToString,
+            mall_dot_order_dot_v1_dot_order__pb2.PayOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HandleWechatPayNotify(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.order.v1.OrderService/HandleWechatPayNotify',
+            mall_dot_order_dot_v1_dot_order__pb2.WechatPayNotifyRequest.SerializeToString,
+            mall_dot_order_dot_v1_dot_order__pb2.WechatPayNotifyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
