@@ -1,0 +1,400 @@
+"""Cart, checkout, my orders, payment and the WeChat Pay notify; staff order search (C1-C3, O1, O2, U10)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+import grpc
+from flask import Blueprint, request
+from google.protobuf.timestamp_pb2 import Timestamp
+from mall.order.v1 import order_pb2
+from mall.order.v1.order_pb2_grpc import OrderServiceStub
+from pydantic import Field, model_validator
+
+from gateway.api import PUBLIC, Body, Page, PageQuery, Reply, operation, service
+from gateway.errors import ApiError
+from services.common import idempotency
+from services.common.auth import Role
+from services.common.grpc_server import from_grpc
+from services.common.logs import mask_phone
+
+bp = Blueprint("orders", __name__, url_prefix="/api/v1")
+
+OrderStatus = Literal["PENDING_PAYMENT", "PAID", "SHIPPED", "COMPLETED", "CANCELLED", "CANCEL_REQUESTED",
+                      "REFUNDING", "REFUNDED", "CLOSED"]
+Id = Field(ge=1, le=999_999_999_999_999_999)
+ORDER_STAFF = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
+NOTIFY_HEADERS = ("Wechatpay-Timestamp", "Wechatpay-Nonce", "Wechatpay-Signature", "Wechatpay-Serial",
+                  "Wechatpay-Signature-Type")
+
+
+def _time(stamp: Timestamp) -> datetime:
+    return stamp.ToDatetime(tzinfo=UTC)
+
+
+# -- cart ----------------------------------------------------------------------------------------
+
+class CartItemOut(Reply):
+    """A cart line at the live price; `valid` false (off the shelf, sold out) lines are not checked out."""
+
+    id: int
+    sku_id: int
+    product_id: int
+    name: str
+    spec: str
+    price_fen: int
+    quantity: int
+    selected: bool
+    valid: bool
+    price_changed: bool
+    stock_status: Literal["in_stock", "low", "sold_out", "unavailable"]
+    image: str
+
+    @classmethod
+    def from_proto(cls, item: order_pb2.CartItem) -> CartItemOut:
+        return cls(id=item.id, sku_id=item.sku_id, product_id=item.product_id, name=item.name, spec=item.spec,
+                   price_fen=item.price_fen, quantity=item.quantity, selected=item.selected, valid=item.valid,
+                   price_changed=item.price_changed, stock_status=item.stock_status or "unavailable",  # type: ignore[arg-type]
+                   image=item.image)
+
+
+class CartOut(Reply):
+    """My cart; selected_total_fen adds the selected valid lines at live prices."""
+
+    items: list[CartItemOut]
+    selected_total_fen: int
+
+
+class CartItemIn(Body):
+    """A SKU of a product (as on its page) and how many; adding a SKU again adds to its line."""
+
+    sku_id: int = Id
+    product_id: int = Id
+    quantity: int = Field(ge=1, le=999)
+
+
+class CartItemPatch(Body):
+    """Send what changes: the quantity, whether the line is selected for checkout, or both."""
+
+    quantity: int | None = Field(None, ge=1, le=999)
+    selected: bool | None = None
+
+
+class Removed(Reply):
+    """Done."""
+
+    removed: bool
+
+
+@bp.get("/cart")
+@operation(summary="My cart, at live prices", tag="cart", responses={200: CartOut})
+def get_cart() -> CartOut:
+    cart = service(OrderServiceStub).ListCart(order_pb2.ListCartRequest())
+    return CartOut(items=[CartItemOut.from_proto(item) for item in cart.items],
+                   selected_total_fen=cart.selected_total_fen)
+
+
+@bp.post("/cart/items")
+@operation(summary="Put a SKU in my cart", tag="cart", body=CartItemIn, responses={201: CartItemOut})
+def add_cart_item(body: CartItemIn) -> tuple[CartItemOut, int]:
+    item = service(OrderServiceStub).AddCartItem(order_pb2.AddCartItemRequest(
+        sku_id=body.sku_id, product_id=body.product_id, quantity=body.quantity))
+    return CartItemOut.from_proto(item), 201
+
+
+@bp.patch("/cart/items/<id:item_id>")
+@operation(summary="Change a cart line's quantity or selection", tag="cart", body=CartItemPatch,
+           responses={200: CartItemOut})
+def change_cart_item(item_id: int, body: CartItemPatch) -> CartItemOut:
+    change = order_pb2.ChangeCartItemRequest(item_id=item_id, quantity=body.quantity or 0)
+    if body.selected is not None:
+        change.selected = body.selected
+    return CartItemOut.from_proto(service(OrderServiceStub).ChangeCartItem(change))
+
+
+@bp.delete("/cart/items/<id:item_id>")
+@operation(summary="Remove a cart line", tag="cart", responses={200: Removed})
+def remove_cart_item(item_id: int) -> Removed:
+    service(OrderServiceStub).RemoveCartItem(order_pb2.RemoveCartItemRequest(item_id=item_id))
+    return Removed(removed=True)
+
+
+# -- checkout ------------------------------------------------------------------------------------
+
+class CheckoutIn(Body):
+    """Cart lines (cart_item_ids) or one SKU bought now (sku_id, product_id, quantity); prices are never sent."""
+
+    cart_item_ids: list[int] = Field(default_factory=list, max_length=100)
+    sku_id: int | None = Field(None, ge=1, le=999_999_999_999_999_999)
+    product_id: int | None = Field(None, ge=1, le=999_999_999_999_999_999)
+    quantity: int | None = Field(None, ge=1, le=999)
+    address_id: int = Id
+    coupon_id: int | None = Field(None, ge=1, le=999_999_999_999_999_999)
+    points: int = Field(0, ge=0, le=10**12)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CheckoutIn:
+        buy_now = (self.sku_id, self.product_id, self.quantity)
+        if self.cart_item_ids and any(value is not None for value in buy_now):
+            raise ValueError("give cart_item_ids or sku_id, product_id and quantity, not both")
+        if not self.cart_item_ids and any(value is None for value in buy_now):
+            raise ValueError("give cart_item_ids, or sku_id, product_id and quantity")
+        if any(not 0 < item_id <= 999_999_999_999_999_999 for item_id in self.cart_item_ids):
+            raise ValueError("cart_item_ids must be positive ids")
+        return self
+
+    def to_proto(self) -> order_pb2.CheckoutRequest:
+        return order_pb2.CheckoutRequest(cart_item_ids=self.cart_item_ids, sku_id=self.sku_id or 0,
+                                         product_id=self.product_id or 0, quantity=self.quantity or 0,
+                                         address_id=self.address_id, coupon_id=self.coupon_id or 0,
+                                         points=self.points)
+
+
+class OrderIn(CheckoutIn):
+    """The checkout, and a note to the shop."""
+
+    note: str = Field("", max_length=200)
+
+
+class LineOut(Reply):
+    """A line as bought (or as it would be bought): the SKU's name, spec and unit price then."""
+
+    id: int
+    sku_id: int
+    product_id: int
+    name: str
+    spec: str
+    price_fen: int
+    quantity: int
+    image: str
+
+    @classmethod
+    def from_proto(cls, line: order_pb2.OrderLine) -> LineOut:
+        return cls(id=line.id, sku_id=line.sku_id, product_id=line.product_id, name=line.name, spec=line.spec,
+                   price_fen=line.price_fen, quantity=line.quantity, image=line.image)
+
+
+class AmountsOut(Reply):
+    """Fen; payable = items - level - coupon - points + freight. Percentage discounts are floored to the fen."""
+
+    items_total_fen: int
+    level_discount_fen: int
+    coupon_discount_fen: int
+    points_discount_fen: int
+    freight_fen: int
+    payable_fen: int
+
+    @classmethod
+    def from_proto(cls, amounts: order_pb2.Amounts) -> AmountsOut:
+        return cls(items_total_fen=amounts.items_total_fen, level_discount_fen=amounts.level_discount_fen,
+                   coupon_discount_fen=amounts.coupon_discount_fen, points_discount_fen=amounts.points_discount_fen,
+                   freight_fen=amounts.freight_fen, payable_fen=amounts.payable_fen)
+
+
+class QuoteOut(AmountsOut):
+    """What submitting this checkout would charge now, exactly."""
+
+    lines: list[LineOut]
+    points_used: int
+
+
+@bp.post("/checkout/preview")
+@operation(summary="Price a checkout exactly, locking nothing", tag="checkout", body=CheckoutIn,
+           responses={200: QuoteOut})
+def preview(body: CheckoutIn) -> QuoteOut:
+    quote = service(OrderServiceStub).QuoteCheckout(body.to_proto())
+    return QuoteOut(lines=[LineOut.from_proto(line) for line in quote.lines], points_used=quote.points_used,
+                    **AmountsOut.from_proto(quote.amounts).model_dump())
+
+
+# -- orders --------------------------------------------------------------------------------------
+
+class AddressOut(Reply):
+    """The shipping address as it was when the order was placed; the phone is masked."""
+
+    name: str
+    phone: str
+    province: str
+    city: str
+    district: str
+    detail: str
+
+
+class StepOut(Reply):
+    """One transition of the order: to which status, when, by whom, why."""
+
+    status: OrderStatus
+    at: datetime
+    actor: str
+    reason: str
+
+
+class OrderOut(Reply):
+    """An order with its lines, address, amounts and history."""
+
+    id: int
+    order_no: str
+    status: OrderStatus
+    payable_fen: int
+    pay_deadline: datetime
+    created_at: datetime
+    paid_at: datetime | None
+    pay_channel: str
+    note: str
+    coupon_id: int | None
+    points_used: int
+    lines: list[LineOut]
+    address: AddressOut
+    amounts: AmountsOut
+    history: list[StepOut]
+
+    @classmethod
+    def from_proto(cls, order: order_pb2.Order) -> OrderOut:
+        a = order.address
+        return cls(id=order.id, order_no=order.order_no, status=order.status,  # type: ignore[arg-type]
+                   payable_fen=order.amounts.payable_fen, pay_deadline=_time(order.pay_deadline),
+                   created_at=_time(order.created_at),
+                   paid_at=_time(order.paid_at) if order.HasField("paid_at") else None, pay_channel=order.pay_channel,
+                   note=order.note, coupon_id=order.coupon_id or None, points_used=order.points_used,
+                   lines=[LineOut.from_proto(line) for line in order.lines],
+                   address=AddressOut(name=a.name, phone=mask_phone(a.phone), province=a.province, city=a.city,
+                                      district=a.district, detail=a.detail),
+                   amounts=AmountsOut.from_proto(order.amounts),
+                   history=[StepOut(status=step.status, at=_time(step.at), actor=step.actor,  # type: ignore[arg-type]
+                                    reason=step.reason) for step in order.history])
+
+
+class OrdersQuery(PageQuery):
+    status: OrderStatus | None = None
+
+
+class AdminOrdersQuery(PageQuery):
+    status: OrderStatus | None = None
+    order_no: str | None = Field(None, max_length=32)
+    user_id: int | None = Field(None, ge=1, le=999_999_999_999_999_999)
+    created_from: datetime | None = Field(None, description="ISO 8601 with offset; inclusive")
+    created_to: datetime | None = Field(None, description="ISO 8601 with offset; exclusive")
+
+
+class CancelIn(Body):
+    """Why (optional): unpaid orders are cancelled, paid ones go to review (CANCEL_REQUESTED)."""
+
+    reason: str = Field("", max_length=255)
+
+
+def idempotency_key() -> str:
+    """The request's Idempotency-Key header, checked; 400 when missing or malformed."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        raise ApiError(400, "IDEMPOTENCY_KEY_REQUIRED", "this request needs an Idempotency-Key header",
+                       {"Idempotency-Key": "required"})
+    idempotency.validate("gateway", key)
+    return key
+
+
+@bp.post("/orders")
+@operation(summary="Place an order (needs a verified identity)", tag="orders", body=OrderIn,
+           responses={201: OrderOut},
+           description="Needs the header Idempotency-Key (1-128 printable ASCII characters): the same key and body "
+                       "give the first order again, the same key with another body is a 409.")
+def submit_order(body: OrderIn) -> tuple[OrderOut, int]:
+    order = service(OrderServiceStub).SubmitOrder(order_pb2.SubmitOrderRequest(
+        checkout=body.to_proto(), note=body.note, idempotency_key=idempotency_key()))
+    return OrderOut.from_proto(order), 201
+
+
+@bp.get("/orders")
+@operation(summary="My orders, newest first", tag="orders", query=OrdersQuery, responses={200: Page[OrderOut]})
+def list_orders(query: OrdersQuery) -> Page[OrderOut]:
+    found = service(OrderServiceStub).ListOrders(order_pb2.ListOrdersRequest(
+        status=query.status or "", offset=query.offset, limit=query.page_size))
+    return Page[OrderOut].of([OrderOut.from_proto(order) for order in found.orders], query, found.total)
+
+
+@bp.get("/orders/<id:order_id>")
+@operation(summary="One of my orders", tag="orders", responses={200: OrderOut})
+def get_order(order_id: int) -> OrderOut:
+    return OrderOut.from_proto(service(OrderServiceStub).GetOrder(order_pb2.GetOrderRequest(id=order_id)))
+
+
+@bp.post("/orders/<id:order_id>/cancel")
+@operation(summary="Cancel my order (a paid one goes to review)", tag="orders", body=CancelIn,
+           responses={200: OrderOut})
+def cancel_order(order_id: int, body: CancelIn) -> OrderOut:
+    return OrderOut.from_proto(service(OrderServiceStub).CancelOrder(
+        order_pb2.CancelOrderRequest(id=order_id, reason=body.reason)))
+
+
+@bp.get("/admin/orders")
+@operation(summary="Search orders", tag="admin-orders", roles=ORDER_STAFF, query=AdminOrdersQuery,
+           responses={200: Page[OrderOut]})
+def search_orders(query: AdminOrdersQuery) -> Page[OrderOut]:
+    search = order_pb2.SearchOrdersRequest(status=query.status or "", order_no=query.order_no or "",
+                                           user_id=query.user_id or 0, offset=query.offset, limit=query.page_size)
+    for name in ("created_from", "created_to"):
+        value = getattr(query, name)
+        if value is not None:
+            if value.tzinfo is None:
+                raise ApiError(400, "INVALID_REQUEST", "the request query is invalid", {name: "needs a UTC offset"})
+            getattr(search, name).FromDatetime(value.astimezone(UTC))
+    found = service(OrderServiceStub).SearchOrders(search)
+    return Page[OrderOut].of([OrderOut.from_proto(order) for order in found.orders], query, found.total)
+
+
+@bp.get("/admin/orders/<id:order_id>")
+@operation(summary="Any order", tag="admin-orders", roles=ORDER_STAFF, responses={200: OrderOut})
+def admin_get_order(order_id: int) -> OrderOut:
+    return OrderOut.from_proto(service(OrderServiceStub).GetOrder(order_pb2.GetOrderRequest(id=order_id)))
+
+
+# -- payment -------------------------------------------------------------------------------------
+
+class PayIn(Body):
+    """How to pay. payer_openid: the mini-program's openid of the payer (until the user service tells it)."""
+
+    channel: Literal["wechat", "balance"]
+    payer_openid: str = Field("", max_length=64)
+
+
+class PayOut(Reply):
+    """wechat: the parameters for wx.requestPayment (the order is paid when WeChat Pay notifies). balance: PAID."""
+
+    channel: Literal["wechat", "balance"]
+    out_trade_no: str
+    status: OrderStatus
+    wx_request_payment: dict[str, str] | None
+
+
+@bp.post("/orders/<id:order_id>/pay")
+@operation(summary="Pay my order", tag="orders", body=PayIn, responses={200: PayOut})
+def pay_order(order_id: int, body: PayIn) -> PayOut:
+    started = service(OrderServiceStub).PayOrder(order_pb2.PayOrderRequest(
+        id=order_id, channel=body.channel, payer_openid=body.payer_openid))
+    return PayOut(channel=started.channel, out_trade_no=started.out_trade_no,  # type: ignore[arg-type]
+                  status=started.status,  # type: ignore[arg-type]
+                  wx_request_payment=dict(started.wx_request_payment) if started.channel == "wechat" else None)
+
+
+class NotifyAnswer(Reply):
+    """WeChat Pay's answer format: SUCCESS, or FAIL with the reason (WeChat Pay then retries)."""
+
+    code: Literal["SUCCESS", "FAIL"]
+    message: str
+
+
+@bp.post("/payments/wechat/notify")
+@operation(summary="WeChat Pay payment notify (signed by WeChat Pay; raw JSON body)", tag="payments", access=PUBLIC,
+           responses={200: NotifyAnswer, 400: NotifyAnswer, 503: NotifyAnswer})
+def wechat_notify() -> tuple[NotifyAnswer, int]:
+    # The signature covers the exact bytes: they go to the order service untouched, never re-serialised.
+    headers = {name: request.headers[name] for name in NOTIFY_HEADERS if name in request.headers}
+    try:
+        service(OrderServiceStub).HandleWechatPayNotify(order_pb2.WechatPayNotifyRequest(
+            body=request.get_data(cache=True), headers=headers))
+    except grpc.RpcError as exc:
+        status, _, message, _ = from_grpc(exc)
+        if status == grpc.StatusCode.INVALID_ARGUMENT:
+            return NotifyAnswer(code="FAIL", message=message), 400
+        return NotifyAnswer(code="FAIL", message="temporarily unavailable"), 503
+    return NotifyAnswer(code="SUCCESS", message="成功"), 200

@@ -1,0 +1,136 @@
+"""Cart, checkout, order, payment and notify routes: what is asked of the order service and what is answered."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import grpc
+import pytest
+from flask.testing import FlaskClient
+from google.protobuf.timestamp_pb2 import Timestamp
+from mall.order.v1 import order_pb2
+
+from services.common.grpc_server import CODE_KEY
+
+AT = Timestamp(seconds=1_795_000_000)
+ORDER = order_pb2.Order(
+    id=5, order_no="2026112912000000000000abcd1234", user_id=42, status="PENDING_PAYMENT",
+    lines=[order_pb2.OrderLine(id=9, sku_id=101, product_id=10, name="茶", spec="规格:大", price_fen=1999, quantity=2)],
+    address=order_pb2.Address(name="张三", phone="13800138000", province="浙江省", city="杭州市", district="西湖区",
+                              detail="文三路1号"),
+    amounts=order_pb2.Amounts(items_total_fen=3998, level_discount_fen=199, payable_fen=3799),
+    pay_deadline=AT, created_at=AT, history=[order_pb2.Transition(status="PENDING_PAYMENT", at=AT, actor="user:42",
+                                                                   reason="placed")])
+
+
+@pytest.fixture
+def auth(bearer: Callable[..., dict[str, str]]) -> dict[str, str]:
+    return bearer(user_id=42)
+
+
+def test_adding_to_the_cart_sends_sku_product_and_quantity_and_answers_201(client: FlaskClient, clients, auth) -> None:
+    clients.order.AddCartItem.reply = order_pb2.CartItem(id=1, sku_id=101, product_id=10, quantity=2, selected=True,
+                                                         valid=True, stock_status="in_stock", price_fen=1999)
+    response = client.post("/api/v1/cart/items", json={"sku_id": 101, "product_id": 10, "quantity": 2}, headers=auth)
+    assert response.status_code == 201 and response.get_json()["price_fen"] == 1999
+    assert clients.order.AddCartItem.calls[0].message == order_pb2.AddCartItemRequest(sku_id=101, product_id=10,
+                                                                                      quantity=2)
+
+
+def test_a_client_price_is_refused_not_used(client: FlaskClient, clients, auth) -> None:
+    response = client.post("/api/v1/cart/items", json={"sku_id": 101, "product_id": 10, "quantity": 1,
+                                                       "price_fen": 1}, headers=auth)
+    assert response.status_code == 400 and clients.order.AddCartItem.calls == []
+
+
+def test_a_quantity_over_999_is_refused(client: FlaskClient, clients, auth) -> None:
+    response = client.post("/api/v1/cart/items", json={"sku_id": 101, "product_id": 10, "quantity": 1000},
+                           headers=auth)
+    assert response.status_code == 400
+
+
+def test_an_order_needs_an_idempotency_key(client: FlaskClient, clients, auth) -> None:
+    response = client.post("/api/v1/orders", json={"sku_id": 101, "product_id": 10, "quantity": 2, "address_id": 7},
+                           headers=auth)
+    assert (response.status_code, response.get_json()["error"]["code"]) == (400, "IDEMPOTENCY_KEY_REQUIRED")
+    assert clients.order.SubmitOrder.calls == []
+
+
+def test_submitting_passes_the_key_and_answers_the_order_with_a_masked_phone(client: FlaskClient, clients,
+                                                                             auth) -> None:
+    clients.order.SubmitOrder.reply = ORDER
+    response = client.post("/api/v1/orders", json={"sku_id": 101, "product_id": 10, "quantity": 2, "address_id": 7},
+                           headers={**auth, "Idempotency-Key": "abc-1"})
+    assert response.status_code == 201
+    body = response.get_json()
+    assert (body["status"], body["payable_fen"], body["address"]["phone"]) == ("PENDING_PAYMENT", 3799,
+                                                                               "138****8000")
+    assert body["history"] == [{"status": "PENDING_PAYMENT", "at": "2026-11-18T11:06:40Z", "actor": "user:42",
+                                "reason": "placed"}]
+    sent = clients.order.SubmitOrder.calls[0].message
+    assert (sent.idempotency_key, sent.checkout.sku_id, sent.checkout.quantity) == ("abc-1", 101, 2)
+
+
+def test_a_checkout_names_cart_lines_or_one_sku_not_both(client: FlaskClient, clients, auth) -> None:
+    response = client.post("/api/v1/checkout/preview", json={"cart_item_ids": [1], "sku_id": 101, "product_id": 10,
+                                                             "quantity": 1, "address_id": 7}, headers=auth)
+    assert response.status_code == 400 and clients.order.QuoteCheckout.calls == []
+
+
+def test_another_users_order_is_a_404(client: FlaskClient, clients, auth, rpc_error) -> None:
+    clients.order.GetOrder.error = rpc_error(grpc.StatusCode.NOT_FOUND, "no such order",
+                                             ((CODE_KEY, "ORDER_NOT_FOUND"),))
+    response = client.get("/api/v1/orders/5", headers=auth)
+    assert (response.status_code, response.get_json()["error"]["code"]) == (404, "ORDER_NOT_FOUND")
+
+
+def test_an_invalid_transition_is_a_409_with_the_current_state(client: FlaskClient, clients, auth, rpc_error) -> None:
+    clients.order.CancelOrder.error = rpc_error(grpc.StatusCode.ABORTED, "an order in CANCELLED cannot cancel",
+                                                ((CODE_KEY, "ORDER_STATE_CONFLICT"),
+                                                 ("mall-error-details", '{"status": "CANCELLED", "action": "cancel"}')))
+    response = client.post("/api/v1/orders/5/cancel", json={}, headers=auth)
+    assert response.status_code == 409
+    assert response.get_json()["error"]["details"] == {"status": "CANCELLED", "action": "cancel"}
+
+
+def test_wechat_pay_answers_the_request_payment_parameters(client: FlaskClient, clients, auth) -> None:
+    params = {"appId": "wx1", "timeStamp": "1", "nonceStr": "n", "package": "prepay_id=p", "signType": "RSA",
+              "paySign": "s"}
+    clients.order.PayOrder.reply = order_pb2.PayOrderResponse(channel="wechat", out_trade_no="N1",
+                                                              wx_request_payment=params, status="PENDING_PAYMENT")
+    response = client.post("/api/v1/orders/5/pay", json={"channel": "wechat"}, headers=auth)
+    assert response.get_json() == {"channel": "wechat", "out_trade_no": "N1", "status": "PENDING_PAYMENT",
+                                   "wx_request_payment": params}
+
+
+def test_the_notify_passes_the_raw_bytes_and_wechatpay_headers_without_a_token(client: FlaskClient, clients) -> None:
+    clients.order.HandleWechatPayNotify.reply = order_pb2.WechatPayNotifyResponse()
+    raw = b'{"id":"EV-1",  "resource":{}}'
+    response = client.post("/api/v1/payments/wechat/notify", data=raw, content_type="application/json",
+                           headers={"Wechatpay-Serial": "PUB_KEY_ID_1", "Wechatpay-Signature": "sig",
+                                    "Wechatpay-Timestamp": "1", "Wechatpay-Nonce": "n", "Cookie": "x=1"})
+    assert (response.status_code, response.get_json()) == (200, {"code": "SUCCESS", "message": "成功"})
+    sent = clients.order.HandleWechatPayNotify.calls[0].message
+    assert sent.body == raw
+    assert dict(sent.headers) == {"Wechatpay-Serial": "PUB_KEY_ID_1", "Wechatpay-Signature": "sig",
+                                  "Wechatpay-Timestamp": "1", "Wechatpay-Nonce": "n"}
+
+
+def test_a_rejected_notify_answers_400_fail_with_the_reason(client: FlaskClient, clients, rpc_error) -> None:
+    clients.order.HandleWechatPayNotify.error = rpc_error(grpc.StatusCode.INVALID_ARGUMENT,
+                                                          "Wechatpay-Signature does not verify",
+                                                          ((CODE_KEY, "NOTIFY_REJECTED"),))
+    response = client.post("/api/v1/payments/wechat/notify", data=b"{}", content_type="application/json")
+    assert (response.status_code, response.get_json()) == (400, {"code": "FAIL",
+                                                                 "message": "Wechatpay-Signature does not verify"})
+
+
+def test_admin_order_search_needs_a_staff_role(client: FlaskClient, clients, bearer) -> None:
+    clients.order.SearchOrders.reply = order_pb2.ListOrdersResponse(orders=[ORDER], total=1)
+    assert client.get("/api/v1/admin/orders", headers=bearer(user_id=42)).status_code == 403
+    response = client.get("/api/v1/admin/orders?status=PENDING_PAYMENT&created_from=2026-11-01T00:00:00Z",
+                          headers=bearer(roles="customer_service", user_id=7))
+    assert (response.status_code, response.get_json()["total"]) == (200, 1)
+    sent = clients.order.SearchOrders.calls[0].message
+    assert (sent.status, sent.created_from.seconds, sent.HasField("created_to")) == ("PENDING_PAYMENT",
+                                                                                    1_793_491_200, False)
