@@ -314,6 +314,11 @@ class FakeOrderRepository:
         expired = [order for order in self.orders if order.status == "PENDING_PAYMENT" and order.pay_deadline <= now]
         return sorted(expired, key=lambda order: order.pay_deadline)[:limit]
 
+    def unpaid_prepaid(self, prepaid_before: datetime, limit: int) -> list[Order]:
+        found = [order for order in self.orders if order.status == "PENDING_PAYMENT"
+                 and order.prepaid_at is not None and order.prepaid_at <= prepaid_before]
+        return sorted(found, key=lambda order: order.prepaid_at or prepaid_before)[:limit]
+
 
 class FakeOrderUnitOfWork(FakeUnitOfWork, OrderUnitOfWork):
     carts: FakeCartRepository

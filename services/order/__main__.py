@@ -48,6 +48,21 @@ def payment_timeout(uow: Callable[[], OrderUnitOfWork], interval_seconds: float)
     return run
 
 
+def payment_reconciliation(uow: Callable[[], OrderUnitOfWork], wechat: WechatPay,
+                           interval_seconds: float) -> Callable[[threading.Event], None]:
+    """Every interval, ask WeChat Pay about unpaid prepaid orders, so a lost notify still ends in PAID.
+
+    Several replicas may ask about the same order; paying stays once under the order row's lock.
+    """
+    def run(stop: threading.Event) -> None:
+        while not stop.wait(interval_seconds):
+            try:
+                service.reconcile_payments(uow, wechat)
+            except Exception:
+                log.exception("payment reconciliation failed; retrying in %.0f s", interval_seconds)
+    return run
+
+
 def build_app(base: ServiceSettings) -> ServiceApp:
     settings = OrderServiceSettings.from_env(base)
     start_mappers()
@@ -57,9 +72,11 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     wechat = WechatPay(settings.wechatpay) if settings.wechatpay else None
     servicer = OrderServicer(uow, GrpcCatalog(clients), GrpcStock(clients), GrpcMembers(clients), GrpcUsers(clients),
                              settings.orders, wechat)
+    jobs = {"payment-timeout": payment_timeout(uow, settings.timeout_scan_seconds)}
+    if wechat is not None:
+        jobs["payment-reconciliation"] = payment_reconciliation(uow, wechat, settings.reconcile_seconds)
     return ServiceApp(settings=base, engine=engine,
-                      registrations=[registration(order_pb2, order_pb2_grpc, "OrderService", servicer)],
-                      jobs={"payment-timeout": payment_timeout(uow, settings.timeout_scan_seconds)})
+                      registrations=[registration(order_pb2, order_pb2_grpc, "OrderService", servicer)], jobs=jobs)
 
 
 if __name__ == "__main__":

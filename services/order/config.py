@@ -15,13 +15,14 @@ from services.order.service import OrderSettings
 class OrderServiceSettings:
     """ORDER_PAY_MINUTES (30), ORDER_FREIGHT_FEN (0), ORDER_FREE_FREIGHT_FROM_FEN (0 = never free),
     ORDER_WECHATPAY_NOTIFY_URL (the public URL of POST /api/v1/payments/wechat/notify),
-    ORDER_TIMEOUT_SCAN_SECONDS (10), ORDER_GRPC_TIMEOUT_MS (5000) for calls to other services,
+    ORDER_TIMEOUT_SCAN_SECONDS (10), ORDER_RECONCILE_SECONDS (60), ORDER_GRPC_TIMEOUT_MS (5000) for calls to other services,
     and the WECHATPAY_* settings of services.common.wechatpay."""
 
     base: ServiceSettings
     orders: OrderSettings
     wechatpay: WechatPaySettings | None
     timeout_scan_seconds: float
+    reconcile_seconds: float
     grpc_timeout_seconds: float
 
     @classmethod
@@ -34,4 +35,5 @@ class OrderServiceSettings:
                                                   "https://localhost/api/v1/payments/wechat/notify"))
         return cls(base=base, orders=orders, wechatpay=WechatPaySettings.from_env(base.environment, environ),
                    timeout_scan_seconds=env.float("ORDER_TIMEOUT_SCAN_SECONDS", 10.0),
+                   reconcile_seconds=env.float("ORDER_RECONCILE_SECONDS", 60.0),
                    grpc_timeout_seconds=env.int("ORDER_GRPC_TIMEOUT_MS", 5000) / 1000)

@@ -68,6 +68,7 @@ orders = Table(
     Column("paid_at", UTCDateTime, nullable=True),
     Column("pay_channel", String(16), nullable=False),
     Column("out_trade_no", String(64), nullable=False),
+    Column("prepaid_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_orders_user_created", "user_id", "created_at"),
@@ -185,6 +186,13 @@ class SqlOrderRepository:
         if self.session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         return list(self.session.execute(query).scalars())
+
+
+    def unpaid_prepaid(self, prepaid_before: datetime, limit: int) -> list[Order]:
+        return list(self.session.execute(
+            select(Order).where(orders.c.status == OrderStatus.PENDING_PAYMENT.value, orders.c.prepaid_at.is_not(None),
+                                orders.c.prepaid_at <= prepaid_before)
+            .order_by(orders.c.prepaid_at).limit(limit)).scalars())
 
 
 class SqlOrderUnitOfWork(SqlUnitOfWork, OrderUnitOfWork):

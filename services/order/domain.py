@@ -162,6 +162,7 @@ class Order:
     paid_at: datetime | None = None
     pay_channel: str = ""
     out_trade_no: str = ""
+    prepaid_at: datetime | None = None  # when a WeChat Pay prepay was made: reconciliation asks about it later
     history: list[Transition] = field(default_factory=list)
     id: int | None = None
 

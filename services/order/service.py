@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from mall.events.v1.order_events_pb2 import CartItemAdded, OrderAmounts, OrderCancelled, OrderCreated, OrderPaid
 from mall.events.v1.order_events_pb2 import OrderLine as EventLine
@@ -13,7 +13,7 @@ from mall.events.v1.order_events_pb2 import OrderLine as EventLine
 from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 from services.common.events import timestamp
-from services.common.wechatpay import NotifyRejected, PaymentNotice
+from services.common.wechatpay import NotifyRejected, PaymentNotice, WechatPayError
 from services.order.domain import (
     Amounts,
     CartItem,
@@ -376,6 +376,8 @@ class Prepay:
 
     def verify_notify(self, headers: Mapping[str, str], body: bytes | str) -> PaymentNotice: ...  # pragma: no cover
 
+    def query_by_out_trade_no(self, out_trade_no: str) -> PaymentNotice: ...  # pragma: no cover
+
 
 @dataclass(frozen=True)
 class PaymentStart:
@@ -415,6 +417,11 @@ def pay_order(uow: OrderUnitOfWork, members: Members, wechat: Prepay | None, set
     prepay_id = wechat.jsapi_prepay(out_trade_no=order.order_no, description=_description(order),
                                     amount_fen=order.payable_fen, payer_openid=payer_openid,
                                     notify_url=settings.notify_url, time_expire=order.pay_deadline)
+    with uow:
+        prepaid = uow.orders.get(order_id, lock=True)
+        if prepaid is not None and prepaid.prepaid_at is None:
+            prepaid.prepaid_at = now
+        uow.commit()
     return PaymentStart("wechat", order.order_no, order.status, wechat.request_payment_params(prepay_id))
 
 
@@ -464,3 +471,33 @@ def handle_wechat_notify(uow: OrderUnitOfWork, wechat: Prepay | None, *, headers
     except Conflict as exc:
         # TODO(issue 9): a payment for a cancelled order is to be recorded and refunded automatically.
         raise NotifyRejected(exc.message) from None
+
+
+def reconcile_payments(uow: Callable[[], OrderUnitOfWork], wechat: Prepay, *, now: datetime | None = None,
+                       settle_seconds: int = 60, batch: int = 50) -> int:
+    """Ask WeChat Pay about unpaid orders prepaid a while ago: a paid one whose notify was lost becomes PAID.
+
+    Returns how many were paid. A query that fails is left for the next round.
+    """
+    now = now or utcnow()
+    with uow() as tx:
+        candidates = [order.order_no for order in tx.orders.unpaid_prepaid(now - timedelta(seconds=settle_seconds),
+                                                                          batch)]
+        tx.commit()
+    paid = 0
+    for order_no in candidates:
+        try:
+            notice = wechat.query_by_out_trade_no(order_no)
+        except WechatPayError as exc:
+            log.warning("payment query for order %s failed: %s", order_no, exc.reason)
+            continue
+        if notice.trade_state != "SUCCESS":
+            continue
+        try:
+            mark_paid(uow(), order_no=order_no, channel="wechat", out_trade_no=notice.out_trade_no,
+                      paid_fen=notice.amount_total_fen, actor="reconciliation", now=now)
+            paid += 1
+        except DomainError as exc:
+            # TODO(issue 9): a payment for an order no longer payable is to be refunded automatically.
+            log.error("order %s was paid at WeChat Pay but cannot become PAID: %s", order_no, exc.code)
+    return paid

@@ -12,6 +12,7 @@ import pytest
 from mall.order.v1 import order_pb2
 
 from services.common.grpc_server import from_grpc
+from services.common.wechatpay import WechatPay
 from services.order import service
 from services.order.db import SqlOrderUnitOfWork
 from services.order.domain import Order, OrderLine, new_order, price
@@ -166,3 +167,22 @@ def test_two_timeout_schedulers_at_once_cancel_each_expired_order_exactly_once(
     found, total = service.search_orders(pg_uow(), service.OrderSearch(status="CANCELLED", limit=100))
     assert total == 30 and all(len(order.history) == 2 for order in found)
     assert service.search_orders(pg_uow(), service.OrderSearch(status="PENDING_PAYMENT"))[1] == 1
+
+
+def test_a_lost_notify_is_found_by_reconciliation_and_pays_once(server: OrderServer, simulator: RunningSimulator,
+                                                                 pg_uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    order = submit(server, "lost-notify")
+    started = server.stub.PayOrder(order_pb2.PayOrderRequest(id=order.id, channel="wechat", payer_openid="o-alice"),
+                                   metadata=server.as_user(ALICE))
+    unpaid = submit(server, "never-paid")
+    server.stub.PayOrder(order_pb2.PayOrderRequest(id=unpaid.id, channel="wechat", payer_openid="o-alice"),
+                         metadata=server.as_user(ALICE))
+    simulator.client.wechatpay_pay(started.out_trade_no, notify=False)
+    wechat = WechatPay(simulator.wechatpay_settings())
+    later = datetime.now(UTC) + timedelta(minutes=2)
+    assert service.reconcile_payments(pg_uow, wechat, now=later) == 1
+    assert service.reconcile_payments(pg_uow, wechat, now=later) == 0
+    paid = server.stub.GetOrder(order_pb2.GetOrderRequest(id=order.id), metadata=server.as_user(ALICE))
+    assert (paid.status, paid.history[-1].actor, server.events("order-paid")) == ("PAID", "reconciliation", 1)
+    still = server.stub.GetOrder(order_pb2.GetOrderRequest(id=unpaid.id), metadata=server.as_user(ALICE))
+    assert still.status == "PENDING_PAYMENT"

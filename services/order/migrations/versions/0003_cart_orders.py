@@ -54,6 +54,7 @@ def upgrade() -> None:
         sa.Column("paid_at", UTCDateTime, nullable=True),
         sa.Column("pay_channel", sa.String(16), nullable=False),
         sa.Column("out_trade_no", sa.String(64), nullable=False),
+        sa.Column("prepaid_at", UTCDateTime, nullable=True),
         sa.Column("created_at", UTCDateTime, nullable=False),
         sa.Column("updated_at", UTCDateTime, nullable=False),
         sa.CheckConstraint("payable_fen >= 0", name="ck_orders_payable_not_negative"),
