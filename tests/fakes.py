@@ -418,10 +418,14 @@ class FakeMembers:
 @dataclass
 class FakeUsers:
     verified_ids: set[int] = field(default_factory=lambda: {1, 2})
+    openids: dict[int, str] = field(default_factory=lambda: {1: "o-alice"})
     addresses: dict[tuple[int, int], ShippingAddress] = field(default_factory=lambda: {(1, 7): HOME, (2, 8): HOME})
 
     def verified(self, user_id: int) -> bool:
         return user_id in self.verified_ids
+
+    def payer_openid(self, user_id: int) -> str:
+        return self.openids.get(user_id, "")
 
     def address(self, user_id: int, address_id: int) -> ShippingAddress:
         if (user_id, address_id) not in self.addresses:

@@ -351,10 +351,9 @@ def admin_get_order(order_id: int) -> OrderOut:
 # -- payment -------------------------------------------------------------------------------------
 
 class PayIn(Body):
-    """How to pay. payer_openid: the mini-program's openid of the payer (until the user service tells it)."""
+    """How to pay; WeChat Pay charges the WeChat account bound to mine (422 WECHAT_NOT_BOUND without one)."""
 
     channel: Literal["wechat", "balance"]
-    payer_openid: str = Field("", max_length=64)
 
 
 class PayOut(Reply):
@@ -370,7 +369,7 @@ class PayOut(Reply):
 @operation(summary="Pay my order", tag="orders", body=PayIn, responses={200: PayOut})
 def pay_order(order_id: int, body: PayIn) -> PayOut:
     started = service(OrderServiceStub).PayOrder(order_pb2.PayOrderRequest(
-        id=order_id, channel=body.channel, payer_openid=body.payer_openid))
+        id=order_id, channel=body.channel))
     return PayOut(channel=started.channel, out_trade_no=started.out_trade_no,  # type: ignore[arg-type]
                   status=started.status,  # type: ignore[arg-type]
                   wx_request_payment=dict(started.wx_request_payment) if started.channel == "wechat" else None)

@@ -104,9 +104,8 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     # Payment
 
     def PayOrder(self, request: order_pb2.PayOrderRequest, context: grpc.ServicerContext) -> order_pb2.PayOrderResponse:
-        started = service.pay_order(self.uow(), self.members, self.wechat, self.settings,
-                                    user_id=require_caller().user_id, order_id=request.id, channel=request.channel,
-                                    payer_openid=request.payer_openid)
+        started = service.pay_order(self.uow(), self.members, self.users, self.wechat, self.settings,
+                                    user_id=require_caller().user_id, order_id=request.id, channel=request.channel)
         return order_pb2.PayOrderResponse(channel=started.channel, out_trade_no=started.out_trade_no,
                                           wx_request_payment=started.wx_request_payment, status=started.status)
 

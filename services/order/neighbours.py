@@ -172,3 +172,8 @@ class GrpcUsers:
                                                                                           address_id=address_id))
         return Address(name=found.receiver_name, phone=found.receiver_phone, province=found.province,
                        city=found.city, district=found.district, detail=found.detail)
+
+    def payer_openid(self, user_id: int) -> str:
+        with passed_on("user"):
+            return self.clients.get(UserServiceStub).GetWechatPayer(
+                user_pb2.GetWechatPayerRequest(user_id=user_id)).openid

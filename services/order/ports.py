@@ -75,3 +75,6 @@ class Users(Protocol):
 
     def address(self, user_id: int, address_id: int) -> Address:
         """The user's address; NotFound ADDRESS_NOT_FOUND for another user's or none."""
+
+    def payer_openid(self, user_id: int) -> str:
+        """The openid WeChat Pay charges (the user's bound WeChat); "" when not bound."""

@@ -396,9 +396,8 @@ def _payable(order: Order, now: datetime) -> None:
                        details={"status": order.status, "action": "pay"})
 
 
-def pay_order(uow: OrderUnitOfWork, members: Members, wechat: Prepay | None, settings: OrderSettings, *,
-              user_id: int, order_id: int, channel: str, payer_openid: str = "",
-              now: datetime | None = None) -> PaymentStart:
+def pay_order(uow: OrderUnitOfWork, members: Members, users: Users, wechat: Prepay | None, settings: OrderSettings,
+              *, user_id: int, order_id: int, channel: str, now: datetime | None = None) -> PaymentStart:
     """WeChat: a JSAPI prepay and the signed wx.requestPayment parameters. Balance: paid from the wallet, PAID now."""
     now = now or utcnow()
     if channel not in PAY_CHANNELS:
@@ -412,6 +411,7 @@ def pay_order(uow: OrderUnitOfWork, members: Members, wechat: Prepay | None, set
         return PaymentStart("balance", order.order_no, paid.status)
     if wechat is None:
         raise DomainError("WECHATPAY_NOT_CONFIGURED", "WeChat Pay is not configured on this server")
+    payer_openid = users.payer_openid(user_id)
     if not payer_openid:
         raise DomainError("WECHAT_NOT_BOUND", "sign in with WeChat to pay with WeChat Pay")
     prepay_id = wechat.jsapi_prepay(out_trade_no=order.order_no, description=_description(order),

@@ -142,6 +142,12 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         _require_self_or_staff(request.user_id, "USER_NOT_FOUND", "no such user")
         return _verification(service.get_verification(self.uow(), self.vault, user_id=request.user_id))
 
+    def GetWechatPayer(self, request: user_pb2.GetWechatPayerRequest,
+                       context: grpc.ServicerContext) -> user_pb2.WechatPayer:
+        _require_self_or_staff(request.user_id, "USER_NOT_FOUND", "no such user")
+        account = service.wechat_payer(self.uow(), user_id=request.user_id)
+        return user_pb2.WechatPayer(appid=account.appid, openid=account.openid) if account else user_pb2.WechatPayer()
+
     def SetUserRoles(self, request: user_pb2.SetUserRolesRequest, context: grpc.ServicerContext) -> user_pb2.User:
         actor = require_caller(Role.ADMIN)
         user = service.set_roles(self.uow(), actor_id=actor.user_id, user_id=request.user_id, roles=list(request.roles))

@@ -542,6 +542,14 @@ def verify_identity(uow: UserUnitOfWork, checker: IdentityChecker, vault: Identi
                             verified_at=now)
 
 
+def wechat_payer(uow: UserUnitOfWork, *, user_id: int) -> WechatAccount | None:
+    """The user's WeChat binding (appid, openid) that WeChat Pay charges; None when not bound."""
+    with uow:
+        found = uow.wechat_accounts.of_user(user_id)
+        uow.commit()
+    return found
+
+
 def get_verification(uow: UserUnitOfWork, vault: IdentityVault, *, user_id: int) -> VerifiedIdentity | None:
     """The user's verification, masked; None if not verified."""
     with uow:

@@ -83,7 +83,7 @@ def test_my_orders_filter_by_status_and_staff_search_sees_everyone(server: Order
 def paid_notify(server: OrderServer, simulator: RunningSimulator, tamper: str | None = None
                 ) -> tuple[order_pb2.Order, order_pb2.WechatPayNotifyRequest]:
     order = submit(server, f"pay-{tamper}-{datetime.now(UTC).timestamp()}")
-    started = server.stub.PayOrder(order_pb2.PayOrderRequest(id=order.id, channel="wechat", payer_openid="o-alice"),
+    started = server.stub.PayOrder(order_pb2.PayOrderRequest(id=order.id, channel="wechat"),
                                    metadata=server.as_user(ALICE))
     assert started.wx_request_payment["package"].startswith("prepay_id=")
     assert started.wx_request_payment["signType"] == "RSA"
@@ -172,10 +172,10 @@ def test_two_timeout_schedulers_at_once_cancel_each_expired_order_exactly_once(
 def test_a_lost_notify_is_found_by_reconciliation_and_pays_once(server: OrderServer, simulator: RunningSimulator,
                                                                  pg_uow: Callable[[], SqlOrderUnitOfWork]) -> None:
     order = submit(server, "lost-notify")
-    started = server.stub.PayOrder(order_pb2.PayOrderRequest(id=order.id, channel="wechat", payer_openid="o-alice"),
+    started = server.stub.PayOrder(order_pb2.PayOrderRequest(id=order.id, channel="wechat"),
                                    metadata=server.as_user(ALICE))
     unpaid = submit(server, "never-paid")
-    server.stub.PayOrder(order_pb2.PayOrderRequest(id=unpaid.id, channel="wechat", payer_openid="o-alice"),
+    server.stub.PayOrder(order_pb2.PayOrderRequest(id=unpaid.id, channel="wechat"),
                          metadata=server.as_user(ALICE))
     simulator.client.wechatpay_pay(started.out_trade_no, notify=False)
     wechat = WechatPay(simulator.wechatpay_settings())

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, create_engine, select
 from services.common.config import ServiceSettings
 from services.common.grpc_server import create_server, from_grpc, registration
 from services.user.db import SqlUserUnitOfWork, start_mappers, user_role_changes, users
-from services.user.domain import User
+from services.user.domain import User, WechatAccount
 from services.user.grpc_api import UserServicer
 from services.user.identity import FormatOnlyIdentityChecker, IdentityKeys, IdentityVault
 from services.user.sms import ConsoleSms
@@ -169,3 +169,21 @@ def test_create_staff_command_creates_a_password_account_with_the_role(tmp_path:
         assert conn.execute(select(users.c.roles)).all() == [("finance",)]
         assert conn.execute(select(user_role_changes.c.actor_id, user_role_changes.c.after)).all() == [(None, "finance")]
     engine.dispose()
+
+
+def test_the_wechat_payer_is_the_bound_openid_for_the_user_and_staff_and_not_found_for_others(
+        stub: user_pb2_grpc.UserServiceStub, accounts: dict[str, User], as_user: Callable[[str], list[tuple[str, str]]],
+        pg_uow: Callable[[], SqlUserUnitOfWork]) -> None:
+    alice, bob = accounts["alice"].id or 0, accounts["bob"].id or 0
+    with pg_uow() as tx:
+        tx.wechat_accounts.add(WechatAccount(user_id=alice, appid="wx-app", openid="o-alice-pay", unionid=None,
+                                             bound_at=datetime.now(UTC)))
+        tx.commit()
+    request = user_pb2.GetWechatPayerRequest(user_id=alice)
+    assert stub.GetWechatPayer(request, metadata=as_user("alice")) == user_pb2.WechatPayer(appid="wx-app",
+                                                                                           openid="o-alice-pay")
+    assert stub.GetWechatPayer(request, metadata=as_user("admin")).openid == "o-alice-pay"
+    assert stub.GetWechatPayer(user_pb2.GetWechatPayerRequest(user_id=bob), metadata=as_user("bob")).openid == ""
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.GetWechatPayer(request, metadata=as_user("bob"))
+    assert refused.value.code() == grpc.StatusCode.NOT_FOUND

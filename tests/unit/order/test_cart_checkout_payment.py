@@ -127,7 +127,7 @@ def test_another_users_order_is_not_found_for_reading_paying_and_cancelling(shop
     with pytest.raises(NotFound):
         service.get_order(shop.uow, user_id=2, order_id=order.id or 0)
     with pytest.raises(NotFound):
-        service.pay_order(shop.uow, shop.members, None, shop.settings, user_id=2, order_id=order.id or 0,
+        service.pay_order(shop.uow, shop.members, shop.users, None, shop.settings, user_id=2, order_id=order.id or 0,
                           channel="balance", now=NOW)
     with pytest.raises(NotFound):
         service.cancel_order(shop.uow, user_id=2, order_id=order.id or 0, reason="", now=NOW)
@@ -147,12 +147,12 @@ def test_cancelling_an_unpaid_order_publishes_order_cancelled_and_a_second_cance
 def test_balance_payment_pays_once_and_publishes_order_paid(shop: Shop) -> None:
     shop.members.balance_fen = 10000
     order = submit(shop, BUY_TWO)
-    paid = service.pay_order(shop.uow, shop.members, None, shop.settings, user_id=1, order_id=order.id or 0,
+    paid = service.pay_order(shop.uow, shop.members, shop.users, None, shop.settings, user_id=1, order_id=order.id or 0,
                              channel="balance", now=NOW)
     assert paid.status == "PAID" and shop.members.balance_payments == [(order.order_no, 3998)]
     assert [event.event_type for event in shop.uow.published] == ["order-created", "order-paid"]
     with pytest.raises(Conflict):
-        service.pay_order(shop.uow, shop.members, None, shop.settings, user_id=1, order_id=order.id or 0,
+        service.pay_order(shop.uow, shop.members, shop.users, None, shop.settings, user_id=1, order_id=order.id or 0,
                           channel="balance", now=NOW)
 
 
@@ -183,11 +183,21 @@ def notice(order: Order, amount_fen: int | None = None) -> PaymentNotice:
 def test_wechat_pay_prepays_the_payable_amount_until_the_deadline(shop: Shop) -> None:
     order = submit(shop, BUY_TWO)
     wechat = FakeWechatPay()
-    started = service.pay_order(shop.uow, shop.members, wechat, shop.settings, user_id=1, order_id=order.id or 0,
-                                channel="wechat", payer_openid="o-1", now=NOW)
+    started = service.pay_order(shop.uow, shop.members, shop.users, wechat, shop.settings, user_id=1, order_id=order.id or 0,
+                                channel="wechat", now=NOW)
     assert started.wx_request_payment == {"package": "prepay_id=wx-prepay-1"}
     assert wechat.prepaid[0]["amount_fen"] == 3998 and wechat.prepaid[0]["time_expire"] == order.pay_deadline
     assert wechat.prepaid[0]["out_trade_no"] == order.order_no == started.out_trade_no
+    assert wechat.prepaid[0]["payer_openid"] == "o-alice" and order.prepaid_at == NOW
+
+
+def test_wechat_pay_needs_a_bound_wechat(shop: Shop) -> None:
+    order = submit(shop, BUY_TWO)
+    shop.users.openids.clear()
+    with pytest.raises(DomainError) as refused:
+        service.pay_order(shop.uow, shop.members, shop.users, FakeWechatPay(), shop.settings, user_id=1,
+                          order_id=order.id or 0, channel="wechat", now=NOW)
+    assert refused.value.code == "WECHAT_NOT_BOUND"
 
 
 def test_a_verified_notify_pays_once_however_often_it_is_replayed(shop: Shop) -> None:

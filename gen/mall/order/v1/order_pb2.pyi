@@ -266,14 +266,12 @@ class SearchOrdersRequest(_message.Message):
     def __init__(self, status: _Optional[str] = ..., order_no: _Optional[str] = ..., user_id: _Optional[int] = ..., created_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class PayOrderRequest(_message.Message):
-    __slots__ = ("id", "channel", "payer_openid")
+    __slots__ = ("id", "channel")
     ID_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
-    PAYER_OPENID_FIELD_NUMBER: _ClassVar[int]
     id: int
     channel: str
-    payer_openid: str
-    def __init__(self, id: _Optional[int] = ..., channel: _Optional[str] = ..., payer_openid: _Optional[str] = ...) -> None: ...
+    def __init__(self, id: _Optional[int] = ..., channel: _Optional[str] = ...) -> None: ...
 
 class PayOrderResponse(_message.Message):
     __slots__ = ("channel", "out_trade_no", "wx_request_payment", "status")

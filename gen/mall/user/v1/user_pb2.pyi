@@ -292,3 +292,17 @@ class SetUserRolesRequest(_message.Message):
     user_id: int
     roles: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, user_id: _Optional[int] = ..., roles: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetWechatPayerRequest(_message.Message):
+    __slots__ = ("user_id",)
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    def __init__(self, user_id: _Optional[int] = ...) -> None: ...
+
+class WechatPayer(_message.Message):
+    __slots__ = ("appid", "openid")
+    APPID_FIELD_NUMBER: _ClassVar[int]
+    OPENID_FIELD_NUMBER: _ClassVar[int]
+    appid: str
+    openid: str
+    def __init__(self, appid: _Optional[str] = ..., openid: _Optional[str] = ...) -> None: ...
