@@ -12,7 +12,7 @@ from flask import Flask, Response, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gateway import api, errors, routes
-from gateway.api import PUBLIC, Operation, current_operation, validate_body, validate_query
+from gateway.api import OPTIONAL, PUBLIC, Operation, current_operation, validate_body, validate_query
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -63,7 +63,7 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
         # Per-IP limits count every request, malformed or not; then who is calling; then the
         # input; limits keyed by body fields (phone, ...) see only validated values.
         _enforce_limits(limiter, tuple(lim for lim in op.limits if lim.client_only), {})
-        if op.access != PUBLIC:
+        if op.access != PUBLIC and (op.access != OPTIONAL or "Authorization" in request.headers):
             g.caller = _authenticate(verifier, op)
             g.caller_token = caller_var.set(g.caller)  # services called for this request see the caller
         validate_query(op)

@@ -165,9 +165,20 @@ class ProductDraft:
             if key in seen:
                 problems[f"{where}.spec"] = "duplicate spec combination"
             seen.add(key)
+        if any("\x00" in text for text in self._texts()):
+            problems["product"] = "text must not contain NUL characters"
         if problems:
             raise InvalidInput("PRODUCT_INVALID", "the product is invalid", details=problems)
         return self
+
+    def _texts(self) -> Iterable[str]:
+        yield from (self.name, self.subtitle, self.description, self.after_sales_policy, *self.images)
+        for name, value in self.params:
+            yield from (name, value)
+        for name, values in self.specs:
+            yield from (name, *values)
+        for sku in self.skus:
+            yield from (*sku.spec.keys(), *sku.spec.values())
 
 
 @dataclass(eq=False)
@@ -260,6 +271,7 @@ class Product:
     def audit(self, *, approve: bool, reason: str, now: datetime) -> None:
         if self.status != Status.PENDING_AUDIT:
             raise Conflict("PRODUCT_STATE", f"a {self.status} product is not waiting for audit")
+        reason = reason.replace("\x00", "")[:500]
         if not approve and not reason.strip():
             raise InvalidInput("REASON_REQUIRED", "a rejection needs a reason", details={"reason": "required"})
         self.status = Status.APPROVED if approve else Status.REJECTED

@@ -2,7 +2,7 @@
 
 Idempotent: categories, brands and products are found by name and created only when missing, and
 the delivery table is upserted, so running it again adds nothing. Product images are small PNGs
-drawn with Pillow into a local directory that the gateway serves (`/api/v1/media/catalog/...`).
+drawn with Pillow into a local directory that the gateway serves (`/media/catalog/...`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from services.product.domain import Brand, Category, ProductDraft, SkuDraft
 from services.product.uow import ProductUnitOfWork
 
 SEED_ACTOR_ID = 0  # the seed, not a person, in the audit log
-IMAGE_URL_PREFIX = "/api/v1/media/catalog"  # served by the gateway from MEDIA_DIR/catalog
+IMAGE_URL_PREFIX = "/media/catalog"  # served by the gateway from MEDIA_DIR/catalog
 
 # parent -> children (multi-level: 手机数码 > 手机 > ...)
 CATEGORIES: dict[str, list[str]] = {

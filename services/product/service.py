@@ -95,6 +95,7 @@ def search_products(uow: ProductUnitOfWork, *, category_id: int = 0, brand_id: i
                     price_max_fen: int = 0, q: str = "", sort: str = "", offset: int = 0, limit: int = 20,
                     staff: bool = False, status: str = "") -> ProductPage:
     """One page of the catalogue: for shoppers only approved, on-shelf products; staff see every status."""
+    q = q.replace("\x00", "")
     chosen = _sort(sort, has_query=bool(q.strip()))
     if status and status not in set(Status):
         raise InvalidInput("STATUS_INVALID", "unknown product status", details={"status": "invalid"})
@@ -122,11 +123,12 @@ def view_product(uow: ProductUnitOfWork, *, product_id: int, province: str = "",
         product = uow.products.get(product_id)
         if product is None or not product.visible:
             raise NotFound("PRODUCT_NOT_FOUND", "no such product")
-        wanted = province.strip()[:32] or DEFAULT_PROVINCE
+        province = province.replace("\x00", "").strip()[:32]
+        wanted = province or DEFAULT_PROVINCE
         days = uow.delivery.estimate_days(wanted)
         if days is None and wanted != DEFAULT_PROVINCE:
             days = uow.delivery.estimate_days(DEFAULT_PROVINCE)
-        delivery = Delivery(province=province.strip()[:32], estimate_days=days or DEFAULT_DELIVERY_DAYS)
+        delivery = Delivery(province=province, estimate_days=days or DEFAULT_DELIVERY_DAYS)
         view = ProductView(product=product, brand=_brand(uow, product.brand_id), delivery=delivery)
         if viewer_id:
             # Keyed by the viewer: one shopper's views reach the browsing history in order.
@@ -217,7 +219,7 @@ def adjust_stock(uow: ProductUnitOfWork, *, actor_id: int, product_id: int, sku_
                              details={"delta": "too small", "sku_id": sku_id})
         uow.audit_log.add(AuditEntry(product_id=product_id, actor_id=actor_id, action="stock", at=now,
                                      before={"sku_id": sku_id, "stock": stock - delta},
-                                     after={"sku_id": sku_id, "stock": stock, "reason": reason[:200]}))
+                                     after={"sku_id": sku_id, "stock": stock, "reason": reason.replace("\x00", "")[:200]}))
         uow.commit()
         return sku
 
