@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from flask import Blueprint
+from flask import Blueprint, Response, request
 from mall.product.v1 import product_pb2
 from mall.product.v1.product_pb2_grpc import ProductServiceStub
 from pydantic import Field
@@ -18,6 +18,9 @@ MAX_FEN = 10**12
 Id = Field(None, ge=1, le=MAX_ID)
 Fen = Field(None, ge=0, le=MAX_FEN)
 StockStatus = Literal["in_stock", "low", "sold_out"]
+# Seconds a client or CDN may reuse a catalogue answer without asking again. Products carry stock
+# status and price, so at most a second; the category tree and brands change rarely.
+MAX_AGE = {"catalog.list_categories": 60, "catalog.list_brands": 60, "catalog.list_products": 1}
 
 
 class CategoryOut(Reply):
@@ -178,3 +181,18 @@ def get_product(product_id: int, query: DetailQuery) -> ProductDetail:
     reply = service(ProductServiceStub).ViewProduct(
         product_pb2.ViewProductRequest(id=product_id, province=query.province or ""))
     return ProductDetail.from_proto(reply)
+
+
+@bp.after_request
+def _conditional(response: Response) -> Response:
+    """ETag on every catalogue read, so an unchanged answer costs a 304 and no body."""
+    if request.method != "GET" or response.status_code != 200:
+        return response
+    response.add_etag()
+    if request.endpoint in MAX_AGE and "Authorization" not in request.headers:
+        response.cache_control.public = True
+        response.cache_control.max_age = MAX_AGE[request.endpoint]
+    else:  # a detail view may be a logged-in one, which must reach the gateway to be recorded
+        response.cache_control.no_cache = True
+        response.cache_control.private = True
+    return response.make_conditional(request)

@@ -174,3 +174,31 @@ def test_a_stock_adjustment_names_product_sku_and_delta(client: FlaskClient, cli
 
     assert (response.get_json()["stock"], clients.product.AdjustStock.calls[0].message) == (
         8, product_pb2.AdjustStockRequest(product_id=5, sku_id=11, delta=5, reason="补货"))
+
+
+def test_an_unchanged_list_answers_304_to_its_etag(client: FlaskClient, clients: FakeServices) -> None:
+    clients.product.SearchProducts.reply = product_pb2.SearchProductsResponse(items=[phone()], total=1)
+    first = client.get(f"{API}/products")
+
+    again = client.get(f"{API}/products", headers={"If-None-Match": first.headers["ETag"]})
+
+    assert (first.headers["Cache-Control"], again.status_code, again.data) == ("public, max-age=1", 304, b"")
+
+
+def test_a_changed_list_answers_200_with_a_new_etag(client: FlaskClient, clients: FakeServices) -> None:
+    clients.product.SearchProducts.reply = product_pb2.SearchProductsResponse(items=[phone()], total=1)
+    first = client.get(f"{API}/products")
+    clients.product.SearchProducts.reply = product_pb2.SearchProductsResponse(items=[phone(sales=3)], total=1)
+
+    again = client.get(f"{API}/products", headers={"If-None-Match": first.headers["ETag"]})
+
+    assert (again.status_code, again.headers["ETag"] != first.headers["ETag"]) == (200, True)
+
+
+def test_a_detail_is_revalidated_every_time_so_logged_in_views_are_recorded(client: FlaskClient,
+                                                                            clients: FakeServices) -> None:
+    clients.product.ViewProduct.reply = phone()
+
+    response = client.get(f"{API}/products/5")
+
+    assert (response.headers["Cache-Control"], "ETag" in response.headers) == ("no-cache, private", True)
