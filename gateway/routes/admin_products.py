@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from flask import Blueprint
 from mall.product.v1 import product_pb2
@@ -30,11 +30,12 @@ class ParamIn(Body):
 
 class SpecIn(Body):
     name: str = Field(min_length=1, max_length=20)
-    values: list[str] = Field(min_length=1, max_length=50)
+    values: list[Annotated[str, Field(min_length=1, max_length=50)]] = Field(min_length=1, max_length=50)
 
 
 class SkuIn(Body):
-    spec: dict[str, str] = Field(max_length=5, description="one value for each declared spec: {\"颜色\": \"黑\"}")
+    spec: dict[Annotated[str, Field(max_length=20)], Annotated[str, Field(max_length=50)]] = Field(
+        max_length=5, description="one value for each declared spec: {\"颜色\": \"黑\"}")
     price_fen: int = Field(ge=1, le=MAX_FEN)
     market_price_fen: int = Field(0, ge=0, le=MAX_FEN, description="0 = none")
     stock: int = Field(0, ge=0, le=10**9, description="initial stock of a new SKU; later changes: the stock route")
@@ -47,7 +48,7 @@ class ProductIn(Body):
     category_id: int = Field(ge=1, le=MAX_ID)
     brand_id: int = Field(ge=1, le=MAX_ID)
     description: str = Field("", max_length=20_000)
-    images: list[str] = Field(default_factory=list, max_length=20)
+    images: list[Annotated[str, Field(min_length=1, max_length=512)]] = Field(default_factory=list, max_length=20)
     params: list[ParamIn] = Field(default_factory=list, max_length=50)
     specs: list[SpecIn] = Field(default_factory=list, max_length=5)
     skus: list[SkuIn] = Field(min_length=1, max_length=200)

@@ -17,6 +17,9 @@ DEFAULT_DELIVERY_DAYS = 3                         # when the province is not in 
 DEFAULT_PROVINCE = "*"                            # the delivery table's fallback row
 MAX_SKUS = 200
 MAX_IMAGES = 20
+MAX_SPECS, SPEC_NAME_MAX, SPEC_VALUE_MAX = 5, 20, 50
+MAX_PARAMS, PARAM_NAME_MAX, PARAM_VALUE_MAX = 50, 50, 500
+URL_MAX = 512
 NAME_MAX, SUBTITLE_MAX, DESCRIPTION_MAX = 100, 200, 20_000
 
 
@@ -135,13 +138,21 @@ class ProductDraft:
             problems["subtitle"] = f"at most {SUBTITLE_MAX} characters"
         if len(self.description) > DESCRIPTION_MAX:
             problems["description"] = f"at most {DESCRIPTION_MAX} characters"
-        if len(self.images) > MAX_IMAGES:
-            problems["images"] = f"at most {MAX_IMAGES}"
+        if len(self.images) > MAX_IMAGES or any(not 0 < len(url) <= URL_MAX for url in self.images):
+            problems["images"] = f"at most {MAX_IMAGES} URLs of 1-{URL_MAX} characters"
+        if len(self.params) > MAX_PARAMS or any(not 0 < len(name) <= PARAM_NAME_MAX or len(value) > PARAM_VALUE_MAX
+                                                for name, value in self.params):
+            problems["params"] = (f"at most {MAX_PARAMS}, names 1-{PARAM_NAME_MAX} and values up to "
+                                  f"{PARAM_VALUE_MAX} characters")
+        if len(self.specs) > MAX_SPECS:
+            problems["specs"] = f"at most {MAX_SPECS} specs"
         spec_names = [name for name, _ in self.specs]
         if len(set(spec_names)) != len(spec_names) or any(not name.strip() for name in spec_names):
             problems["specs"] = "spec names must be non-empty and unique"
         for name, values in self.specs:
-            if not values or len(set(values)) != len(values) or any(not v.strip() for v in values):
+            if len(name) > SPEC_NAME_MAX or any(len(v) > SPEC_VALUE_MAX for v in values):
+                problems["specs"] = f"spec names up to {SPEC_NAME_MAX} characters, values up to {SPEC_VALUE_MAX}"
+            elif not values or len(set(values)) != len(values) or any(not v.strip() for v in values):
                 problems[f"specs.{name}"] = "values must be non-empty and unique"
         if not self.skus:
             problems["skus"] = "at least one SKU"

@@ -180,3 +180,10 @@ def test_stock_lines_for_one_sku_are_merged_and_sorted_by_sku() -> None:
 
 def test_a_stock_line_with_no_quantity_is_refused() -> None:
     assert details_of(lambda: merge_lines("O1", [StockLine(3, 0)])) == {"lines": "invalid"}
+
+
+def test_overlong_spec_values_are_refused_before_they_reach_the_database() -> None:
+    long_value = "黑" * 51
+    bad = draft(specs=(("颜色", (long_value,)),), skus=(SkuDraft(spec={"颜色": long_value}, price_fen=100),))
+
+    assert details_of(bad.validate)["specs"] == "spec names up to 20 characters, values up to 50"
