@@ -6,6 +6,7 @@ import argparse
 import functools
 import os
 import sys
+import threading
 from pathlib import Path
 
 from mall.product.v1 import product_pb2, product_pb2_grpc
@@ -14,7 +15,7 @@ from services.common.config import ServiceSettings
 from services.common.db import make_engine
 from services.common.grpc_server import registration
 from services.common.runtime import ServiceApp, main
-from services.product import service
+from services.product import search, service
 from services.product.db import SqlProductUnitOfWork, start_mappers
 from services.product.grpc_api import ProductServicer
 
@@ -23,6 +24,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def build_app(base: ServiceSettings) -> ServiceApp:
     start_mappers()
+    # jieba takes a second or more to load its dictionary: not at import, not in the first search.
+    threading.Thread(target=search.warm_up, name="jieba-warm-up", daemon=True).start()
     engine = make_engine(base.database_url)
     servicer = ProductServicer(functools.partial(SqlProductUnitOfWork, engine, "product"))
     return ServiceApp(settings=base, engine=engine,

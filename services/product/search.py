@@ -37,6 +37,11 @@ def _segmenter() -> Any:
     return _jieba
 
 
+def warm_up() -> None:
+    """Load the dictionary now (a service calls this on a background thread at start, so no request waits)."""
+    _segmenter()
+
+
 def terms(text: str) -> list[str]:
     """The distinct search terms of `text`, in order of first appearance."""
     if not text.strip():
