@@ -7,10 +7,12 @@ new route is covered the day it lands, because it is in /openapi.json.
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
@@ -19,6 +21,9 @@ from tests.fixtures.platform import Platform
 pytestmark = pytest.mark.e2e
 
 EXAMPLES_PER_OPERATION = 40
+# gunicorn answers a request line over 4094 bytes itself, with an HTML 414, before the gateway
+# sees it: fuzzed query strings (every parameter repeated as a list) longer than this are skipped.
+MAX_QUERY_STRING = 3_000
 # Not checked: that every schema-valid request is accepted. Business rules legitimately refuse
 # well-formed input (a code that was never sent: 400 SMS_CODE_INVALID; a wrong password: 401).
 
@@ -64,6 +69,7 @@ def test_every_operation_answers_within_its_contract(api_schema: schemathesis.Ba
         @FUZZ
         @given(case=operation.as_strategy(generation_mode=mode))
         def answers_within_contract(case: schemathesis.Case) -> None:
+            assume(len(urlencode(case.query or {}, doseq=True)) <= MAX_QUERY_STRING)
             case.call_and_validate(headers=headers, timeout=15, excluded_checks=[positive_data_acceptance])
 
         answers_within_contract()
