@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
 from services.common.errors import NotFound
+from services.common.outbox import outbox
 from services.product import service
-from services.product.domain import SkuDraft
+from services.product.domain import SkuDraft, StockLine
 from tests.integration.product.conftest import Shelf, UowFactory
 
 pytestmark = pytest.mark.integration
@@ -134,10 +136,6 @@ def test_the_audit_log_keeps_before_and_after(shelf: Shelf, uow: UowFactory) -> 
 
 
 def test_a_logged_in_view_writes_product_viewed_to_the_outbox(shelf: Shelf, uow: UowFactory) -> None:
-    from sqlalchemy import select
-
-    from services.common.outbox import outbox
-
     product_id = shelf.product("手机")
 
     service.view_product(uow(), product_id=product_id, viewer_id=42)
@@ -146,3 +144,13 @@ def test_a_logged_in_view_writes_product_viewed_to_the_outbox(shelf: Shelf, uow:
     with uow() as u:
         rows = u.session.execute(select(outbox.c.event_type, outbox.c.aggregate_id)).all()
     assert [tuple(row) for row in rows] == [("product-viewed", "42")]
+
+
+def test_sorting_by_sales_puts_the_best_seller_first(shelf: Shelf, uow: UowFactory) -> None:
+    shelf.product("冷门")
+    hit = shelf.product("爆款")
+    shelf.product("新品")
+    service.reserve_stock(uow(), order_no="O1", lines=[StockLine(shelf.sku_ids(hit)[0], 3)])
+    service.confirm_reservation(uow(), order_no="O1")
+
+    assert names(uow, sort="sales")[0] == "爆款"

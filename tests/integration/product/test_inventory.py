@@ -17,7 +17,7 @@ from services.common.config import ServiceSettings
 from services.common.grpc_server import CODE_KEY, create_server, registration
 from services.product import service
 from services.product.db import reservations, skus
-from services.product.domain import RESERVATION_TTL
+from services.product.domain import RESERVATION_TTL, StockLine
 from services.product.grpc_api import ProductServicer
 from tests.fixtures.keys import JwtKeys
 from tests.integration.product.conftest import T0, Shelf, UowFactory
@@ -147,8 +147,6 @@ def test_release_replays_put_stock_back_once(shelf: Shelf, stub: product_pb2_grp
 def test_the_sweep_releases_expired_reservations_and_leaves_live_ones(shelf: Shelf, pg_uow: UowFactory) -> None:
     product_id = shelf.product("手机", stock=10)
     [sku_id] = shelf.sku_ids(product_id)
-    from services.product.domain import StockLine
-
     service.reserve_stock(pg_uow(), order_no="OLD", lines=[StockLine(sku_id, 2)], now=T0)
     service.reserve_stock(pg_uow(), order_no="LIVE", lines=[StockLine(sku_id, 3)], now=T0 + timedelta(hours=1))
 
