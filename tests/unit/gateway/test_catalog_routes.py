@@ -202,3 +202,10 @@ def test_a_detail_is_revalidated_every_time_so_logged_in_views_are_recorded(clie
     response = client.get(f"{API}/products/5")
 
     assert (response.headers["Cache-Control"], "ETag" in response.headers) == ("no-cache, private", True)
+
+
+def test_the_detail_documents_its_token_as_optional(client: FlaskClient) -> None:
+    spec = client.get("/openapi.json").get_json()
+
+    assert (spec["paths"]["/api/v1/products/{product_id}"]["get"]["security"],
+            "security" in spec["paths"]["/api/v1/products"]["get"]) == ([{}, {"bearer": []}], False)
