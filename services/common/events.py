@@ -9,6 +9,7 @@ from typing import TypeVar
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from mall.events.v1.envelope_pb2 import EventEnvelope
+from mall.events.v1.product_events_pb2 import ProductViewed
 from mall.events.v1.user_events_pb2 import UserRegistered, UserVerified
 
 from services.common.logs import request_id_var
@@ -20,12 +21,13 @@ M = TypeVar("M", bound=Message)
 EVENT_TYPES: dict[type[Message], str] = {
     UserRegistered: "user-registered",
     UserVerified: "user-verified",
+    ProductViewed: "product-viewed",
 }
 # Event types whose payload message is not written yet; move each into EVENT_TYPES with its message.
 PLANNED_EVENT_TYPES = (
     "order-created", "order-paid", "order-cancelled", "order-shipped", "order-completed", "order-refunded",
     "member-joined", "member-recharged", "member-withdrawn", "points-changed",
-    "product-viewed", "page-viewed", "cart-item-added",
+    "page-viewed", "cart-item-added",
 )
 TOPICS = (*EVENT_TYPES.values(), *PLANNED_EVENT_TYPES)
 

@@ -22,15 +22,84 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dmall/product/v1/product.proto\x12\x0fmall.product.v12\x10\n\x0eProductServiceb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dmall/product/v1/product.proto\x12\x0fmall.product.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x17\n\x15ListCategoriesRequest\"_\n\x08\x43\x61tegory\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04icon\x18\x03 \x01(\t\x12+\n\x08\x63hildren\x18\x04 \x03(\x0b\x32\x19.mall.product.v1.Category\"B\n\x16ListCategoriesResponse\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x19.mall.product.v1.Category\"\x13\n\x11ListBrandsRequest\"/\n\x05\x42rand\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04logo\x18\x03 \x01(\t\";\n\x12ListBrandsResponse\x12%\n\x05items\x18\x01 \x03(\x0b\x32\x16.mall.product.v1.Brand\"\xb4\x01\n\x15SearchProductsRequest\x12\x13\n\x0b\x63\x61tegory_id\x18\x01 \x01(\x03\x12\x10\n\x08\x62rand_id\x18\x02 \x01(\x03\x12\x15\n\rprice_min_fen\x18\x03 \x01(\x03\x12\x15\n\rprice_max_fen\x18\x04 \x01(\x03\x12\t\n\x01q\x18\x05 \x01(\t\x12\x0c\n\x04sort\x18\x06 \x01(\t\x12\x0e\n\x06offset\x18\x07 \x01(\x05\x12\r\n\x05limit\x18\x08 \x01(\x05\x12\x0e\n\x06status\x18\t \x01(\t\"P\n\x16SearchProductsResponse\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.mall.product.v1.Product\x12\r\n\x05total\x18\x02 \x01(\x03\"2\n\x12ViewProductRequest\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x10\n\x08province\x18\x02 \x01(\t\"\x18\n\nProductRef\x12\n\n\x02id\x18\x01 \x01(\x03\"$\n\x05Param\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"$\n\x04Spec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06values\x18\x02 \x03(\t\"\xdf\x01\n\x03Sku\x12\n\n\x02id\x18\x01 \x01(\x03\x12,\n\x04spec\x18\x02 \x03(\x0b\x32\x1e.mall.product.v1.Sku.SpecEntry\x12\x11\n\tprice_fen\x18\x03 \x01(\x03\x12\x18\n\x10market_price_fen\x18\x04 \x01(\x03\x12\r\n\x05stock\x18\x05 \x01(\x03\x12\x14\n\x0cstock_status\x18\x06 \x01(\t\x12\x10\n\x08weight_g\x18\x07 \x01(\x05\x12\r\n\x05sales\x18\x08 \x01(\x03\x1a+\n\tSpecEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"(\n\x06Rating\x12\x0f\n\x07\x61verage\x18\x01 \x01(\x01\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"3\n\x08\x44\x65livery\x12\x10\n\x08province\x18\x01 \x01(\t\x12\x15\n\restimate_days\x18\x02 \x01(\x05\"\xcf\x04\n\x07Product\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08subtitle\x18\x03 \x01(\t\x12\x13\n\x0b\x63\x61tegory_id\x18\x04 \x01(\x03\x12%\n\x05\x62rand\x18\x05 \x01(\x0b\x32\x16.mall.product.v1.Brand\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12\x0e\n\x06images\x18\x07 \x03(\t\x12&\n\x06params\x18\x08 \x03(\x0b\x32\x16.mall.product.v1.Param\x12$\n\x05specs\x18\t \x03(\x0b\x32\x15.mall.product.v1.Spec\x12\"\n\x04skus\x18\n \x03(\x0b\x32\x14.mall.product.v1.Sku\x12\x1a\n\x12\x61\x66ter_sales_policy\x18\x0b \x01(\t\x12\x0e\n\x06status\x18\x0c \x01(\t\x12\x10\n\x08on_shelf\x18\r \x01(\x08\x12\x15\n\rreject_reason\x18\x0e \x01(\t\x12\x11\n\tprice_fen\x18\x0f \x01(\x03\x12\x18\n\x10market_price_fen\x18\x10 \x01(\x03\x12\r\n\x05sales\x18\x11 \x01(\x03\x12\'\n\x06rating\x18\x12 \x01(\x0b\x32\x17.mall.product.v1.Rating\x12+\n\x08\x64\x65livery\x18\x13 \x01(\x0b\x32\x19.mall.product.v1.Delivery\x12.\n\ncreated_at\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x15 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb8\x01\n\x08SkuInput\x12\x31\n\x04spec\x18\x01 \x03(\x0b\x32#.mall.product.v1.SkuInput.SpecEntry\x12\x11\n\tprice_fen\x18\x02 \x01(\x03\x12\x18\n\x10market_price_fen\x18\x03 \x01(\x03\x12\r\n\x05stock\x18\x04 \x01(\x03\x12\x10\n\x08weight_g\x18\x05 \x01(\x05\x1a+\n\tSpecEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8d\x02\n\x0cProductInput\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08subtitle\x18\x02 \x01(\t\x12\x13\n\x0b\x63\x61tegory_id\x18\x03 \x01(\x03\x12\x10\n\x08\x62rand_id\x18\x04 \x01(\x03\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x0e\n\x06images\x18\x06 \x03(\t\x12&\n\x06params\x18\x07 \x03(\x0b\x32\x16.mall.product.v1.Param\x12$\n\x05specs\x18\x08 \x03(\x0b\x32\x15.mall.product.v1.Spec\x12\'\n\x04skus\x18\t \x03(\x0b\x32\x19.mall.product.v1.SkuInput\x12\x1a\n\x12\x61\x66ter_sales_policy\x18\n \x01(\t\"F\n\x14\x43reateProductRequest\x12.\n\x07product\x18\x01 \x01(\x0b\x32\x1d.mall.product.v1.ProductInput\"R\n\x14UpdateProductRequest\x12\n\n\x02id\x18\x01 \x01(\x03\x12.\n\x07product\x18\x02 \x01(\x0b\x32\x1d.mall.product.v1.ProductInput\"B\n\x13\x41uditProductRequest\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0f\n\x07\x61pprove\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\"6\n\x16SetProductShelfRequest\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x10\n\x08on_shelf\x18\x02 \x01(\x08\"\x7f\n\nAuditEntry\x12\x10\n\x08\x61\x63tor_id\x18\x01 \x01(\x03\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x62\x65\x66ore_json\x18\x04 \x01(\t\x12\x12\n\nafter_json\x18\x05 \x01(\t\"I\n\x1bListProductAuditLogResponse\x12*\n\x05items\x18\x01 \x03(\x0b\x32\x1b.mall.product.v1.AuditEntry\"W\n\x12\x41\x64justStockRequest\x12\x12\n\nproduct_id\x18\x01 \x01(\x03\x12\x0e\n\x06sku_id\x18\x02 \x01(\x03\x12\r\n\x05\x64\x65lta\x18\x03 \x01(\x03\x12\x0e\n\x06reason\x18\x04 \x01(\t\"-\n\tStockLine\x12\x0e\n\x06sku_id\x18\x01 \x01(\x03\x12\x10\n\x08quantity\x18\x02 \x01(\x03\"R\n\x13ReserveStockRequest\x12\x10\n\x08order_no\x18\x01 \x01(\t\x12)\n\x05lines\x18\x02 \x03(\x0b\x32\x1a.mall.product.v1.StockLine\"\x93\x01\n\x14ReserveStockResponse\x12\x10\n\x08order_no\x18\x01 \x01(\t\x12)\n\x05lines\x18\x02 \x03(\x0b\x32\x1a.mall.product.v1.StockLine\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06status\x18\x04 \x01(\t\"\"\n\x0eReservationRef\x12\x10\n\x08order_no\x18\x01 \x01(\t\"7\n\x13ReservationResponse\x12\x10\n\x08order_no\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t2\x82\x0b\n\x0eProductService\x12\x61\n\x0eListCategories\x12&.mall.product.v1.ListCategoriesRequest\x1a\'.mall.product.v1.ListCategoriesResponse\x12U\n\nListBrands\x12\".mall.product.v1.ListBrandsRequest\x1a#.mall.product.v1.ListBrandsResponse\x12\x61\n\x0eSearchProducts\x12&.mall.product.v1.SearchProductsRequest\x1a\'.mall.product.v1.SearchProductsResponse\x12L\n\x0bViewProduct\x12#.mall.product.v1.ViewProductRequest\x1a\x18.mall.product.v1.Product\x12P\n\rCreateProduct\x12%.mall.product.v1.CreateProductRequest\x1a\x18.mall.product.v1.Product\x12P\n\rUpdateProduct\x12%.mall.product.v1.UpdateProductRequest\x1a\x18.mall.product.v1.Product\x12\x46\n\rSubmitProduct\x12\x1b.mall.product.v1.ProductRef\x1a\x18.mall.product.v1.Product\x12N\n\x0c\x41uditProduct\x12$.mall.product.v1.AuditProductRequest\x1a\x18.mall.product.v1.Product\x12T\n\x0fSetProductShelf\x12\'.mall.product.v1.SetProductShelfRequest\x1a\x18.mall.product.v1.Product\x12H\n\x0fGetAdminProduct\x12\x1b.mall.product.v1.ProductRef\x1a\x18.mall.product.v1.Product\x12\x66\n\x13SearchAdminProducts\x12&.mall.product.v1.SearchProductsRequest\x1a\'.mall.product.v1.SearchProductsResponse\x12`\n\x13ListProductAuditLog\x12\x1b.mall.product.v1.ProductRef\x1a,.mall.product.v1.ListProductAuditLogResponse\x12H\n\x0b\x41\x64justStock\x12#.mall.product.v1.AdjustStockRequest\x1a\x14.mall.product.v1.Sku\x12[\n\x0cReserveStock\x12$.mall.product.v1.ReserveStockRequest\x1a%.mall.product.v1.ReserveStockResponse\x12[\n\x12\x43onfirmReservation\x12\x1f.mall.product.v1.ReservationRef\x1a$.mall.product.v1.ReservationResponse\x12[\n\x12ReleaseReservation\x12\x1f.mall.product.v1.ReservationRef\x1a$.mall.product.v1.ReservationResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mall.product.v1.product_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PRODUCTSERVICE']._serialized_start=50
-  _globals['_PRODUCTSERVICE']._serialized_end=66
+  _globals['_SKU_SPECENTRY']._loaded_options = None
+  _globals['_SKU_SPECENTRY']._serialized_options = b'8\001'
+  _globals['_SKUINPUT_SPECENTRY']._loaded_options = None
+  _globals['_SKUINPUT_SPECENTRY']._serialized_options = b'8\001'
+  _globals['_LISTCATEGORIESREQUEST']._serialized_start=83
+  _globals['_LISTCATEGORIESREQUEST']._serialized_end=106
+  _globals['_CATEGORY']._serialized_start=108
+  _globals['_CATEGORY']._serialized_end=203
+  _globals['_LISTCATEGORIESRESPONSE']._serialized_start=205
+  _globals['_LISTCATEGORIESRESPONSE']._serialized_end=271
+  _globals['_LISTBRANDSREQUEST']._serialized_start=273
+  _globals['_LISTBRANDSREQUEST']._serialized_end=292
+  _globals['_BRAND']._serialized_start=294
+  _globals['_BRAND']._serialized_end=341
+  _globals['_LISTBRANDSRESPONSE']._serialized_start=343
+  _globals['_LISTBRANDSRESPONSE']._serialized_end=402
+  _globals['_SEARCHPRODUCTSREQUEST']._serialized_start=405
+  _globals['_SEARCHPRODUCTSREQUEST']._serialized_end=585
+  _globals['_SEARCHPRODUCTSRESPONSE']._serialized_start=587
+  _globals['_SEARCHPRODUCTSRESPONSE']._serialized_end=667
+  _globals['_VIEWPRODUCTREQUEST']._serialized_start=669
+  _globals['_VIEWPRODUCTREQUEST']._serialized_end=719
+  _globals['_PRODUCTREF']._serialized_start=721
+  _globals['_PRODUCTREF']._serialized_end=745
+  _globals['_PARAM']._serialized_start=747
+  _globals['_PARAM']._serialized_end=783
+  _globals['_SPEC']._serialized_start=785
+  _globals['_SPEC']._serialized_end=821
+  _globals['_SKU']._serialized_start=824
+  _globals['_SKU']._serialized_end=1047
+  _globals['_SKU_SPECENTRY']._serialized_start=1004
+  _globals['_SKU_SPECENTRY']._serialized_end=1047
+  _globals['_RATING']._serialized_start=1049
+  _globals['_RATING']._serialized_end=1089
+  _globals['_DELIVERY']._serialized_start=1091
+  _globals['_DELIVERY']._serialized_end=1142
+  _globals['_PRODUCT']._serialized_start=1145
+  _globals['_PRODUCT']._serialized_end=1736
+  _globals['_SKUINPUT']._serialized_start=1739
+  _globals['_SKUINPUT']._serialized_end=1923
+  _globals['_SKUINPUT_SPECENTRY']._serialized_start=1004
+  _globals['_SKUINPUT_SPECENTRY']._serialized_end=1047
+  _globals['_PRODUCTINPUT']._serialized_start=1926
+  _globals['_PRODUCTINPUT']._serialized_end=2195
+  _globals['_CREATEPRODUCTREQUEST']._serialized_start=2197
+  _globals['_CREATEPRODUCTREQUEST']._serialized_end=2267
+  _globals['_UPDATEPRODUCTREQUEST']._serialized_start=2269
+  _globals['_UPDATEPRODUCTREQUEST']._serialized_end=2351
+  _globals['_AUDITPRODUCTREQUEST']._serialized_start=2353
+  _globals['_AUDITPRODUCTREQUEST']._serialized_end=2419
+  _globals['_SETPRODUCTSHELFREQUEST']._serialized_start=2421
+  _globals['_SETPRODUCTSHELFREQUEST']._serialized_end=2475
+  _globals['_AUDITENTRY']._serialized_start=2477
+  _globals['_AUDITENTRY']._serialized_end=2604
+  _globals['_LISTPRODUCTAUDITLOGRESPONSE']._serialized_start=2606
+  _globals['_LISTPRODUCTAUDITLOGRESPONSE']._serialized_end=2679
+  _globals['_ADJUSTSTOCKREQUEST']._serialized_start=2681
+  _globals['_ADJUSTSTOCKREQUEST']._serialized_end=2768
+  _globals['_STOCKLINE']._serialized_start=2770
+  _globals['_STOCKLINE']._serialized_end=2815
+  _globals['_RESERVESTOCKREQUEST']._serialized_start=2817
+  _globals['_RESERVESTOCKREQUEST']._serialized_end=2899
+  _globals['_RESERVESTOCKRESPONSE']._serialized_start=2902
+  _globals['_RESERVESTOCKRESPONSE']._serialized_end=3049
+  _globals['_RESERVATIONREF']._serialized_start=3051
+  _globals['_RESERVATIONREF']._serialized_end=3085
+  _globals['_RESERVATIONRESPONSE']._serialized_start=3087
+  _globals['_RESERVATIONRESPONSE']._serialized_end=3142
+  _globals['_PRODUCTSERVICE']._serialized_start=3145
+  _globals['_PRODUCTSERVICE']._serialized_end=4555
 # @@protoc_insertion_point(module_scope)

@@ -1,4 +1,352 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
-from typing import ClassVar as _ClassVar
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class ListCategoriesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Category(_message.Message):
+    __slots__ = ("id", "name", "icon", "children")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ICON_FIELD_NUMBER: _ClassVar[int]
+    CHILDREN_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    name: str
+    icon: str
+    children: _containers.RepeatedCompositeFieldContainer[Category]
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., icon: _Optional[str] = ..., children: _Optional[_Iterable[_Union[Category, _Mapping]]] = ...) -> None: ...
+
+class ListCategoriesResponse(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[Category]
+    def __init__(self, items: _Optional[_Iterable[_Union[Category, _Mapping]]] = ...) -> None: ...
+
+class ListBrandsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Brand(_message.Message):
+    __slots__ = ("id", "name", "logo")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LOGO_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    name: str
+    logo: str
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., logo: _Optional[str] = ...) -> None: ...
+
+class ListBrandsResponse(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[Brand]
+    def __init__(self, items: _Optional[_Iterable[_Union[Brand, _Mapping]]] = ...) -> None: ...
+
+class SearchProductsRequest(_message.Message):
+    __slots__ = ("category_id", "brand_id", "price_min_fen", "price_max_fen", "q", "sort", "offset", "limit", "status")
+    CATEGORY_ID_FIELD_NUMBER: _ClassVar[int]
+    BRAND_ID_FIELD_NUMBER: _ClassVar[int]
+    PRICE_MIN_FEN_FIELD_NUMBER: _ClassVar[int]
+    PRICE_MAX_FEN_FIELD_NUMBER: _ClassVar[int]
+    Q_FIELD_NUMBER: _ClassVar[int]
+    SORT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    category_id: int
+    brand_id: int
+    price_min_fen: int
+    price_max_fen: int
+    q: str
+    sort: str
+    offset: int
+    limit: int
+    status: str
+    def __init__(self, category_id: _Optional[int] = ..., brand_id: _Optional[int] = ..., price_min_fen: _Optional[int] = ..., price_max_fen: _Optional[int] = ..., q: _Optional[str] = ..., sort: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ..., status: _Optional[str] = ...) -> None: ...
+
+class SearchProductsResponse(_message.Message):
+    __slots__ = ("items", "total")
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[Product]
+    total: int
+    def __init__(self, items: _Optional[_Iterable[_Union[Product, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
+
+class ViewProductRequest(_message.Message):
+    __slots__ = ("id", "province")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PROVINCE_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    province: str
+    def __init__(self, id: _Optional[int] = ..., province: _Optional[str] = ...) -> None: ...
+
+class ProductRef(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    def __init__(self, id: _Optional[int] = ...) -> None: ...
+
+class Param(_message.Message):
+    __slots__ = ("name", "value")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    value: str
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class Spec(_message.Message):
+    __slots__ = ("name", "values")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    values: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., values: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Sku(_message.Message):
+    __slots__ = ("id", "spec", "price_fen", "market_price_fen", "stock", "stock_status", "weight_g", "sales")
+    class SpecEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FEN_FIELD_NUMBER: _ClassVar[int]
+    MARKET_PRICE_FEN_FIELD_NUMBER: _ClassVar[int]
+    STOCK_FIELD_NUMBER: _ClassVar[int]
+    STOCK_STATUS_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_G_FIELD_NUMBER: _ClassVar[int]
+    SALES_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    spec: _containers.ScalarMap[str, str]
+    price_fen: int
+    market_price_fen: int
+    stock: int
+    stock_status: str
+    weight_g: int
+    sales: int
+    def __init__(self, id: _Optional[int] = ..., spec: _Optional[_Mapping[str, str]] = ..., price_fen: _Optional[int] = ..., market_price_fen: _Optional[int] = ..., stock: _Optional[int] = ..., stock_status: _Optional[str] = ..., weight_g: _Optional[int] = ..., sales: _Optional[int] = ...) -> None: ...
+
+class Rating(_message.Message):
+    __slots__ = ("average", "count")
+    AVERAGE_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    average: float
+    count: int
+    def __init__(self, average: _Optional[float] = ..., count: _Optional[int] = ...) -> None: ...
+
+class Delivery(_message.Message):
+    __slots__ = ("province", "estimate_days")
+    PROVINCE_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATE_DAYS_FIELD_NUMBER: _ClassVar[int]
+    province: str
+    estimate_days: int
+    def __init__(self, province: _Optional[str] = ..., estimate_days: _Optional[int] = ...) -> None: ...
+
+class Product(_message.Message):
+    __slots__ = ("id", "name", "subtitle", "category_id", "brand", "description", "images", "params", "specs", "skus", "after_sales_policy", "status", "on_shelf", "reject_reason", "price_fen", "market_price_fen", "sales", "rating", "delivery", "created_at", "updated_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SUBTITLE_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_ID_FIELD_NUMBER: _ClassVar[int]
+    BRAND_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    SPECS_FIELD_NUMBER: _ClassVar[int]
+    SKUS_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SALES_POLICY_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ON_SHELF_FIELD_NUMBER: _ClassVar[int]
+    REJECT_REASON_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FEN_FIELD_NUMBER: _ClassVar[int]
+    MARKET_PRICE_FEN_FIELD_NUMBER: _ClassVar[int]
+    SALES_FIELD_NUMBER: _ClassVar[int]
+    RATING_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    name: str
+    subtitle: str
+    category_id: int
+    brand: Brand
+    description: str
+    images: _containers.RepeatedScalarFieldContainer[str]
+    params: _containers.RepeatedCompositeFieldContainer[Param]
+    specs: _containers.RepeatedCompositeFieldContainer[Spec]
+    skus: _containers.RepeatedCompositeFieldContainer[Sku]
+    after_sales_policy: str
+    status: str
+    on_shelf: bool
+    reject_reason: str
+    price_fen: int
+    market_price_fen: int
+    sales: int
+    rating: Rating
+    delivery: Delivery
+    created_at: _timestamp_pb2.Timestamp
+    updated_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., subtitle: _Optional[str] = ..., category_id: _Optional[int] = ..., brand: _Optional[_Union[Brand, _Mapping]] = ..., description: _Optional[str] = ..., images: _Optional[_Iterable[str]] = ..., params: _Optional[_Iterable[_Union[Param, _Mapping]]] = ..., specs: _Optional[_Iterable[_Union[Spec, _Mapping]]] = ..., skus: _Optional[_Iterable[_Union[Sku, _Mapping]]] = ..., after_sales_policy: _Optional[str] = ..., status: _Optional[str] = ..., on_shelf: _Optional[bool] = ..., reject_reason: _Optional[str] = ..., price_fen: _Optional[int] = ..., market_price_fen: _Optional[int] = ..., sales: _Optional[int] = ..., rating: _Optional[_Union[Rating, _Mapping]] = ..., delivery: _Optional[_Union[Delivery, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SkuInput(_message.Message):
+    __slots__ = ("spec", "price_fen", "market_price_fen", "stock", "weight_g")
+    class SpecEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FEN_FIELD_NUMBER: _ClassVar[int]
+    MARKET_PRICE_FEN_FIELD_NUMBER: _ClassVar[int]
+    STOCK_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_G_FIELD_NUMBER: _ClassVar[int]
+    spec: _containers.ScalarMap[str, str]
+    price_fen: int
+    market_price_fen: int
+    stock: int
+    weight_g: int
+    def __init__(self, spec: _Optional[_Mapping[str, str]] = ..., price_fen: _Optional[int] = ..., market_price_fen: _Optional[int] = ..., stock: _Optional[int] = ..., weight_g: _Optional[int] = ...) -> None: ...
+
+class ProductInput(_message.Message):
+    __slots__ = ("name", "subtitle", "category_id", "brand_id", "description", "images", "params", "specs", "skus", "after_sales_policy")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SUBTITLE_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_ID_FIELD_NUMBER: _ClassVar[int]
+    BRAND_ID_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    SPECS_FIELD_NUMBER: _ClassVar[int]
+    SKUS_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SALES_POLICY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    subtitle: str
+    category_id: int
+    brand_id: int
+    description: str
+    images: _containers.RepeatedScalarFieldContainer[str]
+    params: _containers.RepeatedCompositeFieldContainer[Param]
+    specs: _containers.RepeatedCompositeFieldContainer[Spec]
+    skus: _containers.RepeatedCompositeFieldContainer[SkuInput]
+    after_sales_policy: str
+    def __init__(self, name: _Optional[str] = ..., subtitle: _Optional[str] = ..., category_id: _Optional[int] = ..., brand_id: _Optional[int] = ..., description: _Optional[str] = ..., images: _Optional[_Iterable[str]] = ..., params: _Optional[_Iterable[_Union[Param, _Mapping]]] = ..., specs: _Optional[_Iterable[_Union[Spec, _Mapping]]] = ..., skus: _Optional[_Iterable[_Union[SkuInput, _Mapping]]] = ..., after_sales_policy: _Optional[str] = ...) -> None: ...
+
+class CreateProductRequest(_message.Message):
+    __slots__ = ("product",)
+    PRODUCT_FIELD_NUMBER: _ClassVar[int]
+    product: ProductInput
+    def __init__(self, product: _Optional[_Union[ProductInput, _Mapping]] = ...) -> None: ...
+
+class UpdateProductRequest(_message.Message):
+    __slots__ = ("id", "product")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    product: ProductInput
+    def __init__(self, id: _Optional[int] = ..., product: _Optional[_Union[ProductInput, _Mapping]] = ...) -> None: ...
+
+class AuditProductRequest(_message.Message):
+    __slots__ = ("id", "approve", "reason")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    APPROVE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    approve: bool
+    reason: str
+    def __init__(self, id: _Optional[int] = ..., approve: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class SetProductShelfRequest(_message.Message):
+    __slots__ = ("id", "on_shelf")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ON_SHELF_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    on_shelf: bool
+    def __init__(self, id: _Optional[int] = ..., on_shelf: _Optional[bool] = ...) -> None: ...
+
+class AuditEntry(_message.Message):
+    __slots__ = ("actor_id", "action", "at", "before_json", "after_json")
+    ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_JSON_FIELD_NUMBER: _ClassVar[int]
+    AFTER_JSON_FIELD_NUMBER: _ClassVar[int]
+    actor_id: int
+    action: str
+    at: _timestamp_pb2.Timestamp
+    before_json: str
+    after_json: str
+    def __init__(self, actor_id: _Optional[int] = ..., action: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., before_json: _Optional[str] = ..., after_json: _Optional[str] = ...) -> None: ...
+
+class ListProductAuditLogResponse(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[AuditEntry]
+    def __init__(self, items: _Optional[_Iterable[_Union[AuditEntry, _Mapping]]] = ...) -> None: ...
+
+class AdjustStockRequest(_message.Message):
+    __slots__ = ("product_id", "sku_id", "delta", "reason")
+    PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
+    SKU_ID_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    product_id: int
+    sku_id: int
+    delta: int
+    reason: str
+    def __init__(self, product_id: _Optional[int] = ..., sku_id: _Optional[int] = ..., delta: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class StockLine(_message.Message):
+    __slots__ = ("sku_id", "quantity")
+    SKU_ID_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    sku_id: int
+    quantity: int
+    def __init__(self, sku_id: _Optional[int] = ..., quantity: _Optional[int] = ...) -> None: ...
+
+class ReserveStockRequest(_message.Message):
+    __slots__ = ("order_no", "lines")
+    ORDER_NO_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    order_no: str
+    lines: _containers.RepeatedCompositeFieldContainer[StockLine]
+    def __init__(self, order_no: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[StockLine, _Mapping]]] = ...) -> None: ...
+
+class ReserveStockResponse(_message.Message):
+    __slots__ = ("order_no", "lines", "expires_at", "status")
+    ORDER_NO_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    order_no: str
+    lines: _containers.RepeatedCompositeFieldContainer[StockLine]
+    expires_at: _timestamp_pb2.Timestamp
+    status: str
+    def __init__(self, order_no: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[StockLine, _Mapping]]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ...) -> None: ...
+
+class ReservationRef(_message.Message):
+    __slots__ = ("order_no",)
+    ORDER_NO_FIELD_NUMBER: _ClassVar[int]
+    order_no: str
+    def __init__(self, order_no: _Optional[str] = ...) -> None: ...
+
+class ReservationResponse(_message.Message):
+    __slots__ = ("order_no", "status")
+    ORDER_NO_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    order_no: str
+    status: str
+    def __init__(self, order_no: _Optional[str] = ..., status: _Optional[str] = ...) -> None: ...

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from mall.product.v1 import product_pb2 as mall_dot_product_dot_v1_dot_product__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -33,14 +34,274 @@ class ProductServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.ListCategories = channel.unary_unary(
+                '/mall.product.v1.ProductService/ListCategories',
+                request_serializer=mall_dot_product_dot_v1_dot_product__pb2.ListCategoriesRequest.SerializeToString,
+                response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ListCategoriesResponse.FromString,
+                _registered_method=True)
+        self.ListBrands = channel.unary_unary(
+                '/mall.product.v1.ProductService/ListBrands',
+                request_serializer=mall_dot_product_dot_v1_dot_product__pb2.ListBrandsRequest.SerializeToString,
+                response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ListBrandsResponse.FromString,
+                _registered_method=True)
+        self.SearchProducts = channel.unary_unary(
+                '/mall.product.v1.ProductService/SearchProducts',
+                request_serializer=mall_dot_product_dot_v1_dot_product__pb2.SearchProductsRequest.SerializeToString,
+                response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.SearchProductsResponse.FromString,
+                _registered_method=True)
+        self.ViewProduct = channel.unary_unary(
+                '/mall.product.v1.ProductService/ViewProduct',
+                request_serializer=mall_dot_product_dot_v1_dot_product__pb2.ViewProductRequest.SerializeToString,
+                response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.Product.FromString,
+                _registered_method=True)
+        self.CreateProduct = channel.unary_unary(
+                '/mall.product.v1.ProductService/CreateProduct',
+                request_serializer=mall_dot_product_dot_v1_dot_product__pb2.CreateProductRequest.SerializeToString,
+                response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.Product.FromString,
+                _registered_method=True)
+        self.UpdateProduct = channel.unary_unary(
+                '/mall.product.v1.ProductService/UpdateProduct',
+                request_serializer=mall_dot_product_dot_v1_dot_product__pb2.UpdateProductRequest.SerializeToString,
+                response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.Product.FromString,
+                _registered_method=True)
+        self.SubmitProduct = channel.unary_unary(
+                '/mall.product.v1.ProductService/SubmitProduct',
+                request_serializer=mall_dot_product_dot_v1_dot_product__pb2.ProductRef.SerializeToString,
+                response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.Product.FromString,
+                _registered_method=True)
+        self.AuditProduct = channel.unary_unary(
+                '/mall.product.v1.ProductService/AuditProduct',
+                request_serializer=mall_dot_product_dot_v1_dot_product__pb2.AuditProductRequest.SerializeToString,
+                response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.Product.FromString,
+                _registered_method=True)
+        self.SetProductShelf = channel.unary_unary(
+                '/mall.product.v1.ProductService/SetProductShelf',
+                request_serializer=mall_dot_product_dot_v1_dot_product__pb2.SetProductShelfRequest.SerializeToString,
+                response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.Product.FromString,
+                _registered_method=True)
+        self.GetAdminProduct = channel.unary_unary(
+                '/mall.product.v1.ProductService/GetAdminProduct',
+                request_serializer=mall_dot_product_dot_v1_dot_product__pb2.ProductRef.SerializeToString,
+                response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.Product.FromString,
+                _registered_method=True)
+        self.SearchAdminProducts = channel.unary_unary(
+                '/mall.product.v1.ProductService/SearchAdminProducts',
+                request_serializer=mall_dot_product_dot_v1_dot_product__pb2.SearchProductsRequest.SerializeToString,
+                response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.SearchProductsResponse.FromString,
+                _registered_method=True)
+        self.ListProductAuditLog = channel.unary_unary(
+                '/mall.product.v1.ProductService/ListProductAuditLog',
+                request_serializer=mall_dot_product_dot_v1_dot_product__pb2.ProductRef.SerializeToString,
+                response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ListProductAuditLogResponse.FromString,
+                _registered_method=True)
+        self.AdjustStock = channel.unary_unary(
+                '/mall.product.v1.ProductService/AdjustStock',
+                request_serializer=mall_dot_product_dot_v1_dot_product__pb2.AdjustStockRequest.SerializeToString,
+                response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.Sku.FromString,
+                _registered_method=True)
+        self.ReserveStock = channel.unary_unary(
+                '/mall.product.v1.ProductService/ReserveStock',
+                request_serializer=mall_dot_product_dot_v1_dot_product__pb2.ReserveStockRequest.SerializeToString,
+                response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ReserveStockResponse.FromString,
+                _registered_method=True)
+        self.ConfirmReservation = channel.unary_unary(
+                '/mall.product.v1.ProductService/ConfirmReservation',
+                request_serializer=mall_dot_product_dot_v1_dot_product__pb2.ReservationRef.SerializeToString,
+                response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ReservationResponse.FromString,
+                _registered_method=True)
+        self.ReleaseReservation = channel.unary_unary(
+                '/mall.product.v1.ProductService/ReleaseReservation',
+                request_serializer=mall_dot_product_dot_v1_dot_product__pb2.ReservationRef.SerializeToString,
+                response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ReservationResponse.FromString,
+                _registered_method=True)
 
 
 class ProductServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
+    def ListCategories(self, request, context):
+        """Shopper catalogue: only approved, on-shelf products; stock as a status, never a count.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListBrands(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchProducts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ViewProduct(self, request, context):
+        """A logged-in caller's view emits product-viewed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateProduct(self, request, context):
+        """Staff (operator or admin edit; admin audits).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateProduct(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitProduct(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AuditProduct(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetProductShelf(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAdminProduct(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchAdminProducts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListProductAuditLog(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AdjustStock(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReserveStock(self, request, context):
+        """Inventory for the order service: each idempotent by order_no.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmReservation(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseReservation(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ProductServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'ListCategories': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCategories,
+                    request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ListCategoriesRequest.FromString,
+                    response_serializer=mall_dot_product_dot_v1_dot_product__pb2.ListCategoriesResponse.SerializeToString,
+            ),
+            'ListBrands': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBrands,
+                    request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ListBrandsRequest.FromString,
+                    response_serializer=mall_dot_product_dot_v1_dot_product__pb2.ListBrandsResponse.SerializeToString,
+            ),
+            'SearchProducts': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchProducts,
+                    request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.SearchProductsRequest.FromString,
+                    response_serializer=mall_dot_product_dot_v1_dot_product__pb2.SearchProductsResponse.SerializeToString,
+            ),
+            'ViewProduct': grpc.unary_unary_rpc_method_handler(
+                    servicer.ViewProduct,
+                    request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ViewProductRequest.FromString,
+                    response_serializer=mall_dot_product_dot_v1_dot_product__pb2.Product.SerializeToString,
+            ),
+            'CreateProduct': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateProduct,
+                    request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.CreateProductRequest.FromString,
+                    response_serializer=mall_dot_product_dot_v1_dot_product__pb2.Product.SerializeToString,
+            ),
+            'UpdateProduct': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateProduct,
+                    request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.UpdateProductRequest.FromString,
+                    response_serializer=mall_dot_product_dot_v1_dot_product__pb2.Product.SerializeToString,
+            ),
+            'SubmitProduct': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitProduct,
+                    request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ProductRef.FromString,
+                    response_serializer=mall_dot_product_dot_v1_dot_product__pb2.Product.SerializeToString,
+            ),
+            'AuditProduct': grpc.unary_unary_rpc_method_handler(
+                    servicer.AuditProduct,
+                    request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.AuditProductRequest.FromString,
+                    response_serializer=mall_dot_product_dot_v1_dot_product__pb2.Product.SerializeToString,
+            ),
+            'SetProductShelf': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetProductShelf,
+                    request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.SetProductShelfRequest.FromString,
+                    response_serializer=mall_dot_product_dot_v1_dot_product__pb2.Product.SerializeToString,
+            ),
+            'GetAdminProduct': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAdminProduct,
+                    request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ProductRef.FromString,
+                    response_serializer=mall_dot_product_dot_v1_dot_product__pb2.Product.SerializeToString,
+            ),
+            'SearchAdminProducts': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchAdminProducts,
+                    request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.SearchProductsRequest.FromString,
+                    response_serializer=mall_dot_product_dot_v1_dot_product__pb2.SearchProductsResponse.SerializeToString,
+            ),
+            'ListProductAuditLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProductAuditLog,
+                    request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ProductRef.FromString,
+                    response_serializer=mall_dot_product_dot_v1_dot_product__pb2.ListProductAuditLogResponse.SerializeToString,
+            ),
+            'AdjustStock': grpc.unary_unary_rpc_method_handler(
+                    servicer.AdjustStock,
+                    request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.AdjustStockRequest.FromString,
+                    response_serializer=mall_dot_product_dot_v1_dot_product__pb2.Sku.SerializeToString,
+            ),
+            'ReserveStock': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReserveStock,
+                    request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ReserveStockRequest.FromString,
+                    response_serializer=mall_dot_product_dot_v1_dot_product__pb2.ReserveStockResponse.SerializeToString,
+            ),
+            'ConfirmReservation': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmReservation,
+                    request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ReservationRef.FromString,
+                    response_serializer=mall_dot_product_dot_v1_dot_product__pb2.ReservationResponse.SerializeToString,
+            ),
+            'ReleaseReservation': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseReservation,
+                    request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ReservationRef.FromString,
+                    response_serializer=mall_dot_product_dot_v1_dot_product__pb2.ReservationResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'mall.product.v1.ProductService', rpc_method_handlers)
@@ -51,3 +312,435 @@ def add_ProductServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class ProductService:
     """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def ListCategories(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.product.v1.ProductService/ListCategories',
+            mall_dot_product_dot_v1_dot_product__pb2.ListCategoriesRequest.SerializeToString,
+            mall_dot_product_dot_v1_dot_product__pb2.ListCategoriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBrands(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.product.v1.ProductService/ListBrands',
+            mall_dot_product_dot_v1_dot_product__pb2.ListBrandsRequest.SerializeToString,
+            mall_dot_product_dot_v1_dot_product__pb2.ListBrandsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchProducts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.product.v1.ProductService/SearchProducts',
+            mall_dot_product_dot_v1_dot_product__pb2.SearchProductsRequest.SerializeToString,
+            mall_dot_product_dot_v1_dot_product__pb2.SearchProductsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ViewProduct(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.product.v1.ProductService/ViewProduct',
+            mall_dot_product_dot_v1_dot_product__pb2.ViewProductRequest.SerializeToString,
+            mall_dot_product_dot_v1_dot_product__pb2.Product.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateProduct(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.product.v1.ProductService/CreateProduct',
+            mall_dot_product_dot_v1_dot_product__pb2.CreateProductRequest.SerializeToString,
+            mall_dot_product_dot_v1_dot_product__pb2.Product.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateProduct(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.product.v1.ProductService/UpdateProduct',
+            mall_dot_product_dot_v1_dot_product__pb2.UpdateProductRequest.SerializeToString,
+            mall_dot_product_dot_v1_dot_product__pb2.Product.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitProduct(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.product.v1.ProductService/SubmitProduct',
+            mall_dot_product_dot_v1_dot_product__pb2.ProductRef.SerializeToString,
+            mall_dot_product_dot_v1_dot_product__pb2.Product.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AuditProduct(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.product.v1.ProductService/AuditProduct',
+            mall_dot_product_dot_v1_dot_product__pb2.AuditProductRequest.SerializeToString,
+            mall_dot_product_dot_v1_dot_product__pb2.Product.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetProductShelf(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.product.v1.ProductService/SetProductShelf',
+            mall_dot_product_dot_v1_dot_product__pb2.SetProductShelfRequest.SerializeToString,
+            mall_dot_product_dot_v1_dot_product__pb2.Product.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAdminProduct(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.product.v1.ProductService/GetAdminProduct',
+            mall_dot_product_dot_v1_dot_product__pb2.ProductRef.SerializeToString,
+            mall_dot_product_dot_v1_dot_product__pb2.Product.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchAdminProducts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.product.v1.ProductService/SearchAdminProducts',
+            mall_dot_product_dot_v1_dot_product__pb2.SearchProductsRequest.SerializeToString,
+            mall_dot_product_dot_v1_dot_product__pb2.SearchProductsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProductAuditLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.product.v1.ProductService/ListProductAuditLog',
+            mall_dot_product_dot_v1_dot_product__pb2.ProductRef.SerializeToString,
+            mall_dot_product_dot_v1_dot_product__pb2.ListProductAuditLogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AdjustStock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.product.v1.ProductService/AdjustStock',
+            mall_dot_product_dot_v1_dot_product__pb2.AdjustStockRequest.SerializeToString,
+            mall_dot_product_dot_v1_dot_product__pb2.Sku.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReserveStock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.product.v1.ProductService/ReserveStock',
+            mall_dot_product_dot_v1_dot_product__pb2.ReserveStockRequest.SerializeToString,
+            mall_dot_product_dot_v1_dot_product__pb2.ReserveStockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmReservation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.product.v1.ProductService/ConfirmReservation',
+            mall_dot_product_dot_v1_dot_product__pb2.ReservationRef.SerializeToString,
+            mall_dot_product_dot_v1_dot_product__pb2.ReservationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseReservation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.product.v1.ProductService/ReleaseReservation',
+            mall_dot_product_dot_v1_dot_product__pb2.ReservationRef.SerializeToString,
+            mall_dot_product_dot_v1_dot_product__pb2.ReservationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
