@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.analytics.domain import DailyFigures, Overview, Period
+from services.analytics.domain import DailyFigures, Figures, Period, period_totals
 from services.common.errors import InvalidInput
 
 TODAY = date(2026, 11, 26)
@@ -84,8 +84,18 @@ def test_any_accepted_period_has_consecutive_days_from_first_to_last(first: date
     assert all(b - a == timedelta(days=1) for a, b in zip(days, days[1:], strict=False))
 
 
-def test_overview_total_is_the_sum_of_its_days() -> None:
-    period = Period(date(2026, 11, 24), date(2026, 11, 26))
-    overview = Overview(period, [DailyFigures(day, n) for day, n in zip(period.days(), (3, 0, 4), strict=True)])
+def test_period_totals_sum_the_days_but_take_distinct_figures_as_given() -> None:
+    days = [DailyFigures(date(2026, 11, 24), Figures({"new_users": 3, "unique_visitors": 5})),
+            DailyFigures(date(2026, 11, 25), Figures({})),
+            DailyFigures(date(2026, 11, 26), Figures({"new_users": 4, "unique_visitors": 2}))]
 
-    assert overview.new_users == 7
+    totals = period_totals(days, {"unique_visitors": 6})
+
+    assert (totals["new_users"], totals["unique_visitors"]) == (7, 6)
+
+
+def test_net_gmv_and_average_order_value_derive_from_the_counters() -> None:
+    figures = Figures({"gmv_fen": 10001, "paid_orders": 2, "refund_fen": 1})
+
+    assert (figures["net_gmv_fen"], figures["average_order_value_fen"], Figures({})["average_order_value_fen"]) == (
+        10000, 5000, 0)
