@@ -1,0 +1,99 @@
+"""The analytics reports of the admin API: who may read them, and the JSON made of analytics' replies."""
+
+from __future__ import annotations
+
+import pytest
+from flask.testing import FlaskClient
+from mall.analytics.v1 import analytics_pb2
+
+from services.common.errors import InvalidInput
+from services.common.grpc_server import to_grpc
+
+REPORTS = {"/api/v1/admin/analytics/overview": "GetOverview",
+           "/api/v1/admin/analytics/preferences": "GetPurchasePreferences",
+           "/api/v1/admin/analytics/regions": "GetRegionalDistribution",
+           "/api/v1/admin/analytics/funnel": "GetFunnel"}
+
+
+@pytest.mark.parametrize("path", REPORTS)
+def test_a_shopper_is_forbidden_every_report(client: FlaskClient, bearer, clients, path: str) -> None:
+    response = client.get(path, headers=bearer(roles=""))
+
+    assert (response.status_code, getattr(clients.analytics, REPORTS[path]).calls) == (403, [])
+
+
+@pytest.mark.parametrize("path", REPORTS)
+def test_an_operator_reads_every_report(client: FlaskClient, bearer, path: str) -> None:
+    assert client.get(path, headers=bearer(roles="operator")).status_code == 200
+
+
+@pytest.mark.parametrize("path", REPORTS)
+def test_a_bad_period_is_refused_by_analytics_with_its_details(client: FlaskClient, bearer, clients, rpc_error,
+                                                               path: str) -> None:
+    getattr(clients.analytics, REPORTS[path]).error = rpc_error(*to_grpc(InvalidInput(
+        "PERIOD_TOO_LONG", "a period spans at most 366 days", details={"from": "too early"})))
+
+    response = client.get(f"{path}?from=2024-01-01&to=2026-01-01", headers=bearer(roles="admin"))
+
+    assert (response.status_code, response.get_json()["error"]["code"], response.get_json()["error"]["details"]) == (
+        400, "PERIOD_TOO_LONG", {"from": "too early"})
+
+
+def test_preferences_pass_top_and_name_the_keys_by_what_they_are(client: FlaskClient, bearer, clients) -> None:
+    clients.analytics.GetPurchasePreferences.reply = analytics_pb2.GetPurchasePreferencesResponse(
+        from_date="2026-11-20", to_date="2026-11-21", sales_fen=44500,
+        by_category=[analytics_pb2.Sales(key="1", paid_orders=3, quantity=4, sales_fen=42000)],
+        by_brand=[analytics_pb2.Sales(key="0", paid_orders=1, quantity=1, sales_fen=2500)],
+        by_price_band=[analytics_pb2.Sales(key="0", paid_orders=2, quantity=4, sales_fen=14500, max_fen=5000),
+                       analytics_pb2.Sales(key="100000")],
+        top_products=[analytics_pb2.Sales(key="12", paid_orders=1, quantity=1, sales_fen=30000)])
+
+    response = client.get("/api/v1/admin/analytics/preferences?from=2026-11-20&to=2026-11-21&top=3",
+                          headers=bearer(roles="admin"))
+
+    assert clients.analytics.GetPurchasePreferences.calls[0].message == analytics_pb2.GetPurchasePreferencesRequest(
+        from_date="2026-11-20", to_date="2026-11-21", top=3)
+    assert response.get_json() == {
+        "from": "2026-11-20", "to": "2026-11-21", "sales_fen": 44500,
+        "by_category": [{"category_id": 1, "paid_orders": 3, "quantity": 4, "sales_fen": 42000}],
+        "by_brand": [{"brand_id": 0, "paid_orders": 1, "quantity": 1, "sales_fen": 2500}],
+        "by_price_band": [{"min_fen": 0, "max_fen": 5000, "paid_orders": 2, "quantity": 4, "sales_fen": 14500},
+                          {"min_fen": 100000, "max_fen": None, "paid_orders": 0, "quantity": 0, "sales_fen": 0}],
+        "top_products": [{"product_id": 12, "paid_orders": 1, "quantity": 1, "sales_fen": 30000}]}
+
+
+@pytest.mark.parametrize("top", ["0", "101", "ten"])
+def test_preferences_refuse_a_top_out_of_range(client: FlaskClient, bearer, clients, top: str) -> None:
+    response = client.get(f"/api/v1/admin/analytics/preferences?top={top}", headers=bearer(roles="admin"))
+
+    assert (response.status_code, response.get_json()["error"]["details"].keys(),
+            clients.analytics.GetPurchasePreferences.calls) == (400, {"top"}, [])
+
+
+def test_regions_list_provinces_with_their_shares(client: FlaskClient, bearer, clients) -> None:
+    clients.analytics.GetRegionalDistribution.reply = analytics_pb2.GetRegionalDistributionResponse(
+        from_date="2026-11-20", to_date="2026-11-21", gmv_fen=45000, provinces=[
+            analytics_pb2.Region(province="广东省", paid_orders=1, gmv_fen=30000, gmv_share=0.6667),
+            analytics_pb2.Region(province="", page_views=7)])
+
+    response = client.get("/api/v1/admin/analytics/regions?from=2026-11-20&to=2026-11-21",
+                          headers=bearer(roles="admin"))
+
+    assert response.get_json() == {"from": "2026-11-20", "to": "2026-11-21", "gmv_fen": 45000, "provinces": [
+        {"province": "广东省", "paid_orders": 1, "gmv_fen": 30000, "gmv_share": 0.6667, "page_views": 0},
+        {"province": "", "paid_orders": 0, "gmv_fen": 0, "gmv_share": 0.0, "page_views": 7}]}
+
+
+def test_funnel_has_the_period_steps_and_each_days(client: FlaskClient, bearer, clients) -> None:
+    clients.analytics.GetFunnel.reply = analytics_pb2.GetFunnelResponse(
+        from_date="2026-11-20", to_date="2026-11-20",
+        totals=analytics_pb2.FunnelSteps(viewed=2, added_to_cart=1, ordered=1, paid=1),
+        days=[analytics_pb2.DailyFunnel(date="2026-11-20", steps=analytics_pb2.FunnelSteps(
+            viewed=2, added_to_cart=1, ordered=1, paid=1))])
+
+    response = client.get("/api/v1/admin/analytics/funnel?from=2026-11-20&to=2026-11-20",
+                          headers=bearer(roles="admin"))
+
+    steps = {"viewed": 2, "added_to_cart": 1, "ordered": 1, "paid": 1}
+    assert response.get_json() == {"from": "2026-11-20", "to": "2026-11-20", **steps,
+                                   "days": [{"date": "2026-11-20", **steps}]}
