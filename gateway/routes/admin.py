@@ -197,3 +197,33 @@ def analytics_funnel(query: PeriodQuery) -> Funnel:
     reply = service(AnalyticsServiceStub).GetFunnel(analytics_pb2.GetFunnelRequest(**query.dates()))
     return Funnel(**{"from": reply.from_date}, to=reply.to_date, **FunnelSteps.fields_of(reply.totals),
                   days=[DayFunnel(date=d.date, **FunnelSteps.fields_of(d.steps)) for d in reply.days])
+
+
+class CohortOut(Reply):
+    date: str = Field(description=DAY + ": the registration day")
+    new_users: int
+    d1: int = Field(description="of them, active again the next day")
+    d7: int
+    d30: int
+    d1_rate: float | None = Field(description="d1 / new_users; null until that day has ended")
+    d7_rate: float | None
+    d30_rate: float | None
+
+
+class Retention(Reply):
+    """Cohorts by registration day with their D1 / D7 / D30 retention."""
+
+    from_: str = Field(alias="from", description=DAY)
+    to: str = Field(description=DAY)
+    cohorts: list[CohortOut]
+
+
+@bp.get("/analytics/retention")
+@operation(summary="Retention: cohorts by registration day, active again after 1, 7, 30 days", tag="admin",
+           roles=ANALYSTS, query=PeriodQuery, responses={200: Retention})
+def analytics_retention(query: PeriodQuery) -> Retention:
+    reply = service(AnalyticsServiceStub).GetRetention(analytics_pb2.GetRetentionRequest(**query.dates()))
+    return Retention(**{"from": reply.from_date}, to=reply.to_date, cohorts=[CohortOut(
+        date=c.date, new_users=c.new_users, d1=c.d1, d7=c.d7, d30=c.d30,
+        **{f"{n}_rate": getattr(c, f"{n}_rate") if c.HasField(f"{n}_rate") else None for n in ("d1", "d7", "d30")})
+        for c in reply.cohorts])

@@ -26,6 +26,7 @@ from services.analytics.domain import (
     CART_USER,
     ORDER_USER,
     PAYER,
+    REGISTRATION,
     VIEWER,
     VISIT,
     VISITOR,
@@ -49,7 +50,7 @@ def when(stamp: Timestamp, envelope: EventEnvelope) -> datetime:
 
 
 def user_registered(event: UserRegistered, envelope: EventEnvelope) -> Rollup:
-    return Rollup(day=shop_day(when(event.registered_at, envelope)), fact=("user", str(event.user_id)),
+    return Rollup(day=shop_day(when(event.registered_at, envelope)), fact=(REGISTRATION, str(event.user_id)),
                   counters={"new_users": 1}, members=active(event.user_id))
 
 

@@ -96,6 +96,14 @@ class SqlRollups:
     def add_member(self, kind: str, day: date, member: str) -> bool:
         return self._new(daily_members, ["kind", "day", "member"], kind=kind, day=day, member=member[:160])
 
+    def has_member(self, kind: str, day: date, member: str) -> bool:
+        return self.session.execute(select(daily_members.c.member).where(
+            daily_members.c.kind == kind, daily_members.c.day == day, daily_members.c.member == member)).first() is not None
+
+    def fact_day(self, kind: str, key: str) -> date | None:
+        return self.session.execute(select(counted_facts.c.day).where(
+            counted_facts.c.kind == kind, counted_facts.c.key == key)).scalar_one_or_none()
+
     def add_counters(self, day: date, counters: Mapping[str, int]) -> None:
         # Sorted, so that concurrent transactions lock rows in one order and do not deadlock.
         for metric, value in sorted(counters.items()):

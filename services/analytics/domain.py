@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from services.common.errors import InvalidInput
@@ -89,6 +89,16 @@ CART_USER = "cart_user"      # funnel step 2
 ORDER_USER = "order_user"    # funnel step 3
 PAYER = "payer"              # funnel step 4; also the paying users
 FUNNEL = (VIEWER, CART_USER, ORDER_USER, PAYER)
+# The fact of a registration (key: user id); its day is the user's cohort.
+REGISTRATION = "user"
+# Retention: a cohort's shoppers active again N days after registering, counted on the cohort's day.
+RETENTION_DAYS = (1, 7, 30)
+
+
+def retained_counter(days_after: int) -> str:
+    return f"retained_d{days_after}"
+
+
 # Distinct sets behind figures: a period's figure is the distinct members over the whole period.
 DISTINCT_FIGURES = {"unique_visitors": VISITOR, "visits": VISIT, "active_users": ACTIVE_USER, "paying_users": PAYER}
 
@@ -293,5 +303,28 @@ class Funnel:
     days: list[tuple[date, FunnelSteps]]
 
 
-def utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC)
+@dataclass(frozen=True)
+class Cohort:
+    """Shoppers who registered on `day`, and how many of them were active N days later.
+
+    A rate is None while day + N has not ended yet (today included): it is not known yet.
+    """
+
+    day: date
+    new_users: int
+    retained: Mapping[int, int]
+    rates: Mapping[int, float | None]
+
+
+def cohort(day: date, counters: Mapping[str, int], today: date) -> Cohort:
+    size = counters.get("new_users", 0)
+    retained = {n: counters.get(retained_counter(n), 0) for n in RETENTION_DAYS}
+    rates = {n: (round(retained[n] / size, 4) if size else 0.0) if day + timedelta(days=n) < today else None
+             for n in RETENTION_DAYS}
+    return Cohort(day, size, retained, rates)
+
+
+@dataclass(frozen=True)
+class Retention:
+    period: Period
+    cohorts: list[Cohort]

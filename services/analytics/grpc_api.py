@@ -73,6 +73,16 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
             totals=steps_pb(found.totals),
             days=[analytics_pb2.DailyFunnel(date=day.isoformat(), steps=steps_pb(steps)) for day, steps in found.days])
 
+    def GetRetention(self, request: analytics_pb2.GetRetentionRequest,
+                     context: grpc.ServicerContext) -> analytics_pb2.GetRetentionResponse:
+        require_caller(*REPORT_ROLES)
+        found = service.get_retention(self.uow(), from_date=request.from_date, to_date=request.to_date)
+        return analytics_pb2.GetRetentionResponse(
+            from_date=found.period.first.isoformat(), to_date=found.period.last.isoformat(),
+            cohorts=[analytics_pb2.Cohort(
+                date=c.day.isoformat(), new_users=c.new_users, d1=c.retained[1], d7=c.retained[7], d30=c.retained[30],
+                d1_rate=c.rates[1], d7_rate=c.rates[7], d30_rate=c.rates[30]) for c in found.cohorts])
+
     def TrackPageViews(self, request: analytics_pb2.TrackPageViewsRequest,
                        context: grpc.ServicerContext) -> analytics_pb2.TrackPageViewsResponse:
         # Public: anonymous visitors are tracked too; a logged-in shopper is known only by a verified token.

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from mall.events.v1.tracking_events_pb2 import PageViewed
 
 from services.analytics.domain import (
+    ACTIVE_USER,
     DISTINCT_FIGURES,
     FUNNEL,
     MAX_PAGE_VIEWS_PER_BATCH,
+    REGISTRATION,
+    RETENTION_DAYS,
     DailyFigures,
     Figures,
     Funnel,
@@ -18,13 +21,16 @@ from services.analytics.domain import (
     Period,
     Preferences,
     Regions,
+    Retention,
     Rollup,
+    cohort,
     funnel_steps,
     period_totals,
     plausible_view_time,
     price_band_sales,
     ranked_sales,
     regions,
+    retained_counter,
     shop_day,
 )
 from services.analytics.uow import AnalyticsUnitOfWork, RollupRepository
@@ -41,15 +47,30 @@ def apply_rollup(rollups: RollupRepository, rollup: Rollup) -> bool:
     if rollup.fact is not None and not rollups.claim_fact(*rollup.fact, rollup.day):
         return False
     counters = dict(rollup.counters)
+    if rollup.fact is not None and rollup.fact[0] == REGISTRATION:
+        # Activity that arrived before the registration: retention counts it now.
+        for n in RETENTION_DAYS:
+            if rollups.has_member(ACTIVE_USER, rollup.day + timedelta(days=n), rollup.fact[1]):
+                counters[retained_counter(n)] = counters.get(retained_counter(n), 0) + 1
     for member in rollup.members:
         if rollups.add_member(member.kind, rollup.day, member.member):
             for name, value in member.counters.items():
                 counters[name] = counters.get(name, 0) + value
+            if member.kind == ACTIVE_USER:
+                _count_retention(rollups, member.member, rollup.day)
     if counters:
         rollups.add_counters(rollup.day, counters)
     for breakdown in rollup.breakdowns:
         rollups.add_breakdown(breakdown.dimension, rollup.day, breakdown.key, breakdown.counters)
     return True
+
+
+def _count_retention(rollups: RollupRepository, user_id: str, active_day: date) -> None:
+    """A shopper active N days after registering adds to the cohort's retained_dN (each pair once: the later
+    of the registration and the activity to arrive counts it)."""
+    registered = rollups.fact_day(REGISTRATION, user_id)
+    if registered is not None and (active_day - registered).days in RETENTION_DAYS:
+        rollups.add_counters(registered, {retained_counter((active_day - registered).days): 1})
 
 
 @dataclass(frozen=True)
@@ -128,3 +149,12 @@ def get_funnel(uow: AnalyticsUnitOfWork, *, from_date: str, to_date: str, today:
         profiles = uow.rollups.step_profiles(FUNNEL, period)
     return Funnel(period=period, totals=funnel_steps(profiles.get(None, {})),
                   days=[(day, funnel_steps(profiles.get(day, {}))) for day in period.days()])
+
+
+def get_retention(uow: AnalyticsUnitOfWork, *, from_date: str, to_date: str, today: date | None = None) -> Retention:
+    """Cohorts by registration day over the period, with their D1 / D7 / D30 retention."""
+    today = today or shop_day(utcnow())
+    period = _period(from_date, to_date, today)
+    with uow:
+        counters = uow.rollups.counters(period)
+    return Retention(period=period, cohorts=[cohort(day, counters.get(day, {}), today) for day in period.days()])

@@ -23,6 +23,11 @@ class RollupRepository(Protocol):
     def add_member(self, kind: str, day: date, member: str) -> bool:
         """Add `member` to the day's distinct set `kind`; False when it was in it already."""
 
+    def has_member(self, kind: str, day: date, member: str) -> bool: ...
+
+    def fact_day(self, kind: str, key: str) -> date | None:
+        """The day of the fact (kind, key), None when not recorded."""
+
     def add_counters(self, day: date, counters: Mapping[str, int]) -> None: ...
 
     def add_breakdown(self, dimension: str, day: date, key: str, counters: Mapping[str, int]) -> None: ...

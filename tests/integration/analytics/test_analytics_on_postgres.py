@@ -7,7 +7,7 @@ import functools
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from mall.events.v1.envelope_pb2 import EventEnvelope
@@ -176,3 +176,10 @@ def test_tracked_page_views_go_through_the_outbox_and_are_counted(
              d.figures["active_users"]) for d in days] == [(D1, 0, 0, 0, 0), (D2, 3, 1, 1, 1)]
     with analytics_db.connect() as conn:
         assert conn.execute(select(daily_members.c.member).where(daily_members.c.kind == "viewer")).scalars().all() == ["5"]
+
+
+def test_the_stream_through_the_broker_gives_the_known_retention(counted) -> None:
+    found = service.get_retention(counted(), **PERIOD, today=D2 + timedelta(days=40))
+
+    assert [(c.day, c.new_users, c.retained, c.rates[1]) for c in found.cohorts] == [
+        (D1, 2, {1: 2, 7: 0, 30: 0}, 1.0), (D2, 1, {1: 0, 7: 0, 30: 0}, 0.0)]

@@ -39,6 +39,12 @@ class FakeRollups:
         self.members.add((kind, day, member))
         return True
 
+    def has_member(self, kind: str, day: date, member: str) -> bool:
+        return (kind, day, member) in self.members
+
+    def fact_day(self, kind: str, key: str) -> date | None:
+        return self.facts.get((kind, key))
+
     def add_counters(self, day: date, counters: Mapping[str, int]) -> None:
         for metric, value in counters.items():
             self.daily[day, metric] = self.daily.get((day, metric), 0) + value

@@ -12,7 +12,8 @@ from services.common.grpc_server import to_grpc
 REPORTS = {"/api/v1/admin/analytics/overview": "GetOverview",
            "/api/v1/admin/analytics/preferences": "GetPurchasePreferences",
            "/api/v1/admin/analytics/regions": "GetRegionalDistribution",
-           "/api/v1/admin/analytics/funnel": "GetFunnel"}
+           "/api/v1/admin/analytics/funnel": "GetFunnel",
+           "/api/v1/admin/analytics/retention": "GetRetention"}
 
 
 @pytest.mark.parametrize("path", REPORTS)
@@ -97,3 +98,16 @@ def test_funnel_has_the_period_steps_and_each_days(client: FlaskClient, bearer, 
     steps = {"viewed": 2, "added_to_cart": 1, "ordered": 1, "paid": 1}
     assert response.get_json() == {"from": "2026-11-20", "to": "2026-11-20", **steps,
                                    "days": [{"date": "2026-11-20", **steps}]}
+
+
+def test_retention_has_a_row_per_cohort_with_null_rates_not_known_yet(client: FlaskClient, bearer, clients) -> None:
+    clients.analytics.GetRetention.reply = analytics_pb2.GetRetentionResponse(
+        from_date="2026-11-20", to_date="2026-11-20", cohorts=[analytics_pb2.Cohort(
+            date="2026-11-20", new_users=4, d1=2, d7=1, d1_rate=0.5, d7_rate=0.25)])
+
+    response = client.get("/api/v1/admin/analytics/retention?from=2026-11-20&to=2026-11-20",
+                          headers=bearer(roles="admin"))
+
+    assert response.get_json() == {"from": "2026-11-20", "to": "2026-11-20", "cohorts": [
+        {"date": "2026-11-20", "new_users": 4, "d1": 2, "d7": 1, "d30": 0, "d1_rate": 0.5, "d7_rate": 0.25,
+         "d30_rate": None}]}

@@ -197,6 +197,44 @@ class GetFunnelResponse(_message.Message):
     days: _containers.RepeatedCompositeFieldContainer[DailyFunnel]
     def __init__(self, from_date: _Optional[str] = ..., to_date: _Optional[str] = ..., totals: _Optional[_Union[FunnelSteps, _Mapping]] = ..., days: _Optional[_Iterable[_Union[DailyFunnel, _Mapping]]] = ...) -> None: ...
 
+class GetRetentionRequest(_message.Message):
+    __slots__ = ("from_date", "to_date")
+    FROM_DATE_FIELD_NUMBER: _ClassVar[int]
+    TO_DATE_FIELD_NUMBER: _ClassVar[int]
+    from_date: str
+    to_date: str
+    def __init__(self, from_date: _Optional[str] = ..., to_date: _Optional[str] = ...) -> None: ...
+
+class Cohort(_message.Message):
+    __slots__ = ("date", "new_users", "d1", "d7", "d30", "d1_rate", "d7_rate", "d30_rate")
+    DATE_FIELD_NUMBER: _ClassVar[int]
+    NEW_USERS_FIELD_NUMBER: _ClassVar[int]
+    D1_FIELD_NUMBER: _ClassVar[int]
+    D7_FIELD_NUMBER: _ClassVar[int]
+    D30_FIELD_NUMBER: _ClassVar[int]
+    D1_RATE_FIELD_NUMBER: _ClassVar[int]
+    D7_RATE_FIELD_NUMBER: _ClassVar[int]
+    D30_RATE_FIELD_NUMBER: _ClassVar[int]
+    date: str
+    new_users: int
+    d1: int
+    d7: int
+    d30: int
+    d1_rate: float
+    d7_rate: float
+    d30_rate: float
+    def __init__(self, date: _Optional[str] = ..., new_users: _Optional[int] = ..., d1: _Optional[int] = ..., d7: _Optional[int] = ..., d30: _Optional[int] = ..., d1_rate: _Optional[float] = ..., d7_rate: _Optional[float] = ..., d30_rate: _Optional[float] = ...) -> None: ...
+
+class GetRetentionResponse(_message.Message):
+    __slots__ = ("from_date", "to_date", "cohorts")
+    FROM_DATE_FIELD_NUMBER: _ClassVar[int]
+    TO_DATE_FIELD_NUMBER: _ClassVar[int]
+    COHORTS_FIELD_NUMBER: _ClassVar[int]
+    from_date: str
+    to_date: str
+    cohorts: _containers.RepeatedCompositeFieldContainer[Cohort]
+    def __init__(self, from_date: _Optional[str] = ..., to_date: _Optional[str] = ..., cohorts: _Optional[_Iterable[_Union[Cohort, _Mapping]]] = ...) -> None: ...
+
 class PageView(_message.Message):
     __slots__ = ("session_id", "page", "referrer", "client_ts", "region")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]

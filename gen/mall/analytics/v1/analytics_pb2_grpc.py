@@ -55,6 +55,11 @@ class AnalyticsServiceStub:
                 request_serializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetFunnelRequest.SerializeToString,
                 response_deserializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetFunnelResponse.FromString,
                 _registered_method=True)
+        self.GetRetention = channel.unary_unary(
+                '/mall.analytics.v1.AnalyticsService/GetRetention',
+                request_serializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetRetentionRequest.SerializeToString,
+                response_deserializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetRetentionResponse.FromString,
+                _registered_method=True)
         self.TrackPageViews = channel.unary_unary(
                 '/mall.analytics.v1.AnalyticsService/TrackPageViews',
                 request_serializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.TrackPageViewsRequest.SerializeToString,
@@ -90,6 +95,12 @@ class AnalyticsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRetention(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def TrackPageViews(self, request, context):
         """Public (the gateway checks sizes and rates): page views written to the outbox as page-viewed events.
         """
@@ -119,6 +130,11 @@ def add_AnalyticsServiceServicer_to_server(servicer, server):
                     servicer.GetFunnel,
                     request_deserializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetFunnelRequest.FromString,
                     response_serializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetFunnelResponse.SerializeToString,
+            ),
+            'GetRetention': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRetention,
+                    request_deserializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetRetentionRequest.FromString,
+                    response_serializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetRetentionResponse.SerializeToString,
             ),
             'TrackPageViews': grpc.unary_unary_rpc_method_handler(
                     servicer.TrackPageViews,
@@ -235,6 +251,33 @@ class AnalyticsService:
             '/mall.analytics.v1.AnalyticsService/GetFunnel',
             mall_dot_analytics_dot_v1_dot_analytics__pb2.GetFunnelRequest.SerializeToString,
             mall_dot_analytics_dot_v1_dot_analytics__pb2.GetFunnelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRetention(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.analytics.v1.AnalyticsService/GetRetention',
+            mall_dot_analytics_dot_v1_dot_analytics__pb2.GetRetentionRequest.SerializeToString,
+            mall_dot_analytics_dot_v1_dot_analytics__pb2.GetRetentionResponse.FromString,
             options,
             channel_credentials,
             insecure,
