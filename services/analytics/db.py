@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Any, Self
 
@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from services.analytics.domain import Period
+from services.analytics.domain import Breakdown, Period
 from services.analytics.uow import AnalyticsUnitOfWork
 from services.common.db import UTCDateTime
 from services.common.uow import SqlUnitOfWork
@@ -105,14 +105,16 @@ class SqlRollups:
             counted_facts.c.kind == kind, counted_facts.c.key == key)).scalar_one_or_none()
 
     def add_counters(self, day: date, counters: Mapping[str, int]) -> None:
-        # Sorted, so that concurrent transactions lock rows in one order and do not deadlock.
-        for metric, value in sorted(counters.items()):
-            self._add(daily_counters, ["day", "metric"], value, day=day, metric=metric)
+        self._add(daily_counters, ["day", "metric"],
+                  [{"day": day, "metric": metric, "value": value} for metric, value in counters.items()])
 
-    def add_breakdown(self, dimension: str, day: date, key: str, counters: Mapping[str, int]) -> None:
-        for metric, value in sorted(counters.items()):
-            self._add(daily_breakdowns, ["dimension", "day", "key", "metric"], value,
-                      dimension=dimension, day=day, key=key[:64], metric=metric)
+    def add_breakdowns(self, day: date, breakdowns: Iterable[Breakdown]) -> None:
+        sums: dict[tuple[str, str, str], int] = {}
+        for b in breakdowns:
+            for metric, value in b.counters.items():
+                sums[b.dimension, b.key[:64], metric] = sums.get((b.dimension, b.key[:64], metric), 0) + value
+        self._add(daily_breakdowns, ["dimension", "day", "key", "metric"],
+                  [{"dimension": d, "day": day, "key": k, "metric": m, "value": v} for (d, k, m), v in sums.items()])
 
     def counters(self, period: Period) -> dict[date, dict[str, int]]:
         found: dict[date, dict[str, int]] = {}
@@ -158,8 +160,12 @@ class SqlRollups:
         statement = self._insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
         return self.session.execute(statement.returning(table.c[keys[0]])).first() is not None
 
-    def _add(self, table: Table, keys: list[str], value: int, **values: Any) -> None:
-        statement = self._insert(table).values(**values, value=value)
+    def _add(self, table: Table, keys: list[str], rows: list[dict[str, Any]]) -> None:
+        """value += n for each row, in one statement; rows sorted by key, so that concurrent transactions
+        lock rows in one order and do not deadlock (and each key at most once, as one statement must)."""
+        if not rows:
+            return
+        statement = self._insert(table).values(sorted(rows, key=lambda row: tuple(str(row[k]) for k in keys)))
         self.session.execute(statement.on_conflict_do_update(
             index_elements=keys, set_={"value": table.c.value + statement.excluded.value}))
 

@@ -60,8 +60,8 @@ def apply_rollup(rollups: RollupRepository, rollup: Rollup) -> bool:
                 _count_retention(rollups, member.member, rollup.day)
     if counters:
         rollups.add_counters(rollup.day, counters)
-    for breakdown in rollup.breakdowns:
-        rollups.add_breakdown(breakdown.dimension, rollup.day, breakdown.key, breakdown.counters)
+    if rollup.breakdowns:
+        rollups.add_breakdowns(rollup.day, rollup.breakdowns)
     return True
 
 

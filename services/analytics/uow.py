@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Protocol
 
-from services.analytics.domain import Period
+from services.analytics.domain import Breakdown, Period
 from services.common.uow import UnitOfWork
 
 
@@ -30,7 +30,7 @@ class RollupRepository(Protocol):
 
     def add_counters(self, day: date, counters: Mapping[str, int]) -> None: ...
 
-    def add_breakdown(self, dimension: str, day: date, key: str, counters: Mapping[str, int]) -> None: ...
+    def add_breakdowns(self, day: date, breakdowns: Iterable[Breakdown]) -> None: ...
 
     def counters(self, period: Period) -> dict[date, dict[str, int]]:
         """The days of the period that have counters, with them."""

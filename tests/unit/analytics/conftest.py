@@ -9,7 +9,7 @@ import pytest
 from mall.events.v1.envelope_pb2 import EventEnvelope
 
 from services.analytics.consumers import HANDLERS
-from services.analytics.domain import Period
+from services.analytics.domain import Breakdown, Period
 from services.analytics.uow import AnalyticsUnitOfWork
 from services.common import events
 from tests.fakes import FakeUnitOfWork
@@ -49,8 +49,9 @@ class FakeRollups:
         for metric, value in counters.items():
             self.daily[day, metric] = self.daily.get((day, metric), 0) + value
 
-    def add_breakdown(self, dimension: str, day: date, key: str, counters: Mapping[str, int]) -> None:
-        for metric, value in counters.items():
+    def add_breakdowns(self, day: date, breakdowns: Iterable[Breakdown]) -> None:
+        for dimension, key, metric, value in ((b.dimension, b.key, m, v) for b in breakdowns
+                                              for m, v in b.counters.items()):
             self.breakdowns[dimension, day, key, metric] = self.breakdowns.get((dimension, day, key, metric), 0) + value
 
     def counters(self, period: Period) -> dict[date, dict[str, int]]:
