@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from flask import Blueprint, current_app, request
 from mall.analytics.v1 import analytics_pb2
 from mall.analytics.v1.analytics_pb2_grpc import AnalyticsServiceStub
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, field_validator
 
 from gateway.api import PUBLIC, Body, Reply, operation, service
 from gateway.errors import ApiError
@@ -33,6 +34,14 @@ class TrackedEvent(Body):
                                                        "implausible times count as the time received")
     session_id: str = Field(min_length=1, max_length=64, pattern=TOKEN, description="one per mini-program launch")
     region: str = Field("", max_length=32, description="the visitor's province when known")
+
+    @field_validator("ts")
+    @classmethod
+    def _within_the_shops_years(cls, ts: datetime | None) -> datetime | None:
+        # Protobuf timestamps (and UTC conversion) end at years 1 and 9999; nothing real is near them.
+        if ts is not None and not 2000 <= ts.year <= 2099:
+            raise ValueError("must be a time between 2000 and 2099")
+        return ts
 
 
 class TrackRequest(Body):

@@ -11,6 +11,8 @@ from services.common.errors import InvalidInput
 
 SHOP_ZONE = ZoneInfo("Asia/Shanghai")
 MAX_PERIOD_DAYS = 366
+# Report days the shop can have data for (and date arithmetic stays far from date.min / date.max).
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
 DEFAULT_PERIOD_DAYS = 7
 
 # Page views from POST /track
@@ -72,10 +74,14 @@ class Period:
 
 def _parse_day(field_name: str, value: str) -> date:
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise InvalidInput("DATE_INVALID", f"{field_name} must be a date like 2026-11-26",
                            details={field_name: "invalid"}) from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise InvalidInput("DATE_OUT_OF_RANGE", f"{field_name} must be between {FIRST_DAY} and {LAST_DAY}",
+                           details={field_name: "out of range"})
+    return day
 
 
 # What one event adds to the rollups

@@ -99,3 +99,9 @@ def test_net_gmv_and_average_order_value_derive_from_the_counters() -> None:
 
     assert (figures["net_gmv_fen"], figures["average_order_value_fen"], Figures({})["average_order_value_fen"]) == (
         10000, 5000, 0)
+
+
+@pytest.mark.parametrize(("from_date", "to_date", "field"), [
+    ("1999-12-31", "2000-01-01", "from"), ("2099-12-31", "2100-01-01", "to"), ("", "0001-01-03", "to")])
+def test_days_outside_2000_to_2099_are_refused(from_date: str, to_date: str, field: str) -> None:
+    assert refusal(from_date, to_date) == ("DATE_OUT_OF_RANGE", {field: "out of range"})

@@ -112,7 +112,8 @@ def test_an_empty_batch_is_refused(client: FlaskClient, clients) -> None:
 
 @pytest.mark.parametrize(("field", "value"), [("page", "p" * 257), ("referrer", "r" * 257), ("page", ""),
                                               ("session_id", "s" * 65), ("region", "r" * 33), ("type", "click"),
-                                              ("ts", "2026-11-29T10:00:00"), ("ts", "yesterday")])
+                                              ("ts", "2026-11-29T10:00:00"), ("ts", "yesterday"),
+                                              ("ts", "0001-01-01T00:00:00+01:00"), ("ts", "9999-12-31T23:59:59-01:00")])
 def test_an_oversized_or_malformed_field_is_refused_naming_it(client: FlaskClient, clients, field: str,
                                                                value: str) -> None:
     assert refused(client, clients, {"device_id": DEVICE, "events": [view(**{field: value})]}) == (
