@@ -31,10 +31,6 @@ def shop_day(moment: datetime) -> date:
     return moment.astimezone(SHOP_ZONE).date()
 
 
-def shop_today(now: datetime) -> date:
-    return shop_day(now)
-
-
 def plausible_view_time(client_ts: datetime | None, received_at: datetime) -> datetime:
     """When a page view counts: the device's time when plausible, else when the gateway received it."""
     if client_ts is None or not received_at - CLIENT_TIME_MAX_AGE <= client_ts <= received_at + CLIENT_TIME_MAX_AHEAD:
