@@ -24,6 +24,8 @@ from mall.events.v1.user_events_pb2 import UserRegistered
 from services.analytics import service
 from services.analytics.domain import (
     CART_USER,
+    FIRST_DAY,
+    LAST_DAY,
     ORDER_USER,
     PAYER,
     REGISTRATION,
@@ -45,8 +47,18 @@ from services.common.events import InvalidEvent
 
 def when(stamp: Timestamp, envelope: EventEnvelope) -> datetime:
     """The payload's own time of the fact, or the envelope's when the producer left it unset."""
-    chosen = stamp if stamp.seconds or stamp.nanos else envelope.occurred_at
-    return chosen.ToDatetime(tzinfo=UTC)
+    return _moment(stamp if stamp.seconds or stamp.nanos else envelope.occurred_at, envelope)
+
+
+def _moment(stamp: Timestamp, envelope: EventEnvelope) -> datetime:
+    # A time far outside the shop's years would overflow the day arithmetic and be retried forever.
+    try:
+        moment = stamp.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        moment = None
+    if moment is None or not FIRST_DAY.year <= moment.year <= LAST_DAY.year:
+        raise InvalidEvent(f"{envelope.event_type} {envelope.event_id} is dated outside {FIRST_DAY}..{LAST_DAY}")
+    return moment
 
 
 def user_registered(event: UserRegistered, envelope: EventEnvelope) -> Rollup:
@@ -127,7 +139,7 @@ def recording(rollup_of: Callable[[Any, EventEnvelope], Rollup]) -> Handler[Anal
         rollup = rollup_of(payload, envelope)
         uow.rollups.add_raw_event(event_id=envelope.event_id, event_type=envelope.event_type,
                                   aggregate_id=envelope.aggregate_id,
-                                  occurred_at=envelope.occurred_at.ToDatetime(tzinfo=UTC),
+                                  occurred_at=_moment(envelope.occurred_at, envelope),
                                   day=rollup.day, payload=envelope.payload)
         service.apply_rollup(uow.rollups, rollup)
     handle.__name__ = f"on_{rollup_of.__name__}"

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 
 import pytest
+from mall.events.v1.tracking_events_pb2 import PageViewed
 
 from services.analytics import service
 from services.analytics.domain import FunnelSteps, Region, Sales
+from services.common.events import InvalidEvent
 from tests.fixtures.analytics_stream import (
     D1,
     D2,
@@ -129,3 +132,16 @@ def test_reports_of_a_period_without_events_are_zero(counted: FakeAnalyticsUnitO
 
     assert (overview.totals.as_dict(), service.get_funnel(counted, from_date="2026-10-01", to_date="2026-10-02").totals
             ) == (dict.fromkeys(EXPECTED_TOTALS, 0), FunnelSteps())
+
+
+@pytest.mark.parametrize("seconds", [datetime(2150, 1, 1, tzinfo=UTC).timestamp(), -62135596800, 253402300799])
+def test_an_event_dated_outside_the_shops_years_can_never_apply(uow: FakeAnalyticsUnitOfWork, seconds: float) -> None:
+    envelope = page_view("dev-A", "s1", at(D1, 10))
+    event = PageViewed.FromString(envelope.payload)
+    event.viewed_at.seconds = int(seconds)
+    envelope.payload = event.SerializeToString()
+
+    with pytest.raises(InvalidEvent, match="dated outside"):
+        consume(uow, [envelope])
+
+    assert uow.rollups.daily == {}
