@@ -16,10 +16,13 @@ DAY = "Asia/Shanghai day, YYYY-MM-DD"
 ANALYSTS = (Role.ADMIN, Role.OPERATOR)
 
 
+DAY_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"  # the shape; analytics checks it is a real day in range
+
+
 class PeriodQuery(Query):
-    from_: str | None = Field(None, alias="from", max_length=10,
+    from_: str | None = Field(None, alias="from", pattern=DAY_PATTERN,
                               description=DAY + " (default: 6 days before to; at most 366 days before it)")
-    to: str | None = Field(None, max_length=10, description=DAY + " (default: today)")
+    to: str | None = Field(None, pattern=DAY_PATTERN, description=DAY + " (default: today)")
 
     def dates(self) -> dict[str, str]:
         return {"from_date": self.from_ or "", "to_date": self.to or ""}

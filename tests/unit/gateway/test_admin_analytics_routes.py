@@ -111,3 +111,12 @@ def test_retention_has_a_row_per_cohort_with_null_rates_not_known_yet(client: Fl
     assert response.get_json() == {"from": "2026-11-20", "to": "2026-11-20", "cohorts": [
         {"date": "2026-11-20", "new_users": 4, "d1": 2, "d7": 1, "d30": 0, "d1_rate": 0.5, "d7_rate": 0.25,
          "d30_rate": None}]}
+
+
+@pytest.mark.parametrize("query", ["from=", "to=2026-1-1", "from=20261101", "to=2026-11-01x", "from=2026/11/01"])
+def test_a_date_not_shaped_yyyy_mm_dd_is_refused_before_analytics_is_called(client: FlaskClient, bearer, clients,
+                                                                            query: str) -> None:
+    response = client.get(f"/api/v1/admin/analytics/overview?{query}", headers=bearer(roles="admin"))
+
+    assert (response.status_code, set(response.get_json()["error"]["details"]), clients.analytics.GetOverview.calls
+            ) == (400, {query.split("=")[0]}, [])
