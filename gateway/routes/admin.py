@@ -20,9 +20,9 @@ DAY_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"  # the shape; analytics checks it 
 
 
 class PeriodQuery(Query):
-    from_: str | None = Field(None, alias="from", pattern=DAY_PATTERN,
+    from_: str | None = Field(None, alias="from", max_length=10, pattern=DAY_PATTERN,
                               description=DAY + " (default: 6 days before to; at most 366 days before it)")
-    to: str | None = Field(None, pattern=DAY_PATTERN, description=DAY + " (default: today)")
+    to: str | None = Field(None, max_length=10, pattern=DAY_PATTERN, description=DAY + " (default: today)")
 
     def dates(self) -> dict[str, str]:
         return {"from_date": self.from_ or "", "to_date": self.to or ""}
@@ -80,8 +80,7 @@ def analytics_overview(query: PeriodQuery) -> Overview:
                     days=[DayFigures(date=d.date, **Figures.fields_of(d.figures)) for d in reply.days])
 
 
-class PreferencesQuery(PeriodQuery):
-    top: int = Field(10, ge=1, le=100, description="how many top products")
+TOP_PRODUCTS = 10
 
 
 class Sales(Reply):
@@ -120,15 +119,15 @@ class Preferences(Reply):
     by_category: list[CategorySales]
     by_brand: list[BrandSales]
     by_price_band: list[PriceBandSales]
-    top_products: list[ProductSales]
+    top_products: list[ProductSales] = Field(description=f"the {TOP_PRODUCTS} best-selling products")
 
 
 @bp.get("/analytics/preferences")
 @operation(summary="Purchase preferences: sales by category, brand, price band; top products", tag="admin",
-           roles=ANALYSTS, query=PreferencesQuery, responses={200: Preferences})
-def analytics_preferences(query: PreferencesQuery) -> Preferences:
+           roles=ANALYSTS, query=PeriodQuery, responses={200: Preferences})
+def analytics_preferences(query: PeriodQuery) -> Preferences:
     reply = service(AnalyticsServiceStub).GetPurchasePreferences(
-        analytics_pb2.GetPurchasePreferencesRequest(**query.dates(), top=query.top))
+        analytics_pb2.GetPurchasePreferencesRequest(**query.dates(), top=TOP_PRODUCTS))
     return Preferences(
         **{"from": reply.from_date}, to=reply.to_date, sales_fen=reply.sales_fen,
         by_category=[CategorySales(category_id=int(s.key), **Sales.fields_of(s)) for s in reply.by_category],

@@ -40,7 +40,7 @@ def test_a_bad_period_is_refused_by_analytics_with_its_details(client: FlaskClie
         400, "PERIOD_TOO_LONG", {"from": "too early"})
 
 
-def test_preferences_pass_top_and_name_the_keys_by_what_they_are(client: FlaskClient, bearer, clients) -> None:
+def test_preferences_ask_for_the_top_ten_and_name_the_keys_by_what_they_are(client: FlaskClient, bearer, clients) -> None:
     clients.analytics.GetPurchasePreferences.reply = analytics_pb2.GetPurchasePreferencesResponse(
         from_date="2026-11-20", to_date="2026-11-21", sales_fen=44500,
         by_category=[analytics_pb2.Sales(key="1", paid_orders=3, quantity=4, sales_fen=42000)],
@@ -49,11 +49,11 @@ def test_preferences_pass_top_and_name_the_keys_by_what_they_are(client: FlaskCl
                        analytics_pb2.Sales(key="100000")],
         top_products=[analytics_pb2.Sales(key="12", paid_orders=1, quantity=1, sales_fen=30000)])
 
-    response = client.get("/api/v1/admin/analytics/preferences?from=2026-11-20&to=2026-11-21&top=3",
+    response = client.get("/api/v1/admin/analytics/preferences?from=2026-11-20&to=2026-11-21",
                           headers=bearer(roles="admin"))
 
     assert clients.analytics.GetPurchasePreferences.calls[0].message == analytics_pb2.GetPurchasePreferencesRequest(
-        from_date="2026-11-20", to_date="2026-11-21", top=3)
+        from_date="2026-11-20", to_date="2026-11-21", top=10)
     assert response.get_json() == {
         "from": "2026-11-20", "to": "2026-11-21", "sales_fen": 44500,
         "by_category": [{"category_id": 1, "paid_orders": 3, "quantity": 4, "sales_fen": 42000}],
@@ -61,14 +61,6 @@ def test_preferences_pass_top_and_name_the_keys_by_what_they_are(client: FlaskCl
         "by_price_band": [{"min_fen": 0, "max_fen": 5000, "paid_orders": 2, "quantity": 4, "sales_fen": 14500},
                           {"min_fen": 100000, "max_fen": None, "paid_orders": 0, "quantity": 0, "sales_fen": 0}],
         "top_products": [{"product_id": 12, "paid_orders": 1, "quantity": 1, "sales_fen": 30000}]}
-
-
-@pytest.mark.parametrize("top", ["0", "101", "ten"])
-def test_preferences_refuse_a_top_out_of_range(client: FlaskClient, bearer, clients, top: str) -> None:
-    response = client.get(f"/api/v1/admin/analytics/preferences?top={top}", headers=bearer(roles="admin"))
-
-    assert (response.status_code, response.get_json()["error"]["details"].keys(),
-            clients.analytics.GetPurchasePreferences.calls) == (400, {"top"}, [])
 
 
 def test_regions_list_provinces_with_their_shares(client: FlaskClient, bearer, clients) -> None:
