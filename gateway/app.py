@@ -12,7 +12,7 @@ from flask import Flask, Response, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gateway import api, errors, routes
-from gateway.api import PUBLIC, Operation, current_operation, validate_body, validate_query
+from gateway.api import OPTIONAL, PUBLIC, Operation, current_operation, validate_body, validate_query
 from gateway.bodylimit import ChunkedBodyLimit
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
@@ -30,6 +30,9 @@ API_PREFIX = "/api/v1/"
 ADMIN_PREFIX = API_PREFIX + "admin/"
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 MAX_BODY_BYTES = 1 << 20
+# A chunked body is read up to this much to learn its length: the largest body any route accepts
+# (POST /uploads raises its own limit to 5 MB plus the multipart envelope); each route's limit then applies.
+MAX_CHUNKED_BODY_BYTES = 6 << 20
 # Metric labels take only values the server chose: a label copied from the request (an invented
 # method such as QWERTYZZ) would add a new, never-expiring series to /metrics per value.
 METRIC_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -46,7 +49,7 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
     verifier = TokenVerifier(settings.jwt_public_key_pem)
     limiter = app.extensions["rate_limiter"] = make_rate_limiter(
         settings.redis_url, settings.rate_limit_scale, settings.rate_limit_secret)
-    app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, MAX_BODY_BYTES)  # type: ignore[method-assign]
+    app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, MAX_CHUNKED_BODY_BYTES)  # type: ignore[method-assign]
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
 
@@ -69,7 +72,7 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
         # Per-IP limits count every request, malformed or not; then who is calling; then the
         # input; limits keyed by body fields (phone, ...) see only validated values.
         _enforce_limits(limiter, tuple(lim for lim in op.limits if lim.client_only), {})
-        if op.access != PUBLIC:
+        if op.access != PUBLIC and (op.access != OPTIONAL or "Authorization" in request.headers):
             g.caller = _authenticate(verifier, op)
             g.caller_token = caller_var.set(g.caller)  # services called for this request see the caller
         validate_query(op)

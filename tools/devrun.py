@@ -90,6 +90,7 @@ def platform_env(var: Path) -> dict[str, str]:
     for name, value in dev_env(f"http://127.0.0.1:{env['SIMULATOR_PORT']}").items():
         env.setdefault(name, value)
     env.setdefault("IDENTITY_PROVIDER", "faceid")  # real-name checks through the simulator's FaceID
+    env.setdefault("MEDIA_DIR", str(var / "media"))  # uploads and the demo catalog's images
     for service in SERVICES:
         env.setdefault(f"{service.upper()}_DATABASE_URL", f"sqlite:///{var / service}.db")
         if f"{service.upper()}_GRPC_LISTEN" in env:  # a moved service stays reachable by the gateway
@@ -158,10 +159,13 @@ class Supervisor:
         with self.print_lock:
             print(f"\033[{color}m{name:>9} |\033[0m {line}", flush=True)
 
-    def run_once(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> None:
-        result = subprocess.run(args, env={**self.env, **(extra_env or {})}, cwd=ROOT, capture_output=True, text=True)
+    def run_once(self, name: str, args: list[str], extra_env: dict[str, str] | None = None, *,
+                 show_output: bool = False) -> None:
+        """Run a command to its end; its output is shown only if it fails (or, with show_output, as it goes)."""
+        result = subprocess.run(args, env={**self.env, **(extra_env or {})}, cwd=ROOT, capture_output=not show_output,
+                                text=True)
         if result.returncode != 0:
-            for line in (result.stdout + result.stderr).splitlines():
+            for line in ((result.stdout or "") + (result.stderr or "")).splitlines():
                 self.say(name, line)
             raise SystemExit(f"{name} failed with exit code {result.returncode}")
 
@@ -352,6 +356,7 @@ def main() -> int:
         wait_ready(f"{simulator}/sim/healthz", supervisor, 20)
         for service in SERVICES:
             supervisor.run_once(service, [PYTHON, "-m", f"services.{service}", "migrate"])
+        supervisor.run_once("catalog", [PYTHON, "-m", "services.product", "seed"], show_output=True)  # progress bar
         phone, password = admin_credentials(var, env)
         supervisor.run_once("seed", [PYTHON, "-m", "services.user", "create-admin", "--phone", phone],
                             extra_env={"ADMIN_PASSWORD": password})  # not on argv, where ps shows it

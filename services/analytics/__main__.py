@@ -9,7 +9,7 @@ from pathlib import Path
 from mall.analytics.v1 import analytics_pb2, analytics_pb2_grpc
 
 from services.analytics.consumers import HANDLERS
-from services.analytics.db import AnalyticsUnitOfWork
+from services.analytics.db import SqlAnalyticsUnitOfWork
 from services.analytics.grpc_api import AnalyticsServicer
 from services.common.config import ServiceSettings
 from services.common.consumer import EventConsumer
@@ -22,7 +22,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def build_app(base: ServiceSettings) -> ServiceApp:
     engine = make_engine(base.database_url)
-    uow = functools.partial(AnalyticsUnitOfWork, engine, "analytics")
+    uow = functools.partial(SqlAnalyticsUnitOfWork, engine, "analytics")
     servicer = AnalyticsServicer(uow)
     return ServiceApp(
         settings=base, engine=engine,

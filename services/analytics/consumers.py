@@ -1,20 +1,162 @@
-"""Event handlers of the analytics service; each runs in the consumer's unit of work."""
+"""Event handlers of the analytics service: each event is kept raw and turned into what it adds to the rollups."""
 
 from __future__ import annotations
 
-from datetime import UTC
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 from mall.events.v1.envelope_pb2 import EventEnvelope
+from mall.events.v1.member_events_pb2 import MemberJoined, MemberRecharged, MemberWithdrawn
+from mall.events.v1.order_events_pb2 import (
+    CartItemAdded,
+    OrderCancelled,
+    OrderCreated,
+    OrderLine,
+    OrderPaid,
+    OrderRefunded,
+)
+from mall.events.v1.tracking_events_pb2 import PageViewed
 from mall.events.v1.user_events_pb2 import UserRegistered
 
-from services.analytics.db import AnalyticsUnitOfWork
+from services.analytics import service
+from services.analytics.domain import (
+    CART_USER,
+    FIRST_DAY,
+    LAST_DAY,
+    ORDER_USER,
+    PAYER,
+    REGISTRATION,
+    VIEWER,
+    VISIT,
+    VISITOR,
+    Breakdown,
+    Member,
+    Rollup,
+    SoldLine,
+    active,
+    sales_breakdowns,
+    shop_day,
+)
+from services.analytics.uow import AnalyticsUnitOfWork
 from services.common.consumer import Handler
+from services.common.events import InvalidEvent
 
 
-def on_user_registered(uow: AnalyticsUnitOfWork, event: UserRegistered, envelope: EventEnvelope) -> None:
-    """Count the registration on its UTC day."""
-    uow.stats.add_new_user(event.registered_at.ToDatetime(tzinfo=UTC).date())
+def when(stamp: Timestamp, envelope: EventEnvelope) -> datetime:
+    """The payload's own time of the fact, or the envelope's when the producer left it unset."""
+    return _moment(stamp if stamp.seconds or stamp.nanos else envelope.occurred_at, envelope)
 
 
-HANDLERS: dict[type[Message], Handler[AnalyticsUnitOfWork]] = {UserRegistered: on_user_registered}
+def _moment(stamp: Timestamp, envelope: EventEnvelope) -> datetime:
+    # A time far outside the shop's years would overflow the day arithmetic and be retried forever.
+    try:
+        moment = stamp.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        moment = None
+    if moment is None or not FIRST_DAY.year <= moment.year <= LAST_DAY.year:
+        raise InvalidEvent(f"{envelope.event_type} {envelope.event_id} is dated outside {FIRST_DAY}..{LAST_DAY}")
+    return moment
+
+
+def user_registered(event: UserRegistered, envelope: EventEnvelope) -> Rollup:
+    return Rollup(day=shop_day(when(event.registered_at, envelope)), fact=(REGISTRATION, str(event.user_id)),
+                  counters={"new_users": 1}, members=active(event.user_id))
+
+
+def page_viewed(event: PageViewed, envelope: EventEnvelope) -> Rollup:
+    if not event.device_id:
+        raise InvalidEvent("page-viewed without a device id")
+    members = (Member(VISITOR, event.device_id, {"unique_visitors": 1}),
+               Member(VISIT, f"{event.device_id}/{event.session_id}", {"visits": 1}),
+               *active(event.user_id, VIEWER))
+    return Rollup(day=shop_day(when(event.viewed_at, envelope)), counters={"page_views": 1}, members=members,
+                  breakdowns=(Breakdown("region", event.region, {"page_views": 1}),))
+
+
+def cart_item_added(event: CartItemAdded, envelope: EventEnvelope) -> Rollup:
+    return Rollup(day=shop_day(when(event.added_at, envelope)), counters={"cart_additions": 1},
+                  members=active(event.user_id, CART_USER))
+
+
+def _order_no(event: OrderCreated | OrderPaid | OrderCancelled | OrderRefunded) -> str:
+    if not event.order_no:
+        raise InvalidEvent("an order event without an order number")
+    return event.order_no
+
+
+def order_created(event: OrderCreated, envelope: EventEnvelope) -> Rollup:
+    return Rollup(day=shop_day(when(event.created_at, envelope)), fact=("order_created", _order_no(event)),
+                  counters={"orders": 1}, members=active(event.user_id, ORDER_USER))
+
+
+def _sold(lines: list[OrderLine]) -> list[SoldLine]:
+    return [SoldLine(line.product_id, line.category_id, line.brand_id, line.quantity, line.price_fen) for line in lines]
+
+
+def order_paid(event: OrderPaid, envelope: EventEnvelope) -> Rollup:
+    gmv = event.amounts.payable_fen
+    return Rollup(day=shop_day(when(event.paid_at, envelope)), fact=("order_paid", _order_no(event)),
+                  counters={"paid_orders": 1, "gmv_fen": gmv}, members=active(event.user_id, PAYER),
+                  breakdowns=(*sales_breakdowns(_sold(list(event.lines))),
+                              Breakdown("province", event.province, {"paid_orders": 1, "gmv_fen": gmv})))
+
+
+def order_cancelled(event: OrderCancelled, envelope: EventEnvelope) -> Rollup:
+    return Rollup(day=shop_day(when(event.cancelled_at, envelope)), fact=("order_cancelled", _order_no(event)),
+                  counters={"cancelled_orders": 1})
+
+
+def order_refunded(event: OrderRefunded, envelope: EventEnvelope) -> Rollup:
+    if not _order_no(event) or not event.refund_no:
+        raise InvalidEvent("order-refunded without a refund number")
+    return Rollup(day=shop_day(when(event.refunded_at, envelope)), fact=("refund", event.refund_no),
+                  counters={"refunds": 1, "refund_fen": event.amount_fen})
+
+
+def member_joined(event: MemberJoined, envelope: EventEnvelope) -> Rollup:
+    return Rollup(day=shop_day(when(event.joined_at, envelope)), fact=("member", str(event.user_id)),
+                  counters={"new_members": 1}, members=active(event.user_id))
+
+
+def member_recharged(event: MemberRecharged, envelope: EventEnvelope) -> Rollup:
+    if not event.recharge_no:
+        raise InvalidEvent("member-recharged without a recharge number")
+    return Rollup(day=shop_day(when(event.recharged_at, envelope)), fact=("recharge", event.recharge_no),
+                  counters={"recharges": 1, "recharge_fen": event.amount_fen}, members=active(event.user_id))
+
+
+def member_withdrawn(event: MemberWithdrawn, envelope: EventEnvelope) -> Rollup:
+    return Rollup(day=shop_day(when(event.withdrawn_at, envelope)), fact=("withdrawal", str(event.withdrawal_id)),
+                  counters={"withdrawals": 1, "withdrawal_fen": event.amount_fen})
+
+
+def recording(rollup_of: Callable[[Any, EventEnvelope], Rollup]) -> Handler[AnalyticsUnitOfWork]:
+    """A handler keeping the event raw and adding its rollup (once per fact)."""
+    def handle(uow: AnalyticsUnitOfWork, payload: Message, envelope: EventEnvelope) -> None:
+        rollup = rollup_of(payload, envelope)
+        uow.rollups.add_raw_event(event_id=envelope.event_id, event_type=envelope.event_type,
+                                  aggregate_id=envelope.aggregate_id,
+                                  occurred_at=_moment(envelope.occurred_at, envelope),
+                                  day=rollup.day, payload=envelope.payload)
+        service.apply_rollup(uow.rollups, rollup)
+    handle.__name__ = f"on_{rollup_of.__name__}"
+    return handle
+
+
+on_user_registered = recording(user_registered)
+
+HANDLERS: dict[type[Message], Handler[AnalyticsUnitOfWork]] = {
+    UserRegistered: on_user_registered,
+    PageViewed: recording(page_viewed),
+    CartItemAdded: recording(cart_item_added),
+    OrderCreated: recording(order_created),
+    OrderPaid: recording(order_paid),
+    OrderCancelled: recording(order_cancelled),
+    OrderRefunded: recording(order_refunded),
+    MemberJoined: recording(member_joined),
+    MemberRecharged: recording(member_recharged),
+    MemberWithdrawn: recording(member_withdrawn),
+}

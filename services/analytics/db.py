@@ -1,49 +1,179 @@
-"""Analytics tables (daily rollups) and its unit of work."""
+"""Analytics tables (raw events, daily rollups, distinct sets) and the SQL unit of work."""
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Self
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from typing import Any, Self
 
-from sqlalchemy import Column, Date, Integer, MetaData, Table, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    Index,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    and_,
+    case,
+    func,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from services.analytics.domain import DailyFigures, Period
+from services.analytics.domain import Breakdown, Period
+from services.analytics.uow import AnalyticsUnitOfWork
+from services.common.db import UTCDateTime
 from services.common.uow import SqlUnitOfWork
 
 metadata = MetaData()
 
-daily_stats = Table(
-    "daily_stats", metadata,
-    Column("day", Date, primary_key=True),
-    Column("new_users", Integer, nullable=False, default=0),
+raw_events = Table(
+    "raw_events", metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("event_type", String(64), nullable=False),
+    Column("aggregate_id", String(128), nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("day", Date, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Index("ix_raw_events_day_type", "day", "event_type"),
+)
+
+daily_counters = Table(
+    "daily_counters", metadata,
+    Column("day", Date, nullable=False),
+    Column("metric", String(32), nullable=False),
+    Column("value", BigInteger, nullable=False),
+    PrimaryKeyConstraint("day", "metric", name="pk_daily_counters"),
+)
+
+daily_breakdowns = Table(
+    "daily_breakdowns", metadata,
+    Column("dimension", String(16), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("key", String(64), nullable=False),
+    Column("metric", String(32), nullable=False),
+    Column("value", BigInteger, nullable=False),
+    PrimaryKeyConstraint("dimension", "day", "key", "metric", name="pk_daily_breakdowns"),
+)
+
+daily_members = Table(
+    "daily_members", metadata,
+    Column("kind", String(16), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("member", String(160), nullable=False),
+    PrimaryKeyConstraint("kind", "day", "member", name="pk_daily_members"),
+)
+
+counted_facts = Table(
+    "counted_facts", metadata,
+    Column("kind", String(16), nullable=False),
+    Column("key", String(64), nullable=False),
+    Column("day", Date, nullable=False),
+    PrimaryKeyConstraint("kind", "key", name="pk_counted_facts"),
 )
 
 
-class DailyStats:
-    """One row of counters per UTC day."""
+class SqlRollups:
+    """The rollups in SQL; counters are upserts (value + n), so concurrent consumers never lose an increment."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
-    def add_new_user(self, day: date) -> None:
-        changed = self.session.execute(
-            update(daily_stats).where(daily_stats.c.day == day).values(new_users=daily_stats.c.new_users + 1)
-        ).rowcount
-        if not changed:
-            # A concurrent insert of the same day fails the transaction; the consumer retries it.
-            self.session.execute(daily_stats.insert().values(day=day, new_users=1))
+    def add_raw_event(self, *, event_id: str, event_type: str, aggregate_id: str, occurred_at: datetime,
+                      day: date, payload: bytes) -> None:
+        self.session.execute(self._insert(raw_events).values(
+            event_id=event_id, event_type=event_type, aggregate_id=aggregate_id[:128], occurred_at=occurred_at,
+            day=day, payload=payload).on_conflict_do_nothing(index_elements=["event_id"]))
 
-    def for_period(self, period: Period) -> list[DailyFigures]:
-        rows = {row.day: row for row in self.session.execute(
-            select(daily_stats).where(daily_stats.c.day.between(period.first, period.last)))}
-        return [DailyFigures(day=d, new_users=rows[d].new_users if d in rows else 0) for d in period.days()]
+    def claim_fact(self, kind: str, key: str, day: date) -> bool:
+        return self._new(counted_facts, ["kind", "key"], kind=kind, key=key[:64], day=day)
+
+    def add_member(self, kind: str, day: date, member: str) -> bool:
+        return self._new(daily_members, ["kind", "day", "member"], kind=kind, day=day, member=member[:160])
+
+    def has_member(self, kind: str, day: date, member: str) -> bool:
+        return self.session.execute(select(daily_members.c.member).where(
+            daily_members.c.kind == kind, daily_members.c.day == day, daily_members.c.member == member)).first() is not None
+
+    def fact_day(self, kind: str, key: str) -> date | None:
+        return self.session.execute(select(counted_facts.c.day).where(
+            counted_facts.c.kind == kind, counted_facts.c.key == key)).scalar_one_or_none()
+
+    def add_counters(self, day: date, counters: Mapping[str, int]) -> None:
+        self._add(daily_counters, ["day", "metric"],
+                  [{"day": day, "metric": metric, "value": value} for metric, value in counters.items()])
+
+    def add_breakdowns(self, day: date, breakdowns: Iterable[Breakdown]) -> None:
+        sums: dict[tuple[str, str, str], int] = {}
+        for b in breakdowns:
+            for metric, value in b.counters.items():
+                sums[b.dimension, b.key[:64], metric] = sums.get((b.dimension, b.key[:64], metric), 0) + value
+        self._add(daily_breakdowns, ["dimension", "day", "key", "metric"],
+                  [{"dimension": d, "day": day, "key": k, "metric": m, "value": v} for (d, k, m), v in sums.items()])
+
+    def counters(self, period: Period) -> dict[date, dict[str, int]]:
+        found: dict[date, dict[str, int]] = {}
+        for row in self.session.execute(select(daily_counters).where(
+                daily_counters.c.day.between(period.first, period.last))):
+            found.setdefault(row.day, {})[row.metric] = row.value
+        return found
+
+    def distinct_members(self, kind: str, period: Period) -> int:
+        return self.session.execute(select(func.count(func.distinct(daily_members.c.member))).where(
+            daily_members.c.kind == kind, daily_members.c.day.between(period.first, period.last))).scalar_one()
+
+    def breakdown(self, dimension: str, period: Period) -> dict[str, dict[str, int]]:
+        found: dict[str, dict[str, int]] = {}
+        rows = self.session.execute(
+            select(daily_breakdowns.c.key, daily_breakdowns.c.metric, func.sum(daily_breakdowns.c.value))
+            .where(daily_breakdowns.c.dimension == dimension,
+                   daily_breakdowns.c.day.between(period.first, period.last))
+            .group_by(daily_breakdowns.c.key, daily_breakdowns.c.metric))
+        for key, metric, value in rows:
+            found.setdefault(key, {})[metric] = int(value)
+        return found
+
+    def step_profiles(self, kinds: tuple[str, ...], period: Period) -> dict[date | None, dict[frozenset[str], int]]:
+        # Each member's combination of sets as a bit mask (bit i: in kinds[i]), per day and over the period.
+        in_range = and_(daily_members.c.kind.in_(kinds), daily_members.c.day.between(period.first, period.last))
+        mask = sum(func.max(case((daily_members.c.kind == kind, 1 << i), else_=0)) for i, kind in enumerate(kinds))
+        found: dict[date | None, dict[frozenset[str], int]] = {}
+        for by_day in (True, False):
+            keys = [daily_members.c.day, daily_members.c.member] if by_day else [daily_members.c.member]
+            per_member = select(*keys[:-1], mask.label("mask")).where(in_range).group_by(*keys).subquery()
+            outer_keys = [per_member.c.day] if by_day else []
+            rows = self.session.execute(
+                select(*outer_keys, per_member.c.mask, func.count()).group_by(*outer_keys, per_member.c.mask))
+            for row in rows:
+                day, bits, count = (row[0], row[1], row[2]) if by_day else (None, row[0], row[1])
+                steps = frozenset(kind for i, kind in enumerate(kinds) if bits & (1 << i))
+                found.setdefault(day, {})[steps] = count
+        return found
+
+    def _new(self, table: Table, keys: list[str], **values: Any) -> bool:
+        # RETURNING, not rowcount: psycopg reports -1 rows for INSERT .. ON CONFLICT DO NOTHING.
+        statement = self._insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
+        return self.session.execute(statement.returning(table.c[keys[0]])).first() is not None
+
+    def _add(self, table: Table, keys: list[str], rows: list[dict[str, Any]]) -> None:
+        """value += n for each row, in one statement; rows sorted by key, so that concurrent transactions
+        lock rows in one order and do not deadlock (and each key at most once, as one statement must)."""
+        if not rows:
+            return
+        statement = self._insert(table).values(sorted(rows, key=lambda row: tuple(str(row[k]) for k in keys)))
+        self.session.execute(statement.on_conflict_do_update(
+            index_elements=keys, set_={"value": table.c.value + statement.excluded.value}))
 
 
-class AnalyticsUnitOfWork(SqlUnitOfWork):
-    stats: DailyStats
+class SqlAnalyticsUnitOfWork(SqlUnitOfWork, AnalyticsUnitOfWork):
+    rollups: SqlRollups
 
     def __enter__(self) -> Self:
         super().__enter__()
-        self.stats = DailyStats(self.session)
+        self.rollups = SqlRollups(self.session)
         return self

@@ -1,15 +1,33 @@
-"""AnalyticsService servicer; every RPC is for staff only."""
+"""AnalyticsService servicer: the reports are for staff only; the tracking intake is public."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC
 
 import grpc
 from mall.analytics.v1 import analytics_pb2, analytics_pb2_grpc
 
 from services.analytics import service
-from services.analytics.db import AnalyticsUnitOfWork
-from services.common.auth import require_caller
+from services.analytics.domain import Figures, FunnelSteps, Sales
+from services.analytics.uow import AnalyticsUnitOfWork
+from services.common.auth import Role, caller_var, require_caller
+
+REPORT_ROLES = (Role.ADMIN, Role.OPERATOR)
+
+
+def figures_pb(figures: Figures) -> analytics_pb2.Figures:
+    return analytics_pb2.Figures(**figures.as_dict())
+
+
+def sales_pb(rows: list[Sales]) -> list[analytics_pb2.Sales]:
+    return [analytics_pb2.Sales(key=s.key, paid_orders=s.paid_orders, quantity=s.quantity, sales_fen=s.sales_fen,
+                                max_fen=s.max_fen) for s in rows]
+
+
+def steps_pb(steps: FunnelSteps) -> analytics_pb2.FunnelSteps:
+    return analytics_pb2.FunnelSteps(viewed=steps.viewed, added_to_cart=steps.added_to_cart, ordered=steps.ordered,
+                                     paid=steps.paid)
 
 
 class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
@@ -18,10 +36,60 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
 
     def GetOverview(self, request: analytics_pb2.GetOverviewRequest,
                     context: grpc.ServicerContext) -> analytics_pb2.GetOverviewResponse:
-        require_caller("admin", "operator")
+        require_caller(*REPORT_ROLES)
         overview = service.get_overview(self.uow(), from_date=request.from_date, to_date=request.to_date)
         return analytics_pb2.GetOverviewResponse(
             from_date=overview.period.first.isoformat(), to_date=overview.period.last.isoformat(),
-            new_users=overview.new_users,
-            days=[analytics_pb2.DailyOverview(date=d.day.isoformat(), new_users=d.new_users) for d in overview.days],
+            totals=figures_pb(overview.totals),
+            days=[analytics_pb2.DailyOverview(date=d.day.isoformat(), figures=figures_pb(d.figures))
+                  for d in overview.days],
         )
+
+    def GetPurchasePreferences(self, request: analytics_pb2.GetPurchasePreferencesRequest,
+                               context: grpc.ServicerContext) -> analytics_pb2.GetPurchasePreferencesResponse:
+        require_caller(*REPORT_ROLES)
+        found = service.get_purchase_preferences(self.uow(), from_date=request.from_date, to_date=request.to_date,
+                                                 top=request.top)
+        return analytics_pb2.GetPurchasePreferencesResponse(
+            from_date=found.period.first.isoformat(), to_date=found.period.last.isoformat(),
+            sales_fen=found.sales_fen, by_category=sales_pb(found.by_category), by_brand=sales_pb(found.by_brand),
+            by_price_band=sales_pb(found.by_price_band), top_products=sales_pb(found.top_products))
+
+    def GetRegionalDistribution(self, request: analytics_pb2.GetRegionalDistributionRequest,
+                                context: grpc.ServicerContext) -> analytics_pb2.GetRegionalDistributionResponse:
+        require_caller(*REPORT_ROLES)
+        found = service.get_regional_distribution(self.uow(), from_date=request.from_date, to_date=request.to_date)
+        return analytics_pb2.GetRegionalDistributionResponse(
+            from_date=found.period.first.isoformat(), to_date=found.period.last.isoformat(), gmv_fen=found.gmv_fen,
+            provinces=[analytics_pb2.Region(province=r.province, paid_orders=r.paid_orders, gmv_fen=r.gmv_fen,
+                                            gmv_share=r.gmv_share, page_views=r.page_views) for r in found.provinces])
+
+    def GetFunnel(self, request: analytics_pb2.GetFunnelRequest,
+                  context: grpc.ServicerContext) -> analytics_pb2.GetFunnelResponse:
+        require_caller(*REPORT_ROLES)
+        found = service.get_funnel(self.uow(), from_date=request.from_date, to_date=request.to_date)
+        return analytics_pb2.GetFunnelResponse(
+            from_date=found.period.first.isoformat(), to_date=found.period.last.isoformat(),
+            totals=steps_pb(found.totals),
+            days=[analytics_pb2.DailyFunnel(date=day.isoformat(), steps=steps_pb(steps)) for day, steps in found.days])
+
+    def GetRetention(self, request: analytics_pb2.GetRetentionRequest,
+                     context: grpc.ServicerContext) -> analytics_pb2.GetRetentionResponse:
+        require_caller(*REPORT_ROLES)
+        found = service.get_retention(self.uow(), from_date=request.from_date, to_date=request.to_date)
+        return analytics_pb2.GetRetentionResponse(
+            from_date=found.period.first.isoformat(), to_date=found.period.last.isoformat(),
+            cohorts=[analytics_pb2.Cohort(
+                date=c.day.isoformat(), new_users=c.new_users, d1=c.retained[1], d7=c.retained[7], d30=c.retained[30],
+                d1_rate=c.rates[1], d7_rate=c.rates[7], d30_rate=c.rates[30]) for c in found.cohorts])
+
+    def TrackPageViews(self, request: analytics_pb2.TrackPageViewsRequest,
+                       context: grpc.ServicerContext) -> analytics_pb2.TrackPageViewsResponse:
+        # Public: anonymous visitors are tracked too; a logged-in shopper is known only by a verified token.
+        caller = caller_var.get()
+        views = [service.PageViewInput(
+            session_id=v.session_id, page=v.page, referrer=v.referrer, region=v.region,
+            client_ts=v.client_ts.ToDatetime(tzinfo=UTC) if v.HasField("client_ts") else None) for v in request.views]
+        accepted = service.track_page_views(self.uow(), device_id=request.device_id, user_id=caller.user_id if caller else 0,
+                                            views=views)
+        return analytics_pb2.TrackPageViewsResponse(accepted=accepted)

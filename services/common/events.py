@@ -9,6 +9,7 @@ from typing import TypeVar
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from mall.events.v1.envelope_pb2 import EventEnvelope
+from mall.events.v1.member_events_pb2 import MemberJoined, MemberRecharged, MemberWithdrawn
 from mall.events.v1.order_events_pb2 import (
     CartItemAdded,
     OrderCancelled,
@@ -16,6 +17,8 @@ from mall.events.v1.order_events_pb2 import (
     OrderPaid,
     OrderRefunded,
 )
+from mall.events.v1.product_events_pb2 import ProductViewed
+from mall.events.v1.tracking_events_pb2 import PageViewed
 from mall.events.v1.user_events_pb2 import UserRegistered, UserVerified
 
 from services.common.logs import request_id_var
@@ -27,17 +30,21 @@ M = TypeVar("M", bound=Message)
 EVENT_TYPES: dict[type[Message], str] = {
     UserRegistered: "user-registered",
     UserVerified: "user-verified",
+    ProductViewed: "product-viewed",
     OrderCreated: "order-created",
     OrderPaid: "order-paid",
     OrderCancelled: "order-cancelled",
     OrderRefunded: "order-refunded",
     CartItemAdded: "cart-item-added",
+    MemberJoined: "member-joined",
+    MemberRecharged: "member-recharged",
+    MemberWithdrawn: "member-withdrawn",
+    PageViewed: "page-viewed",
 }
 # Event types whose payload message is not written yet; move each into EVENT_TYPES with its message.
 PLANNED_EVENT_TYPES = (
     "order-shipped", "order-completed",
-    "member-joined", "member-recharged", "member-withdrawn", "points-changed",
-    "product-viewed", "page-viewed",
+    "points-changed",
 )
 TOPICS = (*EVENT_TYPES.values(), *PLANNED_EVENT_TYPES)
 

@@ -1,8 +1,12 @@
-"""Entry point: python -m services.product [all|serve|relay|consume|migrate]."""
+"""Entry point: python -m services.product [all|serve|relay|consume|migrate|seed|sweep-reservations]."""
 
 from __future__ import annotations
 
+import argparse
+import functools
+import os
 import sys
+import threading
 from pathlib import Path
 
 from mall.product.v1 import product_pb2, product_pb2_grpc
@@ -11,15 +15,52 @@ from services.common.config import ServiceSettings
 from services.common.db import make_engine
 from services.common.grpc_server import registration
 from services.common.runtime import ServiceApp, main
+from services.product import search, service
+from services.product.db import SqlProductUnitOfWork, start_mappers
+from services.product.grpc_api import ProductServicer
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def build_app(base: ServiceSettings) -> ServiceApp:
-    servicer = product_pb2_grpc.ProductServiceServicer()  # no RPCs yet: health, reflection, outbox relay run already
-    return ServiceApp(settings=base, engine=make_engine(base.database_url),
+    start_mappers()
+    # jieba takes a second or more to load its dictionary: not at import, not in the first search.
+    threading.Thread(target=search.warm_up, name="jieba-warm-up", daemon=True).start()
+    engine = make_engine(base.database_url)
+    servicer = ProductServicer(functools.partial(SqlProductUnitOfWork, engine, "product"))
+    return ServiceApp(settings=base, engine=engine,
                       registrations=[registration(product_pb2, product_pb2_grpc, "ProductService", servicer)])
 
 
+def media_dir() -> Path:
+    """MEDIA_DIR (default var/media): where catalogue images are written and the gateway serves them from."""
+    return Path(os.environ.get("MEDIA_DIR") or Path(os.environ.get("MINIMALL_VAR", "var")) / "media")
+
+
+def seed_command(base: ServiceSettings, args: argparse.Namespace) -> int:
+    from services.product.seed import seed_catalog  # Pillow and tqdm load only for this command
+
+    start_mappers()
+    engine = make_engine(base.database_url)
+    created = seed_catalog(functools.partial(SqlProductUnitOfWork, engine, "product"), media_dir() / "catalog",
+                           progress=not args.quiet)
+    print(f"demo catalogue ready ({created} products created)")
+    return 0
+
+
+def sweep_command(base: ServiceSettings, args: argparse.Namespace) -> int:
+    """Release expired stock reservations once; run it from a scheduler (cron, Kubernetes CronJob) every minute."""
+    start_mappers()
+    engine = make_engine(base.database_url)
+    released = service.release_expired_reservations(functools.partial(SqlProductUnitOfWork, engine, "product"))
+    print(f"released the expired reservations of {released} orders")
+    return 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true", help="seed: no progress bar")
+
+
 if __name__ == "__main__":
-    sys.exit(main("product", build_app, MIGRATIONS))
+    sys.exit(main("product", build_app, MIGRATIONS, commands={"seed": seed_command, "sweep-reservations": sweep_command},
+                  add_arguments=add_arguments))

@@ -1,5 +1,366 @@
-"""Product service tables. Its domain tables arrive with its features; outbox and processed events are here now."""
+"""Product service tables, their mapping onto the domain classes, repositories and unit of work."""
 
-from sqlalchemy import MetaData
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from typing import Any, Self
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session, registry, relationship
+from sqlalchemy.orm.attributes import set_committed_value
+
+from services.common.db import BigId, UTCDateTime, serialize_on
+from services.common.uow import SqlUnitOfWork
+from services.product.domain import (
+    AuditEntry,
+    Brand,
+    Category,
+    Product,
+    ProductFilter,
+    Reservation,
+    ReservationStatus,
+    Sku,
+    Sort,
+    Status,
+)
+from services.product.uow import ProductUnitOfWork
 
 metadata = MetaData()
+
+categories = Table(
+    "categories", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("parent_id", BigId, ForeignKey("categories.id"), nullable=True, index=True),
+    Column("name", String(64), nullable=False),
+    Column("icon", String(512), nullable=False, default=""),
+    Column("sort", Integer, nullable=False, default=0),
+)
+
+brands = Table(
+    "brands", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("logo", String(512), nullable=False, default=""),
+)
+
+products = Table(
+    "products", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("subtitle", String(200), nullable=False, default=""),
+    Column("category_id", BigId, ForeignKey("categories.id"), nullable=False, index=True),
+    Column("brand_id", BigId, ForeignKey("brands.id"), nullable=False, index=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("images", JSON, nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("specs", JSON, nullable=False),
+    Column("after_sales_policy", Text, nullable=False, default=""),
+    Column("status", String(16), nullable=False),
+    Column("on_shelf", Boolean, nullable=False, default=False),
+    Column("reject_reason", String(500), nullable=False, default=""),
+    Column("price_fen", BigId, nullable=False),
+    Column("market_price_fen", BigId, nullable=False, default=0),
+    Column("sales", BigId, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_products_visible_created", "status", "on_shelf", "created_at"),
+)
+
+skus = Table(
+    "skus", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("product_id", BigId, ForeignKey("products.id"), nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("spec_key", String(500), nullable=False),
+    Column("price_fen", BigId, nullable=False),
+    Column("market_price_fen", BigId, nullable=False, default=0),
+    Column("stock", BigId, nullable=False, default=0),
+    Column("weight_g", Integer, nullable=False, default=0),
+    Column("sales", BigId, nullable=False, default=0),
+    Column("active", Boolean, nullable=False, default=True),
+    UniqueConstraint("product_id", "spec_key", name="uq_skus_product_spec"),
+    CheckConstraint("stock >= 0", name="ck_skus_stock_not_negative"),
+    CheckConstraint("price_fen > 0", name="ck_skus_price_positive"),
+)
+
+search_terms = Table(
+    "search_terms", metadata,
+    Column("term", String(32), primary_key=True),
+    Column("product_id", BigId, ForeignKey("products.id"), primary_key=True, index=True),
+    Column("weight", Integer, nullable=False),
+)
+
+audit_log = Table(
+    "product_audit_log", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("product_id", BigId, ForeignKey("products.id"), nullable=False, index=True),
+    Column("actor_id", BigId, nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("before", JSON, nullable=True),
+    Column("after", JSON, nullable=True),
+)
+
+reservations = Table(
+    "stock_reservations", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("order_no", String(64), nullable=False),
+    Column("sku_id", BigId, ForeignKey("skus.id"), nullable=False),
+    Column("quantity", BigId, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    UniqueConstraint("order_no", "sku_id", name="uq_stock_reservations_order_sku"),
+    Index("ix_stock_reservations_status_expires", "status", "expires_at"),
+)
+
+delivery_estimates = Table(
+    "delivery_estimates", metadata,
+    Column("province", String(32), primary_key=True),
+    Column("estimate_days", Integer, nullable=False),
+)
+
+mapper_registry = registry()
+_mapping = threading.Lock()
+
+
+def start_mappers() -> None:
+    """Map the domain classes onto the tables (idempotent): build_app and database tests call it, never an import."""
+    with _mapping:
+        if mapper_registry.mappers:
+            return
+        mapper_registry.map_imperatively(Category, categories)
+        mapper_registry.map_imperatively(Brand, brands)
+        mapper_registry.map_imperatively(Sku, skus)
+        mapper_registry.map_imperatively(Product, products, properties={
+            "skus": relationship(Sku, order_by=skus.c.id, lazy="selectin", cascade="all, delete-orphan")})
+        mapper_registry.map_imperatively(AuditEntry, audit_log)
+        mapper_registry.map_imperatively(Reservation, reservations)
+
+
+class SqlCategoryRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, category: Category) -> None:
+        self.session.add(category)
+        self.session.flush()
+
+    def all(self) -> list[Category]:
+        return list(self.session.execute(
+            select(Category).order_by(categories.c.sort, categories.c.id)).scalars())
+
+    def get(self, category_id: int) -> Category | None:
+        return self.session.get(Category, category_id)
+
+
+class SqlBrandRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, brand: Brand) -> None:
+        self.session.add(brand)
+        self.session.flush()
+
+    def all(self) -> list[Brand]:
+        return list(self.session.execute(select(Brand).order_by(brands.c.id)).scalars())
+
+    def get(self, brand_id: int) -> Brand | None:
+        return self.session.get(Brand, brand_id)
+
+
+class SqlProductRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, product: Product) -> None:
+        self.session.add(product)
+        self.session.flush()
+
+    def get(self, product_id: int, *, lock: bool = False) -> Product | None:
+        return self.session.get(Product, product_id, with_for_update=lock)
+
+    def by_name(self, name: str) -> Product | None:
+        return self.session.execute(
+            select(Product).where(products.c.name == name).order_by(products.c.id).limit(1)).scalar_one_or_none()
+
+    def search(self, query: ProductFilter) -> tuple[list[Product], int]:
+        conditions: list[Any] = []
+        if query.visible_only:
+            conditions += [products.c.status == Status.APPROVED, products.c.on_shelf.is_(True)]
+        elif query.status:
+            conditions.append(products.c.status == query.status)
+        if query.category_ids is not None:
+            conditions.append(products.c.category_id.in_(sorted(query.category_ids)))
+        if query.brand_id:
+            conditions.append(products.c.brand_id == query.brand_id)
+        if query.price_min_fen:
+            conditions.append(products.c.price_fen >= query.price_min_fen)
+        if query.price_max_fen:
+            conditions.append(products.c.price_fen <= query.price_max_fen)
+        rows = select(Product).where(*conditions)
+        count = select(func.count()).select_from(products).where(*conditions)
+        order: list[Any]
+        if query.terms:
+            score = (select(search_terms.c.product_id, func.sum(search_terms.c.weight).label("score"))
+                     .where(search_terms.c.term.in_(query.terms)).group_by(search_terms.c.product_id).subquery())
+            rows = rows.join(score, score.c.product_id == products.c.id)
+            count = count.join_from(products, score, score.c.product_id == products.c.id)
+            order = [score.c.score.desc()]
+        else:
+            order = []
+        order += {
+            Sort.RELEVANCE: [products.c.sales.desc()],
+            Sort.NEWEST: [products.c.created_at.desc()],
+            Sort.PRICE_ASC: [products.c.price_fen.asc()],
+            Sort.PRICE_DESC: [products.c.price_fen.desc()],
+            Sort.SALES: [products.c.sales.desc()],
+        }[query.sort]
+        if query.terms and query.sort != Sort.RELEVANCE:
+            order = order[1:] + order[:1]  # an explicit sort wins; relevance breaks its ties
+        order.append(products.c.id.desc())
+        found = list(self.session.execute(rows.order_by(*order).offset(query.offset).limit(query.limit)).scalars())
+        return found, self.session.execute(count).scalar_one()
+
+    def index_terms(self, product_id: int, weights: dict[str, int]) -> None:
+        self.session.execute(delete(search_terms).where(search_terms.c.product_id == product_id))
+        if weights:
+            self.session.execute(insert(search_terms), [{"term": term, "product_id": product_id, "weight": weight}
+                                                        for term, weight in weights.items()])
+
+
+class SqlAuditLogRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, entry: AuditEntry) -> None:
+        self.session.add(entry)
+
+    def of_product(self, product_id: int) -> list[AuditEntry]:
+        return list(self.session.execute(select(AuditEntry).where(audit_log.c.product_id == product_id)
+                                         .order_by(audit_log.c.id)).scalars())
+
+
+SELLABLE = select(products.c.id).where(products.c.status == Status.APPROVED, products.c.on_shelf.is_(True))
+
+
+class SqlStockRepository:
+    """Every change is one conditional UPDATE: the row lock it takes orders concurrent reservations."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def take(self, sku_id: int, quantity: int) -> bool:
+        result = self.session.execute(
+            update(skus).where(skus.c.id == sku_id, skus.c.active.is_(True), skus.c.stock >= quantity,
+                               skus.c.product_id.in_(SELLABLE))
+            .values(stock=skus.c.stock - quantity))
+        return result.rowcount == 1  # type: ignore[attr-defined]
+
+    def put_back(self, sku_id: int, quantity: int) -> None:
+        self.session.execute(update(skus).where(skus.c.id == sku_id).values(stock=skus.c.stock + quantity))
+
+    def add_sales(self, sku_id: int, quantity: int) -> None:
+        self.session.execute(update(skus).where(skus.c.id == sku_id).values(sales=skus.c.sales + quantity))
+        self.session.execute(update(products).where(
+            products.c.id == select(skus.c.product_id).where(skus.c.id == sku_id).scalar_subquery())
+            .values(sales=products.c.sales + quantity))
+
+    def adjust(self, sku_id: int, delta: int) -> int | None:
+        self.session.flush()
+        result = self.session.execute(update(skus).where(skus.c.id == sku_id, skus.c.stock + delta >= 0)
+                                      .values(stock=skus.c.stock + delta))
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        stock = self.session.execute(select(skus.c.stock).where(skus.c.id == sku_id)).scalar_one()
+        loaded = self.session.identity_map.get((Sku, (sku_id,), None))  # type: ignore[call-overload]
+        if loaded is not None:
+            set_committed_value(loaded, "stock", stock)
+        return stock
+
+
+class SqlReservationRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def lock_order(self, order_no: str) -> None:
+        serialize_on(self.session, f"stock-reservation:{order_no}")
+
+    def add(self, reservation: Reservation) -> None:
+        self.session.add(reservation)
+        self.session.flush()
+
+    def of_order(self, order_no: str) -> list[Reservation]:
+        return list(self.session.execute(select(Reservation).where(reservations.c.order_no == order_no)
+                                         .order_by(reservations.c.sku_id)).scalars())
+
+    def move(self, reservation_id: int, from_status: str, to_status: str) -> bool:
+        result = self.session.execute(
+            update(reservations).where(reservations.c.id == reservation_id, reservations.c.status == from_status)
+            .values(status=to_status))
+        changed = result.rowcount == 1  # type: ignore[attr-defined]
+        loaded = self.session.identity_map.get((Reservation, (reservation_id,), None))  # type: ignore[call-overload]
+        if changed and loaded is not None:
+            set_committed_value(loaded, "status", to_status)
+        return changed
+
+    def expired_orders(self, now: datetime, limit: int) -> list[str]:
+        return list(self.session.execute(
+            select(reservations.c.order_no).where(reservations.c.status == ReservationStatus.RESERVED,
+                                                  reservations.c.expires_at < now)
+            .group_by(reservations.c.order_no).order_by(func.min(reservations.c.expires_at)).limit(limit)).scalars())
+
+
+class SqlDeliveryRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def estimate_days(self, province: str) -> int | None:
+        return self.session.execute(select(delivery_estimates.c.estimate_days)
+                                    .where(delivery_estimates.c.province == province)).scalar_one_or_none()
+
+    def set_estimate(self, province: str, days: int) -> None:
+        changed = self.session.execute(update(delivery_estimates).where(delivery_estimates.c.province == province)
+                                       .values(estimate_days=days))
+        if changed.rowcount == 0:  # type: ignore[attr-defined]
+            self.session.execute(insert(delivery_estimates).values(province=province, estimate_days=days))
+
+
+class SqlProductUnitOfWork(SqlUnitOfWork, ProductUnitOfWork):
+    """The product unit of work on the service database (call start_mappers() first)."""
+
+    def __enter__(self) -> Self:
+        super().__enter__()
+        self.categories = SqlCategoryRepository(self.session)
+        self.brands = SqlBrandRepository(self.session)
+        self.products = SqlProductRepository(self.session)
+        self.audit_log = SqlAuditLogRepository(self.session)
+        self.stock = SqlStockRepository(self.session)
+        self.reservations = SqlReservationRepository(self.session)
+        self.delivery = SqlDeliveryRepository(self.session)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # Read use cases end without a commit; detach what they loaded first, or the rollback
+        # would expire it and the caller could not read the products it was given.
+        self.session.expunge_all()
+        super().__exit__(*exc)

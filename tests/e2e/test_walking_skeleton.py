@@ -42,7 +42,8 @@ def admin_token(platform: Platform) -> str:
 
 @pytest.fixture
 def days_of_this_test() -> tuple[date, date]:
-    """Today and tomorrow (UTC) as the test starts: its registrations fall in them even if it runs past midnight."""
+    """Today and tomorrow (UTC) as the test starts: the Asia/Shanghai day (UTC+8) of its registrations falls in
+    them, even if it runs past midnight."""
     today = datetime.now(UTC).date()
     return today, today + timedelta(days=1)
 

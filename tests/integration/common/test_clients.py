@@ -49,7 +49,7 @@ class FlakyAnalytics(analytics_pb2_grpc.AnalyticsServiceServicer):
     def GetOverview(self, request: analytics_pb2.GetOverviewRequest,
                     context: grpc.ServicerContext) -> analytics_pb2.GetOverviewResponse:
         self.seen.record(context)
-        return analytics_pb2.GetOverviewResponse(new_users=7)
+        return analytics_pb2.GetOverviewResponse(totals=analytics_pb2.Figures(new_users=7))
 
 
 class FlakyUser(user_pb2_grpc.UserServiceServicer):
@@ -119,7 +119,7 @@ def test_a_read_that_finds_the_service_unavailable_is_retried(clients: ServiceCl
 
     reply = clients.get(AnalyticsServiceStub).GetOverview(analytics_pb2.GetOverviewRequest())
 
-    assert (reply.new_users, len(seen.calls)) == (7, 3)
+    assert (reply.totals.new_users, len(seen.calls)) == (7, 3)
 
 
 def test_a_write_is_never_retried_by_the_client(clients: ServiceClients, seen: Seen) -> None:

@@ -16,7 +16,7 @@ from mall.analytics.v1 import analytics_pb2, analytics_pb2_grpc
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from services.analytics.db import AnalyticsUnitOfWork, DailyStats
+from services.analytics.db import SqlAnalyticsUnitOfWork, SqlRollups
 from services.analytics.grpc_api import AnalyticsServicer
 from services.common.config import ServiceSettings
 from services.common.grpc_server import create_server, from_grpc, registration
@@ -35,7 +35,7 @@ def engine(service_engine: Callable[[str], Engine]) -> Engine:
 
 @pytest.fixture
 def channel(engine: Engine, jwt_keys: JwtKeys) -> Iterator[grpc.Channel]:
-    servicer = AnalyticsServicer(functools.partial(AnalyticsUnitOfWork, engine, "analytics"))
+    servicer = AnalyticsServicer(functools.partial(SqlAnalyticsUnitOfWork, engine, "analytics"))
     settings = ServiceSettings.from_env("analytics", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),
                                                       "ANALYTICS_GRPC_LISTEN": "127.0.0.1:0"})
     server, port = create_server(settings, [registration(analytics_pb2, analytics_pb2_grpc, "AnalyticsService",
@@ -91,12 +91,12 @@ def test_a_token_signed_by_another_key_is_rejected(channel: grpc.Channel) -> Non
 def test_an_admin_gets_the_overview_of_the_period(channel: grpc.Channel, engine: Engine, jwt_keys: JwtKeys) -> None:
     with Session(engine) as session, session.begin():
         for day in (date(2026, 11, 2), date(2026, 11, 2), date(2026, 11, 4), date(2026, 11, 9)):
-            DailyStats(session).add_new_user(day)
+            SqlRollups(session).add_counters(day, {"new_users": 1})
 
     reply = overview(channel, token(jwt_keys, "admin"), from_date="2026-11-01", to_date="2026-11-04")
 
-    assert (reply.from_date, reply.to_date, reply.new_users) == ("2026-11-01", "2026-11-04", 3)
-    assert [(d.date, d.new_users) for d in reply.days] == [
+    assert (reply.from_date, reply.to_date, reply.totals.new_users) == ("2026-11-01", "2026-11-04", 3)
+    assert [(d.date, d.figures.new_users) for d in reply.days] == [
         ("2026-11-01", 0), ("2026-11-02", 2), ("2026-11-03", 0), ("2026-11-04", 1)]
 
 

@@ -19,7 +19,7 @@ from mall.events.v1.user_events_pb2 import UserRegistered
 from sqlalchemy import Engine, func, select, text
 
 from services.analytics.consumers import HANDLERS, on_user_registered
-from services.analytics.db import AnalyticsUnitOfWork, daily_stats
+from services.analytics.db import SqlAnalyticsUnitOfWork, daily_counters
 from services.common.config import KafkaSettings
 from services.common.consumer import EventConsumer, HandlerFailed
 from services.common.devbroker import DevBroker, free_port
@@ -40,14 +40,14 @@ class SimulatedCrash(BaseException):
     """Stands for the process dying at a precise point (BaseException: nothing may swallow it)."""
 
 
-def register_users(engine: Engine, count: int, *, commit: bool = True) -> list[str]:
-    """Write `count` user-registered events to the outbox in one transaction; returns their event ids."""
+def register_users(engine: Engine, count: int, *, commit: bool = True, first_id: int = 0) -> list[str]:
+    """Write `count` user-registered events (users first_id...) to the outbox in one transaction; returns their ids."""
     with SqlUnitOfWork(engine, "user") as uow:
         event_ids = [
             uow.publish(UserRegistered(user_id=n, channel="sms",
                                        registered_at=timestamp(datetime(2026, 11, 26, 8, tzinfo=UTC))),
                         aggregate_id=str(n))
-            for n in range(count)
+            for n in range(first_id, first_id + count)
         ]
         if commit:
             uow.commit()
@@ -56,7 +56,8 @@ def register_users(engine: Engine, count: int, *, commit: bool = True) -> list[s
 
 def new_users_counted(engine: Engine) -> int:
     with engine.connect() as conn:
-        return conn.execute(select(func.coalesce(func.sum(daily_stats.c.new_users), 0))).scalar_one()
+        return conn.execute(select(func.coalesce(func.sum(daily_counters.c.value), 0))
+                            .where(daily_counters.c.metric == "new_users")).scalar_one()
 
 
 def unpublished(engine: Engine) -> int:
@@ -90,8 +91,8 @@ def analytics_db(service_engine: Callable[[str], Engine]) -> Engine:
 
 
 @pytest.fixture
-def analytics_uow(analytics_db: Engine) -> Callable[[], AnalyticsUnitOfWork]:
-    return functools.partial(AnalyticsUnitOfWork, analytics_db, "analytics")
+def analytics_uow(analytics_db: Engine) -> Callable[[], SqlAnalyticsUnitOfWork]:
+    return functools.partial(SqlAnalyticsUnitOfWork, analytics_db, "analytics")
 
 
 def consume_until(consumer: EventConsumer, done: Callable[[], bool], timeout_seconds: float = 30) -> None:
@@ -136,7 +137,7 @@ class CrashBeforeMarking(OutboxRelay):
 
 
 def test_relay_killed_after_publishing_republishes_and_the_consumer_applies_once(
-        user_db: Engine, analytics_db: Engine, analytics_uow: Callable[[], AnalyticsUnitOfWork],
+        user_db: Engine, analytics_db: Engine, analytics_uow: Callable[[], SqlAnalyticsUnitOfWork],
         kafka_settings: KafkaSettings,
         relays: Callable[..., OutboxRelay]) -> None:
     event_id = register_users(user_db, 1)[0]
@@ -174,7 +175,7 @@ class RecordingConsumer(EventConsumer):
 
 
 def test_consumer_killed_after_its_db_commit_applies_the_event_once_on_redelivery(
-        user_db: Engine, analytics_db: Engine, analytics_uow: Callable[[], AnalyticsUnitOfWork],
+        user_db: Engine, analytics_db: Engine, analytics_uow: Callable[[], SqlAnalyticsUnitOfWork],
         kafka_settings: KafkaSettings,
         relays: Callable[..., OutboxRelay]) -> None:
     register_users(user_db, 1)
@@ -196,7 +197,7 @@ def test_consumer_killed_after_its_db_commit_applies_the_event_once_on_redeliver
 
 
 def test_consumer_commits_offsets_so_a_restart_does_not_replay(
-        user_db: Engine, analytics_db: Engine, analytics_uow: Callable[[], AnalyticsUnitOfWork],
+        user_db: Engine, analytics_db: Engine, analytics_uow: Callable[[], SqlAnalyticsUnitOfWork],
         kafka_settings: KafkaSettings,
         relays: Callable[..., OutboxRelay]) -> None:
     relay = relays()
@@ -205,7 +206,7 @@ def test_consumer_commits_offsets_so_a_restart_does_not_replay(
     first = RecordingConsumer("analytics", analytics_uow, kafka_settings, HANDLERS)
     consume_until(first, lambda: len(first.outcomes) >= 2)
     first.close()
-    register_users(user_db, 1)
+    register_users(user_db, 1, first_id=2)
     relay.publish_pending()
 
     second = RecordingConsumer("analytics", analytics_uow, kafka_settings, HANDLERS)
@@ -218,14 +219,14 @@ def test_consumer_commits_offsets_so_a_restart_does_not_replay(
 
 
 def test_a_failing_handler_is_retried_from_the_same_offset_without_skipping(
-        user_db: Engine, analytics_db: Engine, analytics_uow: Callable[[], AnalyticsUnitOfWork],
+        user_db: Engine, analytics_db: Engine, analytics_uow: Callable[[], SqlAnalyticsUnitOfWork],
         kafka_settings: KafkaSettings,
         relays: Callable[..., OutboxRelay]) -> None:
     register_users(user_db, 1)
     relays().publish_pending()
     calls = []
 
-    def flaky(uow: AnalyticsUnitOfWork, event: UserRegistered, envelope: EventEnvelope) -> None:
+    def flaky(uow: SqlAnalyticsUnitOfWork, event: UserRegistered, envelope: EventEnvelope) -> None:
         calls.append(envelope.event_id)
         if len(calls) == 1:
             raise RuntimeError("database hiccup")
@@ -269,9 +270,9 @@ def outbox_and_processed(engine: Engine) -> tuple[list[tuple[str, str]], list[st
         return rows, list(conn.execute(select(processed_events.c.event_id)).scalars())
 
 
-def republishing(fail: bool) -> Callable[[AnalyticsUnitOfWork, UserRegistered, EventEnvelope], None]:
+def republishing(fail: bool) -> Callable[[SqlAnalyticsUnitOfWork, UserRegistered, EventEnvelope], None]:
     """A handler that counts the registration and publishes an event, then fails if told to."""
-    def handler(uow: AnalyticsUnitOfWork, event: UserRegistered, envelope: EventEnvelope) -> None:
+    def handler(uow: SqlAnalyticsUnitOfWork, event: UserRegistered, envelope: EventEnvelope) -> None:
         on_user_registered(uow, event, envelope)
         uow.publish(UserRegistered(user_id=event.user_id, channel="echo"), aggregate_id=str(event.user_id))
         if fail:
@@ -280,7 +281,7 @@ def republishing(fail: bool) -> Callable[[AnalyticsUnitOfWork, UserRegistered, E
 
 
 def test_an_event_a_handler_publishes_commits_with_the_dedup_record_and_only_once(
-        analytics_db: Engine, analytics_uow: Callable[[], AnalyticsUnitOfWork], kafka_settings: KafkaSettings) -> None:
+        analytics_db: Engine, analytics_uow: Callable[[], SqlAnalyticsUnitOfWork], kafka_settings: KafkaSettings) -> None:
     consumer = EventConsumer("analytics", analytics_uow, kafka_settings, {UserRegistered: republishing(fail=False)})
     record = delivered(kafka_settings, 7)
 
@@ -292,7 +293,7 @@ def test_an_event_a_handler_publishes_commits_with_the_dedup_record_and_only_onc
 
 
 def test_an_event_a_failing_handler_published_is_rolled_back_with_the_dedup_record(
-        analytics_db: Engine, analytics_uow: Callable[[], AnalyticsUnitOfWork], kafka_settings: KafkaSettings) -> None:
+        analytics_db: Engine, analytics_uow: Callable[[], SqlAnalyticsUnitOfWork], kafka_settings: KafkaSettings) -> None:
     consumer = EventConsumer("analytics", analytics_uow, kafka_settings, {UserRegistered: republishing(fail=True)})
 
     with pytest.raises(RuntimeError, match="after publishing"):
@@ -311,7 +312,7 @@ def send_raw(settings: KafkaSettings, event_type: str, value: bytes | None) -> N
 @pytest.mark.parametrize("poison", [b"\xff\x00 not protobuf", None, "wrong payload"],
                          ids=["not-an-envelope", "tombstone", "payload-of-another-type"])
 def test_a_poison_record_is_dead_lettered_and_the_partition_moves_on(
-        user_db: Engine, analytics_db: Engine, analytics_uow: Callable[[], AnalyticsUnitOfWork],
+        user_db: Engine, analytics_db: Engine, analytics_uow: Callable[[], SqlAnalyticsUnitOfWork],
         kafka_settings: KafkaSettings,
         relays: Callable[..., OutboxRelay], poison: bytes | None | str) -> None:
     if poison == "wrong payload":

@@ -15,7 +15,7 @@ from mall.events.v1.user_events_pb2 import UserRegistered
 from sqlalchemy import Engine, func, select
 
 from services.analytics.consumers import on_user_registered
-from services.analytics.db import AnalyticsUnitOfWork, daily_stats
+from services.analytics.db import SqlAnalyticsUnitOfWork, daily_counters
 from services.common.config import KafkaSettings
 from services.common.consumer import EventConsumer, HandlerFailed
 from services.common.events import encode, new_envelope, timestamp
@@ -70,7 +70,8 @@ def batch(*records: Record) -> dict[TopicPartition, list[Record]]:
 
 def counted(engine: Engine) -> int:
     with engine.connect() as conn:
-        return conn.execute(select(func.coalesce(func.sum(daily_stats.c.new_users), 0))).scalar_one()
+        return conn.execute(select(func.coalesce(func.sum(daily_counters.c.value), 0))
+                            .where(daily_counters.c.metric == "new_users")).scalar_one()
 
 
 @pytest.fixture
@@ -79,13 +80,13 @@ def analytics_db(sqlite_service_engine: Callable[[str], Engine]) -> Engine:
 
 
 def consumer_for(engine: Engine, scripted: ScriptedConsumer,
-                 fail_user_ids: set[int]) -> EventConsumer[AnalyticsUnitOfWork]:
-    def handler(uow: AnalyticsUnitOfWork, event: UserRegistered, envelope: EventEnvelope) -> None:
+                 fail_user_ids: set[int]) -> EventConsumer[SqlAnalyticsUnitOfWork]:
+    def handler(uow: SqlAnalyticsUnitOfWork, event: UserRegistered, envelope: EventEnvelope) -> None:
         if event.user_id in fail_user_ids:
             raise RuntimeError("database hiccup")
         on_user_registered(uow, event, envelope)
 
-    return EventConsumer("analytics", functools.partial(AnalyticsUnitOfWork, engine, "analytics"), SETTINGS,
+    return EventConsumer("analytics", functools.partial(SqlAnalyticsUnitOfWork, engine, "analytics"), SETTINGS,
                          {UserRegistered: handler},
                          consumer_factory=lambda *_: scripted)  # type: ignore[arg-type,return-value]
 

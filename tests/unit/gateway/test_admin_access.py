@@ -75,24 +75,28 @@ def test_staff_without_an_analytics_role_is_forbidden(client: FlaskClient, beare
     assert (error_of(response), clients.analytics.GetOverview.calls) == ((403, "FORBIDDEN"), [])
 
 
+ZERO = {name: 0 for name in analytics_pb2.Figures.DESCRIPTOR.fields_by_name}
+
+
 @pytest.fixture
 def overview_reply(clients) -> analytics_pb2.GetOverviewResponse:
-    reply = analytics_pb2.GetOverviewResponse(from_date="2026-11-24", to_date="2026-11-26", new_users=7, days=[
-        analytics_pb2.DailyOverview(date="2026-11-24", new_users=3),
-        analytics_pb2.DailyOverview(date="2026-11-25", new_users=0),
-        analytics_pb2.DailyOverview(date="2026-11-26", new_users=4)])
+    reply = analytics_pb2.GetOverviewResponse(
+        from_date="2026-11-24", to_date="2026-11-25", totals=analytics_pb2.Figures(new_users=7, gmv_fen=12000),
+        days=[analytics_pb2.DailyOverview(date="2026-11-24", figures=analytics_pb2.Figures(new_users=3)),
+              analytics_pb2.DailyOverview(date="2026-11-25", figures=analytics_pb2.Figures(new_users=4,
+                                                                                           gmv_fen=12000))])
     clients.analytics.GetOverview.reply = reply
     return reply
 
 
 @pytest.mark.parametrize("role", ["admin", "operator", "finance,operator"])
 def test_admin_or_operator_gets_the_overview_as_json(client: FlaskClient, bearer, overview_reply, role: str) -> None:
-    response = client.get(f"{OVERVIEW}?from=2026-11-24&to=2026-11-26", headers=bearer(roles=role))
+    response = client.get(f"{OVERVIEW}?from=2026-11-24&to=2026-11-25", headers=bearer(roles=role))
 
     assert (response.status_code, response.get_json()) == (200, {
-        "from": "2026-11-24", "to": "2026-11-26", "new_users": 7, "days": [
-            {"date": "2026-11-24", "new_users": 3}, {"date": "2026-11-25", "new_users": 0},
-            {"date": "2026-11-26", "new_users": 4}]})
+        "from": "2026-11-24", "to": "2026-11-25", **ZERO, "new_users": 7, "gmv_fen": 12000, "days": [
+            {"date": "2026-11-24", **ZERO, "new_users": 3},
+            {"date": "2026-11-25", **ZERO, "new_users": 4, "gmv_fen": 12000}]})
 
 
 def test_overview_passes_the_period_to_analytics(client: FlaskClient, bearer, clients, overview_reply) -> None:
@@ -109,10 +113,10 @@ def test_overview_without_dates_leaves_the_period_to_analytics(client: FlaskClie
     assert [call.message for call in clients.analytics.GetOverview.calls] == [analytics_pb2.GetOverviewRequest()]
 
 
-def test_overview_of_an_empty_period_is_zero_with_no_days(client: FlaskClient, bearer) -> None:
+def test_overview_of_an_empty_reply_is_zero_with_no_days(client: FlaskClient, bearer) -> None:
     response = client.get(OVERVIEW, headers=bearer(roles="admin"))
 
-    assert response.get_json() == {"from": "", "to": "", "new_users": 0, "days": []}
+    assert response.get_json() == {"from": "", "to": "", **ZERO, "days": []}
 
 
 def test_app_refuses_to_start_with_an_admin_route_that_declares_no_roles() -> None:

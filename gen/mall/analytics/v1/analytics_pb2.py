@@ -22,21 +22,56 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!mall/analytics/v1/analytics.proto\x12\x11mall.analytics.v1\"8\n\x12GetOverviewRequest\x12\x11\n\tfrom_date\x18\x01 \x01(\t\x12\x0f\n\x07to_date\x18\x02 \x01(\t\"0\n\rDailyOverview\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x11\n\tnew_users\x18\x02 \x01(\x03\"|\n\x13GetOverviewResponse\x12\x11\n\tfrom_date\x18\x01 \x01(\t\x12\x0f\n\x07to_date\x18\x02 \x01(\t\x12\x11\n\tnew_users\x18\x03 \x01(\x03\x12.\n\x04\x64\x61ys\x18\x04 \x03(\x0b\x32 .mall.analytics.v1.DailyOverview2p\n\x10\x41nalyticsService\x12\\\n\x0bGetOverview\x12%.mall.analytics.v1.GetOverviewRequest\x1a&.mall.analytics.v1.GetOverviewResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!mall/analytics/v1/analytics.proto\x12\x11mall.analytics.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"8\n\x12GetOverviewRequest\x12\x11\n\tfrom_date\x18\x01 \x01(\t\x12\x0f\n\x07to_date\x18\x02 \x01(\t\"\xb3\x03\n\x07\x46igures\x12\x12\n\npage_views\x18\x01 \x01(\x03\x12\x17\n\x0funique_visitors\x18\x02 \x01(\x03\x12\x0e\n\x06visits\x18\x03 \x01(\x03\x12\x11\n\tnew_users\x18\x04 \x01(\x03\x12\x14\n\x0c\x61\x63tive_users\x18\x05 \x01(\x03\x12\x0e\n\x06orders\x18\x06 \x01(\x03\x12\x13\n\x0bpaid_orders\x18\x07 \x01(\x03\x12\x14\n\x0cpaying_users\x18\x08 \x01(\x03\x12\x0f\n\x07gmv_fen\x18\t \x01(\x03\x12\x0f\n\x07refunds\x18\n \x01(\x03\x12\x12\n\nrefund_fen\x18\x0b \x01(\x03\x12\x13\n\x0bnet_gmv_fen\x18\x0c \x01(\x03\x12\x1f\n\x17\x61verage_order_value_fen\x18\r \x01(\x03\x12\x18\n\x10\x63\x61ncelled_orders\x18\x0e \x01(\x03\x12\x11\n\trecharges\x18\x0f \x01(\x03\x12\x14\n\x0crecharge_fen\x18\x10 \x01(\x03\x12\x13\n\x0bnew_members\x18\x11 \x01(\x03\x12\x13\n\x0bwithdrawals\x18\x12 \x01(\x03\x12\x16\n\x0ewithdrawal_fen\x18\x13 \x01(\x03\x12\x16\n\x0e\x63\x61rt_additions\x18\x14 \x01(\x03\"J\n\rDailyOverview\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12+\n\x07\x66igures\x18\x02 \x01(\x0b\x32\x1a.mall.analytics.v1.Figures\"\x95\x01\n\x13GetOverviewResponse\x12\x11\n\tfrom_date\x18\x01 \x01(\t\x12\x0f\n\x07to_date\x18\x02 \x01(\t\x12*\n\x06totals\x18\x03 \x01(\x0b\x32\x1a.mall.analytics.v1.Figures\x12.\n\x04\x64\x61ys\x18\x04 \x03(\x0b\x32 .mall.analytics.v1.DailyOverview\"P\n\x1dGetPurchasePreferencesRequest\x12\x11\n\tfrom_date\x18\x01 \x01(\t\x12\x0f\n\x07to_date\x18\x02 \x01(\t\x12\x0b\n\x03top\x18\x03 \x01(\x05\"_\n\x05Sales\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x13\n\x0bpaid_orders\x18\x02 \x01(\x03\x12\x10\n\x08quantity\x18\x03 \x01(\x03\x12\x11\n\tsales_fen\x18\x04 \x01(\x03\x12\x0f\n\x07max_fen\x18\x05 \x01(\x03\"\x93\x02\n\x1eGetPurchasePreferencesResponse\x12\x11\n\tfrom_date\x18\x01 \x01(\t\x12\x0f\n\x07to_date\x18\x02 \x01(\t\x12\x11\n\tsales_fen\x18\x03 \x01(\x03\x12-\n\x0b\x62y_category\x18\x04 \x03(\x0b\x32\x18.mall.analytics.v1.Sales\x12*\n\x08\x62y_brand\x18\x05 \x03(\x0b\x32\x18.mall.analytics.v1.Sales\x12/\n\rby_price_band\x18\x06 \x03(\x0b\x32\x18.mall.analytics.v1.Sales\x12.\n\x0ctop_products\x18\x07 \x03(\x0b\x32\x18.mall.analytics.v1.Sales\"D\n\x1eGetRegionalDistributionRequest\x12\x11\n\tfrom_date\x18\x01 \x01(\t\x12\x0f\n\x07to_date\x18\x02 \x01(\t\"g\n\x06Region\x12\x10\n\x08province\x18\x01 \x01(\t\x12\x13\n\x0bpaid_orders\x18\x02 \x01(\x03\x12\x0f\n\x07gmv_fen\x18\x03 \x01(\x03\x12\x11\n\tgmv_share\x18\x04 \x01(\x01\x12\x12\n\npage_views\x18\x05 \x01(\x03\"\x84\x01\n\x1fGetRegionalDistributionResponse\x12\x11\n\tfrom_date\x18\x01 \x01(\t\x12\x0f\n\x07to_date\x18\x02 \x01(\t\x12\x0f\n\x07gmv_fen\x18\x03 \x01(\x03\x12,\n\tprovinces\x18\x04 \x03(\x0b\x32\x19.mall.analytics.v1.Region\"6\n\x10GetFunnelRequest\x12\x11\n\tfrom_date\x18\x01 \x01(\t\x12\x0f\n\x07to_date\x18\x02 \x01(\t\"S\n\x0b\x46unnelSteps\x12\x0e\n\x06viewed\x18\x01 \x01(\x03\x12\x15\n\radded_to_cart\x18\x02 \x01(\x03\x12\x0f\n\x07ordered\x18\x03 \x01(\x03\x12\x0c\n\x04paid\x18\x04 \x01(\x03\"J\n\x0b\x44\x61ilyFunnel\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12-\n\x05steps\x18\x02 \x01(\x0b\x32\x1e.mall.analytics.v1.FunnelSteps\"\x95\x01\n\x11GetFunnelResponse\x12\x11\n\tfrom_date\x18\x01 \x01(\t\x12\x0f\n\x07to_date\x18\x02 \x01(\t\x12.\n\x06totals\x18\x03 \x01(\x0b\x32\x1e.mall.analytics.v1.FunnelSteps\x12,\n\x04\x64\x61ys\x18\x04 \x03(\x0b\x32\x1e.mall.analytics.v1.DailyFunnel\"9\n\x13GetRetentionRequest\x12\x11\n\tfrom_date\x18\x01 \x01(\t\x12\x0f\n\x07to_date\x18\x02 \x01(\t\"\xb6\x01\n\x06\x43ohort\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x11\n\tnew_users\x18\x02 \x01(\x03\x12\n\n\x02\x64\x31\x18\x03 \x01(\x03\x12\n\n\x02\x64\x37\x18\x04 \x01(\x03\x12\x0b\n\x03\x64\x33\x30\x18\x05 \x01(\x03\x12\x14\n\x07\x64\x31_rate\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x14\n\x07\x64\x37_rate\x18\x07 \x01(\x01H\x01\x88\x01\x01\x12\x15\n\x08\x64\x33\x30_rate\x18\x08 \x01(\x01H\x02\x88\x01\x01\x42\n\n\x08_d1_rateB\n\n\x08_d7_rateB\x0b\n\t_d30_rate\"f\n\x14GetRetentionResponse\x12\x11\n\tfrom_date\x18\x01 \x01(\t\x12\x0f\n\x07to_date\x18\x02 \x01(\t\x12*\n\x07\x63ohorts\x18\x03 \x03(\x0b\x32\x19.mall.analytics.v1.Cohort\"}\n\x08PageView\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0c\n\x04page\x18\x02 \x01(\t\x12\x10\n\x08referrer\x18\x03 \x01(\t\x12-\n\tclient_ts\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06region\x18\x05 \x01(\t\"V\n\x15TrackPageViewsRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12*\n\x05views\x18\x02 \x03(\x0b\x32\x1b.mall.analytics.v1.PageView\"*\n\x16TrackPageViewsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x32\x92\x05\n\x10\x41nalyticsService\x12\\\n\x0bGetOverview\x12%.mall.analytics.v1.GetOverviewRequest\x1a&.mall.analytics.v1.GetOverviewResponse\x12}\n\x16GetPurchasePreferences\x12\x30.mall.analytics.v1.GetPurchasePreferencesRequest\x1a\x31.mall.analytics.v1.GetPurchasePreferencesResponse\x12\x80\x01\n\x17GetRegionalDistribution\x12\x31.mall.analytics.v1.GetRegionalDistributionRequest\x1a\x32.mall.analytics.v1.GetRegionalDistributionResponse\x12V\n\tGetFunnel\x12#.mall.analytics.v1.GetFunnelRequest\x1a$.mall.analytics.v1.GetFunnelResponse\x12_\n\x0cGetRetention\x12&.mall.analytics.v1.GetRetentionRequest\x1a\'.mall.analytics.v1.GetRetentionResponse\x12\x65\n\x0eTrackPageViews\x12(.mall.analytics.v1.TrackPageViewsRequest\x1a).mall.analytics.v1.TrackPageViewsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mall.analytics.v1.analytics_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETOVERVIEWREQUEST']._serialized_start=56
-  _globals['_GETOVERVIEWREQUEST']._serialized_end=112
-  _globals['_DAILYOVERVIEW']._serialized_start=114
-  _globals['_DAILYOVERVIEW']._serialized_end=162
-  _globals['_GETOVERVIEWRESPONSE']._serialized_start=164
-  _globals['_GETOVERVIEWRESPONSE']._serialized_end=288
-  _globals['_ANALYTICSSERVICE']._serialized_start=290
-  _globals['_ANALYTICSSERVICE']._serialized_end=402
+  _globals['_GETOVERVIEWREQUEST']._serialized_start=89
+  _globals['_GETOVERVIEWREQUEST']._serialized_end=145
+  _globals['_FIGURES']._serialized_start=148
+  _globals['_FIGURES']._serialized_end=583
+  _globals['_DAILYOVERVIEW']._serialized_start=585
+  _globals['_DAILYOVERVIEW']._serialized_end=659
+  _globals['_GETOVERVIEWRESPONSE']._serialized_start=662
+  _globals['_GETOVERVIEWRESPONSE']._serialized_end=811
+  _globals['_GETPURCHASEPREFERENCESREQUEST']._serialized_start=813
+  _globals['_GETPURCHASEPREFERENCESREQUEST']._serialized_end=893
+  _globals['_SALES']._serialized_start=895
+  _globals['_SALES']._serialized_end=990
+  _globals['_GETPURCHASEPREFERENCESRESPONSE']._serialized_start=993
+  _globals['_GETPURCHASEPREFERENCESRESPONSE']._serialized_end=1268
+  _globals['_GETREGIONALDISTRIBUTIONREQUEST']._serialized_start=1270
+  _globals['_GETREGIONALDISTRIBUTIONREQUEST']._serialized_end=1338
+  _globals['_REGION']._serialized_start=1340
+  _globals['_REGION']._serialized_end=1443
+  _globals['_GETREGIONALDISTRIBUTIONRESPONSE']._serialized_start=1446
+  _globals['_GETREGIONALDISTRIBUTIONRESPONSE']._serialized_end=1578
+  _globals['_GETFUNNELREQUEST']._serialized_start=1580
+  _globals['_GETFUNNELREQUEST']._serialized_end=1634
+  _globals['_FUNNELSTEPS']._serialized_start=1636
+  _globals['_FUNNELSTEPS']._serialized_end=1719
+  _globals['_DAILYFUNNEL']._serialized_start=1721
+  _globals['_DAILYFUNNEL']._serialized_end=1795
+  _globals['_GETFUNNELRESPONSE']._serialized_start=1798
+  _globals['_GETFUNNELRESPONSE']._serialized_end=1947
+  _globals['_GETRETENTIONREQUEST']._serialized_start=1949
+  _globals['_GETRETENTIONREQUEST']._serialized_end=2006
+  _globals['_COHORT']._serialized_start=2009
+  _globals['_COHORT']._serialized_end=2191
+  _globals['_GETRETENTIONRESPONSE']._serialized_start=2193
+  _globals['_GETRETENTIONRESPONSE']._serialized_end=2295
+  _globals['_PAGEVIEW']._serialized_start=2297
+  _globals['_PAGEVIEW']._serialized_end=2422
+  _globals['_TRACKPAGEVIEWSREQUEST']._serialized_start=2424
+  _globals['_TRACKPAGEVIEWSREQUEST']._serialized_end=2510
+  _globals['_TRACKPAGEVIEWSRESPONSE']._serialized_start=2512
+  _globals['_TRACKPAGEVIEWSRESPONSE']._serialized_end=2554
+  _globals['_ANALYTICSSERVICE']._serialized_start=2557
+  _globals['_ANALYTICSSERVICE']._serialized_end=3215
 # @@protoc_insertion_point(module_scope)

@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class AnalyticsServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Every Get* RPC is for staff (admin, operator); days are Asia/Shanghai calendar days.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -39,13 +40,70 @@ class AnalyticsServiceStub:
                 request_serializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetOverviewRequest.SerializeToString,
                 response_deserializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetOverviewResponse.FromString,
                 _registered_method=True)
+        self.GetPurchasePreferences = channel.unary_unary(
+                '/mall.analytics.v1.AnalyticsService/GetPurchasePreferences',
+                request_serializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetPurchasePreferencesRequest.SerializeToString,
+                response_deserializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetPurchasePreferencesResponse.FromString,
+                _registered_method=True)
+        self.GetRegionalDistribution = channel.unary_unary(
+                '/mall.analytics.v1.AnalyticsService/GetRegionalDistribution',
+                request_serializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetRegionalDistributionRequest.SerializeToString,
+                response_deserializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetRegionalDistributionResponse.FromString,
+                _registered_method=True)
+        self.GetFunnel = channel.unary_unary(
+                '/mall.analytics.v1.AnalyticsService/GetFunnel',
+                request_serializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetFunnelRequest.SerializeToString,
+                response_deserializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetFunnelResponse.FromString,
+                _registered_method=True)
+        self.GetRetention = channel.unary_unary(
+                '/mall.analytics.v1.AnalyticsService/GetRetention',
+                request_serializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetRetentionRequest.SerializeToString,
+                response_deserializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetRetentionResponse.FromString,
+                _registered_method=True)
+        self.TrackPageViews = channel.unary_unary(
+                '/mall.analytics.v1.AnalyticsService/TrackPageViews',
+                request_serializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.TrackPageViewsRequest.SerializeToString,
+                response_deserializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.TrackPageViewsResponse.FromString,
+                _registered_method=True)
 
 
 class AnalyticsServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Every Get* RPC is for staff (admin, operator); days are Asia/Shanghai calendar days.
+    """
 
     def GetOverview(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPurchasePreferences(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRegionalDistribution(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetFunnel(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRetention(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TrackPageViews(self, request, context):
+        """Public (the gateway checks sizes and rates): page views written to the outbox as page-viewed events.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -58,6 +116,31 @@ def add_AnalyticsServiceServicer_to_server(servicer, server):
                     request_deserializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetOverviewRequest.FromString,
                     response_serializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetOverviewResponse.SerializeToString,
             ),
+            'GetPurchasePreferences': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPurchasePreferences,
+                    request_deserializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetPurchasePreferencesRequest.FromString,
+                    response_serializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetPurchasePreferencesResponse.SerializeToString,
+            ),
+            'GetRegionalDistribution': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRegionalDistribution,
+                    request_deserializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetRegionalDistributionRequest.FromString,
+                    response_serializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetRegionalDistributionResponse.SerializeToString,
+            ),
+            'GetFunnel': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFunnel,
+                    request_deserializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetFunnelRequest.FromString,
+                    response_serializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetFunnelResponse.SerializeToString,
+            ),
+            'GetRetention': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRetention,
+                    request_deserializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetRetentionRequest.FromString,
+                    response_serializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetRetentionResponse.SerializeToString,
+            ),
+            'TrackPageViews': grpc.unary_unary_rpc_method_handler(
+                    servicer.TrackPageViews,
+                    request_deserializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.TrackPageViewsRequest.FromString,
+                    response_serializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.TrackPageViewsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'mall.analytics.v1.AnalyticsService', rpc_method_handlers)
@@ -67,7 +150,8 @@ def add_AnalyticsServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AnalyticsService:
-    """Missing associated documentation comment in .proto file."""
+    """Every Get* RPC is for staff (admin, operator); days are Asia/Shanghai calendar days.
+    """
 
     @staticmethod
     def GetOverview(request,
@@ -86,6 +170,141 @@ class AnalyticsService:
             '/mall.analytics.v1.AnalyticsService/GetOverview',
             mall_dot_analytics_dot_v1_dot_analytics__pb2.GetOverviewRequest.SerializeToString,
             mall_dot_analytics_dot_v1_dot_analytics__pb2.GetOverviewResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPurchasePreferences(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.analytics.v1.AnalyticsService/GetPurchasePreferences',
+            mall_dot_analytics_dot_v1_dot_analytics__pb2.GetPurchasePreferencesRequest.SerializeToString,
+            mall_dot_analytics_dot_v1_dot_analytics__pb2.GetPurchasePreferencesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRegionalDistribution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.analytics.v1.AnalyticsService/GetRegionalDistribution',
+            mall_dot_analytics_dot_v1_dot_analytics__pb2.GetRegionalDistributionRequest.SerializeToString,
+            mall_dot_analytics_dot_v1_dot_analytics__pb2.GetRegionalDistributionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFunnel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.analytics.v1.AnalyticsService/GetFunnel',
+            mall_dot_analytics_dot_v1_dot_analytics__pb2.GetFunnelRequest.SerializeToString,
+            mall_dot_analytics_dot_v1_dot_analytics__pb2.GetFunnelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRetention(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.analytics.v1.AnalyticsService/GetRetention',
+            mall_dot_analytics_dot_v1_dot_analytics__pb2.GetRetentionRequest.SerializeToString,
+            mall_dot_analytics_dot_v1_dot_analytics__pb2.GetRetentionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TrackPageViews(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.analytics.v1.AnalyticsService/TrackPageViews',
+            mall_dot_analytics_dot_v1_dot_analytics__pb2.TrackPageViewsRequest.SerializeToString,
+            mall_dot_analytics_dot_v1_dot_analytics__pb2.TrackPageViewsResponse.FromString,
             options,
             channel_credentials,
             insecure,

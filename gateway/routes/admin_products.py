@@ -1,0 +1,247 @@
+"""Admin product management: create and edit SPUs with SKUs, audit, shelf, audit log, search, stock."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from flask import Blueprint
+from mall.product.v1 import product_pb2
+from mall.product.v1.product_pb2_grpc import ProductServiceStub
+from pydantic import Field
+
+from gateway.api import Body, Page, PageQuery, Reply, operation, service
+from gateway.routes.catalog import MAX_FEN, MAX_ID, BrandRef, ParamOut, SpecOut, StockStatus
+from services.common.auth import Role
+
+bp = Blueprint("admin_products", __name__, url_prefix="/api/v1/admin/products")
+
+EDITORS = (Role.ADMIN, Role.OPERATOR)
+AUDITORS = (Role.ADMIN,)
+Text = Field(max_length=200)
+ProductStatus = Literal["DRAFT", "PENDING_AUDIT", "APPROVED", "REJECTED"]
+
+
+class ParamIn(Body):
+    name: str = Field(min_length=1, max_length=50)
+    value: str = Field(max_length=500)
+
+
+class SpecIn(Body):
+    name: str = Field(min_length=1, max_length=20)
+    values: list[Annotated[str, Field(min_length=1, max_length=50)]] = Field(min_length=1, max_length=50)
+
+
+class SkuIn(Body):
+    spec: dict[Annotated[str, Field(max_length=20)], Annotated[str, Field(max_length=50)]] = Field(
+        max_length=5, description="one value for each declared spec: {\"颜色\": \"黑\"}")
+    price_fen: int = Field(ge=1, le=MAX_FEN)
+    market_price_fen: int = Field(0, ge=0, le=MAX_FEN, description="0 = none")
+    stock: int = Field(0, ge=0, le=10**9, description="initial stock of a new SKU; later changes: the stock route")
+    weight_g: int = Field(0, ge=0, le=10**6)
+
+
+class ProductIn(Body):
+    name: str = Field(min_length=1, max_length=100)
+    subtitle: str = Field("", max_length=200)
+    category_id: int = Field(ge=1, le=MAX_ID)
+    brand_id: int = Field(ge=1, le=MAX_ID)
+    description: str = Field("", max_length=20_000)
+    images: list[Annotated[str, Field(min_length=1, max_length=512)]] = Field(default_factory=list, max_length=20)
+    params: list[ParamIn] = Field(default_factory=list, max_length=50)
+    specs: list[SpecIn] = Field(default_factory=list, max_length=5)
+    skus: list[SkuIn] = Field(min_length=1, max_length=200)
+    after_sales_policy: str = Field("", max_length=2000)
+
+    def to_proto(self) -> product_pb2.ProductInput:
+        return product_pb2.ProductInput(
+            name=self.name, subtitle=self.subtitle, category_id=self.category_id, brand_id=self.brand_id,
+            description=self.description, images=self.images,
+            params=[product_pb2.Param(name=p.name, value=p.value) for p in self.params],
+            specs=[product_pb2.Spec(name=s.name, values=s.values) for s in self.specs],
+            skus=[product_pb2.SkuInput(spec=s.spec, price_fen=s.price_fen, market_price_fen=s.market_price_fen,
+                                       stock=s.stock, weight_g=s.weight_g) for s in self.skus],
+            after_sales_policy=self.after_sales_policy)
+
+
+class AuditIn(Body):
+    approve: bool
+    reason: str = Field("", max_length=500, description="required to reject")
+
+
+class ShelfIn(Body):
+    on_shelf: bool
+
+
+class StockIn(Body):
+    delta: int = Field(ge=-(10**9), le=10**9, description="+ restock, - write-off; the stock never goes below 0")
+    reason: str = Field("", max_length=200)
+
+
+class AdminSku(Reply):
+    """A SKU with its exact stock (staff only)."""
+
+    id: int
+    spec: dict[str, str]
+    price_fen: int
+    market_price_fen: int
+    stock: int
+    stock_status: StockStatus
+    weight_g: int
+    sales: int
+
+    @classmethod
+    def from_proto(cls, s: product_pb2.Sku) -> AdminSku:
+        return cls(id=s.id, spec=dict(s.spec), price_fen=s.price_fen, market_price_fen=s.market_price_fen,
+                   stock=s.stock, stock_status=s.stock_status, weight_g=s.weight_g,  # type: ignore[arg-type]
+                   sales=s.sales)
+
+
+class AdminProductSummary(Reply):
+    """A product in the admin list, whatever its status."""
+
+    id: int
+    name: str
+    subtitle: str
+    main_image: str
+    status: ProductStatus
+    on_shelf: bool
+    price_fen: int
+    sales: int
+    brand: BrandRef
+    category_id: int
+    updated_at: datetime
+
+    @classmethod
+    def from_proto(cls, p: product_pb2.Product) -> AdminProductSummary:
+        return cls(id=p.id, name=p.name, subtitle=p.subtitle, main_image=p.images[0] if p.images else "",
+                   status=p.status, on_shelf=p.on_shelf, price_fen=p.price_fen,  # type: ignore[arg-type]
+                   sales=p.sales, brand=BrandRef(id=p.brand.id, name=p.brand.name), category_id=p.category_id,
+                   updated_at=p.updated_at.ToDatetime(tzinfo=UTC))
+
+
+class AdminProduct(AdminProductSummary):
+    """A product as staff edit it: every field, exact stock per SKU."""
+
+    description: str
+    images: list[str]
+    params: list[ParamOut]
+    specs: list[SpecOut]
+    skus: list[AdminSku]
+    after_sales_policy: str
+    reject_reason: str
+    market_price_fen: int
+    created_at: datetime
+
+    @classmethod
+    def from_proto(cls, p: product_pb2.Product) -> AdminProduct:
+        return cls(
+            **AdminProductSummary.from_proto(p).model_dump(), description=p.description, images=list(p.images),
+            params=[ParamOut(name=x.name, value=x.value) for x in p.params],
+            specs=[SpecOut(name=s.name, values=list(s.values)) for s in p.specs],
+            skus=[AdminSku.from_proto(s) for s in p.skus], after_sales_policy=p.after_sales_policy,
+            reject_reason=p.reject_reason, market_price_fen=p.market_price_fen,
+            created_at=p.created_at.ToDatetime(tzinfo=UTC))
+
+
+class AuditEntryOut(Reply):
+    actor: int = Field(description="user id of the staff member (0: the demo seed)")
+    action: str
+    at: datetime
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+class AuditLog(Reply):
+    """Every change of a product, oldest first."""
+
+    items: list[AuditEntryOut]
+
+
+class AdminProductQuery(PageQuery):
+    q: str | None = Field(None, max_length=100)
+    status: ProductStatus | None = None
+    category_id: int | None = Field(None, ge=1, le=MAX_ID)
+    brand_id: int | None = Field(None, ge=1, le=MAX_ID)
+    sort: Literal["newest", "price_asc", "price_desc", "sales", "relevance"] | None = None
+
+
+def _stub() -> ProductServiceStub:
+    return service(ProductServiceStub)
+
+
+@bp.post("")
+@operation(summary="Create a product (DRAFT) with its SKUs", tag="admin", roles=EDITORS, body=ProductIn,
+           responses={201: AdminProduct})
+def create_product(body: ProductIn) -> tuple[AdminProduct, int]:
+    reply = _stub().CreateProduct(product_pb2.CreateProductRequest(product=body.to_proto()))
+    return AdminProduct.from_proto(reply), 201
+
+
+@bp.get("")
+@operation(summary="Search products of any status", tag="admin", roles=EDITORS, query=AdminProductQuery,
+           responses={200: Page[AdminProductSummary]})
+def search_products(query: AdminProductQuery) -> Page[AdminProductSummary]:
+    reply = _stub().SearchAdminProducts(product_pb2.SearchProductsRequest(
+        q=query.q or "", status=query.status or "", category_id=query.category_id or 0,
+        brand_id=query.brand_id or 0, sort=query.sort or "", offset=query.offset, limit=query.page_size))
+    return Page[AdminProductSummary].of([AdminProductSummary.from_proto(p) for p in reply.items], query, reply.total)
+
+
+@bp.get("/<id:product_id>")
+@operation(summary="One product with exact stock", tag="admin", roles=EDITORS, responses={200: AdminProduct})
+def get_product(product_id: int) -> AdminProduct:
+    return AdminProduct.from_proto(_stub().GetAdminProduct(product_pb2.ProductRef(id=product_id)))
+
+
+@bp.put("/<id:product_id>")
+@operation(summary="Replace a product's content and SKUs", tag="admin", roles=EDITORS, body=ProductIn,
+           description="An approved product goes back to audit and off the shelf; a rejected one back to draft. "
+                       "SKUs are matched by spec: existing ones keep id and stock, missing ones are retired.",
+           responses={200: AdminProduct})
+def update_product(product_id: int, body: ProductIn) -> AdminProduct:
+    return AdminProduct.from_proto(_stub().UpdateProduct(
+        product_pb2.UpdateProductRequest(id=product_id, product=body.to_proto())))
+
+
+@bp.post("/<id:product_id>/submit")
+@operation(summary="Submit a draft (or rejected) product for audit", tag="admin", roles=EDITORS,
+           responses={200: AdminProduct})
+def submit_product(product_id: int) -> AdminProduct:
+    return AdminProduct.from_proto(_stub().SubmitProduct(product_pb2.ProductRef(id=product_id)))
+
+
+@bp.post("/<id:product_id>/audit")
+@operation(summary="Approve, or reject with a reason, a product waiting for audit", tag="admin", roles=AUDITORS,
+           body=AuditIn, responses={200: AdminProduct})
+def audit_product(product_id: int, body: AuditIn) -> AdminProduct:
+    return AdminProduct.from_proto(_stub().AuditProduct(
+        product_pb2.AuditProductRequest(id=product_id, approve=body.approve, reason=body.reason)))
+
+
+@bp.post("/<id:product_id>/shelf")
+@operation(summary="Put an approved product on the shelf, or take it off", tag="admin", roles=EDITORS,
+           body=ShelfIn, responses={200: AdminProduct})
+def shelf_product(product_id: int, body: ShelfIn) -> AdminProduct:
+    return AdminProduct.from_proto(_stub().SetProductShelf(
+        product_pb2.SetProductShelfRequest(id=product_id, on_shelf=body.on_shelf)))
+
+
+@bp.get("/<id:product_id>/audit-log")
+@operation(summary="Every change of a product: who, when, before and after", tag="admin", roles=EDITORS,
+           responses={200: AuditLog})
+def product_audit_log(product_id: int) -> AuditLog:
+    reply = _stub().ListProductAuditLog(product_pb2.ProductRef(id=product_id))
+    return AuditLog(items=[AuditEntryOut(actor=e.actor_id, action=e.action, at=e.at.ToDatetime(tzinfo=UTC),
+                                         before=json.loads(e.before_json) if e.before_json else None,
+                                         after=json.loads(e.after_json) if e.after_json else None)
+                           for e in reply.items])
+
+
+@bp.post("/<id:product_id>/skus/<id:sku_id>/stock")
+@operation(summary="Adjust a SKU's stock by a delta", tag="admin", roles=EDITORS, body=StockIn,
+           responses={200: AdminSku})
+def adjust_stock(product_id: int, sku_id: int, body: StockIn) -> AdminSku:
+    return AdminSku.from_proto(_stub().AdjustStock(product_pb2.AdjustStockRequest(
+        product_id=product_id, sku_id=sku_id, delta=body.delta, reason=body.reason)))

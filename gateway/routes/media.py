@@ -1,0 +1,88 @@
+"""Media: image uploads (checked by content with Pillow) and the files of the local media directory."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+from flask import Blueprint, Response, current_app, request, send_from_directory
+from PIL import Image, UnidentifiedImageError
+
+from gateway.api import Reply, operation
+from gateway.errors import ApiError
+from gateway.ratelimit import Limit
+from gateway.storage import LocalMediaStorage, MediaStorage
+from services.common.config import Env
+
+bp = Blueprint("media", __name__)
+
+UPLOAD_MAX_BYTES = 5 * 1024 * 1024
+UPLOAD_MAX_PIXELS = 40_000_000          # about 7,000 x 6,000: more is a decompression bomb, not a photo
+FORMATS = {"JPEG": ("jpg", "image/jpeg"), "PNG": ("png", "image/png"), "WEBP": ("webp", "image/webp")}
+
+
+class Uploaded(Reply):
+    """The stored image."""
+
+    url: str
+    width: int
+    height: int
+
+
+def media_dir() -> Path:
+    """MEDIA_DIR, default $MINIMALL_VAR/media (var/media): the product seed writes its images there."""
+    env = Env(current_app.extensions["settings"].environ)
+    return Path(env.str("MEDIA_DIR", "") or Path(env.str("MINIMALL_VAR", "var")) / "media").resolve()
+
+
+def storage() -> MediaStorage:
+    return current_app.extensions.get("media_storage") or LocalMediaStorage(media_dir())
+
+
+@bp.get("/media/<path:name>")
+def media(name: str) -> Response:
+    return send_from_directory(media_dir(), name, max_age=86_400)  # names are random or content hashes
+
+
+@bp.post("/api/v1/uploads")
+@operation(summary="Upload an image (multipart field \"file\")", tag="media", limits=(Limit("ip", 30, 60),),
+           description="JPEG, PNG or WebP up to 5 MB and 40 megapixels, recognised by content (not by name); "
+                       "re-encoded without metadata (EXIF location) and stored under a random name.",
+           responses={201: Uploaded})
+def upload() -> tuple[Uploaded, int]:
+    request.max_content_length = UPLOAD_MAX_BYTES + 64 * 1024  # the multipart envelope around the file
+    file = request.files.get("file")
+    if file is None:
+        raise ApiError(400, "INVALID_REQUEST", "send the image as multipart/form-data field \"file\"",
+                       {"file": "required"})
+    data = file.stream.read(UPLOAD_MAX_BYTES + 1)
+    if len(data) > UPLOAD_MAX_BYTES:
+        raise ApiError(413, "UPLOAD_TOO_LARGE", "the image must be at most 5 MB", {"file": "too large"})
+    image, image_format = _decode(data)
+    output = io.BytesIO()
+    image.save(output, format=image_format)
+    url = storage().save(output.getvalue(), folder="uploads", extension=FORMATS[image_format][0])
+    return Uploaded(url=url, width=image.width, height=image.height), 201
+
+
+def _decode(data: bytes) -> tuple[Image.Image, str]:
+    """The fully decoded image and its format; 400 for anything that is not a sane JPEG/PNG/WebP."""
+    not_image = ApiError(400, "UPLOAD_NOT_IMAGE", "the file is not a JPEG, PNG or WebP image", {"file": "not an image"})
+    too_many_pixels = ApiError(400, "UPLOAD_TOO_MANY_PIXELS", "the image has too many pixels",
+                               {"file": "too many pixels"})
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            opened = Image.open(io.BytesIO(data), formats=list(FORMATS))
+            if opened.width * opened.height > UPLOAD_MAX_PIXELS:  # checked on the header, before decoding
+                raise too_many_pixels
+            opened.load()  # decodes everything: truncated or corrupt files fail here, not later
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise too_many_pixels from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise not_image from None
+    image_format = opened.format or ""
+    if image_format == "JPEG" and opened.mode not in ("RGB", "L"):
+        return opened.convert("RGB"), image_format  # CMYK and friends: re-encode as plain RGB
+    return opened, image_format

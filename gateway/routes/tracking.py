@@ -1,0 +1,91 @@
+"""Tracking: the mini-program's page views, accepted in batches for analytics."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from flask import Blueprint, current_app, request
+from mall.analytics.v1 import analytics_pb2
+from mall.analytics.v1.analytics_pb2_grpc import AnalyticsServiceStub
+from pydantic import AwareDatetime, Field, field_validator
+
+from gateway.api import PUBLIC, Body, Reply, operation, service
+from gateway.errors import ApiError
+from gateway.ratelimit import Limit
+from services.analytics.domain import MAX_PAGE_VIEWS_PER_BATCH
+from services.common.auth import Caller, TokenVerifier, bearer_token, caller_var
+from services.common.errors import Unauthenticated
+from services.common.events import timestamp
+
+bp = Blueprint("tracking", __name__, url_prefix="/api/v1")
+
+MAX_TRACK_BODY_BYTES = 64 * 1024
+TOKEN = r"^[A-Za-z0-9._:-]+$"
+# Per address generous (many shoppers share a carrier NAT address); per device about one batch a second.
+TRACK_LIMITS = (Limit("ip", 600, 60), Limit("device_id", 60, 60))
+
+
+class TrackedEvent(Body):
+    type: Literal["page_view"]
+    page: str = Field(min_length=1, max_length=256, description="page path, e.g. pages/product/detail")
+    referrer: str = Field("", max_length=256, description="previous page or scene")
+    ts: AwareDatetime | None = Field(None, description="the device's time of the view (ISO 8601 with offset); "
+                                                       "implausible times count as the time received")
+    session_id: str = Field(min_length=1, max_length=64, pattern=TOKEN, description="one per mini-program launch")
+    region: str = Field("", max_length=32, description="the visitor's province when known")
+
+    @field_validator("ts")
+    @classmethod
+    def _within_the_shops_years(cls, ts: datetime | None) -> datetime | None:
+        # Protobuf timestamps (and UTC conversion) end at years 1 and 9999; nothing real is near them.
+        if ts is not None and not 2000 <= ts.year <= 2099:
+            raise ValueError("must be a time between 2000 and 2099")
+        return ts
+
+
+class TrackRequest(Body):
+    device_id: str = Field(min_length=8, max_length=64, pattern=TOKEN, description="the mini-program install's id")
+    events: list[TrackedEvent] = Field(min_length=1, max_length=MAX_PAGE_VIEWS_PER_BATCH)
+
+
+class Tracked(Reply):
+    """The page views were accepted; they are counted shortly."""
+
+    accepted: int
+
+
+@bp.post("/track")
+@operation(summary="Record a batch of page views from the mini-program", tag="tracking", access=PUBLIC,
+           body=TrackRequest, limits=TRACK_LIMITS, responses={202: Tracked},
+           description=f"Anonymous visitors are tracked by device id; with a valid access token the views are also "
+                       f"the shopper's (an invalid or expired token is ignored, never refused). At most "
+                       f"{MAX_PAGE_VIEWS_PER_BATCH} events and {MAX_TRACK_BODY_BYTES // 1024} KiB per request.")
+def track(body: TrackRequest) -> tuple[Tracked, int]:
+    if len(request.get_data(cache=True)) > MAX_TRACK_BODY_BYTES:
+        raise ApiError(413, "PAYLOAD_TOO_LARGE", f"a batch is at most {MAX_TRACK_BODY_BYTES // 1024} KiB")
+    views = [analytics_pb2.PageView(session_id=e.session_id, page=e.page, referrer=e.referrer, region=e.region,
+                                    client_ts=timestamp(e.ts) if e.ts else None) for e in body.events]
+    # The analytics service takes the shopper from the forwarded token, which it verifies again.
+    shopper = caller_var.set(_shopper())
+    try:
+        reply = service(AnalyticsServiceStub).TrackPageViews(
+            analytics_pb2.TrackPageViewsRequest(device_id=body.device_id, views=views))
+    finally:
+        caller_var.reset(shopper)
+    return Tracked(accepted=reply.accepted), 202
+
+
+def _shopper() -> Caller | None:
+    """The shopper of a valid access token, if one came; tracking never fails over a token."""
+    try:
+        token = bearer_token(request.headers.get("Authorization"))
+        if token is None:
+            return None
+        verifier = current_app.extensions.get("tracking_verifier")
+        if verifier is None:
+            verifier = current_app.extensions["tracking_verifier"] = TokenVerifier(
+                current_app.extensions["settings"].jwt_public_key_pem)
+        return verifier.verify(token)
+    except Unauthenticated:
+        return None

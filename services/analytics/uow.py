@@ -1,0 +1,51 @@
+"""What the analytics use cases need from storage: the rollups repository and the analytics unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from typing import Protocol
+
+from services.analytics.domain import Breakdown, Period
+from services.common.uow import UnitOfWork
+
+
+class RollupRepository(Protocol):
+    """Raw events and the daily rollups built from them; reports read only the rollups."""
+
+    def add_raw_event(self, *, event_id: str, event_type: str, aggregate_id: str, occurred_at: datetime,
+                      day: date, payload: bytes) -> None:
+        """Keep an applied event as it came (its payload bytes), for rebuilding rollups and exports."""
+
+    def claim_fact(self, kind: str, key: str, day: date) -> bool:
+        """Record the fact (kind, key); False when it was recorded before."""
+
+    def add_member(self, kind: str, day: date, member: str) -> bool:
+        """Add `member` to the day's distinct set `kind`; False when it was in it already."""
+
+    def has_member(self, kind: str, day: date, member: str) -> bool: ...
+
+    def fact_day(self, kind: str, key: str) -> date | None:
+        """The day of the fact (kind, key), None when not recorded."""
+
+    def add_counters(self, day: date, counters: Mapping[str, int]) -> None: ...
+
+    def add_breakdowns(self, day: date, breakdowns: Iterable[Breakdown]) -> None: ...
+
+    def counters(self, period: Period) -> dict[date, dict[str, int]]:
+        """The days of the period that have counters, with them."""
+
+    def distinct_members(self, kind: str, period: Period) -> int:
+        """Distinct members of the sets `kind` over the period."""
+
+    def breakdown(self, dimension: str, period: Period) -> dict[str, dict[str, int]]:
+        """The dimension's counters summed over the period, by key."""
+
+    def step_profiles(self, kinds: tuple[str, ...], period: Period) -> dict[date | None, dict[frozenset[str], int]]:
+        """How many members are in each combination of the sets `kinds`: per day, and (key None) over the period."""
+
+
+class AnalyticsUnitOfWork(UnitOfWork):
+    """The analytics service's unit of work; its repository is set on entering it."""
+
+    rollups: RollupRepository

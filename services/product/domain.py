@@ -1,0 +1,373 @@
+"""Product domain: catalogue, SPU/SKU rules, the audit state machine and stock reservations. No I/O."""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
+
+LOW_STOCK = 10                                    # at or below this a SKU shows "low"
+RESERVATION_TTL = timedelta(hours=2)              # safety net: longer than any order's payment deadline
+DEFAULT_DELIVERY_DAYS = 3                         # when the province is not in the delivery table
+DEFAULT_PROVINCE = "*"                            # the delivery table's fallback row
+MAX_SKUS = 200
+MAX_IMAGES = 20
+MAX_SPECS, SPEC_NAME_MAX, SPEC_VALUE_MAX = 5, 20, 50
+MAX_PARAMS, PARAM_NAME_MAX, PARAM_VALUE_MAX = 50, 50, 500
+URL_MAX = 512
+NAME_MAX, SUBTITLE_MAX, DESCRIPTION_MAX = 100, 200, 20_000
+
+
+class Status(enum.StrEnum):
+    DRAFT = "DRAFT"
+    PENDING_AUDIT = "PENDING_AUDIT"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+
+
+class ReservationStatus(enum.StrEnum):
+    RESERVED = "RESERVED"
+    CONFIRMED = "CONFIRMED"
+    RELEASED = "RELEASED"
+
+
+class Sort(enum.StrEnum):
+    RELEVANCE = "relevance"
+    NEWEST = "newest"
+    PRICE_ASC = "price_asc"
+    PRICE_DESC = "price_desc"
+    SALES = "sales"
+
+
+class OutOfStock(DomainError):
+    kind = ErrorKind.BUSINESS_RULE
+
+
+def stock_status(stock: int) -> str:
+    """What shoppers see instead of a count."""
+    if stock <= 0:
+        return "sold_out"
+    return "low" if stock <= LOW_STOCK else "in_stock"
+
+
+def spec_key(spec: dict[str, str]) -> str:
+    """A canonical text for a spec combination: the same values in any key order give the same key."""
+    return json.dumps(spec, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+@dataclass(eq=False)
+class Category:
+    name: str
+    parent_id: int | None = None
+    icon: str = ""
+    sort: int = 0
+    id: int | None = None
+
+
+@dataclass(eq=False)
+class Brand:
+    name: str
+    logo: str = ""
+    id: int | None = None
+
+
+def descendants(categories: Iterable[Category], root_id: int) -> set[int]:
+    """`root_id` and every category below it, at any depth."""
+    children: dict[int | None, list[int]] = {}
+    for category in categories:
+        assert category.id is not None
+        children.setdefault(category.parent_id, []).append(category.id)
+    found, todo = {root_id}, [root_id]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+@dataclass(eq=False)
+class Sku:
+    spec: dict[str, str]
+    spec_key: str
+    price_fen: int
+    market_price_fen: int = 0
+    stock: int = 0
+    weight_g: int = 0
+    sales: int = 0
+    active: bool = True                           # a SKU dropped by an edit stays for the orders that name it
+    product_id: int | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class SkuDraft:
+    spec: dict[str, str]
+    price_fen: int
+    market_price_fen: int = 0
+    stock: int = 0
+    weight_g: int = 0
+
+
+@dataclass(frozen=True)
+class ProductDraft:
+    """What staff submit to create or edit a product (validated by `validate`)."""
+
+    name: str
+    category_id: int
+    brand_id: int
+    skus: tuple[SkuDraft, ...]
+    subtitle: str = ""
+    description: str = ""
+    images: tuple[str, ...] = ()
+    params: tuple[tuple[str, str], ...] = ()
+    specs: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    after_sales_policy: str = ""
+
+    def validate(self) -> ProductDraft:
+        """Field errors all at once, as InvalidInput with details per field."""
+        problems: dict[str, object] = {}
+        if not self.name.strip() or len(self.name) > NAME_MAX:
+            problems["name"] = f"1-{NAME_MAX} characters"
+        if len(self.subtitle) > SUBTITLE_MAX:
+            problems["subtitle"] = f"at most {SUBTITLE_MAX} characters"
+        if len(self.description) > DESCRIPTION_MAX:
+            problems["description"] = f"at most {DESCRIPTION_MAX} characters"
+        if len(self.images) > MAX_IMAGES or any(not 0 < len(url) <= URL_MAX for url in self.images):
+            problems["images"] = f"at most {MAX_IMAGES} URLs of 1-{URL_MAX} characters"
+        if len(self.params) > MAX_PARAMS or any(not 0 < len(name) <= PARAM_NAME_MAX or len(value) > PARAM_VALUE_MAX
+                                                for name, value in self.params):
+            problems["params"] = (f"at most {MAX_PARAMS}, names 1-{PARAM_NAME_MAX} and values up to "
+                                  f"{PARAM_VALUE_MAX} characters")
+        if len(self.specs) > MAX_SPECS:
+            problems["specs"] = f"at most {MAX_SPECS} specs"
+        spec_names = [name for name, _ in self.specs]
+        if len(set(spec_names)) != len(spec_names) or any(not name.strip() for name in spec_names):
+            problems["specs"] = "spec names must be non-empty and unique"
+        for name, values in self.specs:
+            if len(name) > SPEC_NAME_MAX or any(len(v) > SPEC_VALUE_MAX for v in values):
+                problems["specs"] = f"spec names up to {SPEC_NAME_MAX} characters, values up to {SPEC_VALUE_MAX}"
+            elif not values or len(set(values)) != len(values) or any(not v.strip() for v in values):
+                problems[f"specs.{name}"] = "values must be non-empty and unique"
+        if not self.skus:
+            problems["skus"] = "at least one SKU"
+        elif len(self.skus) > MAX_SKUS:
+            problems["skus"] = f"at most {MAX_SKUS}"
+        allowed = dict(self.specs)
+        seen: set[str] = set()
+        for index, sku in enumerate(self.skus):
+            where = f"skus.{index}"
+            if sku.price_fen <= 0:
+                problems[f"{where}.price_fen"] = "must be greater than 0"
+            if sku.market_price_fen < 0:
+                problems[f"{where}.market_price_fen"] = "must be 0 (none) or more"
+            if sku.stock < 0:
+                problems[f"{where}.stock"] = "must be 0 or more"
+            if sku.weight_g < 0:
+                problems[f"{where}.weight_g"] = "must be 0 or more"
+            if set(sku.spec) != set(allowed) or any(v not in allowed[k] for k, v in sku.spec.items()):
+                problems[f"{where}.spec"] = "must give one declared value for every declared spec"
+            key = spec_key(sku.spec)
+            if key in seen:
+                problems[f"{where}.spec"] = "duplicate spec combination"
+            seen.add(key)
+        if any("\x00" in text for text in self._texts()):
+            problems["product"] = "text must not contain NUL characters"
+        if problems:
+            raise InvalidInput("PRODUCT_INVALID", "the product is invalid", details=problems)
+        return self
+
+    def _texts(self) -> Iterable[str]:
+        yield from (self.name, self.subtitle, self.description, self.after_sales_policy, *self.images)
+        for name, value in self.params:
+            yield from (name, value)
+        for name, values in self.specs:
+            yield from (name, *values)
+        for sku in self.skus:
+            yield from (*sku.spec.keys(), *sku.spec.values())
+
+
+@dataclass(eq=False)
+class Product:
+    """An SPU with its SKUs, moving DRAFT -> PENDING_AUDIT -> APPROVED | REJECTED; only APPROVED goes on shelf.
+
+    Editing an APPROVED product sends it back to audit and off the shelf: shoppers only ever
+    see prices and specs an admin approved (no silent price change on a live product). A
+    REJECTED product that is edited becomes a DRAFT again.
+    """
+
+    name: str
+    category_id: int
+    brand_id: int
+    created_at: datetime
+    updated_at: datetime
+    subtitle: str = ""
+    description: str = ""
+    images: list[str] = field(default_factory=list)
+    params: list[dict[str, str]] = field(default_factory=list)
+    specs: list[dict[str, Any]] = field(default_factory=list)
+    after_sales_policy: str = ""
+    status: str = Status.DRAFT
+    on_shelf: bool = False
+    reject_reason: str = ""
+    price_fen: int = 0
+    market_price_fen: int = 0
+    sales: int = 0
+    skus: list[Sku] = field(default_factory=list)
+    id: int | None = None
+
+    @classmethod
+    def create(cls, draft: ProductDraft, now: datetime) -> Product:
+        product = cls(name=draft.name, category_id=draft.category_id, brand_id=draft.brand_id,
+                      created_at=now, updated_at=now)
+        product.apply(draft, now)
+        return product
+
+    @property
+    def active_skus(self) -> list[Sku]:
+        return sorted((sku for sku in self.skus if sku.active), key=lambda sku: sku.id or 0)
+
+    @property
+    def visible(self) -> bool:
+        return self.status == Status.APPROVED and self.on_shelf
+
+    def edit(self, draft: ProductDraft, now: datetime) -> None:
+        """Replace the content; an approved product goes back to audit (off shelf), a rejected one to draft."""
+        if self.status == Status.PENDING_AUDIT:
+            raise Conflict("PRODUCT_IN_AUDIT", "the product is being audited; wait for the decision")
+        self.apply(draft, now)
+        if self.status == Status.APPROVED:
+            self.status, self.on_shelf = Status.PENDING_AUDIT, False
+        elif self.status == Status.REJECTED:
+            self.status = Status.DRAFT
+
+    def apply(self, draft: ProductDraft, now: datetime) -> None:
+        draft.validate()
+        self.name, self.subtitle, self.description = draft.name.strip(), draft.subtitle, draft.description
+        self.category_id, self.brand_id = draft.category_id, draft.brand_id
+        self.images = list(draft.images)
+        self.params = [{"name": name, "value": value} for name, value in draft.params]
+        self.specs = [{"name": name, "values": list(values)} for name, values in draft.specs]
+        self.after_sales_policy = draft.after_sales_policy
+        existing = {sku.spec_key: sku for sku in self.skus}
+        wanted = set()
+        for item in draft.skus:
+            key = spec_key(item.spec)
+            wanted.add(key)
+            sku = existing.get(key)
+            if sku is None:
+                self.skus.append(Sku(spec=dict(item.spec), spec_key=key, price_fen=item.price_fen,
+                                     market_price_fen=item.market_price_fen, stock=item.stock,
+                                     weight_g=item.weight_g))
+            else:  # stock of an existing SKU changes only through stock adjustments (no lost updates)
+                sku.price_fen, sku.market_price_fen, sku.weight_g = item.price_fen, item.market_price_fen, item.weight_g
+                sku.active = True
+        for sku in self.skus:
+            if sku.spec_key not in wanted:
+                sku.active = False
+        cheapest = min((sku for sku in self.skus if sku.active), key=lambda sku: sku.price_fen)
+        self.price_fen, self.market_price_fen = cheapest.price_fen, cheapest.market_price_fen
+        self.updated_at = now
+
+    def submit(self, now: datetime) -> None:
+        if self.status not in (Status.DRAFT, Status.REJECTED):
+            raise Conflict("PRODUCT_STATE", f"a {self.status} product cannot be submitted for audit")
+        self.status, self.reject_reason, self.updated_at = Status.PENDING_AUDIT, "", now
+
+    def audit(self, *, approve: bool, reason: str, now: datetime) -> None:
+        if self.status != Status.PENDING_AUDIT:
+            raise Conflict("PRODUCT_STATE", f"a {self.status} product is not waiting for audit")
+        reason = reason.replace("\x00", "")[:500]
+        if not approve and not reason.strip():
+            raise InvalidInput("REASON_REQUIRED", "a rejection needs a reason", details={"reason": "required"})
+        self.status = Status.APPROVED if approve else Status.REJECTED
+        self.reject_reason = "" if approve else reason.strip()
+        self.updated_at = now
+
+    def shelve(self, on_shelf: bool, now: datetime) -> None:
+        if on_shelf and self.status != Status.APPROVED:
+            raise Conflict("PRODUCT_NOT_APPROVED", "only an approved product can go on the shelf")
+        self.on_shelf, self.updated_at = on_shelf, now
+
+    def sku(self, sku_id: int) -> Sku:
+        found = next((sku for sku in self.skus if sku.id == sku_id), None)
+        if found is None:
+            raise NotFound("SKU_NOT_FOUND", "no such SKU of this product")
+        return found
+
+    def snapshot(self) -> dict[str, Any]:
+        """What the audit log records before and after a change."""
+        return {"name": self.name, "subtitle": self.subtitle, "category_id": self.category_id,
+                "brand_id": self.brand_id, "status": str(self.status), "on_shelf": self.on_shelf,
+                "reject_reason": self.reject_reason, "images": list(self.images), "params": list(self.params),
+                "specs": list(self.specs), "after_sales_policy": self.after_sales_policy,
+                "description_length": len(self.description),
+                "skus": [{"id": sku.id, "spec": sku.spec, "price_fen": sku.price_fen,
+                          "market_price_fen": sku.market_price_fen, "weight_g": sku.weight_g}
+                         for sku in self.active_skus]}
+
+
+@dataclass(eq=False)
+class AuditEntry:
+    product_id: int
+    actor_id: int
+    action: str
+    at: datetime
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    id: int | None = None
+
+
+@dataclass(eq=False)
+class Reservation:
+    """Units of one SKU held for one order until paid (confirmed), cancelled or expired (released)."""
+
+    order_no: str
+    sku_id: int
+    quantity: int
+    created_at: datetime
+    expires_at: datetime
+    status: str = ReservationStatus.RESERVED
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class StockLine:
+    sku_id: int
+    quantity: int
+
+
+def merge_lines(order_no: str, lines: Iterable[StockLine]) -> list[StockLine]:
+    """One line per SKU (quantities added), in SKU order so concurrent orders lock rows in one order."""
+    if not order_no or len(order_no) > 64:
+        raise InvalidInput("ORDER_NO_INVALID", "order_no must be 1-64 characters", details={"order_no": "invalid"})
+    merged: dict[int, int] = {}
+    for line in lines:
+        if line.sku_id <= 0 or line.quantity <= 0:
+            raise InvalidInput("STOCK_LINE_INVALID", "each line needs a SKU id and a positive quantity",
+                               details={"lines": "invalid"})
+        merged[line.sku_id] = merged.get(line.sku_id, 0) + line.quantity
+    if not merged:
+        raise InvalidInput("STOCK_LINE_INVALID", "at least one line", details={"lines": "empty"})
+    return [StockLine(sku_id, quantity) for sku_id, quantity in sorted(merged.items())]
+
+
+@dataclass(frozen=True)
+class ProductFilter:
+    """A catalogue query; `terms` are the segmented keywords (empty: no keyword search)."""
+
+    category_ids: frozenset[int] | None = None
+    brand_id: int | None = None
+    price_min_fen: int | None = None
+    price_max_fen: int | None = None
+    terms: tuple[str, ...] = ()
+    sort: Sort = Sort.NEWEST
+    status: str | None = None
+    visible_only: bool = True
+    offset: int = 0
+    limit: int = 20

@@ -1,0 +1,186 @@
+"""ProductService servicer: protobuf in, use case, protobuf out. Errors are mapped by the interceptor."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import grpc
+from mall.product.v1 import product_pb2, product_pb2_grpc
+
+from services.common.auth import Role, caller_var, require_caller
+from services.common.events import timestamp
+from services.product import service
+from services.product.domain import AuditEntry, Brand, ProductDraft, Sku, SkuDraft, StockLine, stock_status
+from services.product.service import CategoryNode, ProductPage, ProductView
+from services.product.uow import ProductUnitOfWork
+
+EDITORS = (Role.OPERATOR, Role.ADMIN)
+AUDITORS = (Role.ADMIN,)
+
+
+class ProductServicer(product_pb2_grpc.ProductServiceServicer):
+    def __init__(self, uow: Callable[[], ProductUnitOfWork]) -> None:
+        self.uow = uow
+
+    # Catalogue
+
+    def ListCategories(self, request: product_pb2.ListCategoriesRequest,
+                       context: grpc.ServicerContext) -> product_pb2.ListCategoriesResponse:
+        return product_pb2.ListCategoriesResponse(items=[_category(node) for node in service.list_categories(self.uow())])
+
+    def ListBrands(self, request: product_pb2.ListBrandsRequest,
+                   context: grpc.ServicerContext) -> product_pb2.ListBrandsResponse:
+        return product_pb2.ListBrandsResponse(items=[_brand(b) for b in service.list_brands(self.uow())])
+
+    def SearchProducts(self, request: product_pb2.SearchProductsRequest,
+                       context: grpc.ServicerContext) -> product_pb2.SearchProductsResponse:
+        return _page(_search(self.uow(), request, staff=False), staff=False)
+
+    def ViewProduct(self, request: product_pb2.ViewProductRequest, context: grpc.ServicerContext) -> product_pb2.Product:
+        caller = caller_var.get()
+        view = service.view_product(self.uow(), product_id=request.id, province=request.province,
+                                    viewer_id=caller.user_id if caller else None)
+        return product_message(view, staff=False)
+
+    # Staff
+
+    def CreateProduct(self, request: product_pb2.CreateProductRequest,
+                      context: grpc.ServicerContext) -> product_pb2.Product:
+        caller = require_caller(*EDITORS)
+        return product_message(service.create_product(self.uow(), actor_id=caller.user_id,
+                                                      draft=_draft(request.product)), staff=True)
+
+    def UpdateProduct(self, request: product_pb2.UpdateProductRequest,
+                      context: grpc.ServicerContext) -> product_pb2.Product:
+        caller = require_caller(*EDITORS)
+        return product_message(service.update_product(self.uow(), actor_id=caller.user_id, product_id=request.id,
+                                                      draft=_draft(request.product)), staff=True)
+
+    def SubmitProduct(self, request: product_pb2.ProductRef, context: grpc.ServicerContext) -> product_pb2.Product:
+        caller = require_caller(*EDITORS)
+        return product_message(service.submit_product(self.uow(), actor_id=caller.user_id, product_id=request.id),
+                               staff=True)
+
+    def AuditProduct(self, request: product_pb2.AuditProductRequest,
+                     context: grpc.ServicerContext) -> product_pb2.Product:
+        caller = require_caller(*AUDITORS)
+        return product_message(service.audit_product(self.uow(), actor_id=caller.user_id, product_id=request.id,
+                                                     approve=request.approve, reason=request.reason), staff=True)
+
+    def SetProductShelf(self, request: product_pb2.SetProductShelfRequest,
+                        context: grpc.ServicerContext) -> product_pb2.Product:
+        caller = require_caller(*EDITORS)
+        return product_message(service.set_shelf(self.uow(), actor_id=caller.user_id, product_id=request.id,
+                                                 on_shelf=request.on_shelf), staff=True)
+
+    def GetAdminProduct(self, request: product_pb2.ProductRef, context: grpc.ServicerContext) -> product_pb2.Product:
+        require_caller(*EDITORS)
+        return product_message(service.get_admin_product(self.uow(), product_id=request.id), staff=True)
+
+    def SearchAdminProducts(self, request: product_pb2.SearchProductsRequest,
+                            context: grpc.ServicerContext) -> product_pb2.SearchProductsResponse:
+        require_caller(*EDITORS)
+        return _page(_search(self.uow(), request, staff=True), staff=True)
+
+    def ListProductAuditLog(self, request: product_pb2.ProductRef,
+                            context: grpc.ServicerContext) -> product_pb2.ListProductAuditLogResponse:
+        require_caller(*EDITORS)
+        return product_pb2.ListProductAuditLogResponse(
+            items=[_audit_entry(e) for e in service.audit_log(self.uow(), product_id=request.id)])
+
+    def AdjustStock(self, request: product_pb2.AdjustStockRequest, context: grpc.ServicerContext) -> product_pb2.Sku:
+        caller = require_caller(*EDITORS)
+        sku = service.adjust_stock(self.uow(), actor_id=caller.user_id, product_id=request.product_id,
+                                   sku_id=request.sku_id, delta=request.delta, reason=request.reason)
+        return _sku(sku, staff=True)
+
+    # Inventory
+
+    def ReserveStock(self, request: product_pb2.ReserveStockRequest,
+                     context: grpc.ServicerContext) -> product_pb2.ReserveStockResponse:
+        result = service.reserve_stock(self.uow(), order_no=request.order_no,
+                                       lines=[StockLine(line.sku_id, line.quantity) for line in request.lines])
+        reply = product_pb2.ReserveStockResponse(
+            order_no=result.order_no, status=result.status,
+            lines=[product_pb2.StockLine(sku_id=line.sku_id, quantity=line.quantity) for line in result.lines])
+        if result.expires_at is not None:
+            reply.expires_at.CopyFrom(timestamp(result.expires_at))
+        return reply
+
+    def ConfirmReservation(self, request: product_pb2.ReservationRef,
+                           context: grpc.ServicerContext) -> product_pb2.ReservationResponse:
+        status = service.confirm_reservation(self.uow(), order_no=request.order_no)
+        return product_pb2.ReservationResponse(order_no=request.order_no, status=status)
+
+    def ReleaseReservation(self, request: product_pb2.ReservationRef,
+                           context: grpc.ServicerContext) -> product_pb2.ReservationResponse:
+        status = service.release_reservation(self.uow(), order_no=request.order_no)
+        return product_pb2.ReservationResponse(order_no=request.order_no, status=status)
+
+
+def _search(uow: ProductUnitOfWork, request: product_pb2.SearchProductsRequest, *, staff: bool) -> ProductPage:
+    return service.search_products(
+        uow, category_id=request.category_id, brand_id=request.brand_id, price_min_fen=request.price_min_fen,
+        price_max_fen=request.price_max_fen, q=request.q, sort=request.sort, offset=request.offset,
+        limit=request.limit or 20, staff=staff, status=request.status if staff else "")
+
+
+def _page(page: ProductPage, *, staff: bool) -> product_pb2.SearchProductsResponse:
+    return product_pb2.SearchProductsResponse(items=[product_message(v, staff=staff) for v in page.items],
+                                              total=page.total)
+
+
+def _category(node: CategoryNode) -> product_pb2.Category:
+    return product_pb2.Category(id=node.category.id or 0, name=node.category.name, icon=node.category.icon,
+                                children=[_category(child) for child in node.children])
+
+
+def _brand(brand: Brand) -> product_pb2.Brand:
+    return product_pb2.Brand(id=brand.id or 0, name=brand.name, logo=brand.logo)
+
+
+def _sku(sku: Sku, *, staff: bool) -> product_pb2.Sku:
+    return product_pb2.Sku(id=sku.id or 0, spec=sku.spec, price_fen=sku.price_fen,
+                           market_price_fen=sku.market_price_fen, stock=sku.stock if staff else 0,
+                           stock_status=stock_status(sku.stock), weight_g=sku.weight_g, sales=sku.sales)
+
+
+def product_message(view: ProductView, *, staff: bool) -> product_pb2.Product:
+    """A product as a reply; exact stock only for staff."""
+    p = view.product
+    message = product_pb2.Product(
+        id=p.id or 0, name=p.name, subtitle=p.subtitle, category_id=p.category_id, brand=_brand(view.brand),
+        description=p.description, images=p.images,
+        params=[product_pb2.Param(name=param["name"], value=param["value"]) for param in p.params],
+        specs=[product_pb2.Spec(name=spec["name"], values=spec["values"]) for spec in p.specs],
+        skus=[_sku(sku, staff=staff) for sku in p.active_skus], after_sales_policy=p.after_sales_policy,
+        status=str(p.status), on_shelf=p.on_shelf, reject_reason=p.reject_reason, price_fen=p.price_fen,
+        market_price_fen=p.market_price_fen, sales=p.sales,
+        rating=product_pb2.Rating(average=view.rating_average, count=view.rating_count))
+    if view.delivery is not None:
+        message.delivery.CopyFrom(product_pb2.Delivery(province=view.delivery.province,
+                                                       estimate_days=view.delivery.estimate_days))
+    message.created_at.CopyFrom(timestamp(p.created_at))
+    message.updated_at.CopyFrom(timestamp(p.updated_at))
+    return message
+
+
+def _draft(product: product_pb2.ProductInput) -> ProductDraft:
+    return ProductDraft(
+        name=product.name, subtitle=product.subtitle, category_id=product.category_id, brand_id=product.brand_id,
+        description=product.description, images=tuple(product.images),
+        params=tuple((p.name, p.value) for p in product.params),
+        specs=tuple((s.name, tuple(s.values)) for s in product.specs),
+        skus=tuple(SkuDraft(spec=dict(s.spec), price_fen=s.price_fen, market_price_fen=s.market_price_fen,
+                            stock=s.stock, weight_g=s.weight_g) for s in product.skus),
+        after_sales_policy=product.after_sales_policy)
+
+
+def _audit_entry(entry: AuditEntry) -> product_pb2.AuditEntry:
+    message = product_pb2.AuditEntry(
+        actor_id=entry.actor_id, action=entry.action,
+        before_json=json.dumps(entry.before, ensure_ascii=False) if entry.before is not None else "",
+        after_json=json.dumps(entry.after, ensure_ascii=False) if entry.after is not None else "")
+    message.at.CopyFrom(timestamp(entry.at))
+    return message

@@ -1,0 +1,392 @@
+"""Product use cases: each opens the unit of work, works on the domain, commits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from mall.events.v1.product_events_pb2 import ProductViewed
+
+from services.common.db import utcnow
+from services.common.errors import Conflict, InvalidInput, NotFound
+from services.common.events import timestamp
+from services.product import search
+from services.product.domain import (
+    DEFAULT_DELIVERY_DAYS,
+    DEFAULT_PROVINCE,
+    RESERVATION_TTL,
+    AuditEntry,
+    Brand,
+    Category,
+    OutOfStock,
+    Product,
+    ProductDraft,
+    ProductFilter,
+    Reservation,
+    ReservationStatus,
+    Sku,
+    Sort,
+    Status,
+    StockLine,
+    descendants,
+    merge_lines,
+)
+from services.product.uow import ProductUnitOfWork
+
+
+@dataclass
+class CategoryNode:
+    category: Category
+    children: list[CategoryNode] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    province: str
+    estimate_days: int
+
+
+@dataclass(frozen=True)
+class ProductView:
+    """A product with what its replies show beside it."""
+
+    product: Product
+    brand: Brand
+    rating_average: float = 0.0   # reviews (P5) are not built yet: zeros until they are
+    rating_count: int = 0
+    delivery: Delivery | None = None
+
+
+@dataclass(frozen=True)
+class ProductPage:
+    items: list[ProductView]
+    total: int
+
+
+@dataclass(frozen=True)
+class ReservationResult:
+    order_no: str
+    lines: list[StockLine]
+    expires_at: datetime | None
+    status: str
+
+
+# Catalogue (shoppers)
+
+def list_categories(uow: ProductUnitOfWork) -> list[CategoryNode]:
+    """The category tree: roots in display order, each with its children at any depth."""
+    with uow:
+        everything = uow.categories.all()
+    nodes = {category.id: CategoryNode(category) for category in everything}
+    roots: list[CategoryNode] = []
+    for category in everything:
+        parent = nodes.get(category.parent_id) if category.parent_id is not None else None
+        (parent.children if parent is not None else roots).append(nodes[category.id])
+    return roots
+
+
+def list_brands(uow: ProductUnitOfWork) -> list[Brand]:
+    with uow:
+        return uow.brands.all()
+
+
+def search_products(uow: ProductUnitOfWork, *, category_id: int = 0, brand_id: int = 0, price_min_fen: int = 0,
+                    price_max_fen: int = 0, q: str = "", sort: str = "", offset: int = 0, limit: int = 20,
+                    staff: bool = False, status: str = "") -> ProductPage:
+    """One page of the catalogue: for shoppers only approved, on-shelf products; staff see every status."""
+    q = q.replace("\x00", "")
+    chosen = _sort(sort, has_query=bool(q.strip()))
+    if status and status not in set(Status):
+        raise InvalidInput("STATUS_INVALID", "unknown product status", details={"status": "invalid"})
+    if price_min_fen < 0 or price_max_fen < 0:
+        raise InvalidInput("PRICE_RANGE_INVALID", "prices are 0 or more", details={"price_min_fen": "invalid"})
+    terms = search.query_terms(q) if q.strip() else ()
+    if q.strip() and not terms:
+        return ProductPage([], 0)
+    with uow:
+        category_ids = None
+        if category_id:
+            category_ids = frozenset(descendants(uow.categories.all(), category_id))
+        found, total = uow.products.search(ProductFilter(
+            category_ids=category_ids, brand_id=brand_id or None, price_min_fen=price_min_fen or None,
+            price_max_fen=price_max_fen or None, terms=terms, sort=chosen, status=status or None,
+            visible_only=not staff, offset=max(offset, 0), limit=min(max(limit, 1), 100)))
+        return ProductPage(_views(uow, found), total)
+
+
+def view_product(uow: ProductUnitOfWork, *, product_id: int, province: str = "", viewer_id: int | None = None,
+                 now: datetime | None = None) -> ProductView:
+    """A visible product's detail; a logged-in viewer's view emits product-viewed in the same transaction."""
+    now = now or utcnow()
+    with uow:
+        product = uow.products.get(product_id)
+        if product is None or not product.visible:
+            raise NotFound("PRODUCT_NOT_FOUND", "no such product")
+        province = province.replace("\x00", "").strip()[:32]
+        wanted = province or DEFAULT_PROVINCE
+        days = uow.delivery.estimate_days(wanted)
+        if days is None and wanted != DEFAULT_PROVINCE:
+            days = uow.delivery.estimate_days(DEFAULT_PROVINCE)
+        delivery = Delivery(province=province, estimate_days=days or DEFAULT_DELIVERY_DAYS)
+        view = ProductView(product=product, brand=_brand(uow, product.brand_id), delivery=delivery)
+        if viewer_id:
+            # Keyed by the viewer: one shopper's views reach the browsing history in order.
+            uow.publish(ProductViewed(product_id=product_id, user_id=viewer_id, viewed_at=timestamp(now)),
+                        aggregate_id=str(viewer_id))
+            uow.commit()
+        return view
+
+
+# Staff: products, audit, shelf, stock
+
+def create_product(uow: ProductUnitOfWork, *, actor_id: int, draft: ProductDraft,
+                   now: datetime | None = None) -> ProductView:
+    """A new DRAFT product with its SKUs, indexed for search and audited."""
+    now = now or utcnow()
+    draft.validate()
+    with uow:
+        brand = _check_references(uow, draft)
+        product = Product.create(draft, now)
+        uow.products.add(product)
+        assert product.id is not None
+        _index(uow, product, brand)
+        _audit(uow, product, actor_id, "create", None, now)
+        uow.commit()
+        return ProductView(product, brand)
+
+
+def update_product(uow: ProductUnitOfWork, *, actor_id: int, product_id: int, draft: ProductDraft,
+                   now: datetime | None = None) -> ProductView:
+    """Replace a product's content; an approved one goes back to audit and off the shelf (Product.edit)."""
+    now = now or utcnow()
+    draft.validate()
+    with uow:
+        product = _product(uow, product_id, lock=True)
+        brand = _check_references(uow, draft)
+        before = product.snapshot()
+        product.edit(draft, now)
+        uow.products.add(product)  # gives new SKUs their ids
+        _index(uow, product, brand)
+        _audit(uow, product, actor_id, "update", before, now)
+        uow.commit()
+        return ProductView(product, brand)
+
+
+def submit_product(uow: ProductUnitOfWork, *, actor_id: int, product_id: int,
+                   now: datetime | None = None) -> ProductView:
+    return _transition(uow, actor_id, product_id, "submit", lambda p, now: p.submit(now), now)
+
+
+def audit_product(uow: ProductUnitOfWork, *, actor_id: int, product_id: int, approve: bool, reason: str = "",
+                  now: datetime | None = None) -> ProductView:
+    """Approve, or reject with a reason, a product waiting for audit."""
+    return _transition(uow, actor_id, product_id, "approve" if approve else "reject",
+                       lambda p, now: p.audit(approve=approve, reason=reason, now=now), now)
+
+
+def set_shelf(uow: ProductUnitOfWork, *, actor_id: int, product_id: int, on_shelf: bool,
+              now: datetime | None = None) -> ProductView:
+    """Put an approved product on the shelf, or take any product off it."""
+    return _transition(uow, actor_id, product_id, "shelf_on" if on_shelf else "shelf_off",
+                       lambda p, now: p.shelve(on_shelf, now), now)
+
+
+def get_admin_product(uow: ProductUnitOfWork, *, product_id: int) -> ProductView:
+    with uow:
+        product = _product(uow, product_id)
+        return ProductView(product, _brand(uow, product.brand_id))
+
+
+def audit_log(uow: ProductUnitOfWork, *, product_id: int) -> list[AuditEntry]:
+    with uow:
+        _product(uow, product_id)
+        return uow.audit_log.of_product(product_id)
+
+
+def adjust_stock(uow: ProductUnitOfWork, *, actor_id: int, product_id: int, sku_id: int, delta: int,
+                 reason: str = "", now: datetime | None = None) -> Sku:
+    """Add (restock) or remove (write-off) units in one conditional update; never below zero."""
+    now = now or utcnow()
+    if delta == 0:
+        raise InvalidInput("STOCK_DELTA_INVALID", "delta must not be 0", details={"delta": "zero"})
+    with uow:
+        product = _product(uow, product_id)
+        sku = product.sku(sku_id)
+        stock = uow.stock.adjust(sku_id, delta)
+        if stock is None:
+            raise OutOfStock("STOCK_WOULD_BE_NEGATIVE", "the stock cannot go below 0",
+                             details={"delta": "too small", "sku_id": sku_id})
+        uow.audit_log.add(AuditEntry(product_id=product_id, actor_id=actor_id, action="stock", at=now,
+                                     before={"sku_id": sku_id, "stock": stock - delta},
+                                     after={"sku_id": sku_id, "stock": stock, "reason": reason.replace("\x00", "")[:200]}))
+        uow.commit()
+        return sku
+
+
+# Inventory (the order service)
+
+def reserve_stock(uow: ProductUnitOfWork, *, order_no: str, lines: Iterable[StockLine],
+                  now: datetime | None = None) -> ReservationResult:
+    """Hold every line's units for the order, or none of them (OUT_OF_STOCK naming the short SKU).
+
+    Idempotent by order number: a replay answers what the first call reserved (and its current
+    state) without touching stock; the same order number with other lines is a conflict.
+    """
+    now = now or utcnow()
+    wanted = merge_lines(order_no, lines)
+    with uow:
+        uow.reservations.lock_order(order_no)
+        existing = uow.reservations.of_order(order_no)
+        if existing:
+            if sorted((r.sku_id, r.quantity) for r in existing) != [(w.sku_id, w.quantity) for w in wanted]:
+                raise Conflict("RESERVATION_MISMATCH", "this order number already reserved other lines")
+            return _reservation_result(order_no, existing)
+        expires_at = now + RESERVATION_TTL
+        held = []
+        for line in wanted:  # in SKU order: concurrent orders lock rows in the same order, no deadlock
+            if not uow.stock.take(line.sku_id, line.quantity):
+                raise OutOfStock("OUT_OF_STOCK", "not enough stock for one of the lines",
+                                 details={"sku_id": line.sku_id})  # leaving the block undoes earlier lines
+            held.append(Reservation(order_no=order_no, sku_id=line.sku_id, quantity=line.quantity,
+                                    created_at=now, expires_at=expires_at))
+        for reservation in held:
+            uow.reservations.add(reservation)
+        uow.commit()
+        return _reservation_result(order_no, held)
+
+
+def confirm_reservation(uow: ProductUnitOfWork, *, order_no: str) -> str:
+    """The order was paid: its reservation becomes a sale (sales counts grow). Replays change nothing."""
+    with uow:
+        uow.reservations.lock_order(order_no)
+        held = uow.reservations.of_order(order_no)
+        if not held:
+            raise NotFound("RESERVATION_NOT_FOUND", "no stock was reserved for this order")
+        if any(r.status == ReservationStatus.RELEASED for r in held):
+            raise Conflict("RESERVATION_RELEASED", "the reservation was released (cancelled or expired)")
+        for reservation in held:
+            assert reservation.id is not None
+            if uow.reservations.move(reservation.id, ReservationStatus.RESERVED, ReservationStatus.CONFIRMED):
+                uow.stock.add_sales(reservation.sku_id, reservation.quantity)
+        uow.commit()
+    return ReservationStatus.CONFIRMED
+
+
+def release_reservation(uow: ProductUnitOfWork, *, order_no: str) -> str:
+    """The order was cancelled (or its reservation expired): units go back on sale. Replays change nothing.
+
+    An order that never reserved answers NONE, so a compensation after a failed reservation is safe.
+    A confirmed (paid) reservation is not released here: returning paid goods is an after-sales matter.
+    """
+    with uow:
+        uow.reservations.lock_order(order_no)
+        held = uow.reservations.of_order(order_no)
+        if not held:
+            return "NONE"
+        if any(r.status == ReservationStatus.CONFIRMED for r in held):
+            raise Conflict("RESERVATION_CONFIRMED", "the order was paid; its stock is sold")
+        for reservation in held:
+            assert reservation.id is not None
+            if uow.reservations.move(reservation.id, ReservationStatus.RESERVED, ReservationStatus.RELEASED):
+                uow.stock.put_back(reservation.sku_id, reservation.quantity)
+        uow.commit()
+    return ReservationStatus.RELEASED
+
+
+def release_expired_reservations(uow_factory: Callable[[], ProductUnitOfWork], *, now: datetime | None = None,
+                                 batch: int = 100) -> int:
+    """Release reservations past their expiry (the safety net behind order cancellation); how many orders.
+
+    Each order in its own transaction, so one failure does not hold back the rest. Safe to run
+    from several schedulers at once: releasing is idempotent.
+    """
+    now = now or utcnow()
+    with uow_factory() as uow:
+        expired = uow.reservations.expired_orders(now, batch)
+    for order_no in expired:
+        release_reservation(uow_factory(), order_no=order_no)
+    return len(expired)
+
+
+# Seeding and configuration
+
+def set_delivery_estimate(uow: ProductUnitOfWork, *, province: str, days: int) -> None:
+    """Set the planned delivery days to a province ("*": everywhere not listed)."""
+    if not province.strip() or len(province) > 32 or not 0 < days <= 60:
+        raise InvalidInput("DELIVERY_INVALID", "province 1-32 characters, days 1-60")
+    with uow:
+        uow.delivery.set_estimate(province.strip(), days)
+        uow.commit()
+
+
+# Helpers
+
+def _sort(sort: str, *, has_query: bool) -> Sort:
+    if not sort:
+        return Sort.RELEVANCE if has_query else Sort.NEWEST
+    try:
+        return Sort(sort)
+    except ValueError:
+        raise InvalidInput("SORT_INVALID", "sort must be newest, price_asc, price_desc, sales or relevance",
+                           details={"sort": "invalid"}) from None
+
+
+def _product(uow: ProductUnitOfWork, product_id: int, *, lock: bool = False) -> Product:
+    product = uow.products.get(product_id, lock=lock)
+    if product is None:
+        raise NotFound("PRODUCT_NOT_FOUND", "no such product")
+    return product
+
+
+def _brand(uow: ProductUnitOfWork, brand_id: int) -> Brand:
+    return uow.brands.get(brand_id) or Brand(name="", id=brand_id)
+
+
+def _views(uow: ProductUnitOfWork, found: list[Product]) -> list[ProductView]:
+    brands = {brand.id: brand for brand in uow.brands.all()}
+    return [ProductView(p, brands.get(p.brand_id) or Brand(name="", id=p.brand_id)) for p in found]
+
+
+def _check_references(uow: ProductUnitOfWork, draft: ProductDraft) -> Brand:
+    problems: dict[str, object] = {}
+    if uow.categories.get(draft.category_id) is None:
+        problems["category_id"] = "no such category"
+    brand = uow.brands.get(draft.brand_id)
+    if brand is None:
+        problems["brand_id"] = "no such brand"
+    if problems or brand is None:
+        raise InvalidInput("PRODUCT_INVALID", "the product is invalid", details=problems)
+    return brand
+
+
+def _index(uow: ProductUnitOfWork, product: Product, brand: Brand) -> None:
+    assert product.id is not None
+    uow.products.index_terms(product.id, search.term_weights(
+        name=product.name, subtitle=product.subtitle, description=product.description, brand=brand.name))
+
+
+def _audit(uow: ProductUnitOfWork, product: Product, actor_id: int, action: str,
+           before: dict[str, object] | None, now: datetime) -> None:
+    assert product.id is not None
+    uow.audit_log.add(AuditEntry(product_id=product.id, actor_id=actor_id, action=action, at=now,
+                                 before=before, after=product.snapshot()))
+
+
+def _transition(uow: ProductUnitOfWork, actor_id: int, product_id: int, action: str,
+                change: Callable[[Product, datetime], None], now: datetime | None) -> ProductView:
+    now = now or utcnow()
+    with uow:
+        product = _product(uow, product_id, lock=True)
+        before = product.snapshot()
+        change(product, now)
+        _audit(uow, product, actor_id, action, before, now)
+        uow.commit()
+        return ProductView(product, _brand(uow, product.brand_id))
+
+
+def _reservation_result(order_no: str, held: list[Reservation]) -> ReservationResult:
+    statuses = {r.status for r in held}
+    status = next(iter(statuses)) if len(statuses) == 1 else ReservationStatus.RESERVED
+    return ReservationResult(order_no=order_no, lines=[StockLine(r.sku_id, r.quantity) for r in held],
+                             expires_at=min(r.expires_at for r in held), status=str(status))

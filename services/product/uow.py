@@ -1,0 +1,96 @@
+"""What the product use cases need from storage: repository protocols and the product unit of work."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from services.common.uow import UnitOfWork
+from services.product.domain import AuditEntry, Brand, Category, Product, ProductFilter, Reservation
+
+
+class CategoryRepository(Protocol):
+    def add(self, category: Category) -> None: ...
+
+    def all(self) -> list[Category]: ...
+
+    def get(self, category_id: int) -> Category | None: ...
+
+
+class BrandRepository(Protocol):
+    def add(self, brand: Brand) -> None: ...
+
+    def all(self) -> list[Brand]: ...
+
+    def get(self, brand_id: int) -> Brand | None: ...
+
+
+class ProductRepository(Protocol):
+    def add(self, product: Product) -> None:
+        """Store a new product (and its SKUs), giving them ids."""
+
+    def get(self, product_id: int, *, lock: bool = False) -> Product | None:
+        """`lock` holds the product row until the transaction ends (staff edits serialise)."""
+
+    def by_name(self, name: str) -> Product | None: ...
+
+    def search(self, query: ProductFilter) -> tuple[list[Product], int]:
+        """One page of products matching the filter (ranked by term weight when it has terms), and the total."""
+
+    def index_terms(self, product_id: int, weights: dict[str, int]) -> None:
+        """Replace the product's search terms."""
+
+
+class AuditLogRepository(Protocol):
+    def add(self, entry: AuditEntry) -> None: ...
+
+    def of_product(self, product_id: int) -> list[AuditEntry]:
+        """Oldest first."""
+
+
+class StockRepository(Protocol):
+    """Stock moves as conditional updates: never a read-then-write of the count."""
+
+    def take(self, sku_id: int, quantity: int) -> bool:
+        """Take `quantity` units of an on-sale SKU if it has them; False (nothing taken) otherwise."""
+
+    def put_back(self, sku_id: int, quantity: int) -> None: ...
+
+    def add_sales(self, sku_id: int, quantity: int) -> None:
+        """Count units sold on the SKU and its product."""
+
+    def adjust(self, sku_id: int, delta: int) -> int | None:
+        """Add `delta` (may be negative) unless the stock would go below 0; the new stock, or None."""
+
+
+class ReservationRepository(Protocol):
+    def lock_order(self, order_no: str) -> None:
+        """Serialise the transactions that work on one order's reservations."""
+
+    def add(self, reservation: Reservation) -> None: ...
+
+    def of_order(self, order_no: str) -> list[Reservation]: ...
+
+    def move(self, reservation_id: int, from_status: str, to_status: str) -> bool:
+        """Change the status only if it still is `from_status`; whether this call changed it."""
+
+    def expired_orders(self, now: datetime, limit: int) -> list[str]:
+        """Order numbers with reservations still RESERVED past their expiry."""
+
+
+class DeliveryRepository(Protocol):
+    def estimate_days(self, province: str) -> int | None: ...
+
+    def set_estimate(self, province: str, days: int) -> None: ...
+
+
+class ProductUnitOfWork(UnitOfWork):
+    """The product service's unit of work; its repositories are set on entering it."""
+
+    categories: CategoryRepository
+    brands: BrandRepository
+    products: ProductRepository
+    audit_log: AuditLogRepository
+    stock: StockRepository
+    reservations: ReservationRepository
+    delivery: DeliveryRepository

@@ -1,0 +1,149 @@
+"""The catalogue through the gateway: the demo seed, an admin taking a product to the shelf, shoppers' views."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.pool import NullPool
+
+from services.common.outbox import outbox
+from services.product.db import products
+from services.product.seed import product_drafts
+from tests.fixtures.platform import ROOT, Platform
+
+pytestmark = pytest.mark.e2e
+
+
+def seed(platform: Platform) -> str:
+    """`python -m services.product seed`, as `make run` calls it, on the platform's product database."""
+    env = {**os.environ, "PRODUCT_DATABASE_URL": platform.database_urls["product"],
+           "MINIMALL_VAR": str(platform.var_dir), "MINIMALL_ENV": "dev",
+           "JWT_PUBLIC_KEY_FILE": str(platform.var_dir / "keys" / "jwt-public.pem")}
+    done = subprocess.run([sys.executable, "-m", "services.product", "seed", "--quiet"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def seeded(platform: Platform) -> Platform:
+    seed(platform)
+    return platform
+
+
+def login(platform: Platform, phone: str) -> dict[str, str]:
+    sent = requests.post(f"{platform.api}/auth/sms-codes", json={"phone": phone, "purpose": "login"}, timeout=10)
+    reply = requests.post(f"{platform.api}/auth/login/sms", json={"phone": phone, "code": sent.json()["dev_code"]},
+                          timeout=10)
+    assert reply.status_code == 200, reply.text
+    return {"Authorization": f"Bearer {reply.json()['access_token']}"}
+
+
+@pytest.fixture(scope="module")
+def admin(platform: Platform) -> dict[str, str]:
+    reply = requests.post(f"{platform.api}/auth/login/password",
+                          json={"phone": platform.admin_phone, "password": platform.admin_password}, timeout=10)
+    assert reply.status_code == 200, reply.text
+    return {"Authorization": f"Bearer {reply.json()['access_token']}"}
+
+
+@pytest.fixture(scope="module")
+def shopper(platform: Platform) -> dict[str, str]:
+    return login(platform, "13700001234")
+
+
+def flatten(tree: list[dict]) -> list[dict]:
+    return [node for item in tree for node in (item, *flatten(item["children"]))]
+
+
+def test_the_demo_seed_fills_the_catalogue_and_a_second_run_adds_nothing(seeded: Platform) -> None:
+    again = seed(seeded)
+
+    categories = requests.get(f"{seeded.api}/categories", timeout=10).json()["items"]
+    brands = requests.get(f"{seeded.api}/brands", timeout=10).json()["items"]
+    names = [name for _, name in product_drafts()]
+    with create_engine(seeded.database_urls["product"], poolclass=NullPool).connect() as conn:
+        stored = conn.execute(select(func.count()).select_from(products).where(products.c.name.in_(names))).scalar()
+    assert (again, len(flatten(categories)) >= 10, len(brands), len(set(names)), stored) == (
+        "demo catalogue ready (0 products created)", True, 8, 60, 60)
+
+
+def test_seed_images_are_served(seeded: Platform) -> None:
+    logo = requests.get(f"{seeded.api}/brands", timeout=10).json()["items"][0]["logo"]
+
+    image = requests.get(f"{seeded.base_url}{logo}", timeout=10)
+
+    assert (image.status_code, image.headers["Content-Type"], image.content[:8]) == (
+        200, "image/png", b"\x89PNG\r\n\x1a\n")
+
+
+def test_an_admin_takes_a_product_to_the_shelf_and_shoppers_see_it_only_then(
+        seeded: Platform, admin: dict[str, str], shopper: dict[str, str]) -> None:
+    api = seeded.api
+    category_id = flatten(requests.get(f"{api}/categories", timeout=10).json()["items"])[1]["id"]
+    brand_id = requests.get(f"{api}/brands", timeout=10).json()["items"][0]["id"]
+    body = {"name": "端到端 测试 智能手机", "subtitle": "e2e", "category_id": category_id, "brand_id": brand_id,
+            "description": "只为测试", "images": [], "params": [{"name": "屏幕", "value": "6.1英寸"}],
+            "specs": [{"name": "颜色", "values": ["黑", "白"]}],
+            "skus": [{"spec": {"颜色": "黑"}, "price_fen": 100_000, "market_price_fen": 120_000, "stock": 5},
+                     {"spec": {"颜色": "白"}, "price_fen": 110_000, "stock": 0}]}
+
+    created = requests.post(f"{api}/admin/products", json=body, headers=admin, timeout=10)
+    product_id = created.json()["id"]
+    hidden = requests.get(f"{api}/products/{product_id}", timeout=10).status_code
+    steps = [requests.post(f"{api}/admin/products/{product_id}/{step}", json=payload, headers=admin, timeout=10)
+             for step, payload in (("submit", None), ("audit", {"approve": True}), ("shelf", {"on_shelf": True}))]
+    detail = requests.get(f"{api}/products/{product_id}", headers=shopper, timeout=10).json()
+    log = requests.get(f"{api}/admin/products/{product_id}/audit-log", headers=admin, timeout=10).json()["items"]
+    found = requests.get(f"{api}/products", params={"q": "智能手机 端到端", "page_size": 5}, timeout=10).json()
+
+    assert (created.status_code, created.json()["status"], hidden) == (201, "DRAFT", 404)
+    assert [(s.status_code, s.json()["status"]) for s in steps] == [
+        (200, "PENDING_AUDIT"), (200, "APPROVED"), (200, "APPROVED")]
+    assert ([(s["spec"], s["stock_status"]) for s in detail["skus"]], detail["price_fen"]) == (
+        [({"颜色": "黑"}, "low"), ({"颜色": "白"}, "sold_out")], 100_000)
+    assert [entry["action"] for entry in log] == ["create", "submit", "approve", "shelf_on"]
+    assert found["items"][0]["id"] == product_id  # the only product with both words in its name
+
+
+def test_a_logged_in_view_is_published_as_product_viewed(seeded: Platform, shopper: dict[str, str]) -> None:
+    product_id = requests.get(f"{seeded.api}/products", timeout=10).json()["items"][0]["id"]
+    me = requests.get(f"{seeded.api}/products/{product_id}", headers=shopper, timeout=10)
+    engine = create_engine(seeded.database_urls["product"], poolclass=NullPool)
+
+    deadline = time.monotonic() + 30
+    while True:  # the relay publishes it shortly after the view commits
+        with engine.connect() as conn:
+            rows = conn.execute(select(outbox.c.aggregate_id, outbox.c.published_at)
+                                .where(outbox.c.event_type == "product-viewed")).all()
+        if rows and all(published is not None for _, published in rows) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+
+    assert me.status_code == 200
+    assert rows and all(published is not None for _, published in rows), rows
+
+
+def test_a_shopper_on_admin_product_routes_gets_403(seeded: Platform, shopper: dict[str, str]) -> None:
+    statuses = {requests.request(method, f"{seeded.api}/admin/products{path}", json=payload, headers=shopper,
+                                 timeout=10).status_code
+                for method, path, payload in (("GET", "", None), ("POST", "/1/submit", None),
+                                              ("POST", "/1/audit", {"approve": True}),
+                                              ("POST", "/1/shelf", {"on_shelf": True}))}
+
+    assert statuses == {403}
+
+
+def test_a_bad_product_payload_is_a_400_with_field_details(seeded: Platform, admin: dict[str, str]) -> None:
+    bad = {"name": "", "category_id": 1, "brand_id": 1, "skus": [{"spec": {}, "price_fen": 0, "stock": -1}]}
+
+    response = requests.post(f"{seeded.api}/admin/products", json=bad, headers=admin, timeout=10)
+
+    assert (response.status_code, sorted(response.json()["error"]["details"])) == (
+        400, ["name", "skus.0.price_fen", "skus.0.stock"])

@@ -1,0 +1,81 @@
+"""Product integration fixtures: a product database (PostgreSQL, or SQLite too), its unit of work, a shelf helper."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import Engine
+
+from services.product import service
+from services.product.db import SqlProductUnitOfWork, start_mappers
+from services.product.domain import Brand, Category, ProductDraft, SkuDraft
+
+UowFactory = Callable[[], SqlProductUnitOfWork]
+T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def pg_engine(service_engine: Callable[[str], Engine]) -> Engine:
+    return service_engine("product")
+
+
+@pytest.fixture
+def pg_uow(pg_engine: Engine) -> UowFactory:
+    start_mappers()
+    return functools.partial(SqlProductUnitOfWork, pg_engine, "product")
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def uow(request: pytest.FixtureRequest) -> UowFactory:
+    fixture = "service_engine" if request.param == "postgresql" else "sqlite_service_engine"
+    start_mappers()
+    return functools.partial(SqlProductUnitOfWork, request.getfixturevalue(fixture)("product"), "product")
+
+
+class Shelf:
+    """Builds a small catalogue: categories 数码 > 手机, 家居; brands; products on sale or not."""
+
+    def __init__(self, uow: UowFactory) -> None:
+        self.uow = uow
+        with uow() as u:
+            for category in (Category("数码"), Category("家居", sort=1)):
+                u.categories.add(category)
+            u.categories.add(Category("手机", parent_id=1))
+            u.brands.add(Brand("华为"))
+            u.brands.add(Brand("象印"))
+            u.commit()
+        self.created = 0
+
+    def draft(self, name: str, *, category_id: int = 3, brand_id: int = 1, price_fen: int = 10_000,
+              stock: int = 50, subtitle: str = "", description: str = "", colours: tuple[str, ...] = ("黑",)
+              ) -> ProductDraft:
+        return ProductDraft(name=name, subtitle=subtitle, description=description, category_id=category_id,
+                            brand_id=brand_id, specs=(("颜色", colours),),
+                            skus=tuple(SkuDraft(spec={"颜色": c}, price_fen=price_fen + i, stock=stock)
+                                       for i, c in enumerate(colours)))
+
+    def product(self, name: str, *, status: str = "on_sale", **draft: object) -> int:
+        """A product, by default approved and on the shelf; status draft | rejected | off_shelf too."""
+        self.created += 1
+        now = T0.replace(minute=self.created)  # later products are newer
+        view = service.create_product(self.uow(), actor_id=7, draft=self.draft(name, **draft), now=now)  # type: ignore[arg-type]
+        product_id = view.product.id
+        assert product_id is not None
+        if status == "draft":
+            return product_id
+        service.submit_product(self.uow(), actor_id=7, product_id=product_id, now=now)
+        service.audit_product(self.uow(), actor_id=1, product_id=product_id, approve=status != "rejected",
+                              reason="不合规", now=now)
+        if status != "rejected":
+            service.set_shelf(self.uow(), actor_id=7, product_id=product_id, on_shelf=status == "on_sale", now=now)
+        return product_id
+
+    def sku_ids(self, product_id: int) -> list[int]:
+        view = service.get_admin_product(self.uow(), product_id=product_id)
+        return [sku.id for sku in view.product.active_skus]  # type: ignore[misc]
+
+    def stock(self, product_id: int) -> list[int]:
+        return [sku.stock for sku in service.get_admin_product(self.uow(), product_id=product_id).product.active_skus]

@@ -1,0 +1,156 @@
+"""The catalogue on PostgreSQL and SQLite: Chinese search and ranking, filters, sorts, visibility, edits."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from services.common.errors import NotFound
+from services.common.outbox import outbox
+from services.product import service
+from services.product.domain import SkuDraft, StockLine
+from tests.integration.product.conftest import Shelf, UowFactory
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def shelf(uow: UowFactory) -> Shelf:
+    return Shelf(uow)
+
+
+def names(uow: UowFactory, **query: object) -> list[str]:
+    return [v.product.name for v in service.search_products(uow(), **query).items]  # type: ignore[arg-type]
+
+
+def test_a_chinese_word_finds_it_inside_a_compound(shelf: Shelf, uow: UowFactory) -> None:
+    shelf.product("华为 Mate 60 智能手机")
+    shelf.product("象印 保温杯", brand_id=2)
+
+    assert names(uow, q="手机") == ["华为 Mate 60 智能手机"]
+
+
+def test_latin_keywords_match_whatever_their_case(shelf: Shelf, uow: UowFactory) -> None:
+    shelf.product("Apple iPhone15 Pro 手机")
+    shelf.product("华为 Mate 60 智能手机")
+
+    assert names(uow, q="iphone") == ["Apple iPhone15 Pro 手机"]
+
+
+def test_the_316_cup_ranks_first_for_cup_and_316(shelf: Shelf, uow: UowFactory) -> None:
+    shelf.product("膳魔师 保温杯 大容量", brand_id=2, category_id=2)
+    shelf.product("象印 316不锈钢 保温杯 480ml", brand_id=2, category_id=2)
+    shelf.product("象印 保温杯 儿童款", brand_id=2, category_id=2, description="304不锈钢")
+
+    assert names(uow, q="保温杯 316") == ["象印 316不锈钢 保温杯 480ml", "象印 保温杯 儿童款", "膳魔师 保温杯 大容量"]
+
+
+def test_a_name_match_outranks_a_description_match(shelf: Shelf, uow: UowFactory) -> None:
+    shelf.product("手机支架", description="适用于各种平板", category_id=2)
+    shelf.product("蓝牙耳机", description="连接手机即用", category_id=2)
+
+    assert names(uow, q="手机") == ["手机支架", "蓝牙耳机"]
+
+
+def test_a_search_that_matches_nothing_is_empty(shelf: Shelf, uow: UowFactory) -> None:
+    shelf.product("华为 Mate 60 智能手机")
+
+    assert (service.search_products(uow(), q="冰箱").total, names(uow, q="！！")) == (0, [])
+
+
+def test_drafts_rejected_and_off_shelf_products_are_invisible(shelf: Shelf, uow: UowFactory) -> None:
+    hidden = [shelf.product(f"手机 {status}", status=status) for status in ("draft", "rejected", "off_shelf")]
+    shelf.product("手机 在售")
+
+    assert names(uow) == ["手机 在售"]
+    for product_id in hidden:
+        with pytest.raises(NotFound):
+            service.view_product(uow(), product_id=product_id)
+
+
+def test_staff_search_sees_every_status_and_filters_by_status(shelf: Shelf, uow: UowFactory) -> None:
+    for status in ("draft", "rejected", "on_sale"):
+        shelf.product(f"手机 {status}", status=status)
+
+    everything = service.search_products(uow(), staff=True).total
+    rejected = [v.product.name for v in service.search_products(uow(), staff=True, status="REJECTED").items]
+
+    assert (everything, rejected) == (3, ["手机 rejected"])
+
+
+def test_the_category_filter_includes_sub_categories(shelf: Shelf, uow: UowFactory) -> None:
+    shelf.product("手机 A", category_id=3)
+    shelf.product("杯子 B", category_id=2)
+
+    assert (names(uow, category_id=1), names(uow, category_id=2)) == (["手机 A"], ["杯子 B"])
+
+
+def test_brand_and_price_range_filters(shelf: Shelf, uow: UowFactory) -> None:
+    shelf.product("便宜", price_fen=1_000)
+    shelf.product("中等", price_fen=5_000)
+    shelf.product("昂贵", price_fen=9_000, brand_id=2)
+
+    assert (names(uow, price_min_fen=2_000, price_max_fen=9_000), names(uow, brand_id=2)) == (
+        ["昂贵", "中等"], ["昂贵"])
+
+
+def test_sorts_by_price_and_newest(shelf: Shelf, uow: UowFactory) -> None:
+    for name, price in (("B", 3_000), ("A", 1_000), ("C", 2_000)):
+        shelf.product(name, price_fen=price)
+
+    assert (names(uow, sort="price_asc"), names(uow, sort="price_desc"), names(uow, sort="newest")) == (
+        ["A", "C", "B"], ["B", "C", "A"], ["C", "A", "B"])
+
+
+def test_pages_carry_the_total(shelf: Shelf, uow: UowFactory) -> None:
+    for n in range(5):
+        shelf.product(f"商品 {n}")
+
+    page = service.search_products(uow(), offset=4, limit=2)
+
+    assert ([v.product.name for v in page.items], page.total) == (["商品 0"], 5)
+
+
+def test_an_edit_keeps_sku_ids_and_stock_adds_new_skus_and_retires_dropped_ones(shelf: Shelf, uow: UowFactory) -> None:
+    product_id = shelf.product("手机", status="draft", colours=("黑", "白"), stock=7)
+    black, white = shelf.sku_ids(product_id)
+    draft = shelf.draft("手机", colours=("黑",))
+    edited = draft.__class__(**{**draft.__dict__, "specs": (("颜色", ("黑", "蓝")),), "skus": (
+        SkuDraft(spec={"颜色": "黑"}, price_fen=8_000, stock=999), SkuDraft(spec={"颜色": "蓝"}, price_fen=9_000, stock=3))})
+
+    service.update_product(uow(), actor_id=7, product_id=product_id, draft=edited)
+
+    skus = service.get_admin_product(uow(), product_id=product_id).product.skus
+    assert sorted((s.id == black, s.id == white, s.spec["颜色"], s.stock, s.active) for s in skus) == [
+        (False, False, "蓝", 3, True), (False, True, "白", 7, False), (True, False, "黑", 7, True)]
+
+
+def test_the_audit_log_keeps_before_and_after(shelf: Shelf, uow: UowFactory) -> None:
+    product_id = shelf.product("手机")
+
+    entries = service.audit_log(uow(), product_id=product_id)
+
+    assert [(e.action, e.before and e.before["status"], e.after and e.after["on_shelf"]) for e in entries] == [
+        ("create", None, False), ("submit", "DRAFT", False), ("approve", "PENDING_AUDIT", False),
+        ("shelf_on", "APPROVED", True)]
+
+
+def test_a_logged_in_view_writes_product_viewed_to_the_outbox(shelf: Shelf, uow: UowFactory) -> None:
+    product_id = shelf.product("手机")
+
+    service.view_product(uow(), product_id=product_id, viewer_id=42)
+    service.view_product(uow(), product_id=product_id)
+
+    with uow() as u:
+        rows = u.session.execute(select(outbox.c.event_type, outbox.c.aggregate_id)).all()
+    assert [tuple(row) for row in rows] == [("product-viewed", "42")]
+
+
+def test_sorting_by_sales_puts_the_best_seller_first(shelf: Shelf, uow: UowFactory) -> None:
+    shelf.product("冷门")
+    hit = shelf.product("爆款")
+    shelf.product("新品")
+    service.reserve_stock(uow(), order_no="O1", lines=[StockLine(shelf.sku_ids(hit)[0], 3)])
+    service.confirm_reservation(uow(), order_no="O1")
+
+    assert names(uow, sort="sales")[0] == "爆款"

@@ -1,0 +1,169 @@
+"""Stock reservations on PostgreSQL over real gRPC: never oversold under concurrency, all-or-nothing, replay-safe."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import grpc
+import pytest
+from mall.product.v1 import product_pb2, product_pb2_grpc
+from sqlalchemy import Engine, func, select
+
+from services.common.config import ServiceSettings
+from services.common.grpc_server import CODE_KEY, create_server, registration
+from services.product import service
+from services.product.db import reservations, skus
+from services.product.domain import RESERVATION_TTL, StockLine
+from services.product.grpc_api import ProductServicer
+from tests.fixtures.keys import JwtKeys
+from tests.integration.product.conftest import T0, Shelf, UowFactory
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def shelf(pg_uow: UowFactory) -> Shelf:
+    return Shelf(pg_uow)
+
+
+@pytest.fixture
+def stub(pg_uow: UowFactory, jwt_keys: JwtKeys) -> Iterator[product_pb2_grpc.ProductServiceStub]:
+    settings = ServiceSettings.from_env("product", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),
+                                                    "PRODUCT_GRPC_LISTEN": "127.0.0.1:0"})
+    server, port = create_server(settings, [registration(product_pb2, product_pb2_grpc, "ProductService",
+                                                         ProductServicer(pg_uow))])
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    yield product_pb2_grpc.ProductServiceStub(channel)
+    channel.close()
+    server.stop(grace=None)
+
+
+def reserve(stub: product_pb2_grpc.ProductServiceStub, order_no: str, *lines: tuple[int, int]
+            ) -> product_pb2.ReserveStockResponse:
+    return stub.ReserveStock(product_pb2.ReserveStockRequest(
+        order_no=order_no, lines=[product_pb2.StockLine(sku_id=s, quantity=q) for s, q in lines]), timeout=30)
+
+
+def error_code(exc: grpc.RpcError) -> str:
+    return dict(exc.trailing_metadata() or ()).get(CODE_KEY, exc.code().name)
+
+
+def outcome(call: object) -> str:
+    try:
+        call()  # type: ignore[operator]
+        return "ok"
+    except grpc.RpcError as exc:
+        return error_code(exc)
+
+
+def reserved_units(engine: Engine) -> tuple[int, int]:
+    with engine.connect() as conn:
+        return tuple(conn.execute(select(func.count(), func.coalesce(func.sum(reservations.c.quantity), 0))
+                                  .select_from(reservations)).one())  # type: ignore[return-value]
+
+
+def test_500_concurrent_reservations_of_one_unit_sell_exactly_the_50_in_stock(
+        shelf: Shelf, stub: product_pb2_grpc.ProductServiceStub, pg_engine: Engine) -> None:
+    product_id = shelf.product("限量手机", stock=50)
+    [sku_id] = shelf.sku_ids(product_id)
+    lowest = [50]
+    done = threading.Event()
+
+    def watch_stock() -> None:  # samples the stock while the orders race: it must never go below zero
+        with pg_engine.connect() as conn:
+            while not done.is_set():
+                lowest[0] = min(lowest[0], conn.execute(select(skus.c.stock).where(skus.c.id == sku_id)).scalar_one())
+                conn.rollback()
+
+    watcher = threading.Thread(target=watch_stock)
+    watcher.start()
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        results = Counter(pool.map(lambda n: outcome(lambda: reserve(stub, f"O{n:04d}", (sku_id, 1))), range(500)))
+    done.set()
+    watcher.join()
+
+    assert (results, shelf.stock(product_id), reserved_units(pg_engine), lowest[0]) == (
+        Counter({"ok": 50, "OUT_OF_STOCK": 450}), [0], (50, 50), 0)
+
+
+def test_a_multi_line_order_with_one_short_line_reserves_nothing(
+        shelf: Shelf, stub: product_pb2_grpc.ProductServiceStub, pg_engine: Engine) -> None:
+    plenty, scarce = shelf.product("充足", stock=10), shelf.product("紧缺", stock=1)
+    [plenty_sku], [scarce_sku] = shelf.sku_ids(plenty), shelf.sku_ids(scarce)
+
+    with pytest.raises(grpc.RpcError) as raised:
+        reserve(stub, "O1", (plenty_sku, 3), (scarce_sku, 2))
+
+    assert (error_code(raised.value), raised.value.code(), shelf.stock(plenty), shelf.stock(scarce),
+            reserved_units(pg_engine)) == ("OUT_OF_STOCK", grpc.StatusCode.FAILED_PRECONDITION, [10], [1], (0, 0))
+
+
+def test_concurrent_replays_of_one_reservation_take_stock_once(
+        shelf: Shelf, stub: product_pb2_grpc.ProductServiceStub, pg_engine: Engine) -> None:
+    product_id = shelf.product("手机", stock=10)
+    [sku_id] = shelf.sku_ids(product_id)
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        replies = list(pool.map(lambda _: reserve(stub, "SAME", (sku_id, 3)), range(16)))
+
+    assert ({(r.status, tuple((x.sku_id, x.quantity) for x in r.lines)) for r in replies},
+            shelf.stock(product_id), reserved_units(pg_engine)) == ({("RESERVED", ((sku_id, 3),))}, [7], (1, 3))
+
+
+def test_confirm_replays_count_sales_once_and_release_then_changes_nothing(
+        shelf: Shelf, stub: product_pb2_grpc.ProductServiceStub, pg_uow: UowFactory) -> None:
+    product_id = shelf.product("手机", stock=10)
+    [sku_id] = shelf.sku_ids(product_id)
+    reserve(stub, "O1", (sku_id, 4))
+    ref = product_pb2.ReservationRef(order_no="O1")
+
+    confirmed = [stub.ConfirmReservation(ref).status for _ in range(3)]
+    release = outcome(lambda: stub.ReleaseReservation(ref))
+    replay = reserve(stub, "O1", (sku_id, 4))
+
+    product = service.get_admin_product(pg_uow(), product_id=product_id).product
+    assert (confirmed, release, replay.status, product.sales, product.skus[0].sales, product.skus[0].stock) == (
+        ["CONFIRMED"] * 3, "RESERVATION_CONFIRMED", "CONFIRMED", 4, 4, 6)
+
+
+def test_release_replays_put_stock_back_once(shelf: Shelf, stub: product_pb2_grpc.ProductServiceStub) -> None:
+    product_id = shelf.product("手机", stock=10)
+    [sku_id] = shelf.sku_ids(product_id)
+    reserve(stub, "O1", (sku_id, 4))
+    ref = product_pb2.ReservationRef(order_no="O1")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = set(pool.map(lambda _: stub.ReleaseReservation(ref).status, range(8)))
+
+    assert (statuses, shelf.stock(product_id), outcome(lambda: stub.ConfirmReservation(ref))) == (
+        {"RELEASED"}, [10], "RESERVATION_RELEASED")
+
+
+def test_the_sweep_releases_expired_reservations_and_leaves_live_ones(shelf: Shelf, pg_uow: UowFactory) -> None:
+    product_id = shelf.product("手机", stock=10)
+    [sku_id] = shelf.sku_ids(product_id)
+    service.reserve_stock(pg_uow(), order_no="OLD", lines=[StockLine(sku_id, 2)], now=T0)
+    service.reserve_stock(pg_uow(), order_no="LIVE", lines=[StockLine(sku_id, 3)], now=T0 + timedelta(hours=1))
+
+    released = service.release_expired_reservations(pg_uow, now=T0 + RESERVATION_TTL + timedelta(seconds=1))
+    again = service.release_expired_reservations(pg_uow, now=T0 + RESERVATION_TTL + timedelta(seconds=1))
+
+    assert (released, again, shelf.stock(product_id)) == (1, 0, [7])
+
+
+def test_concurrent_stock_adjustments_never_lose_an_update(shelf: Shelf, pg_uow: UowFactory) -> None:
+    product_id = shelf.product("手机", stock=100)
+    [sku_id] = shelf.sku_ids(product_id)
+
+    def adjust(delta: int) -> None:
+        service.adjust_stock(pg_uow(), actor_id=7, product_id=product_id, sku_id=sku_id, delta=delta)
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        list(pool.map(adjust, [5, -3] * 20))
+
+    assert shelf.stock(product_id) == [140]

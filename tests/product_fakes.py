@@ -1,0 +1,205 @@
+"""In-memory product unit of work (the product section of tests/fakes.py, kept apart to merge cleanly)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from services.product.domain import (
+    AuditEntry,
+    Brand,
+    Category,
+    Product,
+    ProductFilter,
+    Reservation,
+    ReservationStatus,
+    Sku,
+    Sort,
+)
+from services.product.uow import ProductUnitOfWork
+from tests.fakes import FakeUnitOfWork
+
+
+class FakeCategoryRepository:
+    def __init__(self) -> None:
+        self.items: list[Category] = []
+
+    def add(self, category: Category) -> None:
+        category.id = len(self.items) + 1
+        self.items.append(category)
+
+    def all(self) -> list[Category]:
+        return sorted(self.items, key=lambda c: (c.sort, c.id or 0))
+
+    def get(self, category_id: int) -> Category | None:
+        return next((c for c in self.items if c.id == category_id), None)
+
+
+class FakeBrandRepository:
+    def __init__(self) -> None:
+        self.items: list[Brand] = []
+
+    def add(self, brand: Brand) -> None:
+        brand.id = len(self.items) + 1
+        self.items.append(brand)
+
+    def all(self) -> list[Brand]:
+        return list(self.items)
+
+    def get(self, brand_id: int) -> Brand | None:
+        return next((b for b in self.items if b.id == brand_id), None)
+
+
+class FakeProductRepository:
+    def __init__(self) -> None:
+        self.items: dict[int, Product] = {}
+        self.terms: dict[int, dict[str, int]] = {}
+        self._sku_ids = 0
+
+    def add(self, product: Product) -> None:
+        if product.id is None:
+            product.id = len(self.items) + 1
+            self.items[product.id] = product
+        for sku in product.skus:
+            if sku.id is None:
+                self._sku_ids += 1
+                sku.id, sku.product_id = self._sku_ids, product.id
+
+    def get(self, product_id: int, *, lock: bool = False) -> Product | None:
+        return self.items.get(product_id)
+
+    def by_name(self, name: str) -> Product | None:
+        return next((p for p in self.items.values() if p.name == name), None)
+
+    def search(self, query: ProductFilter) -> tuple[list[Product], int]:
+        def wanted(p: Product) -> bool:
+            return ((not query.visible_only or p.visible) and (not query.status or p.status == query.status)
+                    and (query.category_ids is None or p.category_id in query.category_ids)
+                    and (not query.brand_id or p.brand_id == query.brand_id)
+                    and (not query.price_min_fen or p.price_fen >= query.price_min_fen)
+                    and (not query.price_max_fen or p.price_fen <= query.price_max_fen)
+                    and (not query.terms or self._score(p, query.terms) > 0))
+
+        found = [p for p in self.items.values() if wanted(p)]
+        key = {Sort.RELEVANCE: lambda p: (-self._score(p, query.terms), -p.sales, -(p.id or 0)),
+               Sort.NEWEST: lambda p: (-p.created_at.timestamp(), -(p.id or 0)),
+               Sort.PRICE_ASC: lambda p: (p.price_fen, -(p.id or 0)),
+               Sort.PRICE_DESC: lambda p: (-p.price_fen, -(p.id or 0)),
+               Sort.SALES: lambda p: (-p.sales, -(p.id or 0))}[query.sort]
+        found.sort(key=key)
+        return found[query.offset:query.offset + query.limit], len(found)
+
+    def _score(self, product: Product, terms: tuple[str, ...]) -> int:
+        weights = self.terms.get(product.id or 0, {})
+        return sum(weights.get(term, 0) for term in terms)
+
+    def index_terms(self, product_id: int, weights: dict[str, int]) -> None:
+        self.terms[product_id] = dict(weights)
+
+    def sku(self, sku_id: int) -> tuple[Product, Sku] | None:
+        for product in self.items.values():
+            for sku in product.skus:
+                if sku.id == sku_id:
+                    return product, sku
+        return None
+
+
+class FakeAuditLogRepository:
+    def __init__(self) -> None:
+        self.entries: list[AuditEntry] = []
+
+    def add(self, entry: AuditEntry) -> None:
+        entry.id = len(self.entries) + 1
+        self.entries.append(entry)
+
+    def of_product(self, product_id: int) -> list[AuditEntry]:
+        return [e for e in self.entries if e.product_id == product_id]
+
+
+class FakeStockRepository:
+    def __init__(self, products: FakeProductRepository) -> None:
+        self.products = products
+
+    def take(self, sku_id: int, quantity: int) -> bool:
+        found = self.products.sku(sku_id)
+        if found is None or not found[0].visible or not found[1].active or found[1].stock < quantity:
+            return False
+        found[1].stock -= quantity
+        return True
+
+    def put_back(self, sku_id: int, quantity: int) -> None:
+        found = self.products.sku(sku_id)
+        assert found is not None
+        found[1].stock += quantity
+
+    def add_sales(self, sku_id: int, quantity: int) -> None:
+        found = self.products.sku(sku_id)
+        assert found is not None
+        found[1].sales += quantity
+        found[0].sales += quantity
+
+    def adjust(self, sku_id: int, delta: int) -> int | None:
+        found = self.products.sku(sku_id)
+        if found is None or found[1].stock + delta < 0:
+            return None
+        found[1].stock += delta
+        return found[1].stock
+
+
+class FakeReservationRepository:
+    def __init__(self) -> None:
+        self.items: list[Reservation] = []
+
+    def lock_order(self, order_no: str) -> None:
+        pass  # one thread: nothing to serialise
+
+    def add(self, reservation: Reservation) -> None:
+        reservation.id = len(self.items) + 1
+        self.items.append(reservation)
+
+    def of_order(self, order_no: str) -> list[Reservation]:
+        return sorted((r for r in self.items if r.order_no == order_no), key=lambda r: r.sku_id)
+
+    def move(self, reservation_id: int, from_status: str, to_status: str) -> bool:
+        reservation = next(r for r in self.items if r.id == reservation_id)
+        if reservation.status != from_status:
+            return False
+        reservation.status = to_status
+        return True
+
+    def expired_orders(self, now: datetime, limit: int) -> list[str]:
+        expired = [r for r in self.items if r.status == ReservationStatus.RESERVED and r.expires_at < now]
+        return list(dict.fromkeys(r.order_no for r in sorted(expired, key=lambda r: r.expires_at)))[:limit]
+
+
+class FakeDeliveryRepository:
+    def __init__(self) -> None:
+        self.days: dict[str, int] = {}
+
+    def estimate_days(self, province: str) -> int | None:
+        return self.days.get(province)
+
+    def set_estimate(self, province: str, days: int) -> None:
+        self.days[province] = days
+
+
+class FakeProductUnitOfWork(FakeUnitOfWork, ProductUnitOfWork):
+    """The product unit of work in memory; pass the same one to every use case of a test."""
+
+    categories: FakeCategoryRepository
+    brands: FakeBrandRepository
+    products: FakeProductRepository
+    audit_log: FakeAuditLogRepository
+    stock: FakeStockRepository
+    reservations: FakeReservationRepository
+    delivery: FakeDeliveryRepository
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.categories = FakeCategoryRepository()
+        self.brands = FakeBrandRepository()
+        self.products = FakeProductRepository()
+        self.audit_log = FakeAuditLogRepository()
+        self.stock = FakeStockRepository(self.products)
+        self.reservations = FakeReservationRepository()
+        self.delivery = FakeDeliveryRepository()
+

@@ -1,0 +1,211 @@
+"""Catalogue and admin product routes: what they send to the product service and what shoppers and staff get back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import grpc
+from flask.testing import FlaskClient
+from google.protobuf.timestamp_pb2 import Timestamp
+from mall.product.v1 import product_pb2
+
+from services.common.grpc_server import CODE_KEY
+from tests.fixtures.fake_services import FakeServices
+
+API = "/api/v1"
+CREATED = Timestamp(seconds=1_795_000_000)
+
+
+def phone(**overrides: object) -> product_pb2.Product:
+    product = product_pb2.Product(
+        id=5, name="华为 Mate 60 智能手机", subtitle="鸿蒙", category_id=3,
+        brand=product_pb2.Brand(id=1, name="华为", logo="/media/catalog/h.png"), description="旗舰",
+        images=["/media/catalog/a.png", "/media/catalog/b.png"], params=[product_pb2.Param(name="屏幕", value="6.7")],
+        specs=[product_pb2.Spec(name="颜色", values=["黑", "白"])],
+        skus=[product_pb2.Sku(id=11, spec={"颜色": "黑"}, price_fen=549_900, market_price_fen=599_900, stock=3,
+                              stock_status="low", weight_g=225, sales=2)],
+        after_sales_policy="7天无理由", status="APPROVED", on_shelf=True, price_fen=549_900,
+        market_price_fen=599_900, sales=2, rating=product_pb2.Rating(average=0, count=0),
+        delivery=product_pb2.Delivery(province="上海", estimate_days=1), created_at=CREATED, updated_at=CREATED)
+    for name, value in overrides.items():
+        setattr(product, name, value)
+    return product
+
+
+NEW_PRODUCT = {"name": "华为 Mate 60 智能手机", "category_id": 3, "brand_id": 1,
+               "specs": [{"name": "颜色", "values": ["黑", "白"]}],
+               "skus": [{"spec": {"颜色": "黑"}, "price_fen": 549_900, "stock": 50}]}
+
+
+def test_the_product_list_passes_filters_and_pages_and_answers_summaries(client: FlaskClient,
+                                                                        clients: FakeServices) -> None:
+    clients.product.SearchProducts.reply = product_pb2.SearchProductsResponse(items=[phone()], total=41)
+
+    response = client.get(f"{API}/products?category_id=1&brand_id=1&price_min_fen=100&q=手机&sort=price_asc"
+                          "&page=3&page_size=20")
+
+    sent = clients.product.SearchProducts.calls[0].message
+    assert (sent.category_id, sent.brand_id, sent.price_min_fen, sent.price_max_fen, sent.q, sent.sort, sent.offset,
+            sent.limit) == (1, 1, 100, 0, "手机", "price_asc", 40, 20)
+    assert response.get_json() == {"items": [{
+        "id": 5, "name": "华为 Mate 60 智能手机", "subtitle": "鸿蒙", "main_image": "/media/catalog/a.png",
+        "price_fen": 549_900, "market_price_fen": 599_900, "sales": 2, "brand": {"id": 1, "name": "华为"},
+        "category_id": 3}], "page": 3, "page_size": 20, "total": 41}
+
+
+def test_an_unknown_sort_is_a_400_naming_the_field(client: FlaskClient, clients: FakeServices) -> None:
+    response = client.get(f"{API}/products?sort=cheapest")
+
+    assert (response.status_code, list(response.get_json()["error"]["details"]), clients.product.SearchProducts.calls
+            ) == (400, ["sort"], [])
+
+
+def test_the_detail_shows_stock_status_but_never_a_count(client: FlaskClient, clients: FakeServices) -> None:
+    clients.product.ViewProduct.reply = phone()
+
+    body = client.get(f"{API}/products/5?province=上海").get_json()
+
+    assert (body["skus"], body["delivery"], body["rating"], clients.product.ViewProduct.calls[0].message) == (
+        [{"id": 11, "spec": {"颜色": "黑"}, "price_fen": 549_900, "market_price_fen": 599_900, "stock_status": "low"}],
+        {"province": "上海", "estimate_days": 1}, {"average": 0.0, "count": 0},
+        product_pb2.ViewProductRequest(id=5, province="上海"))
+
+
+def test_an_anonymous_detail_view_passes_no_caller(client: FlaskClient, clients: FakeServices) -> None:
+    clients.product.ViewProduct.reply = phone()
+
+    response = client.get(f"{API}/products/5")
+
+    assert (response.status_code, "authorization" in clients.product.ViewProduct.calls[0].metadata) == (200, False)
+
+
+def test_a_shoppers_detail_view_passes_the_caller_on(client: FlaskClient, clients: FakeServices,
+                                                     bearer: Callable[..., dict[str, str]]) -> None:
+    clients.product.ViewProduct.reply = phone()
+    headers = bearer(user_id=42)
+
+    client.get(f"{API}/products/5", headers=headers)
+
+    assert clients.product.ViewProduct.calls[0].metadata["authorization"] == headers["Authorization"]
+
+
+def test_a_bad_token_on_the_detail_is_a_401_not_an_anonymous_view(client: FlaskClient, clients: FakeServices) -> None:
+    response = client.get(f"{API}/products/5", headers={"Authorization": "Bearer nonsense"})
+
+    assert (response.status_code, clients.product.ViewProduct.calls) == (401, [])
+
+
+def test_a_hidden_product_is_a_404(client: FlaskClient, clients: FakeServices, rpc_error) -> None:  # type: ignore[no-untyped-def]
+    clients.product.ViewProduct.error = rpc_error(grpc.StatusCode.NOT_FOUND, "no such product",
+                                                  ((CODE_KEY, "PRODUCT_NOT_FOUND"),))
+
+    response = client.get(f"{API}/products/5")
+
+    assert (response.status_code, response.get_json()["error"]["code"]) == (404, "PRODUCT_NOT_FOUND")
+
+
+def test_the_category_tree_keeps_its_levels(client: FlaskClient, clients: FakeServices) -> None:
+    clients.product.ListCategories.reply = product_pb2.ListCategoriesResponse(items=[product_pb2.Category(
+        id=1, name="数码", children=[product_pb2.Category(id=3, name="手机", children=[
+            product_pb2.Category(id=9, name="5G手机")])])])
+
+    body = client.get(f"{API}/categories").get_json()
+
+    assert body == {"items": [{"id": 1, "name": "数码", "icon": "", "children": [
+        {"id": 3, "name": "手机", "icon": "", "children": [{"id": 9, "name": "5G手机", "icon": "", "children": []}]}]}]}
+
+
+def test_a_shopper_on_an_admin_product_route_gets_403(client: FlaskClient, clients: FakeServices,
+                                                       bearer: Callable[..., dict[str, str]]) -> None:
+    response = client.post(f"{API}/admin/products", json=NEW_PRODUCT, headers=bearer())
+
+    assert (response.status_code, clients.product.CreateProduct.calls) == (403, [])
+
+
+def test_an_operator_may_not_audit(client: FlaskClient, clients: FakeServices,
+                                   bearer: Callable[..., dict[str, str]]) -> None:
+    response = client.post(f"{API}/admin/products/5/audit", json={"approve": True},
+                           headers=bearer(roles="operator"))
+
+    assert (response.status_code, clients.product.AuditProduct.calls) == (403, [])
+
+
+def test_an_operator_creates_a_product_and_gets_201_with_exact_stock(client: FlaskClient, clients: FakeServices,
+                                                                     bearer: Callable[..., dict[str, str]]) -> None:
+    clients.product.CreateProduct.reply = phone(status="DRAFT", on_shelf=False)
+
+    response = client.post(f"{API}/admin/products", json=NEW_PRODUCT, headers=bearer(roles="operator"))
+
+    sent = clients.product.CreateProduct.calls[0].message.product
+    body = response.get_json()
+    assert (response.status_code, body["status"], body["on_shelf"], body["skus"][0]["stock"]) == (201, "DRAFT", False, 3)
+    assert (sent.name, dict(sent.skus[0].spec), sent.skus[0].price_fen, sent.skus[0].stock) == (
+        "华为 Mate 60 智能手机", {"颜色": "黑"}, 549_900, 50)
+
+
+def test_a_price_of_zero_is_a_400_with_the_field(client: FlaskClient, clients: FakeServices,
+                                                bearer: Callable[..., dict[str, str]]) -> None:
+    bad = {**NEW_PRODUCT, "skus": [{"spec": {"颜色": "黑"}, "price_fen": 0}]}
+
+    response = client.post(f"{API}/admin/products", json=bad, headers=bearer(roles="admin"))
+
+    assert (response.status_code, list(response.get_json()["error"]["details"])) == (400, ["skus.0.price_fen"])
+
+
+def test_the_audit_log_answers_before_and_after_as_objects(client: FlaskClient, clients: FakeServices,
+                                                           bearer: Callable[..., dict[str, str]]) -> None:
+    clients.product.ListProductAuditLog.reply = product_pb2.ListProductAuditLogResponse(items=[product_pb2.AuditEntry(
+        actor_id=7, action="submit", at=CREATED, before_json='{"status": "DRAFT"}',
+        after_json='{"status": "PENDING_AUDIT"}')])
+
+    body = client.get(f"{API}/admin/products/5/audit-log", headers=bearer(roles="operator")).get_json()
+
+    assert body == {"items": [{"actor": 7, "action": "submit", "at": "2026-11-18T11:06:40Z",
+                               "before": {"status": "DRAFT"}, "after": {"status": "PENDING_AUDIT"}}]}
+
+
+def test_a_stock_adjustment_names_product_sku_and_delta(client: FlaskClient, clients: FakeServices,
+                                                       bearer: Callable[..., dict[str, str]]) -> None:
+    clients.product.AdjustStock.reply = product_pb2.Sku(id=11, spec={"颜色": "黑"}, price_fen=1, stock=8,
+                                                        stock_status="low")
+
+    response = client.post(f"{API}/admin/products/5/skus/11/stock", json={"delta": 5, "reason": "补货"},
+                           headers=bearer(roles="operator"))
+
+    assert (response.get_json()["stock"], clients.product.AdjustStock.calls[0].message) == (
+        8, product_pb2.AdjustStockRequest(product_id=5, sku_id=11, delta=5, reason="补货"))
+
+
+def test_an_unchanged_list_answers_304_to_its_etag(client: FlaskClient, clients: FakeServices) -> None:
+    clients.product.SearchProducts.reply = product_pb2.SearchProductsResponse(items=[phone()], total=1)
+    first = client.get(f"{API}/products")
+
+    again = client.get(f"{API}/products", headers={"If-None-Match": first.headers["ETag"]})
+
+    assert (first.headers["Cache-Control"], again.status_code, again.data) == ("public, max-age=1", 304, b"")
+
+
+def test_a_changed_list_answers_200_with_a_new_etag(client: FlaskClient, clients: FakeServices) -> None:
+    clients.product.SearchProducts.reply = product_pb2.SearchProductsResponse(items=[phone()], total=1)
+    first = client.get(f"{API}/products")
+    clients.product.SearchProducts.reply = product_pb2.SearchProductsResponse(items=[phone(sales=3)], total=1)
+
+    again = client.get(f"{API}/products", headers={"If-None-Match": first.headers["ETag"]})
+
+    assert (again.status_code, again.headers["ETag"] != first.headers["ETag"]) == (200, True)
+
+
+def test_a_detail_is_revalidated_every_time_so_logged_in_views_are_recorded(client: FlaskClient,
+                                                                            clients: FakeServices) -> None:
+    clients.product.ViewProduct.reply = phone()
+
+    response = client.get(f"{API}/products/5")
+
+    assert (response.headers["Cache-Control"], "ETag" in response.headers) == ("no-cache, private", True)
+
+
+def test_the_detail_documents_its_token_as_optional(client: FlaskClient) -> None:
+    spec = client.get("/openapi.json").get_json()
+
+    assert (spec["paths"]["/api/v1/products/{product_id}"]["get"]["security"],
+            "security" in spec["paths"]["/api/v1/products"]["get"]) == ([{}, {"bearer": []}], False)

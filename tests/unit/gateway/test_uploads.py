@@ -1,0 +1,114 @@
+"""Image uploads: recognised by content, size- and pixel-limited, re-encoded without metadata."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from PIL import Image
+
+UPLOADS = "/api/v1/uploads"
+
+
+class MemoryStorage:
+    def __init__(self) -> None:
+        self.saved: list[tuple[str, str, bytes]] = []
+
+    def save(self, data: bytes, *, folder: str, extension: str) -> str:
+        self.saved.append((folder, extension, data))
+        return f"/media/{folder}/{len(self.saved)}.{extension}"
+
+
+@pytest.fixture
+def storage(app: Flask) -> MemoryStorage:
+    app.extensions["media_storage"] = MemoryStorage()
+    return app.extensions["media_storage"]
+
+
+def image_bytes(size: tuple[int, int] = (64, 48), fmt: str = "PNG", mode: str = "RGB", **save: object) -> bytes:
+    output = io.BytesIO()
+    Image.new(mode, size, 255 if mode == "1" else (200, 30, 30)).save(output, fmt, **save)
+    return output.getvalue()
+
+
+def post(client: FlaskClient, headers: dict[str, str], data: bytes, name: str = "photo.jpg"):  # type: ignore[no-untyped-def]
+    return client.post(UPLOADS, data={"file": (io.BytesIO(data), name)}, headers=headers,
+                       content_type="multipart/form-data")
+
+
+def error_of(response) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+    return response.status_code, response.get_json()["error"]["code"]
+
+
+def test_a_png_is_stored_and_its_size_answered(client: FlaskClient, storage: MemoryStorage,
+                                               bearer: Callable[..., dict[str, str]]) -> None:
+    response = post(client, bearer(), image_bytes(), name="whatever.gif")
+
+    [(folder, extension, data)] = storage.saved
+    assert (response.status_code, response.get_json()) == (201, {"url": "/media/uploads/1.png", "width": 64,
+                                                                  "height": 48})
+    assert (folder, extension, Image.open(io.BytesIO(data)).format) == ("uploads", "png", "PNG")
+
+
+def test_a_jpeg_loses_its_exif_metadata(client: FlaskClient, storage: MemoryStorage,
+                                        bearer: Callable[..., dict[str, str]]) -> None:
+    exif = Image.Exif()
+    exif[0x010F] = "SecretCam"  # camera make; GPS tags would travel the same way
+    response = post(client, bearer(), image_bytes(fmt="JPEG", exif=exif.tobytes()))
+
+    stored = Image.open(io.BytesIO(storage.saved[0][2]))
+    assert (response.status_code, stored.format, dict(stored.getexif())) == (201, "JPEG", {})
+
+
+def test_a_php_script_renamed_jpg_is_refused(client: FlaskClient, storage: MemoryStorage,
+                                             bearer: Callable[..., dict[str, str]]) -> None:
+    response = post(client, bearer(), b"<?php system($_GET['c']); ?>", name="shell.jpg")
+
+    assert (error_of(response), storage.saved) == ((400, "UPLOAD_NOT_IMAGE"), [])
+
+
+def test_a_truncated_image_is_refused(client: FlaskClient, storage: MemoryStorage,
+                                      bearer: Callable[..., dict[str, str]]) -> None:
+    response = post(client, bearer(), image_bytes(size=(300, 300), fmt="JPEG")[:600])
+
+    assert (error_of(response), storage.saved) == ((400, "UPLOAD_NOT_IMAGE"), [])
+
+
+def test_a_20_mb_file_is_refused(client: FlaskClient, storage: MemoryStorage,
+                                 bearer: Callable[..., dict[str, str]]) -> None:
+    response = post(client, bearer(), image_bytes() + b"\0" * (20 * 1024 * 1024))
+
+    assert (response.status_code, storage.saved) == (413, [])
+
+
+def test_a_decompression_bomb_is_refused_before_it_is_decoded(client: FlaskClient, storage: MemoryStorage,
+                                                              bearer: Callable[..., dict[str, str]]) -> None:
+    bomb = image_bytes(size=(8_000, 8_000), mode="1")  # 64 megapixels in a few kilobytes
+
+    response = post(client, bearer(), bomb)
+
+    assert (len(bomb) < 100_000, error_of(response), storage.saved) == (True, (400, "UPLOAD_TOO_MANY_PIXELS"), [])
+
+
+def test_a_bomb_past_pillows_own_limit_is_refused_too(client: FlaskClient, storage: MemoryStorage,
+                                                      bearer: Callable[..., dict[str, str]]) -> None:
+    response = post(client, bearer(), image_bytes(size=(20_000, 20_000), mode="1"))
+
+    assert (error_of(response), storage.saved) == ((400, "UPLOAD_TOO_MANY_PIXELS"), [])
+
+
+def test_an_upload_without_a_file_field_is_a_400(client: FlaskClient, storage: MemoryStorage,
+                                                 bearer: Callable[..., dict[str, str]]) -> None:
+    response = client.post(UPLOADS, data={"other": "x"}, headers=bearer(), content_type="multipart/form-data")
+
+    assert (error_of(response), response.get_json()["error"]["details"]) == ((400, "INVALID_REQUEST"),
+                                                                             {"file": "required"})
+
+
+def test_uploading_needs_a_login(client: FlaskClient, storage: MemoryStorage) -> None:
+    response = post(client, {}, image_bytes())
+
+    assert (error_of(response), storage.saved) == ((401, "AUTH_REQUIRED"), [])

@@ -1,0 +1,189 @@
+"""Product domain rules: SPU/SKU validation, the audit state machine, stock status, categories, stock lines."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from services.common.errors import Conflict, InvalidInput
+from services.product.domain import (
+    Category,
+    Product,
+    ProductDraft,
+    SkuDraft,
+    Status,
+    StockLine,
+    descendants,
+    merge_lines,
+    stock_status,
+)
+
+T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
+COLOURS = (("颜色", ("黑", "白")),)
+
+
+def draft(**overrides: object) -> ProductDraft:
+    fields: dict[str, object] = {
+        "name": "象印 保温杯", "category_id": 1, "brand_id": 1, "specs": COLOURS,
+        "skus": (SkuDraft(spec={"颜色": "黑"}, price_fen=19_900, stock=5),
+                 SkuDraft(spec={"颜色": "白"}, price_fen=18_900, stock=0))}
+    fields.update(overrides)
+    return ProductDraft(**fields)  # type: ignore[arg-type]
+
+
+def details_of(make: object) -> dict[str, object]:
+    with pytest.raises(InvalidInput) as raised:
+        make()  # type: ignore[operator]
+    return raised.value.details
+
+
+def approved() -> Product:
+    product = Product.create(draft(), T0)
+    product.submit(T0)
+    product.audit(approve=True, reason="", now=T0)
+    return product
+
+
+def test_a_new_product_is_a_draft_off_the_shelf_priced_at_its_cheapest_sku() -> None:
+    product = Product.create(draft(), T0)
+
+    assert (product.status, product.on_shelf, product.price_fen, len(product.skus)) == (Status.DRAFT, False, 18_900, 2)
+
+
+def test_a_price_of_zero_is_refused_with_the_sku_named() -> None:
+    bad = draft(skus=(SkuDraft(spec={"颜色": "黑"}, price_fen=0),))
+
+    assert details_of(bad.validate) == {"skus.0.price_fen": "must be greater than 0"}
+
+
+def test_negative_stock_is_refused() -> None:
+    bad = draft(skus=(SkuDraft(spec={"颜色": "黑"}, price_fen=100, stock=-1),))
+
+    assert details_of(bad.validate) == {"skus.0.stock": "must be 0 or more"}
+
+
+def test_two_skus_with_the_same_spec_combination_are_refused() -> None:
+    bad = draft(skus=(SkuDraft(spec={"颜色": "黑"}, price_fen=100), SkuDraft(spec={"颜色": "黑"}, price_fen=200)))
+
+    assert details_of(bad.validate) == {"skus.1.spec": "duplicate spec combination"}
+
+
+def test_a_sku_must_use_declared_spec_values() -> None:
+    bad = draft(skus=(SkuDraft(spec={"颜色": "红"}, price_fen=100),))
+
+    assert details_of(bad.validate) == {"skus.0.spec": "must give one declared value for every declared spec"}
+
+
+def test_a_product_without_skus_is_refused() -> None:
+    assert details_of(draft(skus=()).validate) == {"skus": "at least one SKU"}
+
+
+def test_text_with_nul_characters_is_refused() -> None:
+    assert details_of(draft(name="a\x00b").validate) == {"product": "text must not contain NUL characters"}
+
+
+def test_only_an_approved_product_goes_on_the_shelf() -> None:
+    product = Product.create(draft(), T0)
+
+    with pytest.raises(Conflict) as raised:
+        product.shelve(True, T0)
+
+    assert (raised.value.code, product.on_shelf) == ("PRODUCT_NOT_APPROVED", False)
+
+
+def test_submit_approve_and_shelve_makes_a_product_visible() -> None:
+    product = approved()
+
+    product.shelve(True, T0)
+
+    assert (product.status, product.visible) == (Status.APPROVED, True)
+
+
+def test_a_rejection_needs_a_reason() -> None:
+    product = Product.create(draft(), T0)
+    product.submit(T0)
+
+    assert details_of(lambda: product.audit(approve=False, reason=" ", now=T0)) == {"reason": "required"}
+
+
+def test_a_rejected_product_keeps_its_reason_and_can_be_resubmitted() -> None:
+    product = Product.create(draft(), T0)
+    product.submit(T0)
+    product.audit(approve=False, reason="图片模糊", now=T0)
+    rejected = (product.status, product.reject_reason)
+
+    product.submit(T0)
+
+    assert (rejected, product.status, product.reject_reason) == ((Status.REJECTED, "图片模糊"), Status.PENDING_AUDIT, "")
+
+
+def test_a_draft_cannot_be_audited() -> None:
+    with pytest.raises(Conflict):
+        Product.create(draft(), T0).audit(approve=True, reason="", now=T0)
+
+
+def test_changing_the_price_of_an_on_shelf_product_sends_it_back_to_audit_off_the_shelf() -> None:
+    product = approved()
+    product.shelve(True, T0)
+
+    product.edit(draft(skus=(SkuDraft(spec={"颜色": "黑"}, price_fen=9_900),
+                             SkuDraft(spec={"颜色": "白"}, price_fen=18_900))), T0)
+
+    assert (product.status, product.on_shelf, product.price_fen) == (Status.PENDING_AUDIT, False, 9_900)
+
+
+def test_editing_a_rejected_product_makes_it_a_draft_again() -> None:
+    product = Product.create(draft(), T0)
+    product.submit(T0)
+    product.audit(approve=False, reason="价格错误", now=T0)
+
+    product.edit(draft(), T0)
+
+    assert product.status == Status.DRAFT
+
+
+def test_a_product_in_audit_cannot_be_edited() -> None:
+    product = Product.create(draft(), T0)
+    product.submit(T0)
+
+    with pytest.raises(Conflict):
+        product.edit(draft(), T0)
+
+
+def test_an_edit_keeps_the_stock_of_existing_skus_and_retires_the_dropped_ones() -> None:
+    product = Product.create(draft(), T0)
+    black, white = product.skus
+
+    product.edit(draft(skus=(SkuDraft(spec={"颜色": "黑"}, price_fen=10_000, stock=999),)), T0)
+
+    assert ((black.price_fen, black.stock, black.active), white.active) == ((10_000, 5, True), False)
+
+
+@pytest.mark.parametrize(("stock", "status"), [(0, "sold_out"), (1, "low"), (10, "low"), (11, "in_stock")])
+def test_shoppers_see_a_stock_status_not_a_count(stock: int, status: str) -> None:
+    assert stock_status(stock) == status
+
+
+def test_a_category_includes_its_descendants_at_any_depth() -> None:
+    tree = [Category("数码", id=1), Category("手机", parent_id=1, id=2), Category("5G手机", parent_id=2, id=3),
+            Category("家电", id=4)]
+
+    assert descendants(tree, 1) == {1, 2, 3}
+
+
+def test_stock_lines_for_one_sku_are_merged_and_sorted_by_sku() -> None:
+    lines = merge_lines("O1", [StockLine(9, 1), StockLine(3, 2), StockLine(9, 4)])
+
+    assert lines == [StockLine(3, 2), StockLine(9, 5)]
+
+
+def test_a_stock_line_with_no_quantity_is_refused() -> None:
+    assert details_of(lambda: merge_lines("O1", [StockLine(3, 0)])) == {"lines": "invalid"}
+
+
+def test_overlong_spec_values_are_refused_before_they_reach_the_database() -> None:
+    long_value = "黑" * 51
+    bad = draft(specs=(("颜色", (long_value,)),), skus=(SkuDraft(spec={"颜色": long_value}, price_fen=100),))
+
+    assert details_of(bad.validate)["specs"] == "spec names up to 20 characters, values up to 50"

@@ -1,0 +1,237 @@
+"""Product use cases on the in-memory unit of work: catalogue visibility, audit log, view events, inventory."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from mall.events.v1.product_events_pb2 import ProductViewed
+
+from services.common.errors import Conflict, NotFound
+from services.common.events import timestamp
+from services.product import service
+from services.product.domain import (
+    RESERVATION_TTL,
+    Brand,
+    Category,
+    OutOfStock,
+    ProductDraft,
+    SkuDraft,
+    Status,
+    StockLine,
+)
+from tests.product_fakes import FakeProductUnitOfWork
+
+T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
+EDITOR = 7
+
+
+@pytest.fixture
+def uow() -> FakeProductUnitOfWork:
+    uow = FakeProductUnitOfWork()
+    uow.categories.add(Category("数码"))
+    uow.categories.add(Category("手机", parent_id=1))
+    uow.brands.add(Brand("华为"))
+    return uow
+
+
+def draft(name: str = "华为 Mate 60 智能手机", stock: int = 50, price_fen: int = 549_900) -> ProductDraft:
+    return ProductDraft(name=name, category_id=2, brand_id=1, specs=(("颜色", ("黑", "白")),),
+                        skus=(SkuDraft(spec={"颜色": "黑"}, price_fen=price_fen, stock=stock),
+                              SkuDraft(spec={"颜色": "白"}, price_fen=price_fen + 100, stock=stock)))
+
+
+def on_sale(uow: FakeProductUnitOfWork, **kwargs: object) -> int:
+    product_id = service.create_product(uow, actor_id=EDITOR, draft=draft(**kwargs), now=T0).product.id  # type: ignore[arg-type]
+    assert product_id is not None
+    service.submit_product(uow, actor_id=EDITOR, product_id=product_id, now=T0)
+    service.audit_product(uow, actor_id=1, product_id=product_id, approve=True, now=T0)
+    service.set_shelf(uow, actor_id=EDITOR, product_id=product_id, on_shelf=True, now=T0)
+    return product_id
+
+
+def sku_ids(uow: FakeProductUnitOfWork, product_id: int) -> list[int]:
+    return [sku.id for sku in uow.products.items[product_id].skus]  # type: ignore[misc]
+
+
+def stock_of(uow: FakeProductUnitOfWork, product_id: int) -> list[int]:
+    return [sku.stock for sku in uow.products.items[product_id].skus]
+
+
+def test_a_draft_is_invisible_to_shoppers(uow: FakeProductUnitOfWork) -> None:
+    product_id = service.create_product(uow, actor_id=EDITOR, draft=draft(), now=T0).product.id
+    assert product_id is not None
+
+    with pytest.raises(NotFound):
+        service.view_product(uow, product_id=product_id)
+    assert service.search_products(uow).total == 0
+
+
+def test_an_off_shelf_product_disappears_from_the_list(uow: FakeProductUnitOfWork) -> None:
+    product_id = on_sale(uow)
+    listed = service.search_products(uow).total
+
+    service.set_shelf(uow, actor_id=EDITOR, product_id=product_id, on_shelf=False, now=T0)
+
+    assert (listed, service.search_products(uow).total) == (1, 0)
+
+
+def test_the_category_filter_includes_sub_categories(uow: FakeProductUnitOfWork) -> None:
+    on_sale(uow)
+
+    assert [service.search_products(uow, category_id=c).total for c in (1, 2)] == [1, 1]
+
+
+def test_every_change_is_in_the_audit_log_with_actor_and_before_after(uow: FakeProductUnitOfWork) -> None:
+    product_id = on_sale(uow)
+
+    entries = service.audit_log(uow, product_id=product_id)
+
+    assert [(e.actor_id, e.action, e.before and e.before["status"], e.after and e.after["status"]) for e in entries] == [
+        (EDITOR, "create", None, "DRAFT"), (EDITOR, "submit", "DRAFT", "PENDING_AUDIT"),
+        (1, "approve", "PENDING_AUDIT", "APPROVED"), (EDITOR, "shelf_on", "APPROVED", "APPROVED")]
+
+
+def test_a_logged_in_view_emits_product_viewed(uow: FakeProductUnitOfWork) -> None:
+    product_id = on_sale(uow)
+
+    service.view_product(uow, product_id=product_id, viewer_id=42, now=T0)
+
+    assert [(e.event_type, e.aggregate_id, e.payload) for e in uow.published] == [
+        ("product-viewed", "42", ProductViewed(product_id=product_id, user_id=42, viewed_at=timestamp(T0)))]
+
+
+def test_an_anonymous_view_emits_nothing(uow: FakeProductUnitOfWork) -> None:
+    product_id = on_sale(uow)
+
+    service.view_product(uow, product_id=product_id)
+
+    assert uow.published == []
+
+
+def test_the_delivery_estimate_falls_back_to_the_default_row(uow: FakeProductUnitOfWork) -> None:
+    product_id = on_sale(uow)
+    uow.delivery.set_estimate("*", 4)
+    uow.delivery.set_estimate("上海", 1)
+
+    days = [service.view_product(uow, product_id=product_id, province=p).delivery.estimate_days  # type: ignore[union-attr]
+            for p in ("上海", "西藏")]
+
+    assert days == [1, 4]
+
+
+def test_reserving_takes_stock_and_a_replay_takes_nothing_more(uow: FakeProductUnitOfWork) -> None:
+    product_id = on_sale(uow)
+    black, white = sku_ids(uow, product_id)
+    lines = [StockLine(black, 2), StockLine(white, 1)]
+
+    first = service.reserve_stock(uow, order_no="O1", lines=lines, now=T0)
+    again = service.reserve_stock(uow, order_no="O1", lines=lines, now=T0 + timedelta(seconds=5))
+
+    assert (first, stock_of(uow, product_id)) == (again, [48, 49])
+    assert (first.status, first.expires_at) == ("RESERVED", T0 + RESERVATION_TTL)
+
+
+def test_the_same_order_number_with_other_lines_is_a_conflict(uow: FakeProductUnitOfWork) -> None:
+    product_id = on_sale(uow)
+    black, _ = sku_ids(uow, product_id)
+    service.reserve_stock(uow, order_no="O1", lines=[StockLine(black, 2)], now=T0)
+
+    with pytest.raises(Conflict):
+        service.reserve_stock(uow, order_no="O1", lines=[StockLine(black, 3)], now=T0)
+
+
+def test_a_short_line_fails_the_reservation_without_committing(uow: FakeProductUnitOfWork) -> None:
+    product_id = on_sale(uow, stock=1)
+    black, _ = sku_ids(uow, product_id)
+    commits = uow.commits
+
+    with pytest.raises(OutOfStock) as raised:
+        service.reserve_stock(uow, order_no="O1", lines=[StockLine(black, 2)], now=T0)
+
+    assert (raised.value.details, uow.commits, uow.reservations.items) == ({"sku_id": black}, commits, [])
+
+
+def test_an_off_shelf_product_cannot_be_reserved(uow: FakeProductUnitOfWork) -> None:
+    product_id = on_sale(uow)
+    service.set_shelf(uow, actor_id=EDITOR, product_id=product_id, on_shelf=False, now=T0)
+
+    with pytest.raises(OutOfStock):
+        service.reserve_stock(uow, order_no="O1", lines=[StockLine(sku_ids(uow, product_id)[0], 1)], now=T0)
+
+
+def test_confirming_counts_sales_once(uow: FakeProductUnitOfWork) -> None:
+    product_id = on_sale(uow)
+    black, _ = sku_ids(uow, product_id)
+    service.reserve_stock(uow, order_no="O1", lines=[StockLine(black, 3)], now=T0)
+
+    statuses = [service.confirm_reservation(uow, order_no="O1") for _ in range(2)]
+
+    product = uow.products.items[product_id]
+    assert (statuses, product.sales, product.skus[0].sales, product.skus[0].stock) == (
+        ["CONFIRMED", "CONFIRMED"], 3, 3, 47)
+
+
+def test_releasing_puts_stock_back_once(uow: FakeProductUnitOfWork) -> None:
+    product_id = on_sale(uow)
+    black, _ = sku_ids(uow, product_id)
+    service.reserve_stock(uow, order_no="O1", lines=[StockLine(black, 3)], now=T0)
+
+    statuses = [service.release_reservation(uow, order_no="O1") for _ in range(2)]
+
+    assert (statuses, stock_of(uow, product_id)) == (["RELEASED", "RELEASED"], [50, 50])
+
+
+def test_releasing_an_order_that_never_reserved_answers_none(uow: FakeProductUnitOfWork) -> None:
+    assert service.release_reservation(uow, order_no="NEVER") == "NONE"
+
+
+def test_a_released_reservation_cannot_be_confirmed(uow: FakeProductUnitOfWork) -> None:
+    product_id = on_sale(uow)
+    service.reserve_stock(uow, order_no="O1", lines=[StockLine(sku_ids(uow, product_id)[0], 1)], now=T0)
+    service.release_reservation(uow, order_no="O1")
+
+    with pytest.raises(Conflict) as raised:
+        service.confirm_reservation(uow, order_no="O1")
+
+    assert raised.value.code == "RESERVATION_RELEASED"
+
+
+def test_the_sweep_releases_only_expired_reservations(uow: FakeProductUnitOfWork) -> None:
+    product_id = on_sale(uow)
+    black, white = sku_ids(uow, product_id)
+    service.reserve_stock(uow, order_no="OLD", lines=[StockLine(black, 5)], now=T0)
+    service.reserve_stock(uow, order_no="NEW", lines=[StockLine(white, 5)], now=T0 + timedelta(hours=1))
+
+    released = service.release_expired_reservations(lambda: uow, now=T0 + RESERVATION_TTL + timedelta(minutes=1))
+
+    assert (released, stock_of(uow, product_id)) == (1, [50, 45])
+
+
+def test_stock_cannot_be_adjusted_below_zero(uow: FakeProductUnitOfWork) -> None:
+    product_id = on_sale(uow, stock=3)
+    black, _ = sku_ids(uow, product_id)
+
+    with pytest.raises(OutOfStock):
+        service.adjust_stock(uow, actor_id=EDITOR, product_id=product_id, sku_id=black, delta=-4, now=T0)
+    sku = service.adjust_stock(uow, actor_id=EDITOR, product_id=product_id, sku_id=black, delta=-3, now=T0)
+
+    assert (sku.stock, uow.audit_log.entries[-1].after) == (0, {"sku_id": black, "stock": 0, "reason": ""})
+
+
+def test_keyword_search_ranks_name_matches_above_description_matches(uow: FakeProductUnitOfWork) -> None:
+    on_sale(uow, name="手机壳")
+    phone = on_sale(uow, name="旗舰 手机")
+
+    found = service.search_products(uow, q="旗舰 手机")
+
+    assert [v.product.id for v in found.items][0] == phone
+
+
+def test_an_approved_product_edited_by_an_operator_leaves_the_shelf(uow: FakeProductUnitOfWork) -> None:
+    product_id = on_sale(uow)
+
+    view = service.update_product(uow, actor_id=EDITOR, product_id=product_id, draft=draft(price_fen=1), now=T0)
+
+    assert (view.product.status, view.product.on_shelf, service.search_products(uow).total) == (
+        Status.PENDING_AUDIT, False, 0)
