@@ -355,6 +355,12 @@ class FakeStock:
     available: dict[int, int] = field(default_factory=dict)
     reserved: dict[str, list[StockLine]] = field(default_factory=dict)
     released: list[str] = field(default_factory=list)
+    confirmed: list[str] = field(default_factory=list)
+
+    def confirm(self, order_no: str) -> None:
+        if order_no not in self.reserved:
+            raise Conflict("RESERVATION_RELEASED", "the reservation was released")
+        self.confirmed.append(order_no)
 
     def reserve(self, order_no: str, lines: list[StockLine]) -> None:
         if any(self.available.get(line.sku_id, 0) < line.quantity for line in lines):
