@@ -90,6 +90,8 @@ def platform_env(var: Path) -> dict[str, str]:
     for name, value in dev_env(f"http://127.0.0.1:{env['SIMULATOR_PORT']}").items():
         env.setdefault(name, value)
     env.setdefault("IDENTITY_PROVIDER", "faceid")  # real-name checks through the simulator's FaceID
+    # WeChat Pay (the simulator) notifies the order service through the gateway, as in production.
+    env.setdefault("ORDER_WECHATPAY_NOTIFY_URL", f"http://{env['GATEWAY_BIND']}/api/v1/payments/wechat/notify")
     env.setdefault("MEDIA_DIR", str(var / "media"))  # uploads and the demo catalog's images
     for service in SERVICES:
         env.setdefault(f"{service.upper()}_DATABASE_URL", f"sqlite:///{var / service}.db")

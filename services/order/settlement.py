@@ -21,7 +21,7 @@ from services.order.ports import Stock
 
 log = logging.getLogger(__name__)
 
-CONSUMER = "order-stock"
+CONSUMER = "order"  # a consumer group is named after its service
 Handler = Callable[[Any, Any, EventEnvelope], None]
 
 
