@@ -9,6 +9,7 @@ from typing import TypeVar
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from mall.events.v1.envelope_pb2 import EventEnvelope
+from mall.events.v1.member_ledger_events_pb2 import PointsChanged
 from mall.events.v1.user_events_pb2 import UserRegistered
 
 from services.common.logs import request_id_var
@@ -19,12 +20,13 @@ M = TypeVar("M", bound=Message)
 # Producers publish the message and consumers subscribe to its type; the name is derived here only.
 EVENT_TYPES: dict[type[Message], str] = {
     UserRegistered: "user-registered",
+    PointsChanged: "points-changed",
 }
 # Event types whose payload message is not written yet; move each into EVENT_TYPES with its message.
 PLANNED_EVENT_TYPES = (
     "user-verified",
     "order-created", "order-paid", "order-cancelled", "order-shipped", "order-completed", "order-refunded",
-    "member-joined", "member-recharged", "member-withdrawn", "points-changed",
+    "member-joined", "member-recharged", "member-withdrawn",
     "product-viewed", "page-viewed", "cart-item-added",
 )
 TOPICS = (*EVENT_TYPES.values(), *PLANNED_EVENT_TYPES)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
@@ -11,13 +12,20 @@ from services.common.config import ServiceSettings
 from services.common.db import make_engine
 from services.common.grpc_server import registration
 from services.common.runtime import ServiceApp, main
+from services.member.channels import SimulatedPayment, SimulatedPayout
+from services.member.db import SqlMemberUnitOfWork, start_mappers
+from services.member.grpc_api import MemberServicer
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def build_app(base: ServiceSettings) -> ServiceApp:
-    servicer = member_pb2_grpc.MemberServiceServicer()  # no RPCs yet: health, reflection, outbox relay run already
-    return ServiceApp(settings=base, engine=make_engine(base.database_url),
+    start_mappers()
+    engine = make_engine(base.database_url)
+    # Payouts and recharge payments are simulated until the channel adapters exist.
+    servicer = MemberServicer(functools.partial(SqlMemberUnitOfWork, engine, "member"), SimulatedPayout(),
+                              SimulatedPayment())
+    return ServiceApp(settings=base, engine=engine,
                       registrations=[registration(member_pb2, member_pb2_grpc, "MemberService", servicer)])
 
 

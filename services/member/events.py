@@ -1,0 +1,60 @@
+"""The events the member service publishes, built in one place.
+
+member-joined, member-recharged and member-withdrawn are defined with the analytics work
+(mall.events.v1.member_events); until that is merged and registered in EVENT_TYPES, those three
+are not published. points-changed (member_ledger_events) is published already.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from types import ModuleType
+
+from mall.events.v1.member_ledger_events_pb2 import PointsChanged
+
+from services.common.events import EVENT_TYPES, timestamp
+from services.common.uow import UnitOfWork
+from services.member.domain import Member, Recharge, Withdrawal
+
+member_events: ModuleType | None
+try:
+    from mall.events.v1 import member_events_pb2 as member_events
+except ImportError:  # the analytics branch brings these messages
+    member_events = None
+
+
+def _registered(name: str) -> type | None:
+    message_type = getattr(member_events, name, None)
+    return message_type if message_type in EVENT_TYPES else None
+
+
+def member_joined(uow: UnitOfWork, member: Member) -> None:
+    message_type = _registered("MemberJoined")
+    if message_type is not None and member.joined_at is not None:
+        uow.publish(message_type(user_id=member.user_id, member_no=member.member_no, channel=member.channel,
+                                 level=member.level.code, joined_at=timestamp(member.joined_at)),
+                    aggregate_id=str(member.user_id))
+
+
+def member_recharged(uow: UnitOfWork, recharge: Recharge, *, member_no: str, balance_fen: int) -> None:
+    message_type = _registered("MemberRecharged")
+    if message_type is not None and recharge.paid_at is not None:
+        uow.publish(message_type(user_id=recharge.user_id, member_no=member_no, recharge_no=recharge.recharge_no,
+                                 amount_fen=recharge.amount_fen, bonus_fen=0, channel=recharge.channel,
+                                 balance_fen=balance_fen, recharged_at=timestamp(recharge.paid_at)),
+                    aggregate_id=str(recharge.user_id))
+
+
+def member_withdrawn(uow: UnitOfWork, withdrawal: Withdrawal, *, member_no: str, balance_fen: int) -> None:
+    message_type = _registered("MemberWithdrawn")
+    if message_type is not None and withdrawal.decided_at is not None:
+        uow.publish(message_type(user_id=withdrawal.user_id, member_no=member_no, withdrawal_id=withdrawal.id,
+                                 amount_fen=withdrawal.amount_fen, balance_fen=balance_fen,
+                                 withdrawn_at=timestamp(withdrawal.decided_at)),
+                    aggregate_id=str(withdrawal.user_id))
+
+
+def points_changed(uow: UnitOfWork, *, user_id: int, delta: int, balance: int, reason: str, reference: str,
+                   now: datetime) -> None:
+    uow.publish(PointsChanged(user_id=user_id, delta=delta, balance=balance, reason=reason, reference=reference,
+                              occurred_at=timestamp(now)), aggregate_id=str(user_id))
