@@ -82,7 +82,9 @@ def get_member(uow: MemberUnitOfWork, *, user_id: int, now: datetime | None = No
         member = uow.members.get(user_id)
         if member is None or not member.is_member:
             raise not_a_member()
-        return _summary(uow, member, now)
+        summary = _summary(uow, member, now)
+        uow.commit()  # ends the read without expiring what it loaded (a rollback would)
+    return summary
 
 
 def _summary(uow: MemberUnitOfWork, member: Member, now: datetime) -> MemberSummary:
@@ -239,6 +241,7 @@ def list_coupons(uow: MemberUnitOfWork, *, user_id: int, status: str = "",
     with uow:
         views = [CouponView(coupon, template, coupon.shown_status(template, now))
                  for coupon, template in uow.coupons.of_user(user_id)]
+        uow.commit()  # ends the read without expiring what it loaded (a rollback would)
     return [view for view in views if not status or view.status == status]
 
 
@@ -389,6 +392,7 @@ def decide_withdrawal(uow: MemberUnitOfWork, payout: PayoutChannel, *, withdrawa
         if withdrawal is None:
             raise withdrawal_not_found()
         if not withdrawal.decide(approve=approve, note=note, decided_by=decided_by, now=now):
+            uow.commit()
             return withdrawal
         no, user_id = withdrawal.withdrawal_no, withdrawal.user_id
         if approve:
@@ -412,6 +416,7 @@ def get_withdrawal(uow: MemberUnitOfWork, *, withdrawal_id: int, user_id: int | 
     """One withdrawal; `user_id` when the caller must own it (anyone else's is not found)."""
     with uow:
         withdrawal = uow.withdrawals.get(withdrawal_id)
+        uow.commit()
     if withdrawal is None or (user_id is not None and withdrawal.user_id != user_id):
         raise withdrawal_not_found()
     return withdrawal
