@@ -41,15 +41,17 @@ def tokens(platform: Platform) -> dict[str, str]:
     return {"shopper": shopper.json()["access_token"], "admin": admin.json()["access_token"]}
 
 
-FUZZ = settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None,
-               suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+# Derandomized: CI runs the same examples every time (a red build means a real regression, not a
+# lucky draw). Set derandomize=False locally to explore further.
+FUZZ = settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None, derandomize=True,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "invalid"])
 @pytest.mark.parametrize("who", ["shopper", "admin"])
 def test_every_operation_answers_within_its_contract(api_schema: schemathesis.BaseSchema, tokens: dict[str, str],
                                                      who: str, mode: GenerationMode) -> None:
-    headers = {"Authorization": f"Bearer {tokens[who]}"}
+    token = {"Authorization": f"Bearer {tokens[who]}"}
     operations = [result.ok() for result in api_schema.get_all_operations()]
     assert len(operations) >= 4  # the document was read, not silently empty
 
@@ -57,6 +59,10 @@ def test_every_operation_answers_within_its_contract(api_schema: schemathesis.Ba
         @FUZZ
         @given(case=operation.as_strategy(generation_mode=mode))
         def answers_within_contract(case: schemathesis.Case) -> None:
-            case.call_and_validate(headers=headers, timeout=15, excluded_checks=[positive_data_acceptance])
+            # Schemathesis fills the bearer header with junk; ours replaces it. An invalid case
+            # without one is testing a missing token, so it goes without.
+            keep_out = mode is GenerationMode.NEGATIVE and "Authorization" not in (case.headers or {})
+            case.call_and_validate(headers=None if keep_out else token, timeout=15,
+                                   excluded_checks=[positive_data_acceptance])
 
         answers_within_contract()
