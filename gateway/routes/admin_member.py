@@ -11,7 +11,7 @@ from mall.member.v1 import member_pb2 as pb
 from mall.member.v1.member_pb2_grpc import MemberServiceStub
 from pydantic import AwareDatetime, Field, field_validator
 
-from gateway.api import Body, Reply, operation, service
+from gateway.api import Body, Page, PageQuery, Reply, operation, service
 from gateway.routes.member import MAX_FEN, CouponTemplateOut, WithdrawalOut
 from services.common.auth import Role
 
@@ -84,6 +84,19 @@ def create_coupon_template(body: CouponTemplateIn) -> tuple[CouponTemplateOut, i
 def decide_withdrawal(withdrawal_id: int, body: DecisionIn) -> WithdrawalOut:
     return WithdrawalOut.from_proto(service(MemberServiceStub).DecideWithdrawal(pb.DecideWithdrawalRequest(
         withdrawal_id=withdrawal_id, approve=body.approve, note=body.note)))
+
+
+class WithdrawalsQuery(PageQuery):
+    status: Literal["PENDING_REVIEW", "PAID", "REJECTED"] | None = None
+
+
+@bp.get("/withdrawals")
+@operation(summary="Withdrawals to review (oldest first)", tag="admin", roles=(Role.FINANCE, Role.ADMIN),
+           query=WithdrawalsQuery, responses={200: Page[WithdrawalOut]})
+def list_withdrawals(query: WithdrawalsQuery) -> Page[WithdrawalOut]:
+    reply = service(MemberServiceStub).ListWithdrawals(pb.ListWithdrawalsRequest(
+        status=query.status or "", offset=query.offset, limit=query.page_size))
+    return Page[WithdrawalOut].of([WithdrawalOut.from_proto(w) for w in reply.withdrawals], query, reply.total)
 
 
 @bp.get("/ledger-audit")

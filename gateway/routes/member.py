@@ -136,6 +136,7 @@ class WithdrawalOut(Reply):
 
     id: int
     withdrawal_no: str
+    user_id: int
     status: Literal["PENDING_REVIEW", "PAID", "REJECTED"]
     amount_fen: int
     note: str
@@ -144,7 +145,8 @@ class WithdrawalOut(Reply):
 
     @classmethod
     def from_proto(cls, withdrawal: pb.Withdrawal) -> WithdrawalOut:
-        return cls(id=withdrawal.id, withdrawal_no=withdrawal.withdrawal_no, status=withdrawal.status,  # type: ignore[arg-type]
+        return cls(id=withdrawal.id, withdrawal_no=withdrawal.withdrawal_no, user_id=withdrawal.user_id,
+                   status=withdrawal.status,  # type: ignore[arg-type]
                    amount_fen=withdrawal.amount_fen, note=withdrawal.note,
                    created_at=withdrawal.created_at.ToDatetime(tzinfo=UTC), decided_at=moment(withdrawal.decided_at))
 

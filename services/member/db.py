@@ -292,6 +292,8 @@ class SqlPointsRepository:
         self.session = session
 
     def hold(self, order_no: str, *, lock: bool = False) -> PointsHold | None:
+        if lock:  # also when there is no hold yet: two first locks of one order must not both insert
+            serialize_on(self.session, f"order:{order_no}")
         return self.session.execute(_locked(select(PointsHold).where(points_holds.c.order_no == order_no),
                                             lock)).scalar_one_or_none()
 
@@ -341,6 +343,8 @@ class SqlCouponRepository:
                                             lock)).scalar_one_or_none()
 
     def by_order(self, order_no: str, *, lock: bool = False) -> Coupon | None:
+        if lock:  # also when no coupon holds the order yet: two coupons must not both be locked for it
+            serialize_on(self.session, f"order-coupon:{order_no}")
         return self.session.execute(_locked(select(Coupon).where(coupons.c.order_no == order_no),
                                             lock)).scalar_one_or_none()
 
@@ -365,6 +369,13 @@ class SqlWithdrawalRepository:
 
     def lock_user(self, user_id: int) -> None:
         serialize_on(self.session, f"withdrawals:{user_id}")
+
+    def page(self, status: str, offset: int, limit: int) -> tuple[list[Withdrawal], int]:
+        where = [withdrawals.c.status == status] if status else []
+        total = self.session.execute(select(func.count()).select_from(withdrawals).where(*where)).scalar_one()
+        found = self.session.execute(select(Withdrawal).where(*where).order_by(withdrawals.c.id)
+                                     .offset(offset).limit(limit)).scalars().all()
+        return list(found), total
 
     def requested_since(self, user_id: int, since: datetime) -> int:
         return self.session.execute(select(func.coalesce(func.sum(withdrawals.c.amount_fen), 0)).where(

@@ -144,6 +144,12 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
                                                      approve=request.approve, note=request.note,
                                                      decided_by=caller.user_id))
 
+    def ListWithdrawals(self, request: pb.ListWithdrawalsRequest,
+                        context: grpc.ServicerContext) -> pb.ListWithdrawalsResponse:
+        require_caller(Role.FINANCE, Role.ADMIN)
+        found, total = service.list_withdrawals(self.uow(), status=request.status, **_page(request))
+        return pb.ListWithdrawalsResponse(withdrawals=[_withdrawal(w) for w in found], total=total)
+
     # recharges
 
     def CreateRecharge(self, request: pb.CreateRechargeRequest, context: grpc.ServicerContext) -> pb.Recharge:
@@ -159,7 +165,7 @@ def _owner_unless_staff() -> int | None:
     return None if caller.has_any_role(*STAFF_REFUNDERS) else caller.user_id
 
 
-def _page(request: pb.ListEntriesRequest | pb.ListCouponsRequest) -> dict[str, int]:
+def _page(request: pb.ListEntriesRequest | pb.ListCouponsRequest | pb.ListWithdrawalsRequest) -> dict[str, int]:
     if request.offset < 0 or request.limit < 0:
         raise InvalidInput("PAGE_INVALID", "offset and limit must not be negative")
     return {"offset": request.offset, "limit": min(request.limit or 20, MAX_PAGE)}

@@ -35,6 +35,7 @@ from services.member.domain import (
     Posting,
     Recharge,
     Withdrawal,
+    WithdrawalStatus,
     coupon_not_found,
     not_a_member,
     points_cap,
@@ -276,14 +277,14 @@ def lock_coupon(uow: MemberUnitOfWork, *, user_id: int, order_no: str, coupon_id
     now = now or utcnow()
     validate_order_no(order_no)
     with uow:
+        held = uow.coupons.by_order(order_no, lock=True)  # the order first, then the coupon: one lock order
         coupon = uow.coupons.get(coupon_id, lock=True)
         if coupon is None or coupon.user_id != user_id:
             raise coupon_not_found()
-        if coupon.status == CouponStatus.LOCKED and coupon.order_no == order_no:
-            return coupon.discount_fen
-        held = uow.coupons.by_order(order_no)
         if held is not None:
-            raise Conflict("ORDER_HAS_COUPON", "this order already holds another coupon")
+            if held.id != coupon.id:
+                raise Conflict("ORDER_HAS_COUPON", "this order already holds another coupon")
+            return held.discount_fen
         template = uow.coupons.template(coupon.template_id)
         assert template is not None
         if coupon.status != CouponStatus.AVAILABLE:
@@ -412,14 +413,14 @@ def decide_withdrawal(uow: MemberUnitOfWork, payout: PayoutChannel, *, withdrawa
     return withdrawal
 
 
-def get_withdrawal(uow: MemberUnitOfWork, *, withdrawal_id: int, user_id: int | None) -> Withdrawal:
-    """One withdrawal; `user_id` when the caller must own it (anyone else's is not found)."""
+def list_withdrawals(uow: MemberUnitOfWork, *, status: str, offset: int, limit: int) -> tuple[list[Withdrawal], int]:
+    """Withdrawals for finance to review, oldest first ("" = every status)."""
+    if status and status not in set(WithdrawalStatus):
+        raise InvalidInput("STATUS_INVALID", "unknown withdrawal status", details={"status": "invalid"})
     with uow:
-        withdrawal = uow.withdrawals.get(withdrawal_id)
-        uow.commit()
-    if withdrawal is None or (user_id is not None and withdrawal.user_id != user_id):
-        raise withdrawal_not_found()
-    return withdrawal
+        page = uow.withdrawals.page(status, offset, limit)
+        uow.commit()  # ends the read without expiring what it loaded (a rollback would)
+    return page
 
 
 # ---------------------------------------------------------------- recharges

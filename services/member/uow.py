@@ -44,7 +44,8 @@ class LedgerRepository(Protocol):
 
 
 class PointsRepository(Protocol):
-    def hold(self, order_no: str, *, lock: bool = False) -> PointsHold | None: ...
+    def hold(self, order_no: str, *, lock: bool = False) -> PointsHold | None:
+        """The order's points hold; `lock` serialises the order's hold changes, also before there is one."""
 
     def add_hold(self, hold: PointsHold) -> None: ...
 
@@ -70,7 +71,8 @@ class CouponRepository(Protocol):
 
     def get(self, coupon_id: int, *, lock: bool = False) -> Coupon | None: ...
 
-    def by_order(self, order_no: str, *, lock: bool = False) -> Coupon | None: ...
+    def by_order(self, order_no: str, *, lock: bool = False) -> Coupon | None:
+        """The coupon the order holds; `lock` serialises the order's coupon changes, also before there is one."""
 
     def of_user(self, user_id: int) -> list[tuple[Coupon, CouponTemplate]]:
         """Every coupon of the user with its template, newest first."""
@@ -80,6 +82,9 @@ class WithdrawalRepository(Protocol):
     def add(self, withdrawal: Withdrawal) -> None: ...
 
     def get(self, withdrawal_id: int, *, lock: bool = False) -> Withdrawal | None: ...
+
+    def page(self, status: str, offset: int, limit: int) -> tuple[list[Withdrawal], int]:
+        """Withdrawals in `status` ("" = any), oldest first, and how many there are."""
 
     def lock_user(self, user_id: int) -> None:
         """Serialise one user's withdrawal requests until the transaction ends (daily maximum)."""

@@ -284,3 +284,28 @@ def test_the_database_refuses_a_negative_user_balance_and_changes_to_ledger_entr
     with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
         conn.execute(text("DELETE FROM ledger_postings"))
     assert wallet(uow, ALICE) == (100, 0)
+
+
+def test_racing_locks_of_one_order_hold_its_points_and_one_coupon_once(stub, uow, as_user) -> None:  # type: ignore[no-untyped-def]
+    stub.SignUp(pb.SignUpRequest(channel="self"), metadata=as_user(ALICE), timeout=10)
+    service.award_points_for_order(uow(), order_no="O-1", user_id=ALICE, paid_fen=100_000)  # silver: 1,200 points
+    now = datetime.now(UTC)
+    template = stub.CreateCouponTemplate(pb.CreateCouponTemplateRequest(
+        name="two", kind="fixed", amount_fen=100, total=5, per_user_limit=2,
+        valid_from=stamp(now - timedelta(hours=1)), valid_to=stamp(now + timedelta(days=1))),
+        metadata=as_user(7, "admin"), timeout=10)
+    md = as_user(ALICE)
+    coupon_ids = [stub.ClaimCoupon(pb.ClaimCouponRequest(template_id=template.id), metadata=md, timeout=10).id
+                  for _ in range(2)]
+    lines = [pb.OrderLine(category_id=1, amount_fen=1_000)]
+
+    with ThreadPoolExecutor(10) as pool:
+        points = list(pool.map(lambda _: code_of(lambda: stub.LockPoints(
+            pb.LockPointsRequest(order_no="O-2", points=300, payable_fen=1_000), metadata=md, timeout=30)), range(10)))
+        coupons = list(pool.map(lambda n: code_of(lambda: stub.LockCoupon(pb.LockCouponRequest(
+            order_no="O-2", coupon_id=coupon_ids[n % 2], lines=lines), metadata=md, timeout=30)), range(10)))
+    member = stub.GetMember(pb.GetMemberRequest(), metadata=md, timeout=10).member
+
+    assert (points, member.points) == ([(grpc.StatusCode.OK, "")] * 10, 900)
+    assert set(coupons) == {(grpc.StatusCode.OK, ""), (grpc.StatusCode.ABORTED, "ORDER_HAS_COUPON")}
+    assert member.coupons_available == 1

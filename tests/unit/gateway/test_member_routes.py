@@ -73,7 +73,7 @@ def test_a_withdrawal_passes_the_key_and_answers_201(client: FlaskClient, client
     assert clients.member.RequestWithdrawal.calls[0].message == pb.RequestWithdrawalRequest(
         amount_fen=6_000, idempotency_key="abc-123")
     assert (response.status_code, response.get_json()) == (201, {
-        "id": 3, "withdrawal_no": "W3", "status": "PENDING_REVIEW", "amount_fen": 6_000, "note": "",
+        "id": 3, "withdrawal_no": "W3", "user_id": 0, "status": "PENDING_REVIEW", "amount_fen": 6_000, "note": "",
         "created_at": "2026-11-18T11:06:40Z", "decided_at": None})
 
 
@@ -140,3 +140,16 @@ def test_another_users_coupon_claim_error_passes_through_as_its_status(client: F
     response = client.post("/api/v1/member/coupons/claim", json={"template_id": 5}, headers=bearer())
 
     assert response.status_code == 422
+
+
+def test_finance_lists_withdrawals_to_review(client: FlaskClient, clients, bearer: Callable) -> None:
+    clients.member.ListWithdrawals.reply = pb.ListWithdrawalsResponse(total=1, withdrawals=[pb.Withdrawal(
+        id=3, withdrawal_no="W3", user_id=101, amount_fen=6_000, status="PENDING_REVIEW", created_at=JOINED)])
+
+    shopper = client.get("/api/v1/admin/withdrawals", headers=bearer())
+    response = client.get("/api/v1/admin/withdrawals?status=PENDING_REVIEW", headers=bearer("finance"))
+
+    assert clients.member.ListWithdrawals.calls[0].message == pb.ListWithdrawalsRequest(
+        status="PENDING_REVIEW", offset=0, limit=20)
+    assert (shopper.status_code, response.get_json()["total"], response.get_json()["items"][0]["user_id"]) == (
+        403, 1, 101)

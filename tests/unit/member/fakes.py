@@ -146,6 +146,10 @@ class FakeWithdrawalRepository:
     def get(self, withdrawal_id: int, *, lock: bool = False) -> Withdrawal | None:
         return self.withdrawals.get(withdrawal_id)
 
+    def page(self, status: str, offset: int, limit: int) -> tuple[list[Withdrawal], int]:
+        found = [w for w in self.withdrawals.values() if not status or w.status == status]
+        return found[offset:offset + limit], len(found)
+
     def lock_user(self, user_id: int) -> None:
         pass  # one thread: nothing to serialise
 

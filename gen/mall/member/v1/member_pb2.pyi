@@ -405,6 +405,24 @@ class DecideWithdrawalRequest(_message.Message):
     note: str
     def __init__(self, withdrawal_id: _Optional[int] = ..., approve: _Optional[bool] = ..., note: _Optional[str] = ...) -> None: ...
 
+class ListWithdrawalsRequest(_message.Message):
+    __slots__ = ("status", "offset", "limit")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    offset: int
+    limit: int
+    def __init__(self, status: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListWithdrawalsResponse(_message.Message):
+    __slots__ = ("withdrawals", "total")
+    WITHDRAWALS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    withdrawals: _containers.RepeatedCompositeFieldContainer[Withdrawal]
+    total: int
+    def __init__(self, withdrawals: _Optional[_Iterable[_Union[Withdrawal, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
+
 class CreateRechargeRequest(_message.Message):
     __slots__ = ("amount_fen", "channel")
     AMOUNT_FEN_FIELD_NUMBER: _ClassVar[int]

@@ -129,6 +129,11 @@ class MemberServiceStub:
                 request_serializer=mall_dot_member_dot_v1_dot_member__pb2.DecideWithdrawalRequest.SerializeToString,
                 response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.Withdrawal.FromString,
                 _registered_method=True)
+        self.ListWithdrawals = channel.unary_unary(
+                '/mall.member.v1.MemberService/ListWithdrawals',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.ListWithdrawalsRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.ListWithdrawalsResponse.FromString,
+                _registered_method=True)
         self.CreateRecharge = channel.unary_unary(
                 '/mall.member.v1.MemberService/CreateRecharge',
                 request_serializer=mall_dot_member_dot_v1_dot_member__pb2.CreateRechargeRequest.SerializeToString,
@@ -263,6 +268,13 @@ class MemberServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListWithdrawals(self, request, context):
+        """finance or admin
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateRecharge(self, request, context):
         """Recharges (M4)
         """
@@ -367,6 +379,11 @@ def add_MemberServiceServicer_to_server(servicer, server):
                     servicer.DecideWithdrawal,
                     request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.DecideWithdrawalRequest.FromString,
                     response_serializer=mall_dot_member_dot_v1_dot_member__pb2.Withdrawal.SerializeToString,
+            ),
+            'ListWithdrawals': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWithdrawals,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.ListWithdrawalsRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.ListWithdrawalsResponse.SerializeToString,
             ),
             'CreateRecharge': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateRecharge,
@@ -887,6 +904,33 @@ class MemberService:
             '/mall.member.v1.MemberService/DecideWithdrawal',
             mall_dot_member_dot_v1_dot_member__pb2.DecideWithdrawalRequest.SerializeToString,
             mall_dot_member_dot_v1_dot_member__pb2.Withdrawal.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWithdrawals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/ListWithdrawals',
+            mall_dot_member_dot_v1_dot_member__pb2.ListWithdrawalsRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.ListWithdrawalsResponse.FromString,
             options,
             channel_credentials,
             insecure,
