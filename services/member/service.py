@@ -158,6 +158,8 @@ def lock_points(uow: MemberUnitOfWork, *, user_id: int, order_no: str, points: i
                                   balance=uow.ledger.balance(user_id, Account.POINTS), now=now)
         elif hold.user_id != user_id or hold.points != points:
             raise Conflict("POINTS_ALREADY_LOCKED", "this order already holds other points")
+        elif hold.status == HoldStatus.RELEASED:
+            raise Conflict("POINTS_RELEASED", "this order's points were released; it cannot hold points again")
         available = uow.ledger.balance(user_id, Account.POINTS)
         uow.commit()
     return PointsQuote(available, hold.points, hold.points * POINTS_VALUE_FEN)

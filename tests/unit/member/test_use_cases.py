@@ -332,3 +332,15 @@ def test_a_recharge_is_credited_once_for_exactly_its_amount(uow: FakeMemberUnitO
 
     assert (short.value.code, payment["out_trade_no"], balances(uow, ALICE)) == (
         "RECHARGE_AMOUNT_MISMATCH", recharge.recharge_no, (5_000, 0))
+
+
+def test_an_order_whose_points_were_released_cannot_lock_them_again(uow: FakeMemberUnitOfWork) -> None:
+    service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
+    service.award_points_for_order(uow, order_no="O0", user_id=ALICE, paid_fen=10_000, now=NOW)
+    service.lock_points(uow, user_id=ALICE, order_no="O1", points=50, payable_fen=1_000, now=NOW)
+    service.release_points(uow, order_no="O1", now=NOW)
+
+    with pytest.raises(Conflict) as raised:
+        service.lock_points(uow, user_id=ALICE, order_no="O1", points=50, payable_fen=1_000, now=NOW)
+
+    assert (raised.value.code, uow.ledger.balance(ALICE, Account.POINTS)) == ("POINTS_RELEASED", 100)
