@@ -30,8 +30,25 @@ class SignUp(Body):
 
 
 class Plan(Reply):
+    id: int
     name: str
     expires_at: datetime
+
+
+class PlanOut(Reply):
+    """A paid plan on sale."""
+
+    id: int
+    name: str
+    price_fen: int
+    days: int
+    discount_rate: float = Field(description="on top of the level's: 0.95 = another 5% off")
+
+
+class Plans(Reply):
+    """The paid plans on sale."""
+
+    items: list[PlanOut]
 
 
 class MemberOut(Reply):
@@ -39,7 +56,7 @@ class MemberOut(Reply):
 
     member_no: str
     level: str = Field(description="normal | silver | gold | diamond, by total paid spend")
-    discount_rate: float = Field(description="share of the price this level pays: 0.95 = 5% off")
+    discount_rate: float = Field(description="share of the price paid now (level x active plan): 0.95 = 5% off")
     points_multiplier: float = Field(description="points per yuan paid")
     points: int
     balance_fen: int
@@ -48,7 +65,7 @@ class MemberOut(Reply):
     total_spend_fen: int
     channel: str
     joined_at: datetime | None
-    plan: Plan | None = Field(None, description="paid plan; none yet")
+    plan: Plan | None = Field(None, description="the active paid plan, if any")
 
     @classmethod
     def from_proto(cls, member: pb.Member) -> MemberOut:
@@ -56,7 +73,10 @@ class MemberOut(Reply):
                    points_multiplier=member.points_multiplier_percent / 100, points=member.points,
                    balance_fen=member.balance_fen, pending_fen=member.pending_fen,
                    coupons_available=member.coupons_available, total_spend_fen=member.total_spend_fen,
-                   channel=member.channel, joined_at=moment(member.joined_at), plan=None)
+                   channel=member.channel, joined_at=moment(member.joined_at),
+                   plan=Plan(id=member.plan.id, name=member.plan.name,
+                             expires_at=member.plan.expires_at.ToDatetime(tzinfo=UTC))
+                   if member.HasField("plan") else None)
 
 
 class LedgerEntryOut(Reply):
@@ -179,6 +199,23 @@ def sign_up(body: SignUp) -> MemberOut:
 @operation(summary="My member account", tag="member", responses={200: MemberOut})
 def get_member() -> MemberOut:
     return MemberOut.from_proto(service(MemberServiceStub).GetMember(pb.GetMemberRequest()).member)
+
+
+@bp.get("/plans")
+@operation(summary="Paid membership plans", tag="member", responses={200: Plans})
+def list_plans() -> Plans:
+    return Plans(items=[PlanOut(id=p.id, name=p.name, price_fen=p.price_fen, days=p.days,
+                                discount_rate=p.discount_percent / 100)
+                        for p in service(MemberServiceStub).ListPlans(pb.ListPlansRequest()).plans])
+
+
+@bp.post("/plans/<id:plan_id>/subscribe")
+@operation(summary="Buy or renew a paid plan with my balance (a renewal extends from the current expiry)",
+           tag="member", responses={200: MemberOut},
+           description="Needs the header Idempotency-Key (1-128 printable ASCII characters): the same key buys once.")
+def subscribe_plan(plan_id: int) -> MemberOut:
+    return MemberOut.from_proto(service(MemberServiceStub).SubscribePlan(pb.SubscribePlanRequest(
+        plan_id=plan_id, idempotency_key=idempotency_key())).member)
 
 
 @bp.get("/ledger")

@@ -55,6 +55,8 @@ members = Table(
     Column("invite_code", String(32), nullable=True),
     Column("total_spend_fen", BigInteger, nullable=False, default=0),
     Column("joined_at", UTCDateTime, nullable=True),
+    Column("plan_id", Integer, nullable=True),
+    Column("plan_expires_at", UTCDateTime, nullable=True),
     CheckConstraint("total_spend_fen >= 0", name="ck_members_total_spend_non_negative"),
 )
 

@@ -7,7 +7,7 @@ import re
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 
@@ -43,6 +43,31 @@ def level_for(total_spend_fen: int) -> Level:
     return [level for level in LEVELS if total_spend_fen >= level.min_spend_fen][-1]
 
 
+@dataclass(frozen=True)
+class Plan:
+    """A paid membership plan (PLUS): an extra discount for its term."""
+
+    id: int
+    name: str
+    price_fen: int
+    days: int
+    discount_percent: int    # applied on top of the level's: 95 means another 5% off
+
+
+# The plans on sale (README "Member service rules"); paid from the wallet balance.
+PLANS: tuple[Plan, ...] = (
+    Plan(1, "PLUS monthly", 1_500, 31, 95),
+    Plan(2, "PLUS annual", 14_800, 366, 95),
+)
+
+
+def plan_by_id(plan_id: int) -> Plan:
+    plan = next((plan for plan in PLANS if plan.id == plan_id), None)
+    if plan is None:
+        raise NotFound("PLAN_NOT_FOUND", "no such plan")
+    return plan
+
+
 @dataclass
 class Member:
     """A shopper's member record. It exists from the first paid order (to count spend) or sign-up;
@@ -54,6 +79,8 @@ class Member:
     channel: str | None = None
     invite_code: str | None = None
     joined_at: datetime | None = None
+    plan_id: int | None = None
+    plan_expires_at: datetime | None = None
 
     @property
     def is_member(self) -> bool:
@@ -79,6 +106,24 @@ class Member:
         self.member_no = "M" + now.strftime("%Y%m%d") + f"{secrets.randbelow(10**10):010d}"
         self.channel, self.invite_code, self.joined_at = channel, invite_code or None, now
         return True
+
+    def active_plan(self, now: datetime) -> Plan | None:
+        """The paid plan whose term includes `now`; benefits exist only within it."""
+        if self.plan_id is None or self.plan_expires_at is None or now >= self.plan_expires_at:
+            return None
+        return plan_by_id(self.plan_id)
+
+    def discount_percent(self, now: datetime) -> int:
+        """The share of the price this member pays now: the level's, times the active plan's, rounded down."""
+        plan = self.active_plan(now)
+        return self.level.discount_percent * (plan.discount_percent if plan else 100) // 100
+
+    def subscribe(self, plan: Plan, now: datetime) -> None:
+        """Start or renew `plan`: a renewal extends from the current expiry, not from today."""
+        if not self.is_member:
+            raise not_a_member()
+        start = self.plan_expires_at if self.plan_expires_at and self.plan_expires_at > now else now
+        self.plan_id, self.plan_expires_at = plan.id, start + timedelta(days=plan.days)
 
     def add_spend(self, delta_fen: int) -> None:
         self.total_spend_fen = max(0, self.total_spend_fen + delta_fen)
@@ -490,6 +535,7 @@ class MemberSummary:
     """What GET /member shows."""
 
     member: Member
+    now: datetime
     points: int
     balance_fen: int
     pending_fen: int

@@ -15,7 +15,7 @@ from services.common.errors import InvalidInput
 from services.common.events import timestamp
 from services.member import service
 from services.member.channels import PaymentChannel, PayoutChannel
-from services.member.domain import CouponTemplate, LedgerEntry, MemberSummary, OrderLine, Withdrawal
+from services.member.domain import PLANS, CouponTemplate, LedgerEntry, MemberSummary, OrderLine, Withdrawal
 from services.member.uow import MemberUnitOfWork
 
 MAX_PAGE = 100
@@ -37,6 +37,15 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
 
     def GetMember(self, request: pb.GetMemberRequest, context: grpc.ServicerContext) -> pb.GetMemberResponse:
         return pb.GetMemberResponse(member=_member(service.get_member(self.uow(), user_id=require_caller().user_id)))
+
+    def ListPlans(self, request: pb.ListPlansRequest, context: grpc.ServicerContext) -> pb.ListPlansResponse:
+        return pb.ListPlansResponse(plans=[pb.Plan(id=p.id, name=p.name, price_fen=p.price_fen, days=p.days,
+                                                   discount_percent=p.discount_percent) for p in PLANS])
+
+    def SubscribePlan(self, request: pb.SubscribePlanRequest, context: grpc.ServicerContext) -> pb.GetMemberResponse:
+        return pb.GetMemberResponse(member=_member(service.subscribe_plan(
+            self.uow(), user_id=require_caller().user_id, plan_id=request.plan_id,
+            idempotency_key=request.idempotency_key)))
 
     # ledgers
 
@@ -183,7 +192,11 @@ def _lines(lines: list[pb.OrderLine]) -> list[OrderLine]:
 
 def _member(summary: MemberSummary) -> pb.Member:
     member, level = summary.member, summary.member.level
-    return pb.Member(member_no=member.member_no or "", level=level.code, discount_percent=level.discount_percent,
+    plan = member.active_plan(summary.now)
+    return pb.Member(member_no=member.member_no or "", level=level.code,
+                     discount_percent=member.discount_percent(summary.now),
+                     plan=pb.MemberPlan(id=plan.id, name=plan.name, expires_at=timestamp(member.plan_expires_at))
+                     if plan and member.plan_expires_at else None,
                      points_multiplier_percent=level.points_multiplier_percent, points=summary.points,
                      balance_fen=summary.balance_fen, pending_fen=summary.pending_fen,
                      coupons_available=summary.coupons_available, total_spend_fen=member.total_spend_fen,

@@ -38,6 +38,7 @@ from services.member.domain import (
     WithdrawalStatus,
     coupon_not_found,
     not_a_member,
+    plan_by_id,
     points_cap,
     points_earned,
     posting_conflict,
@@ -91,10 +92,34 @@ def get_member(uow: MemberUnitOfWork, *, user_id: int, now: datetime | None = No
 def _summary(uow: MemberUnitOfWork, member: Member, now: datetime) -> MemberSummary:
     available = sum(1 for coupon, template in uow.coupons.of_user(member.user_id)
                     if coupon.shown_status(template, now) == CouponStatus.AVAILABLE)
-    return MemberSummary(member=member, points=uow.ledger.balance(member.user_id, Account.POINTS),
+    return MemberSummary(member=member, now=now, points=uow.ledger.balance(member.user_id, Account.POINTS),
                          balance_fen=uow.ledger.balance(member.user_id, Account.AVAILABLE),
                          pending_fen=uow.ledger.balance(member.user_id, Account.PENDING),
                          coupons_available=available)
+
+
+def subscribe_plan(uow: MemberUnitOfWork, *, user_id: int, plan_id: int, idempotency_key: str,
+                   now: datetime | None = None) -> MemberSummary:
+    """Buy (or renew) a paid plan with the wallet balance, once per idempotency key."""
+    now = now or utcnow()
+    plan = plan_by_id(plan_id)
+    with uow:
+        def buy() -> bytes:
+            member = uow.members.get_or_add_locked(user_id)
+            if not member.is_member:
+                raise not_a_member()
+            post(uow, transfer(f"plan:{user_id}:{idempotency_key}", "plan_subscription", f"plan-{plan.id}",
+                               amount=plan.price_fen, source=(user_id, Account.AVAILABLE),
+                               target=(PLATFORM, Account.SALES)), now)
+            member.subscribe(plan, now)
+            return b"subscribed"
+
+        uow.run_once(scope=f"plan:user:{user_id}", key=idempotency_key, request=str(plan_id).encode(), execute=buy)
+        member = uow.members.get(user_id)
+        assert member is not None
+        summary = _summary(uow, member, now)
+        uow.commit()
+    return summary
 
 
 # ---------------------------------------------------------------- ledgers

@@ -309,3 +309,20 @@ def test_racing_locks_of_one_order_hold_its_points_and_one_coupon_once(stub, uow
     assert (points, member.points) == ([(grpc.StatusCode.OK, "")] * 10, 900)
     assert set(coupons) == {(grpc.StatusCode.OK, ""), (grpc.StatusCode.ABORTED, "ORDER_HAS_COUPON")}
     assert member.coupons_available == 1
+
+
+def test_a_plan_bought_ten_times_at_once_with_one_key_is_charged_once(stub, uow, as_user) -> None:  # type: ignore[no-untyped-def]
+    md = as_user(ALICE)
+    stub.SignUp(pb.SignUpRequest(channel="self"), metadata=md, timeout=10)
+    fund(uow, ALICE, 20_000)
+    plans = stub.ListPlans(pb.ListPlansRequest(), metadata=md, timeout=10).plans
+    annual = next(p for p in plans if p.days == 366)
+
+    with ThreadPoolExecutor(10) as pool:
+        members = list(pool.map(lambda _: stub.SubscribePlan(pb.SubscribePlanRequest(
+            plan_id=annual.id, idempotency_key="plan-1"), metadata=md, timeout=30).member, range(10)))
+    member = stub.GetMember(pb.GetMemberRequest(), metadata=md, timeout=10).member
+
+    assert {m.plan.expires_at.seconds for m in members} == {member.plan.expires_at.seconds}
+    assert (member.balance_fen, member.plan.name, member.discount_percent) == (20_000 - annual.price_fen,
+                                                                              annual.name, 95)

@@ -153,3 +153,28 @@ def test_finance_lists_withdrawals_to_review(client: FlaskClient, clients, beare
         status="PENDING_REVIEW", offset=0, limit=20)
     assert (shopper.status_code, response.get_json()["total"], response.get_json()["items"][0]["user_id"]) == (
         403, 1, 101)
+
+
+def test_plans_are_listed_with_their_discount_rate(client: FlaskClient, clients, bearer: Callable) -> None:
+    clients.member.ListPlans.reply = pb.ListPlansResponse(plans=[pb.Plan(id=1, name="PLUS monthly", price_fen=1_500,
+                                                                         days=31, discount_percent=95)])
+
+    response = client.get("/api/v1/member/plans", headers=bearer())
+
+    assert response.get_json() == {"items": [{"id": 1, "name": "PLUS monthly", "price_fen": 1_500, "days": 31,
+                                              "discount_rate": 0.95}]}
+
+
+def test_subscribing_needs_an_idempotency_key_and_shows_the_plan(client: FlaskClient, clients,
+                                                                 bearer: Callable) -> None:
+    clients.member.SubscribePlan.reply = pb.GetMemberResponse(member=pb.Member(
+        member_no="M1", level="normal", discount_percent=95, points_multiplier_percent=100, joined_at=JOINED,
+        plan=pb.MemberPlan(id=1, name="PLUS monthly", expires_at=JOINED)))
+
+    missing = client.post("/api/v1/member/plans/1/subscribe", headers=bearer())
+    response = client.post("/api/v1/member/plans/1/subscribe", headers={**bearer(), "Idempotency-Key": "p-1"})
+
+    assert (missing.status_code, clients.member.SubscribePlan.calls[0].message) == (
+        400, pb.SubscribePlanRequest(plan_id=1, idempotency_key="p-1"))
+    assert (response.get_json()["plan"], response.get_json()["discount_rate"]) == (
+        {"id": 1, "name": "PLUS monthly", "expires_at": "2026-11-18T11:06:40Z"}, 0.95)

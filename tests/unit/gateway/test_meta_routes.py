@@ -105,6 +105,8 @@ def test_openapi_lists_every_api_operation(spec: dict) -> None:
         "/api/v1/member/coupons": ["get"],
         "/api/v1/member/coupons/claim": ["post"],
         "/api/v1/member/ledger": ["get"],
+        "/api/v1/member/plans": ["get"],
+        "/api/v1/member/plans/{plan_id}/subscribe": ["post"],
         "/api/v1/member/points": ["get"],
         "/api/v1/member/recharges": ["post"],
         "/api/v1/member/signup": ["post"],
@@ -154,7 +156,7 @@ def test_query_parameters_are_documented_as_optional(spec: dict) -> None:
 def test_every_operation_documents_the_error_format(spec: dict) -> None:
     defaults = [op["responses"]["default"] for methods in spec["paths"].values() for op in methods.values()]
 
-    assert defaults == [{"$ref": "#/components/responses/Error"}] * 16
+    assert defaults == [{"$ref": "#/components/responses/Error"}] * 18
 
 
 def test_openapi_declares_the_bearer_scheme(spec: dict) -> None:

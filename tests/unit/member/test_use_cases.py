@@ -344,3 +344,50 @@ def test_an_order_whose_points_were_released_cannot_lock_them_again(uow: FakeMem
         service.lock_points(uow, user_id=ALICE, order_no="O1", points=50, payable_fen=1_000, now=NOW)
 
     assert (raised.value.code, uow.ledger.balance(ALICE, Account.POINTS)) == ("POINTS_RELEASED", 100)
+
+
+# paid plans (M6)
+
+def test_a_plan_is_paid_from_the_balance_once_per_key_and_adds_its_discount(uow: FakeMemberUnitOfWork) -> None:
+    service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
+    service.award_points_for_order(uow, order_no="O0", user_id=ALICE, paid_fen=500_000, now=NOW)  # gold: 95%
+    fund(uow, ALICE, 2_000)
+
+    for _ in range(2):
+        summary = service.subscribe_plan(uow, user_id=ALICE, plan_id=1, idempotency_key="p1", now=NOW)
+
+    assert (summary.balance_fen, summary.member.plan_expires_at) == (500, NOW + timedelta(days=31))
+    assert summary.member.discount_percent(NOW) == 95 * 95 // 100
+
+
+def test_a_renewal_extends_from_the_current_expiry(uow: FakeMemberUnitOfWork) -> None:
+    service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
+    fund(uow, ALICE, 20_000)
+    service.subscribe_plan(uow, user_id=ALICE, plan_id=1, idempotency_key="p1", now=NOW)
+
+    renewed = service.subscribe_plan(uow, user_id=ALICE, plan_id=2, idempotency_key="p2", now=NOW + timedelta(days=10))
+
+    assert renewed.member.plan_expires_at == NOW + timedelta(days=31 + 366)
+
+
+def test_plan_benefits_end_with_the_term(uow: FakeMemberUnitOfWork) -> None:
+    service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
+    fund(uow, ALICE, 2_000)
+    member = service.subscribe_plan(uow, user_id=ALICE, plan_id=1, idempotency_key="p1", now=NOW).member
+    end = NOW + timedelta(days=31)
+
+    assert [(member.active_plan(t) is not None, member.discount_percent(t)) for t in (end - timedelta(seconds=1), end)] \
+        == [(True, 95), (False, 100)]
+
+
+def test_a_plan_needs_membership_and_enough_balance(uow: FakeMemberUnitOfWork) -> None:
+    with pytest.raises(NotFound):
+        service.subscribe_plan(uow, user_id=ALICE, plan_id=1, idempotency_key="p1", now=NOW)
+    service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
+    with pytest.raises(DomainError) as poor:
+        service.subscribe_plan(uow, user_id=ALICE, plan_id=1, idempotency_key="p2", now=NOW)
+    with pytest.raises(NotFound) as unknown:
+        service.subscribe_plan(uow, user_id=ALICE, plan_id=9, idempotency_key="p3", now=NOW)
+
+    assert (poor.value.code, unknown.value.code, uow.members.members[ALICE].plan_id) == (
+        "INSUFFICIENT_BALANCE", "PLAN_NOT_FOUND", None)

@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Member(_message.Message):
-    __slots__ = ("member_no", "level", "discount_percent", "points_multiplier_percent", "points", "balance_fen", "pending_fen", "coupons_available", "total_spend_fen", "channel", "joined_at")
+    __slots__ = ("member_no", "level", "discount_percent", "points_multiplier_percent", "points", "balance_fen", "pending_fen", "coupons_available", "total_spend_fen", "channel", "joined_at", "plan")
     MEMBER_NO_FIELD_NUMBER: _ClassVar[int]
     LEVEL_FIELD_NUMBER: _ClassVar[int]
     DISCOUNT_PERCENT_FIELD_NUMBER: _ClassVar[int]
@@ -22,6 +22,7 @@ class Member(_message.Message):
     TOTAL_SPEND_FEN_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     JOINED_AT_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
     member_no: str
     level: str
     discount_percent: int
@@ -33,7 +34,50 @@ class Member(_message.Message):
     total_spend_fen: int
     channel: str
     joined_at: _timestamp_pb2.Timestamp
-    def __init__(self, member_no: _Optional[str] = ..., level: _Optional[str] = ..., discount_percent: _Optional[int] = ..., points_multiplier_percent: _Optional[int] = ..., points: _Optional[int] = ..., balance_fen: _Optional[int] = ..., pending_fen: _Optional[int] = ..., coupons_available: _Optional[int] = ..., total_spend_fen: _Optional[int] = ..., channel: _Optional[str] = ..., joined_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    plan: MemberPlan
+    def __init__(self, member_no: _Optional[str] = ..., level: _Optional[str] = ..., discount_percent: _Optional[int] = ..., points_multiplier_percent: _Optional[int] = ..., points: _Optional[int] = ..., balance_fen: _Optional[int] = ..., pending_fen: _Optional[int] = ..., coupons_available: _Optional[int] = ..., total_spend_fen: _Optional[int] = ..., channel: _Optional[str] = ..., joined_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., plan: _Optional[_Union[MemberPlan, _Mapping]] = ...) -> None: ...
+
+class MemberPlan(_message.Message):
+    __slots__ = ("id", "name", "expires_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    name: str
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Plan(_message.Message):
+    __slots__ = ("id", "name", "price_fen", "days", "discount_percent")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FEN_FIELD_NUMBER: _ClassVar[int]
+    DAYS_FIELD_NUMBER: _ClassVar[int]
+    DISCOUNT_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    name: str
+    price_fen: int
+    days: int
+    discount_percent: int
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., price_fen: _Optional[int] = ..., days: _Optional[int] = ..., discount_percent: _Optional[int] = ...) -> None: ...
+
+class ListPlansRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListPlansResponse(_message.Message):
+    __slots__ = ("plans",)
+    PLANS_FIELD_NUMBER: _ClassVar[int]
+    plans: _containers.RepeatedCompositeFieldContainer[Plan]
+    def __init__(self, plans: _Optional[_Iterable[_Union[Plan, _Mapping]]] = ...) -> None: ...
+
+class SubscribePlanRequest(_message.Message):
+    __slots__ = ("plan_id", "idempotency_key")
+    PLAN_ID_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    plan_id: int
+    idempotency_key: str
+    def __init__(self, plan_id: _Optional[int] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class SignUpRequest(_message.Message):
     __slots__ = ("channel", "invite_code")

@@ -44,6 +44,16 @@ class MemberServiceStub:
                 request_serializer=mall_dot_member_dot_v1_dot_member__pb2.GetMemberRequest.SerializeToString,
                 response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.GetMemberResponse.FromString,
                 _registered_method=True)
+        self.ListPlans = channel.unary_unary(
+                '/mall.member.v1.MemberService/ListPlans',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.ListPlansRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.ListPlansResponse.FromString,
+                _registered_method=True)
+        self.SubscribePlan = channel.unary_unary(
+                '/mall.member.v1.MemberService/SubscribePlan',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.SubscribePlanRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.GetMemberResponse.FromString,
+                _registered_method=True)
         self.ListWalletEntries = channel.unary_unary(
                 '/mall.member.v1.MemberService/ListWalletEntries',
                 request_serializer=mall_dot_member_dot_v1_dot_member__pb2.ListEntriesRequest.SerializeToString,
@@ -153,6 +163,19 @@ class MemberServiceServicer:
 
     def GetMember(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPlans(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubscribePlan(self, request, context):
+        """paid from the balance
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -293,6 +316,16 @@ def add_MemberServiceServicer_to_server(servicer, server):
             'GetMember': grpc.unary_unary_rpc_method_handler(
                     servicer.GetMember,
                     request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.GetMemberRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.GetMemberResponse.SerializeToString,
+            ),
+            'ListPlans': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPlans,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.ListPlansRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.ListPlansResponse.SerializeToString,
+            ),
+            'SubscribePlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubscribePlan,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.SubscribePlanRequest.FromString,
                     response_serializer=mall_dot_member_dot_v1_dot_member__pb2.GetMemberResponse.SerializeToString,
             ),
             'ListWalletEntries': grpc.unary_unary_rpc_method_handler(
@@ -444,6 +477,60 @@ class MemberService:
             target,
             '/mall.member.v1.MemberService/GetMember',
             mall_dot_member_dot_v1_dot_member__pb2.GetMemberRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.GetMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPlans(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/ListPlans',
+            mall_dot_member_dot_v1_dot_member__pb2.ListPlansRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.ListPlansResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubscribePlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/SubscribePlan',
+            mall_dot_member_dot_v1_dot_member__pb2.SubscribePlanRequest.SerializeToString,
             mall_dot_member_dot_v1_dot_member__pb2.GetMemberResponse.FromString,
             options,
             channel_credentials,

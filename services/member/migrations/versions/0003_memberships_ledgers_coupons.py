@@ -1,4 +1,4 @@
-"""Memberships, wallet and points ledgers, points holds, coupons, withdrawals, recharges.
+"""Memberships (with paid plans), wallet and points ledgers, points holds, coupons, withdrawals, recharges.
 
 Revision ID: 0003
 Revises: 0002
@@ -27,6 +27,8 @@ def upgrade() -> None:
         sa.Column("invite_code", sa.String(32), nullable=True),
         sa.Column("total_spend_fen", sa.BigInteger, nullable=False),
         sa.Column("joined_at", UTCDateTime, nullable=True),
+        sa.Column("plan_id", sa.Integer, nullable=True),
+        sa.Column("plan_expires_at", UTCDateTime, nullable=True),
         sa.CheckConstraint("total_spend_fen >= 0", name="ck_members_total_spend_non_negative"),
     )
     op.create_table(
