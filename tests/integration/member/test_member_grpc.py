@@ -16,6 +16,7 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from services.common.config import ServiceSettings
+from services.common.errors import Conflict
 from services.common.grpc_server import create_server, from_grpc, registration
 from services.member import service
 from services.member.channels import SimulatedPayment, SimulatedPayout
@@ -326,3 +327,16 @@ def test_a_plan_bought_ten_times_at_once_with_one_key_is_charged_once(stub, uow,
     assert {m.plan.expires_at.seconds for m in members} == {member.plan.expires_at.seconds}
     assert (member.balance_fen, member.plan.name, member.discount_percent) == (20_000 - annual.price_fen,
                                                                               annual.name, 95)
+
+
+def test_fifty_concurrent_credits_of_one_recharge_credit_it_once(stub, uow, as_user) -> None:  # type: ignore[no-untyped-def]
+    recharge = stub.CreateRecharge(pb.CreateRechargeRequest(amount_fen=5_000, channel="alipay"),
+                                   metadata=as_user(ALICE), timeout=10)
+
+    with ThreadPoolExecutor(50) as pool:
+        list(pool.map(lambda _: service.credit_recharge(uow(), recharge_no=recharge.recharge_no, paid_fen=5_000,
+                                                        channel_txn_id="ALI-1"), range(50)))
+    with pytest.raises(Conflict):  # another transaction claiming the same recharge
+        service.credit_recharge(uow(), recharge_no=recharge.recharge_no, paid_fen=5_000, channel_txn_id="ALI-2")
+
+    assert (recharge.payment["out_trade_no"], wallet(uow, ALICE)) == (recharge.recharge_no, (5_000, 0))
