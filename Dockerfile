@@ -1,5 +1,8 @@
 # One image definition, one target per deployable:
 #   docker build --target user -t minimall/user .      (user, product, order, member, analytics, gateway)
+# A service image's argument is its role: `docker run minimall/user migrate|serve|relay|consume` (default all);
+# deploy/k8s passes the same arguments. The gateway runs gunicorn: one gthread worker (GATEWAY_THREADS
+# threads) per container keeps the Prometheus registry whole, so scale with replicas, not workers.
 # Non-root, runtime dependencies only (requirements.lock; no test or build tools), config only from the environment.
 FROM python:3.11-slim AS base
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PYTHONPATH=/app:/app/gen PIP_NO_CACHE_DIR=1
@@ -15,27 +18,32 @@ USER 10001
 FROM base AS user
 ENV USER_GRPC_LISTEN=0.0.0.0:50051
 EXPOSE 50051 9101
-CMD ["python", "-m", "services.user"]
+ENTRYPOINT ["python", "-m", "services.user"]
+CMD ["all"]
 
 FROM base AS product
 ENV PRODUCT_GRPC_LISTEN=0.0.0.0:50052
 EXPOSE 50052 9102
-CMD ["python", "-m", "services.product"]
+ENTRYPOINT ["python", "-m", "services.product"]
+CMD ["all"]
 
 FROM base AS order
 ENV ORDER_GRPC_LISTEN=0.0.0.0:50053
 EXPOSE 50053 9103
-CMD ["python", "-m", "services.order"]
+ENTRYPOINT ["python", "-m", "services.order"]
+CMD ["all"]
 
 FROM base AS member
 ENV MEMBER_GRPC_LISTEN=0.0.0.0:50054
 EXPOSE 50054 9104
-CMD ["python", "-m", "services.member"]
+ENTRYPOINT ["python", "-m", "services.member"]
+CMD ["all"]
 
 FROM base AS analytics
 ENV ANALYTICS_GRPC_LISTEN=0.0.0.0:50055
 EXPOSE 50055 9105
-CMD ["python", "-m", "services.analytics"]
+ENTRYPOINT ["python", "-m", "services.analytics"]
+CMD ["all"]
 
 FROM base AS gateway
 ENV GATEWAY_BIND=0.0.0.0:8080

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock requirements-dev.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install protos protos-check lint run stop test test-unit test-integration test-e2e bench clean
+.PHONY: install protos protos-check lint run stop test test-unit test-integration test-e2e test-deploy k8s bench clean
 
 install: $(STAMP)
 
@@ -34,8 +34,9 @@ stop:
 	@if [ -x $(PY) ]; then $(PY) -m tools.devrun stop; else echo "MiniMall is not installed here"; fi
 
 # pytest exits 5 when it collected no test: for us that is a broken suite, never a pass.
+# Two workers (the machine has two cores); every test on the running platform shares one worker.
 test: protos-check lint
-	@$(PY) -m pytest tests; status=$$?; \
+	@$(PY) -m pytest -n 2 --dist loadgroup tests; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests"; fi; exit $$status
 
 test-unit: install
@@ -46,6 +47,14 @@ test-integration: install
 
 test-e2e: install
 	$(PY) -m pytest tests/e2e
+
+# Manifests, images, alert rules and dashboards (needs kubectl and promtool; .ci/run installs them).
+test-deploy: install
+	$(PY) -m pytest tests/deploy
+
+# Regenerate the per-service manifests of deploy/k8s/base from services/common.
+k8s: install
+	$(PY) deploy/k8s/generate.py
 
 bench: install
 	$(PY) -m bench

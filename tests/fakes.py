@@ -16,7 +16,7 @@ from google.protobuf.message import Message
 from services.common import events, idempotency
 from services.common.errors import Conflict
 from services.common.uow import UnitOfWork
-from services.user.domain import RefreshToken, SmsCode, User
+from services.user.domain import RefreshToken, SmsCode, User, WechatAccount
 from services.user.uow import UserUnitOfWork
 
 
@@ -79,13 +79,16 @@ class FakeUserRepository:
         self.users: list[User] = []
 
     def add(self, user: User) -> None:
-        if self.by_phone(user.phone) is not None:
+        if user.phone is not None and self.by_phone(user.phone) is not None:
             raise Conflict("PHONE_TAKEN", "an account for this phone was created just now; try again")
         user.id = len(self.users) + 1
         self.users.append(user)
 
     def by_phone(self, phone: str) -> User | None:
         return next((user for user in self.users if user.phone == phone), None)
+
+    def get(self, user_id: int) -> User | None:
+        return next((user for user in self.users if user.id == user_id), None)
 
     def count(self) -> int:
         return len(self.users)
@@ -119,15 +122,37 @@ class FakeRefreshTokenRepository:
         self.tokens.append(token)
 
 
+class FakeWechatAccountRepository:
+    def __init__(self) -> None:
+        self.accounts: list[WechatAccount] = []
+
+    def add(self, account: WechatAccount) -> None:
+        if self.by_openid(account.appid, account.openid) or self.of_user(account.user_id):
+            raise Conflict("WECHAT_BOUND_JUST_NOW", "this WeChat account was bound a moment ago; try again")
+        account.id = len(self.accounts) + 1
+        self.accounts.append(account)
+
+    def by_openid(self, appid: str, openid: str) -> WechatAccount | None:
+        return next((a for a in self.accounts if (a.appid, a.openid) == (appid, openid)), None)
+
+    def of_user(self, user_id: int) -> WechatAccount | None:
+        return next((a for a in self.accounts if a.user_id == user_id), None)
+
+    def remove(self, account: WechatAccount) -> None:
+        self.accounts.remove(account)
+
+
 class FakeUserUnitOfWork(FakeUnitOfWork, UserUnitOfWork):
     """The user unit of work in memory; pass the same one to every use case of a test."""
 
     users: FakeUserRepository
     sms_codes: FakeSmsCodeRepository
     refresh_tokens: FakeRefreshTokenRepository
+    wechat_accounts: FakeWechatAccountRepository
 
     def __init__(self) -> None:
         super().__init__()
+        self.wechat_accounts = FakeWechatAccountRepository()
         self.users = FakeUserRepository()
         self.sms_codes = FakeSmsCodeRepository()
         self.refresh_tokens = FakeRefreshTokenRepository()

@@ -23,6 +23,7 @@ from services.user.grpc_api import UserServicer
 from services.user.passwords import Passwords
 from services.user.sms import make_sms_sender
 from services.user.tokens import TokenIssuer
+from services.user.wechat import WechatAuth
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -34,7 +35,8 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     issuer = TokenIssuer(settings.jwt_private_key_pem, access_ttl_seconds=settings.access_token_ttl_seconds,
                          refresh_ttl_seconds=settings.refresh_token_ttl_seconds)
     servicer = UserServicer(functools.partial(SqlUserUnitOfWork, engine, "user"),
-                            make_sms_sender(settings.sms_provider, settings.aliyun_sms), issuer, Passwords())
+                            make_sms_sender(settings.sms_provider, settings.aliyun_sms), issuer, Passwords(),
+                            wechat=WechatAuth(settings.wechat) if settings.wechat else None)
     return ServiceApp(settings=base, engine=engine,
                       registrations=[registration(user_pb2, user_pb2_grpc, "UserService", servicer)])
 

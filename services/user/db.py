@@ -6,14 +6,14 @@ import threading
 from datetime import datetime
 from typing import Self
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, MetaData, String, Table, func, select
+from sqlalchemy import Column, ForeignKey, Index, Integer, MetaData, String, Table, UniqueConstraint, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, registry
 
 from services.common.db import BigId, UTCDateTime, serialize_on
 from services.common.errors import Conflict
 from services.common.uow import SqlUnitOfWork
-from services.user.domain import RefreshToken, SmsCode, User
+from services.user.domain import RefreshToken, SmsCode, User, WechatAccount
 from services.user.uow import UserUnitOfWork
 
 metadata = MetaData()
@@ -21,7 +21,7 @@ metadata = MetaData()
 users = Table(
     "users", metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("phone", String(20), nullable=False, unique=True),
+    Column("phone", String(20), nullable=True, unique=True),  # None: a WeChat-only account
     Column("nickname", String(64), nullable=False, default=""),
     Column("avatar_url", String(512), nullable=False, default=""),
     Column("password_hash", String(255), nullable=True),
@@ -55,6 +55,17 @@ refresh_tokens = Table(
     Column("revoked_at", UTCDateTime, nullable=True),
 )
 
+wechat_accounts = Table(
+    "wechat_accounts", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("user_id", BigId, ForeignKey("users.id"), nullable=False, unique=True),  # one WeChat per user
+    Column("appid", String(32), nullable=False),
+    Column("openid", String(64), nullable=False),
+    Column("unionid", String(64), nullable=True),
+    Column("bound_at", UTCDateTime, nullable=False),
+    UniqueConstraint("appid", "openid", name="uq_wechat_accounts_appid_openid"),  # one user per WeChat
+)
+
 mapper_registry = registry()
 _mapping = threading.Lock()
 
@@ -67,6 +78,7 @@ def start_mappers() -> None:
         mapper_registry.map_imperatively(User, users)
         mapper_registry.map_imperatively(SmsCode, sms_codes)
         mapper_registry.map_imperatively(RefreshToken, refresh_tokens)
+        mapper_registry.map_imperatively(WechatAccount, wechat_accounts)
 
 
 class SqlUserRepository:
@@ -82,6 +94,9 @@ class SqlUserRepository:
 
     def by_phone(self, phone: str) -> User | None:
         return self.session.execute(select(User).where(users.c.phone == phone)).scalar_one_or_none()
+
+    def get(self, user_id: int) -> User | None:
+        return self.session.get(User, user_id)
 
     def count(self) -> int:
         return self.session.execute(select(func.count()).select_from(users)).scalar_one()
@@ -119,6 +134,29 @@ class SqlRefreshTokenRepository:
         self.session.add(token)
 
 
+class SqlWechatAccountRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, account: WechatAccount) -> None:
+        self.session.add(account)
+        try:
+            self.session.flush()
+        except IntegrityError:  # the same WeChat, or the same user, bound a moment ago by another transaction
+            raise Conflict("WECHAT_BOUND_JUST_NOW", "this WeChat account was bound a moment ago; try again") from None
+
+    def by_openid(self, appid: str, openid: str) -> WechatAccount | None:
+        return self.session.execute(select(WechatAccount).where(
+            wechat_accounts.c.appid == appid, wechat_accounts.c.openid == openid)).scalar_one_or_none()
+
+    def of_user(self, user_id: int) -> WechatAccount | None:
+        return self.session.execute(select(WechatAccount).where(
+            wechat_accounts.c.user_id == user_id)).scalar_one_or_none()
+
+    def remove(self, account: WechatAccount) -> None:
+        self.session.delete(account)
+
+
 class SqlUserUnitOfWork(SqlUnitOfWork, UserUnitOfWork):
     """The user unit of work on the service database (call start_mappers() first)."""
 
@@ -127,4 +165,5 @@ class SqlUserUnitOfWork(SqlUnitOfWork, UserUnitOfWork):
         self.users = SqlUserRepository(self.session)
         self.sms_codes = SqlSmsCodeRepository(self.session)
         self.refresh_tokens = SqlRefreshTokenRepository(self.session)
+        self.wechat_accounts = SqlWechatAccountRepository(self.session)
         return self

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from services.common import formats
-from services.common.errors import InvalidInput, RateLimited
+from services.common.errors import DomainError, InvalidInput, RateLimited
 
 SMS_CODE_TTL = timedelta(minutes=5)
 SMS_RESEND_AFTER = timedelta(seconds=60)
@@ -38,9 +38,9 @@ def validate_password(password: str) -> str:
 
 @dataclass(eq=False)
 class User:
-    """A shopper or staff account, identified by its phone number."""
+    """A shopper or staff account: by phone, or by WeChat alone (phone None) until one is bound."""
 
-    phone: str
+    phone: str | None
     created_at: datetime
     nickname: str = ""
     avatar_url: str = ""
@@ -62,6 +62,11 @@ class User:
 
     def grant(self, role: str) -> None:
         self.roles = ",".join(sorted(self.role_set | {role}))
+
+    @classmethod
+    def register_wechat(cls, openid: str, now: datetime) -> User:
+        """A new shopper who came through WeChat login: no phone yet."""
+        return cls(phone=None, created_at=now, nickname=f"微信用户{openid[-4:]}")
 
     @classmethod
     def register(cls, phone: str, now: datetime) -> User:
@@ -135,3 +140,22 @@ class LoginResult:
     refresh_token: str
     expires_in: int
     is_new_user: bool = False
+
+
+@dataclass(eq=False)
+class WechatAccount:
+    """A WeChat identity (openid within one mini-program) bound to a user. The session key is never kept."""
+
+    user_id: int
+    appid: str
+    openid: str
+    unionid: str | None
+    bound_at: datetime
+    id: int | None = None
+
+    @staticmethod
+    def check_can_unbind(user: User) -> None:
+        """The WeChat binding may go only if the user can still log in another way (a phone)."""
+        if user.phone is None:
+            raise DomainError("LAST_LOGIN_METHOD",
+                               "WeChat is this account's only way to log in; bind a phone first")

@@ -6,12 +6,13 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from mall.events.v1.user_events_pb2 import UserRegistered
 
 from services.common import formats
 from services.common.db import utcnow
-from services.common.errors import DomainError, InvalidInput, Unauthenticated
+from services.common.errors import Conflict, DomainError, InvalidInput, NotFound, Unauthenticated
 from services.common.events import timestamp
 from services.user.domain import (
     SMS_CODE_TTL,
@@ -20,6 +21,7 @@ from services.user.domain import (
     RefreshToken,
     SmsCode,
     User,
+    WechatAccount,
     validate_password,
     validate_phone,
 )
@@ -27,6 +29,7 @@ from services.user.passwords import Passwords
 from services.user.sms import SmsSender
 from services.user.tokens import TokenIssuer, token_hash
 from services.user.uow import UserUnitOfWork
+from services.user.wechat import WechatSession
 
 
 @dataclass(frozen=True)
@@ -132,3 +135,79 @@ def _start_session(uow: UserUnitOfWork, issuer: TokenIssuer, user: User, roles: 
                        refresh_token=refresh, expires_in=int(issuer.access_ttl.total_seconds()),
                        is_new_user=is_new_user)
 
+
+
+class WechatLogin(Protocol):
+    """What the use cases need of WeChat (services.user.wechat.WechatAuth in production)."""
+
+    @property
+    def appid(self) -> str: ...
+
+    def code2session(self, code: str) -> WechatSession: ...
+
+
+def login_with_wechat(uow: UserUnitOfWork, wechat: WechatLogin, issuer: TokenIssuer, *, code: str,
+                      now: datetime | None = None) -> LoginResult:
+    """Log in with a wx.login code; the first login registers a shopper (no phone yet) and emits user-registered.
+
+    WeChat is asked before the transaction opens: no database lock waits on its answer. The
+    session key it returns is not kept: nothing here decrypts WeChat user data.
+    """
+    now = now or utcnow()
+    session = wechat.code2session(code)
+    with uow:
+        account = uow.wechat_accounts.by_openid(wechat.appid, session.openid)
+        user = uow.users.get(account.user_id) if account is not None else None
+        is_new_user = user is None
+        if user is None:
+            user = User.register_wechat(session.openid, now)
+            uow.users.add(user)
+            assert user.id is not None
+            uow.wechat_accounts.add(WechatAccount(user_id=user.id, appid=wechat.appid, openid=session.openid,
+                                                  unionid=session.unionid, bound_at=now))
+            uow.publish(UserRegistered(user_id=user.id, channel="wechat", registered_at=timestamp(now)),
+                        aggregate_id=str(user.id))
+        result = _start_session(uow, issuer, user, user.session_roles(password_verified=False), now,
+                                is_new_user=is_new_user)
+        uow.commit()
+    return result
+
+
+def bind_wechat(uow: UserUnitOfWork, wechat: WechatLogin, *, user_id: int, code: str,
+                now: datetime | None = None) -> WechatAccount:
+    """Bind the WeChat of a wx.login code to the user; binding the same one again changes nothing."""
+    now = now or utcnow()
+    session = wechat.code2session(code)
+    with uow:
+        user = _existing_user(uow, user_id)
+        bound = uow.wechat_accounts.by_openid(wechat.appid, session.openid)
+        if bound is not None and bound.user_id == user_id:
+            return bound
+        if bound is not None:
+            raise Conflict("WECHAT_BOUND_ELSEWHERE", "this WeChat account is bound to another account")
+        if uow.wechat_accounts.of_user(user_id) is not None:
+            raise Conflict("WECHAT_ALREADY_BOUND", "this account is bound to another WeChat; unbind it first")
+        account = WechatAccount(user_id=user.id or user_id, appid=wechat.appid, openid=session.openid,
+                                unionid=session.unionid, bound_at=now)
+        uow.wechat_accounts.add(account)
+        uow.commit()
+    return account
+
+
+def unbind_wechat(uow: UserUnitOfWork, *, user_id: int) -> None:
+    """Remove the user's WeChat binding, unless it is their only way to log in."""
+    with uow:
+        user = _existing_user(uow, user_id)
+        account = uow.wechat_accounts.of_user(user_id)
+        if account is None:
+            raise NotFound("WECHAT_NOT_BOUND", "this account has no WeChat bound")
+        WechatAccount.check_can_unbind(user)
+        uow.wechat_accounts.remove(account)
+        uow.commit()
+
+
+def _existing_user(uow: UserUnitOfWork, user_id: int) -> User:
+    user = uow.users.get(user_id)
+    if user is None:  # a token outliving its account
+        raise NotFound("USER_NOT_FOUND", "this account no longer exists")
+    return user

@@ -42,6 +42,10 @@ class WechatAuth:
         self.settings = settings
         self.session = session or requests.Session()
 
+    @property
+    def appid(self) -> str:
+        return self.settings.appid
+
     def code2session(self, code: str) -> WechatSession:
         """The openid, unionid (None unless the app is bound to an open-platform account) and session key."""
         if not code or len(code) > MAX_CODE_LENGTH or not code.isascii() or not code.isprintable():

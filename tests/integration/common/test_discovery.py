@@ -6,8 +6,10 @@ read the answers (README.md, "Service discovery", says what was and was not run)
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -17,6 +19,7 @@ import pytest
 from services.common.config import Env
 from services.common.devbroker import free_port
 from services.common.discovery import Discovery, DiscoveryError
+from services.common.runtime_config import RuntimeConfig, Tunable
 
 pytestmark = pytest.mark.integration
 
@@ -27,6 +30,19 @@ class FakeConsul(ThreadingHTTPServer):
         self.services: dict[str, dict] = {}  # service id -> registration body
         self.passing: set[str] = set()       # service ids whose checks pass
         self.requests: list[tuple[str, str]] = []
+        self.kv: dict[str, bytes] = {}
+        self.kv_index = 1
+        self.kv_changed = threading.Condition()
+
+    def put_kv(self, key: str, value: bytes | None) -> None:
+        """Change the store as `consul kv put` (None: `consul kv delete`) would, waking blocking queries."""
+        with self.kv_changed:
+            if value is None:
+                self.kv.pop(key, None)
+            else:
+                self.kv[key] = value
+            self.kv_index += 1
+            self.kv_changed.notify_all()
 
 
 def _lower_keys(value: object) -> object:
@@ -67,6 +83,9 @@ class ConsulHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         parts = urlsplit(self.path)
         self.server.requests.append(("GET", self.path))
+        if parts.path.startswith("/v1/kv/"):
+            self._kv(parts.path[len("/v1/kv/"):], parse_qs(parts.query))
+            return
         name = parts.path.rsplit("/", 1)[-1]
         passing_only = "passing" in parse_qs(parts.query, keep_blank_values=True)
         self._reply([
@@ -74,6 +93,25 @@ class ConsulHandler(BaseHTTPRequestHandler):
             for sid, reg in self.server.services.items()
             if reg["name"] == name and (not passing_only or sid in self.server.passing)
         ])
+
+
+    def _kv(self, prefix: str, query: dict[str, list[str]]) -> None:
+        """A recursive read; with ?index=N it blocks (here up to 2 s) until the store changes past N."""
+        server = self.server
+        with server.kv_changed:
+            if "index" in query:
+                server.kv_changed.wait_for(lambda: server.kv_index > int(query["index"][0]), timeout=2)
+            index = server.kv_index
+            entries = [{"Key": key, "Value": base64.b64encode(value).decode(), "Flags": 0}
+                       for key, value in sorted(server.kv.items()) if key.startswith(prefix)]
+        data = json.dumps(entries).encode()
+        self.send_response(200 if entries else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("X-Consul-Index", str(index))
+        self.send_header("Content-Length", str(len(data) if entries else 0))
+        self.end_headers()
+        if entries:
+            self.wfile.write(data)
 
 
 @pytest.fixture
@@ -139,3 +177,76 @@ def test_an_unreachable_consul_is_a_discovery_error() -> None:
 
     with pytest.raises(DiscoveryError, match="Consul did not answer for user"):
         discovery.target("user")
+
+
+# Runtime config: live settings in Consul's key/value store
+
+TUNABLES = {"payment_timeout_minutes": Tunable(default=30, minimum=5, maximum=1440),
+            "auto_confirm_days": Tunable(default=10, minimum=1, maximum=60)}
+
+
+def runtime_config(consul: FakeConsul) -> RuntimeConfig:
+    return RuntimeConfig(Discovery(f"127.0.0.1:{consul.server_port}"), "order", TUNABLES)
+
+
+def test_without_consul_the_defaults_are_in_force() -> None:
+    config = RuntimeConfig(Discovery(None), "order", TUNABLES)
+
+    assert (config.refresh(), config.get("payment_timeout_minutes"), config.get("auto_confirm_days")) == (True, 30, 10)
+
+
+def test_a_value_in_consul_overrides_its_default_and_others_keep_theirs(consul: FakeConsul) -> None:
+    consul.put_kv("minimall/order/payment_timeout_minutes", b"15")
+    consul.put_kv("minimall/product/payment_timeout_minutes", b"99")  # another service's key
+    config = runtime_config(consul)
+
+    config.refresh()
+
+    assert (config.get("payment_timeout_minutes"), config.get("auto_confirm_days")) == (15, 10)
+
+
+@pytest.mark.parametrize("raw", [b"fifteen", b"4", b"1441", b"", b"\xff"])
+def test_a_value_that_is_not_a_whole_number_in_bounds_is_ignored(consul: FakeConsul, raw: bytes) -> None:
+    consul.put_kv("minimall/order/payment_timeout_minutes", b"20")
+    config = runtime_config(consul)
+    config.refresh()
+    consul.put_kv("minimall/order/payment_timeout_minutes", raw)
+
+    config.refresh()
+
+    assert config.get("payment_timeout_minutes") == 20  # the last good value stays
+
+
+def test_a_deleted_key_goes_back_to_its_default(consul: FakeConsul) -> None:
+    consul.put_kv("minimall/order/auto_confirm_days", b"7")
+    config = runtime_config(consul)
+    config.refresh()
+    consul.put_kv("minimall/order/auto_confirm_days", None)
+
+    config.refresh()
+
+    assert config.get("auto_confirm_days") == 10
+
+
+def test_the_watch_picks_up_a_change_while_it_runs(consul: FakeConsul) -> None:
+    config = runtime_config(consul)
+    stop = threading.Event()
+    watcher = threading.Thread(target=config.watch, args=(stop,), daemon=True)
+    watcher.start()
+    try:
+        consul.put_kv("minimall/order/payment_timeout_minutes", b"45")
+        deadline = time.monotonic() + 10
+        while config.get("payment_timeout_minutes") != 45 and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+        assert config.get("payment_timeout_minutes") == 45
+        assert any("index=" in path for method, path in consul.requests if path.startswith("/v1/kv/"))
+    finally:
+        stop.set()
+        watcher.join(timeout=5)
+
+
+def test_consul_down_keeps_the_current_values() -> None:
+    config = RuntimeConfig(Discovery(f"127.0.0.1:{free_port()}"), "order", TUNABLES)
+
+    assert (config.refresh(), config.get("payment_timeout_minutes")) == (False, 30)

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17mall/user/v1/user.proto\x12\x0cmall.user.v1\"4\n\x12SendSmsCodeRequest\x12\r\n\x05phone\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\"Q\n\x13SendSmsCodeResponse\x12\x12\n\nexpires_in\x18\x01 \x01(\x05\x12\x14\n\x0cresend_after\x18\x02 \x01(\x05\x12\x10\n\x08\x64\x65v_code\x18\x03 \x01(\t\"2\n\x13LoginWithSmsRequest\x12\r\n\x05phone\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\";\n\x18LoginWithPasswordRequest\x12\r\n\x05phone\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"]\n\x04User\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x14\n\x0cphone_masked\x18\x02 \x01(\t\x12\x10\n\x08nickname\x18\x03 \x01(\t\x12\x12\n\navatar_url\x18\x04 \x01(\t\x12\r\n\x05roles\x18\x05 \x03(\t\"\x87\x01\n\rLoginResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12\x12\n\nexpires_in\x18\x03 \x01(\x05\x12 \n\x04user\x18\x04 \x01(\x0b\x32\x12.mall.user.v1.User\x12\x13\n\x0bis_new_user\x18\x05 \x01(\x08\x32\x8b\x02\n\x0bUserService\x12R\n\x0bSendSmsCode\x12 .mall.user.v1.SendSmsCodeRequest\x1a!.mall.user.v1.SendSmsCodeResponse\x12N\n\x0cLoginWithSms\x12!.mall.user.v1.LoginWithSmsRequest\x1a\x1b.mall.user.v1.LoginResponse\x12X\n\x11LoginWithPassword\x12&.mall.user.v1.LoginWithPasswordRequest\x1a\x1b.mall.user.v1.LoginResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17mall/user/v1/user.proto\x12\x0cmall.user.v1\"4\n\x12SendSmsCodeRequest\x12\r\n\x05phone\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\"Q\n\x13SendSmsCodeResponse\x12\x12\n\nexpires_in\x18\x01 \x01(\x05\x12\x14\n\x0cresend_after\x18\x02 \x01(\x05\x12\x10\n\x08\x64\x65v_code\x18\x03 \x01(\t\"2\n\x13LoginWithSmsRequest\x12\r\n\x05phone\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\";\n\x18LoginWithPasswordRequest\x12\r\n\x05phone\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"]\n\x04User\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x14\n\x0cphone_masked\x18\x02 \x01(\t\x12\x10\n\x08nickname\x18\x03 \x01(\t\x12\x12\n\navatar_url\x18\x04 \x01(\t\x12\r\n\x05roles\x18\x05 \x03(\t\"\x87\x01\n\rLoginResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12\x12\n\nexpires_in\x18\x03 \x01(\x05\x12 \n\x04user\x18\x04 \x01(\x0b\x32\x12.mall.user.v1.User\x12\x13\n\x0bis_new_user\x18\x05 \x01(\x08\"&\n\x16LoginWithWechatRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\"!\n\x11\x42indWechatRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\"\x15\n\x13UnbindWechatRequest\"%\n\rWechatBinding\x12\x14\n\x0cwechat_bound\x18\x01 \x01(\x08\x32\xfd\x03\n\x0bUserService\x12R\n\x0bSendSmsCode\x12 .mall.user.v1.SendSmsCodeRequest\x1a!.mall.user.v1.SendSmsCodeResponse\x12N\n\x0cLoginWithSms\x12!.mall.user.v1.LoginWithSmsRequest\x1a\x1b.mall.user.v1.LoginResponse\x12X\n\x11LoginWithPassword\x12&.mall.user.v1.LoginWithPasswordRequest\x1a\x1b.mall.user.v1.LoginResponse\x12T\n\x0fLoginWithWechat\x12$.mall.user.v1.LoginWithWechatRequest\x1a\x1b.mall.user.v1.LoginResponse\x12J\n\nBindWechat\x12\x1f.mall.user.v1.BindWechatRequest\x1a\x1b.mall.user.v1.WechatBinding\x12N\n\x0cUnbindWechat\x12!.mall.user.v1.UnbindWechatRequest\x1a\x1b.mall.user.v1.WechatBindingb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,6 +43,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_USER']._serialized_end=384
   _globals['_LOGINRESPONSE']._serialized_start=387
   _globals['_LOGINRESPONSE']._serialized_end=522
-  _globals['_USERSERVICE']._serialized_start=525
-  _globals['_USERSERVICE']._serialized_end=792
+  _globals['_LOGINWITHWECHATREQUEST']._serialized_start=524
+  _globals['_LOGINWITHWECHATREQUEST']._serialized_end=562
+  _globals['_BINDWECHATREQUEST']._serialized_start=564
+  _globals['_BINDWECHATREQUEST']._serialized_end=597
+  _globals['_UNBINDWECHATREQUEST']._serialized_start=599
+  _globals['_UNBINDWECHATREQUEST']._serialized_end=620
+  _globals['_WECHATBINDING']._serialized_start=622
+  _globals['_WECHATBINDING']._serialized_end=659
+  _globals['_USERSERVICE']._serialized_start=662
+  _globals['_USERSERVICE']._serialized_end=1171
 # @@protoc_insertion_point(module_scope)

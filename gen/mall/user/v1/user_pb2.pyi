@@ -67,3 +67,25 @@ class LoginResponse(_message.Message):
     user: User
     is_new_user: bool
     def __init__(self, access_token: _Optional[str] = ..., refresh_token: _Optional[str] = ..., expires_in: _Optional[int] = ..., user: _Optional[_Union[User, _Mapping]] = ..., is_new_user: _Optional[bool] = ...) -> None: ...
+
+class LoginWithWechatRequest(_message.Message):
+    __slots__ = ("code",)
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    def __init__(self, code: _Optional[str] = ...) -> None: ...
+
+class BindWechatRequest(_message.Message):
+    __slots__ = ("code",)
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    def __init__(self, code: _Optional[str] = ...) -> None: ...
+
+class UnbindWechatRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WechatBinding(_message.Message):
+    __slots__ = ("wechat_bound",)
+    WECHAT_BOUND_FIELD_NUMBER: _ClassVar[int]
+    wechat_bound: bool
+    def __init__(self, wechat_bound: _Optional[bool] = ...) -> None: ...

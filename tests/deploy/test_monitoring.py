@@ -1,0 +1,174 @@
+"""Monitoring: alert rules pass promtool's checks and unit tests, and every expression names a metric the code exports."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.deploy.helpers import K8S, ROOT, kustomize, require_tool
+
+MONITORING = K8S / "monitoring"
+RULES = MONITORING / "rules" / "minimall.rules.yml"
+DASHBOARDS = sorted((MONITORING / "dashboards").glob("*.json"))
+# Series Prometheus itself adds to every scrape, and the one the kafka-exporter of deploy/k8s/base exports.
+PROMETHEUS_SERIES = {"up"}
+EXPORTER_SERIES = {"kafka_consumergroup_lag"}
+PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless",
+                "offset", "inf", "nan"}
+
+
+def promtool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([require_tool("promtool"), *args], capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+def exported_metrics() -> set[str]:
+    """Every series name the code's prometheus_client metrics expose, with the suffixes each type adds."""
+    names = set()
+    pattern = re.compile(r"\b(Counter|Gauge|Histogram|Summary)\(\s*\"([a-zA-Z_:][a-zA-Z0-9_:]*)\"")
+    for path in [*(ROOT / "services").rglob("*.py"), *(ROOT / "gateway").rglob("*.py")]:
+        for kind, name in pattern.findall(path.read_text()):
+            if kind == "Counter":
+                names |= {f"{name.removesuffix('_total')}_total", f"{name.removesuffix('_total')}_created"}
+            elif kind == "Gauge":
+                names.add(name)
+            else:
+                names |= {f"{name}_bucket", f"{name}_count", f"{name}_sum", f"{name}_created"}
+    return names
+
+
+def metric_names(expr: str) -> set[str]:
+    """Series names an expression selects: identifiers that are not functions, keywords, labels or strings."""
+    expr = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)          # string literals
+    expr = re.sub(r"\{[^}]*\}", "", expr)                      # label matchers
+    expr = re.sub(r"\$\{?\w+\}?", "", expr)                    # Grafana variables
+    expr = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", expr)  # label lists
+    expr = re.sub(r"\[[^\]]*\]", "", expr)                     # ranges
+    tokens = re.findall(r"(?<![\w.])([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?!\s*\()", expr)
+    return {t for t in tokens if t.lower() not in PROMQL_WORDS}
+
+
+def rule_groups() -> list[dict[str, Any]]:
+    return yaml.safe_load(RULES.read_text())["groups"]
+
+
+def rule_expressions() -> list[str]:
+    return [rule["expr"] for group in rule_groups() for rule in group["rules"]]
+
+
+def dashboard_expressions(path: Path) -> list[str]:
+    dashboard = json.loads(path.read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", [])]
+    exprs += [v["query"] for v in dashboard["templating"]["list"] if v["type"] == "query"]
+    return [re.sub(r"^label_values\((.*), *\w+\)$", r"\1", e) for e in exprs]
+
+
+def test_the_code_exports_the_metrics_the_alerts_are_built_on() -> None:
+    exported = exported_metrics()
+    assert {"mall_http_requests_total", "mall_http_request_seconds_bucket", "mall_grpc_server_handled_total",
+            "mall_outbox_pending_events", "mall_consumer_failures_total", "mall_events_consumed_total"} <= exported
+
+
+def test_metric_names_are_read_from_expressions_without_functions_labels_or_keywords() -> None:
+    expr = ('histogram_quantile(0.99, sum by (le, route) (rate(mall_http_request_seconds_bucket'
+            '{route!~"/metrics|up", namespace="$namespace"}[$__rate_interval]))) > 1 '
+            'and on (namespace) up{job="minimall"} unless ignoring (x) minimall:http_requests:rate5m offset 5m')
+    assert metric_names(expr) == {"mall_http_request_seconds_bucket", "up", "minimall:http_requests:rate5m"}
+
+
+def test_every_rule_expression_names_only_metrics_the_code_exports_or_rules_record() -> None:
+    recorded = {rule["record"] for group in rule_groups() for rule in group["rules"] if "record" in rule}
+    known = exported_metrics() | PROMETHEUS_SERIES | EXPORTER_SERIES | recorded
+    unknown = {name for expr in rule_expressions() for name in metric_names(expr)} - known
+    assert unknown == set()
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
+def test_every_dashboard_expression_names_only_metrics_the_code_exports(path: Path) -> None:
+    exprs = dashboard_expressions(path)
+    assert len(exprs) >= 5
+    names = {name for expr in exprs for name in metric_names(expr)}
+    assert names - (exported_metrics() | PROMETHEUS_SERIES | EXPORTER_SERIES) == set()
+    assert any(name.startswith("mall_") for name in names)
+
+
+def test_there_are_dashboards_for_gateway_traffic_service_red_metrics_and_the_kafka_pipeline() -> None:
+    assert [p.stem for p in DASHBOARDS] == ["gateway-traffic", "kafka-pipeline", "service-red"]
+    uids = [json.loads(p.read_text())["uid"] for p in DASHBOARDS]
+    assert len(set(uids)) == len(uids)
+
+
+def test_the_alerts_ops_rely_on_exist() -> None:
+    alerts = {rule["alert"] for group in rule_groups() for rule in group["rules"] if "alert" in rule}
+    assert alerts == {"MinimallTargetDown", "GatewayHighErrorRate", "GatewayHighLatencyP99", "ServiceHighErrorRate",
+                      "ServiceHighLatencyP99", "OutboxBacklogGrowing", "OutboxPublishFailing",
+                      "ConsumerHandlerFailing", "EventsDeadLettered", "ConsumerLagHigh",
+                      "EventsPublishedButNotConsumed"}
+
+
+def test_every_alert_has_a_severity_and_a_summary() -> None:
+    for group in rule_groups():
+        for rule in group["rules"]:
+            if "alert" in rule:
+                assert rule["labels"]["severity"] in ("warning", "critical"), rule["alert"]
+                assert rule["annotations"]["summary"] and rule["annotations"]["description"], rule["alert"]
+
+
+def test_promtool_accepts_the_rules() -> None:
+    result = promtool("check", "rules", str(RULES))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 13 rules found" in result.stdout
+
+
+def test_the_alert_rules_pass_their_promtool_unit_tests() -> None:
+    result = promtool("test", "rules", "minimall.test.yml", cwd=RULES.parent)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_the_promtool_unit_tests_cover_every_alert() -> None:
+    tests = yaml.safe_load((RULES.parent / "minimall.test.yml").read_text())["tests"]
+    firing = {case["alertname"] for test in tests for case in test["alert_rule_test"] if case["exp_alerts"]}
+    quiet = {case["alertname"] for test in tests for case in test["alert_rule_test"] if not case["exp_alerts"]}
+    alerts = {rule["alert"] for group in rule_groups() for rule in group["rules"] if "alert" in rule}
+    assert firing == alerts
+    assert quiet == alerts
+
+
+def test_promtool_accepts_the_scrape_configuration(tmp_path: Path) -> None:
+    # Debian's Prometheus is built without Kubernetes service discovery: check everything else
+    # (relabelling, rule files, alerting) with a file_sd stand-in for kubernetes_sd_configs.
+    config = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
+    for job in config["scrape_configs"]:
+        assert job.pop("kubernetes_sd_configs")[0]["role"] == "pod"
+        job["file_sd_configs"] = [{"files": [str(tmp_path / "targets.json")]}]
+    (tmp_path / "targets.json").write_text("[]")
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / RULES.name).write_text(RULES.read_text())
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    result = promtool("check", "config", "prometheus.yml", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_lag_series_come_from_the_kafka_exporter_the_base_deploys() -> None:
+    base = (K8S / "base" / "kustomization.yaml").read_text()
+    exporter = (K8S / "base" / "kafka-exporter.yaml").read_text()
+    assert "- kafka-exporter.yaml" in base and "image: danielqsj/kafka-exporter:" in exporter
+    assert 'prometheus.io/port: "9308"' in exporter
+
+
+def test_the_monitoring_kustomization_builds_valid_config_maps() -> None:
+    objects = kustomize(MONITORING)
+    assert sorted(o["metadata"]["name"] for o in objects) == [
+        "minimall-grafana-dashboards", "minimall-prometheus-config", "minimall-prometheus-rules"]
+    for obj in objects:
+        kubernetes_validate.validate(obj, kubernetes_validate.latest_version(), strict=True)
+    dashboards = next(o for o in objects if o["metadata"]["name"] == "minimall-grafana-dashboards")
+    assert dashboards["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert sorted(dashboards["data"]) == [p.name for p in DASHBOARDS]

@@ -1,0 +1,71 @@
+"""WeChat login through the gateway, the user service and the simulator's code2session, on PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from tests.fixtures.platform import Platform
+from tools.simulator.client import SimulatorClient
+
+pytestmark = pytest.mark.e2e
+
+
+def wechat_login(platform: Platform, openid: str) -> requests.Response:
+    code = SimulatorClient(platform.simulator_url).wechat_login_code(openid)
+    return requests.post(f"{platform.api}/auth/login/wechat", json={"code": code}, timeout=10)
+
+
+def test_a_new_wechat_user_is_registered_counted_and_logged_in_again(platform: Platform) -> None:
+    first = wechat_login(platform, "o-e2e-wechat-1")
+    again = wechat_login(platform, "o-e2e-wechat-1")
+
+    assert (first.status_code, first.json()["is_new_user"], first.json()["user"]["phone"]) == (200, True, "")
+    assert (again.status_code, again.json()["is_new_user"], again.json()["user"]["id"]) == (
+        200, False, first.json()["user"]["id"])
+    platform.wait_until_consumed("user-registered", "analytics")  # its registration reaches the counts
+
+
+def test_a_reused_code_is_a_400_in_the_error_format(platform: Platform) -> None:
+    code = SimulatorClient(platform.simulator_url).wechat_login_code("o-e2e-wechat-2")
+    requests.post(f"{platform.api}/auth/login/wechat", json={"code": code}, timeout=10)
+
+    reused = requests.post(f"{platform.api}/auth/login/wechat", json={"code": code}, timeout=10)
+
+    assert (reused.status_code, reused.json()["error"]["code"]) == (400, "WECHAT_CODE_INVALID")
+
+
+def test_wechat_down_is_a_503(platform: Platform) -> None:
+    simulator = SimulatorClient(platform.simulator_url)
+    code = simulator.wechat_login_code("o-e2e-wechat-3")
+    simulator.wechat_fail_next(-1)
+
+    response = requests.post(f"{platform.api}/auth/login/wechat", json={"code": code}, timeout=10)
+
+    assert (response.status_code, response.json()["error"]["code"]) == (503, "WECHAT_UNAVAILABLE")
+
+
+def test_a_wechat_only_account_cannot_unbind_its_last_login_method(platform: Platform) -> None:
+    token = wechat_login(platform, "o-e2e-wechat-4").json()["access_token"]
+
+    response = requests.delete(f"{platform.api}/me/wechat", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+    assert (response.status_code, response.json()["error"]["code"]) == (422, "LAST_LOGIN_METHOD")
+
+
+def test_an_sms_shopper_binds_a_wechat_then_logs_in_with_it_and_unbinds_it(platform: Platform) -> None:
+    phone = "13600001234"
+    sent = requests.post(f"{platform.api}/auth/sms-codes", json={"phone": phone, "purpose": "login"}, timeout=10)
+    session = requests.post(f"{platform.api}/auth/login/sms", json={"phone": phone, "code": sent.json()["dev_code"]},
+                            timeout=10).json()
+    headers = {"Authorization": f"Bearer {session['access_token']}"}
+    simulator = SimulatorClient(platform.simulator_url)
+
+    bound = requests.post(f"{platform.api}/me/wechat", headers=headers, timeout=10,
+                          json={"code": simulator.wechat_login_code("o-e2e-wechat-5")})
+    by_wechat = wechat_login(platform, "o-e2e-wechat-5")
+    unbound = requests.delete(f"{platform.api}/me/wechat", headers=headers, timeout=10)
+
+    assert (bound.status_code, bound.json()) == (200, {"wechat_bound": True})
+    assert (by_wechat.json()["is_new_user"], by_wechat.json()["user"]["id"]) == (False, session["user"]["id"])
+    assert (unbound.status_code, unbound.json()) == (200, {"wechat_bound": False})

@@ -1,0 +1,153 @@
+"""WeChat login, binding and unbinding on the in-memory unit of work."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from mall.events.v1.user_events_pb2 import UserRegistered
+
+from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
+from services.common.events import timestamp
+from services.user import service
+from services.user.domain import User
+from services.user.tokens import TokenIssuer
+from services.user.wechat import WechatSession
+from tests.fakes import FakeUserUnitOfWork
+
+T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+APPID = "wx0000000000000001"
+
+
+class FakeWechat:
+    """code -> openid, each code usable once, as WeChat's code2session."""
+
+    appid = APPID
+
+    def __init__(self) -> None:
+        self.codes: dict[str, str] = {}
+
+    def code_for(self, openid: str) -> str:
+        code = f"code-{len(self.codes)}"
+        self.codes[code] = openid
+        return code
+
+    def code2session(self, code: str) -> WechatSession:
+        if code not in self.codes:
+            raise InvalidInput("WECHAT_CODE_INVALID", "the WeChat login code is invalid or expired")
+        return WechatSession(openid=self.codes.pop(code), unionid=None, session_key="k")
+
+
+@pytest.fixture
+def uow() -> FakeUserUnitOfWork:
+    return FakeUserUnitOfWork()
+
+
+@pytest.fixture
+def wechat() -> FakeWechat:
+    return FakeWechat()
+
+
+def login(uow: FakeUserUnitOfWork, wechat: FakeWechat, issuer: TokenIssuer, openid: str = "o-alice"):  # type: ignore[no-untyped-def]
+    return service.login_with_wechat(uow, wechat, issuer, code=wechat.code_for(openid), now=T0)
+
+
+def test_first_wechat_login_registers_a_shopper_without_phone_and_publishes_one_event(
+        uow: FakeUserUnitOfWork, wechat: FakeWechat, issuer: TokenIssuer) -> None:
+    result = login(uow, wechat, issuer)
+
+    assert (result.is_new_user, result.user.phone, result.user.nickname, result.roles) == (True, None, "微信用户lice",
+                                                                                          frozenset())
+    assert [(e.event_type, e.aggregate_id, e.payload) for e in uow.published] == [
+        ("user-registered", "1", UserRegistered(user_id=1, channel="wechat", registered_at=timestamp(T0)))]
+
+
+def test_the_same_wechat_logs_into_the_same_account_without_registering_again(
+        uow: FakeUserUnitOfWork, wechat: FakeWechat, issuer: TokenIssuer) -> None:
+    first = login(uow, wechat, issuer)
+
+    again = login(uow, wechat, issuer)
+
+    assert (again.is_new_user, again.user.id, len(uow.users.users), len(uow.published)) == (
+        False, first.user.id, 1, 1)
+
+
+def test_a_refused_code_changes_nothing(uow: FakeUserUnitOfWork, wechat: FakeWechat, issuer: TokenIssuer) -> None:
+    with pytest.raises(InvalidInput):
+        service.login_with_wechat(uow, wechat, issuer, code="never-issued", now=T0)
+
+    assert (uow.users.users, uow.wechat_accounts.accounts, uow.published, uow.commits) == ([], [], [], 0)
+
+
+def phone_user(uow: FakeUserUnitOfWork) -> int:
+    user = User.register("13912345678", T0)
+    uow.users.add(user)
+    assert user.id is not None
+    return user.id
+
+
+def test_a_phone_account_binds_a_wechat_and_then_logs_in_with_it(
+        uow: FakeUserUnitOfWork, wechat: FakeWechat, issuer: TokenIssuer) -> None:
+    user_id = phone_user(uow)
+
+    service.bind_wechat(uow, wechat, user_id=user_id, code=wechat.code_for("o-bob"), now=T0)
+    result = login(uow, wechat, issuer, "o-bob")
+
+    assert (result.is_new_user, result.user.id, len(uow.users.users)) == (False, user_id, 1)
+
+
+def test_binding_the_same_wechat_twice_changes_nothing(uow: FakeUserUnitOfWork, wechat: FakeWechat) -> None:
+    user_id = phone_user(uow)
+    service.bind_wechat(uow, wechat, user_id=user_id, code=wechat.code_for("o-bob"), now=T0)
+
+    service.bind_wechat(uow, wechat, user_id=user_id, code=wechat.code_for("o-bob"), now=T0)
+
+    assert [(a.user_id, a.openid) for a in uow.wechat_accounts.accounts] == [(user_id, "o-bob")]
+
+
+def test_a_wechat_bound_to_another_account_is_a_conflict(
+        uow: FakeUserUnitOfWork, wechat: FakeWechat, issuer: TokenIssuer) -> None:
+    login(uow, wechat, issuer, "o-alice")  # user 1, by WeChat
+    user_id = phone_user(uow)
+
+    with pytest.raises(Conflict) as refused:
+        service.bind_wechat(uow, wechat, user_id=user_id, code=wechat.code_for("o-alice"), now=T0)
+
+    assert (refused.value.code, [a.user_id for a in uow.wechat_accounts.accounts]) == ("WECHAT_BOUND_ELSEWHERE", [1])
+
+
+def test_an_account_with_a_wechat_must_unbind_it_before_binding_another(uow: FakeUserUnitOfWork,
+                                                                       wechat: FakeWechat) -> None:
+    user_id = phone_user(uow)
+    service.bind_wechat(uow, wechat, user_id=user_id, code=wechat.code_for("o-bob"), now=T0)
+
+    with pytest.raises(Conflict) as refused:
+        service.bind_wechat(uow, wechat, user_id=user_id, code=wechat.code_for("o-carol"), now=T0)
+
+    assert (refused.value.code, [a.openid for a in uow.wechat_accounts.accounts]) == ("WECHAT_ALREADY_BOUND", ["o-bob"])
+
+
+def test_a_phone_account_can_unbind_its_wechat(uow: FakeUserUnitOfWork, wechat: FakeWechat) -> None:
+    user_id = phone_user(uow)
+    service.bind_wechat(uow, wechat, user_id=user_id, code=wechat.code_for("o-bob"), now=T0)
+
+    service.unbind_wechat(uow, user_id=user_id)
+
+    assert uow.wechat_accounts.accounts == []
+
+
+def test_the_last_login_method_cannot_be_removed(uow: FakeUserUnitOfWork, wechat: FakeWechat,
+                                                 issuer: TokenIssuer) -> None:
+    user_id = login(uow, wechat, issuer).user.id
+
+    with pytest.raises(DomainError) as refused:
+        service.unbind_wechat(uow, user_id=user_id)
+
+    assert (refused.value.code, len(uow.wechat_accounts.accounts)) == ("LAST_LOGIN_METHOD", 1)
+
+
+def test_unbinding_without_a_wechat_is_not_found(uow: FakeUserUnitOfWork) -> None:
+    with pytest.raises(NotFound) as refused:
+        service.unbind_wechat(uow, user_id=phone_user(uow))
+
+    assert refused.value.code == "WECHAT_NOT_BOUND"
