@@ -22,15 +22,118 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bmall/member/v1/member.proto\x12\x0emall.member.v12\x0f\n\rMemberServiceb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bmall/member/v1/member.proto\x12\x0emall.member.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbf\x02\n\x06Member\x12\x11\n\tmember_no\x18\x01 \x01(\t\x12\r\n\x05level\x18\x02 \x01(\t\x12\x18\n\x10\x64iscount_percent\x18\x03 \x01(\x05\x12!\n\x19points_multiplier_percent\x18\x04 \x01(\x05\x12\x0e\n\x06points\x18\x05 \x01(\x03\x12\x13\n\x0b\x62\x61lance_fen\x18\x06 \x01(\x03\x12\x13\n\x0bpending_fen\x18\x07 \x01(\x03\x12\x19\n\x11\x63oupons_available\x18\x08 \x01(\x05\x12\x17\n\x0ftotal_spend_fen\x18\t \x01(\x03\x12\x0f\n\x07\x63hannel\x18\n \x01(\t\x12-\n\tjoined_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x04plan\x18\x0c \x01(\x0b\x32\x1a.mall.member.v1.MemberPlan\"V\n\nMemberPlan\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"[\n\x04Plan\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tprice_fen\x18\x03 \x01(\x03\x12\x0c\n\x04\x64\x61ys\x18\x04 \x01(\x05\x12\x18\n\x10\x64iscount_percent\x18\x05 \x01(\x05\"\x12\n\x10ListPlansRequest\"8\n\x11ListPlansResponse\x12#\n\x05plans\x18\x01 \x03(\x0b\x32\x14.mall.member.v1.Plan\"@\n\x14SubscribePlanRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\x03\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"5\n\rSignUpRequest\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x13\n\x0binvite_code\x18\x02 \x01(\t\"I\n\x0eSignUpResponse\x12&\n\x06member\x18\x01 \x01(\x0b\x32\x16.mall.member.v1.Member\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\x12\n\x10GetMemberRequest\";\n\x11GetMemberResponse\x12&\n\x06member\x18\x01 \x01(\x0b\x32\x16.mall.member.v1.Member\"\xa2\x01\n\x0bLedgerEntry\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0f\n\x07\x61\x63\x63ount\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\x12\x15\n\rbalance_after\x18\x04 \x01(\x03\x12\x0c\n\x04kind\x18\x05 \x01(\t\x12\x11\n\treference\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"3\n\x12ListEntriesRequest\x12\x0e\n\x06offset\x18\x01 \x01(\x05\x12\r\n\x05limit\x18\x02 \x01(\x05\"R\n\x13ListEntriesResponse\x12,\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1b.mall.member.v1.LedgerEntry\x12\r\n\x05total\x18\x02 \x01(\x03\"\x15\n\x13\x43heckLedgersRequest\"l\n\x0eLedgerMismatch\x12\x12\n\naccount_id\x18\x01 \x01(\x03\x12\x0f\n\x07user_id\x18\x02 \x01(\x03\x12\x0f\n\x07\x61\x63\x63ount\x18\x03 \x01(\t\x12\x0f\n\x07\x62\x61lance\x18\x04 \x01(\x03\x12\x13\n\x0b\x65ntries_sum\x18\x05 \x01(\x03\"d\n\x14\x43heckLedgersResponse\x12\x18\n\x10\x61\x63\x63ounts_checked\x18\x01 \x01(\x03\x12\x32\n\nmismatches\x18\x02 \x03(\x0b\x32\x1e.mall.member.v1.LedgerMismatch\"9\n\x12QuotePointsRequest\x12\x0e\n\x06points\x18\x01 \x01(\x03\x12\x13\n\x0bpayable_fen\x18\x02 \x01(\x03\"\\\n\x13QuotePointsResponse\x12\x18\n\x10\x61vailable_points\x18\x01 \x01(\x03\x12\x15\n\rusable_points\x18\x02 \x01(\x03\x12\x14\n\x0c\x64iscount_fen\x18\x03 \x01(\x03\"J\n\x11LockPointsRequest\x12\x10\n\x08order_no\x18\x01 \x01(\t\x12\x0e\n\x06points\x18\x02 \x01(\x03\x12\x13\n\x0bpayable_fen\x18\x03 \x01(\x03\":\n\x12LockPointsResponse\x12\x0e\n\x06points\x18\x01 \x01(\x03\x12\x14\n\x0c\x64iscount_fen\x18\x02 \x01(\x03\"(\n\x14ReleasePointsRequest\x12\x10\n\x08order_no\x18\x01 \x01(\t\"\'\n\x15ReleasePointsResponse\x12\x0e\n\x06points\x18\x01 \x01(\x03\"\xa5\x02\n\x1b\x43reateCouponTemplateRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x12\n\namount_fen\x18\x03 \x01(\x03\x12\x13\n\x0bpercent_off\x18\x04 \x01(\x05\x12\x15\n\rthreshold_fen\x18\x05 \x01(\x03\x12\x0f\n\x07\x63\x61p_fen\x18\x06 \x01(\x03\x12\r\n\x05total\x18\x07 \x01(\x05\x12\x16\n\x0eper_user_limit\x18\x08 \x01(\x05\x12.\n\nvalid_from\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08valid_to\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63\x61tegory_ids\x18\x0b \x03(\x03\"\xb4\x02\n\x0e\x43ouponTemplate\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x12\n\namount_fen\x18\x04 \x01(\x03\x12\x13\n\x0bpercent_off\x18\x05 \x01(\x05\x12\x15\n\rthreshold_fen\x18\x06 \x01(\x03\x12\x0f\n\x07\x63\x61p_fen\x18\x07 \x01(\x03\x12\r\n\x05total\x18\x08 \x01(\x05\x12\x0e\n\x06issued\x18\t \x01(\x05\x12\x16\n\x0eper_user_limit\x18\n \x01(\x05\x12.\n\nvalid_from\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08valid_to\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63\x61tegory_ids\x18\r \x03(\x03\"\x98\x01\n\x06\x43oupon\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x30\n\x08template\x18\x02 \x01(\x0b\x32\x1e.mall.member.v1.CouponTemplate\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x10\n\x08order_no\x18\x04 \x01(\t\x12.\n\nclaimed_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\")\n\x12\x43laimCouponRequest\x12\x13\n\x0btemplate_id\x18\x01 \x01(\x03\"C\n\x12ListCouponsRequest\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x05\x12\r\n\x05limit\x18\x03 \x01(\x05\"M\n\x13ListCouponsResponse\x12\'\n\x07\x63oupons\x18\x01 \x03(\x0b\x32\x16.mall.member.v1.Coupon\x12\r\n\x05total\x18\x02 \x01(\x03\"4\n\tOrderLine\x12\x13\n\x0b\x63\x61tegory_id\x18\x01 \x01(\x03\x12\x12\n\namount_fen\x18\x02 \x01(\x03\"R\n\x13QuoteCouponsRequest\x12(\n\x05lines\x18\x01 \x03(\x0b\x32\x19.mall.member.v1.OrderLine\x12\x11\n\tcoupon_id\x18\x02 \x01(\x03\"k\n\x0b\x43ouponQuote\x12&\n\x06\x63oupon\x18\x01 \x01(\x0b\x32\x16.mall.member.v1.Coupon\x12\x0e\n\x06usable\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x14\n\x0c\x64iscount_fen\x18\x04 \x01(\x03\"C\n\x14QuoteCouponsResponse\x12+\n\x06quotes\x18\x01 \x03(\x0b\x32\x1b.mall.member.v1.CouponQuote\"b\n\x11LockCouponRequest\x12\x10\n\x08order_no\x18\x01 \x01(\t\x12\x11\n\tcoupon_id\x18\x02 \x01(\x03\x12(\n\x05lines\x18\x03 \x03(\x0b\x32\x19.mall.member.v1.OrderLine\"*\n\x12LockCouponResponse\x12\x14\n\x0c\x64iscount_fen\x18\x01 \x01(\x03\"$\n\x10UseCouponRequest\x12\x10\n\x08order_no\x18\x01 \x01(\t\"\x13\n\x11UseCouponResponse\"(\n\x14ReleaseCouponRequest\x12\x10\n\x08order_no\x18\x01 \x01(\t\"\x17\n\x15ReleaseCouponResponse\"=\n\x15PayWithBalanceRequest\x12\x10\n\x08order_no\x18\x01 \x01(\t\x12\x12\n\namount_fen\x18\x02 \x01(\x03\"-\n\x16PayWithBalanceResponse\x12\x13\n\x0b\x62\x61lance_fen\x18\x01 \x01(\x03\"b\n\x16RefundToBalanceRequest\x12\x11\n\trefund_no\x18\x01 \x01(\t\x12\x10\n\x08order_no\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\x03\x12\x12\n\namount_fen\x18\x04 \x01(\x03\".\n\x17RefundToBalanceResponse\x12\x13\n\x0b\x62\x61lance_fen\x18\x01 \x01(\x03\"\xe9\x01\n\nWithdrawal\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x15\n\rwithdrawal_no\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\x03\x12\x12\n\namount_fen\x18\x04 \x01(\x03\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x0c\n\x04note\x18\x06 \x01(\t\x12\x15\n\rpayout_txn_id\x18\x07 \x01(\t\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ndecided_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"G\n\x18RequestWithdrawalRequest\x12\x12\n\namount_fen\x18\x01 \x01(\x03\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"O\n\x17\x44\x65\x63ideWithdrawalRequest\x12\x15\n\rwithdrawal_id\x18\x01 \x01(\x03\x12\x0f\n\x07\x61pprove\x18\x02 \x01(\x08\x12\x0c\n\x04note\x18\x03 \x01(\t\"G\n\x16ListWithdrawalsRequest\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x05\x12\r\n\x05limit\x18\x03 \x01(\x05\"Y\n\x17ListWithdrawalsResponse\x12/\n\x0bwithdrawals\x18\x01 \x03(\x0b\x32\x1a.mall.member.v1.Withdrawal\x12\r\n\x05total\x18\x02 \x01(\x03\"<\n\x15\x43reateRechargeRequest\x12\x12\n\namount_fen\x18\x01 \x01(\x03\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\"\xc8\x01\n\x08Recharge\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x13\n\x0brecharge_no\x18\x02 \x01(\t\x12\x12\n\namount_fen\x18\x03 \x01(\x03\x12\x0f\n\x07\x63hannel\x18\x04 \x01(\t\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x36\n\x07payment\x18\x06 \x03(\x0b\x32%.mall.member.v1.Recharge.PaymentEntry\x1a.\n\x0cPaymentEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32\x90\x10\n\rMemberService\x12G\n\x06SignUp\x12\x1d.mall.member.v1.SignUpRequest\x1a\x1e.mall.member.v1.SignUpResponse\x12P\n\tGetMember\x12 .mall.member.v1.GetMemberRequest\x1a!.mall.member.v1.GetMemberResponse\x12P\n\tListPlans\x12 .mall.member.v1.ListPlansRequest\x1a!.mall.member.v1.ListPlansResponse\x12X\n\rSubscribePlan\x12$.mall.member.v1.SubscribePlanRequest\x1a!.mall.member.v1.GetMemberResponse\x12\\\n\x11ListWalletEntries\x12\".mall.member.v1.ListEntriesRequest\x1a#.mall.member.v1.ListEntriesResponse\x12\\\n\x11ListPointsEntries\x12\".mall.member.v1.ListEntriesRequest\x1a#.mall.member.v1.ListEntriesResponse\x12Y\n\x0c\x43heckLedgers\x12#.mall.member.v1.CheckLedgersRequest\x1a$.mall.member.v1.CheckLedgersResponse\x12V\n\x0bQuotePoints\x12\".mall.member.v1.QuotePointsRequest\x1a#.mall.member.v1.QuotePointsResponse\x12S\n\nLockPoints\x12!.mall.member.v1.LockPointsRequest\x1a\".mall.member.v1.LockPointsResponse\x12\\\n\rReleasePoints\x12$.mall.member.v1.ReleasePointsRequest\x1a%.mall.member.v1.ReleasePointsResponse\x12\x63\n\x14\x43reateCouponTemplate\x12+.mall.member.v1.CreateCouponTemplateRequest\x1a\x1e.mall.member.v1.CouponTemplate\x12I\n\x0b\x43laimCoupon\x12\".mall.member.v1.ClaimCouponRequest\x1a\x16.mall.member.v1.Coupon\x12V\n\x0bListCoupons\x12\".mall.member.v1.ListCouponsRequest\x1a#.mall.member.v1.ListCouponsResponse\x12Y\n\x0cQuoteCoupons\x12#.mall.member.v1.QuoteCouponsRequest\x1a$.mall.member.v1.QuoteCouponsResponse\x12S\n\nLockCoupon\x12!.mall.member.v1.LockCouponRequest\x1a\".mall.member.v1.LockCouponResponse\x12P\n\tUseCoupon\x12 .mall.member.v1.UseCouponRequest\x1a!.mall.member.v1.UseCouponResponse\x12\\\n\rReleaseCoupon\x12$.mall.member.v1.ReleaseCouponRequest\x1a%.mall.member.v1.ReleaseCouponResponse\x12_\n\x0ePayWithBalance\x12%.mall.member.v1.PayWithBalanceRequest\x1a&.mall.member.v1.PayWithBalanceResponse\x12\x62\n\x0fRefundToBalance\x12&.mall.member.v1.RefundToBalanceRequest\x1a\'.mall.member.v1.RefundToBalanceResponse\x12Y\n\x11RequestWithdrawal\x12(.mall.member.v1.RequestWithdrawalRequest\x1a\x1a.mall.member.v1.Withdrawal\x12W\n\x10\x44\x65\x63ideWithdrawal\x12\'.mall.member.v1.DecideWithdrawalRequest\x1a\x1a.mall.member.v1.Withdrawal\x12\x62\n\x0fListWithdrawals\x12&.mall.member.v1.ListWithdrawalsRequest\x1a\'.mall.member.v1.ListWithdrawalsResponse\x12Q\n\x0e\x43reateRecharge\x12%.mall.member.v1.CreateRechargeRequest\x1a\x18.mall.member.v1.Rechargeb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mall.member.v1.member_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MEMBERSERVICE']._serialized_start=47
-  _globals['_MEMBERSERVICE']._serialized_end=62
+  _globals['_RECHARGE_PAYMENTENTRY']._loaded_options = None
+  _globals['_RECHARGE_PAYMENTENTRY']._serialized_options = b'8\001'
+  _globals['_MEMBER']._serialized_start=81
+  _globals['_MEMBER']._serialized_end=400
+  _globals['_MEMBERPLAN']._serialized_start=402
+  _globals['_MEMBERPLAN']._serialized_end=488
+  _globals['_PLAN']._serialized_start=490
+  _globals['_PLAN']._serialized_end=581
+  _globals['_LISTPLANSREQUEST']._serialized_start=583
+  _globals['_LISTPLANSREQUEST']._serialized_end=601
+  _globals['_LISTPLANSRESPONSE']._serialized_start=603
+  _globals['_LISTPLANSRESPONSE']._serialized_end=659
+  _globals['_SUBSCRIBEPLANREQUEST']._serialized_start=661
+  _globals['_SUBSCRIBEPLANREQUEST']._serialized_end=725
+  _globals['_SIGNUPREQUEST']._serialized_start=727
+  _globals['_SIGNUPREQUEST']._serialized_end=780
+  _globals['_SIGNUPRESPONSE']._serialized_start=782
+  _globals['_SIGNUPRESPONSE']._serialized_end=855
+  _globals['_GETMEMBERREQUEST']._serialized_start=857
+  _globals['_GETMEMBERREQUEST']._serialized_end=875
+  _globals['_GETMEMBERRESPONSE']._serialized_start=877
+  _globals['_GETMEMBERRESPONSE']._serialized_end=936
+  _globals['_LEDGERENTRY']._serialized_start=939
+  _globals['_LEDGERENTRY']._serialized_end=1101
+  _globals['_LISTENTRIESREQUEST']._serialized_start=1103
+  _globals['_LISTENTRIESREQUEST']._serialized_end=1154
+  _globals['_LISTENTRIESRESPONSE']._serialized_start=1156
+  _globals['_LISTENTRIESRESPONSE']._serialized_end=1238
+  _globals['_CHECKLEDGERSREQUEST']._serialized_start=1240
+  _globals['_CHECKLEDGERSREQUEST']._serialized_end=1261
+  _globals['_LEDGERMISMATCH']._serialized_start=1263
+  _globals['_LEDGERMISMATCH']._serialized_end=1371
+  _globals['_CHECKLEDGERSRESPONSE']._serialized_start=1373
+  _globals['_CHECKLEDGERSRESPONSE']._serialized_end=1473
+  _globals['_QUOTEPOINTSREQUEST']._serialized_start=1475
+  _globals['_QUOTEPOINTSREQUEST']._serialized_end=1532
+  _globals['_QUOTEPOINTSRESPONSE']._serialized_start=1534
+  _globals['_QUOTEPOINTSRESPONSE']._serialized_end=1626
+  _globals['_LOCKPOINTSREQUEST']._serialized_start=1628
+  _globals['_LOCKPOINTSREQUEST']._serialized_end=1702
+  _globals['_LOCKPOINTSRESPONSE']._serialized_start=1704
+  _globals['_LOCKPOINTSRESPONSE']._serialized_end=1762
+  _globals['_RELEASEPOINTSREQUEST']._serialized_start=1764
+  _globals['_RELEASEPOINTSREQUEST']._serialized_end=1804
+  _globals['_RELEASEPOINTSRESPONSE']._serialized_start=1806
+  _globals['_RELEASEPOINTSRESPONSE']._serialized_end=1845
+  _globals['_CREATECOUPONTEMPLATEREQUEST']._serialized_start=1848
+  _globals['_CREATECOUPONTEMPLATEREQUEST']._serialized_end=2141
+  _globals['_COUPONTEMPLATE']._serialized_start=2144
+  _globals['_COUPONTEMPLATE']._serialized_end=2452
+  _globals['_COUPON']._serialized_start=2455
+  _globals['_COUPON']._serialized_end=2607
+  _globals['_CLAIMCOUPONREQUEST']._serialized_start=2609
+  _globals['_CLAIMCOUPONREQUEST']._serialized_end=2650
+  _globals['_LISTCOUPONSREQUEST']._serialized_start=2652
+  _globals['_LISTCOUPONSREQUEST']._serialized_end=2719
+  _globals['_LISTCOUPONSRESPONSE']._serialized_start=2721
+  _globals['_LISTCOUPONSRESPONSE']._serialized_end=2798
+  _globals['_ORDERLINE']._serialized_start=2800
+  _globals['_ORDERLINE']._serialized_end=2852
+  _globals['_QUOTECOUPONSREQUEST']._serialized_start=2854
+  _globals['_QUOTECOUPONSREQUEST']._serialized_end=2936
+  _globals['_COUPONQUOTE']._serialized_start=2938
+  _globals['_COUPONQUOTE']._serialized_end=3045
+  _globals['_QUOTECOUPONSRESPONSE']._serialized_start=3047
+  _globals['_QUOTECOUPONSRESPONSE']._serialized_end=3114
+  _globals['_LOCKCOUPONREQUEST']._serialized_start=3116
+  _globals['_LOCKCOUPONREQUEST']._serialized_end=3214
+  _globals['_LOCKCOUPONRESPONSE']._serialized_start=3216
+  _globals['_LOCKCOUPONRESPONSE']._serialized_end=3258
+  _globals['_USECOUPONREQUEST']._serialized_start=3260
+  _globals['_USECOUPONREQUEST']._serialized_end=3296
+  _globals['_USECOUPONRESPONSE']._serialized_start=3298
+  _globals['_USECOUPONRESPONSE']._serialized_end=3317
+  _globals['_RELEASECOUPONREQUEST']._serialized_start=3319
+  _globals['_RELEASECOUPONREQUEST']._serialized_end=3359
+  _globals['_RELEASECOUPONRESPONSE']._serialized_start=3361
+  _globals['_RELEASECOUPONRESPONSE']._serialized_end=3384
+  _globals['_PAYWITHBALANCEREQUEST']._serialized_start=3386
+  _globals['_PAYWITHBALANCEREQUEST']._serialized_end=3447
+  _globals['_PAYWITHBALANCERESPONSE']._serialized_start=3449
+  _globals['_PAYWITHBALANCERESPONSE']._serialized_end=3494
+  _globals['_REFUNDTOBALANCEREQUEST']._serialized_start=3496
+  _globals['_REFUNDTOBALANCEREQUEST']._serialized_end=3594
+  _globals['_REFUNDTOBALANCERESPONSE']._serialized_start=3596
+  _globals['_REFUNDTOBALANCERESPONSE']._serialized_end=3642
+  _globals['_WITHDRAWAL']._serialized_start=3645
+  _globals['_WITHDRAWAL']._serialized_end=3878
+  _globals['_REQUESTWITHDRAWALREQUEST']._serialized_start=3880
+  _globals['_REQUESTWITHDRAWALREQUEST']._serialized_end=3951
+  _globals['_DECIDEWITHDRAWALREQUEST']._serialized_start=3953
+  _globals['_DECIDEWITHDRAWALREQUEST']._serialized_end=4032
+  _globals['_LISTWITHDRAWALSREQUEST']._serialized_start=4034
+  _globals['_LISTWITHDRAWALSREQUEST']._serialized_end=4105
+  _globals['_LISTWITHDRAWALSRESPONSE']._serialized_start=4107
+  _globals['_LISTWITHDRAWALSRESPONSE']._serialized_end=4196
+  _globals['_CREATERECHARGEREQUEST']._serialized_start=4198
+  _globals['_CREATERECHARGEREQUEST']._serialized_end=4258
+  _globals['_RECHARGE']._serialized_start=4261
+  _globals['_RECHARGE']._serialized_end=4461
+  _globals['_RECHARGE_PAYMENTENTRY']._serialized_start=4415
+  _globals['_RECHARGE_PAYMENTENTRY']._serialized_end=4461
+  _globals['_MEMBERSERVICE']._serialized_start=4464
+  _globals['_MEMBERSERVICE']._serialized_end=6528
 # @@protoc_insertion_point(module_scope)

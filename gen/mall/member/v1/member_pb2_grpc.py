@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from mall.member.v1 import member_pb2 as mall_dot_member_dot_v1_dot_member__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -33,14 +34,395 @@ class MemberServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.SignUp = channel.unary_unary(
+                '/mall.member.v1.MemberService/SignUp',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.SignUpRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.SignUpResponse.FromString,
+                _registered_method=True)
+        self.GetMember = channel.unary_unary(
+                '/mall.member.v1.MemberService/GetMember',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.GetMemberRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.GetMemberResponse.FromString,
+                _registered_method=True)
+        self.ListPlans = channel.unary_unary(
+                '/mall.member.v1.MemberService/ListPlans',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.ListPlansRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.ListPlansResponse.FromString,
+                _registered_method=True)
+        self.SubscribePlan = channel.unary_unary(
+                '/mall.member.v1.MemberService/SubscribePlan',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.SubscribePlanRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.GetMemberResponse.FromString,
+                _registered_method=True)
+        self.ListWalletEntries = channel.unary_unary(
+                '/mall.member.v1.MemberService/ListWalletEntries',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.ListEntriesRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.ListEntriesResponse.FromString,
+                _registered_method=True)
+        self.ListPointsEntries = channel.unary_unary(
+                '/mall.member.v1.MemberService/ListPointsEntries',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.ListEntriesRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.ListEntriesResponse.FromString,
+                _registered_method=True)
+        self.CheckLedgers = channel.unary_unary(
+                '/mall.member.v1.MemberService/CheckLedgers',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.CheckLedgersRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.CheckLedgersResponse.FromString,
+                _registered_method=True)
+        self.QuotePoints = channel.unary_unary(
+                '/mall.member.v1.MemberService/QuotePoints',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.QuotePointsRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.QuotePointsResponse.FromString,
+                _registered_method=True)
+        self.LockPoints = channel.unary_unary(
+                '/mall.member.v1.MemberService/LockPoints',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.LockPointsRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.LockPointsResponse.FromString,
+                _registered_method=True)
+        self.ReleasePoints = channel.unary_unary(
+                '/mall.member.v1.MemberService/ReleasePoints',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.ReleasePointsRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.ReleasePointsResponse.FromString,
+                _registered_method=True)
+        self.CreateCouponTemplate = channel.unary_unary(
+                '/mall.member.v1.MemberService/CreateCouponTemplate',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.CreateCouponTemplateRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.CouponTemplate.FromString,
+                _registered_method=True)
+        self.ClaimCoupon = channel.unary_unary(
+                '/mall.member.v1.MemberService/ClaimCoupon',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.ClaimCouponRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.Coupon.FromString,
+                _registered_method=True)
+        self.ListCoupons = channel.unary_unary(
+                '/mall.member.v1.MemberService/ListCoupons',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.ListCouponsRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.ListCouponsResponse.FromString,
+                _registered_method=True)
+        self.QuoteCoupons = channel.unary_unary(
+                '/mall.member.v1.MemberService/QuoteCoupons',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.QuoteCouponsRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.QuoteCouponsResponse.FromString,
+                _registered_method=True)
+        self.LockCoupon = channel.unary_unary(
+                '/mall.member.v1.MemberService/LockCoupon',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.LockCouponRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.LockCouponResponse.FromString,
+                _registered_method=True)
+        self.UseCoupon = channel.unary_unary(
+                '/mall.member.v1.MemberService/UseCoupon',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.UseCouponRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.UseCouponResponse.FromString,
+                _registered_method=True)
+        self.ReleaseCoupon = channel.unary_unary(
+                '/mall.member.v1.MemberService/ReleaseCoupon',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.ReleaseCouponRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.ReleaseCouponResponse.FromString,
+                _registered_method=True)
+        self.PayWithBalance = channel.unary_unary(
+                '/mall.member.v1.MemberService/PayWithBalance',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.PayWithBalanceRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.PayWithBalanceResponse.FromString,
+                _registered_method=True)
+        self.RefundToBalance = channel.unary_unary(
+                '/mall.member.v1.MemberService/RefundToBalance',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.RefundToBalanceRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.RefundToBalanceResponse.FromString,
+                _registered_method=True)
+        self.RequestWithdrawal = channel.unary_unary(
+                '/mall.member.v1.MemberService/RequestWithdrawal',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.RequestWithdrawalRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.Withdrawal.FromString,
+                _registered_method=True)
+        self.DecideWithdrawal = channel.unary_unary(
+                '/mall.member.v1.MemberService/DecideWithdrawal',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.DecideWithdrawalRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.Withdrawal.FromString,
+                _registered_method=True)
+        self.ListWithdrawals = channel.unary_unary(
+                '/mall.member.v1.MemberService/ListWithdrawals',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.ListWithdrawalsRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.ListWithdrawalsResponse.FromString,
+                _registered_method=True)
+        self.CreateRecharge = channel.unary_unary(
+                '/mall.member.v1.MemberService/CreateRecharge',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.CreateRechargeRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.Recharge.FromString,
+                _registered_method=True)
 
 
 class MemberServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
+    def SignUp(self, request, context):
+        """Membership (M1-M3)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMember(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPlans(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubscribePlan(self, request, context):
+        """paid from the balance
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWalletEntries(self, request, context):
+        """Ledgers (M7)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPointsEntries(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckLedgers(self, request, context):
+        """finance or admin
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QuotePoints(self, request, context):
+        """Points at checkout, idempotent by order_no
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LockPoints(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleasePoints(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateCouponTemplate(self, request, context):
+        """Coupons
+        admin or operator
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClaimCoupon(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCoupons(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QuoteCoupons(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LockCoupon(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UseCoupon(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseCoupon(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PayWithBalance(self, request, context):
+        """Balance payment
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RefundToBalance(self, request, context):
+        """staff
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequestWithdrawal(self, request, context):
+        """Withdrawals (M5)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideWithdrawal(self, request, context):
+        """finance
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWithdrawals(self, request, context):
+        """finance or admin
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateRecharge(self, request, context):
+        """Recharges (M4)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MemberServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'SignUp': grpc.unary_unary_rpc_method_handler(
+                    servicer.SignUp,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.SignUpRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.SignUpResponse.SerializeToString,
+            ),
+            'GetMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMember,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.GetMemberRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.GetMemberResponse.SerializeToString,
+            ),
+            'ListPlans': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPlans,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.ListPlansRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.ListPlansResponse.SerializeToString,
+            ),
+            'SubscribePlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubscribePlan,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.SubscribePlanRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.GetMemberResponse.SerializeToString,
+            ),
+            'ListWalletEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWalletEntries,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.ListEntriesRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.ListEntriesResponse.SerializeToString,
+            ),
+            'ListPointsEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPointsEntries,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.ListEntriesRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.ListEntriesResponse.SerializeToString,
+            ),
+            'CheckLedgers': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckLedgers,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.CheckLedgersRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.CheckLedgersResponse.SerializeToString,
+            ),
+            'QuotePoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.QuotePoints,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.QuotePointsRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.QuotePointsResponse.SerializeToString,
+            ),
+            'LockPoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.LockPoints,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.LockPointsRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.LockPointsResponse.SerializeToString,
+            ),
+            'ReleasePoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleasePoints,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.ReleasePointsRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.ReleasePointsResponse.SerializeToString,
+            ),
+            'CreateCouponTemplate': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateCouponTemplate,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.CreateCouponTemplateRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.CouponTemplate.SerializeToString,
+            ),
+            'ClaimCoupon': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClaimCoupon,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.ClaimCouponRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.Coupon.SerializeToString,
+            ),
+            'ListCoupons': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCoupons,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.ListCouponsRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.ListCouponsResponse.SerializeToString,
+            ),
+            'QuoteCoupons': grpc.unary_unary_rpc_method_handler(
+                    servicer.QuoteCoupons,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.QuoteCouponsRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.QuoteCouponsResponse.SerializeToString,
+            ),
+            'LockCoupon': grpc.unary_unary_rpc_method_handler(
+                    servicer.LockCoupon,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.LockCouponRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.LockCouponResponse.SerializeToString,
+            ),
+            'UseCoupon': grpc.unary_unary_rpc_method_handler(
+                    servicer.UseCoupon,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.UseCouponRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.UseCouponResponse.SerializeToString,
+            ),
+            'ReleaseCoupon': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseCoupon,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.ReleaseCouponRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.ReleaseCouponResponse.SerializeToString,
+            ),
+            'PayWithBalance': grpc.unary_unary_rpc_method_handler(
+                    servicer.PayWithBalance,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.PayWithBalanceRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.PayWithBalanceResponse.SerializeToString,
+            ),
+            'RefundToBalance': grpc.unary_unary_rpc_method_handler(
+                    servicer.RefundToBalance,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.RefundToBalanceRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.RefundToBalanceResponse.SerializeToString,
+            ),
+            'RequestWithdrawal': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestWithdrawal,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.RequestWithdrawalRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.Withdrawal.SerializeToString,
+            ),
+            'DecideWithdrawal': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideWithdrawal,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.DecideWithdrawalRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.Withdrawal.SerializeToString,
+            ),
+            'ListWithdrawals': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWithdrawals,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.ListWithdrawalsRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.ListWithdrawalsResponse.SerializeToString,
+            ),
+            'CreateRecharge': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateRecharge,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.CreateRechargeRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.Recharge.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'mall.member.v1.MemberService', rpc_method_handlers)
@@ -51,3 +433,624 @@ def add_MemberServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class MemberService:
     """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def SignUp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/SignUp',
+            mall_dot_member_dot_v1_dot_member__pb2.SignUpRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.SignUpResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/GetMember',
+            mall_dot_member_dot_v1_dot_member__pb2.GetMemberRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.GetMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPlans(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/ListPlans',
+            mall_dot_member_dot_v1_dot_member__pb2.ListPlansRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.ListPlansResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubscribePlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/SubscribePlan',
+            mall_dot_member_dot_v1_dot_member__pb2.SubscribePlanRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.GetMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWalletEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/ListWalletEntries',
+            mall_dot_member_dot_v1_dot_member__pb2.ListEntriesRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.ListEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPointsEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/ListPointsEntries',
+            mall_dot_member_dot_v1_dot_member__pb2.ListEntriesRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.ListEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckLedgers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/CheckLedgers',
+            mall_dot_member_dot_v1_dot_member__pb2.CheckLedgersRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.CheckLedgersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QuotePoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/QuotePoints',
+            mall_dot_member_dot_v1_dot_member__pb2.QuotePointsRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.QuotePointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LockPoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/LockPoints',
+            mall_dot_member_dot_v1_dot_member__pb2.LockPointsRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.LockPointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleasePoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/ReleasePoints',
+            mall_dot_member_dot_v1_dot_member__pb2.ReleasePointsRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.ReleasePointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateCouponTemplate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/CreateCouponTemplate',
+            mall_dot_member_dot_v1_dot_member__pb2.CreateCouponTemplateRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.CouponTemplate.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClaimCoupon(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/ClaimCoupon',
+            mall_dot_member_dot_v1_dot_member__pb2.ClaimCouponRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.Coupon.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCoupons(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/ListCoupons',
+            mall_dot_member_dot_v1_dot_member__pb2.ListCouponsRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.ListCouponsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QuoteCoupons(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/QuoteCoupons',
+            mall_dot_member_dot_v1_dot_member__pb2.QuoteCouponsRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.QuoteCouponsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LockCoupon(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/LockCoupon',
+            mall_dot_member_dot_v1_dot_member__pb2.LockCouponRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.LockCouponResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UseCoupon(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/UseCoupon',
+            mall_dot_member_dot_v1_dot_member__pb2.UseCouponRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.UseCouponResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseCoupon(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/ReleaseCoupon',
+            mall_dot_member_dot_v1_dot_member__pb2.ReleaseCouponRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.ReleaseCouponResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PayWithBalance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/PayWithBalance',
+            mall_dot_member_dot_v1_dot_member__pb2.PayWithBalanceRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.PayWithBalanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RefundToBalance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/RefundToBalance',
+            mall_dot_member_dot_v1_dot_member__pb2.RefundToBalanceRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.RefundToBalanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestWithdrawal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/RequestWithdrawal',
+            mall_dot_member_dot_v1_dot_member__pb2.RequestWithdrawalRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.Withdrawal.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideWithdrawal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/DecideWithdrawal',
+            mall_dot_member_dot_v1_dot_member__pb2.DecideWithdrawalRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.Withdrawal.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWithdrawals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/ListWithdrawals',
+            mall_dot_member_dot_v1_dot_member__pb2.ListWithdrawalsRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.ListWithdrawalsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateRecharge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/CreateRecharge',
+            mall_dot_member_dot_v1_dot_member__pb2.CreateRechargeRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.Recharge.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
