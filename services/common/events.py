@@ -10,6 +10,7 @@ from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from mall.events.v1.envelope_pb2 import EventEnvelope
 from mall.events.v1.member_events_pb2 import MemberJoined, MemberRecharged, MemberWithdrawn
+from mall.events.v1.member_ledger_events_pb2 import PointsChanged
 from mall.events.v1.order_events_pb2 import (
     CartItemAdded,
     OrderCancelled,
@@ -40,11 +41,11 @@ EVENT_TYPES: dict[type[Message], str] = {
     MemberRecharged: "member-recharged",
     MemberWithdrawn: "member-withdrawn",
     PageViewed: "page-viewed",
+    PointsChanged: "points-changed",
 }
 # Event types whose payload message is not written yet; move each into EVENT_TYPES with its message.
 PLANNED_EVENT_TYPES = (
     "order-shipped", "order-completed",
-    "points-changed",
 )
 TOPICS = (*EVENT_TYPES.values(), *PLANNED_EVENT_TYPES)
 

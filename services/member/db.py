@@ -1,5 +1,412 @@
-"""Member service tables. Its domain tables arrive with its features; outbox and processed events are here now."""
+"""Member service tables, their mapping onto the domain classes, repositories and unit of work."""
 
-from sqlalchemy import MetaData
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from typing import Any, Self
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, registry
+
+from services.common.db import BigId, UTCDateTime, serialize_on
+from services.common.uow import SqlUnitOfWork
+from services.member.domain import (
+    Coupon,
+    CouponTemplate,
+    InsufficientFunds,
+    LedgerEntry,
+    Leg,
+    Member,
+    Mismatch,
+    OrderCredit,
+    PointsHold,
+    Posting,
+    Recharge,
+    Withdrawal,
+    WithdrawalStatus,
+)
+from services.member.uow import MemberUnitOfWork
 
 metadata = MetaData()
+
+members = Table(
+    "members", metadata,
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("member_no", String(24), nullable=True, unique=True),
+    Column("channel", String(16), nullable=True),
+    Column("invite_code", String(32), nullable=True),
+    Column("total_spend_fen", BigInteger, nullable=False, default=0),
+    Column("joined_at", UTCDateTime, nullable=True),
+    Column("plan_id", Integer, nullable=True),
+    Column("plan_expires_at", UTCDateTime, nullable=True),
+    CheckConstraint("total_spend_fen >= 0", name="ck_members_total_spend_non_negative"),
+)
+
+# Double-entry ledgers: every posting's legs sum to zero per unit (fen, points). user_id 0 is the platform.
+ledger_accounts = Table(
+    "ledger_accounts", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("account", String(32), nullable=False),
+    Column("balance", BigInteger, nullable=False, default=0),
+    UniqueConstraint("user_id", "account", name="uq_ledger_accounts_user_account"),
+    CheckConstraint("user_id = 0 OR balance >= 0", name="ck_ledger_accounts_user_balance_non_negative"),
+)
+
+ledger_postings = Table(
+    "ledger_postings", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("key", String(160), nullable=False, unique=True),  # the idempotency key of the movement
+    Column("kind", String(32), nullable=False),
+    Column("reference", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+ledger_entries = Table(
+    "ledger_entries", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("posting_id", BigInteger, ForeignKey("ledger_postings.id"), nullable=False),
+    Column("account_id", BigInteger, ForeignKey("ledger_accounts.id"), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("balance_after", BigInteger, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("posting_id", "account_id", name="uq_ledger_entries_posting_account"),
+    Index("ix_ledger_entries_account_id", "account_id", "id"),
+)
+
+points_holds = Table(
+    "points_holds", metadata,
+    Column("order_no", String(64), primary_key=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+order_credits = Table(
+    "order_credits", metadata,
+    Column("order_no", String(64), primary_key=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("paid_fen", BigInteger, nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("refunded_fen", BigInteger, nullable=False, default=0),
+    Column("points_reversed", BigInteger, nullable=False, default=0),
+)
+
+coupon_templates = Table(
+    "coupon_templates", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("percent_off", Integer, nullable=False),
+    Column("threshold_fen", BigInteger, nullable=False),
+    Column("cap_fen", BigInteger, nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("issued", Integer, nullable=False, default=0),
+    Column("per_user_limit", Integer, nullable=False),
+    Column("valid_from", UTCDateTime, nullable=False),
+    Column("valid_to", UTCDateTime, nullable=False),
+    Column("categories", String(2000), nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint("issued >= 0 AND issued <= total", name="ck_coupon_templates_issued_within_total"),
+)
+
+coupons = Table(
+    "coupons", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("template_id", BigInteger, ForeignKey("coupon_templates.id"), nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("order_no", String(64), nullable=True, unique=True),
+    Column("discount_fen", BigInteger, nullable=False, default=0),
+    Column("claimed_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime, nullable=True),
+    Index("ix_coupons_user_template", "user_id", "template_id"),
+)
+
+withdrawals = Table(
+    "withdrawals", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("withdrawal_no", String(32), nullable=False, unique=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("note", String(200), nullable=False, default=""),
+    Column("payout_txn_id", String(64), nullable=False, default=""),
+    Column("decided_by", BigInteger, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("decided_at", UTCDateTime, nullable=True),
+    CheckConstraint("amount_fen > 0", name="ck_withdrawals_amount_positive"),
+    Index("ix_withdrawals_user_created", "user_id", "created_at"),
+)
+
+recharges = Table(
+    "recharges", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("recharge_no", String(32), nullable=False, unique=True),
+    Column("user_id", BigInteger, nullable=False, index=True),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("channel_txn_id", String(64), nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("paid_at", UTCDateTime, nullable=True),
+    CheckConstraint("amount_fen > 0", name="ck_recharges_amount_positive"),
+)
+
+mapper_registry = registry()
+_mapping = threading.Lock()
+
+
+def start_mappers() -> None:
+    """Map the domain classes onto the tables (idempotent): build_app and database tests call it, never an import."""
+    with _mapping:
+        if mapper_registry.mappers:
+            return
+        for cls, table in ((Member, members), (PointsHold, points_holds), (OrderCredit, order_credits),
+                           (CouponTemplate, coupon_templates), (Coupon, coupons), (Withdrawal, withdrawals),
+                           (Recharge, recharges)):
+            mapper_registry.map_imperatively(cls, table)
+
+
+def insert_ignoring_duplicates(session: Session, table: Table, values: list[dict[str, Any]]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING, on PostgreSQL and SQLite."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    session.execute(dialect.insert(table).values(values).on_conflict_do_nothing())
+
+
+def _locked(query: Any, lock: bool) -> Any:
+    # populate_existing: a row locked now must not be read from an older copy in the session
+    return query.with_for_update().execution_options(populate_existing=True) if lock else query
+
+
+class SqlMemberRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, user_id: int) -> Member | None:
+        return self.session.get(Member, user_id)
+
+    def get_or_add_locked(self, user_id: int) -> Member:
+        insert_ignoring_duplicates(self.session, members, [{"user_id": user_id, "total_spend_fen": 0}])
+        return self.session.execute(_locked(select(Member).where(members.c.user_id == user_id), True)).scalar_one()
+
+
+class SqlLedgerRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def post(self, posting: Posting, now: datetime) -> bool:
+        try:
+            with self.session.begin_nested():
+                posting_id = self.session.execute(ledger_postings.insert().values(
+                    key=posting.key, kind=posting.kind, reference=posting.reference, created_at=now,
+                ).returning(ledger_postings.c.id)).scalar_one()
+        except IntegrityError:  # posted before (or a moment ago, by a transaction that committed first)
+            return False
+        ids = self._account_ids({(leg.user_id, leg.account) for leg in posting.legs})
+        # One order for every transaction's row locks (users' accounts, then the platform's): no deadlocks,
+        # and the busy platform rows are held for the shortest time.
+        for leg in sorted(posting.legs, key=lambda leg: (leg.user_id == 0, ids[leg.user_id, leg.account])):
+            account_id = ids[leg.user_id, leg.account]
+            balance = self.session.execute(
+                update(ledger_accounts)
+                .where(ledger_accounts.c.id == account_id,
+                       or_(ledger_accounts.c.user_id == 0, ledger_accounts.c.balance + leg.amount >= 0))
+                .values(balance=ledger_accounts.c.balance + leg.amount)
+                .returning(ledger_accounts.c.balance)).scalar_one_or_none()
+            if balance is None:
+                raise InsufficientFunds(leg.account)
+            self.session.execute(ledger_entries.insert().values(
+                posting_id=posting_id, account_id=account_id, amount=leg.amount, balance_after=balance,
+                created_at=now))
+        return True
+
+    def _account_ids(self, wanted: set[tuple[int, str]]) -> dict[tuple[int, str], int]:
+        insert_ignoring_duplicates(self.session, ledger_accounts,
+                                   [{"user_id": user_id, "account": account, "balance": 0}
+                                    for user_id, account in sorted(wanted)])
+        rows = self.session.execute(select(ledger_accounts.c.id, ledger_accounts.c.user_id, ledger_accounts.c.account)
+                                    .where(ledger_accounts.c.user_id.in_({user_id for user_id, _ in wanted}))).all()
+        return {(row.user_id, row.account): row.id for row in rows if (row.user_id, row.account) in wanted}
+
+    def find(self, key: str) -> Posting | None:
+        rows = self.session.execute(
+            select(ledger_postings.c.kind, ledger_postings.c.reference, ledger_accounts.c.user_id,
+                   ledger_accounts.c.account, ledger_entries.c.amount)
+            .join(ledger_entries, ledger_entries.c.posting_id == ledger_postings.c.id)
+            .join(ledger_accounts, ledger_accounts.c.id == ledger_entries.c.account_id)
+            .where(ledger_postings.c.key == key)).all()
+        if not rows:
+            return None
+        return Posting(key, rows[0].kind, rows[0].reference,
+                       tuple(Leg(row.user_id, row.account, row.amount) for row in rows))
+
+    def balance(self, user_id: int, account: str) -> int:
+        return self.session.execute(select(ledger_accounts.c.balance).where(
+            ledger_accounts.c.user_id == user_id, ledger_accounts.c.account == account)).scalar_one_or_none() or 0
+
+    def entries(self, user_id: int, accounts: tuple[str, ...], offset: int,
+                limit: int) -> tuple[list[LedgerEntry], int]:
+        where = (ledger_accounts.c.user_id == user_id, ledger_accounts.c.account.in_(accounts))
+        joined = ledger_entries.join(ledger_accounts, ledger_accounts.c.id == ledger_entries.c.account_id)
+        total = self.session.execute(select(func.count()).select_from(joined).where(*where)).scalar_one()
+        rows = self.session.execute(
+            select(ledger_entries.c.id, ledger_accounts.c.account, ledger_entries.c.amount,
+                   ledger_entries.c.balance_after, ledger_postings.c.kind, ledger_postings.c.reference,
+                   ledger_entries.c.created_at)
+            .select_from(joined.join(ledger_postings, ledger_postings.c.id == ledger_entries.c.posting_id))
+            .where(*where).order_by(ledger_entries.c.id.desc()).offset(offset).limit(limit)).all()
+        return [LedgerEntry(**row._mapping) for row in rows], total
+
+    def check(self) -> tuple[int, list[Mismatch]]:
+        sums = (select(ledger_entries.c.account_id, func.sum(ledger_entries.c.amount).label("total"))
+                .group_by(ledger_entries.c.account_id).subquery())
+        rows = self.session.execute(
+            select(ledger_accounts.c.id, ledger_accounts.c.user_id, ledger_accounts.c.account,
+                   ledger_accounts.c.balance, func.coalesce(sums.c.total, 0).label("total"))
+            .outerjoin(sums, sums.c.account_id == ledger_accounts.c.id).order_by(ledger_accounts.c.id)).all()
+        return len(rows), [Mismatch(row.id, row.user_id, row.account, row.balance, int(row.total))
+                           for row in rows if row.balance != row.total]
+
+
+class SqlPointsRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def hold(self, order_no: str, *, lock: bool = False) -> PointsHold | None:
+        if lock:  # also when there is no hold yet: two first locks of one order must not both insert
+            serialize_on(self.session, f"order:{order_no}")
+        return self.session.execute(_locked(select(PointsHold).where(points_holds.c.order_no == order_no),
+                                            lock)).scalar_one_or_none()
+
+    def add_hold(self, hold: PointsHold) -> None:
+        self.session.add(hold)
+        self.session.flush()
+
+    def credit(self, order_no: str, *, lock: bool = False) -> OrderCredit | None:
+        return self.session.execute(_locked(select(OrderCredit).where(order_credits.c.order_no == order_no),
+                                            lock)).scalar_one_or_none()
+
+    def add_credit(self, credit: OrderCredit) -> None:
+        self.session.add(credit)
+        self.session.flush()
+
+
+class SqlCouponRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add_template(self, template: CouponTemplate) -> None:
+        self.session.add(template)
+        self.session.flush()
+
+    def template(self, template_id: int) -> CouponTemplate | None:
+        return self.session.get(CouponTemplate, template_id)
+
+    def take_one(self, template_id: int) -> bool:
+        taken = self.session.execute(update(coupon_templates).where(
+            coupon_templates.c.id == template_id, coupon_templates.c.issued < coupon_templates.c.total,
+        ).values(issued=coupon_templates.c.issued + 1).returning(coupon_templates.c.issued)).scalar_one_or_none()
+        return taken is not None
+
+    def lock_claims(self, user_id: int, template_id: int) -> None:
+        serialize_on(self.session, f"coupon-claims:{user_id}:{template_id}")
+
+    def claimed(self, user_id: int, template_id: int) -> int:
+        return self.session.execute(select(func.count()).select_from(coupons).where(
+            coupons.c.user_id == user_id, coupons.c.template_id == template_id)).scalar_one()
+
+    def add(self, coupon: Coupon) -> None:
+        self.session.add(coupon)
+        self.session.flush()
+
+    def get(self, coupon_id: int, *, lock: bool = False) -> Coupon | None:
+        return self.session.execute(_locked(select(Coupon).where(coupons.c.id == coupon_id),
+                                            lock)).scalar_one_or_none()
+
+    def by_order(self, order_no: str, *, lock: bool = False) -> Coupon | None:
+        if lock:  # also when no coupon holds the order yet: two coupons must not both be locked for it
+            serialize_on(self.session, f"order-coupon:{order_no}")
+        return self.session.execute(_locked(select(Coupon).where(coupons.c.order_no == order_no),
+                                            lock)).scalar_one_or_none()
+
+    def of_user(self, user_id: int) -> list[tuple[Coupon, CouponTemplate]]:
+        rows = self.session.execute(select(Coupon, CouponTemplate)
+                                    .join(CouponTemplate, coupon_templates.c.id == coupons.c.template_id)
+                                    .where(coupons.c.user_id == user_id).order_by(coupons.c.id.desc())).all()
+        return [(row[0], row[1]) for row in rows]
+
+
+class SqlWithdrawalRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, withdrawal: Withdrawal) -> None:
+        self.session.add(withdrawal)
+        self.session.flush()
+
+    def get(self, withdrawal_id: int, *, lock: bool = False) -> Withdrawal | None:
+        return self.session.execute(_locked(select(Withdrawal).where(withdrawals.c.id == withdrawal_id),
+                                            lock)).scalar_one_or_none()
+
+    def lock_user(self, user_id: int) -> None:
+        serialize_on(self.session, f"withdrawals:{user_id}")
+
+    def page(self, status: str, offset: int, limit: int) -> tuple[list[Withdrawal], int]:
+        where = [withdrawals.c.status == status] if status else []
+        total = self.session.execute(select(func.count()).select_from(withdrawals).where(*where)).scalar_one()
+        found = self.session.execute(select(Withdrawal).where(*where).order_by(withdrawals.c.id)
+                                     .offset(offset).limit(limit)).scalars().all()
+        return list(found), total
+
+    def requested_since(self, user_id: int, since: datetime) -> int:
+        return self.session.execute(select(func.coalesce(func.sum(withdrawals.c.amount_fen), 0)).where(
+            withdrawals.c.user_id == user_id, withdrawals.c.created_at >= since,
+            withdrawals.c.status != WithdrawalStatus.REJECTED.value)).scalar_one()
+
+
+class SqlRechargeRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, recharge: Recharge) -> None:
+        self.session.add(recharge)
+        self.session.flush()
+
+    def by_no(self, recharge_no: str, *, lock: bool = False) -> Recharge | None:
+        return self.session.execute(_locked(select(Recharge).where(recharges.c.recharge_no == recharge_no),
+                                            lock)).scalar_one_or_none()
+
+
+class SqlMemberUnitOfWork(SqlUnitOfWork, MemberUnitOfWork):
+    """The member unit of work on the service database (call start_mappers() first)."""
+
+    def __enter__(self) -> Self:
+        super().__enter__()
+        self.members = SqlMemberRepository(self.session)
+        self.ledger = SqlLedgerRepository(self.session)
+        self.points = SqlPointsRepository(self.session)
+        self.coupons = SqlCouponRepository(self.session)
+        self.withdrawals = SqlWithdrawalRepository(self.session)
+        self.recharges = SqlRechargeRepository(self.session)
+        return self

@@ -1,0 +1,109 @@
+"""Admin API of the member service: coupon templates, withdrawal decisions, the ledger audit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from flask import Blueprint
+from google.protobuf.timestamp_pb2 import Timestamp
+from mall.member.v1 import member_pb2 as pb
+from mall.member.v1.member_pb2_grpc import MemberServiceStub
+from pydantic import AwareDatetime, Field, field_validator
+
+from gateway.api import Body, Page, PageQuery, Reply, operation, service
+from gateway.routes.member import MAX_FEN, CouponTemplateOut, WithdrawalOut
+from services.common.auth import Role
+
+bp = Blueprint("admin_member", __name__, url_prefix="/api/v1/admin")
+
+
+def stamp(moment: datetime) -> Timestamp:
+    result = Timestamp()
+    result.FromDatetime(moment)
+    return result
+
+
+class CouponTemplateIn(Body):
+    name: str = Field(min_length=1, max_length=64)
+    kind: Literal["fixed", "percent"]
+    amount_fen: int = Field(0, ge=0, le=MAX_FEN, description="fixed: the amount off")
+    percent_off: int = Field(0, ge=0, le=99, description="percent: 1-99")
+    threshold_fen: int = Field(0, ge=0, le=MAX_FEN)
+    cap_fen: int | None = Field(None, ge=0, le=MAX_FEN, description="percent: most taken off")
+    total: int = Field(ge=1, le=10_000_000)
+    per_user_limit: int = Field(1, ge=1, le=1_000)
+    valid_from: AwareDatetime = Field(description="ISO 8601 with offset, years 2000-2199")
+    valid_to: AwareDatetime = Field(description="ISO 8601 with offset, years 2000-2199")
+
+    @field_validator("valid_from", "valid_to")
+    @classmethod
+    def _in_range(cls, value: datetime) -> datetime:
+        if not 2000 <= value.year < 2200:  # before converting: year 1 at +05:00 would overflow
+            raise ValueError("the year must be 2000-2199")
+        return value
+    category_ids: list[int] | None = Field(None, max_length=100, description="empty or missing: every category")
+
+
+class DecisionIn(Body):
+    approve: bool
+    note: str = Field("", max_length=200)
+
+
+class Mismatch(Reply):
+    account_id: int
+    user_id: int = Field(description="0 for platform accounts")
+    account: str
+    balance: int
+    entries_sum: int
+
+
+class LedgerAudit(Reply):
+    """Every ledger account recomputed from its entries."""
+
+    accounts_checked: int
+    mismatches: list[Mismatch]
+
+
+@bp.post("/coupons")
+@operation(summary="Create a coupon template", tag="admin", roles=(Role.ADMIN, Role.OPERATOR),
+           body=CouponTemplateIn, responses={201: CouponTemplateOut},
+           description="Percent discounts are rounded down to the fen.")
+def create_coupon_template(body: CouponTemplateIn) -> tuple[CouponTemplateOut, int]:
+    reply = service(MemberServiceStub).CreateCouponTemplate(pb.CreateCouponTemplateRequest(
+        name=body.name, kind=body.kind, amount_fen=body.amount_fen, percent_off=body.percent_off,
+        threshold_fen=body.threshold_fen, cap_fen=body.cap_fen or 0, total=body.total,
+        per_user_limit=body.per_user_limit, valid_from=stamp(body.valid_from), valid_to=stamp(body.valid_to),
+        category_ids=body.category_ids or []))
+    return CouponTemplateOut.from_proto(reply), 201
+
+
+@bp.post("/withdrawals/<id:withdrawal_id>/decision")
+@operation(summary="Approve (pay out) or reject (release) a withdrawal", tag="admin", roles=(Role.FINANCE,),
+           body=DecisionIn, responses={200: WithdrawalOut})
+def decide_withdrawal(withdrawal_id: int, body: DecisionIn) -> WithdrawalOut:
+    return WithdrawalOut.from_proto(service(MemberServiceStub).DecideWithdrawal(pb.DecideWithdrawalRequest(
+        withdrawal_id=withdrawal_id, approve=body.approve, note=body.note)))
+
+
+class WithdrawalsQuery(PageQuery):
+    status: Literal["PENDING_REVIEW", "PAID", "REJECTED"] | None = None
+
+
+@bp.get("/withdrawals")
+@operation(summary="Withdrawals to review (oldest first)", tag="admin", roles=(Role.FINANCE, Role.ADMIN),
+           query=WithdrawalsQuery, responses={200: Page[WithdrawalOut]})
+def list_withdrawals(query: WithdrawalsQuery) -> Page[WithdrawalOut]:
+    reply = service(MemberServiceStub).ListWithdrawals(pb.ListWithdrawalsRequest(
+        status=query.status or "", offset=query.offset, limit=query.page_size))
+    return Page[WithdrawalOut].of([WithdrawalOut.from_proto(w) for w in reply.withdrawals], query, reply.total)
+
+
+@bp.get("/ledger-audit")
+@operation(summary="Recompute every ledger account from its entries and list mismatches", tag="admin",
+           roles=(Role.FINANCE, Role.ADMIN), responses={200: LedgerAudit})
+def ledger_audit() -> LedgerAudit:
+    reply = service(MemberServiceStub).CheckLedgers(pb.CheckLedgersRequest())
+    return LedgerAudit(accounts_checked=reply.accounts_checked, mismatches=[
+        Mismatch(account_id=m.account_id, user_id=m.user_id, account=m.account, balance=m.balance,
+                 entries_sum=m.entries_sum) for m in reply.mismatches])

@@ -1,0 +1,282 @@
+"""Member API: membership, wallet and points ledgers, coupons, withdrawals, recharges."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from flask import Blueprint, request
+from google.protobuf.timestamp_pb2 import Timestamp
+from mall.member.v1 import member_pb2 as pb
+from mall.member.v1.member_pb2_grpc import MemberServiceStub
+from pydantic import Field
+
+from gateway.api import Body, Page, PageQuery, Reply, operation, service
+from gateway.errors import ApiError
+from services.common import idempotency
+
+bp = Blueprint("member", __name__, url_prefix="/api/v1/member")
+
+MAX_FEN = 10**12  # far beyond any real amount; keeps int64 arithmetic safe
+
+
+def moment(stamp: Timestamp) -> datetime | None:
+    return stamp.ToDatetime(tzinfo=UTC) if stamp.seconds or stamp.nanos else None
+
+
+class SignUp(Body):
+    channel: Literal["self", "purchase", "invitation", "campaign"]
+    invite_code: str | None = Field(None, pattern=r"^[A-Za-z0-9]{4,32}$", description="required for invitation")
+
+
+class Plan(Reply):
+    id: int
+    name: str
+    expires_at: datetime
+
+
+class PlanOut(Reply):
+    """A paid plan on sale."""
+
+    id: int
+    name: str
+    price_fen: int
+    days: int
+    discount_rate: float = Field(description="on top of the level's: 0.95 = another 5% off")
+
+
+class Plans(Reply):
+    """The paid plans on sale."""
+
+    items: list[PlanOut]
+
+
+class MemberOut(Reply):
+    """A member's account."""
+
+    member_no: str
+    level: str = Field(description="normal | silver | gold | diamond, by total paid spend")
+    discount_rate: float = Field(description="share of the price paid now (level x active plan): 0.95 = 5% off")
+    points_multiplier: float = Field(description="points per yuan paid")
+    points: int
+    balance_fen: int
+    pending_fen: int = Field(description="held by withdrawals under review")
+    coupons_available: int
+    total_spend_fen: int
+    channel: str
+    joined_at: datetime | None
+    plan: Plan | None = Field(None, description="the active paid plan, if any")
+
+    @classmethod
+    def from_proto(cls, member: pb.Member) -> MemberOut:
+        return cls(member_no=member.member_no, level=member.level, discount_rate=member.discount_percent / 100,
+                   points_multiplier=member.points_multiplier_percent / 100, points=member.points,
+                   balance_fen=member.balance_fen, pending_fen=member.pending_fen,
+                   coupons_available=member.coupons_available, total_spend_fen=member.total_spend_fen,
+                   channel=member.channel, joined_at=moment(member.joined_at),
+                   plan=Plan(id=member.plan.id, name=member.plan.name,
+                             expires_at=member.plan.expires_at.ToDatetime(tzinfo=UTC))
+                   if member.HasField("plan") else None)
+
+
+class LedgerEntryOut(Reply):
+    """One ledger line."""
+
+    id: int
+    account: str = Field(description="available | pending | bonus (wallet); points | points_locked")
+    amount: int = Field(description="fen for the wallet, points for points; signed")
+    balance_after: int
+    kind: str
+    reference: str
+    created_at: datetime
+
+    @classmethod
+    def from_proto(cls, entry: pb.LedgerEntry) -> LedgerEntryOut:
+        return cls(id=entry.id, account=entry.account, amount=entry.amount, balance_after=entry.balance_after,
+                   kind=entry.kind, reference=entry.reference, created_at=entry.created_at.ToDatetime(tzinfo=UTC))
+
+
+class CouponTemplateOut(Reply):
+    """A coupon template."""
+
+    id: int
+    name: str
+    kind: Literal["fixed", "percent"]
+    amount_fen: int
+    percent_off: int
+    threshold_fen: int
+    cap_fen: int = Field(description="percent coupons: most taken off, 0 = no cap")
+    total: int
+    issued: int
+    per_user_limit: int
+    valid_from: datetime
+    valid_to: datetime
+    category_ids: list[int]
+
+    @classmethod
+    def from_proto(cls, template: pb.CouponTemplate) -> CouponTemplateOut:
+        return cls(id=template.id, name=template.name, kind=template.kind,  # type: ignore[arg-type]
+                   amount_fen=template.amount_fen, percent_off=template.percent_off,
+                   threshold_fen=template.threshold_fen, cap_fen=template.cap_fen, total=template.total,
+                   issued=template.issued, per_user_limit=template.per_user_limit,
+                   valid_from=template.valid_from.ToDatetime(tzinfo=UTC),
+                   valid_to=template.valid_to.ToDatetime(tzinfo=UTC), category_ids=list(template.category_ids))
+
+
+class CouponOut(Reply):
+    """A coupon of the caller's."""
+
+    id: int
+    status: Literal["available", "locked", "used", "expired"]
+    order_no: str | None
+    claimed_at: datetime
+    template: CouponTemplateOut
+
+    @classmethod
+    def from_proto(cls, coupon: pb.Coupon) -> CouponOut:
+        return cls(id=coupon.id, status=coupon.status, order_no=coupon.order_no or None,  # type: ignore[arg-type]
+                   claimed_at=coupon.claimed_at.ToDatetime(tzinfo=UTC),
+                   template=CouponTemplateOut.from_proto(coupon.template))
+
+
+class CouponsQuery(PageQuery):
+    status: Literal["available", "locked", "used", "expired"] | None = None
+
+
+class ClaimCoupon(Body):
+    template_id: int = Field(ge=1, le=999_999_999_999_999_999)
+
+
+class WithdrawalRequest(Body):
+    amount_fen: int = Field(ge=1, le=MAX_FEN)
+
+
+class WithdrawalOut(Reply):
+    """A withdrawal."""
+
+    id: int
+    withdrawal_no: str
+    user_id: int
+    status: Literal["PENDING_REVIEW", "PAID", "REJECTED"]
+    amount_fen: int
+    note: str
+    created_at: datetime
+    decided_at: datetime | None
+
+    @classmethod
+    def from_proto(cls, withdrawal: pb.Withdrawal) -> WithdrawalOut:
+        return cls(id=withdrawal.id, withdrawal_no=withdrawal.withdrawal_no, user_id=withdrawal.user_id,
+                   status=withdrawal.status,  # type: ignore[arg-type]
+                   amount_fen=withdrawal.amount_fen, note=withdrawal.note,
+                   created_at=withdrawal.created_at.ToDatetime(tzinfo=UTC), decided_at=moment(withdrawal.decided_at))
+
+
+class RechargeRequest(Body):
+    amount_fen: int = Field(ge=1, le=MAX_FEN)
+    channel: Literal["wechat", "alipay", "bank_card"]
+
+
+class RechargeOut(Reply):
+    """A recharge awaiting payment, with the channel's payment parameters."""
+
+    id: int
+    recharge_no: str
+    status: Literal["PENDING", "PAID"]
+    amount_fen: int
+    payment: dict[str, str] = Field(description="the channel's payment parameters, with out_trade_no")
+
+
+@bp.post("/signup")
+@operation(summary="Become a member (again: the same membership)", tag="member", body=SignUp,
+           responses={200: MemberOut})
+def sign_up(body: SignUp) -> MemberOut:
+    reply = service(MemberServiceStub).SignUp(pb.SignUpRequest(channel=body.channel,
+                                                                invite_code=body.invite_code or ""))
+    return MemberOut.from_proto(reply.member)
+
+
+@bp.get("")
+@operation(summary="My member account", tag="member", responses={200: MemberOut})
+def get_member() -> MemberOut:
+    return MemberOut.from_proto(service(MemberServiceStub).GetMember(pb.GetMemberRequest()).member)
+
+
+@bp.get("/plans")
+@operation(summary="Paid membership plans", tag="member", responses={200: Plans})
+def list_plans() -> Plans:
+    return Plans(items=[PlanOut(id=p.id, name=p.name, price_fen=p.price_fen, days=p.days,
+                                discount_rate=p.discount_percent / 100)
+                        for p in service(MemberServiceStub).ListPlans(pb.ListPlansRequest()).plans])
+
+
+@bp.post("/plans/<id:plan_id>/subscribe")
+@operation(summary="Buy or renew a paid plan with my balance (a renewal extends from the current expiry)",
+           tag="member", responses={200: MemberOut},
+           description="Needs the header Idempotency-Key (1-128 printable ASCII characters): the same key buys once.")
+def subscribe_plan(plan_id: int) -> MemberOut:
+    return MemberOut.from_proto(service(MemberServiceStub).SubscribePlan(pb.SubscribePlanRequest(
+        plan_id=plan_id, idempotency_key=idempotency_key())).member)
+
+
+@bp.get("/ledger")
+@operation(summary="My wallet ledger, newest first", tag="member", query=PageQuery,
+           responses={200: Page[LedgerEntryOut]})
+def wallet_ledger(query: PageQuery) -> Page[LedgerEntryOut]:
+    reply = service(MemberServiceStub).ListWalletEntries(pb.ListEntriesRequest(offset=query.offset,
+                                                                               limit=query.page_size))
+    return Page[LedgerEntryOut].of([LedgerEntryOut.from_proto(e) for e in reply.entries], query, reply.total)
+
+
+@bp.get("/points")
+@operation(summary="My points history, newest first", tag="member", query=PageQuery,
+           responses={200: Page[LedgerEntryOut]})
+def points_ledger(query: PageQuery) -> Page[LedgerEntryOut]:
+    reply = service(MemberServiceStub).ListPointsEntries(pb.ListEntriesRequest(offset=query.offset,
+                                                                               limit=query.page_size))
+    return Page[LedgerEntryOut].of([LedgerEntryOut.from_proto(e) for e in reply.entries], query, reply.total)
+
+
+@bp.get("/coupons")
+@operation(summary="My coupons (available, locked, used, expired)", tag="member", query=CouponsQuery,
+           responses={200: Page[CouponOut]})
+def list_coupons(query: CouponsQuery) -> Page[CouponOut]:
+    reply = service(MemberServiceStub).ListCoupons(pb.ListCouponsRequest(status=query.status or "",
+                                                                         offset=query.offset, limit=query.page_size))
+    return Page[CouponOut].of([CouponOut.from_proto(c) for c in reply.coupons], query, reply.total)
+
+
+@bp.post("/coupons/claim")
+@operation(summary="Claim a coupon of a template", tag="member", body=ClaimCoupon, responses={201: CouponOut})
+def claim_coupon(body: ClaimCoupon) -> tuple[CouponOut, int]:
+    return CouponOut.from_proto(service(MemberServiceStub).ClaimCoupon(
+        pb.ClaimCouponRequest(template_id=body.template_id))), 201
+
+
+@bp.post("/withdrawals")
+@operation(summary="Withdraw from my balance (held at once, paid after review)", tag="member",
+           body=WithdrawalRequest, responses={201: WithdrawalOut},
+           description="Needs the header Idempotency-Key (1-128 printable ASCII characters): the same key gives "
+                       "the same withdrawal.")
+def request_withdrawal(body: WithdrawalRequest) -> tuple[WithdrawalOut, int]:
+    return WithdrawalOut.from_proto(service(MemberServiceStub).RequestWithdrawal(pb.RequestWithdrawalRequest(
+        amount_fen=body.amount_fen, idempotency_key=idempotency_key()))), 201
+
+
+@bp.post("/recharges")
+@operation(summary="Start a recharge: the channel's payment parameters; credited on the verified notify",
+           tag="member", body=RechargeRequest, responses={201: RechargeOut})
+def create_recharge(body: RechargeRequest) -> tuple[RechargeOut, int]:
+    reply = service(MemberServiceStub).CreateRecharge(pb.CreateRechargeRequest(amount_fen=body.amount_fen,
+                                                                               channel=body.channel))
+    return RechargeOut(id=reply.id, recharge_no=reply.recharge_no, status=reply.status,  # type: ignore[arg-type]
+                       amount_fen=reply.amount_fen, payment=dict(reply.payment)), 201
+
+
+def idempotency_key() -> str:
+    """The request's Idempotency-Key header, checked; 400 when missing or malformed."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        raise ApiError(400, "IDEMPOTENCY_KEY_REQUIRED", "this request needs an Idempotency-Key header",
+                       {"Idempotency-Key": "required"})
+    idempotency.validate("gateway", key)
+    return key

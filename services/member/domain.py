@@ -1,0 +1,542 @@
+"""Member domain: levels, membership, ledger postings, points, coupons, withdrawals, recharges (no I/O)."""
+
+from __future__ import annotations
+
+import enum
+import re
+import secrets
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
+
+# ---------------------------------------------------------------- levels (M2/M3)
+
+
+@dataclass(frozen=True)
+class Level:
+    """A member level: reached at `min_spend_fen` of total paid spend."""
+
+    code: str
+    min_spend_fen: int
+    discount_percent: int           # the share of the price paid: 95 means 5% off
+    points_multiplier_percent: int  # 150 means 1.5 points per yuan paid
+
+
+# The level table (documented in README "Member service"): by total paid spend, in fen.
+LEVELS: tuple[Level, ...] = (
+    Level("normal", 0, 100, 100),
+    Level("silver", 100_000, 98, 120),       # 1,000 yuan
+    Level("gold", 500_000, 95, 150),         # 5,000 yuan
+    Level("diamond", 2_000_000, 90, 200),    # 20,000 yuan
+)
+# A shopper who is not a member joins (channel "purchase") once their paid spend reaches this.
+AUTO_JOIN_SPEND_FEN = 10_000                 # 100 yuan
+
+CHANNELS = ("self", "purchase", "invitation", "campaign")
+INVITE_CODE = re.compile(r"[A-Za-z0-9]{4,32}")
+
+
+def level_for(total_spend_fen: int) -> Level:
+    """The highest level whose threshold the spend reaches."""
+    return [level for level in LEVELS if total_spend_fen >= level.min_spend_fen][-1]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A paid membership plan (PLUS): an extra discount for its term."""
+
+    id: int
+    name: str
+    price_fen: int
+    days: int
+    discount_percent: int    # applied on top of the level's: 95 means another 5% off
+
+
+# The plans on sale (README "Member service rules"); paid from the wallet balance.
+PLANS: tuple[Plan, ...] = (
+    Plan(1, "PLUS monthly", 1_500, 31, 95),
+    Plan(2, "PLUS annual", 14_800, 366, 95),
+)
+
+
+def plan_by_id(plan_id: int) -> Plan:
+    plan = next((plan for plan in PLANS if plan.id == plan_id), None)
+    if plan is None:
+        raise NotFound("PLAN_NOT_FOUND", "no such plan")
+    return plan
+
+
+@dataclass
+class Member:
+    """A shopper's member record. It exists from the first paid order (to count spend) or sign-up;
+    `joined_at` is set only once the shopper is a member."""
+
+    user_id: int
+    total_spend_fen: int = 0
+    member_no: str | None = None
+    channel: str | None = None
+    invite_code: str | None = None
+    joined_at: datetime | None = None
+    plan_id: int | None = None
+    plan_expires_at: datetime | None = None
+
+    @property
+    def is_member(self) -> bool:
+        return self.joined_at is not None
+
+    @property
+    def level(self) -> Level:
+        return level_for(self.total_spend_fen)
+
+    def join(self, channel: str, invite_code: str | None, now: datetime) -> bool:
+        """Become a member through `channel`; False (and nothing changes) when already one."""
+        if channel not in CHANNELS:
+            raise InvalidInput("CHANNEL_INVALID", f"channel must be one of {', '.join(CHANNELS)}",
+                               details={"channel": "invalid"})
+        if invite_code and not INVITE_CODE.fullmatch(invite_code):
+            raise InvalidInput("INVITE_CODE_INVALID", "the invite code must be 4-32 letters or digits",
+                               details={"invite_code": "invalid"})
+        if channel == "invitation" and not invite_code:
+            raise InvalidInput("INVITE_CODE_REQUIRED", "joining by invitation needs the invite code",
+                               details={"invite_code": "required"})
+        if self.is_member:
+            return False
+        self.member_no = "M" + now.strftime("%Y%m%d") + f"{secrets.randbelow(10**10):010d}"
+        self.channel, self.invite_code, self.joined_at = channel, invite_code or None, now
+        return True
+
+    def active_plan(self, now: datetime) -> Plan | None:
+        """The paid plan whose term includes `now`; benefits exist only within it."""
+        if self.plan_id is None or self.plan_expires_at is None or now >= self.plan_expires_at:
+            return None
+        return plan_by_id(self.plan_id)
+
+    def discount_percent(self, now: datetime) -> int:
+        """The share of the price this member pays now: the level's, times the active plan's, rounded down."""
+        plan = self.active_plan(now)
+        return self.level.discount_percent * (plan.discount_percent if plan else 100) // 100
+
+    def subscribe(self, plan: Plan, now: datetime) -> None:
+        """Start or renew `plan`: a renewal extends from the current expiry, not from today."""
+        if not self.is_member:
+            raise not_a_member()
+        start = self.plan_expires_at if self.plan_expires_at and self.plan_expires_at > now else now
+        self.plan_id, self.plan_expires_at = plan.id, start + timedelta(days=plan.days)
+
+    def add_spend(self, delta_fen: int) -> None:
+        self.total_spend_fen = max(0, self.total_spend_fen + delta_fen)
+
+
+def not_a_member() -> NotFound:
+    return NotFound("MEMBER_NOT_FOUND", "you are not a member yet; sign up first")
+
+
+# ---------------------------------------------------------------- ledgers (M7)
+
+
+class Account(enum.StrEnum):
+    """Ledger accounts. User accounts never go below zero (a database CHECK); platform accounts
+    are the other side of every movement and may (clearing is money held at the channels)."""
+
+    AVAILABLE = "available"              # the wallet balance a shopper can spend or withdraw
+    PENDING = "pending"                  # held by withdrawals under review
+    BONUS = "bonus"                      # promotional credit, never withdrawable
+    POINTS = "points"                    # spendable points
+    POINTS_LOCKED = "points_locked"      # points held by unpaid orders
+    CLEARING = "platform_clearing"       # money in and out through payment and payout channels
+    SALES = "platform_sales"             # orders paid with balance (and refunds of them)
+    POINTS_ISSUED = "platform_points_issued"
+
+
+USER_ACCOUNTS = frozenset({Account.AVAILABLE, Account.PENDING, Account.BONUS, Account.POINTS, Account.POINTS_LOCKED})
+WALLET_ACCOUNTS = (Account.AVAILABLE, Account.PENDING, Account.BONUS)
+POINTS_ACCOUNTS = (Account.POINTS, Account.POINTS_LOCKED)
+
+
+def unit_of(account: str) -> str:
+    return "points" if account in (Account.POINTS, Account.POINTS_LOCKED, Account.POINTS_ISSUED) else "fen"
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One side of a posting: `amount` (signed) onto a user's account, or a platform one (user_id 0)."""
+
+    user_id: int
+    account: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class Posting:
+    """A balanced movement between accounts, applied at most once per idempotency `key`."""
+
+    key: str
+    kind: str
+    reference: str
+    legs: tuple[Leg, ...]
+
+    def __post_init__(self) -> None:
+        totals: dict[str, int] = defaultdict(int)
+        for leg in self.legs:
+            if leg.amount == 0 or leg.account not in set(Account):
+                raise ValueError(f"bad leg {leg}")
+            if (leg.account in USER_ACCOUNTS) != (leg.user_id > 0):
+                raise ValueError(f"{leg.account} belongs to {'a user' if leg.account in USER_ACCOUNTS else 'the platform'}")
+            totals[unit_of(leg.account)] += leg.amount
+        if not self.legs or any(totals.values()):
+            raise ValueError(f"posting {self.key} does not balance: {dict(totals)}")
+
+
+def transfer(key: str, kind: str, reference: str, *, amount: int, source: tuple[int, str],
+             target: tuple[int, str]) -> Posting:
+    """Move `amount` (> 0) from account `source` to account `target`, each (user_id or 0, account)."""
+    if amount <= 0:
+        raise InvalidInput("AMOUNT_INVALID", "the amount must be positive", details={"amount_fen": "invalid"})
+    return Posting(key, kind, reference, (Leg(source[0], source[1], -amount), Leg(target[0], target[1], amount)))
+
+
+PLATFORM = 0
+
+
+class InsufficientFunds(DomainError):
+    """A user account would go below zero."""
+
+    def __init__(self, account: str) -> None:
+        code = "INSUFFICIENT_POINTS" if unit_of(account) == "points" else "INSUFFICIENT_BALANCE"
+        super().__init__(code, f"not enough in {account}", details={"account": account})
+
+
+def posting_conflict(key: str) -> Conflict:
+    return Conflict("ALREADY_APPLIED_DIFFERENTLY", f"{key} was already applied with different amounts")
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One line of a ledger as its owner sees it."""
+
+    id: int
+    account: str
+    amount: int
+    balance_after: int
+    kind: str
+    reference: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    account_id: int
+    user_id: int
+    account: str
+    balance: int
+    entries_sum: int
+
+
+# ---------------------------------------------------------------- points
+
+
+POINTS_VALUE_FEN = 1             # 1 point pays 1 fen (100 points = 1 yuan)
+POINTS_MAX_SHARE_PERCENT = 50    # points pay at most half of an order
+
+
+def points_earned(paid_fen: int, level: Level) -> int:
+    """1 point per whole yuan paid, times the level's multiplier, rounded down."""
+    return (paid_fen // 100) * level.points_multiplier_percent // 100
+
+
+def points_cap(payable_fen: int) -> int:
+    """Most points an order of `payable_fen` may use."""
+    return max(0, payable_fen) * POINTS_MAX_SHARE_PERCENT // 100 // POINTS_VALUE_FEN
+
+
+class HoldStatus(enum.StrEnum):
+    LOCKED = "locked"
+    RELEASED = "released"
+    USED = "used"
+
+
+@dataclass
+class PointsHold:
+    """Points locked by an unpaid order: released when it is cancelled, used when it is paid."""
+
+    order_no: str
+    user_id: int
+    points: int
+    status: str
+    created_at: datetime
+
+
+@dataclass
+class OrderCredit:
+    """What a paid order earned: points awarded and spend counted, for reversing refunds."""
+
+    order_no: str
+    user_id: int
+    paid_fen: int
+    points: int
+    refunded_fen: int = 0
+    points_reversed: int = 0
+
+
+def validate_order_no(order_no: str) -> str:
+    if not 0 < len(order_no) <= 64:
+        raise InvalidInput("ORDER_NO_INVALID", "order_no must be 1-64 characters", details={"order_no": "invalid"})
+    return order_no
+
+
+# ---------------------------------------------------------------- coupons
+
+
+class CouponStatus(enum.StrEnum):
+    AVAILABLE = "available"
+    LOCKED = "locked"
+    USED = "used"
+    EXPIRED = "expired"   # never stored: an available coupon past its template's valid_to
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    category_id: int
+    amount_fen: int
+
+
+@dataclass
+class CouponTemplate:
+    """What admins issue: a fixed amount off above a threshold, or a percent off with a cap."""
+
+    name: str
+    kind: str
+    amount_fen: int
+    percent_off: int
+    threshold_fen: int
+    cap_fen: int
+    total: int
+    per_user_limit: int
+    valid_from: datetime
+    valid_to: datetime
+    categories: str = ""          # comma-separated category ids; "" = every category
+    issued: int = 0
+    created_at: datetime | None = None
+    id: int | None = None
+
+    @classmethod
+    def create(cls, *, name: str, kind: str, amount_fen: int, percent_off: int, threshold_fen: int, cap_fen: int,
+               total: int, per_user_limit: int, valid_from: datetime, valid_to: datetime,
+               category_ids: list[int], now: datetime) -> CouponTemplate:
+        problems: dict[str, object] = {}
+        if not 0 < len(name.strip()) <= 64:
+            problems["name"] = "1-64 characters"
+        if kind == "fixed":
+            if amount_fen <= 0:
+                problems["amount_fen"] = "must be positive"
+            percent_off = cap_fen = 0
+        elif kind == "percent":
+            if not 0 < percent_off < 100:
+                problems["percent_off"] = "1-99"
+            if cap_fen < 0:
+                problems["cap_fen"] = "must not be negative"
+            amount_fen = 0
+        else:
+            problems["kind"] = "fixed or percent"
+        if threshold_fen < 0:
+            problems["threshold_fen"] = "must not be negative"
+        if total <= 0:
+            problems["total"] = "must be positive"
+        if per_user_limit <= 0:
+            problems["per_user_limit"] = "must be positive"
+        if valid_to <= valid_from:
+            problems["valid_to"] = "must be after valid_from"
+        if any(category <= 0 for category in category_ids) or len(category_ids) > 100:
+            problems["category_ids"] = "at most 100 positive ids"
+        if problems:
+            raise InvalidInput("COUPON_TEMPLATE_INVALID", "the coupon template is invalid", details=problems)
+        return cls(name=name.strip(), kind=kind, amount_fen=amount_fen, percent_off=percent_off,
+                   threshold_fen=threshold_fen, cap_fen=cap_fen, total=total, per_user_limit=per_user_limit,
+                   valid_from=valid_from, valid_to=valid_to,
+                   categories=",".join(str(c) for c in sorted(set(category_ids))), created_at=now)
+
+    @property
+    def category_ids(self) -> list[int]:
+        return [int(c) for c in self.categories.split(",") if c]
+
+    def quote(self, lines: list[OrderLine], now: datetime) -> tuple[int, str]:
+        """(discount_fen, "") when usable on these lines now, else (0, the reason's code).
+
+        Percent discounts are rounded down to the fen (the shop never gives away a fraction)."""
+        if now < self.valid_from:
+            return 0, "COUPON_NOT_STARTED"
+        if now >= self.valid_to:
+            return 0, "COUPON_EXPIRED"
+        wanted = set(self.category_ids)
+        eligible = sum(line.amount_fen for line in lines if not wanted or line.category_id in wanted)
+        if eligible <= 0:
+            return 0, "COUPON_NOT_APPLICABLE"
+        if eligible < self.threshold_fen:
+            return 0, "COUPON_THRESHOLD_NOT_MET"
+        if self.kind == "fixed":
+            return min(self.amount_fen, eligible), ""
+        discount = eligible * self.percent_off // 100
+        return (min(discount, self.cap_fen) if self.cap_fen else discount), ""
+
+
+REASONS = {
+    "COUPON_NOT_STARTED": "this coupon is not valid yet",
+    "COUPON_EXPIRED": "this coupon has expired",
+    "COUPON_NOT_APPLICABLE": "this coupon does not apply to these items",
+    "COUPON_THRESHOLD_NOT_MET": "the items do not reach this coupon's threshold",
+}
+
+
+@dataclass
+class Coupon:
+    """A coupon a shopper claimed from a template."""
+
+    template_id: int
+    user_id: int
+    status: str
+    claimed_at: datetime
+    order_no: str | None = None
+    discount_fen: int = 0
+    used_at: datetime | None = None
+    id: int | None = None
+
+    def shown_status(self, template: CouponTemplate, now: datetime) -> str:
+        if self.status == CouponStatus.AVAILABLE and now >= template.valid_to:
+            return CouponStatus.EXPIRED
+        return self.status
+
+    def lock(self, order_no: str, discount_fen: int) -> None:
+        if self.status != CouponStatus.AVAILABLE:
+            raise Conflict("COUPON_NOT_AVAILABLE", f"this coupon is {self.status}")
+        self.status, self.order_no, self.discount_fen = CouponStatus.LOCKED, order_no, discount_fen
+
+    def use(self, now: datetime) -> None:
+        if self.status == CouponStatus.LOCKED:
+            self.status, self.used_at = CouponStatus.USED, now
+
+    def release(self) -> None:
+        if self.status == CouponStatus.LOCKED:
+            self.status, self.order_no, self.discount_fen = CouponStatus.AVAILABLE, None, 0
+
+
+def coupon_not_found() -> NotFound:
+    return NotFound("COUPON_NOT_FOUND", "no such coupon")
+
+
+# ---------------------------------------------------------------- withdrawals (M5)
+
+WITHDRAWAL_MIN_FEN = 100                 # 1 yuan
+WITHDRAWAL_MAX_PER_DAY_FEN = 500_000     # 5,000 yuan per shopper per UTC day (rejected ones not counted)
+
+
+class WithdrawalStatus(enum.StrEnum):
+    PENDING_REVIEW = "PENDING_REVIEW"
+    PAID = "PAID"
+    REJECTED = "REJECTED"
+
+
+@dataclass
+class Withdrawal:
+    withdrawal_no: str
+    user_id: int
+    amount_fen: int
+    status: str
+    created_at: datetime
+    note: str = ""
+    payout_txn_id: str = ""
+    decided_by: int | None = None
+    decided_at: datetime | None = None
+    id: int | None = None
+
+    @classmethod
+    def request(cls, *, user_id: int, amount_fen: int, requested_today_fen: int, now: datetime) -> Withdrawal:
+        if amount_fen < WITHDRAWAL_MIN_FEN:
+            raise InvalidInput("WITHDRAWAL_TOO_SMALL", f"a withdrawal is at least {WITHDRAWAL_MIN_FEN} fen",
+                               details={"amount_fen": f"at least {WITHDRAWAL_MIN_FEN}"})
+        if requested_today_fen + amount_fen > WITHDRAWAL_MAX_PER_DAY_FEN:
+            raise DomainError("WITHDRAWAL_DAILY_LIMIT", f"at most {WITHDRAWAL_MAX_PER_DAY_FEN} fen a day may be "
+                              "withdrawn", details={"remaining_fen": max(0, WITHDRAWAL_MAX_PER_DAY_FEN
+                                                                         - requested_today_fen)})
+        return cls(withdrawal_no=new_number("W", now), user_id=user_id, amount_fen=amount_fen,
+                   status=WithdrawalStatus.PENDING_REVIEW, created_at=now)
+
+    def decide(self, *, approve: bool, note: str, decided_by: int, now: datetime) -> bool:
+        """Record the decision; False when this decision was already made (a retry), Conflict if the other."""
+        wanted = WithdrawalStatus.PAID if approve else WithdrawalStatus.REJECTED
+        if self.status == wanted:
+            return False
+        if self.status != WithdrawalStatus.PENDING_REVIEW:
+            raise Conflict("WITHDRAWAL_ALREADY_DECIDED", f"this withdrawal is already {self.status}")
+        self.status, self.note, self.decided_by, self.decided_at = wanted, note[:200], decided_by, now
+        return True
+
+
+def withdrawal_not_found() -> NotFound:
+    return NotFound("WITHDRAWAL_NOT_FOUND", "no such withdrawal")
+
+
+# ---------------------------------------------------------------- recharges (M4)
+
+RECHARGE_CHANNELS = ("wechat", "alipay", "bank_card")
+RECHARGE_MIN_FEN = 100
+RECHARGE_MAX_FEN = 5_000_000
+
+
+class RechargeStatus(enum.StrEnum):
+    PENDING = "PENDING"
+    PAID = "PAID"
+
+
+@dataclass
+class Recharge:
+    recharge_no: str
+    user_id: int
+    amount_fen: int
+    channel: str
+    status: str
+    created_at: datetime
+    channel_txn_id: str = ""
+    paid_at: datetime | None = None
+    id: int | None = None
+
+    @classmethod
+    def create(cls, *, user_id: int, amount_fen: int, channel: str, now: datetime) -> Recharge:
+        if channel not in RECHARGE_CHANNELS:
+            raise InvalidInput("CHANNEL_INVALID", f"channel must be one of {', '.join(RECHARGE_CHANNELS)}",
+                               details={"channel": "invalid"})
+        if not RECHARGE_MIN_FEN <= amount_fen <= RECHARGE_MAX_FEN:
+            raise InvalidInput("AMOUNT_INVALID", f"a recharge is {RECHARGE_MIN_FEN}-{RECHARGE_MAX_FEN} fen",
+                               details={"amount_fen": "out of range"})
+        return cls(recharge_no=new_number("R", now), user_id=user_id, amount_fen=amount_fen, channel=channel,
+                   status=RechargeStatus.PENDING, created_at=now)
+
+    def mark_paid(self, *, paid_fen: int, channel_txn_id: str, now: datetime) -> bool:
+        """True when this notify credits the recharge; False for a replay of the one that did."""
+        if self.status == RechargeStatus.PAID:
+            if self.channel_txn_id != channel_txn_id:
+                raise Conflict("RECHARGE_ALREADY_PAID", "this recharge was paid by another transaction")
+            return False
+        if paid_fen != self.amount_fen:
+            raise DomainError("RECHARGE_AMOUNT_MISMATCH", "the amount paid differs from the recharge's",
+                              details={"paid_fen": paid_fen, "amount_fen": self.amount_fen})
+        self.status, self.channel_txn_id, self.paid_at = RechargeStatus.PAID, channel_txn_id, now
+        return True
+
+
+def new_number(prefix: str, now: datetime) -> str:
+    """A business number: prefix, UTC timestamp, 8 random digits (unique in practice; a unique index enforces)."""
+    return f"{prefix}{now:%Y%m%d%H%M%S}{secrets.randbelow(10**8):08d}"
+
+
+@dataclass(frozen=True)
+class MemberSummary:
+    """What GET /member shows."""
+
+    member: Member
+    now: datetime
+    points: int
+    balance_fen: int
+    pending_fen: int
+    coupons_available: int

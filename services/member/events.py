@@ -1,0 +1,41 @@
+"""The events the member service publishes, built in one place."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from mall.events.v1.member_events_pb2 import MemberJoined, MemberRecharged, MemberWithdrawn
+from mall.events.v1.member_ledger_events_pb2 import PointsChanged
+
+from services.common.events import timestamp
+from services.common.uow import UnitOfWork
+from services.member.domain import Member, Recharge, Withdrawal
+
+
+def member_joined(uow: UnitOfWork, member: Member) -> None:
+    if member.joined_at is not None:
+        uow.publish(MemberJoined(user_id=member.user_id, member_no=member.member_no, channel=member.channel,
+                                 level=member.level.code, joined_at=timestamp(member.joined_at)),
+                    aggregate_id=str(member.user_id))
+
+
+def member_recharged(uow: UnitOfWork, recharge: Recharge, *, member_no: str, balance_fen: int) -> None:
+    if recharge.paid_at is not None:
+        uow.publish(MemberRecharged(user_id=recharge.user_id, member_no=member_no, recharge_no=recharge.recharge_no,
+                                 amount_fen=recharge.amount_fen, bonus_fen=0, channel=recharge.channel,
+                                 balance_fen=balance_fen, recharged_at=timestamp(recharge.paid_at)),
+                    aggregate_id=str(recharge.user_id))
+
+
+def member_withdrawn(uow: UnitOfWork, withdrawal: Withdrawal, *, member_no: str, balance_fen: int) -> None:
+    if withdrawal.decided_at is not None:
+        uow.publish(MemberWithdrawn(user_id=withdrawal.user_id, member_no=member_no, withdrawal_id=withdrawal.id,
+                                 amount_fen=withdrawal.amount_fen, balance_fen=balance_fen,
+                                 withdrawn_at=timestamp(withdrawal.decided_at)),
+                    aggregate_id=str(withdrawal.user_id))
+
+
+def points_changed(uow: UnitOfWork, *, user_id: int, delta: int, balance: int, reason: str, reference: str,
+                   now: datetime) -> None:
+    uow.publish(PointsChanged(user_id=user_id, delta=delta, balance=balance, reason=reason, reference=reference,
+                              occurred_at=timestamp(now)), aggregate_id=str(user_id))

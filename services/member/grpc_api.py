@@ -1,0 +1,229 @@
+"""MemberService servicer: protobuf in, use case, protobuf out. Errors are mapped by the interceptor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from mall.member.v1 import member_pb2 as pb
+from mall.member.v1 import member_pb2_grpc
+
+from services.common.auth import Role, require_caller
+from services.common.errors import InvalidInput
+from services.common.events import timestamp
+from services.member import service
+from services.member.channels import PaymentChannel, PayoutChannel
+from services.member.domain import PLANS, CouponTemplate, LedgerEntry, MemberSummary, OrderLine, Withdrawal
+from services.member.uow import MemberUnitOfWork
+
+MAX_PAGE = 100
+STAFF_REFUNDERS = (Role.ADMIN, Role.FINANCE, Role.CUSTOMER_SERVICE)
+
+
+class MemberServicer(member_pb2_grpc.MemberServiceServicer):
+    def __init__(self, uow: Callable[[], MemberUnitOfWork], payout: PayoutChannel, payment: PaymentChannel) -> None:
+        self.uow = uow
+        self.payout = payout
+        self.payment = payment
+
+    # membership
+
+    def SignUp(self, request: pb.SignUpRequest, context: grpc.ServicerContext) -> pb.SignUpResponse:
+        summary, created = service.sign_up(self.uow(), user_id=require_caller().user_id, channel=request.channel,
+                                           invite_code=request.invite_code or None)
+        return pb.SignUpResponse(member=_member(summary), created=created)
+
+    def GetMember(self, request: pb.GetMemberRequest, context: grpc.ServicerContext) -> pb.GetMemberResponse:
+        return pb.GetMemberResponse(member=_member(service.get_member(self.uow(), user_id=require_caller().user_id)))
+
+    def ListPlans(self, request: pb.ListPlansRequest, context: grpc.ServicerContext) -> pb.ListPlansResponse:
+        return pb.ListPlansResponse(plans=[pb.Plan(id=p.id, name=p.name, price_fen=p.price_fen, days=p.days,
+                                                   discount_percent=p.discount_percent) for p in PLANS])
+
+    def SubscribePlan(self, request: pb.SubscribePlanRequest, context: grpc.ServicerContext) -> pb.GetMemberResponse:
+        return pb.GetMemberResponse(member=_member(service.subscribe_plan(
+            self.uow(), user_id=require_caller().user_id, plan_id=request.plan_id,
+            idempotency_key=request.idempotency_key)))
+
+    # ledgers
+
+    def ListWalletEntries(self, request: pb.ListEntriesRequest, context: grpc.ServicerContext) -> pb.ListEntriesResponse:
+        entries, total = service.wallet_entries(self.uow(), user_id=require_caller().user_id, **_page(request))
+        return pb.ListEntriesResponse(entries=[_entry(e) for e in entries], total=total)
+
+    def ListPointsEntries(self, request: pb.ListEntriesRequest, context: grpc.ServicerContext) -> pb.ListEntriesResponse:
+        entries, total = service.points_entries(self.uow(), user_id=require_caller().user_id, **_page(request))
+        return pb.ListEntriesResponse(entries=[_entry(e) for e in entries], total=total)
+
+    def CheckLedgers(self, request: pb.CheckLedgersRequest, context: grpc.ServicerContext) -> pb.CheckLedgersResponse:
+        require_caller(Role.FINANCE, Role.ADMIN)
+        checked, mismatches = service.check_ledgers(self.uow())
+        return pb.CheckLedgersResponse(accounts_checked=checked, mismatches=[
+            pb.LedgerMismatch(account_id=m.account_id, user_id=m.user_id, account=m.account, balance=m.balance,
+                              entries_sum=m.entries_sum) for m in mismatches])
+
+    # points
+
+    def QuotePoints(self, request: pb.QuotePointsRequest, context: grpc.ServicerContext) -> pb.QuotePointsResponse:
+        quote = service.quote_points(self.uow(), user_id=require_caller().user_id, points=request.points,
+                                     payable_fen=request.payable_fen)
+        return pb.QuotePointsResponse(available_points=quote.available_points, usable_points=quote.usable_points,
+                                      discount_fen=quote.discount_fen)
+
+    def LockPoints(self, request: pb.LockPointsRequest, context: grpc.ServicerContext) -> pb.LockPointsResponse:
+        quote = service.lock_points(self.uow(), user_id=require_caller().user_id, order_no=request.order_no,
+                                    points=request.points, payable_fen=request.payable_fen)
+        return pb.LockPointsResponse(points=quote.usable_points, discount_fen=quote.discount_fen)
+
+    def ReleasePoints(self, request: pb.ReleasePointsRequest, context: grpc.ServicerContext) -> pb.ReleasePointsResponse:
+        return pb.ReleasePointsResponse(points=service.release_points(self.uow(), order_no=request.order_no,
+                                                                      user_id=_owner_unless_staff()))
+
+    # coupons
+
+    def CreateCouponTemplate(self, request: pb.CreateCouponTemplateRequest,
+                             context: grpc.ServicerContext) -> pb.CouponTemplate:
+        require_caller(Role.ADMIN, Role.OPERATOR)
+        if not (request.HasField("valid_from") and request.HasField("valid_to")):
+            raise InvalidInput("COUPON_TEMPLATE_INVALID", "valid_from and valid_to are required",
+                               details={"valid_to": "required"})
+        return _template(service.create_coupon_template(
+            self.uow(), name=request.name, kind=request.kind, amount_fen=request.amount_fen,
+            percent_off=request.percent_off, threshold_fen=request.threshold_fen, cap_fen=request.cap_fen,
+            total=request.total, per_user_limit=request.per_user_limit, valid_from=_datetime(request.valid_from),
+            valid_to=_datetime(request.valid_to), category_ids=list(request.category_ids)))
+
+    def ClaimCoupon(self, request: pb.ClaimCouponRequest, context: grpc.ServicerContext) -> pb.Coupon:
+        coupon, template = service.claim_coupon(self.uow(), user_id=require_caller().user_id,
+                                                template_id=request.template_id)
+        return _coupon(service.CouponView(coupon, template, coupon.status))
+
+    def ListCoupons(self, request: pb.ListCouponsRequest, context: grpc.ServicerContext) -> pb.ListCouponsResponse:
+        views = service.list_coupons(self.uow(), user_id=require_caller().user_id, status=request.status)
+        page = _page(request)
+        return pb.ListCouponsResponse(coupons=[_coupon(v) for v in views[page["offset"]:page["offset"] + page["limit"]]],
+                                      total=len(views))
+
+    def QuoteCoupons(self, request: pb.QuoteCouponsRequest, context: grpc.ServicerContext) -> pb.QuoteCouponsResponse:
+        quotes = service.quote_coupons(self.uow(), user_id=require_caller().user_id, lines=_lines(request.lines),
+                                       coupon_id=request.coupon_id)
+        return pb.QuoteCouponsResponse(quotes=[
+            pb.CouponQuote(coupon=_coupon(q.view), usable=not q.reason, reason=q.reason, discount_fen=q.discount_fen)
+            for q in quotes])
+
+    def LockCoupon(self, request: pb.LockCouponRequest, context: grpc.ServicerContext) -> pb.LockCouponResponse:
+        return pb.LockCouponResponse(discount_fen=service.lock_coupon(
+            self.uow(), user_id=require_caller().user_id, order_no=request.order_no, coupon_id=request.coupon_id,
+            lines=_lines(request.lines)))
+
+    def UseCoupon(self, request: pb.UseCouponRequest, context: grpc.ServicerContext) -> pb.UseCouponResponse:
+        service.use_coupon(self.uow(), order_no=request.order_no, user_id=_owner_unless_staff())
+        return pb.UseCouponResponse()
+
+    def ReleaseCoupon(self, request: pb.ReleaseCouponRequest, context: grpc.ServicerContext) -> pb.ReleaseCouponResponse:
+        service.release_coupon(self.uow(), order_no=request.order_no, user_id=_owner_unless_staff())
+        return pb.ReleaseCouponResponse()
+
+    # balance
+
+    def PayWithBalance(self, request: pb.PayWithBalanceRequest,
+                       context: grpc.ServicerContext) -> pb.PayWithBalanceResponse:
+        return pb.PayWithBalanceResponse(balance_fen=service.pay_with_balance(
+            self.uow(), user_id=require_caller().user_id, order_no=request.order_no, amount_fen=request.amount_fen))
+
+    def RefundToBalance(self, request: pb.RefundToBalanceRequest,
+                        context: grpc.ServicerContext) -> pb.RefundToBalanceResponse:
+        require_caller(*STAFF_REFUNDERS)
+        return pb.RefundToBalanceResponse(balance_fen=service.refund_to_balance(
+            self.uow(), user_id=request.user_id, refund_no=request.refund_no, order_no=request.order_no,
+            amount_fen=request.amount_fen))
+
+    # withdrawals
+
+    def RequestWithdrawal(self, request: pb.RequestWithdrawalRequest, context: grpc.ServicerContext) -> pb.Withdrawal:
+        return _withdrawal(service.request_withdrawal(self.uow(), user_id=require_caller().user_id,
+                                                      amount_fen=request.amount_fen,
+                                                      idempotency_key=request.idempotency_key))
+
+    def DecideWithdrawal(self, request: pb.DecideWithdrawalRequest, context: grpc.ServicerContext) -> pb.Withdrawal:
+        caller = require_caller(Role.FINANCE)
+        return _withdrawal(service.decide_withdrawal(self.uow(), self.payout, withdrawal_id=request.withdrawal_id,
+                                                     approve=request.approve, note=request.note,
+                                                     decided_by=caller.user_id))
+
+    def ListWithdrawals(self, request: pb.ListWithdrawalsRequest,
+                        context: grpc.ServicerContext) -> pb.ListWithdrawalsResponse:
+        require_caller(Role.FINANCE, Role.ADMIN)
+        found, total = service.list_withdrawals(self.uow(), status=request.status, **_page(request))
+        return pb.ListWithdrawalsResponse(withdrawals=[_withdrawal(w) for w in found], total=total)
+
+    # recharges
+
+    def CreateRecharge(self, request: pb.CreateRechargeRequest, context: grpc.ServicerContext) -> pb.Recharge:
+        recharge, payment = service.create_recharge(self.uow(), self.payment, user_id=require_caller().user_id,
+                                                    amount_fen=request.amount_fen, channel=request.channel)
+        return pb.Recharge(id=recharge.id or 0, recharge_no=recharge.recharge_no, amount_fen=recharge.amount_fen,
+                           channel=recharge.channel, status=recharge.status, payment=payment)
+
+
+def _owner_unless_staff() -> int | None:
+    """The caller's id when the object must be theirs; None for staff, who act on any."""
+    caller = require_caller()
+    return None if caller.has_any_role(*STAFF_REFUNDERS) else caller.user_id
+
+
+def _page(request: pb.ListEntriesRequest | pb.ListCouponsRequest | pb.ListWithdrawalsRequest) -> dict[str, int]:
+    if request.offset < 0 or request.limit < 0:
+        raise InvalidInput("PAGE_INVALID", "offset and limit must not be negative")
+    return {"offset": request.offset, "limit": min(request.limit or 20, MAX_PAGE)}
+
+
+def _datetime(stamp: Timestamp) -> datetime:
+    return stamp.ToDatetime(tzinfo=UTC)
+
+
+def _lines(lines: list[pb.OrderLine]) -> list[OrderLine]:
+    if any(line.amount_fen < 0 for line in lines):
+        raise InvalidInput("LINES_INVALID", "line amounts must not be negative", details={"lines": "invalid"})
+    return [OrderLine(category_id=line.category_id, amount_fen=line.amount_fen) for line in lines]
+
+
+def _member(summary: MemberSummary) -> pb.Member:
+    member, level = summary.member, summary.member.level
+    plan = member.active_plan(summary.now)
+    return pb.Member(member_no=member.member_no or "", level=level.code,
+                     discount_percent=member.discount_percent(summary.now),
+                     plan=pb.MemberPlan(id=plan.id, name=plan.name, expires_at=timestamp(member.plan_expires_at))
+                     if plan and member.plan_expires_at else None,
+                     points_multiplier_percent=level.points_multiplier_percent, points=summary.points,
+                     balance_fen=summary.balance_fen, pending_fen=summary.pending_fen,
+                     coupons_available=summary.coupons_available, total_spend_fen=member.total_spend_fen,
+                     channel=member.channel or "", joined_at=timestamp(member.joined_at) if member.joined_at else None)
+
+
+def _entry(entry: LedgerEntry) -> pb.LedgerEntry:
+    return pb.LedgerEntry(id=entry.id, account=entry.account, amount=entry.amount, balance_after=entry.balance_after,
+                          kind=entry.kind, reference=entry.reference, created_at=timestamp(entry.created_at))
+
+
+def _template(template: CouponTemplate) -> pb.CouponTemplate:
+    return pb.CouponTemplate(
+        id=template.id or 0, name=template.name, kind=template.kind, amount_fen=template.amount_fen,
+        percent_off=template.percent_off, threshold_fen=template.threshold_fen, cap_fen=template.cap_fen,
+        total=template.total, issued=template.issued, per_user_limit=template.per_user_limit,
+        valid_from=timestamp(template.valid_from), valid_to=timestamp(template.valid_to),
+        category_ids=template.category_ids)
+
+
+def _coupon(view: service.CouponView) -> pb.Coupon:
+    return pb.Coupon(id=view.coupon.id or 0, template=_template(view.template), status=view.status,
+                     order_no=view.coupon.order_no or "", claimed_at=timestamp(view.coupon.claimed_at))
+
+
+def _withdrawal(withdrawal: Withdrawal) -> pb.Withdrawal:
+    return pb.Withdrawal(id=withdrawal.id or 0, withdrawal_no=withdrawal.withdrawal_no, user_id=withdrawal.user_id,
+                         amount_fen=withdrawal.amount_fen, status=withdrawal.status, note=withdrawal.note,
+                         payout_txn_id=withdrawal.payout_txn_id, created_at=timestamp(withdrawal.created_at),
+                         decided_at=timestamp(withdrawal.decided_at) if withdrawal.decided_at else None)

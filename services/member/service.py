@@ -1,0 +1,564 @@
+"""Member use cases: each opens the unit of work, works on the domain, commits.
+
+The `apply_*` functions are the event handlers' bodies: they run inside a unit of work opened
+by the consumer (which commits), so wiring a consumer is one line each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time
+
+from services.common.db import utcnow
+from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
+from services.member import events
+from services.member.channels import PaymentChannel, PayoutChannel, PayoutFailed
+from services.member.domain import (
+    AUTO_JOIN_SPEND_FEN,
+    PLATFORM,
+    POINTS_ACCOUNTS,
+    POINTS_VALUE_FEN,
+    REASONS,
+    WALLET_ACCOUNTS,
+    Account,
+    Coupon,
+    CouponStatus,
+    CouponTemplate,
+    HoldStatus,
+    LedgerEntry,
+    Member,
+    MemberSummary,
+    Mismatch,
+    OrderCredit,
+    OrderLine,
+    PointsHold,
+    Posting,
+    Recharge,
+    Withdrawal,
+    WithdrawalStatus,
+    coupon_not_found,
+    not_a_member,
+    plan_by_id,
+    points_cap,
+    points_earned,
+    posting_conflict,
+    transfer,
+    validate_order_no,
+    withdrawal_not_found,
+)
+from services.member.uow import MemberUnitOfWork
+
+
+def post(uow: MemberUnitOfWork, posting: Posting, now: datetime) -> bool:
+    """Apply `posting` once: True when applied now, False when its key was applied before with the
+    same legs; Conflict when the key was used for a different movement."""
+    if uow.ledger.post(posting, now):
+        return True
+    first = uow.ledger.find(posting.key)
+    if first is None or set(first.legs) != set(posting.legs):
+        raise posting_conflict(posting.key)
+    return False
+
+
+# ---------------------------------------------------------------- membership
+
+
+def sign_up(uow: MemberUnitOfWork, *, user_id: int, channel: str, invite_code: str | None,
+            now: datetime | None = None) -> tuple[MemberSummary, bool]:
+    """Make the user a member through `channel` (once: again returns the membership, created False)."""
+    now = now or utcnow()
+    with uow:
+        member = uow.members.get_or_add_locked(user_id)
+        created = member.join(channel, invite_code, now)
+        if created:
+            events.member_joined(uow, member)
+        summary = _summary(uow, member, now)
+        uow.commit()
+    return summary, created
+
+
+def get_member(uow: MemberUnitOfWork, *, user_id: int, now: datetime | None = None) -> MemberSummary:
+    """The member's account: level, balance, points, coupons, spend."""
+    now = now or utcnow()
+    with uow:
+        member = uow.members.get(user_id)
+        if member is None or not member.is_member:
+            raise not_a_member()
+        summary = _summary(uow, member, now)
+        uow.commit()  # ends the read without expiring what it loaded (a rollback would)
+    return summary
+
+
+def _summary(uow: MemberUnitOfWork, member: Member, now: datetime) -> MemberSummary:
+    available = sum(1 for coupon, template in uow.coupons.of_user(member.user_id)
+                    if coupon.shown_status(template, now) == CouponStatus.AVAILABLE)
+    return MemberSummary(member=member, now=now, points=uow.ledger.balance(member.user_id, Account.POINTS),
+                         balance_fen=uow.ledger.balance(member.user_id, Account.AVAILABLE),
+                         pending_fen=uow.ledger.balance(member.user_id, Account.PENDING),
+                         coupons_available=available)
+
+
+def subscribe_plan(uow: MemberUnitOfWork, *, user_id: int, plan_id: int, idempotency_key: str,
+                   now: datetime | None = None) -> MemberSummary:
+    """Buy (or renew) a paid plan with the wallet balance, once per idempotency key."""
+    now = now or utcnow()
+    plan = plan_by_id(plan_id)
+    with uow:
+        def buy() -> bytes:
+            member = uow.members.get_or_add_locked(user_id)
+            if not member.is_member:
+                raise not_a_member()
+            post(uow, transfer(f"plan:{user_id}:{idempotency_key}", "plan_subscription", f"plan-{plan.id}",
+                               amount=plan.price_fen, source=(user_id, Account.AVAILABLE),
+                               target=(PLATFORM, Account.SALES)), now)
+            member.subscribe(plan, now)
+            return b"subscribed"
+
+        uow.run_once(scope=f"plan:user:{user_id}", key=idempotency_key, request=str(plan_id).encode(), execute=buy)
+        member = uow.members.get(user_id)
+        assert member is not None
+        summary = _summary(uow, member, now)
+        uow.commit()
+    return summary
+
+
+# ---------------------------------------------------------------- ledgers
+
+
+def wallet_entries(uow: MemberUnitOfWork, *, user_id: int, offset: int, limit: int) -> tuple[list[LedgerEntry], int]:
+    """The user's wallet entries (available, pending, bonus), newest first."""
+    with uow:
+        return uow.ledger.entries(user_id, WALLET_ACCOUNTS, offset, limit)
+
+
+def points_entries(uow: MemberUnitOfWork, *, user_id: int, offset: int, limit: int) -> tuple[list[LedgerEntry], int]:
+    """The user's points entries (spendable and locked), newest first."""
+    with uow:
+        return uow.ledger.entries(user_id, POINTS_ACCOUNTS, offset, limit)
+
+
+def check_ledgers(uow: MemberUnitOfWork) -> tuple[int, list[Mismatch]]:
+    """Recompute every account from its entries; the accounts whose balance differs."""
+    with uow:
+        return uow.ledger.check()
+
+
+# ---------------------------------------------------------------- points
+
+
+@dataclass(frozen=True)
+class PointsQuote:
+    available_points: int
+    usable_points: int
+    discount_fen: int
+
+
+def quote_points(uow: MemberUnitOfWork, *, user_id: int, points: int, payable_fen: int) -> PointsQuote:
+    """How many points an order of `payable_fen` can use (`points` wanted, 0 = as many as allowed)."""
+    if points < 0 or payable_fen < 0:
+        raise InvalidInput("POINTS_INVALID", "points and payable_fen must not be negative")
+    with uow:
+        available = uow.ledger.balance(user_id, Account.POINTS)
+    usable = min(available, points_cap(payable_fen), points or available)
+    return PointsQuote(available, usable, usable * POINTS_VALUE_FEN)
+
+
+def lock_points(uow: MemberUnitOfWork, *, user_id: int, order_no: str, points: int, payable_fen: int,
+                now: datetime | None = None) -> PointsQuote:
+    """Hold `points` for the unpaid order `order_no` (again for the same order: the same hold)."""
+    now = now or utcnow()
+    validate_order_no(order_no)
+    if points <= 0 or points > points_cap(payable_fen):
+        raise DomainError("POINTS_OVER_LIMIT", "points may pay at most half of the order",
+                          details={"max_points": points_cap(payable_fen)})
+    with uow:
+        hold = uow.points.hold(order_no, lock=True)
+        if hold is None:
+            hold = PointsHold(order_no=order_no, user_id=user_id, points=points, status=HoldStatus.LOCKED,
+                              created_at=now)
+            post(uow, transfer(f"points-lock:{order_no}", "points_locked", order_no, amount=points,
+                               source=(user_id, Account.POINTS), target=(user_id, Account.POINTS_LOCKED)), now)
+            uow.points.add_hold(hold)
+            events.points_changed(uow, user_id=user_id, delta=-points, reference=order_no, reason="points_locked",
+                                  balance=uow.ledger.balance(user_id, Account.POINTS), now=now)
+        elif hold.user_id != user_id or hold.points != points:
+            raise Conflict("POINTS_ALREADY_LOCKED", "this order already holds other points")
+        elif hold.status == HoldStatus.RELEASED:
+            raise Conflict("POINTS_RELEASED", "this order's points were released; it cannot hold points again")
+        available = uow.ledger.balance(user_id, Account.POINTS)
+        uow.commit()
+    return PointsQuote(available, hold.points, hold.points * POINTS_VALUE_FEN)
+
+
+def release_points(uow: MemberUnitOfWork, *, order_no: str, user_id: int | None = None,
+                   now: datetime | None = None) -> int:
+    """Give back the points `order_no` holds (0 if none); `user_id` when the caller must own the order."""
+    now = now or utcnow()
+    with uow:
+        hold = uow.points.hold(order_no, lock=True)
+        if hold is not None and user_id is not None and hold.user_id != user_id:
+            raise NotFound("ORDER_NOT_FOUND", "no such order")
+        released = _release_points(uow, hold, now)
+        uow.commit()
+    return released
+
+
+def _release_points(uow: MemberUnitOfWork, hold: PointsHold | None, now: datetime) -> int:
+    if hold is None or hold.status != HoldStatus.LOCKED:
+        return 0
+    post(uow, transfer(f"points-release:{hold.order_no}", "points_released", hold.order_no, amount=hold.points,
+                       source=(hold.user_id, Account.POINTS_LOCKED), target=(hold.user_id, Account.POINTS)), now)
+    hold.status = HoldStatus.RELEASED
+    events.points_changed(uow, user_id=hold.user_id, delta=hold.points, reference=hold.order_no,
+                          reason="points_released", balance=uow.ledger.balance(hold.user_id, Account.POINTS), now=now)
+    return hold.points
+
+
+# ---------------------------------------------------------------- coupons
+
+
+def create_coupon_template(uow: MemberUnitOfWork, *, name: str, kind: str, amount_fen: int, percent_off: int,
+                           threshold_fen: int, cap_fen: int, total: int, per_user_limit: int, valid_from: datetime,
+                           valid_to: datetime, category_ids: list[int],
+                           now: datetime | None = None) -> CouponTemplate:
+    """A new coupon template (admin)."""
+    template = CouponTemplate.create(
+        name=name, kind=kind, amount_fen=amount_fen, percent_off=percent_off, threshold_fen=threshold_fen,
+        cap_fen=cap_fen, total=total, per_user_limit=per_user_limit, valid_from=valid_from, valid_to=valid_to,
+        category_ids=category_ids, now=now or utcnow())
+    with uow:
+        uow.coupons.add_template(template)
+        uow.commit()
+    return template
+
+
+def claim_coupon(uow: MemberUnitOfWork, *, user_id: int, template_id: int,
+                 now: datetime | None = None) -> tuple[Coupon, CouponTemplate]:
+    """Claim one coupon of a template: within its total (never over-issued) and the per-user limit."""
+    now = now or utcnow()
+    with uow:
+        template = uow.coupons.template(template_id)
+        if template is None:
+            raise NotFound("COUPON_TEMPLATE_NOT_FOUND", "no such coupon template")
+        if now >= template.valid_to:
+            raise DomainError("COUPON_EXPIRED", "this coupon has expired")
+        uow.coupons.lock_claims(user_id, template_id)
+        if uow.coupons.claimed(user_id, template_id) >= template.per_user_limit:
+            raise DomainError("COUPON_LIMIT_REACHED", "you have claimed as many of these coupons as allowed")
+        if not uow.coupons.take_one(template_id):
+            raise DomainError("COUPON_SOLD_OUT", "these coupons are all claimed")
+        coupon = Coupon(template_id=template_id, user_id=user_id, status=CouponStatus.AVAILABLE, claimed_at=now)
+        uow.coupons.add(coupon)
+        uow.commit()
+    return coupon, template
+
+
+@dataclass(frozen=True)
+class CouponView:
+    coupon: Coupon
+    template: CouponTemplate
+    status: str
+
+
+def list_coupons(uow: MemberUnitOfWork, *, user_id: int, status: str = "",
+                 now: datetime | None = None) -> list[CouponView]:
+    """The user's coupons, newest first, with the status they show now (available, locked, used, expired)."""
+    now = now or utcnow()
+    if status and status not in set(CouponStatus):
+        raise InvalidInput("STATUS_INVALID", "unknown coupon status", details={"status": "invalid"})
+    with uow:
+        views = [CouponView(coupon, template, coupon.shown_status(template, now))
+                 for coupon, template in uow.coupons.of_user(user_id)]
+        uow.commit()  # ends the read without expiring what it loaded (a rollback would)
+    return [view for view in views if not status or view.status == status]
+
+
+@dataclass(frozen=True)
+class CouponQuote:
+    view: CouponView
+    discount_fen: int
+    reason: str   # "" when usable
+
+
+def quote_coupons(uow: MemberUnitOfWork, *, user_id: int, lines: list[OrderLine], coupon_id: int = 0,
+                  now: datetime | None = None) -> list[CouponQuote]:
+    """What each of the user's coupons (or just `coupon_id`) would take off these lines, or why it can't."""
+    now = now or utcnow()
+    views = [view for view in list_coupons(uow, user_id=user_id, now=now)
+             if (view.coupon.id == coupon_id if coupon_id else view.status != CouponStatus.USED)]
+    if coupon_id and not views:
+        raise coupon_not_found()
+    quotes = []
+    for view in views:
+        if view.status in (CouponStatus.LOCKED, CouponStatus.USED):
+            quotes.append(CouponQuote(view, 0, "COUPON_NOT_AVAILABLE"))
+            continue
+        discount, reason = view.template.quote(lines, now)
+        quotes.append(CouponQuote(view, discount, reason))
+    return quotes
+
+
+def lock_coupon(uow: MemberUnitOfWork, *, user_id: int, order_no: str, coupon_id: int, lines: list[OrderLine],
+                now: datetime | None = None) -> int:
+    """Hold the user's coupon for unpaid `order_no`; the discount in fen (the same again for the same order)."""
+    now = now or utcnow()
+    validate_order_no(order_no)
+    with uow:
+        held = uow.coupons.by_order(order_no, lock=True)  # the order first, then the coupon: one lock order
+        coupon = uow.coupons.get(coupon_id, lock=True)
+        if coupon is None or coupon.user_id != user_id:
+            raise coupon_not_found()
+        if held is not None:
+            if held.id != coupon.id:
+                raise Conflict("ORDER_HAS_COUPON", "this order already holds another coupon")
+            return held.discount_fen
+        template = uow.coupons.template(coupon.template_id)
+        assert template is not None
+        if coupon.status != CouponStatus.AVAILABLE:
+            raise Conflict("COUPON_NOT_AVAILABLE", f"this coupon is {coupon.status}")
+        discount, reason = template.quote(lines, now)
+        if reason:
+            raise DomainError(reason, REASONS[reason])
+        coupon.lock(order_no, discount)
+        uow.commit()
+    return discount
+
+
+def _order_coupon(uow: MemberUnitOfWork, order_no: str, user_id: int | None) -> Coupon | None:
+    coupon = uow.coupons.by_order(order_no, lock=True)
+    if coupon is not None and user_id is not None and coupon.user_id != user_id:
+        raise coupon_not_found()
+    return coupon
+
+
+def use_coupon(uow: MemberUnitOfWork, *, order_no: str, user_id: int | None = None,
+               now: datetime | None = None) -> None:
+    """Mark the coupon `order_no` holds as used (nothing when none, or when used already)."""
+    now = now or utcnow()
+    with uow:
+        coupon = _order_coupon(uow, order_no, user_id)
+        if coupon is not None:
+            coupon.use(now)
+        uow.commit()
+
+
+def release_coupon(uow: MemberUnitOfWork, *, order_no: str, user_id: int | None = None) -> None:
+    """Give back the coupon unpaid `order_no` holds (nothing when none, or once used)."""
+    with uow:
+        coupon = _order_coupon(uow, order_no, user_id)
+        if coupon is not None:
+            coupon.release()
+        uow.commit()
+
+
+# ---------------------------------------------------------------- balance payment
+
+
+def pay_with_balance(uow: MemberUnitOfWork, *, user_id: int, order_no: str, amount_fen: int,
+                     now: datetime | None = None) -> int:
+    """Pay order `order_no` from the user's available balance, once; the balance after."""
+    now = now or utcnow()
+    validate_order_no(order_no)
+    with uow:
+        post(uow, transfer(f"balance-payment:{order_no}", "balance_payment", order_no, amount=amount_fen,
+                           source=(user_id, Account.AVAILABLE), target=(PLATFORM, Account.SALES)), now)
+        balance = uow.ledger.balance(user_id, Account.AVAILABLE)
+        uow.commit()
+    return balance
+
+
+def refund_to_balance(uow: MemberUnitOfWork, *, user_id: int, refund_no: str, order_no: str, amount_fen: int,
+                      now: datetime | None = None) -> int:
+    """Credit refund `refund_no` of `order_no` to the user's available balance, once; the balance after."""
+    now = now or utcnow()
+    validate_order_no(order_no)
+    if not 0 < len(refund_no) <= 64 or user_id <= 0:
+        raise InvalidInput("REFUND_INVALID", "refund_no (1-64 characters) and user_id are required")
+    with uow:
+        post(uow, transfer(f"balance-refund:{refund_no}", "balance_refund", order_no, amount=amount_fen,
+                           source=(PLATFORM, Account.SALES), target=(user_id, Account.AVAILABLE)), now)
+        balance = uow.ledger.balance(user_id, Account.AVAILABLE)
+        uow.commit()
+    return balance
+
+
+# ---------------------------------------------------------------- withdrawals
+
+
+def request_withdrawal(uow: MemberUnitOfWork, *, user_id: int, amount_fen: int, idempotency_key: str,
+                       now: datetime | None = None) -> Withdrawal:
+    """Ask to withdraw `amount_fen`: it moves from available to pending at once, for finance to review.
+    One withdrawal per idempotency key."""
+    now = now or utcnow()
+    with uow:
+        def create() -> bytes:
+            uow.withdrawals.lock_user(user_id)
+            start_of_day = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
+            withdrawal = Withdrawal.request(user_id=user_id, amount_fen=amount_fen, now=now,
+                                            requested_today_fen=uow.withdrawals.requested_since(user_id, start_of_day))
+            uow.withdrawals.add(withdrawal)
+            post(uow, transfer(f"withdrawal-hold:{withdrawal.withdrawal_no}", "withdrawal_requested",
+                               withdrawal.withdrawal_no, amount=amount_fen, source=(user_id, Account.AVAILABLE),
+                               target=(user_id, Account.PENDING)), now)
+            return str(withdrawal.id).encode()
+
+        withdrawal_id = int(uow.run_once(scope=f"withdrawal:user:{user_id}", key=idempotency_key,
+                                         request=str(amount_fen).encode(), execute=create))
+        withdrawal = uow.withdrawals.get(withdrawal_id)
+        assert withdrawal is not None
+        uow.commit()
+    return withdrawal
+
+
+def decide_withdrawal(uow: MemberUnitOfWork, payout: PayoutChannel, *, withdrawal_id: int, approve: bool, note: str,
+                      decided_by: int, now: datetime | None = None) -> Withdrawal:
+    """Finance's decision: approve pays out through the channel (pending leaves the wallet), reject
+    releases the amount to available. The same decision again changes nothing."""
+    now = now or utcnow()
+    with uow:
+        withdrawal = uow.withdrawals.get(withdrawal_id, lock=True)
+        if withdrawal is None:
+            raise withdrawal_not_found()
+        if not withdrawal.decide(approve=approve, note=note, decided_by=decided_by, now=now):
+            uow.commit()
+            return withdrawal
+        no, user_id = withdrawal.withdrawal_no, withdrawal.user_id
+        if approve:
+            try:  # the payout is idempotent by withdrawal_no: retrying after a lost commit pays once
+                withdrawal.payout_txn_id = payout.pay(payout_no=no, user_id=user_id, amount_fen=withdrawal.amount_fen)
+            except PayoutFailed as exc:
+                raise DomainError("PAYOUT_FAILED", f"the payout channel refused: {exc}") from None
+            post(uow, transfer(f"withdrawal-payout:{no}", "withdrawal_paid", no, amount=withdrawal.amount_fen,
+                               source=(user_id, Account.PENDING), target=(PLATFORM, Account.CLEARING)), now)
+            member = uow.members.get(user_id)
+            events.member_withdrawn(uow, withdrawal, member_no=(member.member_no or "") if member else "",
+                                    balance_fen=uow.ledger.balance(user_id, Account.AVAILABLE))
+        else:
+            post(uow, transfer(f"withdrawal-release:{no}", "withdrawal_rejected", no, amount=withdrawal.amount_fen,
+                               source=(user_id, Account.PENDING), target=(user_id, Account.AVAILABLE)), now)
+        uow.commit()
+    return withdrawal
+
+
+def list_withdrawals(uow: MemberUnitOfWork, *, status: str, offset: int, limit: int) -> tuple[list[Withdrawal], int]:
+    """Withdrawals for finance to review, oldest first ("" = every status)."""
+    if status and status not in set(WithdrawalStatus):
+        raise InvalidInput("STATUS_INVALID", "unknown withdrawal status", details={"status": "invalid"})
+    with uow:
+        page = uow.withdrawals.page(status, offset, limit)
+        uow.commit()  # ends the read without expiring what it loaded (a rollback would)
+    return page
+
+
+# ---------------------------------------------------------------- recharges
+
+
+def create_recharge(uow: MemberUnitOfWork, payment: PaymentChannel, *, user_id: int, amount_fen: int, channel: str,
+                    now: datetime | None = None) -> tuple[Recharge, dict[str, str]]:
+    """A pending recharge and the channel's payment parameters; credited only by credit_recharge."""
+    recharge = Recharge.create(user_id=user_id, amount_fen=amount_fen, channel=channel, now=now or utcnow())
+    with uow:
+        uow.recharges.add(recharge)
+        uow.commit()
+    return recharge, payment.prepare(channel=channel, out_trade_no=recharge.recharge_no, amount_fen=amount_fen)
+
+
+def credit_recharge(uow: MemberUnitOfWork, *, recharge_no: str, paid_fen: int, channel_txn_id: str,
+                    now: datetime | None = None) -> Recharge:
+    """Credit a recharge whose payment notify was verified: once, for exactly its amount."""
+    now = now or utcnow()
+    with uow:
+        recharge = uow.recharges.by_no(recharge_no, lock=True)
+        if recharge is None:
+            raise NotFound("RECHARGE_NOT_FOUND", "no such recharge")
+        if recharge.mark_paid(paid_fen=paid_fen, channel_txn_id=channel_txn_id, now=now):
+            post(uow, transfer(f"recharge:{recharge_no}", "recharge", recharge_no, amount=recharge.amount_fen,
+                               source=(PLATFORM, Account.CLEARING), target=(recharge.user_id, Account.AVAILABLE)), now)
+            member = uow.members.get(recharge.user_id)
+            events.member_recharged(uow, recharge, member_no=(member.member_no or "") if member else "",
+                                    balance_fen=uow.ledger.balance(recharge.user_id, Account.AVAILABLE))
+        uow.commit()
+    return recharge
+
+
+# ---------------------------------------------------------------- order events (consumer bodies)
+
+
+def apply_order_paid(uow: MemberUnitOfWork, *, order_no: str, user_id: int, paid_fen: int, now: datetime) -> None:
+    """order-paid: count the spend (joining at the threshold), award points by level, use the order's
+    held points and coupon. Inside an open unit of work; once per order."""
+    def apply() -> bytes:
+        member = uow.members.get_or_add_locked(user_id)
+        member.add_spend(paid_fen)
+        if not member.is_member and member.total_spend_fen >= AUTO_JOIN_SPEND_FEN:
+            member.join("purchase", None, now)
+            events.member_joined(uow, member)
+        points = points_earned(paid_fen, member.level) if member.is_member else 0
+        if points:
+            post(uow, transfer(f"points-earn:{order_no}", "order_paid", order_no, amount=points,
+                               source=(PLATFORM, Account.POINTS_ISSUED), target=(user_id, Account.POINTS)), now)
+            events.points_changed(uow, user_id=user_id, delta=points, reason="order_paid", reference=order_no,
+                                  balance=uow.ledger.balance(user_id, Account.POINTS), now=now)
+        uow.points.add_credit(OrderCredit(order_no=order_no, user_id=user_id, paid_fen=paid_fen, points=points))
+        hold = uow.points.hold(order_no, lock=True)
+        if hold is not None and hold.status == HoldStatus.LOCKED:
+            post(uow, transfer(f"points-use:{order_no}", "points_used", order_no, amount=hold.points,
+                               source=(user_id, Account.POINTS_LOCKED), target=(PLATFORM, Account.POINTS_ISSUED)), now)
+            hold.status = HoldStatus.USED
+        coupon = uow.coupons.by_order(order_no, lock=True)
+        if coupon is not None:
+            coupon.use(now)
+        return b"applied"
+
+    validate_order_no(order_no)
+    uow.run_once(scope="order-paid", key=order_no, request=f"{user_id}:{paid_fen}".encode(), execute=apply)
+
+
+def apply_order_refunded(uow: MemberUnitOfWork, *, order_no: str, refund_no: str, amount_fen: int,
+                         now: datetime) -> None:
+    """order-refunded: take back the spend and, in proportion, the points the order earned (as far
+    as the member still has them). Inside an open unit of work; once per refund."""
+    def apply() -> bytes:
+        credit = uow.points.credit(order_no, lock=True)
+        if credit is None:  # paid before the member service counted orders: nothing to reverse
+            return b"no-credit"
+        refunded = min(credit.paid_fen, credit.refunded_fen + amount_fen)
+        member = uow.members.get_or_add_locked(credit.user_id)
+        member.add_spend(-(refunded - credit.refunded_fen))
+        credit.refunded_fen = refunded
+        owed = credit.points * refunded // credit.paid_fen - credit.points_reversed if credit.paid_fen else 0
+        points = min(owed, uow.ledger.balance(credit.user_id, Account.POINTS))
+        if points > 0:
+            post(uow, transfer(f"points-reverse:{refund_no}", "order_refunded", refund_no, amount=points,
+                               source=(credit.user_id, Account.POINTS), target=(PLATFORM, Account.POINTS_ISSUED)), now)
+            credit.points_reversed += points
+            events.points_changed(uow, user_id=credit.user_id, delta=-points, reason="order_refunded",
+                                  reference=refund_no, balance=uow.ledger.balance(credit.user_id, Account.POINTS),
+                                  now=now)
+        return b"applied"
+
+    uow.run_once(scope="order-refunded", key=refund_no, request=f"{order_no}:{amount_fen}".encode(), execute=apply)
+
+
+def apply_order_cancelled(uow: MemberUnitOfWork, *, order_no: str, now: datetime) -> None:
+    """order-cancelled (unpaid): release the order's held points and coupon. Inside an open unit of work."""
+    _release_points(uow, uow.points.hold(order_no, lock=True), now)
+    coupon = uow.coupons.by_order(order_no, lock=True)
+    if coupon is not None:
+        coupon.release()
+
+
+def award_points_for_order(uow: MemberUnitOfWork, *, order_no: str, user_id: int, paid_fen: int,
+                           now: datetime | None = None) -> None:
+    """apply_order_paid in a unit of work of its own."""
+    with uow:
+        apply_order_paid(uow, order_no=order_no, user_id=user_id, paid_fen=paid_fen, now=now or utcnow())
+        uow.commit()
+
+
+def reverse_points_for_refund(uow: MemberUnitOfWork, *, order_no: str, refund_no: str, amount_fen: int,
+                              now: datetime | None = None) -> None:
+    """apply_order_refunded in a unit of work of its own."""
+    with uow:
+        apply_order_refunded(uow, order_no=order_no, refund_no=refund_no, amount_fen=amount_fen, now=now or utcnow())
+        uow.commit()

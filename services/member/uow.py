@@ -1,0 +1,110 @@
+"""What the member use cases need from storage: repository protocols and the member unit of work."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from services.common.uow import UnitOfWork
+from services.member.domain import (
+    Coupon,
+    CouponTemplate,
+    LedgerEntry,
+    Member,
+    Mismatch,
+    OrderCredit,
+    PointsHold,
+    Posting,
+    Recharge,
+    Withdrawal,
+)
+
+
+class MemberRepository(Protocol):
+    def get(self, user_id: int) -> Member | None: ...
+
+    def get_or_add_locked(self, user_id: int) -> Member:
+        """The user's record, created empty when missing, locked until the transaction ends."""
+
+
+class LedgerRepository(Protocol):
+    def post(self, posting: Posting, now: datetime) -> bool:
+        """Apply every leg and its entry, or nothing: False when the key was posted before;
+        InsufficientFunds when a user account would go below zero."""
+
+    def find(self, key: str) -> Posting | None: ...
+
+    def balance(self, user_id: int, account: str) -> int: ...
+
+    def entries(self, user_id: int, accounts: tuple[str, ...], offset: int, limit: int) -> tuple[list[LedgerEntry], int]:
+        """The user's entries on `accounts`, newest first, and how many there are."""
+
+    def check(self) -> tuple[int, list[Mismatch]]:
+        """(accounts checked, accounts whose balance differs from the sum of their entries)."""
+
+
+class PointsRepository(Protocol):
+    def hold(self, order_no: str, *, lock: bool = False) -> PointsHold | None:
+        """The order's points hold; `lock` serialises the order's hold changes, also before there is one."""
+
+    def add_hold(self, hold: PointsHold) -> None: ...
+
+    def credit(self, order_no: str, *, lock: bool = False) -> OrderCredit | None: ...
+
+    def add_credit(self, credit: OrderCredit) -> None: ...
+
+
+class CouponRepository(Protocol):
+    def add_template(self, template: CouponTemplate) -> None: ...
+
+    def template(self, template_id: int) -> CouponTemplate | None: ...
+
+    def take_one(self, template_id: int) -> bool:
+        """Count one more coupon issued unless all `total` are: a conditional update, never over-issuing."""
+
+    def lock_claims(self, user_id: int, template_id: int) -> None:
+        """Serialise one user's claims of one template until the transaction ends (per-user limit)."""
+
+    def claimed(self, user_id: int, template_id: int) -> int: ...
+
+    def add(self, coupon: Coupon) -> None: ...
+
+    def get(self, coupon_id: int, *, lock: bool = False) -> Coupon | None: ...
+
+    def by_order(self, order_no: str, *, lock: bool = False) -> Coupon | None:
+        """The coupon the order holds; `lock` serialises the order's coupon changes, also before there is one."""
+
+    def of_user(self, user_id: int) -> list[tuple[Coupon, CouponTemplate]]:
+        """Every coupon of the user with its template, newest first."""
+
+
+class WithdrawalRepository(Protocol):
+    def add(self, withdrawal: Withdrawal) -> None: ...
+
+    def get(self, withdrawal_id: int, *, lock: bool = False) -> Withdrawal | None: ...
+
+    def page(self, status: str, offset: int, limit: int) -> tuple[list[Withdrawal], int]:
+        """Withdrawals in `status` ("" = any), oldest first, and how many there are."""
+
+    def lock_user(self, user_id: int) -> None:
+        """Serialise one user's withdrawal requests until the transaction ends (daily maximum)."""
+
+    def requested_since(self, user_id: int, since: datetime) -> int:
+        """Fen requested since `since`, rejected withdrawals excluded."""
+
+
+class RechargeRepository(Protocol):
+    def add(self, recharge: Recharge) -> None: ...
+
+    def by_no(self, recharge_no: str, *, lock: bool = False) -> Recharge | None: ...
+
+
+class MemberUnitOfWork(UnitOfWork):
+    """The member service's unit of work; its repositories are set on entering it."""
+
+    members: MemberRepository
+    ledger: LedgerRepository
+    points: PointsRepository
+    coupons: CouponRepository
+    withdrawals: WithdrawalRepository
+    recharges: RechargeRepository

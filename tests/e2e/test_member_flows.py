@@ -1,0 +1,96 @@
+"""Member flows through the gateway: sign up, recharge credited, withdraw with a key, finance pays out, coupons."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+import requests
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+from services.common.auth import AUDIENCE, ISSUER
+from services.common.db import make_engine
+from services.member import service
+from services.member.db import SqlMemberUnitOfWork, start_mappers
+from tests.fixtures.platform import Platform
+
+pytestmark = pytest.mark.e2e
+
+
+def sms_login(platform: Platform, phone: str) -> dict[str, str]:
+    sent = requests.post(f"{platform.api}/auth/sms-codes", json={"phone": phone, "purpose": "login"}, timeout=10)
+    reply = requests.post(f"{platform.api}/auth/login/sms", json={"phone": phone, "code": sent.json()["dev_code"]},
+                          timeout=10)
+    assert reply.status_code == 200, reply.text
+    return {"Authorization": f"Bearer {reply.json()['access_token']}"}
+
+
+def staff(platform: Platform, roles: list[str]) -> dict[str, str]:
+    """A staff token signed with the platform's key (granting roles has no route yet)."""
+    now = datetime.now(UTC)
+    key = load_pem_private_key(platform.jwt_private_pem, password=None)
+    token = jwt.encode({"iss": ISSUER, "aud": AUDIENCE, "sub": "990001", "jti": str(uuid.uuid4()), "roles": roles,
+                        "iat": int(now.timestamp()), "exp": int((now + timedelta(minutes=5)).timestamp())},
+                       key, algorithm="EdDSA")  # type: ignore[arg-type]
+    return {"Authorization": f"Bearer {token}"}
+
+
+def credit(platform: Platform, recharge_no: str, paid_fen: int) -> None:
+    """What the verified payment notify will do (its WeChat Pay / Alipay verification is not built yet)."""
+    start_mappers()
+    engine = make_engine(platform.database_urls["member"])
+    service.credit_recharge(SqlMemberUnitOfWork(engine, "member"), recharge_no=recharge_no, paid_fen=paid_fen,
+                            channel_txn_id=f"TXN-{recharge_no}")
+    engine.dispose()
+
+
+def test_a_member_recharges_withdraws_once_per_key_and_finance_pays_it_out(platform: Platform) -> None:
+    shopper = sms_login(platform, "13700001101")
+    api = platform.api
+
+    joined = requests.post(f"{api}/member/signup", json={"channel": "self"}, headers=shopper, timeout=10)
+    recharge = requests.post(f"{api}/member/recharges", json={"amount_fen": 10_000, "channel": "wechat"},
+                             headers=shopper, timeout=10)
+    credit(platform, recharge.json()["recharge_no"], 10_000)
+    key = {**shopper, "Idempotency-Key": "withdraw-1"}
+    withdrawals = [requests.post(f"{api}/member/withdrawals", json={"amount_fen": 6_000}, headers=key, timeout=10)
+                   for _ in range(3)]
+    held = requests.get(f"{api}/member", headers=shopper, timeout=10).json()
+    withdrawal_id = withdrawals[0].json()["id"]
+    by_admin = requests.post(f"{api}/admin/withdrawals/{withdrawal_id}/decision", json={"approve": True},
+                             headers=staff(platform, ["admin"]), timeout=10)
+    paid = requests.post(f"{api}/admin/withdrawals/{withdrawal_id}/decision", json={"approve": True, "note": "ok"},
+                         headers=staff(platform, ["finance"]), timeout=10)
+    after = requests.get(f"{api}/member", headers=shopper, timeout=10).json()
+    ledger = requests.get(f"{api}/member/ledger", headers=shopper, timeout=10).json()
+    audit = requests.get(f"{api}/admin/ledger-audit", headers=staff(platform, ["finance"]), timeout=10).json()
+
+    assert (joined.status_code, joined.json()["level"], recharge.status_code) == (200, "normal", 201)
+    assert [(w.status_code, w.json()["id"]) for w in withdrawals] == [(201, withdrawal_id)] * 3
+    assert (held["balance_fen"], held["pending_fen"]) == (4_000, 6_000)
+    assert (by_admin.status_code, paid.status_code, paid.json()["status"]) == (403, 200, "PAID")
+    assert (after["balance_fen"], after["pending_fen"]) == (4_000, 0)
+    assert sorted((e["kind"], e["account"], e["amount"]) for e in ledger["items"]) == [
+        ("recharge", "available", 10_000), ("withdrawal_paid", "pending", -6_000),
+        ("withdrawal_requested", "available", -6_000), ("withdrawal_requested", "pending", 6_000)]
+    assert audit["mismatches"] == []
+
+
+def test_coupons_are_claimed_listed_and_private_to_their_owner(platform: Platform) -> None:
+    alice, bob = sms_login(platform, "13700001102"), sms_login(platform, "13700001103")
+    now = datetime.now(UTC)
+    template = requests.post(f"{platform.api}/admin/coupons", headers=staff(platform, ["operator"]), timeout=10, json={
+        "name": "5 off 50", "kind": "fixed", "amount_fen": 500, "threshold_fen": 5_000, "total": 1,
+        "per_user_limit": 1, "valid_from": (now - timedelta(hours=1)).isoformat(),
+        "valid_to": (now + timedelta(days=1)).isoformat()})
+
+    claims = [requests.post(f"{platform.api}/member/coupons/claim", json={"template_id": template.json()["id"]},
+                            headers=who, timeout=10) for who in (alice, bob)]
+    alices = requests.get(f"{platform.api}/member/coupons?status=available", headers=alice, timeout=10).json()
+    bobs = requests.get(f"{platform.api}/member/coupons", headers=bob, timeout=10).json()
+
+    assert (template.status_code, [c.status_code for c in claims]) == (201, [201, 422])
+    assert claims[1].json()["error"]["code"] == "COUPON_SOLD_OUT"
+    assert ([c["template"]["amount_fen"] for c in alices["items"]], bobs["total"]) == ([500], 0)

@@ -1,0 +1,342 @@
+"""The member service on PostgreSQL through its real gRPC server: races on balances and coupons, ownership, roles."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+from mall.member.v1 import member_pb2 as pb
+from mall.member.v1 import member_pb2_grpc
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from services.common.config import ServiceSettings
+from services.common.errors import Conflict
+from services.common.grpc_server import create_server, from_grpc, registration
+from services.member import service
+from services.member.channels import SimulatedPayment, SimulatedPayout
+from services.member.db import SqlMemberUnitOfWork, coupons, start_mappers, withdrawals
+from services.member.domain import PLATFORM, Account, transfer
+from services.user.domain import User
+from services.user.tokens import TokenIssuer
+from tests.fixtures.keys import JwtKeys
+
+pytestmark = pytest.mark.integration
+
+ALICE, BOB, FINANCE = 101, 102, 900
+
+
+@pytest.fixture
+def engine(service_engine: Callable[[str], Engine]) -> Engine:
+    return service_engine("member")
+
+
+@pytest.fixture
+def uow(engine: Engine) -> Callable[[], SqlMemberUnitOfWork]:
+    start_mappers()
+    return functools.partial(SqlMemberUnitOfWork, engine, "member")
+
+
+@pytest.fixture
+def stub(uow: Callable[[], SqlMemberUnitOfWork], jwt_keys: JwtKeys) -> Iterator[member_pb2_grpc.MemberServiceStub]:
+    servicer = __import__("services.member.grpc_api", fromlist=["MemberServicer"]).MemberServicer(
+        uow, SimulatedPayout(), SimulatedPayment())
+    settings = ServiceSettings.from_env("member", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),
+                                                   "MEMBER_GRPC_LISTEN": "127.0.0.1:0"})
+    server, port = create_server(settings, [registration(pb, member_pb2_grpc, "MemberService", servicer)])
+    server.start()
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        yield member_pb2_grpc.MemberServiceStub(channel)
+    server.stop(grace=None)
+
+
+@pytest.fixture
+def as_user(jwt_keys: JwtKeys) -> Callable[..., list[tuple[str, str]]]:
+    """as_user(user_id, roles="") → call metadata carrying a genuine access token."""
+    issuer = TokenIssuer(jwt_keys.private_pem, access_ttl_seconds=300, refresh_ttl_seconds=600)
+
+    def metadata(user_id: int, roles: str = "") -> list[tuple[str, str]]:
+        user = User(phone="13800000000", created_at=datetime.now(UTC), roles=roles, id=user_id)
+        return [("authorization", f"Bearer {issuer.access_token(user, user.role_set, datetime.now(UTC))}")]
+    return metadata
+
+
+def fund(uow: Callable[[], SqlMemberUnitOfWork], user_id: int, amount_fen: int) -> None:
+    with uow() as work:
+        work.ledger.post(transfer(f"seed:{user_id}", "recharge", "seed", amount=amount_fen,
+                                  source=(PLATFORM, Account.CLEARING), target=(user_id, Account.AVAILABLE)),
+                         datetime.now(UTC))
+        work.commit()
+
+
+def wallet(uow: Callable[[], SqlMemberUnitOfWork], user_id: int) -> tuple[int, int]:
+    with uow() as work:
+        return work.ledger.balance(user_id, Account.AVAILABLE), work.ledger.balance(user_id, Account.PENDING)
+
+
+def code_of(call: Callable[[], object]) -> tuple[grpc.StatusCode, str]:
+    try:
+        call()
+    except grpc.RpcError as exc:
+        return from_grpc(exc)[:2]
+    return grpc.StatusCode.OK, ""
+
+
+def stamp(moment: datetime) -> Timestamp:
+    result = Timestamp()
+    result.FromDatetime(moment)
+    return result
+
+
+def test_fifty_concurrent_withdrawals_of_6000_from_10000_accept_exactly_one(
+        stub, uow, as_user, engine: Engine) -> None:  # type: ignore[no-untyped-def]
+    fund(uow, ALICE, 10_000)
+    metadata = as_user(ALICE)
+
+    def withdraw(n: int) -> tuple[grpc.StatusCode, str]:
+        return code_of(lambda: stub.RequestWithdrawal(
+            pb.RequestWithdrawalRequest(amount_fen=6_000, idempotency_key=f"key-{n}"), metadata=metadata, timeout=30))
+
+    with ThreadPoolExecutor(50) as pool:
+        outcomes = list(pool.map(withdraw, range(50)))
+
+    assert outcomes.count((grpc.StatusCode.OK, "")) == 1
+    assert outcomes.count((grpc.StatusCode.FAILED_PRECONDITION, "INSUFFICIENT_BALANCE")) == 49
+    assert wallet(uow, ALICE) == (4_000, 6_000)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(withdrawals)).scalar_one() == 1
+
+
+def test_the_same_idempotency_key_twenty_times_makes_one_withdrawal(stub, uow, as_user, engine) -> None:  # type: ignore[no-untyped-def]
+    fund(uow, ALICE, 10_000)
+    metadata = as_user(ALICE)
+
+    def withdraw(_: int) -> int:
+        return stub.RequestWithdrawal(pb.RequestWithdrawalRequest(amount_fen=1_500, idempotency_key="same-key"),
+                                      metadata=metadata, timeout=30).id
+
+    with ThreadPoolExecutor(20) as pool:
+        ids = set(pool.map(withdraw, range(20)))
+
+    assert len(ids) == 1
+    assert wallet(uow, ALICE) == (8_500, 1_500)
+
+
+def test_only_finance_decides_a_withdrawal_and_approval_pays_it_out(stub, uow, as_user) -> None:  # type: ignore[no-untyped-def]
+    fund(uow, ALICE, 10_000)
+    withdrawal = stub.RequestWithdrawal(pb.RequestWithdrawalRequest(amount_fen=6_000, idempotency_key="k"),
+                                        metadata=as_user(ALICE), timeout=10)
+    decide = pb.DecideWithdrawalRequest(withdrawal_id=withdrawal.id, approve=True, note="ok")
+
+    denied = [code_of(lambda md=md: stub.DecideWithdrawal(decide, metadata=md, timeout=10))
+              for md in (as_user(ALICE), as_user(7, "admin"), as_user(8, "operator,customer_service"))]
+    paid = stub.DecideWithdrawal(decide, metadata=as_user(FINANCE, "finance"), timeout=10)
+
+    assert denied == [(grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")] * 3
+    assert (paid.status, paid.payout_txn_id != "", wallet(uow, ALICE)) == ("PAID", True, (4_000, 0))
+
+
+def test_two_hundred_users_claiming_the_last_ten_coupons_get_exactly_ten(stub, uow, as_user, engine) -> None:  # type: ignore[no-untyped-def]
+    now = datetime.now(UTC)
+    template = stub.CreateCouponTemplate(pb.CreateCouponTemplateRequest(
+        name="last ten", kind="fixed", amount_fen=500, threshold_fen=1_000, total=10, per_user_limit=1,
+        valid_from=stamp(now - timedelta(hours=1)), valid_to=stamp(now + timedelta(days=1))),
+        metadata=as_user(7, "admin"), timeout=10)
+    tokens = [as_user(1_000 + n) for n in range(200)]
+
+    def claim(n: int) -> tuple[grpc.StatusCode, str]:
+        return code_of(lambda: stub.ClaimCoupon(pb.ClaimCouponRequest(template_id=template.id), metadata=tokens[n],
+                                                timeout=30))
+
+    with ThreadPoolExecutor(50) as pool:
+        outcomes = list(pool.map(claim, range(200)))
+
+    assert outcomes.count((grpc.StatusCode.OK, "")) == 10
+    assert outcomes.count((grpc.StatusCode.FAILED_PRECONDITION, "COUPON_SOLD_OUT")) == 190
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(coupons)).scalar_one() == 10
+
+
+def test_one_user_claiming_concurrently_stays_within_the_per_user_limit(stub, as_user, engine) -> None:  # type: ignore[no-untyped-def]
+    now = datetime.now(UTC)
+    template = stub.CreateCouponTemplate(pb.CreateCouponTemplateRequest(
+        name="two each", kind="percent", percent_off=10, total=100, per_user_limit=2,
+        valid_from=stamp(now - timedelta(hours=1)), valid_to=stamp(now + timedelta(days=1))),
+        metadata=as_user(7, "admin"), timeout=10)
+    metadata = as_user(ALICE)
+
+    with ThreadPoolExecutor(20) as pool:
+        outcomes = list(pool.map(lambda _: code_of(lambda: stub.ClaimCoupon(
+            pb.ClaimCouponRequest(template_id=template.id), metadata=metadata, timeout=30)), range(20)))
+
+    assert outcomes.count((grpc.StatusCode.OK, "")) == 2
+
+
+def test_a_user_never_sees_or_uses_another_users_coupon(stub, as_user) -> None:  # type: ignore[no-untyped-def]
+    now = datetime.now(UTC)
+    template = stub.CreateCouponTemplate(pb.CreateCouponTemplateRequest(
+        name="mine", kind="fixed", amount_fen=300, total=5, per_user_limit=1,
+        valid_from=stamp(now - timedelta(hours=1)), valid_to=stamp(now + timedelta(days=1))),
+        metadata=as_user(7, "admin"), timeout=10)
+    alices = stub.ClaimCoupon(pb.ClaimCouponRequest(template_id=template.id), metadata=as_user(ALICE), timeout=10)
+    lines = [pb.OrderLine(category_id=1, amount_fen=5_000)]
+
+    bobs_list = stub.ListCoupons(pb.ListCouponsRequest(), metadata=as_user(BOB), timeout=10)
+    lock = code_of(lambda: stub.LockCoupon(pb.LockCouponRequest(order_no="B-1", coupon_id=alices.id, lines=lines),
+                                           metadata=as_user(BOB), timeout=10))
+    quote = code_of(lambda: stub.QuoteCoupons(pb.QuoteCouponsRequest(lines=lines, coupon_id=alices.id),
+                                              metadata=as_user(BOB), timeout=10))
+
+    assert (bobs_list.total, lock, quote) == (0, (grpc.StatusCode.NOT_FOUND, "COUPON_NOT_FOUND"),
+                                              (grpc.StatusCode.NOT_FOUND, "COUPON_NOT_FOUND"))
+
+
+def test_lock_use_and_release_of_a_coupon_are_idempotent_by_order(stub, as_user) -> None:  # type: ignore[no-untyped-def]
+    now = datetime.now(UTC)
+    template = stub.CreateCouponTemplate(pb.CreateCouponTemplateRequest(
+        name="15% off", kind="percent", percent_off=15, cap_fen=2_000, total=5, per_user_limit=1,
+        valid_from=stamp(now - timedelta(hours=1)), valid_to=stamp(now + timedelta(days=1))),
+        metadata=as_user(7, "admin"), timeout=10)
+    coupon = stub.ClaimCoupon(pb.ClaimCouponRequest(template_id=template.id), metadata=as_user(ALICE), timeout=10)
+    lock = pb.LockCouponRequest(order_no="O-1", coupon_id=coupon.id, lines=[pb.OrderLine(category_id=3,
+                                                                                         amount_fen=9_999)])
+    md = as_user(ALICE)
+
+    discounts = [stub.LockCoupon(lock, metadata=md, timeout=10).discount_fen for _ in range(2)]
+    for _ in range(2):
+        stub.UseCoupon(pb.UseCouponRequest(order_no="O-1"), metadata=md, timeout=10)
+    stub.ReleaseCoupon(pb.ReleaseCouponRequest(order_no="O-1"), metadata=md, timeout=10)
+    listed = stub.ListCoupons(pb.ListCouponsRequest(), metadata=md, timeout=10)
+
+    assert (discounts, [c.status for c in listed.coupons]) == ([1_499, 1_499], ["used"])
+
+
+def test_balance_payment_and_refund_are_exact_and_idempotent(stub, uow, as_user) -> None:  # type: ignore[no-untyped-def]
+    fund(uow, ALICE, 10_000)
+    pay = pb.PayWithBalanceRequest(order_no="O-9", amount_fen=3_333)
+
+    with ThreadPoolExecutor(10) as pool:
+        balances = set(pool.map(lambda _: stub.PayWithBalance(pay, metadata=as_user(ALICE), timeout=30).balance_fen,
+                                range(10)))
+    refund = pb.RefundToBalanceRequest(refund_no="RF-1", order_no="O-9", user_id=ALICE, amount_fen=1_111)
+    shopper_refund = code_of(lambda: stub.RefundToBalance(refund, metadata=as_user(ALICE), timeout=10))
+    for _ in range(3):
+        stub.RefundToBalance(refund, metadata=as_user(FINANCE, "finance"), timeout=10)
+
+    assert (balances, shopper_refund) == ({6_667}, (grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN"))
+    assert wallet(uow, ALICE) == (7_778, 0)
+
+
+def test_points_are_awarded_once_locked_and_released_by_order(stub, uow, as_user) -> None:  # type: ignore[no-untyped-def]
+    stub.SignUp(pb.SignUpRequest(channel="self"), metadata=as_user(ALICE), timeout=10)
+    for _ in range(2):
+        service.award_points_for_order(uow(), order_no="O-1", user_id=ALICE, paid_fen=50_099)
+    md = as_user(ALICE)
+
+    locked = stub.LockPoints(pb.LockPointsRequest(order_no="O-2", points=200, payable_fen=1_000), metadata=md,
+                             timeout=10)
+    during = stub.GetMember(pb.GetMemberRequest(), metadata=md, timeout=10).member.points
+    released = [stub.ReleasePoints(pb.ReleasePointsRequest(order_no="O-2"), metadata=md, timeout=10).points
+                for _ in range(2)]
+    member = stub.GetMember(pb.GetMemberRequest(), metadata=md, timeout=10).member
+    entries = stub.ListPointsEntries(pb.ListEntriesRequest(limit=10), metadata=md, timeout=10)
+
+    assert (locked.discount_fen, during, released, member.points, member.total_spend_fen) == (
+        200, 300, [200, 0], 500, 50_099)
+    assert sorted((e.account, e.amount) for e in entries.entries) == [  # earn 500, lock 200, release 200
+        ("points", -200), ("points", 200), ("points", 500), ("points_locked", -200), ("points_locked", 200)]
+
+
+def test_the_ledger_audit_finds_every_account_consistent_and_is_finance_only(stub, uow, as_user) -> None:  # type: ignore[no-untyped-def]
+    fund(uow, ALICE, 10_000)
+    stub.RequestWithdrawal(pb.RequestWithdrawalRequest(amount_fen=2_000, idempotency_key="k"),
+                           metadata=as_user(ALICE), timeout=10)
+
+    audit = stub.CheckLedgers(pb.CheckLedgersRequest(), metadata=as_user(FINANCE, "finance"), timeout=10)
+    shopper = code_of(lambda: stub.CheckLedgers(pb.CheckLedgersRequest(), metadata=as_user(ALICE), timeout=10))
+
+    assert (audit.accounts_checked, list(audit.mismatches), shopper) == (
+        3, [], (grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN"))
+
+
+def test_the_audit_reports_a_balance_that_differs_from_its_entries(stub, uow, as_user, engine) -> None:  # type: ignore[no-untyped-def]
+    fund(uow, ALICE, 10_000)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE ledger_accounts SET balance = balance + 1 WHERE user_id = :u"), {"u": ALICE})
+
+    audit = stub.CheckLedgers(pb.CheckLedgersRequest(), metadata=as_user(FINANCE, "admin"), timeout=10)
+
+    assert [(m.user_id, m.account, m.balance, m.entries_sum) for m in audit.mismatches] == [
+        (ALICE, "available", 10_001, 10_000)]
+
+
+def test_the_database_refuses_a_negative_user_balance_and_changes_to_ledger_entries(uow, engine: Engine) -> None:  # type: ignore[no-untyped-def]
+    fund(uow, ALICE, 100)
+
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(text("UPDATE ledger_accounts SET balance = -1 WHERE user_id = :u"), {"u": ALICE})
+    with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+        conn.execute(text("UPDATE ledger_entries SET amount = amount + 1"))
+    with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+        conn.execute(text("DELETE FROM ledger_postings"))
+    assert wallet(uow, ALICE) == (100, 0)
+
+
+def test_racing_locks_of_one_order_hold_its_points_and_one_coupon_once(stub, uow, as_user) -> None:  # type: ignore[no-untyped-def]
+    stub.SignUp(pb.SignUpRequest(channel="self"), metadata=as_user(ALICE), timeout=10)
+    service.award_points_for_order(uow(), order_no="O-1", user_id=ALICE, paid_fen=100_000)  # silver: 1,200 points
+    now = datetime.now(UTC)
+    template = stub.CreateCouponTemplate(pb.CreateCouponTemplateRequest(
+        name="two", kind="fixed", amount_fen=100, total=5, per_user_limit=2,
+        valid_from=stamp(now - timedelta(hours=1)), valid_to=stamp(now + timedelta(days=1))),
+        metadata=as_user(7, "admin"), timeout=10)
+    md = as_user(ALICE)
+    coupon_ids = [stub.ClaimCoupon(pb.ClaimCouponRequest(template_id=template.id), metadata=md, timeout=10).id
+                  for _ in range(2)]
+    lines = [pb.OrderLine(category_id=1, amount_fen=1_000)]
+
+    with ThreadPoolExecutor(10) as pool:
+        points = list(pool.map(lambda _: code_of(lambda: stub.LockPoints(
+            pb.LockPointsRequest(order_no="O-2", points=300, payable_fen=1_000), metadata=md, timeout=30)), range(10)))
+        coupons = list(pool.map(lambda n: code_of(lambda: stub.LockCoupon(pb.LockCouponRequest(
+            order_no="O-2", coupon_id=coupon_ids[n % 2], lines=lines), metadata=md, timeout=30)), range(10)))
+    member = stub.GetMember(pb.GetMemberRequest(), metadata=md, timeout=10).member
+
+    assert (points, member.points) == ([(grpc.StatusCode.OK, "")] * 10, 900)
+    assert set(coupons) == {(grpc.StatusCode.OK, ""), (grpc.StatusCode.ABORTED, "ORDER_HAS_COUPON")}
+    assert member.coupons_available == 1
+
+
+def test_a_plan_bought_ten_times_at_once_with_one_key_is_charged_once(stub, uow, as_user) -> None:  # type: ignore[no-untyped-def]
+    md = as_user(ALICE)
+    stub.SignUp(pb.SignUpRequest(channel="self"), metadata=md, timeout=10)
+    fund(uow, ALICE, 20_000)
+    plans = stub.ListPlans(pb.ListPlansRequest(), metadata=md, timeout=10).plans
+    annual = next(p for p in plans if p.days == 366)
+
+    with ThreadPoolExecutor(10) as pool:
+        members = list(pool.map(lambda _: stub.SubscribePlan(pb.SubscribePlanRequest(
+            plan_id=annual.id, idempotency_key="plan-1"), metadata=md, timeout=30).member, range(10)))
+    member = stub.GetMember(pb.GetMemberRequest(), metadata=md, timeout=10).member
+
+    assert {m.plan.expires_at.seconds for m in members} == {member.plan.expires_at.seconds}
+    assert (member.balance_fen, member.plan.name, member.discount_percent) == (20_000 - annual.price_fen,
+                                                                              annual.name, 95)
+
+
+def test_fifty_concurrent_credits_of_one_recharge_credit_it_once(stub, uow, as_user) -> None:  # type: ignore[no-untyped-def]
+    recharge = stub.CreateRecharge(pb.CreateRechargeRequest(amount_fen=5_000, channel="alipay"),
+                                   metadata=as_user(ALICE), timeout=10)
+
+    with ThreadPoolExecutor(50) as pool:
+        list(pool.map(lambda _: service.credit_recharge(uow(), recharge_no=recharge.recharge_no, paid_fen=5_000,
+                                                        channel_txn_id="ALI-1"), range(50)))
+    with pytest.raises(Conflict):  # another transaction claiming the same recharge
+        service.credit_recharge(uow(), recharge_no=recharge.recharge_no, paid_fen=5_000, channel_txn_id="ALI-2")
+
+    assert (recharge.payment["out_trade_no"], wallet(uow, ALICE)) == (recharge.recharge_no, (5_000, 0))

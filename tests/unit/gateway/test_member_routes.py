@@ -1,0 +1,180 @@
+"""Member routes: what is asked of the member service, the JSON made of its reply, roles and Idempotency-Key."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import grpc
+from flask.testing import FlaskClient
+from google.protobuf.timestamp_pb2 import Timestamp
+from mall.member.v1 import member_pb2 as pb
+
+from services.common.grpc_server import to_grpc
+from services.member.domain import withdrawal_not_found
+
+JOINED = Timestamp(seconds=1_795_000_000)
+
+
+def test_get_member_answers_the_documented_payload(client: FlaskClient, clients, bearer: Callable) -> None:
+    clients.member.GetMember.reply = pb.GetMemberResponse(member=pb.Member(
+        member_no="M1", level="gold", discount_percent=95, points_multiplier_percent=150, points=120,
+        balance_fen=4_000, pending_fen=6_000, coupons_available=2, total_spend_fen=500_000, channel="self",
+        joined_at=JOINED))
+
+    response = client.get("/api/v1/member", headers=bearer())
+
+    assert (response.status_code, response.get_json()) == (200, {
+        "member_no": "M1", "level": "gold", "discount_rate": 0.95, "points_multiplier": 1.5, "points": 120,
+        "balance_fen": 4_000, "pending_fen": 6_000, "coupons_available": 2, "total_spend_fen": 500_000,
+        "channel": "self", "joined_at": "2026-11-18T11:06:40Z", "plan": None})
+
+
+def test_signup_passes_channel_and_invite_code(client: FlaskClient, clients, bearer: Callable) -> None:
+    client.post("/api/v1/member/signup", json={"channel": "invitation", "invite_code": "ABCD1234"}, headers=bearer())
+
+    assert [c.message for c in clients.member.SignUp.calls] == [
+        pb.SignUpRequest(channel="invitation", invite_code="ABCD1234")]
+
+
+def test_the_ledger_is_a_page_of_entries(client: FlaskClient, clients, bearer: Callable) -> None:
+    clients.member.ListWalletEntries.reply = pb.ListEntriesResponse(total=41, entries=[pb.LedgerEntry(
+        id=7, account="available", amount=-6_000, balance_after=4_000, kind="withdrawal_requested",
+        reference="W1", created_at=JOINED)])
+
+    response = client.get("/api/v1/member/ledger?page=3&page_size=20", headers=bearer())
+
+    assert clients.member.ListWalletEntries.calls[0].message == pb.ListEntriesRequest(offset=40, limit=20)
+    assert response.get_json() == {"items": [{
+        "id": 7, "account": "available", "amount": -6_000, "balance_after": 4_000, "kind": "withdrawal_requested",
+        "reference": "W1", "created_at": "2026-11-18T11:06:40Z"}], "page": 3, "page_size": 20, "total": 41}
+
+
+def test_a_withdrawal_needs_an_idempotency_key(client: FlaskClient, clients, bearer: Callable) -> None:
+    response = client.post("/api/v1/member/withdrawals", json={"amount_fen": 6_000}, headers=bearer())
+
+    assert (response.status_code, response.get_json()["error"]["code"], clients.member.RequestWithdrawal.calls) == (
+        400, "IDEMPOTENCY_KEY_REQUIRED", [])
+
+
+def test_a_malformed_idempotency_key_is_refused(client: FlaskClient, clients, bearer: Callable) -> None:
+    response = client.post("/api/v1/member/withdrawals", json={"amount_fen": 6_000},
+                           headers={**bearer(), "Idempotency-Key": "x" * 129})
+
+    assert (response.status_code, response.get_json()["error"]["code"]) == (400, "IDEMPOTENCY_KEY_INVALID")
+
+
+def test_a_withdrawal_passes_the_key_and_answers_201(client: FlaskClient, clients, bearer: Callable) -> None:
+    clients.member.RequestWithdrawal.reply = pb.Withdrawal(id=3, withdrawal_no="W3", amount_fen=6_000,
+                                                           status="PENDING_REVIEW", created_at=JOINED)
+
+    response = client.post("/api/v1/member/withdrawals", json={"amount_fen": 6_000},
+                           headers={**bearer(), "Idempotency-Key": "abc-123"})
+
+    assert clients.member.RequestWithdrawal.calls[0].message == pb.RequestWithdrawalRequest(
+        amount_fen=6_000, idempotency_key="abc-123")
+    assert (response.status_code, response.get_json()) == (201, {
+        "id": 3, "withdrawal_no": "W3", "user_id": 0, "status": "PENDING_REVIEW", "amount_fen": 6_000, "note": "",
+        "created_at": "2026-11-18T11:06:40Z", "decided_at": None})
+
+
+def test_only_finance_reaches_the_withdrawal_decision(client: FlaskClient, clients, bearer: Callable) -> None:
+    clients.member.DecideWithdrawal.reply = pb.Withdrawal(id=3, withdrawal_no="W3", amount_fen=6_000,
+                                                          status="PAID", created_at=JOINED, decided_at=JOINED)
+    url, body = "/api/v1/admin/withdrawals/3/decision", {"approve": True, "note": "ok"}
+
+    refused = [client.post(url, json=body, headers=bearer(roles)).status_code for roles in ("", "admin", "operator")]
+    allowed = client.post(url, json=body, headers=bearer("finance"))
+
+    assert (refused, allowed.status_code, allowed.get_json()["status"]) == ([403, 403, 403], 200, "PAID")
+    assert [c.message for c in clients.member.DecideWithdrawal.calls] == [
+        pb.DecideWithdrawalRequest(withdrawal_id=3, approve=True, note="ok")]
+
+
+def test_an_unknown_withdrawal_is_404(client: FlaskClient, clients, bearer: Callable, rpc_error) -> None:
+    status, message, trailers = to_grpc(withdrawal_not_found())
+    clients.member.DecideWithdrawal.error = rpc_error(status, message, trailers)
+
+    response = client.post("/api/v1/admin/withdrawals/99/decision", json={"approve": False},
+                           headers=bearer("finance"))
+
+    assert (response.status_code, response.get_json()["error"]["code"]) == (404, "WITHDRAWAL_NOT_FOUND")
+
+
+def test_a_coupon_template_is_created_by_an_operator(client: FlaskClient, clients, bearer: Callable) -> None:
+    clients.member.CreateCouponTemplate.reply = pb.CouponTemplate(
+        id=5, name="15% off", kind="percent", percent_off=15, cap_fen=2_000, total=100, per_user_limit=1,
+        valid_from=JOINED, valid_to=Timestamp(seconds=1_796_000_000), category_ids=[3])
+
+    response = client.post("/api/v1/admin/coupons", headers=bearer("operator"), json={
+        "name": "15% off", "kind": "percent", "percent_off": 15, "cap_fen": 2_000, "total": 100,
+        "valid_from": "2026-11-18T19:06:40+08:00", "valid_to": "2026-11-30T00:00:00Z", "category_ids": [3]})
+
+    sent = clients.member.CreateCouponTemplate.calls[0].message
+    assert (sent.valid_from.seconds, sent.percent_off, list(sent.category_ids)) == (1_795_000_000, 15, [3])
+    assert (response.status_code, response.get_json()["id"], response.get_json()["issued"]) == (201, 5, 0)
+
+
+def test_a_shopper_cannot_create_coupon_templates_or_audit_the_ledger(client: FlaskClient, clients,
+                                                                      bearer: Callable) -> None:
+    audit = client.get("/api/v1/admin/ledger-audit", headers=bearer())
+    create = client.post("/api/v1/admin/coupons", headers=bearer(), json={})
+
+    assert (audit.status_code, create.status_code, clients.member.CheckLedgers.calls) == (403, 403, [])
+
+
+def test_the_ledger_audit_lists_mismatches_for_finance(client: FlaskClient, clients, bearer: Callable) -> None:
+    clients.member.CheckLedgers.reply = pb.CheckLedgersResponse(accounts_checked=9, mismatches=[pb.LedgerMismatch(
+        account_id=4, user_id=101, account="available", balance=10_001, entries_sum=10_000)])
+
+    response = client.get("/api/v1/admin/ledger-audit", headers=bearer("finance"))
+
+    assert response.get_json() == {"accounts_checked": 9, "mismatches": [{
+        "account_id": 4, "user_id": 101, "account": "available", "balance": 10_001, "entries_sum": 10_000}]}
+
+
+def test_another_users_coupon_claim_error_passes_through_as_its_status(client: FlaskClient, clients,
+                                                                       bearer: Callable, rpc_error) -> None:
+    clients.member.ClaimCoupon.error = rpc_error(grpc.StatusCode.FAILED_PRECONDITION, "sold out",
+                                                 (("error-code", "COUPON_SOLD_OUT"),))
+
+    response = client.post("/api/v1/member/coupons/claim", json={"template_id": 5}, headers=bearer())
+
+    assert response.status_code == 422
+
+
+def test_finance_lists_withdrawals_to_review(client: FlaskClient, clients, bearer: Callable) -> None:
+    clients.member.ListWithdrawals.reply = pb.ListWithdrawalsResponse(total=1, withdrawals=[pb.Withdrawal(
+        id=3, withdrawal_no="W3", user_id=101, amount_fen=6_000, status="PENDING_REVIEW", created_at=JOINED)])
+
+    shopper = client.get("/api/v1/admin/withdrawals", headers=bearer())
+    response = client.get("/api/v1/admin/withdrawals?status=PENDING_REVIEW", headers=bearer("finance"))
+
+    assert clients.member.ListWithdrawals.calls[0].message == pb.ListWithdrawalsRequest(
+        status="PENDING_REVIEW", offset=0, limit=20)
+    assert (shopper.status_code, response.get_json()["total"], response.get_json()["items"][0]["user_id"]) == (
+        403, 1, 101)
+
+
+def test_plans_are_listed_with_their_discount_rate(client: FlaskClient, clients, bearer: Callable) -> None:
+    clients.member.ListPlans.reply = pb.ListPlansResponse(plans=[pb.Plan(id=1, name="PLUS monthly", price_fen=1_500,
+                                                                         days=31, discount_percent=95)])
+
+    response = client.get("/api/v1/member/plans", headers=bearer())
+
+    assert response.get_json() == {"items": [{"id": 1, "name": "PLUS monthly", "price_fen": 1_500, "days": 31,
+                                              "discount_rate": 0.95}]}
+
+
+def test_subscribing_needs_an_idempotency_key_and_shows_the_plan(client: FlaskClient, clients,
+                                                                 bearer: Callable) -> None:
+    clients.member.SubscribePlan.reply = pb.GetMemberResponse(member=pb.Member(
+        member_no="M1", level="normal", discount_percent=95, points_multiplier_percent=100, joined_at=JOINED,
+        plan=pb.MemberPlan(id=1, name="PLUS monthly", expires_at=JOINED)))
+
+    missing = client.post("/api/v1/member/plans/1/subscribe", headers=bearer())
+    response = client.post("/api/v1/member/plans/1/subscribe", headers={**bearer(), "Idempotency-Key": "p-1"})
+
+    assert (missing.status_code, clients.member.SubscribePlan.calls[0].message) == (
+        400, pb.SubscribePlanRequest(plan_id=1, idempotency_key="p-1"))
+    assert (response.get_json()["plan"], response.get_json()["discount_rate"]) == (
+        {"id": 1, "name": "PLUS monthly", "expires_at": "2026-11-18T11:06:40Z"}, 0.95)

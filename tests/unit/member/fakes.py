@@ -1,0 +1,190 @@
+"""The member unit of work in memory (the other services' fakes are in tests/fakes.py)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+
+from services.member.domain import (
+    Coupon,
+    CouponTemplate,
+    InsufficientFunds,
+    LedgerEntry,
+    Member,
+    Mismatch,
+    OrderCredit,
+    PointsHold,
+    Posting,
+    Recharge,
+    Withdrawal,
+    WithdrawalStatus,
+)
+from services.member.uow import MemberUnitOfWork
+from tests.fakes import FakeUnitOfWork
+
+
+class FakeMemberRepository:
+    def __init__(self) -> None:
+        self.members: dict[int, Member] = {}
+
+    def get(self, user_id: int) -> Member | None:
+        return self.members.get(user_id)
+
+    def get_or_add_locked(self, user_id: int) -> Member:
+        return self.members.setdefault(user_id, Member(user_id=user_id))
+
+
+class FakeLedgerRepository:
+    """Applies a posting wholly or not at all, refusing any user account below zero, as the database does."""
+
+    def __init__(self) -> None:
+        self.balances: dict[tuple[int, str], int] = defaultdict(int)
+        self.postings: dict[str, Posting] = {}
+        self.entries_of: dict[tuple[int, str], list[LedgerEntry]] = defaultdict(list)
+        self._next_id = 1
+
+    def post(self, posting: Posting, now: datetime) -> bool:
+        if posting.key in self.postings:
+            return False
+        for leg in posting.legs:
+            if leg.user_id and self.balances[leg.user_id, leg.account] + leg.amount < 0:
+                raise InsufficientFunds(leg.account)
+        self.postings[posting.key] = posting
+        for leg in posting.legs:
+            self.balances[leg.user_id, leg.account] += leg.amount
+            self.entries_of[leg.user_id, leg.account].append(LedgerEntry(
+                self._next_id, leg.account, leg.amount, self.balances[leg.user_id, leg.account], posting.kind,
+                posting.reference, now))
+            self._next_id += 1
+        return True
+
+    def find(self, key: str) -> Posting | None:
+        return self.postings.get(key)
+
+    def balance(self, user_id: int, account: str) -> int:
+        return self.balances.get((user_id, account), 0)
+
+    def entries(self, user_id: int, accounts: tuple[str, ...], offset: int,
+                limit: int) -> tuple[list[LedgerEntry], int]:
+        found = sorted((entry for account in accounts for entry in self.entries_of.get((user_id, account), [])),
+                       key=lambda entry: -entry.id)
+        return found[offset:offset + limit], len(found)
+
+    def check(self) -> tuple[int, list[Mismatch]]:
+        mismatches = [Mismatch(0, user_id, account, balance, sum(e.amount for e in self.entries_of[user_id, account]))
+                      for (user_id, account), balance in self.balances.items()
+                      if balance != sum(e.amount for e in self.entries_of[user_id, account])]
+        return len(self.balances), mismatches
+
+
+class FakePointsRepository:
+    def __init__(self) -> None:
+        self.holds: dict[str, PointsHold] = {}
+        self.credits: dict[str, OrderCredit] = {}
+
+    def hold(self, order_no: str, *, lock: bool = False) -> PointsHold | None:
+        return self.holds.get(order_no)
+
+    def add_hold(self, hold: PointsHold) -> None:
+        self.holds[hold.order_no] = hold
+
+    def credit(self, order_no: str, *, lock: bool = False) -> OrderCredit | None:
+        return self.credits.get(order_no)
+
+    def add_credit(self, credit: OrderCredit) -> None:
+        self.credits[credit.order_no] = credit
+
+
+class FakeCouponRepository:
+    def __init__(self) -> None:
+        self.templates: dict[int, CouponTemplate] = {}
+        self.coupons: dict[int, Coupon] = {}
+
+    def add_template(self, template: CouponTemplate) -> None:
+        template.id = len(self.templates) + 1
+        self.templates[template.id] = template
+
+    def template(self, template_id: int) -> CouponTemplate | None:
+        return self.templates.get(template_id)
+
+    def take_one(self, template_id: int) -> bool:
+        template = self.templates[template_id]
+        if template.issued >= template.total:
+            return False
+        template.issued += 1
+        return True
+
+    def lock_claims(self, user_id: int, template_id: int) -> None:
+        pass  # one thread: nothing to serialise
+
+    def claimed(self, user_id: int, template_id: int) -> int:
+        return sum(1 for c in self.coupons.values() if (c.user_id, c.template_id) == (user_id, template_id))
+
+    def add(self, coupon: Coupon) -> None:
+        coupon.id = len(self.coupons) + 1
+        self.coupons[coupon.id] = coupon
+
+    def get(self, coupon_id: int, *, lock: bool = False) -> Coupon | None:
+        return self.coupons.get(coupon_id)
+
+    def by_order(self, order_no: str, *, lock: bool = False) -> Coupon | None:
+        return next((c for c in self.coupons.values() if c.order_no == order_no), None)
+
+    def of_user(self, user_id: int) -> list[tuple[Coupon, CouponTemplate]]:
+        return [(c, self.templates[c.template_id]) for c in sorted(self.coupons.values(), key=lambda c: -(c.id or 0))
+                if c.user_id == user_id]
+
+
+class FakeWithdrawalRepository:
+    def __init__(self) -> None:
+        self.withdrawals: dict[int, Withdrawal] = {}
+
+    def add(self, withdrawal: Withdrawal) -> None:
+        withdrawal.id = len(self.withdrawals) + 1
+        self.withdrawals[withdrawal.id] = withdrawal
+
+    def get(self, withdrawal_id: int, *, lock: bool = False) -> Withdrawal | None:
+        return self.withdrawals.get(withdrawal_id)
+
+    def page(self, status: str, offset: int, limit: int) -> tuple[list[Withdrawal], int]:
+        found = [w for w in self.withdrawals.values() if not status or w.status == status]
+        return found[offset:offset + limit], len(found)
+
+    def lock_user(self, user_id: int) -> None:
+        pass  # one thread: nothing to serialise
+
+    def requested_since(self, user_id: int, since: datetime) -> int:
+        return sum(w.amount_fen for w in self.withdrawals.values()
+                   if w.user_id == user_id and w.created_at >= since and w.status != WithdrawalStatus.REJECTED)
+
+
+class FakeRechargeRepository:
+    def __init__(self) -> None:
+        self.recharges: dict[str, Recharge] = {}
+
+    def add(self, recharge: Recharge) -> None:
+        recharge.id = len(self.recharges) + 1
+        self.recharges[recharge.recharge_no] = recharge
+
+    def by_no(self, recharge_no: str, *, lock: bool = False) -> Recharge | None:
+        return self.recharges.get(recharge_no)
+
+
+class FakeMemberUnitOfWork(FakeUnitOfWork, MemberUnitOfWork):
+    """The member unit of work in memory; pass the same one to every use case of a test."""
+
+    members: FakeMemberRepository
+    ledger: FakeLedgerRepository
+    points: FakePointsRepository
+    coupons: FakeCouponRepository
+    withdrawals: FakeWithdrawalRepository
+    recharges: FakeRechargeRepository
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.members = FakeMemberRepository()
+        self.ledger = FakeLedgerRepository()
+        self.points = FakePointsRepository()
+        self.coupons = FakeCouponRepository()
+        self.withdrawals = FakeWithdrawalRepository()
+        self.recharges = FakeRechargeRepository()

@@ -1,0 +1,187 @@
+"""A hypothesis state machine over every ledger operation, for any member unit of work (fakes, SQLite, PostgreSQL).
+
+It keeps a model of each user's wallet and points and checks after every step: the ledger agrees
+with the model, no account is negative, every balance equals the sum of its entries, and every
+unit balances to zero across users and platform (double entry).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
+
+from services.common.errors import DomainError
+from services.member import service
+from services.member.channels import SimulatedPayment, SimulatedPayout
+from services.member.domain import PLATFORM, Account, level_for, points_earned
+from services.member.uow import MemberUnitOfWork
+
+USERS = (1, 2)
+NOW = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
+amounts = st.integers(min_value=100, max_value=9_000)  # 50 steps of withdrawals stay under the daily maximum
+
+
+def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> type[RuleBasedStateMachine]:
+    """The machine class; `new_store()` empties (or makes) a store for each example and returns its uow factory."""
+
+    class LedgerMachine(RuleBasedStateMachine):
+        withdrawals = Bundle("withdrawals")
+        paid_orders = Bundle("paid_orders")
+        holds = Bundle("holds")
+        credited_orders = Bundle("credited_orders")
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.uow = new_store()
+            self.numbers = itertools.count(1)
+            self.model = {user: {"available": 0, "pending": 0, "points": 0, "locked": 0, "spend": 0}
+                          for user in USERS}
+            self.credits: dict[str, dict[str, int]] = {}
+            for user in USERS:
+                service.sign_up(self.uow(), user_id=user, channel="self", invite_code=None, now=NOW)
+
+        def refused(self, call: Callable[[], object], code: str) -> None:
+            try:
+                call()
+            except DomainError as exc:
+                assert exc.code == code, exc.code
+            else:
+                raise AssertionError(f"expected {code}")
+
+        @rule(user=st.sampled_from(USERS), amount=amounts)
+        def recharge(self, user: int, amount: int) -> None:
+            recharge, _ = service.create_recharge(self.uow(), SimulatedPayment(), user_id=user, amount_fen=amount,
+                                                  channel="wechat", now=NOW)
+            for _ in range(2):  # a replayed notify credits nothing more
+                service.credit_recharge(self.uow(), recharge_no=recharge.recharge_no, paid_fen=amount,
+                                        channel_txn_id=f"T{recharge.recharge_no}", now=NOW)
+            self.model[user]["available"] += amount
+
+        @rule(target=paid_orders, user=st.sampled_from(USERS), amount=amounts)
+        def pay_with_balance(self, user: int, amount: int) -> tuple[int, str, int]:
+            order_no = f"O{next(self.numbers)}"
+            if amount > self.model[user]["available"]:
+                self.refused(lambda: service.pay_with_balance(self.uow(), user_id=user, order_no=order_no,
+                                                              amount_fen=amount, now=NOW), "INSUFFICIENT_BALANCE")
+                return (user, "", 0)
+            service.pay_with_balance(self.uow(), user_id=user, order_no=order_no, amount_fen=amount, now=NOW)
+            self.model[user]["available"] -= amount
+            return (user, order_no, amount)
+
+        @rule(order=consumes(paid_orders), share=st.integers(min_value=1, max_value=100))
+        def refund_to_balance(self, order: tuple[int, str, int], share: int) -> None:
+            user, order_no, paid = order
+            if not order_no:
+                return
+            amount = max(1, paid * share // 100)
+            for _ in range(2):
+                service.refund_to_balance(self.uow(), user_id=user, refund_no=f"RF-{order_no}", order_no=order_no,
+                                          amount_fen=amount, now=NOW)
+            self.model[user]["available"] += amount
+
+        @rule(target=withdrawals, user=st.sampled_from(USERS), amount=amounts)
+        def withdraw(self, user: int, amount: int) -> tuple[int, int, int]:
+            key = f"k{next(self.numbers)}"
+            if amount > self.model[user]["available"]:
+                self.refused(lambda: service.request_withdrawal(self.uow(), user_id=user, amount_fen=amount,
+                                                                idempotency_key=key, now=NOW), "INSUFFICIENT_BALANCE")
+                return (user, 0, 0)
+            withdrawal = service.request_withdrawal(self.uow(), user_id=user, amount_fen=amount,
+                                                    idempotency_key=key, now=NOW)
+            self.model[user]["available"] -= amount
+            self.model[user]["pending"] += amount
+            return (user, withdrawal.id or 0, amount)
+
+        @rule(withdrawal=consumes(withdrawals), approve=st.booleans())
+        def decide(self, withdrawal: tuple[int, int, int], approve: bool) -> None:
+            user, withdrawal_id, amount = withdrawal
+            if not withdrawal_id:
+                return
+            for _ in range(2):  # the same decision again changes nothing
+                service.decide_withdrawal(self.uow(), SimulatedPayout(), withdrawal_id=withdrawal_id, approve=approve,
+                                          note="", decided_by=9, now=NOW)
+            self.model[user]["pending"] -= amount
+            if not approve:
+                self.model[user]["available"] += amount
+
+        def _paid(self, user: int, order_no: str, paid_fen: int) -> None:
+            model = self.model[user]
+            model["spend"] += paid_fen
+            earned = points_earned(paid_fen, level_for(model["spend"]))
+            model["points"] += earned
+            self.credits[order_no] = {"user": user, "paid": paid_fen, "points": earned, "refunded": 0, "reversed": 0}
+
+        @rule(target=credited_orders, user=st.sampled_from(USERS), paid=st.integers(min_value=1, max_value=300_000))
+        def earn(self, user: int, paid: int) -> str:
+            order_no = f"E{next(self.numbers)}"
+            for _ in range(2):  # order-paid delivered twice
+                service.award_points_for_order(self.uow(), order_no=order_no, user_id=user, paid_fen=paid, now=NOW)
+            self._paid(user, order_no, paid)
+            return order_no
+
+        @rule(target=holds, user=st.sampled_from(USERS), points=st.integers(min_value=1, max_value=5_000))
+        def lock_points(self, user: int, points: int) -> tuple[int, str, int]:
+            order_no = f"H{next(self.numbers)}"
+            if points > self.model[user]["points"]:
+                self.refused(lambda: service.lock_points(self.uow(), user_id=user, order_no=order_no, points=points,
+                                                         payable_fen=points * 2, now=NOW), "INSUFFICIENT_POINTS")
+                return (user, "", 0)
+            service.lock_points(self.uow(), user_id=user, order_no=order_no, points=points, payable_fen=points * 2,
+                                now=NOW)
+            self.model[user]["points"] -= points
+            self.model[user]["locked"] += points
+            return (user, order_no, points)
+
+        @rule(hold=consumes(holds), paid=st.booleans())
+        def end_hold(self, hold: tuple[int, str, int], paid: bool) -> None:
+            user, order_no, points = hold
+            if not order_no:
+                return
+            self.model[user]["locked"] -= points
+            if paid:  # the order is paid: the points are spent, and the payment earns
+                service.award_points_for_order(self.uow(), order_no=order_no, user_id=user, paid_fen=points, now=NOW)
+                self._paid(user, order_no, points)
+            else:
+                service.release_points(self.uow(), order_no=order_no, now=NOW)
+                self.model[user]["points"] += points
+
+        @rule(order_no=credited_orders, share=st.integers(min_value=1, max_value=100))
+        def refund_order(self, order_no: str, share: int) -> None:
+            credit = self.credits[order_no]
+            amount = max(1, credit["paid"] * share // 100)
+            service.reverse_points_for_refund(self.uow(), order_no=order_no, refund_no=f"R{next(self.numbers)}",
+                                              amount_fen=amount, now=NOW)
+            model = self.model[credit["user"]]
+            refunded = min(credit["paid"], credit["refunded"] + amount)
+            model["spend"] -= refunded - credit["refunded"]
+            credit["refunded"] = refunded
+            owed = credit["points"] * refunded // credit["paid"] - credit["reversed"]
+            taken = min(owed, model["points"])
+            if taken > 0:
+                model["points"] -= taken
+                credit["reversed"] += taken
+
+        @invariant()
+        def ledger_agrees_with_the_model_and_with_itself(self) -> None:
+            uow = self.uow()
+            with uow:
+                for user, model in self.model.items():
+                    actual = {name: uow.ledger.balance(user, account) for name, account in (
+                        ("available", Account.AVAILABLE), ("pending", Account.PENDING), ("points", Account.POINTS),
+                        ("locked", Account.POINTS_LOCKED))}
+                    assert actual == {name: model[name] for name in actual}, (user, actual, model)
+                    assert min(actual.values()) >= 0
+                wallets = sum(uow.ledger.balance(u, a) for u in USERS for a in (Account.AVAILABLE, Account.PENDING))
+                platform_fen = sum(uow.ledger.balance(PLATFORM, a) for a in (Account.CLEARING, Account.SALES))
+                points = sum(uow.ledger.balance(u, a) for u in USERS for a in (Account.POINTS, Account.POINTS_LOCKED))
+                assert (wallets + platform_fen, points + uow.ledger.balance(PLATFORM, Account.POINTS_ISSUED)) == (0, 0)
+                assert uow.ledger.check()[1] == []
+            for user in USERS:
+                summary = service.get_member(self.uow(), user_id=user, now=NOW)
+                assert summary.member.total_spend_fen == self.model[user]["spend"]
+
+    return LedgerMachine

@@ -1,0 +1,395 @@
+"""Member use cases on the in-memory unit of work: membership, balance, withdrawals, coupons, points, recharges."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
+from services.member import service
+from services.member.channels import SimulatedPayment, SimulatedPayout
+from services.member.domain import PLATFORM, Account, OrderLine, level_for, transfer
+from tests.unit.member.fakes import FakeMemberUnitOfWork
+
+NOW = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
+ALICE, BOB = 1, 2
+
+
+@pytest.fixture
+def uow() -> FakeMemberUnitOfWork:
+    return FakeMemberUnitOfWork()
+
+
+def fund(uow: FakeMemberUnitOfWork, user_id: int, amount_fen: int, key: str = "seed") -> None:
+    uow.ledger.post(transfer(f"{key}:{user_id}", "recharge", key, amount=amount_fen,
+                             source=(PLATFORM, Account.CLEARING), target=(user_id, Account.AVAILABLE)), NOW)
+
+
+def balances(uow: FakeMemberUnitOfWork, user_id: int) -> tuple[int, int]:
+    return uow.ledger.balance(user_id, Account.AVAILABLE), uow.ledger.balance(user_id, Account.PENDING)
+
+
+# membership
+
+def test_signing_up_twice_keeps_the_first_membership(uow: FakeMemberUnitOfWork) -> None:
+    first, created = service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
+    again, created_again = service.sign_up(uow, user_id=ALICE, channel="campaign", invite_code=None, now=NOW)
+
+    assert (created, created_again) == (True, False)
+    assert (again.member.member_no, again.member.channel) == (first.member.member_no, "self")
+
+
+def test_joining_by_invitation_needs_the_invite_code(uow: FakeMemberUnitOfWork) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        service.sign_up(uow, user_id=ALICE, channel="invitation", invite_code=None, now=NOW)
+
+    assert raised.value.code == "INVITE_CODE_REQUIRED"
+
+
+def test_a_shopper_who_never_joined_has_no_member_account(uow: FakeMemberUnitOfWork) -> None:
+    with pytest.raises(NotFound) as raised:
+        service.get_member(uow, user_id=ALICE, now=NOW)
+
+    assert raised.value.code == "MEMBER_NOT_FOUND"
+
+
+@pytest.mark.parametrize(("spend", "level"), [(0, "normal"), (99_999, "normal"), (100_000, "silver"),
+                                              (499_999, "silver"), (500_000, "gold"), (2_000_000, "diamond")])
+def test_the_level_follows_total_paid_spend(spend: int, level: str) -> None:
+    assert level_for(spend).code == level
+
+
+def test_the_member_account_shows_balance_pending_points_and_coupons(uow: FakeMemberUnitOfWork) -> None:
+    service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
+    fund(uow, ALICE, 10_000)
+    service.request_withdrawal(uow, user_id=ALICE, amount_fen=3_000, idempotency_key="k1", now=NOW)
+    service.award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=12_345, now=NOW)
+
+    summary = service.get_member(uow, user_id=ALICE, now=NOW)
+
+    assert (summary.balance_fen, summary.pending_fen, summary.points, summary.member.total_spend_fen,
+            summary.coupons_available) == (7_000, 3_000, 123, 12_345, 0)
+
+
+# balance payment
+
+def test_paying_an_order_with_balance_twice_charges_once(uow: FakeMemberUnitOfWork) -> None:
+    fund(uow, ALICE, 10_000)
+
+    first = service.pay_with_balance(uow, user_id=ALICE, order_no="O1", amount_fen=2_500, now=NOW)
+    again = service.pay_with_balance(uow, user_id=ALICE, order_no="O1", amount_fen=2_500, now=NOW)
+
+    assert (first, again, uow.ledger.balance(PLATFORM, Account.SALES)) == (7_500, 7_500, 2_500)
+
+
+def test_paying_the_same_order_again_with_another_amount_is_a_conflict(uow: FakeMemberUnitOfWork) -> None:
+    fund(uow, ALICE, 10_000)
+    service.pay_with_balance(uow, user_id=ALICE, order_no="O1", amount_fen=2_500, now=NOW)
+
+    with pytest.raises(Conflict):
+        service.pay_with_balance(uow, user_id=ALICE, order_no="O1", amount_fen=2_600, now=NOW)
+
+
+def test_paying_more_than_the_balance_is_refused_and_moves_nothing(uow: FakeMemberUnitOfWork) -> None:
+    fund(uow, ALICE, 1_000)
+
+    with pytest.raises(DomainError) as raised:
+        service.pay_with_balance(uow, user_id=ALICE, order_no="O1", amount_fen=1_001, now=NOW)
+
+    assert (raised.value.code, balances(uow, ALICE)) == ("INSUFFICIENT_BALANCE", (1_000, 0))
+
+
+def test_a_refund_to_balance_is_credited_once_per_refund_no(uow: FakeMemberUnitOfWork) -> None:
+    service.refund_to_balance(uow, user_id=ALICE, refund_no="RF1", order_no="O1", amount_fen=800, now=NOW)
+    service.refund_to_balance(uow, user_id=ALICE, refund_no="RF1", order_no="O1", amount_fen=800, now=NOW)
+
+    assert balances(uow, ALICE) == (800, 0)
+
+
+# withdrawals
+
+def test_a_withdrawal_moves_the_amount_from_available_to_pending_at_once(uow: FakeMemberUnitOfWork) -> None:
+    fund(uow, ALICE, 10_000)
+
+    withdrawal = service.request_withdrawal(uow, user_id=ALICE, amount_fen=6_000, idempotency_key="k1", now=NOW)
+
+    assert (withdrawal.status, balances(uow, ALICE)) == ("PENDING_REVIEW", (4_000, 6_000))
+
+
+def test_the_same_idempotency_key_gives_the_same_withdrawal(uow: FakeMemberUnitOfWork) -> None:
+    fund(uow, ALICE, 10_000)
+
+    ids = {service.request_withdrawal(uow, user_id=ALICE, amount_fen=1_000, idempotency_key="k1", now=NOW).id
+           for _ in range(3)}
+
+    assert (ids, balances(uow, ALICE)) == ({1}, (9_000, 1_000))
+
+
+def test_a_second_withdrawal_beyond_the_available_balance_is_refused(uow: FakeMemberUnitOfWork) -> None:
+    fund(uow, ALICE, 10_000)
+    service.request_withdrawal(uow, user_id=ALICE, amount_fen=6_000, idempotency_key="k1", now=NOW)
+
+    with pytest.raises(DomainError) as raised:
+        service.request_withdrawal(uow, user_id=ALICE, amount_fen=6_000, idempotency_key="k2", now=NOW)
+
+    assert (raised.value.code, balances(uow, ALICE)) == ("INSUFFICIENT_BALANCE", (4_000, 6_000))
+
+
+def test_withdrawals_below_the_minimum_or_over_the_daily_maximum_are_refused(uow: FakeMemberUnitOfWork) -> None:
+    fund(uow, ALICE, 1_000_000)
+    service.request_withdrawal(uow, user_id=ALICE, amount_fen=400_000, idempotency_key="k1", now=NOW)
+
+    with pytest.raises(InvalidInput) as too_small:
+        service.request_withdrawal(uow, user_id=ALICE, amount_fen=99, idempotency_key="k2", now=NOW)
+    with pytest.raises(DomainError) as too_much:
+        service.request_withdrawal(uow, user_id=ALICE, amount_fen=100_001, idempotency_key="k3", now=NOW)
+    next_day = service.request_withdrawal(uow, user_id=ALICE, amount_fen=100_001, idempotency_key="k4",
+                                          now=NOW + timedelta(days=1))
+
+    assert (too_small.value.code, too_much.value.code, next_day.status) == (
+        "WITHDRAWAL_TOO_SMALL", "WITHDRAWAL_DAILY_LIMIT", "PENDING_REVIEW")
+
+
+def test_an_approved_withdrawal_is_paid_out_once_and_leaves_the_wallet(uow: FakeMemberUnitOfWork) -> None:
+    fund(uow, ALICE, 10_000)
+    payout = SimulatedPayout()
+    withdrawal = service.request_withdrawal(uow, user_id=ALICE, amount_fen=6_000, idempotency_key="k1", now=NOW)
+
+    for _ in range(2):
+        decided = service.decide_withdrawal(uow, payout, withdrawal_id=withdrawal.id or 0, approve=True, note="ok",
+                                            decided_by=9, now=NOW)
+
+    assert (decided.status, balances(uow, ALICE), payout.paid) == ("PAID", (4_000, 0), {withdrawal.withdrawal_no: 6_000})
+    assert uow.ledger.balance(PLATFORM, Account.CLEARING) == -10_000 + 6_000
+
+
+def test_a_rejected_withdrawal_returns_the_amount_to_available(uow: FakeMemberUnitOfWork) -> None:
+    fund(uow, ALICE, 10_000)
+    withdrawal = service.request_withdrawal(uow, user_id=ALICE, amount_fen=6_000, idempotency_key="k1", now=NOW)
+
+    service.decide_withdrawal(uow, SimulatedPayout(), withdrawal_id=withdrawal.id or 0, approve=False, note="no",
+                              decided_by=9, now=NOW)
+
+    with pytest.raises(Conflict):
+        service.decide_withdrawal(uow, SimulatedPayout(), withdrawal_id=withdrawal.id or 0, approve=True, note="",
+                                  decided_by=9, now=NOW)
+    assert balances(uow, ALICE) == (10_000, 0)
+
+
+# coupons
+
+def template(uow: FakeMemberUnitOfWork, **overrides: object) -> int:
+    fields: dict = {"name": "10% off", "kind": "percent", "amount_fen": 0, "percent_off": 10, "threshold_fen": 0,
+                    "cap_fen": 0, "total": 10, "per_user_limit": 1, "valid_from": NOW - timedelta(days=1),
+                    "valid_to": NOW + timedelta(days=7), "category_ids": [], "now": NOW}
+    fields.update(overrides)
+    return service.create_coupon_template(uow, **fields).id or 0
+
+
+def test_a_percent_discount_is_rounded_down_to_the_fen_and_capped(uow: FakeMemberUnitOfWork) -> None:
+    uncapped = template(uow, percent_off=15)
+    capped = template(uow, percent_off=15, cap_fen=1_000)
+    for template_id in (uncapped, capped):
+        service.claim_coupon(uow, user_id=ALICE, template_id=template_id, now=NOW)
+
+    quotes = service.quote_coupons(uow, user_id=ALICE, lines=[OrderLine(1, 9_999)], now=NOW)
+
+    assert sorted(q.discount_fen for q in quotes) == [1_000, 1_499]  # 9,999 x 15% = 1,499.85
+
+
+def test_a_fixed_coupon_needs_its_threshold_on_its_categories(uow: FakeMemberUnitOfWork) -> None:
+    template_id = template(uow, kind="fixed", amount_fen=500, threshold_fen=5_000, category_ids=[7])
+    coupon, _ = service.claim_coupon(uow, user_id=ALICE, template_id=template_id, now=NOW)
+
+    short = service.quote_coupons(uow, user_id=ALICE, lines=[OrderLine(7, 4_999), OrderLine(8, 9_000)], now=NOW)
+    enough = service.quote_coupons(uow, user_id=ALICE, lines=[OrderLine(7, 5_000)], coupon_id=coupon.id or 0, now=NOW)
+
+    assert [(q.discount_fen, q.reason) for q in short + enough] == [(0, "COUPON_THRESHOLD_NOT_MET"), (500, "")]
+
+
+def test_an_expired_coupon_is_listed_as_expired_and_refused_at_preview(uow: FakeMemberUnitOfWork) -> None:
+    template_id = template(uow, valid_to=NOW + timedelta(hours=1))
+    service.claim_coupon(uow, user_id=ALICE, template_id=template_id, now=NOW)
+    later = NOW + timedelta(hours=2)
+
+    views = service.list_coupons(uow, user_id=ALICE, now=later)
+    quotes = service.quote_coupons(uow, user_id=ALICE, lines=[OrderLine(1, 10_000)], now=later)
+
+    assert ([v.status for v in views], [q.reason for q in quotes]) == (["expired"], ["COUPON_EXPIRED"])
+
+
+def test_claims_stop_at_the_total_and_at_the_per_user_limit(uow: FakeMemberUnitOfWork) -> None:
+    template_id = template(uow, total=2, per_user_limit=1)
+    service.claim_coupon(uow, user_id=ALICE, template_id=template_id, now=NOW)
+
+    with pytest.raises(DomainError) as again:
+        service.claim_coupon(uow, user_id=ALICE, template_id=template_id, now=NOW)
+    service.claim_coupon(uow, user_id=BOB, template_id=template_id, now=NOW)
+    with pytest.raises(DomainError) as sold_out:
+        service.claim_coupon(uow, user_id=3, template_id=template_id, now=NOW)
+
+    assert (again.value.code, sold_out.value.code) == ("COUPON_LIMIT_REACHED", "COUPON_SOLD_OUT")
+
+
+def test_locking_a_coupon_is_idempotent_by_order_and_release_makes_it_available(uow: FakeMemberUnitOfWork) -> None:
+    coupon, _ = service.claim_coupon(uow, user_id=ALICE, template_id=template(uow), now=NOW)
+    lines = [OrderLine(1, 10_000)]
+
+    first = service.lock_coupon(uow, user_id=ALICE, order_no="O1", coupon_id=coupon.id or 0, lines=lines, now=NOW)
+    again = service.lock_coupon(uow, user_id=ALICE, order_no="O1", coupon_id=coupon.id or 0, lines=lines, now=NOW)
+    with pytest.raises(Conflict):
+        service.lock_coupon(uow, user_id=ALICE, order_no="O2", coupon_id=coupon.id or 0, lines=lines, now=NOW)
+    service.release_coupon(uow, order_no="O1")
+
+    assert (first, again, coupon.status, coupon.order_no) == (1_000, 1_000, "available", None)
+
+
+def test_another_users_coupon_is_not_found(uow: FakeMemberUnitOfWork) -> None:
+    coupon, _ = service.claim_coupon(uow, user_id=ALICE, template_id=template(uow), now=NOW)
+    service.lock_coupon(uow, user_id=ALICE, order_no="O1", coupon_id=coupon.id or 0, lines=[OrderLine(1, 100)], now=NOW)
+
+    with pytest.raises(NotFound):
+        service.lock_coupon(uow, user_id=BOB, order_no="O2", coupon_id=coupon.id or 0, lines=[], now=NOW)
+    with pytest.raises(NotFound):
+        service.quote_coupons(uow, user_id=BOB, lines=[], coupon_id=coupon.id or 0, now=NOW)
+    with pytest.raises(NotFound):
+        service.release_coupon(uow, order_no="O1", user_id=BOB)
+    assert coupon.status == "locked"
+
+
+# points
+
+def test_order_paid_awards_points_by_level_once(uow: FakeMemberUnitOfWork) -> None:
+    service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
+    service.award_points_for_order(uow, order_no="O0", user_id=ALICE, paid_fen=500_000, now=NOW)  # gold now
+
+    service.award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=10_050, now=NOW)
+    service.award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=10_050, now=NOW)
+
+    assert uow.ledger.balance(ALICE, Account.POINTS) == 5_000 * 150 // 100 + 100 * 150 // 100
+    assert [e.payload.delta for e in uow.published if e.event_type == "points-changed"] == [7_500, 150]
+    assert [(e.event_type, e.payload.level) for e in uow.published if e.event_type == "member-joined"] == [
+        ("member-joined", "normal")]
+
+
+def test_a_shopper_joins_by_purchase_when_paid_spend_reaches_the_threshold(uow: FakeMemberUnitOfWork) -> None:
+    service.award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=9_999, now=NOW)
+    before = uow.members.get(ALICE)
+    assert before is not None and not before.is_member
+
+    service.award_points_for_order(uow, order_no="O2", user_id=ALICE, paid_fen=1, now=NOW)
+
+    summary = service.get_member(uow, user_id=ALICE, now=NOW)
+    assert (summary.member.channel, summary.member.total_spend_fen, summary.points) == ("purchase", 10_000, 0)
+
+
+def test_a_refund_takes_back_spend_and_points_in_proportion(uow: FakeMemberUnitOfWork) -> None:
+    service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
+    service.award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=20_000, now=NOW)
+
+    service.reverse_points_for_refund(uow, order_no="O1", refund_no="RF1", amount_fen=5_000, now=NOW)
+    service.reverse_points_for_refund(uow, order_no="O1", refund_no="RF1", amount_fen=5_000, now=NOW)
+
+    summary = service.get_member(uow, user_id=ALICE, now=NOW)
+    assert (summary.points, summary.member.total_spend_fen) == (150, 15_000)
+
+
+def test_locked_points_come_back_on_release_and_are_spent_when_the_order_is_paid(uow: FakeMemberUnitOfWork) -> None:
+    service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
+    service.award_points_for_order(uow, order_no="O0", user_id=ALICE, paid_fen=100_000, now=NOW)  # silver: 1,200 points
+
+    locked = service.lock_points(uow, user_id=ALICE, order_no="O1", points=300, payable_fen=1_000, now=NOW)
+    service.lock_points(uow, user_id=ALICE, order_no="O1", points=300, payable_fen=1_000, now=NOW)
+    released = service.release_points(uow, order_no="O1", now=NOW)
+    service.lock_points(uow, user_id=ALICE, order_no="O2", points=200, payable_fen=1_000, now=NOW)
+    service.award_points_for_order(uow, order_no="O2", user_id=ALICE, paid_fen=800, now=NOW)
+
+    assert (locked.discount_fen, released) == (300, 300)
+    assert (uow.ledger.balance(ALICE, Account.POINTS), uow.ledger.balance(ALICE, Account.POINTS_LOCKED)) == (
+        1_200 - 200 + 8 * 120 // 100, 0)
+
+
+def test_points_pay_at_most_half_of_an_order(uow: FakeMemberUnitOfWork) -> None:
+    quote = service.quote_points(uow, user_id=ALICE, points=0, payable_fen=999)
+
+    with pytest.raises(DomainError) as raised:
+        service.lock_points(uow, user_id=ALICE, order_no="O1", points=500, payable_fen=999, now=NOW)
+
+    assert (quote.usable_points, raised.value.code) == (0, "POINTS_OVER_LIMIT")
+
+
+# recharges
+
+def test_a_recharge_is_credited_once_for_exactly_its_amount(uow: FakeMemberUnitOfWork) -> None:
+    recharge, payment = service.create_recharge(uow, SimulatedPayment(), user_id=ALICE, amount_fen=5_000,
+                                                channel="wechat", now=NOW)
+
+    with pytest.raises(DomainError) as short:
+        service.credit_recharge(uow, recharge_no=recharge.recharge_no, paid_fen=4_999, channel_txn_id="T1", now=NOW)
+    for _ in range(3):
+        service.credit_recharge(uow, recharge_no=recharge.recharge_no, paid_fen=5_000, channel_txn_id="T1", now=NOW)
+    with pytest.raises(Conflict):
+        service.credit_recharge(uow, recharge_no=recharge.recharge_no, paid_fen=5_000, channel_txn_id="T2", now=NOW)
+
+    assert (short.value.code, payment["out_trade_no"], balances(uow, ALICE)) == (
+        "RECHARGE_AMOUNT_MISMATCH", recharge.recharge_no, (5_000, 0))
+
+
+def test_an_order_whose_points_were_released_cannot_lock_them_again(uow: FakeMemberUnitOfWork) -> None:
+    service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
+    service.award_points_for_order(uow, order_no="O0", user_id=ALICE, paid_fen=10_000, now=NOW)
+    service.lock_points(uow, user_id=ALICE, order_no="O1", points=50, payable_fen=1_000, now=NOW)
+    service.release_points(uow, order_no="O1", now=NOW)
+
+    with pytest.raises(Conflict) as raised:
+        service.lock_points(uow, user_id=ALICE, order_no="O1", points=50, payable_fen=1_000, now=NOW)
+
+    assert (raised.value.code, uow.ledger.balance(ALICE, Account.POINTS)) == ("POINTS_RELEASED", 100)
+
+
+# paid plans (M6)
+
+def test_a_plan_is_paid_from_the_balance_once_per_key_and_adds_its_discount(uow: FakeMemberUnitOfWork) -> None:
+    service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
+    service.award_points_for_order(uow, order_no="O0", user_id=ALICE, paid_fen=500_000, now=NOW)  # gold: 95%
+    fund(uow, ALICE, 2_000)
+
+    for _ in range(2):
+        summary = service.subscribe_plan(uow, user_id=ALICE, plan_id=1, idempotency_key="p1", now=NOW)
+
+    assert (summary.balance_fen, summary.member.plan_expires_at) == (500, NOW + timedelta(days=31))
+    assert summary.member.discount_percent(NOW) == 95 * 95 // 100
+
+
+def test_a_renewal_extends_from_the_current_expiry(uow: FakeMemberUnitOfWork) -> None:
+    service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
+    fund(uow, ALICE, 20_000)
+    service.subscribe_plan(uow, user_id=ALICE, plan_id=1, idempotency_key="p1", now=NOW)
+
+    renewed = service.subscribe_plan(uow, user_id=ALICE, plan_id=2, idempotency_key="p2", now=NOW + timedelta(days=10))
+
+    assert renewed.member.plan_expires_at == NOW + timedelta(days=31 + 366)
+
+
+def test_plan_benefits_end_with_the_term(uow: FakeMemberUnitOfWork) -> None:
+    service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
+    fund(uow, ALICE, 2_000)
+    member = service.subscribe_plan(uow, user_id=ALICE, plan_id=1, idempotency_key="p1", now=NOW).member
+    end = NOW + timedelta(days=31)
+
+    assert [(member.active_plan(t) is not None, member.discount_percent(t)) for t in (end - timedelta(seconds=1), end)] \
+        == [(True, 95), (False, 100)]
+
+
+def test_a_plan_needs_membership_and_enough_balance(uow: FakeMemberUnitOfWork) -> None:
+    with pytest.raises(NotFound):
+        service.subscribe_plan(uow, user_id=ALICE, plan_id=1, idempotency_key="p1", now=NOW)
+    service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
+    with pytest.raises(DomainError) as poor:
+        service.subscribe_plan(uow, user_id=ALICE, plan_id=1, idempotency_key="p2", now=NOW)
+    with pytest.raises(NotFound) as unknown:
+        service.subscribe_plan(uow, user_id=ALICE, plan_id=9, idempotency_key="p3", now=NOW)
+
+    assert (poor.value.code, unknown.value.code, uow.members.members[ALICE].plan_id) == (
+        "INSUFFICIENT_BALANCE", "PLAN_NOT_FOUND", None)
