@@ -11,7 +11,7 @@ from mall.events.v1.order_events_pb2 import CartItemAdded, OrderAmounts, OrderCa
 from mall.events.v1.order_events_pb2 import OrderLine as EventLine
 
 from services.common.db import utcnow
-from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
+from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.events import timestamp
 from services.common.wechatpay import NotifyRejected, PaymentNotice, WechatPayError
 from services.order.domain import (
@@ -21,6 +21,7 @@ from services.order.domain import (
     Order,
     OrderLine,
     OrderStatus,
+    Transition,
     add_to_cart,
     check_quantity,
     new_order,
@@ -378,6 +379,9 @@ class Prepay:
 
     def query_by_out_trade_no(self, out_trade_no: str) -> PaymentNotice: ...  # pragma: no cover
 
+    def refund(self, *, out_trade_no: str, out_refund_no: str, refund_fen: int, total_fen: int,
+               reason: str | None = None) -> object: ...  # pragma: no cover
+
 
 @dataclass(frozen=True)
 class PaymentStart:
@@ -469,8 +473,38 @@ def handle_wechat_notify(uow: OrderUnitOfWork, wechat: Prepay | None, *, headers
     except NotFound:
         raise NotifyRejected("no order has this out_trade_no") from None
     except Conflict as exc:
-        # TODO(issue 9): a payment for a cancelled order is to be recorded and refunded automatically.
-        raise NotifyRejected(exc.message) from None
+        if exc.code != "ORDER_STATE_CONFLICT":
+            raise NotifyRejected(exc.message) from None
+        refund_late_payment(uow, wechat, notice, now=now)
+
+
+LATE_PAYMENT = "paid after cancellation, refunded"
+
+
+def refund_late_payment(uow: OrderUnitOfWork, wechat: Prepay, notice: PaymentNotice, *,
+                        now: datetime | None = None) -> str:
+    """Money for an order that can no longer be paid (cancelled meanwhile): recorded in its history, refunded in full.
+
+    The refund number is derived from the order, so a replayed notify asks WeChat Pay for the same
+    refund (which it treats as one); a failed refund call is answered 5xx and WeChat Pay notifies again.
+    """
+    now = now or utcnow()
+    out_refund_no = f"LATE{notice.out_trade_no}"[:64]
+    with uow:
+        order = uow.orders.by_order_no(notice.out_trade_no, lock=True)
+        if order is None or order.paid_at is not None:  # pragma: no cover - mark_paid ruled both out
+            raise NotifyRejected("this payment does not belong to an unpaid order")
+        if not any(step.reason.startswith(LATE_PAYMENT) for step in order.history):
+            order.history.append(Transition(status=order.status, actor="wechatpay", at=now,
+                                            reason=f"{LATE_PAYMENT} ({out_refund_no}, {notice.amount_total_fen} fen)"))
+        uow.commit()
+    try:
+        wechat.refund(out_trade_no=notice.out_trade_no, out_refund_no=out_refund_no,
+                      refund_fen=notice.amount_total_fen, total_fen=notice.amount_total_fen, reason="订单已取消")
+    except WechatPayError as exc:
+        raise DomainError("REFUND_FAILED", f"the refund of a late payment failed: {exc.reason}",
+                          kind=ErrorKind.UNAVAILABLE) from None
+    return out_refund_no
 
 
 def reconcile_payments(uow: Callable[[], OrderUnitOfWork], wechat: Prepay, *, now: datetime | None = None,

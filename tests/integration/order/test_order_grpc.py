@@ -186,3 +186,14 @@ def test_a_lost_notify_is_found_by_reconciliation_and_pays_once(server: OrderSer
     assert (paid.status, paid.history[-1].actor, server.events("order-paid")) == ("PAID", "reconciliation", 1)
     still = server.stub.GetOrder(order_pb2.GetOrderRequest(id=unpaid.id), metadata=server.as_user(ALICE))
     assert still.status == "PENDING_PAYMENT"
+
+
+def test_a_payment_after_cancellation_is_acknowledged_and_refunded_at_wechat_pay(
+        server: OrderServer, simulator: RunningSimulator) -> None:
+    order, notify = paid_notify(server, simulator)
+    server.stub.CancelOrder(order_pb2.CancelOrderRequest(id=order.id), metadata=server.as_user(ALICE))
+    server.stub.HandleWechatPayNotify(notify)
+    server.stub.HandleWechatPayNotify(notify)
+    read = server.stub.GetOrder(order_pb2.GetOrderRequest(id=order.id), metadata=server.as_user(ALICE))
+    assert (read.status, len(read.history), server.events("order-paid")) == ("CANCELLED", 3, 0)
+    assert simulator.client.wechatpay_order(order.order_no)["refunded_fen"] == order.amounts.payable_fen

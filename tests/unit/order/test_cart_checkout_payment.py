@@ -160,6 +160,10 @@ class FakeWechatPay:
     def __init__(self, notice: PaymentNotice | None = None) -> None:
         self.notice = notice
         self.prepaid: list[dict[str, object]] = []
+        self.refunds: list[dict[str, object]] = []
+
+    def refund(self, **kwargs: object) -> None:
+        self.refunds.append(kwargs)
 
     def jsapi_prepay(self, **kwargs: object) -> str:
         self.prepaid.append(kwargs)
@@ -231,3 +235,16 @@ def test_the_timeout_cancels_only_unpaid_orders_past_their_deadline(shop: Shop) 
     assert (late.status, paid.status) == ("CANCELLED", "PAID")
     assert late.history[-1].actor == "system:timeout"
     assert shop.uow.published[-1].payload.cancelled_by == "timeout"
+
+
+def test_a_payment_for_a_cancelled_order_is_recorded_once_and_refunded_in_full(shop: Shop) -> None:
+    order = submit(shop, BUY_TWO)
+    service.cancel_order(shop.uow, user_id=1, order_id=order.id or 0, reason="", now=NOW)
+    wechat = FakeWechatPay(notice(order))
+    for _ in range(3):
+        service.handle_wechat_notify(shop.uow, wechat, headers={}, body=b"{}", now=NOW)
+    assert order.status == "CANCELLED" and order.paid_at is None
+    assert [step.reason for step in order.history][-1].startswith("paid after cancellation, refunded")
+    assert len(order.history) == 3
+    assert {(r["out_refund_no"], r["refund_fen"]) for r in wechat.refunds} == {(f"LATE{order.order_no}", 3998)}
+    assert [event.event_type for event in shop.uow.published] == ["order-created", "order-cancelled"]
