@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import secrets
 import uuid
 
@@ -102,3 +103,26 @@ def test_cart_preview_submit_and_wechat_pay_end_paid_with_the_reservation_confir
     assert detail["sales"] == 2
     cancel = requests.post(f"{api}/orders/{order['id']}/cancel", json={}, headers=shopper, timeout=10)
     assert (cancel.status_code, cancel.json()["status"]) == (200, "CANCEL_REQUESTED")
+
+
+def test_a_flash_sale_of_20_units_to_100_concurrent_orders_sells_exactly_20_and_never_fails_with_a_5xx(
+        platform: Platform) -> None:
+    product_id, sku_id = product_on_shelf(platform, stock=20, price_fen=990)
+    shopper, address_id = verified_wechat_shopper(platform)
+    body = {"sku_id": sku_id, "product_id": product_id, "quantity": 1, "address_id": address_id}
+
+    def order(number: int) -> requests.Response:
+        return requests.post(f"{platform.api}/orders", json=body, timeout=60,
+                             headers={**shopper, "Idempotency-Key": f"flash-{product_id}-{number}"})
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(order, range(100)))
+    statuses = sorted({answer.status_code for answer in answers})
+    created = [answer for answer in answers if answer.status_code == 201]
+    refused = {answer.json()["error"]["code"] for answer in answers if answer.status_code != 201}
+    assert len(created) == 20 and len({answer.json()["order_no"] for answer in created}) == 20
+    assert statuses == [201, 422] and refused == {"OUT_OF_STOCK"}, (statuses, refused)
+    assert requests.get(f"{platform.api}/products/{product_id}", timeout=10).json()["skus"][0]["stock_status"] == (
+        "sold_out")
+    mine = requests.get(f"{platform.api}/orders", params={"page_size": 100}, headers=shopper, timeout=10).json()
+    assert mine["total"] == 20
