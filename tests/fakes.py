@@ -16,7 +16,16 @@ from google.protobuf.message import Message
 from services.common import events, idempotency
 from services.common.errors import Conflict
 from services.common.uow import UnitOfWork
-from services.user.domain import Address, IdentityVerification, RefreshToken, RoleChange, SmsCode, User, WechatAccount
+from services.user.domain import (
+    Address,
+    IdentityVerification,
+    RefreshToken,
+    RoleChange,
+    SmsCode,
+    User,
+    ViewedProduct,
+    WechatAccount,
+)
 from services.user.passwords import Passwords
 from services.user.uow import UserUnitOfWork
 
@@ -201,6 +210,29 @@ class FakeRoleChangeRepository:
         return [change for change in self.changes if change.user_id == user_id]
 
 
+class FakeHistoryRepository:
+    def __init__(self) -> None:
+        self.views: dict[tuple[int, int], datetime] = {}  # (user, product) -> latest view
+
+    def record(self, user_id: int, product_id: int, viewed_at: datetime) -> None:
+        if self.views.get((user_id, product_id), viewed_at) <= viewed_at:
+            self.views[(user_id, product_id)] = viewed_at
+
+    def trim(self, user_id: int, keep: int) -> None:
+        for viewed in self.for_user(user_id)[keep:]:
+            del self.views[(user_id, viewed.product_id)]
+
+    def for_user(self, user_id: int) -> list[ViewedProduct]:
+        mine = [ViewedProduct(product_id=p, viewed_at=at) for (u, p), at in self.views.items() if u == user_id]
+        return sorted(mine, key=lambda v: (v.viewed_at, v.product_id), reverse=True)
+
+    def clear(self, user_id: int) -> int:
+        mine = [key for key in self.views if key[0] == user_id]
+        for key in mine:
+            del self.views[key]
+        return len(mine)
+
+
 class FakePasswords(Passwords):
     """Passwords without argon2's deliberate slowness (tests/unit/user/test_tokens_and_passwords.py tests the real one)."""
 
@@ -247,6 +279,7 @@ class FakeUserUnitOfWork(FakeUnitOfWork, UserUnitOfWork):
     addresses: FakeAddressRepository
     identities: FakeIdentityRepository
     role_changes: FakeRoleChangeRepository
+    history: FakeHistoryRepository
 
     def __init__(self) -> None:
         super().__init__()
@@ -257,3 +290,4 @@ class FakeUserUnitOfWork(FakeUnitOfWork, UserUnitOfWork):
         self.addresses = FakeAddressRepository()
         self.identities = FakeIdentityRepository()
         self.role_changes = FakeRoleChangeRepository()
+        self.history = FakeHistoryRepository()
