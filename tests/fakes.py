@@ -20,7 +20,16 @@ from services.order.domain import Address as ShippingAddress
 from services.order.domain import CartItem, Order
 from services.order.ports import CatalogSku, CouponLine, StockLine
 from services.order.uow import OrderSearch, OrderUnitOfWork
-from services.user.domain import Address, IdentityVerification, RefreshToken, RoleChange, SmsCode, User, WechatAccount
+from services.user.domain import (
+    Address,
+    IdentityVerification,
+    RefreshToken,
+    RoleChange,
+    SmsCode,
+    User,
+    ViewedProduct,
+    WechatAccount,
+)
 from services.user.passwords import Passwords
 from services.user.uow import UserUnitOfWork
 
@@ -205,6 +214,29 @@ class FakeRoleChangeRepository:
         return [change for change in self.changes if change.user_id == user_id]
 
 
+class FakeHistoryRepository:
+    def __init__(self) -> None:
+        self.views: dict[tuple[int, int], datetime] = {}  # (user, product) -> latest view
+
+    def record(self, user_id: int, product_id: int, viewed_at: datetime) -> None:
+        if self.views.get((user_id, product_id), viewed_at) <= viewed_at:
+            self.views[(user_id, product_id)] = viewed_at
+
+    def trim(self, user_id: int, keep: int) -> None:
+        for viewed in self.for_user(user_id)[keep:]:
+            del self.views[(user_id, viewed.product_id)]
+
+    def for_user(self, user_id: int) -> list[ViewedProduct]:
+        mine = [ViewedProduct(product_id=p, viewed_at=at) for (u, p), at in self.views.items() if u == user_id]
+        return sorted(mine, key=lambda v: (v.viewed_at, v.product_id), reverse=True)
+
+    def clear(self, user_id: int) -> int:
+        mine = [key for key in self.views if key[0] == user_id]
+        for key in mine:
+            del self.views[key]
+        return len(mine)
+
+
 class FakePasswords(Passwords):
     """Passwords without argon2's deliberate slowness (tests/unit/user/test_tokens_and_passwords.py tests the real one)."""
 
@@ -251,6 +283,7 @@ class FakeUserUnitOfWork(FakeUnitOfWork, UserUnitOfWork):
     addresses: FakeAddressRepository
     identities: FakeIdentityRepository
     role_changes: FakeRoleChangeRepository
+    history: FakeHistoryRepository
 
     def __init__(self) -> None:
         super().__init__()
@@ -261,6 +294,7 @@ class FakeUserUnitOfWork(FakeUnitOfWork, UserUnitOfWork):
         self.addresses = FakeAddressRepository()
         self.identities = FakeIdentityRepository()
         self.role_changes = FakeRoleChangeRepository()
+        self.history = FakeHistoryRepository()
 
 
 # The order service
@@ -355,12 +389,6 @@ class FakeStock:
     available: dict[int, int] = field(default_factory=dict)
     reserved: dict[str, list[StockLine]] = field(default_factory=dict)
     released: list[str] = field(default_factory=list)
-    confirmed: list[str] = field(default_factory=list)
-
-    def confirm(self, order_no: str) -> None:
-        if order_no not in self.reserved:
-            raise Conflict("RESERVATION_RELEASED", "the reservation was released")
-        self.confirmed.append(order_no)
 
     def reserve(self, order_no: str, lines: list[StockLine]) -> None:
         if any(self.available.get(line.sku_id, 0) < line.quantity for line in lines):

@@ -219,3 +219,35 @@ def verify_identity(body: IdentityIn) -> IdentityOut:
 def get_identity() -> IdentityOut:
     return IdentityOut.from_proto(service(UserServiceStub).GetVerification(
         user_pb2.GetVerificationRequest(user_id=g.caller.user_id)))
+
+
+class ViewedProductOut(Reply):
+    """A product I viewed, at my latest view of it."""
+
+    product_id: int
+    viewed_at: datetime
+
+    @classmethod
+    def from_proto(cls, viewed: user_pb2.ViewedProduct) -> ViewedProductOut:
+        return cls(product_id=viewed.product_id, viewed_at=viewed.viewed_at.ToDatetime(tzinfo=UTC))
+
+
+class HistoryCleared(Reply):
+    """My browsing history is empty now."""
+
+    cleared: int = Field(description="how many products it held")
+
+
+@bp.get("/history")
+@operation(summary="Products I viewed, newest first, one entry each (at most 200)", tag="me", query=PageQuery,
+           responses={200: Page[ViewedProductOut]})
+def list_history(query: PageQuery) -> Page[ViewedProductOut]:
+    found = service(UserServiceStub).ListHistory(user_pb2.ListHistoryRequest()).products
+    items = [ViewedProductOut.from_proto(v) for v in found[query.offset:query.offset + query.page_size]]
+    return Page[ViewedProductOut].of(items, query, len(found))
+
+
+@bp.delete("/history")
+@operation(summary="Clear my browsing history", tag="me", responses={200: HistoryCleared})
+def clear_history() -> HistoryCleared:
+    return HistoryCleared(cleared=service(UserServiceStub).ClearHistory(user_pb2.ClearHistoryRequest()).cleared)

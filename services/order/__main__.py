@@ -13,13 +13,12 @@ from mall.order.v1 import order_pb2, order_pb2_grpc
 
 from services.common.clients import ServiceClients
 from services.common.config import Env, ServiceSettings
-from services.common.consumer import EventConsumer
 from services.common.db import make_engine
 from services.common.discovery import Discovery
 from services.common.grpc_server import registration
 from services.common.runtime import ServiceApp, main
 from services.common.wechatpay import WechatPay
-from services.order import service, settlement
+from services.order import service
 from services.order.config import OrderServiceSettings
 from services.order.db import SqlOrderUnitOfWork, start_mappers
 from services.order.grpc_api import OrderServicer
@@ -71,15 +70,13 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     uow = functools.partial(SqlOrderUnitOfWork, engine, "order")
     clients = ServiceClients(Discovery(base.consul_http_addr, Env()), settings.grpc_timeout_seconds)
     wechat = WechatPay(settings.wechatpay) if settings.wechatpay else None
-    stock = GrpcStock(clients)
-    servicer = OrderServicer(uow, GrpcCatalog(clients), stock, GrpcMembers(clients), GrpcUsers(clients),
+    servicer = OrderServicer(uow, GrpcCatalog(clients), GrpcStock(clients), GrpcMembers(clients), GrpcUsers(clients),
                              settings.orders, wechat)
     jobs = {"payment-timeout": payment_timeout(uow, settings.timeout_scan_seconds)}
     if wechat is not None:
         jobs["payment-reconciliation"] = payment_reconciliation(uow, wechat, settings.reconcile_seconds)
     return ServiceApp(settings=base, engine=engine,
-                      registrations=[registration(order_pb2, order_pb2_grpc, "OrderService", servicer)], jobs=jobs,
-                      consumers=[EventConsumer(settlement.CONSUMER, uow, base.kafka, settlement.handlers(stock))])
+                      registrations=[registration(order_pb2, order_pb2_grpc, "OrderService", servicer)], jobs=jobs)
 
 
 if __name__ == "__main__":

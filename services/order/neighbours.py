@@ -92,10 +92,6 @@ class GrpcStock:
         with passed_on("product"):
             self.clients.get(ProductServiceStub).ReleaseReservation(product_pb2.ReservationRef(order_no=order_no))
 
-    def confirm(self, order_no: str) -> None:
-        with passed_on("product"):
-            self.clients.get(ProductServiceStub).ConfirmReservation(product_pb2.ReservationRef(order_no=order_no))
-
 
 def _lines(lines: list[CouponLine]) -> list[member_pb2.OrderLine]:
     return [member_pb2.OrderLine(category_id=line.category_id, amount_fen=line.amount_fen) for line in lines]

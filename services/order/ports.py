@@ -48,9 +48,6 @@ class Stock(Protocol):
     def release(self, order_no: str) -> None:
         """Give the order's reserved stock back; idempotent, no reservation is fine."""
 
-    def confirm(self, order_no: str) -> None:
-        """The order was paid: its reservation becomes a sale; idempotent."""
-
 
 class Members(Protocol):
     """The caller's membership: level discount, coupons, points, balance (all per order_no, idempotent)."""

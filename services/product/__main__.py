@@ -12,10 +12,12 @@ from pathlib import Path
 from mall.product.v1 import product_pb2, product_pb2_grpc
 
 from services.common.config import ServiceSettings
+from services.common.consumer import EventConsumer
 from services.common.db import make_engine
 from services.common.grpc_server import registration
 from services.common.runtime import ServiceApp, main
 from services.product import search, service
+from services.product.consumers import HANDLERS
 from services.product.db import SqlProductUnitOfWork, start_mappers
 from services.product.grpc_api import ProductServicer
 
@@ -27,9 +29,10 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     # jieba takes a second or more to load its dictionary: not at import, not in the first search.
     threading.Thread(target=search.warm_up, name="jieba-warm-up", daemon=True).start()
     engine = make_engine(base.database_url)
-    servicer = ProductServicer(functools.partial(SqlProductUnitOfWork, engine, "product"))
+    uow = functools.partial(SqlProductUnitOfWork, engine, "product")
     return ServiceApp(settings=base, engine=engine,
-                      registrations=[registration(product_pb2, product_pb2_grpc, "ProductService", servicer)])
+                      registrations=[registration(product_pb2, product_pb2_grpc, "ProductService", ProductServicer(uow))],
+                      consumers=[EventConsumer("product", uow, base.kafka, HANDLERS)])
 
 
 def media_dir() -> Path:

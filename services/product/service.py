@@ -259,17 +259,23 @@ def reserve_stock(uow: ProductUnitOfWork, *, order_no: str, lines: Iterable[Stoc
 def confirm_reservation(uow: ProductUnitOfWork, *, order_no: str) -> str:
     """The order was paid: its reservation becomes a sale (sales counts grow). Replays change nothing."""
     with uow:
-        uow.reservations.lock_order(order_no)
-        held = uow.reservations.of_order(order_no)
-        if not held:
-            raise NotFound("RESERVATION_NOT_FOUND", "no stock was reserved for this order")
-        if any(r.status == ReservationStatus.RELEASED for r in held):
-            raise Conflict("RESERVATION_RELEASED", "the reservation was released (cancelled or expired)")
-        for reservation in held:
-            assert reservation.id is not None
-            if uow.reservations.move(reservation.id, ReservationStatus.RESERVED, ReservationStatus.CONFIRMED):
-                uow.stock.add_sales(reservation.sku_id, reservation.quantity)
+        status = confirm_held_stock(uow, order_no=order_no)
         uow.commit()
+    return status
+
+
+def confirm_held_stock(uow: ProductUnitOfWork, *, order_no: str) -> str:
+    """confirm_reservation inside an open unit of work (the order-paid consumer's transaction)."""
+    uow.reservations.lock_order(order_no)
+    held = uow.reservations.of_order(order_no)
+    if not held:
+        raise NotFound("RESERVATION_NOT_FOUND", "no stock was reserved for this order")
+    if any(r.status == ReservationStatus.RELEASED for r in held):
+        raise Conflict("RESERVATION_RELEASED", "the reservation was released (cancelled or expired)")
+    for reservation in held:
+        assert reservation.id is not None
+        if uow.reservations.move(reservation.id, ReservationStatus.RESERVED, ReservationStatus.CONFIRMED):
+            uow.stock.add_sales(reservation.sku_id, reservation.quantity)
     return ReservationStatus.CONFIRMED
 
 
@@ -280,17 +286,23 @@ def release_reservation(uow: ProductUnitOfWork, *, order_no: str) -> str:
     A confirmed (paid) reservation is not released here: returning paid goods is an after-sales matter.
     """
     with uow:
-        uow.reservations.lock_order(order_no)
-        held = uow.reservations.of_order(order_no)
-        if not held:
-            return "NONE"
-        if any(r.status == ReservationStatus.CONFIRMED for r in held):
-            raise Conflict("RESERVATION_CONFIRMED", "the order was paid; its stock is sold")
-        for reservation in held:
-            assert reservation.id is not None
-            if uow.reservations.move(reservation.id, ReservationStatus.RESERVED, ReservationStatus.RELEASED):
-                uow.stock.put_back(reservation.sku_id, reservation.quantity)
+        status = release_held_stock(uow, order_no=order_no)
         uow.commit()
+    return status
+
+
+def release_held_stock(uow: ProductUnitOfWork, *, order_no: str) -> str:
+    """release_reservation inside an open unit of work (the order-cancelled consumer's transaction)."""
+    uow.reservations.lock_order(order_no)
+    held = uow.reservations.of_order(order_no)
+    if not held:
+        return "NONE"
+    if any(r.status == ReservationStatus.CONFIRMED for r in held):
+        raise Conflict("RESERVATION_CONFIRMED", "the order was paid; its stock is sold")
+    for reservation in held:
+        assert reservation.id is not None
+        if uow.reservations.move(reservation.id, ReservationStatus.RESERVED, ReservationStatus.RELEASED):
+            uow.stock.put_back(reservation.sku_id, reservation.quantity)
     return ReservationStatus.RELEASED
 
 

@@ -12,6 +12,7 @@ from mall.user.v1 import user_pb2, user_pb2_grpc
 
 from services.common.auth import STAFF_ROLES, Role
 from services.common.config import ServiceSettings
+from services.common.consumer import EventConsumer
 from services.common.db import make_engine
 from services.common.errors import DomainError
 from services.common.grpc_server import registration
@@ -19,6 +20,7 @@ from services.common.logs import mask_phone
 from services.common.runtime import ServiceApp, main
 from services.user import service
 from services.user.config import UserSettings
+from services.user.consumers import HANDLERS
 from services.user.db import SqlUserUnitOfWork, start_mappers
 from services.user.grpc_api import UserServicer
 from services.user.identity import IdentityVault, make_identity_checker
@@ -36,12 +38,14 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     engine = make_engine(base.database_url)
     issuer = TokenIssuer(settings.jwt_private_key_pem, access_ttl_seconds=settings.access_token_ttl_seconds,
                          refresh_ttl_seconds=settings.refresh_token_ttl_seconds)
-    servicer = UserServicer(functools.partial(SqlUserUnitOfWork, engine, "user"),
-                            make_sms_sender(settings.sms_provider, settings.aliyun_sms), issuer, Passwords(),
-                            make_identity_checker(settings.identity_provider, settings.realname), IdentityVault(settings.identity_keys),
+    uow = functools.partial(SqlUserUnitOfWork, engine, "user")
+    servicer = UserServicer(uow, make_sms_sender(settings.sms_provider, settings.aliyun_sms), issuer, Passwords(),
+                            make_identity_checker(settings.identity_provider, settings.realname),
+                            IdentityVault(settings.identity_keys),
                             wechat=WechatAuth(settings.wechat) if settings.wechat else None)
     return ServiceApp(settings=base, engine=engine,
-                      registrations=[registration(user_pb2, user_pb2_grpc, "UserService", servicer)])
+                      registrations=[registration(user_pb2, user_pb2_grpc, "UserService", servicer)],
+                      consumers=[EventConsumer("user", uow, base.kafka, HANDLERS)])
 
 
 def create_admin_command(base: ServiceSettings, args: argparse.Namespace) -> int:

@@ -19,11 +19,14 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    delete,
     distinct,
     func,
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, registry
 
@@ -37,6 +40,7 @@ from services.user.domain import (
     RoleChange,
     SmsCode,
     User,
+    ViewedProduct,
     WechatAccount,
 )
 from services.user.uow import UserUnitOfWork
@@ -131,6 +135,14 @@ user_role_changes = Table(
     Column("before", String(255), nullable=False),
     Column("after", String(255), nullable=False),
     Column("changed_at", UTCDateTime, nullable=False),
+)
+
+browsing_history = Table(
+    "browsing_history", metadata,
+    Column("user_id", BigId, ForeignKey("users.id"), primary_key=True),
+    Column("product_id", BigInteger, primary_key=True),
+    Column("viewed_at", UTCDateTime, nullable=False),
+    Index("ix_browsing_history_user_viewed", "user_id", "viewed_at"),
 )
 
 mapper_registry = registry()
@@ -313,6 +325,36 @@ class SqlWechatAccountRepository:
         self.session.delete(account)
 
 
+class SqlHistoryRepository:
+    """Rows keyed (user, product): viewing again moves the product to the front, never duplicates it."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def record(self, user_id: int, product_id: int, viewed_at: datetime) -> None:
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        statement = insert(browsing_history).values(user_id=user_id, product_id=product_id, viewed_at=viewed_at)
+        self.session.execute(statement.on_conflict_do_update(
+            index_elements=["user_id", "product_id"], set_={"viewed_at": statement.excluded.viewed_at},
+            where=browsing_history.c.viewed_at < statement.excluded.viewed_at))
+
+    def trim(self, user_id: int, keep: int) -> None:
+        kept = (select(browsing_history.c.product_id).where(browsing_history.c.user_id == user_id)
+                .order_by(browsing_history.c.viewed_at.desc(), browsing_history.c.product_id.desc()).limit(keep))
+        self.session.execute(delete(browsing_history).where(browsing_history.c.user_id == user_id,
+                                                            browsing_history.c.product_id.not_in(kept)))
+
+    def for_user(self, user_id: int) -> list[ViewedProduct]:
+        rows = self.session.execute(select(browsing_history.c.product_id, browsing_history.c.viewed_at)
+                                    .where(browsing_history.c.user_id == user_id)
+                                    .order_by(browsing_history.c.viewed_at.desc(), browsing_history.c.product_id.desc()))
+        return [ViewedProduct(product_id=row.product_id, viewed_at=row.viewed_at) for row in rows]
+
+    def clear(self, user_id: int) -> int:
+        return self.session.execute(delete(browsing_history).where(browsing_history.c.user_id == user_id)).rowcount
+
+
 class SqlUserUnitOfWork(SqlUnitOfWork, UserUnitOfWork):
     """The user unit of work on the service database (call start_mappers() first)."""
 
@@ -325,4 +367,5 @@ class SqlUserUnitOfWork(SqlUnitOfWork, UserUnitOfWork):
         self.addresses = SqlAddressRepository(self.session)
         self.identities = SqlIdentityRepository(self.session)
         self.role_changes = SqlRoleChangeRepository(self.session)
+        self.history = SqlHistoryRepository(self.session)
         return self

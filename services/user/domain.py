@@ -412,3 +412,14 @@ class RoleChange:
     after: str
     changed_at: datetime
     id: int | None = None
+
+
+HISTORY_LIMIT = 200  # products kept in a shopper's browsing history; older views drop off
+
+
+@dataclass(frozen=True)
+class ViewedProduct:
+    """One product in a shopper's browsing history, at the time they last viewed it."""
+
+    product_id: int
+    viewed_at: datetime

@@ -69,6 +69,16 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         service.unbind_wechat(self.uow(), user_id=require_caller().user_id)
         return user_pb2.WechatBinding(wechat_bound=False)
 
+    def ListHistory(self, request: user_pb2.ListHistoryRequest,
+                    context: grpc.ServicerContext) -> user_pb2.ListHistoryResponse:
+        viewed = service.list_history(self.uow(), user_id=require_caller().user_id)
+        return user_pb2.ListHistoryResponse(products=[
+            user_pb2.ViewedProduct(product_id=v.product_id, viewed_at=timestamp(v.viewed_at)) for v in viewed])
+
+    def ClearHistory(self, request: user_pb2.ClearHistoryRequest,
+                     context: grpc.ServicerContext) -> user_pb2.ClearHistoryResponse:
+        return user_pb2.ClearHistoryResponse(cleared=service.clear_history(self.uow(), user_id=require_caller().user_id))
+
     def RefreshSession(self, request: user_pb2.RefreshSessionRequest,
                        context: grpc.ServicerContext) -> user_pb2.LoginResponse:
         return _login_response(service.refresh_session(self.uow(), self.issuer, refresh_token=request.refresh_token))

@@ -17,6 +17,7 @@ from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound, Unauthenticated
 from services.common.events import timestamp
 from services.user.domain import (
+    HISTORY_LIMIT,
     MAX_ADDRESSES,
     SMS_CODE_TTL,
     SMS_RESEND_AFTER,
@@ -31,6 +32,7 @@ from services.user.domain import (
     SmsCode,
     User,
     VerifiedIdentity,
+    ViewedProduct,
     WechatAccount,
     mask_id_number,
     mask_real_name,
@@ -584,3 +586,29 @@ def _check_identity_free(uow: UserUnitOfWork, user_id: int, fingerprint: str) ->
     if uow.identities.by_fingerprint(fingerprint) is not None:
         raise Conflict("ID_NUMBER_TAKEN", "this ID number is already verified by another account")
 
+
+
+# Browsing history (product-viewed)
+
+def record_view(uow: UserUnitOfWork, *, user_id: int, product_id: int, viewed_at: datetime) -> None:
+    """A product-viewed event, inside the consumer's open unit of work: latest view first, HISTORY_LIMIT kept."""
+    if uow.users.get(user_id) is None:
+        return  # a view by an account deleted since: nothing to remember it for
+    uow.history.record(user_id, product_id, viewed_at)
+    uow.history.trim(user_id, HISTORY_LIMIT)
+
+
+def list_history(uow: UserUnitOfWork, *, user_id: int) -> list[ViewedProduct]:
+    """The products the user viewed, newest first, one entry each (at most HISTORY_LIMIT)."""
+    with uow:
+        found = uow.history.for_user(user_id)
+        uow.commit()
+    return found
+
+
+def clear_history(uow: UserUnitOfWork, *, user_id: int) -> int:
+    """Forget the user's browsing history; how many products it held."""
+    with uow:
+        cleared = uow.history.clear(user_id)
+        uow.commit()
+    return cleared

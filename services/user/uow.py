@@ -6,7 +6,16 @@ from datetime import datetime
 from typing import Protocol
 
 from services.common.uow import UnitOfWork
-from services.user.domain import Address, IdentityVerification, RefreshToken, RoleChange, SmsCode, User, WechatAccount
+from services.user.domain import (
+    Address,
+    IdentityVerification,
+    RefreshToken,
+    RoleChange,
+    SmsCode,
+    User,
+    ViewedProduct,
+    WechatAccount,
+)
 
 
 class UserRepository(Protocol):
@@ -94,6 +103,20 @@ class WechatAccountRepository(Protocol):
     def remove(self, account: WechatAccount) -> None: ...
 
 
+class HistoryRepository(Protocol):
+    def record(self, user_id: int, product_id: int, viewed_at: datetime) -> None:
+        """Keep the latest view of the product (an older view arriving late changes nothing)."""
+
+    def trim(self, user_id: int, keep: int) -> None:
+        """Drop all but the user's `keep` most recently viewed products."""
+
+    def for_user(self, user_id: int) -> list[ViewedProduct]:
+        """Newest first."""
+
+    def clear(self, user_id: int) -> int:
+        """Forget the user's history; how many products it held."""
+
+
 class UserUnitOfWork(UnitOfWork):
     """The user service's unit of work; its repositories are set on entering it."""
 
@@ -104,3 +127,4 @@ class UserUnitOfWork(UnitOfWork):
     addresses: AddressRepository
     identities: IdentityRepository
     role_changes: RoleChangeRepository
+    history: HistoryRepository

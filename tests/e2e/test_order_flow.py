@@ -98,7 +98,7 @@ def test_cart_preview_submit_and_wechat_pay_end_paid_with_the_reservation_confir
     read = requests.get(f"{api}/orders/{order['id']}", headers=shopper, timeout=10).json()
     assert (read["status"], [step["status"] for step in read["history"]]) == ("PAID",
                                                                              ["PENDING_PAYMENT", "PAID"])
-    platform.wait_until_consumed("order-paid", "order")
+    platform.wait_until_consumed("order-paid", "product")
     detail = requests.get(f"{api}/products/{product_id}", timeout=10).json()
     assert detail["sales"] == 2
     cancel = requests.post(f"{api}/orders/{order['id']}/cancel", json={}, headers=shopper, timeout=10)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from mall.events.v1.envelope_pb2 import EventEnvelope
+from mall.events.v1.order_events_pb2 import OrderCancelled, OrderPaid
 from mall.events.v1.product_events_pb2 import ProductViewed
 
 from services.common.errors import Conflict, NotFound
-from services.common.events import timestamp
-from services.product import service
+from services.common.events import InvalidEvent, timestamp
+from services.product import consumers, service
 from services.product.domain import (
     RESERVATION_TTL,
     Brand,
@@ -235,3 +237,53 @@ def test_an_approved_product_edited_by_an_operator_leaves_the_shelf(uow: FakePro
 
     assert (view.product.status, view.product.on_shelf, service.search_products(uow).total) == (
         Status.PENDING_AUDIT, False, 0)
+
+
+# Order events, handled as the consumer handles them: inside an open unit of work
+
+def consume(uow: FakeProductUnitOfWork, event: object) -> None:
+    with uow:
+        consumers.HANDLERS[type(event)](uow, event, EventEnvelope(event_id="e"))  # type: ignore[index]
+        uow.commit()
+
+
+def test_order_paid_turns_the_reserved_units_into_sales(uow: FakeProductUnitOfWork) -> None:
+    product_id = on_sale(uow)
+    black, _ = sku_ids(uow, product_id)
+    service.reserve_stock(uow, order_no="O1", lines=[StockLine(black, 3)], now=T0)
+
+    consume(uow, OrderPaid(order_no="O1"))
+    consume(uow, OrderPaid(order_no="O1"))  # the same payment published again
+
+    product = uow.products.items[product_id]
+    assert (product.sales, product.skus[0].stock) == (3, 47)
+
+
+def test_a_payment_for_released_stock_is_dead_lettered_not_retried_for_ever(uow: FakeProductUnitOfWork) -> None:
+    product_id = on_sale(uow)
+    service.reserve_stock(uow, order_no="O1", lines=[StockLine(sku_ids(uow, product_id)[0], 1)], now=T0)
+    service.release_reservation(uow, order_no="O1")
+
+    with pytest.raises(InvalidEvent, match="RESERVATION_RELEASED"):
+        consume(uow, OrderPaid(order_no="O1"))
+
+
+def test_cancelling_an_unpaid_order_puts_its_stock_back(uow: FakeProductUnitOfWork) -> None:
+    product_id = on_sale(uow)
+    black, _ = sku_ids(uow, product_id)
+    service.reserve_stock(uow, order_no="O1", lines=[StockLine(black, 3)], now=T0)
+
+    consume(uow, OrderCancelled(order_no="O1", was_paid=False))
+
+    assert stock_of(uow, product_id) == [50, 50]
+
+
+def test_a_paid_cancellation_leaves_sold_stock_to_after_sales(uow: FakeProductUnitOfWork) -> None:
+    product_id = on_sale(uow)
+    black, _ = sku_ids(uow, product_id)
+    service.reserve_stock(uow, order_no="O1", lines=[StockLine(black, 3)], now=T0)
+    consume(uow, OrderPaid(order_no="O1"))
+
+    consume(uow, OrderCancelled(order_no="O1", was_paid=True))
+
+    assert stock_of(uow, product_id) == [47, 50]

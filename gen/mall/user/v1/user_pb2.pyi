@@ -306,3 +306,31 @@ class WechatPayer(_message.Message):
     appid: str
     openid: str
     def __init__(self, appid: _Optional[str] = ..., openid: _Optional[str] = ...) -> None: ...
+
+class ListHistoryRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ViewedProduct(_message.Message):
+    __slots__ = ("product_id", "viewed_at")
+    PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
+    VIEWED_AT_FIELD_NUMBER: _ClassVar[int]
+    product_id: int
+    viewed_at: _timestamp_pb2.Timestamp
+    def __init__(self, product_id: _Optional[int] = ..., viewed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListHistoryResponse(_message.Message):
+    __slots__ = ("products",)
+    PRODUCTS_FIELD_NUMBER: _ClassVar[int]
+    products: _containers.RepeatedCompositeFieldContainer[ViewedProduct]
+    def __init__(self, products: _Optional[_Iterable[_Union[ViewedProduct, _Mapping]]] = ...) -> None: ...
+
+class ClearHistoryRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ClearHistoryResponse(_message.Message):
+    __slots__ = ("cleared",)
+    CLEARED_FIELD_NUMBER: _ClassVar[int]
+    cleared: int
+    def __init__(self, cleared: _Optional[int] = ...) -> None: ...

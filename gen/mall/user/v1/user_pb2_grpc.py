@@ -140,6 +140,16 @@ class UserServiceStub:
                 request_serializer=mall_dot_user_dot_v1_dot_user__pb2.GetWechatPayerRequest.SerializeToString,
                 response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.WechatPayer.FromString,
                 _registered_method=True)
+        self.ListHistory = channel.unary_unary(
+                '/mall.user.v1.UserService/ListHistory',
+                request_serializer=mall_dot_user_dot_v1_dot_user__pb2.ListHistoryRequest.SerializeToString,
+                response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.ListHistoryResponse.FromString,
+                _registered_method=True)
+        self.ClearHistory = channel.unary_unary(
+                '/mall.user.v1.UserService/ClearHistory',
+                request_serializer=mall_dot_user_dot_v1_dot_user__pb2.ClearHistoryRequest.SerializeToString,
+                response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.ClearHistoryResponse.FromString,
+                _registered_method=True)
         self.SetUserRoles = channel.unary_unary(
                 '/mall.user.v1.UserService/SetUserRoles',
                 request_serializer=mall_dot_user_dot_v1_dot_user__pb2.SetUserRolesRequest.SerializeToString,
@@ -285,6 +295,19 @@ class UserServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListHistory(self, request, context):
+        """The caller's browsing history (U8), kept from product-viewed events.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClearHistory(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SetUserRoles(self, request, context):
         """Staff (role admin).
         """
@@ -399,6 +422,16 @@ def add_UserServiceServicer_to_server(servicer, server):
                     servicer.GetWechatPayer,
                     request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.GetWechatPayerRequest.FromString,
                     response_serializer=mall_dot_user_dot_v1_dot_user__pb2.WechatPayer.SerializeToString,
+            ),
+            'ListHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHistory,
+                    request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.ListHistoryRequest.FromString,
+                    response_serializer=mall_dot_user_dot_v1_dot_user__pb2.ListHistoryResponse.SerializeToString,
+            ),
+            'ClearHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClearHistory,
+                    request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.ClearHistoryRequest.FromString,
+                    response_serializer=mall_dot_user_dot_v1_dot_user__pb2.ClearHistoryResponse.SerializeToString,
             ),
             'SetUserRoles': grpc.unary_unary_rpc_method_handler(
                     servicer.SetUserRoles,
@@ -974,6 +1007,60 @@ class UserService:
             '/mall.user.v1.UserService/GetWechatPayer',
             mall_dot_user_dot_v1_dot_user__pb2.GetWechatPayerRequest.SerializeToString,
             mall_dot_user_dot_v1_dot_user__pb2.WechatPayer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.user.v1.UserService/ListHistory',
+            mall_dot_user_dot_v1_dot_user__pb2.ListHistoryRequest.SerializeToString,
+            mall_dot_user_dot_v1_dot_user__pb2.ListHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClearHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.user.v1.UserService/ClearHistory',
+            mall_dot_user_dot_v1_dot_user__pb2.ClearHistoryRequest.SerializeToString,
+            mall_dot_user_dot_v1_dot_user__pb2.ClearHistoryResponse.FromString,
             options,
             channel_credentials,
             insecure,
