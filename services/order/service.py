@@ -158,7 +158,6 @@ class Quote:
     lines: list[OrderLine]
     amounts: Amounts
     points_used: int = 0
-    cart_item_ids: tuple[int, ...] = field(default=())
 
 
 def _cart_of(uow: OrderUnitOfWork, user_id: int) -> list[CartItem]:
