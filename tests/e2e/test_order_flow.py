@@ -126,3 +126,42 @@ def test_a_flash_sale_of_20_units_to_100_concurrent_orders_sells_exactly_20_and_
         "sold_out")
     mine = requests.get(f"{platform.api}/orders", params={"page_size": 100}, headers=shopper, timeout=10).json()
     assert mine["total"] == 20
+
+
+def test_a_member_coupon_is_quoted_locked_by_the_order_and_released_when_it_is_cancelled(platform: Platform) -> None:
+    api = platform.api
+    product_id, sku_id = product_on_shelf(platform, stock=5, price_fen=1999)
+    shopper, address_id = verified_wechat_shopper(platform)
+    template = requests.post(f"{api}/admin/coupons", headers=admin_headers(platform), timeout=10, json={
+        "name": "满10减5", "kind": "fixed", "amount_fen": 500, "threshold_fen": 1000, "total": 10,
+        "valid_from": "2020-01-01T00:00:00Z", "valid_to": "2199-01-01T00:00:00Z"})
+    assert template.status_code == 201, template.text
+    assert requests.post(f"{api}/member/signup", json={"channel": "self"}, headers=shopper,
+                         timeout=10).status_code in (200, 201)
+    coupon = requests.post(f"{api}/member/coupons/claim", json={"template_id": template.json()["id"]},
+                           headers=shopper, timeout=10)
+    assert coupon.status_code == 201, coupon.text
+    checkout = {"sku_id": sku_id, "product_id": product_id, "quantity": 2, "address_id": address_id,
+                "coupon_id": coupon.json()["id"]}
+
+    preview = requests.post(f"{api}/checkout/preview", json=checkout, headers=shopper, timeout=10)
+    submitted = requests.post(f"{api}/orders", json=checkout, timeout=10,
+                              headers={**shopper, "Idempotency-Key": uuid.uuid4().hex})
+
+    assert preview.status_code == 200, preview.text
+    assert submitted.status_code == 201, submitted.text
+    amounts = submitted.json()["amounts"]
+    assert amounts["coupon_discount_fen"] == preview.json()["coupon_discount_fen"] == 500
+    assert amounts["payable_fen"] == preview.json()["payable_fen"] == (
+        3998 - amounts["level_discount_fen"] - 500)
+
+    def coupon_status() -> str:
+        return requests.get(f"{api}/member/coupons", headers=shopper, timeout=10).json()["items"][0]["status"]
+
+    assert coupon_status() == "locked"
+    cancelled = requests.post(f"{api}/orders/{submitted.json()['id']}/cancel", json={"reason": "e2e"},
+                              headers=shopper, timeout=10)
+    assert (cancelled.status_code, cancelled.json()["status"]) == (200, "CANCELLED")
+    platform.wait_until_consumed("order-cancelled", "member")
+    platform.wait_until_consumed("order-cancelled", "product")
+    assert coupon_status() == "available"
