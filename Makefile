@@ -34,9 +34,10 @@ stop:
 	@if [ -x $(PY) ]; then $(PY) -m tools.devrun stop; else echo "MiniMall is not installed here"; fi
 
 # pytest exits 5 when it collected no test: for us that is a broken suite, never a pass.
-# Two workers (the machine has two cores); every test on the running platform shares one worker.
+# Two workers (the machine has two cores), a test file to one worker; each worker that runs e2e
+# tests starts its own platform (xdist's loadgroup cannot group by nodeid under pytest 9).
 test: protos-check lint
-	@$(PY) -m pytest -n 2 --dist loadgroup tests; status=$$?; \
+	@$(PY) -m pytest -n 2 --dist loadfile tests; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests"; fi; exit $$status
 
 test-unit: install

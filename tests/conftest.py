@@ -1,7 +1,5 @@
 """Fixtures shared by every suite live in tests/fixtures/ and are registered here."""
 
-import pytest
-
 pytest_plugins = [
     "tests.fixtures.keys",
     "tests.fixtures.postgres",
@@ -10,10 +8,3 @@ pytest_plugins = [
     "tests.fixtures.fake_services",
     "tests.fixtures.simulator",
 ]
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist, every test that uses the running platform goes to one worker, which starts it once."""
-    for item in items:
-        if "platform" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("platform"))
