@@ -25,6 +25,7 @@ from werkzeug.routing import BaseConverter
 
 from gateway.errors import ERROR_SCHEMA, ApiError
 from gateway.ratelimit import Limit
+from services.common import idempotency
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -275,6 +276,16 @@ def _query_parameters(op: Operation) -> list[dict[str, Any]]:
     required = set(schema.get("required", []))
     return [{"name": name, "in": "query", "required": name in required, "schema": prop}
             for name, prop in schema.get("properties", {}).items()]
+
+
+def idempotency_key() -> str:
+    """The request's Idempotency-Key header, checked; 400 when missing or malformed."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        raise ApiError(400, "IDEMPOTENCY_KEY_REQUIRED", "this request needs an Idempotency-Key header",
+                       {"Idempotency-Key": "required"})
+    idempotency.validate("gateway", key)
+    return key
 
 
 def service(stub_class: type[StubT]) -> StubT:

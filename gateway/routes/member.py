@@ -5,15 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal
 
-from flask import Blueprint, request
+from flask import Blueprint
 from google.protobuf.timestamp_pb2 import Timestamp
 from mall.member.v1 import member_pb2 as pb
 from mall.member.v1.member_pb2_grpc import MemberServiceStub
 from pydantic import Field
 
-from gateway.api import Body, Page, PageQuery, Reply, operation, service
-from gateway.errors import ApiError
-from services.common import idempotency
+from gateway.api import Body, Page, PageQuery, Reply, idempotency_key, operation, service
 
 bp = Blueprint("member", __name__, url_prefix="/api/v1/member")
 
@@ -271,12 +269,3 @@ def create_recharge(body: RechargeRequest) -> tuple[RechargeOut, int]:
     return RechargeOut(id=reply.id, recharge_no=reply.recharge_no, status=reply.status,  # type: ignore[arg-type]
                        amount_fen=reply.amount_fen, payment=dict(reply.payment)), 201
 
-
-def idempotency_key() -> str:
-    """The request's Idempotency-Key header, checked; 400 when missing or malformed."""
-    key = request.headers.get("Idempotency-Key")
-    if key is None:
-        raise ApiError(400, "IDEMPOTENCY_KEY_REQUIRED", "this request needs an Idempotency-Key header",
-                       {"Idempotency-Key": "required"})
-    idempotency.validate("gateway", key)
-    return key

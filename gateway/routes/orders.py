@@ -12,9 +12,8 @@ from mall.order.v1 import order_pb2
 from mall.order.v1.order_pb2_grpc import OrderServiceStub
 from pydantic import Field, model_validator
 
-from gateway.api import PUBLIC, Body, Page, PageQuery, Reply, operation, service
+from gateway.api import PUBLIC, Body, Page, PageQuery, Reply, idempotency_key, operation, service
 from gateway.errors import ApiError
-from services.common import idempotency
 from services.common.auth import Role
 from services.common.grpc_server import from_grpc
 from services.common.logs import mask_phone
@@ -281,16 +280,6 @@ class CancelIn(Body):
     """Why (optional): unpaid orders are cancelled, paid ones go to review (CANCEL_REQUESTED)."""
 
     reason: str = Field("", max_length=255)
-
-
-def idempotency_key() -> str:
-    """The request's Idempotency-Key header, checked; 400 when missing or malformed."""
-    key = request.headers.get("Idempotency-Key")
-    if key is None:
-        raise ApiError(400, "IDEMPOTENCY_KEY_REQUIRED", "this request needs an Idempotency-Key header",
-                       {"Idempotency-Key": "required"})
-    idempotency.validate("gateway", key)
-    return key
 
 
 @bp.post("/orders")
