@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Connection, DateTime, Engine, Integer, create_engine, event, make_url, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, registry
 from sqlalchemy.types import TypeDecorator
 
 # Auto-increment primary keys: BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
@@ -87,3 +89,21 @@ def serialize_on(session: Session, name: str) -> None:
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key(name)})
+
+
+class Mapping:
+    """A service's imperative mapping of domain classes onto its tables, made once and only when asked.
+
+    Nothing is mapped at import: build_app and the database tests call `start()`, and calling it
+    again (from any thread) changes nothing.
+    """
+
+    def __init__(self, map_classes: Callable[[registry], None]) -> None:
+        self._map_classes = map_classes
+        self._registry = registry()
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            if not self._registry.mappers:
+                self._map_classes(self._registry)

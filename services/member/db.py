@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime
 from typing import Any, Self
 
@@ -26,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, registry
 
-from services.common.db import BigId, UTCDateTime, serialize_on
+from services.common.db import BigId, Mapping, UTCDateTime, serialize_on
 from services.common.uow import SqlUnitOfWork
 from services.member.domain import (
     Coupon,
@@ -173,19 +172,16 @@ recharges = Table(
     CheckConstraint("amount_fen > 0", name="ck_recharges_amount_positive"),
 )
 
-mapper_registry = registry()
-_mapping = threading.Lock()
+
+def _map_classes(mappers: registry) -> None:
+    for cls, table in ((Member, members), (PointsHold, points_holds), (OrderCredit, order_credits),
+                       (CouponTemplate, coupon_templates), (Coupon, coupons), (Withdrawal, withdrawals),
+                       (Recharge, recharges)):
+        mappers.map_imperatively(cls, table)
 
 
-def start_mappers() -> None:
-    """Map the domain classes onto the tables (idempotent): build_app and database tests call it, never an import."""
-    with _mapping:
-        if mapper_registry.mappers:
-            return
-        for cls, table in ((Member, members), (PointsHold, points_holds), (OrderCredit, order_credits),
-                           (CouponTemplate, coupon_templates), (Coupon, coupons), (Withdrawal, withdrawals),
-                           (Recharge, recharges)):
-            mapper_registry.map_imperatively(cls, table)
+# Maps the domain classes onto the tables (idempotent): build_app and database tests call it, never an import.
+start_mappers = Mapping(_map_classes).start
 
 
 def insert_ignoring_duplicates(session: Session, table: Table, values: list[dict[str, Any]]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime
 from typing import Self
 
@@ -23,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, composite, registry, relationship, selectinload
 
-from services.common.db import BigId, UTCDateTime, serialize_on
+from services.common.db import BigId, Mapping, UTCDateTime, serialize_on
 from services.common.uow import SqlUnitOfWork
 from services.order.domain import Address, CartItem, Order, OrderLine, OrderStatus, Transition
 from services.order.uow import OrderSearch, OrderUnitOfWork
@@ -101,24 +100,21 @@ order_transitions = Table(
     Column("at", UTCDateTime, nullable=False),
 )
 
-mapper_registry = registry()
-_mapping = threading.Lock()
+
+def _map_classes(mappers: registry) -> None:
+    mappers.map_imperatively(CartItem, cart_items)
+    mappers.map_imperatively(OrderLine, order_lines)
+    mappers.map_imperatively(Transition, order_transitions)
+    mappers.map_imperatively(Order, orders, properties={
+        "address": composite(Address, orders.c.ship_name, orders.c.ship_phone, orders.c.ship_province,
+                             orders.c.ship_city, orders.c.ship_district, orders.c.ship_detail),
+        "lines": relationship(OrderLine, order_by=order_lines.c.id, lazy="selectin"),
+        "history": relationship(Transition, order_by=order_transitions.c.id, lazy="selectin"),
+    })
 
 
-def start_mappers() -> None:
-    """Map the domain classes onto the tables (idempotent): build_app and database tests call it, never an import."""
-    with _mapping:
-        if mapper_registry.mappers:
-            return
-        mapper_registry.map_imperatively(CartItem, cart_items)
-        mapper_registry.map_imperatively(OrderLine, order_lines)
-        mapper_registry.map_imperatively(Transition, order_transitions)
-        mapper_registry.map_imperatively(Order, orders, properties={
-            "address": composite(Address, orders.c.ship_name, orders.c.ship_phone, orders.c.ship_province,
-                                 orders.c.ship_city, orders.c.ship_district, orders.c.ship_detail),
-            "lines": relationship(OrderLine, order_by=order_lines.c.id, lazy="selectin"),
-            "history": relationship(Transition, order_by=order_transitions.c.id, lazy="selectin"),
-        })
+# Maps the domain classes onto the tables (idempotent): build_app and database tests call it, never an import.
+start_mappers = Mapping(_map_classes).start
 
 
 class SqlCartRepository:

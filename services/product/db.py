@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime
 from typing import Any, Self
 
@@ -28,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, registry, relationship
 from sqlalchemy.orm.attributes import set_committed_value
 
-from services.common.db import BigId, UTCDateTime, serialize_on
+from services.common.db import BigId, Mapping, UTCDateTime, serialize_on
 from services.common.uow import SqlUnitOfWork
 from services.product.domain import (
     AuditEntry,
@@ -139,22 +138,19 @@ delivery_estimates = Table(
     Column("estimate_days", Integer, nullable=False),
 )
 
-mapper_registry = registry()
-_mapping = threading.Lock()
+
+def _map_classes(mappers: registry) -> None:
+    mappers.map_imperatively(Category, categories)
+    mappers.map_imperatively(Brand, brands)
+    mappers.map_imperatively(Sku, skus)
+    mappers.map_imperatively(Product, products, properties={
+        "skus": relationship(Sku, order_by=skus.c.id, lazy="selectin", cascade="all, delete-orphan")})
+    mappers.map_imperatively(AuditEntry, audit_log)
+    mappers.map_imperatively(Reservation, reservations)
 
 
-def start_mappers() -> None:
-    """Map the domain classes onto the tables (idempotent): build_app and database tests call it, never an import."""
-    with _mapping:
-        if mapper_registry.mappers:
-            return
-        mapper_registry.map_imperatively(Category, categories)
-        mapper_registry.map_imperatively(Brand, brands)
-        mapper_registry.map_imperatively(Sku, skus)
-        mapper_registry.map_imperatively(Product, products, properties={
-            "skus": relationship(Sku, order_by=skus.c.id, lazy="selectin", cascade="all, delete-orphan")})
-        mapper_registry.map_imperatively(AuditEntry, audit_log)
-        mapper_registry.map_imperatively(Reservation, reservations)
+# Maps the domain classes onto the tables (idempotent): build_app and database tests call it, never an import.
+start_mappers = Mapping(_map_classes).start
 
 
 class SqlCategoryRepository:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime
 from typing import Any, Self
 
@@ -30,7 +29,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, registry
 
-from services.common.db import BigId, UTCDateTime, serialize_on
+from services.common.db import BigId, Mapping, UTCDateTime, serialize_on
 from services.common.errors import Conflict
 from services.common.uow import SqlUnitOfWork
 from services.user.domain import (
@@ -145,22 +144,19 @@ browsing_history = Table(
     Index("ix_browsing_history_user_viewed", "user_id", "viewed_at"),
 )
 
-mapper_registry = registry()
-_mapping = threading.Lock()
+
+def _map_classes(mappers: registry) -> None:
+    mappers.map_imperatively(User, users)
+    mappers.map_imperatively(SmsCode, sms_codes)
+    mappers.map_imperatively(RefreshToken, refresh_tokens)
+    mappers.map_imperatively(WechatAccount, wechat_accounts)
+    mappers.map_imperatively(Address, addresses)
+    mappers.map_imperatively(IdentityVerification, identity_verifications)
+    mappers.map_imperatively(RoleChange, user_role_changes)
 
 
-def start_mappers() -> None:
-    """Map the domain classes onto the tables (idempotent): build_app and database tests call it, never an import."""
-    with _mapping:
-        if mapper_registry.mappers:
-            return
-        mapper_registry.map_imperatively(User, users)
-        mapper_registry.map_imperatively(SmsCode, sms_codes)
-        mapper_registry.map_imperatively(RefreshToken, refresh_tokens)
-        mapper_registry.map_imperatively(WechatAccount, wechat_accounts)
-        mapper_registry.map_imperatively(Address, addresses)
-        mapper_registry.map_imperatively(IdentityVerification, identity_verifications)
-        mapper_registry.map_imperatively(RoleChange, user_role_changes)
+# Maps the domain classes onto the tables (idempotent): build_app and database tests call it, never an import.
+start_mappers = Mapping(_map_classes).start
 
 
 class SqlUserRepository:
