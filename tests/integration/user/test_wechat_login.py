@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import threading
-from collections.abc import Callable
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -12,29 +10,12 @@ from sqlalchemy import Engine, func, select
 from services.common.errors import DomainError, InvalidInput
 from services.common.outbox import outbox
 from services.user import service
-from services.user.db import SqlUserUnitOfWork, start_mappers, users, wechat_accounts
+from services.user.db import users, wechat_accounts
 from services.user.tokens import TokenIssuer
 from services.user.wechat import WechatAuth
-from tests.fixtures.keys import JwtKeys
 from tests.fixtures.simulator import RunningSimulator
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def engine(service_engine: Callable[[str], Engine]) -> Engine:
-    return service_engine("user")
-
-
-@pytest.fixture
-def uow(engine: Engine) -> Callable[[], SqlUserUnitOfWork]:
-    start_mappers()
-    return functools.partial(SqlUserUnitOfWork, engine, "user")
-
-
-@pytest.fixture
-def issuer(jwt_keys: JwtKeys) -> TokenIssuer:
-    return TokenIssuer(jwt_keys.private_pem, access_ttl_seconds=900, refresh_ttl_seconds=86400)
 
 
 @pytest.fixture
@@ -47,43 +28,43 @@ def scalar(engine: Engine, query) -> int:  # type: ignore[no-untyped-def]
         return conn.execute(query).scalar_one()
 
 
-def test_a_wechat_login_registers_once_and_logs_in_after(uow, wechat: WechatAuth, issuer: TokenIssuer,  # type: ignore[no-untyped-def]
-                                                         simulator: RunningSimulator, engine: Engine) -> None:
-    first = service.login_with_wechat(uow(), wechat, issuer, code=simulator.client.wechat_login_code("o-int-1"))
-    again = service.login_with_wechat(uow(), wechat, issuer, code=simulator.client.wechat_login_code("o-int-1"))
+def test_a_wechat_login_registers_once_and_logs_in_after(pg_uow, wechat: WechatAuth, issuer: TokenIssuer,  # type: ignore[no-untyped-def]
+                                                         simulator: RunningSimulator, pg_engine: Engine) -> None:
+    first = service.login_with_wechat(pg_uow(), wechat, issuer, code=simulator.client.wechat_login_code("o-int-1"))
+    again = service.login_with_wechat(pg_uow(), wechat, issuer, code=simulator.client.wechat_login_code("o-int-1"))
 
     assert (first.is_new_user, again.is_new_user, again.user.id == first.user.id) == (True, False, True)
-    assert (scalar(engine, select(func.count()).select_from(users)),
-            scalar(engine, select(func.count()).select_from(wechat_accounts)),
-            scalar(engine, select(func.count()).select_from(outbox))) == (1, 1, 1)
+    assert (scalar(pg_engine, select(func.count()).select_from(users)),
+            scalar(pg_engine, select(func.count()).select_from(wechat_accounts)),
+            scalar(pg_engine, select(func.count()).select_from(outbox))) == (1, 1, 1)
 
 
-def test_a_code_used_twice_is_refused_and_registers_nothing_more(uow, wechat: WechatAuth, issuer: TokenIssuer,  # type: ignore[no-untyped-def]
-                                                                  simulator: RunningSimulator, engine: Engine) -> None:
+def test_a_code_used_twice_is_refused_and_registers_nothing_more(pg_uow, wechat: WechatAuth, issuer: TokenIssuer,  # type: ignore[no-untyped-def]
+                                                                  simulator: RunningSimulator, pg_engine: Engine) -> None:
     code = simulator.client.wechat_login_code("o-int-2")
-    service.login_with_wechat(uow(), wechat, issuer, code=code)
+    service.login_with_wechat(pg_uow(), wechat, issuer, code=code)
 
     with pytest.raises(InvalidInput) as refused:
-        service.login_with_wechat(uow(), wechat, issuer, code=code)
+        service.login_with_wechat(pg_uow(), wechat, issuer, code=code)
 
-    assert (refused.value.code, scalar(engine, select(func.count()).select_from(users))) == ("WECHAT_CODE_INVALID", 1)
+    assert (refused.value.code, scalar(pg_engine, select(func.count()).select_from(users))) == ("WECHAT_CODE_INVALID", 1)
 
 
-def test_wechat_busy_is_unavailable_and_changes_nothing(uow, wechat: WechatAuth, issuer: TokenIssuer,  # type: ignore[no-untyped-def]
-                                                         simulator: RunningSimulator, engine: Engine) -> None:
+def test_wechat_busy_is_unavailable_and_changes_nothing(pg_uow, wechat: WechatAuth, issuer: TokenIssuer,  # type: ignore[no-untyped-def]
+                                                         simulator: RunningSimulator, pg_engine: Engine) -> None:
     code = simulator.client.wechat_login_code("o-int-3")
     simulator.client.wechat_fail_next(-1)
 
     with pytest.raises(DomainError) as refused:
-        service.login_with_wechat(uow(), wechat, issuer, code=code)
+        service.login_with_wechat(pg_uow(), wechat, issuer, code=code)
 
-    assert (refused.value.code, scalar(engine, select(func.count()).select_from(users))) == ("WECHAT_UNAVAILABLE", 0)
+    assert (refused.value.code, scalar(pg_engine, select(func.count()).select_from(users))) == ("WECHAT_UNAVAILABLE", 0)
 
 
-def test_concurrent_first_logins_of_one_wechat_make_exactly_one_account(uow, wechat: WechatAuth,  # type: ignore[no-untyped-def]
+def test_concurrent_first_logins_of_one_wechat_make_exactly_one_account(pg_uow, wechat: WechatAuth,  # type: ignore[no-untyped-def]
                                                                          issuer: TokenIssuer,
                                                                          simulator: RunningSimulator,
-                                                                         engine: Engine) -> None:
+                                                                         pg_engine: Engine) -> None:
     codes = [simulator.client.wechat_login_code("o-race") for _ in range(8)]
     start = threading.Barrier(len(codes))
     outcomes: list[str] = []
@@ -91,7 +72,7 @@ def test_concurrent_first_logins_of_one_wechat_make_exactly_one_account(uow, wec
     def log_in(code: str) -> None:
         start.wait()
         try:
-            result = service.login_with_wechat(uow(), wechat, issuer, code=code)
+            result = service.login_with_wechat(pg_uow(), wechat, issuer, code=code)
             outcomes.append(f"ok:{result.user.id}")
         except DomainError as exc:
             outcomes.append(exc.code)
@@ -105,6 +86,6 @@ def test_concurrent_first_logins_of_one_wechat_make_exactly_one_account(uow, wec
     logged_in = {outcome for outcome in outcomes if outcome.startswith("ok:")}
     assert len(logged_in) == 1, outcomes  # whoever got in, got into the one account
     assert set(outcomes) - logged_in <= {"WECHAT_BOUND_JUST_NOW"}
-    assert (scalar(engine, select(func.count()).select_from(users)),
-            scalar(engine, select(func.count()).select_from(wechat_accounts)),
-            scalar(engine, select(func.count()).select_from(outbox))) == (1, 1, 1)
+    assert (scalar(pg_engine, select(func.count()).select_from(users)),
+            scalar(pg_engine, select(func.count()).select_from(wechat_accounts)),
+            scalar(pg_engine, select(func.count()).select_from(outbox))) == (1, 1, 1)
