@@ -80,6 +80,11 @@ class Page(Reply, Generic[T]):
     def of(cls, items: list[T], query: PageQuery, total: int) -> Page[T]:
         return cls(items=items, page=query.page, page_size=query.page_size, total=total)
 
+    @classmethod
+    def of_whole(cls, every: list[T], query: PageQuery) -> Page[T]:
+        """The query's page of a short list a service answers whole (addresses, browsing history)."""
+        return cls.of(every[query.offset:query.offset + query.page_size], query, len(every))
+
 
 @dataclass(frozen=True)
 class Operation:

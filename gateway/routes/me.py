@@ -150,8 +150,7 @@ class AddressDeleted(Reply):
            responses={200: Page[AddressOut]})
 def list_addresses(query: PageQuery) -> Page[AddressOut]:
     found = service(UserServiceStub).ListAddresses(user_pb2.ListAddressesRequest()).addresses
-    items = [AddressOut.from_proto(a) for a in found[query.offset:query.offset + query.page_size]]
-    return Page[AddressOut].of(items, query, len(found))
+    return Page[AddressOut].of_whole([AddressOut.from_proto(a) for a in found], query)
 
 
 @bp.post("/addresses")
@@ -243,8 +242,7 @@ class HistoryCleared(Reply):
            responses={200: Page[ViewedProductOut]})
 def list_history(query: PageQuery) -> Page[ViewedProductOut]:
     found = service(UserServiceStub).ListHistory(user_pb2.ListHistoryRequest()).products
-    items = [ViewedProductOut.from_proto(v) for v in found[query.offset:query.offset + query.page_size]]
-    return Page[ViewedProductOut].of(items, query, len(found))
+    return Page[ViewedProductOut].of_whole([ViewedProductOut.from_proto(v) for v in found], query)
 
 
 @bp.delete("/history")

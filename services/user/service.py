@@ -168,9 +168,7 @@ def set_roles(uow: UserUnitOfWork, *, actor_id: int, user_id: int, roles: list[s
     now = now or utcnow()
     wanted = _valid_roles(roles)
     with uow:
-        user = uow.users.get(user_id, lock=True)
-        if user is None:
-            raise NotFound("USER_NOT_FOUND", "no such user")
+        user = _existing_user(uow, user_id, lock=True)
         if user_id == actor_id:  # no one grants themself powers, or locks the shop out of its last admin
             raise DomainError("OWN_ROLES", "you cannot change your own roles; ask another admin")
         before = user.roles
@@ -317,9 +315,7 @@ def change_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Passwor
         _check_code_format(sms_code, "sms_code")
     validate_password(new_password, "new_password")
     with uow:
-        user = uow.users.get(user_id, lock=True)
-        if user is None:
-            raise NotFound("USER_NOT_FOUND", "no such user")
+        user = _existing_user(uow, user_id, lock=True)
         if current_password is not None:
             if user.password_hash is None:
                 raise InvalidInput("PASSWORD_NOT_SET", "this account has no password yet; confirm with an SMS code",
@@ -374,10 +370,10 @@ def unbind_wechat(uow: UserUnitOfWork, *, user_id: int) -> None:
         uow.commit()
 
 
-def _existing_user(uow: UserUnitOfWork, user_id: int) -> User:
-    user = uow.users.get(user_id)
-    if user is None:  # a token outliving its account
-        raise NotFound("USER_NOT_FOUND", "this account no longer exists")
+def _existing_user(uow: UserUnitOfWork, user_id: int, *, lock: bool = False) -> User:
+    user = uow.users.get(user_id, lock=lock)
+    if user is None:  # a token outliving its account, or an id that never existed
+        raise NotFound("USER_NOT_FOUND", "no such user")
     return user
 
 
@@ -529,8 +525,7 @@ def verify_identity(uow: UserUnitOfWork, checker: IdentityChecker, vault: Identi
     if not checker.check(name, number):
         raise DomainError("IDENTITY_MISMATCH", "the name does not match the ID number; check both")
     with uow:
-        if uow.users.get(user_id, lock=True) is None:
-            raise NotFound("USER_NOT_FOUND", "no such user")
+        _existing_user(uow, user_id, lock=True)
         uow.identities.lock_fingerprint(fingerprint)
         _check_identity_free(uow, user_id, fingerprint)
         uow.identities.add(IdentityVerification(
