@@ -34,6 +34,7 @@ StubT = TypeVar("StubT")
 PUBLIC = "public"        # no token needed
 SHOPPER = "shopper"      # any valid access token
 OPTIONAL = "optional"    # public, but a token that is sent is verified and passed on (401 if it is bad)
+TOLERANT = "tolerant"    # public; a valid token is passed on, a bad one is ignored (tracking never refuses)
 
 MAX_DETAILS = 20         # field errors reported at most
 MAX_FIELD_NAME = 64      # a client-chosen key (an unknown field) is cut to this length in details
@@ -90,7 +91,7 @@ class Page(Reply, Generic[T]):
 class Operation:
     summary: str
     tag: str
-    access: str = SHOPPER                               # PUBLIC, OPTIONAL, SHOPPER, or staff-only via roles
+    access: str = SHOPPER                               # PUBLIC, OPTIONAL, TOLERANT, SHOPPER, or staff via roles
     roles: frozenset[str] = frozenset()                 # when set, the caller needs one of them
     body: type[Body] | None = None
     query: type[Query] | None = None
@@ -221,7 +222,7 @@ def openapi_spec(app: Any) -> dict[str, Any]:
                           for status, model in sorted(op.responses.items())},
         }
         entry["responses"]["default"] = {"$ref": "#/components/responses/Error"}
-        if op.access == OPTIONAL:
+        if op.access in (OPTIONAL, TOLERANT):
             entry["security"] = [{}, {"bearer": []}]
         elif op.access != PUBLIC:
             entry["security"] = [{"bearer": []}]

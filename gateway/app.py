@@ -12,7 +12,7 @@ from flask import Flask, Response, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gateway import api, errors, routes
-from gateway.api import OPTIONAL, PUBLIC, Operation, current_operation, validate_body, validate_query
+from gateway.api import PUBLIC, SHOPPER, TOLERANT, Operation, current_operation, validate_body, validate_query
 from gateway.bodylimit import ChunkedBodyLimit
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
@@ -22,6 +22,7 @@ from services.common.auth import Caller, TokenVerifier, bearer_token, caller_var
 from services.common.clients import ServiceClients
 from services.common.config import Env
 from services.common.discovery import Discovery
+from services.common.errors import Unauthenticated
 from services.common.logs import request_id_var
 
 log = logging.getLogger(__name__)
@@ -72,9 +73,14 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
         # Per-IP limits count every request, malformed or not; then who is calling; then the
         # input; limits keyed by body fields (phone, ...) see only validated values.
         _enforce_limits(limiter, tuple(lim for lim in op.limits if lim.client_only), {})
-        if op.access != PUBLIC and (op.access != OPTIONAL or "Authorization" in request.headers):
-            g.caller = _authenticate(verifier, op)
-            g.caller_token = caller_var.set(g.caller)  # services called for this request see the caller
+        if op.access == SHOPPER or "Authorization" in request.headers and op.access != PUBLIC:
+            try:
+                g.caller = _authenticate(verifier, op)
+            except Unauthenticated:
+                if op.access != TOLERANT:
+                    raise
+            else:
+                g.caller_token = caller_var.set(g.caller)  # services called for this request see the caller
         validate_query(op)
         if op.body is not None:
             validate_body(op)
@@ -113,7 +119,7 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
 def _authenticate(verifier: TokenVerifier, op: Operation) -> Caller:
     token = bearer_token(request.headers.get("Authorization"))
     if token is None:
-        raise ApiError(401, "AUTH_REQUIRED", "this endpoint needs 'Authorization: Bearer <access token>'")
+        raise Unauthenticated("AUTH_REQUIRED", "this endpoint needs 'Authorization: Bearer <access token>'")
     caller = verifier.verify(token)
     if op.roles and not caller.has_any_role(*op.roles):
         raise ApiError(403, "FORBIDDEN", "your account may not do this")
