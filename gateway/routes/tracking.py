@@ -13,8 +13,8 @@ from pydantic import AwareDatetime, Field, field_validator
 from gateway.api import TOLERANT, Body, Reply, operation, service
 from gateway.errors import ApiError
 from gateway.ratelimit import Limit
-from services.analytics.domain import MAX_PAGE_VIEWS_PER_BATCH
 from services.common.events import timestamp
+from services.common.formats import MAX_PAGE_VIEWS_PER_BATCH
 
 bp = Blueprint("tracking", __name__, url_prefix="/api/v1")
 

@@ -15,8 +15,7 @@ MAX_PERIOD_DAYS = 366
 FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
 DEFAULT_PERIOD_DAYS = 7
 
-# Page views from POST /track
-MAX_PAGE_VIEWS_PER_BATCH = 50
+# Page views from POST /track (the batch size, shared with the gateway, is in services/common/formats.py)
 # A device clock may lag (views queued while offline) or run a little fast; past these bounds
 # the view is counted at the time the gateway received it instead.
 CLIENT_TIME_MAX_AGE = timedelta(hours=24)

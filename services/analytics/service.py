@@ -11,7 +11,6 @@ from services.analytics.domain import (
     ACTIVE_USER,
     DISTINCT_FIGURES,
     FUNNEL,
-    MAX_PAGE_VIEWS_PER_BATCH,
     REGISTRATION,
     RETENTION_DAYS,
     DailyFigures,
@@ -37,6 +36,7 @@ from services.analytics.uow import AnalyticsUnitOfWork, RollupRepository
 from services.common.db import utcnow
 from services.common.errors import InvalidInput
 from services.common.events import timestamp
+from services.common.formats import MAX_PAGE_VIEWS_PER_BATCH
 
 DEFAULT_TOP_PRODUCTS = 10
 MAX_TOP_PRODUCTS = 100

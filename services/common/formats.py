@@ -11,6 +11,7 @@ import re
 PHONE = r"1[3-9][0-9]{9}"            # mainland mobile number; ASCII digits only (\d would admit full-width ones)
 SMS_CODE = r"[0-9]{6}"
 SMS_PURPOSES = ("login", "reset", "bind", "signup")
+MAX_PAGE_VIEWS_PER_BATCH = 50        # POST /track: page views in one batch
 
 PHONE_PATTERN = re.compile(PHONE)
 SMS_CODE_PATTERN = re.compile(SMS_CODE)
