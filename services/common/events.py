@@ -14,9 +14,11 @@ from mall.events.v1.member_ledger_events_pb2 import PointsChanged
 from mall.events.v1.order_events_pb2 import (
     CartItemAdded,
     OrderCancelled,
+    OrderCompleted,
     OrderCreated,
     OrderPaid,
     OrderRefunded,
+    OrderShipped,
 )
 from mall.events.v1.product_events_pb2 import ProductViewed
 from mall.events.v1.tracking_events_pb2 import PageViewed
@@ -36,6 +38,8 @@ EVENT_TYPES: dict[type[Message], str] = {
     OrderPaid: "order-paid",
     OrderCancelled: "order-cancelled",
     OrderRefunded: "order-refunded",
+    OrderShipped: "order-shipped",
+    OrderCompleted: "order-completed",
     CartItemAdded: "cart-item-added",
     MemberJoined: "member-joined",
     MemberRecharged: "member-recharged",
@@ -43,11 +47,7 @@ EVENT_TYPES: dict[type[Message], str] = {
     PageViewed: "page-viewed",
     PointsChanged: "points-changed",
 }
-# Event types whose payload message is not written yet; move each into EVENT_TYPES with its message.
-PLANNED_EVENT_TYPES = (
-    "order-shipped", "order-completed",
-)
-TOPICS = (*EVENT_TYPES.values(), *PLANNED_EVENT_TYPES)
+TOPICS = tuple(EVENT_TYPES.values())
 
 
 def event_type_of(message: Message | type[Message]) -> str:

@@ -127,6 +127,54 @@ class OrderRefunded(_message.Message):
     refunded_at: _timestamp_pb2.Timestamp
     def __init__(self, order_no: _Optional[str] = ..., user_id: _Optional[int] = ..., refund_no: _Optional[str] = ..., amount_fen: _Optional[int] = ..., lines: _Optional[_Iterable[_Union[OrderLine, _Mapping]]] = ..., channel: _Optional[str] = ..., reason: _Optional[str] = ..., refunded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
+class Shipment(_message.Message):
+    __slots__ = ("shipment_no", "carrier", "tracking_no", "lines", "shipped_at")
+    SHIPMENT_NO_FIELD_NUMBER: _ClassVar[int]
+    CARRIER_FIELD_NUMBER: _ClassVar[int]
+    TRACKING_NO_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    SHIPPED_AT_FIELD_NUMBER: _ClassVar[int]
+    shipment_no: str
+    carrier: str
+    tracking_no: str
+    lines: _containers.RepeatedCompositeFieldContainer[OrderLine]
+    shipped_at: _timestamp_pb2.Timestamp
+    def __init__(self, shipment_no: _Optional[str] = ..., carrier: _Optional[str] = ..., tracking_no: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[OrderLine, _Mapping]]] = ..., shipped_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class OrderShipped(_message.Message):
+    __slots__ = ("order_no", "user_id", "shipment", "shipped_at")
+    ORDER_NO_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    SHIPMENT_FIELD_NUMBER: _ClassVar[int]
+    SHIPPED_AT_FIELD_NUMBER: _ClassVar[int]
+    order_no: str
+    user_id: int
+    shipment: Shipment
+    shipped_at: _timestamp_pb2.Timestamp
+    def __init__(self, order_no: _Optional[str] = ..., user_id: _Optional[int] = ..., shipment: _Optional[_Union[Shipment, _Mapping]] = ..., shipped_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CompletedLine(_message.Message):
+    __slots__ = ("line_id", "line")
+    LINE_ID_FIELD_NUMBER: _ClassVar[int]
+    LINE_FIELD_NUMBER: _ClassVar[int]
+    line_id: int
+    line: OrderLine
+    def __init__(self, line_id: _Optional[int] = ..., line: _Optional[_Union[OrderLine, _Mapping]] = ...) -> None: ...
+
+class OrderCompleted(_message.Message):
+    __slots__ = ("order_no", "user_id", "lines", "confirmed_by", "completed_at")
+    ORDER_NO_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    CONFIRMED_BY_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
+    order_no: str
+    user_id: int
+    lines: _containers.RepeatedCompositeFieldContainer[CompletedLine]
+    confirmed_by: str
+    completed_at: _timestamp_pb2.Timestamp
+    def __init__(self, order_no: _Optional[str] = ..., user_id: _Optional[int] = ..., lines: _Optional[_Iterable[_Union[CompletedLine, _Mapping]]] = ..., confirmed_by: _Optional[str] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class CartItemAdded(_message.Message):
     __slots__ = ("user_id", "sku_id", "product_id", "quantity", "price_fen", "added_at")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
