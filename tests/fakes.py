@@ -380,8 +380,8 @@ class FakeCatalog:
         self.skus_by_id[sku_id] = sku
         return sku
 
-    def skus(self, product_ids: set[int]) -> dict[int, CatalogSku]:
-        return {sku_id: sku for sku_id, sku in self.skus_by_id.items() if sku.product_id in product_ids}
+    def skus(self, sku_ids: set[int]) -> dict[int, CatalogSku]:
+        return {sku_id: sku for sku_id, sku in self.skus_by_id.items() if sku_id in sku_ids}
 
 
 @dataclass

@@ -42,8 +42,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
 
     def AddCartItem(self, request: order_pb2.AddCartItemRequest, context: grpc.ServicerContext) -> order_pb2.CartItem:
         return _cart_item(service.add_cart_item(self.uow(), self.catalog, user_id=require_caller().user_id,
-                                                sku_id=request.sku_id, product_id=request.product_id,
-                                                quantity=request.quantity))
+                                                sku_id=request.sku_id, quantity=request.quantity))
 
     def ChangeCartItem(self, request: order_pb2.ChangeCartItemRequest,
                        context: grpc.ServicerContext) -> order_pb2.CartItem:
@@ -127,9 +126,8 @@ def _time(request: order_pb2.SearchOrdersRequest, name: str) -> datetime | None:
 
 
 def _checkout(request: order_pb2.CheckoutRequest) -> CheckoutInput:
-    return CheckoutInput(cart_item_ids=tuple(request.cart_item_ids), sku_id=request.sku_id,
-                         product_id=request.product_id, quantity=request.quantity, address_id=request.address_id,
-                         coupon_id=request.coupon_id, points=request.points)
+    return CheckoutInput(cart_item_ids=tuple(request.cart_item_ids), sku_id=request.sku_id, quantity=request.quantity,
+                         address_id=request.address_id, coupon_id=request.coupon_id, points=request.points)
 
 
 def _cart_item(line: CartLine) -> order_pb2.CartItem:

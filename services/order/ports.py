@@ -37,8 +37,8 @@ class CouponLine:
 
 
 class Catalog(Protocol):
-    def skus(self, product_ids: set[int]) -> dict[int, CatalogSku]:
-        """The SKUs (by id) of those products that exist for shoppers; missing products are left out."""
+    def skus(self, sku_ids: set[int]) -> dict[int, CatalogSku]:
+        """These SKUs by id, on sale or not (`on_sale`); unknown ids are left out."""
 
 
 class Stock(Protocol):

@@ -57,11 +57,12 @@ class CartLine:
 
     @property
     def price_fen(self) -> int:
-        return self.sku.price_fen if self.sku is not None else self.item.added_price_fen
+        """The live price while on sale; off sale, the price when added (an unapproved price is never shown)."""
+        return self.sku.price_fen if self.sku is not None and self.sku.on_sale else self.item.added_price_fen
 
     @property
     def price_changed(self) -> bool:
-        return self.sku is not None and self.sku.price_fen != self.item.added_price_fen
+        return self.price_fen != self.item.added_price_fen
 
 
 @dataclass(frozen=True)
@@ -74,12 +75,8 @@ class CartView:
 
 
 def _live(catalog: Catalog, items: list[CartItem]) -> list[CartLine]:
-    skus = catalog.skus({item.product_id for item in items}) if items else {}
-    return [CartLine(item, _matching(skus.get(item.sku_id), item.product_id)) for item in items]
-
-
-def _matching(sku: CatalogSku | None, product_id: int) -> CatalogSku | None:
-    return sku if sku is not None and sku.product_id == product_id else None
+    skus = catalog.skus({item.sku_id for item in items}) if items else {}
+    return [CartLine(item, skus.get(item.sku_id)) for item in items]
 
 
 def list_cart(uow: OrderUnitOfWork, catalog: Catalog, *, user_id: int) -> CartView:
@@ -89,21 +86,21 @@ def list_cart(uow: OrderUnitOfWork, catalog: Catalog, *, user_id: int) -> CartVi
     return CartView(_live(catalog, items))
 
 
-def add_cart_item(uow: OrderUnitOfWork, catalog: Catalog, *, user_id: int, sku_id: int, product_id: int,
-                  quantity: int, now: datetime | None = None) -> CartLine:
-    """Put a SKU of a product on sale in the cart, merging with its line; cart-item-added is published."""
+def add_cart_item(uow: OrderUnitOfWork, catalog: Catalog, *, user_id: int, sku_id: int, quantity: int,
+                  now: datetime | None = None) -> CartLine:
+    """Put a SKU on sale in the cart, merging with its line; cart-item-added is published."""
     now = now or utcnow()
     check_quantity(quantity)
-    sku = _matching(catalog.skus({product_id}).get(sku_id), product_id)
+    sku = catalog.skus({sku_id}).get(sku_id)
     if sku is None or not sku.on_sale:
         raise NotFound("SKU_NOT_FOUND", "no such product on sale", details={"sku_id": "not found"})
     with uow:
         uow.carts.lock_user(user_id)
         item, is_new = add_to_cart(uow.carts.for_user(user_id), user_id=user_id, sku_id=sku_id,
-                                   product_id=product_id, quantity=quantity, price_fen=sku.price_fen, now=now)
+                                   product_id=sku.product_id, quantity=quantity, price_fen=sku.price_fen, now=now)
         if is_new:
             uow.carts.add(item)
-        uow.publish(CartItemAdded(user_id=user_id, sku_id=sku_id, product_id=product_id, quantity=quantity,
+        uow.publish(CartItemAdded(user_id=user_id, sku_id=sku_id, product_id=sku.product_id, quantity=quantity,
                                   price_fen=sku.price_fen, added_at=timestamp(now)), aggregate_id=f"user:{user_id}")
         uow.commit()
     return CartLine(item, sku)
@@ -146,7 +143,6 @@ class CheckoutInput:
 
     cart_item_ids: tuple[int, ...] = ()
     sku_id: int = 0
-    product_id: int = 0
     quantity: int = 0
     address_id: int = 0
     coupon_id: int = 0
@@ -176,17 +172,16 @@ def _checkout_lines(catalog: Catalog, cart: list[CartItem], request: CheckoutInp
         missing = [item_id for item_id in request.cart_item_ids if item_id not in mine]
         if missing:
             raise NotFound("CART_ITEM_NOT_FOUND", "no such cart item", details={"cart_item_ids": missing})
-        wanted = [(mine[item_id].sku_id, mine[item_id].product_id, mine[item_id].quantity)
-                  for item_id in dict.fromkeys(request.cart_item_ids)]
+        wanted = [(mine[item_id].sku_id, mine[item_id].quantity) for item_id in dict.fromkeys(request.cart_item_ids)]
     elif request.sku_id:
         check_quantity(request.quantity)
-        wanted = [(request.sku_id, request.product_id, request.quantity)]
+        wanted = [(request.sku_id, request.quantity)]
     else:
         raise InvalidInput("CHECKOUT_EMPTY", "nothing to check out", details={"cart_item_ids": "required"})
-    skus = catalog.skus({product_id for _, product_id, _ in wanted})
+    skus = catalog.skus({sku_id for sku_id, _ in wanted})
     lines = []
-    for sku_id, product_id, quantity in wanted:
-        sku = _matching(skus.get(sku_id), product_id)
+    for sku_id, quantity in wanted:
+        sku = skus.get(sku_id)
         if sku is None or not sku.on_sale:
             raise DomainError("SKU_UNAVAILABLE", "a product is no longer on sale", details={"sku_id": sku_id})
         if sku.stock_status == "sold_out":

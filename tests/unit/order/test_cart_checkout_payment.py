@@ -21,12 +21,12 @@ def submit(shop: Shop, request: CheckoutInput, *, user_id: int = 1, key: str = "
                                 request_fingerprint=repr(request).encode(), now=NOW)
 
 
-BUY_TWO = CheckoutInput(sku_id=101, product_id=10, quantity=2, address_id=7)
+BUY_TWO = CheckoutInput(sku_id=101, quantity=2, address_id=7)
 
 
 def test_adding_a_sku_twice_merges_into_one_line_and_publishes_each_addition(shop: Shop) -> None:
-    service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, product_id=10, quantity=2, now=NOW)
-    line = service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, product_id=10, quantity=3, now=NOW)
+    service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, quantity=2, now=NOW)
+    line = service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, quantity=3, now=NOW)
     assert line.item.quantity == 5
     assert len(shop.uow.carts.items) == 1
     assert [event.payload.quantity for event in shop.uow.published] == [2, 3]
@@ -34,21 +34,21 @@ def test_adding_a_sku_twice_merges_into_one_line_and_publishes_each_addition(sho
 
 
 def test_a_line_holds_at_most_999_and_a_cart_at_most_100_lines(shop: Shop) -> None:
-    service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, product_id=10, quantity=999, now=NOW)
+    service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, quantity=999, now=NOW)
     with pytest.raises(InvalidInput):
-        service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, product_id=10, quantity=1, now=NOW)
+        service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, quantity=1, now=NOW)
     for sku_id in range(1000, 1000 + MAX_CART_LINES - 1):
         shop.catalog.put(sku_id)
-        service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=sku_id, product_id=10, quantity=1, now=NOW)
+        service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=sku_id, quantity=1, now=NOW)
     shop.catalog.put(5000)
     with pytest.raises(DomainError) as full:
-        service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=5000, product_id=10, quantity=1, now=NOW)
+        service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=5000, quantity=1, now=NOW)
     assert full.value.code == "CART_FULL"
 
 
 def test_the_cart_shows_live_prices_flags_changes_and_off_shelf_lines_as_invalid(shop: Shop) -> None:
-    service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, product_id=10, quantity=1, now=NOW)
-    service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=102, product_id=10, quantity=2, now=NOW)
+    service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, quantity=1, now=NOW)
+    service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=102, quantity=2, now=NOW)
     shop.catalog.put(101, price_fen=1799)
     shop.catalog.put(102, price_fen=500, on_sale=False)
     cart = service.list_cart(shop.uow, shop.catalog, user_id=1)
@@ -58,7 +58,7 @@ def test_the_cart_shows_live_prices_flags_changes_and_off_shelf_lines_as_invalid
 
 
 def test_another_users_cart_item_is_not_found(shop: Shop) -> None:
-    line = service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, product_id=10, quantity=1, now=NOW)
+    line = service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, quantity=1, now=NOW)
     with pytest.raises(NotFound):
         service.change_cart_item(shop.uow, shop.catalog, user_id=2, item_id=line.item.id or 0, quantity=3)
     with pytest.raises(NotFound):
@@ -117,7 +117,7 @@ def test_client_cannot_check_out_an_off_shelf_sku(shop: Shop) -> None:
 
 
 def test_checkout_of_cart_lines_removes_them_from_the_cart(shop: Shop) -> None:
-    line = service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=102, product_id=10, quantity=4, now=NOW)
+    line = service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=102, quantity=4, now=NOW)
     order = submit(shop, CheckoutInput(cart_item_ids=(line.item.id or 0,), address_id=7))
     assert order.items_total_fen == 2000 and shop.uow.carts.items == []
 

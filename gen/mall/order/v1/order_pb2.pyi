@@ -50,14 +50,12 @@ class Cart(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[CartItem, _Mapping]]] = ..., selected_total_fen: _Optional[int] = ...) -> None: ...
 
 class AddCartItemRequest(_message.Message):
-    __slots__ = ("sku_id", "product_id", "quantity")
+    __slots__ = ("sku_id", "quantity")
     SKU_ID_FIELD_NUMBER: _ClassVar[int]
-    PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
     QUANTITY_FIELD_NUMBER: _ClassVar[int]
     sku_id: int
-    product_id: int
     quantity: int
-    def __init__(self, sku_id: _Optional[int] = ..., product_id: _Optional[int] = ..., quantity: _Optional[int] = ...) -> None: ...
+    def __init__(self, sku_id: _Optional[int] = ..., quantity: _Optional[int] = ...) -> None: ...
 
 class ChangeCartItemRequest(_message.Message):
     __slots__ = ("item_id", "quantity", "selected")
@@ -80,22 +78,20 @@ class RemoveCartItemResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class CheckoutRequest(_message.Message):
-    __slots__ = ("cart_item_ids", "sku_id", "product_id", "quantity", "address_id", "coupon_id", "points")
+    __slots__ = ("cart_item_ids", "sku_id", "quantity", "address_id", "coupon_id", "points")
     CART_ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
     SKU_ID_FIELD_NUMBER: _ClassVar[int]
-    PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
     QUANTITY_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_ID_FIELD_NUMBER: _ClassVar[int]
     COUPON_ID_FIELD_NUMBER: _ClassVar[int]
     POINTS_FIELD_NUMBER: _ClassVar[int]
     cart_item_ids: _containers.RepeatedScalarFieldContainer[int]
     sku_id: int
-    product_id: int
     quantity: int
     address_id: int
     coupon_id: int
     points: int
-    def __init__(self, cart_item_ids: _Optional[_Iterable[int]] = ..., sku_id: _Optional[int] = ..., product_id: _Optional[int] = ..., quantity: _Optional[int] = ..., address_id: _Optional[int] = ..., coupon_id: _Optional[int] = ..., points: _Optional[int] = ...) -> None: ...
+    def __init__(self, cart_item_ids: _Optional[_Iterable[int]] = ..., sku_id: _Optional[int] = ..., quantity: _Optional[int] = ..., address_id: _Optional[int] = ..., coupon_id: _Optional[int] = ..., points: _Optional[int] = ...) -> None: ...
 
 class OrderLine(_message.Message):
     __slots__ = ("id", "sku_id", "product_id", "name", "spec", "price_fen", "quantity", "image")
