@@ -189,11 +189,21 @@ class AmountsOut(Reply):
                    freight_fen=amounts.freight_fen, payable_fen=amounts.payable_fen)
 
 
+class UsableCouponOut(Reply):
+    """One of my coupons that can be used for this checkout (pass its id as coupon_id), and what it takes off."""
+
+    id: int
+    name: str
+    discount_fen: int
+    valid_to: datetime
+
+
 class QuoteOut(AmountsOut):
-    """What submitting this checkout would charge now, exactly."""
+    """What submitting this checkout would charge now, exactly; usable_coupons biggest discount first."""
 
     lines: list[LineOut]
     points_used: int
+    usable_coupons: list[UsableCouponOut]
 
 
 @bp.post("/checkout/preview")
@@ -202,6 +212,9 @@ class QuoteOut(AmountsOut):
 def preview(body: CheckoutIn) -> QuoteOut:
     quote = service(OrderServiceStub).QuoteCheckout(body.to_proto())
     return QuoteOut(lines=[LineOut.from_proto(line) for line in quote.lines], points_used=quote.points_used,
+                    usable_coupons=[UsableCouponOut(id=coupon.id, name=coupon.name, discount_fen=coupon.discount_fen,
+                                                    valid_to=_time(coupon.valid_to))
+                                    for coupon in quote.usable_coupons],
                     **AmountsOut.from_proto(quote.amounts).model_dump())
 
 

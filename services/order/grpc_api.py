@@ -63,7 +63,11 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         quote = service.quote_checkout(self.uow(), self.catalog, self.members, self.settings,
                                        user_id=require_caller().user_id, request=_checkout(request))
         return order_pb2.CheckoutQuote(lines=[_line(line) for line in quote.lines], amounts=_amounts(quote.amounts),
-                                       points_used=quote.points_used)
+                                       points_used=quote.points_used, usable_coupons=[
+                                           order_pb2.UsableCoupon(id=offer.coupon_id, name=offer.name,
+                                                                  discount_fen=offer.discount_fen,
+                                                                  valid_to=timestamp(offer.valid_to))
+                                           for offer in quote.usable_coupons])
 
     def SubmitOrder(self, request: order_pb2.SubmitOrderRequest, context: grpc.ServicerContext) -> order_pb2.Order:
         user_id = require_caller().user_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC
 
 import grpc
 from mall.member.v1 import member_pb2
@@ -17,7 +18,7 @@ from services.common.clients import ServiceClients
 from services.common.errors import DomainError
 from services.common.grpc_server import GRPC_STATUS, from_grpc
 from services.order.domain import Address
-from services.order.ports import CatalogSku, CouponLine, StockLine
+from services.order.ports import CatalogSku, CouponLine, CouponOffer, StockLine
 
 _KIND_OF_STATUS = {status: kind for kind, status in GRPC_STATUS.items()}
 
@@ -103,6 +104,14 @@ class GrpcMembers:
             raise DomainError(quote.reason or "COUPON_NOT_USABLE", "this coupon cannot be used for this order",
                               details={"coupon_id": coupon_id})
         return quote.discount_fen
+
+    def usable_coupons(self, lines: list[CouponLine]) -> list[CouponOffer]:
+        with passed_on("member"):
+            quotes = self.stub.QuoteCoupons(member_pb2.QuoteCouponsRequest(lines=_lines(lines))).quotes
+        offers = [CouponOffer(coupon_id=quote.coupon.id, name=quote.coupon.template.name,
+                              discount_fen=quote.discount_fen, valid_to=quote.coupon.template.valid_to.ToDatetime(UTC))
+                  for quote in quotes if quote.usable]
+        return sorted(offers, key=lambda offer: (-offer.discount_fen, offer.valid_to, offer.coupon_id))
 
     def lock_coupon(self, order_no: str, coupon_id: int, lines: list[CouponLine]) -> int:
         with passed_on("member"):

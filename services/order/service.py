@@ -29,7 +29,7 @@ from services.order.domain import (
     order_not_found,
     price,
 )
-from services.order.ports import Catalog, CatalogSku, CouponLine, Members, Stock, StockLine, Users
+from services.order.ports import Catalog, CatalogSku, CouponLine, CouponOffer, Members, Stock, StockLine, Users
 from services.order.uow import OrderSearch, OrderUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -154,6 +154,7 @@ class Quote:
     lines: list[OrderLine]
     amounts: Amounts
     points_used: int = 0
+    usable_coupons: list[CouponOffer] = field(default_factory=list)
 
 
 def _cart_of(uow: OrderUnitOfWork, user_id: int) -> list[CartItem]:
@@ -198,7 +199,8 @@ def _coupon_lines(lines: list[OrderLine]) -> list[CouponLine]:
 
 def quote_checkout(uow: OrderUnitOfWork, catalog: Catalog, members: Members, settings: OrderSettings, *,
                    user_id: int, request: CheckoutInput) -> Quote:
-    """The exact breakdown submit would charge now (same lines, same `price`), locking nothing."""
+    """The exact breakdown submit would charge now (same lines, same `price`), locking nothing,
+    and the shopper's coupons usable for these lines."""
     lines = _checkout_lines(catalog, _cart_of(uow, user_id) if request.cart_item_ids else [], request)
     items_total = sum(line.total_fen for line in lines)
     percent = members.discount_percent()
@@ -209,7 +211,7 @@ def quote_checkout(uow: OrderUnitOfWork, catalog: Catalog, members: Members, set
         points_used, points_fen = members.quote_points(request.points, before_points.payable_fen)
     amounts = price(items_total, discount_percent=percent, coupon_fen=coupon_fen, points_fen=points_fen,
                     freight=settings.freight)
-    return Quote(lines, amounts, points_used)
+    return Quote(lines, amounts, points_used, members.usable_coupons(_coupon_lines(lines)))
 
 
 def submit_order(uow: OrderUnitOfWork, catalog: Catalog, members: Members, stock: Stock, users: Users,

@@ -152,6 +152,7 @@ def test_a_member_coupon_is_quoted_locked_by_the_order_and_released_when_it_is_c
     assert submitted.status_code == 201, submitted.text
     amounts = submitted.json()["amounts"]
     assert amounts["coupon_discount_fen"] == preview.json()["coupon_discount_fen"] == 500
+    assert [(c["id"], c["discount_fen"]) for c in preview.json()["usable_coupons"]] == [(coupon.json()["id"], 500)]
     assert amounts["payable_fen"] == preview.json()["payable_fen"] == (
         3998 - amounts["level_discount_fen"] - 500)
 

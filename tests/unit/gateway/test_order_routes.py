@@ -76,6 +76,21 @@ def test_a_checkout_names_cart_lines_or_one_sku_not_both(client: FlaskClient, cl
     assert response.status_code == 400 and clients.order.QuoteCheckout.calls == []
 
 
+def test_the_preview_answers_the_exact_amounts_and_my_usable_coupons(client: FlaskClient, clients, auth) -> None:
+    clients.order.QuoteCheckout.reply = order_pb2.CheckoutQuote(
+        lines=ORDER.lines, amounts=ORDER.amounts,
+        usable_coupons=[order_pb2.UsableCoupon(id=3, name="满10减5", discount_fen=500, valid_to=AT)])
+    response = client.post("/api/v1/checkout/preview", json={"sku_id": 101, "quantity": 2, "address_id": 7},
+                           headers=auth)
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert (body["payable_fen"], body["level_discount_fen"]) == (3799, 199)
+    assert body["usable_coupons"] == [{"id": 3, "name": "满10减5", "discount_fen": 500,
+                                       "valid_to": "2026-11-18T11:06:40Z"}]
+    assert clients.order.QuoteCheckout.calls[0].message == order_pb2.CheckoutRequest(sku_id=101, quantity=2,
+                                                                                      address_id=7)
+
+
 def test_another_users_order_is_a_404(client: FlaskClient, clients, auth, rpc_error) -> None:
     clients.order.GetOrder.error = rpc_error(grpc.StatusCode.NOT_FOUND, "no such order",
                                              ((CODE_KEY, "ORDER_NOT_FOUND"),))

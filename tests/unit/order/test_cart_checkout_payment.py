@@ -11,6 +11,7 @@ from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 from services.common.wechatpay import NotifyRejected, PaymentNotice
 from services.order import service
 from services.order.domain import MAX_CART_LINES, Order
+from services.order.ports import CouponOffer
 from services.order.service import CheckoutInput
 from tests.unit.order.conftest import NOW, Shop
 
@@ -76,6 +77,13 @@ def test_quote_and_submit_charge_the_same_exact_amounts(shop: Shop) -> None:
     # 3998 items, 199 level (floor of 199.9), 500 coupon, 300 points = 3 yuan, no freight.
     assert (order.items_total_fen, order.level_discount_fen, order.coupon_discount_fen, order.points_discount_fen,
             order.payable_fen) == (3998, 199, 500, 3, 3296)
+
+
+def test_the_quote_lists_the_coupons_usable_for_its_lines(shop: Shop) -> None:
+    offer = CouponOffer(coupon_id=9, name="满10减5", discount_fen=500, valid_to=NOW + timedelta(days=7))
+    shop.members.offers = [offer]
+    quote = service.quote_checkout(shop.uow, shop.catalog, shop.members, shop.settings, user_id=1, request=BUY_TWO)
+    assert quote.usable_coupons == [offer] and quote.amounts.coupon_discount_fen == 0
 
 
 def test_submit_reserves_stock_snapshots_and_publishes_order_created_once(shop: Shop) -> None:

@@ -129,15 +129,29 @@ class Amounts(_message.Message):
     payable_fen: int
     def __init__(self, items_total_fen: _Optional[int] = ..., level_discount_fen: _Optional[int] = ..., coupon_discount_fen: _Optional[int] = ..., points_discount_fen: _Optional[int] = ..., freight_fen: _Optional[int] = ..., payable_fen: _Optional[int] = ...) -> None: ...
 
+class UsableCoupon(_message.Message):
+    __slots__ = ("id", "name", "discount_fen", "valid_to")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DISCOUNT_FEN_FIELD_NUMBER: _ClassVar[int]
+    VALID_TO_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    name: str
+    discount_fen: int
+    valid_to: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., discount_fen: _Optional[int] = ..., valid_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class CheckoutQuote(_message.Message):
-    __slots__ = ("lines", "amounts", "points_used")
+    __slots__ = ("lines", "amounts", "points_used", "usable_coupons")
     LINES_FIELD_NUMBER: _ClassVar[int]
     AMOUNTS_FIELD_NUMBER: _ClassVar[int]
     POINTS_USED_FIELD_NUMBER: _ClassVar[int]
+    USABLE_COUPONS_FIELD_NUMBER: _ClassVar[int]
     lines: _containers.RepeatedCompositeFieldContainer[OrderLine]
     amounts: Amounts
     points_used: int
-    def __init__(self, lines: _Optional[_Iterable[_Union[OrderLine, _Mapping]]] = ..., amounts: _Optional[_Union[Amounts, _Mapping]] = ..., points_used: _Optional[int] = ...) -> None: ...
+    usable_coupons: _containers.RepeatedCompositeFieldContainer[UsableCoupon]
+    def __init__(self, lines: _Optional[_Iterable[_Union[OrderLine, _Mapping]]] = ..., amounts: _Optional[_Union[Amounts, _Mapping]] = ..., points_used: _Optional[int] = ..., usable_coupons: _Optional[_Iterable[_Union[UsableCoupon, _Mapping]]] = ...) -> None: ...
 
 class SubmitOrderRequest(_message.Message):
     __slots__ = ("checkout", "note", "idempotency_key")
