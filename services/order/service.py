@@ -13,7 +13,7 @@ from mall.events.v1.order_events_pb2 import OrderLine as EventLine
 from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.events import timestamp
-from services.common.wechatpay import NotifyRejected, PaymentNotice, WechatPayError
+from services.common.wechatpay import NotifyRejected, PaymentNotice, WechatPayApiError, WechatPayError
 from services.order.domain import (
     Amounts,
     CartItem,
@@ -349,16 +349,74 @@ def _publish_cancelled(uow: OrderUnitOfWork, order: Order, *, now: datetime, by:
                 aggregate_id=order.order_no)
 
 
-def expire_orders(uow: OrderUnitOfWork, *, now: datetime | None = None, batch: int = 100) -> int:
-    """Cancel up to `batch` unpaid orders past their deadline, in one transaction; replicas skip each other's rows."""
+EXPIRED = "payment deadline passed"
+
+
+def expire_orders(uow: OrderUnitOfWork, *, wechat: Prepay | None = None, now: datetime | None = None,
+                  batch: int = 100) -> int:
+    """Cancel up to `batch` unpaid orders past their deadline; how many were settled (cancelled, or paid after all).
+
+    Orders never prepaid are cancelled in one transaction; replicas skip each other's rows. An
+    order with a WeChat Pay prepay is first closed at WeChat Pay (outside the row lock), so no
+    payment can arrive after it is cancelled: see `expire_prepaid`.
+    """
     now = now or utcnow()
     with uow:
         orders = uow.orders.lock_expired(now, batch)
+        prepaid = [order.order_no for order in orders if order.prepaid_at is not None and wechat is not None]
         for order in orders:
-            order.apply("expire", actor="system:timeout", now=now, reason="payment deadline passed")
-            _publish_cancelled(uow, order, now=now, by="timeout", reason="payment deadline passed")
+            if order.order_no not in prepaid:
+                _expire(uow, order, now)
         uow.commit()
-    return len(orders)
+    settled = len(orders) - len(prepaid)
+    if wechat is not None:
+        settled += sum(expire_prepaid(uow, wechat, order_no=order_no, now=now) for order_no in prepaid)
+    return settled
+
+
+def _expire(uow: OrderUnitOfWork, order: Order, now: datetime) -> None:
+    order.apply("expire", actor="system:timeout", now=now, reason=EXPIRED)
+    _publish_cancelled(uow, order, now=now, by="timeout", reason=EXPIRED)
+
+
+def expire_prepaid(uow: OrderUnitOfWork, wechat: Prepay, *, order_no: str, now: datetime) -> bool:
+    """Close the order's WeChat Pay transaction, then ask how it ended: paid first -> PAID, else CANCELLED.
+
+    Race-safe: once closed, WeChat Pay takes no payment, so its answer is final; a notify that
+    paid the order meanwhile finds it paid (mark_paid is once per payment). False (tried again at
+    the next scan) when WeChat Pay does not answer.
+    """
+    try:
+        notice = _closed(wechat, order_no)
+    except WechatPayError as exc:
+        log.warning("closing the WeChat Pay transaction of expired order %s failed: %s", order_no, exc.reason)
+        return False
+    if notice is not None and notice.trade_state == "SUCCESS":
+        try:
+            mark_paid(uow, order_no=order_no, channel="wechat", out_trade_no=notice.out_trade_no,
+                      paid_fen=notice.amount_total_fen, actor="system:timeout", now=now)
+        except DomainError as exc:
+            log.error("order %s was paid at WeChat Pay but cannot become PAID: %s", order_no, exc.code)
+            return False
+        return True
+    with uow:
+        order = uow.orders.by_order_no(order_no, lock=True)
+        if order is not None and order.status == OrderStatus.PENDING_PAYMENT:
+            _expire(uow, order, now)
+        uow.commit()
+    return True
+
+
+def _closed(wechat: Prepay, order_no: str) -> PaymentNotice | None:
+    """Close the transaction, then how it ended; None when WeChat Pay has never heard of it."""
+    try:
+        wechat.close(order_no)
+    except WechatPayApiError as exc:
+        if exc.code == "ORDER_NOT_EXIST":
+            return None
+        if exc.code != "ORDERPAID":  # paid first: the query says so
+            raise
+    return wechat.query_by_out_trade_no(order_no)
 
 
 # -- payment -------------------------------------------------------------------------------------
@@ -374,6 +432,8 @@ class Prepay:
     def verify_notify(self, headers: Mapping[str, str], body: bytes | str) -> PaymentNotice: ...  # pragma: no cover
 
     def query_by_out_trade_no(self, out_trade_no: str) -> PaymentNotice: ...  # pragma: no cover
+
+    def close(self, out_trade_no: str) -> None: ...  # pragma: no cover
 
     def refund(self, *, out_trade_no: str, out_refund_no: str, refund_fen: int, total_fen: int,
                reason: str | None = None) -> object: ...  # pragma: no cover

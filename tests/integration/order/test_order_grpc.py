@@ -197,3 +197,22 @@ def test_a_payment_after_cancellation_is_acknowledged_and_refunded_at_wechat_pay
     read = server.stub.GetOrder(order_pb2.GetOrderRequest(id=order.id), metadata=server.as_user(ALICE))
     assert (read.status, len(read.history), server.events("order-paid")) == ("CANCELLED", 3, 0)
     assert simulator.client.wechatpay_order(order.order_no)["refunded_fen"] == order.amounts.payable_fen
+
+
+def test_the_timeout_closes_prepaid_orders_at_wechat_pay_and_pays_one_paid_just_before(
+        server: OrderServer, simulator: RunningSimulator, pg_uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    paid_late, unpaid = submit(server, "paid-at-the-deadline"), submit(server, "left-unpaid")
+    for order in (paid_late, unpaid):
+        server.stub.PayOrder(order_pb2.PayOrderRequest(id=order.id, channel="wechat"), metadata=server.as_user(ALICE))
+    simulator.client.wechatpay_pay(paid_late.order_no, notify=False)  # paid, and the notify is still on its way
+    wechat = WechatPay(simulator.wechatpay_settings())
+
+    settled = service.expire_orders(pg_uow(), wechat=wechat, now=datetime.now(UTC) + timedelta(minutes=31))
+
+    read = {order.order_no: server.stub.GetOrder(order_pb2.GetOrderRequest(id=order.id),
+                                                 metadata=server.as_user(ALICE)) for order in (paid_late, unpaid)}
+    assert settled == 2
+    assert (read[paid_late.order_no].status, read[paid_late.order_no].history[-1].actor) == ("PAID", "system:timeout")
+    assert (read[unpaid.order_no].status, read[unpaid.order_no].history[-1].actor) == ("CANCELLED", "system:timeout")
+    assert simulator.client.wechatpay_order(unpaid.order_no)["trade_state"] == "CLOSED"
+    assert (server.events("order-paid"), server.events("order-cancelled")) == (1, 1)

@@ -8,7 +8,13 @@ from datetime import timedelta
 import pytest
 
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
-from services.common.wechatpay import NotifyRejected, PaymentNotice
+from services.common.wechatpay import (
+    NotifyRejected,
+    PaymentNotice,
+    WechatPayApiError,
+    WechatPayError,
+    WechatPayUnavailable,
+)
 from services.order import service
 from services.order.domain import MAX_CART_LINES, Order
 from services.order.ports import CouponOffer
@@ -165,10 +171,21 @@ def test_balance_payment_pays_once_and_publishes_order_paid(shop: Shop) -> None:
 
 
 class FakeWechatPay:
-    def __init__(self, notice: PaymentNotice | None = None) -> None:
+    def __init__(self, notice: PaymentNotice | None = None, close_error: WechatPayError | None = None) -> None:
         self.notice = notice
+        self.close_error = close_error
         self.prepaid: list[dict[str, object]] = []
         self.refunds: list[dict[str, object]] = []
+        self.closed: list[str] = []
+
+    def close(self, out_trade_no: str) -> None:
+        if self.close_error is not None:
+            raise self.close_error
+        self.closed.append(out_trade_no)
+
+    def query_by_out_trade_no(self, out_trade_no: str) -> PaymentNotice:
+        assert self.notice is not None
+        return self.notice
 
     def refund(self, **kwargs: object) -> None:
         self.refunds.append(kwargs)
@@ -243,6 +260,36 @@ def test_the_timeout_cancels_only_unpaid_orders_past_their_deadline(shop: Shop) 
     assert (late.status, paid.status) == ("CANCELLED", "PAID")
     assert late.history[-1].actor == "system:timeout"
     assert shop.uow.published[-1].payload.cancelled_by == "timeout"
+
+
+def prepaid_order(shop: Shop) -> Order:
+    order = submit(shop, BUY_TWO)
+    service.pay_order(shop.uow, shop.members, shop.users, FakeWechatPay(), shop.settings, user_id=1,
+                      order_id=order.id or 0, channel="wechat", now=NOW)
+    return order
+
+
+def test_an_expired_prepaid_order_is_closed_at_wechat_pay_before_it_is_cancelled(shop: Shop) -> None:
+    order = prepaid_order(shop)
+    wechat = FakeWechatPay(replace(notice(order), trade_state="CLOSED", transaction_id=None))
+    assert service.expire_orders(shop.uow, wechat=wechat, now=NOW + timedelta(minutes=30)) == 1
+    assert (order.status, wechat.closed) == ("CANCELLED", [order.order_no])
+    assert [event.event_type for event in shop.uow.published] == ["order-created", "order-cancelled"]
+
+
+def test_an_expired_order_paid_just_before_the_close_is_paid_not_cancelled(shop: Shop) -> None:
+    order = prepaid_order(shop)
+    wechat = FakeWechatPay(notice(order), close_error=WechatPayApiError(400, "ORDERPAID", "该订单已支付"))
+    assert service.expire_orders(shop.uow, wechat=wechat, now=NOW + timedelta(minutes=30)) == 1
+    assert (order.status, order.history[-1].actor) == ("PAID", "system:timeout")
+    assert [event.event_type for event in shop.uow.published] == ["order-created", "order-paid"]
+
+
+def test_an_expired_prepaid_order_waits_while_wechat_pay_does_not_answer(shop: Shop) -> None:
+    order = prepaid_order(shop)
+    wechat = FakeWechatPay(notice(order), close_error=WechatPayUnavailable("no answer"))
+    assert service.expire_orders(shop.uow, wechat=wechat, now=NOW + timedelta(minutes=30)) == 0
+    assert order.status == "PENDING_PAYMENT" and len(shop.uow.published) == 1
 
 
 def test_a_payment_for_a_cancelled_order_is_recorded_once_and_refunded_in_full(shop: Shop) -> None:
