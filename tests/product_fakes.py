@@ -74,6 +74,9 @@ class FakeProductRepository:
     def by_name(self, name: str) -> Product | None:
         return next((p for p in self.items.values() if p.name == name), None)
 
+    def owning_skus(self, sku_ids: set[int]) -> list[Product]:
+        return [p for p in self.items.values() if any(sku.id in sku_ids for sku in p.skus)]
+
     def search(self, query: ProductFilter) -> tuple[list[Product], int]:
         def wanted(p: Product) -> bool:
             return ((not query.visible_only or p.visible) and (not query.status or p.status == query.status)

@@ -248,6 +248,12 @@ class SqlProductRepository:
         return self.session.execute(
             select(Product).where(products.c.name == name).order_by(products.c.id).limit(1)).scalar_one_or_none()
 
+    def owning_skus(self, sku_ids: set[int]) -> list[Product]:
+        if not sku_ids:
+            return []
+        owners = select(skus.c.product_id).where(skus.c.id.in_(sorted(sku_ids)))
+        return list(self.session.execute(select(Product).where(products.c.id.in_(owners))).scalars())
+
     def search(self, query: ProductFilter) -> tuple[list[Product], int]:
         conditions: list[Any] = []
         if query.visible_only:

@@ -54,6 +54,14 @@ class ProductServicer(product_pb2_grpc.ProductServiceServicer):
                                     viewer_id=caller.user_id if caller else None)
         return product_message(view, staff=False)
 
+    def GetSkus(self, request: product_pb2.GetSkusRequest, context: grpc.ServicerContext) -> product_pb2.GetSkusResponse:
+        return product_pb2.GetSkusResponse(skus=[
+            product_pb2.SkuOffer(sku=_sku(offer.sku, staff=False), product_id=offer.product.id or 0,
+                                 name=offer.product.name, on_sale=offer.on_sale, category_id=offer.product.category_id,
+                                 brand_id=offer.product.brand_id,
+                                 image=offer.product.images[0] if offer.product.images else "")
+            for offer in service.get_skus(self.uow(), sku_ids=request.sku_ids)])
+
     # Staff
 
     def CreateProduct(self, request: product_pb2.CreateProductRequest,

@@ -139,6 +139,34 @@ def view_product(uow: ProductUnitOfWork, *, product_id: int, province: str = "",
         return view
 
 
+MAX_SKUS_PER_LOOKUP = 200
+
+
+@dataclass(frozen=True)
+class SkuOffer:
+    """A SKU with its product, as carts and checkout see it: on sale only if the product is live and the SKU active."""
+
+    sku: Sku
+    product: Product
+
+    @property
+    def on_sale(self) -> bool:
+        return self.product.visible and self.sku.active
+
+
+def get_skus(uow: ProductUnitOfWork, *, sku_ids: Iterable[int]) -> list[SkuOffer]:
+    """The known SKUs among `sku_ids`, in the order asked (duplicates once); unknown ids are left out."""
+    wanted = list(dict.fromkeys(sku_ids))
+    if len(wanted) > MAX_SKUS_PER_LOOKUP:
+        raise InvalidInput("TOO_MANY_SKUS", f"ask for at most {MAX_SKUS_PER_LOOKUP} SKUs at once",
+                           details={"sku_ids": f"max {MAX_SKUS_PER_LOOKUP}"})
+    with uow:
+        found = {sku.id: SkuOffer(sku, product) for product in uow.products.owning_skus(set(wanted))
+                 for sku in product.skus}
+        uow.commit()  # a read: committing keeps the loaded objects usable after the transaction
+    return [found[sku_id] for sku_id in wanted if sku_id in found]
+
+
 # Staff: products, audit, shelf, stock
 
 def create_product(uow: ProductUnitOfWork, *, actor_id: int, draft: ProductDraft,

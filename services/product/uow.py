@@ -44,6 +44,9 @@ class ProductRepository(Protocol):
 
     def by_name(self, name: str) -> Product | None: ...
 
+    def owning_skus(self, sku_ids: set[int]) -> list[Product]:
+        """The products (with all their SKUs) that own any of these SKU ids."""
+
     def search(self, query: ProductFilter) -> tuple[list[Product], int]:
         """One page of products matching the filter (ranked by term weight when it has terms), and the total."""
 

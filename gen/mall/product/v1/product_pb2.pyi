@@ -89,6 +89,36 @@ class ViewProductRequest(_message.Message):
     province: str
     def __init__(self, id: _Optional[int] = ..., province: _Optional[str] = ...) -> None: ...
 
+class GetSkusRequest(_message.Message):
+    __slots__ = ("sku_ids",)
+    SKU_IDS_FIELD_NUMBER: _ClassVar[int]
+    sku_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, sku_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class SkuOffer(_message.Message):
+    __slots__ = ("sku", "product_id", "name", "on_sale", "category_id", "brand_id", "image")
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ON_SALE_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_ID_FIELD_NUMBER: _ClassVar[int]
+    BRAND_ID_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    sku: Sku
+    product_id: int
+    name: str
+    on_sale: bool
+    category_id: int
+    brand_id: int
+    image: str
+    def __init__(self, sku: _Optional[_Union[Sku, _Mapping]] = ..., product_id: _Optional[int] = ..., name: _Optional[str] = ..., on_sale: _Optional[bool] = ..., category_id: _Optional[int] = ..., brand_id: _Optional[int] = ..., image: _Optional[str] = ...) -> None: ...
+
+class GetSkusResponse(_message.Message):
+    __slots__ = ("skus",)
+    SKUS_FIELD_NUMBER: _ClassVar[int]
+    skus: _containers.RepeatedCompositeFieldContainer[SkuOffer]
+    def __init__(self, skus: _Optional[_Iterable[_Union[SkuOffer, _Mapping]]] = ...) -> None: ...
+
 class ProductRef(_message.Message):
     __slots__ = ("id",)
     ID_FIELD_NUMBER: _ClassVar[int]

@@ -54,6 +54,11 @@ class ProductServiceStub:
                 request_serializer=mall_dot_product_dot_v1_dot_product__pb2.ViewProductRequest.SerializeToString,
                 response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.Product.FromString,
                 _registered_method=True)
+        self.GetSkus = channel.unary_unary(
+                '/mall.product.v1.ProductService/GetSkus',
+                request_serializer=mall_dot_product_dot_v1_dot_product__pb2.GetSkusRequest.SerializeToString,
+                response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.GetSkusResponse.FromString,
+                _registered_method=True)
         self.CreateProduct = channel.unary_unary(
                 '/mall.product.v1.ProductService/CreateProduct',
                 request_serializer=mall_dot_product_dot_v1_dot_product__pb2.CreateProductRequest.SerializeToString,
@@ -155,6 +160,13 @@ class ProductServiceServicer:
 
     def ViewProduct(self, request, context):
         """A logged-in caller's view emits product-viewed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSkus(self, request, context):
+        """SKUs by id, each with its product's name and whether it is on sale (for carts and checkout).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -278,6 +290,11 @@ def add_ProductServiceServicer_to_server(servicer, server):
                     servicer.ViewProduct,
                     request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ViewProductRequest.FromString,
                     response_serializer=mall_dot_product_dot_v1_dot_product__pb2.Product.SerializeToString,
+            ),
+            'GetSkus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSkus,
+                    request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.GetSkusRequest.FromString,
+                    response_serializer=mall_dot_product_dot_v1_dot_product__pb2.GetSkusResponse.SerializeToString,
             ),
             'CreateProduct': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateProduct,
@@ -463,6 +480,33 @@ class ProductService:
             '/mall.product.v1.ProductService/ViewProduct',
             mall_dot_product_dot_v1_dot_product__pb2.ViewProductRequest.SerializeToString,
             mall_dot_product_dot_v1_dot_product__pb2.Product.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSkus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.product.v1.ProductService/GetSkus',
+            mall_dot_product_dot_v1_dot_product__pb2.GetSkusRequest.SerializeToString,
+            mall_dot_product_dot_v1_dot_product__pb2.GetSkusResponse.FromString,
             options,
             channel_credentials,
             insecure,
