@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from services.common.outbox import add_to_outbox
-from tests.e2e.test_order_flow import product_on_shelf, verified_wechat_shopper
 from tests.fixtures.platform import Platform
+from tests.fixtures.shop import product_on_shelf, verified_wechat_shopper
 
 pytestmark = pytest.mark.e2e
 
