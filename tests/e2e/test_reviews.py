@@ -51,8 +51,7 @@ def test_the_buyer_of_a_completed_line_reviews_it_once_and_everyone_reads_it_mas
     shopper, address_id = verified_wechat_shopper(platform)
     stranger, _ = verified_wechat_shopper(platform)
     submitted = requests.post(f"{api}/orders", headers={**shopper, "Idempotency-Key": uuid.uuid4().hex}, timeout=10,
-                              json={"sku_id": sku_id, "product_id": product_id, "quantity": 1,
-                                    "address_id": address_id})
+                              json={"sku_id": sku_id, "quantity": 1, "address_id": address_id})
     assert submitted.status_code == 201, submitted.text
     order = submitted.json()
     line_id = order["lines"][0]["id"]
