@@ -42,6 +42,7 @@ class OrderSettings:
     pay_minutes: int = 30
     freight: FreightRule = FreightRule()
     notify_url: str = ""
+    refund_notify_url: str = ""
 
 
 # -- cart ----------------------------------------------------------------------------------------
@@ -341,15 +342,16 @@ def cancel_order(uow: OrderUnitOfWork, *, user_id: int, order_id: int, reason: s
             order.apply("request_cancel", actor=f"user:{user_id}", now=now, reason=reason)
         else:
             order.apply("cancel", actor=f"user:{user_id}", now=now, reason=reason)
-            _publish_cancelled(uow, order, now=now, by="shopper", reason=reason)
+            publish_cancelled(uow, order, now=now, by="shopper", reason=reason)
         uow.commit()
     return order
 
 
-def _publish_cancelled(uow: OrderUnitOfWork, order: Order, *, now: datetime, by: str, reason: str) -> None:
+def publish_cancelled(uow: OrderUnitOfWork, order: Order, *, now: datetime, by: str, reason: str,
+                      was_paid: bool = False) -> None:
     uow.publish(OrderCancelled(order_no=order.order_no, user_id=order.user_id, lines=_event_lines(order), reason=reason,
-                               cancelled_by=by, was_paid=False, cancelled_at=timestamp(now), coupon_id=order.coupon_id),
-                aggregate_id=order.order_no)
+                               cancelled_by=by, was_paid=was_paid, cancelled_at=timestamp(now),
+                               coupon_id=order.coupon_id), aggregate_id=order.order_no)
 
 
 def expire_orders(uow: OrderUnitOfWork, *, now: datetime | None = None, batch: int = 100) -> int:
@@ -359,7 +361,7 @@ def expire_orders(uow: OrderUnitOfWork, *, now: datetime | None = None, batch: i
         orders = uow.orders.lock_expired(now, batch)
         for order in orders:
             order.apply("expire", actor="system:timeout", now=now, reason="payment deadline passed")
-            _publish_cancelled(uow, order, now=now, by="timeout", reason="payment deadline passed")
+            publish_cancelled(uow, order, now=now, by="timeout", reason="payment deadline passed")
         uow.commit()
     return len(orders)
 
