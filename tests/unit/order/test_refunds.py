@@ -219,3 +219,55 @@ def test_an_unpaid_order_cannot_be_refunded(shop: Shop, payments: FakeRefundPaym
     with pytest.raises(Conflict) as refused:
         start(shop, payments, order)
     assert refused.value.details == {"status": "PENDING_PAYMENT", "action": "refund"}
+
+
+def review(shop: Shop, payments: FakeRefundPayments | None, order: Order, approve: bool, reason: str = "") -> Order:
+    return refunds.review_cancellation(shop.uow, payments, shop.members, order_id=order.id or 0, approve=approve,
+                                       reason=reason, actor="staff:9", now=NOW)
+
+
+def test_an_approved_cancellation_refunds_the_whole_order_and_releases_its_stock_by_event(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    service.cancel_order(shop.uow, user_id=1, order_id=order.id or 0, reason="买错了", now=NOW)
+
+    reviewed = review(shop, payments, order, True, "同意")
+
+    assert (reviewed.status, reviewed.refunded_fen) == ("REFUNDING", 4498)
+    assert [(step.status, step.actor, step.reason) for step in reviewed.history[-2:]] == [
+        ("CANCEL_REQUESTED", "user:1", "买错了"), ("REFUNDING", "staff:9", "同意")]
+    [cancelled] = events(shop, "order-cancelled")
+    assert (cancelled.was_paid, cancelled.cancelled_by, [line.quantity for line in cancelled.lines]) == (
+        True, "staff", [2, 1])
+    [refund] = shop.uow.refunds.refunds
+    assert (refund.source, refund.amount_fen, refund.reason) == ("cancel", 4498, "同意")
+    with pytest.raises(Conflict) as again:
+        review(shop, payments, order, True)  # its refund is under way
+    assert again.value.details == {"status": "REFUNDING", "action": "approve_cancel"}
+    settle(shop, refund)
+    assert (order.status, len(events(shop)), len(events(shop, "order-cancelled"))) == ("REFUNDED", 1, 1)
+
+
+def test_a_rejected_cancellation_is_paid_again_with_the_reason_and_nothing_refunded(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    with pytest.raises(Conflict):
+        review(shop, payments, order, False)  # nobody asked to cancel
+    service.cancel_order(shop.uow, user_id=1, order_id=order.id or 0, reason="不要了", now=NOW)
+    rejected = review(shop, payments, order, False, "已打包")
+    assert (rejected.status, rejected.history[-1].reason, rejected.refunded_fen) == ("PAID", "已打包", 0)
+    assert events(shop, "order-cancelled") == [] and shop.uow.refunds.refunds == []
+
+
+def test_approving_again_after_a_refused_refund_starts_it_anew_without_cancelling_twice(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    service.cancel_order(shop.uow, user_id=1, order_id=order.id or 0, reason="", now=NOW)
+    payments.error = WechatPayApiError(403, "NOT_ENOUGH", "商户余额不足")
+    with pytest.raises(Conflict):
+        review(shop, payments, order, True)
+    assert (order.status, order.refunded_fen) == ("REFUNDING", 0)
+    payments.error = None
+    review(shop, payments, order, True)
+    assert [refund.status for refund in shop.uow.refunds.refunds] == ["CLOSED", "PENDING"]
+    assert (order.refunded_fen, len(events(shop, "order-cancelled"))) == (4498, 1)
