@@ -16,8 +16,9 @@ refunded yet (every line's remaining units and paid share, and the freight).
      staff caller, which the staff request that starts the refund is.
 3. Settlement (`settle_refund`), exactly once per refund under its row lock (replays change nothing):
    from the verified refund notify (`handle_refund_notify`, POST /payments/wechat/refund-notify), from
-   the fallback job (`reconcile_refunds`: PENDING refunds older than a few minutes are queried, or
-   asked for again when WeChat Pay never got them), or at once for balance refunds.
+   the fallback job (`reconcile_refunds`: WeChat Pay refunds PENDING for a few minutes are queried, or
+   asked for again when WeChat Pay never got them), or at once for balance refunds. `retry_refund`
+   asks again about one PENDING refund (staff use it for wallet refunds the member service missed).
    - SUCCESS: `order-refunded` (lines with the refunded quantities) in the same transaction; when the
      successful refunds add up to the whole payable amount and the state machine has a "refunded" step
      from the order's state (REFUNDING → REFUNDED), the order takes it. Partial refunds keep the state.
@@ -259,19 +260,18 @@ def handle_refund_notify(uow: OrderUnitOfWork, payments: RefundPayments | None, 
 
 def reconcile_refunds(uow: Callable[[], OrderUnitOfWork], payments: RefundPayments | None, members: Members, *,
                       now: datetime | None = None, settle_seconds: int = 300, batch: int = 50) -> int:
-    """The fallback for lost notifies and failed calls: PENDING refunds older than `settle_seconds` are asked
-    about again (WeChat Pay: refund query, or the refund itself again when it never arrived; wallet: the
-    idempotent RefundToBalance). Returns how many ended. A call that fails is left for the next round."""
+    """The fallback for lost notifies and unanswered calls: WeChat Pay refunds PENDING for over `settle_seconds`
+    are asked about again (`retry_refund`). Returns how many ended; a call that fails waits for the next round.
+    Wallet refunds are not retried here: RefundToBalance needs a staff caller (staff retry them)."""
     now = now or utcnow()
     with uow() as tx:
-        pending = [(refund.refund_no, refund.channel, tx.orders.get(refund.order_id))
-                   for refund in tx.refunds.pending_before(now - timedelta(seconds=settle_seconds), batch)]
+        pending = [refund.refund_no for refund in tx.refunds.pending_before(now - timedelta(seconds=settle_seconds),
+                                                                            batch) if refund.channel != "balance"]
         tx.commit()
     ended = 0
-    for refund_no, channel, order in pending:
-        assert order is not None
+    for refund_no in pending:
         try:
-            refund = _retry(uow(), payments, members, refund_no, channel, order, now)
+            refund = retry_refund(uow(), payments, members, refund_no=refund_no, actor="reconciliation", now=now)
         except (DomainError, WechatPayError) as exc:
             log.warning("refund %s is still PENDING: %s", refund_no, getattr(exc, "code", None) or exc)
             continue
@@ -279,15 +279,23 @@ def reconcile_refunds(uow: Callable[[], OrderUnitOfWork], payments: RefundPaymen
     return ended
 
 
-def _retry(uow: OrderUnitOfWork, payments: RefundPayments | None, members: Members, refund_no: str, channel: str,
-           order: Order, now: datetime) -> Refund:
-    if channel == "balance":
-        with uow:
-            refund = uow.refunds.get(refund_no)
-            uow.commit()
-        assert refund is not None
+def retry_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members: Members, *, refund_no: str,
+                 actor: str, now: datetime | None = None) -> Refund:
+    """Ask the channel again about a PENDING refund, idempotently by its refund_no: WeChat Pay's refund query
+    (or the refund itself again when WeChat Pay never got it), or the wallet's RefundToBalance again (which
+    needs a staff caller). A refund that has ended is returned as it is."""
+    now = now or utcnow()
+    with uow:
+        refund = uow.refunds.get(refund_no)
+        order = uow.orders.get(refund.order_id) if refund is not None else None
+        uow.commit()
+    if refund is None or order is None:
+        raise refund_not_found()
+    if refund.status != RefundStatus.PENDING:
+        return refund
+    if refund.channel == "balance":
         members.refund_to_balance(refund_no, order.order_no, order.user_id, refund.amount_fen)
-        return settle_refund(uow, refund_no=refund_no, status=RefundStatus.SUCCESS, actor="reconciliation", now=now)
+        return settle_refund(uow, refund_no=refund_no, status=RefundStatus.SUCCESS, actor=actor, now=now)
     if payments is None:
         raise DomainError("WECHATPAY_NOT_CONFIGURED", "WeChat Pay is not configured on this server")
     try:
@@ -295,14 +303,10 @@ def _retry(uow: OrderUnitOfWork, payments: RefundPayments | None, members: Membe
     except WechatPayApiError as exc:
         if exc.code != "RESOURCE_NOT_EXISTS":
             raise
-        with uow:
-            refund = uow.refunds.get(refund_no)
-            uow.commit()
-        assert refund is not None
         answer = payments.refund(out_trade_no=order.out_trade_no, out_refund_no=refund_no,
                                  refund_fen=refund.amount_fen, total_fen=order.payable_fen,
                                  reason=refund.reason[:WECHAT_REASON_CHARS] or None)
-    return _apply_answer(uow, refund_no, answer, actor="reconciliation", now=now)
+    return _apply_answer(uow, refund_no, answer, actor=actor, now=now)
 
 
 # -- cancellation review (O5) ---------------------------------------------------------------------
@@ -316,8 +320,9 @@ def review_cancellation(uow: OrderUnitOfWork, payments: RefundPayments | None, m
 
     Reject: back to PAID. Approve: REFUNDING with `order-cancelled` (was_paid: the product service puts
     the sold units back, the member service settles through `order-refunded`), then a refund of the
-    whole order through its channel; it becomes REFUNDED when the refund succeeds. Approving again while
-    REFUNDING with no refund under way (the last one failed or was closed) starts the refund again.
+    whole order through its channel; it becomes REFUNDED when the refund succeeds. Approving a REFUNDING
+    order again retries: a new refund when the last one was closed or refused, the wallet call again when
+    a wallet refund is still PENDING (the member service did not answer); otherwise it is a 409.
     """
     now = now or utcnow()
     with uow:
@@ -328,15 +333,18 @@ def review_cancellation(uow: OrderUnitOfWork, payments: RefundPayments | None, m
             order.apply("reject_cancel", actor=actor, now=now, reason=reason)
             uow.commit()
             return order
-        if not _refund_to_retry(uow, order):
+        pending = [refund for refund in uow.refunds.for_order(order_id) if refund.status == RefundStatus.PENDING]
+        retry_wallet = order.status == OrderStatus.REFUNDING and any(refund.channel == "balance" for refund in pending)
+        refund_anew = (order.status == OrderStatus.REFUNDING and not pending
+                       and order.refunded_fen < order.payable_fen)
+        if not (retry_wallet or refund_anew):
             order.apply("approve_cancel", actor=actor, now=now, reason=reason)
             publish_cancelled(uow, order, now=now, by="staff", reason=reason, was_paid=True)
         uow.commit()
-    start_refund(uow, payments, members, order_id=order_id, items=[], reason=reason or CANCEL_REFUND_REASON,
-                 actor=actor, source="cancel", now=now)
+    if retry_wallet:
+        for refund in pending:
+            retry_refund(uow, payments, members, refund_no=refund.refund_no, actor=actor, now=now)
+    else:
+        start_refund(uow, payments, members, order_id=order_id, items=[], reason=reason or CANCEL_REFUND_REASON,
+                     actor=actor, source="cancel", now=now)
     return get_order(uow, user_id=None, order_id=order_id)
-
-
-def _refund_to_retry(uow: OrderUnitOfWork, order: Order) -> bool:
-    return (order.status == OrderStatus.REFUNDING and order.refunded_fen < order.payable_fen
-            and not any(refund.status == RefundStatus.PENDING for refund in uow.refunds.for_order(order.id or 0)))

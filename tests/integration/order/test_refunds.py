@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
@@ -14,6 +14,7 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.common.errors import Conflict
+from services.common.wechatpay import WechatPay
 from services.order import db, refunds, service
 from services.order.db import SqlOrderUnitOfWork, order_lines, orders
 from services.order.domain import OrderLine, RefundItem, new_order, price
@@ -189,3 +190,18 @@ def test_cancellation_review_is_for_customer_service_and_a_rejection_pays_the_or
     assert (rejected.status, rejected.history[-1].actor, rejected.history[-1].reason) == ("PAID", f"staff:{STAFF}",
                                                                                            "已发货")
     assert server.events("order-cancelled") == 0
+
+
+def test_a_lost_refund_notify_is_found_by_the_refund_query_and_settles_once(
+        server: OrderServer, simulator: RunningSimulator, pg_uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    order, refund_no = cancelled_and_approved(server, simulator)
+    simulator.client.wechatpay_refund_complete(refund_no)  # its notify goes to an address nobody answers
+    payments = refunds.WechatRefunds(WechatPay(simulator.wechatpay_settings()), "http://127.0.0.1:9/unreachable")
+    later = datetime.now(UTC) + timedelta(minutes=10)
+
+    assert refunds.reconcile_refunds(pg_uow, payments, FakeMembers(), now=datetime.now(UTC)) == 0  # too recent
+    assert refunds.reconcile_refunds(pg_uow, payments, FakeMembers(), now=later) == 1
+    assert refunds.reconcile_refunds(pg_uow, payments, FakeMembers(), now=later) == 0
+
+    read = server.stub.GetOrder(order_pb2.GetOrderRequest(id=order.id), metadata=server.as_user(ALICE))
+    assert (read.status, read.history[-1].actor, server.events("order-refunded")) == ("REFUNDED", "reconciliation", 1)

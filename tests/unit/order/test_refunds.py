@@ -147,7 +147,10 @@ def test_a_wallet_refund_the_member_service_refuses_is_closed_and_one_it_cannot_
     waiting = start(shop, None, order)
     assert (waiting.status, order.refunded_fen) == ("PENDING", 4498)
     shop.members.refund_error = None
-    assert refunds.reconcile_refunds(lambda: shop.uow, None, shop.members, now=NOW + timedelta(minutes=10)) == 1
+    assert refunds.reconcile_refunds(lambda: shop.uow, None, shop.members, now=NOW + timedelta(minutes=10)) == 0
+    assert waiting.status == "PENDING"  # the job has no staff caller for the wallet
+    refunds.retry_refund(shop.uow, None, shop.members, refund_no=waiting.refund_no, actor="staff:9", now=NOW)
+    refunds.retry_refund(shop.uow, None, shop.members, refund_no=waiting.refund_no, actor="staff:9", now=NOW)
     assert (waiting.status, shop.members.balance_fen, len(events(shop))) == ("SUCCESS", 4498, 1)
 
 
@@ -271,3 +274,14 @@ def test_approving_again_after_a_refused_refund_starts_it_anew_without_cancellin
     review(shop, payments, order, True)
     assert [refund.status for refund in shop.uow.refunds.refunds] == ["CLOSED", "PENDING"]
     assert (order.refunded_fen, len(events(shop, "order-cancelled"))) == (4498, 1)
+
+
+def test_approving_again_retries_a_wallet_refund_the_member_service_did_not_answer(shop: Shop) -> None:
+    order = paid_order(shop, channel="balance")
+    service.cancel_order(shop.uow, user_id=1, order_id=order.id or 0, reason="", now=NOW)
+    shop.members.refund_error = DomainError("MEMBER_UNAVAILABLE", "down", kind=ErrorKind.UNAVAILABLE)
+    assert review(shop, None, order, True).status == "REFUNDING"
+    shop.members.refund_error = None
+    assert review(shop, None, order, True).status == "REFUNDED"
+    assert ([refund.status for refund in shop.uow.refunds.refunds], shop.members.balance_fen) == (["SUCCESS"], 4498)
+    assert (len(events(shop, "order-cancelled")), len(events(shop))) == (1, 1)
