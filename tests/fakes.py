@@ -20,7 +20,7 @@ from services.common.wechatpay import NotifyRejected, WechatPayApiError, WechatP
 from services.common.wechatpay import Refund as ChannelRefund
 from services.order.domain import Address as ShippingAddress
 from services.order.domain import CartItem, Order, Refund, RefundStatus
-from services.order.ports import CatalogSku, CouponLine, StockLine
+from services.order.ports import CatalogSku, CouponLine, CouponOffer, StockLine
 from services.order.uow import LineReservation, OrderSearch, OrderUnitOfWork
 from services.user.domain import (
     Address,
@@ -454,8 +454,8 @@ class FakeCatalog:
         self.skus_by_id[sku_id] = sku
         return sku
 
-    def skus(self, product_ids: set[int]) -> dict[int, CatalogSku]:
-        return {sku_id: sku for sku_id, sku in self.skus_by_id.items() if sku.product_id in product_ids}
+    def skus(self, sku_ids: set[int]) -> dict[int, CatalogSku]:
+        return {sku_id: sku for sku_id, sku in self.skus_by_id.items() if sku_id in sku_ids}
 
 
 @dataclass
@@ -490,9 +490,13 @@ class FakeMembers:
     balance_refunds: dict[str, int] = field(default_factory=dict)  # refund_no -> fen, once each
     fail_points: bool = False
     refund_error: DomainError | None = None
+    offers: list[CouponOffer] = field(default_factory=list)
 
     def discount_percent(self) -> int:
         return self.percent
+
+    def usable_coupons(self, lines: list[CouponLine]) -> list[CouponOffer]:
+        return list(self.offers)
 
     def quote_coupon(self, coupon_id: int, lines: list[CouponLine]) -> int:
         return self.coupon_fen

@@ -11,9 +11,8 @@ from sqlalchemy.pool import NullPool
 
 from services.common.outbox import outbox
 from services.order.db import refunds
-from tests.e2e.test_member_flows import credit, staff
-from tests.e2e.test_order_flow import admin_headers, product_on_shelf, verified_wechat_shopper
 from tests.fixtures.platform import Platform
+from tests.fixtures.shop import admin_headers, credit, product_on_shelf, staff, verified_wechat_shopper
 from tools.simulator.client import SimulatorClient
 
 pytestmark = pytest.mark.e2e
@@ -35,9 +34,9 @@ def stock_and_sales(platform: Platform, product_id: int) -> tuple[int, int]:
     return product["skus"][0]["stock"], product["sales"]
 
 
-def paid_order(platform: Platform, shopper: dict[str, str], address_id: int, product_id: int, sku_id: int,
-               quantity: int, channel: str) -> dict[str, object]:
-    body = {"sku_id": sku_id, "product_id": product_id, "quantity": quantity, "address_id": address_id}
+def paid_order(platform: Platform, shopper: dict[str, str], address_id: int, sku_id: int, quantity: int,
+               channel: str) -> dict[str, object]:
+    body = {"sku_id": sku_id, "quantity": quantity, "address_id": address_id}
     order = requests.post(f"{platform.api}/orders", json=body, timeout=10,
                           headers={**shopper, "Idempotency-Key": uuid.uuid4().hex}).json()
     pay = requests.post(f"{platform.api}/orders/{order['id']}/pay", json={"channel": channel}, headers=shopper,
@@ -56,7 +55,7 @@ def test_a_wechat_paid_order_cancelled_and_approved_is_refunded_by_wechat_pay_an
     shopper, address_id = verified_wechat_shopper(platform)
     stranger, _ = verified_wechat_shopper(platform)
     service_desk = staff(platform, ["customer_service"])
-    order = paid_order(platform, shopper, address_id, product_id, sku_id, 2, "wechat")
+    order = paid_order(platform, shopper, address_id, sku_id, 2, "wechat")
     assert stock_and_sales(platform, product_id) == (3, 2)
 
     assert requests.post(f"{api}/orders/{order['id']}/cancel", json={}, headers=stranger, timeout=10).status_code == 404
@@ -103,7 +102,7 @@ def test_a_balance_paid_order_cancelled_and_approved_goes_back_to_the_wallet_at_
     recharge = requests.post(f"{api}/member/recharges", json={"amount_fen": 10_000, "channel": "wechat"},
                              headers=shopper, timeout=10)
     credit(platform, recharge.json()["recharge_no"], 10_000)
-    order = paid_order(platform, shopper, address_id, product_id, sku_id, 3, "balance")
+    order = paid_order(platform, shopper, address_id, sku_id, 3, "balance")
     payable = order["payable_fen"]
     assert requests.get(f"{api}/member", headers=shopper, timeout=10).json()["balance_fen"] == 10_000 - payable
 
