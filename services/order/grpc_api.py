@@ -12,7 +12,7 @@ from services.common.auth import Role, require_caller
 from services.common.errors import InvalidInput
 from services.common.events import timestamp
 from services.common.wechatpay import NotifyRejected
-from services.order import service
+from services.order import metrics, service
 from services.order.domain import Amounts, Order, OrderLine
 from services.order.ports import Catalog, Members, Stock, Users
 from services.order.service import CartLine, CheckoutInput, OrderSettings, Prepay
@@ -114,6 +114,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         try:
             service.handle_wechat_notify(self.uow(), self.wechat, headers=dict(request.headers), body=request.body)
         except NotifyRejected as exc:
+            metrics.NOTIFY_REJECTED.labels("wechat").inc()
             raise InvalidInput("NOTIFY_REJECTED", exc.reason) from None
         return order_pb2.WechatPayNotifyResponse()
 
