@@ -10,12 +10,9 @@ from mall.order.v1 import order_pb2
 from services.common.errors import DomainError, InvalidInput
 from services.order import service
 from services.order.grpc_api import OrderServicer
-from services.order.service import CheckoutInput
 from tests.fixtures.metrics import CounterDeltas
 from tests.unit.order.conftest import NOW, Shop
-from tests.unit.order.test_cart_checkout_payment import FakeWechatPay, notice, submit
-
-BUY_TWO = CheckoutInput(sku_id=101, product_id=10, quantity=2, address_id=7)  # 2 x 1999 fen
+from tests.unit.order.test_cart_checkout_payment import BUY_TWO, FakeWechatPay, notice, submit  # 2 x 1999 fen
 
 
 def test_an_order_counts_once_however_often_its_submit_is_replayed(shop: Shop) -> None:

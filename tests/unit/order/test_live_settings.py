@@ -65,7 +65,7 @@ def servicer(shop: Shop, kv: FakeKv) -> Iterator[OrderServicer]:
 
 
 def place_order(servicer: OrderServicer, key: str) -> order_pb2.Order:
-    checkout = order_pb2.CheckoutRequest(sku_id=101, product_id=10, quantity=1, address_id=7)
+    checkout = order_pb2.CheckoutRequest(sku_id=101, quantity=1, address_id=7)
     return servicer.SubmitOrder(order_pb2.SubmitOrderRequest(checkout=checkout, idempotency_key=key), None)  # type: ignore[arg-type]
 
 
