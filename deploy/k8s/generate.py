@@ -210,8 +210,8 @@ def service_objects(service: str) -> list[dict[str, Any]]:
         ports=[{"name": "grpc", "containerPort": grpc_port}, metrics],
         probes=grpc_probes(grpc_port), res=resources("100m", "128Mi", "1", "384Mi"), grace=30,
         metrics_port=metrics_port, private_key=private,
-        # Alembic on PostgreSQL runs a whole upgrade in one transaction: when two new pods start
-        # at once, the loser fails on the winner's tables, restarts, and finds the schema at head.
+        # Pods starting at once take turns on a PostgreSQL advisory lock (services/common/migrations.py):
+        # the first upgrades in one transaction, the next finds the schema at head.
         init=[{"name": "migrate", "image": image, "args": ["migrate"],
                "envFrom": [{"configMapRef": {"name": "minimall-config"}}], "env": env,
                "resources": resources("50m", "96Mi", "500m", "256Mi"), "securityContext": container_security(),
