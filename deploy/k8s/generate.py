@@ -227,7 +227,8 @@ def service_objects(service: str) -> list[dict[str, Any]]:
         service_account(service, "server"),
         server,
         {"apiVersion": "v1", "kind": "Service", "metadata": metadata(service, "server"),
-         "spec": {"selector": labels(service, "server"),
+         # Headless: DNS answers every ready pod, so gRPC clients balance calls (round_robin) per call.
+         "spec": {"clusterIP": "None", "selector": labels(service, "server"),
                   "ports": [{"name": "grpc", "port": grpc_port, "targetPort": "grpc", "appProtocol": "grpc"},
                             {"name": "metrics", "port": metrics_port, "targetPort": "metrics"}]}},
         hpa(service, "server", 2, 6),

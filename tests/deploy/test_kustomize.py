@@ -421,3 +421,12 @@ def test_the_consul_component_points_servers_and_gateway_at_consul_and_lets_its_
     assert with_token == sorted(["gateway", *SERVICES])
     checks = named(objects, "NetworkPolicy", "consul-health-checks")["spec"]
     assert {p["port"] for p in checks["ingress"][0]["ports"]} == set(GRPC_PORTS.values())
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_callers_balance_grpc_calls_over_every_ready_pod_of_a_headless_service(
+        rendered: dict[str, Objects], overlay: str) -> None:
+    config = config_map(rendered[overlay], "minimall-config")
+    for service in SERVICES:
+        assert named(rendered[overlay], "Service", service)["spec"]["clusterIP"] == "None", service
+        assert config[f"{service.upper()}_GRPC_TARGET"] == f"dns:///{service}:{GRPC_PORTS[service]}"
