@@ -53,7 +53,9 @@ def object_name(name: str, component: str) -> str:
 
 
 def mounts() -> list[dict[str, Any]]:
-    return [{"name": "jwt", "mountPath": "/etc/minimall/jwt", "readOnly": True}, {"name": "tmp", "mountPath": "/tmp"}]
+    return [{"name": "jwt", "mountPath": "/etc/minimall/jwt", "readOnly": True},
+            {"name": "jwt-previous", "mountPath": "/etc/minimall/jwt-previous", "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"}]
 
 
 def pod_security() -> dict[str, Any]:
@@ -74,6 +76,13 @@ def jwt_volume(private: bool) -> dict[str, Any]:
     if private:
         items.append({"key": "jwt-private.pem", "path": "jwt-private.pem"})
     return {"name": "jwt", "secret": {"secretName": "minimall-jwt", "items": items, "defaultMode": 0o440}}
+
+
+def previous_jwt_volume() -> dict[str, Any]:
+    """The key being rotated out, accepted until the tokens it signed expire; exists only during a rotation."""
+    return {"name": "jwt-previous", "secret": {"secretName": "minimall-jwt-previous", "optional": True,
+                                               "items": [{"key": "jwt-public.pem", "path": "jwt-public.pem"}],
+                                               "defaultMode": 0o440}}
 
 
 def scrape_annotations(port: int) -> dict[str, str]:
@@ -109,7 +118,7 @@ def deployment(name: str, component: str, image: str, *, args: list[str] | None 
         pod_spec["initContainers"] = init
     pod_spec |= {
         "containers": [container],
-        "volumes": [jwt_volume(private_key), {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+        "volumes": [jwt_volume(private_key), previous_jwt_volume(), {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
         "topologySpreadConstraints": [{
             "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
             "labelSelector": {"matchLabels": labels(name, component)}}],

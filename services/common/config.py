@@ -114,6 +114,7 @@ class ServiceSettings:
     log_level: str
     shutdown_delay_seconds: float = 0.0  # after NOT_SERVING, before refusing calls (Kubernetes: ~5)
     shutdown_grace_seconds: float = 10.0  # for calls in flight to finish
+    jwt_previous_public_key_pem: bytes | None = None  # during a key rotation only
 
     @classmethod
     def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> ServiceSettings:
@@ -135,7 +136,17 @@ class ServiceSettings:
             log_level=env.str("LOG_LEVEL", "INFO"),
             shutdown_delay_seconds=env.float("SHUTDOWN_DELAY_SECONDS", 0.0),
             shutdown_grace_seconds=env.float("SHUTDOWN_GRACE_SECONDS", 10.0),
+            jwt_previous_public_key_pem=read_optional_key(env, "JWT_PREVIOUS_PUBLIC_KEY_FILE"),
         )
+
+
+def read_optional_key(env: Env, name: str) -> bytes | None:
+    """The key in the file an environment variable names; None when unset or when the file does not
+    exist (Kubernetes mounts the optional rotation secret only while it exists)."""
+    path = env.optional(name)
+    if path is None or not Path(path).exists():
+        return None
+    return read_key(env, name, path)
 
 
 def read_key(env: Env, name: str, default_path: str) -> bytes:

@@ -430,3 +430,15 @@ def test_callers_balance_grpc_calls_over_every_ready_pod_of_a_headless_service(
     for service in SERVICES:
         assert named(rendered[overlay], "Service", service)["spec"]["clusterIP"] == "None", service
         assert config[f"{service.upper()}_GRPC_TARGET"] == f"dns:///{service}:{GRPC_PORTS[service]}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_process_can_verify_with_the_previous_jwt_key_during_a_rotation(
+        rendered: dict[str, Objects], overlay: str) -> None:
+    path = config_map(rendered[overlay], "minimall-config")["JWT_PREVIOUS_PUBLIC_KEY_FILE"]
+    for deployment in own_deployments(rendered[overlay]):
+        pod = deployment["spec"]["template"]["spec"]
+        volume = next(v for v in pod["volumes"] if v.get("secret", {}).get("secretName") == "minimall-jwt-previous")
+        assert volume["secret"]["optional"] is True  # the secret exists only while a rotation runs
+        mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+        assert path == f"{mounts[volume['name']]}/jwt-public.pem", deployment["metadata"]["name"]
