@@ -287,10 +287,49 @@ def from_pods(name: str, component: str | None = None) -> dict[str, Any]:
     return {"podSelector": {"matchLabels": selector}}
 
 
-def policy(name: str, selector: dict[str, str], rules: list[dict[str, Any]]) -> dict[str, Any]:
+def policy(name: str, selector: dict[str, str], rules: list[dict[str, Any]], direction: str = "Ingress") -> dict[str, Any]:
     return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
             "metadata": {"name": name, "labels": {"app.kubernetes.io/component": "network-policy"}},
-            "spec": {"podSelector": {"matchLabels": selector}, "policyTypes": ["Ingress"], "ingress": rules}}
+            "spec": {"podSelector": {"matchLabels": selector}, "policyTypes": [direction], direction.lower(): rules}}
+
+
+# Egress: who may open connections to what. The database rule is the overlay's (dev: the postgres
+# pods; prod: the external server's addresses), Consul's the consul component's.
+KAFKA_PORT = 9092
+REDIS_PORT = 6379
+# Services that call third parties over HTTPS (WeChat login, Aliyun SMS, FaceID; WeChat Pay).
+CALLS_OUT = ("user", "order")
+PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+
+
+def callees(caller: str) -> list[str]:
+    return [service for service in SERVICES if caller in CALLERS[service]]
+
+
+def to_dns() -> dict[str, Any]:
+    return {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
+
+
+def to_servers(services: list[str]) -> list[dict[str, Any]]:
+    return [{"to": [from_pods(s, "server")], "ports": [{"port": GRPC_PORTS[s]}]} for s in services]
+
+
+def egress_policies() -> list[dict[str, Any]]:
+    internet = {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_RANGES}}], "ports": [{"port": 443}]}
+    policies = [policy("gateway-egress", labels("gateway", "gateway"),
+                       [to_dns(), *to_servers(list(SERVICES)),
+                        {"to": [from_pods("redis")], "ports": [{"port": REDIS_PORT}]}], "Egress")]
+    for service in SERVICES:
+        server = [to_dns(), *to_servers(callees(service))]
+        policies.append(policy(f"{service}-egress", labels(service, "server"),
+                               server + ([internet] if service in CALLS_OUT else []), "Egress"))
+        for component in ("relay", *(("consumer",) if service in CONSUMING else ())):
+            policies.append(policy(f"{service}-{component}-egress", labels(service, component),
+                                   [to_dns(), {"to": [from_pods("kafka", "broker")], "ports": [{"port": KAFKA_PORT}]}],
+                                   "Egress"))
+    return policies
 
 
 def network_policies() -> list[dict[str, Any]]:
@@ -332,7 +371,7 @@ def files() -> dict[Path, str]:
     """Every generated file and its content."""
     out = {BASE / f"{s}.yaml": render(service_objects(s)) for s in SERVICES}
     out[BASE / "gateway.yaml"] = render(gateway_objects())
-    out[BASE / "network-policies.yaml"] = render(network_policies())
+    out[BASE / "network-policies.yaml"] = render(network_policies() + egress_policies())
     out[BASE / "kafka-topics.yaml"] = render([topics_config()])
     return out
 
