@@ -173,6 +173,10 @@ def service_env(service: str) -> list[dict[str, Any]]:
         {"name": f"{prefix}_DATABASE_URL",
          "valueFrom": {"secretKeyRef": {"name": "minimall-database", "key": service}}},
         {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        # Kafka SASL credentials, one user per service (KAFKA_SECURITY_PROTOCOL=SASL_SSL in the
+        # overlay's minimall-config); the secret is optional while the brokers take plaintext.
+        *({"name": f"KAFKA_SASL_{part.upper()}", "valueFrom": {"secretKeyRef": {
+            "name": "minimall-kafka", "key": f"{service}-{part}", "optional": True}}} for part in ("username", "password")),
     ]
     if service == "user":
         env.append({"name": "JWT_PRIVATE_KEY_FILE", "value": "/etc/minimall/jwt/jwt-private.pem"})
