@@ -17,9 +17,10 @@ from services.common.db import make_engine
 from services.common.discovery import Discovery
 from services.common.grpc_server import registration
 from services.common.runtime import ServiceApp, main
+from services.common.runtime_config import RuntimeConfig
 from services.common.wechatpay import WechatPay
 from services.order import refunds, service
-from services.order.config import OrderServiceSettings
+from services.order.config import OrderServiceSettings, follow_live_settings, live_tunables
 from services.order.db import SqlOrderUnitOfWork, start_mappers
 from services.order.grpc_api import OrderServicer
 from services.order.neighbours import GrpcCatalog, GrpcMembers, GrpcStock, GrpcUsers
@@ -98,6 +99,9 @@ def build_app(base: ServiceSettings) -> ServiceApp:
                                                            settings.refund_settle_seconds)}
     if wechat is not None:
         jobs["payment-reconciliation"] = payment_reconciliation(uow, wechat, settings.reconcile_seconds)
+    # The servicer's settings follow Consul's minimall/order/ keys (services/order/config.py LIVE_FIELDS).
+    live = RuntimeConfig(Discovery(base.consul_http_addr, Env()), "order", live_tunables(settings.orders))
+    jobs["live-settings"] = follow_live_settings(live, settings.orders, functools.partial(setattr, servicer, "settings"))
     return ServiceApp(settings=base, engine=engine,
                       registrations=[registration(order_pb2, order_pb2_grpc, "OrderService", servicer)], jobs=jobs)
 
