@@ -19,7 +19,7 @@ def test_cart_preview_submit_and_wechat_pay_end_paid_with_the_reservation_confir
     product_id, sku_id = product_on_shelf(platform, stock=5, price_fen=1999)
     shopper, address_id = verified_wechat_shopper(platform)
 
-    added = requests.post(f"{api}/cart/items", json={"sku_id": sku_id, "product_id": product_id, "quantity": 2},
+    added = requests.post(f"{api}/cart/items", json={"sku_id": sku_id, "quantity": 2},
                           headers=shopper, timeout=10)
     cart = requests.get(f"{api}/cart", headers=shopper, timeout=10).json()
     checkout = {"cart_item_ids": [added.json()["id"]], "address_id": address_id}
@@ -62,7 +62,7 @@ def test_a_flash_sale_of_20_units_to_100_concurrent_orders_sells_exactly_20_and_
         platform: Platform) -> None:
     product_id, sku_id = product_on_shelf(platform, stock=20, price_fen=990)
     shopper, address_id = verified_wechat_shopper(platform)
-    body = {"sku_id": sku_id, "product_id": product_id, "quantity": 1, "address_id": address_id}
+    body = {"sku_id": sku_id, "quantity": 1, "address_id": address_id}
 
     def order(number: int) -> requests.Response:
         return requests.post(f"{platform.api}/orders", json=body, timeout=60,
@@ -94,7 +94,7 @@ def test_a_member_coupon_is_quoted_locked_by_the_order_and_released_when_it_is_c
     coupon = requests.post(f"{api}/member/coupons/claim", json={"template_id": template.json()["id"]},
                            headers=shopper, timeout=10)
     assert coupon.status_code == 201, coupon.text
-    checkout = {"sku_id": sku_id, "product_id": product_id, "quantity": 2, "address_id": address_id,
+    checkout = {"sku_id": sku_id, "quantity": 2, "address_id": address_id,
                 "coupon_id": coupon.json()["id"]}
 
     preview = requests.post(f"{api}/checkout/preview", json=checkout, headers=shopper, timeout=10)
@@ -105,6 +105,7 @@ def test_a_member_coupon_is_quoted_locked_by_the_order_and_released_when_it_is_c
     assert submitted.status_code == 201, submitted.text
     amounts = submitted.json()["amounts"]
     assert amounts["coupon_discount_fen"] == preview.json()["coupon_discount_fen"] == 500
+    assert [(c["id"], c["discount_fen"]) for c in preview.json()["usable_coupons"]] == [(coupon.json()["id"], 500)]
     assert amounts["payable_fen"] == preview.json()["payable_fen"] == (
         3998 - amounts["level_discount_fen"] - 500)
 
