@@ -45,6 +45,10 @@ test-reliability: install
 	@$(PY) -m pytest -n 2 --dist loadfile -m reliability tests; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test-reliability: pytest collected no tests"; fi; exit $$status
 
+# Cross-service invariants (stock, coupons, ledgers, events, outboxes) of the platform `make run` started.
+audit: install
+	$(PY) -m tools.audit
+
 test-unit: install
 	$(PY) -m pytest tests/unit
 
