@@ -216,7 +216,7 @@ def test_an_unpaid_order_past_its_deadline_is_cancelled_and_its_stock_and_coupon
     deadline = datetime.fromisoformat(str(order["pay_deadline"]))
     unpaid = requests.get(f"{api}/admin/orders", params={"status": "PENDING_PAYMENT"}, headers=admin_headers(platform),
                           timeout=10).json()["total"]  # ours, and those earlier tests left unpaid (older deadlines)
-    assert run_the_payment_timeout_at(platform, deadline - timedelta(seconds=1)) == unpaid - 1
+    assert run_the_payment_timeout_at(platform, deadline - timedelta(microseconds=1)) == unpaid - 1
     assert run_the_payment_timeout_at(platform, deadline) == 1
     platform.wait_until_consumed("order-cancelled", "product")
     platform.wait_until_consumed("order-cancelled", "member")
