@@ -23,6 +23,7 @@ from services.product.domain import (
     Product,
     ProductDraft,
     ProductFilter,
+    RatingSummary,
     Reservation,
     ReservationStatus,
     Sku,
@@ -53,8 +54,7 @@ class ProductView:
 
     product: Product
     brand: Brand
-    rating_average: float = 0.0   # reviews (P5) are not built yet: zeros until they are
-    rating_count: int = 0
+    rating: RatingSummary = RatingSummary()   # filled in the detail view only (services/product/reviews.py)
     delivery: Delivery | None = None
 
 
@@ -129,7 +129,8 @@ def view_product(uow: ProductUnitOfWork, *, product_id: int, province: str = "",
         if days is None and wanted != DEFAULT_PROVINCE:
             days = uow.delivery.estimate_days(DEFAULT_PROVINCE)
         delivery = Delivery(province=province, estimate_days=days or DEFAULT_DELIVERY_DAYS)
-        view = ProductView(product=product, brand=_brand(uow, product.brand_id), delivery=delivery)
+        view = ProductView(product=product, brand=_brand(uow, product.brand_id),
+                           rating=uow.reviews.summary(product_id), delivery=delivery)
         if viewer_id:
             # Keyed by the viewer: one shopper's views reach the browsing history in order.
             uow.publish(ProductViewed(product_id=product_id, user_id=viewer_id, viewed_at=timestamp(now)),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import secrets
 import uuid
 from datetime import datetime, timedelta
 
@@ -15,56 +14,10 @@ from services.order import service
 from services.order.db import SqlOrderUnitOfWork, start_mappers
 from tests.e2e.test_member_flows import credit
 from tests.fixtures.platform import Platform
+from tests.fixtures.shop import admin_headers, product_on_shelf, verified_wechat_shopper
 from tools.simulator.client import SimulatorClient
 
 pytestmark = pytest.mark.e2e
-
-ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-
-
-def new_id_number() -> str:
-    """A fresh valid GB 11643 number (each may be verified by one account only)."""
-    body = f"110105199{secrets.randbelow(10)}0{secrets.randbelow(9) + 1}1{secrets.randbelow(9)}{secrets.randbelow(1000):03d}"
-    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, ID_WEIGHTS, strict=True)) % 11]
-
-
-def admin_headers(platform: Platform) -> dict[str, str]:
-    reply = requests.post(f"{platform.api}/auth/login/password",
-                          json={"phone": platform.admin_phone, "password": platform.admin_password}, timeout=10)
-    return {"Authorization": f"Bearer {reply.json()['access_token']}"}
-
-
-def product_on_shelf(platform: Platform, stock: int, price_fen: int) -> tuple[int, int]:
-    api, admin = platform.api, admin_headers(platform)
-    category_id = requests.get(f"{api}/categories", timeout=10).json()["items"][0]["id"]
-    brand_id = requests.get(f"{api}/brands", timeout=10).json()["items"][0]["id"]
-    body = {"name": f"订单测试 {uuid.uuid4().hex[:6]}", "subtitle": "e2e", "category_id": category_id,
-            "brand_id": brand_id, "description": "只为测试", "images": [], "params": [], "specs": [],
-            "skus": [{"spec": {}, "price_fen": price_fen, "stock": stock}]}
-    created = requests.post(f"{api}/admin/products", json=body, headers=admin, timeout=10)
-    assert created.status_code == 201, created.text
-    product_id = created.json()["id"]
-    for step, payload in (("submit", None), ("audit", {"approve": True}), ("shelf", {"on_shelf": True})):
-        assert requests.post(f"{api}/admin/products/{product_id}/{step}", json=payload, headers=admin,
-                             timeout=10).status_code == 200
-    sku_id = requests.get(f"{api}/products/{product_id}", timeout=10).json()["skus"][0]["id"]
-    return product_id, sku_id
-
-
-def verified_wechat_shopper(platform: Platform) -> tuple[dict[str, str], int]:
-    """A shopper logged in with WeChat (so WeChat Pay can charge them), verified, with an address."""
-    code = SimulatorClient(platform.simulator_url).wechat_login_code(f"o-e2e-order-{uuid.uuid4().hex[:10]}")
-    login = requests.post(f"{platform.api}/auth/login/wechat", json={"code": code}, timeout=10)
-    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
-    verified = requests.post(f"{platform.api}/me/identity", json={"real_name": "王五", "id_number": new_id_number()},
-                             headers=headers, timeout=10)
-    assert verified.status_code == 200, verified.text
-    address = requests.post(f"{platform.api}/me/addresses", headers=headers, timeout=10, json={
-        "receiver_name": "王五", "receiver_phone": "13900001111", "province": "浙江省", "city": "杭州市",
-        "district": "西湖区", "detail": "文三路 1 号", "is_default": True})
-    assert address.status_code == 201, address.text
-    return headers, address.json()["id"]
-
 
 def test_cart_preview_submit_and_wechat_pay_end_paid_with_the_reservation_confirmed(platform: Platform) -> None:
     api = platform.api
