@@ -3,33 +3,84 @@
 from __future__ import annotations
 
 import functools
+import logging
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from mall.member.v1 import member_pb2, member_pb2_grpc
 
-from services.common.config import ServiceSettings
+from services.common.alipay import Alipay
+from services.common.bankcard import Bankcard
+from services.common.clients import ServiceClients
+from services.common.config import Env, ServiceSettings
 from services.common.consumer import EventConsumer
 from services.common.db import make_engine
+from services.common.discovery import Discovery
 from services.common.grpc_server import registration
 from services.common.runtime import ServiceApp, main
-from services.member.channels import SimulatedPayment, SimulatedPayout
+from services.common.wechatpay import WechatPay
+from services.member import service
+from services.member.channels import (
+    AlipayRecharge,
+    BankcardRecharge,
+    ChannelAdapter,
+    RechargeChannels,
+    SimulatedPayout,
+    WechatRecharge,
+)
+from services.member.config import MemberServiceSettings
 from services.member.consumers import HANDLERS
 from services.member.db import SqlMemberUnitOfWork, start_mappers
 from services.member.grpc_api import MemberServicer
+from services.member.neighbours import GrpcPayers
+from services.member.uow import MemberUnitOfWork
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
+log = logging.getLogger(__name__)
+
+
+def recharge_channels(settings: MemberServiceSettings, clients: ServiceClients) -> RechargeChannels:
+    """An adapter for each channel whose settings are present."""
+    adapters: dict[str, ChannelAdapter] = {}
+    if settings.wechatpay is not None:
+        adapters["wechat"] = WechatRecharge(WechatPay(settings.wechatpay), GrpcPayers(clients),
+                                            settings.notify_urls["wechat"])
+    if settings.alipay is not None:
+        adapters["alipay"] = AlipayRecharge(Alipay(settings.alipay), settings.notify_urls["alipay"])
+    if settings.bankcard is not None:
+        adapters["bank_card"] = BankcardRecharge(Bankcard(settings.bankcard), settings.notify_urls["bank_card"])
+    return RechargeChannels(adapters)
+
+
+def recharge_reconciliation(uow: Callable[[], MemberUnitOfWork], channels: RechargeChannels,
+                            interval_seconds: float) -> Callable[[threading.Event], None]:
+    """Every interval, ask the channels about pending recharges, so a lost notify is still credited (once)."""
+    def run(stop: threading.Event) -> None:
+        while not stop.wait(interval_seconds):
+            try:
+                service.reconcile_recharges(uow, channels)
+            except Exception:
+                log.exception("recharge reconciliation failed; retrying in %.0f s", interval_seconds)
+    return run
+
 
 def build_app(base: ServiceSettings) -> ServiceApp:
+    settings = MemberServiceSettings.from_env(base)
     start_mappers()
     engine = make_engine(base.database_url)
     uow = functools.partial(SqlMemberUnitOfWork, engine, "member")
-    # Payouts and recharge payments are simulated until the channel adapters exist.
-    servicer = MemberServicer(uow, SimulatedPayout(), SimulatedPayment())
+    clients = ServiceClients(Discovery(base.consul_http_addr, Env()), settings.grpc_timeout_seconds)
+    channels = recharge_channels(settings, clients)
+    # Payouts are simulated until the merchant-transfer adapter exists.
+    servicer = MemberServicer(uow, SimulatedPayout(), channels)
     return ServiceApp(settings=base, engine=engine,
                       registrations=[registration(member_pb2, member_pb2_grpc, "MemberService", servicer)],
-                      consumers=[EventConsumer("member", uow, base.kafka, HANDLERS)])
+                      consumers=[EventConsumer("member", uow, base.kafka, HANDLERS)],
+                      jobs={"recharge-reconciliation": recharge_reconciliation(uow, channels,
+                                                                               settings.reconcile_seconds)})
 
 
 if __name__ == "__main__":

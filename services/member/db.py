@@ -39,6 +39,7 @@ from services.member.domain import (
     PointsHold,
     Posting,
     Recharge,
+    RechargeStatus,
     Withdrawal,
     WithdrawalStatus,
 )
@@ -375,6 +376,13 @@ class SqlWithdrawalRepository:
                                      .offset(offset).limit(limit)).scalars().all()
         return list(found), total
 
+    def of_user(self, user_id: int, offset: int, limit: int) -> tuple[list[Withdrawal], int]:
+        where = withdrawals.c.user_id == user_id
+        total = self.session.execute(select(func.count()).select_from(withdrawals).where(where)).scalar_one()
+        found = self.session.execute(select(Withdrawal).where(where).order_by(withdrawals.c.id.desc())
+                                     .offset(offset).limit(limit)).scalars().all()
+        return list(found), total
+
     def requested_since(self, user_id: int, since: datetime) -> int:
         return self.session.execute(select(func.coalesce(func.sum(withdrawals.c.amount_fen), 0)).where(
             withdrawals.c.user_id == user_id, withdrawals.c.created_at >= since,
@@ -392,6 +400,12 @@ class SqlRechargeRepository:
     def by_no(self, recharge_no: str, *, lock: bool = False) -> Recharge | None:
         return self.session.execute(_locked(select(Recharge).where(recharges.c.recharge_no == recharge_no),
                                             lock)).scalar_one_or_none()
+
+    def pending(self, created_after: datetime, created_before: datetime, limit: int) -> list[tuple[str, str]]:
+        rows = self.session.execute(select(recharges.c.recharge_no, recharges.c.channel).where(
+            recharges.c.status == RechargeStatus.PENDING.value, recharges.c.created_at > created_after,
+            recharges.c.created_at < created_before).order_by(recharges.c.id).limit(limit)).all()
+        return [(row.recharge_no, row.channel) for row in rows]
 
 
 class SqlMemberUnitOfWork(SqlUnitOfWork, MemberUnitOfWork):

@@ -482,6 +482,7 @@ def withdrawal_not_found() -> NotFound:
 RECHARGE_CHANNELS = ("wechat", "alipay", "bank_card")
 RECHARGE_MIN_FEN = 100
 RECHARGE_MAX_FEN = 5_000_000
+RECHARGE_PAY_MINUTES = 30                # the channel's payment window of a recharge
 
 
 class RechargeStatus(enum.StrEnum):
@@ -512,8 +513,14 @@ class Recharge:
         return cls(recharge_no=new_number("R", now), user_id=user_id, amount_fen=amount_fen, channel=channel,
                    status=RechargeStatus.PENDING, created_at=now)
 
-    def mark_paid(self, *, paid_fen: int, channel_txn_id: str, now: datetime) -> bool:
+    @property
+    def pay_deadline(self) -> datetime:
+        return self.created_at + timedelta(minutes=RECHARGE_PAY_MINUTES)
+
+    def mark_paid(self, *, paid_fen: int, channel_txn_id: str, now: datetime, channel: str | None = None) -> bool:
         """True when this notify credits the recharge; False for a replay of the one that did."""
+        if channel is not None and channel != self.channel:
+            raise Conflict("RECHARGE_CHANNEL_MISMATCH", f"this recharge is paid through {self.channel}, not {channel}")
         if self.status == RechargeStatus.PAID:
             if self.channel_txn_id != channel_txn_id:
                 raise Conflict("RECHARGE_ALREADY_PAID", "this recharge was paid by another transaction")

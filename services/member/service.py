@@ -6,13 +6,15 @@ by the consumer (which commits), so wiring a consumer is one line each.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 
 from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 from services.member import events
-from services.member.channels import PaymentChannel, PayoutChannel, PayoutFailed
+from services.member.channels import NotifyRejected, PaymentChannel, PayoutChannel, PayoutFailed
 from services.member.domain import (
     AUTO_JOIN_SPEND_FEN,
     PLATFORM,
@@ -47,6 +49,8 @@ from services.member.domain import (
     withdrawal_not_found,
 )
 from services.member.uow import MemberUnitOfWork
+
+log = logging.getLogger(__name__)
 
 
 def post(uow: MemberUnitOfWork, posting: Posting, now: datetime) -> bool:
@@ -450,28 +454,38 @@ def list_withdrawals(uow: MemberUnitOfWork, *, status: str, offset: int, limit: 
     return page
 
 
+def my_withdrawals(uow: MemberUnitOfWork, *, user_id: int, offset: int, limit: int) -> tuple[list[Withdrawal], int]:
+    """The shopper's own withdrawals, newest first."""
+    with uow:
+        page = uow.withdrawals.of_user(user_id, offset, limit)
+        uow.commit()  # ends the read without expiring what it loaded (a rollback would)
+    return page
+
+
 # ---------------------------------------------------------------- recharges
 
 
 def create_recharge(uow: MemberUnitOfWork, payment: PaymentChannel, *, user_id: int, amount_fen: int, channel: str,
                     now: datetime | None = None) -> tuple[Recharge, dict[str, str]]:
-    """A pending recharge and the channel's payment parameters; credited only by credit_recharge."""
-    recharge = Recharge.create(user_id=user_id, amount_fen=amount_fen, channel=channel, now=now or utcnow())
+    """A pending recharge and the channel's payment parameters; credited only by a verified notify."""
+    now = now or utcnow()
+    recharge = Recharge.create(user_id=user_id, amount_fen=amount_fen, channel=channel, now=now)
     with uow:
         uow.recharges.add(recharge)
         uow.commit()
-    return recharge, payment.prepare(channel=channel, out_trade_no=recharge.recharge_no, amount_fen=amount_fen)
+    return recharge, payment.prepare(channel=channel, out_trade_no=recharge.recharge_no, amount_fen=amount_fen,
+                                     user_id=user_id, now=now, expires_at=recharge.pay_deadline)
 
 
 def credit_recharge(uow: MemberUnitOfWork, *, recharge_no: str, paid_fen: int, channel_txn_id: str,
-                    now: datetime | None = None) -> Recharge:
-    """Credit a recharge whose payment notify was verified: once, for exactly its amount."""
+                    channel: str | None = None, now: datetime | None = None) -> Recharge:
+    """Credit a recharge whose payment was verified: once, for exactly its amount, through its own channel."""
     now = now or utcnow()
     with uow:
         recharge = uow.recharges.by_no(recharge_no, lock=True)
         if recharge is None:
             raise NotFound("RECHARGE_NOT_FOUND", "no such recharge")
-        if recharge.mark_paid(paid_fen=paid_fen, channel_txn_id=channel_txn_id, now=now):
+        if recharge.mark_paid(paid_fen=paid_fen, channel_txn_id=channel_txn_id, now=now, channel=channel):
             post(uow, transfer(f"recharge:{recharge_no}", "recharge", recharge_no, amount=recharge.amount_fen,
                                source=(PLATFORM, Account.CLEARING), target=(recharge.user_id, Account.AVAILABLE)), now)
             member = uow.members.get(recharge.user_id)
@@ -479,6 +493,44 @@ def credit_recharge(uow: MemberUnitOfWork, *, recharge_no: str, paid_fen: int, c
                                     balance_fen=uow.ledger.balance(recharge.user_id, Account.AVAILABLE))
         uow.commit()
     return recharge
+
+
+def handle_recharge_notify(uow: MemberUnitOfWork, payment: PaymentChannel, *, channel: str,
+                           headers: Mapping[str, str], body: bytes, now: datetime | None = None) -> str:
+    """A channel's payment notify: verified, then the recharge it pays is credited once. The recharge_no
+    ("" for a verified notify that pays nothing); NotifyRejected, with nothing changed, for anything untrusted,
+    unknown, of another amount or channel, or paid by another transaction."""
+    notice = payment.verify(channel=channel, headers=headers, body=body)
+    if not notice.paid:
+        return ""  # acknowledged so the channel stops repeating it; nothing credited
+    try:
+        credit_recharge(uow, recharge_no=notice.out_trade_no, paid_fen=notice.paid_fen, channel_txn_id=notice.txn_id,
+                        channel=channel, now=now)
+    except DomainError as exc:
+        raise NotifyRejected(exc.message) from None
+    return notice.out_trade_no
+
+
+def reconcile_recharges(uow: Callable[[], MemberUnitOfWork], payment: PaymentChannel, *,
+                        now: datetime | None = None, settle_seconds: int = 60, batch: int = 50) -> int:
+    """Ask the channels about recharges still pending a while after they began (within a day): one paid
+    whose notify was lost is credited. Returns how many; a channel that cannot say is asked next round."""
+    now = now or utcnow()
+    with uow() as tx:
+        pending = tx.recharges.pending(now - timedelta(days=1), now - timedelta(seconds=settle_seconds), batch)
+        tx.commit()
+    credited = 0
+    for recharge_no, channel in pending:
+        notice = payment.query(channel=channel, out_trade_no=recharge_no)
+        if notice is None or not notice.paid:
+            continue
+        try:
+            credit_recharge(uow(), recharge_no=recharge_no, paid_fen=notice.paid_fen, channel_txn_id=notice.txn_id,
+                            channel=channel, now=now)
+            credited += 1
+        except DomainError as exc:
+            log.error("recharge %s was paid at %s but cannot be credited: %s", recharge_no, channel, exc.code)
+    return credited
 
 
 # ---------------------------------------------------------------- order events (consumer bodies)

@@ -86,6 +86,9 @@ class WithdrawalRepository(Protocol):
     def page(self, status: str, offset: int, limit: int) -> tuple[list[Withdrawal], int]:
         """Withdrawals in `status` ("" = any), oldest first, and how many there are."""
 
+    def of_user(self, user_id: int, offset: int, limit: int) -> tuple[list[Withdrawal], int]:
+        """The user's withdrawals, newest first, and how many there are."""
+
     def lock_user(self, user_id: int) -> None:
         """Serialise one user's withdrawal requests until the transaction ends (daily maximum)."""
 
@@ -97,6 +100,9 @@ class RechargeRepository(Protocol):
     def add(self, recharge: Recharge) -> None: ...
 
     def by_no(self, recharge_no: str, *, lock: bool = False) -> Recharge | None: ...
+
+    def pending(self, created_after: datetime, created_before: datetime, limit: int) -> list[tuple[str, str]]:
+        """(recharge_no, channel) of PENDING recharges created in that window, oldest first."""
 
 
 class MemberUnitOfWork(UnitOfWork):

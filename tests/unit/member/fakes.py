@@ -150,6 +150,10 @@ class FakeWithdrawalRepository:
         found = [w for w in self.withdrawals.values() if not status or w.status == status]
         return found[offset:offset + limit], len(found)
 
+    def of_user(self, user_id: int, offset: int, limit: int) -> tuple[list[Withdrawal], int]:
+        found = [w for w in reversed(self.withdrawals.values()) if w.user_id == user_id]
+        return found[offset:offset + limit], len(found)
+
     def lock_user(self, user_id: int) -> None:
         pass  # one thread: nothing to serialise
 
@@ -168,6 +172,10 @@ class FakeRechargeRepository:
 
     def by_no(self, recharge_no: str, *, lock: bool = False) -> Recharge | None:
         return self.recharges.get(recharge_no)
+
+    def pending(self, created_after: datetime, created_before: datetime, limit: int) -> list[tuple[str, str]]:
+        return [(r.recharge_no, r.channel) for r in self.recharges.values()
+                if r.status == "PENDING" and created_after < r.created_at < created_before][:limit]
 
 
 class FakeMemberUnitOfWork(FakeUnitOfWork, MemberUnitOfWork):

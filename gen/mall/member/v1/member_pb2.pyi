@@ -497,3 +497,26 @@ class Recharge(_message.Message):
     status: str
     payment: _containers.ScalarMap[str, str]
     def __init__(self, id: _Optional[int] = ..., recharge_no: _Optional[str] = ..., amount_fen: _Optional[int] = ..., channel: _Optional[str] = ..., status: _Optional[str] = ..., payment: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class RechargeNotifyRequest(_message.Message):
+    __slots__ = ("channel", "body", "headers")
+    class HeadersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
+    channel: str
+    body: bytes
+    headers: _containers.ScalarMap[str, str]
+    def __init__(self, channel: _Optional[str] = ..., body: _Optional[bytes] = ..., headers: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class RechargeNotifyResponse(_message.Message):
+    __slots__ = ("recharge_no",)
+    RECHARGE_NO_FIELD_NUMBER: _ClassVar[int]
+    recharge_no: str
+    def __init__(self, recharge_no: _Optional[str] = ...) -> None: ...
