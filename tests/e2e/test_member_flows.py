@@ -11,10 +11,8 @@ import requests
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from services.common.auth import AUDIENCE, ISSUER
-from services.common.db import make_engine
-from services.member import service
-from services.member.db import SqlMemberUnitOfWork, start_mappers
 from tests.fixtures.platform import Platform
+from tools.simulator.client import SimulatorClient
 
 pytestmark = pytest.mark.e2e
 
@@ -37,23 +35,14 @@ def staff(platform: Platform, roles: list[str]) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def credit(platform: Platform, recharge_no: str, paid_fen: int) -> None:
-    """What the verified payment notify will do (its WeChat Pay / Alipay verification is not built yet)."""
-    start_mappers()
-    engine = make_engine(platform.database_urls["member"])
-    service.credit_recharge(SqlMemberUnitOfWork(engine, "member"), recharge_no=recharge_no, paid_fen=paid_fen,
-                            channel_txn_id=f"TXN-{recharge_no}")
-    engine.dispose()
-
-
 def test_a_member_recharges_withdraws_once_per_key_and_finance_pays_it_out(platform: Platform) -> None:
     shopper = sms_login(platform, "13700001101")
     api = platform.api
 
     joined = requests.post(f"{api}/member/signup", json={"channel": "self"}, headers=shopper, timeout=10)
-    recharge = requests.post(f"{api}/member/recharges", json={"amount_fen": 10_000, "channel": "wechat"},
+    recharge = requests.post(f"{api}/member/recharges", json={"amount_fen": 10_000, "channel": "bank_card"},
                              headers=shopper, timeout=10)
-    credit(platform, recharge.json()["recharge_no"], 10_000)
+    card = SimulatorClient(platform.simulator_url).bankcard_pay(recharge.json()["payment"])
     key = {**shopper, "Idempotency-Key": "withdraw-1"}
     withdrawals = [requests.post(f"{api}/member/withdrawals", json={"amount_fen": 6_000}, headers=key, timeout=10)
                    for _ in range(3)]
@@ -68,6 +57,7 @@ def test_a_member_recharges_withdraws_once_per_key_and_finance_pays_it_out(platf
     audit = requests.get(f"{api}/admin/ledger-audit", headers=staff(platform, ["finance"]), timeout=10).json()
 
     assert (joined.status_code, joined.json()["level"], recharge.status_code) == (200, "normal", 201)
+    assert card["notify_status"] == 200
     assert [(w.status_code, w.json()["id"]) for w in withdrawals] == [(201, withdrawal_id)] * 3
     assert (held["balance_fen"], held["pending_fen"]) == (4_000, 6_000)
     assert (by_admin.status_code, paid.status_code, paid.json()["status"]) == (403, 200, "PAID")
