@@ -260,6 +260,15 @@ def request_withdrawal(body: WithdrawalRequest) -> tuple[WithdrawalOut, int]:
         amount_fen=body.amount_fen, idempotency_key=idempotency_key()))), 201
 
 
+@bp.get("/withdrawals")
+@operation(summary="My withdrawals, newest first", tag="member", query=PageQuery,
+           responses={200: Page[WithdrawalOut]})
+def my_withdrawals(query: PageQuery) -> Page[WithdrawalOut]:
+    reply = service(MemberServiceStub).ListMyWithdrawals(pb.ListWithdrawalsRequest(offset=query.offset,
+                                                                                  limit=query.page_size))
+    return Page[WithdrawalOut].of([WithdrawalOut.from_proto(w) for w in reply.withdrawals], query, reply.total)
+
+
 @bp.post("/recharges")
 @operation(summary="Start a recharge: the channel's payment parameters; credited on the verified notify",
            tag="member", body=RechargeRequest, responses={201: RechargeOut})

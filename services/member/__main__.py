@@ -26,9 +26,11 @@ from services.member.channels import (
     AlipayRecharge,
     BankcardRecharge,
     ChannelAdapter,
+    PayoutChannel,
     RechargeChannels,
-    SimulatedPayout,
+    UnconfiguredPayout,
     WechatRecharge,
+    WechatTransferPayout,
 )
 from services.member.config import MemberServiceSettings
 from services.member.consumers import HANDLERS
@@ -74,8 +76,9 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     uow = functools.partial(SqlMemberUnitOfWork, engine, "member")
     clients = ServiceClients(Discovery(base.consul_http_addr, Env()), settings.grpc_timeout_seconds)
     channels = recharge_channels(settings, clients)
-    # Payouts are simulated until the merchant-transfer adapter exists.
-    servicer = MemberServicer(uow, SimulatedPayout(), channels)
+    payout: PayoutChannel = (WechatTransferPayout(WechatPay(settings.wechatpay), GrpcPayers(clients))
+                             if settings.wechatpay is not None else UnconfiguredPayout())
+    servicer = MemberServicer(uow, payout, channels)
     return ServiceApp(settings=base, engine=engine,
                       registrations=[registration(member_pb2, member_pb2_grpc, "MemberService", servicer)],
                       consumers=[EventConsumer("member", uow, base.kafka, HANDLERS)],

@@ -196,6 +196,42 @@ class BankcardRecharge:
         return None  # the channel retries its callback for a day
 
 
+class WechatTransferPayout:
+    """Withdrawals paid to the shopper's WeChat balance by a WeChat Pay merchant transfer (商家转账).
+
+    The bill number is the withdrawal number, so a retry after a lost answer or a lost commit is the
+    same transfer at WeChat Pay, never a second one. A transfer still on its way (ACCEPTED,
+    PROCESSING, ...) counts as paid: WeChat Pay completes or returns it; FAIL and CANCELLED refuse.
+    """
+
+    REFUSED = ("FAIL", "CANCELLED", "CANCELING")
+
+    def __init__(self, wechat: wechatpay.WechatPay, payers: Payers) -> None:
+        self.wechat, self.payers = wechat, payers
+
+    def pay(self, *, payout_no: str, user_id: int, amount_fen: int) -> str:
+        openid = self.payers.payer_openid(user_id)
+        if not openid:
+            raise PayoutFailed("the shopper has no WeChat bound to receive the transfer")
+        try:
+            bill = self.wechat.transfer(out_bill_no=payout_no, openid=openid, amount_fen=amount_fen,
+                                        remark="会员余额提现")
+        except wechatpay.WechatPayApiError as exc:
+            raise PayoutFailed(f"{exc.code}: {exc.message}") from None
+        except wechatpay.WechatPayError as exc:
+            raise _unavailable("WECHATPAY", exc.reason) from None
+        if bill.state in self.REFUSED:
+            raise PayoutFailed(f"the transfer ended {bill.state} ({bill.fail_reason or 'no reason given'})")
+        return bill.transfer_bill_no
+
+
+class UnconfiguredPayout:
+    """No payout channel: every approval is refused, nothing is paid (never a silent success)."""
+
+    def pay(self, *, payout_no: str, user_id: int, amount_fen: int) -> str:
+        raise PayoutFailed("no payout channel is configured on this server")
+
+
 class SimulatedPayout:
     """Pays nothing, succeeds always, remembers what it paid (unit tests)."""
 

@@ -35,8 +35,16 @@ def staff(platform: Platform, roles: list[str]) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def wechat_login(platform: Platform, openid: str) -> dict[str, str]:
+    code = SimulatorClient(platform.simulator_url).wechat_login_code(openid)
+    reply = requests.post(f"{platform.api}/auth/login/wechat", json={"code": code}, timeout=10)
+    assert reply.status_code == 200, reply.text
+    return {"Authorization": f"Bearer {reply.json()['access_token']}"}
+
+
 def test_a_member_recharges_withdraws_once_per_key_and_finance_pays_it_out(platform: Platform) -> None:
-    shopper = sms_login(platform, "13700001101")
+    openid = f"o-e2e-member-{uuid.uuid4().hex[:10]}"
+    shopper, stranger = wechat_login(platform, openid), sms_login(platform, "13700001101")
     api = platform.api
 
     joined = requests.post(f"{api}/member/signup", json={"channel": "self"}, headers=shopper, timeout=10)
@@ -53,6 +61,9 @@ def test_a_member_recharges_withdraws_once_per_key_and_finance_pays_it_out(platf
     paid = requests.post(f"{api}/admin/withdrawals/{withdrawal_id}/decision", json={"approve": True, "note": "ok"},
                          headers=staff(platform, ["finance"]), timeout=10)
     after = requests.get(f"{api}/member", headers=shopper, timeout=10).json()
+    mine = requests.get(f"{api}/member/withdrawals", headers=shopper, timeout=10).json()
+    theirs = requests.get(f"{api}/member/withdrawals", headers=stranger, timeout=10).json()
+    transfers = SimulatorClient(platform.simulator_url).wechatpay_transfers(openid)
     ledger = requests.get(f"{api}/member/ledger", headers=shopper, timeout=10).json()
     audit = requests.get(f"{api}/admin/ledger-audit", headers=staff(platform, ["finance"]), timeout=10).json()
 
@@ -62,6 +73,10 @@ def test_a_member_recharges_withdraws_once_per_key_and_finance_pays_it_out(platf
     assert (held["balance_fen"], held["pending_fen"]) == (4_000, 6_000)
     assert (by_admin.status_code, paid.status_code, paid.json()["status"]) == (403, 200, "PAID")
     assert (after["balance_fen"], after["pending_fen"]) == (4_000, 0)
+    assert ([(w["id"], w["status"]) for w in mine["items"]], mine["total"], theirs["total"]) == (
+        [(withdrawal_id, "PAID")], 1, 0)
+    assert [(t["out_bill_no"], t["transfer_amount"], t["state"]) for t in transfers] == [
+        (paid.json()["withdrawal_no"], 6_000, "SUCCESS")]  # paid to the shopper's WeChat balance, once
     assert sorted((e["kind"], e["account"], e["amount"]) for e in ledger["items"]) == [
         ("recharge", "available", 10_000), ("withdrawal_paid", "pending", -6_000),
         ("withdrawal_requested", "available", -6_000), ("withdrawal_requested", "pending", 6_000)]

@@ -100,6 +100,13 @@ class SimulatorClient:
             body["tamper"] = tamper
         return self._call("POST", "/sim/bankcard/pay", body)
 
+    def wechatpay_transfers(self, openid: str) -> list[dict[str, Any]]:
+        """The merchant transfers (payouts) made to `openid`."""
+        return self._call("GET", "/sim/wechatpay/transfers", params={"openid": openid})["transfers"]
+
+    def wechatpay_transfer_fail_next(self) -> None:
+        self._call("POST", "/sim/transfer/fail-next")
+
     def wechatpay_order(self, out_trade_no: str) -> dict[str, Any]:
         """What the prepay recorded (amount, notify_url, time_expire, prepay_id...) and the trade_state."""
         return self._call("GET", "/sim/wechatpay/orders", params={"out_trade_no": out_trade_no})

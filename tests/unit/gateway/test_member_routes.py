@@ -155,6 +155,18 @@ def test_finance_lists_withdrawals_to_review(client: FlaskClient, clients, beare
         403, 1, 101)
 
 
+def test_a_shopper_pages_through_their_own_withdrawals(client: FlaskClient, clients, bearer: Callable) -> None:
+    clients.member.ListMyWithdrawals.reply = pb.ListWithdrawalsResponse(total=21, withdrawals=[pb.Withdrawal(
+        id=3, withdrawal_no="W3", user_id=101, amount_fen=6_000, status="PAID", created_at=JOINED)])
+
+    response = client.get("/api/v1/member/withdrawals?page=2&page_size=10", headers=bearer())
+
+    assert clients.member.ListMyWithdrawals.calls[0].message == pb.ListWithdrawalsRequest(offset=10, limit=10)
+    body = response.get_json()
+    assert (body["page"], body["total"], [(w["withdrawal_no"], w["status"]) for w in body["items"]]) == (
+        2, 21, [("W3", "PAID")])
+
+
 def test_plans_are_listed_with_their_discount_rate(client: FlaskClient, clients, bearer: Callable) -> None:
     clients.member.ListPlans.reply = pb.ListPlansResponse(plans=[pb.Plan(id=1, name="PLUS monthly", price_fen=1_500,
                                                                          days=31, discount_percent=95)])
