@@ -69,6 +69,17 @@ def recharge_reconciliation(uow: Callable[[], MemberUnitOfWork], channels: Recha
     return run
 
 
+def points_expiry(uow: Callable[[], MemberUnitOfWork], interval_seconds: float) -> Callable[[threading.Event], None]:
+    """Every interval, expire the points past their term (durable: the ledger is the schedule)."""
+    def run(stop: threading.Event) -> None:
+        while not stop.wait(interval_seconds):
+            try:
+                service.expire_points(uow)
+            except Exception:
+                log.exception("points expiry failed; retrying in %.0f s", interval_seconds)
+    return run
+
+
 def build_app(base: ServiceSettings) -> ServiceApp:
     settings = MemberServiceSettings.from_env(base)
     start_mappers()
@@ -83,7 +94,8 @@ def build_app(base: ServiceSettings) -> ServiceApp:
                       registrations=[registration(member_pb2, member_pb2_grpc, "MemberService", servicer)],
                       consumers=[EventConsumer("member", uow, base.kafka, HANDLERS)],
                       jobs={"recharge-reconciliation": recharge_reconciliation(uow, channels,
-                                                                               settings.reconcile_seconds)})
+                                                                               settings.reconcile_seconds),
+                            "points-expiry": points_expiry(uow, settings.points_expiry_seconds)})
 
 
 if __name__ == "__main__":

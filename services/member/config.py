@@ -19,6 +19,7 @@ NOTIFY_PATHS = {"wechat": "/payments/wechat/recharge-notify", "alipay": "/paymen
 class MemberServiceSettings:
     """MEMBER_NOTIFY_BASE_URL (https://localhost/api/v1: the public base the channels notify, see
     NOTIFY_PATHS), MEMBER_RECONCILE_SECONDS (60: how often pending recharges are queried),
+    MEMBER_POINTS_EXPIRY_SECONDS (3600: how often points past their term are expired),
     MEMBER_GRPC_TIMEOUT_MS (5000) for calls to other services, and each channel's own settings:
     WECHATPAY_* (services.common.wechatpay), ALIPAY_* (services.common.alipay), BANKCARD_*
     (services.common.bankcard). A channel whose settings are absent is not offered."""
@@ -28,6 +29,7 @@ class MemberServiceSettings:
     alipay: AlipaySettings | None
     bankcard: BankcardSettings | None
     reconcile_seconds: float
+    points_expiry_seconds: float
     grpc_timeout_seconds: float
 
     @classmethod
@@ -39,4 +41,5 @@ class MemberServiceSettings:
                    alipay=AlipaySettings.from_env(environ),
                    bankcard=BankcardSettings.from_env(base.environment, environ),
                    reconcile_seconds=env.float("MEMBER_RECONCILE_SECONDS", 60.0),
+                   points_expiry_seconds=env.float("MEMBER_POINTS_EXPIRY_SECONDS", 3600.0),
                    grpc_timeout_seconds=env.int("MEMBER_GRPC_TIMEOUT_MS", 5000) / 1000)

@@ -258,9 +258,25 @@ class SqlLedgerRepository:
         return Posting(key, rows[0].kind, rows[0].reference,
                        tuple(Leg(row.user_id, row.account, row.amount) for row in rows))
 
-    def balance(self, user_id: int, account: str) -> int:
-        return self.session.execute(select(ledger_accounts.c.balance).where(
-            ledger_accounts.c.user_id == user_id, ledger_accounts.c.account == account)).scalar_one_or_none() or 0
+    def balance(self, user_id: int, account: str, *, lock: bool = False) -> int:
+        query = select(ledger_accounts.c.balance).where(ledger_accounts.c.user_id == user_id,
+                                                        ledger_accounts.c.account == account)
+        return self.session.execute(query.with_for_update() if lock else query).scalar_one_or_none() or 0
+
+    def sum_since(self, user_id: int, account: str, kinds: tuple[str, ...], since: datetime) -> int:
+        return self.session.execute(
+            select(func.coalesce(func.sum(ledger_entries.c.amount), 0))
+            .select_from(ledger_entries.join(ledger_accounts, ledger_accounts.c.id == ledger_entries.c.account_id)
+                         .join(ledger_postings, ledger_postings.c.id == ledger_entries.c.posting_id))
+            .where(ledger_accounts.c.user_id == user_id, ledger_accounts.c.account == account,
+                   ledger_postings.c.kind.in_(kinds), ledger_entries.c.created_at >= since)).scalar_one()
+
+    def holders(self, account: str, after_user_id: int, limit: int) -> list[int]:
+        return list(self.session.execute(
+            select(ledger_accounts.c.user_id).where(ledger_accounts.c.account == account,
+                                                    ledger_accounts.c.user_id > after_user_id,
+                                                    ledger_accounts.c.balance > 0)
+            .order_by(ledger_accounts.c.user_id).limit(limit)).scalars())
 
     def entries(self, user_id: int, accounts: tuple[str, ...], offset: int,
                 limit: int) -> tuple[list[LedgerEntry], int]:

@@ -7,7 +7,7 @@ import re
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 
@@ -244,6 +244,20 @@ POINTS_MAX_SHARE_PERCENT = 50    # points pay at most half of an order
 def points_earned(paid_fen: int, level: Level) -> int:
     """1 point per whole yuan paid, times the level's multiplier, rounded down."""
     return (paid_fen // 100) * level.points_multiplier_percent // 100
+
+
+# Expiry: points earned in a month expire at the end of the 12th month after it (earned 2026-03-15:
+# gone from 2027-04-01 00:00 UTC). Spending takes the oldest points first, so what expires is the
+# balance beyond the points earned since the cutoff, net of the reversals since then.
+POINTS_VALID_MONTHS = 12
+POINTS_DATED_KINDS = ("order_paid", "order_refunded")  # the postings that add or take back earned points
+
+
+def points_expiry_cutoff(now: datetime) -> datetime:
+    """Points earned before this instant have expired at `now` (UTC month boundaries)."""
+    first = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    month = first.month - 1 - POINTS_VALID_MONTHS
+    return first.replace(year=first.year + month // 12, month=month % 12 + 1)
 
 
 def points_cap(payable_fen: int) -> int:

@@ -19,6 +19,7 @@ from services.member.domain import (
     AUTO_JOIN_SPEND_FEN,
     PLATFORM,
     POINTS_ACCOUNTS,
+    POINTS_DATED_KINDS,
     POINTS_VALUE_FEN,
     REASONS,
     WALLET_ACCOUNTS,
@@ -43,6 +44,7 @@ from services.member.domain import (
     plan_by_id,
     points_cap,
     points_earned,
+    points_expiry_cutoff,
     posting_conflict,
     transfer,
     validate_order_no,
@@ -216,6 +218,39 @@ def _release_points(uow: MemberUnitOfWork, hold: PointsHold | None, now: datetim
     events.points_changed(uow, user_id=hold.user_id, delta=hold.points, reference=hold.order_no,
                           reason="points_released", balance=uow.ledger.balance(hold.user_id, Account.POINTS), now=now)
     return hold.points
+
+
+def expire_points(uow: Callable[[], MemberUnitOfWork], *, now: datetime | None = None, batch: int = 200) -> int:
+    """Expire the points past their term (domain.points_expiry_cutoff), every holder's, one transaction
+    each; the points expired in all. Durable and repeatable: driven by the ledger itself, once per user and
+    cutoff month (the posting key), so a missed run is caught up by the next and replicas expire nothing twice."""
+    now = now or utcnow()
+    cutoff = points_expiry_cutoff(now)
+    expired, after = 0, 0
+    while True:
+        with uow() as tx:
+            holders = tx.ledger.holders(Account.POINTS, after, batch)
+            tx.commit()
+        for user_id in holders:
+            expired += _expire_points_of(uow(), user_id, cutoff, now)
+        if len(holders) < batch:
+            return expired
+        after = holders[-1]
+
+
+def _expire_points_of(uow: MemberUnitOfWork, user_id: int, cutoff: datetime, now: datetime) -> int:
+    with uow:
+        balance = uow.ledger.balance(user_id, Account.POINTS, lock=True)  # no spending meanwhile
+        amount = balance - max(0, uow.ledger.sum_since(user_id, Account.POINTS, POINTS_DATED_KINDS, cutoff))
+        month = f"{cutoff:%Y-%m}"
+        if amount <= 0 or not uow.ledger.post(transfer(
+                f"points-expire:{user_id}:{month}", "points_expired", f"earned-before-{month}", amount=amount,
+                source=(user_id, Account.POINTS), target=(PLATFORM, Account.POINTS_ISSUED)), now):
+            return 0
+        events.points_changed(uow, user_id=user_id, delta=-amount, reason="points_expired",
+                              reference=f"earned-before-{month}", balance=balance - amount, now=now)
+        uow.commit()
+    return amount
 
 
 # ---------------------------------------------------------------- coupons

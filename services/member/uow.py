@@ -34,7 +34,14 @@ class LedgerRepository(Protocol):
 
     def find(self, key: str) -> Posting | None: ...
 
-    def balance(self, user_id: int, account: str) -> int: ...
+    def balance(self, user_id: int, account: str, *, lock: bool = False) -> int:
+        """The account's balance; `lock` holds its row until the transaction ends."""
+
+    def sum_since(self, user_id: int, account: str, kinds: tuple[str, ...], since: datetime) -> int:
+        """The signed sum of the account's entries of postings of `kinds` made at or after `since`."""
+
+    def holders(self, account: str, after_user_id: int, limit: int) -> list[int]:
+        """Users (ids above `after_user_id`, ascending) with a positive balance on `account`."""
 
     def entries(self, user_id: int, accounts: tuple[str, ...], offset: int, limit: int) -> tuple[list[LedgerEntry], int]:
         """The user's entries on `accounts`, newest first, and how many there are."""

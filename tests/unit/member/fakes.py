@@ -61,8 +61,16 @@ class FakeLedgerRepository:
     def find(self, key: str) -> Posting | None:
         return self.postings.get(key)
 
-    def balance(self, user_id: int, account: str) -> int:
+    def balance(self, user_id: int, account: str, *, lock: bool = False) -> int:
         return self.balances.get((user_id, account), 0)
+
+    def sum_since(self, user_id: int, account: str, kinds: tuple[str, ...], since: datetime) -> int:
+        return sum(e.amount for e in self.entries_of.get((user_id, account), [])
+                   if e.kind in kinds and e.created_at >= since)
+
+    def holders(self, account: str, after_user_id: int, limit: int) -> list[int]:
+        return sorted(user_id for (user_id, name), balance in self.balances.items()
+                      if name == account and user_id > after_user_id and balance > 0)[:limit]
 
     def entries(self, user_id: int, accounts: tuple[str, ...], offset: int,
                 limit: int) -> tuple[list[LedgerEntry], int]:

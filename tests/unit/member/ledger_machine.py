@@ -41,6 +41,7 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             self.model = {user: {"available": 0, "pending": 0, "points": 0, "locked": 0, "spend": 0}
                           for user in USERS}
             self.credits: dict[str, dict[str, int]] = {}
+            self.months = 0  # how many times points were expired
             for user in USERS:
                 service.sign_up(self.uow(), user_id=user, channel="self", invite_code=None, now=NOW)
 
@@ -164,6 +165,17 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             if taken > 0:
                 model["points"] -= taken
                 credit["reversed"] += taken
+
+        @rule()
+        def expire(self) -> None:
+            """A year and more on (a later month each time): every point earned so far has expired,
+            those held by orders aside; a second run in the same month expires nothing more."""
+            self.months += 1
+            later = NOW.replace(year=NOW.year + 2 + self.months // 12, month=self.months % 12 + 1, day=1)
+            for _ in range(2):
+                service.expire_points(self.uow, now=later)
+            for model in self.model.values():
+                model["points"] = 0
 
         @invariant()
         def ledger_agrees_with_the_model_and_with_itself(self) -> None:
