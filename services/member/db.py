@@ -52,12 +52,16 @@ members = Table(
     Column("user_id", BigInteger, primary_key=True, autoincrement=False),
     Column("member_no", String(24), nullable=True, unique=True),
     Column("channel", String(16), nullable=True),
-    Column("invite_code", String(32), nullable=True),
+    Column("invite_code", String(32), nullable=True),       # the code the member joined with
+    Column("referral_code", String(16), nullable=True),     # the member's own code, to invite others
+    Column("invited_by", BigInteger, nullable=True),        # the inviter's user_id
     Column("total_spend_fen", BigInteger, nullable=False, default=0),
     Column("joined_at", UTCDateTime, nullable=True),
     Column("plan_id", Integer, nullable=True),
     Column("plan_expires_at", UTCDateTime, nullable=True),
     CheckConstraint("total_spend_fen >= 0", name="ck_members_total_spend_non_negative"),
+    UniqueConstraint("referral_code", name="uq_members_referral_code"),
+    Index("ix_members_invited_by", "invited_by"),
 )
 
 # Double-entry ledgers: every posting's legs sum to zero per unit (fen, points). user_id 0 is the platform.
@@ -202,6 +206,9 @@ class SqlMemberRepository:
 
     def get(self, user_id: int) -> Member | None:
         return self.session.get(Member, user_id)
+
+    def by_referral_code(self, code: str) -> Member | None:
+        return self.session.execute(select(Member).where(members.c.referral_code == code)).scalar_one_or_none()
 
     def get_or_add_locked(self, user_id: int) -> Member:
         insert_ignoring_duplicates(self.session, members, [{"user_id": user_id, "total_spend_fen": 0}])

@@ -36,6 +36,9 @@ AUTO_JOIN_SPEND_FEN = 10_000                 # 100 yuan
 
 CHANNELS = ("self", "purchase", "invitation", "campaign")
 INVITE_CODE = re.compile(r"[A-Za-z0-9]{4,32}")
+# Each member's own invite code: 8 of these (no 0/O, 1/I), about 10^12 codes, unique by an index.
+REFERRAL_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+REFERRAL_CODE_LENGTH = 8
 
 
 def level_for(total_spend_fen: int) -> Level:
@@ -81,6 +84,8 @@ class Member:
     joined_at: datetime | None = None
     plan_id: int | None = None
     plan_expires_at: datetime | None = None
+    referral_code: str | None = None    # the member's own invite code
+    invited_by: int | None = None       # the user_id whose invite code they joined with
 
     @property
     def is_member(self) -> bool:
@@ -90,8 +95,9 @@ class Member:
     def level(self) -> Level:
         return level_for(self.total_spend_fen)
 
-    def join(self, channel: str, invite_code: str | None, now: datetime) -> bool:
-        """Become a member through `channel`; False (and nothing changes) when already one."""
+    def join(self, channel: str, invite_code: str | None, now: datetime, *, inviter: Member | None = None) -> bool:
+        """Become a member through `channel` (invited by `inviter`, whose code `invite_code` is); False
+        (and nothing changes) when already one."""
         if channel not in CHANNELS:
             raise InvalidInput("CHANNEL_INVALID", f"channel must be one of {', '.join(CHANNELS)}",
                                details={"channel": "invalid"})
@@ -103,8 +109,14 @@ class Member:
                                details={"invite_code": "required"})
         if self.is_member:
             return False
+        if invite_code and (inviter is None or not inviter.is_member):
+            raise DomainError("INVITE_CODE_UNKNOWN", "no member has this invite code")
+        if inviter is not None and inviter.user_id == self.user_id:
+            raise DomainError("INVITE_CODE_OWN", "you cannot invite yourself")
         self.member_no = "M" + now.strftime("%Y%m%d") + f"{secrets.randbelow(10**10):010d}"
+        self.referral_code = "".join(secrets.choice(REFERRAL_ALPHABET) for _ in range(REFERRAL_CODE_LENGTH))
         self.channel, self.invite_code, self.joined_at = channel, invite_code or None, now
+        self.invited_by = inviter.user_id if inviter is not None and invite_code else None
         return True
 
     def active_plan(self, now: datetime) -> Plan | None:

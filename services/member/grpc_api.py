@@ -214,7 +214,7 @@ def _member(summary: MemberSummary) -> pb.Member:
                      points_multiplier_percent=level.points_multiplier_percent, points=summary.points,
                      balance_fen=summary.balance_fen, pending_fen=summary.pending_fen,
                      coupons_available=summary.coupons_available, total_spend_fen=member.total_spend_fen,
-                     channel=member.channel or "", joined_at=timestamp(member.joined_at) if member.joined_at else None)
+                     channel=member.channel or "", invite_code=member.referral_code or "", joined_at=timestamp(member.joined_at) if member.joined_at else None)
 
 
 def _entry(entry: LedgerEntry) -> pb.LedgerEntry:

@@ -75,7 +75,8 @@ def sign_up(uow: MemberUnitOfWork, *, user_id: int, channel: str, invite_code: s
     now = now or utcnow()
     with uow:
         member = uow.members.get_or_add_locked(user_id)
-        created = member.join(channel, invite_code, now)
+        inviter = uow.members.by_referral_code(invite_code.upper()) if invite_code and not member.is_member else None
+        created = member.join(channel, invite_code.upper() if invite_code else None, now, inviter=inviter)
         if created:
             events.member_joined(uow, member)
         summary = _summary(uow, member, now)

@@ -23,6 +23,9 @@ from services.member.domain import (
 class MemberRepository(Protocol):
     def get(self, user_id: int) -> Member | None: ...
 
+    def by_referral_code(self, code: str) -> Member | None:
+        """The member whose own invite code this is."""
+
     def get_or_add_locked(self, user_id: int) -> Member:
         """The user's record, created empty when missing, locked until the transaction ends."""
 

@@ -396,3 +396,17 @@ def test_an_alipay_notify_sent_fifty_times_at_once_credits_once_and_forged_ones_
     assert (refused, after_forged) == ([(grpc.StatusCode.INVALID_ARGUMENT, "NOTIFY_REJECTED")] * 4, ((0, 0), 0))
     assert answers == [recharge.recharge_no] * 50
     assert (wallet(uow, ALICE), recharged_events(engine)) == ((50_005, 0), 1)
+
+
+def test_a_member_invited_with_a_code_records_the_inviter(stub, uow, as_user) -> None:  # type: ignore[no-untyped-def]
+    alice = stub.SignUp(pb.SignUpRequest(channel="self"), metadata=as_user(ALICE), timeout=10).member
+    unknown = code_of(lambda: stub.SignUp(pb.SignUpRequest(channel="invitation", invite_code="ZZZZ2345"),
+                                          metadata=as_user(BOB), timeout=10))
+    bob = stub.SignUp(pb.SignUpRequest(channel="invitation", invite_code=alice.invite_code.lower()),
+                      metadata=as_user(BOB), timeout=10).member
+
+    with uow() as work:
+        invited_by = work.members.get(BOB).invited_by  # type: ignore[union-attr]
+    assert (len(alice.invite_code), unknown, bob.channel, invited_by) == (
+        8, (grpc.StatusCode.FAILED_PRECONDITION, "INVITE_CODE_UNKNOWN"), "invitation", ALICE)
+    assert bob.invite_code not in ("", alice.invite_code)

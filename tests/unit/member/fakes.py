@@ -30,6 +30,9 @@ class FakeMemberRepository:
     def get(self, user_id: int) -> Member | None:
         return self.members.get(user_id)
 
+    def by_referral_code(self, code: str) -> Member | None:
+        return next((m for m in self.members.values() if m.referral_code == code), None)
+
     def get_or_add_locked(self, user_id: int) -> Member:
         return self.members.setdefault(user_id, Member(user_id=user_id))
 
