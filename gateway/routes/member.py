@@ -66,6 +66,7 @@ class MemberOut(Reply):
     joined_at: datetime | None
     plan: Plan | None = Field(None, description="the active paid plan, if any")
     invite_code: str = Field("", description="my own code: who signs up with it is recorded as invited by me")
+    bonus_fen: int = Field(0, description="promotional credit: pays orders before the balance, never withdrawn")
 
     @classmethod
     def from_proto(cls, member: pb.Member) -> MemberOut:
@@ -74,6 +75,7 @@ class MemberOut(Reply):
                    balance_fen=member.balance_fen, pending_fen=member.pending_fen,
                    coupons_available=member.coupons_available, total_spend_fen=member.total_spend_fen,
                    channel=member.channel, joined_at=moment(member.joined_at), invite_code=member.invite_code,
+                   bonus_fen=member.bonus_fen,
                    plan=Plan(id=member.plan.id, name=member.plan.name,
                              expires_at=member.plan.expires_at.ToDatetime(tzinfo=UTC))
                    if member.HasField("plan") else None)

@@ -270,13 +270,19 @@ class SqlLedgerRepository:
                                                         ledger_accounts.c.account == account)
         return self.session.execute(query.with_for_update() if lock else query).scalar_one_or_none() or 0
 
-    def sum_since(self, user_id: int, account: str, kinds: tuple[str, ...], since: datetime) -> int:
+    def sum_entries(self, user_id: int, account: str, kinds: tuple[str, ...], *, since: datetime | None = None,
+                    reference: str | None = None) -> int:
+        where = [ledger_accounts.c.user_id == user_id, ledger_accounts.c.account == account,
+                 ledger_postings.c.kind.in_(kinds)]
+        if since is not None:
+            where.append(ledger_entries.c.created_at >= since)
+        if reference is not None:
+            where.append(ledger_postings.c.reference == reference)
         return self.session.execute(
             select(func.coalesce(func.sum(ledger_entries.c.amount), 0))
             .select_from(ledger_entries.join(ledger_accounts, ledger_accounts.c.id == ledger_entries.c.account_id)
                          .join(ledger_postings, ledger_postings.c.id == ledger_entries.c.posting_id))
-            .where(ledger_accounts.c.user_id == user_id, ledger_accounts.c.account == account,
-                   ledger_postings.c.kind.in_(kinds), ledger_entries.c.created_at >= since)).scalar_one()
+            .where(*where)).scalar_one()
 
     def holders(self, account: str, after_user_id: int, limit: int) -> list[int]:
         return list(self.session.execute(

@@ -160,6 +160,7 @@ class Account(enum.StrEnum):
     CLEARING = "platform_clearing"       # money in and out through payment and payout channels
     SALES = "platform_sales"             # orders paid with balance (and refunds of them)
     POINTS_ISSUED = "platform_points_issued"
+    PROMOTIONS = "platform_promotions"   # bonus credit given away by promotions
 
 
 USER_ACCOUNTS = frozenset({Account.AVAILABLE, Account.PENDING, Account.BONUS, Account.POINTS, Account.POINTS_LOCKED})
@@ -511,6 +512,16 @@ RECHARGE_MAX_FEN = 5_000_000
 RECHARGE_PAY_MINUTES = 30                # the channel's payment window of a recharge
 
 
+# The recharge promotion in force when a recharge is paid: at least 500 yuan earns 50 yuan of bonus
+# credit (the highest tier reached), which pays orders before the available balance and is never
+# withdrawn; a refund gives back the bonus its order used first.
+RECHARGE_BONUS_TIERS: tuple[tuple[int, int], ...] = ((50_000, 5_000),)
+
+
+def recharge_bonus(amount_fen: int) -> int:
+    return max((bonus for threshold, bonus in RECHARGE_BONUS_TIERS if amount_fen >= threshold), default=0)
+
+
 class RechargeStatus(enum.StrEnum):
     PENDING = "PENDING"
     PAID = "PAID"
@@ -573,3 +584,4 @@ class MemberSummary:
     balance_fen: int
     pending_fen: int
     coupons_available: int
+    bonus_fen: int = 0

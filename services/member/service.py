@@ -29,6 +29,7 @@ from services.member.domain import (
     CouponTemplate,
     HoldStatus,
     LedgerEntry,
+    Leg,
     Member,
     MemberSummary,
     Mismatch,
@@ -46,6 +47,7 @@ from services.member.domain import (
     points_earned,
     points_expiry_cutoff,
     posting_conflict,
+    recharge_bonus,
     transfer,
     validate_order_no,
     withdrawal_not_found,
@@ -102,6 +104,7 @@ def _summary(uow: MemberUnitOfWork, member: Member, now: datetime) -> MemberSumm
     return MemberSummary(member=member, now=now, points=uow.ledger.balance(member.user_id, Account.POINTS),
                          balance_fen=uow.ledger.balance(member.user_id, Account.AVAILABLE),
                          pending_fen=uow.ledger.balance(member.user_id, Account.PENDING),
+                         bonus_fen=uow.ledger.balance(member.user_id, Account.BONUS),
                          coupons_available=available)
 
 
@@ -242,7 +245,7 @@ def expire_points(uow: Callable[[], MemberUnitOfWork], *, now: datetime | None =
 def _expire_points_of(uow: MemberUnitOfWork, user_id: int, cutoff: datetime, now: datetime) -> int:
     with uow:
         balance = uow.ledger.balance(user_id, Account.POINTS, lock=True)  # no spending meanwhile
-        amount = balance - max(0, uow.ledger.sum_since(user_id, Account.POINTS, POINTS_DATED_KINDS, cutoff))
+        amount = balance - max(0, uow.ledger.sum_entries(user_id, Account.POINTS, POINTS_DATED_KINDS, since=cutoff))
         month = f"{cutoff:%Y-%m}"
         if amount <= 0 or not uow.ledger.post(transfer(
                 f"points-expire:{user_id}:{month}", "points_expired", f"earned-before-{month}", amount=amount,
@@ -400,8 +403,12 @@ def pay_with_balance(uow: MemberUnitOfWork, *, user_id: int, order_no: str, amou
     now = now or utcnow()
     validate_order_no(order_no)
     with uow:
-        post(uow, transfer(f"balance-payment:{order_no}", "balance_payment", order_no, amount=amount_fen,
-                           source=(user_id, Account.AVAILABLE), target=(PLATFORM, Account.SALES)), now)
+        def legs() -> Posting:  # bonus credit first, then the available balance
+            bonus = min(uow.ledger.balance(user_id, Account.BONUS, lock=True), amount_fen)
+            return _split(f"balance-payment:{order_no}", "balance_payment", order_no, user_id, -amount_fen,
+                          bonus=-bonus, other=(PLATFORM, Account.SALES))
+
+        _post_once(uow, legs, amount_fen, now)
         balance = uow.ledger.balance(user_id, Account.AVAILABLE)
         uow.commit()
     return balance
@@ -415,11 +422,42 @@ def refund_to_balance(uow: MemberUnitOfWork, *, user_id: int, refund_no: str, or
     if not 0 < len(refund_no) <= 64 or user_id <= 0:
         raise InvalidInput("REFUND_INVALID", "refund_no (1-64 characters) and user_id are required")
     with uow:
-        post(uow, transfer(f"balance-refund:{refund_no}", "balance_refund", order_no, amount=amount_fen,
-                           source=(PLATFORM, Account.SALES), target=(user_id, Account.AVAILABLE)), now)
+        def legs() -> Posting:  # the bonus the order used comes back as bonus, first
+            uow.ledger.balance(user_id, Account.BONUS, lock=True)  # one refund of the user's at a time
+            paid = uow.ledger.find(f"balance-payment:{order_no}")
+            used = -sum(leg.amount for leg in paid.legs if leg.account == Account.BONUS) if paid else 0
+            returned = uow.ledger.sum_entries(user_id, Account.BONUS, ("balance_refund",), reference=order_no)
+            return _split(f"balance-refund:{refund_no}", "balance_refund", order_no, user_id, amount_fen,
+                          bonus=min(amount_fen, max(0, used - returned)), other=(PLATFORM, Account.SALES))
+
+        _post_once(uow, legs, amount_fen, now)
         balance = uow.ledger.balance(user_id, Account.AVAILABLE)
         uow.commit()
     return balance
+
+
+def _split(key: str, kind: str, reference: str, user_id: int, amount: int, *, bonus: int,
+           other: tuple[int, str]) -> Posting:
+    """`amount` onto the user's wallet (negative: off it), `bonus` of it on the bonus account, the rest
+    on available; the other side on `other`."""
+    legs = [Leg(user_id, Account.BONUS, bonus), Leg(user_id, Account.AVAILABLE, amount - bonus),
+            Leg(other[0], other[1], -amount)]
+    return Posting(key, kind, reference, tuple(leg for leg in legs if leg.amount))
+
+
+def _post_once(uow: MemberUnitOfWork, build: Callable[[], Posting], amount: int, now: datetime) -> None:
+    """Apply the posting `build` makes, once per key: a replay of the same amount changes nothing (its
+    split may have been made from other balances), another amount under the key is a Conflict."""
+    if amount <= 0:
+        raise InvalidInput("AMOUNT_INVALID", "the amount must be positive", details={"amount_fen": "invalid"})
+    posting = build()
+    first = uow.ledger.find(posting.key)
+    if first is None and uow.ledger.post(posting, now):
+        return
+    first = first or uow.ledger.find(posting.key)
+    user_side = sum(abs(leg.amount) for leg in (first.legs if first else ()) if leg.user_id)
+    if first is None or user_side != amount:
+        raise posting_conflict(posting.key)
 
 
 # ---------------------------------------------------------------- withdrawals
@@ -524,9 +562,15 @@ def credit_recharge(uow: MemberUnitOfWork, *, recharge_no: str, paid_fen: int, c
         if recharge.mark_paid(paid_fen=paid_fen, channel_txn_id=channel_txn_id, now=now, channel=channel):
             post(uow, transfer(f"recharge:{recharge_no}", "recharge", recharge_no, amount=recharge.amount_fen,
                                source=(PLATFORM, Account.CLEARING), target=(recharge.user_id, Account.AVAILABLE)), now)
+            bonus = recharge_bonus(recharge.amount_fen)
+            if bonus:
+                post(uow, transfer(f"recharge-bonus:{recharge_no}", "recharge_bonus", recharge_no, amount=bonus,
+                                   source=(PLATFORM, Account.PROMOTIONS), target=(recharge.user_id, Account.BONUS)),
+                     now)
             member = uow.members.get(recharge.user_id)
             events.member_recharged(uow, recharge, member_no=(member.member_no or "") if member else "",
-                                    balance_fen=uow.ledger.balance(recharge.user_id, Account.AVAILABLE))
+                                    balance_fen=uow.ledger.balance(recharge.user_id, Account.AVAILABLE),
+                                    bonus_fen=bonus)
         uow.commit()
     return recharge
 

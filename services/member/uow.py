@@ -40,8 +40,10 @@ class LedgerRepository(Protocol):
     def balance(self, user_id: int, account: str, *, lock: bool = False) -> int:
         """The account's balance; `lock` holds its row until the transaction ends."""
 
-    def sum_since(self, user_id: int, account: str, kinds: tuple[str, ...], since: datetime) -> int:
-        """The signed sum of the account's entries of postings of `kinds` made at or after `since`."""
+    def sum_entries(self, user_id: int, account: str, kinds: tuple[str, ...], *, since: datetime | None = None,
+                    reference: str | None = None) -> int:
+        """The signed sum of the account's entries of postings of `kinds` (made at or after `since`, about
+        `reference`, when given)."""
 
     def holders(self, account: str, after_user_id: int, limit: int) -> list[int]:
         """Users (ids above `after_user_id`, ascending) with a positive balance on `account`."""

@@ -67,9 +67,11 @@ class FakeLedgerRepository:
     def balance(self, user_id: int, account: str, *, lock: bool = False) -> int:
         return self.balances.get((user_id, account), 0)
 
-    def sum_since(self, user_id: int, account: str, kinds: tuple[str, ...], since: datetime) -> int:
+    def sum_entries(self, user_id: int, account: str, kinds: tuple[str, ...], *, since: datetime | None = None,
+                    reference: str | None = None) -> int:
         return sum(e.amount for e in self.entries_of.get((user_id, account), [])
-                   if e.kind in kinds and e.created_at >= since)
+                   if e.kind in kinds and (since is None or e.created_at >= since)
+                   and (reference is None or e.reference == reference))
 
     def holders(self, account: str, after_user_id: int, limit: int) -> list[int]:
         return sorted(user_id for (user_id, name), balance in self.balances.items()

@@ -120,3 +120,18 @@ def test_reconciliation_credits_a_paid_recharge_whose_notify_was_lost(uow, chann
 
     assert credited == [1, 0]  # the young one is left to its notify for a minute; the paid one once
     assert state(uow) == (5_000, 1, ["PAID", "PENDING", "PENDING"])
+
+
+def test_a_recharge_of_500_yuan_earns_50_of_bonus_which_pays_first_and_is_never_withdrawn(uow, channels) -> None:  # type: ignore[no-untyped-def]
+    recharge, _ = service.create_recharge(uow, channels, user_id=ALICE, amount_fen=50_000, channel="alipay", now=NOW)
+    notify(uow, channels, f"{recharge.recharge_no}:50000:T1:SUCCESS")
+    with pytest.raises(DomainError) as too_much:
+        service.request_withdrawal(uow, user_id=ALICE, amount_fen=50_001, idempotency_key="w", now=NOW)
+    service.pay_with_balance(uow, user_id=ALICE, order_no="O1", amount_fen=6_000, now=NOW)
+    after_payment = (uow.ledger.balance(ALICE, Account.BONUS), uow.ledger.balance(ALICE, Account.AVAILABLE))
+    for refund_no in ("F1", "F2"):
+        service.refund_to_balance(uow, user_id=ALICE, refund_no=refund_no, order_no="O1", amount_fen=3_000, now=NOW)
+
+    assert (uow.published[0].payload.bonus_fen, too_much.value.code) == (5_000, "INSUFFICIENT_BALANCE")
+    assert after_payment == (0, 49_000)  # the 5,000 bonus first, then 1,000 of the balance
+    assert (uow.ledger.balance(ALICE, Account.BONUS), uow.ledger.balance(ALICE, Account.AVAILABLE)) == (5_000, 50_000)
