@@ -31,16 +31,19 @@ TIMEOUT_BATCH = 100
 log = logging.getLogger(__name__)
 
 
-def payment_timeout(uow: Callable[[], OrderUnitOfWork], interval_seconds: float) -> Callable[[threading.Event], None]:
+def payment_timeout(uow: Callable[[], OrderUnitOfWork], wechat: WechatPay | None,
+                    interval_seconds: float) -> Callable[[threading.Event], None]:
     """The O6 scheduler: every interval, cancel unpaid orders past their deadline, a batch per transaction.
 
     Durable because it is driven by the orders table itself; replicas each run it and skip the rows
-    another holds (FOR UPDATE SKIP LOCKED), so no order is cancelled twice.
+    another holds (FOR UPDATE SKIP LOCKED), so no order is cancelled twice. A WeChat Pay prepay is
+    closed first, and an order paid meanwhile becomes PAID instead (service.expire_prepaid).
     """
     def run(stop: threading.Event) -> None:
         while not stop.is_set():
             try:
-                while service.expire_orders(uow(), batch=TIMEOUT_BATCH) == TIMEOUT_BATCH and not stop.is_set():
+                while (service.expire_orders(uow(), wechat=wechat, batch=TIMEOUT_BATCH) == TIMEOUT_BATCH
+                       and not stop.is_set()):
                     pass
             except Exception:
                 log.exception("payment timeout scan failed; retrying in %.0f s", interval_seconds)
@@ -72,7 +75,7 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     wechat = WechatPay(settings.wechatpay) if settings.wechatpay else None
     servicer = OrderServicer(uow, GrpcCatalog(clients), GrpcStock(clients), GrpcMembers(clients), GrpcUsers(clients),
                              settings.orders, wechat)
-    jobs = {"payment-timeout": payment_timeout(uow, settings.timeout_scan_seconds)}
+    jobs = {"payment-timeout": payment_timeout(uow, wechat, settings.timeout_scan_seconds)}
     if wechat is not None:
         jobs["payment-reconciliation"] = payment_reconciliation(uow, wechat, settings.reconcile_seconds)
     return ServiceApp(settings=base, engine=engine,

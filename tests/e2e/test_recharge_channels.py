@@ -12,8 +12,8 @@ import requests
 from sqlalchemy import func, select
 
 from services.common.outbox import outbox
-from tests.e2e.test_member_flows import sms_login
 from tests.fixtures.platform import Platform, _scalars
+from tests.fixtures.shop import sms_login, wechat_login
 from tools.simulator import alipay, bankcard
 from tools.simulator.client import SimulatorClient
 
@@ -60,9 +60,7 @@ def joined(platform: Platform, phone: str) -> dict[str, str]:
 
 def test_a_wechat_pay_recharge_is_credited_once_by_its_verified_notify(platform: Platform) -> None:
     sim = SimulatorClient(platform.simulator_url)
-    login = requests.post(f"{platform.api}/auth/login/wechat", timeout=10,
-                          json={"code": sim.wechat_login_code(f"o-e2e-recharge-{uuid.uuid4().hex[:10]}")})
-    shopper = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    shopper = wechat_login(platform, f"o-e2e-recharge-{uuid.uuid4().hex[:10]}")
     started = recharge(platform, shopper, "wechat", 10_000)
 
     forged = sim.wechatpay_pay(started["recharge_no"], tamper="wrong_amount")
