@@ -25,7 +25,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from urllib.parse import quote_plus
 
 from cryptography.exceptions import InvalidSignature
@@ -33,7 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
-from services.common.config import ConfigError, Env
+from services.common.config import ConfigError, Env, read_key
 
 CHINA = timezone(timedelta(hours=8))  # Alipay's timestamps are Beijing time, without an offset
 PAID_STATUSES = ("TRADE_SUCCESS", "TRADE_FINISHED")
@@ -66,17 +65,9 @@ class AlipaySettings:
         app_id = env.optional("ALIPAY_APP_ID")
         if app_id is None:
             return None
-        return cls(app_id=app_id,
-                   app_private_key_pem=_read(env.str("ALIPAY_APP_PRIVATE_KEY_FILE"), "ALIPAY_APP_PRIVATE_KEY_FILE"),
-                   alipay_public_key_pem=_read(env.str("ALIPAY_PUBLIC_KEY_FILE"), "ALIPAY_PUBLIC_KEY_FILE"),
+        return cls(app_id=app_id, app_private_key_pem=read_key(env, "ALIPAY_APP_PRIVATE_KEY_FILE"),
+                   alipay_public_key_pem=read_key(env, "ALIPAY_PUBLIC_KEY_FILE"),
                    seller_id=env.optional("ALIPAY_SELLER_ID"))
-
-
-def _read(path: str, name: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{name}: cannot read {path}: {exc.strerror}") from None
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import functools
-import logging
 import sys
-import threading
-from collections.abc import Callable
 from pathlib import Path
 
 from mall.member.v1 import member_pb2, member_pb2_grpc
@@ -19,7 +16,7 @@ from services.common.consumer import EventConsumer
 from services.common.db import make_engine
 from services.common.discovery import Discovery
 from services.common.grpc_server import registration
-from services.common.runtime import ServiceApp, main
+from services.common.runtime import ServiceApp, every, main
 from services.common.wechatpay import WechatPay
 from services.member import service
 from services.member.channels import (
@@ -37,11 +34,8 @@ from services.member.consumers import HANDLERS
 from services.member.db import SqlMemberUnitOfWork, start_mappers
 from services.member.grpc_api import MemberServicer
 from services.member.neighbours import GrpcPayers
-from services.member.uow import MemberUnitOfWork
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-
-log = logging.getLogger(__name__)
 
 
 def recharge_channels(settings: MemberServiceSettings, clients: ServiceClients) -> RechargeChannels:
@@ -57,29 +51,6 @@ def recharge_channels(settings: MemberServiceSettings, clients: ServiceClients) 
     return RechargeChannels(adapters)
 
 
-def recharge_reconciliation(uow: Callable[[], MemberUnitOfWork], channels: RechargeChannels,
-                            interval_seconds: float) -> Callable[[threading.Event], None]:
-    """Every interval, ask the channels about pending recharges, so a lost notify is still credited (once)."""
-    def run(stop: threading.Event) -> None:
-        while not stop.wait(interval_seconds):
-            try:
-                service.reconcile_recharges(uow, channels)
-            except Exception:
-                log.exception("recharge reconciliation failed; retrying in %.0f s", interval_seconds)
-    return run
-
-
-def points_expiry(uow: Callable[[], MemberUnitOfWork], interval_seconds: float) -> Callable[[threading.Event], None]:
-    """Every interval, expire the points past their term (durable: the ledger is the schedule)."""
-    def run(stop: threading.Event) -> None:
-        while not stop.wait(interval_seconds):
-            try:
-                service.expire_points(uow)
-            except Exception:
-                log.exception("points expiry failed; retrying in %.0f s", interval_seconds)
-    return run
-
-
 def build_app(base: ServiceSettings) -> ServiceApp:
     settings = MemberServiceSettings.from_env(base)
     start_mappers()
@@ -93,9 +64,14 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     return ServiceApp(settings=base, engine=engine,
                       registrations=[registration(member_pb2, member_pb2_grpc, "MemberService", servicer)],
                       consumers=[EventConsumer("member", uow, base.kafka, HANDLERS)],
-                      jobs={"recharge-reconciliation": recharge_reconciliation(uow, channels,
-                                                                               settings.reconcile_seconds),
-                            "points-expiry": points_expiry(uow, settings.points_expiry_seconds)})
+                      jobs={
+                          # a lost notify is still credited (once): ask the channels about pending recharges
+                          "recharge-reconciliation": every(settings.reconcile_seconds, "recharge reconciliation",
+                                                           lambda: service.reconcile_recharges(uow, channels)),
+                          # durable: the ledger is the schedule, and a missed run is caught up by the next
+                          "points-expiry": every(settings.points_expiry_seconds, "points expiry",
+                                                 lambda: service.expire_points(uow)),
+                      })
 
 
 if __name__ == "__main__":
