@@ -91,7 +91,7 @@ def test_an_alipay_recharge_is_credited_once_and_spoilt_notifies_answer_failure(
     assert before == (0, [])
     assert (paid["notify_status"], paid["notify_answer"]) == (200, "success")
     assert set(replays) == {(200, "success")}
-    assert wallet(platform, shopper) == (50_005, [("recharge", 50_005)])
+    assert wallet(platform, shopper) == (50_005, [("recharge_bonus", 5_000), ("recharge", 50_005)])  # 500 get 50
     assert recharged_events(platform, shopper) == 1
 
 
