@@ -22,6 +22,7 @@ from services.member.domain import (
     POINTS_DATED_KINDS,
     POINTS_VALUE_FEN,
     REASONS,
+    RECHARGE_PAY_MINUTES,
     WALLET_ACCOUNTS,
     Account,
     Coupon,
@@ -593,11 +594,13 @@ def handle_recharge_notify(uow: MemberUnitOfWork, payment: PaymentChannel, *, ch
 
 def reconcile_recharges(uow: Callable[[], MemberUnitOfWork], payment: PaymentChannel, *,
                         now: datetime | None = None, settle_seconds: int = 60, batch: int = 50) -> int:
-    """Ask the channels about recharges still pending a while after they began (within a day): one paid
-    whose notify was lost is credited. Returns how many; a channel that cannot say is asked next round."""
+    """Ask the channels about recharges still pending a while after they began (and at most an hour past
+    their payment window, after which nothing can pay them): one paid whose notify was lost is credited.
+    Returns how many; a channel that cannot say is asked next round."""
     now = now or utcnow()
+    window = timedelta(minutes=RECHARGE_PAY_MINUTES, hours=1)
     with uow() as tx:
-        pending = tx.recharges.pending(now - timedelta(days=1), now - timedelta(seconds=settle_seconds), batch)
+        pending = tx.recharges.pending(now - window, now - timedelta(seconds=settle_seconds), batch)
         tx.commit()
     credited = 0
     for recharge_no, channel in pending:
