@@ -29,8 +29,10 @@ def on_order_paid(uow: ProductUnitOfWork, event: OrderPaid, envelope: EventEnvel
 
 
 def on_order_cancelled(uow: ProductUnitOfWork, event: OrderCancelled, envelope: EventEnvelope) -> None:
-    """An unpaid order's reserved units go back on sale (paid goods come back through after-sales)."""
+    """The order's units go back on sale: an unpaid order's reservation, or the sold units of a paid order
+    whose cancellation staff approved before it shipped (shipped goods come back through after-sales)."""
     if event.was_paid:
+        service.release_paid_stock(uow, order_no=event.order_no)
         return
     try:
         service.release_held_stock(uow, order_no=event.order_no)
