@@ -11,17 +11,24 @@ from __future__ import annotations
 
 BATTERY: dict[str, list[str]] = {
     "1 notify replay, sequential and concurrent": [
-        "tests/integration/order/test_order_grpc.py::test_one_signed_notify_50_times_in_sequence_and_20_concurrently_pays_once",
-        "tests/integration/order/test_order_grpc.py::test_twenty_first_notifies_at_once_still_pay_once",
+        "tests/integration/order/test_order_grpc.py::test_one_signed_notify_50_times_in_sequence_then_50_concurrently_pays_once",
+        "tests/integration/order/test_order_grpc.py::test_fifty_first_notifies_at_once_make_one_transition_and_one_order_paid",
+        "tests/integration/order/test_refunds.py::test_a_refund_notify_replayed_in_sequence_and_concurrently_settles_once",
+        "tests/integration/member/test_member_grpc.py::test_an_alipay_notify_sent_fifty_times_at_once_credits_once_and_forged_ones_nothing",
     ],
     "2 forged, tampered, wrong-amount, unknown-serial notifies": [
         "tests/integration/order/test_order_grpc.py::test_a_tampered_notify_is_rejected_and_changes_nothing",
+        "tests/integration/order/test_refunds.py::test_a_forged_or_tampered_refund_notify_is_rejected_and_changes_nothing",
+        "tests/unit/common/test_wechatpay.py",
     ],
     "3 lost notify, reconciliation pays": [
         "tests/integration/order/test_order_grpc.py::test_a_lost_notify_is_found_by_reconciliation_and_pays_once",
+        "tests/integration/order/test_refunds.py::test_a_lost_refund_notify_is_found_by_the_refund_query_and_settles_once",
     ],
     "4 flash-sale oversell, expired reservations released": [
         "tests/e2e/test_order_flow.py::test_a_flash_sale_of_20_units_to_100_concurrent_orders_sells_exactly_20_and_never_fails_with_a_5xx",
+        "tests/integration/order/test_flash_sale.py",
+        "tests/integration/order/test_refunds.py::test_twenty_concurrent_refunds_of_a_line_never_refund_more_than_the_line",
         "tests/integration/product/test_inventory.py::test_concurrent_replays_of_one_reservation_take_stock_once",
         "tests/integration/product/test_inventory.py::test_the_sweep_releases_expired_reservations_and_leaves_live_ones",
     ],
