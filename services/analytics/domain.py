@@ -329,3 +329,39 @@ def cohort(day: date, counters: Mapping[str, int], today: date) -> Cohort:
 class Retention:
     period: Period
     cohorts: list[Cohort]
+
+
+# Exports (A3): report jobs and the raw events an export of kind "events" lists
+
+# The kinds and formats are in services/common/formats.py (REPORT_KINDS, REPORT_FORMATS), shared with the gateway.
+QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+
+
+@dataclass(frozen=True)
+class ReportJob:
+    """An export asked for: queued, then running (percent 0-99), then done (100, a file) or failed (an error)."""
+
+    id: int
+    kind: str
+    format: str
+    period: Period
+    status: str
+    percent: int
+    rows: int
+    size_bytes: int
+    file_name: str
+    error: str
+    attempts: int
+    requested_by: int
+    created_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class RawEvent:
+    event_id: str
+    event_type: str
+    aggregate_id: str
+    occurred_at: datetime
+    day: date
+    payload: bytes
