@@ -85,7 +85,7 @@ def _parse_day(field_name: str, value: str) -> date:
 VISITOR = "visitor"          # device ids
 VISIT = "visit"              # device id / session id
 ACTIVE_USER = "active_user"  # user ids of shoppers who did something
-VIEWER = "viewer"            # user ids of logged-in shoppers who viewed a page (funnel step 1)
+VIEWER = "viewer"            # user ids of logged-in shoppers who viewed a page or a product (funnel step 1)
 CART_USER = "cart_user"      # funnel step 2
 ORDER_USER = "order_user"    # funnel step 3
 PAYER = "payer"              # funnel step 4; also the paying users
@@ -172,7 +172,7 @@ def sales_breakdowns(lines: list[SoldLine]) -> tuple[Breakdown, ...]:
 
 FIGURES = ("page_views", "unique_visitors", "visits", "new_users", "active_users", "orders", "paid_orders",
            "paying_users", "gmv_fen", "refunds", "refund_fen", "cancelled_orders", "recharges", "recharge_fen",
-           "new_members", "withdrawals", "withdrawal_fen", "cart_additions")
+           "new_members", "withdrawals", "withdrawal_fen", "cart_additions", "product_views")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ const CARDS = [
   ["paid_orders", "Paid orders"], ["paying_users", "Paying users"], ["gmv_fen", "GMV", true],
   ["net_gmv_fen", "Net GMV", true], ["refund_fen", "Refunds", true],
   ["average_order_value_fen", "Average order value", true], ["recharge_fen", "Recharges", true],
+  ["product_views", "Product views"],
 ];
 
 const $ = (id) => document.getElementById(id);

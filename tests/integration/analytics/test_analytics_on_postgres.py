@@ -97,8 +97,8 @@ def test_the_stream_through_the_broker_gives_the_known_regions_and_funnel(counte
 
     assert regions.provinces == [Region("广东省", 1, 30000, 0.6667, 0), Region("浙江省", 2, 15000, 0.3333, 2),
                                  Region("", 0, 0, 0.0, 7)]
-    assert (funnel.totals, funnel.days) == (FunnelSteps(2, 1, 1, 1), [(D1, FunnelSteps(2, 1, 1, 1)),
-                                                                       (D2, FunnelSteps(1, 0, 0, 0))])
+    assert (funnel.totals, funnel.days) == (FunnelSteps(3, 1, 1, 1), [(D1, FunnelSteps(2, 1, 1, 1)),
+                                                                       (D2, FunnelSteps(2, 0, 0, 0))])
 
 
 def test_the_stream_through_the_broker_gives_the_known_preferences(counted) -> None:

@@ -88,7 +88,7 @@ def test_regions_and_funnel_exports_hold_the_reports_rows(counted, tmp_path: Pat
                        ["广东省", 1, 30000, 0.6667, 0], ["浙江省", 2, 15000, 0.3333, 2], [None, 0, 0, 0, 7]]
     assert read_csv(tmp_path / "funnel.csv") == [
         ["date", "viewed", "added_to_cart", "ordered", "paid"],
-        [D1.isoformat(), "2", "1", "1", "1"], [D2.isoformat(), "1", "0", "0", "0"], ["total", "2", "1", "1", "1"]]
+        [D1.isoformat(), "2", "1", "1", "1"], [D2.isoformat(), "2", "0", "0", "0"], ["total", "3", "1", "1", "1"]]
 
 
 def test_an_events_export_lists_each_raw_event_once_with_its_payload_as_json(counted, delivered, tmp_path,

@@ -143,7 +143,7 @@ def test_staff_log_in_and_see_the_overview_cards_equal_to_the_api(page: Any, gat
     api = requests.get(f"{gateway_url}/api/v1/admin/analytics/overview?{query}", timeout=10,
                        headers={"Authorization": f"Bearer {token}"}).json()
     assert {name: value for name, (value, _) in cards.items()} == {name: api[name] for name in cards}
-    assert len(cards) == 13 and api["page_views"] == 290
+    assert len(cards) == 14 and api["page_views"] == 290
     assert cards["gmv_fen"][1].splitlines() == ["GMV", "¥1,604.85"]
     assert cards["page_views"][1].splitlines() == ["Page views", "290"]
     assert page.errors == []
@@ -169,7 +169,7 @@ def test_the_charts_draw_every_report(page: Any, gateway_url: str, week) -> None
 def test_a_shopper_cannot_use_the_dashboard(page: Any, gateway_url: str, week) -> None:
     log_in(page, gateway_url, "13900000002")
 
-    page.wait_for_function("document.getElementById('login-error').textContent !== ''")
+    page.wait_for_selector("#login-error:not(:empty)")
     assert "not staff" in page.inner_text("#login-error")
     assert page.is_hidden("#dashboard-view") and week.analytics.GetOverview.calls == []
 

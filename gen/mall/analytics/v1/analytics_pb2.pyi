@@ -18,7 +18,7 @@ class GetOverviewRequest(_message.Message):
     def __init__(self, from_date: _Optional[str] = ..., to_date: _Optional[str] = ...) -> None: ...
 
 class Figures(_message.Message):
-    __slots__ = ("page_views", "unique_visitors", "visits", "new_users", "active_users", "orders", "paid_orders", "paying_users", "gmv_fen", "refunds", "refund_fen", "net_gmv_fen", "average_order_value_fen", "cancelled_orders", "recharges", "recharge_fen", "new_members", "withdrawals", "withdrawal_fen", "cart_additions")
+    __slots__ = ("page_views", "unique_visitors", "visits", "new_users", "active_users", "orders", "paid_orders", "paying_users", "gmv_fen", "refunds", "refund_fen", "net_gmv_fen", "average_order_value_fen", "cancelled_orders", "recharges", "recharge_fen", "new_members", "withdrawals", "withdrawal_fen", "cart_additions", "product_views")
     PAGE_VIEWS_FIELD_NUMBER: _ClassVar[int]
     UNIQUE_VISITORS_FIELD_NUMBER: _ClassVar[int]
     VISITS_FIELD_NUMBER: _ClassVar[int]
@@ -39,6 +39,7 @@ class Figures(_message.Message):
     WITHDRAWALS_FIELD_NUMBER: _ClassVar[int]
     WITHDRAWAL_FEN_FIELD_NUMBER: _ClassVar[int]
     CART_ADDITIONS_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_VIEWS_FIELD_NUMBER: _ClassVar[int]
     page_views: int
     unique_visitors: int
     visits: int
@@ -59,7 +60,8 @@ class Figures(_message.Message):
     withdrawals: int
     withdrawal_fen: int
     cart_additions: int
-    def __init__(self, page_views: _Optional[int] = ..., unique_visitors: _Optional[int] = ..., visits: _Optional[int] = ..., new_users: _Optional[int] = ..., active_users: _Optional[int] = ..., orders: _Optional[int] = ..., paid_orders: _Optional[int] = ..., paying_users: _Optional[int] = ..., gmv_fen: _Optional[int] = ..., refunds: _Optional[int] = ..., refund_fen: _Optional[int] = ..., net_gmv_fen: _Optional[int] = ..., average_order_value_fen: _Optional[int] = ..., cancelled_orders: _Optional[int] = ..., recharges: _Optional[int] = ..., recharge_fen: _Optional[int] = ..., new_members: _Optional[int] = ..., withdrawals: _Optional[int] = ..., withdrawal_fen: _Optional[int] = ..., cart_additions: _Optional[int] = ...) -> None: ...
+    product_views: int
+    def __init__(self, page_views: _Optional[int] = ..., unique_visitors: _Optional[int] = ..., visits: _Optional[int] = ..., new_users: _Optional[int] = ..., active_users: _Optional[int] = ..., orders: _Optional[int] = ..., paid_orders: _Optional[int] = ..., paying_users: _Optional[int] = ..., gmv_fen: _Optional[int] = ..., refunds: _Optional[int] = ..., refund_fen: _Optional[int] = ..., net_gmv_fen: _Optional[int] = ..., average_order_value_fen: _Optional[int] = ..., cancelled_orders: _Optional[int] = ..., recharges: _Optional[int] = ..., recharge_fen: _Optional[int] = ..., new_members: _Optional[int] = ..., withdrawals: _Optional[int] = ..., withdrawal_fen: _Optional[int] = ..., cart_additions: _Optional[int] = ..., product_views: _Optional[int] = ...) -> None: ...
 
 class DailyOverview(_message.Message):
     __slots__ = ("date", "figures")
