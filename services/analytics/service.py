@@ -115,7 +115,8 @@ def get_overview(uow: AnalyticsUnitOfWork, *, from_date: str, to_date: str, toda
     with uow:
         counters = uow.rollups.counters(period)
         days = [DailyFigures(day, Figures(counters.get(day, {}))) for day in period.days()]
-        distinct = {name: uow.rollups.distinct_members(kind, period) for name, kind in DISTINCT_FIGURES.items()}
+        members = uow.rollups.distinct_members(tuple(DISTINCT_FIGURES.values()), period)
+        distinct = {name: members[kind] for name, kind in DISTINCT_FIGURES.items()}
     return Overview(period=period, totals=period_totals(days, distinct), days=days)
 
 
@@ -126,8 +127,7 @@ def get_purchase_preferences(uow: AnalyticsUnitOfWork, *, from_date: str, to_dat
         raise InvalidInput("TOP_INVALID", f"top is 1 to {MAX_TOP_PRODUCTS}", details={"top": "out of range"})
     period = report_period(from_date, to_date, today)
     with uow:
-        sums = {dimension: uow.rollups.breakdown(dimension, period)
-                for dimension in ("category", "brand", "price_band", "product")}
+        sums = uow.rollups.breakdowns(("category", "brand", "price_band", "product"), period)
     return Preferences(
         period=period, sales_fen=sum(v.get("sales_fen", 0) for v in sums["price_band"].values()),
         by_category=ranked_sales(sums["category"]), by_brand=ranked_sales(sums["brand"]),
@@ -140,7 +140,8 @@ def get_regional_distribution(uow: AnalyticsUnitOfWork, *, from_date: str, to_da
     """Paid orders and GMV by shipping province (with shares), page views by visitor region."""
     period = report_period(from_date, to_date, today)
     with uow:
-        return regions(period, uow.rollups.breakdown("province", period), uow.rollups.breakdown("region", period))
+        sums = uow.rollups.breakdowns(("province", "region"), period)
+    return regions(period, sums["province"], sums["region"])
 
 
 def get_funnel(uow: AnalyticsUnitOfWork, *, from_date: str, to_date: str, today: date | None = None) -> Funnel:

@@ -35,11 +35,11 @@ class RollupRepository(Protocol):
     def counters(self, period: Period) -> dict[date, dict[str, int]]:
         """The days of the period that have counters, with them."""
 
-    def distinct_members(self, kind: str, period: Period) -> int:
-        """Distinct members of the sets `kind` over the period."""
+    def distinct_members(self, kinds: tuple[str, ...], period: Period) -> dict[str, int]:
+        """Distinct members over the period of each of the sets `kinds`."""
 
-    def breakdown(self, dimension: str, period: Period) -> dict[str, dict[str, int]]:
-        """The dimension's counters summed over the period, by key."""
+    def breakdowns(self, dimensions: tuple[str, ...], period: Period) -> dict[str, dict[str, dict[str, int]]]:
+        """Each dimension's counters summed over the period, by key."""
 
     def step_profiles(self, kinds: tuple[str, ...], period: Period) -> dict[date | None, dict[frozenset[str], int]]:
         """How many members are in each combination of the sets `kinds`: per day, and (key None) over the period."""

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from kafka.errors import CommitFailedError
 from mall.events.v1.envelope_pb2 import EventEnvelope
 from mall.events.v1.tracking_events_pb2 import PageViewed
 from sqlalchemy import Engine, func, select
@@ -54,11 +55,16 @@ def processed(engine: Engine) -> int:
         return conn.execute(select(func.count()).select_from(processed_events)).scalar_one()
 
 
-def consume(consumer: EventConsumer, done: Callable[[], bool], timeout_seconds: float = 60) -> None:
+def consume(consumer: EventConsumer, done: Callable[[], bool], timeout_seconds: float = 120) -> None:
     deadline = time.monotonic() + timeout_seconds
     while not done():
         assert time.monotonic() < deadline, "the consumer did not catch up in time"
-        consumer.poll_once(timeout_ms=200)
+        try:
+            consumer.poll_once(timeout_ms=200)
+        except CommitFailedError:
+            # On a busy machine a batch can outlast the session and the group rebalances: the batch's
+            # records come again and are skipped as duplicates, as in production (EventConsumer.run).
+            pass
     consumer.close()
 
 
