@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -66,10 +67,9 @@ class CartOut(Reply):
 
 
 class CartItemIn(Body):
-    """A SKU of a product (as on its page) and how many; adding a SKU again adds to its line."""
+    """A SKU (as on its product's page) and how many; adding a SKU again adds to its line."""
 
     sku_id: int = Id
-    product_id: int = Id
     quantity: int = Field(ge=1, le=999)
 
 
@@ -98,7 +98,7 @@ def get_cart() -> CartOut:
 @operation(summary="Put a SKU in my cart", tag="cart", body=CartItemIn, responses={201: CartItemOut})
 def add_cart_item(body: CartItemIn) -> tuple[CartItemOut, int]:
     item = service(OrderServiceStub).AddCartItem(order_pb2.AddCartItemRequest(
-        sku_id=body.sku_id, product_id=body.product_id, quantity=body.quantity))
+        sku_id=body.sku_id, quantity=body.quantity))
     return CartItemOut.from_proto(item), 201
 
 
@@ -122,11 +122,10 @@ def remove_cart_item(item_id: int) -> Removed:
 # -- checkout ------------------------------------------------------------------------------------
 
 class CheckoutIn(Body):
-    """Cart lines (cart_item_ids) or one SKU bought now (sku_id, product_id, quantity); prices are never sent."""
+    """Cart lines (cart_item_ids) or one SKU bought now (sku_id, quantity); prices are never sent."""
 
     cart_item_ids: list[int] = Field(default_factory=list, max_length=100)
     sku_id: int | None = Field(None, ge=1, le=999_999_999_999_999_999)
-    product_id: int | None = Field(None, ge=1, le=999_999_999_999_999_999)
     quantity: int | None = Field(None, ge=1, le=999)
     address_id: int = Id
     coupon_id: int | None = Field(None, ge=1, le=999_999_999_999_999_999)
@@ -134,18 +133,18 @@ class CheckoutIn(Body):
 
     @model_validator(mode="after")
     def _one_source(self) -> CheckoutIn:
-        buy_now = (self.sku_id, self.product_id, self.quantity)
+        buy_now = (self.sku_id, self.quantity)
         if self.cart_item_ids and any(value is not None for value in buy_now):
-            raise ValueError("give cart_item_ids or sku_id, product_id and quantity, not both")
+            raise ValueError("give cart_item_ids or sku_id and quantity, not both")
         if not self.cart_item_ids and any(value is None for value in buy_now):
-            raise ValueError("give cart_item_ids, or sku_id, product_id and quantity")
+            raise ValueError("give cart_item_ids, or sku_id and quantity")
         if any(not 0 < item_id <= 999_999_999_999_999_999 for item_id in self.cart_item_ids):
             raise ValueError("cart_item_ids must be positive ids")
         return self
 
     def to_proto(self) -> order_pb2.CheckoutRequest:
         return order_pb2.CheckoutRequest(cart_item_ids=self.cart_item_ids, sku_id=self.sku_id or 0,
-                                         product_id=self.product_id or 0, quantity=self.quantity or 0,
+                                         quantity=self.quantity or 0,
                                          address_id=self.address_id, coupon_id=self.coupon_id or 0,
                                          points=self.points)
 
@@ -191,11 +190,21 @@ class AmountsOut(Reply):
                    freight_fen=amounts.freight_fen, payable_fen=amounts.payable_fen)
 
 
+class UsableCouponOut(Reply):
+    """One of my coupons that can be used for this checkout (pass its id as coupon_id), and what it takes off."""
+
+    id: int
+    name: str
+    discount_fen: int
+    valid_to: datetime
+
+
 class QuoteOut(AmountsOut):
-    """What submitting this checkout would charge now, exactly."""
+    """What submitting this checkout would charge now, exactly; usable_coupons biggest discount first."""
 
     lines: list[LineOut]
     points_used: int
+    usable_coupons: list[UsableCouponOut]
 
 
 @bp.post("/checkout/preview")
@@ -204,6 +213,9 @@ class QuoteOut(AmountsOut):
 def preview(body: CheckoutIn) -> QuoteOut:
     quote = service(OrderServiceStub).QuoteCheckout(body.to_proto())
     return QuoteOut(lines=[LineOut.from_proto(line) for line in quote.lines], points_used=quote.points_used,
+                    usable_coupons=[UsableCouponOut(id=coupon.id, name=coupon.name, discount_fen=coupon.discount_fen,
+                                                    valid_to=_time(coupon.valid_to))
+                                    for coupon in quote.usable_coupons],
                     **AmountsOut.from_proto(quote.amounts).model_dump())
 
 
@@ -247,6 +259,7 @@ class OrderOut(Reply):
     address: AddressOut
     amounts: AmountsOut
     history: list[StepOut]
+    refunded_fen: int = Field(description="refunds under way or done, never above payable_fen")
 
     @classmethod
     def from_proto(cls, order: order_pb2.Order) -> OrderOut:
@@ -261,7 +274,8 @@ class OrderOut(Reply):
                                       district=a.district, detail=a.detail),
                    amounts=AmountsOut.from_proto(order.amounts),
                    history=[StepOut(status=step.status, at=_time(step.at), actor=step.actor,  # type: ignore[arg-type]
-                                    reason=step.reason) for step in order.history])
+                                    reason=step.reason) for step in order.history],
+                   refunded_fen=order.refunded_fen)
 
 
 class OrdersQuery(PageQuery):
@@ -371,18 +385,25 @@ class NotifyAnswer(Reply):
     message: str
 
 
-@bp.post("/payments/wechat/notify")
-@operation(summary="WeChat Pay payment notify (signed by WeChat Pay; raw JSON body)", tag="payments", access=PUBLIC,
-           responses={200: NotifyAnswer, 400: NotifyAnswer, 503: NotifyAnswer})
-def wechat_notify() -> tuple[NotifyAnswer, int]:
+NOTIFY_RESPONSES: dict[int, type[Reply]] = {200: NotifyAnswer, 400: NotifyAnswer, 503: NotifyAnswer}
+
+
+def forward_notify(handle: Callable[[order_pb2.WechatPayNotifyRequest], object]) -> tuple[NotifyAnswer, int]:
+    """Pass a WeChat Pay notify to the order service as received and answer WeChat Pay in its format."""
     # The signature covers the exact bytes: they go to the order service untouched, never re-serialised.
     headers = {name: request.headers[name] for name in NOTIFY_HEADERS if name in request.headers}
     try:
-        service(OrderServiceStub).HandleWechatPayNotify(order_pb2.WechatPayNotifyRequest(
-            body=request.get_data(cache=True), headers=headers))
+        handle(order_pb2.WechatPayNotifyRequest(body=request.get_data(cache=True), headers=headers))
     except grpc.RpcError as exc:
         status, _, message, _ = from_grpc(exc)
         if status == grpc.StatusCode.INVALID_ARGUMENT:
             return NotifyAnswer(code="FAIL", message=message), 400
         return NotifyAnswer(code="FAIL", message="temporarily unavailable"), 503
     return NotifyAnswer(code="SUCCESS", message="成功"), 200
+
+
+@bp.post("/payments/wechat/notify")
+@operation(summary="WeChat Pay payment notify (signed by WeChat Pay; raw JSON body)", tag="payments", access=PUBLIC,
+           responses=NOTIFY_RESPONSES)
+def wechat_notify() -> tuple[NotifyAnswer, int]:
+    return forward_notify(service(OrderServiceStub).HandleWechatPayNotify)

@@ -17,9 +17,14 @@ REPORT_KINDS = ("daily", "funnel", "retention", "regions", "preferences", "event
 REPORT_CONTENT_TYPES = {"csv": "text/csv; charset=utf-8",
                         "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 REPORT_FORMATS = tuple(REPORT_CONTENT_TYPES)
+# What POST /uploads answers (gateway/storage.py): images elsewhere (review photos) must be one of ours.
+UPLOAD_URL = r"/media/uploads/[0-9a-f]{32}\.(?:jpg|png|webp)"
+MAX_REVIEW_IMAGES = 9                # a review's images
+REVIEW_CONTENT_MAX = 500             # a review's text, in characters
 
 PHONE_PATTERN = re.compile(PHONE)
 SMS_CODE_PATTERN = re.compile(SMS_CODE)
+UPLOAD_URL_PATTERN = re.compile(UPLOAD_URL)
 
 
 def anchored(pattern: str) -> str:

@@ -17,9 +17,10 @@ from services.common.db import make_engine
 from services.common.discovery import Discovery
 from services.common.grpc_server import registration
 from services.common.runtime import ServiceApp, main
+from services.common.runtime_config import RuntimeConfig
 from services.common.wechatpay import WechatPay
-from services.order import service
-from services.order.config import OrderServiceSettings
+from services.order import refunds, service
+from services.order.config import OrderServiceSettings, follow_live_settings, live_tunables
 from services.order.db import SqlOrderUnitOfWork, start_mappers
 from services.order.grpc_api import OrderServicer
 from services.order.neighbours import GrpcCatalog, GrpcMembers, GrpcStock, GrpcUsers
@@ -31,16 +32,19 @@ TIMEOUT_BATCH = 100
 log = logging.getLogger(__name__)
 
 
-def payment_timeout(uow: Callable[[], OrderUnitOfWork], interval_seconds: float) -> Callable[[threading.Event], None]:
+def payment_timeout(uow: Callable[[], OrderUnitOfWork], wechat: WechatPay | None,
+                    interval_seconds: float) -> Callable[[threading.Event], None]:
     """The O6 scheduler: every interval, cancel unpaid orders past their deadline, a batch per transaction.
 
     Durable because it is driven by the orders table itself; replicas each run it and skip the rows
-    another holds (FOR UPDATE SKIP LOCKED), so no order is cancelled twice.
+    another holds (FOR UPDATE SKIP LOCKED), so no order is cancelled twice. A WeChat Pay prepay is
+    closed first, and an order paid meanwhile becomes PAID instead (service.expire_prepaid).
     """
     def run(stop: threading.Event) -> None:
         while not stop.is_set():
             try:
-                while service.expire_orders(uow(), batch=TIMEOUT_BATCH) == TIMEOUT_BATCH and not stop.is_set():
+                while (service.expire_orders(uow(), wechat=wechat, batch=TIMEOUT_BATCH) == TIMEOUT_BATCH
+                       and not stop.is_set()):
                     pass
             except Exception:
                 log.exception("payment timeout scan failed; retrying in %.0f s", interval_seconds)
@@ -63,6 +67,21 @@ def payment_reconciliation(uow: Callable[[], OrderUnitOfWork], wechat: WechatPay
     return run
 
 
+def refund_reconciliation(uow: Callable[[], OrderUnitOfWork], payments: refunds.RefundPayments | None,
+                          members: GrpcMembers, interval_seconds: float,
+                          settle_seconds: int) -> Callable[[threading.Event], None]:
+    """Every interval, ask again about refunds PENDING for `settle_seconds`, so a lost refund notify (or a
+    refund call that got no answer) still ends. Settling is once per refund under its row lock, so replicas
+    may overlap. Wallet refunds need a staff caller and are left to staff here (logged)."""
+    def run(stop: threading.Event) -> None:
+        while not stop.wait(interval_seconds):
+            try:
+                refunds.reconcile_refunds(uow, payments, members, settle_seconds=settle_seconds)
+            except Exception:
+                log.exception("refund reconciliation failed; retrying in %.0f s", interval_seconds)
+    return run
+
+
 def build_app(base: ServiceSettings) -> ServiceApp:
     settings = OrderServiceSettings.from_env(base)
     start_mappers()
@@ -70,11 +89,19 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     uow = functools.partial(SqlOrderUnitOfWork, engine, "order")
     clients = ServiceClients(Discovery(base.consul_http_addr, Env()), settings.grpc_timeout_seconds)
     wechat = WechatPay(settings.wechatpay) if settings.wechatpay else None
-    servicer = OrderServicer(uow, GrpcCatalog(clients), GrpcStock(clients), GrpcMembers(clients), GrpcUsers(clients),
-                             settings.orders, wechat)
-    jobs = {"payment-timeout": payment_timeout(uow, settings.timeout_scan_seconds)}
+    refund_payments = refunds.WechatRefunds(wechat, settings.orders.refund_notify_url) if wechat else None
+    members = GrpcMembers(clients)
+    servicer = OrderServicer(uow, GrpcCatalog(clients), GrpcStock(clients), members, GrpcUsers(clients),
+                             settings.orders, wechat, refund_payments)
+    jobs = {"payment-timeout": payment_timeout(uow, wechat, settings.timeout_scan_seconds),
+            "refund-reconciliation": refund_reconciliation(uow, refund_payments, members,
+                                                           settings.refund_reconcile_seconds,
+                                                           settings.refund_settle_seconds)}
     if wechat is not None:
         jobs["payment-reconciliation"] = payment_reconciliation(uow, wechat, settings.reconcile_seconds)
+    # The servicer's settings follow Consul's minimall/order/ keys (services/order/config.py LIVE_FIELDS).
+    live = RuntimeConfig(Discovery(base.consul_http_addr, Env()), "order", live_tunables(settings.orders))
+    jobs["live-settings"] = follow_live_settings(live, settings.orders, functools.partial(setattr, servicer, "settings"))
     return ServiceApp(settings=base, engine=engine,
                       registrations=[registration(order_pb2, order_pb2_grpc, "OrderService", servicer)], jobs=jobs)
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
 
 from services.common.config import Env, ServiceSettings
+from services.common.runtime_config import RuntimeConfig, Tunable
 from services.common.wechatpay import WechatPaySettings
 from services.order.domain import DEFAULT_PAY_MINUTES, FreightRule
 from services.order.service import OrderSettings
@@ -15,6 +17,8 @@ from services.order.service import OrderSettings
 class OrderServiceSettings:
     """ORDER_PAY_MINUTES (30), ORDER_FREIGHT_FEN (0), ORDER_FREE_FREIGHT_FROM_FEN (0 = never free),
     ORDER_WECHATPAY_NOTIFY_URL (the public URL of POST /api/v1/payments/wechat/notify),
+    ORDER_WECHATPAY_REFUND_NOTIFY_URL (that of POST /api/v1/payments/wechat/refund-notify),
+    ORDER_REFUND_RECONCILE_SECONDS (60) and ORDER_REFUND_SETTLE_SECONDS (300: PENDING refunds older are queried),
     ORDER_TIMEOUT_SCAN_SECONDS (10), ORDER_RECONCILE_SECONDS (60), ORDER_GRPC_TIMEOUT_MS (5000) for calls to other services,
     and the WECHATPAY_* settings of services.common.wechatpay."""
 
@@ -24,6 +28,8 @@ class OrderServiceSettings:
     timeout_scan_seconds: float
     reconcile_seconds: float
     grpc_timeout_seconds: float
+    refund_reconcile_seconds: float = 60.0
+    refund_settle_seconds: int = 300
 
     @classmethod
     def from_env(cls, base: ServiceSettings, environ: Mapping[str, str] | None = None) -> OrderServiceSettings:
@@ -32,8 +38,41 @@ class OrderServiceSettings:
                                freight=FreightRule(flat_fen=env.int("ORDER_FREIGHT_FEN", 0),
                                                    free_from_fen=env.int("ORDER_FREE_FREIGHT_FROM_FEN", 0)),
                                notify_url=env.str("ORDER_WECHATPAY_NOTIFY_URL",
-                                                  "https://localhost/api/v1/payments/wechat/notify"))
+                                                  "https://localhost/api/v1/payments/wechat/notify"),
+                               refund_notify_url=env.str("ORDER_WECHATPAY_REFUND_NOTIFY_URL",
+                                                         "https://localhost/api/v1/payments/wechat/refund-notify"))
         return cls(base=base, orders=orders, wechatpay=WechatPaySettings.from_env(base.environment, environ),
                    timeout_scan_seconds=env.float("ORDER_TIMEOUT_SCAN_SECONDS", 10.0),
                    reconcile_seconds=env.float("ORDER_RECONCILE_SECONDS", 60.0),
-                   grpc_timeout_seconds=env.int("ORDER_GRPC_TIMEOUT_MS", 5000) / 1000)
+                   grpc_timeout_seconds=env.int("ORDER_GRPC_TIMEOUT_MS", 5000) / 1000,
+                   refund_reconcile_seconds=env.float("ORDER_REFUND_RECONCILE_SECONDS", 60.0),
+                   refund_settle_seconds=env.int("ORDER_REFUND_SETTLE_SECONDS", 300))
+
+
+# Live settings (services/common/runtime_config.py): ops change them while the service runs with
+# `consul kv put minimall/order/<key> <value>`; the environment gives each its default. Each key
+# overrides the OrderSettings field it names once OrderSettings has that field (auto_confirm_days
+# arrives with fulfilment; until then the key is declared and watched, and changes nothing).
+LIVE_FIELDS = {"payment_timeout_minutes": "pay_minutes", "auto_confirm_days": "auto_confirm_days"}
+DEFAULT_AUTO_CONFIRM_DAYS = 10
+
+
+def live_tunables(orders: OrderSettings, environ: Mapping[str, str] | None = None) -> dict[str, Tunable]:
+    """payment_timeout_minutes (5 min to 1 day; default ORDER_PAY_MINUTES) and auto_confirm_days
+    (1 to 60; default ORDER_AUTO_CONFIRM_DAYS, 10)."""
+    return {"payment_timeout_minutes": Tunable(default=orders.pay_minutes, minimum=5, maximum=24 * 60),
+            "auto_confirm_days": Tunable(default=Env(environ).int("ORDER_AUTO_CONFIRM_DAYS", DEFAULT_AUTO_CONFIRM_DAYS),
+                                         minimum=1, maximum=60)}
+
+
+def with_live_values(orders: OrderSettings, values: Mapping[str, int]) -> OrderSettings:
+    """`orders` with the live values of the fields it has."""
+    own = {f.name for f in fields(orders)}
+    return replace(orders, **{field: values[key] for key, field in LIVE_FIELDS.items() if field in own and key in values})
+
+
+def follow_live_settings(live: RuntimeConfig, orders: OrderSettings,
+                         apply: Callable[[OrderSettings], None]) -> Callable[[threading.Event], None]:
+    """Hand `apply` the settings in force now and after each change; returns the watch job (serve role)."""
+    live.subscribe(lambda values: apply(with_live_values(orders, values)))
+    return live.watch

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import grpc
@@ -12,19 +13,21 @@ from services.common.auth import Role, require_caller
 from services.common.errors import InvalidInput
 from services.common.events import timestamp
 from services.common.wechatpay import NotifyRejected
-from services.order import service
+from services.order import metrics, refunds, service
 from services.order.domain import Amounts, Order, OrderLine
 from services.order.ports import Catalog, Members, Stock, Users
 from services.order.service import CartLine, CheckoutInput, OrderSettings, Prepay
 from services.order.uow import OrderSearch, OrderUnitOfWork
 
 ORDER_STAFF = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
+CANCEL_REVIEWERS = (Role.ADMIN, Role.CUSTOMER_SERVICE)
 MAX_PAGE = 100
 
 
 class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     def __init__(self, uow: Callable[[], OrderUnitOfWork], catalog: Catalog, stock: Stock, members: Members,
-                 users: Users, settings: OrderSettings, wechat: Prepay | None = None) -> None:
+                 users: Users, settings: OrderSettings, wechat: Prepay | None = None,
+                 refund_payments: refunds.RefundPayments | None = None) -> None:
         self.uow = uow
         self.catalog = catalog
         self.stock = stock
@@ -32,6 +35,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         self.users = users
         self.settings = settings
         self.wechat = wechat
+        self.refund_payments = refund_payments
 
     # Cart
 
@@ -42,8 +46,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
 
     def AddCartItem(self, request: order_pb2.AddCartItemRequest, context: grpc.ServicerContext) -> order_pb2.CartItem:
         return _cart_item(service.add_cart_item(self.uow(), self.catalog, user_id=require_caller().user_id,
-                                                sku_id=request.sku_id, product_id=request.product_id,
-                                                quantity=request.quantity))
+                                                sku_id=request.sku_id, quantity=request.quantity))
 
     def ChangeCartItem(self, request: order_pb2.ChangeCartItemRequest,
                        context: grpc.ServicerContext) -> order_pb2.CartItem:
@@ -64,7 +67,11 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         quote = service.quote_checkout(self.uow(), self.catalog, self.members, self.settings,
                                        user_id=require_caller().user_id, request=_checkout(request))
         return order_pb2.CheckoutQuote(lines=[_line(line) for line in quote.lines], amounts=_amounts(quote.amounts),
-                                       points_used=quote.points_used)
+                                       points_used=quote.points_used, usable_coupons=[
+                                           order_pb2.UsableCoupon(id=offer.coupon_id, name=offer.name,
+                                                                  discount_fen=offer.discount_fen,
+                                                                  valid_to=timestamp(offer.valid_to))
+                                           for offer in quote.usable_coupons])
 
     def SubmitOrder(self, request: order_pb2.SubmitOrderRequest, context: grpc.ServicerContext) -> order_pb2.Order:
         user_id = require_caller().user_id
@@ -111,11 +118,35 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
 
     def HandleWechatPayNotify(self, request: order_pb2.WechatPayNotifyRequest,
                               context: grpc.ServicerContext) -> order_pb2.WechatPayNotifyResponse:
-        try:
+        with _notify_rejected():
             service.handle_wechat_notify(self.uow(), self.wechat, headers=dict(request.headers), body=request.body)
-        except NotifyRejected as exc:
-            raise InvalidInput("NOTIFY_REJECTED", exc.reason) from None
         return order_pb2.WechatPayNotifyResponse()
+
+    # Cancellation review and refunds
+
+    def ReviewCancellation(self, request: order_pb2.ReviewCancellationRequest,
+                           context: grpc.ServicerContext) -> order_pb2.Order:
+        caller = require_caller(*CANCEL_REVIEWERS)
+        return order_message(refunds.review_cancellation(
+            self.uow(), self.refund_payments, self.members, order_id=request.id, approve=request.approve,
+            reason=request.reason[:255], actor=f"staff:{caller.user_id}"))
+
+    def HandleWechatRefundNotify(self, request: order_pb2.WechatPayNotifyRequest,
+                                 context: grpc.ServicerContext) -> order_pb2.WechatPayNotifyResponse:
+        with _notify_rejected():
+            refunds.handle_refund_notify(self.uow(), self.refund_payments, headers=dict(request.headers),
+                                         body=request.body)
+        return order_pb2.WechatPayNotifyResponse()
+
+
+@contextmanager
+def _notify_rejected() -> Iterator[None]:
+    """A notify we must not trust is INVALID_ARGUMENT NOTIFY_REJECTED: the gateway answers it 400 FAIL."""
+    try:
+        yield
+    except NotifyRejected as exc:
+        metrics.NOTIFY_REJECTED.labels("wechat").inc()
+        raise InvalidInput("NOTIFY_REJECTED", exc.reason) from None
 
 
 def _page(request: order_pb2.ListOrdersRequest | order_pb2.SearchOrdersRequest) -> dict[str, int]:
@@ -127,9 +158,8 @@ def _time(request: order_pb2.SearchOrdersRequest, name: str) -> datetime | None:
 
 
 def _checkout(request: order_pb2.CheckoutRequest) -> CheckoutInput:
-    return CheckoutInput(cart_item_ids=tuple(request.cart_item_ids), sku_id=request.sku_id,
-                         product_id=request.product_id, quantity=request.quantity, address_id=request.address_id,
-                         coupon_id=request.coupon_id, points=request.points)
+    return CheckoutInput(cart_item_ids=tuple(request.cart_item_ids), sku_id=request.sku_id, quantity=request.quantity,
+                         address_id=request.address_id, coupon_id=request.coupon_id, points=request.points)
 
 
 def _cart_item(line: CartLine) -> order_pb2.CartItem:
@@ -163,7 +193,7 @@ def order_message(order: Order) -> order_pb2.Order:
                                   detail=a.detail),
         amounts=_amounts(order.amounts), pay_deadline=timestamp(order.pay_deadline),
         created_at=timestamp(order.created_at), pay_channel=order.pay_channel, coupon_id=order.coupon_id,
-        points_used=order.points_used, note=order.note,
+        points_used=order.points_used, note=order.note, refunded_fen=order.refunded_fen,
         history=[order_pb2.Transition(status=step.status, at=timestamp(step.at), actor=step.actor, reason=step.reason)
                  for step in order.history])
     if order.paid_at is not None:

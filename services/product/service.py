@@ -23,6 +23,7 @@ from services.product.domain import (
     Product,
     ProductDraft,
     ProductFilter,
+    RatingSummary,
     Reservation,
     ReservationStatus,
     Sku,
@@ -32,6 +33,7 @@ from services.product.domain import (
     descendants,
     merge_lines,
 )
+from services.product.metrics import STOCK_RESERVATION_FAILURES
 from services.product.uow import ProductUnitOfWork
 
 
@@ -53,8 +55,7 @@ class ProductView:
 
     product: Product
     brand: Brand
-    rating_average: float = 0.0   # reviews (P5) are not built yet: zeros until they are
-    rating_count: int = 0
+    rating: RatingSummary = RatingSummary()   # filled in the detail view only (services/product/reviews.py)
     delivery: Delivery | None = None
 
 
@@ -129,13 +130,42 @@ def view_product(uow: ProductUnitOfWork, *, product_id: int, province: str = "",
         if days is None and wanted != DEFAULT_PROVINCE:
             days = uow.delivery.estimate_days(DEFAULT_PROVINCE)
         delivery = Delivery(province=province, estimate_days=days or DEFAULT_DELIVERY_DAYS)
-        view = ProductView(product=product, brand=_brand(uow, product.brand_id), delivery=delivery)
+        view = ProductView(product=product, brand=_brand(uow, product.brand_id),
+                           rating=uow.reviews.summary(product_id), delivery=delivery)
         if viewer_id:
             # Keyed by the viewer: one shopper's views reach the browsing history in order.
             uow.publish(ProductViewed(product_id=product_id, user_id=viewer_id, viewed_at=timestamp(now)),
                         aggregate_id=str(viewer_id))
             uow.commit()
         return view
+
+
+MAX_SKUS_PER_LOOKUP = 200
+
+
+@dataclass(frozen=True)
+class SkuOffer:
+    """A SKU with its product, as carts and checkout see it: on sale only if the product is live and the SKU active."""
+
+    sku: Sku
+    product: Product
+
+    @property
+    def on_sale(self) -> bool:
+        return self.product.visible and self.sku.active
+
+
+def get_skus(uow: ProductUnitOfWork, *, sku_ids: Iterable[int]) -> list[SkuOffer]:
+    """The known SKUs among `sku_ids`, in the order asked (duplicates once); unknown ids are left out."""
+    wanted = list(dict.fromkeys(sku_ids))
+    if len(wanted) > MAX_SKUS_PER_LOOKUP:
+        raise InvalidInput("TOO_MANY_SKUS", f"ask for at most {MAX_SKUS_PER_LOOKUP} SKUs at once",
+                           details={"sku_ids": f"max {MAX_SKUS_PER_LOOKUP}"})
+    with uow:
+        found = {sku.id: SkuOffer(sku, product) for product in uow.products.owning_skus(set(wanted))
+                 for sku in product.skus}
+        uow.commit()  # a read: committing keeps the loaded objects usable after the transaction
+    return [found[sku_id] for sku_id in wanted if sku_id in found]
 
 
 # Staff: products, audit, shelf, stock
@@ -240,12 +270,14 @@ def reserve_stock(uow: ProductUnitOfWork, *, order_no: str, lines: Iterable[Stoc
         existing = uow.reservations.of_order(order_no)
         if existing:
             if sorted((r.sku_id, r.quantity) for r in existing) != [(w.sku_id, w.quantity) for w in wanted]:
+                STOCK_RESERVATION_FAILURES.labels("mismatch").inc()
                 raise Conflict("RESERVATION_MISMATCH", "this order number already reserved other lines")
             return _reservation_result(order_no, existing)
         expires_at = now + RESERVATION_TTL
         held = []
         for line in wanted:  # in SKU order: concurrent orders lock rows in the same order, no deadlock
             if not uow.stock.take(line.sku_id, line.quantity):
+                STOCK_RESERVATION_FAILURES.labels("out_of_stock").inc()
                 raise OutOfStock("OUT_OF_STOCK", "not enough stock for one of the lines",
                                  details={"sku_id": line.sku_id})  # leaving the block undoes earlier lines
             held.append(Reservation(order_no=order_no, sku_id=line.sku_id, quantity=line.quantity,
@@ -304,6 +336,22 @@ def release_held_stock(uow: ProductUnitOfWork, *, order_no: str) -> str:
         if uow.reservations.move(reservation.id, ReservationStatus.RESERVED, ReservationStatus.RELEASED):
             uow.stock.put_back(reservation.sku_id, reservation.quantity)
     return ReservationStatus.RELEASED
+
+
+def release_paid_stock(uow: ProductUnitOfWork, *, order_no: str) -> str:
+    """A paid order cancelled before it shipped (order-cancelled with was_paid, after staff review): its sold
+    units go back on sale and leave the sales counts (a reservation still held is released as usual).
+    Inside an open unit of work; replays change nothing (each row moves to RELEASED once)."""
+    uow.reservations.lock_order(order_no)
+    held = uow.reservations.of_order(order_no)
+    for reservation in held:
+        assert reservation.id is not None
+        if uow.reservations.move(reservation.id, ReservationStatus.CONFIRMED, ReservationStatus.RELEASED):
+            uow.stock.put_back(reservation.sku_id, reservation.quantity)
+            uow.stock.add_sales(reservation.sku_id, -reservation.quantity)
+        elif uow.reservations.move(reservation.id, ReservationStatus.RESERVED, ReservationStatus.RELEASED):
+            uow.stock.put_back(reservation.sku_id, reservation.quantity)
+    return ReservationStatus.RELEASED if held else "NONE"
 
 
 def release_expired_reservations(uow_factory: Callable[[], ProductUnitOfWork], *, now: datetime | None = None,

@@ -78,6 +78,19 @@ def test_an_off_shelf_product_disappears_from_the_list(uow: FakeProductUnitOfWor
     assert (listed, service.search_products(uow).total) == (1, 0)
 
 
+def test_skus_are_looked_up_by_id_with_their_product_and_whether_they_are_on_sale(
+        uow: FakeProductUnitOfWork) -> None:
+    live, hidden = on_sale(uow), on_sale(uow, name="下架的手机")
+    service.set_shelf(uow, actor_id=EDITOR, product_id=hidden, on_shelf=False, now=T0)
+    black, white = sku_ids(uow, live)
+
+    found = service.get_skus(uow, sku_ids=[white, sku_ids(uow, hidden)[0], 999, white, black])
+
+    assert [(offer.sku.id, offer.product.id, offer.on_sale) for offer in found] == [
+        (white, live, True), (sku_ids(uow, hidden)[0], hidden, False), (black, live, True)]
+    assert found[0].sku.price_fen == 550_000 and found[0].product.name == "华为 Mate 60 智能手机"
+
+
 def test_the_category_filter_includes_sub_categories(uow: FakeProductUnitOfWork) -> None:
     on_sale(uow)
 
@@ -278,12 +291,14 @@ def test_cancelling_an_unpaid_order_puts_its_stock_back(uow: FakeProductUnitOfWo
     assert stock_of(uow, product_id) == [50, 50]
 
 
-def test_a_paid_cancellation_leaves_sold_stock_to_after_sales(uow: FakeProductUnitOfWork) -> None:
+def test_a_paid_order_cancelled_after_review_puts_its_sold_units_back_once(uow: FakeProductUnitOfWork) -> None:
     product_id = on_sale(uow)
     black, _ = sku_ids(uow, product_id)
     service.reserve_stock(uow, order_no="O1", lines=[StockLine(black, 3)], now=T0)
     consume(uow, OrderPaid(order_no="O1"))
+    assert (stock_of(uow, product_id), uow.products.items[product_id].sales) == ([47, 50], 3)
 
     consume(uow, OrderCancelled(order_no="O1", was_paid=True))
+    consume(uow, OrderCancelled(order_no="O1", was_paid=True))  # the same event published again
 
-    assert stock_of(uow, product_id) == [47, 50]
+    assert (stock_of(uow, product_id), uow.products.items[product_id].sales) == ([50, 50], 0)
