@@ -142,6 +142,16 @@ assert tuple(KINDS) == REPORT_KINDS
 
 # Writers
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cells(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A row as a spreadsheet may take it: text that a spreadsheet would run as a formula (a province or
+    device id a shopper typed as "=HYPERLINK(...)") gets a leading apostrophe, and stays text."""
+    return tuple("'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+                 for value in row)
+
+
 def write_csv(path: Path, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]], progress: Progress) -> int:
     """UTF-8 with a byte order mark (so that Excel reads Chinese names right); None is an empty cell."""
     count = 0
@@ -149,7 +159,7 @@ def write_csv(path: Path, columns: tuple[str, ...], rows: Iterable[tuple[Any, ..
         writer = csv.writer(out)
         writer.writerow(columns)
         for row in rows:
-            writer.writerow(row)
+            writer.writerow(cells(row))
             count += 1
             if count % PROGRESS_EVERY == 0:
                 progress(count)
@@ -167,7 +177,7 @@ def write_xlsx(path: Path, columns: tuple[str, ...], rows: Iterable[tuple[Any, .
             sheets += 1
             current = workbook.create_sheet(sheet if sheets == 1 else f"{sheet}-{sheets}")
             current.append(columns)
-        current.append(row)
+        current.append(cells(row))
         count += 1
         if count % PROGRESS_EVERY == 0:
             progress(count)

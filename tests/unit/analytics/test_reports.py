@@ -116,6 +116,16 @@ def test_a_long_xlsx_goes_on_in_further_sheets_each_with_the_header(tmp_path: Pa
                                                  "report-3": [["n"], [4]]}
 
 
+@pytest.mark.parametrize("write", [reports.write_csv, reports.write_xlsx])
+def test_text_a_spreadsheet_would_run_as_a_formula_stays_text(write, tmp_path: Path) -> None:
+    path = tmp_path / ("report.csv" if write is reports.write_csv else "report.xlsx")
+    write(path, ("province", "n"), [("=HYPERLINK(\"http://x\")", -1), ("@SUM(A1)", 2), ("广东省", 3)], lambda _: None)
+
+    rows = read_csv(path) if write is reports.write_csv else read_xlsx(path)["report"]
+    assert [list(map(str, row)) for row in rows] == [["province", "n"], ["'=HYPERLINK(\"http://x\")", "-1"],
+                                                     ["'@SUM(A1)", "2"], ["广东省", "3"]]
+
+
 def test_a_report_job_goes_from_queued_to_done_and_its_file_reads_back_in_pieces(counted, tmp_path, monkeypatch) -> None:
     job = reports.create_report(counted(), kind="daily", format="csv", from_date=D1.isoformat(),
                                 to_date=D2.isoformat(), requested_by=7)
