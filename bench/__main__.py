@@ -1,8 +1,9 @@
 """Run every benchmark."""
 
-from bench import auth, checkout, outbox
+from bench import analytics, auth, checkout, outbox
 
 if __name__ == "__main__":
     outbox.main()
     auth.main()
     checkout.main()
+    analytics.main()

@@ -18,7 +18,7 @@ from pathlib import Path
 from mall.events.v1.user_events_pb2 import UserRegistered
 
 from services.analytics.consumers import HANDLERS
-from services.analytics.db import AnalyticsUnitOfWork
+from services.analytics.db import SqlAnalyticsUnitOfWork
 from services.common import migrations
 from services.common.config import KafkaSettings
 from services.common.consumer import EventConsumer
@@ -61,7 +61,7 @@ def main() -> None:
             published += relay.publish_pending()
         relay_seconds = time.perf_counter() - started
 
-        analytics_uow = functools.partial(AnalyticsUnitOfWork, analytics_db, "analytics")
+        analytics_uow = functools.partial(SqlAnalyticsUnitOfWork, analytics_db, "analytics")
         consumer = EventConsumer("analytics", analytics_uow, kafka, HANDLERS)
         consumer.poll_once(timeout_ms=100)  # join the group before timing
         started = time.perf_counter()

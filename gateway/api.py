@@ -64,6 +64,12 @@ class PlainText(Reply):
     text: str
 
 
+class FileReply(BaseModel):
+    """A file download: the view returns a flask Response whose body is the file, of one of `media_types`."""
+
+    media_types: ClassVar[tuple[str, ...]] = ("application/octet-stream",)
+
+
 class PageQuery(Query):
     """`?page=1&page_size=20`, the one pagination of every list."""
 
@@ -126,6 +132,11 @@ def operation(*, summary: str, tag: str, access: str = SHOPPER, roles: tuple[str
 
 
 def _respond(op: Operation, result: Any) -> Response:
+    if isinstance(result, Response):  # a file, declared as a FileReply
+        declared_file = op.responses.get(result.status_code)
+        if declared_file is None or not issubclass(declared_file, FileReply):
+            raise TypeError(f"{request.endpoint} answered {result.status_code} with a file, but declares no FileReply")
+        return result
     model, status = result if isinstance(result, tuple) else (result, 200)
     declared = op.responses.get(status)
     if declared is None or not isinstance(model, declared):
@@ -266,13 +277,15 @@ def openapi_spec(app: Any) -> dict[str, Any]:
 def _content(model: type[BaseModel], refs: dict[tuple[type[BaseModel], str], Any]) -> dict[str, Any]:
     if issubclass(model, PlainText):
         return {"text/plain": {"schema": {"type": "string"}}}
+    if issubclass(model, FileReply):
+        return {media_type: {"schema": {"type": "string", "format": "binary"}} for media_type in model.media_types}
     return {"application/json": {"schema": refs[model, "serialization"]}}
 
 
 def _component_schemas(ops: list[Operation]) -> tuple[dict[str, Any], dict[tuple[type[BaseModel], str], Any]]:
     wanted = {(op.body, "validation") for op in ops if op.body is not None}
     wanted |= {(model, "serialization") for op in ops for model in op.responses.values()
-               if not issubclass(model, PlainText)}
+               if not issubclass(model, PlainText | FileReply)}
     ordered = sorted(wanted, key=lambda pair: (pair[0].__name__, pair[1]))
     refs, defs = models_json_schema(ordered, ref_template="#/components/schemas/{model}")  # type: ignore[arg-type]
     return defs.get("$defs", {}), refs  # type: ignore[return-value]

@@ -38,6 +38,10 @@ TOPIC_PARTITIONS = 6
 TOPIC_RETENTION_MS = 7 * 24 * 3600 * 1000
 # Page and product views are many and only feed analytics rollups: shorter retention.
 SHORT_RETENTION_MS = {"product-viewed": 3 * 24 * 3600 * 1000, "page-viewed": 3 * 24 * 3600 * 1000}
+# Files a service's server replicas share (analytics: the export files its job runner writes and any replica
+# hands out): a ReadWriteMany claim mounted at a path the service reads from an environment variable.
+SHARED_FILES = {"analytics": {"volume": "reports", "path": "/var/lib/minimall/reports",
+                              "variable": "ANALYTICS_REPORTS_DIR", "size": "10Gi"}}
 # The namespace the cluster's Prometheus runs in; overlays may change the NetworkPolicies' selector.
 MONITORING_NAMESPACE = "monitoring"
 INGRESS_NAMESPACE = "ingress-nginx"
@@ -252,7 +256,23 @@ def service_objects(service: str) -> list[dict[str, Any]]:
     if service in CONSUMING:
         objects += [deployment(service, "consumer", image, args=["consume"], replicas=2, **non_serving),
                     pdb(service, "consumer")]
+    if service in SHARED_FILES:
+        objects.append(share_files(service, server, **SHARED_FILES[service]))
     return objects
+
+
+def share_files(service: str, server: dict[str, Any], *, volume: str, path: str, variable: str,
+                size: str) -> dict[str, Any]:
+    """Mount the service's shared claim in its server pods; the claim."""
+    claim = f"{service}-{volume}"
+    pod = server["spec"]["template"]["spec"]
+    pod["volumes"] = [*pod["volumes"], {"name": volume, "persistentVolumeClaim": {"claimName": claim}}]
+    container = pod["containers"][0]
+    container["volumeMounts"] = [*container["volumeMounts"], {"name": volume, "mountPath": path}]
+    container["env"] = [*container["env"], {"name": variable, "value": path}]
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": claim, "labels": labels(service, "server")},
+            "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": size}}}}
 
 
 def gateway_objects() -> list[dict[str, Any]]:

@@ -51,6 +51,7 @@ class Figures(Reply):
     withdrawals: int
     withdrawal_fen: int
     cart_additions: int
+    product_views: int = Field(description="product pages opened by logged-in shoppers")
 
     @classmethod
     def fields_of(cls, figures: analytics_pb2.Figures) -> dict[str, int]:

@@ -1,35 +1,95 @@
-"""Entry point: python -m services.analytics [all|serve|relay|consume|migrate]."""
+"""Entry point: python -m services.analytics [all|serve|relay|consume|migrate|export|backup].
+
+`export --kind daily --format xlsx --from 2026-11-01 --to 2026-11-30 --out FILE` writes a report
+straight from the database with a progress bar; `backup --out DIR` copies every analytics table
+to DIR as CSV with a manifest.json of row counts.
+"""
 
 from __future__ import annotations
 
+import argparse
 import functools
+import json
 import sys
 from pathlib import Path
 
 from mall.analytics.v1 import analytics_pb2, analytics_pb2_grpc
+from tqdm import tqdm
 
+from services.analytics import reports
 from services.analytics.consumers import HANDLERS
-from services.analytics.db import SqlAnalyticsUnitOfWork
+from services.analytics.db import BACKUP_TABLES, SqlAnalyticsUnitOfWork
 from services.analytics.grpc_api import AnalyticsServicer
-from services.common.config import ServiceSettings
+from services.analytics.service import report_period
+from services.common.config import Env, ServiceSettings
 from services.common.consumer import EventConsumer
 from services.common.db import make_engine
+from services.common.errors import DomainError
+from services.common.formats import REPORT_FORMATS, REPORT_KINDS
 from services.common.grpc_server import registration
 from services.common.runtime import ServiceApp, main
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+def reports_dir(env: Env) -> Path:
+    """ANALYTICS_REPORTS_DIR, default $MINIMALL_VAR/reports (var/reports): where export files are kept."""
+    return Path(env.str("ANALYTICS_REPORTS_DIR", "") or Path(env.str("MINIMALL_VAR", "var")) / "reports")
+
+
 def build_app(base: ServiceSettings) -> ServiceApp:
     engine = make_engine(base.database_url)
     uow = functools.partial(SqlAnalyticsUnitOfWork, engine, "analytics")
-    servicer = AnalyticsServicer(uow)
+    directory = reports_dir(Env())
+    servicer = AnalyticsServicer(uow, directory)
     return ServiceApp(
         settings=base, engine=engine,
         registrations=[registration(analytics_pb2, analytics_pb2_grpc, "AnalyticsService", servicer)],
         consumers=[EventConsumer("analytics", uow, base.kafka, HANDLERS)],
+        jobs={"reports": reports.ReportRunner(uow, directory).run},
     )
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kind", choices=REPORT_KINDS, default="daily", help="export: what to export")
+    parser.add_argument("--format", choices=REPORT_FORMATS, default="csv", help="export: csv or xlsx")
+    parser.add_argument("--from", dest="from_date", default="", help="export: first Asia/Shanghai day, YYYY-MM-DD")
+    parser.add_argument("--to", dest="to_date", default="", help="export: last day (default: today)")
+    parser.add_argument("--out", type=Path, help="export: the file to write; backup: the folder")
+
+
+def export_command(settings: ServiceSettings, args: argparse.Namespace) -> int:
+    if args.out is None:
+        raise SystemExit("export needs --out FILE")
+    try:
+        period = report_period(args.from_date, args.to_date)
+    except DomainError as exc:
+        raise SystemExit(f"export: {exc.message}") from None
+    uow = functools.partial(SqlAnalyticsUnitOfWork, make_engine(settings.database_url), "analytics")
+    with tqdm(unit="rows", desc=f"{args.kind} {period.first}..{period.last}", disable=None) as bar:
+        def progress(done: int, expected: int) -> None:
+            bar.total = expected
+            bar.update(done - bar.n)
+        rows = reports.export(uow(), kind=args.kind, format=args.format, period=period, path=args.out,
+                              progress=progress)
+    print(f"{rows} rows written to {args.out}", file=sys.stderr)
+    return 0
+
+
+def backup_command(settings: ServiceSettings, args: argparse.Namespace) -> int:
+    if args.out is None:
+        raise SystemExit("backup needs --out DIR")
+    with tqdm(unit="rows", disable=None) as bar:
+        def progress(table: str, done: int) -> None:
+            if bar.desc != table:  # the next table: the bar starts again
+                bar.reset()
+                bar.set_description_str(table)
+            bar.update(done - bar.n)
+        manifest = reports.backup(make_engine(settings.database_url), BACKUP_TABLES, args.out, progress)
+    print(json.dumps({name: t["rows"] for name, t in manifest["tables"].items()}), file=sys.stderr)
+    return 0
+
+
 if __name__ == "__main__":
-    sys.exit(main("analytics", build_app, MIGRATIONS))
+    sys.exit(main("analytics", build_app, MIGRATIONS, commands={"export": export_command, "backup": backup_command},
+                  add_arguments=add_arguments))

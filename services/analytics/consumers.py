@@ -18,6 +18,7 @@ from mall.events.v1.order_events_pb2 import (
     OrderPaid,
     OrderRefunded,
 )
+from mall.events.v1.product_events_pb2 import ProductViewed
 from mall.events.v1.tracking_events_pb2 import PageViewed
 from mall.events.v1.user_events_pb2 import UserRegistered
 
@@ -74,6 +75,14 @@ def page_viewed(event: PageViewed, envelope: EventEnvelope) -> Rollup:
                *active(event.user_id, VIEWER))
     return Rollup(day=shop_day(when(event.viewed_at, envelope)), counters={"page_views": 1}, members=members,
                   breakdowns=(Breakdown("region", event.region, {"page_views": 1}),))
+
+
+def product_viewed(event: ProductViewed, envelope: EventEnvelope) -> Rollup:
+    """A logged-in shopper opened a product's page (the product service publishes only those): funnel step 1."""
+    if not event.user_id:
+        raise InvalidEvent("product-viewed without a user id")
+    return Rollup(day=shop_day(when(event.viewed_at, envelope)), counters={"product_views": 1},
+                  members=active(event.user_id, VIEWER))
 
 
 def cart_item_added(event: CartItemAdded, envelope: EventEnvelope) -> Rollup:
@@ -151,6 +160,7 @@ on_user_registered = recording(user_registered)
 HANDLERS: dict[type[Message], Handler[AnalyticsUnitOfWork]] = {
     UserRegistered: on_user_registered,
     PageViewed: recording(page_viewed),
+    ProductViewed: recording(product_viewed),
     CartItemAdded: recording(cart_item_added),
     OrderCreated: recording(order_created),
     OrderPaid: recording(order_paid),

@@ -8,9 +8,11 @@ from typing import Any, Self
 
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     Column,
     Date,
     Index,
+    Integer,
     LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
@@ -20,13 +22,15 @@ from sqlalchemy import (
     case,
     func,
     select,
+    tuple_,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from services.analytics.domain import Breakdown, Period
+from services.analytics.domain import QUEUED, RUNNING, Breakdown, Period, RawEvent, ReportJob
 from services.analytics.uow import AnalyticsUnitOfWork
-from services.common.db import UTCDateTime
+from services.common.db import BigId, UTCDateTime
 from services.common.uow import SqlUnitOfWork
 
 metadata = MetaData()
@@ -40,6 +44,7 @@ raw_events = Table(
     Column("day", Date, nullable=False),
     Column("payload", LargeBinary, nullable=False),
     Index("ix_raw_events_day_type", "day", "event_type"),
+    Index("ix_raw_events_day_id", "day", "event_id"),
 )
 
 daily_counters = Table(
@@ -75,6 +80,33 @@ counted_facts = Table(
     Column("day", Date, nullable=False),
     PrimaryKeyConstraint("kind", "key", name="pk_counted_facts"),
 )
+
+report_jobs = Table(
+    "report_jobs", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("format", String(8), nullable=False),
+    Column("first_day", Date, nullable=False),
+    Column("last_day", Date, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("percent", Integer, nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("file_name", String(128), nullable=False),
+    Column("error", String(256), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("requested_by", BigInteger, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    CheckConstraint("status IN ('queued', 'running', 'done', 'failed')", name="ck_report_jobs_status"),
+    CheckConstraint("percent BETWEEN 0 AND 100", name="ck_report_jobs_percent"),
+    CheckConstraint("first_day <= last_day", name="ck_report_jobs_period"),
+    Index("ix_report_jobs_status", "status", "id"),
+)
+
+# What `python -m services.analytics backup` copies: the raw events and everything built from them.
+BACKUP_TABLES = (raw_events, daily_counters, daily_breakdowns, daily_members, counted_facts)
 
 
 class SqlRollups:
@@ -123,19 +155,24 @@ class SqlRollups:
             found.setdefault(row.day, {})[row.metric] = row.value
         return found
 
-    def distinct_members(self, kind: str, period: Period) -> int:
-        return self.session.execute(select(func.count(func.distinct(daily_members.c.member))).where(
-            daily_members.c.kind == kind, daily_members.c.day.between(period.first, period.last))).scalar_one()
-
-    def breakdown(self, dimension: str, period: Period) -> dict[str, dict[str, int]]:
-        found: dict[str, dict[str, int]] = {}
+    def distinct_members(self, kinds: tuple[str, ...], period: Period) -> dict[str, int]:
+        # One statement for every kind: a dashboard's overview is one round trip here, not four.
         rows = self.session.execute(
-            select(daily_breakdowns.c.key, daily_breakdowns.c.metric, func.sum(daily_breakdowns.c.value))
-            .where(daily_breakdowns.c.dimension == dimension,
+            select(daily_members.c.kind, func.count(func.distinct(daily_members.c.member)))
+            .where(daily_members.c.kind.in_(kinds), daily_members.c.day.between(period.first, period.last))
+            .group_by(daily_members.c.kind))
+        return {kind: 0 for kind in kinds} | {kind: count for kind, count in rows}
+
+    def breakdowns(self, dimensions: tuple[str, ...], period: Period) -> dict[str, dict[str, dict[str, int]]]:
+        found: dict[str, dict[str, dict[str, int]]] = {dimension: {} for dimension in dimensions}
+        rows = self.session.execute(
+            select(daily_breakdowns.c.dimension, daily_breakdowns.c.key, daily_breakdowns.c.metric,
+                   func.sum(daily_breakdowns.c.value))
+            .where(daily_breakdowns.c.dimension.in_(dimensions),
                    daily_breakdowns.c.day.between(period.first, period.last))
-            .group_by(daily_breakdowns.c.key, daily_breakdowns.c.metric))
-        for key, metric, value in rows:
-            found.setdefault(key, {})[metric] = int(value)
+            .group_by(daily_breakdowns.c.dimension, daily_breakdowns.c.key, daily_breakdowns.c.metric))
+        for dimension, key, metric, value in rows:
+            found[dimension].setdefault(key, {})[metric] = int(value)
         return found
 
     def step_profiles(self, kinds: tuple[str, ...], period: Period) -> dict[date | None, dict[frozenset[str], int]]:
@@ -155,6 +192,19 @@ class SqlRollups:
                 found.setdefault(day, {})[steps] = count
         return found
 
+    def raw_event_count(self, period: Period) -> int:
+        return self.session.execute(select(func.count()).select_from(raw_events).where(
+            raw_events.c.day.between(period.first, period.last))).scalar_one()
+
+    def raw_events(self, period: Period, *, after: tuple[date, str] | None = None, limit: int) -> list[RawEvent]:
+        # Keyset pages on (day, event_id) (index ix_raw_events_day_id): each page is a short read of its own.
+        query = select(raw_events).where(raw_events.c.day.between(period.first, period.last))
+        if after is not None:
+            query = query.where(tuple_(raw_events.c.day, raw_events.c.event_id) > tuple_(*after))
+        rows = self.session.execute(query.order_by(raw_events.c.day, raw_events.c.event_id).limit(limit))
+        return [RawEvent(row.event_id, row.event_type, row.aggregate_id, row.occurred_at, row.day, row.payload)
+                for row in rows]
+
     def _new(self, table: Table, keys: list[str], **values: Any) -> bool:
         # RETURNING, not rowcount: psycopg reports -1 rows for INSERT .. ON CONFLICT DO NOTHING.
         statement = self._insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
@@ -170,10 +220,53 @@ class SqlRollups:
             index_elements=keys, set_={"value": table.c.value + statement.excluded.value}))
 
 
+class SqlReportJobs:
+    """Report jobs; a runner claims the oldest queued one (or one whose runner stopped beating) under a row lock."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, *, kind: str, format: str, period: Period, requested_by: int, now: datetime) -> ReportJob:
+        job_id = self.session.execute(report_jobs.insert().values(
+            kind=kind, format=format, first_day=period.first, last_day=period.last, status=QUEUED, percent=0,
+            rows=0, size_bytes=0, file_name="", error="", attempts=0, requested_by=requested_by,
+            created_at=now).returning(report_jobs.c.id)).scalar_one()
+        job = self.get(job_id)
+        assert job is not None
+        return job
+
+    def get(self, job_id: int) -> ReportJob | None:
+        row = self.session.execute(select(report_jobs).where(report_jobs.c.id == job_id)).first()
+        return None if row is None else _job(row)
+
+    def claim(self, *, now: datetime, stale_before: datetime) -> ReportJob | None:
+        claimable = (report_jobs.c.status == QUEUED) | (
+            (report_jobs.c.status == RUNNING) & (report_jobs.c.heartbeat_at < stale_before))
+        row = self.session.execute(select(report_jobs).where(claimable).order_by(report_jobs.c.id).limit(1)
+                                   .with_for_update(skip_locked=True)).first()
+        if row is None:
+            return None
+        self.session.execute(update(report_jobs).where(report_jobs.c.id == row.id).values(
+            status=RUNNING, percent=0, rows=0, attempts=report_jobs.c.attempts + 1, heartbeat_at=now))
+        return self.get(row.id)
+
+    def update(self, job_id: int, **values: Any) -> None:
+        self.session.execute(update(report_jobs).where(report_jobs.c.id == job_id).values(**values))
+
+
+def _job(row: Any) -> ReportJob:
+    return ReportJob(id=row.id, kind=row.kind, format=row.format, period=Period(row.first_day, row.last_day),
+                     status=row.status, percent=row.percent, rows=row.rows, size_bytes=row.size_bytes,
+                     file_name=row.file_name, error=row.error, attempts=row.attempts, requested_by=row.requested_by,
+                     created_at=row.created_at, finished_at=row.finished_at)
+
+
 class SqlAnalyticsUnitOfWork(SqlUnitOfWork, AnalyticsUnitOfWork):
     rollups: SqlRollups
+    reports: SqlReportJobs
 
     def __enter__(self) -> Self:
         super().__enter__()
         self.rollups = SqlRollups(self.session)
+        self.reports = SqlReportJobs(self.session)
         return self

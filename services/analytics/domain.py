@@ -85,7 +85,7 @@ def _parse_day(field_name: str, value: str) -> date:
 VISITOR = "visitor"          # device ids
 VISIT = "visit"              # device id / session id
 ACTIVE_USER = "active_user"  # user ids of shoppers who did something
-VIEWER = "viewer"            # user ids of logged-in shoppers who viewed a page (funnel step 1)
+VIEWER = "viewer"            # user ids of logged-in shoppers who viewed a page or a product (funnel step 1)
 CART_USER = "cart_user"      # funnel step 2
 ORDER_USER = "order_user"    # funnel step 3
 PAYER = "payer"              # funnel step 4; also the paying users
@@ -172,7 +172,7 @@ def sales_breakdowns(lines: list[SoldLine]) -> tuple[Breakdown, ...]:
 
 FIGURES = ("page_views", "unique_visitors", "visits", "new_users", "active_users", "orders", "paid_orders",
            "paying_users", "gmv_fen", "refunds", "refund_fen", "cancelled_orders", "recharges", "recharge_fen",
-           "new_members", "withdrawals", "withdrawal_fen", "cart_additions")
+           "new_members", "withdrawals", "withdrawal_fen", "cart_additions", "product_views")
 
 
 @dataclass(frozen=True)
@@ -329,3 +329,39 @@ def cohort(day: date, counters: Mapping[str, int], today: date) -> Cohort:
 class Retention:
     period: Period
     cohorts: list[Cohort]
+
+
+# Exports (A3): report jobs and the raw events an export of kind "events" lists
+
+# The kinds and formats are in services/common/formats.py (REPORT_KINDS, REPORT_FORMATS), shared with the gateway.
+QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+
+
+@dataclass(frozen=True)
+class ReportJob:
+    """An export asked for: queued, then running (percent 0-99), then done (100, a file) or failed (an error)."""
+
+    id: int
+    kind: str
+    format: str
+    period: Period
+    status: str
+    percent: int
+    rows: int
+    size_bytes: int
+    file_name: str
+    error: str
+    attempts: int
+    requested_by: int
+    created_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class RawEvent:
+    event_id: str
+    event_type: str
+    aggregate_id: str
+    occurred_at: datetime
+    day: date
+    payload: bytes

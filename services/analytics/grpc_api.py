@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC
+from pathlib import Path
 
 import grpc
 from mall.analytics.v1 import analytics_pb2, analytics_pb2_grpc
 
-from services.analytics import service
-from services.analytics.domain import Figures, FunnelSteps, Sales
+from services.analytics import reports, service
+from services.analytics.domain import Figures, FunnelSteps, ReportJob, Sales
 from services.analytics.uow import AnalyticsUnitOfWork
 from services.common.auth import Role, caller_var, require_caller
+from services.common.events import timestamp
 
 REPORT_ROLES = (Role.ADMIN, Role.OPERATOR)
 
@@ -30,9 +32,20 @@ def steps_pb(steps: FunnelSteps) -> analytics_pb2.FunnelSteps:
                                      paid=steps.paid)
 
 
+def report_pb(job: ReportJob) -> analytics_pb2.Report:
+    report = analytics_pb2.Report(
+        id=job.id, kind=job.kind, format=job.format, from_date=job.period.first.isoformat(),
+        to_date=job.period.last.isoformat(), status=job.status, percent=job.percent, rows=job.rows,
+        size_bytes=job.size_bytes, file_name=job.file_name, error=job.error, created_at=timestamp(job.created_at))
+    if job.finished_at is not None:
+        report.finished_at.CopyFrom(timestamp(job.finished_at))
+    return report
+
+
 class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
-    def __init__(self, uow: Callable[[], AnalyticsUnitOfWork]) -> None:
+    def __init__(self, uow: Callable[[], AnalyticsUnitOfWork], reports_dir: Path = Path("var/reports")) -> None:
         self.uow = uow
+        self.reports_dir = reports_dir
 
     def GetOverview(self, request: analytics_pb2.GetOverviewRequest,
                     context: grpc.ServicerContext) -> analytics_pb2.GetOverviewResponse:
@@ -93,3 +106,20 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         accepted = service.track_page_views(self.uow(), device_id=request.device_id, user_id=caller.user_id if caller else 0,
                                             views=views)
         return analytics_pb2.TrackPageViewsResponse(accepted=accepted)
+
+    def CreateReport(self, request: analytics_pb2.CreateReportRequest,
+                     context: grpc.ServicerContext) -> analytics_pb2.Report:
+        caller = require_caller(*REPORT_ROLES)
+        return report_pb(reports.create_report(self.uow(), kind=request.kind, format=request.format,
+                                                from_date=request.from_date, to_date=request.to_date,
+                                                requested_by=caller.user_id))
+
+    def GetReport(self, request: analytics_pb2.GetReportRequest, context: grpc.ServicerContext) -> analytics_pb2.Report:
+        require_caller(*REPORT_ROLES)
+        return report_pb(reports.get_report(self.uow(), request.id))
+
+    def GetReportChunk(self, request: analytics_pb2.GetReportChunkRequest,
+                       context: grpc.ServicerContext) -> analytics_pb2.GetReportChunkResponse:
+        require_caller(*REPORT_ROLES)
+        job, data = reports.read_report(self.uow(), self.reports_dir, request.id, request.offset)
+        return analytics_pb2.GetReportChunkResponse(report=report_pb(job), data=data)

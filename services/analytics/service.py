@@ -104,17 +104,19 @@ def track_page_views(uow: AnalyticsUnitOfWork, *, device_id: str, user_id: int, 
     return len(views)
 
 
-def _period(from_date: str, to_date: str, today: date | None) -> Period:
+def report_period(from_date: str, to_date: str, today: date | None = None) -> Period:
+    """The period asked for; missing ends default to the last 7 days up to today (a Shanghai day)."""
     return Period.parse(from_date, to_date, today=today or shop_day(utcnow()))
 
 
 def get_overview(uow: AnalyticsUnitOfWork, *, from_date: str, to_date: str, today: date | None = None) -> Overview:
     """Figures per shop day over the period (default: the last 7 days) and for the whole period."""
-    period = _period(from_date, to_date, today)
+    period = report_period(from_date, to_date, today)
     with uow:
         counters = uow.rollups.counters(period)
         days = [DailyFigures(day, Figures(counters.get(day, {}))) for day in period.days()]
-        distinct = {name: uow.rollups.distinct_members(kind, period) for name, kind in DISTINCT_FIGURES.items()}
+        members = uow.rollups.distinct_members(tuple(DISTINCT_FIGURES.values()), period)
+        distinct = {name: members[kind] for name, kind in DISTINCT_FIGURES.items()}
     return Overview(period=period, totals=period_totals(days, distinct), days=days)
 
 
@@ -123,10 +125,9 @@ def get_purchase_preferences(uow: AnalyticsUnitOfWork, *, from_date: str, to_dat
     """Item sales of paid orders by category, brand, price band, and the top products."""
     if not 0 <= top <= MAX_TOP_PRODUCTS:
         raise InvalidInput("TOP_INVALID", f"top is 1 to {MAX_TOP_PRODUCTS}", details={"top": "out of range"})
-    period = _period(from_date, to_date, today)
+    period = report_period(from_date, to_date, today)
     with uow:
-        sums = {dimension: uow.rollups.breakdown(dimension, period)
-                for dimension in ("category", "brand", "price_band", "product")}
+        sums = uow.rollups.breakdowns(("category", "brand", "price_band", "product"), period)
     return Preferences(
         period=period, sales_fen=sum(v.get("sales_fen", 0) for v in sums["price_band"].values()),
         by_category=ranked_sales(sums["category"]), by_brand=ranked_sales(sums["brand"]),
@@ -137,14 +138,15 @@ def get_purchase_preferences(uow: AnalyticsUnitOfWork, *, from_date: str, to_dat
 def get_regional_distribution(uow: AnalyticsUnitOfWork, *, from_date: str, to_date: str,
                               today: date | None = None) -> Regions:
     """Paid orders and GMV by shipping province (with shares), page views by visitor region."""
-    period = _period(from_date, to_date, today)
+    period = report_period(from_date, to_date, today)
     with uow:
-        return regions(period, uow.rollups.breakdown("province", period), uow.rollups.breakdown("region", period))
+        sums = uow.rollups.breakdowns(("province", "region"), period)
+    return regions(period, sums["province"], sums["region"])
 
 
 def get_funnel(uow: AnalyticsUnitOfWork, *, from_date: str, to_date: str, today: date | None = None) -> Funnel:
     """Shoppers who viewed, then added to cart, then ordered, then paid: per day and over the period."""
-    period = _period(from_date, to_date, today)
+    period = report_period(from_date, to_date, today)
     with uow:
         profiles = uow.rollups.step_profiles(FUNNEL, period)
     return Funnel(period=period, totals=funnel_steps(profiles.get(None, {})),
@@ -154,7 +156,7 @@ def get_funnel(uow: AnalyticsUnitOfWork, *, from_date: str, to_date: str, today:
 def get_retention(uow: AnalyticsUnitOfWork, *, from_date: str, to_date: str, today: date | None = None) -> Retention:
     """Cohorts by registration day over the period, with their D1 / D7 / D30 retention."""
     today = today or shop_day(utcnow())
-    period = _period(from_date, to_date, today)
+    period = report_period(from_date, to_date, today)
     with uow:
         counters = uow.rollups.counters(period)
     return Retention(period=period, cohorts=[cohort(day, counters.get(day, {}), today) for day in period.days()])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
-from services.analytics.domain import Breakdown, Period
+from services.analytics.domain import Breakdown, Period, RawEvent, ReportJob
 from services.common.uow import UnitOfWork
 
 
@@ -35,17 +35,34 @@ class RollupRepository(Protocol):
     def counters(self, period: Period) -> dict[date, dict[str, int]]:
         """The days of the period that have counters, with them."""
 
-    def distinct_members(self, kind: str, period: Period) -> int:
-        """Distinct members of the sets `kind` over the period."""
+    def distinct_members(self, kinds: tuple[str, ...], period: Period) -> dict[str, int]:
+        """Distinct members over the period of each of the sets `kinds`."""
 
-    def breakdown(self, dimension: str, period: Period) -> dict[str, dict[str, int]]:
-        """The dimension's counters summed over the period, by key."""
+    def breakdowns(self, dimensions: tuple[str, ...], period: Period) -> dict[str, dict[str, dict[str, int]]]:
+        """Each dimension's counters summed over the period, by key."""
 
     def step_profiles(self, kinds: tuple[str, ...], period: Period) -> dict[date | None, dict[frozenset[str], int]]:
         """How many members are in each combination of the sets `kinds`: per day, and (key None) over the period."""
 
+    def raw_event_count(self, period: Period) -> int: ...
+
+    def raw_events(self, period: Period, *, after: tuple[date, str] | None = None, limit: int) -> list[RawEvent]:
+        """Up to `limit` raw events of the period's days by (day, event id), those after `after` only."""
+
+
+class ReportJobRepository(Protocol):
+    def add(self, *, kind: str, format: str, period: Period, requested_by: int, now: datetime) -> ReportJob: ...
+
+    def get(self, job_id: int) -> ReportJob | None: ...
+
+    def claim(self, *, now: datetime, stale_before: datetime) -> ReportJob | None:
+        """Mark the oldest queued job (or a running one whose last heartbeat is before `stale_before`) running."""
+
+    def update(self, job_id: int, **values: Any) -> None: ...
+
 
 class AnalyticsUnitOfWork(UnitOfWork):
-    """The analytics service's unit of work; its repository is set on entering it."""
+    """The analytics service's unit of work; its repositories are set on entering it."""
 
     rollups: RollupRepository
+    reports: ReportJobRepository

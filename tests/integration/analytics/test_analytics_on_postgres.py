@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from kafka.errors import CommitFailedError
 from mall.events.v1.envelope_pb2 import EventEnvelope
 from mall.events.v1.tracking_events_pb2 import PageViewed
 from sqlalchemy import Engine, func, select
@@ -54,11 +55,16 @@ def processed(engine: Engine) -> int:
         return conn.execute(select(func.count()).select_from(processed_events)).scalar_one()
 
 
-def consume(consumer: EventConsumer, done: Callable[[], bool], timeout_seconds: float = 60) -> None:
+def consume(consumer: EventConsumer, done: Callable[[], bool], timeout_seconds: float = 120) -> None:
     deadline = time.monotonic() + timeout_seconds
     while not done():
         assert time.monotonic() < deadline, "the consumer did not catch up in time"
-        consumer.poll_once(timeout_ms=200)
+        try:
+            consumer.poll_once(timeout_ms=200)
+        except CommitFailedError:
+            # On a busy machine a batch can outlast the session and the group rebalances: the batch's
+            # records come again and are skipped as duplicates, as in production (EventConsumer.run).
+            pass
     consumer.close()
 
 
@@ -97,8 +103,8 @@ def test_the_stream_through_the_broker_gives_the_known_regions_and_funnel(counte
 
     assert regions.provinces == [Region("广东省", 1, 30000, 0.6667, 0), Region("浙江省", 2, 15000, 0.3333, 2),
                                  Region("", 0, 0, 0.0, 7)]
-    assert (funnel.totals, funnel.days) == (FunnelSteps(2, 1, 1, 1), [(D1, FunnelSteps(2, 1, 1, 1)),
-                                                                       (D2, FunnelSteps(1, 0, 0, 0))])
+    assert (funnel.totals, funnel.days) == (FunnelSteps(3, 1, 1, 1), [(D1, FunnelSteps(2, 1, 1, 1)),
+                                                                       (D2, FunnelSteps(2, 0, 0, 0))])
 
 
 def test_the_stream_through_the_broker_gives_the_known_preferences(counted) -> None:

@@ -21,7 +21,7 @@ class FakeRollups:
         self.facts: dict[tuple[str, str], date] = {}
         self.members: set[tuple[str, date, str]] = set()
         self.daily: dict[tuple[date, str], int] = {}
-        self.breakdowns: dict[tuple[str, date, str, str], int] = {}
+        self.sums: dict[tuple[str, date, str, str], int] = {}
 
     def add_raw_event(self, *, event_id: str, event_type: str, aggregate_id: str, occurred_at: datetime,
                       day: date, payload: bytes) -> None:
@@ -52,7 +52,7 @@ class FakeRollups:
     def add_breakdowns(self, day: date, breakdowns: Iterable[Breakdown]) -> None:
         for dimension, key, metric, value in ((b.dimension, b.key, m, v) for b in breakdowns
                                               for m, v in b.counters.items()):
-            self.breakdowns[dimension, day, key, metric] = self.breakdowns.get((dimension, day, key, metric), 0) + value
+            self.sums[dimension, day, key, metric] = self.sums.get((dimension, day, key, metric), 0) + value
 
     def counters(self, period: Period) -> dict[date, dict[str, int]]:
         found: dict[date, dict[str, int]] = {}
@@ -61,14 +61,15 @@ class FakeRollups:
                 found.setdefault(day, {})[metric] = value
         return found
 
-    def distinct_members(self, kind: str, period: Period) -> int:
-        return len({m for k, day, m in self.members if k == kind and period.first <= day <= period.last})
+    def distinct_members(self, kinds: tuple[str, ...], period: Period) -> dict[str, int]:
+        return {kind: len({m for k, day, m in self.members if k == kind and period.first <= day <= period.last})
+                for kind in kinds}
 
-    def breakdown(self, dimension: str, period: Period) -> dict[str, dict[str, int]]:
-        found: dict[str, dict[str, int]] = {}
-        for (dim, day, key, metric), value in self.breakdowns.items():
-            if dim == dimension and period.first <= day <= period.last:
-                found.setdefault(key, {})[metric] = found.get(key, {}).get(metric, 0) + value
+    def breakdowns(self, dimensions: tuple[str, ...], period: Period) -> dict[str, dict[str, dict[str, int]]]:
+        found: dict[str, dict[str, dict[str, int]]] = {dimension: {} for dimension in dimensions}
+        for (dim, day, key, metric), value in self.sums.items():
+            if dim in found and period.first <= day <= period.last:
+                found[dim].setdefault(key, {})[metric] = found[dim].get(key, {}).get(metric, 0) + value
         return found
 
     def step_profiles(self, kinds: tuple[str, ...], period: Period) -> dict[date | None, dict[frozenset[str], int]]:

@@ -18,7 +18,9 @@ from tests.fixtures.analytics_stream import (
     EXPECTED_D2,
     EXPECTED_TOTALS,
     at,
+    cart_added,
     page_view,
+    product_viewed,
     republished,
     stream,
 )
@@ -64,8 +66,9 @@ def test_the_whole_stream_delivered_twice_counts_once(uow: FakeAnalyticsUnitOfWo
 
 def test_a_business_fact_republished_under_new_event_ids_counts_once(uow: FakeAnalyticsUnitOfWork) -> None:
     events = stream()
-    # Page views and cart additions have no business key: they are deduplicated by event id only.
-    again = [republished(e) for e in events if e.event_type not in ("page-viewed", "cart-item-added")]
+    # Page and product views and cart additions have no business key: they are deduplicated by event id only.
+    again = [republished(e) for e in events
+             if e.event_type not in ("page-viewed", "product-viewed", "cart-item-added")]
 
     consume(uow, [*events, *again])
 
@@ -122,9 +125,10 @@ def test_provinces_have_their_share_of_gmv_and_visitor_page_views(counted: FakeA
 def test_funnel_counts_a_step_only_for_shoppers_who_took_the_steps_before(counted: FakeAnalyticsUnitOfWork) -> None:
     found = service.get_funnel(counted, **PERIOD)
 
-    assert (found.totals, found.days) == (FunnelSteps(viewed=2, added_to_cart=1, ordered=1, paid=1), [
+    # D2: user 1 viewed a page, user 3 only a product (product-viewed); user 3 ordered and paid without a cart.
+    assert (found.totals, found.days) == (FunnelSteps(viewed=3, added_to_cart=1, ordered=1, paid=1), [
         (D1, FunnelSteps(viewed=2, added_to_cart=1, ordered=1, paid=1)),
-        (D2, FunnelSteps(viewed=1, added_to_cart=0, ordered=0, paid=0))])
+        (D2, FunnelSteps(viewed=2, added_to_cart=0, ordered=0, paid=0))])
 
 
 def test_reports_of_a_period_without_events_are_zero(counted: FakeAnalyticsUnitOfWork) -> None:
@@ -145,3 +149,18 @@ def test_an_event_dated_outside_the_shops_years_can_never_apply(uow: FakeAnalyti
         consume(uow, [envelope])
 
     assert uow.rollups.daily == {}
+
+
+def test_a_product_view_alone_puts_a_shopper_at_the_funnels_first_step(uow: FakeAnalyticsUnitOfWork) -> None:
+    consume(uow, [product_viewed(5, at(D1, 10), 12), cart_added(5, at(D1, 11), 12)])
+
+    overview = service.get_overview(uow, from_date=D1.isoformat(), to_date=D1.isoformat())
+    assert service.get_funnel(uow, from_date=D1.isoformat(), to_date=D1.isoformat()).totals == FunnelSteps(
+        viewed=1, added_to_cart=1)
+    assert {name: overview.totals[name] for name in ("product_views", "page_views", "active_users")} == {
+        "product_views": 1, "page_views": 0, "active_users": 1}
+
+
+def test_an_anonymous_product_view_is_refused(uow: FakeAnalyticsUnitOfWork) -> None:
+    with pytest.raises(InvalidEvent):
+        consume(uow, [product_viewed(0, at(D1, 10), 12)])

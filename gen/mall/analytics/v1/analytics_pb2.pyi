@@ -18,7 +18,7 @@ class GetOverviewRequest(_message.Message):
     def __init__(self, from_date: _Optional[str] = ..., to_date: _Optional[str] = ...) -> None: ...
 
 class Figures(_message.Message):
-    __slots__ = ("page_views", "unique_visitors", "visits", "new_users", "active_users", "orders", "paid_orders", "paying_users", "gmv_fen", "refunds", "refund_fen", "net_gmv_fen", "average_order_value_fen", "cancelled_orders", "recharges", "recharge_fen", "new_members", "withdrawals", "withdrawal_fen", "cart_additions")
+    __slots__ = ("page_views", "unique_visitors", "visits", "new_users", "active_users", "orders", "paid_orders", "paying_users", "gmv_fen", "refunds", "refund_fen", "net_gmv_fen", "average_order_value_fen", "cancelled_orders", "recharges", "recharge_fen", "new_members", "withdrawals", "withdrawal_fen", "cart_additions", "product_views")
     PAGE_VIEWS_FIELD_NUMBER: _ClassVar[int]
     UNIQUE_VISITORS_FIELD_NUMBER: _ClassVar[int]
     VISITS_FIELD_NUMBER: _ClassVar[int]
@@ -39,6 +39,7 @@ class Figures(_message.Message):
     WITHDRAWALS_FIELD_NUMBER: _ClassVar[int]
     WITHDRAWAL_FEN_FIELD_NUMBER: _ClassVar[int]
     CART_ADDITIONS_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_VIEWS_FIELD_NUMBER: _ClassVar[int]
     page_views: int
     unique_visitors: int
     visits: int
@@ -59,7 +60,8 @@ class Figures(_message.Message):
     withdrawals: int
     withdrawal_fen: int
     cart_additions: int
-    def __init__(self, page_views: _Optional[int] = ..., unique_visitors: _Optional[int] = ..., visits: _Optional[int] = ..., new_users: _Optional[int] = ..., active_users: _Optional[int] = ..., orders: _Optional[int] = ..., paid_orders: _Optional[int] = ..., paying_users: _Optional[int] = ..., gmv_fen: _Optional[int] = ..., refunds: _Optional[int] = ..., refund_fen: _Optional[int] = ..., net_gmv_fen: _Optional[int] = ..., average_order_value_fen: _Optional[int] = ..., cancelled_orders: _Optional[int] = ..., recharges: _Optional[int] = ..., recharge_fen: _Optional[int] = ..., new_members: _Optional[int] = ..., withdrawals: _Optional[int] = ..., withdrawal_fen: _Optional[int] = ..., cart_additions: _Optional[int] = ...) -> None: ...
+    product_views: int
+    def __init__(self, page_views: _Optional[int] = ..., unique_visitors: _Optional[int] = ..., visits: _Optional[int] = ..., new_users: _Optional[int] = ..., active_users: _Optional[int] = ..., orders: _Optional[int] = ..., paid_orders: _Optional[int] = ..., paying_users: _Optional[int] = ..., gmv_fen: _Optional[int] = ..., refunds: _Optional[int] = ..., refund_fen: _Optional[int] = ..., net_gmv_fen: _Optional[int] = ..., average_order_value_fen: _Optional[int] = ..., cancelled_orders: _Optional[int] = ..., recharges: _Optional[int] = ..., recharge_fen: _Optional[int] = ..., new_members: _Optional[int] = ..., withdrawals: _Optional[int] = ..., withdrawal_fen: _Optional[int] = ..., cart_additions: _Optional[int] = ..., product_views: _Optional[int] = ...) -> None: ...
 
 class DailyOverview(_message.Message):
     __slots__ = ("date", "figures")
@@ -262,3 +264,67 @@ class TrackPageViewsResponse(_message.Message):
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     accepted: int
     def __init__(self, accepted: _Optional[int] = ...) -> None: ...
+
+class CreateReportRequest(_message.Message):
+    __slots__ = ("kind", "format", "from_date", "to_date")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    FROM_DATE_FIELD_NUMBER: _ClassVar[int]
+    TO_DATE_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    format: str
+    from_date: str
+    to_date: str
+    def __init__(self, kind: _Optional[str] = ..., format: _Optional[str] = ..., from_date: _Optional[str] = ..., to_date: _Optional[str] = ...) -> None: ...
+
+class Report(_message.Message):
+    __slots__ = ("id", "kind", "format", "from_date", "to_date", "status", "percent", "rows", "size_bytes", "file_name", "error", "created_at", "finished_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    FROM_DATE_FIELD_NUMBER: _ClassVar[int]
+    TO_DATE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    PERCENT_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    FILE_NAME_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    kind: str
+    format: str
+    from_date: str
+    to_date: str
+    status: str
+    percent: int
+    rows: int
+    size_bytes: int
+    file_name: str
+    error: str
+    created_at: _timestamp_pb2.Timestamp
+    finished_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[int] = ..., kind: _Optional[str] = ..., format: _Optional[str] = ..., from_date: _Optional[str] = ..., to_date: _Optional[str] = ..., status: _Optional[str] = ..., percent: _Optional[int] = ..., rows: _Optional[int] = ..., size_bytes: _Optional[int] = ..., file_name: _Optional[str] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetReportRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    def __init__(self, id: _Optional[int] = ...) -> None: ...
+
+class GetReportChunkRequest(_message.Message):
+    __slots__ = ("id", "offset")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    offset: int
+    def __init__(self, id: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+
+class GetReportChunkResponse(_message.Message):
+    __slots__ = ("report", "data")
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    report: Report
+    data: bytes
+    def __init__(self, report: _Optional[_Union[Report, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...

@@ -65,6 +65,21 @@ class AnalyticsServiceStub:
                 request_serializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.TrackPageViewsRequest.SerializeToString,
                 response_deserializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.TrackPageViewsResponse.FromString,
                 _registered_method=True)
+        self.CreateReport = channel.unary_unary(
+                '/mall.analytics.v1.AnalyticsService/CreateReport',
+                request_serializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.CreateReportRequest.SerializeToString,
+                response_deserializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.Report.FromString,
+                _registered_method=True)
+        self.GetReport = channel.unary_unary(
+                '/mall.analytics.v1.AnalyticsService/GetReport',
+                request_serializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetReportRequest.SerializeToString,
+                response_deserializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.Report.FromString,
+                _registered_method=True)
+        self.GetReportChunk = channel.unary_unary(
+                '/mall.analytics.v1.AnalyticsService/GetReportChunk',
+                request_serializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetReportChunkRequest.SerializeToString,
+                response_deserializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetReportChunkResponse.FromString,
+                _registered_method=True)
 
 
 class AnalyticsServiceServicer:
@@ -108,6 +123,25 @@ class AnalyticsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateReport(self, request, context):
+        """Exports (staff): queue one, follow it, read its file piece by piece once done.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetReport(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetReportChunk(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AnalyticsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -140,6 +174,21 @@ def add_AnalyticsServiceServicer_to_server(servicer, server):
                     servicer.TrackPageViews,
                     request_deserializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.TrackPageViewsRequest.FromString,
                     response_serializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.TrackPageViewsResponse.SerializeToString,
+            ),
+            'CreateReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateReport,
+                    request_deserializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.CreateReportRequest.FromString,
+                    response_serializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.Report.SerializeToString,
+            ),
+            'GetReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetReport,
+                    request_deserializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetReportRequest.FromString,
+                    response_serializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.Report.SerializeToString,
+            ),
+            'GetReportChunk': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetReportChunk,
+                    request_deserializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetReportChunkRequest.FromString,
+                    response_serializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetReportChunkResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -305,6 +354,87 @@ class AnalyticsService:
             '/mall.analytics.v1.AnalyticsService/TrackPageViews',
             mall_dot_analytics_dot_v1_dot_analytics__pb2.TrackPageViewsRequest.SerializeToString,
             mall_dot_analytics_dot_v1_dot_analytics__pb2.TrackPageViewsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.analytics.v1.AnalyticsService/CreateReport',
+            mall_dot_analytics_dot_v1_dot_analytics__pb2.CreateReportRequest.SerializeToString,
+            mall_dot_analytics_dot_v1_dot_analytics__pb2.Report.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.analytics.v1.AnalyticsService/GetReport',
+            mall_dot_analytics_dot_v1_dot_analytics__pb2.GetReportRequest.SerializeToString,
+            mall_dot_analytics_dot_v1_dot_analytics__pb2.Report.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetReportChunk(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.analytics.v1.AnalyticsService/GetReportChunk',
+            mall_dot_analytics_dot_v1_dot_analytics__pb2.GetReportChunkRequest.SerializeToString,
+            mall_dot_analytics_dot_v1_dot_analytics__pb2.GetReportChunkResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,104 @@
+"""Admin API (staff): exports of the analytics reports as CSV or XLSX files, made by a background job."""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Literal
+
+from flask import Blueprint, Response
+from mall.analytics.v1 import analytics_pb2
+from mall.analytics.v1.analytics_pb2_grpc import AnalyticsServiceStub
+from pydantic import Field
+
+from gateway.api import Body, FileReply, Reply, operation, service
+from gateway.routes.admin import ANALYSTS, DAY, DAY_PATTERN
+from services.common.formats import REPORT_CONTENT_TYPES, REPORT_FORMATS, REPORT_KINDS
+
+bp = Blueprint("admin_reports", __name__, url_prefix="/api/v1/admin")
+
+ReportKind = Literal[REPORT_KINDS]  # type: ignore[valid-type]
+ReportFormat = Literal[REPORT_FORMATS]  # type: ignore[valid-type]
+
+
+class ReportRequest(Body):
+    kind: ReportKind = Field(description="daily (figures per day), funnel (per day), retention (cohorts), regions, "
+                                         "preferences (category, brand, price band, top 100 products), events (raw)")
+    format: ReportFormat
+    from_: str = Field(alias="from", max_length=10, pattern=DAY_PATTERN, description=DAY)
+    to: str = Field(max_length=10, pattern=DAY_PATTERN, description=DAY + " (at most 366 days after from)")
+
+
+class ReportOut(Reply):
+    """An export job: queued, running (percent 0-99), done (percent 100; the file can be downloaded) or failed."""
+
+    id: int
+    kind: str
+    format: str
+    from_: str = Field(alias="from", description=DAY)
+    to: str = Field(description=DAY)
+    status: Literal["queued", "running", "done", "failed"]
+    percent: int = Field(ge=0, le=100)
+    rows: int = Field(description="rows written so far (the header row not counted)")
+    size_bytes: int = Field(description="the file's size once done, else 0")
+    error: str | None = Field(description="why it failed; null otherwise")
+    created_at: datetime
+    finished_at: datetime | None
+    file_url: str | None = Field(description="where to download the file once done")
+
+    @classmethod
+    def from_proto(cls, report: analytics_pb2.Report) -> ReportOut:
+        return cls(id=report.id, kind=report.kind, format=report.format, **{"from": report.from_date},
+                   to=report.to_date, status=report.status, percent=report.percent, rows=report.rows,
+                   size_bytes=report.size_bytes, error=report.error or None,
+                   created_at=report.created_at.ToDatetime(tzinfo=UTC),
+                   finished_at=report.finished_at.ToDatetime(tzinfo=UTC) if report.HasField("finished_at") else None,
+                   file_url=f"/api/v1/admin/reports/{report.id}/file" if report.status == "done" else None)
+
+
+class ReportFile(FileReply):
+    """The report's file (CSV in UTF-8 with a byte order mark, or XLSX)."""
+
+    media_types = tuple(REPORT_CONTENT_TYPES.values())
+
+
+@bp.post("/reports")
+@operation(summary="Export a report over a period as CSV or XLSX (a job; follow it with GET /reports/{id})",
+           tag="admin", roles=ANALYSTS, body=ReportRequest, responses={202: ReportOut})
+def create_report(body: ReportRequest) -> tuple[ReportOut, int]:
+    reply = service(AnalyticsServiceStub).CreateReport(analytics_pb2.CreateReportRequest(
+        kind=body.kind, format=body.format, from_date=body.from_, to_date=body.to))
+    return ReportOut.from_proto(reply), 202
+
+
+@bp.get("/reports/<id:report_id>")
+@operation(summary="An export job's status and progress", tag="admin", roles=ANALYSTS, responses={200: ReportOut})
+def get_report(report_id: int) -> ReportOut:
+    return ReportOut.from_proto(service(AnalyticsServiceStub).GetReport(analytics_pb2.GetReportRequest(id=report_id)))
+
+
+@bp.get("/reports/<id:report_id>/file")
+@operation(summary="Download a done export (409 until it is done)", tag="admin", roles=ANALYSTS,
+           responses={200: ReportFile})
+def report_file(report_id: int) -> Response:
+    """Streamed: the analytics service hands the file over 1 MiB at a time, and each piece goes out as it comes."""
+    stub = service(AnalyticsServiceStub)
+    first = stub.GetReportChunk(analytics_pb2.GetReportChunkRequest(id=report_id, offset=0))
+    size = first.report.size_bytes
+    # The pieces after the first are asked for while the response is sent, after the view has returned:
+    # in a copy of this request's context, so that they carry its caller and request id.
+    context = contextvars.copy_context()
+
+    def pieces() -> Iterator[bytes]:
+        data, offset = first.data, 0
+        while data:
+            yield data
+            offset += len(data)
+            if offset >= size:
+                return
+            data = context.run(stub.GetReportChunk, analytics_pb2.GetReportChunkRequest(id=report_id, offset=offset)).data
+
+    return Response(pieces(), content_type=REPORT_CONTENT_TYPES[first.report.format], headers={
+        "Content-Length": str(size),
+        "Content-Disposition": f'attachment; filename="{first.report.file_name}"'})

@@ -1,0 +1,341 @@
+"""Exports (A3): a report's rows by kind, CSV and XLSX written row by row, report jobs and their runner, backups.
+
+Memory stays bounded whatever the size: rows come from iterators (raw events from a server-side
+cursor), CSV is written as they come and XLSX through openpyxl's write-only workbook, which
+streams each sheet to a temporary file. A file is written as `<name>.part` and renamed when
+complete, so a download never sees half a file.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import json_format
+from openpyxl import Workbook
+from sqlalchemy import Engine, Table, select
+
+from services.analytics import service
+from services.analytics.domain import (
+    DONE,
+    FAILED,
+    FIGURES,
+    RETENTION_DAYS,
+    Period,
+    ReportJob,
+)
+from services.analytics.uow import AnalyticsUnitOfWork
+from services.common.db import utcnow
+from services.common.errors import Conflict, InvalidInput, NotFound
+from services.common.events import EVENT_TYPES
+from services.common.formats import REPORT_FORMATS, REPORT_KINDS
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 1 << 20            # a download travels from the service to the gateway in pieces this size
+XLSX_MAX_ROWS = 1_048_576        # Excel's limit per sheet, header included: longer reports go on to another sheet
+PROGRESS_EVERY = 1000            # rows between progress reports
+EVENTS_PAGE = 2000               # raw events read at a time
+HEARTBEAT_STALE = timedelta(minutes=5)  # a running job not heard from for this long is taken over by another runner
+MESSAGE_TYPES = {name: message_type for message_type, name in EVENT_TYPES.items()}
+
+Progress = Callable[[int], None]  # rows written so far
+
+
+@dataclass
+class Report:
+    """What a report holds: its columns, how many rows to expect (for the percent) and the rows, lazily."""
+
+    columns: tuple[str, ...]
+    expected_rows: int
+    rows: Iterable[tuple[Any, ...]]
+
+
+# The rows of each kind. Figures and steps are the admin API's, over the same period; "total" rows are the period's.
+
+OVERVIEW_COLUMNS = (*FIGURES, "net_gmv_fen", "average_order_value_fen")
+FUNNEL_COLUMNS = ("viewed", "added_to_cart", "ordered", "paid")
+
+
+def _daily(uow: AnalyticsUnitOfWork, period: Period) -> Report:
+    found = service.get_overview(uow, from_date=period.first.isoformat(), to_date=period.last.isoformat())
+    rows = [(d.day.isoformat(), *(d.figures[name] for name in OVERVIEW_COLUMNS)) for d in found.days]
+    rows.append(("total", *(found.totals[name] for name in OVERVIEW_COLUMNS)))
+    return Report(("date", *OVERVIEW_COLUMNS), len(rows), rows)
+
+
+def _funnel(uow: AnalyticsUnitOfWork, period: Period) -> Report:
+    found = service.get_funnel(uow, from_date=period.first.isoformat(), to_date=period.last.isoformat())
+    rows = [(day.isoformat(), *(getattr(steps, name) for name in FUNNEL_COLUMNS)) for day, steps in found.days]
+    rows.append(("total", *(getattr(found.totals, name) for name in FUNNEL_COLUMNS)))
+    return Report(("date", *FUNNEL_COLUMNS), len(rows), rows)
+
+
+def _retention(uow: AnalyticsUnitOfWork, period: Period) -> Report:
+    found = service.get_retention(uow, from_date=period.first.isoformat(), to_date=period.last.isoformat())
+    rows = [(c.day.isoformat(), c.new_users, *(c.retained[n] for n in RETENTION_DAYS),
+             *(c.rates[n] for n in RETENTION_DAYS)) for c in found.cohorts]
+    columns = ("date", "new_users", *(f"d{n}" for n in RETENTION_DAYS), *(f"d{n}_rate" for n in RETENTION_DAYS))
+    return Report(columns, len(rows), rows)
+
+
+def _regions(uow: AnalyticsUnitOfWork, period: Period) -> Report:
+    found = service.get_regional_distribution(uow, from_date=period.first.isoformat(), to_date=period.last.isoformat())
+    rows = [(r.province, r.paid_orders, r.gmv_fen, r.gmv_share, r.page_views) for r in found.provinces]
+    return Report(("province", "paid_orders", "gmv_fen", "gmv_share", "page_views"), len(rows), rows)
+
+
+def _preferences(uow: AnalyticsUnitOfWork, period: Period) -> Report:
+    found = service.get_purchase_preferences(uow, from_date=period.first.isoformat(), to_date=period.last.isoformat(),
+                                             top=service.MAX_TOP_PRODUCTS)
+    groups = (("category", found.by_category), ("brand", found.by_brand), ("price_band", found.by_price_band),
+              ("product", found.top_products))
+    rows = [(dimension, s.key, s.paid_orders, s.quantity, s.sales_fen) for dimension, sales in groups for s in sales]
+    return Report(("dimension", "key", "paid_orders", "quantity", "sales_fen"), len(rows), rows)
+
+
+def _events(uow: AnalyticsUnitOfWork, period: Period) -> Report:
+    with uow:
+        expected = uow.rollups.raw_event_count(period)
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        # Page by page, each in a short transaction of its own: no long read holds up the consumers
+        # (on SQLite every transaction takes the write lock), and one page at a time is in memory.
+        after = None
+        while True:
+            with uow:
+                page = uow.rollups.raw_events(period, after=after, limit=EVENTS_PAGE)
+            for event in page:
+                yield (event.event_id, event.event_type, event.day.isoformat(), event.occurred_at.isoformat(),
+                       event.aggregate_id, payload_json(event.event_type, event.payload))
+            if len(page) < EVENTS_PAGE:
+                return
+            after = (page[-1].day, page[-1].event_id)
+    return Report(("event_id", "event_type", "date", "occurred_at", "aggregate_id", "payload"), expected, rows())
+
+
+def payload_json(event_type: str, payload: bytes) -> str:
+    """An event's payload as compact JSON (protobuf's JSON mapping), or base64 for a type this code does not know."""
+    message_type = MESSAGE_TYPES.get(event_type)
+    if message_type is None:
+        return base64.b64encode(payload).decode()
+    message = message_type.FromString(payload)
+    return json.dumps(json_format.MessageToDict(message, preserving_proto_field_name=True), ensure_ascii=False,
+                      separators=(",", ":"), sort_keys=True)
+
+
+KINDS: dict[str, Callable[[AnalyticsUnitOfWork, Period], Report]] = {
+    "daily": _daily, "funnel": _funnel, "retention": _retention, "regions": _regions,
+    "preferences": _preferences, "events": _events,
+}
+assert tuple(KINDS) == REPORT_KINDS
+
+
+# Writers
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cells(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A row as a spreadsheet may take it: text that a spreadsheet would run as a formula (a province or
+    device id a shopper typed as "=HYPERLINK(...)") gets a leading apostrophe, and stays text."""
+    return tuple("'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+                 for value in row)
+
+
+def write_csv(path: Path, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]], progress: Progress) -> int:
+    """UTF-8 with a byte order mark (so that Excel reads Chinese names right); None is an empty cell."""
+    count = 0
+    with path.open("w", newline="", encoding="utf-8-sig") as out:
+        writer = csv.writer(out)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow(cells(row))
+            count += 1
+            if count % PROGRESS_EVERY == 0:
+                progress(count)
+    progress(count)
+    return count
+
+
+def write_xlsx(path: Path, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]], progress: Progress,
+               *, sheet: str = "report", max_rows: int = XLSX_MAX_ROWS) -> int:
+    """A write-only workbook: rows go to disk as they come; past a sheet's limit the rows go on in `sheet-2`, ..."""
+    workbook = Workbook(write_only=True)
+    count, sheets, current = 0, 0, None
+    for row in rows:
+        if current is None or count % (max_rows - 1) == 0:
+            sheets += 1
+            current = workbook.create_sheet(sheet if sheets == 1 else f"{sheet}-{sheets}")
+            current.append(columns)
+        current.append(cells(row))
+        count += 1
+        if count % PROGRESS_EVERY == 0:
+            progress(count)
+    if current is None:
+        workbook.create_sheet(sheet).append(columns)
+    workbook.save(path)
+    progress(count)
+    return count
+
+
+WRITERS = {"csv": write_csv, "xlsx": write_xlsx}
+
+
+def export(uow: AnalyticsUnitOfWork, *, kind: str, format: str, period: Period, path: Path,
+           progress: Callable[[int, int], None] = lambda done, expected: None) -> int:
+    """Write the report `kind` over `period` to `path` (through path.part); the number of rows written."""
+    partial = path.with_name(path.name + ".part")
+    report = KINDS[kind](uow, period)
+    rows = WRITERS[format](partial, report.columns, report.rows, lambda done: progress(done, report.expected_rows))
+    os.replace(partial, path)
+    return rows
+
+
+# Report jobs: the use cases behind the admin API
+
+def check_request(kind: str, format: str) -> None:
+    if kind not in REPORT_KINDS:
+        raise InvalidInput("REPORT_KIND_INVALID", f"kind is one of {', '.join(REPORT_KINDS)}", details={"kind": "invalid"})
+    if format not in REPORT_FORMATS:
+        raise InvalidInput("REPORT_FORMAT_INVALID", "format is csv or xlsx", details={"format": "invalid"})
+
+
+def create_report(uow: AnalyticsUnitOfWork, *, kind: str, format: str, from_date: str, to_date: str,
+                  requested_by: int, today: date | None = None) -> ReportJob:
+    """Queue an export; the job runner writes it."""
+    check_request(kind, format)
+    period = service.report_period(from_date, to_date, today)
+    with uow:
+        job = uow.reports.add(kind=kind, format=format, period=period, requested_by=requested_by, now=utcnow())
+        uow.commit()
+    return job
+
+
+def get_report(uow: AnalyticsUnitOfWork, job_id: int) -> ReportJob:
+    with uow:
+        job = uow.reports.get(job_id)
+    if job is None:
+        raise NotFound("REPORT_NOT_FOUND", "no such report")
+    return job
+
+
+def read_report(uow: AnalyticsUnitOfWork, directory: Path, job_id: int, offset: int) -> tuple[ReportJob, bytes]:
+    """The job and up to CHUNK_BYTES of its file from `offset` (b"" at the end); 409 until the job is done."""
+    job = get_report(uow, job_id)
+    if job.status != DONE:
+        raise Conflict("REPORT_NOT_READY", f"the report is {job.status}, not done")
+    if offset < 0:
+        raise InvalidInput("OFFSET_INVALID", "offset must not be negative", details={"offset": "negative"})
+    try:
+        with (directory / job.file_name).open("rb") as file:
+            file.seek(offset)
+            return job, file.read(CHUNK_BYTES)
+    except FileNotFoundError:
+        raise NotFound("REPORT_FILE_GONE", "the report's file is no longer there; ask for it again") from None
+
+
+def file_name(job: ReportJob) -> str:
+    return f"{job.id}-{job.kind}-{job.period.first.isoformat()}-{job.period.last.isoformat()}.{job.format}"
+
+
+class ReportRunner:
+    """The job runner of the serve role: claims queued report jobs one at a time and writes their files.
+
+    A job's row is its state. Progress (percent, rows) is saved as it goes and doubles as a
+    heartbeat; a job whose runner died mid-way is taken over after HEARTBEAT_STALE.
+    """
+
+    def __init__(self, uow: Callable[[], AnalyticsUnitOfWork], directory: Path, *, poll_seconds: float = 1.0) -> None:
+        self.uow = uow
+        self.directory = directory
+        self.poll_seconds = poll_seconds
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                while not stop.is_set() and self.run_one():
+                    pass
+            except Exception:
+                log.exception("report job runner failed; retrying in %.0f s", self.poll_seconds)
+            stop.wait(self.poll_seconds)
+
+    def run_pending(self) -> int:
+        """Run every claimable job now; how many ran (tests and the CLI)."""
+        ran = 0
+        while self.run_one():
+            ran += 1
+        return ran
+
+    def run_one(self) -> bool:
+        now = utcnow()
+        with self.uow() as uow:
+            job = uow.reports.claim(now=now, stale_before=now - HEARTBEAT_STALE)
+            uow.commit()
+        if job is None:
+            return False
+        name = file_name(job)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            rows = export(self.uow(), kind=job.kind, format=job.format, period=job.period,
+                          path=self.directory / name, progress=self._progress(job.id))
+            size = (self.directory / name).stat().st_size
+        except Exception as exc:
+            log.exception("report %d (%s) failed", job.id, job.kind)
+            self._save(job.id, status=FAILED, error=f"{type(exc).__name__}: {exc}"[:256], finished_at=utcnow())
+        else:
+            self._save(job.id, status=DONE, percent=100, rows=rows, size_bytes=size, file_name=name,
+                       finished_at=utcnow())
+        return True
+
+    def _progress(self, job_id: int) -> Callable[[int, int], None]:
+        last = [-1]
+
+        def report(done: int, expected: int) -> None:
+            percent = min(99, done * 100 // expected) if expected else 0
+            if percent != last[0]:
+                last[0] = percent
+                self._save(job_id, percent=percent, rows=done, heartbeat_at=utcnow())
+        return report
+
+    def _save(self, job_id: int, **values: Any) -> None:
+        with self.uow() as uow:
+            uow.reports.update(job_id, **values)
+            uow.commit()
+
+
+# Backup: every analytics table as CSV, with a manifest
+
+def backup(engine: Engine, tables: Iterable[Table], directory: Path,
+           progress: Callable[[str, int], None] = lambda table, rows: None) -> dict[str, Any]:
+    """One CSV per table (binary columns in base64, times ISO 8601) and manifest.json with each table's row count."""
+    directory.mkdir(parents=True, exist_ok=True)
+    manifest: dict[str, Any] = {"created_at": utcnow().isoformat(), "tables": {}}
+    with engine.connect() as conn:
+        for table in tables:
+            columns = tuple(column.name for column in table.columns)
+            ordered = select(table).order_by(*table.primary_key.columns)
+            rows = (tuple(_cell(value) for value in row)
+                    for row in conn.execution_options(stream_results=True, yield_per=2000).execute(ordered))
+            path = directory / f"{table.name}.csv"
+            count = write_csv(path, columns, rows, lambda done, name=table.name: progress(name, done))
+            manifest["tables"][table.name] = {"file": path.name, "columns": list(columns), "rows": count}
+    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    return manifest
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value

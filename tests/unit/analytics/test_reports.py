@@ -1,0 +1,233 @@
+"""Exports (A3) on the SQLite database `make run` uses: file contents, job states, backups, the CLI."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import functools
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from mall.events.v1.envelope_pb2 import EventEnvelope
+from openpyxl import load_workbook
+from sqlalchemy import Engine, func, select
+
+from services.analytics import reports
+from services.analytics.__main__ import MIGRATIONS, add_arguments, build_app, export_command
+from services.analytics.db import BACKUP_TABLES, SqlAnalyticsUnitOfWork, raw_events
+from services.analytics.domain import FIGURES, Period
+from services.common.db import utcnow
+from services.common.errors import Conflict, InvalidInput, NotFound
+from services.common.runtime import main
+from tests.fixtures.analytics_stream import D1, D2, EXPECTED_D1, EXPECTED_D2, EXPECTED_TOTALS, stream
+from tests.fixtures.keys import JwtKeys
+from tests.unit.analytics.conftest import consume
+
+PERIOD = Period(D1, D2)
+COLUMNS = ["date", *FIGURES, "net_gmv_fen", "average_order_value_fen"]
+DAILY_ROWS = [[D1.isoformat(), *(EXPECTED_D1[c] for c in COLUMNS[1:])],
+              [D2.isoformat(), *(EXPECTED_D2[c] for c in COLUMNS[1:])],
+              ["total", *(EXPECTED_TOTALS[c] for c in COLUMNS[1:])]]
+
+
+@pytest.fixture
+def engine(sqlite_service_engine: Callable[[str], Engine]) -> Engine:
+    return sqlite_service_engine("analytics")
+
+
+@pytest.fixture
+def uow(engine: Engine) -> Callable[[], SqlAnalyticsUnitOfWork]:
+    return functools.partial(SqlAnalyticsUnitOfWork, engine, "analytics")
+
+
+@pytest.fixture
+def delivered() -> list[EventEnvelope]:
+    return stream()
+
+
+@pytest.fixture
+def counted(uow: Callable[[], SqlAnalyticsUnitOfWork], delivered) -> Callable[[], SqlAnalyticsUnitOfWork]:
+    consume(uow(), delivered)  # type: ignore[arg-type]
+    return uow
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    with path.open(encoding="utf-8-sig", newline="") as file:
+        return list(csv.reader(file))
+
+
+def read_xlsx(path: Path) -> dict[str, list[list[object]]]:
+    workbook = load_workbook(path, read_only=True)
+    return {sheet.title: [list(row) for row in sheet.iter_rows(values_only=True)] for sheet in workbook.worksheets}
+
+
+def test_daily_csv_has_each_days_figures_and_the_periods(counted, tmp_path: Path) -> None:
+    rows = reports.export(counted(), kind="daily", format="csv", period=PERIOD, path=tmp_path / "daily.csv")
+
+    assert rows == 3
+    assert read_csv(tmp_path / "daily.csv") == [COLUMNS, *([str(v) for v in row] for row in DAILY_ROWS)]
+    assert (tmp_path / "daily.csv").read_bytes().startswith(b"\xef\xbb\xbfdate,page_views,")  # Excel reads UTF-8
+    assert not (tmp_path / "daily.csv.part").exists()
+
+
+def test_daily_xlsx_reads_back_with_the_same_numbers(counted, tmp_path: Path) -> None:
+    reports.export(counted(), kind="daily", format="xlsx", period=PERIOD, path=tmp_path / "daily.xlsx")
+
+    assert read_xlsx(tmp_path / "daily.xlsx") == {"report": [COLUMNS, *DAILY_ROWS]}
+
+
+def test_regions_and_funnel_exports_hold_the_reports_rows(counted, tmp_path: Path) -> None:
+    reports.export(counted(), kind="regions", format="xlsx", period=PERIOD, path=tmp_path / "regions.xlsx")
+    reports.export(counted(), kind="funnel", format="csv", period=PERIOD, path=tmp_path / "funnel.csv")
+
+    regions = read_xlsx(tmp_path / "regions.xlsx")["report"]
+    assert regions == [["province", "paid_orders", "gmv_fen", "gmv_share", "page_views"],
+                       ["广东省", 1, 30000, 0.6667, 0], ["浙江省", 2, 15000, 0.3333, 2], [None, 0, 0, 0, 7]]
+    assert read_csv(tmp_path / "funnel.csv") == [
+        ["date", "viewed", "added_to_cart", "ordered", "paid"],
+        [D1.isoformat(), "2", "1", "1", "1"], [D2.isoformat(), "2", "0", "0", "0"], ["total", "3", "1", "1", "1"]]
+
+
+def test_an_events_export_lists_each_raw_event_once_with_its_payload_as_json(counted, delivered, tmp_path,
+                                                                           monkeypatch) -> None:
+    monkeypatch.setattr(reports, "EVENTS_PAGE", 4)  # read in several pages
+    reports.export(counted(), kind="events", format="csv", period=PERIOD, path=tmp_path / "events.csv")
+
+    header, *rows = read_csv(tmp_path / "events.csv")
+    events = {e.event_id for e in delivered}
+    assert header == ["event_id", "event_type", "date", "occurred_at", "aggregate_id", "payload"]
+    assert sorted(row[0] for row in rows) == sorted(events)  # the delivered-twice events once each
+    assert [(row[2], row[0]) for row in rows] == sorted((row[2], row[0]) for row in rows)  # by day, then id
+    refund = next(row for row in rows if row[1] == "order-refunded")
+    assert (refund[2], refund[4], json.loads(refund[5])) == (D2.isoformat(), "O1", {
+        "order_no": "O1", "user_id": "1", "refund_no": "R1", "amount_fen": "2500", "channel": "wechat",
+        "refunded_at": "2026-11-21T07:00:00Z"})
+
+
+def test_a_long_xlsx_goes_on_in_further_sheets_each_with_the_header(tmp_path: Path) -> None:
+    seen: list[int] = []
+    rows = reports.write_xlsx(tmp_path / "long.xlsx", ("n",), ((n,) for n in range(5)), seen.append, max_rows=3)
+
+    assert (rows, seen[-1]) == (5, 5)
+    assert read_xlsx(tmp_path / "long.xlsx") == {"report": [["n"], [0], [1]], "report-2": [["n"], [2], [3]],
+                                                 "report-3": [["n"], [4]]}
+
+
+@pytest.mark.parametrize("write", [reports.write_csv, reports.write_xlsx])
+def test_text_a_spreadsheet_would_run_as_a_formula_stays_text(write, tmp_path: Path) -> None:
+    path = tmp_path / ("report.csv" if write is reports.write_csv else "report.xlsx")
+    write(path, ("province", "n"), [("=HYPERLINK(\"http://x\")", -1), ("@SUM(A1)", 2), ("广东省", 3)], lambda _: None)
+
+    rows = read_csv(path) if write is reports.write_csv else read_xlsx(path)["report"]
+    assert [list(map(str, row)) for row in rows] == [["province", "n"], ["'=HYPERLINK(\"http://x\")", "-1"],
+                                                     ["'@SUM(A1)", "2"], ["广东省", "3"]]
+
+
+def test_a_report_job_goes_from_queued_to_done_and_its_file_reads_back_in_pieces(counted, tmp_path, monkeypatch) -> None:
+    job = reports.create_report(counted(), kind="daily", format="csv", from_date=D1.isoformat(),
+                                to_date=D2.isoformat(), requested_by=7)
+    assert (job.status, job.percent, job.rows, job.requested_by, job.finished_at) == ("queued", 0, 0, 7, None)
+    with pytest.raises(Conflict) as not_ready:
+        reports.read_report(counted(), tmp_path, job.id, 0)
+    assert not_ready.value.code == "REPORT_NOT_READY"
+
+    assert reports.ReportRunner(counted, tmp_path).run_pending() == 1
+
+    done = reports.get_report(counted(), job.id)
+    written = (tmp_path / done.file_name).read_bytes()
+    assert (done.status, done.percent, done.rows, done.size_bytes, done.attempts, done.error) == (
+        "done", 100, 3, len(written), 1, "")
+    assert done.file_name == f"{job.id}-daily-2026-11-20-2026-11-21.csv" and done.finished_at is not None
+    monkeypatch.setattr(reports, "CHUNK_BYTES", 100)
+    pieces = [reports.read_report(counted(), tmp_path, job.id, offset)[1] for offset in range(0, len(written) + 100, 100)]
+    assert (b"".join(pieces), pieces[-1]) == (written, b"")
+
+
+def test_the_runner_reports_progress_as_it_goes(counted, delivered, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(reports, "PROGRESS_EVERY", 1)
+    job = reports.create_report(counted(), kind="events", format="xlsx", from_date=D1.isoformat(),
+                                to_date=D2.isoformat(), requested_by=7)
+    seen: list[tuple[str, int]] = []
+    original = reports.ReportRunner._save
+
+    def spy(self, job_id: int, **values: object) -> None:  # type: ignore[no-untyped-def]
+        original(self, job_id, **values)
+        now = reports.get_report(counted(), job_id)
+        seen.append((now.status, now.percent))
+    monkeypatch.setattr(reports.ReportRunner, "_save", spy)
+
+    reports.ReportRunner(counted, tmp_path).run_one()
+
+    events = len({e.event_id for e in delivered})
+    assert seen[0] == ("running", 100 // events) and seen[-1] == ("done", 100)
+    assert [p for _, p in seen] == sorted(p for _, p in seen) and len(seen) > 10
+    assert all(p <= 99 for status, p in seen if status == "running")
+    assert reports.get_report(counted(), job.id).rows == events
+
+
+def test_a_job_that_cannot_write_its_file_fails_with_the_reason(counted, tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("a file, not a folder")
+    job = reports.create_report(counted(), kind="daily", format="csv", from_date=D1.isoformat(),
+                                to_date=D2.isoformat(), requested_by=7)
+
+    reports.ReportRunner(counted, tmp_path / "taken").run_pending()
+
+    failed = reports.get_report(counted(), job.id)
+    assert (failed.status, failed.error.split(":")[0], failed.finished_at is not None) == ("failed", "FileExistsError",
+                                                                                          True)
+
+
+def test_a_running_job_whose_runner_went_silent_is_taken_over(counted) -> None:
+    job = reports.create_report(counted(), kind="daily", format="csv", from_date="", to_date="", requested_by=7)
+    now = utcnow()
+    with counted() as uow:
+        assert uow.reports.claim(now=now, stale_before=now - reports.HEARTBEAT_STALE).id == job.id
+        uow.commit()
+    with counted() as uow:
+        assert uow.reports.claim(now=now, stale_before=now - reports.HEARTBEAT_STALE) is None  # still beating
+        later = now + reports.HEARTBEAT_STALE + timedelta(seconds=1)
+        taken = uow.reports.claim(now=later, stale_before=later - reports.HEARTBEAT_STALE)
+    assert (taken.id, taken.status, taken.attempts) == (job.id, "running", 2)
+
+
+@pytest.mark.parametrize(("kind", "fmt", "code"), [("orders", "csv", "REPORT_KIND_INVALID"),
+                                                   ("daily", "pdf", "REPORT_FORMAT_INVALID")])
+def test_unknown_kinds_and_formats_are_refused(uow, kind: str, fmt: str, code: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        reports.create_report(uow(), kind=kind, format=fmt, from_date="", to_date="", requested_by=7)
+    assert refused.value.code == code
+
+
+def test_an_unknown_report_is_not_found(uow) -> None:
+    with pytest.raises(NotFound):
+        reports.get_report(uow(), 404)
+
+
+def test_a_backup_has_every_analytics_table_and_a_manifest_of_row_counts(counted, delivered, engine, tmp_path) -> None:
+    manifest = reports.backup(engine, BACKUP_TABLES, tmp_path / "backup")
+
+    with engine.connect() as conn:
+        counts = {t.name: conn.execute(select(func.count()).select_from(t)).scalar_one() for t in BACKUP_TABLES}
+        payloads = dict(conn.execute(select(raw_events.c.event_id, raw_events.c.payload)).all())
+    assert json.loads((tmp_path / "backup" / "manifest.json").read_text())["tables"] == manifest["tables"]
+    assert {name: t["rows"] for name, t in manifest["tables"].items()} == counts
+    assert counts["raw_events"] == len({e.event_id for e in delivered}) and counts["daily_counters"] > 0
+    header, *rows = read_csv(tmp_path / "backup" / "raw_events.csv")
+    assert header == ["event_id", "event_type", "aggregate_id", "occurred_at", "day", "payload"]
+    assert {row[0]: base64.b64decode(row[5]) for row in rows} == payloads
+    assert len(read_csv(tmp_path / "backup" / "daily_counters.csv")) == counts["daily_counters"] + 1
+
+
+def test_the_cli_exports_a_report_to_a_file(counted, engine, tmp_path: Path, jwt_keys: JwtKeys, monkeypatch) -> None:
+    monkeypatch.setenv("ANALYTICS_DATABASE_URL", str(engine.url))
+    monkeypatch.setenv("JWT_PUBLIC_KEY_FILE", str(jwt_keys.public_path))
+    commands = {"export": export_command}
+    argv = ["export", "--kind", "daily", "--format", "xlsx", "--from", D1.isoformat(), "--to", D2.isoformat(),
+            "--out", str(tmp_path / "cli.xlsx")]
+
+    assert main("analytics", build_app, MIGRATIONS, argv=argv, commands=commands, add_arguments=add_arguments) == 0
+
+    assert read_xlsx(tmp_path / "cli.xlsx") == {"report": [COLUMNS, *DAILY_ROWS]}

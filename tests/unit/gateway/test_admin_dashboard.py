@@ -1,0 +1,199 @@
+"""The /admin/ dashboard in headless Chromium: staff log in and see the admin API's figures drawn.
+
+The gateway runs on a local port with the fake services, which answer a week of figures. A
+screenshot of the page is kept under TEST_ARTIFACTS (default var/test-artifacts): always, and
+as `*-failure.png` when an assertion fails. Without Debian's chromium the test is skipped, except
+in CI (CI=true), where .ci/run installs it and a missing browser is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from flask import Flask
+from mall.analytics.v1 import analytics_pb2
+from mall.user.v1 import user_pb2
+from werkzeug.serving import make_server
+
+from tests.fixtures.fake_services import FakeServices
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
+                 "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", "var/test-artifacts"))
+ADMIN_PHONE, PASSWORD = "13800000001", "staff-password-1"
+DAYS = [date(2026, 11, 15) + timedelta(days=n) for n in range(7)]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{CHROMIUM} is missing: CI must run the dashboard test (.ci/run installs chromium)")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def gateway_url(app: Flask) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+def figures(n: int) -> analytics_pb2.Figures:
+    paid = 3 + n
+    return analytics_pb2.Figures(
+        page_views=120 + 17 * n, unique_visitors=40 + 3 * n, visits=55 + 4 * n, new_users=5 + n, active_users=20 + n,
+        orders=paid + 2, paid_orders=paid, paying_users=paid - 1, gmv_fen=paid * 12_345, refunds=1, refund_fen=2_000,
+        net_gmv_fen=paid * 12_345 - 2_000, average_order_value_fen=12_345, cancelled_orders=1, recharges=2,
+        recharge_fen=50_000)
+
+
+def sales(key: str, n: int, **more: int) -> analytics_pb2.Sales:
+    return analytics_pb2.Sales(key=key, paid_orders=n, quantity=2 * n, sales_fen=n * 9_900, **more)
+
+
+@pytest.fixture
+def week(clients: FakeServices, mint: Callable[..., str]) -> FakeServices:
+    """The fake services answer a staff login and a week of analytics."""
+    def login(message: user_pb2.LoginWithPasswordRequest) -> user_pb2.LoginResponse:
+        roles = ["admin"] if message.phone == ADMIN_PHONE else []
+        return user_pb2.LoginResponse(access_token=mint(user_id=1, roles=",".join(roles)), refresh_token="refresh",
+                                      expires_in=900, user=user_pb2.User(id=1, phone_masked="138****0001",
+                                                                          nickname="Ops", roles=roles))
+    clients.user.LoginWithPassword.answer = login
+    period = {"from_date": DAYS[0].isoformat(), "to_date": DAYS[-1].isoformat()}
+    totals = figures(10)
+    clients.analytics.GetOverview.reply = analytics_pb2.GetOverviewResponse(
+        **period, totals=totals,
+        days=[analytics_pb2.DailyOverview(date=d.isoformat(), figures=figures(n)) for n, d in enumerate(DAYS)])
+    clients.analytics.GetPurchasePreferences.reply = analytics_pb2.GetPurchasePreferencesResponse(
+        **period, sales_fen=500_000, by_category=[sales("1", 9), sales("2", 4)], by_brand=[sales("3", 7), sales("0", 2)],
+        by_price_band=[sales("0", 3, max_fen=5_000), sales("5000", 6, max_fen=10_000), sales("100000", 0)],
+        top_products=[sales("12", 5), sales("10", 3)])
+    clients.analytics.GetRegionalDistribution.reply = analytics_pb2.GetRegionalDistributionResponse(
+        **period, gmv_fen=90_000, provinces=[
+            analytics_pb2.Region(province="广东省", paid_orders=4, gmv_fen=60_000, gmv_share=0.6667, page_views=300),
+            analytics_pb2.Region(province="浙江省", paid_orders=2, gmv_fen=30_000, gmv_share=0.3333, page_views=90),
+            analytics_pb2.Region(province="", page_views=40)])
+    clients.analytics.GetFunnel.reply = analytics_pb2.GetFunnelResponse(
+        **period, totals=analytics_pb2.FunnelSteps(viewed=80, added_to_cart=30, ordered=12, paid=9),
+        days=[analytics_pb2.DailyFunnel(date=d.isoformat(), steps=analytics_pb2.FunnelSteps(viewed=10))
+              for d in DAYS])
+    clients.analytics.GetRetention.reply = analytics_pb2.GetRetentionResponse(**period, cohorts=[
+        analytics_pb2.Cohort(date=d.isoformat(), new_users=10, d1=4, d7=2, d30=0, d1_rate=0.4, d7_rate=0.2)
+        for d in DAYS])
+    return clients
+
+
+@pytest.fixture
+def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 1800})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.errors = errors
+    yield page
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    failed = getattr(request.node, "failed", False)
+    page.screenshot(path=str(ARTIFACTS / f"{request.node.name}{'-failure' if failed else ''}.png"), full_page=True)
+    context.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    if report.when == "call" and report.failed:
+        item.failed = True  # type: ignore[attr-defined]
+    return report
+
+
+def log_in(page: Any, base: str, phone: str) -> None:
+    page.goto(f"{base}/admin/")
+    page.fill("#phone", phone)
+    page.fill("#password", PASSWORD)
+    page.click("#login-form button[type=submit]")
+
+
+def test_staff_log_in_and_see_the_overview_cards_equal_to_the_api(page: Any, gateway_url: str, week) -> None:
+    log_in(page, gateway_url, ADMIN_PHONE)
+    page.wait_for_selector("body[data-loaded]")
+
+    cards = {card.get_attribute("data-figure"): (int(card.get_attribute("data-value")), card.inner_text())
+             for card in page.query_selector_all("#cards .card")}
+    token = page.evaluate("sessionStorage.getItem('access_token')")
+    query = page.evaluate("document.body.dataset.loaded")
+    api = requests.get(f"{gateway_url}/api/v1/admin/analytics/overview?{query}", timeout=10,
+                       headers={"Authorization": f"Bearer {token}"}).json()
+    assert {name: value for name, (value, _) in cards.items()} == {name: api[name] for name in cards}
+    assert len(cards) == 14 and api["page_views"] == 290
+    assert cards["gmv_fen"][1].splitlines() == ["GMV", "¥1,604.85"]
+    assert cards["page_views"][1].splitlines() == ["Page views", "290"]
+    assert page.errors == []
+
+
+def test_the_charts_draw_every_report(page: Any, gateway_url: str, week) -> None:
+    log_in(page, gateway_url, ADMIN_PHONE)
+    page.wait_for_selector("body[data-loaded]")
+
+    lines = page.eval_on_selector_all("#chart-traffic polyline", "els => els.map(e => e.dataset.series)")
+    points = page.eval_on_selector("#chart-gmv polyline", "e => e.getAttribute('points').split(' ').length")
+    provinces = page.eval_on_selector_all("#regions rect", "els => els.map(e => Number(e.dataset.value))")
+    funnel = page.eval_on_selector_all("#funnel .bar-text", "els => els.map(e => e.textContent)")
+    retention = page.eval_on_selector_all("#retention tr", "rows => rows.map(r => r.innerText.split('\\t'))")
+    assert lines == ["page_views", "unique_visitors", "visits", "active_users"] and points == len(DAYS)
+    assert provinces == [60_000, 30_000]
+    assert funnel == ["80", "30 (37.5%)", "12 (40.0%)", "9 (75.0%)"]
+    assert retention[1] == [DAYS[0].isoformat(), "10", "40.0%", "20.0%", "–"] and len(retention) == 1 + len(DAYS)
+    assert page.eval_on_selector_all("#by-category rect", "els => els.length") == 2
+    assert page.errors == []
+
+
+def test_a_shopper_cannot_use_the_dashboard(page: Any, gateway_url: str, week) -> None:
+    log_in(page, gateway_url, "13900000002")
+
+    page.wait_for_selector("#login-error:not(:empty)")
+    assert "not staff" in page.inner_text("#login-error")
+    assert page.is_hidden("#dashboard-view") and week.analytics.GetOverview.calls == []
+
+
+def test_an_export_button_queues_the_job_follows_it_and_downloads_the_file(page: Any, gateway_url: str, week) -> None:
+    content = "date,page_views\r\n2026-11-15,120\r\n".encode()
+    done = analytics_pb2.Report(id=3, kind="funnel", format="csv", from_date=DAYS[0].isoformat(),
+                                to_date=DAYS[-1].isoformat(), status="done", percent=100, rows=1,
+                                size_bytes=len(content), file_name="3-funnel.csv")
+    week.analytics.CreateReport.reply = analytics_pb2.Report(id=3, kind="funnel", format="csv", status="queued")
+    week.analytics.GetReport.reply = done
+    week.analytics.GetReportChunk.answer = lambda m: analytics_pb2.GetReportChunkResponse(
+        report=done, data=content[m.offset:])
+    log_in(page, gateway_url, ADMIN_PHONE)
+    page.wait_for_selector("body[data-loaded]")
+    page.select_option("#export-kind", "funnel")
+    page.select_option("#export-format", "csv")
+
+    with page.expect_download() as download:
+        page.click("#export-form button[type=submit]")
+
+    assert Path(download.value.path()).read_bytes() == content
+    assert download.value.suggested_filename == f"funnel-{DAYS[0]}-{DAYS[-1]}.csv"
+    request = week.analytics.CreateReport.calls[0].message
+    assert (request.kind, request.format, request.from_date, request.to_date) == (
+        "funnel", "csv", page.input_value("#from"), page.input_value("#to"))
+    assert page.errors == []

@@ -1,0 +1,98 @@
+"""Exports through the admin API: staff only, the job as JSON, the file streamed piece by piece from analytics."""
+
+from __future__ import annotations
+
+import pytest
+from flask.testing import FlaskClient
+from google.protobuf.timestamp_pb2 import Timestamp
+from mall.analytics.v1 import analytics_pb2
+
+from services.common.errors import Conflict
+from services.common.grpc_server import to_grpc
+
+BODY = {"kind": "daily", "format": "xlsx", "from": "2026-11-20", "to": "2026-11-21"}
+CREATED = Timestamp(seconds=1_795_000_000)
+CONTENT = "date,page_views\r\n2026-11-20,6\r\n".encode() * 3
+
+
+def done_report(**changes: object) -> analytics_pb2.Report:
+    report = analytics_pb2.Report(id=7, kind="daily", format="csv", from_date="2026-11-20", to_date="2026-11-21",
+                                  status="done", percent=100, rows=3, size_bytes=len(CONTENT),
+                                  file_name="7-daily-2026-11-20-2026-11-21.csv", created_at=CREATED,
+                                  finished_at=Timestamp(seconds=1_795_000_009))
+    for name, value in changes.items():
+        setattr(report, name, value)
+    return report
+
+
+@pytest.mark.parametrize(("method", "path"), [("post", "/api/v1/admin/reports"), ("get", "/api/v1/admin/reports/7"),
+                                              ("get", "/api/v1/admin/reports/7/file")])
+def test_a_shopper_is_forbidden_exports(client: FlaskClient, bearer, clients, method: str, path: str) -> None:
+    response = getattr(client, method)(path, json=BODY if method == "post" else None, headers=bearer(roles=""))
+
+    calls = [getattr(clients.analytics, rpc).calls for rpc in ("CreateReport", "GetReport", "GetReportChunk")]
+    assert (response.status_code, response.get_json()["error"]["code"], calls) == (403, "FORBIDDEN", [[], [], []])
+
+
+def test_an_operator_queues_an_export_and_gets_the_job(client: FlaskClient, bearer, clients) -> None:
+    clients.analytics.CreateReport.reply = analytics_pb2.Report(
+        id=7, kind="daily", format="xlsx", from_date="2026-11-20", to_date="2026-11-21", status="queued",
+        created_at=CREATED)
+
+    response = client.post("/api/v1/admin/reports", json=BODY, headers=bearer(roles="operator"))
+
+    assert clients.analytics.CreateReport.calls[0].message == analytics_pb2.CreateReportRequest(
+        kind="daily", format="xlsx", from_date="2026-11-20", to_date="2026-11-21")
+    assert (response.status_code, response.get_json()) == (202, {
+        "id": 7, "kind": "daily", "format": "xlsx", "from": "2026-11-20", "to": "2026-11-21", "status": "queued",
+        "percent": 0, "rows": 0, "size_bytes": 0, "error": None, "created_at": "2026-11-18T11:06:40Z",
+        "finished_at": None, "file_url": None})
+
+
+@pytest.mark.parametrize("change", [{"kind": "orders"}, {"format": "pdf"}, {"from": "20261120"}])
+def test_an_export_of_an_unknown_kind_format_or_malformed_day_is_refused(client: FlaskClient, bearer, clients,
+                                                                         change: dict[str, str]) -> None:
+    response = client.post("/api/v1/admin/reports", json={**BODY, **change}, headers=bearer(roles="admin"))
+
+    assert (response.status_code, list(response.get_json()["error"]["details"]), clients.analytics.CreateReport.calls) \
+        == (400, list(change), [])
+
+
+def test_a_done_job_says_where_its_file_is(client: FlaskClient, bearer, clients) -> None:
+    clients.analytics.GetReport.reply = done_report()
+
+    body = client.get("/api/v1/admin/reports/7", headers=bearer(roles="admin")).get_json()
+
+    assert (body["status"], body["percent"], body["file_url"], body["finished_at"]) == (
+        "done", 100, "/api/v1/admin/reports/7/file", "2026-11-18T11:06:49Z")
+
+
+def test_the_file_is_streamed_in_the_pieces_analytics_hands_over_each_as_the_caller(client: FlaskClient, bearer,
+                                                                                     clients) -> None:
+    clients.analytics.GetReportChunk.answer = lambda m: analytics_pb2.GetReportChunkResponse(
+        report=done_report(), data=CONTENT[m.offset:m.offset + 40])
+
+    response = client.get("/api/v1/admin/reports/7/file", headers=bearer(roles="admin", user_id=5))
+
+    assert (response.status_code, response.data) == (200, CONTENT)
+    assert (response.headers["Content-Type"], response.headers["Content-Length"],
+            response.headers["Content-Disposition"]) == (
+        "text/csv; charset=utf-8", str(len(CONTENT)), 'attachment; filename="7-daily-2026-11-20-2026-11-21.csv"')
+    calls = clients.analytics.GetReportChunk.calls
+    assert [c.message.offset for c in calls] == list(range(0, len(CONTENT), 40))
+    assert all(c.metadata["authorization"] == calls[0].metadata["authorization"] for c in calls)
+
+
+def test_a_file_not_ready_yet_is_a_conflict(client: FlaskClient, bearer, clients, rpc_error) -> None:
+    clients.analytics.GetReportChunk.error = rpc_error(*to_grpc(Conflict("REPORT_NOT_READY", "the report is running")))
+
+    response = client.get("/api/v1/admin/reports/7/file", headers=bearer(roles="admin"))
+
+    assert (response.status_code, response.get_json()["error"]["code"]) == (409, "REPORT_NOT_READY")
+
+
+def test_the_openapi_document_describes_the_file_as_csv_or_xlsx(client: FlaskClient) -> None:
+    spec = client.get("/openapi.json").get_json()
+
+    assert set(spec["paths"]["/api/v1/admin/reports/{report_id}/file"]["get"]["responses"]["200"]["content"]) == {
+        "text/csv; charset=utf-8", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
