@@ -348,6 +348,11 @@ class FakeOrderRepository:
         expired = [order for order in self.orders if order.status == "PENDING_PAYMENT" and order.pay_deadline <= now]
         return sorted(expired, key=lambda order: order.pay_deadline)[:limit]
 
+    def lock_shipped_before(self, before: datetime, limit: int) -> list[Order]:
+        shipped = [order for order in self.orders if order.status == "SHIPPED" and order.shipped_at
+                   and order.shipped_at <= before]
+        return sorted(shipped, key=lambda order: order.shipped_at or before)[:limit]
+
     def unpaid_prepaid(self, prepaid_before: datetime, limit: int) -> list[Order]:
         found = [order for order in self.orders if order.status == "PENDING_PAYMENT"
                  and order.prepaid_at is not None and order.prepaid_at <= prepaid_before]

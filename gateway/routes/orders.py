@@ -24,6 +24,7 @@ OrderStatus = Literal["PENDING_PAYMENT", "PAID", "SHIPPED", "COMPLETED", "CANCEL
                       "REFUNDING", "REFUNDED", "CLOSED"]
 Id = Field(ge=1, le=999_999_999_999_999_999)
 ORDER_STAFF = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
+SHIPPERS = (Role.ADMIN, Role.OPERATOR)
 NOTIFY_HEADERS = ("Wechatpay-Timestamp", "Wechatpay-Nonce", "Wechatpay-Signature", "Wechatpay-Serial",
                   "Wechatpay-Signature-Type")
 
@@ -229,8 +230,33 @@ class StepOut(Reply):
     reason: str
 
 
+class ShipmentLineOut(Reply):
+    line_id: int
+    quantity: int
+
+
+class ShipmentOut(Reply):
+    """A parcel: carrier, tracking number, when it left and which units it holds."""
+
+    shipment_no: str
+    carrier: str
+    tracking_no: str
+    shipped_at: datetime
+    lines: list[ShipmentLineOut]
+
+    @classmethod
+    def from_proto(cls, shipment: order_pb2.Shipment) -> ShipmentOut:
+        return cls(shipment_no=shipment.shipment_no, carrier=shipment.carrier, tracking_no=shipment.tracking_no,
+                   shipped_at=_time(shipment.shipped_at),
+                   lines=[ShipmentLineOut(line_id=item.line_id, quantity=item.quantity) for item in shipment.lines])
+
+
 class OrderOut(Reply):
-    """An order with its lines, address, amounts and history."""
+    """An order with its lines, address, amounts, shipments and history.
+
+    A PAID order with shipments is partly shipped; it becomes SHIPPED (shipped_at set) when its
+    last units ship, and COMPLETED (completed_at set) when receipt is confirmed.
+    """
 
     id: int
     order_no: str
@@ -247,6 +273,9 @@ class OrderOut(Reply):
     address: AddressOut
     amounts: AmountsOut
     history: list[StepOut]
+    shipments: list[ShipmentOut]
+    shipped_at: datetime | None
+    completed_at: datetime | None
 
     @classmethod
     def from_proto(cls, order: order_pb2.Order) -> OrderOut:
@@ -254,7 +283,10 @@ class OrderOut(Reply):
         return cls(id=order.id, order_no=order.order_no, status=order.status,  # type: ignore[arg-type]
                    payable_fen=order.amounts.payable_fen, pay_deadline=_time(order.pay_deadline),
                    created_at=_time(order.created_at),
-                   paid_at=_time(order.paid_at) if order.HasField("paid_at") else None, pay_channel=order.pay_channel,
+                   **{name: _time(getattr(order, name)) if order.HasField(name) else None
+                      for name in ("paid_at", "shipped_at", "completed_at")},
+                   shipments=[ShipmentOut.from_proto(shipment) for shipment in order.shipments],
+                   pay_channel=order.pay_channel,
                    note=order.note, coupon_id=order.coupon_id or None, points_used=order.points_used,
                    lines=[LineOut.from_proto(line) for line in order.lines],
                    address=AddressOut(name=a.name, phone=mask_phone(a.phone), province=a.province, city=a.city,
@@ -313,6 +345,37 @@ def get_order(order_id: int) -> OrderOut:
 def cancel_order(order_id: int, body: CancelIn) -> OrderOut:
     return OrderOut.from_proto(service(OrderServiceStub).CancelOrder(
         order_pb2.CancelOrderRequest(id=order_id, reason=body.reason)))
+
+
+@bp.post("/orders/<id:order_id>/confirm-receipt")
+@operation(summary="Confirm I received my shipped order (COMPLETED)", tag="orders", responses={200: OrderOut})
+def confirm_receipt(order_id: int) -> OrderOut:
+    return OrderOut.from_proto(service(OrderServiceStub).ConfirmReceipt(order_pb2.ConfirmReceiptRequest(id=order_id)))
+
+
+class ShipLineIn(Body):
+    line_id: int = Id
+    quantity: int = Field(ge=1, le=999)
+
+
+class ShipIn(Body):
+    """A parcel: carrier code and tracking number; `lines` (some units of some lines) for a partial shipment."""
+
+    carrier: str = Field(min_length=1, max_length=32)
+    tracking_no: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")
+    lines: list[ShipLineIn] = Field(default_factory=list, max_length=100,
+                                    description="empty: every unit not shipped yet")
+
+
+@bp.post("/admin/orders/<id:order_id>/ship")
+@operation(summary="Ship an order, or some of its units", tag="admin-orders", roles=SHIPPERS, body=ShipIn,
+           responses={200: OrderOut},
+           description="The order stays PAID, its shipments listed, until its last units ship; then it is SHIPPED "
+                       "and order-shipped is published. 409 ORDER_STATE_CONFLICT unless PAID.")
+def ship_order(order_id: int, body: ShipIn) -> OrderOut:
+    return OrderOut.from_proto(service(OrderServiceStub).ShipOrder(order_pb2.ShipOrderRequest(
+        id=order_id, carrier=body.carrier, tracking_no=body.tracking_no,
+        lines=[order_pb2.ShipmentLine(line_id=line.line_id, quantity=line.quantity) for line in body.lines])))
 
 
 @bp.get("/admin/orders")

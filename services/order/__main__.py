@@ -26,26 +26,38 @@ from services.order.neighbours import GrpcCatalog, GrpcMembers, GrpcStock, GrpcU
 from services.order.uow import OrderUnitOfWork
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-TIMEOUT_BATCH = 100
+BATCH = 100
 
 log = logging.getLogger(__name__)
 
 
-def payment_timeout(uow: Callable[[], OrderUnitOfWork], interval_seconds: float) -> Callable[[threading.Event], None]:
-    """The O6 scheduler: every interval, cancel unpaid orders past their deadline, a batch per transaction.
+def batches(what: str, step: Callable[[], int], interval_seconds: float) -> Callable[[threading.Event], None]:
+    """A scheduler over the orders table: every interval, run `step` (one batch, one transaction) until it runs dry.
 
     Durable because it is driven by the orders table itself; replicas each run it and skip the rows
-    another holds (FOR UPDATE SKIP LOCKED), so no order is cancelled twice.
+    another holds (FOR UPDATE SKIP LOCKED), so no order is handled twice.
     """
     def run(stop: threading.Event) -> None:
         while not stop.is_set():
             try:
-                while service.expire_orders(uow(), batch=TIMEOUT_BATCH) == TIMEOUT_BATCH and not stop.is_set():
+                while step() == BATCH and not stop.is_set():
                     pass
             except Exception:
-                log.exception("payment timeout scan failed; retrying in %.0f s", interval_seconds)
+                log.exception("%s scan failed; retrying in %.0f s", what, interval_seconds)
             stop.wait(interval_seconds)
     return run
+
+
+def payment_timeout(uow: Callable[[], OrderUnitOfWork], interval_seconds: float) -> Callable[[threading.Event], None]:
+    """O6: cancel unpaid orders past their deadline."""
+    return batches("payment timeout", lambda: service.expire_orders(uow(), batch=BATCH), interval_seconds)
+
+
+def auto_confirm(uow: Callable[[], OrderUnitOfWork], settings: service.OrderSettings,
+                 interval_seconds: float) -> Callable[[threading.Event], None]:
+    """O3: confirm receipt of orders shipped `auto_confirm_days` ago."""
+    return batches("auto-confirm", lambda: service.auto_confirm_orders(uow(), settings, batch=BATCH),
+                   interval_seconds)
 
 
 def payment_reconciliation(uow: Callable[[], OrderUnitOfWork], wechat: WechatPay,
@@ -72,7 +84,8 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     wechat = WechatPay(settings.wechatpay) if settings.wechatpay else None
     servicer = OrderServicer(uow, GrpcCatalog(clients), GrpcStock(clients), GrpcMembers(clients), GrpcUsers(clients),
                              settings.orders, wechat)
-    jobs = {"payment-timeout": payment_timeout(uow, settings.timeout_scan_seconds)}
+    jobs = {"payment-timeout": payment_timeout(uow, settings.timeout_scan_seconds),
+            "auto-confirm": auto_confirm(uow, settings.orders, settings.auto_confirm_scan_seconds)}
     if wechat is not None:
         jobs["payment-reconciliation"] = payment_reconciliation(uow, wechat, settings.reconcile_seconds)
     return ServiceApp(settings=base, engine=engine,

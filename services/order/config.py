@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from services.common.config import Env, ServiceSettings
 from services.common.wechatpay import WechatPaySettings
-from services.order.domain import DEFAULT_PAY_MINUTES, FreightRule
+from services.order.domain import DEFAULT_AUTO_CONFIRM_DAYS, DEFAULT_PAY_MINUTES, FreightRule
 from services.order.service import OrderSettings
 
 
@@ -16,12 +16,14 @@ class OrderServiceSettings:
     """ORDER_PAY_MINUTES (30), ORDER_FREIGHT_FEN (0), ORDER_FREE_FREIGHT_FROM_FEN (0 = never free),
     ORDER_WECHATPAY_NOTIFY_URL (the public URL of POST /api/v1/payments/wechat/notify),
     ORDER_TIMEOUT_SCAN_SECONDS (10), ORDER_RECONCILE_SECONDS (60), ORDER_GRPC_TIMEOUT_MS (5000) for calls to other services,
+    ORDER_AUTO_CONFIRM_DAYS (10) after shipping, ORDER_AUTO_CONFIRM_SCAN_SECONDS (60),
     and the WECHATPAY_* settings of services.common.wechatpay."""
 
     base: ServiceSettings
     orders: OrderSettings
     wechatpay: WechatPaySettings | None
     timeout_scan_seconds: float
+    auto_confirm_scan_seconds: float
     reconcile_seconds: float
     grpc_timeout_seconds: float
 
@@ -32,8 +34,10 @@ class OrderServiceSettings:
                                freight=FreightRule(flat_fen=env.int("ORDER_FREIGHT_FEN", 0),
                                                    free_from_fen=env.int("ORDER_FREE_FREIGHT_FROM_FEN", 0)),
                                notify_url=env.str("ORDER_WECHATPAY_NOTIFY_URL",
-                                                  "https://localhost/api/v1/payments/wechat/notify"))
+                                                  "https://localhost/api/v1/payments/wechat/notify"),
+                               auto_confirm_days=env.int("ORDER_AUTO_CONFIRM_DAYS", DEFAULT_AUTO_CONFIRM_DAYS))
         return cls(base=base, orders=orders, wechatpay=WechatPaySettings.from_env(base.environment, environ),
                    timeout_scan_seconds=env.float("ORDER_TIMEOUT_SCAN_SECONDS", 10.0),
+                   auto_confirm_scan_seconds=env.float("ORDER_AUTO_CONFIRM_SCAN_SECONDS", 60.0),
                    reconcile_seconds=env.float("ORDER_RECONCILE_SECONDS", 60.0),
                    grpc_timeout_seconds=env.int("ORDER_GRPC_TIMEOUT_MS", 5000) / 1000)

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    ColumnElement,
     ForeignKey,
     Index,
     Integer,
@@ -24,7 +25,16 @@ from sqlalchemy.orm import Session, composite, registry, relationship, selectinl
 
 from services.common.db import BigId, Mapping, UTCDateTime, serialize_on
 from services.common.uow import SqlUnitOfWork
-from services.order.domain import Address, CartItem, Order, OrderLine, OrderStatus, Transition
+from services.order.domain import (
+    Address,
+    CartItem,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Shipment,
+    ShipmentLine,
+    Transition,
+)
 from services.order.uow import OrderSearch, OrderUnitOfWork
 
 metadata = MetaData()
@@ -70,8 +80,11 @@ orders = Table(
     Column("prepaid_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("shipped_at", UTCDateTime, nullable=True),
+    Column("completed_at", UTCDateTime, nullable=True),
     Index("ix_orders_user_created", "user_id", "created_at"),
     Index("ix_orders_status_deadline", "status", "pay_deadline"),
+    Index("ix_orders_status_shipped", "status", "shipped_at"),
     CheckConstraint("payable_fen >= 0", name="ck_orders_payable_not_negative"),
 )
 
@@ -100,16 +113,42 @@ order_transitions = Table(
     Column("at", UTCDateTime, nullable=False),
 )
 
+shipments = Table(
+    "shipments", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("order_id", BigId, ForeignKey("orders.id"), nullable=False, index=True),
+    Column("shipment_no", String(40), nullable=False, unique=True),
+    Column("carrier", String(32), nullable=False),
+    Column("tracking_no", String(64), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("shipped_at", UTCDateTime, nullable=False),
+    UniqueConstraint("order_id", "carrier", "tracking_no", name="uq_shipments_order_tracking"),
+)
+
+shipment_lines = Table(
+    "shipment_lines", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("shipment_id", BigId, ForeignKey("shipments.id"), nullable=False, index=True),
+    Column("line_id", BigId, ForeignKey("order_lines.id"), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    CheckConstraint("quantity > 0", name="ck_shipment_lines_quantity_positive"),
+)
+
 
 def _map_classes(mappers: registry) -> None:
     mappers.map_imperatively(CartItem, cart_items)
     mappers.map_imperatively(OrderLine, order_lines)
     mappers.map_imperatively(Transition, order_transitions)
+    mappers.map_imperatively(ShipmentLine, shipment_lines)
+    mappers.map_imperatively(Shipment, shipments, properties={
+        "lines": relationship(ShipmentLine, order_by=shipment_lines.c.id, lazy="selectin"),
+    })
     mappers.map_imperatively(Order, orders, properties={
         "address": composite(Address, orders.c.ship_name, orders.c.ship_phone, orders.c.ship_province,
                              orders.c.ship_city, orders.c.ship_district, orders.c.ship_detail),
         "lines": relationship(OrderLine, order_by=order_lines.c.id, lazy="selectin"),
         "history": relationship(Transition, order_by=order_transitions.c.id, lazy="selectin"),
+        "shipments": relationship(Shipment, order_by=shipments.c.id, lazy="selectin"),
     })
 
 
@@ -177,12 +216,18 @@ class SqlOrderRepository:
         return list(found), total
 
     def lock_expired(self, now: datetime, limit: int) -> list[Order]:
-        query = (select(Order).where(orders.c.status == OrderStatus.PENDING_PAYMENT.value, orders.c.pay_deadline <= now)
-                 .order_by(orders.c.pay_deadline).limit(limit))
+        return self._lock_due(orders.c.status == OrderStatus.PENDING_PAYMENT.value, orders.c.pay_deadline, now, limit)
+
+    def lock_shipped_before(self, before: datetime, limit: int) -> list[Order]:
+        return self._lock_due(orders.c.status == OrderStatus.SHIPPED.value, orders.c.shipped_at, before, limit)
+
+    def _lock_due(self, status: ColumnElement[bool], clock: Column[datetime], due: datetime,
+                  limit: int) -> list[Order]:
+        """Orders in a status whose clock is at or before `due`, oldest first, locked; others' rows are skipped."""
+        query = select(Order).where(status, clock <= due).order_by(clock).limit(limit)
         if self.session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         return list(self.session.execute(query).scalars())
-
 
     def unpaid_prepaid(self, prepaid_before: datetime, limit: int) -> list[Order]:
         return list(self.session.execute(

@@ -19,6 +19,7 @@ from services.order.service import CartLine, CheckoutInput, OrderSettings, Prepa
 from services.order.uow import OrderSearch, OrderUnitOfWork
 
 ORDER_STAFF = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
+SHIPPERS = (Role.ADMIN, Role.OPERATOR)
 MAX_PAGE = 100
 
 
@@ -117,6 +118,25 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
             raise InvalidInput("NOTIFY_REJECTED", exc.reason) from None
         return order_pb2.WechatPayNotifyResponse()
 
+    # Fulfilment
+
+    def ShipOrder(self, request: order_pb2.ShipOrderRequest, context: grpc.ServicerContext) -> order_pb2.Order:
+        caller = require_caller(*SHIPPERS)
+        lines: dict[int, int] = {}
+        for line in request.lines:
+            lines[line.line_id] = lines.get(line.line_id, 0) + line.quantity
+        if not request.carrier.strip() or not request.tracking_no.strip():
+            raise InvalidInput("SHIPMENT_INVALID", "carrier and tracking number are required",
+                               details={"carrier": "required", "tracking_no": "required"})
+        return order_message(service.ship_order(self.uow(), order_id=request.id, carrier=request.carrier.strip()[:32],
+                                                tracking_no=request.tracking_no.strip()[:64], lines=lines or None,
+                                                actor=f"staff:{caller.user_id}"))
+
+    def ConfirmReceipt(self, request: order_pb2.ConfirmReceiptRequest,
+                       context: grpc.ServicerContext) -> order_pb2.Order:
+        return order_message(service.confirm_receipt(self.uow(), user_id=require_caller().user_id,
+                                                     order_id=request.id))
+
 
 def _page(request: order_pb2.ListOrdersRequest | order_pb2.SearchOrdersRequest) -> dict[str, int]:
     return {"offset": max(request.offset, 0), "limit": min(max(request.limit, 1) if request.limit else 20, MAX_PAGE)}
@@ -166,7 +186,12 @@ def order_message(order: Order) -> order_pb2.Order:
         points_used=order.points_used, note=order.note,
         history=[order_pb2.Transition(status=step.status, at=timestamp(step.at), actor=step.actor, reason=step.reason)
                  for step in order.history])
-    if order.paid_at is not None:
-        message.paid_at.CopyFrom(timestamp(order.paid_at))
+    for name in ("paid_at", "shipped_at", "completed_at"):
+        if getattr(order, name) is not None:
+            getattr(message, name).CopyFrom(timestamp(getattr(order, name)))
+    message.shipments.extend(order_pb2.Shipment(
+        shipment_no=s.shipment_no, carrier=s.carrier, tracking_no=s.tracking_no, shipped_at=timestamp(s.shipped_at),
+        lines=[order_pb2.ShipmentLine(line_id=item.line_id, quantity=item.quantity) for item in s.lines])
+        for s in order.shipments)
     return message
 

@@ -46,6 +46,9 @@ class OrderRepository(Protocol):
     def lock_expired(self, now: datetime, limit: int) -> list[Order]:
         """Unpaid orders past their deadline, locked; rows other transactions hold are skipped."""
 
+    def lock_shipped_before(self, before: datetime, limit: int) -> list[Order]:
+        """SHIPPED orders shipped at or before `before`, locked; rows other transactions hold are skipped."""
+
     def unpaid_prepaid(self, prepaid_before: datetime, limit: int) -> list[Order]:
         """Unpaid orders with a WeChat Pay prepay made before `prepaid_before`, oldest prepay first."""
 

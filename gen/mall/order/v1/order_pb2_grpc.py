@@ -94,6 +94,16 @@ class OrderServiceStub:
                 request_serializer=mall_dot_order_dot_v1_dot_order__pb2.WechatPayNotifyRequest.SerializeToString,
                 response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.WechatPayNotifyResponse.FromString,
                 _registered_method=True)
+        self.ShipOrder = channel.unary_unary(
+                '/mall.order.v1.OrderService/ShipOrder',
+                request_serializer=mall_dot_order_dot_v1_dot_order__pb2.ShipOrderRequest.SerializeToString,
+                response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.Order.FromString,
+                _registered_method=True)
+        self.ConfirmReceipt = channel.unary_unary(
+                '/mall.order.v1.OrderService/ConfirmReceipt',
+                request_serializer=mall_dot_order_dot_v1_dot_order__pb2.ConfirmReceiptRequest.SerializeToString,
+                response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.Order.FromString,
+                _registered_method=True)
 
 
 class OrderServiceServicer:
@@ -177,6 +187,19 @@ class OrderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ShipOrder(self, request, context):
+        """Fulfilment (O3): staff (admin, operator) ship; the shopper confirms receipt of their SHIPPED order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmReceipt(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -239,6 +262,16 @@ def add_OrderServiceServicer_to_server(servicer, server):
                     servicer.HandleWechatPayNotify,
                     request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.WechatPayNotifyRequest.FromString,
                     response_serializer=mall_dot_order_dot_v1_dot_order__pb2.WechatPayNotifyResponse.SerializeToString,
+            ),
+            'ShipOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.ShipOrder,
+                    request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.ShipOrderRequest.FromString,
+                    response_serializer=mall_dot_order_dot_v1_dot_order__pb2.Order.SerializeToString,
+            ),
+            'ConfirmReceipt': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmReceipt,
+                    request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.ConfirmReceiptRequest.FromString,
+                    response_serializer=mall_dot_order_dot_v1_dot_order__pb2.Order.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -565,6 +598,60 @@ class OrderService:
             '/mall.order.v1.OrderService/HandleWechatPayNotify',
             mall_dot_order_dot_v1_dot_order__pb2.WechatPayNotifyRequest.SerializeToString,
             mall_dot_order_dot_v1_dot_order__pb2.WechatPayNotifyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ShipOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.order.v1.OrderService/ShipOrder',
+            mall_dot_order_dot_v1_dot_order__pb2.ShipOrderRequest.SerializeToString,
+            mall_dot_order_dot_v1_dot_order__pb2.Order.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmReceipt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.order.v1.OrderService/ConfirmReceipt',
+            mall_dot_order_dot_v1_dot_order__pb2.ConfirmReceiptRequest.SerializeToString,
+            mall_dot_order_dot_v1_dot_order__pb2.Order.FromString,
             options,
             channel_credentials,
             insecure,
