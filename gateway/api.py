@@ -229,6 +229,7 @@ def openapi_spec(app: Any) -> dict[str, Any]:
         notes = [op.description] if op.description else []
         if op.roles:
             notes.append("Roles: " + ", ".join(sorted(op.roles)) + ".")
+            entry["x-roles"] = sorted(op.roles)  # machine-readable: the battery generates its 403 checks from it
         if op.limits:
             notes.append("Rate limits: " + "; ".join(f"{lim.count} per {lim.seconds}s per {lim.key}"
                                                      for lim in op.limits) + " (429 with Retry-After).")

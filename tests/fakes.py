@@ -18,7 +18,7 @@ from services.common.errors import Conflict, DomainError, NotFound
 from services.common.uow import UnitOfWork
 from services.order.domain import Address as ShippingAddress
 from services.order.domain import CartItem, Order
-from services.order.ports import CatalogSku, CouponLine, StockLine
+from services.order.ports import CatalogSku, CouponLine, CouponOffer, StockLine
 from services.order.uow import OrderSearch, OrderUnitOfWork
 from services.user.domain import (
     Address,
@@ -385,8 +385,8 @@ class FakeCatalog:
         self.skus_by_id[sku_id] = sku
         return sku
 
-    def skus(self, product_ids: set[int]) -> dict[int, CatalogSku]:
-        return {sku_id: sku for sku_id, sku in self.skus_by_id.items() if sku.product_id in product_ids}
+    def skus(self, sku_ids: set[int]) -> dict[int, CatalogSku]:
+        return {sku_id: sku for sku_id, sku in self.skus_by_id.items() if sku_id in sku_ids}
 
 
 @dataclass
@@ -419,9 +419,13 @@ class FakeMembers:
     locked_points: dict[str, int] = field(default_factory=dict)
     balance_payments: list[tuple[str, int]] = field(default_factory=list)
     fail_points: bool = False
+    offers: list[CouponOffer] = field(default_factory=list)
 
     def discount_percent(self) -> int:
         return self.percent
+
+    def usable_coupons(self, lines: list[CouponLine]) -> list[CouponOffer]:
+        return list(self.offers)
 
     def quote_coupon(self, coupon_id: int, lines: list[CouponLine]) -> int:
         return self.coupon_fen

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from services.common.errors import Conflict
 from services.product.domain import (
     AuditEntry,
     Brand,
     Category,
     Product,
     ProductFilter,
+    RatingSummary,
     Reservation,
     ReservationStatus,
+    Review,
+    ReviewableLine,
     Sku,
     Sort,
 )
@@ -69,6 +73,9 @@ class FakeProductRepository:
 
     def by_name(self, name: str) -> Product | None:
         return next((p for p in self.items.values() if p.name == name), None)
+
+    def owning_skus(self, sku_ids: set[int]) -> list[Product]:
+        return [p for p in self.items.values() if any(sku.id in sku_ids for sku in p.skus)]
 
     def search(self, query: ProductFilter) -> tuple[list[Product], int]:
         def wanted(p: Product) -> bool:
@@ -182,6 +189,45 @@ class FakeDeliveryRepository:
         self.days[province] = days
 
 
+class FakeReviewRepository:
+    """Reviews in memory; (order_no, line_id) unique as in the database."""
+
+    def __init__(self) -> None:
+        self.lines: list[ReviewableLine] = []
+        self.items: list[Review] = []
+        self.stars: dict[int, list[int]] = {}
+
+    def record_reviewable(self, line: ReviewableLine) -> bool:
+        if self.reviewable(line.order_no, line.line_id) is not None:
+            return False
+        line.id = len(self.lines) + 1
+        self.lines.append(line)
+        return True
+
+    def reviewable(self, order_no: str, line_id: int) -> ReviewableLine | None:
+        return next((x for x in self.lines if (x.order_no, x.line_id) == (order_no, line_id)), None)
+
+    def add(self, review: Review) -> None:
+        if any((r.order_no, r.line_id) == (review.order_no, review.line_id) for r in self.items):
+            raise Conflict("REVIEW_EXISTS", "this order line has been reviewed already")
+        review.id = len(self.items) + 1
+        self.items.append(review)
+        self.stars.setdefault(review.product_id, [0] * 5)[review.rating - 1] += 1
+
+    def of_product(self, product_id: int, offset: int, limit: int) -> tuple[list[Review], int]:
+        return self._page([r for r in self.items if r.product_id == product_id], offset, limit)
+
+    def of_user(self, user_id: int, offset: int, limit: int) -> tuple[list[Review], int]:
+        return self._page([r for r in self.items if r.user_id == user_id], offset, limit)
+
+    def _page(self, found: list[Review], offset: int, limit: int) -> tuple[list[Review], int]:
+        found.sort(key=lambda r: (r.created_at, r.id or 0), reverse=True)
+        return found[offset:offset + limit], len(found)
+
+    def summary(self, product_id: int) -> RatingSummary:
+        return RatingSummary(tuple(self.stars.get(product_id, [0] * 5)))  # type: ignore[arg-type]
+
+
 class FakeProductUnitOfWork(FakeUnitOfWork, ProductUnitOfWork):
     """The product unit of work in memory; pass the same one to every use case of a test."""
 
@@ -192,6 +238,7 @@ class FakeProductUnitOfWork(FakeUnitOfWork, ProductUnitOfWork):
     stock: FakeStockRepository
     reservations: FakeReservationRepository
     delivery: FakeDeliveryRepository
+    reviews: FakeReviewRepository
 
     def __init__(self) -> None:
         super().__init__()
@@ -202,4 +249,5 @@ class FakeProductUnitOfWork(FakeUnitOfWork, ProductUnitOfWork):
         self.stock = FakeStockRepository(self.products)
         self.reservations = FakeReservationRepository()
         self.delivery = FakeDeliveryRepository()
+        self.reviews = FakeReviewRepository()
 

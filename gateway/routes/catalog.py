@@ -1,15 +1,23 @@
-"""Shopper catalogue: categories, brands, product list and search, product detail, catalogue images."""
+"""Shopper catalogue: categories, brands, product list and search, product detail, reviews."""
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
 from flask import Blueprint, Response, request
+from mall.order.v1 import order_pb2
+from mall.order.v1.order_pb2_grpc import OrderServiceStub
 from mall.product.v1 import product_pb2
 from mall.product.v1.product_pb2_grpc import ProductServiceStub
+from mall.user.v1 import user_pb2
+from mall.user.v1.user_pb2_grpc import UserServiceStub
 from pydantic import Field
 
-from gateway.api import OPTIONAL, PUBLIC, Page, PageQuery, Query, Reply, operation, service
+from gateway.api import OPTIONAL, PUBLIC, Body, Page, PageQuery, Query, Reply, operation, service
+from gateway.errors import ApiError
+from services.common import formats
+from services.common.formats import anchored
 
 bp = Blueprint("catalog", __name__, url_prefix="/api/v1")
 
@@ -97,8 +105,18 @@ class SkuOut(Reply):
 
 
 class RatingOut(Reply):
-    average: float
+    """A product's rating summary (all reviews, kept up to date as each one is posted)."""
+
+    average: float = Field(description="mean stars to one decimal (4.3); 0 without reviews")
+    average_tenths: int = Field(description="the same mean in tenths of a star, an exact integer (43)")
     count: int
+    distribution: dict[str, int] = Field(description='reviews per star rating: {"1": n, ..., "5": n}')
+
+    @classmethod
+    def from_proto(cls, rating: product_pb2.Rating) -> RatingOut:
+        counts = list(rating.distribution) or [0] * 5
+        return cls(average=rating.average_tenths / 10, average_tenths=rating.average_tenths, count=rating.count,
+                   distribution={str(stars): n for stars, n in enumerate(counts, start=1)})
 
 
 class DeliveryOut(Reply):
@@ -126,7 +144,7 @@ class ProductDetail(ProductSummary):
             specs=[SpecOut(name=s.name, values=list(s.values)) for s in p.specs],
             skus=[SkuOut(id=s.id, spec=dict(s.spec), price_fen=s.price_fen, market_price_fen=s.market_price_fen,
                          stock_status=s.stock_status) for s in p.skus],  # type: ignore[arg-type]
-            rating=RatingOut(average=p.rating.average, count=p.rating.count),
+            rating=RatingOut.from_proto(p.rating),
             after_sales_policy=p.after_sales_policy,
             delivery=DeliveryOut(province=p.delivery.province, estimate_days=p.delivery.estimate_days))
 
@@ -181,6 +199,82 @@ def get_product(product_id: int, query: DetailQuery) -> ProductDetail:
     reply = service(ProductServiceStub).ViewProduct(
         product_pb2.ViewProductRequest(id=product_id, province=query.province or ""))
     return ProductDetail.from_proto(reply)
+
+
+# -- reviews (P5, U9) ---------------------------------------------------------------------------
+
+class ReviewIn(Body):
+    """1-5 stars, optional text up to 500 characters, up to 9 images uploaded with POST /uploads."""
+
+    rating: int = Field(ge=1, le=5)
+    content: str = Field("", max_length=formats.REVIEW_CONTENT_MAX)
+    images: list[Annotated[str, Field(pattern=anchored(formats.UPLOAD_URL))]] = Field(
+        default_factory=list, max_length=formats.MAX_REVIEW_IMAGES, description="URLs answered by POST /uploads")
+
+
+class ReviewOut(Reply):
+    """A review: the buyer's nickname masked, the SKU's spec as it was bought."""
+
+    id: int
+    product_id: int
+    sku_id: int
+    spec: dict[str, str]
+    rating: int
+    content: str
+    images: list[str]
+    buyer: str = Field(description="masked: 张*** (first character of the nickname) or 用户***")
+    created_at: datetime
+
+    @classmethod
+    def fields_of(cls, review: product_pb2.Review) -> dict[str, Any]:
+        return {"id": review.id, "product_id": review.product_id, "sku_id": review.sku_id, "spec": dict(review.spec),
+                "rating": review.rating, "content": review.content, "images": list(review.images),
+                "buyer": review.buyer, "created_at": review.created_at.ToDatetime(tzinfo=UTC)}
+
+
+class MyReviewOut(ReviewOut):
+    """One of my reviews, with the order line it reviews."""
+
+    order_no: str
+    line_id: int
+
+    @classmethod
+    def from_proto(cls, review: product_pb2.Review) -> MyReviewOut:
+        return cls(**cls.fields_of(review), order_no=review.order_no, line_id=review.line_id)
+
+
+class ProductReviews(Page[ReviewOut]):
+    """One page of a product's reviews, newest first, and its rating summary."""
+
+    rating: RatingOut
+
+
+@bp.post("/orders/<id:order_id>/lines/<id:line_id>/review")
+@operation(summary="Review a line of my completed order (once)", tag="reviews", body=ReviewIn,
+           responses={201: MyReviewOut},
+           description="404 when the order is not mine or has no such line; 409 REVIEW_NOT_ELIGIBLE until the "
+                       "order is completed (receipt confirmed; the completion reaches the product service within "
+                       "moments, so retry shortly after confirming); 409 REVIEW_EXISTS for a second review of the "
+                       "line; 400 REVIEW_INVALID / INVALID_REQUEST with details per field.")
+def post_review(order_id: int, line_id: int, body: ReviewIn) -> tuple[MyReviewOut, int]:
+    order = service(OrderServiceStub).GetOrder(order_pb2.GetOrderRequest(id=order_id))  # a stranger's: 404
+    if not any(line.id == line_id for line in order.lines):
+        raise ApiError(404, "ORDER_LINE_NOT_FOUND", "this order has no such line")
+    nickname = service(UserServiceStub).GetProfile(user_pb2.GetProfileRequest()).nickname
+    review = service(ProductServiceStub).CreateReview(product_pb2.CreateReviewRequest(
+        order_no=order.order_no, line_id=line_id, rating=body.rating, content=body.content, images=body.images,
+        buyer_nickname=nickname))
+    return MyReviewOut.from_proto(review), 201
+
+
+@bp.get("/products/<id:product_id>/reviews")
+@operation(summary="A product's reviews, newest first, with its rating summary", tag="reviews", access=PUBLIC,
+           query=PageQuery, responses={200: ProductReviews})
+def list_product_reviews(product_id: int, query: PageQuery) -> ProductReviews:
+    reply = service(ProductServiceStub).ListProductReviews(product_pb2.ListProductReviewsRequest(
+        product_id=product_id, offset=query.offset, limit=query.page_size))
+    return ProductReviews(items=[ReviewOut(**ReviewOut.fields_of(r)) for r in reply.items], page=query.page,
+                          page_size=query.page_size, total=reply.total, rating=RatingOut.from_proto(reply.rating))
 
 
 @bp.after_request

@@ -6,6 +6,8 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from flask import Blueprint, g
+from mall.product.v1 import product_pb2
+from mall.product.v1.product_pb2_grpc import ProductServiceStub
 from mall.user.v1 import user_pb2
 from mall.user.v1.user_pb2_grpc import UserServiceStub
 from pydantic import Field
@@ -13,6 +15,7 @@ from pydantic import Field
 from gateway.api import Body, Page, PageQuery, Reply, operation, service
 from gateway.ratelimit import Limit
 from gateway.routes.auth import Session
+from gateway.routes.catalog import MyReviewOut
 from services.common import formats
 from services.common.formats import anchored
 from services.common.logs import mask_phone
@@ -249,3 +252,11 @@ def list_history(query: PageQuery) -> Page[ViewedProductOut]:
 @operation(summary="Clear my browsing history", tag="me", responses={200: HistoryCleared})
 def clear_history() -> HistoryCleared:
     return HistoryCleared(cleared=service(UserServiceStub).ClearHistory(user_pb2.ClearHistoryRequest()).cleared)
+
+
+@bp.get("/reviews")
+@operation(summary="My reviews, newest first", tag="me", query=PageQuery, responses={200: Page[MyReviewOut]})
+def list_my_reviews(query: PageQuery) -> Page[MyReviewOut]:
+    reply = service(ProductServiceStub).ListMyReviews(product_pb2.ListMyReviewsRequest(offset=query.offset,
+                                                                                       limit=query.page_size))
+    return Page[MyReviewOut].of([MyReviewOut.from_proto(r) for r in reply.items], query, reply.total)

@@ -67,10 +67,9 @@ class CartOut(Reply):
 
 
 class CartItemIn(Body):
-    """A SKU of a product (as on its page) and how many; adding a SKU again adds to its line."""
+    """A SKU (as on its product's page) and how many; adding a SKU again adds to its line."""
 
     sku_id: int = Id
-    product_id: int = Id
     quantity: int = Field(ge=1, le=999)
 
 
@@ -99,7 +98,7 @@ def get_cart() -> CartOut:
 @operation(summary="Put a SKU in my cart", tag="cart", body=CartItemIn, responses={201: CartItemOut})
 def add_cart_item(body: CartItemIn) -> tuple[CartItemOut, int]:
     item = service(OrderServiceStub).AddCartItem(order_pb2.AddCartItemRequest(
-        sku_id=body.sku_id, product_id=body.product_id, quantity=body.quantity))
+        sku_id=body.sku_id, quantity=body.quantity))
     return CartItemOut.from_proto(item), 201
 
 
@@ -123,11 +122,10 @@ def remove_cart_item(item_id: int) -> Removed:
 # -- checkout ------------------------------------------------------------------------------------
 
 class CheckoutIn(Body):
-    """Cart lines (cart_item_ids) or one SKU bought now (sku_id, product_id, quantity); prices are never sent."""
+    """Cart lines (cart_item_ids) or one SKU bought now (sku_id, quantity); prices are never sent."""
 
     cart_item_ids: list[int] = Field(default_factory=list, max_length=100)
     sku_id: int | None = Field(None, ge=1, le=999_999_999_999_999_999)
-    product_id: int | None = Field(None, ge=1, le=999_999_999_999_999_999)
     quantity: int | None = Field(None, ge=1, le=999)
     address_id: int = Id
     coupon_id: int | None = Field(None, ge=1, le=999_999_999_999_999_999)
@@ -135,18 +133,18 @@ class CheckoutIn(Body):
 
     @model_validator(mode="after")
     def _one_source(self) -> CheckoutIn:
-        buy_now = (self.sku_id, self.product_id, self.quantity)
+        buy_now = (self.sku_id, self.quantity)
         if self.cart_item_ids and any(value is not None for value in buy_now):
-            raise ValueError("give cart_item_ids or sku_id, product_id and quantity, not both")
+            raise ValueError("give cart_item_ids or sku_id and quantity, not both")
         if not self.cart_item_ids and any(value is None for value in buy_now):
-            raise ValueError("give cart_item_ids, or sku_id, product_id and quantity")
+            raise ValueError("give cart_item_ids, or sku_id and quantity")
         if any(not 0 < item_id <= 999_999_999_999_999_999 for item_id in self.cart_item_ids):
             raise ValueError("cart_item_ids must be positive ids")
         return self
 
     def to_proto(self) -> order_pb2.CheckoutRequest:
         return order_pb2.CheckoutRequest(cart_item_ids=self.cart_item_ids, sku_id=self.sku_id or 0,
-                                         product_id=self.product_id or 0, quantity=self.quantity or 0,
+                                         quantity=self.quantity or 0,
                                          address_id=self.address_id, coupon_id=self.coupon_id or 0,
                                          points=self.points)
 
@@ -192,11 +190,21 @@ class AmountsOut(Reply):
                    freight_fen=amounts.freight_fen, payable_fen=amounts.payable_fen)
 
 
+class UsableCouponOut(Reply):
+    """One of my coupons that can be used for this checkout (pass its id as coupon_id), and what it takes off."""
+
+    id: int
+    name: str
+    discount_fen: int
+    valid_to: datetime
+
+
 class QuoteOut(AmountsOut):
-    """What submitting this checkout would charge now, exactly."""
+    """What submitting this checkout would charge now, exactly; usable_coupons biggest discount first."""
 
     lines: list[LineOut]
     points_used: int
+    usable_coupons: list[UsableCouponOut]
 
 
 @bp.post("/checkout/preview")
@@ -205,6 +213,9 @@ class QuoteOut(AmountsOut):
 def preview(body: CheckoutIn) -> QuoteOut:
     quote = service(OrderServiceStub).QuoteCheckout(body.to_proto())
     return QuoteOut(lines=[LineOut.from_proto(line) for line in quote.lines], points_used=quote.points_used,
+                    usable_coupons=[UsableCouponOut(id=coupon.id, name=coupon.name, discount_fen=coupon.discount_fen,
+                                                    valid_to=_time(coupon.valid_to))
+                                    for coupon in quote.usable_coupons],
                     **AmountsOut.from_proto(quote.amounts).model_dump())
 
 

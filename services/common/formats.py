@@ -12,9 +12,14 @@ PHONE = r"1[3-9][0-9]{9}"            # mainland mobile number; ASCII digits only
 SMS_CODE = r"[0-9]{6}"
 SMS_PURPOSES = ("login", "reset", "bind", "signup")
 MAX_PAGE_VIEWS_PER_BATCH = 50        # POST /track: page views in one batch
+# What POST /uploads answers (gateway/storage.py): images elsewhere (review photos) must be one of ours.
+UPLOAD_URL = r"/media/uploads/[0-9a-f]{32}\.(?:jpg|png|webp)"
+MAX_REVIEW_IMAGES = 9                # a review's images
+REVIEW_CONTENT_MAX = 500             # a review's text, in characters
 
 PHONE_PATTERN = re.compile(PHONE)
 SMS_CODE_PATTERN = re.compile(SMS_CODE)
+UPLOAD_URL_PATTERN = re.compile(UPLOAD_URL)
 
 
 def anchored(pattern: str) -> str:

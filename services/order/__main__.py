@@ -48,9 +48,12 @@ def batches(what: str, step: Callable[[], int], interval_seconds: float) -> Call
     return run
 
 
-def payment_timeout(uow: Callable[[], OrderUnitOfWork], interval_seconds: float) -> Callable[[threading.Event], None]:
-    """O6: cancel unpaid orders past their deadline."""
-    return batches("payment timeout", lambda: service.expire_orders(uow(), batch=BATCH), interval_seconds)
+def payment_timeout(uow: Callable[[], OrderUnitOfWork], wechat: WechatPay | None,
+                    interval_seconds: float) -> Callable[[threading.Event], None]:
+    """O6: cancel unpaid orders past their deadline. A WeChat Pay prepay is closed first, and an order
+    paid meanwhile becomes PAID instead (service.expire_prepaid)."""
+    return batches("payment timeout", lambda: service.expire_orders(uow(), wechat=wechat, batch=BATCH),
+                   interval_seconds)
 
 
 def auto_confirm(uow: Callable[[], OrderUnitOfWork], settings: service.OrderSettings,
@@ -84,7 +87,7 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     wechat = WechatPay(settings.wechatpay) if settings.wechatpay else None
     servicer = OrderServicer(uow, GrpcCatalog(clients), GrpcStock(clients), GrpcMembers(clients), GrpcUsers(clients),
                              settings.orders, wechat)
-    jobs = {"payment-timeout": payment_timeout(uow, settings.timeout_scan_seconds),
+    jobs = {"payment-timeout": payment_timeout(uow, wechat, settings.timeout_scan_seconds),
             "auto-confirm": auto_confirm(uow, settings.orders, settings.auto_confirm_scan_seconds)}
     if wechat is not None:
         jobs["payment-reconciliation"] = payment_reconciliation(uow, wechat, settings.reconcile_seconds)

@@ -43,8 +43,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
 
     def AddCartItem(self, request: order_pb2.AddCartItemRequest, context: grpc.ServicerContext) -> order_pb2.CartItem:
         return _cart_item(service.add_cart_item(self.uow(), self.catalog, user_id=require_caller().user_id,
-                                                sku_id=request.sku_id, product_id=request.product_id,
-                                                quantity=request.quantity))
+                                                sku_id=request.sku_id, quantity=request.quantity))
 
     def ChangeCartItem(self, request: order_pb2.ChangeCartItemRequest,
                        context: grpc.ServicerContext) -> order_pb2.CartItem:
@@ -65,7 +64,11 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         quote = service.quote_checkout(self.uow(), self.catalog, self.members, self.settings,
                                        user_id=require_caller().user_id, request=_checkout(request))
         return order_pb2.CheckoutQuote(lines=[_line(line) for line in quote.lines], amounts=_amounts(quote.amounts),
-                                       points_used=quote.points_used)
+                                       points_used=quote.points_used, usable_coupons=[
+                                           order_pb2.UsableCoupon(id=offer.coupon_id, name=offer.name,
+                                                                  discount_fen=offer.discount_fen,
+                                                                  valid_to=timestamp(offer.valid_to))
+                                           for offer in quote.usable_coupons])
 
     def SubmitOrder(self, request: order_pb2.SubmitOrderRequest, context: grpc.ServicerContext) -> order_pb2.Order:
         user_id = require_caller().user_id
@@ -147,9 +150,8 @@ def _time(request: order_pb2.SearchOrdersRequest, name: str) -> datetime | None:
 
 
 def _checkout(request: order_pb2.CheckoutRequest) -> CheckoutInput:
-    return CheckoutInput(cart_item_ids=tuple(request.cart_item_ids), sku_id=request.sku_id,
-                         product_id=request.product_id, quantity=request.quantity, address_id=request.address_id,
-                         coupon_id=request.coupon_id, points=request.points)
+    return CheckoutInput(cart_item_ids=tuple(request.cart_item_ids), sku_id=request.sku_id, quantity=request.quantity,
+                         address_id=request.address_id, coupon_id=request.coupon_id, points=request.points)
 
 
 def _cart_item(line: CartLine) -> order_pb2.CartItem:

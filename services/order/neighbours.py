@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextvars
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from datetime import UTC
 
 import grpc
 from mall.member.v1 import member_pb2
@@ -15,14 +14,11 @@ from mall.product.v1.product_pb2_grpc import ProductServiceStub
 from mall.user.v1 import user_pb2
 from mall.user.v1.user_pb2_grpc import UserServiceStub
 
-from services.common.auth import caller_var
 from services.common.clients import ServiceClients
 from services.common.errors import DomainError
 from services.common.grpc_server import GRPC_STATUS, from_grpc
 from services.order.domain import Address
-from services.order.ports import CatalogSku, CouponLine, StockLine
-
-T = TypeVar("T")
+from services.order.ports import CatalogSku, CouponLine, CouponOffer, StockLine
 
 _KIND_OF_STATUS = {status: kind for kind, status in GRPC_STATUS.items()}
 
@@ -41,14 +37,6 @@ def passed_on(service: str) -> Iterator[None]:
         raise DomainError(code, message, kind=kind, details=details) from None
 
 
-def anonymously(call: Callable[[], T]) -> T:
-    """Run `call` without the shopper's token: a catalogue read must not count as their product view."""
-    def run() -> T:
-        caller_var.set(None)
-        return call()
-    return contextvars.copy_context().run(run)
-
-
 def spec_text(spec: dict[str, str]) -> str:
     return ";".join(f"{name}:{value}" for name, value in sorted(spec.items()))
 
@@ -57,25 +45,14 @@ class GrpcCatalog:
     def __init__(self, clients: ServiceClients) -> None:
         self.clients = clients
 
-    def skus(self, product_ids: set[int]) -> dict[int, CatalogSku]:
-        stub = self.clients.get(ProductServiceStub)
-        found: dict[int, CatalogSku] = {}
-        for product_id in sorted(product_ids):
-            try:
-                product = anonymously(lambda pid=product_id: stub.ViewProduct(product_pb2.ViewProductRequest(id=pid)))
-            except grpc.RpcError as exc:
-                if exc.code() == grpc.StatusCode.NOT_FOUND:
-                    continue  # gone or off the shelf: its lines show invalid
-                with passed_on("product"):
-                    raise
-            for sku in product.skus:
-                found[sku.id] = CatalogSku(sku_id=sku.id, product_id=product.id, name=product.name,
-                                           spec=spec_text(dict(sku.spec)), price_fen=sku.price_fen,
-                                           stock_status=sku.stock_status,
-                                           on_sale=product.on_shelf and product.status == "APPROVED",
-                                           category_id=product.category_id, brand_id=product.brand.id,
-                                           image=product.images[0] if product.images else "")
-        return found
+    def skus(self, sku_ids: set[int]) -> dict[int, CatalogSku]:
+        with passed_on("product"):
+            found = self.clients.get(ProductServiceStub).GetSkus(product_pb2.GetSkusRequest(sku_ids=sorted(sku_ids)))
+        return {offer.sku.id: CatalogSku(sku_id=offer.sku.id, product_id=offer.product_id, name=offer.name,
+                                         spec=spec_text(dict(offer.sku.spec)), price_fen=offer.sku.price_fen,
+                                         stock_status=offer.sku.stock_status, on_sale=offer.on_sale,
+                                         category_id=offer.category_id, brand_id=offer.brand_id, image=offer.image)
+                for offer in found.skus}
 
 
 class GrpcStock:
@@ -127,6 +104,14 @@ class GrpcMembers:
             raise DomainError(quote.reason or "COUPON_NOT_USABLE", "this coupon cannot be used for this order",
                               details={"coupon_id": coupon_id})
         return quote.discount_fen
+
+    def usable_coupons(self, lines: list[CouponLine]) -> list[CouponOffer]:
+        with passed_on("member"):
+            quotes = self.stub.QuoteCoupons(member_pb2.QuoteCouponsRequest(lines=_lines(lines))).quotes
+        offers = [CouponOffer(coupon_id=quote.coupon.id, name=quote.coupon.template.name,
+                              discount_fen=quote.discount_fen, valid_to=quote.coupon.template.valid_to.ToDatetime(UTC))
+                  for quote in quotes if quote.usable]
+        return sorted(offers, key=lambda offer: (-offer.discount_fen, offer.valid_to, offer.coupon_id))
 
     def lock_coupon(self, order_no: str, coupon_id: int, lines: list[CouponLine]) -> int:
         with passed_on("member"):

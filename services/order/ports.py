@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from services.order.domain import Address
@@ -36,9 +37,19 @@ class CouponLine:
     amount_fen: int
 
 
+@dataclass(frozen=True)
+class CouponOffer:
+    """One of the shopper's coupons that can be used for the lines quoted, and what it would take off."""
+
+    coupon_id: int
+    name: str
+    discount_fen: int
+    valid_to: datetime
+
+
 class Catalog(Protocol):
-    def skus(self, product_ids: set[int]) -> dict[int, CatalogSku]:
-        """The SKUs (by id) of those products that exist for shoppers; missing products are left out."""
+    def skus(self, sku_ids: set[int]) -> dict[int, CatalogSku]:
+        """These SKUs by id, on sale or not (`on_sale`); unknown ids are left out."""
 
 
 class Stock(Protocol):
@@ -55,6 +66,9 @@ class Members(Protocol):
     def discount_percent(self) -> int: ...
 
     def quote_coupon(self, coupon_id: int, lines: list[CouponLine]) -> int: ...
+
+    def usable_coupons(self, lines: list[CouponLine]) -> list[CouponOffer]:
+        """The caller's coupons usable for these lines now, biggest discount first."""
 
     def lock_coupon(self, order_no: str, coupon_id: int, lines: list[CouponLine]) -> int: ...
 

@@ -23,7 +23,7 @@ from mall.events.v1.order_events_pb2 import Shipment as EventShipment
 from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.events import timestamp
-from services.common.wechatpay import NotifyRejected, PaymentNotice, WechatPayError
+from services.common.wechatpay import NotifyRejected, PaymentNotice, WechatPayApiError, WechatPayError
 from services.order.domain import (
     DEFAULT_AUTO_CONFIRM_DAYS,
     Amounts,
@@ -41,7 +41,7 @@ from services.order.domain import (
     order_not_found,
     price,
 )
-from services.order.ports import Catalog, CatalogSku, CouponLine, Members, Stock, StockLine, Users
+from services.order.ports import Catalog, CatalogSku, CouponLine, CouponOffer, Members, Stock, StockLine, Users
 from services.order.uow import OrderSearch, OrderUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -70,11 +70,12 @@ class CartLine:
 
     @property
     def price_fen(self) -> int:
-        return self.sku.price_fen if self.sku is not None else self.item.added_price_fen
+        """The live price while on sale; off sale, the price when added (an unapproved price is never shown)."""
+        return self.sku.price_fen if self.sku is not None and self.sku.on_sale else self.item.added_price_fen
 
     @property
     def price_changed(self) -> bool:
-        return self.sku is not None and self.sku.price_fen != self.item.added_price_fen
+        return self.price_fen != self.item.added_price_fen
 
 
 @dataclass(frozen=True)
@@ -87,12 +88,8 @@ class CartView:
 
 
 def _live(catalog: Catalog, items: list[CartItem]) -> list[CartLine]:
-    skus = catalog.skus({item.product_id for item in items}) if items else {}
-    return [CartLine(item, _matching(skus.get(item.sku_id), item.product_id)) for item in items]
-
-
-def _matching(sku: CatalogSku | None, product_id: int) -> CatalogSku | None:
-    return sku if sku is not None and sku.product_id == product_id else None
+    skus = catalog.skus({item.sku_id for item in items}) if items else {}
+    return [CartLine(item, skus.get(item.sku_id)) for item in items]
 
 
 def list_cart(uow: OrderUnitOfWork, catalog: Catalog, *, user_id: int) -> CartView:
@@ -102,21 +99,21 @@ def list_cart(uow: OrderUnitOfWork, catalog: Catalog, *, user_id: int) -> CartVi
     return CartView(_live(catalog, items))
 
 
-def add_cart_item(uow: OrderUnitOfWork, catalog: Catalog, *, user_id: int, sku_id: int, product_id: int,
-                  quantity: int, now: datetime | None = None) -> CartLine:
-    """Put a SKU of a product on sale in the cart, merging with its line; cart-item-added is published."""
+def add_cart_item(uow: OrderUnitOfWork, catalog: Catalog, *, user_id: int, sku_id: int, quantity: int,
+                  now: datetime | None = None) -> CartLine:
+    """Put a SKU on sale in the cart, merging with its line; cart-item-added is published."""
     now = now or utcnow()
     check_quantity(quantity)
-    sku = _matching(catalog.skus({product_id}).get(sku_id), product_id)
+    sku = catalog.skus({sku_id}).get(sku_id)
     if sku is None or not sku.on_sale:
         raise NotFound("SKU_NOT_FOUND", "no such product on sale", details={"sku_id": "not found"})
     with uow:
         uow.carts.lock_user(user_id)
         item, is_new = add_to_cart(uow.carts.for_user(user_id), user_id=user_id, sku_id=sku_id,
-                                   product_id=product_id, quantity=quantity, price_fen=sku.price_fen, now=now)
+                                   product_id=sku.product_id, quantity=quantity, price_fen=sku.price_fen, now=now)
         if is_new:
             uow.carts.add(item)
-        uow.publish(CartItemAdded(user_id=user_id, sku_id=sku_id, product_id=product_id, quantity=quantity,
+        uow.publish(CartItemAdded(user_id=user_id, sku_id=sku_id, product_id=sku.product_id, quantity=quantity,
                                   price_fen=sku.price_fen, added_at=timestamp(now)), aggregate_id=f"user:{user_id}")
         uow.commit()
     return CartLine(item, sku)
@@ -159,7 +156,6 @@ class CheckoutInput:
 
     cart_item_ids: tuple[int, ...] = ()
     sku_id: int = 0
-    product_id: int = 0
     quantity: int = 0
     address_id: int = 0
     coupon_id: int = 0
@@ -171,6 +167,7 @@ class Quote:
     lines: list[OrderLine]
     amounts: Amounts
     points_used: int = 0
+    usable_coupons: list[CouponOffer] = field(default_factory=list)
 
 
 def _cart_of(uow: OrderUnitOfWork, user_id: int) -> list[CartItem]:
@@ -189,17 +186,16 @@ def _checkout_lines(catalog: Catalog, cart: list[CartItem], request: CheckoutInp
         missing = [item_id for item_id in request.cart_item_ids if item_id not in mine]
         if missing:
             raise NotFound("CART_ITEM_NOT_FOUND", "no such cart item", details={"cart_item_ids": missing})
-        wanted = [(mine[item_id].sku_id, mine[item_id].product_id, mine[item_id].quantity)
-                  for item_id in dict.fromkeys(request.cart_item_ids)]
+        wanted = [(mine[item_id].sku_id, mine[item_id].quantity) for item_id in dict.fromkeys(request.cart_item_ids)]
     elif request.sku_id:
         check_quantity(request.quantity)
-        wanted = [(request.sku_id, request.product_id, request.quantity)]
+        wanted = [(request.sku_id, request.quantity)]
     else:
         raise InvalidInput("CHECKOUT_EMPTY", "nothing to check out", details={"cart_item_ids": "required"})
-    skus = catalog.skus({product_id for _, product_id, _ in wanted})
+    skus = catalog.skus({sku_id for sku_id, _ in wanted})
     lines = []
-    for sku_id, product_id, quantity in wanted:
-        sku = _matching(skus.get(sku_id), product_id)
+    for sku_id, quantity in wanted:
+        sku = skus.get(sku_id)
         if sku is None or not sku.on_sale:
             raise DomainError("SKU_UNAVAILABLE", "a product is no longer on sale", details={"sku_id": sku_id})
         if sku.stock_status == "sold_out":
@@ -216,7 +212,8 @@ def _coupon_lines(lines: list[OrderLine]) -> list[CouponLine]:
 
 def quote_checkout(uow: OrderUnitOfWork, catalog: Catalog, members: Members, settings: OrderSettings, *,
                    user_id: int, request: CheckoutInput) -> Quote:
-    """The exact breakdown submit would charge now (same lines, same `price`), locking nothing."""
+    """The exact breakdown submit would charge now (same lines, same `price`), locking nothing,
+    and the shopper's coupons usable for these lines."""
     lines = _checkout_lines(catalog, _cart_of(uow, user_id) if request.cart_item_ids else [], request)
     items_total = sum(line.total_fen for line in lines)
     percent = members.discount_percent()
@@ -227,7 +224,7 @@ def quote_checkout(uow: OrderUnitOfWork, catalog: Catalog, members: Members, set
         points_used, points_fen = members.quote_points(request.points, before_points.payable_fen)
     amounts = price(items_total, discount_percent=percent, coupon_fen=coupon_fen, points_fen=points_fen,
                     freight=settings.freight)
-    return Quote(lines, amounts, points_used)
+    return Quote(lines, amounts, points_used, members.usable_coupons(_coupon_lines(lines)))
 
 
 def submit_order(uow: OrderUnitOfWork, catalog: Catalog, members: Members, stock: Stock, users: Users,
@@ -373,16 +370,74 @@ def _publish_cancelled(uow: OrderUnitOfWork, order: Order, *, now: datetime, by:
                 aggregate_id=order.order_no)
 
 
-def expire_orders(uow: OrderUnitOfWork, *, now: datetime | None = None, batch: int = 100) -> int:
-    """Cancel up to `batch` unpaid orders past their deadline, in one transaction; replicas skip each other's rows."""
+EXPIRED = "payment deadline passed"
+
+
+def expire_orders(uow: OrderUnitOfWork, *, wechat: Prepay | None = None, now: datetime | None = None,
+                  batch: int = 100) -> int:
+    """Cancel up to `batch` unpaid orders past their deadline; how many were settled (cancelled, or paid after all).
+
+    Orders never prepaid are cancelled in one transaction; replicas skip each other's rows. An
+    order with a WeChat Pay prepay is first closed at WeChat Pay (outside the row lock), so no
+    payment can arrive after it is cancelled: see `expire_prepaid`.
+    """
     now = now or utcnow()
     with uow:
         orders = uow.orders.lock_expired(now, batch)
+        prepaid = [order.order_no for order in orders if order.prepaid_at is not None and wechat is not None]
         for order in orders:
-            order.apply("expire", actor="system:timeout", now=now, reason="payment deadline passed")
-            _publish_cancelled(uow, order, now=now, by="timeout", reason="payment deadline passed")
+            if order.order_no not in prepaid:
+                _expire(uow, order, now)
         uow.commit()
-    return len(orders)
+    settled = len(orders) - len(prepaid)
+    if wechat is not None:
+        settled += sum(expire_prepaid(uow, wechat, order_no=order_no, now=now) for order_no in prepaid)
+    return settled
+
+
+def _expire(uow: OrderUnitOfWork, order: Order, now: datetime) -> None:
+    order.apply("expire", actor="system:timeout", now=now, reason=EXPIRED)
+    _publish_cancelled(uow, order, now=now, by="timeout", reason=EXPIRED)
+
+
+def expire_prepaid(uow: OrderUnitOfWork, wechat: Prepay, *, order_no: str, now: datetime) -> bool:
+    """Close the order's WeChat Pay transaction, then ask how it ended: paid first -> PAID, else CANCELLED.
+
+    Race-safe: once closed, WeChat Pay takes no payment, so its answer is final; a notify that
+    paid the order meanwhile finds it paid (mark_paid is once per payment). False (tried again at
+    the next scan) when WeChat Pay does not answer.
+    """
+    try:
+        notice = _closed(wechat, order_no)
+    except WechatPayError as exc:
+        log.warning("closing the WeChat Pay transaction of expired order %s failed: %s", order_no, exc.reason)
+        return False
+    if notice is not None and notice.trade_state == "SUCCESS":
+        try:
+            mark_paid(uow, order_no=order_no, channel="wechat", out_trade_no=notice.out_trade_no,
+                      paid_fen=notice.amount_total_fen, actor="system:timeout", now=now)
+        except DomainError as exc:
+            log.error("order %s was paid at WeChat Pay but cannot become PAID: %s", order_no, exc.code)
+            return False
+        return True
+    with uow:
+        order = uow.orders.by_order_no(order_no, lock=True)
+        if order is not None and order.status == OrderStatus.PENDING_PAYMENT:
+            _expire(uow, order, now)
+        uow.commit()
+    return True
+
+
+def _closed(wechat: Prepay, order_no: str) -> PaymentNotice | None:
+    """Close the transaction, then how it ended; None when WeChat Pay has never heard of it."""
+    try:
+        wechat.close(order_no)
+    except WechatPayApiError as exc:
+        if exc.code == "ORDER_NOT_EXIST":
+            return None
+        if exc.code != "ORDERPAID":  # paid first: the query says so
+            raise
+    return wechat.query_by_out_trade_no(order_no)
 
 
 # -- payment -------------------------------------------------------------------------------------
@@ -398,6 +453,8 @@ class Prepay:
     def verify_notify(self, headers: Mapping[str, str], body: bytes | str) -> PaymentNotice: ...  # pragma: no cover
 
     def query_by_out_trade_no(self, out_trade_no: str) -> PaymentNotice: ...  # pragma: no cover
+
+    def close(self, out_trade_no: str) -> None: ...  # pragma: no cover
 
     def refund(self, *, out_trade_no: str, out_refund_no: str, refund_fen: int, total_fen: int,
                reason: str | None = None) -> object: ...  # pragma: no cover

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC
 
 from mall.events.v1.envelope_pb2 import EventEnvelope
-from mall.events.v1.order_events_pb2 import OrderCancelled, OrderPaid
+from mall.events.v1.order_events_pb2 import OrderCancelled, OrderCompleted, OrderPaid
 
 from services.common.errors import Conflict, NotFound
 from services.common.events import InvalidEvent
-from services.product import service
+from services.product import reviews, service
 from services.product.uow import ProductUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -37,4 +38,20 @@ def on_order_cancelled(uow: ProductUnitOfWork, event: OrderCancelled, envelope: 
         log.warning("order %s cancelled but its stock is sold (%s); nothing released", event.order_no, exc.code)
 
 
-HANDLERS = {OrderPaid: on_order_paid, OrderCancelled: on_order_cancelled}
+def on_order_completed(uow: ProductUnitOfWork, event: OrderCompleted, envelope: EventEnvelope) -> None:
+    """The buyer received the order: each of its lines may now be reviewed once (services/product/reviews.py).
+
+    Replays change nothing: the consumer skips an event it applied, and a line already recorded
+    (the same completion in another event) is skipped too.
+    """
+    lines = [reviews.CompletedLine(line_id=c.line_id, product_id=c.line.product_id, sku_id=c.line.sku_id)
+             for c in event.lines]
+    if (not event.order_no or len(event.order_no) > 64 or event.user_id <= 0 or not lines
+            or any(min(line.line_id, line.product_id, line.sku_id) <= 0 for line in lines)):
+        raise InvalidEvent(f"order-completed {envelope.event_id} lacks its order, buyer or line ids")
+    completed_at = (event.completed_at if event.HasField("completed_at") else envelope.occurred_at).ToDatetime(tzinfo=UTC)
+    reviews.record_completed_lines(uow, order_no=event.order_no, user_id=event.user_id, lines=lines,
+                                   completed_at=completed_at)
+
+
+HANDLERS = {OrderPaid: on_order_paid, OrderCancelled: on_order_cancelled, OrderCompleted: on_order_completed}

@@ -24,19 +24,27 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, registry, relationship
 from sqlalchemy.orm.attributes import set_committed_value
 
 from services.common.db import BigId, Mapping, UTCDateTime, serialize_on
+from services.common.errors import Conflict
 from services.common.uow import SqlUnitOfWork
 from services.product.domain import (
+    RATINGS,
     AuditEntry,
     Brand,
     Category,
     Product,
     ProductFilter,
+    RatingSummary,
     Reservation,
     ReservationStatus,
+    Review,
+    ReviewableLine,
     Sku,
     Sort,
     Status,
@@ -139,6 +147,45 @@ delivery_estimates = Table(
 )
 
 
+reviewable_lines = Table(
+    "reviewable_lines", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("order_no", String(64), nullable=False),
+    Column("line_id", BigId, nullable=False),
+    Column("user_id", BigId, nullable=False),
+    Column("product_id", BigId, nullable=False),
+    Column("sku_id", BigId, nullable=False),
+    Column("completed_at", UTCDateTime, nullable=False),
+    UniqueConstraint("order_no", "line_id", name="uq_reviewable_lines_order_line"),
+)
+
+reviews = Table(
+    "reviews", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("product_id", BigId, ForeignKey("products.id"), nullable=False),
+    Column("sku_id", BigId, nullable=False),
+    Column("user_id", BigId, nullable=False),
+    Column("order_no", String(64), nullable=False),
+    Column("line_id", BigId, nullable=False),
+    Column("rating", Integer, nullable=False),
+    Column("content", String(500), nullable=False),
+    Column("images", JSON, nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("buyer", String(40), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("order_no", "line_id", name="uq_reviews_order_line"),  # one review per order line
+    CheckConstraint("rating BETWEEN 1 AND 5", name="ck_reviews_rating"),
+    Index("ix_reviews_product_created", "product_id", "created_at"),
+    Index("ix_reviews_user_created", "user_id", "created_at"),
+)
+
+product_ratings = Table(  # one row per reviewed product: the detail page reads it instead of counting reviews
+    "product_ratings", metadata,
+    Column("product_id", BigId, ForeignKey("products.id"), primary_key=True),
+    *(Column(f"stars_{n}", BigId, nullable=False, default=0) for n in RATINGS),
+)
+
+
 def _map_classes(mappers: registry) -> None:
     mappers.map_imperatively(Category, categories)
     mappers.map_imperatively(Brand, brands)
@@ -147,6 +194,8 @@ def _map_classes(mappers: registry) -> None:
         "skus": relationship(Sku, order_by=skus.c.id, lazy="selectin", cascade="all, delete-orphan")})
     mappers.map_imperatively(AuditEntry, audit_log)
     mappers.map_imperatively(Reservation, reservations)
+    mappers.map_imperatively(ReviewableLine, reviewable_lines)
+    mappers.map_imperatively(Review, reviews)
 
 
 # Maps the domain classes onto the tables (idempotent): build_app and database tests call it, never an import.
@@ -198,6 +247,12 @@ class SqlProductRepository:
     def by_name(self, name: str) -> Product | None:
         return self.session.execute(
             select(Product).where(products.c.name == name).order_by(products.c.id).limit(1)).scalar_one_or_none()
+
+    def owning_skus(self, sku_ids: set[int]) -> list[Product]:
+        if not sku_ids:
+            return []
+        owners = select(skus.c.product_id).where(skus.c.id.in_(sorted(sku_ids)))
+        return list(self.session.execute(select(Product).where(products.c.id.in_(owners))).scalars())
 
     def search(self, query: ProductFilter) -> tuple[list[Product], int]:
         conditions: list[Any] = []
@@ -341,6 +396,55 @@ class SqlDeliveryRepository:
             self.session.execute(insert(delivery_estimates).values(province=province, estimate_days=days))
 
 
+class SqlReviewRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def _insert(self) -> Any:
+        return postgresql_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+    def record_reviewable(self, line: ReviewableLine) -> bool:
+        values = {c.name: getattr(line, c.name) for c in reviewable_lines.columns if c.name != "id"}
+        # RETURNING, not rowcount: psycopg reports -1 rows for INSERT .. ON CONFLICT DO NOTHING.
+        statement = self._insert()(reviewable_lines).values(values).on_conflict_do_nothing(
+            index_elements=["order_no", "line_id"]).returning(reviewable_lines.c.id)
+        return self.session.execute(statement).first() is not None
+
+    def reviewable(self, order_no: str, line_id: int) -> ReviewableLine | None:
+        return self.session.execute(select(ReviewableLine).where(
+            reviewable_lines.c.order_no == order_no, reviewable_lines.c.line_id == line_id)).scalar_one_or_none()
+
+    def add(self, review: Review) -> None:
+        try:
+            with self.session.begin_nested():
+                self.session.add(review)
+                self.session.flush()
+        except IntegrityError:  # the line's review exists, or was committed a moment ago by a concurrent post
+            raise Conflict("REVIEW_EXISTS", "this order line has been reviewed already") from None
+        column = product_ratings.c[f"stars_{review.rating}"]
+        statement = self._insert()(product_ratings).values(
+            product_id=review.product_id, **{f"stars_{n}": int(n == review.rating) for n in RATINGS})
+        self.session.execute(statement.on_conflict_do_update(index_elements=["product_id"],
+                                                             set_={column.name: column + 1}))
+
+    def of_product(self, product_id: int, offset: int, limit: int) -> tuple[list[Review], int]:
+        return self._page(reviews.c.product_id == product_id, offset, limit)
+
+    def of_user(self, user_id: int, offset: int, limit: int) -> tuple[list[Review], int]:
+        return self._page(reviews.c.user_id == user_id, offset, limit)
+
+    def _page(self, condition: Any, offset: int, limit: int) -> tuple[list[Review], int]:
+        found = self.session.execute(select(Review).where(condition).order_by(
+            reviews.c.created_at.desc(), reviews.c.id.desc()).offset(offset).limit(limit)).scalars()
+        total = self.session.execute(select(func.count()).select_from(reviews).where(condition)).scalar_one()
+        return list(found), total
+
+    def summary(self, product_id: int) -> RatingSummary:
+        row = self.session.execute(select(*(product_ratings.c[f"stars_{n}"] for n in RATINGS))
+                                   .where(product_ratings.c.product_id == product_id)).first()
+        return RatingSummary(tuple(row)) if row is not None else RatingSummary()  # type: ignore[arg-type]
+
+
 class SqlProductUnitOfWork(SqlUnitOfWork, ProductUnitOfWork):
     """The product unit of work on the service database (call start_mappers() first)."""
 
@@ -353,6 +457,7 @@ class SqlProductUnitOfWork(SqlUnitOfWork, ProductUnitOfWork):
         self.stock = SqlStockRepository(self.session)
         self.reservations = SqlReservationRepository(self.session)
         self.delivery = SqlDeliveryRepository(self.session)
+        self.reviews = SqlReviewRepository(self.session)
         return self
 
     def __exit__(self, *exc: object) -> None:

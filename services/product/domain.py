@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from services.common import formats
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 
 LOW_STOCK = 10                                    # at or below this a SKU shows "low"
@@ -371,3 +372,90 @@ class ProductFilter:
     visible_only: bool = True
     offset: int = 0
     limit: int = 20
+
+
+# Reviews (P5, U9)
+
+MAX_REVIEW_IMAGES = formats.MAX_REVIEW_IMAGES
+REVIEW_CONTENT_MAX = formats.REVIEW_CONTENT_MAX
+RATINGS = (1, 2, 3, 4, 5)
+ANONYMOUS_BUYER = "用户***"
+
+
+@dataclass(eq=False)
+class ReviewableLine:
+    """An order line its buyer may review: recorded from `order-completed` (the order was received)."""
+
+    order_no: str
+    line_id: int
+    user_id: int
+    product_id: int
+    sku_id: int
+    completed_at: datetime
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class ReviewDraft:
+    """What a buyer sends: 1-5 stars, up to 500 characters, up to 9 of our own uploaded images."""
+
+    rating: int
+    content: str = ""
+    images: tuple[str, ...] = ()
+
+    def validate(self) -> ReviewDraft:
+        problems: dict[str, object] = {}
+        if self.rating not in RATINGS:
+            problems["rating"] = "1 to 5"
+        if len(self.content) > REVIEW_CONTENT_MAX or "\x00" in self.content:
+            problems["content"] = f"at most {REVIEW_CONTENT_MAX} characters, no NUL"
+        if len(self.images) > MAX_REVIEW_IMAGES:
+            problems["images"] = f"at most {MAX_REVIEW_IMAGES}"
+        elif any(not formats.UPLOAD_URL_PATTERN.fullmatch(url) for url in self.images):
+            problems["images"] = "only images uploaded with POST /uploads (their /media/uploads/ URL)"
+        if problems:
+            raise InvalidInput("REVIEW_INVALID", "the review is invalid", details=problems)
+        return self
+
+
+def mask_buyer(nickname: str) -> str:
+    """How a review names its buyer: the nickname's first character and ***, never the whole name."""
+    nickname = nickname.strip()
+    return nickname[0] + "***" if nickname else ANONYMOUS_BUYER
+
+
+@dataclass(eq=False)
+class Review:
+    """One buyer's review of one order line, once; the SKU's spec and the masked buyer are kept as they were."""
+
+    product_id: int
+    sku_id: int
+    user_id: int
+    order_no: str
+    line_id: int
+    rating: int
+    content: str
+    images: list[str]
+    spec: dict[str, str]
+    buyer: str
+    created_at: datetime
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class RatingSummary:
+    """A product's ratings: how many reviews gave 1..5 stars (`stars[0]` is 1 star)."""
+
+    stars: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
+
+    @property
+    def count(self) -> int:
+        return sum(self.stars)
+
+    @property
+    def average_tenths(self) -> int:
+        """The mean rating in tenths of a star, rounded half up: 4.35 -> 44; 0 without reviews."""
+        if not self.count:
+            return 0
+        total = sum(rating * n for rating, n in zip(RATINGS, self.stars, strict=True))
+        return (20 * total + self.count) // (2 * self.count)

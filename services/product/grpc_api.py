@@ -10,8 +10,19 @@ from mall.product.v1 import product_pb2, product_pb2_grpc
 
 from services.common.auth import Role, caller_var, require_caller
 from services.common.events import timestamp
-from services.product import service
-from services.product.domain import AuditEntry, Brand, ProductDraft, Sku, SkuDraft, StockLine, stock_status
+from services.product import reviews, service
+from services.product.domain import (
+    AuditEntry,
+    Brand,
+    ProductDraft,
+    RatingSummary,
+    Review,
+    ReviewDraft,
+    Sku,
+    SkuDraft,
+    StockLine,
+    stock_status,
+)
 from services.product.service import CategoryNode, ProductPage, ProductView
 from services.product.uow import ProductUnitOfWork
 
@@ -42,6 +53,14 @@ class ProductServicer(product_pb2_grpc.ProductServiceServicer):
         view = service.view_product(self.uow(), product_id=request.id, province=request.province,
                                     viewer_id=caller.user_id if caller else None)
         return product_message(view, staff=False)
+
+    def GetSkus(self, request: product_pb2.GetSkusRequest, context: grpc.ServicerContext) -> product_pb2.GetSkusResponse:
+        return product_pb2.GetSkusResponse(skus=[
+            product_pb2.SkuOffer(sku=_sku(offer.sku, staff=False), product_id=offer.product.id or 0,
+                                 name=offer.product.name, on_sale=offer.on_sale, category_id=offer.product.category_id,
+                                 brand_id=offer.product.brand_id,
+                                 image=offer.product.images[0] if offer.product.images else "")
+            for offer in service.get_skus(self.uow(), sku_ids=request.sku_ids)])
 
     # Staff
 
@@ -118,6 +137,30 @@ class ProductServicer(product_pb2_grpc.ProductServiceServicer):
         status = service.release_reservation(self.uow(), order_no=request.order_no)
         return product_pb2.ReservationResponse(order_no=request.order_no, status=status)
 
+    # Reviews
+
+    def CreateReview(self, request: product_pb2.CreateReviewRequest,
+                     context: grpc.ServicerContext) -> product_pb2.Review:
+        caller = require_caller()
+        review = reviews.post_review(
+            self.uow(), user_id=caller.user_id, order_no=request.order_no, line_id=request.line_id,
+            draft=ReviewDraft(rating=request.rating, content=request.content, images=tuple(request.images)),
+            buyer_nickname=request.buyer_nickname)
+        return _review(review, own=True)
+
+    def ListProductReviews(self, request: product_pb2.ListProductReviewsRequest,
+                           context: grpc.ServicerContext) -> product_pb2.ListReviewsResponse:
+        page = reviews.product_reviews(self.uow(), product_id=request.product_id, offset=request.offset,
+                                       limit=request.limit or 20)
+        return product_pb2.ListReviewsResponse(items=[_review(r, own=False) for r in page.items], total=page.total,
+                                               rating=_rating(page.summary or RatingSummary()))
+
+    def ListMyReviews(self, request: product_pb2.ListMyReviewsRequest,
+                      context: grpc.ServicerContext) -> product_pb2.ListReviewsResponse:
+        caller = require_caller()
+        page = reviews.my_reviews(self.uow(), user_id=caller.user_id, offset=request.offset, limit=request.limit or 20)
+        return product_pb2.ListReviewsResponse(items=[_review(r, own=True) for r in page.items], total=page.total)
+
 
 def _search(uow: ProductUnitOfWork, request: product_pb2.SearchProductsRequest, *, staff: bool) -> ProductPage:
     return service.search_products(
@@ -157,12 +200,27 @@ def product_message(view: ProductView, *, staff: bool) -> product_pb2.Product:
         skus=[_sku(sku, staff=staff) for sku in p.active_skus], after_sales_policy=p.after_sales_policy,
         status=str(p.status), on_shelf=p.on_shelf, reject_reason=p.reject_reason, price_fen=p.price_fen,
         market_price_fen=p.market_price_fen, sales=p.sales,
-        rating=product_pb2.Rating(average=view.rating_average, count=view.rating_count))
+        rating=_rating(view.rating))
     if view.delivery is not None:
         message.delivery.CopyFrom(product_pb2.Delivery(province=view.delivery.province,
                                                        estimate_days=view.delivery.estimate_days))
     message.created_at.CopyFrom(timestamp(p.created_at))
     message.updated_at.CopyFrom(timestamp(p.updated_at))
+    return message
+
+
+def _rating(summary: RatingSummary) -> product_pb2.Rating:
+    return product_pb2.Rating(average=summary.average_tenths / 10, count=summary.count,
+                              average_tenths=summary.average_tenths, distribution=summary.stars)
+
+
+def _review(review: Review, *, own: bool) -> product_pb2.Review:
+    """A review as a reply; which order and line it came from only to its author."""
+    message = product_pb2.Review(id=review.id or 0, product_id=review.product_id, sku_id=review.sku_id,
+                                 spec=review.spec, rating=review.rating, content=review.content, images=review.images,
+                                 buyer=review.buyer, order_no=review.order_no if own else "",
+                                 line_id=review.line_id if own else 0)
+    message.created_at.CopyFrom(timestamp(review.created_at))
     return message
 
 

@@ -23,6 +23,7 @@ from services.product.domain import (
     Product,
     ProductDraft,
     ProductFilter,
+    RatingSummary,
     Reservation,
     ReservationStatus,
     Sku,
@@ -53,8 +54,7 @@ class ProductView:
 
     product: Product
     brand: Brand
-    rating_average: float = 0.0   # reviews (P5) are not built yet: zeros until they are
-    rating_count: int = 0
+    rating: RatingSummary = RatingSummary()   # filled in the detail view only (services/product/reviews.py)
     delivery: Delivery | None = None
 
 
@@ -129,13 +129,42 @@ def view_product(uow: ProductUnitOfWork, *, product_id: int, province: str = "",
         if days is None and wanted != DEFAULT_PROVINCE:
             days = uow.delivery.estimate_days(DEFAULT_PROVINCE)
         delivery = Delivery(province=province, estimate_days=days or DEFAULT_DELIVERY_DAYS)
-        view = ProductView(product=product, brand=_brand(uow, product.brand_id), delivery=delivery)
+        view = ProductView(product=product, brand=_brand(uow, product.brand_id),
+                           rating=uow.reviews.summary(product_id), delivery=delivery)
         if viewer_id:
             # Keyed by the viewer: one shopper's views reach the browsing history in order.
             uow.publish(ProductViewed(product_id=product_id, user_id=viewer_id, viewed_at=timestamp(now)),
                         aggregate_id=str(viewer_id))
             uow.commit()
         return view
+
+
+MAX_SKUS_PER_LOOKUP = 200
+
+
+@dataclass(frozen=True)
+class SkuOffer:
+    """A SKU with its product, as carts and checkout see it: on sale only if the product is live and the SKU active."""
+
+    sku: Sku
+    product: Product
+
+    @property
+    def on_sale(self) -> bool:
+        return self.product.visible and self.sku.active
+
+
+def get_skus(uow: ProductUnitOfWork, *, sku_ids: Iterable[int]) -> list[SkuOffer]:
+    """The known SKUs among `sku_ids`, in the order asked (duplicates once); unknown ids are left out."""
+    wanted = list(dict.fromkeys(sku_ids))
+    if len(wanted) > MAX_SKUS_PER_LOOKUP:
+        raise InvalidInput("TOO_MANY_SKUS", f"ask for at most {MAX_SKUS_PER_LOOKUP} SKUs at once",
+                           details={"sku_ids": f"max {MAX_SKUS_PER_LOOKUP}"})
+    with uow:
+        found = {sku.id: SkuOffer(sku, product) for product in uow.products.owning_skus(set(wanted))
+                 for sku in product.skus}
+        uow.commit()  # a read: committing keeps the loaded objects usable after the transaction
+    return [found[sku_id] for sku_id in wanted if sku_id in found]
 
 
 # Staff: products, audit, shelf, stock

@@ -6,7 +6,17 @@ from datetime import datetime
 from typing import Protocol
 
 from services.common.uow import UnitOfWork
-from services.product.domain import AuditEntry, Brand, Category, Product, ProductFilter, Reservation
+from services.product.domain import (
+    AuditEntry,
+    Brand,
+    Category,
+    Product,
+    ProductFilter,
+    RatingSummary,
+    Reservation,
+    Review,
+    ReviewableLine,
+)
 
 
 class CategoryRepository(Protocol):
@@ -33,6 +43,9 @@ class ProductRepository(Protocol):
         """`lock` holds the product row until the transaction ends (staff edits serialise)."""
 
     def by_name(self, name: str) -> Product | None: ...
+
+    def owning_skus(self, sku_ids: set[int]) -> list[Product]:
+        """The products (with all their SKUs) that own any of these SKU ids."""
 
     def search(self, query: ProductFilter) -> tuple[list[Product], int]:
         """One page of products matching the filter (ranked by term weight when it has terms), and the total."""
@@ -84,6 +97,25 @@ class DeliveryRepository(Protocol):
     def set_estimate(self, province: str, days: int) -> None: ...
 
 
+class ReviewRepository(Protocol):
+    def record_reviewable(self, line: ReviewableLine) -> bool:
+        """Remember a completed line unless it is known already (by order_no and line_id); whether it was new."""
+
+    def reviewable(self, order_no: str, line_id: int) -> ReviewableLine | None: ...
+
+    def add(self, review: Review) -> None:
+        """Store a review and count its stars in the product's summary, or raise Conflict REVIEW_EXISTS
+        when the line has one already (a unique constraint decides, so concurrent posts cannot both win)."""
+
+    def of_product(self, product_id: int, offset: int, limit: int) -> tuple[list[Review], int]:
+        """Newest first, and the total."""
+
+    def of_user(self, user_id: int, offset: int, limit: int) -> tuple[list[Review], int]:
+        """Newest first, and the total."""
+
+    def summary(self, product_id: int) -> RatingSummary: ...
+
+
 class ProductUnitOfWork(UnitOfWork):
     """The product service's unit of work; its repositories are set on entering it."""
 
@@ -94,3 +126,4 @@ class ProductUnitOfWork(UnitOfWork):
     stock: StockRepository
     reservations: ReservationRepository
     delivery: DeliveryRepository
+    reviews: ReviewRepository

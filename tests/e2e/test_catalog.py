@@ -16,6 +16,7 @@ from services.common.outbox import outbox
 from services.product.db import products
 from services.product.seed import product_drafts
 from tests.fixtures.platform import ROOT, Platform
+from tests.fixtures.shop import sms_login
 
 pytestmark = pytest.mark.e2e
 
@@ -37,14 +38,6 @@ def seeded(platform: Platform) -> Platform:
     return platform
 
 
-def login(platform: Platform, phone: str) -> dict[str, str]:
-    sent = requests.post(f"{platform.api}/auth/sms-codes", json={"phone": phone, "purpose": "login"}, timeout=10)
-    reply = requests.post(f"{platform.api}/auth/login/sms", json={"phone": phone, "code": sent.json()["dev_code"]},
-                          timeout=10)
-    assert reply.status_code == 200, reply.text
-    return {"Authorization": f"Bearer {reply.json()['access_token']}"}
-
-
 @pytest.fixture(scope="module")
 def admin(platform: Platform) -> dict[str, str]:
     reply = requests.post(f"{platform.api}/auth/login/password",
@@ -55,7 +48,7 @@ def admin(platform: Platform) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def shopper(platform: Platform) -> dict[str, str]:
-    return login(platform, "13700001234")
+    return sms_login(platform, "13700001234")
 
 
 def flatten(tree: list[dict]) -> list[dict]:

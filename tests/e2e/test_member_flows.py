@@ -2,39 +2,18 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
-import jwt
 import pytest
 import requests
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from services.common.auth import AUDIENCE, ISSUER
 from services.common.db import make_engine
 from services.member import service
 from services.member.db import SqlMemberUnitOfWork, start_mappers
 from tests.fixtures.platform import Platform
+from tests.fixtures.shop import sms_login, staff
 
 pytestmark = pytest.mark.e2e
-
-
-def sms_login(platform: Platform, phone: str) -> dict[str, str]:
-    sent = requests.post(f"{platform.api}/auth/sms-codes", json={"phone": phone, "purpose": "login"}, timeout=10)
-    reply = requests.post(f"{platform.api}/auth/login/sms", json={"phone": phone, "code": sent.json()["dev_code"]},
-                          timeout=10)
-    assert reply.status_code == 200, reply.text
-    return {"Authorization": f"Bearer {reply.json()['access_token']}"}
-
-
-def staff(platform: Platform, roles: list[str]) -> dict[str, str]:
-    """A staff token signed with the platform's key (granting roles has no route yet)."""
-    now = datetime.now(UTC)
-    key = load_pem_private_key(platform.jwt_private_pem, password=None)
-    token = jwt.encode({"iss": ISSUER, "aud": AUDIENCE, "sub": "990001", "jti": str(uuid.uuid4()), "roles": roles,
-                        "iat": int(now.timestamp()), "exp": int((now + timedelta(minutes=5)).timestamp())},
-                       key, algorithm="EdDSA")  # type: ignore[arg-type]
-    return {"Authorization": f"Bearer {token}"}
 
 
 def credit(platform: Platform, recharge_no: str, paid_fen: int) -> None:

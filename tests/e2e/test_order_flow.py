@@ -3,70 +3,23 @@
 from __future__ import annotations
 
 import concurrent.futures
-import secrets
 import uuid
 
 import pytest
 import requests
 
 from tests.fixtures.platform import Platform
+from tests.fixtures.shop import admin_headers, product_on_shelf, verified_wechat_shopper
 from tools.simulator.client import SimulatorClient
 
 pytestmark = pytest.mark.e2e
-
-ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-
-
-def new_id_number() -> str:
-    """A fresh valid GB 11643 number (each may be verified by one account only)."""
-    body = f"110105199{secrets.randbelow(10)}0{secrets.randbelow(9) + 1}1{secrets.randbelow(9)}{secrets.randbelow(1000):03d}"
-    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, ID_WEIGHTS, strict=True)) % 11]
-
-
-def admin_headers(platform: Platform) -> dict[str, str]:
-    reply = requests.post(f"{platform.api}/auth/login/password",
-                          json={"phone": platform.admin_phone, "password": platform.admin_password}, timeout=10)
-    return {"Authorization": f"Bearer {reply.json()['access_token']}"}
-
-
-def product_on_shelf(platform: Platform, stock: int, price_fen: int) -> tuple[int, int]:
-    api, admin = platform.api, admin_headers(platform)
-    category_id = requests.get(f"{api}/categories", timeout=10).json()["items"][0]["id"]
-    brand_id = requests.get(f"{api}/brands", timeout=10).json()["items"][0]["id"]
-    body = {"name": f"订单测试 {uuid.uuid4().hex[:6]}", "subtitle": "e2e", "category_id": category_id,
-            "brand_id": brand_id, "description": "只为测试", "images": [], "params": [], "specs": [],
-            "skus": [{"spec": {}, "price_fen": price_fen, "stock": stock}]}
-    created = requests.post(f"{api}/admin/products", json=body, headers=admin, timeout=10)
-    assert created.status_code == 201, created.text
-    product_id = created.json()["id"]
-    for step, payload in (("submit", None), ("audit", {"approve": True}), ("shelf", {"on_shelf": True})):
-        assert requests.post(f"{api}/admin/products/{product_id}/{step}", json=payload, headers=admin,
-                             timeout=10).status_code == 200
-    sku_id = requests.get(f"{api}/products/{product_id}", timeout=10).json()["skus"][0]["id"]
-    return product_id, sku_id
-
-
-def verified_wechat_shopper(platform: Platform) -> tuple[dict[str, str], int]:
-    """A shopper logged in with WeChat (so WeChat Pay can charge them), verified, with an address."""
-    code = SimulatorClient(platform.simulator_url).wechat_login_code(f"o-e2e-order-{uuid.uuid4().hex[:10]}")
-    login = requests.post(f"{platform.api}/auth/login/wechat", json={"code": code}, timeout=10)
-    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
-    verified = requests.post(f"{platform.api}/me/identity", json={"real_name": "王五", "id_number": new_id_number()},
-                             headers=headers, timeout=10)
-    assert verified.status_code == 200, verified.text
-    address = requests.post(f"{platform.api}/me/addresses", headers=headers, timeout=10, json={
-        "receiver_name": "王五", "receiver_phone": "13900001111", "province": "浙江省", "city": "杭州市",
-        "district": "西湖区", "detail": "文三路 1 号", "is_default": True})
-    assert address.status_code == 201, address.text
-    return headers, address.json()["id"]
-
 
 def test_cart_preview_submit_and_wechat_pay_end_paid_with_the_reservation_confirmed(platform: Platform) -> None:
     api = platform.api
     product_id, sku_id = product_on_shelf(platform, stock=5, price_fen=1999)
     shopper, address_id = verified_wechat_shopper(platform)
 
-    added = requests.post(f"{api}/cart/items", json={"sku_id": sku_id, "product_id": product_id, "quantity": 2},
+    added = requests.post(f"{api}/cart/items", json={"sku_id": sku_id, "quantity": 2},
                           headers=shopper, timeout=10)
     cart = requests.get(f"{api}/cart", headers=shopper, timeout=10).json()
     checkout = {"cart_item_ids": [added.json()["id"]], "address_id": address_id}
@@ -109,7 +62,7 @@ def test_a_flash_sale_of_20_units_to_100_concurrent_orders_sells_exactly_20_and_
         platform: Platform) -> None:
     product_id, sku_id = product_on_shelf(platform, stock=20, price_fen=990)
     shopper, address_id = verified_wechat_shopper(platform)
-    body = {"sku_id": sku_id, "product_id": product_id, "quantity": 1, "address_id": address_id}
+    body = {"sku_id": sku_id, "quantity": 1, "address_id": address_id}
 
     def order(number: int) -> requests.Response:
         return requests.post(f"{platform.api}/orders", json=body, timeout=60,
@@ -141,7 +94,7 @@ def test_a_member_coupon_is_quoted_locked_by_the_order_and_released_when_it_is_c
     coupon = requests.post(f"{api}/member/coupons/claim", json={"template_id": template.json()["id"]},
                            headers=shopper, timeout=10)
     assert coupon.status_code == 201, coupon.text
-    checkout = {"sku_id": sku_id, "product_id": product_id, "quantity": 2, "address_id": address_id,
+    checkout = {"sku_id": sku_id, "quantity": 2, "address_id": address_id,
                 "coupon_id": coupon.json()["id"]}
 
     preview = requests.post(f"{api}/checkout/preview", json=checkout, headers=shopper, timeout=10)
@@ -152,6 +105,7 @@ def test_a_member_coupon_is_quoted_locked_by_the_order_and_released_when_it_is_c
     assert submitted.status_code == 201, submitted.text
     amounts = submitted.json()["amounts"]
     assert amounts["coupon_discount_fen"] == preview.json()["coupon_discount_fen"] == 500
+    assert [(c["id"], c["discount_fen"]) for c in preview.json()["usable_coupons"]] == [(coupon.json()["id"], 500)]
     assert amounts["payable_fen"] == preview.json()["payable_fen"] == (
         3998 - amounts["level_discount_fen"] - 500)
 

@@ -9,24 +9,12 @@ from sqlalchemy.pool import NullPool
 
 from services.user.db import user_role_changes
 from tests.fixtures.platform import Platform
+from tests.fixtures.shop import sms_code, sms_login_reply
 
 pytestmark = pytest.mark.e2e
 
 ADDRESS = {"receiver_name": "张三", "receiver_phone": "13800138000", "province": "广东省", "city": "深圳市",
            "district": "南山区", "detail": "科技园 1 号"}
-
-
-def send_code(platform: Platform, phone: str, purpose: str) -> str:
-    sent = requests.post(f"{platform.api}/auth/sms-codes", json={"phone": phone, "purpose": purpose}, timeout=10)
-    assert sent.status_code == 202, sent.text
-    return sent.json()["dev_code"]
-
-
-def sms_login(platform: Platform, phone: str) -> dict:
-    reply = requests.post(f"{platform.api}/auth/login/sms",
-                          json={"phone": phone, "code": send_code(platform, phone, "login")}, timeout=10)
-    assert reply.status_code == 200, reply.text
-    return reply.json()
 
 
 def call(platform: Platform, method: str, path: str, token: str | None = None, **kwargs: object) -> requests.Response:
@@ -39,7 +27,7 @@ def error_code(response: requests.Response) -> tuple[int, str]:
 
 
 def test_refresh_rotates_and_replaying_the_old_token_ends_the_login(platform: Platform) -> None:
-    login = sms_login(platform, "13710000001")
+    login = sms_login_reply(platform, "13710000001")
 
     first = call(platform, "POST", "/auth/refresh", json={"refresh_token": login["refresh_token"]})
     replay = call(platform, "POST", "/auth/refresh", json={"refresh_token": login["refresh_token"]})
@@ -53,7 +41,7 @@ def test_refresh_rotates_and_replaying_the_old_token_ends_the_login(platform: Pl
 
 
 def test_logout_ends_the_session_of_its_refresh_token(platform: Platform) -> None:
-    login = sms_login(platform, "13710000002")
+    login = sms_login_reply(platform, "13710000002")
     tablet = call(platform, "POST", "/auth/refresh", json={"refresh_token": login["refresh_token"]}).json()
 
     logged_out = call(platform, "POST", "/auth/logout", json={"refresh_token": tablet["refresh_token"]})
@@ -66,7 +54,7 @@ def test_logout_ends_the_session_of_its_refresh_token(platform: Platform) -> Non
 
 
 def test_logout_all_ends_every_session_of_the_caller(platform: Platform) -> None:
-    login = sms_login(platform, "13710000003")
+    login = sms_login_reply(platform, "13710000003")
     second = call(platform, "POST", "/auth/refresh", json={"refresh_token": login["refresh_token"]}).json()
 
     ended = call(platform, "POST", "/auth/logout-all", second["access_token"])
@@ -76,7 +64,7 @@ def test_logout_all_ends_every_session_of_the_caller(platform: Platform) -> None
 
 
 def test_profile_changes_only_by_the_allowlist(platform: Platform) -> None:
-    token = sms_login(platform, "13710000004")["access_token"]
+    token = sms_login_reply(platform, "13710000004")["access_token"]
 
     changed = call(platform, "PATCH", "/me", token, json={"nickname": "小明", "birthday": "1990-05-17", "gender": "male"})
     mass = call(platform, "PATCH", "/me", token, json={"nickname": "黑客", "phone": "13800000000", "roles": ["admin"]})
@@ -93,8 +81,8 @@ def test_profile_changes_only_by_the_allowlist(platform: Platform) -> None:
 
 
 def test_addresses_keep_one_default_and_are_invisible_to_other_shoppers(platform: Platform) -> None:
-    alice = sms_login(platform, "13710000005")["access_token"]
-    bob = sms_login(platform, "13710000006")["access_token"]
+    alice = sms_login_reply(platform, "13710000005")["access_token"]
+    bob = sms_login_reply(platform, "13710000006")["access_token"]
     home = call(platform, "POST", "/me/addresses", alice, json=ADDRESS)
     office = call(platform, "POST", "/me/addresses", alice, json={**ADDRESS, "detail": "福田 8 楼", "is_default": True})
     home_id = home.json()["id"]
@@ -120,8 +108,8 @@ def test_addresses_keep_one_default_and_are_invisible_to_other_shoppers(platform
 
 
 def test_identity_is_verified_once_per_id_number_and_shown_masked(platform: Platform) -> None:
-    alice = sms_login(platform, "13710000007")["access_token"]
-    bob = sms_login(platform, "13710000008")["access_token"]
+    alice = sms_login_reply(platform, "13710000007")["access_token"]
+    bob = sms_login_reply(platform, "13710000008")["access_token"]
     identity = {"real_name": "张三", "id_number": "11010519491231002X"}
 
     wrong = call(platform, "POST", "/me/identity", alice, json={"real_name": "张三", "id_number": "110105194912310021"})
@@ -140,10 +128,10 @@ def test_identity_is_verified_once_per_id_number_and_shown_masked(platform: Plat
 
 def test_a_forgotten_password_is_reset_by_sms_and_every_session_ends(platform: Platform) -> None:
     phone = "13710000009"
-    login = sms_login(platform, phone)
+    login = sms_login_reply(platform, phone)
 
     reset = call(platform, "POST", "/auth/password/reset",
-                 json={"phone": phone, "code": send_code(platform, phone, "reset"), "new_password": "newpass99"})
+                 json={"phone": phone, "code": sms_code(platform, phone, "reset"), "new_password": "newpass99"})
     by_password = call(platform, "POST", "/auth/login/password", json={"phone": phone, "password": "newpass99"})
     changed = call(platform, "PUT", "/me/password", by_password.json()["access_token"],
                    json={"current_password": "newpass99", "new_password": "weak"})
@@ -157,7 +145,7 @@ def test_a_forgotten_password_is_reset_by_sms_and_every_session_ends(platform: P
 
 def test_an_admin_grants_a_role_which_rides_only_on_password_logins(platform: Platform) -> None:
     phone = "13710000010"
-    shopper = sms_login(platform, phone)
+    shopper = sms_login_reply(platform, phone)
     admin = call(platform, "POST", "/auth/login/password",
                  json={"phone": platform.admin_phone, "password": platform.admin_password}).json()["access_token"]
 
@@ -166,7 +154,7 @@ def test_an_admin_grants_a_role_which_rides_only_on_password_logins(platform: Pl
     granted = call(platform, "PUT", f"/admin/users/{shopper['user']['id']}/roles", admin, json={"roles": ["finance"]})
     sms_session = call(platform, "POST", "/auth/refresh", json={"refresh_token": shopper["refresh_token"]})
     call(platform, "POST", "/auth/password/reset",
-         json={"phone": phone, "code": send_code(platform, phone, "reset"), "new_password": "staffpass1"})
+         json={"phone": phone, "code": sms_code(platform, phone, "reset"), "new_password": "staffpass1"})
     by_password = call(platform, "POST", "/auth/login/password", json={"phone": phone, "password": "staffpass1"})
 
     assert refused.status_code == 403

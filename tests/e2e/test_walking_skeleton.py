@@ -16,19 +16,11 @@ from services.common.auth import AUDIENCE, ISSUER
 from services.user.db import sms_codes
 from services.user.domain import SMS_RESEND_AFTER
 from tests.fixtures.platform import Platform
+from tests.fixtures.shop import sms_login_reply
 
 pytestmark = pytest.mark.e2e
 
 OVERVIEW = "/admin/analytics/overview"
-
-
-def sms_login(platform: Platform, phone: str) -> dict:
-    sent = requests.post(f"{platform.api}/auth/sms-codes", json={"phone": phone, "purpose": "login"}, timeout=10)
-    assert sent.status_code == 202, sent.text
-    reply = requests.post(f"{platform.api}/auth/login/sms", json={"phone": phone, "code": sent.json()["dev_code"]},
-                          timeout=10)
-    assert reply.status_code == 200, reply.text
-    return reply.json()
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +78,7 @@ def test_sms_login_registers_a_shopper_whom_the_admin_overview_counts(
         platform: Platform, admin_token: str, days_of_this_test: tuple[date, date]) -> None:
     before = registrations_counted(platform, admin_token, days_of_this_test)
 
-    session = sms_login(platform, "13900000001")
+    session = sms_login_reply(platform, "13900000001")
 
     assert session["is_new_user"] is True
     assert session["user"]["phone"] == "139****0001"
@@ -98,11 +90,11 @@ def test_sms_login_registers_a_shopper_whom_the_admin_overview_counts(
 def test_a_second_sms_login_of_the_same_shopper_is_not_counted_again(
         platform: Platform, admin_token: str, days_of_this_test: tuple[date, date]) -> None:
     phone = "13900000003"
-    sms_login(platform, phone)
+    sms_login_reply(platform, phone)
     before = registrations_counted(platform, admin_token, days_of_this_test)
     let_the_resend_wait_pass(platform, phone)
 
-    session = sms_login(platform, phone)
+    session = sms_login_reply(platform, phone)
 
     assert session["is_new_user"] is False
     counted = registrations_counted(platform, admin_token, days_of_this_test)
@@ -110,7 +102,7 @@ def test_a_second_sms_login_of_the_same_shopper_is_not_counted_again(
 
 
 def test_an_sms_login_to_a_staff_phone_gives_only_a_shopper_session(platform: Platform) -> None:
-    session = sms_login(platform, platform.admin_phone)
+    session = sms_login_reply(platform, platform.admin_phone)
 
     reply = requests.get(f"{platform.api}{OVERVIEW}", timeout=10,
                          headers={"Authorization": f"Bearer {session['access_token']}"})
@@ -132,7 +124,7 @@ def test_asking_for_a_second_code_at_once_gets_429_with_retry_after(platform: Pl
 
 
 def test_a_shopper_token_gets_403_on_admin_routes(platform: Platform) -> None:
-    shopper = sms_login(platform, "13900000004")["access_token"]
+    shopper = sms_login_reply(platform, "13900000004")["access_token"]
 
     reply = requests.get(f"{platform.api}{OVERVIEW}", headers={"Authorization": f"Bearer {shopper}"}, timeout=10)
 

@@ -29,7 +29,7 @@ def paid(uow: Callable[[], SqlOrderUnitOfWork], order_no: str, now: datetime) ->
 
 def test_parcels_round_trip_and_the_last_one_ships_the_order(server: OrderServer) -> None:
     server.members.balance_fen = 10_000
-    order = submit(server, checkout=order_pb2.CheckoutRequest(sku_id=101, product_id=10, quantity=3, address_id=7))
+    order = submit(server, checkout=order_pb2.CheckoutRequest(sku_id=101, quantity=3, address_id=7))
     server.stub.PayOrder(order_pb2.PayOrderRequest(id=order.id, channel="balance"), metadata=server.as_user(ALICE))
     line = order.lines[0].id
     ship = functools.partial(server.stub.ShipOrder, metadata=server.as_user(9, "operator"))

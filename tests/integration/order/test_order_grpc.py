@@ -23,7 +23,7 @@ from tests.integration.order.conftest import OrderServer
 pytestmark = pytest.mark.integration
 
 ALICE, BOB = 1, 2
-BUY_TWO = order_pb2.CheckoutRequest(sku_id=101, product_id=10, quantity=2, address_id=7)
+BUY_TWO = order_pb2.CheckoutRequest(sku_id=101, quantity=2, address_id=7)
 
 
 def submit(server: OrderServer, key: str = "key-1", checkout: order_pb2.CheckoutRequest = BUY_TWO,
@@ -41,7 +41,7 @@ def failure(call: Callable[[], object]) -> tuple[grpc.StatusCode, str]:
 
 def test_cart_to_order_snapshots_prices_and_history_for_its_owner_only(server: OrderServer) -> None:
     alice = server.as_user(ALICE)
-    item = server.stub.AddCartItem(order_pb2.AddCartItemRequest(sku_id=102, product_id=10, quantity=3), metadata=alice)
+    item = server.stub.AddCartItem(order_pb2.AddCartItemRequest(sku_id=102, quantity=3), metadata=alice)
     assert server.stub.ListCart(order_pb2.ListCartRequest(), metadata=alice).selected_total_fen == 1500
     order = submit(server, checkout=order_pb2.CheckoutRequest(cart_item_ids=[item.id], address_id=7))
     assert (order.status, order.amounts.payable_fen, order.lines[0].price_fen) == ("PENDING_PAYMENT", 1500, 500)
@@ -59,7 +59,7 @@ def test_a_replayed_submit_returns_the_first_order_and_another_body_under_the_ke
     first = submit(server)
     assert submit(server).id == first.id
     assert server.stock.available[101] == 8
-    other = order_pb2.CheckoutRequest(sku_id=101, product_id=10, quantity=1, address_id=7)
+    other = order_pb2.CheckoutRequest(sku_id=101, quantity=1, address_id=7)
     assert failure(lambda: submit(server, checkout=other)) == (grpc.StatusCode.ABORTED, "IDEMPOTENCY_KEY_REUSED")
     assert server.events("order-created") == 1
 
@@ -67,7 +67,7 @@ def test_a_replayed_submit_returns_the_first_order_and_another_body_under_the_ke
 def test_my_orders_filter_by_status_and_staff_search_sees_everyone(server: OrderServer) -> None:
     first = submit(server, "a")
     submit(server, "b")
-    submit(server, "c", user_id=BOB, checkout=order_pb2.CheckoutRequest(sku_id=102, product_id=10, quantity=1,
+    submit(server, "c", user_id=BOB, checkout=order_pb2.CheckoutRequest(sku_id=102, quantity=1,
                                                                      address_id=8))
     server.stub.CancelOrder(order_pb2.CancelOrderRequest(id=first.id, reason="no"), metadata=server.as_user(ALICE))
     mine = server.stub.ListOrders(order_pb2.ListOrdersRequest(status="CANCELLED"), metadata=server.as_user(ALICE))
@@ -197,3 +197,22 @@ def test_a_payment_after_cancellation_is_acknowledged_and_refunded_at_wechat_pay
     read = server.stub.GetOrder(order_pb2.GetOrderRequest(id=order.id), metadata=server.as_user(ALICE))
     assert (read.status, len(read.history), server.events("order-paid")) == ("CANCELLED", 3, 0)
     assert simulator.client.wechatpay_order(order.order_no)["refunded_fen"] == order.amounts.payable_fen
+
+
+def test_the_timeout_closes_prepaid_orders_at_wechat_pay_and_pays_one_paid_just_before(
+        server: OrderServer, simulator: RunningSimulator, pg_uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    paid_late, unpaid = submit(server, "paid-at-the-deadline"), submit(server, "left-unpaid")
+    for order in (paid_late, unpaid):
+        server.stub.PayOrder(order_pb2.PayOrderRequest(id=order.id, channel="wechat"), metadata=server.as_user(ALICE))
+    simulator.client.wechatpay_pay(paid_late.order_no, notify=False)  # paid, and the notify is still on its way
+    wechat = WechatPay(simulator.wechatpay_settings())
+
+    settled = service.expire_orders(pg_uow(), wechat=wechat, now=datetime.now(UTC) + timedelta(minutes=31))
+
+    read = {order.order_no: server.stub.GetOrder(order_pb2.GetOrderRequest(id=order.id),
+                                                 metadata=server.as_user(ALICE)) for order in (paid_late, unpaid)}
+    assert settled == 2
+    assert (read[paid_late.order_no].status, read[paid_late.order_no].history[-1].actor) == ("PAID", "system:timeout")
+    assert (read[unpaid.order_no].status, read[unpaid.order_no].history[-1].actor) == ("CANCELLED", "system:timeout")
+    assert simulator.client.wechatpay_order(unpaid.order_no)["trade_state"] == "CLOSED"
+    assert (server.events("order-paid"), server.events("order-cancelled")) == (1, 1)

@@ -25,7 +25,7 @@ def phone(**overrides: object) -> product_pb2.Product:
         skus=[product_pb2.Sku(id=11, spec={"颜色": "黑"}, price_fen=549_900, market_price_fen=599_900, stock=3,
                               stock_status="low", weight_g=225, sales=2)],
         after_sales_policy="7天无理由", status="APPROVED", on_shelf=True, price_fen=549_900,
-        market_price_fen=599_900, sales=2, rating=product_pb2.Rating(average=0, count=0),
+        market_price_fen=599_900, sales=2, rating=product_pb2.Rating(average=4.3, count=3, average_tenths=43, distribution=[0, 0, 0, 2, 1]),
         delivery=product_pb2.Delivery(province="上海", estimate_days=1), created_at=CREATED, updated_at=CREATED)
     for name, value in overrides.items():
         setattr(product, name, value)
@@ -67,7 +67,8 @@ def test_the_detail_shows_stock_status_but_never_a_count(client: FlaskClient, cl
 
     assert (body["skus"], body["delivery"], body["rating"], clients.product.ViewProduct.calls[0].message) == (
         [{"id": 11, "spec": {"颜色": "黑"}, "price_fen": 549_900, "market_price_fen": 599_900, "stock_status": "low"}],
-        {"province": "上海", "estimate_days": 1}, {"average": 0.0, "count": 0},
+        {"province": "上海", "estimate_days": 1},
+        {"average": 4.3, "average_tenths": 43, "count": 3, "distribution": {"1": 0, "2": 0, "3": 0, "4": 2, "5": 1}},
         product_pb2.ViewProductRequest(id=5, province="上海"))
 
 

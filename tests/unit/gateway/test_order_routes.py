@@ -28,29 +28,28 @@ def auth(bearer: Callable[..., dict[str, str]]) -> dict[str, str]:
     return bearer(user_id=42)
 
 
-def test_adding_to_the_cart_sends_sku_product_and_quantity_and_answers_201(client: FlaskClient, clients, auth) -> None:
+def test_adding_to_the_cart_sends_sku_and_quantity_and_answers_201(client: FlaskClient, clients, auth) -> None:
     clients.order.AddCartItem.reply = order_pb2.CartItem(id=1, sku_id=101, product_id=10, quantity=2, selected=True,
                                                          valid=True, stock_status="in_stock", price_fen=1999)
-    response = client.post("/api/v1/cart/items", json={"sku_id": 101, "product_id": 10, "quantity": 2}, headers=auth)
+    response = client.post("/api/v1/cart/items", json={"sku_id": 101, "quantity": 2}, headers=auth)
     assert response.status_code == 201 and response.get_json()["price_fen"] == 1999
-    assert clients.order.AddCartItem.calls[0].message == order_pb2.AddCartItemRequest(sku_id=101, product_id=10,
-                                                                                      quantity=2)
+    assert clients.order.AddCartItem.calls[0].message == order_pb2.AddCartItemRequest(sku_id=101, quantity=2)
 
 
 def test_a_client_price_is_refused_not_used(client: FlaskClient, clients, auth) -> None:
-    response = client.post("/api/v1/cart/items", json={"sku_id": 101, "product_id": 10, "quantity": 1,
+    response = client.post("/api/v1/cart/items", json={"sku_id": 101, "quantity": 1,
                                                        "price_fen": 1}, headers=auth)
     assert response.status_code == 400 and clients.order.AddCartItem.calls == []
 
 
 def test_a_quantity_over_999_is_refused(client: FlaskClient, clients, auth) -> None:
-    response = client.post("/api/v1/cart/items", json={"sku_id": 101, "product_id": 10, "quantity": 1000},
+    response = client.post("/api/v1/cart/items", json={"sku_id": 101, "quantity": 1000},
                            headers=auth)
     assert response.status_code == 400
 
 
 def test_an_order_needs_an_idempotency_key(client: FlaskClient, clients, auth) -> None:
-    response = client.post("/api/v1/orders", json={"sku_id": 101, "product_id": 10, "quantity": 2, "address_id": 7},
+    response = client.post("/api/v1/orders", json={"sku_id": 101, "quantity": 2, "address_id": 7},
                            headers=auth)
     assert (response.status_code, response.get_json()["error"]["code"]) == (400, "IDEMPOTENCY_KEY_REQUIRED")
     assert clients.order.SubmitOrder.calls == []
@@ -59,7 +58,7 @@ def test_an_order_needs_an_idempotency_key(client: FlaskClient, clients, auth) -
 def test_submitting_passes_the_key_and_answers_the_order_with_a_masked_phone(client: FlaskClient, clients,
                                                                              auth) -> None:
     clients.order.SubmitOrder.reply = ORDER
-    response = client.post("/api/v1/orders", json={"sku_id": 101, "product_id": 10, "quantity": 2, "address_id": 7},
+    response = client.post("/api/v1/orders", json={"sku_id": 101, "quantity": 2, "address_id": 7},
                            headers={**auth, "Idempotency-Key": "abc-1"})
     assert response.status_code == 201
     body = response.get_json()
@@ -72,9 +71,24 @@ def test_submitting_passes_the_key_and_answers_the_order_with_a_masked_phone(cli
 
 
 def test_a_checkout_names_cart_lines_or_one_sku_not_both(client: FlaskClient, clients, auth) -> None:
-    response = client.post("/api/v1/checkout/preview", json={"cart_item_ids": [1], "sku_id": 101, "product_id": 10,
-                                                             "quantity": 1, "address_id": 7}, headers=auth)
+    response = client.post("/api/v1/checkout/preview", json={"cart_item_ids": [1], "sku_id": 101, "quantity": 1,
+                                                             "address_id": 7}, headers=auth)
     assert response.status_code == 400 and clients.order.QuoteCheckout.calls == []
+
+
+def test_the_preview_answers_the_exact_amounts_and_my_usable_coupons(client: FlaskClient, clients, auth) -> None:
+    clients.order.QuoteCheckout.reply = order_pb2.CheckoutQuote(
+        lines=ORDER.lines, amounts=ORDER.amounts,
+        usable_coupons=[order_pb2.UsableCoupon(id=3, name="满10减5", discount_fen=500, valid_to=AT)])
+    response = client.post("/api/v1/checkout/preview", json={"sku_id": 101, "quantity": 2, "address_id": 7},
+                           headers=auth)
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert (body["payable_fen"], body["level_discount_fen"]) == (3799, 199)
+    assert body["usable_coupons"] == [{"id": 3, "name": "满10减5", "discount_fen": 500,
+                                       "valid_to": "2026-11-18T11:06:40Z"}]
+    assert clients.order.QuoteCheckout.calls[0].message == order_pb2.CheckoutRequest(sku_id=101, quantity=2,
+                                                                                      address_id=7)
 
 
 def test_another_users_order_is_a_404(client: FlaskClient, clients, auth, rpc_error) -> None:

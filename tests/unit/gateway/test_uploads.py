@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
+
+from gateway.storage import LocalMediaStorage
+from services.common import formats
 
 UPLOADS = "/api/v1/uploads"
 
@@ -112,3 +116,9 @@ def test_uploading_needs_a_login(client: FlaskClient, storage: MemoryStorage) ->
     response = post(client, {}, image_bytes())
 
     assert (error_of(response), storage.saved) == ((401, "AUTH_REQUIRED"), [])
+
+
+@pytest.mark.parametrize("extension", ["jpg", "png", "webp"])
+def test_the_local_store_answers_urls_a_review_accepts(tmp_path: Path, extension: str) -> None:
+    url = LocalMediaStorage(tmp_path).save(b"x", folder="uploads", extension=extension)
+    assert formats.UPLOAD_URL_PATTERN.fullmatch(url), url

@@ -37,7 +37,7 @@ def shop() -> Shop:
 
 def paid_order(shop: Shop, *items: tuple[int, int], user_id: int = 1, key: str = "paid") -> Order:
     """An order of (sku_id, quantity) lines (product 10), placed through the cart and paid from the balance."""
-    ids = tuple(service.add_cart_item(shop.uow, shop.catalog, user_id=user_id, sku_id=sku_id, product_id=10,
+    ids = tuple(service.add_cart_item(shop.uow, shop.catalog, user_id=user_id, sku_id=sku_id,
                                       quantity=quantity, now=NOW).item.id or 0 for sku_id, quantity in items)
     order = service.submit_order(shop.uow, shop.catalog, shop.members, shop.stock, shop.users, shop.settings,
                                  user_id=user_id, request=CheckoutInput(cart_item_ids=ids, address_id=7 + user_id - 1),

@@ -8,9 +8,16 @@ from datetime import timedelta
 import pytest
 
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
-from services.common.wechatpay import NotifyRejected, PaymentNotice
+from services.common.wechatpay import (
+    NotifyRejected,
+    PaymentNotice,
+    WechatPayApiError,
+    WechatPayError,
+    WechatPayUnavailable,
+)
 from services.order import service
 from services.order.domain import MAX_CART_LINES, Order
+from services.order.ports import CouponOffer
 from services.order.service import CheckoutInput
 from tests.unit.order.conftest import NOW, Shop
 
@@ -21,12 +28,12 @@ def submit(shop: Shop, request: CheckoutInput, *, user_id: int = 1, key: str = "
                                 request_fingerprint=repr(request).encode(), now=NOW)
 
 
-BUY_TWO = CheckoutInput(sku_id=101, product_id=10, quantity=2, address_id=7)
+BUY_TWO = CheckoutInput(sku_id=101, quantity=2, address_id=7)
 
 
 def test_adding_a_sku_twice_merges_into_one_line_and_publishes_each_addition(shop: Shop) -> None:
-    service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, product_id=10, quantity=2, now=NOW)
-    line = service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, product_id=10, quantity=3, now=NOW)
+    service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, quantity=2, now=NOW)
+    line = service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, quantity=3, now=NOW)
     assert line.item.quantity == 5
     assert len(shop.uow.carts.items) == 1
     assert [event.payload.quantity for event in shop.uow.published] == [2, 3]
@@ -34,21 +41,21 @@ def test_adding_a_sku_twice_merges_into_one_line_and_publishes_each_addition(sho
 
 
 def test_a_line_holds_at_most_999_and_a_cart_at_most_100_lines(shop: Shop) -> None:
-    service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, product_id=10, quantity=999, now=NOW)
+    service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, quantity=999, now=NOW)
     with pytest.raises(InvalidInput):
-        service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, product_id=10, quantity=1, now=NOW)
+        service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, quantity=1, now=NOW)
     for sku_id in range(1000, 1000 + MAX_CART_LINES - 1):
         shop.catalog.put(sku_id)
-        service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=sku_id, product_id=10, quantity=1, now=NOW)
+        service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=sku_id, quantity=1, now=NOW)
     shop.catalog.put(5000)
     with pytest.raises(DomainError) as full:
-        service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=5000, product_id=10, quantity=1, now=NOW)
+        service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=5000, quantity=1, now=NOW)
     assert full.value.code == "CART_FULL"
 
 
 def test_the_cart_shows_live_prices_flags_changes_and_off_shelf_lines_as_invalid(shop: Shop) -> None:
-    service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, product_id=10, quantity=1, now=NOW)
-    service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=102, product_id=10, quantity=2, now=NOW)
+    service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, quantity=1, now=NOW)
+    service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=102, quantity=2, now=NOW)
     shop.catalog.put(101, price_fen=1799)
     shop.catalog.put(102, price_fen=500, on_sale=False)
     cart = service.list_cart(shop.uow, shop.catalog, user_id=1)
@@ -58,7 +65,7 @@ def test_the_cart_shows_live_prices_flags_changes_and_off_shelf_lines_as_invalid
 
 
 def test_another_users_cart_item_is_not_found(shop: Shop) -> None:
-    line = service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, product_id=10, quantity=1, now=NOW)
+    line = service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, quantity=1, now=NOW)
     with pytest.raises(NotFound):
         service.change_cart_item(shop.uow, shop.catalog, user_id=2, item_id=line.item.id or 0, quantity=3)
     with pytest.raises(NotFound):
@@ -76,6 +83,13 @@ def test_quote_and_submit_charge_the_same_exact_amounts(shop: Shop) -> None:
     # 3998 items, 199 level (floor of 199.9), 500 coupon, 300 points = 3 yuan, no freight.
     assert (order.items_total_fen, order.level_discount_fen, order.coupon_discount_fen, order.points_discount_fen,
             order.payable_fen) == (3998, 199, 500, 3, 3296)
+
+
+def test_the_quote_lists_the_coupons_usable_for_its_lines(shop: Shop) -> None:
+    offer = CouponOffer(coupon_id=9, name="满10减5", discount_fen=500, valid_to=NOW + timedelta(days=7))
+    shop.members.offers = [offer]
+    quote = service.quote_checkout(shop.uow, shop.catalog, shop.members, shop.settings, user_id=1, request=BUY_TWO)
+    assert quote.usable_coupons == [offer] and quote.amounts.coupon_discount_fen == 0
 
 
 def test_submit_reserves_stock_snapshots_and_publishes_order_created_once(shop: Shop) -> None:
@@ -117,7 +131,7 @@ def test_client_cannot_check_out_an_off_shelf_sku(shop: Shop) -> None:
 
 
 def test_checkout_of_cart_lines_removes_them_from_the_cart(shop: Shop) -> None:
-    line = service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=102, product_id=10, quantity=4, now=NOW)
+    line = service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=102, quantity=4, now=NOW)
     order = submit(shop, CheckoutInput(cart_item_ids=(line.item.id or 0,), address_id=7))
     assert order.items_total_fen == 2000 and shop.uow.carts.items == []
 
@@ -157,10 +171,21 @@ def test_balance_payment_pays_once_and_publishes_order_paid(shop: Shop) -> None:
 
 
 class FakeWechatPay:
-    def __init__(self, notice: PaymentNotice | None = None) -> None:
+    def __init__(self, notice: PaymentNotice | None = None, close_error: WechatPayError | None = None) -> None:
         self.notice = notice
+        self.close_error = close_error
         self.prepaid: list[dict[str, object]] = []
         self.refunds: list[dict[str, object]] = []
+        self.closed: list[str] = []
+
+    def close(self, out_trade_no: str) -> None:
+        if self.close_error is not None:
+            raise self.close_error
+        self.closed.append(out_trade_no)
+
+    def query_by_out_trade_no(self, out_trade_no: str) -> PaymentNotice:
+        assert self.notice is not None
+        return self.notice
 
     def refund(self, **kwargs: object) -> None:
         self.refunds.append(kwargs)
@@ -235,6 +260,36 @@ def test_the_timeout_cancels_only_unpaid_orders_past_their_deadline(shop: Shop) 
     assert (late.status, paid.status) == ("CANCELLED", "PAID")
     assert late.history[-1].actor == "system:timeout"
     assert shop.uow.published[-1].payload.cancelled_by == "timeout"
+
+
+def prepaid_order(shop: Shop) -> Order:
+    order = submit(shop, BUY_TWO)
+    service.pay_order(shop.uow, shop.members, shop.users, FakeWechatPay(), shop.settings, user_id=1,
+                      order_id=order.id or 0, channel="wechat", now=NOW)
+    return order
+
+
+def test_an_expired_prepaid_order_is_closed_at_wechat_pay_before_it_is_cancelled(shop: Shop) -> None:
+    order = prepaid_order(shop)
+    wechat = FakeWechatPay(replace(notice(order), trade_state="CLOSED", transaction_id=None))
+    assert service.expire_orders(shop.uow, wechat=wechat, now=NOW + timedelta(minutes=30)) == 1
+    assert (order.status, wechat.closed) == ("CANCELLED", [order.order_no])
+    assert [event.event_type for event in shop.uow.published] == ["order-created", "order-cancelled"]
+
+
+def test_an_expired_order_paid_just_before_the_close_is_paid_not_cancelled(shop: Shop) -> None:
+    order = prepaid_order(shop)
+    wechat = FakeWechatPay(notice(order), close_error=WechatPayApiError(400, "ORDERPAID", "该订单已支付"))
+    assert service.expire_orders(shop.uow, wechat=wechat, now=NOW + timedelta(minutes=30)) == 1
+    assert (order.status, order.history[-1].actor) == ("PAID", "system:timeout")
+    assert [event.event_type for event in shop.uow.published] == ["order-created", "order-paid"]
+
+
+def test_an_expired_prepaid_order_waits_while_wechat_pay_does_not_answer(shop: Shop) -> None:
+    order = prepaid_order(shop)
+    wechat = FakeWechatPay(notice(order), close_error=WechatPayUnavailable("no answer"))
+    assert service.expire_orders(shop.uow, wechat=wechat, now=NOW + timedelta(minutes=30)) == 0
+    assert order.status == "PENDING_PAYMENT" and len(shop.uow.published) == 1
 
 
 def test_a_payment_for_a_cancelled_order_is_recorded_once_and_refunded_in_full(shop: Shop) -> None:

@@ -78,6 +78,19 @@ def test_an_off_shelf_product_disappears_from_the_list(uow: FakeProductUnitOfWor
     assert (listed, service.search_products(uow).total) == (1, 0)
 
 
+def test_skus_are_looked_up_by_id_with_their_product_and_whether_they_are_on_sale(
+        uow: FakeProductUnitOfWork) -> None:
+    live, hidden = on_sale(uow), on_sale(uow, name="下架的手机")
+    service.set_shelf(uow, actor_id=EDITOR, product_id=hidden, on_shelf=False, now=T0)
+    black, white = sku_ids(uow, live)
+
+    found = service.get_skus(uow, sku_ids=[white, sku_ids(uow, hidden)[0], 999, white, black])
+
+    assert [(offer.sku.id, offer.product.id, offer.on_sale) for offer in found] == [
+        (white, live, True), (sku_ids(uow, hidden)[0], hidden, False), (black, live, True)]
+    assert found[0].sku.price_fen == 550_000 and found[0].product.name == "华为 Mate 60 智能手机"
+
+
 def test_the_category_filter_includes_sub_categories(uow: FakeProductUnitOfWork) -> None:
     on_sale(uow)
 

@@ -50,14 +50,12 @@ class Cart(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[CartItem, _Mapping]]] = ..., selected_total_fen: _Optional[int] = ...) -> None: ...
 
 class AddCartItemRequest(_message.Message):
-    __slots__ = ("sku_id", "product_id", "quantity")
+    __slots__ = ("sku_id", "quantity")
     SKU_ID_FIELD_NUMBER: _ClassVar[int]
-    PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
     QUANTITY_FIELD_NUMBER: _ClassVar[int]
     sku_id: int
-    product_id: int
     quantity: int
-    def __init__(self, sku_id: _Optional[int] = ..., product_id: _Optional[int] = ..., quantity: _Optional[int] = ...) -> None: ...
+    def __init__(self, sku_id: _Optional[int] = ..., quantity: _Optional[int] = ...) -> None: ...
 
 class ChangeCartItemRequest(_message.Message):
     __slots__ = ("item_id", "quantity", "selected")
@@ -80,22 +78,20 @@ class RemoveCartItemResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class CheckoutRequest(_message.Message):
-    __slots__ = ("cart_item_ids", "sku_id", "product_id", "quantity", "address_id", "coupon_id", "points")
+    __slots__ = ("cart_item_ids", "sku_id", "quantity", "address_id", "coupon_id", "points")
     CART_ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
     SKU_ID_FIELD_NUMBER: _ClassVar[int]
-    PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
     QUANTITY_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_ID_FIELD_NUMBER: _ClassVar[int]
     COUPON_ID_FIELD_NUMBER: _ClassVar[int]
     POINTS_FIELD_NUMBER: _ClassVar[int]
     cart_item_ids: _containers.RepeatedScalarFieldContainer[int]
     sku_id: int
-    product_id: int
     quantity: int
     address_id: int
     coupon_id: int
     points: int
-    def __init__(self, cart_item_ids: _Optional[_Iterable[int]] = ..., sku_id: _Optional[int] = ..., product_id: _Optional[int] = ..., quantity: _Optional[int] = ..., address_id: _Optional[int] = ..., coupon_id: _Optional[int] = ..., points: _Optional[int] = ...) -> None: ...
+    def __init__(self, cart_item_ids: _Optional[_Iterable[int]] = ..., sku_id: _Optional[int] = ..., quantity: _Optional[int] = ..., address_id: _Optional[int] = ..., coupon_id: _Optional[int] = ..., points: _Optional[int] = ...) -> None: ...
 
 class OrderLine(_message.Message):
     __slots__ = ("id", "sku_id", "product_id", "name", "spec", "price_fen", "quantity", "image")
@@ -133,15 +129,29 @@ class Amounts(_message.Message):
     payable_fen: int
     def __init__(self, items_total_fen: _Optional[int] = ..., level_discount_fen: _Optional[int] = ..., coupon_discount_fen: _Optional[int] = ..., points_discount_fen: _Optional[int] = ..., freight_fen: _Optional[int] = ..., payable_fen: _Optional[int] = ...) -> None: ...
 
+class UsableCoupon(_message.Message):
+    __slots__ = ("id", "name", "discount_fen", "valid_to")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DISCOUNT_FEN_FIELD_NUMBER: _ClassVar[int]
+    VALID_TO_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    name: str
+    discount_fen: int
+    valid_to: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., discount_fen: _Optional[int] = ..., valid_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class CheckoutQuote(_message.Message):
-    __slots__ = ("lines", "amounts", "points_used")
+    __slots__ = ("lines", "amounts", "points_used", "usable_coupons")
     LINES_FIELD_NUMBER: _ClassVar[int]
     AMOUNTS_FIELD_NUMBER: _ClassVar[int]
     POINTS_USED_FIELD_NUMBER: _ClassVar[int]
+    USABLE_COUPONS_FIELD_NUMBER: _ClassVar[int]
     lines: _containers.RepeatedCompositeFieldContainer[OrderLine]
     amounts: Amounts
     points_used: int
-    def __init__(self, lines: _Optional[_Iterable[_Union[OrderLine, _Mapping]]] = ..., amounts: _Optional[_Union[Amounts, _Mapping]] = ..., points_used: _Optional[int] = ...) -> None: ...
+    usable_coupons: _containers.RepeatedCompositeFieldContainer[UsableCoupon]
+    def __init__(self, lines: _Optional[_Iterable[_Union[OrderLine, _Mapping]]] = ..., amounts: _Optional[_Union[Amounts, _Mapping]] = ..., points_used: _Optional[int] = ..., usable_coupons: _Optional[_Iterable[_Union[UsableCoupon, _Mapping]]] = ...) -> None: ...
 
 class SubmitOrderRequest(_message.Message):
     __slots__ = ("checkout", "note", "idempotency_key")

@@ -89,6 +89,36 @@ class ViewProductRequest(_message.Message):
     province: str
     def __init__(self, id: _Optional[int] = ..., province: _Optional[str] = ...) -> None: ...
 
+class GetSkusRequest(_message.Message):
+    __slots__ = ("sku_ids",)
+    SKU_IDS_FIELD_NUMBER: _ClassVar[int]
+    sku_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, sku_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class SkuOffer(_message.Message):
+    __slots__ = ("sku", "product_id", "name", "on_sale", "category_id", "brand_id", "image")
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ON_SALE_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_ID_FIELD_NUMBER: _ClassVar[int]
+    BRAND_ID_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    sku: Sku
+    product_id: int
+    name: str
+    on_sale: bool
+    category_id: int
+    brand_id: int
+    image: str
+    def __init__(self, sku: _Optional[_Union[Sku, _Mapping]] = ..., product_id: _Optional[int] = ..., name: _Optional[str] = ..., on_sale: _Optional[bool] = ..., category_id: _Optional[int] = ..., brand_id: _Optional[int] = ..., image: _Optional[str] = ...) -> None: ...
+
+class GetSkusResponse(_message.Message):
+    __slots__ = ("skus",)
+    SKUS_FIELD_NUMBER: _ClassVar[int]
+    skus: _containers.RepeatedCompositeFieldContainer[SkuOffer]
+    def __init__(self, skus: _Optional[_Iterable[_Union[SkuOffer, _Mapping]]] = ...) -> None: ...
+
 class ProductRef(_message.Message):
     __slots__ = ("id",)
     ID_FIELD_NUMBER: _ClassVar[int]
@@ -139,12 +169,16 @@ class Sku(_message.Message):
     def __init__(self, id: _Optional[int] = ..., spec: _Optional[_Mapping[str, str]] = ..., price_fen: _Optional[int] = ..., market_price_fen: _Optional[int] = ..., stock: _Optional[int] = ..., stock_status: _Optional[str] = ..., weight_g: _Optional[int] = ..., sales: _Optional[int] = ...) -> None: ...
 
 class Rating(_message.Message):
-    __slots__ = ("average", "count")
+    __slots__ = ("average", "count", "average_tenths", "distribution")
     AVERAGE_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
+    AVERAGE_TENTHS_FIELD_NUMBER: _ClassVar[int]
+    DISTRIBUTION_FIELD_NUMBER: _ClassVar[int]
     average: float
     count: int
-    def __init__(self, average: _Optional[float] = ..., count: _Optional[int] = ...) -> None: ...
+    average_tenths: int
+    distribution: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, average: _Optional[float] = ..., count: _Optional[int] = ..., average_tenths: _Optional[int] = ..., distribution: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Delivery(_message.Message):
     __slots__ = ("province", "estimate_days")
@@ -350,3 +384,80 @@ class ReservationResponse(_message.Message):
     order_no: str
     status: str
     def __init__(self, order_no: _Optional[str] = ..., status: _Optional[str] = ...) -> None: ...
+
+class CreateReviewRequest(_message.Message):
+    __slots__ = ("order_no", "line_id", "rating", "content", "images", "buyer_nickname")
+    ORDER_NO_FIELD_NUMBER: _ClassVar[int]
+    LINE_ID_FIELD_NUMBER: _ClassVar[int]
+    RATING_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    BUYER_NICKNAME_FIELD_NUMBER: _ClassVar[int]
+    order_no: str
+    line_id: int
+    rating: int
+    content: str
+    images: _containers.RepeatedScalarFieldContainer[str]
+    buyer_nickname: str
+    def __init__(self, order_no: _Optional[str] = ..., line_id: _Optional[int] = ..., rating: _Optional[int] = ..., content: _Optional[str] = ..., images: _Optional[_Iterable[str]] = ..., buyer_nickname: _Optional[str] = ...) -> None: ...
+
+class Review(_message.Message):
+    __slots__ = ("id", "product_id", "sku_id", "spec", "rating", "content", "images", "buyer", "created_at", "order_no", "line_id")
+    class SpecEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
+    SKU_ID_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    RATING_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    BUYER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    ORDER_NO_FIELD_NUMBER: _ClassVar[int]
+    LINE_ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    product_id: int
+    sku_id: int
+    spec: _containers.ScalarMap[str, str]
+    rating: int
+    content: str
+    images: _containers.RepeatedScalarFieldContainer[str]
+    buyer: str
+    created_at: _timestamp_pb2.Timestamp
+    order_no: str
+    line_id: int
+    def __init__(self, id: _Optional[int] = ..., product_id: _Optional[int] = ..., sku_id: _Optional[int] = ..., spec: _Optional[_Mapping[str, str]] = ..., rating: _Optional[int] = ..., content: _Optional[str] = ..., images: _Optional[_Iterable[str]] = ..., buyer: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., order_no: _Optional[str] = ..., line_id: _Optional[int] = ...) -> None: ...
+
+class ListProductReviewsRequest(_message.Message):
+    __slots__ = ("product_id", "offset", "limit")
+    PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    product_id: int
+    offset: int
+    limit: int
+    def __init__(self, product_id: _Optional[int] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListMyReviewsRequest(_message.Message):
+    __slots__ = ("offset", "limit")
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    offset: int
+    limit: int
+    def __init__(self, offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListReviewsResponse(_message.Message):
+    __slots__ = ("items", "total", "rating")
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    RATING_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[Review]
+    total: int
+    rating: Rating
+    def __init__(self, items: _Optional[_Iterable[_Union[Review, _Mapping]]] = ..., total: _Optional[int] = ..., rating: _Optional[_Union[Rating, _Mapping]] = ...) -> None: ...

@@ -54,6 +54,11 @@ class ProductServiceStub:
                 request_serializer=mall_dot_product_dot_v1_dot_product__pb2.ViewProductRequest.SerializeToString,
                 response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.Product.FromString,
                 _registered_method=True)
+        self.GetSkus = channel.unary_unary(
+                '/mall.product.v1.ProductService/GetSkus',
+                request_serializer=mall_dot_product_dot_v1_dot_product__pb2.GetSkusRequest.SerializeToString,
+                response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.GetSkusResponse.FromString,
+                _registered_method=True)
         self.CreateProduct = channel.unary_unary(
                 '/mall.product.v1.ProductService/CreateProduct',
                 request_serializer=mall_dot_product_dot_v1_dot_product__pb2.CreateProductRequest.SerializeToString,
@@ -114,6 +119,21 @@ class ProductServiceStub:
                 request_serializer=mall_dot_product_dot_v1_dot_product__pb2.ReservationRef.SerializeToString,
                 response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ReservationResponse.FromString,
                 _registered_method=True)
+        self.CreateReview = channel.unary_unary(
+                '/mall.product.v1.ProductService/CreateReview',
+                request_serializer=mall_dot_product_dot_v1_dot_product__pb2.CreateReviewRequest.SerializeToString,
+                response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.Review.FromString,
+                _registered_method=True)
+        self.ListProductReviews = channel.unary_unary(
+                '/mall.product.v1.ProductService/ListProductReviews',
+                request_serializer=mall_dot_product_dot_v1_dot_product__pb2.ListProductReviewsRequest.SerializeToString,
+                response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ListReviewsResponse.FromString,
+                _registered_method=True)
+        self.ListMyReviews = channel.unary_unary(
+                '/mall.product.v1.ProductService/ListMyReviews',
+                request_serializer=mall_dot_product_dot_v1_dot_product__pb2.ListMyReviewsRequest.SerializeToString,
+                response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ListReviewsResponse.FromString,
+                _registered_method=True)
 
 
 class ProductServiceServicer:
@@ -140,6 +160,13 @@ class ProductServiceServicer:
 
     def ViewProduct(self, request, context):
         """A logged-in caller's view emits product-viewed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSkus(self, request, context):
+        """SKUs by id, each with its product's name and whether it is on sale (for carts and checkout).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -219,6 +246,28 @@ class ProductServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateReview(self, request, context):
+        """Reviews (P5, U9): the buyer of a completed order line (known from order-completed) reviews it once.
+        the caller's line; 409 when not yet eligible
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListProductReviews(self, request, context):
+        """public, with the summary
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMyReviews(self, request, context):
+        """the caller's
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ProductServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -241,6 +290,11 @@ def add_ProductServiceServicer_to_server(servicer, server):
                     servicer.ViewProduct,
                     request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ViewProductRequest.FromString,
                     response_serializer=mall_dot_product_dot_v1_dot_product__pb2.Product.SerializeToString,
+            ),
+            'GetSkus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSkus,
+                    request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.GetSkusRequest.FromString,
+                    response_serializer=mall_dot_product_dot_v1_dot_product__pb2.GetSkusResponse.SerializeToString,
             ),
             'CreateProduct': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateProduct,
@@ -301,6 +355,21 @@ def add_ProductServiceServicer_to_server(servicer, server):
                     servicer.ReleaseReservation,
                     request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ReservationRef.FromString,
                     response_serializer=mall_dot_product_dot_v1_dot_product__pb2.ReservationResponse.SerializeToString,
+            ),
+            'CreateReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateReview,
+                    request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.CreateReviewRequest.FromString,
+                    response_serializer=mall_dot_product_dot_v1_dot_product__pb2.Review.SerializeToString,
+            ),
+            'ListProductReviews': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProductReviews,
+                    request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ListProductReviewsRequest.FromString,
+                    response_serializer=mall_dot_product_dot_v1_dot_product__pb2.ListReviewsResponse.SerializeToString,
+            ),
+            'ListMyReviews': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMyReviews,
+                    request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ListMyReviewsRequest.FromString,
+                    response_serializer=mall_dot_product_dot_v1_dot_product__pb2.ListReviewsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -411,6 +480,33 @@ class ProductService:
             '/mall.product.v1.ProductService/ViewProduct',
             mall_dot_product_dot_v1_dot_product__pb2.ViewProductRequest.SerializeToString,
             mall_dot_product_dot_v1_dot_product__pb2.Product.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSkus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.product.v1.ProductService/GetSkus',
+            mall_dot_product_dot_v1_dot_product__pb2.GetSkusRequest.SerializeToString,
+            mall_dot_product_dot_v1_dot_product__pb2.GetSkusResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -735,6 +831,87 @@ class ProductService:
             '/mall.product.v1.ProductService/ReleaseReservation',
             mall_dot_product_dot_v1_dot_product__pb2.ReservationRef.SerializeToString,
             mall_dot_product_dot_v1_dot_product__pb2.ReservationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.product.v1.ProductService/CreateReview',
+            mall_dot_product_dot_v1_dot_product__pb2.CreateReviewRequest.SerializeToString,
+            mall_dot_product_dot_v1_dot_product__pb2.Review.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProductReviews(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.product.v1.ProductService/ListProductReviews',
+            mall_dot_product_dot_v1_dot_product__pb2.ListProductReviewsRequest.SerializeToString,
+            mall_dot_product_dot_v1_dot_product__pb2.ListReviewsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMyReviews(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.product.v1.ProductService/ListMyReviews',
+            mall_dot_product_dot_v1_dot_product__pb2.ListMyReviewsRequest.SerializeToString,
+            mall_dot_product_dot_v1_dot_product__pb2.ListReviewsResponse.FromString,
             options,
             channel_credentials,
             insecure,

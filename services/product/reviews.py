@@ -1,0 +1,108 @@
+"""Reviews (P5, U9): who may review what, the reviews themselves and each product's rating summary.
+
+Eligibility comes from the `order-completed` event, not from a gRPC call to the order service.
+The product service consumes it (once per event, in the transaction that records the event as
+processed) and keeps a row per completed line: (order_no, line_id, user_id, product_id, sku_id).
+A review is then checked against that row alone. Why the event:
+- posting a review needs no order service: it works while that service is slow or down, and
+  the product service never trusts a client-sent product or SKU id (they come from the event);
+- the order service publishes `order-completed` anyway (member points, analytics), in the
+  transaction that completes the order, so the row can never exist for an order that did not
+  complete;
+- the cost is a short delay: right after confirming receipt, before the event arrives (well
+  under a second normally), a review is refused with 409 REVIEW_NOT_ELIGIBLE; the client retries.
+An order that leaves COMPLETED later (after-sales refund) keeps its reviews and eligibility:
+the buyer did receive the goods.
+
+One review per order line: a unique constraint on (order_no, line_id) decides, so two concurrent
+posts give one review and one 409 REVIEW_EXISTS. The product's rating summary is a row of star
+counts updated in the same transaction as the review insert, so the product page reads one row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from services.common.db import utcnow
+from services.common.errors import Conflict, InvalidInput, NotFound
+from services.product.domain import RatingSummary, Review, ReviewableLine, ReviewDraft, mask_buyer
+from services.product.uow import ProductUnitOfWork
+
+
+@dataclass(frozen=True)
+class CompletedLine:
+    line_id: int
+    product_id: int
+    sku_id: int
+
+
+@dataclass(frozen=True)
+class ReviewPage:
+    items: list[Review]
+    total: int
+    summary: RatingSummary | None = None   # a product's list carries its summary
+
+
+def record_completed_lines(uow: ProductUnitOfWork, *, order_no: str, user_id: int, lines: Iterable[CompletedLine],
+                           completed_at: datetime) -> int:
+    """Remember an order's completed lines as reviewable by its buyer, inside an open unit of work (the
+    order-completed consumer's). Lines known already are skipped; how many were new."""
+    new = 0
+    for line in lines:
+        new += uow.reviews.record_reviewable(ReviewableLine(
+            order_no=order_no, line_id=line.line_id, user_id=user_id, product_id=line.product_id,
+            sku_id=line.sku_id, completed_at=completed_at))
+    return new
+
+
+def post_review(uow: ProductUnitOfWork, *, user_id: int, order_no: str, line_id: int, draft: ReviewDraft,
+                buyer_nickname: str = "", now: datetime | None = None) -> Review:
+    """The buyer's review of a completed order line, once.
+
+    409 REVIEW_NOT_ELIGIBLE: the line's completion is not known here (not completed, or the event is
+    still on its way); 404 ORDER_LINE_NOT_FOUND: the line was someone else's; 409 REVIEW_EXISTS.
+    """
+    now = now or utcnow()
+    draft.validate()
+    if not order_no or len(order_no) > 64:
+        raise InvalidInput("ORDER_NO_INVALID", "order_no must be 1-64 characters", details={"order_no": "invalid"})
+    with uow:
+        line = uow.reviews.reviewable(order_no, line_id)
+        if line is None:
+            raise Conflict("REVIEW_NOT_ELIGIBLE", "only a completed order line can be reviewed; if you have just "
+                                                  "confirmed receipt, try again in a moment")
+        if line.user_id != user_id:
+            raise NotFound("ORDER_LINE_NOT_FOUND", "no such order line")
+        product = uow.products.get(line.product_id)
+        if product is None:
+            raise NotFound("PRODUCT_NOT_FOUND", "no such product")
+        sku = next((s for s in product.skus if s.id == line.sku_id), None)
+        review = Review(product_id=line.product_id, sku_id=line.sku_id, user_id=user_id, order_no=order_no,
+                        line_id=line_id, rating=draft.rating, content=draft.content.strip(),
+                        images=list(draft.images), spec=dict(sku.spec) if sku else {},
+                        buyer=mask_buyer(buyer_nickname), created_at=now)
+        uow.reviews.add(review)
+        uow.commit()
+        return review
+
+
+def product_reviews(uow: ProductUnitOfWork, *, product_id: int, offset: int = 0, limit: int = 20) -> ReviewPage:
+    """A visible product's reviews, newest first, with its rating summary."""
+    with uow:
+        product = uow.products.get(product_id)
+        if product is None or not product.visible:
+            raise NotFound("PRODUCT_NOT_FOUND", "no such product")
+        found, total = uow.reviews.of_product(product_id, max(offset, 0), _limit(limit))
+        return ReviewPage(found, total, uow.reviews.summary(product_id))
+
+
+def my_reviews(uow: ProductUnitOfWork, *, user_id: int, offset: int = 0, limit: int = 20) -> ReviewPage:
+    with uow:
+        found, total = uow.reviews.of_user(user_id, max(offset, 0), _limit(limit))
+        return ReviewPage(found, total)
+
+
+def _limit(limit: int) -> int:
+    return min(max(limit, 1), 100)

@@ -1,0 +1,121 @@
+"""Reviews on real databases: order-completed applied once, one review per line under concurrency, the summary row."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from mall.events.v1.order_events_pb2 import CompletedLine, OrderCompleted, OrderLine
+from sqlalchemy import Engine, func, select
+
+from services.common.config import KafkaSettings
+from services.common.consumer import EventConsumer
+from services.common.errors import Conflict
+from services.common.events import encode, new_envelope, timestamp
+from services.product import reviews, service
+from services.product.consumers import HANDLERS
+from services.product.db import product_ratings, reviewable_lines
+from services.product.db import reviews as review_rows
+from services.product.domain import RatingSummary, ReviewDraft
+from tests.integration.product.conftest import T0, Shelf, UowFactory
+
+pytestmark = pytest.mark.integration
+
+BUYER = 42
+KAFKA = KafkaSettings(bootstrap_servers="127.0.0.1:1", max_poll_interval_ms=1000, topic_prefix="",
+                      request_timeout_ms=1000)  # handle() is given records: nothing connects
+
+
+@dataclass
+class Delivered:
+    """A record as the broker hands it to the consumer (handle() reads nothing else)."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+
+
+def order_completed(order_no: str, product_id: int, sku_id: int, line_ids: range) -> Delivered:
+    event = OrderCompleted(order_no=order_no, user_id=BUYER, confirmed_by="shopper", completed_at=timestamp(T0),
+                           lines=[CompletedLine(line_id=i, line=OrderLine(sku_id=sku_id, product_id=product_id,
+                                                                          quantity=1, price_fen=100))
+                                  for i in line_ids])
+    envelope = new_envelope(event, producer="order", aggregate_id=order_no)
+    return Delivered(KAFKA.topic("order-completed"), 0, 0, encode(envelope))
+
+
+def count(engine: Engine, table: object) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(table)).scalar_one()  # type: ignore[arg-type]
+
+
+def test_the_same_order_completed_event_twice_records_each_line_once(pg_uow: UowFactory, pg_engine: Engine) -> None:
+    shelf = Shelf(pg_uow)
+    product_id = shelf.product("保温杯")
+    [sku_id] = shelf.sku_ids(product_id)
+    consumer = EventConsumer("product", pg_uow, KAFKA, HANDLERS)
+    record = order_completed("N1", product_id, sku_id, range(1, 3))
+    republished = order_completed("N1", product_id, sku_id, range(1, 3))  # the same completion, a new event id
+
+    outcomes = [consumer.handle(record), consumer.handle(record), consumer.handle(republished)]
+
+    assert outcomes == [True, False, True]
+    with pg_engine.connect() as conn:
+        assert conn.execute(select(reviewable_lines.c.order_no, reviewable_lines.c.line_id, reviewable_lines.c.user_id,
+                                   reviewable_lines.c.product_id, reviewable_lines.c.sku_id)
+                            .order_by(reviewable_lines.c.line_id)).all() == [("N1", 1, BUYER, product_id, sku_id),
+                                                                               ("N1", 2, BUYER, product_id, sku_id)]
+
+
+def test_concurrent_reviews_of_one_line_store_exactly_one(pg_uow: UowFactory, pg_engine: Engine) -> None:
+    shelf = Shelf(pg_uow)
+    product_id = shelf.product("保温杯")
+    [sku_id] = shelf.sku_ids(product_id)
+    lines = range(1, 9)
+    EventConsumer("product", pg_uow, KAFKA, HANDLERS).handle(order_completed("N1", product_id, sku_id, lines))
+    start = threading.Barrier(2)
+
+    def post(line_id: int, rating: int) -> str:
+        start.wait(timeout=30)  # both posts of a line leave together
+        try:
+            reviews.post_review(pg_uow(), user_id=BUYER, order_no="N1", line_id=line_id,
+                                draft=ReviewDraft(rating=rating), buyer_nickname="张三")
+            return "created"
+        except Conflict as exc:
+            return exc.code
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = [Counter(pool.map(post, [line_id, line_id], [5, 1])) for line_id in lines]
+
+    assert outcomes == [Counter({"created": 1, "REVIEW_EXISTS": 1})] * len(lines)
+    assert count(pg_engine, review_rows) == len(lines)
+    with pg_engine.connect() as conn:
+        stars = conn.execute(select(product_ratings.c.stars_1, product_ratings.c.stars_5)).one()
+    assert sum(stars) == len(lines)  # the summary counts the stored reviews, not the refused ones
+
+
+def test_reviews_page_newest_first_and_the_detail_reads_the_summary_row(uow: UowFactory) -> None:
+    shelf = Shelf(uow)
+    product_id = shelf.product("保温杯")
+    [sku_id] = shelf.sku_ids(product_id)
+    with uow() as u:
+        reviews.record_completed_lines(u, order_no="N1", user_id=BUYER, completed_at=T0, lines=[
+            reviews.CompletedLine(line_id=i, product_id=product_id, sku_id=sku_id) for i in range(1, 5)])
+        u.commit()
+    for line_id, rating in ((1, 5), (2, 4), (3, 4), (4, 2)):
+        reviews.post_review(uow(), user_id=BUYER, order_no="N1", line_id=line_id, draft=ReviewDraft(rating=rating),
+                            now=T0 + timedelta(minutes=line_id))
+
+    page = reviews.product_reviews(uow(), product_id=product_id, offset=0, limit=3)
+    detail = service.view_product(uow(), product_id=product_id)
+    mine = reviews.my_reviews(uow(), user_id=BUYER, offset=3, limit=3)
+
+    assert ([r.line_id for r in page.items], page.total, [r.line_id for r in mine.items]) == ([4, 3, 2], 4, [1])
+    assert (page.items[0].spec, page.items[0].buyer) == ({"颜色": "黑"}, "用户***")
+    assert page.summary == detail.rating == RatingSummary((0, 1, 0, 2, 1))
+    assert detail.rating.average_tenths == 38  # 15 / 4 = 3.75, half up

@@ -1,0 +1,119 @@
+"""Review routes: the order line resolved through the order service, what the product service is asked, the answers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import grpc
+import pytest
+from flask.testing import FlaskClient
+from google.protobuf.timestamp_pb2 import Timestamp
+from mall.order.v1 import order_pb2
+from mall.product.v1 import product_pb2
+from mall.user.v1 import user_pb2
+
+from services.common.grpc_server import CODE_KEY
+from tests.fixtures.fake_services import FakeServices
+
+API = "/api/v1"
+AT = Timestamp(seconds=1_795_000_000)
+IMAGE = "/media/uploads/" + "0f" * 16 + ".webp"
+ORDER = order_pb2.Order(id=5, order_no="N5", user_id=42, status="COMPLETED",
+                        lines=[order_pb2.OrderLine(id=9, sku_id=11, product_id=3, quantity=1)])
+REVIEW = product_pb2.Review(id=1, product_id=3, sku_id=11, spec={"颜色": "黑"}, rating=4, content="好", images=[IMAGE],
+                            buyer="张***", created_at=AT, order_no="N5", line_id=9)
+SHOWN = {"id": 1, "product_id": 3, "sku_id": 11, "spec": {"颜色": "黑"}, "rating": 4, "content": "好",
+         "images": [IMAGE], "buyer": "张***", "created_at": "2026-11-18T11:06:40Z"}
+
+
+@pytest.fixture
+def auth(bearer: Callable[..., dict[str, str]]) -> dict[str, str]:
+    return bearer(user_id=42)
+
+
+@pytest.fixture
+def ready(clients: FakeServices) -> FakeServices:
+    clients.order.GetOrder.reply = ORDER
+    clients.user.GetProfile.reply = user_pb2.Profile(id=42, nickname="张三")
+    clients.product.CreateReview.reply = REVIEW
+    return clients
+
+
+def test_a_review_names_the_orders_number_and_line_and_the_buyers_nickname(client: FlaskClient, ready: FakeServices,
+                                                                           auth: dict[str, str]) -> None:
+    response = client.post(f"{API}/orders/5/lines/9/review", json={"rating": 4, "content": "好", "images": [IMAGE]},
+                           headers=auth)
+
+    assert (response.status_code, response.get_json()) == (201, {**SHOWN, "order_no": "N5", "line_id": 9})
+    assert ready.order.GetOrder.calls[0].message == order_pb2.GetOrderRequest(id=5)
+    assert ready.product.CreateReview.calls[0].message == product_pb2.CreateReviewRequest(
+        order_no="N5", line_id=9, rating=4, content="好", images=[IMAGE], buyer_nickname="张三")
+
+
+def test_a_line_of_another_order_is_a_404_and_nothing_is_stored(client: FlaskClient, ready: FakeServices,
+                                                                 auth: dict[str, str]) -> None:
+    response = client.post(f"{API}/orders/5/lines/10/review", json={"rating": 4}, headers=auth)
+    assert (response.status_code, response.get_json()["error"]["code"]) == (404, "ORDER_LINE_NOT_FOUND")
+    assert ready.product.CreateReview.calls == []
+
+
+def test_a_strangers_order_is_a_404(client: FlaskClient, ready: FakeServices, auth: dict[str, str],
+                                    rpc_error: Callable[..., Exception]) -> None:
+    ready.order.GetOrder.error = rpc_error(grpc.StatusCode.NOT_FOUND, "no such order", ((CODE_KEY, "ORDER_NOT_FOUND"),))
+    response = client.post(f"{API}/orders/5/lines/9/review", json={"rating": 4}, headers=auth)
+    assert (response.status_code, response.get_json()["error"]["code"]) == (404, "ORDER_NOT_FOUND")
+    assert ready.product.CreateReview.calls == []
+
+
+@pytest.mark.parametrize("code", ["REVIEW_EXISTS", "REVIEW_NOT_ELIGIBLE"])
+def test_a_second_review_or_an_uncompleted_line_is_a_409(client: FlaskClient, ready: FakeServices,
+                                                         auth: dict[str, str], rpc_error: Callable[..., Exception],
+                                                         code: str) -> None:
+    ready.product.CreateReview.error = rpc_error(grpc.StatusCode.ABORTED, "no", ((CODE_KEY, code),))
+    response = client.post(f"{API}/orders/5/lines/9/review", json={"rating": 4}, headers=auth)
+    assert (response.status_code, response.get_json()["error"]["code"]) == (409, code)
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"rating": 0}, "rating"), ({"rating": 6}, "rating"), ({"rating": "5"}, "rating"), ({}, "rating"),
+    ({"rating": 5, "content": "好" * 501}, "content"), ({"rating": 5, "images": [IMAGE] * 10}, "images"),
+    ({"rating": 5, "images": ["https://evil.example/a.jpg"]}, "images.0"),
+    ({"rating": 5, "images": ["/media/uploads/../../etc/passwd"]}, "images.0"),
+])
+def test_a_bad_review_is_a_400_naming_the_field(client: FlaskClient, ready: FakeServices, auth: dict[str, str],
+                                                body: dict[str, object], field: str) -> None:
+    response = client.post(f"{API}/orders/5/lines/9/review", json=body, headers=auth)
+    assert (response.status_code, list(response.get_json()["error"]["details"])) == (400, [field])
+    assert ready.order.GetOrder.calls == []
+
+
+def test_reviewing_needs_a_token(client: FlaskClient, ready: FakeServices) -> None:
+    assert client.post(f"{API}/orders/5/lines/9/review", json={"rating": 4}).status_code == 401
+
+
+def test_a_products_reviews_are_public_paged_with_the_rating_summary(client: FlaskClient,
+                                                                     clients: FakeServices) -> None:
+    public = product_pb2.Review()
+    public.CopyFrom(REVIEW)
+    public.ClearField("order_no")
+    public.ClearField("line_id")
+    clients.product.ListProductReviews.reply = product_pb2.ListReviewsResponse(
+        items=[public], total=21, rating=product_pb2.Rating(average=4.3, count=21, average_tenths=43,
+                                                            distribution=[1, 0, 2, 5, 13]))
+
+    response = client.get(f"{API}/products/3/reviews?page=2&page_size=10")
+
+    assert clients.product.ListProductReviews.calls[0].message == product_pb2.ListProductReviewsRequest(
+        product_id=3, offset=10, limit=10)
+    assert response.get_json() == {"items": [SHOWN], "page": 2, "page_size": 10, "total": 21, "rating": {
+        "average": 4.3, "average_tenths": 43, "count": 21, "distribution": {"1": 1, "2": 0, "3": 2, "4": 5, "5": 13}}}
+
+
+def test_my_reviews_show_their_order_lines(client: FlaskClient, clients: FakeServices, auth: dict[str, str]) -> None:
+    clients.product.ListMyReviews.reply = product_pb2.ListReviewsResponse(items=[REVIEW], total=1)
+
+    response = client.get(f"{API}/me/reviews", headers=auth)
+
+    assert clients.product.ListMyReviews.calls[0].message == product_pb2.ListMyReviewsRequest(offset=0, limit=20)
+    assert response.get_json() == {"items": [{**SHOWN, "order_no": "N5", "line_id": 9}], "page": 1, "page_size": 20,
+                                   "total": 1}

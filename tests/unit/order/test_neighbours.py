@@ -1,0 +1,49 @@
+"""The order service's ports on fake gRPC neighbours: what they ask and how they read the answers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from mall.member.v1 import member_pb2
+from mall.product.v1 import product_pb2
+
+from services.order.neighbours import GrpcCatalog, GrpcMembers
+from services.order.ports import CatalogSku, CouponLine, CouponOffer
+from tests.fixtures.fake_services import FakeServices
+
+VALID_TO = datetime(2027, 1, 1, tzinfo=UTC)
+
+
+def test_the_catalogue_asks_for_skus_by_id_and_keeps_those_off_sale_marked(fake_services: FakeServices) -> None:
+    fake_services.product.GetSkus.reply = product_pb2.GetSkusResponse(skus=[
+        product_pb2.SkuOffer(sku=product_pb2.Sku(id=101, spec={"颜色": "黑", "尺码": "L"}, price_fen=1999,
+                                                 stock_status="low"),
+                             product_id=10, name="茶", on_sale=True, category_id=3, brand_id=4, image="a.png"),
+        product_pb2.SkuOffer(sku=product_pb2.Sku(id=102, price_fen=500, stock_status="in_stock"), product_id=11,
+                             name="旧茶", on_sale=False)])
+
+    found = GrpcCatalog(fake_services).skus({102, 101, 103})
+
+    assert list(fake_services.product.GetSkus.calls[0].message.sku_ids) == [101, 102, 103]
+    assert found == {101: CatalogSku(101, 10, "茶", "尺码:L;颜色:黑", 1999, "low", True, 3, 4, "a.png"),
+                     102: CatalogSku(102, 11, "旧茶", "", 500, "in_stock", False)}
+
+
+def quote(coupon_id: int, discount_fen: int, usable: bool = True) -> member_pb2.CouponQuote:
+    stamp = Timestamp()
+    stamp.FromDatetime(VALID_TO)
+    template = member_pb2.CouponTemplate(name=f"券{coupon_id}", valid_to=stamp)
+    return member_pb2.CouponQuote(coupon=member_pb2.Coupon(id=coupon_id, template=template), usable=usable,
+                                  reason="" if usable else "COUPON_THRESHOLD_NOT_MET", discount_fen=discount_fen)
+
+
+def test_usable_coupons_are_the_usable_quotes_biggest_discount_first(fake_services: FakeServices) -> None:
+    fake_services.member.QuoteCoupons.reply = member_pb2.QuoteCouponsResponse(
+        quotes=[quote(1, 300), quote(2, 0, usable=False), quote(3, 500)])
+
+    offers = GrpcMembers(fake_services).usable_coupons([CouponLine(category_id=3, amount_fen=3998)])
+
+    sent = fake_services.member.QuoteCoupons.calls[0].message
+    assert (sent.coupon_id, [(line.category_id, line.amount_fen) for line in sent.lines]) == (0, [(3, 3998)])
+    assert offers == [CouponOffer(3, "券3", 500, VALID_TO), CouponOffer(1, "券1", 300, VALID_TO)]

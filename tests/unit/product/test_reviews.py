@@ -1,0 +1,152 @@
+"""Reviews on the in-memory unit of work: eligibility from order-completed, the rules of a review, the summary."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from mall.events.v1.envelope_pb2 import EventEnvelope
+from mall.events.v1.order_events_pb2 import CompletedLine, OrderCompleted, OrderLine
+
+from services.common.errors import Conflict, InvalidInput, NotFound
+from services.common.events import InvalidEvent, timestamp
+from services.product import consumers, reviews, service
+from services.product.domain import RatingSummary, ReviewDraft, mask_buyer
+from tests.product_fakes import FakeProductUnitOfWork
+from tests.unit.product.test_use_cases import on_sale, sku_ids
+from tests.unit.product.test_use_cases import uow as uow  # noqa: F401  (the catalogue fixture)
+
+T0 = datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
+BUYER, STRANGER = 42, 43
+IMAGE = "/media/uploads/" + "ab" * 16 + ".jpg"
+
+
+def completed(order_no: str, product_id: int, sku_id: int, *line_ids: int, user_id: int = BUYER) -> OrderCompleted:
+    return OrderCompleted(order_no=order_no, user_id=user_id, confirmed_by="shopper", completed_at=timestamp(T0),
+                          lines=[CompletedLine(line_id=line_id, line=OrderLine(sku_id=sku_id, product_id=product_id,
+                                                                               quantity=1, price_fen=100))
+                                 for line_id in line_ids])
+
+
+def complete(uow: FakeProductUnitOfWork, event: OrderCompleted) -> None:
+    consumers.on_order_completed(uow, event, EventEnvelope(event_id="e1"))
+
+
+@pytest.fixture
+def bought(uow: FakeProductUnitOfWork) -> tuple[int, int]:
+    """A product on sale and its black SKU, whose order N1 (lines 1 and 2) BUYER received."""
+    product_id = on_sale(uow)
+    sku_id = sku_ids(uow, product_id)[0]
+    complete(uow, completed("N1", product_id, sku_id, 1, 2))
+    return product_id, sku_id
+
+
+def post(uow: FakeProductUnitOfWork, line_id: int = 1, rating: int = 5, *, user_id: int = BUYER, order_no: str = "N1",
+         at: datetime = T0, **draft: object) -> reviews.Review:
+    return reviews.post_review(uow, user_id=user_id, order_no=order_no, line_id=line_id,
+                               draft=ReviewDraft(rating=rating, **draft), buyer_nickname="张三丰", now=at)  # type: ignore[arg-type]
+
+
+def test_the_buyer_reviews_a_completed_line_with_the_skus_spec_and_a_masked_name(
+        uow: FakeProductUnitOfWork, bought: tuple[int, int]) -> None:
+    review = post(uow, content=" 很好用 ", images=(IMAGE,))
+
+    assert (review.product_id, review.sku_id, review.spec, review.rating, review.content, review.images,
+            review.buyer) == (*bought, {"颜色": "黑"}, 5, "很好用", [IMAGE], "张***")
+
+
+def test_a_line_is_reviewed_once(uow: FakeProductUnitOfWork, bought: tuple[int, int]) -> None:
+    post(uow)
+    with pytest.raises(Conflict) as again:
+        post(uow, rating=1)
+    assert again.value.code == "REVIEW_EXISTS"
+    assert uow.reviews.summary(bought[0]).stars == (0, 0, 0, 0, 1)
+
+
+def test_a_line_whose_completion_is_not_known_yet_is_not_eligible(uow: FakeProductUnitOfWork,
+                                                                  bought: tuple[int, int]) -> None:
+    for order_no, line_id in (("N1", 3), ("N2", 1)):
+        with pytest.raises(Conflict) as refused:
+            post(uow, line_id, order_no=order_no)
+        assert refused.value.code == "REVIEW_NOT_ELIGIBLE"
+
+
+def test_someone_elses_line_is_not_found(uow: FakeProductUnitOfWork, bought: tuple[int, int]) -> None:
+    with pytest.raises(NotFound) as refused:
+        post(uow, user_id=STRANGER)
+    assert refused.value.code == "ORDER_LINE_NOT_FOUND"
+    assert uow.reviews.items == []
+
+
+@pytest.mark.parametrize(("draft", "field"), [
+    ({"rating": 0}, "rating"), ({"rating": 6}, "rating"), ({"content": "好" * 501}, "content"),
+    ({"images": (IMAGE,) * 10}, "images"), ({"images": ("https://evil.example/x.jpg",)}, "images"),
+    ({"images": ("/media/catalog/abc.png",)}, "images"), ({"images": (IMAGE + "\n",)}, "images"),
+])
+def test_a_bad_review_is_refused_naming_the_field(uow: FakeProductUnitOfWork, bought: tuple[int, int],
+                                                  draft: dict[str, object], field: str) -> None:
+    fields: dict[str, object] = {"rating": 4, **draft}
+    with pytest.raises(InvalidInput) as refused:
+        reviews.post_review(uow, user_id=BUYER, order_no="N1", line_id=1, draft=ReviewDraft(**fields))  # type: ignore[arg-type]
+    assert (refused.value.code, list(refused.value.details)) == ("REVIEW_INVALID", [field])
+
+
+def test_the_limits_themselves_are_allowed(uow: FakeProductUnitOfWork, bought: tuple[int, int]) -> None:
+    review = post(uow, rating=1, content="好" * 500, images=(IMAGE,) * 9)
+    assert (len(review.content), len(review.images)) == (500, 9)
+
+
+def test_the_same_completion_twice_records_each_line_once(uow: FakeProductUnitOfWork,
+                                                          bought: tuple[int, int]) -> None:
+    complete(uow, completed("N1", *bought, 1, 2))
+    assert [(line.order_no, line.line_id, line.user_id) for line in uow.reviews.lines] == [("N1", 1, BUYER),
+                                                                                           ("N1", 2, BUYER)]
+
+
+@pytest.mark.parametrize("event", [
+    completed("", 1, 1, 1), completed("N9", 1, 1, 1, user_id=0), completed("N9", 1, 1),
+    completed("N9", 0, 1, 1), completed("N9", 1, 1, 0),
+])
+def test_an_order_completed_without_its_ids_is_dead_lettered(uow: FakeProductUnitOfWork,
+                                                             event: OrderCompleted) -> None:
+    with pytest.raises(InvalidEvent):
+        complete(uow, event)
+    assert uow.reviews.lines == []
+
+
+def test_a_products_reviews_are_newest_first_with_the_summary_the_detail_shows_too(
+        uow: FakeProductUnitOfWork, bought: tuple[int, int]) -> None:
+    product_id, sku_id = bought
+    complete(uow, completed("N2", product_id, sku_id, 3, 4))
+    for minute, (order_no, line_id, rating) in enumerate((("N1", 1, 5), ("N1", 2, 4), ("N2", 3, 4), ("N2", 4, 1))):
+        post(uow, line_id, rating, order_no=order_no, at=T0 + timedelta(minutes=minute))
+
+    page = reviews.product_reviews(uow, product_id=product_id, offset=1, limit=2)
+    detail = service.view_product(uow, product_id=product_id)
+
+    assert ([r.line_id for r in page.items], page.total) == ([3, 2], 4)
+    assert page.summary == detail.rating == RatingSummary((1, 0, 0, 2, 1))
+    assert (detail.rating.count, detail.rating.average_tenths) == (4, 35)  # 14 / 4 = 3.5
+    assert [r.line_id for r in reviews.my_reviews(uow, user_id=BUYER).items] == [4, 3, 2, 1]
+    assert reviews.my_reviews(uow, user_id=STRANGER).total == 0
+
+
+def test_a_product_off_the_shelf_shows_no_reviews(uow: FakeProductUnitOfWork, bought: tuple[int, int]) -> None:
+    service.set_shelf(uow, actor_id=7, product_id=bought[0], on_shelf=False, now=T0)
+    with pytest.raises(NotFound):
+        reviews.product_reviews(uow, product_id=bought[0])
+
+
+@pytest.mark.parametrize(("stars", "tenths"), [
+    ((0, 0, 0, 0, 0), 0), ((0, 0, 0, 0, 1), 50), ((1, 0, 0, 0, 0), 10), ((0, 0, 0, 2, 1), 43),  # 4.333
+    ((0, 0, 0, 1, 1), 45), ((1, 0, 0, 0, 1), 30), ((0, 0, 1, 12, 7), 43),  # 86/20 = 4.30
+    ((0, 0, 0, 13, 7), 44),  # 4.35 rounds half up
+])
+def test_the_average_is_in_tenths_rounded_half_up(stars: tuple[int, int, int, int, int], tenths: int) -> None:
+    assert RatingSummary(stars).average_tenths == tenths
+
+
+@pytest.mark.parametrize(("nickname", "shown"), [("张三丰", "张***"), ("用户8000", "用***"), ("  ", "用户***"),
+                                                 ("", "用户***"), ("A", "A***")])
+def test_the_buyer_is_shown_masked(nickname: str, shown: str) -> None:
+    assert mask_buyer(nickname) == shown
