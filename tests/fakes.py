@@ -16,10 +16,11 @@ from google.protobuf.message import Message
 from services.common import events, idempotency
 from services.common.errors import Conflict, DomainError, NotFound
 from services.common.uow import UnitOfWork
+from services.order.aftersales import AfterSale
 from services.order.domain import Address as ShippingAddress
 from services.order.domain import CartItem, Order
 from services.order.ports import CatalogSku, CouponLine, CouponOffer, StockLine
-from services.order.uow import OrderSearch, OrderUnitOfWork
+from services.order.uow import CaseSearch, OrderSearch, OrderUnitOfWork
 from services.user.domain import (
     Address,
     IdentityVerification,
@@ -359,14 +360,43 @@ class FakeOrderRepository:
         return sorted(found, key=lambda order: order.prepaid_at or prepaid_before)[:limit]
 
 
+class FakeAfterSaleRepository:
+    def __init__(self) -> None:
+        self.cases: list[AfterSale] = []
+
+    def add(self, case: AfterSale) -> None:
+        if {line.line_id for c in self.cases for line in c.lines if line.open} & {line.line_id for line in case.lines}:
+            raise AssertionError("the unique index on open case lines would refuse this")
+        case.id = len(self.cases) + 1
+        self.cases.append(case)
+
+    def get(self, case_id: int, *, lock: bool = False) -> AfterSale | None:
+        return next((case for case in self.cases if case.id == case_id), None)
+
+    def for_order(self, order_id: int) -> list[AfterSale]:
+        return [case for case in self.cases if case.order_id == order_id]
+
+    def search(self, search: CaseSearch) -> tuple[list[AfterSale], int]:
+        found = [case for case in self.cases
+                 if all(not wanted or getattr(case, name) == wanted for name, wanted in (
+                     ("user_id", search.user_id), ("status", search.status), ("type", search.type),
+                     ("order_no", search.order_no)))
+                 and (search.created_from is None or case.created_at >= search.created_from)
+                 and (search.created_to is None or case.created_at < search.created_to)]
+        found.sort(key=lambda case: (case.created_at, case.id or 0), reverse=True)
+        return found[search.offset:search.offset + search.limit], len(found)
+
+
 class FakeOrderUnitOfWork(FakeUnitOfWork, OrderUnitOfWork):
     carts: FakeCartRepository
     orders: FakeOrderRepository
+    after_sales: FakeAfterSaleRepository
 
     def __init__(self) -> None:
         super().__init__()
         self.carts = FakeCartRepository()
         self.orders = FakeOrderRepository()
+        self.after_sales = FakeAfterSaleRepository()
 
 
 # The order service's neighbours (services.order.ports)

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import grpc
 from flask import Blueprint, request
 from google.protobuf.timestamp_pb2 import Timestamp
-from mall.order.v1 import order_pb2
+from mall.order.v1 import after_sale_pb2, order_pb2
 from mall.order.v1.order_pb2_grpc import OrderServiceStub
 from pydantic import Field, model_validator
 
 from gateway.api import PUBLIC, Body, Page, PageQuery, Reply, idempotency_key, operation, service
 from gateway.errors import ApiError
+
+if TYPE_CHECKING:
+    from gateway.routes.aftersales import CaseQuery
 from services.common.auth import Role
 from services.common.grpc_server import from_grpc
 from services.common.logs import mask_phone
@@ -29,7 +32,7 @@ NOTIFY_HEADERS = ("Wechatpay-Timestamp", "Wechatpay-Nonce", "Wechatpay-Signature
                   "Wechatpay-Signature-Type")
 
 
-def _time(stamp: Timestamp) -> datetime:
+def utc_time(stamp: Timestamp) -> datetime:
     return stamp.ToDatetime(tzinfo=UTC)
 
 
@@ -214,7 +217,7 @@ def preview(body: CheckoutIn) -> QuoteOut:
     quote = service(OrderServiceStub).QuoteCheckout(body.to_proto())
     return QuoteOut(lines=[LineOut.from_proto(line) for line in quote.lines], points_used=quote.points_used,
                     usable_coupons=[UsableCouponOut(id=coupon.id, name=coupon.name, discount_fen=coupon.discount_fen,
-                                                    valid_to=_time(coupon.valid_to))
+                                                    valid_to=utc_time(coupon.valid_to))
                                     for coupon in quote.usable_coupons],
                     **AmountsOut.from_proto(quote.amounts).model_dump())
 
@@ -258,7 +261,7 @@ class ShipmentOut(Reply):
     @classmethod
     def from_proto(cls, shipment: order_pb2.Shipment) -> ShipmentOut:
         return cls(shipment_no=shipment.shipment_no, carrier=shipment.carrier, tracking_no=shipment.tracking_no,
-                   shipped_at=_time(shipment.shipped_at),
+                   shipped_at=utc_time(shipment.shipped_at),
                    lines=[ShipmentLineOut(line_id=item.line_id, quantity=item.quantity) for item in shipment.lines])
 
 
@@ -292,9 +295,9 @@ class OrderOut(Reply):
     def from_proto(cls, order: order_pb2.Order) -> OrderOut:
         a = order.address
         return cls(id=order.id, order_no=order.order_no, status=order.status,  # type: ignore[arg-type]
-                   payable_fen=order.amounts.payable_fen, pay_deadline=_time(order.pay_deadline),
-                   created_at=_time(order.created_at),
-                   **{name: _time(getattr(order, name)) if order.HasField(name) else None
+                   payable_fen=order.amounts.payable_fen, pay_deadline=utc_time(order.pay_deadline),
+                   created_at=utc_time(order.created_at),
+                   **{name: utc_time(getattr(order, name)) if order.HasField(name) else None
                       for name in ("paid_at", "shipped_at", "completed_at")},
                    shipments=[ShipmentOut.from_proto(shipment) for shipment in order.shipments],
                    pay_channel=order.pay_channel,
@@ -303,7 +306,7 @@ class OrderOut(Reply):
                    address=AddressOut(name=a.name, phone=mask_phone(a.phone), province=a.province, city=a.city,
                                       district=a.district, detail=a.detail),
                    amounts=AmountsOut.from_proto(order.amounts),
-                   history=[StepOut(status=step.status, at=_time(step.at), actor=step.actor,  # type: ignore[arg-type]
+                   history=[StepOut(status=step.status, at=utc_time(step.at), actor=step.actor,  # type: ignore[arg-type]
                                     reason=step.reason) for step in order.history])
 
 
@@ -364,7 +367,9 @@ def confirm_receipt(order_id: int) -> OrderOut:
     return OrderOut.from_proto(service(OrderServiceStub).ConfirmReceipt(order_pb2.ConfirmReceiptRequest(id=order_id)))
 
 
-class ShipLineIn(Body):
+class LineUnitsIn(Body):
+    """Some units of an order line."""
+
     line_id: int = Id
     quantity: int = Field(ge=1, le=999)
 
@@ -374,7 +379,7 @@ class ShipIn(Body):
 
     carrier: str = Field(min_length=1, max_length=32)
     tracking_no: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")
-    lines: list[ShipLineIn] = Field(default_factory=list, max_length=100,
+    lines: list[LineUnitsIn] = Field(default_factory=list, max_length=100,
                                     description="empty: every unit not shipped yet")
 
 
@@ -389,18 +394,24 @@ def ship_order(order_id: int, body: ShipIn) -> OrderOut:
         lines=[order_pb2.ShipmentLine(line_id=line.line_id, quantity=line.quantity) for line in body.lines])))
 
 
-@bp.get("/admin/orders")
-@operation(summary="Search orders", tag="admin-orders", roles=ORDER_STAFF, query=AdminOrdersQuery,
-           responses={200: Page[OrderOut]})
-def search_orders(query: AdminOrdersQuery) -> Page[OrderOut]:
-    search = order_pb2.SearchOrdersRequest(status=query.status or "", order_no=query.order_no or "",
-                                           user_id=query.user_id or 0, offset=query.offset, limit=query.page_size)
+def created_between(search: order_pb2.SearchOrdersRequest | after_sale_pb2.SearchAfterSalesRequest,
+                    query: AdminOrdersQuery | CaseQuery) -> None:
+    """The query's created_from / created_to (each needs a UTC offset) onto a staff search request."""
     for name in ("created_from", "created_to"):
         value = getattr(query, name)
         if value is not None:
             if value.tzinfo is None:
                 raise ApiError(400, "INVALID_REQUEST", "the request query is invalid", {name: "needs a UTC offset"})
             getattr(search, name).FromDatetime(value.astimezone(UTC))
+
+
+@bp.get("/admin/orders")
+@operation(summary="Search orders", tag="admin-orders", roles=ORDER_STAFF, query=AdminOrdersQuery,
+           responses={200: Page[OrderOut]})
+def search_orders(query: AdminOrdersQuery) -> Page[OrderOut]:
+    search = order_pb2.SearchOrdersRequest(status=query.status or "", order_no=query.order_no or "",
+                                           user_id=query.user_id or 0, offset=query.offset, limit=query.page_size)
+    created_between(search, query)
     found = service(OrderServiceStub).SearchOrders(search)
     return Page[OrderOut].of([OrderOut.from_proto(order) for order in found.orders], query, found.total)
 

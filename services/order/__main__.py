@@ -9,19 +9,20 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from mall.order.v1 import order_pb2, order_pb2_grpc
+from mall.order.v1 import after_sale_pb2, after_sale_pb2_grpc, order_pb2, order_pb2_grpc
 
 from services.common.clients import ServiceClients
 from services.common.config import Env, ServiceSettings
 from services.common.db import make_engine
 from services.common.discovery import Discovery
+from services.common.errors import DomainError, ErrorKind
 from services.common.grpc_server import registration
 from services.common.runtime import ServiceApp, main
 from services.common.wechatpay import WechatPay
 from services.order import service
 from services.order.config import OrderServiceSettings
 from services.order.db import SqlOrderUnitOfWork, start_mappers
-from services.order.grpc_api import OrderServicer
+from services.order.grpc_api import AfterSaleServicer, OrderServicer
 from services.order.neighbours import GrpcCatalog, GrpcMembers, GrpcStock, GrpcUsers
 from services.order.uow import OrderUnitOfWork
 
@@ -91,8 +92,15 @@ def build_app(base: ServiceSettings) -> ServiceApp:
             "auto-confirm": auto_confirm(uow, settings.orders, settings.auto_confirm_scan_seconds)}
     if wechat is not None:
         jobs["payment-reconciliation"] = payment_reconciliation(uow, wechat, settings.reconcile_seconds)
+    after_sales = AfterSaleServicer(uow, no_refunds, settings.after_sales)
     return ServiceApp(settings=base, engine=engine,
-                      registrations=[registration(order_pb2, order_pb2_grpc, "OrderService", servicer)], jobs=jobs)
+                      registrations=[registration(order_pb2, order_pb2_grpc, "OrderService", servicer),
+                                     registration(after_sale_pb2, after_sale_pb2_grpc, "AfterSaleService",
+                                                  after_sales)], jobs=jobs)
+
+
+def no_refunds(uow: OrderUnitOfWork, **_: object) -> str:
+    raise DomainError("REFUNDS_UNAVAILABLE", "refunds are not available yet", kind=ErrorKind.UNAVAILABLE)
 
 
 if __name__ == "__main__":

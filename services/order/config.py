@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from services.common.config import Env, ServiceSettings
 from services.common.wechatpay import WechatPaySettings
+from services.order.aftersales import DEFAULT_AFTER_SALE_DAYS, AfterSaleSettings
 from services.order.domain import DEFAULT_AUTO_CONFIRM_DAYS, DEFAULT_PAY_MINUTES, FreightRule
 from services.order.service import OrderSettings
 
@@ -16,11 +17,13 @@ class OrderServiceSettings:
     """ORDER_PAY_MINUTES (30), ORDER_FREIGHT_FEN (0), ORDER_FREE_FREIGHT_FROM_FEN (0 = never free),
     ORDER_WECHATPAY_NOTIFY_URL (the public URL of POST /api/v1/payments/wechat/notify),
     ORDER_TIMEOUT_SCAN_SECONDS (10), ORDER_RECONCILE_SECONDS (60), ORDER_GRPC_TIMEOUT_MS (5000) for calls to other services,
-    ORDER_AUTO_CONFIRM_DAYS (10) after shipping, ORDER_AUTO_CONFIRM_SCAN_SECONDS (60),
+    ORDER_AUTO_CONFIRM_DAYS (10) after shipping, ORDER_AUTO_CONFIRM_SCAN_SECONDS (60), ORDER_AFTER_SALE_DAYS (7)
+    after delivery,
     and the WECHATPAY_* settings of services.common.wechatpay."""
 
     base: ServiceSettings
     orders: OrderSettings
+    after_sales: AfterSaleSettings
     wechatpay: WechatPaySettings | None
     timeout_scan_seconds: float
     auto_confirm_scan_seconds: float
@@ -36,7 +39,9 @@ class OrderServiceSettings:
                                notify_url=env.str("ORDER_WECHATPAY_NOTIFY_URL",
                                                   "https://localhost/api/v1/payments/wechat/notify"),
                                auto_confirm_days=env.int("ORDER_AUTO_CONFIRM_DAYS", DEFAULT_AUTO_CONFIRM_DAYS))
-        return cls(base=base, orders=orders, wechatpay=WechatPaySettings.from_env(base.environment, environ),
+        return cls(base=base, orders=orders,
+                   after_sales=AfterSaleSettings(after_sale_days=env.int("ORDER_AFTER_SALE_DAYS",
+                                                                         DEFAULT_AFTER_SALE_DAYS)), wechatpay=WechatPaySettings.from_env(base.environment, environ),
                    timeout_scan_seconds=env.float("ORDER_TIMEOUT_SCAN_SECONDS", 10.0),
                    auto_confirm_scan_seconds=env.float("ORDER_AUTO_CONFIRM_SCAN_SECONDS", 60.0),
                    reconcile_seconds=env.float("ORDER_RECONCILE_SECONDS", 60.0),

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Self
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -20,11 +21,13 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
     select,
+    text,
 )
 from sqlalchemy.orm import Session, composite, registry, relationship, selectinload
 
 from services.common.db import BigId, Mapping, UTCDateTime, serialize_on
 from services.common.uow import SqlUnitOfWork
+from services.order.aftersales import AfterSale, CaseLine, CaseStep
 from services.order.domain import (
     Address,
     CartItem,
@@ -35,7 +38,7 @@ from services.order.domain import (
     ShipmentLine,
     Transition,
 )
-from services.order.uow import OrderSearch, OrderUnitOfWork
+from services.order.uow import CaseSearch, OrderSearch, OrderUnitOfWork
 
 metadata = MetaData()
 
@@ -134,6 +137,54 @@ shipment_lines = Table(
     CheckConstraint("quantity > 0", name="ck_shipment_lines_quantity_positive"),
 )
 
+after_sales = Table(
+    "after_sales", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("case_no", String(32), nullable=False, unique=True),
+    Column("order_id", BigId, ForeignKey("orders.id"), nullable=False, index=True),
+    Column("order_no", String(32), nullable=False, index=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("reason", String(255), nullable=False),
+    Column("images", JSON, nullable=False),
+    Column("refund_fen", BigInteger, nullable=False),
+    Column("return_carrier", String(32), nullable=False),
+    Column("return_tracking_no", String(64), nullable=False),
+    Column("refund_no", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_after_sales_user_created", "user_id", "created_at"),
+    Index("ix_after_sales_status_created", "status", "created_at"),
+    CheckConstraint("type IN ('refund_only', 'return_refund')", name="ck_after_sales_type"),
+    CheckConstraint("refund_fen >= 0", name="ck_after_sales_refund_not_negative"),
+)
+
+after_sale_lines = Table(
+    "after_sale_lines", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("case_id", BigId, ForeignKey("after_sales.id"), nullable=False, index=True),
+    Column("line_id", BigId, ForeignKey("order_lines.id"), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("open", Boolean, nullable=False),
+    CheckConstraint("quantity > 0", name="ck_after_sale_lines_quantity_positive"),
+    CheckConstraint("amount_fen >= 0", name="ck_after_sale_lines_amount_not_negative"),
+    # One open case per order line, whatever the code does.
+    Index("uq_after_sale_lines_one_open", "line_id", unique=True, postgresql_where=text("open"),
+          sqlite_where=text("open")),
+)
+
+after_sale_steps = Table(
+    "after_sale_steps", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("case_id", BigId, ForeignKey("after_sales.id"), nullable=False, index=True),
+    Column("status", String(20), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("reason", String(255), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+)
+
 
 def _map_classes(mappers: registry) -> None:
     mappers.map_imperatively(CartItem, cart_items)
@@ -149,6 +200,12 @@ def _map_classes(mappers: registry) -> None:
         "lines": relationship(OrderLine, order_by=order_lines.c.id, lazy="selectin"),
         "history": relationship(Transition, order_by=order_transitions.c.id, lazy="selectin"),
         "shipments": relationship(Shipment, order_by=shipments.c.id, lazy="selectin"),
+    })
+    mappers.map_imperatively(CaseLine, after_sale_lines)
+    mappers.map_imperatively(CaseStep, after_sale_steps)
+    mappers.map_imperatively(AfterSale, after_sales, properties={
+        "lines": relationship(CaseLine, order_by=after_sale_lines.c.id, lazy="selectin"),
+        "history": relationship(CaseStep, order_by=after_sale_steps.c.id, lazy="selectin"),
     })
 
 
@@ -236,6 +293,39 @@ class SqlOrderRepository:
             .order_by(orders.c.prepaid_at).limit(limit)).scalars())
 
 
+class SqlAfterSaleRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, case: AfterSale) -> None:
+        self.session.add(case)
+        self.session.flush()
+
+    def get(self, case_id: int, *, lock: bool = False) -> AfterSale | None:
+        query = select(AfterSale).where(after_sales.c.id == case_id)
+        if lock:
+            query = query.with_for_update()
+        return self.session.execute(query).scalar_one_or_none()
+
+    def for_order(self, order_id: int) -> list[AfterSale]:
+        return list(self.session.execute(select(AfterSale).where(after_sales.c.order_id == order_id)
+                                         .order_by(after_sales.c.id)).scalars())
+
+    def search(self, search: CaseSearch) -> tuple[list[AfterSale], int]:
+        conditions = [column == value for column, value in (
+            (after_sales.c.user_id, search.user_id), (after_sales.c.status, search.status),
+            (after_sales.c.type, search.type), (after_sales.c.order_no, search.order_no)) if value]
+        if search.created_from is not None:
+            conditions.append(after_sales.c.created_at >= search.created_from)
+        if search.created_to is not None:
+            conditions.append(after_sales.c.created_at < search.created_to)
+        total = self.session.execute(select(func.count()).select_from(after_sales).where(*conditions)).scalar_one()
+        found = self.session.execute(select(AfterSale).where(*conditions)
+                                     .order_by(after_sales.c.created_at.desc(), after_sales.c.id.desc())
+                                     .offset(search.offset).limit(search.limit)).scalars()
+        return list(found), total
+
+
 class SqlOrderUnitOfWork(SqlUnitOfWork, OrderUnitOfWork):
     """The order unit of work on the service database (call start_mappers() first)."""
 
@@ -243,4 +333,5 @@ class SqlOrderUnitOfWork(SqlUnitOfWork, OrderUnitOfWork):
         super().__enter__()
         self.carts = SqlCartRepository(self.session)
         self.orders = SqlOrderRepository(self.session)
+        self.after_sales = SqlAfterSaleRepository(self.session)
         return self

@@ -306,7 +306,7 @@ def _compensate(stock: Stock, members: Members, order_no: str, *, coupon: bool, 
             log.exception("compensation for order %s failed", order_no)
 
 
-def _event_line(line: OrderLine, quantity: int | None = None) -> EventLine:
+def event_line(line: OrderLine, quantity: int | None = None) -> EventLine:
     return EventLine(sku_id=line.sku_id, product_id=line.product_id, category_id=line.category_id,
                      brand_id=line.brand_id, quantity=line.quantity if quantity is None else quantity,
                      price_fen=line.price_fen)
@@ -315,8 +315,8 @@ def _event_line(line: OrderLine, quantity: int | None = None) -> EventLine:
 def _event_lines(order: Order, quantities: Mapping[int, int] | None = None) -> list[EventLine]:
     """The order's lines, or those named in `quantities` (line id -> units) with those units."""
     if quantities is None:
-        return [_event_line(line) for line in order.lines]
-    return [_event_line(line, quantities[line.id]) for line in order.lines if line.id in quantities]
+        return [event_line(line) for line in order.lines]
+    return [event_line(line, quantities[line.id]) for line in order.lines if line.id in quantities]
 
 
 def _event_amounts(order: Order) -> OrderAmounts:
@@ -653,7 +653,7 @@ def confirm_receipt(uow: OrderUnitOfWork, *, user_id: int, order_id: int, now: d
 
 
 def _publish_completed(uow: OrderUnitOfWork, order: Order, *, by: str, now: datetime) -> None:
-    lines = [CompletedLine(line_id=line.id, line=_event_line(line)) for line in order.lines]
+    lines = [CompletedLine(line_id=line.id, line=event_line(line)) for line in order.lines]
     uow.publish(OrderCompleted(order_no=order.order_no, user_id=order.user_id, lines=lines, confirmed_by=by,
                                completed_at=timestamp(now)), aggregate_id=order.order_no)
 
