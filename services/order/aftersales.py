@@ -33,8 +33,8 @@ from services.common import formats
 from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 from services.common.events import timestamp
-from services.order.domain import Order, OrderStatus, new_order_no, order_not_found
-from services.order.service import event_line
+from services.order.domain import Order, OrderStatus, new_order_no, order_not_found, plain
+from services.order.service import check_parcel, event_line
 from services.order.uow import CaseSearch, OrderUnitOfWork
 
 DEFAULT_AFTER_SALE_DAYS = 7
@@ -185,6 +185,7 @@ def open_case(uow: OrderUnitOfWork, settings: AfterSaleSettings, *, user_id: int
     """The buyer asks for a refund (and maybe a return) of some units of their shipped or delivered order."""
     now = now or utcnow()
     _check_request(request)
+    reason = plain(request.reason, 255)
     with uow:
         order = uow.orders.get(request.order_id, lock=True)  # serialises cases of one order
         if order is None or order.user_id != user_id:
@@ -193,11 +194,11 @@ def open_case(uow: OrderUnitOfWork, settings: AfterSaleSettings, *, user_id: int
         earlier = uow.after_sales.for_order(order.id or 0)
         lines = _case_lines(order, request.lines, earlier)
         case = AfterSale(case_no="AS" + new_order_no(now), order_id=order.id or 0, order_no=order.order_no,
-                         user_id=user_id, type=request.type, status=C.REQUESTED.value, reason=request.reason,
+                         user_id=user_id, type=request.type, status=C.REQUESTED.value, reason=reason,
                          images=list(request.images), refund_fen=sum(line.amount_fen for line in lines),
                          created_at=now, updated_at=now, lines=lines,
                          history=[CaseStep(status=C.REQUESTED.value, actor=f"user:{user_id}", at=now,
-                                           reason=request.reason)])
+                                           reason=reason)])
         uow.after_sales.add(case)
         uow.commit()
     return case
@@ -210,7 +211,7 @@ def _check_request(request: CaseRequest) -> None:
     if not request.lines or any(quantity < 0 for quantity in request.lines.values()):
         raise InvalidInput("AFTER_SALE_LINES_INVALID", "name at least one line, each with its units (0: all)",
                            details={"lines": "invalid"})
-    if not request.reason.strip() or len(request.reason) > 255:
+    if not plain(request.reason, 256) or len(request.reason) > 255:
         raise InvalidInput("AFTER_SALE_REASON_INVALID", "give a reason of up to 255 characters",
                            details={"reason": "1-255 characters"})
     if len(request.images) > MAX_IMAGES or not all(formats.UPLOAD_URL_PATTERN.fullmatch(url)
@@ -288,13 +289,11 @@ def submit_return_shipment(uow: OrderUnitOfWork, *, user_id: int, case_id: int, 
                            now: datetime | None = None) -> AfterSale:
     """The shopper sent the goods back: carrier and tracking number."""
     now = now or utcnow()
-    if not carrier.strip() or not tracking_no.strip():
-        raise InvalidInput("SHIPMENT_INVALID", "carrier and tracking number are required",
-                           details={"carrier": "required", "tracking_no": "required"})
+    carrier, tracking_no = check_parcel(carrier, tracking_no)
 
     def ship(_: OrderUnitOfWork, case: AfterSale) -> None:
         case.apply("ship_return", actor=f"user:{user_id}", now=now, reason=f"{carrier} {tracking_no}")
-        case.return_carrier, case.return_tracking_no = carrier[:32], tracking_no[:64]
+        case.return_carrier, case.return_tracking_no = carrier, tracking_no
     return _step(uow, case_id, ship, user_id=user_id)
 
 
@@ -305,7 +304,7 @@ def decide(uow: Uow, refunder: Refunder, *, case_id: int, approve: bool, reason:
 
     def decision(_: OrderUnitOfWork, case: AfterSale) -> None:
         action = "reject" if not approve else "approve_refund" if case.type == "refund_only" else "approve_return"
-        case.apply(action, actor=actor, now=now, reason=reason)
+        case.apply(action, actor=actor, now=now, reason=plain(reason, 255))
     case = _step(uow(), case_id, decision)
     return _refund(uow, refunder, case, actor=actor, now=now) if case.status == C.REFUNDING else case
 
@@ -316,7 +315,7 @@ def receive_return(uow: Uow, refunder: Refunder, *, case_id: int, note: str, act
     now = now or utcnow()
 
     def receive(tx: OrderUnitOfWork, case: AfterSale) -> None:
-        case.apply("receive", actor=actor, now=now, reason=note or "goods received")
+        case.apply("receive", actor=actor, now=now, reason=plain(note, 255) or "goods received")
         order = tx.orders.get(case.order_id)
         assert order is not None  # a case's order is never deleted
         units = {line.line_id: line.quantity for line in case.lines}

@@ -280,6 +280,11 @@ def new_order_no(now: datetime) -> str:
     return now.strftime("%Y%m%d%H%M%S%f") + secrets.token_hex(4)
 
 
+def plain(text: str, limit: int) -> str:
+    """Free text as stored: without NUL characters (PostgreSQL refuses them), trimmed, cut to `limit`."""
+    return text.replace("\x00", "").strip()[:limit]
+
+
 def order_not_found() -> NotFound:
     return NotFound("ORDER_NOT_FOUND", "no such order")
 

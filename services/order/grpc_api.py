@@ -128,11 +128,8 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         lines: dict[int, int] = {}
         for line in request.lines:
             lines[line.line_id] = lines.get(line.line_id, 0) + line.quantity
-        if not request.carrier.strip() or not request.tracking_no.strip():
-            raise InvalidInput("SHIPMENT_INVALID", "carrier and tracking number are required",
-                               details={"carrier": "required", "tracking_no": "required"})
-        return order_message(service.ship_order(self.uow(), order_id=request.id, carrier=request.carrier.strip()[:32],
-                                                tracking_no=request.tracking_no.strip()[:64], lines=lines or None,
+        return order_message(service.ship_order(self.uow(), order_id=request.id, carrier=request.carrier,
+                                                tracking_no=request.tracking_no, lines=lines or None,
                                                 actor=f"staff:{caller.user_id}"))
 
     def ConfirmReceipt(self, request: order_pb2.ConfirmReceiptRequest,
@@ -235,8 +232,8 @@ class AfterSaleServicer(after_sale_pb2_grpc.AfterSaleServiceServicer):
     def SubmitReturnShipment(self, request: after_sale_pb2.SubmitReturnShipmentRequest,
                              context: grpc.ServicerContext) -> after_sale_pb2.AfterSale:
         return self._message(aftersales.submit_return_shipment(
-            self.uow(), user_id=require_caller().user_id, case_id=request.id, carrier=request.carrier.strip(),
-            tracking_no=request.tracking_no.strip()))
+            self.uow(), user_id=require_caller().user_id, case_id=request.id, carrier=request.carrier,
+            tracking_no=request.tracking_no))
 
     def SearchAfterSales(self, request: after_sale_pb2.SearchAfterSalesRequest,
                          context: grpc.ServicerContext) -> after_sale_pb2.ListAfterSalesResponse:
@@ -249,13 +246,13 @@ class AfterSaleServicer(after_sale_pb2_grpc.AfterSaleServiceServicer):
                         context: grpc.ServicerContext) -> after_sale_pb2.AfterSale:
         caller = require_caller(*AFTER_SALE_STAFF)
         return self._message(aftersales.decide(self.uow, self.refunder, case_id=request.id, approve=request.approve,
-                                               reason=request.reason[:255], actor=f"staff:{caller.user_id}"))
+                                               reason=request.reason, actor=f"staff:{caller.user_id}"))
 
     def ReceiveReturn(self, request: after_sale_pb2.ReceiveReturnRequest,
                       context: grpc.ServicerContext) -> after_sale_pb2.AfterSale:
         caller = require_caller(*RECEIVERS)
         return self._message(aftersales.receive_return(self.uow, self.refunder, case_id=request.id,
-                                                       note=request.note[:255], actor=f"staff:{caller.user_id}"))
+                                                       note=request.note, actor=f"staff:{caller.user_id}"))
 
     def RetryAfterSaleRefund(self, request: after_sale_pb2.GetAfterSaleRequest,
                              context: grpc.ServicerContext) -> after_sale_pb2.AfterSale:

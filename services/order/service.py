@@ -39,6 +39,7 @@ from services.order.domain import (
     new_order,
     new_order_no,
     order_not_found,
+    plain,
     price,
 )
 from services.order.ports import Catalog, CatalogSku, CouponLine, CouponOffer, Members, Stock, StockLine, Users
@@ -620,6 +621,7 @@ def ship_order(uow: OrderUnitOfWork, *, order_id: int, carrier: str, tracking_no
                lines: dict[int, int] | None, actor: str, now: datetime | None = None) -> Order:
     """Staff hand units of a PAID order to a carrier; the shipment of its last units publishes order-shipped."""
     now = now or utcnow()
+    carrier, tracking_no = check_parcel(carrier, tracking_no)
     with uow:
         order = uow.orders.get(order_id, lock=True)
         if order is None:
@@ -631,6 +633,15 @@ def ship_order(uow: OrderUnitOfWork, *, order_id: int, carrier: str, tracking_no
                         aggregate_id=order.order_no)
         uow.commit()
     return order
+
+
+def check_parcel(carrier: str, tracking_no: str) -> tuple[str, str]:
+    """A parcel's carrier (up to 32 characters) and tracking number (up to 64), both required."""
+    carrier, tracking_no = plain(carrier, 32), plain(tracking_no, 64)
+    if not carrier or not tracking_no:
+        raise InvalidInput("SHIPMENT_INVALID", "carrier and tracking number are required",
+                           details={"carrier": "required", "tracking_no": "required"})
+    return carrier, tracking_no
 
 
 def _event_shipment(order: Order, shipment: Shipment) -> EventShipment:
