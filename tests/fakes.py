@@ -7,8 +7,8 @@ never import, and the service images (which copy services/ only) should not ship
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from google.protobuf.message import Message
@@ -16,11 +16,13 @@ from google.protobuf.message import Message
 from services.common import events, idempotency
 from services.common.errors import Conflict, DomainError, NotFound
 from services.common.uow import UnitOfWork
+from services.common.wechatpay import NotifyRejected, WechatPayApiError, WechatPayError
+from services.common.wechatpay import Refund as ChannelRefund
 from services.order.aftersales import AfterSale
 from services.order.domain import Address as ShippingAddress
-from services.order.domain import CartItem, Order
+from services.order.domain import CartItem, Order, Refund, RefundStatus
 from services.order.ports import CatalogSku, CouponLine, CouponOffer, StockLine
-from services.order.uow import CaseSearch, OrderSearch, OrderUnitOfWork
+from services.order.uow import CaseSearch, LineReservation, OrderSearch, OrderUnitOfWork
 from services.user.domain import (
     Address,
     IdentityVerification,
@@ -387,16 +389,88 @@ class FakeAfterSaleRepository:
         return found[search.offset:search.offset + search.limit], len(found)
 
 
+class FakeRefundRepository:
+    def __init__(self) -> None:
+        self.refunds: list[Refund] = []
+
+    def add(self, refund: Refund) -> None:
+        refund.id = len(self.refunds) + 1
+        for number, line in enumerate(refund.lines, start=1):
+            line.id, line.refund_id = refund.id * 1000 + number, refund.id
+        self.refunds.append(refund)
+
+    def get(self, refund_no: str, *, lock: bool = False) -> Refund | None:
+        return next((refund for refund in self.refunds if refund.refund_no == refund_no), None)
+
+    def for_order(self, order_id: int) -> list[Refund]:
+        return [refund for refund in self.refunds if refund.order_id == order_id]
+
+    def pending_before(self, created_before: datetime, limit: int) -> list[Refund]:
+        return [refund for refund in self.refunds
+                if refund.status == RefundStatus.PENDING and refund.created_at <= created_before][:limit]
+
+    def reserve(self, order: Order, amount_fen: int, lines: list[LineReservation]) -> bool:
+        """All or nothing, checked as the database's conditional updates and CHECKs would."""
+        by_id = {line.id: line for line in order.lines}
+        if order.refunded_fen + amount_fen > order.payable_fen or any(
+                item.line_id not in by_id or by_id[item.line_id].refunded_quantity + item.quantity >
+                by_id[item.line_id].quantity or by_id[item.line_id].refunded_fen + item.amount_fen > item.cap_fen
+                for item in lines):
+            return False
+        order.refunded_fen += amount_fen
+        for item in lines:
+            by_id[item.line_id].refunded_quantity += item.quantity
+            by_id[item.line_id].refunded_fen += item.amount_fen
+        return True
+
+    def give_back(self, order: Order, refund: Refund) -> None:
+        by_id = {line.id: line for line in order.lines}
+        order.refunded_fen -= refund.amount_fen
+        for item in refund.lines:
+            by_id[item.line_id].refunded_quantity -= item.quantity
+            by_id[item.line_id].refunded_fen -= item.amount_fen
+
+
 class FakeOrderUnitOfWork(FakeUnitOfWork, OrderUnitOfWork):
     carts: FakeCartRepository
     orders: FakeOrderRepository
     after_sales: FakeAfterSaleRepository
+    refunds: FakeRefundRepository
 
     def __init__(self) -> None:
         super().__init__()
         self.carts = FakeCartRepository()
         self.orders = FakeOrderRepository()
         self.after_sales = FakeAfterSaleRepository()
+        self.refunds = FakeRefundRepository()
+
+
+@dataclass
+class FakeRefundPayments:
+    """WeChat Pay's refund side: remembers refunds, answers `status` (PROCESSING), or fails with `error`."""
+
+    status: str = "PROCESSING"
+    error: WechatPayError | None = None
+    asked: dict[str, ChannelRefund] = field(default_factory=dict)
+    notice: ChannelRefund | None = None
+
+    def refund(self, *, out_trade_no: str, out_refund_no: str, refund_fen: int, total_fen: int,
+               reason: str | None = None) -> ChannelRefund:
+        if self.error is not None:
+            raise self.error
+        self.asked.setdefault(out_refund_no, ChannelRefund(out_refund_no, f"wx-{out_refund_no}", out_trade_no, "42",
+                                                           self.status, refund_fen, total_fen, None))
+        return self.asked[out_refund_no]
+
+    def query_refund(self, out_refund_no: str) -> ChannelRefund:
+        if out_refund_no not in self.asked:
+            raise WechatPayApiError(404, "RESOURCE_NOT_EXISTS", "退款单不存在")
+        return replace(self.asked[out_refund_no], status=self.status)
+
+    def verify_refund_notify(self, headers: Mapping[str, str], body: bytes | str) -> ChannelRefund:
+        if self.notice is None or headers.get("Wechatpay-Signature") != "good":
+            raise NotifyRejected("Wechatpay-Signature does not verify")
+        return self.notice
 
 
 # The order service's neighbours (services.order.ports)
@@ -448,7 +522,9 @@ class FakeMembers:
     locked_coupons: dict[str, int] = field(default_factory=dict)
     locked_points: dict[str, int] = field(default_factory=dict)
     balance_payments: list[tuple[str, int]] = field(default_factory=list)
+    balance_refunds: dict[str, int] = field(default_factory=dict)  # refund_no -> fen, once each
     fail_points: bool = False
+    refund_error: DomainError | None = None
     offers: list[CouponOffer] = field(default_factory=list)
 
     def discount_percent(self) -> int:
@@ -486,6 +562,13 @@ class FakeMembers:
             raise DomainError("BALANCE_INSUFFICIENT", "not enough balance")
         self.balance_fen -= amount_fen
         self.balance_payments.append((order_no, amount_fen))
+
+    def refund_to_balance(self, refund_no: str, order_no: str, user_id: int, amount_fen: int) -> None:
+        if self.refund_error is not None:
+            raise self.refund_error
+        if refund_no not in self.balance_refunds:
+            self.balance_refunds[refund_no] = amount_fen
+            self.balance_fen += amount_fen
 
 
 @dataclass

@@ -92,6 +92,8 @@ def platform_env(var: Path) -> dict[str, str]:
     env.setdefault("IDENTITY_PROVIDER", "faceid")  # real-name checks through the simulator's FaceID
     # WeChat Pay (the simulator) notifies the order service through the gateway, as in production.
     env.setdefault("ORDER_WECHATPAY_NOTIFY_URL", f"http://{env['GATEWAY_BIND']}/api/v1/payments/wechat/notify")
+    env.setdefault("ORDER_WECHATPAY_REFUND_NOTIFY_URL",
+                   f"http://{env['GATEWAY_BIND']}/api/v1/payments/wechat/refund-notify")
     env.setdefault("MEDIA_DIR", str(var / "media"))  # uploads and the demo catalog's images
     for service in SERVICES:
         env.setdefault(f"{service.upper()}_DATABASE_URL", f"sqlite:///{var / service}.db")

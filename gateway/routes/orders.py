@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
@@ -290,6 +291,7 @@ class OrderOut(Reply):
     shipments: list[ShipmentOut]
     shipped_at: datetime | None
     completed_at: datetime | None
+    refunded_fen: int = Field(description="refunds under way or done, never above payable_fen")
 
     @classmethod
     def from_proto(cls, order: order_pb2.Order) -> OrderOut:
@@ -307,7 +309,8 @@ class OrderOut(Reply):
                                       district=a.district, detail=a.detail),
                    amounts=AmountsOut.from_proto(order.amounts),
                    history=[StepOut(status=step.status, at=utc_time(step.at), actor=step.actor,  # type: ignore[arg-type]
-                                    reason=step.reason) for step in order.history])
+                                    reason=step.reason) for step in order.history],
+                   refunded_fen=order.refunded_fen)
 
 
 class OrdersQuery(PageQuery):
@@ -456,18 +459,25 @@ class NotifyAnswer(Reply):
     message: str
 
 
-@bp.post("/payments/wechat/notify")
-@operation(summary="WeChat Pay payment notify (signed by WeChat Pay; raw JSON body)", tag="payments", access=PUBLIC,
-           responses={200: NotifyAnswer, 400: NotifyAnswer, 503: NotifyAnswer})
-def wechat_notify() -> tuple[NotifyAnswer, int]:
+NOTIFY_RESPONSES: dict[int, type[Reply]] = {200: NotifyAnswer, 400: NotifyAnswer, 503: NotifyAnswer}
+
+
+def forward_notify(handle: Callable[[order_pb2.WechatPayNotifyRequest], object]) -> tuple[NotifyAnswer, int]:
+    """Pass a WeChat Pay notify to the order service as received and answer WeChat Pay in its format."""
     # The signature covers the exact bytes: they go to the order service untouched, never re-serialised.
     headers = {name: request.headers[name] for name in NOTIFY_HEADERS if name in request.headers}
     try:
-        service(OrderServiceStub).HandleWechatPayNotify(order_pb2.WechatPayNotifyRequest(
-            body=request.get_data(cache=True), headers=headers))
+        handle(order_pb2.WechatPayNotifyRequest(body=request.get_data(cache=True), headers=headers))
     except grpc.RpcError as exc:
         status, _, message, _ = from_grpc(exc)
         if status == grpc.StatusCode.INVALID_ARGUMENT:
             return NotifyAnswer(code="FAIL", message=message), 400
         return NotifyAnswer(code="FAIL", message="temporarily unavailable"), 503
     return NotifyAnswer(code="SUCCESS", message="成功"), 200
+
+
+@bp.post("/payments/wechat/notify")
+@operation(summary="WeChat Pay payment notify (signed by WeChat Pay; raw JSON body)", tag="payments", access=PUBLIC,
+           responses=NOTIFY_RESPONSES)
+def wechat_notify() -> tuple[NotifyAnswer, int]:
+    return forward_notify(service(OrderServiceStub).HandleWechatPayNotify)

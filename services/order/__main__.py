@@ -15,11 +15,10 @@ from services.common.clients import ServiceClients
 from services.common.config import Env, ServiceSettings
 from services.common.db import make_engine
 from services.common.discovery import Discovery
-from services.common.errors import DomainError, ErrorKind
 from services.common.grpc_server import registration
 from services.common.runtime import ServiceApp, main
 from services.common.wechatpay import WechatPay
-from services.order import service
+from services.order import aftersales, refunds, service
 from services.order.config import OrderServiceSettings
 from services.order.db import SqlOrderUnitOfWork, start_mappers
 from services.order.grpc_api import AfterSaleServicer, OrderServicer
@@ -79,6 +78,21 @@ def payment_reconciliation(uow: Callable[[], OrderUnitOfWork], wechat: WechatPay
     return run
 
 
+def refund_reconciliation(uow: Callable[[], OrderUnitOfWork], payments: refunds.RefundPayments | None,
+                          members: GrpcMembers, interval_seconds: float,
+                          settle_seconds: int) -> Callable[[threading.Event], None]:
+    """Every interval, ask again about refunds PENDING for `settle_seconds`, so a lost refund notify (or a
+    refund call that got no answer) still ends. Settling is once per refund under its row lock, so replicas
+    may overlap. Wallet refunds need a staff caller and are left to staff here (logged)."""
+    def run(stop: threading.Event) -> None:
+        while not stop.wait(interval_seconds):
+            try:
+                refunds.reconcile_refunds(uow, payments, members, settle_seconds=settle_seconds)
+            except Exception:
+                log.exception("refund reconciliation failed; retrying in %.0f s", interval_seconds)
+    return run
+
+
 def build_app(base: ServiceSettings) -> ServiceApp:
     settings = OrderServiceSettings.from_env(base)
     start_mappers()
@@ -86,21 +100,22 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     uow = functools.partial(SqlOrderUnitOfWork, engine, "order")
     clients = ServiceClients(Discovery(base.consul_http_addr, Env()), settings.grpc_timeout_seconds)
     wechat = WechatPay(settings.wechatpay) if settings.wechatpay else None
-    servicer = OrderServicer(uow, GrpcCatalog(clients), GrpcStock(clients), GrpcMembers(clients), GrpcUsers(clients),
-                             settings.orders, wechat)
+    refund_payments = refunds.WechatRefunds(wechat, settings.orders.refund_notify_url) if wechat else None
+    members = GrpcMembers(clients)
+    servicer = OrderServicer(uow, GrpcCatalog(clients), GrpcStock(clients), members, GrpcUsers(clients),
+                             settings.orders, wechat, refund_payments)
     jobs = {"payment-timeout": payment_timeout(uow, wechat, settings.timeout_scan_seconds),
-            "auto-confirm": auto_confirm(uow, settings.orders, settings.auto_confirm_scan_seconds)}
+            "auto-confirm": auto_confirm(uow, settings.orders, settings.auto_confirm_scan_seconds),
+            "refund-reconciliation": refund_reconciliation(uow, refund_payments, members,
+                                                           settings.refund_reconcile_seconds,
+                                                           settings.refund_settle_seconds)}
     if wechat is not None:
         jobs["payment-reconciliation"] = payment_reconciliation(uow, wechat, settings.reconcile_seconds)
-    after_sales = AfterSaleServicer(uow, no_refunds, settings.after_sales)
+    after_sales = AfterSaleServicer(uow, aftersales.engine_refunder(refund_payments, members), settings.after_sales)
     return ServiceApp(settings=base, engine=engine,
                       registrations=[registration(order_pb2, order_pb2_grpc, "OrderService", servicer),
                                      registration(after_sale_pb2, after_sale_pb2_grpc, "AfterSaleService",
                                                   after_sales)], jobs=jobs)
-
-
-def no_refunds(uow: OrderUnitOfWork, **_: object) -> str:
-    raise DomainError("REFUNDS_UNAVAILABLE", "refunds are not available yet", kind=ErrorKind.UNAVAILABLE)
 
 
 if __name__ == "__main__":

@@ -11,10 +11,11 @@ images. Its own table-driven state machine, every step in its history (actor, ti
     RETURN_SHIPPED --receive--> REFUNDING (order-returned: the product service restocks the units)
     REFUNDING --refunded--> REFUNDED | --refund_failed--> REFUND_FAILED --retry--> REFUNDING
 
-The refund: each line's units are refunded their share of what was paid (`refund_fen`): the goods part of
-the payable amount (freight is not refunded by after-sales) split over the lines in proportion to their
-totals, floored, the last line taking the remainder; within a line, units are worth share x units / quantity,
-floored, and the line's last units take what is left, so refunding everything returns exactly the goods paid.
+The refund: each line's units are refunded their share of what was paid (`domain.line_refund_fen`): the
+goods part of the payable amount (freight is not refunded by after-sales) split over the lines in proportion
+to their totals, floored, the last line taking the remainder; within a line, units are worth share x units /
+quantity, floored, and the line's last units take what is left, so refunding everything returns exactly the
+goods paid.
 The refund runs through the refund engine (`Refunder`, source "after_sale:<id>"); when it settles, the
 engine's SETTLED_LISTENERS["after_sale"] (`refund_settled`) moves the case to REFUNDED (or REFUND_FAILED).
 """
@@ -33,7 +34,19 @@ from services.common import formats
 from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 from services.common.events import timestamp
-from services.order.domain import Order, OrderStatus, new_order_no, order_not_found, plain
+from services.order import refunds
+from services.order.domain import (
+    Order,
+    OrderStatus,
+    Refund,
+    RefundItem,
+    RefundStatus,
+    line_refund_fen,
+    new_order_no,
+    order_not_found,
+    plain,
+)
+from services.order.ports import Members
 from services.order.service import check_parcel, event_line
 from services.order.uow import CaseSearch, OrderUnitOfWork
 
@@ -129,28 +142,6 @@ def case_not_found() -> NotFound:
     return NotFound("AFTER_SALE_NOT_FOUND", "no such after-sales case")
 
 
-# -- the refund of a line's units ------------------------------------------------------------------
-
-def paid_shares(order: Order) -> dict[int, int]:
-    """Each line's (by id) share of the goods paid (payable - freight), proportional to its total, floored,
-    the last line taking the remainder."""
-    goods = order.payable_fen - order.freight_fen
-    shares = {line.id or 0: goods * line.total_fen // order.items_total_fen if order.items_total_fen else 0
-              for line in order.lines[:-1]}
-    if order.lines:
-        shares[order.lines[-1].id or 0] = goods - sum(shares.values())
-    return shares
-
-
-def units_refund_fen(order: Order, line_id: int, quantity: int, *, already: int, already_fen: int) -> int:
-    """The refund of `quantity` more units of a line of which `already` units (`already_fen`) were refunded."""
-    line = next(line for line in order.lines if line.id == line_id)
-    share = paid_shares(order)[line_id]
-    if already + quantity >= line.quantity:
-        return share - already_fen
-    return share * quantity // line.quantity
-
-
 # -- the refund engine (port) --------------------------------------------------------------------
 
 class Refunder(Protocol):
@@ -159,6 +150,17 @@ class Refunder(Protocol):
     def __call__(self, uow: OrderUnitOfWork, *, order_id: int, lines: list[CaseLine], reason: str, actor: str,
                  source: str, now: datetime) -> str:
         """The refund's number; DomainError when it cannot start."""
+
+
+def engine_refunder(payments: refunds.RefundPayments | None, members: Members) -> Refunder:
+    """The refund engine as a Refunder: back through the channel the order was paid with."""
+    def start(uow: OrderUnitOfWork, *, order_id: int, lines: list[CaseLine], reason: str, actor: str, source: str,
+              now: datetime) -> str:
+        items = [RefundItem(line_id=line.line_id, quantity=line.quantity, amount_fen=line.amount_fen)
+                 for line in lines]
+        return refunds.start_refund(uow, payments, members, order_id=order_id, items=items, reason=reason,
+                                    actor=actor, source=source, now=now).refund_no
+    return start
 
 
 @dataclass(frozen=True)
@@ -240,15 +242,13 @@ def _case_lines(order: Order, wanted: dict[int, int], earlier: list[AfterSale]) 
                        details={"lines": busy})
     result = []
     for line_id, quantity in sorted(wanted.items()):
-        refunded = [line for case in earlier if case.status == C.REFUNDED for line in case.lines
-                    if line.line_id == line_id]
-        already, already_fen = sum(line.quantity for line in refunded), sum(line.amount_fen for line in refunded)
-        quantity = quantity or lines[line_id].quantity - already
-        if not 0 < already + quantity <= lines[line_id].quantity or quantity == 0:
+        left = lines[line_id].quantity - lines[line_id].refunded_quantity
+        quantity = quantity or left
+        if not 0 < quantity <= left:
             raise Conflict("AFTER_SALE_QUANTITY_INVALID", "more units than were bought and not refunded yet",
-                           details={"line_id": line_id, "left": lines[line_id].quantity - already})
-        result.append(CaseLine(line_id=line_id, quantity=quantity, amount_fen=units_refund_fen(
-            order, line_id, quantity, already=already, already_fen=already_fen)))
+                           details={"line_id": line_id, "left": left})
+        result.append(CaseLine(line_id=line_id, quantity=quantity,
+                               amount_fen=line_refund_fen(order, line_id, quantity)))
     return result
 
 
@@ -354,6 +354,14 @@ def _refund(uow: Uow, refunder: Refunder, case: AfterSale, *, actor: str, now: d
     def started(_: OrderUnitOfWork, case: AfterSale) -> None:
         case.refund_no = refund_no
     return _step(uow(), case.id, started)
+
+
+def _on_refund_settled(uow: OrderUnitOfWork, refund: Refund, now: datetime) -> None:
+    refund_settled(uow, int(refund.source.partition(":")[2]), refund_no=refund.refund_no,
+                   succeeded=refund.status == RefundStatus.SUCCESS, now=now)
+
+
+refunds.SETTLED_LISTENERS[SOURCE] = _on_refund_settled
 
 
 def refund_settled(uow: OrderUnitOfWork, case_id: int, *, refund_no: str, succeeded: bool,

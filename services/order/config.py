@@ -16,6 +16,8 @@ from services.order.service import OrderSettings
 class OrderServiceSettings:
     """ORDER_PAY_MINUTES (30), ORDER_FREIGHT_FEN (0), ORDER_FREE_FREIGHT_FROM_FEN (0 = never free),
     ORDER_WECHATPAY_NOTIFY_URL (the public URL of POST /api/v1/payments/wechat/notify),
+    ORDER_WECHATPAY_REFUND_NOTIFY_URL (that of POST /api/v1/payments/wechat/refund-notify),
+    ORDER_REFUND_RECONCILE_SECONDS (60) and ORDER_REFUND_SETTLE_SECONDS (300: PENDING refunds older are queried),
     ORDER_TIMEOUT_SCAN_SECONDS (10), ORDER_RECONCILE_SECONDS (60), ORDER_GRPC_TIMEOUT_MS (5000) for calls to other services,
     ORDER_AUTO_CONFIRM_DAYS (10) after shipping, ORDER_AUTO_CONFIRM_SCAN_SECONDS (60), ORDER_AFTER_SALE_DAYS (7)
     after delivery,
@@ -29,6 +31,8 @@ class OrderServiceSettings:
     auto_confirm_scan_seconds: float
     reconcile_seconds: float
     grpc_timeout_seconds: float
+    refund_reconcile_seconds: float = 60.0
+    refund_settle_seconds: int = 300
 
     @classmethod
     def from_env(cls, base: ServiceSettings, environ: Mapping[str, str] | None = None) -> OrderServiceSettings:
@@ -38,11 +42,16 @@ class OrderServiceSettings:
                                                    free_from_fen=env.int("ORDER_FREE_FREIGHT_FROM_FEN", 0)),
                                notify_url=env.str("ORDER_WECHATPAY_NOTIFY_URL",
                                                   "https://localhost/api/v1/payments/wechat/notify"),
-                               auto_confirm_days=env.int("ORDER_AUTO_CONFIRM_DAYS", DEFAULT_AUTO_CONFIRM_DAYS))
+                               auto_confirm_days=env.int("ORDER_AUTO_CONFIRM_DAYS", DEFAULT_AUTO_CONFIRM_DAYS),
+                               refund_notify_url=env.str("ORDER_WECHATPAY_REFUND_NOTIFY_URL",
+                                                         "https://localhost/api/v1/payments/wechat/refund-notify"))
         return cls(base=base, orders=orders,
                    after_sales=AfterSaleSettings(after_sale_days=env.int("ORDER_AFTER_SALE_DAYS",
-                                                                         DEFAULT_AFTER_SALE_DAYS)), wechatpay=WechatPaySettings.from_env(base.environment, environ),
+                                                                         DEFAULT_AFTER_SALE_DAYS)),
+                   wechatpay=WechatPaySettings.from_env(base.environment, environ),
                    timeout_scan_seconds=env.float("ORDER_TIMEOUT_SCAN_SECONDS", 10.0),
                    auto_confirm_scan_seconds=env.float("ORDER_AUTO_CONFIRM_SCAN_SECONDS", 60.0),
                    reconcile_seconds=env.float("ORDER_RECONCILE_SECONDS", 60.0),
-                   grpc_timeout_seconds=env.int("ORDER_GRPC_TIMEOUT_MS", 5000) / 1000)
+                   grpc_timeout_seconds=env.int("ORDER_GRPC_TIMEOUT_MS", 5000) / 1000,
+                   refund_reconcile_seconds=env.float("ORDER_REFUND_RECONCILE_SECONDS", 60.0),
+                   refund_settle_seconds=env.int("ORDER_REFUND_SETTLE_SECONDS", 300))

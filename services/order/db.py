@@ -22,6 +22,7 @@ from sqlalchemy import (
     func,
     select,
     text,
+    update,
 )
 from sqlalchemy.orm import Session, composite, registry, relationship, selectinload
 
@@ -34,11 +35,14 @@ from services.order.domain import (
     Order,
     OrderLine,
     OrderStatus,
+    Refund,
+    RefundLine,
+    RefundStatus,
     Shipment,
     ShipmentLine,
     Transition,
 )
-from services.order.uow import CaseSearch, OrderSearch, OrderUnitOfWork
+from services.order.uow import CaseSearch, LineReservation, OrderSearch, OrderUnitOfWork
 
 metadata = MetaData()
 
@@ -85,10 +89,12 @@ orders = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("shipped_at", UTCDateTime, nullable=True),
     Column("completed_at", UTCDateTime, nullable=True),
+    Column("refunded_fen", BigInteger, nullable=False, server_default="0"),
     Index("ix_orders_user_created", "user_id", "created_at"),
     Index("ix_orders_status_deadline", "status", "pay_deadline"),
     Index("ix_orders_status_shipped", "status", "shipped_at"),
     CheckConstraint("payable_fen >= 0", name="ck_orders_payable_not_negative"),
+    CheckConstraint("refunded_fen >= 0 AND refunded_fen <= payable_fen", name="ck_orders_refund_within_paid"),
 )
 
 order_lines = Table(
@@ -104,6 +110,12 @@ order_lines = Table(
     Column("image", String(512), nullable=False),
     Column("price_fen", BigInteger, nullable=False),
     Column("quantity", Integer, nullable=False),
+    Column("refunded_quantity", Integer, nullable=False, server_default="0"),
+    Column("refunded_fen", BigInteger, nullable=False, server_default="0"),
+    CheckConstraint("refunded_quantity >= 0 AND refunded_quantity <= quantity",
+                    name="ck_order_lines_refund_within_quantity"),
+    CheckConstraint("refunded_fen >= 0 AND refunded_fen <= price_fen * quantity",
+                    name="ck_order_lines_refund_within_total"),
 )
 
 order_transitions = Table(
@@ -185,6 +197,36 @@ after_sale_steps = Table(
     Column("at", UTCDateTime, nullable=False),
 )
 
+refunds = Table(
+    "refunds", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("refund_no", String(64), nullable=False, unique=True),
+    Column("order_id", BigId, ForeignKey("orders.id"), nullable=False, index=True),
+    Column("source", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("channel_refund_id", String(64), nullable=False),
+    Column("reason", String(255), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("settled_at", UTCDateTime, nullable=True),
+    Index("ix_refunds_status_created", "status", "created_at"),
+    CheckConstraint("amount_fen > 0", name="ck_refunds_amount_positive"),
+    CheckConstraint("status IN ('PENDING', 'SUCCESS', 'CLOSED', 'ABNORMAL')", name="ck_refunds_status"),
+)
+
+refund_lines = Table(
+    "refund_lines", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("refund_id", BigId, ForeignKey("refunds.id"), nullable=False, index=True),
+    Column("line_id", BigId, ForeignKey("order_lines.id"), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    CheckConstraint("quantity >= 0 AND amount_fen >= 0", name="ck_refund_lines_not_negative"),
+)
+
 
 def _map_classes(mappers: registry) -> None:
     mappers.map_imperatively(CartItem, cart_items)
@@ -193,6 +235,10 @@ def _map_classes(mappers: registry) -> None:
     mappers.map_imperatively(ShipmentLine, shipment_lines)
     mappers.map_imperatively(Shipment, shipments, properties={
         "lines": relationship(ShipmentLine, order_by=shipment_lines.c.id, lazy="selectin"),
+    })
+    mappers.map_imperatively(RefundLine, refund_lines)
+    mappers.map_imperatively(Refund, refunds, properties={
+        "lines": relationship(RefundLine, order_by=refund_lines.c.id, lazy="selectin"),
     })
     mappers.map_imperatively(Order, orders, properties={
         "address": composite(Address, orders.c.ship_name, orders.c.ship_phone, orders.c.ship_province,
@@ -326,6 +372,63 @@ class SqlAfterSaleRepository:
         return list(found), total
 
 
+class SqlRefundRepository:
+    """Refunds, and the refunded amounts they reserve on orders and lines by conditional updates (CHECKs behind)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, refund: Refund) -> None:
+        self.session.add(refund)
+        self.session.flush()
+
+    def get(self, refund_no: str, *, lock: bool = False) -> Refund | None:
+        query = select(Refund).where(refunds.c.refund_no == refund_no)
+        if lock:
+            query = query.with_for_update().execution_options(populate_existing=True)
+        return self.session.execute(query).scalar_one_or_none()
+
+    def for_order(self, order_id: int) -> list[Refund]:
+        return list(self.session.execute(select(Refund).where(refunds.c.order_id == order_id)
+                                         .order_by(refunds.c.id)).scalars())
+
+    def pending_before(self, created_before: datetime, limit: int) -> list[Refund]:
+        return list(self.session.execute(
+            select(Refund).where(refunds.c.status == RefundStatus.PENDING.value, refunds.c.created_at <= created_before)
+            .order_by(refunds.c.created_at).limit(limit)).scalars())
+
+    def reserve(self, order: Order, amount_fen: int, lines: list[LineReservation]) -> bool:
+        self.session.flush()
+        changed = self.session.execute(
+            update(orders).where(orders.c.id == order.id, orders.c.refunded_fen + amount_fen <= orders.c.payable_fen)
+            .values(refunded_fen=orders.c.refunded_fen + amount_fen)).rowcount == 1  # type: ignore[attr-defined]
+        for line in lines:
+            changed = changed and self.session.execute(
+                update(order_lines).where(order_lines.c.id == line.line_id, order_lines.c.order_id == order.id,
+                                          order_lines.c.refunded_quantity + line.quantity <= order_lines.c.quantity,
+                                          order_lines.c.refunded_fen + line.amount_fen <= line.cap_fen)
+                .values(refunded_quantity=order_lines.c.refunded_quantity + line.quantity,
+                        refunded_fen=order_lines.c.refunded_fen + line.amount_fen)
+            ).rowcount == 1  # type: ignore[attr-defined]
+        self._reload(order)
+        return changed
+
+    def give_back(self, order: Order, refund: Refund) -> None:
+        self.session.flush()
+        self.session.execute(update(orders).where(orders.c.id == order.id)
+                             .values(refunded_fen=orders.c.refunded_fen - refund.amount_fen))
+        for line in refund.lines:
+            self.session.execute(update(order_lines).where(order_lines.c.id == line.line_id)
+                                 .values(refunded_quantity=order_lines.c.refunded_quantity - line.quantity,
+                                         refunded_fen=order_lines.c.refunded_fen - line.amount_fen))
+        self._reload(order)
+
+    def _reload(self, order: Order) -> None:
+        self.session.refresh(order, ["refunded_fen"])
+        for line in order.lines:
+            self.session.refresh(line, ["refunded_quantity", "refunded_fen"])
+
+
 class SqlOrderUnitOfWork(SqlUnitOfWork, OrderUnitOfWork):
     """The order unit of work on the service database (call start_mappers() first)."""
 
@@ -334,4 +437,5 @@ class SqlOrderUnitOfWork(SqlUnitOfWork, OrderUnitOfWork):
         self.carts = SqlCartRepository(self.session)
         self.orders = SqlOrderRepository(self.session)
         self.after_sales = SqlAfterSaleRepository(self.session)
+        self.refunds = SqlRefundRepository(self.session)
         return self

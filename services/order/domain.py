@@ -95,6 +95,8 @@ class OrderLine:
     category_id: int = 0
     brand_id: int = 0
     image: str = ""
+    refunded_quantity: int = 0  # reserved by refunds under way or done (services.order.refunds)
+    refunded_fen: int = 0
     id: int | None = None
     order_id: int | None = None
 
@@ -188,6 +190,7 @@ class Order:
     pay_channel: str = ""
     out_trade_no: str = ""
     prepaid_at: datetime | None = None  # when a WeChat Pay prepay was made: reconciliation asks about it later
+    refunded_fen: int = 0  # reserved by refunds under way or done; never above payable_fen (CHECK)
     history: list[Transition] = field(default_factory=list)
     shipments: list[Shipment] = field(default_factory=list)
     shipped_at: datetime | None = None    # when the last unshipped units left: the auto-confirm clock starts
@@ -322,3 +325,74 @@ def add_to_cart(items: list[CartItem], *, user_id: int, sku_id: int, product_id:
     item = CartItem(user_id=user_id, sku_id=sku_id, product_id=product_id, quantity=quantity,
                     added_price_fen=price_fen, created_at=now)
     return item, True
+
+
+# -- refunds (services.order.refunds runs them) ---------------------------------------------------
+
+class RefundStatus(enum.StrEnum):
+    PENDING = "PENDING"    # amount reserved, the channel is working on it
+    SUCCESS = "SUCCESS"    # the money is back with the shopper
+    CLOSED = "CLOSED"      # the channel gave up: the reserved amount is free again
+    ABNORMAL = "ABNORMAL"  # WeChat Pay could not pay it back (e.g. the card is gone): freed too, staff follow up
+
+
+@dataclass(frozen=True)
+class RefundItem:
+    """What to refund of one order line: how many units (may be 0 for a price adjustment) and how much money."""
+
+    line_id: int
+    quantity: int
+    amount_fen: int
+
+
+@dataclass
+class RefundLine:
+    line_id: int
+    quantity: int
+    amount_fen: int
+    id: int | None = None
+    refund_id: int | None = None
+
+
+@dataclass
+class Refund:
+    """Money going back to the shopper through the channel the order was paid with."""
+
+    refund_no: str
+    order_id: int
+    source: str  # "cancel" | "after_sale:<id>": who started it, and whom SETTLED_LISTENERS tell when it ends
+    status: str
+    amount_fen: int
+    channel: str
+    reason: str
+    actor: str
+    created_at: datetime
+    updated_at: datetime
+    lines: list[RefundLine] = field(default_factory=list)
+    channel_refund_id: str = ""  # WeChat Pay's refund_id once known
+    settled_at: datetime | None = None
+    id: int | None = None
+
+
+def paid_shares(order: Order) -> dict[int, int]:
+    """What each line (by id) was paid, in fen: the goods part of payable (freight excluded) split over the
+    lines in proportion to their totals, floored, the last line taking what the floors left over."""
+    goods = order.payable_fen - order.freight_fen
+    shares: dict[int, int] = {}
+    for line in order.lines[:-1]:
+        shares[line.id or 0] = goods * line.total_fen // order.items_total_fen if order.items_total_fen else 0
+    if order.lines:
+        shares[order.lines[-1].id or 0] = goods - sum(shares.values())
+    return shares
+
+
+def line_refund_fen(order: Order, line_id: int, quantity: int) -> int:
+    """The exact refund for `quantity` more units of a line: its paid share per unit, floored, and whatever
+    is left of the share when these are the line's last units (so refunding every unit returns the share)."""
+    line = next((line for line in order.lines if line.id == line_id), None)
+    if line is None:
+        raise NotFound("ORDER_LINE_NOT_FOUND", "no such line on this order", details={"line_id": line_id})
+    share = paid_shares(order)[line_id]
+    if line.refunded_quantity + quantity >= line.quantity:
+        return share - line.refunded_fen
+    return share * quantity // line.quantity

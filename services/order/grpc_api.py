@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import grpc
@@ -12,7 +13,7 @@ from services.common.auth import Role, require_caller
 from services.common.errors import InvalidInput
 from services.common.events import timestamp
 from services.common.wechatpay import NotifyRejected
-from services.order import aftersales, service
+from services.order import aftersales, refunds, service
 from services.order.domain import Amounts, Order, OrderLine
 from services.order.ports import Catalog, Members, Stock, Users
 from services.order.service import CartLine, CheckoutInput, OrderSettings, Prepay
@@ -20,12 +21,14 @@ from services.order.uow import CaseSearch, OrderSearch, OrderUnitOfWork
 
 ORDER_STAFF = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
 SHIPPERS = (Role.ADMIN, Role.OPERATOR)
+CANCEL_REVIEWERS = (Role.ADMIN, Role.CUSTOMER_SERVICE)
 MAX_PAGE = 100
 
 
 class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     def __init__(self, uow: Callable[[], OrderUnitOfWork], catalog: Catalog, stock: Stock, members: Members,
-                 users: Users, settings: OrderSettings, wechat: Prepay | None = None) -> None:
+                 users: Users, settings: OrderSettings, wechat: Prepay | None = None,
+                 refund_payments: refunds.RefundPayments | None = None) -> None:
         self.uow = uow
         self.catalog = catalog
         self.stock = stock
@@ -33,6 +36,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         self.users = users
         self.settings = settings
         self.wechat = wechat
+        self.refund_payments = refund_payments
 
     # Cart
 
@@ -115,10 +119,24 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
 
     def HandleWechatPayNotify(self, request: order_pb2.WechatPayNotifyRequest,
                               context: grpc.ServicerContext) -> order_pb2.WechatPayNotifyResponse:
-        try:
+        with _notify_rejected():
             service.handle_wechat_notify(self.uow(), self.wechat, headers=dict(request.headers), body=request.body)
-        except NotifyRejected as exc:
-            raise InvalidInput("NOTIFY_REJECTED", exc.reason) from None
+        return order_pb2.WechatPayNotifyResponse()
+
+    # Cancellation review and refunds
+
+    def ReviewCancellation(self, request: order_pb2.ReviewCancellationRequest,
+                           context: grpc.ServicerContext) -> order_pb2.Order:
+        caller = require_caller(*CANCEL_REVIEWERS)
+        return order_message(refunds.review_cancellation(
+            self.uow(), self.refund_payments, self.members, order_id=request.id, approve=request.approve,
+            reason=request.reason[:255], actor=f"staff:{caller.user_id}"))
+
+    def HandleWechatRefundNotify(self, request: order_pb2.WechatPayNotifyRequest,
+                                 context: grpc.ServicerContext) -> order_pb2.WechatPayNotifyResponse:
+        with _notify_rejected():
+            refunds.handle_refund_notify(self.uow(), self.refund_payments, headers=dict(request.headers),
+                                         body=request.body)
         return order_pb2.WechatPayNotifyResponse()
 
     # Fulfilment
@@ -136,6 +154,15 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
                        context: grpc.ServicerContext) -> order_pb2.Order:
         return order_message(service.confirm_receipt(self.uow(), user_id=require_caller().user_id,
                                                      order_id=request.id))
+
+
+@contextmanager
+def _notify_rejected() -> Iterator[None]:
+    """A notify we must not trust is INVALID_ARGUMENT NOTIFY_REJECTED: the gateway answers it 400 FAIL."""
+    try:
+        yield
+    except NotifyRejected as exc:
+        raise InvalidInput("NOTIFY_REJECTED", exc.reason) from None
 
 
 def _page(request: order_pb2.ListOrdersRequest | order_pb2.SearchOrdersRequest | after_sale_pb2.ListAfterSalesRequest
@@ -183,7 +210,7 @@ def order_message(order: Order) -> order_pb2.Order:
                                   detail=a.detail),
         amounts=_amounts(order.amounts), pay_deadline=timestamp(order.pay_deadline),
         created_at=timestamp(order.created_at), pay_channel=order.pay_channel, coupon_id=order.coupon_id,
-        points_used=order.points_used, note=order.note,
+        points_used=order.points_used, note=order.note, refunded_fen=order.refunded_fen,
         history=[order_pb2.Transition(status=step.status, at=timestamp(step.at), actor=step.actor, reason=step.reason)
                  for step in order.history])
     for name in ("paid_at", "shipped_at", "completed_at"):

@@ -141,6 +141,11 @@ class GrpcMembers:
         with passed_on("member"):
             self.stub.PayWithBalance(member_pb2.PayWithBalanceRequest(order_no=order_no, amount_fen=amount_fen))
 
+    def refund_to_balance(self, refund_no: str, order_no: str, user_id: int, amount_fen: int) -> None:
+        with passed_on("member"):
+            self.stub.RefundToBalance(member_pb2.RefundToBalanceRequest(refund_no=refund_no, order_no=order_no,
+                                                                        user_id=user_id, amount_fen=amount_fen))
+
 
 class GrpcUsers:
     def __init__(self, clients: ServiceClients) -> None:

@@ -56,6 +56,7 @@ class OrderSettings:
     freight: FreightRule = FreightRule()
     notify_url: str = ""
     auto_confirm_days: int = DEFAULT_AUTO_CONFIRM_DAYS
+    refund_notify_url: str = ""
 
 
 # -- cart ----------------------------------------------------------------------------------------
@@ -360,15 +361,16 @@ def cancel_order(uow: OrderUnitOfWork, *, user_id: int, order_id: int, reason: s
             order.apply("request_cancel", actor=f"user:{user_id}", now=now, reason=reason)
         else:
             order.apply("cancel", actor=f"user:{user_id}", now=now, reason=reason)
-            _publish_cancelled(uow, order, now=now, by="shopper", reason=reason)
+            publish_cancelled(uow, order, now=now, by="shopper", reason=reason)
         uow.commit()
     return order
 
 
-def _publish_cancelled(uow: OrderUnitOfWork, order: Order, *, now: datetime, by: str, reason: str) -> None:
+def publish_cancelled(uow: OrderUnitOfWork, order: Order, *, now: datetime, by: str, reason: str,
+                      was_paid: bool = False) -> None:
     uow.publish(OrderCancelled(order_no=order.order_no, user_id=order.user_id, lines=_event_lines(order), reason=reason,
-                               cancelled_by=by, was_paid=False, cancelled_at=timestamp(now), coupon_id=order.coupon_id),
-                aggregate_id=order.order_no)
+                               cancelled_by=by, was_paid=was_paid, cancelled_at=timestamp(now),
+                               coupon_id=order.coupon_id), aggregate_id=order.order_no)
 
 
 EXPIRED = "payment deadline passed"
@@ -398,7 +400,7 @@ def expire_orders(uow: OrderUnitOfWork, *, wechat: Prepay | None = None, now: da
 
 def _expire(uow: OrderUnitOfWork, order: Order, now: datetime) -> None:
     order.apply("expire", actor="system:timeout", now=now, reason=EXPIRED)
-    _publish_cancelled(uow, order, now=now, by="timeout", reason=EXPIRED)
+    publish_cancelled(uow, order, now=now, by="timeout", reason=EXPIRED)
 
 
 def expire_prepaid(uow: OrderUnitOfWork, wechat: Prepay, *, order_no: str, now: datetime) -> bool:

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from services.common.uow import UnitOfWork
-from services.order.domain import CartItem, Order
+from services.order.domain import CartItem, Order, Refund
 
 if TYPE_CHECKING:
     from services.order.aftersales import AfterSale
@@ -80,9 +80,39 @@ class AfterSaleRepository(Protocol):
         """Newest first, and the total matching."""
 
 
+@dataclass(frozen=True)
+class LineReservation:
+    """Refund `quantity` units and `amount_fen` of a line, whose refunds may add up to `cap_fen` at most."""
+
+    line_id: int
+    quantity: int
+    amount_fen: int
+    cap_fen: int
+
+
+class RefundRepository(Protocol):
+    def add(self, refund: Refund) -> None: ...
+
+    def get(self, refund_no: str, *, lock: bool = False) -> Refund | None: ...
+
+    def for_order(self, order_id: int) -> list[Refund]:
+        """Oldest first."""
+
+    def pending_before(self, created_before: datetime, limit: int) -> list[Refund]:
+        """PENDING refunds started before `created_before`, oldest first."""
+
+    def reserve(self, order: Order, amount_fen: int, lines: list[LineReservation]) -> bool:
+        """Add to the order's and lines' refunded amounts by conditional updates; False (and the caller rolls
+        back) when that would pass the order's payable_fen, a line's quantity or a line's cap_fen."""
+
+    def give_back(self, order: Order, refund: Refund) -> None:
+        """Take an ended (CLOSED, ABNORMAL) refund's amounts off the order and its lines again."""
+
+
 class OrderUnitOfWork(UnitOfWork):
     """The order service's unit of work; its repositories are set on entering it."""
 
     carts: CartRepository
     orders: OrderRepository
     after_sales: AfterSaleRepository
+    refunds: RefundRepository

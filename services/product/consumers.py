@@ -29,8 +29,10 @@ def on_order_paid(uow: ProductUnitOfWork, event: OrderPaid, envelope: EventEnvel
 
 
 def on_order_cancelled(uow: ProductUnitOfWork, event: OrderCancelled, envelope: EventEnvelope) -> None:
-    """An unpaid order's reserved units go back on sale (paid goods come back through after-sales)."""
+    """The order's units go back on sale: an unpaid order's reservation, or the sold units of a paid order
+    whose cancellation staff approved before it shipped (shipped goods come back through after-sales)."""
     if event.was_paid:
+        service.release_paid_stock(uow, order_no=event.order_no)
         return
     try:
         service.release_held_stock(uow, order_no=event.order_no)
@@ -58,6 +60,7 @@ def on_order_returned(uow: ProductUnitOfWork, event: OrderReturned, envelope: Ev
     """Goods of an after-sales return were received back: their units are on sale again (once per event)."""
     for line in event.lines:
         uow.stock.put_back(line.sku_id, line.quantity)
+        uow.stock.add_sales(line.sku_id, -line.quantity)
     log.info("restocked the return of after-sales case %s (order %s)", event.case_no, event.order_no)
 
 

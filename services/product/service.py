@@ -335,6 +335,22 @@ def release_held_stock(uow: ProductUnitOfWork, *, order_no: str) -> str:
     return ReservationStatus.RELEASED
 
 
+def release_paid_stock(uow: ProductUnitOfWork, *, order_no: str) -> str:
+    """A paid order cancelled before it shipped (order-cancelled with was_paid, after staff review): its sold
+    units go back on sale and leave the sales counts (a reservation still held is released as usual).
+    Inside an open unit of work; replays change nothing (each row moves to RELEASED once)."""
+    uow.reservations.lock_order(order_no)
+    held = uow.reservations.of_order(order_no)
+    for reservation in held:
+        assert reservation.id is not None
+        if uow.reservations.move(reservation.id, ReservationStatus.CONFIRMED, ReservationStatus.RELEASED):
+            uow.stock.put_back(reservation.sku_id, reservation.quantity)
+            uow.stock.add_sales(reservation.sku_id, -reservation.quantity)
+        elif uow.reservations.move(reservation.id, ReservationStatus.RESERVED, ReservationStatus.RELEASED):
+            uow.stock.put_back(reservation.sku_id, reservation.quantity)
+    return ReservationStatus.RELEASED if held else "NONE"
+
+
 def release_expired_reservations(uow_factory: Callable[[], ProductUnitOfWork], *, now: datetime | None = None,
                                  batch: int = 100) -> int:
     """Release reservations past their expiry (the safety net behind order cancellation); how many orders.

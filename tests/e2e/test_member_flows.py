@@ -7,22 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from services.common.db import make_engine
-from services.member import service
-from services.member.db import SqlMemberUnitOfWork, start_mappers
 from tests.fixtures.platform import Platform
-from tests.fixtures.shop import sms_login, staff
+from tests.fixtures.shop import credit, sms_login, staff
 
 pytestmark = pytest.mark.e2e
-
-
-def credit(platform: Platform, recharge_no: str, paid_fen: int) -> None:
-    """What the verified payment notify will do (its WeChat Pay / Alipay verification is not built yet)."""
-    start_mappers()
-    engine = make_engine(platform.database_urls["member"])
-    service.credit_recharge(SqlMemberUnitOfWork(engine, "member"), recharge_no=recharge_no, paid_fen=paid_fen,
-                            channel_txn_id=f"TXN-{recharge_no}")
-    engine.dispose()
 
 
 def test_a_member_recharges_withdraws_once_per_key_and_finance_pays_it_out(platform: Platform) -> None:

@@ -18,6 +18,7 @@ from services.common.outbox import outbox
 from services.common.wechatpay import WechatPay
 from services.order.db import SqlOrderUnitOfWork, start_mappers
 from services.order.grpc_api import OrderServicer
+from services.order.refunds import WechatRefunds
 from services.order.service import OrderSettings
 from services.user.domain import User
 from services.user.tokens import TokenIssuer
@@ -75,9 +76,10 @@ def server(pg_engine: Engine, jwt_keys: JwtKeys, simulator: RunningSimulator) ->
     catalog.put(101, price_fen=1999)
     catalog.put(102, price_fen=500)
     stock, members, users = FakeStock({101: 10, 102: 100}), FakeMembers(), FakeUsers()
+    wechat = WechatPay(simulator.wechatpay_settings())
     servicer = OrderServicer(functools.partial(SqlOrderUnitOfWork, pg_engine, "order"), catalog, stock, members,
-                             users, OrderSettings(notify_url="http://127.0.0.1:9/unreachable"),
-                             WechatPay(simulator.wechatpay_settings()))
+                             users, OrderSettings(notify_url="http://127.0.0.1:9/unreachable"), wechat,
+                             WechatRefunds(wechat, "http://127.0.0.1:9/unreachable"))
     settings = ServiceSettings.from_env("order", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),
                                                   "ORDER_GRPC_LISTEN": "127.0.0.1:0"})
     grpc_server, port = create_server(settings, [registration(order_pb2, order_pb2_grpc, "OrderService", servicer)])

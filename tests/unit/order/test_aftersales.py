@@ -10,9 +10,9 @@ import pytest
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 from services.order import aftersales, service
 from services.order.aftersales import AfterSaleSettings, CaseLine, CaseRequest
-from services.order.domain import Order, OrderLine, new_order, price
+from services.order.domain import Order
 from services.order.uow import CaseSearch, OrderUnitOfWork
-from tests.unit.order.conftest import HOME, NOW, Shop, paid_order
+from tests.unit.order.conftest import NOW, Shop, paid_order
 
 SETTINGS = AfterSaleSettings(after_sale_days=7)
 IMAGE = "/media/uploads/" + "a" * 32 + ".jpg"
@@ -71,23 +71,26 @@ def test_a_refund_only_case_is_approved_refunded_and_closed_with_every_step_in_i
     assert again.refund_fen == 1999
 
 
-def test_a_line_refunds_its_share_of_what_was_paid_and_all_units_return_exactly_the_goods_paid(shop: Shop) -> None:
-    order = new_order(user_id=1, order_no="N1", lines=[OrderLine(1, 10, "茶", "", 1000, 3), OrderLine(2, 10, "杯", "", 333, 1)],
-                      address=HOME, amounts=price(3333, discount_percent=95, coupon_fen=500, freight=service.FreightRule(800)),
-                      now=NOW, pay_minutes=30)
-    order.lines[0].id, order.lines[1].id = 11, 12
-    paid = order.payable_fen - order.freight_fen  # 3333 - 166 - 500 = 2667
-    assert (paid, aftersales.paid_shares(order)) == (2667, {11: 2400, 12: 267})
-    one = aftersales.units_refund_fen(order, 11, 1, already=0, already_fen=0)
-    two = aftersales.units_refund_fen(order, 11, 1, already=1, already_fen=one)
-    last = aftersales.units_refund_fen(order, 11, 1, already=2, already_fen=one + two)
-    assert (one, two, last) == (800, 800, 800)
-    odd = new_order(user_id=1, order_no="N2", lines=[OrderLine(1, 10, "茶", "", 1000, 3)], address=HOME,
-                    amounts=price(3000, coupon_fen=1), now=NOW, pay_minutes=30)
-    odd.lines[0].id = 21
-    units = [aftersales.units_refund_fen(odd, 21, 2, already=0, already_fen=0)]
-    units.append(aftersales.units_refund_fen(odd, 21, 1, already=2, already_fen=units[0]))
-    assert units == [1999, 1000] and sum(units) == odd.payable_fen
+def test_through_the_refund_engine_units_return_their_share_and_all_of_them_exactly_the_goods_paid(
+        shop: Shop) -> None:
+    shop.members.percent = 95  # 5498 - 274 level discount = 5224 paid, split 3798 / 1426 over the lines
+    order = delivered(shop, (101, 2), (102, 3))
+    first, second = (line.id or 0 for line in order.lines)
+    engine = aftersales.engine_refunder(None, shop.members)  # a wallet payment: refunded at once
+    uow = lambda: shop.uow  # noqa: E731
+    amounts = []
+    for lines in ({second: 1}, {second: 0, first: 0}):
+        case = ask(shop, order, lines)
+        done = aftersales.decide(uow, engine, case_id=case.id, approve=True, reason="ok", actor="staff:8")
+        assert done.status == "REFUNDED" and done.refund_no in shop.members.balance_refunds
+        amounts.append([(line.line_id, line.quantity, line.amount_fen) for line in done.lines])
+    assert amounts == [[(second, 1, 475)], [(first, 2, 3798), (second, 2, 951)]]
+    assert (order.refunded_fen, sum(shop.members.balance_refunds.values())) == (5224, 5224)
+    with pytest.raises(Conflict) as nothing_left:
+        ask(shop, order, {first: 1})
+    assert nothing_left.value.details == {"line_id": first, "left": 0}
+    assert [event.payload.amount_fen for event in shop.uow.published if event.event_type == "order-refunded"] == [
+        475, 4749]
 
 
 def test_one_open_case_per_line_and_never_more_units_than_bought(shop: Shop) -> None:

@@ -192,7 +192,7 @@ class Transition(_message.Message):
     def __init__(self, status: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Order(_message.Message):
-    __slots__ = ("id", "order_no", "user_id", "status", "lines", "address", "amounts", "pay_deadline", "created_at", "paid_at", "pay_channel", "coupon_id", "points_used", "note", "history", "shipments", "shipped_at", "completed_at")
+    __slots__ = ("id", "order_no", "user_id", "status", "lines", "address", "amounts", "pay_deadline", "created_at", "paid_at", "pay_channel", "coupon_id", "points_used", "note", "history", "refunded_fen", "shipments", "shipped_at", "completed_at")
     ID_FIELD_NUMBER: _ClassVar[int]
     ORDER_NO_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -208,6 +208,7 @@ class Order(_message.Message):
     POINTS_USED_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
+    REFUNDED_FEN_FIELD_NUMBER: _ClassVar[int]
     SHIPMENTS_FIELD_NUMBER: _ClassVar[int]
     SHIPPED_AT_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -226,10 +227,11 @@ class Order(_message.Message):
     points_used: int
     note: str
     history: _containers.RepeatedCompositeFieldContainer[Transition]
+    refunded_fen: int
     shipments: _containers.RepeatedCompositeFieldContainer[Shipment]
     shipped_at: _timestamp_pb2.Timestamp
     completed_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[int] = ..., order_no: _Optional[str] = ..., user_id: _Optional[int] = ..., status: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[OrderLine, _Mapping]]] = ..., address: _Optional[_Union[Address, _Mapping]] = ..., amounts: _Optional[_Union[Amounts, _Mapping]] = ..., pay_deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., paid_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pay_channel: _Optional[str] = ..., coupon_id: _Optional[int] = ..., points_used: _Optional[int] = ..., note: _Optional[str] = ..., history: _Optional[_Iterable[_Union[Transition, _Mapping]]] = ..., shipments: _Optional[_Iterable[_Union[Shipment, _Mapping]]] = ..., shipped_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, id: _Optional[int] = ..., order_no: _Optional[str] = ..., user_id: _Optional[int] = ..., status: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[OrderLine, _Mapping]]] = ..., address: _Optional[_Union[Address, _Mapping]] = ..., amounts: _Optional[_Union[Amounts, _Mapping]] = ..., pay_deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., paid_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pay_channel: _Optional[str] = ..., coupon_id: _Optional[int] = ..., points_used: _Optional[int] = ..., note: _Optional[str] = ..., history: _Optional[_Iterable[_Union[Transition, _Mapping]]] = ..., refunded_fen: _Optional[int] = ..., shipments: _Optional[_Iterable[_Union[Shipment, _Mapping]]] = ..., shipped_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ShipmentLine(_message.Message):
     __slots__ = ("line_id", "quantity")
@@ -366,3 +368,13 @@ class ConfirmReceiptRequest(_message.Message):
     ID_FIELD_NUMBER: _ClassVar[int]
     id: int
     def __init__(self, id: _Optional[int] = ...) -> None: ...
+
+class ReviewCancellationRequest(_message.Message):
+    __slots__ = ("id", "approve", "reason")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    APPROVE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    approve: bool
+    reason: str
+    def __init__(self, id: _Optional[int] = ..., approve: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...

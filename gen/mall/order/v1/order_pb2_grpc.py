@@ -104,6 +104,16 @@ class OrderServiceStub:
                 request_serializer=mall_dot_order_dot_v1_dot_order__pb2.ConfirmReceiptRequest.SerializeToString,
                 response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.Order.FromString,
                 _registered_method=True)
+        self.ReviewCancellation = channel.unary_unary(
+                '/mall.order.v1.OrderService/ReviewCancellation',
+                request_serializer=mall_dot_order_dot_v1_dot_order__pb2.ReviewCancellationRequest.SerializeToString,
+                response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.Order.FromString,
+                _registered_method=True)
+        self.HandleWechatRefundNotify = channel.unary_unary(
+                '/mall.order.v1.OrderService/HandleWechatRefundNotify',
+                request_serializer=mall_dot_order_dot_v1_dot_order__pb2.WechatPayNotifyRequest.SerializeToString,
+                response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.WechatPayNotifyResponse.FromString,
+                _registered_method=True)
 
 
 class OrderServiceServicer:
@@ -200,6 +210,21 @@ class OrderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReviewCancellation(self, request, context):
+        """Cancellation review (O5): customer_service or admin approve (refund follows) or reject a paid order's cancel.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def HandleWechatRefundNotify(self, request, context):
+        """Refunds: WeChat Pay's refund notify ends its refund once (services/order/refunds.py).
+        no caller: signed
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -272,6 +297,16 @@ def add_OrderServiceServicer_to_server(servicer, server):
                     servicer.ConfirmReceipt,
                     request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.ConfirmReceiptRequest.FromString,
                     response_serializer=mall_dot_order_dot_v1_dot_order__pb2.Order.SerializeToString,
+            ),
+            'ReviewCancellation': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReviewCancellation,
+                    request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.ReviewCancellationRequest.FromString,
+                    response_serializer=mall_dot_order_dot_v1_dot_order__pb2.Order.SerializeToString,
+            ),
+            'HandleWechatRefundNotify': grpc.unary_unary_rpc_method_handler(
+                    servicer.HandleWechatRefundNotify,
+                    request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.WechatPayNotifyRequest.FromString,
+                    response_serializer=mall_dot_order_dot_v1_dot_order__pb2.WechatPayNotifyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -652,6 +687,60 @@ class OrderService:
             '/mall.order.v1.OrderService/ConfirmReceipt',
             mall_dot_order_dot_v1_dot_order__pb2.ConfirmReceiptRequest.SerializeToString,
             mall_dot_order_dot_v1_dot_order__pb2.Order.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReviewCancellation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.order.v1.OrderService/ReviewCancellation',
+            mall_dot_order_dot_v1_dot_order__pb2.ReviewCancellationRequest.SerializeToString,
+            mall_dot_order_dot_v1_dot_order__pb2.Order.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HandleWechatRefundNotify(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.order.v1.OrderService/HandleWechatRefundNotify',
+            mall_dot_order_dot_v1_dot_order__pb2.WechatPayNotifyRequest.SerializeToString,
+            mall_dot_order_dot_v1_dot_order__pb2.WechatPayNotifyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -2,7 +2,7 @@
 after-sales cases with their lines and history (O4).
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-06
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from services.common.db import BigId, UTCDateTime
 
 revision = "0005"
-down_revision = "0003"  # re-pointed to "0004" (refunds) once both are on main
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

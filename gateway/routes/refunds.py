@@ -1,0 +1,41 @@
+"""Cancellation review (O5) by customer service, and WeChat Pay's refund notify (refunds through the paying channel)."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+from mall.order.v1 import order_pb2
+from mall.order.v1.order_pb2_grpc import OrderServiceStub
+from pydantic import Field
+
+from gateway.api import PUBLIC, Body, operation, service
+from gateway.routes.orders import NOTIFY_RESPONSES, NotifyAnswer, OrderOut, forward_notify
+from services.common.auth import Role
+
+bp = Blueprint("refunds", __name__, url_prefix="/api/v1")
+
+CANCEL_REVIEWERS = (Role.CUSTOMER_SERVICE, Role.ADMIN)
+
+
+class CancelReviewIn(Body):
+    """Approve: REFUNDING, the whole order refunded through its channel (REFUNDED once it arrives), stock released.
+    Reject: back to PAID. The reason is kept in the order's history."""
+
+    approve: bool
+    reason: str = Field("", max_length=255)
+
+
+@bp.post("/admin/orders/<id:order_id>/cancel-review")
+@operation(summary="Approve or reject a paid order's cancellation", tag="admin-orders", roles=CANCEL_REVIEWERS,
+           body=CancelReviewIn, responses={200: OrderOut},
+           description="409 ORDER_STATE_CONFLICT (details.status) unless the order is CANCEL_REQUESTED; approving "
+                       "a REFUNDING order whose refund was closed starts the refund again.")
+def review_cancellation(order_id: int, body: CancelReviewIn) -> OrderOut:
+    return OrderOut.from_proto(service(OrderServiceStub).ReviewCancellation(order_pb2.ReviewCancellationRequest(
+        id=order_id, approve=body.approve, reason=body.reason)))
+
+
+@bp.post("/payments/wechat/refund-notify")
+@operation(summary="WeChat Pay refund notify (signed by WeChat Pay; raw JSON body)", tag="payments", access=PUBLIC,
+           responses=NOTIFY_RESPONSES)
+def wechat_refund_notify() -> tuple[NotifyAnswer, int]:
+    return forward_notify(service(OrderServiceStub).HandleWechatRefundNotify)

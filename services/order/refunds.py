@@ -1,0 +1,350 @@
+"""Refunds through the original payment channel: the one engine cancellation review and after-sales use.
+
+Starting one: `start_refund(uow, payments, members, order_id=, items=[RefundItem(line_id, quantity,
+amount_fen)], reason=, actor=, source=, now=)`; an empty `items` refunds whatever of the order is not
+refunded yet (every line's remaining units and paid share, and the freight).
+
+1. In one transaction under the order's row lock the amount is *reserved*: conditional updates add it
+   to `orders.refunded_fen` (never above `payable_fen`) and to each line's `refunded_quantity` /
+   `refunded_fen` (never above its quantity and its paid share, `domain.paid_shares`); CHECK
+   constraints stand behind both. The refund row is written PENDING. Too much → 409 REFUND_EXCEEDS_PAID.
+2. Then, outside the transaction, the channel the order was paid with is asked:
+   - wechat: `POST /v3/refund/domestic/refunds` (out_refund_no = refund_no, notify_url for refunds).
+     PROCESSING leaves it PENDING; a refusal (4xx) closes it and answers 409 REFUND_REFUSED; no answer
+     leaves it PENDING for the fallback job.
+   - balance: member `RefundToBalance` (idempotent by refund_no), synchronous → SUCCESS. It needs a
+     staff caller, which the staff request that starts the refund is.
+3. Settlement (`settle_refund`), exactly once per refund under its row lock (replays change nothing):
+   from the verified refund notify (`handle_refund_notify`, POST /payments/wechat/refund-notify), from
+   the fallback job (`reconcile_refunds`: WeChat Pay refunds PENDING for a few minutes are queried, or
+   asked for again when WeChat Pay never got them), or at once for balance refunds. `retry_refund`
+   asks again about one PENDING refund (staff use it for wallet refunds the member service missed).
+   - SUCCESS: `order-refunded` (lines with the refunded quantities) in the same transaction; when the
+     successful refunds add up to the whole payable amount and the state machine has a "refunded" step
+     from the order's state (REFUNDING → REFUNDED), the order takes it. Partial refunds keep the state.
+   - CLOSED / ABNORMAL: the reserved amounts are given back (the refund may be started again).
+
+Listeners: `SETTLED_LISTENERS[prefix](uow, refund, now)` is called once when a refund whose source is
+`prefix` or `prefix:<anything>` (e.g. "after_sale:12") ends, whatever the end (check `refund.status`:
+SUCCESS, CLOSED or ABNORMAL), inside the settling transaction: raise to roll the settlement back.
+Register at import time of the module that owns the source, e.g.
+`refunds.SETTLED_LISTENERS["after_sale"] = finish_case`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from mall.events.v1.order_events_pb2 import OrderLine as EventLine
+from mall.events.v1.order_events_pb2 import OrderRefunded
+
+from services.common.db import utcnow
+from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
+from services.common.events import timestamp
+from services.common.wechatpay import NotifyRejected, WechatPay, WechatPayApiError, WechatPayError
+from services.common.wechatpay import Refund as ChannelRefund
+from services.order.domain import (
+    Order,
+    OrderStatus,
+    Refund,
+    RefundItem,
+    RefundLine,
+    RefundStatus,
+    new_order_no,
+    order_not_found,
+    paid_shares,
+)
+from services.order.ports import Members
+from services.order.service import get_order, publish_cancelled
+from services.order.uow import LineReservation, OrderUnitOfWork
+
+log = logging.getLogger(__name__)
+
+# The states an order can be refunded in (it was paid, and is not refunded, closed or awaiting review).
+REFUNDABLE_STATES = frozenset({OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.COMPLETED, OrderStatus.REFUNDING})
+ENDS = frozenset({RefundStatus.SUCCESS, RefundStatus.CLOSED, RefundStatus.ABNORMAL})
+WECHAT_REASON_CHARS = 80  # WeChat Pay's limit on a refund's reason
+
+SettledListener = Callable[[OrderUnitOfWork, Refund, datetime], None]
+SETTLED_LISTENERS: dict[str, SettledListener] = {}
+
+
+class RefundPayments(Protocol):
+    """WeChat Pay's refund side, with our refund notify URL bound (WechatRefunds)."""
+
+    def refund(self, *, out_trade_no: str, out_refund_no: str, refund_fen: int, total_fen: int,
+               reason: str | None = None) -> ChannelRefund: ...
+
+    def query_refund(self, out_refund_no: str) -> ChannelRefund: ...
+
+    def verify_refund_notify(self, headers: Mapping[str, str], body: bytes | str) -> ChannelRefund: ...
+
+
+@dataclass(frozen=True)
+class WechatRefunds:
+    """The WeChat Pay adapter for refunds, notifying `notify_url` (POST /api/v1/payments/wechat/refund-notify)."""
+
+    wechat: WechatPay
+    notify_url: str
+
+    def refund(self, *, out_trade_no: str, out_refund_no: str, refund_fen: int, total_fen: int,
+               reason: str | None = None) -> ChannelRefund:
+        return self.wechat.refund(out_trade_no=out_trade_no, out_refund_no=out_refund_no, refund_fen=refund_fen,
+                                  total_fen=total_fen, reason=reason, notify_url=self.notify_url)
+
+    def query_refund(self, out_refund_no: str) -> ChannelRefund:
+        return self.wechat.query_refund(out_refund_no)
+
+    def verify_refund_notify(self, headers: Mapping[str, str], body: bytes | str) -> ChannelRefund:
+        return self.wechat.verify_refund_notify(headers, body)
+
+
+def refund_not_found() -> NotFound:
+    return NotFound("REFUND_NOT_FOUND", "no such refund")
+
+
+# -- starting ------------------------------------------------------------------------------------
+
+def start_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members: Members, *, order_id: int,
+                 items: list[RefundItem], reason: str, actor: str, source: str, now: datetime | None = None) -> Refund:
+    """Reserve the amount, record the refund PENDING, and ask the original channel to pay it back."""
+    now = now or utcnow()
+    with uow:
+        order = uow.orders.get(order_id, lock=True)
+        if order is None:
+            raise order_not_found()
+        if order.paid_at is None or order.status not in REFUNDABLE_STATES:
+            raise Conflict("ORDER_STATE_CONFLICT", f"an order in {order.status} cannot be refunded",
+                           details={"status": order.status, "action": "refund"})
+        lines = _refund_lines(order, items)
+        amount = sum(line.amount_fen for line in lines) if items else order.payable_fen - order.refunded_fen
+        if amount <= 0:
+            raise Conflict("REFUND_NOTHING_LEFT", "nothing of this order is left to refund",
+                           details={"status": order.status, "refunded_fen": order.refunded_fen})
+        shares = paid_shares(order)
+        if not uow.refunds.reserve(order, amount, [LineReservation(line.line_id, line.quantity, line.amount_fen,
+                                                                   shares[line.line_id]) for line in lines]):
+            raise Conflict("REFUND_EXCEEDS_PAID", "this refund would return more than was paid for the order or line",
+                           details={"payable_fen": order.payable_fen, "refunded_fen": order.refunded_fen,
+                                    "amount_fen": amount})
+        refund = Refund(refund_no="RF" + new_order_no(now), order_id=order_id, source=source[:64],
+                        status=RefundStatus.PENDING.value, amount_fen=amount, channel=order.pay_channel,
+                        reason=reason[:255], actor=actor[:64], created_at=now, updated_at=now, lines=lines)
+        uow.refunds.add(refund)
+        uow.commit()
+    return _ask_channel(uow, payments, members, order, refund, now)
+
+
+def _refund_lines(order: Order, items: list[RefundItem]) -> list[RefundLine]:
+    """The lines a refund returns: the items asked for, or (none asked) what is left of every line."""
+    shares = paid_shares(order)
+    if not items:
+        left = [RefundLine(line_id=line.id or 0, quantity=line.quantity - line.refunded_quantity,
+                           amount_fen=shares[line.id or 0] - line.refunded_fen) for line in order.lines]
+        return [line for line in left if line.quantity or line.amount_fen]
+    if len({item.line_id for item in items}) != len(items):
+        raise InvalidInput("REFUND_INVALID", "name each line once", details={"items": "duplicate line_id"})
+    for item in items:
+        if item.line_id not in shares:
+            raise NotFound("ORDER_LINE_NOT_FOUND", "no such line on this order", details={"line_id": item.line_id})
+        if item.quantity < 0 or item.amount_fen < 0 or not (item.quantity or item.amount_fen):
+            raise InvalidInput("REFUND_INVALID", "a refund line needs a quantity or an amount, never negative",
+                               details={"line_id": item.line_id})
+    return [RefundLine(line_id=item.line_id, quantity=item.quantity, amount_fen=item.amount_fen) for item in items]
+
+
+def _ask_channel(uow: OrderUnitOfWork, payments: RefundPayments | None, members: Members, order: Order,
+                 refund: Refund, now: datetime) -> Refund:
+    if refund.channel == "balance":
+        try:
+            members.refund_to_balance(refund.refund_no, order.order_no, order.user_id, refund.amount_fen)
+        except DomainError as exc:
+            if exc.kind == ErrorKind.UNAVAILABLE:
+                log.warning("refund %s to the wallet is left PENDING: %s", refund.refund_no, exc.code)
+                return refund
+            settle_refund(uow, refund_no=refund.refund_no, status=RefundStatus.CLOSED, actor="member", now=now)
+            raise
+        return settle_refund(uow, refund_no=refund.refund_no, status=RefundStatus.SUCCESS, actor="member", now=now)
+    if payments is None:
+        settle_refund(uow, refund_no=refund.refund_no, status=RefundStatus.CLOSED, actor="system", now=now)
+        raise DomainError("WECHATPAY_NOT_CONFIGURED", "WeChat Pay is not configured on this server")
+    try:
+        answer = payments.refund(out_trade_no=order.out_trade_no, out_refund_no=refund.refund_no,
+                                 refund_fen=refund.amount_fen, total_fen=order.payable_fen,
+                                 reason=refund.reason[:WECHAT_REASON_CHARS] or None)
+    except WechatPayApiError as exc:
+        settle_refund(uow, refund_no=refund.refund_no, status=RefundStatus.CLOSED, actor="wechatpay", now=now)
+        raise Conflict("REFUND_REFUSED", f"WeChat Pay refused the refund: {exc.code}",
+                       details={"code": exc.code}) from None
+    except WechatPayError as exc:
+        log.warning("refund %s is left PENDING for the refund query: %s", refund.refund_no, exc.reason)
+        return refund
+    return _apply_answer(uow, refund.refund_no, answer, actor="wechatpay", now=now)
+
+
+def _apply_answer(uow: OrderUnitOfWork, refund_no: str, answer: ChannelRefund, *, actor: str,
+                  now: datetime) -> Refund:
+    status = answer.status if answer.status in ENDS else RefundStatus.PENDING
+    return settle_refund(uow, refund_no=refund_no, status=RefundStatus(status), actor=actor, now=now,
+                         channel_refund_id=answer.refund_id)
+
+
+# -- settling ------------------------------------------------------------------------------------
+
+def settle_refund(uow: OrderUnitOfWork, *, refund_no: str, status: RefundStatus, actor: str,
+                  now: datetime | None = None, channel_refund_id: str = "") -> Refund:
+    """End a PENDING refund once (SUCCESS, CLOSED, ABNORMAL); PENDING only notes the channel's refund id.
+
+    Locks the refund, then its order (always in that order). A refund already ended is returned as it is.
+    """
+    now = now or utcnow()
+    with uow:
+        refund = uow.refunds.get(refund_no, lock=True)
+        if refund is None:
+            raise refund_not_found()
+        order = uow.orders.get(refund.order_id, lock=True)
+        assert order is not None  # a refund's order is never deleted
+        if refund.status != RefundStatus.PENDING:
+            uow.commit()
+            return refund
+        refund.channel_refund_id = channel_refund_id or refund.channel_refund_id
+        refund.updated_at = now
+        if status != RefundStatus.PENDING:
+            refund.status, refund.settled_at = status.value, now
+            if status == RefundStatus.SUCCESS:
+                _refunded(uow, order, refund, actor, now)
+            else:
+                uow.refunds.give_back(order, refund)
+            listener = SETTLED_LISTENERS.get(refund.source.partition(":")[0])
+            if listener is not None:
+                listener(uow, refund, now)
+        uow.commit()
+    return refund
+
+
+def _refunded(uow: OrderUnitOfWork, order: Order, refund: Refund, actor: str, now: datetime) -> None:
+    lines = {line.id: line for line in order.lines}
+    uow.publish(OrderRefunded(
+        order_no=order.order_no, user_id=order.user_id, refund_no=refund.refund_no, amount_fen=refund.amount_fen,
+        lines=[EventLine(sku_id=lines[item.line_id].sku_id, product_id=lines[item.line_id].product_id,
+                         category_id=lines[item.line_id].category_id, brand_id=lines[item.line_id].brand_id,
+                         quantity=item.quantity, price_fen=lines[item.line_id].price_fen) for item in refund.lines],
+        channel=refund.channel, reason=refund.reason, refunded_at=timestamp(now)), aggregate_id=order.order_no)
+    succeeded = sum(done.amount_fen for done in uow.refunds.for_order(order.id or 0)
+                    if done.status == RefundStatus.SUCCESS)
+    if succeeded >= order.payable_fen and order.can("refunded"):
+        order.apply("refunded", actor=actor, now=now, reason=f"refund {refund.refund_no}: {refund.amount_fen} fen")
+
+
+def handle_refund_notify(uow: OrderUnitOfWork, payments: RefundPayments | None, *, headers: Mapping[str, str],
+                         body: bytes, now: datetime | None = None) -> Refund:
+    """A verified, decrypted refund notify ends its refund once; NotifyRejected (4xx FAIL) for anything else."""
+    if payments is None:
+        raise NotifyRejected("WeChat Pay is not configured")
+    notice = payments.verify_refund_notify(headers, body)
+    with uow:
+        refund = uow.refunds.get(notice.out_refund_no)
+        order = uow.orders.get(refund.order_id) if refund is not None else None
+        uow.commit()
+    if refund is None or order is None:
+        raise NotifyRejected("no refund has this out_refund_no")
+    if (notice.out_trade_no, notice.refund_fen, notice.total_fen) != (order.out_trade_no, refund.amount_fen,
+                                                                       order.payable_fen):
+        raise NotifyRejected("the notify's out_trade_no or amounts differ from the refund's")
+    return _apply_answer(uow, refund.refund_no, notice, actor="wechatpay", now=now or utcnow())
+
+
+def reconcile_refunds(uow: Callable[[], OrderUnitOfWork], payments: RefundPayments | None, members: Members, *,
+                      now: datetime | None = None, settle_seconds: int = 300, batch: int = 50) -> int:
+    """The fallback for lost notifies and unanswered calls: WeChat Pay refunds PENDING for over `settle_seconds`
+    are asked about again (`retry_refund`). Returns how many ended; a call that fails waits for the next round.
+    Wallet refunds are not retried here: RefundToBalance needs a staff caller (staff retry them)."""
+    now = now or utcnow()
+    with uow() as tx:
+        pending = [refund.refund_no for refund in tx.refunds.pending_before(now - timedelta(seconds=settle_seconds),
+                                                                            batch) if refund.channel != "balance"]
+        tx.commit()
+    ended = 0
+    for refund_no in pending:
+        try:
+            refund = retry_refund(uow(), payments, members, refund_no=refund_no, actor="reconciliation", now=now)
+        except (DomainError, WechatPayError) as exc:
+            log.warning("refund %s is still PENDING: %s", refund_no, getattr(exc, "code", None) or exc)
+            continue
+        ended += refund.status != RefundStatus.PENDING
+    return ended
+
+
+def retry_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members: Members, *, refund_no: str,
+                 actor: str, now: datetime | None = None) -> Refund:
+    """Ask the channel again about a PENDING refund, idempotently by its refund_no: WeChat Pay's refund query
+    (or the refund itself again when WeChat Pay never got it), or the wallet's RefundToBalance again (which
+    needs a staff caller). A refund that has ended is returned as it is."""
+    now = now or utcnow()
+    with uow:
+        refund = uow.refunds.get(refund_no)
+        order = uow.orders.get(refund.order_id) if refund is not None else None
+        uow.commit()
+    if refund is None or order is None:
+        raise refund_not_found()
+    if refund.status != RefundStatus.PENDING:
+        return refund
+    if refund.channel == "balance":
+        members.refund_to_balance(refund_no, order.order_no, order.user_id, refund.amount_fen)
+        return settle_refund(uow, refund_no=refund_no, status=RefundStatus.SUCCESS, actor=actor, now=now)
+    if payments is None:
+        raise DomainError("WECHATPAY_NOT_CONFIGURED", "WeChat Pay is not configured on this server")
+    try:
+        answer = payments.query_refund(refund_no)
+    except WechatPayApiError as exc:
+        if exc.code != "RESOURCE_NOT_EXISTS":
+            raise
+        answer = payments.refund(out_trade_no=order.out_trade_no, out_refund_no=refund_no,
+                                 refund_fen=refund.amount_fen, total_fen=order.payable_fen,
+                                 reason=refund.reason[:WECHAT_REASON_CHARS] or None)
+    return _apply_answer(uow, refund_no, answer, actor=actor, now=now)
+
+
+# -- cancellation review (O5) ---------------------------------------------------------------------
+
+CANCEL_REFUND_REASON = "订单取消"
+
+
+def review_cancellation(uow: OrderUnitOfWork, payments: RefundPayments | None, members: Members, *, order_id: int,
+                        approve: bool, reason: str, actor: str, now: datetime | None = None) -> Order:
+    """Staff decide on a paid order's cancellation request.
+
+    Reject: back to PAID. Approve: REFUNDING with `order-cancelled` (was_paid: the product service puts
+    the sold units back, the member service settles through `order-refunded`), then a refund of the
+    whole order through its channel; it becomes REFUNDED when the refund succeeds. Approving a REFUNDING
+    order again retries: a new refund when the last one was closed or refused, the wallet call again when
+    a wallet refund is still PENDING (the member service did not answer); otherwise it is a 409.
+    """
+    now = now or utcnow()
+    with uow:
+        order = uow.orders.get(order_id, lock=True)
+        if order is None:
+            raise order_not_found()
+        if not approve:
+            order.apply("reject_cancel", actor=actor, now=now, reason=reason)
+            uow.commit()
+            return order
+        pending = [refund for refund in uow.refunds.for_order(order_id) if refund.status == RefundStatus.PENDING]
+        retry_wallet = order.status == OrderStatus.REFUNDING and any(refund.channel == "balance" for refund in pending)
+        refund_anew = (order.status == OrderStatus.REFUNDING and not pending
+                       and order.refunded_fen < order.payable_fen)
+        if not (retry_wallet or refund_anew):
+            order.apply("approve_cancel", actor=actor, now=now, reason=reason)
+            publish_cancelled(uow, order, now=now, by="staff", reason=reason, was_paid=True)
+        uow.commit()
+    if retry_wallet:
+        for refund in pending:
+            retry_refund(uow, payments, members, refund_no=refund.refund_no, actor=actor, now=now)
+    else:
+        start_refund(uow, payments, members, order_id=order_id, items=[], reason=reason or CANCEL_REFUND_REASON,
+                     actor=actor, source="cancel", now=now)
+    return get_order(uow, user_id=None, order_id=order_id)

@@ -1,0 +1,118 @@
+"""A paid order cancelled through review and refunded through its channel: WeChat Pay (simulator) and the wallet."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import requests
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.pool import NullPool
+
+from services.common.outbox import outbox
+from services.order.db import refunds
+from tests.fixtures.platform import Platform
+from tests.fixtures.shop import admin_headers, credit, product_on_shelf, staff, verified_wechat_shopper
+from tools.simulator.client import SimulatorClient
+
+pytestmark = pytest.mark.e2e
+
+
+def order_db(platform: Platform, query: object) -> object:
+    with create_engine(platform.database_urls["order"], poolclass=NullPool).connect() as connection:
+        return connection.execute(query).scalar_one()  # type: ignore[call-overload]
+
+
+def events(platform: Platform, order_no: str, event_type: str) -> int:
+    return order_db(platform, select(func.count()).select_from(outbox).where(  # type: ignore[return-value]
+        outbox.c.aggregate_id == order_no, outbox.c.event_type == event_type))
+
+
+def stock_and_sales(platform: Platform, product_id: int) -> tuple[int, int]:
+    product = requests.get(f"{platform.api}/admin/products/{product_id}", headers=admin_headers(platform),
+                           timeout=10).json()
+    return product["skus"][0]["stock"], product["sales"]
+
+
+def paid_order(platform: Platform, shopper: dict[str, str], address_id: int, sku_id: int, quantity: int,
+               channel: str) -> dict[str, object]:
+    body = {"sku_id": sku_id, "quantity": quantity, "address_id": address_id}
+    order = requests.post(f"{platform.api}/orders", json=body, timeout=10,
+                          headers={**shopper, "Idempotency-Key": uuid.uuid4().hex}).json()
+    pay = requests.post(f"{platform.api}/orders/{order['id']}/pay", json={"channel": channel}, headers=shopper,
+                        timeout=10)
+    assert pay.status_code == 200, pay.text
+    if channel == "wechat":
+        assert SimulatorClient(platform.simulator_url).wechatpay_pay(pay.json()["out_trade_no"])["notify_status"] == 200
+    platform.wait_until_consumed("order-paid", "product")
+    return order
+
+
+def test_a_wechat_paid_order_cancelled_and_approved_is_refunded_by_wechat_pay_and_restocked(
+        platform: Platform) -> None:
+    api, simulator = platform.api, SimulatorClient(platform.simulator_url)
+    product_id, sku_id = product_on_shelf(platform, stock=5, price_fen=1999)
+    shopper, address_id = verified_wechat_shopper(platform)
+    stranger, _ = verified_wechat_shopper(platform)
+    service_desk = staff(platform, ["customer_service"])
+    order = paid_order(platform, shopper, address_id, sku_id, 2, "wechat")
+    assert stock_and_sales(platform, product_id) == (3, 2)
+
+    assert requests.post(f"{api}/orders/{order['id']}/cancel", json={}, headers=stranger, timeout=10).status_code == 404
+    requested = requests.post(f"{api}/orders/{order['id']}/cancel", json={"reason": "拍错了"}, headers=shopper,
+                              timeout=10)
+    review = f"{api}/admin/orders/{order['id']}/cancel-review"
+    by_shopper = requests.post(review, json={"approve": True}, headers=shopper, timeout=10)
+    approved = requests.post(review, json={"approve": True, "reason": "同意取消"}, headers=service_desk, timeout=10)
+    twice = requests.post(review, json={"approve": True}, headers=service_desk, timeout=10)
+
+    assert (requested.status_code, requested.json()["status"]) == (200, "CANCEL_REQUESTED")
+    assert by_shopper.status_code == 403
+    assert approved.status_code == 200, approved.text
+    assert (approved.json()["status"], approved.json()["refunded_fen"]) == ("REFUNDING", 3998)
+    assert (twice.status_code, twice.json()["error"]["details"]["status"]) == (409, "REFUNDING")
+
+    refund_no = order_db(platform, select(refunds.c.refund_no).where(refunds.c.order_id == order["id"]))
+    completed = simulator.wechatpay_refund_complete(str(refund_no))
+    replayed = requests.post(f"{api}/payments/wechat/refund-notify", data=completed["notify"]["body"].encode(),
+                             headers={**completed["notify"]["headers"], "Content-Type": "application/json"},
+                             timeout=10)
+
+    assert completed["notify_status"] == 200, completed
+    assert (replayed.status_code, replayed.json()["code"]) == (200, "SUCCESS")
+    read = requests.get(f"{api}/orders/{order['id']}", headers=shopper, timeout=10).json()
+    assert (read["status"], read["refunded_fen"], read["payable_fen"]) == ("REFUNDED", 3998, 3998)
+    assert [(step["status"], step["reason"]) for step in read["history"][2:4]] == [("CANCEL_REQUESTED", "拍错了"),
+                                                                                  ("REFUNDING", "同意取消")]
+    assert read["history"][3]["actor"] == "staff:990001"
+    assert simulator.wechatpay_order(str(order["order_no"]))["refunded_fen"] == 3998
+    platform.wait_until_consumed("order-cancelled", "product")
+    platform.wait_until_consumed("order-refunded", "member")
+    assert stock_and_sales(platform, product_id) == (5, 0)
+    assert [events(platform, str(order["order_no"]), kind) for kind in ("order-paid", "order-cancelled",
+                                                                        "order-refunded")] == [1, 1, 1]
+
+
+def test_a_balance_paid_order_cancelled_and_approved_goes_back_to_the_wallet_at_once(platform: Platform) -> None:
+    api = platform.api
+    product_id, sku_id = product_on_shelf(platform, stock=4, price_fen=1250)
+    shopper, address_id = verified_wechat_shopper(platform)
+    assert requests.post(f"{api}/member/signup", json={"channel": "self"}, headers=shopper,
+                         timeout=10).status_code in (200, 201)
+    recharge = requests.post(f"{api}/member/recharges", json={"amount_fen": 10_000, "channel": "wechat"},
+                             headers=shopper, timeout=10)
+    credit(platform, recharge.json()["recharge_no"], 10_000)
+    order = paid_order(platform, shopper, address_id, sku_id, 3, "balance")
+    payable = order["payable_fen"]
+    assert requests.get(f"{api}/member", headers=shopper, timeout=10).json()["balance_fen"] == 10_000 - payable
+
+    requests.post(f"{api}/orders/{order['id']}/cancel", json={"reason": "不要了"}, headers=shopper, timeout=10)
+    approved = requests.post(f"{api}/admin/orders/{order['id']}/cancel-review", json={"approve": True},
+                             headers=staff(platform, ["customer_service"]), timeout=10)
+
+    assert approved.status_code == 200, approved.text
+    assert (approved.json()["status"], approved.json()["refunded_fen"]) == ("REFUNDED", payable)
+    assert requests.get(f"{api}/member", headers=shopper, timeout=10).json()["balance_fen"] == 10_000
+    platform.wait_until_consumed("order-cancelled", "product")
+    assert stock_and_sales(platform, product_id) == (4, 0)
+    assert [events(platform, str(order["order_no"]), kind) for kind in ("order-cancelled", "order-refunded")] == [1, 1]

@@ -1,0 +1,207 @@
+"""Refunds on PostgreSQL: the refunded total never passes what was paid under concurrency, and the refund
+notify (WeChat Pay by the simulator, through the real gRPC server) settles once and rejects forgeries."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import pytest
+from mall.order.v1 import order_pb2
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from services.common.errors import Conflict
+from services.common.wechatpay import WechatPay
+from services.order import db, refunds, service
+from services.order.db import SqlOrderUnitOfWork, order_lines, orders
+from services.order.domain import OrderLine, RefundItem, new_order, price
+from tests.fakes import HOME, FakeMembers, FakeRefundPayments
+from tests.fixtures.simulator import RunningSimulator
+from tests.integration.order.conftest import OrderServer
+from tests.integration.order.test_order_grpc import ALICE, failure, paid_notify
+
+pytestmark = pytest.mark.integration
+
+STAFF = 9
+
+
+def paid(uow: Callable[[], SqlOrderUnitOfWork], order_no: str, *lines: OrderLine) -> int:
+    """A WeChat-paid order of `lines` (no discounts, no freight: each line's share is its total)."""
+    now = datetime.now(UTC)
+    order = new_order(user_id=ALICE, order_no=order_no, lines=list(lines), address=HOME,
+                      amounts=price(sum(line.total_fen for line in lines)), now=now, pay_minutes=30)
+    with uow() as tx:
+        tx.orders.add(order)
+        tx.commit()
+    service.mark_paid(uow(), order_no=order_no, channel="wechat", out_trade_no=order_no, paid_fen=order.payable_fen,
+                      actor="wechatpay", now=now)
+    return order.id or 0
+
+
+def refunded(engine: Engine, order_id: int) -> tuple[int, list[tuple[int, int]]]:
+    with engine.connect() as connection:
+        total = connection.execute(select(orders.c.refunded_fen).where(orders.c.id == order_id)).scalar_one()
+        lines = connection.execute(select(order_lines.c.refunded_quantity, order_lines.c.refunded_fen)
+                                   .where(order_lines.c.order_id == order_id).order_by(order_lines.c.id)).all()
+    return total, [tuple(line) for line in lines]
+
+
+def race(uow: Callable[[], SqlOrderUnitOfWork], order_id: int, items: list[RefundItem], times: int = 20) -> list[str]:
+    """`times` refunds of `items` at once: each thread's outcome, the refund's status or the conflict's code."""
+    payments, members = FakeRefundPayments(), FakeMembers()
+
+    def one(_: int) -> str:
+        try:
+            return refunds.start_refund(uow(), payments, members, order_id=order_id, items=items, reason="race",
+                                        actor=f"staff:{STAFF}", source="after_sale:1").status
+        except Conflict as exc:
+            return exc.code
+
+    with concurrent.futures.ThreadPoolExecutor(times) as pool:
+        return sorted(pool.map(one, range(times)))
+
+
+def test_twenty_concurrent_refunds_of_a_line_never_refund_more_than_the_line(
+        pg_uow: Callable[[], SqlOrderUnitOfWork], pg_engine: Engine) -> None:
+    order_id = paid(pg_uow, "R-LINE", OrderLine(101, 10, "茶", "", 1000, 10), OrderLine(102, 10, "杯", "", 300, 1))
+    line_id = service.get_order(pg_uow(), user_id=None, order_id=order_id).lines[0].id or 0
+
+    outcomes = race(pg_uow, order_id, [RefundItem(line_id, 3, 3000)])
+
+    assert outcomes == ["PENDING"] * 3 + ["REFUND_EXCEEDS_PAID"] * 17
+    assert refunded(pg_engine, order_id) == (9000, [(9, 9000), (0, 0)])
+    with pg_engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(db.refunds)).scalar_one() == 3
+
+
+def test_twenty_concurrent_whole_order_refunds_start_exactly_one(
+        pg_uow: Callable[[], SqlOrderUnitOfWork], pg_engine: Engine) -> None:
+    order_id = paid(pg_uow, "R-WHOLE", OrderLine(101, 10, "茶", "", 1000, 2), OrderLine(102, 10, "杯", "", 300, 1))
+
+    outcomes = race(pg_uow, order_id, [])
+
+    assert outcomes == ["PENDING"] + ["REFUND_NOTHING_LEFT"] * 19
+    assert refunded(pg_engine, order_id) == (2300, [(2, 2000), (1, 300)])
+
+
+def test_the_database_itself_refuses_a_refunded_total_above_the_paid_amount(
+        pg_uow: Callable[[], SqlOrderUnitOfWork], pg_engine: Engine) -> None:
+    order_id = paid(pg_uow, "R-CHECK", OrderLine(101, 10, "茶", "", 1000, 2))
+    for table, key, values in ((orders, orders.c.id, {"refunded_fen": 2001}),
+                               (order_lines, order_lines.c.order_id, {"refunded_quantity": 3}),
+                               (order_lines, order_lines.c.order_id, {"refunded_fen": 2001})):
+        with pytest.raises(IntegrityError), pg_engine.begin() as connection:
+            connection.execute(update(table).where(key == order_id).values(**values))
+    assert refunded(pg_engine, order_id) == (0, [(0, 0)])
+
+
+def cancelled_and_approved(server: OrderServer, simulator: RunningSimulator) -> tuple[order_pb2.Order, str]:
+    """A WeChat-paid order whose cancellation customer service approved: REFUNDING, its refund PENDING."""
+    order, notify = paid_notify(server, simulator)
+    server.stub.HandleWechatPayNotify(notify)
+    alice = server.as_user(ALICE)
+    requested = server.stub.CancelOrder(order_pb2.CancelOrderRequest(id=order.id, reason="买错了"), metadata=alice)
+    assert requested.status == "CANCEL_REQUESTED"
+    approved = server.stub.ReviewCancellation(order_pb2.ReviewCancellationRequest(id=order.id, approve=True,
+                                                                                  reason="同意"),
+                                              metadata=server.as_user(STAFF, "customer_service"))
+    assert (approved.status, approved.refunded_fen) == ("REFUNDING", order.amounts.payable_fen)
+    with server.engine.connect() as connection:
+        refund_no = connection.execute(select(db.refunds.c.refund_no)).scalar_one()
+    return order, refund_no
+
+
+def refund_notify(simulator: RunningSimulator, refund_no: str, status: str = "SUCCESS",
+                  tamper: str | None = None) -> order_pb2.WechatPayNotifyRequest:
+    sent = simulator.client.wechatpay_refund_complete(refund_no, status, tamper=tamper)["notify"]
+    return order_pb2.WechatPayNotifyRequest(body=sent["body"].encode(), headers=sent["headers"])
+
+
+def test_a_refund_notify_replayed_in_sequence_and_concurrently_settles_once(
+        server: OrderServer, simulator: RunningSimulator) -> None:
+    order, refund_no = cancelled_and_approved(server, simulator)
+    notify = refund_notify(simulator, refund_no)
+
+    for _ in range(10):
+        server.stub.HandleWechatRefundNotify(notify)
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        list(pool.map(lambda _: server.stub.HandleWechatRefundNotify(notify), range(20)))
+
+    read = server.stub.GetOrder(order_pb2.GetOrderRequest(id=order.id), metadata=server.as_user(ALICE))
+    assert [step.status for step in read.history] == ["PENDING_PAYMENT", "PAID", "CANCEL_REQUESTED", "REFUNDING",
+                                                      "REFUNDED"]
+    assert (read.refunded_fen, server.events("order-refunded"), server.events("order-cancelled")) == (
+        order.amounts.payable_fen, 1, 1)
+    assert simulator.client.wechatpay_order(order.order_no)["refunded_fen"] == order.amounts.payable_fen
+
+
+def test_twenty_first_refund_notifies_at_once_still_settle_once(server: OrderServer,
+                                                                 simulator: RunningSimulator) -> None:
+    _, refund_no = cancelled_and_approved(server, simulator)
+    notify = refund_notify(simulator, refund_no)
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        list(pool.map(lambda _: server.stub.HandleWechatRefundNotify(notify), range(20)))
+    assert server.events("order-refunded") == 1
+
+
+@pytest.mark.parametrize("tamper", ["bad_signature", "tampered_body", "unknown_serial", "stale_timestamp", "bad_tag",
+                                    "wrong_mchid", "wrong_amount"])
+def test_a_forged_or_tampered_refund_notify_is_rejected_and_changes_nothing(
+        server: OrderServer, simulator: RunningSimulator, tamper: str) -> None:
+    order, refund_no = cancelled_and_approved(server, simulator)
+    notify = refund_notify(simulator, refund_no, tamper=tamper)
+    assert failure(lambda: server.stub.HandleWechatRefundNotify(notify)) == (grpc.StatusCode.INVALID_ARGUMENT,
+                                                                              "NOTIFY_REJECTED")
+    read = server.stub.GetOrder(order_pb2.GetOrderRequest(id=order.id), metadata=server.as_user(ALICE))
+    assert (read.status, server.events("order-refunded")) == ("REFUNDING", 0)
+
+
+def test_a_closed_refund_frees_the_amount_and_approving_again_refunds_anew(
+        server: OrderServer, simulator: RunningSimulator, pg_uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    order, refund_no = cancelled_and_approved(server, simulator)
+    server.stub.HandleWechatRefundNotify(refund_notify(simulator, refund_no, "CLOSED"))
+    staff = server.as_user(STAFF, "customer_service")
+    read = server.stub.GetOrder(order_pb2.GetOrderRequest(id=order.id), metadata=staff)
+    assert (read.status, read.refunded_fen, server.events("order-refunded")) == ("REFUNDING", 0, 0)
+
+    again = server.stub.ReviewCancellation(order_pb2.ReviewCancellationRequest(id=order.id, approve=True), metadata=staff)
+    assert (again.status, again.refunded_fen, server.events("order-cancelled")) == (
+        "REFUNDING", order.amounts.payable_fen, 1)
+    assert failure(lambda: server.stub.ReviewCancellation(order_pb2.ReviewCancellationRequest(id=order.id, approve=True),
+                                                          metadata=staff)) == (grpc.StatusCode.ABORTED,
+                                                                               "ORDER_STATE_CONFLICT")
+
+
+def test_cancellation_review_is_for_customer_service_and_a_rejection_pays_the_order_again(
+        server: OrderServer, simulator: RunningSimulator) -> None:
+    order, notify = paid_notify(server, simulator)
+    server.stub.HandleWechatPayNotify(notify)
+    review = order_pb2.ReviewCancellationRequest(id=order.id, approve=False, reason="已发货")
+    assert failure(lambda: server.stub.ReviewCancellation(review, metadata=server.as_user(STAFF, "customer_service"))
+                   ) == (grpc.StatusCode.ABORTED, "ORDER_STATE_CONFLICT")
+    server.stub.CancelOrder(order_pb2.CancelOrderRequest(id=order.id, reason="不想要了"), metadata=server.as_user(ALICE))
+    for who in (server.as_user(ALICE), server.as_user(STAFF, "operator")):
+        assert failure(lambda who=who: server.stub.ReviewCancellation(review, metadata=who)) == (
+            grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")
+    rejected = server.stub.ReviewCancellation(review, metadata=server.as_user(STAFF, "admin"))
+    assert (rejected.status, rejected.history[-1].actor, rejected.history[-1].reason) == ("PAID", f"staff:{STAFF}",
+                                                                                           "已发货")
+    assert server.events("order-cancelled") == 0
+
+
+def test_a_lost_refund_notify_is_found_by_the_refund_query_and_settles_once(
+        server: OrderServer, simulator: RunningSimulator, pg_uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    order, refund_no = cancelled_and_approved(server, simulator)
+    simulator.client.wechatpay_refund_complete(refund_no)  # its notify goes to an address nobody answers
+    payments = refunds.WechatRefunds(WechatPay(simulator.wechatpay_settings()), "http://127.0.0.1:9/unreachable")
+    later = datetime.now(UTC) + timedelta(minutes=10)
+
+    assert refunds.reconcile_refunds(pg_uow, payments, FakeMembers(), now=datetime.now(UTC)) == 0  # too recent
+    assert refunds.reconcile_refunds(pg_uow, payments, FakeMembers(), now=later) == 1
+    assert refunds.reconcile_refunds(pg_uow, payments, FakeMembers(), now=later) == 0
+
+    read = server.stub.GetOrder(order_pb2.GetOrderRequest(id=order.id), metadata=server.as_user(ALICE))
+    assert (read.status, read.history[-1].actor, server.events("order-refunded")) == ("REFUNDED", "reconciliation", 1)

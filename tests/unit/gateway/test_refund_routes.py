@@ -1,0 +1,57 @@
+"""Cancellation review and the refund notify: who may call, what is asked of the order service, what is answered."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import grpc
+from flask.testing import FlaskClient
+from mall.order.v1 import order_pb2
+
+from services.common.grpc_server import CODE_KEY
+from tests.unit.gateway.test_order_routes import ORDER
+
+REVIEW = "/api/v1/admin/orders/5/cancel-review"
+
+
+def test_customer_service_and_admins_review_cancellations_shoppers_and_operators_may_not(
+        client: FlaskClient, clients, bearer: Callable[..., dict[str, str]]) -> None:
+    refunding = order_pb2.Order()
+    refunding.CopyFrom(ORDER)
+    refunding.status, refunding.refunded_fen = "REFUNDING", 3799
+    clients.order.ReviewCancellation.reply = refunding
+    for forbidden in (bearer(user_id=42), bearer(roles="operator", user_id=8)):
+        assert client.post(REVIEW, json={"approve": True}, headers=forbidden).status_code == 403
+    assert clients.order.ReviewCancellation.calls == []
+    for reviewer in ("customer_service", "admin"):
+        response = client.post(REVIEW, json={"approve": True, "reason": "同意"}, headers=bearer(roles=reviewer))
+        assert (response.status_code, response.get_json()["status"], response.get_json()["refunded_fen"]) == (
+            200, "REFUNDING", 3799)
+    assert clients.order.ReviewCancellation.calls[0].message == order_pb2.ReviewCancellationRequest(
+        id=5, approve=True, reason="同意")
+
+
+def test_a_review_needs_the_decision_and_a_wrong_state_is_a_409_with_it(client: FlaskClient, clients, bearer,
+                                                                         rpc_error) -> None:
+    staff = bearer(roles="customer_service")
+    assert client.post(REVIEW, json={"reason": "?"}, headers=staff).status_code == 400
+    clients.order.ReviewCancellation.error = rpc_error(
+        grpc.StatusCode.ABORTED, "an order in PAID cannot approve cancel",
+        ((CODE_KEY, "ORDER_STATE_CONFLICT"), ("mall-error-details", '{"status": "PAID", "action": "approve_cancel"}')))
+    response = client.post(REVIEW, json={"approve": True}, headers=staff)
+    assert (response.status_code, response.get_json()["error"]["details"]["status"]) == (409, "PAID")
+
+
+def test_the_refund_notify_passes_the_raw_bytes_and_answers_in_wechat_pays_format(client: FlaskClient, clients,
+                                                                                   rpc_error) -> None:
+    raw = b'{"id":"EV-2",  "resource":{}}'
+    clients.order.HandleWechatRefundNotify.reply = order_pb2.WechatPayNotifyResponse()
+    response = client.post("/api/v1/payments/wechat/refund-notify", data=raw, content_type="application/json",
+                           headers={"Wechatpay-Serial": "PUB_KEY_ID_1", "Wechatpay-Signature": "sig"})
+    assert (response.status_code, response.get_json()) == (200, {"code": "SUCCESS", "message": "成功"})
+    sent = clients.order.HandleWechatRefundNotify.calls[0].message
+    assert (sent.body, dict(sent.headers)) == (raw, {"Wechatpay-Serial": "PUB_KEY_ID_1", "Wechatpay-Signature": "sig"})
+    clients.order.HandleWechatRefundNotify.error = rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "bad GCM tag",
+                                                             ((CODE_KEY, "NOTIFY_REJECTED"),))
+    rejected = client.post("/api/v1/payments/wechat/refund-notify", data=raw, content_type="application/json")
+    assert (rejected.status_code, rejected.get_json()) == (400, {"code": "FAIL", "message": "bad GCM tag"})

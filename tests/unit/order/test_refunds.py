@@ -1,0 +1,287 @@
+"""The refund engine on fakes: reservation limits, channels, settlement once, listeners, the fallback job."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from services.common.errors import Conflict, DomainError, ErrorKind, NotFound
+from services.common.wechatpay import NotifyRejected, WechatPayApiError, WechatPayUnavailable
+from services.order import refunds, service
+from services.order.domain import Order, Refund, RefundItem, line_refund_fen, paid_shares
+from services.order.service import CheckoutInput
+from services.order.uow import OrderUnitOfWork
+from tests.fakes import FakeRefundPayments
+from tests.unit.order.conftest import NOW, Shop
+
+
+@pytest.fixture
+def payments() -> FakeRefundPayments:
+    return FakeRefundPayments()
+
+
+@pytest.fixture(autouse=True)
+def no_listeners() -> Iterator[None]:
+    saved = dict(refunds.SETTLED_LISTENERS)
+    yield
+    refunds.SETTLED_LISTENERS.clear()
+    refunds.SETTLED_LISTENERS.update(saved)
+
+
+def paid_order(shop: Shop, *, channel: str = "wechat", coupon_fen: int = 0) -> Order:
+    """2 x 1999 + 1 x 500 = 4498 in goods, paid in full through `channel`."""
+    shop.members.coupon_fen = coupon_fen
+    first = service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, quantity=2, now=NOW)
+    second = service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=102, quantity=1, now=NOW)
+    request = CheckoutInput(cart_item_ids=(first.item.id or 0, second.item.id or 0), address_id=7,
+                            coupon_id=9 if coupon_fen else 0)
+    order = service.submit_order(shop.uow, shop.catalog, shop.members, shop.stock, shop.users, shop.settings,
+                                 user_id=1, request=request, note="", idempotency_key="k",
+                                 request_fingerprint=b"k", now=NOW)
+    return service.mark_paid(shop.uow, order_no=order.order_no, channel=channel, out_trade_no=order.order_no,
+                             paid_fen=order.payable_fen, actor="wechatpay", now=NOW)
+
+
+def start(shop: Shop, payments: FakeRefundPayments | None, order: Order, items: list[RefundItem] | None = None,
+          source: str = "after_sale:1") -> Refund:
+    return refunds.start_refund(shop.uow, payments, shop.members, order_id=order.id or 0, items=items or [],
+                                reason="质量问题", actor="staff:9", source=source, now=NOW)
+
+
+def settle(shop: Shop, refund: Refund, status: str = "SUCCESS") -> Refund:
+    return refunds.settle_refund(shop.uow, refund_no=refund.refund_no, status=refunds.RefundStatus(status),
+                                 actor="wechatpay", now=NOW)
+
+
+def events(shop: Shop, event_type: str = "order-refunded") -> list[object]:
+    return [event.payload for event in shop.uow.published if event.event_type == event_type]
+
+
+def test_paid_shares_split_the_discounted_goods_over_the_lines_and_add_up_exactly(shop: Shop) -> None:
+    order = paid_order(shop, coupon_fen=1001)
+    first, second = order.lines
+    # 4498 goods - 1001 coupon = 3497: 3497 * 3998 // 4498 = 3108 for the first line, 389 left for the second.
+    assert paid_shares(order) == {first.id: 3108, second.id: 389}
+    assert line_refund_fen(order, first.id or 0, 1) == 1554
+    with pytest.raises(NotFound):
+        line_refund_fen(order, 999_999, 1)
+
+
+def test_a_whole_order_wechat_refund_reserves_everything_and_ends_once_on_success(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    order.apply("request_cancel", actor="user:1", now=NOW)
+    order.apply("approve_cancel", actor="staff:9", now=NOW)
+
+    refund = start(shop, payments, order, source="cancel")
+
+    assert (refund.status, refund.amount_fen, order.refunded_fen) == ("PENDING", 4498, 4498)
+    assert [(line.quantity, line.amount_fen) for line in refund.lines] == [(2, 3998), (1, 500)]
+    assert payments.asked[refund.refund_no].refund_fen == 4498
+    with pytest.raises(Conflict) as nothing_left:
+        start(shop, payments, order)
+    assert nothing_left.value.code == "REFUND_NOTHING_LEFT"
+
+    settle(shop, refund)
+    settle(shop, refund)  # a replayed notify
+    settle(shop, refund, "CLOSED")  # a late, contradicting one
+
+    assert (refund.status, order.status, order.refunded_fen) == ("SUCCESS", "REFUNDED", 4498)
+    [event] = events(shop)
+    assert (event.amount_fen, [(line.sku_id, line.quantity) for line in event.lines]) == (4498, [(101, 2), (102, 1)])
+    assert (order.history[-1].status, order.history[-1].actor) == ("REFUNDED", "wechatpay")
+
+
+def test_a_partial_refund_by_line_keeps_the_order_state_and_never_passes_the_line(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    first = order.lines[0]
+    one_unit = line_refund_fen(order, first.id or 0, 1)
+
+    refund = start(shop, payments, order, [RefundItem(first.id or 0, 1, one_unit)])
+    settle(shop, refund)
+
+    assert (order.status, order.refunded_fen, first.refunded_quantity, first.refunded_fen) == ("PAID", 1999, 1, 1999)
+    [event] = events(shop)
+    assert [(line.sku_id, line.quantity, line.price_fen) for line in event.lines] == [(101, 1, 1999)]
+    for too_much in ([RefundItem(first.id or 0, 1, 2000)], [RefundItem(first.id or 0, 2, 1999)]):
+        with pytest.raises(Conflict) as exceeded:
+            start(shop, payments, order, too_much)
+        assert exceeded.value.code == "REFUND_EXCEEDS_PAID"
+    assert (order.refunded_fen, first.refunded_quantity, len(shop.uow.refunds.refunds)) == (1999, 1, 1)
+
+
+def test_a_closed_refund_gives_its_amount_back_so_it_can_be_refunded_again(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    closed = start(shop, payments, order)
+    settle(shop, closed, "ABNORMAL")
+    assert (closed.status, order.refunded_fen, [line.refunded_quantity for line in order.lines]) == ("ABNORMAL", 0,
+                                                                                                    [0, 0])
+    assert events(shop) == []
+    again = start(shop, payments, order)
+    assert (again.amount_fen, order.refunded_fen) == (4498, 4498)
+
+
+def test_a_balance_payment_is_refunded_to_the_wallet_at_once_and_once(shop: Shop) -> None:
+    shop.members.balance_fen = 10_000
+    order = service.get_order(shop.uow, user_id=1, order_id=paid_order(shop, channel="balance").id or 0)
+    order.pay_channel = "balance"
+    refund = start(shop, None, order)
+    assert (refund.status, shop.members.balance_fen, shop.members.balance_refunds) == (
+        "SUCCESS", 14_498, {refund.refund_no: 4498})
+    assert len(events(shop)) == 1
+
+
+def test_a_wallet_refund_the_member_service_refuses_is_closed_and_one_it_cannot_answer_waits(shop: Shop) -> None:
+    order = paid_order(shop, channel="balance")
+    shop.members.refund_error = DomainError("FORBIDDEN", "no", kind=ErrorKind.FORBIDDEN)
+    with pytest.raises(DomainError):
+        start(shop, None, order)
+    assert (shop.uow.refunds.refunds[0].status, order.refunded_fen) == ("CLOSED", 0)
+
+    shop.members.refund_error = DomainError("MEMBER_UNAVAILABLE", "down", kind=ErrorKind.UNAVAILABLE)
+    waiting = start(shop, None, order)
+    assert (waiting.status, order.refunded_fen) == ("PENDING", 4498)
+    shop.members.refund_error = None
+    assert refunds.reconcile_refunds(lambda: shop.uow, None, shop.members, now=NOW + timedelta(minutes=10)) == 0
+    assert waiting.status == "PENDING"  # the job has no staff caller for the wallet
+    refunds.retry_refund(shop.uow, None, shop.members, refund_no=waiting.refund_no, actor="staff:9", now=NOW)
+    refunds.retry_refund(shop.uow, None, shop.members, refund_no=waiting.refund_no, actor="staff:9", now=NOW)
+    assert (waiting.status, shop.members.balance_fen, len(events(shop))) == ("SUCCESS", 4498, 1)
+
+
+def test_wechat_pay_refusing_closes_the_refund_and_no_answer_leaves_it_for_the_fallback_job(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    payments.error = WechatPayApiError(403, "NOT_ENOUGH", "余额不足")
+    with pytest.raises(Conflict) as refused:
+        start(shop, payments, order)
+    assert (refused.value.code, order.refunded_fen) == ("REFUND_REFUSED", 0)
+
+    payments.error = WechatPayUnavailable("no answer")
+    lost = start(shop, payments, order)
+    assert lost.status == "PENDING" and payments.asked == {}
+    payments.error = None
+    later = NOW + timedelta(minutes=10)
+    assert refunds.reconcile_refunds(lambda: shop.uow, payments, shop.members, now=NOW) == 0  # too young yet
+    assert refunds.reconcile_refunds(lambda: shop.uow, payments, shop.members, now=later) == 0  # asked again
+    assert lost.status == "PENDING" and lost.refund_no in payments.asked
+    payments.status = "SUCCESS"
+    assert refunds.reconcile_refunds(lambda: shop.uow, payments, shop.members, now=later) == 1
+    assert (lost.status, lost.channel_refund_id, len(events(shop))) == ("SUCCESS", f"wx-{lost.refund_no}", 1)
+
+
+def test_a_verified_notify_settles_once_and_a_forged_or_mismatched_one_changes_nothing(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    refund = start(shop, payments, order)
+    notice = replace(payments.asked[refund.refund_no], status="SUCCESS")
+
+    payments.notice = replace(notice, refund_fen=1)
+    with pytest.raises(NotifyRejected):
+        refunds.handle_refund_notify(shop.uow, payments, headers={"Wechatpay-Signature": "good"}, body=b"{}")
+    payments.notice = notice
+    with pytest.raises(NotifyRejected):
+        refunds.handle_refund_notify(shop.uow, payments, headers={"Wechatpay-Signature": "forged"}, body=b"{}")
+    assert (refund.status, events(shop)) == ("PENDING", [])
+
+    for _ in range(3):
+        refunds.handle_refund_notify(shop.uow, payments, headers={"Wechatpay-Signature": "good"}, body=b"{}")
+    assert (refund.status, len(events(shop))) == ("SUCCESS", 1)
+    payments.notice = replace(notice, out_refund_no="unknown")
+    with pytest.raises(NotifyRejected):
+        refunds.handle_refund_notify(shop.uow, payments, headers={"Wechatpay-Signature": "good"}, body=b"{}")
+
+
+def test_the_sources_listener_hears_of_the_end_once_in_the_settling_transaction(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    heard: list[tuple[str, str]] = []
+
+    def finish_case(uow: OrderUnitOfWork, refund: Refund, now: object) -> None:
+        heard.append((refund.source, refund.status))
+
+    refunds.SETTLED_LISTENERS["after_sale"] = finish_case
+    order = paid_order(shop)
+    refund = start(shop, payments, order, source="after_sale:12")
+    settle(shop, refund)
+    settle(shop, refund)
+    with pytest.raises(Conflict):
+        start(shop, payments, order, [], source="cancel")  # nothing left: no refund, nothing heard
+    assert heard == [("after_sale:12", "SUCCESS")]
+
+
+def test_an_unpaid_order_cannot_be_refunded(shop: Shop, payments: FakeRefundPayments) -> None:
+    order = service.submit_order(shop.uow, shop.catalog, shop.members, shop.stock, shop.users, shop.settings,
+                                 user_id=1, request=CheckoutInput(sku_id=101, quantity=1,
+                                                                  address_id=7),
+                                 note="", idempotency_key="u", request_fingerprint=b"u", now=NOW)
+    with pytest.raises(Conflict) as refused:
+        start(shop, payments, order)
+    assert refused.value.details == {"status": "PENDING_PAYMENT", "action": "refund"}
+
+
+def review(shop: Shop, payments: FakeRefundPayments | None, order: Order, approve: bool, reason: str = "") -> Order:
+    return refunds.review_cancellation(shop.uow, payments, shop.members, order_id=order.id or 0, approve=approve,
+                                       reason=reason, actor="staff:9", now=NOW)
+
+
+def test_an_approved_cancellation_refunds_the_whole_order_and_releases_its_stock_by_event(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    service.cancel_order(shop.uow, user_id=1, order_id=order.id or 0, reason="买错了", now=NOW)
+
+    reviewed = review(shop, payments, order, True, "同意")
+
+    assert (reviewed.status, reviewed.refunded_fen) == ("REFUNDING", 4498)
+    assert [(step.status, step.actor, step.reason) for step in reviewed.history[-2:]] == [
+        ("CANCEL_REQUESTED", "user:1", "买错了"), ("REFUNDING", "staff:9", "同意")]
+    [cancelled] = events(shop, "order-cancelled")
+    assert (cancelled.was_paid, cancelled.cancelled_by, [line.quantity for line in cancelled.lines]) == (
+        True, "staff", [2, 1])
+    [refund] = shop.uow.refunds.refunds
+    assert (refund.source, refund.amount_fen, refund.reason) == ("cancel", 4498, "同意")
+    with pytest.raises(Conflict) as again:
+        review(shop, payments, order, True)  # its refund is under way
+    assert again.value.details == {"status": "REFUNDING", "action": "approve_cancel"}
+    settle(shop, refund)
+    assert (order.status, len(events(shop)), len(events(shop, "order-cancelled"))) == ("REFUNDED", 1, 1)
+
+
+def test_a_rejected_cancellation_is_paid_again_with_the_reason_and_nothing_refunded(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    with pytest.raises(Conflict):
+        review(shop, payments, order, False)  # nobody asked to cancel
+    service.cancel_order(shop.uow, user_id=1, order_id=order.id or 0, reason="不要了", now=NOW)
+    rejected = review(shop, payments, order, False, "已打包")
+    assert (rejected.status, rejected.history[-1].reason, rejected.refunded_fen) == ("PAID", "已打包", 0)
+    assert events(shop, "order-cancelled") == [] and shop.uow.refunds.refunds == []
+
+
+def test_approving_again_after_a_refused_refund_starts_it_anew_without_cancelling_twice(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    service.cancel_order(shop.uow, user_id=1, order_id=order.id or 0, reason="", now=NOW)
+    payments.error = WechatPayApiError(403, "NOT_ENOUGH", "商户余额不足")
+    with pytest.raises(Conflict):
+        review(shop, payments, order, True)
+    assert (order.status, order.refunded_fen) == ("REFUNDING", 0)
+    payments.error = None
+    review(shop, payments, order, True)
+    assert [refund.status for refund in shop.uow.refunds.refunds] == ["CLOSED", "PENDING"]
+    assert (order.refunded_fen, len(events(shop, "order-cancelled"))) == (4498, 1)
+
+
+def test_approving_again_retries_a_wallet_refund_the_member_service_did_not_answer(shop: Shop) -> None:
+    order = paid_order(shop, channel="balance")
+    service.cancel_order(shop.uow, user_id=1, order_id=order.id or 0, reason="", now=NOW)
+    shop.members.refund_error = DomainError("MEMBER_UNAVAILABLE", "down", kind=ErrorKind.UNAVAILABLE)
+    assert review(shop, None, order, True).status == "REFUNDING"
+    shop.members.refund_error = None
+    assert review(shop, None, order, True).status == "REFUNDED"
+    assert ([refund.status for refund in shop.uow.refunds.refunds], shop.members.balance_fen) == (["SUCCESS"], 4498)
+    assert (len(events(shop, "order-cancelled")), len(events(shop))) == (1, 1)
