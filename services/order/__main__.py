@@ -111,7 +111,7 @@ def build_app(base: ServiceSettings) -> ServiceApp:
                                                            settings.refund_settle_seconds)}
     if wechat is not None:
         jobs["payment-reconciliation"] = payment_reconciliation(uow, wechat, settings.reconcile_seconds)
-    after_sales = AfterSaleServicer(uow, aftersales.engine_refunder(refund_payments, members), settings.after_sales)
+    after_sales = AfterSaleServicer(uow, aftersales.EngineRefunder(refund_payments, members), settings.after_sales)
     return ServiceApp(settings=base, engine=engine,
                       registrations=[registration(order_pb2, order_pb2_grpc, "OrderService", servicer),
                                      registration(after_sale_pb2, after_sale_pb2_grpc, "AfterSaleService",

@@ -145,22 +145,32 @@ def case_not_found() -> NotFound:
 # -- the refund engine (port) --------------------------------------------------------------------
 
 class Refunder(Protocol):
-    """Starts a refund of some units of an order's lines (services.order.refunds.start_refund, bound)."""
+    """The refund engine (services.order.refunds) as after-sales uses it."""
 
-    def __call__(self, uow: OrderUnitOfWork, *, order_id: int, lines: list[CaseLine], reason: str, actor: str,
-                 source: str, now: datetime) -> str:
-        """The refund's number; DomainError when it cannot start."""
+    def start(self, uow: OrderUnitOfWork, *, order_id: int, lines: list[CaseLine], reason: str, actor: str,
+              source: str, now: datetime) -> str:
+        """Start a refund of some units of an order's lines: its number; DomainError when it cannot start."""
+
+    def again(self, uow: OrderUnitOfWork, *, refund_no: str, actor: str, now: datetime) -> None:
+        """Ask the channel again about a PENDING refund (a wallet the member service did not answer, say)."""
 
 
-def engine_refunder(payments: refunds.RefundPayments | None, members: Members) -> Refunder:
-    """The refund engine as a Refunder: back through the channel the order was paid with."""
-    def start(uow: OrderUnitOfWork, *, order_id: int, lines: list[CaseLine], reason: str, actor: str, source: str,
-              now: datetime) -> str:
+@dataclass(frozen=True)
+class EngineRefunder:
+    """Refunds back through the channel the order was paid with (WeChat Pay, or the wallet)."""
+
+    payments: refunds.RefundPayments | None
+    members: Members
+
+    def start(self, uow: OrderUnitOfWork, *, order_id: int, lines: list[CaseLine], reason: str, actor: str,
+              source: str, now: datetime) -> str:
         items = [RefundItem(line_id=line.line_id, quantity=line.quantity, amount_fen=line.amount_fen)
                  for line in lines]
-        return refunds.start_refund(uow, payments, members, order_id=order_id, items=items, reason=reason,
+        return refunds.start_refund(uow, self.payments, self.members, order_id=order_id, items=items, reason=reason,
                                     actor=actor, source=source, now=now).refund_no
-    return start
+
+    def again(self, uow: OrderUnitOfWork, *, refund_no: str, actor: str, now: datetime) -> None:
+        refunds.retry_refund(uow, self.payments, self.members, refund_no=refund_no, actor=actor, now=now)
 
 
 @dataclass(frozen=True)
@@ -327,8 +337,12 @@ def receive_return(uow: Uow, refunder: Refunder, *, case_id: int, note: str, act
 
 
 def retry_refund(uow: Uow, refunder: Refunder, *, case_id: int, actor: str, now: datetime | None = None) -> AfterSale:
-    """Staff start the refund of a case whose refund failed (closed by the channel) again."""
+    """Staff push a stuck refund: REFUND_FAILED starts a new one; REFUNDING asks the channel again about its refund."""
     now = now or utcnow()
+    case = get_case(uow(), user_id=None, case_id=case_id)
+    if case.status == C.REFUNDING and case.refund_no:
+        refunder.again(uow(), refund_no=case.refund_no, actor=actor, now=now)  # a settlement tells the case
+        return get_case(uow(), user_id=None, case_id=case_id)
     case = _step(uow(), case_id, lambda _, case: case.apply("retry", actor=actor, now=now, reason="refund again"))
     return _refund(uow, refunder, case, actor=actor, now=now)
 
@@ -340,7 +354,7 @@ def _refund(uow: Uow, refunder: Refunder, case: AfterSale, *, actor: str, now: d
     """
     assert case.id is not None
     try:
-        refund_no = refunder(uow(), order_id=case.order_id, lines=case.lines, reason=case.reason, actor=actor,
+        refund_no = refunder.start(uow(), order_id=case.order_id, lines=case.lines, reason=case.reason, actor=actor,
                              source=f"{SOURCE}:{case.id}", now=now)
     except DomainError as exc:
         why = f"{exc.code}: {exc.message}"[:255]

@@ -14,6 +14,7 @@ from services.order import aftersales, service
 from services.order.aftersales import AfterSaleSettings, CaseLine, CaseRequest
 from services.order.db import SqlOrderUnitOfWork
 from services.order.uow import CaseSearch
+from tests.fakes import FakeMembers
 from tests.integration.order.test_fulfilment_grpc import paid
 from tests.integration.order.test_order_grpc import ALICE
 
@@ -45,7 +46,7 @@ def test_a_case_round_trips_with_lines_images_history_and_is_found_by_the_queue(
     assert (read.status, read.images, read.refund_fen, read.order_no) == ("REQUESTED", [IMAGE], 1000, "AS-1")
     assert [(line.quantity, line.amount_fen, line.open) for line in read.lines] == [(1, 1000, True)]
     assert [(step.status, step.actor, step.reason) for step in read.history] == [("REQUESTED", "user:1", "坏了")]
-    aftersales.decide(uow, lambda *a, **k: "", case_id=case.id or 0, approve=False, reason="no", actor="staff:8",
+    aftersales.decide(uow, aftersales.EngineRefunder(None, FakeMembers()), case_id=case.id or 0, approve=False, reason="no", actor="staff:8",
                       now=NOW + timedelta(days=2))
     rejected = aftersales.get_case(uow(), user_id=None, case_id=case.id or 0)
     assert (rejected.status, [line.open for line in rejected.lines]) == ("REJECTED", [False])

@@ -25,9 +25,10 @@ class FakeRefunder:
     settle: bool | None = True  # True: SUCCESS at once, False: CLOSED at once, None: left pending
     fail: DomainError | None = None
     calls: list[dict] = field(default_factory=list)
+    asked_again: list[str] = field(default_factory=list)
 
-    def __call__(self, uow: OrderUnitOfWork, *, order_id: int, lines: list[CaseLine], reason: str, actor: str,
-                 source: str, now: datetime) -> str:
+    def start(self, uow: OrderUnitOfWork, *, order_id: int, lines: list[CaseLine], reason: str, actor: str,
+              source: str, now: datetime) -> str:
         if self.fail is not None:
             raise self.fail
         refund_no = f"RF{len(self.calls) + 1}"
@@ -39,6 +40,9 @@ class FakeRefunder:
                                           succeeded=self.settle, now=now)
                 uow.commit()
         return refund_no
+
+    def again(self, uow: OrderUnitOfWork, *, refund_no: str, actor: str, now: datetime) -> None:
+        self.asked_again.append(refund_no)
 
 
 def delivered(shop: Shop, *items: tuple[int, int], user_id: int = 1, key: str = "paid") -> Order:
@@ -76,7 +80,7 @@ def test_through_the_refund_engine_units_return_their_share_and_all_of_them_exac
     shop.members.percent = 95  # 5498 - 274 level discount = 5224 paid, split 3798 / 1426 over the lines
     order = delivered(shop, (101, 2), (102, 3))
     first, second = (line.id or 0 for line in order.lines)
-    engine = aftersales.engine_refunder(None, shop.members)  # a wallet payment: refunded at once
+    engine = aftersales.EngineRefunder(None, shop.members)  # a wallet payment: refunded at once
     uow = lambda: shop.uow  # noqa: E731
     amounts = []
     for lines in ({second: 1}, {second: 0, first: 0}):
@@ -190,6 +194,8 @@ def test_a_refund_that_fails_leaves_the_case_refund_failed_and_staff_retry_it(sh
     pending = FakeRefunder(settle=None)
     waiting = aftersales.retry_refund(uow, pending, case_id=case.id, actor="staff:8")
     assert (waiting.status, waiting.refund_no) == ("REFUNDING", "RF1")
+    aftersales.retry_refund(uow, pending, case_id=case.id, actor="staff:8")  # stuck: the channel is asked again
+    assert (pending.asked_again, len(pending.calls)) == (["RF1"], 1)
     with shop.uow:
         aftersales.refund_settled(shop.uow, case.id, refund_no="RF1", succeeded=True, now=NOW)
         aftersales.refund_settled(shop.uow, case.id, refund_no="RF1", succeeded=True, now=NOW)  # a replay
