@@ -9,7 +9,7 @@ images. Its own table-driven state machine, every step in its history (actor, ti
     REQUESTED --reject--> REJECTED
     AWAITING_RETURN --ship_return--> RETURN_SHIPPED (the shopper's carrier and tracking number)
     RETURN_SHIPPED --receive--> REFUNDING (order-returned: the product service restocks the units)
-    REFUNDING --refunded--> REFUNDED | --refund_failed--> REFUND_FAILED --retry--> REFUNDING
+    REFUNDING --refunded--> REFUNDED | --refund_failed--> REFUND_FAILED --retry--> REFUNDING (or --reject-->)
 
 The refund: each line's units are refunded their share of what was paid (`domain.line_refund_fen`): the
 goods part of the payable amount (freight is not refunded by after-sales) split over the lines in proportion
@@ -78,6 +78,7 @@ CASE_TRANSITIONS: dict[tuple[CaseStatus, str], CaseStatus] = {
     (C.REFUNDING, "refunded"): C.REFUNDED,
     (C.REFUNDING, "refund_failed"): C.REFUND_FAILED,
     (C.REFUND_FAILED, "retry"): C.REFUNDING,
+    (C.REFUND_FAILED, "reject"): C.REJECTED,  # staff give up on it: the lines are free again
 }
 
 

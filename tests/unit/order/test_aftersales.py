@@ -191,6 +191,8 @@ def test_a_refund_that_fails_leaves_the_case_refund_failed_and_staff_retry_it(sh
     assert (case.status, case.history[-1].reason) == ("REFUND_FAILED", "REFUND_EXCEEDS_PAID: too much")
     closed = FakeRefunder(settle=False)
     assert aftersales.retry_refund(uow, closed, case_id=case.id, actor="staff:8").status == "REFUND_FAILED"
+    with pytest.raises(Conflict):
+        aftersales.decide(uow, closed, case_id=case.id, approve=True, reason="", actor="staff:8")
     pending = FakeRefunder(settle=None)
     waiting = aftersales.retry_refund(uow, pending, case_id=case.id, actor="staff:8")
     assert (waiting.status, waiting.refund_no) == ("REFUNDING", "RF1")
@@ -215,3 +217,14 @@ def test_the_queue_filters_by_status_type_order_and_time_and_shoppers_see_their_
     assert search(status="REJECTED")[1] == 0
     with pytest.raises(InvalidInput):
         search(status="NOPE")
+
+
+def test_staff_may_give_up_on_a_failed_refund_which_frees_the_line(shop: Shop) -> None:
+    order = delivered(shop, (101, 1))
+    case = ask(shop, order, {order.lines[0].id: 1})
+    uow = lambda: shop.uow  # noqa: E731
+    aftersales.decide(uow, FakeRefunder(settle=False), case_id=case.id, approve=True, reason="ok", actor="staff:8")
+    closed = aftersales.decide(uow, FakeRefunder(), case_id=case.id, approve=False, reason="paid by hand",
+                               actor="staff:8")
+    assert [step.status for step in closed.history] == ["REQUESTED", "REFUNDING", "REFUND_FAILED", "REJECTED"]
+    assert ask(shop, order, {order.lines[0].id: 1}).status == "REQUESTED"
