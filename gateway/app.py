@@ -47,7 +47,7 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
     app.extensions["settings"] = settings
     app.extensions["clients"] = clients or ServiceClients(
         Discovery(settings.consul_http_addr, Env(settings.environ)), settings.grpc_timeout_seconds)
-    verifier = TokenVerifier(settings.jwt_public_key_pem)
+    verifier = TokenVerifier(settings.jwt_public_key_pem, previous_public_key_pem=settings.jwt_previous_public_key_pem)
     limiter = app.extensions["rate_limiter"] = make_rate_limiter(
         settings.redis_url, settings.rate_limit_scale, settings.rate_limit_secret)
     app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, MAX_CHUNKED_BODY_BYTES)  # type: ignore[method-assign]

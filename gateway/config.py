@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from services.common.config import SERVICES, ConfigError, Env, read_key
+from services.common.config import SERVICES, ConfigError, Env, read_key, read_optional_key
 
 # /readyz waits for these unless GATEWAY_READY_REQUIRES says otherwise: no login without user.
 DEFAULT_READY_REQUIRES = ("user",)
@@ -25,6 +25,7 @@ class GatewaySettings:
     # Services whose absence makes /readyz fail. Only user by default (no login without it): one
     # other service down must not take every gateway out of rotation. make run asks for all five.
     ready_requires: tuple[str, ...] = DEFAULT_READY_REQUIRES
+    jwt_previous_public_key_pem: bytes | None = None  # during a key rotation only
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -39,6 +40,7 @@ class GatewaySettings:
             proxy_hops=env.int("GATEWAY_PROXY_HOPS", 0),
             rate_limit_scale=_positive_float(env, "GATEWAY_RATE_LIMIT_SCALE", 1.0),
             ready_requires=_services(env, "GATEWAY_READY_REQUIRES"),
+            jwt_previous_public_key_pem=read_optional_key(env, "JWT_PREVIOUS_PUBLIC_KEY_FILE"),
             environ=env.environ,
         )
 

@@ -66,10 +66,12 @@ class FakeUnitOfWork(UnitOfWork):
         self._pending.clear()
         self._pending_keys.clear()
         self.commits += 1
+        self._committed()
 
     def rollback(self) -> None:
         self._pending.clear()
         self._pending_keys.clear()
+        self._rolled_back()
 
     def publish(self, payload: Message, *, aggregate_id: str) -> str:
         event = PublishedEvent(events.event_type_of(payload), aggregate_id, payload, str(uuid.uuid4()))

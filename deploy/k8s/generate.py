@@ -53,7 +53,9 @@ def object_name(name: str, component: str) -> str:
 
 
 def mounts() -> list[dict[str, Any]]:
-    return [{"name": "jwt", "mountPath": "/etc/minimall/jwt", "readOnly": True}, {"name": "tmp", "mountPath": "/tmp"}]
+    return [{"name": "jwt", "mountPath": "/etc/minimall/jwt", "readOnly": True},
+            {"name": "jwt-previous", "mountPath": "/etc/minimall/jwt-previous", "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"}]
 
 
 def pod_security() -> dict[str, Any]:
@@ -74,6 +76,13 @@ def jwt_volume(private: bool) -> dict[str, Any]:
     if private:
         items.append({"key": "jwt-private.pem", "path": "jwt-private.pem"})
     return {"name": "jwt", "secret": {"secretName": "minimall-jwt", "items": items, "defaultMode": 0o440}}
+
+
+def previous_jwt_volume() -> dict[str, Any]:
+    """The key being rotated out, accepted until the tokens it signed expire; exists only during a rotation."""
+    return {"name": "jwt-previous", "secret": {"secretName": "minimall-jwt-previous", "optional": True,
+                                               "items": [{"key": "jwt-public.pem", "path": "jwt-public.pem"}],
+                                               "defaultMode": 0o440}}
 
 
 def scrape_annotations(port: int) -> dict[str, str]:
@@ -109,7 +118,7 @@ def deployment(name: str, component: str, image: str, *, args: list[str] | None 
         pod_spec["initContainers"] = init
     pod_spec |= {
         "containers": [container],
-        "volumes": [jwt_volume(private_key), {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+        "volumes": [jwt_volume(private_key), previous_jwt_volume(), {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
         "topologySpreadConstraints": [{
             "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
             "labelSelector": {"matchLabels": labels(name, component)}}],
@@ -164,6 +173,10 @@ def service_env(service: str) -> list[dict[str, Any]]:
         {"name": f"{prefix}_DATABASE_URL",
          "valueFrom": {"secretKeyRef": {"name": "minimall-database", "key": service}}},
         {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        # Kafka SASL credentials, one user per service (KAFKA_SECURITY_PROTOCOL=SASL_SSL in the
+        # overlay's minimall-config); the secret is optional while the brokers take plaintext.
+        *({"name": f"KAFKA_SASL_{part.upper()}", "valueFrom": {"secretKeyRef": {
+            "name": "minimall-kafka", "key": f"{service}-{part}", "optional": True}}} for part in ("username", "password")),
     ]
     if service == "user":
         env.append({"name": "JWT_PRIVATE_KEY_FILE", "value": "/etc/minimall/jwt/jwt-private.pem"})
@@ -210,8 +223,8 @@ def service_objects(service: str) -> list[dict[str, Any]]:
         ports=[{"name": "grpc", "containerPort": grpc_port}, metrics],
         probes=grpc_probes(grpc_port), res=resources("100m", "128Mi", "1", "384Mi"), grace=30,
         metrics_port=metrics_port, private_key=private,
-        # Alembic on PostgreSQL runs a whole upgrade in one transaction: when two new pods start
-        # at once, the loser fails on the winner's tables, restarts, and finds the schema at head.
+        # Pods starting at once take turns on a PostgreSQL advisory lock (services/common/migrations.py):
+        # the first upgrades in one transaction, the next finds the schema at head.
         init=[{"name": "migrate", "image": image, "args": ["migrate"],
                "envFrom": [{"configMapRef": {"name": "minimall-config"}}], "env": env,
                "resources": resources("50m", "96Mi", "500m", "256Mi"), "securityContext": container_security(),
@@ -227,7 +240,8 @@ def service_objects(service: str) -> list[dict[str, Any]]:
         service_account(service, "server"),
         server,
         {"apiVersion": "v1", "kind": "Service", "metadata": metadata(service, "server"),
-         "spec": {"selector": labels(service, "server"),
+         # Headless: DNS answers every ready pod, so gRPC clients balance calls (round_robin) per call.
+         "spec": {"clusterIP": "None", "selector": labels(service, "server"),
                   "ports": [{"name": "grpc", "port": grpc_port, "targetPort": "grpc", "appProtocol": "grpc"},
                             {"name": "metrics", "port": metrics_port, "targetPort": "metrics"}]}},
         hpa(service, "server", 2, 6),
@@ -277,10 +291,49 @@ def from_pods(name: str, component: str | None = None) -> dict[str, Any]:
     return {"podSelector": {"matchLabels": selector}}
 
 
-def policy(name: str, selector: dict[str, str], rules: list[dict[str, Any]]) -> dict[str, Any]:
+def policy(name: str, selector: dict[str, str], rules: list[dict[str, Any]], direction: str = "Ingress") -> dict[str, Any]:
     return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
             "metadata": {"name": name, "labels": {"app.kubernetes.io/component": "network-policy"}},
-            "spec": {"podSelector": {"matchLabels": selector}, "policyTypes": ["Ingress"], "ingress": rules}}
+            "spec": {"podSelector": {"matchLabels": selector}, "policyTypes": [direction], direction.lower(): rules}}
+
+
+# Egress: who may open connections to what. The database rule is the overlay's (dev: the postgres
+# pods; prod: the external server's addresses), Consul's the consul component's.
+KAFKA_PORT = 9092
+REDIS_PORT = 6379
+# Services that call third parties over HTTPS (WeChat login, Aliyun SMS, FaceID; WeChat Pay).
+CALLS_OUT = ("user", "order")
+PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+
+
+def callees(caller: str) -> list[str]:
+    return [service for service in SERVICES if caller in CALLERS[service]]
+
+
+def to_dns() -> dict[str, Any]:
+    return {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
+
+
+def to_servers(services: list[str]) -> list[dict[str, Any]]:
+    return [{"to": [from_pods(s, "server")], "ports": [{"port": GRPC_PORTS[s]}]} for s in services]
+
+
+def egress_policies() -> list[dict[str, Any]]:
+    internet = {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_RANGES}}], "ports": [{"port": 443}]}
+    policies = [policy("gateway-egress", labels("gateway", "gateway"),
+                       [to_dns(), *to_servers(list(SERVICES)),
+                        {"to": [from_pods("redis")], "ports": [{"port": REDIS_PORT}]}], "Egress")]
+    for service in SERVICES:
+        server = [to_dns(), *to_servers(callees(service))]
+        policies.append(policy(f"{service}-egress", labels(service, "server"),
+                               server + ([internet] if service in CALLS_OUT else []), "Egress"))
+        for component in ("relay", *(("consumer",) if service in CONSUMING else ())):
+            policies.append(policy(f"{service}-{component}-egress", labels(service, component),
+                                   [to_dns(), {"to": [from_pods("kafka", "broker")], "ports": [{"port": KAFKA_PORT}]}],
+                                   "Egress"))
+    return policies
 
 
 def network_policies() -> list[dict[str, Any]]:
@@ -322,7 +375,7 @@ def files() -> dict[Path, str]:
     """Every generated file and its content."""
     out = {BASE / f"{s}.yaml": render(service_objects(s)) for s in SERVICES}
     out[BASE / "gateway.yaml"] = render(gateway_objects())
-    out[BASE / "network-policies.yaml"] = render(network_policies())
+    out[BASE / "network-policies.yaml"] = render(network_policies() + egress_policies())
     out[BASE / "kafka-topics.yaml"] = render([topics_config()])
     return out
 

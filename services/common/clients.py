@@ -3,6 +3,10 @@
 `ServiceClients.get(UserServiceStub)` returns the generated stub itself (so calls stay typed),
 bound to a channel that:
 - finds the service through discovery (Consul's passing instances, else the static address);
+- spreads calls over every address the target resolves to (`round_robin`): with a static
+  `dns:///user:50051` naming a headless Kubernetes Service, that is every ready pod, and gRPC
+  re-resolves the name when a connection drops (servers end connections after a maximum age, so
+  new pods are found too);
 - gives every call the default deadline unless the caller set one;
 - forwards the request id and the verified caller's token from the current context, so the
   callee's ContextInterceptor sees the same request and the same caller;
@@ -49,14 +53,15 @@ def read_methods(descriptor: ServiceDescriptor) -> list[str]:
     return [m.name for m in descriptor.methods if m.name.startswith(READ_PREFIXES)]
 
 
-def retry_service_config(descriptors: Sequence[ServiceDescriptor]) -> str:
-    """A gRPC service config that retries the read methods of `descriptors` on UNAVAILABLE."""
+def service_config(descriptors: Sequence[ServiceDescriptor]) -> str:
+    """A gRPC service config: round_robin over the target's addresses; reads of `descriptors` retried on UNAVAILABLE."""
+    config: dict[str, Any] = {"loadBalancingConfig": [{"round_robin": {}}]}
     names = [{"service": d.full_name, "method": m} for d in descriptors for m in read_methods(d)]
-    if not names:
-        return json.dumps({})
-    return json.dumps({"methodConfig": [{"name": names, "retryPolicy": {
-        "maxAttempts": RETRY_ATTEMPTS, "initialBackoff": "0.05s", "maxBackoff": "0.5s",
-        "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]})
+    if names:
+        config["methodConfig"] = [{"name": names, "retryPolicy": {
+            "maxAttempts": RETRY_ATTEMPTS, "initialBackoff": "0.05s", "maxBackoff": "0.5s",
+            "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]
+    return json.dumps(config)
 
 
 class _Details(NamedTuple):
@@ -100,7 +105,8 @@ ChannelFactory = Callable[[str, str], grpc.Channel]  # (service, target) -> chan
 
 def insecure_channel(service: str, target: str) -> grpc.Channel:
     descriptors = _descriptors_of(service)
-    return grpc.insecure_channel(target, options=[("grpc.service_config", retry_service_config(descriptors)),
+    return grpc.insecure_channel(target, options=[("grpc.service_config", service_config(descriptors)),
+                                                  ("grpc.service_config_disable_resolution", 1),  # ours, not DNS TXT's
                                                   ("grpc.enable_retries", 1)])
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 SERVICES = ("user", "product", "order", "member", "analytics")
 GRPC_PORTS = {"user": 50051, "product": 50052, "order": 50053, "member": 50054, "analytics": 50055}
@@ -76,6 +77,66 @@ def grpc_target(env: Env, service: str) -> str:
     return env.str(f"{service.upper()}_GRPC_TARGET", f"127.0.0.1:{GRPC_PORTS[service]}")
 
 
+KAFKA_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """How clients authenticate to the brokers and encrypt the connection (kafka-python's names).
+
+    KAFKA_SECURITY_PROTOCOL (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL); with SASL_*:
+    KAFKA_SASL_MECHANISM (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), KAFKA_SASL_USERNAME and
+    KAFKA_SASL_PASSWORD (from a Secret); with SSL/SASL_SSL: KAFKA_SSL_CAFILE (the brokers' CA; the
+    system's otherwise; hostnames are always checked), KAFKA_SSL_CERTFILE + KAFKA_SSL_KEYFILE
+    (a client certificate, when the brokers require one).
+    """
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Env) -> KafkaSecurity:
+        security = cls(protocol=env.str("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper(),
+                       sasl_mechanism=env.optional("KAFKA_SASL_MECHANISM"),
+                       sasl_username=env.optional("KAFKA_SASL_USERNAME"),
+                       sasl_password=env.optional("KAFKA_SASL_PASSWORD"),
+                       ssl_cafile=env.optional("KAFKA_SSL_CAFILE"), ssl_certfile=env.optional("KAFKA_SSL_CERTFILE"),
+                       ssl_keyfile=env.optional("KAFKA_SSL_KEYFILE"))
+        security.check()
+        return security
+
+    def check(self) -> None:
+        if self.protocol not in KAFKA_PROTOCOLS:
+            raise ConfigError(f"KAFKA_SECURITY_PROTOCOL must be one of {', '.join(KAFKA_PROTOCOLS)}, got {self.protocol!r}")
+        sasl, tls = self.protocol.startswith("SASL_"), self.protocol.endswith("SSL")
+        if sasl and not (self.sasl_mechanism in KAFKA_SASL_MECHANISMS and self.sasl_username and self.sasl_password):
+            raise ConfigError(f"{self.protocol} needs KAFKA_SASL_MECHANISM (one of {', '.join(KAFKA_SASL_MECHANISMS)}), "
+                              "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+        if not sasl and (self.sasl_mechanism or self.sasl_username or self.sasl_password):
+            raise ConfigError(f"KAFKA_SASL_* are set but KAFKA_SECURITY_PROTOCOL is {self.protocol}")
+        if not tls and (self.ssl_cafile or self.ssl_certfile or self.ssl_keyfile):
+            raise ConfigError(f"KAFKA_SSL_* are set but KAFKA_SECURITY_PROTOCOL is {self.protocol}")
+        if bool(self.ssl_certfile) != bool(self.ssl_keyfile):
+            raise ConfigError("KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE go together: set both or neither")
+
+    def client_options(self) -> dict[str, Any]:
+        """The keyword arguments every kafka-python client (producer, consumer, admin) takes."""
+        options: dict[str, Any] = {"security_protocol": self.protocol}
+        if self.protocol.startswith("SASL_"):
+            options |= {"sasl_mechanism": self.sasl_mechanism, "sasl_plain_username": self.sasl_username,
+                        "sasl_plain_password": self.sasl_password}
+        if self.protocol.endswith("SSL"):
+            options |= {"ssl_check_hostname": True, "ssl_cafile": self.ssl_cafile, "ssl_certfile": self.ssl_certfile,
+                        "ssl_keyfile": self.ssl_keyfile}
+        return options
+
+
 @dataclass(frozen=True)
 class KafkaSettings:
     bootstrap_servers: str
@@ -84,6 +145,7 @@ class KafkaSettings:
     max_poll_interval_ms: int
     topic_prefix: str
     request_timeout_ms: int
+    security: KafkaSecurity = KafkaSecurity()
 
     @classmethod
     def from_env(cls, env: Env) -> KafkaSettings:
@@ -92,7 +154,12 @@ class KafkaSettings:
             max_poll_interval_ms=env.int("KAFKA_MAX_POLL_INTERVAL_MS", 300_000),
             topic_prefix=env.str("KAFKA_TOPIC_PREFIX", ""),
             request_timeout_ms=env.int("KAFKA_REQUEST_TIMEOUT_MS", 30_000),
+            security=KafkaSecurity.from_env(env),
         )
+
+    def client_options(self) -> dict[str, Any]:
+        """Brokers and security, as every kafka-python client takes them."""
+        return {"bootstrap_servers": self.bootstrap_servers.split(","), **self.security.client_options()}
 
     def topic(self, event_type: str) -> str:
         return f"{self.topic_prefix}{event_type}"
@@ -114,6 +181,7 @@ class ServiceSettings:
     log_level: str
     shutdown_delay_seconds: float = 0.0  # after NOT_SERVING, before refusing calls (Kubernetes: ~5)
     shutdown_grace_seconds: float = 10.0  # for calls in flight to finish
+    jwt_previous_public_key_pem: bytes | None = None  # during a key rotation only
 
     @classmethod
     def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> ServiceSettings:
@@ -135,7 +203,17 @@ class ServiceSettings:
             log_level=env.str("LOG_LEVEL", "INFO"),
             shutdown_delay_seconds=env.float("SHUTDOWN_DELAY_SECONDS", 0.0),
             shutdown_grace_seconds=env.float("SHUTDOWN_GRACE_SECONDS", 10.0),
+            jwt_previous_public_key_pem=read_optional_key(env, "JWT_PREVIOUS_PUBLIC_KEY_FILE"),
         )
+
+
+def read_optional_key(env: Env, name: str) -> bytes | None:
+    """The key in the file an environment variable names; None when unset or when the file does not
+    exist (Kubernetes mounts the optional rotation secret only while it exists)."""
+    path = env.optional(name)
+    if path is None or not Path(path).exists():
+        return None
+    return read_key(env, name, path)
 
 
 def read_key(env: Env, name: str, default_path: str) -> bytes:

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import consul
 import requests
 
-from services.common.config import Env, grpc_target
+from services.common.config import ConfigError, Env, grpc_target
 
 log = logging.getLogger(__name__)
 
@@ -18,10 +18,26 @@ class DiscoveryError(LookupError):
     """No address for a service: Consul is unreachable or knows no healthy instance."""
 
 
-def _consul_client(http_addr: str) -> consul.Consul:
-    # CONSUL_HTTP_ADDR is "host:port" or "http(s)://host:port", as the consul CLI accepts it.
-    parts = urlsplit(http_addr if "://" in http_addr else f"http://{http_addr}")
-    return consul.Consul(host=parts.hostname or "127.0.0.1", port=parts.port or 8500, scheme=parts.scheme)
+def consul_client(http_addr: str, env: Env) -> consul.Consul:
+    """A py-consul client configured as the consul CLI would be from the same environment variables.
+
+    CONSUL_HTTP_ADDR is "host:port" or "http(s)://host:port" (CONSUL_HTTP_SSL=true makes a bare
+    one HTTPS); CONSUL_CACERT is the CA bundle that verifies Consul's certificate (the system's
+    otherwise; verification is never turned off); CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY, given
+    together, are the client certificate when Consul requires one (verify_incoming); CONSUL_HTTP_TOKEN
+    is the ACL token.
+    """
+    default_scheme = "https" if env.bool("CONSUL_HTTP_SSL", False) else "http"
+    parts = urlsplit(http_addr if "://" in http_addr else f"{default_scheme}://{http_addr}")
+    client_cert, client_key = env.optional("CONSUL_CLIENT_CERT"), env.optional("CONSUL_CLIENT_KEY")
+    if bool(client_cert) != bool(client_key):
+        raise ConfigError("CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY go together: set both or neither")
+    tls = parts.scheme == "https"
+    if not tls and (client_cert or env.optional("CONSUL_CACERT")):
+        raise ConfigError(f"CONSUL_CACERT / CONSUL_CLIENT_CERT need an https CONSUL_HTTP_ADDR, got {http_addr!r}")
+    return consul.Consul(host=parts.hostname or "127.0.0.1", port=parts.port or 8500, scheme=parts.scheme,
+                         token=env.optional("CONSUL_HTTP_TOKEN"), verify=env.optional("CONSUL_CACERT") or True,
+                         cert=(client_cert, client_key) if client_cert else None)
 
 
 class Discovery:
@@ -29,7 +45,7 @@ class Discovery:
 
     def __init__(self, consul_http_addr: str | None, env: Env | None = None) -> None:
         self.env = env or Env()
-        self.consul = _consul_client(consul_http_addr) if consul_http_addr else None
+        self.consul = consul_client(consul_http_addr, self.env) if consul_http_addr else None
 
     def target(self, service: str) -> str:
         """"host:port" of a healthy instance: from Consul's passing instances, else the static address."""

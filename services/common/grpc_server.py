@@ -116,6 +116,11 @@ class ContextInterceptor(grpc.ServerInterceptor):
             response_serializer=handler.response_serializer)
 
 
+# Clients re-resolve a DNS name when a connection ends: ending each one after five minutes (calls in
+# flight get 30 s more) lets round_robin clients find pods that started since (services/common/clients.py).
+CONNECTION_OPTIONS = [("grpc.max_connection_age_ms", 300_000), ("grpc.max_connection_age_grace_ms", 30_000)]
+
+
 def create_server(settings: ServiceSettings, registrations: Sequence[Registration], *,
                   health_servicer: health.HealthServicer | None = None,
                   max_workers: int = 16) -> tuple[grpc.Server, int]:
@@ -124,8 +129,9 @@ def create_server(settings: ServiceSettings, registrations: Sequence[Registratio
     Returns the server and the bound port. Pass `health_servicer` to keep a handle on it (for
     graceful shutdown); every registered service and "" report SERVING.
     """
+    verifier = TokenVerifier(settings.jwt_public_key_pem, previous_public_key_pem=settings.jwt_previous_public_key_pem)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers),
-                         interceptors=[ContextInterceptor(settings.service, TokenVerifier(settings.jwt_public_key_pem))])
+                         interceptors=[ContextInterceptor(settings.service, verifier)], options=CONNECTION_OPTIONS)
     health_servicer = health_servicer or health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]

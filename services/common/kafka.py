@@ -20,7 +20,7 @@ def make_producer(settings: KafkaSettings) -> KafkaProducer:
     still in flight.
     """
     return KafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers.split(","),
+        **settings.client_options(),
         acks="all",
         max_in_flight_requests_per_connection=1,
         request_timeout_ms=settings.request_timeout_ms,
@@ -59,7 +59,7 @@ def make_consumer(settings: KafkaSettings, group_id: str, topics: Iterable[str])
     session_timeout = min(10_000, max_poll)
     return KafkaConsumer(
         *topics,
-        bootstrap_servers=settings.bootstrap_servers.split(","),
+        **settings.client_options(),
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

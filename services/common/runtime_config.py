@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import consul
@@ -45,10 +45,20 @@ class RuntimeConfig:
         self._values = {name: tunable.default for name, tunable in self.tunables.items()}
         self._lock = threading.Lock()
         self._index: str | None = None
+        self._subscribers: list[Callable[[dict[str, int]], None]] = []
 
     def get(self, name: str) -> int:
         with self._lock:
             return self._values[name]
+
+    def values(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._values)
+
+    def subscribe(self, apply: Callable[[dict[str, int]], None]) -> None:
+        """Call `apply(values)` now and after every change (from the thread that noticed it)."""
+        self._subscribers.append(apply)
+        apply(self.values())
 
     def refresh(self, *, wait: str | None = None) -> bool:
         """Read the prefix once (blocking up to `wait` for a change); False when Consul did not answer."""
@@ -62,12 +72,17 @@ class RuntimeConfig:
         found = {entry["Key"][len(self.prefix):]: entry.get("Value") for entry in entries or ()}
         values = {name: self._valid(name, found[name]) if name in found else tunable.default
                   for name, tunable in self.tunables.items()}
+        changed = False
         with self._lock:
             for name, value in values.items():
                 if value is not None and value != self._values[name]:
                     log.info("runtime config: %s%s = %d", self.prefix, name, value)
                     self._values[name] = value
+                    changed = True
         self._index = index
+        if changed:
+            for apply in self._subscribers:
+                apply(self.values())
         return True
 
     def watch(self, stop: threading.Event, backoff_seconds: float = 5.0) -> None:

@@ -28,6 +28,23 @@ class UnitOfWork(abc.ABC):
     def __exit__(self, *exc: object) -> None:
         self.rollback()
 
+    def on_commit(self, action: Callable[[], None]) -> None:
+        """Run `action` once this transaction has committed; it is dropped if the transaction rolls back.
+
+        For counting a fact once it is durable (business metrics): registered inside the work that
+        records the fact, it runs neither for a replayed idempotent request nor for a failed one.
+        """
+        self.__dict__.setdefault("_on_commit", []).append(action)
+
+    def _committed(self) -> None:
+        """Subclasses call this after a successful commit."""
+        for action in self.__dict__.pop("_on_commit", []):
+            action()
+
+    def _rolled_back(self) -> None:
+        """Subclasses call this when the transaction ends without a commit."""
+        self.__dict__.pop("_on_commit", None)
+
     @abc.abstractmethod
     def commit(self) -> None: ...
 
@@ -61,12 +78,15 @@ class SqlUnitOfWork(UnitOfWork):
     def __exit__(self, *exc: object) -> None:
         self.session.rollback()
         self.session.close()
+        self._rolled_back()
 
     def commit(self) -> None:
         self.session.commit()
+        self._committed()
 
     def rollback(self) -> None:
         self.session.rollback()
+        self._rolled_back()
 
     def publish(self, payload: Message, *, aggregate_id: str) -> str:
         return add_to_outbox(self.session, payload, producer=self.producer, aggregate_id=aggregate_id)

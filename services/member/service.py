@@ -11,7 +11,7 @@ from datetime import datetime, time
 
 from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
-from services.member import events
+from services.member import events, metrics
 from services.member.channels import PaymentChannel, PayoutChannel, PayoutFailed
 from services.member.domain import (
     AUTO_JOIN_SPEND_FEN,
@@ -400,6 +400,7 @@ def request_withdrawal(uow: MemberUnitOfWork, *, user_id: int, amount_fen: int, 
             post(uow, transfer(f"withdrawal-hold:{withdrawal.withdrawal_no}", "withdrawal_requested",
                                withdrawal.withdrawal_no, amount=amount_fen, source=(user_id, Account.AVAILABLE),
                                target=(user_id, Account.PENDING)), now)
+            uow.on_commit(metrics.WITHDRAWALS.labels("requested").inc)
             return str(withdrawal.id).encode()
 
         withdrawal_id = int(uow.run_once(scope=f"withdrawal:user:{user_id}", key=idempotency_key,
@@ -433,9 +434,11 @@ def decide_withdrawal(uow: MemberUnitOfWork, payout: PayoutChannel, *, withdrawa
             member = uow.members.get(user_id)
             events.member_withdrawn(uow, withdrawal, member_no=(member.member_no or "") if member else "",
                                     balance_fen=uow.ledger.balance(user_id, Account.AVAILABLE))
+            uow.on_commit(lambda: metrics.withdrawal_paid(withdrawal.amount_fen))
         else:
             post(uow, transfer(f"withdrawal-release:{no}", "withdrawal_rejected", no, amount=withdrawal.amount_fen,
                                source=(user_id, Account.PENDING), target=(user_id, Account.AVAILABLE)), now)
+            uow.on_commit(metrics.WITHDRAWALS.labels("rejected").inc)
         uow.commit()
     return withdrawal
 
@@ -477,6 +480,7 @@ def credit_recharge(uow: MemberUnitOfWork, *, recharge_no: str, paid_fen: int, c
             member = uow.members.get(recharge.user_id)
             events.member_recharged(uow, recharge, member_no=(member.member_no or "") if member else "",
                                     balance_fen=uow.ledger.balance(recharge.user_id, Account.AVAILABLE))
+            uow.on_commit(lambda: metrics.recharged(recharge.channel, recharge.amount_fen))
         uow.commit()
     return recharge
 

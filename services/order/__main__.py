@@ -17,9 +17,10 @@ from services.common.db import make_engine
 from services.common.discovery import Discovery
 from services.common.grpc_server import registration
 from services.common.runtime import ServiceApp, main
+from services.common.runtime_config import RuntimeConfig
 from services.common.wechatpay import WechatPay
 from services.order import aftersales, refunds, service
-from services.order.config import OrderServiceSettings
+from services.order.config import OrderServiceSettings, follow_live_settings, live_tunables
 from services.order.db import SqlOrderUnitOfWork, start_mappers
 from services.order.grpc_api import AfterSaleServicer, OrderServicer
 from services.order.neighbours import GrpcCatalog, GrpcMembers, GrpcStock, GrpcUsers
@@ -56,10 +57,10 @@ def payment_timeout(uow: Callable[[], OrderUnitOfWork], wechat: WechatPay | None
                    interval_seconds)
 
 
-def auto_confirm(uow: Callable[[], OrderUnitOfWork], settings: service.OrderSettings,
+def auto_confirm(uow: Callable[[], OrderUnitOfWork], settings: Callable[[], service.OrderSettings],
                  interval_seconds: float) -> Callable[[threading.Event], None]:
-    """O3: confirm receipt of orders shipped `auto_confirm_days` ago."""
-    return batches("auto-confirm", lambda: service.auto_confirm_orders(uow(), settings, batch=BATCH),
+    """O3: confirm receipt of orders shipped `auto_confirm_days` ago (the settings in force at each scan)."""
+    return batches("auto-confirm", lambda: service.auto_confirm_orders(uow(), settings(), batch=BATCH),
                    interval_seconds)
 
 
@@ -105,12 +106,15 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     servicer = OrderServicer(uow, GrpcCatalog(clients), GrpcStock(clients), members, GrpcUsers(clients),
                              settings.orders, wechat, refund_payments)
     jobs = {"payment-timeout": payment_timeout(uow, wechat, settings.timeout_scan_seconds),
-            "auto-confirm": auto_confirm(uow, settings.orders, settings.auto_confirm_scan_seconds),
+            "auto-confirm": auto_confirm(uow, lambda: servicer.settings, settings.auto_confirm_scan_seconds),
             "refund-reconciliation": refund_reconciliation(uow, refund_payments, members,
                                                            settings.refund_reconcile_seconds,
                                                            settings.refund_settle_seconds)}
     if wechat is not None:
         jobs["payment-reconciliation"] = payment_reconciliation(uow, wechat, settings.reconcile_seconds)
+    # The servicer's settings follow Consul's minimall/order/ keys (services/order/config.py LIVE_FIELDS).
+    live = RuntimeConfig(Discovery(base.consul_http_addr, Env()), "order", live_tunables(settings.orders))
+    jobs["live-settings"] = follow_live_settings(live, settings.orders, functools.partial(setattr, servicer, "settings"))
     after_sales = AfterSaleServicer(uow, aftersales.EngineRefunder(refund_payments, members), settings.after_sales)
     return ServiceApp(settings=base, engine=engine,
                       registrations=[registration(order_pb2, order_pb2_grpc, "OrderService", servicer),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
 
 from services.common.config import Env, ServiceSettings
+from services.common.runtime_config import RuntimeConfig, Tunable
 from services.common.wechatpay import WechatPaySettings
 from services.order.aftersales import DEFAULT_AFTER_SALE_DAYS, AfterSaleSettings
 from services.order.domain import DEFAULT_AUTO_CONFIRM_DAYS, DEFAULT_PAY_MINUTES, FreightRule
@@ -55,3 +57,30 @@ class OrderServiceSettings:
                    grpc_timeout_seconds=env.int("ORDER_GRPC_TIMEOUT_MS", 5000) / 1000,
                    refund_reconcile_seconds=env.float("ORDER_REFUND_RECONCILE_SECONDS", 60.0),
                    refund_settle_seconds=env.int("ORDER_REFUND_SETTLE_SECONDS", 300))
+
+
+# Live settings (services/common/runtime_config.py): ops change them while the service runs with
+# `consul kv put minimall/order/<key> <value>`; the environment gives each its default. Each key
+# overrides the OrderSettings field it names (the servicer's, and the auto-confirm job reads the servicer's).
+LIVE_FIELDS = {"payment_timeout_minutes": "pay_minutes", "auto_confirm_days": "auto_confirm_days"}
+
+
+def live_tunables(orders: OrderSettings, environ: Mapping[str, str] | None = None) -> dict[str, Tunable]:
+    """payment_timeout_minutes (5 min to 1 day; default ORDER_PAY_MINUTES) and auto_confirm_days
+    (1 to 60; default ORDER_AUTO_CONFIRM_DAYS, 10)."""
+    return {"payment_timeout_minutes": Tunable(default=orders.pay_minutes, minimum=5, maximum=24 * 60),
+            "auto_confirm_days": Tunable(default=Env(environ).int("ORDER_AUTO_CONFIRM_DAYS", DEFAULT_AUTO_CONFIRM_DAYS),
+                                         minimum=1, maximum=60)}
+
+
+def with_live_values(orders: OrderSettings, values: Mapping[str, int]) -> OrderSettings:
+    """`orders` with the live values of the fields it has."""
+    own = {f.name for f in fields(orders)}
+    return replace(orders, **{field: values[key] for key, field in LIVE_FIELDS.items() if field in own and key in values})
+
+
+def follow_live_settings(live: RuntimeConfig, orders: OrderSettings,
+                         apply: Callable[[OrderSettings], None]) -> Callable[[threading.Event], None]:
+    """Hand `apply` the settings in force now and after each change; returns the watch job (serve role)."""
+    live.subscribe(lambda values: apply(with_live_values(orders, values)))
+    return live.watch

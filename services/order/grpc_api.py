@@ -13,7 +13,7 @@ from services.common.auth import Role, require_caller
 from services.common.errors import InvalidInput
 from services.common.events import timestamp
 from services.common.wechatpay import NotifyRejected
-from services.order import aftersales, refunds, service
+from services.order import aftersales, metrics, refunds, service
 from services.order.domain import Amounts, Order, OrderLine
 from services.order.ports import Catalog, Members, Stock, Users
 from services.order.service import CartLine, CheckoutInput, OrderSettings, Prepay
@@ -162,6 +162,7 @@ def _notify_rejected() -> Iterator[None]:
     try:
         yield
     except NotifyRejected as exc:
+        metrics.NOTIFY_REJECTED.labels("wechat").inc()
         raise InvalidInput("NOTIFY_REJECTED", exc.reason) from None
 
 

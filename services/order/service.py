@@ -24,6 +24,7 @@ from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.events import timestamp
 from services.common.wechatpay import NotifyRejected, PaymentNotice, WechatPayApiError, WechatPayError
+from services.order import metrics
 from services.order.domain import (
     DEFAULT_AUTO_CONFIRM_DAYS,
     Amounts,
@@ -48,6 +49,7 @@ from services.order.uow import OrderSearch, OrderUnitOfWork
 log = logging.getLogger(__name__)
 
 PAY_CHANNELS = ("wechat", "balance")
+metrics.declare_channels(PAY_CHANNELS)
 
 
 @dataclass(frozen=True)
@@ -273,6 +275,7 @@ def submit_order(uow: OrderUnitOfWork, catalog: Catalog, members: Members, stock
                                  amounts=_event_amounts(order), province=address.province,
                                  created_at=timestamp(now), pay_deadline=timestamp(order.pay_deadline)),
                     aggregate_id=order_no)
+        uow.on_commit(metrics.ORDERS_CREATED.inc)
         assert order.id is not None
         return str(order.id).encode()
 
@@ -489,7 +492,12 @@ def pay_order(uow: OrderUnitOfWork, members: Members, users: Users, wechat: Prep
     order = get_order(uow, user_id=user_id, order_id=order_id)
     _payable(order, now)
     if channel == "balance":
-        members.pay_with_balance(order.order_no, order.payable_fen)  # idempotent per order_no on the member side
+        try:
+            members.pay_with_balance(order.order_no, order.payable_fen)  # idempotent per order_no on the member side
+        except DomainError as exc:
+            if exc.kind is ErrorKind.BUSINESS_RULE:  # the wallet declined (not enough balance)
+                metrics.payment_refused("balance")
+            raise
         paid = mark_paid(uow, order_no=order.order_no, channel="balance", out_trade_no=order.order_no,
                          paid_fen=order.payable_fen, actor=f"user:{user_id}", now=now)
         return PaymentStart("balance", order.order_no, paid.status)
@@ -535,6 +543,7 @@ def mark_paid(uow: OrderUnitOfWork, *, order_no: str, channel: str, out_trade_no
                               created_at=timestamp(order.created_at), paid_at=timestamp(now), channel=channel,
                               out_trade_no=out_trade_no, paid_fen=paid_fen, coupon_id=order.coupon_id,
                               points_used=order.points_used), aggregate_id=order.order_no)
+        uow.on_commit(lambda: metrics.order_paid(channel, paid_fen))
         uow.commit()
     return order
 

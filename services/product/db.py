@@ -434,10 +434,10 @@ class SqlReviewRepository:
         return self._page(reviews.c.user_id == user_id, offset, limit)
 
     def _page(self, condition: Any, offset: int, limit: int) -> tuple[list[Review], int]:
-        found = self.session.execute(select(Review).where(condition).order_by(
-            reviews.c.created_at.desc(), reviews.c.id.desc()).offset(offset).limit(limit)).scalars()
+        found = list(self.session.execute(select(Review).where(condition).order_by(
+            reviews.c.created_at.desc(), reviews.c.id.desc()).offset(offset).limit(limit)).scalars())
         total = self.session.execute(select(func.count()).select_from(reviews).where(condition)).scalar_one()
-        return list(found), total
+        return found, total
 
     def summary(self, product_id: int) -> RatingSummary:
         row = self.session.execute(select(*(product_ratings.c[f"stars_{n}"] for n in RATINGS))

@@ -33,6 +33,7 @@ from services.product.domain import (
     descendants,
     merge_lines,
 )
+from services.product.metrics import STOCK_RESERVATION_FAILURES
 from services.product.uow import ProductUnitOfWork
 
 
@@ -269,12 +270,14 @@ def reserve_stock(uow: ProductUnitOfWork, *, order_no: str, lines: Iterable[Stoc
         existing = uow.reservations.of_order(order_no)
         if existing:
             if sorted((r.sku_id, r.quantity) for r in existing) != [(w.sku_id, w.quantity) for w in wanted]:
+                STOCK_RESERVATION_FAILURES.labels("mismatch").inc()
                 raise Conflict("RESERVATION_MISMATCH", "this order number already reserved other lines")
             return _reservation_result(order_no, existing)
         expires_at = now + RESERVATION_TTL
         held = []
         for line in wanted:  # in SKU order: concurrent orders lock rows in the same order, no deadlock
             if not uow.stock.take(line.sku_id, line.quantity):
+                STOCK_RESERVATION_FAILURES.labels("out_of_stock").inc()
                 raise OutOfStock("OUT_OF_STOCK", "not enough stock for one of the lines",
                                  details={"sku_id": line.sku_id})  # leaving the block undoes earlier lines
             held.append(Reservation(order_no=order_no, sku_id=line.sku_id, quantity=line.quantity,

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from services.common.auth import ALGORITHM, AUDIENCE, ISSUER
+from services.common.auth import ALGORITHM, AUDIENCE, ISSUER, key_id
 from services.user.domain import User
 
 
@@ -23,6 +23,7 @@ def token_hash(raw: str) -> str:
 class TokenIssuer:
     def __init__(self, private_key_pem: bytes, *, access_ttl_seconds: int, refresh_ttl_seconds: int) -> None:
         self._key = load_pem_private_key(private_key_pem, password=None)
+        self.key_id = key_id(self._key.public_key())  # the `kid` verifiers pick the key by
         self.access_ttl = timedelta(seconds=access_ttl_seconds)
         self.refresh_ttl = timedelta(seconds=refresh_ttl_seconds)
         # Keyed hash for SMS codes, derived from the signing key so no extra secret must be managed.
@@ -34,7 +35,7 @@ class TokenIssuer:
             "iat": int(now.timestamp()), "exp": int((now + self.access_ttl).timestamp()),
             "roles": sorted(roles),
         }
-        return jwt.encode(claims, self._key, algorithm=ALGORITHM)
+        return jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"kid": self.key_id})
 
     @staticmethod
     def refresh_token() -> str:

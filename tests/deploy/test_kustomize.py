@@ -344,8 +344,10 @@ def test_every_network_policy_selects_pods_and_every_peer_it_admits_exists(
         name = policy["metadata"]["name"]
         if not any(selects(policy["spec"]["podSelector"], labels) for _, labels in pods):
             problems.append(f"{name} protects no pod")
-        for rule in policy["spec"].get("ingress", []):
-            for peer in rule["from"]:
+        rules = [rule["from"] for rule in policy["spec"].get("ingress", [])]
+        rules += [rule["to"] for rule in policy["spec"].get("egress", [])]
+        for peers in rules:
+            for peer in peers:
                 if "podSelector" in peer and "namespaceSelector" not in peer and \
                         not any(selects(peer["podSelector"], labels) for _, labels in pods):
                     problems.append(f"{name} admits {peer['podSelector']}, which no pod matches")
@@ -421,3 +423,79 @@ def test_the_consul_component_points_servers_and_gateway_at_consul_and_lets_its_
     assert with_token == sorted(["gateway", *SERVICES])
     checks = named(objects, "NetworkPolicy", "consul-health-checks")["spec"]
     assert {p["port"] for p in checks["ingress"][0]["ports"]} == set(GRPC_PORTS.values())
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_callers_balance_grpc_calls_over_every_ready_pod_of_a_headless_service(
+        rendered: dict[str, Objects], overlay: str) -> None:
+    config = config_map(rendered[overlay], "minimall-config")
+    for service in SERVICES:
+        assert named(rendered[overlay], "Service", service)["spec"]["clusterIP"] == "None", service
+        assert config[f"{service.upper()}_GRPC_TARGET"] == f"dns:///{service}:{GRPC_PORTS[service]}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_process_can_verify_with_the_previous_jwt_key_during_a_rotation(
+        rendered: dict[str, Objects], overlay: str) -> None:
+    path = config_map(rendered[overlay], "minimall-config")["JWT_PREVIOUS_PUBLIC_KEY_FILE"]
+    for deployment in own_deployments(rendered[overlay]):
+        pod = deployment["spec"]["template"]["spec"]
+        volume = next(v for v in pod["volumes"] if v.get("secret", {}).get("secretName") == "minimall-jwt-previous")
+        assert volume["secret"]["optional"] is True  # the secret exists only while a rotation runs
+        mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+        assert path == f"{mounts[volume['name']]}/jwt-public.pem", deployment["metadata"]["name"]
+
+
+def egress_of(objects: Objects, pod_labels: dict[str, str]) -> set[tuple[str, int]]:
+    """(destination, port) pairs the egress policies selecting a pod allow: a pod name, namespace/pod or CIDR."""
+    allowed = set()
+    for policy in of_kind(objects, "NetworkPolicy"):
+        if "Egress" not in policy["spec"]["policyTypes"] or not selects(policy["spec"]["podSelector"], pod_labels):
+            continue
+        for rule in policy["spec"]["egress"]:
+            for peer in rule["to"]:
+                if "ipBlock" in peer:
+                    target = peer["ipBlock"]["cidr"]
+                elif "namespaceSelector" in peer:
+                    namespace = peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                    pod = peer.get("podSelector", {}).get("matchLabels", {}).get("k8s-app", "*")
+                    target = f"{namespace}/{pod}"
+                else:
+                    target = peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+                allowed |= {(target, port["port"]) for port in rule["ports"]}
+    return allowed
+
+
+# Written out here, independently of generate.py: whom each deployable may open connections to.
+DNS = {("kube-system/kube-dns", 53)}
+CALLEES = {"gateway": set(SERVICES), "order": {"user", "product", "member"}}
+HTTPS_OUT = {"user", "order"}  # WeChat login, Aliyun SMS, FaceID; WeChat Pay
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_deployable_may_reach_only_dns_its_database_kafka_and_the_peers_it_calls(
+        rendered: dict[str, Objects], overlay: str) -> None:
+    database = {("postgres", 5432)} if overlay == "dev" else {("10.0.0.0/8", 5432)}
+    problems = []
+    for deployment in own_deployments(rendered[overlay]):
+        pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        app, component = pod_labels["app.kubernetes.io/name"], pod_labels["app.kubernetes.io/component"]
+        peers = {(peer, GRPC_PORTS[peer]) for peer in CALLEES.get(app, set())}
+        if app == "gateway":
+            expected = DNS | peers | {("redis", 6379)}
+        elif component == "server":
+            expected = DNS | peers | database | ({("0.0.0.0/0", 443)} if app in HTTPS_OUT else set())
+        else:  # relay, consumer: the outbox or the processed events table, and Kafka
+            expected = DNS | database | {("kafka", 9092)}
+        allowed = egress_of(rendered[overlay], pod_labels)
+        if allowed != expected:
+            problems.append(f"{deployment['metadata']['name']}: extra {allowed - expected}, missing {expected - allowed}")
+    assert problems == []
+
+
+def test_with_consul_the_servers_and_the_gateway_may_also_reach_consul() -> None:
+    objects = consul_variant()
+    for deployment in own_deployments(objects):
+        pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        reaches = {("consul/*", 8500), ("consul/*", 8501)} <= egress_of(objects, pod_labels)
+        assert reaches == (pod_labels["app.kubernetes.io/component"] in ("server", "gateway")), pod_labels

@@ -75,6 +75,19 @@ def test_the_code_exports_the_metrics_the_alerts_are_built_on() -> None:
             "mall_outbox_pending_events", "mall_consumer_failures_total", "mall_events_consumed_total"} <= exported
 
 
+BUSINESS_COUNTERS = {"mall_orders_created_total", "mall_gmv_fen_total", "mall_payments_total",
+                     "mall_payment_notify_rejected_total", "mall_stock_reservation_failures_total",
+                     "mall_recharges_total", "mall_recharged_fen_total", "mall_withdrawals_total",
+                     "mall_withdrawn_fen_total"}
+
+
+def test_the_business_kpi_dashboard_shows_every_business_counter_the_code_exports() -> None:
+    assert BUSINESS_COUNTERS <= exported_metrics()
+    shown = {name for expr in dashboard_expressions(MONITORING / "dashboards" / "business-kpis.json")
+             for name in metric_names(expr)}
+    assert shown - PROMETHEUS_SERIES == BUSINESS_COUNTERS
+
+
 def test_metric_names_are_read_from_expressions_without_functions_labels_or_keywords() -> None:
     expr = ('histogram_quantile(0.99, sum by (le, route) (rate(mall_http_request_seconds_bucket'
             '{route!~"/metrics|up", namespace="$namespace"}[$__rate_interval]))) > 1 '
@@ -98,8 +111,8 @@ def test_every_dashboard_expression_names_only_metrics_the_code_exports(path: Pa
     assert any(name.startswith("mall_") for name in names)
 
 
-def test_there_are_dashboards_for_gateway_traffic_service_red_metrics_and_the_kafka_pipeline() -> None:
-    assert [p.stem for p in DASHBOARDS] == ["gateway-traffic", "kafka-pipeline", "service-red"]
+def test_there_are_dashboards_for_gateway_traffic_service_red_metrics_the_kafka_pipeline_and_business_kpis() -> None:
+    assert [p.stem for p in DASHBOARDS] == ["business-kpis", "gateway-traffic", "kafka-pipeline", "service-red"]
     uids = [json.loads(p.read_text())["uid"] for p in DASHBOARDS]
     assert len(set(uids)) == len(uids)
 
@@ -109,7 +122,7 @@ def test_the_alerts_ops_rely_on_exist() -> None:
     assert alerts == {"MinimallTargetDown", "GatewayHighErrorRate", "GatewayHighLatencyP99", "ServiceHighErrorRate",
                       "ServiceHighLatencyP99", "OutboxBacklogGrowing", "OutboxPublishFailing",
                       "ConsumerHandlerFailing", "EventsDeadLettered", "ConsumerLagHigh",
-                      "EventsPublishedButNotConsumed"}
+                      "EventsPublishedButNotConsumed", "PaymentNotifyRejected", "StockReservationFailuresHigh"}
 
 
 def test_every_alert_has_a_severity_and_a_summary() -> None:
@@ -123,7 +136,7 @@ def test_every_alert_has_a_severity_and_a_summary() -> None:
 def test_promtool_accepts_the_rules() -> None:
     result = promtool("check", "rules", str(RULES))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 13 rules found" in result.stdout
+    assert "SUCCESS: 15 rules found" in result.stdout
 
 
 def test_the_alert_rules_pass_their_promtool_unit_tests() -> None:

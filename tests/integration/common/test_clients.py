@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -129,3 +130,60 @@ def test_a_write_is_never_retried_by_the_client(clients: ServiceClients, seen: S
         clients.get(UserServiceStub).SendSmsCode(user_pb2.SendSmsCodeRequest(phone="13800138000", purpose="login"))
 
     assert (failed.value.code(), len(seen.calls)) == (grpc.StatusCode.UNAVAILABLE, 1)
+
+
+@dataclass
+class Counting(analytics_pb2_grpc.AnalyticsServiceServicer):
+    calls: int = 0
+
+    def GetOverview(self, request: analytics_pb2.GetOverviewRequest,
+                    context: grpc.ServicerContext) -> analytics_pb2.GetOverviewResponse:
+        self.calls += 1
+        return analytics_pb2.GetOverviewResponse()
+
+
+def test_calls_are_spread_round_robin_over_every_address_of_a_static_target(jwt_keys: JwtKeys) -> None:
+    # A headless Service's DNS name resolves to every ready pod; two loopback addresses stand in for two pods.
+    replicas, servers, addresses = [Counting(), Counting()], [], []
+    for host, replica in zip(("127.0.0.1", "127.0.0.2"), replicas, strict=True):
+        settings = ServiceSettings.from_env("analytics", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),
+                                                          "ANALYTICS_GRPC_LISTEN": f"{host}:0"})
+        server, port = create_server(settings, [registration(analytics_pb2, analytics_pb2_grpc, "AnalyticsService",
+                                                             replica)])
+        server.start()
+        servers.append(server)
+        addresses.append(f"{host}:{port}")
+    clients = ServiceClients(Discovery(None, Env({"ANALYTICS_GRPC_TARGET": f"ipv4:{','.join(addresses)}"})),
+                             TIMEOUT_SECONDS)
+    try:
+        stub = clients.get(AnalyticsServiceStub)
+        deadline = time.monotonic() + 10
+        while not all(r.calls for r in replicas) and time.monotonic() < deadline:  # both connections up
+            stub.GetOverview(analytics_pb2.GetOverviewRequest())
+        for replica in replicas:
+            replica.calls = 0
+        for _ in range(10):
+            stub.GetOverview(analytics_pb2.GetOverviewRequest())
+
+        assert [r.calls for r in replicas] == [5, 5]
+    finally:
+        clients.close()
+        for server in servers:
+            server.stop(grace=None)
+
+
+def test_a_dns_scheme_target_is_resolved_by_grpc(seen: Seen, jwt_keys: JwtKeys) -> None:
+    settings = ServiceSettings.from_env("analytics", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),
+                                                      "ANALYTICS_GRPC_LISTEN": "127.0.0.1:0"})
+    server, port = create_server(settings, [registration(analytics_pb2, analytics_pb2_grpc, "AnalyticsService",
+                                                         FlakyAnalytics(seen))])
+    server.start()
+    clients = ServiceClients(Discovery(None, Env({"ANALYTICS_GRPC_TARGET": f"dns:///localhost:{port}"})),
+                             TIMEOUT_SECONDS)
+    try:
+        reply = clients.get(AnalyticsServiceStub).GetOverview(analytics_pb2.GetOverviewRequest())
+    finally:
+        clients.close()
+        server.stop(grace=None)
+
+    assert (reply.totals.new_users, len(seen.calls)) == (7, 1)

@@ -240,7 +240,13 @@ def test_the_watch_picks_up_a_change_while_it_runs(consul: FakeConsul) -> None:
             time.sleep(0.05)
 
         assert config.get("payment_timeout_minutes") == 45
-        assert any("index=" in path for method, path in consul.requests if path.startswith("/v1/kv/"))
+
+        # The first read may have seen the change already (it raced the put): the next one blocks.
+        def blocked() -> bool:
+            return any("index=" in path for method, path in list(consul.requests) if path.startswith("/v1/kv/"))
+        while not blocked() and time.monotonic() < deadline + 10:
+            time.sleep(0.05)
+        assert blocked()
     finally:
         stop.set()
         watcher.join(timeout=5)

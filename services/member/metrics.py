@@ -1,0 +1,35 @@
+"""Business counters of the member service (Prometheus), counted once a transaction records the fact.
+
+Use cases register them with `uow.on_commit(...)` inside the work that records the fact, so a
+rolled-back attempt or a replayed idempotent request counts nothing.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+from services.member.domain import RECHARGE_CHANNELS
+
+WITHDRAWAL_OUTCOMES = ("requested", "paid", "rejected")
+
+RECHARGES = Counter("mall_recharges_total", "Wallet recharges credited, by channel.", ["channel"])
+RECHARGED_FEN = Counter("mall_recharged_fen_total", "Fen credited to wallets by recharges, by channel.", ["channel"])
+WITHDRAWALS = Counter("mall_withdrawals_total", "Withdrawals by outcome (requested|paid|rejected).", ["outcome"])
+WITHDRAWN_FEN = Counter("mall_withdrawn_fen_total", "Fen paid out to users by approved withdrawals.")
+
+# Every series exists from the start, so rate() and increase() count the first event too.
+for _outcome in WITHDRAWAL_OUTCOMES:
+    WITHDRAWALS.labels(_outcome)
+for _channel in RECHARGE_CHANNELS:
+    RECHARGES.labels(_channel)
+    RECHARGED_FEN.labels(_channel)
+
+
+def recharged(channel: str, amount_fen: int) -> None:
+    RECHARGES.labels(channel).inc()
+    RECHARGED_FEN.labels(channel).inc(amount_fen)
+
+
+def withdrawal_paid(amount_fen: int) -> None:
+    WITHDRAWALS.labels("paid").inc()
+    WITHDRAWN_FEN.inc(amount_fen)

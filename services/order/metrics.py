@@ -1,0 +1,40 @@
+"""Business counters of the order service (Prometheus), counted once a transaction records the fact.
+
+Use cases register them with `uow.on_commit(...)` inside the work that records the fact, so a
+rolled-back attempt or a replayed idempotent request counts nothing. Labels stay bounded: the
+pay channels (services/order/service.py PAY_CHANNELS) and the results below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import Counter
+
+RESULTS = ("paid", "refused")  # paid: the order became PAID; refused: the channel declined the payment
+
+ORDERS_CREATED = Counter("mall_orders_created_total", "Orders placed (committed; idempotent replays excluded).")
+PAYMENTS = Counter("mall_payments_total", "Order payments by channel and result (paid|refused).",
+                   ["channel", "result"])
+GMV_FEN = Counter("mall_gmv_fen_total", "Amount paid for orders, in fen (GMV), by pay channel.", ["channel"])
+NOTIFY_REJECTED = Counter("mall_payment_notify_rejected_total",
+                          "Payment notifies refused: bad signature or decryption, unknown order, other amount.",
+                          ["channel"])
+NOTIFY_REJECTED.labels("wechat")
+
+
+def declare_channels(channels: Iterable[str]) -> None:
+    """Create every channel's series at zero, so rate() and increase() count the first payment too."""
+    for channel in channels:
+        GMV_FEN.labels(channel)
+        for result in RESULTS:
+            PAYMENTS.labels(channel, result)
+
+
+def order_paid(channel: str, paid_fen: int) -> None:
+    PAYMENTS.labels(channel, "paid").inc()
+    GMV_FEN.labels(channel).inc(paid_fen)
+
+
+def payment_refused(channel: str) -> None:
+    PAYMENTS.labels(channel, "refused").inc()

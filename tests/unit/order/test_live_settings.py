@@ -1,0 +1,95 @@
+"""The order service's live settings: a value put in Consul's KV store applies to the next order, no restart."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from mall.order.v1 import order_pb2
+
+from services.common.auth import Caller, caller_var
+from services.common.runtime_config import RuntimeConfig
+from services.order.config import follow_live_settings, live_tunables, with_live_values
+from services.order.grpc_api import OrderServicer
+from services.order.service import OrderSettings
+from tests.unit.order.conftest import Shop
+
+
+class FakeKv:
+    """Consul's KV read as py-consul's `kv.get(prefix, recurse=True, index=, wait=)` makes it: a blocking query."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+        self.index = 1
+        self.changed = threading.Condition()
+
+    def put(self, key: str, value: bytes) -> None:
+        with self.changed:
+            self.data[key] = value
+            self.index += 1
+            self.changed.notify_all()
+
+    def get(self, prefix: str, *, recurse: bool, index: str | None = None,
+            wait: str | None = None) -> tuple[str, list[dict[str, Any]] | None]:
+        with self.changed:
+            if index is not None:
+                self.changed.wait_for(lambda: self.index > int(index), timeout=0.5)
+            entries = [{"Key": key, "Value": value} for key, value in sorted(self.data.items()) if key.startswith(prefix)]
+            return str(self.index), entries or None
+
+
+@pytest.fixture
+def kv() -> FakeKv:
+    return FakeKv()
+
+
+@pytest.fixture
+def servicer(shop: Shop, kv: FakeKv) -> Iterator[OrderServicer]:
+    """The order servicer with its settings following the fake KV store, as build_app wires it."""
+    servicer = OrderServicer(lambda: shop.uow, shop.catalog, shop.stock, shop.members, shop.users, shop.settings)
+    live = RuntimeConfig(SimpleNamespace(consul=SimpleNamespace(kv=kv)), "order",  # type: ignore[arg-type]
+                         live_tunables(shop.settings, {}))
+    watch = follow_live_settings(live, shop.settings, lambda settings: setattr(servicer, "settings", settings))
+    stop = threading.Event()
+    thread = threading.Thread(target=watch, args=(stop,), daemon=True)
+    thread.start()
+    token = caller_var.set(Caller(user_id=1, roles=frozenset(), token_id="t"))
+    yield servicer
+    caller_var.reset(token)
+    stop.set()
+    thread.join(timeout=5)
+
+
+def place_order(servicer: OrderServicer, key: str) -> order_pb2.Order:
+    checkout = order_pb2.CheckoutRequest(sku_id=101, quantity=1, address_id=7)
+    return servicer.SubmitOrder(order_pb2.SubmitOrderRequest(checkout=checkout, idempotency_key=key), None)  # type: ignore[arg-type]
+
+
+def minutes_to_pay(order: order_pb2.Order) -> float:
+    return (order.pay_deadline.ToSeconds() - order.created_at.ToSeconds()) / 60
+
+
+def test_a_payment_timeout_put_in_consul_applies_to_the_next_order_without_a_restart(
+        servicer: OrderServicer, kv: FakeKv) -> None:
+    before = place_order(servicer, "k1")
+    kv.put("minimall/order/payment_timeout_minutes", b"15")
+    deadline = time.monotonic() + 10
+    while servicer.settings.pay_minutes != 15 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    after = place_order(servicer, "k2")
+
+    assert (minutes_to_pay(before), minutes_to_pay(after)) == (30, 15)
+    assert servicer.settings.notify_url == "https://mall.example/api/v1/payments/wechat/notify"  # the rest stays
+
+
+def test_defaults_come_from_the_environment_and_both_settings_apply() -> None:
+    tunables = live_tunables(OrderSettings(pay_minutes=45), {"ORDER_AUTO_CONFIRM_DAYS": "14"})
+
+    assert {name: (t.default, t.minimum, t.maximum) for name, t in tunables.items()} == {
+        "payment_timeout_minutes": (45, 5, 1440), "auto_confirm_days": (14, 1, 60)}
+    assert with_live_values(OrderSettings(), {"payment_timeout_minutes": 10, "auto_confirm_days": 3}) == \
+        OrderSettings(pay_minutes=10, auto_confirm_days=3)
