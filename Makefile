@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock requirements-dev.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install protos protos-check lint run stop test test-unit test-integration test-e2e test-deploy k8s bench clean
+.PHONY: install protos protos-check lint run stop test test-unit test-integration test-e2e test-reliability test-deploy audit k8s bench clean
 
 install: $(STAMP)
 
@@ -39,6 +39,15 @@ stop:
 test: protos-check lint
 	@$(PY) -m pytest -n 2 --dist loadfile tests; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests"; fi; exit $$status
+
+# The reliability battery of issue 14 (tests/reliability/catalogue.py lists each item's tests); `make test` runs it too.
+test-reliability: install
+	@$(PY) -m pytest -n 2 --dist loadfile -m reliability tests; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test-reliability: pytest collected no tests"; fi; exit $$status
+
+# Cross-service invariants (stock, coupons, ledgers, events, outboxes) of the platform `make run` started.
+audit: install
+	$(PY) -m tools.audit
 
 test-unit: install
 	$(PY) -m pytest tests/unit

@@ -142,7 +142,8 @@ class RunningPlatform:
         self.base = f"http://127.0.0.1:{gateway_port}"
         self.env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
         self.env.update({"MINIMALL_VAR": str(var), "GATEWAY_BIND": f"127.0.0.1:{gateway_port}",
-                         "DEV_BROKER_PORT": str(free_port()), "DEV_ADMIN_PHONE": ADMIN_PHONE,
+                         "DEV_BROKER_PORT": str(free_port()), "SIMULATOR_PORT": str(free_port()),
+                         "DEV_ADMIN_PHONE": ADMIN_PHONE,
                          "DEV_ADMIN_PASSWORD": ADMIN_PASSWORD, "GATEWAY_RATE_LIMIT_SCALE": "10000",
                          "LOG_LEVEL": "WARNING", "DEVRUN_RAW_LOGS": "1"})
         for service, name in names.items():

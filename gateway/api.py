@@ -58,6 +58,12 @@ class Reply(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class PlainText(Reply):
+    """A text/plain answer, for callers that read one word (Alipay's notify wants `success`)."""
+
+    text: str
+
+
 class PageQuery(Query):
     """`?page=1&page_size=20`, the one pagination of every list."""
 
@@ -125,6 +131,8 @@ def _respond(op: Operation, result: Any) -> Response:
     if declared is None or not isinstance(model, declared):
         raise TypeError(f"{request.endpoint} answered {status} with {type(model).__name__}, "
                         f"but declares {declared.__name__ if declared else 'no model'} for it")
+    if isinstance(model, PlainText):
+        return Response(model.text, status=status, mimetype="text/plain")
     response = jsonify(model.model_dump(mode="json", by_alias=True))
     response.status_code = status
     return response
@@ -218,7 +226,7 @@ def openapi_spec(app: Any) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "summary": op.summary, "tags": [op.tag], "operationId": f"{rule.endpoint}_{method.lower()}",
             "responses": {str(status): {"description": model.__doc__.splitlines()[0] if model.__doc__ else "",
-                                        "content": {"application/json": {"schema": refs[model, "serialization"]}}}
+                                        "content": _content(model, refs)}
                           for status, model in sorted(op.responses.items())},
         }
         entry["responses"]["default"] = {"$ref": "#/components/responses/Error"}
@@ -255,9 +263,16 @@ def openapi_spec(app: Any) -> dict[str, Any]:
     }
 
 
+def _content(model: type[BaseModel], refs: dict[tuple[type[BaseModel], str], Any]) -> dict[str, Any]:
+    if issubclass(model, PlainText):
+        return {"text/plain": {"schema": {"type": "string"}}}
+    return {"application/json": {"schema": refs[model, "serialization"]}}
+
+
 def _component_schemas(ops: list[Operation]) -> tuple[dict[str, Any], dict[tuple[type[BaseModel], str], Any]]:
     wanted = {(op.body, "validation") for op in ops if op.body is not None}
-    wanted |= {(model, "serialization") for op in ops for model in op.responses.values()}
+    wanted |= {(model, "serialization") for op in ops for model in op.responses.values()
+               if not issubclass(model, PlainText)}
     ordered = sorted(wanted, key=lambda pair: (pair[0].__name__, pair[1]))
     refs, defs = models_json_schema(ordered, ref_template="#/components/schemas/{model}")  # type: ignore[arg-type]
     return defs.get("$defs", {}), refs  # type: ignore[return-value]

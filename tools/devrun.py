@@ -94,6 +94,8 @@ def platform_env(var: Path) -> dict[str, str]:
     env.setdefault("ORDER_WECHATPAY_NOTIFY_URL", f"http://{env['GATEWAY_BIND']}/api/v1/payments/wechat/notify")
     env.setdefault("ORDER_WECHATPAY_REFUND_NOTIFY_URL",
                    f"http://{env['GATEWAY_BIND']}/api/v1/payments/wechat/refund-notify")
+    # ... and the member service's recharges (WeChat Pay, Alipay, bank card) under the gateway's /api/v1.
+    env.setdefault("MEMBER_NOTIFY_BASE_URL", f"http://{env['GATEWAY_BIND']}/api/v1")
     env.setdefault("MEDIA_DIR", str(var / "media"))  # uploads and the demo catalog's images
     for service in SERVICES:
         env.setdefault(f"{service.upper()}_DATABASE_URL", f"sqlite:///{var / service}.db")
@@ -375,7 +377,7 @@ def main() -> int:
             f"  gateway     {base}/api/v1",
             f"  API docs    {base}/docs   (OpenAPI: {base}/openapi.json)",
             f"  readiness   {base}/readyz   metrics: {base}/metrics",
-            f"  simulator   {simulator}   (WeChat, SMS, real-name; see tools/simulator/README.md)",
+            f"  simulator   {simulator}   (WeChat, WeChat Pay, Alipay, bank card, SMS, real-name; see tools/simulator/README.md)",
             f"  admin login phone {phone}  password {password}   (POST /api/v1/auth/login/password)",
             f"  broker      {env['KAFKA_BOOTSTRAP_SERVERS']}   data: {var}",
             "  stop with Ctrl-C or `make stop`",

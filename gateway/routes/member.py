@@ -24,7 +24,8 @@ def moment(stamp: Timestamp) -> datetime | None:
 
 class SignUp(Body):
     channel: Literal["self", "purchase", "invitation", "campaign"]
-    invite_code: str | None = Field(None, pattern=r"^[A-Za-z0-9]{4,32}$", description="required for invitation")
+    invite_code: str | None = Field(None, pattern=r"^[A-Za-z0-9]{4,32}$",
+                                    description="a member's invite code (case-insensitive); required for invitation")
 
 
 class Plan(Reply):
@@ -64,6 +65,8 @@ class MemberOut(Reply):
     channel: str
     joined_at: datetime | None
     plan: Plan | None = Field(None, description="the active paid plan, if any")
+    invite_code: str = Field("", description="my own code: who signs up with it is recorded as invited by me")
+    bonus_fen: int = Field(0, description="promotional credit: pays orders before the balance, never withdrawn")
 
     @classmethod
     def from_proto(cls, member: pb.Member) -> MemberOut:
@@ -71,7 +74,8 @@ class MemberOut(Reply):
                    points_multiplier=member.points_multiplier_percent / 100, points=member.points,
                    balance_fen=member.balance_fen, pending_fen=member.pending_fen,
                    coupons_available=member.coupons_available, total_spend_fen=member.total_spend_fen,
-                   channel=member.channel, joined_at=moment(member.joined_at),
+                   channel=member.channel, joined_at=moment(member.joined_at), invite_code=member.invite_code,
+                   bonus_fen=member.bonus_fen,
                    plan=Plan(id=member.plan.id, name=member.plan.name,
                              expires_at=member.plan.expires_at.ToDatetime(tzinfo=UTC))
                    if member.HasField("plan") else None)
@@ -258,6 +262,15 @@ def claim_coupon(body: ClaimCoupon) -> tuple[CouponOut, int]:
 def request_withdrawal(body: WithdrawalRequest) -> tuple[WithdrawalOut, int]:
     return WithdrawalOut.from_proto(service(MemberServiceStub).RequestWithdrawal(pb.RequestWithdrawalRequest(
         amount_fen=body.amount_fen, idempotency_key=idempotency_key()))), 201
+
+
+@bp.get("/withdrawals")
+@operation(summary="My withdrawals, newest first", tag="member", query=PageQuery,
+           responses={200: Page[WithdrawalOut]})
+def my_withdrawals(query: PageQuery) -> Page[WithdrawalOut]:
+    reply = service(MemberServiceStub).ListMyWithdrawals(pb.ListWithdrawalsRequest(offset=query.offset,
+                                                                                  limit=query.page_size))
+    return Page[WithdrawalOut].of([WithdrawalOut.from_proto(w) for w in reply.withdrawals], query, reply.total)
 
 
 @bp.post("/recharges")

@@ -21,7 +21,8 @@ import importlib
 import json
 import pkgutil
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, NamedTuple, TypeVar
 
 import grpc
@@ -31,7 +32,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from services.common.auth import caller_var
 from services.common.config import SERVICES
 from services.common.discovery import Discovery
-from services.common.grpc_server import AUTHORIZATION_KEY, REQUEST_ID_KEY
+from services.common.errors import DomainError
+from services.common.grpc_server import AUTHORIZATION_KEY, GRPC_STATUS, REQUEST_ID_KEY, from_grpc
 from services.common.logs import request_id_var
 
 READ_PREFIXES = ("Get", "List", "Search", "Quote", "Check")
@@ -175,3 +177,20 @@ class ServiceClients:
             for channel in self._channels.values():
                 channel.close()
             self._channels.clear()
+
+
+KIND_OF_STATUS = {status: kind for kind, status in GRPC_STATUS.items()}
+
+
+@contextmanager
+def passed_on(service: str) -> Iterator[None]:
+    """A neighbour's domain error (OUT_OF_STOCK, COUPON_EXPIRED, ...) becomes ours, same code and kind."""
+    try:
+        yield
+    except grpc.RpcError as exc:
+        status, code, message, details = from_grpc(exc)
+        kind = KIND_OF_STATUS.get(status)
+        if kind is None or not code:
+            raise DomainError(f"{service.upper()}_UNAVAILABLE", f"the {service} service did not answer",
+                              kind=KIND_OF_STATUS[grpc.StatusCode.UNAVAILABLE]) from None
+        raise DomainError(code, message, kind=kind, details=details) from None

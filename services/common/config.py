@@ -216,8 +216,8 @@ def read_optional_key(env: Env, name: str) -> bytes | None:
     return read_key(env, name, path)
 
 
-def read_key(env: Env, name: str, default_path: str) -> bytes:
-    """Read a PEM key from the file an environment variable names."""
+def read_key(env: Env, name: str, default_path: str | None = None) -> bytes:
+    """Read a PEM key from the file an environment variable names (required when there is no default)."""
     path = Path(env.str(name, default_path))
     try:
         return path.read_bytes()

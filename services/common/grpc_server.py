@@ -13,6 +13,8 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SqlTimeoutError
 
 from services.common import errors
 from services.common.auth import TokenVerifier, bearer_token, caller_var
@@ -36,6 +38,11 @@ GRPC_STATUS = {
     errors.ErrorKind.RATE_LIMITED: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.ErrorKind.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
 }
+
+# The database unreachable (refused, dropped, pool exhausted) or asking to retry (deadlock, serialization):
+# UNAVAILABLE (503, try again), not a bug. The unit of work rolled back, so nothing was changed.
+DATABASE_DOWN = (OperationalError, InterfaceError, SqlTimeoutError)
+
 
 # Trailing-metadata keys that carry a DomainError across gRPC to the gateway.
 CODE_KEY = "mall-error-code"
@@ -96,6 +103,13 @@ class ContextInterceptor(grpc.ServerInterceptor):
                 return inner(request, context)
             except errors.DomainError as exc:
                 status, message, trailers = to_grpc(exc)
+                context.set_trailing_metadata(trailers)
+                context.abort(status, message)
+            except DATABASE_DOWN as exc:
+                status, message, trailers = to_grpc(errors.DomainError(
+                    "DATABASE_UNAVAILABLE", "the database is unavailable; try again",
+                    kind=errors.ErrorKind.UNAVAILABLE))
+                log.warning("database unavailable in %s: %s", method, exc)
                 context.set_trailing_metadata(trailers)
                 context.abort(status, message)
             except Exception:

@@ -41,6 +41,17 @@ class ServiceApp:
     jobs: dict[str, Callable[[threading.Event], None]] = field(default_factory=dict)
 
 
+def every(interval_seconds: float, what: str, action: Callable[[], object]) -> Callable[[threading.Event], None]:
+    """A job for ServiceApp.jobs: `action` each interval until stopped; a failure is logged and retried next time."""
+    def run(stop: threading.Event) -> None:
+        while not stop.wait(interval_seconds):
+            try:
+                action()
+            except Exception:
+                log.exception("%s failed; retrying in %.0f s", what, interval_seconds)
+    return run
+
+
 def run_roles(app: ServiceApp, roles: Sequence[str], stop: threading.Event) -> None:
     """Run the given roles until `stop` is set; gRPC drains and leaves Consul before returning."""
     settings = app.settings

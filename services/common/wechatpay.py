@@ -157,6 +157,16 @@ class Refund:
     mchid: str | None = None  # set on notifies, which carry it
 
 
+@dataclass(frozen=True)
+class TransferBill:
+    """A merchant transfer to a user's WeChat balance, as WeChat Pay reports it."""
+
+    out_bill_no: str
+    transfer_bill_no: str
+    state: str  # ACCEPTED, PROCESSING, WAIT_USER_CONFIRM, TRANSFERING, SUCCESS, FAIL, CANCELING, CANCELLED
+    fail_reason: str | None = None
+
+
 def load_public_key(serial: str, pem: bytes) -> RSAPublicKey:
     """The RSA key of a platform certificate (whose serial must be `serial`) or WeChat Pay public key (PEM)."""
     if b"CERTIFICATE" in pem:
@@ -287,6 +297,28 @@ class WechatPay:
         return self._refund(self._call("GET", f"/v3/refund/domestic/refunds/{quote(out_refund_no, safe='')}"),
                             "status")
 
+    # -- merchant transfers (payouts to a user's WeChat balance) ----------------------------------
+
+    def transfer(self, *, out_bill_no: str, openid: str, amount_fen: int, remark: str,
+                 scene_id: str = "1000") -> TransferBill:
+        """POST /v3/fund-app/mch-transfer/transfer-bills: pay `amount_fen` to the user's WeChat balance.
+
+        Idempotent by out_bill_no at WeChat Pay (the same bill again answers the first one). The state
+        is ACCEPTED / PROCESSING / WAIT_USER_CONFIRM / TRANSFERING on the way, then SUCCESS, FAIL or CANCELLED.
+        """
+        if amount_fen <= 0:
+            raise ValueError("amount_fen must be > 0")
+        body = {"appid": self.settings.appid, "out_bill_no": out_bill_no, "transfer_scene_id": scene_id,
+                "openid": openid, "transfer_amount": amount_fen, "transfer_remark": remark[:32],
+                "transfer_scene_report_infos": [{"info_type": "活动名称", "info_content": "余额提现"},
+                                                {"info_type": "奖励说明", "info_content": "会员余额提现"}]}
+        return _bill_of(self._call("POST", "/v3/fund-app/mch-transfer/transfer-bills", body))
+
+    def query_transfer(self, out_bill_no: str) -> TransferBill:
+        """GET /v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{no}; WechatPayApiError NOT_FOUND when unknown."""
+        return _bill_of(self._call(
+            "GET", f"/v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{quote(out_bill_no, safe='')}"))
+
     # -- notifies --------------------------------------------------------------------------------
 
     def verify_notify(self, headers: Mapping[str, str], body: bytes | str) -> PaymentNotice:
@@ -405,6 +437,14 @@ class WechatPay:
                           mchid=data.get("mchid"))
         except (KeyError, TypeError, ValueError):
             raise error("the refund lacks out_refund_no, refund_id, out_trade_no, status or amount") from None
+
+
+def _bill_of(data: dict[str, Any]) -> TransferBill:
+    try:
+        return TransferBill(out_bill_no=str(data["out_bill_no"]), transfer_bill_no=str(data["transfer_bill_no"]),
+                            state=str(data["state"]), fail_reason=data.get("fail_reason") or None)
+    except (KeyError, TypeError):
+        raise WechatPayUnavailable("the transfer bill lacks out_bill_no, transfer_bill_no or state") from None
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:

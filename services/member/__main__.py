@@ -8,28 +8,70 @@ from pathlib import Path
 
 from mall.member.v1 import member_pb2, member_pb2_grpc
 
-from services.common.config import ServiceSettings
+from services.common.alipay import Alipay
+from services.common.bankcard import Bankcard
+from services.common.clients import ServiceClients
+from services.common.config import Env, ServiceSettings
 from services.common.consumer import EventConsumer
 from services.common.db import make_engine
+from services.common.discovery import Discovery
 from services.common.grpc_server import registration
-from services.common.runtime import ServiceApp, main
-from services.member.channels import SimulatedPayment, SimulatedPayout
+from services.common.runtime import ServiceApp, every, main
+from services.common.wechatpay import WechatPay
+from services.member import service
+from services.member.channels import (
+    AlipayRecharge,
+    BankcardRecharge,
+    ChannelAdapter,
+    PayoutChannel,
+    RechargeChannels,
+    UnconfiguredPayout,
+    WechatRecharge,
+    WechatTransferPayout,
+)
+from services.member.config import MemberServiceSettings
 from services.member.consumers import HANDLERS
 from services.member.db import SqlMemberUnitOfWork, start_mappers
 from services.member.grpc_api import MemberServicer
+from services.member.neighbours import GrpcPayers
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+def recharge_channels(settings: MemberServiceSettings, clients: ServiceClients) -> RechargeChannels:
+    """An adapter for each channel whose settings are present."""
+    adapters: dict[str, ChannelAdapter] = {}
+    if settings.wechatpay is not None:
+        adapters["wechat"] = WechatRecharge(WechatPay(settings.wechatpay), GrpcPayers(clients),
+                                            settings.notify_urls["wechat"])
+    if settings.alipay is not None:
+        adapters["alipay"] = AlipayRecharge(Alipay(settings.alipay), settings.notify_urls["alipay"])
+    if settings.bankcard is not None:
+        adapters["bank_card"] = BankcardRecharge(Bankcard(settings.bankcard), settings.notify_urls["bank_card"])
+    return RechargeChannels(adapters)
+
+
 def build_app(base: ServiceSettings) -> ServiceApp:
+    settings = MemberServiceSettings.from_env(base)
     start_mappers()
     engine = make_engine(base.database_url)
     uow = functools.partial(SqlMemberUnitOfWork, engine, "member")
-    # Payouts and recharge payments are simulated until the channel adapters exist.
-    servicer = MemberServicer(uow, SimulatedPayout(), SimulatedPayment())
+    clients = ServiceClients(Discovery(base.consul_http_addr, Env()), settings.grpc_timeout_seconds)
+    channels = recharge_channels(settings, clients)
+    payout: PayoutChannel = (WechatTransferPayout(WechatPay(settings.wechatpay), GrpcPayers(clients))
+                             if settings.wechatpay is not None else UnconfiguredPayout())
+    servicer = MemberServicer(uow, payout, channels)
     return ServiceApp(settings=base, engine=engine,
                       registrations=[registration(member_pb2, member_pb2_grpc, "MemberService", servicer)],
-                      consumers=[EventConsumer("member", uow, base.kafka, HANDLERS)])
+                      consumers=[EventConsumer("member", uow, base.kafka, HANDLERS)],
+                      jobs={
+                          # a lost notify is still credited (once): ask the channels about pending recharges
+                          "recharge-reconciliation": every(settings.reconcile_seconds, "recharge reconciliation",
+                                                           lambda: service.reconcile_recharges(uow, channels)),
+                          # durable: the ledger is the schedule, and a missed run is caught up by the next
+                          "points-expiry": every(settings.points_expiry_seconds, "points expiry",
+                                                 lambda: service.expire_points(uow)),
+                      })
 
 
 if __name__ == "__main__":

@@ -1,13 +1,26 @@
-"""Money channels the member service talks to: payouts for withdrawals, payment parameters for recharges.
+"""Money channels the member service talks to: payouts for withdrawals, payments for recharges.
 
-Only local simulated implementations exist yet; the WeChat merchant-transfer, WeChat Pay v3,
-Alipay and bank-card adapters implement the same protocols.
+Recharges (M4) go through one adapter per channel, each over its real protocol adapter in
+services/common: WeChat Pay v3 (JSAPI prepay; notify at POST /api/v1/payments/wechat/recharge-notify,
+a URL of its own, apart from the orders' notify), Alipay (an RSA2-signed alipay.trade.app.pay
+order string; notify at POST /api/v1/payments/alipay/notify) and the bank-card channel (signed
+cashier parameters; HMAC-signed callback at POST /api/v1/payments/bankcard/notify). Every notify
+is verified by its adapter before anything is credited; none is trusted on its word.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
+from urllib.parse import parse_qsl
+
+from services.common import alipay, bankcard, wechatpay
+from services.common.errors import DomainError, ErrorKind
+
+RECHARGE_SUBJECT = "MiniMall 余额充值"
 
 
 class PayoutFailed(Exception):
@@ -20,13 +33,207 @@ class PayoutChannel(Protocol):
         Returns the channel's transaction id; raises PayoutFailed."""
 
 
+class NotifyRejected(Exception):
+    """A payment notify that must not be trusted (or that pays nothing we know); `reason` is safe to answer."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class PaidNotice:
+    """What a verified notify (or a query) says about a recharge's payment; the amount in fen."""
+
+    out_trade_no: str
+    paid_fen: int
+    txn_id: str
+    paid: bool
+
+
+class ChannelAdapter(Protocol):
+    def prepare(self, *, out_trade_no: str, amount_fen: int, user_id: int, now: datetime,
+                expires_at: datetime) -> dict[str, str]:
+        """The parameters the client pays `out_trade_no` with."""
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> PaidNotice:
+        """The notify, verified; NotifyRejected otherwise."""
+
+    def query(self, out_trade_no: str) -> PaidNotice | None:
+        """Ask the channel (reconciliation); None when it cannot say or knows nothing."""
+
+
 class PaymentChannel(Protocol):
-    def prepare(self, *, channel: str, out_trade_no: str, amount_fen: int) -> dict[str, str]:
-        """The parameters the mini-program needs to pay `out_trade_no` through `channel`."""
+    """What the recharge use cases see: every configured channel by name."""
+
+    def prepare(self, *, channel: str, out_trade_no: str, amount_fen: int, user_id: int, now: datetime,
+                expires_at: datetime) -> dict[str, str]: ...
+
+    def verify(self, *, channel: str, headers: Mapping[str, str], body: bytes) -> PaidNotice: ...
+
+    def query(self, *, channel: str, out_trade_no: str) -> PaidNotice | None: ...
+
+
+class RechargeChannels:
+    """The configured channel adapters, by channel name (wechat, alipay, bank_card)."""
+
+    def __init__(self, adapters: Mapping[str, ChannelAdapter]) -> None:
+        self.adapters = dict(adapters)
+
+    def prepare(self, *, channel: str, out_trade_no: str, amount_fen: int, user_id: int, now: datetime,
+                expires_at: datetime) -> dict[str, str]:
+        adapter = self.adapters.get(channel)
+        if adapter is None:
+            raise DomainError("CHANNEL_NOT_CONFIGURED", f"{channel} payments are not configured on this server")
+        return {"out_trade_no": out_trade_no, **adapter.prepare(out_trade_no=out_trade_no, amount_fen=amount_fen,
+                                                                user_id=user_id, now=now, expires_at=expires_at)}
+
+    def verify(self, *, channel: str, headers: Mapping[str, str], body: bytes) -> PaidNotice:
+        adapter = self.adapters.get(channel)
+        if adapter is None:
+            raise NotifyRejected(f"{channel} payments are not configured")
+        return adapter.verify(headers, body)
+
+    def query(self, *, channel: str, out_trade_no: str) -> PaidNotice | None:
+        adapter = self.adapters.get(channel)
+        return adapter.query(out_trade_no) if adapter is not None else None
+
+
+class Payers(Protocol):
+    def payer_openid(self, user_id: int) -> str:
+        """The openid WeChat Pay charges for the user ("" when no WeChat is bound)."""
+
+
+class WechatRecharge:
+    """WeChat Pay v3 JSAPI for recharges: the mini-program calls wx.requestPayment with the answer."""
+
+    def __init__(self, wechat: wechatpay.WechatPay, payers: Payers, notify_url: str) -> None:
+        self.wechat, self.payers, self.notify_url = wechat, payers, notify_url
+
+    def prepare(self, *, out_trade_no: str, amount_fen: int, user_id: int, now: datetime,
+                expires_at: datetime) -> dict[str, str]:
+        openid = self.payers.payer_openid(user_id)
+        if not openid:
+            raise DomainError("WECHAT_NOT_BOUND", "sign in with WeChat to pay with WeChat Pay")
+        try:
+            prepay_id = self.wechat.jsapi_prepay(out_trade_no=out_trade_no, description=RECHARGE_SUBJECT,
+                                                 amount_fen=amount_fen, payer_openid=openid,
+                                                 notify_url=self.notify_url, time_expire=expires_at)
+        except wechatpay.WechatPayError as exc:
+            raise _unavailable("WECHATPAY", exc.reason) from None
+        return self.wechat.request_payment_params(prepay_id)
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> PaidNotice:
+        try:
+            return _wechat_notice(self.wechat.verify_notify(headers, body))
+        except wechatpay.NotifyRejected as exc:
+            raise NotifyRejected(exc.reason) from None
+
+    def query(self, out_trade_no: str) -> PaidNotice | None:
+        try:
+            return _wechat_notice(self.wechat.query_by_out_trade_no(out_trade_no))
+        except wechatpay.WechatPayError:
+            return None
+
+
+def _wechat_notice(notice: wechatpay.PaymentNotice) -> PaidNotice:
+    return PaidNotice(out_trade_no=notice.out_trade_no, paid_fen=notice.amount_total_fen,
+                      txn_id=notice.transaction_id or "", paid=notice.trade_state == "SUCCESS")
+
+
+def _unavailable(channel: str, reason: str) -> DomainError:
+    return DomainError(f"{channel}_UNAVAILABLE", f"the payment channel did not answer: {reason}",
+                       kind=ErrorKind.UNAVAILABLE)
+
+
+class AlipayRecharge:
+    """Alipay app pay: the client hands `order_string` to the Alipay SDK; Alipay notifies form-encoded."""
+
+    def __init__(self, client: alipay.Alipay, notify_url: str) -> None:
+        self.client, self.notify_url = client, notify_url
+
+    def prepare(self, *, out_trade_no: str, amount_fen: int, user_id: int, now: datetime,
+                expires_at: datetime) -> dict[str, str]:
+        return {"order_string": self.client.app_pay_order_string(
+            out_trade_no=out_trade_no, amount_fen=amount_fen, subject=RECHARGE_SUBJECT, notify_url=self.notify_url,
+            now=now, time_expire=expires_at)}
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> PaidNotice:
+        try:
+            params = dict(parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=True))
+            notice = self.client.verify_notify(params)
+        except (UnicodeDecodeError, ValueError):
+            raise NotifyRejected("the body is not a form-encoded Alipay notify") from None
+        except alipay.NotifyRejected as exc:
+            raise NotifyRejected(exc.reason) from None
+        return PaidNotice(out_trade_no=notice.out_trade_no, paid_fen=notice.total_fen, txn_id=notice.trade_no,
+                          paid=notice.paid)
+
+    def query(self, out_trade_no: str) -> PaidNotice | None:
+        return None  # alipay.trade.query is not wired yet: a lost notify is repeated by Alipay for 25 hours
+
+
+class BankcardRecharge:
+    """The bank-card channel: the client posts the signed parameters to the channel's cashier page."""
+
+    def __init__(self, client: bankcard.Bankcard, notify_url: str) -> None:
+        self.client, self.notify_url = client, notify_url
+
+    def prepare(self, *, out_trade_no: str, amount_fen: int, user_id: int, now: datetime,
+                expires_at: datetime) -> dict[str, str]:
+        return self.client.cashier_params(out_trade_no=out_trade_no, amount_fen=amount_fen,
+                                          notify_url=self.notify_url, expires_at=int(expires_at.timestamp()))
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> PaidNotice:
+        try:
+            payment = self.client.verify_notify(headers, body)
+        except bankcard.NotifyRejected as exc:
+            raise NotifyRejected(exc.reason) from None
+        return PaidNotice(out_trade_no=payment.out_trade_no, paid_fen=payment.amount_fen, txn_id=payment.trade_no,
+                          paid=payment.paid)
+
+    def query(self, out_trade_no: str) -> PaidNotice | None:
+        return None  # the channel retries its callback for a day
+
+
+class WechatTransferPayout:
+    """Withdrawals paid to the shopper's WeChat balance by a WeChat Pay merchant transfer (商家转账).
+
+    The bill number is the withdrawal number, so a retry after a lost answer or a lost commit is the
+    same transfer at WeChat Pay, never a second one. A transfer still on its way (ACCEPTED,
+    PROCESSING, ...) counts as paid: WeChat Pay completes or returns it; FAIL and CANCELLED refuse.
+    """
+
+    REFUSED = ("FAIL", "CANCELLED", "CANCELING")
+
+    def __init__(self, wechat: wechatpay.WechatPay, payers: Payers) -> None:
+        self.wechat, self.payers = wechat, payers
+
+    def pay(self, *, payout_no: str, user_id: int, amount_fen: int) -> str:
+        openid = self.payers.payer_openid(user_id)
+        if not openid:
+            raise PayoutFailed("the shopper has no WeChat bound to receive the transfer")
+        try:
+            bill = self.wechat.transfer(out_bill_no=payout_no, openid=openid, amount_fen=amount_fen,
+                                        remark="会员余额提现")
+        except wechatpay.WechatPayApiError as exc:
+            raise PayoutFailed(f"{exc.code}: {exc.message}") from None
+        except wechatpay.WechatPayError as exc:
+            raise _unavailable("WECHATPAY", exc.reason) from None
+        if bill.state in self.REFUSED:
+            raise PayoutFailed(f"the transfer ended {bill.state} ({bill.fail_reason or 'no reason given'})")
+        return bill.transfer_bill_no
+
+
+class UnconfiguredPayout:
+    """No payout channel: every approval is refused, nothing is paid (never a silent success)."""
+
+    def pay(self, *, payout_no: str, user_id: int, amount_fen: int) -> str:
+        raise PayoutFailed("no payout channel is configured on this server")
 
 
 class SimulatedPayout:
-    """Pays nothing, succeeds always, remembers what it paid (dev and tests)."""
+    """Pays nothing, succeeds always, remembers what it paid (unit tests)."""
 
     def __init__(self) -> None:
         self.paid: dict[str, int] = {}
@@ -37,7 +244,14 @@ class SimulatedPayout:
 
 
 class SimulatedPayment:
-    """Payment parameters for the dev simulator, which sends the notify when told to pay."""
+    """Payment parameters without a channel (unit and integration tests, which credit directly)."""
 
-    def prepare(self, *, channel: str, out_trade_no: str, amount_fen: int) -> dict[str, str]:
+    def prepare(self, *, channel: str, out_trade_no: str, amount_fen: int, user_id: int = 0,
+                now: datetime | None = None, expires_at: datetime | None = None) -> dict[str, str]:
         return {"channel": channel, "out_trade_no": out_trade_no, "amount_fen": str(amount_fen), "simulated": "true"}
+
+    def verify(self, *, channel: str, headers: Mapping[str, str], body: bytes) -> PaidNotice:
+        raise NotifyRejected("the simulated channel takes no notifies")
+
+    def query(self, *, channel: str, out_trade_no: str) -> PaidNotice | None:
+        return None

@@ -39,6 +39,7 @@ from services.member.domain import (
     PointsHold,
     Posting,
     Recharge,
+    RechargeStatus,
     Withdrawal,
     WithdrawalStatus,
 )
@@ -51,12 +52,16 @@ members = Table(
     Column("user_id", BigInteger, primary_key=True, autoincrement=False),
     Column("member_no", String(24), nullable=True, unique=True),
     Column("channel", String(16), nullable=True),
-    Column("invite_code", String(32), nullable=True),
+    Column("invite_code", String(32), nullable=True),       # the code the member joined with
+    Column("referral_code", String(16), nullable=True),     # the member's own code, to invite others
+    Column("invited_by", BigInteger, nullable=True),        # the inviter's user_id
     Column("total_spend_fen", BigInteger, nullable=False, default=0),
     Column("joined_at", UTCDateTime, nullable=True),
     Column("plan_id", Integer, nullable=True),
     Column("plan_expires_at", UTCDateTime, nullable=True),
     CheckConstraint("total_spend_fen >= 0", name="ck_members_total_spend_non_negative"),
+    UniqueConstraint("referral_code", name="uq_members_referral_code"),
+    Index("ix_members_invited_by", "invited_by"),
 )
 
 # Double-entry ledgers: every posting's legs sum to zero per unit (fen, points). user_id 0 is the platform.
@@ -202,6 +207,9 @@ class SqlMemberRepository:
     def get(self, user_id: int) -> Member | None:
         return self.session.get(Member, user_id)
 
+    def by_referral_code(self, code: str) -> Member | None:
+        return self.session.execute(select(Member).where(members.c.referral_code == code)).scalar_one_or_none()
+
     def get_or_add_locked(self, user_id: int) -> Member:
         insert_ignoring_duplicates(self.session, members, [{"user_id": user_id, "total_spend_fen": 0}])
         return self.session.execute(_locked(select(Member).where(members.c.user_id == user_id), True)).scalar_one()
@@ -257,9 +265,31 @@ class SqlLedgerRepository:
         return Posting(key, rows[0].kind, rows[0].reference,
                        tuple(Leg(row.user_id, row.account, row.amount) for row in rows))
 
-    def balance(self, user_id: int, account: str) -> int:
-        return self.session.execute(select(ledger_accounts.c.balance).where(
-            ledger_accounts.c.user_id == user_id, ledger_accounts.c.account == account)).scalar_one_or_none() or 0
+    def balance(self, user_id: int, account: str, *, lock: bool = False) -> int:
+        query = select(ledger_accounts.c.balance).where(ledger_accounts.c.user_id == user_id,
+                                                        ledger_accounts.c.account == account)
+        return self.session.execute(query.with_for_update() if lock else query).scalar_one_or_none() or 0
+
+    def sum_entries(self, user_id: int, account: str, kinds: tuple[str, ...], *, since: datetime | None = None,
+                    reference: str | None = None) -> int:
+        where = [ledger_accounts.c.user_id == user_id, ledger_accounts.c.account == account,
+                 ledger_postings.c.kind.in_(kinds)]
+        if since is not None:
+            where.append(ledger_entries.c.created_at >= since)
+        if reference is not None:
+            where.append(ledger_postings.c.reference == reference)
+        return self.session.execute(
+            select(func.coalesce(func.sum(ledger_entries.c.amount), 0))
+            .select_from(ledger_entries.join(ledger_accounts, ledger_accounts.c.id == ledger_entries.c.account_id)
+                         .join(ledger_postings, ledger_postings.c.id == ledger_entries.c.posting_id))
+            .where(*where)).scalar_one()
+
+    def holders(self, account: str, after_user_id: int, limit: int) -> list[int]:
+        return list(self.session.execute(
+            select(ledger_accounts.c.user_id).where(ledger_accounts.c.account == account,
+                                                    ledger_accounts.c.user_id > after_user_id,
+                                                    ledger_accounts.c.balance > 0)
+            .order_by(ledger_accounts.c.user_id).limit(limit)).scalars())
 
     def entries(self, user_id: int, accounts: tuple[str, ...], offset: int,
                 limit: int) -> tuple[list[LedgerEntry], int]:
@@ -375,6 +405,13 @@ class SqlWithdrawalRepository:
                                      .offset(offset).limit(limit)).scalars().all()
         return list(found), total
 
+    def of_user(self, user_id: int, offset: int, limit: int) -> tuple[list[Withdrawal], int]:
+        where = withdrawals.c.user_id == user_id
+        total = self.session.execute(select(func.count()).select_from(withdrawals).where(where)).scalar_one()
+        found = self.session.execute(select(Withdrawal).where(where).order_by(withdrawals.c.id.desc())
+                                     .offset(offset).limit(limit)).scalars().all()
+        return list(found), total
+
     def requested_since(self, user_id: int, since: datetime) -> int:
         return self.session.execute(select(func.coalesce(func.sum(withdrawals.c.amount_fen), 0)).where(
             withdrawals.c.user_id == user_id, withdrawals.c.created_at >= since,
@@ -392,6 +429,12 @@ class SqlRechargeRepository:
     def by_no(self, recharge_no: str, *, lock: bool = False) -> Recharge | None:
         return self.session.execute(_locked(select(Recharge).where(recharges.c.recharge_no == recharge_no),
                                             lock)).scalar_one_or_none()
+
+    def pending(self, created_after: datetime, created_before: datetime, limit: int) -> list[tuple[str, str]]:
+        rows = self.session.execute(select(recharges.c.recharge_no, recharges.c.channel).where(
+            recharges.c.status == RechargeStatus.PENDING.value, recharges.c.created_at > created_after,
+            recharges.c.created_at < created_before).order_by(recharges.c.id).limit(limit)).all()
+        return [(row.recharge_no, row.channel) for row in rows]
 
 
 class SqlMemberUnitOfWork(SqlUnitOfWork, MemberUnitOfWork):

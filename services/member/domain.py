@@ -7,7 +7,7 @@ import re
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 
@@ -36,6 +36,9 @@ AUTO_JOIN_SPEND_FEN = 10_000                 # 100 yuan
 
 CHANNELS = ("self", "purchase", "invitation", "campaign")
 INVITE_CODE = re.compile(r"[A-Za-z0-9]{4,32}")
+# Each member's own invite code: 8 of these (no 0/O, 1/I), about 10^12 codes, unique by an index.
+REFERRAL_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+REFERRAL_CODE_LENGTH = 8
 
 
 def level_for(total_spend_fen: int) -> Level:
@@ -81,6 +84,8 @@ class Member:
     joined_at: datetime | None = None
     plan_id: int | None = None
     plan_expires_at: datetime | None = None
+    referral_code: str | None = None    # the member's own invite code
+    invited_by: int | None = None       # the user_id whose invite code they joined with
 
     @property
     def is_member(self) -> bool:
@@ -90,8 +95,9 @@ class Member:
     def level(self) -> Level:
         return level_for(self.total_spend_fen)
 
-    def join(self, channel: str, invite_code: str | None, now: datetime) -> bool:
-        """Become a member through `channel`; False (and nothing changes) when already one."""
+    def join(self, channel: str, invite_code: str | None, now: datetime, *, inviter: Member | None = None) -> bool:
+        """Become a member through `channel` (invited by `inviter`, whose code `invite_code` is); False
+        (and nothing changes) when already one."""
         if channel not in CHANNELS:
             raise InvalidInput("CHANNEL_INVALID", f"channel must be one of {', '.join(CHANNELS)}",
                                details={"channel": "invalid"})
@@ -103,8 +109,14 @@ class Member:
                                details={"invite_code": "required"})
         if self.is_member:
             return False
+        if invite_code and (inviter is None or not inviter.is_member):
+            raise DomainError("INVITE_CODE_UNKNOWN", "no member has this invite code")
+        if inviter is not None and inviter.user_id == self.user_id:
+            raise DomainError("INVITE_CODE_OWN", "you cannot invite yourself")
         self.member_no = "M" + now.strftime("%Y%m%d") + f"{secrets.randbelow(10**10):010d}"
+        self.referral_code = "".join(secrets.choice(REFERRAL_ALPHABET) for _ in range(REFERRAL_CODE_LENGTH))
         self.channel, self.invite_code, self.joined_at = channel, invite_code or None, now
+        self.invited_by = inviter.user_id if inviter is not None and invite_code else None
         return True
 
     def active_plan(self, now: datetime) -> Plan | None:
@@ -148,6 +160,7 @@ class Account(enum.StrEnum):
     CLEARING = "platform_clearing"       # money in and out through payment and payout channels
     SALES = "platform_sales"             # orders paid with balance (and refunds of them)
     POINTS_ISSUED = "platform_points_issued"
+    PROMOTIONS = "platform_promotions"   # bonus credit given away by promotions
 
 
 USER_ACCOUNTS = frozenset({Account.AVAILABLE, Account.PENDING, Account.BONUS, Account.POINTS, Account.POINTS_LOCKED})
@@ -244,6 +257,20 @@ POINTS_MAX_SHARE_PERCENT = 50    # points pay at most half of an order
 def points_earned(paid_fen: int, level: Level) -> int:
     """1 point per whole yuan paid, times the level's multiplier, rounded down."""
     return (paid_fen // 100) * level.points_multiplier_percent // 100
+
+
+# Expiry: points earned in a month expire at the end of the 12th month after it (earned 2026-03-15:
+# gone from 2027-04-01 00:00 UTC). Spending takes the oldest points first, so what expires is the
+# balance beyond the points earned since the cutoff, net of the reversals since then.
+POINTS_VALID_MONTHS = 12
+POINTS_DATED_KINDS = ("order_paid", "order_refunded")  # the postings that add or take back earned points
+
+
+def points_expiry_cutoff(now: datetime) -> datetime:
+    """Points earned before this instant have expired at `now` (UTC month boundaries)."""
+    first = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    month = first.month - 1 - POINTS_VALID_MONTHS
+    return first.replace(year=first.year + month // 12, month=month % 12 + 1)
 
 
 def points_cap(payable_fen: int) -> int:
@@ -482,6 +509,17 @@ def withdrawal_not_found() -> NotFound:
 RECHARGE_CHANNELS = ("wechat", "alipay", "bank_card")
 RECHARGE_MIN_FEN = 100
 RECHARGE_MAX_FEN = 5_000_000
+RECHARGE_PAY_MINUTES = 30                # the channel's payment window of a recharge
+
+
+# The recharge promotion in force when a recharge is paid: at least 500 yuan earns 50 yuan of bonus
+# credit (the highest tier reached), which pays orders before the available balance and is never
+# withdrawn; a refund gives back the bonus its order used first.
+RECHARGE_BONUS_TIERS: tuple[tuple[int, int], ...] = ((50_000, 5_000),)
+
+
+def recharge_bonus(amount_fen: int) -> int:
+    return max((bonus for threshold, bonus in RECHARGE_BONUS_TIERS if amount_fen >= threshold), default=0)
 
 
 class RechargeStatus(enum.StrEnum):
@@ -512,8 +550,14 @@ class Recharge:
         return cls(recharge_no=new_number("R", now), user_id=user_id, amount_fen=amount_fen, channel=channel,
                    status=RechargeStatus.PENDING, created_at=now)
 
-    def mark_paid(self, *, paid_fen: int, channel_txn_id: str, now: datetime) -> bool:
+    @property
+    def pay_deadline(self) -> datetime:
+        return self.created_at + timedelta(minutes=RECHARGE_PAY_MINUTES)
+
+    def mark_paid(self, *, paid_fen: int, channel_txn_id: str, now: datetime, channel: str | None = None) -> bool:
         """True when this notify credits the recharge; False for a replay of the one that did."""
+        if channel is not None and channel != self.channel:
+            raise Conflict("RECHARGE_CHANNEL_MISMATCH", f"this recharge is paid through {self.channel}, not {channel}")
         if self.status == RechargeStatus.PAID:
             if self.channel_txn_id != channel_txn_id:
                 raise Conflict("RECHARGE_ALREADY_PAID", "this recharge was paid by another transaction")
@@ -540,3 +584,4 @@ class MemberSummary:
     balance_fen: int
     pending_fen: int
     coupons_available: int
+    bonus_fen: int = 0

@@ -19,10 +19,11 @@ def member_joined(uow: UnitOfWork, member: Member) -> None:
                     aggregate_id=str(member.user_id))
 
 
-def member_recharged(uow: UnitOfWork, recharge: Recharge, *, member_no: str, balance_fen: int) -> None:
+def member_recharged(uow: UnitOfWork, recharge: Recharge, *, member_no: str, balance_fen: int,
+                     bonus_fen: int = 0) -> None:
     if recharge.paid_at is not None:
         uow.publish(MemberRecharged(user_id=recharge.user_id, member_no=member_no, recharge_no=recharge.recharge_no,
-                                 amount_fen=recharge.amount_fen, bonus_fen=0, channel=recharge.channel,
+                                 amount_fen=recharge.amount_fen, bonus_fen=bonus_fen, channel=recharge.channel,
                                  balance_fen=balance_fen, recharged_at=timestamp(recharge.paid_at)),
                     aggregate_id=str(recharge.user_id))
 

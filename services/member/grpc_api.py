@@ -14,7 +14,7 @@ from services.common.auth import Role, require_caller
 from services.common.errors import InvalidInput
 from services.common.events import timestamp
 from services.member import service
-from services.member.channels import PaymentChannel, PayoutChannel
+from services.member.channels import NotifyRejected, PaymentChannel, PayoutChannel
 from services.member.domain import PLANS, CouponTemplate, LedgerEntry, MemberSummary, OrderLine, Withdrawal
 from services.member.uow import MemberUnitOfWork
 
@@ -159,6 +159,11 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
         found, total = service.list_withdrawals(self.uow(), status=request.status, **_page(request))
         return pb.ListWithdrawalsResponse(withdrawals=[_withdrawal(w) for w in found], total=total)
 
+    def ListMyWithdrawals(self, request: pb.ListWithdrawalsRequest,
+                          context: grpc.ServicerContext) -> pb.ListWithdrawalsResponse:
+        found, total = service.my_withdrawals(self.uow(), user_id=require_caller().user_id, **_page(request))
+        return pb.ListWithdrawalsResponse(withdrawals=[_withdrawal(w) for w in found], total=total)
+
     # recharges
 
     def CreateRecharge(self, request: pb.CreateRechargeRequest, context: grpc.ServicerContext) -> pb.Recharge:
@@ -166,6 +171,15 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
                                                     amount_fen=request.amount_fen, channel=request.channel)
         return pb.Recharge(id=recharge.id or 0, recharge_no=recharge.recharge_no, amount_fen=recharge.amount_fen,
                            channel=recharge.channel, status=recharge.status, payment=payment)
+
+    def HandleRechargeNotify(self, request: pb.RechargeNotifyRequest,
+                             context: grpc.ServicerContext) -> pb.RechargeNotifyResponse:
+        try:
+            recharge_no = service.handle_recharge_notify(self.uow(), self.payment, channel=request.channel,
+                                                         headers=dict(request.headers), body=request.body)
+        except NotifyRejected as exc:
+            raise InvalidInput("NOTIFY_REJECTED", exc.reason) from None
+        return pb.RechargeNotifyResponse(recharge_no=recharge_no)
 
 
 def _owner_unless_staff() -> int | None:
@@ -198,9 +212,9 @@ def _member(summary: MemberSummary) -> pb.Member:
                      plan=pb.MemberPlan(id=plan.id, name=plan.name, expires_at=timestamp(member.plan_expires_at))
                      if plan and member.plan_expires_at else None,
                      points_multiplier_percent=level.points_multiplier_percent, points=summary.points,
-                     balance_fen=summary.balance_fen, pending_fen=summary.pending_fen,
+                     balance_fen=summary.balance_fen, pending_fen=summary.pending_fen, bonus_fen=summary.bonus_fen,
                      coupons_available=summary.coupons_available, total_spend_fen=member.total_spend_fen,
-                     channel=member.channel or "", joined_at=timestamp(member.joined_at) if member.joined_at else None)
+                     channel=member.channel or "", invite_code=member.referral_code or "", joined_at=timestamp(member.joined_at) if member.joined_at else None)
 
 
 def _entry(entry: LedgerEntry) -> pb.LedgerEntry:

@@ -6,19 +6,23 @@ by the consumer (which commits), so wiring a consumer is one line each.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 
 from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 from services.member import events, metrics
-from services.member.channels import PaymentChannel, PayoutChannel, PayoutFailed
+from services.member.channels import NotifyRejected, PaymentChannel, PayoutChannel, PayoutFailed
 from services.member.domain import (
     AUTO_JOIN_SPEND_FEN,
     PLATFORM,
     POINTS_ACCOUNTS,
+    POINTS_DATED_KINDS,
     POINTS_VALUE_FEN,
     REASONS,
+    RECHARGE_PAY_MINUTES,
     WALLET_ACCOUNTS,
     Account,
     Coupon,
@@ -26,6 +30,7 @@ from services.member.domain import (
     CouponTemplate,
     HoldStatus,
     LedgerEntry,
+    Leg,
     Member,
     MemberSummary,
     Mismatch,
@@ -41,12 +46,16 @@ from services.member.domain import (
     plan_by_id,
     points_cap,
     points_earned,
+    points_expiry_cutoff,
     posting_conflict,
+    recharge_bonus,
     transfer,
     validate_order_no,
     withdrawal_not_found,
 )
 from services.member.uow import MemberUnitOfWork
+
+log = logging.getLogger(__name__)
 
 
 def post(uow: MemberUnitOfWork, posting: Posting, now: datetime) -> bool:
@@ -69,7 +78,8 @@ def sign_up(uow: MemberUnitOfWork, *, user_id: int, channel: str, invite_code: s
     now = now or utcnow()
     with uow:
         member = uow.members.get_or_add_locked(user_id)
-        created = member.join(channel, invite_code, now)
+        inviter = uow.members.by_referral_code(invite_code.upper()) if invite_code and not member.is_member else None
+        created = member.join(channel, invite_code.upper() if invite_code else None, now, inviter=inviter)
         if created:
             events.member_joined(uow, member)
         summary = _summary(uow, member, now)
@@ -95,6 +105,7 @@ def _summary(uow: MemberUnitOfWork, member: Member, now: datetime) -> MemberSumm
     return MemberSummary(member=member, now=now, points=uow.ledger.balance(member.user_id, Account.POINTS),
                          balance_fen=uow.ledger.balance(member.user_id, Account.AVAILABLE),
                          pending_fen=uow.ledger.balance(member.user_id, Account.PENDING),
+                         bonus_fen=uow.ledger.balance(member.user_id, Account.BONUS),
                          coupons_available=available)
 
 
@@ -212,6 +223,39 @@ def _release_points(uow: MemberUnitOfWork, hold: PointsHold | None, now: datetim
     events.points_changed(uow, user_id=hold.user_id, delta=hold.points, reference=hold.order_no,
                           reason="points_released", balance=uow.ledger.balance(hold.user_id, Account.POINTS), now=now)
     return hold.points
+
+
+def expire_points(uow: Callable[[], MemberUnitOfWork], *, now: datetime | None = None, batch: int = 200) -> int:
+    """Expire the points past their term (domain.points_expiry_cutoff), every holder's, one transaction
+    each; the points expired in all. Durable and repeatable: driven by the ledger itself, once per user and
+    cutoff month (the posting key), so a missed run is caught up by the next and replicas expire nothing twice."""
+    now = now or utcnow()
+    cutoff = points_expiry_cutoff(now)
+    expired, after = 0, 0
+    while True:
+        with uow() as tx:
+            holders = tx.ledger.holders(Account.POINTS, after, batch)
+            tx.commit()
+        for user_id in holders:
+            expired += _expire_points_of(uow(), user_id, cutoff, now)
+        if len(holders) < batch:
+            return expired
+        after = holders[-1]
+
+
+def _expire_points_of(uow: MemberUnitOfWork, user_id: int, cutoff: datetime, now: datetime) -> int:
+    with uow:
+        balance = uow.ledger.balance(user_id, Account.POINTS, lock=True)  # no spending meanwhile
+        amount = balance - max(0, uow.ledger.sum_entries(user_id, Account.POINTS, POINTS_DATED_KINDS, since=cutoff))
+        month = f"{cutoff:%Y-%m}"
+        if amount <= 0 or not uow.ledger.post(transfer(
+                f"points-expire:{user_id}:{month}", "points_expired", f"earned-before-{month}", amount=amount,
+                source=(user_id, Account.POINTS), target=(PLATFORM, Account.POINTS_ISSUED)), now):
+            return 0
+        events.points_changed(uow, user_id=user_id, delta=-amount, reason="points_expired",
+                              reference=f"earned-before-{month}", balance=balance - amount, now=now)
+        uow.commit()
+    return amount
 
 
 # ---------------------------------------------------------------- coupons
@@ -360,8 +404,12 @@ def pay_with_balance(uow: MemberUnitOfWork, *, user_id: int, order_no: str, amou
     now = now or utcnow()
     validate_order_no(order_no)
     with uow:
-        post(uow, transfer(f"balance-payment:{order_no}", "balance_payment", order_no, amount=amount_fen,
-                           source=(user_id, Account.AVAILABLE), target=(PLATFORM, Account.SALES)), now)
+        def legs() -> Posting:  # bonus credit first, then the available balance
+            bonus = min(uow.ledger.balance(user_id, Account.BONUS, lock=True), amount_fen)
+            return _split(f"balance-payment:{order_no}", "balance_payment", order_no, user_id, -amount_fen,
+                          bonus=-bonus, other=(PLATFORM, Account.SALES))
+
+        _post_once(uow, legs, amount_fen, now)
         balance = uow.ledger.balance(user_id, Account.AVAILABLE)
         uow.commit()
     return balance
@@ -375,11 +423,42 @@ def refund_to_balance(uow: MemberUnitOfWork, *, user_id: int, refund_no: str, or
     if not 0 < len(refund_no) <= 64 or user_id <= 0:
         raise InvalidInput("REFUND_INVALID", "refund_no (1-64 characters) and user_id are required")
     with uow:
-        post(uow, transfer(f"balance-refund:{refund_no}", "balance_refund", order_no, amount=amount_fen,
-                           source=(PLATFORM, Account.SALES), target=(user_id, Account.AVAILABLE)), now)
+        def legs() -> Posting:  # the bonus the order used comes back as bonus, first
+            uow.ledger.balance(user_id, Account.BONUS, lock=True)  # one refund of the user's at a time
+            paid = uow.ledger.find(f"balance-payment:{order_no}")
+            used = -sum(leg.amount for leg in paid.legs if leg.account == Account.BONUS) if paid else 0
+            returned = uow.ledger.sum_entries(user_id, Account.BONUS, ("balance_refund",), reference=order_no)
+            return _split(f"balance-refund:{refund_no}", "balance_refund", order_no, user_id, amount_fen,
+                          bonus=min(amount_fen, max(0, used - returned)), other=(PLATFORM, Account.SALES))
+
+        _post_once(uow, legs, amount_fen, now)
         balance = uow.ledger.balance(user_id, Account.AVAILABLE)
         uow.commit()
     return balance
+
+
+def _split(key: str, kind: str, reference: str, user_id: int, amount: int, *, bonus: int,
+           other: tuple[int, str]) -> Posting:
+    """`amount` onto the user's wallet (negative: off it), `bonus` of it on the bonus account, the rest
+    on available; the other side on `other`."""
+    legs = [Leg(user_id, Account.BONUS, bonus), Leg(user_id, Account.AVAILABLE, amount - bonus),
+            Leg(other[0], other[1], -amount)]
+    return Posting(key, kind, reference, tuple(leg for leg in legs if leg.amount))
+
+
+def _post_once(uow: MemberUnitOfWork, build: Callable[[], Posting], amount: int, now: datetime) -> None:
+    """Apply the posting `build` makes, once per key: a replay of the same amount changes nothing (its
+    split may have been made from other balances), another amount under the key is a Conflict."""
+    if amount <= 0:
+        raise InvalidInput("AMOUNT_INVALID", "the amount must be positive", details={"amount_fen": "invalid"})
+    posting = build()
+    first = uow.ledger.find(posting.key)
+    if first is None and uow.ledger.post(posting, now):
+        return
+    first = first or uow.ledger.find(posting.key)
+    user_side = sum(abs(leg.amount) for leg in (first.legs if first else ()) if leg.user_id)
+    if first is None or user_side != amount:
+        raise posting_conflict(posting.key)
 
 
 # ---------------------------------------------------------------- withdrawals
@@ -453,36 +532,92 @@ def list_withdrawals(uow: MemberUnitOfWork, *, status: str, offset: int, limit: 
     return page
 
 
+def my_withdrawals(uow: MemberUnitOfWork, *, user_id: int, offset: int, limit: int) -> tuple[list[Withdrawal], int]:
+    """The shopper's own withdrawals, newest first."""
+    with uow:
+        page = uow.withdrawals.of_user(user_id, offset, limit)
+        uow.commit()  # ends the read without expiring what it loaded (a rollback would)
+    return page
+
+
 # ---------------------------------------------------------------- recharges
 
 
 def create_recharge(uow: MemberUnitOfWork, payment: PaymentChannel, *, user_id: int, amount_fen: int, channel: str,
                     now: datetime | None = None) -> tuple[Recharge, dict[str, str]]:
-    """A pending recharge and the channel's payment parameters; credited only by credit_recharge."""
-    recharge = Recharge.create(user_id=user_id, amount_fen=amount_fen, channel=channel, now=now or utcnow())
+    """A pending recharge and the channel's payment parameters; credited only by a verified notify."""
+    now = now or utcnow()
+    recharge = Recharge.create(user_id=user_id, amount_fen=amount_fen, channel=channel, now=now)
     with uow:
         uow.recharges.add(recharge)
         uow.commit()
-    return recharge, payment.prepare(channel=channel, out_trade_no=recharge.recharge_no, amount_fen=amount_fen)
+    return recharge, payment.prepare(channel=channel, out_trade_no=recharge.recharge_no, amount_fen=amount_fen,
+                                     user_id=user_id, now=now, expires_at=recharge.pay_deadline)
 
 
 def credit_recharge(uow: MemberUnitOfWork, *, recharge_no: str, paid_fen: int, channel_txn_id: str,
-                    now: datetime | None = None) -> Recharge:
-    """Credit a recharge whose payment notify was verified: once, for exactly its amount."""
+                    channel: str | None = None, now: datetime | None = None) -> Recharge:
+    """Credit a recharge whose payment was verified: once, for exactly its amount, through its own channel."""
     now = now or utcnow()
     with uow:
         recharge = uow.recharges.by_no(recharge_no, lock=True)
         if recharge is None:
             raise NotFound("RECHARGE_NOT_FOUND", "no such recharge")
-        if recharge.mark_paid(paid_fen=paid_fen, channel_txn_id=channel_txn_id, now=now):
+        if recharge.mark_paid(paid_fen=paid_fen, channel_txn_id=channel_txn_id, now=now, channel=channel):
             post(uow, transfer(f"recharge:{recharge_no}", "recharge", recharge_no, amount=recharge.amount_fen,
                                source=(PLATFORM, Account.CLEARING), target=(recharge.user_id, Account.AVAILABLE)), now)
+            bonus = recharge_bonus(recharge.amount_fen)
+            if bonus:
+                post(uow, transfer(f"recharge-bonus:{recharge_no}", "recharge_bonus", recharge_no, amount=bonus,
+                                   source=(PLATFORM, Account.PROMOTIONS), target=(recharge.user_id, Account.BONUS)),
+                     now)
             member = uow.members.get(recharge.user_id)
             events.member_recharged(uow, recharge, member_no=(member.member_no or "") if member else "",
-                                    balance_fen=uow.ledger.balance(recharge.user_id, Account.AVAILABLE))
+                                    balance_fen=uow.ledger.balance(recharge.user_id, Account.AVAILABLE),
+                                    bonus_fen=bonus)
             uow.on_commit(lambda: metrics.recharged(recharge.channel, recharge.amount_fen))
         uow.commit()
     return recharge
+
+
+def handle_recharge_notify(uow: MemberUnitOfWork, payment: PaymentChannel, *, channel: str,
+                           headers: Mapping[str, str], body: bytes, now: datetime | None = None) -> str:
+    """A channel's payment notify: verified, then the recharge it pays is credited once. The recharge_no
+    ("" for a verified notify that pays nothing); NotifyRejected, with nothing changed, for anything untrusted,
+    unknown, of another amount or channel, or paid by another transaction."""
+    notice = payment.verify(channel=channel, headers=headers, body=body)
+    if not notice.paid:
+        return ""  # acknowledged so the channel stops repeating it; nothing credited
+    try:
+        credit_recharge(uow, recharge_no=notice.out_trade_no, paid_fen=notice.paid_fen, channel_txn_id=notice.txn_id,
+                        channel=channel, now=now)
+    except DomainError as exc:
+        raise NotifyRejected(exc.message) from None
+    return notice.out_trade_no
+
+
+def reconcile_recharges(uow: Callable[[], MemberUnitOfWork], payment: PaymentChannel, *,
+                        now: datetime | None = None, settle_seconds: int = 60, batch: int = 50) -> int:
+    """Ask the channels about recharges still pending a while after they began (and at most an hour past
+    their payment window, after which nothing can pay them): one paid whose notify was lost is credited.
+    Returns how many; a channel that cannot say is asked next round."""
+    now = now or utcnow()
+    window = timedelta(minutes=RECHARGE_PAY_MINUTES, hours=1)
+    with uow() as tx:
+        pending = tx.recharges.pending(now - window, now - timedelta(seconds=settle_seconds), batch)
+        tx.commit()
+    credited = 0
+    for recharge_no, channel in pending:
+        notice = payment.query(channel=channel, out_trade_no=recharge_no)
+        if notice is None or not notice.paid:
+            continue
+        try:
+            credit_recharge(uow(), recharge_no=recharge_no, paid_fen=notice.paid_fen, channel_txn_id=notice.txn_id,
+                            channel=channel, now=now)
+            credited += 1
+        except DomainError as exc:
+            log.error("recharge %s was paid at %s but cannot be credited: %s", recharge_no, channel, exc.code)
+    return credited
 
 
 # ---------------------------------------------------------------- order events (consumer bodies)

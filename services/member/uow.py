@@ -23,6 +23,9 @@ from services.member.domain import (
 class MemberRepository(Protocol):
     def get(self, user_id: int) -> Member | None: ...
 
+    def by_referral_code(self, code: str) -> Member | None:
+        """The member whose own invite code this is."""
+
     def get_or_add_locked(self, user_id: int) -> Member:
         """The user's record, created empty when missing, locked until the transaction ends."""
 
@@ -34,7 +37,16 @@ class LedgerRepository(Protocol):
 
     def find(self, key: str) -> Posting | None: ...
 
-    def balance(self, user_id: int, account: str) -> int: ...
+    def balance(self, user_id: int, account: str, *, lock: bool = False) -> int:
+        """The account's balance; `lock` holds its row until the transaction ends."""
+
+    def sum_entries(self, user_id: int, account: str, kinds: tuple[str, ...], *, since: datetime | None = None,
+                    reference: str | None = None) -> int:
+        """The signed sum of the account's entries of postings of `kinds` (made at or after `since`, about
+        `reference`, when given)."""
+
+    def holders(self, account: str, after_user_id: int, limit: int) -> list[int]:
+        """Users (ids above `after_user_id`, ascending) with a positive balance on `account`."""
 
     def entries(self, user_id: int, accounts: tuple[str, ...], offset: int, limit: int) -> tuple[list[LedgerEntry], int]:
         """The user's entries on `accounts`, newest first, and how many there are."""
@@ -86,6 +98,9 @@ class WithdrawalRepository(Protocol):
     def page(self, status: str, offset: int, limit: int) -> tuple[list[Withdrawal], int]:
         """Withdrawals in `status` ("" = any), oldest first, and how many there are."""
 
+    def of_user(self, user_id: int, offset: int, limit: int) -> tuple[list[Withdrawal], int]:
+        """The user's withdrawals, newest first, and how many there are."""
+
     def lock_user(self, user_id: int) -> None:
         """Serialise one user's withdrawal requests until the transaction ends (daily maximum)."""
 
@@ -97,6 +112,9 @@ class RechargeRepository(Protocol):
     def add(self, recharge: Recharge) -> None: ...
 
     def by_no(self, recharge_no: str, *, lock: bool = False) -> Recharge | None: ...
+
+    def pending(self, created_after: datetime, created_before: datetime, limit: int) -> list[tuple[str, str]]:
+        """(recharge_no, channel) of PENDING recharges created in that window, oldest first."""
 
 
 class MemberUnitOfWork(UnitOfWork):

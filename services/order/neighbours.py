@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC
 
 import grpc
@@ -14,27 +12,10 @@ from mall.product.v1.product_pb2_grpc import ProductServiceStub
 from mall.user.v1 import user_pb2
 from mall.user.v1.user_pb2_grpc import UserServiceStub
 
-from services.common.clients import ServiceClients
+from services.common.clients import KIND_OF_STATUS, ServiceClients, passed_on
 from services.common.errors import DomainError
-from services.common.grpc_server import GRPC_STATUS, from_grpc
 from services.order.domain import Address
 from services.order.ports import CatalogSku, CouponLine, CouponOffer, StockLine
-
-_KIND_OF_STATUS = {status: kind for kind, status in GRPC_STATUS.items()}
-
-
-@contextmanager
-def passed_on(service: str) -> Iterator[None]:
-    """A neighbour's domain error (OUT_OF_STOCK, COUPON_EXPIRED, ...) becomes ours, same code and kind."""
-    try:
-        yield
-    except grpc.RpcError as exc:
-        status, code, message, details = from_grpc(exc)
-        kind = _KIND_OF_STATUS.get(status)
-        if kind is None or not code:
-            raise DomainError(f"{service.upper()}_UNAVAILABLE", f"the {service} service did not answer",
-                              kind=_KIND_OF_STATUS[grpc.StatusCode.UNAVAILABLE]) from None
-        raise DomainError(code, message, kind=kind, details=details) from None
 
 
 def spec_text(spec: dict[str, str]) -> str:
@@ -99,7 +80,7 @@ class GrpcMembers:
             quotes = self.stub.QuoteCoupons(member_pb2.QuoteCouponsRequest(lines=_lines(lines), coupon_id=coupon_id))
         quote = next((quote for quote in quotes.quotes if quote.coupon.id == coupon_id), None)
         if quote is None:
-            raise DomainError("COUPON_NOT_FOUND", "no such coupon", kind=_KIND_OF_STATUS[grpc.StatusCode.NOT_FOUND])
+            raise DomainError("COUPON_NOT_FOUND", "no such coupon", kind=KIND_OF_STATUS[grpc.StatusCode.NOT_FOUND])
         if not quote.usable:
             raise DomainError(quote.reason or "COUPON_NOT_USABLE", "this coupon cannot be used for this order",
                               details={"coupon_id": coupon_id})

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
 
 from tests.fixtures.platform import Platform
-from tests.fixtures.shop import credit, sms_login, staff
+from tests.fixtures.shop import sms_login, staff, wechat_login
+from tools.simulator.client import SimulatorClient
 
 pytestmark = pytest.mark.e2e
 
 
 def test_a_member_recharges_withdraws_once_per_key_and_finance_pays_it_out(platform: Platform) -> None:
-    shopper = sms_login(platform, "13700001101")
+    openid = f"o-e2e-member-{uuid.uuid4().hex[:10]}"
+    shopper, stranger = wechat_login(platform, openid), sms_login(platform, "13700001101")
     api = platform.api
 
     joined = requests.post(f"{api}/member/signup", json={"channel": "self"}, headers=shopper, timeout=10)
-    recharge = requests.post(f"{api}/member/recharges", json={"amount_fen": 10_000, "channel": "wechat"},
+    recharge = requests.post(f"{api}/member/recharges", json={"amount_fen": 10_000, "channel": "bank_card"},
                              headers=shopper, timeout=10)
-    credit(platform, recharge.json()["recharge_no"], 10_000)
+    card = SimulatorClient(platform.simulator_url).bankcard_pay(recharge.json()["payment"])
     key = {**shopper, "Idempotency-Key": "withdraw-1"}
     withdrawals = [requests.post(f"{api}/member/withdrawals", json={"amount_fen": 6_000}, headers=key, timeout=10)
                    for _ in range(3)]
@@ -31,14 +34,22 @@ def test_a_member_recharges_withdraws_once_per_key_and_finance_pays_it_out(platf
     paid = requests.post(f"{api}/admin/withdrawals/{withdrawal_id}/decision", json={"approve": True, "note": "ok"},
                          headers=staff(platform, ["finance"]), timeout=10)
     after = requests.get(f"{api}/member", headers=shopper, timeout=10).json()
+    mine = requests.get(f"{api}/member/withdrawals", headers=shopper, timeout=10).json()
+    theirs = requests.get(f"{api}/member/withdrawals", headers=stranger, timeout=10).json()
+    transfers = SimulatorClient(platform.simulator_url).wechatpay_transfers(openid)
     ledger = requests.get(f"{api}/member/ledger", headers=shopper, timeout=10).json()
     audit = requests.get(f"{api}/admin/ledger-audit", headers=staff(platform, ["finance"]), timeout=10).json()
 
     assert (joined.status_code, joined.json()["level"], recharge.status_code) == (200, "normal", 201)
+    assert card["notify_status"] == 200
     assert [(w.status_code, w.json()["id"]) for w in withdrawals] == [(201, withdrawal_id)] * 3
     assert (held["balance_fen"], held["pending_fen"]) == (4_000, 6_000)
     assert (by_admin.status_code, paid.status_code, paid.json()["status"]) == (403, 200, "PAID")
     assert (after["balance_fen"], after["pending_fen"]) == (4_000, 0)
+    assert ([(w["id"], w["status"]) for w in mine["items"]], mine["total"], theirs["total"]) == (
+        [(withdrawal_id, "PAID")], 1, 0)
+    assert [(t["out_bill_no"], t["transfer_amount"], t["state"]) for t in transfers] == [
+        (paid.json()["withdrawal_no"], 6_000, "SUCCESS")]  # paid to the shopper's WeChat balance, once
     assert sorted((e["kind"], e["account"], e["amount"]) for e in ledger["items"]) == [
         ("recharge", "available", 10_000), ("withdrawal_paid", "pending", -6_000),
         ("withdrawal_requested", "available", -6_000), ("withdrawal_requested", "pending", 6_000)]

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import concurrent.futures
 import uuid
+from datetime import datetime, timedelta
 
 import pytest
 import requests
 
+from services.common.db import make_engine
+from services.order import service
+from services.order.db import SqlOrderUnitOfWork, start_mappers
+from tests.e2e.test_member_flows import credit
 from tests.fixtures.platform import Platform
 from tests.fixtures.shop import admin_headers, product_on_shelf, verified_wechat_shopper
 from tools.simulator.client import SimulatorClient
@@ -119,3 +124,89 @@ def test_a_member_coupon_is_quoted_locked_by_the_order_and_released_when_it_is_c
     platform.wait_until_consumed("order-cancelled", "member")
     platform.wait_until_consumed("order-cancelled", "product")
     assert coupon_status() == "available"
+
+
+def admin_stock(platform: Platform, product_id: int) -> int:
+    product = requests.get(f"{platform.api}/admin/products/{product_id}", headers=admin_headers(platform), timeout=10)
+    return product.json()["skus"][0]["stock"]
+
+
+def place(platform: Platform, shopper: dict[str, str], checkout: dict[str, object]) -> dict[str, object]:
+    submitted = requests.post(f"{platform.api}/orders", json=checkout, timeout=10,
+                              headers={**shopper, "Idempotency-Key": uuid.uuid4().hex})
+    assert submitted.status_code == 201, submitted.text
+    return submitted.json()
+
+
+def run_the_payment_timeout_at(platform: Platform, now: datetime) -> int:
+    """One scan of the order service's payment-timeout job, as its scheduler runs it, at a later `now`.
+
+    Waiting out the real 30-minute deadline is no test; the job is driven by the orders table alone,
+    so scanning it at a time past the deadline is what the platform's own scheduler will do then.
+    """
+    start_mappers()
+    engine = make_engine(platform.database_urls["order"])
+    try:
+        return service.expire_orders(SqlOrderUnitOfWork(engine, "order"), now=now)
+    finally:
+        engine.dispose()
+
+
+def test_an_unpaid_order_past_its_deadline_is_cancelled_and_its_stock_and_coupon_released(platform: Platform) -> None:
+    api = platform.api
+    product_id, sku_id = product_on_shelf(platform, stock=5, price_fen=1999)
+    shopper, address_id = verified_wechat_shopper(platform)
+    template = requests.post(f"{api}/admin/coupons", headers=admin_headers(platform), timeout=10, json={
+        "name": "满10减3", "kind": "fixed", "amount_fen": 300, "threshold_fen": 1000, "total": 10,
+        "valid_from": "2020-01-01T00:00:00Z", "valid_to": "2199-01-01T00:00:00Z"})
+    requests.post(f"{api}/member/signup", json={"channel": "self"}, headers=shopper, timeout=10)
+    coupon = requests.post(f"{api}/member/coupons/claim", json={"template_id": template.json()["id"]},
+                           headers=shopper, timeout=10).json()
+    order = place(platform, shopper, {"sku_id": sku_id, "quantity": 2, "address_id": address_id,
+                                      "coupon_id": coupon["id"]})
+    held = admin_stock(platform, product_id)
+
+    deadline = datetime.fromisoformat(str(order["pay_deadline"]))
+    unpaid = requests.get(f"{api}/admin/orders", params={"status": "PENDING_PAYMENT"}, headers=admin_headers(platform),
+                          timeout=10).json()["total"]  # ours, and those earlier tests left unpaid (older deadlines)
+    assert run_the_payment_timeout_at(platform, deadline - timedelta(microseconds=1)) == unpaid - 1
+    assert run_the_payment_timeout_at(platform, deadline) == 1
+    platform.wait_until_consumed("order-cancelled", "product")
+    platform.wait_until_consumed("order-cancelled", "member")
+
+    read = requests.get(f"{api}/orders/{order['id']}", headers=shopper, timeout=10).json()
+    assert (read["status"], read["history"][-1]["actor"], read["history"][-1]["reason"]) == (
+        "CANCELLED", "system:timeout", "payment deadline passed")
+    assert (held, admin_stock(platform, product_id)) == (3, 5)
+    mine = requests.get(f"{api}/member/coupons", headers=shopper, timeout=10).json()["items"]
+    assert [(c["id"], c["status"]) for c in mine] == [(coupon["id"], "available")]
+    late = requests.post(f"{api}/orders/{order['id']}/pay", json={"channel": "balance"}, headers=shopper, timeout=10)
+    assert (late.status_code, late.json()["error"]["code"]) == (409, "ORDER_STATE_CONFLICT")
+
+
+def test_paying_with_the_balance_takes_exactly_the_payable_amount_from_the_wallet_once(platform: Platform) -> None:
+    api = platform.api
+    product_id, sku_id = product_on_shelf(platform, stock=5, price_fen=1999)
+    shopper, address_id = verified_wechat_shopper(platform)
+    assert requests.post(f"{api}/member/signup", json={"channel": "self"}, headers=shopper,
+                         timeout=10).status_code in (200, 201)
+    recharge = requests.post(f"{api}/member/recharges", json={"amount_fen": 10_000, "channel": "wechat"},
+                             headers=shopper, timeout=10)
+    credit(platform, recharge.json()["recharge_no"], 10_000)
+    order = place(platform, shopper, {"sku_id": sku_id, "quantity": 2, "address_id": address_id})
+    amounts = order["amounts"]
+
+    paid = requests.post(f"{api}/orders/{order['id']}/pay", json={"channel": "balance"}, headers=shopper, timeout=10)
+    again = requests.post(f"{api}/orders/{order['id']}/pay", json={"channel": "balance"}, headers=shopper, timeout=10)
+    platform.wait_until_consumed("order-paid", "product")
+
+    assert (paid.status_code, paid.json()["channel"], paid.json()["status"]) == (200, "balance", "PAID"), paid.text
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "ORDER_STATE_CONFLICT")
+    assert amounts["payable_fen"] == 3998 - amounts["level_discount_fen"]  # type: ignore[index]
+    member = requests.get(f"{api}/member", headers=shopper, timeout=10).json()
+    assert member["balance_fen"] == 10_000 - amounts["payable_fen"]  # type: ignore[index]
+    read = requests.get(f"{api}/orders/{order['id']}", headers=shopper, timeout=10).json()
+    assert (read["status"], read["pay_channel"], [step["status"] for step in read["history"]]) == (
+        "PAID", "balance", ["PENDING_PAYMENT", "PAID"])
+    assert (requests.get(f"{api}/products/{product_id}", timeout=10).json()["sales"], admin_stock(platform, product_id)) == (
+        2, 3)

@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    print(f"simulator listening on {simulator.base_url} (WeChat, WeChat Pay, Aliyun SMS, FaceID; hooks under /sim/)",
+    print(f"simulator listening on {simulator.base_url} (WeChat, WeChat Pay, Alipay, bank card, Aliyun SMS, FaceID; hooks under /sim/)",
           flush=True)
     stop.wait()
     simulator.stop()

@@ -81,6 +81,32 @@ class SimulatorClient:
             body["tamper"] = tamper
         return self._call("POST", "/sim/refund-complete", body)
 
+    def alipay_pay(self, order_string: str, *, notify: bool = True, tamper: str | None = None) -> dict[str, Any]:
+        """The buyer pays an Alipay app-pay order string; its signed notify goes to the order's notify_url.
+
+        tamper: one of tools.simulator.alipay.TAMPERS (only the spoilt notify is sent)."""
+        body: dict[str, Any] = {"order_string": order_string, "notify": notify}
+        if tamper is not None:
+            body["tamper"] = tamper
+        return self._call("POST", "/sim/alipay/pay", body)
+
+    def bankcard_pay(self, pay_params: dict[str, str], *, status: str = "SUCCESS",
+                     tamper: str | None = None) -> dict[str, Any]:
+        """The cardholder pays at the bank-card cashier; its signed callback goes to the notify_url.
+
+        tamper: one of tools.simulator.bankcard.TAMPERS."""
+        body: dict[str, Any] = {"pay_params": pay_params, "status": status}
+        if tamper is not None:
+            body["tamper"] = tamper
+        return self._call("POST", "/sim/bankcard/pay", body)
+
+    def wechatpay_transfers(self, openid: str) -> list[dict[str, Any]]:
+        """The merchant transfers (payouts) made to `openid`."""
+        return self._call("GET", "/sim/wechatpay/transfers", params={"openid": openid})["transfers"]
+
+    def wechatpay_transfer_fail_next(self) -> None:
+        self._call("POST", "/sim/transfer/fail-next")
+
     def wechatpay_order(self, out_trade_no: str) -> dict[str, Any]:
         """What the prepay recorded (amount, notify_url, time_expire, prepay_id...) and the trade_state."""
         return self._call("GET", "/sim/wechatpay/orders", params={"out_trade_no": out_trade_no})

@@ -32,6 +32,12 @@ class SimulatorConfig:
     # The dev merchant and platform RSA key pairs, generated there at start when missing (never committed).
     wechatpay_key_dir: str = field(default_factory=lambda: os.path.join(os.environ.get("MINIMALL_VAR") or "var",
                                                                          "keys", "wechatpay-dev"))
+    alipay_app_id: str = "2021000000000001"
+    # The dev application and Alipay RSA key pairs, generated there at start when missing (never committed).
+    alipay_key_dir: str = field(default_factory=lambda: os.path.join(os.environ.get("MINIMALL_VAR") or "var",
+                                                                      "keys", "alipay-dev"))
+    bankcard_merchant_id: str = "M100000000000001"
+    bankcard_secret: str = field(default="simBankcardMerchantSecret0000000000", repr=False)
     wechat_minute_quota: int = 100  # code2session calls per openid per minute, then errcode 45011
     sms_per_minute: int = 1  # Aliyun's default flow control for verification codes, per phone number
     sms_per_hour: int = 5
@@ -66,6 +72,10 @@ class SimulatorConfig:
             wechatpay_apiv3_key=text("WECHATPAY_APIV3_KEY", defaults.wechatpay_apiv3_key),
             wechatpay_platform_serial=text("SIM_WECHATPAY_PLATFORM_SERIAL", defaults.wechatpay_platform_serial),
             wechatpay_key_dir=text("SIM_WECHATPAY_KEY_DIR", defaults.wechatpay_key_dir),
+            alipay_app_id=text("ALIPAY_APP_ID", defaults.alipay_app_id),
+            alipay_key_dir=text("SIM_ALIPAY_KEY_DIR", defaults.alipay_key_dir),
+            bankcard_merchant_id=text("BANKCARD_MERCHANT_ID", defaults.bankcard_merchant_id),
+            bankcard_secret=text("BANKCARD_SECRET", defaults.bankcard_secret),
             wechat_minute_quota=number("SIM_WECHAT_MINUTE_QUOTA", defaults.wechat_minute_quota),
             sms_per_minute=number("SIM_SMS_PER_MINUTE", defaults.sms_per_minute),
             sms_per_hour=number("SIM_SMS_PER_HOUR", defaults.sms_per_hour),

@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from tools.simulator import aliyun_sms, faceid, wechatpay
+from tools.simulator import alipay, aliyun_sms, bankcard, faceid, wechatpay
+from tools.simulator.alipay import AlipaySimulator
 from tools.simulator.aliyun_sms import AliyunSmsSimulator
+from tools.simulator.bankcard import BankcardSimulator
 from tools.simulator.config import DEFAULT_PORT, SimClock, SimulatorConfig
 from tools.simulator.faceid import FaceIdSimulator
 from tools.simulator.web import Handler, Request, Response, SimulatorServer
@@ -15,7 +17,8 @@ from tools.simulator.wechatpay import WechatPaySimulator
 
 
 class Simulator:
-    """WeChat code2session, WeChat Pay, Aliyun SMS and FaceID on one host:port, with in-memory state."""
+    """WeChat code2session, WeChat Pay, Alipay, a bank-card channel, Aliyun SMS and FaceID on one host:port,
+    with in-memory state."""
 
     def __init__(self, config: SimulatorConfig | None = None, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:
         self.config = config or SimulatorConfig()
@@ -24,15 +27,21 @@ class Simulator:
         self.sms = AliyunSmsSimulator(self.config, self.clock)
         self.faceid = FaceIdSimulator(self.config)
         self.wechatpay = WechatPaySimulator(self.config, self.clock)
+        self.alipay = AlipaySimulator(self.config, self.clock)
+        self.bankcard = BankcardSimulator(self.config, self.clock)
         routes: dict[tuple[str, str], Handler] = {
             ("GET", "/sim/healthz"): lambda _: Response(200, {"status": "ok"}),
             ("POST", "/sim/reset"): self._reset,
             ("POST", "/sim/clock"): self._advance_clock,
         }
-        for provider in (self.wechat, self.sms, self.faceid, self.wechatpay):
+        for provider in self._providers():
             routes.update(provider.routes())
         self.server = SimulatorServer((host, port), routes)
         self._thread: threading.Thread | None = None
+
+    def _providers(self) -> tuple[WechatSimulator | AliyunSmsSimulator | FaceIdSimulator | WechatPaySimulator
+                                  | AlipaySimulator | BankcardSimulator, ...]:
+        return (self.wechat, self.sms, self.faceid, self.wechatpay, self.alipay, self.bankcard)
 
     @property
     def base_url(self) -> str:
@@ -52,7 +61,7 @@ class Simulator:
 
     def _reset(self, _: Request) -> Response:
         """POST /sim/reset: forget every code, message, registration, forced failure and flow-control count."""
-        for provider in (self.wechat, self.sms, self.faceid, self.wechatpay):
+        for provider in self._providers():
             provider.reset()
         return Response(200, {"reset": True})
 
@@ -92,6 +101,8 @@ def dev_env(base_url: str, config: SimulatorConfig | None = None) -> dict[str, s
         "WECHATPAY_APIV3_KEY": config.wechatpay_apiv3_key,
         "WECHATPAY_PLATFORM_CERTS": f"{config.wechatpay_platform_serial}:{keys[wechatpay.PLATFORM_PUBLIC]}",
         "SIM_WECHATPAY_KEY_DIR": str(Path(config.wechatpay_key_dir).resolve()),
+        **alipay.dev_env(config),
+        **bankcard.dev_env(config, base_url),
     }
 
 

@@ -152,6 +152,8 @@ class WechatPaySimulator:
         self._lock = threading.Lock()
         self._orders: dict[str, _Order] = {}
         self._refunds: dict[str, _Refund] = {}
+        self._transfers: dict[str, dict[str, Any]] = {}
+        self._fail_next_transfer: str | None = None
         self._session = requests.Session()
 
     def routes(self) -> dict[tuple[str, str], Handler]:
@@ -160,6 +162,10 @@ class WechatPaySimulator:
                 ("POST", "/v3/pay/transactions/out-trade-no/*/close"): self.close,
                 ("POST", "/v3/refund/domestic/refunds"): self.refund,
                 ("GET", "/v3/refund/domestic/refunds/*"): self.query_refund,
+                ("POST", "/v3/fund-app/mch-transfer/transfer-bills"): self.transfer,
+                ("GET", "/v3/fund-app/mch-transfer/transfer-bills/out-bill-no/*"): self.query_transfer,
+                ("POST", "/sim/transfer/fail-next"): self.sim_transfer_fail_next,
+                ("GET", "/sim/wechatpay/transfers"): self.sim_transfers,
                 ("POST", "/sim/pay"): self.sim_pay,
                 ("POST", "/sim/refund-complete"): self.sim_refund_complete,
                 ("GET", "/sim/wechatpay/orders"): self.sim_order,
@@ -169,6 +175,8 @@ class WechatPaySimulator:
         with self._lock:
             self._orders.clear()
             self._refunds.clear()
+            self._transfers.clear()
+            self._fail_next_transfer = None
 
     # -- the API -------------------------------------------------------------------------------------
 
@@ -288,7 +296,64 @@ class WechatPaySimulator:
                 return self._error(404, "RESOURCE_NOT_EXISTS", "退款单不存在")
             return self._signed(200, refund.resource())
 
+    def transfer(self, request: Request) -> Response:
+        """POST /v3/fund-app/mch-transfer/transfer-bills: a merchant transfer to a user's balance, SUCCESS at once
+        (or FAIL after /sim/transfer/fail-next); the same out_bill_no again answers the first bill."""
+        refused = self._authenticate(request)
+        if refused is not None:
+            return refused
+        body = _body(request)
+        fields = [body.get(name) for name in ("appid", "out_bill_no", "openid", "transfer_remark")] if body else []
+        amount = body.get("transfer_amount") if body else None
+        if not fields or not all(isinstance(value, str) and value for value in fields) or type(amount) is not int:
+            return self._error(400, "PARAM_ERROR", "appid, out_bill_no, openid, transfer_remark and an integer "
+                                                   "transfer_amount are required")
+        assert body is not None
+        if body["appid"] != self.config.wechat_appid:
+            return self._error(400, "APPID_MCHID_NOT_MATCH", "appid does not match the merchant")
+        if amount < 10:
+            return self._error(400, "PARAM_ERROR", "transfer_amount is at least 10 fen")
+        with self._lock:
+            known = self._transfers.get(body["out_bill_no"])
+            if known is not None:
+                if (known["openid"], known["transfer_amount"]) != (body["openid"], amount):
+                    return self._error(400, "INVALID_REQUEST", "out_bill_no was used for another transfer")
+                return self._signed(200, known["answer"])
+            state, self._fail_next_transfer = ("FAIL" if self._fail_next_transfer else "SUCCESS"), None
+            answer = {"out_bill_no": body["out_bill_no"], "transfer_bill_no": "1330" + secrets.token_hex(14),
+                      "create_time": _time(datetime.now(UTC)), "state": state}
+            if state == "FAIL":
+                answer["fail_reason"] = "PAYEE_ACCOUNT_ABNORMAL"
+            self._transfers[body["out_bill_no"]] = {"openid": body["openid"], "transfer_amount": amount,
+                                                    "answer": answer}
+        return self._signed(200, answer)
+
+    def query_transfer(self, request: Request) -> Response:
+        """GET /v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{out_bill_no}."""
+        refused = self._authenticate(request)
+        if refused is not None:
+            return refused
+        with self._lock:
+            known = self._transfers.get(request.path.rsplit("/", 1)[1])
+        if known is None:
+            return self._error(404, "NOT_FOUND", "记录不存在")
+        return self._signed(200, known["answer"])
+
     # -- test hooks ----------------------------------------------------------------------------------
+
+    def sim_transfer_fail_next(self, _: Request) -> Response:
+        """POST /sim/transfer/fail-next: the next new transfer ends FAIL (PAYEE_ACCOUNT_ABNORMAL)."""
+        with self._lock:
+            self._fail_next_transfer = "FAIL"
+        return Response(200, {"fail_next": True})
+
+    def sim_transfers(self, request: Request) -> Response:
+        """GET /sim/wechatpay/transfers?openid= -> the transfers made to that openid (amount, state, bill numbers)."""
+        openid = request.query.get("openid", [""])[-1]
+        with self._lock:
+            found = [{**t["answer"], "transfer_amount": t["transfer_amount"]} for t in self._transfers.values()
+                     if t["openid"] == openid]
+        return Response(200, {"transfers": found})
 
     def sim_pay(self, request: Request) -> Response:
         """POST /sim/pay {"out_trade_no", "notify"?: true, "tamper"?}: the payer pays the full amount.

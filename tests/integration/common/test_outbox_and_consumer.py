@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import signal
 import threading
@@ -19,7 +18,7 @@ from mall.events.v1.user_events_pb2 import UserRegistered
 from sqlalchemy import Engine, func, select, text
 
 from services.analytics.consumers import HANDLERS, on_user_registered
-from services.analytics.db import SqlAnalyticsUnitOfWork, daily_counters
+from services.analytics.db import SqlAnalyticsUnitOfWork
 from services.common.config import KafkaSettings
 from services.common.consumer import EventConsumer, HandlerFailed
 from services.common.devbroker import DevBroker, free_port
@@ -27,8 +26,8 @@ from services.common.events import decode, encode, new_envelope, timestamp
 from services.common.kafka import make_producer
 from services.common.metrics import OUTBOX_FAILURES, OUTBOX_PENDING
 from services.common.outbox import OutboxRelay, dead_letters, outbox, processed_events
-from services.common.uow import SqlUnitOfWork
 from tests.fixtures.kafka import kafka_settings_for, read_topic
+from tests.fixtures.outbox import consume_until, new_users_counted, register_users, unpublished
 from tests.fixtures.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
@@ -38,68 +37,6 @@ DAY = date(2026, 11, 26)
 
 class SimulatedCrash(BaseException):
     """Stands for the process dying at a precise point (BaseException: nothing may swallow it)."""
-
-
-def register_users(engine: Engine, count: int, *, commit: bool = True, first_id: int = 0) -> list[str]:
-    """Write `count` user-registered events (users first_id...) to the outbox in one transaction; returns their ids."""
-    with SqlUnitOfWork(engine, "user") as uow:
-        event_ids = [
-            uow.publish(UserRegistered(user_id=n, channel="sms",
-                                       registered_at=timestamp(datetime(2026, 11, 26, 8, tzinfo=UTC))),
-                        aggregate_id=str(n))
-            for n in range(first_id, first_id + count)
-        ]
-        if commit:
-            uow.commit()
-    return event_ids
-
-
-def new_users_counted(engine: Engine) -> int:
-    with engine.connect() as conn:
-        return conn.execute(select(func.coalesce(func.sum(daily_counters.c.value), 0))
-                            .where(daily_counters.c.metric == "new_users")).scalar_one()
-
-
-def unpublished(engine: Engine) -> int:
-    with engine.connect() as conn:
-        return conn.execute(select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))).scalar_one()
-
-
-@pytest.fixture
-def user_db(service_engine: Callable[[str], Engine]) -> Engine:
-    return service_engine("user")
-
-
-@pytest.fixture
-def relays(user_db: Engine, kafka_settings: KafkaSettings) -> Iterator[Callable[..., OutboxRelay]]:
-    """relays() → a user-service relay; all are closed (leadership released) after the test."""
-    made: list[OutboxRelay] = []
-
-    def make(relay_class: type[OutboxRelay] = OutboxRelay, settings: KafkaSettings = kafka_settings,
-             **options: float) -> OutboxRelay:
-        made.append(relay_class("user", user_db, settings, **options))
-        return made[-1]
-
-    yield make
-    for relay in made:
-        relay.close()
-
-
-@pytest.fixture
-def analytics_db(service_engine: Callable[[str], Engine]) -> Engine:
-    return service_engine("analytics")
-
-
-@pytest.fixture
-def analytics_uow(analytics_db: Engine) -> Callable[[], SqlAnalyticsUnitOfWork]:
-    return functools.partial(SqlAnalyticsUnitOfWork, analytics_db, "analytics")
-
-
-def consume_until(consumer: EventConsumer, done: Callable[[], bool], timeout_seconds: float = 30) -> None:
-    deadline = time.monotonic() + timeout_seconds
-    while not done():
-        assert time.monotonic() < deadline, "consumer did not catch up in time"
-        consumer.poll_once(timeout_ms=200)
 
 
 def test_rows_of_a_rolled_back_transaction_are_never_published(

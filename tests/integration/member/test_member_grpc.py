@@ -6,29 +6,35 @@ import functools
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
 
 import grpc
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 from google.protobuf.timestamp_pb2 import Timestamp
 from mall.member.v1 import member_pb2 as pb
 from mall.member.v1 import member_pb2_grpc
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from services.common.alipay import Alipay, AlipaySettings, rsa2_sign, signing_content
 from services.common.config import ServiceSettings
 from services.common.errors import Conflict
 from services.common.grpc_server import create_server, from_grpc, registration
+from services.common.outbox import outbox
 from services.member import service
-from services.member.channels import SimulatedPayment, SimulatedPayout
+from services.member.channels import AlipayRecharge, RechargeChannels, SimulatedPayout
 from services.member.db import SqlMemberUnitOfWork, coupons, start_mappers, withdrawals
 from services.member.domain import PLATFORM, Account, transfer
 from services.user.domain import User
 from services.user.tokens import TokenIssuer
 from tests.fixtures.keys import JwtKeys
+from tests.unit.common.test_wechatpay import pem_private, pem_public
 
 pytestmark = pytest.mark.integration
 
 ALICE, BOB, FINANCE = 101, 102, 900
+APP_ID = "2021000000000001"
 
 
 @pytest.fixture
@@ -42,10 +48,22 @@ def uow(engine: Engine) -> Callable[[], SqlMemberUnitOfWork]:
     return functools.partial(SqlMemberUnitOfWork, engine, "member")
 
 
+@pytest.fixture(scope="module")
+def alipay_keys() -> tuple[rsa.RSAPrivateKey, rsa.RSAPrivateKey]:
+    """(the application's key, Alipay's key)."""
+    return (rsa.generate_private_key(public_exponent=65537, key_size=2048),
+            rsa.generate_private_key(public_exponent=65537, key_size=2048))
+
+
 @pytest.fixture
-def stub(uow: Callable[[], SqlMemberUnitOfWork], jwt_keys: JwtKeys) -> Iterator[member_pb2_grpc.MemberServiceStub]:
+def stub(uow: Callable[[], SqlMemberUnitOfWork], jwt_keys: JwtKeys,
+         alipay_keys: tuple[rsa.RSAPrivateKey, rsa.RSAPrivateKey]) -> Iterator[member_pb2_grpc.MemberServiceStub]:
+    app_key, alipay_key = alipay_keys
+    channels = RechargeChannels({"alipay": AlipayRecharge(Alipay(AlipaySettings(
+        app_id=APP_ID, app_private_key_pem=pem_private(app_key), alipay_public_key_pem=pem_public(alipay_key))),
+        "https://mall.example/api/v1/payments/alipay/notify")})
     servicer = __import__("services.member.grpc_api", fromlist=["MemberServicer"]).MemberServicer(
-        uow, SimulatedPayout(), SimulatedPayment())
+        uow, SimulatedPayout(), channels)
     settings = ServiceSettings.from_env("member", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),
                                                    "MEMBER_GRPC_LISTEN": "127.0.0.1:0"})
     server, port = create_server(settings, [registration(pb, member_pb2_grpc, "MemberService", servicer)])
@@ -340,3 +358,55 @@ def test_fifty_concurrent_credits_of_one_recharge_credit_it_once(stub, uow, as_u
         service.credit_recharge(uow(), recharge_no=recharge.recharge_no, paid_fen=5_000, channel_txn_id="ALI-2")
 
     assert (recharge.payment["out_trade_no"], wallet(uow, ALICE)) == (recharge.recharge_no, (5_000, 0))
+
+
+def alipay_notify(key: rsa.RSAPrivateKey, out_trade_no: str, total_amount: str, **changes: str) -> bytes:
+    params = {"notify_type": "trade_status_sync", "app_id": APP_ID, "charset": "utf-8", "version": "1.0",
+              "sign_type": "RSA2", "trade_no": "2026120622001", "out_trade_no": out_trade_no,
+              "trade_status": "TRADE_SUCCESS", "total_amount": total_amount, **changes}
+    params["sign"] = rsa2_sign(key, signing_content(params, exclude=("sign", "sign_type")))
+    return urlencode(params).encode()
+
+
+def recharged_events(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(outbox).where(
+            outbox.c.event_type == "member-recharged")).scalar_one()
+
+
+def test_an_alipay_notify_sent_fifty_times_at_once_credits_once_and_forged_ones_nothing(  # type: ignore[no-untyped-def]
+        stub, uow, engine, as_user, alipay_keys) -> None:
+    app_key, alipay_key = alipay_keys
+    recharge = stub.CreateRecharge(pb.CreateRechargeRequest(amount_fen=50_005, channel="alipay"),
+                                   metadata=as_user(ALICE), timeout=10)
+    forged = [alipay_notify(app_key, recharge.recharge_no, "500.05"),           # signed with the app's own key
+              alipay_notify(alipay_key, recharge.recharge_no, "500.04"),        # not the recharge's amount
+              alipay_notify(alipay_key, recharge.recharge_no, "500.05", app_id="2021000000000999"),
+              alipay_notify(alipay_key, recharge.recharge_no, "500.05").replace(b"500.05", b"5000.05")]
+    genuine = alipay_notify(alipay_key, recharge.recharge_no, "500.05")
+
+    refused = [code_of(lambda body=body: stub.HandleRechargeNotify(pb.RechargeNotifyRequest(
+        channel="alipay", body=body), timeout=10)) for body in forged]
+    after_forged = (wallet(uow, ALICE), recharged_events(engine))
+    with ThreadPoolExecutor(50) as pool:
+        answers = list(pool.map(lambda _: stub.HandleRechargeNotify(pb.RechargeNotifyRequest(
+            channel="alipay", body=genuine), timeout=30).recharge_no, range(50)))
+
+    assert "order_string" in recharge.payment
+    assert (refused, after_forged) == ([(grpc.StatusCode.INVALID_ARGUMENT, "NOTIFY_REJECTED")] * 4, ((0, 0), 0))
+    assert answers == [recharge.recharge_no] * 50
+    assert (wallet(uow, ALICE), recharged_events(engine)) == ((50_005, 0), 1)
+
+
+def test_a_member_invited_with_a_code_records_the_inviter(stub, uow, as_user) -> None:  # type: ignore[no-untyped-def]
+    alice = stub.SignUp(pb.SignUpRequest(channel="self"), metadata=as_user(ALICE), timeout=10).member
+    unknown = code_of(lambda: stub.SignUp(pb.SignUpRequest(channel="invitation", invite_code="ZZZZ2345"),
+                                          metadata=as_user(BOB), timeout=10))
+    bob = stub.SignUp(pb.SignUpRequest(channel="invitation", invite_code=alice.invite_code.lower()),
+                      metadata=as_user(BOB), timeout=10).member
+
+    with uow() as work:
+        invited_by = work.members.get(BOB).invited_by  # type: ignore[union-attr]
+    assert (len(alice.invite_code), unknown, bob.channel, invited_by) == (
+        8, (grpc.StatusCode.FAILED_PRECONDITION, "INVITE_CODE_UNKNOWN"), "invitation", ALICE)
+    assert bob.invite_code not in ("", alice.invite_code)

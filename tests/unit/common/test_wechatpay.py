@@ -412,3 +412,24 @@ def test_closing_posts_the_mchid_and_accepts_the_signed_empty_answer(
     sent = session.sent[0]
     assert (sent.url, json.loads(sent.body)) == (
         "https://api.mch.example/v3/pay/transactions/out-trade-no/T202611290001/close", {"mchid": MCHID})
+
+
+# -- merchant transfers ----------------------------------------------------------------------------
+
+
+def test_a_transfer_posts_the_bill_and_reads_the_signed_answer(pay: WechatPay, session: FakeSession,
+                                                               platform_key: rsa.RSAPrivateKey) -> None:
+    session.answers.append(signed_answer(platform_key, 200, {"out_bill_no": "W1", "transfer_bill_no": "1330X",
+                                                             "state": "SUCCESS", "create_time": "x"}))
+    session.answers.append(signed_answer(platform_key, 200, {"out_bill_no": "W1", "transfer_bill_no": "1330X",
+                                                             "state": "FAIL", "fail_reason": "PAYEE_ACCOUNT_ABNORMAL"}))
+    bill = pay.transfer(out_bill_no="W1", openid="o-payee", amount_fen=6_000, remark="会员余额提现")
+    queried = pay.query_transfer("W1")
+
+    sent = json.loads(session.sent[0].body or b"{}")
+    assert (session.sent[0].method, session.sent[0].path_url) == ("POST", "/v3/fund-app/mch-transfer/transfer-bills")
+    assert {k: sent[k] for k in ("appid", "out_bill_no", "openid", "transfer_amount")} == {
+        "appid": APPID, "out_bill_no": "W1", "openid": "o-payee", "transfer_amount": 6_000}
+    assert session.sent[1].path_url == "/v3/fund-app/mch-transfer/transfer-bills/out-bill-no/W1"
+    assert (bill.state, bill.transfer_bill_no, queried.state, queried.fail_reason) == (
+        "SUCCESS", "1330X", "FAIL", "PAYEE_ACCOUNT_ABNORMAL")

@@ -19,14 +19,15 @@ def test_get_member_answers_the_documented_payload(client: FlaskClient, clients,
     clients.member.GetMember.reply = pb.GetMemberResponse(member=pb.Member(
         member_no="M1", level="gold", discount_percent=95, points_multiplier_percent=150, points=120,
         balance_fen=4_000, pending_fen=6_000, coupons_available=2, total_spend_fen=500_000, channel="self",
-        joined_at=JOINED))
+        joined_at=JOINED, invite_code="K7M2Q9XA", bonus_fen=5_000))
 
     response = client.get("/api/v1/member", headers=bearer())
 
     assert (response.status_code, response.get_json()) == (200, {
         "member_no": "M1", "level": "gold", "discount_rate": 0.95, "points_multiplier": 1.5, "points": 120,
         "balance_fen": 4_000, "pending_fen": 6_000, "coupons_available": 2, "total_spend_fen": 500_000,
-        "channel": "self", "joined_at": "2026-11-18T11:06:40Z", "plan": None})
+        "channel": "self", "joined_at": "2026-11-18T11:06:40Z", "plan": None, "invite_code": "K7M2Q9XA",
+        "bonus_fen": 5_000})
 
 
 def test_signup_passes_channel_and_invite_code(client: FlaskClient, clients, bearer: Callable) -> None:
@@ -153,6 +154,18 @@ def test_finance_lists_withdrawals_to_review(client: FlaskClient, clients, beare
         status="PENDING_REVIEW", offset=0, limit=20)
     assert (shopper.status_code, response.get_json()["total"], response.get_json()["items"][0]["user_id"]) == (
         403, 1, 101)
+
+
+def test_a_shopper_pages_through_their_own_withdrawals(client: FlaskClient, clients, bearer: Callable) -> None:
+    clients.member.ListMyWithdrawals.reply = pb.ListWithdrawalsResponse(total=21, withdrawals=[pb.Withdrawal(
+        id=3, withdrawal_no="W3", user_id=101, amount_fen=6_000, status="PAID", created_at=JOINED)])
+
+    response = client.get("/api/v1/member/withdrawals?page=2&page_size=10", headers=bearer())
+
+    assert clients.member.ListMyWithdrawals.calls[0].message == pb.ListWithdrawalsRequest(offset=10, limit=10)
+    body = response.get_json()
+    assert (body["page"], body["total"], [(w["withdrawal_no"], w["status"]) for w in body["items"]]) == (
+        2, 21, [("W3", "PAID")])
 
 
 def test_plans_are_listed_with_their_discount_rate(client: FlaskClient, clients, bearer: Callable) -> None:

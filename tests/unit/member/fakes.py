@@ -30,6 +30,9 @@ class FakeMemberRepository:
     def get(self, user_id: int) -> Member | None:
         return self.members.get(user_id)
 
+    def by_referral_code(self, code: str) -> Member | None:
+        return next((m for m in self.members.values() if m.referral_code == code), None)
+
     def get_or_add_locked(self, user_id: int) -> Member:
         return self.members.setdefault(user_id, Member(user_id=user_id))
 
@@ -61,8 +64,18 @@ class FakeLedgerRepository:
     def find(self, key: str) -> Posting | None:
         return self.postings.get(key)
 
-    def balance(self, user_id: int, account: str) -> int:
+    def balance(self, user_id: int, account: str, *, lock: bool = False) -> int:
         return self.balances.get((user_id, account), 0)
+
+    def sum_entries(self, user_id: int, account: str, kinds: tuple[str, ...], *, since: datetime | None = None,
+                    reference: str | None = None) -> int:
+        return sum(e.amount for e in self.entries_of.get((user_id, account), [])
+                   if e.kind in kinds and (since is None or e.created_at >= since)
+                   and (reference is None or e.reference == reference))
+
+    def holders(self, account: str, after_user_id: int, limit: int) -> list[int]:
+        return sorted(user_id for (user_id, name), balance in self.balances.items()
+                      if name == account and user_id > after_user_id and balance > 0)[:limit]
 
     def entries(self, user_id: int, accounts: tuple[str, ...], offset: int,
                 limit: int) -> tuple[list[LedgerEntry], int]:
@@ -150,6 +163,10 @@ class FakeWithdrawalRepository:
         found = [w for w in self.withdrawals.values() if not status or w.status == status]
         return found[offset:offset + limit], len(found)
 
+    def of_user(self, user_id: int, offset: int, limit: int) -> tuple[list[Withdrawal], int]:
+        found = [w for w in reversed(self.withdrawals.values()) if w.user_id == user_id]
+        return found[offset:offset + limit], len(found)
+
     def lock_user(self, user_id: int) -> None:
         pass  # one thread: nothing to serialise
 
@@ -168,6 +185,10 @@ class FakeRechargeRepository:
 
     def by_no(self, recharge_no: str, *, lock: bool = False) -> Recharge | None:
         return self.recharges.get(recharge_no)
+
+    def pending(self, created_after: datetime, created_before: datetime, limit: int) -> list[tuple[str, str]]:
+        return [(r.recharge_no, r.channel) for r in self.recharges.values()
+                if r.status == "PENDING" and created_after < r.created_at < created_before][:limit]
 
 
 class FakeMemberUnitOfWork(FakeUnitOfWork, MemberUnitOfWork):

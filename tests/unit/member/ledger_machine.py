@@ -17,7 +17,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invaria
 from services.common.errors import DomainError
 from services.member import service
 from services.member.channels import SimulatedPayment, SimulatedPayout
-from services.member.domain import PLATFORM, Account, level_for, points_earned
+from services.member.domain import PLATFORM, Account, level_for, points_earned, recharge_bonus
 from services.member.uow import MemberUnitOfWork
 
 USERS = (1, 2)
@@ -38,9 +38,10 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             super().__init__()
             self.uow = new_store()
             self.numbers = itertools.count(1)
-            self.model = {user: {"available": 0, "pending": 0, "points": 0, "locked": 0, "spend": 0}
+            self.model = {user: {"available": 0, "pending": 0, "bonus": 0, "points": 0, "locked": 0, "spend": 0}
                           for user in USERS}
             self.credits: dict[str, dict[str, int]] = {}
+            self.months = 0  # how many times points were expired
             for user in USERS:
                 service.sign_up(self.uow(), user_id=user, channel="self", invite_code=None, now=NOW)
 
@@ -60,28 +61,38 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
                 service.credit_recharge(self.uow(), recharge_no=recharge.recharge_no, paid_fen=amount,
                                         channel_txn_id=f"T{recharge.recharge_no}", now=NOW)
             self.model[user]["available"] += amount
+            self.model[user]["bonus"] += recharge_bonus(amount)
+
+        @rule(user=st.sampled_from(USERS))
+        def recharge_with_a_bonus(self, user: int) -> None:
+            self.recharge(user, 50_000)  # the promotion's threshold: 50 yuan of bonus credit
 
         @rule(target=paid_orders, user=st.sampled_from(USERS), amount=amounts)
-        def pay_with_balance(self, user: int, amount: int) -> tuple[int, str, int]:
-            order_no = f"O{next(self.numbers)}"
-            if amount > self.model[user]["available"]:
+        def pay_with_balance(self, user: int, amount: int) -> tuple[int, str, int, int]:
+            order_no, model = f"O{next(self.numbers)}", self.model[user]
+            if amount > model["available"] + model["bonus"]:
                 self.refused(lambda: service.pay_with_balance(self.uow(), user_id=user, order_no=order_no,
                                                               amount_fen=amount, now=NOW), "INSUFFICIENT_BALANCE")
-                return (user, "", 0)
-            service.pay_with_balance(self.uow(), user_id=user, order_no=order_no, amount_fen=amount, now=NOW)
-            self.model[user]["available"] -= amount
-            return (user, order_no, amount)
+                return (user, "", 0, 0)
+            for _ in range(2):  # a retried payment pays once
+                service.pay_with_balance(self.uow(), user_id=user, order_no=order_no, amount_fen=amount, now=NOW)
+            bonus = min(model["bonus"], amount)  # bonus credit first
+            model["bonus"] -= bonus
+            model["available"] -= amount - bonus
+            return (user, order_no, amount, bonus)
 
         @rule(order=consumes(paid_orders), share=st.integers(min_value=1, max_value=100))
-        def refund_to_balance(self, order: tuple[int, str, int], share: int) -> None:
-            user, order_no, paid = order
+        def refund_to_balance(self, order: tuple[int, str, int, int], share: int) -> None:
+            user, order_no, paid, bonus = order
             if not order_no:
                 return
             amount = max(1, paid * share // 100)
             for _ in range(2):
                 service.refund_to_balance(self.uow(), user_id=user, refund_no=f"RF-{order_no}", order_no=order_no,
                                           amount_fen=amount, now=NOW)
-            self.model[user]["available"] += amount
+            back = min(amount, bonus)  # the order's bonus comes back as bonus, first
+            self.model[user]["bonus"] += back
+            self.model[user]["available"] += amount - back
 
         @rule(target=withdrawals, user=st.sampled_from(USERS), amount=amounts)
         def withdraw(self, user: int, amount: int) -> tuple[int, int, int]:
@@ -165,18 +176,31 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
                 model["points"] -= taken
                 credit["reversed"] += taken
 
+        @rule()
+        def expire(self) -> None:
+            """A year and more on (a later month each time): every point earned so far has expired,
+            those held by orders aside; a second run in the same month expires nothing more."""
+            self.months += 1
+            later = NOW.replace(year=NOW.year + 2 + self.months // 12, month=self.months % 12 + 1, day=1)
+            for _ in range(2):
+                service.expire_points(self.uow, now=later)
+            for model in self.model.values():
+                model["points"] = 0
+
         @invariant()
         def ledger_agrees_with_the_model_and_with_itself(self) -> None:
             uow = self.uow()
             with uow:
                 for user, model in self.model.items():
                     actual = {name: uow.ledger.balance(user, account) for name, account in (
-                        ("available", Account.AVAILABLE), ("pending", Account.PENDING), ("points", Account.POINTS),
-                        ("locked", Account.POINTS_LOCKED))}
+                        ("available", Account.AVAILABLE), ("pending", Account.PENDING), ("bonus", Account.BONUS),
+                        ("points", Account.POINTS), ("locked", Account.POINTS_LOCKED))}
                     assert actual == {name: model[name] for name in actual}, (user, actual, model)
                     assert min(actual.values()) >= 0
-                wallets = sum(uow.ledger.balance(u, a) for u in USERS for a in (Account.AVAILABLE, Account.PENDING))
-                platform_fen = sum(uow.ledger.balance(PLATFORM, a) for a in (Account.CLEARING, Account.SALES))
+                wallets = sum(uow.ledger.balance(u, a) for u in USERS
+                              for a in (Account.AVAILABLE, Account.PENDING, Account.BONUS))
+                platform_fen = sum(uow.ledger.balance(PLATFORM, a)
+                                   for a in (Account.CLEARING, Account.SALES, Account.PROMOTIONS))
                 points = sum(uow.ledger.balance(u, a) for u in USERS for a in (Account.POINTS, Account.POINTS_LOCKED))
                 assert (wallets + platform_fen, points + uow.ledger.balance(PLATFORM, Account.POINTS_ISSUED)) == (0, 0)
                 assert uow.ledger.check()[1] == []

@@ -9,7 +9,7 @@ import pytest
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 from services.member import service
 from services.member.channels import SimulatedPayment, SimulatedPayout
-from services.member.domain import PLATFORM, Account, OrderLine, level_for, transfer
+from services.member.domain import PLATFORM, Account, Member, OrderLine, level_for, transfer
 from tests.unit.member.fakes import FakeMemberUnitOfWork
 
 NOW = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
@@ -45,6 +45,22 @@ def test_joining_by_invitation_needs_the_invite_code(uow: FakeMemberUnitOfWork) 
         service.sign_up(uow, user_id=ALICE, channel="invitation", invite_code=None, now=NOW)
 
     assert raised.value.code == "INVITE_CODE_REQUIRED"
+
+
+def test_an_invite_code_records_the_inviter_once_and_an_unknown_code_is_refused(uow: FakeMemberUnitOfWork) -> None:
+    alice, _ = service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
+    code = alice.member.referral_code or ""
+    with pytest.raises(DomainError) as unknown:
+        service.sign_up(uow, user_id=BOB, channel="invitation", invite_code="ZZZZ2345", now=NOW)
+    bob, created = service.sign_up(uow, user_id=BOB, channel="invitation", invite_code=code.lower(), now=NOW)
+    again, _ = service.sign_up(uow, user_id=BOB, channel="campaign", invite_code="ZZZZ2345", now=NOW)
+    with pytest.raises(DomainError) as own:
+        Member(user_id=3).join("invitation", "SELF2345", NOW, inviter=Member(user_id=3, joined_at=NOW))
+
+    assert len(code) == 8 and code != bob.member.referral_code
+    assert (unknown.value.code, own.value.code) == ("INVITE_CODE_UNKNOWN", "INVITE_CODE_OWN")
+    assert (created, bob.member.invited_by, bob.member.invite_code, again.member.invited_by) == (
+        True, ALICE, code, ALICE)
 
 
 def test_a_shopper_who_never_joined_has_no_member_account(uow: FakeMemberUnitOfWork) -> None:

@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Member(_message.Message):
-    __slots__ = ("member_no", "level", "discount_percent", "points_multiplier_percent", "points", "balance_fen", "pending_fen", "coupons_available", "total_spend_fen", "channel", "joined_at", "plan")
+    __slots__ = ("member_no", "level", "discount_percent", "points_multiplier_percent", "points", "balance_fen", "pending_fen", "coupons_available", "total_spend_fen", "channel", "joined_at", "plan", "invite_code", "bonus_fen")
     MEMBER_NO_FIELD_NUMBER: _ClassVar[int]
     LEVEL_FIELD_NUMBER: _ClassVar[int]
     DISCOUNT_PERCENT_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +23,8 @@ class Member(_message.Message):
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     JOINED_AT_FIELD_NUMBER: _ClassVar[int]
     PLAN_FIELD_NUMBER: _ClassVar[int]
+    INVITE_CODE_FIELD_NUMBER: _ClassVar[int]
+    BONUS_FEN_FIELD_NUMBER: _ClassVar[int]
     member_no: str
     level: str
     discount_percent: int
@@ -35,7 +37,9 @@ class Member(_message.Message):
     channel: str
     joined_at: _timestamp_pb2.Timestamp
     plan: MemberPlan
-    def __init__(self, member_no: _Optional[str] = ..., level: _Optional[str] = ..., discount_percent: _Optional[int] = ..., points_multiplier_percent: _Optional[int] = ..., points: _Optional[int] = ..., balance_fen: _Optional[int] = ..., pending_fen: _Optional[int] = ..., coupons_available: _Optional[int] = ..., total_spend_fen: _Optional[int] = ..., channel: _Optional[str] = ..., joined_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., plan: _Optional[_Union[MemberPlan, _Mapping]] = ...) -> None: ...
+    invite_code: str
+    bonus_fen: int
+    def __init__(self, member_no: _Optional[str] = ..., level: _Optional[str] = ..., discount_percent: _Optional[int] = ..., points_multiplier_percent: _Optional[int] = ..., points: _Optional[int] = ..., balance_fen: _Optional[int] = ..., pending_fen: _Optional[int] = ..., coupons_available: _Optional[int] = ..., total_spend_fen: _Optional[int] = ..., channel: _Optional[str] = ..., joined_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., plan: _Optional[_Union[MemberPlan, _Mapping]] = ..., invite_code: _Optional[str] = ..., bonus_fen: _Optional[int] = ...) -> None: ...
 
 class MemberPlan(_message.Message):
     __slots__ = ("id", "name", "expires_at")
@@ -497,3 +501,26 @@ class Recharge(_message.Message):
     status: str
     payment: _containers.ScalarMap[str, str]
     def __init__(self, id: _Optional[int] = ..., recharge_no: _Optional[str] = ..., amount_fen: _Optional[int] = ..., channel: _Optional[str] = ..., status: _Optional[str] = ..., payment: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class RechargeNotifyRequest(_message.Message):
+    __slots__ = ("channel", "body", "headers")
+    class HeadersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
+    channel: str
+    body: bytes
+    headers: _containers.ScalarMap[str, str]
+    def __init__(self, channel: _Optional[str] = ..., body: _Optional[bytes] = ..., headers: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class RechargeNotifyResponse(_message.Message):
+    __slots__ = ("recharge_no",)
+    RECHARGE_NO_FIELD_NUMBER: _ClassVar[int]
+    recharge_no: str
+    def __init__(self, recharge_no: _Optional[str] = ...) -> None: ...

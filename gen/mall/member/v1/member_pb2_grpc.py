@@ -144,10 +144,20 @@ class MemberServiceStub:
                 request_serializer=mall_dot_member_dot_v1_dot_member__pb2.ListWithdrawalsRequest.SerializeToString,
                 response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.ListWithdrawalsResponse.FromString,
                 _registered_method=True)
+        self.ListMyWithdrawals = channel.unary_unary(
+                '/mall.member.v1.MemberService/ListMyWithdrawals',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.ListWithdrawalsRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.ListWithdrawalsResponse.FromString,
+                _registered_method=True)
         self.CreateRecharge = channel.unary_unary(
                 '/mall.member.v1.MemberService/CreateRecharge',
                 request_serializer=mall_dot_member_dot_v1_dot_member__pb2.CreateRechargeRequest.SerializeToString,
                 response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.Recharge.FromString,
+                _registered_method=True)
+        self.HandleRechargeNotify = channel.unary_unary(
+                '/mall.member.v1.MemberService/HandleRechargeNotify',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.RechargeNotifyRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.RechargeNotifyResponse.FromString,
                 _registered_method=True)
 
 
@@ -298,8 +308,22 @@ class MemberServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListMyWithdrawals(self, request, context):
+        """the caller's, newest first
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateRecharge(self, request, context):
         """Recharges (M4)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def HandleRechargeNotify(self, request, context):
+        """no caller: signed
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -418,10 +442,20 @@ def add_MemberServiceServicer_to_server(servicer, server):
                     request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.ListWithdrawalsRequest.FromString,
                     response_serializer=mall_dot_member_dot_v1_dot_member__pb2.ListWithdrawalsResponse.SerializeToString,
             ),
+            'ListMyWithdrawals': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMyWithdrawals,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.ListWithdrawalsRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.ListWithdrawalsResponse.SerializeToString,
+            ),
             'CreateRecharge': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateRecharge,
                     request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.CreateRechargeRequest.FromString,
                     response_serializer=mall_dot_member_dot_v1_dot_member__pb2.Recharge.SerializeToString,
+            ),
+            'HandleRechargeNotify': grpc.unary_unary_rpc_method_handler(
+                    servicer.HandleRechargeNotify,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.RechargeNotifyRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.RechargeNotifyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1029,6 +1063,33 @@ class MemberService:
             _registered_method=True)
 
     @staticmethod
+    def ListMyWithdrawals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/ListMyWithdrawals',
+            mall_dot_member_dot_v1_dot_member__pb2.ListWithdrawalsRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.ListWithdrawalsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def CreateRecharge(request,
             target,
             options=(),
@@ -1045,6 +1106,33 @@ class MemberService:
             '/mall.member.v1.MemberService/CreateRecharge',
             mall_dot_member_dot_v1_dot_member__pb2.CreateRechargeRequest.SerializeToString,
             mall_dot_member_dot_v1_dot_member__pb2.Recharge.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HandleRechargeNotify(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/HandleRechargeNotify',
+            mall_dot_member_dot_v1_dot_member__pb2.RechargeNotifyRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.RechargeNotifyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,127 @@
+"""A bank-card acquiring channel, merchant side: signed cashier parameters and verified payment callbacks.
+
+The channel hosts the card-entry page (the cashier); we never see card numbers. Both directions are
+signed HMAC-SHA256 with the merchant secret the channel issued, hex-encoded:
+
+- Cashier parameters (what the client POSTs to BANKCARD_CASHIER_URL): merchant_id, out_trade_no,
+  amount_fen, currency (CNY), notify_url, expires_at (unix seconds), timestamp (unix seconds),
+  nonce, and `sign` = HMAC over the other fields sorted by name as `name=value` joined with `&`.
+- Callback (`POST notify_url`, `Content-Type: application/json`): a JSON object {merchant_id,
+  out_trade_no, trade_no, amount_fen (integer fen), currency, status ("SUCCESS" | "FAILED"),
+  paid_at (RFC 3339), timestamp (unix seconds), nonce} with the header
+  `X-Bankcard-Signature: <hex HMAC over the exact body bytes>`. We answer 200 {"code": "SUCCESS"}
+  once it is applied; anything else and the channel retries (at most every few minutes, for a day).
+  A callback older than BANKCARD_NOTIFY_MAX_AGE_SECONDS (300) is refused (replayed captures).
+
+Settings (`BankcardSettings.from_env`; the channel is off when BANKCARD_MERCHANT_ID is unset):
+BANKCARD_MERCHANT_ID, BANKCARD_SECRET (at least 32 characters), BANKCARD_CASHIER_URL,
+BANKCARD_NOTIFY_MAX_AGE_SECONDS. The dev simulator (tools/simulator/bankcard.py) plays the channel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from services.common.config import DEV_ENVIRONMENTS, ConfigError, Env
+
+SIGNATURE_HEADER = "X-Bankcard-Signature"
+MIN_SECRET_LENGTH = 32
+
+
+class NotifyRejected(Exception):
+    """A callback we must not trust; `reason` is safe to log and to answer with."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class BankcardSettings:
+    merchant_id: str
+    secret: bytes = field(repr=False)
+    cashier_url: str
+    notify_max_age_seconds: int = 300
+
+    @classmethod
+    def from_env(cls, environment: str, environ: Mapping[str, str] | None = None) -> BankcardSettings | None:
+        env = Env(environ)
+        merchant_id = env.optional("BANKCARD_MERCHANT_ID")
+        if merchant_id is None:
+            return None
+        secret = env.str("BANKCARD_SECRET").encode()
+        if len(secret) < MIN_SECRET_LENGTH:
+            raise ConfigError(f"BANKCARD_SECRET must be at least {MIN_SECRET_LENGTH} characters")
+        cashier_url = env.str("BANKCARD_CASHIER_URL")
+        allowed = ("https", "http") if environment in DEV_ENVIRONMENTS else ("https",)
+        if urlsplit(cashier_url).scheme not in allowed or not urlsplit(cashier_url).netloc:
+            raise ConfigError(f"BANKCARD_CASHIER_URL must be an {' or '.join(allowed)} URL")
+        return cls(merchant_id=merchant_id, secret=secret, cashier_url=cashier_url,
+                   notify_max_age_seconds=env.int("BANKCARD_NOTIFY_MAX_AGE_SECONDS", 300))
+
+
+def sign(secret: bytes, message: bytes) -> str:
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()
+
+
+def canonical(params: Mapping[str, str]) -> bytes:
+    """The cashier parameters but `sign`, sorted by name, `name=value` joined with `&`."""
+    return "&".join(f"{name}={params[name]}" for name in sorted(params) if name != "sign").encode()
+
+
+@dataclass(frozen=True)
+class CardPayment:
+    """A verified callback; amounts in fen."""
+
+    out_trade_no: str
+    trade_no: str
+    amount_fen: int
+    status: str
+
+    @property
+    def paid(self) -> bool:
+        return self.status == "SUCCESS"
+
+
+class Bankcard:
+    def __init__(self, settings: BankcardSettings, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.clock = clock
+
+    def cashier_params(self, *, out_trade_no: str, amount_fen: int, notify_url: str, expires_at: int) -> dict[str, str]:
+        """The signed parameters the client posts to the cashier page (cashier_url included, unsigned)."""
+        if amount_fen <= 0:
+            raise ValueError("amount_fen must be > 0")
+        params = {"merchant_id": self.settings.merchant_id, "out_trade_no": out_trade_no,
+                  "amount_fen": str(amount_fen), "currency": "CNY", "notify_url": notify_url,
+                  "expires_at": str(expires_at), "timestamp": str(int(self.clock())), "nonce": secrets.token_hex(16)}
+        params["sign"] = sign(self.settings.secret, canonical(params))
+        return {**params, "cashier_url": self.settings.cashier_url}
+
+    def verify_notify(self, headers: Mapping[str, str], body: bytes) -> CardPayment:
+        """A payment callback, verified; NotifyRejected with the reason otherwise."""
+        signature = next((value for name, value in headers.items() if name.lower() == SIGNATURE_HEADER.lower()), "")
+        if not hmac.compare_digest(signature.encode(), sign(self.settings.secret, body).encode()):
+            raise NotifyRejected(f"{SIGNATURE_HEADER} does not verify")
+        try:
+            data = json.loads(body)
+            timestamp, amount = data["timestamp"], data["amount_fen"]
+            payment = CardPayment(out_trade_no=str(data["out_trade_no"]), trade_no=str(data["trade_no"]),
+                                  amount_fen=amount, status=str(data["status"]))
+            merchant_id, currency = data["merchant_id"], data.get("currency", "CNY")
+        except (ValueError, KeyError, TypeError):
+            raise NotifyRejected("the callback is not a bank-card payment callback") from None
+        if type(amount) is not int or type(timestamp) is not int:
+            raise NotifyRejected("amount_fen and timestamp must be integers")
+        if abs(self.clock() - timestamp) > self.settings.notify_max_age_seconds:
+            raise NotifyRejected(f"the callback is not within {self.settings.notify_max_age_seconds} seconds of now")
+        if merchant_id != self.settings.merchant_id or currency != "CNY":
+            raise NotifyRejected("merchant_id is not this merchant's")
+        return payment

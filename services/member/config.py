@@ -1,0 +1,45 @@
+"""Member service settings, read from the environment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from services.common.alipay import AlipaySettings
+from services.common.bankcard import BankcardSettings
+from services.common.config import Env, ServiceSettings
+from services.common.wechatpay import WechatPaySettings
+
+# Where each channel notifies recharges, under MEMBER_NOTIFY_BASE_URL (the gateway's public /api/v1).
+NOTIFY_PATHS = {"wechat": "/payments/wechat/recharge-notify", "alipay": "/payments/alipay/notify",
+                "bank_card": "/payments/bankcard/notify"}
+
+
+@dataclass(frozen=True)
+class MemberServiceSettings:
+    """MEMBER_NOTIFY_BASE_URL (https://localhost/api/v1: the public base the channels notify, see
+    NOTIFY_PATHS), MEMBER_RECONCILE_SECONDS (60: how often pending recharges are queried),
+    MEMBER_POINTS_EXPIRY_SECONDS (3600: how often points past their term are expired),
+    MEMBER_GRPC_TIMEOUT_MS (5000) for calls to other services, and each channel's own settings:
+    WECHATPAY_* (services.common.wechatpay), ALIPAY_* (services.common.alipay), BANKCARD_*
+    (services.common.bankcard). A channel whose settings are absent is not offered."""
+
+    notify_urls: dict[str, str]
+    wechatpay: WechatPaySettings | None
+    alipay: AlipaySettings | None
+    bankcard: BankcardSettings | None
+    reconcile_seconds: float
+    points_expiry_seconds: float
+    grpc_timeout_seconds: float
+
+    @classmethod
+    def from_env(cls, base: ServiceSettings, environ: Mapping[str, str] | None = None) -> MemberServiceSettings:
+        env = Env(environ)
+        notify_base = env.str("MEMBER_NOTIFY_BASE_URL", "https://localhost/api/v1").rstrip("/")
+        return cls(notify_urls={channel: notify_base + path for channel, path in NOTIFY_PATHS.items()},
+                   wechatpay=WechatPaySettings.from_env(base.environment, environ),
+                   alipay=AlipaySettings.from_env(environ),
+                   bankcard=BankcardSettings.from_env(base.environment, environ),
+                   reconcile_seconds=env.float("MEMBER_RECONCILE_SECONDS", 60.0),
+                   points_expiry_seconds=env.float("MEMBER_POINTS_EXPIRY_SECONDS", 3600.0),
+                   grpc_timeout_seconds=env.int("MEMBER_GRPC_TIMEOUT_MS", 5000) / 1000)

@@ -1,0 +1,55 @@
+"""`make audit` (tools/audit.py): it finds what it looks for, and the platform after the battery has nothing to find."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, insert
+
+from services.common.outbox import outbox
+from services.member.db import coupon_templates, coupons
+from services.product.db import brands, categories, products, skus
+from tests.fixtures.platform import Platform
+from tools.audit import audit, check_coupons, check_outboxes, check_stock, report
+
+NOW = datetime(2026, 12, 6, 8, tzinfo=UTC)
+
+
+@pytest.mark.integration
+def test_the_audit_reports_a_sku_sold_without_confirmed_units_and_an_event_left_unsent(
+        service_engine: Callable[[str], Engine]) -> None:
+    product, member, order = service_engine("product"), service_engine("member"), service_engine("order")
+    with product.begin() as conn:
+        conn.execute(insert(categories).values(id=1, name="杯", icon="", sort=0))
+        conn.execute(insert(brands).values(id=1, name="象印", logo=""))
+        conn.execute(insert(products).values(id=1, name="保温杯", category_id=1, brand_id=1, images=[], params=[],
+                                             specs=[], status="APPROVED", on_shelf=True, price_fen=100,
+                                             created_at=NOW, updated_at=NOW))
+        conn.execute(insert(skus).values(id=7, product_id=1, spec={}, spec_key="", price_fen=100, stock=5, sales=3))
+        conn.execute(insert(outbox).values(event_id="e-1", event_type="product-viewed", aggregate_id="1",
+                                           envelope=b"", created_at=NOW - timedelta(minutes=5)))
+    with member.begin() as conn:
+        conn.execute(insert(coupon_templates).values(
+            id=1, name="满100减10", kind="fixed", amount_fen=1000, percent_off=0, threshold_fen=10000, cap_fen=0,
+            total=10, issued=1, per_user_limit=1, valid_from=NOW, valid_to=NOW + timedelta(days=7), created_at=NOW))
+        conn.execute(insert(coupons).values(template_id=1, user_id=9, status="locked", order_no="NO-1",
+                                            claimed_at=NOW))
+
+    stock, unsent, locked = check_stock(product, NOW), check_outboxes({"product": product}, NOW), \
+        check_coupons(member, order)
+
+    assert stock.mismatches == ["sku 7: sales 3 but 0 units confirmed"]
+    assert unsent.mismatches == ["product: 1 product-viewed event(s) unsent for over a minute"]
+    assert locked.mismatches == ["order NO-1: coupon locked but the order is not awaiting payment"]
+
+
+@pytest.mark.e2e
+@pytest.mark.reliability
+def test_the_platform_audits_clean_after_its_tests(platform: Platform) -> None:
+    for consumer in ("product", "member", "analytics"):
+        platform.wait_until_consumed("order-paid", consumer, timeout_seconds=120)
+    checks = audit(platform.database_urls)
+    assert all(check.mismatches == [] for check in checks), report(checks)
+    assert {check.name for check in checks} == {"stock", "coupons", "ledgers", "order-paid consumed", "outbox"}

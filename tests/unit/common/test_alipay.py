@@ -1,0 +1,110 @@
+"""Alipay adapter: the RSA2 order string, notify verification (signature, app_id, seller, amount) and yuan/fen."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qsl
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from services.common.alipay import (
+    Alipay,
+    AlipaySettings,
+    NotifyRejected,
+    fen_to_yuan,
+    rsa2_sign,
+    rsa2_verify,
+    signing_content,
+    yuan_to_fen,
+)
+from tests.unit.common.test_wechatpay import pem_private, pem_public
+
+APP_ID, SELLER = "2021000000000001", "2088000000000001"
+NOW = datetime(2026, 12, 6, 2, 30, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def app_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture(scope="module")
+def alipay_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture
+def client(app_key: rsa.RSAPrivateKey, alipay_key: rsa.RSAPrivateKey) -> Alipay:
+    return Alipay(AlipaySettings(app_id=APP_ID, app_private_key_pem=pem_private(app_key),
+                                 alipay_public_key_pem=pem_public(alipay_key), seller_id=SELLER))
+
+
+def notify(alipay_key: rsa.RSAPrivateKey, **changes: str) -> dict[str, str]:
+    params = {"notify_time": "2026-12-06 10:30:00", "notify_type": "trade_status_sync", "notify_id": "n1",
+              "app_id": APP_ID, "charset": "utf-8", "version": "1.0", "sign_type": "RSA2", "trade_no": "2026T1",
+              "out_trade_no": "R1", "seller_id": SELLER, "trade_status": "TRADE_SUCCESS", "total_amount": "500.05",
+              "subject": "充值", "gmt_payment": "2026-12-06 10:29:59", "passback_params": ""}
+    params.update(changes)
+    params["sign"] = rsa2_sign(alipay_key, signing_content(params, exclude=("sign", "sign_type")))
+    return params
+
+
+def test_yuan_converts_to_fen_exactly_and_back() -> None:
+    assert [yuan_to_fen(v) for v in ("0.01", "1", "1.5", "500.05", "999999999999.99")] == [
+        1, 100, 150, 50_005, 99_999_999_999_999]
+    assert [fen_to_yuan(v) for v in (1, 100, 150, 50_005)] == ["0.01", "1.00", "1.50", "500.05"]
+    for bad in ("", "-1", "1.005", "01", "1e3", " 1", "1.", ".5", "１"):
+        with pytest.raises(ValueError):
+            yuan_to_fen(bad)
+
+
+def test_signing_content_sorts_and_leaves_out_sign_and_empty_values() -> None:
+    assert signing_content({"b": "2", "a": "1", "sign": "x", "c": ""}) == "a=1&b=2"
+    assert signing_content({"sign_type": "RSA2", "a": "1"}, exclude=("sign", "sign_type")) == "a=1"
+
+
+def test_the_order_string_is_app_pay_signed_rsa2_by_the_app(client: Alipay, app_key: rsa.RSAPrivateKey) -> None:
+    order = client.app_pay_order_string(out_trade_no="R1", amount_fen=50_005, subject="充值",
+                                        notify_url="https://mall.example/api/v1/payments/alipay/notify", now=NOW,
+                                        time_expire=NOW + timedelta(minutes=30))
+    params = dict(parse_qsl(order))
+    assert rsa2_verify(app_key.public_key(), signing_content(params), params["sign"])
+    assert (params["app_id"], params["method"], params["sign_type"], params["timestamp"]) == (
+        APP_ID, "alipay.trade.app.pay", "RSA2", "2026-12-06 10:30:00")
+    assert json.loads(params["biz_content"]) == {"out_trade_no": "R1", "total_amount": "500.05", "subject": "充值",
+                                                 "product_code": "QUICK_MSECURITY_PAY",
+                                                 "time_expire": "2026-12-06 11:00:00"}
+
+
+def test_a_notify_signed_by_alipay_verifies(client: Alipay, alipay_key: rsa.RSAPrivateKey) -> None:
+    notice = client.verify_notify(notify(alipay_key))
+    assert (notice.out_trade_no, notice.trade_no, notice.total_fen, notice.paid) == ("R1", "2026T1", 50_005, True)
+    assert client.verify_notify(notify(alipay_key, trade_status="WAIT_BUYER_PAY")).paid is False
+
+
+@pytest.mark.parametrize(("spoil", "reason"), [
+    (lambda p, k, a: {**p, "total_amount": "0.01"}, "sign does not verify"),
+    (lambda p, k, a: {**p, "sign": p["sign"][:-4] + "AAAA"}, "sign does not verify"),
+    (lambda p, k, a: {**p, "sign": "not base64!"}, "sign does not verify"),
+    (lambda p, k, a: {**p, "sign_type": "RSA"}, "unsupported sign_type"),
+    (lambda p, k, a: notify(k, app_id="2021000000000000"), "app_id"),
+    (lambda p, k, a: notify(k, seller_id="2088999999999999"), "seller_id"),
+    (lambda p, k, a: notify(k, total_amount="5.001"), "total_amount"),
+    (lambda p, k, a: notify(k, out_trade_no=""), "lacks"),
+    (lambda p, k, a: notify(a), "sign does not verify"),  # signed with the app's own key, not Alipay's
+])
+def test_untrusted_notifies_are_rejected(client: Alipay, alipay_key: rsa.RSAPrivateKey, app_key: rsa.RSAPrivateKey,
+                                         spoil, reason: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(NotifyRejected, match=reason):
+        client.verify_notify(spoil(notify(alipay_key), alipay_key, app_key))
+
+
+def test_settings_are_off_without_an_app_id_and_read_key_files(tmp_path, app_key, alipay_key) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "app.pem").write_bytes(pem_private(app_key))
+    (tmp_path / "alipay.pem").write_bytes(pem_public(alipay_key))
+    assert AlipaySettings.from_env({}) is None
+    settings = AlipaySettings.from_env({"ALIPAY_APP_ID": APP_ID, "ALIPAY_APP_PRIVATE_KEY_FILE": str(tmp_path / "app.pem"),
+                                        "ALIPAY_PUBLIC_KEY_FILE": str(tmp_path / "alipay.pem")})
+    assert settings is not None and settings.seller_id is None and "app_private_key_pem" not in repr(settings)

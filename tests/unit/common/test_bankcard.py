@@ -1,0 +1,65 @@
+"""Bank-card channel adapter: signed cashier parameters, verified HMAC callbacks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from services.common.bankcard import Bankcard, BankcardSettings, NotifyRejected, canonical, sign
+from services.common.config import ConfigError
+
+SECRET = b"0123456789abcdef0123456789abcdef"
+NOW = 1_795_000_000
+
+
+@pytest.fixture
+def client() -> Bankcard:
+    return Bankcard(BankcardSettings(merchant_id="M1", secret=SECRET, cashier_url="https://pay.example/cashier"),
+                    clock=lambda: NOW)
+
+
+def callback(secret: bytes = SECRET, **changes: object) -> tuple[dict[str, str], bytes]:
+    data = {"merchant_id": "M1", "out_trade_no": "R1", "trade_no": "BC1", "amount_fen": 5_000, "currency": "CNY",
+            "status": "SUCCESS", "paid_at": "2026-12-06T02:30:00+00:00", "timestamp": NOW, "nonce": "n"}
+    body = json.dumps({**data, **changes}).encode()
+    return {"X-Bankcard-Signature": sign(secret, body)}, body
+
+
+def test_cashier_parameters_are_signed_over_the_sorted_fields(client: Bankcard) -> None:
+    params = client.cashier_params(out_trade_no="R1", amount_fen=5_000, notify_url="https://mall.example/n",
+                                   expires_at=NOW + 1800)
+    assert params["sign"] == sign(SECRET, canonical({k: v for k, v in params.items() if k != "cashier_url"}))
+    assert (params["amount_fen"], params["timestamp"], params["cashier_url"]) == (
+        "5000", str(NOW), "https://pay.example/cashier")
+
+
+def test_a_signed_callback_verifies(client: Bankcard) -> None:
+    payment = client.verify_notify(*callback())
+    assert (payment.out_trade_no, payment.trade_no, payment.amount_fen, payment.paid) == ("R1", "BC1", 5_000, True)
+    assert client.verify_notify(*callback(status="FAILED")).paid is False
+
+
+@pytest.mark.parametrize(("headers_body", "reason"), [
+    (callback(secret=b"x" * 32), "does not verify"),
+    (({}, callback()[1]), "does not verify"),
+    ((callback()[0], callback()[1].replace(b"5000", b"5001")), "does not verify"),
+    (callback(timestamp=NOW - 301), "within 300 seconds"),
+    (callback(merchant_id="M2"), "merchant_id"),
+    (callback(amount_fen="5000"), "integers"),
+    (({"X-Bankcard-Signature": sign(SECRET, b"[]")}, b"[]"), "not a bank-card payment callback"),
+])
+def test_untrusted_callbacks_are_rejected(client: Bankcard, headers_body: tuple[dict[str, str], bytes],
+                                          reason: str) -> None:
+    with pytest.raises(NotifyRejected, match=reason):
+        client.verify_notify(*headers_body)
+
+
+def test_settings_need_a_long_secret_and_an_https_cashier_outside_dev() -> None:
+    env = {"BANKCARD_MERCHANT_ID": "M1", "BANKCARD_SECRET": SECRET.decode(), "BANKCARD_CASHIER_URL": "http://x/c"}
+    assert BankcardSettings.from_env("prod", {}) is None
+    assert BankcardSettings.from_env("dev", env) is not None
+    with pytest.raises(ConfigError, match="https"):
+        BankcardSettings.from_env("prod", env)
+    with pytest.raises(ConfigError, match="32"):
+        BankcardSettings.from_env("dev", {**env, "BANKCARD_SECRET": "short"})

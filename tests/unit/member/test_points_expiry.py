@@ -1,0 +1,74 @@
+"""Points expiry: earned in a month, gone at the end of the 12th month after it; the oldest are spent first."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from services.member import service
+from services.member.domain import Account, points_expiry_cutoff
+from tests.unit.member.fakes import FakeMemberUnitOfWork
+
+ALICE, BOB = 1, 2
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("now", "cutoff"), [
+    ("2027-04-01 00:00:00", "2026-04-01 00:00:00"),
+    ("2027-03-31 23:59:59", "2026-03-01 00:00:00"),
+    ("2027-01-15 08:00:00", "2026-01-01 00:00:00"),
+    ("2026-12-31 23:00:00", "2025-12-01 00:00:00"),
+])
+def test_the_cutoff_is_the_start_of_the_same_month_a_year_earlier(now: str, cutoff: str) -> None:
+    assert points_expiry_cutoff(at(now)) == at(cutoff)
+
+
+def earn(uow: FakeMemberUnitOfWork, user_id: int, order_no: str, paid_fen: int, when: str) -> None:
+    service.award_points_for_order(uow, order_no=order_no, user_id=user_id, paid_fen=paid_fen, now=at(when))
+
+
+def points(uow: FakeMemberUnitOfWork, user_id: int) -> int:
+    return uow.ledger.balance(user_id, Account.POINTS)
+
+
+@pytest.fixture
+def uow() -> FakeMemberUnitOfWork:
+    uow = FakeMemberUnitOfWork()
+    for user in (ALICE, BOB):
+        service.sign_up(uow, user_id=user, channel="self", invite_code=None, now=at("2026-01-01 00:00:00"))
+    return uow
+
+
+def test_points_expire_after_their_twelfth_month_once_and_spending_takes_the_oldest_first(uow) -> None:  # type: ignore[no-untyped-def]
+    earn(uow, ALICE, "O1", 30_000, "2026-03-15 10:00:00")   # 300 points, valid through March 2027
+    earn(uow, ALICE, "O2", 20_000, "2026-05-02 10:00:00")   # 200 points, valid through May 2027
+    service.lock_points(uow, user_id=ALICE, order_no="O3", points=250, payable_fen=100_000,
+                        now=at("2026-06-01 00:00:00"))      # spends 250 of the March points
+    earn(uow, BOB, "O4", 10_000, "2026-04-01 00:00:00")     # 100 points, valid through April 2027
+
+    in_term = service.expire_points(lambda: uow, now=at("2027-03-31 23:59:59"))
+    april = [service.expire_points(lambda: uow, now=at("2027-04-01 00:00:00")) for _ in range(2)]
+    alice_april, bob_april = points(uow, ALICE), points(uow, BOB)
+    june = service.expire_points(lambda: uow, now=at("2027-06-01 00:00:00"))
+
+    assert in_term == 0
+    assert april == [50, 0] and (alice_april, bob_april) == (200, 100)  # the 50 March points left; once
+    assert (june, points(uow, ALICE), points(uow, BOB)) == (300, 0, 0)
+    assert [(p.payload.delta, p.payload.reason, p.payload.reference) for p in uow.published
+            if p.event_type == "points-changed" and p.payload.reason == "points_expired"] == [
+        (-50, "points_expired", "earned-before-2026-04"), (-200, "points_expired", "earned-before-2026-06"),
+        (-100, "points_expired", "earned-before-2026-06")]
+    assert uow.ledger.balance(ALICE, Account.POINTS_LOCKED) == 250  # held by an order: not expired
+
+
+def test_a_refund_takes_back_the_newest_points_and_the_rest_expires_in_turn(uow) -> None:  # type: ignore[no-untyped-def]
+    earn(uow, ALICE, "O1", 30_000, "2026-03-15 10:00:00")   # 300, expires April 2027
+    earn(uow, ALICE, "O2", 20_000, "2026-05-02 10:00:00")   # 200, expires June 2027
+    service.reverse_points_for_refund(uow, order_no="O2", refund_no="F1", amount_fen=20_000,
+                                      now=at("2026-05-10 00:00:00"))
+
+    assert (service.expire_points(lambda: uow, now=at("2027-04-01 00:00:00")), points(uow, ALICE)) == (300, 0)

@@ -1,0 +1,138 @@
+"""Simulated Alipay: checks the app's RSA2-signed app-pay order string, then sends RSA2-signed trade notifies.
+
+The dev application and Alipay key pairs are generated at first start under SIM_ALIPAY_KEY_DIR (the
+"merchant" pair is the application's, the "platform" pair Alipay's), like WeChat Pay's.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode
+
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from services.common.alipay import beijing_time, fen_to_yuan, rsa2_sign, rsa2_verify, signing_content, yuan_to_fen
+from tools.simulator.config import SimClock, SimulatorConfig
+from tools.simulator.web import Handler, Request, Response, SimulatorError
+from tools.simulator.wechatpay import (
+    MERCHANT_PRIVATE,
+    MERCHANT_PUBLIC,
+    PLATFORM_PRIVATE,
+    PLATFORM_PUBLIC,
+    ensure_dev_keys,
+)
+
+# What /sim/alipay/pay can spoil in a notify, for the merchant's rejection tests.
+TAMPERS = ("bad_signature", "tampered_amount", "wrong_amount", "wrong_app_id", "bad_sign_type")
+APP_PRIVATE, APP_PUBLIC = MERCHANT_PRIVATE, MERCHANT_PUBLIC          # the application's pair
+ALIPAY_PRIVATE, ALIPAY_PUBLIC = PLATFORM_PRIVATE, PLATFORM_PUBLIC    # Alipay's pair
+SELLER_ID = "2088000000000001"
+
+
+@dataclass
+class _Trade:
+    out_trade_no: str
+    total_amount: str
+    subject: str
+    notify_url: str
+    trade_no: str
+    paid_at: datetime | None = None
+
+
+class AlipaySimulator:
+    def __init__(self, config: SimulatorConfig, clock: SimClock) -> None:
+        self.config = config
+        self.clock = clock
+        self.key_files = ensure_dev_keys(Path(config.alipay_key_dir).resolve())
+        app_public = serialization.load_pem_public_key(self.key_files[APP_PUBLIC].read_bytes())
+        alipay_private = serialization.load_pem_private_key(self.key_files[ALIPAY_PRIVATE].read_bytes(), None)
+        assert isinstance(app_public, rsa.RSAPublicKey) and isinstance(alipay_private, rsa.RSAPrivateKey)
+        self._app_public, self._alipay_private = app_public, alipay_private
+        self._lock = threading.Lock()
+        self._trades: dict[str, _Trade] = {}
+        self._session = requests.Session()
+
+    def routes(self) -> dict[tuple[str, str], Handler]:
+        return {("POST", "/sim/alipay/pay"): self.sim_pay}
+
+    def reset(self) -> None:
+        with self._lock:
+            self._trades.clear()
+
+    def sim_pay(self, request: Request) -> Response:
+        """POST /sim/alipay/pay {"order_string", "tamper"?, "notify"?: true}: the buyer pays in full.
+
+        The order string is checked as Alipay checks it (the app's RSA2 signature, app_id, amount);
+        then a signed TRADE_SUCCESS notify is POSTed, form-encoded, to its notify_url. With a tamper
+        only the spoilt notify is sent (the trade stays as it was). Answers what the receiver said
+        and the notify it got, for replays.
+        """
+        body = request.json()
+        tamper, send = body.get("tamper"), body.get("notify", True)
+        if tamper is not None and tamper not in TAMPERS:
+            raise SimulatorError(f"tamper must be one of {', '.join(TAMPERS)}")
+        params = dict(parse_qsl(str(body.get("order_string") or ""), keep_blank_values=True))
+        if params.get("sign_type") != "RSA2" or not rsa2_verify(self._app_public, signing_content(params),
+                                                                  params.get("sign", "")):
+            raise SimulatorError("ACQ.INVALID_SIGNATURE: the order string's sign does not verify")
+        if params.get("app_id") != self.config.alipay_app_id or params.get("method") != "alipay.trade.app.pay":
+            raise SimulatorError("ACQ.INVALID_PARAMETER: app_id or method")
+        biz = json.loads(params.get("biz_content") or "{}")
+        yuan_to_fen(str(biz.get("total_amount")))  # ValueError (400) unless a plain amount
+        with self._lock:
+            trade = self._trades.setdefault(biz["out_trade_no"], _Trade(
+                biz["out_trade_no"], biz["total_amount"], biz.get("subject", ""), params["notify_url"],
+                datetime.now(UTC).strftime("%Y%m%d") + "2200" + str(secrets.randbelow(10**14)).zfill(14)))
+            if tamper is None and trade.paid_at is None:
+                trade.paid_at = datetime.now(UTC)
+            paid_at = trade.paid_at or datetime.now(UTC)
+        if not send:
+            return Response(200, {"out_trade_no": trade.out_trade_no, "trade_no": trade.trade_no})
+        return self._deliver(trade, paid_at, tamper)
+
+    def _deliver(self, trade: _Trade, paid_at: datetime, tamper: str | None) -> Response:
+        notify = {
+            "notify_time": beijing_time(datetime.now(UTC)), "notify_type": "trade_status_sync",
+            "notify_id": secrets.token_hex(16), "app_id": self.config.alipay_app_id, "charset": "utf-8",
+            "version": "1.0", "sign_type": "RSA2", "trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no,
+            "buyer_id": "2088102177846880", "seller_id": SELLER_ID, "trade_status": "TRADE_SUCCESS",
+            "total_amount": trade.total_amount, "receipt_amount": trade.total_amount,
+            "buyer_pay_amount": trade.total_amount, "subject": trade.subject,
+            "gmt_create": beijing_time(paid_at), "gmt_payment": beijing_time(paid_at),
+        }
+        if tamper == "wrong_amount":
+            notify["total_amount"] = fen_to_yuan(yuan_to_fen(trade.total_amount) + 1)
+        if tamper == "wrong_app_id":
+            notify["app_id"] = "2021000000000000"
+        notify["sign"] = rsa2_sign(self._alipay_private, signing_content(notify, exclude=("sign", "sign_type")))
+        if tamper == "bad_signature":
+            notify["sign"] = rsa2_sign(self._alipay_private, "spoilt")
+        if tamper == "tampered_amount":
+            notify["total_amount"] = "0.01"
+        if tamper == "bad_sign_type":
+            notify["sign_type"] = "RSA"
+        payload = urlencode(notify)
+        try:
+            answer = self._session.post(trade.notify_url, data=payload, timeout=10,
+                                        headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+            status, text = answer.status_code, answer.text
+        except requests.RequestException as exc:
+            status, text = 0, type(exc).__name__
+        return Response(200, {"notify_status": status, "notify_answer": text[:2000], "trade_no": trade.trade_no,
+                              "notify": {"url": trade.notify_url, "body": payload}})
+
+
+def dev_env(config: SimulatorConfig) -> dict[str, str]:
+    """The member service's Alipay settings matching this simulator (key files appear when it starts)."""
+    directory = Path(config.alipay_key_dir).resolve()
+    return {"ALIPAY_APP_ID": config.alipay_app_id, "ALIPAY_APP_PRIVATE_KEY_FILE": str(directory / APP_PRIVATE),
+            "ALIPAY_PUBLIC_KEY_FILE": str(directory / ALIPAY_PUBLIC), "ALIPAY_SELLER_ID": SELLER_ID,
+            "SIM_ALIPAY_KEY_DIR": str(directory)}
+
