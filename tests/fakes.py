@@ -18,10 +18,11 @@ from services.common.errors import Conflict, DomainError, NotFound
 from services.common.uow import UnitOfWork
 from services.common.wechatpay import NotifyRejected, WechatPayApiError, WechatPayError
 from services.common.wechatpay import Refund as ChannelRefund
+from services.order.aftersales import AfterSale
 from services.order.domain import Address as ShippingAddress
 from services.order.domain import CartItem, Order, Refund, RefundStatus
 from services.order.ports import CatalogSku, CouponLine, CouponOffer, StockLine
-from services.order.uow import LineReservation, OrderSearch, OrderUnitOfWork
+from services.order.uow import CaseSearch, LineReservation, OrderSearch, OrderUnitOfWork
 from services.user.domain import (
     Address,
     IdentityVerification,
@@ -352,10 +353,42 @@ class FakeOrderRepository:
         expired = [order for order in self.orders if order.status == "PENDING_PAYMENT" and order.pay_deadline <= now]
         return sorted(expired, key=lambda order: order.pay_deadline)[:limit]
 
+    def lock_shipped_before(self, before: datetime, limit: int) -> list[Order]:
+        shipped = [order for order in self.orders if order.status == "SHIPPED" and order.shipped_at
+                   and order.shipped_at <= before]
+        return sorted(shipped, key=lambda order: order.shipped_at or before)[:limit]
+
     def unpaid_prepaid(self, prepaid_before: datetime, limit: int) -> list[Order]:
         found = [order for order in self.orders if order.status == "PENDING_PAYMENT"
                  and order.prepaid_at is not None and order.prepaid_at <= prepaid_before]
         return sorted(found, key=lambda order: order.prepaid_at or prepaid_before)[:limit]
+
+
+class FakeAfterSaleRepository:
+    def __init__(self) -> None:
+        self.cases: list[AfterSale] = []
+
+    def add(self, case: AfterSale) -> None:
+        if {line.line_id for c in self.cases for line in c.lines if line.open} & {line.line_id for line in case.lines}:
+            raise AssertionError("the unique index on open case lines would refuse this")
+        case.id = len(self.cases) + 1
+        self.cases.append(case)
+
+    def get(self, case_id: int, *, lock: bool = False) -> AfterSale | None:
+        return next((case for case in self.cases if case.id == case_id), None)
+
+    def for_order(self, order_id: int) -> list[AfterSale]:
+        return [case for case in self.cases if case.order_id == order_id]
+
+    def search(self, search: CaseSearch) -> tuple[list[AfterSale], int]:
+        found = [case for case in self.cases
+                 if all(not wanted or getattr(case, name) == wanted for name, wanted in (
+                     ("user_id", search.user_id), ("status", search.status), ("type", search.type),
+                     ("order_no", search.order_no)))
+                 and (search.created_from is None or case.created_at >= search.created_from)
+                 and (search.created_to is None or case.created_at < search.created_to)]
+        found.sort(key=lambda case: (case.created_at, case.id or 0), reverse=True)
+        return found[search.offset:search.offset + search.limit], len(found)
 
 
 class FakeRefundRepository:
@@ -403,12 +436,14 @@ class FakeRefundRepository:
 class FakeOrderUnitOfWork(FakeUnitOfWork, OrderUnitOfWork):
     carts: FakeCartRepository
     orders: FakeOrderRepository
+    after_sales: FakeAfterSaleRepository
     refunds: FakeRefundRepository
 
     def __init__(self) -> None:
         super().__init__()
         self.carts = FakeCartRepository()
         self.orders = FakeOrderRepository()
+        self.after_sales = FakeAfterSaleRepository()
         self.refunds = FakeRefundRepository()
 
 

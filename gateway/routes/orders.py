@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import grpc
 from flask import Blueprint, request
 from google.protobuf.timestamp_pb2 import Timestamp
-from mall.order.v1 import order_pb2
+from mall.order.v1 import after_sale_pb2, order_pb2
 from mall.order.v1.order_pb2_grpc import OrderServiceStub
 from pydantic import Field, model_validator
 
 from gateway.api import PUBLIC, Body, Page, PageQuery, Reply, idempotency_key, operation, service
 from gateway.errors import ApiError
+
+if TYPE_CHECKING:
+    from gateway.routes.aftersales import CaseQuery
 from services.common.auth import Role
 from services.common.grpc_server import from_grpc
 from services.common.logs import mask_phone
@@ -25,11 +28,12 @@ OrderStatus = Literal["PENDING_PAYMENT", "PAID", "SHIPPED", "COMPLETED", "CANCEL
                       "REFUNDING", "REFUNDED", "CLOSED"]
 Id = Field(ge=1, le=999_999_999_999_999_999)
 ORDER_STAFF = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
+SHIPPERS = (Role.ADMIN, Role.OPERATOR)
 NOTIFY_HEADERS = ("Wechatpay-Timestamp", "Wechatpay-Nonce", "Wechatpay-Signature", "Wechatpay-Serial",
                   "Wechatpay-Signature-Type")
 
 
-def _time(stamp: Timestamp) -> datetime:
+def utc_time(stamp: Timestamp) -> datetime:
     return stamp.ToDatetime(tzinfo=UTC)
 
 
@@ -214,7 +218,7 @@ def preview(body: CheckoutIn) -> QuoteOut:
     quote = service(OrderServiceStub).QuoteCheckout(body.to_proto())
     return QuoteOut(lines=[LineOut.from_proto(line) for line in quote.lines], points_used=quote.points_used,
                     usable_coupons=[UsableCouponOut(id=coupon.id, name=coupon.name, discount_fen=coupon.discount_fen,
-                                                    valid_to=_time(coupon.valid_to))
+                                                    valid_to=utc_time(coupon.valid_to))
                                     for coupon in quote.usable_coupons],
                     **AmountsOut.from_proto(quote.amounts).model_dump())
 
@@ -241,8 +245,33 @@ class StepOut(Reply):
     reason: str
 
 
+class ShipmentLineOut(Reply):
+    line_id: int
+    quantity: int
+
+
+class ShipmentOut(Reply):
+    """A parcel: carrier, tracking number, when it left and which units it holds."""
+
+    shipment_no: str
+    carrier: str
+    tracking_no: str
+    shipped_at: datetime
+    lines: list[ShipmentLineOut]
+
+    @classmethod
+    def from_proto(cls, shipment: order_pb2.Shipment) -> ShipmentOut:
+        return cls(shipment_no=shipment.shipment_no, carrier=shipment.carrier, tracking_no=shipment.tracking_no,
+                   shipped_at=utc_time(shipment.shipped_at),
+                   lines=[ShipmentLineOut(line_id=item.line_id, quantity=item.quantity) for item in shipment.lines])
+
+
 class OrderOut(Reply):
-    """An order with its lines, address, amounts and history."""
+    """An order with its lines, address, amounts, shipments and history.
+
+    A PAID order with shipments is partly shipped; it becomes SHIPPED (shipped_at set) when its
+    last units ship, and COMPLETED (completed_at set) when receipt is confirmed.
+    """
 
     id: int
     order_no: str
@@ -259,21 +288,27 @@ class OrderOut(Reply):
     address: AddressOut
     amounts: AmountsOut
     history: list[StepOut]
+    shipments: list[ShipmentOut]
+    shipped_at: datetime | None
+    completed_at: datetime | None
     refunded_fen: int = Field(description="refunds under way or done, never above payable_fen")
 
     @classmethod
     def from_proto(cls, order: order_pb2.Order) -> OrderOut:
         a = order.address
         return cls(id=order.id, order_no=order.order_no, status=order.status,  # type: ignore[arg-type]
-                   payable_fen=order.amounts.payable_fen, pay_deadline=_time(order.pay_deadline),
-                   created_at=_time(order.created_at),
-                   paid_at=_time(order.paid_at) if order.HasField("paid_at") else None, pay_channel=order.pay_channel,
+                   payable_fen=order.amounts.payable_fen, pay_deadline=utc_time(order.pay_deadline),
+                   created_at=utc_time(order.created_at),
+                   **{name: utc_time(getattr(order, name)) if order.HasField(name) else None
+                      for name in ("paid_at", "shipped_at", "completed_at")},
+                   shipments=[ShipmentOut.from_proto(shipment) for shipment in order.shipments],
+                   pay_channel=order.pay_channel,
                    note=order.note, coupon_id=order.coupon_id or None, points_used=order.points_used,
                    lines=[LineOut.from_proto(line) for line in order.lines],
                    address=AddressOut(name=a.name, phone=mask_phone(a.phone), province=a.province, city=a.city,
                                       district=a.district, detail=a.detail),
                    amounts=AmountsOut.from_proto(order.amounts),
-                   history=[StepOut(status=step.status, at=_time(step.at), actor=step.actor,  # type: ignore[arg-type]
+                   history=[StepOut(status=step.status, at=utc_time(step.at), actor=step.actor,  # type: ignore[arg-type]
                                     reason=step.reason) for step in order.history],
                    refunded_fen=order.refunded_fen)
 
@@ -329,18 +364,57 @@ def cancel_order(order_id: int, body: CancelIn) -> OrderOut:
         order_pb2.CancelOrderRequest(id=order_id, reason=body.reason)))
 
 
-@bp.get("/admin/orders")
-@operation(summary="Search orders", tag="admin-orders", roles=ORDER_STAFF, query=AdminOrdersQuery,
-           responses={200: Page[OrderOut]})
-def search_orders(query: AdminOrdersQuery) -> Page[OrderOut]:
-    search = order_pb2.SearchOrdersRequest(status=query.status or "", order_no=query.order_no or "",
-                                           user_id=query.user_id or 0, offset=query.offset, limit=query.page_size)
+@bp.post("/orders/<id:order_id>/confirm-receipt")
+@operation(summary="Confirm I received my shipped order (COMPLETED)", tag="orders", responses={200: OrderOut})
+def confirm_receipt(order_id: int) -> OrderOut:
+    return OrderOut.from_proto(service(OrderServiceStub).ConfirmReceipt(order_pb2.ConfirmReceiptRequest(id=order_id)))
+
+
+class LineUnitsIn(Body):
+    """Some units of an order line."""
+
+    line_id: int = Id
+    quantity: int = Field(ge=1, le=999)
+
+
+class ShipIn(Body):
+    """A parcel: carrier code and tracking number; `lines` (some units of some lines) for a partial shipment."""
+
+    carrier: str = Field(min_length=1, max_length=32)
+    tracking_no: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")
+    lines: list[LineUnitsIn] = Field(default_factory=list, max_length=100,
+                                    description="empty: every unit not shipped yet")
+
+
+@bp.post("/admin/orders/<id:order_id>/ship")
+@operation(summary="Ship an order, or some of its units", tag="admin-orders", roles=SHIPPERS, body=ShipIn,
+           responses={200: OrderOut},
+           description="The order stays PAID, its shipments listed, until its last units ship; then it is SHIPPED "
+                       "and order-shipped is published. 409 ORDER_STATE_CONFLICT unless PAID.")
+def ship_order(order_id: int, body: ShipIn) -> OrderOut:
+    return OrderOut.from_proto(service(OrderServiceStub).ShipOrder(order_pb2.ShipOrderRequest(
+        id=order_id, carrier=body.carrier, tracking_no=body.tracking_no,
+        lines=[order_pb2.ShipmentLine(line_id=line.line_id, quantity=line.quantity) for line in body.lines])))
+
+
+def created_between(search: order_pb2.SearchOrdersRequest | after_sale_pb2.SearchAfterSalesRequest,
+                    query: AdminOrdersQuery | CaseQuery) -> None:
+    """The query's created_from / created_to (each needs a UTC offset) onto a staff search request."""
     for name in ("created_from", "created_to"):
         value = getattr(query, name)
         if value is not None:
             if value.tzinfo is None:
                 raise ApiError(400, "INVALID_REQUEST", "the request query is invalid", {name: "needs a UTC offset"})
             getattr(search, name).FromDatetime(value.astimezone(UTC))
+
+
+@bp.get("/admin/orders")
+@operation(summary="Search orders", tag="admin-orders", roles=ORDER_STAFF, query=AdminOrdersQuery,
+           responses={200: Page[OrderOut]})
+def search_orders(query: AdminOrdersQuery) -> Page[OrderOut]:
+    search = order_pb2.SearchOrdersRequest(status=query.status or "", order_no=query.order_no or "",
+                                           user_id=query.user_id or 0, offset=query.offset, limit=query.page_size)
+    created_between(search, query)
     found = service(OrderServiceStub).SearchOrders(search)
     return Page[OrderOut].of([OrderOut.from_proto(order) for order in found.orders], query, found.total)
 

@@ -18,6 +18,7 @@ from mall.events.v1.order_events_pb2 import (
     OrderCreated,
     OrderPaid,
     OrderRefunded,
+    OrderReturned,
     OrderShipped,
 )
 from mall.events.v1.product_events_pb2 import ProductViewed
@@ -40,6 +41,7 @@ EVENT_TYPES: dict[type[Message], str] = {
     OrderRefunded: "order-refunded",
     OrderShipped: "order-shipped",
     OrderCompleted: "order-completed",
+    OrderReturned: "order-returned",
     CartItemAdded: "cart-item-added",
     MemberJoined: "member-joined",
     MemberRecharged: "member-recharged",

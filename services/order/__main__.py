@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from mall.order.v1 import order_pb2, order_pb2_grpc
+from mall.order.v1 import after_sale_pb2, after_sale_pb2_grpc, order_pb2, order_pb2_grpc
 
 from services.common.clients import ServiceClients
 from services.common.config import Env, ServiceSettings
@@ -19,37 +19,49 @@ from services.common.grpc_server import registration
 from services.common.runtime import ServiceApp, main
 from services.common.runtime_config import RuntimeConfig
 from services.common.wechatpay import WechatPay
-from services.order import refunds, service
+from services.order import aftersales, refunds, service
 from services.order.config import OrderServiceSettings, follow_live_settings, live_tunables
 from services.order.db import SqlOrderUnitOfWork, start_mappers
-from services.order.grpc_api import OrderServicer
+from services.order.grpc_api import AfterSaleServicer, OrderServicer
 from services.order.neighbours import GrpcCatalog, GrpcMembers, GrpcStock, GrpcUsers
 from services.order.uow import OrderUnitOfWork
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-TIMEOUT_BATCH = 100
+BATCH = 100
 
 log = logging.getLogger(__name__)
 
 
-def payment_timeout(uow: Callable[[], OrderUnitOfWork], wechat: WechatPay | None,
-                    interval_seconds: float) -> Callable[[threading.Event], None]:
-    """The O6 scheduler: every interval, cancel unpaid orders past their deadline, a batch per transaction.
+def batches(what: str, step: Callable[[], int], interval_seconds: float) -> Callable[[threading.Event], None]:
+    """A scheduler over the orders table: every interval, run `step` (one batch, one transaction) until it runs dry.
 
     Durable because it is driven by the orders table itself; replicas each run it and skip the rows
-    another holds (FOR UPDATE SKIP LOCKED), so no order is cancelled twice. A WeChat Pay prepay is
-    closed first, and an order paid meanwhile becomes PAID instead (service.expire_prepaid).
+    another holds (FOR UPDATE SKIP LOCKED), so no order is handled twice.
     """
     def run(stop: threading.Event) -> None:
         while not stop.is_set():
             try:
-                while (service.expire_orders(uow(), wechat=wechat, batch=TIMEOUT_BATCH) == TIMEOUT_BATCH
-                       and not stop.is_set()):
+                while step() == BATCH and not stop.is_set():
                     pass
             except Exception:
-                log.exception("payment timeout scan failed; retrying in %.0f s", interval_seconds)
+                log.exception("%s scan failed; retrying in %.0f s", what, interval_seconds)
             stop.wait(interval_seconds)
     return run
+
+
+def payment_timeout(uow: Callable[[], OrderUnitOfWork], wechat: WechatPay | None,
+                    interval_seconds: float) -> Callable[[threading.Event], None]:
+    """O6: cancel unpaid orders past their deadline. A WeChat Pay prepay is closed first, and an order
+    paid meanwhile becomes PAID instead (service.expire_prepaid)."""
+    return batches("payment timeout", lambda: service.expire_orders(uow(), wechat=wechat, batch=BATCH),
+                   interval_seconds)
+
+
+def auto_confirm(uow: Callable[[], OrderUnitOfWork], settings: Callable[[], service.OrderSettings],
+                 interval_seconds: float) -> Callable[[threading.Event], None]:
+    """O3: confirm receipt of orders shipped `auto_confirm_days` ago (the settings in force at each scan)."""
+    return batches("auto-confirm", lambda: service.auto_confirm_orders(uow(), settings(), batch=BATCH),
+                   interval_seconds)
 
 
 def payment_reconciliation(uow: Callable[[], OrderUnitOfWork], wechat: WechatPay,
@@ -94,6 +106,7 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     servicer = OrderServicer(uow, GrpcCatalog(clients), GrpcStock(clients), members, GrpcUsers(clients),
                              settings.orders, wechat, refund_payments)
     jobs = {"payment-timeout": payment_timeout(uow, wechat, settings.timeout_scan_seconds),
+            "auto-confirm": auto_confirm(uow, lambda: servicer.settings, settings.auto_confirm_scan_seconds),
             "refund-reconciliation": refund_reconciliation(uow, refund_payments, members,
                                                            settings.refund_reconcile_seconds,
                                                            settings.refund_settle_seconds)}
@@ -102,8 +115,11 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     # The servicer's settings follow Consul's minimall/order/ keys (services/order/config.py LIVE_FIELDS).
     live = RuntimeConfig(Discovery(base.consul_http_addr, Env()), "order", live_tunables(settings.orders))
     jobs["live-settings"] = follow_live_settings(live, settings.orders, functools.partial(setattr, servicer, "settings"))
+    after_sales = AfterSaleServicer(uow, aftersales.EngineRefunder(refund_payments, members), settings.after_sales)
     return ServiceApp(settings=base, engine=engine,
-                      registrations=[registration(order_pb2, order_pb2_grpc, "OrderService", servicer)], jobs=jobs)
+                      registrations=[registration(order_pb2, order_pb2_grpc, "OrderService", servicer),
+                                     registration(after_sale_pb2, after_sale_pb2_grpc, "AfterSaleService",
+                                                  after_sales)], jobs=jobs)
 
 
 if __name__ == "__main__":

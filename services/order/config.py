@@ -9,7 +9,8 @@ from dataclasses import dataclass, fields, replace
 from services.common.config import Env, ServiceSettings
 from services.common.runtime_config import RuntimeConfig, Tunable
 from services.common.wechatpay import WechatPaySettings
-from services.order.domain import DEFAULT_PAY_MINUTES, FreightRule
+from services.order.aftersales import DEFAULT_AFTER_SALE_DAYS, AfterSaleSettings
+from services.order.domain import DEFAULT_AUTO_CONFIRM_DAYS, DEFAULT_PAY_MINUTES, FreightRule
 from services.order.service import OrderSettings
 
 
@@ -20,12 +21,16 @@ class OrderServiceSettings:
     ORDER_WECHATPAY_REFUND_NOTIFY_URL (that of POST /api/v1/payments/wechat/refund-notify),
     ORDER_REFUND_RECONCILE_SECONDS (60) and ORDER_REFUND_SETTLE_SECONDS (300: PENDING refunds older are queried),
     ORDER_TIMEOUT_SCAN_SECONDS (10), ORDER_RECONCILE_SECONDS (60), ORDER_GRPC_TIMEOUT_MS (5000) for calls to other services,
+    ORDER_AUTO_CONFIRM_DAYS (10) after shipping, ORDER_AUTO_CONFIRM_SCAN_SECONDS (60), ORDER_AFTER_SALE_DAYS (7)
+    after delivery,
     and the WECHATPAY_* settings of services.common.wechatpay."""
 
     base: ServiceSettings
     orders: OrderSettings
+    after_sales: AfterSaleSettings
     wechatpay: WechatPaySettings | None
     timeout_scan_seconds: float
+    auto_confirm_scan_seconds: float
     reconcile_seconds: float
     grpc_timeout_seconds: float
     refund_reconcile_seconds: float = 60.0
@@ -39,10 +44,15 @@ class OrderServiceSettings:
                                                    free_from_fen=env.int("ORDER_FREE_FREIGHT_FROM_FEN", 0)),
                                notify_url=env.str("ORDER_WECHATPAY_NOTIFY_URL",
                                                   "https://localhost/api/v1/payments/wechat/notify"),
+                               auto_confirm_days=env.int("ORDER_AUTO_CONFIRM_DAYS", DEFAULT_AUTO_CONFIRM_DAYS),
                                refund_notify_url=env.str("ORDER_WECHATPAY_REFUND_NOTIFY_URL",
                                                          "https://localhost/api/v1/payments/wechat/refund-notify"))
-        return cls(base=base, orders=orders, wechatpay=WechatPaySettings.from_env(base.environment, environ),
+        return cls(base=base, orders=orders,
+                   after_sales=AfterSaleSettings(after_sale_days=env.int("ORDER_AFTER_SALE_DAYS",
+                                                                         DEFAULT_AFTER_SALE_DAYS)),
+                   wechatpay=WechatPaySettings.from_env(base.environment, environ),
                    timeout_scan_seconds=env.float("ORDER_TIMEOUT_SCAN_SECONDS", 10.0),
+                   auto_confirm_scan_seconds=env.float("ORDER_AUTO_CONFIRM_SCAN_SECONDS", 60.0),
                    reconcile_seconds=env.float("ORDER_RECONCILE_SECONDS", 60.0),
                    grpc_timeout_seconds=env.int("ORDER_GRPC_TIMEOUT_MS", 5000) / 1000,
                    refund_reconcile_seconds=env.float("ORDER_REFUND_RECONCILE_SECONDS", 60.0),
@@ -51,10 +61,8 @@ class OrderServiceSettings:
 
 # Live settings (services/common/runtime_config.py): ops change them while the service runs with
 # `consul kv put minimall/order/<key> <value>`; the environment gives each its default. Each key
-# overrides the OrderSettings field it names once OrderSettings has that field (auto_confirm_days
-# arrives with fulfilment; until then the key is declared and watched, and changes nothing).
+# overrides the OrderSettings field it names (the servicer's, and the auto-confirm job reads the servicer's).
 LIVE_FIELDS = {"payment_timeout_minutes": "pay_minutes", "auto_confirm_days": "auto_confirm_days"}
-DEFAULT_AUTO_CONFIRM_DAYS = 10
 
 
 def live_tunables(orders: OrderSettings, environ: Mapping[str, str] | None = None) -> dict[str, Tunable]:

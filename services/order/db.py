@@ -6,10 +6,12 @@ from datetime import datetime
 from typing import Self
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
     Column,
+    ColumnElement,
     ForeignKey,
     Index,
     Integer,
@@ -19,12 +21,14 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
     select,
+    text,
     update,
 )
 from sqlalchemy.orm import Session, composite, registry, relationship, selectinload
 
 from services.common.db import BigId, Mapping, UTCDateTime, serialize_on
 from services.common.uow import SqlUnitOfWork
+from services.order.aftersales import AfterSale, CaseLine, CaseStep
 from services.order.domain import (
     Address,
     CartItem,
@@ -34,9 +38,11 @@ from services.order.domain import (
     Refund,
     RefundLine,
     RefundStatus,
+    Shipment,
+    ShipmentLine,
     Transition,
 )
-from services.order.uow import LineReservation, OrderSearch, OrderUnitOfWork
+from services.order.uow import CaseSearch, LineReservation, OrderSearch, OrderUnitOfWork
 
 metadata = MetaData()
 
@@ -81,9 +87,12 @@ orders = Table(
     Column("prepaid_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("shipped_at", UTCDateTime, nullable=True),
+    Column("completed_at", UTCDateTime, nullable=True),
     Column("refunded_fen", BigInteger, nullable=False, server_default="0"),
     Index("ix_orders_user_created", "user_id", "created_at"),
     Index("ix_orders_status_deadline", "status", "pay_deadline"),
+    Index("ix_orders_status_shipped", "status", "shipped_at"),
     CheckConstraint("payable_fen >= 0", name="ck_orders_payable_not_negative"),
     CheckConstraint("refunded_fen >= 0 AND refunded_fen <= payable_fen", name="ck_orders_refund_within_paid"),
 )
@@ -113,6 +122,75 @@ order_transitions = Table(
     "order_transitions", metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("order_id", BigId, ForeignKey("orders.id"), nullable=False, index=True),
+    Column("status", String(20), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("reason", String(255), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+)
+
+shipments = Table(
+    "shipments", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("order_id", BigId, ForeignKey("orders.id"), nullable=False, index=True),
+    Column("shipment_no", String(40), nullable=False, unique=True),
+    Column("carrier", String(32), nullable=False),
+    Column("tracking_no", String(64), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("shipped_at", UTCDateTime, nullable=False),
+    UniqueConstraint("order_id", "carrier", "tracking_no", name="uq_shipments_order_tracking"),
+)
+
+shipment_lines = Table(
+    "shipment_lines", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("shipment_id", BigId, ForeignKey("shipments.id"), nullable=False, index=True),
+    Column("line_id", BigId, ForeignKey("order_lines.id"), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    CheckConstraint("quantity > 0", name="ck_shipment_lines_quantity_positive"),
+)
+
+after_sales = Table(
+    "after_sales", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("case_no", String(32), nullable=False, unique=True),
+    Column("order_id", BigId, ForeignKey("orders.id"), nullable=False, index=True),
+    Column("order_no", String(32), nullable=False, index=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("reason", String(255), nullable=False),
+    Column("images", JSON, nullable=False),
+    Column("refund_fen", BigInteger, nullable=False),
+    Column("return_carrier", String(32), nullable=False),
+    Column("return_tracking_no", String(64), nullable=False),
+    Column("refund_no", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_after_sales_user_created", "user_id", "created_at"),
+    Index("ix_after_sales_status_created", "status", "created_at"),
+    CheckConstraint("type IN ('refund_only', 'return_refund')", name="ck_after_sales_type"),
+    CheckConstraint("refund_fen >= 0", name="ck_after_sales_refund_not_negative"),
+)
+
+after_sale_lines = Table(
+    "after_sale_lines", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("case_id", BigId, ForeignKey("after_sales.id"), nullable=False, index=True),
+    Column("line_id", BigId, ForeignKey("order_lines.id"), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("open", Boolean, nullable=False),
+    CheckConstraint("quantity > 0", name="ck_after_sale_lines_quantity_positive"),
+    CheckConstraint("amount_fen >= 0", name="ck_after_sale_lines_amount_not_negative"),
+    # One open case per order line, whatever the code does.
+    Index("uq_after_sale_lines_one_open", "line_id", unique=True, postgresql_where=text("open"),
+          sqlite_where=text("open")),
+)
+
+after_sale_steps = Table(
+    "after_sale_steps", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("case_id", BigId, ForeignKey("after_sales.id"), nullable=False, index=True),
     Column("status", String(20), nullable=False),
     Column("actor", String(64), nullable=False),
     Column("reason", String(255), nullable=False),
@@ -154,6 +232,10 @@ def _map_classes(mappers: registry) -> None:
     mappers.map_imperatively(CartItem, cart_items)
     mappers.map_imperatively(OrderLine, order_lines)
     mappers.map_imperatively(Transition, order_transitions)
+    mappers.map_imperatively(ShipmentLine, shipment_lines)
+    mappers.map_imperatively(Shipment, shipments, properties={
+        "lines": relationship(ShipmentLine, order_by=shipment_lines.c.id, lazy="selectin"),
+    })
     mappers.map_imperatively(RefundLine, refund_lines)
     mappers.map_imperatively(Refund, refunds, properties={
         "lines": relationship(RefundLine, order_by=refund_lines.c.id, lazy="selectin"),
@@ -163,6 +245,13 @@ def _map_classes(mappers: registry) -> None:
                              orders.c.ship_city, orders.c.ship_district, orders.c.ship_detail),
         "lines": relationship(OrderLine, order_by=order_lines.c.id, lazy="selectin"),
         "history": relationship(Transition, order_by=order_transitions.c.id, lazy="selectin"),
+        "shipments": relationship(Shipment, order_by=shipments.c.id, lazy="selectin"),
+    })
+    mappers.map_imperatively(CaseLine, after_sale_lines)
+    mappers.map_imperatively(CaseStep, after_sale_steps)
+    mappers.map_imperatively(AfterSale, after_sales, properties={
+        "lines": relationship(CaseLine, order_by=after_sale_lines.c.id, lazy="selectin"),
+        "history": relationship(CaseStep, order_by=after_sale_steps.c.id, lazy="selectin"),
     })
 
 
@@ -230,18 +319,57 @@ class SqlOrderRepository:
         return list(found), total
 
     def lock_expired(self, now: datetime, limit: int) -> list[Order]:
-        query = (select(Order).where(orders.c.status == OrderStatus.PENDING_PAYMENT.value, orders.c.pay_deadline <= now)
-                 .order_by(orders.c.pay_deadline).limit(limit))
+        return self._lock_due(orders.c.status == OrderStatus.PENDING_PAYMENT.value, orders.c.pay_deadline, now, limit)
+
+    def lock_shipped_before(self, before: datetime, limit: int) -> list[Order]:
+        return self._lock_due(orders.c.status == OrderStatus.SHIPPED.value, orders.c.shipped_at, before, limit)
+
+    def _lock_due(self, status: ColumnElement[bool], clock: Column[datetime], due: datetime,
+                  limit: int) -> list[Order]:
+        """Orders in a status whose clock is at or before `due`, oldest first, locked; others' rows are skipped."""
+        query = select(Order).where(status, clock <= due).order_by(clock).limit(limit)
         if self.session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         return list(self.session.execute(query).scalars())
-
 
     def unpaid_prepaid(self, prepaid_before: datetime, limit: int) -> list[Order]:
         return list(self.session.execute(
             select(Order).where(orders.c.status == OrderStatus.PENDING_PAYMENT.value, orders.c.prepaid_at.is_not(None),
                                 orders.c.prepaid_at <= prepaid_before)
             .order_by(orders.c.prepaid_at).limit(limit)).scalars())
+
+
+class SqlAfterSaleRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, case: AfterSale) -> None:
+        self.session.add(case)
+        self.session.flush()
+
+    def get(self, case_id: int, *, lock: bool = False) -> AfterSale | None:
+        query = select(AfterSale).where(after_sales.c.id == case_id)
+        if lock:
+            query = query.with_for_update()
+        return self.session.execute(query).scalar_one_or_none()
+
+    def for_order(self, order_id: int) -> list[AfterSale]:
+        return list(self.session.execute(select(AfterSale).where(after_sales.c.order_id == order_id)
+                                         .order_by(after_sales.c.id)).scalars())
+
+    def search(self, search: CaseSearch) -> tuple[list[AfterSale], int]:
+        conditions = [column == value for column, value in (
+            (after_sales.c.user_id, search.user_id), (after_sales.c.status, search.status),
+            (after_sales.c.type, search.type), (after_sales.c.order_no, search.order_no)) if value]
+        if search.created_from is not None:
+            conditions.append(after_sales.c.created_at >= search.created_from)
+        if search.created_to is not None:
+            conditions.append(after_sales.c.created_at < search.created_to)
+        total = self.session.execute(select(func.count()).select_from(after_sales).where(*conditions)).scalar_one()
+        found = self.session.execute(select(AfterSale).where(*conditions)
+                                     .order_by(after_sales.c.created_at.desc(), after_sales.c.id.desc())
+                                     .offset(search.offset).limit(search.limit)).scalars()
+        return list(found), total
 
 
 class SqlRefundRepository:
@@ -308,5 +436,6 @@ class SqlOrderUnitOfWork(SqlUnitOfWork, OrderUnitOfWork):
         super().__enter__()
         self.carts = SqlCartRepository(self.session)
         self.orders = SqlOrderRepository(self.session)
+        self.after_sales = SqlAfterSaleRepository(self.session)
         self.refunds = SqlRefundRepository(self.session)
         return self

@@ -12,6 +12,7 @@ from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 MAX_CART_LINES = 100
 MAX_LINE_QUANTITY = 999
 DEFAULT_PAY_MINUTES = 30
+DEFAULT_AUTO_CONFIRM_DAYS = 10
 
 
 class OrderStatus(enum.StrEnum):
@@ -53,6 +54,30 @@ class Transition:
     actor: str
     at: datetime
     reason: str = ""
+    id: int | None = None
+    order_id: int | None = None
+
+
+@dataclass
+class ShipmentLine:
+    """How many units of one order line went into a parcel."""
+
+    line_id: int
+    quantity: int
+    id: int | None = None
+    shipment_id: int | None = None
+
+
+@dataclass
+class Shipment:
+    """One parcel handed to a carrier: some or all of the order's unshipped units."""
+
+    shipment_no: str
+    carrier: str
+    tracking_no: str
+    shipped_at: datetime
+    actor: str
+    lines: list[ShipmentLine]
     id: int | None = None
     order_id: int | None = None
 
@@ -167,6 +192,9 @@ class Order:
     prepaid_at: datetime | None = None  # when a WeChat Pay prepay was made: reconciliation asks about it later
     refunded_fen: int = 0  # reserved by refunds under way or done; never above payable_fen (CHECK)
     history: list[Transition] = field(default_factory=list)
+    shipments: list[Shipment] = field(default_factory=list)
+    shipped_at: datetime | None = None    # when the last unshipped units left: the auto-confirm clock starts
+    completed_at: datetime | None = None  # receipt confirmed (by the shopper or automatically): delivery
     id: int | None = None
 
     @property
@@ -180,12 +208,62 @@ class Order:
     def apply(self, action: str, *, actor: str, now: datetime, reason: str = "") -> None:
         """Move along the state machine, recording who, when and why; Conflict if not allowed from here."""
         target = TRANSITIONS.get((OrderStatus(self.status), action))
-        if target is None:
-            raise Conflict("ORDER_STATE_CONFLICT", f"an order in {self.status} cannot {action.replace('_', ' ')}",
-                           details={"status": self.status, "action": action})
+        if target is None or (action == "request_cancel" and self.shipments):  # part shipped: after-sales instead
+            raise self.conflict(action)
         self.status = target.value
         self.updated_at = now
         self.history.append(Transition(status=target.value, actor=actor, at=now, reason=reason))
+
+    def conflict(self, action: str) -> Conflict:
+        return Conflict("ORDER_STATE_CONFLICT", f"an order in {self.status} cannot {action.replace('_', ' ')}",
+                        details={"status": self.status, "action": action})
+
+    def unshipped(self) -> dict[int, int]:
+        """Units not shipped yet, by line id (lines fully shipped are left out)."""
+        left = {line.id: line.quantity for line in self.lines if line.id is not None}
+        for shipment in self.shipments:
+            for item in shipment.lines:
+                left[item.line_id] -= item.quantity
+        return {line_id: quantity for line_id, quantity in left.items() if quantity > 0}
+
+    def ship(self, *, carrier: str, tracking_no: str, lines: dict[int, int] | None, actor: str,
+             now: datetime) -> Shipment:
+        """Hand some units (`lines`: line id -> quantity; None: all unshipped) to a carrier.
+
+        A PAID order stays PAID, its shipments listed, until its last units ship; that shipment makes
+        it SHIPPED (and starts the auto-confirm clock). Each parcel is in the history either way.
+        """
+        if not self.can("ship"):
+            raise self.conflict("ship")
+        left = self.unshipped()
+        wanted = dict(left) if lines is None else lines
+        unknown = sorted(set(wanted) - {line.id for line in self.lines})
+        if unknown:
+            raise InvalidInput("LINE_NOT_IN_ORDER", "these lines are not in the order", details={"lines": unknown})
+        too_many = {line_id: left.get(line_id, 0) for line_id, quantity in wanted.items()
+                    if not 0 < quantity <= left.get(line_id, 0)}
+        if too_many or not wanted:
+            raise Conflict("SHIP_QUANTITY_INVALID", "ship between 1 and the unshipped units of each line",
+                           details={"unshipped": {str(k): v for k, v in (too_many or left).items()}})
+        if any(s.carrier == carrier and s.tracking_no == tracking_no for s in self.shipments):
+            raise Conflict("SHIPMENT_DUPLICATE", "this tracking number is already on the order",
+                           details={"tracking_no": tracking_no})
+        shipment = Shipment(shipment_no=f"{self.order_no}-{len(self.shipments) + 1}", carrier=carrier,
+                            tracking_no=tracking_no, shipped_at=now, actor=actor,
+                            lines=[ShipmentLine(line_id, quantity) for line_id, quantity in sorted(wanted.items())])
+        self.shipments.append(shipment)
+        reason = f"{carrier} {tracking_no}"
+        if wanted == left:
+            self.apply("ship", actor=actor, now=now, reason=reason)
+            self.shipped_at = now
+        else:
+            self.updated_at = now
+            self.history.append(Transition(status=self.status, actor=actor, at=now, reason=f"partly shipped: {reason}"))
+        return shipment
+
+    def confirm_receipt(self, *, actor: str, now: datetime, reason: str = "receipt confirmed") -> None:
+        self.apply("confirm_receipt", actor=actor, now=now, reason=reason)
+        self.completed_at = now
 
 
 def new_order(*, user_id: int, order_no: str, lines: list[OrderLine], address: Address, amounts: Amounts,
@@ -203,6 +281,11 @@ def new_order(*, user_id: int, order_no: str, lines: list[OrderLine], address: A
 def new_order_no(now: datetime) -> str:
     """Unique, sortable by time, unguessable: 20 digits of time then 8 random hex characters."""
     return now.strftime("%Y%m%d%H%M%S%f") + secrets.token_hex(4)
+
+
+def plain(text: str, limit: int) -> str:
+    """Free text as stored: without NUL characters (PostgreSQL refuses them), trimmed, cut to `limit`."""
+    return text.replace("\x00", "").strip()[:limit]
 
 
 def order_not_found() -> NotFound:

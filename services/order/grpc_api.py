@@ -7,19 +7,20 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import grpc
-from mall.order.v1 import order_pb2, order_pb2_grpc
+from mall.order.v1 import after_sale_pb2, after_sale_pb2_grpc, order_pb2, order_pb2_grpc
 
 from services.common.auth import Role, require_caller
 from services.common.errors import InvalidInput
 from services.common.events import timestamp
 from services.common.wechatpay import NotifyRejected
-from services.order import metrics, refunds, service
+from services.order import aftersales, metrics, refunds, service
 from services.order.domain import Amounts, Order, OrderLine
 from services.order.ports import Catalog, Members, Stock, Users
 from services.order.service import CartLine, CheckoutInput, OrderSettings, Prepay
-from services.order.uow import OrderSearch, OrderUnitOfWork
+from services.order.uow import CaseSearch, OrderSearch, OrderUnitOfWork
 
 ORDER_STAFF = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
+SHIPPERS = (Role.ADMIN, Role.OPERATOR)
 CANCEL_REVIEWERS = (Role.ADMIN, Role.CUSTOMER_SERVICE)
 MAX_PAGE = 100
 
@@ -138,6 +139,22 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
                                          body=request.body)
         return order_pb2.WechatPayNotifyResponse()
 
+    # Fulfilment
+
+    def ShipOrder(self, request: order_pb2.ShipOrderRequest, context: grpc.ServicerContext) -> order_pb2.Order:
+        caller = require_caller(*SHIPPERS)
+        lines: dict[int, int] = {}
+        for line in request.lines:
+            lines[line.line_id] = lines.get(line.line_id, 0) + line.quantity
+        return order_message(service.ship_order(self.uow(), order_id=request.id, carrier=request.carrier,
+                                                tracking_no=request.tracking_no, lines=lines or None,
+                                                actor=f"staff:{caller.user_id}"))
+
+    def ConfirmReceipt(self, request: order_pb2.ConfirmReceiptRequest,
+                       context: grpc.ServicerContext) -> order_pb2.Order:
+        return order_message(service.confirm_receipt(self.uow(), user_id=require_caller().user_id,
+                                                     order_id=request.id))
+
 
 @contextmanager
 def _notify_rejected() -> Iterator[None]:
@@ -149,11 +166,12 @@ def _notify_rejected() -> Iterator[None]:
         raise InvalidInput("NOTIFY_REJECTED", exc.reason) from None
 
 
-def _page(request: order_pb2.ListOrdersRequest | order_pb2.SearchOrdersRequest) -> dict[str, int]:
+def _page(request: order_pb2.ListOrdersRequest | order_pb2.SearchOrdersRequest | after_sale_pb2.ListAfterSalesRequest
+          | after_sale_pb2.SearchAfterSalesRequest) -> dict[str, int]:
     return {"offset": max(request.offset, 0), "limit": min(max(request.limit, 1) if request.limit else 20, MAX_PAGE)}
 
 
-def _time(request: order_pb2.SearchOrdersRequest, name: str) -> datetime | None:
+def _time(request: order_pb2.SearchOrdersRequest | after_sale_pb2.SearchAfterSalesRequest, name: str) -> datetime | None:
     return getattr(request, name).ToDatetime(tzinfo=UTC) if request.HasField(name) else None
 
 
@@ -196,7 +214,97 @@ def order_message(order: Order) -> order_pb2.Order:
         points_used=order.points_used, note=order.note, refunded_fen=order.refunded_fen,
         history=[order_pb2.Transition(status=step.status, at=timestamp(step.at), actor=step.actor, reason=step.reason)
                  for step in order.history])
-    if order.paid_at is not None:
-        message.paid_at.CopyFrom(timestamp(order.paid_at))
+    for name in ("paid_at", "shipped_at", "completed_at"):
+        if getattr(order, name) is not None:
+            getattr(message, name).CopyFrom(timestamp(getattr(order, name)))
+    message.shipments.extend(order_pb2.Shipment(
+        shipment_no=s.shipment_no, carrier=s.carrier, tracking_no=s.tracking_no, shipped_at=timestamp(s.shipped_at),
+        lines=[order_pb2.ShipmentLine(line_id=item.line_id, quantity=item.quantity) for item in s.lines])
+        for s in order.shipments)
     return message
 
+
+
+AFTER_SALE_STAFF = (Role.ADMIN, Role.CUSTOMER_SERVICE)
+RECEIVERS = (Role.ADMIN, Role.CUSTOMER_SERVICE, Role.OPERATOR)
+
+
+class AfterSaleServicer(after_sale_pb2_grpc.AfterSaleServiceServicer):
+    def __init__(self, uow: Callable[[], OrderUnitOfWork], refunder: aftersales.Refunder,
+                 settings: aftersales.AfterSaleSettings) -> None:
+        self.uow = uow
+        self.refunder = refunder
+        self.settings = settings
+
+    def CreateAfterSale(self, request: after_sale_pb2.CreateAfterSaleRequest,
+                        context: grpc.ServicerContext) -> after_sale_pb2.AfterSale:
+        lines: dict[int, int] = {}
+        for line in request.lines:
+            lines[line.line_id] = lines.get(line.line_id, 0) + line.quantity
+        case = aftersales.open_case(self.uow(), self.settings, user_id=require_caller().user_id,
+                                    request=aftersales.CaseRequest(order_id=request.order_id, type=request.type,
+                                                                   lines=lines, reason=request.reason,
+                                                                   images=tuple(request.images)))
+        return self._message(case)
+
+    def GetAfterSale(self, request: after_sale_pb2.GetAfterSaleRequest,
+                     context: grpc.ServicerContext) -> after_sale_pb2.AfterSale:
+        caller = require_caller()
+        user_id = None if caller.has_any_role(*RECEIVERS) else caller.user_id
+        return self._message(aftersales.get_case(self.uow(), user_id=user_id, case_id=request.id))
+
+    def ListAfterSales(self, request: after_sale_pb2.ListAfterSalesRequest,
+                       context: grpc.ServicerContext) -> after_sale_pb2.ListAfterSalesResponse:
+        return self._page(CaseSearch(user_id=require_caller().user_id, **_page(request)))
+
+    def SubmitReturnShipment(self, request: after_sale_pb2.SubmitReturnShipmentRequest,
+                             context: grpc.ServicerContext) -> after_sale_pb2.AfterSale:
+        return self._message(aftersales.submit_return_shipment(
+            self.uow(), user_id=require_caller().user_id, case_id=request.id, carrier=request.carrier,
+            tracking_no=request.tracking_no))
+
+    def SearchAfterSales(self, request: after_sale_pb2.SearchAfterSalesRequest,
+                         context: grpc.ServicerContext) -> after_sale_pb2.ListAfterSalesResponse:
+        require_caller(*RECEIVERS)
+        return self._page(CaseSearch(status=request.status, type=request.type, order_no=request.order_no,
+                                     created_from=_time(request, "created_from"),
+                                     created_to=_time(request, "created_to"), **_page(request)))
+
+    def DecideAfterSale(self, request: after_sale_pb2.DecideAfterSaleRequest,
+                        context: grpc.ServicerContext) -> after_sale_pb2.AfterSale:
+        caller = require_caller(*AFTER_SALE_STAFF)
+        return self._message(aftersales.decide(self.uow, self.refunder, case_id=request.id, approve=request.approve,
+                                               reason=request.reason, actor=f"staff:{caller.user_id}"))
+
+    def ReceiveReturn(self, request: after_sale_pb2.ReceiveReturnRequest,
+                      context: grpc.ServicerContext) -> after_sale_pb2.AfterSale:
+        caller = require_caller(*RECEIVERS)
+        return self._message(aftersales.receive_return(self.uow, self.refunder, case_id=request.id,
+                                                       note=request.note, actor=f"staff:{caller.user_id}"))
+
+    def RetryAfterSaleRefund(self, request: after_sale_pb2.GetAfterSaleRequest,
+                             context: grpc.ServicerContext) -> after_sale_pb2.AfterSale:
+        caller = require_caller(*AFTER_SALE_STAFF)
+        return self._message(aftersales.retry_refund(self.uow, self.refunder, case_id=request.id,
+                                                     actor=f"staff:{caller.user_id}"))
+
+    def _page(self, search: CaseSearch) -> after_sale_pb2.ListAfterSalesResponse:
+        found, total = aftersales.search_cases(self.uow(), search)
+        return after_sale_pb2.ListAfterSalesResponse(cases=[self._message(case) for case in found], total=total)
+
+    def _message(self, case: aftersales.AfterSale) -> after_sale_pb2.AfterSale:
+        with self.uow() as tx:  # the lines' names and specs as bought
+            order = tx.orders.get(case.order_id)
+            tx.commit()
+        bought = {line.id: line for line in order.lines} if order is not None else {}
+        return after_sale_pb2.AfterSale(
+            id=case.id, case_no=case.case_no, order_id=case.order_id, order_no=case.order_no, user_id=case.user_id,
+            type=case.type, status=case.status, reason=case.reason, images=case.images, refund_fen=case.refund_fen,
+            return_carrier=case.return_carrier, return_tracking_no=case.return_tracking_no, refund_no=case.refund_no,
+            created_at=timestamp(case.created_at), updated_at=timestamp(case.updated_at),
+            lines=[after_sale_pb2.AfterSaleLine(line_id=line.line_id, quantity=line.quantity,
+                                                amount_fen=line.amount_fen, sku_id=bought[line.line_id].sku_id,
+                                                name=bought[line.line_id].name, spec=bought[line.line_id].spec)
+                   for line in case.lines],
+            history=[after_sale_pb2.AfterSaleStep(status=step.status, at=timestamp(step.at), actor=step.actor,
+                                                  reason=step.reason) for step in case.history])

@@ -7,8 +7,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from mall.events.v1.order_events_pb2 import CartItemAdded, OrderAmounts, OrderCancelled, OrderCreated, OrderPaid
+from mall.events.v1.order_events_pb2 import (
+    CartItemAdded,
+    CompletedLine,
+    OrderAmounts,
+    OrderCancelled,
+    OrderCompleted,
+    OrderCreated,
+    OrderPaid,
+    OrderShipped,
+)
 from mall.events.v1.order_events_pb2 import OrderLine as EventLine
+from mall.events.v1.order_events_pb2 import Shipment as EventShipment
 
 from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
@@ -16,18 +26,21 @@ from services.common.events import timestamp
 from services.common.wechatpay import NotifyRejected, PaymentNotice, WechatPayApiError, WechatPayError
 from services.order import metrics
 from services.order.domain import (
+    DEFAULT_AUTO_CONFIRM_DAYS,
     Amounts,
     CartItem,
     FreightRule,
     Order,
     OrderLine,
     OrderStatus,
+    Shipment,
     Transition,
     add_to_cart,
     check_quantity,
     new_order,
     new_order_no,
     order_not_found,
+    plain,
     price,
 )
 from services.order.ports import Catalog, CatalogSku, CouponLine, CouponOffer, Members, Stock, StockLine, Users
@@ -44,6 +57,7 @@ class OrderSettings:
     pay_minutes: int = 30
     freight: FreightRule = FreightRule()
     notify_url: str = ""
+    auto_confirm_days: int = DEFAULT_AUTO_CONFIRM_DAYS
     refund_notify_url: str = ""
 
 
@@ -297,9 +311,17 @@ def _compensate(stock: Stock, members: Members, order_no: str, *, coupon: bool, 
             log.exception("compensation for order %s failed", order_no)
 
 
-def _event_lines(order: Order) -> list[EventLine]:
-    return [EventLine(sku_id=line.sku_id, product_id=line.product_id, category_id=line.category_id,
-                      brand_id=line.brand_id, quantity=line.quantity, price_fen=line.price_fen) for line in order.lines]
+def event_line(line: OrderLine, quantity: int | None = None) -> EventLine:
+    return EventLine(sku_id=line.sku_id, product_id=line.product_id, category_id=line.category_id,
+                     brand_id=line.brand_id, quantity=line.quantity if quantity is None else quantity,
+                     price_fen=line.price_fen)
+
+
+def _event_lines(order: Order, quantities: Mapping[int, int] | None = None) -> list[EventLine]:
+    """The order's lines, or those named in `quantities` (line id -> units) with those units."""
+    if quantities is None:
+        return [event_line(line) for line in order.lines]
+    return [event_line(line, quantities[line.id]) for line in order.lines if line.id in quantities]
 
 
 def _event_amounts(order: Order) -> OrderAmounts:
@@ -602,3 +624,71 @@ def reconcile_payments(uow: Callable[[], OrderUnitOfWork], wechat: Prepay, *, no
             # TODO(issue 9): a payment for an order no longer payable is to be refunded automatically.
             log.error("order %s was paid at WeChat Pay but cannot become PAID: %s", order_no, exc.code)
     return paid
+
+
+# -- fulfilment ----------------------------------------------------------------------------------
+
+def ship_order(uow: OrderUnitOfWork, *, order_id: int, carrier: str, tracking_no: str,
+               lines: dict[int, int] | None, actor: str, now: datetime | None = None) -> Order:
+    """Staff hand units of a PAID order to a carrier; the shipment of its last units publishes order-shipped."""
+    now = now or utcnow()
+    carrier, tracking_no = check_parcel(carrier, tracking_no)
+    with uow:
+        order = uow.orders.get(order_id, lock=True)
+        if order is None:
+            raise order_not_found()
+        shipment = order.ship(carrier=carrier, tracking_no=tracking_no, lines=lines, actor=actor, now=now)
+        if order.status == OrderStatus.SHIPPED:
+            uow.publish(OrderShipped(order_no=order.order_no, user_id=order.user_id,
+                                     shipment=_event_shipment(order, shipment), shipped_at=timestamp(now)),
+                        aggregate_id=order.order_no)
+        uow.commit()
+    return order
+
+
+def check_parcel(carrier: str, tracking_no: str) -> tuple[str, str]:
+    """A parcel's carrier (up to 32 characters) and tracking number (up to 64), both required."""
+    carrier, tracking_no = plain(carrier, 32), plain(tracking_no, 64)
+    if not carrier or not tracking_no:
+        raise InvalidInput("SHIPMENT_INVALID", "carrier and tracking number are required",
+                           details={"carrier": "required", "tracking_no": "required"})
+    return carrier, tracking_no
+
+
+def _event_shipment(order: Order, shipment: Shipment) -> EventShipment:
+    return EventShipment(shipment_no=shipment.shipment_no, carrier=shipment.carrier, tracking_no=shipment.tracking_no,
+                         lines=_event_lines(order, {item.line_id: item.quantity for item in shipment.lines}),
+                         shipped_at=timestamp(shipment.shipped_at))
+
+
+def confirm_receipt(uow: OrderUnitOfWork, *, user_id: int, order_id: int, now: datetime | None = None) -> Order:
+    """The shopper got their SHIPPED order: COMPLETED, order-completed."""
+    now = now or utcnow()
+    with uow:
+        order = uow.orders.get(order_id, lock=True)
+        if order is None or order.user_id != user_id:
+            raise order_not_found()
+        order.confirm_receipt(actor=f"user:{user_id}", now=now)
+        _publish_completed(uow, order, by="shopper", now=now)
+        uow.commit()
+    return order
+
+
+def _publish_completed(uow: OrderUnitOfWork, order: Order, *, by: str, now: datetime) -> None:
+    lines = [CompletedLine(line_id=line.id, line=event_line(line)) for line in order.lines]
+    uow.publish(OrderCompleted(order_no=order.order_no, user_id=order.user_id, lines=lines, confirmed_by=by,
+                               completed_at=timestamp(now)), aggregate_id=order.order_no)
+
+
+def auto_confirm_orders(uow: OrderUnitOfWork, settings: OrderSettings, *, now: datetime | None = None,
+                        batch: int = 100) -> int:
+    """Confirm receipt of up to `batch` orders SHIPPED `auto_confirm_days` ago, in one transaction (like the timeout)."""
+    now = now or utcnow()
+    with uow:
+        orders = uow.orders.lock_shipped_before(now - timedelta(days=settings.auto_confirm_days), batch)
+        for order in orders:
+            order.confirm_receipt(actor="system:auto-confirm", now=now,
+                                  reason=f"confirmed automatically {settings.auto_confirm_days} days after shipping")
+            _publish_completed(uow, order, by="auto", now=now)
+        uow.commit()
+    return len(orders)

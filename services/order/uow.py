@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from services.common.uow import UnitOfWork
 from services.order.domain import CartItem, Order, Refund
+
+if TYPE_CHECKING:
+    from services.order.aftersales import AfterSale
 
 
 class CartRepository(Protocol):
@@ -46,8 +49,35 @@ class OrderRepository(Protocol):
     def lock_expired(self, now: datetime, limit: int) -> list[Order]:
         """Unpaid orders past their deadline, locked; rows other transactions hold are skipped."""
 
+    def lock_shipped_before(self, before: datetime, limit: int) -> list[Order]:
+        """SHIPPED orders shipped at or before `before`, locked; rows other transactions hold are skipped."""
+
     def unpaid_prepaid(self, prepaid_before: datetime, limit: int) -> list[Order]:
         """Unpaid orders with a WeChat Pay prepay made before `prepaid_before`, oldest prepay first."""
+
+
+@dataclass(frozen=True)
+class CaseSearch:
+    user_id: int = 0  # 0 = anyone (staff)
+    status: str = ""
+    type: str = ""
+    order_no: str = ""
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    offset: int = 0
+    limit: int = 20
+
+
+class AfterSaleRepository(Protocol):
+    def add(self, case: AfterSale) -> None: ...
+
+    def get(self, case_id: int, *, lock: bool = False) -> AfterSale | None: ...
+
+    def for_order(self, order_id: int) -> list[AfterSale]:
+        """Oldest first."""
+
+    def search(self, search: CaseSearch) -> tuple[list[AfterSale], int]:
+        """Newest first, and the total matching."""
 
 
 @dataclass(frozen=True)
@@ -84,4 +114,5 @@ class OrderUnitOfWork(UnitOfWork):
 
     carts: CartRepository
     orders: OrderRepository
+    after_sales: AfterSaleRepository
     refunds: RefundRepository

@@ -6,7 +6,7 @@ import logging
 from datetime import UTC
 
 from mall.events.v1.envelope_pb2 import EventEnvelope
-from mall.events.v1.order_events_pb2 import OrderCancelled, OrderCompleted, OrderPaid
+from mall.events.v1.order_events_pb2 import OrderCancelled, OrderCompleted, OrderPaid, OrderReturned
 
 from services.common.errors import Conflict, NotFound
 from services.common.events import InvalidEvent
@@ -56,4 +56,13 @@ def on_order_completed(uow: ProductUnitOfWork, event: OrderCompleted, envelope: 
                                    completed_at=completed_at)
 
 
-HANDLERS = {OrderPaid: on_order_paid, OrderCancelled: on_order_cancelled, OrderCompleted: on_order_completed}
+def on_order_returned(uow: ProductUnitOfWork, event: OrderReturned, envelope: EventEnvelope) -> None:
+    """Goods of an after-sales return were received back: their units are on sale again (once per event)."""
+    for line in event.lines:
+        uow.stock.put_back(line.sku_id, line.quantity)
+        uow.stock.add_sales(line.sku_id, -line.quantity)
+    log.info("restocked the return of after-sales case %s (order %s)", event.case_no, event.order_no)
+
+
+HANDLERS = {OrderPaid: on_order_paid, OrderCancelled: on_order_cancelled, OrderCompleted: on_order_completed,
+            OrderReturned: on_order_returned}

@@ -7,11 +7,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.order.service import OrderSettings
+from services.order import service
+from services.order.domain import Order
+from services.order.service import CheckoutInput, OrderSettings
 from tests.fakes import HOME, FakeCatalog, FakeMembers, FakeOrderUnitOfWork, FakeStock, FakeUsers
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
-__all__ = ["HOME", "NOW", "Shop"]
+__all__ = ["HOME", "NOW", "Shop", "paid_order"]
 
 
 @dataclass
@@ -31,3 +33,14 @@ def shop() -> Shop:
     catalog.put(102, price_fen=500)
     return Shop(FakeOrderUnitOfWork(), catalog, FakeStock({101: 10, 102: 100}), FakeMembers(), FakeUsers(),
                 OrderSettings(pay_minutes=30, notify_url="https://mall.example/api/v1/payments/wechat/notify"))
+
+
+def paid_order(shop: Shop, *items: tuple[int, int], user_id: int = 1, key: str = "paid") -> Order:
+    """An order of (sku_id, quantity) lines (product 10), placed through the cart and paid from the balance."""
+    ids = tuple(service.add_cart_item(shop.uow, shop.catalog, user_id=user_id, sku_id=sku_id,
+                                      quantity=quantity, now=NOW).item.id or 0 for sku_id, quantity in items)
+    order = service.submit_order(shop.uow, shop.catalog, shop.members, shop.stock, shop.users, shop.settings,
+                                 user_id=user_id, request=CheckoutInput(cart_item_ids=ids, address_id=7 + user_id - 1),
+                                 note="", idempotency_key=key, request_fingerprint=repr(ids).encode(), now=NOW)
+    return service.mark_paid(shop.uow, order_no=order.order_no, channel="balance", out_trade_no=order.order_no,
+                             paid_fen=order.payable_fen, actor=f"user:{user_id}", now=NOW)

@@ -86,11 +86,10 @@ def test_a_payment_timeout_put_in_consul_applies_to_the_next_order_without_a_res
     assert servicer.settings.notify_url == "https://mall.example/api/v1/payments/wechat/notify"  # the rest stays
 
 
-def test_defaults_come_from_the_environment_and_auto_confirm_days_is_declared() -> None:
+def test_defaults_come_from_the_environment_and_both_settings_apply() -> None:
     tunables = live_tunables(OrderSettings(pay_minutes=45), {"ORDER_AUTO_CONFIRM_DAYS": "14"})
 
     assert {name: (t.default, t.minimum, t.maximum) for name, t in tunables.items()} == {
         "payment_timeout_minutes": (45, 5, 1440), "auto_confirm_days": (14, 1, 60)}
-    # Settings without an auto_confirm_days field take only what they have.
     assert with_live_values(OrderSettings(), {"payment_timeout_minutes": 10, "auto_confirm_days": 3}) == \
-        OrderSettings(pay_minutes=10)
+        OrderSettings(pay_minutes=10, auto_confirm_days=3)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from mall.events.v1.envelope_pb2 import EventEnvelope
-from mall.events.v1.order_events_pb2 import OrderCancelled, OrderPaid
+from mall.events.v1.order_events_pb2 import OrderCancelled, OrderLine, OrderPaid, OrderReturned
 from mall.events.v1.product_events_pb2 import ProductViewed
 
 from services.common.errors import Conflict, NotFound
@@ -289,6 +289,17 @@ def test_cancelling_an_unpaid_order_puts_its_stock_back(uow: FakeProductUnitOfWo
     consume(uow, OrderCancelled(order_no="O1", was_paid=False))
 
     assert stock_of(uow, product_id) == [50, 50]
+
+
+def test_returned_goods_go_back_on_sale(uow: FakeProductUnitOfWork) -> None:
+    product_id = on_sale(uow)
+    black, _ = sku_ids(uow, product_id)
+    service.reserve_stock(uow, order_no="O1", lines=[StockLine(black, 3)], now=T0)
+    consume(uow, OrderPaid(order_no="O1"))
+
+    consume(uow, OrderReturned(order_no="O1", case_no="AS1", lines=[OrderLine(sku_id=black, quantity=2)]))
+
+    assert (stock_of(uow, product_id), uow.products.items[product_id].sales) == ([49, 50], 1)
 
 
 def test_a_paid_order_cancelled_after_review_puts_its_sold_units_back_once(uow: FakeProductUnitOfWork) -> None:

@@ -190,3 +190,17 @@ class CartItemAdded(_message.Message):
     price_fen: int
     added_at: _timestamp_pb2.Timestamp
     def __init__(self, user_id: _Optional[int] = ..., sku_id: _Optional[int] = ..., product_id: _Optional[int] = ..., quantity: _Optional[int] = ..., price_fen: _Optional[int] = ..., added_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class OrderReturned(_message.Message):
+    __slots__ = ("order_no", "user_id", "case_no", "lines", "received_at")
+    ORDER_NO_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    CASE_NO_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
+    order_no: str
+    user_id: int
+    case_no: str
+    lines: _containers.RepeatedCompositeFieldContainer[OrderLine]
+    received_at: _timestamp_pb2.Timestamp
+    def __init__(self, order_no: _Optional[str] = ..., user_id: _Optional[int] = ..., case_no: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[OrderLine, _Mapping]]] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -192,7 +192,7 @@ class Transition(_message.Message):
     def __init__(self, status: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Order(_message.Message):
-    __slots__ = ("id", "order_no", "user_id", "status", "lines", "address", "amounts", "pay_deadline", "created_at", "paid_at", "pay_channel", "coupon_id", "points_used", "note", "history", "refunded_fen")
+    __slots__ = ("id", "order_no", "user_id", "status", "lines", "address", "amounts", "pay_deadline", "created_at", "paid_at", "pay_channel", "coupon_id", "points_used", "note", "history", "refunded_fen", "shipments", "shipped_at", "completed_at")
     ID_FIELD_NUMBER: _ClassVar[int]
     ORDER_NO_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -209,6 +209,9 @@ class Order(_message.Message):
     NOTE_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
     REFUNDED_FEN_FIELD_NUMBER: _ClassVar[int]
+    SHIPMENTS_FIELD_NUMBER: _ClassVar[int]
+    SHIPPED_AT_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
     id: int
     order_no: str
     user_id: int
@@ -225,7 +228,32 @@ class Order(_message.Message):
     note: str
     history: _containers.RepeatedCompositeFieldContainer[Transition]
     refunded_fen: int
-    def __init__(self, id: _Optional[int] = ..., order_no: _Optional[str] = ..., user_id: _Optional[int] = ..., status: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[OrderLine, _Mapping]]] = ..., address: _Optional[_Union[Address, _Mapping]] = ..., amounts: _Optional[_Union[Amounts, _Mapping]] = ..., pay_deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., paid_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pay_channel: _Optional[str] = ..., coupon_id: _Optional[int] = ..., points_used: _Optional[int] = ..., note: _Optional[str] = ..., history: _Optional[_Iterable[_Union[Transition, _Mapping]]] = ..., refunded_fen: _Optional[int] = ...) -> None: ...
+    shipments: _containers.RepeatedCompositeFieldContainer[Shipment]
+    shipped_at: _timestamp_pb2.Timestamp
+    completed_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[int] = ..., order_no: _Optional[str] = ..., user_id: _Optional[int] = ..., status: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[OrderLine, _Mapping]]] = ..., address: _Optional[_Union[Address, _Mapping]] = ..., amounts: _Optional[_Union[Amounts, _Mapping]] = ..., pay_deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., paid_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pay_channel: _Optional[str] = ..., coupon_id: _Optional[int] = ..., points_used: _Optional[int] = ..., note: _Optional[str] = ..., history: _Optional[_Iterable[_Union[Transition, _Mapping]]] = ..., refunded_fen: _Optional[int] = ..., shipments: _Optional[_Iterable[_Union[Shipment, _Mapping]]] = ..., shipped_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ShipmentLine(_message.Message):
+    __slots__ = ("line_id", "quantity")
+    LINE_ID_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    line_id: int
+    quantity: int
+    def __init__(self, line_id: _Optional[int] = ..., quantity: _Optional[int] = ...) -> None: ...
+
+class Shipment(_message.Message):
+    __slots__ = ("shipment_no", "carrier", "tracking_no", "shipped_at", "lines")
+    SHIPMENT_NO_FIELD_NUMBER: _ClassVar[int]
+    CARRIER_FIELD_NUMBER: _ClassVar[int]
+    TRACKING_NO_FIELD_NUMBER: _ClassVar[int]
+    SHIPPED_AT_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    shipment_no: str
+    carrier: str
+    tracking_no: str
+    shipped_at: _timestamp_pb2.Timestamp
+    lines: _containers.RepeatedCompositeFieldContainer[ShipmentLine]
+    def __init__(self, shipment_no: _Optional[str] = ..., carrier: _Optional[str] = ..., tracking_no: _Optional[str] = ..., shipped_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., lines: _Optional[_Iterable[_Union[ShipmentLine, _Mapping]]] = ...) -> None: ...
 
 class ListOrdersRequest(_message.Message):
     __slots__ = ("status", "offset", "limit")
@@ -322,6 +350,24 @@ class WechatPayNotifyRequest(_message.Message):
 class WechatPayNotifyResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class ShipOrderRequest(_message.Message):
+    __slots__ = ("id", "carrier", "tracking_no", "lines")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CARRIER_FIELD_NUMBER: _ClassVar[int]
+    TRACKING_NO_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    carrier: str
+    tracking_no: str
+    lines: _containers.RepeatedCompositeFieldContainer[ShipmentLine]
+    def __init__(self, id: _Optional[int] = ..., carrier: _Optional[str] = ..., tracking_no: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[ShipmentLine, _Mapping]]] = ...) -> None: ...
+
+class ConfirmReceiptRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    def __init__(self, id: _Optional[int] = ...) -> None: ...
 
 class ReviewCancellationRequest(_message.Message):
     __slots__ = ("id", "approve", "reason")

@@ -94,6 +94,16 @@ class OrderServiceStub:
                 request_serializer=mall_dot_order_dot_v1_dot_order__pb2.WechatPayNotifyRequest.SerializeToString,
                 response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.WechatPayNotifyResponse.FromString,
                 _registered_method=True)
+        self.ShipOrder = channel.unary_unary(
+                '/mall.order.v1.OrderService/ShipOrder',
+                request_serializer=mall_dot_order_dot_v1_dot_order__pb2.ShipOrderRequest.SerializeToString,
+                response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.Order.FromString,
+                _registered_method=True)
+        self.ConfirmReceipt = channel.unary_unary(
+                '/mall.order.v1.OrderService/ConfirmReceipt',
+                request_serializer=mall_dot_order_dot_v1_dot_order__pb2.ConfirmReceiptRequest.SerializeToString,
+                response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.Order.FromString,
+                _registered_method=True)
         self.ReviewCancellation = channel.unary_unary(
                 '/mall.order.v1.OrderService/ReviewCancellation',
                 request_serializer=mall_dot_order_dot_v1_dot_order__pb2.ReviewCancellationRequest.SerializeToString,
@@ -187,6 +197,19 @@ class OrderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ShipOrder(self, request, context):
+        """Fulfilment (O3): staff (admin, operator) ship; the shopper confirms receipt of their SHIPPED order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmReceipt(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ReviewCancellation(self, request, context):
         """Cancellation review (O5): customer_service or admin approve (refund follows) or reject a paid order's cancel.
         """
@@ -264,6 +287,16 @@ def add_OrderServiceServicer_to_server(servicer, server):
                     servicer.HandleWechatPayNotify,
                     request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.WechatPayNotifyRequest.FromString,
                     response_serializer=mall_dot_order_dot_v1_dot_order__pb2.WechatPayNotifyResponse.SerializeToString,
+            ),
+            'ShipOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.ShipOrder,
+                    request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.ShipOrderRequest.FromString,
+                    response_serializer=mall_dot_order_dot_v1_dot_order__pb2.Order.SerializeToString,
+            ),
+            'ConfirmReceipt': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmReceipt,
+                    request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.ConfirmReceiptRequest.FromString,
+                    response_serializer=mall_dot_order_dot_v1_dot_order__pb2.Order.SerializeToString,
             ),
             'ReviewCancellation': grpc.unary_unary_rpc_method_handler(
                     servicer.ReviewCancellation,
@@ -600,6 +633,60 @@ class OrderService:
             '/mall.order.v1.OrderService/HandleWechatPayNotify',
             mall_dot_order_dot_v1_dot_order__pb2.WechatPayNotifyRequest.SerializeToString,
             mall_dot_order_dot_v1_dot_order__pb2.WechatPayNotifyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ShipOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.order.v1.OrderService/ShipOrder',
+            mall_dot_order_dot_v1_dot_order__pb2.ShipOrderRequest.SerializeToString,
+            mall_dot_order_dot_v1_dot_order__pb2.Order.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmReceipt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.order.v1.OrderService/ConfirmReceipt',
+            mall_dot_order_dot_v1_dot_order__pb2.ConfirmReceiptRequest.SerializeToString,
+            mall_dot_order_dot_v1_dot_order__pb2.Order.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,204 @@
+"""After-sales (O4): the shopper's refund-only and return-and-refund cases; the staff queue and decisions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from flask import Blueprint
+from mall.order.v1 import after_sale_pb2
+from mall.order.v1.after_sale_pb2_grpc import AfterSaleServiceStub
+from pydantic import Field, model_validator
+
+from gateway.api import Body, Page, PageQuery, Reply, operation, service
+from gateway.routes.orders import Id, LineUnitsIn, created_between, utc_time
+from services.common import formats
+from services.common.auth import Role
+from services.common.formats import anchored
+
+bp = Blueprint("aftersales", __name__, url_prefix="/api/v1")
+
+CaseStatus = Literal["REQUESTED", "REJECTED", "AWAITING_RETURN", "RETURN_SHIPPED", "REFUNDING", "REFUND_FAILED",
+                     "REFUNDED"]
+CaseType = Literal["refund_only", "return_refund"]
+DECIDERS = (Role.ADMIN, Role.CUSTOMER_SERVICE)
+AFTER_SALE_STAFF = (Role.ADMIN, Role.CUSTOMER_SERVICE, Role.OPERATOR)  # operators receive returned goods
+
+
+class CaseLineOut(Reply):
+    """A line of the case: the units asked for and their refund (their share of what was paid)."""
+
+    line_id: int
+    sku_id: int
+    name: str
+    spec: str
+    quantity: int
+    amount_fen: int
+
+
+class CaseStepOut(Reply):
+    status: CaseStatus
+    at: datetime
+    actor: str
+    reason: str
+
+
+class CaseOut(Reply):
+    """An after-sales case with its lines, refund and every step (who, when, why)."""
+
+    id: int
+    case_no: str
+    order_id: int
+    order_no: str
+    type: CaseType
+    status: CaseStatus
+    reason: str
+    images: list[str]
+    lines: list[CaseLineOut]
+    refund_fen: int
+    refund_no: str | None
+    return_shipment: dict[str, str] | None = Field(description='{"carrier", "tracking_no"} once sent back')
+    created_at: datetime
+    updated_at: datetime
+    history: list[CaseStepOut]
+
+    @classmethod
+    def from_proto(cls, case: after_sale_pb2.AfterSale) -> CaseOut:
+        return cls(id=case.id, case_no=case.case_no, order_id=case.order_id, order_no=case.order_no,
+                   type=case.type, status=case.status, reason=case.reason, images=list(case.images),  # type: ignore[arg-type]
+                   lines=[CaseLineOut(line_id=line.line_id, sku_id=line.sku_id, name=line.name, spec=line.spec,
+                                      quantity=line.quantity, amount_fen=line.amount_fen) for line in case.lines],
+                   refund_fen=case.refund_fen, refund_no=case.refund_no or None,
+                   return_shipment={"carrier": case.return_carrier, "tracking_no": case.return_tracking_no}
+                   if case.return_tracking_no else None,
+                   created_at=utc_time(case.created_at), updated_at=utc_time(case.updated_at),
+                   history=[CaseStepOut(status=step.status, at=utc_time(step.at), actor=step.actor,  # type: ignore[arg-type]
+                                        reason=step.reason) for step in case.history])
+
+
+class CaseIn(Body):
+    """Which units (`lines`, or whole lines by `line_ids`), why, and up to 9 photos uploaded with POST /uploads."""
+
+    type: CaseType
+    lines: list[LineUnitsIn] = Field(default_factory=list, max_length=100)
+    line_ids: list[Annotated[int, Id]] = Field(default_factory=list, max_length=100,
+                                               description="whole lines: every unit not refunded yet")
+    reason: str = Field(min_length=1, max_length=255)
+    images: list[Annotated[str, Field(pattern=anchored(formats.UPLOAD_URL))]] = Field(
+        default_factory=list, max_length=formats.MAX_REVIEW_IMAGES)
+
+    @model_validator(mode="after")
+    def _some_lines(self) -> CaseIn:
+        if not self.lines and not self.line_ids:
+            raise ValueError("name the lines: lines [{line_id, quantity}] or line_ids")
+        return self
+
+
+@bp.post("/orders/<id:order_id>/after-sales")
+@operation(summary="Ask for a refund (or a return and refund) of some of my order's units", tag="after-sales",
+           body=CaseIn, responses={201: CaseOut},
+           description="While the order is SHIPPED, or up to ORDER_AFTER_SALE_DAYS (7) after delivery (COMPLETED); "
+                       "one open case per line (409 AFTER_SALE_LINE_OPEN).")
+def open_case(order_id: int, body: CaseIn) -> tuple[CaseOut, int]:
+    lines = [after_sale_pb2.AfterSaleLine(line_id=line.line_id, quantity=line.quantity) for line in body.lines]
+    lines += [after_sale_pb2.AfterSaleLine(line_id=line_id, quantity=0) for line_id in body.line_ids]
+    case = service(AfterSaleServiceStub).CreateAfterSale(after_sale_pb2.CreateAfterSaleRequest(
+        order_id=order_id, type=body.type, lines=lines, reason=body.reason, images=body.images))
+    return CaseOut.from_proto(case), 201
+
+
+@bp.get("/after-sales")
+@operation(summary="My after-sales cases, newest first", tag="after-sales", query=PageQuery,
+           responses={200: Page[CaseOut]})
+def list_cases(query: PageQuery) -> Page[CaseOut]:
+    found = service(AfterSaleServiceStub).ListAfterSales(after_sale_pb2.ListAfterSalesRequest(
+        offset=query.offset, limit=query.page_size))
+    return Page[CaseOut].of([CaseOut.from_proto(case) for case in found.cases], query, found.total)
+
+
+@bp.get("/after-sales/<id:case_id>")
+@operation(summary="One of my after-sales cases", tag="after-sales", responses={200: CaseOut})
+def get_case(case_id: int) -> CaseOut:
+    return CaseOut.from_proto(service(AfterSaleServiceStub).GetAfterSale(after_sale_pb2.GetAfterSaleRequest(id=case_id)))
+
+
+class ReturnShipmentIn(Body):
+    """The parcel I sent the goods back in."""
+
+    carrier: str = Field(min_length=1, max_length=32)
+    tracking_no: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")
+
+
+@bp.post("/after-sales/<id:case_id>/return-shipment")
+@operation(summary="Tell the shop how I sent the goods back (an approved return)", tag="after-sales",
+           body=ReturnShipmentIn, responses={200: CaseOut})
+def return_shipment(case_id: int, body: ReturnShipmentIn) -> CaseOut:
+    return CaseOut.from_proto(service(AfterSaleServiceStub).SubmitReturnShipment(
+        after_sale_pb2.SubmitReturnShipmentRequest(id=case_id, carrier=body.carrier, tracking_no=body.tracking_no)))
+
+
+# -- staff ---------------------------------------------------------------------------------------
+
+class CaseQuery(PageQuery):
+    status: CaseStatus | None = None
+    type: CaseType | None = None
+    order_no: str | None = Field(None, max_length=32)
+    created_from: datetime | None = Field(None, description="ISO 8601 with offset; inclusive")
+    created_to: datetime | None = Field(None, description="ISO 8601 with offset; exclusive")
+
+
+@bp.get("/admin/after-sales")
+@operation(summary="The after-sales queue, newest first", tag="admin-after-sales", roles=AFTER_SALE_STAFF,
+           query=CaseQuery, responses={200: Page[CaseOut]})
+def search_cases(query: CaseQuery) -> Page[CaseOut]:
+    search = after_sale_pb2.SearchAfterSalesRequest(status=query.status or "", type=query.type or "",
+                                                    order_no=query.order_no or "", offset=query.offset,
+                                                    limit=query.page_size)
+    created_between(search, query)
+    found = service(AfterSaleServiceStub).SearchAfterSales(search)
+    return Page[CaseOut].of([CaseOut.from_proto(case) for case in found.cases], query, found.total)
+
+
+@bp.get("/admin/after-sales/<id:case_id>")
+@operation(summary="Any after-sales case", tag="admin-after-sales", roles=AFTER_SALE_STAFF, responses={200: CaseOut})
+def admin_get_case(case_id: int) -> CaseOut:
+    return CaseOut.from_proto(service(AfterSaleServiceStub).GetAfterSale(after_sale_pb2.GetAfterSaleRequest(id=case_id)))
+
+
+class DecisionIn(Body):
+    """Approve (refund-only: the refund runs now; a return: the shopper sends the goods) or reject, with why."""
+
+    approve: bool
+    note: str = Field("", max_length=255)
+    reason: str = Field("", max_length=255, description="the same as note")
+
+
+@bp.post("/admin/after-sales/<id:case_id>/decision")
+@operation(summary="Approve or reject an after-sales case", tag="admin-after-sales", roles=DECIDERS, body=DecisionIn,
+           responses={200: CaseOut},
+           description="409 AFTER_SALE_STATE_CONFLICT (details.status) unless REQUESTED; a REFUND_FAILED case may "
+                       "be rejected (closed).")
+def decide(case_id: int, body: DecisionIn) -> CaseOut:
+    return CaseOut.from_proto(service(AfterSaleServiceStub).DecideAfterSale(after_sale_pb2.DecideAfterSaleRequest(
+        id=case_id, approve=body.approve, reason=body.reason or body.note)))
+
+
+class ReceiveIn(Body):
+    note: str = Field("", max_length=255)
+
+
+@bp.post("/admin/after-sales/<id:case_id>/receive")
+@operation(summary="The returned goods arrived: restock them and refund", tag="admin-after-sales",
+           roles=AFTER_SALE_STAFF, body=ReceiveIn, responses={200: CaseOut},
+           description="409 AFTER_SALE_STATE_CONFLICT unless RETURN_SHIPPED.")
+def receive(case_id: int, body: ReceiveIn) -> CaseOut:
+    return CaseOut.from_proto(service(AfterSaleServiceStub).ReceiveReturn(after_sale_pb2.ReceiveReturnRequest(
+        id=case_id, note=body.note)))
+
+
+@bp.post("/admin/after-sales/<id:case_id>/retry-refund")
+@operation(summary="Start a failed refund of a case again", tag="admin-after-sales", roles=DECIDERS,
+           responses={200: CaseOut}, description="409 AFTER_SALE_STATE_CONFLICT unless REFUND_FAILED.")
+def retry_refund(case_id: int) -> CaseOut:
+    return CaseOut.from_proto(service(AfterSaleServiceStub).RetryAfterSaleRefund(
+        after_sale_pb2.GetAfterSaleRequest(id=case_id)))

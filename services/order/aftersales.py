@@ -1,0 +1,390 @@
+"""After-sales (O4): refund-only and return-and-refund cases on the lines of a shipped or delivered order.
+
+A case is opened by the buyer while the order is SHIPPED, or COMPLETED for `after_sale_days` after
+receipt was confirmed (delivery); it names lines and units (one open case per line: the order row
+lock serialises openings, a partial unique index stands behind it), a reason and up to 9 uploaded
+images. Its own table-driven state machine, every step in its history (actor, time, reason):
+
+    REQUESTED --approve--> REFUNDING (refund_only) | AWAITING_RETURN (return_refund)
+    REQUESTED --reject--> REJECTED
+    AWAITING_RETURN --ship_return--> RETURN_SHIPPED (the shopper's carrier and tracking number)
+    RETURN_SHIPPED --receive--> REFUNDING (order-returned: the product service restocks the units)
+    REFUNDING --refunded--> REFUNDED | --refund_failed--> REFUND_FAILED --retry--> REFUNDING (or --reject-->)
+
+The refund: each line's units are refunded their share of what was paid (`domain.line_refund_fen`): the
+goods part of the payable amount (freight is not refunded by after-sales) split over the lines in proportion
+to their totals, floored, the last line taking the remainder; within a line, units are worth share x units /
+quantity, floored, and the line's last units take what is left, so refunding everything returns exactly the
+goods paid.
+The refund runs through the refund engine (`Refunder`, source "after_sale:<id>"); when it settles, the
+engine's SETTLED_LISTENERS["after_sale"] (`refund_settled`) moves the case to REFUNDED (or REFUND_FAILED).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from mall.events.v1.order_events_pb2 import OrderReturned
+
+from services.common import formats
+from services.common.db import utcnow
+from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
+from services.common.events import timestamp
+from services.order import refunds
+from services.order.domain import (
+    Order,
+    OrderStatus,
+    Refund,
+    RefundItem,
+    RefundStatus,
+    line_refund_fen,
+    new_order_no,
+    order_not_found,
+    plain,
+)
+from services.order.ports import Members
+from services.order.service import check_parcel, event_line
+from services.order.uow import CaseSearch, OrderUnitOfWork
+
+DEFAULT_AFTER_SALE_DAYS = 7
+MAX_IMAGES = formats.MAX_REVIEW_IMAGES
+TYPES = ("refund_only", "return_refund")
+SOURCE = "after_sale"
+
+
+class CaseStatus(enum.StrEnum):
+    REQUESTED = "REQUESTED"
+    REJECTED = "REJECTED"
+    AWAITING_RETURN = "AWAITING_RETURN"
+    RETURN_SHIPPED = "RETURN_SHIPPED"
+    REFUNDING = "REFUNDING"
+    REFUND_FAILED = "REFUND_FAILED"
+    REFUNDED = "REFUNDED"
+
+
+C = CaseStatus
+CLOSED = frozenset({C.REJECTED, C.REFUNDED})
+
+CASE_TRANSITIONS: dict[tuple[CaseStatus, str], CaseStatus] = {
+    (C.REQUESTED, "approve_refund"): C.REFUNDING,
+    (C.REQUESTED, "approve_return"): C.AWAITING_RETURN,
+    (C.REQUESTED, "reject"): C.REJECTED,
+    (C.AWAITING_RETURN, "ship_return"): C.RETURN_SHIPPED,
+    (C.RETURN_SHIPPED, "receive"): C.REFUNDING,
+    (C.REFUNDING, "refunded"): C.REFUNDED,
+    (C.REFUNDING, "refund_failed"): C.REFUND_FAILED,
+    (C.REFUND_FAILED, "retry"): C.REFUNDING,
+    (C.REFUND_FAILED, "reject"): C.REJECTED,  # staff give up on it: the lines are free again
+}
+
+
+@dataclass
+class CaseLine:
+    line_id: int
+    quantity: int
+    amount_fen: int
+    open: bool = True  # a line has at most one open case (partial unique index)
+    id: int | None = None
+    case_id: int | None = None
+
+
+@dataclass
+class CaseStep:
+    status: str
+    actor: str
+    at: datetime
+    reason: str = ""
+    id: int | None = None
+    case_id: int | None = None
+
+
+@dataclass
+class AfterSale:
+    case_no: str
+    order_id: int
+    order_no: str
+    user_id: int
+    type: str
+    status: str
+    reason: str
+    images: list[str]
+    refund_fen: int
+    created_at: datetime
+    updated_at: datetime
+    lines: list[CaseLine] = field(default_factory=list)
+    history: list[CaseStep] = field(default_factory=list)
+    return_carrier: str = ""
+    return_tracking_no: str = ""
+    refund_no: str = ""
+    id: int | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return CaseStatus(self.status) not in CLOSED
+
+    def apply(self, action: str, *, actor: str, now: datetime, reason: str = "") -> None:
+        """Move along the case's state machine, recording the step; Conflict (with the current status) if not allowed."""
+        target = CASE_TRANSITIONS.get((CaseStatus(self.status), action))
+        if target is None:
+            raise Conflict("AFTER_SALE_STATE_CONFLICT", f"an after-sales case in {self.status} cannot "
+                           f"{action.replace('_', ' ')}", details={"status": self.status, "action": action})
+        self.status, self.updated_at = target.value, now
+        self.history.append(CaseStep(status=target.value, actor=actor, at=now, reason=reason))
+        if target in CLOSED:
+            for line in self.lines:
+                line.open = False
+
+
+def case_not_found() -> NotFound:
+    return NotFound("AFTER_SALE_NOT_FOUND", "no such after-sales case")
+
+
+# -- the refund engine (port) --------------------------------------------------------------------
+
+class Refunder(Protocol):
+    """The refund engine (services.order.refunds) as after-sales uses it."""
+
+    def start(self, uow: OrderUnitOfWork, *, order_id: int, lines: list[CaseLine], reason: str, actor: str,
+              source: str, now: datetime) -> str:
+        """Start a refund of some units of an order's lines: its number; DomainError when it cannot start."""
+
+    def again(self, uow: OrderUnitOfWork, *, refund_no: str, actor: str, now: datetime) -> None:
+        """Ask the channel again about a PENDING refund (a wallet the member service did not answer, say)."""
+
+
+@dataclass(frozen=True)
+class EngineRefunder:
+    """Refunds back through the channel the order was paid with (WeChat Pay, or the wallet)."""
+
+    payments: refunds.RefundPayments | None
+    members: Members
+
+    def start(self, uow: OrderUnitOfWork, *, order_id: int, lines: list[CaseLine], reason: str, actor: str,
+              source: str, now: datetime) -> str:
+        items = [RefundItem(line_id=line.line_id, quantity=line.quantity, amount_fen=line.amount_fen)
+                 for line in lines]
+        return refunds.start_refund(uow, self.payments, self.members, order_id=order_id, items=items, reason=reason,
+                                    actor=actor, source=source, now=now).refund_no
+
+    def again(self, uow: OrderUnitOfWork, *, refund_no: str, actor: str, now: datetime) -> None:
+        refunds.retry_refund(uow, self.payments, self.members, refund_no=refund_no, actor=actor, now=now)
+
+
+@dataclass(frozen=True)
+class AfterSaleSettings:
+    after_sale_days: int = DEFAULT_AFTER_SALE_DAYS
+
+
+Uow = Callable[[], OrderUnitOfWork]
+
+
+# -- use cases -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CaseRequest:
+    order_id: int
+    type: str
+    lines: dict[int, int]  # line id -> units (0: every unit not refunded yet)
+    reason: str
+    images: tuple[str, ...] = ()
+
+
+def open_case(uow: OrderUnitOfWork, settings: AfterSaleSettings, *, user_id: int, request: CaseRequest,
+              now: datetime | None = None) -> AfterSale:
+    """The buyer asks for a refund (and maybe a return) of some units of their shipped or delivered order."""
+    now = now or utcnow()
+    _check_request(request)
+    reason = plain(request.reason, 255)
+    with uow:
+        order = uow.orders.get(request.order_id, lock=True)  # serialises cases of one order
+        if order is None or order.user_id != user_id:
+            raise order_not_found()
+        _check_window(order, settings, now)
+        earlier = uow.after_sales.for_order(order.id or 0)
+        lines = _case_lines(order, request.lines, earlier)
+        case = AfterSale(case_no="AS" + new_order_no(now), order_id=order.id or 0, order_no=order.order_no,
+                         user_id=user_id, type=request.type, status=C.REQUESTED.value, reason=reason,
+                         images=list(request.images), refund_fen=sum(line.amount_fen for line in lines),
+                         created_at=now, updated_at=now, lines=lines,
+                         history=[CaseStep(status=C.REQUESTED.value, actor=f"user:{user_id}", at=now,
+                                           reason=reason)])
+        uow.after_sales.add(case)
+        uow.commit()
+    return case
+
+
+def _check_request(request: CaseRequest) -> None:
+    if request.type not in TYPES:
+        raise InvalidInput("AFTER_SALE_TYPE_INVALID", "type must be refund_only or return_refund",
+                           details={"type": "invalid"})
+    if not request.lines or any(quantity < 0 for quantity in request.lines.values()):
+        raise InvalidInput("AFTER_SALE_LINES_INVALID", "name at least one line, each with its units (0: all)",
+                           details={"lines": "invalid"})
+    if not plain(request.reason, 256) or len(request.reason) > 255:
+        raise InvalidInput("AFTER_SALE_REASON_INVALID", "give a reason of up to 255 characters",
+                           details={"reason": "1-255 characters"})
+    if len(request.images) > MAX_IMAGES or not all(formats.UPLOAD_URL_PATTERN.fullmatch(url)
+                                                    for url in request.images):
+        raise InvalidInput("AFTER_SALE_IMAGES_INVALID", f"up to {MAX_IMAGES} images uploaded with POST /uploads",
+                           details={"images": "invalid"})
+
+
+def _check_window(order: Order, settings: AfterSaleSettings, now: datetime) -> None:
+    if order.status not in (OrderStatus.SHIPPED, OrderStatus.COMPLETED):
+        raise Conflict("ORDER_STATE_CONFLICT", f"an order in {order.status} has no after-sales (paid orders not "
+                       "shipped yet are cancelled instead)", details={"status": order.status, "action": "after_sale"})
+    if order.completed_at is not None and now > order.completed_at + timedelta(days=settings.after_sale_days):
+        raise DomainError("AFTER_SALE_WINDOW_CLOSED", f"after-sales ends {settings.after_sale_days} days after "
+                          "delivery", details={"completed_at": order.completed_at.isoformat()})
+
+
+def _case_lines(order: Order, wanted: dict[int, int], earlier: list[AfterSale]) -> list[CaseLine]:
+    lines = {line.id: line for line in order.lines}
+    unknown = sorted(set(wanted) - set(lines))
+    if unknown:
+        raise InvalidInput("LINE_NOT_IN_ORDER", "these lines are not in the order", details={"lines": unknown})
+    busy = sorted({line.line_id for case in earlier if case.is_open for line in case.lines} & set(wanted))
+    if busy:
+        raise Conflict("AFTER_SALE_LINE_OPEN", "a line already has an open after-sales case",
+                       details={"lines": busy})
+    result = []
+    for line_id, quantity in sorted(wanted.items()):
+        left = lines[line_id].quantity - lines[line_id].refunded_quantity
+        quantity = quantity or left
+        if not 0 < quantity <= left:
+            raise Conflict("AFTER_SALE_QUANTITY_INVALID", "more units than were bought and not refunded yet",
+                           details={"line_id": line_id, "left": left})
+        result.append(CaseLine(line_id=line_id, quantity=quantity,
+                               amount_fen=line_refund_fen(order, line_id, quantity)))
+    return result
+
+
+def get_case(uow: OrderUnitOfWork, *, user_id: int | None, case_id: int) -> AfterSale:
+    """The case; for a shopper (user_id given) only their own, another's is AFTER_SALE_NOT_FOUND."""
+    with uow:
+        case = uow.after_sales.get(case_id)
+        uow.commit()
+    if case is None or (user_id is not None and case.user_id != user_id):
+        raise case_not_found()
+    return case
+
+
+def search_cases(uow: OrderUnitOfWork, search: CaseSearch) -> tuple[list[AfterSale], int]:
+    if search.status and search.status not in CaseStatus.__members__:
+        raise InvalidInput("STATUS_INVALID", "unknown after-sales status", details={"status": "invalid"})
+    if search.type and search.type not in TYPES:
+        raise InvalidInput("AFTER_SALE_TYPE_INVALID", "unknown after-sales type", details={"type": "invalid"})
+    with uow:
+        found = uow.after_sales.search(search)
+        uow.commit()
+    return found
+
+
+def _step(uow: OrderUnitOfWork, case_id: int, change: Callable[[OrderUnitOfWork, AfterSale], None], *,
+          user_id: int | None = None) -> AfterSale:
+    """Change a case under its row lock, in one transaction (a shopper's own only)."""
+    with uow:
+        case = uow.after_sales.get(case_id, lock=True)
+        if case is None or (user_id is not None and case.user_id != user_id):
+            raise case_not_found()
+        change(uow, case)
+        uow.commit()
+    return case
+
+
+def submit_return_shipment(uow: OrderUnitOfWork, *, user_id: int, case_id: int, carrier: str, tracking_no: str,
+                           now: datetime | None = None) -> AfterSale:
+    """The shopper sent the goods back: carrier and tracking number."""
+    now = now or utcnow()
+    carrier, tracking_no = check_parcel(carrier, tracking_no)
+
+    def ship(_: OrderUnitOfWork, case: AfterSale) -> None:
+        case.apply("ship_return", actor=f"user:{user_id}", now=now, reason=f"{carrier} {tracking_no}")
+        case.return_carrier, case.return_tracking_no = carrier, tracking_no
+    return _step(uow, case_id, ship, user_id=user_id)
+
+
+def decide(uow: Uow, refunder: Refunder, *, case_id: int, approve: bool, reason: str, actor: str,
+           now: datetime | None = None) -> AfterSale:
+    """Customer service approve (refund-only: the refund runs now; return: the shopper sends the goods) or reject."""
+    now = now or utcnow()
+
+    def decision(_: OrderUnitOfWork, case: AfterSale) -> None:
+        action = "reject" if not approve else "approve_refund" if case.type == "refund_only" else "approve_return"
+        case.apply(action, actor=actor, now=now, reason=plain(reason, 255))
+    case = _step(uow(), case_id, decision)
+    return _refund(uow, refunder, case, actor=actor, now=now) if case.status == C.REFUNDING else case
+
+
+def receive_return(uow: Uow, refunder: Refunder, *, case_id: int, note: str, actor: str,
+                   now: datetime | None = None) -> AfterSale:
+    """Staff got the goods back: order-returned (the product service restocks them), then the refund runs."""
+    now = now or utcnow()
+
+    def receive(tx: OrderUnitOfWork, case: AfterSale) -> None:
+        case.apply("receive", actor=actor, now=now, reason=plain(note, 255) or "goods received")
+        order = tx.orders.get(case.order_id)
+        assert order is not None  # a case's order is never deleted
+        units = {line.line_id: line.quantity for line in case.lines}
+        tx.publish(OrderReturned(order_no=case.order_no, user_id=case.user_id, case_no=case.case_no,
+                                 lines=[event_line(line, units[line.id]) for line in order.lines if line.id in units],
+                                 received_at=timestamp(now)), aggregate_id=case.order_no)
+    case = _step(uow(), case_id, receive)
+    return _refund(uow, refunder, case, actor=actor, now=now)
+
+
+def retry_refund(uow: Uow, refunder: Refunder, *, case_id: int, actor: str, now: datetime | None = None) -> AfterSale:
+    """Staff push a stuck refund: REFUND_FAILED starts a new one; REFUNDING asks the channel again about its refund."""
+    now = now or utcnow()
+    case = get_case(uow(), user_id=None, case_id=case_id)
+    if case.status == C.REFUNDING and case.refund_no:
+        refunder.again(uow(), refund_no=case.refund_no, actor=actor, now=now)  # a settlement tells the case
+        return get_case(uow(), user_id=None, case_id=case_id)
+    case = _step(uow(), case_id, lambda _, case: case.apply("retry", actor=actor, now=now, reason="refund again"))
+    return _refund(uow, refunder, case, actor=actor, now=now)
+
+
+def _refund(uow: Uow, refunder: Refunder, case: AfterSale, *, actor: str, now: datetime) -> AfterSale:
+    """Start the case's refund (it is REFUNDING, committed, so a refund that settles at once finds it so).
+
+    A refund that cannot start leaves the case REFUND_FAILED with the reason, and the error is raised.
+    """
+    assert case.id is not None
+    try:
+        refund_no = refunder.start(uow(), order_id=case.order_id, lines=case.lines, reason=case.reason, actor=actor,
+                             source=f"{SOURCE}:{case.id}", now=now)
+    except DomainError as exc:
+        why = f"{exc.code}: {exc.message}"[:255]
+
+        def failed(_: OrderUnitOfWork, case: AfterSale) -> None:
+            if case.status == C.REFUNDING:  # not already ended by the engine's listener
+                case.apply("refund_failed", actor=actor, now=now, reason=why)
+        _step(uow(), case.id, failed)
+        raise
+
+    def started(_: OrderUnitOfWork, case: AfterSale) -> None:
+        case.refund_no = refund_no
+    return _step(uow(), case.id, started)
+
+
+def _on_refund_settled(uow: OrderUnitOfWork, refund: Refund, now: datetime) -> None:
+    refund_settled(uow, int(refund.source.partition(":")[2]), refund_no=refund.refund_no,
+                   succeeded=refund.status == RefundStatus.SUCCESS, now=now)
+
+
+refunds.SETTLED_LISTENERS[SOURCE] = _on_refund_settled
+
+
+def refund_settled(uow: OrderUnitOfWork, case_id: int, *, refund_no: str, succeeded: bool,
+                   now: datetime) -> None:
+    """The refund engine ended the case's refund (inside its settling transaction): REFUNDED or REFUND_FAILED."""
+    case = uow.after_sales.get(case_id, lock=True)
+    if case is None or case.status != C.REFUNDING:
+        return  # nothing waits for this refund (a replay, or a refund staff started by hand)
+    case.refund_no = refund_no
+    case.apply("refunded" if succeeded else "refund_failed", actor=f"refund:{refund_no}", now=now,
+               reason="refunded" if succeeded else "the refund did not go through; retry it")

@@ -1,0 +1,81 @@
+"""After-sales cases on the order service's databases: round trip, one open case per line under concurrency."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from services.common.errors import Conflict
+from services.order import aftersales, service
+from services.order.aftersales import AfterSaleSettings, CaseLine, CaseRequest
+from services.order.db import SqlOrderUnitOfWork
+from services.order.uow import CaseSearch
+from tests.fakes import FakeMembers
+from tests.integration.order.test_fulfilment_grpc import paid
+from tests.integration.order.test_order_grpc import ALICE
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 12, 1, 8, tzinfo=UTC)
+IMAGE = "/media/uploads/" + "b" * 32 + ".png"
+
+
+def shipped(uow: Callable[[], SqlOrderUnitOfWork], order_no: str) -> int:
+    order_id = paid(uow, order_no, NOW)
+    service.ship_order(uow(), order_id=order_id, carrier="SF", tracking_no=order_no, lines=None, actor="staff:7",
+                       now=NOW)
+    return order_id
+
+
+def ask(uow: Callable[[], SqlOrderUnitOfWork], order_id: int) -> aftersales.AfterSale:
+    line_id = service.get_order(uow(), user_id=ALICE, order_id=order_id).lines[0].id or 0
+    return aftersales.open_case(uow(), AfterSaleSettings(), user_id=ALICE, now=NOW + timedelta(days=1),
+                                request=CaseRequest(order_id=order_id, type="return_refund", lines={line_id: 1},
+                                                    reason="坏了", images=(IMAGE,)))
+
+
+def test_a_case_round_trips_with_lines_images_history_and_is_found_by_the_queue(
+        uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    order_id = shipped(uow, "AS-1")
+    case = ask(uow, order_id)
+    read = aftersales.get_case(uow(), user_id=ALICE, case_id=case.id or 0)
+    assert (read.status, read.images, read.refund_fen, read.order_no) == ("REQUESTED", [IMAGE], 1000, "AS-1")
+    assert [(line.quantity, line.amount_fen, line.open) for line in read.lines] == [(1, 1000, True)]
+    assert [(step.status, step.actor, step.reason) for step in read.history] == [("REQUESTED", "user:1", "坏了")]
+    aftersales.decide(uow, aftersales.EngineRefunder(None, FakeMembers()), case_id=case.id or 0, approve=False, reason="no", actor="staff:8",
+                      now=NOW + timedelta(days=2))
+    rejected = aftersales.get_case(uow(), user_id=None, case_id=case.id or 0)
+    assert (rejected.status, [line.open for line in rejected.lines]) == ("REJECTED", [False])
+    assert [c.id for c in aftersales.search_cases(uow(), CaseSearch(status="REJECTED", order_no="AS-1"))[0]] == [
+        case.id]
+    assert aftersales.search_cases(uow(), CaseSearch(user_id=ALICE + 1))[1] == 0
+    assert ask(uow, order_id).status == "REQUESTED"  # the line is free again
+
+
+def test_the_database_refuses_a_second_open_case_on_a_line(uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    order_id = shipped(uow, "AS-2")
+    first = ask(uow, order_id)
+    twin = aftersales.AfterSale(case_no="AS-twin", order_id=order_id, order_no="AS-2", user_id=ALICE,
+                                type="refund_only", status="REQUESTED", reason="x", images=[], refund_fen=1,
+                                created_at=NOW, updated_at=NOW,
+                                lines=[CaseLine(line_id=first.lines[0].line_id, quantity=1, amount_fen=1)])
+    with pytest.raises(IntegrityError), uow() as tx:
+        tx.after_sales.add(twin)
+
+
+def test_concurrent_cases_on_one_line_open_exactly_one(pg_uow: Callable[[], SqlOrderUnitOfWork],
+                                                       pg_engine: object) -> None:
+    order_id = shipped(pg_uow, "AS-3")
+
+    def attempt(_: int) -> str:
+        try:
+            return ask(pg_uow, order_id).status
+        except Conflict as exc:
+            return exc.code
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        outcomes = sorted(pool.map(attempt, range(6)))
+    assert outcomes == ["AFTER_SALE_LINE_OPEN"] * 5 + ["REQUESTED"]

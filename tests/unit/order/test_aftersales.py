@@ -1,0 +1,230 @@
+"""After-sales cases (O4) on fakes: opening, the window, one open case per line, decisions, returns, refunds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import pytest
+
+from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
+from services.order import aftersales, service
+from services.order.aftersales import AfterSaleSettings, CaseLine, CaseRequest
+from services.order.domain import Order
+from services.order.uow import CaseSearch, OrderUnitOfWork
+from tests.unit.order.conftest import NOW, Shop, paid_order
+
+SETTINGS = AfterSaleSettings(after_sale_days=7)
+IMAGE = "/media/uploads/" + "a" * 32 + ".jpg"
+
+
+@dataclass
+class FakeRefunder:
+    """The refund engine: records each start; settles at once (like a wallet refund) unless told otherwise."""
+
+    settle: bool | None = True  # True: SUCCESS at once, False: CLOSED at once, None: left pending
+    fail: DomainError | None = None
+    calls: list[dict] = field(default_factory=list)
+    asked_again: list[str] = field(default_factory=list)
+
+    def start(self, uow: OrderUnitOfWork, *, order_id: int, lines: list[CaseLine], reason: str, actor: str,
+              source: str, now: datetime) -> str:
+        if self.fail is not None:
+            raise self.fail
+        refund_no = f"RF{len(self.calls) + 1}"
+        self.calls.append({"order_id": order_id, "lines": [(line.line_id, line.quantity, line.amount_fen)
+                                                           for line in lines], "source": source})
+        if self.settle is not None:
+            with uow:
+                aftersales.refund_settled(uow, int(source.partition(":")[2]), refund_no=refund_no,
+                                          succeeded=self.settle, now=now)
+                uow.commit()
+        return refund_no
+
+    def again(self, uow: OrderUnitOfWork, *, refund_no: str, actor: str, now: datetime) -> None:
+        self.asked_again.append(refund_no)
+
+
+def delivered(shop: Shop, *items: tuple[int, int], user_id: int = 1, key: str = "paid") -> Order:
+    order = paid_order(shop, *items, user_id=user_id, key=key)
+    service.ship_order(shop.uow, order_id=order.id, carrier="SF", tracking_no="S" + key, lines=None, actor="staff:7",
+                       now=NOW)
+    return service.confirm_receipt(shop.uow, user_id=user_id, order_id=order.id, now=NOW + timedelta(days=2))
+
+
+def ask(shop: Shop, order: Order, lines: dict[int, int], *, kind: str = "refund_only", user_id: int = 1,
+        now: datetime = NOW + timedelta(days=3)) -> aftersales.AfterSale:
+    return aftersales.open_case(shop.uow, SETTINGS, user_id=user_id, now=now, request=CaseRequest(
+        order_id=order.id or 0, type=kind, lines=lines, reason="broken", images=(IMAGE,)))
+
+
+def test_a_refund_only_case_is_approved_refunded_and_closed_with_every_step_in_its_history(shop: Shop) -> None:
+    order = delivered(shop, (101, 2), (102, 3))
+    first = order.lines[0].id or 0
+    case = ask(shop, order, {first: 1})
+    assert (case.status, case.refund_fen, [(line.line_id, line.quantity) for line in case.lines]) == (
+        "REQUESTED", 1999, [(first, 1)])
+    refunder = FakeRefunder()
+    done = aftersales.decide(lambda: shop.uow, refunder, case_id=case.id, approve=True, reason="ok", actor="staff:8",
+                             now=NOW + timedelta(days=4))
+    assert refunder.calls == [{"order_id": order.id, "lines": [(first, 1, 1999)], "source": f"after_sale:{case.id}"}]
+    assert (done.status, done.refund_no) == ("REFUNDED", "RF1")
+    assert [(step.status, step.actor, step.reason) for step in done.history] == [
+        ("REQUESTED", "user:1", "broken"), ("REFUNDING", "staff:8", "ok"), ("REFUNDED", "refund:RF1", "refunded")]
+    again = ask(shop, order, {first: 1})  # the line is free again: its last unit
+    assert again.refund_fen == 1999
+
+
+def test_through_the_refund_engine_units_return_their_share_and_all_of_them_exactly_the_goods_paid(
+        shop: Shop) -> None:
+    shop.members.percent = 95  # 5498 - 274 level discount = 5224 paid, split 3798 / 1426 over the lines
+    order = delivered(shop, (101, 2), (102, 3))
+    first, second = (line.id or 0 for line in order.lines)
+    engine = aftersales.EngineRefunder(None, shop.members)  # a wallet payment: refunded at once
+    uow = lambda: shop.uow  # noqa: E731
+    amounts = []
+    for lines in ({second: 1}, {second: 0, first: 0}):
+        case = ask(shop, order, lines)
+        done = aftersales.decide(uow, engine, case_id=case.id, approve=True, reason="ok", actor="staff:8")
+        assert done.status == "REFUNDED" and done.refund_no in shop.members.balance_refunds
+        amounts.append([(line.line_id, line.quantity, line.amount_fen) for line in done.lines])
+    assert amounts == [[(second, 1, 475)], [(first, 2, 3798), (second, 2, 951)]]
+    assert (order.refunded_fen, sum(shop.members.balance_refunds.values())) == (5224, 5224)
+    with pytest.raises(Conflict) as nothing_left:
+        ask(shop, order, {first: 1})
+    assert nothing_left.value.details == {"line_id": first, "left": 0}
+    assert [event.payload.amount_fen for event in shop.uow.published if event.event_type == "order-refunded"] == [
+        475, 4749]
+
+
+def test_one_open_case_per_line_and_never_more_units_than_bought(shop: Shop) -> None:
+    order = delivered(shop, (101, 2), (102, 3))
+    first, second = (line.id or 0 for line in order.lines)
+    ask(shop, order, {first: 1})
+    with pytest.raises(Conflict) as busy:
+        ask(shop, order, {first: 1, second: 1})
+    assert (busy.value.code, busy.value.details) == ("AFTER_SALE_LINE_OPEN", {"lines": [first]})
+    with pytest.raises(Conflict) as too_many:
+        ask(shop, order, {second: 4})
+    assert too_many.value.details == {"line_id": second, "left": 3}
+    assert [(line.quantity, line.amount_fen) for line in ask(shop, order, {second: 0}).lines] == [(3, 1500)]
+    with pytest.raises(InvalidInput) as foreign:
+        ask(shop, order, {999: 1})
+    assert foreign.value.code == "LINE_NOT_IN_ORDER"
+
+
+def test_cases_open_while_shipped_and_until_the_window_after_delivery_closes(shop: Shop) -> None:
+    unshipped = paid_order(shop, (101, 1), key="u")
+    with pytest.raises(Conflict) as early:
+        ask(shop, unshipped, {unshipped.lines[0].id: 1})
+    assert early.value.details == {"status": "PAID", "action": "after_sale"}
+    service.ship_order(shop.uow, order_id=unshipped.id, carrier="SF", tracking_no="1", lines=None, actor="staff:7",
+                       now=NOW)
+    assert ask(shop, unshipped, {unshipped.lines[0].id: 1}, now=NOW + timedelta(days=9)).status == "REQUESTED"
+    order = delivered(shop, (102, 1), key="d")
+    closes = order.completed_at + timedelta(days=7)
+    with pytest.raises(DomainError) as late:
+        ask(shop, order, {order.lines[0].id: 1}, now=closes + timedelta(seconds=1))
+    assert late.value.code == "AFTER_SALE_WINDOW_CLOSED"
+    assert ask(shop, order, {order.lines[0].id: 1}, now=closes).status == "REQUESTED"
+
+
+def test_a_strangers_order_and_case_are_not_found_and_bad_input_is_refused(shop: Shop) -> None:
+    order = delivered(shop, (101, 1))
+    with pytest.raises(NotFound):
+        ask(shop, order, {order.lines[0].id: 1}, user_id=2)
+    case = ask(shop, order, {order.lines[0].id: 1})
+    with pytest.raises(NotFound):
+        aftersales.get_case(shop.uow, user_id=2, case_id=case.id)
+    with pytest.raises(NotFound):
+        aftersales.submit_return_shipment(shop.uow, user_id=2, case_id=case.id, carrier="SF", tracking_no="1")
+    assert aftersales.get_case(shop.uow, user_id=None, case_id=case.id) is case
+    bad = [dict(type="exchange"), dict(images=("https://evil.example/x.jpg",)), dict(images=(IMAGE,) * 10),
+           dict(reason=" "), dict(lines={order.lines[0].id: -1})]
+    for change in bad:
+        fields = dict(order_id=order.id, type="refund_only", lines={order.lines[0].id: 1}, reason="r", images=())
+        with pytest.raises(InvalidInput):
+            aftersales.open_case(shop.uow, SETTINGS, user_id=1, request=CaseRequest(**(fields | change)))
+
+
+def test_a_return_is_approved_shipped_back_received_restocked_and_refunded(shop: Shop) -> None:
+    order = delivered(shop, (101, 2), (102, 3))
+    second = order.lines[1].id or 0
+    case = ask(shop, order, {second: 2}, kind="return_refund")
+    refunder = FakeRefunder()
+    uow = lambda: shop.uow  # noqa: E731
+    approved = aftersales.decide(uow, refunder, case_id=case.id, approve=True, reason="send it back", actor="staff:8")
+    assert (approved.status, refunder.calls) == ("AWAITING_RETURN", [])
+    with pytest.raises(Conflict) as early:
+        aftersales.receive_return(uow, refunder, case_id=case.id, note="", actor="staff:9")
+    assert early.value.details == {"status": "AWAITING_RETURN", "action": "receive"}
+    sent = aftersales.submit_return_shipment(shop.uow, user_id=1, case_id=case.id, carrier="ZTO", tracking_no="R1")
+    assert (sent.status, sent.return_carrier, sent.return_tracking_no) == ("RETURN_SHIPPED", "ZTO", "R1")
+    done = aftersales.receive_return(uow, refunder, case_id=case.id, note="intact", actor="staff:9")
+    assert done.status == "REFUNDED" and refunder.calls[0]["lines"] == [(second, 2, 1000)]
+    [returned] = [event.payload for event in shop.uow.published if event.event_type == "order-returned"]
+    assert (returned.case_no, [(line.sku_id, line.quantity) for line in returned.lines]) == (case.case_no, [(102, 2)])
+    assert [step.status for step in done.history] == ["REQUESTED", "AWAITING_RETURN", "RETURN_SHIPPED", "REFUNDING",
+                                                     "REFUNDED"]
+
+
+def test_a_rejected_case_closes_its_lines_and_a_second_decision_is_409_with_the_status(shop: Shop) -> None:
+    order = delivered(shop, (101, 1))
+    case = ask(shop, order, {order.lines[0].id: 1})
+    refunder = FakeRefunder()
+    rejected = aftersales.decide(lambda: shop.uow, refunder, case_id=case.id, approve=False, reason="used",
+                                 actor="staff:8")
+    assert (rejected.status, rejected.history[-1].reason, refunder.calls) == ("REJECTED", "used", [])
+    with pytest.raises(Conflict) as twice:
+        aftersales.decide(lambda: shop.uow, refunder, case_id=case.id, approve=True, reason="", actor="staff:8")
+    assert twice.value.details == {"status": "REJECTED", "action": "approve_refund"}
+    assert ask(shop, order, {order.lines[0].id: 1}).status == "REQUESTED"
+
+
+def test_a_refund_that_fails_leaves_the_case_refund_failed_and_staff_retry_it(shop: Shop) -> None:
+    order = delivered(shop, (101, 1))
+    case = ask(shop, order, {order.lines[0].id: 1})
+    uow = lambda: shop.uow  # noqa: E731
+    refused = FakeRefunder(fail=Conflict("REFUND_EXCEEDS_PAID", "too much"))
+    with pytest.raises(Conflict):
+        aftersales.decide(uow, refused, case_id=case.id, approve=True, reason="ok", actor="staff:8")
+    assert (case.status, case.history[-1].reason) == ("REFUND_FAILED", "REFUND_EXCEEDS_PAID: too much")
+    closed = FakeRefunder(settle=False)
+    assert aftersales.retry_refund(uow, closed, case_id=case.id, actor="staff:8").status == "REFUND_FAILED"
+    with pytest.raises(Conflict):
+        aftersales.decide(uow, closed, case_id=case.id, approve=True, reason="", actor="staff:8")
+    pending = FakeRefunder(settle=None)
+    waiting = aftersales.retry_refund(uow, pending, case_id=case.id, actor="staff:8")
+    assert (waiting.status, waiting.refund_no) == ("REFUNDING", "RF1")
+    aftersales.retry_refund(uow, pending, case_id=case.id, actor="staff:8")  # stuck: the channel is asked again
+    assert (pending.asked_again, len(pending.calls)) == (["RF1"], 1)
+    with shop.uow:
+        aftersales.refund_settled(shop.uow, case.id, refund_no="RF1", succeeded=True, now=NOW)
+        aftersales.refund_settled(shop.uow, case.id, refund_no="RF1", succeeded=True, now=NOW)  # a replay
+    assert [step.status for step in case.history].count("REFUNDED") == 1
+
+
+def test_the_queue_filters_by_status_type_order_and_time_and_shoppers_see_their_own(shop: Shop) -> None:
+    mine = delivered(shop, (101, 1), (102, 1))
+    theirs = delivered(shop, (102, 1), user_id=2, key="b")
+    a = ask(shop, mine, {mine.lines[0].id: 1}, now=NOW + timedelta(days=3))
+    ask(shop, mine, {mine.lines[1].id: 1}, kind="return_refund", now=NOW + timedelta(days=4))
+    ask(shop, theirs, {theirs.lines[0].id: 1}, user_id=2, now=NOW + timedelta(days=5))
+    search = lambda **kw: aftersales.search_cases(shop.uow, CaseSearch(**kw))  # noqa: E731
+    assert search()[1] == 3 and search(user_id=1)[1] == 2
+    assert [case.id for case in search(type="refund_only", order_no=mine.order_no)[0]] == [a.id]
+    assert search(created_from=NOW + timedelta(days=4), created_to=NOW + timedelta(days=5))[1] == 1
+    assert search(status="REJECTED")[1] == 0
+    with pytest.raises(InvalidInput):
+        search(status="NOPE")
+
+
+def test_staff_may_give_up_on_a_failed_refund_which_frees_the_line(shop: Shop) -> None:
+    order = delivered(shop, (101, 1))
+    case = ask(shop, order, {order.lines[0].id: 1})
+    uow = lambda: shop.uow  # noqa: E731
+    aftersales.decide(uow, FakeRefunder(settle=False), case_id=case.id, approve=True, reason="ok", actor="staff:8")
+    closed = aftersales.decide(uow, FakeRefunder(), case_id=case.id, approve=False, reason="paid by hand",
+                               actor="staff:8")
+    assert [step.status for step in closed.history] == ["REQUESTED", "REFUNDING", "REFUND_FAILED", "REJECTED"]
+    assert ask(shop, order, {order.lines[0].id: 1}).status == "REQUESTED"
