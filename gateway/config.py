@@ -25,6 +25,8 @@ class GatewaySettings:
     # Services whose absence makes /readyz fail. Only user by default (no login without it): one
     # other service down must not take every gateway out of rotation. make run asks for all five.
     ready_requires: tuple[str, ...] = DEFAULT_READY_REQUIRES
+    # How long a worker may serve a catalogue reply from memory (gateway/catalog_cache.py); 0 turns it off.
+    catalog_cache_seconds: float = 1.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -39,6 +41,7 @@ class GatewaySettings:
             proxy_hops=env.int("GATEWAY_PROXY_HOPS", 0),
             rate_limit_scale=_positive_float(env, "GATEWAY_RATE_LIMIT_SCALE", 1.0),
             ready_requires=_services(env, "GATEWAY_READY_REQUIRES"),
+            catalog_cache_seconds=env.int("CATALOG_CACHE_TTL_MS", 1000) / 1000,
             environ=env.environ,
         )
 

@@ -14,6 +14,7 @@ from services.product.domain import (
     ReservationStatus,
     Sku,
     Sort,
+    StockMove,
 )
 from services.product.uow import ProductUnitOfWork
 from tests.fakes import FakeUnitOfWork
@@ -119,17 +120,18 @@ class FakeStockRepository:
     def __init__(self, products: FakeProductRepository) -> None:
         self.products = products
 
-    def take(self, sku_id: int, quantity: int) -> bool:
+    def take(self, sku_id: int, quantity: int) -> StockMove | None:
         found = self.products.sku(sku_id)
         if found is None or not found[0].visible or not found[1].active or found[1].stock < quantity:
-            return False
+            return None
         found[1].stock -= quantity
-        return True
+        return StockMove(found[0].id or 0, found[1].stock + quantity, found[1].stock)
 
-    def put_back(self, sku_id: int, quantity: int) -> None:
+    def put_back(self, sku_id: int, quantity: int) -> StockMove:
         found = self.products.sku(sku_id)
         assert found is not None
         found[1].stock += quantity
+        return StockMove(found[0].id or 0, found[1].stock - quantity, found[1].stock)
 
     def add_sales(self, sku_id: int, quantity: int) -> None:
         found = self.products.sku(sku_id)

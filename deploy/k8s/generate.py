@@ -36,8 +36,10 @@ CONSUMING = ("analytics",)
 # Partitions bound how many consumer replicas share a topic; retention how long a consumer may lag.
 TOPIC_PARTITIONS = 6
 TOPIC_RETENTION_MS = 7 * 24 * 3600 * 1000
-# Page and product views are many and only feed analytics rollups: shorter retention.
-SHORT_RETENTION_MS = {"product-viewed": 3 * 24 * 3600 * 1000, "page-viewed": 3 * 24 * 3600 * 1000}
+# Page and product views are many and only feed analytics rollups: shorter retention. product-changed
+# only drops gateway cache entries, which live a second: nobody reads it later than that.
+SHORT_RETENTION_MS = {"product-viewed": 3 * 24 * 3600 * 1000, "page-viewed": 3 * 24 * 3600 * 1000,
+                      "product-changed": 24 * 3600 * 1000}
 # The namespace the cluster's Prometheus runs in; overlays may change the NetworkPolicies' selector.
 MONITORING_NAMESPACE = "monitoring"
 INGRESS_NAMESPACE = "ingress-nginx"

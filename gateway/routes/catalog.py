@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, g, request
 from mall.product.v1 import product_pb2
 from mall.product.v1.product_pb2_grpc import ProductServiceStub
 from pydantic import Field
 
 from gateway.api import OPTIONAL, PUBLIC, Page, PageQuery, Query, Reply, operation, service
+from gateway.catalog_cache import catalog_cache
 
 bp = Blueprint("catalog", __name__, url_prefix="/api/v1")
 
@@ -154,23 +155,29 @@ class DetailQuery(Query):
 @bp.get("/categories")
 @operation(summary="The category tree", tag="catalog", access=PUBLIC, responses={200: CategoryTree})
 def list_categories() -> CategoryTree:
-    reply = service(ProductServiceStub).ListCategories(product_pb2.ListCategoriesRequest())
-    return CategoryTree(items=[CategoryOut.from_proto(c) for c in reply.items])
+    def load() -> CategoryTree:
+        reply = service(ProductServiceStub).ListCategories(product_pb2.ListCategoriesRequest())
+        return CategoryTree(items=[CategoryOut.from_proto(c) for c in reply.items])
+    return catalog_cache().get("categories", load)
 
 
 @bp.get("/brands")
 @operation(summary="Every brand", tag="catalog", access=PUBLIC, responses={200: BrandList})
 def list_brands() -> BrandList:
-    reply = service(ProductServiceStub).ListBrands(product_pb2.ListBrandsRequest())
-    return BrandList(items=[BrandOut(id=b.id, name=b.name, logo=b.logo) for b in reply.items])
+    def load() -> BrandList:
+        reply = service(ProductServiceStub).ListBrands(product_pb2.ListBrandsRequest())
+        return BrandList(items=[BrandOut(id=b.id, name=b.name, logo=b.logo) for b in reply.items])
+    return catalog_cache().get("brands", load)
 
 
 @bp.get("/products")
 @operation(summary="On-shelf products: filter, search, sort, page", tag="catalog", access=PUBLIC,
            query=CatalogQuery, responses={200: Page[ProductSummary]})
 def list_products(query: CatalogQuery) -> Page[ProductSummary]:
-    reply = service(ProductServiceStub).SearchProducts(query.to_proto())
-    return Page[ProductSummary].of([ProductSummary.from_proto(p) for p in reply.items], query, reply.total)
+    def load() -> Page[ProductSummary]:
+        reply = service(ProductServiceStub).SearchProducts(query.to_proto())
+        return Page[ProductSummary].of([ProductSummary.from_proto(p) for p in reply.items], query, reply.total)
+    return catalog_cache().get(("products", query.model_dump_json()), load)
 
 
 @bp.get("/products/<id:product_id>")
@@ -178,9 +185,20 @@ def list_products(query: CatalogQuery) -> Page[ProductSummary]:
            description="With a shopper's token the view is recorded (browsing history).",
            responses={200: ProductDetail})
 def get_product(product_id: int, query: DetailQuery) -> ProductDetail:
-    reply = service(ProductServiceStub).ViewProduct(
-        product_pb2.ViewProductRequest(id=product_id, province=query.province or ""))
-    return ProductDetail.from_proto(reply)
+    key = ("product", product_id, query.province or "")
+
+    def load() -> ProductDetail:
+        reply = service(ProductServiceStub).ViewProduct(
+            product_pb2.ViewProductRequest(id=product_id, province=query.province or ""))
+        return ProductDetail.from_proto(reply)
+    if g.caller is None:
+        return catalog_cache().get(key, load)
+    # A shopper's view goes to the product service, which records it (product-viewed); the reply
+    # is the same for everyone, so it refreshes the cache. An error (404) is never cached.
+    version = catalog_cache().versions.current()
+    detail = load()
+    catalog_cache().put(key, detail, version)
+    return detail
 
 
 @bp.after_request

@@ -40,6 +40,7 @@ from services.product.domain import (
     Sku,
     Sort,
     Status,
+    StockMove,
 )
 from services.product.uow import ProductUnitOfWork
 
@@ -265,15 +266,17 @@ class SqlStockRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def take(self, sku_id: int, quantity: int) -> bool:
-        result = self.session.execute(
+    def take(self, sku_id: int, quantity: int) -> StockMove | None:
+        row = self.session.execute(
             update(skus).where(skus.c.id == sku_id, skus.c.active.is_(True), skus.c.stock >= quantity,
                                skus.c.product_id.in_(SELLABLE))
-            .values(stock=skus.c.stock - quantity))
-        return result.rowcount == 1  # type: ignore[attr-defined]
+            .values(stock=skus.c.stock - quantity).returning(skus.c.product_id, skus.c.stock)).one_or_none()
+        return None if row is None else StockMove(row.product_id, row.stock + quantity, row.stock)
 
-    def put_back(self, sku_id: int, quantity: int) -> None:
-        self.session.execute(update(skus).where(skus.c.id == sku_id).values(stock=skus.c.stock + quantity))
+    def put_back(self, sku_id: int, quantity: int) -> StockMove:
+        row = self.session.execute(update(skus).where(skus.c.id == sku_id).values(stock=skus.c.stock + quantity)
+                                   .returning(skus.c.product_id, skus.c.stock)).one()
+        return StockMove(row.product_id, row.stock - quantity, row.stock)
 
     def add_sales(self, sku_id: int, quantity: int) -> None:
         self.session.execute(update(skus).where(skus.c.id == sku_id).values(sales=skus.c.sales + quantity))

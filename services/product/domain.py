@@ -337,6 +337,20 @@ class Reservation:
 
 
 @dataclass(frozen=True)
+class StockMove:
+    """A SKU's stock before and after one conditional update."""
+
+    product_id: int
+    before: int
+    after: int
+
+    @property
+    def status_changed(self) -> bool:
+        """Whether shoppers see the move (in_stock / low / sold_out), so cached pages must drop the product."""
+        return stock_status(self.before) != stock_status(self.after)
+
+
+@dataclass(frozen=True)
 class StockLine:
     sku_id: int
     quantity: int

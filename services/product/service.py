@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from mall.events.v1.product_events_pb2 import ProductViewed
+from mall.events.v1.product_events_pb2 import ProductChanged, ProductViewed
 
 from services.common.db import utcnow
 from services.common.errors import Conflict, InvalidInput, NotFound
@@ -29,6 +29,7 @@ from services.product.domain import (
     Sort,
     Status,
     StockLine,
+    StockMove,
     descendants,
     merge_lines,
 )
@@ -220,6 +221,7 @@ def adjust_stock(uow: ProductUnitOfWork, *, actor_id: int, product_id: int, sku_
         uow.audit_log.add(AuditEntry(product_id=product_id, actor_id=actor_id, action="stock", at=now,
                                      before={"sku_id": sku_id, "stock": stock - delta},
                                      after={"sku_id": sku_id, "stock": stock, "reason": reason.replace("\x00", "")[:200]}))
+        _changed(uow, product_id, "stock", now)
         uow.commit()
         return sku
 
@@ -245,9 +247,11 @@ def reserve_stock(uow: ProductUnitOfWork, *, order_no: str, lines: Iterable[Stoc
         expires_at = now + RESERVATION_TTL
         held = []
         for line in wanted:  # in SKU order: concurrent orders lock rows in the same order, no deadlock
-            if not uow.stock.take(line.sku_id, line.quantity):
+            move = uow.stock.take(line.sku_id, line.quantity)
+            if move is None:
                 raise OutOfStock("OUT_OF_STOCK", "not enough stock for one of the lines",
                                  details={"sku_id": line.sku_id})  # leaving the block undoes earlier lines
+            _stock_moved(uow, move, now)
             held.append(Reservation(order_no=order_no, sku_id=line.sku_id, quantity=line.quantity,
                                     created_at=now, expires_at=expires_at))
         for reservation in held:
@@ -302,7 +306,7 @@ def release_held_stock(uow: ProductUnitOfWork, *, order_no: str) -> str:
     for reservation in held:
         assert reservation.id is not None
         if uow.reservations.move(reservation.id, ReservationStatus.RESERVED, ReservationStatus.RELEASED):
-            uow.stock.put_back(reservation.sku_id, reservation.quantity)
+            _stock_moved(uow, uow.stock.put_back(reservation.sku_id, reservation.quantity), utcnow())
     return ReservationStatus.RELEASED
 
 
@@ -383,6 +387,19 @@ def _audit(uow: ProductUnitOfWork, product: Product, actor_id: int, action: str,
     assert product.id is not None
     uow.audit_log.add(AuditEntry(product_id=product.id, actor_id=actor_id, action=action, at=now,
                                  before=before, after=product.snapshot()))
+    _changed(uow, product.id, action, now)
+
+
+def _changed(uow: ProductUnitOfWork, product_id: int, reason: str, now: datetime) -> None:
+    """product-changed in the same transaction: every audited change may alter what shoppers see (caches drop it)."""
+    uow.publish(ProductChanged(product_id=product_id, reason=reason, changed_at=timestamp(now)),
+                aggregate_id=str(product_id))
+
+
+def _stock_moved(uow: ProductUnitOfWork, move: StockMove, now: datetime) -> None:
+    """Only a move across in_stock / low / sold_out is visible to shoppers: one event then, none otherwise."""
+    if move.status_changed:
+        _changed(uow, move.product_id, "stock_status", now)
 
 
 def _transition(uow: ProductUnitOfWork, actor_id: int, product_id: int, action: str,

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Protocol
 
 from services.common.uow import UnitOfWork
-from services.product.domain import AuditEntry, Brand, Category, Product, ProductFilter, Reservation
+from services.product.domain import AuditEntry, Brand, Category, Product, ProductFilter, Reservation, StockMove
 
 
 class CategoryRepository(Protocol):
@@ -51,10 +51,10 @@ class AuditLogRepository(Protocol):
 class StockRepository(Protocol):
     """Stock moves as conditional updates: never a read-then-write of the count."""
 
-    def take(self, sku_id: int, quantity: int) -> bool:
-        """Take `quantity` units of an on-sale SKU if it has them; False (nothing taken) otherwise."""
+    def take(self, sku_id: int, quantity: int) -> StockMove | None:
+        """Take `quantity` units of an on-sale SKU if it has them; None (nothing taken) otherwise."""
 
-    def put_back(self, sku_id: int, quantity: int) -> None: ...
+    def put_back(self, sku_id: int, quantity: int) -> StockMove: ...
 
     def add_sales(self, sku_id: int, quantity: int) -> None:
         """Count units sold on the SKU and its product."""
