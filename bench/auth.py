@@ -137,7 +137,7 @@ def _on_server(server: str, *statements: str) -> None:
 class RunningPlatform:
     """tools.devrun on the given databases; yields the API base URL once /readyz answers 200."""
 
-    def __init__(self, server: str, names: dict[str, str], var: Path) -> None:
+    def __init__(self, server: str, names: dict[str, str], var: Path, extra_env: dict[str, str] | None = None) -> None:
         gateway_port = free_port()
         self.base = f"http://127.0.0.1:{gateway_port}"
         self.env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
@@ -150,6 +150,7 @@ class RunningPlatform:
             self.env.update({f"{service.upper()}_DATABASE_URL": f"{server}/{name}",
                              f"{service.upper()}_GRPC_LISTEN": grpc, f"{service.upper()}_GRPC_TARGET": grpc,
                              f"{service.upper()}_METRICS_PORT": str(free_port())})
+        self.env.update(extra_env or {})
         self.log = var / "platform.log"
 
     def __enter__(self) -> str:

@@ -120,6 +120,10 @@ def operation(*, summary: str, tag: str, access: str = SHOPPER, roles: tuple[str
 
 
 def _respond(op: Operation, result: Any) -> Response:
+    if isinstance(result, Response):  # rendered earlier from the declared model (gateway/catalog_cache.py)
+        if result.status_code not in op.responses:
+            raise TypeError(f"{request.endpoint} answered {result.status_code}, which it does not declare")
+        return result
     model, status = result if isinstance(result, tuple) else (result, 200)
     declared = op.responses.get(status)
     if declared is None or not isinstance(model, declared):

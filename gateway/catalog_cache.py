@@ -25,6 +25,7 @@ If Redis does not answer, requests bypass the cache (correct, only slower) until
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import threading
@@ -36,6 +37,7 @@ from typing import Any, Protocol, TypeVar
 import redis
 from flask import Blueprint, Response, current_app, request
 from kafka import KafkaConsumer, TopicPartition
+from pydantic import BaseModel
 
 from gateway.metrics import CATALOG_CACHE
 from services.common.config import KafkaSettings
@@ -151,6 +153,29 @@ class CatalogCache:
         """The catalogue changed: every worker's entries are stale from now on."""
         self.versions.bump()
         self.clear()
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A reply serialized once, with its ETag: a cache hit costs a copy of bytes, not a model dump and a hash."""
+
+    body: bytes
+    etag: str
+
+    @classmethod
+    def of(cls, model: BaseModel) -> Rendered:
+        body = current_app.json.response(model.model_dump(mode="json", by_alias=True)).get_data()
+        return cls(body, hashlib.sha1(body).hexdigest())  # werkzeug's own ETag (Response.add_etag)
+
+    def response(self) -> Response:
+        response = Response(self.body, mimetype="application/json")
+        response.set_etag(self.etag)
+        return response
+
+
+def cached(key: Hashable, load: Callable[[], BaseModel]) -> Response:
+    """The reply for `key` from this worker's cache, else `load()`'s, rendered and kept."""
+    return catalog_cache().get(key, lambda: Rendered.of(load())).response()
 
 
 def catalog_cache() -> CatalogCache:
