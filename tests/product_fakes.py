@@ -12,6 +12,7 @@ from services.product.domain import (
     ProductFilter,
     Reservation,
     ReservationStatus,
+    SettingsAuditEntry,
     Sku,
     Sort,
     StockMove,
@@ -49,6 +50,9 @@ class FakeBrandRepository:
     def get(self, brand_id: int) -> Brand | None:
         return next((b for b in self.items if b.id == brand_id), None)
 
+    def by_name(self, name: str) -> Brand | None:
+        return next((b for b in self.items if b.name == name), None)
+
 
 class FakeProductRepository:
     def __init__(self) -> None:
@@ -70,6 +74,9 @@ class FakeProductRepository:
 
     def by_name(self, name: str) -> Product | None:
         return next((p for p in self.items.values() if p.name == name), None)
+
+    def of_brand(self, brand_id: int) -> list[Product]:
+        return [p for _, p in sorted(self.items.items()) if p.brand_id == brand_id]
 
     def search(self, query: ProductFilter) -> tuple[list[Product], int]:
         def wanted(p: Product) -> bool:
@@ -180,8 +187,24 @@ class FakeDeliveryRepository:
     def estimate_days(self, province: str) -> int | None:
         return self.days.get(province)
 
+    def all(self) -> list[tuple[str, int]]:
+        return sorted(self.days.items())
+
     def set_estimate(self, province: str, days: int) -> None:
         self.days[province] = days
+
+
+class FakeSettingsLogRepository:
+    def __init__(self) -> None:
+        self.entries: list[SettingsAuditEntry] = []
+
+    def add(self, entry: SettingsAuditEntry) -> None:
+        entry.id = len(self.entries) + 1
+        self.entries.append(entry)
+
+    def page(self, entity: str, offset: int, limit: int) -> tuple[list[SettingsAuditEntry], int]:
+        found = [e for e in reversed(self.entries) if not entity or e.entity == entity]
+        return found[offset:offset + limit], len(found)
 
 
 class FakeProductUnitOfWork(FakeUnitOfWork, ProductUnitOfWork):
@@ -194,6 +217,7 @@ class FakeProductUnitOfWork(FakeUnitOfWork, ProductUnitOfWork):
     stock: FakeStockRepository
     reservations: FakeReservationRepository
     delivery: FakeDeliveryRepository
+    settings_log: FakeSettingsLogRepository
 
     def __init__(self) -> None:
         super().__init__()
@@ -204,4 +228,5 @@ class FakeProductUnitOfWork(FakeUnitOfWork, ProductUnitOfWork):
         self.stock = FakeStockRepository(self.products)
         self.reservations = FakeReservationRepository()
         self.delivery = FakeDeliveryRepository()
+        self.settings_log = FakeSettingsLogRepository()
 

@@ -37,6 +37,7 @@ from services.product.domain import (
     ProductFilter,
     Reservation,
     ReservationStatus,
+    SettingsAuditEntry,
     Sku,
     Sort,
     Status,
@@ -133,6 +134,19 @@ reservations = Table(
     Index("ix_stock_reservations_status_expires", "status", "expires_at"),
 )
 
+settings_audit_log = Table(
+    "settings_audit_log", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("entity", String(16), nullable=False),
+    Column("entity_key", String(64), nullable=False),
+    Column("actor_id", BigId, nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("before", JSON, nullable=True),
+    Column("after", JSON, nullable=True),
+    Index("ix_settings_audit_log_entity_id", "entity", "id"),
+)
+
 delivery_estimates = Table(
     "delivery_estimates", metadata,
     Column("province", String(32), primary_key=True),
@@ -148,6 +162,7 @@ def _map_classes(mappers: registry) -> None:
         "skus": relationship(Sku, order_by=skus.c.id, lazy="selectin", cascade="all, delete-orphan")})
     mappers.map_imperatively(AuditEntry, audit_log)
     mappers.map_imperatively(Reservation, reservations)
+    mappers.map_imperatively(SettingsAuditEntry, settings_audit_log)
 
 
 # Maps the domain classes onto the tables (idempotent): build_app and database tests call it, never an import.
@@ -184,6 +199,9 @@ class SqlBrandRepository:
     def get(self, brand_id: int) -> Brand | None:
         return self.session.get(Brand, brand_id)
 
+    def by_name(self, name: str) -> Brand | None:
+        return self.session.execute(select(Brand).where(brands.c.name == name)).scalar_one_or_none()
+
 
 class SqlProductRepository:
     def __init__(self, session: Session) -> None:
@@ -199,6 +217,10 @@ class SqlProductRepository:
     def by_name(self, name: str) -> Product | None:
         return self.session.execute(
             select(Product).where(products.c.name == name).order_by(products.c.id).limit(1)).scalar_one_or_none()
+
+    def of_brand(self, brand_id: int) -> list[Product]:
+        return list(self.session.execute(select(Product).where(products.c.brand_id == brand_id)
+                                         .order_by(products.c.id)).scalars())
 
     def search(self, query: ProductFilter) -> tuple[list[Product], int]:
         conditions: list[Any] = []
@@ -337,11 +359,31 @@ class SqlDeliveryRepository:
         return self.session.execute(select(delivery_estimates.c.estimate_days)
                                     .where(delivery_estimates.c.province == province)).scalar_one_or_none()
 
+    def all(self) -> list[tuple[str, int]]:
+        return [(row.province, row.estimate_days) for row in self.session.execute(
+            select(delivery_estimates.c.province, delivery_estimates.c.estimate_days)
+            .order_by(delivery_estimates.c.province))]
+
     def set_estimate(self, province: str, days: int) -> None:
         changed = self.session.execute(update(delivery_estimates).where(delivery_estimates.c.province == province)
                                        .values(estimate_days=days))
         if changed.rowcount == 0:  # type: ignore[attr-defined]
             self.session.execute(insert(delivery_estimates).values(province=province, estimate_days=days))
+
+
+class SqlSettingsLogRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, entry: SettingsAuditEntry) -> None:
+        self.session.add(entry)
+
+    def page(self, entity: str, offset: int, limit: int) -> tuple[list[SettingsAuditEntry], int]:
+        where = [settings_audit_log.c.entity == entity] if entity else []
+        found = self.session.execute(select(SettingsAuditEntry).where(*where).order_by(settings_audit_log.c.id.desc())
+                                     .offset(offset).limit(limit)).scalars()
+        total = self.session.execute(select(func.count()).select_from(settings_audit_log).where(*where)).scalar_one()
+        return list(found), total
 
 
 class SqlProductUnitOfWork(SqlUnitOfWork, ProductUnitOfWork):
@@ -356,6 +398,7 @@ class SqlProductUnitOfWork(SqlUnitOfWork, ProductUnitOfWork):
         self.stock = SqlStockRepository(self.session)
         self.reservations = SqlReservationRepository(self.session)
         self.delivery = SqlDeliveryRepository(self.session)
+        self.settings_log = SqlSettingsLogRepository(self.session)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -6,7 +6,16 @@ from datetime import datetime
 from typing import Protocol
 
 from services.common.uow import UnitOfWork
-from services.product.domain import AuditEntry, Brand, Category, Product, ProductFilter, Reservation, StockMove
+from services.product.domain import (
+    AuditEntry,
+    Brand,
+    Category,
+    Product,
+    ProductFilter,
+    Reservation,
+    SettingsAuditEntry,
+    StockMove,
+)
 
 
 class CategoryRepository(Protocol):
@@ -24,6 +33,8 @@ class BrandRepository(Protocol):
 
     def get(self, brand_id: int) -> Brand | None: ...
 
+    def by_name(self, name: str) -> Brand | None: ...
+
 
 class ProductRepository(Protocol):
     def add(self, product: Product) -> None:
@@ -33,6 +44,9 @@ class ProductRepository(Protocol):
         """`lock` holds the product row until the transaction ends (staff edits serialise)."""
 
     def by_name(self, name: str) -> Product | None: ...
+
+    def of_brand(self, brand_id: int) -> list[Product]:
+        """Every product of the brand, whatever its status."""
 
     def search(self, query: ProductFilter) -> tuple[list[Product], int]:
         """One page of products matching the filter (ranked by term weight when it has terms), and the total."""
@@ -81,7 +95,17 @@ class ReservationRepository(Protocol):
 class DeliveryRepository(Protocol):
     def estimate_days(self, province: str) -> int | None: ...
 
+    def all(self) -> list[tuple[str, int]]:
+        """(province, days) rows by province."""
+
     def set_estimate(self, province: str, days: int) -> None: ...
+
+
+class SettingsLogRepository(Protocol):
+    def add(self, entry: SettingsAuditEntry) -> None: ...
+
+    def page(self, entity: str, offset: int, limit: int) -> tuple[list[SettingsAuditEntry], int]:
+        """Newest first, of one entity ("" = all), and the total."""
 
 
 class ProductUnitOfWork(UnitOfWork):
@@ -94,3 +118,4 @@ class ProductUnitOfWork(UnitOfWork):
     stock: StockRepository
     reservations: ReservationRepository
     delivery: DeliveryRepository
+    settings_log: SettingsLogRepository
