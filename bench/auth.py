@@ -168,7 +168,7 @@ class RunningPlatform:
                 pass
             time.sleep(0.5)
         self.__exit__()
-        raise RuntimeError("the platform did not become ready in 180 s")
+        raise RuntimeError(f"the platform did not become ready in 180 s:\n{self.log.read_text()[-3000:]}")
 
     def __exit__(self, *exc: object) -> None:
         self.process.send_signal(signal.SIGTERM)
