@@ -1,7 +1,8 @@
 """Run every benchmark."""
 
-from bench import auth, outbox
+from bench import auth, catalog, outbox
 
 if __name__ == "__main__":
     outbox.main()
     auth.main()
+    catalog.main()

@@ -120,21 +120,42 @@ class CatalogCache:
         self.ttl = ttl_seconds
         self.clock = clock
         self._entries: dict[Hashable, Entry] = {}
+        self._loading: dict[Hashable, threading.Lock] = {}
+        self._guard = threading.Lock()
 
     def get(self, key: Hashable, load: Callable[[], T]) -> T:
-        """The cached reply for `key`, or `load()`'s (kept when the cache is on)."""
+        """The cached reply for `key`, or `load()`'s (kept when the cache is on).
+
+        One thread loads a missing key; the worker's other threads asking for it meanwhile wait
+        and take that reply: an expiring hot page costs one service call, not one per thread.
+        """
         version = self.versions.current() if self.ttl > 0 else None
         if version is None:
             CATALOG_CACHE.labels("bypass").inc()
             return load()
+        if (value := self._fresh(key, version)) is not None:
+            CATALOG_CACHE.labels("hit").inc()
+            return value  # type: ignore[no-any-return]
+        with self._guard:
+            loading = self._loading.setdefault(key, threading.Lock())
+        with loading:
+            if (value := self._fresh(key, version)) is not None:
+                CATALOG_CACHE.labels("hit").inc()
+                return value  # type: ignore[no-any-return]
+            CATALOG_CACHE.labels("miss").inc()
+            try:
+                value = load()
+            finally:
+                with self._guard:
+                    self._loading.pop(key, None)
+            self.put(key, value, version)
+            return value
+
+    def _fresh(self, key: Hashable, version: int) -> Any:
         entry = self._entries.get(key)
         if entry is not None and entry.version == version and entry.expires_at > self.clock():
-            CATALOG_CACHE.labels("hit").inc()
-            return entry.value  # type: ignore[no-any-return]
-        CATALOG_CACHE.labels("miss").inc()
-        value = load()
-        self.put(key, value, version)
-        return value
+            return entry.value
+        return None
 
     def put(self, key: Hashable, value: Any, version: int | None = None) -> None:
         """Keep `value` under `key` (version: the one read before it was loaded; default now)."""

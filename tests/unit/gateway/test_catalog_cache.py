@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
@@ -191,3 +193,24 @@ class StopAfterPolls:
     def is_set(self) -> bool:
         self.left -= 1
         return self.left < 0
+
+
+def test_threads_missing_the_same_key_together_load_it_once() -> None:
+    cache = CatalogCache(LocalVersions())
+    started, release = threading.Event(), threading.Event()
+    loads: list[str] = []
+
+    def slow_load() -> str:
+        loads.append("load")
+        started.set()
+        release.wait(5)
+        return "reply"
+
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(cache.get, "k", slow_load)
+        started.wait(5)
+        others = [pool.submit(cache.get, "k", slow_load) for _ in range(3)]
+        release.set()
+        replies = [first.result(5), *(f.result(5) for f in others)]
+
+    assert (replies, loads) == (["reply"] * 4, ["load"])
