@@ -25,12 +25,13 @@ If Redis does not answer, requests bypass the cache (correct, only slower) until
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -128,6 +129,9 @@ class CatalogCache:
 
         One thread loads a missing key; the worker's other threads asking for it meanwhile wait
         and take that reply: an expiring hot page costs one service call, not one per thread.
+        While an entry whose version still stands is being reloaded after its TTL, the other
+        threads answer it as it was (for at most one more TTL) instead of queueing behind the load:
+        an entry dropped by a change (a newer version, a product-changed event) is never answered.
         """
         version = self.versions.current() if self.ttl > 0 else None
         if version is None:
@@ -138,7 +142,12 @@ class CatalogCache:
             return value  # type: ignore[no-any-return]
         with self._guard:
             loading = self._loading.setdefault(key, threading.Lock())
-        with loading:
+        if not loading.acquire(blocking=False):
+            if (value := self._fresh(key, version, grace=self.ttl)) is not None:
+                CATALOG_CACHE.labels("stale").inc()
+                return value  # type: ignore[no-any-return]
+            loading.acquire()
+        with _held(loading):
             if (value := self._fresh(key, version)) is not None:
                 CATALOG_CACHE.labels("hit").inc()
                 return value  # type: ignore[no-any-return]
@@ -151,9 +160,9 @@ class CatalogCache:
             self.put(key, value, version)
             return value
 
-    def _fresh(self, key: Hashable, version: int) -> Any:
+    def _fresh(self, key: Hashable, version: int, grace: float = 0.0) -> Any:
         entry = self._entries.get(key)
-        if entry is not None and entry.version == version and entry.expires_at > self.clock():
+        if entry is not None and entry.version == version and entry.expires_at + grace > self.clock():
             return entry.value
         return None
 
@@ -197,6 +206,15 @@ class Rendered:
 def cached(key: Hashable, load: Callable[[], BaseModel]) -> Response:
     """The reply for `key` from this worker's cache, else `load()`'s, rendered and kept."""
     return catalog_cache().get(key, lambda: Rendered.of(load())).response()
+
+
+@contextlib.contextmanager
+def _held(lock: threading.Lock) -> Iterator[None]:
+    """Release an already acquired lock on leaving the block."""
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def catalog_cache() -> CatalogCache:

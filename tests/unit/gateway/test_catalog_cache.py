@@ -214,3 +214,26 @@ def test_threads_missing_the_same_key_together_load_it_once() -> None:
         replies = [first.result(5), *(f.result(5) for f in others)]
 
     assert (replies, loads) == (["reply"] * 4, ["load"])
+
+
+def test_an_expired_entry_is_answered_while_one_thread_reloads_it_but_never_after_a_change() -> None:
+    now = [0.0]
+    cache = CatalogCache(LocalVersions(), ttl_seconds=1.0, clock=lambda: now[0])
+    cache.get("k", lambda: "old")
+    now[0] = 1.5
+    started, release = threading.Event(), threading.Event()
+
+    def slow_load() -> str:
+        started.set()
+        release.wait(5)
+        return "new"
+
+    with ThreadPoolExecutor(1) as pool:
+        reloading = pool.submit(cache.get, "k", slow_load)
+        started.wait(5)
+        meanwhile = cache.get("k", lambda: "not called")
+        release.set()
+        reloaded = reloading.result(5)
+    cache.invalidate()
+
+    assert (meanwhile, reloaded, cache.get("k", lambda: "after the change")) == ("old", "new", "after the change")
