@@ -54,7 +54,8 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
         settings.redis_url, settings.rate_limit_scale, settings.rate_limit_secret)
     # The catalogue version shares the rate limiter's Redis connection (one pool per worker).
     versions = RedisVersions(limiter.counter.client) if isinstance(limiter.counter, RedisCounter) else LocalVersions()
-    app.extensions["catalog_cache"] = CatalogCache(versions, settings.catalog_cache_seconds)
+    app.extensions["catalog_cache"] = CatalogCache(versions, settings.catalog_cache_seconds,
+                                                   settings.catalog_cache_following_seconds)
     media_store = object_storage(Env(settings.environ))  # None: the local media directory (gateway/routes/media.py)
     if media_store is not None:
         app.extensions["media_storage"] = media_store

@@ -17,8 +17,13 @@ process) for at most `ttl` seconds and drops them all when the catalogue changes
   reach each worker through a group-less Kafka consumer reading the topic's tail; each worker drops
   its own entries. Group-less: no rebalances, no offsets, nothing to clean up when a worker dies;
   an event missed while the consumer reconnects is covered by the TTL.
-- The TTL (CATALOG_CACHE_TTL_MS, default 1000) bounds whatever the events do not reach: stock status
-  and prices are never stale by more than a second.
+- The TTL bounds whatever the events do not reach. While the worker's listener follows the topic,
+  entries live CATALOG_CACHE_FOLLOWING_TTL_MS (default 10000): a change reaches them as an event in
+  a fraction of a second (~0.3 s against the dev broker), and reloading every page every second
+  was what limited detail pages (bench/README.md). Without a listener (no broker configured, or
+  reconnecting: the worker then drops everything) entries live CATALOG_CACHE_TTL_MS (default 1000),
+  so stock status and prices are never stale by more than a second. The one gap: a product
+  service whose outbox relay is stopped delays events, up to the longer TTL.
 
 If Redis does not answer, requests bypass the cache (correct, only slower) until it does.
 """
@@ -115,10 +120,14 @@ class Entry:
 
 
 class CatalogCache:
-    def __init__(self, versions: Versions, ttl_seconds: float = 1.0,
+    def __init__(self, versions: Versions, ttl_seconds: float = 1.0, following_ttl_seconds: float = 0.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.versions = versions
         self.ttl = ttl_seconds
+        # While this worker's listener follows product-changed, changes drop entries within a fraction
+        # of a second and the TTL is only a backstop: it may be longer (0: always `ttl`).
+        self.following_ttl = following_ttl_seconds
+        self.following = False
         self.clock = clock
         self._entries: dict[Hashable, Entry] = {}
         self._loading: dict[Hashable, threading.Lock] = {}
@@ -173,7 +182,8 @@ class CatalogCache:
             return
         if len(self._entries) >= MAX_ENTRIES:
             self._entries = {}
-        self._entries[key] = Entry(version, self.clock() + self.ttl, value)
+        ttl = self.following_ttl if self.following and self.following_ttl > self.ttl else self.ttl
+        self._entries[key] = Entry(version, self.clock() + ttl, value)
 
     def clear(self) -> None:
         """Drop this process's entries (a product-changed event reached this worker)."""
@@ -255,6 +265,8 @@ class ProductChangedListener:
                 try:
                     self._follow(consumer, stop)
                 finally:
+                    self.cache.following = False  # back to the short TTL, and nothing kept from the long one
+                    self.cache.clear()
                     consumer.close()
             except Exception:
                 backoff = min(10.0, max(0.5, backoff * 2))
@@ -268,6 +280,7 @@ class ProductChangedListener:
         consumer.assign([TopicPartition(self.topic, p) for p in sorted(partitions)])
         consumer.seek_to_end()
         self.cache.clear()  # whatever happened before we listened is now covered
+        self.cache.following = True
         while not stop.is_set():
             if any(consumer.poll(timeout_ms=500).values()):
                 self.cache.clear()

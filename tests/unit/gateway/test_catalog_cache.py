@@ -237,3 +237,17 @@ def test_an_expired_entry_is_answered_while_one_thread_reloads_it_but_never_afte
     cache.invalidate()
 
     assert (meanwhile, reloaded, cache.get("k", lambda: "after the change")) == ("old", "new", "after the change")
+
+
+def test_entries_live_longer_only_while_the_listener_follows_the_events() -> None:
+    now = [0.0]
+    cache = CatalogCache(LocalVersions(), ttl_seconds=1.0, following_ttl_seconds=10.0, clock=lambda: now[0])
+    listener = ProductChangedListener(cache, kafka())
+    listener._follow(OneEventConsumer(lambda: None), StopAfterPolls(0))  # type: ignore[arg-type]
+    cache.get("followed", lambda: "a")
+    cache.following = False  # what the listener does when it loses the broker
+    cache.get("unfollowed", lambda: "b")
+    now[0] = 5.0
+
+    assert (cache.get("followed", lambda: "reloaded"), cache.get("unfollowed", lambda: "reloaded")) == (
+        "a", "reloaded")
