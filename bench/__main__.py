@@ -1,9 +1,10 @@
 """Run every benchmark."""
 
-from bench import analytics, auth, checkout, outbox
+from bench import analytics, auth, catalog, checkout, outbox
 
 if __name__ == "__main__":
     outbox.main()
     auth.main()
     checkout.main()
     analytics.main()
+    catalog.main()

@@ -137,7 +137,7 @@ def _on_server(server: str, *statements: str) -> None:
 class RunningPlatform:
     """tools.devrun on the given databases; yields the API base URL once /readyz answers 200."""
 
-    def __init__(self, server: str, names: dict[str, str], var: Path) -> None:
+    def __init__(self, server: str, names: dict[str, str], var: Path, extra_env: dict[str, str] | None = None) -> None:
         gateway_port = free_port()
         self.base = f"http://127.0.0.1:{gateway_port}"
         self.env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
@@ -151,13 +151,14 @@ class RunningPlatform:
             self.env.update({f"{service.upper()}_DATABASE_URL": f"{server}/{name}",
                              f"{service.upper()}_GRPC_LISTEN": grpc, f"{service.upper()}_GRPC_TARGET": grpc,
                              f"{service.upper()}_METRICS_PORT": str(free_port())})
+        self.env.update(extra_env or {})
         self.log = var / "platform.log"
 
     def __enter__(self) -> str:
         with self.log.open("w") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "tools.devrun"], cwd=ROOT, env=self.env,
                                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 300  # a shared 2-core machine can be slow
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the platform exited:\n{self.log.read_text()[-3000:]}")
@@ -168,7 +169,7 @@ class RunningPlatform:
                 pass
             time.sleep(0.5)
         self.__exit__()
-        raise RuntimeError("the platform did not become ready in 180 s")
+        raise RuntimeError(f"the platform did not become ready in 300 s:\n{self.log.read_text()[-3000:]}")
 
     def __exit__(self, *exc: object) -> None:
         self.process.send_signal(signal.SIGTERM)

@@ -14,10 +14,12 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from gateway import api, errors, routes
 from gateway.api import PUBLIC, SHOPPER, TOLERANT, Operation, current_operation, validate_body, validate_query
 from gateway.bodylimit import ChunkedBodyLimit
+from gateway.catalog_cache import CatalogCache, LocalVersions, RedisVersions
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
-from gateway.ratelimit import Limit, RateLimiter, client_address, make_rate_limiter
+from gateway.ratelimit import Limit, RateLimiter, RedisCounter, client_address, make_rate_limiter
+from gateway.storage import object_storage
 from services.common.auth import Caller, TokenVerifier, bearer_token, caller_var
 from services.common.clients import ServiceClients
 from services.common.config import Env
@@ -50,6 +52,13 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
     verifier = TokenVerifier(settings.jwt_public_key_pem, previous_public_key_pem=settings.jwt_previous_public_key_pem)
     limiter = app.extensions["rate_limiter"] = make_rate_limiter(
         settings.redis_url, settings.rate_limit_scale, settings.rate_limit_secret)
+    # The catalogue version shares the rate limiter's Redis connection (one pool per worker).
+    versions = RedisVersions(limiter.counter.client) if isinstance(limiter.counter, RedisCounter) else LocalVersions()
+    app.extensions["catalog_cache"] = CatalogCache(versions, settings.catalog_cache_seconds,
+                                                   settings.catalog_cache_following_seconds)
+    media_store = object_storage(Env(settings.environ))  # None: the local media directory (gateway/routes/media.py)
+    if media_store is not None:
+        app.extensions["media_storage"] = media_store
     app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, MAX_CHUNKED_BODY_BYTES)  # type: ignore[method-assign]
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]

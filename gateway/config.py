@@ -26,6 +26,9 @@ class GatewaySettings:
     # other service down must not take every gateway out of rotation. make run asks for all five.
     ready_requires: tuple[str, ...] = DEFAULT_READY_REQUIRES
     jwt_previous_public_key_pem: bytes | None = None  # during a key rotation only
+    # How long a worker may serve a catalogue reply from memory (gateway/catalog_cache.py); 0 turns it off.
+    catalog_cache_seconds: float = 1.0
+    catalog_cache_following_seconds: float = 10.0  # ... while the worker follows product-changed events
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -41,6 +44,8 @@ class GatewaySettings:
             rate_limit_scale=_positive_float(env, "GATEWAY_RATE_LIMIT_SCALE", 1.0),
             ready_requires=_services(env, "GATEWAY_READY_REQUIRES"),
             jwt_previous_public_key_pem=read_optional_key(env, "JWT_PREVIOUS_PUBLIC_KEY_FILE"),
+            catalog_cache_seconds=env.int("CATALOG_CACHE_TTL_MS", 1000) / 1000,
+            catalog_cache_following_seconds=env.int("CATALOG_CACHE_FOLLOWING_TTL_MS", 10_000) / 1000,
             environ=env.environ,
         )
 

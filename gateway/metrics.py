@@ -7,3 +7,5 @@ HTTP_REQUESTS = Counter("mall_http_requests_total", "HTTP requests, by route and
 HTTP_LATENCY = Histogram("mall_http_request_seconds", "HTTP request handling time.", ["method", "route"],
                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 RATE_LIMITED = Counter("mall_http_rate_limited_total", "Requests refused by a rate limit.", ["route", "key"])
+CATALOG_CACHE = Counter("mall_catalog_cache_total", "Catalogue reads by cache outcome (hit, stale, miss, bypass).",
+                        ["result"])

@@ -1,11 +1,27 @@
-"""Where uploaded media goes: a storage interface, and the local-directory store `make run` uses."""
+"""Where uploaded media goes: a storage interface, the local-directory store (`make run`, the default) and
+an S3-compatible object store (AWS S3, Aliyun OSS, Tencent COS, MinIO...) for production.
+
+`MEDIA_STORAGE=s3` chooses the object store: `MEDIA_S3_BUCKET` and `MEDIA_PUBLIC_URL` (where the
+bucket's objects are served, usually a CDN) are required; `MEDIA_S3_ENDPOINT_URL` (any S3-compatible
+service), `MEDIA_S3_REGION` and `MEDIA_S3_PREFIX` are optional. Credentials come from boto3's usual
+chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, a web-identity token, an instance role), never
+from this code or its settings.
+"""
 
 from __future__ import annotations
 
 import os
 import secrets
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+
+from services.common.config import ConfigError, Env
+
+CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+
+
+class StorageUnavailable(Exception):
+    """The store could not take the file (the object store is down or refused us)."""
 
 
 class MediaStorage(Protocol):
@@ -13,18 +29,64 @@ class MediaStorage(Protocol):
         """Store `data` under a new random name; the URL (path) it is served at."""
 
 
+def random_name(folder: str, extension: str) -> str:
+    return f"{folder}/{secrets.token_hex(16)}.{extension}"  # unguessable, and never the client's file name
+
+
 class LocalMediaStorage:
-    """Files under `directory`, served by the gateway at /media/... (dev; production: object storage)."""
+    """Files under `directory`, served by the gateway at /media/... (dev, and the default)."""
 
     def __init__(self, directory: Path, url_prefix: str = "/media") -> None:
         self.directory = directory
         self.url_prefix = url_prefix
 
     def save(self, data: bytes, *, folder: str, extension: str) -> str:
-        name = f"{secrets.token_hex(16)}.{extension}"  # unguessable, and never the client's file name
-        target = self.directory / folder / name
+        name = random_name(folder, extension)
+        target = self.directory / name
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(".part")
         partial.write_bytes(data)
         os.replace(partial, target)  # readers never see half a file
-        return f"{self.url_prefix}/{folder}/{name}"
+        return f"{self.url_prefix}/{name}"
+
+
+class S3MediaStorage:
+    """Objects in an S3-compatible bucket, served from `public_url` (the bucket's CDN or website address)."""
+
+    def __init__(self, bucket: str, public_url: str, *, prefix: str = "", client: Any = None,
+                 endpoint_url: str | None = None, region: str | None = None) -> None:
+        import boto3  # loaded only when the object store is configured
+        from botocore.config import Config
+
+        self.bucket = bucket
+        self.public_url = public_url.rstrip("/")
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.client = client or boto3.client(
+            "s3", endpoint_url=endpoint_url, region_name=region,
+            config=Config(signature_version="s3v4", connect_timeout=3, read_timeout=10,
+                          retries={"max_attempts": 3, "mode": "standard"}))
+
+    def save(self, data: bytes, *, folder: str, extension: str) -> str:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        key = self.prefix + random_name(folder, extension)
+        try:  # one PUT: the object appears whole or not at all
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=CONTENT_TYPES[extension],
+                                   CacheControl="public, max-age=31536000, immutable")  # names are never reused
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageUnavailable(f"could not store {key} in bucket {self.bucket}") from exc
+        return f"{self.public_url}/{key}"
+
+
+def object_storage(env: Env) -> S3MediaStorage | None:
+    """The object store MEDIA_STORAGE=s3 configures; None for the local directory (the default)."""
+    kind = env.str("MEDIA_STORAGE", "local")
+    if kind == "local":
+        return None
+    if kind != "s3":
+        raise ConfigError(f"MEDIA_STORAGE must be local or s3, got {kind!r}")
+    bucket, public_url = env.optional("MEDIA_S3_BUCKET"), env.optional("MEDIA_PUBLIC_URL")
+    if not bucket or not public_url:
+        raise ConfigError("MEDIA_STORAGE=s3 needs MEDIA_S3_BUCKET and MEDIA_PUBLIC_URL (where its objects are served)")
+    return S3MediaStorage(bucket, public_url, prefix=env.str("MEDIA_S3_PREFIX", ""),
+                          endpoint_url=env.optional("MEDIA_S3_ENDPOINT_URL"), region=env.optional("MEDIA_S3_REGION"))

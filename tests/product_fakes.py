@@ -16,8 +16,10 @@ from services.product.domain import (
     ReservationStatus,
     Review,
     ReviewableLine,
+    SettingsAuditEntry,
     Sku,
     Sort,
+    StockMove,
 )
 from services.product.uow import ProductUnitOfWork
 from tests.fakes import FakeUnitOfWork
@@ -52,6 +54,9 @@ class FakeBrandRepository:
     def get(self, brand_id: int) -> Brand | None:
         return next((b for b in self.items if b.id == brand_id), None)
 
+    def by_name(self, name: str) -> Brand | None:
+        return next((b for b in self.items if b.name == name), None)
+
 
 class FakeProductRepository:
     def __init__(self) -> None:
@@ -76,6 +81,9 @@ class FakeProductRepository:
 
     def owning_skus(self, sku_ids: set[int]) -> list[Product]:
         return [p for p in self.items.values() if any(sku.id in sku_ids for sku in p.skus)]
+
+    def of_brand(self, brand_id: int) -> list[Product]:
+        return [p for _, p in sorted(self.items.items()) if p.brand_id == brand_id]
 
     def search(self, query: ProductFilter) -> tuple[list[Product], int]:
         def wanted(p: Product) -> bool:
@@ -126,17 +134,18 @@ class FakeStockRepository:
     def __init__(self, products: FakeProductRepository) -> None:
         self.products = products
 
-    def take(self, sku_id: int, quantity: int) -> bool:
+    def take(self, sku_id: int, quantity: int) -> StockMove | None:
         found = self.products.sku(sku_id)
         if found is None or not found[0].visible or not found[1].active or found[1].stock < quantity:
-            return False
+            return None
         found[1].stock -= quantity
-        return True
+        return StockMove(found[0].id or 0, found[1].stock + quantity, found[1].stock)
 
-    def put_back(self, sku_id: int, quantity: int) -> None:
+    def put_back(self, sku_id: int, quantity: int) -> StockMove:
         found = self.products.sku(sku_id)
         assert found is not None
         found[1].stock += quantity
+        return StockMove(found[0].id or 0, found[1].stock - quantity, found[1].stock)
 
     def add_sales(self, sku_id: int, quantity: int) -> None:
         found = self.products.sku(sku_id)
@@ -185,6 +194,9 @@ class FakeDeliveryRepository:
     def estimate_days(self, province: str) -> int | None:
         return self.days.get(province)
 
+    def all(self) -> list[tuple[str, int]]:
+        return sorted(self.days.items())
+
     def set_estimate(self, province: str, days: int) -> None:
         self.days[province] = days
 
@@ -227,6 +239,18 @@ class FakeReviewRepository:
     def summary(self, product_id: int) -> RatingSummary:
         return RatingSummary(tuple(self.stars.get(product_id, [0] * 5)))  # type: ignore[arg-type]
 
+class FakeSettingsLogRepository:
+    def __init__(self) -> None:
+        self.entries: list[SettingsAuditEntry] = []
+
+    def add(self, entry: SettingsAuditEntry) -> None:
+        entry.id = len(self.entries) + 1
+        self.entries.append(entry)
+
+    def page(self, entity: str, offset: int, limit: int) -> tuple[list[SettingsAuditEntry], int]:
+        found = [e for e in reversed(self.entries) if not entity or e.entity == entity]
+        return found[offset:offset + limit], len(found)
+
 
 class FakeProductUnitOfWork(FakeUnitOfWork, ProductUnitOfWork):
     """The product unit of work in memory; pass the same one to every use case of a test."""
@@ -239,6 +263,7 @@ class FakeProductUnitOfWork(FakeUnitOfWork, ProductUnitOfWork):
     reservations: FakeReservationRepository
     delivery: FakeDeliveryRepository
     reviews: FakeReviewRepository
+    settings_log: FakeSettingsLogRepository
 
     def __init__(self) -> None:
         super().__init__()
@@ -250,4 +275,5 @@ class FakeProductUnitOfWork(FakeUnitOfWork, ProductUnitOfWork):
         self.reservations = FakeReservationRepository()
         self.delivery = FakeDeliveryRepository()
         self.reviews = FakeReviewRepository()
+        self.settings_log = FakeSettingsLogRepository()
 

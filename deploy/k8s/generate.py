@@ -36,8 +36,10 @@ CONSUMING = ("analytics",)
 # Partitions bound how many consumer replicas share a topic; retention how long a consumer may lag.
 TOPIC_PARTITIONS = 6
 TOPIC_RETENTION_MS = 7 * 24 * 3600 * 1000
-# Page and product views are many and only feed analytics rollups: shorter retention.
-SHORT_RETENTION_MS = {"product-viewed": 3 * 24 * 3600 * 1000, "page-viewed": 3 * 24 * 3600 * 1000}
+# Page and product views are many and only feed analytics rollups: shorter retention. product-changed
+# only drops gateway cache entries, which live a second: nobody reads it later than that.
+SHORT_RETENTION_MS = {"product-viewed": 3 * 24 * 3600 * 1000, "page-viewed": 3 * 24 * 3600 * 1000,
+                      "product-changed": 24 * 3600 * 1000}
 # Files a service's server replicas share (analytics: the export files its job runner writes and any replica
 # hands out): a ReadWriteMany claim mounted at a path the service reads from an environment variable.
 SHARED_FILES = {"analytics": {"volume": "reports", "path": "/var/lib/minimall/reports",

@@ -12,10 +12,12 @@ from mall.product.v1.product_pb2_grpc import ProductServiceStub
 from pydantic import Field
 
 from gateway.api import Body, Page, PageQuery, Reply, operation, service
+from gateway.catalog_cache import invalidate_after_writes
 from gateway.routes.catalog import MAX_FEN, MAX_ID, BrandRef, ParamOut, SpecOut, StockStatus
 from services.common.auth import Role
 
 bp = Blueprint("admin_products", __name__, url_prefix="/api/v1/admin/products")
+invalidate_after_writes(bp)  # the next shopper read, on any worker, sees the change
 
 EDITORS = (Role.ADMIN, Role.OPERATOR)
 AUDITORS = (Role.ADMIN,)

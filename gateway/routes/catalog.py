@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, g, request
 from mall.order.v1 import order_pb2
 from mall.order.v1.order_pb2_grpc import OrderServiceStub
 from mall.product.v1 import product_pb2
@@ -15,6 +15,7 @@ from mall.user.v1.user_pb2_grpc import UserServiceStub
 from pydantic import Field
 
 from gateway.api import OPTIONAL, PUBLIC, Body, Page, PageQuery, Query, Reply, operation, service
+from gateway.catalog_cache import Rendered, cached, catalog_cache
 from gateway.errors import ApiError
 from services.common import formats
 from services.common.formats import anchored
@@ -171,34 +172,51 @@ class DetailQuery(Query):
 
 @bp.get("/categories")
 @operation(summary="The category tree", tag="catalog", access=PUBLIC, responses={200: CategoryTree})
-def list_categories() -> CategoryTree:
-    reply = service(ProductServiceStub).ListCategories(product_pb2.ListCategoriesRequest())
-    return CategoryTree(items=[CategoryOut.from_proto(c) for c in reply.items])
+def list_categories() -> Response:
+    def load() -> CategoryTree:
+        reply = service(ProductServiceStub).ListCategories(product_pb2.ListCategoriesRequest())
+        return CategoryTree(items=[CategoryOut.from_proto(c) for c in reply.items])
+    return cached("categories", load)
 
 
 @bp.get("/brands")
 @operation(summary="Every brand", tag="catalog", access=PUBLIC, responses={200: BrandList})
-def list_brands() -> BrandList:
-    reply = service(ProductServiceStub).ListBrands(product_pb2.ListBrandsRequest())
-    return BrandList(items=[BrandOut(id=b.id, name=b.name, logo=b.logo) for b in reply.items])
+def list_brands() -> Response:
+    def load() -> BrandList:
+        reply = service(ProductServiceStub).ListBrands(product_pb2.ListBrandsRequest())
+        return BrandList(items=[BrandOut(id=b.id, name=b.name, logo=b.logo) for b in reply.items])
+    return cached("brands", load)
 
 
 @bp.get("/products")
 @operation(summary="On-shelf products: filter, search, sort, page", tag="catalog", access=PUBLIC,
            query=CatalogQuery, responses={200: Page[ProductSummary]})
-def list_products(query: CatalogQuery) -> Page[ProductSummary]:
-    reply = service(ProductServiceStub).SearchProducts(query.to_proto())
-    return Page[ProductSummary].of([ProductSummary.from_proto(p) for p in reply.items], query, reply.total)
+def list_products(query: CatalogQuery) -> Response:
+    def load() -> Page[ProductSummary]:
+        reply = service(ProductServiceStub).SearchProducts(query.to_proto())
+        return Page[ProductSummary].of([ProductSummary.from_proto(p) for p in reply.items], query, reply.total)
+    return cached(("products", query.model_dump_json()), load)
 
 
 @bp.get("/products/<id:product_id>")
 @operation(summary="A product's detail", tag="catalog", access=OPTIONAL, query=DetailQuery,
            description="With a shopper's token the view is recorded (browsing history).",
            responses={200: ProductDetail})
-def get_product(product_id: int, query: DetailQuery) -> ProductDetail:
-    reply = service(ProductServiceStub).ViewProduct(
-        product_pb2.ViewProductRequest(id=product_id, province=query.province or ""))
-    return ProductDetail.from_proto(reply)
+def get_product(product_id: int, query: DetailQuery) -> Response:
+    key = ("product", product_id, query.province or "")
+
+    def load() -> ProductDetail:
+        reply = service(ProductServiceStub).ViewProduct(
+            product_pb2.ViewProductRequest(id=product_id, province=query.province or ""))
+        return ProductDetail.from_proto(reply)
+    if g.caller is None:
+        return cached(key, load)
+    # A shopper's view goes to the product service, which records it (product-viewed); the reply
+    # is the same for everyone, so it refreshes the cache. An error (404) is never cached.
+    version = catalog_cache().versions.current()
+    detail = Rendered.of(load())
+    catalog_cache().put(key, detail, version)
+    return detail.response()
 
 
 # -- reviews (P5, U9) ---------------------------------------------------------------------------

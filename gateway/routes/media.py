@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import warnings
 from pathlib import Path
 
@@ -12,10 +13,11 @@ from PIL import Image, UnidentifiedImageError
 from gateway.api import Reply, operation
 from gateway.errors import ApiError
 from gateway.ratelimit import Limit
-from gateway.storage import LocalMediaStorage, MediaStorage
+from gateway.storage import LocalMediaStorage, MediaStorage, StorageUnavailable
 from services.common.config import Env
 
 bp = Blueprint("media", __name__)
+log = logging.getLogger(__name__)
 
 UPLOAD_MAX_BYTES = 5 * 1024 * 1024
 UPLOAD_MAX_PIXELS = 40_000_000          # about 7,000 x 6,000: more is a decompression bomb, not a photo
@@ -62,7 +64,11 @@ def upload() -> tuple[Uploaded, int]:
     image, image_format = _decode(data)
     output = io.BytesIO()
     image.save(output, format=image_format)
-    url = storage().save(output.getvalue(), folder="uploads", extension=FORMATS[image_format][0])
+    try:
+        url = storage().save(output.getvalue(), folder="uploads", extension=FORMATS[image_format][0])
+    except StorageUnavailable:
+        log.warning("upload not stored", exc_info=True)
+        raise ApiError(503, "STORAGE_UNAVAILABLE", "the image could not be stored; try again later") from None
     return Uploaded(url=url, width=image.width, height=image.height), 201
 
 

@@ -21,7 +21,7 @@ from mall.events.v1.order_events_pb2 import (
     OrderReturned,
     OrderShipped,
 )
-from mall.events.v1.product_events_pb2 import ProductViewed
+from mall.events.v1.product_events_pb2 import ProductChanged, ProductViewed
 from mall.events.v1.tracking_events_pb2 import PageViewed
 from mall.events.v1.user_events_pb2 import UserRegistered, UserVerified
 
@@ -35,6 +35,7 @@ EVENT_TYPES: dict[type[Message], str] = {
     UserRegistered: "user-registered",
     UserVerified: "user-verified",
     ProductViewed: "product-viewed",
+    ProductChanged: "product-changed",
     OrderCreated: "order-created",
     OrderPaid: "order-paid",
     OrderCancelled: "order-cancelled",

@@ -45,9 +45,11 @@ from services.product.domain import (
     ReservationStatus,
     Review,
     ReviewableLine,
+    SettingsAuditEntry,
     Sku,
     Sort,
     Status,
+    StockMove,
 )
 from services.product.uow import ProductUnitOfWork
 
@@ -140,6 +142,19 @@ reservations = Table(
     Index("ix_stock_reservations_status_expires", "status", "expires_at"),
 )
 
+settings_audit_log = Table(
+    "settings_audit_log", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("entity", String(16), nullable=False),
+    Column("entity_key", String(64), nullable=False),
+    Column("actor_id", BigId, nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("before", JSON, nullable=True),
+    Column("after", JSON, nullable=True),
+    Index("ix_settings_audit_log_entity_id", "entity", "id"),
+)
+
 delivery_estimates = Table(
     "delivery_estimates", metadata,
     Column("province", String(32), primary_key=True),
@@ -196,6 +211,7 @@ def _map_classes(mappers: registry) -> None:
     mappers.map_imperatively(Reservation, reservations)
     mappers.map_imperatively(ReviewableLine, reviewable_lines)
     mappers.map_imperatively(Review, reviews)
+    mappers.map_imperatively(SettingsAuditEntry, settings_audit_log)
 
 
 # Maps the domain classes onto the tables (idempotent): build_app and database tests call it, never an import.
@@ -232,6 +248,9 @@ class SqlBrandRepository:
     def get(self, brand_id: int) -> Brand | None:
         return self.session.get(Brand, brand_id)
 
+    def by_name(self, name: str) -> Brand | None:
+        return self.session.execute(select(Brand).where(brands.c.name == name)).scalar_one_or_none()
+
 
 class SqlProductRepository:
     def __init__(self, session: Session) -> None:
@@ -253,6 +272,10 @@ class SqlProductRepository:
             return []
         owners = select(skus.c.product_id).where(skus.c.id.in_(sorted(sku_ids)))
         return list(self.session.execute(select(Product).where(products.c.id.in_(owners))).scalars())
+
+    def of_brand(self, brand_id: int) -> list[Product]:
+        return list(self.session.execute(select(Product).where(products.c.brand_id == brand_id)
+                                         .order_by(products.c.id)).scalars())
 
     def search(self, query: ProductFilter) -> tuple[list[Product], int]:
         conditions: list[Any] = []
@@ -320,15 +343,17 @@ class SqlStockRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def take(self, sku_id: int, quantity: int) -> bool:
-        result = self.session.execute(
+    def take(self, sku_id: int, quantity: int) -> StockMove | None:
+        row = self.session.execute(
             update(skus).where(skus.c.id == sku_id, skus.c.active.is_(True), skus.c.stock >= quantity,
                                skus.c.product_id.in_(SELLABLE))
-            .values(stock=skus.c.stock - quantity))
-        return result.rowcount == 1  # type: ignore[attr-defined]
+            .values(stock=skus.c.stock - quantity).returning(skus.c.product_id, skus.c.stock)).one_or_none()
+        return None if row is None else StockMove(row.product_id, row.stock + quantity, row.stock)
 
-    def put_back(self, sku_id: int, quantity: int) -> None:
-        self.session.execute(update(skus).where(skus.c.id == sku_id).values(stock=skus.c.stock + quantity))
+    def put_back(self, sku_id: int, quantity: int) -> StockMove:
+        row = self.session.execute(update(skus).where(skus.c.id == sku_id).values(stock=skus.c.stock + quantity)
+                                   .returning(skus.c.product_id, skus.c.stock)).one()
+        return StockMove(row.product_id, row.stock - quantity, row.stock)
 
     def add_sales(self, sku_id: int, quantity: int) -> None:
         self.session.execute(update(skus).where(skus.c.id == sku_id).values(sales=skus.c.sales + quantity))
@@ -389,6 +414,11 @@ class SqlDeliveryRepository:
         return self.session.execute(select(delivery_estimates.c.estimate_days)
                                     .where(delivery_estimates.c.province == province)).scalar_one_or_none()
 
+    def all(self) -> list[tuple[str, int]]:
+        return [(row.province, row.estimate_days) for row in self.session.execute(
+            select(delivery_estimates.c.province, delivery_estimates.c.estimate_days)
+            .order_by(delivery_estimates.c.province))]
+
     def set_estimate(self, province: str, days: int) -> None:
         changed = self.session.execute(update(delivery_estimates).where(delivery_estimates.c.province == province)
                                        .values(estimate_days=days))
@@ -445,6 +475,21 @@ class SqlReviewRepository:
         return RatingSummary(tuple(row)) if row is not None else RatingSummary()  # type: ignore[arg-type]
 
 
+class SqlSettingsLogRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, entry: SettingsAuditEntry) -> None:
+        self.session.add(entry)
+
+    def page(self, entity: str, offset: int, limit: int) -> tuple[list[SettingsAuditEntry], int]:
+        where = [settings_audit_log.c.entity == entity] if entity else []
+        found = self.session.execute(select(SettingsAuditEntry).where(*where).order_by(settings_audit_log.c.id.desc())
+                                     .offset(offset).limit(limit)).scalars()
+        total = self.session.execute(select(func.count()).select_from(settings_audit_log).where(*where)).scalar_one()
+        return list(found), total
+
+
 class SqlProductUnitOfWork(SqlUnitOfWork, ProductUnitOfWork):
     """The product unit of work on the service database (call start_mappers() first)."""
 
@@ -458,6 +503,7 @@ class SqlProductUnitOfWork(SqlUnitOfWork, ProductUnitOfWork):
         self.reservations = SqlReservationRepository(self.session)
         self.delivery = SqlDeliveryRepository(self.session)
         self.reviews = SqlReviewRepository(self.session)
+        self.settings_log = SqlSettingsLogRepository(self.session)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -21,6 +21,8 @@ MAX_IMAGES = 20
 MAX_SPECS, SPEC_NAME_MAX, SPEC_VALUE_MAX = 5, 20, 50
 MAX_PARAMS, PARAM_NAME_MAX, PARAM_VALUE_MAX = 50, 50, 500
 URL_MAX = 512
+CATEGORY_NAME_MAX = BRAND_NAME_MAX = 64
+MAX_DELIVERY_DAYS, PROVINCE_MAX = 60, 32
 NAME_MAX, SUBTITLE_MAX, DESCRIPTION_MAX = 100, 200, 20_000
 
 
@@ -325,6 +327,47 @@ class AuditEntry:
 
 
 @dataclass(eq=False)
+class SettingsAuditEntry:
+    """A change of a catalogue setting: a category, a brand (entity_key: its id) or a delivery row (the province)."""
+
+    entity: str
+    entity_key: str
+    actor_id: int
+    action: str
+    at: datetime
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    id: int | None = None
+
+
+def check_category(category: Category, everything: Iterable[Category]) -> None:
+    """Field errors of a category about to be saved: name, icon, and a parent that exists and is not below it."""
+    problems: dict[str, object] = {}
+    if not category.name.strip() or len(category.name) > CATEGORY_NAME_MAX or "\x00" in category.name:
+        problems["name"] = f"1-{CATEGORY_NAME_MAX} characters"
+    if len(category.icon) > URL_MAX or "\x00" in category.icon:
+        problems["icon"] = f"at most {URL_MAX} characters"
+    if category.parent_id is not None:
+        known = list(everything)
+        if all(other.id != category.parent_id for other in known):
+            problems["parent_id"] = "no such category"
+        elif category.id is not None and category.parent_id in descendants(known, category.id):
+            problems["parent_id"] = "a category cannot sit below itself"
+    if problems:
+        raise InvalidInput("CATEGORY_INVALID", "the category is invalid", details=problems)
+
+
+def check_brand(brand: Brand) -> None:
+    problems: dict[str, object] = {}
+    if not brand.name.strip() or len(brand.name) > BRAND_NAME_MAX or "\x00" in brand.name:
+        problems["name"] = f"1-{BRAND_NAME_MAX} characters"
+    if len(brand.logo) > URL_MAX or "\x00" in brand.logo:
+        problems["logo"] = f"at most {URL_MAX} characters"
+    if problems:
+        raise InvalidInput("BRAND_INVALID", "the brand is invalid", details=problems)
+
+
+@dataclass(eq=False)
 class Reservation:
     """Units of one SKU held for one order until paid (confirmed), cancelled or expired (released)."""
 
@@ -335,6 +378,20 @@ class Reservation:
     expires_at: datetime
     status: str = ReservationStatus.RESERVED
     id: int | None = None
+
+
+@dataclass(frozen=True)
+class StockMove:
+    """A SKU's stock before and after one conditional update."""
+
+    product_id: int
+    before: int
+    after: int
+
+    @property
+    def status_changed(self) -> bool:
+        """Whether shoppers see the move (in_stock / low / sold_out), so cached pages must drop the product."""
+        return stock_status(self.before) != stock_status(self.after)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from services.product.domain import (
     RatingSummary,
     Review,
     ReviewDraft,
+    SettingsAuditEntry,
     Sku,
     SkuDraft,
     StockLine,
@@ -114,6 +115,42 @@ class ProductServicer(product_pb2_grpc.ProductServiceServicer):
                                    sku_id=request.sku_id, delta=request.delta, reason=request.reason)
         return _sku(sku, staff=True)
 
+    # Staff: catalogue settings
+
+    def SaveCategory(self, request: product_pb2.SaveCategoryRequest,
+                     context: grpc.ServicerContext) -> product_pb2.Category:
+        caller = require_caller(*EDITORS)
+        category = service.save_category(self.uow(), actor_id=caller.user_id, category_id=request.id,
+                                         name=request.name, parent_id=request.parent_id, icon=request.icon,
+                                         sort=request.sort)
+        return _category(CategoryNode(category))
+
+    def SaveBrand(self, request: product_pb2.SaveBrandRequest, context: grpc.ServicerContext) -> product_pb2.Brand:
+        caller = require_caller(*EDITORS)
+        return _brand(service.save_brand(self.uow(), actor_id=caller.user_id, brand_id=request.id, name=request.name,
+                                         logo=request.logo))
+
+    def ListDeliveryEstimates(self, request: product_pb2.ListDeliveryEstimatesRequest,
+                              context: grpc.ServicerContext) -> product_pb2.ListDeliveryEstimatesResponse:
+        require_caller(*EDITORS)
+        return product_pb2.ListDeliveryEstimatesResponse(items=[
+            product_pb2.DeliveryEstimate(province=d.province, estimate_days=d.estimate_days)
+            for d in service.delivery_estimates(self.uow())])
+
+    def SetDeliveryEstimate(self, request: product_pb2.DeliveryEstimate,
+                            context: grpc.ServicerContext) -> product_pb2.DeliveryEstimate:
+        caller = require_caller(*EDITORS)
+        saved = service.set_delivery_estimate(self.uow(), actor_id=caller.user_id, province=request.province,
+                                              days=request.estimate_days)
+        return product_pb2.DeliveryEstimate(province=saved.province, estimate_days=saved.estimate_days)
+
+    def ListSettingsAuditLog(self, request: product_pb2.ListSettingsAuditLogRequest,
+                             context: grpc.ServicerContext) -> product_pb2.ListSettingsAuditLogResponse:
+        require_caller(*EDITORS)
+        entries, total = service.settings_audit_log(self.uow(), entity=request.entity, offset=request.offset,
+                                                    limit=request.limit or 20)
+        return product_pb2.ListSettingsAuditLogResponse(items=[_settings_entry(e) for e in entries], total=total)
+
     # Inventory
 
     def ReserveStock(self, request: product_pb2.ReserveStockRequest,
@@ -176,6 +213,7 @@ def _page(page: ProductPage, *, staff: bool) -> product_pb2.SearchProductsRespon
 
 def _category(node: CategoryNode) -> product_pb2.Category:
     return product_pb2.Category(id=node.category.id or 0, name=node.category.name, icon=node.category.icon,
+                                parent_id=node.category.parent_id or 0, sort=node.category.sort,
                                 children=[_category(child) for child in node.children])
 
 
@@ -233,6 +271,18 @@ def _draft(product: product_pb2.ProductInput) -> ProductDraft:
         skus=tuple(SkuDraft(spec=dict(s.spec), price_fen=s.price_fen, market_price_fen=s.market_price_fen,
                             stock=s.stock, weight_g=s.weight_g) for s in product.skus),
         after_sales_policy=product.after_sales_policy)
+
+
+def _json(value: dict[str, object] | None) -> str:
+    return json.dumps(value, ensure_ascii=False) if value is not None else ""
+
+
+def _settings_entry(entry: SettingsAuditEntry) -> product_pb2.SettingsAuditEntry:
+    message = product_pb2.SettingsAuditEntry(entity=entry.entity, entity_key=entry.entity_key,
+                                             actor_id=entry.actor_id, action=entry.action,
+                                             before_json=_json(entry.before), after_json=_json(entry.after))
+    message.at.CopyFrom(timestamp(entry.at))
+    return message
 
 
 def _audit_entry(entry: AuditEntry) -> product_pb2.AuditEntry:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NoReturn
 
-from mall.events.v1.product_events_pb2 import ProductViewed
+from mall.events.v1.product_events_pb2 import ProductChanged, ProductViewed
 
 from services.common.db import utcnow
 from services.common.errors import Conflict, InvalidInput, NotFound
@@ -15,6 +16,8 @@ from services.product import search
 from services.product.domain import (
     DEFAULT_DELIVERY_DAYS,
     DEFAULT_PROVINCE,
+    MAX_DELIVERY_DAYS,
+    PROVINCE_MAX,
     RESERVATION_TTL,
     AuditEntry,
     Brand,
@@ -26,10 +29,14 @@ from services.product.domain import (
     RatingSummary,
     Reservation,
     ReservationStatus,
+    SettingsAuditEntry,
     Sku,
     Sort,
     Status,
     StockLine,
+    StockMove,
+    check_brand,
+    check_category,
     descendants,
     merge_lines,
 )
@@ -250,6 +257,7 @@ def adjust_stock(uow: ProductUnitOfWork, *, actor_id: int, product_id: int, sku_
         uow.audit_log.add(AuditEntry(product_id=product_id, actor_id=actor_id, action="stock", at=now,
                                      before={"sku_id": sku_id, "stock": stock - delta},
                                      after={"sku_id": sku_id, "stock": stock, "reason": reason.replace("\x00", "")[:200]}))
+        _changed(uow, product_id, "stock", now)
         uow.commit()
         return sku
 
@@ -276,10 +284,12 @@ def reserve_stock(uow: ProductUnitOfWork, *, order_no: str, lines: Iterable[Stoc
         expires_at = now + RESERVATION_TTL
         held = []
         for line in wanted:  # in SKU order: concurrent orders lock rows in the same order, no deadlock
-            if not uow.stock.take(line.sku_id, line.quantity):
+            move = uow.stock.take(line.sku_id, line.quantity)
+            if move is None:
                 STOCK_RESERVATION_FAILURES.labels("out_of_stock").inc()
                 raise OutOfStock("OUT_OF_STOCK", "not enough stock for one of the lines",
                                  details={"sku_id": line.sku_id})  # leaving the block undoes earlier lines
+            _stock_moved(uow, move, now)
             held.append(Reservation(order_no=order_no, sku_id=line.sku_id, quantity=line.quantity,
                                     created_at=now, expires_at=expires_at))
         for reservation in held:
@@ -334,7 +344,7 @@ def release_held_stock(uow: ProductUnitOfWork, *, order_no: str) -> str:
     for reservation in held:
         assert reservation.id is not None
         if uow.reservations.move(reservation.id, ReservationStatus.RESERVED, ReservationStatus.RELEASED):
-            uow.stock.put_back(reservation.sku_id, reservation.quantity)
+            _stock_moved(uow, uow.stock.put_back(reservation.sku_id, reservation.quantity), utcnow())
     return ReservationStatus.RELEASED
 
 
@@ -371,13 +381,102 @@ def release_expired_reservations(uow_factory: Callable[[], ProductUnitOfWork], *
 
 # Seeding and configuration
 
-def set_delivery_estimate(uow: ProductUnitOfWork, *, province: str, days: int) -> None:
-    """Set the planned delivery days to a province ("*": everywhere not listed)."""
-    if not province.strip() or len(province) > 32 or not 0 < days <= 60:
-        raise InvalidInput("DELIVERY_INVALID", "province 1-32 characters, days 1-60")
+def set_delivery_estimate(uow: ProductUnitOfWork, *, province: str, days: int, actor_id: int = 0,
+                          now: datetime | None = None) -> Delivery:
+    """Set the planned delivery days to a province ("*": everywhere not listed); a change is audited."""
+    province = province.strip()
+    problems: dict[str, object] = {}
+    if not province or len(province) > PROVINCE_MAX or "\x00" in province:
+        problems["province"] = f"1-{PROVINCE_MAX} characters"
+    if not 0 < days <= MAX_DELIVERY_DAYS:
+        problems["estimate_days"] = f"1-{MAX_DELIVERY_DAYS}"
+    if problems:
+        raise InvalidInput("DELIVERY_INVALID", "the delivery estimate is invalid", details=problems)
     with uow:
-        uow.delivery.set_estimate(province.strip(), days)
+        before = uow.delivery.estimate_days(province)
+        if before != days:
+            uow.delivery.set_estimate(province, days)
+            _settings_audit(uow, "delivery", province, actor_id, "create" if before is None else "update",
+                            None if before is None else {"estimate_days": before}, {"estimate_days": days}, now)
         uow.commit()
+    return Delivery(province, days)
+
+
+def delivery_estimates(uow: ProductUnitOfWork) -> list[Delivery]:
+    with uow:
+        return [Delivery(province, days) for province, days in uow.delivery.all()]
+
+
+def save_category(uow: ProductUnitOfWork, *, actor_id: int, category_id: int = 0, name: str, parent_id: int = 0,
+                  icon: str = "", sort: int = 0, now: datetime | None = None) -> Category:
+    """Create (category_id 0) or change a category; the tree stays a tree (no parent below the category)."""
+    with uow:
+        wanted = Category(name=name.strip(), parent_id=parent_id or None, icon=icon, sort=sort, id=category_id or None)
+        category, before = wanted, None
+        if category_id:
+            category = uow.categories.get(category_id) or _missing("CATEGORY_NOT_FOUND", "no such category")
+            before = _category_snapshot(category)
+        check_category(wanted, uow.categories.all())
+        if category_id:
+            category.name, category.parent_id, category.icon, category.sort = (
+                wanted.name, wanted.parent_id, wanted.icon, wanted.sort)
+        else:
+            uow.categories.add(category)
+        _settings_audit(uow, "category", str(category.id), actor_id, "update" if before else "create", before,
+                        _category_snapshot(category), now)
+        uow.commit()
+        return category
+
+
+def save_brand(uow: ProductUnitOfWork, *, actor_id: int, brand_id: int = 0, name: str, logo: str = "",
+               now: datetime | None = None) -> Brand:
+    """Create (brand_id 0) or change a brand; a rename re-indexes its products' search terms."""
+    with uow:
+        wanted = Brand(name=name.strip(), logo=logo)
+        check_brand(wanted)
+        brand, before = wanted, None
+        if brand_id:
+            brand = uow.brands.get(brand_id) or _missing("BRAND_NOT_FOUND", "no such brand")
+            before = {"name": brand.name, "logo": brand.logo}
+        same_name = uow.brands.by_name(wanted.name)
+        if same_name is not None and same_name is not brand:
+            raise Conflict("BRAND_EXISTS", "another brand has this name", details={"name": "taken"})
+        if brand_id:
+            brand.name, brand.logo = wanted.name, wanted.logo
+        else:
+            uow.brands.add(brand)
+        if before and before["name"] != brand.name:  # the brand's name is a search term of its products
+            for product in uow.products.of_brand(brand_id):
+                _index(uow, product, brand)
+        _settings_audit(uow, "brand", str(brand.id), actor_id, "update" if before else "create", before,
+                        {"name": brand.name, "logo": brand.logo}, now)
+        uow.commit()
+        return brand
+
+
+def settings_audit_log(uow: ProductUnitOfWork, *, entity: str = "", offset: int = 0,
+                       limit: int = 20) -> tuple[list[SettingsAuditEntry], int]:
+    if entity not in ("", *SETTINGS_ENTITIES):
+        raise InvalidInput("ENTITY_INVALID", "entity is category, brand or delivery", details={"entity": "invalid"})
+    with uow:
+        return uow.settings_log.page(entity, max(offset, 0), min(max(limit, 1), 100))
+
+
+SETTINGS_ENTITIES = ("category", "brand", "delivery")
+
+
+def _category_snapshot(category: Category) -> dict[str, object]:
+    return {"name": category.name, "parent_id": category.parent_id, "icon": category.icon, "sort": category.sort}
+
+
+def _settings_audit(uow: ProductUnitOfWork, entity: str, key: str, actor_id: int, action: str,
+                    before: dict[str, object] | None, after: dict[str, object], now: datetime | None) -> None:
+    uow.settings_log.add(SettingsAuditEntry(entity=entity, entity_key=key, actor_id=actor_id, action=action,
+                                            at=now or utcnow(), before=before, after=after))
+
+
+def _missing(code: str, message: str) -> NoReturn:
+    raise NotFound(code, message)
 
 
 # Helpers
@@ -431,6 +530,19 @@ def _audit(uow: ProductUnitOfWork, product: Product, actor_id: int, action: str,
     assert product.id is not None
     uow.audit_log.add(AuditEntry(product_id=product.id, actor_id=actor_id, action=action, at=now,
                                  before=before, after=product.snapshot()))
+    _changed(uow, product.id, action, now)
+
+
+def _changed(uow: ProductUnitOfWork, product_id: int, reason: str, now: datetime) -> None:
+    """product-changed in the same transaction: every audited change may alter what shoppers see (caches drop it)."""
+    uow.publish(ProductChanged(product_id=product_id, reason=reason, changed_at=timestamp(now)),
+                aggregate_id=str(product_id))
+
+
+def _stock_moved(uow: ProductUnitOfWork, move: StockMove, now: datetime) -> None:
+    """Only a move across in_stock / low / sold_out is visible to shoppers: one event then, none otherwise."""
+    if move.status_changed:
+        _changed(uow, move.product_id, "stock_status", now)
 
 
 def _transition(uow: ProductUnitOfWork, actor_id: int, product_id: int, action: str,

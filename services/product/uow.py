@@ -16,6 +16,8 @@ from services.product.domain import (
     Reservation,
     Review,
     ReviewableLine,
+    SettingsAuditEntry,
+    StockMove,
 )
 
 
@@ -34,6 +36,8 @@ class BrandRepository(Protocol):
 
     def get(self, brand_id: int) -> Brand | None: ...
 
+    def by_name(self, name: str) -> Brand | None: ...
+
 
 class ProductRepository(Protocol):
     def add(self, product: Product) -> None:
@@ -46,6 +50,9 @@ class ProductRepository(Protocol):
 
     def owning_skus(self, sku_ids: set[int]) -> list[Product]:
         """The products (with all their SKUs) that own any of these SKU ids."""
+
+    def of_brand(self, brand_id: int) -> list[Product]:
+        """Every product of the brand, whatever its status."""
 
     def search(self, query: ProductFilter) -> tuple[list[Product], int]:
         """One page of products matching the filter (ranked by term weight when it has terms), and the total."""
@@ -64,10 +71,10 @@ class AuditLogRepository(Protocol):
 class StockRepository(Protocol):
     """Stock moves as conditional updates: never a read-then-write of the count."""
 
-    def take(self, sku_id: int, quantity: int) -> bool:
-        """Take `quantity` units of an on-sale SKU if it has them; False (nothing taken) otherwise."""
+    def take(self, sku_id: int, quantity: int) -> StockMove | None:
+        """Take `quantity` units of an on-sale SKU if it has them; None (nothing taken) otherwise."""
 
-    def put_back(self, sku_id: int, quantity: int) -> None: ...
+    def put_back(self, sku_id: int, quantity: int) -> StockMove: ...
 
     def add_sales(self, sku_id: int, quantity: int) -> None:
         """Count units sold on the SKU and its product."""
@@ -94,6 +101,9 @@ class ReservationRepository(Protocol):
 class DeliveryRepository(Protocol):
     def estimate_days(self, province: str) -> int | None: ...
 
+    def all(self) -> list[tuple[str, int]]:
+        """(province, days) rows by province."""
+
     def set_estimate(self, province: str, days: int) -> None: ...
 
 
@@ -116,6 +126,13 @@ class ReviewRepository(Protocol):
     def summary(self, product_id: int) -> RatingSummary: ...
 
 
+class SettingsLogRepository(Protocol):
+    def add(self, entry: SettingsAuditEntry) -> None: ...
+
+    def page(self, entity: str, offset: int, limit: int) -> tuple[list[SettingsAuditEntry], int]:
+        """Newest first, of one entity ("" = all), and the total."""
+
+
 class ProductUnitOfWork(UnitOfWork):
     """The product service's unit of work; its repositories are set on entering it."""
 
@@ -127,3 +144,4 @@ class ProductUnitOfWork(UnitOfWork):
     reservations: ReservationRepository
     delivery: DeliveryRepository
     reviews: ReviewRepository
+    settings_log: SettingsLogRepository

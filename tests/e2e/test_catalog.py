@@ -140,3 +140,25 @@ def test_a_bad_product_payload_is_a_400_with_field_details(seeded: Platform, adm
 
     assert (response.status_code, sorted(response.json()["error"]["details"])) == (
         400, ["name", "skus.0.price_fen", "skus.0.stock"])
+
+
+def test_cached_catalogue_reads_follow_stock_and_shelf_changes_at_once(seeded: Platform,
+                                                                        admin: dict[str, str]) -> None:
+    api = seeded.api
+    product_id = requests.get(f"{api}/products", params={"sort": "price_desc"}, timeout=10).json()["items"][0]["id"]
+    before = requests.get(f"{api}/products/{product_id}", timeout=10).json()  # now in the gateway's cache
+    sku = requests.get(f"{api}/admin/products/{product_id}", headers=admin, timeout=10).json()["skus"][0]
+
+    requests.post(f"{api}/admin/products/{product_id}/skus/{sku['id']}/stock", json={"delta": -sku["stock"]},
+                  headers=admin, timeout=10)
+    sold_out = requests.get(f"{api}/products/{product_id}", timeout=10).json()
+    requests.post(f"{api}/admin/products/{product_id}/shelf", json={"on_shelf": False}, headers=admin, timeout=10)
+    off_shelf = requests.get(f"{api}/products/{product_id}", timeout=10).status_code
+    listed = [p["id"] for p in requests.get(f"{api}/products", params={"sort": "price_desc"}, timeout=10).json()["items"]]
+    requests.post(f"{api}/admin/products/{product_id}/shelf", json={"on_shelf": True}, headers=admin, timeout=10)
+    requests.post(f"{api}/admin/products/{product_id}/skus/{sku['id']}/stock", json={"delta": sku["stock"]},
+                  headers=admin, timeout=10)
+
+    status_of = {s["id"]: s["stock_status"] for s in sold_out["skus"]}
+    assert (before["id"], sku["stock"] > 0, status_of[sku["id"]], off_shelf, product_id in listed) == (
+        product_id, True, "sold_out", 404, False)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from services.common.errors import NotFound
 from services.common.outbox import outbox
 from services.product import service
+from services.product.db import skus
 from services.product.domain import SkuDraft, StockLine
 from tests.integration.product.conftest import Shelf, UowFactory
 
@@ -142,7 +143,8 @@ def test_a_logged_in_view_writes_product_viewed_to_the_outbox(shelf: Shelf, uow:
     service.view_product(uow(), product_id=product_id)
 
     with uow() as u:
-        rows = u.session.execute(select(outbox.c.event_type, outbox.c.aggregate_id)).all()
+        rows = u.session.execute(select(outbox.c.event_type, outbox.c.aggregate_id)
+                                 .where(outbox.c.event_type == "product-viewed")).all()
     assert [tuple(row) for row in rows] == [("product-viewed", "42")]
 
 
@@ -154,3 +156,18 @@ def test_sorting_by_sales_puts_the_best_seller_first(shelf: Shelf, uow: UowFacto
     service.confirm_reservation(uow(), order_no="O1")
 
     assert names(uow, sort="sales")[0] == "爆款"
+
+
+def test_a_reservation_that_sells_out_a_sku_writes_product_changed_to_the_outbox(shelf: Shelf, uow: UowFactory) -> None:
+    product_id = shelf.product("手机")
+    with uow() as u:
+        u.session.execute(delete(outbox))
+        u.commit()
+        sku_id, stock = u.session.execute(select(skus.c.id, skus.c.stock).where(skus.c.product_id == product_id)
+                                          .order_by(skus.c.id).limit(1)).one()
+
+    service.reserve_stock(uow(), order_no="SELLOUT-1", lines=[StockLine(sku_id, stock)])
+
+    with uow() as u:
+        rows = u.session.execute(select(outbox.c.event_type, outbox.c.aggregate_id)).all()
+    assert [tuple(row) for row in rows] == [("product-changed", str(product_id))]

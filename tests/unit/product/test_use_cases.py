@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from mall.events.v1.envelope_pb2 import EventEnvelope
 from mall.events.v1.order_events_pb2 import OrderCancelled, OrderLine, OrderPaid, OrderReturned
-from mall.events.v1.product_events_pb2 import ProductViewed
+from mall.events.v1.product_events_pb2 import ProductChanged, ProductViewed
 
 from services.common.errors import Conflict, NotFound
 from services.common.events import InvalidEvent, timestamp
@@ -109,6 +109,7 @@ def test_every_change_is_in_the_audit_log_with_actor_and_before_after(uow: FakeP
 
 def test_a_logged_in_view_emits_product_viewed(uow: FakeProductUnitOfWork) -> None:
     product_id = on_sale(uow)
+    uow.published.clear()
 
     service.view_product(uow, product_id=product_id, viewer_id=42, now=T0)
 
@@ -118,6 +119,7 @@ def test_a_logged_in_view_emits_product_viewed(uow: FakeProductUnitOfWork) -> No
 
 def test_an_anonymous_view_emits_nothing(uow: FakeProductUnitOfWork) -> None:
     product_id = on_sale(uow)
+    uow.published.clear()
 
     service.view_product(uow, product_id=product_id)
 
@@ -313,3 +315,34 @@ def test_a_paid_order_cancelled_after_review_puts_its_sold_units_back_once(uow: 
     consume(uow, OrderCancelled(order_no="O1", was_paid=True))  # the same event published again
 
     assert (stock_of(uow, product_id), uow.products.items[product_id].sales) == ([50, 50], 0)
+
+
+def changes(uow: FakeProductUnitOfWork) -> list[tuple[str, int, str]]:
+    return [(e.aggregate_id, e.payload.product_id, e.payload.reason) for e in uow.published
+            if isinstance(e.payload, ProductChanged)]
+
+
+def test_every_audited_change_publishes_product_changed(uow: FakeProductUnitOfWork) -> None:
+    product_id = on_sale(uow)
+    service.update_product(uow, actor_id=EDITOR, product_id=product_id, draft=draft(price_fen=499_900), now=T0)
+    service.adjust_stock(uow, actor_id=EDITOR, product_id=product_id, sku_id=sku_ids(uow, product_id)[0], delta=5,
+                         now=T0)
+
+    key = str(product_id)
+    assert changes(uow) == [(key, product_id, reason) for reason in
+                            ("create", "submit", "approve", "shelf_on", "update", "stock")]
+
+
+def test_a_reservation_publishes_product_changed_only_when_a_stock_status_changes(uow: FakeProductUnitOfWork) -> None:
+    product_id = on_sale(uow, stock=12)
+    black = sku_ids(uow, product_id)[0]
+    uow.published.clear()
+
+    service.reserve_stock(uow, order_no="A", lines=[StockLine(black, 1)], now=T0)   # 12 -> 11: in_stock
+    quiet = changes(uow)
+    service.reserve_stock(uow, order_no="B", lines=[StockLine(black, 1)], now=T0)   # 11 -> 10: low
+    service.reserve_stock(uow, order_no="C", lines=[StockLine(black, 10)], now=T0)  # 10 -> 0: sold out
+    service.release_reservation(uow, order_no="C")                                 # 0 -> 10: low again
+    service.release_reservation(uow, order_no="A")                                 # 10 -> 11: in stock
+
+    assert (quiet, [reason for _, _, reason in changes(uow)]) == ([], ["stock_status"] * 4)

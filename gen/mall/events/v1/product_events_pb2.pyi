@@ -17,3 +17,13 @@ class ProductViewed(_message.Message):
     user_id: int
     viewed_at: _timestamp_pb2.Timestamp
     def __init__(self, product_id: _Optional[int] = ..., user_id: _Optional[int] = ..., viewed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ProductChanged(_message.Message):
+    __slots__ = ("product_id", "reason", "changed_at")
+    PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_AT_FIELD_NUMBER: _ClassVar[int]
+    product_id: int
+    reason: str
+    changed_at: _timestamp_pb2.Timestamp
+    def __init__(self, product_id: _Optional[int] = ..., reason: _Optional[str] = ..., changed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -14,16 +14,20 @@ class ListCategoriesRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Category(_message.Message):
-    __slots__ = ("id", "name", "icon", "children")
+    __slots__ = ("id", "name", "icon", "children", "parent_id", "sort")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     ICON_FIELD_NUMBER: _ClassVar[int]
     CHILDREN_FIELD_NUMBER: _ClassVar[int]
+    PARENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SORT_FIELD_NUMBER: _ClassVar[int]
     id: int
     name: str
     icon: str
     children: _containers.RepeatedCompositeFieldContainer[Category]
-    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., icon: _Optional[str] = ..., children: _Optional[_Iterable[_Union[Category, _Mapping]]] = ...) -> None: ...
+    parent_id: int
+    sort: int
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., icon: _Optional[str] = ..., children: _Optional[_Iterable[_Union[Category, _Mapping]]] = ..., parent_id: _Optional[int] = ..., sort: _Optional[int] = ...) -> None: ...
 
 class ListCategoriesResponse(_message.Message):
     __slots__ = ("items",)
@@ -461,3 +465,81 @@ class ListReviewsResponse(_message.Message):
     total: int
     rating: Rating
     def __init__(self, items: _Optional[_Iterable[_Union[Review, _Mapping]]] = ..., total: _Optional[int] = ..., rating: _Optional[_Union[Rating, _Mapping]] = ...) -> None: ...
+
+class SaveCategoryRequest(_message.Message):
+    __slots__ = ("id", "name", "parent_id", "icon", "sort")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PARENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ICON_FIELD_NUMBER: _ClassVar[int]
+    SORT_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    name: str
+    parent_id: int
+    icon: str
+    sort: int
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., parent_id: _Optional[int] = ..., icon: _Optional[str] = ..., sort: _Optional[int] = ...) -> None: ...
+
+class SaveBrandRequest(_message.Message):
+    __slots__ = ("id", "name", "logo")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LOGO_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    name: str
+    logo: str
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., logo: _Optional[str] = ...) -> None: ...
+
+class DeliveryEstimate(_message.Message):
+    __slots__ = ("province", "estimate_days")
+    PROVINCE_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATE_DAYS_FIELD_NUMBER: _ClassVar[int]
+    province: str
+    estimate_days: int
+    def __init__(self, province: _Optional[str] = ..., estimate_days: _Optional[int] = ...) -> None: ...
+
+class ListDeliveryEstimatesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListDeliveryEstimatesResponse(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[DeliveryEstimate]
+    def __init__(self, items: _Optional[_Iterable[_Union[DeliveryEstimate, _Mapping]]] = ...) -> None: ...
+
+class SettingsAuditEntry(_message.Message):
+    __slots__ = ("entity", "entity_key", "actor_id", "action", "at", "before_json", "after_json")
+    ENTITY_FIELD_NUMBER: _ClassVar[int]
+    ENTITY_KEY_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_JSON_FIELD_NUMBER: _ClassVar[int]
+    AFTER_JSON_FIELD_NUMBER: _ClassVar[int]
+    entity: str
+    entity_key: str
+    actor_id: int
+    action: str
+    at: _timestamp_pb2.Timestamp
+    before_json: str
+    after_json: str
+    def __init__(self, entity: _Optional[str] = ..., entity_key: _Optional[str] = ..., actor_id: _Optional[int] = ..., action: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., before_json: _Optional[str] = ..., after_json: _Optional[str] = ...) -> None: ...
+
+class ListSettingsAuditLogRequest(_message.Message):
+    __slots__ = ("entity", "offset", "limit")
+    ENTITY_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    entity: str
+    offset: int
+    limit: int
+    def __init__(self, entity: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListSettingsAuditLogResponse(_message.Message):
+    __slots__ = ("items", "total")
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[SettingsAuditEntry]
+    total: int
+    def __init__(self, items: _Optional[_Iterable[_Union[SettingsAuditEntry, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...

@@ -104,6 +104,31 @@ class ProductServiceStub:
                 request_serializer=mall_dot_product_dot_v1_dot_product__pb2.AdjustStockRequest.SerializeToString,
                 response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.Sku.FromString,
                 _registered_method=True)
+        self.SaveCategory = channel.unary_unary(
+                '/mall.product.v1.ProductService/SaveCategory',
+                request_serializer=mall_dot_product_dot_v1_dot_product__pb2.SaveCategoryRequest.SerializeToString,
+                response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.Category.FromString,
+                _registered_method=True)
+        self.SaveBrand = channel.unary_unary(
+                '/mall.product.v1.ProductService/SaveBrand',
+                request_serializer=mall_dot_product_dot_v1_dot_product__pb2.SaveBrandRequest.SerializeToString,
+                response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.Brand.FromString,
+                _registered_method=True)
+        self.ListDeliveryEstimates = channel.unary_unary(
+                '/mall.product.v1.ProductService/ListDeliveryEstimates',
+                request_serializer=mall_dot_product_dot_v1_dot_product__pb2.ListDeliveryEstimatesRequest.SerializeToString,
+                response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ListDeliveryEstimatesResponse.FromString,
+                _registered_method=True)
+        self.SetDeliveryEstimate = channel.unary_unary(
+                '/mall.product.v1.ProductService/SetDeliveryEstimate',
+                request_serializer=mall_dot_product_dot_v1_dot_product__pb2.DeliveryEstimate.SerializeToString,
+                response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.DeliveryEstimate.FromString,
+                _registered_method=True)
+        self.ListSettingsAuditLog = channel.unary_unary(
+                '/mall.product.v1.ProductService/ListSettingsAuditLog',
+                request_serializer=mall_dot_product_dot_v1_dot_product__pb2.ListSettingsAuditLogRequest.SerializeToString,
+                response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ListSettingsAuditLogResponse.FromString,
+                _registered_method=True)
         self.ReserveStock = channel.unary_unary(
                 '/mall.product.v1.ProductService/ReserveStock',
                 request_serializer=mall_dot_product_dot_v1_dot_product__pb2.ReserveStockRequest.SerializeToString,
@@ -227,6 +252,39 @@ class ProductServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SaveCategory(self, request, context):
+        """Staff (operator or admin): catalogue settings, each change in the settings audit log.
+        id 0 creates
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SaveBrand(self, request, context):
+        """id 0 creates
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDeliveryEstimates(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetDeliveryEstimate(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSettingsAuditLog(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ReserveStock(self, request, context):
         """Inventory for the order service: each idempotent by order_no.
         """
@@ -340,6 +398,31 @@ def add_ProductServiceServicer_to_server(servicer, server):
                     servicer.AdjustStock,
                     request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.AdjustStockRequest.FromString,
                     response_serializer=mall_dot_product_dot_v1_dot_product__pb2.Sku.SerializeToString,
+            ),
+            'SaveCategory': grpc.unary_unary_rpc_method_handler(
+                    servicer.SaveCategory,
+                    request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.SaveCategoryRequest.FromString,
+                    response_serializer=mall_dot_product_dot_v1_dot_product__pb2.Category.SerializeToString,
+            ),
+            'SaveBrand': grpc.unary_unary_rpc_method_handler(
+                    servicer.SaveBrand,
+                    request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.SaveBrandRequest.FromString,
+                    response_serializer=mall_dot_product_dot_v1_dot_product__pb2.Brand.SerializeToString,
+            ),
+            'ListDeliveryEstimates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeliveryEstimates,
+                    request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ListDeliveryEstimatesRequest.FromString,
+                    response_serializer=mall_dot_product_dot_v1_dot_product__pb2.ListDeliveryEstimatesResponse.SerializeToString,
+            ),
+            'SetDeliveryEstimate': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetDeliveryEstimate,
+                    request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.DeliveryEstimate.FromString,
+                    response_serializer=mall_dot_product_dot_v1_dot_product__pb2.DeliveryEstimate.SerializeToString,
+            ),
+            'ListSettingsAuditLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSettingsAuditLog,
+                    request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ListSettingsAuditLogRequest.FromString,
+                    response_serializer=mall_dot_product_dot_v1_dot_product__pb2.ListSettingsAuditLogResponse.SerializeToString,
             ),
             'ReserveStock': grpc.unary_unary_rpc_method_handler(
                     servicer.ReserveStock,
@@ -750,6 +833,141 @@ class ProductService:
             '/mall.product.v1.ProductService/AdjustStock',
             mall_dot_product_dot_v1_dot_product__pb2.AdjustStockRequest.SerializeToString,
             mall_dot_product_dot_v1_dot_product__pb2.Sku.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SaveCategory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.product.v1.ProductService/SaveCategory',
+            mall_dot_product_dot_v1_dot_product__pb2.SaveCategoryRequest.SerializeToString,
+            mall_dot_product_dot_v1_dot_product__pb2.Category.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SaveBrand(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.product.v1.ProductService/SaveBrand',
+            mall_dot_product_dot_v1_dot_product__pb2.SaveBrandRequest.SerializeToString,
+            mall_dot_product_dot_v1_dot_product__pb2.Brand.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeliveryEstimates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.product.v1.ProductService/ListDeliveryEstimates',
+            mall_dot_product_dot_v1_dot_product__pb2.ListDeliveryEstimatesRequest.SerializeToString,
+            mall_dot_product_dot_v1_dot_product__pb2.ListDeliveryEstimatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetDeliveryEstimate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.product.v1.ProductService/SetDeliveryEstimate',
+            mall_dot_product_dot_v1_dot_product__pb2.DeliveryEstimate.SerializeToString,
+            mall_dot_product_dot_v1_dot_product__pb2.DeliveryEstimate.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSettingsAuditLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.product.v1.ProductService/ListSettingsAuditLog',
+            mall_dot_product_dot_v1_dot_product__pb2.ListSettingsAuditLogRequest.SerializeToString,
+            mall_dot_product_dot_v1_dot_product__pb2.ListSettingsAuditLogResponse.FromString,
             options,
             channel_credentials,
             insecure,

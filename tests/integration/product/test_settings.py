@@ -1,0 +1,49 @@
+"""Catalogue settings on PostgreSQL and SQLite: category moves, brand renames re-indexed, the settings audit log."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.common.errors import Conflict
+from services.product import service
+from tests.integration.product.conftest import Shelf, UowFactory
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_renamed_brand_finds_its_products_and_the_log_keeps_before_and_after(uow: UowFactory) -> None:
+    shelf = Shelf(uow)
+    shelf.product("真空 保温杯", brand_id=2)
+
+    service.save_brand(uow(), actor_id=7, brand_id=2, name="膳魔师")
+    found = [v.product.name for v in service.search_products(uow(), q="膳魔师").items]
+    entries, total = service.settings_audit_log(uow(), entity="brand")
+
+    assert (found, total, entries[0].before, entries[0].after) == (
+        ["真空 保温杯"], 1, {"name": "象印", "logo": ""}, {"name": "膳魔师", "logo": ""})
+
+
+def test_a_duplicate_brand_name_is_a_conflict_and_changes_nothing(uow: UowFactory) -> None:
+    Shelf(uow)
+
+    with pytest.raises(Conflict):
+        service.save_brand(uow(), actor_id=7, name="华为")
+
+    assert ([b.name for b in service.list_brands(uow())], service.settings_audit_log(uow())[1]) == (["华为", "象印"], 0)
+
+
+def test_a_moved_category_takes_its_products_into_the_new_branch(uow: UowFactory) -> None:
+    shelf = Shelf(uow)  # 数码(1) > 手机(3); 家居(2)
+    shelf.product("华为 手机")
+
+    service.save_category(uow(), actor_id=7, category_id=3, name="手机", parent_id=2)
+
+    assert [service.search_products(uow(), category_id=c).total for c in (1, 2)] == [0, 1]
+
+
+def test_delivery_rows_are_listed_by_province(uow: UowFactory) -> None:
+    for province, days in (("西藏", 7), ("*", 3), ("上海", 1)):
+        service.set_delivery_estimate(uow(), actor_id=7, province=province, days=days)
+
+    assert sorted((d.province, d.estimate_days) for d in service.delivery_estimates(uow())) == [
+        ("*", 3), ("上海", 1), ("西藏", 7)]

@@ -1,0 +1,253 @@
+"""The gateway's catalogue cache: repeated reads skip the product service; any change is seen by the next read."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import grpc
+from flask import Flask
+from flask.testing import FlaskClient
+from kafka import TopicPartition
+from mall.product.v1 import product_pb2
+
+from gateway.catalog_cache import CatalogCache, LocalVersions, ProductChangedListener
+from services.common.config import KafkaSettings
+from services.common.grpc_server import CODE_KEY
+from tests.fixtures.fake_services import FakeServices
+from tests.unit.gateway.test_catalog_routes import API, NEW_PRODUCT, phone
+
+
+def stocked(stock_status: str) -> product_pb2.Product:
+    product = phone()
+    product.skus[0].stock_status = stock_status
+    return product
+
+
+def test_a_second_anonymous_read_is_served_without_the_product_service(client: FlaskClient,
+                                                                        clients: FakeServices) -> None:
+    clients.product.ViewProduct.reply = phone()
+    clients.product.SearchProducts.reply = product_pb2.SearchProductsResponse(items=[phone()], total=1)
+
+    bodies = [client.get(path).get_json() for path in [f"{API}/products/5", f"{API}/products?page_size=5"] * 2]
+
+    assert (bodies[0] == bodies[2], bodies[1] == bodies[3], len(clients.product.ViewProduct.calls),
+            len(clients.product.SearchProducts.calls)) == (True, True, 1, 1)
+
+
+def test_different_pages_and_provinces_are_cached_apart(client: FlaskClient, clients: FakeServices) -> None:
+    clients.product.ViewProduct.reply = phone()
+    clients.product.SearchProducts.reply = product_pb2.SearchProductsResponse(items=[phone()], total=1)
+
+    for path in ("/products/5", "/products/5?province=上海", "/products?page=1", "/products?page=2"):
+        client.get(API + path)
+
+    assert (len(clients.product.ViewProduct.calls), len(clients.product.SearchProducts.calls)) == (2, 2)
+
+
+def test_an_admin_price_edit_is_seen_by_the_next_read(client: FlaskClient, clients: FakeServices,
+                                                      bearer: Callable[..., dict[str, str]]) -> None:
+    clients.product.ViewProduct.reply = phone(price_fen=549_900)
+    before = client.get(f"{API}/products/5").get_json()["price_fen"]
+    clients.product.UpdateProduct.reply = phone(price_fen=499_900)
+    clients.product.ViewProduct.reply = phone(price_fen=499_900)
+
+    edited = client.put(f"{API}/admin/products/5", json=NEW_PRODUCT, headers=bearer("operator"))
+    after = client.get(f"{API}/products/5").get_json()["price_fen"]
+
+    assert (before, edited.status_code, after) == (549_900, 200, 499_900)
+
+
+def test_an_admin_stock_adjustment_is_seen_by_the_next_read(client: FlaskClient, clients: FakeServices,
+                                                            bearer: Callable[..., dict[str, str]]) -> None:
+    clients.product.ViewProduct.reply = stocked("low")
+    client.get(f"{API}/products/5")
+    clients.product.AdjustStock.reply = product_pb2.Sku(id=11, stock=0, stock_status="sold_out")
+    clients.product.ViewProduct.reply = stocked("sold_out")
+
+    client.post(f"{API}/admin/products/5/skus/11/stock", json={"delta": -3}, headers=bearer("operator"))
+    after = client.get(f"{API}/products/5").get_json()["skus"][0]["stock_status"]
+
+    assert after == "sold_out"
+
+
+def test_a_refused_admin_write_keeps_the_cache(client: FlaskClient, clients: FakeServices,
+                                               bearer: Callable[..., dict[str, str]]) -> None:
+    clients.product.ViewProduct.reply = phone()
+    client.get(f"{API}/products/5")
+
+    client.post(f"{API}/admin/products/5/audit", json={"approve": True}, headers=bearer("operator"))  # 403
+    client.get(f"{API}/products/5")
+
+    assert len(clients.product.ViewProduct.calls) == 1
+
+
+def test_a_product_changed_event_drops_the_entries(app: Flask, client: FlaskClient, clients: FakeServices) -> None:
+    def a_reservation_sells_out_a_sku() -> None:  # a shopper read it before; then the product service changed it
+        clients.product.ViewProduct.reply = stocked("in_stock")
+        client.get(f"{API}/products/5")
+        clients.product.ViewProduct.reply = stocked("sold_out")
+    listener = ProductChangedListener(app.extensions["catalog_cache"], kafka())
+
+    listener._follow(OneEventConsumer(a_reservation_sells_out_a_sku), StopAfterPolls(2))  # type: ignore[arg-type]
+    after = client.get(f"{API}/products/5").get_json()["skus"][0]["stock_status"]
+
+    assert after == "sold_out"
+
+
+def test_a_logged_in_view_always_reaches_the_service_and_refreshes_the_cache(
+        client: FlaskClient, clients: FakeServices, bearer: Callable[..., dict[str, str]]) -> None:
+    clients.product.ViewProduct.reply = phone(price_fen=100)
+    client.get(f"{API}/products/5")
+    clients.product.ViewProduct.reply = phone(price_fen=200)
+
+    mine = client.get(f"{API}/products/5", headers=bearer(user_id=42)).get_json()["price_fen"]
+    anonymous = client.get(f"{API}/products/5").get_json()["price_fen"]
+
+    assert (mine, anonymous, len(clients.product.ViewProduct.calls)) == (200, 200, 2)
+
+
+def test_a_missing_product_is_not_cached(client: FlaskClient, clients: FakeServices, rpc_error) -> None:  # type: ignore[no-untyped-def]
+    clients.product.ViewProduct.error = rpc_error(grpc.StatusCode.NOT_FOUND, "no such product",
+                                                  ((CODE_KEY, "PRODUCT_NOT_FOUND"),))
+    hidden = client.get(f"{API}/products/5").status_code
+    clients.product.ViewProduct.error = None
+    clients.product.ViewProduct.reply = phone()
+
+    assert (hidden, client.get(f"{API}/products/5").status_code) == (404, 200)
+
+
+def test_an_entry_lives_for_the_ttl_only() -> None:
+    now = [100.0]
+    cache = CatalogCache(LocalVersions(), ttl_seconds=1.0, clock=lambda: now[0])
+    loads: list[int] = []
+
+    def load() -> int:
+        loads.append(len(loads))
+        return len(loads)
+
+    seen = [cache.get("k", load)]
+    now[0] += 0.999
+    seen.append(cache.get("k", load))
+    now[0] += 0.002
+    seen.append(cache.get("k", load))
+
+    assert seen == [1, 1, 2]
+
+
+def test_a_reply_loaded_while_the_catalogue_changed_is_not_served_afterwards() -> None:
+    cache = CatalogCache(LocalVersions())
+
+    def load_during_a_change() -> str:
+        cache.invalidate()  # an edit commits while the old reply is on its way back
+        return "old"
+
+    first = cache.get("k", load_during_a_change)
+
+    assert (first, cache.get("k", lambda: "new")) == ("old", "new")
+
+
+def test_a_ttl_of_zero_turns_the_cache_off() -> None:
+    cache = CatalogCache(LocalVersions(), ttl_seconds=0)
+
+    assert [cache.get("k", lambda: 1), cache.get("k", lambda: 2)] == [1, 2]
+
+
+def kafka() -> KafkaSettings:
+    return KafkaSettings(bootstrap_servers="127.0.0.1:1", max_poll_interval_ms=1000, topic_prefix="",
+                         request_timeout_ms=1000)
+
+
+class OneEventConsumer:
+    """A product-changed tail whose first poll brings one record (after `before_event` ran), then nothing."""
+
+    def __init__(self, before_event: Callable[[], None]) -> None:
+        self.before_event = before_event
+        self.polls = 0
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return {0, 1}
+
+    def assign(self, partitions: list[TopicPartition]) -> None:
+        self.assigned = partitions
+
+    def seek_to_end(self) -> None:
+        pass
+
+    def poll(self, timeout_ms: int) -> dict[TopicPartition, list[Any]]:
+        self.polls += 1
+        if self.polls > 1:
+            return {}
+        self.before_event()
+        return {TopicPartition("product-changed", 0): [object()]}
+
+
+class StopAfterPolls:
+    """A stop flag that is set after `n` checks."""
+
+    def __init__(self, n: int) -> None:
+        self.left = n
+
+    def is_set(self) -> bool:
+        self.left -= 1
+        return self.left < 0
+
+
+def test_threads_missing_the_same_key_together_load_it_once() -> None:
+    cache = CatalogCache(LocalVersions())
+    started, release = threading.Event(), threading.Event()
+    loads: list[str] = []
+
+    def slow_load() -> str:
+        loads.append("load")
+        started.set()
+        release.wait(5)
+        return "reply"
+
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(cache.get, "k", slow_load)
+        started.wait(5)
+        others = [pool.submit(cache.get, "k", slow_load) for _ in range(3)]
+        release.set()
+        replies = [first.result(5), *(f.result(5) for f in others)]
+
+    assert (replies, loads) == (["reply"] * 4, ["load"])
+
+
+def test_an_expired_entry_is_answered_while_one_thread_reloads_it_but_never_after_a_change() -> None:
+    now = [0.0]
+    cache = CatalogCache(LocalVersions(), ttl_seconds=1.0, clock=lambda: now[0])
+    cache.get("k", lambda: "old")
+    now[0] = 1.5
+    started, release = threading.Event(), threading.Event()
+
+    def slow_load() -> str:
+        started.set()
+        release.wait(5)
+        return "new"
+
+    with ThreadPoolExecutor(1) as pool:
+        reloading = pool.submit(cache.get, "k", slow_load)
+        started.wait(5)
+        meanwhile = cache.get("k", lambda: "not called")
+        release.set()
+        reloaded = reloading.result(5)
+    cache.invalidate()
+
+    assert (meanwhile, reloaded, cache.get("k", lambda: "after the change")) == ("old", "new", "after the change")
+
+
+def test_entries_live_longer_only_while_the_listener_follows_the_events() -> None:
+    now = [0.0]
+    cache = CatalogCache(LocalVersions(), ttl_seconds=1.0, following_ttl_seconds=10.0, clock=lambda: now[0])
+    listener = ProductChangedListener(cache, kafka())
+    listener._follow(OneEventConsumer(lambda: None), StopAfterPolls(0))  # type: ignore[arg-type]
+    cache.get("followed", lambda: "a")
+    cache.following = False  # what the listener does when it loses the broker
+    cache.get("unfollowed", lambda: "b")
+    now[0] = 5.0
+
+    assert (cache.get("followed", lambda: "reloaded"), cache.get("unfollowed", lambda: "reloaded")) == (
+        "a", "reloaded")

@@ -1,0 +1,101 @@
+"""Catalogue settings on the in-memory unit of work: categories, brands, the delivery table, their audit log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from services.common.errors import Conflict, InvalidInput, NotFound
+from services.product import service
+from services.product.domain import Brand, Category, ProductDraft, SkuDraft
+from tests.product_fakes import FakeProductUnitOfWork
+
+T0 = datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
+OPERATOR = 7
+
+
+@pytest.fixture
+def uow() -> FakeProductUnitOfWork:
+    uow = FakeProductUnitOfWork()
+    uow.categories.add(Category("数码"))
+    uow.categories.add(Category("手机", parent_id=1))
+    uow.brands.add(Brand("华为"))
+    uow.brands.add(Brand("象印"))
+    return uow
+
+
+def logged(uow: FakeProductUnitOfWork) -> list[tuple[str, str, int, str, object, object]]:
+    return [(e.entity, e.entity_key, e.actor_id, e.action, e.before, e.after) for e in uow.settings_log.entries]
+
+
+def test_a_category_is_created_then_moved_and_both_are_audited(uow: FakeProductUnitOfWork) -> None:
+    created = service.save_category(uow, actor_id=OPERATOR, name="平板", parent_id=1, now=T0)
+    service.save_category(uow, actor_id=OPERATOR, category_id=created.id or 0, name="平板电脑", sort=2, now=T0)
+
+    assert (uow.categories.get(3).name, uow.categories.get(3).parent_id, logged(uow)) == ("平板电脑", None, [  # type: ignore[union-attr]
+        ("category", "3", OPERATOR, "create", None, {"name": "平板", "parent_id": 1, "icon": "", "sort": 0}),
+        ("category", "3", OPERATOR, "update", {"name": "平板", "parent_id": 1, "icon": "", "sort": 0},
+         {"name": "平板电脑", "parent_id": None, "icon": "", "sort": 2})])
+
+
+def test_a_category_cannot_move_below_itself(uow: FakeProductUnitOfWork) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        service.save_category(uow, actor_id=OPERATOR, category_id=1, name="数码", parent_id=2)
+
+    assert (refused.value.details, uow.categories.get(1).parent_id, logged(uow)) == (  # type: ignore[union-attr]
+        {"parent_id": "a category cannot sit below itself"}, None, [])
+
+
+def test_an_unknown_parent_or_category_is_refused(uow: FakeProductUnitOfWork) -> None:
+    with pytest.raises(InvalidInput) as unknown_parent:
+        service.save_category(uow, actor_id=OPERATOR, name="平板", parent_id=99)
+    with pytest.raises(NotFound):
+        service.save_category(uow, actor_id=OPERATOR, category_id=99, name="平板")
+
+    assert unknown_parent.value.details == {"parent_id": "no such category"}
+
+
+def test_a_brand_name_is_unique(uow: FakeProductUnitOfWork) -> None:
+    with pytest.raises(Conflict) as taken:
+        service.save_brand(uow, actor_id=OPERATOR, brand_id=2, name="华为")
+
+    assert (taken.value.code, uow.brands.get(2).name) == ("BRAND_EXISTS", "象印")  # type: ignore[union-attr]
+
+
+def test_a_renamed_brand_is_found_by_its_new_name(uow: FakeProductUnitOfWork) -> None:
+    product = service.create_product(uow, actor_id=OPERATOR, now=T0, draft=ProductDraft(
+        name="保温杯", category_id=2, brand_id=2, skus=(SkuDraft(spec={}, price_fen=9_900),))).product
+
+    service.save_brand(uow, actor_id=OPERATOR, brand_id=2, name="膳魔师", logo="/media/t.png", now=T0)
+
+    assert ("膳魔师" in uow.products.terms[product.id or 0], "象印" in uow.products.terms[product.id or 0],
+            logged(uow)[-1][3:]) == (True, False, ("update", {"name": "象印", "logo": ""},
+                                                   {"name": "膳魔师", "logo": "/media/t.png"}))
+
+
+def test_a_delivery_change_is_audited_and_an_unchanged_one_is_not(uow: FakeProductUnitOfWork) -> None:
+    service.set_delivery_estimate(uow, actor_id=OPERATOR, province="西藏", days=7, now=T0)
+    service.set_delivery_estimate(uow, actor_id=OPERATOR, province="西藏", days=7, now=T0)
+    service.set_delivery_estimate(uow, actor_id=OPERATOR, province="西藏", days=9, now=T0)
+
+    assert ([(d.province, d.estimate_days) for d in service.delivery_estimates(uow)], logged(uow)) == (
+        [("西藏", 9)], [("delivery", "西藏", OPERATOR, "create", None, {"estimate_days": 7}),
+                       ("delivery", "西藏", OPERATOR, "update", {"estimate_days": 7}, {"estimate_days": 9})])
+
+
+def test_bad_delivery_rows_name_their_fields(uow: FakeProductUnitOfWork) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        service.set_delivery_estimate(uow, actor_id=OPERATOR, province=" ", days=61)
+
+    assert sorted(refused.value.details) == ["estimate_days", "province"]
+
+
+def test_the_settings_log_pages_newest_first_by_entity(uow: FakeProductUnitOfWork) -> None:
+    service.save_brand(uow, actor_id=OPERATOR, name="小米", now=T0)
+    for days in (1, 2, 3):
+        service.set_delivery_estimate(uow, actor_id=OPERATOR, province="上海", days=days, now=T0)
+
+    entries, total = service.settings_audit_log(uow, entity="delivery", offset=0, limit=2)
+
+    assert ([e.after for e in entries], total) == ([{"estimate_days": 3}, {"estimate_days": 2}], 3)
