@@ -21,18 +21,22 @@ import pytest
 import requests
 
 from tests.fixtures.platform import Platform
-from tests.fixtures.shop import product_on_shelf, verified_wechat_shopper
+from tests.fixtures.shop import admin_headers, product_on_shelf, verified_wechat_shopper
+from tools.simulator.client import SimulatorClient
 
 pytestmark = [pytest.mark.e2e, pytest.mark.reliability]
 
 METHODS = ("get", "post", "put", "patch", "delete")
 # Path parameters naming something a shopper owns: the victim's value is put there.
-OWNED = {"order_id", "item_id", "address_id", "line_id"}
+OWNED = {"order_id", "item_id", "address_id", "line_id", "case_id"}
 # Path parameters naming shared things (the catalogue, plans) or reachable by staff only.
-NOT_OWNED = {"product_id", "sku_id", "plan_id", "user_id", "withdrawal_id"}
+NOT_OWNED = {"product_id", "sku_id", "plan_id", "user_id", "withdrawal_id", "report_id", "category_id", "brand_id",
+             "province"}
 # Bodies the minimal-body builder cannot guess (an enum the route narrows further, say).
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/api/v1/orders/{order_id}/pay"): {"channel": "wechat"},
+    ("post", "/api/v1/orders/{order_id}/after-sales"): {"type": "refund_only", "reason": "坏了", "line_ids": [1]},
+    ("post", "/api/v1/after-sales/{case_id}/return-shipment"): {"carrier": "SF", "tracking_no": "SF1"},
     ("put", "/api/v1/me/addresses/{address_id}"): {
         "receiver_name": "李四", "receiver_phone": "13900002222", "province": "江苏省", "city": "南京市",
         "district": "玄武区", "detail": "中山路 2 号"},
@@ -129,23 +133,34 @@ class Shopper:
 
 
 def shopper_with_things(platform: Platform) -> Shopper:
-    """A verified shopper with an address, a cart line and an unpaid order: one of each thing a shopper owns."""
+    """A verified shopper with an address, a cart line, a shipped order and an after-sales case on it:
+    one of each thing a shopper owns."""
     api = platform.api
     _, sku_id = product_on_shelf(platform, stock=50, price_fen=1200)
     headers, address_id = verified_wechat_shopper(platform)
     item = requests.post(f"{api}/cart/items", json={"sku_id": sku_id, "quantity": 1}, headers=headers, timeout=10)
     assert item.status_code == 201, item.text
-    order = requests.post(f"{api}/orders", json={"sku_id": sku_id, "quantity": 1, "address_id": address_id},
+    order = requests.post(f"{api}/orders", json={"sku_id": sku_id, "quantity": 2, "address_id": address_id},
                           headers={**headers, "Idempotency-Key": uuid.uuid4().hex}, timeout=10)
     assert order.status_code == 201, order.text
-    return Shopper(headers, {"order_id": order.json()["id"], "item_id": item.json()["id"], "address_id": address_id,
-                             "line_id": order.json()["lines"][0]["id"]})
+    order_id, line_id = order.json()["id"], order.json()["lines"][0]["id"]
+    pay = requests.post(f"{api}/orders/{order_id}/pay", json={"channel": "wechat"}, headers=headers, timeout=10)
+    assert SimulatorClient(platform.simulator_url).wechatpay_pay(pay.json()["out_trade_no"])["notify_status"] == 200
+    shipped = requests.post(f"{api}/admin/orders/{order_id}/ship", headers=admin_headers(platform), timeout=10,
+                            json={"carrier": "SF", "tracking_no": f"SF{uuid.uuid4().hex[:12]}"})
+    assert shipped.status_code == 200, shipped.text
+    case = requests.post(f"{api}/orders/{order_id}/after-sales", headers=headers, timeout=10, json={
+        "type": "refund_only", "reason": "少了一件", "lines": [{"line_id": line_id, "quantity": 1}]})
+    assert case.status_code == 201, case.text
+    return Shopper(headers, {"order_id": order_id, "item_id": item.json()["id"], "address_id": address_id,
+                             "line_id": line_id, "case_id": case.json()["id"]})
 
 
 def snapshot(platform: Platform, shopper: Shopper) -> list[Any]:
     """Everything a shopper can see of what they own."""
     answers = [requests.get(f"{platform.api}{path}", headers=shopper.headers, timeout=10).json()
-               for path in ("/orders", f"/orders/{shopper.ids['order_id']}", "/cart", "/me/addresses", "/member")]
+               for path in ("/orders", f"/orders/{shopper.ids['order_id']}", "/cart", "/me/addresses", "/member",
+                            f"/after-sales/{shopper.ids['case_id']}", "/me/reviews")]
     return [{"error": answer["error"]["code"]} if "error" in answer else answer for answer in answers]
 
 
@@ -205,7 +220,8 @@ def test_another_shoppers_things_answer_404_and_stay_as_they_were(
     wrong = {op: (reply.status_code, reply.text[:200]) for op, reply in answers.items() if reply.status_code != 404}
     assert wrong == {}
     assert {reply.json()["error"]["code"] for reply in answers.values()} <= {
-        "ORDER_NOT_FOUND", "CART_ITEM_NOT_FOUND", "ADDRESS_NOT_FOUND", "NOT_FOUND", "ORDER_LINE_NOT_FOUND"}
+        "ORDER_NOT_FOUND", "CART_ITEM_NOT_FOUND", "ADDRESS_NOT_FOUND", "NOT_FOUND", "ORDER_LINE_NOT_FOUND",
+        "AFTER_SALE_NOT_FOUND"}
 
 
 def test_unknown_fields_in_a_shoppers_own_requests_are_refused_and_change_nothing(
