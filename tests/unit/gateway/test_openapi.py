@@ -96,3 +96,11 @@ def test_a_view_answering_an_undeclared_model_is_a_500_not_a_silent_contract_bre
     response = app.test_client().get("/api/v1/things/1", headers=bearer())
 
     assert (response.status_code, response.get_json()["error"]["code"]) == (500, "INTERNAL")
+
+
+def test_a_query_parameter_given_twice_is_refused_not_picked(settings: GatewaySettings, bearer) -> None:  # type: ignore[no-untyped-def]
+    client = things_app(settings).test_client()
+
+    reply = client.get("/api/v1/things?page=1&page=2", headers=bearer())
+
+    assert (reply.status_code, reply.get_json()["error"]["details"]) == (400, {"page": "given more than once"})
