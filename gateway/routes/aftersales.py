@@ -142,7 +142,7 @@ def return_shipment(case_id: int, body: ReturnShipmentIn) -> CaseOut:
 class CaseQuery(PageQuery):
     status: CaseStatus | None = None
     type: CaseType | None = None
-    order_no: str | None = Field(None, max_length=32)
+    order_no: str | None = Field(None, pattern=anchored(formats.ORDER_NO))
     created_from: datetime | None = Field(None, description="ISO 8601 with offset; inclusive")
     created_to: datetime | None = Field(None, description="ISO 8601 with offset; exclusive")
 

@@ -18,7 +18,9 @@ from gateway.errors import ApiError
 
 if TYPE_CHECKING:
     from gateway.routes.aftersales import CaseQuery
+from services.common import formats
 from services.common.auth import Role
+from services.common.formats import anchored
 from services.common.grpc_server import from_grpc
 from services.common.logs import mask_phone
 
@@ -319,7 +321,7 @@ class OrdersQuery(PageQuery):
 
 class AdminOrdersQuery(PageQuery):
     status: OrderStatus | None = None
-    order_no: str | None = Field(None, max_length=32)
+    order_no: str | None = Field(None, pattern=anchored(formats.ORDER_NO))
     user_id: int | None = Field(None, ge=1, le=999_999_999_999_999_999)
     created_from: datetime | None = Field(None, description="ISO 8601 with offset; inclusive")
     created_to: datetime | None = Field(None, description="ISO 8601 with offset; exclusive")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+ORDER_NO = r"[0-9A-Za-z]{1,32}"       # an order number as searched by staff: never free text (no NUL, no quotes)
 PHONE = r"1[3-9][0-9]{9}"            # mainland mobile number; ASCII digits only (\d would admit full-width ones)
 SMS_CODE = r"[0-9]{6}"
 SMS_PURPOSES = ("login", "reset", "bind", "signup")
