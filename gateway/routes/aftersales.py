@@ -11,7 +11,7 @@ from mall.order.v1.after_sale_pb2_grpc import AfterSaleServiceStub
 from pydantic import Field, model_validator
 
 from gateway.api import Body, Page, PageQuery, Reply, operation, service
-from gateway.routes.orders import Id, LineUnitsIn, created_between, utc_time
+from gateway.routes.orders import Id, LineUnitsIn, StaffSearchQuery, created_between, utc_time
 from services.common import formats
 from services.common.auth import Role
 from services.common.formats import anchored
@@ -139,12 +139,9 @@ def return_shipment(case_id: int, body: ReturnShipmentIn) -> CaseOut:
 
 # -- staff ---------------------------------------------------------------------------------------
 
-class CaseQuery(PageQuery):
+class CaseQuery(StaffSearchQuery):
     status: CaseStatus | None = None
     type: CaseType | None = None
-    order_no: str | None = Field(None, pattern=anchored(formats.ORDER_NO))
-    created_from: datetime | None = Field(None, description="ISO 8601 with offset; inclusive")
-    created_to: datetime | None = Field(None, description="ISO 8601 with offset; exclusive")
 
 
 @bp.get("/admin/after-sales")

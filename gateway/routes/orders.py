@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import grpc
 from flask import Blueprint, request
@@ -15,9 +15,6 @@ from pydantic import Field, model_validator
 
 from gateway.api import PUBLIC, Body, Page, PageQuery, Reply, idempotency_key, operation, service
 from gateway.errors import ApiError
-
-if TYPE_CHECKING:
-    from gateway.routes.aftersales import CaseQuery
 from services.common import formats
 from services.common.auth import Role
 from services.common.formats import anchored
@@ -319,12 +316,17 @@ class OrdersQuery(PageQuery):
     status: OrderStatus | None = None
 
 
-class AdminOrdersQuery(PageQuery):
-    status: OrderStatus | None = None
+class StaffSearchQuery(PageQuery):
+    """What every staff search of orders or of their cases filters on (see created_between)."""
+
     order_no: str | None = Field(None, pattern=anchored(formats.ORDER_NO))
-    user_id: int | None = Field(None, ge=1, le=999_999_999_999_999_999)
     created_from: datetime | None = Field(None, description="ISO 8601 with offset; inclusive")
     created_to: datetime | None = Field(None, description="ISO 8601 with offset; exclusive")
+
+
+class AdminOrdersQuery(StaffSearchQuery):
+    status: OrderStatus | None = None
+    user_id: int | None = Field(None, ge=1, le=999_999_999_999_999_999)
 
 
 class CancelIn(Body):
@@ -400,7 +402,7 @@ def ship_order(order_id: int, body: ShipIn) -> OrderOut:
 
 
 def created_between(search: order_pb2.SearchOrdersRequest | after_sale_pb2.SearchAfterSalesRequest,
-                    query: AdminOrdersQuery | CaseQuery) -> None:
+                    query: StaffSearchQuery) -> None:
     """The query's created_from / created_to (each needs a UTC offset) onto a staff search request."""
     for name in ("created_from", "created_to"):
         value = getattr(query, name)
