@@ -251,3 +251,42 @@ def test_entries_live_longer_only_while_the_listener_follows_the_events() -> Non
 
     assert (cache.get("followed", lambda: "reloaded"), cache.get("unfollowed", lambda: "reloaded")) == (
         "a", "reloaded")
+
+
+def test_a_hot_entry_is_reloaded_off_the_request_thread_before_it_expires() -> None:
+    now = [0.0]
+    cache = CatalogCache(LocalVersions(), ttl_seconds=1.0, clock=lambda: now[0])
+    inline: list[str] = []
+
+    def on_request() -> str:
+        inline.append("load")
+        return "v1" if len(inline) == 1 else "loaded on a request"
+
+    first = cache.get("k", on_request, lambda: "v1")
+    now[0] = 0.5
+    early = cache.get("k", on_request, lambda: "not yet")  # not in the last fifth: no reload
+    now[0] = 0.9
+    late = cache.get("k", on_request, lambda: "v2")         # answered as it is; v2 loads in the background
+    assert cache._refresher is not None
+    cache._refresher.shutdown(wait=True)
+    now[0] = 1.5                                             # v1 would have expired at 1.0; v2 lives to 1.9
+
+    assert (first, early, late, cache.get("k", on_request, lambda: "v3"), inline) == ("v1", "v1", "v1", "v2",
+                                                                                       ["load"])
+
+
+def test_a_background_reload_never_brings_back_what_a_change_dropped() -> None:
+    now = [0.0]
+    cache = CatalogCache(LocalVersions(), ttl_seconds=1.0, clock=lambda: now[0])
+    cache.get("k", lambda: "old")
+    now[0] = 0.9
+
+    def reload_during_a_change() -> str:
+        cache.invalidate()  # an edit commits while the reload is on its way back
+        return "old, reloaded"
+
+    cache.get("k", lambda: "not called", reload_during_a_change)
+    assert cache._refresher is not None
+    cache._refresher.shutdown(wait=True)
+
+    assert cache.get("k", lambda: "new") == "new"
