@@ -98,7 +98,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
 
     def CancelOrder(self, request: order_pb2.CancelOrderRequest, context: grpc.ServicerContext) -> order_pb2.Order:
         return order_message(service.cancel_order(self.uow(), user_id=require_caller().user_id, order_id=request.id,
-                                                  reason=request.reason[:255]))
+                                                  reason=request.reason[:255], wechat=self.wechat))
 
     def SearchOrders(self, request: order_pb2.SearchOrdersRequest,
                      context: grpc.ServicerContext) -> order_pb2.ListOrdersResponse:

@@ -352,13 +352,36 @@ def search_orders(uow: OrderUnitOfWork, search: OrderSearch) -> tuple[list[Order
     return found
 
 
-def cancel_order(uow: OrderUnitOfWork, *, user_id: int, order_id: int, reason: str,
+def cancel_order(uow: OrderUnitOfWork, *, user_id: int, order_id: int, reason: str, wechat: Prepay | None = None,
                  now: datetime | None = None) -> Order:
-    """Unpaid: CANCELLED and order-cancelled (stock, coupon, points released by their owners). Paid: CANCEL_REQUESTED."""
+    """Unpaid: CANCELLED and order-cancelled (stock, coupon, points released by their owners). Paid: CANCEL_REQUESTED.
+
+    An unpaid order with a WeChat Pay prepay is closed at WeChat Pay first, as the timeout does
+    (`expire_prepaid`): no payment can arrive once it is cancelled, and one made just before the close
+    pays the order, whose cancellation then becomes a request for customer service. If WeChat Pay
+    does not answer, nothing changes and the shopper is asked to try again (503).
+    """
     now = now or utcnow()
     with uow:
-        order = uow.orders.get(order_id, lock=True)
+        order = uow.orders.get(order_id)
         if order is None or order.user_id != user_id:
+            raise order_not_found()
+        order_no = order.order_no
+        closing = wechat is not None and order.status == OrderStatus.PENDING_PAYMENT and order.prepaid_at is not None
+        uow.commit()
+    if closing and wechat is not None:
+        try:
+            notice = _closed(wechat, order_no)
+        except WechatPayError as exc:
+            log.warning("closing the WeChat Pay transaction of order %s failed: %s", order_no, exc.reason)
+            raise DomainError("PAYMENT_CHANNEL_UNAVAILABLE", "WeChat Pay did not answer; try cancelling again",
+                              kind=ErrorKind.UNAVAILABLE) from None
+        if notice is not None and notice.trade_state == "SUCCESS":
+            mark_paid(uow, order_no=order_no, channel="wechat", out_trade_no=notice.out_trade_no,
+                      paid_fen=notice.amount_total_fen, actor="wechatpay", now=now)
+    with uow:
+        order = uow.orders.get(order_id, lock=True)
+        if order is None:  # pragma: no cover - orders are never deleted
             raise order_not_found()
         if order.status == OrderStatus.PAID:
             order.apply("request_cancel", actor=f"user:{user_id}", now=now, reason=reason)
@@ -492,6 +515,8 @@ def pay_order(uow: OrderUnitOfWork, members: Members, users: Users, wechat: Prep
     order = get_order(uow, user_id=user_id, order_id=order_id)
     _payable(order, now)
     if channel == "balance":
+        if order.prepaid_at is not None and wechat is not None:
+            _close_before_paying_otherwise(uow, wechat, order.order_no, now)
         try:
             members.pay_with_balance(order.order_no, order.payable_fen)  # idempotent per order_no on the member side
         except DomainError as exc:
@@ -517,6 +542,24 @@ def pay_order(uow: OrderUnitOfWork, members: Members, users: Users, wechat: Prep
     return PaymentStart("wechat", order.order_no, order.status, wechat.request_payment_params(prepay_id))
 
 
+def _close_before_paying_otherwise(uow: OrderUnitOfWork, wechat: Prepay, order_no: str, now: datetime) -> None:
+    """An order about to be paid from the wallet had a WeChat Pay prepay: close it first, so it cannot be paid twice.
+
+    Paid at WeChat Pay meanwhile: the order becomes PAID by it and the wallet is not charged (409).
+    """
+    try:
+        notice = _closed(wechat, order_no)
+    except WechatPayError as exc:
+        log.warning("closing the WeChat Pay transaction of order %s failed: %s", order_no, exc.reason)
+        raise DomainError("PAYMENT_CHANNEL_UNAVAILABLE", "WeChat Pay did not answer; try again",
+                          kind=ErrorKind.UNAVAILABLE) from None
+    if notice is not None and notice.trade_state == "SUCCESS":
+        mark_paid(uow, order_no=order_no, channel="wechat", out_trade_no=notice.out_trade_no,
+                  paid_fen=notice.amount_total_fen, actor="wechatpay", now=now)
+        raise Conflict("ORDER_ALREADY_PAID", "this order has been paid with WeChat Pay; the wallet was not charged",
+                       details={"status": OrderStatus.PAID.value})
+
+
 def _description(order: Order) -> str:
     first = order.lines[0].name if order.lines else "MiniMall"
     return (first if len(order.lines) == 1 else f"{first} 等{len(order.lines)}件")[:127]
@@ -533,9 +576,9 @@ def mark_paid(uow: OrderUnitOfWork, *, order_no: str, channel: str, out_trade_no
         if paid_fen != order.payable_fen:
             raise Conflict("PAYMENT_AMOUNT_MISMATCH", "the amount paid differs from the order's",
                            details={"payable_fen": order.payable_fen, "paid_fen": paid_fen})
-        if order.paid_at is not None and order.out_trade_no == out_trade_no:
+        if order.paid_at is not None and (order.pay_channel, order.out_trade_no) == (channel, out_trade_no):
             uow.commit()
-            return order  # a replay of the payment already applied
+            return order  # a replay of the payment already applied (another channel's payment is a conflict)
         order.apply("pay", actor=actor, now=now, reason=channel)
         order.paid_at, order.pay_channel, order.out_trade_no = now, channel, out_trade_no
         uow.publish(OrderPaid(order_no=order.order_no, user_id=order.user_id, lines=_event_lines(order),
@@ -568,11 +611,13 @@ def handle_wechat_notify(uow: OrderUnitOfWork, wechat: Prepay | None, *, headers
 
 
 LATE_PAYMENT = "paid after cancellation, refunded"
+DOUBLE_PAYMENT = "paid again with WeChat Pay, refunded"
 
 
 def refund_late_payment(uow: OrderUnitOfWork, wechat: Prepay, notice: PaymentNotice, *,
                         now: datetime | None = None) -> str:
-    """Money for an order that can no longer be paid (cancelled meanwhile): recorded in its history, refunded in full.
+    """Money for an order that can no longer be paid (cancelled, or paid from the wallet meanwhile): recorded in its
+    history, refunded in full.
 
     The refund number is derived from the order, so a replayed notify asks WeChat Pay for the same
     refund (which it treats as one); a failed refund call is answered 5xx and WeChat Pay notifies again.
@@ -581,11 +626,12 @@ def refund_late_payment(uow: OrderUnitOfWork, wechat: Prepay, notice: PaymentNot
     out_refund_no = f"LATE{notice.out_trade_no}"[:64]
     with uow:
         order = uow.orders.by_order_no(notice.out_trade_no, lock=True)
-        if order is None or order.paid_at is not None:  # pragma: no cover - mark_paid ruled both out
-            raise NotifyRejected("this payment does not belong to an unpaid order")
-        if not any(step.reason.startswith(LATE_PAYMENT) for step in order.history):
+        if order is None or (order.paid_at is not None and order.pay_channel == "wechat"):  # pragma: no cover
+            raise NotifyRejected("this payment does not belong to an order WeChat Pay did not pay")  # (mark_paid)
+        why = LATE_PAYMENT if order.paid_at is None else DOUBLE_PAYMENT
+        if not any(step.reason.startswith((LATE_PAYMENT, DOUBLE_PAYMENT)) for step in order.history):
             order.history.append(Transition(status=order.status, actor="wechatpay", at=now,
-                                            reason=f"{LATE_PAYMENT} ({out_refund_no}, {notice.amount_total_fen} fen)"))
+                                            reason=f"{why} ({out_refund_no}, {notice.amount_total_fen} fen)"))
         uow.commit()
     try:
         wechat.refund(out_trade_no=notice.out_trade_no, out_refund_no=out_refund_no,
@@ -620,9 +666,16 @@ def reconcile_payments(uow: Callable[[], OrderUnitOfWork], wechat: Prepay, *, no
             mark_paid(uow(), order_no=order_no, channel="wechat", out_trade_no=notice.out_trade_no,
                       paid_fen=notice.amount_total_fen, actor="reconciliation", now=now)
             paid += 1
-        except DomainError as exc:
-            # TODO(issue 9): a payment for an order no longer payable is to be refunded automatically.
-            log.error("order %s was paid at WeChat Pay but cannot become PAID: %s", order_no, exc.code)
+        except Conflict as exc:
+            if exc.code != "ORDER_STATE_CONFLICT":
+                log.error("order %s was paid at WeChat Pay but cannot become PAID: %s", order_no, exc.code)
+                continue
+            # Cancelled since it was picked (by staff, or its timeout on another replica): the money goes back,
+            # as when the notify itself arrives late.
+            try:
+                refund_late_payment(uow(), wechat, notice, now=now)
+            except (DomainError, WechatPayError) as failed:
+                log.warning("refunding the late payment of order %s failed: %s", order_no, failed)
     return paid
 
 

@@ -191,15 +191,25 @@ def test_a_lost_notify_is_found_by_reconciliation_and_pays_once(server: OrderSer
     assert still.status == "PENDING_PAYMENT"
 
 
-def test_a_payment_after_cancellation_is_acknowledged_and_refunded_at_wechat_pay(
+def test_cancelling_closes_the_wechat_pay_transaction_first_and_finds_a_payment_made_just_before(
         server: OrderServer, simulator: RunningSimulator) -> None:
-    order, notify = paid_notify(server, simulator)
-    server.stub.CancelOrder(order_pb2.CancelOrderRequest(id=order.id), metadata=server.as_user(ALICE))
+    paid, notify = paid_notify(server, simulator)  # paid at WeChat Pay; the notify is still on its way
+    unpaid = submit(server, f"cancel-unpaid-{datetime.now(UTC).timestamp()}")
+    server.stub.PayOrder(order_pb2.PayOrderRequest(id=unpaid.id, channel="wechat"), metadata=server.as_user(ALICE))
+
+    for order in (paid, unpaid):
+        server.stub.CancelOrder(order_pb2.CancelOrderRequest(id=order.id, reason="不想要了"),
+                                metadata=server.as_user(ALICE))
     server.stub.HandleWechatPayNotify(notify)
     server.stub.HandleWechatPayNotify(notify)
-    read = server.stub.GetOrder(order_pb2.GetOrderRequest(id=order.id), metadata=server.as_user(ALICE))
-    assert (read.status, len(read.history), server.events("order-paid")) == ("CANCELLED", 3, 0)
-    assert simulator.client.wechatpay_order(order.order_no)["refunded_fen"] == order.amounts.payable_fen
+
+    read = {order.order_no: server.stub.GetOrder(order_pb2.GetOrderRequest(id=order.id),
+                                                 metadata=server.as_user(ALICE)) for order in (paid, unpaid)}
+    assert [step.status for step in read[paid.order_no].history] == ["PENDING_PAYMENT", "PAID", "CANCEL_REQUESTED"]
+    assert [step.status for step in read[unpaid.order_no].history] == ["PENDING_PAYMENT", "CANCELLED"]
+    assert simulator.client.wechatpay_order(unpaid.order_no)["trade_state"] == "CLOSED"
+    assert simulator.client.wechatpay_order(paid.order_no)["refunded_fen"] == 0  # refunded once staff approve
+    assert (server.events("order-paid"), server.events("order-cancelled")) == (1, 1)
 
 
 def test_the_timeout_closes_prepaid_orders_at_wechat_pay_and_pays_one_paid_just_before(

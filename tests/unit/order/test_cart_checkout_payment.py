@@ -262,8 +262,8 @@ def test_the_timeout_cancels_only_unpaid_orders_past_their_deadline(shop: Shop) 
     assert shop.uow.published[-1].payload.cancelled_by == "timeout"
 
 
-def prepaid_order(shop: Shop) -> Order:
-    order = submit(shop, BUY_TWO)
+def prepaid_order(shop: Shop, key: str = "k1") -> Order:
+    order = submit(shop, BUY_TWO, key=key)
     service.pay_order(shop.uow, shop.members, shop.users, FakeWechatPay(), shop.settings, user_id=1,
                       order_id=order.id or 0, channel="wechat", now=NOW)
     return order
@@ -303,3 +303,84 @@ def test_a_payment_for_a_cancelled_order_is_recorded_once_and_refunded_in_full(s
     assert len(order.history) == 3
     assert {(r["out_refund_no"], r["refund_fen"]) for r in wechat.refunds} == {(f"LATE{order.order_no}", 3998)}
     assert [event.event_type for event in shop.uow.published] == ["order-created", "order-cancelled"]
+
+
+# -- one payment per order: a prepay is closed before the order is cancelled or paid otherwise ------------------
+
+def test_cancelling_a_prepaid_order_closes_it_at_wechat_pay_first(shop: Shop) -> None:
+    order = prepaid_order(shop)
+    wechat = FakeWechatPay(replace(notice(order), trade_state="CLOSED", transaction_id=None))
+    service.cancel_order(shop.uow, user_id=1, order_id=order.id or 0, reason="changed my mind", wechat=wechat,
+                         now=NOW)
+    assert (order.status, wechat.closed) == ("CANCELLED", [order.order_no])
+    assert [event.event_type for event in shop.uow.published] == ["order-created", "order-cancelled"]
+
+
+def test_cancelling_an_order_paid_just_before_the_close_pays_it_and_asks_customer_service(shop: Shop) -> None:
+    order = prepaid_order(shop)
+    wechat = FakeWechatPay(notice(order), close_error=WechatPayApiError(400, "ORDERPAID", "该订单已支付"))
+    service.cancel_order(shop.uow, user_id=1, order_id=order.id or 0, reason="changed my mind", wechat=wechat,
+                         now=NOW)
+    assert [step.status for step in order.history] == ["PENDING_PAYMENT", "PAID", "CANCEL_REQUESTED"]
+    assert (order.pay_channel, order.paid_at) == ("wechat", NOW)
+    assert [event.event_type for event in shop.uow.published] == ["order-created", "order-paid"]
+
+
+def test_a_prepaid_order_stays_unpaid_and_uncancelled_while_wechat_pay_does_not_answer(shop: Shop) -> None:
+    order = prepaid_order(shop)
+    shop.members.balance_fen = 10000
+    wechat = FakeWechatPay(notice(order), close_error=WechatPayUnavailable("no answer"))
+    with pytest.raises(DomainError) as cancelling:
+        service.cancel_order(shop.uow, user_id=1, order_id=order.id or 0, reason="", wechat=wechat, now=NOW)
+    with pytest.raises(DomainError) as paying:
+        service.pay_order(shop.uow, shop.members, shop.users, wechat, shop.settings, user_id=1,
+                          order_id=order.id or 0, channel="balance", now=NOW)
+    assert {cancelling.value.code, paying.value.code} == {"PAYMENT_CHANNEL_UNAVAILABLE"}
+    assert (order.status, shop.members.balance_fen, len(shop.uow.published)) == ("PENDING_PAYMENT", 10000, 1)
+
+
+def test_a_wallet_payment_of_a_prepaid_order_closes_wechat_pay_first_and_is_refused_if_it_paid(shop: Shop) -> None:
+    order = prepaid_order(shop)
+    shop.members.balance_fen = 10000
+    wechat = FakeWechatPay(notice(order), close_error=WechatPayApiError(400, "ORDERPAID", "该订单已支付"))
+    with pytest.raises(Conflict) as refused:
+        service.pay_order(shop.uow, shop.members, shop.users, wechat, shop.settings, user_id=1,
+                          order_id=order.id or 0, channel="balance", now=NOW)
+    assert refused.value.code == "ORDER_ALREADY_PAID"
+    assert (order.status, order.pay_channel, shop.members.balance_fen, shop.members.balance_payments) == (
+        "PAID", "wechat", 10000, [])
+
+    closed = prepaid_order(shop, key="k2")
+    unpaid = FakeWechatPay(replace(notice(closed), trade_state="CLOSED", transaction_id=None))
+    service.pay_order(shop.uow, shop.members, shop.users, unpaid, shop.settings, user_id=1,
+                      order_id=closed.id or 0, channel="balance", now=NOW)
+    assert (closed.status, unpaid.closed, shop.members.balance_fen) == ("PAID", [closed.order_no], 10000 - 3998)
+
+
+def test_a_wechat_payment_of_an_order_paid_from_the_wallet_is_refunded_in_full_once(shop: Shop) -> None:
+    order = submit(shop, BUY_TWO)
+    shop.members.balance_fen = 10000
+    service.pay_order(shop.uow, shop.members, shop.users, None, shop.settings, user_id=1, order_id=order.id or 0,
+                      channel="balance", now=NOW)
+    wechat = FakeWechatPay(notice(order))
+    for _ in range(3):
+        service.handle_wechat_notify(shop.uow, wechat, headers={}, body=b"{}", now=NOW)
+    assert (order.status, order.pay_channel, shop.members.balance_fen) == ("PAID", "balance", 10000 - 3998)
+    assert order.history[-1].reason.startswith("paid again with WeChat Pay, refunded")
+    assert {(r["out_refund_no"], r["refund_fen"]) for r in wechat.refunds} == {(f"LATE{order.order_no}", 3998)}
+    assert [event.event_type for event in shop.uow.published] == ["order-created", "order-paid"]
+
+
+def test_reconciliation_refunds_a_payment_for_an_order_cancelled_since_it_was_picked(shop: Shop) -> None:
+    order = prepaid_order(shop)
+
+    class CancelledMeanwhile(FakeWechatPay):
+        def query_by_out_trade_no(self, out_trade_no: str) -> PaymentNotice:
+            service.cancel_order(shop.uow, user_id=1, order_id=order.id or 0, reason="", now=NOW)
+            return super().query_by_out_trade_no(out_trade_no)
+
+    wechat = CancelledMeanwhile(notice(order))
+    assert service.reconcile_payments(lambda: shop.uow, wechat, now=NOW + timedelta(minutes=5)) == 0
+    assert (order.status, order.paid_at) == ("CANCELLED", None)
+    assert order.history[-1].reason.startswith("paid after cancellation, refunded")
+    assert [(r["out_refund_no"], r["refund_fen"]) for r in wechat.refunds] == [(f"LATE{order.order_no}", 3998)]
