@@ -224,10 +224,11 @@ def service_objects(service: str) -> list[dict[str, Any]]:
     env = service_env(service)
     metrics = {"name": "metrics", "containerPort": metrics_port}
     # Serve: SHUTDOWN_DELAY_SECONDS (5) + SHUTDOWN_GRACE_SECONDS (10) must end before the kill.
+    # Requests follow bench/memory.py: a service process holds ~120 MB at rest (the product service ~185 MB).
     server = deployment(
         service, "server", image, args=["serve"], env=env,
         ports=[{"name": "grpc", "containerPort": grpc_port}, metrics],
-        probes=grpc_probes(grpc_port), res=resources("100m", "128Mi", "1", "384Mi"), grace=30,
+        probes=grpc_probes(grpc_port), res=resources("100m", "192Mi", "1", "384Mi"), grace=30,
         metrics_port=metrics_port, private_key=private,
         # Pods starting at once take turns on a PostgreSQL advisory lock (services/common/migrations.py):
         # the first upgrades in one transaction, the next finds the schema at head.
@@ -239,7 +240,7 @@ def service_objects(service: str) -> list[dict[str, Any]]:
     # Relay and consumers: after SIGTERM they settle the batch in flight, bounded by Kafka's
     # delivery timeout (2 x KAFKA_REQUEST_TIMEOUT_MS + linger) + 5 s: 65 s with the defaults.
     non_serving = {"ports": [metrics], "probes": http_probes("metrics", "/metrics", "/metrics"),
-                   "res": resources("50m", "96Mi", "500m", "256Mi"), "grace": 90, "metrics_port": metrics_port,
+                   "res": resources("50m", "128Mi", "500m", "256Mi"), "grace": 90, "metrics_port": metrics_port,
                    "private_key": private, "env": env}
     # Two relays: one leads (a PostgreSQL advisory lock), the other stands by to take over.
     objects = [
