@@ -86,7 +86,10 @@ class RuntimeConfig:
         return True
 
     def watch(self, stop: threading.Event, backoff_seconds: float = 5.0) -> None:
-        """Follow changes until `stop` is set (run it in a thread)."""
+        """Follow changes until `stop` is set (run it in a thread). Without Consul nothing can change: it returns
+        at once (refresh() would answer True without waiting, and the loop would spin a core)."""
+        if self.discovery.consul is None:
+            return
         while not stop.is_set():
             if not self.refresh(wait=WAIT):
                 stop.wait(backoff_seconds)

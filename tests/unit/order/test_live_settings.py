@@ -93,3 +93,15 @@ def test_defaults_come_from_the_environment_and_both_settings_apply() -> None:
         "payment_timeout_minutes": (45, 5, 1440), "auto_confirm_days": (14, 1, 60)}
     assert with_live_values(OrderSettings(), {"payment_timeout_minutes": 10, "auto_confirm_days": 3}) == \
         OrderSettings(pay_minutes=10, auto_confirm_days=3)
+
+
+def test_without_consul_the_watch_ends_at_once_instead_of_polling_nothing() -> None:
+    live = RuntimeConfig(SimpleNamespace(consul=None), "order", live_tunables(OrderSettings()))  # type: ignore[arg-type]
+    reads: list[str | None] = []
+    refresh = live.refresh
+    live.refresh = lambda *, wait=None: reads.append(wait) or refresh(wait=wait)  # type: ignore[method-assign]
+    watcher = threading.Thread(target=live.watch, args=(threading.Event(),), daemon=True)
+    watcher.start()
+    watcher.join(5)  # a bound, not a pause: before the fix this thread never ended, re-reading without waiting
+
+    assert (watcher.is_alive(), reads) == (False, [])
