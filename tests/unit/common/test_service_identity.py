@@ -22,8 +22,8 @@ from services.common.auth import (
 )
 from services.common.config import ConfigError, ServiceSettings
 from services.common.errors import DomainError, ErrorKind, Forbidden, Unauthenticated
-from services.user.__main__ import MIGRATIONS, add_arguments, build_app, service_token_command
 from services.common.runtime import main
+from services.user.__main__ import MIGRATIONS, add_arguments, build_app, service_token_command
 from services.user.tokens import mint_service_token
 from tests.fixtures.keys import JwtKeys
 from tests.unit.conftest import good_claims
