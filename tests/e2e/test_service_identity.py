@@ -4,13 +4,11 @@ gateway never accepts one."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
 import requests
 
-from services.user.tokens import mint_service_token
 from tests.fixtures.platform import Platform
 from tests.fixtures.shop import TIMEOUT, bearer
 
@@ -20,9 +18,7 @@ JWT = re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+")
 
 
 def test_a_service_token_opens_no_route_of_the_gateway(platform: Platform) -> None:
-    token = mint_service_token(platform.jwt_private_pem, "order", now=datetime.now(UTC), ttl=timedelta(minutes=5))
-
-    reply = requests.get(f"{platform.api}/me", headers=bearer(token), timeout=TIMEOUT)
+    reply = requests.get(f"{platform.api}/me", headers=bearer(platform.service_token("order")), timeout=TIMEOUT)
 
     assert (reply.status_code, reply.json()["error"]["code"]) == (401, "TOKEN_INVALID")
 
