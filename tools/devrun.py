@@ -1,8 +1,9 @@
 """`make run` / `make stop`: the whole platform on embedded defaults as one supervised process group.
 
 Starts the dev broker (unless KAFKA_BOOTSTRAP_SERVERS names one), migrates the five service
-databases, seeds the admin account, starts the five services and the gateway (gunicorn), prints
-where to go, and on Ctrl-C / SIGTERM (`make stop`) stops everything it started.
+databases, seeds the admin account, starts the five services (each with its own service token,
+minted at every start with the dev signing key) and the gateway (gunicorn), prints where to go,
+and on Ctrl-C / SIGTERM (`make stop`) stops everything it started.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
@@ -30,12 +32,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from services.common.config import GRPC_PORTS, METRICS_PORTS, SERVICES
 from services.common.devbroker import DevBroker, create_topics, die_with_parent
 from services.common.events import TOPICS
+from services.user.tokens import mint_service_token
 from tools.simulator import DEFAULT_PORT as SIMULATOR_PORT
 from tools.simulator import dev_env
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 COLORS = ["36", "32", "33", "35", "34", "31", "96"]
+DEV_SERVICE_TOKEN_TTL = timedelta(days=30)  # minted again at every start
 
 
 def ensure_keys(var: Path) -> tuple[Path, Path]:
@@ -50,6 +54,13 @@ def ensure_keys(var: Path) -> tuple[Path, Path]:
         public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
                                                           serialization.PublicFormat.SubjectPublicKeyInfo))
     return private, public
+
+
+def service_tokens(private_key_file: Path) -> dict[str, str]:
+    """Each service's own token (SERVICE_TOKEN), signed with the dev key; handed to that service's process only."""
+    key = private_key_file.read_bytes()
+    now = datetime.now(UTC)
+    return {service: mint_service_token(key, service, now=now, ttl=DEV_SERVICE_TOKEN_TTL) for service in SERVICES}
 
 
 def admin_credentials(var: Path, env: dict[str, str]) -> tuple[str, str]:
@@ -77,6 +88,7 @@ def write_secret(path: Path, data: bytes) -> None:
 def platform_env(var: Path) -> dict[str, str]:
     """The environment every child gets: the caller's, completed with the embedded defaults."""
     env = dict(os.environ)
+    env.pop("SERVICE_TOKEN", None)  # one per service (service_tokens), never shared by every child
     private, public = ensure_keys(var)
     env.setdefault("JWT_PRIVATE_KEY_FILE", str(private))
     env.setdefault("JWT_PUBLIC_KEY_FILE", str(public))
@@ -175,10 +187,10 @@ class Supervisor:
                 self.say(name, line)
             raise SystemExit(f"{name} failed with exit code {result.returncode}")
 
-    def start(self, name: str, args: list[str]) -> None:
+    def start(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> None:
         # Own session: Ctrl-C reaches only us, and we stop the children in order. Should we be
         # killed outright, they get SIGTERM from the kernel instead of living on as orphans.
-        process = subprocess.Popen(args, env=self.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        process = subprocess.Popen(args, env={**self.env, **(extra_env or {})}, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                    text=True, start_new_session=True, preexec_fn=die_with_parent)
         self.children.append((name, process))
         threading.Thread(target=self._pump, args=(name, process), daemon=True).start()
@@ -366,8 +378,9 @@ def main() -> int:
         phone, password = admin_credentials(var, env)
         supervisor.run_once("seed", [PYTHON, "-m", "services.user", "create-admin", "--phone", phone],
                             extra_env={"ADMIN_PASSWORD": password})  # not on argv, where ps shows it
+        tokens = service_tokens(Path(env["JWT_PRIVATE_KEY_FILE"]))
         for service in SERVICES:
-            supervisor.start(service, [PYTHON, "-m", f"services.{service}"])
+            supervisor.start(service, [PYTHON, "-m", f"services.{service}"], {"SERVICE_TOKEN": tokens[service]})
         supervisor.start("gateway", [PYTHON, "-m", "gunicorn", "-c", "gateway/gunicorn.conf.py", "gateway.wsgi:app"])
         base = f"http://{env['GATEWAY_BIND']}"
         wait_ready(f"{base}/readyz", supervisor)

@@ -31,6 +31,10 @@ CALLERS: dict[str, tuple[str, ...]] = {
     "member": ("gateway", "order"),
     "analytics": ("gateway",),
 }
+# Services that call others as themselves (services/common/auth.py service tokens: stock reservations, wallet
+# refunds from jobs): each gets SERVICE_TOKEN from its own Secret minimall-service-token-<name>, and will not
+# start without it (services/common/auth.py service_identity).
+OWN_IDENTITY = ("order",)
 # Services whose consumers run today (services/<name>/__main__.py passes consumers to ServiceApp).
 CONSUMING = ("analytics",)
 # Partitions bound how many consumer replicas share a topic; retention how long a consumer may lag.
@@ -184,6 +188,9 @@ def service_env(service: str) -> list[dict[str, Any]]:
         *({"name": f"KAFKA_SASL_{part.upper()}", "valueFrom": {"secretKeyRef": {
             "name": "minimall-kafka", "key": f"{service}-{part}", "optional": True}}} for part in ("username", "password")),
     ]
+    if service in OWN_IDENTITY:  # one Secret per service: a pod never holds another service's token
+        env.append({"name": "SERVICE_TOKEN", "valueFrom": {"secretKeyRef": {
+            "name": f"minimall-service-token-{service}", "key": "token"}}})
     if service == "user":
         env.append({"name": "JWT_PRIVATE_KEY_FILE", "value": "/etc/minimall/jwt/jwt-private.pem"})
         # Third-party credentials (optional here: the service refuses to start when its config names

@@ -1,22 +1,38 @@
-"""Access tokens: verification (every process) and the identity of the current caller."""
+"""Access tokens: verification (every process) and the identity of the current caller.
+
+Two kinds of token, both signed by the user service's key (same issuer, same `kid` rotation):
+- a user's access token (audience AUDIENCE): a shopper or staff member, forwarded by the gateway;
+- a service token (audience SERVICE_AUDIENCE, subject `service:<name>`, role `service`, claim `svc`):
+  a service calling as itself, for calls only it may make (stock reservations) and for background
+  work that has no user (refund reconciliation). Minted for deployment by
+  `python -m services.user service-token --service <name>`; accepted only by the gRPC services
+  (TokenVerifier(accept_services=True)), never by the gateway.
+"""
 
 from __future__ import annotations
 
 import contextvars
 import enum
 import hashlib
+import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
 
+from services.common.config import SERVICES, ConfigError, ServiceSettings
 from services.common.errors import Forbidden, Unauthenticated
+
+log = logging.getLogger(__name__)
 
 ISSUER = "minimall-user"
 AUDIENCE = "minimall"
+SERVICE_AUDIENCE = "minimall-internal"  # service tokens: the gateway's verifier refuses this audience
+SERVICE_ROLE = "service"  # the one role of a service token; no user token may carry it
+SERVICE_SUBJECT_PREFIX = "service:"
 ALGORITHM = "EdDSA"  # pinned: tokens signed any other way (HS256 with the public key, "none") are refused
-
 
 
 class Role(enum.StrEnum):
@@ -33,12 +49,17 @@ STAFF_ROLES = frozenset(Role)
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling, as a verified access token says."""
+    """Who is calling, as a verified token says: a user (user_id, roles) or a service (`service`, user_id 0)."""
 
     user_id: int
     roles: frozenset[str]
     token_id: str
     token: str = field(default="", repr=False, compare=False)  # the access token itself, passed on to callees
+    service: str = ""  # "order" when the order service calls as itself; "" for a user
+
+    @property
+    def is_service(self) -> bool:
+        return bool(self.service)
 
     def has_any_role(self, *roles: str) -> bool:
         return bool(self.roles & set(roles))
@@ -59,13 +80,18 @@ class TokenVerifier:
     During a key rotation it also accepts the previous key (JWT_PREVIOUS_PUBLIC_KEY_FILE): a token
     names its key in the `kid` header; one without `kid` (signed before kids existed) is tried
     with each key.
+
+    Users' tokens are always accepted; service tokens only with `accept_services` (the gRPC
+    servers, not the gateway). A user token claiming the service role, or a service token whose
+    subject, role or `svc` is not exactly one known service's, is refused as invalid.
     """
 
     def __init__(self, public_key_pem: bytes, *, previous_public_key_pem: bytes | None = None,
-                 leeway_seconds: int = 10) -> None:
+                 leeway_seconds: int = 10, accept_services: bool = False) -> None:
         keys = [load_pem_public_key(pem) for pem in (public_key_pem, previous_public_key_pem) if pem]
         self._keys = {key_id(key): key for key in keys}
         self._leeway = leeway_seconds
+        self._audiences = [AUDIENCE, SERVICE_AUDIENCE] if accept_services else [AUDIENCE]
 
     def _candidates(self, token: str) -> list[Any]:
         kid = jwt.get_unverified_header(token).get("kid")
@@ -87,10 +113,26 @@ class TokenVerifier:
             raise Unauthenticated("TOKEN_INVALID", "access token is invalid") from None
 
     def _caller(self, token: str, key: Any) -> Caller:
-        claims = jwt.decode(token, key, algorithms=[ALGORITHM], audience=AUDIENCE, issuer=ISSUER,
-                            leeway=self._leeway, options={"require": ["exp", "iat", "sub", "jti"]})
-        return Caller(user_id=int(claims["sub"]), roles=frozenset(claims.get("roles", [])),
-                      token_id=str(claims["jti"]), token=token)
+        claims = jwt.decode(token, key, algorithms=[ALGORITHM], audience=self._audiences, issuer=ISSUER,
+                            leeway=self._leeway, options={"require": ["exp", "iat", "sub", "jti", "aud"]})
+        roles = claims.get("roles", [])
+        if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
+            raise jwt.InvalidTokenError("roles must be a list of names")
+        if claims["aud"] == SERVICE_AUDIENCE:
+            return Caller(user_id=0, roles=frozenset(roles), token_id=str(claims["jti"]), token=token,
+                          service=_service_of(claims))
+        if claims["aud"] != AUDIENCE or SERVICE_ROLE in roles or "svc" in claims:
+            raise jwt.InvalidTokenError("a user's token names one audience and never the service role")
+        return Caller(user_id=int(claims["sub"]), roles=frozenset(roles), token_id=str(claims["jti"]), token=token)
+
+
+def _service_of(claims: dict[str, Any]) -> str:
+    """The service a service token speaks for; subject, role and `svc` must all name the same known service."""
+    name = claims.get("svc")
+    if (name not in SERVICES or claims["sub"] != f"{SERVICE_SUBJECT_PREFIX}{name}"
+            or claims.get("roles") != [SERVICE_ROLE]):
+        raise jwt.InvalidTokenError("not a service token of a known service")
+    return str(name)
 
 
 def bearer_token(header: str | None) -> str | None:
@@ -103,11 +145,52 @@ def bearer_token(header: str | None) -> str | None:
     return token.strip()
 
 
-def require_caller(*roles: str) -> Caller:
-    """The verified caller of this request, who must hold one of `roles` when any are given."""
+def require_caller(*roles: str, services: tuple[str, ...] = ()) -> Caller:
+    """The verified caller of this request: a user holding one of `roles` (any user when none are
+    given), or one of `services` calling as itself. A service is never taken for a user: an RPC
+    that acts for "the caller" (user_id) refuses it unless it names the service here."""
     caller = caller_var.get()
     if caller is None:
         raise Unauthenticated("AUTH_REQUIRED", "this operation needs an access token")
+    if caller.is_service:
+        if caller.service not in services:
+            raise Forbidden("FORBIDDEN", f"the {caller.service} service may not do this")
+        return caller
     if roles and not caller.has_any_role(*roles):
         raise Forbidden("FORBIDDEN", "your account may not do this")
     return caller
+
+
+def require_service(*names: str) -> Caller:
+    """The verified caller of this request, which must be one of the services `names` calling as itself
+    (users, staff included, are refused: these are calls between services)."""
+    caller = caller_var.get()
+    if caller is None:
+        raise Unauthenticated("AUTH_REQUIRED", "this operation needs a service token")
+    if caller.service not in names or not caller.is_service:
+        raise Forbidden("FORBIDDEN", "only another service may do this")
+    return caller
+
+
+EXPIRY_WARNING = timedelta(days=14)
+
+
+def service_identity(settings: ServiceSettings, now: datetime | None = None) -> str:
+    """This service's own token (SERVICE_TOKEN), checked at start-up: it must verify with the trusted keys
+    and name this service. ConfigError otherwise, saying how to mint one; a warning when it expires soon."""
+    how = f"mint one with `python -m services.user service-token --service {settings.service}`"
+    token = settings.service_token
+    if not token:
+        raise ConfigError(f"SERVICE_TOKEN must be set: the {settings.service} service calls others as itself; {how}")
+    verifier = TokenVerifier(settings.jwt_public_key_pem, previous_public_key_pem=settings.jwt_previous_public_key_pem,
+                             leeway_seconds=0, accept_services=True)
+    try:
+        caller = verifier.verify(token)
+    except Unauthenticated as exc:
+        raise ConfigError(f"SERVICE_TOKEN is not a valid service token ({exc.code}); {how}") from None
+    if caller.service != settings.service:
+        raise ConfigError(f"SERVICE_TOKEN is not the {settings.service} service's token; {how}")
+    expires = datetime.fromtimestamp(jwt.decode(token, options={"verify_signature": False})["exp"], UTC)
+    if expires - (now or datetime.now(UTC)) < EXPIRY_WARNING:
+        log.warning("SERVICE_TOKEN expires at %s; %s and replace the secret", expires.isoformat(), how)
+    return token

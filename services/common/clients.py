@@ -10,6 +10,8 @@ bound to a channel that:
 - gives every call the default deadline unless the caller set one;
 - forwards the request id and the verified caller's token from the current context, so the
   callee's ContextInterceptor sees the same request and the same caller;
+- or, for a stub from `get(..., as_service=True)`, sends this service's own token instead (calls
+  only a service may make, such as stock reservations, and background jobs that have no caller);
 - retries reads (methods named Get*, List*, Search*, Quote*, Check*) on UNAVAILABLE with gRPC's
   own retry policy; writes are never retried here (their idempotency is the service's business);
 - forgets a Consul-chosen channel when a call finds its instance UNAVAILABLE.
@@ -76,11 +78,19 @@ class _Details(NamedTuple):
 
 
 class ContextClientInterceptor(grpc.UnaryUnaryClientInterceptor):
-    """Default deadline, request id and caller token on every call; reports UNAVAILABLE instances."""
+    """Default deadline, request id and a token on every call; reports UNAVAILABLE instances.
 
-    def __init__(self, timeout_seconds: float, on_unavailable: Callable[[], None] = lambda: None) -> None:
+    The token is the current caller's, or with `service_token` always that one (never the caller's).
+    """
+
+    def __init__(self, timeout_seconds: float, on_unavailable: Callable[[], None] = lambda: None, *,
+                 service_token: str | None = None) -> None:
         self.timeout = timeout_seconds
         self.on_unavailable = on_unavailable
+        self._service_token = service_token
+
+    def __repr__(self) -> str:  # never show the token
+        return f"ContextClientInterceptor(timeout={self.timeout}, as_service={self._service_token is not None})"
 
     def intercept_unary_unary(self, continuation: Callable[[Any, Any], Any], client_call_details: Any,
                               request: Any) -> Any:
@@ -90,8 +100,9 @@ class ContextClientInterceptor(grpc.UnaryUnaryClientInterceptor):
         if request_id and REQUEST_ID_KEY not in keys:
             metadata.append((REQUEST_ID_KEY, request_id))
         caller = caller_var.get()
-        if caller is not None and caller.token and AUTHORIZATION_KEY not in keys:
-            metadata.append((AUTHORIZATION_KEY, f"Bearer {caller.token}"))
+        token = self._service_token if self._service_token is not None else caller.token if caller else ""
+        if token and AUTHORIZATION_KEY not in keys:
+            metadata.append((AUTHORIZATION_KEY, f"Bearer {token}"))
         details = _Details(client_call_details.method,
                            self.timeout if client_call_details.timeout is None else client_call_details.timeout,
                            metadata, client_call_details.credentials, client_call_details.wait_for_ready,
@@ -123,19 +134,31 @@ def _descriptors_of(service: str) -> list[ServiceDescriptor]:
 
 
 class ServiceClients:
-    """One channel per service, created on first use (after gunicorn has forked), shared by threads."""
+    """One channel per service, created on first use (after gunicorn has forked), shared by threads.
+
+    `service_token` is this process's own service token (services/common/auth.py service_identity),
+    sent by stubs from `get(..., as_service=True)`; the gateway has none.
+    """
 
     def __init__(self, discovery: Discovery, timeout_seconds: float, *,
-                 channel_factory: ChannelFactory = insecure_channel) -> None:
+                 channel_factory: ChannelFactory = insecure_channel, service_token: str | None = None) -> None:
         self.discovery = discovery
         self.timeout = timeout_seconds
         self.channel_factory = channel_factory
+        self._service_token = service_token
         self._channels: dict[str, grpc.Channel] = {}
+        # (the channel wrapped, the wrapper): the same connections, with our own token on every call
+        self._service_channels: dict[str, tuple[grpc.Channel, grpc.Channel]] = {}
         self._lock = threading.Lock()
 
-    def get(self, stub_class: type[StubT]) -> StubT:
-        """The generated stub `stub_class`, on the intercepted channel of its service."""
-        return stub_class(self.channel(service_of(stub_class)))  # type: ignore[call-arg]
+    def get(self, stub_class: type[StubT], *, as_service: bool = False) -> StubT:
+        """The generated stub `stub_class`, on the intercepted channel of its service.
+
+        With `as_service` its calls carry this service's own token instead of the current caller's:
+        for RPCs only a service may make, and for jobs that have no caller at all.
+        """
+        service = service_of(stub_class)
+        return stub_class(self.service_channel(service) if as_service else self.channel(service))  # type: ignore[call-arg]
 
     def channel(self, service: str) -> grpc.Channel:
         with self._lock:
@@ -150,6 +173,20 @@ class ServiceClients:
                 self._channels[service] = grpc.intercept_channel(self.channel_factory(service, target), interceptor)
             return self._channels[service]
 
+    def service_channel(self, service: str) -> grpc.Channel:
+        """`channel(service)` with this service's own token on every call instead of the caller's."""
+        if not self._service_token:
+            raise RuntimeError("this process has no service token (SERVICE_TOKEN) to call as itself")
+        shared = self.channel(service)
+        with self._lock:
+            wrapped = self._service_channels.get(service)
+            if wrapped is None or wrapped[0] is not shared:  # new, or the shared channel was forgotten since
+                # The shared channel's own interceptor still runs after this one: it keeps our token (it never
+                # replaces an authorization already set) and reports UNAVAILABLE instances.
+                interceptor = ContextClientInterceptor(self.timeout, service_token=self._service_token)
+                wrapped = self._service_channels[service] = (shared, grpc.intercept_channel(shared, interceptor))
+            return wrapped[1]
+
     def forget_discovered(self) -> None:
         """Drop channels Consul chose, so the next call asks it again (the instance may be gone).
 
@@ -159,6 +196,7 @@ class ServiceClients:
         if self.discovery.consul is not None:
             with self._lock:
                 self._channels.clear()
+                self._service_channels.clear()
 
     def health(self, timeout_seconds: float = 1.0) -> dict[str, str]:
         """Each service's gRPC health status ("SERVING", "NOT_SERVING", "UNREACHABLE", ...)."""
@@ -177,6 +215,7 @@ class ServiceClients:
             for channel in self._channels.values():
                 channel.close()
             self._channels.clear()
+            self._service_channels.clear()
 
 
 KIND_OF_STATUS = {status: kind for kind, status in GRPC_STATUS.items()}

@@ -143,7 +143,9 @@ def create_server(settings: ServiceSettings, registrations: Sequence[Registratio
     Returns the server and the bound port. Pass `health_servicer` to keep a handle on it (for
     graceful shutdown); every registered service and "" report SERVING.
     """
-    verifier = TokenVerifier(settings.jwt_public_key_pem, previous_public_key_pem=settings.jwt_previous_public_key_pem)
+    # Other services' own tokens too (auth.py): RPCs decide with require_service / require_caller(services=...).
+    verifier = TokenVerifier(settings.jwt_public_key_pem, previous_public_key_pem=settings.jwt_previous_public_key_pem,
+                             accept_services=True)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers),
                          interceptors=[ContextInterceptor(settings.service, verifier)], options=CONNECTION_OPTIONS)
     health_servicer = health_servicer or health.HealthServicer()

@@ -20,6 +20,7 @@ from services.member.uow import MemberUnitOfWork
 
 MAX_PAGE = 100
 STAFF_REFUNDERS = (Role.ADMIN, Role.FINANCE, Role.CUSTOMER_SERVICE)
+REFUNDING_SERVICES = ("order",)  # refunds of balance payments, also from its reconciliation job (no staff there)
 
 
 class MemberServicer(member_pb2_grpc.MemberServiceServicer):
@@ -135,7 +136,7 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
 
     def RefundToBalance(self, request: pb.RefundToBalanceRequest,
                         context: grpc.ServicerContext) -> pb.RefundToBalanceResponse:
-        require_caller(*STAFF_REFUNDERS)
+        require_caller(*STAFF_REFUNDERS, services=REFUNDING_SERVICES)
         return pb.RefundToBalanceResponse(balance_fen=service.refund_to_balance(
             self.uow(), user_id=request.user_id, refund_no=request.refund_no, order_no=request.order_no,
             amount_fen=request.amount_fen))

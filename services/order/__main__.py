@@ -11,6 +11,7 @@ from pathlib import Path
 
 from mall.order.v1 import after_sale_pb2, after_sale_pb2_grpc, order_pb2, order_pb2_grpc
 
+from services.common.auth import service_identity
 from services.common.clients import ServiceClients
 from services.common.config import Env, ServiceSettings
 from services.common.db import make_engine
@@ -84,7 +85,7 @@ def refund_reconciliation(uow: Callable[[], OrderUnitOfWork], payments: refunds.
                           settle_seconds: int) -> Callable[[threading.Event], None]:
     """Every interval, ask again about refunds PENDING for `settle_seconds`, so a lost refund notify (or a
     refund call that got no answer) still ends. Settling is once per refund under its row lock, so replicas
-    may overlap. Wallet refunds need a staff caller and are left to staff here (logged)."""
+    may overlap. Wallet refunds are asked of the member service again as the order service itself."""
     def run(stop: threading.Event) -> None:
         while not stop.wait(interval_seconds):
             try:
@@ -99,7 +100,9 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     start_mappers()
     engine = make_engine(base.database_url)
     uow = functools.partial(SqlOrderUnitOfWork, engine, "order")
-    clients = ServiceClients(Discovery(base.consul_http_addr, Env()), settings.grpc_timeout_seconds)
+    # Stock reservations and wallet refunds (also from the reconciliation job) go out as the order service.
+    clients = ServiceClients(Discovery(base.consul_http_addr, Env()), settings.grpc_timeout_seconds,
+                             service_token=service_identity(base))
     wechat = WechatPay(settings.wechatpay) if settings.wechatpay else None
     refund_payments = refunds.WechatRefunds(wechat, settings.orders.refund_notify_url) if wechat else None
     members = GrpcMembers(clients)

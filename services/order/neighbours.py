@@ -37,18 +37,20 @@ class GrpcCatalog:
 
 
 class GrpcStock:
+    """Stock reservations: the product service takes them only from the order service calling as itself."""
+
     def __init__(self, clients: ServiceClients) -> None:
         self.clients = clients
 
     def reserve(self, order_no: str, lines: list[StockLine]) -> None:
         with passed_on("product"):
-            self.clients.get(ProductServiceStub).ReserveStock(product_pb2.ReserveStockRequest(
+            self.clients.get(ProductServiceStub, as_service=True).ReserveStock(product_pb2.ReserveStockRequest(
                 order_no=order_no, lines=[product_pb2.StockLine(sku_id=line.sku_id, quantity=line.quantity)
                                           for line in lines]))
 
     def release(self, order_no: str) -> None:
         with passed_on("product"):
-            self.clients.get(ProductServiceStub).ReleaseReservation(product_pb2.ReservationRef(order_no=order_no))
+            self.clients.get(ProductServiceStub, as_service=True).ReleaseReservation(product_pb2.ReservationRef(order_no=order_no))
 
 
 def _lines(lines: list[CouponLine]) -> list[member_pb2.OrderLine]:
@@ -123,8 +125,10 @@ class GrpcMembers:
             self.stub.PayWithBalance(member_pb2.PayWithBalanceRequest(order_no=order_no, amount_fen=amount_fen))
 
     def refund_to_balance(self, refund_no: str, order_no: str, user_id: int, amount_fen: int) -> None:
+        # As the order service itself: the refund engine checked the amount against what was paid, and
+        # the reconciliation job that retries it has no caller at all.
         with passed_on("member"):
-            self.stub.RefundToBalance(member_pb2.RefundToBalanceRequest(refund_no=refund_no, order_no=order_no,
+            self.clients.get(MemberServiceStub, as_service=True).RefundToBalance(member_pb2.RefundToBalanceRequest(refund_no=refund_no, order_no=order_no,
                                                                         user_id=user_id, amount_fen=amount_fen))
 
 

@@ -84,7 +84,7 @@ class Members(Protocol):
     def pay_with_balance(self, order_no: str, amount_fen: int) -> None: ...
 
     def refund_to_balance(self, refund_no: str, order_no: str, user_id: int, amount_fen: int) -> None:
-        """Credit the user's wallet once per refund_no (needs a staff caller: customer service, finance, admin)."""
+        """Credit the user's wallet once per refund_no (the order service asks as itself, with or without a caller)."""
 
 
 class Users(Protocol):

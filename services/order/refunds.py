@@ -12,13 +12,15 @@ refunded yet (every line's remaining units and paid share, and the freight).
    - wechat: `POST /v3/refund/domestic/refunds` (out_refund_no = refund_no, notify_url for refunds).
      PROCESSING leaves it PENDING; a refusal (4xx) closes it and answers 409 REFUND_REFUSED; no answer
      leaves it PENDING for the fallback job.
-   - balance: member `RefundToBalance` (idempotent by refund_no), synchronous → SUCCESS. It needs a
-     staff caller, which the staff request that starts the refund is.
+   - balance: member `RefundToBalance` (idempotent by refund_no), synchronous → SUCCESS; the order
+     service asks as itself (services/order/neighbours.py), whoever started the refund. No answer
+     leaves it PENDING for the fallback job.
 3. Settlement (`settle_refund`), exactly once per refund under its row lock (replays change nothing):
    from the verified refund notify (`handle_refund_notify`, POST /payments/wechat/refund-notify), from
-   the fallback job (`reconcile_refunds`: WeChat Pay refunds PENDING for a few minutes are queried, or
-   asked for again when WeChat Pay never got them), or at once for balance refunds. `retry_refund`
-   asks again about one PENDING refund (staff use it for wallet refunds the member service missed).
+   the fallback job (`reconcile_refunds`: refunds PENDING for a few minutes are asked about again —
+   WeChat Pay's are queried, or asked for again when WeChat Pay never got them; wallet refunds are
+   asked of the member service again), or at once for balance refunds. `retry_refund` asks again
+   about one PENDING refund (the job, and staff who do not want to wait for it).
    - SUCCESS: `order-refunded` (lines with the refunded quantities) in the same transaction; when the
      successful refunds add up to the whole payable amount and the state machine has a "refunded" step
      from the order's state (REFUNDING → REFUNDED), the order takes it. Partial refunds keep the state.
@@ -260,13 +262,13 @@ def handle_refund_notify(uow: OrderUnitOfWork, payments: RefundPayments | None, 
 
 def reconcile_refunds(uow: Callable[[], OrderUnitOfWork], payments: RefundPayments | None, members: Members, *,
                       now: datetime | None = None, settle_seconds: int = 300, batch: int = 50) -> int:
-    """The fallback for lost notifies and unanswered calls: WeChat Pay refunds PENDING for over `settle_seconds`
-    are asked about again (`retry_refund`). Returns how many ended; a call that fails waits for the next round.
-    Wallet refunds are not retried here: RefundToBalance needs a staff caller (staff retry them)."""
+    """The fallback for lost notifies and unanswered calls: refunds PENDING for over `settle_seconds` (WeChat Pay
+    and wallet alike) are asked about again (`retry_refund`). Returns how many ended; a call that fails waits
+    for the next round."""
     now = now or utcnow()
     with uow() as tx:
         pending = [refund.refund_no for refund in tx.refunds.pending_before(now - timedelta(seconds=settle_seconds),
-                                                                            batch) if refund.channel != "balance"]
+                                                                            batch)]
         tx.commit()
     ended = 0
     for refund_no in pending:
@@ -282,8 +284,9 @@ def reconcile_refunds(uow: Callable[[], OrderUnitOfWork], payments: RefundPaymen
 def retry_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members: Members, *, refund_no: str,
                  actor: str, now: datetime | None = None) -> Refund:
     """Ask the channel again about a PENDING refund, idempotently by its refund_no: WeChat Pay's refund query
-    (or the refund itself again when WeChat Pay never got it), or the wallet's RefundToBalance again (which
-    needs a staff caller). A refund that has ended is returned as it is."""
+    (or the refund itself again when WeChat Pay never got it), or the wallet's RefundToBalance again
+    (idempotent by refund_no: a credit that did happen is not made twice). A refund that has ended is
+    returned as it is."""
     now = now or utcnow()
     with uow:
         refund = uow.refunds.get(refund_no)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import grpc
 from mall.product.v1 import product_pb2, product_pb2_grpc
 
-from services.common.auth import Role, caller_var, require_caller
+from services.common.auth import Role, caller_var, require_caller, require_service
 from services.common.events import timestamp
 from services.product import reviews, service
 from services.product.domain import (
@@ -29,6 +29,7 @@ from services.product.uow import ProductUnitOfWork
 
 EDITORS = (Role.OPERATOR, Role.ADMIN)
 AUDITORS = (Role.ADMIN,)
+STOCK_CALLERS = ("order",)  # services that reserve, confirm and release stock (as themselves)
 
 
 class ProductServicer(product_pb2_grpc.ProductServiceServicer):
@@ -151,10 +152,11 @@ class ProductServicer(product_pb2_grpc.ProductServiceServicer):
                                                     limit=request.limit or 20)
         return product_pb2.ListSettingsAuditLogResponse(items=[_settings_entry(e) for e in entries], total=total)
 
-    # Inventory
+    # Inventory: only the order service, calling as itself (a shopper's token is refused)
 
     def ReserveStock(self, request: product_pb2.ReserveStockRequest,
                      context: grpc.ServicerContext) -> product_pb2.ReserveStockResponse:
+        require_service(*STOCK_CALLERS)
         result = service.reserve_stock(self.uow(), order_no=request.order_no,
                                        lines=[StockLine(line.sku_id, line.quantity) for line in request.lines])
         reply = product_pb2.ReserveStockResponse(
@@ -166,11 +168,13 @@ class ProductServicer(product_pb2_grpc.ProductServiceServicer):
 
     def ConfirmReservation(self, request: product_pb2.ReservationRef,
                            context: grpc.ServicerContext) -> product_pb2.ReservationResponse:
+        require_service(*STOCK_CALLERS)
         status = service.confirm_reservation(self.uow(), order_no=request.order_no)
         return product_pb2.ReservationResponse(order_no=request.order_no, status=status)
 
     def ReleaseReservation(self, request: product_pb2.ReservationRef,
                            context: grpc.ServicerContext) -> product_pb2.ReservationResponse:
+        require_service(*STOCK_CALLERS)
         status = service.release_reservation(self.uow(), order_no=request.order_no)
         return product_pb2.ReservationResponse(order_no=request.order_no, status=status)
 

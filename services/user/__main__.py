@@ -1,4 +1,4 @@
-"""Entry point: python -m services.user [all|serve|relay|consume|migrate|create-admin|create-staff]."""
+"""Entry point: python -m services.user [all|serve|relay|consume|migrate|create-admin|create-staff|service-token]."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import argparse
 import functools
 import os
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from mall.user.v1 import user_pb2, user_pb2_grpc
 
 from services.common.auth import STAFF_ROLES, Role
-from services.common.config import ServiceSettings
+from services.common.config import SERVICES, ConfigError, Env, ServiceSettings, read_key
 from services.common.consumer import EventConsumer
 from services.common.db import make_engine
 from services.common.errors import DomainError
@@ -26,10 +27,11 @@ from services.user.grpc_api import UserServicer
 from services.user.identity import IdentityVault, make_identity_checker
 from services.user.passwords import Passwords
 from services.user.sms import make_sms_sender
-from services.user.tokens import TokenIssuer
+from services.user.tokens import TokenIssuer, mint_service_token
 from services.user.wechat import WechatAuth
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+SERVICE_TOKEN_DAYS = 90
 
 
 def build_app(base: ServiceSettings) -> ServiceApp:
@@ -75,13 +77,33 @@ def _create_staff(base: ServiceSettings, args: argparse.Namespace, command: str,
     return 0
 
 
+def service_token_command(base: ServiceSettings, args: argparse.Namespace) -> int:
+    """Print a service token for `--service` (signed with JWT_PRIVATE_KEY_FILE) to stdout, for its Secret."""
+    if args.service not in SERVICES or args.ttl_days <= 0:
+        print(f"service-token needs --service, one of {', '.join(SERVICES)}, and --ttl-days > 0", file=sys.stderr)
+        return 2
+    try:
+        key = read_key(Env(), "JWT_PRIVATE_KEY_FILE", "var/keys/jwt-private.pem")
+    except ConfigError as exc:
+        print(f"service-token: {exc}", file=sys.stderr)
+        return 2
+    # stdout only, never the log: `... service-token --service order | kubectl create secret ... --from-file=...`
+    print(mint_service_token(key, args.service, now=datetime.now(UTC), ttl=timedelta(days=args.ttl_days)))
+    return 0
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--phone", help="create-admin, create-staff: the staff member's phone number")
     parser.add_argument("--role", help="create-staff: " + ", ".join(sorted(STAFF_ROLES)))
     parser.add_argument("--password",
                         help="create-admin, create-staff: the password (prefer ADMIN_PASSWORD: argv is public)")
+    parser.add_argument("--service", help="service-token: the service it is for, " + ", ".join(SERVICES))
+    parser.add_argument("--ttl-days", type=int, default=SERVICE_TOKEN_DAYS,
+                        help=f"service-token: days until it expires (default {SERVICE_TOKEN_DAYS})")
 
 
 if __name__ == "__main__":
-    sys.exit(main("user", build_app, MIGRATIONS, commands={"create-admin": create_admin_command, "create-staff": create_staff_command},
+    sys.exit(main("user", build_app, MIGRATIONS, commands={"create-admin": create_admin_command,
+                                                           "create-staff": create_staff_command,
+                                                           "service-token": service_token_command},
                   add_arguments=add_arguments))

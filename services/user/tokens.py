@@ -7,11 +7,21 @@ import hmac
 import secrets
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from services.common.auth import ALGORITHM, AUDIENCE, ISSUER, key_id
+from services.common.auth import (
+    ALGORITHM,
+    AUDIENCE,
+    ISSUER,
+    SERVICE_AUDIENCE,
+    SERVICE_ROLE,
+    SERVICE_SUBJECT_PREFIX,
+    key_id,
+)
+from services.common.config import SERVICES
 from services.user.domain import User
 
 
@@ -37,9 +47,31 @@ class TokenIssuer:
         }
         return jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"kid": self.key_id})
 
+    def service_token(self, service: str, now: datetime, ttl: timedelta) -> str:
+        """A service's own token (services/common/auth.py): how it calls other services as itself."""
+        return mint_service_token(self._key, service, now=now, ttl=ttl)
+
     @staticmethod
     def refresh_token() -> str:
         return secrets.token_urlsafe(32)
 
     def sms_code_hash(self, phone: str, code: str) -> str:
         return hmac.new(self.sms_key, f"{phone}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def mint_service_token(private_key_pem: bytes | Any, service: str, *, now: datetime, ttl: timedelta) -> str:
+    """A service token for `service` signed with the user service's key (a PEM, or the loaded key), with its `kid`.
+
+    For deployment secrets (`python -m services.user service-token`), the dev runner and tests; never logged.
+    """
+    if service not in SERVICES:
+        raise ValueError(f"no service is called {service!r}; one of {', '.join(SERVICES)}")
+    if ttl <= timedelta(0):
+        raise ValueError("a service token must live longer than 0 seconds")
+    key = load_pem_private_key(private_key_pem, password=None) if isinstance(private_key_pem, bytes) else private_key_pem
+    claims = {
+        "iss": ISSUER, "aud": SERVICE_AUDIENCE, "sub": f"{SERVICE_SUBJECT_PREFIX}{service}", "svc": service,
+        "roles": [SERVICE_ROLE], "jti": str(uuid.uuid4()),
+        "iat": int(now.timestamp()), "exp": int((now + ttl).timestamp()),
+    }
+    return jwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": key_id(key.public_key())})

@@ -499,3 +499,20 @@ def test_with_consul_the_servers_and_the_gateway_may_also_reach_consul() -> None
         pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
         reaches = {("consul/*", 8500), ("consul/*", 8501)} <= egress_of(objects, pod_labels)
         assert reaches == (pod_labels["app.kubernetes.io/component"] in ("server", "gateway")), pod_labels
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_only_the_order_service_holds_a_service_token_and_only_its_own(rendered: dict[str, Objects],
+                                                                       overlay: str) -> None:
+    """services/common/auth.py: a pod never holds another service's token, and the gateway none at all."""
+    holders = {}
+    for deployment in own_deployments(rendered[overlay]):
+        pod = deployment["spec"]["template"]["spec"]
+        for container in pod.get("initContainers", []) + pod["containers"]:
+            for entry in container.get("env", []):
+                if entry["name"] == "SERVICE_TOKEN":
+                    ref = entry["valueFrom"]["secretKeyRef"]
+                    holders[deployment["metadata"]["name"]] = (ref["name"], ref["key"], ref.get("optional", False))
+
+    assert holders == {name: ("minimall-service-token-order", "token", False)
+                       for name in ("order", "order-relay")}

@@ -22,7 +22,7 @@ from services.common.grpc_server import create_server, registration
 from services.common.logs import request_id_var
 from services.user.domain import User
 from services.user.tokens import TokenIssuer
-from tests.fixtures.keys import JwtKeys
+from tests.fixtures.keys import JwtKeys, service_token
 
 pytestmark = pytest.mark.integration
 
@@ -35,10 +35,12 @@ class Seen:
 
     calls: list[tuple[str, int | None, float]] = field(default_factory=list)
     fail_first: int = 0
+    services: list[str] = field(default_factory=list)  # the calling service's name, "" for a user or nobody
 
     def record(self, context: grpc.ServicerContext) -> None:
         caller = caller_var.get()
         self.calls.append((request_id_var.get(), caller.user_id if caller else None, context.time_remaining()))
+        self.services.append(caller.service if caller else "")
         if len(self.calls) <= self.fail_first:
             context.abort(grpc.StatusCode.UNAVAILABLE, "warming up")
 
@@ -78,7 +80,7 @@ def clients(seen: Seen, jwt_keys: JwtKeys) -> Iterator[ServiceClients]:
     server.start()
     target = f"127.0.0.1:{port}"
     env = Env({"ANALYTICS_GRPC_TARGET": target, "USER_GRPC_TARGET": target})
-    clients = ServiceClients(Discovery(None, env), TIMEOUT_SECONDS)
+    clients = ServiceClients(Discovery(None, env), TIMEOUT_SECONDS, service_token=service_token(jwt_keys, "order"))
     yield clients
     clients.close()
     server.stop(grace=None)
@@ -106,6 +108,30 @@ def test_a_call_without_a_caller_carries_no_identity(clients: ServiceClients, se
     clients.get(AnalyticsServiceStub).GetOverview(analytics_pb2.GetOverviewRequest())
 
     assert [(rid, user) for rid, user, _ in seen.calls] == [("", None)]
+
+
+def test_a_stub_as_the_service_sends_its_own_token_instead_of_the_callers(clients: ServiceClients, seen: Seen,
+                                                                          as_caller: None) -> None:
+    clients.get(AnalyticsServiceStub, as_service=True).GetOverview(analytics_pb2.GetOverviewRequest())
+    clients.get(AnalyticsServiceStub).GetOverview(analytics_pb2.GetOverviewRequest())
+
+    assert [(rid, user) for rid, user, _ in seen.calls] == [("req-77", 0), ("req-77", 7)]
+    assert seen.services == ["order", ""]
+    assert all(0 < left < TIMEOUT_SECONDS + 1 for _, _, left in seen.calls)  # the default deadline, as for any call
+
+
+def test_a_job_without_a_caller_calls_as_the_service(clients: ServiceClients, seen: Seen) -> None:
+    clients.get(AnalyticsServiceStub, as_service=True).GetOverview(analytics_pb2.GetOverviewRequest())
+
+    assert (seen.services, [user for _, user, _ in seen.calls]) == (["order"], [0])
+
+
+def test_a_process_without_a_service_token_cannot_call_as_a_service(seen: Seen) -> None:
+    clients = ServiceClients(Discovery(None, Env({"ANALYTICS_GRPC_TARGET": "127.0.0.1:1"})), TIMEOUT_SECONDS)
+
+    with pytest.raises(RuntimeError, match="SERVICE_TOKEN"):
+        clients.get(AnalyticsServiceStub, as_service=True)
+    assert seen.calls == []
 
 
 def test_every_call_gets_the_default_deadline(clients: ServiceClients, seen: Seen) -> None:

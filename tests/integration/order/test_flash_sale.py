@@ -36,7 +36,7 @@ from services.product.grpc_api import ProductServicer
 from services.user.domain import User
 from services.user.tokens import TokenIssuer
 from tests.fakes import FakeMembers, FakeUsers
-from tests.fixtures.keys import JwtKeys
+from tests.fixtures.keys import JwtKeys, service_token
 from tests.integration.product.conftest import Shelf
 
 pytestmark = pytest.mark.integration
@@ -71,7 +71,8 @@ def orders(product_engine: Engine, pg_engine: Engine, jwt_keys: JwtKeys) -> Iter
     product_server, product_port = started("product", jwt_keys, product_pb2, product_pb2_grpc, "ProductService",
                                            ProductServicer(functools.partial(SqlProductUnitOfWork, product_engine,
                                                                              "product")))
-    clients = ServiceClients(Discovery(None, Env({"PRODUCT_GRPC_TARGET": f"127.0.0.1:{product_port}"})), 30)
+    clients = ServiceClients(Discovery(None, Env({"PRODUCT_GRPC_TARGET": f"127.0.0.1:{product_port}"})), 30,
+                             service_token=service_token(jwt_keys, "order"))  # stock calls go as the order service
     servicer = OrderServicer(functools.partial(SqlOrderUnitOfWork, pg_engine, "order"), GrpcCatalog(clients),
                              GrpcStock(clients), FakeMembers(), FakeUsers(), OrderSettings())
     order_server, order_port = started("order", jwt_keys, order_pb2, order_pb2_grpc, "OrderService", servicer)

@@ -13,13 +13,14 @@ import pytest
 from mall.product.v1 import product_pb2, product_pb2_grpc
 from sqlalchemy import Engine, func, select
 
+from services.common.clients import ContextClientInterceptor
 from services.common.config import ServiceSettings
 from services.common.grpc_server import CODE_KEY, create_server, registration
 from services.product import service
 from services.product.db import reservations, skus
 from services.product.domain import RESERVATION_TTL, StockLine
 from services.product.grpc_api import ProductServicer
-from tests.fixtures.keys import JwtKeys
+from tests.fixtures.keys import JwtKeys, service_token
 from tests.integration.product.conftest import T0, Shelf, UowFactory
 
 pytestmark = pytest.mark.integration
@@ -38,7 +39,9 @@ def stub(pg_uow: UowFactory, jwt_keys: JwtKeys) -> Iterator[product_pb2_grpc.Pro
                                                          ProductServicer(pg_uow))])
     server.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    yield product_pb2_grpc.ProductServiceStub(channel)
+    # As the order service calls them: with its own service token (only it may reserve stock)
+    as_order = ContextClientInterceptor(60, service_token=service_token(jwt_keys, "order"))
+    yield product_pb2_grpc.ProductServiceStub(grpc.intercept_channel(channel, as_order))
     channel.close()
     server.stop(grace=None)
 

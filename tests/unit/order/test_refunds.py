@@ -147,11 +147,25 @@ def test_a_wallet_refund_the_member_service_refuses_is_closed_and_one_it_cannot_
     waiting = start(shop, None, order)
     assert (waiting.status, order.refunded_fen) == ("PENDING", 4498)
     shop.members.refund_error = None
-    assert refunds.reconcile_refunds(lambda: shop.uow, None, shop.members, now=NOW + timedelta(minutes=10)) == 0
-    assert waiting.status == "PENDING"  # the job has no staff caller for the wallet
     refunds.retry_refund(shop.uow, None, shop.members, refund_no=waiting.refund_no, actor="staff:9", now=NOW)
     refunds.retry_refund(shop.uow, None, shop.members, refund_no=waiting.refund_no, actor="staff:9", now=NOW)
     assert (waiting.status, shop.members.balance_fen, len(events(shop))) == ("SUCCESS", 4498, 1)
+
+
+def test_the_fallback_job_refunds_a_waiting_wallet_refund_once(shop: Shop) -> None:
+    order = paid_order(shop, channel="balance")
+    shop.members.refund_error = DomainError("MEMBER_UNAVAILABLE", "down", kind=ErrorKind.UNAVAILABLE)
+    waiting = start(shop, None, order)
+    later = NOW + timedelta(minutes=10)
+    assert refunds.reconcile_refunds(lambda: shop.uow, None, shop.members, now=later) == 0  # still down
+    assert (waiting.status, shop.members.balance_fen) == ("PENDING", 0)
+
+    shop.members.refund_error = None
+    assert refunds.reconcile_refunds(lambda: shop.uow, None, shop.members, now=NOW) == 0  # too young yet
+    assert refunds.reconcile_refunds(lambda: shop.uow, None, shop.members, now=later) == 1
+    assert refunds.reconcile_refunds(lambda: shop.uow, None, shop.members, now=later) == 0
+    assert (waiting.status, shop.members.balance_fen, shop.members.balance_refunds, len(events(shop))) == (
+        "SUCCESS", 4498, {waiting.refund_no: 4498}, 1)
 
 
 def test_wechat_pay_refusing_closes_the_refund_and_no_answer_leaves_it_for_the_fallback_job(

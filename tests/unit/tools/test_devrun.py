@@ -1,4 +1,5 @@
-"""make run: its pid file (a second run must not clobber the first one's), its readable log, its port check."""
+"""make run: its pid file (a second run must not clobber the first one's), its readable log, its port check,
+each service's own token."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from services.common.auth import TokenVerifier
+from services.common.config import SERVICES
 from services.common.devbroker import free_port
 from tools import devrun
 
@@ -170,3 +173,19 @@ def test_a_moved_grpc_listen_address_is_where_the_gateway_looks(tmp_path: Path, 
     monkeypatch.delenv("ORDER_GRPC_TARGET", raising=False)
 
     assert devrun.platform_env(tmp_path)["ORDER_GRPC_TARGET"] == "127.0.0.1:16053"
+
+
+def test_each_service_gets_its_own_service_token_signed_with_the_dev_key(tmp_path: Path) -> None:
+    private, public = devrun.ensure_keys(tmp_path)
+    verifier = TokenVerifier(public.read_bytes(), accept_services=True)
+
+    tokens = devrun.service_tokens(private)
+
+    assert {service: verifier.verify(token).service for service, token in tokens.items()} == {s: s for s in SERVICES}
+
+
+def test_a_service_token_in_the_callers_environment_is_not_handed_to_every_child(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SERVICE_TOKEN", "someone-elses")
+
+    assert "SERVICE_TOKEN" not in devrun.platform_env(tmp_path)
