@@ -446,12 +446,14 @@ def set_delivery_estimate(uow: ProductUnitOfWork, *, province: str, days: int, a
         problems["estimate_days"] = f"1-{MAX_DELIVERY_DAYS}"
     if problems:
         raise InvalidInput("DELIVERY_INVALID", "the delivery estimate is invalid", details=problems)
+    now = now or utcnow()
     with uow:
         before = uow.delivery.estimate_days(province)
         if before != days:
             uow.delivery.set_estimate(province, days)
             _settings_audit(uow, "delivery", province, actor_id, "create" if before is None else "update",
                             None if before is None else {"estimate_days": before}, {"estimate_days": days}, now)
+            _catalog_changed(uow, "delivery", now)
         uow.commit()
     return Delivery(province, days)
 
@@ -463,7 +465,12 @@ def delivery_estimates(uow: ProductUnitOfWork) -> list[Delivery]:
 
 def save_category(uow: ProductUnitOfWork, *, actor_id: int, category_id: int = 0, name: str, parent_id: int = 0,
                   icon: str = "", sort: int = 0, now: datetime | None = None) -> Category:
-    """Create (category_id 0) or change a category; the tree stays a tree (no parent below the category)."""
+    """Create (category_id 0) or change a category; the tree stays a tree (no parent below the category).
+
+    Publishes one catalogue-wide product-changed: a rename or a move changes what every product of the
+    category's branch is listed under, however many there are.
+    """
+    now = now or utcnow()
     with uow:
         wanted = Category(name=name.strip(), parent_id=parent_id or None, icon=icon, sort=sort, id=category_id or None)
         category, before = wanted, None
@@ -478,13 +485,18 @@ def save_category(uow: ProductUnitOfWork, *, actor_id: int, category_id: int = 0
             uow.categories.add(category)
         _settings_audit(uow, "category", str(category.id), actor_id, "update" if before else "create", before,
                         _category_snapshot(category), now)
+        _catalog_changed(uow, "category", now)
         uow.commit()
         return category
 
 
 def save_brand(uow: ProductUnitOfWork, *, actor_id: int, brand_id: int = 0, name: str, logo: str = "",
                now: datetime | None = None) -> Brand:
-    """Create (brand_id 0) or change a brand; a rename re-indexes its products' search terms."""
+    """Create (brand_id 0) or change a brand; a rename re-indexes its products' search terms.
+
+    Publishes one catalogue-wide product-changed: every product page shows its brand's name and logo.
+    """
+    now = now or utcnow()
     with uow:
         wanted = Brand(name=name.strip(), logo=logo)
         check_brand(wanted)
@@ -504,6 +516,7 @@ def save_brand(uow: ProductUnitOfWork, *, actor_id: int, brand_id: int = 0, name
                 _index(uow, product, brand)
         _settings_audit(uow, "brand", str(brand.id), actor_id, "update" if before else "create", before,
                         {"name": brand.name, "logo": brand.logo}, now)
+        _catalog_changed(uow, "brand", now)
         uow.commit()
         return brand
 
@@ -608,6 +621,16 @@ def _move(uow: ProductUnitOfWork, movement: StockMovement) -> StockMove:
     move = uow.stock.move(movement)
     assert move is not None, f"sku {movement.sku_id} vanished"
     return move
+
+
+CATALOG_AGGREGATE = "catalog"  # the Kafka key of catalogue-wide product-changed events: they stay in order
+
+
+def _catalog_changed(uow: ProductUnitOfWork, reason: str, now: datetime) -> None:
+    """One catalogue-wide product-changed (product_id 0) in the same transaction, instead of one per product
+    of a brand or category, which could be thousands: caches drop every product and list."""
+    uow.publish(ProductChanged(product_id=0, reason=reason, catalog_wide=True, changed_at=timestamp(now)),
+                aggregate_id=CATALOG_AGGREGATE)
 
 
 def _stock_moved(uow: ProductUnitOfWork, move: StockMove, now: datetime) -> None:
