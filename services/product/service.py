@@ -411,10 +411,11 @@ def check_stock_ledger(uow: ProductUnitOfWork) -> tuple[int, list[StockBalance]]
         return uow.stock.check()
 
 
-def stock_movements(uow: ProductUnitOfWork, *, sku_id: int, offset: int = 0,
+def stock_movements(uow: ProductUnitOfWork, *, product_id: int, sku_id: int, offset: int = 0,
                     limit: int = 20) -> tuple[list[StockMovement], int]:
-    """A SKU's stock ledger for staff, newest first (unknown SKU: an empty page)."""
+    """A product's SKU's stock ledger for staff, newest first (PRODUCT_NOT_FOUND, SKU_NOT_FOUND)."""
     with uow:
+        _product(uow, product_id).sku(sku_id)
         return uow.stock.movements(sku_id, max(offset, 0), min(max(limit, 1), 100))
 
 

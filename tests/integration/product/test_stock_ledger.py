@@ -13,6 +13,7 @@ from sqlalchemy import func, insert, select
 
 from services.common import migrations
 from services.common.db import make_engine
+from services.common.errors import NotFound
 from services.product import consumers, service
 from services.product.db import brands, categories, products, reservations, skus, stock_movements
 from services.product.domain import RESERVATION_TTL, OutOfStock, StockLine
@@ -31,7 +32,8 @@ def shelf(uow: UowFactory) -> Shelf:
 
 def ledger(shelf: Shelf, sku_id: int) -> list[Row]:
     """The SKU's movements, oldest first."""
-    items, total = service.stock_movements(shelf.uow(), sku_id=sku_id, limit=100)
+    [offer] = service.get_skus(shelf.uow(), sku_ids=[sku_id])
+    items, total = service.stock_movements(shelf.uow(), product_id=offer.product.id or 0, sku_id=sku_id, limit=100)
     assert total == len(items)
     return [(m.kind, m.available, m.reserved, m.sold, m.reference, m.actor_id, m.reason) for m in reversed(items)]
 
@@ -149,6 +151,20 @@ def test_a_sku_changed_behind_the_services_back_is_unbalanced(shelf: Shelf, uow:
 
     assert (checked, unbalanced.describe()) == (1, f"sku {sku_id}: available 6 + reserved 0 + sold 0 = 6, initial + "
                                                    "adjustments 10; the ledger says available 6, reserved 4, sold 0")
+
+
+def test_staff_page_through_a_skus_ledger_newest_first_and_only_under_its_own_product(shelf: Shelf) -> None:
+    phone, cup = shelf.product("手机", stock=10), shelf.product("保温杯", stock=10)
+    [sku_id] = shelf.sku_ids(phone)
+    for delta in (1, 2, 3):
+        service.adjust_stock(shelf.uow(), actor_id=9, product_id=phone, sku_id=sku_id, delta=delta)
+
+    page, total = service.stock_movements(shelf.uow(), product_id=phone, sku_id=sku_id, offset=1, limit=2)
+    with pytest.raises(NotFound) as elsewhere:
+        service.stock_movements(shelf.uow(), product_id=cup, sku_id=sku_id)
+
+    assert ([(m.kind, m.available) for m in page], total, elsewhere.value.code) == (
+        [("adjust", 2), ("adjust", 1)], 4, "SKU_NOT_FOUND")
 
 
 def test_skus_from_before_the_ledger_open_it_with_their_balance(tmp_path: Path) -> None:
