@@ -391,9 +391,11 @@ def restock_return(uow: ProductUnitOfWork, *, case_no: str, lines: Iterable[Stoc
     """
     now = now or utcnow()
     for line in lines:
-        if line.quantity <= 0:
-            raise InvalidInput("STOCK_LINE_INVALID", "a returned line needs a positive quantity",
+        if line.quantity < 0:
+            raise InvalidInput("STOCK_LINE_INVALID", "a returned line cannot have negative units",
                                details={"lines": "invalid"})
+        if line.quantity == 0:
+            continue  # nothing came back: no movement
         move = uow.stock.move(StockMovement.of(MovementKind.RETURN, line.sku_id, line.quantity, now,
                                                reference=case_no))
         if move is None:

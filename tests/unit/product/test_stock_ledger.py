@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from mall.events.v1.order_events_pb2 import OrderLine, OrderReturned
 
+from services.common.events import InvalidEvent
 from services.product import service
 from services.product.domain import Brand, Category, MovementKind, StockBalance, StockLine, StockMovement
 from tests.product_fakes import FakeProductUnitOfWork
@@ -53,3 +55,16 @@ def test_the_in_memory_ledger_balances_after_a_reservation_is_paid(uow: FakeProd
 
     assert ([m.kind for m in uow.stock.ledger], service.check_stock_ledger(uow)) == (
         ["initial", "initial", "reserve", "confirm"], (2, []))
+
+
+def test_a_returned_line_of_no_units_records_nothing_and_negative_units_are_dead_lettered(
+        uow: FakeProductUnitOfWork) -> None:
+    product_id = use_cases.on_sale(uow)
+    black, white = use_cases.sku_ids(uow, product_id)
+
+    use_cases.consume(uow, OrderReturned(order_no="O1", case_no="AS1", lines=[
+        OrderLine(sku_id=black, quantity=0), OrderLine(sku_id=white, quantity=1)]))
+    with pytest.raises(InvalidEvent, match="STOCK_LINE_INVALID"):
+        use_cases.consume(uow, OrderReturned(order_no="O2", case_no="AS2", lines=[OrderLine(sku_id=black, quantity=-1)]))
+
+    assert [(m.kind, m.sku_id, m.reference) for m in uow.stock.ledger[2:]] == [("return", white, "AS1")]
