@@ -13,9 +13,11 @@ process) for at most `ttl` seconds and drops them all when the catalogue changes
 - The gateway bumps the version itself after each admin catalogue write it passes on (edit, audit,
   shelf, stock, categories, brands, delivery table): the next read, on any worker, sees the change.
 - `product-changed` events (published by the product service in the transaction of every audited
-  change and of every reservation or release that moves a SKU across in_stock / low / sold_out)
-  reach each worker through a group-less Kafka consumer reading the topic's tail; each worker drops
-  its own entries. Group-less: no rebalances, no offsets, nothing to clean up when a worker dies;
+  change and of every reservation or release that moves a SKU across in_stock / low / sold_out, and
+  one catalogue-wide event, `catalog_wide` with product_id 0, for a brand, category or delivery-table
+  change, however many products it touches) reach each worker through a group-less Kafka consumer
+  reading the topic's tail; each worker drops all its entries on any of them, so a catalogue-wide
+  event needs no handling of its own (pages embed brand names, category filters, delivery estimates). Group-less: no rebalances, no offsets, nothing to clean up when a worker dies;
   an event missed while the consumer reconnects is covered by the TTL.
 - The TTL bounds whatever the events do not reach. While the worker's listener follows the topic,
   entries live CATALOG_CACHE_FOLLOWING_TTL_MS (default 10000): a change reaches them as an event in

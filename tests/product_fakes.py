@@ -6,6 +6,7 @@ from datetime import datetime
 
 from services.common.errors import Conflict
 from services.product.domain import (
+    SUPPLY_KINDS,
     AuditEntry,
     Brand,
     Category,
@@ -19,7 +20,9 @@ from services.product.domain import (
     SettingsAuditEntry,
     Sku,
     Sort,
+    StockBalance,
     StockMove,
+    StockMovement,
 )
 from services.product.uow import ProductUnitOfWork
 from tests.fakes import FakeUnitOfWork
@@ -131,34 +134,47 @@ class FakeAuditLogRepository:
 
 
 class FakeStockRepository:
-    def __init__(self, products: FakeProductRepository) -> None:
+    """Stock counts on the fake products' SKUs, and the stock ledger as a list (`movements`)."""
+
+    def __init__(self, products: FakeProductRepository, reservations: FakeReservationRepository) -> None:
         self.products = products
+        self.reservations = reservations
+        self.ledger: list[StockMovement] = []
 
-    def take(self, sku_id: int, quantity: int) -> StockMove | None:
-        found = self.products.sku(sku_id)
-        if found is None or not found[0].visible or not found[1].active or found[1].stock < quantity:
+    def move(self, movement: StockMovement, *, on_sale_only: bool = False) -> StockMove | None:
+        found = self.products.sku(movement.sku_id)
+        if found is None or found[1].stock + movement.available < 0:
             return None
-        found[1].stock -= quantity
-        return StockMove(found[0].id or 0, found[1].stock + quantity, found[1].stock)
-
-    def put_back(self, sku_id: int, quantity: int) -> StockMove:
-        found = self.products.sku(sku_id)
-        assert found is not None
-        found[1].stock += quantity
-        return StockMove(found[0].id or 0, found[1].stock - quantity, found[1].stock)
-
-    def add_sales(self, sku_id: int, quantity: int) -> None:
-        found = self.products.sku(sku_id)
-        assert found is not None
-        found[1].sales += quantity
-        found[0].sales += quantity
-
-    def adjust(self, sku_id: int, delta: int) -> int | None:
-        found = self.products.sku(sku_id)
-        if found is None or found[1].stock + delta < 0:
+        product, sku = found
+        if on_sale_only and not (product.visible and sku.active):
             return None
-        found[1].stock += delta
-        return found[1].stock
+        sku.stock += movement.available
+        sku.sales += movement.sold
+        product.sales += movement.sold
+        movement.product_id = product.id or 0
+        self.record(movement)
+        return StockMove(product.id or 0, sku.stock - movement.available, sku.stock)
+
+    def record(self, movement: StockMovement) -> None:
+        movement.id = len(self.ledger) + 1
+        self.ledger.append(movement)
+
+    def movements(self, sku_id: int, offset: int, limit: int) -> tuple[list[StockMovement], int]:
+        found = [m for m in reversed(self.ledger) if m.sku_id == sku_id]
+        return found[offset:offset + limit], len(found)
+
+    def check(self) -> tuple[int, list[StockBalance]]:
+        balances = []
+        for product in self.products.items.values():
+            for sku in product.skus:
+                rows = [m for m in self.ledger if m.sku_id == sku.id]
+                held = sum(r.quantity for r in self.reservations.items
+                           if r.sku_id == sku.id and r.status == ReservationStatus.RESERVED)
+                balances.append(StockBalance(
+                    sku.id or 0, sku.stock, held, sku.sales, sum(m.available for m in rows),
+                    sum(m.reserved for m in rows), sum(m.sold for m in rows),
+                    sum(m.available + m.reserved + m.sold for m in rows if m.kind in SUPPLY_KINDS)))
+        return len(balances), [b for b in balances if not b.balanced]
 
 
 class FakeReservationRepository:
@@ -271,8 +287,8 @@ class FakeProductUnitOfWork(FakeUnitOfWork, ProductUnitOfWork):
         self.brands = FakeBrandRepository()
         self.products = FakeProductRepository()
         self.audit_log = FakeAuditLogRepository()
-        self.stock = FakeStockRepository(self.products)
         self.reservations = FakeReservationRepository()
+        self.stock = FakeStockRepository(self.products, self.reservations)
         self.delivery = FakeDeliveryRepository()
         self.reviews = FakeReviewRepository()
         self.settings_log = FakeSettingsLogRepository()

@@ -3,15 +3,15 @@
     python -m tools.audit            # the databases `make run` uses (MINIMALL_VAR, <SERVICE>_DATABASE_URL)
 
 Checks, each reported with its mismatches (exit status 1 if any):
-- stock: no SKU below zero; each SKU's sales equal the units of its confirmed (paid) reservations; no
-  reservation still held long after it expired (the sweep releases them);
+- stock: for every SKU, available + reserved + sold == initial stock + adjustments, and each of the three
+  equals the sum of its stock ledger (the product service's stock_movements, checked by the product service:
+  services.product.service.check_stock_ledger); no SKU below zero; each SKU's sales equal the units of its
+  confirmed (paid) reservations; no reservation still held long after it expired (the sweep releases them);
 - coupons: the coupons locked in the member service are exactly those of the unpaid orders using them;
 - ledgers: every wallet and points balance equals the sum of its entries;
 - events: every order-paid event written by the order service was applied by product, member and analytics;
 - outbox: no event in any service's outbox waits unsent for more than a minute.
 Read-only: it never writes. Run it on a quiet platform; an order in flight can show as a passing mismatch.
-The stock check proves sold == confirmed and the floor at zero; the identity available + reserved +
-sold == initial + adjustments needs a stock movement ledger, which the product service does not keep yet.
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ from services.member import service as member_service
 from services.member.db import SqlMemberUnitOfWork, coupons
 from services.member.db import start_mappers as start_member_mappers
 from services.order.db import orders
-from services.product.db import reservations, skus
+from services.product import service as product_service
+from services.product.db import SqlProductUnitOfWork, reservations, skus
+from services.product.db import start_mappers as start_product_mappers
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTBOX_GRACE = timedelta(minutes=1)
@@ -67,6 +69,9 @@ def check_stock(product: Engine, now: datetime) -> Check:
         stale = conn.execute(select(reservations.c.order_no, reservations.c.sku_id).where(and_(
             reservations.c.status == "RESERVED", reservations.c.expires_at < now - RESERVATION_GRACE))).all()
     check.mismatches += [f"order {o}: sku {s} still reserved long after its expiry" for o, s in stale]
+    start_product_mappers()
+    _, unbalanced = product_service.check_stock_ledger(SqlProductUnitOfWork(product, "product"))
+    check.mismatches += [balance.describe() for balance in unbalanced]
     return check
 
 

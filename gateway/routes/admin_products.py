@@ -161,6 +161,26 @@ class AuditLog(Reply):
     items: list[AuditEntryOut]
 
 
+class StockMovementOut(Reply):
+    """One change of a SKU's stock: units moved per bucket (available + reserved + sold == initial + adjustments)."""
+
+    id: int
+    kind: Literal["opening", "initial", "adjust", "reserve", "confirm", "release", "expire", "cancel_paid", "return"]
+    available: int
+    reserved: int
+    sold: int
+    reference: str = Field(description="the order number, the after-sales case, or admin:<user id>")
+    actor: int = Field(description="user id of the staff member of an initial stock or adjustment (0: a service)")
+    reason: str
+    at: datetime
+
+    @classmethod
+    def from_proto(cls, m: product_pb2.StockMovement) -> StockMovementOut:
+        return cls(id=m.id, kind=m.kind, available=m.available, reserved=m.reserved,  # type: ignore[arg-type]
+                   sold=m.sold, reference=m.reference, actor=m.actor_id, reason=m.reason,
+                   at=m.at.ToDatetime(tzinfo=UTC))
+
+
 class AdminProductQuery(PageQuery):
     q: str | None = Field(None, max_length=100)
     status: ProductStatus | None = None
@@ -247,3 +267,14 @@ def product_audit_log(product_id: int) -> AuditLog:
 def adjust_stock(product_id: int, sku_id: int, body: StockIn) -> AdminSku:
     return AdminSku.from_proto(_stub().AdjustStock(product_pb2.AdjustStockRequest(
         product_id=product_id, sku_id=sku_id, delta=body.delta, reason=body.reason)))
+
+
+@bp.get("/<id:product_id>/skus/<id:sku_id>/stock-movements")
+@operation(summary="A SKU's stock ledger, newest first", tag="admin", roles=EDITORS, query=PageQuery,
+           description="Every change of the SKU's stock (initial stock, adjustments, reservations, sales, "
+                       "releases, returns) with the units it moved per bucket and what caused it.",
+           responses={200: Page[StockMovementOut]})
+def stock_movements(product_id: int, sku_id: int, query: PageQuery) -> Page[StockMovementOut]:
+    reply = _stub().ListStockMovements(product_pb2.ListStockMovementsRequest(
+        product_id=product_id, sku_id=sku_id, offset=query.offset, limit=query.page_size))
+    return Page[StockMovementOut].of([StockMovementOut.from_proto(m) for m in reply.items], query, reply.total)

@@ -8,9 +8,10 @@ from datetime import UTC
 from mall.events.v1.envelope_pb2 import EventEnvelope
 from mall.events.v1.order_events_pb2 import OrderCancelled, OrderCompleted, OrderPaid, OrderReturned
 
-from services.common.errors import Conflict, NotFound
+from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.events import InvalidEvent
 from services.product import reviews, service
+from services.product.domain import StockLine
 from services.product.uow import ProductUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -58,9 +59,11 @@ def on_order_completed(uow: ProductUnitOfWork, event: OrderCompleted, envelope: 
 
 def on_order_returned(uow: ProductUnitOfWork, event: OrderReturned, envelope: EventEnvelope) -> None:
     """Goods of an after-sales return were received back: their units are on sale again (once per event)."""
-    for line in event.lines:
-        uow.stock.put_back(line.sku_id, line.quantity)
-        uow.stock.add_sales(line.sku_id, -line.quantity)
+    try:
+        service.restock_return(uow, case_no=event.case_no,
+                               lines=[StockLine(line.sku_id, line.quantity) for line in event.lines])
+    except (NotFound, InvalidInput) as exc:
+        raise InvalidEvent(f"order-returned {envelope.event_id} cannot be restocked: {exc.code}") from None
     log.info("restocked the return of after-sales case %s (order %s)", event.case_no, event.order_no)
 
 

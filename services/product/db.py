@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    case,
     delete,
     func,
     insert,
@@ -35,6 +36,7 @@ from services.common.errors import Conflict
 from services.common.uow import SqlUnitOfWork
 from services.product.domain import (
     RATINGS,
+    SUPPLY_KINDS,
     AuditEntry,
     Brand,
     Category,
@@ -49,7 +51,9 @@ from services.product.domain import (
     Sku,
     Sort,
     Status,
+    StockBalance,
     StockMove,
+    StockMovement,
 )
 from services.product.uow import ProductUnitOfWork
 
@@ -142,6 +146,22 @@ reservations = Table(
     Index("ix_stock_reservations_status_expires", "status", "expires_at"),
 )
 
+stock_movements = Table(  # the stock ledger: append-only, one row per change of a SKU's stock (migration 0006)
+    "stock_movements", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("sku_id", BigId, ForeignKey("skus.id"), nullable=False),
+    Column("product_id", BigId, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("available", BigId, nullable=False),
+    Column("reserved", BigId, nullable=False),
+    Column("sold", BigId, nullable=False),
+    Column("reference", String(64), nullable=False, default=""),
+    Column("actor_id", BigId, nullable=False, default=0),
+    Column("reason", String(200), nullable=False, default=""),
+    Column("at", UTCDateTime, nullable=False),
+    Index("ix_stock_movements_sku_id", "sku_id", "id"),
+)
+
 settings_audit_log = Table(
     "settings_audit_log", metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
@@ -209,6 +229,7 @@ def _map_classes(mappers: registry) -> None:
         "skus": relationship(Sku, order_by=skus.c.id, lazy="selectin", cascade="all, delete-orphan")})
     mappers.map_imperatively(AuditEntry, audit_log)
     mappers.map_imperatively(Reservation, reservations)
+    mappers.map_imperatively(StockMovement, stock_movements)
     mappers.map_imperatively(ReviewableLine, reviewable_lines)
     mappers.map_imperatively(Review, reviews)
     mappers.map_imperatively(SettingsAuditEntry, settings_audit_log)
@@ -338,40 +359,70 @@ SELLABLE = select(products.c.id).where(products.c.status == Status.APPROVED, pro
 
 
 class SqlStockRepository:
-    """Every change is one conditional UPDATE: the row lock it takes orders concurrent reservations."""
+    """Every change is one conditional UPDATE plus its row in the stock ledger, in the caller's transaction.
+
+    The UPDATE's row lock orders concurrent reservations; the ledger row is an INSERT, so it adds no contention.
+    """
 
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def take(self, sku_id: int, quantity: int) -> StockMove | None:
-        row = self.session.execute(
-            update(skus).where(skus.c.id == sku_id, skus.c.active.is_(True), skus.c.stock >= quantity,
-                               skus.c.product_id.in_(SELLABLE))
-            .values(stock=skus.c.stock - quantity).returning(skus.c.product_id, skus.c.stock)).one_or_none()
-        return None if row is None else StockMove(row.product_id, row.stock + quantity, row.stock)
-
-    def put_back(self, sku_id: int, quantity: int) -> StockMove:
-        row = self.session.execute(update(skus).where(skus.c.id == sku_id).values(stock=skus.c.stock + quantity)
-                                   .returning(skus.c.product_id, skus.c.stock)).one()
-        return StockMove(row.product_id, row.stock - quantity, row.stock)
-
-    def add_sales(self, sku_id: int, quantity: int) -> None:
-        self.session.execute(update(skus).where(skus.c.id == sku_id).values(sales=skus.c.sales + quantity))
-        self.session.execute(update(products).where(
-            products.c.id == select(skus.c.product_id).where(skus.c.id == sku_id).scalar_subquery())
-            .values(sales=products.c.sales + quantity))
-
-    def adjust(self, sku_id: int, delta: int) -> int | None:
-        self.session.flush()
-        result = self.session.execute(update(skus).where(skus.c.id == sku_id, skus.c.stock + delta >= 0)
-                                      .values(stock=skus.c.stock + delta))
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+    def move(self, movement: StockMovement, *, on_sale_only: bool = False) -> StockMove | None:
+        self.session.flush()  # a product loaded and changed in this transaction is written before the UPDATE
+        conditions: list[Any] = [skus.c.id == movement.sku_id]
+        if movement.available < 0:
+            conditions.append(skus.c.stock >= -movement.available)
+        if on_sale_only:
+            conditions += [skus.c.active.is_(True), skus.c.product_id.in_(SELLABLE)]
+        values: dict[str, Any] = {}
+        if movement.available:
+            values["stock"] = skus.c.stock + movement.available
+        if movement.sold:
+            values["sales"] = skus.c.sales + movement.sold
+        row = self.session.execute(update(skus).where(*conditions).values(values or {"stock": skus.c.stock})
+                                   .returning(skus.c.product_id, skus.c.stock, skus.c.sales)).one_or_none()
+        if row is None:
             return None
-        stock = self.session.execute(select(skus.c.stock).where(skus.c.id == sku_id)).scalar_one()
-        loaded = self.session.identity_map.get((Sku, (sku_id,), None))  # type: ignore[call-overload]
-        if loaded is not None:
-            set_committed_value(loaded, "stock", stock)
-        return stock
+        if movement.sold:
+            self.session.execute(update(products).where(products.c.id == row.product_id)
+                                 .values(sales=products.c.sales + movement.sold))
+        movement.product_id = row.product_id
+        self.record(movement)
+        loaded = self.session.identity_map.get((Sku, (movement.sku_id,), None))  # type: ignore[call-overload]
+        if loaded is not None:  # the caller may answer with the SKU it loaded: show it the new counts
+            set_committed_value(loaded, "stock", row.stock)
+            set_committed_value(loaded, "sales", row.sales)
+        return StockMove(row.product_id, row.stock - movement.available, row.stock)
+
+    def record(self, movement: StockMovement) -> None:
+        self.session.add(movement)
+
+    def movements(self, sku_id: int, offset: int, limit: int) -> tuple[list[StockMovement], int]:
+        found = self.session.execute(select(StockMovement).where(stock_movements.c.sku_id == sku_id)
+                                     .order_by(stock_movements.c.id.desc()).offset(offset).limit(limit)).scalars()
+        total = self.session.execute(select(func.count()).select_from(stock_movements)
+                                     .where(stock_movements.c.sku_id == sku_id)).scalar_one()
+        return list(found), total
+
+    def check(self) -> tuple[int, list[StockBalance]]:
+        m = stock_movements.c
+        ledger = (select(m.sku_id, func.sum(m.available).label("available"), func.sum(m.reserved).label("reserved"),
+                         func.sum(m.sold).label("sold"),
+                         func.sum(case((m.kind.in_([str(k) for k in SUPPLY_KINDS]), m.available + m.reserved + m.sold),
+                                       else_=0)).label("supplied"))
+                  .group_by(m.sku_id).subquery())
+        held = (select(reservations.c.sku_id, func.sum(reservations.c.quantity).label("units"))
+                .where(reservations.c.status == ReservationStatus.RESERVED).group_by(reservations.c.sku_id).subquery())
+        rows = self.session.execute(
+            select(skus.c.id, skus.c.stock, skus.c.sales, func.coalesce(held.c.units, 0).label("reserved"),
+                   *(func.coalesce(ledger.c[name], 0).label(f"ledger_{name}")
+                     for name in ("available", "reserved", "sold", "supplied")))
+            .outerjoin(held, held.c.sku_id == skus.c.id).outerjoin(ledger, ledger.c.sku_id == skus.c.id)
+            .order_by(skus.c.id)).all()
+        found = [StockBalance(row.id, row.stock, int(row.reserved), row.sales, int(row.ledger_available),
+                               int(row.ledger_reserved), int(row.ledger_sold), int(row.ledger_supplied))
+                 for row in rows]
+        return len(found), [f for f in found if not f.balanced]
 
 
 class SqlReservationRepository:

@@ -394,6 +394,88 @@ class StockMove:
         return stock_status(self.before) != stock_status(self.after)
 
 
+class MovementKind(enum.StrEnum):
+    """Why a SKU's stock moved; each kind moves units between the buckets available, reserved and sold."""
+
+    OPENING = "opening"            # what an existing SKU held when the ledger began (migration 0006)
+    INITIAL = "initial"            # a new SKU's stock
+    ADJUST = "adjust"              # staff restock (+) or write-off (-)
+    RESERVE = "reserve"            # available -> reserved (an order is placed)
+    CONFIRM = "confirm"            # reserved -> sold (the order is paid)
+    RELEASE = "release"            # reserved -> available (the order is cancelled)
+    EXPIRE = "expire"              # reserved -> available (the sweep, past the reservation's expiry)
+    CANCEL_PAID = "cancel_paid"    # sold -> available (a paid order cancelled before it shipped)
+    RETURN = "return"              # sold -> available (after-sales goods received back)
+
+
+# (available, reserved, sold) moved per unit. Only the supply kinds change the total a SKU holds.
+MOVEMENT_DELTAS: dict[MovementKind, tuple[int, int, int]] = {
+    MovementKind.OPENING: (1, 0, 0), MovementKind.INITIAL: (1, 0, 0), MovementKind.ADJUST: (1, 0, 0),
+    MovementKind.RESERVE: (-1, 1, 0), MovementKind.CONFIRM: (0, -1, 1),
+    MovementKind.RELEASE: (1, -1, 0), MovementKind.EXPIRE: (1, -1, 0),
+    MovementKind.CANCEL_PAID: (1, 0, -1), MovementKind.RETURN: (1, 0, -1),
+}
+SUPPLY_KINDS = (MovementKind.OPENING, MovementKind.INITIAL, MovementKind.ADJUST)
+
+
+@dataclass(eq=False)
+class StockMovement:
+    """One change of one SKU's stock, in the stock ledger (append-only, written in the change's transaction).
+
+    The deltas per bucket: `available` is the SKU's stock column, `reserved` the units its RESERVED
+    reservations hold, `sold` its sales column. `reference` names what caused it (an order number, an
+    after-sales case); `actor_id` the staff member of an initial stock or adjustment (0: a service).
+    """
+
+    sku_id: int
+    kind: str
+    at: datetime
+    available: int = 0
+    reserved: int = 0
+    sold: int = 0
+    reference: str = ""
+    actor_id: int = 0
+    reason: str = ""
+    product_id: int = 0
+    id: int | None = None
+
+    @classmethod
+    def of(cls, kind: MovementKind, sku_id: int, quantity: int, at: datetime, *, reference: str = "",
+           actor_id: int = 0, reason: str = "") -> StockMovement:
+        """`quantity` units moved the way `kind` moves them (negative for a write-off)."""
+        available, reserved, sold = MOVEMENT_DELTAS[kind]
+        return cls(sku_id=sku_id, kind=str(kind), at=at, available=available * quantity,
+                   reserved=reserved * quantity, sold=sold * quantity, reference=reference[:64],
+                   actor_id=actor_id, reason=reason.replace("\x00", "")[:200])
+
+
+@dataclass(frozen=True)
+class StockBalance:
+    """A SKU's counts beside what its stock ledger sums to (`make audit` reports the unbalanced ones)."""
+
+    sku_id: int
+    available: int                 # the stock column
+    reserved: int                  # units of its RESERVED reservations
+    sold: int                      # the sales column
+    ledger_available: int
+    ledger_reserved: int
+    ledger_sold: int
+    supplied: int                  # initial stock + adjustments, from the ledger
+
+    @property
+    def balanced(self) -> bool:
+        """Each bucket equals its ledger sum, and available + reserved + sold == initial stock + adjustments."""
+        return ((self.available, self.reserved, self.sold) == (self.ledger_available, self.ledger_reserved,
+                                                               self.ledger_sold)
+                and self.available + self.reserved + self.sold == self.supplied)
+
+    def describe(self) -> str:
+        held = self.available + self.reserved + self.sold
+        return (f"sku {self.sku_id}: available {self.available} + reserved {self.reserved} + sold {self.sold} = {held}, "
+                f"initial + adjustments {self.supplied}; the ledger says available {self.ledger_available}, "
+                f"reserved {self.ledger_reserved}, sold {self.ledger_sold}")
+
+
 @dataclass(frozen=True)
 class StockLine:
     sku_id: int

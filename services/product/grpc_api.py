@@ -22,6 +22,7 @@ from services.product.domain import (
     Sku,
     SkuDraft,
     StockLine,
+    StockMovement,
     stock_status,
 )
 from services.product.service import CategoryNode, ProductPage, ProductView
@@ -115,6 +116,13 @@ class ProductServicer(product_pb2_grpc.ProductServiceServicer):
         sku = service.adjust_stock(self.uow(), actor_id=caller.user_id, product_id=request.product_id,
                                    sku_id=request.sku_id, delta=request.delta, reason=request.reason)
         return _sku(sku, staff=True)
+
+    def ListStockMovements(self, request: product_pb2.ListStockMovementsRequest,
+                           context: grpc.ServicerContext) -> product_pb2.ListStockMovementsResponse:
+        require_caller(*EDITORS)
+        items, total = service.stock_movements(self.uow(), product_id=request.product_id, sku_id=request.sku_id,
+                                               offset=request.offset, limit=request.limit or 20)
+        return product_pb2.ListStockMovementsResponse(items=[_movement(m) for m in items], total=total)
 
     # Staff: catalogue settings
 
@@ -286,6 +294,15 @@ def _settings_entry(entry: SettingsAuditEntry) -> product_pb2.SettingsAuditEntry
                                              actor_id=entry.actor_id, action=entry.action,
                                              before_json=_json(entry.before), after_json=_json(entry.after))
     message.at.CopyFrom(timestamp(entry.at))
+    return message
+
+
+def _movement(movement: StockMovement) -> product_pb2.StockMovement:
+    message = product_pb2.StockMovement(
+        id=movement.id or 0, sku_id=movement.sku_id, product_id=movement.product_id, kind=movement.kind,
+        available=movement.available, reserved=movement.reserved, sold=movement.sold, reference=movement.reference,
+        actor_id=movement.actor_id, reason=movement.reason)
+    message.at.CopyFrom(timestamp(movement.at))
     return message
 
 

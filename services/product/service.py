@@ -22,6 +22,7 @@ from services.product.domain import (
     AuditEntry,
     Brand,
     Category,
+    MovementKind,
     OutOfStock,
     Product,
     ProductDraft,
@@ -33,8 +34,10 @@ from services.product.domain import (
     Sku,
     Sort,
     Status,
+    StockBalance,
     StockLine,
     StockMove,
+    StockMovement,
     check_brand,
     check_category,
     descendants,
@@ -187,6 +190,7 @@ def create_product(uow: ProductUnitOfWork, *, actor_id: int, draft: ProductDraft
         product = Product.create(draft, now)
         uow.products.add(product)
         assert product.id is not None
+        _record_initial_stock(uow, product.skus, actor_id, now)
         _index(uow, product, brand)
         _audit(uow, product, actor_id, "create", None, now)
         uow.commit()
@@ -202,8 +206,10 @@ def update_product(uow: ProductUnitOfWork, *, actor_id: int, product_id: int, dr
         product = _product(uow, product_id, lock=True)
         brand = _check_references(uow, draft)
         before = product.snapshot()
+        known = {sku.id for sku in product.skus}
         product.edit(draft, now)
         uow.products.add(product)  # gives new SKUs their ids
+        _record_initial_stock(uow, [sku for sku in product.skus if sku.id not in known], actor_id, now)
         _index(uow, product, brand)
         _audit(uow, product, actor_id, "update", before, now)
         uow.commit()
@@ -247,16 +253,18 @@ def adjust_stock(uow: ProductUnitOfWork, *, actor_id: int, product_id: int, sku_
     now = now or utcnow()
     if delta == 0:
         raise InvalidInput("STOCK_DELTA_INVALID", "delta must not be 0", details={"delta": "zero"})
+    reason = reason.replace("\x00", "")[:200]
     with uow:
         product = _product(uow, product_id)
         sku = product.sku(sku_id)
-        stock = uow.stock.adjust(sku_id, delta)
-        if stock is None:
+        move = uow.stock.move(StockMovement.of(MovementKind.ADJUST, sku_id, delta, now, reference=f"admin:{actor_id}",
+                                               actor_id=actor_id, reason=reason))
+        if move is None:
             raise OutOfStock("STOCK_WOULD_BE_NEGATIVE", "the stock cannot go below 0",
                              details={"delta": "too small", "sku_id": sku_id})
         uow.audit_log.add(AuditEntry(product_id=product_id, actor_id=actor_id, action="stock", at=now,
-                                     before={"sku_id": sku_id, "stock": stock - delta},
-                                     after={"sku_id": sku_id, "stock": stock, "reason": reason.replace("\x00", "")[:200]}))
+                                     before={"sku_id": sku_id, "stock": move.before},
+                                     after={"sku_id": sku_id, "stock": move.after, "reason": reason}))
         _changed(uow, product_id, "stock", now)
         uow.commit()
         return sku
@@ -284,7 +292,8 @@ def reserve_stock(uow: ProductUnitOfWork, *, order_no: str, lines: Iterable[Stoc
         expires_at = now + RESERVATION_TTL
         held = []
         for line in wanted:  # in SKU order: concurrent orders lock rows in the same order, no deadlock
-            move = uow.stock.take(line.sku_id, line.quantity)
+            move = uow.stock.move(StockMovement.of(MovementKind.RESERVE, line.sku_id, line.quantity, now,
+                                                   reference=order_no), on_sale_only=True)
             if move is None:
                 STOCK_RESERVATION_FAILURES.labels("out_of_stock").inc()
                 raise OutOfStock("OUT_OF_STOCK", "not enough stock for one of the lines",
@@ -306,8 +315,9 @@ def confirm_reservation(uow: ProductUnitOfWork, *, order_no: str) -> str:
     return status
 
 
-def confirm_held_stock(uow: ProductUnitOfWork, *, order_no: str) -> str:
+def confirm_held_stock(uow: ProductUnitOfWork, *, order_no: str, now: datetime | None = None) -> str:
     """confirm_reservation inside an open unit of work (the order-paid consumer's transaction)."""
+    now = now or utcnow()
     uow.reservations.lock_order(order_no)
     held = uow.reservations.of_order(order_no)
     if not held:
@@ -317,24 +327,28 @@ def confirm_held_stock(uow: ProductUnitOfWork, *, order_no: str) -> str:
     for reservation in held:
         assert reservation.id is not None
         if uow.reservations.move(reservation.id, ReservationStatus.RESERVED, ReservationStatus.CONFIRMED):
-            uow.stock.add_sales(reservation.sku_id, reservation.quantity)
+            _move(uow, StockMovement.of(MovementKind.CONFIRM, reservation.sku_id, reservation.quantity, now,
+                                        reference=order_no))
     return ReservationStatus.CONFIRMED
 
 
-def release_reservation(uow: ProductUnitOfWork, *, order_no: str) -> str:
-    """The order was cancelled (or its reservation expired): units go back on sale. Replays change nothing.
+def release_reservation(uow: ProductUnitOfWork, *, order_no: str, expired: bool = False) -> str:
+    """The order was cancelled (or its reservation `expired`): units go back on sale. Replays change nothing.
 
     An order that never reserved answers NONE, so a compensation after a failed reservation is safe.
     A confirmed (paid) reservation is not released here: returning paid goods is an after-sales matter.
     """
     with uow:
-        status = release_held_stock(uow, order_no=order_no)
+        status = release_held_stock(uow, order_no=order_no, expired=expired)
         uow.commit()
     return status
 
 
-def release_held_stock(uow: ProductUnitOfWork, *, order_no: str) -> str:
+def release_held_stock(uow: ProductUnitOfWork, *, order_no: str, expired: bool = False,
+                       now: datetime | None = None) -> str:
     """release_reservation inside an open unit of work (the order-cancelled consumer's transaction)."""
+    now = now or utcnow()
+    kind = MovementKind.EXPIRE if expired else MovementKind.RELEASE
     uow.reservations.lock_order(order_no)
     held = uow.reservations.of_order(order_no)
     if not held:
@@ -344,24 +358,67 @@ def release_held_stock(uow: ProductUnitOfWork, *, order_no: str) -> str:
     for reservation in held:
         assert reservation.id is not None
         if uow.reservations.move(reservation.id, ReservationStatus.RESERVED, ReservationStatus.RELEASED):
-            _stock_moved(uow, uow.stock.put_back(reservation.sku_id, reservation.quantity), utcnow())
+            _stock_moved(uow, _move(uow, StockMovement.of(kind, reservation.sku_id, reservation.quantity, now,
+                                                          reference=order_no)), now)
     return ReservationStatus.RELEASED
 
 
-def release_paid_stock(uow: ProductUnitOfWork, *, order_no: str) -> str:
+def release_paid_stock(uow: ProductUnitOfWork, *, order_no: str, now: datetime | None = None) -> str:
     """A paid order cancelled before it shipped (order-cancelled with was_paid, after staff review): its sold
     units go back on sale and leave the sales counts (a reservation still held is released as usual).
     Inside an open unit of work; replays change nothing (each row moves to RELEASED once)."""
+    now = now or utcnow()
     uow.reservations.lock_order(order_no)
     held = uow.reservations.of_order(order_no)
     for reservation in held:
         assert reservation.id is not None
         if uow.reservations.move(reservation.id, ReservationStatus.CONFIRMED, ReservationStatus.RELEASED):
-            uow.stock.put_back(reservation.sku_id, reservation.quantity)
-            uow.stock.add_sales(reservation.sku_id, -reservation.quantity)
+            kind = MovementKind.CANCEL_PAID
         elif uow.reservations.move(reservation.id, ReservationStatus.RESERVED, ReservationStatus.RELEASED):
-            uow.stock.put_back(reservation.sku_id, reservation.quantity)
+            kind = MovementKind.RELEASE
+        else:
+            continue
+        _stock_moved(uow, _move(uow, StockMovement.of(kind, reservation.sku_id, reservation.quantity, now,
+                                                      reference=order_no)), now)
     return ReservationStatus.RELEASED if held else "NONE"
+
+
+def restock_return(uow: ProductUnitOfWork, *, case_no: str, lines: Iterable[StockLine],
+                   now: datetime | None = None) -> None:
+    """Goods of an after-sales return came back (order-returned): on sale again, out of the sales counts.
+
+    Inside an open unit of work (the consumer's, which applies each event once). An unknown SKU is NotFound.
+    """
+    now = now or utcnow()
+    for line in lines:
+        if line.quantity < 0:
+            raise InvalidInput("STOCK_LINE_INVALID", "a returned line cannot have negative units",
+                               details={"lines": "invalid"})
+        if line.quantity == 0:
+            continue  # nothing came back: no movement
+        move = uow.stock.move(StockMovement.of(MovementKind.RETURN, line.sku_id, line.quantity, now,
+                                               reference=case_no))
+        if move is None:
+            raise NotFound("SKU_NOT_FOUND", f"no SKU {line.sku_id}")
+        _stock_moved(uow, move, now)
+
+
+def check_stock_ledger(uow: ProductUnitOfWork) -> tuple[int, list[StockBalance]]:
+    """Every SKU against its stock ledger (`make audit`): how many were checked, and the unbalanced ones.
+
+    Balanced: stock, held reservations and sales each equal their ledger sums, and
+    available + reserved + sold == initial stock + adjustments. Read-only.
+    """
+    with uow:
+        return uow.stock.check()
+
+
+def stock_movements(uow: ProductUnitOfWork, *, product_id: int, sku_id: int, offset: int = 0,
+                    limit: int = 20) -> tuple[list[StockMovement], int]:
+    """A product's SKU's stock ledger for staff, newest first (PRODUCT_NOT_FOUND, SKU_NOT_FOUND)."""
+    with uow:
+        _product(uow, product_id).sku(sku_id)
+        return uow.stock.movements(sku_id, max(offset, 0), min(max(limit, 1), 100))
 
 
 def release_expired_reservations(uow_factory: Callable[[], ProductUnitOfWork], *, now: datetime | None = None,
@@ -375,7 +432,7 @@ def release_expired_reservations(uow_factory: Callable[[], ProductUnitOfWork], *
     with uow_factory() as uow:
         expired = uow.reservations.expired_orders(now, batch)
     for order_no in expired:
-        release_reservation(uow_factory(), order_no=order_no)
+        release_reservation(uow_factory(), order_no=order_no, expired=True)
     return len(expired)
 
 
@@ -392,12 +449,14 @@ def set_delivery_estimate(uow: ProductUnitOfWork, *, province: str, days: int, a
         problems["estimate_days"] = f"1-{MAX_DELIVERY_DAYS}"
     if problems:
         raise InvalidInput("DELIVERY_INVALID", "the delivery estimate is invalid", details=problems)
+    now = now or utcnow()
     with uow:
         before = uow.delivery.estimate_days(province)
         if before != days:
             uow.delivery.set_estimate(province, days)
             _settings_audit(uow, "delivery", province, actor_id, "create" if before is None else "update",
                             None if before is None else {"estimate_days": before}, {"estimate_days": days}, now)
+            _catalog_changed(uow, "delivery", now)
         uow.commit()
     return Delivery(province, days)
 
@@ -409,7 +468,12 @@ def delivery_estimates(uow: ProductUnitOfWork) -> list[Delivery]:
 
 def save_category(uow: ProductUnitOfWork, *, actor_id: int, category_id: int = 0, name: str, parent_id: int = 0,
                   icon: str = "", sort: int = 0, now: datetime | None = None) -> Category:
-    """Create (category_id 0) or change a category; the tree stays a tree (no parent below the category)."""
+    """Create (category_id 0) or change a category; the tree stays a tree (no parent below the category).
+
+    Publishes one catalogue-wide product-changed: a rename or a move changes what every product of the
+    category's branch is listed under, however many there are.
+    """
+    now = now or utcnow()
     with uow:
         wanted = Category(name=name.strip(), parent_id=parent_id or None, icon=icon, sort=sort, id=category_id or None)
         category, before = wanted, None
@@ -424,13 +488,18 @@ def save_category(uow: ProductUnitOfWork, *, actor_id: int, category_id: int = 0
             uow.categories.add(category)
         _settings_audit(uow, "category", str(category.id), actor_id, "update" if before else "create", before,
                         _category_snapshot(category), now)
+        _catalog_changed(uow, "category", now)
         uow.commit()
         return category
 
 
 def save_brand(uow: ProductUnitOfWork, *, actor_id: int, brand_id: int = 0, name: str, logo: str = "",
                now: datetime | None = None) -> Brand:
-    """Create (brand_id 0) or change a brand; a rename re-indexes its products' search terms."""
+    """Create (brand_id 0) or change a brand; a rename re-indexes its products' search terms.
+
+    Publishes one catalogue-wide product-changed: every product page shows its brand's name and logo.
+    """
+    now = now or utcnow()
     with uow:
         wanted = Brand(name=name.strip(), logo=logo)
         check_brand(wanted)
@@ -450,6 +519,7 @@ def save_brand(uow: ProductUnitOfWork, *, actor_id: int, brand_id: int = 0, name
                 _index(uow, product, brand)
         _settings_audit(uow, "brand", str(brand.id), actor_id, "update" if before else "create", before,
                         {"name": brand.name, "logo": brand.logo}, now)
+        _catalog_changed(uow, "brand", now)
         uow.commit()
         return brand
 
@@ -537,6 +607,33 @@ def _changed(uow: ProductUnitOfWork, product_id: int, reason: str, now: datetime
     """product-changed in the same transaction: every audited change may alter what shoppers see (caches drop it)."""
     uow.publish(ProductChanged(product_id=product_id, reason=reason, changed_at=timestamp(now)),
                 aggregate_id=str(product_id))
+
+
+def _record_initial_stock(uow: ProductUnitOfWork, new_skus: Iterable[Sku], actor_id: int, now: datetime) -> None:
+    """The ledger's first row of each new SKU: the stock it was created with (inserted with the SKU)."""
+    for sku in new_skus:
+        assert sku.id is not None and sku.product_id is not None
+        movement = StockMovement.of(MovementKind.INITIAL, sku.id, sku.stock, now, reference=f"admin:{actor_id}",
+                                    actor_id=actor_id)
+        movement.product_id = sku.product_id
+        uow.stock.record(movement)
+
+
+def _move(uow: ProductUnitOfWork, movement: StockMovement) -> StockMove:
+    """A movement that cannot be refused (it takes nothing from the stock) on a SKU that exists."""
+    move = uow.stock.move(movement)
+    assert move is not None, f"sku {movement.sku_id} vanished"
+    return move
+
+
+CATALOG_AGGREGATE = "catalog"  # the Kafka key of catalogue-wide product-changed events: they stay in order
+
+
+def _catalog_changed(uow: ProductUnitOfWork, reason: str, now: datetime) -> None:
+    """One catalogue-wide product-changed (product_id 0) in the same transaction, instead of one per product
+    of a brand or category, which could be thousands: caches drop every product and list."""
+    uow.publish(ProductChanged(product_id=0, reason=reason, catalog_wide=True, changed_at=timestamp(now)),
+                aggregate_id=CATALOG_AGGREGATE)
 
 
 def _stock_moved(uow: ProductUnitOfWork, move: StockMove, now: datetime) -> None:

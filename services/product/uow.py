@@ -17,7 +17,9 @@ from services.product.domain import (
     Review,
     ReviewableLine,
     SettingsAuditEntry,
+    StockBalance,
     StockMove,
+    StockMovement,
 )
 
 
@@ -69,18 +71,24 @@ class AuditLogRepository(Protocol):
 
 
 class StockRepository(Protocol):
-    """Stock moves as conditional updates: never a read-then-write of the count."""
+    """Stock moves as conditional updates, each appended to the stock ledger: never a read-then-write of a count."""
 
-    def take(self, sku_id: int, quantity: int) -> StockMove | None:
-        """Take `quantity` units of an on-sale SKU if it has them; None (nothing taken) otherwise."""
+    def move(self, movement: StockMovement, *, on_sale_only: bool = False) -> StockMove | None:
+        """Apply the movement to its SKU in one conditional update and append it to the ledger.
 
-    def put_back(self, sku_id: int, quantity: int) -> StockMove: ...
+        Its `available` delta goes to the SKU's stock, its `sold` delta to the SKU's and the product's
+        sales. Refused (None: nothing changed, nothing recorded) when the stock would go below 0 or,
+        with `on_sale_only`, when the SKU is retired or its product not approved and on the shelf.
+        """
 
-    def add_sales(self, sku_id: int, quantity: int) -> None:
-        """Count units sold on the SKU and its product."""
+    def record(self, movement: StockMovement) -> None:
+        """Append a movement whose change is already made (a new SKU's initial stock, inserted with it)."""
 
-    def adjust(self, sku_id: int, delta: int) -> int | None:
-        """Add `delta` (may be negative) unless the stock would go below 0; the new stock, or None."""
+    def movements(self, sku_id: int, offset: int, limit: int) -> tuple[list[StockMovement], int]:
+        """The SKU's ledger, newest first, and the total."""
+
+    def check(self) -> tuple[int, list[StockBalance]]:
+        """How many SKUs were checked, and those whose counts differ from their ledger's sums."""
 
 
 class ReservationRepository(Protocol):

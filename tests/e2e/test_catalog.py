@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 
 import pytest
 import requests
@@ -13,7 +14,8 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.pool import NullPool
 
 from services.common.outbox import outbox
-from services.product.db import products
+from services.product import service
+from services.product.db import SqlProductUnitOfWork, products, skus, start_mappers, stock_movements
 from services.product.seed import product_drafts
 from tests.fixtures.platform import ROOT, Platform
 from tests.fixtures.shop import sms_login
@@ -65,6 +67,21 @@ def test_the_demo_seed_fills_the_catalogue_and_a_second_run_adds_nothing(seeded:
         stored = conn.execute(select(func.count()).select_from(products).where(products.c.name.in_(names))).scalar()
     assert (again, len(flatten(categories)) >= 10, len(brands), len(set(names)), stored) == (
         "demo catalogue ready (0 products created)", True, 8, 60, 60)
+
+
+def test_the_demo_seed_opens_every_skus_stock_ledger_with_its_initial_stock(seeded: Platform) -> None:
+    engine = create_engine(seeded.database_urls["product"], poolclass=NullPool)
+    names = [name for _, name in product_drafts()]
+    with engine.connect() as conn:
+        seeded_skus = set(conn.execute(select(skus.c.id).join(products, products.c.id == skus.c.product_id)
+                                       .where(products.c.name.in_(names))).scalars())
+        initial_rows = Counter(conn.execute(select(stock_movements.c.sku_id).where(
+            stock_movements.c.kind == "initial", stock_movements.c.sku_id.in_(seeded_skus))).scalars())
+    start_mappers()
+    checked, unbalanced = service.check_stock_ledger(SqlProductUnitOfWork(engine, "product"))
+
+    assert (len(seeded_skus) >= 60, set(initial_rows) == seeded_skus, set(initial_rows.values()), checked >= len(
+        seeded_skus), unbalanced) == (True, True, {1}, True, [])
 
 
 def test_seed_images_are_served(seeded: Platform) -> None:

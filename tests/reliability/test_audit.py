@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, update
 
 from services.common.outbox import outbox
 from services.member.db import coupon_templates, coupons
-from services.product.db import brands, categories, products, skus
+from services.product import service
+from services.product.db import SqlProductUnitOfWork, brands, categories, products, skus, start_mappers, stock_movements
+from services.product.domain import StockLine
 from tests.fixtures.platform import Platform
+from tests.integration.product.conftest import Shelf
 from tools.audit import audit, check_coupons, check_outboxes, check_stock, report
 
 NOW = datetime(2026, 12, 6, 8, tzinfo=UTC)
@@ -28,6 +32,9 @@ def test_the_audit_reports_a_sku_sold_without_confirmed_units_and_an_event_left_
                                              specs=[], status="APPROVED", on_shelf=True, price_fen=100,
                                              created_at=NOW, updated_at=NOW))
         conn.execute(insert(skus).values(id=7, product_id=1, spec={}, spec_key="", price_fen=100, stock=5, sales=3))
+        conn.execute(insert(stock_movements), [  # a ledger that agrees with the columns: only the sales check fails
+            {"sku_id": 7, "product_id": 1, "kind": kind, "available": a, "reserved": r, "sold": s, "at": NOW}
+            for kind, a, r, s in (("initial", 8, 0, 0), ("reserve", -3, 3, 0), ("confirm", 0, -3, 3))])
         conn.execute(insert(outbox).values(event_id="e-1", event_type="product-viewed", aggregate_id="1",
                                            envelope=b"", created_at=NOW - timedelta(minutes=5)))
     with member.begin() as conn:
@@ -43,6 +50,28 @@ def test_the_audit_reports_a_sku_sold_without_confirmed_units_and_an_event_left_
     assert stock.mismatches == ["sku 7: sales 3 but 0 units confirmed"]
     assert unsent.mismatches == ["product: 1 product-viewed event(s) unsent for over a minute"]
     assert locked.mismatches == ["order NO-1: coupon locked but the order is not awaiting payment"]
+
+
+@pytest.mark.integration
+def test_the_audit_reports_a_sku_whose_stock_was_changed_behind_the_ledger(
+        service_engine: Callable[[str], Engine]) -> None:
+    product = service_engine("product")
+    start_mappers()
+    shelf = Shelf(functools.partial(SqlProductUnitOfWork, product, "product"))
+    [corrupted, intact] = [shelf.sku_ids(shelf.product(name, stock=10))[0] for name in ("保温杯", "饭盒")]
+    for sku_id in (corrupted, intact):
+        service.reserve_stock(shelf.uow(), order_no=f"O-{sku_id}", lines=[StockLine(sku_id, 3)], now=NOW)
+        service.confirm_reservation(shelf.uow(), order_no=f"O-{sku_id}")
+    clean = check_stock(product, NOW)
+    with product.begin() as conn:  # a write that bypassed the product service: 4 units appear from nowhere
+        conn.execute(update(skus).where(skus.c.id == corrupted).values(stock=skus.c.stock + 4))
+
+    corrupt = check_stock(product, NOW)
+
+    assert (clean.checked, clean.mismatches) == (2, [])
+    assert (corrupt.checked, corrupt.mismatches) == (2, [
+        f"sku {corrupted}: available 11 + reserved 0 + sold 3 = 14, initial + adjustments 10; "
+        "the ledger says available 7, reserved 0, sold 3"])
 
 
 @pytest.mark.e2e

@@ -17,7 +17,7 @@ from services.common.clients import ContextClientInterceptor
 from services.common.config import ServiceSettings
 from services.common.grpc_server import CODE_KEY, create_server, registration
 from services.product import service
-from services.product.db import reservations, skus
+from services.product.db import reservations, skus, stock_movements
 from services.product.domain import RESERVATION_TTL, StockLine
 from services.product.grpc_api import ProductServicer
 from tests.fixtures.keys import JwtKeys, service_token
@@ -70,6 +70,13 @@ def reserved_units(engine: Engine) -> tuple[int, int]:
                                   .select_from(reservations)).one())  # type: ignore[return-value]
 
 
+def ledger_kinds(engine: Engine, sku_id: int) -> Counter[tuple[str, int, int]]:
+    with engine.connect() as conn:
+        return Counter(tuple(row) for row in conn.execute(  # type: ignore[misc]
+            select(stock_movements.c.kind, stock_movements.c.available, stock_movements.c.reserved)
+            .where(stock_movements.c.sku_id == sku_id)))
+
+
 def test_500_concurrent_reservations_of_one_unit_sell_exactly_the_50_in_stock(
         shelf: Shelf, stub: product_pb2_grpc.ProductServiceStub, pg_engine: Engine) -> None:
     product_id = shelf.product("限量手机", stock=50)
@@ -92,6 +99,9 @@ def test_500_concurrent_reservations_of_one_unit_sell_exactly_the_50_in_stock(
 
     assert (results, shelf.stock(product_id), reserved_units(pg_engine), lowest[0]) == (
         Counter({"ok": 50, "OUT_OF_STOCK": 450}), [0], (50, 50), 0)
+    # the stock ledger holds the initial 50 and exactly one movement per winning order, summing to the counts
+    assert (ledger_kinds(pg_engine, sku_id), service.check_stock_ledger(shelf.uow())) == (
+        {("initial", 50, 0): 1, ("reserve", -1, 1): 50}, (1, []))
 
 
 def test_a_multi_line_order_with_one_short_line_reserves_nothing(

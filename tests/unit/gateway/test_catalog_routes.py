@@ -178,6 +178,29 @@ def test_a_stock_adjustment_names_product_sku_and_delta(client: FlaskClient, cli
         8, product_pb2.AdjustStockRequest(product_id=5, sku_id=11, delta=5, reason="补货"))
 
 
+def test_a_skus_stock_ledger_pages_with_the_units_moved_per_bucket(client: FlaskClient, clients: FakeServices,
+                                                                    bearer: Callable[..., dict[str, str]]) -> None:
+    clients.product.ListStockMovements.reply = product_pb2.ListStockMovementsResponse(total=3, items=[
+        product_pb2.StockMovement(id=9, sku_id=11, product_id=5, kind="reserve", available=-2, reserved=2,
+                                  reference="20261206080000001", at=CREATED)])
+
+    body = client.get(f"{API}/admin/products/5/skus/11/stock-movements?page=2&page_size=1",
+                      headers=bearer(roles="operator")).get_json()
+
+    assert (body, clients.product.ListStockMovements.calls[0].message) == (
+        {"items": [{"id": 9, "kind": "reserve", "available": -2, "reserved": 2, "sold": 0,
+                    "reference": "20261206080000001", "actor": 0, "reason": "", "at": "2026-11-18T11:06:40Z"}],
+         "page": 2, "page_size": 1, "total": 3},
+        product_pb2.ListStockMovementsRequest(product_id=5, sku_id=11, offset=1, limit=1))
+
+
+def test_a_shopper_cannot_read_a_stock_ledger(client: FlaskClient, clients: FakeServices,
+                                              bearer: Callable[..., dict[str, str]]) -> None:
+    response = client.get(f"{API}/admin/products/5/skus/11/stock-movements", headers=bearer())
+
+    assert (response.status_code, clients.product.ListStockMovements.calls) == (403, [])
+
+
 def test_an_unchanged_list_answers_304_to_its_etag(client: FlaskClient, clients: FakeServices) -> None:
     clients.product.SearchProducts.reply = product_pb2.SearchProductsResponse(items=[phone()], total=1)
     first = client.get(f"{API}/products")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#mall/events/v1/product_events.proto\x12\x0emall.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"c\n\rProductViewed\x12\x12\n\nproduct_id\x18\x01 \x01(\x03\x12\x0f\n\x07user_id\x18\x02 \x01(\x03\x12-\n\tviewed_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"d\n\x0eProductChanged\x12\x12\n\nproduct_id\x18\x01 \x01(\x03\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12.\n\nchanged_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#mall/events/v1/product_events.proto\x12\x0emall.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"c\n\rProductViewed\x12\x12\n\nproduct_id\x18\x01 \x01(\x03\x12\x0f\n\x07user_id\x18\x02 \x01(\x03\x12-\n\tviewed_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"z\n\x0eProductChanged\x12\x12\n\nproduct_id\x18\x01 \x01(\x03\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12.\n\nchanged_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63\x61talog_wide\x18\x04 \x01(\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,5 +35,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PRODUCTVIEWED']._serialized_start=88
   _globals['_PRODUCTVIEWED']._serialized_end=187
   _globals['_PRODUCTCHANGED']._serialized_start=189
-  _globals['_PRODUCTCHANGED']._serialized_end=289
+  _globals['_PRODUCTCHANGED']._serialized_end=311
 # @@protoc_insertion_point(module_scope)

@@ -19,11 +19,13 @@ class ProductViewed(_message.Message):
     def __init__(self, product_id: _Optional[int] = ..., user_id: _Optional[int] = ..., viewed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ProductChanged(_message.Message):
-    __slots__ = ("product_id", "reason", "changed_at")
+    __slots__ = ("product_id", "reason", "changed_at", "catalog_wide")
     PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     CHANGED_AT_FIELD_NUMBER: _ClassVar[int]
+    CATALOG_WIDE_FIELD_NUMBER: _ClassVar[int]
     product_id: int
     reason: str
     changed_at: _timestamp_pb2.Timestamp
-    def __init__(self, product_id: _Optional[int] = ..., reason: _Optional[str] = ..., changed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    catalog_wide: bool
+    def __init__(self, product_id: _Optional[int] = ..., reason: _Optional[str] = ..., changed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., catalog_wide: _Optional[bool] = ...) -> None: ...

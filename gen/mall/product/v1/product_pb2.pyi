@@ -347,6 +347,52 @@ class AdjustStockRequest(_message.Message):
     reason: str
     def __init__(self, product_id: _Optional[int] = ..., sku_id: _Optional[int] = ..., delta: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
+class ListStockMovementsRequest(_message.Message):
+    __slots__ = ("product_id", "sku_id", "offset", "limit")
+    PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
+    SKU_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    product_id: int
+    sku_id: int
+    offset: int
+    limit: int
+    def __init__(self, product_id: _Optional[int] = ..., sku_id: _Optional[int] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class StockMovement(_message.Message):
+    __slots__ = ("id", "sku_id", "product_id", "kind", "available", "reserved", "sold", "reference", "actor_id", "reason", "at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SKU_ID_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    RESERVED_FIELD_NUMBER: _ClassVar[int]
+    SOLD_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    sku_id: int
+    product_id: int
+    kind: str
+    available: int
+    reserved: int
+    sold: int
+    reference: str
+    actor_id: int
+    reason: str
+    at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[int] = ..., sku_id: _Optional[int] = ..., product_id: _Optional[int] = ..., kind: _Optional[str] = ..., available: _Optional[int] = ..., reserved: _Optional[int] = ..., sold: _Optional[int] = ..., reference: _Optional[str] = ..., actor_id: _Optional[int] = ..., reason: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListStockMovementsResponse(_message.Message):
+    __slots__ = ("items", "total")
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[StockMovement]
+    total: int
+    def __init__(self, items: _Optional[_Iterable[_Union[StockMovement, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
+
 class StockLine(_message.Message):
     __slots__ = ("sku_id", "quantity")
     SKU_ID_FIELD_NUMBER: _ClassVar[int]

@@ -104,6 +104,11 @@ class ProductServiceStub:
                 request_serializer=mall_dot_product_dot_v1_dot_product__pb2.AdjustStockRequest.SerializeToString,
                 response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.Sku.FromString,
                 _registered_method=True)
+        self.ListStockMovements = channel.unary_unary(
+                '/mall.product.v1.ProductService/ListStockMovements',
+                request_serializer=mall_dot_product_dot_v1_dot_product__pb2.ListStockMovementsRequest.SerializeToString,
+                response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ListStockMovementsResponse.FromString,
+                _registered_method=True)
         self.SaveCategory = channel.unary_unary(
                 '/mall.product.v1.ProductService/SaveCategory',
                 request_serializer=mall_dot_product_dot_v1_dot_product__pb2.SaveCategoryRequest.SerializeToString,
@@ -248,6 +253,13 @@ class ProductServiceServicer:
 
     def AdjustStock(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListStockMovements(self, request, context):
+        """A SKU's stock ledger: one row per change of its stock, newest first.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -398,6 +410,11 @@ def add_ProductServiceServicer_to_server(servicer, server):
                     servicer.AdjustStock,
                     request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.AdjustStockRequest.FromString,
                     response_serializer=mall_dot_product_dot_v1_dot_product__pb2.Sku.SerializeToString,
+            ),
+            'ListStockMovements': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListStockMovements,
+                    request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ListStockMovementsRequest.FromString,
+                    response_serializer=mall_dot_product_dot_v1_dot_product__pb2.ListStockMovementsResponse.SerializeToString,
             ),
             'SaveCategory': grpc.unary_unary_rpc_method_handler(
                     servicer.SaveCategory,
@@ -833,6 +850,33 @@ class ProductService:
             '/mall.product.v1.ProductService/AdjustStock',
             mall_dot_product_dot_v1_dot_product__pb2.AdjustStockRequest.SerializeToString,
             mall_dot_product_dot_v1_dot_product__pb2.Sku.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListStockMovements(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.product.v1.ProductService/ListStockMovements',
+            mall_dot_product_dot_v1_dot_product__pb2.ListStockMovementsRequest.SerializeToString,
+            mall_dot_product_dot_v1_dot_product__pb2.ListStockMovementsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,90 @@
+"""Catalogue settings reach the gateway's cache as events: a brand rename or a category move commits one
+catalogue-wide product-changed with it, the outbox relay sends it through a real broker (tansu), and the
+worker's listener drops every cached page, however many products the setting touches."""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from sqlalchemy import Engine
+
+from gateway.catalog_cache import CatalogCache, LocalVersions, ProductChangedListener
+from services.common.config import KafkaSettings
+from services.common.outbox import OutboxRelay
+from services.product import service
+from services.product.db import SqlProductUnitOfWork, start_mappers
+from tests.integration.product.conftest import Shelf
+
+pytestmark = pytest.mark.integration
+LONG_TTL = 600.0  # entries outlive the test: only an event can drop them
+
+
+def until(condition: Callable[[], bool], timeout_seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_seconds
+    while not condition():
+        assert time.monotonic() < deadline, "gave up waiting"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def product_db(service_engine: Callable[[str], Engine]) -> Engine:
+    return service_engine("product")  # each call empties the database: once per test
+
+
+@pytest.fixture
+def shelf(product_db: Engine) -> Shelf:
+    start_mappers()
+    return Shelf(functools.partial(SqlProductUnitOfWork, product_db, "product"))
+
+
+@pytest.fixture
+def relay(product_db: Engine, kafka_settings: KafkaSettings) -> Iterator[OutboxRelay]:
+    made = OutboxRelay("product", product_db, kafka_settings)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def cache(shelf: Shelf, relay: OutboxRelay, kafka_settings: KafkaSettings) -> Iterator[CatalogCache]:
+    """A gateway worker's cache whose listener follows product-changed from after the shelf's own events."""
+    shelf.product("真空 保温杯", brand_id=2)
+    shelf.product("华为 手机")
+    relay.publish_pending()  # sent (acks=all) before the listener starts at the topic's end
+    followed = CatalogCache(LocalVersions(), ttl_seconds=1.0, following_ttl_seconds=LONG_TTL)
+    stop = threading.Event()
+    listener = threading.Thread(target=ProductChangedListener(followed, kafka_settings).run, args=(stop,))
+    listener.start()
+    until(lambda: followed.following)
+    yield followed
+    stop.set()
+    listener.join(timeout=10)
+
+
+PAGES = {("product", 1): "象印 保温杯", ("product", 2): "华为 手机", ("products", "brand_id=2"): "象印的商品",
+         ("categories",): "数码 > 手机; 家居"}
+
+
+def cached_pages(cache: CatalogCache) -> dict[object, str]:
+    """What the cache answers for each page now ("reloaded": the entry was dropped)."""
+    return {key: cache.get(key, lambda: "reloaded") for key in PAGES}
+
+
+@pytest.mark.parametrize("change", ["brand", "category"])
+def test_a_catalogue_setting_change_drops_every_cached_page_through_the_broker(
+        change: str, shelf: Shelf, relay: OutboxRelay, cache: CatalogCache) -> None:
+    for key, page in PAGES.items():
+        cache.put(key, page)
+    kept = cached_pages(cache)
+
+    if change == "brand":
+        service.save_brand(shelf.uow(), actor_id=7, brand_id=2, name="膳魔师")
+    else:
+        service.save_category(shelf.uow(), actor_id=7, category_id=3, name="手机", parent_id=2)  # 手机 to 家居
+    sent = relay.publish_pending()
+    until(lambda: cache.get(("product", 1), lambda: "reloaded") == "reloaded")
+
+    assert (kept, sent, cached_pages(cache)) == (PAGES, 1, dict.fromkeys(PAGES, "reloaded"))
