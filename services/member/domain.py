@@ -451,9 +451,8 @@ class Coupon:
 
     def give_back(self) -> bool:
         """The paid order this coupon was used on was cancelled before shipping (the whole order is refunded):
-        the coupon is the shopper's again,
-        shown `expired` when its template's validity is over. True when it changed (a replay changes nothing:
-        the coupon no longer names the order).
+        the coupon is the shopper's again, shown `expired` when its template's validity is over. True when it
+        changed (a replay changes nothing: the coupon no longer names the order).
 
         Only a cancellation gives a coupon back. After-sales refunds, even of every line, never do: each line's
         refund is its share of what was *paid*, which the coupon had already lowered, so the shopper got the
