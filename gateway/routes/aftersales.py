@@ -19,7 +19,7 @@ from services.common.formats import anchored
 bp = Blueprint("aftersales", __name__, url_prefix="/api/v1")
 
 CaseStatus = Literal["REQUESTED", "REJECTED", "AWAITING_RETURN", "RETURN_SHIPPED", "REFUNDING", "REFUND_FAILED",
-                     "REFUNDED"]
+                     "REFUNDED", "WITHDRAWN"]
 CaseType = Literal["refund_only", "return_refund"]
 DECIDERS = (Role.ADMIN, Role.CUSTOMER_SERVICE)
 AFTER_SALE_STAFF = (Role.ADMIN, Role.CUSTOMER_SERVICE, Role.OPERATOR)  # operators receive returned goods
@@ -135,6 +135,23 @@ class ReturnShipmentIn(Body):
 def return_shipment(case_id: int, body: ReturnShipmentIn) -> CaseOut:
     return CaseOut.from_proto(service(AfterSaleServiceStub).SubmitReturnShipment(
         after_sale_pb2.SubmitReturnShipmentRequest(id=case_id, carrier=body.carrier, tracking_no=body.tracking_no)))
+
+
+class WithdrawIn(Body):
+    """Why I withdraw the case (optional; kept in its history)."""
+
+    reason: str = Field("", max_length=255)
+
+
+@bp.post("/after-sales/<id:case_id>/withdraw")
+@operation(summary="Withdraw my after-sales case (its lines are free for a new one)", tag="after-sales",
+           body=WithdrawIn, responses={200: CaseOut},
+           description="Only while REQUESTED or AWAITING_RETURN (nothing sent back, no refund started): WITHDRAWN, "
+                       "recorded in the history; otherwise 409 AFTER_SALE_STATE_CONFLICT with details.status. "
+                       "Another shopper's case is 404.")
+def withdraw(case_id: int, body: WithdrawIn) -> CaseOut:
+    return CaseOut.from_proto(service(AfterSaleServiceStub).WithdrawAfterSale(
+        after_sale_pb2.WithdrawAfterSaleRequest(id=case_id, reason=body.reason)))
 
 
 # -- staff ---------------------------------------------------------------------------------------

@@ -24,9 +24,10 @@ def on_order_refunded(uow: MemberUnitOfWork, event: OrderRefunded, envelope: Eve
 
 
 def on_order_cancelled(uow: MemberUnitOfWork, event: OrderCancelled, envelope: EventEnvelope) -> None:
-    """Release the points and coupon an unpaid order held (a paid one is settled by its refund)."""
-    if not event.was_paid:
-        service.apply_order_cancelled(uow, order_no=event.order_no, now=event.cancelled_at.ToDatetime(tzinfo=UTC))
+    """Give back the points and coupon the order held (unpaid) or used (paid, cancelled after review: its
+    spend and earned points are taken back by its order-refunded)."""
+    service.apply_order_cancelled(uow, order_no=event.order_no, was_paid=event.was_paid,
+                                  now=event.cancelled_at.ToDatetime(tzinfo=UTC))
 
 
 HANDLERS = {OrderPaid: on_order_paid, OrderRefunded: on_order_refunded, OrderCancelled: on_order_cancelled}

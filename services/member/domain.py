@@ -282,11 +282,13 @@ class HoldStatus(enum.StrEnum):
     LOCKED = "locked"
     RELEASED = "released"
     USED = "used"
+    RETURNED = "returned"   # used by an order paid and then cancelled (before shipping): credited back
 
 
 @dataclass
 class PointsHold:
-    """Points locked by an unpaid order: released when it is cancelled, used when it is paid."""
+    """Points locked by an unpaid order: released when it is cancelled, used when it is paid, returned
+    when the paid order is cancelled after review."""
 
     order_no: str
     user_id: int
@@ -446,6 +448,19 @@ class Coupon:
     def release(self) -> None:
         if self.status == CouponStatus.LOCKED:
             self.status, self.order_no, self.discount_fen = CouponStatus.AVAILABLE, None, 0
+
+    def give_back(self) -> bool:
+        """The paid order this coupon was used on was cancelled before shipping (the whole order is refunded):
+        the coupon is the shopper's again, shown `expired` when its template's validity is over. True when it
+        changed (a replay changes nothing: the coupon no longer names the order).
+
+        Only a cancellation gives a coupon back. After-sales refunds, even of every line, never do: each line's
+        refund is its share of what was *paid*, which the coupon had already lowered, so the shopper got the
+        coupon's value as a lower price and keeps it spent (README "Member service rules")."""
+        if self.status not in (CouponStatus.LOCKED, CouponStatus.USED):
+            return False
+        self.status, self.order_no, self.discount_fen, self.used_at = CouponStatus.AVAILABLE, None, 0, None
+        return True
 
 
 def coupon_not_found() -> NotFound:

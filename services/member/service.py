@@ -679,12 +679,39 @@ def apply_order_refunded(uow: MemberUnitOfWork, *, order_no: str, refund_no: str
     uow.run_once(scope="order-refunded", key=refund_no, request=f"{order_no}:{amount_fen}".encode(), execute=apply)
 
 
-def apply_order_cancelled(uow: MemberUnitOfWork, *, order_no: str, now: datetime) -> None:
-    """order-cancelled (unpaid): release the order's held points and coupon. Inside an open unit of work."""
-    _release_points(uow, uow.points.hold(order_no, lock=True), now)
+def apply_order_cancelled(uow: MemberUnitOfWork, *, order_no: str, now: datetime, was_paid: bool = False) -> None:
+    """order-cancelled: what the order took from the shopper's points and coupons goes back. Inside an open
+    unit of work; a replay (or a second event for the order) changes nothing.
+
+    Unpaid: the held points are released and the locked coupon unlocked. Paid (staff approved the
+    cancellation of the whole order before shipping; its refund follows): the points it spent are credited
+    back (`points_returned`, posting `points-return:<order_no>`) and its coupon is available again, or shown
+    expired when past its validity. The spend and the points the order *earned* are not touched here: its
+    `order-refunded` takes them back. When this event overtakes `order-paid` (another topic), the hold and
+    the coupon are still locked: they are released now, and order-paid then finds nothing to use.
+    """
+    hold = uow.points.hold(order_no, lock=True)
+    _release_points(uow, hold, now)
+    if was_paid:
+        _return_spent_points(uow, hold, now)
     coupon = uow.coupons.by_order(order_no, lock=True)
     if coupon is not None:
-        coupon.release()
+        if was_paid:
+            coupon.give_back()
+        else:
+            coupon.release()
+
+
+def _return_spent_points(uow: MemberUnitOfWork, hold: PointsHold | None, now: datetime) -> int:
+    """Credit back the points a paid, then cancelled order used (once: the hold becomes RETURNED)."""
+    if hold is None or hold.status != HoldStatus.USED:
+        return 0
+    post(uow, transfer(f"points-return:{hold.order_no}", "points_returned", hold.order_no, amount=hold.points,
+                       source=(PLATFORM, Account.POINTS_ISSUED), target=(hold.user_id, Account.POINTS)), now)
+    hold.status = HoldStatus.RETURNED
+    events.points_changed(uow, user_id=hold.user_id, delta=hold.points, reference=hold.order_no,
+                          reason="points_returned", balance=uow.ledger.balance(hold.user_id, Account.POINTS), now=now)
+    return hold.points
 
 
 def award_points_for_order(uow: MemberUnitOfWork, *, order_no: str, user_id: int, paid_fen: int,

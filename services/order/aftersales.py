@@ -10,6 +10,11 @@ images. Its own table-driven state machine, every step in its history (actor, ti
     AWAITING_RETURN --ship_return--> RETURN_SHIPPED (the shopper's carrier and tracking number)
     RETURN_SHIPPED --receive--> REFUNDING (order-returned: the product service restocks the units)
     REFUNDING --refunded--> REFUNDED | --refund_failed--> REFUND_FAILED --retry--> REFUNDING (or --reject-->)
+    REQUESTED | AWAITING_RETURN --withdraw--> WITHDRAWN (the shopper changed their mind)
+
+REJECTED, REFUNDED and WITHDRAWN are closed: the case's lines are free for a new case. The shopper may
+withdraw only before anything moved: once the goods are on their way back (RETURN_SHIPPED) or the
+refund has started (REFUNDING, REFUND_FAILED) the shop must finish the case, so withdrawing is a 409.
 
 The refund: each line's units are refunded their share of what was paid (`domain.line_refund_fen`): the
 goods part of the payable amount (freight is not refunded by after-sales) split over the lines in proportion
@@ -64,10 +69,11 @@ class CaseStatus(enum.StrEnum):
     REFUNDING = "REFUNDING"
     REFUND_FAILED = "REFUND_FAILED"
     REFUNDED = "REFUNDED"
+    WITHDRAWN = "WITHDRAWN"
 
 
 C = CaseStatus
-CLOSED = frozenset({C.REJECTED, C.REFUNDED})
+CLOSED = frozenset({C.REJECTED, C.REFUNDED, C.WITHDRAWN})
 
 CASE_TRANSITIONS: dict[tuple[CaseStatus, str], CaseStatus] = {
     (C.REQUESTED, "approve_refund"): C.REFUNDING,
@@ -79,6 +85,8 @@ CASE_TRANSITIONS: dict[tuple[CaseStatus, str], CaseStatus] = {
     (C.REFUNDING, "refund_failed"): C.REFUND_FAILED,
     (C.REFUND_FAILED, "retry"): C.REFUNDING,
     (C.REFUND_FAILED, "reject"): C.REJECTED,  # staff give up on it: the lines are free again
+    (C.REQUESTED, "withdraw"): C.WITHDRAWN,    # the shopper's, before goods or money moved
+    (C.AWAITING_RETURN, "withdraw"): C.WITHDRAWN,
 }
 
 
@@ -306,6 +314,18 @@ def submit_return_shipment(uow: OrderUnitOfWork, *, user_id: int, case_id: int, 
         case.apply("ship_return", actor=f"user:{user_id}", now=now, reason=f"{carrier} {tracking_no}")
         case.return_carrier, case.return_tracking_no = carrier, tracking_no
     return _step(uow, case_id, ship, user_id=user_id)
+
+
+def withdraw_case(uow: OrderUnitOfWork, *, user_id: int, case_id: int, reason: str = "",
+                  now: datetime | None = None) -> AfterSale:
+    """The shopper withdraws their own case (another's is AFTER_SALE_NOT_FOUND): WITHDRAWN, its lines free
+    for a new case. Only while REQUESTED or AWAITING_RETURN; otherwise 409 with the current status."""
+    now = now or utcnow()
+
+    def withdraw(_: OrderUnitOfWork, case: AfterSale) -> None:
+        case.apply("withdraw", actor=f"user:{user_id}", now=now,
+                   reason=plain(reason, 255) or "withdrawn by the shopper")
+    return _step(uow, case_id, withdraw, user_id=user_id)
 
 
 def decide(uow: Uow, refunder: Refunder, *, case_id: int, approve: bool, reason: str, actor: str,

@@ -263,6 +263,11 @@ class AfterSaleServicer(after_sale_pb2_grpc.AfterSaleServiceServicer):
             self.uow(), user_id=require_caller().user_id, case_id=request.id, carrier=request.carrier,
             tracking_no=request.tracking_no))
 
+    def WithdrawAfterSale(self, request: after_sale_pb2.WithdrawAfterSaleRequest,
+                          context: grpc.ServicerContext) -> after_sale_pb2.AfterSale:
+        return self._message(aftersales.withdraw_case(self.uow(), user_id=require_caller().user_id,
+                                                      case_id=request.id, reason=request.reason))
+
     def SearchAfterSales(self, request: after_sale_pb2.SearchAfterSalesRequest,
                          context: grpc.ServicerContext) -> after_sale_pb2.ListAfterSalesResponse:
         require_caller(*RECEIVERS)

@@ -322,7 +322,8 @@ def review_cancellation(uow: OrderUnitOfWork, payments: RefundPayments | None, m
     """Staff decide on a paid order's cancellation request.
 
     Reject: back to PAID. Approve: REFUNDING with `order-cancelled` (was_paid: the product service puts
-    the sold units back, the member service settles through `order-refunded`), then a refund of the
+    the sold units back, the member service gives back the coupon and the points the order used; its
+    `order-refunded` takes back the spend and the points it earned), then a refund of the
     whole order through its channel; it becomes REFUNDED when the refund succeeds. Approving a REFUNDING
     order again retries: a new refund when the last one was closed or refused, the wallet call again when
     a wallet refund is still PENDING (the member service did not answer); otherwise it is a 409.

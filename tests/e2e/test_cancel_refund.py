@@ -1,4 +1,5 @@
-"""A paid order cancelled through review and refunded through its channel: WeChat Pay (simulator) and the wallet."""
+"""A paid order cancelled through review and refunded through its channel: WeChat Pay (simulator) and the wallet;
+the coupon and the points it used go back to the shopper."""
 
 from __future__ import annotations
 
@@ -35,10 +36,13 @@ def stock_and_sales(platform: Platform, product_id: int) -> tuple[int, int]:
 
 
 def paid_order(platform: Platform, shopper: dict[str, str], address_id: int, sku_id: int, quantity: int,
-               channel: str) -> dict[str, object]:
-    body = {"sku_id": sku_id, "quantity": quantity, "address_id": address_id}
-    order = requests.post(f"{platform.api}/orders", json=body, timeout=10,
-                          headers={**shopper, "Idempotency-Key": uuid.uuid4().hex}).json()
+               channel: str, **discounts: int) -> dict[str, object]:
+    """An order paid through `channel`; `discounts` are checkout fields (coupon_id, points)."""
+    body = {"sku_id": sku_id, "quantity": quantity, "address_id": address_id, **discounts}
+    placed = requests.post(f"{platform.api}/orders", json=body, timeout=10,
+                           headers={**shopper, "Idempotency-Key": uuid.uuid4().hex})
+    assert placed.status_code == 201, placed.text
+    order = placed.json()
     pay = requests.post(f"{platform.api}/orders/{order['id']}/pay", json={"channel": channel}, headers=shopper,
                         timeout=10)
     assert pay.status_code == 200, pay.text
@@ -116,3 +120,63 @@ def test_a_balance_paid_order_cancelled_and_approved_goes_back_to_the_wallet_at_
     platform.wait_until_consumed("order-cancelled", "product")
     assert stock_and_sales(platform, product_id) == (4, 0)
     assert [events(platform, str(order["order_no"]), kind) for kind in ("order-cancelled", "order-refunded")] == [1, 1]
+
+
+def test_a_paid_order_with_a_coupon_and_points_cancelled_and_approved_gives_both_back_exactly(
+        platform: Platform) -> None:
+    api, simulator = platform.api, SimulatorClient(platform.simulator_url)
+    product_id, sku_id = product_on_shelf(platform, stock=5, price_fen=30_000)
+    shopper, address_id = verified_wechat_shopper(platform)
+    assert requests.post(f"{api}/member/signup", json={"channel": "self"}, headers=shopper,
+                         timeout=10).status_code in (200, 201)
+    template = requests.post(f"{api}/admin/coupons", headers=admin_headers(platform), timeout=10, json={
+        "name": "满10减5", "kind": "fixed", "amount_fen": 500, "threshold_fen": 1000, "total": 10,
+        "per_user_limit": 1, "valid_from": "2020-01-01T00:00:00Z", "valid_to": "2199-01-01T00:00:00Z"})
+    assert template.status_code == 201, template.text
+    coupon = requests.post(f"{api}/member/coupons/claim", json={"template_id": template.json()["id"]},
+                           headers=shopper, timeout=10).json()
+    paid_order(platform, shopper, address_id, sku_id, 1, "wechat")  # 300 yuan: 300 points (normal level)
+    platform.wait_until_consumed("order-paid", "member")
+
+    order = paid_order(platform, shopper, address_id, sku_id, 1, "wechat", coupon_id=coupon["id"], points=200)
+    platform.wait_until_consumed("order-paid", "member")
+    assert (order["amounts"]["coupon_discount_fen"], order["amounts"]["points_discount_fen"], order["payable_fen"]) == (
+        500, 200, 30_000 - 500 - 200)
+
+    def member() -> tuple[int, int, int]:
+        read = requests.get(f"{api}/member", headers=shopper, timeout=10).json()
+        return read["points"], read["total_spend_fen"], read["coupons_available"]
+
+    def coupons() -> list[tuple[int, str, str | None]]:
+        mine = requests.get(f"{api}/member/coupons", headers=shopper, timeout=10).json()["items"]
+        return [(item["id"], item["status"], item["order_no"]) for item in mine]
+
+    assert member() == (300 - 200 + 293, 30_000 + 29_300, 0)  # 293 yuan paid: 293 points earned
+    assert coupons() == [(coupon["id"], "used", order["order_no"])]
+
+    requests.post(f"{api}/orders/{order['id']}/cancel", json={"reason": "买重了"}, headers=shopper, timeout=10)
+    approved = requests.post(f"{api}/admin/orders/{order['id']}/cancel-review", json={"approve": True},
+                             headers=staff(platform, ["customer_service"]), timeout=10)
+    assert (approved.status_code, approved.json()["status"]) == (200, "REFUNDING"), approved.text
+    refund_no = order_db(platform, select(refunds.c.refund_no).where(refunds.c.order_id == order["id"]))
+    assert simulator.wechatpay_refund_complete(str(refund_no))["notify_status"] == 200
+    platform.wait_until_consumed("order-cancelled", "member")
+    platform.wait_until_consumed("order-refunded", "member")
+
+    read = requests.get(f"{api}/orders/{order['id']}", headers=shopper, timeout=10).json()
+    assert (read["status"], read["refunded_fen"]) == ("REFUNDED", 29_300)
+    # the 200 points spent come back, the 293 earned are taken back: the first order's 300 remain
+    assert member() == (300, 30_000, 1)
+    assert coupons() == [(coupon["id"], "available", None)]
+    entries = requests.get(f"{api}/member/points", params={"page_size": 100}, headers=shopper, timeout=10).json()
+    assert sorted((entry["kind"], entry["amount"]) for entry in entries["items"]
+                  if entry["reference"] in (order["order_no"], refund_no)) == [
+        ("order_paid", 293), ("order_refunded", -293), ("points_locked", -200), ("points_locked", 200),
+        ("points_returned", 200), ("points_used", -200)]
+    again = requests.post(f"{api}/checkout/preview", headers=shopper, timeout=10, json={
+        "sku_id": sku_id, "quantity": 1, "address_id": address_id, "coupon_id": coupon["id"]})
+    assert (again.status_code, again.json()["coupon_discount_fen"]) == (200, 500), again.text
+    platform.wait_until_consumed("order-cancelled", "product")
+    assert stock_and_sales(platform, product_id) == (4, 1)
+    assert [events(platform, str(order["order_no"]), kind) for kind in ("order-paid", "order-cancelled",
+                                                                        "order-refunded")] == [1, 1, 1]

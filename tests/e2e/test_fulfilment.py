@@ -1,5 +1,6 @@
-"""Fulfilment and after-sales through the gateway: pay, ship, confirm receipt, a refund-only case, its approval,
-WeChat Pay's refund notify (simulator), REFUNDED; exact amounts, stock, points and events; who may do what."""
+"""Fulfilment and after-sales through the gateway: pay, ship, confirm receipt, a review, a refund-only case, its
+approval, WeChat Pay's refund notify (simulator), REFUNDED; exact amounts, stock, points and events; who may do
+what; a shopper withdrawing a case."""
 
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def case_when(platform: Platform, shopper: dict[str, str], case_id: int, status:
         time.sleep(0.2)
 
 
-def test_pay_ship_confirm_then_a_refund_only_case_is_approved_and_refunded_through_wechat_pay(
+def test_pay_ship_confirm_review_then_a_refund_only_case_is_approved_and_refunded_through_wechat_pay(
         platform: Platform) -> None:
     api, admin = platform.api, admin_headers(platform)
     product_id, sku_id = product_on_shelf(platform, stock=5, price_fen=1999)
@@ -81,7 +82,25 @@ def test_pay_ship_confirm_then_a_refund_only_case_is_approved_and_refunded_throu
     assert (done.status_code, done.json()["status"]) == (200, "COMPLETED"), done.text
     assert done.json()["completed_at"] is not None
 
+    # the delivered line is reviewed once; everyone reads the review with the buyer masked
     line_id = order["lines"][0]["id"]
+    platform.wait_until_consumed("order-completed", "product")  # the product service learns the line is reviewable
+    review_url = f"{api}/orders/{order['id']}/lines/{line_id}/review"
+    reviewed = requests.post(review_url, json={"rating": 5, "content": "屏幕清晰，发货很快"}, headers=shopper,
+                             timeout=TIMEOUT)
+    assert reviewed.status_code == 201, reviewed.text
+    review = reviewed.json()
+    nickname = requests.get(f"{api}/me", headers=shopper, timeout=TIMEOUT).json()["nickname"]
+    assert (review["product_id"], review["sku_id"], review["rating"], review["content"], review["images"],
+            review["buyer"], review["order_no"], review["line_id"]) == (
+        product_id, sku_id, 5, "屏幕清晰，发货很快", [], nickname[0] + "***", order["order_no"], line_id)
+    again = requests.post(review_url, json={"rating": 1, "content": "再评一次"}, headers=shopper, timeout=TIMEOUT)
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "REVIEW_EXISTS")
+    listed = requests.get(f"{api}/products/{product_id}/reviews", timeout=TIMEOUT).json()
+    assert (listed["total"], listed["rating"]) == (1, {"average": 5.0, "average_tenths": 50, "count": 1,
+                                                       "distribution": {"1": 0, "2": 0, "3": 0, "4": 0, "5": 1}})
+    assert listed["items"] == [{key: value for key, value in review.items() if key not in ("order_no", "line_id")}]
+
     opened = requests.post(f"{api}/orders/{order['id']}/after-sales", headers=shopper, timeout=TIMEOUT, json={
         "type": "refund_only", "lines": [{"line_id": line_id, "quantity": 1}], "reason": "屏幕有划痕"})
     assert opened.status_code == 201, opened.text
@@ -113,6 +132,7 @@ def test_pay_ship_confirm_then_a_refund_only_case_is_approved_and_refunded_throu
     assert final["status"] == "COMPLETED"  # a partial refund keeps the order's state
     assert events_of(platform, order["order_no"]) == {"order-created": 1, "order-paid": 1, "order-shipped": 1,
                                                       "order-completed": 1, "order-refunded": 1}
+    assert requests.get(f"{api}/products/{product_id}/reviews", timeout=TIMEOUT).json()["total"] == 1
 
 
 def test_strangers_get_404_shoppers_get_403_on_staff_routes_and_wrong_states_409_with_the_status(
@@ -137,6 +157,22 @@ def test_strangers_get_404_shoppers_get_403_on_staff_routes_and_wrong_states_409
     twice = requests.post(f"{api}/admin/orders/{order['id']}/ship", json={"carrier": "SF", "tracking_no": "X2"},
                           headers=admin, timeout=TIMEOUT)
     assert (twice.status_code, twice.json()["error"]["details"]["status"]) == (409, "SHIPPED")
+
+    # a case the shopper withdraws (only they may) closes, and its line takes a new case
+    first = requests.post(f"{api}/orders/{order['id']}/after-sales", headers=shopper, timeout=TIMEOUT,
+                          json={"type": "refund_only", "line_ids": [line_id], "reason": "不想要了"})
+    assert first.status_code == 201, first.text
+    withdraw_url = f"{api}/after-sales/{first.json()['id']}/withdraw"
+    assert requests.post(withdraw_url, json={}, headers=stranger, timeout=TIMEOUT).status_code == 404
+    withdrawn = requests.post(withdraw_url, json={"reason": "又想要了"}, headers=shopper, timeout=TIMEOUT)
+    assert (withdrawn.status_code, withdrawn.json()["status"]) == (200, "WITHDRAWN"), withdrawn.text
+    assert [(step["status"], step["actor"].split(":")[0], step["reason"]) for step in withdrawn.json()["history"]] == [
+        ("REQUESTED", "user", "不想要了"), ("WITHDRAWN", "user", "又想要了")]
+    withdrawn_twice = requests.post(withdraw_url, json={}, headers=shopper, timeout=TIMEOUT)
+    assert (withdrawn_twice.status_code, withdrawn_twice.json()["error"]["details"]["status"]) == (409, "WITHDRAWN")
+    closed = requests.get(f"{api}/admin/after-sales", params={"status": "WITHDRAWN", "order_no": order["order_no"]},
+                          headers=admin, timeout=TIMEOUT).json()
+    assert [item["id"] for item in closed["items"]] == [first.json()["id"]]
     case = requests.post(f"{api}/orders/{order['id']}/after-sales", json=body, headers=shopper, timeout=TIMEOUT)
     assert case.status_code == 201, case.text
     case_id = case.json()["id"]
@@ -144,7 +180,8 @@ def test_strangers_get_404_shoppers_get_403_on_staff_routes_and_wrong_states_409
     for method, path, payload in [
             ("get", f"/orders/{order['id']}", None), ("post", f"/orders/{order['id']}/confirm-receipt", None),
             ("post", f"/orders/{order['id']}/after-sales", body), ("get", f"/after-sales/{case_id}", None),
-            ("post", f"/after-sales/{case_id}/return-shipment", {"carrier": "SF", "tracking_no": "R1"})]:
+            ("post", f"/after-sales/{case_id}/return-shipment", {"carrier": "SF", "tracking_no": "R1"}),
+            ("post", f"/after-sales/{case_id}/withdraw", {})]:
         answer = requests.request(method, f"{api}{path}", json=payload, headers=stranger, timeout=TIMEOUT)
         assert answer.status_code == 404, (path, answer.text)
     assert requests.get(f"{api}/after-sales", headers=stranger, timeout=TIMEOUT).json()["total"] == 0
@@ -169,4 +206,7 @@ def test_strangers_get_404_shoppers_get_403_on_staff_routes_and_wrong_states_409
                          headers=shopper, timeout=TIMEOUT)
     assert (sent.status_code, sent.json()["return_shipment"]) == (200, {"carrier": "ZTO", "tracking_no": "R1"})
     mine = requests.get(f"{api}/after-sales", headers=shopper, timeout=TIMEOUT).json()
-    assert [(item["id"], item["status"]) for item in mine["items"]] == [(case_id, "RETURN_SHIPPED")]
+    assert [(item["id"], item["status"]) for item in mine["items"]] == [(case_id, "RETURN_SHIPPED"),
+                                                                        (first.json()["id"], "WITHDRAWN")]
+    on_its_way = requests.post(f"{api}/after-sales/{case_id}/withdraw", json={}, headers=shopper, timeout=TIMEOUT)
+    assert (on_its_way.status_code, on_its_way.json()["error"]["details"]["status"]) == (409, "RETURN_SHIPPED")

@@ -79,3 +79,43 @@ def test_concurrent_cases_on_one_line_open_exactly_one(pg_uow: Callable[[], SqlO
     with concurrent.futures.ThreadPoolExecutor(6) as pool:
         outcomes = sorted(pool.map(attempt, range(6)))
     assert outcomes == ["AFTER_SALE_LINE_OPEN"] * 5 + ["REQUESTED"]
+
+
+def test_a_withdrawn_case_is_stored_with_its_step_and_its_line_takes_a_new_case(
+        uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    order_id = shipped(uow, "AS-4")
+    case = ask(uow, order_id)
+
+    aftersales.withdraw_case(uow(), user_id=ALICE, case_id=case.id or 0, reason="不退了", now=NOW + timedelta(days=2))
+
+    read = aftersales.get_case(uow(), user_id=ALICE, case_id=case.id or 0)
+    assert (read.status, [line.open for line in read.lines]) == ("WITHDRAWN", [False])
+    assert [(step.status, step.actor, step.reason) for step in read.history] == [
+        ("REQUESTED", "user:1", "坏了"), ("WITHDRAWN", "user:1", "不退了")]
+    assert ask(uow, order_id).status == "REQUESTED"  # the partial unique index lets the line open again
+
+
+def test_a_withdrawal_racing_the_approval_ends_in_exactly_one_of_them(pg_uow: Callable[[], SqlOrderUnitOfWork],
+                                                                      pg_engine: object) -> None:
+    order_id = shipped(pg_uow, "AS-5")
+    case_id = ask(pg_uow, order_id).id or 0
+    refunder = aftersales.EngineRefunder(None, FakeMembers())
+
+    def withdraw() -> str:
+        try:
+            return aftersales.withdraw_case(pg_uow(), user_id=ALICE, case_id=case_id).status
+        except Conflict as exc:
+            return exc.code
+
+    def reject() -> str:
+        try:
+            return aftersales.decide(pg_uow, refunder, case_id=case_id, approve=False, reason="no",
+                                     actor="staff:8").status
+        except Conflict as exc:
+            return exc.code
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        outcomes = sorted(future.result() for future in [pool.submit(withdraw), pool.submit(reject)])
+
+    read = aftersales.get_case(pg_uow(), user_id=None, case_id=case_id)
+    assert outcomes in (["AFTER_SALE_STATE_CONFLICT", "WITHDRAWN"], ["AFTER_SALE_STATE_CONFLICT", "REJECTED"])
+    assert [step.status for step in read.history] == ["REQUESTED", read.status]

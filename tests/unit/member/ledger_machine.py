@@ -160,10 +160,33 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
                 service.release_points(self.uow(), order_no=order_no, now=NOW)
                 self.model[user]["points"] += points
 
+        @rule(user=st.sampled_from(USERS), wanted=st.integers(min_value=1, max_value=5_000))
+        def cancel_a_paid_order_after_review(self, user: int, wanted: int) -> None:
+            """An order using some of the user's points is paid, cancelled after review (the event delivered
+            twice) and refunded in full: the spent points come back once, the earned ones are taken back as
+            far as the member still has them."""
+            points = min(wanted, self.model[user]["points"])
+            if points == 0:
+                return
+            order_no = f"C{next(self.numbers)}"
+            service.lock_points(self.uow(), user_id=user, order_no=order_no, points=points, payable_fen=points * 2,
+                                now=NOW)
+            service.award_points_for_order(self.uow(), order_no=order_no, user_id=user, paid_fen=points, now=NOW)
+            self.model[user]["points"] -= points
+            self._paid(user, order_no, points)
+            for _ in range(2):
+                with self.uow() as uow:
+                    service.apply_order_cancelled(uow, order_no=order_no, was_paid=True, now=NOW)
+                    uow.commit()
+            self.model[user]["points"] += points
+            self._refund(order_no, points)
+
         @rule(order_no=credited_orders, share=st.integers(min_value=1, max_value=100))
         def refund_order(self, order_no: str, share: int) -> None:
+            self._refund(order_no, max(1, self.credits[order_no]["paid"] * share // 100))
+
+        def _refund(self, order_no: str, amount: int) -> None:
             credit = self.credits[order_no]
-            amount = max(1, credit["paid"] * share // 100)
             service.reverse_points_for_refund(self.uow(), order_no=order_no, refund_no=f"R{next(self.numbers)}",
                                               amount_fen=amount, now=NOW)
             model = self.model[credit["user"]]

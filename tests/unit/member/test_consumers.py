@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from mall.events.v1.envelope_pb2 import EventEnvelope
 from mall.events.v1.order_events_pb2 import OrderCancelled, OrderPaid, OrderRefunded
 
 from services.common.events import timestamp
 from services.member import consumers, service
-from services.member.domain import Account
+from services.member.domain import Account, HoldStatus, OrderLine
 from tests.unit.member.fakes import FakeMemberUnitOfWork
 
 NOW = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
@@ -58,3 +58,120 @@ def test_cancelling_an_unpaid_order_gives_its_held_points_back() -> None:
     deliver(uow, OrderCancelled(order_no="O1", user_id=ALICE, was_paid=False, cancelled_at=timestamp(NOW)), "e-1")
 
     assert (uow.ledger.balance(ALICE, Account.POINTS), uow.ledger.balance(ALICE, Account.POINTS_LOCKED)) == (1_200, 0)
+
+
+# A paid order cancelled after review (before shipping): the coupon and the points it used go back.
+
+def shopper_with_an_order_using_a_coupon_and_points(uow: FakeMemberUnitOfWork, *, valid_to: datetime) -> int:
+    """ALICE, silver with 1,200 points; order O1 (50 yuan of goods) holds a 5-yuan coupon and 300 points: the coupon's id."""
+    service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
+    deliver(uow, paid("O0", 100_000), "e-0")  # silver: 1,200 points
+    template = service.create_coupon_template(
+        uow, name="5 yuan off", kind="fixed", amount_fen=500, percent_off=0, threshold_fen=1_000, cap_fen=0, total=5,
+        per_user_limit=1, valid_from=NOW - timedelta(days=1), valid_to=valid_to, category_ids=[], now=NOW)
+    coupon, _ = service.claim_coupon(uow, user_id=ALICE, template_id=template.id or 0, now=NOW)
+    assert service.lock_coupon(uow, user_id=ALICE, order_no="O1", coupon_id=coupon.id or 0,
+                               lines=[OrderLine(category_id=1, amount_fen=5_000)], now=NOW) == 500
+    service.lock_points(uow, user_id=ALICE, order_no="O1", points=300, payable_fen=4_500, now=NOW)
+    return coupon.id or 0
+
+
+def coupon_status(uow: FakeMemberUnitOfWork, coupon_id: int, now: datetime) -> tuple[str, str | None]:
+    [view] = [view for view in service.list_coupons(uow, user_id=ALICE, now=now) if view.coupon.id == coupon_id]
+    return view.status, view.coupon.order_no
+
+
+def cancelled_after_review(order_no: str, at: datetime = NOW) -> OrderCancelled:
+    return OrderCancelled(order_no=order_no, user_id=ALICE, was_paid=True, cancelled_by="staff",
+                          cancelled_at=timestamp(at))
+
+
+def refunded_in_full(order_no: str, amount_fen: int) -> OrderRefunded:
+    return OrderRefunded(order_no=order_no, user_id=ALICE, refund_no=f"RF-{order_no}", amount_fen=amount_fen,
+                         refunded_at=timestamp(NOW))
+
+
+def spend(uow: FakeMemberUnitOfWork) -> int:
+    return service.get_member(uow, user_id=ALICE, now=NOW).member.total_spend_fen
+
+
+def test_a_paid_order_cancelled_after_review_gives_back_its_coupon_and_spent_points_once() -> None:
+    uow = FakeMemberUnitOfWork()
+    coupon_id = shopper_with_an_order_using_a_coupon_and_points(uow, valid_to=NOW + timedelta(days=7))
+    deliver(uow, paid("O1", 4_200), "e-1")  # earns 42 yuan x 1.2 = 50 points
+    assert (uow.ledger.balance(ALICE, Account.POINTS), coupon_status(uow, coupon_id, NOW)) == (
+        1_200 - 300 + 50, ("used", "O1"))
+
+    deliver(uow, cancelled_after_review("O1"), "e-2")
+    deliver(uow, cancelled_after_review("O1"), "e-3")  # the same cancellation published again
+
+    assert uow.ledger.balance(ALICE, Account.POINTS) == 1_200 + 50
+    assert uow.ledger.balance(ALICE, Account.POINTS_LOCKED) == 0
+    assert coupon_status(uow, coupon_id, NOW) == ("available", None)
+    assert uow.points.holds["O1"].status == HoldStatus.RETURNED
+    assert [(entry.kind, entry.amount) for entry in uow.ledger.entries_of[ALICE, Account.POINTS]
+            if entry.reference == "O1"] == [("points_locked", -300), ("order_paid", 50), ("points_returned", 300)]
+    assert spend(uow) == 100_000 + 4_200  # the spend is the refund's to take back
+
+
+def test_the_refund_of_a_cancelled_order_then_takes_back_its_spend_and_earned_points_but_not_the_returned_ones(
+        ) -> None:
+    uow = FakeMemberUnitOfWork()
+    coupon_id = shopper_with_an_order_using_a_coupon_and_points(uow, valid_to=NOW + timedelta(days=7))
+    deliver(uow, paid("O1", 4_200), "e-1")
+
+    deliver(uow, cancelled_after_review("O1"), "e-2")
+    deliver(uow, refunded_in_full("O1", 4_200), "e-3")
+    deliver(uow, refunded_in_full("O1", 4_200), "e-4")  # replayed
+
+    assert (uow.ledger.balance(ALICE, Account.POINTS), spend(uow)) == (1_200, 100_000)
+    assert coupon_status(uow, coupon_id, NOW) == ("available", None)
+
+
+def test_a_coupon_given_back_after_its_validity_ended_shows_expired() -> None:
+    uow = FakeMemberUnitOfWork()
+    coupon_id = shopper_with_an_order_using_a_coupon_and_points(uow, valid_to=NOW + timedelta(hours=1))
+    deliver(uow, paid("O1", 4_200), "e-1")
+    later = NOW + timedelta(hours=2)
+
+    deliver(uow, cancelled_after_review("O1", at=later), "e-2")
+
+    assert coupon_status(uow, coupon_id, later) == ("expired", None)
+    assert uow.ledger.balance(ALICE, Account.POINTS) == 1_200 + 50  # the points come back all the same
+
+
+def test_a_paid_cancellation_that_overtakes_order_paid_releases_the_hold_and_order_paid_then_uses_nothing() -> None:
+    uow = FakeMemberUnitOfWork()
+    coupon_id = shopper_with_an_order_using_a_coupon_and_points(uow, valid_to=NOW + timedelta(days=7))
+
+    deliver(uow, cancelled_after_review("O1"), "e-2")  # order-cancelled and order-paid travel on two topics
+    deliver(uow, paid("O1", 4_200), "e-1")
+    deliver(uow, refunded_in_full("O1", 4_200), "e-3")
+
+    assert (uow.ledger.balance(ALICE, Account.POINTS), uow.ledger.balance(ALICE, Account.POINTS_LOCKED)) == (1_200, 0)
+    assert (coupon_status(uow, coupon_id, NOW), spend(uow)) == (("available", None), 100_000)
+    assert uow.points.holds["O1"].status == HoldStatus.RELEASED
+
+
+def test_a_partial_after_sales_refund_keeps_the_coupon_used_and_the_spent_points_spent() -> None:
+    uow = FakeMemberUnitOfWork()
+    coupon_id = shopper_with_an_order_using_a_coupon_and_points(uow, valid_to=NOW + timedelta(days=7))
+    deliver(uow, paid("O1", 4_200), "e-1")
+
+    deliver(uow, OrderRefunded(order_no="O1", user_id=ALICE, refund_no="RF-AS1", amount_fen=2_100,
+                               refunded_at=timestamp(NOW)), "e-2")
+
+    assert coupon_status(uow, coupon_id, NOW) == ("used", "O1")
+    assert uow.ledger.balance(ALICE, Account.POINTS) == 1_200 - 300 + 50 - 25  # half the earned 50 taken back
+    assert spend(uow) == 100_000 + 2_100
+
+
+def test_an_unpaid_cancellation_of_a_paid_order_gives_nothing_back() -> None:
+    uow = FakeMemberUnitOfWork()
+    coupon_id = shopper_with_an_order_using_a_coupon_and_points(uow, valid_to=NOW + timedelta(days=7))
+    deliver(uow, paid("O1", 4_200), "e-1")
+
+    deliver(uow, OrderCancelled(order_no="O1", user_id=ALICE, was_paid=False, cancelled_at=timestamp(NOW)), "e-2")
+
+    assert uow.ledger.balance(ALICE, Account.POINTS) == 1_200 - 300 + 50
+    assert coupon_status(uow, coupon_id, NOW) == ("used", "O1")

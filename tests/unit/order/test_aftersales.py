@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 from services.order import aftersales, service
@@ -228,3 +230,92 @@ def test_staff_may_give_up_on_a_failed_refund_which_frees_the_line(shop: Shop) -
                                actor="staff:8")
     assert [step.status for step in closed.history] == ["REQUESTED", "REFUNDING", "REFUND_FAILED", "REJECTED"]
     assert ask(shop, order, {order.lines[0].id: 1}).status == "REQUESTED"
+
+
+def test_the_shopper_withdraws_a_requested_case_in_its_history_and_the_line_takes_a_new_case(shop: Shop) -> None:
+    order = delivered(shop, (101, 1))
+    case = ask(shop, order, {order.lines[0].id: 1})
+
+    withdrawn = aftersales.withdraw_case(shop.uow, user_id=1, case_id=case.id, reason="found the charger",
+                                         now=NOW + timedelta(days=4))
+
+    assert withdrawn.status == "WITHDRAWN" and not withdrawn.is_open
+    assert [(step.status, step.actor, step.reason) for step in withdrawn.history] == [
+        ("REQUESTED", "user:1", "broken"), ("WITHDRAWN", "user:1", "found the charger")]
+    assert [line.open for line in withdrawn.lines] == [False]
+    assert ask(shop, order, {order.lines[0].id: 1}).status == "REQUESTED"
+
+
+def test_an_approved_return_not_sent_back_yet_may_be_withdrawn_and_a_withdrawn_case_cannot_be_decided(
+        shop: Shop) -> None:
+    order = delivered(shop, (101, 1))
+    case = ask(shop, order, {order.lines[0].id: 1}, kind="return_refund")
+    refunder = FakeRefunder()
+    aftersales.decide(lambda: shop.uow, refunder, case_id=case.id, approve=True, reason="send it", actor="staff:8")
+
+    withdrawn = aftersales.withdraw_case(shop.uow, user_id=1, case_id=case.id)
+
+    assert [(step.status, step.reason) for step in withdrawn.history][-2:] == [
+        ("AWAITING_RETURN", "send it"), ("WITHDRAWN", "withdrawn by the shopper")]
+    with pytest.raises(Conflict) as shipped_after:
+        aftersales.submit_return_shipment(shop.uow, user_id=1, case_id=case.id, carrier="SF", tracking_no="R1")
+    assert shipped_after.value.details == {"status": "WITHDRAWN", "action": "ship_return"}
+    with pytest.raises(Conflict) as again:
+        aftersales.withdraw_case(shop.uow, user_id=1, case_id=case.id)
+    assert again.value.details == {"status": "WITHDRAWN", "action": "withdraw"}
+    assert refunder.calls == []
+
+
+@pytest.mark.parametrize("reached", ["RETURN_SHIPPED", "REFUNDED", "REJECTED", "REFUND_FAILED", "REFUNDING"])
+def test_a_case_whose_goods_or_money_moved_or_that_is_closed_cannot_be_withdrawn_409_with_its_status(
+        shop: Shop, reached: str) -> None:
+    order = delivered(shop, (101, 1))
+    kind = "return_refund" if reached == "RETURN_SHIPPED" else "refund_only"
+    case = ask(shop, order, {order.lines[0].id: 1}, kind=kind)
+    refunder = FakeRefunder(settle={"REFUNDED": True, "REFUND_FAILED": False}.get(reached))
+    aftersales.decide(lambda: shop.uow, refunder, case_id=case.id, approve=reached != "REJECTED", reason="",
+                      actor="staff:8")
+    if reached == "RETURN_SHIPPED":
+        aftersales.submit_return_shipment(shop.uow, user_id=1, case_id=case.id, carrier="SF", tracking_no="R1")
+    assert aftersales.get_case(shop.uow, user_id=1, case_id=case.id).status == reached
+
+    with pytest.raises(Conflict) as refused:
+        aftersales.withdraw_case(shop.uow, user_id=1, case_id=case.id)
+
+    assert (refused.value.code, refused.value.details) == (
+        "AFTER_SALE_STATE_CONFLICT", {"status": reached, "action": "withdraw"})
+    assert aftersales.get_case(shop.uow, user_id=1, case_id=case.id).history[-1].status == reached
+
+
+def test_a_stranger_cannot_withdraw_a_case_it_is_not_found(shop: Shop) -> None:
+    order = delivered(shop, (101, 1))
+    case = ask(shop, order, {order.lines[0].id: 1})
+
+    with pytest.raises(NotFound) as stranger:
+        aftersales.withdraw_case(shop.uow, user_id=2, case_id=case.id)
+
+    assert stranger.value.code == "AFTER_SALE_NOT_FOUND"
+    assert aftersales.get_case(shop.uow, user_id=1, case_id=case.id).status == "REQUESTED"
+
+
+ACTIONS = sorted({action for _, action in aftersales.CASE_TRANSITIONS})
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(ACTIONS), max_size=12))
+def test_any_walk_withdraws_only_from_requested_or_awaiting_return_and_closed_cases_hold_no_line(
+        actions: list[str]) -> None:
+    case = aftersales.AfterSale(case_no="AS1", order_id=1, order_no="O1", user_id=1, type="return_refund",
+                                status="REQUESTED", reason="r", images=[], refund_fen=100, created_at=NOW,
+                                updated_at=NOW, lines=[CaseLine(line_id=1, quantity=1, amount_fen=100)])
+    for action in actions:
+        before = case.status
+        try:
+            case.apply(action, actor="user:1", now=NOW)
+        except Conflict as refused:
+            assert refused.details == {"status": before, "action": action} and case.status == before
+            continue
+        if action == "withdraw":
+            assert before in ("REQUESTED", "AWAITING_RETURN") and case.status == "WITHDRAWN"
+        assert case.lines[0].open == case.is_open
+        assert case.history[-1].status == case.status

@@ -139,6 +139,14 @@ class SubmitReturnShipmentRequest(_message.Message):
     tracking_no: str
     def __init__(self, id: _Optional[int] = ..., carrier: _Optional[str] = ..., tracking_no: _Optional[str] = ...) -> None: ...
 
+class WithdrawAfterSaleRequest(_message.Message):
+    __slots__ = ("id", "reason")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    reason: str
+    def __init__(self, id: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
 class DecideAfterSaleRequest(_message.Message):
     __slots__ = ("id", "approve", "reason")
     ID_FIELD_NUMBER: _ClassVar[int]

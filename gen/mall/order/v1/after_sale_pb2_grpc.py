@@ -54,6 +54,11 @@ class AfterSaleServiceStub:
                 request_serializer=mall_dot_order_dot_v1_dot_after__sale__pb2.SubmitReturnShipmentRequest.SerializeToString,
                 response_deserializer=mall_dot_order_dot_v1_dot_after__sale__pb2.AfterSale.FromString,
                 _registered_method=True)
+        self.WithdrawAfterSale = channel.unary_unary(
+                '/mall.order.v1.AfterSaleService/WithdrawAfterSale',
+                request_serializer=mall_dot_order_dot_v1_dot_after__sale__pb2.WithdrawAfterSaleRequest.SerializeToString,
+                response_deserializer=mall_dot_order_dot_v1_dot_after__sale__pb2.AfterSale.FromString,
+                _registered_method=True)
         self.SearchAfterSales = channel.unary_unary(
                 '/mall.order.v1.AfterSaleService/SearchAfterSales',
                 request_serializer=mall_dot_order_dot_v1_dot_after__sale__pb2.SearchAfterSalesRequest.SerializeToString,
@@ -105,6 +110,13 @@ class AfterSaleServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WithdrawAfterSale(self, request, context):
+        """Own case only, while REQUESTED or AWAITING_RETURN: WITHDRAWN, its lines free for a new case.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SearchAfterSales(self, request, context):
         """Staff: the queue and decisions (admin, customer_service); receiving returns (also operator).
         """
@@ -152,6 +164,11 @@ def add_AfterSaleServiceServicer_to_server(servicer, server):
             'SubmitReturnShipment': grpc.unary_unary_rpc_method_handler(
                     servicer.SubmitReturnShipment,
                     request_deserializer=mall_dot_order_dot_v1_dot_after__sale__pb2.SubmitReturnShipmentRequest.FromString,
+                    response_serializer=mall_dot_order_dot_v1_dot_after__sale__pb2.AfterSale.SerializeToString,
+            ),
+            'WithdrawAfterSale': grpc.unary_unary_rpc_method_handler(
+                    servicer.WithdrawAfterSale,
+                    request_deserializer=mall_dot_order_dot_v1_dot_after__sale__pb2.WithdrawAfterSaleRequest.FromString,
                     response_serializer=mall_dot_order_dot_v1_dot_after__sale__pb2.AfterSale.SerializeToString,
             ),
             'SearchAfterSales': grpc.unary_unary_rpc_method_handler(
@@ -282,6 +299,33 @@ class AfterSaleService:
             target,
             '/mall.order.v1.AfterSaleService/SubmitReturnShipment',
             mall_dot_order_dot_v1_dot_after__sale__pb2.SubmitReturnShipmentRequest.SerializeToString,
+            mall_dot_order_dot_v1_dot_after__sale__pb2.AfterSale.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WithdrawAfterSale(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.order.v1.AfterSaleService/WithdrawAfterSale',
+            mall_dot_order_dot_v1_dot_after__sale__pb2.WithdrawAfterSaleRequest.SerializeToString,
             mall_dot_order_dot_v1_dot_after__sale__pb2.AfterSale.FromString,
             options,
             channel_credentials,
