@@ -563,21 +563,29 @@ def credit_recharge(uow: MemberUnitOfWork, *, recharge_no: str, paid_fen: int, c
         recharge = uow.recharges.by_no(recharge_no, lock=True)
         if recharge is None:
             raise NotFound("RECHARGE_NOT_FOUND", "no such recharge")
-        if recharge.mark_paid(paid_fen=paid_fen, channel_txn_id=channel_txn_id, now=now, channel=channel):
-            post(uow, transfer(f"recharge:{recharge_no}", "recharge", recharge_no, amount=recharge.amount_fen,
-                               source=(PLATFORM, Account.CLEARING), target=(recharge.user_id, Account.AVAILABLE)), now)
-            bonus = recharge_bonus(recharge.amount_fen)
-            if bonus:
-                post(uow, transfer(f"recharge-bonus:{recharge_no}", "recharge_bonus", recharge_no, amount=bonus,
-                                   source=(PLATFORM, Account.PROMOTIONS), target=(recharge.user_id, Account.BONUS)),
-                     now)
-            member = uow.members.get(recharge.user_id)
-            events.member_recharged(uow, recharge, member_no=(member.member_no or "") if member else "",
-                                    balance_fen=uow.ledger.balance(recharge.user_id, Account.AVAILABLE),
-                                    bonus_fen=bonus)
-            uow.on_commit(lambda: metrics.recharged(recharge.channel, recharge.amount_fen))
+        _credit_recharge(uow, recharge, paid_fen=paid_fen, channel_txn_id=channel_txn_id, channel=channel, now=now)
         uow.commit()
     return recharge
+
+
+def _credit_recharge(uow: MemberUnitOfWork, recharge: Recharge, *, paid_fen: int, channel_txn_id: str,
+                     channel: str | None, now: datetime) -> bool:
+    """The one way a recharge is credited (notify and reconciliation alike), its row locked: the ledger credit,
+    the bonus and `member-recharged`, once. False for a replay of the payment that credited it."""
+    if not recharge.mark_paid(paid_fen=paid_fen, channel_txn_id=channel_txn_id, now=now, channel=channel):
+        return False
+    recharge_no = recharge.recharge_no
+    post(uow, transfer(f"recharge:{recharge_no}", "recharge", recharge_no, amount=recharge.amount_fen,
+                       source=(PLATFORM, Account.CLEARING), target=(recharge.user_id, Account.AVAILABLE)), now)
+    bonus = recharge_bonus(recharge.amount_fen)
+    if bonus:
+        post(uow, transfer(f"recharge-bonus:{recharge_no}", "recharge_bonus", recharge_no, amount=bonus,
+                           source=(PLATFORM, Account.PROMOTIONS), target=(recharge.user_id, Account.BONUS)), now)
+    member = uow.members.get(recharge.user_id)
+    events.member_recharged(uow, recharge, member_no=(member.member_no or "") if member else "",
+                            balance_fen=uow.ledger.balance(recharge.user_id, Account.AVAILABLE), bonus_fen=bonus)
+    uow.on_commit(lambda: metrics.recharged(recharge.channel, recharge.amount_fen))
+    return True
 
 
 def handle_recharge_notify(uow: MemberUnitOfWork, payment: PaymentChannel, *, channel: str,
@@ -598,26 +606,47 @@ def handle_recharge_notify(uow: MemberUnitOfWork, payment: PaymentChannel, *, ch
 
 def reconcile_recharges(uow: Callable[[], MemberUnitOfWork], payment: PaymentChannel, *,
                         now: datetime | None = None, settle_seconds: int = 60, batch: int = 50) -> int:
-    """Ask the channels about recharges still pending a while after they began (and at most an hour past
-    their payment window, after which nothing can pay them): one paid whose notify was lost is credited.
-    Returns how many; a channel that cannot say is asked next round."""
+    """Ask the channels about recharges still pending `settle_seconds` after they began (and at most an hour
+    past their payment window, after which nothing can pay them): one paid whose notify was lost is credited,
+    through the notify's own code path, so a late notify afterwards changes nothing. Returns how many.
+
+    Durable and replica-safe: driven by the recharges table, every pending recharge in the window each run
+    (paged by id, so old unpaid ones never hide newer ones); each is asked about in its own transaction with
+    its row locked FOR UPDATE SKIP LOCKED, so replicas (and a notify arriving meanwhile) never handle one
+    twice. A channel that cannot say (no answer, a forged answer) is asked again next run.
+    """
     now = now or utcnow()
     window = timedelta(minutes=RECHARGE_PAY_MINUTES, hours=1)
-    with uow() as tx:
-        pending = tx.recharges.pending(now - window, now - timedelta(seconds=settle_seconds), batch)
-        tx.commit()
-    credited = 0
-    for recharge_no, channel in pending:
-        notice = payment.query(channel=channel, out_trade_no=recharge_no)
-        if notice is None or not notice.paid:
-            continue
+    credited, after = 0, 0
+    while True:
+        with uow() as tx:
+            pending = tx.recharges.pending(now - window, now - timedelta(seconds=settle_seconds), after, batch)
+            tx.commit()
+        for _, recharge_no in pending:
+            credited += _reconcile_recharge(uow(), payment, recharge_no, now)
+        if len(pending) < batch:
+            return credited
+        after = pending[-1][0]
+
+
+def _reconcile_recharge(uow: MemberUnitOfWork, payment: PaymentChannel, recharge_no: str, now: datetime) -> int:
+    with uow:
+        recharge = uow.recharges.lock_pending(recharge_no)
+        if recharge is None:
+            return 0  # paid meanwhile, or another replica is asking about it right now
+        notice = payment.query(channel=recharge.channel, out_trade_no=recharge_no)
+        if notice is None or not notice.paid or notice.out_trade_no != recharge_no:
+            return 0
         try:
-            credit_recharge(uow(), recharge_no=recharge_no, paid_fen=notice.paid_fen, channel_txn_id=notice.txn_id,
-                            channel=channel, now=now)
-            credited += 1
+            _credit_recharge(uow, recharge, paid_fen=notice.paid_fen, channel_txn_id=notice.txn_id,
+                             channel=recharge.channel, now=now)
         except DomainError as exc:
-            log.error("recharge %s was paid at %s but cannot be credited: %s", recharge_no, channel, exc.code)
-    return credited
+            log.error("recharge %s was reported paid by %s but cannot be credited: %s", recharge_no,
+                      recharge.channel, exc.code)
+            return 0
+        uow.commit()
+    log.info("recharge %s credited by reconciliation (%s)", recharge_no, recharge.channel)
+    return 1
 
 
 # ---------------------------------------------------------------- order events (consumer bodies)

@@ -186,9 +186,15 @@ class FakeRechargeRepository:
     def by_no(self, recharge_no: str, *, lock: bool = False) -> Recharge | None:
         return self.recharges.get(recharge_no)
 
-    def pending(self, created_after: datetime, created_before: datetime, limit: int) -> list[tuple[str, str]]:
-        return [(r.recharge_no, r.channel) for r in self.recharges.values()
-                if r.status == "PENDING" and created_after < r.created_at < created_before][:limit]
+    def pending(self, created_after: datetime, created_before: datetime, after_id: int,
+                limit: int) -> list[tuple[int, str]]:
+        return [(r.id or 0, r.recharge_no) for r in self.recharges.values()
+                if r.status == "PENDING" and created_after < r.created_at < created_before and (r.id or 0) > after_id
+                ][:limit]
+
+    def lock_pending(self, recharge_no: str) -> Recharge | None:
+        recharge = self.recharges.get(recharge_no)
+        return recharge if recharge is not None and recharge.status == "PENDING" else None
 
 
 class FakeMemberUnitOfWork(FakeUnitOfWork, MemberUnitOfWork):
