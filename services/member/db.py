@@ -419,10 +419,22 @@ class SqlWithdrawalRepository:
                                      .offset(offset).limit(limit)).scalars().all()
         return list(found), total
 
+    def paying(self, decided_before: datetime, after_id: int, limit: int) -> list[int]:
+        return list(self.session.execute(select(withdrawals.c.id).where(
+            withdrawals.c.status == WithdrawalStatus.PAYING.value, withdrawals.c.decided_at < decided_before,
+            withdrawals.c.id > after_id).order_by(withdrawals.c.id).limit(limit)).scalars())
+
+    def lock_paying(self, withdrawal_id: int) -> Withdrawal | None:
+        return self.session.execute(_skip_locked(self.session, select(Withdrawal).where(
+            withdrawals.c.id == withdrawal_id,
+            withdrawals.c.status == WithdrawalStatus.PAYING.value))).scalar_one_or_none()
+
     def requested_since(self, user_id: int, since: datetime) -> int:
+        # what was given back (rejected, or a transfer that failed) does not count against the day's limit
         return self.session.execute(select(func.coalesce(func.sum(withdrawals.c.amount_fen), 0)).where(
             withdrawals.c.user_id == user_id, withdrawals.c.created_at >= since,
-            withdrawals.c.status != WithdrawalStatus.REJECTED.value)).scalar_one()
+            withdrawals.c.status.not_in((WithdrawalStatus.REJECTED.value, WithdrawalStatus.FAILED.value)))
+        ).scalar_one()
 
 
 class SqlRechargeRepository:

@@ -14,7 +14,14 @@ from datetime import datetime, time, timedelta
 from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 from services.member import events, metrics
-from services.member.channels import NotifyRejected, PaymentChannel, PayoutChannel, PayoutFailed
+from services.member.channels import (
+    NotifyRejected,
+    PaymentChannel,
+    Payout,
+    PayoutChannel,
+    PayoutFailed,
+    PayoutState,
+)
 from services.member.domain import (
     AUTO_JOIN_SPEND_FEN,
     PLATFORM,
@@ -492,7 +499,8 @@ def request_withdrawal(uow: MemberUnitOfWork, *, user_id: int, amount_fen: int, 
 
 def decide_withdrawal(uow: MemberUnitOfWork, payout: PayoutChannel, *, withdrawal_id: int, approve: bool, note: str,
                       decided_by: int, now: datetime | None = None) -> Withdrawal:
-    """Finance's decision: approve pays out through the channel (pending leaves the wallet), reject
+    """Finance's decision: approve pays out through the channel (pending leaves the wallet once the transfer
+    succeeds; PAYING while it is in flight or its answer was lost, for `settle_payouts` to finish), reject
     releases the amount to available. The same decision again changes nothing."""
     now = now or utcnow()
     with uow:
@@ -505,21 +513,83 @@ def decide_withdrawal(uow: MemberUnitOfWork, payout: PayoutChannel, *, withdrawa
         no, user_id = withdrawal.withdrawal_no, withdrawal.user_id
         if approve:
             try:  # the payout is idempotent by withdrawal_no: retrying after a lost commit pays once
-                withdrawal.payout_txn_id = payout.pay(payout_no=no, user_id=user_id, amount_fen=withdrawal.amount_fen)
+                sent = payout.pay(payout_no=no, user_id=user_id, amount_fen=withdrawal.amount_fen)
             except PayoutFailed as exc:
                 raise DomainError("PAYOUT_FAILED", f"the payout channel refused: {exc}") from None
-            post(uow, transfer(f"withdrawal-payout:{no}", "withdrawal_paid", no, amount=withdrawal.amount_fen,
-                               source=(user_id, Account.PENDING), target=(PLATFORM, Account.CLEARING)), now)
-            member = uow.members.get(user_id)
-            events.member_withdrawn(uow, withdrawal, member_no=(member.member_no or "") if member else "",
-                                    balance_fen=uow.ledger.balance(user_id, Account.AVAILABLE))
-            uow.on_commit(lambda: metrics.withdrawal_paid(withdrawal.amount_fen))
+            withdrawal.payout_txn_id = sent.txn_id
+            if sent.state == PayoutState.PAID:
+                _payout_ended(uow, withdrawal, Payout(PayoutState.PAID, sent.txn_id), now)
+            elif sent.state == PayoutState.FAILED:
+                raise DomainError("PAYOUT_FAILED", f"the payout channel refused: {sent.reason}")
+            # IN_FLIGHT or UNKNOWN: PAYING, committed, so the transfer is asked about until it ends
         else:
             post(uow, transfer(f"withdrawal-release:{no}", "withdrawal_rejected", no, amount=withdrawal.amount_fen,
                                source=(user_id, Account.PENDING), target=(user_id, Account.AVAILABLE)), now)
             uow.on_commit(metrics.WITHDRAWALS.labels("rejected").inc)
         uow.commit()
     return withdrawal
+
+
+def _payout_ended(uow: MemberUnitOfWork, withdrawal: Withdrawal, payout: Payout, now: datetime) -> bool:
+    """The one way a PAYING withdrawal ends, its row locked: paid (pending leaves the wallet for the platform's
+    clearing account, `member-withdrawn`) or failed (pending back to available). Once: False if it had ended."""
+    paid = payout.state == PayoutState.PAID
+    if not withdrawal.payout_ended(paid=paid, txn_id=payout.txn_id, reason=payout.reason):
+        return False
+    no, user_id, amount = withdrawal.withdrawal_no, withdrawal.user_id, withdrawal.amount_fen
+    if paid:
+        post(uow, transfer(f"withdrawal-payout:{no}", "withdrawal_paid", no, amount=amount,
+                           source=(user_id, Account.PENDING), target=(PLATFORM, Account.CLEARING)), now)
+        member = uow.members.get(user_id)
+        events.member_withdrawn(uow, withdrawal, member_no=(member.member_no or "") if member else "",
+                                balance_fen=uow.ledger.balance(user_id, Account.AVAILABLE), withdrawn_at=now)
+        uow.on_commit(lambda: metrics.withdrawal_paid(amount))
+    else:
+        post(uow, transfer(f"withdrawal-return:{no}", "withdrawal_failed", no, amount=amount,
+                           source=(user_id, Account.PENDING), target=(user_id, Account.AVAILABLE)), now)
+        uow.on_commit(metrics.WITHDRAWALS.labels("failed").inc)
+    return True
+
+
+def settle_payouts(uow: Callable[[], MemberUnitOfWork], payout: PayoutChannel, *, now: datetime | None = None,
+                   settle_seconds: int = 60, batch: int = 50) -> int:
+    """Ask the payout channel again about approved withdrawals still PAYING `settle_seconds` after approval (a
+    transfer in flight, or one whose answer was lost): success pays the withdrawal (`member-withdrawn` once),
+    failure gives the amount back to available, once. Returns how many ended.
+
+    Durable and replica-safe like reconcile_recharges: driven by the withdrawals table, paged by id, each in
+    its own transaction with its row locked FOR UPDATE SKIP LOCKED (a replica or a finance retry holding it
+    is skipped). A payout the channel cannot speak for yet stays PAYING for the next run.
+    """
+    now = now or utcnow()
+    ended, after = 0, 0
+    while True:
+        with uow() as tx:
+            paying = tx.withdrawals.paying(now - timedelta(seconds=settle_seconds), after, batch)
+            tx.commit()
+        for withdrawal_id in paying:
+            ended += _settle_payout(uow(), payout, withdrawal_id, now)
+        if len(paying) < batch:
+            return ended
+        after = paying[-1]
+
+
+def _settle_payout(uow: MemberUnitOfWork, payout: PayoutChannel, withdrawal_id: int, now: datetime) -> int:
+    with uow:
+        withdrawal = uow.withdrawals.lock_paying(withdrawal_id)
+        if withdrawal is None:
+            return 0  # ended meanwhile, or another replica is asking about it right now
+        answer = payout.status(payout_no=withdrawal.withdrawal_no, user_id=withdrawal.user_id,
+                               amount_fen=withdrawal.amount_fen)
+        if answer.state not in (PayoutState.PAID, PayoutState.FAILED):
+            if answer.txn_id and not withdrawal.payout_txn_id:
+                withdrawal.payout_txn_id = answer.txn_id
+                uow.commit()
+            return 0
+        _payout_ended(uow, withdrawal, answer, now)
+        uow.commit()
+    log.info("withdrawal %s: payout ended %s", withdrawal.withdrawal_no, withdrawal.status)
+    return 1
 
 
 def list_withdrawals(uow: MemberUnitOfWork, *, status: str, offset: int, limit: int) -> tuple[list[Withdrawal], int]:

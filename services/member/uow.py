@@ -104,6 +104,12 @@ class WithdrawalRepository(Protocol):
     def lock_user(self, user_id: int) -> None:
         """Serialise one user's withdrawal requests until the transaction ends (daily maximum)."""
 
+    def paying(self, decided_before: datetime, after_id: int, limit: int) -> list[int]:
+        """Ids of PAYING withdrawals approved before `decided_before` with an id above `after_id`, by id."""
+
+    def lock_paying(self, withdrawal_id: int) -> Withdrawal | None:
+        """The withdrawal, locked, if it is still PAYING and no other transaction holds it (SKIP LOCKED)."""
+
     def requested_since(self, user_id: int, since: datetime) -> int:
         """Fen requested since `since`, rejected withdrawals excluded."""
 

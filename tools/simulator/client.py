@@ -116,6 +116,14 @@ class SimulatorClient:
     def wechatpay_transfer_fail_next(self) -> None:
         self._call("POST", "/sim/transfer/fail-next")
 
+    def wechatpay_transfer_next(self, *, state: str | None = None, lose_answer: bool = False) -> None:
+        """The next new transfer starts in `state` (e.g. PROCESSING: in flight) and/or has its answer lost."""
+        self._call("POST", "/sim/transfer/next", {"state": state, "lose_answer": lose_answer})
+
+    def wechatpay_transfer_settle(self, out_bill_no: str, state: str) -> dict[str, Any]:
+        """A transfer in flight ends SUCCESS, FAIL or CANCELLED."""
+        return self._call("POST", "/sim/transfer/settle", {"out_bill_no": out_bill_no, "state": state})
+
     def wechatpay_order(self, out_trade_no: str) -> dict[str, Any]:
         """What the prepay recorded (amount, notify_url, time_expire, prepay_id...) and the trade_state."""
         return self._call("GET", "/sim/wechatpay/orders", params={"out_trade_no": out_trade_no})

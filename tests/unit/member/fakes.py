@@ -170,9 +170,17 @@ class FakeWithdrawalRepository:
     def lock_user(self, user_id: int) -> None:
         pass  # one thread: nothing to serialise
 
+    def paying(self, decided_before: datetime, after_id: int, limit: int) -> list[int]:
+        return [w.id or 0 for w in self.withdrawals.values() if w.status == WithdrawalStatus.PAYING
+                and w.decided_at is not None and w.decided_at < decided_before and (w.id or 0) > after_id][:limit]
+
+    def lock_paying(self, withdrawal_id: int) -> Withdrawal | None:
+        withdrawal = self.withdrawals.get(withdrawal_id)
+        return withdrawal if withdrawal is not None and withdrawal.status == WithdrawalStatus.PAYING else None
+
     def requested_since(self, user_id: int, since: datetime) -> int:
-        return sum(w.amount_fen for w in self.withdrawals.values()
-                   if w.user_id == user_id and w.created_at >= since and w.status != WithdrawalStatus.REJECTED)
+        return sum(w.amount_fen for w in self.withdrawals.values() if w.user_id == user_id and w.created_at >= since
+                   and w.status not in (WithdrawalStatus.REJECTED, WithdrawalStatus.FAILED))
 
 
 class FakeRechargeRepository:
