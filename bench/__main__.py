@@ -1,6 +1,6 @@
 """Run every benchmark."""
 
-from bench import analytics, auth, catalog, checkout, outbox
+from bench import analytics, auth, catalog, checkout, member, outbox
 
 if __name__ == "__main__":
     outbox.main()
@@ -8,3 +8,4 @@ if __name__ == "__main__":
     checkout.main()
     analytics.main()
     catalog.main()
+    member.main()

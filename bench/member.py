@@ -69,10 +69,10 @@ PRICE_FEN = 10_000  # 100 yuan: the first paid order makes a shopper a member, s
 
 def main() -> None:
     server = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432")
-    postings = int(os.environ.get("BENCH_MEMBER_POSTINGS", "1000"))
+    postings = int(os.environ.get("BENCH_MEMBER_POSTINGS", "600"))
     users = int(os.environ.get("BENCH_MEMBER_USERS", "50"))
     threads = int(os.environ.get("BENCH_MEMBER_THREADS", "8"))
-    events = int(os.environ.get("BENCH_MEMBER_EVENTS", "1500"))
+    events = int(os.environ.get("BENCH_MEMBER_EVENTS", "500"))
     rate = float(os.environ.get("BENCH_MEMBER_RATE", "5"))
     seconds = float(os.environ.get("BENCH_MEMBER_SECONDS", "30"))
     shoppers = int(os.environ.get("BENCH_MEMBER_SHOPPERS", "20"))
