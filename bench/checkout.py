@@ -147,13 +147,13 @@ def _post(api: str, path: str, body: dict[str, Any] | None, headers: dict[str, s
     return reply.json()
 
 
-def _on_shelf(api: str, admin: dict[str, str], name: str, stock: int) -> tuple[int, int]:
+def _on_shelf(api: str, admin: dict[str, str], name: str, stock: int, price_fen: int = 990) -> tuple[int, int]:
     """A product with one SKU, approved and on the shelf: (product id, SKU id)."""
     category_id = requests.get(f"{api}/categories", timeout=10).json()["items"][0]["id"]
     brand_id = requests.get(f"{api}/brands", timeout=10).json()["items"][0]["id"]
     product_id = _post(api, "/admin/products", {
         "name": name, "subtitle": "bench", "category_id": category_id, "brand_id": brand_id, "description": "压测",
-        "images": [], "params": [], "specs": [], "skus": [{"spec": {}, "price_fen": 990, "stock": stock}]},
+        "images": [], "params": [], "specs": [], "skus": [{"spec": {}, "price_fen": price_fen, "stock": stock}]},
         admin)["id"]
     for step, payload in (("submit", None), ("audit", {"approve": True}), ("shelf", {"on_shelf": True})):
         _post(api, f"/admin/products/{product_id}/{step}", payload, admin)

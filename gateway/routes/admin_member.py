@@ -87,7 +87,7 @@ def decide_withdrawal(withdrawal_id: int, body: DecisionIn) -> WithdrawalOut:
 
 
 class WithdrawalsQuery(PageQuery):
-    status: Literal["PENDING_REVIEW", "PAID", "REJECTED"] | None = None
+    status: Literal["PENDING_REVIEW", "PAYING", "PAID", "REJECTED", "FAILED"] | None = None
 
 
 @bp.get("/withdrawals")

@@ -159,7 +159,7 @@ class WithdrawalOut(Reply):
     id: int
     withdrawal_no: str
     user_id: int
-    status: Literal["PENDING_REVIEW", "PAID", "REJECTED"]
+    status: Literal["PENDING_REVIEW", "PAYING", "PAID", "REJECTED", "FAILED"]
     amount_fen: int
     note: str
     created_at: datetime

@@ -1,10 +1,16 @@
 """Alipay open platform, merchant side: a signed app-pay order string and verified asynchronous notifies.
 
-Used by the member service for wallet recharges (M4). Every request and every notify is signed RSA2:
+Used by the member service for wallet recharges (M4). Every request, every answer and every notify is
+signed RSA2:
 SHA256withRSA (PKCS#1 v1.5), base64, over the parameters sorted by name as `name=value` joined
 with `&` (values raw, not URL-encoded; empty values and `sign` left out; a notify's `sign_type`
 too). We sign with the application's private key; notifies must verify with *Alipay's* public key
 (not the application's), name our app_id and, when ALIPAY_SELLER_ID is set, our seller.
+
+A lost notify is caught up by `alipay.trade.query` (reconciliation): the request is POSTed form-encoded to
+the gateway, signed like any other; the answer is JSON `{"alipay_trade_query_response": {...}, "sign": ...}`
+whose `sign` covers the *exact text* of the response object as it came over the wire (not a re-encoding),
+verified with Alipay's public key before anything in it is believed.
 
 `python-alipay-sdk` was considered: it implements the same signature, but brings pycryptodomex
 besides the `cryptography` we already use for WeChat Pay, and its `verify()` checks only the
@@ -13,7 +19,8 @@ lives here, next to services/common/wechatpay.py.
 
 Settings (`AlipaySettings.from_env`; Alipay is off when ALIPAY_APP_ID is unset): ALIPAY_APP_ID,
 ALIPAY_APP_PRIVATE_KEY_FILE (PKCS#8 or PKCS#1 PEM), ALIPAY_PUBLIC_KEY_FILE (Alipay's public key, PEM),
-ALIPAY_SELLER_ID (optional: the seller's 2088… id notifies must carry). The dev simulator
+ALIPAY_SELLER_ID (optional: the seller's 2088… id notifies must carry), ALIPAY_GATEWAY_URL (default
+https://openapi.alipay.com/gateway.do; https only outside dev/test), THIRD_PARTY_TIMEOUT_SECONDS (5). The dev simulator
 (tools/simulator/alipay.py) generates a matching pair; `tools.simulator.dev_env` points them at it.
 """
 
@@ -21,19 +28,24 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, urlsplit
 
+import requests
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
-from services.common.config import ConfigError, Env, read_key
+from services.common.config import DEV_ENVIRONMENTS, ConfigError, Env, read_key
 
+log = logging.getLogger(__name__)
+
+DEFAULT_GATEWAY_URL = "https://openapi.alipay.com/gateway.do"
 CHINA = timezone(timedelta(hours=8))  # Alipay's timestamps are Beijing time, without an offset
 PAID_STATUSES = ("TRADE_SUCCESS", "TRADE_FINISHED")
 YUAN = re.compile(r"(0|[1-9][0-9]{0,11})(?:\.([0-9]{1,2}))?")
@@ -51,23 +63,43 @@ class NotifyRejected(AlipayError):
     """A notify we must not trust: answered with anything but `success`, so Alipay sends it again."""
 
 
+class AlipayUnavailable(AlipayError):
+    """No trustworthy answer: network error, HTTP error, or an answer whose sign does not verify."""
+
+
+class AlipayApiError(AlipayError):
+    """Alipay refused the request (a verified answer with code other than 10000), e.g. ACQ.SYSTEM_ERROR."""
+
+    def __init__(self, code: str, sub_code: str, message: str) -> None:
+        super().__init__(f"{code} {sub_code}: {message}")
+        self.code, self.sub_code, self.message = code, sub_code, message
+
+
 @dataclass(frozen=True)
 class AlipaySettings:
     app_id: str
     app_private_key_pem: bytes = field(repr=False)
     alipay_public_key_pem: bytes
     seller_id: str | None = None
+    gateway_url: str = DEFAULT_GATEWAY_URL
+    timeout_seconds: float = 5.0
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> AlipaySettings | None:
+    def from_env(cls, environ: Mapping[str, str] | None = None,
+                 environment: str = "production") -> AlipaySettings | None:
         """The settings, or None when ALIPAY_APP_ID is unset (Alipay not configured)."""
         env = Env(environ)
         app_id = env.optional("ALIPAY_APP_ID")
         if app_id is None:
             return None
+        gateway_url = env.str("ALIPAY_GATEWAY_URL", DEFAULT_GATEWAY_URL)
+        allowed = ("https", "http") if environment in DEV_ENVIRONMENTS else ("https",)
+        if urlsplit(gateway_url).scheme not in allowed or not urlsplit(gateway_url).netloc:
+            raise ConfigError(f"ALIPAY_GATEWAY_URL must be an {' or '.join(allowed)} URL")
         return cls(app_id=app_id, app_private_key_pem=read_key(env, "ALIPAY_APP_PRIVATE_KEY_FILE"),
                    alipay_public_key_pem=read_key(env, "ALIPAY_PUBLIC_KEY_FILE"),
-                   seller_id=env.optional("ALIPAY_SELLER_ID"))
+                   seller_id=env.optional("ALIPAY_SELLER_ID"), gateway_url=gateway_url,
+                   timeout_seconds=env.float("THIRD_PARTY_TIMEOUT_SECONDS", 5.0))
 
 
 @dataclass(frozen=True)
@@ -129,6 +161,32 @@ def load_public_key(pem: bytes) -> RSAPublicKey:
     return key
 
 
+def signed_response(text: str, name: str) -> tuple[str, str]:
+    """(the exact text of the `name` object, the answer's `sign`) of a gateway answer: what the sign covers.
+
+    ValueError unless the answer is a JSON object holding `name` as an object. The text is cut out of the
+    answer as sent, so a re-encoding (key order, spacing, escapes) cannot make a forged answer verify.
+    """
+    answer = json.loads(text)
+    if not isinstance(answer, dict) or not isinstance(answer.get(name), dict):
+        raise ValueError(f"the answer has no {name}")
+    decoder = json.JSONDecoder()
+    start = text.find(f'"{name}"')
+    while start != -1:
+        colon = start + len(name) + 2
+        while colon < len(text) and text[colon] in " \t\r\n":
+            colon += 1
+        if colon < len(text) and text[colon] == ":":
+            begin = colon + 1
+            while begin < len(text) and text[begin] in " \t\r\n":
+                begin += 1
+            value, end = decoder.raw_decode(text, begin)
+            if isinstance(value, dict):
+                return text[begin:end], str(answer.get("sign") or "")
+        start = text.find(f'"{name}"', start + 1)
+    raise ValueError(f"the answer has no {name}")
+
+
 def beijing_time(moment: datetime) -> str:
     """"2026-12-06 10:30:00": the timestamp format Alipay's parameters use."""
     return moment.astimezone(CHINA).strftime("%Y-%m-%d %H:%M:%S")
@@ -137,8 +195,9 @@ def beijing_time(moment: datetime) -> str:
 class Alipay:
     """One application (app_id) on the Alipay open platform."""
 
-    def __init__(self, settings: AlipaySettings) -> None:
+    def __init__(self, settings: AlipaySettings, session: requests.Session | None = None) -> None:
         self.settings = settings
+        self.session = session or requests.Session()
         self._app_key = load_private_key(settings.app_private_key_pem)
         self._alipay_key = load_public_key(settings.alipay_public_key_pem)
 
@@ -155,6 +214,46 @@ class Alipay:
                   "biz_content": json.dumps(biz, ensure_ascii=False, separators=(",", ":"))}
         params["sign"] = rsa2_sign(self._app_key, signing_content(params))
         return "&".join(f"{name}={quote_plus(value)}" for name, value in params.items())
+
+    def query_trade(self, out_trade_no: str, *, now: datetime) -> TradeNotice | None:
+        """`alipay.trade.query` by our trade number: the trade as Alipay reports it, its answer verified with
+        Alipay's public key; None when Alipay knows no such trade (ACQ.TRADE_NOT_EXIST: never paid).
+        AlipayUnavailable when there is no trustworthy answer, AlipayApiError when Alipay refuses."""
+        biz = {"out_trade_no": out_trade_no}
+        params = {"app_id": self.settings.app_id, "method": "alipay.trade.query", "format": "JSON",
+                  "charset": "utf-8", "sign_type": "RSA2", "timestamp": beijing_time(now), "version": "1.0",
+                  "biz_content": json.dumps(biz, ensure_ascii=False, separators=(",", ":"))}
+        params["sign"] = rsa2_sign(self._app_key, signing_content(params))
+        try:
+            response = self.session.post(self.settings.gateway_url, data=params, timeout=self.settings.timeout_seconds,
+                                         headers={"Accept": "application/json"})
+        except requests.RequestException as exc:
+            log.warning("alipay.trade.query: no answer (%s)", type(exc).__name__)
+            raise AlipayUnavailable(f"no answer from Alipay ({type(exc).__name__})") from None
+        if response.status_code != 200:
+            raise AlipayUnavailable(f"Alipay answered HTTP {response.status_code}")
+        try:
+            content, sign = signed_response(response.content.decode("utf-8"), "alipay_trade_query_response")
+        except (UnicodeDecodeError, ValueError):
+            raise AlipayUnavailable("the answer is not an alipay.trade.query answer") from None
+        if not rsa2_verify(self._alipay_key, content, sign):
+            log.error("alipay.trade.query for %s: the answer's sign does not verify", out_trade_no)
+            raise AlipayUnavailable("the answer's sign does not verify with Alipay's public key")
+        data = json.loads(content)
+        if data.get("code") != "10000":
+            if data.get("sub_code") == "ACQ.TRADE_NOT_EXIST":
+                return None
+            raise AlipayApiError(str(data.get("code", "")), str(data.get("sub_code", "")),
+                                 str(data.get("sub_msg") or data.get("msg") or ""))
+        trade_no, status = str(data.get("trade_no") or ""), str(data.get("trade_status") or "")
+        if data.get("out_trade_no") != out_trade_no or not trade_no or not status:
+            raise AlipayUnavailable("the answer is about another trade, or lacks trade_no or trade_status")
+        try:
+            total_fen = yuan_to_fen(str(data.get("total_amount", "")))
+        except ValueError:
+            raise AlipayUnavailable("total_amount is not an amount in yuan") from None
+        return TradeNotice(out_trade_no=out_trade_no, trade_no=trade_no, trade_status=status, total_fen=total_fen,
+                           app_id=self.settings.app_id, paid=status in PAID_STATUSES)
 
     def verify_notify(self, params: Mapping[str, str]) -> TradeNotice:
         """An asynchronous trade notify (form fields), verified; NotifyRejected with the reason otherwise."""

@@ -12,10 +12,15 @@ signed HMAC-SHA256 with the merchant secret the channel issued, hex-encoded:
   `X-Bankcard-Signature: <hex HMAC over the exact body bytes>`. We answer 200 {"code": "SUCCESS"}
   once it is applied; anything else and the channel retries (at most every few minutes, for a day).
   A callback older than BANKCARD_NOTIFY_MAX_AGE_SECONDS (300) is refused (replayed captures).
+- Status query (reconciliation of a lost callback; `POST BANKCARD_QUERY_URL`, JSON): the request
+  {merchant_id, out_trade_no, timestamp, nonce} carries `X-Bankcard-Signature` over its body; the answer
+  (HTTP 200) is the callback's object with status "SUCCESS" | "FAILED" | "PENDING" | "NOT_FOUND" (then
+  trade_no "" and amount_fen 0), signed and checked exactly like a callback, and must name the trade asked.
 
 Settings (`BankcardSettings.from_env`; the channel is off when BANKCARD_MERCHANT_ID is unset):
 BANKCARD_MERCHANT_ID, BANKCARD_SECRET (at least 32 characters), BANKCARD_CASHIER_URL,
-BANKCARD_NOTIFY_MAX_AGE_SECONDS. The dev simulator (tools/simulator/bankcard.py) plays the channel.
+BANKCARD_NOTIFY_MAX_AGE_SECONDS, BANKCARD_QUERY_URL (optional: without it lost callbacks wait for the
+channel's retries), THIRD_PARTY_TIMEOUT_SECONDS (5). The dev simulator (tools/simulator/bankcard.py) plays the channel.
 """
 
 from __future__ import annotations
@@ -23,13 +28,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import requests
+
 from services.common.config import DEV_ENVIRONMENTS, ConfigError, Env
+
+log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Bankcard-Signature"
 MIN_SECRET_LENGTH = 32
@@ -43,12 +53,18 @@ class NotifyRejected(Exception):
         self.reason = reason
 
 
+class BankcardUnavailable(NotifyRejected):
+    """No trustworthy answer to a query: network error, HTTP error, or an answer that does not verify."""
+
+
 @dataclass(frozen=True)
 class BankcardSettings:
     merchant_id: str
     secret: bytes = field(repr=False)
     cashier_url: str
     notify_max_age_seconds: int = 300
+    query_url: str | None = None
+    timeout_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, environment: str, environ: Mapping[str, str] | None = None) -> BankcardSettings | None:
@@ -59,12 +75,14 @@ class BankcardSettings:
         secret = env.str("BANKCARD_SECRET").encode()
         if len(secret) < MIN_SECRET_LENGTH:
             raise ConfigError(f"BANKCARD_SECRET must be at least {MIN_SECRET_LENGTH} characters")
-        cashier_url = env.str("BANKCARD_CASHIER_URL")
         allowed = ("https", "http") if environment in DEV_ENVIRONMENTS else ("https",)
-        if urlsplit(cashier_url).scheme not in allowed or not urlsplit(cashier_url).netloc:
-            raise ConfigError(f"BANKCARD_CASHIER_URL must be an {' or '.join(allowed)} URL")
+        cashier_url, query_url = env.str("BANKCARD_CASHIER_URL"), env.optional("BANKCARD_QUERY_URL")
+        for name, url in (("BANKCARD_CASHIER_URL", cashier_url), ("BANKCARD_QUERY_URL", query_url)):
+            if url is not None and (urlsplit(url).scheme not in allowed or not urlsplit(url).netloc):
+                raise ConfigError(f"{name} must be an {' or '.join(allowed)} URL")
         return cls(merchant_id=merchant_id, secret=secret, cashier_url=cashier_url,
-                   notify_max_age_seconds=env.int("BANKCARD_NOTIFY_MAX_AGE_SECONDS", 300))
+                   notify_max_age_seconds=env.int("BANKCARD_NOTIFY_MAX_AGE_SECONDS", 300), query_url=query_url,
+                   timeout_seconds=env.float("THIRD_PARTY_TIMEOUT_SECONDS", 5.0))
 
 
 def sign(secret: bytes, message: bytes) -> str:
@@ -91,9 +109,11 @@ class CardPayment:
 
 
 class Bankcard:
-    def __init__(self, settings: BankcardSettings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: BankcardSettings, clock: Callable[[], float] = time.time,
+                 session: requests.Session | None = None) -> None:
         self.settings = settings
         self.clock = clock
+        self.session = session or requests.Session()
 
     def cashier_params(self, *, out_trade_no: str, amount_fen: int, notify_url: str, expires_at: int) -> dict[str, str]:
         """The signed parameters the client posts to the cashier page (cashier_url included, unsigned)."""
@@ -107,9 +127,35 @@ class Bankcard:
 
     def verify_notify(self, headers: Mapping[str, str], body: bytes) -> CardPayment:
         """A payment callback, verified; NotifyRejected with the reason otherwise."""
+        return self._verified(headers, body, NotifyRejected)
+
+    def query_payment(self, out_trade_no: str) -> CardPayment | None:
+        """The channel's signed status query: the payment as the channel reports it, verified like a callback;
+        None when the channel knows no such payment (or no query URL is configured). BankcardUnavailable when
+        there is no trustworthy answer."""
+        if self.settings.query_url is None:
+            return None
+        body = json.dumps({"merchant_id": self.settings.merchant_id, "out_trade_no": out_trade_no,
+                           "timestamp": int(self.clock()), "nonce": secrets.token_hex(16)}).encode()
+        try:
+            response = self.session.post(self.settings.query_url, data=body, timeout=self.settings.timeout_seconds,
+                                         headers={"Content-Type": "application/json",
+                                                  SIGNATURE_HEADER: sign(self.settings.secret, body)})
+        except requests.RequestException as exc:
+            log.warning("bank-card query: no answer (%s)", type(exc).__name__)
+            raise BankcardUnavailable(f"no answer from the bank-card channel ({type(exc).__name__})") from None
+        if response.status_code != 200:
+            raise BankcardUnavailable(f"the bank-card channel answered HTTP {response.status_code}")
+        payment = self._verified(response.headers, response.content, BankcardUnavailable)
+        if payment.out_trade_no != out_trade_no:
+            raise BankcardUnavailable("the answer is about another payment")
+        return None if payment.status == "NOT_FOUND" else payment
+
+    def _verified(self, headers: Mapping[str, str], body: bytes, error: type[NotifyRejected]) -> CardPayment:
+        """A signed payment object (callback or query answer): signature, shape, freshness, merchant."""
         signature = next((value for name, value in headers.items() if name.lower() == SIGNATURE_HEADER.lower()), "")
         if not hmac.compare_digest(signature.encode(), sign(self.settings.secret, body).encode()):
-            raise NotifyRejected(f"{SIGNATURE_HEADER} does not verify")
+            raise error(f"{SIGNATURE_HEADER} does not verify")
         try:
             data = json.loads(body)
             timestamp, amount = data["timestamp"], data["amount_fen"]
@@ -117,11 +163,11 @@ class Bankcard:
                                   amount_fen=amount, status=str(data["status"]))
             merchant_id, currency = data["merchant_id"], data.get("currency", "CNY")
         except (ValueError, KeyError, TypeError):
-            raise NotifyRejected("the callback is not a bank-card payment callback") from None
+            raise error("the body is not a bank-card payment callback (nor a query answer)") from None
         if type(amount) is not int or type(timestamp) is not int:
-            raise NotifyRejected("amount_fen and timestamp must be integers")
+            raise error("amount_fen and timestamp must be integers")
         if abs(self.clock() - timestamp) > self.settings.notify_max_age_seconds:
-            raise NotifyRejected(f"the callback is not within {self.settings.notify_max_age_seconds} seconds of now")
+            raise error(f"the payment is not within {self.settings.notify_max_age_seconds} seconds of now")
         if merchant_id != self.settings.merchant_id or currency != "CNY":
-            raise NotifyRejected("merchant_id is not this merchant's")
+            raise error("merchant_id is not this merchant's")
         return payment

@@ -66,8 +66,15 @@ def build_app(base: ServiceSettings) -> ServiceApp:
                       consumers=[EventConsumer("member", uow, base.kafka, HANDLERS)],
                       jobs={
                           # a lost notify is still credited (once): ask the channels about pending recharges
-                          "recharge-reconciliation": every(settings.reconcile_seconds, "recharge reconciliation",
-                                                           lambda: service.reconcile_recharges(uow, channels)),
+                          "recharge-reconciliation": every(
+                              settings.reconcile_seconds, "recharge reconciliation",
+                              lambda: service.reconcile_recharges(uow, channels,
+                                                                  settle_seconds=settings.reconcile_settle_seconds)),
+                          # a transfer in flight (or whose answer was lost) is asked about until it ends
+                          "payout-settlement": every(
+                              settings.reconcile_seconds, "payout settlement",
+                              lambda: service.settle_payouts(uow, payout,
+                                                             settle_seconds=settings.reconcile_settle_seconds)),
                           # durable: the ledger is the schedule, and a missed run is caught up by the next
                           "points-expiry": every(settings.points_expiry_seconds, "points expiry",
                                                  lambda: service.expire_points(uow)),

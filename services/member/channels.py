@@ -10,7 +10,9 @@ is verified by its adapter before anything is credited; none is trusted on its w
 
 from __future__ import annotations
 
+import enum
 import hashlib
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +20,10 @@ from typing import Protocol
 from urllib.parse import parse_qsl
 
 from services.common import alipay, bankcard, wechatpay
+from services.common.db import utcnow
 from services.common.errors import DomainError, ErrorKind
+
+log = logging.getLogger(__name__)
 
 RECHARGE_SUBJECT = "MiniMall 余额充值"
 
@@ -27,10 +32,31 @@ class PayoutFailed(Exception):
     """The channel refused or failed the payout; nothing was paid."""
 
 
+class PayoutState(enum.StrEnum):
+    PAID = "PAID"              # the money reached the user
+    IN_FLIGHT = "IN_FLIGHT"    # accepted, on its way: it ends PAID or FAILED
+    FAILED = "FAILED"          # ended without paying: nothing left the merchant
+    UNKNOWN = "UNKNOWN"        # no trustworthy answer (lost, timed out): ask again
+
+
+@dataclass(frozen=True)
+class Payout:
+    """Where a payout stands at the channel."""
+
+    state: PayoutState
+    txn_id: str = ""
+    reason: str = ""
+
+
 class PayoutChannel(Protocol):
-    def pay(self, *, payout_no: str, user_id: int, amount_fen: int) -> str:
-        """Pay `amount_fen` to the user; idempotent by `payout_no` (a retry pays nothing more).
-        Returns the channel's transaction id; raises PayoutFailed."""
+    def pay(self, *, payout_no: str, user_id: int, amount_fen: int) -> Payout:
+        """Pay `amount_fen` to the user; idempotent by `payout_no` (a retry pays nothing more). PAID, IN_FLIGHT
+        or UNKNOWN (the answer was lost: the payout may or may not be on its way); raises PayoutFailed when
+        refused outright (nothing paid, nothing on its way)."""
+
+    def status(self, *, payout_no: str, user_id: int, amount_fen: int) -> Payout:
+        """Ask the channel again about the payout `payout_no` (a payout it never received is sent again, the
+        same payout_no, so it is still paid once)."""
 
 
 class NotifyRejected(Exception):
@@ -170,7 +196,16 @@ class AlipayRecharge:
                           paid=notice.paid)
 
     def query(self, out_trade_no: str) -> PaidNotice | None:
-        return None  # alipay.trade.query is not wired yet: a lost notify is repeated by Alipay for 25 hours
+        """alipay.trade.query, its answer verified; None when Alipay cannot say (asked again next round)."""
+        try:
+            notice = self.client.query_trade(out_trade_no, now=utcnow())
+        except alipay.AlipayError as exc:
+            log.warning("alipay.trade.query for %s: %s", out_trade_no, exc.reason)
+            return None
+        if notice is None:
+            return None
+        return PaidNotice(out_trade_no=notice.out_trade_no, paid_fen=notice.total_fen, txn_id=notice.trade_no,
+                          paid=notice.paid)
 
 
 class BankcardRecharge:
@@ -193,23 +228,33 @@ class BankcardRecharge:
                           paid=payment.paid)
 
     def query(self, out_trade_no: str) -> PaidNotice | None:
-        return None  # the channel retries its callback for a day
+        """The channel's signed status query, verified; None when it cannot say (asked again next round)."""
+        try:
+            payment = self.client.query_payment(out_trade_no)
+        except bankcard.NotifyRejected as exc:
+            log.warning("bank-card query for %s: %s", out_trade_no, exc.reason)
+            return None
+        if payment is None:
+            return None
+        return PaidNotice(out_trade_no=payment.out_trade_no, paid_fen=payment.amount_fen, txn_id=payment.trade_no,
+                          paid=payment.paid)
 
 
 class WechatTransferPayout:
     """Withdrawals paid to the shopper's WeChat balance by a WeChat Pay merchant transfer (商家转账).
 
     The bill number is the withdrawal number, so a retry after a lost answer or a lost commit is the
-    same transfer at WeChat Pay, never a second one. A transfer still on its way (ACCEPTED,
-    PROCESSING, ...) counts as paid: WeChat Pay completes or returns it; FAIL and CANCELLED refuse.
+    same transfer at WeChat Pay, never a second one. A transfer on its way (ACCEPTED, PROCESSING,
+    WAIT_USER_CONFIRM, TRANSFERING, CANCELING) is IN_FLIGHT until WeChat Pay answers SUCCESS, FAIL or
+    CANCELLED to the transfer-bill query (`status`); a bill WeChat Pay never received (NOT_FOUND) is sent again.
     """
 
-    REFUSED = ("FAIL", "CANCELLED", "CANCELING")
+    REFUSED = ("FAIL", "CANCELLED")
 
     def __init__(self, wechat: wechatpay.WechatPay, payers: Payers) -> None:
         self.wechat, self.payers = wechat, payers
 
-    def pay(self, *, payout_no: str, user_id: int, amount_fen: int) -> str:
+    def pay(self, *, payout_no: str, user_id: int, amount_fen: int) -> Payout:
         openid = self.payers.payer_openid(user_id)
         if not openid:
             raise PayoutFailed("the shopper has no WeChat bound to receive the transfer")
@@ -219,17 +264,42 @@ class WechatTransferPayout:
         except wechatpay.WechatPayApiError as exc:
             raise PayoutFailed(f"{exc.code}: {exc.message}") from None
         except wechatpay.WechatPayError as exc:
-            raise _unavailable("WECHATPAY", exc.reason) from None
+            log.warning("transfer %s: no trustworthy answer (%s); it is asked about again", payout_no, exc.reason)
+            return Payout(PayoutState.UNKNOWN, reason=exc.reason)
         if bill.state in self.REFUSED:
             raise PayoutFailed(f"the transfer ended {bill.state} ({bill.fail_reason or 'no reason given'})")
-        return bill.transfer_bill_no
+        return self._payout(bill)
+
+    def status(self, *, payout_no: str, user_id: int, amount_fen: int) -> Payout:
+        try:
+            bill = self.wechat.query_transfer(payout_no)
+        except wechatpay.WechatPayApiError as exc:
+            if exc.code != "NOT_FOUND":
+                return Payout(PayoutState.UNKNOWN, reason=exc.reason)
+            try:  # never received (the first request was lost on its way): the same bill again
+                return self.pay(payout_no=payout_no, user_id=user_id, amount_fen=amount_fen)
+            except PayoutFailed as refused:
+                return Payout(PayoutState.FAILED, reason=str(refused))
+        except wechatpay.WechatPayError as exc:
+            return Payout(PayoutState.UNKNOWN, reason=exc.reason)
+        return self._payout(bill)
+
+    def _payout(self, bill: wechatpay.TransferBill) -> Payout:
+        if bill.state == "SUCCESS":
+            return Payout(PayoutState.PAID, bill.transfer_bill_no)
+        if bill.state in self.REFUSED:
+            return Payout(PayoutState.FAILED, bill.transfer_bill_no, f"{bill.state} {bill.fail_reason or ''}".strip())
+        return Payout(PayoutState.IN_FLIGHT, bill.transfer_bill_no)
 
 
 class UnconfiguredPayout:
     """No payout channel: every approval is refused, nothing is paid (never a silent success)."""
 
-    def pay(self, *, payout_no: str, user_id: int, amount_fen: int) -> str:
+    def pay(self, *, payout_no: str, user_id: int, amount_fen: int) -> Payout:
         raise PayoutFailed("no payout channel is configured on this server")
+
+    def status(self, *, payout_no: str, user_id: int, amount_fen: int) -> Payout:
+        return Payout(PayoutState.UNKNOWN, reason="no payout channel is configured on this server")
 
 
 class SimulatedPayout:
@@ -238,9 +308,12 @@ class SimulatedPayout:
     def __init__(self) -> None:
         self.paid: dict[str, int] = {}
 
-    def pay(self, *, payout_no: str, user_id: int, amount_fen: int) -> str:
+    def pay(self, *, payout_no: str, user_id: int, amount_fen: int) -> Payout:
         self.paid.setdefault(payout_no, amount_fen)
-        return "SIM" + hashlib.sha256(payout_no.encode()).hexdigest()[:24]
+        return Payout(PayoutState.PAID, "SIM" + hashlib.sha256(payout_no.encode()).hexdigest()[:24])
+
+    def status(self, *, payout_no: str, user_id: int, amount_fen: int) -> Payout:
+        return self.pay(payout_no=payout_no, user_id=user_id, amount_fen=amount_fen)
 
 
 class SimulatedPayment:

@@ -18,7 +18,9 @@ NOTIFY_PATHS = {"wechat": "/payments/wechat/recharge-notify", "alipay": "/paymen
 @dataclass(frozen=True)
 class MemberServiceSettings:
     """MEMBER_NOTIFY_BASE_URL (https://localhost/api/v1: the public base the channels notify, see
-    NOTIFY_PATHS), MEMBER_RECONCILE_SECONDS (60: how often pending recharges are queried),
+    NOTIFY_PATHS), MEMBER_RECONCILE_SECONDS (60: how often pending recharges and in-flight payouts are
+    queried), MEMBER_RECONCILE_SETTLE_SECONDS (60: how long a recharge waits for its notify, or a payout
+    in flight for its end, before the channel is asked),
     MEMBER_POINTS_EXPIRY_SECONDS (3600: how often points past their term are expired),
     MEMBER_GRPC_TIMEOUT_MS (5000) for calls to other services, and each channel's own settings:
     WECHATPAY_* (services.common.wechatpay), ALIPAY_* (services.common.alipay), BANKCARD_*
@@ -31,6 +33,7 @@ class MemberServiceSettings:
     reconcile_seconds: float
     points_expiry_seconds: float
     grpc_timeout_seconds: float
+    reconcile_settle_seconds: int = 60
 
     @classmethod
     def from_env(cls, base: ServiceSettings, environ: Mapping[str, str] | None = None) -> MemberServiceSettings:
@@ -38,8 +41,9 @@ class MemberServiceSettings:
         notify_base = env.str("MEMBER_NOTIFY_BASE_URL", "https://localhost/api/v1").rstrip("/")
         return cls(notify_urls={channel: notify_base + path for channel, path in NOTIFY_PATHS.items()},
                    wechatpay=WechatPaySettings.from_env(base.environment, environ),
-                   alipay=AlipaySettings.from_env(environ),
+                   alipay=AlipaySettings.from_env(environ, base.environment),
                    bankcard=BankcardSettings.from_env(base.environment, environ),
                    reconcile_seconds=env.float("MEMBER_RECONCILE_SECONDS", 60.0),
                    points_expiry_seconds=env.float("MEMBER_POINTS_EXPIRY_SECONDS", 3600.0),
-                   grpc_timeout_seconds=env.int("MEMBER_GRPC_TIMEOUT_MS", 5000) / 1000)
+                   grpc_timeout_seconds=env.int("MEMBER_GRPC_TIMEOUT_MS", 5000) / 1000,
+                   reconcile_settle_seconds=env.int("MEMBER_RECONCILE_SETTLE_SECONDS", 60))

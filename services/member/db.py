@@ -200,6 +200,13 @@ def _locked(query: Any, lock: bool) -> Any:
     return query.with_for_update().execution_options(populate_existing=True) if lock else query
 
 
+def _skip_locked(session: Session, query: Any) -> Any:
+    """Rows no other transaction holds, locked (PostgreSQL); SQLite serialises writers and has no row locks."""
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return query.execution_options(populate_existing=True)
+
+
 class SqlMemberRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -412,10 +419,22 @@ class SqlWithdrawalRepository:
                                      .offset(offset).limit(limit)).scalars().all()
         return list(found), total
 
+    def paying(self, decided_before: datetime, after_id: int, limit: int) -> list[int]:
+        return list(self.session.execute(select(withdrawals.c.id).where(
+            withdrawals.c.status == WithdrawalStatus.PAYING.value, withdrawals.c.decided_at < decided_before,
+            withdrawals.c.id > after_id).order_by(withdrawals.c.id).limit(limit)).scalars())
+
+    def lock_paying(self, withdrawal_id: int) -> Withdrawal | None:
+        return self.session.execute(_skip_locked(self.session, select(Withdrawal).where(
+            withdrawals.c.id == withdrawal_id,
+            withdrawals.c.status == WithdrawalStatus.PAYING.value))).scalar_one_or_none()
+
     def requested_since(self, user_id: int, since: datetime) -> int:
+        # what was given back (rejected, or a transfer that failed) does not count against the day's limit
         return self.session.execute(select(func.coalesce(func.sum(withdrawals.c.amount_fen), 0)).where(
             withdrawals.c.user_id == user_id, withdrawals.c.created_at >= since,
-            withdrawals.c.status != WithdrawalStatus.REJECTED.value)).scalar_one()
+            withdrawals.c.status.not_in((WithdrawalStatus.REJECTED.value, WithdrawalStatus.FAILED.value)))
+        ).scalar_one()
 
 
 class SqlRechargeRepository:
@@ -430,11 +449,18 @@ class SqlRechargeRepository:
         return self.session.execute(_locked(select(Recharge).where(recharges.c.recharge_no == recharge_no),
                                             lock)).scalar_one_or_none()
 
-    def pending(self, created_after: datetime, created_before: datetime, limit: int) -> list[tuple[str, str]]:
-        rows = self.session.execute(select(recharges.c.recharge_no, recharges.c.channel).where(
+    def pending(self, created_after: datetime, created_before: datetime, after_id: int,
+                limit: int) -> list[tuple[int, str]]:
+        rows = self.session.execute(select(recharges.c.id, recharges.c.recharge_no).where(
             recharges.c.status == RechargeStatus.PENDING.value, recharges.c.created_at > created_after,
-            recharges.c.created_at < created_before).order_by(recharges.c.id).limit(limit)).all()
-        return [(row.recharge_no, row.channel) for row in rows]
+            recharges.c.created_at < created_before, recharges.c.id > after_id)
+            .order_by(recharges.c.id).limit(limit)).all()
+        return [(row.id, row.recharge_no) for row in rows]
+
+    def lock_pending(self, recharge_no: str) -> Recharge | None:
+        return self.session.execute(_skip_locked(self.session, select(Recharge).where(
+            recharges.c.recharge_no == recharge_no,
+            recharges.c.status == RechargeStatus.PENDING.value))).scalar_one_or_none()
 
 
 class SqlMemberUnitOfWork(SqlUnitOfWork, MemberUnitOfWork):

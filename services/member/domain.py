@@ -474,9 +474,15 @@ WITHDRAWAL_MAX_PER_DAY_FEN = 500_000     # 5,000 yuan per shopper per UTC day (r
 
 
 class WithdrawalStatus(enum.StrEnum):
+    """PENDING_REVIEW --approve--> PAYING --transfer succeeded--> PAID (PAYING --transfer failed--> FAILED, the
+    amount back to available); PENDING_REVIEW --reject--> REJECTED. PAYING lasts while the transfer is in flight
+    (or its answer was lost): the payout job asks the channel again until it ends."""
+
     PENDING_REVIEW = "PENDING_REVIEW"
+    PAYING = "PAYING"
     PAID = "PAID"
     REJECTED = "REJECTED"
+    FAILED = "FAILED"
 
 
 @dataclass
@@ -505,13 +511,26 @@ class Withdrawal:
                    status=WithdrawalStatus.PENDING_REVIEW, created_at=now)
 
     def decide(self, *, approve: bool, note: str, decided_by: int, now: datetime) -> bool:
-        """Record the decision; False when this decision was already made (a retry), Conflict if the other."""
-        wanted = WithdrawalStatus.PAID if approve else WithdrawalStatus.REJECTED
-        if self.status == wanted:
+        """Record the decision (approved: PAYING until the payout ends); False when this decision was already
+        made (a retry), Conflict if the other."""
+        already = ((WithdrawalStatus.PAYING, WithdrawalStatus.PAID) if approve else (WithdrawalStatus.REJECTED,))
+        if self.status in already:
             return False
         if self.status != WithdrawalStatus.PENDING_REVIEW:
             raise Conflict("WITHDRAWAL_ALREADY_DECIDED", f"this withdrawal is already {self.status}")
+        wanted = WithdrawalStatus.PAYING if approve else WithdrawalStatus.REJECTED
         self.status, self.note, self.decided_by, self.decided_at = wanted, note[:200], decided_by, now
+        return True
+
+    def payout_ended(self, *, paid: bool, txn_id: str, reason: str = "") -> bool:
+        """The transfer of an approved withdrawal ended: PAID, or FAILED with the channel's reason. False
+        unless it was still PAYING (an end already recorded is never recorded again)."""
+        if self.status != WithdrawalStatus.PAYING:
+            return False
+        self.status = WithdrawalStatus.PAID if paid else WithdrawalStatus.FAILED
+        self.payout_txn_id = txn_id or self.payout_txn_id
+        if not paid:
+            self.note = f"{self.note} [payout failed: {reason}]".strip()[:200]
         return True
 
 

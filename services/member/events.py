@@ -28,12 +28,13 @@ def member_recharged(uow: UnitOfWork, recharge: Recharge, *, member_no: str, bal
                     aggregate_id=str(recharge.user_id))
 
 
-def member_withdrawn(uow: UnitOfWork, withdrawal: Withdrawal, *, member_no: str, balance_fen: int) -> None:
-    if withdrawal.decided_at is not None:
-        uow.publish(MemberWithdrawn(user_id=withdrawal.user_id, member_no=member_no, withdrawal_id=withdrawal.id,
-                                 amount_fen=withdrawal.amount_fen, balance_fen=balance_fen,
-                                 withdrawn_at=timestamp(withdrawal.decided_at)),
-                    aggregate_id=str(withdrawal.user_id))
+def member_withdrawn(uow: UnitOfWork, withdrawal: Withdrawal, *, member_no: str, balance_fen: int,
+                     withdrawn_at: datetime) -> None:
+    """The payout reached the user (at `withdrawn_at`: the approval, or a later check of a transfer in flight)."""
+    uow.publish(MemberWithdrawn(user_id=withdrawal.user_id, member_no=member_no, withdrawal_id=withdrawal.id,
+                                amount_fen=withdrawal.amount_fen, balance_fen=balance_fen,
+                                withdrawn_at=timestamp(withdrawn_at)),
+                aggregate_id=str(withdrawal.user_id))
 
 
 def points_changed(uow: UnitOfWork, *, user_id: int, delta: int, balance: int, reason: str, reference: str,

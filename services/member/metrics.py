@@ -10,11 +10,11 @@ from prometheus_client import Counter
 
 from services.member.domain import RECHARGE_CHANNELS
 
-WITHDRAWAL_OUTCOMES = ("requested", "paid", "rejected")
+WITHDRAWAL_OUTCOMES = ("requested", "paid", "rejected", "failed")
 
 RECHARGES = Counter("mall_recharges_total", "Wallet recharges credited, by channel.", ["channel"])
 RECHARGED_FEN = Counter("mall_recharged_fen_total", "Fen credited to wallets by recharges, by channel.", ["channel"])
-WITHDRAWALS = Counter("mall_withdrawals_total", "Withdrawals by outcome (requested|paid|rejected).", ["outcome"])
+WITHDRAWALS = Counter("mall_withdrawals_total", "Withdrawals by outcome (requested|paid|rejected|failed).", ["outcome"])
 WITHDRAWN_FEN = Counter("mall_withdrawn_fen_total", "Fen paid out to users by approved withdrawals.")
 
 # Every series exists from the start, so rate() and increase() count the first event too.

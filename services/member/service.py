@@ -14,7 +14,14 @@ from datetime import datetime, time, timedelta
 from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 from services.member import events, metrics
-from services.member.channels import NotifyRejected, PaymentChannel, PayoutChannel, PayoutFailed
+from services.member.channels import (
+    NotifyRejected,
+    PaymentChannel,
+    Payout,
+    PayoutChannel,
+    PayoutFailed,
+    PayoutState,
+)
 from services.member.domain import (
     AUTO_JOIN_SPEND_FEN,
     PLATFORM,
@@ -492,7 +499,8 @@ def request_withdrawal(uow: MemberUnitOfWork, *, user_id: int, amount_fen: int, 
 
 def decide_withdrawal(uow: MemberUnitOfWork, payout: PayoutChannel, *, withdrawal_id: int, approve: bool, note: str,
                       decided_by: int, now: datetime | None = None) -> Withdrawal:
-    """Finance's decision: approve pays out through the channel (pending leaves the wallet), reject
+    """Finance's decision: approve pays out through the channel (pending leaves the wallet once the transfer
+    succeeds; PAYING while it is in flight or its answer was lost, for `settle_payouts` to finish), reject
     releases the amount to available. The same decision again changes nothing."""
     now = now or utcnow()
     with uow:
@@ -505,21 +513,83 @@ def decide_withdrawal(uow: MemberUnitOfWork, payout: PayoutChannel, *, withdrawa
         no, user_id = withdrawal.withdrawal_no, withdrawal.user_id
         if approve:
             try:  # the payout is idempotent by withdrawal_no: retrying after a lost commit pays once
-                withdrawal.payout_txn_id = payout.pay(payout_no=no, user_id=user_id, amount_fen=withdrawal.amount_fen)
+                sent = payout.pay(payout_no=no, user_id=user_id, amount_fen=withdrawal.amount_fen)
             except PayoutFailed as exc:
                 raise DomainError("PAYOUT_FAILED", f"the payout channel refused: {exc}") from None
-            post(uow, transfer(f"withdrawal-payout:{no}", "withdrawal_paid", no, amount=withdrawal.amount_fen,
-                               source=(user_id, Account.PENDING), target=(PLATFORM, Account.CLEARING)), now)
-            member = uow.members.get(user_id)
-            events.member_withdrawn(uow, withdrawal, member_no=(member.member_no or "") if member else "",
-                                    balance_fen=uow.ledger.balance(user_id, Account.AVAILABLE))
-            uow.on_commit(lambda: metrics.withdrawal_paid(withdrawal.amount_fen))
+            withdrawal.payout_txn_id = sent.txn_id
+            if sent.state == PayoutState.PAID:
+                _payout_ended(uow, withdrawal, Payout(PayoutState.PAID, sent.txn_id), now)
+            elif sent.state == PayoutState.FAILED:
+                raise DomainError("PAYOUT_FAILED", f"the payout channel refused: {sent.reason}")
+            # IN_FLIGHT or UNKNOWN: PAYING, committed, so the transfer is asked about until it ends
         else:
             post(uow, transfer(f"withdrawal-release:{no}", "withdrawal_rejected", no, amount=withdrawal.amount_fen,
                                source=(user_id, Account.PENDING), target=(user_id, Account.AVAILABLE)), now)
             uow.on_commit(metrics.WITHDRAWALS.labels("rejected").inc)
         uow.commit()
     return withdrawal
+
+
+def _payout_ended(uow: MemberUnitOfWork, withdrawal: Withdrawal, payout: Payout, now: datetime) -> bool:
+    """The one way a PAYING withdrawal ends, its row locked: paid (pending leaves the wallet for the platform's
+    clearing account, `member-withdrawn`) or failed (pending back to available). Once: False if it had ended."""
+    paid = payout.state == PayoutState.PAID
+    if not withdrawal.payout_ended(paid=paid, txn_id=payout.txn_id, reason=payout.reason):
+        return False
+    no, user_id, amount = withdrawal.withdrawal_no, withdrawal.user_id, withdrawal.amount_fen
+    if paid:
+        post(uow, transfer(f"withdrawal-payout:{no}", "withdrawal_paid", no, amount=amount,
+                           source=(user_id, Account.PENDING), target=(PLATFORM, Account.CLEARING)), now)
+        member = uow.members.get(user_id)
+        events.member_withdrawn(uow, withdrawal, member_no=(member.member_no or "") if member else "",
+                                balance_fen=uow.ledger.balance(user_id, Account.AVAILABLE), withdrawn_at=now)
+        uow.on_commit(lambda: metrics.withdrawal_paid(amount))
+    else:
+        post(uow, transfer(f"withdrawal-return:{no}", "withdrawal_failed", no, amount=amount,
+                           source=(user_id, Account.PENDING), target=(user_id, Account.AVAILABLE)), now)
+        uow.on_commit(metrics.WITHDRAWALS.labels("failed").inc)
+    return True
+
+
+def settle_payouts(uow: Callable[[], MemberUnitOfWork], payout: PayoutChannel, *, now: datetime | None = None,
+                   settle_seconds: int = 60, batch: int = 50) -> int:
+    """Ask the payout channel again about approved withdrawals still PAYING `settle_seconds` after approval (a
+    transfer in flight, or one whose answer was lost): success pays the withdrawal (`member-withdrawn` once),
+    failure gives the amount back to available, once. Returns how many ended.
+
+    Durable and replica-safe like reconcile_recharges: driven by the withdrawals table, paged by id, each in
+    its own transaction with its row locked FOR UPDATE SKIP LOCKED (a replica or a finance retry holding it
+    is skipped). A payout the channel cannot speak for yet stays PAYING for the next run.
+    """
+    now = now or utcnow()
+    ended, after = 0, 0
+    while True:
+        with uow() as tx:
+            paying = tx.withdrawals.paying(now - timedelta(seconds=settle_seconds), after, batch)
+            tx.commit()
+        for withdrawal_id in paying:
+            ended += _settle_payout(uow(), payout, withdrawal_id, now)
+        if len(paying) < batch:
+            return ended
+        after = paying[-1]
+
+
+def _settle_payout(uow: MemberUnitOfWork, payout: PayoutChannel, withdrawal_id: int, now: datetime) -> int:
+    with uow:
+        withdrawal = uow.withdrawals.lock_paying(withdrawal_id)
+        if withdrawal is None:
+            return 0  # ended meanwhile, or another replica is asking about it right now
+        answer = payout.status(payout_no=withdrawal.withdrawal_no, user_id=withdrawal.user_id,
+                               amount_fen=withdrawal.amount_fen)
+        if answer.state not in (PayoutState.PAID, PayoutState.FAILED):
+            if answer.txn_id and not withdrawal.payout_txn_id:
+                withdrawal.payout_txn_id = answer.txn_id
+                uow.commit()
+            return 0
+        _payout_ended(uow, withdrawal, answer, now)
+        uow.commit()
+    log.info("withdrawal %s: payout ended %s", withdrawal.withdrawal_no, withdrawal.status)
+    return 1
 
 
 def list_withdrawals(uow: MemberUnitOfWork, *, status: str, offset: int, limit: int) -> tuple[list[Withdrawal], int]:
@@ -563,21 +633,29 @@ def credit_recharge(uow: MemberUnitOfWork, *, recharge_no: str, paid_fen: int, c
         recharge = uow.recharges.by_no(recharge_no, lock=True)
         if recharge is None:
             raise NotFound("RECHARGE_NOT_FOUND", "no such recharge")
-        if recharge.mark_paid(paid_fen=paid_fen, channel_txn_id=channel_txn_id, now=now, channel=channel):
-            post(uow, transfer(f"recharge:{recharge_no}", "recharge", recharge_no, amount=recharge.amount_fen,
-                               source=(PLATFORM, Account.CLEARING), target=(recharge.user_id, Account.AVAILABLE)), now)
-            bonus = recharge_bonus(recharge.amount_fen)
-            if bonus:
-                post(uow, transfer(f"recharge-bonus:{recharge_no}", "recharge_bonus", recharge_no, amount=bonus,
-                                   source=(PLATFORM, Account.PROMOTIONS), target=(recharge.user_id, Account.BONUS)),
-                     now)
-            member = uow.members.get(recharge.user_id)
-            events.member_recharged(uow, recharge, member_no=(member.member_no or "") if member else "",
-                                    balance_fen=uow.ledger.balance(recharge.user_id, Account.AVAILABLE),
-                                    bonus_fen=bonus)
-            uow.on_commit(lambda: metrics.recharged(recharge.channel, recharge.amount_fen))
+        _credit_recharge(uow, recharge, paid_fen=paid_fen, channel_txn_id=channel_txn_id, channel=channel, now=now)
         uow.commit()
     return recharge
+
+
+def _credit_recharge(uow: MemberUnitOfWork, recharge: Recharge, *, paid_fen: int, channel_txn_id: str,
+                     channel: str | None, now: datetime) -> bool:
+    """The one way a recharge is credited (notify and reconciliation alike), its row locked: the ledger credit,
+    the bonus and `member-recharged`, once. False for a replay of the payment that credited it."""
+    if not recharge.mark_paid(paid_fen=paid_fen, channel_txn_id=channel_txn_id, now=now, channel=channel):
+        return False
+    recharge_no = recharge.recharge_no
+    post(uow, transfer(f"recharge:{recharge_no}", "recharge", recharge_no, amount=recharge.amount_fen,
+                       source=(PLATFORM, Account.CLEARING), target=(recharge.user_id, Account.AVAILABLE)), now)
+    bonus = recharge_bonus(recharge.amount_fen)
+    if bonus:
+        post(uow, transfer(f"recharge-bonus:{recharge_no}", "recharge_bonus", recharge_no, amount=bonus,
+                           source=(PLATFORM, Account.PROMOTIONS), target=(recharge.user_id, Account.BONUS)), now)
+    member = uow.members.get(recharge.user_id)
+    events.member_recharged(uow, recharge, member_no=(member.member_no or "") if member else "",
+                            balance_fen=uow.ledger.balance(recharge.user_id, Account.AVAILABLE), bonus_fen=bonus)
+    uow.on_commit(lambda: metrics.recharged(recharge.channel, recharge.amount_fen))
+    return True
 
 
 def handle_recharge_notify(uow: MemberUnitOfWork, payment: PaymentChannel, *, channel: str,
@@ -598,26 +676,47 @@ def handle_recharge_notify(uow: MemberUnitOfWork, payment: PaymentChannel, *, ch
 
 def reconcile_recharges(uow: Callable[[], MemberUnitOfWork], payment: PaymentChannel, *,
                         now: datetime | None = None, settle_seconds: int = 60, batch: int = 50) -> int:
-    """Ask the channels about recharges still pending a while after they began (and at most an hour past
-    their payment window, after which nothing can pay them): one paid whose notify was lost is credited.
-    Returns how many; a channel that cannot say is asked next round."""
+    """Ask the channels about recharges still pending `settle_seconds` after they began (and at most an hour
+    past their payment window, after which nothing can pay them): one paid whose notify was lost is credited,
+    through the notify's own code path, so a late notify afterwards changes nothing. Returns how many.
+
+    Durable and replica-safe: driven by the recharges table, every pending recharge in the window each run
+    (paged by id, so old unpaid ones never hide newer ones); each is asked about in its own transaction with
+    its row locked FOR UPDATE SKIP LOCKED, so replicas (and a notify arriving meanwhile) never handle one
+    twice. A channel that cannot say (no answer, a forged answer) is asked again next run.
+    """
     now = now or utcnow()
     window = timedelta(minutes=RECHARGE_PAY_MINUTES, hours=1)
-    with uow() as tx:
-        pending = tx.recharges.pending(now - window, now - timedelta(seconds=settle_seconds), batch)
-        tx.commit()
-    credited = 0
-    for recharge_no, channel in pending:
-        notice = payment.query(channel=channel, out_trade_no=recharge_no)
-        if notice is None or not notice.paid:
-            continue
+    credited, after = 0, 0
+    while True:
+        with uow() as tx:
+            pending = tx.recharges.pending(now - window, now - timedelta(seconds=settle_seconds), after, batch)
+            tx.commit()
+        for _, recharge_no in pending:
+            credited += _reconcile_recharge(uow(), payment, recharge_no, now)
+        if len(pending) < batch:
+            return credited
+        after = pending[-1][0]
+
+
+def _reconcile_recharge(uow: MemberUnitOfWork, payment: PaymentChannel, recharge_no: str, now: datetime) -> int:
+    with uow:
+        recharge = uow.recharges.lock_pending(recharge_no)
+        if recharge is None:
+            return 0  # paid meanwhile, or another replica is asking about it right now
+        notice = payment.query(channel=recharge.channel, out_trade_no=recharge_no)
+        if notice is None or not notice.paid or notice.out_trade_no != recharge_no:
+            return 0
         try:
-            credit_recharge(uow(), recharge_no=recharge_no, paid_fen=notice.paid_fen, channel_txn_id=notice.txn_id,
-                            channel=channel, now=now)
-            credited += 1
+            _credit_recharge(uow, recharge, paid_fen=notice.paid_fen, channel_txn_id=notice.txn_id,
+                             channel=recharge.channel, now=now)
         except DomainError as exc:
-            log.error("recharge %s was paid at %s but cannot be credited: %s", recharge_no, channel, exc.code)
-    return credited
+            log.error("recharge %s was reported paid by %s but cannot be credited: %s", recharge_no,
+                      recharge.channel, exc.code)
+            return 0
+        uow.commit()
+    log.info("recharge %s credited by reconciliation (%s)", recharge_no, recharge.channel)
+    return 1
 
 
 # ---------------------------------------------------------------- order events (consumer bodies)

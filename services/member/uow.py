@@ -104,6 +104,12 @@ class WithdrawalRepository(Protocol):
     def lock_user(self, user_id: int) -> None:
         """Serialise one user's withdrawal requests until the transaction ends (daily maximum)."""
 
+    def paying(self, decided_before: datetime, after_id: int, limit: int) -> list[int]:
+        """Ids of PAYING withdrawals approved before `decided_before` with an id above `after_id`, by id."""
+
+    def lock_paying(self, withdrawal_id: int) -> Withdrawal | None:
+        """The withdrawal, locked, if it is still PAYING and no other transaction holds it (SKIP LOCKED)."""
+
     def requested_since(self, user_id: int, since: datetime) -> int:
         """Fen requested since `since`, rejected withdrawals excluded."""
 
@@ -113,8 +119,12 @@ class RechargeRepository(Protocol):
 
     def by_no(self, recharge_no: str, *, lock: bool = False) -> Recharge | None: ...
 
-    def pending(self, created_after: datetime, created_before: datetime, limit: int) -> list[tuple[str, str]]:
-        """(recharge_no, channel) of PENDING recharges created in that window, oldest first."""
+    def pending(self, created_after: datetime, created_before: datetime, after_id: int,
+                limit: int) -> list[tuple[int, str]]:
+        """(id, recharge_no) of PENDING recharges created in that window with an id above `after_id`, by id."""
+
+    def lock_pending(self, recharge_no: str) -> Recharge | None:
+        """The recharge, locked, if it is still PENDING and no other transaction holds it (SKIP LOCKED)."""
 
 
 class MemberUnitOfWork(UnitOfWork):

@@ -24,6 +24,8 @@ BATTERY: dict[str, list[str]] = {
     "3 lost notify, reconciliation pays": [
         "tests/integration/order/test_order_grpc.py::test_a_lost_notify_is_found_by_reconciliation_and_pays_once",
         "tests/integration/order/test_refunds.py::test_a_lost_refund_notify_is_found_by_the_refund_query_and_settles_once",
+        "tests/integration/member/test_recharge_reconciliation.py",
+        "tests/integration/member/test_payout_settlement.py",
     ],
     "4 flash-sale oversell, expired reservations released": [
         "tests/e2e/test_order_flow.py::test_a_flash_sale_of_100_units_to_1000_concurrent_orders_sells_exactly_100_and_never_fails_with_a_5xx",

@@ -1,4 +1,5 @@
-"""Simulated Alipay: checks the app's RSA2-signed app-pay order string, then sends RSA2-signed trade notifies.
+"""Simulated Alipay: checks the app's RSA2-signed app-pay order string, then sends RSA2-signed trade notifies;
+its gateway (PATH) answers the app's signed `alipay.trade.query` with RSA2-signed answers.
 
 The dev application and Alipay key pairs are generated at first start under SIM_ALIPAY_KEY_DIR (the
 "merchant" pair is the application's, the "platform" pair Alipay's), like WeChat Pay's.
@@ -34,6 +35,9 @@ TAMPERS = ("bad_signature", "tampered_amount", "wrong_amount", "wrong_app_id", "
 APP_PRIVATE, APP_PUBLIC = MERCHANT_PRIVATE, MERCHANT_PUBLIC          # the application's pair
 ALIPAY_PRIVATE, ALIPAY_PUBLIC = PLATFORM_PRIVATE, PLATFORM_PUBLIC    # Alipay's pair
 SELLER_ID = "2088000000000001"
+PATH = "/alipay/gateway.do"
+# What /sim/alipay/query-tamper can spoil in the answers to alipay.trade.query about one trade.
+QUERY_TAMPERS = ("bad_signature", "wrong_amount")
 
 
 @dataclass
@@ -44,6 +48,7 @@ class _Trade:
     notify_url: str
     trade_no: str
     paid_at: datetime | None = None
+    query_tamper: str | None = None
 
 
 class AlipaySimulator:
@@ -60,7 +65,8 @@ class AlipaySimulator:
         self._session = requests.Session()
 
     def routes(self) -> dict[tuple[str, str], Handler]:
-        return {("POST", "/sim/alipay/pay"): self.sim_pay}
+        return {("POST", "/sim/alipay/pay"): self.sim_pay, ("POST", PATH): self.gateway,
+                ("POST", "/sim/alipay/query-tamper"): self.sim_query_tamper}
 
     def reset(self) -> None:
         with self._lock:
@@ -97,6 +103,61 @@ class AlipaySimulator:
             return Response(200, {"out_trade_no": trade.out_trade_no, "trade_no": trade.trade_no})
         return self._deliver(trade, paid_at, tamper)
 
+    def gateway(self, request: Request) -> Response:
+        """POST /alipay/gateway.do (form-encoded): the open platform's gateway, `alipay.trade.query` only.
+
+        The request must carry the application's valid RSA2 sign; the answer's `sign` is Alipay's RSA2 over
+        the exact text of `alipay_trade_query_response`, as the real gateway signs it.
+        """
+        params = {name: values[-1] for name, values in request.form().items()}
+        method = params.get("method", "")
+        name = method.replace(".", "_") + "_response" if method else "error_response"
+        if params.get("sign_type") != "RSA2" or not rsa2_verify(self._app_public, signing_content(params),
+                                                                  params.get("sign", "")):
+            return self._answer(name, {"code": "40002", "msg": "Invalid Arguments",
+                                       "sub_code": "isv.invalid-signature", "sub_msg": "验签出错"})
+        if params.get("app_id") != self.config.alipay_app_id:
+            return self._answer(name, {"code": "40002", "msg": "Invalid Arguments", "sub_code": "isv.invalid-app-id",
+                                       "sub_msg": "无效的AppID参数"})
+        if method != "alipay.trade.query":
+            return self._answer(name, {"code": "40004", "msg": "Business Failed", "sub_code": "isv.invalid-method",
+                                       "sub_msg": "不存在的方法名"})
+        out_trade_no = str(json.loads(params.get("biz_content") or "{}").get("out_trade_no") or "")
+        with self._lock:
+            trade = self._trades.get(out_trade_no)
+            paid_at, tamper = (trade.paid_at, trade.query_tamper) if trade else (None, None)
+        if trade is None:
+            return self._answer(name, {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_NOT_EXIST",
+                                       "sub_msg": "交易不存在", "out_trade_no": out_trade_no})
+        total = trade.total_amount if tamper != "wrong_amount" else fen_to_yuan(yuan_to_fen(trade.total_amount) + 1)
+        content = {"code": "10000", "msg": "Success", "trade_no": trade.trade_no, "out_trade_no": out_trade_no,
+                   "buyer_logon_id": "159****5620", "trade_status": "TRADE_SUCCESS" if paid_at else "WAIT_BUYER_PAY",
+                   "total_amount": total, "buyer_pay_amount": total if paid_at else "0.00",
+                   "receipt_amount": total if paid_at else "0.00"}
+        if paid_at is not None:
+            content["send_pay_date"] = beijing_time(paid_at)
+        return self._answer(name, content, bad_signature=tamper == "bad_signature")
+
+    def _answer(self, name: str, content: dict[str, str], *, bad_signature: bool = False) -> Response:
+        """The gateway's answer: `content` under `name` and the sign over exactly its text on the wire."""
+        text = json.dumps(content, ensure_ascii=False)  # what Response.payload writes for the nested object
+        sign = rsa2_sign(self._alipay_private, text + ("spoilt" if bad_signature else ""))
+        return Response(200, {name: content, "sign": sign})
+
+    def sim_query_tamper(self, request: Request) -> Response:
+        """POST /sim/alipay/query-tamper {"out_trade_no", "tamper": one of QUERY_TAMPERS or null}: from now on the
+        gateway's answers about that trade are spoilt that way (a forged answer, another amount)."""
+        body = request.json()
+        tamper = body.get("tamper")
+        if tamper is not None and tamper not in QUERY_TAMPERS:
+            raise SimulatorError(f"tamper must be one of {', '.join(QUERY_TAMPERS)}")
+        with self._lock:
+            trade = self._trades.get(str(body.get("out_trade_no")))
+            if trade is None:
+                raise SimulatorError("no such trade: pay it first (/sim/alipay/pay)")
+            trade.query_tamper = tamper
+        return Response(200, {"out_trade_no": trade.out_trade_no, "tamper": tamper})
+
     def _deliver(self, trade: _Trade, paid_at: datetime, tamper: str | None) -> Response:
         notify = {
             "notify_time": beijing_time(datetime.now(UTC)), "notify_type": "trade_status_sync",
@@ -129,10 +190,10 @@ class AlipaySimulator:
                               "notify": {"url": trade.notify_url, "body": payload}})
 
 
-def dev_env(config: SimulatorConfig) -> dict[str, str]:
+def dev_env(config: SimulatorConfig, base_url: str) -> dict[str, str]:
     """The member service's Alipay settings matching this simulator (key files appear when it starts)."""
     directory = Path(config.alipay_key_dir).resolve()
     return {"ALIPAY_APP_ID": config.alipay_app_id, "ALIPAY_APP_PRIVATE_KEY_FILE": str(directory / APP_PRIVATE),
             "ALIPAY_PUBLIC_KEY_FILE": str(directory / ALIPAY_PUBLIC), "ALIPAY_SELLER_ID": SELLER_ID,
-            "SIM_ALIPAY_KEY_DIR": str(directory)}
+            "ALIPAY_GATEWAY_URL": f"{base_url}{PATH}", "SIM_ALIPAY_KEY_DIR": str(directory)}
 

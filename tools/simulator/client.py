@@ -90,15 +90,24 @@ class SimulatorClient:
             body["tamper"] = tamper
         return self._call("POST", "/sim/alipay/pay", body)
 
-    def bankcard_pay(self, pay_params: dict[str, str], *, status: str = "SUCCESS",
+    def alipay_query_tamper(self, out_trade_no: str, tamper: str | None) -> None:
+        """Spoil the gateway's alipay.trade.query answers about a paid trade (tools.simulator.alipay.QUERY_TAMPERS)."""
+        self._call("POST", "/sim/alipay/query-tamper", {"out_trade_no": out_trade_no, "tamper": tamper})
+
+    def bankcard_pay(self, pay_params: dict[str, str], *, status: str = "SUCCESS", notify: bool = True,
                      tamper: str | None = None) -> dict[str, Any]:
-        """The cardholder pays at the bank-card cashier; its signed callback goes to the notify_url.
+        """The cardholder pays at the bank-card cashier; its signed callback goes to the notify_url (unless
+        notify is False: a lost callback).
 
         tamper: one of tools.simulator.bankcard.TAMPERS."""
-        body: dict[str, Any] = {"pay_params": pay_params, "status": status}
+        body: dict[str, Any] = {"pay_params": pay_params, "status": status, "notify": notify}
         if tamper is not None:
             body["tamper"] = tamper
         return self._call("POST", "/sim/bankcard/pay", body)
+
+    def bankcard_query_tamper(self, out_trade_no: str, tamper: str | None) -> None:
+        """Spoil the status query's answers about a payment (tools.simulator.bankcard.QUERY_TAMPERS)."""
+        self._call("POST", "/sim/bankcard/query-tamper", {"out_trade_no": out_trade_no, "tamper": tamper})
 
     def wechatpay_transfers(self, openid: str) -> list[dict[str, Any]]:
         """The merchant transfers (payouts) made to `openid`."""
@@ -106,6 +115,14 @@ class SimulatorClient:
 
     def wechatpay_transfer_fail_next(self) -> None:
         self._call("POST", "/sim/transfer/fail-next")
+
+    def wechatpay_transfer_next(self, *, state: str | None = None, lose_answer: bool = False) -> None:
+        """The next new transfer starts in `state` (e.g. PROCESSING: in flight) and/or has its answer lost."""
+        self._call("POST", "/sim/transfer/next", {"state": state, "lose_answer": lose_answer})
+
+    def wechatpay_transfer_settle(self, out_bill_no: str, state: str) -> dict[str, Any]:
+        """A transfer in flight ends SUCCESS, FAIL or CANCELLED."""
+        return self._call("POST", "/sim/transfer/settle", {"out_bill_no": out_bill_no, "state": state})
 
     def wechatpay_order(self, out_trade_no: str) -> dict[str, Any]:
         """What the prepay recorded (amount, notify_url, time_expire, prepay_id...) and the trade_state."""

@@ -101,7 +101,7 @@ def dev_env(base_url: str, config: SimulatorConfig | None = None) -> dict[str, s
         "WECHATPAY_APIV3_KEY": config.wechatpay_apiv3_key,
         "WECHATPAY_PLATFORM_CERTS": f"{config.wechatpay_platform_serial}:{keys[wechatpay.PLATFORM_PUBLIC]}",
         "SIM_WECHATPAY_KEY_DIR": str(Path(config.wechatpay_key_dir).resolve()),
-        **alipay.dev_env(config),
+        **alipay.dev_env(config, base_url),
         **bankcard.dev_env(config, base_url),
     }
 

@@ -154,6 +154,7 @@ class WechatPaySimulator:
         self._refunds: dict[str, _Refund] = {}
         self._transfers: dict[str, dict[str, Any]] = {}
         self._fail_next_transfer: str | None = None
+        self._next_transfer: dict[str, Any] = {}  # /sim/transfer/next: the next new transfer's state, lost answer
         self._session = requests.Session()
 
     def routes(self) -> dict[tuple[str, str], Handler]:
@@ -165,6 +166,8 @@ class WechatPaySimulator:
                 ("POST", "/v3/fund-app/mch-transfer/transfer-bills"): self.transfer,
                 ("GET", "/v3/fund-app/mch-transfer/transfer-bills/out-bill-no/*"): self.query_transfer,
                 ("POST", "/sim/transfer/fail-next"): self.sim_transfer_fail_next,
+                ("POST", "/sim/transfer/next"): self.sim_transfer_next,
+                ("POST", "/sim/transfer/settle"): self.sim_transfer_settle,
                 ("GET", "/sim/wechatpay/transfers"): self.sim_transfers,
                 ("POST", "/sim/pay"): self.sim_pay,
                 ("POST", "/sim/refund-complete"): self.sim_refund_complete,
@@ -177,6 +180,7 @@ class WechatPaySimulator:
             self._refunds.clear()
             self._transfers.clear()
             self._fail_next_transfer = None
+            self._next_transfer = {}
 
     # -- the API -------------------------------------------------------------------------------------
 
@@ -298,7 +302,8 @@ class WechatPaySimulator:
 
     def transfer(self, request: Request) -> Response:
         """POST /v3/fund-app/mch-transfer/transfer-bills: a merchant transfer to a user's balance, SUCCESS at once
-        (or FAIL after /sim/transfer/fail-next); the same out_bill_no again answers the first bill."""
+        (or FAIL after /sim/transfer/fail-next, or as /sim/transfer/next says: still PROCESSING, and/or the
+        answer lost as a 500 after the bill was recorded); the same out_bill_no again answers the first bill."""
         refused = self._authenticate(request)
         if refused is not None:
             return refused
@@ -320,12 +325,16 @@ class WechatPaySimulator:
                     return self._error(400, "INVALID_REQUEST", "out_bill_no was used for another transfer")
                 return self._signed(200, known["answer"])
             state, self._fail_next_transfer = ("FAIL" if self._fail_next_transfer else "SUCCESS"), None
+            upcoming, self._next_transfer = self._next_transfer, {}
+            state = upcoming.get("state") or state
             answer = {"out_bill_no": body["out_bill_no"], "transfer_bill_no": "1330" + secrets.token_hex(14),
                       "create_time": _time(datetime.now(UTC)), "state": state}
             if state == "FAIL":
                 answer["fail_reason"] = "PAYEE_ACCOUNT_ABNORMAL"
             self._transfers[body["out_bill_no"]] = {"openid": body["openid"], "transfer_amount": amount,
                                                     "answer": answer}
+        if upcoming.get("lose_answer"):
+            return self._error(500, "SYSTEM_ERROR", "系统繁忙，请稍后重试")
         return self._signed(200, answer)
 
     def query_transfer(self, request: Request) -> Response:
@@ -346,6 +355,35 @@ class WechatPaySimulator:
         with self._lock:
             self._fail_next_transfer = "FAIL"
         return Response(200, {"fail_next": True})
+
+    def sim_transfer_next(self, request: Request) -> Response:
+        """POST /sim/transfer/next {"state"?: "PROCESSING"|"WAIT_USER_CONFIRM"|..., "lose_answer"?: bool}: the next
+        new transfer starts in that state (in flight) and/or is recorded but answered 500 (its answer lost)."""
+        body = request.json()
+        state, lose = body.get("state"), bool(body.get("lose_answer", False))
+        if state is not None and state not in ("ACCEPTED", "PROCESSING", "WAIT_USER_CONFIRM", "TRANSFERING",
+                                               "SUCCESS", "FAIL"):
+            raise SimulatorError("state must be a transfer bill state")
+        with self._lock:
+            self._next_transfer = {"state": state, "lose_answer": lose}
+        return Response(200, {"state": state, "lose_answer": lose})
+
+    def sim_transfer_settle(self, request: Request) -> Response:
+        """POST /sim/transfer/settle {"out_bill_no", "state": "SUCCESS"|"FAIL"|"CANCELLED"}: a transfer in flight
+        ends (WeChat Pay sends no notify to merchants of this API: the merchant must ask)."""
+        body = request.json()
+        state = body.get("state")
+        if state not in ("SUCCESS", "FAIL", "CANCELLED"):
+            raise SimulatorError("state must be SUCCESS, FAIL or CANCELLED")
+        with self._lock:
+            known = self._transfers.get(str(body.get("out_bill_no")))
+            if known is None:
+                raise SimulatorError("no such transfer")
+            if known["answer"]["state"] in ("SUCCESS", "FAIL", "CANCELLED"):
+                raise SimulatorError(f"the transfer has already ended {known['answer']['state']}")
+            known["answer"] = {**known["answer"], "state": state,
+                               **({"fail_reason": "PAYEE_ACCOUNT_ABNORMAL"} if state != "SUCCESS" else {})}
+        return Response(200, known["answer"])
 
     def sim_transfers(self, request: Request) -> Response:
         """GET /sim/wechatpay/transfers?openid= -> the transfers made to that openid (amount, state, bill numbers)."""

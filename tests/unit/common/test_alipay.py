@@ -1,4 +1,5 @@
-"""Alipay adapter: the RSA2 order string, notify verification (signature, app_id, seller, amount) and yuan/fen."""
+"""Alipay adapter: the RSA2 order string, notify verification (signature, app_id, seller, amount), yuan/fen, and
+alipay.trade.query with its answer verified over the exact text Alipay signed."""
 
 from __future__ import annotations
 
@@ -11,11 +12,15 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from services.common.alipay import (
     Alipay,
+    AlipayApiError,
     AlipaySettings,
+    AlipayUnavailable,
     NotifyRejected,
+    TradeNotice,
     fen_to_yuan,
     rsa2_sign,
     rsa2_verify,
+    signed_response,
     signing_content,
     yuan_to_fen,
 )
@@ -108,3 +113,69 @@ def test_settings_are_off_without_an_app_id_and_read_key_files(tmp_path, app_key
     settings = AlipaySettings.from_env({"ALIPAY_APP_ID": APP_ID, "ALIPAY_APP_PRIVATE_KEY_FILE": str(tmp_path / "app.pem"),
                                         "ALIPAY_PUBLIC_KEY_FILE": str(tmp_path / "alipay.pem")})
     assert settings is not None and settings.seller_id is None and "app_private_key_pem" not in repr(settings)
+
+
+class Gateway:
+    """A fake requests.Session: records the query it is sent, answers `text` (HTTP `status`)."""
+
+    def __init__(self, text: str, status: int = 200) -> None:
+        self.text, self.status = text, status
+        self.sent: dict[str, str] = {}
+
+    def post(self, url: str, *, data: dict[str, str], timeout: float, headers: dict[str, str]) -> object:
+        self.sent = dict(data)
+        return type("Answer", (), {"status_code": self.status, "content": self.text.encode()})()
+
+
+def answer(key: rsa.RSAPrivateKey, content: str, *, sign_over: str | None = None) -> str:
+    """A gateway answer as Alipay writes it: the response object's exact text, then the sign over that text."""
+    return f'{{"alipay_trade_query_response":{content},"sign":"{rsa2_sign(key, sign_over or content)}"}}'
+
+
+PAID = ('{"code":"10000","msg":"Success","trade_no":"2026T1","out_trade_no":"R1","trade_status":"TRADE_SUCCESS",'
+        '"total_amount":"500.05","buyer_logon_id":"159****5620"}')
+
+
+def query(client: Alipay, gateway: Gateway) -> TradeNotice | None:
+    client.session = gateway  # type: ignore[assignment]
+    return client.query_trade("R1", now=NOW)
+
+
+def test_a_trade_query_is_signed_by_the_app_and_its_answer_verified_over_its_exact_text(
+        client: Alipay, app_key: rsa.RSAPrivateKey, alipay_key: rsa.RSAPrivateKey) -> None:
+    gateway = Gateway(answer(alipay_key, PAID.replace(",", ", ")))  # spacing as sent is what the sign covers
+    notice = query(client, gateway)
+    assert rsa2_verify(app_key.public_key(), signing_content(gateway.sent), gateway.sent["sign"])
+    assert (gateway.sent["method"], json.loads(gateway.sent["biz_content"])) == ("alipay.trade.query",
+                                                                                 {"out_trade_no": "R1"})
+    assert notice == TradeNotice(out_trade_no="R1", trade_no="2026T1", trade_status="TRADE_SUCCESS",
+                                 total_fen=50_005, app_id=APP_ID, paid=True)
+
+
+def test_a_trade_alipay_does_not_know_is_none_and_an_unpaid_one_not_paid(client: Alipay,
+                                                                        alipay_key: rsa.RSAPrivateKey) -> None:
+    missing = '{"code":"40004","msg":"Business Failed","sub_code":"ACQ.TRADE_NOT_EXIST","sub_msg":"交易不存在"}'
+    assert query(client, Gateway(answer(alipay_key, missing))) is None
+    waiting = query(client, Gateway(answer(alipay_key, PAID.replace("TRADE_SUCCESS", "WAIT_BUYER_PAY"))))
+    assert waiting is not None and waiting.paid is False
+
+
+@pytest.mark.parametrize(("text", "error", "reason"), [
+    (lambda a, k: answer(k, PAID, sign_over=PAID.replace("500.05", "5.00")), AlipayUnavailable, "does not verify"),
+    (lambda a, k: answer(a, PAID), AlipayUnavailable, "does not verify"),  # the app's own key, not Alipay's
+    (lambda a, k: answer(k, PAID).replace('"sign":"', '"sign":"AAAA'), AlipayUnavailable, "does not verify"),
+    (lambda a, k: answer(k, PAID.replace('"R1"', '"R2"')), AlipayUnavailable, "another trade"),
+    (lambda a, k: answer(k, PAID.replace("500.05", "500.5x")), AlipayUnavailable, "total_amount"),
+    (lambda a, k: "<html>busy</html>", AlipayUnavailable, "not an alipay.trade.query answer"),
+    (lambda a, k: answer(k, '{"code":"20000","msg":"Service Currently Unavailable","sub_code":"isp.unknow-error"}'),
+     AlipayApiError, "isp.unknow-error"),
+])
+def test_untrusted_or_failed_query_answers_raise(client: Alipay, app_key: rsa.RSAPrivateKey,
+                                                 alipay_key: rsa.RSAPrivateKey, text, error, reason: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(error, match=reason):
+        query(client, Gateway(text(app_key, alipay_key)))
+
+
+def test_signed_response_cuts_the_object_as_sent_even_when_its_name_appears_in_a_value() -> None:
+    text = '{"note":"\\"alipay_trade_query_response\\"", "alipay_trade_query_response" : {"a": "1"},"sign":"S"}'
+    assert signed_response(text, "alipay_trade_query_response") == ('{"a": "1"}', "S")

@@ -6,7 +6,15 @@ import json
 
 import pytest
 
-from services.common.bankcard import Bankcard, BankcardSettings, NotifyRejected, canonical, sign
+from services.common.bankcard import (
+    Bankcard,
+    BankcardSettings,
+    BankcardUnavailable,
+    CardPayment,
+    NotifyRejected,
+    canonical,
+    sign,
+)
 from services.common.config import ConfigError
 
 SECRET = b"0123456789abcdef0123456789abcdef"
@@ -63,3 +71,51 @@ def test_settings_need_a_long_secret_and_an_https_cashier_outside_dev() -> None:
         BankcardSettings.from_env("prod", env)
     with pytest.raises(ConfigError, match="32"):
         BankcardSettings.from_env("dev", {**env, "BANKCARD_SECRET": "short"})
+
+
+class Channel:
+    """A fake requests.Session for the status query: records what it is sent, answers (headers, body)."""
+
+    def __init__(self, reply: tuple[dict[str, str], bytes], status: int = 200) -> None:
+        self.reply, self.status = reply, status
+        self.sent: tuple[dict[str, str], bytes] = ({}, b"")
+
+    def post(self, url: str, *, data: bytes, timeout: float, headers: dict[str, str]) -> object:
+        self.sent = (headers, data)
+        headers_, body = self.reply
+        return type("Answer", (), {"status_code": self.status, "headers": headers_, "content": body})()
+
+
+def queried(reply: tuple[dict[str, str], bytes], status: int = 200) -> tuple[object, Channel]:
+    channel = Channel(reply, status)
+    client = Bankcard(BankcardSettings(merchant_id="M1", secret=SECRET, cashier_url="https://pay.example/cashier",
+                                       query_url="https://pay.example/query"), clock=lambda: NOW,
+                      session=channel)  # type: ignore[arg-type]
+    return client.query_payment("R1"), channel
+
+
+def test_a_status_query_is_signed_and_its_signed_answer_verified() -> None:
+    payment, channel = queried(callback())
+    headers, body = channel.sent
+    assert headers["X-Bankcard-Signature"] == sign(SECRET, body)
+    assert {k: v for k, v in json.loads(body).items() if k != "nonce"} == {
+        "merchant_id": "M1", "out_trade_no": "R1", "timestamp": NOW}
+    assert payment == CardPayment(out_trade_no="R1", trade_no="BC1", amount_fen=5_000, status="SUCCESS")
+    assert queried(callback(status="NOT_FOUND", trade_no="", amount_fen=0))[0] is None
+
+
+@pytest.mark.parametrize(("reply", "status", "reason"), [
+    (callback(secret=b"y" * 32), 200, "does not verify"),
+    ((callback()[0], callback()[1].replace(b"5000", b"5001")), 200, "does not verify"),
+    (callback(out_trade_no="R2"), 200, "another payment"),
+    (callback(timestamp=NOW - 301), 200, "within 300 seconds"),
+    (callback(), 503, "HTTP 503"),
+])
+def test_untrusted_query_answers_raise(reply: tuple[dict[str, str], bytes], status: int, reason: str) -> None:
+    with pytest.raises(BankcardUnavailable, match=reason):
+        queried(reply, status)
+
+
+def test_without_a_query_url_the_channel_cannot_say() -> None:
+    client = Bankcard(BankcardSettings(merchant_id="M1", secret=SECRET, cashier_url="https://pay.example/c"))
+    assert client.query_payment("R1") is None

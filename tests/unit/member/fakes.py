@@ -170,9 +170,17 @@ class FakeWithdrawalRepository:
     def lock_user(self, user_id: int) -> None:
         pass  # one thread: nothing to serialise
 
+    def paying(self, decided_before: datetime, after_id: int, limit: int) -> list[int]:
+        return [w.id or 0 for w in self.withdrawals.values() if w.status == WithdrawalStatus.PAYING
+                and w.decided_at is not None and w.decided_at < decided_before and (w.id or 0) > after_id][:limit]
+
+    def lock_paying(self, withdrawal_id: int) -> Withdrawal | None:
+        withdrawal = self.withdrawals.get(withdrawal_id)
+        return withdrawal if withdrawal is not None and withdrawal.status == WithdrawalStatus.PAYING else None
+
     def requested_since(self, user_id: int, since: datetime) -> int:
-        return sum(w.amount_fen for w in self.withdrawals.values()
-                   if w.user_id == user_id and w.created_at >= since and w.status != WithdrawalStatus.REJECTED)
+        return sum(w.amount_fen for w in self.withdrawals.values() if w.user_id == user_id and w.created_at >= since
+                   and w.status not in (WithdrawalStatus.REJECTED, WithdrawalStatus.FAILED))
 
 
 class FakeRechargeRepository:
@@ -186,9 +194,15 @@ class FakeRechargeRepository:
     def by_no(self, recharge_no: str, *, lock: bool = False) -> Recharge | None:
         return self.recharges.get(recharge_no)
 
-    def pending(self, created_after: datetime, created_before: datetime, limit: int) -> list[tuple[str, str]]:
-        return [(r.recharge_no, r.channel) for r in self.recharges.values()
-                if r.status == "PENDING" and created_after < r.created_at < created_before][:limit]
+    def pending(self, created_after: datetime, created_before: datetime, after_id: int,
+                limit: int) -> list[tuple[int, str]]:
+        return [(r.id or 0, r.recharge_no) for r in self.recharges.values()
+                if r.status == "PENDING" and created_after < r.created_at < created_before and (r.id or 0) > after_id
+                ][:limit]
+
+    def lock_pending(self, recharge_no: str) -> Recharge | None:
+        recharge = self.recharges.get(recharge_no)
+        return recharge if recharge is not None and recharge.status == "PENDING" else None
 
 
 class FakeMemberUnitOfWork(FakeUnitOfWork, MemberUnitOfWork):

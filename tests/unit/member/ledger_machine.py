@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
 
 from services.common.errors import DomainError
 from services.member import service
-from services.member.channels import SimulatedPayment, SimulatedPayout
+from services.member.channels import Payout, PayoutState, SimulatedPayment
 from services.member.domain import PLATFORM, Account, level_for, points_earned, recharge_bonus
 from services.member.uow import MemberUnitOfWork
 
@@ -25,11 +25,25 @@ NOW = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
 amounts = st.integers(min_value=100, max_value=9_000)  # 50 steps of withdrawals stay under the daily maximum
 
 
+class ScriptedPayout:
+    """A payout channel whose first answer is `first` and whose later answers are `ends` (IN_FLIGHT until set)."""
+
+    def __init__(self, first: PayoutState, ends: dict[str, PayoutState]) -> None:
+        self.first, self.ends = first, ends
+
+    def pay(self, *, payout_no: str, user_id: int, amount_fen: int) -> Payout:
+        return Payout(self.first, f"TX{payout_no}")
+
+    def status(self, *, payout_no: str, user_id: int, amount_fen: int) -> Payout:
+        return Payout(self.ends.get(payout_no, PayoutState.IN_FLIGHT), f"TX{payout_no}", "scripted")
+
+
 def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> type[RuleBasedStateMachine]:
     """The machine class; `new_store()` empties (or makes) a store for each example and returns its uow factory."""
 
     class LedgerMachine(RuleBasedStateMachine):
         withdrawals = Bundle("withdrawals")
+        paying = Bundle("paying")
         paid_orders = Bundle("paid_orders")
         holds = Bundle("holds")
         credited_orders = Bundle("credited_orders")
@@ -41,6 +55,7 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             self.model = {user: {"available": 0, "pending": 0, "bonus": 0, "points": 0, "locked": 0, "spend": 0}
                           for user in USERS}
             self.credits: dict[str, dict[str, int]] = {}
+            self.transfer_ends: dict[str, PayoutState] = {}  # how each transfer in flight ends, once decided
             self.months = 0  # how many times points were expired
             for user in USERS:
                 service.sign_up(self.uow(), user_id=user, channel="self", invite_code=None, now=NOW)
@@ -107,16 +122,36 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             self.model[user]["pending"] += amount
             return (user, withdrawal.id or 0, amount)
 
-        @rule(withdrawal=consumes(withdrawals), approve=st.booleans())
-        def decide(self, withdrawal: tuple[int, int, int], approve: bool) -> None:
+        @rule(target=paying, withdrawal=consumes(withdrawals), approve=st.booleans(),
+              first=st.sampled_from([PayoutState.PAID, PayoutState.IN_FLIGHT, PayoutState.UNKNOWN]))
+        def decide(self, withdrawal: tuple[int, int, int], approve: bool, first: PayoutState) -> tuple[int, str, int]:
+            """Finance decides; an approved transfer is paid at once, or stays in flight (or unanswered)."""
             user, withdrawal_id, amount = withdrawal
             if not withdrawal_id:
-                return
+                return (user, "", 0)
             for _ in range(2):  # the same decision again changes nothing
-                service.decide_withdrawal(self.uow(), SimulatedPayout(), withdrawal_id=withdrawal_id, approve=approve,
-                                          note="", decided_by=9, now=NOW)
+                decided = service.decide_withdrawal(self.uow(), ScriptedPayout(first, self.transfer_ends),
+                                                    withdrawal_id=withdrawal_id, approve=approve, note="",
+                                                    decided_by=9, now=NOW)
+            if approve and first != PayoutState.PAID:
+                return (user, decided.withdrawal_no, amount)  # PAYING: still pending
             self.model[user]["pending"] -= amount
             if not approve:
+                self.model[user]["available"] += amount
+            return (user, "", 0)
+
+        @rule(transfer=consumes(paying), succeeds=st.booleans())
+        def end_transfer(self, transfer: tuple[int, str, int], succeeds: bool) -> None:
+            """A transfer in flight ends; the payout job (run twice, as replicas would) settles it once."""
+            user, withdrawal_no, amount = transfer
+            if not withdrawal_no:
+                return
+            self.transfer_ends[withdrawal_no] = PayoutState.PAID if succeeds else PayoutState.FAILED
+            for _ in range(2):
+                service.settle_payouts(self.uow, ScriptedPayout(PayoutState.IN_FLIGHT, self.transfer_ends),
+                                       now=NOW + timedelta(minutes=2))
+            self.model[user]["pending"] -= amount
+            if not succeeds:
                 self.model[user]["available"] += amount
 
         def _paid(self, user: int, order_no: str, paid_fen: int) -> None:

@@ -1,31 +1,43 @@
-"""Withdrawal payouts by WeChat Pay merchant transfer: the bill is the withdrawal number; refusals pay nothing."""
+"""Withdrawal payouts by WeChat Pay merchant transfer: the bill is the withdrawal number; refusals pay nothing;
+a transfer in flight, or whose answer was lost, stays PAYING until settle_payouts hears how it ended, and then
+pays (or gives back) exactly once."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from services.common.errors import DomainError, ErrorKind
 from services.common.wechatpay import TransferBill, WechatPayApiError, WechatPayError, WechatPayUnavailable
 from services.member import service
-from services.member.channels import PayoutFailed, UnconfiguredPayout, WechatTransferPayout
-from services.member.domain import PLATFORM, Account, transfer
+from services.member.channels import Payout, PayoutFailed, PayoutState, UnconfiguredPayout, WechatTransferPayout
+from services.member.domain import PLATFORM, Account, Withdrawal, transfer
 from tests.unit.member.fakes import FakeMemberUnitOfWork
 
 NOW = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)
 
 
 class FakeWechat:
+    """Transfers whose answer is `outcome` (a state, or an error raised); `query` answers the bill query."""
+
     def __init__(self, outcome: str | WechatPayError = "SUCCESS") -> None:
         self.outcome = outcome
+        self.query: str | WechatPayError = outcome
         self.bills: list[tuple[str, str, int]] = []
+        self.queries: list[str] = []
 
     def transfer(self, *, out_bill_no: str, openid: str, amount_fen: int, remark: str) -> TransferBill:
         self.bills.append((out_bill_no, openid, amount_fen))
         if isinstance(self.outcome, WechatPayError):
             raise self.outcome
         return TransferBill(out_bill_no, "1330" + out_bill_no, self.outcome, "PAYEE_ACCOUNT_ABNORMAL")
+
+    def query_transfer(self, out_bill_no: str) -> TransferBill:
+        self.queries.append(out_bill_no)
+        if isinstance(self.query, WechatPayError):
+            raise self.query
+        return TransferBill(out_bill_no, "1330" + out_bill_no, self.query, "PAYEE_ACCOUNT_ABNORMAL")
 
 
 class Payers:
@@ -39,7 +51,7 @@ def payout(wechat: FakeWechat) -> WechatTransferPayout:
 
 def test_a_payout_transfers_the_amount_under_the_withdrawal_number() -> None:
     wechat = FakeWechat()
-    assert payout(wechat).pay(payout_no="W1", user_id=1, amount_fen=6_000) == "1330W1"
+    assert payout(wechat).pay(payout_no="W1", user_id=1, amount_fen=6_000) == Payout(PayoutState.PAID, "1330W1")
     assert wechat.bills == [("W1", "o-alice", 6_000)]
 
 
@@ -55,23 +67,108 @@ def test_a_refused_transfer_is_a_failed_payout(user_id: int, outcome: str | Wech
         UnconfiguredPayout().pay(payout_no="W1", user_id=1, amount_fen=6_000)
 
 
-def test_an_unanswered_transfer_is_unavailable_and_finance_may_retry_the_same_bill() -> None:
-    uow = FakeMemberUnitOfWork()
-    uow.ledger.post(transfer("seed", "recharge", "seed", amount=10_000, source=(PLATFORM, Account.CLEARING),
-                             target=(1, Account.AVAILABLE)), NOW)
-    withdrawal = service.request_withdrawal(uow, user_id=1, amount_fen=6_000, idempotency_key="k", now=NOW)
-    wechat = FakeWechat(WechatPayUnavailable("no answer"))
+@pytest.mark.parametrize(("query", "state"), [
+    ("SUCCESS", PayoutState.PAID), ("FAIL", PayoutState.FAILED), ("CANCELLED", PayoutState.FAILED),
+    ("PROCESSING", PayoutState.IN_FLIGHT), ("WAIT_USER_CONFIRM", PayoutState.IN_FLIGHT),
+    ("CANCELING", PayoutState.IN_FLIGHT), (WechatPayUnavailable("no answer"), PayoutState.UNKNOWN),
+    (WechatPayApiError(429, "FREQUENCY_LIMITED", "频率超限"), PayoutState.UNKNOWN),
+])
+def test_the_transfer_query_says_where_a_payout_stands(query: str | WechatPayError, state: PayoutState) -> None:
+    wechat = FakeWechat()
+    wechat.query = query
+    assert payout(wechat).status(payout_no="W1", user_id=1, amount_fen=6_000).state == state
+    assert (wechat.queries, wechat.bills) == (["W1"], [])
 
-    with pytest.raises(DomainError) as unavailable:
-        service.decide_withdrawal(uow, payout(wechat), withdrawal_id=withdrawal.id or 0, approve=True, note="",
-                                  decided_by=9, now=NOW)
-    commits = uow.commits
-    withdrawal.status, withdrawal.decided_at = "PENDING_REVIEW", None  # the database rolls the decision back
-    wechat.outcome = "SUCCESS"
-    paid = service.decide_withdrawal(uow, payout(wechat), withdrawal_id=withdrawal.id or 0, approve=True, note="",
-                                     decided_by=9, now=NOW)
 
-    assert (unavailable.value.kind, uow.commits - commits) == (ErrorKind.UNAVAILABLE, 1)  # only the retry committed
-    assert (paid.status, paid.payout_txn_id, [bill[0] for bill in wechat.bills]) == (
-        "PAID", "1330" + withdrawal.withdrawal_no, [withdrawal.withdrawal_no] * 2)
-    assert (uow.ledger.balance(1, Account.AVAILABLE), uow.ledger.balance(1, Account.PENDING)) == (4_000, 0)
+def test_a_transfer_wechat_pay_never_received_is_sent_again_under_the_same_bill() -> None:
+    wechat = FakeWechat("PROCESSING")
+    wechat.query = WechatPayApiError(404, "NOT_FOUND", "记录不存在")
+    assert payout(wechat).status(payout_no="W1", user_id=1, amount_fen=6_000) == Payout(PayoutState.IN_FLIGHT,
+                                                                                          "1330W1")
+    assert wechat.bills == [("W1", "o-alice", 6_000)]
+
+
+class Wallet:
+    """Alice with 10,000 fen who asks to withdraw 6,000; finance (9) decides; the payout job settles."""
+
+    def __init__(self, wechat: FakeWechat) -> None:
+        self.uow, self.wechat = FakeMemberUnitOfWork(), wechat
+        self.uow.ledger.post(transfer("seed", "recharge", "seed", amount=10_000, source=(PLATFORM, Account.CLEARING),
+                                      target=(1, Account.AVAILABLE)), NOW)
+        self.withdrawal = service.request_withdrawal(self.uow, user_id=1, amount_fen=6_000, idempotency_key="k",
+                                                     now=NOW)
+
+    def approve(self) -> Withdrawal:
+        return service.decide_withdrawal(self.uow, payout(self.wechat), withdrawal_id=self.withdrawal.id or 0,
+                                         approve=True, note="ok", decided_by=9, now=NOW)
+
+    def settle(self, minutes: int = 2) -> int:
+        return service.settle_payouts(lambda: self.uow, payout(self.wechat), now=NOW + timedelta(minutes=minutes))
+
+    def state(self) -> tuple[str, int, int, int, int]:
+        """(status, available, pending, platform clearing, member-withdrawn events)."""
+        ledger = self.uow.ledger
+        return (self.withdrawal.status, ledger.balance(1, Account.AVAILABLE), ledger.balance(1, Account.PENDING),
+                ledger.balance(PLATFORM, Account.CLEARING),
+                sum(1 for event in self.uow.published if type(event.payload).__name__ == "MemberWithdrawn"))
+
+
+def test_a_transfer_that_succeeds_at_once_pays_the_withdrawal_at_approval() -> None:
+    wallet = Wallet(FakeWechat("SUCCESS"))
+    wallet.approve()
+    assert wallet.state() == ("PAID", 4_000, 0, -4_000, 1)  # clearing: -10,000 recharged, +6,000 paid out
+    assert (wallet.settle(), wallet.wechat.queries) == (0, [])
+
+
+@pytest.mark.parametrize("answer", ["PROCESSING", WechatPayUnavailable("no answer")])
+def test_a_transfer_in_flight_or_unanswered_stays_paying_until_it_succeeds_then_pays_once(
+        answer: str | WechatPayError) -> None:
+    wallet = Wallet(FakeWechat(answer))
+    wallet.approve()
+    paying = wallet.state()
+    wallet.wechat.query = "PROCESSING"
+    too_young, still_on_its_way = wallet.settle(minutes=0), wallet.settle()
+    wallet.wechat.query = "SUCCESS"
+    settled = [wallet.settle() for _ in range(3)]
+    approved_again = wallet.approve()
+
+    assert paying == ("PAYING", 4_000, 6_000, -10_000, 0)
+    assert (too_young, still_on_its_way, settled) == (0, 0, [1, 0, 0])
+    assert wallet.state() == ("PAID", 4_000, 0, -4_000, 1)
+    assert (approved_again.status, wallet.withdrawal.payout_txn_id) == ("PAID", "1330" + wallet.withdrawal.withdrawal_no)
+    assert wallet.wechat.bills == [(wallet.withdrawal.withdrawal_no, "o-alice", 6_000)]  # one transfer, ever
+
+
+@pytest.mark.parametrize("end", ["FAIL", "CANCELLED"])
+def test_a_transfer_that_fails_in_flight_gives_the_amount_back_once(end: str) -> None:
+    wallet = Wallet(FakeWechat("PROCESSING"))
+    wallet.approve()
+    wallet.wechat.query = end
+    settled = [wallet.settle() for _ in range(3)]
+
+    assert settled == [1, 0, 0]
+    assert wallet.state() == ("FAILED", 10_000, 0, -10_000, 0)
+    assert [kind for kind, _ in wallet_kinds(wallet)] == ["withdrawal_failed", "withdrawal_requested", "recharge"]
+    assert "PAYEE_ACCOUNT_ABNORMAL" in wallet.withdrawal.note
+    with pytest.raises(DomainError) as conflict:
+        service.decide_withdrawal(wallet.uow, payout(wallet.wechat), withdrawal_id=wallet.withdrawal.id or 0,
+                                  approve=False, note="", decided_by=9, now=NOW)
+    assert conflict.value.code == "WITHDRAWAL_ALREADY_DECIDED"
+    # given back, it no longer counts against the day's limit: the same 6,000 may be asked for again
+    again = service.request_withdrawal(wallet.uow, user_id=1, amount_fen=6_000, idempotency_key="k2", now=NOW)
+    assert (again.status, wallet.uow.ledger.balance(1, Account.AVAILABLE)) == ("PENDING_REVIEW", 4_000)
+
+
+def wallet_kinds(wallet: Wallet) -> list[tuple[str, int]]:
+    entries, _ = service.wallet_entries(wallet.uow, user_id=1, offset=0, limit=50)
+    return [(entry.kind, entry.amount) for entry in entries if entry.account == Account.AVAILABLE]
+
+
+def test_a_refused_transfer_leaves_the_withdrawal_for_finance_with_nothing_moved() -> None:
+    wallet = Wallet(FakeWechat(WechatPayApiError(403, "NOT_ENOUGH", "余额不足")))
+    with pytest.raises(DomainError) as refused:
+        wallet.approve()
+    wallet.withdrawal.status, wallet.withdrawal.decided_at = "PENDING_REVIEW", None  # the database rolls it back
+    assert (refused.value.code, refused.value.kind) == ("PAYOUT_FAILED", ErrorKind.BUSINESS_RULE)
+    assert wallet.state() == ("PENDING_REVIEW", 4_000, 6_000, -10_000, 0)
+    assert wallet.settle() == 0
