@@ -40,19 +40,22 @@ def buy_and_pay(platform: Platform, shopper: dict[str, str], address_id: int, sk
     """One order placed and paid with WeChat Pay; returns the order_no. Fails on any error answer."""
     order = requests.post(f"{platform.api}/orders", json={"sku_id": sku_id, "quantity": 1, "address_id": address_id},
                           headers={**shopper, "Idempotency-Key": uuid.uuid4().hex}, timeout=30)
-    assert order.status_code == 201, order.text
+    assert order.status_code == 201, f"{order.text}\n{platform.log_tail(120)}"
     pay = requests.post(f"{platform.api}/orders/{order.json()['id']}/pay", json={"channel": "wechat"},
                         headers=shopper, timeout=30)
-    assert pay.status_code == 200, pay.text
+    assert pay.status_code == 200, f"{pay.text}\n{platform.log_tail(120)}"
     assert SimulatorClient(platform.simulator_url, timeout_seconds=30).wechatpay_pay(
         pay.json()["out_trade_no"])["notify_status"] == 200
     return order.json()["order_no"]
 
 
 # Found by this test and not fixed yet (issue 14): while tansu is stopped, POST /orders sometimes answers 503
-# (a gRPC deadline inside the platform), although nothing on that path waits on Kafka; the suspect is
-# kafka-python's network loop in the same processes spinning against the hung broker. Not strict: it
-# passes on some runs, and a pass must not break the build.
+# (the gateway's 5 s gRPC deadline). Measured (2026-12-06, /proc CPU times of the platform's processes):
+# idle, each service uses ~0.02 CPU; with the broker stopped, each uses 0.3-0.5 CPU, and py-spy puts it in
+# kafka-python 3.0.12's network thread re-creating fetch requests (Fetcher._create_fetch_requests) in a
+# tight loop. Five such processes on two cores starve the gRPC servers. In Kubernetes the consumers run in
+# pods of their own (deploy/k8s), so servers do not share their CPU; here (tools.devrun) they do. Not
+# strict: it passes on quiet runs, and a pass must not break the build.
 @pytest.mark.xfail(reason="checkout can time out while the broker hangs (issue 14 note)", strict=False)
 def test_orders_placed_while_the_broker_hangs_succeed_and_every_event_is_applied_once_after(
         platform: Platform) -> None:
