@@ -53,7 +53,8 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
     limiter = app.extensions["rate_limiter"] = make_rate_limiter(
         settings.redis_url, settings.rate_limit_scale, settings.rate_limit_secret)
     # The catalogue version shares the rate limiter's Redis connection (one pool per worker).
-    versions = RedisVersions(limiter.counter.client) if isinstance(limiter.counter, RedisCounter) else LocalVersions()
+    versions = (RedisVersions(limiter.counter.client, fresh_for=settings.catalog_version_check_seconds)
+                if isinstance(limiter.counter, RedisCounter) else LocalVersions())
     app.extensions["catalog_cache"] = CatalogCache(versions, settings.catalog_cache_seconds,
                                                    settings.catalog_cache_following_seconds)
     media_store = object_storage(Env(settings.environ))  # None: the local media directory (gateway/routes/media.py)

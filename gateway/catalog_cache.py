@@ -7,8 +7,8 @@ process) for at most `ttl` seconds and drops them all when the catalogue changes
 - Every entry carries the *catalogue version* read before its reply was loaded. The version lives
   in Redis (`mall:catalog:version`, on the rate limiter's connection) when REDIS_URL is set, so
   every worker of every replica sees one number; without Redis (one worker, `make run`) it is a
-  counter in the process. It is read once per cached request: a bumped version turns every older
-  entry into a miss. A reply loaded while a change commits keeps the old version and is never served
+  counter in the process. A worker reads it at most every CATALOG_VERSION_CHECK_MS (100): a bumped
+  version turns every older entry into a miss. A reply loaded while a change commits keeps the old version and is never served
   after the bump.
 - The gateway bumps the version itself after each admin catalogue write it passes on (edit, audit,
   shelf, stock, categories, brands, delivery table): the next read, on any worker, sees the change.
@@ -89,34 +89,48 @@ class LocalVersions:
 class RedisVersions:
     """The version shared by every worker and replica through Redis.
 
+    A worker asks Redis at most once per `fresh_for` seconds and answers the number it read in
+    between: the round trip to Redis was half of a cached read's time (bench/README.md), and a
+    change made through another worker is still seen within `fresh_for` (100 ms by default, far
+    inside the second a shopper's page may lag; staff pages are never cached). A change made
+    through this worker is seen at once: bump() keeps the number INCR answers.
+
     After a failure Redis is not asked again for `retry_after` seconds: reads go uncached at once
     instead of each waiting for the client's timeouts and retries.
     """
 
-    def __init__(self, client: redis.Redis, retry_after: float = 5.0,
+    def __init__(self, client: redis.Redis, retry_after: float = 5.0, fresh_for: float = 0.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.client = client
         self.retry_after = retry_after
+        self.fresh_for = fresh_for
         self.clock = clock
         self._down_until = 0.0
+        self._known: tuple[int, float] | None = None  # (version, when it was read)
 
     def current(self) -> int | None:
-        if self._down_until and self.clock() < self._down_until:
+        now = self.clock()
+        known = self._known
+        if known is not None and now - known[1] < self.fresh_for:
+            return known[0]
+        if self._down_until and now < self._down_until:
             return None
         try:
             value = int(self.client.get(VERSION_KEY) or 0)
         except redis.RedisError:
-            self._down_until = self.clock() + self.retry_after
+            self._down_until, self._known = now + self.retry_after, None
             log.warning("catalogue cache: Redis unavailable; serving uncached for %.0fs", self.retry_after,
                         exc_info=True)
             return None
         self._down_until = 0.0
+        self._known = (value, now)
         return value
 
     def bump(self) -> None:
         try:
-            self.client.incr(VERSION_KEY)
+            self._known = (int(self.client.incr(VERSION_KEY)), self.clock())
         except redis.RedisError:  # other workers keep their entries until the TTL: at most a second
+            self._known = None
             log.warning("catalogue cache: Redis unavailable; the change reaches other workers by TTL", exc_info=True)
 
 

@@ -29,6 +29,7 @@ class GatewaySettings:
     # How long a worker may serve a catalogue reply from memory (gateway/catalog_cache.py); 0 turns it off.
     catalog_cache_seconds: float = 1.0
     catalog_cache_following_seconds: float = 10.0  # ... while the worker follows product-changed events
+    catalog_version_check_seconds: float = 0.1  # how often a worker asks Redis for the catalogue version
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -46,6 +47,7 @@ class GatewaySettings:
             jwt_previous_public_key_pem=read_optional_key(env, "JWT_PREVIOUS_PUBLIC_KEY_FILE"),
             catalog_cache_seconds=env.int("CATALOG_CACHE_TTL_MS", 1000) / 1000,
             catalog_cache_following_seconds=env.int("CATALOG_CACHE_FOLLOWING_TTL_MS", 10_000) / 1000,
+            catalog_version_check_seconds=env.int("CATALOG_VERSION_CHECK_MS", 100) / 1000,
             environ=env.environ,
         )
 

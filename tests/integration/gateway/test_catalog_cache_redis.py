@@ -52,3 +52,21 @@ def test_without_redis_reads_go_to_the_service_and_redis_is_left_alone_a_while()
     reads = [cache.get("k", lambda: "first"), cache.get("k", lambda: "second")]
 
     assert (reads, unreachable.asked) == (["first", "second"], 1)
+
+
+def test_a_worker_asks_redis_at_most_once_per_check_interval_and_sees_its_own_changes_at_once(
+        store: redis.Redis) -> None:
+    now = [0.0]
+    other = redis.Redis.from_url(REDIS_URL)
+    worker_a = CatalogCache(RedisVersions(store, fresh_for=0.1, clock=lambda: now[0]))
+    worker_b = CatalogCache(RedisVersions(other, fresh_for=0.1, clock=lambda: now[0]))
+    worker_b.get("product:5", lambda: "549900")
+
+    worker_a.invalidate()  # an admin edit passed through worker A at t=0
+    now[0] = 0.05
+    seen_by_b_within = worker_b.get("product:5", lambda: "499900")
+    seen_by_a = worker_a.get("product:5", lambda: "499900")
+    now[0] = 0.1
+    seen_by_b_after = worker_b.get("product:5", lambda: "499900 (reloaded)")
+
+    assert (seen_by_b_within, seen_by_a, seen_by_b_after) == ("549900", "499900", "499900 (reloaded)")
