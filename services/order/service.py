@@ -370,15 +370,7 @@ def cancel_order(uow: OrderUnitOfWork, *, user_id: int, order_id: int, reason: s
         closing = wechat is not None and order.status == OrderStatus.PENDING_PAYMENT and order.prepaid_at is not None
         uow.commit()
     if closing and wechat is not None:
-        try:
-            notice = _closed(wechat, order_no)
-        except WechatPayError as exc:
-            log.warning("closing the WeChat Pay transaction of order %s failed: %s", order_no, exc.reason)
-            raise DomainError("PAYMENT_CHANNEL_UNAVAILABLE", "WeChat Pay did not answer; try cancelling again",
-                              kind=ErrorKind.UNAVAILABLE) from None
-        if notice is not None and notice.trade_state == "SUCCESS":
-            mark_paid(uow, order_no=order_no, channel="wechat", out_trade_no=notice.out_trade_no,
-                      paid_fen=notice.amount_total_fen, actor="wechatpay", now=now)
+        _close_prepay(uow, wechat, order_no, now)
     with uow:
         order = uow.orders.get(order_id, lock=True)
         if order is None:  # pragma: no cover - orders are never deleted
@@ -515,8 +507,9 @@ def pay_order(uow: OrderUnitOfWork, members: Members, users: Users, wechat: Prep
     order = get_order(uow, user_id=user_id, order_id=order_id)
     _payable(order, now)
     if channel == "balance":
-        if order.prepaid_at is not None and wechat is not None:
-            _close_before_paying_otherwise(uow, wechat, order.order_no, now)
+        if order.prepaid_at is not None and wechat is not None and _close_prepay(uow, wechat, order.order_no, now):
+            raise Conflict("ORDER_ALREADY_PAID", "this order has been paid with WeChat Pay; the wallet was not charged",
+                           details={"status": OrderStatus.PAID.value})
         try:
             members.pay_with_balance(order.order_no, order.payable_fen)  # idempotent per order_no on the member side
         except DomainError as exc:
@@ -542,10 +535,11 @@ def pay_order(uow: OrderUnitOfWork, members: Members, users: Users, wechat: Prep
     return PaymentStart("wechat", order.order_no, order.status, wechat.request_payment_params(prepay_id))
 
 
-def _close_before_paying_otherwise(uow: OrderUnitOfWork, wechat: Prepay, order_no: str, now: datetime) -> None:
-    """An order about to be paid from the wallet had a WeChat Pay prepay: close it first, so it cannot be paid twice.
+def _close_prepay(uow: OrderUnitOfWork, wechat: Prepay, order_no: str, now: datetime) -> bool:
+    """Close an unpaid order's WeChat Pay transaction before it is cancelled or paid otherwise; True when WeChat Pay
+    had been paid first (the order is PAID by it now). Once closed, no WeChat payment can arrive for it.
 
-    Paid at WeChat Pay meanwhile: the order becomes PAID by it and the wallet is not charged (409).
+    DomainError PAYMENT_CHANNEL_UNAVAILABLE (503, nothing changed) when WeChat Pay does not answer.
     """
     try:
         notice = _closed(wechat, order_no)
@@ -553,11 +547,11 @@ def _close_before_paying_otherwise(uow: OrderUnitOfWork, wechat: Prepay, order_n
         log.warning("closing the WeChat Pay transaction of order %s failed: %s", order_no, exc.reason)
         raise DomainError("PAYMENT_CHANNEL_UNAVAILABLE", "WeChat Pay did not answer; try again",
                           kind=ErrorKind.UNAVAILABLE) from None
-    if notice is not None and notice.trade_state == "SUCCESS":
-        mark_paid(uow, order_no=order_no, channel="wechat", out_trade_no=notice.out_trade_no,
-                  paid_fen=notice.amount_total_fen, actor="wechatpay", now=now)
-        raise Conflict("ORDER_ALREADY_PAID", "this order has been paid with WeChat Pay; the wallet was not charged",
-                       details={"status": OrderStatus.PAID.value})
+    if notice is None or notice.trade_state != "SUCCESS":
+        return False
+    mark_paid(uow, order_no=order_no, channel="wechat", out_trade_no=notice.out_trade_no,
+              paid_fen=notice.amount_total_fen, actor="wechatpay", now=now)
+    return True
 
 
 def _description(order: Order) -> str:

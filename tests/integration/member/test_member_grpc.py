@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -24,7 +23,7 @@ from services.common.grpc_server import create_server, from_grpc, registration
 from services.common.outbox import outbox
 from services.member import service
 from services.member.channels import AlipayRecharge, RechargeChannels, SimulatedPayout
-from services.member.db import SqlMemberUnitOfWork, coupons, start_mappers, withdrawals
+from services.member.db import SqlMemberUnitOfWork, coupons, withdrawals
 from services.member.domain import PLATFORM, Account, transfer
 from services.user.domain import User
 from services.user.tokens import TokenIssuer
@@ -35,17 +34,6 @@ pytestmark = pytest.mark.integration
 
 ALICE, BOB, FINANCE = 101, 102, 900
 APP_ID = "2021000000000001"
-
-
-@pytest.fixture
-def engine(service_engine: Callable[[str], Engine]) -> Engine:
-    return service_engine("member")
-
-
-@pytest.fixture
-def uow(engine: Engine) -> Callable[[], SqlMemberUnitOfWork]:
-    start_mappers()
-    return functools.partial(SqlMemberUnitOfWork, engine, "member")
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ cancellation is delivered twice at the same moment, and its refund then takes ba
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -16,24 +15,13 @@ from sqlalchemy import Engine, func, select
 from services.common.events import timestamp
 from services.common.outbox import outbox
 from services.member import consumers, service
-from services.member.db import SqlMemberUnitOfWork, start_mappers
+from services.member.db import SqlMemberUnitOfWork
 from services.member.domain import Account, OrderLine
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
 ALICE = 101
-
-
-@pytest.fixture
-def engine(service_engine: Callable[[str], Engine]) -> Engine:
-    return service_engine("member")
-
-
-@pytest.fixture
-def uow(engine: Engine) -> Callable[[], SqlMemberUnitOfWork]:
-    start_mappers()
-    return functools.partial(SqlMemberUnitOfWork, engine, "member")
 
 
 def deliver(uow: Callable[[], SqlMemberUnitOfWork], event: object, event_id: str) -> None:

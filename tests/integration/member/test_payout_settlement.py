@@ -5,7 +5,6 @@ replicas settle at the same time."""
 
 from __future__ import annotations
 
-import functools
 import threading
 import uuid
 from collections.abc import Callable
@@ -19,24 +18,13 @@ from services.common.outbox import outbox
 from services.common.wechatpay import WechatPay
 from services.member import service
 from services.member.channels import WechatTransferPayout
-from services.member.db import SqlMemberUnitOfWork, start_mappers
+from services.member.db import SqlMemberUnitOfWork
 from services.member.domain import PLATFORM, Account, transfer
 from tests.fixtures.simulator import RunningSimulator
 
 pytestmark = pytest.mark.integration
 
 USER, FINANCE = 5151, 900
-
-
-@pytest.fixture
-def engine(service_engine: Callable[[str], Engine]) -> Engine:
-    return service_engine("member")
-
-
-@pytest.fixture
-def uow(engine: Engine) -> Callable[[], SqlMemberUnitOfWork]:
-    start_mappers()
-    return functools.partial(SqlMemberUnitOfWork, engine, "member")
 
 
 class Payers:

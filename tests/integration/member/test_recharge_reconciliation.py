@@ -5,7 +5,6 @@ over the same recharges credit each once."""
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -20,7 +19,7 @@ from services.common.db import utcnow
 from services.common.outbox import outbox
 from services.member import service
 from services.member.channels import AlipayRecharge, BankcardRecharge, RechargeChannels
-from services.member.db import SqlMemberUnitOfWork, start_mappers
+from services.member.db import SqlMemberUnitOfWork
 from services.member.domain import Account
 from tests.fixtures.simulator import RunningSimulator
 
@@ -28,17 +27,6 @@ pytestmark = pytest.mark.integration
 
 LOST = "http://127.0.0.1:9/payments/notify"  # nothing listens: every notify the simulator sends is lost
 CHANNELS = ("alipay", "bank_card")
-
-
-@pytest.fixture
-def engine(service_engine: Callable[[str], Engine]) -> Engine:
-    return service_engine("member")
-
-
-@pytest.fixture
-def uow(engine: Engine) -> Callable[[], SqlMemberUnitOfWork]:
-    start_mappers()
-    return functools.partial(SqlMemberUnitOfWork, engine, "member")
 
 
 @pytest.fixture
