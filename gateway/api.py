@@ -16,10 +16,11 @@ import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 from flask import Response, current_app, g, jsonify, request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic.json_schema import models_json_schema
 from werkzeug.routing import BaseConverter
 
@@ -68,6 +69,26 @@ class FileReply(BaseModel):
     """A file download: the view returns a flask Response whose body is the file, of one of `media_types`."""
 
     media_types: ClassVar[tuple[str, ...]] = ("application/octet-stream",)
+
+
+ISO_8601 = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+def _iso_8601_text(value: object) -> object:
+    """Query values are coerced from text, and pydantic would read `482014` as a Unix time: take ISO 8601 only."""
+    if isinstance(value, str) and not ISO_8601.match(value):
+        raise ValueError("must be an ISO 8601 time with a UTC offset, e.g. 2026-12-06T08:00:00+08:00")
+    return value
+
+
+def _shop_years(value: datetime) -> datetime:
+    if not 2000 <= value.year < 2200:  # before any conversion: year 1 at +05:00 would overflow
+        raise ValueError("the year must be 2000-2199")
+    return value
+
+
+# A moment in a query string (`?created_from=`): ISO 8601 text with a UTC offset, years 2000-2199.
+Instant = Annotated[AwareDatetime, BeforeValidator(_iso_8601_text), AfterValidator(_shop_years)]
 
 
 class PageQuery(Query):

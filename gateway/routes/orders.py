@@ -13,8 +13,7 @@ from mall.order.v1 import after_sale_pb2, order_pb2
 from mall.order.v1.order_pb2_grpc import OrderServiceStub
 from pydantic import Field, model_validator
 
-from gateway.api import PUBLIC, Body, Page, PageQuery, Reply, idempotency_key, operation, service
-from gateway.errors import ApiError
+from gateway.api import PUBLIC, Body, Instant, Page, PageQuery, Reply, idempotency_key, operation, service
 from services.common import formats
 from services.common.auth import Role
 from services.common.formats import anchored
@@ -320,8 +319,8 @@ class StaffSearchQuery(PageQuery):
     """What every staff search of orders or of their cases filters on (see created_between)."""
 
     order_no: str | None = Field(None, pattern=anchored(formats.ORDER_NO))
-    created_from: datetime | None = Field(None, description="ISO 8601 with offset; inclusive")
-    created_to: datetime | None = Field(None, description="ISO 8601 with offset; exclusive")
+    created_from: Instant | None = Field(None, description="ISO 8601 with offset; inclusive")
+    created_to: Instant | None = Field(None, description="ISO 8601 with offset; exclusive")
 
 
 class AdminOrdersQuery(StaffSearchQuery):
@@ -403,12 +402,10 @@ def ship_order(order_id: int, body: ShipIn) -> OrderOut:
 
 def created_between(search: order_pb2.SearchOrdersRequest | after_sale_pb2.SearchAfterSalesRequest,
                     query: StaffSearchQuery) -> None:
-    """The query's created_from / created_to (each needs a UTC offset) onto a staff search request."""
+    """The query's created_from / created_to onto a staff search request."""
     for name in ("created_from", "created_to"):
         value = getattr(query, name)
         if value is not None:
-            if value.tzinfo is None:
-                raise ApiError(400, "INVALID_REQUEST", "the request query is invalid", {name: "needs a UTC offset"})
             getattr(search, name).FromDatetime(value.astimezone(UTC))
 
 

@@ -148,3 +148,15 @@ def test_admin_order_search_needs_a_staff_role(client: FlaskClient, clients, bea
     sent = clients.order.SearchOrders.calls[0].message
     assert (sent.status, sent.created_from.seconds, sent.HasField("created_to")) == ("PENDING_PAYMENT",
                                                                                     1_793_491_200, False)
+
+
+@pytest.mark.parametrize("value", ["482014", "1.5e9", "2026-11-01T00:00:00", "2026-11-01", "0001-01-01T00:00:00+05:00",
+                                   "2026-13-01T00:00:00Z"])
+def test_a_staff_search_takes_only_iso_8601_times_with_an_offset(client: FlaskClient, clients, bearer,
+                                                                 value: str) -> None:
+    for name in ("created_from", "created_to"):
+        for path in ("/api/v1/admin/orders", "/api/v1/admin/after-sales"):
+            response = client.get(path, query_string={name: value}, headers=bearer(roles="customer_service"))
+            assert (response.status_code, response.get_json()["error"]["code"], list(
+                response.get_json()["error"]["details"])) == (400, "INVALID_REQUEST", [name]), (path, name, value)
+    assert (clients.order.SearchOrders.calls, clients.order.SearchAfterSales.calls) == ([], [])
