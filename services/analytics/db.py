@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, Self
 
@@ -19,7 +19,9 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    bindparam,
     case,
+    cast,
     func,
     select,
     tuple_,
@@ -115,14 +117,14 @@ class SqlRollups:
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self._insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        self._postgresql = session.get_bind().dialect.name == "postgresql"
 
     def add_raw_events(self, events: Sequence[RawEvent]) -> None:
         rows = [{"event_id": e.event_id, "event_type": e.event_type, "aggregate_id": e.aggregate_id[:128],
                  "occurred_at": e.occurred_at, "day": e.day, "payload": e.payload} for e in events]
-        for chunk in _chunks(sorted(rows, key=lambda row: row["event_id"])):
-            self.session.execute(self._insert(raw_events).values(chunk).on_conflict_do_nothing(
-                index_elements=["event_id"]))
+        if rows:
+            statement, params = self._insert(raw_events, sorted(rows, key=lambda row: row["event_id"]))
+            self.session.execute(statement.on_conflict_do_nothing(index_elements=["event_id"]), params)
 
     def claim_facts(self, facts: Mapping[tuple[str, str], date]) -> set[tuple[str, str]]:
         stored = {(kind, key[:64]): (kind, key) for kind, key in facts}
@@ -221,29 +223,40 @@ class SqlRollups:
         return [RawEvent(row.event_id, row.event_type, row.aggregate_id, row.occurred_at, row.day, row.payload)
                 for row in rows]
 
+    def _insert(self, table: Table, rows: list[dict[str, Any]]) -> tuple[Any, Any]:
+        """An INSERT of many rows in one short statement, and its parameters.
+
+        PostgreSQL: INSERT .. SELECT unnest(array), .. with one array per column, whatever the number of rows.
+        Elsewhere (SQLite in unit tests): executemany, which SQLAlchemy sends as multi-row VALUES. Not .values(rows):
+        that compiles a new statement of thousands of parameters each time, which costs more than the database's
+        work, and so does psycopg's parsing of such a statement.
+        """
+        if not self._postgresql:
+            return sqlite.insert(table), rows
+        names = list(rows[0])
+        source = select(*(func.unnest(cast(bindparam(f"all_{name}", [row[name] for row in rows]),
+                                           postgresql.ARRAY(table.c[name].type))) for name in names))
+        return postgresql.insert(table).from_select(names, source), None
+
     def _new(self, table: Table, keys: list[str], rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
         """Insert the rows whose keys are not there yet; returns the keys of those inserted."""
         # RETURNING, not rowcount: psycopg reports -1 rows for INSERT .. ON CONFLICT DO NOTHING.
         # Rows sorted by key: concurrent transactions then lock keys in one order and do not deadlock.
-        inserted: list[tuple[Any, ...]] = []
-        for chunk in _chunks(sorted(rows, key=lambda row: tuple(str(row[k]) for k in keys))):
-            statement = self._insert(table).values(chunk).on_conflict_do_nothing(index_elements=keys)
-            inserted += [tuple(row) for row in self.session.execute(statement.returning(*(table.c[k] for k in keys)))]
-        return inserted
+        if not rows:
+            return []
+        statement, params = self._insert(table, sorted(rows, key=lambda row: tuple(str(row[k]) for k in keys)))
+        found = self.session.execute(statement.on_conflict_do_nothing(index_elements=keys).returning(
+            *(table.c[k] for k in keys)), params)
+        return [tuple(row) for row in found]
 
     def _add(self, table: Table, keys: list[str], rows: list[dict[str, Any]]) -> None:
-        """value += n for each row, in one statement a chunk; rows sorted by key, so that concurrent transactions
-        lock rows in one order and do not deadlock (and each key at most once, as one statement must)."""
-        for chunk in _chunks(sorted(rows, key=lambda row: tuple(str(row[k]) for k in keys))):
-            statement = self._insert(table).values(chunk)
-            self.session.execute(statement.on_conflict_do_update(
-                index_elements=keys, set_={"value": table.c.value + statement.excluded.value}))
-
-
-def _chunks(rows: list[dict[str, Any]], size: int = 1000) -> Iterator[list[dict[str, Any]]]:
-    """Multi-row statements of at most `size` rows: far below the bind-parameter limits of both databases."""
-    for start in range(0, len(rows), size):
-        yield rows[start:start + size]
+        """value += n for each row; rows sorted by key, so that concurrent transactions lock rows in one order
+        and do not deadlock (and each key at most once, as one statement must)."""
+        if not rows:
+            return
+        statement, params = self._insert(table, sorted(rows, key=lambda row: tuple(str(row[k]) for k in keys)))
+        self.session.execute(statement.on_conflict_do_update(
+            index_elements=keys, set_={"value": table.c.value + statement.excluded.value}), params)
 
 
 class SqlReportJobs:
