@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from services.analytics.domain import QUEUED, RUNNING, Period, RawEvent, ReportJob
+from services.analytics.domain import DONE, EXPIRED, QUEUED, RUNNING, Period, RawEvent, ReportJob
 from services.analytics.service import apply_rollups
 from services.analytics.uow import AnalyticsUnitOfWork
 from services.common.db import BigId, UTCDateTime
@@ -102,10 +102,11 @@ report_jobs = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("heartbeat_at", UTCDateTime, nullable=True),
     Column("finished_at", UTCDateTime, nullable=True),
-    CheckConstraint("status IN ('queued', 'running', 'done', 'failed')", name="ck_report_jobs_status"),
+    CheckConstraint("status IN ('queued', 'running', 'done', 'failed', 'expired')", name="ck_report_jobs_status"),
     CheckConstraint("percent BETWEEN 0 AND 100", name="ck_report_jobs_percent"),
     CheckConstraint("first_day <= last_day", name="ck_report_jobs_period"),
     Index("ix_report_jobs_status", "status", "id"),
+    Index("ix_report_jobs_finished", "status", "finished_at"),
 )
 
 # What `python -m services.analytics backup` copies: the raw events and everything built from them.
@@ -291,6 +292,15 @@ class SqlReportJobs:
 
     def update(self, job_id: int, **values: Any) -> None:
         self.session.execute(update(report_jobs).where(report_jobs.c.id == job_id).values(**values))
+
+    def expire(self, *, finished_before: datetime) -> list[ReportJob]:
+        rows = self.session.execute(select(report_jobs).where(
+            report_jobs.c.status == DONE, report_jobs.c.finished_at < finished_before)
+            .order_by(report_jobs.c.id).with_for_update(skip_locked=True)).all()
+        if rows:
+            self.session.execute(update(report_jobs).where(report_jobs.c.id.in_([row.id for row in rows]))
+                                 .values(status=EXPIRED))
+        return [_job(row) for row in rows]
 
 
 def _job(row: Any) -> ReportJob:

@@ -62,6 +62,9 @@ class ReportJobRepository(Protocol):
 
     def update(self, job_id: int, **values: Any) -> None: ...
 
+    def expire(self, *, finished_before: datetime) -> list[ReportJob]:
+        """Mark the done jobs that finished before `finished_before` expired; returns them (as they were)."""
+
 
 class AnalyticsUnitOfWork(UnitOfWork):
     """The analytics service's unit of work; its repositories are set on entering it."""
