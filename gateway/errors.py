@@ -28,8 +28,12 @@ HTTP_STATUS = {
     grpc.StatusCode.DEADLINE_EXCEEDED: 503,
 }
 
+# Domain codes of things that existed and were removed on purpose: they travel as NOT_FOUND (gRPC has no
+# "gone") and are answered 410 Gone, so that a client knows asking again for the same thing is pointless.
+GONE_CODES = frozenset({"REPORT_EXPIRED"})
+
 FALLBACK_CODES = {400: "INVALID_REQUEST", 401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND",
-                  405: "METHOD_NOT_ALLOWED", 409: "CONFLICT", 413: "PAYLOAD_TOO_LARGE", 414: "URI_TOO_LONG",
+                  405: "METHOD_NOT_ALLOWED", 409: "CONFLICT", 410: "GONE", 413: "PAYLOAD_TOO_LARGE", 414: "URI_TOO_LONG",
                   415: "UNSUPPORTED_MEDIA_TYPE", 417: "EXPECTATION_FAILED", 422: "BUSINESS_RULE",
                   429: "RATE_LIMITED", 431: "HEADERS_TOO_LARGE", 500: "INTERNAL", 501: "NOT_IMPLEMENTED",
                   503: "SERVICE_UNAVAILABLE"}
@@ -52,12 +56,12 @@ class ApiError(Exception):
 
     @classmethod
     def from_domain(cls, exc: domain_errors.DomainError) -> ApiError:
-        return cls(HTTP_STATUS[GRPC_STATUS[exc.kind]], exc.code, exc.message, exc.details)
+        return cls(http_status(GRPC_STATUS[exc.kind], exc.code), exc.code, exc.message, exc.details)
 
     @classmethod
     def from_rpc(cls, exc: grpc.RpcError) -> ApiError:
         status_code, code, message, details = from_grpc(exc)
-        status = HTTP_STATUS.get(status_code, 500)
+        status = http_status(status_code, code)
         if status == 500:
             log.error("upstream call failed: %s %s", status_code, message)
             return cls(500, "INTERNAL", "internal error")
@@ -65,6 +69,12 @@ class ApiError(Exception):
             code = FALLBACK_CODES.get(status, "ERROR")
             message = "a backing service is unavailable; try again" if status == 503 else message
         return cls(status, code, message, details)
+
+
+def http_status(status_code: grpc.StatusCode, code: str) -> int:
+    """The HTTP status of a gRPC status carrying the domain error code `code` ("" when none); 500 when unmapped."""
+    status = HTTP_STATUS.get(status_code, 500)
+    return 410 if status == 404 and code in GONE_CODES else status
 
 
 def error_response(error: ApiError) -> Response:

@@ -38,7 +38,7 @@ class ReportOut(Reply):
     format: str
     from_: str = Field(alias="from", description=DAY)
     to: str = Field(description=DAY)
-    status: Literal["queued", "running", "done", "failed"]
+    status: Literal["queued", "running", "done", "failed", "expired"]
     percent: int = Field(ge=0, le=100)
     rows: int = Field(description="rows written so far (the header row not counted)")
     size_bytes: int = Field(description="the file's size once done, else 0")
@@ -80,7 +80,9 @@ def get_report(report_id: int) -> ReportOut:
 
 @bp.get("/reports/<id:report_id>/file")
 @operation(summary="Download a done export (409 until it is done)", tag="admin", roles=ANALYSTS,
-           responses={200: ReportFile})
+           responses={200: ReportFile},
+           description="409 REPORT_NOT_READY until the job is done; 410 REPORT_EXPIRED once its file was deleted, "
+                       "ANALYTICS_REPORT_RETENTION_DAYS (7) after it was done (the job then reads `expired`).")
 def report_file(report_id: int) -> Response:
     """Streamed: the analytics service hands the file over 1 MiB at a time, and each piece goes out as it comes."""
     stub = service(AnalyticsServiceStub)

@@ -11,6 +11,7 @@ import argparse
 import functools
 import json
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from mall.analytics.v1 import analytics_pb2, analytics_pb2_grpc
@@ -21,7 +22,7 @@ from services.analytics.consumers import HANDLERS
 from services.analytics.db import BACKUP_TABLES, SqlAnalyticsUnitOfWork
 from services.analytics.grpc_api import AnalyticsServicer
 from services.analytics.service import report_period
-from services.common.config import Env, ServiceSettings
+from services.common.config import ConfigError, Env, ServiceSettings
 from services.common.consumer import EventConsumer
 from services.common.db import make_engine
 from services.common.errors import DomainError
@@ -37,16 +38,25 @@ def reports_dir(env: Env) -> Path:
     return Path(env.str("ANALYTICS_REPORTS_DIR", "") or Path(env.str("MINIMALL_VAR", "var")) / "reports")
 
 
+def report_retention(env: Env) -> timedelta:
+    """ANALYTICS_REPORT_RETENTION_DAYS (7; fractions allowed): how long a done report's file is kept."""
+    days = env.float("ANALYTICS_REPORT_RETENTION_DAYS", reports.REPORT_RETENTION / timedelta(days=1))
+    if days <= 0:
+        raise ConfigError("ANALYTICS_REPORT_RETENTION_DAYS must be more than 0")
+    return timedelta(days=days)
+
+
 def build_app(base: ServiceSettings) -> ServiceApp:
     engine = make_engine(base.database_url)
     uow = functools.partial(SqlAnalyticsUnitOfWork, engine, "analytics")
-    directory = reports_dir(Env())
+    env = Env()
+    directory = reports_dir(env)
     servicer = AnalyticsServicer(uow, directory)
     return ServiceApp(
         settings=base, engine=engine,
         registrations=[registration(analytics_pb2, analytics_pb2_grpc, "AnalyticsService", servicer)],
         consumers=[EventConsumer("analytics", uow, base.kafka, HANDLERS)],
-        jobs={"reports": reports.ReportRunner(uow, directory).run},
+        jobs={"reports": reports.ReportRunner(uow, directory, keep=report_retention(env)).run},
     )
 
 

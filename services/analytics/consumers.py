@@ -22,7 +22,6 @@ from mall.events.v1.product_events_pb2 import ProductViewed
 from mall.events.v1.tracking_events_pb2 import PageViewed
 from mall.events.v1.user_events_pb2 import UserRegistered
 
-from services.analytics import service
 from services.analytics.domain import (
     CART_USER,
     FIRST_DAY,
@@ -35,6 +34,7 @@ from services.analytics.domain import (
     VISITOR,
     Breakdown,
     Member,
+    RawEvent,
     Rollup,
     SoldLine,
     active,
@@ -143,14 +143,12 @@ def member_withdrawn(event: MemberWithdrawn, envelope: EventEnvelope) -> Rollup:
 
 
 def recording(rollup_of: Callable[[Any, EventEnvelope], Rollup]) -> Handler[AnalyticsUnitOfWork]:
-    """A handler keeping the event raw and adding its rollup (once per fact)."""
+    """A handler keeping the event raw and adding its rollup (once per fact) when the unit of work commits."""
     def handle(uow: AnalyticsUnitOfWork, payload: Message, envelope: EventEnvelope) -> None:
         rollup = rollup_of(payload, envelope)
-        uow.rollups.add_raw_event(event_id=envelope.event_id, event_type=envelope.event_type,
-                                  aggregate_id=envelope.aggregate_id,
-                                  occurred_at=_moment(envelope.occurred_at, envelope),
-                                  day=rollup.day, payload=envelope.payload)
-        service.apply_rollup(uow.rollups, rollup)
+        uow.add_event(RawEvent(event_id=envelope.event_id, event_type=envelope.event_type,
+                               aggregate_id=envelope.aggregate_id, occurred_at=_moment(envelope.occurred_at, envelope),
+                               day=rollup.day, payload=envelope.payload), rollup)
     handle.__name__ = f"on_{rollup_of.__name__}"
     return handle
 

@@ -334,7 +334,8 @@ class Retention:
 # Exports (A3): report jobs and the raw events an export of kind "events" lists
 
 # The kinds and formats are in services/common/formats.py (REPORT_KINDS, REPORT_FORMATS), shared with the gateway.
-QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+# expired: a done report whose file was deleted after the retention period (reports.expire_reports)
+QUEUED, RUNNING, DONE, FAILED, EXPIRED = "queued", "running", "done", "failed", "expired"
 
 
 @dataclass(frozen=True)

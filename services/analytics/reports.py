@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -27,6 +28,7 @@ from sqlalchemy import Engine, Table, select
 from services.analytics import service
 from services.analytics.domain import (
     DONE,
+    EXPIRED,
     FAILED,
     FIGURES,
     RETENTION_DAYS,
@@ -46,6 +48,8 @@ XLSX_MAX_ROWS = 1_048_576        # Excel's limit per sheet, header included: lon
 PROGRESS_EVERY = 1000            # rows between progress reports
 EVENTS_PAGE = 2000               # raw events read at a time
 HEARTBEAT_STALE = timedelta(minutes=5)  # a running job not heard from for this long is taken over by another runner
+REPORT_RETENTION = timedelta(days=7)    # default of ANALYTICS_REPORT_RETENTION_DAYS: a done report's file is kept this long
+EXPIRY_EVERY = timedelta(minutes=10)    # how often the runner looks for reports to expire
 MESSAGE_TYPES = {name: message_type for message_type, name in EVENT_TYPES.items()}
 
 Progress = Callable[[int], None]  # rows written so far
@@ -232,6 +236,9 @@ def get_report(uow: AnalyticsUnitOfWork, job_id: int) -> ReportJob:
 def read_report(uow: AnalyticsUnitOfWork, directory: Path, job_id: int, offset: int) -> tuple[ReportJob, bytes]:
     """The job and up to CHUNK_BYTES of its file from `offset` (b"" at the end); 409 until the job is done."""
     job = get_report(uow, job_id)
+    if job.status == EXPIRED:
+        raise NotFound("REPORT_EXPIRED", "the report's file was deleted after the retention period; ask for it again",
+                       details={"finished_at": job.finished_at.isoformat() if job.finished_at else None})
     if job.status != DONE:
         raise Conflict("REPORT_NOT_READY", f"the report is {job.status}, not done")
     if offset < 0:
@@ -244,6 +251,24 @@ def read_report(uow: AnalyticsUnitOfWork, directory: Path, job_id: int, offset: 
         raise NotFound("REPORT_FILE_GONE", "the report's file is no longer there; ask for it again") from None
 
 
+def expire_reports(uow: AnalyticsUnitOfWork, directory: Path, *, keep: timedelta = REPORT_RETENTION,
+                   now: datetime | None = None) -> int:
+    """Mark done reports that finished more than `keep` ago expired and delete their files; how many expired.
+
+    The rows are marked first (and committed): a crash before a file is deleted leaves a file nobody can download,
+    never a done report without its file.
+    """
+    with uow:
+        jobs = uow.reports.expire(finished_before=(now or utcnow()) - keep)
+        uow.commit()
+    for job in jobs:
+        if job.file_name:
+            (directory / job.file_name).unlink(missing_ok=True)
+    if jobs:
+        log.info("expired %d reports finished more than %s ago", len(jobs), keep)
+    return len(jobs)
+
+
 def file_name(job: ReportJob) -> str:
     return f"{job.id}-{job.kind}-{job.period.first.isoformat()}-{job.period.last.isoformat()}.{job.format}"
 
@@ -252,17 +277,24 @@ class ReportRunner:
     """The job runner of the serve role: claims queued report jobs one at a time and writes their files.
 
     A job's row is its state. Progress (percent, rows) is saved as it goes and doubles as a
-    heartbeat; a job whose runner died mid-way is taken over after HEARTBEAT_STALE.
+    heartbeat; a job whose runner died mid-way is taken over after HEARTBEAT_STALE. Every
+    EXPIRY_EVERY it also deletes the files of reports done more than `keep` ago (expire_reports).
     """
 
-    def __init__(self, uow: Callable[[], AnalyticsUnitOfWork], directory: Path, *, poll_seconds: float = 1.0) -> None:
+    def __init__(self, uow: Callable[[], AnalyticsUnitOfWork], directory: Path, *, poll_seconds: float = 1.0,
+                 keep: timedelta = REPORT_RETENTION) -> None:
         self.uow = uow
         self.directory = directory
         self.poll_seconds = poll_seconds
+        self.keep = keep
 
     def run(self, stop: threading.Event) -> None:
+        next_expiry = time.monotonic()
         while not stop.is_set():
             try:
+                if time.monotonic() >= next_expiry:
+                    next_expiry = time.monotonic() + EXPIRY_EVERY.total_seconds()
+                    expire_reports(self.uow(), self.directory, keep=self.keep)
                 while not stop.is_set() and self.run_one():
                     pass
             except Exception:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -44,33 +45,68 @@ MAX_TOP_PRODUCTS = 100
 
 def apply_rollup(rollups: RollupRepository, rollup: Rollup) -> bool:
     """Add what one event adds to the rollups; False (and nothing added) when its fact was counted before."""
-    if rollup.fact is not None and not rollups.claim_fact(*rollup.fact, rollup.day):
-        return False
-    counters = dict(rollup.counters)
-    if rollup.fact is not None and rollup.fact[0] == REGISTRATION:
-        # Activity that arrived before the registration: retention counts it now.
-        for n in RETENTION_DAYS:
-            if rollups.has_member(ACTIVE_USER, rollup.day + timedelta(days=n), rollup.fact[1]):
-                counters[retained_counter(n)] = counters.get(retained_counter(n), 0) + 1
-    for member in rollup.members:
-        if rollups.add_member(member.kind, rollup.day, member.member):
-            for name, value in member.counters.items():
-                counters[name] = counters.get(name, 0) + value
-            if member.kind == ACTIVE_USER:
-                _count_retention(rollups, member.member, rollup.day)
+    return apply_rollups(rollups, [rollup]) == 1
+
+
+def apply_rollups(rollups: RollupRepository, batch: Sequence[Rollup]) -> int:
+    """Add what a batch of events adds to the rollups, exactly as adding them one by one in order would, in a
+    few statements whatever the batch size (a consumer's whole poll). Returns how many rollups applied.
+
+    A rollup whose fact was counted before (in an earlier batch, or earlier in this one) adds nothing. A day's
+    member counts its counters the first time it joins the day's set. Retention: a pair (registration,
+    activity N days later) counts once, when the later of the two arrives: a registration new in this batch
+    counts the activity already there (this batch's included), a new activity counts an earlier registration.
+    """
+    facts: dict[tuple[str, str], date] = {}
+    for rollup in batch:
+        if rollup.fact is not None:
+            facts.setdefault(rollup.fact, rollup.day)
+    claimed = rollups.claim_facts(facts) if facts else set()
+    applying: list[Rollup] = []
+    for rollup in batch:
+        if rollup.fact is None:
+            applying.append(rollup)
+        elif rollup.fact in claimed:
+            claimed.discard(rollup.fact)  # a second event of the same fact, later in the batch, adds nothing
+            applying.append(rollup)
+    counters: dict[tuple[date, str], int] = {}
+
+    def count(day: date, values: Mapping[str, int]) -> None:
+        for name, value in values.items():
+            counters[day, name] = counters.get((day, name), 0) + value
+
+    members: dict[tuple[str, date, str], Mapping[str, int]] = {}
+    sums: dict[tuple[str, date, str, str], int] = {}
+    for rollup in applying:
+        count(rollup.day, rollup.counters)
+        for member in rollup.members:
+            members.setdefault((member.kind, rollup.day, member.member), member.counters)
+        for b in rollup.breakdowns:
+            for name, value in b.counters.items():
+                sums[b.dimension, rollup.day, b.key, name] = sums.get((b.dimension, rollup.day, b.key, name), 0) + value
+    joined = rollups.add_members(list(members)) if members else set()
+    for key in joined:
+        count(key[1], members[key])
+    registrations = {rollup.fact[1]: rollup.day for rollup in applying
+                     if rollup.fact is not None and rollup.fact[0] == REGISTRATION}
+    if registrations:
+        # Activity that arrived before the registration (or with it): retention counts it now.
+        wanted = [(ACTIVE_USER, day + timedelta(days=n), user) for user, day in registrations.items()
+                  for n in RETENTION_DAYS]
+        for _, active_day, user in rollups.present_members(wanted):
+            count(registrations[user], {retained_counter((active_day - registrations[user]).days): 1})
+    active_later = [(day, user) for kind, day, user in joined if kind == ACTIVE_USER and user not in registrations]
+    if active_later:
+        registered = rollups.fact_days(REGISTRATION, {user for _, user in active_later})
+        for day, user in active_later:
+            cohort_day = registered.get(user)
+            if cohort_day is not None and (day - cohort_day).days in RETENTION_DAYS:
+                count(cohort_day, {retained_counter((day - cohort_day).days): 1})
     if counters:
-        rollups.add_counters(rollup.day, counters)
-    if rollup.breakdowns:
-        rollups.add_breakdowns(rollup.day, rollup.breakdowns)
-    return True
-
-
-def _count_retention(rollups: RollupRepository, user_id: str, active_day: date) -> None:
-    """A shopper active N days after registering adds to the cohort's retained_dN (each pair once: the later
-    of the registration and the activity to arrive counts it)."""
-    registered = rollups.fact_day(REGISTRATION, user_id)
-    if registered is not None and (active_day - registered).days in RETENTION_DAYS:
-        rollups.add_counters(registered, {retained_counter((active_day - registered).days): 1})
+        rollups.add_counters(counters)
+    if sums:
+        rollups.add_breakdowns(sums)
+    return len(applying)
 
 
 @dataclass(frozen=True)

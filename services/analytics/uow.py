@@ -2,35 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from services.analytics.domain import Breakdown, Period, RawEvent, ReportJob
+from services.analytics.domain import Period, RawEvent, ReportJob, Rollup
 from services.common.uow import UnitOfWork
 
 
 class RollupRepository(Protocol):
     """Raw events and the daily rollups built from them; reports read only the rollups."""
 
-    def add_raw_event(self, *, event_id: str, event_type: str, aggregate_id: str, occurred_at: datetime,
-                      day: date, payload: bytes) -> None:
-        """Keep an applied event as it came (its payload bytes), for rebuilding rollups and exports."""
+    def add_raw_events(self, events: Sequence[RawEvent]) -> None:
+        """Keep applied events as they came (their payload bytes), for rebuilding rollups and exports."""
 
-    def claim_fact(self, kind: str, key: str, day: date) -> bool:
-        """Record the fact (kind, key); False when it was recorded before."""
+    def claim_facts(self, facts: Mapping[tuple[str, str], date]) -> set[tuple[str, str]]:
+        """Record the facts (kind, key) with their day; returns those not recorded before."""
 
-    def add_member(self, kind: str, day: date, member: str) -> bool:
-        """Add `member` to the day's distinct set `kind`; False when it was in it already."""
+    def add_members(self, members: Sequence[tuple[str, date, str]]) -> set[tuple[str, date, str]]:
+        """Add each (kind, day, member) to the day's distinct set `kind`; returns those not in it before."""
 
-    def has_member(self, kind: str, day: date, member: str) -> bool: ...
+    def present_members(self, members: Sequence[tuple[str, date, str]]) -> set[tuple[str, date, str]]:
+        """Those of `members` that are in their day's set."""
 
-    def fact_day(self, kind: str, key: str) -> date | None:
-        """The day of the fact (kind, key), None when not recorded."""
+    def fact_days(self, kind: str, keys: Collection[str]) -> dict[str, date]:
+        """The day of each recorded fact (kind, key) of `keys`; keys not recorded are left out."""
 
-    def add_counters(self, day: date, counters: Mapping[str, int]) -> None: ...
+    def add_counters(self, counters: Mapping[tuple[date, str], int]) -> None:
+        """Add to the (day, metric) counters."""
 
-    def add_breakdowns(self, day: date, breakdowns: Iterable[Breakdown]) -> None: ...
+    def add_breakdowns(self, sums: Mapping[tuple[str, date, str, str], int]) -> None:
+        """Add to the (dimension, day, key, metric) counters."""
 
     def counters(self, period: Period) -> dict[date, dict[str, int]]:
         """The days of the period that have counters, with them."""
@@ -60,9 +62,20 @@ class ReportJobRepository(Protocol):
 
     def update(self, job_id: int, **values: Any) -> None: ...
 
+    def expire(self, *, finished_before: datetime) -> list[ReportJob]:
+        """Mark the done jobs that finished before `finished_before` expired; returns them (as they were)."""
+
 
 class AnalyticsUnitOfWork(UnitOfWork):
     """The analytics service's unit of work; its repositories are set on entering it."""
 
     rollups: RollupRepository
     reports: ReportJobRepository
+
+    def add_event(self, raw: RawEvent, rollup: Rollup) -> None:
+        """Keep `raw` and add `rollup` when this unit of work commits: those of a consumer's whole batch together,
+        in a few statements (service.apply_rollups). Implementations call `take_events()` in `commit()`."""
+        self.__dict__.setdefault("_pending_events", []).append((raw, rollup))
+
+    def take_events(self) -> list[tuple[RawEvent, Rollup]]:
+        return self.__dict__.pop("_pending_events", [])

@@ -146,15 +146,20 @@ class KafkaSettings:
     topic_prefix: str
     request_timeout_ms: int
     security: KafkaSecurity = KafkaSecurity()
+    # Records one poll returns at most: an EventConsumer applies them in one transaction.
+    max_poll_records: int = 500
 
     @classmethod
     def from_env(cls, env: Env) -> KafkaSettings:
+        if env.int("KAFKA_MAX_POLL_RECORDS", 500) < 1:
+            raise ConfigError("KAFKA_MAX_POLL_RECORDS must be at least 1")
         return cls(
             bootstrap_servers=env.str("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
             max_poll_interval_ms=env.int("KAFKA_MAX_POLL_INTERVAL_MS", 300_000),
             topic_prefix=env.str("KAFKA_TOPIC_PREFIX", ""),
             request_timeout_ms=env.int("KAFKA_REQUEST_TIMEOUT_MS", 30_000),
             security=KafkaSecurity.from_env(env),
+            max_poll_records=env.int("KAFKA_MAX_POLL_RECORDS", 500),
         )
 
     def client_options(self) -> dict[str, Any]:

@@ -1,16 +1,17 @@
-"""Idempotent event consumer: apply each event once, in one transaction with its dedup record."""
+"""Idempotent event consumer: apply each event once, in the same transaction as its dedup record."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from google.protobuf.message import Message
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from mall.events.v1.envelope_pb2 import EventEnvelope
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -42,9 +43,15 @@ class HandlerFailed(Exception):
 class EventConsumer(Generic[U]):
     """Consumes the event types of `handlers` ({payload message type: handler}) as consumer group `name`.
 
-    For each record: one unit of work (`uow()`) inserts (name, event_id) into processed_events
-    and runs the handler; only after it commits is the offset committed. A crash in between redelivers
-    the record, and the processed_events key turns the replay into a no-op.
+    What one poll returns (up to KafkaSettings.max_poll_records records) is applied in one unit of
+    work (`uow()`): the (name, event_id) rows of its new events go into processed_events, the handlers
+    run in order (an event seen before, in an earlier batch or earlier in this one, is skipped), one
+    DB commit; only then are the offsets committed, in one call. A crash in between redelivers the
+    records, and the processed_events keys turn the replay into a no-op.
+
+    When anything in a batch fails (a handler raises, a record does not decode, a concurrent
+    consumer inserted a key first) the batch is rolled back and its records are handled one by one,
+    each in a unit of work of its own, as a batch of one always is: that isolates the failing record.
 
     A handler that fails is retried from the same offset with backoff, the consumer kept (no
     rebalance). A record that can never be applied (not an envelope, a payload that does not
@@ -88,17 +95,24 @@ class EventConsumer(Generic[U]):
     def poll_once(self, timeout_ms: int = 500) -> int:
         """Handle what one poll returns; returns how many records were handled (applied or skipped).
 
-        Offsets are committed once per partition batch, after the records' own transactions: a
-        crash in between only redelivers records whose effects processed_events already holds.
-        A handler failure rewinds its partition to the failing record (the next poll delivers it
-        again) and the other partitions carry on; HandlerFailed is raised after all of them.
+        Offsets are committed once per poll, after the records' own transaction(s): a crash in
+        between only redelivers records whose effects processed_events already holds. A handler
+        failure rewinds its partition to the failing record (the next poll delivers it again) and the
+        other partitions carry on; HandlerFailed is raised after all of them.
         """
         consumer = self._get_consumer()
+        polled = consumer.poll(timeout_ms=timeout_ms)
+        records = [record for batch in polled.values() for record in batch]
+        if not records:
+            return 0
+        if len(records) > 1 and self.handle_batch(records) is not None:
+            self._commit_offsets(consumer, {partition: batch[-1].offset + 1 for partition, batch in polled.items()})
+            return len(records)
         handled = 0
         failure: HandlerFailed | None = None
-        for partition, records in consumer.poll(timeout_ms=timeout_ms).items():
-            done = None
-            for record in records:
+        offsets: dict[TopicPartition, int] = {}
+        for partition, batch in polled.items():
+            for record in batch:
                 try:
                     self.handle(record)
                 except Exception as exc:
@@ -108,28 +122,64 @@ class EventConsumer(Generic[U]):
                         failure = HandlerFailed(f"{record.topic}@{record.offset}: {exc!r}")
                         failure.__cause__ = exc
                     break
-                done = record.offset
+                offsets[partition] = record.offset + 1
                 handled += 1
-            if done is not None:
-                self._commit_offset(consumer, partition, done + 1)
+        if offsets:
+            self._commit_offsets(consumer, offsets)
         if failure is not None:
             raise failure
         return handled
+
+    def handle_batch(self, records: Sequence[ConsumerRecord]) -> list[bool] | None:
+        """Apply `records` in one unit of work; per record, False when it was a duplicate.
+
+        None (and nothing changed) when the batch could not be applied as a whole: a record that
+        does not decode, or any failure while applying; the caller then handles them one by one.
+        """
+        try:
+            decoded = [self._decode(record) for record in records]
+        except events.InvalidEvent:
+            return None
+        first_seen: dict[str, int] = {}
+        for index, (envelope, _, _) in enumerate(decoded):
+            first_seen.setdefault(envelope.event_id, index)
+        try:
+            with self.uow() as uow:
+                seen = self._processed(uow.session, list(first_seen))
+                new = [index for event_id, index in first_seen.items() if event_id not in seen]
+                if new:
+                    now = utcnow()
+                    uow.session.execute(processed_events.insert(), [
+                        {"consumer": self.name, "event_id": decoded[i][0].event_id,
+                         "event_type": decoded[i][0].event_type, "processed_at": now} for i in new])
+                for index in new:
+                    envelope, payload, handler = decoded[index]
+                    token = request_id_var.set(envelope.request_id)
+                    try:
+                        handler(uow, payload, envelope)
+                    finally:
+                        request_id_var.reset(token)
+                uow.commit()
+        except Exception:
+            log.info("consumer %s: a batch of %d failed; handling its records one by one", self.name, len(records),
+                     exc_info=True)
+            return None
+        applied = set(new)
+        for index, record in enumerate(records):
+            EVENTS_CONSUMED.labels(self.name, record.topic, "applied" if index in applied else "duplicate").inc()
+        return [index in applied for index in range(len(records))]
 
     def handle(self, record: ConsumerRecord) -> bool:
         """Apply one record; False when it was a duplicate or dead-lettered (and so changed nothing else)."""
         try:
             envelope = events.decode(record.value)
-            route = self._routes.get(envelope.event_type)
-            if route is None or self._topics.get(record.topic) != envelope.event_type:
-                raise events.InvalidEvent(f"event type {envelope.event_type!r} does not belong on {record.topic}")
         except events.InvalidEvent as exc:
             self._dead_letter(record, None, str(exc))
             return False
-        message_type, handler = route
         token = request_id_var.set(envelope.request_id)
         try:
-            applied = self._apply(envelope, events.unpack(envelope, message_type), handler)
+            _, payload, handler = self._decode(record, envelope)
+            applied = self._apply(envelope, payload, handler)
         except events.InvalidEvent as exc:
             self._dead_letter(record, envelope, str(exc))
             return False
@@ -137,6 +187,16 @@ class EventConsumer(Generic[U]):
             request_id_var.reset(token)
         EVENTS_CONSUMED.labels(self.name, record.topic, "applied" if applied else "duplicate").inc()
         return applied
+
+    def _decode(self, record: ConsumerRecord,
+                envelope: EventEnvelope | None = None) -> tuple[EventEnvelope, Message, Handler[U]]:
+        """The record's envelope, payload and handler; InvalidEvent when it can never be applied."""
+        envelope = envelope if envelope is not None else events.decode(record.value)
+        route = self._routes.get(envelope.event_type)
+        if route is None or self._topics.get(record.topic) != envelope.event_type:
+            raise events.InvalidEvent(f"event type {envelope.event_type!r} does not belong on {record.topic}")
+        message_type, handler = route
+        return envelope, events.unpack(envelope, message_type), handler
 
     def _apply(self, envelope: EventEnvelope, payload: Message, handler: Handler[U]) -> bool:
         with self.uow() as uow:
@@ -154,9 +214,12 @@ class EventConsumer(Generic[U]):
         return True
 
     def _already_processed(self, session: Session, event_id: str) -> bool:
-        found = session.execute(processed_events.select().where(
-            processed_events.c.consumer == self.name, processed_events.c.event_id == event_id)).first()
-        return found is not None
+        return bool(self._processed(session, [event_id]))
+
+    def _processed(self, session: Session, event_ids: list[str]) -> set[str]:
+        """Those of `event_ids` this consumer has applied before."""
+        return set(session.execute(select(processed_events.c.event_id).where(
+            processed_events.c.consumer == self.name, processed_events.c.event_id.in_(event_ids))).scalars())
 
     def _dead_letter(self, record: ConsumerRecord, envelope: EventEnvelope | None, reason: str) -> None:
         EVENTS_CONSUMED.labels(self.name, record.topic, "dead_lettered").inc()
@@ -169,8 +232,9 @@ class EventConsumer(Generic[U]):
                 payload=record.value if isinstance(record.value, bytes) else b"", created_at=utcnow()))
             uow.commit()
 
-    def _commit_offset(self, consumer: KafkaConsumer, partition: TopicPartition, offset: int) -> None:
-        consumer.commit({partition: OffsetAndMetadata(offset, "", -1)})
+    def _commit_offsets(self, consumer: KafkaConsumer, offsets: Mapping[TopicPartition, int]) -> None:
+        """The next offset to read of each partition, in one commit."""
+        consumer.commit({partition: OffsetAndMetadata(offset, "", -1) for partition, offset in offsets.items()})
 
     def _get_consumer(self) -> KafkaConsumer:
         if self._consumer is None:

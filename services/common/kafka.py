@@ -67,5 +67,5 @@ def make_consumer(settings: KafkaSettings, group_id: str, topics: Iterable[str])
         session_timeout_ms=session_timeout,
         heartbeat_interval_ms=max(100, session_timeout // 3),
         request_timeout_ms=max(settings.request_timeout_ms, session_timeout + 1000),
-        max_poll_records=100,
+        max_poll_records=settings.max_poll_records,
     )

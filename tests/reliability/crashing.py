@@ -34,7 +34,7 @@ class RelayDyingBeforeMark(OutboxRelay):
 
 
 class ConsumerDyingBeforeOffsetCommit(EventConsumer):
-    def _commit_offset(self, consumer, partition, offset):  # type: ignore[no-untyped-def]
+    def _commit_offsets(self, consumer, offsets):  # type: ignore[no-untyped-def]
         die()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -25,7 +26,18 @@ from services.common.consumer import EventConsumer
 from services.common.events import encode, timestamp
 from services.common.kafka import make_producer
 from services.common.outbox import OutboxRelay, processed_events
-from tests.fixtures.analytics_stream import D1, D2, EXPECTED_D1, EXPECTED_D2, EXPECTED_TOTALS, at, registered, stream
+from tests.fixtures.analytics_stream import (
+    D1,
+    D2,
+    EXPECTED_D1,
+    EXPECTED_D2,
+    EXPECTED_TOTALS,
+    at,
+    cart_added,
+    page_view,
+    registered,
+    stream,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -189,3 +201,38 @@ def test_the_stream_through_the_broker_gives_the_known_retention(counted) -> Non
 
     assert [(c.day, c.new_users, c.retained, c.rates[1]) for c in found.cohorts] == [
         (D1, 2, {1: 2, 7: 0, 30: 0}, 1.0), (D2, 1, {1: 0, 7: 0, 30: 0}, 0.0)]
+
+
+@dataclasses.dataclass
+class Delivered:
+    """A record as the broker hands it to the consumer (handle_batch() reads nothing else)."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+
+
+@pytest.mark.parametrize("batch_size", [7, 500])
+def test_batches_with_every_event_twice_in_any_order_give_the_known_figures_and_cohorts(
+        analytics_db: Engine, uow: Callable[[], SqlAnalyticsUnitOfWork], kafka_settings: KafkaSettings,
+        batch_size: int) -> None:
+    # User 9's activity 7 and 30 days after registering arrives before the registration, in another batch or in its own.
+    late = [page_view("dev-9", "s1", at(D1 + timedelta(days=7), 12), user_id=9),
+            cart_added(9, at(D1 + timedelta(days=30), 12), 10), registered(9, at(D1, 8))]
+    events = [*stream(), *late]
+    records = [Delivered(kafka_settings.topic(e.event_type), 0, n, encode(e)) for n, e in enumerate(events * 2)]
+    random.Random(batch_size).shuffle(records)
+    consumer = EventConsumer("analytics", uow, kafka_settings, HANDLERS)
+
+    outcomes = [consumer.handle_batch(records[start:start + batch_size])
+                for start in range(0, len(records), batch_size)]
+
+    assert all(batch is not None for batch in outcomes)
+    assert sum(sum(batch or []) for batch in outcomes) == len({e.event_id for e in events})  # each once
+    totals = service.get_overview(uow(), **PERIOD).totals.as_dict()
+    assert totals == {**EXPECTED_TOTALS, "new_users": EXPECTED_TOTALS["new_users"] + 1,
+                      "active_users": EXPECTED_TOTALS["active_users"] + 1}  # user 9
+    cohorts = service.get_retention(uow(), **PERIOD, today=D1 + timedelta(days=60)).cohorts
+    assert [(c.day, c.new_users, dict(c.retained)) for c in cohorts] == [
+        (D1, 3, {1: 2, 7: 1, 30: 1}), (D2, 1, {1: 0, 7: 0, 30: 0})]

@@ -91,7 +91,7 @@ def test_a_token_signed_by_another_key_is_rejected(channel: grpc.Channel) -> Non
 def test_an_admin_gets_the_overview_of_the_period(channel: grpc.Channel, engine: Engine, jwt_keys: JwtKeys) -> None:
     with Session(engine) as session, session.begin():
         for day in (date(2026, 11, 2), date(2026, 11, 2), date(2026, 11, 4), date(2026, 11, 9)):
-            SqlRollups(session).add_counters(day, {"new_users": 1})
+            SqlRollups(session).add_counters({(day, "new_users"): 1})
 
     reply = overview(channel, token(jwt_keys, "admin"), from_date="2026-11-01", to_date="2026-11-04")
 

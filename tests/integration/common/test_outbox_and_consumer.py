@@ -96,7 +96,7 @@ def test_relay_killed_after_publishing_republishes_and_the_consumer_applies_once
 
 
 class CrashBeforeOffsetCommit(EventConsumer):
-    def _commit_offset(self, consumer, partition, offset):  # type: ignore[no-untyped-def]
+    def _commit_offsets(self, consumer, offsets):  # type: ignore[no-untyped-def]
         raise SimulatedCrash
 
 
@@ -109,6 +109,11 @@ class RecordingConsumer(EventConsumer):
         outcome = super().handle(record)
         self.outcomes.append(outcome)
         return outcome
+
+    def handle_batch(self, records):  # type: ignore[no-untyped-def]
+        outcomes = super().handle_batch(records)
+        self.outcomes.extend(outcomes or [])  # None: handled one by one next, through handle()
+        return outcomes
 
 
 def test_consumer_killed_after_its_db_commit_applies_the_event_once_on_redelivery(

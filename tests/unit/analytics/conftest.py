@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from datetime import date, datetime
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import date
+from typing import Self
 
 import pytest
 from mall.events.v1.envelope_pb2 import EventEnvelope
 
 from services.analytics.consumers import HANDLERS
-from services.analytics.domain import Breakdown, Period
+from services.analytics.domain import Period, RawEvent
+from services.analytics.service import apply_rollups
 from services.analytics.uow import AnalyticsUnitOfWork
 from services.common import events
 from tests.fakes import FakeUnitOfWork
@@ -23,36 +25,33 @@ class FakeRollups:
         self.daily: dict[tuple[date, str], int] = {}
         self.sums: dict[tuple[str, date, str, str], int] = {}
 
-    def add_raw_event(self, *, event_id: str, event_type: str, aggregate_id: str, occurred_at: datetime,
-                      day: date, payload: bytes) -> None:
-        self.raw.setdefault(event_id, (event_type, day))
+    def add_raw_events(self, events: Sequence[RawEvent]) -> None:
+        for event in events:
+            self.raw.setdefault(event.event_id, (event.event_type, event.day))
 
-    def claim_fact(self, kind: str, key: str, day: date) -> bool:
-        if (kind, key) in self.facts:
-            return False
-        self.facts[kind, key] = day
-        return True
+    def claim_facts(self, facts: Mapping[tuple[str, str], date]) -> set[tuple[str, str]]:
+        new = {fact for fact in facts if fact not in self.facts}
+        self.facts.update({fact: facts[fact] for fact in new})
+        return new
 
-    def add_member(self, kind: str, day: date, member: str) -> bool:
-        if (kind, day, member) in self.members:
-            return False
-        self.members.add((kind, day, member))
-        return True
+    def add_members(self, members: Sequence[tuple[str, date, str]]) -> set[tuple[str, date, str]]:
+        new = set(members) - self.members
+        self.members |= new
+        return new
 
-    def has_member(self, kind: str, day: date, member: str) -> bool:
-        return (kind, day, member) in self.members
+    def present_members(self, members: Sequence[tuple[str, date, str]]) -> set[tuple[str, date, str]]:
+        return set(members) & self.members
 
-    def fact_day(self, kind: str, key: str) -> date | None:
-        return self.facts.get((kind, key))
+    def fact_days(self, kind: str, keys: Collection[str]) -> dict[str, date]:
+        return {key: self.facts[kind, key] for key in keys if (kind, key) in self.facts}
 
-    def add_counters(self, day: date, counters: Mapping[str, int]) -> None:
-        for metric, value in counters.items():
-            self.daily[day, metric] = self.daily.get((day, metric), 0) + value
+    def add_counters(self, counters: Mapping[tuple[date, str], int]) -> None:
+        for key, value in counters.items():
+            self.daily[key] = self.daily.get(key, 0) + value
 
-    def add_breakdowns(self, day: date, breakdowns: Iterable[Breakdown]) -> None:
-        for dimension, key, metric, value in ((b.dimension, b.key, m, v) for b in breakdowns
-                                              for m, v in b.counters.items()):
-            self.sums[dimension, day, key, metric] = self.sums.get((dimension, day, key, metric), 0) + value
+    def add_breakdowns(self, sums: Mapping[tuple[str, date, str, str], int]) -> None:
+        for key, value in sums.items():
+            self.sums[key] = self.sums.get(key, 0) + value
 
     def counters(self, period: Period) -> dict[date, dict[str, int]]:
         found: dict[date, dict[str, int]] = {}
@@ -92,20 +91,34 @@ class FakeAnalyticsUnitOfWork(FakeUnitOfWork, AnalyticsUnitOfWork):
         super().__init__()
         self.rollups = FakeRollups()
 
+    def __enter__(self) -> Self:
+        self.take_events()
+        return super().__enter__()
+
+    def commit(self) -> None:
+        pending = self.take_events()
+        self.rollups.add_raw_events([raw for raw, _ in pending])
+        apply_rollups(self.rollups, [rollup for _, rollup in pending])
+        super().commit()
+
 
 @pytest.fixture
 def uow() -> FakeAnalyticsUnitOfWork:
     return FakeAnalyticsUnitOfWork()
 
 
-def consume(uow: FakeAnalyticsUnitOfWork, envelopes: Iterable[EventEnvelope], processed: set[str] | None = None) -> None:
-    """What EventConsumer does with each event, in memory: skip an event id seen before, else apply it and commit."""
+def consume(uow: FakeAnalyticsUnitOfWork, envelopes: Iterable[EventEnvelope], processed: set[str] | None = None,
+            batch_size: int = 1) -> None:
+    """What EventConsumer does with each poll of `batch_size` events, in memory: skip an event id seen before
+    (in an earlier batch or earlier in this one), apply the others in order, commit once."""
     processed = set() if processed is None else processed
-    for envelope in envelopes:
-        if envelope.event_id in processed:
-            continue
-        processed.add(envelope.event_id)
-        message_type = next(t for t, name in events.EVENT_TYPES.items() if name == envelope.event_type)
+    envelopes = list(envelopes)
+    for start in range(0, len(envelopes), batch_size):
         with uow:
-            HANDLERS[message_type](uow, events.unpack(envelope, message_type), envelope)
+            for envelope in envelopes[start:start + batch_size]:
+                if envelope.event_id in processed:
+                    continue
+                processed.add(envelope.event_id)
+                message_type = next(t for t, name in events.EVENT_TYPES.items() if name == envelope.event_type)
+                HANDLERS[message_type](uow, events.unpack(envelope, message_type), envelope)
             uow.commit()

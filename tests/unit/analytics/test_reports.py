@@ -6,6 +6,7 @@ import base64
 import csv
 import functools
 import json
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -16,9 +17,10 @@ from openpyxl import load_workbook
 from sqlalchemy import Engine, func, select
 
 from services.analytics import reports
-from services.analytics.__main__ import MIGRATIONS, add_arguments, build_app, export_command
+from services.analytics.__main__ import MIGRATIONS, add_arguments, build_app, export_command, report_retention
 from services.analytics.db import BACKUP_TABLES, SqlAnalyticsUnitOfWork, raw_events
-from services.analytics.domain import FIGURES, Period
+from services.analytics.domain import FIGURES, Period, ReportJob
+from services.common.config import ConfigError, Env
 from services.common.db import utcnow
 from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.runtime import main
@@ -231,3 +233,59 @@ def test_the_cli_exports_a_report_to_a_file(counted, engine, tmp_path: Path, jwt
     assert main("analytics", build_app, MIGRATIONS, argv=argv, commands=commands, add_arguments=add_arguments) == 0
 
     assert read_xlsx(tmp_path / "cli.xlsx") == {"report": [COLUMNS, *DAILY_ROWS]}
+
+
+def done_report(uow: Callable[[], SqlAnalyticsUnitOfWork], directory: Path, finished_days_ago: float) -> ReportJob:
+    job = reports.create_report(uow(), kind="daily", format="csv", from_date=D1.isoformat(), to_date=D2.isoformat(),
+                                requested_by=7)
+    reports.ReportRunner(uow, directory).run_one()
+    with uow() as unit:
+        unit.reports.update(job.id, finished_at=utcnow() - timedelta(days=finished_days_ago))
+        unit.commit()
+    return reports.get_report(uow(), job.id)
+
+
+def test_reports_done_before_the_retention_period_are_expired_and_their_files_deleted(counted, tmp_path) -> None:
+    old, recent = done_report(counted, tmp_path, 7.1), done_report(counted, tmp_path, 6.9)
+
+    assert reports.expire_reports(counted(), tmp_path, keep=timedelta(days=7)) == 1
+
+    assert [reports.get_report(counted(), job.id).status for job in (old, recent)] == ["expired", "done"]
+    assert [(tmp_path / job.file_name).exists() for job in (old, recent)] == [False, True]
+    assert reports.expire_reports(counted(), tmp_path, keep=timedelta(days=7)) == 0  # nothing twice
+
+
+def test_downloading_an_expired_report_is_refused_as_expired(counted, tmp_path) -> None:
+    job = done_report(counted, tmp_path, 8)
+    reports.expire_reports(counted(), tmp_path, keep=timedelta(days=7))
+
+    with pytest.raises(NotFound) as gone:
+        reports.read_report(counted(), tmp_path, job.id, 0)
+
+    assert gone.value.code == "REPORT_EXPIRED"
+
+
+class StopAfterFirstPass(threading.Event):
+    def wait(self, timeout: float | None = None) -> bool:
+        self.set()
+        return True
+
+
+def test_the_job_runner_expires_old_reports_as_it_runs(counted, tmp_path) -> None:
+    old = done_report(counted, tmp_path, 2)
+
+    reports.ReportRunner(counted, tmp_path, keep=timedelta(days=1)).run(StopAfterFirstPass())
+
+    assert reports.get_report(counted(), old.id).status == "expired"
+    assert not (tmp_path / old.file_name).exists()
+
+
+@pytest.mark.parametrize(("value", "kept"), [("", timedelta(days=7)), ("0.5", timedelta(hours=12))])
+def test_the_retention_period_comes_from_the_environment(value: str, kept: timedelta) -> None:
+    assert report_retention(Env({"ANALYTICS_REPORT_RETENTION_DAYS": value})) == kept
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "a week"])
+def test_a_retention_period_that_would_expire_reports_at_once_is_refused(value: str) -> None:
+    with pytest.raises(ConfigError):
+        report_retention(Env({"ANALYTICS_REPORT_RETENTION_DAYS": value}))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from mall.events.v1.tracking_events_pb2 import PageViewed
@@ -52,6 +52,25 @@ def test_any_arrival_order_gives_the_same_figures(uow: FakeAnalyticsUnitOfWork) 
     consume(uow, shuffled)
 
     assert service.get_overview(uow, **PERIOD).totals.as_dict() == EXPECTED_TOTALS
+
+
+@pytest.mark.parametrize("batch_size", [2, 5, 17, 1000])
+def test_batches_of_any_size_in_any_order_give_the_figures_of_one_event_at_a_time(batch_size: int) -> None:
+    one_by_one, batched, events = FakeAnalyticsUnitOfWork(), FakeAnalyticsUnitOfWork(), stream()
+    consume(one_by_one, events)
+    shuffled = events * 2  # every event delivered twice, the copies inside and across batches
+    random.Random(batch_size).shuffle(shuffled)
+
+    consume(batched, shuffled, batch_size=batch_size)
+
+    assert reports(batched) == reports(one_by_one)
+
+
+def reports(uow: FakeAnalyticsUnitOfWork) -> list[object]:
+    return [service.get_overview(uow, **PERIOD), service.get_funnel(uow, **PERIOD),
+            service.get_retention(uow, **PERIOD, today=D2 + timedelta(days=40)),
+            service.get_purchase_preferences(uow, **PERIOD), service.get_regional_distribution(uow, **PERIOD),
+            uow.rollups.raw]
 
 
 def test_the_whole_stream_delivered_twice_counts_once(uow: FakeAnalyticsUnitOfWork) -> None:

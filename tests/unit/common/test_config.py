@@ -217,3 +217,14 @@ def test_discovery_without_consul_uses_the_static_address() -> None:
 
 def test_discovery_without_consul_registers_nothing() -> None:
     assert Discovery(None, Env({})).register("user", "10.0.0.1", 50051) is None
+
+
+@pytest.mark.parametrize(("value", "records"), [("", 500), ("2000", 2000)])
+def test_a_consumer_batch_is_500_records_unless_set(value: str, records: int) -> None:
+    assert KafkaSettings.from_env(Env({"KAFKA_MAX_POLL_RECORDS": value})).max_poll_records == records
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "many"])
+def test_a_consumer_batch_of_no_records_is_refused(value: str) -> None:
+    with pytest.raises(ConfigError, match="KAFKA_MAX_POLL_RECORDS"):
+        KafkaSettings.from_env(Env({"KAFKA_MAX_POLL_RECORDS": value}))

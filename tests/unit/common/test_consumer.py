@@ -19,6 +19,7 @@ from services.analytics.db import SqlAnalyticsUnitOfWork, daily_counters
 from services.common.config import KafkaSettings
 from services.common.consumer import EventConsumer, HandlerFailed
 from services.common.events import encode, new_envelope, timestamp
+from services.common.outbox import dead_letters
 
 SETTINGS = KafkaSettings(bootstrap_servers="unused:9092", max_poll_interval_ms=1000, topic_prefix="",
                          request_timeout_ms=1000)
@@ -135,3 +136,56 @@ def test_records_redelivered_after_a_failure_are_each_applied_once(analytics_db:
     assert consumer.poll_once() == 2
     assert scripted.commits == [(0, 11), (1, 21), (0, 12), (1, 21)]
     assert counted(analytics_db) == 3
+
+
+def counting(engine: Engine, opened: list[int]) -> Callable[[], SqlAnalyticsUnitOfWork]:
+    def uow() -> SqlAnalyticsUnitOfWork:
+        opened.append(1)
+        return SqlAnalyticsUnitOfWork(engine, "analytics")
+    return uow
+
+
+def test_a_poll_is_applied_in_one_unit_of_work_and_one_offset_commit(analytics_db: Engine) -> None:
+    scripted = ScriptedConsumer([batch(registration(1, 0, 10), registration(2, 0, 11), registration(3, 1, 20))])
+    opened: list[int] = []
+    consumer = EventConsumer("analytics", counting(analytics_db, opened), SETTINGS,
+                             {UserRegistered: on_user_registered},
+                             consumer_factory=lambda *_: scripted)  # type: ignore[arg-type,return-value]
+
+    assert consumer.poll_once() == 3
+
+    assert len(opened) == 1
+    assert scripted.commits == [(0, 12), (1, 21)]
+    assert counted(analytics_db) == 3
+
+
+def test_an_event_twice_in_one_batch_is_applied_once(analytics_db: Engine) -> None:
+    first = registration(1, 0, 10)
+    again = Record(first.topic, 0, 11, first.value)  # the same envelope, republished
+    scripted = ScriptedConsumer([batch(first, again, registration(2, 0, 12))])
+    consumer = consumer_for(analytics_db, scripted, fail_user_ids=set())
+
+    assert consumer.handle_batch(scripted.polls[0][TopicPartition(TOPIC, 0)]) == [True, False, True]
+    assert counted(analytics_db) == 2
+
+
+def test_a_batch_with_a_failing_record_changes_nothing_and_is_handled_one_by_one(analytics_db: Engine) -> None:
+    records = [registration(1, 0, 10), registration(2, 0, 11)]
+    consumer = consumer_for(analytics_db, ScriptedConsumer([]), fail_user_ids={2})
+
+    assert consumer.handle_batch(records) is None
+    assert counted(analytics_db) == 0  # user 1's effects were rolled back with the batch
+
+
+def test_a_record_that_does_not_decode_sends_its_batch_one_by_one_and_is_dead_lettered_once(
+        analytics_db: Engine) -> None:
+    poison = Record(TOPIC, 0, 11, b"\xff\x00 not protobuf")
+    scripted = ScriptedConsumer([batch(registration(1, 0, 10), poison, registration(2, 0, 12))])
+    consumer = consumer_for(analytics_db, scripted, fail_user_ids=set())
+
+    assert consumer.poll_once() == 3
+
+    assert scripted.commits == [(0, 13)]
+    assert counted(analytics_db) == 2
+    with analytics_db.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(dead_letters)).scalar_one() == 1

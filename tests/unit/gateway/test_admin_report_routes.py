@@ -7,7 +7,7 @@ from flask.testing import FlaskClient
 from google.protobuf.timestamp_pb2 import Timestamp
 from mall.analytics.v1 import analytics_pb2
 
-from services.common.errors import Conflict
+from services.common.errors import Conflict, NotFound
 from services.common.grpc_server import to_grpc
 
 BODY = {"kind": "daily", "format": "xlsx", "from": "2026-11-20", "to": "2026-11-21"}
@@ -89,6 +89,24 @@ def test_a_file_not_ready_yet_is_a_conflict(client: FlaskClient, bearer, clients
     response = client.get("/api/v1/admin/reports/7/file", headers=bearer(roles="admin"))
 
     assert (response.status_code, response.get_json()["error"]["code"]) == (409, "REPORT_NOT_READY")
+
+
+def test_an_expired_file_is_gone_in_the_error_format(client: FlaskClient, bearer, clients, rpc_error) -> None:
+    clients.analytics.GetReportChunk.error = rpc_error(*to_grpc(NotFound("REPORT_EXPIRED", "the file was deleted")))
+
+    response = client.get("/api/v1/admin/reports/7/file", headers=bearer(roles="admin"))
+
+    assert response.status_code == 410
+    assert response.get_json()["error"] | {"request_id": ""} == {
+        "code": "REPORT_EXPIRED", "message": "the file was deleted", "request_id": ""}
+
+
+def test_a_report_that_does_not_exist_is_still_not_found(client: FlaskClient, bearer, clients, rpc_error) -> None:
+    clients.analytics.GetReportChunk.error = rpc_error(*to_grpc(NotFound("REPORT_NOT_FOUND", "no such report")))
+
+    response = client.get("/api/v1/admin/reports/7/file", headers=bearer(roles="admin"))
+
+    assert (response.status_code, response.get_json()["error"]["code"]) == (404, "REPORT_NOT_FOUND")
 
 
 def test_the_openapi_document_describes_the_file_as_csv_or_xlsx(client: FlaskClient) -> None:
