@@ -54,7 +54,10 @@ def close_producer(producer: KafkaProducer, timeout_seconds: float = 1.0) -> Non
 
 
 def make_consumer(settings: KafkaSettings, group_id: str, topics: Iterable[str]) -> KafkaConsumer:
-    """A consumer in `group_id` that never commits on its own: the runner commits after its DB work."""
+    """A consumer in `group_id` that never commits on its own: the runner commits after its DB work.
+
+    Its poll() waits at least POLL_WAIT_FLOOR_SECONDS per pass, so it does not spin while the broker hangs.
+    """
     max_poll = settings.max_poll_interval_ms
     session_timeout = min(10_000, max_poll)
     return wait_between_polls(KafkaConsumer(
