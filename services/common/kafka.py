@@ -60,7 +60,7 @@ def make_consumer(settings: KafkaSettings, group_id: str, topics: Iterable[str])
     """
     max_poll = settings.max_poll_interval_ms
     session_timeout = min(10_000, max_poll)
-    return wait_between_polls(KafkaConsumer(
+    consumer = KafkaConsumer(
         *topics,
         **settings.client_options(),
         group_id=group_id,
@@ -71,7 +71,8 @@ def make_consumer(settings: KafkaSettings, group_id: str, topics: Iterable[str])
         heartbeat_interval_ms=max(100, session_timeout // 3),
         request_timeout_ms=max(settings.request_timeout_ms, session_timeout + 1000),
         max_poll_records=100,
-    ))
+    )
+    return wait_between_polls(consumer)
 
 
 # kafka-python 3.0.12 busy-loops while a heartbeat goes unanswered (issue 14). KafkaConsumer._poll_once
