@@ -54,10 +54,13 @@ def close_producer(producer: KafkaProducer, timeout_seconds: float = 1.0) -> Non
 
 
 def make_consumer(settings: KafkaSettings, group_id: str, topics: Iterable[str]) -> KafkaConsumer:
-    """A consumer in `group_id` that never commits on its own: the runner commits after its DB work."""
+    """A consumer in `group_id` that never commits on its own: the runner commits after its DB work.
+
+    Its poll() waits at least POLL_WAIT_FLOOR_SECONDS per pass, so it does not spin while the broker hangs.
+    """
     max_poll = settings.max_poll_interval_ms
     session_timeout = min(10_000, max_poll)
-    return KafkaConsumer(
+    consumer = KafkaConsumer(
         *topics,
         **settings.client_options(),
         group_id=group_id,
@@ -69,3 +72,36 @@ def make_consumer(settings: KafkaSettings, group_id: str, topics: Iterable[str])
         request_timeout_ms=max(settings.request_timeout_ms, session_timeout + 1000),
         max_poll_records=settings.max_poll_records,
     )
+    return wait_between_polls(consumer)
+
+
+# kafka-python 3.0.12 busy-loops while a heartbeat goes unanswered (issue 14). KafkaConsumer._poll_once
+# waits for fetch responses at most ConsumerCoordinator.time_to_next_poll() (consumer/group.py:861-866),
+# the time to the next heartbeat counted from when the last one was *sent* (coordinator/heartbeat.py:53-60).
+# When the broker accepts TCP but never answers (hung or SIGSTOPped broker, a partition without RST), the
+# heartbeat stays in flight for request_timeout_ms (coordinator/base.py:1014-1018); once
+# heartbeat_interval_ms has passed, time_to_next_poll() is 0 and poll() loops through _poll_once with a
+# 0 ms wait -- about 2000 passes a second, each two round trips to the IO thread (coordinator.poll and
+# Fetcher.send_fetches) -- until the heartbeat times out. No setting avoids it: retry_backoff_ms only
+# applies when nothing is in flight and the wait is > 0 (group.py:867-873), and a request timeout short
+# enough to cut the loop would cut every request. The heartbeat runs on the IO thread's own timer and
+# these consumers never auto-commit, so the foreground loses nothing by waiting at least this long per
+# pass; the wait still ends as soon as a fetch response arrives. The Java client had the same bug
+# (KAFKA-21031). Only time_to_next_poll's one caller (group.py:863) sees the floor.
+POLL_WAIT_FLOOR_SECONDS = 0.1
+
+
+def wait_between_polls(consumer: KafkaConsumer, floor_seconds: float = POLL_WAIT_FLOOR_SECONDS) -> KafkaConsumer:
+    """Make `consumer.poll()` wait at least `floor_seconds` per pass for fetch responses (see above)."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    time_to_next_poll = getattr(coordinator, "time_to_next_poll", None)
+    if time_to_next_poll is None:
+        log.warning("kafka-python has no ConsumerCoordinator.time_to_next_poll: consumers may busy-loop "
+                    "while the broker hangs (issue 14)")
+        return consumer
+
+    def floored() -> float:
+        return max(floor_seconds, time_to_next_poll())
+
+    coordinator.time_to_next_poll = floored
+    return consumer
