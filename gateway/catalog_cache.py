@@ -355,6 +355,6 @@ class ProductChangedListener:
 
 def _tail_consumer(kafka: KafkaSettings) -> KafkaConsumer:
     """No group: this worker reads every partition from the end, commits nothing, never rebalances."""
-    return KafkaConsumer(bootstrap_servers=kafka.bootstrap_servers.split(","), group_id=None,
+    return KafkaConsumer(**kafka.client_options(), group_id=None,  # brokers and TLS/SASL, as every client
                          enable_auto_commit=False, auto_offset_reset="latest",
                          request_timeout_ms=kafka.request_timeout_ms)

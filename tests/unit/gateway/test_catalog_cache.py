@@ -8,13 +8,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from kafka import TopicPartition
 from mall.product.v1 import product_pb2
 
-from gateway.catalog_cache import CatalogCache, LocalVersions, ProductChangedListener
-from services.common.config import KafkaSettings
+from gateway.catalog_cache import CatalogCache, LocalVersions, ProductChangedListener, _tail_consumer
+from services.common.config import KafkaSecurity, KafkaSettings
 from services.common.grpc_server import CODE_KEY
 from tests.fixtures.fake_services import FakeServices
 from tests.unit.gateway.test_catalog_routes import API, NEW_PRODUCT, phone
@@ -290,3 +291,20 @@ def test_a_background_reload_never_brings_back_what_a_change_dropped() -> None:
     cache._refresher.shutdown(wait=True)
 
     assert cache.get("k", lambda: "new") == "new"
+
+
+def test_the_listener_connects_with_the_brokers_tls_and_sasl_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[dict[str, Any]] = []
+    monkeypatch.setattr("gateway.catalog_cache.KafkaConsumer", lambda **options: made.append(options))
+    security = KafkaSecurity(protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512", sasl_username="gateway",
+                             sasl_password="s3cret", ssl_cafile="/etc/kafka/ca.pem")
+    settings = KafkaSettings(bootstrap_servers="k1:9093,k2:9093", max_poll_interval_ms=1000, topic_prefix="",
+                             request_timeout_ms=1000, security=security)
+
+    _tail_consumer(settings)
+
+    assert {key: made[0][key] for key in ("bootstrap_servers", "security_protocol", "sasl_mechanism",
+                                          "sasl_plain_username", "sasl_plain_password", "ssl_cafile", "group_id")} == {
+        "bootstrap_servers": ["k1:9093", "k2:9093"], "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512", "sasl_plain_username": "gateway", "sasl_plain_password": "s3cret",
+        "ssl_cafile": "/etc/kafka/ca.pem", "group_id": None}
