@@ -20,6 +20,11 @@ from gateway.metrics import RATE_LIMITED
 log = logging.getLogger(__name__)
 
 
+def clock() -> float:
+    """The wall clock windows are cut from (a function of its own, so tests can hold it still)."""
+    return time.time()
+
+
 @dataclass(frozen=True)
 class Limit:
     """At most `count` requests per `seconds` for each value of `key`.
@@ -110,7 +115,7 @@ class RateLimiter:
         If the shared store is down the request is let through (and logged): losing rate
         limiting for a while is better than refusing every login.
         """
-        now = time.time() if now is None else now
+        now = clock() if now is None else now
         for limit in limits:
             bucket = self._bucket(endpoint, limit, values)
             if bucket is None:
@@ -129,7 +134,7 @@ class RateLimiter:
         """How many this window has counted under `limit` for `values` (0 if the store is down)."""
         bucket = self._bucket(endpoint, limit, values)
         try:
-            return 0 if bucket is None else self.counter.peek(bucket, limit.seconds, time.time() if now is None else now)
+            return 0 if bucket is None else self.counter.peek(bucket, limit.seconds, clock() if now is None else now)
         except redis.RedisError:
             log.warning("rate-limit store unavailable; not limiting %s", endpoint, exc_info=True)
             return 0
@@ -139,7 +144,7 @@ class RateLimiter:
         bucket = self._bucket(endpoint, limit, values)
         try:
             if bucket is not None:
-                self.counter.hit(bucket, limit.seconds, time.time() if now is None else now)
+                self.counter.hit(bucket, limit.seconds, clock() if now is None else now)
         except redis.RedisError:
             log.warning("rate-limit store unavailable; %s not counted", endpoint, exc_info=True)
 

@@ -26,7 +26,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from services.common import events
@@ -153,6 +153,13 @@ class OutboxRelay:
     def release_leadership(self) -> None:
         if self._leader is not None:
             log.info("outbox relay of %s gives up the leadership", self.service)
+            # Unlock first: the server frees a closed session's locks only once its backend has ended, and a
+            # relay starting meanwhile would stand by. An invalidated connection has lost the lock already.
+            if not self._leader.invalidated:
+                try:
+                    self._leader.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self._lock_key})
+                except SQLAlchemyError:
+                    log.debug("outbox relay could not unlock; its connection is gone", exc_info=True)
             self._leader.close()
             self._leader = None
             OUTBOX_PENDING.remove(self.service)  # the next leader reports the backlog
