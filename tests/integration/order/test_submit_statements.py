@@ -7,13 +7,11 @@ measures what each of those costs in CPU).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 
 from services.order import service
 from services.order.db import SqlOrderUnitOfWork
@@ -21,28 +19,12 @@ from services.order.domain import CartItem, Order
 from services.order.grpc_api import order_message
 from services.order.service import CheckoutInput, OrderSettings
 from tests.fakes import FakeCatalog, FakeMembers, FakeStock, FakeUsers
+from tests.fixtures.statements import statements
 from tests.unit.order.conftest import NOW
 
 pytestmark = pytest.mark.integration
 
 SKUS = (101, 102, 103, 104, 105)
-STATEMENT = re.compile(r"^(\w+)\s+(?:.*?\b(?:INTO|FROM)\s+)?(\w+)", re.DOTALL)  # "INSERT outbox"
-
-
-@contextmanager
-def statements(engine: Engine) -> Iterator[list[str]]:
-    """The SQL statements sent on `engine` inside the block (a batched insert or executemany counts once)."""
-    sent: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        found = STATEMENT.match(statement)
-        sent.append(f"{found.group(1)} {found.group(2)}" if found else statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield sent
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 @pytest.fixture
