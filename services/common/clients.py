@@ -160,8 +160,8 @@ class ServiceClients:
         """
         service = service_of(stub_class)
         channel = self.service_channel(service) if as_service else self.channel(service)
-        # A stub is only its channel's callables, one per method: made once per channel, not per call
-        # (a stub of a 30-method service costs 30 multicallables to build).
+        # A stub is one multicallable per method of its service (26 for the user service's): built once
+        # per channel, not per call.
         cached = self._stubs.get((stub_class, as_service))
         if cached is None or cached[0] is not channel:
             cached = self._stubs[(stub_class, as_service)] = (channel, stub_class(channel))  # type: ignore[call-arg]
