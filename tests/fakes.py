@@ -319,8 +319,9 @@ class FakeCartRepository:
         item.id, self._next_id = self._next_id, self._next_id + 1
         self.items.append(item)
 
-    def remove(self, item: CartItem) -> None:
-        self.items.remove(item)
+    def remove(self, *items: CartItem) -> None:
+        for item in items:
+            self.items.remove(item)
 
 
 class FakeOrderRepository:
@@ -579,13 +580,12 @@ class FakeUsers:
     openids: dict[int, str] = field(default_factory=lambda: {1: "o-alice"})
     addresses: dict[tuple[int, int], ShippingAddress] = field(default_factory=lambda: {(1, 7): HOME, (2, 8): HOME})
 
-    def verified(self, user_id: int) -> bool:
-        return user_id in self.verified_ids
-
     def payer_openid(self, user_id: int) -> str:
         return self.openids.get(user_id, "")
 
-    def address(self, user_id: int, address_id: int) -> ShippingAddress:
+    def buyer_address(self, user_id: int, address_id: int) -> ShippingAddress | None:
+        if user_id not in self.verified_ids:
+            return None
         if (user_id, address_id) not in self.addresses:
             raise NotFound("ADDRESS_NOT_FOUND", "no such address")
         return self.addresses[(user_id, address_id)]

@@ -15,6 +15,8 @@ import contextvars
 import enum
 import hashlib
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +34,7 @@ AUDIENCE = "minimall"
 SERVICE_AUDIENCE = "minimall-internal"  # service tokens: the gateway's verifier refuses this audience
 SERVICE_ROLE = "service"  # the one role of a service token; no user token may carry it
 SERVICE_SUBJECT_PREFIX = "service:"
+VERIFIED_TOKENS_KEPT = 4096  # per verifier (process): ~2 MB at most
 ALGORITHM = "EdDSA"  # pinned: tokens signed any other way (HS256 with the public key, "none") are refused
 
 
@@ -84,14 +87,21 @@ class TokenVerifier:
     Users' tokens are always accepted; service tokens only with `accept_services` (the gRPC
     servers, not the gateway). A user token claiming the service role, or a service token whose
     subject, role or `svc` is not exactly one known service's, is refused as invalid.
+
+    A token that passed is remembered until its expiry (plus the leeway): everything checked is in
+    the token itself, so the answer cannot change before then, and one request's token is checked
+    by the gateway and every service it calls, several times per order. Refusals are not remembered.
     """
 
     def __init__(self, public_key_pem: bytes, *, previous_public_key_pem: bytes | None = None,
-                 leeway_seconds: int = 10, accept_services: bool = False) -> None:
+                 leeway_seconds: int = 10, accept_services: bool = False,
+                 clock: Callable[[], float] = time.time) -> None:
         keys = [load_pem_public_key(pem) for pem in (public_key_pem, previous_public_key_pem) if pem]
         self._keys = {key_id(key): key for key in keys}
         self._leeway = leeway_seconds
         self._audiences = [AUDIENCE, SERVICE_AUDIENCE] if accept_services else [AUDIENCE]
+        self._clock = clock
+        self._verified: dict[str, tuple[Caller, float]] = {}  # token -> (its caller, valid until)
 
     def _candidates(self, token: str) -> list[Any]:
         kid = jwt.get_unverified_header(token).get("kid")
@@ -100,6 +110,16 @@ class TokenVerifier:
         return [self._keys[kid]] if kid in self._keys else []
 
     def verify(self, token: str) -> Caller:
+        known = self._verified.get(token)
+        if known is not None and self._clock() < known[1]:
+            return known[0]
+        caller, expires_at = self._verify(token)
+        if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+            self._verified.clear()  # bounded: at worst the live tokens are checked once more
+        self._verified[token] = (caller, expires_at + self._leeway)
+        return caller
+
+    def _verify(self, token: str) -> tuple[Caller, float]:
         try:
             for key in self._candidates(token):
                 try:
@@ -112,7 +132,7 @@ class TokenVerifier:
         except (jwt.InvalidTokenError, ValueError, TypeError):
             raise Unauthenticated("TOKEN_INVALID", "access token is invalid") from None
 
-    def _caller(self, token: str, key: Any) -> Caller:
+    def _caller(self, token: str, key: Any) -> tuple[Caller, float]:
         claims = jwt.decode(token, key, algorithms=[ALGORITHM], audience=self._audiences, issuer=ISSUER,
                             leeway=self._leeway, options={"require": ["exp", "iat", "sub", "jti", "aud"]})
         roles = claims.get("roles", [])
@@ -120,10 +140,11 @@ class TokenVerifier:
             raise jwt.InvalidTokenError("roles must be a list of names")
         if claims["aud"] == SERVICE_AUDIENCE:
             return Caller(user_id=0, roles=frozenset(roles), token_id=str(claims["jti"]), token=token,
-                          service=_service_of(claims))
+                          service=_service_of(claims)), float(claims["exp"])
         if claims["aud"] != AUDIENCE or SERVICE_ROLE in roles or "svc" in claims:
             raise jwt.InvalidTokenError("a user's token names one audience and never the service role")
-        return Caller(user_id=int(claims["sub"]), roles=frozenset(roles), token_id=str(claims["jti"]), token=token)
+        return (Caller(user_id=int(claims["sub"]), roles=frozenset(roles), token_id=str(claims["jti"]), token=token),
+                float(claims["exp"]))
 
 
 def _service_of(claims: dict[str, Any]) -> str:

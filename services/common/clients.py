@@ -149,6 +149,7 @@ class ServiceClients:
         self._channels: dict[str, grpc.Channel] = {}
         # (the channel wrapped, the wrapper): the same connections, with our own token on every call
         self._service_channels: dict[str, tuple[grpc.Channel, grpc.Channel]] = {}
+        self._stubs: dict[tuple[type, bool], tuple[grpc.Channel, Any]] = {}  # (stub class, as_service) -> (channel, stub)
         self._lock = threading.Lock()
 
     def get(self, stub_class: type[StubT], *, as_service: bool = False) -> StubT:
@@ -158,7 +159,13 @@ class ServiceClients:
         for RPCs only a service may make, and for jobs that have no caller at all.
         """
         service = service_of(stub_class)
-        return stub_class(self.service_channel(service) if as_service else self.channel(service))  # type: ignore[call-arg]
+        channel = self.service_channel(service) if as_service else self.channel(service)
+        # A stub is one multicallable per method of its service (26 for the user service's): built once
+        # per channel, not per call.
+        cached = self._stubs.get((stub_class, as_service))
+        if cached is None or cached[0] is not channel:
+            cached = self._stubs[(stub_class, as_service)] = (channel, stub_class(channel))  # type: ignore[call-arg]
+        return cached[1]  # type: ignore[no-any-return]
 
     def channel(self, service: str) -> grpc.Channel:
         with self._lock:

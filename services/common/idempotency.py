@@ -7,12 +7,15 @@ from collections.abc import Callable
 
 from google.protobuf.message import Message
 from sqlalchemy import Column, LargeBinary, PrimaryKeyConstraint, String, Table, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.common.db import UTCDateTime, utcnow
 from services.common.errors import Conflict, InvalidInput
 from services.common.outbox import infra_metadata
+
+# The databases MiniMall runs on (services/common/db.py), each with its INSERT ... ON CONFLICT DO NOTHING.
+INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 KEY_MAX_LENGTH = 128
 SCOPE_MAX_LENGTH = 128
@@ -61,14 +64,13 @@ def run_once(session: Session, *, scope: str, key: str, request: Message | bytes
     validate(scope, key)
     request_hash = fingerprint(request)
     # On PostgreSQL the insert waits while another transaction holds an uncommitted row for the
-    # key, then fails if that one committed: the savepoint keeps our transaction usable.
-    claimed = True
-    try:
-        with session.begin_nested():
-            session.execute(idempotency_keys.insert().values(
-                scope=scope, key=key, request_hash=request_hash, response=None, created_at=utcnow()))
-    except IntegrityError:
-        claimed = False
+    # key, then inserts nothing if that one committed (and claims the key if it rolled back). One
+    # statement: no savepoint is needed to keep our transaction usable, as no error is raised.
+    insert = INSERTS[session.get_bind().dialect.name]
+    claimed = session.execute(insert(idempotency_keys).values(
+        scope=scope, key=key, request_hash=request_hash, response=None, created_at=utcnow(),
+    ).on_conflict_do_nothing(index_elements=[idempotency_keys.c.scope, idempotency_keys.c.key])
+     .returning(idempotency_keys.c.key)).first() is not None
     if not claimed:
         first = session.execute(select(idempotency_keys.c.request_hash, idempotency_keys.c.response).where(
             idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)).one()

@@ -8,7 +8,7 @@ from typing import Self
 
 from google.protobuf.message import Message
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from services.common import idempotency
 from services.common.outbox import add_to_outbox
@@ -67,12 +67,14 @@ class SqlUnitOfWork(UnitOfWork):
     """A SQLAlchemy session's transaction; `publish` writes to the outbox, which the relay sends after commit."""
 
     def __init__(self, engine: Engine, producer: str) -> None:
-        self._sessions = sessionmaker(bind=engine, expire_on_commit=False)
+        # A plain Session per block: a sessionmaker per unit of work (one per request) built a new
+        # Session subclass and its event dispatch every time, ~0.1 ms of CPU for nothing.
+        self._engine = engine
         self.producer = producer
         self.session: Session
 
     def __enter__(self) -> Self:
-        self.session = self._sessions()
+        self.session = Session(bind=self._engine, expire_on_commit=False)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -39,6 +39,9 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
     def GetMember(self, request: pb.GetMemberRequest, context: grpc.ServicerContext) -> pb.GetMemberResponse:
         return pb.GetMemberResponse(member=_member(service.get_member(self.uow(), user_id=require_caller().user_id)))
 
+    def GetDiscount(self, request: pb.GetDiscountRequest, context: grpc.ServicerContext) -> pb.Discount:
+        return pb.Discount(discount_percent=service.discount_percent(self.uow(), user_id=require_caller().user_id))
+
     def ListPlans(self, request: pb.ListPlansRequest, context: grpc.ServicerContext) -> pb.ListPlansResponse:
         return pb.ListPlansResponse(plans=[pb.Plan(id=p.id, name=p.name, price_fen=p.price_fen, days=p.days,
                                                    discount_percent=p.discount_percent) for p in PLANS])

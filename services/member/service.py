@@ -106,6 +106,15 @@ def get_member(uow: MemberUnitOfWork, *, user_id: int, now: datetime | None = No
     return summary
 
 
+def discount_percent(uow: MemberUnitOfWork, *, user_id: int, now: datetime | None = None) -> int:
+    """The share of the price the user pays now (level x plan), 100 when not a member: only the member row is read."""
+    now = now or utcnow()
+    with uow:
+        member = uow.members.get(user_id)
+        uow.commit()
+    return member.discount_percent(now) if member is not None and member.is_member else 100
+
+
 def _summary(uow: MemberUnitOfWork, member: Member, now: datetime) -> MemberSummary:
     available = sum(1 for coupon, template in uow.coupons.of_user(member.user_id)
                     if coupon.shown_status(template, now) == CouponStatus.AVAILABLE)

@@ -274,9 +274,11 @@ class SqlCartRepository:
         self.session.add(item)
         self.session.flush()
 
-    def remove(self, item: CartItem) -> None:
-        self.session.delete(item)
-        self.session.flush()
+    def remove(self, *items: CartItem) -> None:
+        for item in items:
+            self.session.delete(item)
+        if items:
+            self.session.flush()  # one DELETE statement for them all
 
 
 class SqlOrderRepository:

@@ -68,14 +68,8 @@ class GrpcMembers:
         return self.clients.get(MemberServiceStub)
 
     def discount_percent(self) -> int:
-        try:
-            member = self.stub.GetMember(member_pb2.GetMemberRequest()).member
-        except grpc.RpcError as exc:
-            if exc.code() == grpc.StatusCode.NOT_FOUND:
-                return 100  # not a member: no level discount
-            with passed_on("member"):
-                raise
-        return member.discount_percent or 100
+        with passed_on("member"):
+            return self.stub.GetDiscount(member_pb2.GetDiscountRequest()).discount_percent or 100
 
     def quote_coupon(self, coupon_id: int, lines: list[CouponLine]) -> int:
         with passed_on("member"):
@@ -136,15 +130,13 @@ class GrpcUsers:
     def __init__(self, clients: ServiceClients) -> None:
         self.clients = clients
 
-    def verified(self, user_id: int) -> bool:
+    def buyer_address(self, user_id: int, address_id: int) -> Address | None:
         with passed_on("user"):
-            return self.clients.get(UserServiceStub).GetVerification(
-                user_pb2.GetVerificationRequest(user_id=user_id)).verified
-
-    def address(self, user_id: int, address_id: int) -> Address:
-        with passed_on("user"):
-            found = self.clients.get(UserServiceStub).GetAddress(user_pb2.GetAddressRequest(user_id=user_id,
-                                                                                          address_id=address_id))
+            buyer = self.clients.get(UserServiceStub).GetBuyer(user_pb2.GetBuyerRequest(user_id=user_id,
+                                                                                      address_id=address_id))
+        if not buyer.verified:
+            return None
+        found = buyer.address
         return Address(name=found.receiver_name, phone=found.receiver_phone, province=found.province,
                        city=found.city, district=found.district, detail=found.detail)
 

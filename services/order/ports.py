@@ -88,10 +88,9 @@ class Members(Protocol):
 
 
 class Users(Protocol):
-    def verified(self, user_id: int) -> bool: ...
-
-    def address(self, user_id: int, address_id: int) -> Address:
-        """The user's address; NotFound ADDRESS_NOT_FOUND for another user's or none."""
+    def buyer_address(self, user_id: int, address_id: int) -> Address | None:
+        """The user's address, or None when the user has not verified their identity (the address is then
+        not looked at); NotFound ADDRESS_NOT_FOUND for another user's or none. One call for both."""
 
     def payer_openid(self, user_id: int) -> str:
         """The openid WeChat Pay charges (the user's bound WeChat); "" when not bound."""

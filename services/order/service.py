@@ -244,13 +244,15 @@ def submit_order(uow: OrderUnitOfWork, catalog: Catalog, members: Members, stock
         raise InvalidInput("NOTE_TOO_LONG", "the note is at most 200 characters", details={"note": "max 200"})
     order_no = new_order_no(now)
     reserved = False
+    placed: list[Order] = []  # the order this call placed (none when the key's first response is replayed)
 
     def place() -> bytes:
         nonlocal reserved
-        if not users.verified(user_id):
+        address = users.buyer_address(user_id, request.address_id)
+        if address is None:
             raise DomainError("IDENTITY_NOT_VERIFIED", "verify your real name before ordering")
-        address = users.address(user_id, request.address_id)
-        lines = _checkout_lines(catalog, uow.carts.for_user(user_id), request)
+        cart = uow.carts.for_user(user_id) if request.cart_item_ids else []  # buy-now needs no cart
+        lines = _checkout_lines(catalog, cart, request)
         reserved = True
         stock.reserve(order_no, [StockLine(line.sku_id, line.quantity) for line in lines])
         items_total = sum(line.total_fen for line in lines)
@@ -268,14 +270,13 @@ def submit_order(uow: OrderUnitOfWork, catalog: Catalog, members: Members, stock
                           note=note)
         uow.orders.add(order)
         ordered = set(request.cart_item_ids)
-        for item in uow.carts.for_user(user_id):
-            if item.id in ordered:
-                uow.carts.remove(item)
+        uow.carts.remove(*(item for item in cart if item.id in ordered))
         uow.publish(OrderCreated(order_no=order_no, user_id=user_id, lines=_event_lines(order),
                                  amounts=_event_amounts(order), province=address.province,
                                  created_at=timestamp(now), pay_deadline=timestamp(order.pay_deadline)),
                     aggregate_id=order_no)
         uow.on_commit(metrics.ORDERS_CREATED.inc)
+        placed.append(order)
         assert order.id is not None
         return str(order.id).encode()
 
@@ -288,6 +289,8 @@ def submit_order(uow: OrderUnitOfWork, catalog: Catalog, members: Members, stock
         if reserved:
             _compensate(stock, members, order_no, coupon=bool(request.coupon_id), points=bool(request.points))
         raise
+    if placed:  # committed just now, with its lines and history: no need to read it back
+        return placed[0]
     with uow:
         order = uow.orders.get(order_id)
         uow.commit()

@@ -152,6 +152,11 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         _require_self_or_staff(request.user_id, "USER_NOT_FOUND", "no such user")
         return _verification(service.get_verification(self.uow(), self.vault, user_id=request.user_id))
 
+    def GetBuyer(self, request: user_pb2.GetBuyerRequest, context: grpc.ServicerContext) -> user_pb2.Buyer:
+        _require_self_or_staff(request.user_id, "ADDRESS_NOT_FOUND", "no such address")
+        address = service.buyer_address(self.uow(), user_id=request.user_id, address_id=request.address_id)
+        return user_pb2.Buyer(verified=True, address=_address(address)) if address else user_pb2.Buyer(verified=False)
+
     def GetWechatPayer(self, request: user_pb2.GetWechatPayerRequest,
                        context: grpc.ServicerContext) -> user_pb2.WechatPayer:
         _require_self_or_staff(request.user_id, "USER_NOT_FOUND", "no such user")

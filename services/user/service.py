@@ -447,6 +447,18 @@ def get_address(uow: UserUnitOfWork, *, user_id: int, address_id: int) -> Addres
     return address
 
 
+def buyer_address(uow: UserUnitOfWork, *, user_id: int, address_id: int) -> Address | None:
+    """The address an order of the user ships to, or None when the user has not verified their identity
+    (the address is then not looked at); another user's address or none is not found. One transaction."""
+    with uow:
+        if uow.identities.for_user(user_id) is None:
+            address = None
+        else:
+            address = _own_address(uow, user_id, address_id)
+        uow.commit()
+    return address
+
+
 def add_address(uow: UserUnitOfWork, *, user_id: int, fields: AddressFields, is_default: bool,
                 now: datetime | None = None) -> Address:
     """Add an address (at most MAX_ADDRESSES); the first one, or one asked to be, becomes the default."""

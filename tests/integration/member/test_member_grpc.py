@@ -335,6 +335,20 @@ def test_a_plan_bought_ten_times_at_once_with_one_key_is_charged_once(stub, uow,
                                                                               annual.name, 95)
 
 
+def test_get_discount_is_100_for_a_non_member_and_the_members_level_times_plan_discount(stub, uow, as_user) -> None:  # type: ignore[no-untyped-def]
+    md = as_user(ALICE)
+    before = stub.GetDiscount(pb.GetDiscountRequest(), metadata=md, timeout=10).discount_percent
+    stub.SignUp(pb.SignUpRequest(channel="self"), metadata=md, timeout=10)
+    joined = stub.GetDiscount(pb.GetDiscountRequest(), metadata=md, timeout=10).discount_percent
+    fund(uow, ALICE, 20_000)
+    annual = next(p for p in stub.ListPlans(pb.ListPlansRequest(), metadata=md, timeout=10).plans if p.days == 366)
+    stub.SubscribePlan(pb.SubscribePlanRequest(plan_id=annual.id, idempotency_key="plan-1"), metadata=md, timeout=30)
+    planned = stub.GetDiscount(pb.GetDiscountRequest(), metadata=md, timeout=10).discount_percent
+
+    assert (before, joined, planned) == (100, 100, 95)
+    assert planned == stub.GetMember(pb.GetMemberRequest(), metadata=md, timeout=10).member.discount_percent
+
+
 def test_fifty_concurrent_credits_of_one_recharge_credit_it_once(stub, uow, as_user) -> None:  # type: ignore[no-untyped-def]
     recharge = stub.CreateRecharge(pb.CreateRechargeRequest(amount_fen=5_000, channel="alipay"),
                                    metadata=as_user(ALICE), timeout=10)

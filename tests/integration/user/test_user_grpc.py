@@ -121,6 +121,27 @@ def test_get_verification_of_another_shopper_is_not_found(stub, as_user, account
                                                                               "USER_NOT_FOUND")
 
 
+def test_get_buyer_answers_unverified_before_looking_at_the_address_then_the_address_in_full(
+        stub, as_user, accounts) -> None:
+    added = stub.AddAddress(user_pb2.AddAddressRequest(fields=ADDRESS), metadata=as_user("alice"))
+    alice = accounts["alice"].id
+
+    unverified = stub.GetBuyer(user_pb2.GetBuyerRequest(user_id=alice, address_id=added.id + 999),
+                               metadata=as_user("alice"))
+    stub.VerifyIdentity(user_pb2.VerifyIdentityRequest(real_name="张三", id_number="11010519491231002X"),
+                        metadata=as_user("alice"))
+    buyer = stub.GetBuyer(user_pb2.GetBuyerRequest(user_id=alice, address_id=added.id), metadata=as_user("alice"))
+
+    assert (unverified.verified, unverified.HasField("address")) == (False, False)
+    assert (buyer.verified, buyer.address.id, buyer.address.receiver_phone) == (True, added.id, "13800138000")
+    assert failure(lambda: stub.GetBuyer(user_pb2.GetBuyerRequest(user_id=alice, address_id=added.id + 999),
+                                         metadata=as_user("alice"))) == (grpc.StatusCode.NOT_FOUND,
+                                                                         "ADDRESS_NOT_FOUND")
+    assert failure(lambda: stub.GetBuyer(user_pb2.GetBuyerRequest(user_id=alice, address_id=added.id),
+                                         metadata=as_user("bob"))) == (grpc.StatusCode.NOT_FOUND,
+                                                                       "ADDRESS_NOT_FOUND")
+
+
 def test_calls_for_the_caller_need_a_token(stub) -> None:
     assert failure(lambda: stub.GetProfile(user_pb2.GetProfileRequest())) == (
         grpc.StatusCode.UNAUTHENTICATED, "AUTH_REQUIRED")

@@ -172,3 +172,28 @@ def test_require_caller_refuses_a_caller_without_the_roles(as_caller) -> None:
         require_caller("admin", "operator")
 
     assert raised.value.code == "FORBIDDEN"
+
+
+def test_a_token_that_passed_is_not_checked_again_until_it_expires(public_pem: bytes, mint,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1_000.0]
+    verifier = TokenVerifier(public_pem, clock=lambda: now[0])
+    decoded = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *args, **kwargs: decoded.append(1) or real_decode(*args, **kwargs))
+    token = mint(user_id=7)
+    expires = jwt.decode(token, options={"verify_signature": False})["exp"]
+    decoded.clear()
+
+    first, again = verifier.verify(token), verifier.verify(token)
+    now[0] = expires + 10 + 1  # past the expiry and the leeway: the remembered answer no longer counts
+    verifier.verify(token)  # (the real clock has not moved: the token itself still passes)
+
+    assert (first, again.user_id, len(decoded)) == (again, 7, 2)
+
+
+def test_a_refused_token_is_refused_every_time(verifier: TokenVerifier, mint) -> None:
+    header, payload, signature = mint().split(".")
+    flipped = f"{header}.{payload}.{signature[:10]}{'A' if signature[10] != 'A' else 'B'}{signature[11:]}"
+
+    assert [refusal(verifier, flipped) for _ in range(2)] == [INVALID, INVALID]

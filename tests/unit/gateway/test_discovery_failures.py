@@ -71,6 +71,23 @@ class SlowForAnalytics:
         return f"{service}.invalid:50051"
 
 
+def test_a_stub_is_built_once_per_channel_and_again_once_the_channel_is_forgotten() -> None:
+    class Picks:
+        consul = object()
+
+        def target(self, service: str) -> str:
+            return "10.0.0.1:50051"
+
+    fakes = FakeServices()
+    clients = ServiceClients(Picks(), timeout_seconds=1,  # type: ignore[arg-type]
+                             channel_factory=lambda service, _target: FakeChannel(fakes, service))
+    first = clients.get(UserServiceStub)
+
+    assert clients.get(UserServiceStub) is first
+    clients.forget_discovered()
+    assert clients.get(UserServiceStub) is not first
+
+
 def test_a_slow_consul_lookup_for_one_service_does_not_hold_up_channels_to_others() -> None:
     discovery = SlowForAnalytics()
     clients = ServiceClients(discovery, timeout_seconds=1)  # type: ignore[arg-type]

@@ -109,6 +109,16 @@ class GetMemberResponse(_message.Message):
     member: Member
     def __init__(self, member: _Optional[_Union[Member, _Mapping]] = ...) -> None: ...
 
+class GetDiscountRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Discount(_message.Message):
+    __slots__ = ("discount_percent",)
+    DISCOUNT_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    discount_percent: int
+    def __init__(self, discount_percent: _Optional[int] = ...) -> None: ...
+
 class LedgerEntry(_message.Message):
     __slots__ = ("id", "account", "amount", "balance_after", "kind", "reference", "created_at")
     ID_FIELD_NUMBER: _ClassVar[int]

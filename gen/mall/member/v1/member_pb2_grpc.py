@@ -44,6 +44,11 @@ class MemberServiceStub:
                 request_serializer=mall_dot_member_dot_v1_dot_member__pb2.GetMemberRequest.SerializeToString,
                 response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.GetMemberResponse.FromString,
                 _registered_method=True)
+        self.GetDiscount = channel.unary_unary(
+                '/mall.member.v1.MemberService/GetDiscount',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.GetDiscountRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.Discount.FromString,
+                _registered_method=True)
         self.ListPlans = channel.unary_unary(
                 '/mall.member.v1.MemberService/ListPlans',
                 request_serializer=mall_dot_member_dot_v1_dot_member__pb2.ListPlansRequest.SerializeToString,
@@ -173,6 +178,13 @@ class MemberServiceServicer:
 
     def GetMember(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDiscount(self, request, context):
+        """Only the caller's level (and plan) discount, as checkout prices with it: 100 when not a member.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -341,6 +353,11 @@ def add_MemberServiceServicer_to_server(servicer, server):
                     servicer.GetMember,
                     request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.GetMemberRequest.FromString,
                     response_serializer=mall_dot_member_dot_v1_dot_member__pb2.GetMemberResponse.SerializeToString,
+            ),
+            'GetDiscount': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDiscount,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.GetDiscountRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.Discount.SerializeToString,
             ),
             'ListPlans': grpc.unary_unary_rpc_method_handler(
                     servicer.ListPlans,
@@ -512,6 +529,33 @@ class MemberService:
             '/mall.member.v1.MemberService/GetMember',
             mall_dot_member_dot_v1_dot_member__pb2.GetMemberRequest.SerializeToString,
             mall_dot_member_dot_v1_dot_member__pb2.GetMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDiscount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/GetDiscount',
+            mall_dot_member_dot_v1_dot_member__pb2.GetDiscountRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.Discount.FromString,
             options,
             channel_credentials,
             insecure,

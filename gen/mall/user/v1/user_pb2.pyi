@@ -285,6 +285,22 @@ class Verification(_message.Message):
     verified_at: _timestamp_pb2.Timestamp
     def __init__(self, verified: _Optional[bool] = ..., real_name_masked: _Optional[str] = ..., id_number_masked: _Optional[str] = ..., verified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
+class GetBuyerRequest(_message.Message):
+    __slots__ = ("user_id", "address_id")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    address_id: int
+    def __init__(self, user_id: _Optional[int] = ..., address_id: _Optional[int] = ...) -> None: ...
+
+class Buyer(_message.Message):
+    __slots__ = ("verified", "address")
+    VERIFIED_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    verified: bool
+    address: Address
+    def __init__(self, verified: _Optional[bool] = ..., address: _Optional[_Union[Address, _Mapping]] = ...) -> None: ...
+
 class SetUserRolesRequest(_message.Message):
     __slots__ = ("user_id", "roles")
     USER_ID_FIELD_NUMBER: _ClassVar[int]

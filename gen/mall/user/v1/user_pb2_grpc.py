@@ -135,6 +135,11 @@ class UserServiceStub:
                 request_serializer=mall_dot_user_dot_v1_dot_user__pb2.GetVerificationRequest.SerializeToString,
                 response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.Verification.FromString,
                 _registered_method=True)
+        self.GetBuyer = channel.unary_unary(
+                '/mall.user.v1.UserService/GetBuyer',
+                request_serializer=mall_dot_user_dot_v1_dot_user__pb2.GetBuyerRequest.SerializeToString,
+                response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.Buyer.FromString,
+                _registered_method=True)
         self.GetWechatPayer = channel.unary_unary(
                 '/mall.user.v1.UserService/GetWechatPayer',
                 request_serializer=mall_dot_user_dot_v1_dot_user__pb2.GetWechatPayerRequest.SerializeToString,
@@ -288,6 +293,13 @@ class UserServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetBuyer(self, request, context):
+        """What placing an order needs of its buyer, in one call: verified or not, and the address it ships to.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetWechatPayer(self, request, context):
         """The WeChat payer (the bound openid) for WeChat Pay JSAPI payments: the caller's, or anyone's for staff.
         """
@@ -417,6 +429,11 @@ def add_UserServiceServicer_to_server(servicer, server):
                     servicer.GetVerification,
                     request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.GetVerificationRequest.FromString,
                     response_serializer=mall_dot_user_dot_v1_dot_user__pb2.Verification.SerializeToString,
+            ),
+            'GetBuyer': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBuyer,
+                    request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.GetBuyerRequest.FromString,
+                    response_serializer=mall_dot_user_dot_v1_dot_user__pb2.Buyer.SerializeToString,
             ),
             'GetWechatPayer': grpc.unary_unary_rpc_method_handler(
                     servicer.GetWechatPayer,
@@ -980,6 +997,33 @@ class UserService:
             '/mall.user.v1.UserService/GetVerification',
             mall_dot_user_dot_v1_dot_user__pb2.GetVerificationRequest.SerializeToString,
             mall_dot_user_dot_v1_dot_user__pb2.Verification.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBuyer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.user.v1.UserService/GetBuyer',
+            mall_dot_user_dot_v1_dot_user__pb2.GetBuyerRequest.SerializeToString,
+            mall_dot_user_dot_v1_dot_user__pb2.Buyer.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,90 @@
+"""How many SQL statements placing an order costs on PostgreSQL: a fixed number, whatever the number of lines.
+
+A count, not a timing: it fails when submit goes back to a query per line, reads the cart for a
+buy-now order, or reads the order it has just written back in another transaction (bench/checkout_cpu.py
+measures what each of those costs in CPU).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from services.order import service
+from services.order.db import SqlOrderUnitOfWork
+from services.order.domain import CartItem, Order
+from services.order.grpc_api import order_message
+from services.order.service import CheckoutInput, OrderSettings
+from tests.fakes import FakeCatalog, FakeMembers, FakeStock, FakeUsers
+from tests.fixtures.statements import statements
+from tests.unit.order.conftest import NOW
+
+pytestmark = pytest.mark.integration
+
+SKUS = (101, 102, 103, 104, 105)
+
+
+@pytest.fixture
+def neighbours() -> tuple[FakeCatalog, FakeStock, FakeMembers, FakeUsers]:
+    catalog = FakeCatalog()
+    for sku_id in SKUS:
+        catalog.put(sku_id, price_fen=sku_id * 10)
+    return catalog, FakeStock({sku_id: 100 for sku_id in SKUS}), FakeMembers(), FakeUsers()
+
+
+def submit(uow: Callable[[], SqlOrderUnitOfWork], neighbours: tuple[FakeCatalog, FakeStock, FakeMembers, FakeUsers],
+           request: CheckoutInput, key: str) -> Order:
+    catalog, stock, members, users = neighbours
+    return service.submit_order(uow(), catalog, members, stock, users, OrderSettings(), user_id=1, request=request,
+                                note="", idempotency_key=key, request_fingerprint=repr(request).encode(), now=NOW)
+
+
+def in_cart(uow: Callable[[], SqlOrderUnitOfWork], sku_ids: tuple[int, ...]) -> tuple[int, ...]:
+    with uow() as work:
+        items = [CartItem(user_id=1, sku_id=sku_id, product_id=10, quantity=2, added_price_fen=sku_id * 10,
+                          selected=True, created_at=NOW) for sku_id in sku_ids]
+        for item in items:
+            work.carts.add(item)
+        work.commit()
+        return tuple(item.id or 0 for item in items)
+
+
+def test_a_buy_now_order_is_six_statements_in_one_transaction_and_is_answered_as_stored(
+        pg_uow: Callable[[], SqlOrderUnitOfWork], pg_engine: Engine, neighbours: Any) -> None:
+    with statements(pg_engine) as sent:
+        order = submit(pg_uow, neighbours, CheckoutInput(sku_id=101, quantity=2, address_id=7), "buy-now")
+
+    # claim the key, the order, its lines, its history, order-created, the key's response
+    assert sent == ["INSERT idempotency_keys", "INSERT orders", "INSERT order_lines", "INSERT order_transitions",
+                    "INSERT outbox", "UPDATE idempotency_keys"]
+    assert order_message(order) == order_message(service.get_order(pg_uow(), user_id=1, order_id=order.id or 0))
+
+
+def test_a_cart_order_costs_the_same_statements_for_one_line_or_three(
+        pg_uow: Callable[[], SqlOrderUnitOfWork], pg_engine: Engine, neighbours: Any) -> None:
+    one, rest = in_cart(pg_uow, SKUS[:1]), in_cart(pg_uow, SKUS[1:])  # not the same SKU twice in one cart
+    with statements(pg_engine) as for_one:
+        first = submit(pg_uow, neighbours, CheckoutInput(cart_item_ids=one, address_id=7), "one-line")
+    with statements(pg_engine) as for_three:
+        second = submit(pg_uow, neighbours, CheckoutInput(cart_item_ids=rest[:3], address_id=7), "three-lines")
+
+    assert for_one == for_three == ["INSERT idempotency_keys", "SELECT cart_items", "INSERT orders",
+                                   "INSERT order_lines", "INSERT order_transitions", "DELETE cart_items",
+                                   "INSERT outbox", "UPDATE idempotency_keys"]
+    assert (len(first.lines), len(second.lines)) == (1, 3)
+    with pg_uow() as work:
+        assert [item.sku_id for item in work.carts.for_user(1)] == [SKUS[4]]  # only the ordered lines left the cart
+
+
+def test_a_replay_reads_the_stored_order_and_writes_nothing(pg_uow: Callable[[], SqlOrderUnitOfWork],
+                                                            pg_engine: Engine, neighbours: Any) -> None:
+    request = CheckoutInput(sku_id=101, quantity=2, address_id=7)
+    first = submit(pg_uow, neighbours, request, "replayed")
+    with statements(pg_engine) as sent:
+        again = submit(pg_uow, neighbours, request, "replayed")
+
+    assert again.id == first.id
+    assert [s for s in sent if not s.startswith("SELECT")] == ["INSERT idempotency_keys"]  # claimed by nobody
