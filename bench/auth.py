@@ -9,6 +9,7 @@ times, one per CPU at a time (argon2id at OWASP's cost is CPU-bound by design).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,10 +44,8 @@ def main() -> None:
     refreshes = int(os.environ.get("BENCH_AUTH_REFRESHES", "5"))
     threads = int(os.environ.get("BENCH_AUTH_THREADS", "8"))
     password_logins = int(os.environ.get("BENCH_AUTH_PASSWORD_LOGINS", "50"))
-    names = {service: f"bench_auth_{service}_{os.getpid()}" for service in SERVICES}
-    _on_server(server, *(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in names.values()),
-               *(f'CREATE DATABASE "{n}"' for n in names.values()))
-    try:
+    names = service_databases("auth")
+    with fresh_databases(server, names.values()):
         with tempfile.TemporaryDirectory() as var, RunningPlatform(server, names, Path(var)) as api:
             phones = [f"136{n:08d}" for n in range(users)]
             with ThreadPoolExecutor(threads) as pool:
@@ -55,8 +54,6 @@ def main() -> None:
                 refreshed = _timed(pool, lambda token: _refresh_chain(api, token, refreshes), tokens)
             with ThreadPoolExecutor(os.cpu_count() or 1) as pool:  # argon2 is CPU-bound: one login per core
                 by_password = _timed(pool, lambda _: _password_login(api), range(password_logins))
-    finally:
-        _on_server(server, *(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in names.values()))
 
     refresh_latencies = [ms for chain in refreshed.results for ms in chain]
     result = {
@@ -132,6 +129,23 @@ def _on_server(server: str, *statements: str) -> None:
         for statement in statements:
             conn.execute(text(statement))
     engine.dispose()
+
+
+def service_databases(run: str) -> dict[str, str]:
+    """One database name per service for this benchmark run (the pid keeps parallel runs apart)."""
+    return {service: f"bench_{run}_{service}_{os.getpid()}" for service in SERVICES}
+
+
+@contextlib.contextmanager
+def fresh_databases(server: str, names: Iterable[str]) -> Iterator[None]:
+    """Empty PostgreSQL databases `names` on `server` for the block, dropped after it (failed or not)."""
+    names = list(names)
+    drop = [f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' for name in names]
+    _on_server(server, *drop, *(f'CREATE DATABASE "{name}"' for name in names))
+    try:
+        yield
+    finally:
+        _on_server(server, *drop)
 
 
 class RunningPlatform:

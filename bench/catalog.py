@@ -33,8 +33,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from bench.auth import RESULTS, ROOT, RunningPlatform, _on_server
-from services.common.config import SERVICES
+from bench.auth import RESULTS, ROOT, RunningPlatform, fresh_databases, service_databases
 from services.common.devbroker import free_port
 
 TARGETS = ("detail", "list")
@@ -156,15 +155,13 @@ def main() -> None:
     rates = [int(r) for r in os.environ.get("BENCH_CATALOG_RATES", "500,1000,1500,3000").split(",")]
     connections = int(os.environ.get("BENCH_CATALOG_CONNECTIONS", "64"))
     redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
-    names = {service: f"bench_catalog_{service}_{os.getpid()}" for service in SERVICES}
+    names = service_databases("catalog")
     gateway_env = {"GATEWAY_WORKERS": str(workers), "GATEWAY_THREADS": str(threads), "REDIS_URL": redis_url,
                    "GATEWAY_RATE_LIMIT_SECRET": "bench-catalog-rate-limit-secret-0123456789"}
     if redis_url == "none":  # one worker and no Redis, as `make run`
         gateway_env = {k: v for k, v in gateway_env.items() if k not in ("REDIS_URL", "GATEWAY_RATE_LIMIT_SECRET")}
-    _on_server(server, *(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in names.values()),
-               *(f'CREATE DATABASE "{n}"' for n in names.values()))
     results: dict[str, dict[str, list[dict[str, float]]]] = {"gateway": {}, "bare": {}}
-    try:
+    with fresh_databases(server, names.values()):
         with tempfile.TemporaryDirectory() as var, RunningPlatform(server, names, Path(var), gateway_env) as api:
             paths = _paths(api)
             payloads = Path(var) / "payloads.json"
@@ -176,8 +173,6 @@ def main() -> None:
                         load(base, paths[target], 200, 1, connections)  # warm up: caches, imports, connections
                         results[name][target] = [load(base, paths[target], rate, seconds, connections).figures()
                                                  for rate in rates]
-    finally:
-        _on_server(server, *(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in names.values()))
 
     summary = {target: _summary(results["gateway"][target], results["bare"][target]) for target in TARGETS}
     result = {

@@ -31,8 +31,15 @@ from typing import Any
 
 import requests
 
-from bench.auth import ADMIN_PASSWORD, ADMIN_PHONE, RESULTS, RunningPlatform, _figures, _on_server
-from services.common.config import SERVICES
+from bench.auth import (
+    ADMIN_PASSWORD,
+    ADMIN_PHONE,
+    RESULTS,
+    RunningPlatform,
+    _figures,
+    fresh_databases,
+    service_databases,
+)
 from services.user.domain import id_check_digit
 
 
@@ -45,11 +52,9 @@ def main() -> None:
     threads = int(os.environ.get("BENCH_CHECKOUT_THREADS", "64"))
     flash_orders = int(os.environ.get("BENCH_FLASH_ORDERS", "1000"))
     flash_stock = int(os.environ.get("BENCH_FLASH_STOCK", "100"))
-    names = {service: f"bench_checkout_{service}_{os.getpid()}" for service in SERVICES}
-    _on_server(server, *(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in names.values()),
-               *(f'CREATE DATABASE "{n}"' for n in names.values()))
+    names = service_databases("checkout")
     stock_each = orders  # enough for every order to land on one SKU
-    try:
+    with fresh_databases(server, names.values()):
         with tempfile.TemporaryDirectory() as var, RunningPlatform(server, names, Path(var)) as api:
             admin = {"Authorization": f"Bearer {_post(api, '/auth/login/password', ADMIN_PHONE_LOGIN)['access_token']}"}
             skus = [_on_shelf(api, admin, "压测商品 0", stock_each)]  # alone: loads jieba's dictionary once
@@ -63,8 +68,6 @@ def main() -> None:
             flash_product, flash_sku = _on_shelf(api, admin, "秒杀压测", flash_stock)
             flash = _flash(api, flash_sku, shoppers, flash_orders)
             flash["stock_after"] = _stock(api, admin, flash_product)
-    finally:
-        _on_server(server, *(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in names.values()))
 
     steady["exact"] = steady["errors"] == {} and stock_exact
     flash["exact"] = (flash["outcomes"] == {"201": flash_stock, "422 OUT_OF_STOCK": flash_orders - flash_stock}

@@ -40,7 +40,7 @@ from pathlib import Path
 import requests
 from sqlalchemy import create_engine, text
 
-from bench.auth import RESULTS, RunningPlatform, _on_server
+from bench.auth import RESULTS, RunningPlatform, fresh_databases, service_databases
 from bench.checkout import ADMIN_PHONE_LOGIN, _on_shelf, _post, _shopper
 from bench.memory import processes
 from services.common.config import SERVICES
@@ -58,10 +58,8 @@ def main() -> None:
     orders = int(os.environ.get("BENCH_CPU_ORDERS", "300"))
     idle_seconds = float(os.environ.get("BENCH_CPU_IDLE_SECONDS", "10"))
     profiles = os.environ.get("BENCH_CPU_PYSPY", "")  # a folder: the orders again, under py-spy
-    names = {service: f"bench_checkout_cpu_{service}_{os.getpid()}" for service in SERVICES}
-    _on_server(server, *(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in names.values()),
-               *(f'CREATE DATABASE "{n}"' for n in names.values()))
-    try:
+    names = service_databases("checkout_cpu")
+    with fresh_databases(server, names.values()):
         with tempfile.TemporaryDirectory() as var:
             running = RunningPlatform(server, names, Path(var))
             with running as api:
@@ -87,8 +85,6 @@ def main() -> None:
                 if profiles:
                     _profiled(running.process.pid, Path(profiles), lambda: [_order(api, shopper, sku_id)
                                                                             for sku_id, shopper in plan[warmup:]])
-    finally:
-        _on_server(server, *(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in names.values()))
 
     cpu_ms = {name: round(max(0.0, cpu_after.get(name, 0.0) - cpu_before.get(name, 0.0)
                               - idle.get(name, 0.0) * seconds) * 1000 / orders, 2)

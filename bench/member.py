@@ -45,10 +45,18 @@ from mall.events.v1.order_events_pb2 import OrderAmounts, OrderPaid
 from sqlalchemy import create_engine, select
 from sqlalchemy.pool import NullPool
 
-from bench.auth import ADMIN_PASSWORD, ADMIN_PHONE, RESULTS, ROOT, RunningPlatform, _on_server
+from bench.auth import (
+    ADMIN_PASSWORD,
+    ADMIN_PHONE,
+    RESULTS,
+    ROOT,
+    RunningPlatform,
+    fresh_databases,
+    service_databases,
+)
 from bench.checkout import _on_shelf, _post
 from services.common import migrations
-from services.common.config import SERVICES, KafkaSettings
+from services.common.config import KafkaSettings
 from services.common.consumer import EventConsumer
 from services.common.db import make_engine
 from services.common.devbroker import DevBroker, create_topics
@@ -195,10 +203,8 @@ def _consumer(url: str, count: int) -> dict[str, Any]:
 
 
 def _points_latency(server: str, rate: float, seconds: float, shopper_count: int) -> dict[str, Any]:
-    names = {service: f"bench_member_{service}_{os.getpid()}" for service in SERVICES}
-    _on_server(server, *(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in names.values()),
-               *(f'CREATE DATABASE "{n}"' for n in names.values()))
-    try:
+    names = service_databases("member")
+    with fresh_databases(server, names.values()):
         with tempfile.TemporaryDirectory() as var:
             running = RunningPlatform(server, names, Path(var))
             with running as api:
@@ -218,8 +224,6 @@ def _points_latency(server: str, rate: float, seconds: float, shopper_count: int
                     watcher.wait_for(set(paid_orders), timeout_seconds=60)
                 finally:
                     watcher.stop()
-    finally:
-        _on_server(server, *(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in names.values()))
     paid_at = watcher.paid_at  # filled by wait_for from the order database, below
     latencies = [(watcher.seen[no] - paid_at[no]) * 1000 for no in paid_orders if no in watcher.seen and no in paid_at]
     points = _figures(latencies, None) if latencies else {"count": 0}
@@ -319,12 +323,9 @@ class _PointsWatcher:
 
 def _with_database(server: str, part: str, run: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
     name = f"bench_member_{part}_{os.getpid()}"
-    _on_server(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
-    try:
+    with fresh_databases(server, [name]):
         migrations.upgrade(f"{server}/{name}", ROOT / "services" / "member" / "migrations")
         return run(f"{server}/{name}")
-    finally:
-        _on_server(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _figures(latencies_ms: list[float], seconds: float | None) -> dict[str, Any]:

@@ -31,9 +31,8 @@ from typing import Any
 
 import requests
 
-from bench.auth import RESULTS, RunningPlatform, _on_server
+from bench.auth import RESULTS, RunningPlatform, fresh_databases, service_databases
 from bench.checkout import ADMIN_PHONE_LOGIN, _on_shelf, _post, _shopper
-from services.common.config import SERVICES
 
 
 def main() -> None:
@@ -41,10 +40,8 @@ def main() -> None:
     settle = float(os.environ.get("BENCH_MEMORY_SETTLE_SECONDS", "10"))
     seconds = float(os.environ.get("BENCH_MEMORY_LOAD_SECONDS", "30"))
     sku_count = int(os.environ.get("BENCH_MEMORY_SKUS", "50"))
-    names = {service: f"bench_memory_{service}_{os.getpid()}" for service in SERVICES}
-    _on_server(server, *(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in names.values()),
-               *(f'CREATE DATABASE "{n}"' for n in names.values()))
-    try:
+    names = service_databases("memory")
+    with fresh_databases(server, names.values()):
         with tempfile.TemporaryDirectory() as var, (running := RunningPlatform(server, names, Path(var))) as api:
             time.sleep(settle)  # a benchmark's pause, not a test's: let start-up garbage be collected
             idle = processes(running.process.pid)
@@ -54,8 +51,6 @@ def main() -> None:
                 shoppers = list(pool.map(lambda n: _shopper(api, n), range(8)))
             traffic = _traffic(api, skus, shoppers, seconds)
             loaded = processes(running.process.pid)
-    finally:
-        _on_server(server, *(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in names.values()))
 
     rows = []
     for pid, process in sorted(loaded.items(), key=lambda item: item[1]["name"]):
