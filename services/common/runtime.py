@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import signal
 import threading
@@ -113,6 +114,9 @@ def main(service: str, build_app: Callable[[ServiceSettings], ServiceApp], migra
         return commands[args.command](settings, args)
 
     app = build_app(settings)
+    # What imports and build_app made lives as long as the process: later collections skip it (a full one
+    # walking every protobuf descriptor and mapper took a few hundred ms with the GIL held; gateway/gunicorn.conf.py).
+    gc.freeze()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
