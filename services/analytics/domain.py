@@ -174,23 +174,29 @@ def union_neighbours(kinds: tuple[str, ...], day: date, around: Mapping[str, Nei
             present and not was_there)
 
 
+def _steps_named(bits: int) -> str:
+    return "+".join(k for i, k in enumerate(FUNNEL) if bits & (1 << i))
+
+
+_EVERY_STEP = (1 << len(FUNNEL)) - 1
+# Möbius inversion over the subsets of steps: exactly(S) = sum over T within S of (-1)^|S - T| within(T).
+_INVERSION = {steps: [(sub, -1 if bin(steps & ~sub).count("1") % 2 else 1) for sub in range(_EVERY_STEP + 1)
+                      if sub & ~steps == 0] for steps in range(1, _EVERY_STEP + 1)}
+_PROFILES = {steps: frozenset(_steps_named(steps).split("+")) for steps in range(1, _EVERY_STEP + 1)}
+
+
 def funnel_profiles(sizes: Mapping[str, int]) -> dict[frozenset[str], int]:
-    """How many members took exactly each combination of funnel steps, from the sizes of every union of steps."""
+    """How many members took exactly each combination of funnel steps, from the sizes of every union of steps:
+    the members within steps T (in none of the others) are all of them less the union of the others."""
     if not any(sizes.values()):
         return {}
-    every = len(FUNNEL)
-
-    def union(bits: int) -> int:
-        return sizes.get("+".join(k for i, k in enumerate(FUNNEL) if bits & (1 << i)), 0) if bits else 0
-
-    full = (1 << every) - 1
-    within = {bits: union(full) - union(full & ~bits) for bits in range(1 << every)}  # members only in `bits` steps
+    unions = [0] + [sizes.get(_steps_named(bits), 0) for bits in range(1, _EVERY_STEP + 1)]
+    within = [unions[_EVERY_STEP] - unions[_EVERY_STEP & ~bits] for bits in range(_EVERY_STEP + 1)]
     profiles: dict[frozenset[str], int] = {}
-    for steps in range(1, 1 << every):
-        exactly = sum((-1) ** bin(steps & ~sub).count("1") * within[sub] for sub in range(1 << every)
-                      if sub & ~steps == 0)
+    for steps, terms in _INVERSION.items():
+        exactly = sum(sign * within[sub] for sub, sign in terms)
         if exactly:
-            profiles[frozenset(k for i, k in enumerate(FUNNEL) if steps & (1 << i))] = exactly
+            profiles[_PROFILES[steps]] = exactly
     return profiles
 
 
