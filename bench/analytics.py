@@ -122,7 +122,7 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "analytics.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
     print(f"{'loaded':32} {loaded['raw_events']:>10} raw events, {loaded['member_rows']} member rows, "
-          f"{loaded['breakdown_rows']} breakdown rows in {loaded['seconds']} s")
+          f"{loaded['breakdown_rows']} breakdown rows, {loaded['arrival_rows']} arrival rows in {loaded['seconds']} s")
     for path, figures in ingestion.items():
         print(f"{'consumer events/s, ' + path:32} {figures['events_per_second']:>10}   ({figures['events']} events; "
               f"{figures['events_per_cpu_second']} per CPU second of the consumer process)")
@@ -424,7 +424,9 @@ def time_reports(engine: Engine, queries: int) -> dict[str, dict[str, float]]:
         "overview 7 days": lambda: service.get_overview(uow(), **last[7]),
         "overview 30 days": lambda: service.get_overview(uow(), **last[30]),
         "overview 90 days": lambda: service.get_overview(uow(), **last[90]),
+        "funnel 7 days": lambda: service.get_funnel(uow(), **last[7]),
         "funnel 30 days": lambda: service.get_funnel(uow(), **last[30]),
+        "funnel 90 days": lambda: service.get_funnel(uow(), **last[90]),
         "preferences 30 days": lambda: service.get_purchase_preferences(uow(), **last[30]),
         "regions 30 days": lambda: service.get_regional_distribution(uow(), **last[30]),
         "retention 30 days": lambda: service.get_retention(uow(), **last[30]),
