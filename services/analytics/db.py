@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Collection, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, Self
@@ -47,7 +46,7 @@ from services.analytics.domain import (
 )
 from services.analytics.service import apply_rollups
 from services.analytics.uow import AnalyticsUnitOfWork
-from services.common.db import BigId, UTCDateTime
+from services.common.db import BigId, UTCDateTime, advisory_key
 from services.common.uow import SqlUnitOfWork
 
 metadata = MetaData()
@@ -206,9 +205,10 @@ class SqlRollups:
         if not stored:
             return {}
         if self._postgresql:
-            # Transaction-scoped advisory locks on the members, in one order (no deadlock): a concurrent batch
-            # touching one of them waits here until this one commits, then reads its days (READ COMMITTED).
-            keys = sorted({_lock_key(member) for _, _, member in stored})
+            # Transaction-scoped advisory locks on the members (db.serialize_on, for many at once), taken in one
+            # order (no deadlock): a concurrent batch touching one of them waits here until this one commits, then
+            # reads its days (READ COMMITTED). Two members sharing a key only wait for each other.
+            keys = sorted({advisory_key(f"analytics-member:{member}") for _, _, member in stored})
             self.session.execute(text(
                 "SELECT pg_advisory_xact_lock(k) FROM (SELECT unnest(CAST(:keys AS BIGINT[])) AS k ORDER BY k) AS s"),
                 {"keys": keys})
@@ -347,11 +347,6 @@ class SqlRollups:
         statement, params = self._insert(table, sorted(rows, key=lambda row: tuple(str(row[k]) for k in keys)))
         self.session.execute(statement.on_conflict_do_update(
             index_elements=keys, set_={"value": table.c.value + statement.excluded.value}), params)
-
-
-def _lock_key(member: str) -> int:
-    """A member's advisory lock (a signed 64-bit hash: two members sharing one only wait for each other)."""
-    return int.from_bytes(hashlib.blake2b(member.encode(), digest_size=8).digest(), "big", signed=True)
 
 
 class SqlReportJobs:

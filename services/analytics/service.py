@@ -63,6 +63,7 @@ def apply_rollups(rollups: RollupRepository, batch: Sequence[Rollup]) -> int:
     member counts its counters the first time it joins the day's set. Retention: a pair (registration,
     activity N days later) counts once, when the later of the two arrives: a registration new in this batch
     counts the activity already there (this batch's included), a new activity counts an earlier registration.
+    A member new in a day's set also changes the arrivals of the range sets it is in (arrivals_of).
     """
     facts: dict[tuple[str, str], date] = {}
     for rollup in batch:
