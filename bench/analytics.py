@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,8 +49,10 @@ from services.analytics.domain import (
     CART_USER,
     DISTINCT_FIGURES,
     FUNNEL,
+    FUNNEL_SETS,
     ORDER_USER,
     PAYER,
+    RANGE_SETS,
     REGISTRATION,
     RETENTION_DAYS,
     SHOP_ZONE,
@@ -58,6 +60,8 @@ from services.analytics.domain import (
     VISIT,
     VISITOR,
     Period,
+    funnel_steps,
+    last_seen,
     price_band,
     retained_counter,
     shop_day,
@@ -95,6 +99,7 @@ def main() -> None:
         ingestion = ingest(engines["ingest"], ingest_count)
         loaded = load_events(engines["rollup"], events)
         latencies = time_reports(engines["rollup"], queries)
+        checked = check_against_member_days(engines["rollup"])
         export_days = min(ROLLUP_DAYS, -(-export_rows * ROLLUP_DAYS // max(events, 1)))
         exports = {fmt: export_in_child(f"{server}/{names['rollup']}", fmt, export_days) for fmt in ("csv", "xlsx")}
         for engine in engines.values():
@@ -111,17 +116,21 @@ def main() -> None:
         "loaded": loaded,
         "queries_per_report": queries,
         "reports_ms": latencies,
+        "checked_against_member_days": checked,
         "exports": exports,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "analytics.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
     print(f"{'loaded':32} {loaded['raw_events']:>10} raw events, {loaded['member_rows']} member rows, "
-          f"{loaded['breakdown_rows']} breakdown rows in {loaded['seconds']} s")
+          f"{loaded['breakdown_rows']} breakdown rows, {loaded['arrival_rows']} arrival rows in {loaded['seconds']} s")
     for path, figures in ingestion.items():
         print(f"{'consumer events/s, ' + path:32} {figures['events_per_second']:>10}   ({figures['events']} events; "
               f"{figures['events_per_cpu_second']} per CPU second of the consumer process)")
     for name, figures in latencies.items():
         print(f"{name:32} p50 {figures['p50']:>7} ms   p99 {figures['p99']:>7} ms")
+    for name, figures in checked.items():
+        print(f"{name + ' = member-day count':32} {'same':>10}   (counted from the member-days once: "
+              f"{figures['member_days_ms']} ms)")
     for fmt, figures in exports.items():
         print(f"{'export ' + fmt:32} {figures['rows']:>10} rows {figures['seconds']:>7} s   peak RSS "
               f"{figures['peak_rss_mb']:>6} MB (+{figures['growth_mb']} MB over the process at rest)")
@@ -238,6 +247,7 @@ def load_events(engine: Engine, count: int) -> dict[str, Any]:
     per_day = max(1, count // ROLLUP_DAYS)
     shop = SyntheticShop(visitors_per_day=max(2, per_day // 8))
     raw_count = member_rows = 0
+    arrivals = Arrivals()
     with _copy(engine) as copy:
         for index in range(ROLLUP_DAYS):
             day = today - timedelta(days=ROLLUP_DAYS - 1 - index)
@@ -246,15 +256,45 @@ def load_events(engine: Engine, count: int) -> dict[str, Any]:
             copy("counted_facts (kind, key, day)", facts)
             copy("daily_members (kind, day, member)",
                  [f"{kind}\t{day}\t{member}\n" for kind, found in members.items() for member in found])
+            arrivals.add_day(day, members)
             raw_count += len(raw)
             member_rows += sum(len(found) for found in members.values())
         copy("daily_counters (day, metric, value)", [f"{d}\t{m}\t{v}\n" for (d, m), v in shop.counters.items()])
+        copy("daily_arrivals (kind, day, last_seen, value)",
+             [f"{k}\t{d}\t{seen}\t{v}\n" for (k, d, seen), v in arrivals.counts.items()])
         copy("daily_breakdowns (dimension, day, key, metric, value)",
              [f"{dim}\t{d}\t{k}\t{m}\t{v}\n" for (dim, d, k, m), v in shop.breakdowns.items()])
     with engine.connect() as conn:  # as autovacuum would, long before anyone opens the dashboard
         conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")
     return {"raw_events": raw_count, "days": ROLLUP_DAYS, "member_rows": member_rows,
-            "breakdown_rows": len(shop.breakdowns), "seconds": round(time.perf_counter() - started, 1)}
+            "breakdown_rows": len(shop.breakdowns), "arrival_rows": len(arrivals.counts),
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
+class Arrivals:
+    """daily_arrivals of the days' distinct sets, as the consumer keeps them (service.arrivals_of), for days given in
+    order: per range set (domain.RANGE_SETS) a member arriving on a day counts under the last day it was in the set."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[str, date, date]] = Counter()
+        self.last: dict[str, dict[str, date]] = {s: {} for s in RANGE_SETS}
+        self.funnel_bits = {s: sum(1 << FUNNEL.index(k) for k in s.split("+")) for s in FUNNEL_SETS}
+
+    def add_day(self, day: date, members: dict[str, set[str]]) -> None:
+        for kind in (VISITOR, VISIT, ACTIVE_USER):
+            self._arrive(kind, day, members[kind])
+        steps: dict[str, int] = {}
+        for i, kind in enumerate(FUNNEL):
+            for member in members[kind]:
+                steps[member] = steps.get(member, 0) | (1 << i)
+        for range_set, bits in self.funnel_bits.items():
+            self._arrive(range_set, day, [member for member, taken in steps.items() if taken & bits])
+
+    def _arrive(self, range_set: str, day: date, members: Iterable[str]) -> None:
+        last, counts = self.last[range_set], self.counts
+        for member in members:
+            counts[range_set, day, last_seen(last.get(member), day)] += 1
+            last[member] = day
 
 
 class SyntheticShop:
@@ -384,7 +424,9 @@ def time_reports(engine: Engine, queries: int) -> dict[str, dict[str, float]]:
         "overview 7 days": lambda: service.get_overview(uow(), **last[7]),
         "overview 30 days": lambda: service.get_overview(uow(), **last[30]),
         "overview 90 days": lambda: service.get_overview(uow(), **last[90]),
+        "funnel 7 days": lambda: service.get_funnel(uow(), **last[7]),
         "funnel 30 days": lambda: service.get_funnel(uow(), **last[30]),
+        "funnel 90 days": lambda: service.get_funnel(uow(), **last[90]),
         "preferences 30 days": lambda: service.get_purchase_preferences(uow(), **last[30]),
         "regions 30 days": lambda: service.get_regional_distribution(uow(), **last[30]),
         "retention 30 days": lambda: service.get_retention(uow(), **last[30]),
@@ -400,6 +442,31 @@ def time_reports(engine: Engine, queries: int) -> dict[str, dict[str, float]]:
         samples.sort()
         found[name] = {"p50": round(statistics.median(samples), 1),
                        "p99": round(samples[min(len(samples) - 1, int(len(samples) * 0.99))], 1)}
+    return found
+
+
+def check_against_member_days(engine: Engine) -> dict[str, dict[str, float]]:
+    """The overview's distinct figures and the funnel (from daily_arrivals) against the same counted from every
+    member-day of the period (the path they replace), once per period; a difference stops the benchmark."""
+    today = shop_day(datetime.now(UTC))
+    found = {}
+    for n in (7, 30, 90):
+        period = Period(today - timedelta(days=n - 1), today)
+        span = {"from_date": period.first.isoformat(), "to_date": period.last.isoformat()}
+        uow = SqlAnalyticsUnitOfWork(engine, "analytics")
+        totals = service.get_overview(uow, **span).totals
+        funnel = service.get_funnel(uow, **span)
+        with uow:
+            started = time.perf_counter()
+            distinct = uow.rollups.distinct_members(tuple(DISTINCT_FIGURES.values()), period)
+            profiles = uow.rollups.step_profiles(FUNNEL, period)
+            seconds = time.perf_counter() - started
+        reference = ({name: distinct[kind] for name, kind in DISTINCT_FIGURES.items()}, funnel_steps(profiles.get(None, {})),
+                     [(day, funnel_steps(profiles.get(day, {}))) for day in period.days()])
+        fast = ({name: totals[name] for name in DISTINCT_FIGURES}, funnel.totals, funnel.days)
+        if fast != reference:
+            raise RuntimeError(f"{n} days: the arrivals say {fast}, the member-days {reference}")
+        found[f"overview and funnel {n} days"] = {"member_days_ms": round(seconds * 1000, 1)}
     return found
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Self
 
 from sqlalchemy import (
@@ -23,17 +23,30 @@ from sqlalchemy import (
     case,
     cast,
     func,
+    literal,
     select,
+    text,
     tuple_,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from services.analytics.domain import DONE, EXPIRED, QUEUED, RUNNING, Period, RawEvent, ReportJob
+from services.analytics.domain import (
+    DONE,
+    EXPIRED,
+    LOOK_BACK_DAYS,
+    QUEUED,
+    RUNNING,
+    Neighbours,
+    Period,
+    RawEvent,
+    ReportJob,
+)
 from services.analytics.service import apply_rollups
 from services.analytics.uow import AnalyticsUnitOfWork
-from services.common.db import BigId, UTCDateTime
+from services.common.db import BigId, UTCDateTime, advisory_key
 from services.common.uow import SqlUnitOfWork
 
 metadata = MetaData()
@@ -74,6 +87,19 @@ daily_members = Table(
     Column("day", Date, nullable=False),
     Column("member", String(160), nullable=False),
     PrimaryKeyConstraint("kind", "day", "member", name="pk_daily_members"),
+    # A member's days in a set, for the arrivals (the day before and after a new one).
+    Index("ix_daily_members_member", "kind", "member", "day"),
+)
+
+# Per range set and day, the members in it that day by the day each was last in it before (domain.NO_DAY_SEEN):
+# a period's distinct members without reading its member-days (domain.RANGE_SETS, service.arrivals_of).
+daily_arrivals = Table(
+    "daily_arrivals", metadata,
+    Column("kind", String(48), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("last_seen", Date, nullable=False),
+    Column("value", BigInteger, nullable=False),
+    PrimaryKeyConstraint("kind", "day", "last_seen", name="pk_daily_arrivals"),
 )
 
 counted_facts = Table(
@@ -110,7 +136,7 @@ report_jobs = Table(
 )
 
 # What `python -m services.analytics backup` copies: the raw events and everything built from them.
-BACKUP_TABLES = (raw_events, daily_counters, daily_breakdowns, daily_members, counted_facts)
+BACKUP_TABLES = (raw_events, daily_counters, daily_breakdowns, daily_members, daily_arrivals, counted_facts)
 
 
 class SqlRollups:
@@ -174,7 +200,55 @@ class SqlRollups:
             found.setdefault(row.day, {})[row.metric] = row.value
         return found
 
+    def neighbour_days(self, members: Sequence[tuple[str, date, str]]) -> dict[tuple[str, date, str], Neighbours]:
+        stored = {(kind, day, member[:160]): (kind, day, member) for kind, day, member in members}
+        if not stored:
+            return {}
+        if self._postgresql:
+            # Transaction-scoped advisory locks on the members (db.serialize_on, for many at once), taken in one
+            # order (no deadlock): a concurrent batch touching one of them waits here until this one commits, then
+            # reads its days (READ COMMITTED). Two members sharing a key only wait for each other.
+            keys = sorted({advisory_key(f"analytics-member:{member}") for _, _, member in stored})
+            self.session.execute(text(
+                "SELECT pg_advisory_xact_lock(k) FROM (SELECT unnest(CAST(:keys AS BIGINT[])) AS k ORDER BY k) AS s"),
+                {"keys": keys})
+        back, ahead = timedelta(days=LOOK_BACK_DAYS), timedelta(days=LOOK_BACK_DAYS)
+        rows = [{"kind": kind, "member": member, "day": day, "lo": day - back, "hi": day + ahead}
+                for kind, day, member in sorted(stored)]
+        found: dict[tuple[str, date, str], Neighbours] = {}
+        chunk = len(rows) if self._postgresql else 200  # SQLite: a compound SELECT of at most 500 terms
+        for start in range(0, len(rows), chunk):
+            wanted = self._rows_source(daily_members, rows[start:start + chunk],
+                                       {"lo": daily_members.c.day.type, "hi": daily_members.c.day.type})
+            same = and_(daily_members.c.kind == wanted.c.kind, daily_members.c.member == wanted.c.member)
+            before = select(func.max(daily_members.c.day)).where(
+                same, daily_members.c.day < wanted.c.day, daily_members.c.day >= wanted.c.lo).scalar_subquery()
+            after = select(func.min(daily_members.c.day)).where(
+                same, daily_members.c.day > wanted.c.day, daily_members.c.day <= wanted.c.hi).scalar_subquery()
+            present = select(daily_members.c.day).where(same, daily_members.c.day == wanted.c.day).exists()
+            for row in self.session.execute(select(wanted.c.kind, wanted.c.member, wanted.c.day, before, after,
+                                                   present)):
+                found[stored[row[0], row[2], row[1]]] = Neighbours(row[3], row[4], bool(row[5]))
+        return found
+
+    def add_arrivals(self, changes: Mapping[tuple[str, date, date], int]) -> None:
+        self._add(daily_arrivals, ["kind", "day", "last_seen"],
+                  [{"kind": kind, "day": day, "last_seen": seen, "value": n} for (kind, day, seen), n in changes.items()])
+
+    def arrivals(self, sets: tuple[str, ...], period: Period) -> dict[str, dict[date | None, int]]:
+        found: dict[str, dict[date | None, int]] = {s: {} for s in sets}
+        a = daily_arrivals.c
+        rows = self.session.execute(
+            select(a.kind, a.day, func.sum(a.value), func.sum(case((a.last_seen < period.first, a.value), else_=0)))
+            .where(a.kind.in_(sets), a.day.between(period.first, period.last)).group_by(a.kind, a.day))
+        for kind, day, members, first_in_period in rows:
+            found[kind][day] = int(members)
+            found[kind][None] = found[kind].get(None, 0) + int(first_in_period)
+        return found
+
     def distinct_members(self, kinds: tuple[str, ...], period: Period) -> dict[str, int]:
+        """Distinct members over the period of each day set `kinds`, read from every member-day of the period:
+        what the arrivals answer without that, kept to check them against (tests, and by hand)."""
         # One statement for every kind: a dashboard's overview is one round trip here, not four. GROUP BY, not
         # COUNT(DISTINCT): PostgreSQL hashes the (kind, member) pairs instead of sorting every member-day row
         # (half the time over 90 days of 1M events).
@@ -197,6 +271,8 @@ class SqlRollups:
         return found
 
     def step_profiles(self, kinds: tuple[str, ...], period: Period) -> dict[date | None, dict[frozenset[str], int]]:
+        """How many members are in each combination of the day sets `kinds`, per day and (key None) over the period,
+        read from every member-day of the period: the reference for the funnel from the arrivals."""
         # Each member's combination of sets as a bit mask (bit i: in kinds[i]), per day and over the period.
         in_range = and_(daily_members.c.kind.in_(kinds), daily_members.c.day.between(period.first, period.last))
         mask = sum(func.max(case((daily_members.c.kind == kind, 1 << i), else_=0)) for i, kind in enumerate(kinds))
@@ -240,6 +316,17 @@ class SqlRollups:
         source = select(*(func.unnest(cast(bindparam(f"all_{name}", [row[name] for row in rows]),
                                            postgresql.ARRAY(table.c[name].type))) for name in names))
         return postgresql.insert(table).from_select(names, source), None
+
+    def _rows_source(self, table: Table, rows: list[dict[str, Any]], types: Mapping[str, Any]) -> Any:
+        """The rows (each with the same keys) as a subquery to select from: unnest(arrays) on PostgreSQL, a
+        UNION ALL of one-row SELECTs elsewhere. A key that is not a column of `table` has its type in `types`."""
+        names = list(rows[0])
+        kinds = {name: types[name] if name in types else table.c[name].type for name in names}
+        if self._postgresql:
+            return select(*(func.unnest(cast(bindparam(f"rows_{name}", [row[name] for row in rows]),
+                                             postgresql.ARRAY(kinds[name]))).label(name) for name in names)).subquery()
+        return union_all(*(select(*(literal(row[name], kinds[name]).label(name) for name in names))
+                           for row in rows)).subquery()
 
     def _new(self, table: Table, keys: list[str], rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
         """Insert the rows whose keys are not there yet; returns the keys of those inserted."""

@@ -104,6 +104,102 @@ def retained_counter(days_after: int) -> str:
 DISTINCT_FIGURES = {"unique_visitors": VISITOR, "visits": VISIT, "active_users": ACTIVE_USER, "paying_users": PAYER}
 
 
+# Distinct members over a range of days, without reading every member-day of the range: per set and day, how
+# many members "arrived" (were in the set that day) and the day each was last in the set before it (NO_DAY_SEEN:
+# not in the 365 days before, which no period of MAX_PERIOD_DAYS can reach back to). The distinct members of a
+# period are exactly those arriving in it whose previous day is before it: sum(members) over first <= day <= last,
+# last_seen < first. Reading that costs days x distinct last-seen days (<= 366), whatever the number of members.
+NO_DAY_SEEN = date(1970, 1, 1)
+LOOK_BACK_DAYS = MAX_PERIOD_DAYS - 1
+# The funnel needs members in several sets at once over a period (viewed and added to cart): those follow from the
+# sizes of the sets' unions (inclusion-exclusion), so every union of funnel steps is a set of its own, named
+# "viewer+cart_user" (steps in FUNNEL order): a member is in it on a day when it is in any of those steps that day.
+FUNNEL_SETS = tuple("+".join(k for i, k in enumerate(FUNNEL) if bits & (1 << i)) for bits in range(1, 1 << len(FUNNEL)))
+RANGE_SETS = (VISITOR, VISIT, ACTIVE_USER, *FUNNEL_SETS)
+
+
+def sets_of(kind: str) -> tuple[str, ...]:
+    """The range sets a member of the day set `kind` is in, that day."""
+    return tuple(s for s in FUNNEL_SETS if kind in s.split("+")) if kind in FUNNEL else (kind,)
+
+
+def last_seen(day: date | None, on: date) -> date:
+    """What an arrival on `on` records as the day before it: NO_DAY_SEEN when none, or too long ago to matter."""
+    return day if day is not None and day >= on - timedelta(days=LOOK_BACK_DAYS) else NO_DAY_SEEN
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """Around a day, a member's days in a set (after the batch's additions): the last before, the first after
+    (each only within LOOK_BACK_DAYS), and whether the day itself is in it."""
+
+    before: date | None
+    after: date | None
+    present: bool
+
+
+def arrival_changes(new_days: Mapping[date, Neighbours]) -> dict[tuple[date, date], int]:
+    """What a member's new days in a set change in its arrivals, as (day, last_seen) -> +n / -n.
+
+    Each new day arrives after the day before it; the first old day after a run of new days now arrives after the
+    run's last day instead of after the old day before the run (found by walking the run back)."""
+    changes: dict[tuple[date, date], int] = {}
+
+    def add(day: date, before: date | None, n: int) -> None:
+        key = (day, last_seen(before, day))
+        changes[key] = changes.get(key, 0) + n
+
+    for day, around in new_days.items():
+        add(day, around.before, 1)
+        following = around.after
+        if following is None or following in new_days:
+            continue
+        old_before = around.before
+        while old_before is not None and old_before in new_days:
+            old_before = new_days[old_before].before
+        add(following, old_before, -1)
+        add(following, day, 1)
+    return {key: n for key, n in changes.items() if n}
+
+
+def union_neighbours(kinds: tuple[str, ...], day: date, around: Mapping[str, Neighbours],
+                     new: Mapping[str, bool]) -> tuple[Neighbours, bool]:
+    """A union set's neighbours of `day` from those of its kinds, and whether the day is new in the union (in one of
+    the kinds only since this batch)."""
+    befores = [around[k].before for k in kinds if around[k].before is not None]
+    afters = [around[k].after for k in kinds if around[k].after is not None]
+    present = any(around[k].present for k in kinds)
+    was_there = any(around[k].present and not new[k] for k in kinds)
+    return (Neighbours(max(befores, default=None), min(afters, default=None), present),
+            present and not was_there)
+
+
+def _steps_named(bits: int) -> str:
+    return "+".join(k for i, k in enumerate(FUNNEL) if bits & (1 << i))
+
+
+_EVERY_STEP = (1 << len(FUNNEL)) - 1
+# Möbius inversion over the subsets of steps: exactly(S) = sum over T within S of (-1)^|S - T| within(T).
+_INVERSION = {steps: [(sub, -1 if bin(steps & ~sub).count("1") % 2 else 1) for sub in range(_EVERY_STEP + 1)
+                      if sub & ~steps == 0] for steps in range(1, _EVERY_STEP + 1)}
+_PROFILES = {steps: frozenset(_steps_named(steps).split("+")) for steps in range(1, _EVERY_STEP + 1)}
+
+
+def funnel_profiles(sizes: Mapping[str, int]) -> dict[frozenset[str], int]:
+    """How many members took exactly each combination of funnel steps, from the sizes of every union of steps:
+    the members within steps T (in none of the others) are all of them less the union of the others."""
+    if not any(sizes.values()):
+        return {}
+    unions = [0] + [sizes.get(_steps_named(bits), 0) for bits in range(1, _EVERY_STEP + 1)]
+    within = [unions[_EVERY_STEP] - unions[_EVERY_STEP & ~bits] for bits in range(_EVERY_STEP + 1)]
+    profiles: dict[frozenset[str], int] = {}
+    for steps, terms in _INVERSION.items():
+        exactly = sum(sign * within[sub] for sub, sign in terms)
+        if exactly:
+            profiles[_PROFILES[steps]] = exactly
+    return profiles
+
+
 @dataclass(frozen=True)
 class Member:
     """A member of a day's distinct set, and the counters to add when it is new that day."""

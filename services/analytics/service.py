@@ -12,18 +12,23 @@ from services.analytics.domain import (
     ACTIVE_USER,
     DISTINCT_FIGURES,
     FUNNEL,
+    FUNNEL_SETS,
     REGISTRATION,
     RETENTION_DAYS,
     DailyFigures,
     Figures,
     Funnel,
+    FunnelSteps,
+    Neighbours,
     Overview,
     Period,
     Preferences,
     Regions,
     Retention,
     Rollup,
+    arrival_changes,
     cohort,
+    funnel_profiles,
     funnel_steps,
     period_totals,
     plausible_view_time,
@@ -31,7 +36,9 @@ from services.analytics.domain import (
     ranked_sales,
     regions,
     retained_counter,
+    sets_of,
     shop_day,
+    union_neighbours,
 )
 from services.analytics.uow import AnalyticsUnitOfWork, RollupRepository
 from services.common.db import utcnow
@@ -56,6 +63,7 @@ def apply_rollups(rollups: RollupRepository, batch: Sequence[Rollup]) -> int:
     member counts its counters the first time it joins the day's set. Retention: a pair (registration,
     activity N days later) counts once, when the later of the two arrives: a registration new in this batch
     counts the activity already there (this batch's included), a new activity counts an earlier registration.
+    A member new in a day's set also changes the arrivals of the range sets it is in (arrivals_of).
     """
     facts: dict[tuple[str, str], date] = {}
     for rollup in batch:
@@ -102,11 +110,37 @@ def apply_rollups(rollups: RollupRepository, batch: Sequence[Rollup]) -> int:
             cohort_day = registered.get(user)
             if cohort_day is not None and (day - cohort_day).days in RETENTION_DAYS:
                 count(cohort_day, {retained_counter((day - cohort_day).days): 1})
+    arrivals = arrivals_of(rollups, joined) if joined else {}
     if counters:
         rollups.add_counters(counters)
     if sums:
         rollups.add_breakdowns(sums)
+    if arrivals:
+        rollups.add_arrivals(arrivals)
     return len(applying)
+
+
+def arrivals_of(rollups: RollupRepository, joined: set[tuple[str, date, str]]) -> dict[tuple[str, date, date], int]:
+    """What the members new in their day's set change in the arrivals of the range sets (domain.RANGE_SETS)."""
+    wanted = {(kind, day, member) for joined_kind, day, member in joined
+              for kind in (FUNNEL if joined_kind in FUNNEL else (joined_kind,))}
+    around = rollups.neighbour_days(sorted(wanted))
+    new_days: dict[tuple[str, str], dict[date, Neighbours]] = {}
+    for joined_kind, day, member in joined:
+        for range_set in sets_of(joined_kind):
+            kinds = tuple(range_set.split("+"))
+            if len(kinds) == 1:
+                new_days.setdefault((range_set, member), {})[day] = around[range_set, day, member]
+                continue
+            union, new = union_neighbours(kinds, day, {k: around[k, day, member] for k in kinds},
+                                          {k: (k, day, member) in joined for k in kinds})
+            if new:
+                new_days.setdefault((range_set, member), {})[day] = union
+    changes: dict[tuple[str, date, date], int] = {}
+    for (range_set, _), days in new_days.items():
+        for (day, seen), n in arrival_changes(days).items():
+            changes[range_set, day, seen] = changes.get((range_set, day, seen), 0) + n
+    return {key: n for key, n in changes.items() if n}
 
 
 @dataclass(frozen=True)
@@ -151,8 +185,8 @@ def get_overview(uow: AnalyticsUnitOfWork, *, from_date: str, to_date: str, toda
     with uow:
         counters = uow.rollups.counters(period)
         days = [DailyFigures(day, Figures(counters.get(day, {}))) for day in period.days()]
-        members = uow.rollups.distinct_members(tuple(DISTINCT_FIGURES.values()), period)
-        distinct = {name: members[kind] for name, kind in DISTINCT_FIGURES.items()}
+        members = uow.rollups.arrivals(tuple(DISTINCT_FIGURES.values()), period)
+        distinct = {name: members[kind].get(None, 0) for name, kind in DISTINCT_FIGURES.items()}
     return Overview(period=period, totals=period_totals(days, distinct), days=days)
 
 
@@ -184,9 +218,12 @@ def get_funnel(uow: AnalyticsUnitOfWork, *, from_date: str, to_date: str, today:
     """Shoppers who viewed, then added to cart, then ordered, then paid: per day and over the period."""
     period = report_period(from_date, to_date, today)
     with uow:
-        profiles = uow.rollups.step_profiles(FUNNEL, period)
-    return Funnel(period=period, totals=funnel_steps(profiles.get(None, {})),
-                  days=[(day, funnel_steps(profiles.get(day, {}))) for day in period.days()])
+        sizes = uow.rollups.arrivals(FUNNEL_SETS, period)
+
+    def steps(day: date | None) -> FunnelSteps:
+        return funnel_steps(funnel_profiles({s: sizes[s].get(day, 0) for s in FUNNEL_SETS}))
+
+    return Funnel(period=period, totals=steps(None), days=[(day, steps(day)) for day in period.days()])
 
 
 def get_retention(uow: AnalyticsUnitOfWork, *, from_date: str, to_date: str, today: date | None = None) -> Retention:

@@ -6,7 +6,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from services.analytics.domain import Period, RawEvent, ReportJob, Rollup
+from services.analytics.domain import Neighbours, Period, RawEvent, ReportJob, Rollup
 from services.common.uow import UnitOfWork
 
 
@@ -37,14 +37,19 @@ class RollupRepository(Protocol):
     def counters(self, period: Period) -> dict[date, dict[str, int]]:
         """The days of the period that have counters, with them."""
 
-    def distinct_members(self, kinds: tuple[str, ...], period: Period) -> dict[str, int]:
-        """Distinct members over the period of each of the sets `kinds`."""
+    def neighbour_days(self, members: Sequence[tuple[str, date, str]]) -> dict[tuple[str, date, str], Neighbours]:
+        """Around each (kind, day, member): the member's days in the day sets `kind` (this batch's additions
+        included). Concurrent batches touching one member must not both read before either commits: an
+        implementation serializes them here, up to the commit (the arrivals read and written depend on it)."""
+
+    def add_arrivals(self, changes: Mapping[tuple[str, date, date], int]) -> None:
+        """Add to the (range set, day, last_seen) arrivals (domain.NO_DAY_SEEN)."""
+
+    def arrivals(self, sets: tuple[str, ...], period: Period) -> dict[str, dict[date | None, int]]:
+        """Each range set's members per day of the period, and (key None) its distinct members over the period."""
 
     def breakdowns(self, dimensions: tuple[str, ...], period: Period) -> dict[str, dict[str, dict[str, int]]]:
         """Each dimension's counters summed over the period, by key."""
-
-    def step_profiles(self, kinds: tuple[str, ...], period: Period) -> dict[date | None, dict[frozenset[str], int]]:
-        """How many members are in each combination of the sets `kinds`: per day, and (key None) over the period."""
 
     def raw_event_count(self, period: Period) -> int: ...
 

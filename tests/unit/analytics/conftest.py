@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from datetime import date
+from datetime import date, timedelta
 from typing import Self
 
 import pytest
 from mall.events.v1.envelope_pb2 import EventEnvelope
 
 from services.analytics.consumers import HANDLERS
-from services.analytics.domain import Period, RawEvent
+from services.analytics.domain import LOOK_BACK_DAYS, Neighbours, Period, RawEvent
 from services.analytics.service import apply_rollups
 from services.analytics.uow import AnalyticsUnitOfWork
 from services.common import events
@@ -24,6 +24,7 @@ class FakeRollups:
         self.members: set[tuple[str, date, str]] = set()
         self.daily: dict[tuple[date, str], int] = {}
         self.sums: dict[tuple[str, date, str, str], int] = {}
+        self.arrived: dict[tuple[str, date, date], int] = {}
 
     def add_raw_events(self, events: Sequence[RawEvent]) -> None:
         for event in events:
@@ -52,6 +53,28 @@ class FakeRollups:
     def add_breakdowns(self, sums: Mapping[tuple[str, date, str, str], int]) -> None:
         for key, value in sums.items():
             self.sums[key] = self.sums.get(key, 0) + value
+
+    def neighbour_days(self, members: Sequence[tuple[str, date, str]]) -> dict[tuple[str, date, str], Neighbours]:
+        found = {}
+        for kind, day, member in members:
+            days = {d for k, d, m in self.members if k == kind and m == member}
+            reach = timedelta(days=LOOK_BACK_DAYS)
+            found[kind, day, member] = Neighbours(max((d for d in days if day - reach <= d < day), default=None),
+                                                  min((d for d in days if day < d <= day + reach), default=None),
+                                                  day in days)
+        return found
+
+    def add_arrivals(self, changes: Mapping[tuple[str, date, date], int]) -> None:
+        for key, value in changes.items():
+            self.arrived[key] = self.arrived.get(key, 0) + value
+
+    def arrivals(self, sets: tuple[str, ...], period: Period) -> dict[str, dict[date | None, int]]:
+        found: dict[str, dict[date | None, int]] = {s: {} for s in sets}
+        for (kind, day, seen), value in self.arrived.items():
+            if kind in found and period.first <= day <= period.last:
+                found[kind][day] = found[kind].get(day, 0) + value
+                found[kind][None] = found[kind].get(None, 0) + (value if seen < period.first else 0)
+        return found
 
     def counters(self, period: Period) -> dict[date, dict[str, int]]:
         found: dict[date, dict[str, int]] = {}
