@@ -40,7 +40,7 @@ from mall.events.v1.tracking_events_pb2 import PageViewed
 from mall.events.v1.user_events_pb2 import UserRegistered
 from sqlalchemy import Engine, func, select
 
-from bench.auth import _on_server
+from bench.auth import fresh_databases
 from services.analytics import reports, service
 from services.analytics.consumers import HANDLERS
 from services.analytics.db import SqlAnalyticsUnitOfWork
@@ -89,9 +89,7 @@ def main() -> None:
     queries = int(os.environ.get("BENCH_ANALYTICS_QUERIES", "100"))
     export_rows = int(os.environ.get("BENCH_EXPORT_ROWS", "50000"))
     names = {"ingest": f"bench_analytics_ingest_{os.getpid()}", "rollup": f"bench_analytics_rollup_{os.getpid()}"}
-    _on_server(server, *(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in names.values()),
-               *(f'CREATE DATABASE "{n}"' for n in names.values()))
-    try:
+    with fresh_databases(server, names.values()):
         engines = {}
         for key, name in names.items():
             migrations.upgrade(f"{server}/{name}", MIGRATIONS)
@@ -104,8 +102,6 @@ def main() -> None:
         exports = {fmt: export_in_child(f"{server}/{names['rollup']}", fmt, export_days) for fmt in ("csv", "xlsx")}
         for engine in engines.values():
             engine.dispose()
-    finally:
-        _on_server(server, *(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in names.values()))
 
     result = {
         "benchmark": "analytics",
