@@ -80,7 +80,7 @@ def main() -> None:
     postings = int(os.environ.get("BENCH_MEMBER_POSTINGS", "600"))
     users = int(os.environ.get("BENCH_MEMBER_USERS", "50"))
     threads = int(os.environ.get("BENCH_MEMBER_THREADS", "8"))
-    events = int(os.environ.get("BENCH_MEMBER_EVENTS", "500"))
+    events = int(os.environ.get("BENCH_MEMBER_EVENTS", "3000"))  # several polls of KAFKA_MAX_POLL_RECORDS (500)
     rate = float(os.environ.get("BENCH_MEMBER_RATE", "5"))
     seconds = float(os.environ.get("BENCH_MEMBER_SECONDS", "30"))
     shoppers = int(os.environ.get("BENCH_MEMBER_SHOPPERS", "20"))
@@ -106,8 +106,9 @@ def main() -> None:
             ("consumer: order-paid", consumer), ("checkout: order+pay+notify", latency["checkout"]),
             ("order paid -> points seen", latency["points"])]
     for name, run in rows:
-        print(f"{name:28} {run['count']:>7} {run.get('per_second', '-'):>8} {run.get('p50_ms', '-'):>8} "
-              f"{run.get('p99_ms', '-'):>8}  {run.get('exact', '')}")
+        figures = [run.get(key) for key in ("per_second", "p50_ms", "p99_ms")]
+        print(f"{name:28} {run['count']:>7} " + " ".join(f"{'-' if v is None else v:>8}" for v in figures)
+              + f"  {run.get('exact', '')}")
     print(f"ledger exact: {ledger['exact']}; points target p99 < 1000 ms: "
           f"{'met' if latency['points'].get('p99_ms', 1e9) < 1000 else 'NOT met'}; asked {rate:g} orders/s")
     print(f"load average before {load_before}, after {result['machine']['load_after']} (shared machine)")
