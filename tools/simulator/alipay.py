@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from services.common.alipay import beijing_time, fen_to_yuan, rsa2_sign, rsa2_verify, signing_content, yuan_to_fen
 from tools.simulator.config import SimClock, SimulatorConfig
-from tools.simulator.web import Handler, Request, Response, SimulatorError
+from tools.simulator.web import Handler, Request, Response, SimulatorError, spoil_query_answers
 from tools.simulator.wechatpay import (
     MERCHANT_PRIVATE,
     MERCHANT_PUBLIC,
@@ -37,7 +37,6 @@ ALIPAY_PRIVATE, ALIPAY_PUBLIC = PLATFORM_PRIVATE, PLATFORM_PUBLIC    # Alipay's 
 SELLER_ID = "2088000000000001"
 PATH = "/alipay/gateway.do"
 # What /sim/alipay/query-tamper can spoil in the answers to alipay.trade.query about one trade.
-QUERY_TAMPERS = ("bad_signature", "wrong_amount")
 
 
 @dataclass
@@ -145,18 +144,7 @@ class AlipaySimulator:
         return Response(200, {name: content, "sign": sign})
 
     def sim_query_tamper(self, request: Request) -> Response:
-        """POST /sim/alipay/query-tamper {"out_trade_no", "tamper": one of QUERY_TAMPERS or null}: from now on the
-        gateway's answers about that trade are spoilt that way (a forged answer, another amount)."""
-        body = request.json()
-        tamper = body.get("tamper")
-        if tamper is not None and tamper not in QUERY_TAMPERS:
-            raise SimulatorError(f"tamper must be one of {', '.join(QUERY_TAMPERS)}")
-        with self._lock:
-            trade = self._trades.get(str(body.get("out_trade_no")))
-            if trade is None:
-                raise SimulatorError("no such trade: pay it first (/sim/alipay/pay)")
-            trade.query_tamper = tamper
-        return Response(200, {"out_trade_no": trade.out_trade_no, "tamper": tamper})
+        return spoil_query_answers(request, self._lock, self._trades, "/sim/alipay/pay")
 
     def _deliver(self, trade: _Trade, paid_at: datetime, tamper: str | None) -> Response:
         notify = {

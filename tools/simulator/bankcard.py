@@ -16,12 +16,11 @@ import requests
 
 from services.common.bankcard import SIGNATURE_HEADER, canonical, sign
 from tools.simulator.config import SimClock, SimulatorConfig
-from tools.simulator.web import Handler, Request, Response, SimulatorError
+from tools.simulator.web import Handler, Request, Response, SimulatorError, spoil_query_answers
 
 PATH = "/bankcard/cashier"
 QUERY_PATH = "/bankcard/query"
 # What /sim/bankcard/query-tamper can spoil in the answers to status queries about one payment.
-QUERY_TAMPERS = ("bad_signature", "wrong_amount")
 # What /sim/bankcard/pay can spoil in a callback, for the merchant's rejection tests.
 TAMPERS = ("bad_signature", "tampered_body", "wrong_amount", "stale_timestamp", "wrong_merchant")
 
@@ -128,18 +127,7 @@ class BankcardSimulator:
         return Response(200, answer, headers={SIGNATURE_HEADER: signature})
 
     def sim_query_tamper(self, request: Request) -> Response:
-        """POST /sim/bankcard/query-tamper {"out_trade_no", "tamper": one of QUERY_TAMPERS or null}: from now on
-        the status query's answers about that payment are spoilt that way."""
-        body = request.json()
-        tamper = body.get("tamper")
-        if tamper is not None and tamper not in QUERY_TAMPERS:
-            raise SimulatorError(f"tamper must be one of {', '.join(QUERY_TAMPERS)}")
-        with self._lock:
-            trade = self._trades.get(str(body.get("out_trade_no")))
-            if trade is None:
-                raise SimulatorError("no such payment: pay it first (/sim/bankcard/pay)")
-            trade.query_tamper = tamper
-        return Response(200, {"out_trade_no": body.get("out_trade_no"), "tamper": tamper})
+        return spoil_query_answers(request, self._lock, self._trades, "/sim/bankcard/pay")
 
 
 def dev_env(config: SimulatorConfig, base_url: str) -> dict[str, str]:

@@ -91,7 +91,7 @@ class SimulatorClient:
         return self._call("POST", "/sim/alipay/pay", body)
 
     def alipay_query_tamper(self, out_trade_no: str, tamper: str | None) -> None:
-        """Spoil the gateway's alipay.trade.query answers about a paid trade (tools.simulator.alipay.QUERY_TAMPERS)."""
+        """Spoil the gateway's alipay.trade.query answers about a paid trade (tools.simulator.web.QUERY_TAMPERS)."""
         self._call("POST", "/sim/alipay/query-tamper", {"out_trade_no": out_trade_no, "tamper": tamper})
 
     def bankcard_pay(self, pay_params: dict[str, str], *, status: str = "SUCCESS", notify: bool = True,
@@ -106,7 +106,7 @@ class SimulatorClient:
         return self._call("POST", "/sim/bankcard/pay", body)
 
     def bankcard_query_tamper(self, out_trade_no: str, tamper: str | None) -> None:
-        """Spoil the status query's answers about a payment (tools.simulator.bankcard.QUERY_TAMPERS)."""
+        """Spoil the status query's answers about a payment (tools.simulator.web.QUERY_TAMPERS)."""
         self._call("POST", "/sim/bankcard/query-tamper", {"out_trade_no": out_trade_no, "tamper": tamper})
 
     def wechatpay_transfers(self, openid: str) -> list[dict[str, Any]]:

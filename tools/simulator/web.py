@@ -63,6 +63,25 @@ class SimulatorError(Exception):
     """A misuse of a /sim/ test hook: answered 400 with the message."""
 
 
+# What a channel's status-query answers about a trade can be spoilt into (POST /sim/<channel>/query-tamper).
+QUERY_TAMPERS = ("bad_signature", "wrong_amount")
+
+
+def spoil_query_answers(request: Request, lock: threading.Lock, trades: dict[str, Any], pay_hook: str) -> Response:
+    """POST /sim/<channel>/query-tamper {"out_trade_no", "tamper": one of QUERY_TAMPERS or null}: from now on the
+    channel's answers to status queries about that trade are spoilt that way (a forged answer, another amount)."""
+    body = request.json()
+    out_trade_no, tamper = str(body.get("out_trade_no")), body.get("tamper")
+    if tamper is not None and tamper not in QUERY_TAMPERS:
+        raise SimulatorError(f"tamper must be one of {', '.join(QUERY_TAMPERS)}")
+    with lock:
+        trade = trades.get(out_trade_no)
+        if trade is None:
+            raise SimulatorError(f"no such trade: pay it first ({pay_hook})")
+        trade.query_tamper = tamper
+    return Response(200, {"out_trade_no": out_trade_no, "tamper": tamper})
+
+
 class SimulatorServer(ThreadingHTTPServer):
     daemon_threads = True
 
