@@ -192,8 +192,7 @@ class AlipayRecharge:
             raise NotifyRejected("the body is not a form-encoded Alipay notify") from None
         except alipay.NotifyRejected as exc:
             raise NotifyRejected(exc.reason) from None
-        return PaidNotice(out_trade_no=notice.out_trade_no, paid_fen=notice.total_fen, txn_id=notice.trade_no,
-                          paid=notice.paid)
+        return _alipay_notice(notice)
 
     def query(self, out_trade_no: str) -> PaidNotice | None:
         """alipay.trade.query, its answer verified; None when Alipay cannot say (asked again next round)."""
@@ -202,10 +201,12 @@ class AlipayRecharge:
         except alipay.AlipayError as exc:
             log.warning("alipay.trade.query for %s: %s", out_trade_no, exc.reason)
             return None
-        if notice is None:
-            return None
-        return PaidNotice(out_trade_no=notice.out_trade_no, paid_fen=notice.total_fen, txn_id=notice.trade_no,
-                          paid=notice.paid)
+        return None if notice is None else _alipay_notice(notice)
+
+
+def _alipay_notice(notice: alipay.TradeNotice) -> PaidNotice:
+    return PaidNotice(out_trade_no=notice.out_trade_no, paid_fen=notice.total_fen, txn_id=notice.trade_no,
+                      paid=notice.paid)
 
 
 class BankcardRecharge:
@@ -224,8 +225,7 @@ class BankcardRecharge:
             payment = self.client.verify_notify(headers, body)
         except bankcard.NotifyRejected as exc:
             raise NotifyRejected(exc.reason) from None
-        return PaidNotice(out_trade_no=payment.out_trade_no, paid_fen=payment.amount_fen, txn_id=payment.trade_no,
-                          paid=payment.paid)
+        return _bankcard_notice(payment)
 
     def query(self, out_trade_no: str) -> PaidNotice | None:
         """The channel's signed status query, verified; None when it cannot say (asked again next round)."""
@@ -234,10 +234,12 @@ class BankcardRecharge:
         except bankcard.NotifyRejected as exc:
             log.warning("bank-card query for %s: %s", out_trade_no, exc.reason)
             return None
-        if payment is None:
-            return None
-        return PaidNotice(out_trade_no=payment.out_trade_no, paid_fen=payment.amount_fen, txn_id=payment.trade_no,
-                          paid=payment.paid)
+        return None if payment is None else _bankcard_notice(payment)
+
+
+def _bankcard_notice(payment: bankcard.CardPayment) -> PaidNotice:
+    return PaidNotice(out_trade_no=payment.out_trade_no, paid_fen=payment.amount_fen, txn_id=payment.trade_no,
+                      paid=payment.paid)
 
 
 class WechatTransferPayout:
