@@ -13,7 +13,7 @@ from sqlalchemy.pool import NullPool
 from services.common.outbox import outbox
 from services.order.db import refunds
 from tests.fixtures.platform import Platform
-from tests.fixtures.shop import admin_headers, credit, product_on_shelf, staff, verified_wechat_shopper
+from tests.fixtures.shop import admin_headers, member_with_balance, product_on_shelf, staff, verified_wechat_shopper
 from tools.simulator.client import SimulatorClient
 
 pytestmark = pytest.mark.e2e
@@ -101,11 +101,7 @@ def test_a_balance_paid_order_cancelled_and_approved_goes_back_to_the_wallet_at_
     api = platform.api
     product_id, sku_id = product_on_shelf(platform, stock=4, price_fen=1250)
     shopper, address_id = verified_wechat_shopper(platform)
-    assert requests.post(f"{api}/member/signup", json={"channel": "self"}, headers=shopper,
-                         timeout=10).status_code in (200, 201)
-    recharge = requests.post(f"{api}/member/recharges", json={"amount_fen": 10_000, "channel": "wechat"},
-                             headers=shopper, timeout=10)
-    credit(platform, recharge.json()["recharge_no"], 10_000)
+    member_with_balance(platform, shopper, 10_000)
     order = paid_order(platform, shopper, address_id, sku_id, 3, "balance")
     payable = order["payable_fen"]
     assert requests.get(f"{api}/member", headers=shopper, timeout=10).json()["balance_fen"] == 10_000 - payable

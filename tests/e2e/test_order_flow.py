@@ -13,7 +13,7 @@ from services.common.db import make_engine
 from services.order import service
 from services.order.db import SqlOrderUnitOfWork, start_mappers
 from tests.fixtures.platform import Platform
-from tests.fixtures.shop import admin_headers, credit, product_on_shelf, verified_wechat_shopper
+from tests.fixtures.shop import admin_headers, member_with_balance, product_on_shelf, verified_wechat_shopper
 from tools.simulator.client import SimulatorClient
 
 pytestmark = pytest.mark.e2e
@@ -192,11 +192,7 @@ def test_paying_with_the_balance_takes_exactly_the_payable_amount_from_the_walle
     api = platform.api
     product_id, sku_id = product_on_shelf(platform, stock=5, price_fen=1999)
     shopper, address_id = verified_wechat_shopper(platform)
-    assert requests.post(f"{api}/member/signup", json={"channel": "self"}, headers=shopper,
-                         timeout=10).status_code in (200, 201)
-    recharge = requests.post(f"{api}/member/recharges", json={"amount_fen": 10_000, "channel": "wechat"},
-                             headers=shopper, timeout=10)
-    credit(platform, recharge.json()["recharge_no"], 10_000)
+    member_with_balance(platform, shopper, 10_000)
     order = place(platform, shopper, {"sku_id": sku_id, "quantity": 2, "address_id": address_id})
     amounts = order["amounts"]
 
