@@ -40,7 +40,7 @@ from mall.events.v1.tracking_events_pb2 import PageViewed
 from mall.events.v1.user_events_pb2 import UserRegistered
 from sqlalchemy import Engine, func, select
 
-from bench.auth import fresh_databases
+from bench.auth import fresh_databases, postgres_server
 from services.analytics import reports, service
 from services.analytics.consumers import HANDLERS
 from services.analytics.db import SqlAnalyticsUnitOfWork
@@ -83,7 +83,7 @@ PROVINCES = ("广东省", "浙江省", "江苏省", "上海市", "北京市", "�
 
 
 def main() -> None:
-    server = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432")
+    server = postgres_server()
     ingest_count = int(os.environ.get("BENCH_ANALYTICS_INGEST", "20000"))
     events = int(os.environ.get("BENCH_ANALYTICS_EVENTS", "1000000"))
     queries = int(os.environ.get("BENCH_ANALYTICS_QUERIES", "100"))

@@ -39,7 +39,7 @@ ADMIN_PHONE, ADMIN_PASSWORD = "13800000001", "bench-admin-pass-1"
 
 
 def main() -> None:
-    server = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432")
+    server = postgres_server()
     users = int(os.environ.get("BENCH_AUTH_USERS", "200"))
     refreshes = int(os.environ.get("BENCH_AUTH_REFRESHES", "5"))
     threads = int(os.environ.get("BENCH_AUTH_THREADS", "8"))
@@ -129,6 +129,11 @@ def _on_server(server: str, *statements: str) -> None:
         for statement in statements:
             conn.execute(text(statement))
     engine.dispose()
+
+
+def postgres_server() -> str:
+    """Where benchmarks make their throwaway databases: BENCH_POSTGRES_URL, else the local server."""
+    return os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432")
 
 
 def service_databases(run: str) -> dict[str, str]:

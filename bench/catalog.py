@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from bench.auth import RESULTS, ROOT, RunningPlatform, fresh_databases, service_databases
+from bench.auth import RESULTS, ROOT, RunningPlatform, fresh_databases, postgres_server, service_databases
 from services.common.devbroker import free_port
 
 TARGETS = ("detail", "list")
@@ -148,7 +148,7 @@ class BareServer:
 
 
 def main() -> None:
-    server = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432")
+    server = postgres_server()
     workers = int(os.environ.get("BENCH_CATALOG_WORKERS", "2"))
     threads = int(os.environ.get("BENCH_CATALOG_THREADS", "8"))
     seconds = float(os.environ.get("BENCH_CATALOG_SECONDS", "5"))

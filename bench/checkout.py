@@ -38,13 +38,14 @@ from bench.auth import (
     RunningPlatform,
     _figures,
     fresh_databases,
+    postgres_server,
     service_databases,
 )
 from services.user.domain import id_check_digit
 
 
 def main() -> None:
-    server = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432")
+    server = postgres_server()
     sku_count = int(os.environ.get("BENCH_CHECKOUT_SKUS", "200"))
     shopper_count = int(os.environ.get("BENCH_CHECKOUT_SHOPPERS", "50"))
     orders = int(os.environ.get("BENCH_CHECKOUT_ORDERS", "3000"))

@@ -40,7 +40,7 @@ from pathlib import Path
 import requests
 from sqlalchemy import create_engine, text
 
-from bench.auth import RESULTS, RunningPlatform, fresh_databases, service_databases
+from bench.auth import RESULTS, RunningPlatform, fresh_databases, postgres_server, service_databases
 from bench.checkout import ADMIN_PHONE_LOGIN, _on_shelf, _post, _shopper
 from bench.memory import processes
 from services.common.config import SERVICES
@@ -51,7 +51,7 @@ RPC_LINE = re.compile(r'^mall_grpc_server_handled_total\{code="(\w+)",method="(\
 
 
 def main() -> None:
-    server = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432")
+    server = postgres_server()
     sku_count = int(os.environ.get("BENCH_CPU_SKUS", "20"))
     shopper_count = int(os.environ.get("BENCH_CPU_SHOPPERS", "10"))
     warmup = int(os.environ.get("BENCH_CPU_WARMUP", "50"))

@@ -52,6 +52,7 @@ from bench.auth import (
     ROOT,
     RunningPlatform,
     fresh_databases,
+    postgres_server,
     service_databases,
 )
 from bench.checkout import _on_shelf, _post
@@ -76,7 +77,7 @@ PRICE_FEN = 10_000  # 100 yuan: the first paid order makes a shopper a member, s
 
 
 def main() -> None:
-    server = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432")
+    server = postgres_server()
     postings = int(os.environ.get("BENCH_MEMBER_POSTINGS", "600"))
     users = int(os.environ.get("BENCH_MEMBER_USERS", "50"))
     threads = int(os.environ.get("BENCH_MEMBER_THREADS", "8"))

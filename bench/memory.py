@@ -31,12 +31,12 @@ from typing import Any
 
 import requests
 
-from bench.auth import RESULTS, RunningPlatform, fresh_databases, service_databases
+from bench.auth import RESULTS, RunningPlatform, fresh_databases, postgres_server, service_databases
 from bench.checkout import ADMIN_PHONE_LOGIN, _on_shelf, _post, _shopper
 
 
 def main() -> None:
-    server = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432")
+    server = postgres_server()
     settle = float(os.environ.get("BENCH_MEMORY_SETTLE_SECONDS", "10"))
     seconds = float(os.environ.get("BENCH_MEMORY_LOAD_SECONDS", "30"))
     sku_count = int(os.environ.get("BENCH_MEMORY_SKUS", "50"))
