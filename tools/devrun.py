@@ -95,7 +95,7 @@ def platform_env(var: Path) -> dict[str, str]:
     env.setdefault("MINIMALL_ENV", "dev")
     env.setdefault("SMS_PROVIDER", "console")
     env.setdefault("KAFKA_MAX_POLL_INTERVAL_MS", "2000")
-    env.setdefault("KAFKA_MAX_POLL_RECORDS", "100")  # a batch must end well inside that interval on a busy laptop
+    env.setdefault("KAFKA_MAX_POLL_RECORDS", "100")  # a batch must end well inside that interval on a busy machine
     env.setdefault("GATEWAY_BIND", "127.0.0.1:8080")
     env.setdefault("GATEWAY_READY_REQUIRES", ",".join(SERVICES))  # ready means the whole platform is up
     # Third parties (WeChat, Aliyun SMS, real-name) are the dev simulator, speaking their protocols.
