@@ -498,16 +498,24 @@ class FakeCatalog:
 
 @dataclass
 class FakeStock:
+    """The product service's reservations over a FakeCatalog: SKU_UNAVAILABLE, OUT_OF_STOCK, or the snapshot."""
+
+    catalog: FakeCatalog
     available: dict[int, int] = field(default_factory=dict)
     reserved: dict[str, list[StockLine]] = field(default_factory=dict)
     released: list[str] = field(default_factory=list)
 
-    def reserve(self, order_no: str, lines: list[StockLine]) -> None:
-        if any(self.available.get(line.sku_id, 0) < line.quantity for line in lines):
-            raise DomainError("OUT_OF_STOCK", "not enough stock")
+    def reserve(self, order_no: str, lines: list[StockLine]) -> dict[int, CatalogSku]:
+        skus = self.catalog.skus({line.sku_id for line in lines})
+        for line in lines:
+            if line.sku_id not in skus or not skus[line.sku_id].on_sale:
+                raise DomainError("SKU_UNAVAILABLE", "a product is no longer on sale", details={"sku_id": line.sku_id})
+            if self.available.get(line.sku_id, 0) < line.quantity:
+                raise DomainError("OUT_OF_STOCK", "not enough stock", details={"sku_id": line.sku_id})
         for line in lines:
             self.available[line.sku_id] -= line.quantity
         self.reserved[order_no] = lines
+        return skus
 
     def release(self, order_no: str) -> None:
         for line in self.reserved.pop(order_no, []):

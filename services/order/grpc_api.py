@@ -77,7 +77,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     def SubmitOrder(self, request: order_pb2.SubmitOrderRequest, context: grpc.ServicerContext) -> order_pb2.Order:
         user_id = require_caller().user_id
         fingerprint = order_pb2.SubmitOrderRequest(checkout=request.checkout, note=request.note)
-        order = service.submit_order(self.uow(), self.catalog, self.members, self.stock, self.users, self.settings,
+        order = service.submit_order(self.uow(), self.members, self.stock, self.users, self.settings,
                                      user_id=user_id, request=_checkout(request.checkout), note=request.note,
                                      idempotency_key=request.idempotency_key,
                                      request_fingerprint=fingerprint.SerializeToString(deterministic=True))

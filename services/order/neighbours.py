@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC
 
 import grpc
@@ -29,11 +30,15 @@ class GrpcCatalog:
     def skus(self, sku_ids: set[int]) -> dict[int, CatalogSku]:
         with passed_on("product"):
             found = self.clients.get(ProductServiceStub).GetSkus(product_pb2.GetSkusRequest(sku_ids=sorted(sku_ids)))
-        return {offer.sku.id: CatalogSku(sku_id=offer.sku.id, product_id=offer.product_id, name=offer.name,
-                                         spec=spec_text(dict(offer.sku.spec)), price_fen=offer.sku.price_fen,
-                                         stock_status=offer.sku.stock_status, on_sale=offer.on_sale,
-                                         category_id=offer.category_id, brand_id=offer.brand_id, image=offer.image)
-                for offer in found.skus}
+        return _catalog_skus(found.skus)
+
+
+def _catalog_skus(offers: Iterable[product_pb2.SkuOffer]) -> dict[int, CatalogSku]:
+    return {offer.sku.id: CatalogSku(sku_id=offer.sku.id, product_id=offer.product_id, name=offer.name,
+                                     spec=spec_text(dict(offer.sku.spec)), price_fen=offer.sku.price_fen,
+                                     stock_status=offer.sku.stock_status, on_sale=offer.on_sale,
+                                     category_id=offer.category_id, brand_id=offer.brand_id, image=offer.image)
+            for offer in offers}
 
 
 class GrpcStock:
@@ -42,11 +47,12 @@ class GrpcStock:
     def __init__(self, clients: ServiceClients) -> None:
         self.clients = clients
 
-    def reserve(self, order_no: str, lines: list[StockLine]) -> None:
+    def reserve(self, order_no: str, lines: list[StockLine]) -> dict[int, CatalogSku]:
         with passed_on("product"):
-            self.clients.get(ProductServiceStub, as_service=True).ReserveStock(product_pb2.ReserveStockRequest(
+            held = self.clients.get(ProductServiceStub, as_service=True).ReserveStock(product_pb2.ReserveStockRequest(
                 order_no=order_no, lines=[product_pb2.StockLine(sku_id=line.sku_id, quantity=line.quantity)
                                           for line in lines]))
+        return _catalog_skus(held.skus)
 
     def release(self, order_no: str) -> None:
         with passed_on("product"):

@@ -53,8 +53,10 @@ class Catalog(Protocol):
 
 
 class Stock(Protocol):
-    def reserve(self, order_no: str, lines: list[StockLine]) -> None:
-        """Reserve all lines or none (DomainError OUT_OF_STOCK); idempotent per order_no."""
+    def reserve(self, order_no: str, lines: list[StockLine]) -> dict[int, CatalogSku]:
+        """Reserve all lines or none (DomainError SKU_UNAVAILABLE or OUT_OF_STOCK); idempotent per order_no.
+
+        Answers the reserved SKUs as the catalogue had them when their units were held: the order's snapshot."""
 
     def release(self, order_no: str) -> None:
         """Give the order's reserved stock back; idempotent, no reservation is fine."""

@@ -181,7 +181,8 @@ def _cart_of(uow: OrderUnitOfWork, user_id: int) -> list[CartItem]:
     return items
 
 
-def _checkout_lines(catalog: Catalog, cart: list[CartItem], request: CheckoutInput) -> list[OrderLine]:
+def _wanted(cart: list[CartItem], request: CheckoutInput) -> list[StockLine]:
+    """The SKUs and units asked for: the chosen cart lines, or the buy-now SKU."""
     if request.cart_item_ids and request.sku_id:
         raise InvalidInput("CHECKOUT_INVALID", "give cart_item_ids or sku_id, not both",
                            details={"cart_item_ids": "either this or sku_id"})
@@ -190,24 +191,32 @@ def _checkout_lines(catalog: Catalog, cart: list[CartItem], request: CheckoutInp
         missing = [item_id for item_id in request.cart_item_ids if item_id not in mine]
         if missing:
             raise NotFound("CART_ITEM_NOT_FOUND", "no such cart item", details={"cart_item_ids": missing})
-        wanted = [(mine[item_id].sku_id, mine[item_id].quantity) for item_id in dict.fromkeys(request.cart_item_ids)]
-    elif request.sku_id:
+        return [StockLine(mine[item_id].sku_id, mine[item_id].quantity)
+                for item_id in dict.fromkeys(request.cart_item_ids)]
+    if request.sku_id:
         check_quantity(request.quantity)
-        wanted = [(request.sku_id, request.quantity)]
-    else:
-        raise InvalidInput("CHECKOUT_EMPTY", "nothing to check out", details={"cart_item_ids": "required"})
-    skus = catalog.skus({sku_id for sku_id, _ in wanted})
+        return [StockLine(request.sku_id, request.quantity)]
+    raise InvalidInput("CHECKOUT_EMPTY", "nothing to check out", details={"cart_item_ids": "required"})
+
+
+def _lines(skus: Mapping[int, CatalogSku], wanted: list[StockLine], *, held: bool = False) -> list[OrderLine]:
+    """The order lines at the SKUs' prices; each SKU on sale and, unless its units are `held`, not sold out."""
     lines = []
-    for sku_id, quantity in wanted:
-        sku = skus.get(sku_id)
+    for want in wanted:
+        sku = skus.get(want.sku_id)
         if sku is None or not sku.on_sale:
-            raise DomainError("SKU_UNAVAILABLE", "a product is no longer on sale", details={"sku_id": sku_id})
-        if sku.stock_status == "sold_out":
-            raise DomainError("OUT_OF_STOCK", "a product is sold out", details={"sku_id": sku_id})
+            raise DomainError("SKU_UNAVAILABLE", "a product is no longer on sale", details={"sku_id": want.sku_id})
+        if sku.stock_status == "sold_out" and not held:
+            raise DomainError("OUT_OF_STOCK", "a product is sold out", details={"sku_id": want.sku_id})
         lines.append(OrderLine(sku_id=sku.sku_id, product_id=sku.product_id, name=sku.name, spec=sku.spec,
-                               price_fen=sku.price_fen, quantity=quantity, category_id=sku.category_id,
+                               price_fen=sku.price_fen, quantity=want.quantity, category_id=sku.category_id,
                                brand_id=sku.brand_id, image=sku.image))
     return lines
+
+
+def _checkout_lines(catalog: Catalog, cart: list[CartItem], request: CheckoutInput) -> list[OrderLine]:
+    wanted = _wanted(cart, request)
+    return _lines(catalog.skus({want.sku_id for want in wanted}), wanted)
 
 
 def _coupon_lines(lines: list[OrderLine]) -> list[CouponLine]:
@@ -231,8 +240,7 @@ def quote_checkout(uow: OrderUnitOfWork, catalog: Catalog, members: Members, set
     return Quote(lines, amounts, points_used, members.usable_coupons(_coupon_lines(lines)))
 
 
-def submit_order(uow: OrderUnitOfWork, catalog: Catalog, members: Members, stock: Stock, users: Users,
-                 settings: OrderSettings, *, user_id: int, request: CheckoutInput, note: str, idempotency_key: str,
+def submit_order(uow: OrderUnitOfWork, members: Members, stock: Stock, users: Users, settings: OrderSettings, *, user_id: int, request: CheckoutInput, note: str, idempotency_key: str,
                  request_fingerprint: bytes, now: datetime | None = None) -> Order:
     """Place the order once per idempotency key: reserve stock, lock coupon and points, snapshot, order-created.
 
@@ -252,9 +260,9 @@ def submit_order(uow: OrderUnitOfWork, catalog: Catalog, members: Members, stock
         if address is None:
             raise DomainError("IDENTITY_NOT_VERIFIED", "verify your real name before ordering")
         cart = uow.carts.for_user(user_id) if request.cart_item_ids else []  # buy-now needs no cart
-        lines = _checkout_lines(catalog, cart, request)
+        wanted = _wanted(cart, request)
         reserved = True
-        stock.reserve(order_no, [StockLine(line.sku_id, line.quantity) for line in lines])
+        lines = _lines(stock.reserve(order_no, wanted), wanted, held=True)  # prices as the units were held
         items_total = sum(line.total_fen for line in lines)
         percent = members.discount_percent()
         coupon_fen = (members.lock_coupon(order_no, request.coupon_id, _coupon_lines(lines))

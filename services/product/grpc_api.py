@@ -58,12 +58,8 @@ class ProductServicer(product_pb2_grpc.ProductServiceServicer):
         return product_message(view, staff=False)
 
     def GetSkus(self, request: product_pb2.GetSkusRequest, context: grpc.ServicerContext) -> product_pb2.GetSkusResponse:
-        return product_pb2.GetSkusResponse(skus=[
-            product_pb2.SkuOffer(sku=_sku(offer.sku, staff=False), product_id=offer.product.id or 0,
-                                 name=offer.product.name, on_sale=offer.on_sale, category_id=offer.product.category_id,
-                                 brand_id=offer.product.brand_id,
-                                 image=offer.product.images[0] if offer.product.images else "")
-            for offer in service.get_skus(self.uow(), sku_ids=request.sku_ids)])
+        return product_pb2.GetSkusResponse(skus=[_offer(offer) for offer in service.get_skus(self.uow(),
+                                                                                             sku_ids=request.sku_ids)])
 
     # Staff
 
@@ -169,7 +165,8 @@ class ProductServicer(product_pb2_grpc.ProductServiceServicer):
                                        lines=[StockLine(line.sku_id, line.quantity) for line in request.lines])
         reply = product_pb2.ReserveStockResponse(
             order_no=result.order_no, status=result.status,
-            lines=[product_pb2.StockLine(sku_id=line.sku_id, quantity=line.quantity) for line in result.lines])
+            lines=[product_pb2.StockLine(sku_id=line.sku_id, quantity=line.quantity) for line in result.lines],
+            skus=[_offer(offer) for offer in result.offers])
         if result.expires_at is not None:
             reply.expires_at.CopyFrom(timestamp(result.expires_at))
         return reply
@@ -231,6 +228,13 @@ def _category(node: CategoryNode) -> product_pb2.Category:
 
 def _brand(brand: Brand) -> product_pb2.Brand:
     return product_pb2.Brand(id=brand.id or 0, name=brand.name, logo=brand.logo)
+
+
+def _offer(offer: service.SkuOffer) -> product_pb2.SkuOffer:
+    return product_pb2.SkuOffer(sku=_sku(offer.sku, staff=False), product_id=offer.product.id or 0,
+                                name=offer.product.name, on_sale=offer.on_sale, category_id=offer.product.category_id,
+                                brand_id=offer.product.brand_id,
+                                image=offer.product.images[0] if offer.product.images else "")
 
 
 def _sku(sku: Sku, *, staff: bool) -> product_pb2.Sku:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from prometheus_client import Counter
 
-# out_of_stock: a line asked for more than is left; mismatch: an order number reserved other lines before.
-REASONS = ("out_of_stock", "mismatch")
+# out_of_stock: a line asked for more than is left; unavailable: a SKU unknown or off sale; mismatch: an order
+# number reserved other lines before.
+REASONS = ("out_of_stock", "unavailable", "mismatch")
 
 STOCK_RESERVATION_FAILURES = Counter("mall_stock_reservation_failures_total",
-                                     "Stock reservations refused, by reason (out_of_stock|mismatch).", ["reason"])
+                                     "Stock reservations refused, by reason (out_of_stock|unavailable|mismatch).", ["reason"])
 
 for _reason in REASONS:  # every series exists from the start, so rate() and increase() see the first one
     STOCK_RESERVATION_FAILURES.labels(_reason)

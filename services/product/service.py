@@ -81,6 +81,7 @@ class ReservationResult:
     lines: list[StockLine]
     expires_at: datetime | None
     status: str
+    offers: list[SkuOffer] = field(default_factory=list)  # the reserved SKUs as read in the reserving transaction
 
 
 # Catalogue (shoppers)
@@ -172,10 +173,9 @@ def get_skus(uow: ProductUnitOfWork, *, sku_ids: Iterable[int]) -> list[SkuOffer
         raise InvalidInput("TOO_MANY_SKUS", f"ask for at most {MAX_SKUS_PER_LOOKUP} SKUs at once",
                            details={"sku_ids": f"max {MAX_SKUS_PER_LOOKUP}"})
     with uow:
-        found = {sku.id: SkuOffer(sku, product) for product in uow.products.owning_skus(set(wanted))
-                 for sku in product.skus}
+        offers = _offers(uow, wanted)
         uow.commit()  # a read: committing keeps the loaded objects usable after the transaction
-    return [found[sku_id] for sku_id in wanted if sku_id in found]
+    return offers
 
 
 # Staff: products, audit, shelf, stock
@@ -274,8 +274,11 @@ def adjust_stock(uow: ProductUnitOfWork, *, actor_id: int, product_id: int, sku_
 
 def reserve_stock(uow: ProductUnitOfWork, *, order_no: str, lines: Iterable[StockLine],
                   now: datetime | None = None) -> ReservationResult:
-    """Hold every line's units for the order, or none of them (OUT_OF_STOCK naming the short SKU).
+    """Hold every line's units for the order, or none of them, and answer the SKUs as they were then.
 
+    The answer's offers (price, names, category) are read in the transaction that holds the units, so
+    the order's snapshot is the price the stock was sold at, with no call in between. A SKU unknown or
+    off sale is SKU_UNAVAILABLE, one short of units OUT_OF_STOCK, each naming the SKU.
     Idempotent by order number: a replay answers what the first call reserved (and its current
     state) without touching stock; the same order number with other lines is a conflict.
     """
@@ -288,23 +291,39 @@ def reserve_stock(uow: ProductUnitOfWork, *, order_no: str, lines: Iterable[Stoc
             if sorted((r.sku_id, r.quantity) for r in existing) != [(w.sku_id, w.quantity) for w in wanted]:
                 STOCK_RESERVATION_FAILURES.labels("mismatch").inc()
                 raise Conflict("RESERVATION_MISMATCH", "this order number already reserved other lines")
-            return _reservation_result(order_no, existing)
+            return _reservation_result(order_no, existing, _offers(uow, [line.sku_id for line in wanted]))
         expires_at = now + RESERVATION_TTL
         held = []
         for line in wanted:  # in SKU order: concurrent orders lock rows in the same order, no deadlock
             move = uow.stock.move(StockMovement.of(MovementKind.RESERVE, line.sku_id, line.quantity, now,
                                                    reference=order_no), on_sale_only=True)
             if move is None:
-                STOCK_RESERVATION_FAILURES.labels("out_of_stock").inc()
-                raise OutOfStock("OUT_OF_STOCK", "not enough stock for one of the lines",
-                                 details={"sku_id": line.sku_id})  # leaving the block undoes earlier lines
+                _refuse_reservation(uow, line.sku_id)  # leaving the block undoes earlier lines
             _stock_moved(uow, move, now)
             held.append(Reservation(order_no=order_no, sku_id=line.sku_id, quantity=line.quantity,
                                     created_at=now, expires_at=expires_at))
         for reservation in held:
             uow.reservations.add(reservation)
+        offers = _offers(uow, [line.sku_id for line in wanted])
         uow.commit()
-        return _reservation_result(order_no, held)
+        return _reservation_result(order_no, held, offers)
+
+
+def _offers(uow: ProductUnitOfWork, sku_ids: list[int]) -> list[SkuOffer]:
+    """The known SKUs among `sku_ids` with their products, in the order given; unknown ids are left out."""
+    found = {sku.id: SkuOffer(sku, product) for product in uow.products.owning_skus(set(sku_ids))
+             for sku in product.skus}
+    return [found[sku_id] for sku_id in sku_ids if sku_id in found]
+
+
+def _refuse_reservation(uow: ProductUnitOfWork, sku_id: int) -> NoReturn:
+    """Why a SKU's units could not be held: it is not for sale (unknown, retired, off the shelf) or short."""
+    offer = next(iter(_offers(uow, [sku_id])), None)
+    if offer is None or not offer.on_sale:
+        STOCK_RESERVATION_FAILURES.labels("unavailable").inc()
+        raise OutOfStock("SKU_UNAVAILABLE", "a product is no longer on sale", details={"sku_id": sku_id})
+    STOCK_RESERVATION_FAILURES.labels("out_of_stock").inc()
+    raise OutOfStock("OUT_OF_STOCK", "not enough stock for one of the lines", details={"sku_id": sku_id})
 
 
 def confirm_reservation(uow: ProductUnitOfWork, *, order_no: str) -> str:
@@ -654,8 +673,8 @@ def _transition(uow: ProductUnitOfWork, actor_id: int, product_id: int, action: 
         return ProductView(product, _brand(uow, product.brand_id))
 
 
-def _reservation_result(order_no: str, held: list[Reservation]) -> ReservationResult:
+def _reservation_result(order_no: str, held: list[Reservation], offers: list[SkuOffer]) -> ReservationResult:
     statuses = {r.status for r in held}
     status = next(iter(statuses)) if len(statuses) == 1 else ReservationStatus.RESERVED
     return ReservationResult(order_no=order_no, lines=[StockLine(r.sku_id, r.quantity) for r in held],
-                             expires_at=min(r.expires_at for r in held), status=str(status))
+                             expires_at=min(r.expires_at for r in held), status=str(status), offers=offers)

@@ -75,7 +75,7 @@ def server(pg_engine: Engine, jwt_keys: JwtKeys, simulator: RunningSimulator) ->
     catalog = FakeCatalog()
     catalog.put(101, price_fen=1999)
     catalog.put(102, price_fen=500)
-    stock, members, users = FakeStock({101: 10, 102: 100}), FakeMembers(), FakeUsers()
+    stock, members, users = FakeStock(catalog, {101: 10, 102: 100}), FakeMembers(), FakeUsers()
     wechat = WechatPay(simulator.wechatpay_settings())
     servicer = OrderServicer(functools.partial(SqlOrderUnitOfWork, pg_engine, "order"), catalog, stock, members,
                              users, OrderSettings(notify_url="http://127.0.0.1:9/unreachable"), wechat,

@@ -32,14 +32,14 @@ def neighbours() -> tuple[FakeCatalog, FakeStock, FakeMembers, FakeUsers]:
     catalog = FakeCatalog()
     for sku_id in SKUS:
         catalog.put(sku_id, price_fen=sku_id * 10)
-    return catalog, FakeStock({sku_id: 100 for sku_id in SKUS}), FakeMembers(), FakeUsers()
+    return catalog, FakeStock(catalog, {sku_id: 100 for sku_id in SKUS}), FakeMembers(), FakeUsers()
 
 
 def submit(uow: Callable[[], SqlOrderUnitOfWork], neighbours: tuple[FakeCatalog, FakeStock, FakeMembers, FakeUsers],
            request: CheckoutInput, key: str) -> Order:
-    catalog, stock, members, users = neighbours
-    return service.submit_order(uow(), catalog, members, stock, users, OrderSettings(), user_id=1, request=request,
-                                note="", idempotency_key=key, request_fingerprint=repr(request).encode(), now=NOW)
+    _, stock, members, users = neighbours
+    return service.submit_order(uow(), members, stock, users, OrderSettings(), user_id=1, request=request, note="",
+                                idempotency_key=key, request_fingerprint=repr(request).encode(), now=NOW)
 
 
 def in_cart(uow: Callable[[], SqlOrderUnitOfWork], sku_ids: tuple[int, ...]) -> tuple[int, ...]:

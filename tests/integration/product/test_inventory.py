@@ -116,6 +116,34 @@ def test_a_multi_line_order_with_one_short_line_reserves_nothing(
             reserved_units(pg_engine)) == ("OUT_OF_STOCK", grpc.StatusCode.FAILED_PRECONDITION, [10], [1], (0, 0))
 
 
+def test_a_reservation_answers_the_snapshot_it_held_and_its_replay_the_same(
+        shelf: Shelf, stub: product_pb2_grpc.ProductServiceStub) -> None:
+    phone, kettle = shelf.product("手机", price_fen=199_900, stock=5), shelf.product("水壶", price_fen=8_800, category_id=2)
+    [phone_sku], [kettle_sku] = shelf.sku_ids(phone), shelf.sku_ids(kettle)
+
+    held = reserve(stub, "O1", (kettle_sku, 1), (phone_sku, 5))
+    replay = reserve(stub, "O1", (phone_sku, 5), (kettle_sku, 1))
+
+    snapshot = [(o.sku.id, o.product_id, o.name, o.sku.price_fen, o.on_sale, o.category_id, o.sku.stock_status)
+                for o in held.skus]
+    assert snapshot == sorted([(phone_sku, phone, "手机", 199_900, True, 3, "sold_out"),
+                               (kettle_sku, kettle, "水壶", 8_800, True, 2, "in_stock")])
+    assert [(o.sku.id, o.sku.price_fen) for o in replay.skus] == [(sku, price) for sku, _, _, price, *_ in snapshot]
+
+
+@pytest.mark.parametrize("status", ["off_shelf", "draft"])
+def test_a_sku_off_sale_is_refused_as_unavailable_not_as_out_of_stock(
+        status: str, shelf: Shelf, stub: product_pb2_grpc.ProductServiceStub, pg_engine: Engine) -> None:
+    on_sale, gone = shelf.product("在售", stock=10), shelf.product("下架", status=status, stock=10)
+    [on_sale_sku], [gone_sku] = shelf.sku_ids(on_sale), shelf.sku_ids(gone)
+
+    refusals = [outcome(lambda lines=lines: reserve(stub, "O1", *lines))
+                for lines in [((on_sale_sku, 1), (gone_sku, 1)), ((on_sale_sku, 1), (999_999, 1)), ((on_sale_sku, 11),)]]
+
+    assert (refusals, shelf.stock(on_sale), shelf.stock(gone), reserved_units(pg_engine)) == (
+        ["SKU_UNAVAILABLE", "SKU_UNAVAILABLE", "OUT_OF_STOCK"], [10], [10], (0, 0))
+
+
 def test_concurrent_replays_of_one_reservation_take_stock_once(
         shelf: Shelf, stub: product_pb2_grpc.ProductServiceStub, pg_engine: Engine) -> None:
     product_id = shelf.product("手机", stock=10)

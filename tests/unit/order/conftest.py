@@ -31,7 +31,7 @@ def shop() -> Shop:
     catalog = FakeCatalog()
     catalog.put(101, price_fen=1999)
     catalog.put(102, price_fen=500)
-    return Shop(FakeOrderUnitOfWork(), catalog, FakeStock({101: 10, 102: 100}), FakeMembers(), FakeUsers(),
+    return Shop(FakeOrderUnitOfWork(), catalog, FakeStock(catalog, {101: 10, 102: 100}), FakeMembers(), FakeUsers(),
                 OrderSettings(pay_minutes=30, notify_url="https://mall.example/api/v1/payments/wechat/notify"))
 
 
@@ -39,7 +39,7 @@ def paid_order(shop: Shop, *items: tuple[int, int], user_id: int = 1, key: str =
     """An order of (sku_id, quantity) lines (product 10), placed through the cart and paid from the balance."""
     ids = tuple(service.add_cart_item(shop.uow, shop.catalog, user_id=user_id, sku_id=sku_id,
                                       quantity=quantity, now=NOW).item.id or 0 for sku_id, quantity in items)
-    order = service.submit_order(shop.uow, shop.catalog, shop.members, shop.stock, shop.users, shop.settings,
+    order = service.submit_order(shop.uow, shop.members, shop.stock, shop.users, shop.settings,
                                  user_id=user_id, request=CheckoutInput(cart_item_ids=ids, address_id=7 + user_id - 1),
                                  note="", idempotency_key=key, request_fingerprint=repr(ids).encode(), now=NOW)
     return service.mark_paid(shop.uow, order_no=order.order_no, channel="balance", out_trade_no=order.order_no,

@@ -23,7 +23,7 @@ from tests.unit.order.conftest import NOW, Shop
 
 
 def submit(shop: Shop, request: CheckoutInput, *, user_id: int = 1, key: str = "k1") -> Order:
-    return service.submit_order(shop.uow, shop.catalog, shop.members, shop.stock, shop.users, shop.settings,
+    return service.submit_order(shop.uow, shop.members, shop.stock, shop.users, shop.settings,
                                 user_id=user_id, request=request, note="", idempotency_key=key,
                                 request_fingerprint=repr(request).encode(), now=NOW)
 

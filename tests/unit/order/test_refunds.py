@@ -38,7 +38,7 @@ def paid_order(shop: Shop, *, channel: str = "wechat", coupon_fen: int = 0) -> O
     second = service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=102, quantity=1, now=NOW)
     request = CheckoutInput(cart_item_ids=(first.item.id or 0, second.item.id or 0), address_id=7,
                             coupon_id=9 if coupon_fen else 0)
-    order = service.submit_order(shop.uow, shop.catalog, shop.members, shop.stock, shop.users, shop.settings,
+    order = service.submit_order(shop.uow, shop.members, shop.stock, shop.users, shop.settings,
                                  user_id=1, request=request, note="", idempotency_key="k",
                                  request_fingerprint=b"k", now=NOW)
     return service.mark_paid(shop.uow, order_no=order.order_no, channel=channel, out_trade_no=order.order_no,
@@ -229,7 +229,7 @@ def test_the_sources_listener_hears_of_the_end_once_in_the_settling_transaction(
 
 
 def test_an_unpaid_order_cannot_be_refunded(shop: Shop, payments: FakeRefundPayments) -> None:
-    order = service.submit_order(shop.uow, shop.catalog, shop.members, shop.stock, shop.users, shop.settings,
+    order = service.submit_order(shop.uow, shop.members, shop.stock, shop.users, shop.settings,
                                  user_id=1, request=CheckoutInput(sku_id=101, quantity=1,
                                                                   address_id=7),
                                  note="", idempotency_key="u", request_fingerprint=b"u", now=NOW)

@@ -410,16 +410,18 @@ class ReserveStockRequest(_message.Message):
     def __init__(self, order_no: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[StockLine, _Mapping]]] = ...) -> None: ...
 
 class ReserveStockResponse(_message.Message):
-    __slots__ = ("order_no", "lines", "expires_at", "status")
+    __slots__ = ("order_no", "lines", "expires_at", "status", "skus")
     ORDER_NO_FIELD_NUMBER: _ClassVar[int]
     LINES_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    SKUS_FIELD_NUMBER: _ClassVar[int]
     order_no: str
     lines: _containers.RepeatedCompositeFieldContainer[StockLine]
     expires_at: _timestamp_pb2.Timestamp
     status: str
-    def __init__(self, order_no: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[StockLine, _Mapping]]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ...) -> None: ...
+    skus: _containers.RepeatedCompositeFieldContainer[SkuOffer]
+    def __init__(self, order_no: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[StockLine, _Mapping]]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ..., skus: _Optional[_Iterable[_Union[SkuOffer, _Mapping]]] = ...) -> None: ...
 
 class ReservationRef(_message.Message):
     __slots__ = ("order_no",)
