@@ -36,6 +36,7 @@ from services.member.domain import (
     Member,
     Mismatch,
     OrderCredit,
+    PendingReversal,
     PointsHold,
     Posting,
     Recharge,
@@ -115,6 +116,16 @@ order_credits = Table(
     Column("points_reversed", BigInteger, nullable=False, default=0),
 )
 
+# Refunds read before their order's order-paid (another topic), each waiting for that payment to be credited.
+pending_reversals = Table(
+    "pending_reversals", metadata,
+    Column("refund_no", String(64), primary_key=True),
+    Column("order_no", String(64), nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("refunded_at", UTCDateTime, nullable=False),
+    Index("ix_pending_reversals_order_no", "order_no"),
+)
+
 coupon_templates = Table(
     "coupon_templates", metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
@@ -180,7 +191,7 @@ recharges = Table(
 
 def _map_classes(mappers: registry) -> None:
     for cls, table in ((Member, members), (PointsHold, points_holds), (OrderCredit, order_credits),
-                       (CouponTemplate, coupon_templates), (Coupon, coupons), (Withdrawal, withdrawals),
+                       (PendingReversal, pending_reversals), (CouponTemplate, coupon_templates), (Coupon, coupons), (Withdrawal, withdrawals),
                        (Recharge, recharges)):
         mappers.map_imperatively(cls, table)
 
@@ -337,12 +348,27 @@ class SqlPointsRepository:
         self.session.flush()
 
     def credit(self, order_no: str, *, lock: bool = False) -> OrderCredit | None:
+        if lock:  # also when there is no credit yet: order-paid and a refund of the order must not miss each other
+            serialize_on(self.session, f"order-credit:{order_no}")
         return self.session.execute(_locked(select(OrderCredit).where(order_credits.c.order_no == order_no),
                                             lock)).scalar_one_or_none()
 
     def add_credit(self, credit: OrderCredit) -> None:
         self.session.add(credit)
         self.session.flush()
+
+    def add_pending_reversal(self, reversal: PendingReversal) -> None:
+        self.session.add(reversal)
+        self.session.flush()
+
+    def take_pending_reversals(self, order_no: str) -> list[PendingReversal]:
+        found = list(self.session.execute(
+            select(PendingReversal).where(pending_reversals.c.order_no == order_no)
+            .order_by(pending_reversals.c.refunded_at, pending_reversals.c.refund_no)).scalars())
+        for reversal in found:
+            self.session.delete(reversal)
+        self.session.flush()
+        return found
 
 
 class SqlCouponRepository:

@@ -309,6 +309,17 @@ class OrderCredit:
     points_reversed: int = 0
 
 
+@dataclass
+class PendingReversal:
+    """A refund read before its order's order-paid (they travel on two topics): what it takes back waits
+    here until that payment is credited, which applies it and removes it."""
+
+    refund_no: str
+    order_no: str
+    amount_fen: int
+    refunded_at: datetime
+
+
 def validate_order_no(order_no: str) -> str:
     if not 0 < len(order_no) <= 64:
         raise InvalidInput("ORDER_NO_INVALID", "order_no must be 1-64 characters", details={"order_no": "invalid"})

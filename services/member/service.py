@@ -43,6 +43,7 @@ from services.member.domain import (
     Mismatch,
     OrderCredit,
     OrderLine,
+    PendingReversal,
     PointsHold,
     Posting,
     Recharge,
@@ -733,8 +734,10 @@ def _reconcile_recharge(uow: MemberUnitOfWork, payment: PaymentChannel, recharge
 
 def apply_order_paid(uow: MemberUnitOfWork, *, order_no: str, user_id: int, paid_fen: int, now: datetime) -> None:
     """order-paid: count the spend (joining at the threshold), award points by level, use the order's
-    held points and coupon. Inside an open unit of work; once per order."""
+    held points and coupon, then take back what the order's refunds read before this event took back
+    (apply_order_refunded's pending reversals). Inside an open unit of work; once per order."""
     def apply() -> bytes:
+        uow.points.credit(order_no, lock=True)  # none yet: a refund of the order being applied is waited for
         member = uow.members.get_or_add_locked(user_id)
         member.add_spend(paid_fen)
         if not member.is_member and member.total_spend_fen >= AUTO_JOIN_SPEND_FEN:
@@ -746,7 +749,8 @@ def apply_order_paid(uow: MemberUnitOfWork, *, order_no: str, user_id: int, paid
                                source=(PLATFORM, Account.POINTS_ISSUED), target=(user_id, Account.POINTS)), now)
             events.points_changed(uow, user_id=user_id, delta=points, reason="order_paid", reference=order_no,
                                   balance=uow.ledger.balance(user_id, Account.POINTS), now=now)
-        uow.points.add_credit(OrderCredit(order_no=order_no, user_id=user_id, paid_fen=paid_fen, points=points))
+        credit = OrderCredit(order_no=order_no, user_id=user_id, paid_fen=paid_fen, points=points)
+        uow.points.add_credit(credit)
         hold = uow.points.hold(order_no, lock=True)
         if hold is not None and hold.status == HoldStatus.LOCKED:
             post(uow, transfer(f"points-use:{order_no}", "points_used", order_no, amount=hold.points,
@@ -755,6 +759,8 @@ def apply_order_paid(uow: MemberUnitOfWork, *, order_no: str, user_id: int, paid
         coupon = uow.coupons.by_order(order_no, lock=True)
         if coupon is not None:
             coupon.use(now)
+        for early in uow.points.take_pending_reversals(order_no):
+            _reverse_refund(uow, credit, refund_no=early.refund_no, amount_fen=early.amount_fen, now=early.refunded_at)
         return b"applied"
 
     validate_order_no(order_no)
@@ -764,27 +770,48 @@ def apply_order_paid(uow: MemberUnitOfWork, *, order_no: str, user_id: int, paid
 def apply_order_refunded(uow: MemberUnitOfWork, *, order_no: str, refund_no: str, amount_fen: int,
                          now: datetime) -> None:
     """order-refunded: take back the spend and, in proportion, the points the order earned (as far
-    as the member still has them). Inside an open unit of work; once per refund."""
+    as the member still has them). Inside an open unit of work; once per refund.
+
+    order-paid travels on another topic, so a refund may be read before its order's payment (consumer lag,
+    a rebalance, a replay). Then nothing is credited yet and nothing is taken back: the refund is kept as a
+    pending reversal (`pending_reversals`), and order-paid applies it right after crediting the order, in its
+    transaction, with the refund's own time, so the member ends exactly as if the order had been paid, then
+    refunded. The order's credit lock makes the two wait for each other, so neither misses the other.
+
+    An order paid before the member service counted orders never gets its order-paid here: its refunds stay
+    pending for good, on purpose. Nothing was counted, so nothing is taken back (as before); the rows cannot
+    be told from refunds whose payment is merely late (a stopped consumer, a replay from the start), which
+    deleting them by age would get wrong; and they stop coming once those orders are past after-sales. The
+    table lists them: refunds of orders the member service has not seen paid.
+    """
     def apply() -> bytes:
         credit = uow.points.credit(order_no, lock=True)
-        if credit is None:  # paid before the member service counted orders: nothing to reverse
-            return b"no-credit"
-        refunded = min(credit.paid_fen, credit.refunded_fen + amount_fen)
-        member = uow.members.get_or_add_locked(credit.user_id)
-        member.add_spend(-(refunded - credit.refunded_fen))
-        credit.refunded_fen = refunded
-        owed = credit.points * refunded // credit.paid_fen - credit.points_reversed if credit.paid_fen else 0
-        points = min(owed, uow.ledger.balance(credit.user_id, Account.POINTS))
-        if points > 0:
-            post(uow, transfer(f"points-reverse:{refund_no}", "order_refunded", refund_no, amount=points,
-                               source=(credit.user_id, Account.POINTS), target=(PLATFORM, Account.POINTS_ISSUED)), now)
-            credit.points_reversed += points
-            events.points_changed(uow, user_id=credit.user_id, delta=-points, reason="order_refunded",
-                                  reference=refund_no, balance=uow.ledger.balance(credit.user_id, Account.POINTS),
-                                  now=now)
+        if credit is None:
+            uow.points.add_pending_reversal(PendingReversal(refund_no=refund_no, order_no=order_no,
+                                                            amount_fen=amount_fen, refunded_at=now))
+            return b"pending"
+        _reverse_refund(uow, credit, refund_no=refund_no, amount_fen=amount_fen, now=now)
         return b"applied"
 
     uow.run_once(scope="order-refunded", key=refund_no, request=f"{order_no}:{amount_fen}".encode(), execute=apply)
+
+
+def _reverse_refund(uow: MemberUnitOfWork, credit: OrderCredit, *, refund_no: str, amount_fen: int,
+                    now: datetime) -> None:
+    """Take back refund `refund_no`'s share of what the order earned, its credit locked."""
+    refunded = min(credit.paid_fen, credit.refunded_fen + amount_fen)
+    member = uow.members.get_or_add_locked(credit.user_id)
+    member.add_spend(-(refunded - credit.refunded_fen))
+    credit.refunded_fen = refunded
+    owed = credit.points * refunded // credit.paid_fen - credit.points_reversed if credit.paid_fen else 0
+    points = min(owed, uow.ledger.balance(credit.user_id, Account.POINTS))
+    if points > 0:
+        post(uow, transfer(f"points-reverse:{refund_no}", "order_refunded", refund_no, amount=points,
+                           source=(credit.user_id, Account.POINTS), target=(PLATFORM, Account.POINTS_ISSUED)), now)
+        credit.points_reversed += points
+        events.points_changed(uow, user_id=credit.user_id, delta=-points, reason="order_refunded",
+                              reference=refund_no, balance=uow.ledger.balance(credit.user_id, Account.POINTS),
+                              now=now)
 
 
 def apply_order_cancelled(uow: MemberUnitOfWork, *, order_no: str, now: datetime, was_paid: bool = False) -> None:

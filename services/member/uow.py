@@ -13,6 +13,7 @@ from services.member.domain import (
     Member,
     Mismatch,
     OrderCredit,
+    PendingReversal,
     PointsHold,
     Posting,
     Recharge,
@@ -61,9 +62,15 @@ class PointsRepository(Protocol):
 
     def add_hold(self, hold: PointsHold) -> None: ...
 
-    def credit(self, order_no: str, *, lock: bool = False) -> OrderCredit | None: ...
+    def credit(self, order_no: str, *, lock: bool = False) -> OrderCredit | None:
+        """What the paid order earned; `lock` serialises the order's credit and refunds, also before there is one."""
 
     def add_credit(self, credit: OrderCredit) -> None: ...
+
+    def add_pending_reversal(self, reversal: PendingReversal) -> None: ...
+
+    def take_pending_reversals(self, order_no: str) -> list[PendingReversal]:
+        """The order's pending reversals, oldest refund first, removed (the caller applies them before committing)."""
 
 
 class CouponRepository(Protocol):

@@ -13,6 +13,7 @@ from services.member.domain import (
     Member,
     Mismatch,
     OrderCredit,
+    PendingReversal,
     PointsHold,
     Posting,
     Recharge,
@@ -94,6 +95,7 @@ class FakePointsRepository:
     def __init__(self) -> None:
         self.holds: dict[str, PointsHold] = {}
         self.credits: dict[str, OrderCredit] = {}
+        self.pending_reversals: dict[str, PendingReversal] = {}
 
     def hold(self, order_no: str, *, lock: bool = False) -> PointsHold | None:
         return self.holds.get(order_no)
@@ -106,6 +108,16 @@ class FakePointsRepository:
 
     def add_credit(self, credit: OrderCredit) -> None:
         self.credits[credit.order_no] = credit
+
+    def add_pending_reversal(self, reversal: PendingReversal) -> None:
+        self.pending_reversals[reversal.refund_no] = reversal
+
+    def take_pending_reversals(self, order_no: str) -> list[PendingReversal]:
+        found = sorted((r for r in self.pending_reversals.values() if r.order_no == order_no),
+                       key=lambda r: (r.refunded_at, r.refund_no))
+        for reversal in found:
+            del self.pending_reversals[reversal.refund_no]
+        return found
 
 
 class FakeCouponRepository:

@@ -220,10 +220,28 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
         def refund_order(self, order_no: str, share: int) -> None:
             self._refund(order_no, max(1, self.credits[order_no]["paid"] * share // 100))
 
+        @rule(target=credited_orders, user=st.sampled_from(USERS), paid=st.integers(min_value=1, max_value=300_000),
+              share=st.integers(min_value=1, max_value=100))
+        def refund_before_payment(self, user: int, paid: int, share: int) -> str:
+            """The order's refund is read before its order-paid (another topic), each delivered twice: the
+            member ends as if the order had been paid, then refunded."""
+            order_no, refund_no, amount = f"P{next(self.numbers)}", f"R{next(self.numbers)}", max(1, paid * share // 100)
+            for _ in range(2):
+                service.reverse_points_for_refund(self.uow(), order_no=order_no, refund_no=refund_no,
+                                                  amount_fen=amount, now=NOW)
+            for _ in range(2):
+                service.award_points_for_order(self.uow(), order_no=order_no, user_id=user, paid_fen=paid, now=NOW)
+            self._paid(user, order_no, paid)
+            self._refunded(order_no, amount)
+            return order_no
+
         def _refund(self, order_no: str, amount: int) -> None:
-            credit = self.credits[order_no]
             service.reverse_points_for_refund(self.uow(), order_no=order_no, refund_no=f"R{next(self.numbers)}",
                                               amount_fen=amount, now=NOW)
+            self._refunded(order_no, amount)
+
+        def _refunded(self, order_no: str, amount: int) -> None:
+            credit = self.credits[order_no]
             model = self.model[credit["user"]]
             refunded = min(credit["paid"], credit["refunded"] + amount)
             model["spend"] -= refunded - credit["refunded"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from mall.events.v1.envelope_pb2 import EventEnvelope
 from mall.events.v1.order_events_pb2 import OrderCancelled, OrderPaid, OrderRefunded
 
@@ -175,3 +176,96 @@ def test_an_unpaid_cancellation_of_a_paid_order_gives_nothing_back() -> None:
 
     assert uow.ledger.balance(ALICE, Account.POINTS) == 1_200 - 300 + 50
     assert coupon_status(uow, coupon_id, NOW) == ("used", "O1")
+
+
+# order-paid and order-refunded travel on two topics: a refund may be read before its order's payment. Whatever
+# the order (and however often each is delivered), the member ends as if the order was paid, then refunded.
+# ALICE has 900 points and 900 yuan of spend (normal); O1 pays 200 yuan, which makes her silver: 240 points.
+
+def shopper_with_900_yuan_of_spend() -> FakeMemberUnitOfWork:
+    uow = FakeMemberUnitOfWork()
+    service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
+    deliver(uow, paid("O0", 90_000), "e-0")
+    return uow
+
+
+def refund(refund_no: str, amount_fen: int) -> OrderRefunded:
+    return OrderRefunded(order_no="O1", user_id=ALICE, refund_no=refund_no, amount_fen=amount_fen,
+                         refunded_at=timestamp(NOW + timedelta(days=1)))
+
+
+def order_points(uow: FakeMemberUnitOfWork) -> dict[str, int]:
+    """The points O1 earned and each of its refunds took back, by reference."""
+    return {entry.reference: entry.amount for entry in uow.ledger.entries_of[ALICE, Account.POINTS]
+            if entry.kind in ("order_paid", "order_refunded") and entry.reference != "O0"}
+
+
+def level(uow: FakeMemberUnitOfWork) -> str:
+    return service.get_member(uow, user_id=ALICE, now=NOW).member.level.code
+
+
+FULL_REFUND_ORDERS = {
+    "paid-then-refunded": ["paid", "RF1"],
+    "refunded-then-paid": ["RF1", "paid"],
+    "paid-twice-then-refunded-twice": ["paid", "paid", "RF1", "RF1"],
+    "refunded-twice-then-paid-twice": ["RF1", "RF1", "paid", "paid"],
+    "refunded-paid-refunded-paid": ["RF1", "paid", "RF1", "paid"],
+    "paid-refunded-paid-refunded": ["paid", "RF1", "paid", "RF1"],
+}
+
+
+@pytest.mark.parametrize("deliveries", FULL_REFUND_ORDERS.values(), ids=FULL_REFUND_ORDERS.keys())
+def test_a_full_refund_leaves_points_spend_and_level_as_before_the_order_in_any_order(deliveries: list[str]) -> None:
+    uow = shopper_with_900_yuan_of_spend()
+    events = {"paid": paid("O1", 20_000), "RF1": refund("RF1", 20_000)}
+
+    for n, name in enumerate(deliveries, start=1):
+        deliver(uow, events[name], f"e-{n}")  # each delivery under its own event id: published again
+
+    assert (uow.ledger.balance(ALICE, Account.POINTS), spend(uow), level(uow)) == (900, 90_000, "normal")
+    assert order_points(uow) == {"O1": 240, "RF1": -240}
+    assert [e.payload.delta for e in uow.published if e.event_type == "points-changed"][-2:] == [240, -240]
+    assert uow.ledger.check()[1] == []
+
+
+PARTIAL_REFUND_ORDERS = {
+    "both-after-paid": ["paid", "RF1", "RF2"],
+    "one-before-and-one-after-paid": ["RF1", "paid", "RF2"],
+    "the-later-one-before-paid": ["RF2", "paid", "RF1"],
+    "both-before-paid": ["RF2", "RF1", "paid"],
+    "each-twice-around-paid": ["RF1", "RF1", "paid", "RF2", "paid", "RF1", "RF2"],
+}
+
+
+@pytest.mark.parametrize("deliveries", PARTIAL_REFUND_ORDERS.values(), ids=PARTIAL_REFUND_ORDERS.keys())
+def test_partial_refunds_take_back_their_sum_whichever_arrives_before_order_paid(deliveries: list[str]) -> None:
+    uow = shopper_with_900_yuan_of_spend()
+    events = {"paid": paid("O1", 20_000), "RF1": refund("RF1", 5_000), "RF2": refund("RF2", 7_000)}
+
+    for n, name in enumerate(deliveries, start=1):
+        deliver(uow, events[name], f"e-{n}")
+
+    # 120 of 200 yuan refunded: 80 yuan of spend stay (980 yuan: normal again); 240 x 12,000 / 20,000 = 144 back
+    assert (uow.ledger.balance(ALICE, Account.POINTS), spend(uow), level(uow)) == (900 + 240 - 144, 98_000, "normal")
+    assert order_points(uow) == {"O1": 240, "RF1": -60, "RF2": -84}
+    assert uow.ledger.check()[1] == []
+
+
+def test_a_refund_of_an_order_not_seen_paid_yet_changes_nothing_yet() -> None:
+    uow = shopper_with_900_yuan_of_spend()
+
+    deliver(uow, refund("RF1", 5_000), "e-1")
+
+    assert (uow.ledger.balance(ALICE, Account.POINTS), spend(uow), order_points(uow)) == (900, 90_000, {})
+
+
+def test_a_paid_cancellation_and_its_refund_both_overtaking_order_paid_leave_the_shopper_as_before() -> None:
+    uow = FakeMemberUnitOfWork()
+    coupon_id = shopper_with_an_order_using_a_coupon_and_points(uow, valid_to=NOW + timedelta(days=7))
+
+    deliver(uow, cancelled_after_review("O1"), "e-2")
+    deliver(uow, refunded_in_full("O1", 4_200), "e-3")
+    deliver(uow, paid("O1", 4_200), "e-1")
+
+    assert (uow.ledger.balance(ALICE, Account.POINTS), uow.ledger.balance(ALICE, Account.POINTS_LOCKED)) == (1_200, 0)
+    assert (coupon_status(uow, coupon_id, NOW), spend(uow)) == (("available", None), 100_000)
