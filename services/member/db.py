@@ -191,8 +191,8 @@ recharges = Table(
 
 def _map_classes(mappers: registry) -> None:
     for cls, table in ((Member, members), (PointsHold, points_holds), (OrderCredit, order_credits),
-                       (PendingReversal, pending_reversals), (CouponTemplate, coupon_templates), (Coupon, coupons), (Withdrawal, withdrawals),
-                       (Recharge, recharges)):
+                       (PendingReversal, pending_reversals), (CouponTemplate, coupon_templates), (Coupon, coupons),
+                       (Withdrawal, withdrawals), (Recharge, recharges)):
         mappers.map_imperatively(cls, table)
 
 
