@@ -46,6 +46,7 @@ from bench.memory import processes
 from services.common.config import SERVICES
 
 TICKS = os.sysconf("SC_CLK_TCK")
+TARGET_RATE = 300  # orders/s: issue 9's benchmark target
 # prometheus_client sorts the labels by name
 RPC_LINE = re.compile(r'^mall_grpc_server_handled_total\{code="(\w+)",method="(\w+)",service="(\w+)"\} ([0-9.e+]+)$')
 
@@ -99,6 +100,8 @@ def main() -> None:
         "load_average": os.getloadavg(), "cpu_ms_per_order": cpu_ms, "cpu_ms_per_order_total": round(sum(cpu_ms.values()), 2),
         "grpc_calls_per_order": rpcs, "transactions_per_order": xacts,
     }
+    # Capacity: the cores of this machine a shop placing TARGET_RATE orders/s keeps busy with checkout alone.
+    result["cores_for_target_rate"] = round(result["cpu_ms_per_order_total"] * TARGET_RATE / 1000, 1)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "checkout_cpu.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
     print(f"{orders} orders one after another in {seconds:.1f} s ({result['ms_per_order_wall']} ms each), "
@@ -107,6 +110,8 @@ def main() -> None:
     for name, ms in cpu_ms.items():
         print(f"{name:28} {ms:>12}")
     print(f"{'total':28} {result['cpu_ms_per_order_total']:>12}")
+    print(f"{TARGET_RATE} orders/s would keep {result['cores_for_target_rate']} cores of this machine busy "
+          f"(this machine has {os.cpu_count()}; the issue's target rate)")
     print(f"{'gRPC call':44} {'per order':>9}")
     for call, per_order in rpcs.items():
         print(f"{call:44} {per_order:>9}")
