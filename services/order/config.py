@@ -6,17 +6,23 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 
-from services.common.config import Env, ServiceSettings
+from services.common.config import ConfigError, Env, ServiceSettings
 from services.common.runtime_config import RuntimeConfig, Tunable
 from services.common.wechatpay import WechatPaySettings
 from services.order.aftersales import DEFAULT_AFTER_SALE_DAYS, AfterSaleSettings
-from services.order.domain import DEFAULT_AUTO_CONFIRM_DAYS, DEFAULT_PAY_MINUTES, FreightRule
+from services.order.domain import (
+    DEFAULT_AUTO_CONFIRM_DAYS,
+    DEFAULT_PAY_MINUTES,
+    MAX_PAY_MINUTES,
+    MIN_PAY_MINUTES,
+    FreightRule,
+)
 from services.order.service import OrderSettings
 
 
 @dataclass(frozen=True)
 class OrderServiceSettings:
-    """ORDER_PAY_MINUTES (30), ORDER_FREIGHT_FEN (0), ORDER_FREE_FREIGHT_FROM_FEN (0 = never free),
+    """ORDER_PAY_MINUTES (30; 5 to 60), ORDER_FREIGHT_FEN (0), ORDER_FREE_FREIGHT_FROM_FEN (0 = never free),
     ORDER_WECHATPAY_NOTIFY_URL (the public URL of POST /api/v1/payments/wechat/notify),
     ORDER_WECHATPAY_REFUND_NOTIFY_URL (that of POST /api/v1/payments/wechat/refund-notify),
     ORDER_REFUND_RECONCILE_SECONDS (60) and ORDER_REFUND_SETTLE_SECONDS (300: PENDING refunds older are queried),
@@ -39,7 +45,11 @@ class OrderServiceSettings:
     @classmethod
     def from_env(cls, base: ServiceSettings, environ: Mapping[str, str] | None = None) -> OrderServiceSettings:
         env = Env(environ)
-        orders = OrderSettings(pay_minutes=env.int("ORDER_PAY_MINUTES", DEFAULT_PAY_MINUTES),
+        pay_minutes = env.int("ORDER_PAY_MINUTES", DEFAULT_PAY_MINUTES)
+        if not MIN_PAY_MINUTES <= pay_minutes <= MAX_PAY_MINUTES:
+            raise ConfigError(f"ORDER_PAY_MINUTES must be {MIN_PAY_MINUTES} to {MAX_PAY_MINUTES}, "
+                              f"got {env.environ['ORDER_PAY_MINUTES']!r}")
+        orders = OrderSettings(pay_minutes=pay_minutes,
                                freight=FreightRule(flat_fen=env.int("ORDER_FREIGHT_FEN", 0),
                                                    free_from_fen=env.int("ORDER_FREE_FREIGHT_FROM_FEN", 0)),
                                notify_url=env.str("ORDER_WECHATPAY_NOTIFY_URL",
@@ -66,9 +76,10 @@ LIVE_FIELDS = {"payment_timeout_minutes": "pay_minutes", "auto_confirm_days": "a
 
 
 def live_tunables(orders: OrderSettings, environ: Mapping[str, str] | None = None) -> dict[str, Tunable]:
-    """payment_timeout_minutes (5 min to 1 day; default ORDER_PAY_MINUTES) and auto_confirm_days
-    (1 to 60; default ORDER_AUTO_CONFIRM_DAYS, 10)."""
-    return {"payment_timeout_minutes": Tunable(default=orders.pay_minutes, minimum=5, maximum=24 * 60),
+    """payment_timeout_minutes (5 to 60 minutes, domain.MAX_PAY_MINUTES; default ORDER_PAY_MINUTES) and
+    auto_confirm_days (1 to 60; default ORDER_AUTO_CONFIRM_DAYS, 10)."""
+    return {"payment_timeout_minutes": Tunable(default=orders.pay_minutes, minimum=MIN_PAY_MINUTES,
+                                               maximum=MAX_PAY_MINUTES),
             "auto_confirm_days": Tunable(default=Env(environ).int("ORDER_AUTO_CONFIRM_DAYS", DEFAULT_AUTO_CONFIRM_DAYS),
                                          minimum=1, maximum=60)}
 

@@ -12,6 +12,10 @@ from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 MAX_CART_LINES = 100
 MAX_LINE_QUANTITY = 999
 DEFAULT_PAY_MINUTES = 30
+# The product service releases an order's stock reservation 2 hours after it was made, whatever the order's
+# deadline (services/product RESERVATION_TTL): an order must stop being payable well before, so that its
+# order-paid reaches the product service while the units are still held (else they may be sold twice).
+MIN_PAY_MINUTES, MAX_PAY_MINUTES = 5, 60
 DEFAULT_AUTO_CONFIRM_DAYS = 10
 
 

@@ -511,7 +511,8 @@ def _payable(order: Order, now: datetime) -> None:
 
 def pay_order(uow: OrderUnitOfWork, members: Members, users: Users, wechat: Prepay | None, settings: OrderSettings,
               *, user_id: int, order_id: int, channel: str, now: datetime | None = None) -> PaymentStart:
-    """WeChat: a JSAPI prepay and the signed wx.requestPayment parameters. Balance: paid from the wallet, PAID now."""
+    """WeChat: a JSAPI prepay and the signed wx.requestPayment parameters. Balance: paid from the wallet, PAID now
+    (a charge for an order cancelled or paid otherwise while the wallet paid goes back to the wallet, and 409)."""
     now = now or utcnow()
     if channel not in PAY_CHANNELS:
         raise InvalidInput("CHANNEL_INVALID", "channel must be wechat or balance", details={"channel": "invalid"})
@@ -527,8 +528,14 @@ def pay_order(uow: OrderUnitOfWork, members: Members, users: Users, wechat: Prep
             if exc.kind is ErrorKind.BUSINESS_RULE:  # the wallet declined (not enough balance)
                 metrics.payment_refused("balance")
             raise
-        paid = mark_paid(uow, order_no=order.order_no, channel="balance", out_trade_no=order.order_no,
-                         paid_fen=order.payable_fen, actor=f"user:{user_id}", now=now)
+        try:
+            paid = mark_paid(uow, order_no=order.order_no, channel="balance", out_trade_no=order.order_no,
+                             paid_fen=order.payable_fen, actor=f"user:{user_id}", now=now)
+        except Conflict as exc:
+            if exc.code == "ORDER_STATE_CONFLICT":  # cancelled, expired or paid otherwise while the wallet paid
+                refund_late_wallet_payment(uow, members, order_no=order.order_no, user_id=user_id,
+                                           amount_fen=order.payable_fen, now=now)
+            raise
         return PaymentStart("balance", order.order_no, paid.status)
     if wechat is None:
         raise DomainError("WECHATPAY_NOT_CONFIGURED", "WeChat Pay is not configured on this server")
@@ -645,6 +652,33 @@ def refund_late_payment(uow: OrderUnitOfWork, wechat: Prepay, notice: PaymentNot
         raise DomainError("REFUND_FAILED", f"the refund of a late payment failed: {exc.reason}",
                           kind=ErrorKind.UNAVAILABLE) from None
     return out_refund_no
+
+
+WALLET_LATE_PAYMENT = "paid from the wallet too late, refunded"
+
+
+def refund_late_wallet_payment(uow: OrderUnitOfWork, members: Members, *, order_no: str, user_id: int,
+                               amount_fen: int, now: datetime) -> str:
+    """A wallet charge made for an order that stopped being payable meanwhile (cancelled by the shopper or the
+    timeout, or paid with WeChat Pay, between pay_order's check and its mark_paid): credited back to the wallet
+    in full and recorded in the order's history.
+
+    The refund number is derived from the order: the member service credits it once, however often this runs.
+    """
+    refund_no = f"LATEW{order_no}"[:64]
+    try:
+        members.refund_to_balance(refund_no, order_no, user_id, amount_fen)
+    except DomainError:
+        log.error("order %s: the wallet charge of %d fen made after it stopped being payable was not credited "
+                  "back; retry refund %s", order_no, amount_fen, refund_no)
+        raise
+    reason = f"{WALLET_LATE_PAYMENT} ({refund_no}, {amount_fen} fen)"
+    with uow:
+        order = uow.orders.by_order_no(order_no, lock=True)
+        if order is not None and all(step.reason != reason for step in order.history):
+            order.history.append(Transition(status=order.status, actor=f"user:{user_id}", at=now, reason=reason))
+        uow.commit()
+    return refund_no
 
 
 def reconcile_payments(uow: Callable[[], OrderUnitOfWork], wechat: Prepay, *, now: datetime | None = None,

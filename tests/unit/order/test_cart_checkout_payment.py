@@ -357,6 +357,42 @@ def test_a_wallet_payment_of_a_prepaid_order_closes_wechat_pay_first_and_is_refu
     assert (closed.status, unpaid.closed, shop.members.balance_fen) == ("PAID", [closed.order_no], 10000 - 3998)
 
 
+# What commits while the wallet is being charged (between pay_order's check and its mark_paid), and the order after it.
+MEANWHILE = {
+    "cancelled by the shopper": (lambda shop, order: service.cancel_order(
+        shop.uow, user_id=1, order_id=order.id or 0, reason="changed my mind", now=NOW), ("CANCELLED", "")),
+    "cancelled by the timeout": (lambda shop, order: service.expire_orders(
+        shop.uow, now=order.pay_deadline), ("CANCELLED", "")),
+    "paid with WeChat Pay": (lambda shop, order: service.handle_wechat_notify(
+        shop.uow, FakeWechatPay(notice(order)), headers={}, body=b"{}", now=NOW), ("PAID", "wechat")),
+}
+
+
+@pytest.mark.parametrize("meanwhile", MEANWHILE)
+def test_a_wallet_charge_for_an_order_that_stopped_being_payable_meanwhile_is_credited_back_once(
+        shop: Shop, monkeypatch: pytest.MonkeyPatch, meanwhile: str) -> None:
+    order = submit(shop, BUY_TWO)
+    shop.members.balance_fen = 10000
+    charge = shop.members.pay_with_balance
+
+    change, (status, channel) = MEANWHILE[meanwhile]
+
+    def charged_while_it_changed(order_no: str, amount_fen: int) -> None:
+        change(shop, order)
+        charge(order_no, amount_fen)
+    monkeypatch.setattr(shop.members, "pay_with_balance", charged_while_it_changed)
+
+    with pytest.raises(Conflict) as refused:
+        service.pay_order(shop.uow, shop.members, shop.users, None, shop.settings, user_id=1,
+                          order_id=order.id or 0, channel="balance", now=NOW)
+
+    assert refused.value.code == "ORDER_STATE_CONFLICT"
+    assert (order.status, order.pay_channel, shop.members.balance_fen) == (status, channel, 10000)
+    assert shop.members.balance_refunds == {f"LATEW{order.order_no}": 3998}
+    assert order.history[-1].reason == f"paid from the wallet too late, refunded (LATEW{order.order_no}, 3998 fen)"
+    assert [event.event_type for event in shop.uow.published].count("order-paid") == (channel == "wechat")
+
+
 def test_a_wechat_payment_of_an_order_paid_from_the_wallet_is_refunded_in_full_once(shop: Shop) -> None:
     order = submit(shop, BUY_TWO)
     shop.members.balance_fen = 10000

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -12,10 +14,12 @@ import pytest
 from mall.order.v1 import order_pb2
 
 from services.common.auth import Caller, caller_var
+from services.common.config import ConfigError, ServiceSettings
 from services.common.runtime_config import RuntimeConfig
-from services.order.config import follow_live_settings, live_tunables, with_live_values
+from services.order.config import OrderServiceSettings, follow_live_settings, live_tunables, with_live_values
 from services.order.grpc_api import OrderServicer
 from services.order.service import OrderSettings
+from services.product.domain import RESERVATION_TTL
 from tests.unit.order.conftest import Shop
 
 
@@ -90,9 +94,23 @@ def test_defaults_come_from_the_environment_and_both_settings_apply() -> None:
     tunables = live_tunables(OrderSettings(pay_minutes=45), {"ORDER_AUTO_CONFIRM_DAYS": "14"})
 
     assert {name: (t.default, t.minimum, t.maximum) for name, t in tunables.items()} == {
-        "payment_timeout_minutes": (45, 5, 1440), "auto_confirm_days": (14, 1, 60)}
+        "payment_timeout_minutes": (45, 5, 60), "auto_confirm_days": (14, 1, 60)}
     assert with_live_values(OrderSettings(), {"payment_timeout_minutes": 10, "auto_confirm_days": 3}) == \
         OrderSettings(pay_minutes=10, auto_confirm_days=3)
+
+
+def test_no_payment_window_outlasts_the_stock_reservation_of_its_order(tmp_path: Path) -> None:
+    # The product service releases a reservation RESERVATION_TTL after it was made, whatever the order's deadline:
+    # an order still payable then is paid for units sold to someone else (its order-paid dead-lettered, the SKU
+    # oversold). The longest window, from Consul or the environment, leaves an hour for order-paid to get there.
+    longest = live_tunables(OrderSettings())["payment_timeout_minutes"].maximum
+    key = tmp_path / "jwt-public.pem"
+    key.write_bytes(b"public")
+    base = ServiceSettings.from_env("order", {"JWT_PUBLIC_KEY_FILE": str(key), "MINIMALL_ENV": "test"})
+
+    assert timedelta(minutes=longest) + timedelta(hours=1) <= RESERVATION_TTL
+    with pytest.raises(ConfigError, match="^ORDER_PAY_MINUTES must be 5 to 60, got '180'$"):
+        OrderServiceSettings.from_env(base, {"ORDER_PAY_MINUTES": "180"})
 
 
 def test_without_consul_the_watch_ends_at_once_instead_of_polling_nothing() -> None:
