@@ -245,7 +245,9 @@ def submit_order(uow: OrderUnitOfWork, members: Members, stock: Stock, users: Us
     """Place the order once per idempotency key: reserve stock, lock coupon and points, snapshot, order-created.
 
     Every call made to another service after the reservation is undone (released) if the order is
-    not committed, so a failed submit strands no stock, coupon or points.
+    not committed, so a failed submit strands no stock, coupon or points. A commit that raises is
+    looked up first (`_committed_anyway`): an order committed all the same is answered and keeps
+    what it holds; one the database cannot tell about keeps it until it lapses.
     """
     now = now or utcnow()
     if len(note) > 200:
@@ -288,13 +290,18 @@ def submit_order(uow: OrderUnitOfWork, members: Members, stock: Stock, users: Us
         assert order.id is not None
         return str(order.id).encode()
 
+    committing = False
     try:
         with uow:
             order_id = int(uow.run_once(scope=f"submit-order:user:{user_id}", key=idempotency_key,
                                         request=request_fingerprint, execute=place))
+            committing = True
             uow.commit()
     except BaseException:
-        if reserved:
+        outcome = _committed_anyway(uow, order_no) if committing and placed else False
+        if isinstance(outcome, Order):
+            return outcome
+        if reserved and outcome is False:
             _compensate(stock, members, order_no, coupon=bool(request.coupon_id), points=bool(request.points))
         raise
     if placed:  # committed just now, with its lines and history: no need to read it back
@@ -305,6 +312,28 @@ def submit_order(uow: OrderUnitOfWork, members: Members, stock: Stock, users: Us
     if order is None:  # pragma: no cover - the key's response names a committed order
         raise order_not_found()
     return order
+
+
+def _committed_anyway(uow: OrderUnitOfWork, order_no: str) -> Order | bool | None:
+    """After a commit that raised: the order if it was committed all the same (the answer was lost on the
+    way back), False if it was not, None if the database cannot tell now.
+
+    Only False may undo the reservation and the locks: releasing them for an order that exists would
+    sell its stock twice and hand its coupon and points back. Unknown keeps them; the stock reservation
+    then lapses after its TTL and the member service sweeps the coupon and points locks of an order never
+    settled, both well after any order's payment window."""
+    try:
+        with uow:
+            order = uow.orders.by_order_no(order_no)
+            uow.commit()
+    except Exception:
+        log.exception("order %s: its commit failed and the database cannot say whether it was committed; "
+                      "its stock, coupon and points stay held until they lapse", order_no)
+        return None
+    if order is not None:
+        log.warning("order %s was committed although its commit raised; answering it", order_no)
+        return order
+    return False
 
 
 def _compensate(stock: Stock, members: Members, order_no: str, *, coupon: bool, points: bool) -> None:
