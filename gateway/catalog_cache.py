@@ -378,8 +378,12 @@ class ProductChangedListener:
         partitions = consumer.partitions_for_topic(self.topic)
         if not partitions:
             raise RuntimeError(f"topic {self.topic} not found")
-        consumer.assign([TopicPartition(self.topic, p) for p in sorted(partitions)])
+        assigned = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        consumer.assign(assigned)
         consumer.seek_to_end()
+        for partition in assigned:  # the seek is lazy: fix the ends now, so that the drop covers all before them
+            if consumer.position(partition, timeout_ms=self.kafka.request_timeout_ms) is None:
+                raise RuntimeError(f"the end of {partition} is not known")
         self.cache.drop()  # whatever happened before we listened is now covered
         self.cache.following = True
         while not stop.is_set():
