@@ -14,7 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from gateway import api, errors, routes
 from gateway.api import PUBLIC, SHOPPER, TOLERANT, Operation, current_operation, validate_body, validate_query
 from gateway.bodylimit import ChunkedBodyLimit
-from gateway.catalog_cache import CatalogCache, LocalVersions, RedisVersions
+from gateway.catalog_cache import CatalogCache, RedisChangeLog
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -52,11 +52,11 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
     verifier = TokenVerifier(settings.jwt_public_key_pem, previous_public_key_pem=settings.jwt_previous_public_key_pem)
     limiter = app.extensions["rate_limiter"] = make_rate_limiter(
         settings.redis_url, settings.rate_limit_scale, settings.rate_limit_secret)
-    # The catalogue version shares the rate limiter's Redis connection (one pool per worker).
-    versions = (RedisVersions(limiter.counter.client, fresh_for=settings.catalog_version_check_seconds)
-                if isinstance(limiter.counter, RedisCounter) else LocalVersions())
-    app.extensions["catalog_cache"] = CatalogCache(versions, settings.catalog_cache_seconds,
-                                                   settings.catalog_cache_following_seconds)
+    # The catalogue's change log shares the rate limiter's Redis connection (one pool per worker).
+    changes = (RedisChangeLog(limiter.counter.client, fresh_for=settings.catalog_version_check_seconds)
+               if isinstance(limiter.counter, RedisCounter) else None)
+    app.extensions["catalog_cache"] = CatalogCache(settings.catalog_cache_seconds,
+                                                   settings.catalog_cache_following_seconds, changes)
     media_store = object_storage(Env(settings.environ))  # None: the local media directory (gateway/routes/media.py)
     if media_store is not None:
         app.extensions["media_storage"] = media_store

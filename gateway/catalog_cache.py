@@ -1,24 +1,34 @@
-"""The gateway's catalogue read cache: shopper reads served from process memory, dropped on every change.
+"""The gateway's catalogue read cache: shopper reads served from process memory, dropped by the changes they show.
 
 Product detail and list pages are the hottest routes of a shop, and one gRPC hop costs the
 gateway most of its throughput. Each gunicorn worker keeps the replies it built (a dict per
-process) for at most `ttl` seconds and drops them all when the catalogue changes:
+process) for at most `ttl` seconds, and drops what a change makes stale:
 
-- Every entry carries the *catalogue version* read before its reply was loaded. The version lives
-  in Redis (`mall:catalog:version`, on the rate limiter's connection) when REDIS_URL is set, so
-  every worker of every replica sees one number; without Redis (one worker, `make run`) it is a
-  counter in the process. A worker reads it at most every CATALOG_VERSION_CHECK_MS (100): a bumped
-  version turns every older entry into a miss. A reply loaded while a change commits keeps the old version and is never served
-  after the bump.
-- The gateway bumps the version itself after each admin catalogue write it passes on (edit, audit,
-  shelf, stock, categories, brands, delivery table): the next read, on any worker, sees the change.
+- Every entry says what it shows (`about`): one product (its detail pages, one per province), any
+  product (list and search pages: a change may alter a product on them or bring one in; which pages
+  hold a product cannot tell which it will join), or catalogue settings only (categories, brands).
+  A change of one product drops its detail pages and every list; a catalogue-wide change (a brand,
+  category or delivery-table edit: pages embed brand names, category filters, delivery estimates)
+  drops every page. A checkout burst that sells out one product leaves every other detail page cached.
+- Drops are lazy and race-free: each drop raises the worker's *version* and notes it against the
+  product (and the lists) or against everything; an entry carries the version read before its reply
+  was loaded and is answered only while nothing it shows was dropped since. A reply loaded while a
+  change commits is never served after the change is seen.
 - `product-changed` events (published by the product service in the transaction of every audited
   change and of every reservation or release that moves a SKU across in_stock / low / sold_out, and
-  one catalogue-wide event, `catalog_wide` with product_id 0, for a brand, category or delivery-table
-  change, however many products it touches) reach each worker through a group-less Kafka consumer
-  reading the topic's tail; each worker drops all its entries on any of them, so a catalogue-wide
-  event needs no handling of its own (pages embed brand names, category filters, delivery estimates). Group-less: no rebalances, no offsets, nothing to clean up when a worker dies;
-  an event missed while the consumer reconnects is covered by the TTL.
+  one `catalog_wide` event, product_id 0, for a catalogue setting however many products it touches)
+  reach each worker through a group-less Kafka consumer reading the topic's tail: no rebalances, no
+  offsets, nothing to clean up when a worker dies. Every worker reads every event, so events need no
+  sharing between workers. An unreadable record drops everything; so does (re)connecting, which
+  covers whatever was missed meanwhile.
+- The gateway's own admin writes (edit, audit, shelf, stock of one product: that product; categories,
+  brands, delivery table, a new product: everything) are dropped by the worker that passed them on at
+  once, and by every other worker within CATALOG_VERSION_CHECK_MS (100), before their events arrive:
+  with REDIS_URL they go into a capped Redis stream (`mall:catalog:changes`, on the rate limiter's
+  connection) that each worker reads at most every CATALOG_VERSION_CHECK_MS, in one round trip for
+  all the changes since its last look. A worker that cannot know what it missed (more than
+  CHANGES_KEPT changes since, or a Redis that restarted or lost the stream) drops everything. Without
+  Redis (one worker, `make run`) there is no other worker to tell.
 - The TTL bounds whatever the events do not reach. While the worker's listener follows the topic,
   entries live CATALOG_CACHE_FOLLOWING_TTL_MS (default 10000): a change reaches them as an event in
   a fraction of a second (~0.3 s against the dev broker), and reloading every page every second
@@ -28,8 +38,8 @@ process) for at most `ttl` seconds and drops them all when the catalogue changes
   service whose outbox relay is stopped delays events, up to the longer TTL.
 - A page read in the last fifth of its life is reloaded by the worker's refresh thread while the
   hit is answered: hot pages are never reloaded on a request thread (bench/README.md: the reloads
-  were the p99 of detail reads). Staleness stays bounded by the TTL, as a reload only replaces an
-  entry still of the current version.
+  were the p99 of detail reads). Staleness stays bounded by the TTL, as a reload loaded before a
+  drop is never answered either.
 
 If Redis does not answer, requests bypass the cache (correct, only slower) until it does.
 """
@@ -38,62 +48,49 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import itertools
 import logging
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import redis
 from flask import Blueprint, Response, current_app, request
 from kafka import KafkaConsumer, TopicPartition
+from mall.events.v1.product_events_pb2 import ProductChanged
 from pydantic import BaseModel
 
 from gateway.metrics import CATALOG_CACHE
 from services.common.config import KafkaSettings
+from services.common.events import InvalidEvent, decode, event_type_of, unpack
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-VERSION_KEY = "mall:catalog:version"
 MAX_ENTRIES = 10_000        # distinct pages (filters x sort x page) a worker keeps; past it, start over
 REFRESH_AHEAD = 0.2         # the last fifth of an entry's life: a hit reloads it off the request thread
-PRODUCT_CHANGED = "product-changed"
+# What a page shows, that changes drop it by (`about`): a product id (its detail pages), or one of these.
+ANY_PRODUCT = "any product"  # a list or search page: any product's change may alter it, or bring the product in
+SETTINGS = "settings"        # categories, brands: only a catalogue-wide change alters them
+EVERYTHING = "everything"    # (a drop of) every page
+CHANGES_KEY = "mall:catalog:changes"
+CHANGES_KEPT = 1000          # the newest changes the Redis log keeps; a worker that missed more drops everything
+NOTHING_SEEN = b"0-0"        # below every stream id: the log was empty when the worker last looked
 
 
-class Versions(Protocol):
-    def current(self) -> int | None:
-        """The catalogue version now; None when it cannot be known (serve uncached)."""
+class RedisChangeLog:
+    """Catalogue changes made through any gateway worker, for every other: a capped Redis stream.
 
-    def bump(self) -> None:
-        """The catalogue changed: every entry loaded before is stale."""
-
-
-class LocalVersions:
-    """One process's version: right for one gateway worker."""
-
-    def __init__(self) -> None:
-        self._counter = itertools.count(1)
-        self._value = 0
-
-    def current(self) -> int | None:
-        return self._value
-
-    def bump(self) -> None:
-        self._value = next(self._counter)
-
-
-class RedisVersions:
-    """The version shared by every worker and replica through Redis.
-
-    A worker asks Redis at most once per `fresh_for` seconds and answers the number it read in
-    between: the round trip to Redis was half of a cached read's time (bench/README.md), and a
-    change made through another worker is still seen within `fresh_for` (100 ms by default, far
-    inside the second a shopper's page may lag; staff pages are never cached). A change made
-    through this worker is seen at once: bump() keeps the number INCR answers.
+    Each change is one entry (a product id, or * for every page). A worker reads the entries after the last
+    one it saw at most once per `fresh_for` seconds, in one round trip (XREVRANGE, newest first down to and
+    including that entry), and drops what they name: the round trip to Redis was half of a cached read's
+    time (bench/README.md), and a change made through another worker is still seen within `fresh_for`
+    (100 ms by default, far inside the second a shopper's page may lag; staff pages are never cached).
+    When that entry is not in the answer, the worker cannot know what it missed and drops everything: more
+    than CHANGES_KEPT changes since (trimmed), a Redis that lost the log (restart, flush), a worker that
+    had not looked yet, or one that last saw the log empty.
 
     After a failure Redis is not asked again for `retry_after` seconds: reads go uncached at once
     instead of each waiting for the client's timeouts and retries.
@@ -105,90 +102,108 @@ class RedisVersions:
         self.retry_after = retry_after
         self.fresh_for = fresh_for
         self.clock = clock
+        self._lock = threading.Lock()
         self._down_until = 0.0
-        self._known: tuple[int, float] | None = None  # (version, when it was read)
+        self._read_at = float("-inf")
+        self._seen = NOTHING_SEEN  # id of the newest entry the worker has applied
 
-    def current(self) -> int | None:
-        now = self.clock()
-        known = self._known
-        if known is not None and now - known[1] < self.fresh_for:
-            return known[0]
-        if self._down_until and now < self._down_until:
-            return None
+    def record(self, product_id: int | None) -> None:
+        """A change made through this worker (None: every page), for the others to drop at their next look."""
         try:
-            value = int(self.client.get(VERSION_KEY) or 0)
-        except redis.RedisError:
-            self._down_until, self._known = now + self.retry_after, None
-            log.warning("catalogue cache: Redis unavailable; serving uncached for %.0fs", self.retry_after,
+            self.client.xadd(CHANGES_KEY, {"product": "*" if product_id is None else product_id},
+                             maxlen=CHANGES_KEPT, approximate=False)
+        except redis.RedisError:  # other workers keep their entries until their listener or the TTL drops them
+            log.warning("catalogue cache: Redis unavailable; the change reaches other workers by event or TTL",
                         exc_info=True)
-            return None
-        self._down_until = 0.0
-        self._known = (value, now)
-        return value
 
-    def bump(self) -> None:
-        try:
-            self._known = (int(self.client.incr(VERSION_KEY)), self.clock())
-        except redis.RedisError:  # other workers keep their entries until the TTL: at most a second
-            self._known = None
-            log.warning("catalogue cache: Redis unavailable; the change reaches other workers by TTL", exc_info=True)
+    def catch_up(self, drop: Callable[[int | None], None]) -> bool:
+        """`drop` what other workers changed since the last look, unless that was under `fresh_for` ago.
+
+        False: Redis cannot be asked (serve uncached)."""
+        if self.clock() - self._read_at < self.fresh_for:
+            return True
+        with self._lock:  # one look at a time: the others wait for its drops, never serve past them
+            now = self.clock()
+            if now - self._read_at < self.fresh_for:
+                return True
+            if now < self._down_until:
+                return False
+            try:
+                newest_first = self.client.xrevrange(CHANGES_KEY, "+", self._seen, count=CHANGES_KEPT)
+            except redis.RedisError:
+                self._down_until = now + self.retry_after
+                log.warning("catalogue cache: Redis unavailable; serving uncached for %.0fs", self.retry_after,
+                            exc_info=True)
+                return False
+            if newest_first and newest_first[-1][0] == self._seen:
+                for _, change in newest_first[:-1]:
+                    drop(None if change[b"product"] == b"*" else int(change[b"product"]))
+            elif newest_first or self._seen != NOTHING_SEEN:
+                drop(None)
+            self._seen = newest_first[0][0] if newest_first else NOTHING_SEEN
+            self._down_until, self._read_at = 0.0, now
+            return True
 
 
 @dataclass(frozen=True)
 class Entry:
-    version: int
+    version: int       # the worker's version read before the reply was loaded
+    about: int | str   # a product id, ANY_PRODUCT or SETTINGS: which drops reach it
     expires_at: float
     refresh_at: float  # past it, a hit also reloads the entry in the background
     value: Any
 
 
 class CatalogCache:
-    def __init__(self, versions: Versions, ttl_seconds: float = 1.0, following_ttl_seconds: float = 0.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.versions = versions
+    def __init__(self, ttl_seconds: float = 1.0, following_ttl_seconds: float = 0.0,
+                 changes: RedisChangeLog | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl_seconds
         # While this worker's listener follows product-changed, changes drop entries within a fraction
         # of a second and the TTL is only a backstop: it may be longer (0: always `ttl`).
         self.following_ttl = following_ttl_seconds
         self.following = False
+        self.changes = changes  # None: one worker (no Redis), nobody else's changes to learn of
         self.clock = clock
+        self._version = 0  # one more at every drop
+        self._dropped: dict[int | str, int] = {}  # product id, ANY_PRODUCT or EVERYTHING -> version of its last drop
         self._entries: dict[Hashable, Entry] = {}
         self._loading: dict[Hashable, threading.Lock] = {}
         self._guard = threading.Lock()
         self._refresher: ThreadPoolExecutor | None = None  # made on first use: after gunicorn forks
 
-    def get(self, key: Hashable, load: Callable[[], T], refresh: Callable[[], T] | None = None) -> T:
-        """The cached reply for `key`, or `load()`'s (kept when the cache is on).
+    def get(self, key: Hashable, load: Callable[[], T], refresh: Callable[[], T] | None = None,
+            about: int | str = ANY_PRODUCT) -> T:
+        """The cached reply for `key`, or `load()`'s (kept when the cache is on, dropped by changes `about` it).
 
         One thread loads a missing key; the worker's other threads asking for it meanwhile wait
         and take that reply: an expiring hot page costs one service call, not one per thread.
-        While an entry whose version still stands is being reloaded after its TTL, the other
+        While an entry no change has dropped is being reloaded after its TTL, the other
         threads answer it as it was (for at most one more TTL) instead of queueing behind the load:
-        an entry dropped by a change (a newer version, a product-changed event) is never answered.
+        an entry dropped by a change is never answered.
 
         With `refresh` (a loader that runs outside the request), a hit in the last REFRESH_AHEAD of
         an entry's life reloads it on the worker's refresh thread: a page read more often than its
         TTL is never reloaded on a request thread, so its readers never wait for the service.
         """
-        version = self.versions.current() if self.ttl > 0 else None
+        version = self.version() if self.ttl > 0 else None
         if version is None:
             CATALOG_CACHE.labels("bypass").inc()
             return load()
         entry = self._entries.get(key)
-        if entry is not None and entry.version == version and (now := self.clock()) < entry.expires_at:
+        if entry is not None and self._stands(entry) and (now := self.clock()) < entry.expires_at:
             if refresh is not None and now >= entry.refresh_at:
-                self._refresh_in_background(key, refresh)
+                self._refresh_in_background(key, refresh, about)
             CATALOG_CACHE.labels("hit").inc()
             return entry.value  # type: ignore[no-any-return]
         with self._guard:
             loading = self._loading.setdefault(key, threading.Lock())
         if not loading.acquire(blocking=False):
-            if (value := self._fresh(key, version, grace=self.ttl)) is not None:
+            if (value := self._fresh(key, grace=self.ttl)) is not None:
                 CATALOG_CACHE.labels("stale").inc()
                 return value  # type: ignore[no-any-return]
             loading.acquire()
         with _held(loading):
-            if (value := self._fresh(key, version)) is not None:
+            if (value := self._fresh(key)) is not None:
                 CATALOG_CACHE.labels("hit").inc()
                 return value  # type: ignore[no-any-return]
             CATALOG_CACHE.labels("miss").inc()
@@ -197,10 +212,10 @@ class CatalogCache:
             finally:
                 with self._guard:
                     self._loading.pop(key, None)
-            self.put(key, value, version)
+            self.put(key, value, version, about)
             return value
 
-    def _refresh_in_background(self, key: Hashable, refresh: Callable[[], Any]) -> None:
+    def _refresh_in_background(self, key: Hashable, refresh: Callable[[], Any], about: int | str) -> None:
         with self._guard:
             loading = self._loading.setdefault(key, threading.Lock())
             if not loading.acquire(blocking=False):
@@ -210,9 +225,9 @@ class CatalogCache:
 
         def reload() -> None:
             try:
-                version = self.versions.current()  # read before the load, as on a miss
+                version = self.version()  # read before the load, as on a miss
                 if version is not None:
-                    self.put(key, refresh(), version)
+                    self.put(key, refresh(), version, about)
                     CATALOG_CACHE.labels("refresh").inc()
             except Exception:  # the entry expires as it would have; the next reader loads it
                 log.warning("catalogue cache: background reload of %r failed", key, exc_info=True)
@@ -223,31 +238,49 @@ class CatalogCache:
 
         self._refresher.submit(reload)
 
-    def _fresh(self, key: Hashable, version: int, grace: float = 0.0) -> Any:
+    def _stands(self, entry: Entry) -> bool:
+        """No drop since `entry` was loaded reached it."""
+        dropped = self._dropped
+        return entry.version >= dropped.get(EVERYTHING, 0) and entry.version >= dropped.get(entry.about, 0)
+
+    def _fresh(self, key: Hashable, grace: float = 0.0) -> Any:
         entry = self._entries.get(key)
-        if entry is not None and entry.version == version and entry.expires_at + grace > self.clock():
+        if entry is not None and self._stands(entry) and entry.expires_at + grace > self.clock():
             return entry.value
         return None
 
-    def put(self, key: Hashable, value: Any, version: int | None = None) -> None:
+    def version(self) -> int | None:
+        """This worker's version, once it has dropped what other workers changed; None: unknown (serve uncached)."""
+        if self.changes is not None and not self.changes.catch_up(self.drop):
+            return None
+        return self._version
+
+    def put(self, key: Hashable, value: Any, version: int | None = None, about: int | str = ANY_PRODUCT) -> None:
         """Keep `value` under `key` (version: the one read before it was loaded; default now)."""
-        version = self.versions.current() if version is None else version
+        version = self.version() if version is None else version
         if version is None or self.ttl <= 0:
             return
         if len(self._entries) >= MAX_ENTRIES:
             self._entries = {}
         ttl = self.following_ttl if self.following and self.following_ttl > self.ttl else self.ttl
         now = self.clock()
-        self._entries[key] = Entry(version, now + ttl, now + ttl * (1 - REFRESH_AHEAD), value)
+        self._entries[key] = Entry(version, about, now + ttl, now + ttl * (1 - REFRESH_AHEAD), value)
 
-    def clear(self) -> None:
-        """Drop this process's entries (a product-changed event reached this worker)."""
-        self._entries = {}
+    def drop(self, product_id: int | None = None) -> None:
+        """Stop answering a product's detail pages and every list (None: every page), here; entries loaded
+        before, or still loading, are never answered again."""
+        with self._guard:
+            self._version += 1
+            if product_id is None or len(self._dropped) >= MAX_ENTRIES:  # everything also forgets older drops
+                self._dropped = {EVERYTHING: self._version}
+            else:
+                self._dropped[product_id] = self._dropped[ANY_PRODUCT] = self._version
 
-    def invalidate(self) -> None:
-        """The catalogue changed: every worker's entries are stale from now on."""
-        self.versions.bump()
-        self.clear()
+    def invalidate(self, product_id: int | None = None) -> None:
+        """A change made through this worker: dropped here at once, by every other worker at its next look."""
+        self.drop(product_id)
+        if self.changes is not None:
+            self.changes.record(product_id)
 
 
 @dataclass(frozen=True)
@@ -268,8 +301,8 @@ class Rendered:
         return response
 
 
-def cached(key: Hashable, load: Callable[[], BaseModel]) -> Response:
-    """The reply for `key` from this worker's cache, else `load()`'s, rendered and kept.
+def cached(key: Hashable, load: Callable[[], BaseModel], about: int | str = ANY_PRODUCT) -> Response:
+    """The reply for `key` from this worker's cache, else `load()`'s, rendered and kept until a change `about` it.
 
     `load` must not depend on the request (anonymous reads only): a hot entry is reloaded with it
     on the refresh thread, in an application context of its own."""
@@ -282,7 +315,7 @@ def cached(key: Hashable, load: Callable[[], BaseModel]) -> Response:
         with app.app_context():
             return render()
 
-    return catalog_cache().get(key, render, refresh).response()
+    return catalog_cache().get(key, render, refresh, about).response()
 
 
 @contextlib.contextmanager
@@ -299,23 +332,24 @@ def catalog_cache() -> CatalogCache:
 
 
 def invalidate_after_writes(bp: Blueprint) -> None:
-    """After each successful write through `bp`, drop the catalogue cache everywhere (read-your-writes)."""
+    """After each successful write through `bp`, drop what it changed on every worker (read-your-writes): a
+    write to one product (a route with a `product_id`) its pages and the lists, any other every page."""
 
     @bp.after_request
     def _invalidate(response: Response) -> Response:
         if request.method not in ("GET", "HEAD", "OPTIONS") and response.status_code < 400:
-            catalog_cache().invalidate()
+            catalog_cache().invalidate((request.view_args or {}).get("product_id"))
         return response
 
 
 class ProductChangedListener:
-    """Drops `cache`'s entries whenever a product-changed event arrives (one per gateway worker)."""
+    """Drops what each product-changed event names from `cache` (one listener per gateway worker)."""
 
     def __init__(self, cache: CatalogCache, kafka: KafkaSettings,
                  consumer_factory: Callable[[KafkaSettings], KafkaConsumer] | None = None) -> None:
         self.cache = cache
         self.kafka = kafka
-        self.topic = kafka.topic(PRODUCT_CHANGED)
+        self.topic = kafka.topic(event_type_of(ProductChanged))
         self.consumer_factory = consumer_factory or _tail_consumer
 
     def start(self) -> threading.Thread:
@@ -333,7 +367,7 @@ class ProductChangedListener:
                     self._follow(consumer, stop)
                 finally:
                     self.cache.following = False  # back to the short TTL, and nothing kept from the long one
-                    self.cache.clear()
+                    self.cache.drop()
                     consumer.close()
             except Exception:
                 backoff = min(10.0, max(0.5, backoff * 2))
@@ -344,13 +378,28 @@ class ProductChangedListener:
         partitions = consumer.partitions_for_topic(self.topic)
         if not partitions:
             raise RuntimeError(f"topic {self.topic} not found")
-        consumer.assign([TopicPartition(self.topic, p) for p in sorted(partitions)])
+        assigned = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        consumer.assign(assigned)
         consumer.seek_to_end()
-        self.cache.clear()  # whatever happened before we listened is now covered
+        for partition in assigned:  # the seek is lazy: fix the ends now, so that the drop covers all before them
+            if consumer.position(partition, timeout_ms=self.kafka.request_timeout_ms) is None:
+                raise RuntimeError(f"the end of {partition} is not known")
+        self.cache.drop()  # whatever happened before we listened is now covered
         self.cache.following = True
         while not stop.is_set():
-            if any(consumer.poll(timeout_ms=500).values()):
-                self.cache.clear()
+            for records in consumer.poll(timeout_ms=500).values():
+                for record in records:
+                    self.cache.drop(_changed_product(record.value))
+
+
+def _changed_product(value: bytes) -> int | None:
+    """The product a product-changed record is about; None: every product (catalogue-wide, or unreadable)."""
+    try:
+        change = unpack(decode(value), ProductChanged)
+    except InvalidEvent:
+        log.warning("catalogue cache: unreadable product-changed record; dropping every page", exc_info=True)
+        return None
+    return None if change.catalog_wide else change.product_id
 
 
 def _tail_consumer(kafka: KafkaSettings) -> KafkaConsumer:

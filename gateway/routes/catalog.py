@@ -15,7 +15,7 @@ from mall.user.v1.user_pb2_grpc import UserServiceStub
 from pydantic import Field
 
 from gateway.api import OPTIONAL, PUBLIC, Body, Page, PageQuery, Query, Reply, operation, service
-from gateway.catalog_cache import Rendered, cached, catalog_cache
+from gateway.catalog_cache import SETTINGS, Rendered, cached, catalog_cache
 from gateway.errors import ApiError
 from services.common import formats
 from services.common.formats import anchored
@@ -176,7 +176,7 @@ def list_categories() -> Response:
     def load() -> CategoryTree:
         reply = service(ProductServiceStub).ListCategories(product_pb2.ListCategoriesRequest())
         return CategoryTree(items=[CategoryOut.from_proto(c) for c in reply.items])
-    return cached("categories", load)
+    return cached("categories", load, about=SETTINGS)
 
 
 @bp.get("/brands")
@@ -185,7 +185,7 @@ def list_brands() -> Response:
     def load() -> BrandList:
         reply = service(ProductServiceStub).ListBrands(product_pb2.ListBrandsRequest())
         return BrandList(items=[BrandOut(id=b.id, name=b.name, logo=b.logo) for b in reply.items])
-    return cached("brands", load)
+    return cached("brands", load, about=SETTINGS)
 
 
 @bp.get("/products")
@@ -210,12 +210,12 @@ def get_product(product_id: int, query: DetailQuery) -> Response:
             product_pb2.ViewProductRequest(id=product_id, province=query.province or ""))
         return ProductDetail.from_proto(reply)
     if g.caller is None:
-        return cached(key, load)
+        return cached(key, load, about=product_id)
     # A shopper's view goes to the product service, which records it (product-viewed); the reply
     # is the same for everyone, so it refreshes the cache. An error (404) is never cached.
-    version = catalog_cache().versions.current()
+    version = catalog_cache().version()
     detail = Rendered.of(load())
-    catalog_cache().put(key, detail, version)
+    catalog_cache().put(key, detail, version, about=product_id)
     return detail.response()
 
 

@@ -1,6 +1,7 @@
-"""Catalogue settings reach the gateway's cache as events: a brand rename or a category move commits one
-catalogue-wide product-changed with it, the outbox relay sends it through a real broker (tansu), and the
-worker's listener drops every cached page, however many products the setting touches."""
+"""Changes reach the gateway's cache as events through a real broker (tansu): a reservation that sells out a
+product commits a product-changed for it, and the worker's listener drops that product's pages and the lists
+and keeps every other page; a brand rename or a category move commits one catalogue-wide product-changed, and
+the listener drops every cached page, however many products the setting touches."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete
 
-from gateway.catalog_cache import CatalogCache, LocalVersions, ProductChangedListener
+from gateway.catalog_cache import ANY_PRODUCT, SETTINGS, CatalogCache, ProductChangedListener
 from services.common.config import KafkaSettings
-from services.common.outbox import OutboxRelay
+from services.common.outbox import OutboxRelay, outbox
 from services.product import service
 from services.product.db import SqlProductUnitOfWork, start_mappers
+from services.product.domain import StockLine
 from tests.integration.product.conftest import Shelf
 
 pytestmark = pytest.mark.integration
@@ -49,12 +51,13 @@ def relay(product_db: Engine, kafka_settings: KafkaSettings) -> Iterator[OutboxR
 
 
 @pytest.fixture
-def cache(shelf: Shelf, relay: OutboxRelay, kafka_settings: KafkaSettings) -> Iterator[CatalogCache]:
+def cache(shelf: Shelf, product_db: Engine, kafka_settings: KafkaSettings) -> Iterator[CatalogCache]:
     """A gateway worker's cache whose listener follows product-changed from after the shelf's own events."""
     shelf.product("真空 保温杯", brand_id=2)
     shelf.product("华为 手机")
-    relay.publish_pending()  # sent (acks=all) before the listener starts at the topic's end
-    followed = CatalogCache(LocalVersions(), ttl_seconds=1.0, following_ttl_seconds=LONG_TTL)
+    with product_db.begin() as connection:  # never sent: the listener must see the test's events only (tansu
+        connection.execute(delete(outbox))  # answers "latest" inside the last batch: it would re-read some)
+    followed = CatalogCache(ttl_seconds=1.0, following_ttl_seconds=LONG_TTL)
     stop = threading.Event()
     listener = threading.Thread(target=ProductChangedListener(followed, kafka_settings).run, args=(stop,))
     listener.start()
@@ -66,25 +69,42 @@ def cache(shelf: Shelf, relay: OutboxRelay, kafka_settings: KafkaSettings) -> It
 
 PAGES = {("product", 1): "象印 保温杯", ("product", 2): "华为 手机", ("products", "brand_id=2"): "象印的商品",
          ("categories",): "数码 > 手机; 家居"}
+ABOUT = {("product", 1): 1, ("product", 2): 2, ("products", "brand_id=2"): ANY_PRODUCT, ("categories",): SETTINGS}
 
 
 def cached_pages(cache: CatalogCache) -> dict[object, str]:
     """What the cache answers for each page now ("reloaded": the entry was dropped)."""
-    return {key: cache.get(key, lambda: "reloaded") for key in PAGES}
+    return {key: cache.get(key, lambda: "reloaded", about=ABOUT[key]) for key in PAGES}
+
+
+def cache_every_page(cache: CatalogCache) -> dict[object, str]:
+    for key, page in PAGES.items():
+        cache.put(key, page, about=ABOUT[key])
+    return cached_pages(cache)
+
+
+def test_a_reservation_that_sells_out_a_product_drops_its_page_and_the_lists_and_keeps_the_others(
+        shelf: Shelf, relay: OutboxRelay, cache: CatalogCache) -> None:
+    kept = cache_every_page(cache)
+
+    service.reserve_stock(shelf.uow(), order_no="SELLOUT-1", lines=[StockLine(shelf.sku_ids(1)[0], 50)])
+    sent = relay.publish_pending()
+    until(lambda: cache.get(("product", 1), lambda: "reloaded", about=1) == "reloaded")
+
+    assert (kept, sent, cached_pages(cache)) == (PAGES, 1, {**PAGES, ("product", 1): "reloaded",
+                                                            ("products", "brand_id=2"): "reloaded"})
 
 
 @pytest.mark.parametrize("change", ["brand", "category"])
 def test_a_catalogue_setting_change_drops_every_cached_page_through_the_broker(
         change: str, shelf: Shelf, relay: OutboxRelay, cache: CatalogCache) -> None:
-    for key, page in PAGES.items():
-        cache.put(key, page)
-    kept = cached_pages(cache)
+    kept = cache_every_page(cache)
 
     if change == "brand":
         service.save_brand(shelf.uow(), actor_id=7, brand_id=2, name="膳魔师")
     else:
         service.save_category(shelf.uow(), actor_id=7, category_id=3, name="手机", parent_id=2)  # 手机 to 家居
     sent = relay.publish_pending()
-    until(lambda: cache.get(("product", 1), lambda: "reloaded") == "reloaded")
+    until(lambda: cache.get(("product", 1), lambda: "reloaded", about=1) == "reloaded")
 
     assert (kept, sent, cached_pages(cache)) == (PAGES, 1, dict.fromkeys(PAGES, "reloaded"))

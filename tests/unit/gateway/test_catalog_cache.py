@@ -1,10 +1,13 @@
-"""The gateway's catalogue cache: repeated reads skip the product service; any change is seen by the next read."""
+"""The gateway's catalogue cache: repeated reads skip the product service; a change drops what it shows, seen by the next read."""
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 from typing import Any
 
 import grpc
@@ -12,10 +15,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from kafka import TopicPartition
+from mall.events.v1.product_events_pb2 import ProductChanged
 from mall.product.v1 import product_pb2
 
-from gateway.catalog_cache import CatalogCache, LocalVersions, ProductChangedListener, _tail_consumer
+from gateway.catalog_cache import MAX_ENTRIES, CatalogCache, ProductChangedListener, _tail_consumer
 from services.common.config import KafkaSecurity, KafkaSettings
+from services.common.events import encode, new_envelope
 from services.common.grpc_server import CODE_KEY
 from tests.fixtures.fake_services import FakeServices
 from tests.unit.gateway.test_catalog_routes import API, NEW_PRODUCT, phone
@@ -85,17 +90,96 @@ def test_a_refused_admin_write_keeps_the_cache(client: FlaskClient, clients: Fak
     assert len(clients.product.ViewProduct.calls) == 1
 
 
-def test_a_product_changed_event_drops_the_entries(app: Flask, client: FlaskClient, clients: FakeServices) -> None:
-    def a_reservation_sells_out_a_sku() -> None:  # a shopper read it before; then the product service changed it
-        clients.product.ViewProduct.reply = stocked("in_stock")
-        client.get(f"{API}/products/5")
-        clients.product.ViewProduct.reply = stocked("sold_out")
-    listener = ProductChangedListener(app.extensions["catalog_cache"], kafka())
+def test_a_change_of_one_product_drops_its_pages_and_the_lists_and_keeps_every_other_page(
+        client: FlaskClient, clients: FakeServices, tail: Tail) -> None:
+    clients.product.ViewProduct.answer = lambda request: phone(id=request.id)
+    clients.product.SearchProducts.reply = product_pb2.SearchProductsResponse(items=[phone()], total=1)
+    read_every_page(client)
 
-    listener._follow(OneEventConsumer(a_reservation_sells_out_a_sku), StopAfterPolls(2))  # type: ignore[arg-type]
-    after = client.get(f"{API}/products/5").get_json()["skus"][0]["stock_status"]
+    tail.deliver(product_changed(5))  # a reservation sold out a SKU of product 5
+    read_every_page(client)
 
-    assert after == "sold_out"
+    assert service_calls(clients) == ([5, 5, 6, 5, 5], 2, 1)  # product 6 and the categories stayed cached
+
+
+def test_a_catalogue_wide_change_drops_every_page(client: FlaskClient, clients: FakeServices, tail: Tail) -> None:
+    clients.product.ViewProduct.answer = lambda request: phone(id=request.id)
+    read_every_page(client)
+
+    tail.deliver(product_changed(catalog_wide=True))  # a brand renamed: every page may show it
+    read_every_page(client)
+
+    assert service_calls(clients) == ([5, 5, 6, 5, 5, 6], 2, 2)
+
+
+def test_an_unreadable_product_changed_record_drops_every_page(client: FlaskClient, clients: FakeServices,
+                                                                 tail: Tail) -> None:
+    clients.product.ViewProduct.answer = lambda request: phone(id=request.id)
+    read_every_page(client)
+
+    tail.deliver(SimpleNamespace(value=b"not an event envelope"))  # whatever it was about, we cannot tell
+    read_every_page(client)
+
+    assert service_calls(clients) == ([5, 5, 6, 5, 5, 6], 2, 2)
+
+
+def test_a_page_loaded_while_its_product_changes_is_not_served_afterwards(client: FlaskClient, clients: FakeServices,
+                                                                          tail: Tail) -> None:
+    def view_while_a_reservation_sells_out(request: product_pb2.ViewProductRequest) -> product_pb2.Product:
+        if len(clients.product.ViewProduct.calls) == 1:  # the old reply is on its way when the event arrives
+            tail.deliver(product_changed(5))
+            return stocked("in_stock")
+        return stocked("sold_out")
+    clients.product.ViewProduct.answer = view_while_a_reservation_sells_out
+
+    statuses = [client.get(f"{API}/products/5").get_json()["skus"][0]["stock_status"] for _ in range(2)]
+
+    assert statuses == ["in_stock", "sold_out"]
+
+
+def test_an_admin_edit_of_one_product_keeps_the_other_products_pages(client: FlaskClient, clients: FakeServices,
+                                                                     bearer: Callable[..., dict[str, str]]) -> None:
+    clients.product.ViewProduct.answer = lambda request: phone(id=request.id)
+    clients.product.UpdateProduct.reply = phone()
+    read_every_page(client)
+
+    edited = client.put(f"{API}/admin/products/5", json=NEW_PRODUCT, headers=bearer("operator"))
+    read_every_page(client)
+
+    assert (edited.status_code, service_calls(clients)) == (200, ([5, 5, 6, 5, 5], 2, 1))
+
+
+def test_a_worker_that_tracked_too_many_changed_products_drops_everything() -> None:
+    cache = CatalogCache()
+    cache.get(("product", 1), lambda: "kept while under the limit", about=1)
+    cache.drop(2)
+    kept = cache.get(("product", 1), lambda: "reloaded", about=1)
+
+    for product_id in range(3, MAX_ENTRIES + 3):
+        cache.drop(product_id)
+
+    assert (kept, cache.get(("product", 1), lambda: "reloaded", about=1)) == ("kept while under the limit",
+                                                                            "reloaded")
+
+
+PAGES = ("/products/5", "/products/5?province=上海", "/products/6", "/products?page_size=5", "/categories")
+
+
+def read_every_page(client: FlaskClient) -> None:
+    for path in PAGES:
+        assert client.get(API + path).status_code == 200
+
+
+def service_calls(clients: FakeServices) -> tuple[list[int], int, int]:
+    """The products viewed (in order), and how often the list and the category tree were loaded."""
+    return ([call.message.id for call in clients.product.ViewProduct.calls], len(clients.product.SearchProducts.calls),
+            len(clients.product.ListCategories.calls))
+
+
+def product_changed(product_id: int = 0, *, catalog_wide: bool = False) -> SimpleNamespace:
+    """A product-changed record as the product service's outbox relay sends it."""
+    change = ProductChanged(product_id=product_id, reason="stock_status", catalog_wide=catalog_wide)
+    return SimpleNamespace(value=encode(new_envelope(change, producer="product", aggregate_id=str(product_id))))
 
 
 def test_a_logged_in_view_always_reaches_the_service_and_refreshes_the_cache(
@@ -122,7 +206,7 @@ def test_a_missing_product_is_not_cached(client: FlaskClient, clients: FakeServi
 
 def test_an_entry_lives_for_the_ttl_only() -> None:
     now = [100.0]
-    cache = CatalogCache(LocalVersions(), ttl_seconds=1.0, clock=lambda: now[0])
+    cache = CatalogCache(ttl_seconds=1.0, clock=lambda: now[0])
     loads: list[int] = []
 
     def load() -> int:
@@ -139,7 +223,7 @@ def test_an_entry_lives_for_the_ttl_only() -> None:
 
 
 def test_a_reply_loaded_while_the_catalogue_changed_is_not_served_afterwards() -> None:
-    cache = CatalogCache(LocalVersions())
+    cache = CatalogCache()
 
     def load_during_a_change() -> str:
         cache.invalidate()  # an edit commits while the old reply is on its way back
@@ -151,7 +235,7 @@ def test_a_reply_loaded_while_the_catalogue_changed_is_not_served_afterwards() -
 
 
 def test_a_ttl_of_zero_turns_the_cache_off() -> None:
-    cache = CatalogCache(LocalVersions(), ttl_seconds=0)
+    cache = CatalogCache(ttl_seconds=0)
 
     assert [cache.get("k", lambda: 1), cache.get("k", lambda: 2)] == [1, 2]
 
@@ -161,43 +245,99 @@ def kafka() -> KafkaSettings:
                          request_timeout_ms=1000)
 
 
-class OneEventConsumer:
-    """A product-changed tail whose first poll brings one record (after `before_event` ran), then nothing."""
+class Tail:
+    """The product-changed topic as a worker's listener reads it; deliver() returns once the listener applied it."""
 
-    def __init__(self, before_event: Callable[[], None]) -> None:
-        self.before_event = before_event
-        self.polls = 0
+    def __init__(self) -> None:
+        self.batches: queue.Queue[tuple[list[Any], threading.Event]] = queue.Queue()
+        self.applied: threading.Event | None = None
+        self.polled = threading.Event()
 
     def partitions_for_topic(self, topic: str) -> set[int]:
-        return {0, 1}
+        return {0}
 
     def assign(self, partitions: list[TopicPartition]) -> None:
-        self.assigned = partitions
+        pass
 
     def seek_to_end(self) -> None:
         pass
 
+    def position(self, partition: TopicPartition, timeout_ms: int) -> int:
+        return 0
+
     def poll(self, timeout_ms: int) -> dict[TopicPartition, list[Any]]:
-        self.polls += 1
-        if self.polls > 1:
+        if self.applied is not None:
+            self.applied.set()  # the listener polls again: it has applied the last batch
+        self.polled.set()
+        try:
+            records, self.applied = self.batches.get(timeout=0.01)
+        except queue.Empty:
+            self.applied = None
             return {}
-        self.before_event()
-        return {TopicPartition("product-changed", 0): [object()]}
+        return {TopicPartition("product-changed", 0): records}
+
+    def deliver(self, *records: Any) -> None:
+        applied = threading.Event()
+        self.batches.put((list(records), applied))
+        assert applied.wait(5), "the listener did not take the records"
 
 
-class StopAfterPolls:
-    """A stop flag that is set after `n` checks."""
+@contextlib.contextmanager
+def listening(cache: CatalogCache, tail: Tail | None = None) -> Iterator[Tail]:
+    """`cache`'s worker follows a product-changed tail, on a thread of its own as under gunicorn."""
+    tail, stop = tail or Tail(), threading.Event()
+    listener = threading.Thread(target=ProductChangedListener(cache, kafka())._follow, args=(tail, stop))
+    listener.start()
+    tail.polled.wait(5)  # following from here on
+    try:
+        yield tail
+    finally:
+        stop.set()
+        listener.join(5)
 
-    def __init__(self, n: int) -> None:
-        self.left = n
 
-    def is_set(self) -> bool:
-        self.left -= 1
-        return self.left < 0
+@pytest.fixture
+def tail(app: Flask) -> Iterator[Tail]:
+    with listening(app.extensions["catalog_cache"]) as followed:
+        yield followed
+
+
+class LazyEnd(Tail):
+    """A tail whose end is fixed when its position is first asked for or at the first poll, as kafka-python
+    seeks to the end; `at_end` runs then."""
+
+    def __init__(self, at_end: Callable[[], None]) -> None:
+        super().__init__()
+        self.at_end: Callable[[], None] | None = at_end
+
+    def position(self, partition: TopicPartition, timeout_ms: int) -> int:
+        self._fix_end()
+        return 0
+
+    def poll(self, timeout_ms: int) -> dict[TopicPartition, list[Any]]:
+        self._fix_end()
+        return super().poll(timeout_ms)
+
+    def _fix_end(self) -> None:
+        if self.at_end is not None:
+            self.at_end()
+            self.at_end = None
+
+
+def test_what_was_cached_before_the_listener_knew_where_the_topic_ends_is_dropped() -> None:
+    cache = CatalogCache()
+
+    def a_page_loaded_as_the_end_is_fixed() -> None:  # a change just before it is not among the records read
+        cache.get("k", lambda: "loaded before a change the listener will not read")
+
+    with listening(cache, LazyEnd(a_page_loaded_as_the_end_is_fixed)):
+        pass
+
+    assert cache.get("k", lambda: "reloaded") == "reloaded"
 
 
 def test_threads_missing_the_same_key_together_load_it_once() -> None:
-    cache = CatalogCache(LocalVersions())
+    cache = CatalogCache()
     started, release = threading.Event(), threading.Event()
     loads: list[str] = []
 
@@ -219,7 +359,7 @@ def test_threads_missing_the_same_key_together_load_it_once() -> None:
 
 def test_an_expired_entry_is_answered_while_one_thread_reloads_it_but_never_after_a_change() -> None:
     now = [0.0]
-    cache = CatalogCache(LocalVersions(), ttl_seconds=1.0, clock=lambda: now[0])
+    cache = CatalogCache(ttl_seconds=1.0, clock=lambda: now[0])
     cache.get("k", lambda: "old")
     now[0] = 1.5
     started, release = threading.Event(), threading.Event()
@@ -242,10 +382,9 @@ def test_an_expired_entry_is_answered_while_one_thread_reloads_it_but_never_afte
 
 def test_entries_live_longer_only_while_the_listener_follows_the_events() -> None:
     now = [0.0]
-    cache = CatalogCache(LocalVersions(), ttl_seconds=1.0, following_ttl_seconds=10.0, clock=lambda: now[0])
-    listener = ProductChangedListener(cache, kafka())
-    listener._follow(OneEventConsumer(lambda: None), StopAfterPolls(0))  # type: ignore[arg-type]
-    cache.get("followed", lambda: "a")
+    cache = CatalogCache(ttl_seconds=1.0, following_ttl_seconds=10.0, clock=lambda: now[0])
+    with listening(cache):
+        cache.get("followed", lambda: "a")
     cache.following = False  # what the listener does when it loses the broker
     cache.get("unfollowed", lambda: "b")
     now[0] = 5.0
@@ -256,7 +395,7 @@ def test_entries_live_longer_only_while_the_listener_follows_the_events() -> Non
 
 def test_a_hot_entry_is_reloaded_off_the_request_thread_before_it_expires() -> None:
     now = [0.0]
-    cache = CatalogCache(LocalVersions(), ttl_seconds=1.0, clock=lambda: now[0])
+    cache = CatalogCache(ttl_seconds=1.0, clock=lambda: now[0])
     inline: list[str] = []
 
     def on_request() -> str:
@@ -278,7 +417,7 @@ def test_a_hot_entry_is_reloaded_off_the_request_thread_before_it_expires() -> N
 
 def test_a_background_reload_never_brings_back_what_a_change_dropped() -> None:
     now = [0.0]
-    cache = CatalogCache(LocalVersions(), ttl_seconds=1.0, clock=lambda: now[0])
+    cache = CatalogCache(ttl_seconds=1.0, clock=lambda: now[0])
     cache.get("k", lambda: "old")
     now[0] = 0.9
 
