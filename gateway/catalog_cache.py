@@ -7,9 +7,11 @@ process) for at most `ttl` seconds, and drops what a change makes stale:
 - Every entry says what it shows (`about`): one product (its detail pages, one per province), any
   product (list and search pages: a change may alter a product on them or bring one in; which pages
   hold a product cannot tell which it will join), or catalogue settings only (categories, brands).
-  A change of one product drops its detail pages and every list; a catalogue-wide change (a brand,
-  category or delivery-table edit: pages embed brand names, category filters, delivery estimates)
-  drops every page. A checkout burst that sells out one product leaves every other detail page cached.
+  A change of one product drops its detail pages and every list, a stock change (event reason `stock`
+  or `stock_status`) its detail pages only: list items show no stock and no search filters or sorts on
+  it. A catalogue-wide change (a brand, category or delivery-table edit: pages embed brand names,
+  category filters, delivery estimates) drops every page. A checkout burst that sells out one product
+  leaves every other page cached.
 - Drops are lazy and race-free: each drop raises the worker's *version* and notes it against the
   product (and the lists) or against everything; an entry carries the version read before its reply
   was loaded and is answered only while nothing it shows was dropped since. A reply loaded while a
@@ -75,6 +77,8 @@ REFRESH_AHEAD = 0.2         # the last fifth of an entry's life: a hit reloads i
 ANY_PRODUCT = "any product"  # a list or search page: any product's change may alter it, or bring the product in
 SETTINGS = "settings"        # categories, brands: only a catalogue-wide change alters them
 EVERYTHING = "everything"    # (a drop of) every page
+# product-changed reasons that change only stock (the detail pages' stock_status): list items show no stock
+STOCK_REASONS = frozenset({"stock", "stock_status"})
 CHANGES_KEY = "mall:catalog:changes"
 CHANGES_KEPT = 1000          # the newest changes the Redis log keeps; a worker that missed more drops everything
 NOTHING_SEEN = b"0-0"        # below every stream id: the log was empty when the worker last looked
@@ -266,15 +270,17 @@ class CatalogCache:
         now = self.clock()
         self._entries[key] = Entry(version, about, now + ttl, now + ttl * (1 - REFRESH_AHEAD), value)
 
-    def drop(self, product_id: int | None = None) -> None:
-        """Stop answering a product's detail pages and every list (None: every page), here; entries loaded
-        before, or still loading, are never answered again."""
+    def drop(self, product_id: int | None = None, *, lists: bool = True) -> None:
+        """Stop answering a product's detail pages and, unless `lists` is False, every list (None: every
+        page), here; entries loaded before, or still loading, are never answered again."""
         with self._guard:
             self._version += 1
             if product_id is None or len(self._dropped) >= MAX_ENTRIES:  # everything also forgets older drops
                 self._dropped = {EVERYTHING: self._version}
-            else:
-                self._dropped[product_id] = self._dropped[ANY_PRODUCT] = self._version
+                return
+            self._dropped[product_id] = self._version
+            if lists:
+                self._dropped[ANY_PRODUCT] = self._version
 
     def invalidate(self, product_id: int | None = None) -> None:
         """A change made through this worker: dropped here at once, by every other worker at its next look."""
@@ -389,17 +395,21 @@ class ProductChangedListener:
         while not stop.is_set():
             for records in consumer.poll(timeout_ms=500).values():
                 for record in records:
-                    self.cache.drop(_changed_product(record.value))
+                    product_id, lists = _changed(record.value)
+                    self.cache.drop(product_id, lists=lists)
 
 
-def _changed_product(value: bytes) -> int | None:
-    """The product a product-changed record is about; None: every product (catalogue-wide, or unreadable)."""
+def _changed(value: bytes) -> tuple[int | None, bool]:
+    """The product a product-changed record is about (None: every product, catalogue-wide or unreadable),
+    and whether the lists show what changed: they show no stock, so a stock change leaves them."""
     try:
         change = unpack(decode(value), ProductChanged)
     except InvalidEvent:
         log.warning("catalogue cache: unreadable product-changed record; dropping every page", exc_info=True)
-        return None
-    return None if change.catalog_wide else change.product_id
+        return None, True
+    if change.catalog_wide:
+        return None, True
+    return change.product_id, change.reason not in STOCK_REASONS
 
 
 def _tail_consumer(kafka: KafkaSettings) -> KafkaConsumer:

@@ -83,11 +83,23 @@ def cache_every_page(cache: CatalogCache) -> dict[object, str]:
     return cached_pages(cache)
 
 
-def test_a_reservation_that_sells_out_a_product_drops_its_page_and_the_lists_and_keeps_the_others(
+def test_a_reservation_that_sells_out_a_product_drops_its_page_only(
         shelf: Shelf, relay: OutboxRelay, cache: CatalogCache) -> None:
     kept = cache_every_page(cache)
 
     service.reserve_stock(shelf.uow(), order_no="SELLOUT-1", lines=[StockLine(shelf.sku_ids(1)[0], 50)])
+    sent = relay.publish_pending()
+    until(lambda: cache.get(("product", 1), lambda: "reloaded", about=1) == "reloaded")
+
+    # the lists show no stock: they and the other product stay cached
+    assert (kept, sent, cached_pages(cache)) == (PAGES, 1, {**PAGES, ("product", 1): "reloaded"})
+
+
+def test_an_edit_of_a_product_drops_its_page_and_the_lists_and_keeps_the_others(
+        shelf: Shelf, relay: OutboxRelay, cache: CatalogCache) -> None:
+    kept = cache_every_page(cache)
+
+    service.set_shelf(shelf.uow(), actor_id=7, product_id=1, on_shelf=False)
     sent = relay.publish_pending()
     until(lambda: cache.get(("product", 1), lambda: "reloaded", about=1) == "reloaded")
 

@@ -96,10 +96,23 @@ def test_a_change_of_one_product_drops_its_pages_and_the_lists_and_keeps_every_o
     clients.product.SearchProducts.reply = product_pb2.SearchProductsResponse(items=[phone()], total=1)
     read_every_page(client)
 
-    tail.deliver(product_changed(5))  # a reservation sold out a SKU of product 5
+    tail.deliver(product_changed(5))  # product 5 edited: its price shows in the lists
     read_every_page(client)
 
     assert service_calls(clients) == ([5, 5, 6, 5, 5], 2, 1)  # product 6 and the categories stayed cached
+
+
+@pytest.mark.parametrize("reason", ["stock_status", "stock"])
+def test_a_stock_change_of_one_product_drops_its_pages_only(client: FlaskClient, clients: FakeServices, tail: Tail,
+                                                           reason: str) -> None:
+    clients.product.ViewProduct.answer = lambda request: phone(id=request.id)
+    clients.product.SearchProducts.reply = product_pb2.SearchProductsResponse(items=[phone()], total=1)
+    read_every_page(client)
+
+    tail.deliver(product_changed(5, reason=reason))  # a reservation sold out a SKU of product 5
+    read_every_page(client)
+
+    assert service_calls(clients) == ([5, 5, 6, 5, 5], 1, 1)  # lists show no stock: they stayed cached
 
 
 def test_a_catalogue_wide_change_drops_every_page(client: FlaskClient, clients: FakeServices, tail: Tail) -> None:
@@ -176,9 +189,9 @@ def service_calls(clients: FakeServices) -> tuple[list[int], int, int]:
             len(clients.product.ListCategories.calls))
 
 
-def product_changed(product_id: int = 0, *, catalog_wide: bool = False) -> SimpleNamespace:
+def product_changed(product_id: int = 0, *, reason: str = "update", catalog_wide: bool = False) -> SimpleNamespace:
     """A product-changed record as the product service's outbox relay sends it."""
-    change = ProductChanged(product_id=product_id, reason="stock_status", catalog_wide=catalog_wide)
+    change = ProductChanged(product_id=product_id, reason=reason, catalog_wide=catalog_wide)
     return SimpleNamespace(value=encode(new_envelope(change, producer="product", aggregate_id=str(product_id))))
 
 
