@@ -19,6 +19,7 @@ from services.product.domain import (
     ReviewableLine,
     SettingsAuditEntry,
     Sku,
+    SkuOffer,
     Sort,
     StockBalance,
     StockMove,
@@ -82,8 +83,8 @@ class FakeProductRepository:
     def by_name(self, name: str) -> Product | None:
         return next((p for p in self.items.values() if p.name == name), None)
 
-    def owning_skus(self, sku_ids: set[int]) -> list[Product]:
-        return [p for p in self.items.values() if any(sku.id in sku_ids for sku in p.skus)]
+    def offers(self, sku_ids: set[int]) -> list[SkuOffer]:
+        return [SkuOffer.of(p, sku) for p in self.items.values() for sku in p.skus if sku.id in sku_ids]
 
     def of_brand(self, brand_id: int) -> list[Product]:
         return [p for _, p in sorted(self.items.items()) if p.brand_id == brand_id]

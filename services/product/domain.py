@@ -109,6 +109,24 @@ class Sku:
 
 
 @dataclass(frozen=True)
+class SkuOffer:
+    """A SKU as carts and checkout see it, with what they need of its product (not the whole product)."""
+
+    sku: Sku
+    product_id: int
+    name: str          # the product's
+    category_id: int
+    brand_id: int
+    image: str         # the product's first image, "" for none
+    on_sale: bool      # the product approved and on the shelf, the SKU active
+
+    @classmethod
+    def of(cls, product: Product, sku: Sku) -> SkuOffer:
+        return cls(sku, product.id or 0, product.name, product.category_id, product.brand_id,
+                   product.images[0] if product.images else "", product.visible and sku.active)
+
+
+@dataclass(frozen=True)
 class SkuDraft:
     spec: dict[str, str]
     price_fen: int
@@ -237,7 +255,12 @@ class Product:
 
     @property
     def visible(self) -> bool:
-        return self.status == Status.APPROVED and self.on_shelf
+        return self.shown(self.status, self.on_shelf)
+
+    @staticmethod
+    def shown(status: str, on_shelf: bool) -> bool:
+        """Shoppers see (and may buy) a product approved and on the shelf."""
+        return status == Status.APPROVED and on_shelf
 
     def edit(self, draft: ProductDraft, now: datetime) -> None:
         """Replace the content; an approved product goes back to audit (off shelf), a rejected one to draft."""

@@ -21,6 +21,7 @@ from services.product.domain import (
     SettingsAuditEntry,
     Sku,
     SkuDraft,
+    SkuOffer,
     StockLine,
     StockMovement,
     stock_status,
@@ -230,11 +231,10 @@ def _brand(brand: Brand) -> product_pb2.Brand:
     return product_pb2.Brand(id=brand.id or 0, name=brand.name, logo=brand.logo)
 
 
-def _offer(offer: service.SkuOffer) -> product_pb2.SkuOffer:
-    return product_pb2.SkuOffer(sku=_sku(offer.sku, staff=False), product_id=offer.product.id or 0,
-                                name=offer.product.name, on_sale=offer.on_sale, category_id=offer.product.category_id,
-                                brand_id=offer.product.brand_id,
-                                image=offer.product.images[0] if offer.product.images else "")
+def _offer(offer: SkuOffer) -> product_pb2.SkuOffer:
+    return product_pb2.SkuOffer(sku=_sku(offer.sku, staff=False), product_id=offer.product_id, name=offer.name,
+                                on_sale=offer.on_sale, category_id=offer.category_id, brand_id=offer.brand_id,
+                                image=offer.image)
 
 
 def _sku(sku: Sku, *, staff: bool) -> product_pb2.Sku:

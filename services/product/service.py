@@ -32,6 +32,7 @@ from services.product.domain import (
     ReservationStatus,
     SettingsAuditEntry,
     Sku,
+    SkuOffer,
     Sort,
     Status,
     StockBalance,
@@ -152,18 +153,6 @@ def view_product(uow: ProductUnitOfWork, *, product_id: int, province: str = "",
 
 
 MAX_SKUS_PER_LOOKUP = 200
-
-
-@dataclass(frozen=True)
-class SkuOffer:
-    """A SKU with its product, as carts and checkout see it: on sale only if the product is live and the SKU active."""
-
-    sku: Sku
-    product: Product
-
-    @property
-    def on_sale(self) -> bool:
-        return self.product.visible and self.sku.active
 
 
 def get_skus(uow: ProductUnitOfWork, *, sku_ids: Iterable[int]) -> list[SkuOffer]:
@@ -311,8 +300,7 @@ def reserve_stock(uow: ProductUnitOfWork, *, order_no: str, lines: Iterable[Stoc
 
 def _offers(uow: ProductUnitOfWork, sku_ids: list[int]) -> list[SkuOffer]:
     """The known SKUs among `sku_ids` with their products, in the order given; unknown ids are left out."""
-    found = {sku.id: SkuOffer(sku, product) for product in uow.products.owning_skus(set(sku_ids))
-             for sku in product.skus}
+    found = {offer.sku.id: offer for offer in uow.products.offers(set(sku_ids))}
     return [found[sku_id] for sku_id in sku_ids if sku_id in found]
 
 

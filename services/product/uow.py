@@ -17,6 +17,7 @@ from services.product.domain import (
     Review,
     ReviewableLine,
     SettingsAuditEntry,
+    SkuOffer,
     StockBalance,
     StockMove,
     StockMovement,
@@ -50,8 +51,8 @@ class ProductRepository(Protocol):
 
     def by_name(self, name: str) -> Product | None: ...
 
-    def owning_skus(self, sku_ids: set[int]) -> list[Product]:
-        """The products (with all their SKUs) that own any of these SKU ids."""
+    def offers(self, sku_ids: set[int]) -> list[SkuOffer]:
+        """These SKUs (those that exist) with what checkout needs of their products, in one read."""
 
     def of_brand(self, brand_id: int) -> list[Product]:
         """Every product of the brand, whatever its status."""

@@ -10,13 +10,14 @@ from sqlalchemy import Engine
 
 from services.product import service
 from services.product.db import SqlProductUnitOfWork, start_mappers
+from services.product.domain import StockLine
 from tests.fixtures.statements import statements
 from tests.integration.product.conftest import Shelf, UowFactory
 
 pytestmark = pytest.mark.integration
 
 
-def test_get_skus_reads_products_and_their_skus_in_one_select(service_engine: Callable[[str], Engine]) -> None:
+def test_get_skus_reads_the_skus_with_their_products_columns_in_one_select(service_engine: Callable[[str], Engine]) -> None:
     start_mappers()
     engine = service_engine("product")
     uow: UowFactory = functools.partial(SqlProductUnitOfWork, engine, "product")
@@ -27,6 +28,27 @@ def test_get_skus_reads_products_and_their_skus_in_one_select(service_engine: Ca
     with statements(engine) as sent:
         offers = service.get_skus(uow(), sku_ids=wanted)
 
-    assert sent == ["SELECT products"]
-    assert [(offer.sku.id, offer.product.id) for offer in offers] == [(wanted[0], phone), (wanted[1], phone),
+    assert sent == ["SELECT skus"]  # joined to products: no product entities, no other SKUs
+    assert [(offer.sku.id, offer.product_id) for offer in offers] == [(wanted[0], phone), (wanted[1], phone),
                                                                      (wanted[2], kettle)]
+
+
+def test_a_reservation_is_a_fixed_number_of_statements_and_answers_its_snapshot_from_one_select(
+        service_engine: Callable[[str], Engine]) -> None:
+    start_mappers()
+    engine = service_engine("product")
+    uow: UowFactory = functools.partial(SqlProductUnitOfWork, engine, "product")
+    shelf = Shelf(uow)
+    phone, kettle = shelf.product("手机", colours=("黑", "白")), shelf.product("电水壶")
+    wanted = shelf.sku_ids(phone)[:1] + shelf.sku_ids(kettle)
+
+    with statements(engine) as sent:
+        held = service.reserve_stock(uow(), order_no="O1", lines=[StockLine(sku_id, 1) for sku_id in wanted])
+
+    # the order's lock and replay check; per line its conditional UPDATE and ledger row; the reservations;
+    # the snapshot of both SKUs in one SELECT (no GetSkus call beside it)
+    assert sent == ["SELECT pg_advisory_xact_lock", "SELECT stock_reservations", "UPDATE skus",
+                    "INSERT stock_movements", "UPDATE skus", "INSERT stock_reservations", "INSERT stock_movements",
+                    "INSERT stock_reservations", "SELECT skus"]
+    assert [(offer.sku.id, offer.sku.stock, offer.on_sale) for offer in held.offers] == [
+        (wanted[0], 49, True), (wanted[1], 49, True)]

@@ -33,7 +33,7 @@ def shelf(uow: UowFactory) -> Shelf:
 def ledger(shelf: Shelf, sku_id: int) -> list[Row]:
     """The SKU's movements, oldest first."""
     [offer] = service.get_skus(shelf.uow(), sku_ids=[sku_id])
-    items, total = service.stock_movements(shelf.uow(), product_id=offer.product.id or 0, sku_id=sku_id, limit=100)
+    items, total = service.stock_movements(shelf.uow(), product_id=offer.product_id, sku_id=sku_id, limit=100)
     assert total == len(items)
     return [(m.kind, m.available, m.reserved, m.sold, m.reference, m.actor_id, m.reason) for m in reversed(items)]
 
