@@ -59,7 +59,8 @@ from services.order.uow import OrderSearch, OrderUnitOfWork
 log = logging.getLogger(__name__)
 
 PAY_CHANNELS = ("wechat", "balance")
-metrics.declare_channels(PAY_CHANNELS)
+NO_CHANNEL = "none"  # the pay channel of an order with nothing to pay (payable_fen 0): no channel is asked
+metrics.declare_channels((*PAY_CHANNELS, NO_CHANNEL))
 # A wallet payment left unknown is asked about once it is this old: well past the deadline of the PayWithBalance
 # call (ORDER_GRPC_TIMEOUT_MS), so no charge of the attempt can still be on its way.
 WALLET_SETTLE_SECONDS = 30
@@ -559,6 +560,7 @@ def pay_order(uow: OrderUnitOfWork, members: Members, users: Users, wechat: Prep
               *, user_id: int, order_id: int, channel: str, now: datetime | None = None) -> PaymentStart:
     """WeChat: a JSAPI prepay and the signed wx.requestPayment parameters. Balance: paid from the wallet, PAID now
     (a charge for an order cancelled or paid otherwise while the wallet paid goes back to the wallet, and 409).
+    Nothing to pay (payable_fen 0): PAID now with channel "none", whichever channel was chosen.
 
     A wallet payment is recorded on the order (`wallet_attempt_at`, committed) before the wallet is charged, so
     that one whose answer is lost (a timeout, a dropped connection: 503 to the shopper) is settled by
@@ -568,6 +570,12 @@ def pay_order(uow: OrderUnitOfWork, members: Members, users: Users, wechat: Prep
         raise InvalidInput("CHANNEL_INVALID", "channel must be wechat or balance", details={"channel": "invalid"})
     order = get_order(uow, user_id=user_id, order_id=order_id)
     _payable(order, now)
+    if order.payable_fen == 0:
+        # Discounts, coupon and points cover it all and there is no freight: the wallet refuses 0 fen and WeChat Pay
+        # needs 1, so no channel could ever take it. The shopper's tap on "pay" is the payment (order-paid as usual).
+        paid = mark_paid(uow, order_no=order.order_no, channel=NO_CHANNEL, out_trade_no=order.order_no, paid_fen=0,
+                         actor=f"user:{user_id}", now=now)
+        return PaymentStart(NO_CHANNEL, order.order_no, paid.status)
     if channel == "balance":
         if order.prepaid_at is not None and wechat is not None and _close_prepay(uow, wechat, order.order_no, now):
             raise Conflict("ORDER_ALREADY_PAID", "this order has been paid with WeChat Pay; the wallet was not charged",

@@ -1,4 +1,4 @@
-"""Paying from the wallet when the member service's answer is lost (on fakes).
+"""Paying from the wallet when the member service's answer is lost, and orders with nothing to pay (on fakes).
 
 Every wallet payment is recorded on the order before the wallet is charged; the reconciliation job asks
 the member service about attempts left unresolved and pays, credits back or forgets each one, and the
@@ -7,14 +7,15 @@ payment timeout leaves an order alone while its wallet charge is unknown.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from services.common.config import ConfigError, ServiceSettings
-from services.common.errors import DomainError, ErrorKind
-from services.order import service
+from services.common.errors import Conflict, DomainError, ErrorKind
+from services.order import refunds, service
 from services.order.config import OrderServiceSettings
 from services.order.domain import Order
 from services.order.service import PaymentStart
@@ -218,3 +219,56 @@ def test_the_wallet_settle_time_must_outlast_the_deadline_of_the_wallet_call(tmp
     assert OrderServiceSettings.from_env(base, {}).wallet_settle_seconds == SETTLED.seconds
     with pytest.raises(ConfigError, match="ORDER_WALLET_SETTLE_SECONDS"):
         OrderServiceSettings.from_env(base, {"ORDER_WALLET_SETTLE_SECONDS": "5", "ORDER_GRPC_TIMEOUT_MS": "5000"})
+
+
+# -- nothing to pay --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("channel", ["balance", "wechat"])
+def test_an_order_with_nothing_to_pay_is_paid_without_calling_a_channel(shop: Shop, channel: str) -> None:
+    shop.members.coupon_fen, shop.members.points = 3000, 99_800  # the coupon and 998 fen of points cover it all
+    order = submit(shop, replace(BUY_TWO, coupon_id=5, points=99_800))
+    wechat = FakeWechatPay()
+    assert (order.payable_fen, order.coupon_discount_fen, order.points_discount_fen, order.freight_fen) == (
+        0, 3000, 998, 0)
+
+    started = pay(shop, order, channel, wechat)
+
+    assert (started.channel, started.out_trade_no, started.status, started.wx_request_payment) == (
+        "none", order.order_no, "PAID", {})
+    assert (order.status, order.pay_channel, order.out_trade_no, order.paid_at) == (
+        "PAID", "none", order.order_no, NOW)
+    assert (shop.members.balance_payments, shop.members.queried, wechat.prepaid) == ([], [], [])
+    assert events(shop) == ["order-created", "order-paid"]
+    paid = shop.uow.published[-1].payload
+    assert (paid.paid_fen, paid.channel, paid.coupon_id, paid.points_used, paid.amounts.payable_fen) == (
+        0, "none", 5, 99_800, 0)
+    with pytest.raises(Conflict) as again:
+        pay(shop, order, channel, wechat)
+    assert again.value.details["status"] == "PAID" and events(shop) == ["order-created", "order-paid"]
+
+
+def test_an_order_with_nothing_to_pay_still_takes_only_known_channels_and_its_deadline(shop: Shop) -> None:
+    shop.members.coupon_fen = 5000
+    order = submit(shop, replace(BUY_TWO, coupon_id=5))
+    with pytest.raises(DomainError) as unknown:
+        pay(shop, order, "alipay")
+    with pytest.raises(Conflict) as late:
+        pay(shop, order, "balance", now=order.pay_deadline)
+    assert (unknown.value.code, late.value.code, order.status) == (
+        "CHANNEL_INVALID", "ORDER_PAYMENT_EXPIRED", "PENDING_PAYMENT")
+
+
+def test_an_approved_cancellation_of_an_order_with_nothing_to_pay_ends_refunded_with_no_refund(shop: Shop) -> None:
+    shop.members.coupon_fen = 5000
+    order = submit(shop, replace(BUY_TWO, coupon_id=5))
+    pay(shop, order)
+    service.cancel_order(shop.uow, user_id=1, order_id=order.id or 0, reason="不要了", now=NOW)
+
+    reviewed = refunds.review_cancellation(shop.uow, None, shop.members, order_id=order.id or 0, approve=True,
+                                           reason="同意", actor="staff:9", now=NOW)
+
+    assert (reviewed.status, reviewed.refunded_fen, shop.uow.refunds.refunds) == ("REFUNDED", 0, [])
+    assert [step.status for step in reviewed.history][-3:] == ["CANCEL_REQUESTED", "REFUNDING", "REFUNDED"]
+    assert events(shop) == ["order-created", "order-paid", "order-cancelled"]
+    assert shop.uow.published[-1].payload.was_paid  # the coupon comes back, as for any approved cancellation
+
