@@ -14,14 +14,14 @@ from datetime import datetime
 from google.protobuf.message import Message
 
 from services.common import events, idempotency
-from services.common.errors import Conflict, DomainError, NotFound
+from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 from services.common.uow import UnitOfWork
 from services.common.wechatpay import NotifyRejected, WechatPayApiError, WechatPayError
 from services.common.wechatpay import Refund as ChannelRefund
 from services.order.aftersales import AfterSale
 from services.order.domain import Address as ShippingAddress
 from services.order.domain import CartItem, Order, Refund, RefundStatus
-from services.order.ports import CatalogSku, CouponLine, CouponOffer, StockLine
+from services.order.ports import CatalogSku, CouponLine, CouponOffer, StockLine, WalletCharge
 from services.order.uow import CaseSearch, LineReservation, OrderSearch, OrderUnitOfWork
 from services.user.domain import (
     Address,
@@ -351,8 +351,14 @@ class FakeOrderRepository:
         return found[search.offset:search.offset + search.limit], len(found)
 
     def lock_expired(self, now: datetime, limit: int) -> list[Order]:
-        expired = [order for order in self.orders if order.status == "PENDING_PAYMENT" and order.pay_deadline <= now]
+        expired = [order for order in self.orders if order.status == "PENDING_PAYMENT" and order.pay_deadline <= now
+                   and order.wallet_attempt_at is None]
         return sorted(expired, key=lambda order: order.pay_deadline)[:limit]
+
+    def wallet_attempts_before(self, before: datetime, limit: int) -> list[Order]:
+        found = [order for order in self.orders if order.wallet_attempt_at is not None
+                 and order.wallet_attempt_at <= before]
+        return sorted(found, key=lambda order: order.wallet_attempt_at or before)[:limit]
 
     def lock_shipped_before(self, before: datetime, limit: int) -> list[Order]:
         shipped = [order for order in self.orders if order.status == "SHIPPED" and order.shipped_at
@@ -532,10 +538,15 @@ class FakeMembers:
     balance_fen: int = 0
     locked_coupons: dict[str, int] = field(default_factory=dict)
     locked_points: dict[str, int] = field(default_factory=dict)
-    balance_payments: list[tuple[str, int]] = field(default_factory=list)
+    balance_payments: list[tuple[str, int]] = field(default_factory=list)  # (order_no, fen), once per order
     balance_refunds: dict[str, int] = field(default_factory=dict)  # refund_no -> fen, once each
     fail_points: bool = False
     refund_error: DomainError | None = None
+    user_id: int = 1  # whose wallet this is
+    pay_error: DomainError | None = None       # PayWithBalance fails before charging
+    pay_answer_lost: DomainError | None = None  # PayWithBalance charges, then its answer is lost (raised)
+    query_error: DomainError | None = None     # GetBalancePayment fails
+    queried: list[str] = field(default_factory=list)  # order_nos GetBalancePayment was asked about
     offers: list[CouponOffer] = field(default_factory=list)
 
     def discount_percent(self) -> int:
@@ -569,10 +580,23 @@ class FakeMembers:
         self.locked_points.pop(order_no, None)
 
     def pay_with_balance(self, order_no: str, amount_fen: int) -> None:
-        if self.balance_fen < amount_fen:
-            raise DomainError("BALANCE_INSUFFICIENT", "not enough balance")
-        self.balance_fen -= amount_fen
-        self.balance_payments.append((order_no, amount_fen))
+        if self.pay_error is not None:
+            raise self.pay_error
+        if amount_fen <= 0:
+            raise InvalidInput("AMOUNT_INVALID", "the amount must be positive")
+        if all(paid != order_no for paid, _ in self.balance_payments):  # once per order, as the ledger's key
+            if self.balance_fen < amount_fen:
+                raise DomainError("BALANCE_INSUFFICIENT", "not enough balance")
+            self.balance_fen -= amount_fen
+            self.balance_payments.append((order_no, amount_fen))
+        if self.pay_answer_lost is not None:
+            raise self.pay_answer_lost
+
+    def balance_payment(self, order_no: str) -> WalletCharge | None:
+        self.queried.append(order_no)
+        if self.query_error is not None:
+            raise self.query_error
+        return next((WalletCharge(self.user_id, fen) for paid, fen in self.balance_payments if paid == order_no), None)
 
     def refund_to_balance(self, refund_no: str, order_no: str, user_id: int, amount_fen: int) -> None:
         if self.refund_error is not None:

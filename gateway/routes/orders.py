@@ -435,9 +435,10 @@ class PayIn(Body):
 
 
 class PayOut(Reply):
-    """wechat: the parameters for wx.requestPayment (the order is paid when WeChat Pay notifies). balance: PAID."""
+    """wechat: the parameters for wx.requestPayment (the order is paid when WeChat Pay notifies). balance: PAID.
+    none: the order had nothing to pay (discounts, coupon and points covered it, no freight): PAID, no channel asked."""
 
-    channel: Literal["wechat", "balance"]
+    channel: Literal["wechat", "balance", "none"]
     out_trade_no: str
     status: OrderStatus
     wx_request_payment: dict[str, str] | None

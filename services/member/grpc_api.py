@@ -10,7 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from mall.member.v1 import member_pb2 as pb
 from mall.member.v1 import member_pb2_grpc
 
-from services.common.auth import Role, require_caller
+from services.common.auth import Role, require_caller, require_service
 from services.common.errors import InvalidInput
 from services.common.events import timestamp
 from services.member import service
@@ -21,6 +21,7 @@ from services.member.uow import MemberUnitOfWork
 MAX_PAGE = 100
 STAFF_REFUNDERS = (Role.ADMIN, Role.FINANCE, Role.CUSTOMER_SERVICE)
 REFUNDING_SERVICES = ("order",)  # refunds of balance payments, also from its reconciliation job (no staff there)
+PAYMENT_READERS = ("order",)  # what a wallet paid for an order: its reconciliation of payments whose answer was lost
 
 
 class MemberServicer(member_pb2_grpc.MemberServiceServicer):
@@ -143,6 +144,14 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
         return pb.RefundToBalanceResponse(balance_fen=service.refund_to_balance(
             self.uow(), user_id=request.user_id, refund_no=request.refund_no, order_no=request.order_no,
             amount_fen=request.amount_fen))
+
+    def GetBalancePayment(self, request: pb.GetBalancePaymentRequest,
+                          context: grpc.ServicerContext) -> pb.GetBalancePaymentResponse:
+        require_service(*PAYMENT_READERS)
+        paid = service.balance_payment(self.uow(), order_no=request.order_no)
+        if paid is None:
+            return pb.GetBalancePaymentResponse(charged=False)
+        return pb.GetBalancePaymentResponse(charged=True, user_id=paid.user_id, amount_fen=paid.amount_fen)
 
     # withdrawals
 

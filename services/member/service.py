@@ -432,6 +432,27 @@ def pay_with_balance(uow: MemberUnitOfWork, *, user_id: int, order_no: str, amou
     return balance
 
 
+@dataclass(frozen=True)
+class BalancePayment:
+    """What a wallet paid for an order: whose, and how much (bonus credit included)."""
+
+    user_id: int
+    amount_fen: int
+
+
+def balance_payment(uow: MemberUnitOfWork, *, order_no: str) -> BalancePayment | None:
+    """What `pay_with_balance` charged for `order_no`, None when no wallet was charged for it. Refunds of the order
+    do not change the answer: the order service asks this to settle payments whose answer it lost."""
+    validate_order_no(order_no)
+    with uow:
+        paid = uow.ledger.find(f"balance-payment:{order_no}")
+        uow.commit()
+    if paid is None:
+        return None
+    user_legs = [leg for leg in paid.legs if leg.user_id != PLATFORM]
+    return BalancePayment(user_id=user_legs[0].user_id, amount_fen=-sum(leg.amount for leg in user_legs))
+
+
 def refund_to_balance(uow: MemberUnitOfWork, *, user_id: int, refund_no: str, order_no: str, amount_fen: int,
                       now: datetime | None = None) -> int:
     """Credit refund `refund_no` of `order_no` to the user's available balance, once; the balance after."""

@@ -17,7 +17,7 @@ from services.common.config import Env, ServiceSettings
 from services.common.db import make_engine
 from services.common.discovery import Discovery
 from services.common.grpc_server import registration
-from services.common.runtime import ServiceApp, main
+from services.common.runtime import ServiceApp, every, main
 from services.common.runtime_config import RuntimeConfig
 from services.common.wechatpay import WechatPay
 from services.order import aftersales, refunds, service
@@ -95,6 +95,15 @@ def refund_reconciliation(uow: Callable[[], OrderUnitOfWork], payments: refunds.
     return run
 
 
+def wallet_reconciliation(uow: Callable[[], OrderUnitOfWork], members: GrpcMembers, interval_seconds: float,
+                          settle_seconds: int) -> Callable[[threading.Event], None]:
+    """Every interval, resolve wallet payments unknown for `settle_seconds` (a lost PayWithBalance answer, a late
+    charge not yet credited back): paid, credited back or forgotten, asking the member service as the order
+    service. Each outcome happens once under the order row's lock, so replicas may overlap."""
+    return every(interval_seconds, "wallet payment reconciliation",
+                 lambda: service.reconcile_wallet_payments(uow, members, settle_seconds=settle_seconds))
+
+
 def build_app(base: ServiceSettings) -> ServiceApp:
     settings = OrderServiceSettings.from_env(base)
     start_mappers()
@@ -112,7 +121,9 @@ def build_app(base: ServiceSettings) -> ServiceApp:
             "auto-confirm": auto_confirm(uow, lambda: servicer.settings, settings.auto_confirm_scan_seconds),
             "refund-reconciliation": refund_reconciliation(uow, refund_payments, members,
                                                            settings.refund_reconcile_seconds,
-                                                           settings.refund_settle_seconds)}
+                                                           settings.refund_settle_seconds),
+            "wallet-reconciliation": wallet_reconciliation(uow, members, settings.reconcile_seconds,
+                                                           settings.wallet_settle_seconds)}
     if wechat is not None:
         jobs["payment-reconciliation"] = payment_reconciliation(uow, wechat, settings.reconcile_seconds)
     # The servicer's settings follow Consul's minimall/order/ keys (services/order/config.py LIVE_FIELDS).

@@ -17,7 +17,7 @@ from services.order.domain import (
     MIN_PAY_MINUTES,
     FreightRule,
 )
-from services.order.service import OrderSettings
+from services.order.service import WALLET_SETTLE_SECONDS, OrderSettings
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,9 @@ class OrderServiceSettings:
     ORDER_WECHATPAY_NOTIFY_URL (the public URL of POST /api/v1/payments/wechat/notify),
     ORDER_WECHATPAY_REFUND_NOTIFY_URL (that of POST /api/v1/payments/wechat/refund-notify),
     ORDER_REFUND_RECONCILE_SECONDS (60) and ORDER_REFUND_SETTLE_SECONDS (300: PENDING refunds older are queried),
-    ORDER_TIMEOUT_SCAN_SECONDS (10), ORDER_RECONCILE_SECONDS (60), ORDER_GRPC_TIMEOUT_MS (5000) for calls to other services,
+    ORDER_TIMEOUT_SCAN_SECONDS (10), ORDER_RECONCILE_SECONDS (60: WeChat Pay payments and wallet payments left
+    unknown are asked about), ORDER_WALLET_SETTLE_SECONDS (30: wallet payments unknown this long are asked about;
+    more than the call deadline), ORDER_GRPC_TIMEOUT_MS (5000) for calls to other services,
     ORDER_AUTO_CONFIRM_DAYS (10) after shipping, ORDER_AUTO_CONFIRM_SCAN_SECONDS (60), ORDER_AFTER_SALE_DAYS (7)
     after delivery,
     and the WECHATPAY_* settings of services.common.wechatpay."""
@@ -41,6 +43,7 @@ class OrderServiceSettings:
     grpc_timeout_seconds: float
     refund_reconcile_seconds: float = 60.0
     refund_settle_seconds: int = 300
+    wallet_settle_seconds: int = WALLET_SETTLE_SECONDS
 
     @classmethod
     def from_env(cls, base: ServiceSettings, environ: Mapping[str, str] | None = None) -> OrderServiceSettings:
@@ -57,6 +60,11 @@ class OrderServiceSettings:
                                auto_confirm_days=env.int("ORDER_AUTO_CONFIRM_DAYS", DEFAULT_AUTO_CONFIRM_DAYS),
                                refund_notify_url=env.str("ORDER_WECHATPAY_REFUND_NOTIFY_URL",
                                                          "https://localhost/api/v1/payments/wechat/refund-notify"))
+        grpc_timeout_ms = env.int("ORDER_GRPC_TIMEOUT_MS", 5000)
+        wallet_settle_seconds = env.int("ORDER_WALLET_SETTLE_SECONDS", WALLET_SETTLE_SECONDS)
+        if wallet_settle_seconds * 1000 <= grpc_timeout_ms:  # else a charge still under way could be taken for none
+            raise ConfigError(f"ORDER_WALLET_SETTLE_SECONDS ({wallet_settle_seconds}) must be longer than "
+                              f"ORDER_GRPC_TIMEOUT_MS ({grpc_timeout_ms} ms)")
         return cls(base=base, orders=orders,
                    after_sales=AfterSaleSettings(after_sale_days=env.int("ORDER_AFTER_SALE_DAYS",
                                                                          DEFAULT_AFTER_SALE_DAYS)),
@@ -64,9 +72,10 @@ class OrderServiceSettings:
                    timeout_scan_seconds=env.float("ORDER_TIMEOUT_SCAN_SECONDS", 10.0),
                    auto_confirm_scan_seconds=env.float("ORDER_AUTO_CONFIRM_SCAN_SECONDS", 60.0),
                    reconcile_seconds=env.float("ORDER_RECONCILE_SECONDS", 60.0),
-                   grpc_timeout_seconds=env.int("ORDER_GRPC_TIMEOUT_MS", 5000) / 1000,
+                   grpc_timeout_seconds=grpc_timeout_ms / 1000,
                    refund_reconcile_seconds=env.float("ORDER_REFUND_RECONCILE_SECONDS", 60.0),
-                   refund_settle_seconds=env.int("ORDER_REFUND_SETTLE_SECONDS", 300))
+                   refund_settle_seconds=env.int("ORDER_REFUND_SETTLE_SECONDS", 300),
+                   wallet_settle_seconds=wallet_settle_seconds)
 
 
 # Live settings (services/common/runtime_config.py): ops change them while the service runs with

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    and_,
     func,
     select,
     text,
@@ -90,9 +91,12 @@ orders = Table(
     Column("shipped_at", UTCDateTime, nullable=True),
     Column("completed_at", UTCDateTime, nullable=True),
     Column("refunded_fen", BigInteger, nullable=False, server_default="0"),
+    Column("wallet_attempt_at", UTCDateTime, nullable=True),
     Index("ix_orders_user_created", "user_id", "created_at"),
     Index("ix_orders_status_deadline", "status", "pay_deadline"),
     Index("ix_orders_status_shipped", "status", "shipped_at"),
+    Index("ix_orders_wallet_attempt", "wallet_attempt_at", postgresql_where=text("wallet_attempt_at IS NOT NULL"),
+          sqlite_where=text("wallet_attempt_at IS NOT NULL")),
     CheckConstraint("payable_fen >= 0", name="ck_orders_payable_not_negative"),
     CheckConstraint("refunded_fen >= 0 AND refunded_fen <= payable_fen", name="ck_orders_refund_within_paid"),
 )
@@ -321,7 +325,8 @@ class SqlOrderRepository:
         return list(found), total
 
     def lock_expired(self, now: datetime, limit: int) -> list[Order]:
-        return self._lock_due(orders.c.status == OrderStatus.PENDING_PAYMENT.value, orders.c.pay_deadline, now, limit)
+        return self._lock_due(and_(orders.c.status == OrderStatus.PENDING_PAYMENT.value,
+                                   orders.c.wallet_attempt_at.is_(None)), orders.c.pay_deadline, now, limit)
 
     def lock_shipped_before(self, before: datetime, limit: int) -> list[Order]:
         return self._lock_due(orders.c.status == OrderStatus.SHIPPED.value, orders.c.shipped_at, before, limit)
@@ -333,6 +338,11 @@ class SqlOrderRepository:
         if self.session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         return list(self.session.execute(query).scalars())
+
+    def wallet_attempts_before(self, before: datetime, limit: int) -> list[Order]:
+        return list(self.session.execute(
+            select(Order).where(orders.c.wallet_attempt_at.is_not(None), orders.c.wallet_attempt_at <= before)
+            .order_by(orders.c.wallet_attempt_at).limit(limit)).scalars())
 
     def unpaid_prepaid(self, prepaid_before: datetime, limit: int) -> list[Order]:
         return list(self.session.execute(

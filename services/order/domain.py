@@ -194,6 +194,9 @@ class Order:
     pay_channel: str = ""
     out_trade_no: str = ""
     prepaid_at: datetime | None = None  # when a WeChat Pay prepay was made: reconciliation asks about it later
+    # When the wallet was last asked to pay it, until what the wallet did is known (paid, credited back or
+    # never charged): reconciliation asks the member service about it, and the payment timeout waits for it.
+    wallet_attempt_at: datetime | None = None
     refunded_fen: int = 0  # reserved by refunds under way or done; never above payable_fen (CHECK)
     history: list[Transition] = field(default_factory=list)
     shipments: list[Shipment] = field(default_factory=list)

@@ -16,7 +16,7 @@ from mall.user.v1.user_pb2_grpc import UserServiceStub
 from services.common.clients import KIND_OF_STATUS, ServiceClients, passed_on
 from services.common.errors import DomainError
 from services.order.domain import Address
-from services.order.ports import CatalogSku, CouponLine, CouponOffer, StockLine
+from services.order.ports import CatalogSku, CouponLine, CouponOffer, StockLine, WalletCharge
 
 
 def spec_text(spec: dict[str, str]) -> str:
@@ -123,6 +123,13 @@ class GrpcMembers:
     def pay_with_balance(self, order_no: str, amount_fen: int) -> None:
         with passed_on("member"):
             self.stub.PayWithBalance(member_pb2.PayWithBalanceRequest(order_no=order_no, amount_fen=amount_fen))
+
+    def balance_payment(self, order_no: str) -> WalletCharge | None:
+        # As the order service itself: only it may read what any wallet paid, and its reconciliation has no caller.
+        with passed_on("member"):
+            paid = self.clients.get(MemberServiceStub, as_service=True).GetBalancePayment(
+                member_pb2.GetBalancePaymentRequest(order_no=order_no))
+        return WalletCharge(user_id=paid.user_id, amount_fen=paid.amount_fen) if paid.charged else None
 
     def refund_to_balance(self, refund_no: str, order_no: str, user_id: int, amount_fen: int) -> None:
         # As the order service itself: the refund engine checked the amount against what was paid, and

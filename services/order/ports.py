@@ -47,6 +47,14 @@ class CouponOffer:
     valid_to: datetime
 
 
+@dataclass(frozen=True)
+class WalletCharge:
+    """What a wallet paid for an order: whose wallet, and how much (bonus credit included)."""
+
+    user_id: int
+    amount_fen: int
+
+
 class Catalog(Protocol):
     def skus(self, sku_ids: set[int]) -> dict[int, CatalogSku]:
         """These SKUs by id, on sale or not (`on_sale`); unknown ids are left out."""
@@ -84,6 +92,9 @@ class Members(Protocol):
     def release_points(self, order_no: str) -> None: ...
 
     def pay_with_balance(self, order_no: str, amount_fen: int) -> None: ...
+
+    def balance_payment(self, order_no: str) -> WalletCharge | None:
+        """What a wallet paid for the order, None when none was charged (the order service asks as itself)."""
 
     def refund_to_balance(self, refund_no: str, order_no: str, user_id: int, amount_fen: int) -> None:
         """Credit the user's wallet once per refund_no (the order service asks as itself, with or without a caller)."""

@@ -326,7 +326,8 @@ def review_cancellation(uow: OrderUnitOfWork, payments: RefundPayments | None, m
     `order-refunded` takes back the spend and the points it earned), then a refund of the
     whole order through its channel; it becomes REFUNDED when the refund succeeds. Approving a REFUNDING
     order again retries: a new refund when the last one was closed or refused, the wallet call again when
-    a wallet refund is still PENDING (the member service did not answer); otherwise it is a 409.
+    a wallet refund is still PENDING (the member service did not answer); otherwise it is a 409. An order that
+    had nothing to pay (channel "none") goes on to REFUNDED at once.
     """
     now = now or utcnow()
     with uow:
@@ -344,6 +345,10 @@ def review_cancellation(uow: OrderUnitOfWork, payments: RefundPayments | None, m
         if not (retry_wallet or refund_anew):
             order.apply("approve_cancel", actor=actor, now=now, reason=reason)
             publish_cancelled(uow, order, now=now, by="staff", reason=reason, was_paid=True)
+            if order.payable_fen == 0:  # paid with channel "none": no money to give back, no refund to wait for
+                order.apply("refunded", actor=actor, now=now, reason="nothing was paid")
+                uow.commit()
+                return order
         uow.commit()
     if retry_wallet:
         for refund in pending:

@@ -43,13 +43,29 @@ from services.order.domain import (
     plain,
     price,
 )
-from services.order.ports import Catalog, CatalogSku, CouponLine, CouponOffer, Members, Stock, StockLine, Users
+from services.order.ports import (
+    Catalog,
+    CatalogSku,
+    CouponLine,
+    CouponOffer,
+    Members,
+    Stock,
+    StockLine,
+    Users,
+    WalletCharge,
+)
 from services.order.uow import OrderSearch, OrderUnitOfWork
 
 log = logging.getLogger(__name__)
 
 PAY_CHANNELS = ("wechat", "balance")
-metrics.declare_channels(PAY_CHANNELS)
+NO_CHANNEL = "none"  # the pay channel of an order with nothing to pay (payable_fen 0): no channel is asked
+metrics.declare_channels((*PAY_CHANNELS, NO_CHANNEL))
+# A wallet payment left unknown is asked about once it is this old: well past the deadline of the PayWithBalance
+# call (ORDER_GRPC_TIMEOUT_MS), so no charge of the attempt can still be on its way.
+WALLET_SETTLE_SECONDS = 30
+# What the wallet answers when it refused to charge (not enough balance, a bad amount): nothing was charged.
+WALLET_DECLINED = (ErrorKind.BUSINESS_RULE, ErrorKind.INVALID)
 
 
 @dataclass(frozen=True)
@@ -440,7 +456,9 @@ def expire_orders(uow: OrderUnitOfWork, *, wechat: Prepay | None = None, now: da
 
     Orders never prepaid are cancelled in one transaction; replicas skip each other's rows. An
     order with a WeChat Pay prepay is first closed at WeChat Pay (outside the row lock), so no
-    payment can arrive after it is cancelled: see `expire_prepaid`.
+    payment can arrive after it is cancelled: see `expire_prepaid`. An order whose wallet payment is
+    unknown (`wallet_attempt_at`) is not picked: `reconcile_wallet_payments` first pays it, or forgets
+    the attempt and leaves it to the next scan.
     """
     now = now or utcnow()
     with uow:
@@ -541,30 +559,38 @@ def _payable(order: Order, now: datetime) -> None:
 def pay_order(uow: OrderUnitOfWork, members: Members, users: Users, wechat: Prepay | None, settings: OrderSettings,
               *, user_id: int, order_id: int, channel: str, now: datetime | None = None) -> PaymentStart:
     """WeChat: a JSAPI prepay and the signed wx.requestPayment parameters. Balance: paid from the wallet, PAID now
-    (a charge for an order cancelled or paid otherwise while the wallet paid goes back to the wallet, and 409)."""
+    (a charge for an order cancelled or paid otherwise while the wallet paid goes back to the wallet, and 409).
+    Nothing to pay (payable_fen 0): PAID now with channel "none", whichever channel was chosen.
+
+    A wallet payment is recorded on the order (`wallet_attempt_at`, committed) before the wallet is charged, so
+    that one whose answer is lost (a timeout, a dropped connection: 503 to the shopper) is settled by
+    `reconcile_wallet_payments` even if the shopper never tries again."""
     now = now or utcnow()
     if channel not in PAY_CHANNELS:
         raise InvalidInput("CHANNEL_INVALID", "channel must be wechat or balance", details={"channel": "invalid"})
     order = get_order(uow, user_id=user_id, order_id=order_id)
     _payable(order, now)
+    if order.payable_fen == 0:
+        # Discounts, coupon and points cover it all and there is no freight: the wallet refuses 0 fen and WeChat Pay
+        # needs 1, so no channel could ever take it. The shopper's tap on "pay" is the payment (order-paid as usual).
+        paid = mark_paid(uow, order_no=order.order_no, channel=NO_CHANNEL, out_trade_no=order.order_no, paid_fen=0,
+                         actor=f"user:{user_id}", now=now)
+        return PaymentStart(NO_CHANNEL, order.order_no, paid.status)
     if channel == "balance":
         if order.prepaid_at is not None and wechat is not None and _close_prepay(uow, wechat, order.order_no, now):
             raise Conflict("ORDER_ALREADY_PAID", "this order has been paid with WeChat Pay; the wallet was not charged",
                            details={"status": OrderStatus.PAID.value})
+        _record_wallet_attempt(uow, order_id=order_id, now=now)
         try:
             members.pay_with_balance(order.order_no, order.payable_fen)  # idempotent per order_no on the member side
         except DomainError as exc:
+            if exc.kind in WALLET_DECLINED:  # the wallet answered and charged nothing: no attempt to resolve
+                _forget_wallet_attempt(uow, order_no=order.order_no, attempt_at=now)
             if exc.kind is ErrorKind.BUSINESS_RULE:  # the wallet declined (not enough balance)
                 metrics.payment_refused("balance")
-            raise
-        try:
-            paid = mark_paid(uow, order_no=order.order_no, channel="balance", out_trade_no=order.order_no,
-                             paid_fen=order.payable_fen, actor=f"user:{user_id}", now=now)
-        except Conflict as exc:
-            if exc.code == "ORDER_STATE_CONFLICT":  # cancelled, expired or paid otherwise while the wallet paid
-                refund_late_wallet_payment(uow, members, order_no=order.order_no, user_id=user_id,
-                                           amount_fen=order.payable_fen, now=now)
-            raise
+            raise  # any other failure (no answer): reconciliation asks the member service later
+        paid = _settle_wallet_charge(uow, members, order_no=order.order_no,
+                                     charge=WalletCharge(user_id, order.payable_fen), actor=f"user:{user_id}", now=now)
         return PaymentStart("balance", order.order_no, paid.status)
     if wechat is None:
         raise DomainError("WECHATPAY_NOT_CONFIGURED", "WeChat Pay is not configured on this server")
@@ -580,6 +606,44 @@ def pay_order(uow: OrderUnitOfWork, members: Members, users: Users, wechat: Prep
             prepaid.prepaid_at = now
         uow.commit()
     return PaymentStart("wechat", order.order_no, order.status, wechat.request_payment_params(prepay_id))
+
+
+def _record_wallet_attempt(uow: OrderUnitOfWork, *, order_id: int, now: datetime) -> None:
+    """Note on the order, in its own committed transaction, that its wallet is about to be charged (while it is
+    still payable, checked again under the row lock): until this attempt is resolved the timeout leaves it alone."""
+    with uow:
+        order = uow.orders.get(order_id, lock=True)
+        if order is None:  # pragma: no cover - orders are never deleted
+            raise order_not_found()
+        _payable(order, now)
+        order.wallet_attempt_at = now
+        uow.commit()
+
+
+def _forget_wallet_attempt(uow: OrderUnitOfWork, *, order_no: str, attempt_at: datetime) -> bool:
+    """The wallet charged nothing for the attempt started at `attempt_at`: forget it, unless a newer one has started
+    since (whose charge may still be under way). True when forgotten."""
+    with uow:
+        order = uow.orders.by_order_no(order_no, lock=True)
+        forgotten = order is not None and order.wallet_attempt_at == attempt_at
+        if order is not None and forgotten:
+            order.wallet_attempt_at = None
+        uow.commit()
+    return forgotten
+
+
+def _settle_wallet_charge(uow: OrderUnitOfWork, members: Members, *, order_no: str, charge: WalletCharge,
+                          actor: str, now: datetime) -> Order:
+    """The wallet paid `charge` for the order: PAID if it still can be; when it was cancelled or paid otherwise
+    meanwhile, the charge goes back to the wallet (`refund_late_wallet_payment`) and the Conflict is raised."""
+    try:
+        return mark_paid(uow, order_no=order_no, channel="balance", out_trade_no=order_no,
+                         paid_fen=charge.amount_fen, actor=actor, now=now)
+    except Conflict as exc:
+        if exc.code == "ORDER_STATE_CONFLICT":  # cancelled, expired or paid otherwise while the wallet paid
+            refund_late_wallet_payment(uow, members, order_no=order_no, user_id=charge.user_id,
+                                       amount_fen=charge.amount_fen, actor=actor, now=now)
+        raise
 
 
 def _close_prepay(uow: OrderUnitOfWork, wechat: Prepay, order_no: str, now: datetime) -> bool:
@@ -608,7 +672,8 @@ def _description(order: Order) -> str:
 
 def mark_paid(uow: OrderUnitOfWork, *, order_no: str, channel: str, out_trade_no: str, paid_fen: int, actor: str,
               now: datetime | None = None) -> Order:
-    """PENDING_PAYMENT -> PAID once, with order-paid, under the order row's lock; a replay changes nothing."""
+    """PENDING_PAYMENT -> PAID once, with order-paid, under the order row's lock; a replay changes nothing.
+    Paid from the wallet, its wallet attempt is resolved with it."""
     now = now or utcnow()
     with uow:
         order = uow.orders.by_order_no(order_no, lock=True)
@@ -622,6 +687,8 @@ def mark_paid(uow: OrderUnitOfWork, *, order_no: str, channel: str, out_trade_no
             return order  # a replay of the payment already applied (another channel's payment is a conflict)
         order.apply("pay", actor=actor, now=now, reason=channel)
         order.paid_at, order.pay_channel, order.out_trade_no = now, channel, out_trade_no
+        if channel == "balance":
+            order.wallet_attempt_at = None  # what the wallet did is known: every attempt charges the order once
         uow.publish(OrderPaid(order_no=order.order_no, user_id=order.user_id, lines=_event_lines(order),
                               amounts=_event_amounts(order), province=order.address.province,
                               created_at=timestamp(order.created_at), paid_at=timestamp(now), channel=channel,
@@ -687,27 +754,78 @@ WALLET_LATE_PAYMENT = "paid from the wallet too late, refunded"
 
 
 def refund_late_wallet_payment(uow: OrderUnitOfWork, members: Members, *, order_no: str, user_id: int,
-                               amount_fen: int, now: datetime) -> str:
+                               amount_fen: int, actor: str, now: datetime) -> str:
     """A wallet charge made for an order that stopped being payable meanwhile (cancelled by the shopper or the
     timeout, or paid with WeChat Pay, between pay_order's check and its mark_paid): credited back to the wallet
-    in full and recorded in the order's history.
+    in full and recorded in the order's history, which resolves its wallet attempt.
 
     The refund number is derived from the order: the member service credits it once, however often this runs.
+    When the member service does not answer, the attempt stays unresolved and `reconcile_wallet_payments`
+    credits it back later.
     """
     refund_no = f"LATEW{order_no}"[:64]
     try:
         members.refund_to_balance(refund_no, order_no, user_id, amount_fen)
     except DomainError:
-        log.error("order %s: the wallet charge of %d fen made after it stopped being payable was not credited "
-                  "back; retry refund %s", order_no, amount_fen, refund_no)
+        log.warning("order %s: the wallet charge of %d fen made after it stopped being payable was not credited "
+                    "back yet (refund %s); reconciliation retries it", order_no, amount_fen, refund_no)
         raise
     reason = f"{WALLET_LATE_PAYMENT} ({refund_no}, {amount_fen} fen)"
     with uow:
         order = uow.orders.by_order_no(order_no, lock=True)
-        if order is not None and all(step.reason != reason for step in order.history):
-            order.history.append(Transition(status=order.status, actor=f"user:{user_id}", at=now, reason=reason))
+        if order is not None:
+            order.wallet_attempt_at = None  # no order that stopped being payable takes a new attempt
+            if all(step.reason != reason for step in order.history):
+                order.history.append(Transition(status=order.status, actor=actor, at=now, reason=reason))
         uow.commit()
     return refund_no
+
+
+def reconcile_wallet_payments(uow: Callable[[], OrderUnitOfWork], members: Members, *, now: datetime | None = None,
+                              settle_seconds: int = WALLET_SETTLE_SECONDS, batch: int = 50) -> int:
+    """Resolve wallet payments still unknown `settle_seconds` after they started (the PayWithBalance answer was
+    lost, or a late charge could not be credited back): ask the member service, as the order service, what the
+    wallet paid for the order (`_resolve_wallet_attempt`). Returns how many were resolved; one the member service
+    does not answer waits for the next round (its order is not cancelled meanwhile)."""
+    now = now or utcnow()
+    with uow() as tx:
+        attempts = [(order.order_no, order.wallet_attempt_at) for order in
+                    tx.orders.wallet_attempts_before(now - timedelta(seconds=settle_seconds), batch)
+                    if order.wallet_attempt_at is not None]
+        tx.commit()
+    resolved = 0
+    for order_no, attempt_at in attempts:
+        try:
+            resolved += _resolve_wallet_attempt(uow(), members, order_no=order_no, attempt_at=attempt_at, now=now)
+        except DomainError as exc:
+            log.warning("the wallet payment of order %s is still unknown: %s", order_no, exc.code)
+    return resolved
+
+
+def _resolve_wallet_attempt(uow: OrderUnitOfWork, members: Members, *, order_no: str, attempt_at: datetime,
+                            now: datetime) -> bool:
+    """What did the wallet pay for the order whose wallet payment started at `attempt_at`? Charged: the order is
+    PAID (it was paid before its deadline) if it is still unpaid, else the charge is credited back (LATEW<order_no>,
+    once). Never charged: the attempt is forgotten, unless a newer one started meanwhile; the timeout may then
+    cancel the order. True when resolved. Replicas may resolve the same attempt: each outcome happens once."""
+    charge = members.balance_payment(order_no)
+    if charge is None:
+        return _forget_wallet_attempt(uow, order_no=order_no, attempt_at=attempt_at)
+    with uow:
+        order = uow.orders.by_order_no(order_no)
+        uow.commit()
+    if order is None or charge.user_id != order.user_id:
+        log.error("order %s: the wallet of user %d paid %d fen for it, not its shopper's; left for staff",
+                  order_no, charge.user_id, charge.amount_fen)
+        return False
+    try:
+        _settle_wallet_charge(uow, members, order_no=order_no, charge=charge, actor="reconciliation", now=now)
+    except Conflict as exc:
+        if exc.code != "ORDER_STATE_CONFLICT":
+            log.error("order %s: its wallet paid %d fen, which cannot settle it (%s); left for staff",
+                      order_no, charge.amount_fen, exc.code)
+            return False
+    return True
 
 
 def reconcile_payments(uow: Callable[[], OrderUnitOfWork], wechat: Prepay, *, now: datetime | None = None,

@@ -47,7 +47,11 @@ class OrderRepository(Protocol):
         """Newest first, and the total matching."""
 
     def lock_expired(self, now: datetime, limit: int) -> list[Order]:
-        """Unpaid orders past their deadline, locked; rows other transactions hold are skipped."""
+        """Unpaid orders past their deadline whose wallet payment is not unknown (no `wallet_attempt_at`), locked;
+        rows other transactions hold are skipped."""
+
+    def wallet_attempts_before(self, before: datetime, limit: int) -> list[Order]:
+        """Orders whose wallet payment, started at or before `before`, is still unresolved, oldest attempt first."""
 
     def lock_shipped_before(self, before: datetime, limit: int) -> list[Order]:
         """SHIPPED orders shipped at or before `before`, locked; rows other transactions hold are skipped."""

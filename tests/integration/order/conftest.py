@@ -1,4 +1,5 @@
-"""Order service fixtures: its PostgreSQL (or SQLite) unit of work and the servicer behind a real gRPC server."""
+"""Order service fixtures: its PostgreSQL (or SQLite) unit of work and the servicer behind a real gRPC server; the
+member service behind one, and the order service's own client of it."""
 
 from __future__ import annotations
 
@@ -9,21 +10,30 @@ from datetime import UTC, datetime
 
 import grpc
 import pytest
+from mall.member.v1 import member_pb2, member_pb2_grpc
 from mall.order.v1 import order_pb2, order_pb2_grpc
 from sqlalchemy import Engine, func, select
 
-from services.common.config import ServiceSettings
+from services.common.clients import ServiceClients
+from services.common.config import Env, ServiceSettings
+from services.common.devbroker import free_port
+from services.common.discovery import Discovery
 from services.common.grpc_server import create_server, registration
 from services.common.outbox import outbox
 from services.common.wechatpay import WechatPay
+from services.member.channels import RechargeChannels, SimulatedPayout
+from services.member.db import SqlMemberUnitOfWork
+from services.member.db import start_mappers as start_member_mappers
+from services.member.grpc_api import MemberServicer
 from services.order.db import SqlOrderUnitOfWork, start_mappers
 from services.order.grpc_api import OrderServicer
+from services.order.neighbours import GrpcMembers
 from services.order.refunds import WechatRefunds
 from services.order.service import OrderSettings
 from services.user.domain import User
 from services.user.tokens import TokenIssuer
 from tests.fakes import FakeCatalog, FakeMembers, FakeStock, FakeUsers
-from tests.fixtures.keys import JwtKeys
+from tests.fixtures.keys import JwtKeys, service_token
 from tests.fixtures.simulator import RunningSimulator
 
 Metadata = list[tuple[str, str]]
@@ -91,3 +101,42 @@ def server(pg_engine: Engine, jwt_keys: JwtKeys, simulator: RunningSimulator) ->
                               issuer)
     finally:
         grpc_server.stop(grace=None)
+
+
+# The member service on its own PostgreSQL database behind a real gRPC server, and the order service's client of
+# it as build_app wires it (its own service token), for wallet payments and refunds.
+
+@pytest.fixture
+def member_uow(service_engine: Callable[[str], Engine]) -> Callable[[], SqlMemberUnitOfWork]:
+    start_member_mappers()
+    return functools.partial(SqlMemberUnitOfWork, service_engine("member"), "member")
+
+
+@pytest.fixture
+def member_target(member_uow: Callable[[], SqlMemberUnitOfWork], jwt_keys: JwtKeys) -> Iterator[str]:
+    settings = ServiceSettings.from_env("member", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),
+                                                   "MEMBER_GRPC_LISTEN": "127.0.0.1:0"})
+    servicer = MemberServicer(member_uow, SimulatedPayout(), RechargeChannels({}))
+    server, port = create_server(settings, [registration(member_pb2, member_pb2_grpc, "MemberService", servicer)])
+    server.start()
+    yield f"127.0.0.1:{port}"
+    server.stop(grace=None)
+
+
+def order_members(jwt_keys: JwtKeys, target: str) -> Iterator[GrpcMembers]:
+    """The order service's member client as build_app wires it: its own service token, discovery by address."""
+    clients = ServiceClients(Discovery(None, Env({"MEMBER_GRPC_TARGET": target})), 5,
+                             service_token=service_token(jwt_keys, "order"))
+    yield GrpcMembers(clients)
+    clients.close()
+
+
+@pytest.fixture
+def members(jwt_keys: JwtKeys, member_target: str) -> Iterator[GrpcMembers]:
+    yield from order_members(jwt_keys, member_target)
+
+
+@pytest.fixture
+def members_down(jwt_keys: JwtKeys) -> Iterator[GrpcMembers]:
+    """The same client, the member service not answering (nothing listens on its port)."""
+    yield from order_members(jwt_keys, f"127.0.0.1:{free_port()}")

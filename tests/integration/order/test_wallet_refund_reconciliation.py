@@ -3,8 +3,7 @@ member service (both on PostgreSQL), and the wallet is credited exactly once."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -13,23 +12,15 @@ from mall.member.v1 import member_pb2, member_pb2_grpc
 from sqlalchemy import Engine, func, select
 
 from services.common.auth import caller_var
-from services.common.clients import ServiceClients
-from services.common.config import Env, ServiceSettings
-from services.common.devbroker import free_port
-from services.common.discovery import Discovery
-from services.common.grpc_server import create_server, registration
 from services.common.outbox import outbox
 from services.member import service as member_service
-from services.member.channels import RechargeChannels, SimulatedPayout
 from services.member.db import SqlMemberUnitOfWork
-from services.member.db import start_mappers as start_member_mappers
-from services.member.grpc_api import MemberServicer
 from services.order import refunds, service
 from services.order.db import SqlOrderUnitOfWork
 from services.order.domain import OrderLine, new_order, new_order_no, price
 from services.order.neighbours import GrpcMembers
 from tests.fakes import HOME
-from tests.fixtures.keys import JwtKeys, as_service, service_token
+from tests.fixtures.keys import JwtKeys, as_service
 from tests.integration.member.test_member_grpc import fund, wallet
 
 pytestmark = pytest.mark.integration
@@ -37,42 +28,6 @@ pytestmark = pytest.mark.integration
 ALICE = 101
 PAID_FEN = 3_000
 LATER = timedelta(minutes=10)  # past ORDER_REFUND_SETTLE_SECONDS' default
-
-
-@pytest.fixture
-def member_uow(service_engine: Callable[[str], Engine]) -> Callable[[], SqlMemberUnitOfWork]:
-    start_member_mappers()
-    return functools.partial(SqlMemberUnitOfWork, service_engine("member"), "member")
-
-
-@pytest.fixture
-def member_target(member_uow: Callable[[], SqlMemberUnitOfWork], jwt_keys: JwtKeys) -> Iterator[str]:
-    settings = ServiceSettings.from_env("member", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),
-                                                   "MEMBER_GRPC_LISTEN": "127.0.0.1:0"})
-    servicer = MemberServicer(member_uow, SimulatedPayout(), RechargeChannels({}))
-    server, port = create_server(settings, [registration(member_pb2, member_pb2_grpc, "MemberService", servicer)])
-    server.start()
-    yield f"127.0.0.1:{port}"
-    server.stop(grace=None)
-
-
-def order_members(jwt_keys: JwtKeys, target: str) -> Iterator[GrpcMembers]:
-    """The order service's member client as build_app wires it: its own service token, discovery by address."""
-    clients = ServiceClients(Discovery(None, Env({"MEMBER_GRPC_TARGET": target})), 5,
-                             service_token=service_token(jwt_keys, "order"))
-    yield GrpcMembers(clients)
-    clients.close()
-
-
-@pytest.fixture
-def members(jwt_keys: JwtKeys, member_target: str) -> Iterator[GrpcMembers]:
-    yield from order_members(jwt_keys, member_target)
-
-
-@pytest.fixture
-def members_down(jwt_keys: JwtKeys) -> Iterator[GrpcMembers]:
-    """The same client, the member service not answering (nothing listens on its port)."""
-    yield from order_members(jwt_keys, f"127.0.0.1:{free_port()}")
 
 
 def balance_paid_order(uow: Callable[[], SqlOrderUnitOfWork], member_uow: Callable[[], SqlMemberUnitOfWork]) -> int:

@@ -117,6 +117,13 @@ def test_wechat_pay_answers_the_request_payment_parameters(client: FlaskClient, 
                                    "wx_request_payment": params}
 
 
+def test_an_order_with_nothing_to_pay_answers_paid_with_no_channel(client: FlaskClient, clients, auth) -> None:
+    clients.order.PayOrder.reply = order_pb2.PayOrderResponse(channel="none", out_trade_no="N1", status="PAID")
+    response = client.post("/api/v1/orders/5/pay", json={"channel": "balance"}, headers=auth)
+    assert (response.status_code, response.get_json()) == (200, {"channel": "none", "out_trade_no": "N1",
+                                                                 "status": "PAID", "wx_request_payment": None})
+
+
 def test_the_notify_passes_the_raw_bytes_and_wechatpay_headers_without_a_token(client: FlaskClient, clients) -> None:
     clients.order.HandleWechatPayNotify.reply = order_pb2.WechatPayNotifyResponse()
     raw = b'{"id":"EV-1",  "resource":{}}'

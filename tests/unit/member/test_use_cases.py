@@ -116,6 +116,20 @@ def test_paying_more_than_the_balance_is_refused_and_moves_nothing(uow: FakeMemb
     assert (raised.value.code, balances(uow, ALICE)) == ("INSUFFICIENT_BALANCE", (1_000, 0))
 
 
+def test_what_a_wallet_paid_for_an_order_is_read_back_bonus_included_and_refunds_left_out(
+        uow: FakeMemberUnitOfWork) -> None:
+    fund(uow, ALICE, 10_000)
+    uow.ledger.post(transfer("promo:1", "recharge_bonus", "R1", amount=500, source=(PLATFORM, Account.PROMOTIONS),
+                             target=(ALICE, Account.BONUS)), NOW)
+    service.pay_with_balance(uow, user_id=ALICE, order_no="O1", amount_fen=2_500, now=NOW)  # 500 bonus + 2,000
+    service.refund_to_balance(uow, user_id=ALICE, refund_no="LATEWO1", order_no="O1", amount_fen=2_500, now=NOW)
+
+    assert service.balance_payment(uow, order_no="O1") == service.BalancePayment(user_id=ALICE, amount_fen=2_500)
+    assert service.balance_payment(uow, order_no="O2") is None
+    with pytest.raises(InvalidInput):
+        service.balance_payment(uow, order_no="")
+
+
 def test_a_refund_to_balance_is_credited_once_per_refund_no(uow: FakeMemberUnitOfWork) -> None:
     service.refund_to_balance(uow, user_id=ALICE, refund_no="RF1", order_no="O1", amount_fen=800, now=NOW)
     service.refund_to_balance(uow, user_id=ALICE, refund_no="RF1", order_no="O1", amount_fen=800, now=NOW)

@@ -357,12 +357,11 @@ def test_a_wallet_payment_of_a_prepaid_order_closes_wechat_pay_first_and_is_refu
     assert (closed.status, unpaid.closed, shop.members.balance_fen) == ("PAID", [closed.order_no], 10000 - 3998)
 
 
-# What commits while the wallet is being charged (between pay_order's check and its mark_paid), and the order after it.
+# What commits while the wallet is being charged (between pay_order's check and its mark_paid), and the order after it
+# (the payment timeout waits for the charge: test_wallet_payment.py).
 MEANWHILE = {
     "cancelled by the shopper": (lambda shop, order: service.cancel_order(
         shop.uow, user_id=1, order_id=order.id or 0, reason="changed my mind", now=NOW), ("CANCELLED", "")),
-    "cancelled by the timeout": (lambda shop, order: service.expire_orders(
-        shop.uow, now=order.pay_deadline), ("CANCELLED", "")),
     "paid with WeChat Pay": (lambda shop, order: service.handle_wechat_notify(
         shop.uow, FakeWechatPay(notice(order)), headers={}, body=b"{}", now=NOW), ("PAID", "wechat")),
 }

@@ -423,6 +423,22 @@ class RefundToBalanceResponse(_message.Message):
     balance_fen: int
     def __init__(self, balance_fen: _Optional[int] = ...) -> None: ...
 
+class GetBalancePaymentRequest(_message.Message):
+    __slots__ = ("order_no",)
+    ORDER_NO_FIELD_NUMBER: _ClassVar[int]
+    order_no: str
+    def __init__(self, order_no: _Optional[str] = ...) -> None: ...
+
+class GetBalancePaymentResponse(_message.Message):
+    __slots__ = ("charged", "user_id", "amount_fen")
+    CHARGED_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FEN_FIELD_NUMBER: _ClassVar[int]
+    charged: bool
+    user_id: int
+    amount_fen: int
+    def __init__(self, charged: _Optional[bool] = ..., user_id: _Optional[int] = ..., amount_fen: _Optional[int] = ...) -> None: ...
+
 class Withdrawal(_message.Message):
     __slots__ = ("id", "withdrawal_no", "user_id", "amount_fen", "status", "note", "payout_txn_id", "created_at", "decided_at")
     ID_FIELD_NUMBER: _ClassVar[int]

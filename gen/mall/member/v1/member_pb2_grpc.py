@@ -134,6 +134,11 @@ class MemberServiceStub:
                 request_serializer=mall_dot_member_dot_v1_dot_member__pb2.RefundToBalanceRequest.SerializeToString,
                 response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.RefundToBalanceResponse.FromString,
                 _registered_method=True)
+        self.GetBalancePayment = channel.unary_unary(
+                '/mall.member.v1.MemberService/GetBalancePayment',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.GetBalancePaymentRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.GetBalancePaymentResponse.FromString,
+                _registered_method=True)
         self.RequestWithdrawal = channel.unary_unary(
                 '/mall.member.v1.MemberService/RequestWithdrawal',
                 request_serializer=mall_dot_member_dot_v1_dot_member__pb2.RequestWithdrawalRequest.SerializeToString,
@@ -293,7 +298,15 @@ class MemberServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RefundToBalance(self, request, context):
-        """staff
+        """staff, or the order service
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBalancePayment(self, request, context):
+        """What a wallet paid for an order (the order service's reconciliation of payments whose answer was lost)
+        the order service only
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -443,6 +456,11 @@ def add_MemberServiceServicer_to_server(servicer, server):
                     servicer.RefundToBalance,
                     request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.RefundToBalanceRequest.FromString,
                     response_serializer=mall_dot_member_dot_v1_dot_member__pb2.RefundToBalanceResponse.SerializeToString,
+            ),
+            'GetBalancePayment': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBalancePayment,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.GetBalancePaymentRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.GetBalancePaymentResponse.SerializeToString,
             ),
             'RequestWithdrawal': grpc.unary_unary_rpc_method_handler(
                     servicer.RequestWithdrawal,
@@ -1015,6 +1033,33 @@ class MemberService:
             '/mall.member.v1.MemberService/RefundToBalance',
             mall_dot_member_dot_v1_dot_member__pb2.RefundToBalanceRequest.SerializeToString,
             mall_dot_member_dot_v1_dot_member__pb2.RefundToBalanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBalancePayment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/GetBalancePayment',
+            mall_dot_member_dot_v1_dot_member__pb2.GetBalancePaymentRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.GetBalancePaymentResponse.FromString,
             options,
             channel_credentials,
             insecure,
