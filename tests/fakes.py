@@ -21,7 +21,7 @@ from services.common.wechatpay import Refund as ChannelRefund
 from services.order.aftersales import AfterSale
 from services.order.domain import Address as ShippingAddress
 from services.order.domain import CartItem, Order, Refund, RefundStatus
-from services.order.ports import CatalogSku, CouponLine, CouponOffer, StockLine
+from services.order.ports import CatalogSku, CouponLine, CouponOffer, LockedCoupon, StockLine
 from services.order.uow import CaseSearch, LineReservation, OrderSearch, OrderUnitOfWork
 from services.user.domain import (
     Address,
@@ -486,9 +486,9 @@ class FakeCatalog:
     skus_by_id: dict[int, CatalogSku] = field(default_factory=dict)
 
     def put(self, sku_id: int, *, product_id: int = 10, price_fen: int = 1000, on_sale: bool = True,
-            stock_status: str = "in_stock") -> CatalogSku:
+            stock_status: str = "in_stock", category_id: int = 3) -> CatalogSku:
         sku = CatalogSku(sku_id=sku_id, product_id=product_id, name=f"商品{sku_id}", spec="颜色:黑",
-                         price_fen=price_fen, stock_status=stock_status, on_sale=on_sale, category_id=3)
+                         price_fen=price_fen, stock_status=stock_status, on_sale=on_sale, category_id=category_id)
         self.skus_by_id[sku_id] = sku
         return sku
 
@@ -527,6 +527,7 @@ class FakeStock:
 class FakeMembers:
     percent: int = 100
     coupon_fen: int = 0
+    coupon_categories: tuple[int, ...] = ()  # the coupon's template is limited to these (none: every category)
     points: int = 0
     fen_per_point: float = 0.01  # 100 points = 1 yuan
     balance_fen: int = 0
@@ -547,9 +548,9 @@ class FakeMembers:
     def quote_coupon(self, coupon_id: int, lines: list[CouponLine]) -> int:
         return self.coupon_fen
 
-    def lock_coupon(self, order_no: str, coupon_id: int, lines: list[CouponLine]) -> int:
+    def lock_coupon(self, order_no: str, coupon_id: int, lines: list[CouponLine]) -> LockedCoupon:
         self.locked_coupons[order_no] = coupon_id
-        return self.coupon_fen
+        return LockedCoupon(self.coupon_fen, frozenset(self.coupon_categories))
 
     def release_coupon(self, order_no: str) -> None:
         self.locked_coupons.pop(order_no, None)

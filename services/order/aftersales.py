@@ -17,10 +17,10 @@ withdraw only before anything moved: once the goods are on their way back (RETUR
 refund has started (REFUNDING, REFUND_FAILED) the shop must finish the case, so withdrawing is a 409.
 
 The refund: each line's units are refunded their share of what was paid (`domain.line_refund_fen`): the
-goods part of the payable amount (freight is not refunded by after-sales) split over the lines in proportion
-to their totals, floored, the last line taking the remainder; within a line, units are worth share x units /
-quantity, floored, and the line's last units take what is left, so refunding everything returns exactly the
-goods paid.
+goods part of the payable amount (freight is not refunded by after-sales) split over the lines by
+`domain.paid_shares` (a category coupon lowers only its own lines); within a line, units are worth share x
+units / quantity, floored, and the line's last units take what is left, so refunding everything returns
+exactly the goods paid.
 The refund runs through the refund engine (`Refunder`, source "after_sale:<id>"); when it settles, the
 engine's SETTLED_LISTENERS["after_sale"] (`refund_settled`) moves the case to REFUNDED (or REFUND_FAILED).
 """

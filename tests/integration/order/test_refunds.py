@@ -17,8 +17,9 @@ from services.common.errors import Conflict
 from services.common.wechatpay import WechatPay
 from services.order import db, refunds, service
 from services.order.db import SqlOrderUnitOfWork, order_lines, orders
-from services.order.domain import OrderLine, RefundItem, new_order, price
-from tests.fakes import HOME, FakeMembers, FakeRefundPayments
+from services.order.domain import OrderLine, RefundItem, new_order, paid_shares, price
+from services.order.service import CheckoutInput, OrderSettings
+from tests.fakes import HOME, FakeCatalog, FakeMembers, FakeRefundPayments, FakeStock, FakeUsers
 from tests.fixtures.simulator import RunningSimulator
 from tests.integration.order.conftest import OrderServer
 from tests.integration.order.test_order_grpc import ALICE, failure, paid_notify
@@ -75,6 +76,25 @@ def test_twenty_concurrent_refunds_of_a_line_never_refund_more_than_the_line(
     assert refunded(pg_engine, order_id) == (9000, [(9, 9000), (0, 0)])
     with pg_engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(db.refunds)).scalar_one() == 3
+
+
+def test_the_lines_a_category_coupon_applies_to_are_kept_with_the_order_and_alone_carry_it(
+        uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    catalog = FakeCatalog()
+    catalog.put(101, price_fen=1999)
+    catalog.put(103, price_fen=3000, category_id=5)
+    members = FakeMembers(coupon_fen=1000, coupon_categories=(5,))
+    cart = [service.add_cart_item(uow(), catalog, user_id=ALICE, sku_id=sku_id, quantity=1).item.id or 0
+            for sku_id in (101, 103)]
+    placed = service.submit_order(uow(), members, FakeStock(catalog, {101: 10, 103: 10}), FakeUsers(),
+                                  OrderSettings(), user_id=ALICE, request=CheckoutInput(
+                                      cart_item_ids=tuple(cart), address_id=7, coupon_id=9),
+                                  note="", idempotency_key="k", request_fingerprint=b"k")
+
+    order = service.get_order(uow(), user_id=None, order_id=placed.id or 0)
+
+    assert [(line.sku_id, line.coupon_applied) for line in order.lines] == [(101, False), (103, True)]
+    assert list(paid_shares(order).values()) == [1999, 2000]
 
 
 def test_twenty_concurrent_whole_order_refunds_start_exactly_one(
