@@ -466,6 +466,8 @@ class FakeRefundPayments:
         return self.asked[out_refund_no]
 
     def query_refund(self, out_refund_no: str) -> ChannelRefund:
+        if self.error is not None:
+            raise self.error
         if out_refund_no not in self.asked:
             raise WechatPayApiError(404, "RESOURCE_NOT_EXISTS", "退款单不存在")
         return replace(self.asked[out_refund_no], status=self.status)

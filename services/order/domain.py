@@ -221,6 +221,11 @@ class Order:
         self.updated_at = now
         self.history.append(Transition(status=target.value, actor=actor, at=now, reason=reason))
 
+    def record_step(self, *, actor: str, now: datetime, reason: str) -> None:
+        """Record a step that leaves the status as it is (a parcel of a partly shipped order, a refund's turn)."""
+        self.updated_at = now
+        self.history.append(Transition(status=self.status, actor=actor, at=now, reason=reason[:255]))
+
     def conflict(self, action: str) -> Conflict:
         return Conflict("ORDER_STATE_CONFLICT", f"an order in {self.status} cannot {action.replace('_', ' ')}",
                         details={"status": self.status, "action": action})
@@ -264,8 +269,7 @@ class Order:
             self.apply("ship", actor=actor, now=now, reason=reason)
             self.shipped_at = now
         else:
-            self.updated_at = now
-            self.history.append(Transition(status=self.status, actor=actor, at=now, reason=f"partly shipped: {reason}"))
+            self.record_step(actor=actor, now=now, reason=f"partly shipped: {reason}")
         return shipment
 
     def confirm_receipt(self, *, actor: str, now: datetime, reason: str = "receipt confirmed") -> None:
@@ -339,8 +343,10 @@ def add_to_cart(items: list[CartItem], *, user_id: int, sku_id: int, product_id:
 class RefundStatus(enum.StrEnum):
     PENDING = "PENDING"    # amount reserved, the channel is working on it
     SUCCESS = "SUCCESS"    # the money is back with the shopper
-    CLOSED = "CLOSED"      # the channel gave up: the reserved amount is free again
-    ABNORMAL = "ABNORMAL"  # WeChat Pay could not pay it back (e.g. the card is gone): freed too, staff follow up
+    CLOSED = "CLOSED"      # the channel gave up, or staff closed an ABNORMAL one: the reserved amount is free again
+    # WeChat Pay could not pay it back (e.g. the card is gone). Not an end: the merchant may still complete it at
+    # WeChat Pay (same out_refund_no), so the amount stays reserved until it succeeds or staff close it.
+    ABNORMAL = "ABNORMAL"
 
 
 @dataclass(frozen=True)

@@ -195,6 +195,49 @@ def test_a_closed_refund_frees_the_amount_and_approving_again_refunds_anew(
                                                                                "ORDER_STATE_CONFLICT")
 
 
+def test_an_abnormal_refund_stays_reserved_until_an_admin_closes_it_with_a_reason_then_it_refunds_anew(
+        server: OrderServer, simulator: RunningSimulator) -> None:
+    order, refund_no = cancelled_and_approved(server, simulator)
+    payable = order.amounts.payable_fen
+    server.stub.HandleWechatRefundNotify(refund_notify(simulator, refund_no, "ABNORMAL"))
+    service_staff, admin = server.as_user(STAFF, "customer_service"), server.as_user(STAFF, "admin")
+    read = server.stub.GetOrder(order_pb2.GetOrderRequest(id=order.id), metadata=service_staff)
+    assert (read.status, read.refunded_fen, refund_no in read.history[-1].reason) == ("REFUNDING", payable, True)
+    retried = server.stub.ReviewCancellation(order_pb2.ReviewCancellationRequest(id=order.id, approve=True),
+                                             metadata=service_staff)  # asks WeChat Pay: still ABNORMAL
+    assert (retried.status, retried.refunded_fen) == ("REFUNDING", payable)
+
+    simulator.client.wechatpay_refund_complete(refund_no, "CLOSED")  # given up at WeChat Pay; its notify is lost
+    close = order_pb2.CloseRefundRequest(refund_no=refund_no, reason="卡已注销,款项退回商户后线下转账")
+    assert failure(lambda: server.stub.CloseRefund(close, metadata=service_staff)) == (
+        grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")
+    closed = server.stub.CloseRefund(close, metadata=admin)
+
+    assert (closed.status, closed.refunded_fen, closed.history[-1].actor) == ("REFUNDING", 0, f"staff:{STAFF}")
+    assert "卡已注销,款项退回商户后线下转账" in closed.history[-1].reason
+    again = server.stub.ReviewCancellation(order_pb2.ReviewCancellationRequest(id=order.id, approve=True),
+                                           metadata=service_staff)
+    assert (again.refunded_fen, server.events("order-refunded")) == (payable, 0)
+    with server.engine.connect() as connection:
+        statuses = connection.execute(select(db.refunds.c.status).order_by(db.refunds.c.id)).scalars().all()
+    assert statuses == ["CLOSED", "PENDING"]
+
+
+def test_an_abnormal_refund_completed_at_wechat_pay_is_refunded_once_and_can_no_longer_be_closed(
+        server: OrderServer, simulator: RunningSimulator) -> None:
+    order, refund_no = cancelled_and_approved(server, simulator)
+    server.stub.HandleWechatRefundNotify(refund_notify(simulator, refund_no, "ABNORMAL"))
+
+    server.stub.HandleWechatRefundNotify(refund_notify(simulator, refund_no, "SUCCESS"))  # the merchant console
+
+    read = server.stub.GetOrder(order_pb2.GetOrderRequest(id=order.id), metadata=server.as_user(ALICE))
+    assert (read.status, read.refunded_fen, server.events("order-refunded")) == (
+        "REFUNDED", order.amounts.payable_fen, 1)
+    assert failure(lambda: server.stub.CloseRefund(order_pb2.CloseRefundRequest(refund_no=refund_no, reason="?"),
+                                                   metadata=server.as_user(STAFF, "admin"))) == (
+        grpc.StatusCode.ABORTED, "REFUND_STATE_CONFLICT")
+
+
 def test_cancellation_review_is_for_customer_service_and_a_rejection_pays_the_order_again(
         server: OrderServer, simulator: RunningSimulator) -> None:
     order, notify = paid_notify(server, simulator)

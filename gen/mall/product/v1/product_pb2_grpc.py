@@ -298,7 +298,8 @@ class ProductServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ReserveStock(self, request, context):
-        """Inventory for the order service: each idempotent by order_no.
+        """Inventory for the order service: each idempotent by order_no. ReserveStock holds all lines or none
+        (SKU_UNAVAILABLE or OUT_OF_STOCK naming the SKU) and answers the SKUs' snapshot.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
