@@ -21,7 +21,7 @@ from services.common.wechatpay import Refund as ChannelRefund
 from services.order.aftersales import AfterSale
 from services.order.domain import Address as ShippingAddress
 from services.order.domain import CartItem, Order, Refund, RefundStatus
-from services.order.ports import CatalogSku, CouponLine, CouponOffer, StockLine, WalletCharge
+from services.order.ports import CatalogSku, CouponLine, CouponOffer, LockedCoupon, StockLine, WalletCharge
 from services.order.uow import CaseSearch, LineReservation, OrderSearch, OrderUnitOfWork
 from services.user.domain import (
     Address,
@@ -472,6 +472,8 @@ class FakeRefundPayments:
         return self.asked[out_refund_no]
 
     def query_refund(self, out_refund_no: str) -> ChannelRefund:
+        if self.error is not None:
+            raise self.error
         if out_refund_no not in self.asked:
             raise WechatPayApiError(404, "RESOURCE_NOT_EXISTS", "退款单不存在")
         return replace(self.asked[out_refund_no], status=self.status)
@@ -492,9 +494,9 @@ class FakeCatalog:
     skus_by_id: dict[int, CatalogSku] = field(default_factory=dict)
 
     def put(self, sku_id: int, *, product_id: int = 10, price_fen: int = 1000, on_sale: bool = True,
-            stock_status: str = "in_stock") -> CatalogSku:
+            stock_status: str = "in_stock", category_id: int = 3) -> CatalogSku:
         sku = CatalogSku(sku_id=sku_id, product_id=product_id, name=f"商品{sku_id}", spec="颜色:黑",
-                         price_fen=price_fen, stock_status=stock_status, on_sale=on_sale, category_id=3)
+                         price_fen=price_fen, stock_status=stock_status, on_sale=on_sale, category_id=category_id)
         self.skus_by_id[sku_id] = sku
         return sku
 
@@ -533,6 +535,7 @@ class FakeStock:
 class FakeMembers:
     percent: int = 100
     coupon_fen: int = 0
+    coupon_categories: tuple[int, ...] = ()  # the coupon's template is limited to these (none: every category)
     points: int = 0
     fen_per_point: float = 0.01  # 100 points = 1 yuan
     balance_fen: int = 0
@@ -558,9 +561,9 @@ class FakeMembers:
     def quote_coupon(self, coupon_id: int, lines: list[CouponLine]) -> int:
         return self.coupon_fen
 
-    def lock_coupon(self, order_no: str, coupon_id: int, lines: list[CouponLine]) -> int:
+    def lock_coupon(self, order_no: str, coupon_id: int, lines: list[CouponLine]) -> LockedCoupon:
         self.locked_coupons[order_no] = coupon_id
-        return self.coupon_fen
+        return LockedCoupon(self.coupon_fen, frozenset(self.coupon_categories))
 
     def release_coupon(self, order_no: str) -> None:
         self.locked_coupons.pop(order_no, None)

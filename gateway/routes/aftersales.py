@@ -19,7 +19,7 @@ from services.common.formats import anchored
 bp = Blueprint("aftersales", __name__, url_prefix="/api/v1")
 
 CaseStatus = Literal["REQUESTED", "REJECTED", "AWAITING_RETURN", "RETURN_SHIPPED", "REFUNDING", "REFUND_FAILED",
-                     "REFUNDED", "WITHDRAWN"]
+                     "REFUND_ABNORMAL", "REFUNDED", "WITHDRAWN"]
 CaseType = Literal["refund_only", "return_refund"]
 DECIDERS = (Role.ADMIN, Role.CUSTOMER_SERVICE)
 AFTER_SALE_STAFF = (Role.ADMIN, Role.CUSTOMER_SERVICE, Role.OPERATOR)  # operators receive returned goods
@@ -212,7 +212,10 @@ def receive(case_id: int, body: ReceiveIn) -> CaseOut:
 
 @bp.post("/admin/after-sales/<id:case_id>/retry-refund")
 @operation(summary="Start a failed refund of a case again", tag="admin-after-sales", roles=DECIDERS,
-           responses={200: CaseOut}, description="409 AFTER_SALE_STATE_CONFLICT unless REFUND_FAILED.")
+           responses={200: CaseOut},
+           description="REFUND_FAILED: a new refund. REFUNDING, or REFUND_ABNORMAL (WeChat Pay could not pay it "
+                       "back; complete it at WeChat Pay first): the case's refund is asked about again under its "
+                       "number, no second refund. 409 AFTER_SALE_STATE_CONFLICT otherwise.")
 def retry_refund(case_id: int) -> CaseOut:
     return CaseOut.from_proto(service(AfterSaleServiceStub).RetryAfterSaleRefund(
         after_sale_pb2.GetAfterSaleRequest(id=case_id)))

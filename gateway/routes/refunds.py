@@ -1,4 +1,5 @@
-"""Cancellation review (O5) by customer service, and WeChat Pay's refund notify (refunds through the paying channel)."""
+"""Cancellation review (O5) by customer service, closing ABNORMAL refunds, and WeChat Pay's refund notify (refunds
+through the paying channel)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from services.common.auth import Role
 bp = Blueprint("refunds", __name__, url_prefix="/api/v1")
 
 CANCEL_REVIEWERS = (Role.CUSTOMER_SERVICE, Role.ADMIN)
+REFUND_CLOSERS = (Role.ADMIN,)
 
 
 class CancelReviewIn(Body):
@@ -32,6 +34,28 @@ class CancelReviewIn(Body):
 def review_cancellation(order_id: int, body: CancelReviewIn) -> OrderOut:
     return OrderOut.from_proto(service(OrderServiceStub).ReviewCancellation(order_pb2.ReviewCancellationRequest(
         id=order_id, approve=body.approve, reason=body.reason)))
+
+
+class CloseRefundIn(Body):
+    """Why the ABNORMAL refund is given up (kept in the order's history with who closed it)."""
+
+    reason: str = Field(min_length=1, max_length=255)
+
+
+@bp.post("/admin/refunds/<refund_no>/close")
+@operation(summary="Close an ABNORMAL WeChat Pay refund, freeing its amount for a new refund", tag="admin-orders",
+           roles=REFUND_CLOSERS, body=CloseRefundIn, responses={200: OrderOut},
+           description="A refund WeChat Pay reports ABNORMAL (e.g. the shopper's card was cancelled) keeps its amount "
+                       "reserved, since it can still be completed at WeChat Pay under the same refund number; staff "
+                       "retry it there (after-sales retry-refund, or approving the cancellation again), or close it "
+                       "here once it can no longer be paid. WeChat Pay is asked first: 409 REFUND_STATE_CONFLICT "
+                       "(details.status) unless the refund is ABNORMAL (one WeChat Pay reports paid meanwhile is "
+                       "settled SUCCESS instead); 404 REFUND_NOT_FOUND; 503 when WeChat Pay does not answer. The order "
+                       "is answered, the closing in its history; an after-sales case waiting on the refund becomes "
+                       "REFUND_FAILED (retry-refund then starts a new refund).")
+def close_refund(refund_no: str, body: CloseRefundIn) -> OrderOut:
+    return OrderOut.from_proto(service(OrderServiceStub).CloseRefund(order_pb2.CloseRefundRequest(
+        refund_no=refund_no, reason=body.reason)))
 
 
 @bp.post("/payments/wechat/refund-notify")

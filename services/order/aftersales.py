@@ -10,19 +10,28 @@ images. Its own table-driven state machine, every step in its history (actor, ti
     AWAITING_RETURN --ship_return--> RETURN_SHIPPED (the shopper's carrier and tracking number)
     RETURN_SHIPPED --receive--> REFUNDING (order-returned: the product service restocks the units)
     REFUNDING --refunded--> REFUNDED | --refund_failed--> REFUND_FAILED --retry--> REFUNDING (or --reject-->)
+    REFUNDING --refund_abnormal--> REFUND_ABNORMAL --refunded--> REFUNDED | --refund_resumed--> REFUNDING
+                                                   | --refund_failed--> REFUND_FAILED (the refund was closed)
     REQUESTED | AWAITING_RETURN --withdraw--> WITHDRAWN (the shopper changed their mind)
+
+REFUND_ABNORMAL: WeChat Pay could not pay the refund back (the shopper's card was cancelled, say); its amount
+stays reserved, since the merchant may still complete it at WeChat Pay. Staff fix it there and retry (the
+same refund is asked about again), or close the refund (POST /admin/refunds/{refund_no}/close), which makes
+the case REFUND_FAILED: then a retry starts a new refund, or the case is rejected. It cannot be withdrawn
+or rejected while the refund is open.
 
 REJECTED, REFUNDED and WITHDRAWN are closed: the case's lines are free for a new case. The shopper may
 withdraw only before anything moved: once the goods are on their way back (RETURN_SHIPPED) or the
 refund has started (REFUNDING, REFUND_FAILED) the shop must finish the case, so withdrawing is a 409.
 
 The refund: each line's units are refunded their share of what was paid (`domain.line_refund_fen`): the
-goods part of the payable amount (freight is not refunded by after-sales) split over the lines in proportion
-to their totals, floored, the last line taking the remainder; within a line, units are worth share x units /
-quantity, floored, and the line's last units take what is left, so refunding everything returns exactly the
-goods paid.
+goods part of the payable amount (freight is not refunded by after-sales) split over the lines by
+`domain.paid_shares` (a category coupon lowers only its own lines); within a line, units are worth share x
+units / quantity, floored, and the line's last units take what is left, so refunding everything returns
+exactly the goods paid.
 The refund runs through the refund engine (`Refunder`, source "after_sale:<id>"); when it settles, the
-engine's SETTLED_LISTENERS["after_sale"] (`refund_settled`) moves the case to REFUNDED (or REFUND_FAILED).
+engine's SETTLED_LISTENERS["after_sale"] (`refund_settled`) moves the case to REFUNDED (or REFUND_FAILED, or
+REFUND_ABNORMAL while WeChat Pay holds an ABNORMAL refund).
 """
 
 from __future__ import annotations
@@ -68,6 +77,7 @@ class CaseStatus(enum.StrEnum):
     RETURN_SHIPPED = "RETURN_SHIPPED"
     REFUNDING = "REFUNDING"
     REFUND_FAILED = "REFUND_FAILED"
+    REFUND_ABNORMAL = "REFUND_ABNORMAL"
     REFUNDED = "REFUNDED"
     WITHDRAWN = "WITHDRAWN"
 
@@ -83,6 +93,10 @@ CASE_TRANSITIONS: dict[tuple[CaseStatus, str], CaseStatus] = {
     (C.RETURN_SHIPPED, "receive"): C.REFUNDING,
     (C.REFUNDING, "refunded"): C.REFUNDED,
     (C.REFUNDING, "refund_failed"): C.REFUND_FAILED,
+    (C.REFUNDING, "refund_abnormal"): C.REFUND_ABNORMAL,
+    (C.REFUND_ABNORMAL, "refunded"): C.REFUNDED,
+    (C.REFUND_ABNORMAL, "refund_resumed"): C.REFUNDING,
+    (C.REFUND_ABNORMAL, "refund_failed"): C.REFUND_FAILED,
     (C.REFUND_FAILED, "retry"): C.REFUNDING,
     (C.REFUND_FAILED, "reject"): C.REJECTED,  # staff give up on it: the lines are free again
     (C.REQUESTED, "withdraw"): C.WITHDRAWN,    # the shopper's, before goods or money moved
@@ -161,7 +175,7 @@ class Refunder(Protocol):
         """Start a refund of some units of an order's lines: its number; DomainError when it cannot start."""
 
     def again(self, uow: OrderUnitOfWork, *, refund_no: str, actor: str, now: datetime) -> None:
-        """Ask the channel again about a PENDING refund (a wallet the member service did not answer, say)."""
+        """Ask the channel again about a PENDING or ABNORMAL refund, by its number (no new refund)."""
 
 
 @dataclass(frozen=True)
@@ -358,10 +372,11 @@ def receive_return(uow: Uow, refunder: Refunder, *, case_id: int, note: str, act
 
 
 def retry_refund(uow: Uow, refunder: Refunder, *, case_id: int, actor: str, now: datetime | None = None) -> AfterSale:
-    """Staff push a stuck refund: REFUND_FAILED starts a new one; REFUNDING asks the channel again about its refund."""
+    """Staff push a stuck refund: REFUND_FAILED starts a new one; REFUNDING and REFUND_ABNORMAL ask the channel
+    again about the case's refund, under its number (an ABNORMAL one once fixed at WeChat Pay)."""
     now = now or utcnow()
     case = get_case(uow(), user_id=None, case_id=case_id)
-    if case.status == C.REFUNDING and case.refund_no:
+    if case.status in (C.REFUNDING, C.REFUND_ABNORMAL) and case.refund_no:
         refunder.again(uow(), refund_no=case.refund_no, actor=actor, now=now)  # a settlement tells the case
         return get_case(uow(), user_id=None, case_id=case_id)
     case = _step(uow(), case_id, lambda _, case: case.apply("retry", actor=actor, now=now, reason="refund again"))
@@ -393,18 +408,28 @@ def _refund(uow: Uow, refunder: Refunder, case: AfterSale, *, actor: str, now: d
 
 def _on_refund_settled(uow: OrderUnitOfWork, refund: Refund, now: datetime) -> None:
     refund_settled(uow, int(refund.source.partition(":")[2]), refund_no=refund.refund_no,
-                   succeeded=refund.status == RefundStatus.SUCCESS, now=now)
+                   status=RefundStatus(refund.status), now=now)
 
 
 refunds.SETTLED_LISTENERS[SOURCE] = _on_refund_settled
 
+# What the case does when its refund takes a status, and why (in its history).
+ON_REFUND: dict[RefundStatus, tuple[str, str]] = {
+    RefundStatus.SUCCESS: ("refunded", "refunded"),
+    RefundStatus.CLOSED: ("refund_failed", "the refund did not go through; retry it"),
+    RefundStatus.ABNORMAL: ("refund_abnormal", "WeChat Pay could not pay the refund back (ABNORMAL): complete it "
+                            "at WeChat Pay and retry, or close the refund"),
+    RefundStatus.PENDING: ("refund_resumed", "WeChat Pay is paying the refund again"),
+}
 
-def refund_settled(uow: OrderUnitOfWork, case_id: int, *, refund_no: str, succeeded: bool,
+
+def refund_settled(uow: OrderUnitOfWork, case_id: int, *, refund_no: str, status: RefundStatus,
                    now: datetime) -> None:
-    """The refund engine ended the case's refund (inside its settling transaction): REFUNDED or REFUND_FAILED."""
+    """The refund engine moved the case's refund (inside its settling transaction): REFUNDED, REFUND_FAILED,
+    REFUND_ABNORMAL, or REFUNDING again."""
     case = uow.after_sales.get(case_id, lock=True)
-    if case is None or case.status != C.REFUNDING:
+    action, reason = ON_REFUND[status]
+    if case is None or (CaseStatus(case.status), action) not in CASE_TRANSITIONS:
         return  # nothing waits for this refund (a replay, or a refund staff started by hand)
     case.refund_no = refund_no
-    case.apply("refunded" if succeeded else "refund_failed", actor=f"refund:{refund_no}", now=now,
-               reason="refunded" if succeeded else "the refund did not go through; retry it")
+    case.apply(action, actor=f"refund:{refund_no}", now=now, reason=reason)

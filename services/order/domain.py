@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import enum
+import math
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from fractions import Fraction
 
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 
@@ -99,6 +101,7 @@ class OrderLine:
     category_id: int = 0
     brand_id: int = 0
     image: str = ""
+    coupon_applied: bool = True  # in the order's coupon's categories (or the coupon has none): the line carries it
     refunded_quantity: int = 0  # reserved by refunds under way or done (services.order.refunds)
     refunded_fen: int = 0
     id: int | None = None
@@ -221,6 +224,11 @@ class Order:
         self.updated_at = now
         self.history.append(Transition(status=target.value, actor=actor, at=now, reason=reason))
 
+    def record_step(self, *, actor: str, now: datetime, reason: str) -> None:
+        """Record a step that leaves the status as it is (a parcel of a partly shipped order, a refund's turn)."""
+        self.updated_at = now
+        self.history.append(Transition(status=self.status, actor=actor, at=now, reason=reason[:255]))
+
     def conflict(self, action: str) -> Conflict:
         return Conflict("ORDER_STATE_CONFLICT", f"an order in {self.status} cannot {action.replace('_', ' ')}",
                         details={"status": self.status, "action": action})
@@ -264,8 +272,7 @@ class Order:
             self.apply("ship", actor=actor, now=now, reason=reason)
             self.shipped_at = now
         else:
-            self.updated_at = now
-            self.history.append(Transition(status=self.status, actor=actor, at=now, reason=f"partly shipped: {reason}"))
+            self.record_step(actor=actor, now=now, reason=f"partly shipped: {reason}")
         return shipment
 
     def confirm_receipt(self, *, actor: str, now: datetime, reason: str = "receipt confirmed") -> None:
@@ -339,8 +346,10 @@ def add_to_cart(items: list[CartItem], *, user_id: int, sku_id: int, product_id:
 class RefundStatus(enum.StrEnum):
     PENDING = "PENDING"    # amount reserved, the channel is working on it
     SUCCESS = "SUCCESS"    # the money is back with the shopper
-    CLOSED = "CLOSED"      # the channel gave up: the reserved amount is free again
-    ABNORMAL = "ABNORMAL"  # WeChat Pay could not pay it back (e.g. the card is gone): freed too, staff follow up
+    CLOSED = "CLOSED"      # the channel gave up, or staff closed an ABNORMAL one: the reserved amount is free again
+    # WeChat Pay could not pay it back (e.g. the card is gone). Not an end: the merchant may still complete it at
+    # WeChat Pay (same out_refund_no), so the amount stays reserved until it succeeds or staff close it.
+    ABNORMAL = "ABNORMAL"
 
 
 @dataclass(frozen=True)
@@ -382,14 +391,40 @@ class Refund:
 
 
 def paid_shares(order: Order) -> dict[int, int]:
-    """What each line (by id) was paid, in fen: the goods part of payable (freight excluded) split over the
-    lines in proportion to their totals, floored, the last line taking what the floors left over."""
+    """What each line (by id) was paid, in fen: the goods part of payable (freight excluded).
+
+    The level discount is spread over every line in proportion to its total; the coupon only over the lines
+    it applies to (`coupon_applied`: its categories), in proportion to their totals, up to what they cost after
+    the level discount (anything it took beyond that came off the other lines); points over what every line
+    still cost then. So the goods are split first between the coupon's lines (floored) and the others (the
+    rest), then within each group by line totals, floored, the group's last line taking what the floors left
+    over. The shares add up to the goods exactly; a coupon of every category splits exactly as before.
+    """
     goods = order.payable_fen - order.freight_fen
-    shares: dict[int, int] = {}
-    for line in order.lines[:-1]:
-        shares[line.id or 0] = goods * line.total_fen // order.items_total_fen if order.items_total_fen else 0
-    if order.lines:
-        shares[order.lines[-1].id or 0] = goods - sum(shares.values())
+    scoped = [line for line in order.lines if line.coupon_applied]
+    others = [line for line in order.lines if not line.coupon_applied]
+    scoped_fen = _coupon_lines_paid(order, goods, sum(line.total_fen for line in scoped))
+    shares = _split(scoped_fen, scoped) | _split(goods - scoped_fen, others)
+    return {line.id or 0: shares[line.id or 0] for line in order.lines}
+
+
+def _coupon_lines_paid(order: Order, goods: int, scoped_total: int) -> int:
+    """The coupon's lines' part of the goods, floored: what they cost after the level discount and the coupon,
+    of what every line did, applied to what was paid (after points)."""
+    total, level, coupon = order.items_total_fen, order.level_discount_fen, order.coupon_discount_fen
+    left = total - level - coupon
+    if left <= 0:
+        return 0
+    kept = max(Fraction(scoped_total * (total - level), total) - coupon, Fraction(0))
+    return math.floor(goods * kept / left)
+
+
+def _split(amount: int, lines: list[OrderLine]) -> dict[int, int]:
+    """`amount` over `lines` in proportion to their totals, floored, the last line taking the rest."""
+    total = sum(line.total_fen for line in lines)
+    shares = {line.id or 0: amount * line.total_fen // total if total else 0 for line in lines[:-1]}
+    if lines:
+        shares[lines[-1].id or 0] = amount - sum(shares.values())
     return shares
 
 

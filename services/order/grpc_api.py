@@ -22,6 +22,7 @@ from services.order.uow import CaseSearch, OrderSearch, OrderUnitOfWork
 ORDER_STAFF = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
 SHIPPERS = (Role.ADMIN, Role.OPERATOR)
 CANCEL_REVIEWERS = (Role.ADMIN, Role.CUSTOMER_SERVICE)
+REFUND_CLOSERS = (Role.ADMIN,)  # closing frees money for a second refund: admins only
 MAX_PAGE = 100
 
 
@@ -131,6 +132,11 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         return order_message(refunds.review_cancellation(
             self.uow(), self.refund_payments, self.members, order_id=request.id, approve=request.approve,
             reason=request.reason[:255], actor=f"staff:{caller.user_id}"))
+
+    def CloseRefund(self, request: order_pb2.CloseRefundRequest, context: grpc.ServicerContext) -> order_pb2.Order:
+        caller = require_caller(*REFUND_CLOSERS)
+        return order_message(refunds.close_refund(self.uow(), self.refund_payments, refund_no=request.refund_no,
+                                                  reason=request.reason, actor=f"staff:{caller.user_id}"))
 
     def HandleWechatRefundNotify(self, request: order_pb2.WechatPayNotifyRequest,
                                  context: grpc.ServicerContext) -> order_pb2.WechatPayNotifyResponse:

@@ -16,7 +16,7 @@ from mall.user.v1.user_pb2_grpc import UserServiceStub
 from services.common.clients import KIND_OF_STATUS, ServiceClients, passed_on
 from services.common.errors import DomainError
 from services.order.domain import Address
-from services.order.ports import CatalogSku, CouponLine, CouponOffer, StockLine, WalletCharge
+from services.order.ports import CatalogSku, CouponLine, CouponOffer, LockedCoupon, StockLine, WalletCharge
 
 
 def spec_text(spec: dict[str, str]) -> str:
@@ -77,12 +77,16 @@ class GrpcMembers:
         with passed_on("member"):
             return self.stub.GetDiscount(member_pb2.GetDiscountRequest()).discount_percent or 100
 
-    def quote_coupon(self, coupon_id: int, lines: list[CouponLine]) -> int:
+    def _quote(self, coupon_id: int, lines: list[CouponLine]) -> member_pb2.CouponQuote:
         with passed_on("member"):
             quotes = self.stub.QuoteCoupons(member_pb2.QuoteCouponsRequest(lines=_lines(lines), coupon_id=coupon_id))
         quote = next((quote for quote in quotes.quotes if quote.coupon.id == coupon_id), None)
         if quote is None:
             raise DomainError("COUPON_NOT_FOUND", "no such coupon", kind=KIND_OF_STATUS[grpc.StatusCode.NOT_FOUND])
+        return quote
+
+    def quote_coupon(self, coupon_id: int, lines: list[CouponLine]) -> int:
+        quote = self._quote(coupon_id, lines)
         if not quote.usable:
             raise DomainError(quote.reason or "COUPON_NOT_USABLE", "this coupon cannot be used for this order",
                               details={"coupon_id": coupon_id})
@@ -96,10 +100,14 @@ class GrpcMembers:
                   for quote in quotes if quote.usable]
         return sorted(offers, key=lambda offer: (-offer.discount_fen, offer.valid_to, offer.coupon_id))
 
-    def lock_coupon(self, order_no: str, coupon_id: int, lines: list[CouponLine]) -> int:
+    def lock_coupon(self, order_no: str, coupon_id: int, lines: list[CouponLine]) -> LockedCoupon:
+        # LockCoupon answers only the discount; the quote names the template's categories (a template's scope
+        # never changes), which the order keeps to spread the coupon over those lines only (domain.paid_shares).
+        categories = frozenset(self._quote(coupon_id, lines).coupon.template.category_ids)
         with passed_on("member"):
-            return self.stub.LockCoupon(member_pb2.LockCouponRequest(order_no=order_no, coupon_id=coupon_id,
-                                                                     lines=_lines(lines))).discount_fen
+            locked = self.stub.LockCoupon(member_pb2.LockCouponRequest(order_no=order_no, coupon_id=coupon_id,
+                                                                       lines=_lines(lines)))
+        return LockedCoupon(discount_fen=locked.discount_fen, category_ids=categories)
 
     def release_coupon(self, order_no: str) -> None:
         with passed_on("member"):

@@ -38,6 +38,18 @@ class CouponLine:
 
 
 @dataclass(frozen=True)
+class LockedCoupon:
+    """A coupon held for an order: what it takes off, and the categories its template limits it to."""
+
+    discount_fen: int
+    category_ids: frozenset[int] = frozenset()  # empty: every category
+
+    def applies_to(self, category_id: int) -> bool:
+        """The member service's rule (CouponTemplate.quote): a line of one of its categories, or any line."""
+        return not self.category_ids or category_id in self.category_ids
+
+
+@dataclass(frozen=True)
 class CouponOffer:
     """One of the shopper's coupons that can be used for the lines quoted, and what it would take off."""
 
@@ -80,7 +92,8 @@ class Members(Protocol):
     def usable_coupons(self, lines: list[CouponLine]) -> list[CouponOffer]:
         """The caller's coupons usable for these lines now, biggest discount first."""
 
-    def lock_coupon(self, order_no: str, coupon_id: int, lines: list[CouponLine]) -> int: ...
+    def lock_coupon(self, order_no: str, coupon_id: int, lines: list[CouponLine]) -> LockedCoupon:
+        """Hold the coupon for the order: its discount on these lines, and the categories it applies to."""
 
     def release_coupon(self, order_no: str) -> None: ...
 

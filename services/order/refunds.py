@@ -24,18 +24,29 @@ refunded yet (every line's remaining units and paid share, and the freight).
    - SUCCESS: `order-refunded` (lines with the refunded quantities) in the same transaction; when the
      successful refunds add up to the whole payable amount and the state machine has a "refunded" step
      from the order's state (REFUNDING → REFUNDED), the order takes it. Partial refunds keep the state.
-   - CLOSED / ABNORMAL: the reserved amounts are given back (the refund may be started again).
+   - CLOSED: the reserved amounts are given back (the refund may be started again).
+   - ABNORMAL (WeChat Pay could not pay it back, e.g. the shopper's card was cancelled) is *not* an end:
+     WeChat Pay keeps the money and the merchant may still complete the refund there (merchant console,
+     or its apply-abnormal-refund API) under the same out_refund_no. So the amount stays reserved (no
+     second refund of the same money can start), the order's history notes that staff must act, and the
+     refund still settles SUCCESS (or CLOSED) from a notify or a query. Staff either fix it at WeChat Pay
+     and retry it (`retry_refund`: the same refund_no is asked about again; PROCESSING makes it PENDING
+     again), or close it (`close_refund`, with a reason, audited in the order's history): WeChat Pay is
+     asked first, and only a refund it still reports ABNORMAL (or CLOSED) is closed, giving the amount back.
+     A new refund of that money through WeChat Pay works only once WeChat Pay has let go of it too (the
+     refund closed there); otherwise WeChat Pay refuses it (409 REFUND_REFUSED) and nothing is reserved.
 
-Listeners: `SETTLED_LISTENERS[prefix](uow, refund, now)` is called once when a refund whose source is
-`prefix` or `prefix:<anything>` (e.g. "after_sale:12") ends, whatever the end (check `refund.status`:
-SUCCESS, CLOSED or ABNORMAL), inside the settling transaction: raise to roll the settlement back.
-Register at import time of the module that owns the source, e.g.
-`refunds.SETTLED_LISTENERS["after_sale"] = finish_case`.
+Listeners: `SETTLED_LISTENERS[prefix](uow, refund, now)` is called whenever a refund whose source is
+`prefix` or `prefix:<anything>` (e.g. "after_sale:12") changes status (check `refund.status`: SUCCESS
+or CLOSED, the ends; ABNORMAL, staff must act; PENDING again, an ABNORMAL refund is under way once more),
+inside the settling transaction: raise to roll the settlement back. Register at import time of the
+module that owns the source, e.g. `refunds.SETTLED_LISTENERS["after_sale"] = finish_case`.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -59,6 +70,7 @@ from services.order.domain import (
     new_order_no,
     order_not_found,
     paid_shares,
+    plain,
 )
 from services.order.ports import Members
 from services.order.service import get_order, publish_cancelled
@@ -68,8 +80,12 @@ log = logging.getLogger(__name__)
 
 # The states an order can be refunded in (it was paid, and is not refunded, closed or awaiting review).
 REFUNDABLE_STATES = frozenset({OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.COMPLETED, OrderStatus.REFUNDING})
-ENDS = frozenset({RefundStatus.SUCCESS, RefundStatus.CLOSED, RefundStatus.ABNORMAL})
+# Refunds whose amount is reserved and may still be paid: the channel's answers move them.
+OPEN = frozenset({RefundStatus.PENDING, RefundStatus.ABNORMAL})
+# What WeChat Pay answers besides PROCESSING (which leaves a refund, or makes it again, PENDING).
+CHANNEL_STATUSES = frozenset({RefundStatus.SUCCESS, RefundStatus.CLOSED, RefundStatus.ABNORMAL})
 WECHAT_REASON_CHARS = 80  # WeChat Pay's limit on a refund's reason
+REFUND_NO = re.compile(r"RF[0-9]{20}[0-9a-f]{8}")  # "RF" + new_order_no
 
 SettledListener = Callable[[OrderUnitOfWork, Refund, datetime], None]
 SETTLED_LISTENERS: dict[str, SettledListener] = {}
@@ -190,7 +206,7 @@ def _ask_channel(uow: OrderUnitOfWork, payments: RefundPayments | None, members:
 
 def _apply_answer(uow: OrderUnitOfWork, refund_no: str, answer: ChannelRefund, *, actor: str,
                   now: datetime) -> Refund:
-    status = answer.status if answer.status in ENDS else RefundStatus.PENDING
+    status = answer.status if answer.status in CHANNEL_STATUSES else RefundStatus.PENDING
     return settle_refund(uow, refund_no=refund_no, status=RefundStatus(status), actor=actor, now=now,
                          channel_refund_id=answer.refund_id)
 
@@ -199,9 +215,10 @@ def _apply_answer(uow: OrderUnitOfWork, refund_no: str, answer: ChannelRefund, *
 
 def settle_refund(uow: OrderUnitOfWork, *, refund_no: str, status: RefundStatus, actor: str,
                   now: datetime | None = None, channel_refund_id: str = "") -> Refund:
-    """End a PENDING refund once (SUCCESS, CLOSED, ABNORMAL); PENDING only notes the channel's refund id.
-
-    Locks the refund, then its order (always in that order). A refund already ended is returned as it is.
+    """Move an open (PENDING or ABNORMAL) refund to what the channel says, once: SUCCESS or CLOSED end it,
+    ABNORMAL keeps it reserved for staff, PENDING makes an ABNORMAL one wait for the channel again; the same
+    status only notes the channel's refund id. Locks the refund, then its order (always in that order). A
+    refund that has ended is returned as it is.
     """
     now = now or utcnow()
     with uow:
@@ -210,22 +227,33 @@ def settle_refund(uow: OrderUnitOfWork, *, refund_no: str, status: RefundStatus,
             raise refund_not_found()
         order = uow.orders.get(refund.order_id, lock=True)
         assert order is not None  # a refund's order is never deleted
-        if refund.status != RefundStatus.PENDING:
-            uow.commit()
-            return refund
-        refund.channel_refund_id = channel_refund_id or refund.channel_refund_id
-        refund.updated_at = now
-        if status != RefundStatus.PENDING:
-            refund.status, refund.settled_at = status.value, now
-            if status == RefundStatus.SUCCESS:
-                _refunded(uow, order, refund, actor, now)
-            else:
-                uow.refunds.give_back(order, refund)
-            listener = SETTLED_LISTENERS.get(refund.source.partition(":")[0])
-            if listener is not None:
-                listener(uow, refund, now)
+        if refund.status in OPEN:
+            refund.channel_refund_id = channel_refund_id or refund.channel_refund_id
+            if status != refund.status:
+                _change(uow, order, refund, status, actor, now)
+        elif (refund.status, status) == (RefundStatus.CLOSED, RefundStatus.SUCCESS):
+            log.error("refund %s was closed here but WeChat Pay reports it paid: %s fen may have been paid twice",
+                      refund_no, refund.amount_fen)
         uow.commit()
     return refund
+
+
+def _change(uow: OrderUnitOfWork, order: Order, refund: Refund, status: RefundStatus, actor: str,
+            now: datetime) -> None:
+    """An open refund takes `status` (under both row locks), with its effects, and its source's listener hears."""
+    refund.status, refund.updated_at = status.value, now
+    if status == RefundStatus.SUCCESS:
+        refund.settled_at = now
+        _refunded(uow, order, refund, actor, now)
+    elif status == RefundStatus.CLOSED:
+        refund.settled_at = now
+        uow.refunds.give_back(order, refund)
+    elif status == RefundStatus.ABNORMAL:
+        order.record_step(actor=actor, now=now, reason=f"refund {refund.refund_no} ABNORMAL at WeChat Pay: "
+                          f"{refund.amount_fen} fen held until it is completed there or closed by staff")
+    listener = SETTLED_LISTENERS.get(refund.source.partition(":")[0])
+    if listener is not None:
+        listener(uow, refund, now)
 
 
 def _refunded(uow: OrderUnitOfWork, order: Order, refund: Refund, actor: str, now: datetime) -> None:
@@ -283,18 +311,13 @@ def reconcile_refunds(uow: Callable[[], OrderUnitOfWork], payments: RefundPaymen
 
 def retry_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members: Members, *, refund_no: str,
                  actor: str, now: datetime | None = None) -> Refund:
-    """Ask the channel again about a PENDING refund, idempotently by its refund_no: WeChat Pay's refund query
-    (or the refund itself again when WeChat Pay never got it), or the wallet's RefundToBalance again
-    (idempotent by refund_no: a credit that did happen is not made twice). A refund that has ended is
-    returned as it is."""
+    """Ask the channel again about a PENDING or ABNORMAL refund, idempotently by its refund_no: WeChat Pay's
+    refund query (or the refund itself again, same number, when WeChat Pay never got it), or the wallet's
+    RefundToBalance again (idempotent by refund_no: a credit that did happen is not made twice). A refund
+    that has ended is returned as it is."""
     now = now or utcnow()
-    with uow:
-        refund = uow.refunds.get(refund_no)
-        order = uow.orders.get(refund.order_id) if refund is not None else None
-        uow.commit()
-    if refund is None or order is None:
-        raise refund_not_found()
-    if refund.status != RefundStatus.PENDING:
+    refund, order = _refund_and_order(uow, refund_no)
+    if refund.status not in OPEN:
         return refund
     if refund.channel == "balance":
         members.refund_to_balance(refund_no, order.order_no, order.user_id, refund.amount_fen)
@@ -312,6 +335,58 @@ def retry_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members:
     return _apply_answer(uow, refund_no, answer, actor=actor, now=now)
 
 
+def _refund_and_order(uow: OrderUnitOfWork, refund_no: str) -> tuple[Refund, Order]:
+    with uow:
+        refund = uow.refunds.get(refund_no)
+        order = uow.orders.get(refund.order_id) if refund is not None else None
+        uow.commit()
+    if refund is None or order is None:
+        raise refund_not_found()
+    return refund, order
+
+
+def close_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, *, refund_no: str, reason: str, actor: str,
+                 now: datetime | None = None) -> Order:
+    """Staff give up on an ABNORMAL refund (say, the money went back to the merchant's account at WeChat Pay,
+    or the shopper is paid another way): CLOSED, its amount free for a new refund, with who and why in the
+    order's history. WeChat Pay is asked first: one it still reports ABNORMAL (or already CLOSED) is closed; one
+    it reports paid (or under way again) is settled so instead and the close answers 409 REFUND_STATE_CONFLICT
+    with that status, as for any refund not ABNORMAL here.
+    Staff close a refund only once it can no longer be paid at WeChat Pay: the order cannot know of a
+    completion that comes later (one is logged as an error when its notify or a query brings it)."""
+    now = now or utcnow()
+    why = plain(reason, 255)
+    if not why:
+        raise InvalidInput("REFUND_CLOSE_REASON_REQUIRED", "say why the refund is closed",
+                           details={"reason": "1-255 characters"})
+    if not REFUND_NO.fullmatch(refund_no):
+        raise refund_not_found()
+    refund, _ = _refund_and_order(uow, refund_no)
+    if refund.status == RefundStatus.ABNORMAL:
+        if payments is None:
+            raise DomainError("WECHATPAY_NOT_CONFIGURED", "WeChat Pay is not configured on this server")
+        try:
+            answer = payments.query_refund(refund_no)
+        except WechatPayError as exc:
+            log.warning("refund %s is not closed: WeChat Pay could not be asked about it: %s", refund_no, exc.reason)
+            raise DomainError("PAYMENT_CHANNEL_UNAVAILABLE", "WeChat Pay did not answer; try again",
+                              kind=ErrorKind.UNAVAILABLE) from None
+        if answer.status not in (RefundStatus.ABNORMAL, RefundStatus.CLOSED):  # paid, or under way again
+            _apply_answer(uow, refund_no, answer, actor="wechatpay", now=now)
+    with uow:
+        refund = uow.refunds.get(refund_no, lock=True)
+        order = uow.orders.get(refund.order_id, lock=True) if refund is not None else None
+        assert refund is not None and order is not None  # neither is ever deleted
+        if refund.status != RefundStatus.ABNORMAL:
+            raise Conflict("REFUND_STATE_CONFLICT", f"a {refund.status} refund cannot be closed (only ABNORMAL)",
+                           details={"status": refund.status, "action": "close"})
+        _change(uow, order, refund, RefundStatus.CLOSED, actor, now)
+        order.record_step(actor=actor, now=now,
+                          reason=f"refund {refund_no} closed ({refund.amount_fen} fen freed): {why}")
+        uow.commit()
+    return order
+
+
 # -- cancellation review (O5) ---------------------------------------------------------------------
 
 CANCEL_REFUND_REASON = "订单取消"
@@ -325,8 +400,9 @@ def review_cancellation(uow: OrderUnitOfWork, payments: RefundPayments | None, m
     the sold units back, the member service gives back the coupon and the points the order used; its
     `order-refunded` takes back the spend and the points it earned), then a refund of the
     whole order through its channel; it becomes REFUNDED when the refund succeeds. Approving a REFUNDING
-    order again retries: a new refund when the last one was closed or refused, the wallet call again when
-    a wallet refund is still PENDING (the member service did not answer); otherwise it is a 409. An order that
+    order again retries: a new refund when the last one was closed or refused, the channel asked again
+    about the same refund when a wallet refund is still PENDING (the member service did not answer) or a
+    WeChat Pay refund is ABNORMAL (fixed at WeChat Pay, or not yet); otherwise it is a 409. An order that
     had nothing to pay (channel "none") goes on to REFUNDED at once.
     """
     now = now or utcnow()
@@ -338,11 +414,12 @@ def review_cancellation(uow: OrderUnitOfWork, payments: RefundPayments | None, m
             order.apply("reject_cancel", actor=actor, now=now, reason=reason)
             uow.commit()
             return order
-        pending = [refund for refund in uow.refunds.for_order(order_id) if refund.status == RefundStatus.PENDING]
-        retry_wallet = order.status == OrderStatus.REFUNDING and any(refund.channel == "balance" for refund in pending)
-        refund_anew = (order.status == OrderStatus.REFUNDING and not pending
+        unsettled = [refund for refund in uow.refunds.for_order(order_id) if refund.status in OPEN]
+        stuck = any(refund.status == RefundStatus.ABNORMAL or refund.channel == "balance" for refund in unsettled)
+        retry = order.status == OrderStatus.REFUNDING and stuck
+        refund_anew = (order.status == OrderStatus.REFUNDING and not unsettled
                        and order.refunded_fen < order.payable_fen)
-        if not (retry_wallet or refund_anew):
+        if not (retry or refund_anew):
             order.apply("approve_cancel", actor=actor, now=now, reason=reason)
             publish_cancelled(uow, order, now=now, by="staff", reason=reason, was_paid=True)
             if order.payable_fen == 0:  # paid with channel "none": no money to give back, no refund to wait for
@@ -350,8 +427,8 @@ def review_cancellation(uow: OrderUnitOfWork, payments: RefundPayments | None, m
                 uow.commit()
                 return order
         uow.commit()
-    if retry_wallet:
-        for refund in pending:
+    if retry:
+        for refund in unsettled:
             retry_refund(uow, payments, members, refund_no=refund.refund_no, actor=actor, now=now)
     else:
         start_refund(uow, payments, members, order_id=order_id, items=[], reason=reason or CANCEL_REFUND_REASON,

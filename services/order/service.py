@@ -239,6 +239,15 @@ def _coupon_lines(lines: list[OrderLine]) -> list[CouponLine]:
     return [CouponLine(line.category_id, line.total_fen) for line in lines]
 
 
+def _lock_coupon(members: Members, order_no: str, coupon_id: int, lines: list[OrderLine]) -> int:
+    """Hold the coupon for the order and mark the lines it applies to (its categories), which carry it alone
+    when a refund asks what a line was paid (domain.paid_shares); its discount in fen."""
+    locked = members.lock_coupon(order_no, coupon_id, _coupon_lines(lines))
+    for line in lines:
+        line.coupon_applied = locked.applies_to(line.category_id)
+    return locked.discount_fen
+
+
 def quote_checkout(uow: OrderUnitOfWork, catalog: Catalog, members: Members, settings: OrderSettings, *,
                    user_id: int, request: CheckoutInput) -> Quote:
     """The exact breakdown submit would charge now (same lines, same `price`), locking nothing,
@@ -283,8 +292,7 @@ def submit_order(uow: OrderUnitOfWork, members: Members, stock: Stock, users: Us
         lines = _lines(stock.reserve(order_no, wanted), wanted, held=True)  # prices as the units were held
         items_total = sum(line.total_fen for line in lines)
         percent = members.discount_percent()
-        coupon_fen = (members.lock_coupon(order_no, request.coupon_id, _coupon_lines(lines))
-                      if request.coupon_id else 0)
+        coupon_fen = _lock_coupon(members, order_no, request.coupon_id, lines) if request.coupon_id else 0
         points_used, points_fen = 0, 0
         if request.points:
             before_points = price(items_total, discount_percent=percent, coupon_fen=coupon_fen)

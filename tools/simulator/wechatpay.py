@@ -433,12 +433,14 @@ class WechatPaySimulator:
             refund = self._refunds.get(body.get("out_refund_no") or "")
             if refund is None:
                 raise SimulatorError("no refund with that out_refund_no")
-            if tamper is None and refund.status == "PROCESSING":
+            # ABNORMAL (the card is gone) is not an end: WeChat Pay keeps the money and the merchant may still
+            # complete the refund (SUCCESS) or have it closed; only CLOSED frees the amount for another refund.
+            if tamper is None and refund.status in ("PROCESSING", "ABNORMAL") and status != refund.status:
                 refund.status = status
                 if status == "SUCCESS":
                     refund.success_time = datetime.now(UTC)
                     refund.order.trade_state = "REFUND"
-                else:
+                elif status == "CLOSED":
                     refund.order.refunded_fen -= refund.refund_fen
             # A tampered notify claims the requested end, but the refund itself stays as it is.
             resource = {**refund.resource(), "mchid": refund.order.mchid,

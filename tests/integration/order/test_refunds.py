@@ -17,8 +17,9 @@ from services.common.errors import Conflict
 from services.common.wechatpay import WechatPay
 from services.order import db, refunds, service
 from services.order.db import SqlOrderUnitOfWork, order_lines, orders
-from services.order.domain import OrderLine, RefundItem, new_order, price
-from tests.fakes import HOME, FakeMembers, FakeRefundPayments
+from services.order.domain import OrderLine, RefundItem, new_order, paid_shares, price
+from services.order.service import CheckoutInput, OrderSettings
+from tests.fakes import HOME, FakeCatalog, FakeMembers, FakeRefundPayments, FakeStock, FakeUsers
 from tests.fixtures.simulator import RunningSimulator
 from tests.integration.order.conftest import OrderServer
 from tests.integration.order.test_order_grpc import ALICE, failure, paid_notify
@@ -75,6 +76,25 @@ def test_twenty_concurrent_refunds_of_a_line_never_refund_more_than_the_line(
     assert refunded(pg_engine, order_id) == (9000, [(9, 9000), (0, 0)])
     with pg_engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(db.refunds)).scalar_one() == 3
+
+
+def test_the_lines_a_category_coupon_applies_to_are_kept_with_the_order_and_alone_carry_it(
+        uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    catalog = FakeCatalog()
+    catalog.put(101, price_fen=1999)
+    catalog.put(103, price_fen=3000, category_id=5)
+    members = FakeMembers(coupon_fen=1000, coupon_categories=(5,))
+    cart = [service.add_cart_item(uow(), catalog, user_id=ALICE, sku_id=sku_id, quantity=1).item.id or 0
+            for sku_id in (101, 103)]
+    placed = service.submit_order(uow(), members, FakeStock(catalog, {101: 10, 103: 10}), FakeUsers(),
+                                  OrderSettings(), user_id=ALICE, request=CheckoutInput(
+                                      cart_item_ids=tuple(cart), address_id=7, coupon_id=9),
+                                  note="", idempotency_key="k", request_fingerprint=b"k")
+
+    order = service.get_order(uow(), user_id=None, order_id=placed.id or 0)
+
+    assert [(line.sku_id, line.coupon_applied) for line in order.lines] == [(101, False), (103, True)]
+    assert list(paid_shares(order).values()) == [1999, 2000]
 
 
 def test_twenty_concurrent_whole_order_refunds_start_exactly_one(
@@ -173,6 +193,49 @@ def test_a_closed_refund_frees_the_amount_and_approving_again_refunds_anew(
     assert failure(lambda: server.stub.ReviewCancellation(order_pb2.ReviewCancellationRequest(id=order.id, approve=True),
                                                           metadata=staff)) == (grpc.StatusCode.ABORTED,
                                                                                "ORDER_STATE_CONFLICT")
+
+
+def test_an_abnormal_refund_stays_reserved_until_an_admin_closes_it_with_a_reason_then_it_refunds_anew(
+        server: OrderServer, simulator: RunningSimulator) -> None:
+    order, refund_no = cancelled_and_approved(server, simulator)
+    payable = order.amounts.payable_fen
+    server.stub.HandleWechatRefundNotify(refund_notify(simulator, refund_no, "ABNORMAL"))
+    service_staff, admin = server.as_user(STAFF, "customer_service"), server.as_user(STAFF, "admin")
+    read = server.stub.GetOrder(order_pb2.GetOrderRequest(id=order.id), metadata=service_staff)
+    assert (read.status, read.refunded_fen, refund_no in read.history[-1].reason) == ("REFUNDING", payable, True)
+    retried = server.stub.ReviewCancellation(order_pb2.ReviewCancellationRequest(id=order.id, approve=True),
+                                             metadata=service_staff)  # asks WeChat Pay: still ABNORMAL
+    assert (retried.status, retried.refunded_fen) == ("REFUNDING", payable)
+
+    simulator.client.wechatpay_refund_complete(refund_no, "CLOSED")  # given up at WeChat Pay; its notify is lost
+    close = order_pb2.CloseRefundRequest(refund_no=refund_no, reason="卡已注销,款项退回商户后线下转账")
+    assert failure(lambda: server.stub.CloseRefund(close, metadata=service_staff)) == (
+        grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")
+    closed = server.stub.CloseRefund(close, metadata=admin)
+
+    assert (closed.status, closed.refunded_fen, closed.history[-1].actor) == ("REFUNDING", 0, f"staff:{STAFF}")
+    assert "卡已注销,款项退回商户后线下转账" in closed.history[-1].reason
+    again = server.stub.ReviewCancellation(order_pb2.ReviewCancellationRequest(id=order.id, approve=True),
+                                           metadata=service_staff)
+    assert (again.refunded_fen, server.events("order-refunded")) == (payable, 0)
+    with server.engine.connect() as connection:
+        statuses = connection.execute(select(db.refunds.c.status).order_by(db.refunds.c.id)).scalars().all()
+    assert statuses == ["CLOSED", "PENDING"]
+
+
+def test_an_abnormal_refund_completed_at_wechat_pay_is_refunded_once_and_can_no_longer_be_closed(
+        server: OrderServer, simulator: RunningSimulator) -> None:
+    order, refund_no = cancelled_and_approved(server, simulator)
+    server.stub.HandleWechatRefundNotify(refund_notify(simulator, refund_no, "ABNORMAL"))
+
+    server.stub.HandleWechatRefundNotify(refund_notify(simulator, refund_no, "SUCCESS"))  # the merchant console
+
+    read = server.stub.GetOrder(order_pb2.GetOrderRequest(id=order.id), metadata=server.as_user(ALICE))
+    assert (read.status, read.refunded_fen, server.events("order-refunded")) == (
+        "REFUNDED", order.amounts.payable_fen, 1)
+    assert failure(lambda: server.stub.CloseRefund(order_pb2.CloseRefundRequest(refund_no=refund_no, reason="?"),
+                                                   metadata=server.as_user(STAFF, "admin"))) == (
+        grpc.StatusCode.ABORTED, "REFUND_STATE_CONFLICT")
 
 
 def test_cancellation_review_is_for_customer_service_and_a_rejection_pays_the_order_again(

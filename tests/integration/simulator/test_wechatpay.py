@@ -252,6 +252,25 @@ def test_a_refund_is_processing_then_its_notify_reports_success(
     assert wechatpay.query_refund(out_refund_no).status == "SUCCESS"
 
 
+def test_an_abnormal_refund_keeps_its_amount_and_the_merchant_may_still_complete_it(
+        simulator: RunningSimulator, wechatpay: WechatPay, receiver: NotifyReceiver) -> None:
+    out_trade_no, out_refund_no = new_trade_no(), "R" + secrets.token_hex(10)
+    prepay(wechatpay, receiver, out_trade_no, amount_fen=1_000)
+    simulator.client.wechatpay_pay(out_trade_no, notify=False)
+    wechatpay.refund(out_trade_no=out_trade_no, out_refund_no=out_refund_no, refund_fen=1_000, total_fen=1_000,
+                     notify_url=f"{receiver.url}/refund-notify")
+
+    simulator.client.wechatpay_refund_complete(out_refund_no, "ABNORMAL")
+    assert simulator.client.wechatpay_order(out_trade_no)["refunded_fen"] == 1_000
+    with pytest.raises(WechatPayApiError):
+        wechatpay.refund(out_trade_no=out_trade_no, out_refund_no="R" + secrets.token_hex(10), refund_fen=1_000,
+                         total_fen=1_000)
+    simulator.client.wechatpay_refund_complete(out_refund_no, "SUCCESS")  # done in the merchant console
+
+    assert [notice.status for notice in receiver.notices] == ["ABNORMAL", "SUCCESS"]
+    assert wechatpay.query_refund(out_refund_no).status == "SUCCESS"
+
+
 def test_refunds_beyond_the_paid_amount_are_refused(simulator: RunningSimulator, wechatpay: WechatPay,
                                                     receiver: NotifyReceiver) -> None:
     out_trade_no = new_trade_no()

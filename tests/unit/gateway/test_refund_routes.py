@@ -55,3 +55,32 @@ def test_the_refund_notify_passes_the_raw_bytes_and_answers_in_wechat_pays_forma
                                                              ((CODE_KEY, "NOTIFY_REJECTED"),))
     rejected = client.post("/api/v1/payments/wechat/refund-notify", data=raw, content_type="application/json")
     assert (rejected.status_code, rejected.get_json()) == (400, {"code": "FAIL", "message": "bad GCM tag"})
+
+
+CLOSE = "/api/v1/admin/refunds/RF2026112912000000000012345678/close"
+
+
+def test_only_admins_close_an_abnormal_refund_and_say_why(client: FlaskClient, clients, bearer) -> None:
+    clients.order.CloseRefund.reply = ORDER
+    for forbidden in (bearer(user_id=42), bearer(roles="customer_service", user_id=8),
+                      bearer(roles="finance", user_id=9)):
+        assert client.post(CLOSE, json={"reason": "卡已注销"}, headers=forbidden).status_code == 403
+    assert client.post(CLOSE, json={}, headers=bearer(roles="admin")).status_code == 400
+    assert client.post(CLOSE, json={"reason": ""}, headers=bearer(roles="admin")).status_code == 400
+    assert clients.order.CloseRefund.calls == []
+
+    response = client.post(CLOSE, json={"reason": "卡已注销,已线下转账"}, headers=bearer(roles="admin"))
+
+    assert (response.status_code, response.get_json()["id"]) == (200, ORDER.id)
+    assert clients.order.CloseRefund.calls[0].message == order_pb2.CloseRefundRequest(
+        refund_no="RF2026112912000000000012345678", reason="卡已注销,已线下转账")
+
+
+def test_closing_a_refund_that_is_not_abnormal_is_a_409_with_its_status(client: FlaskClient, clients, bearer,
+                                                                          rpc_error) -> None:
+    clients.order.CloseRefund.error = rpc_error(
+        grpc.StatusCode.ABORTED, "a SUCCESS refund cannot be closed (only ABNORMAL)",
+        ((CODE_KEY, "REFUND_STATE_CONFLICT"), ("mall-error-details", '{"status": "SUCCESS", "action": "close"}')))
+    response = client.post(CLOSE, json={"reason": "?"}, headers=bearer(roles="admin"))
+    assert (response.status_code, response.get_json()["error"]["details"]) == (
+        409, {"status": "SUCCESS", "action": "close"})

@@ -10,10 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
-from services.order import aftersales, service
+from services.order import aftersales, refunds, service
 from services.order.aftersales import AfterSaleSettings, CaseLine, CaseRequest
-from services.order.domain import Order
+from services.order.domain import Order, RefundStatus
 from services.order.uow import CaseSearch, OrderUnitOfWork
+from tests.fakes import FakeRefundPayments
 from tests.unit.order.conftest import NOW, Shop, paid_order
 
 SETTINGS = AfterSaleSettings(after_sale_days=7)
@@ -39,7 +40,8 @@ class FakeRefunder:
         if self.settle is not None:
             with uow:
                 aftersales.refund_settled(uow, int(source.partition(":")[2]), refund_no=refund_no,
-                                          succeeded=self.settle, now=now)
+                                          status=RefundStatus.SUCCESS if self.settle else RefundStatus.CLOSED,
+                                          now=now)
                 uow.commit()
         return refund_no
 
@@ -201,9 +203,58 @@ def test_a_refund_that_fails_leaves_the_case_refund_failed_and_staff_retry_it(sh
     aftersales.retry_refund(uow, pending, case_id=case.id, actor="staff:8")  # stuck: the channel is asked again
     assert (pending.asked_again, len(pending.calls)) == (["RF1"], 1)
     with shop.uow:
-        aftersales.refund_settled(shop.uow, case.id, refund_no="RF1", succeeded=True, now=NOW)
-        aftersales.refund_settled(shop.uow, case.id, refund_no="RF1", succeeded=True, now=NOW)  # a replay
+        aftersales.refund_settled(shop.uow, case.id, refund_no="RF1", status=RefundStatus.SUCCESS, now=NOW)
+        aftersales.refund_settled(shop.uow, case.id, refund_no="RF1", status=RefundStatus.SUCCESS, now=NOW)  # replay
     assert [step.status for step in case.history].count("REFUNDED") == 1
+
+
+def abnormal_case(shop: Shop, payments: FakeRefundPayments) -> tuple[Order, aftersales.AfterSale]:
+    """A refund-only case approved on a WeChat-paid order whose refund WeChat Pay reports ABNORMAL."""
+    order = delivered(shop, (101, 1))
+    order.pay_channel = "wechat"
+    case = ask(shop, order, {order.lines[0].id: 1})
+    payments.status = "ABNORMAL"
+    engine = aftersales.EngineRefunder(payments, shop.members)
+    aftersales.decide(lambda: shop.uow, engine, case_id=case.id, approve=True, reason="ok", actor="staff:8")
+    return order, case
+
+
+def test_an_abnormal_refund_holds_the_case_for_staff_who_retry_the_same_refund_until_it_is_paid(
+        shop: Shop) -> None:
+    payments = FakeRefundPayments()
+    order, case = abnormal_case(shop, payments)
+    assert (case.status, case.is_open, order.refunded_fen) == ("REFUND_ABNORMAL", True, 1999)
+    engine = aftersales.EngineRefunder(payments, shop.members)
+    uow = lambda: shop.uow  # noqa: E731
+    for action in (lambda: aftersales.withdraw_case(shop.uow, user_id=1, case_id=case.id),
+                   lambda: aftersales.decide(uow, engine, case_id=case.id, approve=False, reason="", actor="s:8")):
+        with pytest.raises(Conflict) as held:
+            action()
+        assert held.value.details["status"] == "REFUND_ABNORMAL"
+
+    assert aftersales.retry_refund(uow, engine, case_id=case.id, actor="staff:8").status == "REFUND_ABNORMAL"
+    payments.status = "PROCESSING"  # fixed at WeChat Pay
+    assert aftersales.retry_refund(uow, engine, case_id=case.id, actor="staff:8").status == "REFUNDING"
+    payments.status = "SUCCESS"
+    done = aftersales.retry_refund(uow, engine, case_id=case.id, actor="staff:8")
+
+    assert (done.status, list(payments.asked), order.refunded_fen) == ("REFUNDED", [done.refund_no], 1999)
+    assert [step.status for step in done.history] == [
+        "REQUESTED", "REFUNDING", "REFUND_ABNORMAL", "REFUNDING", "REFUNDED"]
+
+
+def test_closing_the_abnormal_refund_fails_the_case_and_a_retry_then_starts_a_new_refund(shop: Shop) -> None:
+    payments = FakeRefundPayments()
+    order, case = abnormal_case(shop, payments)
+    first = case.refund_no
+
+    refunds.close_refund(shop.uow, payments, refund_no=first, reason="卡已注销", actor="staff:1", now=NOW)
+    assert (case.status, order.refunded_fen) == ("REFUND_FAILED", 0)
+    payments.status = "PROCESSING"
+    again = aftersales.retry_refund(lambda: shop.uow, aftersales.EngineRefunder(payments, shop.members),
+                                    case_id=case.id, actor="staff:8")
+
+    assert (again.status, again.refund_no != first, order.refunded_fen) == ("REFUNDING", True, 1999)
 
 
 def test_the_queue_filters_by_status_type_order_and_time_and_shoppers_see_their_own(shop: Shop) -> None:

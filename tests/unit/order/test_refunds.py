@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from services.common.errors import Conflict, DomainError, ErrorKind, NotFound
+from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.wechatpay import NotifyRejected, WechatPayApiError, WechatPayUnavailable
 from services.order import refunds, service
 from services.order.domain import Order, Refund, RefundItem, line_refund_fen, paid_shares
@@ -118,12 +118,148 @@ def test_a_closed_refund_gives_its_amount_back_so_it_can_be_refunded_again(
         shop: Shop, payments: FakeRefundPayments) -> None:
     order = paid_order(shop)
     closed = start(shop, payments, order)
-    settle(shop, closed, "ABNORMAL")
-    assert (closed.status, order.refunded_fen, [line.refunded_quantity for line in order.lines]) == ("ABNORMAL", 0,
-                                                                                                    [0, 0])
+    settle(shop, closed, "CLOSED")
+    assert (closed.status, order.refunded_fen, [line.refunded_quantity for line in order.lines]) == ("CLOSED", 0,
+                                                                                                  [0, 0])
     assert events(shop) == []
     again = start(shop, payments, order)
     assert (again.amount_fen, order.refunded_fen) == (4498, 4498)
+
+
+# -- ABNORMAL: WeChat Pay could not pay it back (the card is gone); the merchant may still complete it there --
+
+def abnormal(shop: Shop, payments: FakeRefundPayments, order: Order, source: str = "after_sale:1") -> Refund:
+    refund = start(shop, payments, order, source=source)
+    payments.notice = replace(payments.asked[refund.refund_no], status="ABNORMAL")
+    return refunds.handle_refund_notify(shop.uow, payments, headers={"Wechatpay-Signature": "good"}, body=b"{}")
+
+
+def test_an_abnormal_refund_keeps_its_amount_reserved_so_no_second_refund_can_start(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    first = order.lines[0]
+
+    refund = abnormal(shop, payments, order)
+
+    assert (refund.status, order.refunded_fen, first.refunded_quantity, first.refunded_fen) == (
+        "ABNORMAL", 4498, 2, 3998)
+    assert (order.history[-1].status, order.history[-1].actor) == ("PAID", "wechatpay")
+    assert refund.refund_no in order.history[-1].reason and "ABNORMAL" in order.history[-1].reason
+    with pytest.raises(Conflict) as nothing_left:
+        start(shop, payments, order)
+    with pytest.raises(Conflict) as exceeded:
+        start(shop, payments, order, [RefundItem(first.id or 0, 1, 1999)])
+    assert (nothing_left.value.code, exceeded.value.code) == ("REFUND_NOTHING_LEFT", "REFUND_EXCEEDS_PAID")
+    assert (len(shop.uow.refunds.refunds), events(shop)) == (1, [])
+
+
+def test_an_abnormal_refund_the_merchant_completes_at_wechat_pay_succeeds_once_by_its_notify(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    refund = abnormal(shop, payments, order)
+    payments.notice = replace(payments.notice, status="SUCCESS")
+
+    for _ in range(2):
+        refunds.handle_refund_notify(shop.uow, payments, headers={"Wechatpay-Signature": "good"}, body=b"{}")
+
+    assert (refund.status, order.refunded_fen, len(events(shop))) == ("SUCCESS", 4498, 1)
+
+
+def test_staff_retry_an_abnormal_refund_under_the_same_refund_number(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    refund = abnormal(shop, payments, order)
+
+    payments.status = "ABNORMAL"  # not fixed at WeChat Pay yet
+    still = refunds.retry_refund(shop.uow, payments, shop.members, refund_no=refund.refund_no, actor="staff:9",
+                                 now=NOW)
+    assert (still.status, order.refunded_fen) == ("ABNORMAL", 4498)
+    payments.status = "PROCESSING"  # fixed: WeChat Pay pays it again
+    again = refunds.retry_refund(shop.uow, payments, shop.members, refund_no=refund.refund_no, actor="staff:9",
+                                 now=NOW)
+    assert (again.status, order.refunded_fen) == ("PENDING", 4498)
+    payments.status = "SUCCESS"
+    done = refunds.retry_refund(shop.uow, payments, shop.members, refund_no=refund.refund_no, actor="staff:9",
+                                now=NOW)
+
+    assert (done.status, len(events(shop)), list(payments.asked)) == ("SUCCESS", 1, [refund.refund_no])
+
+
+def close(shop: Shop, payments: FakeRefundPayments | None, refund_no: str, reason: str = "卡已注销,线下转账") -> Order:
+    return refunds.close_refund(shop.uow, payments, refund_no=refund_no, reason=reason, actor="staff:1", now=NOW)
+
+
+@pytest.mark.parametrize("at_wechat_pay", ["ABNORMAL", "CLOSED"])
+def test_staff_close_an_abnormal_refund_with_a_reason_which_frees_its_amount_for_a_new_refund(
+        shop: Shop, payments: FakeRefundPayments, at_wechat_pay: str) -> None:
+    order = paid_order(shop)
+    refund = abnormal(shop, payments, order)
+    payments.status = at_wechat_pay  # what WeChat Pay says now
+
+    closed = close(shop, payments, refund.refund_no)
+
+    assert (refund.status, refund.settled_at, closed.refunded_fen, [line.refunded_fen for line in closed.lines]) == (
+        "CLOSED", NOW, 0, [0, 0])
+    audit = closed.history[-1]
+    assert (audit.status, audit.actor, audit.at) == ("PAID", "staff:1", NOW)
+    assert refund.refund_no in audit.reason and "卡已注销,线下转账" in audit.reason
+    again = start(shop, payments, order)
+    assert (again.amount_fen, again.refund_no != refund.refund_no, events(shop)) == (4498, True, [])
+
+
+def test_only_an_abnormal_refund_is_closed_by_staff_and_always_with_a_reason(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    pending = start(shop, payments, order)
+    with pytest.raises(Conflict) as under_way:
+        close(shop, payments, pending.refund_no)
+    assert (under_way.value.code, under_way.value.details) == ("REFUND_STATE_CONFLICT",
+                                                               {"status": "PENDING", "action": "close"})
+    settle(shop, pending, "ABNORMAL")
+    with pytest.raises(InvalidInput) as no_reason:
+        close(shop, payments, pending.refund_no, reason="  ")
+    assert no_reason.value.code == "REFUND_CLOSE_REASON_REQUIRED"
+    for unknown in ("RF0000", "RF\x00'", pending.refund_no + "0"):
+        with pytest.raises(NotFound):
+            close(shop, payments, unknown)
+    assert (pending.status, order.refunded_fen) == ("ABNORMAL", 4498)
+
+
+def test_closing_a_refund_wechat_pay_paid_meanwhile_settles_it_as_paid_instead(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    refund = abnormal(shop, payments, order)
+    payments.status = "SUCCESS"  # the merchant completed it in the merchant console; its notify was lost
+
+    with pytest.raises(Conflict) as paid:
+        close(shop, payments, refund.refund_no)
+
+    assert paid.value.details == {"status": "SUCCESS", "action": "close"}
+    assert (refund.status, order.refunded_fen, len(events(shop))) == ("SUCCESS", 4498, 1)
+
+
+def test_a_refund_is_not_closed_while_wechat_pay_cannot_be_asked_about_it(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    refund = abnormal(shop, payments, order)
+    payments.error = WechatPayUnavailable("no answer")
+
+    with pytest.raises(DomainError) as unavailable:
+        close(shop, payments, refund.refund_no)
+
+    assert (unavailable.value.code, unavailable.value.kind) == ("PAYMENT_CHANNEL_UNAVAILABLE", ErrorKind.UNAVAILABLE)
+    assert (refund.status, order.refunded_fen) == ("ABNORMAL", 4498)
+
+
+def test_the_sources_listener_hears_a_refund_go_abnormal_and_then_end(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    heard: list[str] = []
+    refunds.SETTLED_LISTENERS["after_sale"] = lambda uow, refund, now: heard.append(refund.status)
+    order = paid_order(shop)
+    refund = abnormal(shop, payments, order, source="after_sale:12")
+    payments.status = "ABNORMAL"
+    close(shop, payments, refund.refund_no)
+    assert heard == ["ABNORMAL", "CLOSED"]
 
 
 def test_a_balance_payment_is_refunded_to_the_wallet_at_once_and_once(shop: Shop) -> None:
@@ -298,4 +434,21 @@ def test_approving_again_retries_a_wallet_refund_the_member_service_did_not_answ
     shop.members.refund_error = None
     assert review(shop, None, order, True).status == "REFUNDED"
     assert ([refund.status for refund in shop.uow.refunds.refunds], shop.members.balance_fen) == (["SUCCESS"], 4498)
+    assert (len(events(shop, "order-cancelled")), len(events(shop))) == (1, 1)
+
+
+def test_approving_again_asks_wechat_pay_about_an_abnormal_cancel_refund_under_the_same_number(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    service.cancel_order(shop.uow, user_id=1, order_id=order.id or 0, reason="", now=NOW)
+    payments.status = "ABNORMAL"
+    assert review(shop, payments, order, True).status == "REFUNDING"
+    [refund] = shop.uow.refunds.refunds
+    assert (refund.status, order.refunded_fen) == ("ABNORMAL", 4498)
+
+    assert review(shop, payments, order, True).status == "REFUNDING"  # not fixed yet: still the one refund
+    payments.status = "SUCCESS"
+    assert review(shop, payments, order, True).status == "REFUNDED"
+
+    assert ([r.status for r in shop.uow.refunds.refunds], list(payments.asked)) == (["SUCCESS"], [refund.refund_no])
     assert (len(events(shop, "order-cancelled")), len(events(shop))) == (1, 1)

@@ -137,7 +137,7 @@ class AfterSaleServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RetryAfterSaleRefund(self, request, context):
-        """a REFUND_FAILED case's refund, again
+        """A REFUND_FAILED case's refund, again (a new one); a REFUNDING or REFUND_ABNORMAL case's refund asked about again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

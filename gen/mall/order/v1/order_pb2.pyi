@@ -369,6 +369,14 @@ class ConfirmReceiptRequest(_message.Message):
     id: int
     def __init__(self, id: _Optional[int] = ...) -> None: ...
 
+class CloseRefundRequest(_message.Message):
+    __slots__ = ("refund_no", "reason")
+    REFUND_NO_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    refund_no: str
+    reason: str
+    def __init__(self, refund_no: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
 class ReviewCancellationRequest(_message.Message):
     __slots__ = ("id", "approve", "reason")
     ID_FIELD_NUMBER: _ClassVar[int]

@@ -114,6 +114,11 @@ class OrderServiceStub:
                 request_serializer=mall_dot_order_dot_v1_dot_order__pb2.WechatPayNotifyRequest.SerializeToString,
                 response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.WechatPayNotifyResponse.FromString,
                 _registered_method=True)
+        self.CloseRefund = channel.unary_unary(
+                '/mall.order.v1.OrderService/CloseRefund',
+                request_serializer=mall_dot_order_dot_v1_dot_order__pb2.CloseRefundRequest.SerializeToString,
+                response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.Order.FromString,
+                _registered_method=True)
 
 
 class OrderServiceServicer:
@@ -225,6 +230,13 @@ class OrderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CloseRefund(self, request, context):
+        """Admin: close an ABNORMAL refund (WeChat Pay asked first), with why; frees its amount for a new refund.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -307,6 +319,11 @@ def add_OrderServiceServicer_to_server(servicer, server):
                     servicer.HandleWechatRefundNotify,
                     request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.WechatPayNotifyRequest.FromString,
                     response_serializer=mall_dot_order_dot_v1_dot_order__pb2.WechatPayNotifyResponse.SerializeToString,
+            ),
+            'CloseRefund': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseRefund,
+                    request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.CloseRefundRequest.FromString,
+                    response_serializer=mall_dot_order_dot_v1_dot_order__pb2.Order.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -741,6 +758,33 @@ class OrderService:
             '/mall.order.v1.OrderService/HandleWechatRefundNotify',
             mall_dot_order_dot_v1_dot_order__pb2.WechatPayNotifyRequest.SerializeToString,
             mall_dot_order_dot_v1_dot_order__pb2.WechatPayNotifyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloseRefund(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.order.v1.OrderService/CloseRefund',
+            mall_dot_order_dot_v1_dot_order__pb2.CloseRefundRequest.SerializeToString,
+            mall_dot_order_dot_v1_dot_order__pb2.Order.FromString,
             options,
             channel_credentials,
             insecure,

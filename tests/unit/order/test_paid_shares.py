@@ -1,0 +1,145 @@
+"""Paid shares: what each line was paid after the level discount, the coupon (over the lines of its categories
+only) and points, so that refunding a line returns what that line cost, and every share adds up to what was paid."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from fractions import Fraction
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.order import refunds, service
+from services.order.domain import Order, OrderLine, line_refund_fen, new_order, paid_shares, price
+from services.order.service import CheckoutInput
+from tests.fakes import HOME, FakeRefundPayments
+from tests.unit.order.conftest import NOW, Shop
+
+TEA, CUPS = 3, 5  # categories
+
+
+def test_a_category_coupon_is_paid_for_only_by_the_lines_of_its_category(shop: Shop) -> None:
+    shop.catalog.put(103, price_fen=3000, category_id=CUPS)
+    shop.stock.available[103] = 10
+    shop.members.coupon_fen, shop.members.coupon_categories = 1000, (CUPS,)
+    cart = [service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=sku_id, quantity=quantity, now=NOW)
+            for sku_id, quantity in ((101, 1), (103, 2))]
+    request = CheckoutInput(cart_item_ids=tuple(line.item.id or 0 for line in cart), address_id=7, coupon_id=9)
+    order = service.submit_order(shop.uow, shop.members, shop.stock, shop.users, shop.settings, user_id=1,
+                                 request=request, note="", idempotency_key="k", request_fingerprint=b"k", now=NOW)
+    order = service.mark_paid(shop.uow, order_no=order.order_no, channel="wechat", out_trade_no=order.order_no,
+                              paid_fen=order.payable_fen, actor="wechatpay", now=NOW)
+    tea, cups = order.lines
+    assert order.payable_fen == 1999 + 6000 - 1000
+
+    # The tea was not in the coupon's category: it costs its full price; the cups carry the whole coupon.
+    assert paid_shares(order) == {tea.id: 1999, cups.id: 5000}
+    assert (line_refund_fen(order, tea.id or 0, 1), line_refund_fen(order, cups.id or 0, 1)) == (1999, 2500)
+    refund = refunds.start_refund(shop.uow, FakeRefundPayments(), shop.members, order_id=order.id or 0, items=[],
+                                  reason="退货", actor="staff:9", source="cancel", now=NOW)
+    assert [(line.line_id, line.amount_fen) for line in refund.lines] == [(tea.id, 1999), (cups.id, 5000)]
+
+
+def order_of(lines: list[tuple[int, int, bool]], *, percent: int = 100, coupon_fen: int = 0,
+             points_fen: int = 0, freight_fen: int = 0) -> Order:
+    """A paid order of (unit price, quantity, in the coupon's categories) lines, priced by `price` as submit does."""
+    order_lines = [OrderLine(sku_id=100 + n, product_id=10, name="x", spec="", price_fen=unit, quantity=quantity,
+                             coupon_applied=in_scope, id=n + 1)
+                   for n, (unit, quantity, in_scope) in enumerate(lines)]
+    amounts = price(sum(line.total_fen for line in order_lines), discount_percent=percent, coupon_fen=coupon_fen,
+                    points_fen=points_fen)
+    amounts = replace(amounts, freight_fen=freight_fen, payable_fen=amounts.payable_fen + freight_fen)
+    return new_order(user_id=1, order_no="O1", lines=order_lines, address=HOME, amounts=amounts, now=NOW,
+                     pay_minutes=30, coupon_id=9 if coupon_fen else 0)
+
+
+@pytest.mark.parametrize(("lines", "discounts", "shares"), [
+    # No coupon: the goods split by line totals, floored, the last line taking the rest (as always).
+    ([(1999, 2, True), (500, 1, True)], {}, [3998, 500]),
+    # A coupon of every category: spread over every line, as before.
+    ([(1999, 2, True), (500, 1, True)], {"coupon_fen": 1001}, [3108, 389]),
+    # Limited to the second line's category: only that line carries it, the first costs its full price.
+    ([(1999, 2, False), (500, 1, True)], {"coupon_fen": 300}, [3998, 200]),
+    ([(1999, 2, True), (500, 1, False)], {"coupon_fen": 1000}, [2998, 500]),
+    # The freight is not part of any line.
+    ([(1999, 2, False), (500, 1, True)], {"coupon_fen": 300, "freight_fen": 800}, [3998, 200]),
+    # Level discount (5%: 224 of 4498) over every line; the coupon (1000) over the first line only:
+    # the first line keeps 3998 x 4274 / 4498 - 1000 = 2798.88.. -> 2798, the second the rest of 3274.
+    ([(1999, 2, True), (500, 1, False)], {"percent": 95, "coupon_fen": 1000}, [2798, 476]),
+    # A coupon worth more than its lines after the level discount (500 off a 500 line, 10% level): the line
+    # is free and what the coupon took beyond it (500 - 449.9..) lowers the other lines.
+    ([(1999, 2, False), (500, 1, True)], {"percent": 90, "coupon_fen": 500}, [3549, 0]),
+    # The rounding within the coupon's lines stays there: the other line still costs exactly its price.
+    ([(333, 1, True), (333, 1, True), (1000, 1, False)], {"coupon_fen": 101}, [282, 283, 1000]),
+    # Points are spread over what each line still cost after the level discount and the coupon.
+    ([(1000, 1, True), (1000, 1, False), (2000, 1, False)], {"coupon_fen": 400, "points_fen": 360},
+     [540, 900, 1800]),
+])
+def test_paid_shares_follow_the_discounts_to_the_lines_they_apply_to_exactly(
+        lines: list[tuple[int, int, bool]], discounts: dict[str, int], shares: list[int]) -> None:
+    order = order_of(lines, **discounts)
+
+    assert list(paid_shares(order).values()) == shares
+    assert sum(shares) == order.payable_fen - order.freight_fen
+
+
+LINES = st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 5), st.booleans()), min_size=1, max_size=8)
+
+
+def priced(lines: list[tuple[int, int, bool]], percent: int, coupon: int, points: int) -> Order:
+    """As member and order price it: the coupon at most what its lines cost (and only when it has lines)."""
+    in_scope = sum(unit * quantity for unit, quantity, applies in lines if applies)
+    return order_of(lines, percent=percent, coupon_fen=min(coupon, in_scope), points_fen=points)
+
+
+@given(lines=LINES, percent=st.integers(85, 100), coupon=st.integers(0, 10**6), points=st.integers(0, 10**6))
+def test_every_lines_paid_share_adds_up_to_what_was_paid_and_lies_within_a_fen_of_its_exact_value(
+        lines: list[tuple[int, int, bool]], percent: int, coupon: int, points: int) -> None:
+    order = priced(lines, percent, coupon, points)
+    shares = paid_shares(order)
+
+    assert sum(shares.values()) == order.payable_fen - order.freight_fen
+    assert all(share >= 0 for share in shares.values())
+    # Exactly: the level discount in proportion to the totals; the coupon on its lines up to what they cost
+    # after it, any excess off the others; points in proportion to what is left. Each group of lines (the
+    # coupon's, the others) is within one fen of its exact part; each line within as many fen as its group has lines.
+    total = order.items_total_fen
+    after_level = {line.id: Fraction(line.total_fen * (total - order.level_discount_fen), total) if total else 0
+                   for line in order.lines}
+    scoped = [line for line in order.lines if line.coupon_applied]
+    others = [line for line in order.lines if not line.coupon_applied]
+    scoped_value = sum(after_level[line.id] for line in scoped)
+    taken = min(Fraction(order.coupon_discount_fen), scoped_value)
+    excess = order.coupon_discount_fen - taken
+    other_value = sum(after_level[line.id] for line in others)
+    left = {line.id: after_level[line.id] * (1 - taken / scoped_value) for line in scoped if scoped_value}
+    left |= {line.id: after_level[line.id] * (1 - excess / other_value) for line in others if other_value}
+    goods, remaining = order.payable_fen - order.freight_fen, sum(left.values())
+    exact = {line_id: value * goods / remaining if remaining else 0 for line_id, value in left.items()}
+    for group in (scoped, others):
+        assert abs(sum(shares[line.id] for line in group) - sum(exact.get(line.id, 0) for line in group)) < 1
+        assert all(abs(shares[line.id] - exact.get(line.id, 0)) < len(group) for line in group)
+
+
+@given(lines=LINES, coupon=st.integers(0, 10**6))
+def test_without_level_discount_or_points_lines_outside_the_coupon_cost_their_price_and_its_lines_carry_it_all(
+        lines: list[tuple[int, int, bool]], coupon: int) -> None:
+    order = priced(lines, 100, coupon, 0)
+    shares = paid_shares(order)
+
+    outside = [line for line in order.lines if not line.coupon_applied]
+    inside = [line for line in order.lines if line.coupon_applied]
+    assert [shares[line.id] for line in outside] == [line.total_fen for line in outside]
+    assert sum(shares[line.id] for line in inside) == sum(line.total_fen for line in inside) - order.coupon_discount_fen
+
+
+@given(lines=LINES, percent=st.integers(85, 100), coupon=st.integers(0, 10**6), points=st.integers(0, 10**6))
+def test_a_coupon_of_every_category_keeps_the_split_orders_were_refunded_by_so_far(
+        lines: list[tuple[int, int, bool]], percent: int, coupon: int, points: int) -> None:
+    order = priced([(unit, quantity, True) for unit, quantity, _ in lines], percent, coupon, points)
+    goods, total = order.payable_fen - order.freight_fen, order.items_total_fen
+
+    before = {line.id: goods * line.total_fen // total if total else 0 for line in order.lines[:-1]}
+    before[order.lines[-1].id] = goods - sum(before.values())
+    assert paid_shares(order) == before
