@@ -486,8 +486,10 @@ WITHDRAWAL_MAX_PER_DAY_FEN = 500_000     # 5,000 yuan per shopper per UTC day (r
 
 class WithdrawalStatus(enum.StrEnum):
     """PENDING_REVIEW --approve--> PAYING --transfer succeeded--> PAID (PAYING --transfer failed--> FAILED, the
-    amount back to available); PENDING_REVIEW --reject--> REJECTED. PAYING lasts while the transfer is in flight
-    (or its answer was lost): the payout job asks the channel again until it ends."""
+    amount back to available); PENDING_REVIEW --reject--> REJECTED. PAYING is committed before the transfer is
+    sent and lasts while it is in flight (or its answer, or the record of its answer, was lost): the payout job
+    asks the channel again until it ends. PAYING --refused outright--> PENDING_REVIEW only when the channel
+    refused the transfer at once (nothing paid, nothing on its way)."""
 
     PENDING_REVIEW = "PENDING_REVIEW"
     PAYING = "PAYING"
@@ -531,6 +533,15 @@ class Withdrawal:
             raise Conflict("WITHDRAWAL_ALREADY_DECIDED", f"this withdrawal is already {self.status}")
         wanted = WithdrawalStatus.PAYING if approve else WithdrawalStatus.REJECTED
         self.status, self.note, self.decided_by, self.decided_at = wanted, note[:200], decided_by, now
+        return True
+
+    def payout_refused(self, reason: str) -> bool:
+        """The channel refused the transfer of this approval outright (nothing paid, nothing on its way): back
+        under review, the decision undone and the reason noted for finance. False unless it was PAYING."""
+        if self.status != WithdrawalStatus.PAYING:
+            return False
+        self.status, self.decided_by, self.decided_at = WithdrawalStatus.PENDING_REVIEW, None, None
+        self.note = f"[payout refused: {reason}]"[:200]
         return True
 
     def payout_ended(self, *, paid: bool, txn_id: str, reason: str = "") -> bool:

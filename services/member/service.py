@@ -530,34 +530,56 @@ def request_withdrawal(uow: MemberUnitOfWork, *, user_id: int, amount_fen: int, 
 
 def decide_withdrawal(uow: MemberUnitOfWork, payout: PayoutChannel, *, withdrawal_id: int, approve: bool, note: str,
                       decided_by: int, now: datetime | None = None) -> Withdrawal:
-    """Finance's decision: approve pays out through the channel (pending leaves the wallet once the transfer
-    succeeds; PAYING while it is in flight or its answer was lost, for `settle_payouts` to finish), reject
-    releases the amount to available. The same decision again changes nothing."""
+    """Finance's decision: reject releases the amount to available; approve commits the withdrawal PAYING, then
+    sends the transfer (its bill number is the withdrawal number), then records the answer (`_send_payout`).
+    The same decision again changes nothing.
+
+    The transfer is never sent inside the transaction that decides: if the record of a transfer's answer is
+    lost (a failed commit, a crash), the withdrawal is still PAYING, which nothing but the transfer's end can
+    change (a rejection is refused), and `settle_payouts` asks the channel about it until it ends, under the
+    same bill number, so it is paid once and never released as well."""
     now = now or utcnow()
     with uow:
         withdrawal = uow.withdrawals.get(withdrawal_id, lock=True)
         if withdrawal is None:
             raise withdrawal_not_found()
-        if not withdrawal.decide(approve=approve, note=note, decided_by=decided_by, now=now):
-            uow.commit()
-            return withdrawal
-        no, user_id = withdrawal.withdrawal_no, withdrawal.user_id
-        if approve:
-            try:  # the payout is idempotent by withdrawal_no: retrying after a lost commit pays once
-                sent = payout.pay(payout_no=no, user_id=user_id, amount_fen=withdrawal.amount_fen)
-            except PayoutFailed as exc:
-                raise DomainError("PAYOUT_FAILED", f"the payout channel refused: {exc}") from None
-            withdrawal.payout_txn_id = sent.txn_id
-            if sent.state == PayoutState.PAID:
-                _payout_ended(uow, withdrawal, Payout(PayoutState.PAID, sent.txn_id), now)
-            elif sent.state == PayoutState.FAILED:
-                raise DomainError("PAYOUT_FAILED", f"the payout channel refused: {sent.reason}")
-            # IN_FLIGHT or UNKNOWN: PAYING, committed, so the transfer is asked about until it ends
-        else:
+        decided = withdrawal.decide(approve=approve, note=note, decided_by=decided_by, now=now)
+        if decided and not approve:
+            no, user_id = withdrawal.withdrawal_no, withdrawal.user_id
             post(uow, transfer(f"withdrawal-release:{no}", "withdrawal_rejected", no, amount=withdrawal.amount_fen,
                                source=(user_id, Account.PENDING), target=(user_id, Account.AVAILABLE)), now)
             uow.on_commit(metrics.WITHDRAWALS.labels("rejected").inc)
-        uow.commit()
+        uow.commit()  # an approval is PAYING, durably, before any money can move
+    if not (decided and approve):
+        return withdrawal
+    return _send_payout(uow, payout, withdrawal_id, now)
+
+
+def _send_payout(uow: MemberUnitOfWork, payout: PayoutChannel, withdrawal_id: int, now: datetime) -> Withdrawal:
+    """Send the transfer of a withdrawal committed PAYING and record the answer, its row locked meanwhile (the
+    payout job, which skips locked rows, waits its turn): paid at once is PAID; refused outright (nothing paid,
+    nothing on its way) is back under review and answers PAYOUT_FAILED; in flight or unanswered stays PAYING
+    for `settle_payouts`. Should this transaction fail, the withdrawal stays PAYING, for the same."""
+    with uow:
+        withdrawal = uow.withdrawals.lock_paying(withdrawal_id)
+        if withdrawal is None:  # the payout job holds it, or has ended it, already
+            withdrawal = uow.withdrawals.get(withdrawal_id)
+            uow.commit()
+            assert withdrawal is not None
+            return withdrawal
+        try:  # idempotent by the bill number: the payout job's retries are this same transfer
+            sent = payout.pay(payout_no=withdrawal.withdrawal_no, user_id=withdrawal.user_id,
+                              amount_fen=withdrawal.amount_fen)
+        except PayoutFailed as exc:
+            sent = Payout(PayoutState.FAILED, reason=str(exc))
+        if sent.state == PayoutState.FAILED:
+            withdrawal.payout_refused(sent.reason)
+            uow.commit()
+            raise DomainError("PAYOUT_FAILED", f"the payout channel refused: {sent.reason}")
+        withdrawal.payout_txn_id = sent.txn_id or withdrawal.payout_txn_id
+        if sent.state == PayoutState.PAID:
+            _payout_ended(uow, withdrawal, sent, now)
+        uow.commit()  # IN_FLIGHT or UNKNOWN: PAYING, asked about until it ends
     return withdrawal
 
 
