@@ -39,7 +39,9 @@ from services.member.domain import (
     PendingReversal,
     PointsHold,
     Posting,
+    PrincipalDraw,
     Recharge,
+    RechargeLot,
     RechargeStatus,
     Withdrawal,
     WithdrawalStatus,
@@ -170,8 +172,23 @@ withdrawals = Table(
     Column("decided_by", BigInteger, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("decided_at", UTCDateTime, nullable=True),
+    Column("bonus_forfeited_fen", BigInteger, nullable=False, default=0),  # of the recharges it draws on
+    Column("deducted_fen", BigInteger, nullable=False, default=0),         # of that, spent: kept from the transfer
     CheckConstraint("amount_fen > 0", name="ck_withdrawals_amount_positive"),
+    CheckConstraint("deducted_fen >= 0 AND deducted_fen <= bonus_forfeited_fen AND deducted_fen < amount_fen",
+                    name="ck_withdrawals_deducted_within"),
     Index("ix_withdrawals_user_created", "user_id", "created_at"),
+)
+
+# The principal each withdrawal draws from each recharge and the bonus that forfeits (services.member.domain
+# .draw_principal); the draws of rejected and failed withdrawals no longer count.
+withdrawal_draws = Table(
+    "withdrawal_draws", metadata,
+    Column("withdrawal_no", String(32), primary_key=True),
+    Column("recharge_no", String(32), primary_key=True),
+    Column("principal_fen", BigInteger, nullable=False),
+    Column("bonus_fen", BigInteger, nullable=False),
+    Index("ix_withdrawal_draws_recharge_no", "recharge_no"),
 )
 
 recharges = Table(
@@ -185,6 +202,7 @@ recharges = Table(
     Column("channel_txn_id", String(64), nullable=False, default=""),
     Column("created_at", UTCDateTime, nullable=False),
     Column("paid_at", UTCDateTime, nullable=True),
+    Column("bonus_fen", BigInteger, nullable=False, default=0),  # the bonus credit it earned when paid
     CheckConstraint("amount_fen > 0", name="ck_recharges_amount_positive"),
 )
 
@@ -454,6 +472,30 @@ class SqlWithdrawalRepository:
         return self.session.execute(_skip_locked(self.session, select(Withdrawal).where(
             withdrawals.c.id == withdrawal_id,
             withdrawals.c.status == WithdrawalStatus.PAYING.value))).scalar_one_or_none()
+
+    def recharge_lots(self, user_id: int) -> list[RechargeLot]:
+        standing = select(withdrawals.c.withdrawal_no).where(withdrawals.c.user_id == user_id, withdrawals.c.status.not_in(
+            (WithdrawalStatus.REJECTED.value, WithdrawalStatus.FAILED.value)))
+        drawn = (select(withdrawal_draws.c.recharge_no,
+                        func.sum(withdrawal_draws.c.principal_fen).label("principal"),
+                        func.sum(withdrawal_draws.c.bonus_fen).label("bonus"))
+                 .where(withdrawal_draws.c.withdrawal_no.in_(standing))
+                 .group_by(withdrawal_draws.c.recharge_no).subquery())
+        rows = self.session.execute(
+            select(recharges.c.recharge_no, recharges.c.amount_fen, recharges.c.bonus_fen,
+                   func.coalesce(drawn.c.principal, 0).label("drawn"), func.coalesce(drawn.c.bonus, 0).label("forfeited"))
+            .outerjoin(drawn, drawn.c.recharge_no == recharges.c.recharge_no)
+            .where(recharges.c.user_id == user_id, recharges.c.status == RechargeStatus.PAID.value,
+                   recharges.c.amount_fen > func.coalesce(drawn.c.principal, 0))
+            .order_by(recharges.c.paid_at.desc(), recharges.c.id.desc())).all()
+        return [RechargeLot(row.recharge_no, row.amount_fen, row.bonus_fen, int(row.drawn), int(row.forfeited))
+                for row in rows]
+
+    def add_draws(self, withdrawal_no: str, draws: list[PrincipalDraw]) -> None:
+        if draws:
+            self.session.execute(withdrawal_draws.insert(), [
+                {"withdrawal_no": withdrawal_no, "recharge_no": draw.recharge_no, "principal_fen": draw.principal_fen,
+                 "bonus_fen": draw.bonus_fen} for draw in draws])
 
     def requested_since(self, user_id: int, since: datetime) -> int:
         # what was given back (rejected, or a transfer that failed) does not count against the day's limit

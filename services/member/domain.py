@@ -498,8 +498,51 @@ class WithdrawalStatus(enum.StrEnum):
     FAILED = "FAILED"
 
 
+@dataclass(frozen=True)
+class RechargeLot:
+    """A paid recharge as withdrawals see it: its principal, the bonus it earned, and how much of each the
+    withdrawals still standing (neither rejected nor failed) have drawn and forfeited."""
+
+    recharge_no: str
+    principal_fen: int
+    bonus_fen: int
+    drawn_fen: int = 0
+    forfeited_fen: int = 0
+
+
+@dataclass(frozen=True)
+class PrincipalDraw:
+    """What one withdrawal draws from one recharge: principal, and the bonus that forfeits."""
+
+    recharge_no: str
+    principal_fen: int
+    bonus_fen: int
+
+
+def draw_principal(amount_fen: int, lots: list[RechargeLot]) -> list[PrincipalDraw]:
+    """The recharges a withdrawal of `amount_fen` draws on, in the order of `lots` (newest first), and the
+    bonus each forfeits: once `d` of a recharge's principal `p` is drawn in all, ceil(d x bonus / p) of its
+    bonus is forfeited in all, so drawing a recharge wholly forfeits exactly its bonus and several small
+    withdrawals forfeit no more than one large one. Money no recharge brought draws nothing."""
+    draws, left = [], amount_fen
+    for lot in lots:
+        take = min(left, lot.principal_fen - lot.drawn_fen)
+        if take <= 0:
+            continue
+        forfeited_in_all = -(-(lot.drawn_fen + take) * lot.bonus_fen // lot.principal_fen)  # rounded up
+        draws.append(PrincipalDraw(lot.recharge_no, take, max(0, forfeited_in_all - lot.forfeited_fen)))
+        left -= take
+        if left == 0:
+            break
+    return draws
+
+
 @dataclass
 class Withdrawal:
+    """A request to withdraw `amount_fen` of the available balance. It forfeits `bonus_forfeited_fen` of the bonus
+    of the recharges it draws on; `deducted_fen` of that was spent already and is kept from the transfer, which
+    pays `payout_fen`."""
+
     withdrawal_no: str
     user_id: int
     amount_fen: int
@@ -509,7 +552,24 @@ class Withdrawal:
     payout_txn_id: str = ""
     decided_by: int | None = None
     decided_at: datetime | None = None
+    bonus_forfeited_fen: int = 0
+    deducted_fen: int = 0
     id: int | None = None
+
+    @property
+    def payout_fen(self) -> int:
+        return self.amount_fen - self.deducted_fen
+
+    def forfeit_bonus(self, draws: list[PrincipalDraw], bonus_balance_fen: int) -> tuple[int, int]:
+        """Forfeit the bonus of the principal drawn: from the unspent bonus credit first, the rest (bonus already
+        spent) kept from the transfer. (from the bonus account, deducted from the payout)."""
+        forfeited = sum(draw.bonus_fen for draw in draws)
+        from_bonus = min(forfeited, bonus_balance_fen)
+        if self.amount_fen - (forfeited - from_bonus) <= 0:
+            raise DomainError("WITHDRAWAL_TOO_SMALL", "the bonus already spent would take all of this withdrawal",
+                              details={"deducted_fen": forfeited - from_bonus})
+        self.bonus_forfeited_fen, self.deducted_fen = forfeited, forfeited - from_bonus
+        return from_bonus, self.deducted_fen
 
     @classmethod
     def request(cls, *, user_id: int, amount_fen: int, requested_today_fen: int, now: datetime) -> Withdrawal:
@@ -570,7 +630,8 @@ RECHARGE_PAY_MINUTES = 30                # the channel's payment window of a rec
 
 # The recharge promotion in force when a recharge is paid: at least 500 yuan earns 50 yuan of bonus
 # credit (the highest tier reached), which pays orders before the available balance and is never
-# withdrawn; a refund gives back the bonus its order used first.
+# withdrawn; a refund gives back the bonus its order used first. Withdrawing a recharge's principal
+# forfeits its bonus in proportion (draw_principal), so the bonus rewards only principal spent in the shop.
 RECHARGE_BONUS_TIERS: tuple[tuple[int, int], ...] = ((50_000, 5_000),)
 
 
@@ -593,6 +654,7 @@ class Recharge:
     created_at: datetime
     channel_txn_id: str = ""
     paid_at: datetime | None = None
+    bonus_fen: int = 0      # the bonus credit it earned when paid
     id: int | None = None
 
     @classmethod

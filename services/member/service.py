@@ -50,6 +50,7 @@ from services.member.domain import (
     Withdrawal,
     WithdrawalStatus,
     coupon_not_found,
+    draw_principal,
     not_a_member,
     plan_by_id,
     points_cap,
@@ -504,8 +505,9 @@ def _post_once(uow: MemberUnitOfWork, build: Callable[[], Posting], amount: int,
 
 def request_withdrawal(uow: MemberUnitOfWork, *, user_id: int, amount_fen: int, idempotency_key: str,
                        now: datetime | None = None) -> Withdrawal:
-    """Ask to withdraw `amount_fen`: it moves from available to pending at once, for finance to review.
-    One withdrawal per idempotency key."""
+    """Ask to withdraw `amount_fen`: it moves from available to pending at once, for finance to review, and
+    forfeits the bonus of the recharges it draws on (domain.draw_principal): from the bonus credit as far as
+    it is unspent, the rest kept from the transfer. One withdrawal per idempotency key."""
     now = now or utcnow()
     with uow:
         def create() -> bytes:
@@ -513,10 +515,19 @@ def request_withdrawal(uow: MemberUnitOfWork, *, user_id: int, amount_fen: int, 
             start_of_day = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
             withdrawal = Withdrawal.request(user_id=user_id, amount_fen=amount_fen, now=now,
                                             requested_today_fen=uow.withdrawals.requested_since(user_id, start_of_day))
+            no = withdrawal.withdrawal_no
+            draws = draw_principal(amount_fen, uow.withdrawals.recharge_lots(user_id))
+            from_bonus, deducted = withdrawal.forfeit_bonus(
+                draws, uow.ledger.balance(user_id, Account.BONUS, lock=True))  # no bonus spent meanwhile
             uow.withdrawals.add(withdrawal)
-            post(uow, transfer(f"withdrawal-hold:{withdrawal.withdrawal_no}", "withdrawal_requested",
-                               withdrawal.withdrawal_no, amount=amount_fen, source=(user_id, Account.AVAILABLE),
-                               target=(user_id, Account.PENDING)), now)
+            uow.withdrawals.add_draws(no, draws)
+            post(uow, transfer(f"withdrawal-hold:{no}", "withdrawal_requested", no, amount=amount_fen,
+                               source=(user_id, Account.AVAILABLE), target=(user_id, Account.PENDING)), now)
+            legs = (Leg(user_id, Account.BONUS, -from_bonus), Leg(user_id, Account.PENDING, -deducted),
+                    Leg(PLATFORM, Account.PROMOTIONS, from_bonus + deducted))
+            if from_bonus + deducted:
+                post(uow, Posting(f"withdrawal-forfeit:{no}", "bonus_forfeited", no,
+                                  tuple(leg for leg in legs if leg.amount)), now)
             uow.on_commit(metrics.WITHDRAWALS.labels("requested").inc)
             return str(withdrawal.id).encode()
 
@@ -526,6 +537,18 @@ def request_withdrawal(uow: MemberUnitOfWork, *, user_id: int, amount_fen: int, 
         assert withdrawal is not None
         uow.commit()
     return withdrawal
+
+
+def _give_back(uow: MemberUnitOfWork, withdrawal: Withdrawal, *, key: str, kind: str, now: datetime) -> None:
+    """A withdrawal that pays nothing (rejected, or its transfer failed): the bonus it forfeited comes back, then
+    its whole amount goes back to available; its draws on recharges stop counting with its status."""
+    no, user_id = withdrawal.withdrawal_no, withdrawal.user_id
+    forfeit = uow.ledger.find(f"withdrawal-forfeit:{no}")
+    if forfeit is not None:
+        post(uow, Posting(f"withdrawal-forfeit-return:{no}", "bonus_forfeit_returned", no,
+                          tuple(Leg(leg.user_id, leg.account, -leg.amount) for leg in forfeit.legs)), now)
+    post(uow, transfer(f"{key}:{no}", kind, no, amount=withdrawal.amount_fen,
+                       source=(user_id, Account.PENDING), target=(user_id, Account.AVAILABLE)), now)
 
 
 def decide_withdrawal(uow: MemberUnitOfWork, payout: PayoutChannel, *, withdrawal_id: int, approve: bool, note: str,
@@ -545,9 +568,7 @@ def decide_withdrawal(uow: MemberUnitOfWork, payout: PayoutChannel, *, withdrawa
             raise withdrawal_not_found()
         decided = withdrawal.decide(approve=approve, note=note, decided_by=decided_by, now=now)
         if decided and not approve:
-            no, user_id = withdrawal.withdrawal_no, withdrawal.user_id
-            post(uow, transfer(f"withdrawal-release:{no}", "withdrawal_rejected", no, amount=withdrawal.amount_fen,
-                               source=(user_id, Account.PENDING), target=(user_id, Account.AVAILABLE)), now)
+            _give_back(uow, withdrawal, key="withdrawal-release", kind="withdrawal_rejected", now=now)
             uow.on_commit(metrics.WITHDRAWALS.labels("rejected").inc)
         uow.commit()  # an approval is PAYING, durably, before any money can move
     if not (decided and approve):
@@ -569,7 +590,7 @@ def _send_payout(uow: MemberUnitOfWork, payout: PayoutChannel, withdrawal_id: in
             return withdrawal
         try:  # idempotent by the bill number: the payout job's retries are this same transfer
             sent = payout.pay(payout_no=withdrawal.withdrawal_no, user_id=withdrawal.user_id,
-                              amount_fen=withdrawal.amount_fen)
+                              amount_fen=withdrawal.payout_fen)
         except PayoutFailed as exc:
             sent = Payout(PayoutState.FAILED, reason=str(exc))
         if sent.state == PayoutState.FAILED:
@@ -589,7 +610,7 @@ def _payout_ended(uow: MemberUnitOfWork, withdrawal: Withdrawal, payout: Payout,
     paid = payout.state == PayoutState.PAID
     if not withdrawal.payout_ended(paid=paid, txn_id=payout.txn_id, reason=payout.reason):
         return False
-    no, user_id, amount = withdrawal.withdrawal_no, withdrawal.user_id, withdrawal.amount_fen
+    no, user_id, amount = withdrawal.withdrawal_no, withdrawal.user_id, withdrawal.payout_fen
     if paid:
         post(uow, transfer(f"withdrawal-payout:{no}", "withdrawal_paid", no, amount=amount,
                            source=(user_id, Account.PENDING), target=(PLATFORM, Account.CLEARING)), now)
@@ -598,8 +619,7 @@ def _payout_ended(uow: MemberUnitOfWork, withdrawal: Withdrawal, payout: Payout,
                                 balance_fen=uow.ledger.balance(user_id, Account.AVAILABLE), withdrawn_at=now)
         uow.on_commit(lambda: metrics.withdrawal_paid(amount))
     else:
-        post(uow, transfer(f"withdrawal-return:{no}", "withdrawal_failed", no, amount=amount,
-                           source=(user_id, Account.PENDING), target=(user_id, Account.AVAILABLE)), now)
+        _give_back(uow, withdrawal, key="withdrawal-return", kind="withdrawal_failed", now=now)
         uow.on_commit(metrics.WITHDRAWALS.labels("failed").inc)
     return True
 
@@ -633,7 +653,7 @@ def _settle_payout(uow: MemberUnitOfWork, payout: PayoutChannel, withdrawal_id: 
         if withdrawal is None:
             return 0  # ended meanwhile, or another replica is asking about it right now
         answer = payout.status(payout_no=withdrawal.withdrawal_no, user_id=withdrawal.user_id,
-                               amount_fen=withdrawal.amount_fen)
+                               amount_fen=withdrawal.payout_fen)
         if answer.state not in (PayoutState.PAID, PayoutState.FAILED):
             if answer.txn_id and not withdrawal.payout_txn_id:
                 withdrawal.payout_txn_id = answer.txn_id
@@ -700,7 +720,7 @@ def _credit_recharge(uow: MemberUnitOfWork, recharge: Recharge, *, paid_fen: int
     recharge_no = recharge.recharge_no
     post(uow, transfer(f"recharge:{recharge_no}", "recharge", recharge_no, amount=recharge.amount_fen,
                        source=(PLATFORM, Account.CLEARING), target=(recharge.user_id, Account.AVAILABLE)), now)
-    bonus = recharge_bonus(recharge.amount_fen)
+    bonus = recharge.bonus_fen = recharge_bonus(recharge.amount_fen)
     if bonus:
         post(uow, transfer(f"recharge-bonus:{recharge_no}", "recharge_bonus", recharge_no, amount=bonus,
                            source=(PLATFORM, Account.PROMOTIONS), target=(recharge.user_id, Account.BONUS)), now)

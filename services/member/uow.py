@@ -16,7 +16,9 @@ from services.member.domain import (
     PendingReversal,
     PointsHold,
     Posting,
+    PrincipalDraw,
     Recharge,
+    RechargeLot,
     Withdrawal,
 )
 
@@ -119,6 +121,12 @@ class WithdrawalRepository(Protocol):
 
     def requested_since(self, user_id: int, since: datetime) -> int:
         """Fen requested since `since`, rejected withdrawals excluded."""
+
+    def recharge_lots(self, user_id: int) -> list[RechargeLot]:
+        """The user's paid recharges whose principal the standing withdrawals have not wholly drawn, newest first."""
+
+    def add_draws(self, withdrawal_no: str, draws: list[PrincipalDraw]) -> None:
+        """Record what the withdrawal draws from each recharge."""
 
 
 class RechargeRepository(Protocol):

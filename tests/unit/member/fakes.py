@@ -16,7 +16,9 @@ from services.member.domain import (
     PendingReversal,
     PointsHold,
     Posting,
+    PrincipalDraw,
     Recharge,
+    RechargeLot,
     Withdrawal,
     WithdrawalStatus,
 )
@@ -161,8 +163,10 @@ class FakeCouponRepository:
 
 
 class FakeWithdrawalRepository:
-    def __init__(self) -> None:
+    def __init__(self, recharges: FakeRechargeRepository) -> None:
         self.withdrawals: dict[int, Withdrawal] = {}
+        self.recharges = recharges
+        self.draws: dict[str, list[PrincipalDraw]] = {}
 
     def add(self, withdrawal: Withdrawal) -> None:
         withdrawal.id = len(self.withdrawals) + 1
@@ -193,6 +197,23 @@ class FakeWithdrawalRepository:
     def requested_since(self, user_id: int, since: datetime) -> int:
         return sum(w.amount_fen for w in self.withdrawals.values() if w.user_id == user_id and w.created_at >= since
                    and w.status not in (WithdrawalStatus.REJECTED, WithdrawalStatus.FAILED))
+
+    def recharge_lots(self, user_id: int) -> list[RechargeLot]:
+        standing = {w.withdrawal_no for w in self.withdrawals.values()
+                    if w.status not in (WithdrawalStatus.REJECTED, WithdrawalStatus.FAILED)}
+        lots = []
+        for recharge in sorted(self.recharges.recharges.values(), key=lambda r: (r.paid_at or r.created_at, r.id or 0),
+                               reverse=True):
+            draws = [d for no, made in self.draws.items() if no in standing for d in made
+                     if d.recharge_no == recharge.recharge_no]
+            drawn = sum(d.principal_fen for d in draws)
+            if recharge.user_id == user_id and recharge.status == "PAID" and drawn < recharge.amount_fen:
+                lots.append(RechargeLot(recharge.recharge_no, recharge.amount_fen, recharge.bonus_fen, drawn,
+                                        sum(d.bonus_fen for d in draws)))
+        return lots
+
+    def add_draws(self, withdrawal_no: str, draws: list[PrincipalDraw]) -> None:
+        self.draws[withdrawal_no] = list(draws)
 
 
 class FakeRechargeRepository:
@@ -233,5 +254,5 @@ class FakeMemberUnitOfWork(FakeUnitOfWork, MemberUnitOfWork):
         self.ledger = FakeLedgerRepository()
         self.points = FakePointsRepository()
         self.coupons = FakeCouponRepository()
-        self.withdrawals = FakeWithdrawalRepository()
         self.recharges = FakeRechargeRepository()
+        self.withdrawals = FakeWithdrawalRepository(self.recharges)
