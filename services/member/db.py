@@ -29,7 +29,10 @@ from services.common.db import BigId, Mapping, UTCDateTime, serialize_on
 from services.common.uow import SqlUnitOfWork
 from services.member.domain import (
     Coupon,
+    CouponStatus,
     CouponTemplate,
+    ExpiredCouponLock,
+    HoldStatus,
     InsufficientFunds,
     LedgerEntry,
     Leg,
@@ -106,6 +109,7 @@ points_holds = Table(
     Column("points", BigInteger, nullable=False),
     Column("status", String(16), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_points_holds_status_created", "status", "created_at"),  # the expiry sweep's
 )
 
 order_credits = Table(
@@ -157,7 +161,19 @@ coupons = Table(
     Column("discount_fen", BigInteger, nullable=False, default=0),
     Column("claimed_at", UTCDateTime, nullable=False),
     Column("used_at", UTCDateTime, nullable=True),
+    Column("locked_at", UTCDateTime, nullable=True),
     Index("ix_coupons_user_template", "user_id", "template_id"),
+    Index("ix_coupons_status_locked", "status", "locked_at"),  # the expiry sweep's
+)
+
+# Coupon locks the expiry sweep released (services.member.domain.CHECKOUT_HOLD_TTL), by the order that held them.
+expired_coupon_locks = Table(
+    "expired_coupon_locks", metadata,
+    Column("order_no", String(64), primary_key=True),
+    Column("coupon_id", BigInteger, nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("discount_fen", BigInteger, nullable=False),
+    Column("expired_at", UTCDateTime, nullable=False),
 )
 
 withdrawals = Table(
@@ -210,6 +226,7 @@ recharges = Table(
 def _map_classes(mappers: registry) -> None:
     for cls, table in ((Member, members), (PointsHold, points_holds), (OrderCredit, order_credits),
                        (PendingReversal, pending_reversals), (CouponTemplate, coupon_templates), (Coupon, coupons),
+                       (ExpiredCouponLock, expired_coupon_locks),
                        (Withdrawal, withdrawals), (Recharge, recharges)):
         mappers.map_imperatively(cls, table)
 
@@ -365,6 +382,16 @@ class SqlPointsRepository:
         self.session.add(hold)
         self.session.flush()
 
+    def stale_holds(self, created_before: datetime, after_order_no: str, limit: int) -> list[str]:
+        return list(self.session.execute(select(points_holds.c.order_no).where(
+            points_holds.c.status == HoldStatus.LOCKED.value, points_holds.c.created_at < created_before,
+            points_holds.c.order_no > after_order_no).order_by(points_holds.c.order_no).limit(limit)).scalars())
+
+    def lock_stale_hold(self, order_no: str, created_before: datetime) -> PointsHold | None:
+        return self.session.execute(_skip_locked(self.session, select(PointsHold).where(
+            points_holds.c.order_no == order_no, points_holds.c.status == HoldStatus.LOCKED.value,
+            points_holds.c.created_at < created_before))).scalar_one_or_none()
+
     def credit(self, order_no: str, *, lock: bool = False) -> OrderCredit | None:
         if lock:  # also when there is no credit yet: order-paid and a refund of the order must not miss each other
             serialize_on(self.session, f"order-credit:{order_no}")
@@ -426,6 +453,27 @@ class SqlCouponRepository:
             serialize_on(self.session, f"order-coupon:{order_no}")
         return self.session.execute(_locked(select(Coupon).where(coupons.c.order_no == order_no),
                                             lock)).scalar_one_or_none()
+
+    def date_undated_locks(self, now: datetime) -> None:
+        self.session.execute(update(coupons).where(coupons.c.status == CouponStatus.LOCKED.value,
+                                                   coupons.c.locked_at.is_(None)).values(locked_at=now))
+
+    def stale_locks(self, locked_before: datetime, after_id: int, limit: int) -> list[int]:
+        return list(self.session.execute(select(coupons.c.id).where(
+            coupons.c.status == CouponStatus.LOCKED.value, coupons.c.locked_at < locked_before,
+            coupons.c.id > after_id).order_by(coupons.c.id).limit(limit)).scalars())
+
+    def lock_stale(self, coupon_id: int, locked_before: datetime) -> Coupon | None:
+        return self.session.execute(_skip_locked(self.session, select(Coupon).where(
+            coupons.c.id == coupon_id, coupons.c.status == CouponStatus.LOCKED.value,
+            coupons.c.locked_at < locked_before))).scalar_one_or_none()
+
+    def add_expired_lock(self, expired: ExpiredCouponLock) -> None:
+        self.session.merge(expired)  # an order that locked a coupon again after its first lock expired: the latest
+        self.session.flush()
+
+    def expired_lock(self, order_no: str) -> ExpiredCouponLock | None:
+        return self.session.get(ExpiredCouponLock, order_no)
 
     def of_user(self, user_id: int) -> list[tuple[Coupon, CouponTemplate]]:
         rows = self.session.execute(select(Coupon, CouponTemplate)

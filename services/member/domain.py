@@ -283,6 +283,15 @@ class HoldStatus(enum.StrEnum):
     RELEASED = "released"
     USED = "used"
     RETURNED = "returned"   # used by an order paid and then cancelled (before shipping): credited back
+    EXPIRED = "expired"     # released by the expiry sweep: no order settled it within CHECKOUT_HOLD_TTL
+
+
+# A coupon lock or points hold that no order settles (paid, cancelled, released) within this of being taken is
+# released by the expiry sweep, as the order service's compensation (ReleaseCoupon / ReleasePoints) was lost.
+# Longer than any order's payment window (at most 60 minutes), and as long as stock reservations last, so an
+# order can never be paid with a lock already swept; if one is, order-paid takes the coupon and points again as
+# far as the shopper still has them, and reports it (service.apply_order_paid).
+CHECKOUT_HOLD_TTL = timedelta(hours=2)
 
 
 @dataclass
@@ -440,6 +449,7 @@ class Coupon:
     order_no: str | None = None
     discount_fen: int = 0
     used_at: datetime | None = None
+    locked_at: datetime | None = None   # when `order_no` locked it (the expiry sweep's clock)
     id: int | None = None
 
     def shown_status(self, template: CouponTemplate, now: datetime) -> str:
@@ -447,18 +457,22 @@ class Coupon:
             return CouponStatus.EXPIRED
         return self.status
 
-    def lock(self, order_no: str, discount_fen: int) -> None:
+    def lock(self, order_no: str, discount_fen: int, now: datetime) -> None:
         if self.status != CouponStatus.AVAILABLE:
             raise Conflict("COUPON_NOT_AVAILABLE", f"this coupon is {self.status}")
-        self.status, self.order_no, self.discount_fen = CouponStatus.LOCKED, order_no, discount_fen
+        self.status, self.order_no, self.discount_fen, self.locked_at = CouponStatus.LOCKED, order_no, discount_fen, now
 
     def use(self, now: datetime) -> None:
         if self.status == CouponStatus.LOCKED:
             self.status, self.used_at = CouponStatus.USED, now
 
-    def release(self) -> None:
-        if self.status == CouponStatus.LOCKED:
-            self.status, self.order_no, self.discount_fen = CouponStatus.AVAILABLE, None, 0
+    def release(self) -> bool:
+        """The unpaid order that locked it no longer needs it (cancelled, compensated, or its lock expired):
+        available again. True when it changed."""
+        if self.status != CouponStatus.LOCKED:
+            return False
+        self.status, self.order_no, self.discount_fen, self.locked_at = CouponStatus.AVAILABLE, None, 0, None
+        return True
 
     def give_back(self) -> bool:
         """The paid order this coupon was used on was cancelled before shipping (the whole order is refunded):
@@ -471,7 +485,20 @@ class Coupon:
         if self.status not in (CouponStatus.LOCKED, CouponStatus.USED):
             return False
         self.status, self.order_no, self.discount_fen, self.used_at = CouponStatus.AVAILABLE, None, 0, None
+        self.locked_at = None
         return True
+
+
+@dataclass
+class ExpiredCouponLock:
+    """A coupon lock the expiry sweep released: which coupon `order_no` had locked, for an order-paid arriving
+    after all (service.apply_order_paid)."""
+
+    order_no: str
+    coupon_id: int
+    user_id: int
+    discount_fen: int
+    expired_at: datetime
 
 
 def coupon_not_found() -> NotFound:

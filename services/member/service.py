@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from typing import TypeVar
 
 from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
@@ -24,6 +25,7 @@ from services.member.channels import (
 )
 from services.member.domain import (
     AUTO_JOIN_SPEND_FEN,
+    CHECKOUT_HOLD_TTL,
     PLATFORM,
     POINTS_ACCOUNTS,
     POINTS_DATED_KINDS,
@@ -35,6 +37,7 @@ from services.member.domain import (
     Coupon,
     CouponStatus,
     CouponTemplate,
+    ExpiredCouponLock,
     HoldStatus,
     LedgerEntry,
     Leg,
@@ -65,6 +68,7 @@ from services.member.domain import (
 from services.member.uow import MemberUnitOfWork
 
 log = logging.getLogger(__name__)
+K = TypeVar("K")
 
 
 def post(uow: MemberUnitOfWork, posting: Posting, now: datetime) -> bool:
@@ -212,7 +216,7 @@ def lock_points(uow: MemberUnitOfWork, *, user_id: int, order_no: str, points: i
                                   balance=uow.ledger.balance(user_id, Account.POINTS), now=now)
         elif hold.user_id != user_id or hold.points != points:
             raise Conflict("POINTS_ALREADY_LOCKED", "this order already holds other points")
-        elif hold.status == HoldStatus.RELEASED:
+        elif hold.status in (HoldStatus.RELEASED, HoldStatus.EXPIRED):
             raise Conflict("POINTS_RELEASED", "this order's points were released; it cannot hold points again")
         available = uow.ledger.balance(user_id, Account.POINTS)
         uow.commit()
@@ -232,14 +236,16 @@ def release_points(uow: MemberUnitOfWork, *, order_no: str, user_id: int | None 
     return released
 
 
-def _release_points(uow: MemberUnitOfWork, hold: PointsHold | None, now: datetime) -> int:
+def _release_points(uow: MemberUnitOfWork, hold: PointsHold | None, now: datetime, *, expired: bool = False) -> int:
+    """The held points back to spendable, once (`expired`: by the expiry sweep, the hold EXPIRED)."""
     if hold is None or hold.status != HoldStatus.LOCKED:
         return 0
     post(uow, transfer(f"points-release:{hold.order_no}", "points_released", hold.order_no, amount=hold.points,
                        source=(hold.user_id, Account.POINTS_LOCKED), target=(hold.user_id, Account.POINTS)), now)
-    hold.status = HoldStatus.RELEASED
+    hold.status = HoldStatus.EXPIRED if expired else HoldStatus.RELEASED
     events.points_changed(uow, user_id=hold.user_id, delta=hold.points, reference=hold.order_no,
-                          reason="points_released", balance=uow.ledger.balance(hold.user_id, Account.POINTS), now=now)
+                          reason="points_hold_expired" if expired else "points_released",
+                          balance=uow.ledger.balance(hold.user_id, Account.POINTS), now=now)
     return hold.points
 
 
@@ -381,7 +387,7 @@ def lock_coupon(uow: MemberUnitOfWork, *, user_id: int, order_no: str, coupon_id
         discount, reason = template.quote(lines, now)
         if reason:
             raise DomainError(reason, REASONS[reason])
-        coupon.lock(order_no, discount)
+        coupon.lock(order_no, discount, now)
         uow.commit()
     return discount
 
@@ -411,6 +417,112 @@ def release_coupon(uow: MemberUnitOfWork, *, order_no: str, user_id: int | None 
         if coupon is not None:
             coupon.release()
         uow.commit()
+
+
+# ---------------------------------------------------------------- expiry of checkout locks
+
+
+def expire_checkout_holds(uow: Callable[[], MemberUnitOfWork], *, now: datetime | None = None,
+                          batch: int = 200) -> int:
+    """Release the coupon locks and points holds that no order settled (paid, cancelled, released) within
+    CHECKOUT_HOLD_TTL of being taken: the order service's compensation after a failed submit was lost, and the
+    shopper would otherwise never get them back. Returns how many were released.
+
+    Durable and replica-safe like reconcile_recharges: driven by the tables, paged, each lock in its own
+    transaction with its row locked FOR UPDATE SKIP LOCKED (a replica, or an order event settling it right
+    now, holds it: skipped); a released points hold is EXPIRED and a released coupon lock is recorded by its
+    order, so an order-paid arriving after all takes them again (apply_order_paid)."""
+    now = now or utcnow()
+    before = now - CHECKOUT_HOLD_TTL
+    with uow() as tx:
+        tx.coupons.date_undated_locks(now)  # locked by a release that kept no lock time: 2 hours from now
+        tx.commit()
+    return (_each_page(uow, lambda tx, after: tx.points.stale_holds(before, after, batch), "", batch,
+                       lambda order_no: _expire_points_hold(uow(), order_no, before, now))
+            + _each_page(uow, lambda tx, after: tx.coupons.stale_locks(before, after, batch), 0, batch,
+                         lambda coupon_id: _expire_coupon_lock(uow(), coupon_id, before, now)))
+
+
+def _each_page(uow: Callable[[], MemberUnitOfWork], page: Callable[[MemberUnitOfWork, K], list[K]], first: K,
+                  batch: int, handle: Callable[[K], int]) -> int:
+    """`handle` each key `page` lists (keys after the one given, ascending, `batch` at most), page after page,
+    each page read in a transaction of its own; the sum of what `handle` returned."""
+    done, after = 0, first
+    while True:
+        with uow() as tx:
+            keys = page(tx, after)
+            tx.commit()
+        done += sum(handle(key) for key in keys)
+        if len(keys) < batch:
+            return done
+        after = keys[-1]
+
+
+def _expire_points_hold(uow: MemberUnitOfWork, order_no: str, before: datetime, now: datetime) -> int:
+    with uow:
+        hold = uow.points.lock_stale_hold(order_no, before)
+        if hold is None:
+            return 0  # settled meanwhile, or another replica is releasing it right now
+        _release_points(uow, hold, now, expired=True)
+        uow.on_commit(metrics.CHECKOUT_HOLDS_EXPIRED.labels("points").inc)
+        uow.commit()
+    log.warning("order %s held %d points of user %d unsettled since %s: released", order_no, hold.points,
+                hold.user_id, hold.created_at.isoformat())
+    return 1
+
+
+def _expire_coupon_lock(uow: MemberUnitOfWork, coupon_id: int, before: datetime, now: datetime) -> int:
+    with uow:
+        coupon = uow.coupons.lock_stale(coupon_id, before)
+        if coupon is None or coupon.order_no is None:
+            return 0  # settled meanwhile, or another replica is releasing it right now
+        expired = ExpiredCouponLock(order_no=coupon.order_no, coupon_id=coupon_id, user_id=coupon.user_id,
+                                    discount_fen=coupon.discount_fen, expired_at=now)
+        coupon.release()
+        uow.coupons.add_expired_lock(expired)
+        uow.on_commit(metrics.CHECKOUT_HOLDS_EXPIRED.labels("coupon").inc)
+        uow.commit()
+    log.warning("order %s locked coupon %d of user %d unsettled: released", expired.order_no, coupon_id,
+                expired.user_id)
+    return 1
+
+
+def _take_expired_points_again(uow: MemberUnitOfWork, hold: PointsHold, now: datetime) -> None:
+    """order-paid for an order whose points hold the sweep had released (it cannot happen within
+    CHECKOUT_HOLD_TTL): the order was priced with those points, so they are spent now, as far as the shopper
+    still has them; the hold keeps what was taken. Never silent: an error logged and a metric counted."""
+    held = hold.points
+    taken = min(held, uow.ledger.balance(hold.user_id, Account.POINTS, lock=True))
+    if taken:
+        post(uow, transfer(f"points-use:{hold.order_no}", "points_used", hold.order_no, amount=taken,
+                           source=(hold.user_id, Account.POINTS), target=(PLATFORM, Account.POINTS_ISSUED)), now)
+        hold.points, hold.status = taken, HoldStatus.USED
+        events.points_changed(uow, user_id=hold.user_id, delta=-taken, reference=hold.order_no, reason="points_used",
+                              balance=uow.ledger.balance(hold.user_id, Account.POINTS), now=now)
+    outcome = "taken_again" if taken == held else "short"
+    uow.on_commit(metrics.EXPIRED_HOLDS_PAID.labels("points", outcome).inc)
+    log.error("order %s was paid after its hold of %d points had expired: %d taken again from user %d, %d short",
+              hold.order_no, held, taken, hold.user_id, held - taken)
+
+
+def _use_expired_coupon_again(uow: MemberUnitOfWork, order_no: str, now: datetime) -> None:
+    """order-paid for an order whose coupon lock the sweep had released (it cannot happen within
+    CHECKOUT_HOLD_TTL): the coupon is used by the order after all if it is still available, else it was lost
+    to the shop (another order has it). Never silent: an error logged and a metric counted."""
+    expired = uow.coupons.expired_lock(order_no)
+    if expired is None:
+        return
+    coupon = uow.coupons.get(expired.coupon_id, lock=True)
+    if coupon is not None and coupon.status == CouponStatus.AVAILABLE:
+        coupon.lock(order_no, expired.discount_fen, now)
+        coupon.use(now)
+        outcome = "taken_again"
+    else:
+        outcome = "lost"
+    uow.on_commit(metrics.EXPIRED_HOLDS_PAID.labels("coupon", outcome).inc)
+    log.error("order %s was paid after its lock of coupon %d (%d fen off) had expired: %s", order_no,
+              expired.coupon_id, expired.discount_fen,
+              "used by the order after all" if outcome == "taken_again" else "the coupon is taken by another order")
 
 
 # ---------------------------------------------------------------- balance payment
@@ -819,9 +931,13 @@ def apply_order_paid(uow: MemberUnitOfWork, *, order_no: str, user_id: int, paid
             post(uow, transfer(f"points-use:{order_no}", "points_used", order_no, amount=hold.points,
                                source=(user_id, Account.POINTS_LOCKED), target=(PLATFORM, Account.POINTS_ISSUED)), now)
             hold.status = HoldStatus.USED
+        elif hold is not None and hold.status == HoldStatus.EXPIRED:
+            _take_expired_points_again(uow, hold, now)
         coupon = uow.coupons.by_order(order_no, lock=True)
         if coupon is not None:
             coupon.use(now)
+        else:
+            _use_expired_coupon_again(uow, order_no, now)
         for early in uow.points.take_pending_reversals(order_no):
             _reverse_refund(uow, credit, refund_no=early.refund_no, amount_fen=early.amount_fen, now=early.refunded_at)
         return b"applied"

@@ -7,7 +7,10 @@ from datetime import datetime
 
 from services.member.domain import (
     Coupon,
+    CouponStatus,
     CouponTemplate,
+    ExpiredCouponLock,
+    HoldStatus,
     InsufficientFunds,
     LedgerEntry,
     Member,
@@ -105,6 +108,15 @@ class FakePointsRepository:
     def add_hold(self, hold: PointsHold) -> None:
         self.holds[hold.order_no] = hold
 
+    def stale_holds(self, created_before: datetime, after_order_no: str, limit: int) -> list[str]:
+        return sorted(no for no, hold in self.holds.items() if hold.status == HoldStatus.LOCKED
+                      and hold.created_at < created_before and no > after_order_no)[:limit]
+
+    def lock_stale_hold(self, order_no: str, created_before: datetime) -> PointsHold | None:
+        hold = self.holds.get(order_no)
+        return hold if hold is not None and hold.status == HoldStatus.LOCKED and hold.created_at < created_before \
+            else None
+
     def credit(self, order_no: str, *, lock: bool = False) -> OrderCredit | None:
         return self.credits.get(order_no)
 
@@ -126,6 +138,7 @@ class FakeCouponRepository:
     def __init__(self) -> None:
         self.templates: dict[int, CouponTemplate] = {}
         self.coupons: dict[int, Coupon] = {}
+        self.expired_locks: dict[str, ExpiredCouponLock] = {}
 
     def add_template(self, template: CouponTemplate) -> None:
         template.id = len(self.templates) + 1
@@ -156,6 +169,25 @@ class FakeCouponRepository:
 
     def by_order(self, order_no: str, *, lock: bool = False) -> Coupon | None:
         return next((c for c in self.coupons.values() if c.order_no == order_no), None)
+
+    def date_undated_locks(self, now: datetime) -> None:
+        for coupon in self.coupons.values():
+            if coupon.status == CouponStatus.LOCKED and coupon.locked_at is None:
+                coupon.locked_at = now
+
+    def stale_locks(self, locked_before: datetime, after_id: int, limit: int) -> list[int]:
+        return sorted(c.id or 0 for c in self.coupons.values() if c.status == CouponStatus.LOCKED
+                      and c.locked_at is not None and c.locked_at < locked_before and (c.id or 0) > after_id)[:limit]
+
+    def lock_stale(self, coupon_id: int, locked_before: datetime) -> Coupon | None:
+        coupon = self.coupons.get(coupon_id)
+        return coupon if coupon is not None and coupon_id in self.stale_locks(locked_before, coupon_id - 1, 1) else None
+
+    def add_expired_lock(self, expired: ExpiredCouponLock) -> None:
+        self.expired_locks[expired.order_no] = expired
+
+    def expired_lock(self, order_no: str) -> ExpiredCouponLock | None:
+        return self.expired_locks.get(order_no)
 
     def of_user(self, user_id: int) -> list[tuple[Coupon, CouponTemplate]]:
         return [(c, self.templates[c.template_id]) for c in sorted(self.coupons.values(), key=lambda c: -(c.id or 0))
