@@ -160,7 +160,9 @@ class WithdrawalOut(Reply):
     withdrawal_no: str
     user_id: int
     status: Literal["PENDING_REVIEW", "PAYING", "PAID", "REJECTED", "FAILED"]
-    amount_fen: int
+    amount_fen: int = Field(description="taken from the available balance")
+    bonus_forfeited_fen: int = Field(description="bonus credit of the recharges it draws on, forfeited")
+    payout_fen: int = Field(description="what the transfer pays: amount_fen less the forfeited bonus already spent")
     note: str
     created_at: datetime
     decided_at: datetime | None
@@ -169,7 +171,8 @@ class WithdrawalOut(Reply):
     def from_proto(cls, withdrawal: pb.Withdrawal) -> WithdrawalOut:
         return cls(id=withdrawal.id, withdrawal_no=withdrawal.withdrawal_no, user_id=withdrawal.user_id,
                    status=withdrawal.status,  # type: ignore[arg-type]
-                   amount_fen=withdrawal.amount_fen, note=withdrawal.note,
+                   amount_fen=withdrawal.amount_fen, bonus_forfeited_fen=withdrawal.bonus_forfeited_fen,
+                   payout_fen=withdrawal.payout_fen, note=withdrawal.note,
                    created_at=withdrawal.created_at.ToDatetime(tzinfo=UTC), decided_at=moment(withdrawal.decided_at))
 
 

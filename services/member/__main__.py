@@ -75,6 +75,9 @@ def build_app(base: ServiceSettings) -> ServiceApp:
                               settings.reconcile_seconds, "payout settlement",
                               lambda: service.settle_payouts(uow, payout,
                                                              settle_seconds=settings.reconcile_settle_seconds)),
+                          # a coupon lock or points hold whose order's compensation was lost comes back
+                          "checkout-hold-expiry": every(settings.reconcile_seconds, "checkout hold expiry",
+                                                        lambda: service.expire_checkout_holds(uow)),
                           # durable: the ledger is the schedule, and a missed run is caught up by the next
                           "points-expiry": every(settings.points_expiry_seconds, "points expiry",
                                                  lambda: service.expire_points(uow)),

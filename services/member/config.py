@@ -19,7 +19,7 @@ NOTIFY_PATHS = {"wechat": "/payments/wechat/recharge-notify", "alipay": "/paymen
 class MemberServiceSettings:
     """MEMBER_NOTIFY_BASE_URL (https://localhost/api/v1: the public base the channels notify, see
     NOTIFY_PATHS), MEMBER_RECONCILE_SECONDS (60: how often pending recharges and in-flight payouts are
-    queried), MEMBER_RECONCILE_SETTLE_SECONDS (60: how long a recharge waits for its notify, or a payout
+    queried, and coupon locks and points holds past CHECKOUT_HOLD_TTL released), MEMBER_RECONCILE_SETTLE_SECONDS (60: how long a recharge waits for its notify, or a payout
     in flight for its end, before the channel is asked),
     MEMBER_POINTS_EXPIRY_SECONDS (3600: how often points past their term are expired),
     MEMBER_GRPC_TIMEOUT_MS (5000) for calls to other services, and each channel's own settings:

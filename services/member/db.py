@@ -29,7 +29,10 @@ from services.common.db import BigId, Mapping, UTCDateTime, serialize_on
 from services.common.uow import SqlUnitOfWork
 from services.member.domain import (
     Coupon,
+    CouponStatus,
     CouponTemplate,
+    ExpiredCouponLock,
+    HoldStatus,
     InsufficientFunds,
     LedgerEntry,
     Leg,
@@ -39,7 +42,9 @@ from services.member.domain import (
     PendingReversal,
     PointsHold,
     Posting,
+    PrincipalDraw,
     Recharge,
+    RechargeLot,
     RechargeStatus,
     Withdrawal,
     WithdrawalStatus,
@@ -104,6 +109,7 @@ points_holds = Table(
     Column("points", BigInteger, nullable=False),
     Column("status", String(16), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_points_holds_status_created", "status", "created_at"),  # the expiry sweep's
 )
 
 order_credits = Table(
@@ -155,7 +161,19 @@ coupons = Table(
     Column("discount_fen", BigInteger, nullable=False, default=0),
     Column("claimed_at", UTCDateTime, nullable=False),
     Column("used_at", UTCDateTime, nullable=True),
+    Column("locked_at", UTCDateTime, nullable=True),
     Index("ix_coupons_user_template", "user_id", "template_id"),
+    Index("ix_coupons_status_locked", "status", "locked_at"),  # the expiry sweep's
+)
+
+# Coupon locks the expiry sweep released (services.member.domain.CHECKOUT_HOLD_TTL), by the order that held them.
+expired_coupon_locks = Table(
+    "expired_coupon_locks", metadata,
+    Column("order_no", String(64), primary_key=True),
+    Column("coupon_id", BigInteger, nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("discount_fen", BigInteger, nullable=False),
+    Column("expired_at", UTCDateTime, nullable=False),
 )
 
 withdrawals = Table(
@@ -170,8 +188,23 @@ withdrawals = Table(
     Column("decided_by", BigInteger, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("decided_at", UTCDateTime, nullable=True),
+    Column("bonus_forfeited_fen", BigInteger, nullable=False, default=0),  # of the recharges it draws on
+    Column("deducted_fen", BigInteger, nullable=False, default=0),         # of that, spent: kept from the transfer
     CheckConstraint("amount_fen > 0", name="ck_withdrawals_amount_positive"),
+    CheckConstraint("deducted_fen >= 0 AND deducted_fen <= bonus_forfeited_fen AND deducted_fen < amount_fen",
+                    name="ck_withdrawals_deducted_within"),
     Index("ix_withdrawals_user_created", "user_id", "created_at"),
+)
+
+# The principal each withdrawal draws from each recharge and the bonus that forfeits (services.member.domain
+# .draw_principal); the draws of rejected and failed withdrawals no longer count.
+withdrawal_draws = Table(
+    "withdrawal_draws", metadata,
+    Column("withdrawal_no", String(32), primary_key=True),
+    Column("recharge_no", String(32), primary_key=True),
+    Column("principal_fen", BigInteger, nullable=False),
+    Column("bonus_fen", BigInteger, nullable=False),
+    Index("ix_withdrawal_draws_recharge_no", "recharge_no"),
 )
 
 recharges = Table(
@@ -185,6 +218,7 @@ recharges = Table(
     Column("channel_txn_id", String(64), nullable=False, default=""),
     Column("created_at", UTCDateTime, nullable=False),
     Column("paid_at", UTCDateTime, nullable=True),
+    Column("bonus_fen", BigInteger, nullable=False, default=0),  # the bonus credit it earned when paid
     CheckConstraint("amount_fen > 0", name="ck_recharges_amount_positive"),
 )
 
@@ -192,6 +226,7 @@ recharges = Table(
 def _map_classes(mappers: registry) -> None:
     for cls, table in ((Member, members), (PointsHold, points_holds), (OrderCredit, order_credits),
                        (PendingReversal, pending_reversals), (CouponTemplate, coupon_templates), (Coupon, coupons),
+                       (ExpiredCouponLock, expired_coupon_locks),
                        (Withdrawal, withdrawals), (Recharge, recharges)):
         mappers.map_imperatively(cls, table)
 
@@ -347,6 +382,16 @@ class SqlPointsRepository:
         self.session.add(hold)
         self.session.flush()
 
+    def stale_holds(self, created_before: datetime, after_order_no: str, limit: int) -> list[str]:
+        return list(self.session.execute(select(points_holds.c.order_no).where(
+            points_holds.c.status == HoldStatus.LOCKED.value, points_holds.c.created_at < created_before,
+            points_holds.c.order_no > after_order_no).order_by(points_holds.c.order_no).limit(limit)).scalars())
+
+    def lock_stale_hold(self, order_no: str, created_before: datetime) -> PointsHold | None:
+        return self.session.execute(_skip_locked(self.session, select(PointsHold).where(
+            points_holds.c.order_no == order_no, points_holds.c.status == HoldStatus.LOCKED.value,
+            points_holds.c.created_at < created_before))).scalar_one_or_none()
+
     def credit(self, order_no: str, *, lock: bool = False) -> OrderCredit | None:
         if lock:  # also when there is no credit yet: order-paid and a refund of the order must not miss each other
             serialize_on(self.session, f"order-credit:{order_no}")
@@ -409,6 +454,27 @@ class SqlCouponRepository:
         return self.session.execute(_locked(select(Coupon).where(coupons.c.order_no == order_no),
                                             lock)).scalar_one_or_none()
 
+    def date_undated_locks(self, now: datetime) -> None:
+        self.session.execute(update(coupons).where(coupons.c.status == CouponStatus.LOCKED.value,
+                                                   coupons.c.locked_at.is_(None)).values(locked_at=now))
+
+    def stale_locks(self, locked_before: datetime, after_id: int, limit: int) -> list[int]:
+        return list(self.session.execute(select(coupons.c.id).where(
+            coupons.c.status == CouponStatus.LOCKED.value, coupons.c.locked_at < locked_before,
+            coupons.c.id > after_id).order_by(coupons.c.id).limit(limit)).scalars())
+
+    def lock_stale(self, coupon_id: int, locked_before: datetime) -> Coupon | None:
+        return self.session.execute(_skip_locked(self.session, select(Coupon).where(
+            coupons.c.id == coupon_id, coupons.c.status == CouponStatus.LOCKED.value,
+            coupons.c.locked_at < locked_before))).scalar_one_or_none()
+
+    def add_expired_lock(self, expired: ExpiredCouponLock) -> None:
+        self.session.merge(expired)  # an order that locked a coupon again after its first lock expired: the latest
+        self.session.flush()
+
+    def expired_lock(self, order_no: str) -> ExpiredCouponLock | None:
+        return self.session.get(ExpiredCouponLock, order_no)
+
     def of_user(self, user_id: int) -> list[tuple[Coupon, CouponTemplate]]:
         rows = self.session.execute(select(Coupon, CouponTemplate)
                                     .join(CouponTemplate, coupon_templates.c.id == coupons.c.template_id)
@@ -454,6 +520,30 @@ class SqlWithdrawalRepository:
         return self.session.execute(_skip_locked(self.session, select(Withdrawal).where(
             withdrawals.c.id == withdrawal_id,
             withdrawals.c.status == WithdrawalStatus.PAYING.value))).scalar_one_or_none()
+
+    def recharge_lots(self, user_id: int) -> list[RechargeLot]:
+        standing = select(withdrawals.c.withdrawal_no).where(withdrawals.c.user_id == user_id, withdrawals.c.status.not_in(
+            (WithdrawalStatus.REJECTED.value, WithdrawalStatus.FAILED.value)))
+        drawn = (select(withdrawal_draws.c.recharge_no,
+                        func.sum(withdrawal_draws.c.principal_fen).label("principal"),
+                        func.sum(withdrawal_draws.c.bonus_fen).label("bonus"))
+                 .where(withdrawal_draws.c.withdrawal_no.in_(standing))
+                 .group_by(withdrawal_draws.c.recharge_no).subquery())
+        rows = self.session.execute(
+            select(recharges.c.recharge_no, recharges.c.amount_fen, recharges.c.bonus_fen,
+                   func.coalesce(drawn.c.principal, 0).label("drawn"), func.coalesce(drawn.c.bonus, 0).label("forfeited"))
+            .outerjoin(drawn, drawn.c.recharge_no == recharges.c.recharge_no)
+            .where(recharges.c.user_id == user_id, recharges.c.status == RechargeStatus.PAID.value,
+                   recharges.c.amount_fen > func.coalesce(drawn.c.principal, 0))
+            .order_by(recharges.c.paid_at.desc(), recharges.c.id.desc())).all()
+        return [RechargeLot(row.recharge_no, row.amount_fen, row.bonus_fen, int(row.drawn), int(row.forfeited))
+                for row in rows]
+
+    def add_draws(self, withdrawal_no: str, draws: list[PrincipalDraw]) -> None:
+        if draws:
+            self.session.execute(withdrawal_draws.insert(), [
+                {"withdrawal_no": withdrawal_no, "recharge_no": draw.recharge_no, "principal_fen": draw.principal_fen,
+                 "bonus_fen": draw.bonus_fen} for draw in draws])
 
     def requested_since(self, user_id: int, since: datetime) -> int:
         # what was given back (rejected, or a transfer that failed) does not count against the day's limit

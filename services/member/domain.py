@@ -283,6 +283,15 @@ class HoldStatus(enum.StrEnum):
     RELEASED = "released"
     USED = "used"
     RETURNED = "returned"   # used by an order paid and then cancelled (before shipping): credited back
+    EXPIRED = "expired"     # released by the expiry sweep: no order settled it within CHECKOUT_HOLD_TTL
+
+
+# A coupon lock or points hold that no order settles (paid, cancelled, released) within this of being taken is
+# released by the expiry sweep, as the order service's compensation (ReleaseCoupon / ReleasePoints) was lost.
+# Longer than any order's payment window (at most 60 minutes), and as long as stock reservations last, so an
+# order can never be paid with a lock already swept; if one is, order-paid takes the coupon and points again as
+# far as the shopper still has them, and reports it (service.apply_order_paid).
+CHECKOUT_HOLD_TTL = timedelta(hours=2)
 
 
 @dataclass
@@ -440,6 +449,7 @@ class Coupon:
     order_no: str | None = None
     discount_fen: int = 0
     used_at: datetime | None = None
+    locked_at: datetime | None = None   # when `order_no` locked it (the expiry sweep's clock)
     id: int | None = None
 
     def shown_status(self, template: CouponTemplate, now: datetime) -> str:
@@ -447,18 +457,22 @@ class Coupon:
             return CouponStatus.EXPIRED
         return self.status
 
-    def lock(self, order_no: str, discount_fen: int) -> None:
+    def lock(self, order_no: str, discount_fen: int, now: datetime) -> None:
         if self.status != CouponStatus.AVAILABLE:
             raise Conflict("COUPON_NOT_AVAILABLE", f"this coupon is {self.status}")
-        self.status, self.order_no, self.discount_fen = CouponStatus.LOCKED, order_no, discount_fen
+        self.status, self.order_no, self.discount_fen, self.locked_at = CouponStatus.LOCKED, order_no, discount_fen, now
 
     def use(self, now: datetime) -> None:
         if self.status == CouponStatus.LOCKED:
             self.status, self.used_at = CouponStatus.USED, now
 
-    def release(self) -> None:
-        if self.status == CouponStatus.LOCKED:
-            self.status, self.order_no, self.discount_fen = CouponStatus.AVAILABLE, None, 0
+    def release(self) -> bool:
+        """The unpaid order that locked it no longer needs it (cancelled, compensated, or its lock expired):
+        available again. True when it changed."""
+        if self.status != CouponStatus.LOCKED:
+            return False
+        self.status, self.order_no, self.discount_fen, self.locked_at = CouponStatus.AVAILABLE, None, 0, None
+        return True
 
     def give_back(self) -> bool:
         """The paid order this coupon was used on was cancelled before shipping (the whole order is refunded):
@@ -471,7 +485,20 @@ class Coupon:
         if self.status not in (CouponStatus.LOCKED, CouponStatus.USED):
             return False
         self.status, self.order_no, self.discount_fen, self.used_at = CouponStatus.AVAILABLE, None, 0, None
+        self.locked_at = None
         return True
+
+
+@dataclass
+class ExpiredCouponLock:
+    """A coupon lock the expiry sweep released: which coupon `order_no` had locked, for an order-paid arriving
+    after all (service.apply_order_paid)."""
+
+    order_no: str
+    coupon_id: int
+    user_id: int
+    discount_fen: int
+    expired_at: datetime
 
 
 def coupon_not_found() -> NotFound:
@@ -486,8 +513,10 @@ WITHDRAWAL_MAX_PER_DAY_FEN = 500_000     # 5,000 yuan per shopper per UTC day (r
 
 class WithdrawalStatus(enum.StrEnum):
     """PENDING_REVIEW --approve--> PAYING --transfer succeeded--> PAID (PAYING --transfer failed--> FAILED, the
-    amount back to available); PENDING_REVIEW --reject--> REJECTED. PAYING lasts while the transfer is in flight
-    (or its answer was lost): the payout job asks the channel again until it ends."""
+    amount back to available); PENDING_REVIEW --reject--> REJECTED. PAYING is committed before the transfer is
+    sent and lasts while it is in flight (or its answer, or the record of its answer, was lost): the payout job
+    asks the channel again until it ends. PAYING --refused outright--> PENDING_REVIEW only when the channel
+    refused the transfer at once (nothing paid, nothing on its way)."""
 
     PENDING_REVIEW = "PENDING_REVIEW"
     PAYING = "PAYING"
@@ -496,8 +525,51 @@ class WithdrawalStatus(enum.StrEnum):
     FAILED = "FAILED"
 
 
+@dataclass(frozen=True)
+class RechargeLot:
+    """A paid recharge as withdrawals see it: its principal, the bonus it earned, and how much of each the
+    withdrawals still standing (neither rejected nor failed) have drawn and forfeited."""
+
+    recharge_no: str
+    principal_fen: int
+    bonus_fen: int
+    drawn_fen: int = 0
+    forfeited_fen: int = 0
+
+
+@dataclass(frozen=True)
+class PrincipalDraw:
+    """What one withdrawal draws from one recharge: principal, and the bonus that forfeits."""
+
+    recharge_no: str
+    principal_fen: int
+    bonus_fen: int
+
+
+def draw_principal(amount_fen: int, lots: list[RechargeLot]) -> list[PrincipalDraw]:
+    """The recharges a withdrawal of `amount_fen` draws on, in the order of `lots` (newest first), and the
+    bonus each forfeits: once `d` of a recharge's principal `p` is drawn in all, ceil(d x bonus / p) of its
+    bonus is forfeited in all, so drawing a recharge wholly forfeits exactly its bonus and several small
+    withdrawals forfeit no more than one large one. Money no recharge brought draws nothing."""
+    draws, left = [], amount_fen
+    for lot in lots:
+        take = min(left, lot.principal_fen - lot.drawn_fen)
+        if take <= 0:
+            continue
+        forfeited_in_all = -(-(lot.drawn_fen + take) * lot.bonus_fen // lot.principal_fen)  # rounded up
+        draws.append(PrincipalDraw(lot.recharge_no, take, max(0, forfeited_in_all - lot.forfeited_fen)))
+        left -= take
+        if left == 0:
+            break
+    return draws
+
+
 @dataclass
 class Withdrawal:
+    """A request to withdraw `amount_fen` of the available balance. It forfeits `bonus_forfeited_fen` of the bonus
+    of the recharges it draws on; `deducted_fen` of that was spent already and is kept from the transfer, which
+    pays `payout_fen`."""
+
     withdrawal_no: str
     user_id: int
     amount_fen: int
@@ -507,7 +579,24 @@ class Withdrawal:
     payout_txn_id: str = ""
     decided_by: int | None = None
     decided_at: datetime | None = None
+    bonus_forfeited_fen: int = 0
+    deducted_fen: int = 0
     id: int | None = None
+
+    @property
+    def payout_fen(self) -> int:
+        return self.amount_fen - self.deducted_fen
+
+    def forfeit_bonus(self, draws: list[PrincipalDraw], bonus_balance_fen: int) -> tuple[int, int]:
+        """Forfeit the bonus of the principal drawn: from the unspent bonus credit first, the rest (bonus already
+        spent) kept from the transfer. (from the bonus account, deducted from the payout)."""
+        forfeited = sum(draw.bonus_fen for draw in draws)
+        from_bonus = min(forfeited, bonus_balance_fen)
+        if self.amount_fen - (forfeited - from_bonus) <= 0:
+            raise DomainError("WITHDRAWAL_TOO_SMALL", "the bonus already spent would take all of this withdrawal",
+                              details={"deducted_fen": forfeited - from_bonus})
+        self.bonus_forfeited_fen, self.deducted_fen = forfeited, forfeited - from_bonus
+        return from_bonus, self.deducted_fen
 
     @classmethod
     def request(cls, *, user_id: int, amount_fen: int, requested_today_fen: int, now: datetime) -> Withdrawal:
@@ -531,6 +620,15 @@ class Withdrawal:
             raise Conflict("WITHDRAWAL_ALREADY_DECIDED", f"this withdrawal is already {self.status}")
         wanted = WithdrawalStatus.PAYING if approve else WithdrawalStatus.REJECTED
         self.status, self.note, self.decided_by, self.decided_at = wanted, note[:200], decided_by, now
+        return True
+
+    def payout_refused(self, reason: str) -> bool:
+        """The channel refused the transfer of this approval outright (nothing paid, nothing on its way): back
+        under review, the decision undone and the reason noted for finance. False unless it was PAYING."""
+        if self.status != WithdrawalStatus.PAYING:
+            return False
+        self.status, self.decided_by, self.decided_at = WithdrawalStatus.PENDING_REVIEW, None, None
+        self.note = f"[payout refused: {reason}]"[:200]
         return True
 
     def payout_ended(self, *, paid: bool, txn_id: str, reason: str = "") -> bool:
@@ -559,7 +657,8 @@ RECHARGE_PAY_MINUTES = 30                # the channel's payment window of a rec
 
 # The recharge promotion in force when a recharge is paid: at least 500 yuan earns 50 yuan of bonus
 # credit (the highest tier reached), which pays orders before the available balance and is never
-# withdrawn; a refund gives back the bonus its order used first.
+# withdrawn; a refund gives back the bonus its order used first. Withdrawing a recharge's principal
+# forfeits its bonus in proportion (draw_principal), so the bonus rewards only principal spent in the shop.
 RECHARGE_BONUS_TIERS: tuple[tuple[int, int], ...] = ((50_000, 5_000),)
 
 
@@ -582,6 +681,7 @@ class Recharge:
     created_at: datetime
     channel_txn_id: str = ""
     paid_at: datetime | None = None
+    bonus_fen: int = 0      # the bonus credit it earned when paid
     id: int | None = None
 
     @classmethod

@@ -30,9 +30,10 @@ def member_recharged(uow: UnitOfWork, recharge: Recharge, *, member_no: str, bal
 
 def member_withdrawn(uow: UnitOfWork, withdrawal: Withdrawal, *, member_no: str, balance_fen: int,
                      withdrawn_at: datetime) -> None:
-    """The payout reached the user (at `withdrawn_at`: the approval, or a later check of a transfer in flight)."""
+    """The payout reached the user (at `withdrawn_at`: the approval, or a later check of a transfer in flight);
+    `amount_fen` is what was paid out (the amount asked for less the spent bonus kept from it)."""
     uow.publish(MemberWithdrawn(user_id=withdrawal.user_id, member_no=member_no, withdrawal_id=withdrawal.id,
-                                amount_fen=withdrawal.amount_fen, balance_fen=balance_fen,
+                                amount_fen=withdrawal.payout_fen, balance_fen=balance_fen,
                                 withdrawn_at=timestamp(withdrawn_at)),
                 aggregate_id=str(withdrawal.user_id))
 

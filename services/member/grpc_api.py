@@ -253,4 +253,5 @@ def _withdrawal(withdrawal: Withdrawal) -> pb.Withdrawal:
     return pb.Withdrawal(id=withdrawal.id or 0, withdrawal_no=withdrawal.withdrawal_no, user_id=withdrawal.user_id,
                          amount_fen=withdrawal.amount_fen, status=withdrawal.status, note=withdrawal.note,
                          payout_txn_id=withdrawal.payout_txn_id, created_at=timestamp(withdrawal.created_at),
+                         bonus_forfeited_fen=withdrawal.bonus_forfeited_fen, payout_fen=withdrawal.payout_fen,
                          decided_at=timestamp(withdrawal.decided_at) if withdrawal.decided_at else None)

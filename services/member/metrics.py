@@ -17,9 +17,27 @@ RECHARGED_FEN = Counter("mall_recharged_fen_total", "Fen credited to wallets by 
 WITHDRAWALS = Counter("mall_withdrawals_total", "Withdrawals by outcome (requested|paid|rejected|failed).", ["outcome"])
 WITHDRAWN_FEN = Counter("mall_withdrawn_fen_total", "Fen paid out to users by approved withdrawals.")
 
+HOLD_KINDS = ("coupon", "points")
+# What order-paid did for an order whose lock the sweep had released: took it again, or could not (the coupon
+# went to another order: lost; fewer points left than it held: short).
+EXPIRED_HOLD_OUTCOMES = (("coupon", "taken_again"), ("coupon", "lost"), ("points", "taken_again"), ("points", "short"))
+
+CHECKOUT_HOLDS_EXPIRED = Counter(
+    "mall_checkout_holds_expired_total",
+    "Coupon locks and points holds the expiry sweep released because no order settled them in time, by kind.",
+    ["kind"])
+EXPIRED_HOLDS_PAID = Counter(
+    "mall_expired_holds_paid_total",
+    "Orders paid after the sweep had released their coupon lock or points hold, by kind and outcome "
+    "(taken_again | lost | short).", ["kind", "outcome"])
+
 # Every series exists from the start, so rate() and increase() count the first event too.
 for _outcome in WITHDRAWAL_OUTCOMES:
     WITHDRAWALS.labels(_outcome)
+for _kind in HOLD_KINDS:
+    CHECKOUT_HOLDS_EXPIRED.labels(_kind)
+for _kind, _outcome in EXPIRED_HOLD_OUTCOMES:
+    EXPIRED_HOLDS_PAID.labels(_kind, _outcome)
 for _channel in RECHARGE_CHANNELS:
     RECHARGES.labels(_channel)
     RECHARGED_FEN.labels(_channel)

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from typing import TypeVar
 
 from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
@@ -24,6 +25,7 @@ from services.member.channels import (
 )
 from services.member.domain import (
     AUTO_JOIN_SPEND_FEN,
+    CHECKOUT_HOLD_TTL,
     PLATFORM,
     POINTS_ACCOUNTS,
     POINTS_DATED_KINDS,
@@ -35,6 +37,7 @@ from services.member.domain import (
     Coupon,
     CouponStatus,
     CouponTemplate,
+    ExpiredCouponLock,
     HoldStatus,
     LedgerEntry,
     Leg,
@@ -50,6 +53,7 @@ from services.member.domain import (
     Withdrawal,
     WithdrawalStatus,
     coupon_not_found,
+    draw_principal,
     not_a_member,
     plan_by_id,
     points_cap,
@@ -64,6 +68,7 @@ from services.member.domain import (
 from services.member.uow import MemberUnitOfWork
 
 log = logging.getLogger(__name__)
+K = TypeVar("K")
 
 
 def post(uow: MemberUnitOfWork, posting: Posting, now: datetime) -> bool:
@@ -211,7 +216,7 @@ def lock_points(uow: MemberUnitOfWork, *, user_id: int, order_no: str, points: i
                                   balance=uow.ledger.balance(user_id, Account.POINTS), now=now)
         elif hold.user_id != user_id or hold.points != points:
             raise Conflict("POINTS_ALREADY_LOCKED", "this order already holds other points")
-        elif hold.status == HoldStatus.RELEASED:
+        elif hold.status in (HoldStatus.RELEASED, HoldStatus.EXPIRED):
             raise Conflict("POINTS_RELEASED", "this order's points were released; it cannot hold points again")
         available = uow.ledger.balance(user_id, Account.POINTS)
         uow.commit()
@@ -231,14 +236,16 @@ def release_points(uow: MemberUnitOfWork, *, order_no: str, user_id: int | None 
     return released
 
 
-def _release_points(uow: MemberUnitOfWork, hold: PointsHold | None, now: datetime) -> int:
+def _release_points(uow: MemberUnitOfWork, hold: PointsHold | None, now: datetime, *, expired: bool = False) -> int:
+    """The held points back to spendable, once (`expired`: by the expiry sweep, the hold EXPIRED)."""
     if hold is None or hold.status != HoldStatus.LOCKED:
         return 0
     post(uow, transfer(f"points-release:{hold.order_no}", "points_released", hold.order_no, amount=hold.points,
                        source=(hold.user_id, Account.POINTS_LOCKED), target=(hold.user_id, Account.POINTS)), now)
-    hold.status = HoldStatus.RELEASED
+    hold.status = HoldStatus.EXPIRED if expired else HoldStatus.RELEASED
     events.points_changed(uow, user_id=hold.user_id, delta=hold.points, reference=hold.order_no,
-                          reason="points_released", balance=uow.ledger.balance(hold.user_id, Account.POINTS), now=now)
+                          reason="points_hold_expired" if expired else "points_released",
+                          balance=uow.ledger.balance(hold.user_id, Account.POINTS), now=now)
     return hold.points
 
 
@@ -380,7 +387,7 @@ def lock_coupon(uow: MemberUnitOfWork, *, user_id: int, order_no: str, coupon_id
         discount, reason = template.quote(lines, now)
         if reason:
             raise DomainError(reason, REASONS[reason])
-        coupon.lock(order_no, discount)
+        coupon.lock(order_no, discount, now)
         uow.commit()
     return discount
 
@@ -410,6 +417,112 @@ def release_coupon(uow: MemberUnitOfWork, *, order_no: str, user_id: int | None 
         if coupon is not None:
             coupon.release()
         uow.commit()
+
+
+# ---------------------------------------------------------------- expiry of checkout locks
+
+
+def expire_checkout_holds(uow: Callable[[], MemberUnitOfWork], *, now: datetime | None = None,
+                          batch: int = 200) -> int:
+    """Release the coupon locks and points holds that no order settled (paid, cancelled, released) within
+    CHECKOUT_HOLD_TTL of being taken: the order service's compensation after a failed submit was lost, and the
+    shopper would otherwise never get them back. Returns how many were released.
+
+    Durable and replica-safe like reconcile_recharges: driven by the tables, paged, each lock in its own
+    transaction with its row locked FOR UPDATE SKIP LOCKED (a replica, or an order event settling it right
+    now, holds it: skipped); a released points hold is EXPIRED and a released coupon lock is recorded by its
+    order, so an order-paid arriving after all takes them again (apply_order_paid)."""
+    now = now or utcnow()
+    before = now - CHECKOUT_HOLD_TTL
+    with uow() as tx:
+        tx.coupons.date_undated_locks(now)  # locked by a release that kept no lock time: 2 hours from now
+        tx.commit()
+    return (_each_page(uow, lambda tx, after: tx.points.stale_holds(before, after, batch), "", batch,
+                       lambda order_no: _expire_points_hold(uow(), order_no, before, now))
+            + _each_page(uow, lambda tx, after: tx.coupons.stale_locks(before, after, batch), 0, batch,
+                         lambda coupon_id: _expire_coupon_lock(uow(), coupon_id, before, now)))
+
+
+def _each_page(uow: Callable[[], MemberUnitOfWork], page: Callable[[MemberUnitOfWork, K], list[K]], first: K,
+                  batch: int, handle: Callable[[K], int]) -> int:
+    """`handle` each key `page` lists (keys after the one given, ascending, `batch` at most), page after page,
+    each page read in a transaction of its own; the sum of what `handle` returned."""
+    done, after = 0, first
+    while True:
+        with uow() as tx:
+            keys = page(tx, after)
+            tx.commit()
+        done += sum(handle(key) for key in keys)
+        if len(keys) < batch:
+            return done
+        after = keys[-1]
+
+
+def _expire_points_hold(uow: MemberUnitOfWork, order_no: str, before: datetime, now: datetime) -> int:
+    with uow:
+        hold = uow.points.lock_stale_hold(order_no, before)
+        if hold is None:
+            return 0  # settled meanwhile, or another replica is releasing it right now
+        _release_points(uow, hold, now, expired=True)
+        uow.on_commit(metrics.CHECKOUT_HOLDS_EXPIRED.labels("points").inc)
+        uow.commit()
+    log.warning("order %s held %d points of user %d unsettled since %s: released", order_no, hold.points,
+                hold.user_id, hold.created_at.isoformat())
+    return 1
+
+
+def _expire_coupon_lock(uow: MemberUnitOfWork, coupon_id: int, before: datetime, now: datetime) -> int:
+    with uow:
+        coupon = uow.coupons.lock_stale(coupon_id, before)
+        if coupon is None or coupon.order_no is None:
+            return 0  # settled meanwhile, or another replica is releasing it right now
+        expired = ExpiredCouponLock(order_no=coupon.order_no, coupon_id=coupon_id, user_id=coupon.user_id,
+                                    discount_fen=coupon.discount_fen, expired_at=now)
+        coupon.release()
+        uow.coupons.add_expired_lock(expired)
+        uow.on_commit(metrics.CHECKOUT_HOLDS_EXPIRED.labels("coupon").inc)
+        uow.commit()
+    log.warning("order %s locked coupon %d of user %d unsettled: released", expired.order_no, coupon_id,
+                expired.user_id)
+    return 1
+
+
+def _take_expired_points_again(uow: MemberUnitOfWork, hold: PointsHold, now: datetime) -> None:
+    """order-paid for an order whose points hold the sweep had released (it cannot happen within
+    CHECKOUT_HOLD_TTL): the order was priced with those points, so they are spent now, as far as the shopper
+    still has them; the hold keeps what was taken. Never silent: an error logged and a metric counted."""
+    held = hold.points
+    taken = min(held, uow.ledger.balance(hold.user_id, Account.POINTS, lock=True))
+    if taken:
+        post(uow, transfer(f"points-use:{hold.order_no}", "points_used", hold.order_no, amount=taken,
+                           source=(hold.user_id, Account.POINTS), target=(PLATFORM, Account.POINTS_ISSUED)), now)
+        hold.points, hold.status = taken, HoldStatus.USED
+        events.points_changed(uow, user_id=hold.user_id, delta=-taken, reference=hold.order_no, reason="points_used",
+                              balance=uow.ledger.balance(hold.user_id, Account.POINTS), now=now)
+    outcome = "taken_again" if taken == held else "short"
+    uow.on_commit(metrics.EXPIRED_HOLDS_PAID.labels("points", outcome).inc)
+    log.error("order %s was paid after its hold of %d points had expired: %d taken again from user %d, %d short",
+              hold.order_no, held, taken, hold.user_id, held - taken)
+
+
+def _use_expired_coupon_again(uow: MemberUnitOfWork, order_no: str, now: datetime) -> None:
+    """order-paid for an order whose coupon lock the sweep had released (it cannot happen within
+    CHECKOUT_HOLD_TTL): the coupon is used by the order after all if it is still available, else it was lost
+    to the shop (another order has it). Never silent: an error logged and a metric counted."""
+    expired = uow.coupons.expired_lock(order_no)
+    if expired is None:
+        return
+    coupon = uow.coupons.get(expired.coupon_id, lock=True)
+    if coupon is not None and coupon.status == CouponStatus.AVAILABLE:
+        coupon.lock(order_no, expired.discount_fen, now)
+        coupon.use(now)
+        outcome = "taken_again"
+    else:
+        outcome = "lost"
+    uow.on_commit(metrics.EXPIRED_HOLDS_PAID.labels("coupon", outcome).inc)
+    log.error("order %s was paid after its lock of coupon %d (%d fen off) had expired: %s", order_no,
+              expired.coupon_id, expired.discount_fen,
+              "used by the order after all" if outcome == "taken_again" else "the coupon is taken by another order")
 
 
 # ---------------------------------------------------------------- balance payment
@@ -504,8 +617,9 @@ def _post_once(uow: MemberUnitOfWork, build: Callable[[], Posting], amount: int,
 
 def request_withdrawal(uow: MemberUnitOfWork, *, user_id: int, amount_fen: int, idempotency_key: str,
                        now: datetime | None = None) -> Withdrawal:
-    """Ask to withdraw `amount_fen`: it moves from available to pending at once, for finance to review.
-    One withdrawal per idempotency key."""
+    """Ask to withdraw `amount_fen`: it moves from available to pending at once, for finance to review, and
+    forfeits the bonus of the recharges it draws on (domain.draw_principal): from the bonus credit as far as
+    it is unspent, the rest kept from the transfer. One withdrawal per idempotency key."""
     now = now or utcnow()
     with uow:
         def create() -> bytes:
@@ -513,10 +627,19 @@ def request_withdrawal(uow: MemberUnitOfWork, *, user_id: int, amount_fen: int, 
             start_of_day = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
             withdrawal = Withdrawal.request(user_id=user_id, amount_fen=amount_fen, now=now,
                                             requested_today_fen=uow.withdrawals.requested_since(user_id, start_of_day))
+            no = withdrawal.withdrawal_no
+            draws = draw_principal(amount_fen, uow.withdrawals.recharge_lots(user_id))
+            from_bonus, deducted = withdrawal.forfeit_bonus(
+                draws, uow.ledger.balance(user_id, Account.BONUS, lock=True))  # no bonus spent meanwhile
             uow.withdrawals.add(withdrawal)
-            post(uow, transfer(f"withdrawal-hold:{withdrawal.withdrawal_no}", "withdrawal_requested",
-                               withdrawal.withdrawal_no, amount=amount_fen, source=(user_id, Account.AVAILABLE),
-                               target=(user_id, Account.PENDING)), now)
+            uow.withdrawals.add_draws(no, draws)
+            post(uow, transfer(f"withdrawal-hold:{no}", "withdrawal_requested", no, amount=amount_fen,
+                               source=(user_id, Account.AVAILABLE), target=(user_id, Account.PENDING)), now)
+            legs = (Leg(user_id, Account.BONUS, -from_bonus), Leg(user_id, Account.PENDING, -deducted),
+                    Leg(PLATFORM, Account.PROMOTIONS, from_bonus + deducted))
+            if from_bonus + deducted:
+                post(uow, Posting(f"withdrawal-forfeit:{no}", "bonus_forfeited", no,
+                                  tuple(leg for leg in legs if leg.amount)), now)
             uow.on_commit(metrics.WITHDRAWALS.labels("requested").inc)
             return str(withdrawal.id).encode()
 
@@ -528,36 +651,68 @@ def request_withdrawal(uow: MemberUnitOfWork, *, user_id: int, amount_fen: int, 
     return withdrawal
 
 
+def _give_back(uow: MemberUnitOfWork, withdrawal: Withdrawal, *, key: str, kind: str, now: datetime) -> None:
+    """A withdrawal that pays nothing (rejected, or its transfer failed): the bonus it forfeited comes back, then
+    its whole amount goes back to available; its draws on recharges stop counting with its status."""
+    no, user_id = withdrawal.withdrawal_no, withdrawal.user_id
+    forfeit = uow.ledger.find(f"withdrawal-forfeit:{no}")
+    if forfeit is not None:
+        post(uow, Posting(f"withdrawal-forfeit-return:{no}", "bonus_forfeit_returned", no,
+                          tuple(Leg(leg.user_id, leg.account, -leg.amount) for leg in forfeit.legs)), now)
+    post(uow, transfer(f"{key}:{no}", kind, no, amount=withdrawal.amount_fen,
+                       source=(user_id, Account.PENDING), target=(user_id, Account.AVAILABLE)), now)
+
+
 def decide_withdrawal(uow: MemberUnitOfWork, payout: PayoutChannel, *, withdrawal_id: int, approve: bool, note: str,
                       decided_by: int, now: datetime | None = None) -> Withdrawal:
-    """Finance's decision: approve pays out through the channel (pending leaves the wallet once the transfer
-    succeeds; PAYING while it is in flight or its answer was lost, for `settle_payouts` to finish), reject
-    releases the amount to available. The same decision again changes nothing."""
+    """Finance's decision: reject releases the amount to available; approve commits the withdrawal PAYING, then
+    sends the transfer (its bill number is the withdrawal number), then records the answer (`_send_payout`).
+    The same decision again changes nothing.
+
+    The transfer is never sent inside the transaction that decides: if the record of a transfer's answer is
+    lost (a failed commit, a crash), the withdrawal is still PAYING, which nothing but the transfer's end can
+    change (a rejection is refused), and `settle_payouts` asks the channel about it until it ends, under the
+    same bill number, so it is paid once and never released as well."""
     now = now or utcnow()
     with uow:
         withdrawal = uow.withdrawals.get(withdrawal_id, lock=True)
         if withdrawal is None:
             raise withdrawal_not_found()
-        if not withdrawal.decide(approve=approve, note=note, decided_by=decided_by, now=now):
-            uow.commit()
-            return withdrawal
-        no, user_id = withdrawal.withdrawal_no, withdrawal.user_id
-        if approve:
-            try:  # the payout is idempotent by withdrawal_no: retrying after a lost commit pays once
-                sent = payout.pay(payout_no=no, user_id=user_id, amount_fen=withdrawal.amount_fen)
-            except PayoutFailed as exc:
-                raise DomainError("PAYOUT_FAILED", f"the payout channel refused: {exc}") from None
-            withdrawal.payout_txn_id = sent.txn_id
-            if sent.state == PayoutState.PAID:
-                _payout_ended(uow, withdrawal, Payout(PayoutState.PAID, sent.txn_id), now)
-            elif sent.state == PayoutState.FAILED:
-                raise DomainError("PAYOUT_FAILED", f"the payout channel refused: {sent.reason}")
-            # IN_FLIGHT or UNKNOWN: PAYING, committed, so the transfer is asked about until it ends
-        else:
-            post(uow, transfer(f"withdrawal-release:{no}", "withdrawal_rejected", no, amount=withdrawal.amount_fen,
-                               source=(user_id, Account.PENDING), target=(user_id, Account.AVAILABLE)), now)
+        decided = withdrawal.decide(approve=approve, note=note, decided_by=decided_by, now=now)
+        if decided and not approve:
+            _give_back(uow, withdrawal, key="withdrawal-release", kind="withdrawal_rejected", now=now)
             uow.on_commit(metrics.WITHDRAWALS.labels("rejected").inc)
-        uow.commit()
+        uow.commit()  # an approval is PAYING, durably, before any money can move
+    if not (decided and approve):
+        return withdrawal
+    return _send_payout(uow, payout, withdrawal_id, now)
+
+
+def _send_payout(uow: MemberUnitOfWork, payout: PayoutChannel, withdrawal_id: int, now: datetime) -> Withdrawal:
+    """Send the transfer of a withdrawal committed PAYING and record the answer, its row locked meanwhile (the
+    payout job, which skips locked rows, waits its turn): paid at once is PAID; refused outright (nothing paid,
+    nothing on its way) is back under review and answers PAYOUT_FAILED; in flight or unanswered stays PAYING
+    for `settle_payouts`. Should this transaction fail, the withdrawal stays PAYING, for the same."""
+    with uow:
+        withdrawal = uow.withdrawals.lock_paying(withdrawal_id)
+        if withdrawal is None:  # the payout job holds it, or has ended it, already
+            withdrawal = uow.withdrawals.get(withdrawal_id)
+            uow.commit()
+            assert withdrawal is not None
+            return withdrawal
+        try:  # idempotent by the bill number: the payout job's retries are this same transfer
+            sent = payout.pay(payout_no=withdrawal.withdrawal_no, user_id=withdrawal.user_id,
+                              amount_fen=withdrawal.payout_fen)
+        except PayoutFailed as exc:
+            sent = Payout(PayoutState.FAILED, reason=str(exc))
+        if sent.state == PayoutState.FAILED:
+            withdrawal.payout_refused(sent.reason)
+            uow.commit()
+            raise DomainError("PAYOUT_FAILED", f"the payout channel refused: {sent.reason}")
+        withdrawal.payout_txn_id = sent.txn_id or withdrawal.payout_txn_id
+        if sent.state == PayoutState.PAID:
+            _payout_ended(uow, withdrawal, sent, now)
+        uow.commit()  # IN_FLIGHT or UNKNOWN: PAYING, asked about until it ends
     return withdrawal
 
 
@@ -567,7 +722,7 @@ def _payout_ended(uow: MemberUnitOfWork, withdrawal: Withdrawal, payout: Payout,
     paid = payout.state == PayoutState.PAID
     if not withdrawal.payout_ended(paid=paid, txn_id=payout.txn_id, reason=payout.reason):
         return False
-    no, user_id, amount = withdrawal.withdrawal_no, withdrawal.user_id, withdrawal.amount_fen
+    no, user_id, amount = withdrawal.withdrawal_no, withdrawal.user_id, withdrawal.payout_fen
     if paid:
         post(uow, transfer(f"withdrawal-payout:{no}", "withdrawal_paid", no, amount=amount,
                            source=(user_id, Account.PENDING), target=(PLATFORM, Account.CLEARING)), now)
@@ -576,8 +731,7 @@ def _payout_ended(uow: MemberUnitOfWork, withdrawal: Withdrawal, payout: Payout,
                                 balance_fen=uow.ledger.balance(user_id, Account.AVAILABLE), withdrawn_at=now)
         uow.on_commit(lambda: metrics.withdrawal_paid(amount))
     else:
-        post(uow, transfer(f"withdrawal-return:{no}", "withdrawal_failed", no, amount=amount,
-                           source=(user_id, Account.PENDING), target=(user_id, Account.AVAILABLE)), now)
+        _give_back(uow, withdrawal, key="withdrawal-return", kind="withdrawal_failed", now=now)
         uow.on_commit(metrics.WITHDRAWALS.labels("failed").inc)
     return True
 
@@ -611,7 +765,7 @@ def _settle_payout(uow: MemberUnitOfWork, payout: PayoutChannel, withdrawal_id: 
         if withdrawal is None:
             return 0  # ended meanwhile, or another replica is asking about it right now
         answer = payout.status(payout_no=withdrawal.withdrawal_no, user_id=withdrawal.user_id,
-                               amount_fen=withdrawal.amount_fen)
+                               amount_fen=withdrawal.payout_fen)
         if answer.state not in (PayoutState.PAID, PayoutState.FAILED):
             if answer.txn_id and not withdrawal.payout_txn_id:
                 withdrawal.payout_txn_id = answer.txn_id
@@ -678,7 +832,7 @@ def _credit_recharge(uow: MemberUnitOfWork, recharge: Recharge, *, paid_fen: int
     recharge_no = recharge.recharge_no
     post(uow, transfer(f"recharge:{recharge_no}", "recharge", recharge_no, amount=recharge.amount_fen,
                        source=(PLATFORM, Account.CLEARING), target=(recharge.user_id, Account.AVAILABLE)), now)
-    bonus = recharge_bonus(recharge.amount_fen)
+    bonus = recharge.bonus_fen = recharge_bonus(recharge.amount_fen)
     if bonus:
         post(uow, transfer(f"recharge-bonus:{recharge_no}", "recharge_bonus", recharge_no, amount=bonus,
                            source=(PLATFORM, Account.PROMOTIONS), target=(recharge.user_id, Account.BONUS)), now)
@@ -777,9 +931,13 @@ def apply_order_paid(uow: MemberUnitOfWork, *, order_no: str, user_id: int, paid
             post(uow, transfer(f"points-use:{order_no}", "points_used", order_no, amount=hold.points,
                                source=(user_id, Account.POINTS_LOCKED), target=(PLATFORM, Account.POINTS_ISSUED)), now)
             hold.status = HoldStatus.USED
+        elif hold is not None and hold.status == HoldStatus.EXPIRED:
+            _take_expired_points_again(uow, hold, now)
         coupon = uow.coupons.by_order(order_no, lock=True)
         if coupon is not None:
             coupon.use(now)
+        else:
+            _use_expired_coupon_again(uow, order_no, now)
         for early in uow.points.take_pending_reversals(order_no):
             _reverse_refund(uow, credit, refund_no=early.refund_no, amount_fen=early.amount_fen, now=early.refunded_at)
         return b"applied"

@@ -9,6 +9,7 @@ from services.common.uow import UnitOfWork
 from services.member.domain import (
     Coupon,
     CouponTemplate,
+    ExpiredCouponLock,
     LedgerEntry,
     Member,
     Mismatch,
@@ -16,7 +17,9 @@ from services.member.domain import (
     PendingReversal,
     PointsHold,
     Posting,
+    PrincipalDraw,
     Recharge,
+    RechargeLot,
     Withdrawal,
 )
 
@@ -62,6 +65,13 @@ class PointsRepository(Protocol):
 
     def add_hold(self, hold: PointsHold) -> None: ...
 
+    def stale_holds(self, created_before: datetime, after_order_no: str, limit: int) -> list[str]:
+        """Order numbers (above `after_order_no`, ascending) of holds still locked that were taken before
+        `created_before`."""
+
+    def lock_stale_hold(self, order_no: str, created_before: datetime) -> PointsHold | None:
+        """The hold, locked, if it is still locked and older than that and no other transaction holds it (SKIP LOCKED)."""
+
     def credit(self, order_no: str, *, lock: bool = False) -> OrderCredit | None:
         """What the paid order earned; `lock` serialises the order's credit and refunds, also before there is one."""
 
@@ -96,6 +106,21 @@ class CouponRepository(Protocol):
     def of_user(self, user_id: int) -> list[tuple[Coupon, CouponTemplate]]:
         """Every coupon of the user with its template, newest first."""
 
+    def date_undated_locks(self, now: datetime) -> None:
+        """Give locked coupons without a lock time (locked by a release before lock times) `now` as theirs."""
+
+    def stale_locks(self, locked_before: datetime, after_id: int, limit: int) -> list[int]:
+        """Ids (above `after_id`, ascending) of coupons still locked, locked before `locked_before`."""
+
+    def lock_stale(self, coupon_id: int, locked_before: datetime) -> Coupon | None:
+        """The coupon, locked, if it is still locked since before that and no other transaction holds it (SKIP LOCKED)."""
+
+    def add_expired_lock(self, expired: ExpiredCouponLock) -> None:
+        """Record it (replacing an earlier one of the same order)."""
+
+    def expired_lock(self, order_no: str) -> ExpiredCouponLock | None:
+        """The coupon lock of `order_no` the expiry sweep released, if it did."""
+
 
 class WithdrawalRepository(Protocol):
     def add(self, withdrawal: Withdrawal) -> None: ...
@@ -119,6 +144,12 @@ class WithdrawalRepository(Protocol):
 
     def requested_since(self, user_id: int, since: datetime) -> int:
         """Fen requested since `since`, rejected withdrawals excluded."""
+
+    def recharge_lots(self, user_id: int) -> list[RechargeLot]:
+        """The user's paid recharges whose principal the standing withdrawals have not wholly drawn, newest first."""
+
+    def add_draws(self, withdrawal_no: str, draws: list[PrincipalDraw]) -> None:
+        """Record what the withdrawal draws from each recharge."""
 
 
 class RechargeRepository(Protocol):

@@ -12,12 +12,14 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import OperationalError
 
 from services.common.db import utcnow
+from services.common.errors import Conflict
 from services.common.outbox import outbox
 from services.common.wechatpay import WechatPay
 from services.member import service
-from services.member.channels import WechatTransferPayout
+from services.member.channels import Payout, PayoutChannel, WechatTransferPayout
 from services.member.db import SqlMemberUnitOfWork
 from services.member.domain import PLATFORM, Account, transfer
 from tests.fixtures.simulator import RunningSimulator
@@ -131,3 +133,65 @@ def test_a_transfer_that_fails_in_flight_gives_the_amount_back_once(withdrawing:
     with withdrawing.uow() as tx:
         _, mismatches = tx.ledger.check()
     assert mismatches == []  # every balance still equals the sum of its entries
+
+
+class LosingCommits:
+    """Units of work on the member database whose next commit, once armed, is lost: the transaction rolls back
+    and the commit raises, as when PostgreSQL restarts or refuses a serializable commit."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine, self.armed = engine, False
+
+    def __call__(self) -> SqlMemberUnitOfWork:
+        return LosingUnitOfWork(self)
+
+
+class LosingUnitOfWork(SqlMemberUnitOfWork):
+    def __init__(self, commits: LosingCommits) -> None:
+        super().__init__(commits.engine, "member")
+        self.commits = commits
+
+    def commit(self) -> None:
+        if self.commits.armed:
+            self.commits.armed = False
+            self.rollback()
+            raise OperationalError("COMMIT", None, ConnectionResetError("server closed the connection unexpectedly"))
+        super().commit()
+
+
+class LoseTheCommitAfterTheTransfer:
+    """The real transfer; once it has been sent, the next commit is lost."""
+
+    def __init__(self, payout: PayoutChannel, commits: LosingCommits) -> None:
+        self.payout, self.commits = payout, commits
+
+    def pay(self, *, payout_no: str, user_id: int, amount_fen: int) -> Payout:
+        sent = self.payout.pay(payout_no=payout_no, user_id=user_id, amount_fen=amount_fen)
+        self.commits.armed = True
+        return sent
+
+    def status(self, *, payout_no: str, user_id: int, amount_fen: int) -> Payout:
+        return self.payout.status(payout_no=payout_no, user_id=user_id, amount_fen=amount_fen)
+
+
+def test_a_commit_lost_after_the_transfer_leaves_nothing_to_release_and_pays_once(withdrawing: Withdrawing,
+                                                                                  engine: Engine) -> None:
+    commits = LosingCommits(engine)
+    with pytest.raises(OperationalError):  # the transfer succeeded at WeChat Pay; recording it was lost
+        service.decide_withdrawal(commits(), LoseTheCommitAfterTheTransfer(withdrawing.payout, commits),
+                                  withdrawal_id=withdrawing.withdrawal.id or 0, approve=True, note="ok",
+                                  decided_by=FINANCE)
+    after_the_loss = withdrawing.state()
+    with pytest.raises(Conflict) as rejected:  # releasing the amount now would pay it twice
+        service.decide_withdrawal(withdrawing.uow(), withdrawing.payout, withdrawal_id=withdrawing.withdrawal.id or 0,
+                                  approve=False, note="changed my mind", decided_by=FINANCE)
+    approved_again = withdrawing.approve()
+    ended = withdrawing.settle_on_replicas() + [withdrawing.settle()]
+
+    assert after_the_loss == ("PAYING", 4_000, 6_000, -10_000, 0)
+    assert (rejected.value.code, approved_again) == ("WITHDRAWAL_ALREADY_DECIDED", "PAYING")
+    assert sorted(ended) == [0, 0, 0, 1]
+    assert withdrawing.state() == ("PAID", 4_000, 0, -4_000, 1)
+    assert withdrawing.transfers() == [(withdrawing.no, 6_000, "SUCCESS")]  # one transfer, ever
+    with withdrawing.uow() as tx:
+        assert tx.ledger.check()[1] == []

@@ -66,7 +66,8 @@ def test_a_malformed_idempotency_key_is_refused(client: FlaskClient, clients, be
 
 def test_a_withdrawal_passes_the_key_and_answers_201(client: FlaskClient, clients, bearer: Callable) -> None:
     clients.member.RequestWithdrawal.reply = pb.Withdrawal(id=3, withdrawal_no="W3", amount_fen=6_000,
-                                                           status="PENDING_REVIEW", created_at=JOINED)
+                                                           status="PENDING_REVIEW", created_at=JOINED,
+                                                           bonus_forfeited_fen=600, payout_fen=5_900)
 
     response = client.post("/api/v1/member/withdrawals", json={"amount_fen": 6_000},
                            headers={**bearer(), "Idempotency-Key": "abc-123"})
@@ -74,8 +75,9 @@ def test_a_withdrawal_passes_the_key_and_answers_201(client: FlaskClient, client
     assert clients.member.RequestWithdrawal.calls[0].message == pb.RequestWithdrawalRequest(
         amount_fen=6_000, idempotency_key="abc-123")
     assert (response.status_code, response.get_json()) == (201, {
-        "id": 3, "withdrawal_no": "W3", "user_id": 0, "status": "PENDING_REVIEW", "amount_fen": 6_000, "note": "",
-        "created_at": "2026-11-18T11:06:40Z", "decided_at": None})
+        "id": 3, "withdrawal_no": "W3", "user_id": 0, "status": "PENDING_REVIEW", "amount_fen": 6_000,
+        "bonus_forfeited_fen": 600, "payout_fen": 5_900, "note": "", "created_at": "2026-11-18T11:06:40Z",
+        "decided_at": None})
 
 
 def test_only_finance_reaches_the_withdrawal_decision(client: FlaskClient, clients, bearer: Callable) -> None:

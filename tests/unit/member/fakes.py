@@ -7,7 +7,10 @@ from datetime import datetime
 
 from services.member.domain import (
     Coupon,
+    CouponStatus,
     CouponTemplate,
+    ExpiredCouponLock,
+    HoldStatus,
     InsufficientFunds,
     LedgerEntry,
     Member,
@@ -16,7 +19,9 @@ from services.member.domain import (
     PendingReversal,
     PointsHold,
     Posting,
+    PrincipalDraw,
     Recharge,
+    RechargeLot,
     Withdrawal,
     WithdrawalStatus,
 )
@@ -103,6 +108,15 @@ class FakePointsRepository:
     def add_hold(self, hold: PointsHold) -> None:
         self.holds[hold.order_no] = hold
 
+    def stale_holds(self, created_before: datetime, after_order_no: str, limit: int) -> list[str]:
+        return sorted(no for no, hold in self.holds.items() if hold.status == HoldStatus.LOCKED
+                      and hold.created_at < created_before and no > after_order_no)[:limit]
+
+    def lock_stale_hold(self, order_no: str, created_before: datetime) -> PointsHold | None:
+        hold = self.holds.get(order_no)
+        return hold if hold is not None and hold.status == HoldStatus.LOCKED and hold.created_at < created_before \
+            else None
+
     def credit(self, order_no: str, *, lock: bool = False) -> OrderCredit | None:
         return self.credits.get(order_no)
 
@@ -124,6 +138,7 @@ class FakeCouponRepository:
     def __init__(self) -> None:
         self.templates: dict[int, CouponTemplate] = {}
         self.coupons: dict[int, Coupon] = {}
+        self.expired_locks: dict[str, ExpiredCouponLock] = {}
 
     def add_template(self, template: CouponTemplate) -> None:
         template.id = len(self.templates) + 1
@@ -155,14 +170,35 @@ class FakeCouponRepository:
     def by_order(self, order_no: str, *, lock: bool = False) -> Coupon | None:
         return next((c for c in self.coupons.values() if c.order_no == order_no), None)
 
+    def date_undated_locks(self, now: datetime) -> None:
+        for coupon in self.coupons.values():
+            if coupon.status == CouponStatus.LOCKED and coupon.locked_at is None:
+                coupon.locked_at = now
+
+    def stale_locks(self, locked_before: datetime, after_id: int, limit: int) -> list[int]:
+        return sorted(c.id or 0 for c in self.coupons.values() if c.status == CouponStatus.LOCKED
+                      and c.locked_at is not None and c.locked_at < locked_before and (c.id or 0) > after_id)[:limit]
+
+    def lock_stale(self, coupon_id: int, locked_before: datetime) -> Coupon | None:
+        coupon = self.coupons.get(coupon_id)
+        return coupon if coupon is not None and coupon_id in self.stale_locks(locked_before, coupon_id - 1, 1) else None
+
+    def add_expired_lock(self, expired: ExpiredCouponLock) -> None:
+        self.expired_locks[expired.order_no] = expired
+
+    def expired_lock(self, order_no: str) -> ExpiredCouponLock | None:
+        return self.expired_locks.get(order_no)
+
     def of_user(self, user_id: int) -> list[tuple[Coupon, CouponTemplate]]:
         return [(c, self.templates[c.template_id]) for c in sorted(self.coupons.values(), key=lambda c: -(c.id or 0))
                 if c.user_id == user_id]
 
 
 class FakeWithdrawalRepository:
-    def __init__(self) -> None:
+    def __init__(self, recharges: FakeRechargeRepository) -> None:
         self.withdrawals: dict[int, Withdrawal] = {}
+        self.recharges = recharges
+        self.draws: dict[str, list[PrincipalDraw]] = {}
 
     def add(self, withdrawal: Withdrawal) -> None:
         withdrawal.id = len(self.withdrawals) + 1
@@ -193,6 +229,23 @@ class FakeWithdrawalRepository:
     def requested_since(self, user_id: int, since: datetime) -> int:
         return sum(w.amount_fen for w in self.withdrawals.values() if w.user_id == user_id and w.created_at >= since
                    and w.status not in (WithdrawalStatus.REJECTED, WithdrawalStatus.FAILED))
+
+    def recharge_lots(self, user_id: int) -> list[RechargeLot]:
+        standing = {w.withdrawal_no for w in self.withdrawals.values()
+                    if w.status not in (WithdrawalStatus.REJECTED, WithdrawalStatus.FAILED)}
+        lots = []
+        for recharge in sorted(self.recharges.recharges.values(), key=lambda r: (r.paid_at or r.created_at, r.id or 0),
+                               reverse=True):
+            draws = [d for no, made in self.draws.items() if no in standing for d in made
+                     if d.recharge_no == recharge.recharge_no]
+            drawn = sum(d.principal_fen for d in draws)
+            if recharge.user_id == user_id and recharge.status == "PAID" and drawn < recharge.amount_fen:
+                lots.append(RechargeLot(recharge.recharge_no, recharge.amount_fen, recharge.bonus_fen, drawn,
+                                        sum(d.bonus_fen for d in draws)))
+        return lots
+
+    def add_draws(self, withdrawal_no: str, draws: list[PrincipalDraw]) -> None:
+        self.draws[withdrawal_no] = list(draws)
 
 
 class FakeRechargeRepository:
@@ -233,5 +286,5 @@ class FakeMemberUnitOfWork(FakeUnitOfWork, MemberUnitOfWork):
         self.ledger = FakeLedgerRepository()
         self.points = FakePointsRepository()
         self.coupons = FakeCouponRepository()
-        self.withdrawals = FakeWithdrawalRepository()
         self.recharges = FakeRechargeRepository()
+        self.withdrawals = FakeWithdrawalRepository(self.recharges)

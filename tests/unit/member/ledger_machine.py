@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import strategies as st
@@ -38,6 +39,20 @@ class ScriptedPayout:
         return Payout(self.ends.get(payout_no, PayoutState.IN_FLIGHT), f"TX{payout_no}", "scripted")
 
 
+@dataclass(frozen=True)
+class Withdrawn:
+    """A withdrawal the machine asked for (id 0: refused), as the model expects it: `deducted` of the spent bonus
+    kept from the transfer, `from_bonus` forfeited from the bonus credit, the recharges it drew on."""
+
+    user: int
+    id: int = 0
+    amount: int = 0
+    deducted: int = 0
+    from_bonus: int = 0
+    draws: list[tuple[dict[str, int], int, int]] = field(default_factory=list)
+    no: str = ""  # set while its transfer is in flight
+
+
 def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> type[RuleBasedStateMachine]:
     """The machine class; `new_store()` empties (or makes) a store for each example and returns its uow factory."""
 
@@ -55,6 +70,8 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             self.model = {user: {"available": 0, "pending": 0, "bonus": 0, "points": 0, "locked": 0, "spend": 0}
                           for user in USERS}
             self.credits: dict[str, dict[str, int]] = {}
+            # each user's paid recharges, newest first: principal, bonus, and what standing withdrawals drew of them
+            self.lots: dict[int, list[dict[str, int]]] = {user: [] for user in USERS}
             self.transfer_ends: dict[str, PayoutState] = {}  # how each transfer in flight ends, once decided
             self.months = 0  # how many times points were expired
             for user in USERS:
@@ -77,6 +94,8 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
                                         channel_txn_id=f"T{recharge.recharge_no}", now=NOW)
             self.model[user]["available"] += amount
             self.model[user]["bonus"] += recharge_bonus(amount)
+            self.lots[user].insert(0, {"principal": amount, "bonus": recharge_bonus(amount), "drawn": 0,
+                                       "forfeited": 0})
 
         @rule(user=st.sampled_from(USERS))
         def recharge_with_a_bonus(self, user: int) -> None:
@@ -110,49 +129,72 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             self.model[user]["available"] += amount - back
 
         @rule(target=withdrawals, user=st.sampled_from(USERS), amount=amounts)
-        def withdraw(self, user: int, amount: int) -> tuple[int, int, int]:
+        def withdraw(self, user: int, amount: int) -> Withdrawn:
             key = f"k{next(self.numbers)}"
-            if amount > self.model[user]["available"]:
+            model = self.model[user]
+            if amount > model["available"]:
                 self.refused(lambda: service.request_withdrawal(self.uow(), user_id=user, amount_fen=amount,
                                                                 idempotency_key=key, now=NOW), "INSUFFICIENT_BALANCE")
-                return (user, 0, 0)
+                return Withdrawn(user)
             withdrawal = service.request_withdrawal(self.uow(), user_id=user, amount_fen=amount,
                                                     idempotency_key=key, now=NOW)
-            self.model[user]["available"] -= amount
-            self.model[user]["pending"] += amount
-            return (user, withdrawal.id or 0, amount)
+            draws, left = [], amount  # the newest recharges first; each forfeits its bonus in proportion, rounded up
+            for lot in self.lots[user]:
+                take = min(left, lot["principal"] - lot["drawn"])
+                if take > 0:
+                    forfeit = max(0, -(-(lot["drawn"] + take) * lot["bonus"] // lot["principal"]) - lot["forfeited"])
+                    lot["drawn"] += take
+                    lot["forfeited"] += forfeit
+                    draws.append((lot, take, forfeit))
+                    left -= take
+            forfeited = sum(forfeit for _, _, forfeit in draws)
+            from_bonus = min(forfeited, model["bonus"])  # unspent bonus first; the spent rest is kept from the transfer
+            model["available"] -= amount
+            model["bonus"] -= from_bonus
+            model["pending"] += amount - (forfeited - from_bonus)
+            return Withdrawn(user, withdrawal.id or 0, amount, forfeited - from_bonus, from_bonus, draws)
+
+        def _given_back(self, withdrawn: Withdrawn) -> None:
+            """Rejected, or its transfer failed: the forfeited bonus and the whole amount come back."""
+            model = self.model[withdrawn.user]
+            model["pending"] -= withdrawn.amount - withdrawn.deducted
+            model["available"] += withdrawn.amount
+            model["bonus"] += withdrawn.from_bonus
+            for lot, take, forfeit in withdrawn.draws:
+                lot["drawn"] -= take
+                lot["forfeited"] -= forfeit
 
         @rule(target=paying, withdrawal=consumes(withdrawals), approve=st.booleans(),
               first=st.sampled_from([PayoutState.PAID, PayoutState.IN_FLIGHT, PayoutState.UNKNOWN]))
-        def decide(self, withdrawal: tuple[int, int, int], approve: bool, first: PayoutState) -> tuple[int, str, int]:
+        def decide(self, withdrawal: Withdrawn, approve: bool, first: PayoutState) -> Withdrawn:
             """Finance decides; an approved transfer is paid at once, or stays in flight (or unanswered)."""
-            user, withdrawal_id, amount = withdrawal
-            if not withdrawal_id:
-                return (user, "", 0)
+            if not withdrawal.id:
+                return withdrawal
             for _ in range(2):  # the same decision again changes nothing
                 decided = service.decide_withdrawal(self.uow(), ScriptedPayout(first, self.transfer_ends),
-                                                    withdrawal_id=withdrawal_id, approve=approve, note="",
+                                                    withdrawal_id=withdrawal.id, approve=approve, note="",
                                                     decided_by=9, now=NOW)
             if approve and first != PayoutState.PAID:
-                return (user, decided.withdrawal_no, amount)  # PAYING: still pending
-            self.model[user]["pending"] -= amount
-            if not approve:
-                self.model[user]["available"] += amount
-            return (user, "", 0)
+                return replace(withdrawal, no=decided.withdrawal_no)  # PAYING: still pending
+            if approve:
+                self.model[withdrawal.user]["pending"] -= withdrawal.amount - withdrawal.deducted
+            else:
+                self._given_back(withdrawal)
+            return Withdrawn(withdrawal.user)
 
         @rule(transfer=consumes(paying), succeeds=st.booleans())
-        def end_transfer(self, transfer: tuple[int, str, int], succeeds: bool) -> None:
+        def end_transfer(self, transfer: Withdrawn, succeeds: bool) -> None:
             """A transfer in flight ends; the payout job (run twice, as replicas would) settles it once."""
-            user, withdrawal_no, amount = transfer
-            if not withdrawal_no:
+            if not transfer.no:
                 return
-            self.transfer_ends[withdrawal_no] = PayoutState.PAID if succeeds else PayoutState.FAILED
+            self.transfer_ends[transfer.no] = PayoutState.PAID if succeeds else PayoutState.FAILED
             for _ in range(2):
                 service.settle_payouts(self.uow, ScriptedPayout(PayoutState.IN_FLIGHT, self.transfer_ends),
                                        now=NOW + timedelta(minutes=2))
-            self.model[user]["pending"] -= amount
-            if not succeeds:
-                self.model[user]["available"] += amount
+            if succeeds:
+                self.model[transfer.user]["pending"] -= transfer.amount - transfer.deducted
+            else:
+                self._given_back(transfer)
 
         def _paid(self, user: int, order_no: str, paid_fen: int) -> None:
             model = self.model[user]

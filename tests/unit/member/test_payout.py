@@ -168,7 +168,29 @@ def test_a_refused_transfer_leaves_the_withdrawal_for_finance_with_nothing_moved
     wallet = Wallet(FakeWechat(WechatPayApiError(403, "NOT_ENOUGH", "余额不足")))
     with pytest.raises(DomainError) as refused:
         wallet.approve()
-    wallet.withdrawal.status, wallet.withdrawal.decided_at = "PENDING_REVIEW", None  # the database rolls it back
     assert (refused.value.code, refused.value.kind) == ("PAYOUT_FAILED", ErrorKind.BUSINESS_RULE)
     assert wallet.state() == ("PENDING_REVIEW", 4_000, 6_000, -10_000, 0)
-    assert wallet.settle() == 0
+    assert (wallet.withdrawal.decided_at, wallet.settle()) == (None, 0)
+    assert "NOT_ENOUGH" in wallet.withdrawal.note
+
+
+class WatchedPayout(WechatTransferPayout):
+    """The WeChat transfer, noting how many commits the unit of work had made when each transfer was sent."""
+
+    def __init__(self, wallet: Wallet) -> None:
+        super().__init__(wallet.wechat, Payers())  # type: ignore[arg-type]
+        self.wallet, self.commits_at_transfer = wallet, []  # type: list[int]
+
+    def pay(self, *, payout_no: str, user_id: int, amount_fen: int) -> Payout:
+        self.commits_at_transfer.append(self.wallet.uow.commits)
+        return super().pay(payout_no=payout_no, user_id=user_id, amount_fen=amount_fen)
+
+
+def test_an_approval_is_committed_paying_before_the_transfer_is_sent() -> None:
+    wallet = Wallet(FakeWechat("SUCCESS"))
+    watched, before = WatchedPayout(wallet), wallet.uow.commits
+    service.decide_withdrawal(wallet.uow, watched, withdrawal_id=wallet.withdrawal.id or 0, approve=True, note="ok",
+                              decided_by=9, now=NOW)
+
+    assert watched.commits_at_transfer == [before + 1]  # PAYING is durable before any money can move
+    assert wallet.state() == ("PAID", 4_000, 0, -4_000, 1)

@@ -440,7 +440,7 @@ class GetBalancePaymentResponse(_message.Message):
     def __init__(self, charged: _Optional[bool] = ..., user_id: _Optional[int] = ..., amount_fen: _Optional[int] = ...) -> None: ...
 
 class Withdrawal(_message.Message):
-    __slots__ = ("id", "withdrawal_no", "user_id", "amount_fen", "status", "note", "payout_txn_id", "created_at", "decided_at")
+    __slots__ = ("id", "withdrawal_no", "user_id", "amount_fen", "status", "note", "payout_txn_id", "created_at", "decided_at", "bonus_forfeited_fen", "payout_fen")
     ID_FIELD_NUMBER: _ClassVar[int]
     WITHDRAWAL_NO_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -450,6 +450,8 @@ class Withdrawal(_message.Message):
     PAYOUT_TXN_ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     DECIDED_AT_FIELD_NUMBER: _ClassVar[int]
+    BONUS_FORFEITED_FEN_FIELD_NUMBER: _ClassVar[int]
+    PAYOUT_FEN_FIELD_NUMBER: _ClassVar[int]
     id: int
     withdrawal_no: str
     user_id: int
@@ -459,7 +461,9 @@ class Withdrawal(_message.Message):
     payout_txn_id: str
     created_at: _timestamp_pb2.Timestamp
     decided_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[int] = ..., withdrawal_no: _Optional[str] = ..., user_id: _Optional[int] = ..., amount_fen: _Optional[int] = ..., status: _Optional[str] = ..., note: _Optional[str] = ..., payout_txn_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    bonus_forfeited_fen: int
+    payout_fen: int
+    def __init__(self, id: _Optional[int] = ..., withdrawal_no: _Optional[str] = ..., user_id: _Optional[int] = ..., amount_fen: _Optional[int] = ..., status: _Optional[str] = ..., note: _Optional[str] = ..., payout_txn_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bonus_forfeited_fen: _Optional[int] = ..., payout_fen: _Optional[int] = ...) -> None: ...
 
 class RequestWithdrawalRequest(_message.Message):
     __slots__ = ("amount_fen", "idempotency_key")

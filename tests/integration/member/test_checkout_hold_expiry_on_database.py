@@ -1,0 +1,62 @@
+"""The expiry sweep of coupon locks and points holds on PostgreSQL: replicas sweeping at once release each lock
+once, and an order-paid arriving after the sweep takes them again."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+
+from services.common.db import utcnow
+from services.member import service
+from services.member.db import SqlMemberUnitOfWork
+from services.member.domain import CHECKOUT_HOLD_TTL, PLATFORM, Account, OrderLine, transfer
+
+pytestmark = pytest.mark.integration
+
+ALICE, ORDERS = 8181, 6
+
+
+def test_replicas_release_each_unsettled_lock_once_and_a_late_payment_takes_it_again(
+        uow: Callable[[], SqlMemberUnitOfWork]) -> None:
+    taken = utcnow() - CHECKOUT_HOLD_TTL - timedelta(minutes=1)
+    service.sign_up(uow(), user_id=ALICE, channel="self", invite_code=None, now=taken)
+    with uow() as tx:
+        tx.ledger.post(transfer("seed", "order_paid", "seed", amount=6_000, source=(PLATFORM, Account.POINTS_ISSUED),
+                                target=(ALICE, Account.POINTS)), taken)
+        tx.commit()
+    template = service.create_coupon_template(
+        uow(), name="10 off", kind="fixed", amount_fen=1_000, percent_off=0, threshold_fen=0, cap_fen=0, total=10,
+        per_user_limit=10, valid_from=taken - timedelta(days=1), valid_to=taken + timedelta(days=7), category_ids=[],
+        now=taken)
+    for n in range(ORDERS):
+        coupon, _ = service.claim_coupon(uow(), user_id=ALICE, template_id=template.id or 0, now=taken)
+        service.lock_coupon(uow(), user_id=ALICE, order_no=f"OX{n}", coupon_id=coupon.id or 0,
+                            lines=[OrderLine(1, 10_000)], now=taken)
+        service.lock_points(uow(), user_id=ALICE, order_no=f"OX{n}", points=500, payable_fen=10_000, now=taken)
+    service.lock_points(uow(), user_id=ALICE, order_no="O-young", points=500, payable_fen=10_000)  # just now
+
+    released: list[int] = []
+    barrier = threading.Barrier(3)
+
+    def replica() -> None:
+        barrier.wait()
+        released.append(service.expire_checkout_holds(uow, batch=2))
+
+    threads = [threading.Thread(target=replica) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    service.award_points_for_order(uow(), order_no="OX0", user_id=ALICE, paid_fen=9_000)  # paid after all
+
+    assert sum(released) == 2 * ORDERS  # each coupon and each hold once; the young hold stays
+    with uow() as tx:
+        assert (tx.ledger.balance(ALICE, Account.POINTS), tx.ledger.balance(ALICE, Account.POINTS_LOCKED)) == (
+            6_000 - 500 - 500 + 90, 500)  # OX0's 500 taken again; O-young's still held
+        statuses = sorted(coupon.status for coupon, _ in tx.coupons.of_user(ALICE))
+        assert statuses == ["available"] * (ORDERS - 1) + ["used"]
+        assert tx.coupons.by_order("OX0") is not None and tx.coupons.by_order("OX1") is None
+        assert tx.ledger.check()[1] == []

@@ -1,0 +1,119 @@
+"""Coupon locks and points holds that no order settles (its compensation call was lost) are released by the
+expiry sweep once CHECKOUT_HOLD_TTL has passed; an order-paid arriving after that takes them again as far as
+the shopper still has them, and says so (an error logged, a metric counted)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pytest
+
+from services.common.errors import Conflict
+from services.member import service
+from services.member.domain import CHECKOUT_HOLD_TTL, PLATFORM, Account, OrderLine, transfer
+from tests.fixtures.metrics import CounterDeltas
+from tests.unit.member.fakes import FakeMemberUnitOfWork
+from tests.unit.member.test_use_cases import ALICE, NOW, template, uow  # noqa: F401  (uow is a fixture)
+
+
+@pytest.fixture
+def coupon_id(uow: FakeMemberUnitOfWork) -> int:  # noqa: F811
+    """Alice, a member with 1,000 points and a coupon (its id)."""
+    service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
+    uow.ledger.post(transfer("seed", "order_paid", "seed", amount=1_000, source=(PLATFORM, Account.POINTS_ISSUED),
+                             target=(ALICE, Account.POINTS)), NOW)
+    coupon, _ = service.claim_coupon(uow, user_id=ALICE, template_id=template(uow), now=NOW)
+    return coupon.id or 0
+
+
+def checkout(uow: FakeMemberUnitOfWork, coupon_id: int, order_no: str = "O1", points: int = 300) -> None:  # noqa: F811
+    """Alice's order `order_no` locks her coupon and holds `points`."""
+    service.lock_coupon(uow, user_id=ALICE, order_no=order_no, coupon_id=coupon_id, lines=[OrderLine(1, 10_000)],
+                        now=NOW)
+    service.lock_points(uow, user_id=ALICE, order_no=order_no, points=points, payable_fen=10_000, now=NOW)
+
+
+def sweep(uow: FakeMemberUnitOfWork, after: timedelta) -> int:  # noqa: F811
+    return service.expire_checkout_holds(lambda: uow, now=NOW + after)
+
+
+def points(uow: FakeMemberUnitOfWork) -> tuple[int, int]:  # noqa: F811
+    return uow.ledger.balance(ALICE, Account.POINTS), uow.ledger.balance(ALICE, Account.POINTS_LOCKED)
+
+
+def test_locks_no_order_settles_are_released_once_two_hours_have_passed(uow: FakeMemberUnitOfWork,  # noqa: F811
+                                                                        coupon_id: int) -> None:
+    checkout(uow, coupon_id)
+    deltas = CounterDeltas()
+
+    too_young = sweep(uow, CHECKOUT_HOLD_TTL - timedelta(seconds=1))
+    held = (uow.coupons.coupons[coupon_id].status, points(uow))
+    swept = [sweep(uow, CHECKOUT_HOLD_TTL + timedelta(seconds=1)) for _ in range(2)]
+
+    assert CHECKOUT_HOLD_TTL == timedelta(hours=2)
+    assert (too_young, held) == (0, ("locked", (700, 300)))
+    assert swept == [2, 0]  # the coupon and the points, once
+    assert (uow.coupons.coupons[coupon_id].status, uow.coupons.coupons[coupon_id].order_no) == ("available", None)
+    assert points(uow) == (1_000, 0)
+    assert [(e.payload.delta, e.payload.reason) for e in uow.published if e.event_type == "points-changed"][-1] == (
+        300, "points_hold_expired")
+    assert deltas() == {'mall_checkout_holds_expired_total{kind="coupon"}': 1,
+                        'mall_checkout_holds_expired_total{kind="points"}': 1}
+
+
+def test_locks_their_order_settled_are_never_swept(uow: FakeMemberUnitOfWork, coupon_id: int) -> None:  # noqa: F811
+    checkout(uow, coupon_id)
+    service.award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=9_700, now=NOW)  # paid: used
+    service.lock_points(uow, user_id=ALICE, order_no="O2", points=100, payable_fen=10_000, now=NOW)
+    service.release_points(uow, order_no="O2", now=NOW)  # cancelled: released
+
+    assert sweep(uow, timedelta(days=1)) == 0
+    assert (uow.coupons.coupons[coupon_id].status, points(uow)) == ("used", (700 + 97, 0))
+
+
+def test_order_paid_after_the_sweep_takes_the_coupon_and_points_again_and_reports_it(
+        uow: FakeMemberUnitOfWork, coupon_id: int, caplog: pytest.LogCaptureFixture) -> None:  # noqa: F811
+    checkout(uow, coupon_id)
+    sweep(uow, CHECKOUT_HOLD_TTL + timedelta(minutes=1))
+    deltas = CounterDeltas()
+
+    with caplog.at_level(logging.ERROR, logger="services.member.service"):
+        for _ in range(2):  # delivered twice
+            service.award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=9_700, now=NOW)
+
+    coupon = uow.coupons.coupons[coupon_id]
+    assert (coupon.status, coupon.order_no) == ("used", "O1")
+    assert points(uow) == (1_000 - 300 + 97, 0)
+    assert deltas() == {'mall_expired_holds_paid_total{kind="coupon",outcome="taken_again"}': 1,
+                        'mall_expired_holds_paid_total{kind="points",outcome="taken_again"}': 1}
+    assert [record.getMessage().split(" ")[:2] for record in caplog.records if record.levelno == logging.ERROR] == [
+        ["order", "O1"], ["order", "O1"]]  # the points, the coupon: once each however often the event comes
+
+
+def test_order_paid_after_the_sweep_for_what_the_shopper_used_since_is_an_error_and_counted(
+        uow: FakeMemberUnitOfWork, coupon_id: int, caplog: pytest.LogCaptureFixture) -> None:  # noqa: F811
+    checkout(uow, coupon_id)
+    sweep(uow, CHECKOUT_HOLD_TTL + timedelta(minutes=1))
+    checkout(uow, coupon_id, "O2", 900)  # the coupon and 900 of the 1,000 points, on another order
+    deltas = CounterDeltas()
+
+    with caplog.at_level(logging.ERROR, logger="services.member.service"):
+        service.award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=9_700, now=NOW)
+
+    # of the 300 points, what Alice had: the 100 left and the 97 this payment earned
+    assert (uow.coupons.coupons[coupon_id].order_no, points(uow)) == ("O2", (0, 900))
+    assert deltas() == {'mall_expired_holds_paid_total{kind="coupon",outcome="lost"}': 1,
+                        'mall_expired_holds_paid_total{kind="points",outcome="short"}': 1}
+    assert len([record for record in caplog.records if record.levelno == logging.ERROR]) == 2
+
+
+def test_an_order_whose_points_hold_expired_cannot_hold_points_again(uow: FakeMemberUnitOfWork,  # noqa: F811
+                                                                      coupon_id: int) -> None:
+    checkout(uow, coupon_id)
+    sweep(uow, CHECKOUT_HOLD_TTL + timedelta(minutes=1))
+
+    with pytest.raises(Conflict) as raised:
+        service.lock_points(uow, user_id=ALICE, order_no="O1", points=300, payable_fen=10_000, now=NOW)
+
+    assert (raised.value.code, points(uow)) == ("POINTS_RELEASED", (1_000, 0))
