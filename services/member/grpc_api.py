@@ -119,9 +119,9 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
             for q in quotes])
 
     def LockCoupon(self, request: pb.LockCouponRequest, context: grpc.ServicerContext) -> pb.LockCouponResponse:
-        return pb.LockCouponResponse(discount_fen=service.lock_coupon(
-            self.uow(), user_id=require_caller().user_id, order_no=request.order_no, coupon_id=request.coupon_id,
-            lines=_lines(request.lines)))
+        locked = service.lock_coupon(self.uow(), user_id=require_caller().user_id, order_no=request.order_no,
+                                     coupon_id=request.coupon_id, lines=_lines(request.lines))
+        return pb.LockCouponResponse(discount_fen=locked.discount_fen, category_ids=locked.category_ids)
 
     def UseCoupon(self, request: pb.UseCouponRequest, context: grpc.ServicerContext) -> pb.UseCouponResponse:
         service.use_coupon(self.uow(), order_no=request.order_no, user_id=_owner_unless_staff())

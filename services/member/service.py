@@ -366,9 +366,18 @@ def quote_coupons(uow: MemberUnitOfWork, *, user_id: int, lines: list[OrderLine]
     return quotes
 
 
+@dataclass(frozen=True)
+class CouponLock:
+    """A coupon held for an order: its discount, and the categories it is limited to (empty: every one),
+    which the order service keeps to spread the discount over those lines only when refunding."""
+
+    discount_fen: int
+    category_ids: tuple[int, ...] = ()
+
+
 def lock_coupon(uow: MemberUnitOfWork, *, user_id: int, order_no: str, coupon_id: int, lines: list[OrderLine],
-                now: datetime | None = None) -> int:
-    """Hold the user's coupon for unpaid `order_no`; the discount in fen (the same again for the same order)."""
+                now: datetime | None = None) -> CouponLock:
+    """Hold the user's coupon for unpaid `order_no` (the same answer again for the same order)."""
     now = now or utcnow()
     validate_order_no(order_no)
     with uow:
@@ -376,12 +385,12 @@ def lock_coupon(uow: MemberUnitOfWork, *, user_id: int, order_no: str, coupon_id
         coupon = uow.coupons.get(coupon_id, lock=True)
         if coupon is None or coupon.user_id != user_id:
             raise coupon_not_found()
+        template = uow.coupons.template(coupon.template_id)
+        assert template is not None
         if held is not None:
             if held.id != coupon.id:
                 raise Conflict("ORDER_HAS_COUPON", "this order already holds another coupon")
-            return held.discount_fen
-        template = uow.coupons.template(coupon.template_id)
-        assert template is not None
+            return CouponLock(held.discount_fen, tuple(template.category_ids))
         if coupon.status != CouponStatus.AVAILABLE:
             raise Conflict("COUPON_NOT_AVAILABLE", f"this coupon is {coupon.status}")
         discount, reason = template.quote(lines, now)
@@ -389,7 +398,7 @@ def lock_coupon(uow: MemberUnitOfWork, *, user_id: int, order_no: str, coupon_id
             raise DomainError(reason, REASONS[reason])
         coupon.lock(order_no, discount, now)
         uow.commit()
-    return discount
+    return CouponLock(discount, tuple(template.category_ids))
 
 
 def _order_coupon(uow: MemberUnitOfWork, order_no: str, user_id: int | None) -> Coupon | None:

@@ -101,13 +101,10 @@ class GrpcMembers:
         return sorted(offers, key=lambda offer: (-offer.discount_fen, offer.valid_to, offer.coupon_id))
 
     def lock_coupon(self, order_no: str, coupon_id: int, lines: list[CouponLine]) -> LockedCoupon:
-        # LockCoupon answers only the discount; the quote names the template's categories (a template's scope
-        # never changes), which the order keeps to spread the coupon over those lines only (domain.paid_shares).
-        categories = frozenset(self._quote(coupon_id, lines).coupon.template.category_ids)
         with passed_on("member"):
             locked = self.stub.LockCoupon(member_pb2.LockCouponRequest(order_no=order_no, coupon_id=coupon_id,
                                                                        lines=_lines(lines)))
-        return LockedCoupon(discount_fen=locked.discount_fen, category_ids=categories)
+        return LockedCoupon(discount_fen=locked.discount_fen, category_ids=frozenset(locked.category_ids))
 
     def release_coupon(self, order_no: str) -> None:
         with passed_on("member"):

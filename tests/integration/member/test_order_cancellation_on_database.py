@@ -98,4 +98,4 @@ def test_a_paid_cancellation_delivered_twice_at_once_gives_the_coupon_and_points
     assert service.check_ledgers(uow())[1] == []
     # the coupon serves the next order
     assert service.lock_coupon(uow(), user_id=ALICE, order_no="O2", coupon_id=coupon.id or 0,
-                               lines=[OrderLine(category_id=1, amount_fen=2_000)], now=NOW) == 500
+                               lines=[OrderLine(category_id=1, amount_fen=2_000)], now=NOW).discount_fen == 500

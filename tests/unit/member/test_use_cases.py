@@ -272,7 +272,17 @@ def test_locking_a_coupon_is_idempotent_by_order_and_release_makes_it_available(
         service.lock_coupon(uow, user_id=ALICE, order_no="O2", coupon_id=coupon.id or 0, lines=lines, now=NOW)
     service.release_coupon(uow, order_no="O1")
 
-    assert (first, again, coupon.status, coupon.order_no) == (1_000, 1_000, "available", None)
+    assert (first, again, coupon.status, coupon.order_no) == (service.CouponLock(1_000), service.CouponLock(1_000), "available", None)
+
+
+def test_locking_a_category_coupon_answers_its_categories_first_time_and_on_replay(uow: FakeMemberUnitOfWork) -> None:
+    coupon, _ = service.claim_coupon(uow, user_id=ALICE, template_id=template(uow, category_ids=[8, 5]), now=NOW)
+    lines = [OrderLine(5, 10_000), OrderLine(3, 2_000)]
+
+    first = service.lock_coupon(uow, user_id=ALICE, order_no="O1", coupon_id=coupon.id or 0, lines=lines, now=NOW)
+    again = service.lock_coupon(uow, user_id=ALICE, order_no="O1", coupon_id=coupon.id or 0, lines=lines, now=NOW)
+
+    assert first == again == service.CouponLock(1_000, (5, 8))  # 10% of the category-5 line only
 
 
 def test_another_users_coupon_is_not_found(uow: FakeMemberUnitOfWork) -> None:

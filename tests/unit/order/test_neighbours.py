@@ -50,23 +50,19 @@ def test_usable_coupons_are_the_usable_quotes_biggest_discount_first(fake_servic
 
 
 def test_locking_a_coupon_answers_its_discount_and_the_categories_it_is_limited_to(fake_services: FakeServices) -> None:
-    scoped = quote(7, 500)
-    scoped.coupon.template.category_ids[:] = [5, 8]
-    fake_services.member.QuoteCoupons.reply = member_pb2.QuoteCouponsResponse(quotes=[scoped])
-    fake_services.member.LockCoupon.reply = member_pb2.LockCouponResponse(discount_fen=500)
+    fake_services.member.LockCoupon.reply = member_pb2.LockCouponResponse(discount_fen=500, category_ids=[5, 8])
     lines = [CouponLine(category_id=3, amount_fen=1999), CouponLine(category_id=5, amount_fen=6000)]
 
     locked = GrpcMembers(fake_services).lock_coupon("O1", 7, lines)
 
     assert locked == LockedCoupon(discount_fen=500, category_ids=frozenset({5, 8}))
     assert [locked.applies_to(line.category_id) for line in lines] == [False, True]
-    assert fake_services.member.QuoteCoupons.calls[0].message.coupon_id == 7
+    assert fake_services.member.QuoteCoupons.calls == []  # one call: the lock answers the categories
     sent = fake_services.member.LockCoupon.calls[0].message
     assert (sent.order_no, sent.coupon_id, [line.category_id for line in sent.lines]) == ("O1", 7, [3, 5])
 
 
 def test_a_coupon_of_every_category_applies_to_every_line(fake_services: FakeServices) -> None:
-    fake_services.member.QuoteCoupons.reply = member_pb2.QuoteCouponsResponse(quotes=[quote(7, 300)])
     fake_services.member.LockCoupon.reply = member_pb2.LockCouponResponse(discount_fen=300)
 
     locked = GrpcMembers(fake_services).lock_coupon("O1", 7, [CouponLine(category_id=3, amount_fen=1999)])

@@ -366,10 +366,12 @@ class LockCouponRequest(_message.Message):
     def __init__(self, order_no: _Optional[str] = ..., coupon_id: _Optional[int] = ..., lines: _Optional[_Iterable[_Union[OrderLine, _Mapping]]] = ...) -> None: ...
 
 class LockCouponResponse(_message.Message):
-    __slots__ = ("discount_fen",)
+    __slots__ = ("discount_fen", "category_ids")
     DISCOUNT_FEN_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_IDS_FIELD_NUMBER: _ClassVar[int]
     discount_fen: int
-    def __init__(self, discount_fen: _Optional[int] = ...) -> None: ...
+    category_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, discount_fen: _Optional[int] = ..., category_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class UseCouponRequest(_message.Message):
     __slots__ = ("order_no",)
