@@ -115,7 +115,7 @@ order_lines = Table(
     Column("image", String(512), nullable=False),
     Column("price_fen", BigInteger, nullable=False),
     Column("quantity", Integer, nullable=False),
-    # The order's coupon applies to this line (its categories); lines before 0006 spread it over every line.
+    # The order's coupon applies to this line (its categories); lines before migration 0007 spread it over every line.
     Column("coupon_applied", Boolean, nullable=False, server_default=true()),
     Column("refunded_quantity", Integer, nullable=False, server_default="0"),
     Column("refunded_fen", BigInteger, nullable=False, server_default="0"),
