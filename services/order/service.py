@@ -34,7 +34,6 @@ from services.order.domain import (
     OrderLine,
     OrderStatus,
     Shipment,
-    Transition,
     add_to_cart,
     check_quantity,
     new_order,
@@ -746,8 +745,8 @@ def refund_late_payment(uow: OrderUnitOfWork, wechat: Prepay, notice: PaymentNot
             raise NotifyRejected("this payment does not belong to an order WeChat Pay did not pay")  # (mark_paid)
         why = LATE_PAYMENT if order.paid_at is None else DOUBLE_PAYMENT
         if not any(step.reason.startswith((LATE_PAYMENT, DOUBLE_PAYMENT)) for step in order.history):
-            order.history.append(Transition(status=order.status, actor="wechatpay", at=now,
-                                            reason=f"{why} ({out_refund_no}, {notice.amount_total_fen} fen)"))
+            order.record_step(actor="wechatpay", now=now,
+                              reason=f"{why} ({out_refund_no}, {notice.amount_total_fen} fen)")
         uow.commit()
     try:
         wechat.refund(out_trade_no=notice.out_trade_no, out_refund_no=out_refund_no,
@@ -784,7 +783,7 @@ def refund_late_wallet_payment(uow: OrderUnitOfWork, members: Members, *, order_
         if order is not None:
             order.wallet_attempt_at = None  # no order that stopped being payable takes a new attempt
             if all(step.reason != reason for step in order.history):
-                order.history.append(Transition(status=order.status, actor=actor, at=now, reason=reason))
+                order.record_step(actor=actor, now=now, reason=reason)
         uow.commit()
     return refund_no
 
