@@ -52,6 +52,10 @@ class GrpcStock:
             held = self.clients.get(ProductServiceStub, as_service=True).ReserveStock(product_pb2.ReserveStockRequest(
                 order_no=order_no, lines=[product_pb2.StockLine(sku_id=line.sku_id, quantity=line.quantity)
                                           for line in lines]))
+        if held.lines and not held.skus:
+            # A product service of the previous release (old pods keep serving during a rollout) answers no
+            # snapshot: read it as before, rather than take every SKU for one no longer on sale.
+            return GrpcCatalog(self.clients).skus({line.sku_id for line in held.lines})
         return _catalog_skus(held.skus)
 
     def release(self, order_no: str) -> None:

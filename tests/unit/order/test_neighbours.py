@@ -8,8 +8,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from mall.member.v1 import member_pb2
 from mall.product.v1 import product_pb2
 
-from services.order.neighbours import GrpcCatalog, GrpcMembers
-from services.order.ports import CatalogSku, CouponLine, CouponOffer, LockedCoupon
+from services.order.neighbours import GrpcCatalog, GrpcMembers, GrpcStock
+from services.order.ports import CatalogSku, CouponLine, CouponOffer, LockedCoupon, StockLine
 from tests.fixtures.fake_services import FakeServices
 
 VALID_TO = datetime(2027, 1, 1, tzinfo=UTC)
@@ -29,6 +29,35 @@ def test_the_catalogue_asks_for_skus_by_id_and_keeps_those_off_sale_marked(fake_
     assert found == {101: CatalogSku(101, 10, "茶", "尺码:L;颜色:黑", 1999, "low", True, 3, 4, "a.png"),
                      102: CatalogSku(102, 11, "旧茶", "", 500, "in_stock", False)}
 
+
+
+def test_a_reservation_answers_the_snapshot_the_product_service_read_while_holding_the_units(
+        fake_services: FakeServices) -> None:
+    fake_services.product.ReserveStock.reply = product_pb2.ReserveStockResponse(
+        order_no="O-1", lines=[product_pb2.StockLine(sku_id=101, quantity=2)], status="RESERVED", skus=[
+            product_pb2.SkuOffer(sku=product_pb2.Sku(id=101, price_fen=1999, stock_status="sold_out"), product_id=10,
+                                 name="茶", on_sale=True, category_id=3)])
+
+    held = GrpcStock(fake_services).reserve("O-1", [StockLine(sku_id=101, quantity=2)])
+
+    assert held == {101: CatalogSku(101, 10, "茶", "", 1999, "sold_out", True, 3)}
+    assert fake_services.product.GetSkus.calls == []
+
+
+def test_a_reservation_by_a_product_service_of_the_previous_release_reads_the_snapshot_with_get_skus(
+        fake_services: FakeServices) -> None:
+    # During a rollout old product pods keep serving (README, upgrades): their ReserveStock answers no SKUs, and
+    # taking that for "none on sale" would refuse every checkout that reaches one.
+    fake_services.product.ReserveStock.reply = product_pb2.ReserveStockResponse(
+        order_no="O-1", lines=[product_pb2.StockLine(sku_id=101, quantity=2)], status="RESERVED")
+    fake_services.product.GetSkus.reply = product_pb2.GetSkusResponse(skus=[
+        product_pb2.SkuOffer(sku=product_pb2.Sku(id=101, price_fen=1999, stock_status="low"), product_id=10,
+                             name="茶", on_sale=True, category_id=3)])
+
+    held = GrpcStock(fake_services).reserve("O-1", [StockLine(sku_id=101, quantity=2)])
+
+    assert held == {101: CatalogSku(101, 10, "茶", "", 1999, "low", True, 3)}
+    assert list(fake_services.product.GetSkus.calls[0].message.sku_ids) == [101]
 
 def quote(coupon_id: int, discount_fen: int, usable: bool = True) -> member_pb2.CouponQuote:
     stamp = Timestamp()
