@@ -491,7 +491,7 @@ def expire_prepaid(uow: OrderUnitOfWork, wechat: Prepay, *, order_no: str, now: 
 
     Race-safe: once closed, WeChat Pay takes no payment, so its answer is final; a notify that
     paid the order meanwhile finds it paid (mark_paid is once per payment). False (tried again at
-    the next scan) when WeChat Pay does not answer.
+    the next scan) when WeChat Pay does not answer, or a wallet payment of the order is unknown.
     """
     try:
         notice = _closed(wechat, order_no)
@@ -508,10 +508,15 @@ def expire_prepaid(uow: OrderUnitOfWork, wechat: Prepay, *, order_no: str, now: 
         return True
     with uow:
         order = uow.orders.by_order_no(order_no, lock=True)
+        waiting = False
         if order is not None and order.status == OrderStatus.PENDING_PAYMENT:
-            _expire(uow, order, now)
+            # A wallet payment begun before the deadline may have started since the scan picked the order: like
+            # the scan, the timeout waits for it (`reconcile_wallet_payments`).
+            waiting = order.wallet_attempt_at is not None
+            if not waiting:
+                _expire(uow, order, now)
         uow.commit()
-    return True
+    return not waiting
 
 
 def _closed(wechat: Prepay, order_no: str) -> PaymentNotice | None:

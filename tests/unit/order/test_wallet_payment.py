@@ -20,7 +20,7 @@ from services.order.config import OrderServiceSettings
 from services.order.domain import Order
 from services.order.service import PaymentStart
 from tests.unit.order.conftest import NOW, Shop
-from tests.unit.order.test_cart_checkout_payment import BUY_TWO, FakeWechatPay, submit
+from tests.unit.order.test_cart_checkout_payment import BUY_TWO, FakeWechatPay, notice, submit
 
 DOWN = DomainError("MEMBER_UNAVAILABLE", "the member service did not answer", kind=ErrorKind.UNAVAILABLE)
 SETTLED = timedelta(seconds=30)  # ORDER_WALLET_SETTLE_SECONDS' default
@@ -170,6 +170,31 @@ def test_the_timeout_passing_while_the_wallet_is_charged_leaves_the_order_to_be_
     assert (expired, shop.members.balance_fen, shop.members.balance_refunds) == ([0], WALLET - PAYABLE, {})
     assert events(shop) == ["order-created", "order-paid"]
 
+
+
+def test_the_timeout_closing_a_prepay_leaves_an_order_whose_wallet_payment_began_meanwhile_to_reconciliation(
+        shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    order = unpaid(shop)
+    wechat = FakeWechatPay(notice=replace(notice(order), trade_state="CLOSED"))
+    pay(shop, order, "wechat", wechat)  # prepaid, never paid at WeChat Pay
+    deadline = order.pay_deadline
+    close = wechat.close
+
+    def closed_while_the_wallet_pays(out_trade_no: str) -> None:
+        # The timeout picked the order (no wallet attempt yet) and closes its prepay outside the row lock;
+        # meanwhile the shopper's wallet payment, begun a second before the deadline, loses its answer.
+        close(out_trade_no)
+        shop.members.pay_answer_lost = DOWN
+        pay_unanswered(shop, order, now=deadline - timedelta(seconds=1))
+        shop.members.pay_answer_lost = None
+    monkeypatch.setattr(wechat, "close", closed_while_the_wallet_pays)
+
+    service.expire_orders(shop.uow, wechat=wechat, now=deadline)
+    assert order.status == "PENDING_PAYMENT"  # the timeout waits for the wallet payment, as for any other order
+
+    assert reconcile(shop, deadline + SETTLED) == 1
+    assert (order.status, order.pay_channel, shop.members.balance_fen, shop.members.balance_refunds) == (
+        "PAID", "balance", WALLET - PAYABLE, {})
 
 def test_a_wallet_that_declines_or_pays_at_once_leaves_nothing_to_reconcile(shop: Shop) -> None:
     declined = unpaid(shop, "a")
