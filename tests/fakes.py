@@ -14,7 +14,7 @@ from datetime import datetime
 from google.protobuf.message import Message
 
 from services.common import events, idempotency
-from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
+from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.uow import UnitOfWork
 from services.common.wechatpay import NotifyRejected, WechatPayApiError, WechatPayError
 from services.common.wechatpay import Refund as ChannelRefund
@@ -512,6 +512,7 @@ class FakeStock:
     available: dict[int, int] = field(default_factory=dict)
     reserved: dict[str, list[StockLine]] = field(default_factory=dict)
     released: list[str] = field(default_factory=list)
+    lost_answer: bool = False  # reserve holds the units, then fails as a call whose answer was lost
 
     def reserve(self, order_no: str, lines: list[StockLine]) -> dict[int, CatalogSku]:
         skus = self.catalog.skus({line.sku_id for line in lines})
@@ -523,6 +524,8 @@ class FakeStock:
         for line in lines:
             self.available[line.sku_id] -= line.quantity
         self.reserved[order_no] = lines
+        if self.lost_answer:
+            raise DomainError("PRODUCT_UNAVAILABLE", "the product service did not answer", kind=ErrorKind.UNAVAILABLE)
         return skus
 
     def release(self, order_no: str) -> None:

@@ -287,8 +287,14 @@ def submit_order(uow: OrderUnitOfWork, members: Members, stock: Stock, users: Us
             raise DomainError("IDENTITY_NOT_VERIFIED", "verify your real name before ordering")
         cart = uow.carts.for_user(user_id) if request.cart_item_ids else []  # buy-now needs no cart
         wanted = _wanted(cart, request)
-        reserved = True
-        lines = _lines(stock.reserve(order_no, wanted), wanted, held=True)  # prices as the units were held
+        reserved = True  # from here a failure may leave units held: released on the way out
+        try:
+            skus = stock.reserve(order_no, wanted)
+        except DomainError as refused:
+            if refused.kind in (ErrorKind.BUSINESS_RULE, ErrorKind.INVALID):  # refused all or nothing: none held
+                reserved = False
+            raise
+        lines = _lines(skus, wanted, held=True)  # prices as the units were held
         items_total = sum(line.total_fen for line in lines)
         percent = members.discount_percent()
         coupon_fen = _lock_coupon(members, order_no, request.coupon_id, lines) if request.coupon_id else 0

@@ -130,6 +130,21 @@ def test_client_cannot_check_out_an_off_shelf_sku(shop: Shop) -> None:
     assert refused.value.code == "SKU_UNAVAILABLE" and shop.stock.reserved == {}
 
 
+@pytest.mark.parametrize("available", [0, 1])
+def test_a_reservation_refused_needs_no_release(shop: Shop, available: int) -> None:
+    shop.stock.available[101] = available  # the flash sale's losers: one call to the product service, not two
+    with pytest.raises(DomainError) as refused:
+        submit(shop, BUY_TWO)
+    assert (refused.value.code, shop.stock.reserved, shop.stock.released) == ("OUT_OF_STOCK", {}, [])
+
+
+def test_a_reservation_whose_answer_was_lost_is_released(shop: Shop) -> None:
+    shop.stock.lost_answer = True  # held at the product service, but the call failed on the way back
+    with pytest.raises(DomainError) as failed:
+        submit(shop, BUY_TWO)
+    assert (failed.value.code, len(shop.stock.released), shop.stock.available[101]) == ("PRODUCT_UNAVAILABLE", 1, 10)
+
+
 def test_checkout_of_cart_lines_removes_them_from_the_cart(shop: Shop) -> None:
     line = service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=102, quantity=4, now=NOW)
     order = submit(shop, CheckoutInput(cart_item_ids=(line.item.id or 0,), address_id=7))
