@@ -266,8 +266,10 @@ def reserve_stock(uow: ProductUnitOfWork, *, order_no: str, lines: Iterable[Stoc
     """Hold every line's units for the order, or none of them, and answer the SKUs as they were then.
 
     The answer's offers (price, names, category) are read in the transaction that holds the units, so
-    the order's snapshot is the price the stock was sold at, with no call in between. A SKU unknown or
-    off sale is SKU_UNAVAILABLE, one short of units OUT_OF_STOCK, each naming the SKU.
+    the order's snapshot is the price the stock was sold at, with no call in between (a live product's
+    price cannot change: an edit takes it off sale, which the holding UPDATE checks). A SKU unknown or
+    off sale is SKU_UNAVAILABLE, one short of units OUT_OF_STOCK, each naming the SKU; both are seen
+    in that read before any row is locked, so a sold-out SKU's losers never queue on its row.
     Idempotent by order number: a replay answers what the first call reserved (and its current
     state) without touching stock; the same order number with other lines is a conflict.
     """
@@ -276,24 +278,30 @@ def reserve_stock(uow: ProductUnitOfWork, *, order_no: str, lines: Iterable[Stoc
     with uow:
         uow.reservations.lock_order(order_no)
         existing = uow.reservations.of_order(order_no)
+        offers = _offers(uow, [line.sku_id for line in wanted])
         if existing:
             if sorted((r.sku_id, r.quantity) for r in existing) != [(w.sku_id, w.quantity) for w in wanted]:
                 STOCK_RESERVATION_FAILURES.labels("mismatch").inc()
                 raise Conflict("RESERVATION_MISMATCH", "this order number already reserved other lines")
-            return _reservation_result(order_no, existing, _offers(uow, [line.sku_id for line in wanted]))
+            return _reservation_result(order_no, existing, offers)
+        offered = {offer.sku.id: offer.sku for offer in offers if offer.on_sale}
         expires_at = now + RESERVATION_TTL
         held = []
         for line in wanted:  # in SKU order: concurrent orders lock rows in the same order, no deadlock
+            sku = offered.get(line.sku_id)
+            if sku is None or sku.stock < line.quantity:
+                _refuse_reservation(line.sku_id, on_sale=sku is not None)
             move = uow.stock.move(StockMovement.of(MovementKind.RESERVE, line.sku_id, line.quantity, now,
                                                    reference=order_no), on_sale_only=True)
-            if move is None:
-                _refuse_reservation(uow, line.sku_id)  # leaving the block undoes earlier lines
+            if move is None:  # sold or taken off sale since the read: tell which
+                now_offered = _offers(uow, [line.sku_id])
+                _refuse_reservation(line.sku_id, on_sale=bool(now_offered) and now_offered[0].on_sale)
             _stock_moved(uow, move, now)
+            sku.stock = move.after  # the answer shows the stock status the reservation left
             held.append(Reservation(order_no=order_no, sku_id=line.sku_id, quantity=line.quantity,
                                     created_at=now, expires_at=expires_at))
         for reservation in held:
             uow.reservations.add(reservation)
-        offers = _offers(uow, [line.sku_id for line in wanted])
         uow.commit()
         return _reservation_result(order_no, held, offers)
 
@@ -304,10 +312,9 @@ def _offers(uow: ProductUnitOfWork, sku_ids: list[int]) -> list[SkuOffer]:
     return [found[sku_id] for sku_id in sku_ids if sku_id in found]
 
 
-def _refuse_reservation(uow: ProductUnitOfWork, sku_id: int) -> NoReturn:
-    """Why a SKU's units could not be held: it is not for sale (unknown, retired, off the shelf) or short."""
-    offer = next(iter(_offers(uow, [sku_id])), None)
-    if offer is None or not offer.on_sale:
+def _refuse_reservation(sku_id: int, *, on_sale: bool) -> NoReturn:
+    """A SKU's units cannot be held: it is not for sale (unknown, retired, off the shelf) or short."""
+    if not on_sale:
         STOCK_RESERVATION_FAILURES.labels("unavailable").inc()
         raise OutOfStock("SKU_UNAVAILABLE", "a product is no longer on sale", details={"sku_id": sku_id})
     STOCK_RESERVATION_FAILURES.labels("out_of_stock").inc()

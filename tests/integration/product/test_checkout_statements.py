@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from services.product import service
 from services.product.db import SqlProductUnitOfWork, start_mappers
-from services.product.domain import StockLine
+from services.product.domain import OutOfStock, StockLine
 from tests.fixtures.statements import statements
 from tests.integration.product.conftest import Shelf, UowFactory
 
@@ -45,10 +45,28 @@ def test_a_reservation_is_a_fixed_number_of_statements_and_answers_its_snapshot_
     with statements(engine) as sent:
         held = service.reserve_stock(uow(), order_no="O1", lines=[StockLine(sku_id, 1) for sku_id in wanted])
 
-    # the order's lock and replay check; per line its conditional UPDATE and ledger row; the reservations;
-    # the snapshot of both SKUs in one SELECT (no GetSkus call beside it)
-    assert sent == ["SELECT pg_advisory_xact_lock", "SELECT stock_reservations", "UPDATE skus",
+    # the order's lock and replay check; the snapshot of both SKUs in one SELECT (no GetSkus call beside it),
+    # which also refuses a short or off-sale SKU before any row lock; per line its conditional UPDATE and
+    # ledger row; the reservations
+    assert sent == ["SELECT pg_advisory_xact_lock", "SELECT stock_reservations", "SELECT skus", "UPDATE skus",
                     "INSERT stock_movements", "UPDATE skus", "INSERT stock_reservations", "INSERT stock_movements",
-                    "INSERT stock_reservations", "SELECT skus"]
+                    "INSERT stock_reservations"]
     assert [(offer.sku.id, offer.sku.stock, offer.on_sale) for offer in held.offers] == [
         (wanted[0], 49, True), (wanted[1], 49, True)]
+
+
+def test_a_sold_out_sku_is_refused_from_the_read_without_touching_its_row(
+        service_engine: Callable[[str], Engine]) -> None:
+    start_mappers()
+    engine = service_engine("product")
+    uow: UowFactory = functools.partial(SqlProductUnitOfWork, engine, "product")
+    shelf = Shelf(uow)
+    [sku_id] = shelf.sku_ids(shelf.product("秒杀手机", stock=1))
+    service.reserve_stock(uow(), order_no="WINNER", lines=[StockLine(sku_id, 1)])
+
+    with statements(engine) as sent, pytest.raises(OutOfStock) as refused:
+        service.reserve_stock(uow(), order_no="LOSER", lines=[StockLine(sku_id, 1)])
+
+    # a flash sale's losers read and leave: no UPDATE waiting on the row the winners hold
+    assert (refused.value.code, [s for s in sent if s != "ROLLBACK"]) == (
+        "OUT_OF_STOCK", ["SELECT pg_advisory_xact_lock", "SELECT stock_reservations", "SELECT skus"])
