@@ -4,7 +4,6 @@ waits for it: a void answers the charge it waited for, a charge waiting for a vo
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -15,8 +14,8 @@ from services.common.errors import DomainError
 from services.member import service
 from services.member.db import SqlMemberUnitOfWork
 from services.member.domain import PLATFORM, Account
+from tests.fixtures.postgres import wait_until_blocked
 from tests.integration.member.test_member_grpc import fund, wallet
-from tests.integration.member.test_refund_before_payment_on_database import blocked_on_a_lock
 
 pytestmark = pytest.mark.integration
 
@@ -57,10 +56,7 @@ def first_then_second(engine: Engine, uow: Callable[[], SqlMemberUnitOfWork], fi
     assert reached.wait(60)
     two = threading.Thread(target=run, args=("second", second, uow()))
     two.start()
-    deadline = time.monotonic() + 30
-    while two.is_alive() and not blocked_on_a_lock(engine):
-        assert time.monotonic() < deadline, "the second neither ended nor waited"
-        time.sleep(0.02)
+    wait_until_blocked(engine, two)
     go.set()
     one.join(60)
     two.join(60)
