@@ -551,8 +551,9 @@ class FakeMembers:
     user_id: int = 1  # whose wallet this is
     pay_error: DomainError | None = None       # PayWithBalance fails before charging
     pay_answer_lost: DomainError | None = None  # PayWithBalance charges, then its answer is lost (raised)
-    query_error: DomainError | None = None     # GetBalancePayment fails
-    queried: list[str] = field(default_factory=list)  # order_nos GetBalancePayment was asked about
+    query_error: DomainError | None = None     # VoidBalancePayment fails
+    queried: list[str] = field(default_factory=list)  # order_nos VoidBalancePayment was asked about
+    voided: set[str] = field(default_factory=set)  # order_nos whose wallet payment is void
     offers: list[CouponOffer] = field(default_factory=list)
 
     def discount_percent(self) -> int:
@@ -590,6 +591,8 @@ class FakeMembers:
             raise self.pay_error
         if amount_fen <= 0:
             raise InvalidInput("AMOUNT_INVALID", "the amount must be positive")
+        if order_no in self.voided:
+            raise DomainError("BALANCE_PAYMENT_VOID", "the wallet payment of this order was closed")
         if all(paid != order_no for paid, _ in self.balance_payments):  # once per order, as the ledger's key
             if self.balance_fen < amount_fen:
                 raise DomainError("BALANCE_INSUFFICIENT", "not enough balance")
@@ -598,11 +601,14 @@ class FakeMembers:
         if self.pay_answer_lost is not None:
             raise self.pay_answer_lost
 
-    def balance_payment(self, order_no: str) -> WalletCharge | None:
+    def void_balance_payment(self, order_no: str) -> WalletCharge | None:
         self.queried.append(order_no)
         if self.query_error is not None:
             raise self.query_error
-        return next((WalletCharge(self.user_id, fen) for paid, fen in self.balance_payments if paid == order_no), None)
+        charge = next((WalletCharge(self.user_id, fen) for paid, fen in self.balance_payments if paid == order_no), None)
+        if charge is None:
+            self.voided.add(order_no)
+        return charge
 
     def refund_to_balance(self, refund_no: str, order_no: str, user_id: int, amount_fen: int) -> None:
         if self.refund_error is not None:

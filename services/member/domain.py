@@ -225,6 +225,12 @@ def posting_conflict(key: str) -> Conflict:
     return Conflict("ALREADY_APPLIED_DIFFERENTLY", f"{key} was already applied with different amounts")
 
 
+def balance_payment_void(order_no: str) -> DomainError:
+    """The order's wallet payment was voided (it charged nothing and never will): the order is paid otherwise."""
+    return DomainError("BALANCE_PAYMENT_VOID", "the wallet payment of this order was closed; pay another way",
+                       details={"order_no": order_no})
+
+
 @dataclass(frozen=True)
 class LedgerEntry:
     """One line of a ledger as its owner sees it."""

@@ -21,7 +21,7 @@ from services.member.uow import MemberUnitOfWork
 MAX_PAGE = 100
 STAFF_REFUNDERS = (Role.ADMIN, Role.FINANCE, Role.CUSTOMER_SERVICE)
 REFUNDING_SERVICES = ("order",)  # refunds of balance payments, also from its reconciliation job (no staff there)
-PAYMENT_READERS = ("order",)  # what a wallet paid for an order: its reconciliation of payments whose answer was lost
+PAYMENT_VOIDERS = ("order",)  # what a wallet paid for an order, else no payment ever: reconciling lost answers
 
 
 class MemberServicer(member_pb2_grpc.MemberServiceServicer):
@@ -145,13 +145,13 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
             self.uow(), user_id=request.user_id, refund_no=request.refund_no, order_no=request.order_no,
             amount_fen=request.amount_fen))
 
-    def GetBalancePayment(self, request: pb.GetBalancePaymentRequest,
-                          context: grpc.ServicerContext) -> pb.GetBalancePaymentResponse:
-        require_service(*PAYMENT_READERS)
-        paid = service.balance_payment(self.uow(), order_no=request.order_no)
+    def VoidBalancePayment(self, request: pb.VoidBalancePaymentRequest,
+                           context: grpc.ServicerContext) -> pb.VoidBalancePaymentResponse:
+        require_service(*PAYMENT_VOIDERS)
+        paid = service.void_balance_payment(self.uow(), order_no=request.order_no)
         if paid is None:
-            return pb.GetBalancePaymentResponse(charged=False)
-        return pb.GetBalancePaymentResponse(charged=True, user_id=paid.user_id, amount_fen=paid.amount_fen)
+            return pb.VoidBalancePaymentResponse(charged=False)
+        return pb.VoidBalancePaymentResponse(charged=True, user_id=paid.user_id, amount_fen=paid.amount_fen)
 
     # withdrawals
 

@@ -52,6 +52,7 @@ from services.member.domain import (
     Recharge,
     Withdrawal,
     WithdrawalStatus,
+    balance_payment_void,
     coupon_not_found,
     draw_principal,
     not_a_member,
@@ -537,12 +538,22 @@ def _use_expired_coupon_again(uow: MemberUnitOfWork, order_no: str, now: datetim
 # ---------------------------------------------------------------- balance payment
 
 
+# Who came first for an order's wallet payment, its charge or its void: the claim is an idempotency key
+# (scope, order_no), so whichever commits it first decides and the other waits for that transaction to end.
+PAYMENT_CLAIM = "balance-payment"
+CHARGED, VOID = b"charged", b"void"
+
+
 def pay_with_balance(uow: MemberUnitOfWork, *, user_id: int, order_no: str, amount_fen: int,
                      now: datetime | None = None) -> int:
-    """Pay order `order_no` from the user's available balance, once; the balance after."""
+    """Pay order `order_no` from the user's available balance, once; the balance after. DomainError
+    BALANCE_PAYMENT_VOID, charging nothing, once the order's wallet payment was voided (`void_balance_payment`)."""
     now = now or utcnow()
     validate_order_no(order_no)
     with uow:
+        if uow.run_once(scope=PAYMENT_CLAIM, key=order_no, request=b"", execute=lambda: CHARGED) == VOID:
+            raise balance_payment_void(order_no)
+
         def legs() -> Posting:  # bonus credit first, then the available balance
             bonus = min(uow.ledger.balance(user_id, Account.BONUS, lock=True), amount_fen)
             return _split(f"balance-payment:{order_no}", "balance_payment", order_no, user_id, -amount_fen,
@@ -562,12 +573,17 @@ class BalancePayment:
     amount_fen: int
 
 
-def balance_payment(uow: MemberUnitOfWork, *, order_no: str) -> BalancePayment | None:
-    """What `pay_with_balance` charged for `order_no`, None when no wallet was charged for it. Refunds of the order
-    do not change the answer: the order service asks this to settle payments whose answer it lost."""
+def void_balance_payment(uow: MemberUnitOfWork, *, order_no: str) -> BalancePayment | None:
+    """What `pay_with_balance` charged for `order_no`; when nothing, the order's wallet payment is void from now on
+    (a charge still under way is refused when it gets there), so None is final. Refunds of the order do not change
+    the answer: the order service asks this to settle payments whose answer it lost."""
     validate_order_no(order_no)
     with uow:
-        paid = uow.ledger.find(f"balance-payment:{order_no}")
+        key = f"balance-payment:{order_no}"
+        # A charge made before charges claimed the order has no claim: its posting answers for it.
+        uow.run_once(scope=PAYMENT_CLAIM, key=order_no, request=b"",
+                     execute=lambda: CHARGED if uow.ledger.find(key) else VOID)
+        paid = uow.ledger.find(key)
         uow.commit()
     if paid is None:
         return None

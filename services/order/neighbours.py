@@ -133,11 +133,11 @@ class GrpcMembers:
         with passed_on("member"):
             self.stub.PayWithBalance(member_pb2.PayWithBalanceRequest(order_no=order_no, amount_fen=amount_fen))
 
-    def balance_payment(self, order_no: str) -> WalletCharge | None:
-        # As the order service itself: only it may read what any wallet paid, and its reconciliation has no caller.
+    def void_balance_payment(self, order_no: str) -> WalletCharge | None:
+        # As the order service itself: only it may close any wallet's payment, and its reconciliation has no caller.
         with passed_on("member"):
-            paid = self.clients.get(MemberServiceStub, as_service=True).GetBalancePayment(
-                member_pb2.GetBalancePaymentRequest(order_no=order_no))
+            paid = self.clients.get(MemberServiceStub, as_service=True).VoidBalancePayment(
+                member_pb2.VoidBalancePaymentRequest(order_no=order_no))
         return WalletCharge(user_id=paid.user_id, amount_fen=paid.amount_fen) if paid.charged else None
 
     def refund_to_balance(self, refund_no: str, order_no: str, user_id: int, amount_fen: int) -> None:

@@ -106,8 +106,9 @@ class Members(Protocol):
 
     def pay_with_balance(self, order_no: str, amount_fen: int) -> None: ...
 
-    def balance_payment(self, order_no: str) -> WalletCharge | None:
-        """What a wallet paid for the order, None when none was charged (the order service asks as itself)."""
+    def void_balance_payment(self, order_no: str) -> WalletCharge | None:
+        """What a wallet paid for the order; None when none was charged, and then none ever will be: a charge still
+        under way is refused (BALANCE_PAYMENT_VOID). The order service asks as itself."""
 
     def refund_to_balance(self, refund_no: str, order_no: str, user_id: int, amount_fen: int) -> None:
         """Credit the user's wallet once per refund_no (the order service asks as itself, with or without a caller)."""

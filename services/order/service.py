@@ -824,9 +824,11 @@ def _resolve_wallet_attempt(uow: OrderUnitOfWork, members: Members, *, order_no:
                             now: datetime) -> bool:
     """What did the wallet pay for the order whose wallet payment started at `attempt_at`? Charged: the order is
     PAID (it was paid before its deadline) if it is still unpaid, else the charge is credited back (LATEW<order_no>,
-    once). Never charged: the attempt is forgotten, unless a newer one started meanwhile; the timeout may then
-    cancel the order. True when resolved. Replicas may resolve the same attempt: each outcome happens once."""
-    charge = members.balance_payment(order_no)
+    once). Never charged: the member service voided the order's wallet payment in the same call, so a charge still
+    under way there is refused and "never" is final (as closing a WeChat Pay transaction); the attempt is forgotten,
+    unless a newer one started meanwhile, and the timeout may then cancel the order. True when resolved. Replicas
+    may resolve the same attempt: each outcome happens once."""
+    charge = members.void_balance_payment(order_no)
     if charge is None:
         return _forget_wallet_attempt(uow, order_no=order_no, attempt_at=attempt_at)
     with uow:

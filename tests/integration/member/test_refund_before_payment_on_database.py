@@ -4,19 +4,19 @@ then taken back once, also when the two events are applied at the same moment by
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from mall.events.v1.envelope_pb2 import EventEnvelope
 from mall.events.v1.order_events_pb2 import OrderPaid, OrderRefunded
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select
 
 from services.common.events import timestamp
 from services.member import consumers, service
 from services.member.db import SqlMemberUnitOfWork, pending_reversals
 from services.member.domain import Account
+from tests.fixtures.postgres import wait_until_blocked
 
 pytestmark = pytest.mark.integration
 
@@ -76,12 +76,6 @@ def test_a_refund_read_before_its_order_paid_is_taken_back_when_the_payment_is_r
     assert service.check_ledgers(shopper())[1] == []
 
 
-def blocked_on_a_lock(engine: Engine) -> bool:
-    with engine.connect() as conn:
-        return conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                                 "AND wait_event_type = 'Lock'")).scalar_one() > 0
-
-
 @pytest.mark.parametrize(("first", "second"), [(REFUNDED, PAID), (PAID, REFUNDED)], ids=["refund-first", "paid-first"])
 def test_order_paid_and_its_refund_applied_at_once_by_two_consumers_still_take_the_refund_back(
         shopper: Callable[[], SqlMemberUnitOfWork], engine: Engine, first: OrderPaid | OrderRefunded,
@@ -98,10 +92,7 @@ def test_order_paid_and_its_refund_applied_at_once_by_two_consumers_still_take_t
         apply(tx, first, "e-1")  # applied, not committed yet: the other consumer must not miss it
         racing = threading.Thread(target=other_consumer)
         racing.start()
-        deadline = time.monotonic() + 30
-        while racing.is_alive() and not blocked_on_a_lock(engine):
-            assert time.monotonic() < deadline, "the other consumer neither ended nor waited"
-            time.sleep(0.02)
+        wait_until_blocked(engine, racing)
         tx.commit()
     racing.join(timeout=60)
 

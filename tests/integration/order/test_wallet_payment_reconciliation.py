@@ -1,7 +1,8 @@
 """Wallet payments whose answer was lost, on PostgreSQL over real gRPC to the member service: the shopper's
 PayWithBalance charges the wallet and the answer never arrives; the wallet-reconciliation job, which has no
-caller, asks the member service as the order service (GetBalancePayment) and pays the order, or credits the
-charge back, exactly once, also when two replicas resolve the same attempt at the same time."""
+caller, asks the member service as the order service (VoidBalancePayment) and pays the order, or credits the
+charge back, exactly once, also when two replicas resolve the same attempt at the same time; a charge still under
+way when it heard "none" is refused when it arrives."""
 
 from __future__ import annotations
 
@@ -48,6 +49,23 @@ class AnswerLost(GrpcMembers):
     def pay_with_balance(self, order_no: str, amount_fen: int) -> None:
         super().pay_with_balance(order_no, amount_fen)
         raise LOST
+
+
+class StillCharging(GrpcMembers):
+    """The order service's member client whose PayWithBalance times out while the member service is still working
+    on it: the charge reaches the member service only when `arrive()` is called."""
+
+    def pay_with_balance(self, order_no: str, amount_fen: int) -> None:
+        caller = caller_var.get()
+        self.arrive = lambda: self._arrive(caller, order_no, amount_fen)
+        raise LOST
+
+    def _arrive(self, caller: Caller | None, order_no: str, amount_fen: int) -> None:
+        token = caller_var.set(caller)
+        try:
+            super().pay_with_balance(order_no, amount_fen)
+        finally:
+            caller_var.reset(token)
 
 
 def alices_token(jwt_keys: JwtKeys) -> str:
@@ -172,6 +190,26 @@ def test_an_attempt_that_charged_nothing_is_forgotten_and_the_order_expires(
     assert (wallet(member_uow, ALICE), published(pg_engine, "order-cancelled")) == ((WALLET, 0), 1)
 
 
+def test_a_charge_still_under_way_when_reconciliation_found_none_is_refused_when_it_arrives(
+        pg_uow: Callable[[], SqlOrderUnitOfWork], pg_engine: Engine, member_uow: Callable[[], SqlMemberUnitOfWork],
+        alice: None, members: GrpcMembers) -> None:
+    now = datetime.now(UTC)
+    order_id = unpaid_order(pg_uow, member_uow, now)
+    slow = StillCharging(members.clients)
+    pay_unanswered(pg_uow, slow, order_id, now)
+    caller_var.set(None)
+    deadline = now + timedelta(minutes=30)
+    steps = [service.reconcile_wallet_payments(pg_uow, members, now=deadline),
+             service.expire_orders(pg_uow(), now=deadline)]
+
+    with pytest.raises(DomainError) as refused:
+        slow.arrive()
+
+    assert (steps, refused.value.code, order_state(pg_uow, order_id)) == (
+        [1, 1], "BALANCE_PAYMENT_VOID", ("CANCELLED", "", False))
+    assert (wallet(member_uow, ALICE), published(pg_engine, "order-paid")) == ((WALLET, 0), 0)
+
+
 def test_two_replicas_resolving_the_same_attempt_at_once_pay_the_order_once(
         pg_uow: Callable[[], SqlOrderUnitOfWork], pg_engine: Engine, member_uow: Callable[[], SqlMemberUnitOfWork],
         alice: None, answer_lost: AnswerLost, members: GrpcMembers) -> None:
@@ -181,8 +219,8 @@ def test_two_replicas_resolving_the_same_attempt_at_once_pay_the_order_once(
     both_answered = threading.Barrier(2, timeout=30)
 
     class Replica(GrpcMembers):
-        def balance_payment(self, order_no: str) -> WalletCharge | None:
-            charge = super().balance_payment(order_no)
+        def void_balance_payment(self, order_no: str) -> WalletCharge | None:
+            charge = super().void_balance_payment(order_no)
             both_answered.wait()  # both hold the member service's answer before either settles the order
             return charge
 
@@ -196,7 +234,7 @@ def test_two_replicas_resolving_the_same_attempt_at_once_pay_the_order_once(
 
 
 @pytest.mark.parametrize("who", ["product", "user", "shopper"])
-def test_what_a_wallet_paid_is_told_to_the_order_service_only(
+def test_only_the_order_service_may_void_a_wallet_payment(
         member_target: str, member_uow: Callable[[], SqlMemberUnitOfWork], jwt_keys: JwtKeys, who: str) -> None:
     order_no = new_order_no(datetime.now(UTC))
     fund(member_uow, ALICE, WALLET)
@@ -205,12 +243,12 @@ def test_what_a_wallet_paid_is_told_to_the_order_service_only(
         stub = member_pb2_grpc.MemberServiceStub(channel)
         stub.PayWithBalance(member_pb2.PayWithBalanceRequest(order_no=order_no, amount_fen=PAYABLE),
                             metadata=as_alice, timeout=10)
-        ask = member_pb2.GetBalancePaymentRequest(order_no=order_no)
-        told = stub.GetBalancePayment(ask, metadata=as_service(jwt_keys, "order"), timeout=10)
-        never = stub.GetBalancePayment(member_pb2.GetBalancePaymentRequest(order_no="N0"),
-                                       metadata=as_service(jwt_keys, "order"), timeout=10)
+        ask = member_pb2.VoidBalancePaymentRequest(order_no=order_no)
+        told = stub.VoidBalancePayment(ask, metadata=as_service(jwt_keys, "order"), timeout=10)
+        never = stub.VoidBalancePayment(member_pb2.VoidBalancePaymentRequest(order_no="N0"),
+                                        metadata=as_service(jwt_keys, "order"), timeout=10)
         with pytest.raises(grpc.RpcError) as refused:
-            stub.GetBalancePayment(ask, metadata=as_alice if who == "shopper" else as_service(jwt_keys, who),
+            stub.VoidBalancePayment(ask, metadata=as_alice if who == "shopper" else as_service(jwt_keys, who),
                                    timeout=10)
 
     assert (told.charged, told.user_id, told.amount_fen, never.charged) == (True, ALICE, PAYABLE, False)

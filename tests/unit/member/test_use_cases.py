@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
+from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.member import service
 from services.member.channels import SimulatedPayment, SimulatedPayout
 from services.member.domain import PLATFORM, Account, Member, OrderLine, level_for, transfer
@@ -116,7 +116,7 @@ def test_paying_more_than_the_balance_is_refused_and_moves_nothing(uow: FakeMemb
     assert (raised.value.code, balances(uow, ALICE)) == ("INSUFFICIENT_BALANCE", (1_000, 0))
 
 
-def test_what_a_wallet_paid_for_an_order_is_read_back_bonus_included_and_refunds_left_out(
+def test_voiding_a_paid_order_answers_what_its_wallet_paid_bonus_included_and_refunds_left_out(
         uow: FakeMemberUnitOfWork) -> None:
     fund(uow, ALICE, 10_000)
     uow.ledger.post(transfer("promo:1", "recharge_bonus", "R1", amount=500, source=(PLATFORM, Account.PROMOTIONS),
@@ -124,10 +124,51 @@ def test_what_a_wallet_paid_for_an_order_is_read_back_bonus_included_and_refunds
     service.pay_with_balance(uow, user_id=ALICE, order_no="O1", amount_fen=2_500, now=NOW)  # 500 bonus + 2,000
     service.refund_to_balance(uow, user_id=ALICE, refund_no="LATEWO1", order_no="O1", amount_fen=2_500, now=NOW)
 
-    assert service.balance_payment(uow, order_no="O1") == service.BalancePayment(user_id=ALICE, amount_fen=2_500)
-    assert service.balance_payment(uow, order_no="O2") is None
+    assert service.void_balance_payment(uow, order_no="O1") == service.BalancePayment(user_id=ALICE, amount_fen=2_500)
+
+
+def test_a_payment_of_a_voided_order_is_refused_and_charges_nothing(uow: FakeMemberUnitOfWork) -> None:
+    fund(uow, ALICE, 10_000)
+
+    voided = service.void_balance_payment(uow, order_no="O1")
+    with pytest.raises(DomainError) as raised:
+        service.pay_with_balance(uow, user_id=ALICE, order_no="O1", amount_fen=2_500, now=NOW)
+
+    assert (voided, raised.value.code, raised.value.kind) == (None, "BALANCE_PAYMENT_VOID", ErrorKind.BUSINESS_RULE)
+    assert (balances(uow, ALICE), uow.ledger.balance(PLATFORM, Account.SALES)) == ((10_000, 0), 0)
+
+
+def test_voiding_again_gives_the_same_answer(uow: FakeMemberUnitOfWork) -> None:
+    fund(uow, ALICE, 10_000)
+    service.pay_with_balance(uow, user_id=ALICE, order_no="O1", amount_fen=2_500, now=NOW)
+    charged = service.BalancePayment(user_id=ALICE, amount_fen=2_500)
+
+    answers = [service.void_balance_payment(uow, order_no=order_no) for order_no in ("O1", "O2", "O1", "O2")]
+
+    assert answers == [charged, None, charged, None]
+
+
+def test_a_paid_order_replays_its_payment_after_a_void(uow: FakeMemberUnitOfWork) -> None:
+    fund(uow, ALICE, 10_000)
+    service.pay_with_balance(uow, user_id=ALICE, order_no="O1", amount_fen=2_500, now=NOW)
+    service.void_balance_payment(uow, order_no="O1")
+
+    again = service.pay_with_balance(uow, user_id=ALICE, order_no="O1", amount_fen=2_500, now=NOW)
+
+    assert (again, uow.ledger.balance(PLATFORM, Account.SALES)) == (7_500, 2_500)
+
+
+def test_a_refused_payment_does_not_keep_its_order_from_being_voided(uow: FakeMemberUnitOfWork) -> None:
+    fund(uow, ALICE, 1_000)
+    with pytest.raises(DomainError):
+        service.pay_with_balance(uow, user_id=ALICE, order_no="O1", amount_fen=1_001, now=NOW)
+
+    assert service.void_balance_payment(uow, order_no="O1") is None
+
+
+def test_voiding_an_order_number_that_is_no_order_number_is_invalid(uow: FakeMemberUnitOfWork) -> None:
     with pytest.raises(InvalidInput):
-        service.balance_payment(uow, order_no="")
+        service.void_balance_payment(uow, order_no="")
 
 
 def test_a_refund_to_balance_is_credited_once_per_refund_no(uow: FakeMemberUnitOfWork) -> None:

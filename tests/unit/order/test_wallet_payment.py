@@ -216,23 +216,36 @@ def test_an_answer_about_an_older_attempt_does_not_resolve_a_newer_one(
     order = unpaid(shop)
     shop.members.pay_error = DOWN
     pay_unanswered(shop, order)  # nothing charged
-    shop.members.pay_error = None
     later = NOW + SETTLED
-    answer = shop.members.balance_payment
+    answer = shop.members.void_balance_payment
 
     def newer_attempt_meanwhile(order_no: str) -> object:
         found = answer(order_no)  # "never charged", on its way back while the shopper taps pay again
-        shop.members.pay_answer_lost = DOWN
-        pay_unanswered(shop, order, now=later)  # this one charges; its answer is lost
-        shop.members.pay_answer_lost = None
+        pay_unanswered(shop, order, now=later)  # its answer is lost too
         return found
-    monkeypatch.setattr(shop.members, "balance_payment", newer_attempt_meanwhile)
+    monkeypatch.setattr(shop.members, "void_balance_payment", newer_attempt_meanwhile)
     assert reconcile(shop, later) == 0
     monkeypatch.undo()
 
-    assert service.expire_orders(shop.uow, now=order.pay_deadline) == 0
+    assert service.expire_orders(shop.uow, now=order.pay_deadline) == 0  # the newer attempt is still unknown
     assert reconcile(shop, later + SETTLED) == 1
-    assert (order.status, shop.members.balance_fen) == ("PAID", WALLET - PAYABLE)
+    assert service.expire_orders(shop.uow, now=order.pay_deadline) == 1
+    assert (order.status, shop.members.balance_fen) == ("CANCELLED", WALLET)
+
+
+def test_a_wallet_payment_after_reconciliation_found_none_is_refused_and_leaves_no_attempt(shop: Shop) -> None:
+    order = unpaid(shop)
+    shop.members.pay_error = DOWN
+    pay_unanswered(shop, order)  # nothing charged
+    shop.members.pay_error = None
+    assert reconcile(shop, NOW + SETTLED) == 1  # the order's wallet payment is void from now on
+
+    with pytest.raises(DomainError) as refused:
+        pay(shop, order, now=NOW + SETTLED)
+
+    assert (refused.value.code, order.status, order.wallet_attempt_at, shop.members.balance_fen) == (
+        "BALANCE_PAYMENT_VOID", "PENDING_PAYMENT", None, WALLET)
+    assert service.expire_orders(shop.uow, now=order.pay_deadline) == 1
 
 
 def test_the_wallet_settle_time_must_outlast_the_deadline_of_the_wallet_call(tmp_path: Path) -> None:

@@ -425,13 +425,13 @@ class RefundToBalanceResponse(_message.Message):
     balance_fen: int
     def __init__(self, balance_fen: _Optional[int] = ...) -> None: ...
 
-class GetBalancePaymentRequest(_message.Message):
+class VoidBalancePaymentRequest(_message.Message):
     __slots__ = ("order_no",)
     ORDER_NO_FIELD_NUMBER: _ClassVar[int]
     order_no: str
     def __init__(self, order_no: _Optional[str] = ...) -> None: ...
 
-class GetBalancePaymentResponse(_message.Message):
+class VoidBalancePaymentResponse(_message.Message):
     __slots__ = ("charged", "user_id", "amount_fen")
     CHARGED_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]

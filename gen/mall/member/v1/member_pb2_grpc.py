@@ -134,10 +134,10 @@ class MemberServiceStub:
                 request_serializer=mall_dot_member_dot_v1_dot_member__pb2.RefundToBalanceRequest.SerializeToString,
                 response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.RefundToBalanceResponse.FromString,
                 _registered_method=True)
-        self.GetBalancePayment = channel.unary_unary(
-                '/mall.member.v1.MemberService/GetBalancePayment',
-                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.GetBalancePaymentRequest.SerializeToString,
-                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.GetBalancePaymentResponse.FromString,
+        self.VoidBalancePayment = channel.unary_unary(
+                '/mall.member.v1.MemberService/VoidBalancePayment',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.VoidBalancePaymentRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.VoidBalancePaymentResponse.FromString,
                 _registered_method=True)
         self.RequestWithdrawal = channel.unary_unary(
                 '/mall.member.v1.MemberService/RequestWithdrawal',
@@ -304,8 +304,9 @@ class MemberServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def GetBalancePayment(self, request, context):
-        """What a wallet paid for an order (the order service's reconciliation of payments whose answer was lost)
+    def VoidBalancePayment(self, request, context):
+        """What a wallet paid for an order, and when nothing, no wallet payment of it ever (a charge still under way is
+        refused: FAILED_PRECONDITION BALANCE_PAYMENT_VOID); the order service's reconciliation of lost answers
         the order service only
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -457,10 +458,10 @@ def add_MemberServiceServicer_to_server(servicer, server):
                     request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.RefundToBalanceRequest.FromString,
                     response_serializer=mall_dot_member_dot_v1_dot_member__pb2.RefundToBalanceResponse.SerializeToString,
             ),
-            'GetBalancePayment': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetBalancePayment,
-                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.GetBalancePaymentRequest.FromString,
-                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.GetBalancePaymentResponse.SerializeToString,
+            'VoidBalancePayment': grpc.unary_unary_rpc_method_handler(
+                    servicer.VoidBalancePayment,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.VoidBalancePaymentRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.VoidBalancePaymentResponse.SerializeToString,
             ),
             'RequestWithdrawal': grpc.unary_unary_rpc_method_handler(
                     servicer.RequestWithdrawal,
@@ -1044,7 +1045,7 @@ class MemberService:
             _registered_method=True)
 
     @staticmethod
-    def GetBalancePayment(request,
+    def VoidBalancePayment(request,
             target,
             options=(),
             channel_credentials=None,
@@ -1057,9 +1058,9 @@ class MemberService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/mall.member.v1.MemberService/GetBalancePayment',
-            mall_dot_member_dot_v1_dot_member__pb2.GetBalancePaymentRequest.SerializeToString,
-            mall_dot_member_dot_v1_dot_member__pb2.GetBalancePaymentResponse.FromString,
+            '/mall.member.v1.MemberService/VoidBalancePayment',
+            mall_dot_member_dot_v1_dot_member__pb2.VoidBalancePaymentRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.VoidBalancePaymentResponse.FromString,
             options,
             channel_credentials,
             insecure,
