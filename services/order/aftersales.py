@@ -432,4 +432,6 @@ def refund_settled(uow: OrderUnitOfWork, case_id: int, *, refund_no: str, status
     if case is None or (CaseStatus(case.status), action) not in CASE_TRANSITIONS:
         return  # nothing waits for this refund (a replay, or a refund staff started by hand)
     case.refund_no = refund_no
+    if status == RefundStatus.SUCCESS and not case.refund_fen:
+        reason = refunds.NOTHING_PAID
     case.apply(action, actor=f"refund:{refund_no}", now=now, reason=reason)

@@ -73,7 +73,7 @@ from services.order.domain import (
     plain,
 )
 from services.order.ports import Members
-from services.order.service import get_order, publish_cancelled
+from services.order.service import NO_CHANNEL, get_order, publish_cancelled
 from services.order.uow import LineReservation, OrderUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,7 @@ OPEN = frozenset({RefundStatus.PENDING, RefundStatus.ABNORMAL})
 # What WeChat Pay answers besides PROCESSING (which leaves a refund, or makes it again, PENDING).
 CHANNEL_STATUSES = frozenset({RefundStatus.SUCCESS, RefundStatus.CLOSED, RefundStatus.ABNORMAL})
 WECHAT_REASON_CHARS = 80  # WeChat Pay's limit on a refund's reason
+NOTHING_PAID = "nothing to refund (0 fen paid for these units)"  # the history of a 0-fen refund
 REFUND_NO = re.compile(r"RF[0-9]{20}[0-9a-f]{8}")  # "RF" + new_order_no
 
 SettledListener = Callable[[OrderUnitOfWork, Refund, datetime], None]
@@ -140,7 +141,7 @@ def start_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members:
                            details={"status": order.status, "action": "refund"})
         lines = _refund_lines(order, items)
         amount = sum(line.amount_fen for line in lines) if items else order.payable_fen - order.refunded_fen
-        if amount <= 0:
+        if not (amount or lines):
             raise Conflict("REFUND_NOTHING_LEFT", "nothing of this order is left to refund",
                            details={"status": order.status, "refunded_fen": order.refunded_fen})
         shares = paid_shares(order)
@@ -150,10 +151,13 @@ def start_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members:
                            details={"payable_fen": order.payable_fen, "refunded_fen": order.refunded_fen,
                                     "amount_fen": amount})
         refund = Refund(refund_no="RF" + new_order_no(now), order_id=order_id, source=source[:64],
-                        status=RefundStatus.PENDING.value, amount_fen=amount, channel=order.pay_channel,
-                        reason=reason[:255], actor=actor[:64], created_at=now, updated_at=now, lines=lines)
+                        status=RefundStatus.PENDING.value, amount_fen=amount,
+                        channel=order.pay_channel if amount else NO_CHANNEL, reason=reason[:255], actor=actor[:64],
+                        created_at=now, updated_at=now, lines=lines)
         uow.refunds.add(refund)
         uow.commit()
+    if not amount:  # units paid 0 fen: nothing to pay back, so no channel is asked
+        return settle_refund(uow, refund_no=refund.refund_no, status=RefundStatus.SUCCESS, actor=actor, now=now)
     return _ask_channel(uow, payments, members, order, refund, now)
 
 
@@ -257,17 +261,21 @@ def _change(uow: OrderUnitOfWork, order: Order, refund: Refund, status: RefundSt
 
 
 def _refunded(uow: OrderUnitOfWork, order: Order, refund: Refund, actor: str, now: datetime) -> None:
-    lines = {line.id: line for line in order.lines}
-    uow.publish(OrderRefunded(
-        order_no=order.order_no, user_id=order.user_id, refund_no=refund.refund_no, amount_fen=refund.amount_fen,
-        lines=[EventLine(sku_id=lines[item.line_id].sku_id, product_id=lines[item.line_id].product_id,
-                         category_id=lines[item.line_id].category_id, brand_id=lines[item.line_id].brand_id,
-                         quantity=item.quantity, price_fen=lines[item.line_id].price_fen) for item in refund.lines],
-        channel=refund.channel, reason=refund.reason, refunded_at=timestamp(now)), aggregate_id=order.order_no)
+    if refund.amount_fen:  # a 0-fen refund moved no money: nothing for the spend, points or GMV to take back
+        lines = {line.id: line for line in order.lines}
+        uow.publish(OrderRefunded(
+            order_no=order.order_no, user_id=order.user_id, refund_no=refund.refund_no, amount_fen=refund.amount_fen,
+            lines=[EventLine(sku_id=lines[item.line_id].sku_id, product_id=lines[item.line_id].product_id,
+                             category_id=lines[item.line_id].category_id, brand_id=lines[item.line_id].brand_id,
+                             quantity=item.quantity, price_fen=lines[item.line_id].price_fen)
+                   for item in refund.lines],
+            channel=refund.channel, reason=refund.reason, refunded_at=timestamp(now)), aggregate_id=order.order_no)
     succeeded = sum(done.amount_fen for done in uow.refunds.for_order(order.id or 0)
                     if done.status == RefundStatus.SUCCESS)
     if succeeded >= order.payable_fen and order.can("refunded"):
-        order.apply("refunded", actor=actor, now=now, reason=f"refund {refund.refund_no}: {refund.amount_fen} fen")
+        order.apply("refunded", actor=actor, now=now,
+                    reason=f"refund {refund.refund_no}: {refund.amount_fen} fen" if refund.amount_fen
+                    else f"refund {refund.refund_no}: {NOTHING_PAID}")
 
 
 def handle_refund_notify(uow: OrderUnitOfWork, payments: RefundPayments | None, *, headers: Mapping[str, str],
@@ -403,7 +411,7 @@ def review_cancellation(uow: OrderUnitOfWork, payments: RefundPayments | None, m
     order again retries: a new refund when the last one was closed or refused, the channel asked again
     about the same refund when a wallet refund is still PENDING (the member service did not answer) or a
     WeChat Pay refund is ABNORMAL (fixed at WeChat Pay, or not yet); otherwise it is a 409. An order that
-    had nothing to pay (channel "none") goes on to REFUNDED at once.
+    had nothing to pay (channel "none") goes on to REFUNDED at once, by a 0-fen refund no channel is asked for.
     """
     now = now or utcnow()
     with uow:
@@ -422,10 +430,6 @@ def review_cancellation(uow: OrderUnitOfWork, payments: RefundPayments | None, m
         if not (retry or refund_anew):
             order.apply("approve_cancel", actor=actor, now=now, reason=reason)
             publish_cancelled(uow, order, now=now, by="staff", reason=reason, was_paid=True)
-            if order.payable_fen == 0:  # paid with channel "none": no money to give back, no refund to wait for
-                order.apply("refunded", actor=actor, now=now, reason="nothing was paid")
-                uow.commit()
-                return order
         uow.commit()
     if retry:
         for refund in unsettled:
