@@ -7,7 +7,9 @@ refunded yet (every line's remaining units and paid share, and the freight).
 1. In one transaction under the order's row lock the amount is *reserved*: conditional updates add it
    to `orders.refunded_fen` (never above `payable_fen`) and to each line's `refunded_quantity` /
    `refunded_fen` (never above its quantity and its paid share, `domain.paid_shares`); CHECK
-   constraints stand behind both. The refund row is written PENDING. Too much → 409 REFUND_EXCEEDS_PAID.
+   constraints stand behind both. The refund row is written PENDING. Too much → 409 REFUND_EXCEEDS_PAID;
+   neither units nor money left → 409 REFUND_NOTHING_LEFT. Units paid 0 fen (a category coupon's lines, an
+   order paid with channel "none") make a 0-fen refund: channel "none", SUCCESS in that same transaction.
 2. Then, outside the transaction, the channel the order was paid with is asked:
    - wechat: `POST /v3/refund/domestic/refunds` (out_refund_no = refund_no, notify_url for refunds).
      PROCESSING leaves it PENDING; a refusal (4xx) closes it and answers 409 REFUND_REFUSED; no answer
@@ -21,7 +23,8 @@ refunded yet (every line's remaining units and paid share, and the freight).
    WeChat Pay's are queried, or asked for again when WeChat Pay never got them; wallet refunds are
    asked of the member service again), or at once for balance refunds. `retry_refund` asks again
    about one PENDING refund (the job, and staff who do not want to wait for it).
-   - SUCCESS: `order-refunded` (lines with the refunded quantities) in the same transaction; when the
+   - SUCCESS: `order-refunded` (lines with the refunded quantities) in the same transaction, unless the
+     refund is of 0 fen (no money moved: nothing for the member service or analytics to take back); when the
      successful refunds add up to the whole payable amount and the state machine has a "refunded" step
      from the order's state (REFUNDING → REFUNDED), the order takes it. Partial refunds keep the state.
    - CLOSED: the reserved amounts are given back (the refund may be started again).
@@ -155,10 +158,10 @@ def start_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members:
                         channel=order.pay_channel if amount else NO_CHANNEL, reason=reason[:255], actor=actor[:64],
                         created_at=now, updated_at=now, lines=lines)
         uow.refunds.add(refund)
+        if not amount:  # units paid 0 fen: no channel to ask, so it ends here, never left PENDING for the job
+            _change(uow, order, refund, RefundStatus.SUCCESS, actor, now)
         uow.commit()
-    if not amount:  # units paid 0 fen: nothing to pay back, so no channel is asked
-        return settle_refund(uow, refund_no=refund.refund_no, status=RefundStatus.SUCCESS, actor=actor, now=now)
-    return _ask_channel(uow, payments, members, order, refund, now)
+    return _ask_channel(uow, payments, members, order, refund, now) if amount else refund
 
 
 def _refund_lines(order: Order, items: list[RefundItem]) -> list[RefundLine]:
