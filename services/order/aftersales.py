@@ -31,7 +31,8 @@ units / quantity, floored, and the line's last units take what is left, so refun
 exactly the goods paid.
 The refund runs through the refund engine (`Refunder`, source "after_sale:<id>"); when it settles, the
 engine's SETTLED_LISTENERS["after_sale"] (`refund_settled`) moves the case to REFUNDED (or REFUND_FAILED, or
-REFUND_ABNORMAL while WeChat Pay holds an ABNORMAL refund).
+REFUND_ABNORMAL while WeChat Pay holds an ABNORMAL refund). Units paid 0 fen get a 0-fen refund that settles at
+once without a channel: the case goes REFUNDED with `refunds.NOTHING_PAID` in its history.
 """
 
 from __future__ import annotations
@@ -432,4 +433,6 @@ def refund_settled(uow: OrderUnitOfWork, case_id: int, *, refund_no: str, status
     if case is None or (CaseStatus(case.status), action) not in CASE_TRANSITIONS:
         return  # nothing waits for this refund (a replay, or a refund staff started by hand)
     case.refund_no = refund_no
+    if status == RefundStatus.SUCCESS and not case.refund_fen:
+        reason = refunds.NOTHING_PAID
     case.apply(action, actor=f"refund:{refund_no}", now=now, reason=reason)

@@ -220,7 +220,7 @@ refunds = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("settled_at", UTCDateTime, nullable=True),
     Index("ix_refunds_status_created", "status", "created_at"),
-    CheckConstraint("amount_fen > 0", name="ck_refunds_amount_positive"),
+    CheckConstraint("amount_fen >= 0", name="ck_refunds_amount_not_negative"),  # 0: units paid 0 fen
     CheckConstraint("status IN ('PENDING', 'SUCCESS', 'CLOSED', 'ABNORMAL')", name="ck_refunds_status"),
 )
 

@@ -7,7 +7,9 @@ refunded yet (every line's remaining units and paid share, and the freight).
 1. In one transaction under the order's row lock the amount is *reserved*: conditional updates add it
    to `orders.refunded_fen` (never above `payable_fen`) and to each line's `refunded_quantity` /
    `refunded_fen` (never above its quantity and its paid share, `domain.paid_shares`); CHECK
-   constraints stand behind both. The refund row is written PENDING. Too much → 409 REFUND_EXCEEDS_PAID.
+   constraints stand behind both. The refund row is written PENDING. Too much → 409 REFUND_EXCEEDS_PAID;
+   neither units nor money left → 409 REFUND_NOTHING_LEFT. Units paid 0 fen (a category coupon's lines, an
+   order paid with channel "none") make a 0-fen refund: channel "none", SUCCESS in that same transaction.
 2. Then, outside the transaction, the channel the order was paid with is asked:
    - wechat: `POST /v3/refund/domestic/refunds` (out_refund_no = refund_no, notify_url for refunds).
      PROCESSING leaves it PENDING; a refusal (4xx) closes it and answers 409 REFUND_REFUSED; no answer
@@ -21,7 +23,8 @@ refunded yet (every line's remaining units and paid share, and the freight).
    WeChat Pay's are queried, or asked for again when WeChat Pay never got them; wallet refunds are
    asked of the member service again), or at once for balance refunds. `retry_refund` asks again
    about one PENDING refund (the job, and staff who do not want to wait for it).
-   - SUCCESS: `order-refunded` (lines with the refunded quantities) in the same transaction; when the
+   - SUCCESS: `order-refunded` (lines with the refunded quantities) in the same transaction, unless the
+     refund is of 0 fen (no money moved: nothing for the member service or analytics to take back); when the
      successful refunds add up to the whole payable amount and the state machine has a "refunded" step
      from the order's state (REFUNDING → REFUNDED), the order takes it. Partial refunds keep the state.
    - CLOSED: the reserved amounts are given back (the refund may be started again).
@@ -73,7 +76,7 @@ from services.order.domain import (
     plain,
 )
 from services.order.ports import Members
-from services.order.service import get_order, publish_cancelled
+from services.order.service import NO_CHANNEL, get_order, publish_cancelled
 from services.order.uow import LineReservation, OrderUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -85,6 +88,7 @@ OPEN = frozenset({RefundStatus.PENDING, RefundStatus.ABNORMAL})
 # What WeChat Pay answers besides PROCESSING (which leaves a refund, or makes it again, PENDING).
 CHANNEL_STATUSES = frozenset({RefundStatus.SUCCESS, RefundStatus.CLOSED, RefundStatus.ABNORMAL})
 WECHAT_REASON_CHARS = 80  # WeChat Pay's limit on a refund's reason
+NOTHING_PAID = "nothing to refund (0 fen paid for these units)"  # the history of a 0-fen refund
 REFUND_NO = re.compile(r"RF[0-9]{20}[0-9a-f]{8}")  # "RF" + new_order_no
 
 SettledListener = Callable[[OrderUnitOfWork, Refund, datetime], None]
@@ -140,7 +144,7 @@ def start_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members:
                            details={"status": order.status, "action": "refund"})
         lines = _refund_lines(order, items)
         amount = sum(line.amount_fen for line in lines) if items else order.payable_fen - order.refunded_fen
-        if amount <= 0:
+        if not (amount or lines):
             raise Conflict("REFUND_NOTHING_LEFT", "nothing of this order is left to refund",
                            details={"status": order.status, "refunded_fen": order.refunded_fen})
         shares = paid_shares(order)
@@ -150,11 +154,14 @@ def start_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members:
                            details={"payable_fen": order.payable_fen, "refunded_fen": order.refunded_fen,
                                     "amount_fen": amount})
         refund = Refund(refund_no="RF" + new_order_no(now), order_id=order_id, source=source[:64],
-                        status=RefundStatus.PENDING.value, amount_fen=amount, channel=order.pay_channel,
-                        reason=reason[:255], actor=actor[:64], created_at=now, updated_at=now, lines=lines)
+                        status=RefundStatus.PENDING.value, amount_fen=amount,
+                        channel=order.pay_channel if amount else NO_CHANNEL, reason=reason[:255], actor=actor[:64],
+                        created_at=now, updated_at=now, lines=lines)
         uow.refunds.add(refund)
+        if not amount:  # units paid 0 fen: no channel to ask, so it ends here, never left PENDING for the job
+            _change(uow, order, refund, RefundStatus.SUCCESS, actor, now)
         uow.commit()
-    return _ask_channel(uow, payments, members, order, refund, now)
+    return _ask_channel(uow, payments, members, order, refund, now) if amount else refund
 
 
 def _refund_lines(order: Order, items: list[RefundItem]) -> list[RefundLine]:
@@ -257,17 +264,21 @@ def _change(uow: OrderUnitOfWork, order: Order, refund: Refund, status: RefundSt
 
 
 def _refunded(uow: OrderUnitOfWork, order: Order, refund: Refund, actor: str, now: datetime) -> None:
-    lines = {line.id: line for line in order.lines}
-    uow.publish(OrderRefunded(
-        order_no=order.order_no, user_id=order.user_id, refund_no=refund.refund_no, amount_fen=refund.amount_fen,
-        lines=[EventLine(sku_id=lines[item.line_id].sku_id, product_id=lines[item.line_id].product_id,
-                         category_id=lines[item.line_id].category_id, brand_id=lines[item.line_id].brand_id,
-                         quantity=item.quantity, price_fen=lines[item.line_id].price_fen) for item in refund.lines],
-        channel=refund.channel, reason=refund.reason, refunded_at=timestamp(now)), aggregate_id=order.order_no)
+    if refund.amount_fen:  # a 0-fen refund moved no money: nothing for the spend, points or GMV to take back
+        lines = {line.id: line for line in order.lines}
+        uow.publish(OrderRefunded(
+            order_no=order.order_no, user_id=order.user_id, refund_no=refund.refund_no, amount_fen=refund.amount_fen,
+            lines=[EventLine(sku_id=lines[item.line_id].sku_id, product_id=lines[item.line_id].product_id,
+                             category_id=lines[item.line_id].category_id, brand_id=lines[item.line_id].brand_id,
+                             quantity=item.quantity, price_fen=lines[item.line_id].price_fen)
+                   for item in refund.lines],
+            channel=refund.channel, reason=refund.reason, refunded_at=timestamp(now)), aggregate_id=order.order_no)
     succeeded = sum(done.amount_fen for done in uow.refunds.for_order(order.id or 0)
                     if done.status == RefundStatus.SUCCESS)
     if succeeded >= order.payable_fen and order.can("refunded"):
-        order.apply("refunded", actor=actor, now=now, reason=f"refund {refund.refund_no}: {refund.amount_fen} fen")
+        order.apply("refunded", actor=actor, now=now,
+                    reason=f"refund {refund.refund_no}: {refund.amount_fen} fen" if refund.amount_fen
+                    else f"refund {refund.refund_no}: {NOTHING_PAID}")
 
 
 def handle_refund_notify(uow: OrderUnitOfWork, payments: RefundPayments | None, *, headers: Mapping[str, str],
@@ -403,7 +414,7 @@ def review_cancellation(uow: OrderUnitOfWork, payments: RefundPayments | None, m
     order again retries: a new refund when the last one was closed or refused, the channel asked again
     about the same refund when a wallet refund is still PENDING (the member service did not answer) or a
     WeChat Pay refund is ABNORMAL (fixed at WeChat Pay, or not yet); otherwise it is a 409. An order that
-    had nothing to pay (channel "none") goes on to REFUNDED at once.
+    had nothing to pay (channel "none") goes on to REFUNDED at once, by a 0-fen refund no channel is asked for.
     """
     now = now or utcnow()
     with uow:
@@ -422,10 +433,6 @@ def review_cancellation(uow: OrderUnitOfWork, payments: RefundPayments | None, m
         if not (retry or refund_anew):
             order.apply("approve_cancel", actor=actor, now=now, reason=reason)
             publish_cancelled(uow, order, now=now, by="staff", reason=reason, was_paid=True)
-            if order.payable_fen == 0:  # paid with channel "none": no money to give back, no refund to wait for
-                order.apply("refunded", actor=actor, now=now, reason="nothing was paid")
-                uow.commit()
-                return order
         uow.commit()
     if retry:
         for refund in unsettled:

@@ -7,14 +7,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from services.common.errors import Conflict
+from services.common.outbox import outbox
 from services.order import aftersales, service
 from services.order.aftersales import AfterSaleSettings, CaseLine, CaseRequest
 from services.order.db import SqlOrderUnitOfWork
+from services.order.domain import OrderLine, new_order, price
 from services.order.uow import CaseSearch
-from tests.fakes import FakeMembers
+from tests.fakes import HOME, FakeMembers, FakeRefundPayments
 from tests.integration.order.test_fulfilment_grpc import paid
 from tests.integration.order.test_order_grpc import ALICE
 
@@ -119,3 +122,45 @@ def test_a_withdrawal_racing_the_approval_ends_in_exactly_one_of_them(pg_uow: Ca
     read = aftersales.get_case(pg_uow(), user_id=None, case_id=case_id)
     assert outcomes in (["AFTER_SALE_STATE_CONFLICT", "WITHDRAWN"], ["AFTER_SALE_STATE_CONFLICT", "REJECTED"])
     assert [step.status for step in read.history] == ["REQUESTED", read.status]
+
+
+def test_returned_units_a_category_coupon_paid_for_entirely_store_a_0_fen_refund_and_end_refunded(
+        uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    # The cups (2 x 3000) carry the whole 6000 coupon of their category: their paid share is 0 fen.
+    lines = [OrderLine(101, 10, "茶", "", 1999, 1, coupon_applied=False),
+             OrderLine(103, 11, "杯", "", 3000, 2, coupon_applied=True)]
+    order = new_order(user_id=ALICE, order_no="AS-0", lines=lines, address=HOME, amounts=price(7999, coupon_fen=6000),
+                      now=NOW, pay_minutes=30, coupon_id=9)
+    with uow() as tx:
+        tx.orders.add(order)
+        tx.commit()
+    service.mark_paid(uow(), order_no="AS-0", channel="wechat", out_trade_no="AS-0", paid_fen=order.payable_fen,
+                      actor="wechatpay", now=NOW)
+    service.ship_order(uow(), order_id=order.id or 0, carrier="SF", tracking_no="AS-0", lines=None, actor="staff:7",
+                       now=NOW)
+    cups = order.lines[1].id or 0
+    case = aftersales.open_case(uow(), AfterSaleSettings(), user_id=ALICE, now=NOW + timedelta(days=1),
+                                request=CaseRequest(order_id=order.id or 0, type="return_refund", lines={cups: 0},
+                                                    reason="坏了", images=(IMAGE,)))
+    payments = FakeRefundPayments(status="SUCCESS")
+    engine = aftersales.EngineRefunder(payments, FakeMembers())
+    aftersales.decide(uow, engine, case_id=case.id or 0, approve=True, reason="寄回", actor="staff:8", now=NOW)
+    aftersales.submit_return_shipment(uow(), user_id=ALICE, case_id=case.id or 0, carrier="ZTO", tracking_no="R1",
+                                      now=NOW)
+
+    aftersales.receive_return(uow, engine, case_id=case.id or 0, note="完好", actor="staff:9", now=NOW)
+
+    read = aftersales.get_case(uow(), user_id=None, case_id=case.id or 0)
+    assert (read.status, read.refund_fen, read.history[-1].reason) == (
+        "REFUNDED", 0, "nothing to refund (0 fen paid for these units)")
+    with uow() as tx:
+        [refund] = tx.refunds.for_order(order.id or 0)
+        stored = (refund.refund_no, refund.status, refund.amount_fen, refund.channel,
+                  [(line.line_id, line.quantity, line.amount_fen) for line in refund.lines])
+        events = tx.session.execute(select(outbox.c.event_type).where(outbox.c.aggregate_id == "AS-0")).scalars()
+        published = sorted(set(events))
+        tx.commit()
+    assert stored == (read.refund_no, "SUCCESS", 0, "none", [(cups, 2, 0)])
+    assert payments.asked == {} and "order-returned" in published and "order-refunded" not in published
+    after = service.get_order(uow(), user_id=ALICE, order_id=order.id or 0)
+    assert (after.refunded_fen, [line.refunded_quantity for line in after.lines]) == (0, [0, 2])

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 from services.order import aftersales, refunds, service
 from services.order.aftersales import AfterSaleSettings, CaseLine, CaseRequest
-from services.order.domain import Order, RefundStatus
+from services.order.domain import Order, RefundStatus, paid_shares
+from services.order.service import CheckoutInput
 from services.order.uow import CaseSearch, OrderUnitOfWork
 from tests.fakes import FakeRefundPayments
 from tests.unit.order.conftest import NOW, Shop, paid_order
@@ -370,3 +371,84 @@ def test_any_walk_withdraws_only_from_requested_or_awaiting_return_and_closed_ca
             assert before in ("REQUESTED", "AWAITING_RETURN") and case.status == "WITHDRAWN"
         assert case.lines[0].open == case.is_open
         assert case.history[-1].status == case.status
+
+
+# -- units paid 0 fen ----------------------------------------------------------------------------
+
+CUPS = 5  # a category of its own: the coupon below is limited to it
+
+
+def delivered_with_free_cups(shop: Shop) -> Order:
+    """1 tea (1999) + 2 cups (2 x 3000), paid through WeChat Pay; a 6000 coupon of the cups' category covers
+    them all, so the cups' paid share is 0 and the tea's its full price."""
+    shop.catalog.put(103, price_fen=3000, category_id=CUPS)
+    shop.stock.available[103] = 10
+    shop.members.coupon_fen, shop.members.coupon_categories = 6000, (CUPS,)
+    ids = tuple(service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=sku_id, quantity=quantity,
+                                      now=NOW).item.id or 0 for sku_id, quantity in ((101, 1), (103, 2)))
+    order = service.submit_order(shop.uow, shop.members, shop.stock, shop.users, shop.settings, user_id=1,
+                                 request=CheckoutInput(cart_item_ids=ids, address_id=7, coupon_id=9), note="",
+                                 idempotency_key="cups", request_fingerprint=b"cups", now=NOW)
+    order = service.mark_paid(shop.uow, order_no=order.order_no, channel="wechat", out_trade_no=order.order_no,
+                              paid_fen=order.payable_fen, actor="wechatpay", now=NOW)
+    service.ship_order(shop.uow, order_id=order.id, carrier="SF", tracking_no="S1", lines=None, actor="staff:7",
+                       now=NOW)
+    return service.confirm_receipt(shop.uow, user_id=1, order_id=order.id, now=NOW + timedelta(days=2))
+
+
+def test_returned_units_a_category_coupon_paid_for_entirely_are_refunded_0_fen_without_asking_wechat_pay(
+        shop: Shop) -> None:
+    order = delivered_with_free_cups(shop)
+    tea, cups = (line.id or 0 for line in order.lines)
+    assert (order.payable_fen, paid_shares(order)) == (1999, {tea: 1999, cups: 0})
+    payments = FakeRefundPayments(status="SUCCESS")
+    engine = aftersales.EngineRefunder(payments, shop.members)
+    uow = lambda: shop.uow  # noqa: E731
+    case = ask(shop, order, {cups: 0}, kind="return_refund")
+    aftersales.decide(uow, engine, case_id=case.id, approve=True, reason="send it back", actor="staff:8")
+    aftersales.submit_return_shipment(shop.uow, user_id=1, case_id=case.id, carrier="ZTO", tracking_no="R1")
+
+    done = aftersales.receive_return(uow, engine, case_id=case.id, note="intact", actor="staff:9")
+
+    assert (done.status, done.refund_fen, done.is_open) == ("REFUNDED", 0, False)
+    assert [(step.status, step.reason) for step in done.history[-2:]] == [
+        ("REFUNDING", "intact"), ("REFUNDED", "nothing to refund (0 fen paid for these units)")]
+    [refund] = shop.uow.refunds.for_order(order.id or 0)
+    assert (refund.refund_no, refund.status, refund.amount_fen, refund.channel) == (
+        done.refund_no, "SUCCESS", 0, "none")
+    assert (payments.asked, order.refunded_fen, order.lines[1].refunded_quantity) == ({}, 0, 2)
+    # The goods are restocked by order-returned; no money moved, so there is no order-refunded.
+    assert [event.event_type for event in shop.uow.published][-1:] == ["order-returned"]
+    # The tea is still refunded exactly what was paid for it.
+    tea_case = ask(shop, order, {tea: 1})
+    assert aftersales.decide(uow, engine, case_id=tea_case.id, approve=True, reason="ok",
+                             actor="staff:8").status == "REFUNDED"
+    assert ([refund.amount_fen for refund in shop.uow.refunds.for_order(order.id or 0)], order.refunded_fen) == (
+        [0, 1999], 1999)
+    assert [event.payload.amount_fen for event in shop.uow.published if event.event_type == "order-refunded"] == [
+        1999]
+
+
+def test_a_refund_only_case_of_an_order_paid_0_fen_is_refunded_at_once_with_nothing_paid_back(shop: Shop) -> None:
+    shop.members.coupon_fen = 5000  # covers 1999 + 500 entirely
+    ids = tuple(service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=sku_id, quantity=1,
+                                      now=NOW).item.id or 0 for sku_id in (101, 102))
+    order = service.submit_order(shop.uow, shop.members, shop.stock, shop.users, shop.settings, user_id=1,
+                                 request=CheckoutInput(cart_item_ids=ids, address_id=7, coupon_id=9), note="",
+                                 idempotency_key="free", request_fingerprint=b"free", now=NOW)
+    service.pay_order(shop.uow, shop.members, shop.users, None, shop.settings, user_id=1, order_id=order.id or 0,
+                      channel="balance", now=NOW)
+    assert (order.status, order.payable_fen, order.pay_channel) == ("PAID", 0, "none")
+    service.ship_order(shop.uow, order_id=order.id, carrier="SF", tracking_no="S1", lines=None, actor="staff:7",
+                       now=NOW)
+    case = ask(shop, order, {order.lines[0].id: 1})
+
+    done = aftersales.decide(lambda: shop.uow, aftersales.EngineRefunder(None, shop.members), case_id=case.id,
+                             approve=True, reason="ok", actor="staff:8")
+
+    assert (done.status, done.refund_fen, done.history[-1].reason) == (
+        "REFUNDED", 0, "nothing to refund (0 fen paid for these units)")
+    [refund] = shop.uow.refunds.for_order(order.id or 0)
+    assert (refund.status, refund.amount_fen, shop.members.balance_refunds, order.status) == (
+        "SUCCESS", 0, {}, "SHIPPED")
+    assert "order-refunded" not in [event.event_type for event in shop.uow.published]

@@ -296,7 +296,8 @@ def test_an_order_with_nothing_to_pay_still_takes_only_known_channels_and_its_de
         "CHANNEL_INVALID", "ORDER_PAYMENT_EXPIRED", "PENDING_PAYMENT")
 
 
-def test_an_approved_cancellation_of_an_order_with_nothing_to_pay_ends_refunded_with_no_refund(shop: Shop) -> None:
+def test_an_approved_cancellation_of_an_order_with_nothing_to_pay_ends_refunded_by_a_0_fen_refund(
+        shop: Shop) -> None:
     shop.members.coupon_fen = 5000
     order = submit(shop, replace(BUY_TWO, coupon_id=5))
     pay(shop, order)
@@ -305,8 +306,12 @@ def test_an_approved_cancellation_of_an_order_with_nothing_to_pay_ends_refunded_
     reviewed = refunds.review_cancellation(shop.uow, None, shop.members, order_id=order.id or 0, approve=True,
                                            reason="同意", actor="staff:9", now=NOW)
 
-    assert (reviewed.status, reviewed.refunded_fen, shop.uow.refunds.refunds) == ("REFUNDED", 0, [])
-    assert [step.status for step in reviewed.history][-3:] == ["CANCEL_REQUESTED", "REFUNDING", "REFUNDED"]
+    [refund] = shop.uow.refunds.refunds
+    assert (reviewed.status, reviewed.refunded_fen, refund.status, refund.amount_fen, refund.channel) == (
+        "REFUNDED", 0, "SUCCESS", 0, "none")
+    assert [(step.status, step.reason) for step in reviewed.history][-3:] == [
+        ("CANCEL_REQUESTED", "不要了"), ("REFUNDING", "同意"),
+        ("REFUNDED", f"refund {refund.refund_no}: nothing to refund (0 fen paid for these units)")]
     assert events(shop) == ["order-created", "order-paid", "order-cancelled"]
     assert shop.uow.published[-1].payload.was_paid  # the coupon comes back, as for any approved cancellation
 
