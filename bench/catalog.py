@@ -2,7 +2,7 @@
 
 Starts the platform as `make run` does (tools.devrun, demo catalogue seeded) on fresh PostgreSQL
 databases of BENCH_POSTGRES_URL, with the gateway on BENCH_CATALOG_WORKERS gunicorn workers of
-BENCH_CATALOG_THREADS threads sharing the catalogue version in Redis (BENCH_REDIS_URL), as in
+BENCH_CATALOG_THREADS threads sharing catalogue changes through Redis (BENCH_REDIS_URL), as in
 production. Records every detail page and the first list pages through the gateway, then serves
 those same bodies from memory with a bare Flask app on gunicorn with the same workers, threads and
 worker class (bench/bare_app.py).
