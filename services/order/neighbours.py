@@ -81,16 +81,12 @@ class GrpcMembers:
         with passed_on("member"):
             return self.stub.GetDiscount(member_pb2.GetDiscountRequest()).discount_percent or 100
 
-    def _quote(self, coupon_id: int, lines: list[CouponLine]) -> member_pb2.CouponQuote:
+    def quote_coupon(self, coupon_id: int, lines: list[CouponLine]) -> int:
         with passed_on("member"):
             quotes = self.stub.QuoteCoupons(member_pb2.QuoteCouponsRequest(lines=_lines(lines), coupon_id=coupon_id))
         quote = next((quote for quote in quotes.quotes if quote.coupon.id == coupon_id), None)
         if quote is None:
             raise DomainError("COUPON_NOT_FOUND", "no such coupon", kind=KIND_OF_STATUS[grpc.StatusCode.NOT_FOUND])
-        return quote
-
-    def quote_coupon(self, coupon_id: int, lines: list[CouponLine]) -> int:
-        quote = self._quote(coupon_id, lines)
         if not quote.usable:
             raise DomainError(quote.reason or "COUPON_NOT_USABLE", "this coupon cannot be used for this order",
                               details={"coupon_id": coupon_id})
