@@ -11,11 +11,11 @@ from pathlib import Path
 
 from mall.product.v1 import product_pb2, product_pb2_grpc
 
-from services.common.config import ServiceSettings
+from services.common.config import Env, ServiceSettings
 from services.common.consumer import EventConsumer
 from services.common.db import make_engine
 from services.common.grpc_server import registration
-from services.common.runtime import ServiceApp, main
+from services.common.runtime import ServiceApp, every, main
 from services.product import search, service
 from services.product.consumers import HANDLERS
 from services.product.db import SqlProductUnitOfWork, start_mappers
@@ -30,9 +30,14 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     threading.Thread(target=search.warm_up, name="jieba-warm-up", daemon=True).start()
     engine = make_engine(base.database_url)
     uow = functools.partial(SqlProductUnitOfWork, engine, "product")
+    sweep_seconds = Env().float("PRODUCT_RESERVATION_SWEEP_SECONDS", 60.0)
     return ServiceApp(settings=base, engine=engine,
                       registrations=[registration(product_pb2, product_pb2_grpc, "ProductService", ProductServicer(uow))],
-                      consumers=[EventConsumer("product", uow, base.kafka, HANDLERS)])
+                      consumers=[EventConsumer("product", uow, base.kafka, HANDLERS)],
+                      # units held for an order that was never placed (its submit died after reserving) or whose
+                      # order-cancelled never came go back on sale once the reservation's TTL has passed
+                      jobs={"reservation-expiry": every(sweep_seconds, "reservation expiry",
+                                                        lambda: service.release_expired_reservations(uow))})
 
 
 def media_dir() -> Path:
@@ -52,7 +57,7 @@ def seed_command(base: ServiceSettings, args: argparse.Namespace) -> int:
 
 
 def sweep_command(base: ServiceSettings, args: argparse.Namespace) -> int:
-    """Release expired stock reservations once; run it from a scheduler (cron, Kubernetes CronJob) every minute."""
+    """Release expired stock reservations once (the serve role does it every PRODUCT_RESERVATION_SWEEP_SECONDS)."""
     start_mappers()
     engine = make_engine(base.database_url)
     released = service.release_expired_reservations(functools.partial(SqlProductUnitOfWork, engine, "product"))

@@ -13,3 +13,9 @@ STOCK_RESERVATION_FAILURES = Counter("mall_stock_reservation_failures_total",
 
 for _reason in REASONS:  # every series exists from the start, so rate() and increase() see the first one
     STOCK_RESERVATION_FAILURES.labels(_reason)
+
+# The sweep's releases: reservations nobody settled within RESERVATION_TTL (a submit that died after reserving, an
+# order-cancelled lost). A few are a crash now and then; an order paid after its units were released here is
+# dead-lettered by the order-paid consumer (EventsDeadLettered).
+STOCK_RESERVATIONS_EXPIRED = Counter("mall_stock_reservations_expired_total",
+                                     "Orders whose stock reservation expired unsettled and went back on sale.")

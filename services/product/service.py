@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,8 +45,10 @@ from services.product.domain import (
     descendants,
     merge_lines,
 )
-from services.product.metrics import STOCK_RESERVATION_FAILURES
+from services.product.metrics import STOCK_RESERVATION_FAILURES, STOCK_RESERVATIONS_EXPIRED
 from services.product.uow import ProductUnitOfWork
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -346,35 +349,41 @@ def confirm_held_stock(uow: ProductUnitOfWork, *, order_no: str, now: datetime |
     return ReservationStatus.CONFIRMED
 
 
-def release_reservation(uow: ProductUnitOfWork, *, order_no: str, expired: bool = False) -> str:
-    """The order was cancelled (or its reservation `expired`): units go back on sale. Replays change nothing.
+def release_reservation(uow: ProductUnitOfWork, *, order_no: str) -> str:
+    """The order was cancelled: units go back on sale. Replays change nothing.
 
     An order that never reserved answers NONE, so a compensation after a failed reservation is safe.
     A confirmed (paid) reservation is not released here: returning paid goods is an after-sales matter.
     """
     with uow:
-        status = release_held_stock(uow, order_no=order_no, expired=expired)
+        status = release_held_stock(uow, order_no=order_no)
         uow.commit()
     return status
 
 
-def release_held_stock(uow: ProductUnitOfWork, *, order_no: str, expired: bool = False,
-                       now: datetime | None = None) -> str:
+def release_held_stock(uow: ProductUnitOfWork, *, order_no: str, now: datetime | None = None) -> str:
     """release_reservation inside an open unit of work (the order-cancelled consumer's transaction)."""
-    now = now or utcnow()
-    kind = MovementKind.EXPIRE if expired else MovementKind.RELEASE
+    return "NONE" if _release_held(uow, order_no, MovementKind.RELEASE, now or utcnow()) is None \
+        else ReservationStatus.RELEASED
+
+
+def _release_held(uow: ProductUnitOfWork, order_no: str, kind: MovementKind, now: datetime) -> int | None:
+    """Move the order's RESERVED units back on sale (a `kind` movement each): how many rows this call moved,
+    None when the order reserved nothing; Conflict RESERVATION_CONFIRMED once it was paid."""
     uow.reservations.lock_order(order_no)
     held = uow.reservations.of_order(order_no)
     if not held:
-        return "NONE"
+        return None
     if any(r.status == ReservationStatus.CONFIRMED for r in held):
         raise Conflict("RESERVATION_CONFIRMED", "the order was paid; its stock is sold")
+    moved = 0
     for reservation in held:
         assert reservation.id is not None
         if uow.reservations.move(reservation.id, ReservationStatus.RESERVED, ReservationStatus.RELEASED):
             _stock_moved(uow, _move(uow, StockMovement.of(kind, reservation.sku_id, reservation.quantity, now,
                                                           reference=order_no)), now)
-    return ReservationStatus.RELEASED
+            moved += 1
+    return moved
 
 
 def release_paid_stock(uow: ProductUnitOfWork, *, order_no: str, now: datetime | None = None) -> str:
@@ -439,15 +448,28 @@ def release_expired_reservations(uow_factory: Callable[[], ProductUnitOfWork], *
                                  batch: int = 100) -> int:
     """Release reservations past their expiry (the safety net behind order cancellation); how many orders.
 
-    Each order in its own transaction, so one failure does not hold back the rest. Safe to run
-    from several schedulers at once: releasing is idempotent.
+    The serve role runs it every PRODUCT_RESERVATION_SWEEP_SECONDS. Each order in its own transaction, so
+    one failure (logged, tried again next round) does not hold back the rest. Safe to run from several
+    replicas at once: releasing is idempotent, and an order released twice is counted once.
     """
     now = now or utcnow()
     with uow_factory() as uow:
         expired = uow.reservations.expired_orders(now, batch)
+    released = 0
     for order_no in expired:
-        release_reservation(uow_factory(), order_no=order_no, expired=True)
-    return len(expired)
+        try:
+            with uow_factory() as uow:
+                moved = _release_held(uow, order_no, MovementKind.EXPIRE, now)
+                uow.commit()
+        except Exception:
+            log.exception("releasing the expired reservation of order %s failed", order_no)
+            continue
+        if moved:
+            released += 1
+            log.warning("order %s: its stock reservation expired unsettled and went back on sale", order_no)
+    if released:
+        STOCK_RESERVATIONS_EXPIRED.inc(released)
+    return released
 
 
 # Seeding and configuration

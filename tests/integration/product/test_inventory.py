@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -11,12 +13,14 @@ from datetime import timedelta
 import grpc
 import pytest
 from mall.product.v1 import product_pb2, product_pb2_grpc
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine, func, select
 
 from services.common.clients import ContextClientInterceptor
 from services.common.config import ServiceSettings
 from services.common.grpc_server import CODE_KEY, create_server, registration
 from services.product import service
+from services.product.__main__ import build_app
 from services.product.db import reservations, skus, stock_movements
 from services.product.domain import RESERVATION_TTL, StockLine
 from services.product.grpc_api import ProductServicer
@@ -195,6 +199,37 @@ def test_the_sweep_releases_expired_reservations_and_leaves_live_ones(shelf: She
     again = service.release_expired_reservations(pg_uow, now=T0 + RESERVATION_TTL + timedelta(seconds=1))
 
     assert (released, again, shelf.stock(product_id)) == (1, 0, [7])
+
+
+def test_the_serve_role_sweeps_expired_reservations_by_itself(shelf: Shelf, pg_engine: Engine, jwt_keys: JwtKeys,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sweep is a job of the product service (it used to be a CLI command nothing ran): units held for an
+    order never placed go back on sale once the reservation's TTL has passed, and count once."""
+    product_id = shelf.product("手机", stock=10)
+    [sku_id] = shelf.sku_ids(product_id)
+    service.reserve_stock(shelf.uow(), order_no="DIED", lines=[StockLine(sku_id, 4)], now=T0)  # hours ago
+    monkeypatch.setenv("PRODUCT_RESERVATION_SWEEP_SECONDS", "0.05")
+    settings = dataclasses.replace(
+        ServiceSettings.from_env("product", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path)}),
+        database_url=pg_engine.url.render_as_string(hide_password=False))
+    expired_before = REGISTRY.get_sample_value("mall_stock_reservations_expired_total")
+    stop = threading.Event()
+    sweeper = threading.Thread(target=build_app(settings).jobs["reservation-expiry"], args=(stop,))
+    sweeper.start()
+    try:
+        deadline = time.monotonic() + 20
+        while shelf.stock(product_id) != [10]:
+            assert time.monotonic() < deadline, "the expired reservation was not released"
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        sweeper.join(timeout=10)
+
+    with pg_engine.connect() as db:
+        moves = db.execute(select(stock_movements.c.kind, stock_movements.c.available, stock_movements.c.reserved)
+                           .where(stock_movements.c.reference == "DIED").order_by(stock_movements.c.id)).all()
+    assert moves == [("reserve", -4, 4), ("expire", 4, -4)]
+    assert REGISTRY.get_sample_value("mall_stock_reservations_expired_total") - expired_before == 1
 
 
 def test_concurrent_stock_adjustments_never_lose_an_update(shelf: Shelf, pg_uow: UowFactory) -> None:
