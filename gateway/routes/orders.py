@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal
 
 import grpc
-from flask import Blueprint, request
+from flask import Blueprint, g, request
 from google.protobuf.timestamp_pb2 import Timestamp
 from mall.order.v1 import after_sale_pb2, order_pb2
 from mall.order.v1.order_pb2_grpc import OrderServiceStub
 from pydantic import Field, model_validator
 
 from gateway.api import PUBLIC, Body, Instant, Page, PageQuery, Reply, idempotency_key, operation, service
+from gateway.errors import ApiError
 from services.common import formats
 from services.common.auth import Role
 from services.common.formats import anchored
@@ -21,6 +23,7 @@ from services.common.grpc_server import from_grpc
 from services.common.logs import mask_phone
 
 bp = Blueprint("orders", __name__, url_prefix="/api/v1")
+log = logging.getLogger(__name__)
 
 OrderStatus = Literal["PENDING_PAYMENT", "PAID", "SHIPPED", "COMPLETED", "CANCELLED", "CANCEL_REQUESTED",
                       "REFUNDING", "REFUNDED", "CLOSED"]
@@ -424,6 +427,50 @@ def search_orders(query: AdminOrdersQuery) -> Page[OrderOut]:
 @operation(summary="Any order", tag="admin-orders", roles=ORDER_STAFF, responses={200: OrderOut})
 def admin_get_order(order_id: int) -> OrderOut:
     return OrderOut.from_proto(service(OrderServiceStub).GetOrder(order_pb2.GetOrderRequest(id=order_id)))
+
+
+class WaybillLineOut(Reply):
+    line_id: int
+    name: str
+    spec: str
+    quantity: int
+    to_ship: int = Field(description="units of the line not in a parcel yet")
+
+
+class WaybillOut(Reply):
+    """What a parcel's label needs: the receiver unmasked (the carrier calls them) and the units still to ship."""
+
+    order_no: str
+    receiver_name: str
+    receiver_phone: str = Field(description="unmasked: only on this route, and every read is logged")
+    province: str
+    city: str
+    district: str
+    detail: str
+    lines: list[WaybillLineOut]
+
+
+@bp.get("/admin/orders/<id:order_id>/waybill")
+@operation(summary="The receiver and units of an order to ship, for its waybill", tag="admin-orders",
+           roles=SHIPPERS, responses={200: WaybillOut},
+           description="The only answer with the receiver's full phone number, for the staff who ship. PAID orders "
+                       "only (409 ORDER_STATE_CONFLICT otherwise: nothing is left to ship); each read is logged "
+                       "with the staff member's id.")
+def waybill(order_id: int) -> WaybillOut:
+    order = service(OrderServiceStub).GetOrder(order_pb2.GetOrderRequest(id=order_id))
+    if order.status != "PAID":
+        raise ApiError(409, "ORDER_STATE_CONFLICT", f"a {order.status} order has nothing to ship",
+                       {"status": order.status})
+    shipped: dict[int, int] = {}
+    for shipment in order.shipments:
+        for item in shipment.lines:
+            shipped[item.line_id] = shipped.get(item.line_id, 0) + item.quantity
+    log.info("staff user %d read the receiver of order %s for its waybill", g.caller.user_id, order.order_no)
+    a = order.address
+    return WaybillOut(order_no=order.order_no, receiver_name=a.name, receiver_phone=a.phone, province=a.province,
+                      city=a.city, district=a.district, detail=a.detail,
+                      lines=[WaybillLineOut(line_id=line.id, name=line.name, spec=line.spec, quantity=line.quantity,
+                                            to_ship=line.quantity - shipped.get(line.id, 0)) for line in order.lines])
 
 
 # -- payment -------------------------------------------------------------------------------------

@@ -167,3 +167,42 @@ def test_a_staff_search_takes_only_iso_8601_times_with_an_offset(client: FlaskCl
             assert (response.status_code, response.get_json()["error"]["code"], list(
                 response.get_json()["error"]["details"])) == (400, "INVALID_REQUEST", [name]), (path, name, value)
     assert (clients.order.SearchOrders.calls, clients.order.SearchAfterSales.calls) == ([], [])
+
+
+def test_the_waybill_gives_shippers_the_full_receiver_phone_and_the_units_left(client: FlaskClient, clients, bearer,
+                                                                              caplog: pytest.LogCaptureFixture) -> None:
+    paid = order_pb2.Order()
+    paid.CopyFrom(ORDER)
+    paid.status = "PAID"
+    paid.lines.append(order_pb2.OrderLine(id=10, sku_id=102, product_id=10, name="杯", spec="规格:小", price_fen=500,
+                                          quantity=3))
+    paid.shipments.append(order_pb2.Shipment(shipment_no="S1", carrier="SF", tracking_no="SF1", shipped_at=AT,
+                                             lines=[order_pb2.ShipmentLine(line_id=10, quantity=1)]))
+    clients.order.GetOrder.reply = paid
+    with caplog.at_level("INFO", logger="gateway.routes.orders"):
+        response = client.get("/api/v1/admin/orders/5/waybill", headers=bearer(roles="operator", user_id=7))
+
+    assert response.status_code == 200
+    assert response.get_json() == {
+        "order_no": ORDER.order_no, "receiver_name": "张三", "receiver_phone": "13800138000", "province": "浙江省",
+        "city": "杭州市", "district": "西湖区", "detail": "文三路1号",
+        "lines": [{"line_id": 9, "name": "茶", "spec": "规格:大", "quantity": 2, "to_ship": 2},
+                  {"line_id": 10, "name": "杯", "spec": "规格:小", "quantity": 3, "to_ship": 2}]}
+    assert clients.order.GetOrder.calls[0].message == order_pb2.GetOrderRequest(id=5)
+    [read] = [r.getMessage() for r in caplog.records if "waybill" in r.getMessage()]
+    assert read == f"staff user 7 read the receiver of order {ORDER.order_no} for its waybill"
+    assert "13800138000" not in caplog.text
+
+
+@pytest.mark.parametrize("roles", ["", "customer_service", "finance"])
+def test_only_shippers_read_a_waybill(client: FlaskClient, clients, bearer, roles: str) -> None:
+    clients.order.GetOrder.reply = ORDER
+    response = client.get("/api/v1/admin/orders/5/waybill", headers=bearer(roles=roles, user_id=7))
+    assert response.status_code == 403 and clients.order.GetOrder.calls == []
+
+
+def test_an_order_with_nothing_to_ship_has_no_waybill(client: FlaskClient, clients, bearer) -> None:
+    clients.order.GetOrder.reply = ORDER  # PENDING_PAYMENT
+    response = client.get("/api/v1/admin/orders/5/waybill", headers=bearer(roles="admin", user_id=1))
+    assert (response.status_code, response.get_json()["error"]["code"]) == (409, "ORDER_STATE_CONFLICT")
+    assert "13800138000" not in response.get_data(as_text=True)
