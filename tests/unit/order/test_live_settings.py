@@ -17,6 +17,7 @@ from services.common.auth import Caller, caller_var
 from services.common.config import ConfigError, ServiceSettings
 from services.common.runtime_config import RuntimeConfig
 from services.order.config import OrderServiceSettings, follow_live_settings, live_tunables, with_live_values
+from services.order.domain import FreightRule
 from services.order.grpc_api import OrderServicer
 from services.order.service import OrderSettings
 from services.product.domain import RESERVATION_TTL
@@ -90,13 +91,33 @@ def test_a_payment_timeout_put_in_consul_applies_to_the_next_order_without_a_res
     assert servicer.settings.notify_url == "https://mall.example/api/v1/payments/wechat/notify"  # the rest stays
 
 
-def test_defaults_come_from_the_environment_and_both_settings_apply() -> None:
-    tunables = live_tunables(OrderSettings(pay_minutes=45), {"ORDER_AUTO_CONFIRM_DAYS": "14"})
+def test_freight_put_in_consul_prices_the_next_preview_and_order_alike(servicer: OrderServicer, kv: FakeKv) -> None:
+    """Freight was an environment value only: a carrier's new price or a free-shipping promotion needed a release."""
+    checkout = order_pb2.CheckoutRequest(sku_id=101, quantity=1, address_id=7)
+    before = place_order(servicer, "k1")
+    kv.put("minimall/order/freight_fen", b"800")
+    kv.put("minimall/order/free_freight_from_fen", b"1000000")
+    deadline = time.monotonic() + 10
+    while servicer.settings.freight.free_from_fen != 1_000_000 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    quoted = servicer.QuoteCheckout(checkout, None)  # type: ignore[arg-type]
+    after = place_order(servicer, "k2")
+
+    assert (before.amounts.freight_fen, quoted.amounts.freight_fen, after.amounts.freight_fen) == (0, 800, 800)
+    assert after.amounts.payable_fen == quoted.amounts.payable_fen == before.amounts.payable_fen + 800
+
+
+def test_defaults_come_from_the_environment_and_every_setting_applies() -> None:
+    tunables = live_tunables(OrderSettings(pay_minutes=45, freight=FreightRule(flat_fen=600, free_from_fen=9900)),
+                             {"ORDER_AUTO_CONFIRM_DAYS": "14"})
 
     assert {name: (t.default, t.minimum, t.maximum) for name, t in tunables.items()} == {
-        "payment_timeout_minutes": (45, 5, 60), "auto_confirm_days": (14, 1, 60)}
+        "payment_timeout_minutes": (45, 5, 60), "auto_confirm_days": (14, 1, 60), "freight_fen": (600, 0, 100_000),
+        "free_freight_from_fen": (9900, 0, 100_000_000)}
     assert with_live_values(OrderSettings(), {"payment_timeout_minutes": 10, "auto_confirm_days": 3}) == \
         OrderSettings(pay_minutes=10, auto_confirm_days=3)
+    assert with_live_values(OrderSettings(freight=FreightRule(flat_fen=600, free_from_fen=9900)),
+                            {"free_freight_from_fen": 0}) == OrderSettings(freight=FreightRule(flat_fen=600))
 
 
 def test_no_payment_window_outlasts_the_stock_reservation_of_its_order(tmp_path: Path) -> None:
