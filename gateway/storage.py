@@ -2,7 +2,8 @@
 an S3-compatible object store (AWS S3, Aliyun OSS, Tencent COS, MinIO...) for production.
 
 `MEDIA_STORAGE=s3` chooses the object store: `MEDIA_S3_BUCKET` and `MEDIA_PUBLIC_URL` (where the
-bucket's objects are served, usually a CDN) are required; `MEDIA_S3_ENDPOINT_URL` (any S3-compatible
+bucket's objects are served, usually a CDN) are required; an upload is still answered, and kept by reviews and
+after-sales cases, as its gateway path /media/uploads/<name>, which redirects to the CDN; `MEDIA_S3_ENDPOINT_URL` (any S3-compatible
 service), `MEDIA_S3_REGION` and `MEDIA_S3_PREFIX` are optional. Credentials come from boto3's usual
 chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, a web-identity token, an instance role), never
 from this code or its settings.
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 from services.common.config import ConfigError, Env
 
 CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+UPLOADS = "uploads"  # the folder of POST /uploads
 
 
 class StorageUnavailable(Exception):
@@ -26,7 +28,11 @@ class StorageUnavailable(Exception):
 
 class MediaStorage(Protocol):
     def save(self, data: bytes, *, folder: str, extension: str) -> str:
-        """Store `data` under a new random name; the URL (path) it is served at."""
+        """Store `data` under a new random name; the gateway path it is served at, /media/<folder>/<name>, the
+        same whatever the store (reviews and after-sales cases keep it: services.common.formats.UPLOAD_URL)."""
+
+    def location(self, name: str) -> str | None:
+        """Where the gateway sends a reader of /media/<name> (a 302); None: it serves the file itself."""
 
 
 def random_name(folder: str, extension: str) -> str:
@@ -49,6 +55,9 @@ class LocalMediaStorage:
         os.replace(partial, target)  # readers never see half a file
         return f"{self.url_prefix}/{name}"
 
+    def location(self, name: str) -> str | None:
+        return None
+
 
 class S3MediaStorage:
     """Objects in an S3-compatible bucket, served from `public_url` (the bucket's CDN or website address)."""
@@ -69,13 +78,18 @@ class S3MediaStorage:
     def save(self, data: bytes, *, folder: str, extension: str) -> str:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        key = self.prefix + random_name(folder, extension)
+        name = random_name(folder, extension)
+        key = self.prefix + name
         try:  # one PUT: the object appears whole or not at all
             self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=CONTENT_TYPES[extension],
                                    CacheControl="public, max-age=31536000, immutable")  # names are never reused
         except (BotoCoreError, ClientError) as exc:
             raise StorageUnavailable(f"could not store {key} in bucket {self.bucket}") from exc
-        return f"{self.public_url}/{key}"
+        return f"/media/{name}"
+
+    def location(self, name: str) -> str | None:
+        """The object's address at the bucket's public URL (the CDN), for the uploads this store keeps."""
+        return f"{self.public_url}/{self.prefix}{name}" if name.startswith(f"{UPLOADS}/") else None
 
 
 def object_storage(env: Env) -> S3MediaStorage | None:

@@ -7,13 +7,13 @@ import logging
 import warnings
 from pathlib import Path
 
-from flask import Blueprint, Response, current_app, request, send_from_directory
+from flask import Blueprint, Response, current_app, redirect, request, send_from_directory
 from PIL import Image, UnidentifiedImageError
 
 from gateway.api import Reply, operation
 from gateway.errors import ApiError
 from gateway.ratelimit import Limit
-from gateway.storage import LocalMediaStorage, MediaStorage, StorageUnavailable
+from gateway.storage import UPLOADS, LocalMediaStorage, MediaStorage, StorageUnavailable
 from services.common.config import Env
 
 bp = Blueprint("media", __name__)
@@ -44,6 +44,13 @@ def storage() -> MediaStorage:
 
 @bp.get("/media/<path:name>")
 def media(name: str) -> Response:
+    """An image: from the media directory, or a redirect to where the object store serves it (its CDN)."""
+    target = storage().location(name)
+    if target is not None:
+        response = redirect(target, code=302)  # not 301: the CDN's address may change, the path stays
+        response.cache_control.public = True
+        response.cache_control.max_age = 86_400
+        return response
     return send_from_directory(media_dir(), name, max_age=86_400)  # names are random or content hashes
 
 
@@ -65,7 +72,7 @@ def upload() -> tuple[Uploaded, int]:
     output = io.BytesIO()
     image.save(output, format=image_format)
     try:
-        url = storage().save(output.getvalue(), folder="uploads", extension=FORMATS[image_format][0])
+        url = storage().save(output.getvalue(), folder=UPLOADS, extension=FORMATS[image_format][0])
     except StorageUnavailable:
         log.warning("upload not stored", exc_info=True)
         raise ApiError(503, "STORAGE_UNAVAILABLE", "the image could not be stored; try again later") from None

@@ -25,6 +25,9 @@ class MemoryStorage:
         self.saved.append((folder, extension, data))
         return f"/media/{folder}/{len(self.saved)}.{extension}"
 
+    def location(self, name: str) -> str | None:
+        return None
+
 
 @pytest.fixture
 def storage(app: Flask) -> MemoryStorage:
