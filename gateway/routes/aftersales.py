@@ -191,8 +191,9 @@ class DecisionIn(Body):
 @bp.post("/admin/after-sales/<id:case_id>/decision")
 @operation(summary="Approve or reject an after-sales case", tag="admin-after-sales", roles=DECIDERS, body=DecisionIn,
            responses={200: CaseOut},
-           description="409 AFTER_SALE_STATE_CONFLICT (details.status) unless REQUESTED; a REFUND_FAILED case may "
-                       "be rejected (closed).")
+           description="409 AFTER_SALE_STATE_CONFLICT (details.status) unless REQUESTED; a RETURN_SHIPPED case "
+                       "(what came back is not the goods as sold: nothing restocked or refunded) and a REFUND_FAILED "
+                       "one may be rejected (closed).")
 def decide(case_id: int, body: DecisionIn) -> CaseOut:
     return CaseOut.from_proto(service(AfterSaleServiceStub).DecideAfterSale(after_sale_pb2.DecideAfterSaleRequest(
         id=case_id, approve=body.approve, reason=body.reason or body.note)))

@@ -10,6 +10,7 @@ images. Its own table-driven state machine, every step in its history (actor, ti
     REQUESTED --reject--> REJECTED
     AWAITING_RETURN --ship_return--> RETURN_SHIPPED (the shopper's carrier and tracking number)
     RETURN_SHIPPED --receive--> REFUNDING (order-returned: the product service restocks the units)
+    RETURN_SHIPPED --reject--> REJECTED (what came back is not the goods, or not as sold: no restock, no refund)
     REFUNDING --refunded--> REFUNDED | --refund_failed--> REFUND_FAILED --retry--> REFUNDING (or --reject-->)
     REFUNDING --refund_abnormal--> REFUND_ABNORMAL --refunded--> REFUNDED | --refund_resumed--> REFUNDING
                                                    | --refund_failed--> REFUND_FAILED (the refund was closed)
@@ -93,6 +94,7 @@ CASE_TRANSITIONS: dict[tuple[CaseStatus, str], CaseStatus] = {
     (C.REQUESTED, "reject"): C.REJECTED,
     (C.AWAITING_RETURN, "ship_return"): C.RETURN_SHIPPED,
     (C.RETURN_SHIPPED, "receive"): C.REFUNDING,
+    (C.RETURN_SHIPPED, "reject"): C.REJECTED,  # an empty box, another item: else only receiving (refund) ends it
     (C.REFUNDING, "refunded"): C.REFUNDED,
     (C.REFUNDING, "refund_failed"): C.REFUND_FAILED,
     (C.REFUNDING, "refund_abnormal"): C.REFUND_ABNORMAL,

@@ -318,6 +318,23 @@ def test_staff_may_give_up_on_a_failed_refund_which_frees_the_line(shop: Shop) -
     assert ask(shop, order, {order.lines[0].id: 1}).status == "REQUESTED"
 
 
+def test_a_return_whose_parcel_holds_the_wrong_goods_is_rejected_with_no_restock_and_no_refund(shop: Shop) -> None:
+    order = delivered(shop, (101, 1))
+    case = ask(shop, order, {order.lines[0].id: 1}, kind="return_refund")
+    refunder = FakeRefunder()
+    uow = lambda: shop.uow  # noqa: E731
+    aftersales.decide(uow, refunder, case_id=case.id, approve=True, reason="send it", actor="staff:8")
+    aftersales.submit_return_shipment(shop.uow, user_id=1, case_id=case.id, carrier="SF", tracking_no="R1")
+
+    rejected = aftersales.decide(uow, refunder, case_id=case.id, approve=False, reason="an empty box came back",
+                                 actor="staff:8")
+
+    assert [(step.status, step.reason) for step in rejected.history][-2:] == [
+        ("RETURN_SHIPPED", "SF R1"), ("REJECTED", "an empty box came back")]
+    assert refunder.calls == [] and [e for e in shop.uow.published if e.event_type == "order-returned"] == []
+    assert order.lines[0].refunded_quantity == 0 and not rejected.is_open
+
+
 def test_the_shopper_withdraws_a_requested_case_in_its_history_and_the_line_takes_a_new_case(shop: Shop) -> None:
     order = delivered(shop, (101, 1))
     case = ask(shop, order, {order.lines[0].id: 1})
