@@ -91,6 +91,9 @@ class CaseIn(Body):
     def _some_lines(self) -> CaseIn:
         if not self.lines and not self.line_ids:
             raise ValueError("name the lines: lines [{line_id, quantity}] or line_ids")
+        named = [line.line_id for line in self.lines] + self.line_ids
+        if len(set(named)) != len(named):  # some units and every unit of one line: which did the shopper mean?
+            raise ValueError("name each line once, in lines or in line_ids")
         return self
 
 
