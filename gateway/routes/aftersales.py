@@ -91,14 +91,18 @@ class CaseIn(Body):
     def _some_lines(self) -> CaseIn:
         if not self.lines and not self.line_ids:
             raise ValueError("name the lines: lines [{line_id, quantity}] or line_ids")
+        named = [line.line_id for line in self.lines] + self.line_ids
+        if len(set(named)) != len(named):  # some units and every unit of one line: which did the shopper mean?
+            raise ValueError("name each line once, in lines or in line_ids")
         return self
 
 
 @bp.post("/orders/<id:order_id>/after-sales")
 @operation(summary="Ask for a refund (or a return and refund) of some of my order's units", tag="after-sales",
            body=CaseIn, responses={201: CaseOut},
-           description="While the order is SHIPPED, or up to ORDER_AFTER_SALE_DAYS (7) after delivery (COMPLETED); "
-                       "one open case per line (409 AFTER_SALE_LINE_OPEN).")
+           description="While the order is SHIPPED, or up to ORDER_AFTER_SALE_DAYS (7) after delivery (COMPLETED), "
+                       "or partly shipped (its shipped units only; 409 AFTER_SALE_QUANTITY_INVALID beyond them); "
+                       "one open case per line (409 AFTER_SALE_LINE_OPEN). Freight is not refunded.")
 def open_case(order_id: int, body: CaseIn) -> tuple[CaseOut, int]:
     lines = [after_sale_pb2.AfterSaleLine(line_id=line.line_id, quantity=line.quantity) for line in body.lines]
     lines += [after_sale_pb2.AfterSaleLine(line_id=line_id, quantity=0) for line_id in body.line_ids]
@@ -190,8 +194,9 @@ class DecisionIn(Body):
 @bp.post("/admin/after-sales/<id:case_id>/decision")
 @operation(summary="Approve or reject an after-sales case", tag="admin-after-sales", roles=DECIDERS, body=DecisionIn,
            responses={200: CaseOut},
-           description="409 AFTER_SALE_STATE_CONFLICT (details.status) unless REQUESTED; a REFUND_FAILED case may "
-                       "be rejected (closed).")
+           description="409 AFTER_SALE_STATE_CONFLICT (details.status) unless REQUESTED; a RETURN_SHIPPED case "
+                       "(what came back is not the goods as sold: nothing restocked or refunded) and a REFUND_FAILED "
+                       "one may be rejected (closed).")
 def decide(case_id: int, body: DecisionIn) -> CaseOut:
     return CaseOut.from_proto(service(AfterSaleServiceStub).DecideAfterSale(after_sale_pb2.DecideAfterSaleRequest(
         id=case_id, approve=body.approve, reason=body.reason or body.note)))

@@ -1,7 +1,8 @@
 """After-sales (O4): refund-only and return-and-refund cases on the lines of a shipped or delivered order.
 
 A case is opened by the buyer while the order is SHIPPED, or COMPLETED for `after_sale_days` after
-receipt was confirmed (delivery); it names lines and units (one open case per line: the order row
+receipt was confirmed (delivery), or partly shipped (PAID with parcels, which can no longer be cancelled:
+its shipped units only); it names lines and units (one open case per line: the order row
 lock serialises openings, a partial unique index stands behind it), a reason and up to 9 uploaded
 images. Its own table-driven state machine, every step in its history (actor, time, reason):
 
@@ -9,6 +10,7 @@ images. Its own table-driven state machine, every step in its history (actor, ti
     REQUESTED --reject--> REJECTED
     AWAITING_RETURN --ship_return--> RETURN_SHIPPED (the shopper's carrier and tracking number)
     RETURN_SHIPPED --receive--> REFUNDING (order-returned: the product service restocks the units)
+    RETURN_SHIPPED --reject--> REJECTED (what came back is not the goods, or not as sold: no restock, no refund)
     REFUNDING --refunded--> REFUNDED | --refund_failed--> REFUND_FAILED --retry--> REFUNDING (or --reject-->)
     REFUNDING --refund_abnormal--> REFUND_ABNORMAL --refunded--> REFUNDED | --refund_resumed--> REFUNDING
                                                    | --refund_failed--> REFUND_FAILED (the refund was closed)
@@ -92,6 +94,7 @@ CASE_TRANSITIONS: dict[tuple[CaseStatus, str], CaseStatus] = {
     (C.REQUESTED, "reject"): C.REJECTED,
     (C.AWAITING_RETURN, "ship_return"): C.RETURN_SHIPPED,
     (C.RETURN_SHIPPED, "receive"): C.REFUNDING,
+    (C.RETURN_SHIPPED, "reject"): C.REJECTED,  # an empty box, another item: else only receiving (refund) ends it
     (C.REFUNDING, "refunded"): C.REFUNDED,
     (C.REFUNDING, "refund_failed"): C.REFUND_FAILED,
     (C.REFUNDING, "refund_abnormal"): C.REFUND_ABNORMAL,
@@ -257,7 +260,8 @@ def _check_request(request: CaseRequest) -> None:
 
 
 def _check_window(order: Order, settings: AfterSaleSettings, now: datetime) -> None:
-    if order.status not in (OrderStatus.SHIPPED, OrderStatus.COMPLETED):
+    part_shipped = order.status == OrderStatus.PAID and bool(order.shipments)  # it can no longer be cancelled
+    if order.status not in (OrderStatus.SHIPPED, OrderStatus.COMPLETED) and not part_shipped:
         raise Conflict("ORDER_STATE_CONFLICT", f"an order in {order.status} has no after-sales (paid orders not "
                        "shipped yet are cancelled instead)", details={"status": order.status, "action": "after_sale"})
     if order.completed_at is not None and now > order.completed_at + timedelta(days=settings.after_sale_days):
@@ -274,12 +278,13 @@ def _case_lines(order: Order, wanted: dict[int, int], earlier: list[AfterSale]) 
     if busy:
         raise Conflict("AFTER_SALE_LINE_OPEN", "a line already has an open after-sales case",
                        details={"lines": busy})
+    unshipped = order.unshipped() if order.status == OrderStatus.PAID else {}
     result = []
     for line_id, quantity in sorted(wanted.items()):
-        left = lines[line_id].quantity - lines[line_id].refunded_quantity
+        left = lines[line_id].quantity - unshipped.get(line_id, 0) - lines[line_id].refunded_quantity
         quantity = quantity or left
         if not 0 < quantity <= left:
-            raise Conflict("AFTER_SALE_QUANTITY_INVALID", "more units than were bought and not refunded yet",
+            raise Conflict("AFTER_SALE_QUANTITY_INVALID", "more units than were shipped and not refunded yet",
                            details={"line_id": line_id, "left": left})
         result.append(CaseLine(line_id=line_id, quantity=quantity,
                                amount_fen=line_refund_fen(order, line_id, quantity)))

@@ -19,18 +19,24 @@ from services.order.domain import (
 )
 from services.order.service import WALLET_SETTLE_SECONDS, OrderSettings
 
+# Bounds of the environment's days (and Consul's, for auto-confirm): 0 auto-confirm days would complete an order
+# as it ships, its after-sales days running out while the parcel travels; a year bounds the date sums.
+AUTO_CONFIRM_DAYS = (1, 60)
+AFTER_SALE_DAYS = (0, 365)
+
 
 @dataclass(frozen=True)
 class OrderServiceSettings:
-    """ORDER_PAY_MINUTES (30; 5 to 60), ORDER_FREIGHT_FEN (0), ORDER_FREE_FREIGHT_FROM_FEN (0 = never free),
+    """ORDER_PAY_MINUTES (30; 5 to 60), ORDER_FREIGHT_FEN (0; to 100,000), ORDER_FREE_FREIGHT_FROM_FEN (0 = never
+    free; to 100,000,000),
     ORDER_WECHATPAY_NOTIFY_URL (the public URL of POST /api/v1/payments/wechat/notify),
     ORDER_WECHATPAY_REFUND_NOTIFY_URL (that of POST /api/v1/payments/wechat/refund-notify),
     ORDER_REFUND_RECONCILE_SECONDS (60) and ORDER_REFUND_SETTLE_SECONDS (300: PENDING refunds older are queried),
     ORDER_TIMEOUT_SCAN_SECONDS (10), ORDER_RECONCILE_SECONDS (60: WeChat Pay payments and wallet payments left
     unknown are asked about), ORDER_WALLET_SETTLE_SECONDS (30: wallet payments unknown this long are asked about;
     more than the call deadline), ORDER_GRPC_TIMEOUT_MS (5000) for calls to other services,
-    ORDER_AUTO_CONFIRM_DAYS (10) after shipping, ORDER_AUTO_CONFIRM_SCAN_SECONDS (60), ORDER_AFTER_SALE_DAYS (7)
-    after delivery,
+    ORDER_AUTO_CONFIRM_DAYS (10; 1 to 60) after shipping, ORDER_AUTO_CONFIRM_SCAN_SECONDS (60),
+    ORDER_AFTER_SALE_DAYS (7; 0 to 365) after delivery,
     and the WECHATPAY_* settings of services.common.wechatpay."""
 
     base: ServiceSettings
@@ -48,16 +54,15 @@ class OrderServiceSettings:
     @classmethod
     def from_env(cls, base: ServiceSettings, environ: Mapping[str, str] | None = None) -> OrderServiceSettings:
         env = Env(environ)
-        pay_minutes = env.int("ORDER_PAY_MINUTES", DEFAULT_PAY_MINUTES)
-        if not MIN_PAY_MINUTES <= pay_minutes <= MAX_PAY_MINUTES:
-            raise ConfigError(f"ORDER_PAY_MINUTES must be {MIN_PAY_MINUTES} to {MAX_PAY_MINUTES}, "
-                              f"got {env.environ['ORDER_PAY_MINUTES']!r}")
+        pay_minutes = _bounded(env, "ORDER_PAY_MINUTES", DEFAULT_PAY_MINUTES, MIN_PAY_MINUTES, MAX_PAY_MINUTES)
         orders = OrderSettings(pay_minutes=pay_minutes,
-                               freight=FreightRule(flat_fen=env.int("ORDER_FREIGHT_FEN", 0),
-                                                   free_from_fen=env.int("ORDER_FREE_FREIGHT_FROM_FEN", 0)),
+                               freight=FreightRule(flat_fen=_bounded(env, "ORDER_FREIGHT_FEN", 0, 0, MAX_FREIGHT_FEN),
+                                                   free_from_fen=_bounded(env, "ORDER_FREE_FREIGHT_FROM_FEN", 0, 0,
+                                                                          MAX_FREE_FREIGHT_FROM_FEN)),
                                notify_url=env.str("ORDER_WECHATPAY_NOTIFY_URL",
                                                   "https://localhost/api/v1/payments/wechat/notify"),
-                               auto_confirm_days=env.int("ORDER_AUTO_CONFIRM_DAYS", DEFAULT_AUTO_CONFIRM_DAYS),
+                               auto_confirm_days=_bounded(env, "ORDER_AUTO_CONFIRM_DAYS", DEFAULT_AUTO_CONFIRM_DAYS,
+                                                          *AUTO_CONFIRM_DAYS),
                                refund_notify_url=env.str("ORDER_WECHATPAY_REFUND_NOTIFY_URL",
                                                          "https://localhost/api/v1/payments/wechat/refund-notify"))
         grpc_timeout_ms = env.int("ORDER_GRPC_TIMEOUT_MS", 5000)
@@ -66,8 +71,8 @@ class OrderServiceSettings:
             raise ConfigError(f"ORDER_WALLET_SETTLE_SECONDS ({wallet_settle_seconds}) must be longer than "
                               f"ORDER_GRPC_TIMEOUT_MS ({grpc_timeout_ms} ms)")
         return cls(base=base, orders=orders,
-                   after_sales=AfterSaleSettings(after_sale_days=env.int("ORDER_AFTER_SALE_DAYS",
-                                                                         DEFAULT_AFTER_SALE_DAYS)),
+                   after_sales=AfterSaleSettings(after_sale_days=_bounded(env, "ORDER_AFTER_SALE_DAYS",
+                                                                          DEFAULT_AFTER_SALE_DAYS, *AFTER_SALE_DAYS)),
                    wechatpay=WechatPaySettings.from_env(base.environment, environ),
                    timeout_scan_seconds=env.float("ORDER_TIMEOUT_SCAN_SECONDS", 10.0),
                    auto_confirm_scan_seconds=env.float("ORDER_AUTO_CONFIRM_SCAN_SECONDS", 60.0),
@@ -76,6 +81,13 @@ class OrderServiceSettings:
                    refund_reconcile_seconds=env.float("ORDER_REFUND_RECONCILE_SECONDS", 60.0),
                    refund_settle_seconds=env.int("ORDER_REFUND_SETTLE_SECONDS", 300),
                    wallet_settle_seconds=wallet_settle_seconds)
+
+
+def _bounded(env: Env, name: str, default: int, minimum: int, maximum: int) -> int:
+    value = env.int(name, default)
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name} must be {minimum} to {maximum}, got {env.environ[name]!r}")
+    return value
 
 
 # Live settings (services/common/runtime_config.py): ops change them while the service runs with
@@ -97,7 +109,7 @@ def live_tunables(orders: OrderSettings, environ: Mapping[str, str] | None = Non
     return {"payment_timeout_minutes": Tunable(default=orders.pay_minutes, minimum=MIN_PAY_MINUTES,
                                                maximum=MAX_PAY_MINUTES),
             "auto_confirm_days": Tunable(default=Env(environ).int("ORDER_AUTO_CONFIRM_DAYS", DEFAULT_AUTO_CONFIRM_DAYS),
-                                         minimum=1, maximum=60),
+                                         minimum=AUTO_CONFIRM_DAYS[0], maximum=AUTO_CONFIRM_DAYS[1]),
             "freight_fen": Tunable(default=orders.freight.flat_fen, minimum=0, maximum=MAX_FREIGHT_FEN),
             "free_freight_from_fen": Tunable(default=orders.freight.free_from_fen, minimum=0,
                                              maximum=MAX_FREE_FREIGHT_FROM_FEN)}

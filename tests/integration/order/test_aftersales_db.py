@@ -84,6 +84,27 @@ def test_concurrent_cases_on_one_line_open_exactly_one(pg_uow: Callable[[], SqlO
     assert outcomes == ["AFTER_SALE_LINE_OPEN"] * 5 + ["REQUESTED"]
 
 
+def test_a_partly_shipped_order_stored_with_its_parcel_takes_a_case_on_the_shipped_units_only(
+        uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    order = new_order(user_id=ALICE, order_no="AS-P", lines=[OrderLine(101, 10, "茶", "", 1000, 3)], address=HOME,
+                      amounts=price(3000), now=NOW, pay_minutes=30)
+    with uow() as tx:
+        tx.orders.add(order)
+        tx.commit()
+    service.mark_paid(uow(), order_no="AS-P", channel="balance", out_trade_no="AS-P", paid_fen=3000, actor="test",
+                      now=NOW)
+    line_id = order.lines[0].id or 0
+    service.ship_order(uow(), order_id=order.id or 0, carrier="SF", tracking_no="P1", lines={line_id: 1},
+                       actor="staff:7", now=NOW)
+
+    case = aftersales.open_case(uow(), AfterSaleSettings(), user_id=ALICE, now=NOW, request=CaseRequest(
+        order_id=order.id or 0, type="return_refund", lines={line_id: 0}, reason="坏了"))
+
+    read = aftersales.get_case(uow(), user_id=ALICE, case_id=case.id or 0)
+    assert (read.status, [(line.quantity, line.amount_fen) for line in read.lines]) == ("REQUESTED", [(1, 1000)])
+    assert service.get_order(uow(), user_id=ALICE, order_id=order.id or 0).status == "PAID"
+
+
 def test_a_withdrawn_case_is_stored_with_its_step_and_its_line_takes_a_new_case(
         uow: Callable[[], SqlOrderUnitOfWork]) -> None:
     order_id = shipped(uow, "AS-4")

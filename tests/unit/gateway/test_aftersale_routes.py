@@ -77,3 +77,15 @@ def test_the_withdraw_route_is_in_the_openapi_document_for_shoppers(client: Flas
 
     assert operation["tags"] == ["after-sales"]
     assert "200" in operation["responses"] and "requestBody" in operation
+
+
+@pytest.mark.parametrize("lines", [
+    {"lines": [{"line_id": 9, "quantity": 1}], "line_ids": [9]},  # one unit, or all of them?
+    {"lines": [{"line_id": 9, "quantity": 1}, {"line_id": 9, "quantity": 2}]}])
+def test_a_case_naming_a_line_twice_is_a_400_and_nothing_is_opened(client: FlaskClient, clients, auth,
+                                                                     lines: dict) -> None:
+    response = client.post("/api/v1/orders/5/after-sales", json={"type": "refund_only", "reason": "坏了", **lines},
+                           headers=auth)
+
+    assert (response.status_code, clients.order.CreateAfterSale.calls) == (400, []), response.get_json()
+    assert response.get_json()["error"]["code"] == "INVALID_REQUEST"

@@ -134,6 +134,40 @@ def test_cases_open_while_shipped_and_until_the_window_after_delivery_closes(sho
     assert ask(shop, order, {order.lines[0].id: 1}, now=closes).status == "REQUESTED"
 
 
+def test_a_partly_shipped_order_takes_cases_on_its_shipped_units_only(shop: Shop) -> None:
+    order = paid_order(shop, (101, 2), (102, 3))
+    first, second = (line.id or 0 for line in order.lines)
+    service.ship_order(shop.uow, order_id=order.id, carrier="SF", tracking_no="P1", lines={first: 1},
+                       actor="staff:7", now=NOW)
+    with pytest.raises(Conflict) as unshipped:
+        ask(shop, order, {second: 1}, kind="return_refund")
+    assert (unshipped.value.code, unshipped.value.details) == ("AFTER_SALE_QUANTITY_INVALID",
+                                                               {"line_id": second, "left": 0})
+    with pytest.raises(Conflict) as more:
+        ask(shop, order, {first: 2}, kind="return_refund")
+    assert more.value.details == {"line_id": first, "left": 1}
+    case = ask(shop, order, {first: 0}, kind="return_refund")  # 0: every shipped unit not refunded yet
+    assert (case.status, [(line.line_id, line.quantity, line.amount_fen) for line in case.lines]) == (
+        "REQUESTED", [(first, 1, 1999)])
+    assert service.get_order(shop.uow, user_id=1, order_id=order.id).status == "PAID"
+
+
+def test_a_refund_of_shipped_units_leaves_a_partly_shipped_order_paid_and_its_other_units_to_ship(shop: Shop) -> None:
+    order = paid_order(shop, (101, 2), (102, 3))
+    first, second = (line.id or 0 for line in order.lines)
+    service.ship_order(shop.uow, order_id=order.id, carrier="SF", tracking_no="P1", lines={first: 1},
+                       actor="staff:7", now=NOW)
+    case = ask(shop, order, {first: 1})
+    done = aftersales.decide(lambda: shop.uow, aftersales.EngineRefunder(None, shop.members), case_id=case.id,
+                             approve=True, reason="ok", actor="staff:8")
+    assert (done.status, shop.members.balance_refunds[done.refund_no]) == ("REFUNDED", 1999)
+    assert (order.status, order.refunded_fen, order.unshipped()) == ("PAID", 1999, {first: 1, second: 3})
+    rest = service.ship_order(shop.uow, order_id=order.id, carrier="SF", tracking_no="P2", lines=None,
+                              actor="staff:7", now=NOW)
+    assert rest.status == "SHIPPED"
+    assert [(line.quantity, line.amount_fen) for line in ask(shop, order, {first: 0}).lines] == [(1, 1999)]
+
+
 def test_a_strangers_order_and_case_are_not_found_and_bad_input_is_refused(shop: Shop) -> None:
     order = delivered(shop, (101, 1))
     with pytest.raises(NotFound):
@@ -282,6 +316,23 @@ def test_staff_may_give_up_on_a_failed_refund_which_frees_the_line(shop: Shop) -
                                actor="staff:8")
     assert [step.status for step in closed.history] == ["REQUESTED", "REFUNDING", "REFUND_FAILED", "REJECTED"]
     assert ask(shop, order, {order.lines[0].id: 1}).status == "REQUESTED"
+
+
+def test_a_return_whose_parcel_holds_the_wrong_goods_is_rejected_with_no_restock_and_no_refund(shop: Shop) -> None:
+    order = delivered(shop, (101, 1))
+    case = ask(shop, order, {order.lines[0].id: 1}, kind="return_refund")
+    refunder = FakeRefunder()
+    uow = lambda: shop.uow  # noqa: E731
+    aftersales.decide(uow, refunder, case_id=case.id, approve=True, reason="send it", actor="staff:8")
+    aftersales.submit_return_shipment(shop.uow, user_id=1, case_id=case.id, carrier="SF", tracking_no="R1")
+
+    rejected = aftersales.decide(uow, refunder, case_id=case.id, approve=False, reason="an empty box came back",
+                                 actor="staff:8")
+
+    assert [(step.status, step.reason) for step in rejected.history][-2:] == [
+        ("RETURN_SHIPPED", "SF R1"), ("REJECTED", "an empty box came back")]
+    assert refunder.calls == [] and [e for e in shop.uow.published if e.event_type == "order-returned"] == []
+    assert order.lines[0].refunded_quantity == 0 and not rejected.is_open
 
 
 def test_the_shopper_withdraws_a_requested_case_in_its_history_and_the_line_takes_a_new_case(shop: Shop) -> None:

@@ -134,6 +134,22 @@ def test_no_payment_window_outlasts_the_stock_reservation_of_its_order(tmp_path:
         OrderServiceSettings.from_env(base, {"ORDER_PAY_MINUTES": "180"})
 
 
+@pytest.mark.parametrize(("name", "raw", "bounds"), [
+    ("ORDER_AUTO_CONFIRM_DAYS", "0", "1 to 60"), ("ORDER_AUTO_CONFIRM_DAYS", "61", "1 to 60"),
+    ("ORDER_AFTER_SALE_DAYS", "-7", "0 to 365"), ("ORDER_AFTER_SALE_DAYS", "99999999", "0 to 365"),
+    ("ORDER_FREIGHT_FEN", "-600", "0 to 100000"), ("ORDER_FREE_FREIGHT_FROM_FEN", "-1", "0 to 100000000")])
+def test_days_and_freight_out_of_their_bounds_stop_the_service_at_start(
+        tmp_path: Path, name: str, raw: str, bounds: str) -> None:
+    # 0 auto-confirm days completed every order as it shipped (its after-sales days running while in transit),
+    # which Consul's bounds refuse; negative after-sales days shut after-sales, huge ones overflowed the date sums.
+    key = tmp_path / "jwt-public.pem"
+    key.write_bytes(b"public")
+    base = ServiceSettings.from_env("order", {"JWT_PUBLIC_KEY_FILE": str(key), "MINIMALL_ENV": "test"})
+
+    with pytest.raises(ConfigError, match=f"^{name} must be {bounds}, got '{raw}'$"):
+        OrderServiceSettings.from_env(base, {name: raw})
+
+
 def test_without_consul_the_watch_ends_at_once_instead_of_polling_nothing() -> None:
     live = RuntimeConfig(SimpleNamespace(consul=None), "order", live_tunables(OrderSettings()))  # type: ignore[arg-type]
     reads: list[str | None] = []
