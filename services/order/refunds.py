@@ -38,6 +38,8 @@ refunded yet (every line's remaining units and paid share, and the freight).
      asked first, and only a refund it still reports ABNORMAL (or CLOSED) is closed, giving the amount back.
      A new refund of that money through WeChat Pay works only once WeChat Pay has let go of it too (the
      refund closed there); otherwise WeChat Pay refuses it (409 REFUND_REFUSED) and nothing is reserved.
+     When staff retry or close one and WeChat Pay gives no usable answer, the refund is left as it was:
+     503 PAYMENT_CHANNEL_UNAVAILABLE (`channel_unavailable`).
 
 Listeners: `SETTLED_LISTENERS[prefix](uow, refund, now)` is called whenever a refund whose source is
 `prefix` or `prefix:<anything>` (e.g. "after_sale:12") changes status (check `refund.status`: SUCCESS
@@ -313,8 +315,8 @@ def reconcile_refunds(uow: Callable[[], OrderUnitOfWork], payments: RefundPaymen
     for refund_no in pending:
         try:
             refund = retry_refund(uow(), payments, members, refund_no=refund_no, actor="reconciliation", now=now)
-        except (DomainError, WechatPayError) as exc:
-            log.warning("refund %s is still PENDING: %s", refund_no, getattr(exc, "code", None) or exc)
+        except DomainError as exc:
+            log.warning("refund %s is still PENDING: %s", refund_no, exc.code)
             continue
         ended += refund.status != RefundStatus.PENDING
     return ended
@@ -325,7 +327,8 @@ def retry_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members:
     """Ask the channel again about a PENDING or ABNORMAL refund, idempotently by its refund_no: WeChat Pay's
     refund query (or the refund itself again, same number, when WeChat Pay never got it), or the wallet's
     RefundToBalance again (idempotent by refund_no: a credit that did happen is not made twice). A refund
-    that has ended is returned as it is."""
+    that has ended is returned as it is. WeChat Pay giving no usable answer (none, or refusing the query or the
+    refund sent again) is 503 PAYMENT_CHANNEL_UNAVAILABLE with nothing changed: the refund waits as it was."""
     now = now or utcnow()
     refund, order = _refund_and_order(uow, refund_no)
     if refund.status not in OPEN:
@@ -336,14 +339,32 @@ def retry_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members:
     if payments is None:
         raise DomainError("WECHATPAY_NOT_CONFIGURED", "WeChat Pay is not configured on this server")
     try:
-        answer = payments.query_refund(refund_no)
+        answer = _query_or_resend(payments, order, refund)
+    except WechatPayError as exc:
+        raise channel_unavailable(refund_no, exc) from None
+    return _apply_answer(uow, refund_no, answer, actor=actor, now=now)
+
+
+def _query_or_resend(payments: RefundPayments, order: Order, refund: Refund) -> ChannelRefund:
+    """WeChat Pay's answer about the refund; one it never got is sent again under the same number."""
+    try:
+        return payments.query_refund(refund.refund_no)
     except WechatPayApiError as exc:
         if exc.code != "RESOURCE_NOT_EXISTS":
             raise
-        answer = payments.refund(out_trade_no=order.out_trade_no, out_refund_no=refund_no,
-                                 refund_fen=refund.amount_fen, total_fen=order.payable_fen,
-                                 reason=refund.reason[:WECHAT_REASON_CHARS] or None)
-    return _apply_answer(uow, refund_no, answer, actor=actor, now=now)
+    return payments.refund(out_trade_no=order.out_trade_no, out_refund_no=refund.refund_no,
+                           refund_fen=refund.amount_fen, total_fen=order.payable_fen,
+                           reason=refund.reason[:WECHAT_REASON_CHARS] or None)
+
+
+def channel_unavailable(refund_no: str, exc: WechatPayError) -> DomainError:
+    """Staff acted on a refund and WeChat Pay gave no usable answer (none, a 5xx, or a refusal, whose code is in
+    details.channel_code): PAYMENT_CHANNEL_UNAVAILABLE (503). Raised before anything is changed: staff try again."""
+    log.warning("refund %s is left as it was: WeChat Pay gave no usable answer: %s", refund_no, exc.reason)
+    code = exc.code if isinstance(exc, WechatPayApiError) else ""
+    return DomainError("PAYMENT_CHANNEL_UNAVAILABLE", "WeChat Pay gave no usable answer about the refund; nothing "
+                       "was changed, try again", kind=ErrorKind.UNAVAILABLE,
+                       details={"channel_code": code} if code else None)
 
 
 def _refund_and_order(uow: OrderUnitOfWork, refund_no: str) -> tuple[Refund, Order]:
@@ -364,7 +385,8 @@ def close_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, *, refun
     it reports paid (or under way again) is settled so instead and the close answers 409 REFUND_STATE_CONFLICT
     with that status, as for any refund not ABNORMAL here.
     Staff close a refund only once it can no longer be paid at WeChat Pay: the order cannot know of a
-    completion that comes later (one is logged as an error when its notify or a query brings it)."""
+    completion that comes later (one is logged as an error when its notify or a query brings it).
+    503 PAYMENT_CHANNEL_UNAVAILABLE, nothing changed, when WeChat Pay cannot be asked."""
     now = now or utcnow()
     why = plain(reason, 255)
     if not why:
@@ -379,9 +401,7 @@ def close_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, *, refun
         try:
             answer = payments.query_refund(refund_no)
         except WechatPayError as exc:
-            log.warning("refund %s is not closed: WeChat Pay could not be asked about it: %s", refund_no, exc.reason)
-            raise DomainError("PAYMENT_CHANNEL_UNAVAILABLE", "WeChat Pay did not answer; try again",
-                              kind=ErrorKind.UNAVAILABLE) from None
+            raise channel_unavailable(refund_no, exc) from None
         if answer.status not in (RefundStatus.ABNORMAL, RefundStatus.CLOSED):  # paid, or under way again
             _apply_answer(uow, refund_no, answer, actor="wechatpay", now=now)
     with uow:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 import pytest
 
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
-from services.common.wechatpay import NotifyRejected, WechatPayApiError, WechatPayUnavailable
+from services.common.wechatpay import NotifyRejected, WechatPayApiError, WechatPayError, WechatPayUnavailable
+from services.common.wechatpay import Refund as ChannelRefund
 from services.order import refunds, service
 from services.order.domain import Order, Refund, RefundItem, line_refund_fen, paid_shares
 from services.order.service import CheckoutInput
@@ -249,6 +250,52 @@ def test_a_refund_is_not_closed_while_wechat_pay_cannot_be_asked_about_it(
 
     assert (unavailable.value.code, unavailable.value.kind) == ("PAYMENT_CHANNEL_UNAVAILABLE", ErrorKind.UNAVAILABLE)
     assert (refund.status, order.refunded_fen) == ("ABNORMAL", 4498)
+
+
+@pytest.mark.parametrize("error", [WechatPayUnavailable("no answer"), WechatPayApiError(403, "NO_AUTH", "无权限")],
+                         ids=["no answer", "refused"])
+def test_staff_retrying_an_abnormal_refund_wechat_pay_cannot_be_asked_about_get_a_503_and_nothing_changes(
+        shop: Shop, payments: FakeRefundPayments, error: WechatPayError) -> None:
+    order = paid_order(shop)
+    refund = abnormal(shop, payments, order)
+    steps = len(order.history)
+    payments.error = error
+
+    with pytest.raises(DomainError) as unavailable:
+        refunds.retry_refund(shop.uow, payments, shop.members, refund_no=refund.refund_no, actor="staff:9", now=NOW)
+
+    assert (unavailable.value.code, unavailable.value.kind) == ("PAYMENT_CHANNEL_UNAVAILABLE", ErrorKind.UNAVAILABLE)
+    assert unavailable.value.details == ({"channel_code": "NO_AUTH"} if isinstance(error, WechatPayApiError) else {})
+    assert (refund.status, refund.settled_at, order.refunded_fen, len(order.history), events(shop)) == (
+        "ABNORMAL", None, 4498, steps, [])
+
+
+def test_a_refund_wechat_pay_never_got_and_refuses_when_sent_again_is_left_pending_with_a_503(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    payments.error = WechatPayUnavailable("no answer")
+    lost = start(shop, payments, order)  # WeChat Pay never got it: the retry sends it again
+    payments.error = None
+    refusing = RefusingRefunds()
+
+    with pytest.raises(DomainError) as unavailable:
+        refunds.retry_refund(shop.uow, refusing, shop.members, refund_no=lost.refund_no, actor="staff:9", now=NOW)
+
+    assert (unavailable.value.code, unavailable.value.details) == ("PAYMENT_CHANNEL_UNAVAILABLE",
+                                                                   {"channel_code": "NOT_ENOUGH"})
+    assert (lost.status, order.refunded_fen, refusing.sent, events(shop)) == ("PENDING", 4498, [lost.refund_no], [])
+
+
+@dataclass
+class RefusingRefunds(FakeRefundPayments):
+    """WeChat Pay knowing no refund and refusing every one it is sent (the merchant's balance is short)."""
+
+    sent: list[str] = field(default_factory=list)
+
+    def refund(self, *, out_trade_no: str, out_refund_no: str, refund_fen: int, total_fen: int,
+               reason: str | None = None) -> ChannelRefund:
+        self.sent.append(out_refund_no)
+        raise WechatPayApiError(403, "NOT_ENOUGH", "余额不足")
 
 
 def test_the_sources_listener_hears_a_refund_go_abnormal_and_then_end(
