@@ -21,6 +21,9 @@ NOTIFY_REJECTED = Counter("mall_payment_notify_rejected_total",
                           "Payment notifies refused: bad signature or decryption, unknown order, other amount.",
                           ["channel"])
 NOTIFY_REJECTED.labels("wechat")
+REFUNDS_PAID_AFTER_CLOSE = Counter(
+    "mall_refunds_paid_after_close_total",
+    "Refunds closed here (amount given back for a new refund) that WeChat Pay then reported paid: maybe paid twice.")
 
 
 def declare_channels(channels: Iterable[str]) -> None:

@@ -40,6 +40,9 @@ refunded yet (every line's remaining units and paid share, and the freight).
      refund closed there); otherwise WeChat Pay refuses it (409 REFUND_REFUSED) and nothing is reserved.
      When staff retry or close one and WeChat Pay gives no usable answer, the refund is left as it was:
      503 PAYMENT_CHANNEL_UNAVAILABLE (`channel_unavailable`).
+   - A refund CLOSED here that WeChat Pay reports SUCCESS later (staff closed it, then it was completed at WeChat
+     Pay after all) stays CLOSED, but its money may have been refunded twice: the order's history records it
+     once for finance and `mall_refunds_paid_after_close_total` counts it (RefundPaidAfterClose pages).
 
 Listeners: `SETTLED_LISTENERS[prefix](uow, refund, now)` is called whenever a refund whose source is
 `prefix` or `prefix:<anything>` (e.g. "after_sale:12") changes status (check `refund.status`: SUCCESS
@@ -65,6 +68,7 @@ from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInpu
 from services.common.events import timestamp
 from services.common.wechatpay import NotifyRejected, WechatPay, WechatPayApiError, WechatPayError
 from services.common.wechatpay import Refund as ChannelRefund
+from services.order import metrics
 from services.order.domain import (
     Order,
     OrderStatus,
@@ -241,10 +245,29 @@ def settle_refund(uow: OrderUnitOfWork, *, refund_no: str, status: RefundStatus,
             if status != refund.status:
                 _change(uow, order, refund, status, actor, now)
         elif (refund.status, status) == (RefundStatus.CLOSED, RefundStatus.SUCCESS):
-            log.error("refund %s was closed here but WeChat Pay reports it paid: %s fen may have been paid twice",
-                      refund_no, refund.amount_fen)
+            _paid_after_close(uow, order, refund, actor, now)
         uow.commit()
     return refund
+
+
+def _paid_after_close(uow: OrderUnitOfWork, order: Order, refund: Refund, actor: str, now: datetime) -> None:
+    """WeChat Pay paid a refund closed here (staff closed it ABNORMAL, then it was completed at WeChat Pay after all).
+    Its amount was given back when it closed, so a second refund may have paid the same money: nothing is undone
+    here, but the order's history records it for finance, once (a replayed notify finds the step and records
+    nothing), and `mall_refunds_paid_after_close_total` counts it for the RefundPaidAfterClose alert."""
+    note = paid_after_close_note(refund)
+    if any(step.reason == note for step in order.history):
+        return
+    log.error("refund %s was closed here but WeChat Pay reports it paid: %s fen may have been paid twice",
+              refund.refund_no, refund.amount_fen)
+    order.record_step(actor=actor, now=now, reason=note)
+    uow.on_commit(metrics.REFUNDS_PAID_AFTER_CLOSE.inc)
+
+
+def paid_after_close_note(refund: Refund) -> str:
+    """The order history's step for a closed refund WeChat Pay paid anyway (what finance looks for)."""
+    return (f"refund {refund.refund_no} was closed here but WeChat Pay paid it: {refund.amount_fen} fen may have "
+            "been refunded twice; finance must check")[:255]
 
 
 def _change(uow: OrderUnitOfWork, order: Order, refund: Refund, status: RefundStatus, actor: str,
@@ -385,8 +408,9 @@ def close_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, *, refun
     it reports paid (or under way again) is settled so instead and the close answers 409 REFUND_STATE_CONFLICT
     with that status, as for any refund not ABNORMAL here.
     Staff close a refund only once it can no longer be paid at WeChat Pay: the order cannot know of a
-    completion that comes later (one is logged as an error when its notify or a query brings it).
-    503 PAYMENT_CHANNEL_UNAVAILABLE, nothing changed, when WeChat Pay cannot be asked."""
+    completion that comes later (one its notify brings is recorded in the order's history for finance and
+    counted for an alert: `_paid_after_close`). 503 PAYMENT_CHANNEL_UNAVAILABLE, nothing changed, when WeChat Pay
+    cannot be asked."""
     now = now or utcnow()
     why = plain(reason, 255)
     if not why:

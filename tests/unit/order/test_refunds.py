@@ -16,6 +16,7 @@ from services.order.domain import Order, Refund, RefundItem, line_refund_fen, pa
 from services.order.service import CheckoutInput
 from services.order.uow import OrderUnitOfWork
 from tests.fakes import FakeRefundPayments
+from tests.fixtures.metrics import CounterDeltas
 from tests.unit.order.conftest import NOW, Shop
 
 
@@ -296,6 +297,28 @@ class RefusingRefunds(FakeRefundPayments):
                reason: str | None = None) -> ChannelRefund:
         self.sent.append(out_refund_no)
         raise WechatPayApiError(403, "NOT_ENOUGH", "余额不足")
+
+
+def test_a_closed_refund_wechat_pay_pays_after_all_is_recorded_for_finance_and_counted_once(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    refund = abnormal(shop, payments, order)
+    payments.status = "ABNORMAL"
+    close(shop, payments, refund.refund_no)  # staff closed it while WeChat Pay still said ABNORMAL
+    payments.status = "PROCESSING"
+    second = start(shop, payments, order)
+    settle(shop, second)  # the shopper is paid by the second refund
+    deltas = CounterDeltas()
+
+    payments.notice = replace(payments.asked[refund.refund_no], status="SUCCESS")  # completed at WeChat Pay after all
+    for _ in range(3):  # WeChat Pay repeats a notify until it is answered
+        refunds.handle_refund_notify(shop.uow, payments, headers={"Wechatpay-Signature": "good"}, body=b"{}", now=NOW)
+
+    assert (refund.status, order.status, order.refunded_fen, len(events(shop))) == ("CLOSED", "PAID", 4498, 1)
+    [audit] = [step for step in order.history if step.reason == refunds.paid_after_close_note(refund)]
+    assert (audit.actor, audit.at, audit.status) == ("wechatpay", NOW, "PAID")
+    assert f"refund {refund.refund_no} " in audit.reason and "4498 fen" in audit.reason
+    assert deltas() == {"mall_refunds_paid_after_close_total": 1}
 
 
 def test_the_sources_listener_hears_a_refund_go_abnormal_and_then_end(
