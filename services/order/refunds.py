@@ -38,8 +38,9 @@ refunded yet (every line's remaining units and paid share, and the freight).
      asked first, and only a refund it still reports ABNORMAL (or CLOSED) is closed, giving the amount back.
      A new refund of that money through WeChat Pay works only once WeChat Pay has let go of it too (the
      refund closed there); otherwise WeChat Pay refuses it (409 REFUND_REFUSED) and nothing is reserved.
-     When staff retry or close one and WeChat Pay gives no usable answer, the refund is left as it was:
-     503 PAYMENT_CHANNEL_UNAVAILABLE (`channel_unavailable`).
+     The `abnormal-refunds` job exports how many are ABNORMAL and for how long (`watch_abnormal_refunds`), for
+     the AbnormalRefundWaiting alert. When staff retry or close one and WeChat Pay gives no usable answer,
+     the refund is left as it was: 503 PAYMENT_CHANNEL_UNAVAILABLE (`channel_unavailable`).
    - A refund CLOSED here that WeChat Pay reports SUCCESS later (staff closed it, then it was completed at WeChat
      Pay after all) stays CLOSED, but its money may have been refunded twice: the order's history records it
      once for finance and `mall_refunds_paid_after_close_total` counts it (RefundPaidAfterClose pages).
@@ -343,6 +344,17 @@ def reconcile_refunds(uow: Callable[[], OrderUnitOfWork], payments: RefundPaymen
             continue
         ended += refund.status != RefundStatus.PENDING
     return ended
+
+
+def watch_abnormal_refunds(uow: OrderUnitOfWork, *, now: datetime | None = None) -> None:
+    """Export how many refunds are ABNORMAL and how long the oldest has been (`mall_refunds_abnormal`,
+    `mall_refunds_abnormal_oldest_seconds`): nothing moves one but staff (retry it, or close it), so the
+    AbnormalRefundWaiting alert tells them when one waits too long. One aggregate query, for a job."""
+    now = now or utcnow()
+    with uow:
+        count, since = uow.refunds.abnormal_since()
+        uow.commit()
+    metrics.abnormal_refunds(count, max(0.0, (now - since).total_seconds()) if since else 0.0)
 
 
 def retry_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members: Members, *, refund_no: str,

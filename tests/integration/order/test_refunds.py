@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 from mall.order.v1 import order_pb2
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -291,3 +292,21 @@ def test_a_refund_closed_by_an_admin_that_wechat_pay_pays_after_all_is_in_the_or
         assert connection.execute(select(db.refunds.c.status)).scalar_one() == "CLOSED"
     assert (server.events("order-refunded"), deltas()["mall_refunds_paid_after_close_total"]) == (0, 1)
 
+
+def test_the_abnormal_refund_gauges_read_the_abnormal_refunds_and_since_when(
+        uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    order_id = paid(uow, "R-GAUGE", OrderLine(101, 10, "茶", "", 1000, 4))
+    line_id = service.get_order(uow(), user_id=None, order_id=order_id).lines[0].id or 0
+    started = [refunds.start_refund(uow(), FakeRefundPayments(), FakeMembers(), order_id=order_id,
+                                    items=[RefundItem(line_id, 1, 1000)], reason="r", actor="staff:9",
+                                    source="after_sale:1").refund_no for _ in range(4)]
+    noon = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    for refund_no, status, at in zip(started, ("ABNORMAL", "ABNORMAL", "SUCCESS", "PENDING"),
+                                     (noon + timedelta(minutes=30), noon, noon, noon), strict=True):
+        refunds.settle_refund(uow(), refund_no=refund_no, status=refunds.RefundStatus(status), actor="wechatpay",
+                              now=at)
+
+    refunds.watch_abnormal_refunds(uow(), now=noon + timedelta(days=1))
+
+    assert (REGISTRY.get_sample_value("mall_refunds_abnormal"),
+            REGISTRY.get_sample_value("mall_refunds_abnormal_oldest_seconds")) == (2, 86400)

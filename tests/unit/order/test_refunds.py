@@ -7,10 +7,13 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 
+from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.wechatpay import NotifyRejected, WechatPayApiError, WechatPayError, WechatPayUnavailable
 from services.common.wechatpay import Refund as ChannelRefund
+from services.order import __main__ as order_process
 from services.order import refunds, service
 from services.order.domain import Order, Refund, RefundItem, line_refund_fen, paid_shares
 from services.order.service import CheckoutInput
@@ -319,6 +322,60 @@ def test_a_closed_refund_wechat_pay_pays_after_all_is_recorded_for_finance_and_c
     assert (audit.actor, audit.at, audit.status) == ("wechatpay", NOW, "PAID")
     assert f"refund {refund.refund_no} " in audit.reason and "4498 fen" in audit.reason
     assert deltas() == {"mall_refunds_paid_after_close_total": 1}
+
+
+def abnormal_gauges() -> tuple[float | None, float | None]:
+    return (REGISTRY.get_sample_value("mall_refunds_abnormal"),
+            REGISTRY.get_sample_value("mall_refunds_abnormal_oldest_seconds"))
+
+
+def test_the_abnormal_refund_gauges_count_them_and_age_the_one_abnormal_longest(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    first, second = order.lines
+    older = start(shop, payments, order, [RefundItem(first.id or 0, 2, 3998)])
+    newer = start(shop, payments, order, [RefundItem(second.id or 0, 1, 500)])
+    refunds.settle_refund(shop.uow, refund_no=older.refund_no, status=refunds.RefundStatus.ABNORMAL, actor="wechatpay",
+                          now=NOW)
+    refunds.settle_refund(shop.uow, refund_no=newer.refund_no, status=refunds.RefundStatus.ABNORMAL, actor="wechatpay",
+                          now=NOW + timedelta(hours=1))
+
+    refunds.watch_abnormal_refunds(shop.uow, now=NOW + timedelta(hours=3))
+    assert abnormal_gauges() == (2, 3 * 3600)
+
+    payments.status = "ABNORMAL"
+    close(shop, payments, older.refund_no)
+    refunds.watch_abnormal_refunds(shop.uow, now=NOW + timedelta(hours=3))
+    assert abnormal_gauges() == (1, 2 * 3600)
+
+    payments.status = "SUCCESS"
+    refunds.retry_refund(shop.uow, payments, shop.members, refund_no=newer.refund_no, actor="staff:9", now=NOW)
+    refunds.watch_abnormal_refunds(shop.uow, now=NOW + timedelta(hours=3))
+    assert abnormal_gauges() == (0, 0)
+
+
+class OneRound:
+    """A stop event for a job: not set for its first wait, set from the second on (the job runs once)."""
+
+    def __init__(self) -> None:
+        self.waits = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits += 1
+        return self.waits > 1
+
+
+def test_the_serve_roles_abnormal_refunds_job_exports_the_gauges_each_interval(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    refund = start(shop, payments, order)
+    refunds.settle_refund(shop.uow, refund_no=refund.refund_no, status=refunds.RefundStatus.ABNORMAL, actor="wechatpay",
+                          now=utcnow() - timedelta(days=2))
+
+    order_process.abnormal_refunds(lambda: shop.uow, 60)(OneRound())  # type: ignore[arg-type]
+
+    count, oldest = abnormal_gauges()
+    assert count == 1 and oldest is not None and 2 * 86400 <= oldest < 2 * 86400 + 60
 
 
 def test_the_sources_listener_hears_a_refund_go_abnormal_and_then_end(
