@@ -418,6 +418,10 @@ class FakeRefundRepository:
         return [refund for refund in self.refunds
                 if refund.status == RefundStatus.PENDING and refund.created_at <= created_before][:limit]
 
+    def abnormal_since(self) -> tuple[int, datetime | None]:
+        since = [refund.updated_at for refund in self.refunds if refund.status == RefundStatus.ABNORMAL]
+        return len(since), min(since, default=None)
+
     def reserve(self, order: Order, amount_fen: int, lines: list[LineReservation]) -> bool:
         """All or nothing, checked as the database's conditional updates and CHECKs would."""
         by_id = {line.id: line for line in order.lines}

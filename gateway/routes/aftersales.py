@@ -220,7 +220,9 @@ def receive(case_id: int, body: ReceiveIn) -> CaseOut:
            responses={200: CaseOut},
            description="REFUND_FAILED: a new refund. REFUNDING, or REFUND_ABNORMAL (WeChat Pay could not pay it "
                        "back; complete it at WeChat Pay first): the case's refund is asked about again under its "
-                       "number, no second refund. 409 AFTER_SALE_STATE_CONFLICT otherwise.")
+                       "number, no second refund. 409 AFTER_SALE_STATE_CONFLICT otherwise; 503 "
+                       "PAYMENT_CHANNEL_UNAVAILABLE when WeChat Pay gives no usable answer (details.channel_code: "
+                       "its refusal's code, if any): nothing is changed, try again.")
 def retry_refund(case_id: int) -> CaseOut:
     return CaseOut.from_proto(service(AfterSaleServiceStub).RetryAfterSaleRefund(
         after_sale_pb2.GetAfterSaleRequest(id=case_id)))

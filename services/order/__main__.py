@@ -104,6 +104,12 @@ def wallet_reconciliation(uow: Callable[[], OrderUnitOfWork], members: GrpcMembe
                  lambda: service.reconcile_wallet_payments(uow, members, settle_seconds=settle_seconds))
 
 
+def abnormal_refunds(uow: Callable[[], OrderUnitOfWork], interval_seconds: float) -> Callable[[threading.Event], None]:
+    """Every interval, export how many refunds are ABNORMAL and how long the oldest has been (staff must act on
+    each: the AbnormalRefundWaiting alert reads these gauges). Every replica reports the same numbers."""
+    return every(interval_seconds, "abnormal refund gauges", lambda: refunds.watch_abnormal_refunds(uow()))
+
+
 def build_app(base: ServiceSettings) -> ServiceApp:
     settings = OrderServiceSettings.from_env(base)
     start_mappers()
@@ -123,7 +129,8 @@ def build_app(base: ServiceSettings) -> ServiceApp:
                                                            settings.refund_reconcile_seconds,
                                                            settings.refund_settle_seconds),
             "wallet-reconciliation": wallet_reconciliation(uow, members, settings.reconcile_seconds,
-                                                           settings.wallet_settle_seconds)}
+                                                           settings.wallet_settle_seconds),
+            "abnormal-refunds": abnormal_refunds(uow, settings.refund_reconcile_seconds)}
     if wechat is not None:
         jobs["payment-reconciliation"] = payment_reconciliation(uow, wechat, settings.reconcile_seconds)
     # The servicer's settings follow Consul's minimall/order/ keys (services/order/config.py LIVE_FIELDS).

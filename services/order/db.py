@@ -412,6 +412,13 @@ class SqlRefundRepository:
             select(Refund).where(refunds.c.status == RefundStatus.PENDING.value, refunds.c.created_at <= created_before)
             .order_by(refunds.c.created_at).limit(limit)).scalars())
 
+    def abnormal_since(self) -> tuple[int, datetime | None]:
+        # One aggregate over ix_refunds_status_created's ABNORMAL rows (a handful): cheap enough for every minute.
+        count, oldest = self.session.execute(
+            select(func.count(), func.min(refunds.c.updated_at)).where(refunds.c.status == RefundStatus.ABNORMAL.value)
+        ).one()
+        return count, oldest
+
     def reserve(self, order: Order, amount_fen: int, lines: list[LineReservation]) -> bool:
         self.session.flush()
         changed = self.session.execute(

@@ -1,15 +1,17 @@
-"""Business counters of the order service (Prometheus), counted once a transaction records the fact.
+"""Business metrics of the order service (Prometheus): counters of committed facts, gauges of refunds staff must act on.
 
-Use cases register them with `uow.on_commit(...)` inside the work that records the fact, so a
+Use cases register counters with `uow.on_commit(...)` inside the work that records the fact, so a
 rolled-back attempt or a replayed idempotent request counts nothing. Labels stay bounded: the
-pay channels (services/order/service.py PAY_CHANNELS) and the results below.
+pay channels (services/order/service.py PAY_CHANNELS) and the results below. The ABNORMAL refund
+gauges are read from the refunds table by the serve role's `abnormal-refunds` job (every replica
+reports the same value: alert on their max).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 RESULTS = ("paid", "refused")  # paid: the order became PAID; refused: the channel declined the payment
 
@@ -21,6 +23,13 @@ NOTIFY_REJECTED = Counter("mall_payment_notify_rejected_total",
                           "Payment notifies refused: bad signature or decryption, unknown order, other amount.",
                           ["channel"])
 NOTIFY_REJECTED.labels("wechat")
+REFUNDS_PAID_AFTER_CLOSE = Counter(
+    "mall_refunds_paid_after_close_total",
+    "Refunds closed here (amount given back for a new refund) that WeChat Pay then reported paid: maybe paid twice.")
+REFUNDS_ABNORMAL = Gauge("mall_refunds_abnormal",
+                         "Refunds WeChat Pay reports ABNORMAL, waiting for staff (retry or close).")
+REFUNDS_ABNORMAL_OLDEST = Gauge("mall_refunds_abnormal_oldest_seconds",
+                                "How long the oldest ABNORMAL refund has been ABNORMAL, in seconds (0: none).")
 
 
 def declare_channels(channels: Iterable[str]) -> None:
@@ -38,3 +47,8 @@ def order_paid(channel: str, paid_fen: int) -> None:
 
 def payment_refused(channel: str) -> None:
     PAYMENTS.labels(channel, "refused").inc()
+
+
+def abnormal_refunds(count: int, oldest_seconds: float) -> None:
+    REFUNDS_ABNORMAL.set(count)
+    REFUNDS_ABNORMAL_OLDEST.set(oldest_seconds)

@@ -38,6 +38,12 @@ refunded yet (every line's remaining units and paid share, and the freight).
      asked first, and only a refund it still reports ABNORMAL (or CLOSED) is closed, giving the amount back.
      A new refund of that money through WeChat Pay works only once WeChat Pay has let go of it too (the
      refund closed there); otherwise WeChat Pay refuses it (409 REFUND_REFUSED) and nothing is reserved.
+     The `abnormal-refunds` job exports how many are ABNORMAL and for how long (`watch_abnormal_refunds`), for
+     the AbnormalRefundWaiting alert. When staff retry or close one and WeChat Pay gives no usable answer,
+     the refund is left as it was: 503 PAYMENT_CHANNEL_UNAVAILABLE (`channel_unavailable`).
+   - A refund CLOSED here that WeChat Pay reports SUCCESS later (staff closed it, then it was completed at WeChat
+     Pay after all) stays CLOSED, but its money may have been refunded twice: the order's history records it
+     once for finance and `mall_refunds_paid_after_close_total` counts it (RefundPaidAfterClose pages).
 
 Listeners: `SETTLED_LISTENERS[prefix](uow, refund, now)` is called whenever a refund whose source is
 `prefix` or `prefix:<anything>` (e.g. "after_sale:12") changes status (check `refund.status`: SUCCESS
@@ -63,6 +69,7 @@ from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInpu
 from services.common.events import timestamp
 from services.common.wechatpay import NotifyRejected, WechatPay, WechatPayApiError, WechatPayError
 from services.common.wechatpay import Refund as ChannelRefund
+from services.order import metrics
 from services.order.domain import (
     Order,
     OrderStatus,
@@ -239,10 +246,29 @@ def settle_refund(uow: OrderUnitOfWork, *, refund_no: str, status: RefundStatus,
             if status != refund.status:
                 _change(uow, order, refund, status, actor, now)
         elif (refund.status, status) == (RefundStatus.CLOSED, RefundStatus.SUCCESS):
-            log.error("refund %s was closed here but WeChat Pay reports it paid: %s fen may have been paid twice",
-                      refund_no, refund.amount_fen)
+            _paid_after_close(uow, order, refund, actor, now)
         uow.commit()
     return refund
+
+
+def _paid_after_close(uow: OrderUnitOfWork, order: Order, refund: Refund, actor: str, now: datetime) -> None:
+    """WeChat Pay paid a refund closed here (staff closed it ABNORMAL, then it was completed at WeChat Pay after all).
+    Its amount was given back when it closed, so a second refund may have paid the same money: nothing is undone
+    here, but the order's history records it for finance, once (a replayed notify finds the step and records
+    nothing), and `mall_refunds_paid_after_close_total` counts it for the RefundPaidAfterClose alert."""
+    note = paid_after_close_note(refund)
+    if any(step.reason == note for step in order.history):
+        return
+    log.error("refund %s was closed here but WeChat Pay reports it paid: %s fen may have been paid twice",
+              refund.refund_no, refund.amount_fen)
+    order.record_step(actor=actor, now=now, reason=note)
+    uow.on_commit(metrics.REFUNDS_PAID_AFTER_CLOSE.inc)
+
+
+def paid_after_close_note(refund: Refund) -> str:
+    """The order history's step for a closed refund WeChat Pay paid anyway (what finance looks for)."""
+    return (f"refund {refund.refund_no} was closed here but WeChat Pay paid it: {refund.amount_fen} fen may have "
+            "been refunded twice; finance must check")[:255]
 
 
 def _change(uow: OrderUnitOfWork, order: Order, refund: Refund, status: RefundStatus, actor: str,
@@ -313,11 +339,22 @@ def reconcile_refunds(uow: Callable[[], OrderUnitOfWork], payments: RefundPaymen
     for refund_no in pending:
         try:
             refund = retry_refund(uow(), payments, members, refund_no=refund_no, actor="reconciliation", now=now)
-        except (DomainError, WechatPayError) as exc:
-            log.warning("refund %s is still PENDING: %s", refund_no, getattr(exc, "code", None) or exc)
+        except DomainError as exc:
+            log.warning("refund %s is still PENDING: %s", refund_no, exc.code)
             continue
         ended += refund.status != RefundStatus.PENDING
     return ended
+
+
+def watch_abnormal_refunds(uow: OrderUnitOfWork, *, now: datetime | None = None) -> None:
+    """Export how many refunds are ABNORMAL and how long the oldest has been (`mall_refunds_abnormal`,
+    `mall_refunds_abnormal_oldest_seconds`): nothing moves one but staff (retry it, or close it), so the
+    AbnormalRefundWaiting alert tells them when one waits too long. One aggregate query, for a job."""
+    now = now or utcnow()
+    with uow:
+        count, since = uow.refunds.abnormal_since()
+        uow.commit()
+    metrics.abnormal_refunds(count, max(0.0, (now - since).total_seconds()) if since else 0.0)
 
 
 def retry_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members: Members, *, refund_no: str,
@@ -325,7 +362,8 @@ def retry_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members:
     """Ask the channel again about a PENDING or ABNORMAL refund, idempotently by its refund_no: WeChat Pay's
     refund query (or the refund itself again, same number, when WeChat Pay never got it), or the wallet's
     RefundToBalance again (idempotent by refund_no: a credit that did happen is not made twice). A refund
-    that has ended is returned as it is."""
+    that has ended is returned as it is. WeChat Pay giving no usable answer (none, or refusing the query or the
+    refund sent again) is 503 PAYMENT_CHANNEL_UNAVAILABLE with nothing changed: the refund waits as it was."""
     now = now or utcnow()
     refund, order = _refund_and_order(uow, refund_no)
     if refund.status not in OPEN:
@@ -336,14 +374,32 @@ def retry_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members:
     if payments is None:
         raise DomainError("WECHATPAY_NOT_CONFIGURED", "WeChat Pay is not configured on this server")
     try:
-        answer = payments.query_refund(refund_no)
+        answer = _query_or_resend(payments, order, refund)
+    except WechatPayError as exc:
+        raise channel_unavailable(refund_no, exc) from None
+    return _apply_answer(uow, refund_no, answer, actor=actor, now=now)
+
+
+def _query_or_resend(payments: RefundPayments, order: Order, refund: Refund) -> ChannelRefund:
+    """WeChat Pay's answer about the refund; one it never got is sent again under the same number."""
+    try:
+        return payments.query_refund(refund.refund_no)
     except WechatPayApiError as exc:
         if exc.code != "RESOURCE_NOT_EXISTS":
             raise
-        answer = payments.refund(out_trade_no=order.out_trade_no, out_refund_no=refund_no,
-                                 refund_fen=refund.amount_fen, total_fen=order.payable_fen,
-                                 reason=refund.reason[:WECHAT_REASON_CHARS] or None)
-    return _apply_answer(uow, refund_no, answer, actor=actor, now=now)
+    return payments.refund(out_trade_no=order.out_trade_no, out_refund_no=refund.refund_no,
+                           refund_fen=refund.amount_fen, total_fen=order.payable_fen,
+                           reason=refund.reason[:WECHAT_REASON_CHARS] or None)
+
+
+def channel_unavailable(refund_no: str, exc: WechatPayError) -> DomainError:
+    """Staff acted on a refund and WeChat Pay gave no usable answer (none, a 5xx, or a refusal, whose code is in
+    details.channel_code): PAYMENT_CHANNEL_UNAVAILABLE (503). Raised before anything is changed: staff try again."""
+    log.warning("refund %s is left as it was: WeChat Pay gave no usable answer: %s", refund_no, exc.reason)
+    code = exc.code if isinstance(exc, WechatPayApiError) else ""
+    return DomainError("PAYMENT_CHANNEL_UNAVAILABLE", "WeChat Pay gave no usable answer about the refund; nothing "
+                       "was changed, try again", kind=ErrorKind.UNAVAILABLE,
+                       details={"channel_code": code} if code else None)
 
 
 def _refund_and_order(uow: OrderUnitOfWork, refund_no: str) -> tuple[Refund, Order]:
@@ -364,7 +420,9 @@ def close_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, *, refun
     it reports paid (or under way again) is settled so instead and the close answers 409 REFUND_STATE_CONFLICT
     with that status, as for any refund not ABNORMAL here.
     Staff close a refund only once it can no longer be paid at WeChat Pay: the order cannot know of a
-    completion that comes later (one is logged as an error when its notify or a query brings it)."""
+    completion that comes later (one its notify brings is recorded in the order's history for finance and
+    counted for an alert: `_paid_after_close`). 503 PAYMENT_CHANNEL_UNAVAILABLE, nothing changed, when WeChat Pay
+    cannot be asked."""
     now = now or utcnow()
     why = plain(reason, 255)
     if not why:
@@ -379,9 +437,7 @@ def close_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, *, refun
         try:
             answer = payments.query_refund(refund_no)
         except WechatPayError as exc:
-            log.warning("refund %s is not closed: WeChat Pay could not be asked about it: %s", refund_no, exc.reason)
-            raise DomainError("PAYMENT_CHANNEL_UNAVAILABLE", "WeChat Pay did not answer; try again",
-                              kind=ErrorKind.UNAVAILABLE) from None
+            raise channel_unavailable(refund_no, exc) from None
         if answer.status not in (RefundStatus.ABNORMAL, RefundStatus.CLOSED):  # paid, or under way again
             _apply_answer(uow, refund_no, answer, actor="wechatpay", now=now)
     with uow:

@@ -105,6 +105,9 @@ class RefundRepository(Protocol):
     def pending_before(self, created_before: datetime, limit: int) -> list[Refund]:
         """PENDING refunds started before `created_before`, oldest first."""
 
+    def abnormal_since(self) -> tuple[int, datetime | None]:
+        """How many refunds are ABNORMAL, and when the longest-standing one became so (None: there is none)."""
+
     def reserve(self, order: Order, amount_fen: int, lines: list[LineReservation]) -> bool:
         """Add to the order's and lines' refunded amounts by conditional updates; False (and the caller rolls
         back) when that would pass the order's payable_fen, a line's quantity or a line's cap_fen."""

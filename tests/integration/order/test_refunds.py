@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 from mall.order.v1 import order_pb2
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -20,6 +21,7 @@ from services.order.db import SqlOrderUnitOfWork, order_lines, orders
 from services.order.domain import OrderLine, RefundItem, new_order, paid_shares, price
 from services.order.service import CheckoutInput, OrderSettings
 from tests.fakes import HOME, FakeCatalog, FakeMembers, FakeRefundPayments, FakeStock, FakeUsers
+from tests.fixtures.metrics import CounterDeltas
 from tests.fixtures.simulator import RunningSimulator
 from tests.integration.order.conftest import OrderServer
 from tests.integration.order.test_order_grpc import ALICE, failure, paid_notify
@@ -268,3 +270,43 @@ def test_a_lost_refund_notify_is_found_by_the_refund_query_and_settles_once(
 
     read = server.stub.GetOrder(order_pb2.GetOrderRequest(id=order.id), metadata=server.as_user(ALICE))
     assert (read.status, read.history[-1].actor, server.events("order-refunded")) == ("REFUNDED", "reconciliation", 1)
+
+
+def test_a_refund_closed_by_an_admin_that_wechat_pay_pays_after_all_is_in_the_orders_history_once_and_counted(
+        server: OrderServer, simulator: RunningSimulator) -> None:
+    order, refund_no = cancelled_and_approved(server, simulator)
+    server.stub.HandleWechatRefundNotify(refund_notify(simulator, refund_no, "ABNORMAL"))
+    admin = server.as_user(STAFF, "admin")
+    server.stub.CloseRefund(order_pb2.CloseRefundRequest(refund_no=refund_no, reason="卡已注销,线下转账"), metadata=admin)
+    deltas = CounterDeltas()
+
+    paid_anyway = refund_notify(simulator, refund_no, "SUCCESS")  # the merchant completed it at WeChat Pay after all
+    for _ in range(3):
+        server.stub.HandleWechatRefundNotify(paid_anyway)
+
+    read = server.stub.GetOrder(order_pb2.GetOrderRequest(id=order.id), metadata=admin)
+    [audit] = [step for step in read.history if refund_no in step.reason and "refunded twice" in step.reason]
+    assert (audit.status, audit.actor, read.refunded_fen) == ("REFUNDING", "wechatpay", 0)
+    assert f"{order.amounts.payable_fen} fen" in audit.reason
+    with server.engine.connect() as connection:
+        assert connection.execute(select(db.refunds.c.status)).scalar_one() == "CLOSED"
+    assert (server.events("order-refunded"), deltas()["mall_refunds_paid_after_close_total"]) == (0, 1)
+
+
+def test_the_abnormal_refund_gauges_read_the_abnormal_refunds_and_since_when(
+        uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    order_id = paid(uow, "R-GAUGE", OrderLine(101, 10, "茶", "", 1000, 4))
+    line_id = service.get_order(uow(), user_id=None, order_id=order_id).lines[0].id or 0
+    started = [refunds.start_refund(uow(), FakeRefundPayments(), FakeMembers(), order_id=order_id,
+                                    items=[RefundItem(line_id, 1, 1000)], reason="r", actor="staff:9",
+                                    source="after_sale:1").refund_no for _ in range(4)]
+    noon = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    for refund_no, status, at in zip(started, ("ABNORMAL", "ABNORMAL", "SUCCESS", "PENDING"),
+                                     (noon + timedelta(minutes=30), noon, noon, noon), strict=True):
+        refunds.settle_refund(uow(), refund_no=refund_no, status=refunds.RefundStatus(status), actor="wechatpay",
+                              now=at)
+
+    refunds.watch_abnormal_refunds(uow(), now=noon + timedelta(days=1))
+
+    assert (REGISTRY.get_sample_value("mall_refunds_abnormal"),
+            REGISTRY.get_sample_value("mall_refunds_abnormal_oldest_seconds")) == (2, 86400)

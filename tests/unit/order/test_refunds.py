@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 
+from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
-from services.common.wechatpay import NotifyRejected, WechatPayApiError, WechatPayUnavailable
+from services.common.wechatpay import NotifyRejected, WechatPayApiError, WechatPayError, WechatPayUnavailable
+from services.common.wechatpay import Refund as ChannelRefund
+from services.order import __main__ as order_process
 from services.order import refunds, service
 from services.order.domain import Order, Refund, RefundItem, line_refund_fen, paid_shares
 from services.order.service import CheckoutInput
 from services.order.uow import OrderUnitOfWork
 from tests.fakes import FakeRefundPayments
+from tests.fixtures.metrics import CounterDeltas
 from tests.unit.order.conftest import NOW, Shop
 
 
@@ -249,6 +254,128 @@ def test_a_refund_is_not_closed_while_wechat_pay_cannot_be_asked_about_it(
 
     assert (unavailable.value.code, unavailable.value.kind) == ("PAYMENT_CHANNEL_UNAVAILABLE", ErrorKind.UNAVAILABLE)
     assert (refund.status, order.refunded_fen) == ("ABNORMAL", 4498)
+
+
+@pytest.mark.parametrize("error", [WechatPayUnavailable("no answer"), WechatPayApiError(403, "NO_AUTH", "无权限")],
+                         ids=["no answer", "refused"])
+def test_staff_retrying_an_abnormal_refund_wechat_pay_cannot_be_asked_about_get_a_503_and_nothing_changes(
+        shop: Shop, payments: FakeRefundPayments, error: WechatPayError) -> None:
+    order = paid_order(shop)
+    refund = abnormal(shop, payments, order)
+    steps = len(order.history)
+    payments.error = error
+
+    with pytest.raises(DomainError) as unavailable:
+        refunds.retry_refund(shop.uow, payments, shop.members, refund_no=refund.refund_no, actor="staff:9", now=NOW)
+
+    assert (unavailable.value.code, unavailable.value.kind) == ("PAYMENT_CHANNEL_UNAVAILABLE", ErrorKind.UNAVAILABLE)
+    assert unavailable.value.details == ({"channel_code": "NO_AUTH"} if isinstance(error, WechatPayApiError) else {})
+    assert (refund.status, refund.settled_at, order.refunded_fen, len(order.history), events(shop)) == (
+        "ABNORMAL", None, 4498, steps, [])
+
+
+def test_a_refund_wechat_pay_never_got_and_refuses_when_sent_again_is_left_pending_with_a_503(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    payments.error = WechatPayUnavailable("no answer")
+    lost = start(shop, payments, order)  # WeChat Pay never got it: the retry sends it again
+    payments.error = None
+    refusing = RefusingRefunds()
+
+    with pytest.raises(DomainError) as unavailable:
+        refunds.retry_refund(shop.uow, refusing, shop.members, refund_no=lost.refund_no, actor="staff:9", now=NOW)
+
+    assert (unavailable.value.code, unavailable.value.details) == ("PAYMENT_CHANNEL_UNAVAILABLE",
+                                                                   {"channel_code": "NOT_ENOUGH"})
+    assert (lost.status, order.refunded_fen, refusing.sent, events(shop)) == ("PENDING", 4498, [lost.refund_no], [])
+
+
+@dataclass
+class RefusingRefunds(FakeRefundPayments):
+    """WeChat Pay knowing no refund and refusing every one it is sent (the merchant's balance is short)."""
+
+    sent: list[str] = field(default_factory=list)
+
+    def refund(self, *, out_trade_no: str, out_refund_no: str, refund_fen: int, total_fen: int,
+               reason: str | None = None) -> ChannelRefund:
+        self.sent.append(out_refund_no)
+        raise WechatPayApiError(403, "NOT_ENOUGH", "余额不足")
+
+
+def test_a_closed_refund_wechat_pay_pays_after_all_is_recorded_for_finance_and_counted_once(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    refund = abnormal(shop, payments, order)
+    payments.status = "ABNORMAL"
+    close(shop, payments, refund.refund_no)  # staff closed it while WeChat Pay still said ABNORMAL
+    payments.status = "PROCESSING"
+    second = start(shop, payments, order)
+    settle(shop, second)  # the shopper is paid by the second refund
+    deltas = CounterDeltas()
+
+    payments.notice = replace(payments.asked[refund.refund_no], status="SUCCESS")  # completed at WeChat Pay after all
+    for _ in range(3):  # WeChat Pay repeats a notify until it is answered
+        refunds.handle_refund_notify(shop.uow, payments, headers={"Wechatpay-Signature": "good"}, body=b"{}", now=NOW)
+
+    assert (refund.status, order.status, order.refunded_fen, len(events(shop))) == ("CLOSED", "PAID", 4498, 1)
+    [audit] = [step for step in order.history if step.reason == refunds.paid_after_close_note(refund)]
+    assert (audit.actor, audit.at, audit.status) == ("wechatpay", NOW, "PAID")
+    assert f"refund {refund.refund_no} " in audit.reason and "4498 fen" in audit.reason
+    assert deltas() == {"mall_refunds_paid_after_close_total": 1}
+
+
+def abnormal_gauges() -> tuple[float | None, float | None]:
+    return (REGISTRY.get_sample_value("mall_refunds_abnormal"),
+            REGISTRY.get_sample_value("mall_refunds_abnormal_oldest_seconds"))
+
+
+def test_the_abnormal_refund_gauges_count_them_and_age_the_one_abnormal_longest(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    first, second = order.lines
+    older = start(shop, payments, order, [RefundItem(first.id or 0, 2, 3998)])
+    newer = start(shop, payments, order, [RefundItem(second.id or 0, 1, 500)])
+    refunds.settle_refund(shop.uow, refund_no=older.refund_no, status=refunds.RefundStatus.ABNORMAL, actor="wechatpay",
+                          now=NOW)
+    refunds.settle_refund(shop.uow, refund_no=newer.refund_no, status=refunds.RefundStatus.ABNORMAL, actor="wechatpay",
+                          now=NOW + timedelta(hours=1))
+
+    refunds.watch_abnormal_refunds(shop.uow, now=NOW + timedelta(hours=3))
+    assert abnormal_gauges() == (2, 3 * 3600)
+
+    payments.status = "ABNORMAL"
+    close(shop, payments, older.refund_no)
+    refunds.watch_abnormal_refunds(shop.uow, now=NOW + timedelta(hours=3))
+    assert abnormal_gauges() == (1, 2 * 3600)
+
+    payments.status = "SUCCESS"
+    refunds.retry_refund(shop.uow, payments, shop.members, refund_no=newer.refund_no, actor="staff:9", now=NOW)
+    refunds.watch_abnormal_refunds(shop.uow, now=NOW + timedelta(hours=3))
+    assert abnormal_gauges() == (0, 0)
+
+
+class OneRound:
+    """A stop event for a job: not set for its first wait, set from the second on (the job runs once)."""
+
+    def __init__(self) -> None:
+        self.waits = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits += 1
+        return self.waits > 1
+
+
+def test_the_serve_roles_abnormal_refunds_job_exports_the_gauges_each_interval(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    refund = start(shop, payments, order)
+    refunds.settle_refund(shop.uow, refund_no=refund.refund_no, status=refunds.RefundStatus.ABNORMAL, actor="wechatpay",
+                          now=utcnow() - timedelta(days=2))
+
+    order_process.abnormal_refunds(lambda: shop.uow, 60)(OneRound())  # type: ignore[arg-type]
+
+    count, oldest = abnormal_gauges()
+    assert count == 1 and oldest is not None and 2 * 86400 <= oldest < 2 * 86400 + 60
 
 
 def test_the_sources_listener_hears_a_refund_go_abnormal_and_then_end(
