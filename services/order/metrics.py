@@ -21,12 +21,16 @@ NOTIFY_REJECTED = Counter("mall_payment_notify_rejected_total",
                           "Payment notifies refused: bad signature or decryption, unknown order, other amount.",
                           ["channel"])
 NOTIFY_REJECTED.labels("wechat")
+PAID_AFTER_STOCK_HOLD = Counter("mall_payments_after_stock_hold_total",
+                                "Payments learned of when the order's stock may be on sale again: the order was "
+                                "cancelled and the payment refunded (domain.PAYABLE_WITHIN).", ["channel"])
 
 
 def declare_channels(channels: Iterable[str]) -> None:
     """Create every channel's series at zero, so rate() and increase() count the first payment too."""
     for channel in channels:
         GMV_FEN.labels(channel)
+        PAID_AFTER_STOCK_HOLD.labels(channel)
         for result in RESULTS:
             PAYMENTS.labels(channel, result)
 

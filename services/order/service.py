@@ -427,8 +427,9 @@ def cancel_order(uow: OrderUnitOfWork, *, user_id: int, order_id: int, reason: s
 
     An unpaid order with a WeChat Pay prepay is closed at WeChat Pay first, as the timeout does
     (`expire_prepaid`): no payment can arrive once it is cancelled, and one made just before the close
-    pays the order, whose cancellation then becomes a request for customer service. If WeChat Pay
-    does not answer, nothing changes and the shopper is asked to try again (503).
+    pays the order, whose cancellation then becomes a request for customer service (or, paid too late,
+    is refunded and the order answered CANCELLED). If WeChat Pay does not answer, nothing changes and the
+    shopper is asked to try again (503).
     """
     now = now or utcnow()
     with uow:
@@ -446,7 +447,7 @@ def cancel_order(uow: OrderUnitOfWork, *, user_id: int, order_id: int, reason: s
             raise order_not_found()
         if order.status == OrderStatus.PAID:
             order.apply("request_cancel", actor=f"user:{user_id}", now=now, reason=reason)
-        else:
+        elif not (closing and order.status == OrderStatus.CANCELLED):  # else the close found it paid too late
             order.apply("cancel", actor=f"user:{user_id}", now=now, reason=reason)
             publish_cancelled(uow, order, now=now, by="shopper", reason=reason)
         uow.commit()
@@ -487,9 +488,12 @@ def expire_orders(uow: OrderUnitOfWork, *, wechat: Prepay | None = None, now: da
     return settled
 
 
-def _expire(uow: OrderUnitOfWork, order: Order, now: datetime) -> None:
-    order.apply("expire", actor="system:timeout", now=now, reason=EXPIRED)
-    publish_cancelled(uow, order, now=now, by="timeout", reason=EXPIRED)
+PAID_TOO_LATE = "paid too late: its stock may be on sale again"
+
+
+def _expire(uow: OrderUnitOfWork, order: Order, now: datetime, reason: str = EXPIRED) -> None:
+    order.apply("expire", actor="system:timeout", now=now, reason=reason)
+    publish_cancelled(uow, order, now=now, by="timeout", reason=reason)
 
 
 def expire_prepaid(uow: OrderUnitOfWork, wechat: Prepay, *, order_no: str, now: datetime) -> bool:
@@ -509,8 +513,10 @@ def expire_prepaid(uow: OrderUnitOfWork, wechat: Prepay, *, order_no: str, now: 
             mark_paid(uow, order_no=order_no, channel="wechat", out_trade_no=notice.out_trade_no,
                       paid_fen=notice.amount_total_fen, actor="system:timeout", now=now)
         except DomainError as exc:
-            log.error("order %s was paid at WeChat Pay but cannot become PAID: %s", order_no, exc.code)
-            return False
+            if exc.code != "ORDER_STATE_CONFLICT":
+                log.error("order %s was paid at WeChat Pay but cannot become PAID: %s", order_no, exc.code)
+                return False
+            _refund_unpayable(uow, wechat, notice, now)  # paid too late (or otherwise meanwhile): cancelled
         return True
     with uow:
         order = uow.orders.by_order_no(order_no, lock=True)
@@ -678,9 +684,24 @@ def _close_prepay(uow: OrderUnitOfWork, wechat: Prepay, order_no: str, now: date
                           kind=ErrorKind.UNAVAILABLE) from None
     if notice is None or notice.trade_state != "SUCCESS":
         return False
-    mark_paid(uow, order_no=order_no, channel="wechat", out_trade_no=notice.out_trade_no,
-              paid_fen=notice.amount_total_fen, actor="wechatpay", now=now)
+    try:
+        mark_paid(uow, order_no=order_no, channel="wechat", out_trade_no=notice.out_trade_no,
+                  paid_fen=notice.amount_total_fen, actor="wechatpay", now=now)
+    except Conflict as exc:
+        if exc.code != "ORDER_STATE_CONFLICT":
+            raise
+        refund_late_payment(uow, wechat, notice, now=now)  # paid too late (cancelled now), or otherwise meanwhile
+        return False
     return True
+
+
+def _refund_unpayable(uow: OrderUnitOfWork, wechat: Prepay, notice: PaymentNotice, now: datetime) -> None:
+    """Refund a WeChat Pay payment of an order that can no longer be paid; a refund that fails is logged (WeChat
+    Pay keeps notifying the payment, whose notify refunds it again)."""
+    try:
+        refund_late_payment(uow, wechat, notice, now=now)
+    except (DomainError, WechatPayError) as failed:
+        log.warning("refunding the late payment of order %s failed: %s", notice.out_trade_no, failed)
 
 
 def _description(order: Order) -> str:
@@ -691,7 +712,11 @@ def _description(order: Order) -> str:
 def mark_paid(uow: OrderUnitOfWork, *, order_no: str, channel: str, out_trade_no: str, paid_fen: int, actor: str,
               now: datetime | None = None) -> Order:
     """PENDING_PAYMENT -> PAID once, with order-paid, under the order row's lock; a replay changes nothing.
-    Paid from the wallet, its wallet attempt is resolved with it."""
+    Paid from the wallet, its wallet attempt is resolved with it.
+
+    Learned of too late, when the order's stock may be on sale again (`Order.stock_may_be_released`), a payment
+    cancels the order instead (order-cancelled) and raises ORDER_STATE_CONFLICT, as for an order cancelled before
+    it was paid: every caller then refunds the payment."""
     now = now or utcnow()
     with uow:
         order = uow.orders.by_order_no(order_no, lock=True)
@@ -703,6 +728,14 @@ def mark_paid(uow: OrderUnitOfWork, *, order_no: str, channel: str, out_trade_no
         if order.paid_at is not None and (order.pay_channel, order.out_trade_no) == (channel, out_trade_no):
             uow.commit()
             return order  # a replay of the payment already applied (another channel's payment is a conflict)
+        if order.status == OrderStatus.PENDING_PAYMENT and order.stock_may_be_released(now):
+            _expire(uow, order, now, reason=PAID_TOO_LATE)
+            uow.on_commit(lambda: metrics.PAID_AFTER_STOCK_HOLD.labels(channel).inc())
+            uow.commit()
+            log.error("order %s: a %s payment of %d fen came %s after it was placed, when its stock may be on "
+                      "sale again; the order is cancelled and the payment refunded", order_no, channel, paid_fen,
+                      now - order.created_at)
+            raise order.conflict("pay")
         order.apply("pay", actor=actor, now=now, reason=channel)
         order.paid_at, order.pay_channel, order.out_trade_no = now, channel, out_trade_no
         if channel == "balance":
@@ -876,12 +909,9 @@ def reconcile_payments(uow: Callable[[], OrderUnitOfWork], wechat: Prepay, *, no
             if exc.code != "ORDER_STATE_CONFLICT":
                 log.error("order %s was paid at WeChat Pay but cannot become PAID: %s", order_no, exc.code)
                 continue
-            # Cancelled since it was picked (by staff, or its timeout on another replica): the money goes back,
-            # as when the notify itself arrives late.
-            try:
-                refund_late_payment(uow(), wechat, notice, now=now)
-            except (DomainError, WechatPayError) as failed:
-                log.warning("refunding the late payment of order %s failed: %s", order_no, failed)
+            # Cancelled since it was picked (by staff, or its timeout on another replica), or just now because it was
+            # paid too late: the money goes back, as when the notify itself arrives late.
+            _refund_unpayable(uow(), wechat, notice, now)
     return paid
 
 

@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 from mall.order.v1 import order_pb2
 
+from services.common.db import utcnow
 from services.common.errors import DomainError, InvalidInput
 from services.order import service
 from services.order.grpc_api import OrderServicer
@@ -79,7 +80,7 @@ def test_a_notify_with_another_amount_counts_no_payment(shop: Shop) -> None:
 
 
 def test_each_notify_the_servicer_rejects_is_counted(shop: Shop) -> None:
-    order = submit(shop, BUY_TWO)
+    order = submit(shop, BUY_TWO, now=utcnow())  # the servicer pays it on the clock
     servicer = OrderServicer(lambda: shop.uow, shop.catalog, shop.stock, shop.members, shop.users, shop.settings,
                              FakeWechatPay(None))
     deltas = CounterDeltas()
