@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 RESULTS = ("paid", "refused")  # paid: the order became PAID; refused: the channel declined the payment
 
@@ -24,6 +24,14 @@ NOTIFY_REJECTED.labels("wechat")
 PAID_AFTER_STOCK_HOLD = Counter("mall_payments_after_stock_hold_total",
                                 "Payments learned of when the order's stock may be on sale again: the order was "
                                 "cancelled and the payment refunded (domain.PAYABLE_WITHIN).", ["channel"])
+# Gauges of stuck payment work, set by every replica's payment-watch job from the database (alerts take the max).
+WAITING = ("wallet", "wechat", "none")  # an unknown wallet answer, a WeChat Pay transaction not closed, neither
+UNPAID_OVERDUE = Gauge("mall_orders_unpaid_overdue",
+                       "Unpaid orders more than 10 minutes past their payment deadline, by what the payment timeout "
+                       "waits for (wallet|wechat|none).", ["waiting"])
+WALLET_CHARGES_FOR_STAFF = Gauge("mall_wallet_charges_awaiting_staff",
+                                 "Wallet charges reconciliation could not settle (another user's wallet, another "
+                                 "amount), not yet credited back or marked handled by staff.")
 
 
 def declare_channels(channels: Iterable[str]) -> None:
@@ -42,3 +50,9 @@ def order_paid(channel: str, paid_fen: int) -> None:
 
 def payment_refused(channel: str) -> None:
     PAYMENTS.labels(channel, "refused").inc()
+
+
+def show_payment_backlog(unpaid_overdue: dict[str, int], wallet_charges_for_staff: int) -> None:
+    for waiting in WAITING:
+        UNPAID_OVERDUE.labels(waiting).set(unpaid_overdue.get(waiting, 0))
+    WALLET_CHARGES_FOR_STAFF.set(wallet_charges_for_staff)

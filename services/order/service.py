@@ -54,6 +54,12 @@ from services.order.ports import (
     WalletCharge,
 )
 from services.order.uow import OrderSearch, OrderUnitOfWork
+from services.order.wallet_reviews import (
+    OTHER_USERS_WALLET,
+    credit_back_no,
+    leave_for_staff,
+    wallet_payment_under_review,
+)
 
 log = logging.getLogger(__name__)
 
@@ -640,6 +646,9 @@ def _record_wallet_attempt(uow: OrderUnitOfWork, *, order_id: int, now: datetime
         if order is None:  # pragma: no cover - orders are never deleted
             raise order_not_found()
         _payable(order, now)
+        if order.id is not None and uow.wallet_reviews.for_order(order.id) is not None:
+            # The member service took this order's one wallet charge already, from a wallet staff are looking into.
+            raise wallet_payment_under_review(order)
         order.wallet_attempt_at = now
         uow.commit()
 
@@ -814,7 +823,7 @@ def refund_late_wallet_payment(uow: OrderUnitOfWork, members: Members, *, order_
     When the member service does not answer, the attempt stays unresolved and `reconcile_wallet_payments`
     credits it back later.
     """
-    refund_no = f"LATEW{order_no}"[:64]
+    refund_no = credit_back_no(order_no)
     try:
         members.refund_to_balance(refund_no, order_no, user_id, amount_fen)
     except DomainError:
@@ -837,7 +846,9 @@ def reconcile_wallet_payments(uow: Callable[[], OrderUnitOfWork], members: Membe
     """Resolve wallet payments still unknown `settle_seconds` after they started (the PayWithBalance answer was
     lost, or a late charge could not be credited back): ask the member service, as the order service, what the
     wallet paid for the order (`_resolve_wallet_attempt`). Returns how many were resolved; one the member service
-    does not answer waits for the next round (its order is not cancelled meanwhile)."""
+    does not answer waits for the next round (its order is not cancelled meanwhile). A charge that cannot settle
+    its order is resolved by leaving it for staff (services/order/wallet_reviews.py), so it never holds up the
+    oldest-first batch."""
     now = now or utcnow()
     with uow() as tx:
         attempts = [(order.order_no, order.wallet_attempt_at) for order in
@@ -859,26 +870,53 @@ def _resolve_wallet_attempt(uow: OrderUnitOfWork, members: Members, *, order_no:
     PAID (it was paid before its deadline) if it is still unpaid, else the charge is credited back (LATEW<order_no>,
     once). Never charged: the member service voided the order's wallet payment in the same call, so a charge still
     under way there is refused and "never" is final (as closing a WeChat Pay transaction); the attempt is forgotten,
-    unless a newer one started meanwhile, and the timeout may then cancel the order. True when resolved. Replicas
-    may resolve the same attempt: each outcome happens once."""
+    unless a newer one started meanwhile, and the timeout may then cancel the order. A charge that cannot settle the
+    order (another user's wallet, another amount) is left for staff (`leave_for_staff`). True when resolved.
+    Replicas may resolve the same attempt: each outcome happens once."""
     charge = members.void_balance_payment(order_no)
     if charge is None:
         return _forget_wallet_attempt(uow, order_no=order_no, attempt_at=attempt_at)
     with uow:
         order = uow.orders.by_order_no(order_no)
         uow.commit()
-    if order is None or charge.user_id != order.user_id:
-        log.error("order %s: the wallet of user %d paid %d fen for it, not its shopper's; left for staff",
-                  order_no, charge.user_id, charge.amount_fen)
-        return False
-    try:
-        _settle_wallet_charge(uow, members, order_no=order_no, charge=charge, actor="reconciliation", now=now)
-    except Conflict as exc:
-        if exc.code != "ORDER_STATE_CONFLICT":
-            log.error("order %s: its wallet paid %d fen, which cannot settle it (%s); left for staff",
-                      order_no, charge.amount_fen, exc.code)
-            return False
+    if order is None:  # pragma: no cover - orders are never deleted
+        raise order_not_found()
+    problem = OTHER_USERS_WALLET if charge.user_id != order.user_id else ""
+    if not problem:
+        try:
+            _settle_wallet_charge(uow, members, order_no=order_no, charge=charge, actor="reconciliation", now=now)
+        except Conflict as exc:
+            problem = "" if exc.code == "ORDER_STATE_CONFLICT" else exc.code
+    if problem:
+        log.error("order %s: the wallet of user %d paid %d fen for it, which cannot settle it (%s); left for staff",
+                  order_no, charge.user_id, charge.amount_fen, problem)
+        return leave_for_staff(uow, order_no=order_no, attempt_at=attempt_at, charge=charge, problem=problem,
+                               now=now)
     return True
+
+
+# An unpaid order this long past its deadline is overdue: the payment timeout (every few seconds) and the wallet
+# reconciliation (a minute or so) would have settled it unless something they wait for is not answering.
+OVERDUE = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class PaymentBacklog:
+    """Payment work that is stuck: unpaid orders overdue, by what settling them waits for (an unknown wallet answer,
+    a WeChat Pay transaction not closed yet, or nothing: the timeout is not running), and wallet charges for staff."""
+
+    unpaid_overdue: dict[str, int]
+    wallet_charges_for_staff: int
+
+
+def payment_backlog(uow: OrderUnitOfWork, *, now: datetime | None = None) -> PaymentBacklog:
+    """What the payment-watch job shows as gauges (metrics.show_payment_backlog) for the alerts to see: an order left
+    unpaid past its deadline keeps its stock reserved only PAYABLE_WITHIN its placing."""
+    now = now or utcnow()
+    with uow:
+        backlog = PaymentBacklog(uow.orders.count_unpaid_due(now - OVERDUE), uow.wallet_reviews.count_open())
+        uow.commit()
+    return backlog
 
 
 def reconcile_payments(uow: Callable[[], OrderUnitOfWork], wechat: Prepay, *, now: datetime | None = None,

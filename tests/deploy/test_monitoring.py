@@ -123,7 +123,8 @@ def test_the_alerts_ops_rely_on_exist() -> None:
                       "ServiceHighLatencyP99", "OutboxBacklogGrowing", "OutboxPublishFailing",
                       "ConsumerHandlerFailing", "EventsDeadLettered", "ConsumerLagHigh",
                       "EventsPublishedButNotConsumed", "PaymentNotifyRejected", "StockReservationFailuresHigh",
-                      "ExpiredCheckoutHoldPaid"}
+                      "ExpiredCheckoutHoldPaid", "UnpaidOrdersPastDeadline", "PaymentAfterStockHold",
+                      "WalletChargeAwaitingStaff"}
 
 
 def test_every_alert_has_a_severity_and_a_summary() -> None:
@@ -137,7 +138,7 @@ def test_every_alert_has_a_severity_and_a_summary() -> None:
 def test_promtool_accepts_the_rules() -> None:
     result = promtool("check", "rules", str(RULES))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 16 rules found" in result.stdout
+    assert "SUCCESS: 19 rules found" in result.stdout
 
 
 def test_the_alert_rules_pass_their_promtool_unit_tests() -> None:

@@ -144,7 +144,7 @@ def test_every_alert_rule_evaluates_on_the_real_metrics_and_none_fires(prometheu
         return rules if rules and all(r["health"] == "ok" for r in rules) else None
 
     rules = poll("every rule evaluated healthy", evaluated)
-    assert len(rules) == 16
+    assert len(rules) == 19
     firing = [r["name"] for r in rules if r["type"] == "alerting" and r["state"] == "firing"]
     assert firing == []
 
@@ -155,7 +155,9 @@ def test_the_business_counters_are_scraped_from_the_services_that_count_them(pro
               'mall_gmv_fen_total{app="order",channel="balance"}', 'mall_payment_notify_rejected_total{app="order"}',
               'mall_stock_reservation_failures_total{app="product",reason="out_of_stock"}',
               'mall_recharges_total{app="member",channel="wechat"}', 'mall_withdrawals_total{app="member",outcome="paid"}',
-              'mall_withdrawn_fen_total{app="member"}']
+              'mall_withdrawn_fen_total{app="member"}',
+              'mall_payments_after_stock_hold_total{app="order",channel="wechat"}',
+              'mall_wallet_charges_awaiting_staff{app="order"}']
     for selector in series:
         poll(f"{selector} scraped", lambda s=selector: query(prometheus, s))
     assert query(prometheus, 'mall_orders_created_total{app!="order"}') == []
