@@ -23,6 +23,7 @@ from services.order.domain import Address as ShippingAddress
 from services.order.domain import CartItem, Order, Refund, RefundStatus
 from services.order.ports import CatalogSku, CouponLine, CouponOffer, LockedCoupon, StockLine, WalletCharge
 from services.order.uow import CaseSearch, LineReservation, OrderSearch, OrderUnitOfWork
+from services.order.wallet_reviews import ReviewStatus, WalletReview
 from services.user.domain import (
     Address,
     IdentityVerification,
@@ -370,6 +371,40 @@ class FakeOrderRepository:
                  and order.prepaid_at is not None and order.prepaid_at <= prepaid_before]
         return sorted(found, key=lambda order: order.prepaid_at or prepaid_before)[:limit]
 
+    def count_unpaid_due(self, due: datetime) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for order in self.orders:
+            if order.status == "PENDING_PAYMENT" and order.pay_deadline <= due:
+                waiting = ("wallet" if order.wallet_attempt_at is not None
+                           else "wechat" if order.prepaid_at is not None else "none")
+                counts[waiting] = counts.get(waiting, 0) + 1
+        return counts
+
+
+class FakeWalletReviewRepository:
+    def __init__(self) -> None:
+        self.reviews: list[WalletReview] = []
+
+    def add(self, review: WalletReview) -> None:
+        if self.for_order(review.order_id) is not None:
+            raise AssertionError("the unique index on wallet_reviews.order_id would refuse this")
+        review.id = len(self.reviews) + 1
+        self.reviews.append(review)
+
+    def get(self, review_id: int) -> WalletReview | None:
+        return next((review for review in self.reviews if review.id == review_id), None)
+
+    def for_order(self, order_id: int) -> WalletReview | None:
+        return next((review for review in self.reviews if review.order_id == order_id), None)
+
+    def search(self, *, status: str, offset: int, limit: int) -> tuple[list[WalletReview], int]:
+        found = sorted((review for review in self.reviews if not status or review.status == status),
+                       key=lambda review: (review.flagged_at, review.id or 0))
+        return found[offset:offset + limit], len(found)
+
+    def count_open(self) -> int:
+        return sum(review.status == ReviewStatus.OPEN for review in self.reviews)
+
 
 class FakeAfterSaleRepository:
     def __init__(self) -> None:
@@ -449,6 +484,7 @@ class FakeOrderUnitOfWork(FakeUnitOfWork, OrderUnitOfWork):
     orders: FakeOrderRepository
     after_sales: FakeAfterSaleRepository
     refunds: FakeRefundRepository
+    wallet_reviews: FakeWalletReviewRepository
 
     def __init__(self) -> None:
         super().__init__()
@@ -456,6 +492,7 @@ class FakeOrderUnitOfWork(FakeUnitOfWork, OrderUnitOfWork):
         self.orders = FakeOrderRepository()
         self.after_sales = FakeAfterSaleRepository()
         self.refunds = FakeRefundRepository()
+        self.wallet_reviews = FakeWalletReviewRepository()
 
 
 @dataclass

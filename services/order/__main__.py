@@ -20,7 +20,7 @@ from services.common.grpc_server import registration
 from services.common.runtime import ServiceApp, every, main
 from services.common.runtime_config import RuntimeConfig
 from services.common.wechatpay import WechatPay
-from services.order import aftersales, refunds, service
+from services.order import aftersales, metrics, refunds, service
 from services.order.config import OrderServiceSettings, follow_live_settings, live_tunables
 from services.order.db import SqlOrderUnitOfWork, start_mappers
 from services.order.grpc_api import AfterSaleServicer, OrderServicer
@@ -110,6 +110,15 @@ def abnormal_refunds(uow: Callable[[], OrderUnitOfWork], interval_seconds: float
     return every(interval_seconds, "abnormal refund gauges", lambda: refunds.watch_abnormal_refunds(uow()))
 
 
+def payment_watch(uow: Callable[[], OrderUnitOfWork], interval_seconds: float) -> Callable[[threading.Event], None]:
+    """Every interval, count the payment work that is stuck (unpaid orders overdue, wallet charges for staff) into
+    the gauges the alerts read; every replica counts the same rows, so the alerts take the max."""
+    def watch() -> None:
+        backlog = service.payment_backlog(uow())
+        metrics.show_payment_backlog(backlog.unpaid_overdue, backlog.wallet_charges_for_staff)
+    return every(interval_seconds, "payment watch", watch)
+
+
 def build_app(base: ServiceSettings) -> ServiceApp:
     settings = OrderServiceSettings.from_env(base)
     start_mappers()
@@ -130,7 +139,8 @@ def build_app(base: ServiceSettings) -> ServiceApp:
                                                            settings.refund_settle_seconds),
             "wallet-reconciliation": wallet_reconciliation(uow, members, settings.reconcile_seconds,
                                                            settings.wallet_settle_seconds),
-            "abnormal-refunds": abnormal_refunds(uow, settings.refund_reconcile_seconds)}
+            "abnormal-refunds": abnormal_refunds(uow, settings.refund_reconcile_seconds),
+            "payment-watch": payment_watch(uow, settings.reconcile_seconds)}
     if wechat is not None:
         jobs["payment-reconciliation"] = payment_reconciliation(uow, wechat, settings.reconcile_seconds)
     # The servicer's settings follow Consul's minimall/order/ keys (services/order/config.py LIVE_FIELDS).

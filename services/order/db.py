@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     and_,
+    case,
     func,
     select,
     text,
@@ -45,6 +46,7 @@ from services.order.domain import (
     Transition,
 )
 from services.order.uow import CaseSearch, LineReservation, OrderSearch, OrderUnitOfWork
+from services.order.wallet_reviews import ReviewStatus, WalletReview
 
 metadata = MetaData()
 
@@ -234,6 +236,27 @@ refund_lines = Table(
     CheckConstraint("quantity >= 0 AND amount_fen >= 0", name="ck_refund_lines_not_negative"),
 )
 
+# Wallet charges reconciliation could not settle, for staff (services/order/wallet_reviews.py); kept once resolved.
+wallet_reviews = Table(
+    "wallet_reviews", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("order_id", BigId, ForeignKey("orders.id"), nullable=False, unique=True),
+    Column("order_no", String(32), nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("order_user_id", BigInteger, nullable=False),
+    Column("payable_fen", BigInteger, nullable=False),
+    Column("problem", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("flagged_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime, nullable=True),
+    Column("resolved_by", String(64), nullable=False),
+    Column("note", String(255), nullable=False),
+    Column("refund_no", String(64), nullable=False),
+    Index("ix_wallet_reviews_status_flagged", "status", "flagged_at"),
+    CheckConstraint("status IN ('OPEN', 'CREDITED', 'HANDLED')", name="ck_wallet_reviews_status"),
+)
+
 
 def _map_classes(mappers: registry) -> None:
     mappers.map_imperatively(CartItem, cart_items)
@@ -254,6 +277,7 @@ def _map_classes(mappers: registry) -> None:
         "history": relationship(Transition, order_by=order_transitions.c.id, lazy="selectin"),
         "shipments": relationship(Shipment, order_by=shipments.c.id, lazy="selectin"),
     })
+    mappers.map_imperatively(WalletReview, wallet_reviews)
     mappers.map_imperatively(CaseLine, after_sale_lines)
     mappers.map_imperatively(CaseStep, after_sale_steps)
     mappers.map_imperatively(AfterSale, after_sales, properties={
@@ -352,6 +376,41 @@ class SqlOrderRepository:
             select(Order).where(orders.c.status == OrderStatus.PENDING_PAYMENT.value, orders.c.prepaid_at.is_not(None),
                                 orders.c.prepaid_at <= prepaid_before)
             .order_by(orders.c.prepaid_at).limit(limit)).scalars())
+
+    def count_unpaid_due(self, due: datetime) -> dict[str, int]:
+        waiting = case((orders.c.wallet_attempt_at.is_not(None), "wallet"), (orders.c.prepaid_at.is_not(None), "wechat"),
+                       else_="none")
+        rows = self.session.execute(
+            select(waiting, func.count()).where(orders.c.status == OrderStatus.PENDING_PAYMENT.value,
+                                                orders.c.pay_deadline <= due).group_by(waiting))
+        return {kind: count for kind, count in rows}
+
+
+class SqlWalletReviewRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, review: WalletReview) -> None:
+        self.session.add(review)
+        self.session.flush()
+
+    def get(self, review_id: int) -> WalletReview | None:
+        return self.session.get(WalletReview, review_id)
+
+    def for_order(self, order_id: int) -> WalletReview | None:
+        return self.session.execute(select(WalletReview).where(wallet_reviews.c.order_id == order_id)).scalar_one_or_none()
+
+    def search(self, *, status: str, offset: int, limit: int) -> tuple[list[WalletReview], int]:
+        conditions = [wallet_reviews.c.status == status] if status else []
+        total = self.session.execute(select(func.count()).select_from(wallet_reviews).where(*conditions)).scalar_one()
+        found = self.session.execute(select(WalletReview).where(*conditions)
+                                     .order_by(wallet_reviews.c.flagged_at, wallet_reviews.c.id)
+                                     .offset(offset).limit(limit)).scalars()
+        return list(found), total
+
+    def count_open(self) -> int:
+        return self.session.execute(select(func.count()).select_from(wallet_reviews)
+                                    .where(wallet_reviews.c.status == ReviewStatus.OPEN.value)).scalar_one()
 
 
 class SqlAfterSaleRepository:
@@ -460,4 +519,5 @@ class SqlOrderUnitOfWork(SqlUnitOfWork, OrderUnitOfWork):
         self.orders = SqlOrderRepository(self.session)
         self.after_sales = SqlAfterSaleRepository(self.session)
         self.refunds = SqlRefundRepository(self.session)
+        self.wallet_reviews = SqlWalletReviewRepository(self.session)
         return self

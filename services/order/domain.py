@@ -18,6 +18,12 @@ DEFAULT_PAY_MINUTES = 30
 # deadline (services/product RESERVATION_TTL): an order must stop being payable well before, so that its
 # order-paid reaches the product service while the units are still held (else they may be sold twice).
 MIN_PAY_MINUTES, MAX_PAY_MINUTES = 5, 60
+# A payment the order service learns of late (a wallet answer or WeChat Pay notify lost while a service was down, a
+# WeChat Pay transaction that could not be closed) no longer makes the order PAID once this long has passed since it
+# was placed: the order is cancelled and the payment refunded, since the stock may be on sale again. Half an hour
+# short of the product service's 2-hour hold, for order-paid to reach it while the units are still held; half an
+# hour past the longest payment window, so a payment on time that is learned of soon is never refused.
+PAYABLE_WITHIN = timedelta(hours=2) - timedelta(minutes=30)
 DEFAULT_AUTO_CONFIRM_DAYS = 10
 
 
@@ -223,6 +229,10 @@ class Order:
         self.status = target.value
         self.updated_at = now
         self.history.append(Transition(status=target.value, actor=actor, at=now, reason=reason))
+
+    def stock_may_be_released(self, now: datetime) -> bool:
+        """Too late to become PAID: the units it reserved may be back on sale (PAYABLE_WITHIN after it was placed)."""
+        return now >= self.created_at + PAYABLE_WITHIN
 
     def record_step(self, *, actor: str, now: datetime, reason: str) -> None:
         """Record a step that leaves the status as it is (a parcel of a partly shipped order, a refund's turn)."""

@@ -13,7 +13,7 @@ from services.common.auth import Role, require_caller
 from services.common.errors import InvalidInput
 from services.common.events import timestamp
 from services.common.wechatpay import NotifyRejected
-from services.order import aftersales, metrics, refunds, service
+from services.order import aftersales, metrics, refunds, service, wallet_reviews
 from services.order.domain import Amounts, Order, OrderLine
 from services.order.ports import Catalog, Members, Stock, Users
 from services.order.service import CartLine, CheckoutInput, OrderSettings, Prepay
@@ -23,6 +23,8 @@ ORDER_STAFF = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
 SHIPPERS = (Role.ADMIN, Role.OPERATOR)
 CANCEL_REVIEWERS = (Role.ADMIN, Role.CUSTOMER_SERVICE)
 REFUND_CLOSERS = (Role.ADMIN,)  # closing frees money for a second refund: admins only
+WALLET_REVIEWERS = (Role.ADMIN, Role.FINANCE, Role.CUSTOMER_SERVICE)  # customer service answers the shoppers
+WALLET_RESOLVERS = (Role.ADMIN, Role.FINANCE)  # money back to a wallet, or settled elsewhere: finance decides
 MAX_PAGE = 100
 
 
@@ -138,6 +140,21 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         return order_message(refunds.close_refund(self.uow(), self.refund_payments, refund_no=request.refund_no,
                                                   reason=request.reason, actor=f"staff:{caller.user_id}"))
 
+    # Wallet charges left for staff
+
+    def ListWalletReviews(self, request: order_pb2.ListWalletReviewsRequest,
+                          context: grpc.ServicerContext) -> order_pb2.ListWalletReviewsResponse:
+        require_caller(*WALLET_REVIEWERS)
+        found, total = wallet_reviews.list_reviews(self.uow(), status=request.status, **_page(request))
+        return order_pb2.ListWalletReviewsResponse(reviews=[_wallet_review(review) for review in found], total=total)
+
+    def ResolveWalletReview(self, request: order_pb2.ResolveWalletReviewRequest,
+                            context: grpc.ServicerContext) -> order_pb2.WalletReview:
+        caller = require_caller(*WALLET_RESOLVERS)
+        return _wallet_review(wallet_reviews.resolve_review(
+            self.uow(), self.members, review_id=request.id, resolution=request.resolution, reason=request.reason,
+            actor=f"staff:{caller.user_id}"))
+
     def HandleWechatRefundNotify(self, request: order_pb2.WechatPayNotifyRequest,
                                  context: grpc.ServicerContext) -> order_pb2.WechatPayNotifyResponse:
         with _notify_rejected():
@@ -173,7 +190,7 @@ def _notify_rejected() -> Iterator[None]:
 
 
 def _page(request: order_pb2.ListOrdersRequest | order_pb2.SearchOrdersRequest | after_sale_pb2.ListAfterSalesRequest
-          | after_sale_pb2.SearchAfterSalesRequest) -> dict[str, int]:
+          | after_sale_pb2.SearchAfterSalesRequest | order_pb2.ListWalletReviewsRequest) -> dict[str, int]:
     return {"offset": max(request.offset, 0), "limit": min(max(request.limit, 1) if request.limit else 20, MAX_PAGE)}
 
 
@@ -206,6 +223,17 @@ def _amounts(amounts: Amounts) -> order_pb2.Amounts:
                              coupon_discount_fen=amounts.coupon_discount_fen,
                              points_discount_fen=amounts.points_discount_fen, freight_fen=amounts.freight_fen,
                              payable_fen=amounts.payable_fen)
+
+
+def _wallet_review(review: wallet_reviews.WalletReview) -> order_pb2.WalletReview:
+    message = order_pb2.WalletReview(
+        id=review.id, order_id=review.order_id, order_no=review.order_no, user_id=review.user_id,
+        amount_fen=review.amount_fen, order_user_id=review.order_user_id, payable_fen=review.payable_fen,
+        problem=review.problem, status=review.status, flagged_at=timestamp(review.flagged_at),
+        resolved_by=review.resolved_by, note=review.note, refund_no=review.refund_no)
+    if review.resolved_at is not None:
+        message.resolved_at.CopyFrom(timestamp(review.resolved_at))
+    return message
 
 
 def order_message(order: Order) -> order_pb2.Order:

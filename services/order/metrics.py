@@ -30,12 +30,24 @@ REFUNDS_ABNORMAL = Gauge("mall_refunds_abnormal",
                          "Refunds WeChat Pay reports ABNORMAL, waiting for staff (retry or close).")
 REFUNDS_ABNORMAL_OLDEST = Gauge("mall_refunds_abnormal_oldest_seconds",
                                 "How long the oldest ABNORMAL refund has been ABNORMAL, in seconds (0: none).")
+PAID_AFTER_STOCK_HOLD = Counter("mall_payments_after_stock_hold_total",
+                                "Payments learned of when the order's stock may be on sale again: the order was "
+                                "cancelled and the payment refunded (domain.PAYABLE_WITHIN).", ["channel"])
+# Gauges of stuck payment work, set by every replica's payment-watch job from the database (alerts take the max).
+WAITING = ("wallet", "wechat", "none")  # an unknown wallet answer, a WeChat Pay transaction not closed, neither
+UNPAID_OVERDUE = Gauge("mall_orders_unpaid_overdue",
+                       "Unpaid orders more than 10 minutes past their payment deadline, by what the payment timeout "
+                       "waits for (wallet|wechat|none).", ["waiting"])
+WALLET_CHARGES_FOR_STAFF = Gauge("mall_wallet_charges_awaiting_staff",
+                                 "Wallet charges reconciliation could not settle (another user's wallet, another "
+                                 "amount), not yet credited back or marked handled by staff.")
 
 
 def declare_channels(channels: Iterable[str]) -> None:
     """Create every channel's series at zero, so rate() and increase() count the first payment too."""
     for channel in channels:
         GMV_FEN.labels(channel)
+        PAID_AFTER_STOCK_HOLD.labels(channel)
         for result in RESULTS:
             PAYMENTS.labels(channel, result)
 
@@ -52,3 +64,9 @@ def payment_refused(channel: str) -> None:
 def abnormal_refunds(count: int, oldest_seconds: float) -> None:
     REFUNDS_ABNORMAL.set(count)
     REFUNDS_ABNORMAL_OLDEST.set(oldest_seconds)
+
+
+def show_payment_backlog(unpaid_overdue: dict[str, int], wallet_charges_for_staff: int) -> None:
+    for waiting in WAITING:
+        UNPAID_OVERDUE.labels(waiting).set(unpaid_overdue.get(waiting, 0))
+    WALLET_CHARGES_FOR_STAFF.set(wallet_charges_for_staff)

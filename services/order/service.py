@@ -54,6 +54,12 @@ from services.order.ports import (
     WalletCharge,
 )
 from services.order.uow import OrderSearch, OrderUnitOfWork
+from services.order.wallet_reviews import (
+    OTHER_USERS_WALLET,
+    credit_back_no,
+    leave_for_staff,
+    wallet_payment_under_review,
+)
 
 log = logging.getLogger(__name__)
 
@@ -427,8 +433,9 @@ def cancel_order(uow: OrderUnitOfWork, *, user_id: int, order_id: int, reason: s
 
     An unpaid order with a WeChat Pay prepay is closed at WeChat Pay first, as the timeout does
     (`expire_prepaid`): no payment can arrive once it is cancelled, and one made just before the close
-    pays the order, whose cancellation then becomes a request for customer service. If WeChat Pay
-    does not answer, nothing changes and the shopper is asked to try again (503).
+    pays the order, whose cancellation then becomes a request for customer service (or, paid too late,
+    is refunded and the order answered CANCELLED). If WeChat Pay does not answer, nothing changes and the
+    shopper is asked to try again (503).
     """
     now = now or utcnow()
     with uow:
@@ -446,7 +453,7 @@ def cancel_order(uow: OrderUnitOfWork, *, user_id: int, order_id: int, reason: s
             raise order_not_found()
         if order.status == OrderStatus.PAID:
             order.apply("request_cancel", actor=f"user:{user_id}", now=now, reason=reason)
-        else:
+        elif not (closing and order.status == OrderStatus.CANCELLED):  # else the close found it paid too late
             order.apply("cancel", actor=f"user:{user_id}", now=now, reason=reason)
             publish_cancelled(uow, order, now=now, by="shopper", reason=reason)
         uow.commit()
@@ -487,9 +494,12 @@ def expire_orders(uow: OrderUnitOfWork, *, wechat: Prepay | None = None, now: da
     return settled
 
 
-def _expire(uow: OrderUnitOfWork, order: Order, now: datetime) -> None:
-    order.apply("expire", actor="system:timeout", now=now, reason=EXPIRED)
-    publish_cancelled(uow, order, now=now, by="timeout", reason=EXPIRED)
+PAID_TOO_LATE = "paid too late: its stock may be on sale again"
+
+
+def _expire(uow: OrderUnitOfWork, order: Order, now: datetime, reason: str = EXPIRED) -> None:
+    order.apply("expire", actor="system:timeout", now=now, reason=reason)
+    publish_cancelled(uow, order, now=now, by="timeout", reason=reason)
 
 
 def expire_prepaid(uow: OrderUnitOfWork, wechat: Prepay, *, order_no: str, now: datetime) -> bool:
@@ -509,8 +519,10 @@ def expire_prepaid(uow: OrderUnitOfWork, wechat: Prepay, *, order_no: str, now: 
             mark_paid(uow, order_no=order_no, channel="wechat", out_trade_no=notice.out_trade_no,
                       paid_fen=notice.amount_total_fen, actor="system:timeout", now=now)
         except DomainError as exc:
-            log.error("order %s was paid at WeChat Pay but cannot become PAID: %s", order_no, exc.code)
-            return False
+            if exc.code != "ORDER_STATE_CONFLICT":
+                log.error("order %s was paid at WeChat Pay but cannot become PAID: %s", order_no, exc.code)
+                return False
+            _refund_unpayable(uow, wechat, notice, now)  # paid too late (or otherwise meanwhile): cancelled
         return True
     with uow:
         order = uow.orders.by_order_no(order_no, lock=True)
@@ -634,6 +646,9 @@ def _record_wallet_attempt(uow: OrderUnitOfWork, *, order_id: int, now: datetime
         if order is None:  # pragma: no cover - orders are never deleted
             raise order_not_found()
         _payable(order, now)
+        if order.id is not None and uow.wallet_reviews.for_order(order.id) is not None:
+            # The member service took this order's one wallet charge already, from a wallet staff are looking into.
+            raise wallet_payment_under_review(order)
         order.wallet_attempt_at = now
         uow.commit()
 
@@ -678,9 +693,24 @@ def _close_prepay(uow: OrderUnitOfWork, wechat: Prepay, order_no: str, now: date
                           kind=ErrorKind.UNAVAILABLE) from None
     if notice is None or notice.trade_state != "SUCCESS":
         return False
-    mark_paid(uow, order_no=order_no, channel="wechat", out_trade_no=notice.out_trade_no,
-              paid_fen=notice.amount_total_fen, actor="wechatpay", now=now)
+    try:
+        mark_paid(uow, order_no=order_no, channel="wechat", out_trade_no=notice.out_trade_no,
+                  paid_fen=notice.amount_total_fen, actor="wechatpay", now=now)
+    except Conflict as exc:
+        if exc.code != "ORDER_STATE_CONFLICT":
+            raise
+        refund_late_payment(uow, wechat, notice, now=now)  # paid too late (cancelled now), or otherwise meanwhile
+        return False
     return True
+
+
+def _refund_unpayable(uow: OrderUnitOfWork, wechat: Prepay, notice: PaymentNotice, now: datetime) -> None:
+    """Refund a WeChat Pay payment of an order that can no longer be paid; a refund that fails is logged (WeChat
+    Pay keeps notifying the payment, whose notify refunds it again)."""
+    try:
+        refund_late_payment(uow, wechat, notice, now=now)
+    except (DomainError, WechatPayError) as failed:
+        log.warning("refunding the late payment of order %s failed: %s", notice.out_trade_no, failed)
 
 
 def _description(order: Order) -> str:
@@ -691,7 +721,11 @@ def _description(order: Order) -> str:
 def mark_paid(uow: OrderUnitOfWork, *, order_no: str, channel: str, out_trade_no: str, paid_fen: int, actor: str,
               now: datetime | None = None) -> Order:
     """PENDING_PAYMENT -> PAID once, with order-paid, under the order row's lock; a replay changes nothing.
-    Paid from the wallet, its wallet attempt is resolved with it."""
+    Paid from the wallet, its wallet attempt is resolved with it.
+
+    Learned of too late, when the order's stock may be on sale again (`Order.stock_may_be_released`), a payment
+    cancels the order instead (order-cancelled) and raises ORDER_STATE_CONFLICT, as for an order cancelled before
+    it was paid: every caller then refunds the payment."""
     now = now or utcnow()
     with uow:
         order = uow.orders.by_order_no(order_no, lock=True)
@@ -703,6 +737,14 @@ def mark_paid(uow: OrderUnitOfWork, *, order_no: str, channel: str, out_trade_no
         if order.paid_at is not None and (order.pay_channel, order.out_trade_no) == (channel, out_trade_no):
             uow.commit()
             return order  # a replay of the payment already applied (another channel's payment is a conflict)
+        if order.status == OrderStatus.PENDING_PAYMENT and order.stock_may_be_released(now):
+            _expire(uow, order, now, reason=PAID_TOO_LATE)
+            uow.on_commit(lambda: metrics.PAID_AFTER_STOCK_HOLD.labels(channel).inc())
+            uow.commit()
+            log.error("order %s: a %s payment of %d fen came %s after it was placed, when its stock may be on "
+                      "sale again; the order is cancelled and the payment refunded", order_no, channel, paid_fen,
+                      now - order.created_at)
+            raise order.conflict("pay")
         order.apply("pay", actor=actor, now=now, reason=channel)
         order.paid_at, order.pay_channel, order.out_trade_no = now, channel, out_trade_no
         if channel == "balance":
@@ -781,7 +823,7 @@ def refund_late_wallet_payment(uow: OrderUnitOfWork, members: Members, *, order_
     When the member service does not answer, the attempt stays unresolved and `reconcile_wallet_payments`
     credits it back later.
     """
-    refund_no = f"LATEW{order_no}"[:64]
+    refund_no = credit_back_no(order_no)
     try:
         members.refund_to_balance(refund_no, order_no, user_id, amount_fen)
     except DomainError:
@@ -804,7 +846,9 @@ def reconcile_wallet_payments(uow: Callable[[], OrderUnitOfWork], members: Membe
     """Resolve wallet payments still unknown `settle_seconds` after they started (the PayWithBalance answer was
     lost, or a late charge could not be credited back): ask the member service, as the order service, what the
     wallet paid for the order (`_resolve_wallet_attempt`). Returns how many were resolved; one the member service
-    does not answer waits for the next round (its order is not cancelled meanwhile)."""
+    does not answer waits for the next round (its order is not cancelled meanwhile). A charge that cannot settle
+    its order is resolved by leaving it for staff (services/order/wallet_reviews.py), so it never holds up the
+    oldest-first batch."""
     now = now or utcnow()
     with uow() as tx:
         attempts = [(order.order_no, order.wallet_attempt_at) for order in
@@ -826,26 +870,53 @@ def _resolve_wallet_attempt(uow: OrderUnitOfWork, members: Members, *, order_no:
     PAID (it was paid before its deadline) if it is still unpaid, else the charge is credited back (LATEW<order_no>,
     once). Never charged: the member service voided the order's wallet payment in the same call, so a charge still
     under way there is refused and "never" is final (as closing a WeChat Pay transaction); the attempt is forgotten,
-    unless a newer one started meanwhile, and the timeout may then cancel the order. True when resolved. Replicas
-    may resolve the same attempt: each outcome happens once."""
+    unless a newer one started meanwhile, and the timeout may then cancel the order. A charge that cannot settle the
+    order (another user's wallet, another amount) is left for staff (`leave_for_staff`). True when resolved.
+    Replicas may resolve the same attempt: each outcome happens once."""
     charge = members.void_balance_payment(order_no)
     if charge is None:
         return _forget_wallet_attempt(uow, order_no=order_no, attempt_at=attempt_at)
     with uow:
         order = uow.orders.by_order_no(order_no)
         uow.commit()
-    if order is None or charge.user_id != order.user_id:
-        log.error("order %s: the wallet of user %d paid %d fen for it, not its shopper's; left for staff",
-                  order_no, charge.user_id, charge.amount_fen)
-        return False
-    try:
-        _settle_wallet_charge(uow, members, order_no=order_no, charge=charge, actor="reconciliation", now=now)
-    except Conflict as exc:
-        if exc.code != "ORDER_STATE_CONFLICT":
-            log.error("order %s: its wallet paid %d fen, which cannot settle it (%s); left for staff",
-                      order_no, charge.amount_fen, exc.code)
-            return False
+    if order is None:  # pragma: no cover - orders are never deleted
+        raise order_not_found()
+    problem = OTHER_USERS_WALLET if charge.user_id != order.user_id else ""
+    if not problem:
+        try:
+            _settle_wallet_charge(uow, members, order_no=order_no, charge=charge, actor="reconciliation", now=now)
+        except Conflict as exc:
+            problem = "" if exc.code == "ORDER_STATE_CONFLICT" else exc.code
+    if problem:
+        log.error("order %s: the wallet of user %d paid %d fen for it, which cannot settle it (%s); left for staff",
+                  order_no, charge.user_id, charge.amount_fen, problem)
+        return leave_for_staff(uow, order_no=order_no, attempt_at=attempt_at, charge=charge, problem=problem,
+                               now=now)
     return True
+
+
+# An unpaid order this long past its deadline is overdue: the payment timeout (every few seconds) and the wallet
+# reconciliation (a minute or so) would have settled it unless something they wait for is not answering.
+OVERDUE = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class PaymentBacklog:
+    """Payment work that is stuck: unpaid orders overdue, by what settling them waits for (an unknown wallet answer,
+    a WeChat Pay transaction not closed yet, or nothing: the timeout is not running), and wallet charges for staff."""
+
+    unpaid_overdue: dict[str, int]
+    wallet_charges_for_staff: int
+
+
+def payment_backlog(uow: OrderUnitOfWork, *, now: datetime | None = None) -> PaymentBacklog:
+    """What the payment-watch job shows as gauges (metrics.show_payment_backlog) for the alerts to see: an order left
+    unpaid past its deadline keeps its stock reserved only PAYABLE_WITHIN its placing."""
+    now = now or utcnow()
+    with uow:
+        backlog = PaymentBacklog(uow.orders.count_unpaid_due(now - OVERDUE), uow.wallet_reviews.count_open())
+        uow.commit()
+    return backlog
 
 
 def reconcile_payments(uow: Callable[[], OrderUnitOfWork], wechat: Prepay, *, now: datetime | None = None,
@@ -876,12 +947,9 @@ def reconcile_payments(uow: Callable[[], OrderUnitOfWork], wechat: Prepay, *, no
             if exc.code != "ORDER_STATE_CONFLICT":
                 log.error("order %s was paid at WeChat Pay but cannot become PAID: %s", order_no, exc.code)
                 continue
-            # Cancelled since it was picked (by staff, or its timeout on another replica): the money goes back,
-            # as when the notify itself arrives late.
-            try:
-                refund_late_payment(uow(), wechat, notice, now=now)
-            except (DomainError, WechatPayError) as failed:
-                log.warning("refunding the late payment of order %s failed: %s", order_no, failed)
+            # Cancelled since it was picked (by staff, or its timeout on another replica), or just now because it was
+            # paid too late: the money goes back, as when the notify itself arrives late.
+            _refund_unpayable(uow(), wechat, notice, now)
     return paid
 
 

@@ -11,6 +11,7 @@ from services.order.domain import CartItem, Order, Refund
 
 if TYPE_CHECKING:
     from services.order.aftersales import AfterSale
+    from services.order.wallet_reviews import WalletReview
 
 
 class CartRepository(Protocol):
@@ -58,6 +59,10 @@ class OrderRepository(Protocol):
 
     def unpaid_prepaid(self, prepaid_before: datetime, limit: int) -> list[Order]:
         """Unpaid orders with a WeChat Pay prepay made before `prepaid_before`, oldest prepay first."""
+
+    def count_unpaid_due(self, due: datetime) -> dict[str, int]:
+        """Unpaid orders whose deadline is at or before `due`, counted by what settling them waits for: "wallet" (a
+        wallet attempt unresolved), "wechat" (a WeChat Pay prepay), "none"."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,19 @@ class RefundRepository(Protocol):
         """Take an ended (CLOSED, ABNORMAL) refund's amounts off the order and its lines again."""
 
 
+class WalletReviewRepository(Protocol):
+    def add(self, review: WalletReview) -> None: ...
+
+    def get(self, review_id: int) -> WalletReview | None: ...
+
+    def for_order(self, order_id: int) -> WalletReview | None: ...
+
+    def search(self, *, status: str, offset: int, limit: int) -> tuple[list[WalletReview], int]:
+        """In `status` ("" = any), oldest first, and the total matching."""
+
+    def count_open(self) -> int: ...
+
+
 class OrderUnitOfWork(UnitOfWork):
     """The order service's unit of work; its repositories are set on entering it."""
 
@@ -123,3 +141,4 @@ class OrderUnitOfWork(UnitOfWork):
     orders: OrderRepository
     after_sales: AfterSaleRepository
     refunds: RefundRepository
+    wallet_reviews: WalletReviewRepository

@@ -124,7 +124,9 @@ def test_the_alerts_ops_rely_on_exist() -> None:
                       "ServiceHighLatencyP99", "OutboxBacklogGrowing", "OutboxPublishFailing",
                       "ConsumerHandlerFailing", "EventsDeadLettered", "ConsumerLagHigh",
                       "EventsPublishedButNotConsumed", "PaymentNotifyRejected", "StockReservationFailuresHigh",
-                      "ExpiredCheckoutHoldPaid", "AbnormalRefundWaiting", "RefundPaidAfterClose"}
+                      "ExpiredCheckoutHoldPaid", "AbnormalRefundWaiting", "RefundPaidAfterClose",
+                      "UnpaidOrdersPastDeadline", "PaymentAfterStockHold",
+                      "WalletChargeAwaitingStaff"}
 
 
 def test_every_alert_has_a_severity_and_a_summary() -> None:
@@ -138,7 +140,7 @@ def test_every_alert_has_a_severity_and_a_summary() -> None:
 def test_promtool_accepts_the_rules() -> None:
     result = promtool("check", "rules", str(RULES))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 18 rules found" in result.stdout
+    assert "SUCCESS: 21 rules found" in result.stdout
 
 
 def test_the_alert_rules_pass_their_promtool_unit_tests() -> None:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 from mall.order.v1 import order_pb2
+from prometheus_client import REGISTRY
 
+from services.common.db import utcnow
 from services.common.errors import DomainError, InvalidInput
 from services.order import service
+from services.order.__main__ import payment_watch
 from services.order.grpc_api import OrderServicer
+from tests.fakes import FakeOrderUnitOfWork
 from tests.fixtures.metrics import CounterDeltas
 from tests.unit.order.conftest import NOW, Shop
 from tests.unit.order.test_cart_checkout_payment import BUY_TWO, FakeWechatPay, notice, submit  # 2 x 1999 fen
@@ -79,7 +85,7 @@ def test_a_notify_with_another_amount_counts_no_payment(shop: Shop) -> None:
 
 
 def test_each_notify_the_servicer_rejects_is_counted(shop: Shop) -> None:
-    order = submit(shop, BUY_TWO)
+    order = submit(shop, BUY_TWO, now=utcnow())  # the servicer pays it on the clock
     servicer = OrderServicer(lambda: shop.uow, shop.catalog, shop.stock, shop.members, shop.users, shop.settings,
                              FakeWechatPay(None))
     deltas = CounterDeltas()
@@ -92,3 +98,19 @@ def test_each_notify_the_servicer_rejects_is_counted(shop: Shop) -> None:
     assert deltas() == {'mall_payment_notify_rejected_total{channel="wechat"}': 2,
                         'mall_payments_total{channel="wechat",result="paid"}': 1,
                         'mall_gmv_fen_total{channel="wechat"}': 3998}
+
+
+def test_the_payment_watch_job_shows_stuck_payments_in_the_gauges(shop: Shop) -> None:
+    overdue, prepaid = submit(shop, BUY_TWO, key="a"), submit(shop, BUY_TWO, key="b")
+    overdue.pay_deadline = prepaid.pay_deadline = utcnow() - timedelta(hours=1)
+    prepaid.prepaid_at = NOW
+    stop = threading.Event()
+
+    def uow_once() -> FakeOrderUnitOfWork:
+        stop.set()  # one round of the job
+        return shop.uow
+    payment_watch(uow_once, 0)(stop)
+
+    assert {waiting: REGISTRY.get_sample_value("mall_orders_unpaid_overdue", {"waiting": waiting})
+            for waiting in ("wallet", "wechat", "none")} == {"wallet": 0, "wechat": 1, "none": 1}
+    assert REGISTRY.get_sample_value("mall_wallet_charges_awaiting_staff") == 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -22,10 +22,10 @@ from services.order.service import CheckoutInput
 from tests.unit.order.conftest import NOW, Shop
 
 
-def submit(shop: Shop, request: CheckoutInput, *, user_id: int = 1, key: str = "k1") -> Order:
+def submit(shop: Shop, request: CheckoutInput, *, user_id: int = 1, key: str = "k1", now: datetime = NOW) -> Order:
     return service.submit_order(shop.uow, shop.members, shop.stock, shop.users, shop.settings,
                                 user_id=user_id, request=request, note="", idempotency_key=key,
-                                request_fingerprint=repr(request).encode(), now=NOW)
+                                request_fingerprint=repr(request).encode(), now=now)
 
 
 BUY_TWO = CheckoutInput(sku_id=101, quantity=2, address_id=7)

@@ -386,3 +386,63 @@ class ReviewCancellationRequest(_message.Message):
     approve: bool
     reason: str
     def __init__(self, id: _Optional[int] = ..., approve: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class WalletReview(_message.Message):
+    __slots__ = ("id", "order_id", "order_no", "user_id", "amount_fen", "order_user_id", "payable_fen", "problem", "status", "flagged_at", "resolved_at", "resolved_by", "note", "refund_no")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    ORDER_NO_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FEN_FIELD_NUMBER: _ClassVar[int]
+    ORDER_USER_ID_FIELD_NUMBER: _ClassVar[int]
+    PAYABLE_FEN_FIELD_NUMBER: _ClassVar[int]
+    PROBLEM_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    FLAGGED_AT_FIELD_NUMBER: _ClassVar[int]
+    RESOLVED_AT_FIELD_NUMBER: _ClassVar[int]
+    RESOLVED_BY_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    REFUND_NO_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    order_id: int
+    order_no: str
+    user_id: int
+    amount_fen: int
+    order_user_id: int
+    payable_fen: int
+    problem: str
+    status: str
+    flagged_at: _timestamp_pb2.Timestamp
+    resolved_at: _timestamp_pb2.Timestamp
+    resolved_by: str
+    note: str
+    refund_no: str
+    def __init__(self, id: _Optional[int] = ..., order_id: _Optional[int] = ..., order_no: _Optional[str] = ..., user_id: _Optional[int] = ..., amount_fen: _Optional[int] = ..., order_user_id: _Optional[int] = ..., payable_fen: _Optional[int] = ..., problem: _Optional[str] = ..., status: _Optional[str] = ..., flagged_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolved_by: _Optional[str] = ..., note: _Optional[str] = ..., refund_no: _Optional[str] = ...) -> None: ...
+
+class ListWalletReviewsRequest(_message.Message):
+    __slots__ = ("status", "offset", "limit")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    offset: int
+    limit: int
+    def __init__(self, status: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListWalletReviewsResponse(_message.Message):
+    __slots__ = ("reviews", "total")
+    REVIEWS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    reviews: _containers.RepeatedCompositeFieldContainer[WalletReview]
+    total: int
+    def __init__(self, reviews: _Optional[_Iterable[_Union[WalletReview, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
+
+class ResolveWalletReviewRequest(_message.Message):
+    __slots__ = ("id", "resolution", "reason")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    RESOLUTION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    resolution: str
+    reason: str
+    def __init__(self, id: _Optional[int] = ..., resolution: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...

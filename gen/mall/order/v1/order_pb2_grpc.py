@@ -119,6 +119,16 @@ class OrderServiceStub:
                 request_serializer=mall_dot_order_dot_v1_dot_order__pb2.CloseRefundRequest.SerializeToString,
                 response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.Order.FromString,
                 _registered_method=True)
+        self.ListWalletReviews = channel.unary_unary(
+                '/mall.order.v1.OrderService/ListWalletReviews',
+                request_serializer=mall_dot_order_dot_v1_dot_order__pb2.ListWalletReviewsRequest.SerializeToString,
+                response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.ListWalletReviewsResponse.FromString,
+                _registered_method=True)
+        self.ResolveWalletReview = channel.unary_unary(
+                '/mall.order.v1.OrderService/ResolveWalletReview',
+                request_serializer=mall_dot_order_dot_v1_dot_order__pb2.ResolveWalletReviewRequest.SerializeToString,
+                response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.WalletReview.FromString,
+                _registered_method=True)
 
 
 class OrderServiceServicer:
@@ -237,6 +247,20 @@ class OrderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListWalletReviews(self, request, context):
+        """Wallet charges reconciliation cannot settle (another user's wallet, another amount), left for staff:
+        admin, finance and customer_service list them; admin and finance credit one back or mark it handled.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolveWalletReview(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -324,6 +348,16 @@ def add_OrderServiceServicer_to_server(servicer, server):
                     servicer.CloseRefund,
                     request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.CloseRefundRequest.FromString,
                     response_serializer=mall_dot_order_dot_v1_dot_order__pb2.Order.SerializeToString,
+            ),
+            'ListWalletReviews': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWalletReviews,
+                    request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.ListWalletReviewsRequest.FromString,
+                    response_serializer=mall_dot_order_dot_v1_dot_order__pb2.ListWalletReviewsResponse.SerializeToString,
+            ),
+            'ResolveWalletReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveWalletReview,
+                    request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.ResolveWalletReviewRequest.FromString,
+                    response_serializer=mall_dot_order_dot_v1_dot_order__pb2.WalletReview.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -785,6 +819,60 @@ class OrderService:
             '/mall.order.v1.OrderService/CloseRefund',
             mall_dot_order_dot_v1_dot_order__pb2.CloseRefundRequest.SerializeToString,
             mall_dot_order_dot_v1_dot_order__pb2.Order.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWalletReviews(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.order.v1.OrderService/ListWalletReviews',
+            mall_dot_order_dot_v1_dot_order__pb2.ListWalletReviewsRequest.SerializeToString,
+            mall_dot_order_dot_v1_dot_order__pb2.ListWalletReviewsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveWalletReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.order.v1.OrderService/ResolveWalletReview',
+            mall_dot_order_dot_v1_dot_order__pb2.ResolveWalletReviewRequest.SerializeToString,
+            mall_dot_order_dot_v1_dot_order__pb2.WalletReview.FromString,
             options,
             channel_credentials,
             insecure,
