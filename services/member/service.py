@@ -623,8 +623,9 @@ def _split(key: str, kind: str, reference: str, user_id: int, amount: int, *, bo
 
 
 def _post_once(uow: MemberUnitOfWork, build: Callable[[], Posting], amount: int, now: datetime) -> None:
-    """Apply the posting `build` makes, once per key: a replay of the same amount changes nothing (its
-    split may have been made from other balances), another amount under the key is a Conflict."""
+    """Apply the posting `build` makes, once per key: a replay of the same amount by the same user changes
+    nothing (its split may have been made from other balances); another amount, or another user's wallet,
+    under the key is a Conflict (one order's payment by Bob never answers Alice's as paid)."""
     if amount <= 0:
         raise InvalidInput("AMOUNT_INVALID", "the amount must be positive", details={"amount_fen": "invalid"})
     posting = build()
@@ -632,8 +633,10 @@ def _post_once(uow: MemberUnitOfWork, build: Callable[[], Posting], amount: int,
     if first is None and uow.ledger.post(posting, now):
         return
     first = first or uow.ledger.find(posting.key)
-    user_side = sum(abs(leg.amount) for leg in (first.legs if first else ()) if leg.user_id)
-    if first is None or user_side != amount:
+    legs = first.legs if first else ()
+    user_side = sum(abs(leg.amount) for leg in legs if leg.user_id)
+    users = {leg.user_id for leg in legs if leg.user_id}
+    if first is None or user_side != amount or users != {leg.user_id for leg in posting.legs if leg.user_id}:
         raise posting_conflict(posting.key)
 
 

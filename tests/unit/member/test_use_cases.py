@@ -107,6 +107,19 @@ def test_paying_the_same_order_again_with_another_amount_is_a_conflict(uow: Fake
         service.pay_with_balance(uow, user_id=ALICE, order_no="O1", amount_fen=2_600, now=NOW)
 
 
+def test_another_wallets_payment_of_the_same_order_is_a_conflict_not_a_replay(uow: FakeMemberUnitOfWork) -> None:
+    # The replay check compared amounts only: Alice's payment of an order Bob's wallet had paid answered "paid"
+    # without charging her.
+    fund(uow, ALICE, 10_000)
+    fund(uow, BOB, 10_000, key="seed-bob")
+    service.pay_with_balance(uow, user_id=BOB, order_no="O1", amount_fen=2_500, now=NOW)
+
+    with pytest.raises(Conflict):
+        service.pay_with_balance(uow, user_id=ALICE, order_no="O1", amount_fen=2_500, now=NOW)
+    assert (uow.ledger.balance(ALICE, Account.AVAILABLE), uow.ledger.balance(BOB, Account.AVAILABLE),
+            uow.ledger.balance(PLATFORM, Account.SALES)) == (10_000, 7_500, 2_500)
+
+
 def test_paying_more_than_the_balance_is_refused_and_moves_nothing(uow: FakeMemberUnitOfWork) -> None:
     fund(uow, ALICE, 1_000)
 
