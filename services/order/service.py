@@ -445,9 +445,9 @@ def cancel_order(uow: OrderUnitOfWork, *, user_id: int, order_id: int, reason: s
         if order is None:  # pragma: no cover - orders are never deleted
             raise order_not_found()
         if order.status == OrderStatus.PAID:
-            order.apply("request_cancel", actor=f"user:{user_id}", now=now, reason=reason)
+            order.apply("request_cancel", actor=f"user:{user_id}", now=now, reason=reason, shopper_reason=reason)
         else:
-            order.apply("cancel", actor=f"user:{user_id}", now=now, reason=reason)
+            order.apply("cancel", actor=f"user:{user_id}", now=now, reason=reason, shopper_reason=reason)
             publish_cancelled(uow, order, now=now, by="shopper", reason=reason)
         uow.commit()
     return order
@@ -488,7 +488,7 @@ def expire_orders(uow: OrderUnitOfWork, *, wechat: Prepay | None = None, now: da
 
 
 def _expire(uow: OrderUnitOfWork, order: Order, now: datetime) -> None:
-    order.apply("expire", actor="system:timeout", now=now, reason=EXPIRED)
+    order.apply("expire", actor="system:timeout", now=now, reason=EXPIRED, shopper_reason=EXPIRED)
     publish_cancelled(uow, order, now=now, by="timeout", reason=EXPIRED)
 
 
@@ -703,7 +703,7 @@ def mark_paid(uow: OrderUnitOfWork, *, order_no: str, channel: str, out_trade_no
         if order.paid_at is not None and (order.pay_channel, order.out_trade_no) == (channel, out_trade_no):
             uow.commit()
             return order  # a replay of the payment already applied (another channel's payment is a conflict)
-        order.apply("pay", actor=actor, now=now, reason=channel)
+        order.apply("pay", actor=actor, now=now, reason=channel, shopper_reason=channel)
         order.paid_at, order.pay_channel, order.out_trade_no = now, channel, out_trade_no
         if channel == "balance":
             order.wallet_attempt_at = None  # what the wallet did is known: every attempt charges the order once
@@ -757,7 +757,7 @@ def refund_late_payment(uow: OrderUnitOfWork, wechat: Prepay, notice: PaymentNot
         why = LATE_PAYMENT if order.paid_at is None else DOUBLE_PAYMENT
         if not any(step.reason.startswith((LATE_PAYMENT, DOUBLE_PAYMENT)) for step in order.history):
             order.record_step(actor="wechatpay", now=now,
-                              reason=f"{why} ({out_refund_no}, {notice.amount_total_fen} fen)")
+                              reason=f"{why} ({out_refund_no}, {notice.amount_total_fen} fen)", shopper=False)
         uow.commit()
     try:
         wechat.refund(out_trade_no=notice.out_trade_no, out_refund_no=out_refund_no,
@@ -794,7 +794,7 @@ def refund_late_wallet_payment(uow: OrderUnitOfWork, members: Members, *, order_
         if order is not None:
             order.wallet_attempt_at = None  # no order that stopped being payable takes a new attempt
             if all(step.reason != reason for step in order.history):
-                order.record_step(actor=actor, now=now, reason=reason)
+                order.record_step(actor=actor, now=now, reason=reason, shopper=False)
         uow.commit()
     return refund_no
 
