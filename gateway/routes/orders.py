@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal, Self
 
 import grpc
 from flask import Blueprint, g, request
@@ -238,12 +238,43 @@ class AddressOut(Reply):
 
 
 class StepOut(Reply):
-    """One transition of the order: to which status, when, by whom, why."""
+    """One step of my order's history: to which status, when, by whom ("staff" for any staff member), why.
+
+    Every status change is listed; staff's notes and the words they typed are not (their admin view has them).
+    """
 
     status: OrderStatus
     at: datetime
     actor: str
-    reason: str
+    reason: str = Field(description="what the shopper is told of the step; may be empty")
+
+    @classmethod
+    def shopper_view(cls, steps: Iterable[order_pb2.Transition]) -> list[StepOut]:
+        """The steps shown to the shopper, each with its reason for them (also when staff call a shopper's route)."""
+        return [cls(status=step.status, at=utc_time(step.at), actor=step.actor,  # type: ignore[arg-type]
+                    reason=step.shopper_reason) for step in steps if step.shopper_visible]
+
+
+class StaffStepOut(Reply):
+    """One step of an order's history as recorded, and what its shopper sees of it.
+
+    Steps that keep the status are notes (a refund stuck at WeChat Pay, a refund closed and why, a late payment
+    credited back), shown to staff only; a parcel of a partly shipped order is shown to the shopper too.
+    """
+
+    status: OrderStatus
+    at: datetime
+    actor: str = Field(description="user:<id> | staff:<id> | system:timeout | system:auto-confirm | wechatpay | "
+                                   "reconciliation")
+    reason: str = Field(description="as recorded: staff's own words, internal notes")
+    shopper_visible: bool = Field(description="the shopper sees this step (every status change); false: staff only")
+    shopper_reason: str = Field(description="the reason the shopper reads instead of `reason` (may be empty)")
+
+    @classmethod
+    def staff_view(cls, steps: Iterable[order_pb2.Transition]) -> list[StaffStepOut]:
+        return [cls(status=step.status, at=utc_time(step.at), actor=step.actor,  # type: ignore[arg-type]
+                    reason=step.reason, shopper_visible=step.shopper_visible, shopper_reason=step.shopper_reason)
+                for step in steps]
 
 
 class ShipmentLineOut(Reply):
@@ -268,7 +299,7 @@ class ShipmentOut(Reply):
 
 
 class OrderOut(Reply):
-    """An order with its lines, address, amounts, shipments and history.
+    """An order with its lines, address, amounts, shipments and history (as its shopper sees it).
 
     A PAID order with shipments is partly shipped; it becomes SHIPPED (shipped_at set) when its
     last units ship, and COMPLETED (completed_at set) when receipt is confirmed.
@@ -295,7 +326,7 @@ class OrderOut(Reply):
     refunded_fen: int = Field(description="refunds under way or done, never above payable_fen")
 
     @classmethod
-    def from_proto(cls, order: order_pb2.Order) -> OrderOut:
+    def from_proto(cls, order: order_pb2.Order) -> Self:
         a = order.address
         return cls(id=order.id, order_no=order.order_no, status=order.status,  # type: ignore[arg-type]
                    payable_fen=order.amounts.payable_fen, pay_deadline=utc_time(order.pay_deadline),
@@ -309,9 +340,22 @@ class OrderOut(Reply):
                    address=AddressOut(name=a.name, phone=mask_phone(a.phone), province=a.province, city=a.city,
                                       district=a.district, detail=a.detail),
                    amounts=AmountsOut.from_proto(order.amounts),
-                   history=[StepOut(status=step.status, at=utc_time(step.at), actor=step.actor,  # type: ignore[arg-type]
-                                    reason=step.reason) for step in order.history],
-                   refunded_fen=order.refunded_fen)
+                   history=cls.history_of(order), refunded_fen=order.refunded_fen)
+
+    @classmethod
+    def history_of(cls, order: order_pb2.Order) -> list[Any]:
+        """The history this view shows: the shopper's (AdminOrderOut: staff's)."""
+        return StepOut.shopper_view(order.history)
+
+
+class AdminOrderOut(OrderOut):
+    """An order as staff see it: its whole history, every step as recorded, with what the shopper sees of each."""
+
+    history: list[StaffStepOut]  # type: ignore[assignment]
+
+    @classmethod
+    def history_of(cls, order: order_pb2.Order) -> list[Any]:
+        return StaffStepOut.staff_view(order.history)
 
 
 class OrdersQuery(PageQuery):
@@ -394,11 +438,11 @@ class ShipIn(Body):
 
 @bp.post("/admin/orders/<id:order_id>/ship")
 @operation(summary="Ship an order, or some of its units", tag="admin-orders", roles=SHIPPERS, body=ShipIn,
-           responses={200: OrderOut},
+           responses={200: AdminOrderOut},
            description="The order stays PAID, its shipments listed, until its last units ship; then it is SHIPPED "
                        "and order-shipped is published. 409 ORDER_STATE_CONFLICT unless PAID.")
-def ship_order(order_id: int, body: ShipIn) -> OrderOut:
-    return OrderOut.from_proto(service(OrderServiceStub).ShipOrder(order_pb2.ShipOrderRequest(
+def ship_order(order_id: int, body: ShipIn) -> AdminOrderOut:
+    return AdminOrderOut.from_proto(service(OrderServiceStub).ShipOrder(order_pb2.ShipOrderRequest(
         id=order_id, carrier=body.carrier, tracking_no=body.tracking_no,
         lines=[order_pb2.ShipmentLine(line_id=line.line_id, quantity=line.quantity) for line in body.lines])))
 
@@ -414,19 +458,19 @@ def created_between(search: order_pb2.SearchOrdersRequest | after_sale_pb2.Searc
 
 @bp.get("/admin/orders")
 @operation(summary="Search orders", tag="admin-orders", roles=ORDER_STAFF, query=AdminOrdersQuery,
-           responses={200: Page[OrderOut]})
-def search_orders(query: AdminOrdersQuery) -> Page[OrderOut]:
+           responses={200: Page[AdminOrderOut]})
+def search_orders(query: AdminOrdersQuery) -> Page[AdminOrderOut]:
     search = order_pb2.SearchOrdersRequest(status=query.status or "", order_no=query.order_no or "",
                                            user_id=query.user_id or 0, offset=query.offset, limit=query.page_size)
     created_between(search, query)
     found = service(OrderServiceStub).SearchOrders(search)
-    return Page[OrderOut].of([OrderOut.from_proto(order) for order in found.orders], query, found.total)
+    return Page[AdminOrderOut].of([AdminOrderOut.from_proto(order) for order in found.orders], query, found.total)
 
 
 @bp.get("/admin/orders/<id:order_id>")
-@operation(summary="Any order", tag="admin-orders", roles=ORDER_STAFF, responses={200: OrderOut})
-def admin_get_order(order_id: int) -> OrderOut:
-    return OrderOut.from_proto(service(OrderServiceStub).GetOrder(order_pb2.GetOrderRequest(id=order_id)))
+@operation(summary="Any order", tag="admin-orders", roles=ORDER_STAFF, responses={200: AdminOrderOut})
+def admin_get_order(order_id: int) -> AdminOrderOut:
+    return AdminOrderOut.from_proto(service(OrderServiceStub).GetOrder(order_pb2.GetOrderRequest(id=order_id)))
 
 
 class WaybillLineOut(Reply):

@@ -9,7 +9,7 @@ from mall.order.v1.order_pb2_grpc import OrderServiceStub
 from pydantic import Field
 
 from gateway.api import PUBLIC, Body, operation, service
-from gateway.routes.orders import NOTIFY_RESPONSES, NotifyAnswer, OrderOut, forward_notify
+from gateway.routes.orders import NOTIFY_RESPONSES, AdminOrderOut, NotifyAnswer, forward_notify
 from services.common.auth import Role
 
 bp = Blueprint("refunds", __name__, url_prefix="/api/v1")
@@ -20,7 +20,8 @@ REFUND_CLOSERS = (Role.ADMIN,)
 
 class CancelReviewIn(Body):
     """Approve: REFUNDING, the whole order refunded through its channel (REFUNDED once it arrives), stock released.
-    Reject: back to PAID. The reason is kept in the order's history."""
+    Reject: back to PAID. The reason is kept in the order's history for staff; the shopper reads "cancellation
+    approved" or "cancellation declined"."""
 
     approve: bool
     reason: str = Field("", max_length=255)
@@ -28,23 +29,23 @@ class CancelReviewIn(Body):
 
 @bp.post("/admin/orders/<id:order_id>/cancel-review")
 @operation(summary="Approve or reject a paid order's cancellation", tag="admin-orders", roles=CANCEL_REVIEWERS,
-           body=CancelReviewIn, responses={200: OrderOut},
+           body=CancelReviewIn, responses={200: AdminOrderOut},
            description="409 ORDER_STATE_CONFLICT (details.status) unless the order is CANCEL_REQUESTED; approving "
                        "a REFUNDING order whose refund was closed starts the refund again.")
-def review_cancellation(order_id: int, body: CancelReviewIn) -> OrderOut:
-    return OrderOut.from_proto(service(OrderServiceStub).ReviewCancellation(order_pb2.ReviewCancellationRequest(
+def review_cancellation(order_id: int, body: CancelReviewIn) -> AdminOrderOut:
+    return AdminOrderOut.from_proto(service(OrderServiceStub).ReviewCancellation(order_pb2.ReviewCancellationRequest(
         id=order_id, approve=body.approve, reason=body.reason)))
 
 
 class CloseRefundIn(Body):
-    """Why the ABNORMAL refund is given up (kept in the order's history with who closed it)."""
+    """Why the ABNORMAL refund is given up (kept in the order's history with who closed it, for staff only)."""
 
     reason: str = Field(min_length=1, max_length=255)
 
 
 @bp.post("/admin/refunds/<refund_no>/close")
 @operation(summary="Close an ABNORMAL WeChat Pay refund, freeing its amount for a new refund", tag="admin-orders",
-           roles=REFUND_CLOSERS, body=CloseRefundIn, responses={200: OrderOut},
+           roles=REFUND_CLOSERS, body=CloseRefundIn, responses={200: AdminOrderOut},
            description="A refund WeChat Pay reports ABNORMAL (e.g. the shopper's card was cancelled) keeps its amount "
                        "reserved, since it can still be completed at WeChat Pay under the same refund number; staff "
                        "retry it there (after-sales retry-refund, or approving the cancellation again), or close it "
@@ -53,8 +54,8 @@ class CloseRefundIn(Body):
                        "settled SUCCESS instead); 404 REFUND_NOT_FOUND; 503 when WeChat Pay does not answer. The order "
                        "is answered, the closing in its history; an after-sales case waiting on the refund becomes "
                        "REFUND_FAILED (retry-refund then starts a new refund).")
-def close_refund(refund_no: str, body: CloseRefundIn) -> OrderOut:
-    return OrderOut.from_proto(service(OrderServiceStub).CloseRefund(order_pb2.CloseRefundRequest(
+def close_refund(refund_no: str, body: CloseRefundIn) -> AdminOrderOut:
+    return AdminOrderOut.from_proto(service(OrderServiceStub).CloseRefund(order_pb2.CloseRefundRequest(
         refund_no=refund_no, reason=body.reason)))
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
     case,
+    false,
     func,
     select,
     text,
@@ -135,6 +136,10 @@ order_transitions = Table(
     Column("actor", String(64), nullable=False),
     Column("reason", String(255), nullable=False),
     Column("at", UTCDateTime, nullable=False),
+    # What the order's shopper sees of the step (domain.Transition); the code always writes both. The defaults
+    # hide: a step written without them (by a pod of the release before migration 0009) is for staff only.
+    Column("shopper_visible", Boolean, nullable=False, server_default=false()),
+    Column("shopper_reason", String(255), nullable=False, server_default=""),
 )
 
 shipments = Table(

@@ -60,12 +60,19 @@ TRANSITIONS: dict[tuple[OrderStatus, str], OrderStatus] = {
 
 @dataclass
 class Transition:
-    """One step of an order's history: who moved it to `status`, when and why."""
+    """One step of an order's history: who moved it to `status`, when and why.
+
+    Staff see every step as recorded. The shopper sees only the steps `shopper_visible` (every status change, and
+    the notes written for them), each with `shopper_reason` for its reason: what staff typed and internal notes
+    (refunds stuck at a channel, wallet reconciliation) stay with staff. Whoever records a step says which it is.
+    """
 
     status: str
     actor: str
     at: datetime
     reason: str = ""
+    shopper_visible: bool = False
+    shopper_reason: str = ""
     id: int | None = None
     order_id: int | None = None
 
@@ -221,23 +228,40 @@ class Order:
     def can(self, action: str) -> bool:
         return (OrderStatus(self.status), action) in TRANSITIONS
 
-    def apply(self, action: str, *, actor: str, now: datetime, reason: str = "") -> None:
-        """Move along the state machine, recording who, when and why; Conflict if not allowed from here."""
+    def apply(self, action: str, *, actor: str, now: datetime, reason: str = "", shopper_reason: str) -> None:
+        """Move along the state machine, recording who, when and why; Conflict if not allowed from here.
+
+        The shopper sees every status change, with `shopper_reason` ("" for none) where staff read `reason`,
+        which may be staff's own words or internal wording: the caller says what the shopper is told.
+        """
         target = TRANSITIONS.get((OrderStatus(self.status), action))
         if target is None or (action == "request_cancel" and self.shipments):  # part shipped: after-sales instead
             raise self.conflict(action)
         self.status = target.value
         self.updated_at = now
-        self.history.append(Transition(status=target.value, actor=actor, at=now, reason=reason))
+        self.history.append(Transition(status=target.value, actor=actor, at=now, reason=reason,
+                                       shopper_visible=True, shopper_reason=shopper_reason[:255]))
 
     def stock_may_be_released(self, now: datetime) -> bool:
         """Too late to become PAID: the units it reserved may be back on sale (PAYABLE_WITHIN after it was placed)."""
         return now >= self.created_at + PAYABLE_WITHIN
 
-    def record_step(self, *, actor: str, now: datetime, reason: str) -> None:
-        """Record a step that leaves the status as it is (a parcel of a partly shipped order, a refund's turn)."""
+    def record_step(self, *, actor: str, now: datetime, reason: str, shopper: bool) -> None:
+        """Record a step that leaves the status as it is (a parcel of a partly shipped order, a refund's turn).
+
+        `shopper`: whether the order's shopper sees it, reason and all (a parcel), or only staff (a note).
+        """
         self.updated_at = now
-        self.history.append(Transition(status=self.status, actor=actor, at=now, reason=reason[:255]))
+        self.history.append(Transition(status=self.status, actor=actor, at=now, reason=reason[:255],
+                                       shopper_visible=shopper, shopper_reason=reason[:255] if shopper else ""))
+
+    def shopper_history(self) -> list[Transition]:
+        """The history as the order's shopper sees it: the steps shown to them, each with its reason for them,
+        staff named as "staff" only (which staff member acted is for staff)."""
+        return [Transition(status=step.status, actor="staff" if step.actor.startswith("staff:") else step.actor,
+                           at=step.at, reason=step.shopper_reason, shopper_visible=True,
+                           shopper_reason=step.shopper_reason)
+                for step in self.history if step.shopper_visible]
 
     def conflict(self, action: str) -> Conflict:
         return Conflict("ORDER_STATE_CONFLICT", f"an order in {self.status} cannot {action.replace('_', ' ')}",
@@ -279,14 +303,14 @@ class Order:
         self.shipments.append(shipment)
         reason = f"{carrier} {tracking_no}"
         if wanted == left:
-            self.apply("ship", actor=actor, now=now, reason=reason)
+            self.apply("ship", actor=actor, now=now, reason=reason, shopper_reason=reason)
             self.shipped_at = now
         else:
-            self.record_step(actor=actor, now=now, reason=f"partly shipped: {reason}")
+            self.record_step(actor=actor, now=now, reason=f"partly shipped: {reason}", shopper=True)
         return shipment
 
     def confirm_receipt(self, *, actor: str, now: datetime, reason: str = "receipt confirmed") -> None:
-        self.apply("confirm_receipt", actor=actor, now=now, reason=reason)
+        self.apply("confirm_receipt", actor=actor, now=now, reason=reason, shopper_reason=reason)
         self.completed_at = now
 
 
@@ -298,7 +322,8 @@ def new_order(*, user_id: int, order_no: str, lines: list[OrderLine], address: A
                   freight_fen=amounts.freight_fen, payable_fen=amounts.payable_fen,
                   pay_deadline=now + timedelta(minutes=pay_minutes), created_at=now, updated_at=now,
                   coupon_id=coupon_id, points_used=points_used, note=note)
-    order.history.append(Transition(status=S.PENDING_PAYMENT.value, actor=f"user:{user_id}", at=now, reason="placed"))
+    order.history.append(Transition(status=S.PENDING_PAYMENT.value, actor=f"user:{user_id}", at=now, reason="placed",
+                                    shopper_visible=True, shopper_reason="placed"))
     return order
 
 

@@ -84,7 +84,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
                                      user_id=user_id, request=_checkout(request.checkout), note=request.note,
                                      idempotency_key=request.idempotency_key,
                                      request_fingerprint=fingerprint.SerializeToString(deterministic=True))
-        return order_message(order)
+        return order_message(order, staff=False)
 
     # Orders
 
@@ -92,16 +92,17 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
                    context: grpc.ServicerContext) -> order_pb2.ListOrdersResponse:
         search = OrderSearch(user_id=require_caller().user_id, status=request.status, **_page(request))
         found, total = service.search_orders(self.uow(), search)
-        return order_pb2.ListOrdersResponse(orders=[order_message(order) for order in found], total=total)
+        return order_pb2.ListOrdersResponse(orders=[order_message(order, staff=False) for order in found], total=total)
 
     def GetOrder(self, request: order_pb2.GetOrderRequest, context: grpc.ServicerContext) -> order_pb2.Order:
         caller = require_caller()
-        user_id = None if caller.has_any_role(*ORDER_STAFF) else caller.user_id
-        return order_message(service.get_order(self.uow(), user_id=user_id, order_id=request.id))
+        staff = caller.has_any_role(*ORDER_STAFF)
+        return order_message(service.get_order(self.uow(), user_id=None if staff else caller.user_id,
+                                               order_id=request.id), staff=staff)
 
     def CancelOrder(self, request: order_pb2.CancelOrderRequest, context: grpc.ServicerContext) -> order_pb2.Order:
         return order_message(service.cancel_order(self.uow(), user_id=require_caller().user_id, order_id=request.id,
-                                                  reason=request.reason[:255], wechat=self.wechat))
+                                                  reason=request.reason[:255], wechat=self.wechat), staff=False)
 
     def SearchOrders(self, request: order_pb2.SearchOrdersRequest,
                      context: grpc.ServicerContext) -> order_pb2.ListOrdersResponse:
@@ -110,7 +111,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
                              created_from=_time(request, "created_from"), created_to=_time(request, "created_to"),
                              **_page(request))
         found, total = service.search_orders(self.uow(), search)
-        return order_pb2.ListOrdersResponse(orders=[order_message(order) for order in found], total=total)
+        return order_pb2.ListOrdersResponse(orders=[order_message(order, staff=True) for order in found], total=total)
 
     # Payment
 
@@ -133,12 +134,12 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         caller = require_caller(*CANCEL_REVIEWERS)
         return order_message(refunds.review_cancellation(
             self.uow(), self.refund_payments, self.members, order_id=request.id, approve=request.approve,
-            reason=request.reason[:255], actor=f"staff:{caller.user_id}"))
+            reason=request.reason[:255], actor=f"staff:{caller.user_id}"), staff=True)
 
     def CloseRefund(self, request: order_pb2.CloseRefundRequest, context: grpc.ServicerContext) -> order_pb2.Order:
         caller = require_caller(*REFUND_CLOSERS)
         return order_message(refunds.close_refund(self.uow(), self.refund_payments, refund_no=request.refund_no,
-                                                  reason=request.reason, actor=f"staff:{caller.user_id}"))
+                                                  reason=request.reason, actor=f"staff:{caller.user_id}"), staff=True)
 
     # Wallet charges left for staff
 
@@ -171,12 +172,12 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
             lines[line.line_id] = lines.get(line.line_id, 0) + line.quantity
         return order_message(service.ship_order(self.uow(), order_id=request.id, carrier=request.carrier,
                                                 tracking_no=request.tracking_no, lines=lines or None,
-                                                actor=f"staff:{caller.user_id}"))
+                                                actor=f"staff:{caller.user_id}"), staff=True)
 
     def ConfirmReceipt(self, request: order_pb2.ConfirmReceiptRequest,
                        context: grpc.ServicerContext) -> order_pb2.Order:
         return order_message(service.confirm_receipt(self.uow(), user_id=require_caller().user_id,
-                                                     order_id=request.id))
+                                                     order_id=request.id), staff=False)
 
 
 @contextmanager
@@ -236,7 +237,9 @@ def _wallet_review(review: wallet_reviews.WalletReview) -> order_pb2.WalletRevie
     return message
 
 
-def order_message(order: Order) -> order_pb2.Order:
+def order_message(order: Order, *, staff: bool) -> order_pb2.Order:
+    """The order as staff see it (every step of its history, as recorded), or as its shopper does
+    (`Order.shopper_history`): callers say which, so no note for staff reaches a shopper by default."""
     a = order.address
     message = order_pb2.Order(
         id=order.id, order_no=order.order_no, user_id=order.user_id, status=order.status,
@@ -246,8 +249,9 @@ def order_message(order: Order) -> order_pb2.Order:
         amounts=_amounts(order.amounts), pay_deadline=timestamp(order.pay_deadline),
         created_at=timestamp(order.created_at), pay_channel=order.pay_channel, coupon_id=order.coupon_id,
         points_used=order.points_used, note=order.note, refunded_fen=order.refunded_fen,
-        history=[order_pb2.Transition(status=step.status, at=timestamp(step.at), actor=step.actor, reason=step.reason)
-                 for step in order.history])
+        history=[order_pb2.Transition(status=step.status, at=timestamp(step.at), actor=step.actor, reason=step.reason,
+                                      shopper_visible=step.shopper_visible, shopper_reason=step.shopper_reason)
+                 for step in (order.history if staff else order.shopper_history())])
     for name in ("paid_at", "shipped_at", "completed_at"):
         if getattr(order, name) is not None:
             getattr(message, name).CopyFrom(timestamp(getattr(order, name)))

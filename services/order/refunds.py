@@ -261,7 +261,7 @@ def _paid_after_close(uow: OrderUnitOfWork, order: Order, refund: Refund, actor:
         return
     log.error("refund %s was closed here but WeChat Pay reports it paid: %s fen may have been paid twice",
               refund.refund_no, refund.amount_fen)
-    order.record_step(actor=actor, now=now, reason=note)
+    order.record_step(actor=actor, now=now, reason=note, shopper=False)
     uow.on_commit(metrics.REFUNDS_PAID_AFTER_CLOSE.inc)
 
 
@@ -283,7 +283,7 @@ def _change(uow: OrderUnitOfWork, order: Order, refund: Refund, status: RefundSt
         uow.refunds.give_back(order, refund)
     elif status == RefundStatus.ABNORMAL:
         order.record_step(actor=actor, now=now, reason=f"refund {refund.refund_no} ABNORMAL at WeChat Pay: "
-                          f"{refund.amount_fen} fen held until it is completed there or closed by staff")
+                          f"{refund.amount_fen} fen held until it is completed there or closed by staff", shopper=False)
     listener = SETTLED_LISTENERS.get(refund.source.partition(":")[0])
     if listener is not None:
         listener(uow, refund, now)
@@ -304,7 +304,7 @@ def _refunded(uow: OrderUnitOfWork, order: Order, refund: Refund, actor: str, no
     if succeeded >= order.payable_fen and order.can("refunded"):
         order.apply("refunded", actor=actor, now=now,
                     reason=f"refund {refund.refund_no}: {refund.amount_fen} fen" if refund.amount_fen
-                    else f"refund {refund.refund_no}: {NOTHING_PAID}")
+                    else f"refund {refund.refund_no}: {NOTHING_PAID}", shopper_reason="refunded in full")
 
 
 def handle_refund_notify(uow: OrderUnitOfWork, payments: RefundPayments | None, *, headers: Mapping[str, str],
@@ -449,7 +449,7 @@ def close_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, *, refun
                            details={"status": refund.status, "action": "close"})
         _change(uow, order, refund, RefundStatus.CLOSED, actor, now)
         order.record_step(actor=actor, now=now,
-                          reason=f"refund {refund_no} closed ({refund.amount_fen} fen freed): {why}")
+                          reason=f"refund {refund_no} closed ({refund.amount_fen} fen freed): {why}", shopper=False)
         uow.commit()
     return order
 
@@ -478,7 +478,7 @@ def review_cancellation(uow: OrderUnitOfWork, payments: RefundPayments | None, m
         if order is None:
             raise order_not_found()
         if not approve:
-            order.apply("reject_cancel", actor=actor, now=now, reason=reason)
+            order.apply("reject_cancel", actor=actor, now=now, reason=reason, shopper_reason="cancellation declined")
             uow.commit()
             return order
         unsettled = [refund for refund in uow.refunds.for_order(order_id) if refund.status in OPEN]
@@ -487,7 +487,7 @@ def review_cancellation(uow: OrderUnitOfWork, payments: RefundPayments | None, m
         refund_anew = (order.status == OrderStatus.REFUNDING and not unsettled
                        and order.refunded_fen < order.payable_fen)
         if not (retry or refund_anew):
-            order.apply("approve_cancel", actor=actor, now=now, reason=reason)
+            order.apply("approve_cancel", actor=actor, now=now, reason=reason, shopper_reason="cancellation approved")
             publish_cancelled(uow, order, now=now, by="staff", reason=reason, was_paid=True)
         uow.commit()
     if retry:

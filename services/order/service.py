@@ -452,9 +452,9 @@ def cancel_order(uow: OrderUnitOfWork, *, user_id: int, order_id: int, reason: s
         if order is None:  # pragma: no cover - orders are never deleted
             raise order_not_found()
         if order.status == OrderStatus.PAID:
-            order.apply("request_cancel", actor=f"user:{user_id}", now=now, reason=reason)
+            order.apply("request_cancel", actor=f"user:{user_id}", now=now, reason=reason, shopper_reason=reason)
         elif not (closing and order.status == OrderStatus.CANCELLED):  # else the close found it paid too late
-            order.apply("cancel", actor=f"user:{user_id}", now=now, reason=reason)
+            order.apply("cancel", actor=f"user:{user_id}", now=now, reason=reason, shopper_reason=reason)
             publish_cancelled(uow, order, now=now, by="shopper", reason=reason)
         uow.commit()
     return order
@@ -495,10 +495,12 @@ def expire_orders(uow: OrderUnitOfWork, *, wechat: Prepay | None = None, now: da
 
 
 PAID_TOO_LATE = "paid too late: its stock may be on sale again"
+PAID_TOO_LATE_SHOPPER = "paid too late: the order is cancelled and the payment refunded"
 
 
-def _expire(uow: OrderUnitOfWork, order: Order, now: datetime, reason: str = EXPIRED) -> None:
-    order.apply("expire", actor="system:timeout", now=now, reason=reason)
+def _expire(uow: OrderUnitOfWork, order: Order, now: datetime, reason: str = EXPIRED,
+            shopper_reason: str = EXPIRED) -> None:
+    order.apply("expire", actor="system:timeout", now=now, reason=reason, shopper_reason=shopper_reason)
     publish_cancelled(uow, order, now=now, by="timeout", reason=reason)
 
 
@@ -738,14 +740,14 @@ def mark_paid(uow: OrderUnitOfWork, *, order_no: str, channel: str, out_trade_no
             uow.commit()
             return order  # a replay of the payment already applied (another channel's payment is a conflict)
         if order.status == OrderStatus.PENDING_PAYMENT and order.stock_may_be_released(now):
-            _expire(uow, order, now, reason=PAID_TOO_LATE)
+            _expire(uow, order, now, reason=PAID_TOO_LATE, shopper_reason=PAID_TOO_LATE_SHOPPER)
             uow.on_commit(lambda: metrics.PAID_AFTER_STOCK_HOLD.labels(channel).inc())
             uow.commit()
             log.error("order %s: a %s payment of %d fen came %s after it was placed, when its stock may be on "
                       "sale again; the order is cancelled and the payment refunded", order_no, channel, paid_fen,
                       now - order.created_at)
             raise order.conflict("pay")
-        order.apply("pay", actor=actor, now=now, reason=channel)
+        order.apply("pay", actor=actor, now=now, reason=channel, shopper_reason=channel)
         order.paid_at, order.pay_channel, order.out_trade_no = now, channel, out_trade_no
         if channel == "balance":
             order.wallet_attempt_at = None  # what the wallet did is known: every attempt charges the order once
@@ -799,7 +801,7 @@ def refund_late_payment(uow: OrderUnitOfWork, wechat: Prepay, notice: PaymentNot
         why = LATE_PAYMENT if order.paid_at is None else DOUBLE_PAYMENT
         if not any(step.reason.startswith((LATE_PAYMENT, DOUBLE_PAYMENT)) for step in order.history):
             order.record_step(actor="wechatpay", now=now,
-                              reason=f"{why} ({out_refund_no}, {notice.amount_total_fen} fen)")
+                              reason=f"{why} ({out_refund_no}, {notice.amount_total_fen} fen)", shopper=False)
         uow.commit()
     try:
         wechat.refund(out_trade_no=notice.out_trade_no, out_refund_no=out_refund_no,
@@ -836,7 +838,7 @@ def refund_late_wallet_payment(uow: OrderUnitOfWork, members: Members, *, order_
         if order is not None:
             order.wallet_attempt_at = None  # no order that stopped being payable takes a new attempt
             if all(step.reason != reason for step in order.history):
-                order.record_step(actor=actor, now=now, reason=reason)
+                order.record_step(actor=actor, now=now, reason=reason, shopper=False)
         uow.commit()
     return refund_no
 

@@ -70,7 +70,7 @@ def leave_for_staff(uow: OrderUnitOfWork, *, order_no: str, attempt_at: datetime
                 status=ReviewStatus.OPEN.value, flagged_at=now))
             order.record_step(actor="reconciliation", now=now,
                               reason=f"wallet charge of {charge.amount_fen} fen by user {charge.user_id} cannot pay "
-                                     f"this order ({problem}): left for staff")
+                                     f"this order ({problem}): left for staff", shopper=False)
         uow.commit()
     return True
 
@@ -142,6 +142,6 @@ def _resolve(order: Order, review: WalletReview, target: ReviewStatus, *, refund
     charge = f"wallet charge of {review.amount_fen} fen by user {review.user_id}"
     if refund_no:
         review.refund_no = refund_no
-        order.record_step(actor=actor, now=now, reason=f"{charge} credited back ({refund_no}): {why}")
+        order.record_step(actor=actor, now=now, reason=f"{charge} credited back ({refund_no}): {why}", shopper=False)
     else:
-        order.record_step(actor=actor, now=now, reason=f"{charge} marked handled: {why}")
+        order.record_step(actor=actor, now=now, reason=f"{charge} marked handled: {why}", shopper=False)

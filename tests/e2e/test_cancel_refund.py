@@ -86,9 +86,13 @@ def test_a_wechat_paid_order_cancelled_and_approved_is_refunded_by_wechat_pay_an
     assert (replayed.status_code, replayed.json()["code"]) == (200, "SUCCESS")
     read = requests.get(f"{api}/orders/{order['id']}", headers=shopper, timeout=10).json()
     assert (read["status"], read["refunded_fen"], read["payable_fen"]) == ("REFUNDED", 3998, 3998)
-    assert [(step["status"], step["reason"]) for step in read["history"][2:4]] == [("CANCEL_REQUESTED", "拍错了"),
-                                                                                  ("REFUNDING", "同意取消")]
-    assert read["history"][3]["actor"] == "staff:990001"
+    assert [(step["status"], step["actor"], step["reason"]) for step in read["history"][2:]] == [
+        ("CANCEL_REQUESTED", read["history"][0]["actor"], "拍错了"), ("REFUNDING", "staff", "cancellation approved"),
+        ("REFUNDED", "wechatpay", "refunded in full")]  # staff's words and which staff member: theirs
+    audit = requests.get(f"{api}/admin/orders/{order['id']}", headers=service_desk, timeout=10).json()
+    assert [(step["status"], step["actor"], step["reason"], step["shopper_visible"])
+            for step in audit["history"][3:]] == [("REFUNDING", "staff:990001", "同意取消", True),
+                                                  ("REFUNDED", "wechatpay", f"refund {refund_no}: 3998 fen", True)]
     assert simulator.wechatpay_order(str(order["order_no"]))["refunded_fen"] == 3998
     platform.wait_until_consumed("order-cancelled", "product")
     platform.wait_until_consumed("order-refunded", "member")

@@ -60,7 +60,8 @@ def test_a_buy_now_order_is_six_statements_in_one_transaction_and_is_answered_as
     # claim the key, the order, its lines, its history, order-created, the key's response
     assert sent == ["INSERT idempotency_keys", "INSERT orders", "INSERT order_lines", "INSERT order_transitions",
                     "INSERT outbox", "UPDATE idempotency_keys"]
-    assert order_message(order) == order_message(service.get_order(pg_uow(), user_id=1, order_id=order.id or 0))
+    assert order_message(order, staff=True) == order_message(service.get_order(pg_uow(), user_id=1,
+                                                                               order_id=order.id or 0), staff=True)
 
 
 def test_a_cart_order_costs_the_same_statements_for_one_line_or_three(

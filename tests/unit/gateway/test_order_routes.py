@@ -20,7 +20,8 @@ ORDER = order_pb2.Order(
                               detail="文三路1号"),
     amounts=order_pb2.Amounts(items_total_fen=3998, level_discount_fen=199, payable_fen=3799),
     pay_deadline=AT, created_at=AT, history=[order_pb2.Transition(status="PENDING_PAYMENT", at=AT, actor="user:42",
-                                                                   reason="placed")])
+                                                                   reason="placed", shopper_visible=True,
+                                                                   shopper_reason="placed")])
 
 
 @pytest.fixture
@@ -206,3 +207,92 @@ def test_an_order_with_nothing_to_ship_has_no_waybill(client: FlaskClient, clien
     response = client.get("/api/v1/admin/orders/5/waybill", headers=bearer(roles="admin", user_id=1))
     assert (response.status_code, response.get_json()["error"]["code"]) == (409, "ORDER_STATE_CONFLICT")
     assert "13800138000" not in response.get_data(as_text=True)
+
+
+def a_refunding_order() -> order_pb2.Order:
+    """ORDER cancelled by its shopper, approved by staff with their words, its refund stuck and closed by staff."""
+    order = order_pb2.Order()
+    order.CopyFrom(ORDER)
+    order.status = "REFUNDING"
+    order.history.extend([
+        order_pb2.Transition(status="CANCEL_REQUESTED", at=AT, actor="user:42", reason="拍错了", shopper_visible=True,
+                             shopper_reason="拍错了"),
+        order_pb2.Transition(status="REFUNDING", at=AT, actor="staff:7", reason="同意,客户来电",
+                             shopper_visible=True, shopper_reason="cancellation approved"),
+        order_pb2.Transition(status="REFUNDING", at=AT, actor="wechatpay", reason="refund RF1 ABNORMAL at WeChat Pay"),
+        order_pb2.Transition(status="REFUNDING", at=AT, actor="staff:1", reason="refund RF1 closed: 卡已注销")])
+    return order
+
+
+def test_my_order_shows_every_status_change_with_what_i_am_told_and_no_staff_note(client: FlaskClient, clients,
+                                                                                  auth) -> None:
+    clients.order.GetOrder.reply = a_refunding_order()
+
+    body = client.get("/api/v1/orders/5", headers=auth).get_json()
+
+    assert [(step["status"], step["actor"], step["reason"]) for step in body["history"]] == [
+        ("PENDING_PAYMENT", "user:42", "placed"), ("CANCEL_REQUESTED", "user:42", "拍错了"),
+        ("REFUNDING", "staff:7", "cancellation approved")]
+    assert set(body["history"][0]) == {"status", "at", "actor", "reason"}
+
+
+def test_a_step_the_order_service_does_not_mark_for_the_shopper_is_not_shown_to_them(client: FlaskClient, clients,
+                                                                                      auth) -> None:
+    mine = order_pb2.ListOrdersResponse(orders=[a_refunding_order()], total=1)
+    del mine.orders[0].history[:]
+    mine.orders[0].history.add(status="REFUNDING", at=AT, actor="staff:7", reason="内部备注")  # no audience: staff's
+    clients.order.ListOrders.reply = mine
+
+    body = client.get("/api/v1/orders", headers=auth).get_json()
+
+    assert (body["total"], body["items"][0]["history"]) == (1, [])
+
+
+def test_the_admin_view_shows_every_step_with_its_actor_reason_and_what_the_shopper_is_told(
+        client: FlaskClient, clients, bearer) -> None:
+    clients.order.GetOrder.reply = a_refunding_order()
+
+    body = client.get("/api/v1/admin/orders/5", headers=bearer(roles="customer_service", user_id=7)).get_json()
+
+    assert [(step["status"], step["actor"], step["reason"], step["shopper_visible"], step["shopper_reason"])
+            for step in body["history"]] == [
+        ("PENDING_PAYMENT", "user:42", "placed", True, "placed"), ("CANCEL_REQUESTED", "user:42", "拍错了", True, "拍错了"),
+        ("REFUNDING", "staff:7", "同意,客户来电", True, "cancellation approved"),
+        ("REFUNDING", "wechatpay", "refund RF1 ABNORMAL at WeChat Pay", False, ""),
+        ("REFUNDING", "staff:1", "refund RF1 closed: 卡已注销", False, "")]
+
+
+def test_every_staff_answer_with_an_order_is_the_admin_view(client: FlaskClient, clients, bearer) -> None:
+    staff = bearer(roles="admin", user_id=1)
+    for rpc in ("SearchOrders", "ShipOrder", "ReviewCancellation", "CloseRefund"):
+        getattr(clients.order, rpc).reply = (order_pb2.ListOrdersResponse(orders=[a_refunding_order()], total=1)
+                                             if rpc == "SearchOrders" else a_refunding_order())
+
+    answers = [client.get("/api/v1/admin/orders", headers=staff).get_json()["items"][0],
+               client.post("/api/v1/admin/orders/5/ship", json={"carrier": "SF", "tracking_no": "A1"},
+                           headers=staff).get_json(),
+               client.post("/api/v1/admin/orders/5/cancel-review", json={"approve": True}, headers=staff).get_json(),
+               client.post("/api/v1/admin/refunds/RF2026112912000000000012345678/close", json={"reason": "卡已注销"},
+                           headers=staff).get_json()]
+
+    assert [(answer["history"][-1]["reason"], answer["history"][-1]["shopper_visible"]) for answer in answers] == [
+        ("refund RF1 closed: 卡已注销", False)] * 4
+
+
+def test_the_openapi_document_gives_shoppers_their_steps_and_staff_every_step_with_its_audience(
+        client: FlaskClient) -> None:
+    spec = client.get("/openapi.json").get_json()
+    schemas = spec["components"]["schemas"]
+
+    def history_item(path: str, method: str = "get") -> str:
+        reply = spec["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+        return schemas[reply.rsplit("/", 1)[1]]["properties"]["history"]["items"]["$ref"].rsplit("/", 1)[1]
+
+    assert {history_item("/api/v1/orders/{order_id}"), history_item("/api/v1/orders/{order_id}/cancel", "post")} == {
+        "StepOut"}
+    assert {history_item("/api/v1/admin/orders/{order_id}"),
+            history_item("/api/v1/admin/orders/{order_id}/cancel-review", "post"),
+            history_item("/api/v1/admin/refunds/{refund_no}/close", "post")} == {"StaffStepOut"}
+    assert set(schemas["StepOut"]["properties"]) == {"status", "at", "actor", "reason"}
+    assert {"shopper_visible", "shopper_reason"} <= set(schemas["StaffStepOut"]["properties"])
+    assert "staff only" in schemas["StaffStepOut"]["properties"]["shopper_visible"]["description"]

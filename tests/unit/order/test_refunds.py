@@ -78,8 +78,8 @@ def test_paid_shares_split_the_discounted_goods_over_the_lines_and_add_up_exactl
 def test_a_whole_order_wechat_refund_reserves_everything_and_ends_once_on_success(
         shop: Shop, payments: FakeRefundPayments) -> None:
     order = paid_order(shop)
-    order.apply("request_cancel", actor="user:1", now=NOW)
-    order.apply("approve_cancel", actor="staff:9", now=NOW)
+    order.apply("request_cancel", actor="user:1", now=NOW, shopper_reason="")
+    order.apply("approve_cancel", actor="staff:9", now=NOW, shopper_reason="")
 
     refund = start(shop, payments, order, source="cancel")
 

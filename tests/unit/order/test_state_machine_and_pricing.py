@@ -35,8 +35,8 @@ def test_a_new_order_awaits_payment_until_its_deadline_with_the_placement_in_its
 
 def test_every_transition_is_recorded_with_actor_time_and_reason() -> None:
     order = an_order()
-    order.apply("pay", actor="wechatpay", now=NOW + timedelta(minutes=1), reason="wechat")
-    order.apply("ship", actor="staff:7", now=NOW + timedelta(hours=1))
+    order.apply("pay", actor="wechatpay", now=NOW + timedelta(minutes=1), reason="wechat", shopper_reason="wechat")
+    order.apply("ship", actor="staff:7", now=NOW + timedelta(hours=1), shopper_reason="")
     assert order.status == "SHIPPED"
     assert [(step.status, step.actor, step.at) for step in order.history[1:]] == [
         ("PAID", "wechatpay", NOW + timedelta(minutes=1)), ("SHIPPED", "staff:7", NOW + timedelta(hours=1))]
@@ -47,7 +47,7 @@ def test_an_action_the_table_lacks_is_a_409_naming_the_current_state(status: Ord
     order = an_order()
     order.status = status.value
     with pytest.raises(Conflict) as refused:
-        order.apply("pay", actor="wechatpay", now=NOW)
+        order.apply("pay", actor="wechatpay", now=NOW, shopper_reason="")
     assert refused.value.kind is ErrorKind.CONFLICT
     assert refused.value.details == {"status": status.value, "action": "pay"}
     assert order.status == status.value and len(order.history) == 1
