@@ -195,8 +195,9 @@ class DecisionIn(Body):
 @operation(summary="Approve or reject an after-sales case", tag="admin-after-sales", roles=DECIDERS, body=DecisionIn,
            responses={200: CaseOut},
            description="409 AFTER_SALE_STATE_CONFLICT (details.status) unless REQUESTED; a RETURN_SHIPPED case "
-                       "(what came back is not the goods as sold: nothing restocked or refunded) and a REFUND_FAILED "
-                       "one may be rejected (closed).")
+                       "(what came back is not the goods as sold: nothing restocked or refunded) and a refund-only "
+                       "REFUND_FAILED one may be rejected (closed). A return whose goods were received is never "
+                       "rejected (409 AFTER_SALE_GOODS_RECEIVED): retry its refund instead.")
 def decide(case_id: int, body: DecisionIn) -> CaseOut:
     return CaseOut.from_proto(service(AfterSaleServiceStub).DecideAfterSale(after_sale_pb2.DecideAfterSaleRequest(
         id=case_id, approve=body.approve, reason=body.reason or body.note)))

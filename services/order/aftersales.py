@@ -11,7 +11,8 @@ images. Its own table-driven state machine, every step in its history (actor, ti
     AWAITING_RETURN --ship_return--> RETURN_SHIPPED (the shopper's carrier and tracking number)
     RETURN_SHIPPED --receive--> REFUNDING (order-returned: the product service restocks the units)
     RETURN_SHIPPED --reject--> REJECTED (what came back is not the goods, or not as sold: no restock, no refund)
-    REFUNDING --refunded--> REFUNDED | --refund_failed--> REFUND_FAILED --retry--> REFUNDING (or --reject-->)
+    REFUNDING --refunded--> REFUNDED | --refund_failed--> REFUND_FAILED --retry--> REFUNDING (or --reject-->,
+                                                   refund-only cases: a return's goods are back, so only its refund ends it)
     REFUNDING --refund_abnormal--> REFUND_ABNORMAL --refunded--> REFUNDED | --refund_resumed--> REFUNDING
                                                    | --refund_failed--> REFUND_FAILED (the refund was closed)
     REQUESTED | AWAITING_RETURN --withdraw--> WITHDRAWN (the shopper changed their mind)
@@ -102,7 +103,7 @@ CASE_TRANSITIONS: dict[tuple[CaseStatus, str], CaseStatus] = {
     (C.REFUND_ABNORMAL, "refund_resumed"): C.REFUNDING,
     (C.REFUND_ABNORMAL, "refund_failed"): C.REFUND_FAILED,
     (C.REFUND_FAILED, "retry"): C.REFUNDING,
-    (C.REFUND_FAILED, "reject"): C.REJECTED,  # staff give up on it: the lines are free again
+    (C.REFUND_FAILED, "reject"): C.REJECTED,  # staff give up on it: the lines are free again (not a return's)
     (C.REQUESTED, "withdraw"): C.WITHDRAWN,    # the shopper's, before goods or money moved
     (C.AWAITING_RETURN, "withdraw"): C.WITHDRAWN,
 }
@@ -152,12 +153,21 @@ class AfterSale:
     def is_open(self) -> bool:
         return CaseStatus(self.status) not in CLOSED
 
+    @property
+    def goods_received(self) -> bool:
+        """A return whose goods staff received (and order-returned restocked): past RETURN_SHIPPED, only the
+        refund ends it; rejecting would keep both the goods and the money, and free the line for another return."""
+        return self.type == "return_refund" and any(step.status == C.REFUNDING for step in self.history)
+
     def apply(self, action: str, *, actor: str, now: datetime, reason: str = "") -> None:
         """Move along the case's state machine, recording the step; Conflict (with the current status) if not allowed."""
         target = CASE_TRANSITIONS.get((CaseStatus(self.status), action))
         if target is None:
             raise Conflict("AFTER_SALE_STATE_CONFLICT", f"an after-sales case in {self.status} cannot "
                            f"{action.replace('_', ' ')}", details={"status": self.status, "action": action})
+        if target == C.REJECTED and self.goods_received:
+            raise Conflict("AFTER_SALE_GOODS_RECEIVED", "the returned goods were received: this case cannot be "
+                           "rejected, only its refund retried", details={"status": self.status, "action": action})
         self.status, self.updated_at = target.value, now
         self.history.append(CaseStep(status=target.value, actor=actor, at=now, reason=reason))
         if target in CLOSED:

@@ -335,6 +335,31 @@ def test_a_return_whose_parcel_holds_the_wrong_goods_is_rejected_with_no_restock
     assert order.lines[0].refunded_quantity == 0 and not rejected.is_open
 
 
+def test_a_received_return_whose_refund_failed_cannot_be_rejected_only_retried(shop: Shop) -> None:
+    order = delivered(shop, (101, 1))
+    line = order.lines[0].id or 0
+    case = ask(shop, order, {line: 1}, kind="return_refund")
+    uow = lambda: shop.uow  # noqa: E731
+    aftersales.decide(uow, FakeRefunder(), case_id=case.id, approve=True, reason="send it", actor="staff:8")
+    aftersales.submit_return_shipment(shop.uow, user_id=1, case_id=case.id, carrier="SF", tracking_no="R1")
+    failed = aftersales.receive_return(uow, FakeRefunder(settle=False), case_id=case.id, note="", actor="staff:9")
+    assert failed.status == "REFUND_FAILED"
+
+    with pytest.raises(Conflict) as kept:
+        aftersales.decide(uow, FakeRefunder(), case_id=case.id, approve=False, reason="keep it", actor="staff:8")
+
+    assert (kept.value.code, kept.value.details) == ("AFTER_SALE_GOODS_RECEIVED",
+                                                     {"status": "REFUND_FAILED", "action": "reject"})
+    with pytest.raises(Conflict) as busy:  # the line stays with this case: no second return of the same goods
+        ask(shop, order, {line: 1}, kind="return_refund")
+    assert busy.value.code == "AFTER_SALE_LINE_OPEN"
+    refunder = FakeRefunder()
+    done = aftersales.retry_refund(uow, refunder, case_id=case.id, actor="staff:8")
+    assert (done.status, refunder.calls) == ("REFUNDED", [{"order_id": order.id, "lines": [(line, 1, 1999)],
+                                                           "source": f"after_sale:{case.id}"}])
+    assert [e.event_type for e in shop.uow.published].count("order-returned") == 1
+
+
 def test_the_shopper_withdraws_a_requested_case_in_its_history_and_the_line_takes_a_new_case(shop: Shop) -> None:
     order = delivered(shop, (101, 1))
     case = ask(shop, order, {order.lines[0].id: 1})
