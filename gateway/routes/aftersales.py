@@ -135,7 +135,10 @@ class ReturnShipmentIn(Body):
 
 @bp.post("/after-sales/<id:case_id>/return-shipment")
 @operation(summary="Tell the shop how I sent the goods back (an approved return)", tag="after-sales",
-           body=ReturnShipmentIn, responses={200: CaseOut})
+           body=ReturnShipmentIn, responses={200: CaseOut},
+           description="Only while AWAITING_RETURN: within ORDER_RETURN_SHIP_DAYS (7) of approval, after which the "
+                       "case is closed (WITHDRAWN by system, its lines free; nothing refunded) and this is 409 "
+                       "AFTER_SALE_STATE_CONFLICT with details.status.")
 def return_shipment(case_id: int, body: ReturnShipmentIn) -> CaseOut:
     return CaseOut.from_proto(service(AfterSaleServiceStub).SubmitReturnShipment(
         after_sale_pb2.SubmitReturnShipmentRequest(id=case_id, carrier=body.carrier, tracking_no=body.tracking_no)))

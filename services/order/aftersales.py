@@ -16,6 +16,8 @@ images. Its own table-driven state machine, every step in its history (actor, ti
     REFUNDING --refund_abnormal--> REFUND_ABNORMAL --refunded--> REFUNDED | --refund_resumed--> REFUNDING
                                                    | --refund_failed--> REFUND_FAILED (the refund was closed)
     REQUESTED | AWAITING_RETURN --withdraw--> WITHDRAWN (the shopper changed their mind)
+    AWAITING_RETURN --return_expired--> WITHDRAWN (the goods were not sent back within `return_ship_days`: the
+                                        return-expiry job, actor "system"; nothing was restocked or refunded)
 
 REFUND_ABNORMAL: WeChat Pay could not pay the refund back (the shopper's card was cancelled, say); its amount
 stays reserved, since the merchant may still complete it at WeChat Pay. Staff fix it there and retry (the
@@ -69,6 +71,7 @@ from services.order.service import check_parcel, event_line
 from services.order.uow import CaseSearch, OrderUnitOfWork
 
 DEFAULT_AFTER_SALE_DAYS = 7
+DEFAULT_RETURN_SHIP_DAYS = 7
 MAX_IMAGES = formats.MAX_REVIEW_IMAGES
 TYPES = ("refund_only", "return_refund")
 SOURCE = "after_sale"
@@ -106,6 +109,7 @@ CASE_TRANSITIONS: dict[tuple[CaseStatus, str], CaseStatus] = {
     (C.REFUND_FAILED, "reject"): C.REJECTED,  # staff give up on it: the lines are free again (not a return's)
     (C.REQUESTED, "withdraw"): C.WITHDRAWN,    # the shopper's, before goods or money moved
     (C.AWAITING_RETURN, "withdraw"): C.WITHDRAWN,
+    (C.AWAITING_RETURN, "return_expired"): C.WITHDRAWN,  # never sent back: the line must not stay locked for good
 }
 
 
@@ -213,6 +217,7 @@ class EngineRefunder:
 @dataclass(frozen=True)
 class AfterSaleSettings:
     after_sale_days: int = DEFAULT_AFTER_SALE_DAYS
+    return_ship_days: int = DEFAULT_RETURN_SHIP_DAYS  # an approved return not sent back by then is closed
 
 
 Uow = Callable[[], OrderUnitOfWork]
@@ -368,6 +373,23 @@ def decide(uow: Uow, refunder: Refunder, *, case_id: int, approve: bool, reason:
         case.apply(action, actor=actor, now=now, reason=plain(reason, 255))
     case = _step(uow(), case_id, decision)
     return _refund(uow, refunder, case, actor=actor, now=now) if case.status == C.REFUNDING else case
+
+
+def expire_returns(uow: OrderUnitOfWork, settings: AfterSaleSettings, *, now: datetime | None = None,
+                   batch: int = 100) -> int:
+    """Close up to `batch` cases AWAITING_RETURN for `return_ship_days` (the shopper never sent the goods back),
+    in one transaction: WITHDRAWN by "system", their lines free; nothing was restocked or refunded, so nothing is.
+    Replicas skip the cases another holds (FOR UPDATE SKIP LOCKED), and one the shopper shipped meanwhile is no
+    longer AWAITING_RETURN under its lock."""
+    now = now or utcnow()
+    days = settings.return_ship_days
+    with uow:
+        cases = uow.after_sales.lock_awaiting_return_before(now - timedelta(days=days), batch)
+        for case in cases:
+            case.apply("return_expired", actor="system", now=now,
+                       reason=f"the goods were not sent back within {days} days of approval")
+        uow.commit()
+    return len(cases)
 
 
 def receive_return(uow: Uow, refunder: Refunder, *, case_id: int, note: str, actor: str,

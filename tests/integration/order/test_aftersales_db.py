@@ -145,6 +145,26 @@ def test_a_withdrawal_racing_the_approval_ends_in_exactly_one_of_them(pg_uow: Ca
     assert [step.status for step in read.history] == ["REQUESTED", read.status]
 
 
+def test_the_return_expiry_closes_overdue_returns_and_skips_a_case_another_replica_holds(
+        pg_uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    refunder = aftersales.EngineRefunder(None, FakeMembers())
+    held, free = (ask(pg_uow, shipped(pg_uow, order_no)).id or 0 for order_no in ("AS-X1", "AS-X2"))
+    for case_id in (held, free):
+        aftersales.decide(pg_uow, refunder, case_id=case_id, approve=True, reason="send it", actor="staff:8",
+                          now=NOW + timedelta(days=2))
+    due = NOW + timedelta(days=9)
+    with pg_uow() as other:  # another replica is closing (or the shopper is shipping) this one
+        other.after_sales.get(held, lock=True)
+        assert aftersales.expire_returns(pg_uow(), AfterSaleSettings(return_ship_days=7), now=due) == 1
+
+    assert aftersales.expire_returns(pg_uow(), AfterSaleSettings(return_ship_days=7), now=due) == 1
+    assert aftersales.expire_returns(pg_uow(), AfterSaleSettings(return_ship_days=7), now=due) == 0
+    for case_id in (held, free):
+        read = aftersales.get_case(pg_uow(), user_id=None, case_id=case_id)
+        assert (read.status, [line.open for line in read.lines], read.history[-1].actor) == (
+            "WITHDRAWN", [False], "system")
+
+
 def test_returned_units_a_category_coupon_paid_for_entirely_store_a_0_fen_refund_and_end_refunded(
         uow: Callable[[], SqlOrderUnitOfWork]) -> None:
     # The cups (2 x 3000) carry the whole 6000 coupon of their category: their paid share is 0 fen.

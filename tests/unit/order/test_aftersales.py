@@ -360,6 +360,32 @@ def test_a_received_return_whose_refund_failed_cannot_be_rejected_only_retried(s
     assert [e.event_type for e in shop.uow.published].count("order-returned") == 1
 
 
+def test_a_return_not_sent_back_within_the_return_days_is_closed_by_the_system_and_frees_its_line(
+        shop: Shop) -> None:
+    order = delivered(shop, (101, 1), (102, 1))
+    first, second = (line.id or 0 for line in order.lines)
+    uow = lambda: shop.uow  # noqa: E731
+    approved_at = NOW + timedelta(days=4)
+    late, sent = (ask(shop, order, {line: 1}, kind="return_refund") for line in (first, second))
+    for case in (late, sent):
+        aftersales.decide(uow, FakeRefunder(), case_id=case.id, approve=True, reason="send it", actor="staff:8",
+                          now=approved_at)
+    aftersales.submit_return_shipment(shop.uow, user_id=1, case_id=sent.id, carrier="SF", tracking_no="R1",
+                                      now=approved_at + timedelta(days=1))
+    settings = AfterSaleSettings(return_ship_days=7)
+    assert aftersales.expire_returns(shop.uow, settings, now=approved_at + timedelta(days=7, seconds=-1)) == 0
+
+    assert aftersales.expire_returns(shop.uow, settings, now=approved_at + timedelta(days=7)) == 1
+
+    closed = aftersales.get_case(shop.uow, user_id=None, case_id=late.id)
+    assert (closed.status, closed.is_open, closed.history[-1].actor, closed.history[-1].reason) == (
+        "WITHDRAWN", False, "system", "the goods were not sent back within 7 days of approval")
+    assert aftersales.get_case(shop.uow, user_id=None, case_id=sent.id).status == "RETURN_SHIPPED"
+    assert (order.refunded_fen, [line.refunded_quantity for line in order.lines]) == (0, [0, 0])
+    assert [e.event_type for e in shop.uow.published if e.event_type in ("order-returned", "order-refunded")] == []
+    assert ask(shop, order, {first: 1}, kind="return_refund").status == "REQUESTED"
+
+
 def test_the_shopper_withdraws_a_requested_case_in_its_history_and_the_line_takes_a_new_case(shop: Shop) -> None:
     order = delivered(shop, (101, 1))
     case = ask(shop, order, {order.lines[0].id: 1})
