@@ -224,7 +224,8 @@ def receive(case_id: int, body: ReceiveIn) -> CaseOut:
            responses={200: CaseOut},
            description="REFUND_FAILED: a new refund. REFUNDING, or REFUND_ABNORMAL (WeChat Pay could not pay it "
                        "back; complete it at WeChat Pay first): the case's refund is asked about again under its "
-                       "number, no second refund. 409 AFTER_SALE_STATE_CONFLICT otherwise; 503 "
+                       "number, no second refund; a REFUNDING case whose refund never started (interrupted after the "
+                       "approval) starts it under that number, once. 409 AFTER_SALE_STATE_CONFLICT otherwise; 503 "
                        "PAYMENT_CHANNEL_UNAVAILABLE when WeChat Pay gives no usable answer (details.channel_code: "
                        "its refusal's code, if any): nothing is changed, try again.")
 def retry_refund(case_id: int) -> CaseOut:

@@ -30,12 +30,15 @@ class FakeRefunder:
     fail: DomainError | None = None
     calls: list[dict] = field(default_factory=list)
     asked_again: list[str] = field(default_factory=list)
+    numbers: set[str] = field(default_factory=set)  # the numbers it started refunds under (given, and its own)
 
     def start(self, uow: OrderUnitOfWork, *, order_id: int, lines: list[CaseLine], reason: str, actor: str,
-              source: str, now: datetime) -> str:
+              source: str, now: datetime, refund_no: str = "") -> str:
         if self.fail is not None:
             raise self.fail
+        self.numbers.add(refund_no)
         refund_no = f"RF{len(self.calls) + 1}"
+        self.numbers.add(refund_no)
         self.calls.append({"order_id": order_id, "lines": [(line.line_id, line.quantity, line.amount_fen)
                                                            for line in lines], "source": source})
         if self.settle is not None:
@@ -48,6 +51,9 @@ class FakeRefunder:
 
     def again(self, uow: OrderUnitOfWork, *, refund_no: str, actor: str, now: datetime) -> None:
         self.asked_again.append(refund_no)
+
+    def started(self, uow: OrderUnitOfWork, *, refund_no: str) -> bool:
+        return refund_no in self.numbers
 
 
 def delivered(shop: Shop, *items: tuple[int, int], user_id: int = 1, key: str = "paid") -> Order:
