@@ -422,6 +422,10 @@ class FakeAfterSaleRepository:
     def for_order(self, order_id: int) -> list[AfterSale]:
         return [case for case in self.cases if case.order_id == order_id]
 
+    def lock_awaiting_return_before(self, before: datetime, limit: int) -> list[AfterSale]:
+        due = [case for case in self.cases if case.status == "AWAITING_RETURN" and case.updated_at <= before]
+        return sorted(due, key=lambda case: case.updated_at)[:limit]
+
     def search(self, search: CaseSearch) -> tuple[list[AfterSale], int]:
         found = [case for case in self.cases
                  if all(not wanted or getattr(case, name) == wanted for name, wanted in (

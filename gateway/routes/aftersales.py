@@ -135,7 +135,10 @@ class ReturnShipmentIn(Body):
 
 @bp.post("/after-sales/<id:case_id>/return-shipment")
 @operation(summary="Tell the shop how I sent the goods back (an approved return)", tag="after-sales",
-           body=ReturnShipmentIn, responses={200: CaseOut})
+           body=ReturnShipmentIn, responses={200: CaseOut},
+           description="Only while AWAITING_RETURN: within ORDER_RETURN_SHIP_DAYS (7) of approval, after which the "
+                       "case is closed (WITHDRAWN by system, its lines free; nothing refunded) and this is 409 "
+                       "AFTER_SALE_STATE_CONFLICT with details.status.")
 def return_shipment(case_id: int, body: ReturnShipmentIn) -> CaseOut:
     return CaseOut.from_proto(service(AfterSaleServiceStub).SubmitReturnShipment(
         after_sale_pb2.SubmitReturnShipmentRequest(id=case_id, carrier=body.carrier, tracking_no=body.tracking_no)))
@@ -195,8 +198,9 @@ class DecisionIn(Body):
 @operation(summary="Approve or reject an after-sales case", tag="admin-after-sales", roles=DECIDERS, body=DecisionIn,
            responses={200: CaseOut},
            description="409 AFTER_SALE_STATE_CONFLICT (details.status) unless REQUESTED; a RETURN_SHIPPED case "
-                       "(what came back is not the goods as sold: nothing restocked or refunded) and a REFUND_FAILED "
-                       "one may be rejected (closed).")
+                       "(what came back is not the goods as sold: nothing restocked or refunded) and a refund-only "
+                       "REFUND_FAILED one may be rejected (closed). A return whose goods were received is never "
+                       "rejected (409 AFTER_SALE_GOODS_RECEIVED): retry its refund instead.")
 def decide(case_id: int, body: DecisionIn) -> CaseOut:
     return CaseOut.from_proto(service(AfterSaleServiceStub).DecideAfterSale(after_sale_pb2.DecideAfterSaleRequest(
         id=case_id, approve=body.approve, reason=body.reason or body.note)))
@@ -220,7 +224,8 @@ def receive(case_id: int, body: ReceiveIn) -> CaseOut:
            responses={200: CaseOut},
            description="REFUND_FAILED: a new refund. REFUNDING, or REFUND_ABNORMAL (WeChat Pay could not pay it "
                        "back; complete it at WeChat Pay first): the case's refund is asked about again under its "
-                       "number, no second refund. 409 AFTER_SALE_STATE_CONFLICT otherwise; 503 "
+                       "number, no second refund; a REFUNDING case whose refund never started (interrupted after the "
+                       "approval) starts it under that number, once. 409 AFTER_SALE_STATE_CONFLICT otherwise; 503 "
                        "PAYMENT_CHANNEL_UNAVAILABLE when WeChat Pay gives no usable answer (details.channel_code: "
                        "its refusal's code, if any): nothing is changed, try again.")
 def retry_refund(case_id: int) -> CaseOut:

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 
 def batches(what: str, step: Callable[[], int], interval_seconds: float) -> Callable[[threading.Event], None]:
-    """A scheduler over the orders table: every interval, run `step` (one batch, one transaction) until it runs dry.
+    """A scheduler over a table (orders, after-sales cases): every interval, run `step` (one batch, one transaction) until it runs dry.
 
     Durable because it is driven by the orders table itself; replicas each run it and skip the rows
     another holds (FOR UPDATE SKIP LOCKED), so no order is handled twice.
@@ -63,6 +63,12 @@ def auto_confirm(uow: Callable[[], OrderUnitOfWork], settings: Callable[[], serv
     """O3: confirm receipt of orders shipped `auto_confirm_days` ago (the settings in force at each scan)."""
     return batches("auto-confirm", lambda: service.auto_confirm_orders(uow(), settings(), batch=BATCH),
                    interval_seconds)
+
+
+def return_expiry(uow: Callable[[], OrderUnitOfWork], settings: aftersales.AfterSaleSettings,
+                  interval_seconds: float) -> Callable[[threading.Event], None]:
+    """O4: close approved returns the shopper did not send back within `return_ship_days` (their lines freed)."""
+    return batches("return expiry", lambda: aftersales.expire_returns(uow(), settings, batch=BATCH), interval_seconds)
 
 
 def payment_reconciliation(uow: Callable[[], OrderUnitOfWork], wechat: WechatPay,
@@ -134,6 +140,7 @@ def build_app(base: ServiceSettings) -> ServiceApp:
                              settings.orders, wechat, refund_payments)
     jobs = {"payment-timeout": payment_timeout(uow, wechat, settings.timeout_scan_seconds),
             "auto-confirm": auto_confirm(uow, lambda: servicer.settings, settings.auto_confirm_scan_seconds),
+            "return-expiry": return_expiry(uow, settings.after_sales, settings.auto_confirm_scan_seconds),
             "refund-reconciliation": refund_reconciliation(uow, refund_payments, members,
                                                            settings.refund_reconcile_seconds,
                                                            settings.refund_settle_seconds),

@@ -11,10 +11,13 @@ images. Its own table-driven state machine, every step in its history (actor, ti
     AWAITING_RETURN --ship_return--> RETURN_SHIPPED (the shopper's carrier and tracking number)
     RETURN_SHIPPED --receive--> REFUNDING (order-returned: the product service restocks the units)
     RETURN_SHIPPED --reject--> REJECTED (what came back is not the goods, or not as sold: no restock, no refund)
-    REFUNDING --refunded--> REFUNDED | --refund_failed--> REFUND_FAILED --retry--> REFUNDING (or --reject-->)
+    REFUNDING --refunded--> REFUNDED | --refund_failed--> REFUND_FAILED --retry--> REFUNDING (or --reject-->,
+                                                   refund-only cases: a return's goods are back, so only its refund ends it)
     REFUNDING --refund_abnormal--> REFUND_ABNORMAL --refunded--> REFUNDED | --refund_resumed--> REFUNDING
                                                    | --refund_failed--> REFUND_FAILED (the refund was closed)
     REQUESTED | AWAITING_RETURN --withdraw--> WITHDRAWN (the shopper changed their mind)
+    AWAITING_RETURN --return_expired--> WITHDRAWN (the goods were not sent back within `return_ship_days`: the
+                                        return-expiry job, actor "system"; nothing was restocked or refunded)
 
 REFUND_ABNORMAL: WeChat Pay could not pay the refund back (the shopper's card was cancelled, say); its amount
 stays reserved, since the merchant may still complete it at WeChat Pay. Staff fix it there and retry (the
@@ -31,7 +34,10 @@ goods part of the payable amount (freight is not refunded by after-sales) split 
 `domain.paid_shares` (a category coupon lowers only its own lines); within a line, units are worth share x
 units / quantity, floored, and the line's last units take what is left, so refunding everything returns
 exactly the goods paid.
-The refund runs through the refund engine (`Refunder`, source "after_sale:<id>"); when it settles, the
+The refund runs through the refund engine (`Refunder`, source "after_sale:<id>") under a number the case records
+in the transaction that makes it REFUNDING (`_number_refund`), so a refund interrupted before it started (the
+process died after that commit) is started by a retry under that number, and never twice (the engine starts one
+refund per number under the order's row lock). When it settles, the
 engine's SETTLED_LISTENERS["after_sale"] (`refund_settled`) moves the case to REFUNDED (or REFUND_FAILED, or
 REFUND_ABNORMAL while WeChat Pay holds an ABNORMAL refund). Units paid 0 fen get a 0-fen refund that settles at
 once without a channel: the case goes REFUNDED with `refunds.NOTHING_PAID` in its history.
@@ -68,6 +74,7 @@ from services.order.service import check_parcel, event_line
 from services.order.uow import CaseSearch, OrderUnitOfWork
 
 DEFAULT_AFTER_SALE_DAYS = 7
+DEFAULT_RETURN_SHIP_DAYS = 7
 MAX_IMAGES = formats.MAX_REVIEW_IMAGES
 TYPES = ("refund_only", "return_refund")
 SOURCE = "after_sale"
@@ -102,9 +109,10 @@ CASE_TRANSITIONS: dict[tuple[CaseStatus, str], CaseStatus] = {
     (C.REFUND_ABNORMAL, "refund_resumed"): C.REFUNDING,
     (C.REFUND_ABNORMAL, "refund_failed"): C.REFUND_FAILED,
     (C.REFUND_FAILED, "retry"): C.REFUNDING,
-    (C.REFUND_FAILED, "reject"): C.REJECTED,  # staff give up on it: the lines are free again
+    (C.REFUND_FAILED, "reject"): C.REJECTED,  # staff give up on it: the lines are free again (not a return's)
     (C.REQUESTED, "withdraw"): C.WITHDRAWN,    # the shopper's, before goods or money moved
     (C.AWAITING_RETURN, "withdraw"): C.WITHDRAWN,
+    (C.AWAITING_RETURN, "return_expired"): C.WITHDRAWN,  # never sent back: the line must not stay locked for good
 }
 
 
@@ -152,12 +160,21 @@ class AfterSale:
     def is_open(self) -> bool:
         return CaseStatus(self.status) not in CLOSED
 
+    @property
+    def goods_received(self) -> bool:
+        """A return whose goods staff received (and order-returned restocked): past RETURN_SHIPPED, only the
+        refund ends it; rejecting would keep both the goods and the money, and free the line for another return."""
+        return self.type == "return_refund" and any(step.status == C.REFUNDING for step in self.history)
+
     def apply(self, action: str, *, actor: str, now: datetime, reason: str = "") -> None:
         """Move along the case's state machine, recording the step; Conflict (with the current status) if not allowed."""
         target = CASE_TRANSITIONS.get((CaseStatus(self.status), action))
         if target is None:
             raise Conflict("AFTER_SALE_STATE_CONFLICT", f"an after-sales case in {self.status} cannot "
                            f"{action.replace('_', ' ')}", details={"status": self.status, "action": action})
+        if target == C.REJECTED and self.goods_received:
+            raise Conflict("AFTER_SALE_GOODS_RECEIVED", "the returned goods were received: this case cannot be "
+                           "rejected, only its refund retried", details={"status": self.status, "action": action})
         self.status, self.updated_at = target.value, now
         self.history.append(CaseStep(status=target.value, actor=actor, at=now, reason=reason))
         if target in CLOSED:
@@ -175,11 +192,15 @@ class Refunder(Protocol):
     """The refund engine (services.order.refunds) as after-sales uses it."""
 
     def start(self, uow: OrderUnitOfWork, *, order_id: int, lines: list[CaseLine], reason: str, actor: str,
-              source: str, now: datetime) -> str:
-        """Start a refund of some units of an order's lines: its number; DomainError when it cannot start."""
+              source: str, now: datetime, refund_no: str) -> str:
+        """Start refund `refund_no` of some units of an order's lines (one already started under that number is
+        not started again): its number; DomainError when it cannot start."""
 
     def again(self, uow: OrderUnitOfWork, *, refund_no: str, actor: str, now: datetime) -> None:
         """Ask the channel again about a PENDING or ABNORMAL refund, by its number (no new refund)."""
+
+    def started(self, uow: OrderUnitOfWork, *, refund_no: str) -> bool:
+        """Whether a refund under this number exists (started, whatever its status since)."""
 
 
 @dataclass(frozen=True)
@@ -190,19 +211,26 @@ class EngineRefunder:
     members: Members
 
     def start(self, uow: OrderUnitOfWork, *, order_id: int, lines: list[CaseLine], reason: str, actor: str,
-              source: str, now: datetime) -> str:
+              source: str, now: datetime, refund_no: str) -> str:
         items = [RefundItem(line_id=line.line_id, quantity=line.quantity, amount_fen=line.amount_fen)
                  for line in lines]
         return refunds.start_refund(uow, self.payments, self.members, order_id=order_id, items=items, reason=reason,
-                                    actor=actor, source=source, now=now).refund_no
+                                    actor=actor, source=source, now=now, refund_no=refund_no).refund_no
 
     def again(self, uow: OrderUnitOfWork, *, refund_no: str, actor: str, now: datetime) -> None:
         refunds.retry_refund(uow, self.payments, self.members, refund_no=refund_no, actor=actor, now=now)
+
+    def started(self, uow: OrderUnitOfWork, *, refund_no: str) -> bool:
+        with uow:
+            found = uow.refunds.get(refund_no) is not None
+            uow.commit()
+        return found
 
 
 @dataclass(frozen=True)
 class AfterSaleSettings:
     after_sale_days: int = DEFAULT_AFTER_SALE_DAYS
+    return_ship_days: int = DEFAULT_RETURN_SHIP_DAYS  # an approved return not sent back by then is closed
 
 
 Uow = Callable[[], OrderUnitOfWork]
@@ -356,8 +384,27 @@ def decide(uow: Uow, refunder: Refunder, *, case_id: int, approve: bool, reason:
     def decision(_: OrderUnitOfWork, case: AfterSale) -> None:
         action = "reject" if not approve else "approve_refund" if case.type == "refund_only" else "approve_return"
         case.apply(action, actor=actor, now=now, reason=plain(reason, 255))
+        if case.status == C.REFUNDING:
+            _number_refund(case, now)
     case = _step(uow(), case_id, decision)
     return _refund(uow, refunder, case, actor=actor, now=now) if case.status == C.REFUNDING else case
+
+
+def expire_returns(uow: OrderUnitOfWork, settings: AfterSaleSettings, *, now: datetime | None = None,
+                   batch: int = 100) -> int:
+    """Close up to `batch` cases AWAITING_RETURN for `return_ship_days` (the shopper never sent the goods back),
+    in one transaction: WITHDRAWN by "system", their lines free; nothing was restocked or refunded, so nothing is.
+    Replicas skip the cases another holds (FOR UPDATE SKIP LOCKED), and one the shopper shipped meanwhile is no
+    longer AWAITING_RETURN under its lock."""
+    now = now or utcnow()
+    days = settings.return_ship_days
+    with uow:
+        cases = uow.after_sales.lock_awaiting_return_before(now - timedelta(days=days), batch)
+        for case in cases:
+            case.apply("return_expired", actor="system", now=now,
+                       reason=f"the goods were not sent back within {days} days of approval")
+        uow.commit()
+    return len(cases)
 
 
 def receive_return(uow: Uow, refunder: Refunder, *, case_id: int, note: str, actor: str,
@@ -367,6 +414,7 @@ def receive_return(uow: Uow, refunder: Refunder, *, case_id: int, note: str, act
 
     def receive(tx: OrderUnitOfWork, case: AfterSale) -> None:
         case.apply("receive", actor=actor, now=now, reason=plain(note, 255) or "goods received")
+        _number_refund(case, now)
         order = tx.orders.get(case.order_id)
         assert order is not None  # a case's order is never deleted
         units = {line.line_id: line.quantity for line in case.lines}
@@ -379,14 +427,29 @@ def receive_return(uow: Uow, refunder: Refunder, *, case_id: int, note: str, act
 
 def retry_refund(uow: Uow, refunder: Refunder, *, case_id: int, actor: str, now: datetime | None = None) -> AfterSale:
     """Staff push a stuck refund: REFUND_FAILED starts a new one; REFUNDING and REFUND_ABNORMAL ask the channel
-    again about the case's refund, under its number (an ABNORMAL one once fixed at WeChat Pay)."""
+    again about the case's refund, under its number (an ABNORMAL one once fixed at WeChat Pay). A REFUNDING case
+    whose refund never started (the process died, or an unexpected error hit, between approval and refund)
+    starts it now under the number it was approved with, so it is never started twice."""
     now = now or utcnow()
     case = get_case(uow(), user_id=None, case_id=case_id)
     if case.status in (C.REFUNDING, C.REFUND_ABNORMAL) and case.refund_no:
+        if case.status == C.REFUNDING and not refunder.started(uow(), refund_no=case.refund_no):
+            return _refund(uow, refunder, case, actor=actor, now=now)
         refunder.again(uow(), refund_no=case.refund_no, actor=actor, now=now)  # a settlement tells the case
         return get_case(uow(), user_id=None, case_id=case_id)
-    case = _step(uow(), case_id, lambda _, case: case.apply("retry", actor=actor, now=now, reason="refund again"))
+
+    def again(_: OrderUnitOfWork, case: AfterSale) -> None:
+        case.apply("retry", actor=actor, now=now, reason="refund again")
+        _number_refund(case, now)
+    case = _step(uow(), case_id, again)
     return _refund(uow, refunder, case, actor=actor, now=now)
+
+
+def _number_refund(case: AfterSale, now: datetime) -> None:
+    """Give the refund a case is about to start its number, in the transaction that makes the case REFUNDING:
+    committed before the refund starts, so whoever starts it (this request, or a retry after it died) starts
+    that one refund (refunds.start_refund is idempotent by number), never a second."""
+    case.refund_no = "RF" + new_order_no(now)
 
 
 def _refund(uow: Uow, refunder: Refunder, case: AfterSale, *, actor: str, now: datetime) -> AfterSale:
@@ -397,7 +460,7 @@ def _refund(uow: Uow, refunder: Refunder, case: AfterSale, *, actor: str, now: d
     assert case.id is not None
     try:
         refund_no = refunder.start(uow(), order_id=case.order_id, lines=case.lines, reason=case.reason, actor=actor,
-                             source=f"{SOURCE}:{case.id}", now=now)
+                                   source=f"{SOURCE}:{case.id}", now=now, refund_no=case.refund_no)
     except DomainError as exc:
         why = f"{exc.code}: {exc.message}"[:255]
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields, replace
 from services.common.config import ConfigError, Env, ServiceSettings
 from services.common.runtime_config import RuntimeConfig, Tunable
 from services.common.wechatpay import WechatPaySettings
-from services.order.aftersales import DEFAULT_AFTER_SALE_DAYS, AfterSaleSettings
+from services.order.aftersales import DEFAULT_AFTER_SALE_DAYS, DEFAULT_RETURN_SHIP_DAYS, AfterSaleSettings
 from services.order.domain import (
     DEFAULT_AUTO_CONFIRM_DAYS,
     DEFAULT_PAY_MINUTES,
@@ -23,6 +23,7 @@ from services.order.service import WALLET_SETTLE_SECONDS, OrderSettings
 # as it ships, its after-sales days running out while the parcel travels; a year bounds the date sums.
 AUTO_CONFIRM_DAYS = (1, 60)
 AFTER_SALE_DAYS = (0, 365)
+RETURN_SHIP_DAYS = (1, 60)  # 0 would close an approved return before the shopper could post it
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,8 @@ class OrderServiceSettings:
     unknown are asked about), ORDER_WALLET_SETTLE_SECONDS (30: wallet payments unknown this long are asked about;
     more than the call deadline), ORDER_GRPC_TIMEOUT_MS (5000) for calls to other services,
     ORDER_AUTO_CONFIRM_DAYS (10; 1 to 60) after shipping, ORDER_AUTO_CONFIRM_SCAN_SECONDS (60),
-    ORDER_AFTER_SALE_DAYS (7; 0 to 365) after delivery,
+    ORDER_AFTER_SALE_DAYS (7; 0 to 365) after delivery, ORDER_RETURN_SHIP_DAYS (7; 1 to 60: an approved return
+    not sent back by then is closed, scanned every ORDER_AUTO_CONFIRM_SCAN_SECONDS),
     and the WECHATPAY_* settings of services.common.wechatpay."""
 
     base: ServiceSettings
@@ -71,8 +73,10 @@ class OrderServiceSettings:
             raise ConfigError(f"ORDER_WALLET_SETTLE_SECONDS ({wallet_settle_seconds}) must be longer than "
                               f"ORDER_GRPC_TIMEOUT_MS ({grpc_timeout_ms} ms)")
         return cls(base=base, orders=orders,
-                   after_sales=AfterSaleSettings(after_sale_days=_bounded(env, "ORDER_AFTER_SALE_DAYS",
-                                                                          DEFAULT_AFTER_SALE_DAYS, *AFTER_SALE_DAYS)),
+                   after_sales=AfterSaleSettings(
+                       after_sale_days=_bounded(env, "ORDER_AFTER_SALE_DAYS", DEFAULT_AFTER_SALE_DAYS, *AFTER_SALE_DAYS),
+                       return_ship_days=_bounded(env, "ORDER_RETURN_SHIP_DAYS", DEFAULT_RETURN_SHIP_DAYS,
+                                                 *RETURN_SHIP_DAYS)),
                    wechatpay=WechatPaySettings.from_env(base.environment, environ),
                    timeout_scan_seconds=env.float("ORDER_TIMEOUT_SCAN_SECONDS", 10.0),
                    auto_confirm_scan_seconds=env.float("ORDER_AUTO_CONFIRM_SCAN_SECONDS", 60.0),

@@ -432,6 +432,14 @@ class SqlAfterSaleRepository:
             query = query.with_for_update()
         return self.session.execute(query).scalar_one_or_none()
 
+    def lock_awaiting_return_before(self, before: datetime, limit: int) -> list[AfterSale]:
+        # updated_at is when the case was approved: nothing else changes an AWAITING_RETURN case.
+        query = (select(AfterSale).where(after_sales.c.status == "AWAITING_RETURN", after_sales.c.updated_at <= before)
+                 .order_by(after_sales.c.updated_at).limit(limit))
+        if self.session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        return list(self.session.execute(query).scalars())
+
     def for_order(self, order_id: int) -> list[AfterSale]:
         return list(self.session.execute(select(AfterSale).where(after_sales.c.order_id == order_id)
                                          .order_by(after_sales.c.id)).scalars())

@@ -139,13 +139,22 @@ def refund_not_found() -> NotFound:
 # -- starting ------------------------------------------------------------------------------------
 
 def start_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members: Members, *, order_id: int,
-                 items: list[RefundItem], reason: str, actor: str, source: str, now: datetime | None = None) -> Refund:
-    """Reserve the amount, record the refund PENDING, and ask the original channel to pay it back."""
+                 items: list[RefundItem], reason: str, actor: str, source: str, now: datetime | None = None,
+                 refund_no: str = "") -> Refund:
+    """Reserve the amount, record the refund PENDING, and ask the original channel to pay it back.
+
+    `refund_no`: a number the caller recorded beforehand (after-sales, on its case): a refund already started
+    under it is returned as it is (the order's row lock orders the check), so starting again never refunds twice.
+    """
     now = now or utcnow()
     with uow:
         order = uow.orders.get(order_id, lock=True)
         if order is None:
             raise order_not_found()
+        started = uow.refunds.get(refund_no) if refund_no else None
+        if started is not None:
+            uow.commit()
+            return started
         if order.paid_at is None or order.status not in REFUNDABLE_STATES:
             raise Conflict("ORDER_STATE_CONFLICT", f"an order in {order.status} cannot be refunded",
                            details={"status": order.status, "action": "refund"})
@@ -160,7 +169,7 @@ def start_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members:
             raise Conflict("REFUND_EXCEEDS_PAID", "this refund would return more than was paid for the order or line",
                            details={"payable_fen": order.payable_fen, "refunded_fen": order.refunded_fen,
                                     "amount_fen": amount})
-        refund = Refund(refund_no="RF" + new_order_no(now), order_id=order_id, source=source[:64],
+        refund = Refund(refund_no=refund_no or "RF" + new_order_no(now), order_id=order_id, source=source[:64],
                         status=RefundStatus.PENDING.value, amount_fen=amount,
                         channel=order.pay_channel if amount else NO_CHANNEL, reason=reason[:255], actor=actor[:64],
                         created_at=now, updated_at=now, lines=lines)

@@ -85,6 +85,9 @@ class AfterSaleRepository(Protocol):
     def for_order(self, order_id: int) -> list[AfterSale]:
         """Oldest first."""
 
+    def lock_awaiting_return_before(self, before: datetime, limit: int) -> list[AfterSale]:
+        """Cases AWAITING_RETURN since `before` or earlier, oldest first, locked (others' rows skipped)."""
+
     def search(self, search: CaseSearch) -> tuple[list[AfterSale], int]:
         """Newest first, and the total matching."""
 

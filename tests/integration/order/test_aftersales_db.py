@@ -145,6 +145,68 @@ def test_a_withdrawal_racing_the_approval_ends_in_exactly_one_of_them(pg_uow: Ca
     assert [step.status for step in read.history] == ["REQUESTED", read.status]
 
 
+def test_the_return_expiry_closes_overdue_returns_and_skips_a_case_another_replica_holds(
+        pg_uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    refunder = aftersales.EngineRefunder(None, FakeMembers())
+    held, free = (ask(pg_uow, shipped(pg_uow, order_no)).id or 0 for order_no in ("AS-X1", "AS-X2"))
+    for case_id in (held, free):
+        aftersales.decide(pg_uow, refunder, case_id=case_id, approve=True, reason="send it", actor="staff:8",
+                          now=NOW + timedelta(days=2))
+    due = NOW + timedelta(days=9)
+    with pg_uow() as other:  # another replica is closing (or the shopper is shipping) this one
+        other.after_sales.get(held, lock=True)
+        assert aftersales.expire_returns(pg_uow(), AfterSaleSettings(return_ship_days=7), now=due) == 1
+
+    assert aftersales.expire_returns(pg_uow(), AfterSaleSettings(return_ship_days=7), now=due) == 1
+    assert aftersales.expire_returns(pg_uow(), AfterSaleSettings(return_ship_days=7), now=due) == 0
+    for case_id in (held, free):
+        read = aftersales.get_case(pg_uow(), user_id=None, case_id=case_id)
+        assert (read.status, [line.open for line in read.lines], read.history[-1].actor) == (
+            "WITHDRAWN", [False], "system")
+
+
+class DiesBeforeRefunding:
+    """The process dies (or an unexpected error hits) after the case went REFUNDING, before its refund started."""
+
+    def start(self, uow: SqlOrderUnitOfWork, **_: object) -> str:
+        raise RuntimeError("killed")
+
+
+def test_a_case_whose_refund_never_started_is_refunded_once_by_retries_racing_each_other(
+        pg_uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    order_id = shipped(pg_uow, "AS-R1")
+    case_id = ask(pg_uow, order_id).id or 0
+    members = FakeMembers()
+    engine = aftersales.EngineRefunder(None, members)
+    aftersales.decide(pg_uow, engine, case_id=case_id, approve=True, reason="send it", actor="staff:8")
+    aftersales.submit_return_shipment(pg_uow(), user_id=ALICE, case_id=case_id, carrier="SF", tracking_no="R1")
+    with pytest.raises(RuntimeError):
+        aftersales.receive_return(pg_uow, DiesBeforeRefunding(), case_id=case_id, note="", actor="staff:9")
+    stuck = aftersales.get_case(pg_uow(), user_id=None, case_id=case_id)
+    assert stuck.status == "REFUNDING"
+
+    def retry() -> str:
+        try:
+            return aftersales.retry_refund(pg_uow, engine, case_id=case_id, actor="staff:8").status
+        except Conflict as exc:
+            return exc.code
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        outcomes = [future.result() for future in [pool.submit(retry), pool.submit(retry)]]
+
+    done = aftersales.get_case(pg_uow(), user_id=None, case_id=case_id)
+    with pg_uow() as tx:
+        refunds = [(r.refund_no, r.amount_fen, r.status) for r in tx.refunds.for_order(order_id)]
+        refunded_fen = tx.orders.get(order_id).refunded_fen
+    assert "REFUNDED" in outcomes and done.status == "REFUNDED"
+    assert refunds == [(stuck.refund_no, 1000, "SUCCESS")] and done.refund_no == stuck.refund_no
+    assert (refunded_fen, members.balance_refunds) == (1000, {stuck.refund_no: 1000})
+    again = engine.start(pg_uow(), order_id=order_id, lines=stuck.lines, reason="x", actor="staff:8",
+                         source=f"after_sale:{case_id}", now=NOW + timedelta(days=3), refund_no=stuck.refund_no)
+    with pg_uow() as tx:
+        assert (again, len(tx.refunds.for_order(order_id)), tx.orders.get(order_id).refunded_fen) == (
+            stuck.refund_no, 1, 1000)
+
+
 def test_returned_units_a_category_coupon_paid_for_entirely_store_a_0_fen_refund_and_end_refunded(
         uow: Callable[[], SqlOrderUnitOfWork]) -> None:
     # The cups (2 x 3000) carry the whole 6000 coupon of their category: their paid share is 0 fen.

@@ -30,12 +30,15 @@ class FakeRefunder:
     fail: DomainError | None = None
     calls: list[dict] = field(default_factory=list)
     asked_again: list[str] = field(default_factory=list)
+    numbers: set[str] = field(default_factory=set)  # the numbers it started refunds under (given, and its own)
 
     def start(self, uow: OrderUnitOfWork, *, order_id: int, lines: list[CaseLine], reason: str, actor: str,
-              source: str, now: datetime) -> str:
+              source: str, now: datetime, refund_no: str = "") -> str:
         if self.fail is not None:
             raise self.fail
+        self.numbers.add(refund_no)
         refund_no = f"RF{len(self.calls) + 1}"
+        self.numbers.add(refund_no)
         self.calls.append({"order_id": order_id, "lines": [(line.line_id, line.quantity, line.amount_fen)
                                                            for line in lines], "source": source})
         if self.settle is not None:
@@ -48,6 +51,9 @@ class FakeRefunder:
 
     def again(self, uow: OrderUnitOfWork, *, refund_no: str, actor: str, now: datetime) -> None:
         self.asked_again.append(refund_no)
+
+    def started(self, uow: OrderUnitOfWork, *, refund_no: str) -> bool:
+        return refund_no in self.numbers
 
 
 def delivered(shop: Shop, *items: tuple[int, int], user_id: int = 1, key: str = "paid") -> Order:
@@ -333,6 +339,57 @@ def test_a_return_whose_parcel_holds_the_wrong_goods_is_rejected_with_no_restock
         ("RETURN_SHIPPED", "SF R1"), ("REJECTED", "an empty box came back")]
     assert refunder.calls == [] and [e for e in shop.uow.published if e.event_type == "order-returned"] == []
     assert order.lines[0].refunded_quantity == 0 and not rejected.is_open
+
+
+def test_a_received_return_whose_refund_failed_cannot_be_rejected_only_retried(shop: Shop) -> None:
+    order = delivered(shop, (101, 1))
+    line = order.lines[0].id or 0
+    case = ask(shop, order, {line: 1}, kind="return_refund")
+    uow = lambda: shop.uow  # noqa: E731
+    aftersales.decide(uow, FakeRefunder(), case_id=case.id, approve=True, reason="send it", actor="staff:8")
+    aftersales.submit_return_shipment(shop.uow, user_id=1, case_id=case.id, carrier="SF", tracking_no="R1")
+    failed = aftersales.receive_return(uow, FakeRefunder(settle=False), case_id=case.id, note="", actor="staff:9")
+    assert failed.status == "REFUND_FAILED"
+
+    with pytest.raises(Conflict) as kept:
+        aftersales.decide(uow, FakeRefunder(), case_id=case.id, approve=False, reason="keep it", actor="staff:8")
+
+    assert (kept.value.code, kept.value.details) == ("AFTER_SALE_GOODS_RECEIVED",
+                                                     {"status": "REFUND_FAILED", "action": "reject"})
+    with pytest.raises(Conflict) as busy:  # the line stays with this case: no second return of the same goods
+        ask(shop, order, {line: 1}, kind="return_refund")
+    assert busy.value.code == "AFTER_SALE_LINE_OPEN"
+    refunder = FakeRefunder()
+    done = aftersales.retry_refund(uow, refunder, case_id=case.id, actor="staff:8")
+    assert (done.status, refunder.calls) == ("REFUNDED", [{"order_id": order.id, "lines": [(line, 1, 1999)],
+                                                           "source": f"after_sale:{case.id}"}])
+    assert [e.event_type for e in shop.uow.published].count("order-returned") == 1
+
+
+def test_a_return_not_sent_back_within_the_return_days_is_closed_by_the_system_and_frees_its_line(
+        shop: Shop) -> None:
+    order = delivered(shop, (101, 1), (102, 1))
+    first, second = (line.id or 0 for line in order.lines)
+    uow = lambda: shop.uow  # noqa: E731
+    approved_at = NOW + timedelta(days=4)
+    late, sent = (ask(shop, order, {line: 1}, kind="return_refund") for line in (first, second))
+    for case in (late, sent):
+        aftersales.decide(uow, FakeRefunder(), case_id=case.id, approve=True, reason="send it", actor="staff:8",
+                          now=approved_at)
+    aftersales.submit_return_shipment(shop.uow, user_id=1, case_id=sent.id, carrier="SF", tracking_no="R1",
+                                      now=approved_at + timedelta(days=1))
+    settings = AfterSaleSettings(return_ship_days=7)
+    assert aftersales.expire_returns(shop.uow, settings, now=approved_at + timedelta(days=7, seconds=-1)) == 0
+
+    assert aftersales.expire_returns(shop.uow, settings, now=approved_at + timedelta(days=7)) == 1
+
+    closed = aftersales.get_case(shop.uow, user_id=None, case_id=late.id)
+    assert (closed.status, closed.is_open, closed.history[-1].actor, closed.history[-1].reason) == (
+        "WITHDRAWN", False, "system", "the goods were not sent back within 7 days of approval")
+    assert aftersales.get_case(shop.uow, user_id=None, case_id=sent.id).status == "RETURN_SHIPPED"
+    assert (order.refunded_fen, [line.refunded_quantity for line in order.lines]) == (0, [0, 0])
+    assert [e.event_type for e in shop.uow.published if e.event_type in ("order-returned", "order-refunded")] == []
+    assert ask(shop, order, {first: 1}, kind="return_refund").status == "REQUESTED"
 
 
 def test_the_shopper_withdraws_a_requested_case_in_its_history_and_the_line_takes_a_new_case(shop: Shop) -> None:
