@@ -49,7 +49,7 @@ def test_an_operator_queues_an_export_and_gets_the_job(client: FlaskClient, bear
         "finished_at": None, "file_url": None})
 
 
-@pytest.mark.parametrize("change", [{"kind": "orders"}, {"format": "pdf"}, {"from": "20261120"}])
+@pytest.mark.parametrize("change", [{"kind": "payroll"}, {"format": "pdf"}, {"from": "20261120"}])
 def test_an_export_of_an_unknown_kind_format_or_malformed_day_is_refused(client: FlaskClient, bearer, clients,
                                                                          change: dict[str, str]) -> None:
     response = client.post("/api/v1/admin/reports", json={**BODY, **change}, headers=bearer(roles="admin"))
