@@ -1,9 +1,9 @@
 """Exports (A3): a report's rows by kind, CSV and XLSX written row by row, report jobs and their runner, backups.
 
 Memory stays bounded whatever the size: rows come from iterators (raw events in keyset pages,
-each read in a short transaction of its own), CSV is written as they come and XLSX through openpyxl's write-only workbook, which
-streams each sheet to a temporary file. A file is written as `<name>.part` and renamed when
-complete, so a download never sees half a file.
+each read in a short transaction of its own), CSV is written as they come and XLSX through
+openpyxl's write-only workbook, which streams each sheet to a temporary file. A file is written
+as `<name>.part` and renamed when complete, so a download never sees half a file.
 """
 
 from __future__ import annotations
