@@ -1,4 +1,4 @@
-"""Admin API (staff): exports of the analytics reports as CSV or XLSX files, made by a background job."""
+"""Admin API (staff): exports of the analytics reports and ledgers as CSV or XLSX files, made by a background job."""
 
 from __future__ import annotations
 
@@ -24,7 +24,10 @@ ReportFormat = Literal[REPORT_FORMATS]  # type: ignore[valid-type]
 
 class ReportRequest(Body):
     kind: ReportKind = Field(description="daily (figures per day), funnel (per day), retention (cohorts), regions, "
-                                         "preferences (category, brand, price band, top 100 products), events (raw)")
+                                         "preferences (category, brand, price band, top 100 products), events (raw), "
+                                         "orders (one row per order placed: amounts, payment, cancellation, refunds, "
+                                         "state), money (one signed row per payment, refund, recharge, withdrawal); "
+                                         "columns in services/analytics/README.md")
     format: ReportFormat
     from_: str = Field(alias="from", max_length=10, pattern=DAY_PATTERN, description=DAY)
     to: str = Field(max_length=10, pattern=DAY_PATTERN, description=DAY + " (at most 366 days after from)")

@@ -1,9 +1,9 @@
 """Exports (A3): a report's rows by kind, CSV and XLSX written row by row, report jobs and their runner, backups.
 
-Memory stays bounded whatever the size: rows come from iterators (raw events from a server-side
-cursor), CSV is written as they come and XLSX through openpyxl's write-only workbook, which
-streams each sheet to a temporary file. A file is written as `<name>.part` and renamed when
-complete, so a download never sees half a file.
+Memory stays bounded whatever the size: rows come from iterators (raw events in keyset pages,
+each read in a short transaction of its own), CSV is written as they come and XLSX through
+openpyxl's write-only workbook, which streams each sheet to a temporary file. A file is written
+as `<name>.part` and renamed when complete, so a download never sees half a file.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from google.protobuf import json_format
 from openpyxl import Workbook
 from sqlalchemy import Engine, Table, select
 
-from services.analytics import service
+from services.analytics import ledgers, service
 from services.analytics.domain import (
     DONE,
     EXPIRED,
@@ -38,7 +38,6 @@ from services.analytics.domain import (
 from services.analytics.uow import AnalyticsUnitOfWork
 from services.common.db import utcnow
 from services.common.errors import Conflict, InvalidInput, NotFound
-from services.common.events import EVENT_TYPES
 from services.common.formats import REPORT_FORMATS, REPORT_KINDS
 
 log = logging.getLogger(__name__)
@@ -50,7 +49,6 @@ EVENTS_PAGE = 2000               # raw events read at a time
 HEARTBEAT_STALE = timedelta(minutes=5)  # a running job not heard from for this long is taken over by another runner
 REPORT_RETENTION = timedelta(days=7)    # default of ANALYTICS_REPORT_RETENTION_DAYS: a done report's file is kept this long
 EXPIRY_EVERY = timedelta(minutes=10)    # how often the runner looks for reports to expire
-MESSAGE_TYPES = {name: message_type for message_type, name in EVENT_TYPES.items()}
 
 Progress = Callable[[int], None]  # rows written so far
 
@@ -127,9 +125,21 @@ def _events(uow: AnalyticsUnitOfWork, period: Period) -> Report:
     return Report(("event_id", "event_type", "date", "occurred_at", "aggregate_id", "payload"), expected, rows())
 
 
+def _orders(uow: AnalyticsUnitOfWork, period: Period) -> Report:
+    with uow:
+        expected = uow.rollups.ledger_event_count(period, ledgers.ORDER_CREATED)
+    return Report(ledgers.ORDER_COLUMNS, expected, ledgers.order_rows(uow, period))
+
+
+def _money(uow: AnalyticsUnitOfWork, period: Period) -> Report:
+    with uow:
+        expected = uow.rollups.ledger_event_count(period, ledgers.MONEY_EVENTS)
+    return Report(ledgers.MONEY_COLUMNS, expected, ledgers.money_rows(uow, period))
+
+
 def payload_json(event_type: str, payload: bytes) -> str:
     """An event's payload as compact JSON (protobuf's JSON mapping), or base64 for a type this code does not know."""
-    message_type = MESSAGE_TYPES.get(event_type)
+    message_type = ledgers.MESSAGE_TYPES.get(event_type)
     if message_type is None:
         return base64.b64encode(payload).decode()
     message = message_type.FromString(payload)
@@ -139,7 +149,7 @@ def payload_json(event_type: str, payload: bytes) -> str:
 
 KINDS: dict[str, Callable[[AnalyticsUnitOfWork, Period], Report]] = {
     "daily": _daily, "funnel": _funnel, "retention": _retention, "regions": _regions,
-    "preferences": _preferences, "events": _events,
+    "preferences": _preferences, "events": _events, "orders": _orders, "money": _money,
 }
 assert tuple(KINDS) == REPORT_KINDS
 

@@ -56,6 +56,18 @@ class RollupRepository(Protocol):
     def raw_events(self, period: Period, *, after: tuple[date, str] | None = None, limit: int) -> list[RawEvent]:
         """Up to `limit` raw events of the period's days by (day, event id), those after `after` only."""
 
+    def ledger_event_count(self, period: Period, types: Sequence[str]) -> int:
+        """How many raw events of `types` (some of db.LEDGER_EVENTS) the period's days have."""
+
+    def ledger_events(self, period: Period, types: Sequence[str], *, after: tuple[date, datetime, str] | None = None,
+                      limit: int) -> list[RawEvent]:
+        """Up to `limit` raw events of `types` (some of db.LEDGER_EVENTS) of the period's days by (day, occurred_at,
+        event id), those after `after` only."""
+
+    def order_follow_ups(self, order_nos: Collection[str]) -> list[RawEvent]:
+        """The order-paid, order-cancelled and order-refunded events of these orders (by their aggregate id, the
+        order number), whatever their day, by occurred_at then event id."""
+
 
 class ReportJobRepository(Protocol):
     def add(self, *, kind: str, format: str, period: Period, requested_by: int, now: datetime) -> ReportJob: ...

@@ -13,8 +13,9 @@ PHONE = r"1[3-9][0-9]{9}"            # mainland mobile number; ASCII digits only
 SMS_CODE = r"[0-9]{6}"
 SMS_PURPOSES = ("login", "reset", "bind", "signup")
 MAX_PAGE_VIEWS_PER_BATCH = 50        # POST /track: page views in one batch
-# POST /admin/reports: what an analytics export can be, and the media type of each file format.
-REPORT_KINDS = ("daily", "funnel", "retention", "regions", "preferences", "events")
+# POST /admin/reports: what an analytics export can be (the analytics figures, the raw events, and the order and
+# money ledgers built from them), and the media type of each file format.
+REPORT_KINDS = ("daily", "funnel", "retention", "regions", "preferences", "events", "orders", "money")
 REPORT_CONTENT_TYPES = {"csv": "text/csv; charset=utf-8",
                         "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 REPORT_FORMATS = tuple(REPORT_CONTENT_TYPES)

@@ -1,18 +1,24 @@
-"""Exports on PostgreSQL: two runners never take the same job, and an events export pages through by (day, id)."""
+"""Exports on PostgreSQL: two runners never take the same job, an events export pages through by (day, id), and the
+ledger exports page through their own indexes."""
 
 from __future__ import annotations
 
 import csv
 import functools
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from openpyxl import load_workbook
+from psycopg import sql
+from sqlalchemy import Connection, Engine, event
 
-from services.analytics import reports
+from services.analytics import ledgers, reports
 from services.analytics.db import SqlAnalyticsUnitOfWork
+from services.analytics.domain import Period
 from services.common.db import utcnow
+from tests.fixtures.analytics_ledgers import MONEY, ORDERS, shop
 from tests.fixtures.analytics_stream import D1, D2, stream
 from tests.unit.analytics.conftest import consume
 
@@ -20,8 +26,13 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def uow(service_engine: Callable[[str], Engine]) -> Callable[[], SqlAnalyticsUnitOfWork]:
-    return functools.partial(SqlAnalyticsUnitOfWork, service_engine("analytics"), "analytics")
+def engine(service_engine: Callable[[str], Engine]) -> Engine:
+    return service_engine("analytics")
+
+
+@pytest.fixture
+def uow(engine: Engine) -> Callable[[], SqlAnalyticsUnitOfWork]:
+    return functools.partial(SqlAnalyticsUnitOfWork, engine, "analytics")
 
 
 def test_a_job_claimed_by_one_runner_is_skipped_by_another(uow) -> None:
@@ -50,3 +61,70 @@ def test_an_events_export_job_pages_through_every_event(uow, tmp_path: Path, mon
         rows = list(csv.reader(file))[1:]
     assert (done.status, done.rows) == ("done", len({e.event_id for e in delivered}))
     assert sorted(row[0] for row in rows) == sorted({e.event_id for e in delivered})
+
+
+def read(path: Path) -> list[tuple[object, ...]]:
+    if path.suffix == ".xlsx":
+        sheet = load_workbook(path, read_only=True)["report"]
+        return [tuple(row) for row in sheet.iter_rows(values_only=True)]
+    with path.open(encoding="utf-8-sig", newline="") as file:
+        return [tuple(row) for row in csv.reader(file)]
+
+
+def as_csv(row: tuple[object, ...]) -> tuple[str, ...]:
+    return tuple("" if value is None else str(value) for value in row)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_the_order_and_money_ledgers_export_as_jobs_in_either_format(uow, tmp_path: Path, monkeypatch, fmt) -> None:
+    consume(uow(), shop())  # type: ignore[arg-type]
+    monkeypatch.setattr(ledgers, "PAGE", 2)
+    jobs = {kind: reports.create_report(uow(), kind=kind, format=fmt, from_date=D1.isoformat(),
+                                        to_date=D2.isoformat(), requested_by=1) for kind in ("orders", "money")}
+
+    assert reports.ReportRunner(uow, tmp_path).run_pending() == 2
+
+    done = {kind: reports.get_report(uow(), job.id) for kind, job in jobs.items()}
+    orders, money = (read(tmp_path / done[kind].file_name) for kind in ("orders", "money"))
+    expected_orders, expected_money = (ORDERS, MONEY) if fmt == "xlsx" else (
+        [as_csv(row) for row in ORDERS], [as_csv(row) for row in MONEY])
+    assert [(job.status, job.rows) for job in done.values()] == [("done", len(ORDERS)), ("done", len(MONEY))]
+    assert orders == [ledgers.ORDER_COLUMNS, *expected_orders]
+    assert (money[0], [row[:-1] for row in money[1:]]) == (ledgers.MONEY_COLUMNS, expected_money)
+
+
+def generic_plan(conn: Connection, statement: str, parameters: dict[str, object]) -> str:
+    """The plan of `statement` that knows nothing of its parameters' values: what a statement psycopg prepared (it
+    does after five runs) may get from PostgreSQL's plan cache. Such a plan can use a partial index only when the
+    query's own text shows it stays within the index's condition."""
+    names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", statement)))
+    numbered = re.sub(r"%\((\w+)\)s", lambda found: f"${names.index(found[1]) + 1}", statement)
+    conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+    conn.exec_driver_sql(f"PREPARE ledger_query AS {numbered}")
+    values = ", ".join(sql.Literal(parameters[name]).as_string(conn.connection.driver_connection) for name in names)
+    try:
+        return "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN EXECUTE ledger_query({values})"))
+    finally:
+        conn.exec_driver_sql("DEALLOCATE ledger_query")
+
+
+def test_the_ledger_queries_use_their_partial_indexes(engine, uow) -> None:
+    consume(uow(), shop())  # type: ignore[arg-type]
+    statements: list[tuple[str, object]] = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if "FROM raw_events" in statement and not statement.startswith("EXPLAIN"):
+            statements.append((statement, parameters))
+    event.listen(engine, "before_cursor_execute", keep)
+    try:
+        list(ledgers.order_rows(uow(), Period(D1, D2)))
+        list(ledgers.money_rows(uow(), Period(D1, D2)))
+    finally:
+        event.remove(engine, "before_cursor_execute", keep)
+
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SET enable_seqscan = off")  # a table this small would be read whole anyway
+        plans = [generic_plan(conn, statement, parameters) for statement, parameters in statements]
+    assert len(plans) >= 3
+    assert all("ix_raw_events_ledger" in plan or "ix_raw_events_order_follow_ups" in plan for plan in plans), plans
+    assert any("ix_raw_events_order_follow_ups" in plan for plan in plans)

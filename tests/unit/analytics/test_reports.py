@@ -195,7 +195,7 @@ def test_a_running_job_whose_runner_went_silent_is_taken_over(counted) -> None:
     assert (taken.id, taken.status, taken.attempts) == (job.id, "running", 2)
 
 
-@pytest.mark.parametrize(("kind", "fmt", "code"), [("orders", "csv", "REPORT_KIND_INVALID"),
+@pytest.mark.parametrize(("kind", "fmt", "code"), [("payroll", "csv", "REPORT_KIND_INVALID"),
                                                    ("daily", "pdf", "REPORT_FORMAT_INVALID")])
 def test_unknown_kinds_and_formats_are_refused(uow, kind: str, fmt: str, code: str) -> None:
     with pytest.raises(InvalidInput) as refused:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from flask.testing import FlaskClient
 from google.protobuf.timestamp_pb2 import Timestamp
 from mall.analytics.v1 import analytics_pb2
 
 from services.common.errors import Conflict, NotFound
+from services.common.formats import REPORT_KINDS
 from services.common.grpc_server import to_grpc
 
 BODY = {"kind": "daily", "format": "xlsx", "from": "2026-11-20", "to": "2026-11-21"}
@@ -49,7 +52,7 @@ def test_an_operator_queues_an_export_and_gets_the_job(client: FlaskClient, bear
         "finished_at": None, "file_url": None})
 
 
-@pytest.mark.parametrize("change", [{"kind": "orders"}, {"format": "pdf"}, {"from": "20261120"}])
+@pytest.mark.parametrize("change", [{"kind": "payroll"}, {"format": "pdf"}, {"from": "20261120"}])
 def test_an_export_of_an_unknown_kind_format_or_malformed_day_is_refused(client: FlaskClient, bearer, clients,
                                                                          change: dict[str, str]) -> None:
     response = client.post("/api/v1/admin/reports", json={**BODY, **change}, headers=bearer(roles="admin"))
@@ -114,3 +117,26 @@ def test_the_openapi_document_describes_the_file_as_csv_or_xlsx(client: FlaskCli
 
     assert set(spec["paths"]["/api/v1/admin/reports/{report_id}/file"]["get"]["responses"]["200"]["content"]) == {
         "text/csv; charset=utf-8", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+@pytest.mark.parametrize("kind", ["orders", "money"])
+def test_an_admin_queues_an_export_of_a_ledger(client: FlaskClient, bearer, clients, kind: str) -> None:
+    clients.analytics.CreateReport.reply = analytics_pb2.Report(
+        id=8, kind=kind, format="csv", from_date="2026-11-20", to_date="2026-11-21", status="queued", created_at=CREATED)
+
+    response = client.post("/api/v1/admin/reports", json={**BODY, "kind": kind, "format": "csv"},
+                           headers=bearer(roles="admin"))
+
+    assert clients.analytics.CreateReport.calls[0].message.kind == kind
+    assert (response.status_code, response.get_json()["kind"]) == (202, kind)
+
+
+def test_the_api_document_and_the_dashboard_offer_every_kind_of_report(client: FlaskClient) -> None:
+    spec = client.get("/openapi.json").get_json()
+    dashboard = client.get("/admin/").get_data(as_text=True)
+
+    request = spec["paths"]["/api/v1/admin/reports"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    schema = spec["components"]["schemas"][request["$ref"].rsplit("/", 1)[1]] if "$ref" in request else request
+    select = dashboard[dashboard.index('<select id="export-kind">'):]
+    assert schema["properties"]["kind"]["enum"] == list(REPORT_KINDS)
+    assert re.findall(r'<option value="(\w+)">', select[:select.index("</select>")]) == list(REPORT_KINDS)

@@ -1,0 +1,147 @@
+"""The ledger exports (orders, money) from events fed through the consumer's handlers, on SQLite."""
+
+from __future__ import annotations
+
+import csv
+import functools
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import Engine
+
+from services.analytics import ledgers, reports, service
+from services.analytics.db import SqlAnalyticsUnitOfWork
+from services.analytics.domain import Period
+from tests.fixtures.analytics_ledgers import D3, MONEY, O1, ORDERS, SMALL, created, one, paid, shop
+from tests.fixtures.analytics_stream import D1, D2, at, stream
+from tests.unit.analytics.conftest import consume
+
+PERIOD = Period(D1, D2)
+
+
+@pytest.fixture
+def uow(sqlite_service_engine: Callable[[str], Engine]) -> Callable[[], SqlAnalyticsUnitOfWork]:
+    return functools.partial(SqlAnalyticsUnitOfWork, sqlite_service_engine("analytics"), "analytics")
+
+
+@pytest.fixture(params=[1, 2, 2000], ids=lambda n: f"pages-of-{n}")
+def page(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Read a page at a time of this size: repeats and an order's later events fall on other pages."""
+    monkeypatch.setattr(ledgers, "PAGE", request.param)
+    return request.param
+
+
+def test_each_order_placed_in_the_period_is_one_row_with_its_amounts_and_what_became_of_it(uow, page) -> None:
+    consume(uow(), shop())  # type: ignore[arg-type]
+
+    assert list(ledgers.order_rows(uow(), PERIOD)) == ORDERS
+
+
+def test_each_payment_refund_recharge_and_withdrawal_of_the_period_is_one_signed_row(uow, page) -> None:
+    delivered = shop()
+    consume(uow(), delivered)  # type: ignore[arg-type]
+
+    rows = list(ledgers.money_rows(uow(), PERIOD))
+
+    assert [row[:-1] for row in rows] == MONEY
+    assert {row[-1] for row in rows} <= {e.event_id for e in delivered}  # the event id, to trace a row back
+    assert sum(row[4] for row in rows) == 1_500 + 9_600 + 50_000 + 20_000 - 20_000 - 2_500 - 20_000
+
+
+def test_a_period_lists_only_its_own_days(uow) -> None:
+    consume(uow(), shop())  # type: ignore[arg-type]
+
+    assert [row[1] for row in ledgers.order_rows(uow(), Period(D2, D3))] == ["O3", "O4", "O5"]
+    assert [(row[0], row[2], row[4]) for row in ledgers.money_rows(uow(), Period(D3, D3))] == [
+        ("2026-11-22", "payment", 1_500)]
+
+
+@pytest.mark.parametrize(("refunded_fen", "paid_fen", "is_paid", "is_cancelled", "state"), [
+    (0, 0, False, False, "pending_payment"), (0, 0, False, True, "cancelled"), (0, 9_600, True, False, "paid"),
+    (2_500, 9_600, True, False, "partly_refunded"), (9_600, 9_600, True, False, "refunded"),
+    (0, 9_600, True, True, "cancelled"), (2_500, 9_600, True, True, "cancelled"), (9_600, 9_600, True, True, "refunded"),
+])
+def test_an_orders_state_follows_its_events(refunded_fen: int, paid_fen: int, is_paid: bool, is_cancelled: bool,
+                                            state: str) -> None:
+    assert ledgers.order_state(paid_fen=paid_fen, refunded_fen=refunded_fen, paid=is_paid,
+                               cancelled=is_cancelled) == state
+
+
+def test_the_money_ledgers_totals_per_day_are_the_daily_reports(uow) -> None:
+    # The analytics fixture stream: a payment re-published under a new id, a recharge delivered twice, events out
+    # of order, envelopes dated when they were made (not when the facts happened).
+    consume(uow(), stream())  # type: ignore[arg-type]
+    sums: dict[tuple[str, str], int] = {}
+    for row in ledgers.money_rows(uow(), PERIOD):
+        sums[row[0], row[2]] = sums.get((row[0], row[2]), 0) + row[4]
+
+    overview = service.get_overview(uow(), from_date=D1.isoformat(), to_date=D2.isoformat())
+
+    assert sums == {(day.day.isoformat(), movement): sign * day.figures[figure]
+                    for day in overview.days
+                    for movement, figure, sign in (("payment", "gmv_fen", 1), ("refund", "refund_fen", -1),
+                                                   ("recharge", "recharge_fen", 1), ("withdrawal", "withdrawal_fen", -1))
+                    if day.figures[figure]}
+    assert sums == {("2026-11-20", "payment"): 10_000, ("2026-11-20", "recharge"): 50_000,
+                    ("2026-11-21", "payment"): 35_000, ("2026-11-21", "refund"): -2_500}
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    with path.open(encoding="utf-8-sig", newline="") as file:
+        return list(csv.reader(file))
+
+
+def test_the_orders_export_writes_csv_with_empty_cells_for_what_did_not_happen(uow, tmp_path: Path) -> None:
+    consume(uow(), shop())  # type: ignore[arg-type]
+
+    rows = reports.export(uow(), kind="orders", format="csv", period=PERIOD, path=tmp_path / "orders.csv")
+
+    assert rows == len(ORDERS)
+    assert read_csv(tmp_path / "orders.csv") == [list(ledgers.ORDER_COLUMNS),
+                                                 *([("" if v is None else str(v)) for v in row] for row in ORDERS)]
+
+
+def test_the_money_export_writes_xlsx_with_numbers_as_numbers(uow, tmp_path: Path) -> None:
+    consume(uow(), shop())  # type: ignore[arg-type]
+
+    reports.export(uow(), kind="money", format="xlsx", period=PERIOD, path=tmp_path / "money.xlsx")
+
+    sheet = load_workbook(tmp_path / "money.xlsx", read_only=True)["report"]
+    header, *rows = [tuple(row) for row in sheet.iter_rows(values_only=True)]
+    assert header == ledgers.MONEY_COLUMNS
+    assert [row[:-1] for row in rows] == MONEY
+
+
+def test_a_province_a_spreadsheet_would_run_is_written_as_text(uow, tmp_path: Path) -> None:
+    consume(uow(), [created("O9", 1, at(D1, 9), [one(1, 1_000)], SMALL, province="=HYPERLINK(\"x\")")])  # type: ignore[arg-type]
+
+    reports.export(uow(), kind="orders", format="csv", period=PERIOD, path=tmp_path / "orders.csv")
+
+    assert read_csv(tmp_path / "orders.csv")[1][4] == "'=HYPERLINK(\"x\")"
+
+
+def test_a_job_reports_progress_against_the_ledger_events_of_the_period(uow, tmp_path: Path) -> None:
+    consume(uow(), shop())  # type: ignore[arg-type]
+    job = reports.create_report(uow(), kind="money", format="csv", from_date=D1.isoformat(), to_date=D2.isoformat(),
+                                requested_by=7)
+
+    reports.ReportRunner(uow, tmp_path).run_pending()
+
+    done = reports.get_report(uow(), job.id)
+    assert (done.status, done.rows, done.file_name) == ("done", len(MONEY),
+                                                        f"{job.id}-money-2026-11-20-2026-11-21.csv")
+    with uow() as unit:  # the repeats are read (and counted for the percent), then left out
+        assert unit.rollups.ledger_event_count(PERIOD, ledgers.MONEY_EVENTS) == len(MONEY) + 1
+
+
+
+def test_a_fact_re_published_with_another_day_is_listed_on_the_day_the_daily_report_counts_it(uow) -> None:
+    first = paid("O1", 1, at(D1, 10, 5), O1, "wechat")
+    again = paid("O1", 1, at(D2, 9), O1, "wechat")  # the same payment, dated again by a replaying producer
+    consume(uow(), [first, again])  # type: ignore[arg-type]
+
+    rows = list(ledgers.money_rows(uow(), PERIOD))
+
+    assert [(row[0], row[2], row[4], row[-1]) for row in rows] == [("2026-11-20", "payment", 9_600, first.event_id)]
