@@ -27,10 +27,13 @@ from services.order.wallet_reviews import ReviewStatus, WalletReview
 from services.user.domain import (
     Address,
     IdentityVerification,
+    PhoneChange,
     RefreshToken,
     RoleChange,
     SmsCode,
     User,
+    UserLookup,
+    UserSearch,
     ViewedProduct,
     WechatAccount,
 )
@@ -112,6 +115,17 @@ class FakeUserRepository:
 
     def count(self) -> int:
         return len(self.users)
+
+    def save_phone(self, user: User) -> None:
+        if any(other is not user and other.phone == user.phone for other in self.users):
+            raise Conflict("PHONE_BOUND_ELSEWHERE", "this phone belongs to another account")
+
+    def search(self, search: UserSearch) -> tuple[list[User], int]:
+        found = [user for user in sorted(self.users, key=lambda u: u.id or 0, reverse=True)
+                 if (not search.phone or user.phone == search.phone)
+                 and (not search.user_id or user.id == search.user_id)
+                 and user.nickname.startswith(search.nickname_prefix)]
+        return found[search.offset:search.offset + search.limit], len(found)
 
 
 class FakeSmsCodeRepository:
@@ -220,6 +234,30 @@ class FakeRoleChangeRepository:
         return [change for change in self.changes if change.user_id == user_id]
 
 
+class FakePhoneChangeRepository:
+    def __init__(self) -> None:
+        self.changes: list[PhoneChange] = []
+
+    def add(self, change: PhoneChange) -> None:
+        change.id = len(self.changes) + 1
+        self.changes.append(change)
+
+    def for_user(self, user_id: int) -> list[PhoneChange]:
+        return [change for change in self.changes if change.user_id == user_id]
+
+
+class FakeUserLookupRepository:
+    def __init__(self) -> None:
+        self.lookups: list[UserLookup] = []
+
+    def add(self, lookup: UserLookup) -> None:
+        lookup.id = len(self.lookups) + 1
+        self.lookups.append(lookup)
+
+    def by_actor(self, actor_id: int) -> list[UserLookup]:
+        return [lookup for lookup in self.lookups if lookup.actor_id == actor_id]
+
+
 class FakeHistoryRepository:
     def __init__(self) -> None:
         self.views: dict[tuple[int, int], datetime] = {}  # (user, product) -> latest view
@@ -289,6 +327,8 @@ class FakeUserUnitOfWork(FakeUnitOfWork, UserUnitOfWork):
     addresses: FakeAddressRepository
     identities: FakeIdentityRepository
     role_changes: FakeRoleChangeRepository
+    phone_changes: FakePhoneChangeRepository
+    lookups: FakeUserLookupRepository
     history: FakeHistoryRepository
 
     def __init__(self) -> None:
@@ -300,6 +340,8 @@ class FakeUserUnitOfWork(FakeUnitOfWork, UserUnitOfWork):
         self.addresses = FakeAddressRepository()
         self.identities = FakeIdentityRepository()
         self.role_changes = FakeRoleChangeRepository()
+        self.phone_changes = FakePhoneChangeRepository()
+        self.lookups = FakeUserLookupRepository()
         self.history = FakeHistoryRepository()
 
 

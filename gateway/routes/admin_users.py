@@ -1,7 +1,8 @@
-"""Admin API: staff accounts and their roles (role admin)."""
+"""Admin API: finding users (staff who serve shoppers) and setting staff roles (role admin)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Literal
 
 from flask import Blueprint
@@ -9,13 +10,45 @@ from mall.user.v1 import user_pb2
 from mall.user.v1.user_pb2_grpc import UserServiceStub
 from pydantic import Field
 
-from gateway.api import Body, operation, service
+from gateway.api import Body, Page, PageQuery, operation, service
 from gateway.routes.auth import UserSummary
+from services.common import formats
 from services.common.auth import Role
+from services.common.formats import anchored
 
 bp = Blueprint("admin_users", __name__, url_prefix="/api/v1/admin/users")
 
 RoleName = Literal[tuple(role.value for role in Role)]  # type: ignore[valid-type]
+# Who may look shoppers up: the staff who search their orders (ORDER_STAFF in gateway/routes/orders.py).
+USER_FINDERS = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
+
+
+class UserSearchQuery(PageQuery):
+    phone: str | None = Field(None, pattern=anchored(formats.PHONE), description="exact mobile number")
+    id: int | None = Field(None, ge=1, le=999_999_999_999_999_999, description="the user id")
+    nickname: str | None = Field(None, min_length=1, max_length=32, description="the start of the nickname")
+
+
+class StaffUserOut(UserSummary):
+    """A user as staff find them: the phone masked, the staff roles, when they registered."""
+
+    created_at: datetime
+
+    @classmethod
+    def from_proto(cls, user: user_pb2.User) -> StaffUserOut:
+        return cls(**UserSummary.from_proto(user).model_dump(), created_at=user.created_at.ToDatetime(tzinfo=UTC))
+
+
+@bp.get("")
+@operation(summary="Find users by exact phone, id or nickname prefix, newest first (audited)", tag="admin",
+           roles=USER_FINDERS, query=UserSearchQuery, responses={200: Page[StaffUserOut]},
+           description="Every criterion given must match; at least one is needed (400 USER_SEARCH_EMPTY). Each "
+                       "search is recorded with who asked and the ids it answered (the user service's user_lookups).")
+def search_users(query: UserSearchQuery) -> Page[StaffUserOut]:
+    found = service(UserServiceStub).SearchUsers(user_pb2.SearchUsersRequest(
+        phone=query.phone or "", user_id=query.id or 0, nickname_prefix=query.nickname or "", offset=query.offset,
+        limit=query.page_size))
+    return Page[StaffUserOut].of([StaffUserOut.from_proto(user) for user in found.users], query, found.total)
 
 
 class RolesIn(Body):

@@ -1,4 +1,4 @@
-"""The shopper's own account: profile, password, shipping addresses, real-name verification."""
+"""The shopper's own account: profile, phone, password, shipping addresses, real-name verification."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pydantic import Field
 
 from gateway.api import Body, Page, PageQuery, Reply, operation, service
 from gateway.ratelimit import Limit
-from gateway.routes.auth import Session
+from gateway.routes.auth import LOGIN_LIMITS, Phone, Session
 from gateway.routes.catalog import MyReviewOut
 from services.common import formats
 from services.common.formats import anchored
@@ -80,6 +80,25 @@ def patch_me(body: ProfilePatch) -> ProfileOut:
     if "birthday" in sent:
         request.birthday = body.birthday.isoformat() if body.birthday else ""
     return ProfileOut.from_proto(service(UserServiceStub).UpdateProfile(request))
+
+
+class PhoneBinding(Body):
+    phone: str = Phone
+    code: str = Field(pattern=anchored(formats.SMS_CODE),
+                      description='the 6-digit code of purpose "bind" sent to this phone (POST /auth/sms-codes)')
+
+
+@bp.post("/phone")
+@operation(summary="Bind a phone to my account (a WeChat-first one) with an SMS code of purpose bind", tag="me",
+           body=PhoneBinding, limits=LOGIN_LIMITS, responses={200: ProfileOut},
+           description="Then SMS login and password reset with that phone reach this account. 409 "
+                       "PHONE_BOUND_ELSEWHERE when another account has the phone (accounts are never merged: log in "
+                       "with the phone instead); 409 PHONE_ALREADY_BOUND when my account has another phone (a bound "
+                       "phone cannot be changed); binding the phone I have changes nothing. The code is checked "
+                       "first, as SMS login checks it (400 SMS_CODE_INVALID, SMS_CODE_EXPIRED, SMS_CODE_LOCKED).")
+def bind_phone(body: PhoneBinding) -> ProfileOut:
+    return ProfileOut.from_proto(service(UserServiceStub).BindPhone(
+        user_pb2.BindPhoneRequest(phone=body.phone, code=body.code)))
 
 
 class PasswordChange(Body):

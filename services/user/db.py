@@ -17,6 +17,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
     delete,
     distinct,
@@ -35,10 +36,13 @@ from services.common.uow import SqlUnitOfWork
 from services.user.domain import (
     Address,
     IdentityVerification,
+    PhoneChange,
     RefreshToken,
     RoleChange,
     SmsCode,
     User,
+    UserLookup,
+    UserSearch,
     ViewedProduct,
     WechatAccount,
 )
@@ -59,6 +63,9 @@ users = Table(
     Column("birthday", Date, nullable=True),
     Column("region", String(64), nullable=False, default=""),
 )
+# Staff find users by the start of their nickname: a LIKE 'prefix%' the pattern operator class can serve
+# whatever the database's collation.
+Index("ix_users_nickname", users.c.nickname, postgresql_ops={"nickname": "text_pattern_ops"})
 
 sms_codes = Table(
     "sms_codes", metadata,
@@ -136,6 +143,26 @@ user_role_changes = Table(
     Column("changed_at", UTCDateTime, nullable=False),
 )
 
+user_phone_changes = Table(
+    "user_phone_changes", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("user_id", BigId, ForeignKey("users.id"), nullable=False, index=True),
+    Column("before", String(20), nullable=False),  # masked, "" when there was none
+    Column("after", String(20), nullable=False),   # masked
+    Column("changed_at", UTCDateTime, nullable=False),
+)
+
+user_lookups = Table(
+    "user_lookups", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("actor_id", BigInteger, nullable=False),
+    Column("criteria", String(255), nullable=False),  # phones masked
+    Column("user_ids", Text, nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("looked_up_at", UTCDateTime, nullable=False),
+    Index("ix_user_lookups_actor_at", "actor_id", "looked_up_at"),
+)
+
 browsing_history = Table(
     "browsing_history", metadata,
     Column("user_id", BigId, ForeignKey("users.id"), primary_key=True),
@@ -153,6 +180,8 @@ def _map_classes(mappers: registry) -> None:
     mappers.map_imperatively(Address, addresses)
     mappers.map_imperatively(IdentityVerification, identity_verifications)
     mappers.map_imperatively(RoleChange, user_role_changes)
+    mappers.map_imperatively(PhoneChange, user_phone_changes)
+    mappers.map_imperatively(UserLookup, user_lookups)
 
 
 # Maps the domain classes onto the tables (idempotent): build_app and database tests call it, never an import.
@@ -181,6 +210,26 @@ class SqlUserRepository:
 
     def count(self) -> int:
         return self.session.execute(select(func.count()).select_from(users)).scalar_one()
+
+    def save_phone(self, user: User) -> None:
+        try:
+            self.session.flush()  # the unique index on phone decides between racing writers, now
+        except IntegrityError:  # bound to, or registered by, another account a moment ago
+            raise Conflict("PHONE_BOUND_ELSEWHERE", "this phone belongs to another account",
+                           details={"phone": "bound to another account"}) from None
+
+    def search(self, search: UserSearch) -> tuple[list[User], int]:
+        conditions = []
+        if search.phone:
+            conditions.append(users.c.phone == search.phone)
+        if search.user_id:
+            conditions.append(users.c.id == search.user_id)
+        if search.nickname_prefix:
+            conditions.append(users.c.nickname.startswith(search.nickname_prefix, autoescape=True))
+        total = self.session.execute(select(func.count()).select_from(users).where(*conditions)).scalar_one()
+        found = self.session.execute(select(User).where(*conditions).order_by(users.c.id.desc())
+                                     .offset(search.offset).limit(search.limit)).scalars()
+        return list(found), total
 
 
 class SqlSmsCodeRepository:
@@ -298,6 +347,30 @@ class SqlRoleChangeRepository:
                                          .order_by(user_role_changes.c.id)).scalars())
 
 
+class SqlPhoneChangeRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, change: PhoneChange) -> None:
+        self.session.add(change)
+
+    def for_user(self, user_id: int) -> list[PhoneChange]:
+        return list(self.session.execute(select(PhoneChange).where(user_phone_changes.c.user_id == user_id)
+                                         .order_by(user_phone_changes.c.id)).scalars())
+
+
+class SqlUserLookupRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, lookup: UserLookup) -> None:
+        self.session.add(lookup)
+
+    def by_actor(self, actor_id: int) -> list[UserLookup]:
+        return list(self.session.execute(select(UserLookup).where(user_lookups.c.actor_id == actor_id)
+                                         .order_by(user_lookups.c.id)).scalars())
+
+
 class SqlWechatAccountRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -363,5 +436,7 @@ class SqlUserUnitOfWork(SqlUnitOfWork, UserUnitOfWork):
         self.addresses = SqlAddressRepository(self.session)
         self.identities = SqlIdentityRepository(self.session)
         self.role_changes = SqlRoleChangeRepository(self.session)
+        self.phone_changes = SqlPhoneChangeRepository(self.session)
+        self.lookups = SqlUserLookupRepository(self.session)
         self.history = SqlHistoryRepository(self.session)
         return self

@@ -6,11 +6,12 @@ import hmac
 import math
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 from services.common import formats
-from services.common.errors import DomainError, InvalidInput, RateLimited, Unauthenticated
+from services.common.errors import Conflict, DomainError, InvalidInput, RateLimited, Unauthenticated
+from services.common.logs import mask_phone
 
 SMS_CODE_TTL = timedelta(minutes=5)
 SMS_RESEND_AFTER = timedelta(seconds=60)
@@ -75,6 +76,20 @@ class User:
 
     def grant(self, role: str) -> None:
         self.set_roles(self.role_set | {role})
+
+    def bind_phone(self, phone: str) -> bool:
+        """Give a WeChat-first account its phone; False when it already has this one.
+
+        A bound phone is never replaced: changing it would need proof of the old number too (a
+        lost number is a customer-service case), so it is refused rather than half-checked.
+        """
+        if self.phone == phone:
+            return False
+        if self.phone is not None:
+            raise Conflict("PHONE_ALREADY_BOUND", "this account already has a phone; it cannot be changed here",
+                           details={"phone": "already bound"})
+        self.phone = validate_phone(phone)
+        return True
 
     @classmethod
     def register_wechat(cls, openid: str, now: datetime) -> User:
@@ -411,6 +426,68 @@ class RoleChange:
     before: str
     after: str
     changed_at: datetime
+    id: int | None = None
+
+
+@dataclass(eq=False)
+class PhoneChange:
+    """An audit record: an account's phone changed, by the account itself (numbers kept masked)."""
+
+    user_id: int
+    before: str  # "" when the account had none
+    after: str
+    changed_at: datetime
+    id: int | None = None
+
+    @classmethod
+    def of(cls, user_id: int, before: str | None, after: str, now: datetime) -> PhoneChange:
+        return cls(user_id=user_id, before=mask_phone(before) if before else "", after=mask_phone(after),
+                   changed_at=now)
+
+
+@dataclass(frozen=True)
+class UserSearch:
+    """How staff find a user: every criterion given must match (phone exactly, nickname by its start)."""
+
+    phone: str = ""
+    user_id: int = 0
+    nickname_prefix: str = ""
+    offset: int = 0
+    limit: int = 20
+
+    def validated(self) -> UserSearch:
+        """The search with its nickname prefix stripped; at least one criterion, each well-formed."""
+        if not (self.phone or self.user_id or self.nickname_prefix):
+            raise InvalidInput("USER_SEARCH_EMPTY", "search by phone, id or nickname (a list of everyone is not offered)",
+                               details={"phone": "one of these", "id": "one of these", "nickname": "one of these"})
+        errors: dict[str, object] = {}
+        if self.phone and not formats.PHONE_PATTERN.fullmatch(self.phone):
+            errors["phone"] = "must be an 11-digit mainland mobile number"
+        if self.user_id < 0:
+            errors["id"] = "must be positive"
+        prefix = self.nickname_prefix
+        if prefix:
+            prefix = check_text("nickname", prefix, min_length=1, max_length=NICKNAME_MAX, errors=errors)
+        if errors:
+            raise InvalidInput("USER_SEARCH_INVALID", "some search criteria are invalid", details=errors)
+        return replace(self, nickname_prefix=prefix)
+
+    def described(self) -> str:
+        """The criteria as the lookup audit keeps them: the phone masked."""
+        parts = [f"phone={mask_phone(self.phone)}" if self.phone else "", f"id={self.user_id}" if self.user_id else "",
+                 f"nickname^={self.nickname_prefix}" if self.nickname_prefix else ""]
+        return " ".join(part for part in parts if part)
+
+
+@dataclass(eq=False)
+class UserLookup:
+    """An audit record of a staff search for users: who, when, by what, and which accounts it showed."""
+
+    actor_id: int
+    criteria: str
+    user_ids: str  # the ids answered, comma-separated ("" when none matched)
+    total: int
+    looked_up_at: datetime
     id: int | None = None
 
 

@@ -13,12 +13,25 @@ from services.common.errors import DomainError, ErrorKind, InvalidInput, NotFoun
 from services.common.events import timestamp
 from services.common.logs import mask_phone
 from services.user import service
-from services.user.domain import UNSET, Address, AddressFields, LoginResult, ProfileChanges, User, VerifiedIdentity
+from services.user.domain import (
+    UNSET,
+    Address,
+    AddressFields,
+    LoginResult,
+    ProfileChanges,
+    User,
+    UserSearch,
+    VerifiedIdentity,
+)
 from services.user.identity import IdentityChecker, IdentityVault
 from services.user.passwords import Passwords
 from services.user.sms import SmsSender
 from services.user.tokens import TokenIssuer
 from services.user.uow import UserUnitOfWork
+
+# Staff who find users: those who search orders by user (order service ORDER_STAFF) and admins who set roles.
+USER_FINDERS = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
+MAX_PAGE = 100
 
 
 class UserServicer(user_pb2_grpc.UserServiceServicer):
@@ -163,6 +176,19 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         account = service.wechat_payer(self.uow(), user_id=request.user_id)
         return user_pb2.WechatPayer(appid=account.appid, openid=account.openid) if account else user_pb2.WechatPayer()
 
+    def BindPhone(self, request: user_pb2.BindPhoneRequest, context: grpc.ServicerContext) -> user_pb2.Profile:
+        return _profile(service.bind_phone(self.uow(), self.issuer, user_id=require_caller().user_id,
+                                           phone=request.phone, code=request.code))
+
+    def SearchUsers(self, request: user_pb2.SearchUsersRequest,
+                    context: grpc.ServicerContext) -> user_pb2.SearchUsersResponse:
+        actor = require_caller(*USER_FINDERS)
+        search = UserSearch(phone=request.phone, user_id=request.user_id, nickname_prefix=request.nickname_prefix,
+                            offset=max(request.offset, 0),
+                            limit=min(max(request.limit, 1) if request.limit else 20, MAX_PAGE))
+        found, total = service.search_users(self.uow(), actor_id=actor.user_id, search=search)
+        return user_pb2.SearchUsersResponse(users=[_user(user, user.role_set) for user in found], total=total)
+
     def SetUserRoles(self, request: user_pb2.SetUserRolesRequest, context: grpc.ServicerContext) -> user_pb2.User:
         actor = require_caller(Role.ADMIN)
         user = service.set_roles(self.uow(), actor_id=actor.user_id, user_id=request.user_id, roles=list(request.roles))
@@ -186,7 +212,7 @@ def _parse_date(text: str) -> date:
 
 def _user(user: User, roles: frozenset[str]) -> user_pb2.User:
     return user_pb2.User(id=user.id or 0, phone_masked=_masked(user.phone), nickname=user.nickname,
-                         avatar_url=user.avatar_url, roles=sorted(roles))
+                         avatar_url=user.avatar_url, roles=sorted(roles), created_at=timestamp(user.created_at))
 
 
 def _masked(phone: str | None) -> str:

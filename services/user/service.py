@@ -16,6 +16,7 @@ from services.common.auth import STAFF_ROLES, Role
 from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound, Unauthenticated
 from services.common.events import timestamp
+from services.common.logs import mask_phone
 from services.user.domain import (
     HISTORY_LIMIT,
     MAX_ADDRESSES,
@@ -25,12 +26,15 @@ from services.user.domain import (
     AddressFields,
     IdentityVerification,
     LoginResult,
+    PhoneChange,
     ProfileChanges,
     RefreshToken,
     RefreshTokenRefused,
     RoleChange,
     SmsCode,
     User,
+    UserLookup,
+    UserSearch,
     VerifiedIdentity,
     ViewedProduct,
     WechatAccount,
@@ -176,6 +180,19 @@ def set_roles(uow: UserUnitOfWork, *, actor_id: int, user_id: int, roles: list[s
         _audit_roles(uow, user, actor_id=actor_id, before=before, now=now)
         uow.commit()
     return user
+
+
+def search_users(uow: UserUnitOfWork, *, actor_id: int, search: UserSearch,
+                 now: datetime | None = None) -> tuple[list[User], int]:
+    """Staff find users by exact phone, id or nickname prefix; each search is audited with the ids it showed."""
+    now = now or utcnow()
+    search = search.validated()
+    with uow:
+        found, total = uow.users.search(search)
+        uow.lookups.add(UserLookup(actor_id=actor_id, criteria=search.described(),
+                                   user_ids=",".join(str(user.id) for user in found), total=total, looked_up_at=now))
+        uow.commit()
+    return found, total
 
 
 def _valid_roles(roles: list[str]) -> frozenset[str]:
@@ -368,6 +385,42 @@ def unbind_wechat(uow: UserUnitOfWork, *, user_id: int) -> None:
         WechatAccount.check_can_unbind(user)
         uow.wechat_accounts.remove(account)
         uow.commit()
+
+
+def bind_phone(uow: UserUnitOfWork, issuer: TokenIssuer, *, user_id: int, phone: str, code: str,
+               now: datetime | None = None) -> Profile:
+    """Bind a phone to the user's account (a WeChat-first one, U2), proven by a "bind" code sent to it; audited.
+
+    The code is redeemed first, with the login's rules (single use, five tries, five minutes), so
+    only whoever receives the phone's codes learns whether another account has it. A phone is
+    never moved between accounts, and a bound phone is never replaced (PHONE_ALREADY_BOUND);
+    binding the one the account already has changes nothing. A refusal spends the code, except when
+    the unique index refuses a racing write of the same phone (then nothing at all is kept).
+    """
+    now = now or utcnow()
+    phone = validate_phone(phone)
+    _check_code_format(code)
+    with uow:
+        _redeem_code(uow, issuer, phone=phone, purpose="bind", code=code, now=now)
+        user = _existing_user(uow, user_id, lock=True)
+        before = user.phone
+        holder = uow.users.by_phone(phone)
+        try:
+            if holder is not None and holder.id != user_id:
+                raise Conflict("PHONE_BOUND_ELSEWHERE", "this phone belongs to another account",
+                               details={"phone": "bound to another account"})
+            changed = user.bind_phone(phone)
+        except Conflict:
+            uow.commit()  # the code is spent either way
+            raise
+        if changed:
+            uow.users.save_phone(user)  # a racing registration or binding of the phone: PHONE_BOUND_ELSEWHERE
+            uow.phone_changes.add(PhoneChange.of(user_id, before, phone, now))
+        profile = _profile(uow, user_id)
+        uow.commit()
+    if changed:
+        log.info("user %s bound the phone %s", user_id, mask_phone(phone))
+    return profile
 
 
 def _existing_user(uow: UserUnitOfWork, user_id: int, *, lock: bool = False) -> User:

@@ -9,10 +9,13 @@ from services.common.uow import UnitOfWork
 from services.user.domain import (
     Address,
     IdentityVerification,
+    PhoneChange,
     RefreshToken,
     RoleChange,
     SmsCode,
     User,
+    UserLookup,
+    UserSearch,
     ViewedProduct,
     WechatAccount,
 )
@@ -27,6 +30,12 @@ class UserRepository(Protocol):
     def get(self, user_id: int, *, lock: bool = False) -> User | None: ...
 
     def count(self) -> int: ...
+
+    def save_phone(self, user: User) -> None:
+        """Write the user's new phone now; Conflict PHONE_BOUND_ELSEWHERE if another account took it meanwhile."""
+
+    def search(self, search: UserSearch) -> tuple[list[User], int]:
+        """The page of users matching every criterion of `search`, newest first, and how many match in all."""
 
 
 class SmsCodeRepository(Protocol):
@@ -92,6 +101,20 @@ class RoleChangeRepository(Protocol):
         """Oldest first."""
 
 
+class PhoneChangeRepository(Protocol):
+    def add(self, change: PhoneChange) -> None: ...
+
+    def for_user(self, user_id: int) -> list[PhoneChange]:
+        """Oldest first."""
+
+
+class UserLookupRepository(Protocol):
+    def add(self, lookup: UserLookup) -> None: ...
+
+    def by_actor(self, actor_id: int) -> list[UserLookup]:
+        """Oldest first."""
+
+
 class WechatAccountRepository(Protocol):
     def add(self, account: WechatAccount) -> None:
         """Store a binding; Conflict WECHAT_BOUND_JUST_NOW if that WeChat or that user was bound meanwhile."""
@@ -127,4 +150,6 @@ class UserUnitOfWork(UnitOfWork):
     addresses: AddressRepository
     identities: IdentityRepository
     role_changes: RoleChangeRepository
+    phone_changes: PhoneChangeRepository
+    lookups: UserLookupRepository
     history: HistoryRepository

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, create_engine, select
 
 from services.common.config import ServiceSettings
 from services.common.grpc_server import create_server, from_grpc, registration
-from services.user.db import SqlUserUnitOfWork, start_mappers, user_role_changes, users
+from services.user.db import SqlUserUnitOfWork, start_mappers, user_lookups, user_role_changes, users
 from services.user.domain import User, WechatAccount
 from services.user.grpc_api import UserServicer
 from services.user.identity import FormatOnlyIdentityChecker, IdentityKeys, IdentityVault
@@ -208,3 +208,38 @@ def test_the_wechat_payer_is_the_bound_openid_for_the_user_and_staff_and_not_fou
     with pytest.raises(grpc.RpcError) as refused:
         stub.GetWechatPayer(request, metadata=as_user("bob"))
     assert refused.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_staff_who_serve_shoppers_find_users_masked_and_the_search_is_audited_as_them(
+        stub, as_user, accounts, pg_engine: Engine) -> None:
+    request = user_pb2.SearchUsersRequest(phone="13900000002")
+
+    assert failure(lambda: stub.SearchUsers(request, metadata=as_user("alice"))) == (
+        grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")
+    found = stub.SearchUsers(request, metadata=as_user("operator"))
+    assert failure(lambda: stub.SearchUsers(user_pb2.SearchUsersRequest(), metadata=as_user("admin"))) == (
+        grpc.StatusCode.INVALID_ARGUMENT, "USER_SEARCH_EMPTY")
+
+    assert ([(u.id, u.phone_masked) for u in found.users], found.total) == ([(accounts["bob"].id, "139****0002")], 1)
+    assert found.users[0].created_at.seconds > 0
+    with pg_engine.connect() as conn:
+        assert conn.execute(select(user_lookups.c.actor_id, user_lookups.c.criteria, user_lookups.c.user_ids)).all() == [
+            (accounts["operator"].id, "phone=139****0002", str(accounts["bob"].id))]
+
+
+def test_bind_phone_binds_for_the_caller_of_the_token_and_answers_the_masked_profile(
+        stub, as_user, accounts, pg_uow: Callable[[], SqlUserUnitOfWork]) -> None:
+    with pg_uow() as tx:
+        wechat_first = User.register_wechat("o-grpc-bind", datetime.now(UTC))
+        tx.users.add(wechat_first)
+        tx.commit()
+    accounts["wechat_first"] = wechat_first
+    code = stub.SendSmsCode(user_pb2.SendSmsCodeRequest(phone="13900000077", purpose="bind")).dev_code
+
+    profile = stub.BindPhone(user_pb2.BindPhoneRequest(phone="13900000077", code=code),
+                             metadata=as_user("wechat_first"))
+
+    assert (profile.id, profile.phone_masked) == (wechat_first.id, "139****0077")
+    assert failure(lambda: stub.BindPhone(user_pb2.BindPhoneRequest(phone="13900000077", code=code),
+                                          metadata=as_user("alice"))) == (grpc.StatusCode.INVALID_ARGUMENT,
+                                                                          "SMS_CODE_EXPIRED")

@@ -1,9 +1,10 @@
-"""PUT /admin/users/{id}/roles: admins only, roles from the one Role enum, the user service decides the rest."""
+"""GET /admin/users (staff who serve shoppers) and PUT /admin/users/{id}/roles (admins): the user service decides."""
 
 from __future__ import annotations
 
 import pytest
 from flask.testing import FlaskClient
+from google.protobuf.timestamp_pb2 import Timestamp
 from mall.user.v1 import user_pb2
 
 ROLES = "/api/v1/admin/users/7/roles"
@@ -33,3 +34,42 @@ def test_malformed_roles_are_400_and_nothing_is_asked(client: FlaskClient, clien
     response = client.put(ROLES, json=body, headers=bearer(roles="admin"))
 
     assert (response.status_code, clients.user.SetUserRoles.calls) == (400, [])
+
+
+SEARCH = "/api/v1/admin/users"
+FOUND = user_pb2.User(id=9, phone_masked="139****5678", nickname="小明", roles=[],
+                      created_at=Timestamp(seconds=1_795_680_000))
+
+
+@pytest.mark.parametrize("roles", ["admin", "operator", "customer_service"])
+def test_staff_who_serve_shoppers_find_a_user_by_phone_masked(client: FlaskClient, clients, bearer, roles: str) -> None:
+    clients.user.SearchUsers.reply = user_pb2.SearchUsersResponse(users=[FOUND], total=1)
+
+    response = client.get(f"{SEARCH}?phone=13912345678", headers=bearer(roles=roles))
+
+    assert (response.status_code, response.get_json()) == (200, {"items": [{
+        "id": 9, "phone": "139****5678", "nickname": "小明", "avatar_url": "", "roles": [],
+        "created_at": "2026-11-26T08:00:00Z"}], "page": 1, "page_size": 20, "total": 1})
+    assert clients.user.SearchUsers.calls[0].message == user_pb2.SearchUsersRequest(phone="13912345678", limit=20)
+
+
+def test_id_nickname_and_page_are_passed_on(client: FlaskClient, clients, bearer) -> None:
+    client.get(f"{SEARCH}?id=9&nickname=小明&page=3&page_size=10", headers=bearer(roles="customer_service"))
+
+    assert clients.user.SearchUsers.calls[0].message == user_pb2.SearchUsersRequest(
+        user_id=9, nickname_prefix="小明", offset=20, limit=10)
+
+
+@pytest.mark.parametrize("roles", ["", "finance"])
+def test_shoppers_and_finance_may_not_look_users_up(client: FlaskClient, clients, bearer, roles: str) -> None:
+    response = client.get(f"{SEARCH}?phone=13912345678", headers=bearer(roles=roles))
+
+    assert (response.status_code, clients.user.SearchUsers.calls) == (403, [])
+
+
+@pytest.mark.parametrize("query", ["phone=1391234567", "phone=139123456789", "id=0", "id=x", "nickname=",
+                                   "nickname=" + "x" * 33, "email=a@b.c", "page_size=101"])
+def test_malformed_searches_are_400_and_nothing_is_asked(client: FlaskClient, clients, bearer, query: str) -> None:
+    response = client.get(f"{SEARCH}?{query}", headers=bearer(roles="admin"))
+
+    assert (response.status_code, clients.user.SearchUsers.calls) == (400, [])

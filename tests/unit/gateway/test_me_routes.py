@@ -112,6 +112,49 @@ def test_a_wrong_current_password_is_400_naming_it(client: FlaskClient, clients,
         400, "PASSWORD_WRONG", {"current_password": "wrong"})
 
 
+# Phone binding
+
+def test_binding_a_phone_passes_phone_and_code_and_answers_the_masked_profile(client: FlaskClient, clients,
+                                                                               auth) -> None:
+    clients.user.BindPhone.reply = PROFILE
+
+    response = client.post("/api/v1/me/phone", json={"phone": "13912345678", "code": "123456"}, headers=auth)
+
+    assert (response.status_code, response.get_json()) == (200, PROFILE_JSON)
+    assert clients.user.BindPhone.calls[0].message == user_pb2.BindPhoneRequest(phone="13912345678", code="123456")
+    assert "13912345678" not in response.get_data(as_text=True)
+
+
+def test_binding_a_phone_needs_a_token(client: FlaskClient, clients) -> None:
+    response = client.post("/api/v1/me/phone", json={"phone": "13912345678", "code": "123456"})
+
+    assert (response.status_code, clients.user.BindPhone.calls) == (401, [])
+
+
+@pytest.mark.parametrize("body", [{"phone": "13912345678"}, {"code": "123456"}, {"phone": "1391234567", "code": "123456"},
+                                  {"phone": "13912345678", "code": "12345"},
+                                  {"phone": "13912345678", "code": "123456", "user_id": 7}],
+                         ids=["no-code", "no-phone", "short-phone", "short-code", "unknown-field"])
+def test_a_malformed_binding_is_400_and_nothing_is_asked(client: FlaskClient, clients, auth, body: dict) -> None:
+    response = client.post("/api/v1/me/phone", json=body, headers=auth)
+
+    assert (response.status_code, clients.user.BindPhone.calls) == (400, [])
+
+
+@pytest.mark.parametrize(("status", "code", "http"), [
+    (grpc.StatusCode.ABORTED, "PHONE_BOUND_ELSEWHERE", 409),
+    (grpc.StatusCode.ABORTED, "PHONE_ALREADY_BOUND", 409),
+    (grpc.StatusCode.INVALID_ARGUMENT, "SMS_CODE_EXPIRED", 400),
+])
+def test_binding_refusals_keep_their_code_and_status(client: FlaskClient, clients, auth, rpc_error,
+                                                     status: grpc.StatusCode, code: str, http: int) -> None:
+    clients.user.BindPhone.error = rpc_error(status, "refused", ((CODE_KEY, code),))
+
+    response = client.post("/api/v1/me/phone", json={"phone": "13912345678", "code": "123456"}, headers=auth)
+
+    assert (response.status_code, response.get_json()["error"]["code"]) == (http, code)
+
+
 # Addresses
 
 ADDRESS_BODY = {"receiver_name": "张三", "receiver_phone": "13800138000", "province": "广东省", "city": "深圳市",

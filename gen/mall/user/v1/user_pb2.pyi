@@ -44,18 +44,20 @@ class LoginWithPasswordRequest(_message.Message):
     def __init__(self, phone: _Optional[str] = ..., password: _Optional[str] = ...) -> None: ...
 
 class User(_message.Message):
-    __slots__ = ("id", "phone_masked", "nickname", "avatar_url", "roles")
+    __slots__ = ("id", "phone_masked", "nickname", "avatar_url", "roles", "created_at")
     ID_FIELD_NUMBER: _ClassVar[int]
     PHONE_MASKED_FIELD_NUMBER: _ClassVar[int]
     NICKNAME_FIELD_NUMBER: _ClassVar[int]
     AVATAR_URL_FIELD_NUMBER: _ClassVar[int]
     ROLES_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     id: int
     phone_masked: str
     nickname: str
     avatar_url: str
     roles: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[int] = ..., phone_masked: _Optional[str] = ..., nickname: _Optional[str] = ..., avatar_url: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ...) -> None: ...
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[int] = ..., phone_masked: _Optional[str] = ..., nickname: _Optional[str] = ..., avatar_url: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class LoginResponse(_message.Message):
     __slots__ = ("access_token", "refresh_token", "expires_in", "user", "is_new_user")
@@ -86,6 +88,14 @@ class BindWechatRequest(_message.Message):
 class UnbindWechatRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class BindPhoneRequest(_message.Message):
+    __slots__ = ("phone", "code")
+    PHONE_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    phone: str
+    code: str
+    def __init__(self, phone: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
 
 class WechatBinding(_message.Message):
     __slots__ = ("wechat_bound",)
@@ -308,6 +318,28 @@ class SetUserRolesRequest(_message.Message):
     user_id: int
     roles: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, user_id: _Optional[int] = ..., roles: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SearchUsersRequest(_message.Message):
+    __slots__ = ("phone", "user_id", "nickname_prefix", "offset", "limit")
+    PHONE_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    NICKNAME_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    phone: str
+    user_id: int
+    nickname_prefix: str
+    offset: int
+    limit: int
+    def __init__(self, phone: _Optional[str] = ..., user_id: _Optional[int] = ..., nickname_prefix: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class SearchUsersResponse(_message.Message):
+    __slots__ = ("users", "total")
+    USERS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    users: _containers.RepeatedCompositeFieldContainer[User]
+    total: int
+    def __init__(self, users: _Optional[_Iterable[_Union[User, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
 
 class GetWechatPayerRequest(_message.Message):
     __slots__ = ("user_id",)

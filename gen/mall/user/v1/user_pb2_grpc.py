@@ -65,6 +65,11 @@ class UserServiceStub:
                 request_serializer=mall_dot_user_dot_v1_dot_user__pb2.UnbindWechatRequest.SerializeToString,
                 response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.WechatBinding.FromString,
                 _registered_method=True)
+        self.BindPhone = channel.unary_unary(
+                '/mall.user.v1.UserService/BindPhone',
+                request_serializer=mall_dot_user_dot_v1_dot_user__pb2.BindPhoneRequest.SerializeToString,
+                response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.Profile.FromString,
+                _registered_method=True)
         self.RefreshSession = channel.unary_unary(
                 '/mall.user.v1.UserService/RefreshSession',
                 request_serializer=mall_dot_user_dot_v1_dot_user__pb2.RefreshSessionRequest.SerializeToString,
@@ -160,6 +165,11 @@ class UserServiceStub:
                 request_serializer=mall_dot_user_dot_v1_dot_user__pb2.SetUserRolesRequest.SerializeToString,
                 response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.User.FromString,
                 _registered_method=True)
+        self.SearchUsers = channel.unary_unary(
+                '/mall.user.v1.UserService/SearchUsers',
+                request_serializer=mall_dot_user_dot_v1_dot_user__pb2.SearchUsersRequest.SerializeToString,
+                response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.SearchUsersResponse.FromString,
+                _registered_method=True)
 
 
 class UserServiceServicer:
@@ -200,6 +210,16 @@ class UserServiceServicer:
 
     def UnbindWechat(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BindPhone(self, request, context):
+        """The caller binds a phone to their account (a WeChat-first one, U2), proven by a "bind" SMS code sent
+        to it. ABORTED (409) PHONE_BOUND_ELSEWHERE when another account has it (accounts are never merged),
+        PHONE_ALREADY_BOUND when the account has another phone (a bound phone is not changed); code errors
+        as LoginWithSms.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -327,6 +347,13 @@ class UserServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SearchUsers(self, request, context):
+        """Staff (admin, operator, customer_service): find users; every search is audited (user_lookups).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_UserServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -359,6 +386,11 @@ def add_UserServiceServicer_to_server(servicer, server):
                     servicer.UnbindWechat,
                     request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.UnbindWechatRequest.FromString,
                     response_serializer=mall_dot_user_dot_v1_dot_user__pb2.WechatBinding.SerializeToString,
+            ),
+            'BindPhone': grpc.unary_unary_rpc_method_handler(
+                    servicer.BindPhone,
+                    request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.BindPhoneRequest.FromString,
+                    response_serializer=mall_dot_user_dot_v1_dot_user__pb2.Profile.SerializeToString,
             ),
             'RefreshSession': grpc.unary_unary_rpc_method_handler(
                     servicer.RefreshSession,
@@ -454,6 +486,11 @@ def add_UserServiceServicer_to_server(servicer, server):
                     servicer.SetUserRoles,
                     request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.SetUserRolesRequest.FromString,
                     response_serializer=mall_dot_user_dot_v1_dot_user__pb2.User.SerializeToString,
+            ),
+            'SearchUsers': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchUsers,
+                    request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.SearchUsersRequest.FromString,
+                    response_serializer=mall_dot_user_dot_v1_dot_user__pb2.SearchUsersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -619,6 +656,33 @@ class UserService:
             '/mall.user.v1.UserService/UnbindWechat',
             mall_dot_user_dot_v1_dot_user__pb2.UnbindWechatRequest.SerializeToString,
             mall_dot_user_dot_v1_dot_user__pb2.WechatBinding.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BindPhone(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.user.v1.UserService/BindPhone',
+            mall_dot_user_dot_v1_dot_user__pb2.BindPhoneRequest.SerializeToString,
+            mall_dot_user_dot_v1_dot_user__pb2.Profile.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1132,6 +1196,33 @@ class UserService:
             '/mall.user.v1.UserService/SetUserRoles',
             mall_dot_user_dot_v1_dot_user__pb2.SetUserRolesRequest.SerializeToString,
             mall_dot_user_dot_v1_dot_user__pb2.User.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchUsers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.user.v1.UserService/SearchUsers',
+            mall_dot_user_dot_v1_dot_user__pb2.SearchUsersRequest.SerializeToString,
+            mall_dot_user_dot_v1_dot_user__pb2.SearchUsersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,96 @@
+"""A WeChat-first shopper binds a phone through the gateway (console SMS codes), and staff find users, on PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import requests
+
+from tests.fixtures.platform import Platform
+from tests.fixtures.shop import TIMEOUT, admin_headers, new_phone, sms_code, sms_login_reply, staff, wechat_login
+
+pytestmark = pytest.mark.e2e
+
+
+def bind(platform: Platform, headers: dict[str, str], phone: str, code: str) -> requests.Response:
+    return requests.post(f"{platform.api}/me/phone", json={"phone": phone, "code": code}, headers=headers,
+                         timeout=TIMEOUT)
+
+
+def error_code(response: requests.Response) -> tuple[int, str]:
+    return response.status_code, response.json()["error"]["code"]
+
+
+def test_a_wechat_first_shopper_binds_a_phone_then_logs_in_and_resets_the_password_with_it(
+        platform: Platform) -> None:
+    headers, phone = wechat_login(platform, f"o-e2e-bind-{uuid.uuid4().hex[:10]}"), new_phone()
+    me = requests.get(f"{platform.api}/me", headers=headers, timeout=TIMEOUT).json()
+
+    bound = bind(platform, headers, phone, sms_code(platform, phone, "bind"))
+    by_sms = sms_login_reply(platform, phone)
+    reset = requests.post(f"{platform.api}/auth/password/reset", timeout=TIMEOUT, json={
+        "phone": phone, "code": sms_code(platform, phone, "reset"), "new_password": "bound-phone-9"})
+    by_password = requests.post(f"{platform.api}/auth/login/password", json={"phone": phone, "password": "bound-phone-9"},
+                                timeout=TIMEOUT)
+    unbound = requests.delete(f"{platform.api}/me/wechat", headers=headers, timeout=TIMEOUT)
+
+    masked = f"{phone[:3]}****{phone[-4:]}"
+    assert (me["phone"], bound.status_code, bound.json()["id"], bound.json()["phone"]) == ("", 200, me["id"], masked)
+    assert (by_sms["is_new_user"], by_sms["user"]["id"], by_sms["user"]["phone"]) == (False, me["id"], masked)
+    assert (reset.status_code, by_password.status_code, by_password.json()["user"]["id"]) == (200, 200, me["id"])
+    assert (unbound.status_code, unbound.json()) == (200, {"wechat_bound": False})  # a phone to log in with now
+    assert phone not in platform.log_file.read_text(errors="replace")  # masked in every service's log
+
+
+def test_a_phone_of_another_account_is_409_and_stays_with_that_account(platform: Platform) -> None:
+    phone = new_phone()
+    owner = sms_login_reply(platform, phone)
+    headers = wechat_login(platform, f"o-e2e-bind-{uuid.uuid4().hex[:10]}")
+
+    refused = bind(platform, headers, phone, sms_code(platform, phone, "bind"))
+    holders = requests.get(f"{platform.api}/admin/users?phone={phone}", headers=admin_headers(platform),
+                           timeout=TIMEOUT).json()
+
+    assert error_code(refused) == (409, "PHONE_BOUND_ELSEWHERE")
+    assert ([u["id"] for u in holders["items"]], holders["total"]) == ([owner["user"]["id"]], 1)
+    assert requests.get(f"{platform.api}/me", headers=headers, timeout=TIMEOUT).json()["phone"] == ""
+
+
+def test_code_errors_are_those_of_sms_login(platform: Platform) -> None:
+    headers, phone = wechat_login(platform, f"o-e2e-bind-{uuid.uuid4().hex[:10]}"), new_phone()
+    login_code = sms_code(platform, phone, "login")  # another purpose: no bind code was sent
+    bind_code = sms_code(platform, phone, "bind")
+    wrong = f"{(int(bind_code) + 1) % 10**6:06d}"
+
+    assert error_code(bind(platform, headers, phone, login_code)) == (400, "SMS_CODE_INVALID")
+    assert error_code(bind(platform, headers, phone, wrong)) == (400, "SMS_CODE_INVALID")
+    assert bind(platform, headers, phone, bind_code).status_code == 200
+    assert error_code(bind(platform, headers, phone, bind_code)) == (400, "SMS_CODE_EXPIRED")
+
+
+def test_an_account_with_a_phone_cannot_bind_another(platform: Platform) -> None:
+    mine, other = new_phone(), new_phone()
+    headers = {"Authorization": f"Bearer {sms_login_reply(platform, mine)['access_token']}"}
+
+    assert error_code(bind(platform, headers, other, sms_code(platform, other, "bind"))) == (409, "PHONE_ALREADY_BOUND")
+
+
+def test_staff_find_a_shopper_by_phone_masked_and_shoppers_may_not(platform: Platform) -> None:
+    phone = new_phone()
+    shopper = sms_login_reply(platform, phone)
+
+    def search(headers: dict[str, str], query: str) -> requests.Response:
+        return requests.get(f"{platform.api}/admin/users?{query}", headers=headers, timeout=TIMEOUT)
+
+    by_admin = search(admin_headers(platform), f"phone={phone}")
+    by_service = search(staff(platform, ["customer_service"]), f"id={shopper['user']['id']}")
+
+    assert by_admin.status_code == 200, by_admin.text
+    assert [(u["id"], u["phone"]) for u in by_admin.json()["items"]] == [
+        (shopper["user"]["id"], f"{phone[:3]}****{phone[-4:]}")]
+    assert (by_admin.json()["total"], by_admin.json()["page"], by_admin.json()["page_size"]) == (1, 1, 20)
+    assert [u["id"] for u in by_service.json()["items"]] == [shopper["user"]["id"]]
+    assert error_code(search({"Authorization": f"Bearer {shopper['access_token']}"}, f"phone={phone}")) == (
+        403, "FORBIDDEN")
+    assert error_code(search(admin_headers(platform), "page=1")) == (400, "USER_SEARCH_EMPTY")

@@ -1,0 +1,85 @@
+"""Staff find users by exact phone, id or nickname prefix; each search is audited, phones masked."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from services.common.errors import InvalidInput
+from services.user import service
+from services.user.domain import User, UserSearch
+from tests.fakes import FakeUserUnitOfWork
+
+T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+STAFF = 900
+
+
+@pytest.fixture
+def uow() -> FakeUserUnitOfWork:
+    """Users 1-4: 小明 (13900000001), 小明明 (13900000002), 大明 (no phone), 小红 (13900000004)."""
+    tx = FakeUserUnitOfWork()
+    for nickname, phone in (("小明", "13900000001"), ("小明明", "13900000002"), ("大明", None),
+                            ("小红", "13900000004")):
+        tx.users.add(User(phone=phone, created_at=T0, nickname=nickname))
+    return tx
+
+
+def ids(uow: FakeUserUnitOfWork, **criteria: object) -> tuple[list[int], int]:
+    found, total = service.search_users(uow, actor_id=STAFF, search=UserSearch(**criteria), now=T0)  # type: ignore[arg-type]
+    return [user.id or 0 for user in found], total
+
+
+def test_a_phone_finds_exactly_its_account(uow: FakeUserUnitOfWork) -> None:
+    assert ids(uow, phone="13900000002") == ([2], 1)
+
+
+def test_a_phone_of_nobody_finds_nothing(uow: FakeUserUnitOfWork) -> None:
+    assert ids(uow, phone="13900000009") == ([], 0)
+
+
+def test_an_id_finds_that_account(uow: FakeUserUnitOfWork) -> None:
+    assert ids(uow, user_id=3) == ([3], 1)
+
+
+def test_a_nickname_prefix_finds_every_account_whose_nickname_starts_so_newest_first(uow: FakeUserUnitOfWork) -> None:
+    assert ids(uow, nickname_prefix="小明") == ([2, 1], 2)
+
+
+def test_every_criterion_given_must_match(uow: FakeUserUnitOfWork) -> None:
+    assert ids(uow, nickname_prefix="小", phone="13900000004") == ([4], 1)
+
+
+def test_a_page_of_the_matches_with_their_total(uow: FakeUserUnitOfWork) -> None:
+    assert ids(uow, nickname_prefix="小", offset=1, limit=1) == ([2], 3)
+
+
+def test_each_search_is_audited_with_who_asked_the_masked_phone_and_the_ids_shown(uow: FakeUserUnitOfWork) -> None:
+    ids(uow, phone="13900000001", nickname_prefix=" 小明 ")
+    ids(uow, user_id=42)
+
+    assert [(a.actor_id, a.criteria, a.user_ids, a.total, a.looked_up_at) for a in uow.lookups.lookups] == [
+        (STAFF, "phone=139****0001 nickname^=小明", "1", 1, T0), (STAFF, "id=42", "", 0, T0)]
+    assert uow.commits == 2
+
+
+def test_a_search_without_criteria_is_refused_and_not_audited(uow: FakeUserUnitOfWork) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        ids(uow)
+
+    assert (raised.value.code, uow.lookups.lookups) == ("USER_SEARCH_EMPTY", [])
+
+
+@pytest.mark.parametrize(("criteria", "field"), [({"phone": "1390000000"}, "phone"),
+                                                 ({"phone": "13900000001\n"}, "phone"),
+                                                 ({"nickname_prefix": "  "}, "nickname"),
+                                                 ({"nickname_prefix": "小\x00"}, "nickname"),
+                                                 ({"nickname_prefix": "x" * 33}, "nickname"),
+                                                 ({"user_id": -1}, "id")])
+def test_malformed_criteria_are_refused_naming_the_field(uow: FakeUserUnitOfWork, criteria: dict[str, object],
+                                                         field: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        ids(uow, **criteria)
+
+    assert (raised.value.code, list(raised.value.details), uow.lookups.lookups) == (
+        "USER_SEARCH_INVALID", [field], [])
