@@ -565,6 +565,13 @@ class SqlRechargeRepository:
         return self.session.execute(_locked(select(Recharge).where(recharges.c.recharge_no == recharge_no),
                                             lock)).scalar_one_or_none()
 
+    def of_user(self, user_id: int, status: str, offset: int, limit: int) -> tuple[list[Recharge], int]:
+        where = [recharges.c.user_id == user_id, *([recharges.c.status == status] if status else [])]
+        total = self.session.execute(select(func.count()).select_from(recharges).where(*where)).scalar_one()
+        found = self.session.execute(select(Recharge).where(*where).order_by(recharges.c.id.desc())
+                                     .offset(offset).limit(limit)).scalars().all()
+        return list(found), total
+
     def pending(self, created_after: datetime, created_before: datetime, after_id: int,
                 limit: int) -> list[tuple[int, str]]:
         rows = self.session.execute(select(recharges.c.id, recharges.c.recharge_no).where(

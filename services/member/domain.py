@@ -720,6 +720,10 @@ class Recharge:
         return True
 
 
+def recharge_not_found() -> NotFound:
+    return NotFound("RECHARGE_NOT_FOUND", "no such recharge")
+
+
 def new_number(prefix: str, now: datetime) -> str:
     """A business number: prefix, UTC timestamp, 8 random digits (unique in practice; a unique index enforces)."""
     return f"{prefix}{now:%Y%m%d%H%M%S}{secrets.randbelow(10**8):08d}"

@@ -15,7 +15,15 @@ from services.common.errors import InvalidInput
 from services.common.events import timestamp
 from services.member import service
 from services.member.channels import NotifyRejected, PaymentChannel, PayoutChannel
-from services.member.domain import PLANS, CouponTemplate, LedgerEntry, MemberSummary, OrderLine, Withdrawal
+from services.member.domain import (
+    PLANS,
+    CouponTemplate,
+    LedgerEntry,
+    MemberSummary,
+    OrderLine,
+    Recharge,
+    Withdrawal,
+)
 from services.member.uow import MemberUnitOfWork
 
 MAX_PAGE = 100
@@ -181,9 +189,19 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
 
     def CreateRecharge(self, request: pb.CreateRechargeRequest, context: grpc.ServicerContext) -> pb.Recharge:
         recharge, payment = service.create_recharge(self.uow(), self.payment, user_id=require_caller().user_id,
-                                                    amount_fen=request.amount_fen, channel=request.channel)
-        return pb.Recharge(id=recharge.id or 0, recharge_no=recharge.recharge_no, amount_fen=recharge.amount_fen,
-                           channel=recharge.channel, status=recharge.status, payment=payment)
+                                                    amount_fen=request.amount_fen, channel=request.channel,
+                                                    idempotency_key=request.idempotency_key)
+        return _recharge(recharge, payment)
+
+    def GetRecharge(self, request: pb.GetRechargeRequest, context: grpc.ServicerContext) -> pb.Recharge:
+        return _recharge(service.get_recharge(self.uow(), user_id=require_caller().user_id,
+                                              recharge_no=request.recharge_no))
+
+    def ListMyRecharges(self, request: pb.ListRechargesRequest,
+                        context: grpc.ServicerContext) -> pb.ListRechargesResponse:
+        found, total = service.my_recharges(self.uow(), user_id=require_caller().user_id, status=request.status,
+                                            **_page(request))
+        return pb.ListRechargesResponse(recharges=[_recharge(r) for r in found], total=total)
 
     def HandleRechargeNotify(self, request: pb.RechargeNotifyRequest,
                              context: grpc.ServicerContext) -> pb.RechargeNotifyResponse:
@@ -201,7 +219,8 @@ def _owner_unless_staff() -> int | None:
     return None if caller.has_any_role(*STAFF_REFUNDERS) else caller.user_id
 
 
-def _page(request: pb.ListEntriesRequest | pb.ListCouponsRequest | pb.ListWithdrawalsRequest) -> dict[str, int]:
+def _page(request: pb.ListEntriesRequest | pb.ListCouponsRequest | pb.ListWithdrawalsRequest
+          | pb.ListRechargesRequest) -> dict[str, int]:
     if request.offset < 0 or request.limit < 0:
         raise InvalidInput("PAGE_INVALID", "offset and limit must not be negative")
     return {"offset": request.offset, "limit": min(request.limit or 20, MAX_PAGE)}
@@ -247,6 +266,14 @@ def _template(template: CouponTemplate) -> pb.CouponTemplate:
 def _coupon(view: service.CouponView) -> pb.Coupon:
     return pb.Coupon(id=view.coupon.id or 0, template=_template(view.template), status=view.status,
                      order_no=view.coupon.order_no or "", claimed_at=timestamp(view.coupon.claimed_at))
+
+
+def _recharge(recharge: Recharge, payment: dict[str, str] | None = None) -> pb.Recharge:
+    return pb.Recharge(id=recharge.id or 0, recharge_no=recharge.recharge_no, amount_fen=recharge.amount_fen,
+                       channel=recharge.channel, status=recharge.status, payment=payment or {},
+                       bonus_fen=recharge.bonus_fen, created_at=timestamp(recharge.created_at),
+                       pay_deadline=timestamp(recharge.pay_deadline),
+                       paid_at=timestamp(recharge.paid_at) if recharge.paid_at else None)
 
 
 def _withdrawal(withdrawal: Withdrawal) -> pb.Withdrawal:

@@ -6,6 +6,7 @@ by the consumer (which commits), so wiring a consumer is one line each.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ from services.member.domain import (
     PointsHold,
     Posting,
     Recharge,
+    RechargeStatus,
     Withdrawal,
     WithdrawalStatus,
     balance_payment_void,
@@ -62,6 +64,7 @@ from services.member.domain import (
     points_expiry_cutoff,
     posting_conflict,
     recharge_bonus,
+    recharge_not_found,
     transfer,
     validate_order_no,
     withdrawal_not_found,
@@ -824,15 +827,51 @@ def my_withdrawals(uow: MemberUnitOfWork, *, user_id: int, offset: int, limit: i
 
 
 def create_recharge(uow: MemberUnitOfWork, payment: PaymentChannel, *, user_id: int, amount_fen: int, channel: str,
-                    now: datetime | None = None) -> tuple[Recharge, dict[str, str]]:
-    """A pending recharge and the channel's payment parameters; credited only by a verified notify."""
+                    idempotency_key: str, now: datetime | None = None) -> tuple[Recharge, dict[str, str]]:
+    """A pending recharge and the channel's payment parameters, once per idempotency key: the same key and request
+    again give the first recharge, as it is now, with the parameters first given (a double tap pays one recharge);
+    another request under the key is a Conflict. Credited only by a verified notify.
+
+    The channel prepares the payment inside the transaction that stores the recharge and claims the key, as
+    submitting an order reserves stock inside its own: a channel that refuses or does not answer (not configured,
+    no WeChat bound, WeChat Pay down) leaves no recharge behind and the key free for a retry, and a request
+    racing the first with its key waits for it and answers its recharge."""
     now = now or utcnow()
-    recharge = Recharge.create(user_id=user_id, amount_fen=amount_fen, channel=channel, now=now)
     with uow:
-        uow.recharges.add(recharge)
-        uow.commit()
-    return recharge, payment.prepare(channel=channel, out_trade_no=recharge.recharge_no, amount_fen=amount_fen,
+        def create() -> bytes:
+            recharge = Recharge.create(user_id=user_id, amount_fen=amount_fen, channel=channel, now=now)
+            uow.recharges.add(recharge)
+            params = payment.prepare(channel=channel, out_trade_no=recharge.recharge_no, amount_fen=amount_fen,
                                      user_id=user_id, now=now, expires_at=recharge.pay_deadline)
+            return json.dumps({"recharge_no": recharge.recharge_no, "payment": params}, sort_keys=True).encode()
+
+        first = json.loads(uow.run_once(scope=f"recharge:user:{user_id}", key=idempotency_key,
+                                        request=f"{amount_fen}:{channel}".encode(), execute=create))
+        recharge = uow.recharges.by_no(first["recharge_no"])
+        assert recharge is not None
+        uow.commit()
+    return recharge, first["payment"]
+
+
+def get_recharge(uow: MemberUnitOfWork, *, user_id: int, recharge_no: str) -> Recharge:
+    """One of the user's recharges (another user's is not found), as it stands: has the payment arrived?"""
+    with uow:
+        recharge = uow.recharges.by_no(recharge_no)
+        if recharge is None or recharge.user_id != user_id:
+            raise recharge_not_found()
+        uow.commit()  # ends the read without expiring what it loaded (a rollback would)
+    return recharge
+
+
+def my_recharges(uow: MemberUnitOfWork, *, user_id: int, status: str, offset: int,
+                 limit: int) -> tuple[list[Recharge], int]:
+    """The user's recharges, newest first ("" = every status)."""
+    if status and status not in set(RechargeStatus):
+        raise InvalidInput("STATUS_INVALID", "unknown recharge status", details={"status": "invalid"})
+    with uow:
+        page = uow.recharges.of_user(user_id, status, offset, limit)
+        uow.commit()  # ends the read without expiring what it loaded (a rollback would)
+    return page
 
 
 def credit_recharge(uow: MemberUnitOfWork, *, recharge_no: str, paid_fen: int, channel_txn_id: str,
@@ -842,7 +881,7 @@ def credit_recharge(uow: MemberUnitOfWork, *, recharge_no: str, paid_fen: int, c
     with uow:
         recharge = uow.recharges.by_no(recharge_no, lock=True)
         if recharge is None:
-            raise NotFound("RECHARGE_NOT_FOUND", "no such recharge")
+            raise recharge_not_found()
         _credit_recharge(uow, recharge, paid_fen=paid_fen, channel_txn_id=channel_txn_id, channel=channel, now=now)
         uow.commit()
     return recharge

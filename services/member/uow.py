@@ -157,6 +157,9 @@ class RechargeRepository(Protocol):
 
     def by_no(self, recharge_no: str, *, lock: bool = False) -> Recharge | None: ...
 
+    def of_user(self, user_id: int, status: str, offset: int, limit: int) -> tuple[list[Recharge], int]:
+        """The user's recharges in `status` ("" = any), newest first, and how many there are."""
+
     def pending(self, created_after: datetime, created_before: datetime, after_id: int,
                 limit: int) -> list[tuple[int, str]]:
         """(id, recharge_no) of PENDING recharges created in that window with an id above `after_id`, by id."""

@@ -22,7 +22,7 @@ def test_a_member_recharges_withdraws_once_per_key_and_finance_pays_it_out(platf
 
     joined = requests.post(f"{api}/member/signup", json={"channel": "self"}, headers=shopper, timeout=10)
     recharge = requests.post(f"{api}/member/recharges", json={"amount_fen": 10_000, "channel": "bank_card"},
-                             headers=shopper, timeout=10)
+                             headers={**shopper, "Idempotency-Key": "recharge-1"}, timeout=10)
     card = SimulatorClient(platform.simulator_url).bankcard_pay(recharge.json()["payment"])
     key = {**shopper, "Idempotency-Key": "withdraw-1"}
     withdrawals = [requests.post(f"{api}/member/withdrawals", json={"amount_fen": 6_000}, headers=key, timeout=10)
@@ -72,3 +72,4 @@ def test_coupons_are_claimed_listed_and_private_to_their_owner(platform: Platfor
     assert (template.status_code, [c.status_code for c in claims]) == (201, [201, 422])
     assert claims[1].json()["error"]["code"] == "COUPON_SOLD_OUT"
     assert ([c["template"]["amount_fen"] for c in alices["items"]], bobs["total"]) == ([500], 0)
+

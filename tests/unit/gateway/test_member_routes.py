@@ -10,7 +10,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from mall.member.v1 import member_pb2 as pb
 
 from services.common.grpc_server import to_grpc
-from services.member.domain import withdrawal_not_found
+from services.common.idempotency import key_reused
+from services.member.domain import recharge_not_found, withdrawal_not_found
 
 JOINED = Timestamp(seconds=1_795_000_000)
 
@@ -193,3 +194,85 @@ def test_subscribing_needs_an_idempotency_key_and_shows_the_plan(client: FlaskCl
         400, pb.SubscribePlanRequest(plan_id=1, idempotency_key="p-1"))
     assert (response.get_json()["plan"], response.get_json()["discount_rate"]) == (
         {"id": 1, "name": "PLUS monthly", "expires_at": "2026-11-18T11:06:40Z"}, 0.95)
+
+
+# recharges
+
+DEADLINE = Timestamp(seconds=1_795_001_800)
+
+
+def recharge(**changes: object) -> pb.Recharge:
+    fields: dict = {"id": 4, "recharge_no": "R4", "amount_fen": 50_000, "channel": "alipay", "status": "PENDING",
+                    "created_at": JOINED, "pay_deadline": DEADLINE}
+    return pb.Recharge(**{**fields, **changes})
+
+
+def test_a_recharge_needs_an_idempotency_key(client: FlaskClient, clients, bearer: Callable) -> None:
+    response = client.post("/api/v1/member/recharges", json={"amount_fen": 50_000, "channel": "alipay"},
+                           headers=bearer())
+
+    assert (response.status_code, response.get_json()["error"]["code"], clients.member.CreateRecharge.calls) == (
+        400, "IDEMPOTENCY_KEY_REQUIRED", [])
+
+
+def test_a_recharge_passes_the_key_and_answers_its_payment_and_status(client: FlaskClient, clients,
+                                                                      bearer: Callable) -> None:
+    clients.member.CreateRecharge.reply = recharge(payment={"out_trade_no": "R4", "order_string": "app_id=1"})
+
+    response = client.post("/api/v1/member/recharges", json={"amount_fen": 50_000, "channel": "alipay"},
+                           headers={**bearer(), "Idempotency-Key": "tap-1"})
+
+    assert clients.member.CreateRecharge.calls[0].message == pb.CreateRechargeRequest(
+        amount_fen=50_000, channel="alipay", idempotency_key="tap-1")
+    assert (response.status_code, response.get_json()) == (201, {
+        "id": 4, "recharge_no": "R4", "status": "PENDING", "channel": "alipay", "amount_fen": 50_000,
+        "bonus_fen": 0, "created_at": "2026-11-18T11:06:40Z", "pay_deadline": "2026-11-18T11:36:40Z",
+        "paid_at": None, "payment": {"out_trade_no": "R4", "order_string": "app_id=1"}})
+
+
+def test_a_reused_recharge_key_is_a_409(client: FlaskClient, clients, bearer: Callable, rpc_error) -> None:
+    status, message, trailers = to_grpc(key_reused())
+    clients.member.CreateRecharge.error = rpc_error(status, message, trailers)
+
+    response = client.post("/api/v1/member/recharges", json={"amount_fen": 60_000, "channel": "alipay"},
+                           headers={**bearer(), "Idempotency-Key": "tap-1"})
+
+    assert (response.status_code, response.get_json()["error"]["code"]) == (409, "IDEMPOTENCY_KEY_REUSED")
+
+
+def test_a_shopper_polls_one_recharge_until_it_is_paid(client: FlaskClient, clients, bearer: Callable) -> None:
+    clients.member.GetRecharge.reply = recharge(status="PAID", bonus_fen=5_000, paid_at=Timestamp(
+        seconds=1_795_000_300), payment={"never": "shown"})
+
+    response = client.get("/api/v1/member/recharges/R4", headers=bearer())
+
+    assert clients.member.GetRecharge.calls[0].message == pb.GetRechargeRequest(recharge_no="R4")
+    assert (response.status_code, response.get_json()) == (200, {
+        "id": 4, "recharge_no": "R4", "status": "PAID", "channel": "alipay", "amount_fen": 50_000,
+        "bonus_fen": 5_000, "created_at": "2026-11-18T11:06:40Z", "pay_deadline": "2026-11-18T11:36:40Z",
+        "paid_at": "2026-11-18T11:11:40Z"})
+
+
+def test_another_shoppers_recharge_is_404(client: FlaskClient, clients, bearer: Callable, rpc_error) -> None:
+    status, message, trailers = to_grpc(recharge_not_found())
+    clients.member.GetRecharge.error = rpc_error(status, message, trailers)
+
+    response = client.get("/api/v1/member/recharges/R4", headers=bearer())
+
+    assert (response.status_code, response.get_json()["error"]["code"]) == (404, "RECHARGE_NOT_FOUND")
+
+
+def test_a_shopper_pages_through_their_recharges_by_status(client: FlaskClient, clients, bearer: Callable) -> None:
+    clients.member.ListMyRecharges.reply = pb.ListRechargesResponse(total=11, recharges=[recharge(status="PAID")])
+
+    response = client.get("/api/v1/member/recharges?status=PAID&page=2&page_size=10", headers=bearer())
+    unknown = client.get("/api/v1/member/recharges?status=EXPIRED", headers=bearer())
+
+    assert [c.message for c in clients.member.ListMyRecharges.calls] == [
+        pb.ListRechargesRequest(status="PAID", offset=10, limit=10)]
+    body = response.get_json()
+    assert (body["page"], body["total"], [(r["recharge_no"], r["status"]) for r in body["items"]]) == (
+        2, 11, [("R4", "PAID")])
+    assert "payment" not in body["items"][0]
+    assert (unknown.status_code, unknown.get_json()["error"]["code"]) == (400, "INVALID_REQUEST")
+

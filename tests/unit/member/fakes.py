@@ -259,6 +259,11 @@ class FakeRechargeRepository:
     def by_no(self, recharge_no: str, *, lock: bool = False) -> Recharge | None:
         return self.recharges.get(recharge_no)
 
+    def of_user(self, user_id: int, status: str, offset: int, limit: int) -> tuple[list[Recharge], int]:
+        found = [r for r in sorted(self.recharges.values(), key=lambda r: -(r.id or 0))
+                 if r.user_id == user_id and (not status or r.status == status)]
+        return found[offset:offset + limit], len(found)
+
     def pending(self, created_after: datetime, created_before: datetime, after_id: int,
                 limit: int) -> list[tuple[int, str]]:
         return [(r.id or 0, r.recharge_no) for r in self.recharges.values()

@@ -504,15 +504,17 @@ class ListWithdrawalsResponse(_message.Message):
     def __init__(self, withdrawals: _Optional[_Iterable[_Union[Withdrawal, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
 
 class CreateRechargeRequest(_message.Message):
-    __slots__ = ("amount_fen", "channel")
+    __slots__ = ("amount_fen", "channel", "idempotency_key")
     AMOUNT_FEN_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     amount_fen: int
     channel: str
-    def __init__(self, amount_fen: _Optional[int] = ..., channel: _Optional[str] = ...) -> None: ...
+    idempotency_key: str
+    def __init__(self, amount_fen: _Optional[int] = ..., channel: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class Recharge(_message.Message):
-    __slots__ = ("id", "recharge_no", "amount_fen", "channel", "status", "payment")
+    __slots__ = ("id", "recharge_no", "amount_fen", "channel", "status", "payment", "bonus_fen", "created_at", "pay_deadline", "paid_at")
     class PaymentEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -526,13 +528,45 @@ class Recharge(_message.Message):
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     PAYMENT_FIELD_NUMBER: _ClassVar[int]
+    BONUS_FEN_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    PAY_DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    PAID_AT_FIELD_NUMBER: _ClassVar[int]
     id: int
     recharge_no: str
     amount_fen: int
     channel: str
     status: str
     payment: _containers.ScalarMap[str, str]
-    def __init__(self, id: _Optional[int] = ..., recharge_no: _Optional[str] = ..., amount_fen: _Optional[int] = ..., channel: _Optional[str] = ..., status: _Optional[str] = ..., payment: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    bonus_fen: int
+    created_at: _timestamp_pb2.Timestamp
+    pay_deadline: _timestamp_pb2.Timestamp
+    paid_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[int] = ..., recharge_no: _Optional[str] = ..., amount_fen: _Optional[int] = ..., channel: _Optional[str] = ..., status: _Optional[str] = ..., payment: _Optional[_Mapping[str, str]] = ..., bonus_fen: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pay_deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., paid_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetRechargeRequest(_message.Message):
+    __slots__ = ("recharge_no",)
+    RECHARGE_NO_FIELD_NUMBER: _ClassVar[int]
+    recharge_no: str
+    def __init__(self, recharge_no: _Optional[str] = ...) -> None: ...
+
+class ListRechargesRequest(_message.Message):
+    __slots__ = ("status", "offset", "limit")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    offset: int
+    limit: int
+    def __init__(self, status: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListRechargesResponse(_message.Message):
+    __slots__ = ("recharges", "total")
+    RECHARGES_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    recharges: _containers.RepeatedCompositeFieldContainer[Recharge]
+    total: int
+    def __init__(self, recharges: _Optional[_Iterable[_Union[Recharge, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
 
 class RechargeNotifyRequest(_message.Message):
     __slots__ = ("channel", "body", "headers")

@@ -164,6 +164,16 @@ class MemberServiceStub:
                 request_serializer=mall_dot_member_dot_v1_dot_member__pb2.CreateRechargeRequest.SerializeToString,
                 response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.Recharge.FromString,
                 _registered_method=True)
+        self.GetRecharge = channel.unary_unary(
+                '/mall.member.v1.MemberService/GetRecharge',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.GetRechargeRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.Recharge.FromString,
+                _registered_method=True)
+        self.ListMyRecharges = channel.unary_unary(
+                '/mall.member.v1.MemberService/ListMyRecharges',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.ListRechargesRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.ListRechargesResponse.FromString,
+                _registered_method=True)
         self.HandleRechargeNotify = channel.unary_unary(
                 '/mall.member.v1.MemberService/HandleRechargeNotify',
                 request_serializer=mall_dot_member_dot_v1_dot_member__pb2.RechargeNotifyRequest.SerializeToString,
@@ -343,6 +353,21 @@ class MemberServiceServicer:
 
     def CreateRecharge(self, request, context):
         """Recharges (M4)
+        once per idempotency_key
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRecharge(self, request, context):
+        """the caller's own (another's: NOT_FOUND)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMyRecharges(self, request, context):
+        """the caller's, newest first
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -487,6 +512,16 @@ def add_MemberServiceServicer_to_server(servicer, server):
                     servicer.CreateRecharge,
                     request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.CreateRechargeRequest.FromString,
                     response_serializer=mall_dot_member_dot_v1_dot_member__pb2.Recharge.SerializeToString,
+            ),
+            'GetRecharge': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRecharge,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.GetRechargeRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.Recharge.SerializeToString,
+            ),
+            'ListMyRecharges': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMyRecharges,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.ListRechargesRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.ListRechargesResponse.SerializeToString,
             ),
             'HandleRechargeNotify': grpc.unary_unary_rpc_method_handler(
                     servicer.HandleRechargeNotify,
@@ -1196,6 +1231,60 @@ class MemberService:
             '/mall.member.v1.MemberService/CreateRecharge',
             mall_dot_member_dot_v1_dot_member__pb2.CreateRechargeRequest.SerializeToString,
             mall_dot_member_dot_v1_dot_member__pb2.Recharge.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRecharge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/GetRecharge',
+            mall_dot_member_dot_v1_dot_member__pb2.GetRechargeRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.Recharge.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMyRecharges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/ListMyRecharges',
+            mall_dot_member_dot_v1_dot_member__pb2.ListRechargesRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.ListRechargesResponse.FromString,
             options,
             channel_credentials,
             insecure,
