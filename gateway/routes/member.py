@@ -125,6 +125,16 @@ class CouponTemplateOut(Reply):
                    valid_to=template.valid_to.ToDatetime(tzinfo=UTC), category_ids=list(template.category_ids))
 
 
+class ClaimableTemplateOut(CouponTemplateOut):
+    """A coupon template I may claim now."""
+
+    claimed: int = Field(description="how many of it I hold (fewer than per_user_limit)")
+
+    @classmethod
+    def from_proto(cls, claimable: pb.ClaimableCouponTemplate) -> ClaimableTemplateOut:  # type: ignore[override]
+        return cls(**CouponTemplateOut.from_proto(claimable.template).model_dump(), claimed=claimable.claimed)
+
+
 class CouponOut(Reply):
     """A coupon of the caller's."""
 
@@ -281,6 +291,18 @@ def list_coupons(query: CouponsQuery) -> Page[CouponOut]:
     reply = service(MemberServiceStub).ListCoupons(pb.ListCouponsRequest(status=query.status or "",
                                                                          offset=query.offset, limit=query.page_size))
     return Page[CouponOut].of([CouponOut.from_proto(c) for c in reply.coupons], query, reply.total)
+
+
+@bp.get("/coupon-templates")
+@operation(summary="Coupons I may claim now (领券中心), newest first", tag="member", query=PageQuery,
+           responses={200: Page[ClaimableTemplateOut]},
+           description="Active templates that have started and not ended, not all claimed, of which I hold fewer "
+                       "than the per-user limit; claim one with POST /member/coupons/claim.")
+def claimable_coupon_templates(query: PageQuery) -> Page[ClaimableTemplateOut]:
+    reply = service(MemberServiceStub).ListClaimableCouponTemplates(pb.ListClaimableCouponTemplatesRequest(
+        offset=query.offset, limit=query.page_size))
+    return Page[ClaimableTemplateOut].of([ClaimableTemplateOut.from_proto(t) for t in reply.templates], query,
+                                         reply.total)
 
 
 @bp.post("/coupons/claim")

@@ -29,7 +29,8 @@ from services.member.uow import MemberUnitOfWork
 MAX_PAGE = 100
 STAFF_REFUNDERS = (Role.ADMIN, Role.FINANCE, Role.CUSTOMER_SERVICE)
 REFUNDING_SERVICES = ("order",)  # refunds of balance payments, also from its reconciliation job (no staff there)
-PAYMENT_VOIDERS = ("order",)  # what a wallet paid for an order, else no payment ever: reconciling lost answers
+PAYMENT_VOIDERS = ("order",)
+TEMPLATE_EDITORS = (Role.ADMIN, Role.OPERATOR)  # create, list, find and disable coupon templates  # what a wallet paid for an order, else no payment ever: reconciling lost answers
 
 
 class MemberServicer(member_pb2_grpc.MemberServiceServicer):
@@ -98,7 +99,7 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
 
     def CreateCouponTemplate(self, request: pb.CreateCouponTemplateRequest,
                              context: grpc.ServicerContext) -> pb.CouponTemplate:
-        require_caller(Role.ADMIN, Role.OPERATOR)
+        caller = require_caller(*TEMPLATE_EDITORS)
         if not (request.HasField("valid_from") and request.HasField("valid_to")):
             raise InvalidInput("COUPON_TEMPLATE_INVALID", "valid_from and valid_to are required",
                                details={"valid_to": "required"})
@@ -106,7 +107,32 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
             self.uow(), name=request.name, kind=request.kind, amount_fen=request.amount_fen,
             percent_off=request.percent_off, threshold_fen=request.threshold_fen, cap_fen=request.cap_fen,
             total=request.total, per_user_limit=request.per_user_limit, valid_from=_datetime(request.valid_from),
-            valid_to=_datetime(request.valid_to), category_ids=list(request.category_ids)))
+            valid_to=_datetime(request.valid_to), category_ids=list(request.category_ids), created_by=caller.user_id))
+
+    def ListCouponTemplates(self, request: pb.ListCouponTemplatesRequest,
+                            context: grpc.ServicerContext) -> pb.ListCouponTemplatesResponse:
+        require_caller(*TEMPLATE_EDITORS)
+        found, total = service.coupon_templates(self.uow(), status=request.status, **_page(request))
+        return pb.ListCouponTemplatesResponse(templates=[_template(t) for t in found], total=total)
+
+    def GetCouponTemplate(self, request: pb.GetCouponTemplateRequest,
+                          context: grpc.ServicerContext) -> pb.CouponTemplate:
+        require_caller(*TEMPLATE_EDITORS)
+        return _template(service.coupon_template(self.uow(), template_id=request.template_id))
+
+    def DisableCouponTemplate(self, request: pb.DisableCouponTemplateRequest,
+                              context: grpc.ServicerContext) -> pb.CouponTemplate:
+        caller = require_caller(*TEMPLATE_EDITORS)
+        return _template(service.disable_coupon_template(self.uow(), template_id=request.template_id,
+                                                         actor_id=caller.user_id, reason=request.reason))
+
+    def ListClaimableCouponTemplates(self, request: pb.ListClaimableCouponTemplatesRequest,
+                                     context: grpc.ServicerContext) -> pb.ListClaimableCouponTemplatesResponse:
+        found, total = service.claimable_coupon_templates(self.uow(), user_id=require_caller().user_id,
+                                                          **_page(request))
+        return pb.ListClaimableCouponTemplatesResponse(total=total, templates=[
+            pb.ClaimableCouponTemplate(template=_template(template, staff=False), claimed=claimed)
+            for template, claimed in found])
 
     def ClaimCoupon(self, request: pb.ClaimCouponRequest, context: grpc.ServicerContext) -> pb.Coupon:
         coupon, template = service.claim_coupon(self.uow(), user_id=require_caller().user_id,
@@ -220,6 +246,7 @@ def _owner_unless_staff() -> int | None:
 
 
 def _page(request: pb.ListEntriesRequest | pb.ListCouponsRequest | pb.ListWithdrawalsRequest
+          | pb.ListCouponTemplatesRequest | pb.ListClaimableCouponTemplatesRequest
           | pb.ListRechargesRequest) -> dict[str, int]:
     if request.offset < 0 or request.limit < 0:
         raise InvalidInput("PAGE_INVALID", "offset and limit must not be negative")
@@ -254,17 +281,25 @@ def _entry(entry: LedgerEntry) -> pb.LedgerEntry:
                           kind=entry.kind, reference=entry.reference, created_at=timestamp(entry.created_at))
 
 
-def _template(template: CouponTemplate) -> pb.CouponTemplate:
-    return pb.CouponTemplate(
+def _template(template: CouponTemplate, *, staff: bool = True) -> pb.CouponTemplate:
+    """The template; with who created and disabled it, and why, only for `staff`."""
+    message = pb.CouponTemplate(
         id=template.id or 0, name=template.name, kind=template.kind, amount_fen=template.amount_fen,
         percent_off=template.percent_off, threshold_fen=template.threshold_fen, cap_fen=template.cap_fen,
         total=template.total, issued=template.issued, per_user_limit=template.per_user_limit,
         valid_from=timestamp(template.valid_from), valid_to=timestamp(template.valid_to),
-        category_ids=template.category_ids)
+        category_ids=template.category_ids, status=template.status,
+        created_at=timestamp(template.created_at) if template.created_at else None)
+    if staff:
+        message.created_by, message.disabled_by = template.created_by or 0, template.disabled_by or 0
+        message.disable_reason = template.disable_reason
+        if template.disabled_at:
+            message.disabled_at.CopyFrom(timestamp(template.disabled_at))
+    return message
 
 
 def _coupon(view: service.CouponView) -> pb.Coupon:
-    return pb.Coupon(id=view.coupon.id or 0, template=_template(view.template), status=view.status,
+    return pb.Coupon(id=view.coupon.id or 0, template=_template(view.template, staff=False), status=view.status,
                      order_no=view.coupon.order_no or "", claimed_at=timestamp(view.coupon.claimed_at))
 
 

@@ -73,3 +73,32 @@ def test_coupons_are_claimed_listed_and_private_to_their_owner(platform: Platfor
     assert claims[1].json()["error"]["code"] == "COUPON_SOLD_OUT"
     assert ([c["template"]["amount_fen"] for c in alices["items"]], bobs["total"]) == ([500], 0)
 
+
+def test_a_disabled_template_leaves_the_claim_centre_and_its_claimed_coupons_usable(platform: Platform) -> None:
+    api, alice, bob = platform.api, sms_login(platform, "13700001104"), sms_login(platform, "13700001105")
+    operator, now = staff(platform, ["operator"], user_id=990077), datetime.now(UTC)
+    template = requests.post(f"{api}/admin/coupons", headers=operator, timeout=10, json={
+        "name": f"typo {uuid.uuid4().hex[:6]}", "kind": "fixed", "amount_fen": 50_000, "total": 100,
+        "per_user_limit": 1, "valid_from": (now - timedelta(hours=1)).isoformat(),
+        "valid_to": (now + timedelta(days=1)).isoformat()}).json()
+
+    def offered(who: dict[str, str]) -> list[int]:
+        page = requests.get(f"{api}/member/coupon-templates?page_size=100", headers=who, timeout=10).json()
+        return [t["id"] for t in page["items"] if t["id"] == template["id"]]
+
+    before = offered(bob)
+    claimed = requests.post(f"{api}/member/coupons/claim", json={"template_id": template["id"]}, headers=alice,
+                            timeout=10)
+    disabled = requests.post(f"{api}/admin/coupon-templates/{template['id']}/disable", headers=operator, timeout=10,
+                             json={"reason": "500 yuan typed for 5"})
+    refused = requests.post(f"{api}/member/coupons/claim", json={"template_id": template["id"]}, headers=bob,
+                            timeout=10)
+    listed = requests.get(f"{api}/admin/coupon-templates?status=disabled&page_size=100", headers=operator,
+                          timeout=10).json()
+    alices = requests.get(f"{api}/member/coupons?status=available", headers=alice, timeout=10).json()
+
+    assert (before, claimed.status_code, disabled.status_code, offered(bob)) == ([template["id"]], 201, 200, [])
+    assert (refused.status_code, refused.json()["error"]["code"]) == (422, "COUPON_TEMPLATE_DISABLED")
+    assert [(t["created_by"], t["disabled_by"], t["disable_reason"]) for t in listed["items"]
+            if t["id"] == template["id"]] == [(990077, 990077, "500 yuan typed for 5")]
+    assert [c["template"]["id"] for c in alices["items"]] == [template["id"]]

@@ -31,7 +31,7 @@ METHODS = ("get", "post", "put", "patch", "delete")
 OWNED = {"order_id", "item_id", "address_id", "line_id", "case_id", "recharge_no"}
 # Path parameters naming shared things (the catalogue, plans) or reachable by staff only.
 NOT_OWNED = {"product_id", "sku_id", "plan_id", "user_id", "withdrawal_id", "report_id", "category_id", "brand_id",
-             "province", "refund_no"}
+             "province", "refund_no", "template_id"}
 # Bodies the minimal-body builder cannot guess (an enum the route narrows further, say).
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/api/v1/orders/{order_id}/pay"): {"channel": "wechat"},

@@ -456,3 +456,41 @@ def test_a_shopper_reads_only_their_own_recharges_newest_first(stub, uow, as_use
     assert ([(r.recharge_no, r.status) for r in pending.recharges], pending.total) == (
         [(started[1].recharge_no, "PENDING")], 1)
 
+
+def test_staff_list_and_disable_templates_and_shoppers_list_what_they_may_claim(stub, as_user) -> None:  # type: ignore[no-untyped-def]
+    now = datetime.now(UTC)
+
+    def create(name: str, **changes: object) -> int:
+        fields: dict = {"name": name, "kind": "fixed", "amount_fen": 500, "total": 10, "per_user_limit": 1,
+                        "valid_from": stamp(now - timedelta(hours=1)), "valid_to": stamp(now + timedelta(days=1))}
+        return stub.CreateCouponTemplate(pb.CreateCouponTemplateRequest(**{**fields, **changes}),
+                                         metadata=as_user(7, "operator"), timeout=10).id
+
+    open_one, twice, claimed, typo = (create("open"), create("twice", per_user_limit=2), create("claimed"),
+                                      create("typo"))
+    create("later", valid_from=stamp(now + timedelta(hours=1)))
+    for template_id in (twice, claimed):
+        stub.ClaimCoupon(pb.ClaimCouponRequest(template_id=template_id), metadata=as_user(ALICE), timeout=10)
+    disable = pb.DisableCouponTemplateRequest(template_id=typo, reason="500 yuan, not 5")
+    shopper_disable = code_of(lambda: stub.DisableCouponTemplate(disable, metadata=as_user(ALICE), timeout=10))
+    disabled = stub.DisableCouponTemplate(disable, metadata=as_user(8, "admin"), timeout=10)
+    refused = code_of(lambda: stub.ClaimCoupon(pb.ClaimCouponRequest(template_id=typo), metadata=as_user(BOB),
+                                               timeout=10))
+
+    claimable = stub.ListClaimableCouponTemplates(pb.ListClaimableCouponTemplatesRequest(), metadata=as_user(ALICE),
+                                                  timeout=10)
+    listed = stub.ListCouponTemplates(pb.ListCouponTemplatesRequest(status="disabled", limit=5),
+                                      metadata=as_user(7, "operator"), timeout=10)
+    shopper_list = code_of(lambda: stub.ListCouponTemplates(pb.ListCouponTemplatesRequest(), metadata=as_user(ALICE),
+                                                            timeout=10))
+
+    assert (shopper_disable, shopper_list, refused) == ((grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN"),
+                                                        (grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN"),
+                                                        (grpc.StatusCode.FAILED_PRECONDITION,
+                                                         "COUPON_TEMPLATE_DISABLED"))
+    assert (disabled.status, disabled.created_by, disabled.disabled_by, disabled.disable_reason) == (
+        "disabled", 7, 8, "500 yuan, not 5")
+    assert ([(t.template.id, t.claimed) for t in claimable.templates], claimable.total) == (
+        [(twice, 1), (open_one, 0)], 2)
+    assert (claimable.templates[0].template.created_by, claimable.templates[0].template.disable_reason) == (0, "")
+    assert ([t.id for t in listed.templates], listed.total) == ([typo], 1)
