@@ -126,7 +126,8 @@ def _ledger(url: str, count: int, users: int, threads: int) -> dict[str, Any]:
     payment = SimulatedPayment()
     amount, price = 10_000, 100
     recharges = [service.create_recharge(uow(), payment, user_id=1 + n % users, amount_fen=amount,
-                                         channel="alipay")[0] for n in range(count)]
+                                         channel="alipay", idempotency_key=f"bench-{n}")[0]
+                 for n in range(count)]
 
     def credit(n: int) -> float:
         started = time.perf_counter()

@@ -1,4 +1,5 @@
-"""Admin API of the member service: coupon templates, withdrawal decisions, the ledger audit."""
+"""Admin API of the member service: coupon templates (create, list, find, disable), withdrawal decisions, the
+ledger audit."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ from mall.member.v1.member_pb2_grpc import MemberServiceStub
 from pydantic import AwareDatetime, Field, field_validator
 
 from gateway.api import Body, Page, PageQuery, Reply, operation, service
-from gateway.routes.member import MAX_FEN, CouponTemplateOut, WithdrawalOut
+from gateway.routes.member import MAX_FEN, CouponTemplateOut, WithdrawalOut, moment
 from services.common.auth import Role
 
 bp = Blueprint("admin_member", __name__, url_prefix="/api/v1/admin")
+
+TEMPLATE_EDITORS = (Role.ADMIN, Role.OPERATOR)
+TemplateStatus = Literal["active", "disabled"]
 
 
 def stamp(moment: datetime) -> Timestamp:
@@ -45,6 +49,34 @@ class CouponTemplateIn(Body):
     category_ids: list[int] | None = Field(None, max_length=100, description="empty or missing: every category")
 
 
+class StaffCouponTemplateOut(CouponTemplateOut):
+    """A coupon template, with who created it and who stopped its claims, when and why."""
+
+    status: TemplateStatus = Field(description="disabled: no new claims; the coupons claimed stay usable")
+    created_at: datetime | None
+    created_by: int | None = Field(description="the staff member's user id; null for templates created before "
+                                               "it was recorded")
+    disabled_at: datetime | None
+    disabled_by: int | None
+    disable_reason: str
+
+    @classmethod
+    def from_proto(cls, template: pb.CouponTemplate) -> StaffCouponTemplateOut:
+        return cls(**CouponTemplateOut.from_proto(template).model_dump(),
+                   status=template.status or "active",  # type: ignore[arg-type]
+                   created_at=moment(template.created_at), created_by=template.created_by or None,
+                   disabled_at=moment(template.disabled_at), disabled_by=template.disabled_by or None,
+                   disable_reason=template.disable_reason)
+
+
+class TemplatesQuery(PageQuery):
+    status: TemplateStatus | None = None
+
+
+class DisableIn(Body):
+    reason: str = Field(min_length=1, max_length=200, description="why claims stop (kept with who and when)")
+
+
 class DecisionIn(Body):
     approve: bool
     note: str = Field("", max_length=200)
@@ -66,16 +98,45 @@ class LedgerAudit(Reply):
 
 
 @bp.post("/coupons")
-@operation(summary="Create a coupon template", tag="admin", roles=(Role.ADMIN, Role.OPERATOR),
-           body=CouponTemplateIn, responses={201: CouponTemplateOut},
+@operation(summary="Create a coupon template", tag="admin", roles=TEMPLATE_EDITORS,
+           body=CouponTemplateIn, responses={201: StaffCouponTemplateOut},
            description="Percent discounts are rounded down to the fen.")
-def create_coupon_template(body: CouponTemplateIn) -> tuple[CouponTemplateOut, int]:
+def create_coupon_template(body: CouponTemplateIn) -> tuple[StaffCouponTemplateOut, int]:
     reply = service(MemberServiceStub).CreateCouponTemplate(pb.CreateCouponTemplateRequest(
         name=body.name, kind=body.kind, amount_fen=body.amount_fen, percent_off=body.percent_off,
         threshold_fen=body.threshold_fen, cap_fen=body.cap_fen or 0, total=body.total,
         per_user_limit=body.per_user_limit, valid_from=stamp(body.valid_from), valid_to=stamp(body.valid_to),
         category_ids=body.category_ids or []))
-    return CouponTemplateOut.from_proto(reply), 201
+    return StaffCouponTemplateOut.from_proto(reply), 201
+
+
+@bp.get("/coupon-templates")
+@operation(summary="Coupon templates, newest first", tag="admin", roles=TEMPLATE_EDITORS, query=TemplatesQuery,
+           responses={200: Page[StaffCouponTemplateOut]})
+def list_coupon_templates(query: TemplatesQuery) -> Page[StaffCouponTemplateOut]:
+    reply = service(MemberServiceStub).ListCouponTemplates(pb.ListCouponTemplatesRequest(
+        status=query.status or "", offset=query.offset, limit=query.page_size))
+    return Page[StaffCouponTemplateOut].of([StaffCouponTemplateOut.from_proto(t) for t in reply.templates], query,
+                                           reply.total)
+
+
+@bp.get("/coupon-templates/<id:template_id>")
+@operation(summary="One coupon template", tag="admin", roles=TEMPLATE_EDITORS,
+           responses={200: StaffCouponTemplateOut})
+def get_coupon_template(template_id: int) -> StaffCouponTemplateOut:
+    return StaffCouponTemplateOut.from_proto(service(MemberServiceStub).GetCouponTemplate(
+        pb.GetCouponTemplateRequest(template_id=template_id)))
+
+
+@bp.post("/coupon-templates/<id:template_id>/disable")
+@operation(summary="Stop a coupon template's claims (the coupons claimed stay usable)", tag="admin",
+           roles=TEMPLATE_EDITORS, body=DisableIn, responses={200: StaffCouponTemplateOut},
+           description="No coupon of it is claimed from now on (422 COUPON_TEMPLATE_DISABLED), also by a claim under "
+                       "way; who, when and why are kept on the template. One-way: disabling it again changes "
+                       "nothing (the first reason stays).")
+def disable_coupon_template(template_id: int, body: DisableIn) -> StaffCouponTemplateOut:
+    return StaffCouponTemplateOut.from_proto(service(MemberServiceStub).DisableCouponTemplate(
+        pb.DisableCouponTemplateRequest(template_id=template_id, reason=body.reason)))
 
 
 @bp.post("/withdrawals/<id:withdrawal_id>/decision")

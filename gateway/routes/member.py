@@ -125,6 +125,16 @@ class CouponTemplateOut(Reply):
                    valid_to=template.valid_to.ToDatetime(tzinfo=UTC), category_ids=list(template.category_ids))
 
 
+class ClaimableTemplateOut(CouponTemplateOut):
+    """A coupon template I may claim now."""
+
+    claimed: int = Field(description="how many of it I hold (fewer than per_user_limit)")
+
+    @classmethod
+    def from_proto(cls, claimable: pb.ClaimableCouponTemplate) -> ClaimableTemplateOut:  # type: ignore[override]
+        return cls(**CouponTemplateOut.from_proto(claimable.template).model_dump(), claimed=claimable.claimed)
+
+
 class CouponOut(Reply):
     """A coupon of the caller's."""
 
@@ -181,14 +191,47 @@ class RechargeRequest(Body):
     channel: Literal["wechat", "alipay", "bank_card"]
 
 
-class RechargeOut(Reply):
-    """A recharge awaiting payment, with the channel's payment parameters."""
+RechargeStatus = Literal["PENDING", "PAID"]
+
+
+class RechargeView(Reply):
+    """A recharge of mine: has the payment arrived?"""
 
     id: int
     recharge_no: str
-    status: Literal["PENDING", "PAID"]
+    status: RechargeStatus = Field(description="PAID once the channel's verified payment was credited")
+    channel: Literal["wechat", "alipay", "bank_card"]
     amount_fen: int
+    bonus_fen: int = Field(description="the bonus credit it earned when paid; 0 while PENDING")
+    created_at: datetime
+    pay_deadline: datetime = Field(description="the end of the channel's payment window (PENDING after it: "
+                                               "not paid in time)")
+    paid_at: datetime | None
+
+    @classmethod
+    def fields(cls, recharge: pb.Recharge) -> dict[str, object]:
+        return {"id": recharge.id, "recharge_no": recharge.recharge_no, "status": recharge.status,
+                "channel": recharge.channel, "amount_fen": recharge.amount_fen, "bonus_fen": recharge.bonus_fen,
+                "created_at": moment(recharge.created_at), "pay_deadline": moment(recharge.pay_deadline),
+                "paid_at": moment(recharge.paid_at)}
+
+    @classmethod
+    def from_proto(cls, recharge: pb.Recharge) -> RechargeView:
+        return cls(**cls.fields(recharge))  # type: ignore[arg-type]
+
+
+class RechargeOut(RechargeView):
+    """A recharge awaiting payment, with the channel's payment parameters."""
+
     payment: dict[str, str] = Field(description="the channel's payment parameters, with out_trade_no")
+
+    @classmethod
+    def from_proto(cls, recharge: pb.Recharge) -> RechargeOut:
+        return cls(**cls.fields(recharge), payment=dict(recharge.payment))  # type: ignore[arg-type]
+
+
+class RechargesQuery(PageQuery):
+    status: RechargeStatus | None = None
 
 
 @bp.post("/signup")
@@ -250,6 +293,18 @@ def list_coupons(query: CouponsQuery) -> Page[CouponOut]:
     return Page[CouponOut].of([CouponOut.from_proto(c) for c in reply.coupons], query, reply.total)
 
 
+@bp.get("/coupon-templates")
+@operation(summary="Coupons I may claim now (领券中心), newest first", tag="member", query=PageQuery,
+           responses={200: Page[ClaimableTemplateOut]},
+           description="Active templates that have started and not ended, not all claimed, of which I hold fewer "
+                       "than the per-user limit; claim one with POST /member/coupons/claim.")
+def claimable_coupon_templates(query: PageQuery) -> Page[ClaimableTemplateOut]:
+    reply = service(MemberServiceStub).ListClaimableCouponTemplates(pb.ListClaimableCouponTemplatesRequest(
+        offset=query.offset, limit=query.page_size))
+    return Page[ClaimableTemplateOut].of([ClaimableTemplateOut.from_proto(t) for t in reply.templates], query,
+                                         reply.total)
+
+
 @bp.post("/coupons/claim")
 @operation(summary="Claim a coupon of a template", tag="member", body=ClaimCoupon, responses={201: CouponOut})
 def claim_coupon(body: ClaimCoupon) -> tuple[CouponOut, int]:
@@ -278,10 +333,27 @@ def my_withdrawals(query: PageQuery) -> Page[WithdrawalOut]:
 
 @bp.post("/recharges")
 @operation(summary="Start a recharge: the channel's payment parameters; credited on the verified notify",
-           tag="member", body=RechargeRequest, responses={201: RechargeOut})
+           tag="member", body=RechargeRequest, responses={201: RechargeOut},
+           description="Needs the header Idempotency-Key (1-128 printable ASCII characters): the same key and body "
+                       "give the first recharge again (its status now, the payment parameters first given), the "
+                       "same key with another body is a 409. A channel that refuses stores no recharge.")
 def create_recharge(body: RechargeRequest) -> tuple[RechargeOut, int]:
-    reply = service(MemberServiceStub).CreateRecharge(pb.CreateRechargeRequest(amount_fen=body.amount_fen,
-                                                                               channel=body.channel))
-    return RechargeOut(id=reply.id, recharge_no=reply.recharge_no, status=reply.status,  # type: ignore[arg-type]
-                       amount_fen=reply.amount_fen, payment=dict(reply.payment)), 201
+    return RechargeOut.from_proto(service(MemberServiceStub).CreateRecharge(pb.CreateRechargeRequest(
+        amount_fen=body.amount_fen, channel=body.channel, idempotency_key=idempotency_key()))), 201
 
+
+@bp.get("/recharges")
+@operation(summary="My recharges, newest first", tag="member", query=RechargesQuery,
+           responses={200: Page[RechargeView]})
+def my_recharges(query: RechargesQuery) -> Page[RechargeView]:
+    reply = service(MemberServiceStub).ListMyRecharges(pb.ListRechargesRequest(
+        status=query.status or "", offset=query.offset, limit=query.page_size))
+    return Page[RechargeView].of([RechargeView.from_proto(r) for r in reply.recharges], query, reply.total)
+
+
+@bp.get("/recharges/<recharge_no>")
+@operation(summary="One of my recharges: poll it after paying until it is PAID", tag="member",
+           responses={200: RechargeView}, description="Another shopper's recharge is a 404.")
+def get_recharge(recharge_no: str) -> RechargeView:
+    return RechargeView.from_proto(service(MemberServiceStub).GetRecharge(pb.GetRechargeRequest(
+        recharge_no=recharge_no)))

@@ -46,6 +46,7 @@ from services.member.domain import (
     Recharge,
     RechargeLot,
     RechargeStatus,
+    TemplateStatus,
     Withdrawal,
     WithdrawalStatus,
 )
@@ -148,6 +149,11 @@ coupon_templates = Table(
     Column("valid_to", UTCDateTime, nullable=False),
     Column("categories", String(2000), nullable=False, default=""),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("status", String(16), nullable=False, default="active", server_default="active"),
+    Column("created_by", BigInteger, nullable=True),        # the staff member; NULL before migration 0008
+    Column("disabled_at", UTCDateTime, nullable=True),
+    Column("disabled_by", BigInteger, nullable=True),
+    Column("disable_reason", String(200), nullable=False, default="", server_default=""),
     CheckConstraint("issued >= 0 AND issued <= total", name="ck_coupon_templates_issued_within_total"),
 )
 
@@ -424,12 +430,37 @@ class SqlCouponRepository:
         self.session.add(template)
         self.session.flush()
 
-    def template(self, template_id: int) -> CouponTemplate | None:
-        return self.session.get(CouponTemplate, template_id)
+    def template(self, template_id: int, *, lock: bool = False) -> CouponTemplate | None:
+        if not lock:
+            return self.session.get(CouponTemplate, template_id)
+        return self.session.execute(_locked(select(CouponTemplate).where(coupon_templates.c.id == template_id),
+                                            lock)).scalar_one_or_none()
+
+    def templates_page(self, status: str, offset: int, limit: int) -> tuple[list[CouponTemplate], int]:
+        where = [coupon_templates.c.status == status] if status else []
+        total = self.session.execute(select(func.count()).select_from(coupon_templates).where(*where)).scalar_one()
+        found = self.session.execute(select(CouponTemplate).where(*where).order_by(coupon_templates.c.id.desc())
+                                     .offset(offset).limit(limit)).scalars().all()
+        return list(found), total
+
+    def claimable(self, user_id: int, now: datetime, offset: int,
+                  limit: int) -> tuple[list[tuple[CouponTemplate, int]], int]:
+        held = (select(func.count()).select_from(coupons).where(
+            coupons.c.user_id == user_id, coupons.c.template_id == coupon_templates.c.id)
+            .correlate(coupon_templates).scalar_subquery())
+        where = (coupon_templates.c.status == TemplateStatus.ACTIVE.value, coupon_templates.c.valid_from <= now,
+                 coupon_templates.c.valid_to > now, coupon_templates.c.issued < coupon_templates.c.total,
+                 held < coupon_templates.c.per_user_limit)
+        total = self.session.execute(select(func.count()).select_from(coupon_templates).where(*where)).scalar_one()
+        rows = self.session.execute(select(CouponTemplate, held.label("held")).where(*where)
+                                    .order_by(coupon_templates.c.id.desc()).offset(offset).limit(limit)).all()
+        return [(row[0], int(row[1])) for row in rows], total
 
     def take_one(self, template_id: int) -> bool:
+        # Re-checked on the row's latest version: a claim waiting behind a disable's row lock issues nothing.
         taken = self.session.execute(update(coupon_templates).where(
             coupon_templates.c.id == template_id, coupon_templates.c.issued < coupon_templates.c.total,
+            coupon_templates.c.status == TemplateStatus.ACTIVE.value,
         ).values(issued=coupon_templates.c.issued + 1).returning(coupon_templates.c.issued)).scalar_one_or_none()
         return taken is not None
 
@@ -564,6 +595,13 @@ class SqlRechargeRepository:
     def by_no(self, recharge_no: str, *, lock: bool = False) -> Recharge | None:
         return self.session.execute(_locked(select(Recharge).where(recharges.c.recharge_no == recharge_no),
                                             lock)).scalar_one_or_none()
+
+    def of_user(self, user_id: int, status: str, offset: int, limit: int) -> tuple[list[Recharge], int]:
+        where = [recharges.c.user_id == user_id, *([recharges.c.status == status] if status else [])]
+        total = self.session.execute(select(func.count()).select_from(recharges).where(*where)).scalar_one()
+        found = self.session.execute(select(Recharge).where(*where).order_by(recharges.c.id.desc())
+                                     .offset(offset).limit(limit)).scalars().all()
+        return list(found), total
 
     def pending(self, created_after: datetime, created_before: datetime, after_id: int,
                 limit: int) -> list[tuple[int, str]]:

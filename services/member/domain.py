@@ -357,6 +357,18 @@ class OrderLine:
     amount_fen: int
 
 
+class TemplateStatus(enum.StrEnum):
+    """Whether a coupon template still takes claims: staff stop a mistyped or ended campaign by disabling it.
+    Disabling is one-way and concerns claims only: the coupons already claimed stay the shoppers' and usable
+    (they took them in good faith, and some may be locked by unpaid orders this very minute)."""
+
+    ACTIVE = "active"
+    DISABLED = "disabled"
+
+
+TEMPLATE_REASON_MAX = 200
+
+
 @dataclass
 class CouponTemplate:
     """What admins issue: a fixed amount off above a threshold, or a percent off with a cap."""
@@ -374,12 +386,17 @@ class CouponTemplate:
     categories: str = ""          # comma-separated category ids; "" = every category
     issued: int = 0
     created_at: datetime | None = None
+    status: str = TemplateStatus.ACTIVE
+    created_by: int | None = None           # None: created before member migration 0008 recorded it
+    disabled_at: datetime | None = None
+    disabled_by: int | None = None
+    disable_reason: str = ""
     id: int | None = None
 
     @classmethod
     def create(cls, *, name: str, kind: str, amount_fen: int, percent_off: int, threshold_fen: int, cap_fen: int,
                total: int, per_user_limit: int, valid_from: datetime, valid_to: datetime,
-               category_ids: list[int], now: datetime) -> CouponTemplate:
+               category_ids: list[int], now: datetime, created_by: int | None = None) -> CouponTemplate:
         problems: dict[str, object] = {}
         if not 0 < len(name.strip()) <= 64:
             problems["name"] = "1-64 characters"
@@ -410,7 +427,28 @@ class CouponTemplate:
         return cls(name=name.strip(), kind=kind, amount_fen=amount_fen, percent_off=percent_off,
                    threshold_fen=threshold_fen, cap_fen=cap_fen, total=total, per_user_limit=per_user_limit,
                    valid_from=valid_from, valid_to=valid_to,
-                   categories=",".join(str(c) for c in sorted(set(category_ids))), created_at=now)
+                   categories=",".join(str(c) for c in sorted(set(category_ids))), created_at=now,
+                   created_by=created_by)
+
+    def check_claimable(self, now: datetime) -> None:
+        """DomainError unless a shopper may claim one now (the total and per-user limit are the repository's)."""
+        if self.status == TemplateStatus.DISABLED:
+            raise template_disabled()
+        if now >= self.valid_to:
+            raise DomainError("COUPON_EXPIRED", "this coupon has expired")
+
+    def disable(self, *, actor_id: int, reason: str, now: datetime) -> bool:
+        """Take no more claims, recording who and why; the coupons claimed stay usable (TemplateStatus). False, and
+        nothing changes (the first actor and reason stay), when it was disabled already."""
+        reason = reason.strip()
+        if not 0 < len(reason) <= TEMPLATE_REASON_MAX:
+            raise InvalidInput("REASON_REQUIRED", f"say why, in 1-{TEMPLATE_REASON_MAX} characters",
+                               details={"reason": f"1-{TEMPLATE_REASON_MAX} characters"})
+        if self.status == TemplateStatus.DISABLED:
+            return False
+        self.status, self.disabled_at, self.disabled_by, self.disable_reason = (
+            TemplateStatus.DISABLED, now, actor_id, reason)
+        return True
 
     @property
     def category_ids(self) -> list[int]:
@@ -509,6 +547,14 @@ class ExpiredCouponLock:
 
 def coupon_not_found() -> NotFound:
     return NotFound("COUPON_NOT_FOUND", "no such coupon")
+
+
+def template_not_found() -> NotFound:
+    return NotFound("COUPON_TEMPLATE_NOT_FOUND", "no such coupon template")
+
+
+def template_disabled() -> DomainError:
+    return DomainError("COUPON_TEMPLATE_DISABLED", "these coupons are no longer offered")
 
 
 # ---------------------------------------------------------------- withdrawals (M5)
@@ -718,6 +764,10 @@ class Recharge:
                               details={"paid_fen": paid_fen, "amount_fen": self.amount_fen})
         self.status, self.channel_txn_id, self.paid_at = RechargeStatus.PAID, channel_txn_id, now
         return True
+
+
+def recharge_not_found() -> NotFound:
+    return NotFound("RECHARGE_NOT_FOUND", "no such recharge")
 
 
 def new_number(prefix: str, now: datetime) -> str:

@@ -15,13 +15,22 @@ from services.common.errors import InvalidInput
 from services.common.events import timestamp
 from services.member import service
 from services.member.channels import NotifyRejected, PaymentChannel, PayoutChannel
-from services.member.domain import PLANS, CouponTemplate, LedgerEntry, MemberSummary, OrderLine, Withdrawal
+from services.member.domain import (
+    PLANS,
+    CouponTemplate,
+    LedgerEntry,
+    MemberSummary,
+    OrderLine,
+    Recharge,
+    Withdrawal,
+)
 from services.member.uow import MemberUnitOfWork
 
 MAX_PAGE = 100
 STAFF_REFUNDERS = (Role.ADMIN, Role.FINANCE, Role.CUSTOMER_SERVICE)
 REFUNDING_SERVICES = ("order",)  # refunds of balance payments, also from its reconciliation job (no staff there)
-PAYMENT_VOIDERS = ("order",)  # what a wallet paid for an order, else no payment ever: reconciling lost answers
+PAYMENT_VOIDERS = ("order",)
+TEMPLATE_EDITORS = (Role.ADMIN, Role.OPERATOR)  # create, list, find and disable coupon templates  # what a wallet paid for an order, else no payment ever: reconciling lost answers
 
 
 class MemberServicer(member_pb2_grpc.MemberServiceServicer):
@@ -90,7 +99,7 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
 
     def CreateCouponTemplate(self, request: pb.CreateCouponTemplateRequest,
                              context: grpc.ServicerContext) -> pb.CouponTemplate:
-        require_caller(Role.ADMIN, Role.OPERATOR)
+        caller = require_caller(*TEMPLATE_EDITORS)
         if not (request.HasField("valid_from") and request.HasField("valid_to")):
             raise InvalidInput("COUPON_TEMPLATE_INVALID", "valid_from and valid_to are required",
                                details={"valid_to": "required"})
@@ -98,7 +107,32 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
             self.uow(), name=request.name, kind=request.kind, amount_fen=request.amount_fen,
             percent_off=request.percent_off, threshold_fen=request.threshold_fen, cap_fen=request.cap_fen,
             total=request.total, per_user_limit=request.per_user_limit, valid_from=_datetime(request.valid_from),
-            valid_to=_datetime(request.valid_to), category_ids=list(request.category_ids)))
+            valid_to=_datetime(request.valid_to), category_ids=list(request.category_ids), created_by=caller.user_id))
+
+    def ListCouponTemplates(self, request: pb.ListCouponTemplatesRequest,
+                            context: grpc.ServicerContext) -> pb.ListCouponTemplatesResponse:
+        require_caller(*TEMPLATE_EDITORS)
+        found, total = service.coupon_templates(self.uow(), status=request.status, **_page(request))
+        return pb.ListCouponTemplatesResponse(templates=[_template(t) for t in found], total=total)
+
+    def GetCouponTemplate(self, request: pb.GetCouponTemplateRequest,
+                          context: grpc.ServicerContext) -> pb.CouponTemplate:
+        require_caller(*TEMPLATE_EDITORS)
+        return _template(service.coupon_template(self.uow(), template_id=request.template_id))
+
+    def DisableCouponTemplate(self, request: pb.DisableCouponTemplateRequest,
+                              context: grpc.ServicerContext) -> pb.CouponTemplate:
+        caller = require_caller(*TEMPLATE_EDITORS)
+        return _template(service.disable_coupon_template(self.uow(), template_id=request.template_id,
+                                                         actor_id=caller.user_id, reason=request.reason))
+
+    def ListClaimableCouponTemplates(self, request: pb.ListClaimableCouponTemplatesRequest,
+                                     context: grpc.ServicerContext) -> pb.ListClaimableCouponTemplatesResponse:
+        found, total = service.claimable_coupon_templates(self.uow(), user_id=require_caller().user_id,
+                                                          **_page(request))
+        return pb.ListClaimableCouponTemplatesResponse(total=total, templates=[
+            pb.ClaimableCouponTemplate(template=_template(template, staff=False), claimed=claimed)
+            for template, claimed in found])
 
     def ClaimCoupon(self, request: pb.ClaimCouponRequest, context: grpc.ServicerContext) -> pb.Coupon:
         coupon, template = service.claim_coupon(self.uow(), user_id=require_caller().user_id,
@@ -181,9 +215,19 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
 
     def CreateRecharge(self, request: pb.CreateRechargeRequest, context: grpc.ServicerContext) -> pb.Recharge:
         recharge, payment = service.create_recharge(self.uow(), self.payment, user_id=require_caller().user_id,
-                                                    amount_fen=request.amount_fen, channel=request.channel)
-        return pb.Recharge(id=recharge.id or 0, recharge_no=recharge.recharge_no, amount_fen=recharge.amount_fen,
-                           channel=recharge.channel, status=recharge.status, payment=payment)
+                                                    amount_fen=request.amount_fen, channel=request.channel,
+                                                    idempotency_key=request.idempotency_key)
+        return _recharge(recharge, payment)
+
+    def GetRecharge(self, request: pb.GetRechargeRequest, context: grpc.ServicerContext) -> pb.Recharge:
+        return _recharge(service.get_recharge(self.uow(), user_id=require_caller().user_id,
+                                              recharge_no=request.recharge_no))
+
+    def ListMyRecharges(self, request: pb.ListRechargesRequest,
+                        context: grpc.ServicerContext) -> pb.ListRechargesResponse:
+        found, total = service.my_recharges(self.uow(), user_id=require_caller().user_id, status=request.status,
+                                            **_page(request))
+        return pb.ListRechargesResponse(recharges=[_recharge(r) for r in found], total=total)
 
     def HandleRechargeNotify(self, request: pb.RechargeNotifyRequest,
                              context: grpc.ServicerContext) -> pb.RechargeNotifyResponse:
@@ -201,7 +245,9 @@ def _owner_unless_staff() -> int | None:
     return None if caller.has_any_role(*STAFF_REFUNDERS) else caller.user_id
 
 
-def _page(request: pb.ListEntriesRequest | pb.ListCouponsRequest | pb.ListWithdrawalsRequest) -> dict[str, int]:
+def _page(request: pb.ListEntriesRequest | pb.ListCouponsRequest | pb.ListWithdrawalsRequest
+          | pb.ListCouponTemplatesRequest | pb.ListClaimableCouponTemplatesRequest
+          | pb.ListRechargesRequest) -> dict[str, int]:
     if request.offset < 0 or request.limit < 0:
         raise InvalidInput("PAGE_INVALID", "offset and limit must not be negative")
     return {"offset": request.offset, "limit": min(request.limit or 20, MAX_PAGE)}
@@ -235,18 +281,34 @@ def _entry(entry: LedgerEntry) -> pb.LedgerEntry:
                           kind=entry.kind, reference=entry.reference, created_at=timestamp(entry.created_at))
 
 
-def _template(template: CouponTemplate) -> pb.CouponTemplate:
-    return pb.CouponTemplate(
+def _template(template: CouponTemplate, *, staff: bool = True) -> pb.CouponTemplate:
+    """The template; with who created and disabled it, and why, only for `staff`."""
+    message = pb.CouponTemplate(
         id=template.id or 0, name=template.name, kind=template.kind, amount_fen=template.amount_fen,
         percent_off=template.percent_off, threshold_fen=template.threshold_fen, cap_fen=template.cap_fen,
         total=template.total, issued=template.issued, per_user_limit=template.per_user_limit,
         valid_from=timestamp(template.valid_from), valid_to=timestamp(template.valid_to),
-        category_ids=template.category_ids)
+        category_ids=template.category_ids, status=template.status,
+        created_at=timestamp(template.created_at) if template.created_at else None)
+    if staff:
+        message.created_by, message.disabled_by = template.created_by or 0, template.disabled_by or 0
+        message.disable_reason = template.disable_reason
+        if template.disabled_at:
+            message.disabled_at.CopyFrom(timestamp(template.disabled_at))
+    return message
 
 
 def _coupon(view: service.CouponView) -> pb.Coupon:
-    return pb.Coupon(id=view.coupon.id or 0, template=_template(view.template), status=view.status,
+    return pb.Coupon(id=view.coupon.id or 0, template=_template(view.template, staff=False), status=view.status,
                      order_no=view.coupon.order_no or "", claimed_at=timestamp(view.coupon.claimed_at))
+
+
+def _recharge(recharge: Recharge, payment: dict[str, str] | None = None) -> pb.Recharge:
+    return pb.Recharge(id=recharge.id or 0, recharge_no=recharge.recharge_no, amount_fen=recharge.amount_fen,
+                       channel=recharge.channel, status=recharge.status, payment=payment or {},
+                       bonus_fen=recharge.bonus_fen, created_at=timestamp(recharge.created_at),
+                       pay_deadline=timestamp(recharge.pay_deadline),
+                       paid_at=timestamp(recharge.paid_at) if recharge.paid_at else None)
 
 
 def _withdrawal(withdrawal: Withdrawal) -> pb.Withdrawal:

@@ -6,6 +6,7 @@ by the consumer (which commits), so wiring a consumer is one line each.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -50,6 +51,8 @@ from services.member.domain import (
     PointsHold,
     Posting,
     Recharge,
+    RechargeStatus,
+    TemplateStatus,
     Withdrawal,
     WithdrawalStatus,
     balance_payment_void,
@@ -62,6 +65,9 @@ from services.member.domain import (
     points_expiry_cutoff,
     posting_conflict,
     recharge_bonus,
+    recharge_not_found,
+    template_disabled,
+    template_not_found,
     transfer,
     validate_order_no,
     withdrawal_not_found,
@@ -288,33 +294,86 @@ def _expire_points_of(uow: MemberUnitOfWork, user_id: int, cutoff: datetime, now
 
 def create_coupon_template(uow: MemberUnitOfWork, *, name: str, kind: str, amount_fen: int, percent_off: int,
                            threshold_fen: int, cap_fen: int, total: int, per_user_limit: int, valid_from: datetime,
-                           valid_to: datetime, category_ids: list[int],
+                           valid_to: datetime, category_ids: list[int], created_by: int | None = None,
                            now: datetime | None = None) -> CouponTemplate:
-    """A new coupon template (admin)."""
+    """A new coupon template (admin or operator `created_by`)."""
     template = CouponTemplate.create(
         name=name, kind=kind, amount_fen=amount_fen, percent_off=percent_off, threshold_fen=threshold_fen,
         cap_fen=cap_fen, total=total, per_user_limit=per_user_limit, valid_from=valid_from, valid_to=valid_to,
-        category_ids=category_ids, now=now or utcnow())
+        category_ids=category_ids, now=now or utcnow(), created_by=created_by)
     with uow:
         uow.coupons.add_template(template)
         uow.commit()
     return template
 
 
+def coupon_templates(uow: MemberUnitOfWork, *, status: str, offset: int,
+                     limit: int) -> tuple[list[CouponTemplate], int]:
+    """Every coupon template for staff, newest first ("" = every status)."""
+    if status and status not in set(TemplateStatus):
+        raise InvalidInput("STATUS_INVALID", "unknown coupon template status", details={"status": "invalid"})
+    with uow:
+        page = uow.coupons.templates_page(status, offset, limit)
+        uow.commit()  # ends the read without expiring what it loaded (a rollback would)
+    return page
+
+
+def coupon_template(uow: MemberUnitOfWork, *, template_id: int) -> CouponTemplate:
+    """One coupon template, for staff."""
+    with uow:
+        template = uow.coupons.template(template_id)
+        if template is None:
+            raise template_not_found()
+        uow.commit()
+    return template
+
+
+def disable_coupon_template(uow: MemberUnitOfWork, *, template_id: int, actor_id: int, reason: str,
+                            now: datetime | None = None) -> CouponTemplate:
+    """Stop a template's claims, recording who and why; the coupons claimed stay usable (domain.TemplateStatus).
+    Again: the template as it is (the first actor and reason kept).
+
+    The template row is locked, so claims under way finish first; a claim that reaches its conditional update
+    after this commits issues nothing (`take_one` re-checks the status)."""
+    now = now or utcnow()
+    with uow:
+        template = uow.coupons.template(template_id, lock=True)
+        if template is None:
+            raise template_not_found()
+        if template.disable(actor_id=actor_id, reason=reason, now=now):
+            log.info("coupon template %d disabled by %d: %s", template_id, actor_id, template.disable_reason)
+        uow.commit()
+    return template
+
+
+def claimable_coupon_templates(uow: MemberUnitOfWork, *, user_id: int, offset: int, limit: int,
+                               now: datetime | None = None) -> tuple[list[tuple[CouponTemplate, int]], int]:
+    """The templates the user may claim a coupon of now (active, started, not ended, not all claimed, fewer held
+    than the per-user limit), newest first, each with how many the user holds."""
+    now = now or utcnow()
+    with uow:
+        page = uow.coupons.claimable(user_id, now, offset, limit)
+        uow.commit()  # ends the read without expiring what it loaded (a rollback would)
+    return page
+
+
 def claim_coupon(uow: MemberUnitOfWork, *, user_id: int, template_id: int,
                  now: datetime | None = None) -> tuple[Coupon, CouponTemplate]:
-    """Claim one coupon of a template: within its total (never over-issued) and the per-user limit."""
+    """Claim one coupon of a template: within its total (never over-issued) and the per-user limit, while it is
+    active (a disabled template issues nothing more, also to a claim racing the disable)."""
     now = now or utcnow()
     with uow:
         template = uow.coupons.template(template_id)
         if template is None:
-            raise NotFound("COUPON_TEMPLATE_NOT_FOUND", "no such coupon template")
-        if now >= template.valid_to:
-            raise DomainError("COUPON_EXPIRED", "this coupon has expired")
+            raise template_not_found()
+        template.check_claimable(now)
         uow.coupons.lock_claims(user_id, template_id)
         if uow.coupons.claimed(user_id, template_id) >= template.per_user_limit:
             raise DomainError("COUPON_LIMIT_REACHED", "you have claimed as many of these coupons as allowed")
         if not uow.coupons.take_one(template_id):
+            fresh = uow.coupons.template(template_id, lock=True)  # disabled meanwhile, or all claimed
+            if fresh is not None and fresh.status == TemplateStatus.DISABLED:
+                raise template_disabled()
             raise DomainError("COUPON_SOLD_OUT", "these coupons are all claimed")
         coupon = Coupon(template_id=template_id, user_id=user_id, status=CouponStatus.AVAILABLE, claimed_at=now)
         uow.coupons.add(coupon)
@@ -827,15 +886,51 @@ def my_withdrawals(uow: MemberUnitOfWork, *, user_id: int, offset: int, limit: i
 
 
 def create_recharge(uow: MemberUnitOfWork, payment: PaymentChannel, *, user_id: int, amount_fen: int, channel: str,
-                    now: datetime | None = None) -> tuple[Recharge, dict[str, str]]:
-    """A pending recharge and the channel's payment parameters; credited only by a verified notify."""
+                    idempotency_key: str, now: datetime | None = None) -> tuple[Recharge, dict[str, str]]:
+    """A pending recharge and the channel's payment parameters, once per idempotency key: the same key and request
+    again give the first recharge, as it is now, with the parameters first given (a double tap pays one recharge);
+    another request under the key is a Conflict. Credited only by a verified notify.
+
+    The channel prepares the payment inside the transaction that stores the recharge and claims the key, as
+    submitting an order reserves stock inside its own: a channel that refuses or does not answer (not configured,
+    no WeChat bound, WeChat Pay down) leaves no recharge behind and the key free for a retry, and a request
+    racing the first with its key waits for it and answers its recharge."""
     now = now or utcnow()
-    recharge = Recharge.create(user_id=user_id, amount_fen=amount_fen, channel=channel, now=now)
     with uow:
-        uow.recharges.add(recharge)
-        uow.commit()
-    return recharge, payment.prepare(channel=channel, out_trade_no=recharge.recharge_no, amount_fen=amount_fen,
+        def create() -> bytes:
+            recharge = Recharge.create(user_id=user_id, amount_fen=amount_fen, channel=channel, now=now)
+            uow.recharges.add(recharge)
+            params = payment.prepare(channel=channel, out_trade_no=recharge.recharge_no, amount_fen=amount_fen,
                                      user_id=user_id, now=now, expires_at=recharge.pay_deadline)
+            return json.dumps({"recharge_no": recharge.recharge_no, "payment": params}, sort_keys=True).encode()
+
+        first = json.loads(uow.run_once(scope=f"recharge:user:{user_id}", key=idempotency_key,
+                                        request=f"{amount_fen}:{channel}".encode(), execute=create))
+        recharge = uow.recharges.by_no(first["recharge_no"])
+        assert recharge is not None
+        uow.commit()
+    return recharge, first["payment"]
+
+
+def get_recharge(uow: MemberUnitOfWork, *, user_id: int, recharge_no: str) -> Recharge:
+    """One of the user's recharges (another user's is not found), as it stands: has the payment arrived?"""
+    with uow:
+        recharge = uow.recharges.by_no(recharge_no)
+        if recharge is None or recharge.user_id != user_id:
+            raise recharge_not_found()
+        uow.commit()  # ends the read without expiring what it loaded (a rollback would)
+    return recharge
+
+
+def my_recharges(uow: MemberUnitOfWork, *, user_id: int, status: str, offset: int,
+                 limit: int) -> tuple[list[Recharge], int]:
+    """The user's recharges, newest first ("" = every status)."""
+    if status and status not in set(RechargeStatus):
+        raise InvalidInput("STATUS_INVALID", "unknown recharge status", details={"status": "invalid"})
+    with uow:
+        page = uow.recharges.of_user(user_id, status, offset, limit)
+        uow.commit()  # ends the read without expiring what it loaded (a rollback would)
+    return page
 
 
 def credit_recharge(uow: MemberUnitOfWork, *, recharge_no: str, paid_fen: int, channel_txn_id: str,
@@ -845,7 +940,7 @@ def credit_recharge(uow: MemberUnitOfWork, *, recharge_no: str, paid_fen: int, c
     with uow:
         recharge = uow.recharges.by_no(recharge_no, lock=True)
         if recharge is None:
-            raise NotFound("RECHARGE_NOT_FOUND", "no such recharge")
+            raise recharge_not_found()
         _credit_recharge(uow, recharge, paid_fen=paid_fen, channel_txn_id=channel_txn_id, channel=channel, now=now)
         uow.commit()
     return recharge

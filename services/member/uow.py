@@ -86,10 +86,20 @@ class PointsRepository(Protocol):
 class CouponRepository(Protocol):
     def add_template(self, template: CouponTemplate) -> None: ...
 
-    def template(self, template_id: int) -> CouponTemplate | None: ...
+    def template(self, template_id: int, *, lock: bool = False) -> CouponTemplate | None:
+        """The template; `lock` reads it afresh and holds it (claims in progress finish first)."""
+
+    def templates_page(self, status: str, offset: int, limit: int) -> tuple[list[CouponTemplate], int]:
+        """Templates in `status` ("" = any), newest first, and how many there are."""
+
+    def claimable(self, user_id: int, now: datetime, offset: int,
+                  limit: int) -> tuple[list[tuple[CouponTemplate, int]], int]:
+        """Active templates valid at `now`, not all claimed, of which the user holds fewer than the per-user limit,
+        newest first, each with how many the user holds; and how many there are."""
 
     def take_one(self, template_id: int) -> bool:
-        """Count one more coupon issued unless all `total` are: a conditional update, never over-issuing."""
+        """Count one more coupon issued unless all `total` are or the template is disabled: a conditional update,
+        never over-issuing, and none issued once a disable has committed."""
 
     def lock_claims(self, user_id: int, template_id: int) -> None:
         """Serialise one user's claims of one template until the transaction ends (per-user limit)."""
@@ -156,6 +166,9 @@ class RechargeRepository(Protocol):
     def add(self, recharge: Recharge) -> None: ...
 
     def by_no(self, recharge_no: str, *, lock: bool = False) -> Recharge | None: ...
+
+    def of_user(self, user_id: int, status: str, offset: int, limit: int) -> tuple[list[Recharge], int]:
+        """The user's recharges in `status` ("" = any), newest first, and how many there are."""
 
     def pending(self, created_after: datetime, created_before: datetime, after_id: int,
                 limit: int) -> list[tuple[int, str]]:

@@ -22,7 +22,7 @@ def test_a_member_recharges_withdraws_once_per_key_and_finance_pays_it_out(platf
 
     joined = requests.post(f"{api}/member/signup", json={"channel": "self"}, headers=shopper, timeout=10)
     recharge = requests.post(f"{api}/member/recharges", json={"amount_fen": 10_000, "channel": "bank_card"},
-                             headers=shopper, timeout=10)
+                             headers={**shopper, "Idempotency-Key": "recharge-1"}, timeout=10)
     card = SimulatorClient(platform.simulator_url).bankcard_pay(recharge.json()["payment"])
     key = {**shopper, "Idempotency-Key": "withdraw-1"}
     withdrawals = [requests.post(f"{api}/member/withdrawals", json={"amount_fen": 6_000}, headers=key, timeout=10)
@@ -72,3 +72,33 @@ def test_coupons_are_claimed_listed_and_private_to_their_owner(platform: Platfor
     assert (template.status_code, [c.status_code for c in claims]) == (201, [201, 422])
     assert claims[1].json()["error"]["code"] == "COUPON_SOLD_OUT"
     assert ([c["template"]["amount_fen"] for c in alices["items"]], bobs["total"]) == ([500], 0)
+
+
+def test_a_disabled_template_leaves_the_claim_centre_and_its_claimed_coupons_usable(platform: Platform) -> None:
+    api, alice, bob = platform.api, sms_login(platform, "13700001104"), sms_login(platform, "13700001105")
+    operator, now = staff(platform, ["operator"], user_id=990077), datetime.now(UTC)
+    template = requests.post(f"{api}/admin/coupons", headers=operator, timeout=10, json={
+        "name": f"typo {uuid.uuid4().hex[:6]}", "kind": "fixed", "amount_fen": 50_000, "total": 100,
+        "per_user_limit": 1, "valid_from": (now - timedelta(hours=1)).isoformat(),
+        "valid_to": (now + timedelta(days=1)).isoformat()}).json()
+
+    def offered(who: dict[str, str]) -> list[int]:
+        page = requests.get(f"{api}/member/coupon-templates?page_size=100", headers=who, timeout=10).json()
+        return [t["id"] for t in page["items"] if t["id"] == template["id"]]
+
+    before = offered(bob)
+    claimed = requests.post(f"{api}/member/coupons/claim", json={"template_id": template["id"]}, headers=alice,
+                            timeout=10)
+    disabled = requests.post(f"{api}/admin/coupon-templates/{template['id']}/disable", headers=operator, timeout=10,
+                             json={"reason": "500 yuan typed for 5"})
+    refused = requests.post(f"{api}/member/coupons/claim", json={"template_id": template["id"]}, headers=bob,
+                            timeout=10)
+    listed = requests.get(f"{api}/admin/coupon-templates?status=disabled&page_size=100", headers=operator,
+                          timeout=10).json()
+    alices = requests.get(f"{api}/member/coupons?status=available", headers=alice, timeout=10).json()
+
+    assert (before, claimed.status_code, disabled.status_code, offered(bob)) == ([template["id"]], 201, 200, [])
+    assert (refused.status_code, refused.json()["error"]["code"]) == (422, "COUPON_TEMPLATE_DISABLED")
+    assert [(t["created_by"], t["disabled_by"], t["disable_reason"]) for t in listed["items"]
+            if t["id"] == template["id"]] == [(990077, 990077, "500 yuan typed for 5")]
+    assert [c["template"]["id"] for c in alices["items"]] == [template["id"]]

@@ -20,11 +20,19 @@ from tools.simulator.client import SimulatorClient
 pytestmark = pytest.mark.e2e
 
 
-def recharge(platform: Platform, shopper: dict[str, str], channel: str, amount_fen: int) -> dict[str, Any]:
+def recharge(platform: Platform, shopper: dict[str, str], channel: str, amount_fen: int,
+             key: str | None = None) -> dict[str, Any]:
     started = requests.post(f"{platform.api}/member/recharges", json={"amount_fen": amount_fen, "channel": channel},
-                            headers=shopper, timeout=10)
+                            headers={**shopper, "Idempotency-Key": key or uuid.uuid4().hex}, timeout=10)
     assert started.status_code == 201, started.text
     return started.json()
+
+
+def polled(platform: Platform, shopper: dict[str, str], recharge_no: str) -> tuple[str, int]:
+    """What the mini-program sees polling the recharge: (status, bonus_fen)."""
+    answer = requests.get(f"{platform.api}/member/recharges/{recharge_no}", headers=shopper, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["status"], answer.json()["bonus_fen"]
 
 
 def wallet(platform: Platform, shopper: dict[str, str]) -> tuple[int, list[tuple[str, int]]]:
@@ -61,19 +69,24 @@ def joined(platform: Platform, phone: str) -> dict[str, str]:
 def test_a_wechat_pay_recharge_is_credited_once_by_its_verified_notify(platform: Platform) -> None:
     sim = SimulatorClient(platform.simulator_url)
     shopper = wechat_login(platform, f"o-e2e-recharge-{uuid.uuid4().hex[:10]}")
-    started = recharge(platform, shopper, "wechat", 10_000)
+    started = recharge(platform, shopper, "wechat", 10_000, key="double-tap")
+    tapped_again = recharge(platform, shopper, "wechat", 10_000, key="double-tap")
 
     forged = sim.wechatpay_pay(started["recharge_no"], tamper="wrong_amount")
-    before = wallet(platform, shopper)
+    before = wallet(platform, shopper), polled(platform, shopper, started["recharge_no"])
     paid = sim.wechatpay_pay(started["recharge_no"])
     replays = replay(paid["notify"], 10)
+    mine = requests.get(f"{platform.api}/member/recharges", headers=shopper, timeout=10).json()
 
     assert started["payment"]["package"].startswith("prepay_id=") and started["payment"]["signType"] == "RSA"
     assert sim.wechatpay_order(started["recharge_no"])["notify_url"].endswith("/payments/wechat/recharge-notify")
-    assert (forged["notify_status"], before) == (400, (0, []))
+    assert tapped_again == started  # one recharge, one prepay: the first answer again
+    assert (forged["notify_status"], before) == (400, ((0, []), ("PENDING", 0)))
     assert (paid["notify_status"], {status for status, _ in replays}) == (200, {200})
     assert wallet(platform, shopper) == (10_000, [("recharge", 10_000)])
     assert recharged_events(platform, shopper) == 1
+    assert polled(platform, shopper, started["recharge_no"]) == ("PAID", 0)
+    assert ([r["recharge_no"] for r in mine["items"]], mine["total"]) == ([started["recharge_no"]], 1)
 
 
 def test_an_alipay_recharge_is_credited_once_and_spoilt_notifies_answer_failure(platform: Platform) -> None:
@@ -93,6 +106,10 @@ def test_an_alipay_recharge_is_credited_once_and_spoilt_notifies_answer_failure(
     assert set(replays) == {(200, "success")}
     assert wallet(platform, shopper) == (50_005, [("recharge_bonus", 5_000), ("recharge", 50_005)])  # 500 get 50
     assert recharged_events(platform, shopper) == 1
+    assert polled(platform, shopper, started["recharge_no"]) == ("PAID", 5_000)
+    stranger = requests.get(f"{platform.api}/member/recharges/{started['recharge_no']}",
+                            headers=sms_login(platform, "13700001203"), timeout=10)
+    assert (stranger.status_code, stranger.json()["error"]["code"]) == (404, "RECHARGE_NOT_FOUND")
 
 
 def test_a_bank_card_recharge_is_credited_once_and_spoilt_callbacks_are_refused(platform: Platform) -> None:

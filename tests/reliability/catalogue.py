@@ -37,6 +37,8 @@ BATTERY: dict[str, list[str]] = {
     "5 concurrent withdrawals beyond the balance, Idempotency-Key replay": [
         "tests/integration/member/test_member_grpc.py::test_fifty_concurrent_withdrawals_of_6000_from_10000_accept_exactly_one",
         "tests/integration/member/test_member_grpc.py::test_the_same_idempotency_key_twenty_times_makes_one_withdrawal",
+        "tests/integration/member/test_member_grpc.py::test_ten_recharge_requests_at_once_with_one_key_start_one_recharge",
+        "tests/integration/member/test_recharge_races_on_database.py",
     ],
     "6 hypothesis state machine over the ledgers": [
         "tests/integration/member/test_ledger_machine_on_databases.py",

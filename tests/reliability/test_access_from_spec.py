@@ -28,10 +28,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.reliability]
 
 METHODS = ("get", "post", "put", "patch", "delete")
 # Path parameters naming something a shopper owns: the victim's value is put there.
-OWNED = {"order_id", "item_id", "address_id", "line_id", "case_id"}
+OWNED = {"order_id", "item_id", "address_id", "line_id", "case_id", "recharge_no"}
 # Path parameters naming shared things (the catalogue, plans) or reachable by staff only.
 NOT_OWNED = {"product_id", "sku_id", "plan_id", "user_id", "withdrawal_id", "report_id", "category_id", "brand_id",
-             "province", "refund_no", "review_id"}
+             "province", "refund_no", "review_id", "template_id"}
 # Bodies the minimal-body builder cannot guess (an enum the route narrows further, say).
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/api/v1/orders/{order_id}/pay"): {"channel": "wechat"},
@@ -117,7 +117,7 @@ def body_for(spec: dict[str, Any], op: Op) -> dict[str, Any] | None:
     return example(spec, request["content"]["application/json"]["schema"])
 
 
-def call(platform: Platform, op: Op, ids: dict[str, int], headers: dict[str, str],
+def call(platform: Platform, op: Op, ids: dict[str, int | str], headers: dict[str, str],
          body: dict[str, Any] | None) -> requests.Response:
     path = op.path.removeprefix("/api/v1")
     for name in op.params:
@@ -129,12 +129,12 @@ def call(platform: Platform, op: Op, ids: dict[str, int], headers: dict[str, str
 @dataclass
 class Shopper:
     headers: dict[str, str]
-    ids: dict[str, int]
+    ids: dict[str, int | str]
 
 
 def shopper_with_things(platform: Platform) -> Shopper:
-    """A verified shopper with an address, a cart line, a shipped order and an after-sales case on it:
-    one of each thing a shopper owns."""
+    """A verified shopper with an address, a cart line, a shipped order and an after-sales case on it, and a
+    recharge: one of each thing a shopper owns."""
     api = platform.api
     _, sku_id = product_on_shelf(platform, stock=50, price_fen=1200)
     headers, address_id = verified_wechat_shopper(platform)
@@ -152,15 +152,19 @@ def shopper_with_things(platform: Platform) -> Shopper:
     case = requests.post(f"{api}/orders/{order_id}/after-sales", headers=headers, timeout=10, json={
         "type": "refund_only", "reason": "少了一件", "lines": [{"line_id": line_id, "quantity": 1}]})
     assert case.status_code == 201, case.text
+    recharge = requests.post(f"{api}/member/recharges", json={"amount_fen": 1_000, "channel": "bank_card"},
+                             headers={**headers, "Idempotency-Key": uuid.uuid4().hex}, timeout=10)
+    assert recharge.status_code == 201, recharge.text
     return Shopper(headers, {"order_id": order_id, "item_id": item.json()["id"], "address_id": address_id,
-                             "line_id": line_id, "case_id": case.json()["id"]})
+                             "line_id": line_id, "case_id": case.json()["id"],
+                             "recharge_no": recharge.json()["recharge_no"]})
 
 
 def snapshot(platform: Platform, shopper: Shopper) -> list[Any]:
     """Everything a shopper can see of what they own."""
     answers = [requests.get(f"{platform.api}{path}", headers=shopper.headers, timeout=10).json()
                for path in ("/orders", f"/orders/{shopper.ids['order_id']}", "/cart", "/me/addresses", "/member",
-                            f"/after-sales/{shopper.ids['case_id']}", "/me/reviews")]
+                            f"/after-sales/{shopper.ids['case_id']}", "/me/reviews", "/member/recharges")]
     return [{"error": answer["error"]["code"]} if "error" in answer else answer for answer in answers]
 
 
@@ -221,7 +225,7 @@ def test_another_shoppers_things_answer_404_and_stay_as_they_were(
     assert wrong == {}
     assert {reply.json()["error"]["code"] for reply in answers.values()} <= {
         "ORDER_NOT_FOUND", "CART_ITEM_NOT_FOUND", "ADDRESS_NOT_FOUND", "NOT_FOUND", "ORDER_LINE_NOT_FOUND",
-        "AFTER_SALE_NOT_FOUND"}
+        "AFTER_SALE_NOT_FOUND", "RECHARGE_NOT_FOUND"}
 
 
 def test_unknown_fields_in_a_shoppers_own_requests_are_refused_and_change_nothing(

@@ -23,7 +23,7 @@ from services.common.grpc_server import create_server, from_grpc, registration
 from services.common.outbox import outbox
 from services.member import service
 from services.member.channels import AlipayRecharge, RechargeChannels, SimulatedPayout
-from services.member.db import SqlMemberUnitOfWork, coupons, withdrawals
+from services.member.db import SqlMemberUnitOfWork, coupons, recharges, withdrawals
 from services.member.domain import PLATFORM, Account, transfer
 from services.user.domain import User
 from services.user.tokens import TokenIssuer
@@ -350,8 +350,8 @@ def test_get_discount_is_100_for_a_non_member_and_the_members_level_times_plan_d
 
 
 def test_fifty_concurrent_credits_of_one_recharge_credit_it_once(stub, uow, as_user) -> None:  # type: ignore[no-untyped-def]
-    recharge = stub.CreateRecharge(pb.CreateRechargeRequest(amount_fen=5_000, channel="alipay"),
-                                   metadata=as_user(ALICE), timeout=10)
+    recharge = stub.CreateRecharge(pb.CreateRechargeRequest(amount_fen=5_000, channel="alipay",
+                                                            idempotency_key="r1"), metadata=as_user(ALICE), timeout=10)
 
     with ThreadPoolExecutor(50) as pool:
         list(pool.map(lambda _: service.credit_recharge(uow(), recharge_no=recharge.recharge_no, paid_fen=5_000,
@@ -379,8 +379,8 @@ def recharged_events(engine: Engine) -> int:
 def test_an_alipay_notify_sent_fifty_times_at_once_credits_once_and_forged_ones_nothing(  # type: ignore[no-untyped-def]
         stub, uow, engine, as_user, alipay_keys) -> None:
     app_key, alipay_key = alipay_keys
-    recharge = stub.CreateRecharge(pb.CreateRechargeRequest(amount_fen=50_005, channel="alipay"),
-                                   metadata=as_user(ALICE), timeout=10)
+    recharge = stub.CreateRecharge(pb.CreateRechargeRequest(amount_fen=50_005, channel="alipay",
+                                                            idempotency_key="r1"), metadata=as_user(ALICE), timeout=10)
     forged = [alipay_notify(app_key, recharge.recharge_no, "500.05"),           # signed with the app's own key
               alipay_notify(alipay_key, recharge.recharge_no, "500.04"),        # not the recharge's amount
               alipay_notify(alipay_key, recharge.recharge_no, "500.05", app_id="2021000000000999"),
@@ -412,3 +412,85 @@ def test_a_member_invited_with_a_code_records_the_inviter(stub, uow, as_user) ->
     assert (len(alice.invite_code), unknown, bob.channel, invited_by) == (
         8, (grpc.StatusCode.FAILED_PRECONDITION, "INVITE_CODE_UNKNOWN"), "invitation", ALICE)
     assert bob.invite_code not in ("", alice.invite_code)
+
+
+def test_ten_recharge_requests_at_once_with_one_key_start_one_recharge(stub, as_user, engine) -> None:  # type: ignore[no-untyped-def]
+    md = as_user(ALICE)
+    request = pb.CreateRechargeRequest(amount_fen=5_000, channel="alipay", idempotency_key="double-tap")
+
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(lambda _: stub.CreateRecharge(request, metadata=md, timeout=30), range(10)))
+    reused = code_of(lambda: stub.CreateRecharge(pb.CreateRechargeRequest(
+        amount_fen=6_000, channel="alipay", idempotency_key="double-tap"), metadata=md, timeout=10))
+    missing = code_of(lambda: stub.CreateRecharge(pb.CreateRechargeRequest(amount_fen=5_000, channel="alipay"),
+                                                  metadata=md, timeout=10))
+
+    assert {(a.recharge_no, a.payment["order_string"]) for a in answers} == {
+        (answers[0].recharge_no, answers[0].payment["order_string"])}
+    assert (reused, missing) == ((grpc.StatusCode.ABORTED, "IDEMPOTENCY_KEY_REUSED"),
+                                 (grpc.StatusCode.INVALID_ARGUMENT, "IDEMPOTENCY_KEY_INVALID"))
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(recharges)).scalar_one() == 1
+
+
+def test_a_shopper_reads_only_their_own_recharges_newest_first(stub, uow, as_user) -> None:  # type: ignore[no-untyped-def]
+    started = [stub.CreateRecharge(pb.CreateRechargeRequest(amount_fen=amount, channel="alipay",
+                                                            idempotency_key=f"r-{amount}"),
+                                   metadata=as_user(ALICE), timeout=10) for amount in (50_000, 6_000)]
+    stub.CreateRecharge(pb.CreateRechargeRequest(amount_fen=7_000, channel="alipay", idempotency_key="r-bob"),
+                        metadata=as_user(BOB), timeout=10)
+    service.credit_recharge(uow(), recharge_no=started[0].recharge_no, paid_fen=50_000, channel_txn_id="ALI-1")
+
+    paid = stub.GetRecharge(pb.GetRechargeRequest(recharge_no=started[0].recharge_no), metadata=as_user(ALICE),
+                            timeout=10)
+    bobs_view = code_of(lambda: stub.GetRecharge(pb.GetRechargeRequest(recharge_no=started[0].recharge_no),
+                                                 metadata=as_user(BOB), timeout=10))
+    mine = stub.ListMyRecharges(pb.ListRechargesRequest(), metadata=as_user(ALICE), timeout=10)
+    pending = stub.ListMyRecharges(pb.ListRechargesRequest(status="PENDING"), metadata=as_user(ALICE), timeout=10)
+
+    assert (paid.status, paid.amount_fen, paid.bonus_fen, paid.HasField("paid_at"), dict(paid.payment)) == (
+        "PAID", 50_000, 5_000, True, {})
+    assert paid.pay_deadline.seconds - paid.created_at.seconds == 30 * 60
+    assert bobs_view == (grpc.StatusCode.NOT_FOUND, "RECHARGE_NOT_FOUND")
+    assert ([r.recharge_no for r in mine.recharges], mine.total) == ([s.recharge_no for s in reversed(started)], 2)
+    assert ([(r.recharge_no, r.status) for r in pending.recharges], pending.total) == (
+        [(started[1].recharge_no, "PENDING")], 1)
+
+
+def test_staff_list_and_disable_templates_and_shoppers_list_what_they_may_claim(stub, as_user) -> None:  # type: ignore[no-untyped-def]
+    now = datetime.now(UTC)
+
+    def create(name: str, **changes: object) -> int:
+        fields: dict = {"name": name, "kind": "fixed", "amount_fen": 500, "total": 10, "per_user_limit": 1,
+                        "valid_from": stamp(now - timedelta(hours=1)), "valid_to": stamp(now + timedelta(days=1))}
+        return stub.CreateCouponTemplate(pb.CreateCouponTemplateRequest(**{**fields, **changes}),
+                                         metadata=as_user(7, "operator"), timeout=10).id
+
+    open_one, twice, claimed, typo = (create("open"), create("twice", per_user_limit=2), create("claimed"),
+                                      create("typo"))
+    create("later", valid_from=stamp(now + timedelta(hours=1)))
+    for template_id in (twice, claimed):
+        stub.ClaimCoupon(pb.ClaimCouponRequest(template_id=template_id), metadata=as_user(ALICE), timeout=10)
+    disable = pb.DisableCouponTemplateRequest(template_id=typo, reason="500 yuan, not 5")
+    shopper_disable = code_of(lambda: stub.DisableCouponTemplate(disable, metadata=as_user(ALICE), timeout=10))
+    disabled = stub.DisableCouponTemplate(disable, metadata=as_user(8, "admin"), timeout=10)
+    refused = code_of(lambda: stub.ClaimCoupon(pb.ClaimCouponRequest(template_id=typo), metadata=as_user(BOB),
+                                               timeout=10))
+
+    claimable = stub.ListClaimableCouponTemplates(pb.ListClaimableCouponTemplatesRequest(), metadata=as_user(ALICE),
+                                                  timeout=10)
+    listed = stub.ListCouponTemplates(pb.ListCouponTemplatesRequest(status="disabled", limit=5),
+                                      metadata=as_user(7, "operator"), timeout=10)
+    shopper_list = code_of(lambda: stub.ListCouponTemplates(pb.ListCouponTemplatesRequest(), metadata=as_user(ALICE),
+                                                            timeout=10))
+
+    assert (shopper_disable, shopper_list, refused) == ((grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN"),
+                                                        (grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN"),
+                                                        (grpc.StatusCode.FAILED_PRECONDITION,
+                                                         "COUPON_TEMPLATE_DISABLED"))
+    assert (disabled.status, disabled.created_by, disabled.disabled_by, disabled.disable_reason) == (
+        "disabled", 7, 8, "500 yuan, not 5")
+    assert ([(t.template.id, t.claimed) for t in claimable.templates], claimable.total) == (
+        [(twice, 1), (open_one, 0)], 2)
+    assert (claimable.templates[0].template.created_by, claimable.templates[0].template.disable_reason) == (0, "")
+    assert ([t.id for t in listed.templates], listed.total) == ([typo], 1)

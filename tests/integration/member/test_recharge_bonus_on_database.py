@@ -24,7 +24,8 @@ def test_withdrawals_draw_on_the_newest_recharges_and_a_rejected_one_stops_count
     now = utcnow()
     for minutes, amount in ((0, 50_000), (1, 10_000)):  # 500 yuan earns 50 of bonus, 100 earns none
         made, _ = service.create_recharge(uow(), SimulatedPayment(), user_id=ALICE, amount_fen=amount,
-                                          channel="wechat", now=now + timedelta(minutes=minutes))
+                                          channel="wechat", idempotency_key=f"r{minutes}",
+                                          now=now + timedelta(minutes=minutes))
         service.credit_recharge(uow(), recharge_no=made.recharge_no, paid_fen=amount, channel_txn_id=made.recharge_no,
                                 now=now + timedelta(minutes=minutes))
 

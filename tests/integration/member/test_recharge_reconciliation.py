@@ -6,6 +6,7 @@ over the same recharges credit each once."""
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -48,7 +49,8 @@ class Shopper:
 
     def recharge(self, channel: str, amount_fen: int) -> tuple[str, dict[str, str]]:
         recharge, payment = service.create_recharge(self.uow(), self.channels, user_id=self.user_id,
-                                                    amount_fen=amount_fen, channel=channel)
+                                                    amount_fen=amount_fen, channel=channel,
+                                                    idempotency_key=uuid.uuid4().hex)
         return recharge.recharge_no, payment
 
     def pay_and_lose_notify(self, channel: str, payment: dict[str, str]) -> dict[str, Any]:

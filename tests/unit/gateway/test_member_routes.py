@@ -10,7 +10,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from mall.member.v1 import member_pb2 as pb
 
 from services.common.grpc_server import to_grpc
-from services.member.domain import withdrawal_not_found
+from services.common.idempotency import key_reused
+from services.member.domain import recharge_not_found, template_disabled, template_not_found, withdrawal_not_found
 
 JOINED = Timestamp(seconds=1_795_000_000)
 
@@ -193,3 +194,165 @@ def test_subscribing_needs_an_idempotency_key_and_shows_the_plan(client: FlaskCl
         400, pb.SubscribePlanRequest(plan_id=1, idempotency_key="p-1"))
     assert (response.get_json()["plan"], response.get_json()["discount_rate"]) == (
         {"id": 1, "name": "PLUS monthly", "expires_at": "2026-11-18T11:06:40Z"}, 0.95)
+
+
+# recharges
+
+DEADLINE = Timestamp(seconds=1_795_001_800)
+
+
+def recharge(**changes: object) -> pb.Recharge:
+    fields: dict = {"id": 4, "recharge_no": "R4", "amount_fen": 50_000, "channel": "alipay", "status": "PENDING",
+                    "created_at": JOINED, "pay_deadline": DEADLINE}
+    return pb.Recharge(**{**fields, **changes})
+
+
+def test_a_recharge_needs_an_idempotency_key(client: FlaskClient, clients, bearer: Callable) -> None:
+    response = client.post("/api/v1/member/recharges", json={"amount_fen": 50_000, "channel": "alipay"},
+                           headers=bearer())
+
+    assert (response.status_code, response.get_json()["error"]["code"], clients.member.CreateRecharge.calls) == (
+        400, "IDEMPOTENCY_KEY_REQUIRED", [])
+
+
+def test_a_recharge_passes_the_key_and_answers_its_payment_and_status(client: FlaskClient, clients,
+                                                                      bearer: Callable) -> None:
+    clients.member.CreateRecharge.reply = recharge(payment={"out_trade_no": "R4", "order_string": "app_id=1"})
+
+    response = client.post("/api/v1/member/recharges", json={"amount_fen": 50_000, "channel": "alipay"},
+                           headers={**bearer(), "Idempotency-Key": "tap-1"})
+
+    assert clients.member.CreateRecharge.calls[0].message == pb.CreateRechargeRequest(
+        amount_fen=50_000, channel="alipay", idempotency_key="tap-1")
+    assert (response.status_code, response.get_json()) == (201, {
+        "id": 4, "recharge_no": "R4", "status": "PENDING", "channel": "alipay", "amount_fen": 50_000,
+        "bonus_fen": 0, "created_at": "2026-11-18T11:06:40Z", "pay_deadline": "2026-11-18T11:36:40Z",
+        "paid_at": None, "payment": {"out_trade_no": "R4", "order_string": "app_id=1"}})
+
+
+def test_a_reused_recharge_key_is_a_409(client: FlaskClient, clients, bearer: Callable, rpc_error) -> None:
+    status, message, trailers = to_grpc(key_reused())
+    clients.member.CreateRecharge.error = rpc_error(status, message, trailers)
+
+    response = client.post("/api/v1/member/recharges", json={"amount_fen": 60_000, "channel": "alipay"},
+                           headers={**bearer(), "Idempotency-Key": "tap-1"})
+
+    assert (response.status_code, response.get_json()["error"]["code"]) == (409, "IDEMPOTENCY_KEY_REUSED")
+
+
+def test_a_shopper_polls_one_recharge_until_it_is_paid(client: FlaskClient, clients, bearer: Callable) -> None:
+    clients.member.GetRecharge.reply = recharge(status="PAID", bonus_fen=5_000, paid_at=Timestamp(
+        seconds=1_795_000_300), payment={"never": "shown"})
+
+    response = client.get("/api/v1/member/recharges/R4", headers=bearer())
+
+    assert clients.member.GetRecharge.calls[0].message == pb.GetRechargeRequest(recharge_no="R4")
+    assert (response.status_code, response.get_json()) == (200, {
+        "id": 4, "recharge_no": "R4", "status": "PAID", "channel": "alipay", "amount_fen": 50_000,
+        "bonus_fen": 5_000, "created_at": "2026-11-18T11:06:40Z", "pay_deadline": "2026-11-18T11:36:40Z",
+        "paid_at": "2026-11-18T11:11:40Z"})
+
+
+def test_another_shoppers_recharge_is_404(client: FlaskClient, clients, bearer: Callable, rpc_error) -> None:
+    status, message, trailers = to_grpc(recharge_not_found())
+    clients.member.GetRecharge.error = rpc_error(status, message, trailers)
+
+    response = client.get("/api/v1/member/recharges/R4", headers=bearer())
+
+    assert (response.status_code, response.get_json()["error"]["code"]) == (404, "RECHARGE_NOT_FOUND")
+
+
+def test_a_shopper_pages_through_their_recharges_by_status(client: FlaskClient, clients, bearer: Callable) -> None:
+    clients.member.ListMyRecharges.reply = pb.ListRechargesResponse(total=11, recharges=[recharge(status="PAID")])
+
+    response = client.get("/api/v1/member/recharges?status=PAID&page=2&page_size=10", headers=bearer())
+    unknown = client.get("/api/v1/member/recharges?status=EXPIRED", headers=bearer())
+
+    assert [c.message for c in clients.member.ListMyRecharges.calls] == [
+        pb.ListRechargesRequest(status="PAID", offset=10, limit=10)]
+    body = response.get_json()
+    assert (body["page"], body["total"], [(r["recharge_no"], r["status"]) for r in body["items"]]) == (
+        2, 11, [("R4", "PAID")])
+    assert "payment" not in body["items"][0]
+    assert (unknown.status_code, unknown.get_json()["error"]["code"]) == (400, "INVALID_REQUEST")
+
+
+# coupon templates
+
+def coupon_template(**changes: object) -> pb.CouponTemplate:
+    fields: dict = {"id": 5, "name": "5 yuan off", "kind": "fixed", "amount_fen": 500, "total": 100, "issued": 7,
+                    "per_user_limit": 2, "valid_from": JOINED, "valid_to": DEADLINE, "status": "active",
+                    "created_at": JOINED, "created_by": 900}
+    return pb.CouponTemplate(**{**fields, **changes})
+
+
+def test_a_shopper_lists_the_coupons_they_may_claim(client: FlaskClient, clients, bearer: Callable) -> None:
+    clients.member.ListClaimableCouponTemplates.reply = pb.ListClaimableCouponTemplatesResponse(
+        total=3, templates=[pb.ClaimableCouponTemplate(template=coupon_template(), claimed=1)])
+
+    response = client.get("/api/v1/member/coupon-templates?page=3&page_size=1", headers=bearer())
+
+    assert clients.member.ListClaimableCouponTemplates.calls[0].message == pb.ListClaimableCouponTemplatesRequest(
+        offset=2, limit=1)
+    assert response.get_json() == {"page": 3, "page_size": 1, "total": 3, "items": [{
+        "id": 5, "name": "5 yuan off", "kind": "fixed", "amount_fen": 500, "percent_off": 0, "threshold_fen": 0,
+        "cap_fen": 0, "total": 100, "issued": 7, "per_user_limit": 2, "valid_from": "2026-11-18T11:06:40Z",
+        "valid_to": "2026-11-18T11:36:40Z", "category_ids": [], "claimed": 1}]}
+
+
+def test_operators_list_coupon_templates_with_who_made_and_stopped_them(client: FlaskClient, clients,
+                                                                        bearer: Callable) -> None:
+    clients.member.ListCouponTemplates.reply = pb.ListCouponTemplatesResponse(total=1, templates=[coupon_template(
+        status="disabled", disabled_at=DEADLINE, disabled_by=901, disable_reason="typo")])
+
+    refused = [client.get("/api/v1/admin/coupon-templates", headers=bearer(roles)).status_code
+               for roles in ("", "finance", "customer_service")]
+    response = client.get("/api/v1/admin/coupon-templates?status=disabled", headers=bearer("operator"))
+
+    assert (refused, clients.member.ListCouponTemplates.calls[0].message) == (
+        [403, 403, 403], pb.ListCouponTemplatesRequest(status="disabled", offset=0, limit=20))
+    item = response.get_json()["items"][0]
+    assert {name: item[name] for name in ("status", "created_at", "created_by", "disabled_at", "disabled_by",
+                                          "disable_reason")} == {
+        "status": "disabled", "created_at": "2026-11-18T11:06:40Z", "created_by": 900,
+        "disabled_at": "2026-11-18T11:36:40Z", "disabled_by": 901, "disable_reason": "typo"}
+
+
+def test_an_admin_finds_one_template_and_an_unknown_one_is_404(client: FlaskClient, clients, bearer: Callable,
+                                                                rpc_error) -> None:
+    clients.member.GetCouponTemplate.reply = coupon_template(created_by=0)
+    found = client.get("/api/v1/admin/coupon-templates/5", headers=bearer("admin"))
+    status, message, trailers = to_grpc(template_not_found())
+    clients.member.GetCouponTemplate.error = rpc_error(status, message, trailers)
+    unknown = client.get("/api/v1/admin/coupon-templates/6", headers=bearer("admin"))
+
+    assert [c.message for c in clients.member.GetCouponTemplate.calls] == [
+        pb.GetCouponTemplateRequest(template_id=5), pb.GetCouponTemplateRequest(template_id=6)]
+    assert (found.get_json()["created_by"], found.get_json()["disabled_at"], found.get_json()["status"]) == (
+        None, None, "active")
+    assert (unknown.status_code, unknown.get_json()["error"]["code"]) == (404, "COUPON_TEMPLATE_NOT_FOUND")
+
+
+def test_disabling_a_template_needs_a_reason_and_the_operator_role(client: FlaskClient, clients,
+                                                                    bearer: Callable) -> None:
+    clients.member.DisableCouponTemplate.reply = coupon_template(status="disabled", disabled_at=DEADLINE,
+                                                                 disabled_by=900, disable_reason="typed 500 for 5")
+    url = "/api/v1/admin/coupon-templates/5/disable"
+
+    shopper = client.post(url, json={"reason": "x"}, headers=bearer())
+    missing = client.post(url, json={}, headers=bearer("operator"))
+    response = client.post(url, json={"reason": "typed 500 for 5"}, headers=bearer("operator"))
+
+    assert (shopper.status_code, missing.status_code, response.status_code) == (403, 400, 200)
+    assert [c.message for c in clients.member.DisableCouponTemplate.calls] == [
+        pb.DisableCouponTemplateRequest(template_id=5, reason="typed 500 for 5")]
+    assert (response.get_json()["status"], response.get_json()["disabled_by"]) == ("disabled", 900)
+
+
+def test_claiming_a_disabled_template_is_422(client: FlaskClient, clients, bearer: Callable, rpc_error) -> None:
+    status, message, trailers = to_grpc(template_disabled())
+    clients.member.ClaimCoupon.error = rpc_error(status, message, trailers)
+
+    response = client.post("/api/v1/member/coupons/claim", json={"template_id": 5}, headers=bearer())
+
+    assert (response.status_code, response.get_json()["error"]["code"]) == (422, "COUPON_TEMPLATE_DISABLED")

@@ -22,6 +22,7 @@ from services.member.domain import (
     PrincipalDraw,
     Recharge,
     RechargeLot,
+    TemplateStatus,
     Withdrawal,
     WithdrawalStatus,
 )
@@ -144,12 +145,26 @@ class FakeCouponRepository:
         template.id = len(self.templates) + 1
         self.templates[template.id] = template
 
-    def template(self, template_id: int) -> CouponTemplate | None:
+    def template(self, template_id: int, *, lock: bool = False) -> CouponTemplate | None:
         return self.templates.get(template_id)
+
+    def newest_first(self) -> list[CouponTemplate]:
+        return sorted(self.templates.values(), key=lambda t: -(t.id or 0))
+
+    def templates_page(self, status: str, offset: int, limit: int) -> tuple[list[CouponTemplate], int]:
+        found = [t for t in self.newest_first() if not status or t.status == status]
+        return found[offset:offset + limit], len(found)
+
+    def claimable(self, user_id: int, now: datetime, offset: int,
+                  limit: int) -> tuple[list[tuple[CouponTemplate, int]], int]:
+        found = [(t, self.claimed(user_id, t.id or 0)) for t in self.newest_first()
+                 if t.status == TemplateStatus.ACTIVE and t.valid_from <= now < t.valid_to and t.issued < t.total]
+        found = [(t, held) for t, held in found if held < t.per_user_limit]
+        return found[offset:offset + limit], len(found)
 
     def take_one(self, template_id: int) -> bool:
         template = self.templates[template_id]
-        if template.issued >= template.total:
+        if template.issued >= template.total or template.status != TemplateStatus.ACTIVE:
             return False
         template.issued += 1
         return True
@@ -258,6 +273,11 @@ class FakeRechargeRepository:
 
     def by_no(self, recharge_no: str, *, lock: bool = False) -> Recharge | None:
         return self.recharges.get(recharge_no)
+
+    def of_user(self, user_id: int, status: str, offset: int, limit: int) -> tuple[list[Recharge], int]:
+        found = [r for r in sorted(self.recharges.values(), key=lambda r: -(r.id or 0))
+                 if r.user_id == user_id and (not status or r.status == status)]
+        return found[offset:offset + limit], len(found)
 
     def pending(self, created_after: datetime, created_before: datetime, after_id: int,
                 limit: int) -> list[tuple[int, str]]:

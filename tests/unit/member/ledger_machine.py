@@ -8,6 +8,7 @@ unit balances to zero across users and platform (double entry).
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -88,7 +89,7 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
         @rule(user=st.sampled_from(USERS), amount=amounts)
         def recharge(self, user: int, amount: int) -> None:
             recharge, _ = service.create_recharge(self.uow(), SimulatedPayment(), user_id=user, amount_fen=amount,
-                                                  channel="wechat", now=NOW)
+                                                  channel="wechat", idempotency_key=uuid.uuid4().hex, now=NOW)
             for _ in range(2):  # a replayed notify credits nothing more
                 service.credit_recharge(self.uow(), recharge_no=recharge.recharge_no, paid_fen=amount,
                                         channel_txn_id=f"T{recharge.recharge_no}", now=NOW)

@@ -14,7 +14,7 @@ from tests.unit.member.test_use_cases import ALICE, NOW, fund, uow  # noqa: F401
 
 def test_a_recharge_counts_once_with_its_amount_when_credited(uow: FakeMemberUnitOfWork) -> None:  # noqa: F811
     recharge, _ = service.create_recharge(uow, SimulatedPayment(), user_id=ALICE, amount_fen=5_000, channel="alipay",
-                                          now=NOW)
+                                          idempotency_key="r1", now=NOW)
     deltas = CounterDeltas()
     with pytest.raises(DomainError):  # another amount: not credited
         service.credit_recharge(uow, recharge_no=recharge.recharge_no, paid_fen=4_999, channel_txn_id="T1", now=NOW)

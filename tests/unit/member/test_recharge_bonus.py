@@ -24,7 +24,7 @@ def uow() -> FakeMemberUnitOfWork:
 
 def recharge(uow: FakeMemberUnitOfWork, amount_fen: int, now: datetime = NOW) -> None:
     made, _ = service.create_recharge(uow, SimulatedPayment(), user_id=ALICE, amount_fen=amount_fen,
-                                      channel="wechat", now=now)
+                                      channel="wechat", idempotency_key=f"r{len(uow.recharges.recharges)}", now=now)
     service.credit_recharge(uow, recharge_no=made.recharge_no, paid_fen=amount_fen, channel_txn_id=f"T{made.id}",
                             now=now)
 

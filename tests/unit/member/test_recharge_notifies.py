@@ -66,15 +66,17 @@ def state(uow: FakeMemberUnitOfWork) -> tuple[int, int, list[str]]:
 
 def test_the_payment_parameters_carry_the_recharge_number_and_its_deadline(uow, channels) -> None:  # type: ignore[no-untyped-def]
     recharge, payment = service.create_recharge(uow, channels, user_id=ALICE, amount_fen=5_000, channel="alipay",
-                                                now=NOW)
+                                                idempotency_key="r1", now=NOW)
     with pytest.raises(DomainError) as unconfigured:
-        service.create_recharge(uow, channels, user_id=ALICE, amount_fen=5_000, channel="wechat", now=NOW)
+        service.create_recharge(uow, channels, user_id=ALICE, amount_fen=5_000, channel="wechat",
+                                idempotency_key="r2", now=NOW)
     assert payment == {"out_trade_no": recharge.recharge_no, "expires_at": (NOW + timedelta(minutes=30)).isoformat()}
     assert unconfigured.value.code == "CHANNEL_NOT_CONFIGURED"
 
 
 def test_a_verified_notify_credits_once_however_often_it_comes(uow, channels) -> None:  # type: ignore[no-untyped-def]
-    recharge, _ = service.create_recharge(uow, channels, user_id=ALICE, amount_fen=5_000, channel="alipay", now=NOW)
+    recharge, _ = service.create_recharge(uow, channels, user_id=ALICE, amount_fen=5_000, channel="alipay",
+                                          idempotency_key="r3", now=NOW)
     answers = [notify(uow, channels, f"{recharge.recharge_no}:5000:T1:SUCCESS") for _ in range(5)]
     assert answers == [recharge.recharge_no] * 5
     assert state(uow) == (5_000, 1, ["PAID"])
@@ -91,14 +93,16 @@ def test_a_verified_notify_credits_once_however_often_it_comes(uow, channels) ->
 ])
 def test_untrusted_or_mismatched_notifies_are_rejected_with_nothing_changed(  # type: ignore[no-untyped-def]
         uow, channels, body: str, via: str, signature: str, reason: str) -> None:
-    recharge, _ = service.create_recharge(uow, channels, user_id=ALICE, amount_fen=5_000, channel="alipay", now=NOW)
+    recharge, _ = service.create_recharge(uow, channels, user_id=ALICE, amount_fen=5_000, channel="alipay",
+                                          idempotency_key="r4", now=NOW)
     with pytest.raises(NotifyRejected, match=reason):
         notify(uow, channels, body.format(no=recharge.recharge_no), channel=via, signature=signature)
     assert state(uow) == (0, 0, ["PENDING"])
 
 
 def test_an_unpaid_status_is_acknowledged_and_another_transaction_after_payment_rejected(uow, channels) -> None:  # type: ignore[no-untyped-def]
-    recharge, _ = service.create_recharge(uow, channels, user_id=ALICE, amount_fen=5_000, channel="alipay", now=NOW)
+    recharge, _ = service.create_recharge(uow, channels, user_id=ALICE, amount_fen=5_000, channel="alipay",
+                                          idempotency_key="r5", now=NOW)
     assert notify(uow, channels, f"{recharge.recharge_no}:5000:T1:WAIT_BUYER_PAY") == ""
     assert state(uow) == (0, 0, ["PENDING"])
     notify(uow, channels, f"{recharge.recharge_no}:5000:T1:SUCCESS")
@@ -108,10 +112,12 @@ def test_an_unpaid_status_is_acknowledged_and_another_transaction_after_payment_
 
 
 def test_reconciliation_credits_a_paid_recharge_whose_notify_was_lost(uow, channels, channel) -> None:  # type: ignore[no-untyped-def]
-    paid, _ = service.create_recharge(uow, channels, user_id=ALICE, amount_fen=5_000, channel="alipay", now=NOW)
-    unpaid, _ = service.create_recharge(uow, channels, user_id=ALICE, amount_fen=7_000, channel="bank_card", now=NOW)
+    paid, _ = service.create_recharge(uow, channels, user_id=ALICE, amount_fen=5_000, channel="alipay",
+                                      idempotency_key="r6", now=NOW)
+    unpaid, _ = service.create_recharge(uow, channels, user_id=ALICE, amount_fen=7_000, channel="bank_card",
+                                        idempotency_key="r7", now=NOW)
     young, _ = service.create_recharge(uow, channels, user_id=ALICE, amount_fen=9_000, channel="alipay",
-                                       now=NOW + timedelta(minutes=2))
+                                       idempotency_key="r8", now=NOW + timedelta(minutes=2))
     for recharge in (paid, young):
         channel.queried[recharge.recharge_no] = PaidNotice(recharge.recharge_no, recharge.amount_fen, "T1", True)
     channel.queried[unpaid.recharge_no] = PaidNotice(unpaid.recharge_no, 7_000, "", False)
@@ -123,7 +129,8 @@ def test_reconciliation_credits_a_paid_recharge_whose_notify_was_lost(uow, chann
 
 
 def test_a_recharge_of_500_yuan_earns_50_of_bonus_which_pays_first_and_is_never_withdrawn(uow, channels) -> None:  # type: ignore[no-untyped-def]
-    recharge, _ = service.create_recharge(uow, channels, user_id=ALICE, amount_fen=50_000, channel="alipay", now=NOW)
+    recharge, _ = service.create_recharge(uow, channels, user_id=ALICE, amount_fen=50_000, channel="alipay",
+                                          idempotency_key="r9", now=NOW)
     notify(uow, channels, f"{recharge.recharge_no}:50000:T1:SUCCESS")
     with pytest.raises(DomainError) as too_much:
         service.request_withdrawal(uow, user_id=ALICE, amount_fen=50_001, idempotency_key="w", now=NOW)

@@ -417,7 +417,7 @@ def test_points_pay_at_most_half_of_an_order(uow: FakeMemberUnitOfWork) -> None:
 
 def test_a_recharge_is_credited_once_for_exactly_its_amount(uow: FakeMemberUnitOfWork) -> None:
     recharge, payment = service.create_recharge(uow, SimulatedPayment(), user_id=ALICE, amount_fen=5_000,
-                                                channel="wechat", now=NOW)
+                                                channel="wechat", idempotency_key="r1", now=NOW)
 
     with pytest.raises(DomainError) as short:
         service.credit_recharge(uow, recharge_no=recharge.recharge_no, paid_fen=4_999, channel_txn_id="T1", now=NOW)

@@ -254,7 +254,7 @@ class CreateCouponTemplateRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., amount_fen: _Optional[int] = ..., percent_off: _Optional[int] = ..., threshold_fen: _Optional[int] = ..., cap_fen: _Optional[int] = ..., total: _Optional[int] = ..., per_user_limit: _Optional[int] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., category_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class CouponTemplate(_message.Message):
-    __slots__ = ("id", "name", "kind", "amount_fen", "percent_off", "threshold_fen", "cap_fen", "total", "issued", "per_user_limit", "valid_from", "valid_to", "category_ids")
+    __slots__ = ("id", "name", "kind", "amount_fen", "percent_off", "threshold_fen", "cap_fen", "total", "issued", "per_user_limit", "valid_from", "valid_to", "category_ids", "status", "created_at", "created_by", "disabled_at", "disabled_by", "disable_reason")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -268,6 +268,12 @@ class CouponTemplate(_message.Message):
     VALID_FROM_FIELD_NUMBER: _ClassVar[int]
     VALID_TO_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_IDS_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    DISABLED_AT_FIELD_NUMBER: _ClassVar[int]
+    DISABLED_BY_FIELD_NUMBER: _ClassVar[int]
+    DISABLE_REASON_FIELD_NUMBER: _ClassVar[int]
     id: int
     name: str
     kind: str
@@ -281,7 +287,69 @@ class CouponTemplate(_message.Message):
     valid_from: _timestamp_pb2.Timestamp
     valid_to: _timestamp_pb2.Timestamp
     category_ids: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., kind: _Optional[str] = ..., amount_fen: _Optional[int] = ..., percent_off: _Optional[int] = ..., threshold_fen: _Optional[int] = ..., cap_fen: _Optional[int] = ..., total: _Optional[int] = ..., issued: _Optional[int] = ..., per_user_limit: _Optional[int] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., category_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+    status: str
+    created_at: _timestamp_pb2.Timestamp
+    created_by: int
+    disabled_at: _timestamp_pb2.Timestamp
+    disabled_by: int
+    disable_reason: str
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., kind: _Optional[str] = ..., amount_fen: _Optional[int] = ..., percent_off: _Optional[int] = ..., threshold_fen: _Optional[int] = ..., cap_fen: _Optional[int] = ..., total: _Optional[int] = ..., issued: _Optional[int] = ..., per_user_limit: _Optional[int] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., category_ids: _Optional[_Iterable[int]] = ..., status: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[int] = ..., disabled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., disabled_by: _Optional[int] = ..., disable_reason: _Optional[str] = ...) -> None: ...
+
+class ListCouponTemplatesRequest(_message.Message):
+    __slots__ = ("status", "offset", "limit")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    offset: int
+    limit: int
+    def __init__(self, status: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListCouponTemplatesResponse(_message.Message):
+    __slots__ = ("templates", "total")
+    TEMPLATES_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    templates: _containers.RepeatedCompositeFieldContainer[CouponTemplate]
+    total: int
+    def __init__(self, templates: _Optional[_Iterable[_Union[CouponTemplate, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
+
+class GetCouponTemplateRequest(_message.Message):
+    __slots__ = ("template_id",)
+    TEMPLATE_ID_FIELD_NUMBER: _ClassVar[int]
+    template_id: int
+    def __init__(self, template_id: _Optional[int] = ...) -> None: ...
+
+class DisableCouponTemplateRequest(_message.Message):
+    __slots__ = ("template_id", "reason")
+    TEMPLATE_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    template_id: int
+    reason: str
+    def __init__(self, template_id: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ListClaimableCouponTemplatesRequest(_message.Message):
+    __slots__ = ("offset", "limit")
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    offset: int
+    limit: int
+    def __init__(self, offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ClaimableCouponTemplate(_message.Message):
+    __slots__ = ("template", "claimed")
+    TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    CLAIMED_FIELD_NUMBER: _ClassVar[int]
+    template: CouponTemplate
+    claimed: int
+    def __init__(self, template: _Optional[_Union[CouponTemplate, _Mapping]] = ..., claimed: _Optional[int] = ...) -> None: ...
+
+class ListClaimableCouponTemplatesResponse(_message.Message):
+    __slots__ = ("templates", "total")
+    TEMPLATES_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    templates: _containers.RepeatedCompositeFieldContainer[ClaimableCouponTemplate]
+    total: int
+    def __init__(self, templates: _Optional[_Iterable[_Union[ClaimableCouponTemplate, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
 
 class Coupon(_message.Message):
     __slots__ = ("id", "template", "status", "order_no", "claimed_at")
@@ -504,15 +572,17 @@ class ListWithdrawalsResponse(_message.Message):
     def __init__(self, withdrawals: _Optional[_Iterable[_Union[Withdrawal, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
 
 class CreateRechargeRequest(_message.Message):
-    __slots__ = ("amount_fen", "channel")
+    __slots__ = ("amount_fen", "channel", "idempotency_key")
     AMOUNT_FEN_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     amount_fen: int
     channel: str
-    def __init__(self, amount_fen: _Optional[int] = ..., channel: _Optional[str] = ...) -> None: ...
+    idempotency_key: str
+    def __init__(self, amount_fen: _Optional[int] = ..., channel: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class Recharge(_message.Message):
-    __slots__ = ("id", "recharge_no", "amount_fen", "channel", "status", "payment")
+    __slots__ = ("id", "recharge_no", "amount_fen", "channel", "status", "payment", "bonus_fen", "created_at", "pay_deadline", "paid_at")
     class PaymentEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -526,13 +596,45 @@ class Recharge(_message.Message):
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     PAYMENT_FIELD_NUMBER: _ClassVar[int]
+    BONUS_FEN_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    PAY_DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    PAID_AT_FIELD_NUMBER: _ClassVar[int]
     id: int
     recharge_no: str
     amount_fen: int
     channel: str
     status: str
     payment: _containers.ScalarMap[str, str]
-    def __init__(self, id: _Optional[int] = ..., recharge_no: _Optional[str] = ..., amount_fen: _Optional[int] = ..., channel: _Optional[str] = ..., status: _Optional[str] = ..., payment: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    bonus_fen: int
+    created_at: _timestamp_pb2.Timestamp
+    pay_deadline: _timestamp_pb2.Timestamp
+    paid_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[int] = ..., recharge_no: _Optional[str] = ..., amount_fen: _Optional[int] = ..., channel: _Optional[str] = ..., status: _Optional[str] = ..., payment: _Optional[_Mapping[str, str]] = ..., bonus_fen: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pay_deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., paid_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetRechargeRequest(_message.Message):
+    __slots__ = ("recharge_no",)
+    RECHARGE_NO_FIELD_NUMBER: _ClassVar[int]
+    recharge_no: str
+    def __init__(self, recharge_no: _Optional[str] = ...) -> None: ...
+
+class ListRechargesRequest(_message.Message):
+    __slots__ = ("status", "offset", "limit")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    offset: int
+    limit: int
+    def __init__(self, status: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListRechargesResponse(_message.Message):
+    __slots__ = ("recharges", "total")
+    RECHARGES_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    recharges: _containers.RepeatedCompositeFieldContainer[Recharge]
+    total: int
+    def __init__(self, recharges: _Optional[_Iterable[_Union[Recharge, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
 
 class RechargeNotifyRequest(_message.Message):
     __slots__ = ("channel", "body", "headers")

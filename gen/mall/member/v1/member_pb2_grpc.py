@@ -94,6 +94,26 @@ class MemberServiceStub:
                 request_serializer=mall_dot_member_dot_v1_dot_member__pb2.CreateCouponTemplateRequest.SerializeToString,
                 response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.CouponTemplate.FromString,
                 _registered_method=True)
+        self.ListCouponTemplates = channel.unary_unary(
+                '/mall.member.v1.MemberService/ListCouponTemplates',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.ListCouponTemplatesRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.ListCouponTemplatesResponse.FromString,
+                _registered_method=True)
+        self.GetCouponTemplate = channel.unary_unary(
+                '/mall.member.v1.MemberService/GetCouponTemplate',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.GetCouponTemplateRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.CouponTemplate.FromString,
+                _registered_method=True)
+        self.DisableCouponTemplate = channel.unary_unary(
+                '/mall.member.v1.MemberService/DisableCouponTemplate',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.DisableCouponTemplateRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.CouponTemplate.FromString,
+                _registered_method=True)
+        self.ListClaimableCouponTemplates = channel.unary_unary(
+                '/mall.member.v1.MemberService/ListClaimableCouponTemplates',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.ListClaimableCouponTemplatesRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.ListClaimableCouponTemplatesResponse.FromString,
+                _registered_method=True)
         self.ClaimCoupon = channel.unary_unary(
                 '/mall.member.v1.MemberService/ClaimCoupon',
                 request_serializer=mall_dot_member_dot_v1_dot_member__pb2.ClaimCouponRequest.SerializeToString,
@@ -163,6 +183,16 @@ class MemberServiceStub:
                 '/mall.member.v1.MemberService/CreateRecharge',
                 request_serializer=mall_dot_member_dot_v1_dot_member__pb2.CreateRechargeRequest.SerializeToString,
                 response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.Recharge.FromString,
+                _registered_method=True)
+        self.GetRecharge = channel.unary_unary(
+                '/mall.member.v1.MemberService/GetRecharge',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.GetRechargeRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.Recharge.FromString,
+                _registered_method=True)
+        self.ListMyRecharges = channel.unary_unary(
+                '/mall.member.v1.MemberService/ListMyRecharges',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.ListRechargesRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.ListRechargesResponse.FromString,
                 _registered_method=True)
         self.HandleRechargeNotify = channel.unary_unary(
                 '/mall.member.v1.MemberService/HandleRechargeNotify',
@@ -249,6 +279,35 @@ class MemberServiceServicer:
     def CreateCouponTemplate(self, request, context):
         """Coupons
         admin or operator
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCouponTemplates(self, request, context):
+        """admin or operator
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCouponTemplate(self, request, context):
+        """admin or operator
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DisableCouponTemplate(self, request, context):
+        """No new claims from now on, recorded with who and why (again: unchanged); coupons claimed stay usable
+        admin or operator
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListClaimableCouponTemplates(self, request, context):
+        """What the caller may claim now: active, started, not ended, not all claimed, under the caller's per-user limit
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -343,6 +402,21 @@ class MemberServiceServicer:
 
     def CreateRecharge(self, request, context):
         """Recharges (M4)
+        once per idempotency_key
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRecharge(self, request, context):
+        """the caller's own (another's: NOT_FOUND)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMyRecharges(self, request, context):
+        """the caller's, newest first
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -418,6 +492,26 @@ def add_MemberServiceServicer_to_server(servicer, server):
                     request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.CreateCouponTemplateRequest.FromString,
                     response_serializer=mall_dot_member_dot_v1_dot_member__pb2.CouponTemplate.SerializeToString,
             ),
+            'ListCouponTemplates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCouponTemplates,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.ListCouponTemplatesRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.ListCouponTemplatesResponse.SerializeToString,
+            ),
+            'GetCouponTemplate': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCouponTemplate,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.GetCouponTemplateRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.CouponTemplate.SerializeToString,
+            ),
+            'DisableCouponTemplate': grpc.unary_unary_rpc_method_handler(
+                    servicer.DisableCouponTemplate,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.DisableCouponTemplateRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.CouponTemplate.SerializeToString,
+            ),
+            'ListClaimableCouponTemplates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListClaimableCouponTemplates,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.ListClaimableCouponTemplatesRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.ListClaimableCouponTemplatesResponse.SerializeToString,
+            ),
             'ClaimCoupon': grpc.unary_unary_rpc_method_handler(
                     servicer.ClaimCoupon,
                     request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.ClaimCouponRequest.FromString,
@@ -487,6 +581,16 @@ def add_MemberServiceServicer_to_server(servicer, server):
                     servicer.CreateRecharge,
                     request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.CreateRechargeRequest.FromString,
                     response_serializer=mall_dot_member_dot_v1_dot_member__pb2.Recharge.SerializeToString,
+            ),
+            'GetRecharge': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRecharge,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.GetRechargeRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.Recharge.SerializeToString,
+            ),
+            'ListMyRecharges': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMyRecharges,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.ListRechargesRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.ListRechargesResponse.SerializeToString,
             ),
             'HandleRechargeNotify': grpc.unary_unary_rpc_method_handler(
                     servicer.HandleRechargeNotify,
@@ -818,6 +922,114 @@ class MemberService:
             '/mall.member.v1.MemberService/CreateCouponTemplate',
             mall_dot_member_dot_v1_dot_member__pb2.CreateCouponTemplateRequest.SerializeToString,
             mall_dot_member_dot_v1_dot_member__pb2.CouponTemplate.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCouponTemplates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/ListCouponTemplates',
+            mall_dot_member_dot_v1_dot_member__pb2.ListCouponTemplatesRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.ListCouponTemplatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCouponTemplate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/GetCouponTemplate',
+            mall_dot_member_dot_v1_dot_member__pb2.GetCouponTemplateRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.CouponTemplate.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DisableCouponTemplate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/DisableCouponTemplate',
+            mall_dot_member_dot_v1_dot_member__pb2.DisableCouponTemplateRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.CouponTemplate.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListClaimableCouponTemplates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/ListClaimableCouponTemplates',
+            mall_dot_member_dot_v1_dot_member__pb2.ListClaimableCouponTemplatesRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.ListClaimableCouponTemplatesResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1196,6 +1408,60 @@ class MemberService:
             '/mall.member.v1.MemberService/CreateRecharge',
             mall_dot_member_dot_v1_dot_member__pb2.CreateRechargeRequest.SerializeToString,
             mall_dot_member_dot_v1_dot_member__pb2.Recharge.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRecharge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/GetRecharge',
+            mall_dot_member_dot_v1_dot_member__pb2.GetRechargeRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.Recharge.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMyRecharges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/ListMyRecharges',
+            mall_dot_member_dot_v1_dot_member__pb2.ListRechargesRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.ListRechargesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,54 @@
+"""A claim racing a disable on PostgreSQL, made certain by holding the first transaction open until the second
+waits on it: a claim never issues a coupon of a template whose disable committed first, and a claim that got
+there first keeps its coupon."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine
+
+from services.member import service
+from services.member.db import SqlMemberUnitOfWork, coupons
+from tests.integration.member.test_recharge_races_on_database import count, first_then_second
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 12, 8, 8, 0, tzinfo=UTC)
+ALICE, OPERATOR = 101, 900
+
+
+def new_template(uow: Callable[[], SqlMemberUnitOfWork]) -> int:
+    return service.create_coupon_template(
+        uow(), name="5 yuan off", kind="fixed", amount_fen=500, percent_off=0, threshold_fen=0, cap_fen=0, total=10,
+        per_user_limit=1, valid_from=NOW - timedelta(days=1), valid_to=NOW + timedelta(days=7), category_ids=[],
+        created_by=OPERATOR, now=NOW).id or 0
+
+
+def test_a_claim_waiting_on_a_disable_issues_nothing(engine: Engine, uow: Callable[[], SqlMemberUnitOfWork]) -> None:
+    template_id = new_template(uow)
+
+    disabled, claimed = first_then_second(
+        engine, uow,
+        lambda work: service.disable_coupon_template(work, template_id=template_id, actor_id=OPERATOR,
+                                                     reason="typo", now=NOW).status,
+        lambda work: service.claim_coupon(work, user_id=ALICE, template_id=template_id, now=NOW))
+
+    assert (disabled, claimed) == ("disabled", "COUPON_TEMPLATE_DISABLED")
+    assert (service.coupon_template(uow(), template_id=template_id).issued, count(engine, coupons)) == (0, 0)
+
+
+def test_a_claim_under_way_when_the_template_is_disabled_keeps_its_coupon(
+        engine: Engine, uow: Callable[[], SqlMemberUnitOfWork]) -> None:
+    template_id = new_template(uow)
+
+    claimed, disabled = first_then_second(
+        engine, uow,
+        lambda work: service.claim_coupon(work, user_id=ALICE, template_id=template_id, now=NOW)[0].status,
+        lambda work: service.disable_coupon_template(work, template_id=template_id, actor_id=OPERATOR,
+                                                     reason="typo", now=NOW).issued)
+
+    assert (claimed, disabled) == ("available", 1)
+    assert [v.status for v in service.list_coupons(uow(), user_id=ALICE, now=NOW)] == ["available"]
