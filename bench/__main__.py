@@ -1,6 +1,6 @@
 """Run every benchmark."""
 
-from bench import analytics, auth, catalog, checkout, checkout_cpu, member, memory, outbox
+from bench import analytics, auth, catalog, catalog_cpu, checkout, checkout_cpu, member, memory, outbox
 
 if __name__ == "__main__":
     outbox.main()
@@ -10,4 +10,5 @@ if __name__ == "__main__":
     member.main()
     analytics.main()
     catalog.main()
+    catalog_cpu.main()
     memory.main()
