@@ -3,7 +3,6 @@ two recharge requests under one idempotency key make one recharge."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -14,43 +13,12 @@ from services.common.errors import DomainError
 from services.member import service
 from services.member.channels import SimulatedPayment
 from services.member.db import SqlMemberUnitOfWork, recharges
-from tests.fixtures.postgres import wait_until_blocked
+from tests.integration.member.test_balance_payment_void_on_database import first_then_second
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 12, 8, 8, 0, tzinfo=UTC)
 ALICE = 101
-
-
-def first_then_second(engine: Engine, uow: Callable[[], SqlMemberUnitOfWork], first: Callable[[SqlMemberUnitOfWork],
-                      object], second: Callable[[SqlMemberUnitOfWork], object]) -> tuple[object, object]:
-    """`first` runs up to its commit and holds its transaction open until `second` waits on it; each one's result
-    (or the code of the DomainError it raised)."""
-    reached, go = threading.Event(), threading.Event()
-    results: dict[str, object] = {}
-
-    class HeldOpen(SqlMemberUnitOfWork):
-        def commit(self) -> None:
-            reached.set()
-            assert go.wait(60)
-            super().commit()
-
-    def run(name: str, step: Callable[[SqlMemberUnitOfWork], object], work: SqlMemberUnitOfWork) -> None:
-        try:
-            results[name] = step(work)
-        except DomainError as exc:
-            results[name] = exc.code
-
-    one = threading.Thread(target=run, args=("first", first, HeldOpen(engine, "member")))
-    one.start()
-    assert reached.wait(60)
-    two = threading.Thread(target=run, args=("second", second, uow()))
-    two.start()
-    wait_until_blocked(engine, two)
-    go.set()
-    one.join(60)
-    two.join(60)
-    return results["first"], results["second"]
 
 
 def count(engine: Engine, table: object) -> int:
