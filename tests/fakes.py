@@ -128,6 +128,15 @@ class FakeUserRepository:
         return found[search.offset:search.offset + search.limit], len(found)
 
 
+class SilentSms:
+    """An SMS provider that sends nothing and, as the console one, lets the code be returned to the caller."""
+
+    reveals_code = True
+
+    def send_code(self, phone: str, code: str, purpose: str) -> None:
+        pass
+
+
 class FakeSmsCodeRepository:
     def __init__(self) -> None:
         self.codes: list[SmsCode] = []

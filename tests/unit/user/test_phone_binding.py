@@ -11,17 +11,10 @@ from services.user import service
 from services.user.domain import User
 from services.user.tokens import TokenIssuer
 from services.user.wechat import WechatSession
-from tests.fakes import FakePasswords, FakeUserUnitOfWork
+from tests.fakes import FakePasswords, FakeUserUnitOfWork, SilentSms
 
 PHONE = "13912345678"
 T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
-
-
-class SilentSms:
-    reveals_code = True
-
-    def send_code(self, phone: str, code: str, purpose: str) -> None:
-        pass
 
 
 @pytest.fixture
