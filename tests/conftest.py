@@ -1,5 +1,8 @@
 """Fixtures shared by every suite live in tests/fixtures/ and are registered here."""
 
+import logging
+from collections.abc import Iterator
+
 import pytest
 
 from tests.reliability.catalogue import listed
@@ -20,3 +23,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if listed(item.nodeid):
             item.add_marker(pytest.mark.reliability)
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """A test that runs a service's `configure_logging` leaves the root logger as it found it: otherwise later tests
+    on the worker see INFO records they did not ask for and write to a stderr pytest has closed."""
+    root, kafka = logging.getLogger(), logging.getLogger("kafka")
+    handlers, level, kafka_level = root.handlers[:], root.level, kafka.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)  # setLevel, not `.level =`: it also clears every logger's cached isEnabledFor
+    kafka.setLevel(kafka_level)

@@ -190,7 +190,7 @@ def test_the_waybill_gives_shippers_the_full_receiver_phone_and_the_units_left(c
         "lines": [{"line_id": 9, "name": "茶", "spec": "规格:大", "quantity": 2, "to_ship": 2},
                   {"line_id": 10, "name": "杯", "spec": "规格:小", "quantity": 3, "to_ship": 2}]}
     assert clients.order.GetOrder.calls[0].message == order_pb2.GetOrderRequest(id=5)
-    [read] = [r.getMessage() for r in caplog.records if "waybill" in r.getMessage()]
+    [read] = [r.getMessage() for r in caplog.records if r.name == "gateway.routes.orders"]
     assert read == f"staff user 7 read the receiver of order {ORDER.order_no} for its waybill"
     assert "13800138000" not in caplog.text
 
