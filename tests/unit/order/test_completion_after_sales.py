@@ -161,3 +161,16 @@ def test_the_shopper_confirming_an_order_without_refunds_lists_every_unit_and_th
     assert [(line.line.quantity, line.refunded_quantity, line.kept_fen) for line in event.lines] == [
         (2, 0, 3998), (3, 0, 1500)]
     assert event.kept_fen == 5498
+
+
+def test_an_order_whose_case_opened_after_the_batch_was_chosen_is_not_confirmed(
+        shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    order = shipped(shop, (101, 2))
+    ask(shop, order, {order.lines[0].id or 0: 1}, at=NOW + 9 * DAY)
+    # PostgreSQL chose the rows on a snapshot from before the case was committed, then locked the order once the
+    # case's transaction let go of it: the batch holds the order, and only its cases, read under the lock, tell.
+    chosen = [order]
+    monkeypatch.setattr(shop.uow.orders, "lock_confirmable_before", lambda before, limit: chosen)
+
+    assert auto_confirm(shop, NOW + 10 * DAY) == 0
+    assert (order.status, order.confirm_clock_at, completed(shop)) == ("SHIPPED", None, [])
