@@ -91,6 +91,18 @@ def test_a_full_batch_of_orders_held_by_closed_cases_does_not_starve_the_orders_
     assert {status(uow, order_id) for order_id in held} == {"SHIPPED"}
 
 
+def test_a_full_batch_of_orders_with_cases_open_is_not_chosen_so_the_orders_behind_are_confirmed(uow: Uow) -> None:
+    held = []
+    for number in range(3):
+        order_id, [line, _] = shipped(uow, f"AC-o{number}")
+        ask(uow, order_id, {line: 1}, NOW + DAY)
+        held.append(order_id)
+    behind, _ = shipped(uow, "AC-after")
+
+    assert service.auto_confirm_orders(uow(), SETTINGS, now=NOW + 10 * DAY, batch=3) == 1
+    assert status(uow, behind) == "COMPLETED" and {status(uow, order_id) for order_id in held} == {"SHIPPED"}
+
+
 def test_order_completed_in_the_outbox_carries_the_units_and_fen_kept_after_refunds(uow: Uow) -> None:
     order_id, [first, second] = shipped(uow, "AC-kept")
     engine = aftersales.EngineRefunder(None, FakeMembers())  # the wallet refunds at once
