@@ -377,8 +377,9 @@ class FakeCartRepository:
 
 
 class FakeOrderRepository:
-    def __init__(self) -> None:
+    def __init__(self, cases: Callable[[], list[AfterSale]] = list) -> None:
         self.orders: list[Order] = []
+        self.cases = cases  # the after-sales cases, as the database's after_sales table
 
     def add(self, order: Order) -> None:
         order.id = len(self.orders) + 1
@@ -412,10 +413,14 @@ class FakeOrderRepository:
                  and order.wallet_attempt_at <= before]
         return sorted(found, key=lambda order: order.wallet_attempt_at or before)[:limit]
 
-    def lock_shipped_before(self, before: datetime, limit: int) -> list[Order]:
+    def lock_confirmable_before(self, before: datetime, limit: int) -> list[Order]:
+        def clock(order: Order) -> datetime:
+            return order.confirm_clock_at or order.shipped_at or before
+
+        busy = {case.order_id for case in self.cases() if case.is_open}
         shipped = [order for order in self.orders if order.status == "SHIPPED" and order.shipped_at
-                   and order.shipped_at <= before]
-        return sorted(shipped, key=lambda order: order.shipped_at or before)[:limit]
+                   and clock(order) <= before and order.id not in busy]
+        return sorted(shipped, key=clock)[:limit]
 
     def unpaid_prepaid(self, prepaid_before: datetime, limit: int) -> list[Order]:
         found = [order for order in self.orders if order.status == "PENDING_PAYMENT"
@@ -544,8 +549,8 @@ class FakeOrderUnitOfWork(FakeUnitOfWork, OrderUnitOfWork):
     def __init__(self) -> None:
         super().__init__()
         self.carts = FakeCartRepository()
-        self.orders = FakeOrderRepository()
         self.after_sales = FakeAfterSaleRepository()
+        self.orders = FakeOrderRepository(lambda: self.after_sales.cases)
         self.refunds = FakeRefundRepository()
         self.wallet_reviews = FakeWalletReviewRepository()
 

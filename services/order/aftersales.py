@@ -161,6 +161,13 @@ class AfterSale:
         return CaseStatus(self.status) not in CLOSED
 
     @property
+    def closed_at(self) -> datetime | None:
+        """When the case closed (REJECTED, REFUNDED, WITHDRAWN); None while open. A closed case never moves again."""
+        if self.is_open:
+            return None
+        return next(step.at for step in reversed(self.history) if CaseStatus(step.status) in CLOSED)
+
+    @property
     def goods_received(self) -> bool:
         """A return whose goods staff received (and order-returned restocked): past RETURN_SHIPPED, only the
         refund ends it; rejecting would keep both the goods and the money, and free the line for another return."""

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session, composite, registry, relationship, selectinl
 
 from services.common.db import BigId, Mapping, UTCDateTime, serialize_on
 from services.common.uow import SqlUnitOfWork
-from services.order.aftersales import AfterSale, CaseLine, CaseStep
+from services.order.aftersales import CLOSED, AfterSale, CaseLine, CaseStep
 from services.order.domain import (
     Address,
     CartItem,
@@ -50,6 +50,7 @@ from services.order.uow import CaseSearch, LineReservation, OrderSearch, OrderUn
 from services.order.wallet_reviews import ReviewStatus, WalletReview
 
 metadata = MetaData()
+CLOSED_CASES = sorted(status.value for status in CLOSED)
 
 cart_items = Table(
     "cart_items", metadata,
@@ -96,6 +97,7 @@ orders = Table(
     Column("completed_at", UTCDateTime, nullable=True),
     Column("refunded_fen", BigInteger, nullable=False, server_default="0"),
     Column("wallet_attempt_at", UTCDateTime, nullable=True),
+    Column("confirm_clock_at", UTCDateTime, nullable=True),  # domain.Order.confirm_clock_at (migration 0011)
     Index("ix_orders_user_created", "user_id", "created_at"),
     Index("ix_orders_status_deadline", "status", "pay_deadline"),
     Index("ix_orders_status_shipped", "status", "shipped_at"),
@@ -360,10 +362,14 @@ class SqlOrderRepository:
         return self._lock_due(and_(orders.c.status == OrderStatus.PENDING_PAYMENT.value,
                                    orders.c.wallet_attempt_at.is_(None)), orders.c.pay_deadline, now, limit)
 
-    def lock_shipped_before(self, before: datetime, limit: int) -> list[Order]:
-        return self._lock_due(orders.c.status == OrderStatus.SHIPPED.value, orders.c.shipped_at, before, limit)
+    def lock_confirmable_before(self, before: datetime, limit: int) -> list[Order]:
+        open_case = (select(after_sales.c.id).where(after_sales.c.order_id == orders.c.id,
+                                                    after_sales.c.status.not_in(CLOSED_CASES))
+                     .exists())
+        return self._lock_due(and_(orders.c.status == OrderStatus.SHIPPED.value, ~open_case),
+                              func.coalesce(orders.c.confirm_clock_at, orders.c.shipped_at), before, limit)
 
-    def _lock_due(self, status: ColumnElement[bool], clock: Column[datetime], due: datetime,
+    def _lock_due(self, status: ColumnElement[bool], clock: ColumnElement[datetime], due: datetime,
                   limit: int) -> list[Order]:
         """Orders in a status whose clock is at or before `due`, oldest first, locked; others' rows are skipped."""
         query = select(Order).where(status, clock <= due).order_by(clock).limit(limit)

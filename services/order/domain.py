@@ -218,6 +218,9 @@ class Order:
     shipments: list[Shipment] = field(default_factory=list)
     shipped_at: datetime | None = None    # when the last unshipped units left: the auto-confirm clock starts
     completed_at: datetime | None = None  # receipt confirmed (by the shopper or automatically): delivery
+    # Where the auto-confirm clock counts from once after-sales cases held it (`confirm_clock`): shipped_at moved on
+    # by the time they were open. None: shipped_at (no case held it, or the job has not looked since).
+    confirm_clock_at: datetime | None = None
     id: int | None = None
 
     @property
@@ -312,6 +315,38 @@ class Order:
     def confirm_receipt(self, *, actor: str, now: datetime, reason: str = "receipt confirmed") -> None:
         self.apply("confirm_receipt", actor=actor, now=now, reason=reason, shopper_reason=reason)
         self.completed_at = now
+
+    def confirm_clock(self, cases: list[tuple[datetime, datetime | None]]) -> datetime | None:
+        """Where the auto-confirm clock of this SHIPPED order counts from, given its after-sales cases as (opened,
+        closed or None while open): shipped_at, moved on by the time any case was open since it shipped (cases
+        open at once count once). None while a case is open: the clock is paused, and resumes when it closes."""
+        assert self.shipped_at is not None
+        clock, counted_to = self.shipped_at, self.shipped_at
+        for opened, closed in sorted(cases, key=lambda case: case[0]):
+            if closed is None:
+                return None
+            start = max(opened, counted_to)
+            if closed > start:
+                clock += closed - start
+                counted_to = closed
+        return clock
+
+    def kept(self) -> list[KeptLine]:
+        """What the shopper keeps of each line once refunds (under way or done) are taken off: the units and the
+        fen paid for them (the line's paid share, freight excluded, less what was refunded). Lines refunded in
+        full are left out."""
+        shares = paid_shares(self)
+        return [KeptLine(line, line.quantity - line.refunded_quantity, shares[line.id or 0] - line.refunded_fen)
+                for line in self.lines if line.quantity > line.refunded_quantity]
+
+
+@dataclass(frozen=True)
+class KeptLine:
+    """One order line as the shopper keeps it: `quantity` units of `line.quantity`, `kept_fen` of what was paid."""
+
+    line: OrderLine
+    quantity: int
+    kept_fen: int
 
 
 def new_order(*, user_id: int, order_no: str, lines: list[OrderLine], address: Address, amounts: Amounts,

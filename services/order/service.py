@@ -1004,20 +1004,44 @@ def confirm_receipt(uow: OrderUnitOfWork, *, user_id: int, order_id: int, now: d
 
 
 def _publish_completed(uow: OrderUnitOfWork, order: Order, *, by: str, now: datetime) -> None:
-    lines = [CompletedLine(line_id=line.id, line=event_line(line)) for line in order.lines]
+    """order-completed with what the shopper keeps (`Order.kept`): each line's units and fen net of its refunds,
+    lines refunded in full left out (none to review), and the order's payable less its refunds."""
+    lines = [CompletedLine(line_id=kept.line.id, line=event_line(kept.line, kept.quantity),
+                           refunded_quantity=kept.line.refunded_quantity, kept_fen=kept.kept_fen)
+             for kept in order.kept()]
     uow.publish(OrderCompleted(order_no=order.order_no, user_id=order.user_id, lines=lines, confirmed_by=by,
-                               completed_at=timestamp(now)), aggregate_id=order.order_no)
+                               completed_at=timestamp(now), kept_fen=order.payable_fen - order.refunded_fen),
+                aggregate_id=order.order_no)
 
 
 def auto_confirm_orders(uow: OrderUnitOfWork, settings: OrderSettings, *, now: datetime | None = None,
                         batch: int = 100) -> int:
-    """Confirm receipt of up to `batch` orders SHIPPED `auto_confirm_days` ago, in one transaction (like the timeout)."""
+    """Confirm receipt of up to `batch` orders SHIPPED `auto_confirm_days` ago, in one transaction (like the timeout);
+    how many were confirmed.
+
+    After-sales pause the clock: an order with a case open is not confirmed (the shopper may still confirm it), and
+    the time its cases were open is added to its `auto_confirm_days` (`Order.confirm_clock`): one found due by
+    shipped_at whose cases held it has its clock moved on instead (`confirm_clock_at`), and the job picks it up
+    again when that is due. Replicas skip the orders another holds (FOR UPDATE SKIP LOCKED); a case is opened
+    under the order's row lock, so the cases read here under that lock are all there are.
+    """
     now = now or utcnow()
+    days = settings.auto_confirm_days
+    due = now - timedelta(days=days)
+    confirmed = 0
     with uow:
-        orders = uow.orders.lock_shipped_before(now - timedelta(days=settings.auto_confirm_days), batch)
-        for order in orders:
+        for order in uow.orders.lock_confirmable_before(due, batch):
+            cases = uow.after_sales.for_order(order.id or 0)
+            clock = order.confirm_clock([(case.created_at, case.closed_at) for case in cases])
+            if clock is None:  # a case opened since the rows were chosen: it waits for that case
+                continue
+            if clock > due:
+                order.confirm_clock_at = clock
+                continue
             order.confirm_receipt(actor="system:auto-confirm", now=now,
-                                  reason=f"confirmed automatically {settings.auto_confirm_days} days after shipping")
+                                  reason=f"confirmed automatically {days} days after shipping"
+                                  + (" (after-sales paused the clock)" if clock != order.shipped_at else ""))
             _publish_completed(uow, order, by="auto", now=now)
+            confirmed += 1
         uow.commit()
-    return len(orders)
+    return confirmed

@@ -42,14 +42,15 @@ def on_order_cancelled(uow: ProductUnitOfWork, event: OrderCancelled, envelope: 
 
 
 def on_order_completed(uow: ProductUnitOfWork, event: OrderCompleted, envelope: EventEnvelope) -> None:
-    """The buyer received the order: each of its lines may now be reviewed once (services/product/reviews.py).
+    """The buyer received the order: each line they kept may now be reviewed once (services/product/reviews.py).
 
-    Replays change nothing: the consumer skips an event it applied, and a line already recorded
-    (the same completion in another event) is skipped too.
+    The event leaves out lines refunded in full through after-sales, so those are never reviewable; an order
+    refunded in full completes with no lines, and records nothing. Replays change nothing: the consumer skips
+    an event it applied, and a line already recorded (the same completion in another event) is skipped too.
     """
     lines = [reviews.CompletedLine(line_id=c.line_id, product_id=c.line.product_id, sku_id=c.line.sku_id)
              for c in event.lines]
-    if (not event.order_no or len(event.order_no) > 64 or event.user_id <= 0 or not lines
+    if (not event.order_no or len(event.order_no) > 64 or event.user_id <= 0
             or any(min(line.line_id, line.product_id, line.sku_id) <= 0 for line in lines)):
         raise InvalidEvent(f"order-completed {envelope.event_id} lacks its order, buyer or line ids")
     completed_at = (event.completed_at if event.HasField("completed_at") else envelope.occurred_at).ToDatetime(tzinfo=UTC)

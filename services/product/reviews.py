@@ -6,9 +6,10 @@ processed) and keeps a row per completed line: (order_no, line_id, user_id, prod
 A review is then checked against that row alone. Why the event:
 - posting a review needs no order service: it works while that service is slow or down, and
   the product service never trusts a client-sent product or SKU id (they come from the event);
-- the order service publishes `order-completed` anyway (member points, analytics), in the
-  transaction that completes the order, so the row can never exist for an order that did not
-  complete;
+- the order service publishes `order-completed` anyway, in the transaction that completes the
+  order, so the row can never exist for an order that did not complete; it lists only the lines
+  the buyer kept (a line refunded in full through after-sales before completion is left out, so
+  it is never reviewable);
 - the cost is a short delay: right after confirming receipt, before the event arrives (well
   under a second normally), a review is refused with 409 REVIEW_NOT_ELIGIBLE; the client retries.
 An order that leaves COMPLETED later (after-sales refund) keeps its reviews and eligibility:

@@ -104,7 +104,7 @@ def test_the_same_completion_twice_records_each_line_once(uow: FakeProductUnitOf
 
 
 @pytest.mark.parametrize("event", [
-    completed("", 1, 1, 1), completed("N9", 1, 1, 1, user_id=0), completed("N9", 1, 1),
+    completed("", 1, 1, 1), completed("N9", 1, 1, 1, user_id=0), completed("", 1, 1),
     completed("N9", 0, 1, 1), completed("N9", 1, 1, 0),
 ])
 def test_an_order_completed_without_its_ids_is_dead_lettered(uow: FakeProductUnitOfWork,
@@ -112,6 +112,16 @@ def test_an_order_completed_without_its_ids_is_dead_lettered(uow: FakeProductUni
     with pytest.raises(InvalidEvent):
         complete(uow, event)
     assert uow.reviews.lines == []
+
+
+def test_an_order_completed_with_every_line_refunded_has_no_lines_and_makes_nothing_reviewable(
+        uow: FakeProductUnitOfWork, bought: tuple[int, int]) -> None:
+    complete(uow, completed("N7", *bought))  # the order service leaves out lines refunded in full
+
+    assert [(line.order_no, line.line_id) for line in uow.reviews.lines] == [("N1", 1), ("N1", 2)]
+    with pytest.raises(Conflict) as refused:
+        post(uow, 1, order_no="N7")
+    assert refused.value.code == "REVIEW_NOT_ELIGIBLE"
 
 
 def test_a_products_reviews_are_newest_first_with_the_summary_the_detail_shows_too(

@@ -154,26 +154,32 @@ class OrderShipped(_message.Message):
     def __init__(self, order_no: _Optional[str] = ..., user_id: _Optional[int] = ..., shipment: _Optional[_Union[Shipment, _Mapping]] = ..., shipped_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CompletedLine(_message.Message):
-    __slots__ = ("line_id", "line")
+    __slots__ = ("line_id", "line", "refunded_quantity", "kept_fen")
     LINE_ID_FIELD_NUMBER: _ClassVar[int]
     LINE_FIELD_NUMBER: _ClassVar[int]
+    REFUNDED_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    KEPT_FEN_FIELD_NUMBER: _ClassVar[int]
     line_id: int
     line: OrderLine
-    def __init__(self, line_id: _Optional[int] = ..., line: _Optional[_Union[OrderLine, _Mapping]] = ...) -> None: ...
+    refunded_quantity: int
+    kept_fen: int
+    def __init__(self, line_id: _Optional[int] = ..., line: _Optional[_Union[OrderLine, _Mapping]] = ..., refunded_quantity: _Optional[int] = ..., kept_fen: _Optional[int] = ...) -> None: ...
 
 class OrderCompleted(_message.Message):
-    __slots__ = ("order_no", "user_id", "lines", "confirmed_by", "completed_at")
+    __slots__ = ("order_no", "user_id", "lines", "confirmed_by", "completed_at", "kept_fen")
     ORDER_NO_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     LINES_FIELD_NUMBER: _ClassVar[int]
     CONFIRMED_BY_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
+    KEPT_FEN_FIELD_NUMBER: _ClassVar[int]
     order_no: str
     user_id: int
     lines: _containers.RepeatedCompositeFieldContainer[CompletedLine]
     confirmed_by: str
     completed_at: _timestamp_pb2.Timestamp
-    def __init__(self, order_no: _Optional[str] = ..., user_id: _Optional[int] = ..., lines: _Optional[_Iterable[_Union[CompletedLine, _Mapping]]] = ..., confirmed_by: _Optional[str] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    kept_fen: int
+    def __init__(self, order_no: _Optional[str] = ..., user_id: _Optional[int] = ..., lines: _Optional[_Iterable[_Union[CompletedLine, _Mapping]]] = ..., confirmed_by: _Optional[str] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kept_fen: _Optional[int] = ...) -> None: ...
 
 class CartItemAdded(_message.Message):
     __slots__ = ("user_id", "sku_id", "product_id", "quantity", "price_fen", "added_at")

@@ -1,0 +1,127 @@
+"""Auto-confirm and after-sales on the order service's databases: the batch query leaves out orders with a case open,
+moves the clock of those cases held, and order-completed in the outbox carries what the shopper kept."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from mall.events.v1.order_events_pb2 import OrderCompleted
+from sqlalchemy import Engine, select
+
+from services.common.events import decode, unpack
+from services.common.outbox import outbox
+from services.order import aftersales, service
+from services.order.aftersales import AfterSale, AfterSaleSettings, CaseRequest
+from services.order.db import SqlOrderUnitOfWork
+from services.order.domain import OrderLine, new_order, price
+from services.order.service import OrderSettings
+from tests.fakes import HOME, FakeMembers
+from tests.integration.order.test_order_grpc import ALICE
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 12, 1, 8, tzinfo=UTC)
+DAY = timedelta(days=1)
+SETTINGS = OrderSettings(auto_confirm_days=10)
+Uow = Callable[[], SqlOrderUnitOfWork]
+
+
+def shipped(uow: Uow, order_no: str) -> tuple[int, list[int]]:
+    """A wallet-paid order of 2 x 1999 and 3 x 500 (5498 fen), shipped at NOW: its id and line ids."""
+    order = new_order(user_id=ALICE, order_no=order_no, address=HOME, amounts=price(5498), now=NOW, pay_minutes=30,
+                      lines=[OrderLine(101, 10, "茶", "", 1999, 2), OrderLine(102, 10, "杯", "", 500, 3)])
+    with uow() as tx:
+        tx.orders.add(order)
+        tx.commit()
+    service.mark_paid(uow(), order_no=order_no, channel="balance", out_trade_no=order_no, paid_fen=5498, actor="test",
+                      now=NOW)
+    service.ship_order(uow(), order_id=order.id or 0, carrier="SF", tracking_no=order_no, lines=None, actor="staff:7",
+                       now=NOW)
+    return order.id or 0, [line.id or 0 for line in order.lines]
+
+
+def ask(uow: Uow, order_id: int, lines: dict[int, int], at: datetime) -> AfterSale:
+    return aftersales.open_case(uow(), AfterSaleSettings(), user_id=ALICE, now=at, request=CaseRequest(
+        order_id=order_id, type="refund_only", lines=lines, reason="坏了"))
+
+
+def status(uow: Uow, order_id: int) -> str:
+    return service.get_order(uow(), user_id=None, order_id=order_id).status
+
+
+def completed_events(engine: Engine) -> list[OrderCompleted]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(outbox.c.envelope).where(outbox.c.event_type == "order-completed")
+                            .order_by(outbox.c.id)).scalars().all()
+    return [unpack(decode(row), OrderCompleted) for row in rows]
+
+
+def test_the_batch_skips_orders_with_a_case_open_and_confirms_the_others_when_their_held_clock_is_due(
+        uow: Uow) -> None:
+    plain, _ = shipped(uow, "AC-plain")
+    held, [held_line, _] = shipped(uow, "AC-held")
+    ended, [ended_line, _] = shipped(uow, "AC-ended")
+    ask(uow, held, {held_line: 1}, NOW + 3 * DAY)
+    case = ask(uow, ended, {ended_line: 1}, NOW + 3 * DAY)
+    aftersales.withdraw_case(uow(), user_id=ALICE, case_id=case.id or 0, now=NOW + 5 * DAY)
+
+    assert service.auto_confirm_orders(uow(), SETTINGS, now=NOW + 10 * DAY) == 1
+    assert [status(uow, order_id) for order_id in (plain, held, ended)] == ["COMPLETED", "SHIPPED", "SHIPPED"]
+    assert service.get_order(uow(), user_id=None, order_id=ended).confirm_clock_at == NOW + 2 * DAY
+    assert service.auto_confirm_orders(uow(), SETTINGS, now=NOW + 12 * DAY - timedelta(seconds=1)) == 0
+    assert service.auto_confirm_orders(uow(), SETTINGS, now=NOW + 12 * DAY) == 1
+    assert service.auto_confirm_orders(uow(), SETTINGS, now=NOW + 60 * DAY) == 0
+    assert [status(uow, order_id) for order_id in (plain, held, ended)] == ["COMPLETED", "SHIPPED", "COMPLETED"]
+
+
+def test_a_full_batch_of_orders_held_by_closed_cases_does_not_starve_the_orders_behind_it(uow: Uow) -> None:
+    held = []
+    for number in range(3):  # shipped first, so first in the batch while their clocks are not moved
+        order_id, [line, _] = shipped(uow, f"AC-h{number}")
+        case = ask(uow, order_id, {line: 1}, NOW + DAY)
+        aftersales.withdraw_case(uow(), user_id=ALICE, case_id=case.id or 0, now=NOW + 4 * DAY)
+        held.append(order_id)
+    behind, _ = shipped(uow, "AC-behind")
+
+    confirmed = [service.auto_confirm_orders(uow(), SETTINGS, now=NOW + 10 * DAY, batch=3) for _ in range(2)]
+
+    assert confirmed == [0, 1] and status(uow, behind) == "COMPLETED"
+    assert {status(uow, order_id) for order_id in held} == {"SHIPPED"}
+
+
+def test_a_full_batch_of_orders_with_cases_open_is_not_chosen_so_the_orders_behind_are_confirmed(uow: Uow) -> None:
+    held = []
+    for number in range(3):
+        order_id, [line, _] = shipped(uow, f"AC-o{number}")
+        ask(uow, order_id, {line: 1}, NOW + DAY)
+        held.append(order_id)
+    behind, _ = shipped(uow, "AC-after")
+
+    assert service.auto_confirm_orders(uow(), SETTINGS, now=NOW + 10 * DAY, batch=3) == 1
+    assert status(uow, behind) == "COMPLETED" and {status(uow, order_id) for order_id in held} == {"SHIPPED"}
+
+
+def test_order_completed_in_the_outbox_carries_the_units_and_fen_kept_after_refunds(uow: Uow) -> None:
+    order_id, [first, second] = shipped(uow, "AC-kept")
+    engine = aftersales.EngineRefunder(None, FakeMembers())  # the wallet refunds at once
+    for lines in ({first: 1}, {second: 0}):
+        case = ask(uow, order_id, lines, NOW + 3 * DAY)
+        assert aftersales.decide(uow, engine, case_id=case.id or 0, approve=True, reason="ok", actor="staff:8",
+                                 now=NOW + 3 * DAY).status == "REFUNDED"
+
+    assert service.auto_confirm_orders(uow(), SETTINGS, now=NOW + 10 * DAY) == 1
+    [event] = completed_events(_engine(uow))
+    assert [(line.line_id, line.line.sku_id, line.line.quantity, line.refunded_quantity, line.kept_fen)
+            for line in event.lines] == [(first, 101, 1, 1, 1999)]
+    assert (event.kept_fen, event.confirmed_by) == (5498 - 1999 - 1500, "auto")
+
+
+def _engine(uow: Uow) -> Engine:
+    """The engine the unit of work runs on (PostgreSQL or SQLite)."""
+    with uow() as tx:
+        engine = tx.session.get_bind()
+        tx.commit()
+    assert isinstance(engine, Engine)
+    return engine
