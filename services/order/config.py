@@ -98,10 +98,7 @@ class OrderServiceSettings:
 
 
 def _bounded(env: Env, name: str, default: int, minimum: int, maximum: int) -> int:
-    value = env.int(name, default)
-    if not minimum <= value <= maximum:
-        raise ConfigError(f"{name} must be {minimum} to {maximum}, got {env.environ[name]!r}")
-    return value
+    return env.int_within(name, default, minimum, maximum)
 
 
 # Live settings (services/common/runtime_config.py): ops change them while the service runs with
