@@ -46,8 +46,9 @@ refunded yet (every line's remaining units and paid share, and the freight).
      ever. Once it has been PENDING `stuck_seconds`, the job makes it ABNORMAL (`_resend_refused`; the refusal's
      code in the order's history): nothing was paid, the amount stays reserved, and staff's ABNORMAL flow takes
      over (alerted, then retry it once the cause is fixed, or close it: WeChat Pay holds no refund under that
-     number, RESOURCE_NOT_EXISTS, so it can close). Staff retrying such a refund themselves get the 503 below. When staff retry or close one and WeChat Pay gives no usable answer,
-     the refund is left as it was: 503 PAYMENT_CHANNEL_UNAVAILABLE (`channel_unavailable`).
+     number, RESOURCE_NOT_EXISTS, so it can close). Staff retrying such a refund themselves get the 503 below.
+     When staff retry or close one and WeChat Pay gives no usable answer, the refund is left as it was: 503
+     PAYMENT_CHANNEL_UNAVAILABLE (`channel_unavailable`).
    - A refund CLOSED here that WeChat Pay reports SUCCESS later (staff closed it, then it was completed at WeChat
      Pay after all) stays CLOSED, but its money may have been refunded twice: the order's history records it
      once for finance and `mall_refunds_paid_after_close_total` counts it (RefundPaidAfterClose pages).
