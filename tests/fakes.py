@@ -517,6 +517,11 @@ class FakeRefundRepository:
         since = [refund.updated_at for refund in self.refunds if refund.status == RefundStatus.ABNORMAL]
         return len(since), min(since, default=None)
 
+    def pending_since(self, before: datetime) -> tuple[int, datetime | None]:
+        since = [refund.updated_at for refund in self.refunds
+                 if refund.status == RefundStatus.PENDING and refund.updated_at <= before]
+        return len(since), min(since, default=None)
+
     def reserve(self, order: Order, amount_fen: int, lines: list[LineReservation]) -> bool:
         """All or nothing, checked as the database's conditional updates and CHECKs would."""
         by_id = {line.id: line for line in order.lines}

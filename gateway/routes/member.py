@@ -191,7 +191,7 @@ class RechargeRequest(Body):
     channel: Literal["wechat", "alipay", "bank_card"]
 
 
-RechargeStatus = Literal["PENDING", "PAID"]
+RechargeStatus = Literal["PENDING", "PAID", "EXPIRED"]
 
 
 class RechargeView(Reply):
@@ -199,13 +199,15 @@ class RechargeView(Reply):
 
     id: int
     recharge_no: str
-    status: RechargeStatus = Field(description="PAID once the channel's verified payment was credited")
+    status: RechargeStatus = Field(description="PENDING while awaiting payment; PAID once the channel's verified "
+                                   "payment was credited; EXPIRED when the channel said it was not paid by pay_deadline "
+                                   "(a payment the channel reports later still credits it: PAID)")
     channel: Literal["wechat", "alipay", "bank_card"]
     amount_fen: int
     bonus_fen: int = Field(description="the bonus credit it earned when paid; 0 while PENDING")
     created_at: datetime
-    pay_deadline: datetime = Field(description="the end of the channel's payment window (PENDING after it: "
-                                               "not paid in time)")
+    pay_deadline: datetime = Field(description="the end of the channel's payment window; a recharge still "
+                                               "PENDING after it is asked about once more and EXPIRED unpaid")
     paid_at: datetime | None
 
     @classmethod

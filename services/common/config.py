@@ -45,6 +45,13 @@ class Env:
         except ValueError:
             raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
 
+    def int_within(self, name: str, default: int, minimum: int, maximum: int) -> int:
+        """An integer from `minimum` to `maximum` (days, seconds, fen...); ConfigError outside them."""
+        value = self.int(name, default)
+        if not minimum <= value <= maximum:
+            raise ConfigError(f"{name} must be {minimum} to {maximum}, got {self.environ[name]!r}")
+        return value
+
     def float(self, name: str, default: float) -> float:
         """A finite number >= 0 (seconds, factors...)."""
         raw = self.environ.get(name)

@@ -70,6 +70,12 @@ def build_app(base: ServiceSettings) -> ServiceApp:
                               settings.reconcile_seconds, "recharge reconciliation",
                               lambda: service.reconcile_recharges(uow, channels,
                                                                   settle_seconds=settings.reconcile_settle_seconds)),
+                          # a recharge past its payment deadline is asked about once more: credited if paid,
+                          # else EXPIRED (so shoppers no longer see it awaiting payment)
+                          "recharge-expiry": every(
+                              settings.reconcile_seconds, "recharge expiry",
+                              lambda: service.expire_recharges(uow, channels,
+                                                               expire_seconds=settings.recharge_expire_seconds)),
                           # a transfer in flight (or whose answer was lost) is asked about until it ends
                           "payout-settlement": every(
                               settings.reconcile_seconds, "payout settlement",

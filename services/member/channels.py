@@ -69,12 +69,19 @@ class NotifyRejected(Exception):
 
 @dataclass(frozen=True)
 class PaidNotice:
-    """What a verified notify (or a query) says about a recharge's payment; the amount in fen."""
+    """What a verified notify (or a query) says about a recharge's payment; the amount in fen. `paying`: not paid
+    yet but not over either (WeChat Pay's USERPAYING, the bank-card channel's PENDING): never expired."""
 
     out_trade_no: str
     paid_fen: int
     txn_id: str
     paid: bool
+    paying: bool = False
+
+
+def never_paid(out_trade_no: str) -> PaidNotice:
+    """The channel's word that it knows no payment of `out_trade_no` (none was ever started there)."""
+    return PaidNotice(out_trade_no=out_trade_no, paid_fen=0, txn_id="", paid=False)
 
 
 class ChannelAdapter(Protocol):
@@ -86,7 +93,8 @@ class ChannelAdapter(Protocol):
         """The notify, verified; NotifyRejected otherwise."""
 
     def query(self, out_trade_no: str) -> PaidNotice | None:
-        """Ask the channel (reconciliation); None when it cannot say or knows nothing."""
+        """Ask the channel (reconciliation, expiry): its verified answer (one it knows no payment of is
+        `never_paid`); None when it cannot say (no answer, an unverifiable one, no query configured)."""
 
 
 class PaymentChannel(Protocol):
@@ -158,13 +166,21 @@ class WechatRecharge:
     def query(self, out_trade_no: str) -> PaidNotice | None:
         try:
             return _wechat_notice(self.wechat.query_by_out_trade_no(out_trade_no))
+        except wechatpay.WechatPayApiError as exc:
+            return never_paid(out_trade_no) if exc.code == "ORDER_NOT_EXIST" else None
         except wechatpay.WechatPayError:
             return None
 
 
+# WeChat Pay's trade states that are over without a payment; any other but SUCCESS may still be paid
+# (USERPAYING) or was paid (REFUND), so it is never taken for unpaid.
+WECHAT_UNPAID_ENDS = ("NOTPAY", "CLOSED", "PAYERROR", "REVOKED")
+
+
 def _wechat_notice(notice: wechatpay.PaymentNotice) -> PaidNotice:
     return PaidNotice(out_trade_no=notice.out_trade_no, paid_fen=notice.amount_total_fen,
-                      txn_id=notice.transaction_id or "", paid=notice.trade_state == "SUCCESS")
+                      txn_id=notice.transaction_id or "", paid=notice.trade_state == "SUCCESS",
+                      paying=notice.trade_state not in ("SUCCESS", *WECHAT_UNPAID_ENDS))
 
 
 def _unavailable(channel: str, reason: str) -> DomainError:
@@ -201,12 +217,13 @@ class AlipayRecharge:
         except alipay.AlipayError as exc:
             log.warning("alipay.trade.query for %s: %s", out_trade_no, exc.reason)
             return None
-        return None if notice is None else _alipay_notice(notice)
+        return never_paid(out_trade_no) if notice is None else _alipay_notice(notice)
 
 
 def _alipay_notice(notice: alipay.TradeNotice) -> PaidNotice:
+    # WAIT_BUYER_PAY: Alipay closes the trade at its time_expire, so until it says TRADE_CLOSED it may be paid.
     return PaidNotice(out_trade_no=notice.out_trade_no, paid_fen=notice.total_fen, txn_id=notice.trade_no,
-                      paid=notice.paid)
+                      paid=notice.paid, paying=notice.trade_status == "WAIT_BUYER_PAY")
 
 
 class BankcardRecharge:
@@ -228,18 +245,21 @@ class BankcardRecharge:
         return _bankcard_notice(payment)
 
     def query(self, out_trade_no: str) -> PaidNotice | None:
-        """The channel's signed status query, verified; None when it cannot say (asked again next round)."""
+        """The channel's signed status query, verified; None when it cannot say (asked again next round) or
+        no query URL is configured."""
+        if self.client.settings.query_url is None:
+            return None
         try:
             payment = self.client.query_payment(out_trade_no)
         except bankcard.NotifyRejected as exc:
             log.warning("bank-card query for %s: %s", out_trade_no, exc.reason)
             return None
-        return None if payment is None else _bankcard_notice(payment)
+        return never_paid(out_trade_no) if payment is None else _bankcard_notice(payment)
 
 
 def _bankcard_notice(payment: bankcard.CardPayment) -> PaidNotice:
     return PaidNotice(out_trade_no=payment.out_trade_no, paid_fen=payment.amount_fen, txn_id=payment.trade_no,
-                      paid=payment.paid)
+                      paid=payment.paid, paying=payment.status == "PENDING")
 
 
 class WechatTransferPayout:

@@ -9,6 +9,7 @@ from services.common.alipay import AlipaySettings
 from services.common.bankcard import BankcardSettings
 from services.common.config import Env, ServiceSettings
 from services.common.wechatpay import WechatPaySettings
+from services.member.domain import DEFAULT_RECHARGE_EXPIRE_SECONDS, RECHARGE_EXPIRE_SECONDS
 
 # Where each channel notifies recharges, under MEMBER_NOTIFY_BASE_URL (the gateway's public /api/v1).
 NOTIFY_PATHS = {"wechat": "/payments/wechat/recharge-notify", "alipay": "/payments/alipay/notify",
@@ -22,6 +23,8 @@ class MemberServiceSettings:
     queried, and coupon locks and points holds past CHECKOUT_HOLD_TTL released), MEMBER_RECONCILE_SETTLE_SECONDS (60: how long a recharge waits for its notify, or a payout
     in flight for its end, before the channel is asked),
     MEMBER_POINTS_EXPIRY_SECONDS (3600: how often points past their term are expired),
+    MEMBER_RECHARGE_EXPIRE_SECONDS (900; 60 to 86,400: how long after its payment deadline a PENDING recharge is
+    asked about once more and, unpaid, EXPIRED; the scan runs every MEMBER_RECONCILE_SECONDS),
     MEMBER_GRPC_TIMEOUT_MS (5000) for calls to other services, and each channel's own settings:
     WECHATPAY_* (services.common.wechatpay), ALIPAY_* (services.common.alipay), BANKCARD_*
     (services.common.bankcard). A channel whose settings are absent is not offered."""
@@ -34,6 +37,7 @@ class MemberServiceSettings:
     points_expiry_seconds: float
     grpc_timeout_seconds: float
     reconcile_settle_seconds: int = 60
+    recharge_expire_seconds: int = DEFAULT_RECHARGE_EXPIRE_SECONDS
 
     @classmethod
     def from_env(cls, base: ServiceSettings, environ: Mapping[str, str] | None = None) -> MemberServiceSettings:
@@ -46,4 +50,6 @@ class MemberServiceSettings:
                    reconcile_seconds=env.float("MEMBER_RECONCILE_SECONDS", 60.0),
                    points_expiry_seconds=env.float("MEMBER_POINTS_EXPIRY_SECONDS", 3600.0),
                    grpc_timeout_seconds=env.int("MEMBER_GRPC_TIMEOUT_MS", 5000) / 1000,
-                   reconcile_settle_seconds=env.int("MEMBER_RECONCILE_SETTLE_SECONDS", 60))
+                   reconcile_settle_seconds=env.int("MEMBER_RECONCILE_SETTLE_SECONDS", 60),
+                   recharge_expire_seconds=env.int_within("MEMBER_RECHARGE_EXPIRE_SECONDS",
+                                                          DEFAULT_RECHARGE_EXPIRE_SECONDS, *RECHARGE_EXPIRE_SECONDS))

@@ -226,6 +226,8 @@ recharges = Table(
     Column("paid_at", UTCDateTime, nullable=True),
     Column("bonus_fen", BigInteger, nullable=False, default=0),  # the bonus credit it earned when paid
     CheckConstraint("amount_fen > 0", name="ck_recharges_amount_positive"),
+    # The reconciliation and expiry jobs read the PENDING ones by age every MEMBER_RECONCILE_SECONDS.
+    Index("ix_recharges_status_created", "status", "created_at"),
 )
 
 

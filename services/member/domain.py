@@ -705,6 +705,11 @@ RECHARGE_CHANNELS = ("wechat", "alipay", "bank_card")
 RECHARGE_MIN_FEN = 100
 RECHARGE_MAX_FEN = 5_000_000
 RECHARGE_PAY_MINUTES = 30                # the channel's payment window of a recharge
+# How long after its payment deadline a PENDING recharge is asked about one last time and expired when the
+# channel says it was not paid (MEMBER_RECHARGE_EXPIRE_SECONDS): at least a minute for the channel's own clock and
+# a payment confirmed on the deadline, at most a day.
+RECHARGE_EXPIRE_SECONDS = (60, 86_400)
+DEFAULT_RECHARGE_EXPIRE_SECONDS = 900
 
 
 # The recharge promotion in force when a recharge is paid: at least 500 yuan earns 50 yuan of bonus
@@ -721,6 +726,7 @@ def recharge_bonus(amount_fen: int) -> int:
 class RechargeStatus(enum.StrEnum):
     PENDING = "PENDING"
     PAID = "PAID"
+    EXPIRED = "EXPIRED"  # not paid by its payment deadline, the channel said so (service.expire_recharges)
 
 
 @dataclass
@@ -751,8 +757,16 @@ class Recharge:
     def pay_deadline(self) -> datetime:
         return self.created_at + timedelta(minutes=RECHARGE_PAY_MINUTES)
 
+    def expire(self) -> None:
+        """Not paid by its deadline, the channel says: EXPIRED (no longer shown as awaiting payment)."""
+        if self.status != RechargeStatus.PENDING:
+            raise Conflict("RECHARGE_STATE_CONFLICT", f"a {self.status} recharge cannot expire")
+        self.status = RechargeStatus.EXPIRED
+
     def mark_paid(self, *, paid_fen: int, channel_txn_id: str, now: datetime, channel: str | None = None) -> bool:
-        """True when this notify credits the recharge; False for a replay of the one that did."""
+        """True when this notify credits the recharge; False for a replay of the one that did. An EXPIRED
+        recharge is credited too: money the channel took (paid at the last moment, its notify late) is the
+        shopper's, whatever was concluded before."""
         if channel is not None and channel != self.channel:
             raise Conflict("RECHARGE_CHANNEL_MISMATCH", f"this recharge is paid through {self.channel}, not {channel}")
         if self.status == RechargeStatus.PAID:

@@ -10,7 +10,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import TypeVar
 
 from services.common.db import utcnow
@@ -27,6 +27,7 @@ from services.member.channels import (
 from services.member.domain import (
     AUTO_JOIN_SPEND_FEN,
     CHECKOUT_HOLD_TTL,
+    DEFAULT_RECHARGE_EXPIRE_SECONDS,
     PLATFORM,
     POINTS_ACCOUNTS,
     POINTS_DATED_KINDS,
@@ -1024,6 +1025,64 @@ def _reconcile_recharge(uow: MemberUnitOfWork, payment: PaymentChannel, recharge
             return 0
         uow.commit()
     log.info("recharge %s credited by reconciliation (%s)", recharge_no, recharge.channel)
+    return 1
+
+
+# Before every PENDING recharge: the expiry job's scan starts here (created_at is never earlier).
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def expire_recharges(uow: Callable[[], MemberUnitOfWork], payment: PaymentChannel, *, now: datetime | None = None,
+                     expire_seconds: int = DEFAULT_RECHARGE_EXPIRE_SECONDS, batch: int = 50) -> int:
+    """End recharges still PENDING `expire_seconds` after their payment deadline (`Recharge.pay_deadline`; the
+    channel was given it as the payment's time_expire, so nothing pays them after it): each is asked about once
+    more, and one the channel says was paid is credited (through the notify's code path), one it says is over
+    unpaid (or that it never saw) becomes EXPIRED. One the channel cannot say about (no answer, an unverifiable
+    one) or whose payer may still be paying (`PaidNotice.paying`) stays PENDING for the next run. Returns how
+    many expired. A payment reported for an EXPIRED recharge later (its notify) is still credited.
+
+    Durable and replica-safe like reconcile_recharges: driven by the recharges table, paged by id, each recharge
+    in its own transaction with its row locked FOR UPDATE SKIP LOCKED, so replicas (and a notify arriving
+    meanwhile) never handle one twice.
+    """
+    now = now or utcnow()
+    overdue = now - timedelta(minutes=RECHARGE_PAY_MINUTES, seconds=expire_seconds)
+    expired, after = 0, 0
+    while True:
+        with uow() as tx:
+            pending = tx.recharges.pending(EPOCH, overdue, after, batch)
+            tx.commit()
+        for _, recharge_no in pending:
+            expired += _expire_recharge(uow(), payment, recharge_no, now)
+        if len(pending) < batch:
+            return expired
+        after = pending[-1][0]
+
+
+def _expire_recharge(uow: MemberUnitOfWork, payment: PaymentChannel, recharge_no: str, now: datetime) -> int:
+    with uow:
+        recharge = uow.recharges.lock_pending(recharge_no)
+        if recharge is None:
+            return 0  # paid meanwhile, or another replica holds it right now
+        notice = payment.query(channel=recharge.channel, out_trade_no=recharge_no)
+        if notice is None or notice.out_trade_no != recharge_no or notice.paying:
+            log.warning("recharge %s is past its payment deadline but %s cannot say it is over; asked again next run",
+                        recharge_no, recharge.channel)
+            return 0
+        if notice.paid:
+            try:
+                _credit_recharge(uow, recharge, paid_fen=notice.paid_fen, channel_txn_id=notice.txn_id,
+                                 channel=recharge.channel, now=now)
+            except DomainError as exc:
+                log.error("recharge %s was reported paid by %s but cannot be credited: %s", recharge_no,
+                          recharge.channel, exc.code)
+                return 0
+            uow.commit()
+            log.info("recharge %s credited at its expiry (%s)", recharge_no, recharge.channel)
+            return 0
+        recharge.expire()
+        uow.commit()
+    log.info("recharge %s expired unpaid (%s)", recharge_no, recharge.channel)
     return 1
 
 

@@ -87,15 +87,17 @@ def payment_reconciliation(uow: Callable[[], OrderUnitOfWork], wechat: WechatPay
 
 
 def refund_reconciliation(uow: Callable[[], OrderUnitOfWork], payments: refunds.RefundPayments | None,
-                          members: GrpcMembers, interval_seconds: float,
-                          settle_seconds: int) -> Callable[[threading.Event], None]:
+                          members: GrpcMembers, interval_seconds: float, settle_seconds: int,
+                          stuck_seconds: int = refunds.STUCK_SECONDS) -> Callable[[threading.Event], None]:
     """Every interval, ask again about refunds PENDING for `settle_seconds`, so a lost refund notify (or a
     refund call that got no answer) still ends. Settling is once per refund under its row lock, so replicas
-    may overlap. Wallet refunds are asked of the member service again as the order service itself."""
+    may overlap. Wallet refunds are asked of the member service again as the order service itself. A WeChat Pay
+    refund PENDING for `stuck_seconds` that WeChat Pay never got and refuses when sent again becomes ABNORMAL."""
     def run(stop: threading.Event) -> None:
         while not stop.wait(interval_seconds):
             try:
-                refunds.reconcile_refunds(uow, payments, members, settle_seconds=settle_seconds)
+                refunds.reconcile_refunds(uow, payments, members, settle_seconds=settle_seconds,
+                                          stuck_seconds=stuck_seconds)
             except Exception:
                 log.exception("refund reconciliation failed; retrying in %.0f s", interval_seconds)
     return run
@@ -110,10 +112,13 @@ def wallet_reconciliation(uow: Callable[[], OrderUnitOfWork], members: GrpcMembe
                  lambda: service.reconcile_wallet_payments(uow, members, settle_seconds=settle_seconds))
 
 
-def abnormal_refunds(uow: Callable[[], OrderUnitOfWork], interval_seconds: float) -> Callable[[threading.Event], None]:
+def abnormal_refunds(uow: Callable[[], OrderUnitOfWork], interval_seconds: float,
+                     stuck_seconds: int = refunds.STUCK_SECONDS) -> Callable[[threading.Event], None]:
     """Every interval, export how many refunds are ABNORMAL and how long the oldest has been (staff must act on
-    each: the AbnormalRefundWaiting alert reads these gauges). Every replica reports the same numbers."""
-    return every(interval_seconds, "abnormal refund gauges", lambda: refunds.watch_abnormal_refunds(uow()))
+    each: the AbnormalRefundWaiting alert reads these gauges), and how many have been PENDING for over
+    `stuck_seconds` and for how long (RefundPendingStuck). Every replica reports the same numbers."""
+    return every(interval_seconds, "abnormal refund gauges",
+                 lambda: refunds.watch_abnormal_refunds(uow(), stuck_seconds=stuck_seconds))
 
 
 def payment_watch(uow: Callable[[], OrderUnitOfWork], interval_seconds: float) -> Callable[[threading.Event], None]:
@@ -143,10 +148,12 @@ def build_app(base: ServiceSettings) -> ServiceApp:
             "return-expiry": return_expiry(uow, settings.after_sales, settings.auto_confirm_scan_seconds),
             "refund-reconciliation": refund_reconciliation(uow, refund_payments, members,
                                                            settings.refund_reconcile_seconds,
-                                                           settings.refund_settle_seconds),
+                                                           settings.refund_settle_seconds,
+                                                           settings.refund_stuck_seconds),
             "wallet-reconciliation": wallet_reconciliation(uow, members, settings.reconcile_seconds,
                                                            settings.wallet_settle_seconds),
-            "abnormal-refunds": abnormal_refunds(uow, settings.refund_reconcile_seconds),
+            "abnormal-refunds": abnormal_refunds(uow, settings.refund_reconcile_seconds,
+                                                 settings.refund_stuck_seconds),
             "payment-watch": payment_watch(uow, settings.reconcile_seconds)}
     if wechat is not None:
         jobs["payment-reconciliation"] = payment_reconciliation(uow, wechat, settings.reconcile_seconds)

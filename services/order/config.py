@@ -17,6 +17,7 @@ from services.order.domain import (
     MIN_PAY_MINUTES,
     FreightRule,
 )
+from services.order.refunds import STUCK_SECONDS
 from services.order.service import WALLET_SETTLE_SECONDS, OrderSettings
 
 # Bounds of the environment's days (and Consul's, for auto-confirm): 0 auto-confirm days would complete an order
@@ -24,6 +25,10 @@ from services.order.service import WALLET_SETTLE_SECONDS, OrderSettings
 AUTO_CONFIRM_DAYS = (1, 60)
 AFTER_SALE_DAYS = (0, 365)
 RETURN_SHIP_DAYS = (1, 60)  # 0 would close an approved return before the shopper could post it
+# A refund PENDING this long is stuck (counted for RefundPendingStuck; one WeChat Pay refuses when sent again turns
+# ABNORMAL): at least 10 minutes (twice the default settle time), at most a week (WeChat Pay's own refund deadline
+# is a year after payment, but a shopper waiting a week unpaid is already too long).
+REFUND_STUCK_SECONDS = (600, 7 * 86400)
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,8 @@ class OrderServiceSettings:
     ORDER_WECHATPAY_NOTIFY_URL (the public URL of POST /api/v1/payments/wechat/notify),
     ORDER_WECHATPAY_REFUND_NOTIFY_URL (that of POST /api/v1/payments/wechat/refund-notify),
     ORDER_REFUND_RECONCILE_SECONDS (60) and ORDER_REFUND_SETTLE_SECONDS (300: PENDING refunds older are queried),
+    ORDER_REFUND_STUCK_SECONDS (3600; 600 to 604,800: PENDING refunds older are counted as stuck, and one WeChat Pay
+    never got and refuses when sent again becomes ABNORMAL for staff),
     ORDER_TIMEOUT_SCAN_SECONDS (10), ORDER_RECONCILE_SECONDS (60: WeChat Pay payments and wallet payments left
     unknown are asked about), ORDER_WALLET_SETTLE_SECONDS (30: wallet payments unknown this long are asked about;
     more than the call deadline), ORDER_GRPC_TIMEOUT_MS (5000) for calls to other services,
@@ -51,6 +58,7 @@ class OrderServiceSettings:
     grpc_timeout_seconds: float
     refund_reconcile_seconds: float = 60.0
     refund_settle_seconds: int = 300
+    refund_stuck_seconds: int = STUCK_SECONDS
     wallet_settle_seconds: int = WALLET_SETTLE_SECONDS
 
     @classmethod
@@ -84,14 +92,13 @@ class OrderServiceSettings:
                    grpc_timeout_seconds=grpc_timeout_ms / 1000,
                    refund_reconcile_seconds=env.float("ORDER_REFUND_RECONCILE_SECONDS", 60.0),
                    refund_settle_seconds=env.int("ORDER_REFUND_SETTLE_SECONDS", 300),
+                   refund_stuck_seconds=_bounded(env, "ORDER_REFUND_STUCK_SECONDS", STUCK_SECONDS,
+                                                 *REFUND_STUCK_SECONDS),
                    wallet_settle_seconds=wallet_settle_seconds)
 
 
 def _bounded(env: Env, name: str, default: int, minimum: int, maximum: int) -> int:
-    value = env.int(name, default)
-    if not minimum <= value <= maximum:
-        raise ConfigError(f"{name} must be {minimum} to {maximum}, got {env.environ[name]!r}")
-    return value
+    return env.int_within(name, default, minimum, maximum)
 
 
 # Live settings (services/common/runtime_config.py): ops change them while the service runs with

@@ -497,6 +497,13 @@ class SqlRefundRepository:
         ).one()
         return count, oldest
 
+    def pending_since(self, before: datetime) -> tuple[int, datetime | None]:
+        # PENDING rows are the refunds in flight (a handful) under ix_refunds_status_created: cheap every minute.
+        count, oldest = self.session.execute(
+            select(func.count(), func.min(refunds.c.updated_at)).where(
+                refunds.c.status == RefundStatus.PENDING.value, refunds.c.updated_at <= before)).one()
+        return count, oldest
+
     def reserve(self, order: Order, amount_fen: int, lines: list[LineReservation]) -> bool:
         self.session.flush()
         changed = self.session.execute(

@@ -2,9 +2,9 @@
 
 Use cases register counters with `uow.on_commit(...)` inside the work that records the fact, so a
 rolled-back attempt or a replayed idempotent request counts nothing. Labels stay bounded: the
-pay channels (services/order/service.py PAY_CHANNELS) and the results below. The ABNORMAL refund
-gauges are read from the refunds table by the serve role's `abnormal-refunds` job (every replica
-reports the same value: alert on their max).
+pay channels (services/order/service.py PAY_CHANNELS) and the results below. The ABNORMAL and stuck
+PENDING refund gauges are read from the refunds table by the serve role's `abnormal-refunds` job (every
+replica reports the same value: alert on their max).
 """
 
 from __future__ import annotations
@@ -30,6 +30,11 @@ REFUNDS_ABNORMAL = Gauge("mall_refunds_abnormal",
                          "Refunds WeChat Pay reports ABNORMAL, waiting for staff (retry or close).")
 REFUNDS_ABNORMAL_OLDEST = Gauge("mall_refunds_abnormal_oldest_seconds",
                                 "How long the oldest ABNORMAL refund has been ABNORMAL, in seconds (0: none).")
+REFUNDS_PENDING_STUCK = Gauge("mall_refunds_pending_stuck",
+                              "Refunds PENDING for over ORDER_REFUND_STUCK_SECONDS: the channel gives the fallback job "
+                              "no usable answer about them.")
+REFUNDS_PENDING_STUCK_OLDEST = Gauge("mall_refunds_pending_stuck_oldest_seconds",
+                                     "How long the oldest of those has been PENDING, in seconds (0: none).")
 PAID_AFTER_STOCK_HOLD = Counter("mall_payments_after_stock_hold_total",
                                 "Payments learned of when the order's stock may be on sale again: the order was "
                                 "cancelled and the payment refunded (domain.PAYABLE_WITHIN).", ["channel"])
@@ -64,6 +69,11 @@ def payment_refused(channel: str) -> None:
 def abnormal_refunds(count: int, oldest_seconds: float) -> None:
     REFUNDS_ABNORMAL.set(count)
     REFUNDS_ABNORMAL_OLDEST.set(oldest_seconds)
+
+
+def stuck_refunds(count: int, oldest_seconds: float) -> None:
+    REFUNDS_PENDING_STUCK.set(count)
+    REFUNDS_PENDING_STUCK_OLDEST.set(oldest_seconds)
 
 
 def show_payment_backlog(unpaid_overdue: dict[str, int], wallet_charges_for_staff: int) -> None:

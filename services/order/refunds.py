@@ -39,8 +39,16 @@ refunded yet (every line's remaining units and paid share, and the freight).
      A new refund of that money through WeChat Pay works only once WeChat Pay has let go of it too (the
      refund closed there); otherwise WeChat Pay refuses it (409 REFUND_REFUSED) and nothing is reserved.
      The `abnormal-refunds` job exports how many are ABNORMAL and for how long (`watch_abnormal_refunds`), for
-     the AbnormalRefundWaiting alert. When staff retry or close one and WeChat Pay gives no usable answer,
-     the refund is left as it was: 503 PAYMENT_CHANNEL_UNAVAILABLE (`channel_unavailable`).
+     the AbnormalRefundWaiting alert, and how many are PENDING past `stuck_seconds` (ORDER_REFUND_STUCK_SECONDS)
+     and for how long, for the RefundPendingStuck alert: the channel gives no usable answer about those.
+   - A PENDING WeChat Pay refund WeChat Pay never received (the first call got no answer) and that it refuses
+     when the fallback job sends it again (say NOT_ENOUGH: the merchant's balance is short) would wait PENDING for
+     ever. Once it has been PENDING `stuck_seconds`, the job makes it ABNORMAL (`_resend_refused`; the refusal's
+     code in the order's history): nothing was paid, the amount stays reserved, and staff's ABNORMAL flow takes
+     over (alerted, then retry it once the cause is fixed, or close it: WeChat Pay holds no refund under that
+     number, RESOURCE_NOT_EXISTS, so it can close). Staff retrying such a refund themselves get the 503 below.
+     When staff retry or close one and WeChat Pay gives no usable answer, the refund is left as it was: 503
+     PAYMENT_CHANNEL_UNAVAILABLE (`channel_unavailable`).
    - A refund CLOSED here that WeChat Pay reports SUCCESS later (staff closed it, then it was completed at WeChat
      Pay after all) stays CLOSED, but its money may have been refunded twice: the order's history records it
      once for finance and `mall_refunds_paid_after_close_total` counts it (RefundPaidAfterClose pages).
@@ -97,6 +105,7 @@ CHANNEL_STATUSES = frozenset({RefundStatus.SUCCESS, RefundStatus.CLOSED, RefundS
 WECHAT_REASON_CHARS = 80  # WeChat Pay's limit on a refund's reason
 NOTHING_PAID = "nothing to refund (0 fen paid for these units)"  # the history of a 0-fen refund
 REFUND_NO = re.compile(r"RF[0-9]{20}[0-9a-f]{8}")  # "RF" + new_order_no
+STUCK_SECONDS = 3600  # a refund PENDING this long is counted as stuck (ORDER_REFUND_STUCK_SECONDS)
 
 SettledListener = Callable[[OrderUnitOfWork, Refund, datetime], None]
 SETTLED_LISTENERS: dict[str, SettledListener] = {}
@@ -281,8 +290,9 @@ def paid_after_close_note(refund: Refund) -> str:
 
 
 def _change(uow: OrderUnitOfWork, order: Order, refund: Refund, status: RefundStatus, actor: str,
-            now: datetime) -> None:
-    """An open refund takes `status` (under both row locks), with its effects, and its source's listener hears."""
+            now: datetime, note: str = "") -> None:
+    """An open refund takes `status` (under both row locks), with its effects, and its source's listener hears.
+    `note`: why it became ABNORMAL, for the order's history (default: WeChat Pay reported it so)."""
     refund.status, refund.updated_at = status.value, now
     if status == RefundStatus.SUCCESS:
         refund.settled_at = now
@@ -291,7 +301,7 @@ def _change(uow: OrderUnitOfWork, order: Order, refund: Refund, status: RefundSt
         refund.settled_at = now
         uow.refunds.give_back(order, refund)
     elif status == RefundStatus.ABNORMAL:
-        order.record_step(actor=actor, now=now, reason=f"refund {refund.refund_no} ABNORMAL at WeChat Pay: "
+        order.record_step(actor=actor, now=now, reason=note or f"refund {refund.refund_no} ABNORMAL at WeChat Pay: "
                           f"{refund.amount_fen} fen held until it is completed there or closed by staff", shopper=False)
     listener = SETTLED_LISTENERS.get(refund.source.partition(":")[0])
     if listener is not None:
@@ -335,11 +345,14 @@ def handle_refund_notify(uow: OrderUnitOfWork, payments: RefundPayments | None, 
 
 
 def reconcile_refunds(uow: Callable[[], OrderUnitOfWork], payments: RefundPayments | None, members: Members, *,
-                      now: datetime | None = None, settle_seconds: int = 300, batch: int = 50) -> int:
+                      now: datetime | None = None, settle_seconds: int = 300, stuck_seconds: int = STUCK_SECONDS,
+                      batch: int = 50) -> int:
     """The fallback for lost notifies and unanswered calls: refunds PENDING for over `settle_seconds` (WeChat Pay
-    and wallet alike) are asked about again (`retry_refund`). Returns how many ended; a call that fails waits
-    for the next round."""
+    and wallet alike) are asked about again (`retry_refund`). Returns how many left PENDING; a call that fails
+    waits for the next round, except a WeChat Pay refund PENDING for `stuck_seconds` that WeChat Pay never got
+    and refuses when sent again: that one becomes ABNORMAL, for staff (`_resend_refused`)."""
     now = now or utcnow()
+    stuck_before = now - timedelta(seconds=stuck_seconds)
     with uow() as tx:
         pending = [refund.refund_no for refund in tx.refunds.pending_before(now - timedelta(seconds=settle_seconds),
                                                                             batch)]
@@ -347,7 +360,8 @@ def reconcile_refunds(uow: Callable[[], OrderUnitOfWork], payments: RefundPaymen
     ended = 0
     for refund_no in pending:
         try:
-            refund = retry_refund(uow(), payments, members, refund_no=refund_no, actor="reconciliation", now=now)
+            refund = retry_refund(uow(), payments, members, refund_no=refund_no, actor="reconciliation", now=now,
+                                  stuck_before=stuck_before)
         except DomainError as exc:
             log.warning("refund %s is still PENDING: %s", refund_no, exc.code)
             continue
@@ -355,24 +369,37 @@ def reconcile_refunds(uow: Callable[[], OrderUnitOfWork], payments: RefundPaymen
     return ended
 
 
-def watch_abnormal_refunds(uow: OrderUnitOfWork, *, now: datetime | None = None) -> None:
+def watch_abnormal_refunds(uow: OrderUnitOfWork, *, now: datetime | None = None,
+                           stuck_seconds: int = STUCK_SECONDS) -> None:
     """Export how many refunds are ABNORMAL and how long the oldest has been (`mall_refunds_abnormal`,
     `mall_refunds_abnormal_oldest_seconds`): nothing moves one but staff (retry it, or close it), so the
-    AbnormalRefundWaiting alert tells them when one waits too long. One aggregate query, for a job."""
+    AbnormalRefundWaiting alert tells them when one waits too long. And how many have been PENDING for over
+    `stuck_seconds` and how long the oldest has (`mall_refunds_pending_stuck`,
+    `mall_refunds_pending_stuck_oldest_seconds`): the fallback job asks about those every round and the channel
+    gives it no usable answer (WeChat Pay down or refusing the query, the member service refusing a wallet
+    refund), so the RefundPendingStuck alert tells staff. Two aggregate queries, for a job."""
     now = now or utcnow()
     with uow:
         count, since = uow.refunds.abnormal_since()
+        stuck, pending_since = uow.refunds.pending_since(now - timedelta(seconds=stuck_seconds))
         uow.commit()
-    metrics.abnormal_refunds(count, max(0.0, (now - since).total_seconds()) if since else 0.0)
+    metrics.abnormal_refunds(count, _age(now, since))
+    metrics.stuck_refunds(stuck, _age(now, pending_since))
+
+
+def _age(now: datetime, since: datetime | None) -> float:
+    return max(0.0, (now - since).total_seconds()) if since else 0.0
 
 
 def retry_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members: Members, *, refund_no: str,
-                 actor: str, now: datetime | None = None) -> Refund:
+                 actor: str, now: datetime | None = None, stuck_before: datetime | None = None) -> Refund:
     """Ask the channel again about a PENDING or ABNORMAL refund, idempotently by its refund_no: WeChat Pay's
     refund query (or the refund itself again, same number, when WeChat Pay never got it), or the wallet's
     RefundToBalance again (idempotent by refund_no: a credit that did happen is not made twice). A refund
     that has ended is returned as it is. WeChat Pay giving no usable answer (none, or refusing the query or the
-    refund sent again) is 503 PAYMENT_CHANNEL_UNAVAILABLE with nothing changed: the refund waits as it was."""
+    refund sent again) is 503 PAYMENT_CHANNEL_UNAVAILABLE with nothing changed: the refund waits as it was.
+    `stuck_before` (the fallback job's): a PENDING refund WeChat Pay never got and refuses when sent again, PENDING
+    since before then, becomes ABNORMAL instead (`_resend_refused`)."""
     now = now or utcnow()
     refund, order = _refund_and_order(uow, refund_no)
     if refund.status not in OPEN:
@@ -384,21 +411,63 @@ def retry_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members:
         raise DomainError("WECHATPAY_NOT_CONFIGURED", "WeChat Pay is not configured on this server")
     try:
         answer = _query_or_resend(payments, order, refund)
+    except ResendRefused as exc:
+        if (stuck_before is not None and refund.status == RefundStatus.PENDING
+                and refund.updated_at <= stuck_before):
+            return _resend_refused(uow, refund_no, exc.refusal, now)
+        raise channel_unavailable(refund_no, exc.refusal) from None
     except WechatPayError as exc:
         raise channel_unavailable(refund_no, exc) from None
     return _apply_answer(uow, refund_no, answer, actor=actor, now=now)
 
 
+class ResendRefused(Exception):
+    """WeChat Pay knows no refund under the number (RESOURCE_NOT_EXISTS) and refused it when sent again."""
+
+    def __init__(self, refusal: WechatPayApiError) -> None:
+        super().__init__(refusal.reason)
+        self.refusal = refusal
+
+
 def _query_or_resend(payments: RefundPayments, order: Order, refund: Refund) -> ChannelRefund:
-    """WeChat Pay's answer about the refund; one it never got is sent again under the same number."""
+    """WeChat Pay's answer about the refund; one it never got is sent again under the same number
+    (ResendRefused when WeChat Pay refuses it then)."""
     try:
         return payments.query_refund(refund.refund_no)
     except WechatPayApiError as exc:
         if exc.code != "RESOURCE_NOT_EXISTS":
             raise
-    return payments.refund(out_trade_no=order.out_trade_no, out_refund_no=refund.refund_no,
-                           refund_fen=refund.amount_fen, total_fen=order.payable_fen,
-                           reason=refund.reason[:WECHAT_REASON_CHARS] or None)
+    try:
+        return payments.refund(out_trade_no=order.out_trade_no, out_refund_no=refund.refund_no,
+                               refund_fen=refund.amount_fen, total_fen=order.payable_fen,
+                               reason=refund.reason[:WECHAT_REASON_CHARS] or None)
+    except WechatPayApiError as exc:
+        raise ResendRefused(exc) from None
+
+
+def _resend_refused(uow: OrderUnitOfWork, refund_no: str, refusal: WechatPayApiError, now: datetime) -> Refund:
+    """A refund WeChat Pay never got, PENDING too long, that WeChat Pay refuses when sent again: ABNORMAL (under
+    both row locks, if still PENDING), so the alert and staff's retry-or-close flow take it over. Safe: WeChat Pay
+    holds no refund under its number, so nothing was paid, and its amount stays reserved until staff act."""
+    with uow:
+        refund = uow.refunds.get(refund_no, lock=True)
+        if refund is None:
+            raise refund_not_found()
+        order = uow.orders.get(refund.order_id, lock=True)
+        assert order is not None  # a refund's order is never deleted
+        if refund.status == RefundStatus.PENDING:
+            log.error("refund %s: WeChat Pay never got it and refuses it when sent again (%s); ABNORMAL for staff",
+                      refund_no, refusal.code)
+            _change(uow, order, refund, RefundStatus.ABNORMAL, "reconciliation", now, note=resend_refused_note(
+                refund, refusal.code))
+        uow.commit()
+    return refund
+
+
+def resend_refused_note(refund: Refund, code: str) -> str:
+    """The order history's step for a refund WeChat Pay never got and refused when sent again."""
+    return (f"refund {refund.refund_no} never reached WeChat Pay, which refused it when sent again ({code}): "
+            f"{refund.amount_fen} fen held until staff retry it once that is fixed, or close it")[:255]
 
 
 def channel_unavailable(refund_no: str, exc: WechatPayError) -> DomainError:
@@ -425,7 +494,8 @@ def close_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, *, refun
                  now: datetime | None = None) -> Order:
     """Staff give up on an ABNORMAL refund (say, the money went back to the merchant's account at WeChat Pay,
     or the shopper is paid another way): CLOSED, its amount free for a new refund, with who and why in the
-    order's history. WeChat Pay is asked first: one it still reports ABNORMAL (or already CLOSED) is closed; one
+    order's history. WeChat Pay is asked first: one it still reports ABNORMAL (or already CLOSED, or knows nothing
+    of: RESOURCE_NOT_EXISTS, a refund made ABNORMAL because WeChat Pay refused it when sent again) is closed; one
     it reports paid (or under way again) is settled so instead and the close answers 409 REFUND_STATE_CONFLICT
     with that status, as for any refund not ABNORMAL here.
     Staff close a refund only once it can no longer be paid at WeChat Pay: the order cannot know of a
@@ -444,11 +514,15 @@ def close_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, *, refun
         if payments is None:
             raise DomainError("WECHATPAY_NOT_CONFIGURED", "WeChat Pay is not configured on this server")
         try:
-            answer = payments.query_refund(refund_no)
+            answer: ChannelRefund | None = payments.query_refund(refund_no)
+        except WechatPayApiError as exc:
+            if exc.code != "RESOURCE_NOT_EXISTS":
+                raise channel_unavailable(refund_no, exc) from None
+            answer = None  # WeChat Pay holds no refund under this number (it refused it when sent again)
         except WechatPayError as exc:
             raise channel_unavailable(refund_no, exc) from None
-        if answer.status not in (RefundStatus.ABNORMAL, RefundStatus.CLOSED):  # paid, or under way again
-            _apply_answer(uow, refund_no, answer, actor="wechatpay", now=now)
+        if answer is not None and answer.status not in (RefundStatus.ABNORMAL, RefundStatus.CLOSED):
+            _apply_answer(uow, refund_no, answer, actor="wechatpay", now=now)  # paid, or under way again
     with uow:
         refund = uow.refunds.get(refund_no, lock=True)
         order = uow.orders.get(refund.order_id, lock=True) if refund is not None else None

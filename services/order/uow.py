@@ -117,6 +117,10 @@ class RefundRepository(Protocol):
     def abnormal_since(self) -> tuple[int, datetime | None]:
         """How many refunds are ABNORMAL, and when the longest-standing one became so (None: there is none)."""
 
+    def pending_since(self, before: datetime) -> tuple[int, datetime | None]:
+        """How many refunds have been PENDING since `before` or earlier (their updated_at: when they last became
+        PENDING), and since when the longest-standing one has (None: there is none)."""
+
     def reserve(self, order: Order, amount_fen: int, lines: list[LineReservation]) -> bool:
         """Add to the order's and lines' refunded amounts by conditional updates; False (and the caller rolls
         back) when that would pass the order's payable_fen, a line's quantity or a line's cap_fen."""

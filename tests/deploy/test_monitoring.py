@@ -79,7 +79,8 @@ BUSINESS_METRICS = {"mall_orders_created_total", "mall_gmv_fen_total", "mall_pay
                     "mall_payment_notify_rejected_total", "mall_stock_reservation_failures_total",
                     "mall_recharges_total", "mall_recharged_fen_total", "mall_withdrawals_total",
                     "mall_withdrawn_fen_total", "mall_refunds_abnormal", "mall_refunds_abnormal_oldest_seconds",
-                    "mall_refunds_paid_after_close_total"}
+                    "mall_refunds_paid_after_close_total", "mall_refunds_pending_stuck",
+                    "mall_refunds_pending_stuck_oldest_seconds"}
 
 
 def test_the_business_kpi_dashboard_shows_every_business_metric_the_code_exports() -> None:
@@ -126,7 +127,7 @@ def test_the_alerts_ops_rely_on_exist() -> None:
                       "EventsPublishedButNotConsumed", "PaymentNotifyRejected", "StockReservationFailuresHigh",
                       "ExpiredCheckoutHoldPaid", "AbnormalRefundWaiting", "RefundPaidAfterClose",
                       "UnpaidOrdersPastDeadline", "PaymentAfterStockHold",
-                      "WalletChargeAwaitingStaff"}
+                      "WalletChargeAwaitingStaff", "RefundPendingStuck"}
 
 
 def test_every_alert_has_a_severity_and_a_summary() -> None:
@@ -140,7 +141,7 @@ def test_every_alert_has_a_severity_and_a_summary() -> None:
 def test_promtool_accepts_the_rules() -> None:
     result = promtool("check", "rules", str(RULES))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 21 rules found" in result.stdout
+    assert "SUCCESS: 22 rules found" in result.stdout
 
 
 def test_the_alert_rules_pass_their_promtool_unit_tests() -> None:

@@ -15,7 +15,8 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.common.errors import Conflict
-from services.common.wechatpay import WechatPay
+from services.common.wechatpay import Refund as ChannelRefund
+from services.common.wechatpay import WechatPay, WechatPayApiError, WechatPayUnavailable
 from services.order import db, refunds, service
 from services.order.db import SqlOrderUnitOfWork, order_lines, orders
 from services.order.domain import OrderLine, RefundItem, new_order, paid_shares, price
@@ -310,3 +311,61 @@ def test_the_abnormal_refund_gauges_read_the_abnormal_refunds_and_since_when(
 
     assert (REGISTRY.get_sample_value("mall_refunds_abnormal"),
             REGISTRY.get_sample_value("mall_refunds_abnormal_oldest_seconds")) == (2, 86400)
+
+
+def test_the_stuck_refund_gauges_read_refunds_pending_past_the_threshold_and_since_when(
+        uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    order_id = paid(uow, "R-STUCK", OrderLine(101, 10, "茶", "", 1000, 4))
+    line_id = service.get_order(uow(), user_id=None, order_id=order_id).lines[0].id or 0
+    noon = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    lost = FakeRefundPayments(error=WechatPayUnavailable("no answer"))
+    started = [refunds.start_refund(uow(), lost, FakeMembers(), order_id=order_id,
+                                    items=[RefundItem(line_id, 1, 1000)], reason="r", actor="staff:9",
+                                    source="after_sale:1", now=noon + timedelta(minutes=minutes)).refund_no
+               for minutes in (0, 30, 90, 0)]
+    refunds.settle_refund(uow(), refund_no=started[3], status=refunds.RefundStatus.ABNORMAL, actor="wechatpay",
+                          now=noon)
+
+    refunds.watch_abnormal_refunds(uow(), now=noon + timedelta(hours=2), stuck_seconds=3600)
+
+    assert (REGISTRY.get_sample_value("mall_refunds_pending_stuck"),
+            REGISTRY.get_sample_value("mall_refunds_pending_stuck_oldest_seconds")) == (2, 7200)
+
+
+class RefusingResend(FakeRefundPayments):
+    """WeChat Pay knowing no refund (RESOURCE_NOT_EXISTS) and refusing one sent again: the merchant's balance is short."""
+
+    def refund(self, *, out_trade_no: str, out_refund_no: str, refund_fen: int, total_fen: int,
+               reason: str | None = None) -> ChannelRefund:
+        raise WechatPayApiError(403, "NOT_ENOUGH", "余额不足")
+
+
+def test_a_stuck_refund_wechat_pay_refuses_when_sent_again_turns_abnormal_and_staff_close_it(
+        uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    order_id = paid(uow, "R-REFUSED", OrderLine(101, 10, "茶", "", 1000, 4))
+    noon = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    refund = refunds.start_refund(uow(), FakeRefundPayments(error=WechatPayUnavailable("no answer")), FakeMembers(),
+                                  order_id=order_id, items=[], reason="r", actor="staff:9", source="cancel", now=noon)
+    engine = uow()._engine
+
+    refunds.reconcile_refunds(uow, RefusingResend(), FakeMembers(), now=noon + timedelta(minutes=30),
+                              stuck_seconds=3600)
+    with engine.connect() as connection:
+        assert connection.execute(select(db.refunds.c.status)).scalar_one() == "PENDING"
+    later = noon + timedelta(hours=2)
+    refunds.reconcile_refunds(uow, RefusingResend(), FakeMembers(), now=later, stuck_seconds=3600)
+
+    with engine.connect() as connection:
+        assert tuple(connection.execute(select(db.refunds.c.status, db.refunds.c.updated_at,
+                                               db.refunds.c.settled_at)).one()) == ("ABNORMAL", later, None)
+    order = service.get_order(uow(), user_id=None, order_id=order_id)
+    assert (order.history[-1].actor, order.history[-1].reason) == (
+        "reconciliation", refunds.resend_refused_note(refund, "NOT_ENOUGH"))
+    assert refunded(engine, order_id) == (4000, [(4, 4000)])
+
+    refunds.close_refund(uow(), RefusingResend(), refund_no=refund.refund_no, reason="已线下转账", actor="staff:9",
+                         now=later)
+
+    with engine.connect() as connection:
+        assert connection.execute(select(db.refunds.c.status)).scalar_one() == "CLOSED"
+    assert refunded(engine, order_id) == (0, [(0, 0)])

@@ -266,7 +266,7 @@ def test_a_shopper_pages_through_their_recharges_by_status(client: FlaskClient, 
     clients.member.ListMyRecharges.reply = pb.ListRechargesResponse(total=11, recharges=[recharge(status="PAID")])
 
     response = client.get("/api/v1/member/recharges?status=PAID&page=2&page_size=10", headers=bearer())
-    unknown = client.get("/api/v1/member/recharges?status=EXPIRED", headers=bearer())
+    unknown = client.get("/api/v1/member/recharges?status=REFUNDED", headers=bearer())
 
     assert [c.message for c in clients.member.ListMyRecharges.calls] == [
         pb.ListRechargesRequest(status="PAID", offset=10, limit=10)]
@@ -275,6 +275,21 @@ def test_a_shopper_pages_through_their_recharges_by_status(client: FlaskClient, 
         2, 11, [("R4", "PAID")])
     assert "payment" not in body["items"][0]
     assert (unknown.status_code, unknown.get_json()["error"]["code"]) == (400, "INVALID_REQUEST")
+
+
+def test_a_shopper_sees_and_filters_the_recharges_that_expired_unpaid(client: FlaskClient, clients,
+                                                                     bearer: Callable) -> None:
+    clients.member.ListMyRecharges.reply = pb.ListRechargesResponse(total=1, recharges=[recharge(status="EXPIRED")])
+    clients.member.GetRecharge.reply = recharge(status="EXPIRED")
+
+    listed = client.get("/api/v1/member/recharges?status=EXPIRED", headers=bearer())
+    one = client.get("/api/v1/member/recharges/R4", headers=bearer())
+
+    assert [c.message for c in clients.member.ListMyRecharges.calls] == [
+        pb.ListRechargesRequest(status="EXPIRED", offset=0, limit=20)]
+    assert (listed.status_code, [(r["recharge_no"], r["status"], r["amount_fen"], r["paid_at"])
+                                 for r in listed.get_json()["items"]]) == (200, [("R4", "EXPIRED", 50_000, None)])
+    assert (one.status_code, one.get_json()["status"]) == (200, "EXPIRED")
 
 
 # coupon templates

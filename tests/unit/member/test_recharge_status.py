@@ -137,7 +137,7 @@ def test_my_recharges_are_mine_newest_first_and_filtered_by_status(uow, channels
     every, total = service.my_recharges(uow, user_id=ALICE, status="", offset=0, limit=2)
     pending, pending_total = service.my_recharges(uow, user_id=ALICE, status="PENDING", offset=0, limit=20)
     with pytest.raises(InvalidInput) as unknown:
-        service.my_recharges(uow, user_id=ALICE, status="EXPIRED", offset=0, limit=20)
+        service.my_recharges(uow, user_id=ALICE, status="REFUNDED", offset=0, limit=20)
 
     assert ([r.recharge_no for r in every], total) == ([third, second], 3)
     assert ([r.recharge_no for r in pending], pending_total) == ([third, first], 2)

@@ -138,7 +138,8 @@ def test_no_payment_window_outlasts_the_stock_reservation_of_its_order(tmp_path:
     ("ORDER_AUTO_CONFIRM_DAYS", "0", "1 to 60"), ("ORDER_AUTO_CONFIRM_DAYS", "61", "1 to 60"),
     ("ORDER_AFTER_SALE_DAYS", "-7", "0 to 365"), ("ORDER_AFTER_SALE_DAYS", "99999999", "0 to 365"),
     ("ORDER_RETURN_SHIP_DAYS", "0", "1 to 60"), ("ORDER_RETURN_SHIP_DAYS", "61", "1 to 60"),
-    ("ORDER_FREIGHT_FEN", "-600", "0 to 100000"), ("ORDER_FREE_FREIGHT_FROM_FEN", "-1", "0 to 100000000")])
+    ("ORDER_FREIGHT_FEN", "-600", "0 to 100000"), ("ORDER_FREE_FREIGHT_FROM_FEN", "-1", "0 to 100000000"),
+    ("ORDER_REFUND_STUCK_SECONDS", "599", "600 to 604800"), ("ORDER_REFUND_STUCK_SECONDS", "604801", "600 to 604800")])
 def test_days_and_freight_out_of_their_bounds_stop_the_service_at_start(
         tmp_path: Path, name: str, raw: str, bounds: str) -> None:
     # 0 auto-confirm days completed every order as it shipped (its after-sales days running while in transit),

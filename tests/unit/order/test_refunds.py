@@ -302,6 +302,123 @@ class RefusingRefunds(FakeRefundPayments):
         raise WechatPayApiError(403, "NOT_ENOUGH", "余额不足")
 
 
+def lost_refund(shop: Shop, payments: FakeRefundPayments, order: Order) -> Refund:
+    """A refund whose call got no answer: WeChat Pay never received it (PENDING, for the fallback job)."""
+    payments.error = WechatPayUnavailable("no answer")
+    lost = start(shop, payments, order)
+    payments.error = None
+    return lost
+
+
+def test_the_fallback_job_makes_a_refund_wechat_pay_refuses_when_sent_again_abnormal_once_it_is_stuck(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    lost = lost_refund(shop, payments, order)
+    refusing = RefusingRefunds()
+    steps = len(order.history)
+
+    for minutes in (10, 59):  # refused, but not PENDING an hour yet: asked again next round
+        refunds.reconcile_refunds(lambda: shop.uow, refusing, shop.members, now=NOW + timedelta(minutes=minutes),
+                                  stuck_seconds=3600)
+        assert (lost.status, len(order.history)) == ("PENDING", steps)
+    later = NOW + timedelta(minutes=61)
+    refunds.reconcile_refunds(lambda: shop.uow, refusing, shop.members, now=later, stuck_seconds=3600)
+    refunds.reconcile_refunds(lambda: shop.uow, refusing, shop.members, now=later, stuck_seconds=3600)
+
+    assert (lost.status, lost.updated_at, lost.settled_at, order.refunded_fen, order.status, events(shop)) == (
+        "ABNORMAL", later, None, 4498, "PAID", [])
+    assert refusing.sent == [lost.refund_no] * 3  # ABNORMAL: the job no longer sends it
+    assert [(step.actor, step.reason) for step in order.history[steps:]] == [
+        ("reconciliation", refunds.resend_refused_note(lost, "NOT_ENOUGH"))]
+    assert "(NOT_ENOUGH): 4498 fen held" in order.history[-1].reason
+
+
+def test_the_fallback_job_leaves_a_stuck_refund_pending_when_wechat_pay_refuses_only_the_query(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    lost = lost_refund(shop, payments, order)
+    payments.error = WechatPayApiError(403, "NO_AUTH", "无权限")  # our side's problem, not this refund's
+
+    refunds.reconcile_refunds(lambda: shop.uow, payments, shop.members, now=NOW + timedelta(hours=2),
+                              stuck_seconds=3600)
+
+    assert (lost.status, order.refunded_fen, payments.asked) == ("PENDING", 4498, {})
+
+
+def test_staff_close_a_refund_wechat_pay_refused_when_sent_again_since_wechat_pay_holds_none(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    heard: list[str] = []
+    refunds.SETTLED_LISTENERS["after_sale"] = lambda uow, refund, now: heard.append(refund.status)
+    order = paid_order(shop)
+    lost = lost_refund(shop, payments, order)
+    refusing = RefusingRefunds()
+    refunds.reconcile_refunds(lambda: shop.uow, refusing, shop.members, now=NOW + timedelta(hours=2),
+                              stuck_seconds=3600)
+
+    closed = close(shop, refusing, lost.refund_no, reason="商户余额不足,已线下转账")
+
+    assert (lost.status, closed.refunded_fen, [line.refunded_fen for line in closed.lines]) == ("CLOSED", 0, [0, 0])
+    assert (heard, refusing.sent, events(shop)) == (["ABNORMAL", "CLOSED"], [lost.refund_no], [])
+    assert closed.history[-1].reason == f"refund {lost.refund_no} closed (4498 fen freed): 商户余额不足,已线下转账"
+
+
+def test_staff_retry_a_refund_made_abnormal_after_the_merchant_fixed_what_wechat_pay_refused(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    lost = lost_refund(shop, payments, order)
+    refunds.reconcile_refunds(lambda: shop.uow, RefusingRefunds(), shop.members, now=NOW + timedelta(hours=2),
+                              stuck_seconds=3600)
+    assert lost.status == "ABNORMAL"
+
+    again = refunds.retry_refund(shop.uow, payments, shop.members, refund_no=lost.refund_no, actor="staff:9",
+                                 now=NOW + timedelta(hours=3))
+
+    assert (again.status, order.refunded_fen, list(payments.asked)) == ("PENDING", 4498, [lost.refund_no])
+
+
+def stuck_gauges() -> tuple[float | None, float | None]:
+    return (REGISTRY.get_sample_value("mall_refunds_pending_stuck"),
+            REGISTRY.get_sample_value("mall_refunds_pending_stuck_oldest_seconds"))
+
+
+def test_the_stuck_refund_gauges_count_refunds_pending_past_the_threshold_and_age_the_oldest(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    first, second = order.lines
+    payments.error = WechatPayUnavailable("no answer")
+    older = start(shop, payments, order, [RefundItem(first.id or 0, 2, 3998)])  # PENDING since NOW
+    newer = refunds.start_refund(shop.uow, payments, shop.members, order_id=order.id or 0,
+                                 items=[RefundItem(second.id or 0, 1, 500)], reason="质量问题", actor="staff:9",
+                                 source="after_sale:2", now=NOW + timedelta(minutes=30))
+
+    refunds.watch_abnormal_refunds(shop.uow, now=NOW + timedelta(minutes=59), stuck_seconds=3600)
+    assert stuck_gauges() == (0, 0)
+    refunds.watch_abnormal_refunds(shop.uow, now=NOW + timedelta(hours=2), stuck_seconds=3600)
+    assert stuck_gauges() == (2, 2 * 3600)
+
+    settle(shop, older)
+    refunds.watch_abnormal_refunds(shop.uow, now=NOW + timedelta(hours=2), stuck_seconds=3600)
+    assert stuck_gauges() == (1, 90 * 60)
+    refunds.settle_refund(shop.uow, refund_no=newer.refund_no, status=refunds.RefundStatus.ABNORMAL,
+                          actor="wechatpay", now=NOW + timedelta(hours=2))
+    refunds.watch_abnormal_refunds(shop.uow, now=NOW + timedelta(hours=2), stuck_seconds=3600)
+    assert (stuck_gauges(), abnormal_gauges()) == ((0, 0), (1, 0))
+
+
+def test_the_serve_roles_abnormal_refunds_job_exports_the_stuck_refund_gauges_with_its_threshold(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    payments.error = WechatPayUnavailable("no answer")
+    refunds.start_refund(shop.uow, payments, shop.members, order_id=order.id or 0, items=[], reason="质量问题",
+                         actor="staff:9", source="cancel", now=utcnow() - timedelta(hours=3))
+
+    order_process.abnormal_refunds(lambda: shop.uow, 60, 4 * 3600)(OneRound())  # type: ignore[arg-type]
+    assert stuck_gauges() == (0, 0)
+    order_process.abnormal_refunds(lambda: shop.uow, 60, 2 * 3600)(OneRound())  # type: ignore[arg-type]
+    count, oldest = stuck_gauges()
+    assert count == 1 and oldest is not None and 3 * 3600 <= oldest < 3 * 3600 + 60
+
+
 def test_a_closed_refund_wechat_pay_pays_after_all_is_recorded_for_finance_and_counted_once(
         shop: Shop, payments: FakeRefundPayments) -> None:
     order = paid_order(shop)
