@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Self
 
 from flask import Blueprint
 from mall.order.v1 import after_sale_pb2
@@ -37,14 +38,46 @@ class CaseLineOut(Reply):
 
 
 class CaseStepOut(Reply):
+    """One step of my case's history: to which status, when, by whom ("staff" for any staff member), why.
+
+    Every status change is listed, with the reason written for me; staff's notes are not (their admin view has them).
+    """
+
     status: CaseStatus
     at: datetime
-    actor: str
-    reason: str
+    actor: str = Field(description='user:<id> (me) | staff | refund:<refund_no> | system')
+    reason: str = Field(description="what the shopper is told of the step: their own words (request, return parcel, "
+                                    "withdrawal) or the shop's fixed wording (\"refund approved\", \"request "
+                                    "declined: <why, as staff wrote it for the shopper>\"); may be empty")
+
+    @classmethod
+    def shopper_view(cls, steps: Iterable[after_sale_pb2.AfterSaleStep]) -> list[CaseStepOut]:
+        """The steps shown to the shopper, each with its reason for them (also when staff call a shopper's route)."""
+        return [cls(status=step.status, at=utc_time(step.at),  # type: ignore[arg-type]
+                    actor="staff" if step.actor.startswith("staff:") else step.actor, reason=step.shopper_reason)
+                for step in steps if step.shopper_visible]
+
+
+class StaffCaseStepOut(Reply):
+    """One step of a case's history as recorded, and what its shopper sees of it."""
+
+    status: CaseStatus
+    at: datetime
+    actor: str = Field(description="user:<id> | staff:<id> | refund:<refund_no> | system")
+    reason: str = Field(description="as recorded: staff's own notes and reject reasons, the refund engine's errors")
+    shopper_visible: bool = Field(description="the shopper sees this step (every status change); false: staff only")
+    shopper_reason: str = Field(description="the reason the shopper reads instead of `reason` (may be empty)")
+
+    @classmethod
+    def staff_view(cls, steps: Iterable[after_sale_pb2.AfterSaleStep]) -> list[StaffCaseStepOut]:
+        return [cls(status=step.status, at=utc_time(step.at), actor=step.actor,  # type: ignore[arg-type]
+                    reason=step.reason, shopper_visible=step.shopper_visible, shopper_reason=step.shopper_reason)
+                for step in steps]
 
 
 class CaseOut(Reply):
-    """An after-sales case with its lines, refund and every step (who, when, why)."""
+    """An after-sales case with its lines, refund and history, as its shopper sees it (who, when, why: in the
+    shopper's words or the shop's wording for them, never staff's notes or ids)."""
 
     id: int
     case_no: str
@@ -63,7 +96,7 @@ class CaseOut(Reply):
     history: list[CaseStepOut]
 
     @classmethod
-    def from_proto(cls, case: after_sale_pb2.AfterSale) -> CaseOut:
+    def from_proto(cls, case: after_sale_pb2.AfterSale) -> Self:
         return cls(id=case.id, case_no=case.case_no, order_id=case.order_id, order_no=case.order_no,
                    type=case.type, status=case.status, reason=case.reason, images=list(case.images),  # type: ignore[arg-type]
                    lines=[CaseLineOut(line_id=line.line_id, sku_id=line.sku_id, name=line.name, spec=line.spec,
@@ -72,8 +105,23 @@ class CaseOut(Reply):
                    return_shipment={"carrier": case.return_carrier, "tracking_no": case.return_tracking_no}
                    if case.return_tracking_no else None,
                    created_at=utc_time(case.created_at), updated_at=utc_time(case.updated_at),
-                   history=[CaseStepOut(status=step.status, at=utc_time(step.at), actor=step.actor,  # type: ignore[arg-type]
-                                        reason=step.reason) for step in case.history])
+                   history=cls.history_of(case))
+
+    @classmethod
+    def history_of(cls, case: after_sale_pb2.AfterSale) -> list[Any]:
+        """The history this view shows: the shopper's (AdminCaseOut: staff's)."""
+        return CaseStepOut.shopper_view(case.history)
+
+
+class AdminCaseOut(CaseOut):
+    """An after-sales case as staff see it: its whole history, every step as recorded, with what the shopper sees
+    of each."""
+
+    history: list[StaffCaseStepOut]  # type: ignore[assignment]
+
+    @classmethod
+    def history_of(cls, case: after_sale_pb2.AfterSale) -> list[Any]:
+        return StaffCaseStepOut.staff_view(case.history)
 
 
 class CaseIn(Body):
@@ -121,7 +169,9 @@ def list_cases(query: PageQuery) -> Page[CaseOut]:
 
 
 @bp.get("/after-sales/<id:case_id>")
-@operation(summary="One of my after-sales cases", tag="after-sales", responses={200: CaseOut})
+@operation(summary="One of my after-sales cases", tag="after-sales", responses={200: CaseOut},
+           description="Its history lists every status change in my words or the shop's wording for me "
+                       "(\"refund approved\", \"request declined: <why>\"); staff's notes and ids are not shown.")
 def get_case(case_id: int) -> CaseOut:
     return CaseOut.from_proto(service(AfterSaleServiceStub).GetAfterSale(after_sale_pb2.GetAfterSaleRequest(id=case_id)))
 
@@ -170,64 +220,78 @@ class CaseQuery(StaffSearchQuery):
 
 @bp.get("/admin/after-sales")
 @operation(summary="The after-sales queue, newest first", tag="admin-after-sales", roles=AFTER_SALE_STAFF,
-           query=CaseQuery, responses={200: Page[CaseOut]})
-def search_cases(query: CaseQuery) -> Page[CaseOut]:
+           query=CaseQuery, responses={200: Page[AdminCaseOut]})
+def search_cases(query: CaseQuery) -> Page[AdminCaseOut]:
     search = after_sale_pb2.SearchAfterSalesRequest(status=query.status or "", type=query.type or "",
                                                     order_no=query.order_no or "", offset=query.offset,
                                                     limit=query.page_size)
     created_between(search, query)
     found = service(AfterSaleServiceStub).SearchAfterSales(search)
-    return Page[CaseOut].of([CaseOut.from_proto(case) for case in found.cases], query, found.total)
+    return Page[AdminCaseOut].of([AdminCaseOut.from_proto(case) for case in found.cases], query, found.total)
 
 
 @bp.get("/admin/after-sales/<id:case_id>")
-@operation(summary="Any after-sales case", tag="admin-after-sales", roles=AFTER_SALE_STAFF, responses={200: CaseOut})
-def admin_get_case(case_id: int) -> CaseOut:
-    return CaseOut.from_proto(service(AfterSaleServiceStub).GetAfterSale(after_sale_pb2.GetAfterSaleRequest(id=case_id)))
+@operation(summary="Any after-sales case", tag="admin-after-sales", roles=AFTER_SALE_STAFF,
+           responses={200: AdminCaseOut})
+def admin_get_case(case_id: int) -> AdminCaseOut:
+    return AdminCaseOut.from_proto(service(AfterSaleServiceStub).GetAfterSale(
+        after_sale_pb2.GetAfterSaleRequest(id=case_id)))
 
 
 class DecisionIn(Body):
-    """Approve (refund-only: the refund runs now; a return: the shopper sends the goods) or reject, with why."""
+    """Approve (refund-only: the refund runs now; a return: the shopper sends the goods) or reject, with why.
+
+    `note` (or `reason`) is for staff only. The shopper reads "refund approved", "return approved: please send the
+    goods back" or "request declined", followed by `shopper_reason` when given: write there what the shopper
+    should know, above all why their request is declined ("request declined: 商品已拆封使用，不支持退货").
+    """
 
     approve: bool
-    note: str = Field("", max_length=255)
-    reason: str = Field("", max_length=255, description="the same as note")
+    note: str = Field("", max_length=255, description="staff only: never shown to the shopper")
+    reason: str = Field("", max_length=255, description="the same as note (staff only)")
+    shopper_reason: str = Field("", max_length=formats.SHOPPER_REASON_MAX,
+                                description="written for the shopper, who reads it after the decision's wording")
 
 
 @bp.post("/admin/after-sales/<id:case_id>/decision")
 @operation(summary="Approve or reject an after-sales case", tag="admin-after-sales", roles=DECIDERS, body=DecisionIn,
-           responses={200: CaseOut},
-           description="409 AFTER_SALE_STATE_CONFLICT (details.status) unless REQUESTED; a RETURN_SHIPPED case "
+           responses={200: AdminCaseOut},
+           description="The note is staff's; the shopper reads the decision's wording (\"refund approved\", "
+                       "\"return approved: please send the goods back\", \"request declined\") followed by "
+                       "shopper_reason when given: write there why a request is declined. "
+                       "409 AFTER_SALE_STATE_CONFLICT (details.status) unless REQUESTED; a RETURN_SHIPPED case "
                        "(what came back is not the goods as sold: nothing restocked or refunded) and a refund-only "
                        "REFUND_FAILED one may be rejected (closed). A return whose goods were received is never "
                        "rejected (409 AFTER_SALE_GOODS_RECEIVED): retry its refund instead.")
-def decide(case_id: int, body: DecisionIn) -> CaseOut:
-    return CaseOut.from_proto(service(AfterSaleServiceStub).DecideAfterSale(after_sale_pb2.DecideAfterSaleRequest(
-        id=case_id, approve=body.approve, reason=body.reason or body.note)))
+def decide(case_id: int, body: DecisionIn) -> AdminCaseOut:
+    return AdminCaseOut.from_proto(service(AfterSaleServiceStub).DecideAfterSale(after_sale_pb2.DecideAfterSaleRequest(
+        id=case_id, approve=body.approve, reason=body.reason or body.note, shopper_reason=body.shopper_reason)))
 
 
 class ReceiveIn(Body):
-    note: str = Field("", max_length=255)
+    """What came back, for staff (the shopper reads "returned goods received")."""
+
+    note: str = Field("", max_length=255, description="staff only: never shown to the shopper")
 
 
 @bp.post("/admin/after-sales/<id:case_id>/receive")
 @operation(summary="The returned goods arrived: restock them and refund", tag="admin-after-sales",
-           roles=AFTER_SALE_STAFF, body=ReceiveIn, responses={200: CaseOut},
+           roles=AFTER_SALE_STAFF, body=ReceiveIn, responses={200: AdminCaseOut},
            description="409 AFTER_SALE_STATE_CONFLICT unless RETURN_SHIPPED.")
-def receive(case_id: int, body: ReceiveIn) -> CaseOut:
-    return CaseOut.from_proto(service(AfterSaleServiceStub).ReceiveReturn(after_sale_pb2.ReceiveReturnRequest(
+def receive(case_id: int, body: ReceiveIn) -> AdminCaseOut:
+    return AdminCaseOut.from_proto(service(AfterSaleServiceStub).ReceiveReturn(after_sale_pb2.ReceiveReturnRequest(
         id=case_id, note=body.note)))
 
 
 @bp.post("/admin/after-sales/<id:case_id>/retry-refund")
 @operation(summary="Start a failed refund of a case again", tag="admin-after-sales", roles=DECIDERS,
-           responses={200: CaseOut},
+           responses={200: AdminCaseOut},
            description="REFUND_FAILED: a new refund. REFUNDING, or REFUND_ABNORMAL (WeChat Pay could not pay it "
                        "back; complete it at WeChat Pay first): the case's refund is asked about again under its "
                        "number, no second refund; a REFUNDING case whose refund never started (interrupted after the "
                        "approval) starts it under that number, once. 409 AFTER_SALE_STATE_CONFLICT otherwise; 503 "
                        "PAYMENT_CHANNEL_UNAVAILABLE when WeChat Pay gives no usable answer (details.channel_code: "
                        "its refusal's code, if any): nothing is changed, try again.")
-def retry_refund(case_id: int) -> CaseOut:
-    return CaseOut.from_proto(service(AfterSaleServiceStub).RetryAfterSaleRefund(
+def retry_refund(case_id: int) -> AdminCaseOut:
+    return AdminCaseOut.from_proto(service(AfterSaleServiceStub).RetryAfterSaleRefund(
         after_sale_pb2.GetAfterSaleRequest(id=case_id)))

@@ -23,6 +23,7 @@ REPORT_FORMATS = tuple(REPORT_CONTENT_TYPES)
 UPLOAD_URL = r"/media/uploads/[0-9a-f]{32}\.(?:jpg|png|webp)"
 MAX_REVIEW_IMAGES = 9                # a review's images
 REVIEW_CONTENT_MAX = 500             # a review's text, in characters
+SHOPPER_REASON_MAX = 200             # what staff write for the shopper of an after-sales decision (characters)
 
 PHONE_PATTERN = re.compile(PHONE)
 SMS_CODE_PATTERN = re.compile(SMS_CODE)

@@ -4,7 +4,8 @@ A case is opened by the buyer while the order is SHIPPED, or COMPLETED for `afte
 receipt was confirmed (delivery), or partly shipped (PAID with parcels, which can no longer be cancelled:
 its shipped units only); it names lines and units (one open case per line: the order row
 lock serialises openings, a partial unique index stands behind it), a reason and up to 9 uploaded
-images. Its own table-driven state machine, every step in its history (actor, time, reason):
+images. Its own table-driven state machine, every step in its history (actor, time, reason, and what the shopper
+is told of it):
 
     REQUESTED --approve--> REFUNDING (refund_only) | AWAITING_RETURN (return_refund)
     REQUESTED --reject--> REJECTED
@@ -24,6 +25,16 @@ stays reserved, since the merchant may still complete it at WeChat Pay. Staff fi
 same refund is asked about again), or close the refund (POST /admin/refunds/{refund_no}/close), which makes
 the case REFUND_FAILED: then a retry starts a new refund, or the case is rejected. It cannot be withdrawn
 or rejected while the refund is open.
+
+Who reads what of the history: staff every step as recorded (actor `staff:<id>`, their decision notes and reject
+reasons, the receiving note, the refund engine's error codes and instructions to staff). The shopper sees every
+step too (each is a status change), but with `CaseStep.shopper_reason` for its reason: their own words where the
+step is theirs (the request, the return parcel, a withdrawal), the system's where written for them (a return
+not sent back in time, a refund of 0 fen), else the fixed wording of SHOPPER_WORDS per kind of step ("refund
+approved", "request declined", ...), and any staff member as "staff". What staff type as the decision's reason is
+for staff (it used to be typed as an internal note); what the shopper should read of a decision, above all why a
+request is declined, staff write apart (`decide(shopper_reason=)`), and the shopper reads it after the fixed
+wording ("request declined: <it>").
 
 REJECTED, REFUNDED and WITHDRAWN are closed: the case's lines are free for a new case. The shopper may
 withdraw only before anything moved: once the goods are on their way back (RETURN_SHIPPED) or the
@@ -68,6 +79,7 @@ from services.order.domain import (
     new_order_no,
     order_not_found,
     plain,
+    shopper_actor,
 )
 from services.order.ports import Members
 from services.order.service import check_parcel, event_line
@@ -126,12 +138,39 @@ class CaseLine:
     case_id: int | None = None
 
 
+# What the shopper is told of each kind of step, in place of the recorded reason, which may be staff's own words or
+# an internal note (order migration 0011 tells them the same of the steps recorded before). Where the step's words
+# are the shopper's own (ship_return: their parcel, withdraw: their reason) or written for them (return_expired,
+# a 0-fen refund), the use case gives those instead; these are what the shopper reads when it gives none.
+SHOPPER_WORDS: dict[str, str] = {
+    "ship_return": "goods sent back",
+    "withdraw": "withdrawn",
+    "return_expired": "closed: the goods were not sent back in time",
+    "approve_refund": "refund approved",
+    "approve_return": "return approved: please send the goods back",
+    "reject": "request declined",
+    "receive": "returned goods received",
+    "refunded": "refunded",
+    "refund_failed": "the refund did not go through: customer service will follow up",
+    "refund_abnormal": "the refund is held up at WeChat Pay: customer service is handling it",
+    "refund_resumed": "the refund is under way again",
+    "retry": "refund started again",
+}
+
+
 @dataclass
 class CaseStep:
+    """One step of a case's history: who moved it to `status`, when and why (as staff read it), and what the
+    case's shopper sees of it: whether they see it at all (`shopper_visible`), and its reason for them
+    (`shopper_reason`), never staff's own words or ids unless written for them."""
+
     status: str
     actor: str
     at: datetime
     reason: str = ""
+    # The defaults hide: a step recorded without them (by a pod of the release before migration 0011) is staff's.
+    shopper_visible: bool = False
+    shopper_reason: str = ""
     id: int | None = None
     case_id: int | None = None
 
@@ -173,8 +212,13 @@ class AfterSale:
         refund ends it; rejecting would keep both the goods and the money, and free the line for another return."""
         return self.type == "return_refund" and any(step.status == C.REFUNDING for step in self.history)
 
-    def apply(self, action: str, *, actor: str, now: datetime, reason: str = "") -> None:
-        """Move along the case's state machine, recording the step; Conflict (with the current status) if not allowed."""
+    def apply(self, action: str, *, actor: str, now: datetime, reason: str = "",
+              shopper_reason: str | None = None) -> None:
+        """Move along the case's state machine, recording the step; Conflict (with the current status) if not allowed.
+
+        The shopper sees the step, with `shopper_reason` where staff read `reason`: the caller gives it when the
+        words are the shopper's or written for them; else (None) they read SHOPPER_WORDS[action], never `reason`.
+        """
         target = CASE_TRANSITIONS.get((CaseStatus(self.status), action))
         if target is None:
             raise Conflict("AFTER_SALE_STATE_CONFLICT", f"an after-sales case in {self.status} cannot "
@@ -182,11 +226,20 @@ class AfterSale:
         if target == C.REJECTED and self.goods_received:
             raise Conflict("AFTER_SALE_GOODS_RECEIVED", "the returned goods were received: this case cannot be "
                            "rejected, only its refund retried", details={"status": self.status, "action": action})
+        told = SHOPPER_WORDS[action] if shopper_reason is None else shopper_reason
         self.status, self.updated_at = target.value, now
-        self.history.append(CaseStep(status=target.value, actor=actor, at=now, reason=reason))
+        self.history.append(CaseStep(status=target.value, actor=actor, at=now, reason=reason,
+                                     shopper_visible=True, shopper_reason=told[:255]))
         if target in CLOSED:
             for line in self.lines:
                 line.open = False
+
+    def shopper_history(self) -> list[CaseStep]:
+        """The history as the case's shopper sees it: the steps shown to them, each with its reason for them,
+        staff named as "staff" only."""
+        return [CaseStep(status=step.status, actor=shopper_actor(step.actor), at=step.at, reason=step.shopper_reason,
+                         shopper_visible=True, shopper_reason=step.shopper_reason)
+                for step in self.history if step.shopper_visible]
 
 
 def case_not_found() -> NotFound:
@@ -272,7 +325,7 @@ def open_case(uow: OrderUnitOfWork, settings: AfterSaleSettings, *, user_id: int
                          images=list(request.images), refund_fen=sum(line.amount_fen for line in lines),
                          created_at=now, updated_at=now, lines=lines,
                          history=[CaseStep(status=C.REQUESTED.value, actor=f"user:{user_id}", at=now,
-                                           reason=reason)])
+                                           reason=reason, shopper_visible=True, shopper_reason=reason)])
         uow.after_sales.add(case)
         uow.commit()
     return case
@@ -366,7 +419,8 @@ def submit_return_shipment(uow: OrderUnitOfWork, *, user_id: int, case_id: int, 
     carrier, tracking_no = check_parcel(carrier, tracking_no)
 
     def ship(_: OrderUnitOfWork, case: AfterSale) -> None:
-        case.apply("ship_return", actor=f"user:{user_id}", now=now, reason=f"{carrier} {tracking_no}")
+        parcel = f"{carrier} {tracking_no}"
+        case.apply("ship_return", actor=f"user:{user_id}", now=now, reason=parcel, shopper_reason=parcel)
         case.return_carrier, case.return_tracking_no = carrier, tracking_no
     return _step(uow, case_id, ship, user_id=user_id)
 
@@ -378,19 +432,25 @@ def withdraw_case(uow: OrderUnitOfWork, *, user_id: int, case_id: int, reason: s
     now = now or utcnow()
 
     def withdraw(_: OrderUnitOfWork, case: AfterSale) -> None:
-        case.apply("withdraw", actor=f"user:{user_id}", now=now,
-                   reason=plain(reason, 255) or "withdrawn by the shopper")
+        why = plain(reason, 255) or "withdrawn by the shopper"
+        case.apply("withdraw", actor=f"user:{user_id}", now=now, reason=why, shopper_reason=why)
     return _step(uow, case_id, withdraw, user_id=user_id)
 
 
 def decide(uow: Uow, refunder: Refunder, *, case_id: int, approve: bool, reason: str, actor: str,
-           now: datetime | None = None) -> AfterSale:
-    """Customer service approve (refund-only: the refund runs now; return: the shopper sends the goods) or reject."""
+           shopper_reason: str = "", now: datetime | None = None) -> AfterSale:
+    """Customer service approve (refund-only: the refund runs now; return: the shopper sends the goods) or reject.
+
+    `reason` is for staff; the shopper reads the decision's fixed wording ("request declined"), followed by
+    `shopper_reason` when staff wrote one for them ("request declined: the seal is broken").
+    """
     now = now or utcnow()
+    for_shopper = plain(shopper_reason, formats.SHOPPER_REASON_MAX)
 
     def decision(_: OrderUnitOfWork, case: AfterSale) -> None:
         action = "reject" if not approve else "approve_refund" if case.type == "refund_only" else "approve_return"
-        case.apply(action, actor=actor, now=now, reason=plain(reason, 255))
+        told = f"{SHOPPER_WORDS[action]}: {for_shopper}" if for_shopper else SHOPPER_WORDS[action]
+        case.apply(action, actor=actor, now=now, reason=plain(reason, 255), shopper_reason=told)
         if case.status == C.REFUNDING:
             _number_refund(case, now)
     case = _step(uow(), case_id, decision)
@@ -407,9 +467,9 @@ def expire_returns(uow: OrderUnitOfWork, settings: AfterSaleSettings, *, now: da
     days = settings.return_ship_days
     with uow:
         cases = uow.after_sales.lock_awaiting_return_before(now - timedelta(days=days), batch)
+        why = f"the goods were not sent back within {days} days of approval"
         for case in cases:
-            case.apply("return_expired", actor="system", now=now,
-                       reason=f"the goods were not sent back within {days} days of approval")
+            case.apply("return_expired", actor="system", now=now, reason=why, shopper_reason=why)
         uow.commit()
     return len(cases)
 
@@ -489,7 +549,8 @@ def _on_refund_settled(uow: OrderUnitOfWork, refund: Refund, now: datetime) -> N
 
 refunds.SETTLED_LISTENERS[SOURCE] = _on_refund_settled
 
-# What the case does when its refund takes a status, and why (in its history).
+# What the case does when its refund takes a status, and why (in its history, for staff: the shopper reads
+# SHOPPER_WORDS of the action).
 ON_REFUND: dict[RefundStatus, tuple[str, str]] = {
     RefundStatus.SUCCESS: ("refunded", "refunded"),
     RefundStatus.CLOSED: ("refund_failed", "the refund did not go through; retry it"),
@@ -508,6 +569,8 @@ def refund_settled(uow: OrderUnitOfWork, case_id: int, *, refund_no: str, status
     if case is None or (CaseStatus(case.status), action) not in CASE_TRANSITIONS:
         return  # nothing waits for this refund (a replay, or a refund staff started by hand)
     case.refund_no = refund_no
-    if status == RefundStatus.SUCCESS and not case.refund_fen:
-        reason = refunds.NOTHING_PAID
+    if status == RefundStatus.SUCCESS and not case.refund_fen:  # written for the shopper too
+        case.apply(action, actor=f"refund:{refund_no}", now=now, reason=refunds.NOTHING_PAID,
+                   shopper_reason=refunds.NOTHING_PAID)
+        return
     case.apply(action, actor=f"refund:{refund_no}", now=now, reason=reason)

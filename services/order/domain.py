@@ -261,7 +261,7 @@ class Order:
     def shopper_history(self) -> list[Transition]:
         """The history as the order's shopper sees it: the steps shown to them, each with its reason for them,
         staff named as "staff" only (which staff member acted is for staff)."""
-        return [Transition(status=step.status, actor="staff" if step.actor.startswith("staff:") else step.actor,
+        return [Transition(status=step.status, actor=shopper_actor(step.actor),
                            at=step.at, reason=step.shopper_reason, shopper_visible=True,
                            shopper_reason=step.shopper_reason)
                 for step in self.history if step.shopper_visible]
@@ -365,6 +365,11 @@ def new_order(*, user_id: int, order_no: str, lines: list[OrderLine], address: A
 def new_order_no(now: datetime) -> str:
     """Unique, sortable by time, unguessable: 20 digits of time then 8 random hex characters."""
     return now.strftime("%Y%m%d%H%M%S%f") + secrets.token_hex(4)
+
+
+def shopper_actor(actor: str) -> str:
+    """Who acted, as a shopper reads it: staff are "staff" only (which staff member acted is for staff)."""
+    return "staff" if actor.startswith("staff:") else actor
 
 
 def plain(text: str, limit: int) -> str:

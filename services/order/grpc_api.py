@@ -283,59 +283,65 @@ class AfterSaleServicer(after_sale_pb2_grpc.AfterSaleServiceServicer):
                                     request=aftersales.CaseRequest(order_id=request.order_id, type=request.type,
                                                                    lines=lines, reason=request.reason,
                                                                    images=tuple(request.images)))
-        return self._message(case)
+        return self._message(case, staff=False)
 
     def GetAfterSale(self, request: after_sale_pb2.GetAfterSaleRequest,
                      context: grpc.ServicerContext) -> after_sale_pb2.AfterSale:
         caller = require_caller()
-        user_id = None if caller.has_any_role(*RECEIVERS) else caller.user_id
-        return self._message(aftersales.get_case(self.uow(), user_id=user_id, case_id=request.id))
+        staff = caller.has_any_role(*RECEIVERS)
+        return self._message(aftersales.get_case(self.uow(), user_id=None if staff else caller.user_id,
+                                                 case_id=request.id), staff=staff)
 
     def ListAfterSales(self, request: after_sale_pb2.ListAfterSalesRequest,
                        context: grpc.ServicerContext) -> after_sale_pb2.ListAfterSalesResponse:
-        return self._page(CaseSearch(user_id=require_caller().user_id, **_page(request)))
+        return self._page(CaseSearch(user_id=require_caller().user_id, **_page(request)), staff=False)
 
     def SubmitReturnShipment(self, request: after_sale_pb2.SubmitReturnShipmentRequest,
                              context: grpc.ServicerContext) -> after_sale_pb2.AfterSale:
         return self._message(aftersales.submit_return_shipment(
             self.uow(), user_id=require_caller().user_id, case_id=request.id, carrier=request.carrier,
-            tracking_no=request.tracking_no))
+            tracking_no=request.tracking_no), staff=False)
 
     def WithdrawAfterSale(self, request: after_sale_pb2.WithdrawAfterSaleRequest,
                           context: grpc.ServicerContext) -> after_sale_pb2.AfterSale:
         return self._message(aftersales.withdraw_case(self.uow(), user_id=require_caller().user_id,
-                                                      case_id=request.id, reason=request.reason))
+                                                      case_id=request.id, reason=request.reason), staff=False)
 
     def SearchAfterSales(self, request: after_sale_pb2.SearchAfterSalesRequest,
                          context: grpc.ServicerContext) -> after_sale_pb2.ListAfterSalesResponse:
         require_caller(*RECEIVERS)
         return self._page(CaseSearch(status=request.status, type=request.type, order_no=request.order_no,
                                      created_from=_time(request, "created_from"),
-                                     created_to=_time(request, "created_to"), **_page(request)))
+                                     created_to=_time(request, "created_to"), **_page(request)), staff=True)
 
     def DecideAfterSale(self, request: after_sale_pb2.DecideAfterSaleRequest,
                         context: grpc.ServicerContext) -> after_sale_pb2.AfterSale:
         caller = require_caller(*AFTER_SALE_STAFF)
         return self._message(aftersales.decide(self.uow, self.refunder, case_id=request.id, approve=request.approve,
-                                               reason=request.reason, actor=f"staff:{caller.user_id}"))
+                                               reason=request.reason, shopper_reason=request.shopper_reason,
+                                               actor=f"staff:{caller.user_id}"), staff=True)
 
     def ReceiveReturn(self, request: after_sale_pb2.ReceiveReturnRequest,
                       context: grpc.ServicerContext) -> after_sale_pb2.AfterSale:
         caller = require_caller(*RECEIVERS)
         return self._message(aftersales.receive_return(self.uow, self.refunder, case_id=request.id,
-                                                       note=request.note, actor=f"staff:{caller.user_id}"))
+                                                       note=request.note, actor=f"staff:{caller.user_id}"),
+                             staff=True)
 
     def RetryAfterSaleRefund(self, request: after_sale_pb2.GetAfterSaleRequest,
                              context: grpc.ServicerContext) -> after_sale_pb2.AfterSale:
         caller = require_caller(*AFTER_SALE_STAFF)
         return self._message(aftersales.retry_refund(self.uow, self.refunder, case_id=request.id,
-                                                     actor=f"staff:{caller.user_id}"))
+                                                     actor=f"staff:{caller.user_id}"), staff=True)
 
-    def _page(self, search: CaseSearch) -> after_sale_pb2.ListAfterSalesResponse:
+    def _page(self, search: CaseSearch, *, staff: bool) -> after_sale_pb2.ListAfterSalesResponse:
         found, total = aftersales.search_cases(self.uow(), search)
-        return after_sale_pb2.ListAfterSalesResponse(cases=[self._message(case) for case in found], total=total)
+        return after_sale_pb2.ListAfterSalesResponse(cases=[self._message(case, staff=staff) for case in found],
+                                                     total=total)
 
-    def _message(self, case: aftersales.AfterSale) -> after_sale_pb2.AfterSale:
+    def _message(self, case: aftersales.AfterSale, *, staff: bool) -> after_sale_pb2.AfterSale:
+        """The case as staff see it (every step of its history, as recorded), or as its shopper does
+        (`AfterSale.shopper_history`): callers say which, so no note for staff reaches a shopper by default."""
         with self.uow() as tx:  # the lines' names and specs as bought
             order = tx.orders.get(case.order_id)
             tx.commit()
@@ -350,4 +356,6 @@ class AfterSaleServicer(after_sale_pb2_grpc.AfterSaleServiceServicer):
                                                 name=bought[line.line_id].name, spec=bought[line.line_id].spec)
                    for line in case.lines],
             history=[after_sale_pb2.AfterSaleStep(status=step.status, at=timestamp(step.at), actor=step.actor,
-                                                  reason=step.reason) for step in case.history])
+                                                  reason=step.reason, shopper_visible=step.shopper_visible,
+                                                  shopper_reason=step.shopper_reason)
+                     for step in (case.history if staff else case.shopper_history())])

@@ -120,8 +120,12 @@ def test_pay_ship_confirm_review_then_a_refund_only_case_is_approved_and_refunde
     notified = SimulatorClient(platform.simulator_url).wechatpay_refund_complete(approved.json()["refund_no"])
     assert notified["notify_status"] == 200, notified
     refunded = case_when(platform, shopper, case["id"], "REFUNDED")
-    assert [step["status"] for step in refunded["history"]] == ["REQUESTED", "REFUNDING", "REFUNDED"]
-    assert [step["actor"].split(":")[0] for step in refunded["history"]] == ["user", "staff", "refund"]
+    assert [(step["status"], step["actor"].split(":")[0], step["reason"]) for step in refunded["history"]] == [
+        ("REQUESTED", "user", "屏幕有划痕"), ("REFUNDING", "staff", "refund approved"), ("REFUNDED", "refund", "refunded")]
+    assert refunded["history"][1]["actor"] == "staff"  # which staff member decided, and their note, are for staff
+    for_staff = requests.get(f"{api}/admin/after-sales/{case['id']}", headers=admin, timeout=TIMEOUT).json()
+    assert [(step["reason"], step["shopper_reason"]) for step in for_staff["history"]] == [
+        ("屏幕有划痕", "屏幕有划痕"), ("同意", "refund approved"), ("refunded", "refunded")]
 
     platform.wait_until_consumed("order-refunded", "member")
     after = requests.get(f"{api}/member", headers=shopper, timeout=TIMEOUT).json()

@@ -17,8 +17,10 @@ WITHDRAWN = after_sale_pb2.AfterSale(
     id=7, case_no="AS1", order_id=5, order_no="O5", user_id=42, type="refund_only", status="WITHDRAWN", reason="坏了",
     refund_fen=1999, created_at=AT, updated_at=AT,
     lines=[after_sale_pb2.AfterSaleLine(line_id=9, quantity=1, amount_fen=1999, sku_id=101, name="茶", spec="")],
-    history=[after_sale_pb2.AfterSaleStep(status="REQUESTED", at=AT, actor="user:42", reason="坏了"),
-             after_sale_pb2.AfterSaleStep(status="WITHDRAWN", at=AT, actor="user:42", reason="不退了")])
+    history=[after_sale_pb2.AfterSaleStep(status="REQUESTED", at=AT, actor="user:42", reason="坏了",
+                                          shopper_visible=True, shopper_reason="坏了"),
+             after_sale_pb2.AfterSaleStep(status="WITHDRAWN", at=AT, actor="user:42", reason="不退了",
+                                          shopper_visible=True, shopper_reason="不退了")])
 
 
 @pytest.fixture
@@ -89,3 +91,103 @@ def test_a_case_naming_a_line_twice_is_a_400_and_nothing_is_opened(client: Flask
 
     assert (response.status_code, clients.order.CreateAfterSale.calls) == (400, []), response.get_json()
     assert response.get_json()["error"]["code"] == "INVALID_REQUEST"
+
+
+def a_declined_return() -> after_sale_pb2.AfterSale:
+    """A return approved and then declined by staff, with their notes, and a step with no audience (staff's)."""
+    case = after_sale_pb2.AfterSale()
+    case.CopyFrom(WITHDRAWN)
+    case.status = "REJECTED"
+    del case.history[1:]
+    case.history.extend([
+        after_sale_pb2.AfterSaleStep(status="AWAITING_RETURN", at=AT, actor="staff:7", reason="老客户,同意",
+                                     shopper_visible=True,
+                                     shopper_reason="return approved: please send the goods back"),
+        after_sale_pb2.AfterSaleStep(status="RETURN_SHIPPED", at=AT, actor="user:42", reason="ZTO R1",
+                                     shopper_visible=True, shopper_reason="ZTO R1"),
+        after_sale_pb2.AfterSaleStep(status="REJECTED", at=AT, actor="staff:8", reason="空箱,疑似职业退货人",
+                                     shopper_visible=True, shopper_reason="request declined: 寄回的包裹里没有商品"),
+        after_sale_pb2.AfterSaleStep(status="REJECTED", at=AT, actor="staff:8", reason="内部备注")])
+    return case
+
+
+def test_my_case_shows_each_step_in_the_words_written_for_me_and_no_staff_note_or_staff_id(
+        client: FlaskClient, clients, bearer) -> None:
+    clients.order.GetAfterSale.reply = a_declined_return()
+    clients.order.ListAfterSales.reply = after_sale_pb2.ListAfterSalesResponse(cases=[a_declined_return()], total=1)
+
+    # also when staff open a shopper's route: it is the shopper's view
+    answers = [client.get("/api/v1/after-sales/7", headers=bearer(user_id=42)),
+               client.get("/api/v1/after-sales", headers=bearer(user_id=42)),
+               client.get("/api/v1/after-sales/7", headers=bearer(roles="customer_service", user_id=7))]
+
+    mine = answers[0].get_json()
+    assert [(step["status"], step["actor"], step["reason"]) for step in mine["history"]] == [
+        ("REQUESTED", "user:42", "坏了"), ("AWAITING_RETURN", "staff", "return approved: please send the goods back"),
+        ("RETURN_SHIPPED", "user:42", "ZTO R1"), ("REJECTED", "staff", "request declined: 寄回的包裹里没有商品")]
+    assert set(mine["history"][0]) == {"status", "at", "actor", "reason"}
+    assert answers[1].get_json()["items"][0]["history"] == answers[2].get_json()["history"] == mine["history"]
+    for answer in answers:
+        for staff_only in ("老客户", "职业退货人", "内部备注", "staff:"):
+            assert staff_only not in answer.get_data(as_text=True)
+
+
+def test_staff_see_every_step_of_a_case_with_its_actor_reason_and_what_the_shopper_is_told(
+        client: FlaskClient, clients, bearer) -> None:
+    staff = bearer(roles="admin", user_id=1)
+    for rpc in ("GetAfterSale", "DecideAfterSale", "ReceiveReturn", "RetryAfterSaleRefund"):
+        getattr(clients.order, rpc).reply = a_declined_return()
+    clients.order.SearchAfterSales.reply = after_sale_pb2.ListAfterSalesResponse(cases=[a_declined_return()], total=1)
+
+    answers = [client.get("/api/v1/admin/after-sales/7", headers=staff).get_json(),
+               client.get("/api/v1/admin/after-sales", headers=staff).get_json()["items"][0],
+               client.post("/api/v1/admin/after-sales/7/decision", json={"approve": False}, headers=staff).get_json(),
+               client.post("/api/v1/admin/after-sales/7/receive", json={}, headers=staff).get_json(),
+               client.post("/api/v1/admin/after-sales/7/retry-refund", headers=staff).get_json()]
+
+    assert [(step["actor"], step["reason"], step["shopper_visible"], step["shopper_reason"])
+            for step in answers[0]["history"]] == [
+        ("user:42", "坏了", True, "坏了"),
+        ("staff:7", "老客户,同意", True, "return approved: please send the goods back"),
+        ("user:42", "ZTO R1", True, "ZTO R1"),
+        ("staff:8", "空箱,疑似职业退货人", True, "request declined: 寄回的包裹里没有商品"),
+        ("staff:8", "内部备注", False, "")]
+    assert all(answer["history"] == answers[0]["history"] for answer in answers)
+
+
+def test_a_decision_passes_the_staff_note_and_the_words_for_the_shopper_apart(client: FlaskClient, clients,
+                                                                              bearer) -> None:
+    clients.order.DecideAfterSale.reply = a_declined_return()
+    staff = bearer(roles="customer_service", user_id=8)
+
+    decided = client.post("/api/v1/admin/after-sales/7/decision", headers=staff, json={
+        "approve": False, "note": "空箱,疑似职业退货人", "shopper_reason": "寄回的包裹里没有商品"})
+    too_long = client.post("/api/v1/admin/after-sales/7/decision", headers=staff, json={
+        "approve": False, "shopper_reason": "长" * 201})
+
+    assert (decided.status_code, too_long.status_code) == (200, 400)
+    assert [call.message for call in clients.order.DecideAfterSale.calls] == [after_sale_pb2.DecideAfterSaleRequest(
+        id=7, approve=False, reason="空箱,疑似职业退货人", shopper_reason="寄回的包裹里没有商品")]
+
+
+def test_the_openapi_document_gives_shoppers_their_case_steps_and_staff_every_step_with_its_audience(
+        client: FlaskClient) -> None:
+    spec = client.get("/openapi.json").get_json()
+    schemas = spec["components"]["schemas"]
+
+    def history_item(path: str, method: str = "get") -> str:
+        reply = spec["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+        return schemas[reply.rsplit("/", 1)[1]]["properties"]["history"]["items"]["$ref"].rsplit("/", 1)[1]
+
+    assert {history_item("/api/v1/after-sales/{case_id}"),
+            history_item("/api/v1/after-sales/{case_id}/withdraw", "post"),
+            history_item("/api/v1/after-sales/{case_id}/return-shipment", "post")} == {"CaseStepOut"}
+    assert {history_item("/api/v1/admin/after-sales/{case_id}"),
+            history_item("/api/v1/admin/after-sales/{case_id}/decision", "post"),
+            history_item("/api/v1/admin/after-sales/{case_id}/receive", "post"),
+            history_item("/api/v1/admin/after-sales/{case_id}/retry-refund", "post")} == {"StaffCaseStepOut"}
+    assert set(schemas["CaseStepOut"]["properties"]) == {"status", "at", "actor", "reason"}
+    assert {"shopper_visible", "shopper_reason"} <= set(schemas["StaffCaseStepOut"]["properties"])
+    decision = spec["paths"]["/api/v1/admin/after-sales/{case_id}/decision"]["post"]["requestBody"]
+    body = schemas[decision["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]]["properties"]
+    assert "staff only" in body["note"]["description"] and "shopper" in body["shopper_reason"]["description"]

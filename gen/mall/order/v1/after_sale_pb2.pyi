@@ -26,16 +26,20 @@ class AfterSaleLine(_message.Message):
     def __init__(self, line_id: _Optional[int] = ..., quantity: _Optional[int] = ..., amount_fen: _Optional[int] = ..., sku_id: _Optional[int] = ..., name: _Optional[str] = ..., spec: _Optional[str] = ...) -> None: ...
 
 class AfterSaleStep(_message.Message):
-    __slots__ = ("status", "at", "actor", "reason")
+    __slots__ = ("status", "at", "actor", "reason", "shopper_visible", "shopper_reason")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
     ACTOR_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    SHOPPER_VISIBLE_FIELD_NUMBER: _ClassVar[int]
+    SHOPPER_REASON_FIELD_NUMBER: _ClassVar[int]
     status: str
     at: _timestamp_pb2.Timestamp
     actor: str
     reason: str
-    def __init__(self, status: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    shopper_visible: bool
+    shopper_reason: str
+    def __init__(self, status: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ..., shopper_visible: _Optional[bool] = ..., shopper_reason: _Optional[str] = ...) -> None: ...
 
 class AfterSale(_message.Message):
     __slots__ = ("id", "case_no", "order_id", "order_no", "user_id", "type", "status", "reason", "images", "lines", "refund_fen", "return_carrier", "return_tracking_no", "refund_no", "created_at", "updated_at", "history")
@@ -148,14 +152,16 @@ class WithdrawAfterSaleRequest(_message.Message):
     def __init__(self, id: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class DecideAfterSaleRequest(_message.Message):
-    __slots__ = ("id", "approve", "reason")
+    __slots__ = ("id", "approve", "reason", "shopper_reason")
     ID_FIELD_NUMBER: _ClassVar[int]
     APPROVE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    SHOPPER_REASON_FIELD_NUMBER: _ClassVar[int]
     id: int
     approve: bool
     reason: str
-    def __init__(self, id: _Optional[int] = ..., approve: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+    shopper_reason: str
+    def __init__(self, id: _Optional[int] = ..., approve: _Optional[bool] = ..., reason: _Optional[str] = ..., shopper_reason: _Optional[str] = ...) -> None: ...
 
 class ReceiveReturnRequest(_message.Message):
     __slots__ = ("id", "note")
