@@ -139,7 +139,7 @@ class CaseLine:
 
 
 # What the shopper is told of each kind of step, in place of the recorded reason, which may be staff's own words or
-# an internal note (order migration 0011 tells them the same of the steps recorded before). Where the step's words
+# an internal note (order migration 0012 tells them the same of the steps recorded before). Where the step's words
 # are the shopper's own (ship_return: their parcel, withdraw: their reason) or written for them (return_expired,
 # a 0-fen refund), the use case gives those instead; these are what the shopper reads when it gives none.
 SHOPPER_WORDS: dict[str, str] = {
@@ -168,7 +168,7 @@ class CaseStep:
     actor: str
     at: datetime
     reason: str = ""
-    # The defaults hide: a step recorded without them (by a pod of the release before migration 0011) is staff's.
+    # The defaults hide: a step recorded without them (by a pod of the release before migration 0012) is staff's.
     shopper_visible: bool = False
     shopper_reason: str = ""
     id: int | None = None

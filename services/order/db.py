@@ -212,7 +212,7 @@ after_sale_steps = Table(
     Column("reason", String(255), nullable=False),
     Column("at", UTCDateTime, nullable=False),
     # What the case's shopper sees of the step (aftersales.CaseStep); the code always writes both. The defaults
-    # hide: a step written without them (by a pod of the release before migration 0011) is for staff only.
+    # hide: a step written without them (by a pod of the release before migration 0012) is for staff only.
     Column("shopper_visible", Boolean, nullable=False, server_default=false()),
     Column("shopper_reason", String(255), nullable=False, server_default=""),
 )

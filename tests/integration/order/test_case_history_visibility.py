@@ -1,6 +1,6 @@
 """After-sales case history on the databases, through the real AfterSaleService: the shopper's RPCs answer every
 step in their words or the shop's wording for them, never staff's notes or ids; staff's RPCs every row as stored;
-and order migration 0011 sorts the steps recorded before it without changing any."""
+and order migration 0012 sorts the steps recorded before it without changing any."""
 
 from __future__ import annotations
 
@@ -145,12 +145,12 @@ def test_a_shopper_never_reads_staff_notes_or_ids_in_their_cases_and_staff_read_
     assert steps(theirs[1])[1] == ("REJECTED", f"staff:{STAFF}", DECLINED_BECAUSE, True, told)
 
 
-# -- order migration 0011 -------------------------------------------------------------------------------------------
+# -- order migration 0012 -------------------------------------------------------------------------------------------
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 ABNORMAL_FOR_STAFF = aftersales.ON_REFUND[refunds.RefundStatus.ABNORMAL][1]
-# Steps as releases before 0011 recorded them, per case: (status, actor, reason).
-BEFORE_0011: dict[str, list[tuple[str, str, str]]] = {
+# Steps as releases before 0012 recorded them, per case: (status, actor, reason).
+BEFORE_0012: dict[str, list[tuple[str, str, str]]] = {
     "returned": [("REQUESTED", "user:1", "坏了"), ("AWAITING_RETURN", "staff:9", APPROVED_BECAUSE),
                  ("RETURN_SHIPPED", "user:1", "ZTO R1"), ("REFUNDING", "staff:7", RECEIVED_NOTE),
                  ("REFUND_FAILED", "staff:7", "REFUND_REFUSED: the channel refused the refund"),
@@ -170,7 +170,7 @@ BEFORE_0011: dict[str, list[tuple[str, str, str]]] = {
 # What the shopper reads of each step after it (every step is shown: each changed the case's status): the words
 # the code writes now.
 W = SHOPPER_WORDS
-AFTER_0011: dict[str, list[str]] = {
+AFTER_0012: dict[str, list[str]] = {
     "returned": ["坏了", W["approve_return"], "ZTO R1", W["receive"], W["refund_failed"], W["retry"],
                  W["refund_abnormal"], W["refund_resumed"], W["refunded"]],
     "declined": ["不想要了", W["reject"]],
@@ -182,21 +182,21 @@ AFTER_0011: dict[str, list[str]] = {
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
-def database_at_0010(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def database_at_0011(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An order database of its own at revision 0010 (before case steps said what the shopper sees)."""
     if request.param == "sqlite":
         url, name = f"sqlite:///{tmp_path / 'order.db'}", None
     else:
         name = session_database_name("it", "casebackfill")
         url = recreate_database(name)
-    migrations.upgrade(url, migrations_dir("order"), "0010")
+    migrations.upgrade(url, migrations_dir("order"), "0011")
     yield url
     if name:
         drop_databases([name])
 
 
-def add_cases_before_0011(engine: Engine) -> dict[str, int]:
-    """The cases of BEFORE_0011 on one order, their steps interleaved (ids in turn across cases)."""
+def add_cases_before_0012(engine: Engine) -> dict[str, int]:
+    """The cases of BEFORE_0012 on one order, their steps interleaved (ids in turn across cases)."""
     ids: dict[str, int] = {}
     with engine.begin() as connection:
         order_id = connection.execute(insert(db.orders).values(
@@ -205,14 +205,14 @@ def add_cases_before_0011(engine: Engine) -> dict[str, int]:
             coupon_id=0, points_used=0, note="", ship_name="张三", ship_phone="13800138000", ship_province="浙江省",
             ship_city="杭州市", ship_district="西湖区", ship_detail="文三路1号", pay_deadline=T0, pay_channel="wechat",
             out_trade_no="CV", created_at=T0, updated_at=T0)).inserted_primary_key[0]
-        for n, name in enumerate(BEFORE_0011):
+        for n, name in enumerate(BEFORE_0012):
             ids[name] = connection.execute(insert(db.after_sales).values(
                 case_no=f"AS-CV-{n}", order_id=order_id, order_no="CV", user_id=1, type="return_refund",
-                status=BEFORE_0011[name][-1][0], reason=BEFORE_0011[name][0][2], images=[], refund_fen=1999,
+                status=BEFORE_0012[name][-1][0], reason=BEFORE_0012[name][0][2], images=[], refund_fen=1999,
                 return_carrier="", return_tracking_no="", refund_no="", created_at=T0,
                 updated_at=T0)).inserted_primary_key[0]
-        for turn in range(max(len(found) for found in BEFORE_0011.values())):
-            for name, found in BEFORE_0011.items():
+        for turn in range(max(len(found) for found in BEFORE_0012.values())):
+            for name, found in BEFORE_0012.items():
                 if turn < len(found):
                     status, actor, reason = found[turn]
                     connection.execute(insert(after_sale_steps).values(
@@ -221,17 +221,17 @@ def add_cases_before_0011(engine: Engine) -> dict[str, int]:
     return ids
 
 
-def test_migration_0011_shows_the_shopper_each_step_in_the_words_written_for_them_and_loses_nothing(
-        database_at_0010: str) -> None:
-    engine = make_engine(database_at_0010)
+def test_migration_0012_shows_the_shopper_each_step_in_the_words_written_for_them_and_loses_nothing(
+        database_at_0011: str) -> None:
+    engine = make_engine(database_at_0011)
     try:
-        ids = add_cases_before_0011(engine)
+        ids = add_cases_before_0012(engine)
 
-        migrations.upgrade(database_at_0010, migrations_dir("order"))
+        migrations.upgrade(database_at_0011, migrations_dir("order"))
 
         for name, case_id in ids.items():
-            assert stored(engine, case_id) == [(*step, True, told) for step, told in zip(BEFORE_0011[name],
-                                                                                         AFTER_0011[name], strict=True)]
+            assert stored(engine, case_id) == [(*step, True, told) for step, told in zip(BEFORE_0012[name],
+                                                                                         AFTER_0012[name], strict=True)]
         start_mappers()
         with SqlOrderUnitOfWork(engine, "order") as uow:
             declined = uow.after_sales.get(ids["declined"])

@@ -9,16 +9,16 @@ ABNORMAL refund), the shopper reads the fixed wording the code writes now (after
 reason typed before is not shown: staff typed it as a note, not knowing whether the shopper would read it. No step
 is dropped and no reason changed: staff still read every step as it was recorded.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-06
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
