@@ -26,7 +26,8 @@ class ReportRequest(Body):
     kind: ReportKind = Field(description="daily (figures per day), funnel (per day), retention (cohorts), regions, "
                                          "preferences (category, brand, price band, top 100 products), events (raw), "
                                          "orders (one row per order placed: amounts, payment, cancellation, refunds, "
-                                         "state), money (one signed row per payment, refund, recharge, withdrawal); "
+                                         "state), money (one signed row per payment, refund, recharge, withdrawal, late payment and "
+                                         "its refund); "
                                          "columns in services/analytics/README.md")
     format: ReportFormat
     from_: str = Field(alias="from", max_length=10, pattern=DAY_PATTERN, description=DAY)

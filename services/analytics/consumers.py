@@ -12,6 +12,8 @@ from mall.events.v1.envelope_pb2 import EventEnvelope
 from mall.events.v1.member_events_pb2 import MemberJoined, MemberRecharged, MemberWithdrawn
 from mall.events.v1.order_events_pb2 import (
     CartItemAdded,
+    LatePaymentReceived,
+    LatePaymentRefunded,
     OrderCancelled,
     OrderCreated,
     OrderLine,
@@ -125,6 +127,23 @@ def order_refunded(event: OrderRefunded, envelope: EventEnvelope) -> Rollup:
                   counters={"refunds": 1, "refund_fen": event.amount_fen})
 
 
+def late_payment_received(event: LatePaymentReceived, envelope: EventEnvelope) -> Rollup:
+    """Money for an order that could not take it: neither a sale nor GMV; counted apart (its refund follows)."""
+    if not event.order_no or not event.out_trade_no:
+        raise InvalidEvent("late-payment-received without an order or payment number")
+    return Rollup(day=shop_day(when(event.received_at, envelope)),
+                  fact=("late_payment", f"{event.channel}:{event.out_trade_no}"),
+                  counters={"late_payments": 1, "late_payment_fen": event.amount_fen})
+
+
+def late_payment_refunded(event: LatePaymentRefunded, envelope: EventEnvelope) -> Rollup:
+    """A late payment went back: not a refund of a sale (refund_fen and net GMV stay as they are)."""
+    if not event.refund_no:
+        raise InvalidEvent("late-payment-refunded without a refund number")
+    return Rollup(day=shop_day(when(event.refunded_at, envelope)), fact=("late_refund", event.refund_no),
+                  counters={"late_refunds": 1, "late_refund_fen": event.amount_fen})
+
+
 def member_joined(event: MemberJoined, envelope: EventEnvelope) -> Rollup:
     return Rollup(day=shop_day(when(event.joined_at, envelope)), fact=("member", str(event.user_id)),
                   counters={"new_members": 1}, members=active(event.user_id))
@@ -164,6 +183,8 @@ HANDLERS: dict[type[Message], Handler[AnalyticsUnitOfWork]] = {
     OrderPaid: recording(order_paid),
     OrderCancelled: recording(order_cancelled),
     OrderRefunded: recording(order_refunded),
+    LatePaymentReceived: recording(late_payment_received),
+    LatePaymentRefunded: recording(late_payment_refunded),
     MemberJoined: recording(member_joined),
     MemberRecharged: recording(member_recharged),
     MemberWithdrawn: recording(member_withdrawn),

@@ -57,7 +57,8 @@ metadata = MetaData()
 # The business events the ledger exports read (reports `orders` and `money`): few next to the page views, so they
 # have indexes of their own, partial ones that cost nothing when a page view is kept.
 ORDER_FOLLOW_UPS = ("order-paid", "order-cancelled", "order-refunded")
-LEDGER_EVENTS = ("order-created", *ORDER_FOLLOW_UPS, "member-recharged", "member-withdrawn")
+LEDGER_EVENTS = ("order-created", *ORDER_FOLLOW_UPS, "member-recharged", "member-withdrawn", "late-payment-received",
+                 "late-payment-refunded")
 assert set(LEDGER_EVENTS) <= set(TOPICS)
 
 

@@ -20,7 +20,14 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from mall.events.v1.envelope_pb2 import EventEnvelope
 from mall.events.v1.member_events_pb2 import MemberRecharged, MemberWithdrawn
-from mall.events.v1.order_events_pb2 import OrderCancelled, OrderCreated, OrderPaid, OrderRefunded
+from mall.events.v1.order_events_pb2 import (
+    LatePaymentReceived,
+    LatePaymentRefunded,
+    OrderCancelled,
+    OrderCreated,
+    OrderPaid,
+    OrderRefunded,
+)
 
 from services.analytics import consumers
 from services.analytics.domain import Period, RawEvent, Rollup
@@ -37,9 +44,11 @@ Decoded = tuple[RawEvent, Any]  # the raw event and its payload message
 COUNTED_AS: dict[type[Message], Callable[[Any, EventEnvelope], Rollup]] = {
     OrderCreated: consumers.order_created, OrderPaid: consumers.order_paid, OrderRefunded: consumers.order_refunded,
     MemberRecharged: consumers.member_recharged, MemberWithdrawn: consumers.member_withdrawn,
+    LatePaymentReceived: consumers.late_payment_received, LatePaymentRefunded: consumers.late_payment_refunded,
 }
 ORDER_CREATED = (event_type_of(OrderCreated),)
-MONEY_EVENTS = tuple(event_type_of(t) for t in (OrderPaid, OrderRefunded, MemberRecharged, MemberWithdrawn))
+MONEY_EVENTS = tuple(event_type_of(t) for t in (OrderPaid, OrderRefunded, MemberRecharged, MemberWithdrawn,
+                                               LatePaymentReceived, LatePaymentRefunded))
 
 
 def decode(raw: RawEvent) -> Any:
@@ -166,7 +175,8 @@ def order_state(*, paid_fen: int, refunded_fen: int, paid: bool, cancelled: bool
 
 MONEY_COLUMNS = (
     "date", "occurred_at", "movement", "channel", "amount_fen", "bonus_fen", "user_id", "member_no", "order_no",
-    "out_trade_no", "refund_no", "recharge_no", "withdrawal_id", "wallet_balance_fen", "event_id",
+    "out_trade_no", "refund_no", "recharge_no", "withdrawal_id", "wallet_balance_fen", "withdrawal_no",
+    "requested_fen", "bonus_forfeited_fen", "reason", "event_id",
 )
 
 
@@ -187,9 +197,19 @@ def movement_row(raw: RawEvent, message: Any) -> Row:
         found = {"occurred_at": _at(message.recharged_at, raw), "movement": "recharge", "channel": message.channel,
                  "amount_fen": message.amount_fen, "bonus_fen": message.bonus_fen, "member_no": message.member_no,
                  "recharge_no": message.recharge_no, "wallet_balance_fen": message.balance_fen}
-    else:  # member-withdrawn carries no channel nor the transfer's number
+    elif isinstance(message, LatePaymentReceived):
+        found = {"occurred_at": _at(message.received_at, raw), "movement": "late_payment", "channel": message.channel,
+                 "amount_fen": message.amount_fen, "order_no": message.order_no,
+                 "out_trade_no": message.out_trade_no, "reason": message.reason}
+    elif isinstance(message, LatePaymentRefunded):
+        found = {"occurred_at": _at(message.refunded_at, raw), "movement": "late_payment_refund",
+                 "channel": message.channel, "amount_fen": -message.amount_fen, "order_no": message.order_no,
+                 "out_trade_no": message.out_trade_no, "refund_no": message.refund_no}
+    else:  # member-withdrawn; one published before it carried its number, asked amount, forfeit and channel: empty
         found = {"occurred_at": _at(message.withdrawn_at, raw), "movement": "withdrawal",
-                 "amount_fen": -message.amount_fen, "member_no": message.member_no,
-                 "withdrawal_id": message.withdrawal_id, "wallet_balance_fen": message.balance_fen}
+                 "channel": message.channel or None, "amount_fen": -message.amount_fen, "member_no": message.member_no,
+                 "withdrawal_id": message.withdrawal_id, "wallet_balance_fen": message.balance_fen,
+                 "withdrawal_no": message.withdrawal_no or None, "requested_fen": message.requested_fen or None,
+                 "bonus_forfeited_fen": message.bonus_forfeited_fen if message.withdrawal_no else None}
     values = {"date": raw.day.isoformat(), "user_id": message.user_id, "event_id": raw.event_id, **found}
     return tuple(values.get(column) for column in MONEY_COLUMNS)

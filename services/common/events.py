@@ -13,6 +13,8 @@ from mall.events.v1.member_events_pb2 import MemberJoined, MemberRecharged, Memb
 from mall.events.v1.member_ledger_events_pb2 import PointsChanged
 from mall.events.v1.order_events_pb2 import (
     CartItemAdded,
+    LatePaymentReceived,
+    LatePaymentRefunded,
     OrderCancelled,
     OrderCompleted,
     OrderCreated,
@@ -43,6 +45,8 @@ EVENT_TYPES: dict[type[Message], str] = {
     OrderShipped: "order-shipped",
     OrderCompleted: "order-completed",
     OrderReturned: "order-returned",
+    LatePaymentReceived: "late-payment-received",
+    LatePaymentRefunded: "late-payment-refunded",
     CartItemAdded: "cart-item-added",
     MemberJoined: "member-joined",
     MemberRecharged: "member-recharged",

@@ -46,6 +46,7 @@ class Payout:
     state: PayoutState
     txn_id: str = ""
     reason: str = ""
+    channel: str = ""          # who pays it: "wechat" (a WeChat Pay merchant transfer); member-withdrawn says so
 
 
 class PayoutChannel(Protocol):
@@ -272,6 +273,7 @@ class WechatTransferPayout:
     """
 
     REFUSED = ("FAIL", "CANCELLED")
+    CHANNEL = "wechat"
 
     def __init__(self, wechat: wechatpay.WechatPay, payers: Payers) -> None:
         self.wechat, self.payers = wechat, payers
@@ -308,7 +310,7 @@ class WechatTransferPayout:
 
     def _payout(self, bill: wechatpay.TransferBill) -> Payout:
         if bill.state == "SUCCESS":
-            return Payout(PayoutState.PAID, bill.transfer_bill_no)
+            return Payout(PayoutState.PAID, bill.transfer_bill_no, channel=self.CHANNEL)
         if bill.state in self.REFUSED:
             return Payout(PayoutState.FAILED, bill.transfer_bill_no, f"{bill.state} {bill.fail_reason or ''}".strip())
         return Payout(PayoutState.IN_FLIGHT, bill.transfer_bill_no)
@@ -332,7 +334,8 @@ class SimulatedPayout:
 
     def pay(self, *, payout_no: str, user_id: int, amount_fen: int) -> Payout:
         self.paid.setdefault(payout_no, amount_fen)
-        return Payout(PayoutState.PAID, "SIM" + hashlib.sha256(payout_no.encode()).hexdigest()[:24])
+        return Payout(PayoutState.PAID, "SIM" + hashlib.sha256(payout_no.encode()).hexdigest()[:24],
+                      channel="simulated")
 
     def status(self, *, payout_no: str, user_id: int, amount_fen: int) -> Payout:
         return self.pay(payout_no=payout_no, user_id=user_id, amount_fen=amount_fen)

@@ -29,12 +29,15 @@ def member_recharged(uow: UnitOfWork, recharge: Recharge, *, member_no: str, bal
 
 
 def member_withdrawn(uow: UnitOfWork, withdrawal: Withdrawal, *, member_no: str, balance_fen: int,
-                     withdrawn_at: datetime) -> None:
-    """The payout reached the user (at `withdrawn_at`: the approval, or a later check of a transfer in flight);
-    `amount_fen` is what was paid out (the amount asked for less the spent bonus kept from it)."""
+                     withdrawn_at: datetime, channel: str) -> None:
+    """The payout reached the user (at `withdrawn_at`: the approval, or a later check of a transfer in flight)
+    through the payout `channel`; `amount_fen` is what was paid out (the amount asked for less the spent bonus
+    kept from it), `requested_fen` the amount asked for, `bonus_forfeited_fen` the bonus the withdrawal forfeited."""
     uow.publish(MemberWithdrawn(user_id=withdrawal.user_id, member_no=member_no, withdrawal_id=withdrawal.id,
                                 amount_fen=withdrawal.payout_fen, balance_fen=balance_fen,
-                                withdrawn_at=timestamp(withdrawn_at)),
+                                withdrawn_at=timestamp(withdrawn_at), withdrawal_no=withdrawal.withdrawal_no,
+                                requested_fen=withdrawal.amount_fen,
+                                bonus_forfeited_fen=withdrawal.bonus_forfeited_fen, channel=channel),
                 aggregate_id=str(withdrawal.user_id))
 
 

@@ -816,7 +816,8 @@ def _payout_ended(uow: MemberUnitOfWork, withdrawal: Withdrawal, payout: Payout,
                            source=(user_id, Account.PENDING), target=(PLATFORM, Account.CLEARING)), now)
         member = uow.members.get(user_id)
         events.member_withdrawn(uow, withdrawal, member_no=(member.member_no or "") if member else "",
-                                balance_fen=uow.ledger.balance(user_id, Account.AVAILABLE), withdrawn_at=now)
+                                balance_fen=uow.ledger.balance(user_id, Account.AVAILABLE), withdrawn_at=now,
+                                channel=payout.channel)
         uow.on_commit(lambda: metrics.withdrawal_paid(amount))
     else:
         _give_back(uow, withdrawal, key="withdrawal-return", kind="withdrawal_failed", now=now)

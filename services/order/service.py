@@ -10,6 +10,8 @@ from datetime import datetime, timedelta
 from mall.events.v1.order_events_pb2 import (
     CartItemAdded,
     CompletedLine,
+    LatePaymentReceived,
+    LatePaymentRefunded,
     OrderAmounts,
     OrderCancelled,
     OrderCompleted,
@@ -802,6 +804,8 @@ def refund_late_payment(uow: OrderUnitOfWork, wechat: Prepay, notice: PaymentNot
         if not any(step.reason.startswith((LATE_PAYMENT, DOUBLE_PAYMENT)) for step in order.history):
             order.record_step(actor="wechatpay", now=now,
                               reason=f"{why} ({out_refund_no}, {notice.amount_total_fen} fen)", shopper=False)
+            _publish_late_payment(uow, order, channel="wechat", out_trade_no=notice.out_trade_no,
+                                  amount_fen=notice.amount_total_fen, refund_no=out_refund_no, now=now)
         uow.commit()
     try:
         wechat.refund(out_trade_no=notice.out_trade_no, out_refund_no=out_refund_no,
@@ -809,7 +813,45 @@ def refund_late_payment(uow: OrderUnitOfWork, wechat: Prepay, notice: PaymentNot
     except WechatPayError as exc:
         raise DomainError("REFUND_FAILED", f"the refund of a late payment failed: {exc.reason}",
                           kind=ErrorKind.UNAVAILABLE) from None
+    with uow:  # WeChat Pay took the refund (a replayed notify asks again for the same one): published once
+        order = uow.orders.by_order_no(notice.out_trade_no, lock=True)
+        if order is not None:
+            late = order
+            uow.run_once(scope="late-payment-refunded", key=out_refund_no,
+                         request=str(notice.amount_total_fen).encode(),
+                         execute=lambda: _publish_late_refund(uow, late, channel="wechat",
+                                                              out_trade_no=notice.out_trade_no,
+                                                              amount_fen=notice.amount_total_fen,
+                                                              refund_no=out_refund_no, now=now))
+        uow.commit()
     return out_refund_no
+
+
+def _late_payment_reason(order: Order) -> str:
+    """Why the order could not take the payment, as late-payment-received says it."""
+    if order.paid_at is not None:
+        return "paid_otherwise"
+    return "too_late" if any(step.reason == PAID_TOO_LATE for step in order.history) else "cancelled"
+
+
+def _publish_late_payment(uow: OrderUnitOfWork, order: Order, *, channel: str, out_trade_no: str, amount_fen: int,
+                          refund_no: str, now: datetime) -> None:
+    """late-payment-received: money came in for an order that could not take it (the finance ledger's + side);
+    in the transaction that first records it in the order's history, so once per late payment."""
+    uow.publish(LatePaymentReceived(order_no=order.order_no, user_id=order.user_id, channel=channel,
+                                    out_trade_no=out_trade_no, amount_fen=amount_fen,
+                                    reason=_late_payment_reason(order), refund_no=refund_no,
+                                    received_at=timestamp(now)), aggregate_id=order.order_no)
+
+
+def _publish_late_refund(uow: OrderUnitOfWork, order: Order, *, channel: str, out_trade_no: str, amount_fen: int,
+                         refund_no: str, now: datetime) -> bytes:
+    """late-payment-refunded (its event id returned): the late payment went back (the ledger's - side); not an
+    order-refunded, which would take back what the order's own payment earned (its spend and points, its sale).
+    In the transaction that records the refund, once per refund number."""
+    return uow.publish(LatePaymentRefunded(order_no=order.order_no, user_id=order.user_id, refund_no=refund_no,
+                                    amount_fen=amount_fen, channel=channel, out_trade_no=out_trade_no,
+                                    refunded_at=timestamp(now)), aggregate_id=order.order_no).encode()
 
 
 WALLET_LATE_PAYMENT = "paid from the wallet too late, refunded"
@@ -839,6 +881,11 @@ def refund_late_wallet_payment(uow: OrderUnitOfWork, members: Members, *, order_
             order.wallet_attempt_at = None  # no order that stopped being payable takes a new attempt
             if all(step.reason != reason for step in order.history):
                 order.record_step(actor=actor, now=now, reason=reason, shopper=False)
+                # The charge and its credit back are both known only now (the wallet answers synchronously).
+                money = {"channel": "balance", "out_trade_no": order_no, "amount_fen": amount_fen,
+                         "refund_no": refund_no, "now": now}
+                _publish_late_payment(uow, order, **money)
+                _publish_late_refund(uow, order, **money)
         uow.commit()
     return refund_no
 

@@ -14,8 +14,20 @@ from sqlalchemy import Engine
 from services.analytics import ledgers, reports, service
 from services.analytics.db import SqlAnalyticsUnitOfWork
 from services.analytics.domain import Period
-from tests.fixtures.analytics_ledgers import D3, MONEY, O1, ORDERS, SMALL, created, one, paid, shop
-from tests.fixtures.analytics_stream import D1, D2, at, stream
+from tests.fixtures.analytics_ledgers import (
+    D3,
+    MONEY,
+    O1,
+    ORDERS,
+    SMALL,
+    created,
+    late_payment,
+    late_refund,
+    one,
+    paid,
+    shop,
+)
+from tests.fixtures.analytics_stream import D1, D2, at, republished, stream
 from tests.unit.analytics.conftest import consume
 
 PERIOD = Period(D1, D2)
@@ -47,7 +59,8 @@ def test_each_payment_refund_recharge_and_withdrawal_of_the_period_is_one_signed
 
     assert [row[:-1] for row in rows] == MONEY
     assert {row[-1] for row in rows} <= {e.event_id for e in delivered}  # the event id, to trace a row back
-    assert sum(row[4] for row in rows) == 1_500 + 9_600 + 50_000 + 20_000 - 20_000 - 2_500 - 20_000
+    assert sum(row[4] for row in rows) == (1_500 + 9_600 + 3_000 - 3_000 + 50_000 + 20_000 - 20_000 - 2_500 - 20_000
+                                           - 9_500)
 
 
 def test_a_period_lists_only_its_own_days(uow) -> None:
@@ -133,7 +146,7 @@ def test_a_job_reports_progress_against_the_ledger_events_of_the_period(uow, tmp
     assert (done.status, done.rows, done.file_name) == ("done", len(MONEY),
                                                         f"{job.id}-money-2026-11-20-2026-11-21.csv")
     with uow() as unit:  # the repeats are read (and counted for the percent), then left out
-        assert unit.rollups.ledger_event_count(PERIOD, ledgers.MONEY_EVENTS) == len(MONEY) + 1
+        assert unit.rollups.ledger_event_count(PERIOD, ledgers.MONEY_EVENTS) == len(MONEY) + 2
 
 
 
@@ -145,3 +158,46 @@ def test_a_fact_re_published_with_another_day_is_listed_on_the_day_the_daily_rep
     rows = list(ledgers.money_rows(uow(), PERIOD))
 
     assert [(row[0], row[2], row[4], row[-1]) for row in rows] == [("2026-11-20", "payment", 9_600, first.event_id)]
+
+
+def test_a_late_payment_and_its_refund_are_counted_once_apart_from_sales_and_their_refunds(uow) -> None:
+    late = late_payment("O7", 4, 12_345, "wechat", "too_late", at(D1, 9))
+    back = late_refund("O7", 4, 12_345, "wechat", at(D1, 9, 1))
+    wallet = late_payment("O8", 5, 678, "balance", "paid_otherwise", at(D2, 9))
+    wallet_back = late_refund("O8", 5, 678, "balance", at(D2, 9, 1))
+    # delivered twice, and re-published under new event ids: each still counts once
+    late_again, back_again = republished(late), republished(back)
+    consume(uow(), [late, back, late, late_again, back, back_again, wallet, wallet_back])  # type: ignore[arg-type]
+
+    overview = service.get_overview(uow(), from_date=D1.isoformat(), to_date=D2.isoformat())
+    rows = list(ledgers.money_rows(uow(), PERIOD))
+
+    assert [{name: day.figures.counters.get(name, 0) for name in ("late_payments", "late_payment_fen",
+                                                                  "late_refunds", "late_refund_fen")}
+            for day in overview.days] == [
+        {"late_payments": 1, "late_payment_fen": 12_345, "late_refunds": 1, "late_refund_fen": 12_345},
+        {"late_payments": 1, "late_payment_fen": 678, "late_refunds": 1, "late_refund_fen": 678}]
+    assert {name: overview.totals[name] for name in ("gmv_fen", "refunds", "refund_fen", "net_gmv_fen")} == {
+        "gmv_fen": 0, "refunds": 0, "refund_fen": 0, "net_gmv_fen": 0}  # neither a sale nor a sale's refund
+    columns = [ledgers.MONEY_COLUMNS.index(name) for name in ("date", "movement", "channel", "amount_fen",
+                                                              "order_no", "out_trade_no", "refund_no", "reason")]
+    assert [tuple(row[i] for i in columns) for row in rows] == [
+        ("2026-11-20", "late_payment", "wechat", 12_345, "O7", "O7", None, "too_late"),
+        ("2026-11-20", "late_payment_refund", "wechat", -12_345, "O7", "O7", "LATEO7", None),
+        ("2026-11-21", "late_payment", "balance", 678, "O8", "O8", None, "paid_otherwise"),
+        ("2026-11-21", "late_payment_refund", "balance", -678, "O8", "O8", "LATEWO8", None)]
+    assert [row[-1] for row in rows][2:] == [wallet.event_id, wallet_back.event_id]
+    assert {rows[0][-1], rows[1][-1]} <= {late.event_id, late_again.event_id, back.event_id, back_again.event_id}
+
+
+def test_a_withdrawal_published_before_member_withdrawn_carried_its_number_leaves_those_cells_empty(uow) -> None:
+    consume(uow(), shop())  # type: ignore[arg-type]
+
+    rows = [row for row in ledgers.money_rows(uow(), PERIOD) if row[2] == "withdrawal"]
+
+    columns = [ledgers.MONEY_COLUMNS.index(name) for name in ("channel", "amount_fen", "withdrawal_id",
+                                                              "withdrawal_no", "requested_fen", "bonus_forfeited_fen")]
+    assert [tuple(row[i] for i in columns) for row in rows] == [
+        (None, -20_000, 7, None, None, None), ("wechat", -9_500, 8, "W8", 10_000, 1_000)]
+    overview = service.get_overview(uow(), from_date=D1.isoformat(), to_date=D2.isoformat())
+    assert (overview.totals["withdrawals"], overview.totals["withdrawal_fen"]) == (2, 29_500)

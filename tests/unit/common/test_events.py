@@ -83,7 +83,7 @@ def test_every_registered_event_type_is_the_kebab_case_name_of_its_message() -> 
 
 
 def test_topics_list_every_event_type_once() -> None:
-    assert len(events.TOPICS) == len(set(events.TOPICS)) == 17
+    assert len(events.TOPICS) == len(set(events.TOPICS)) == 19
     assert set(events.EVENT_TYPES.values()) <= set(events.TOPICS)
 
 

@@ -51,7 +51,8 @@ def payout(wechat: FakeWechat) -> WechatTransferPayout:
 
 def test_a_payout_transfers_the_amount_under_the_withdrawal_number() -> None:
     wechat = FakeWechat()
-    assert payout(wechat).pay(payout_no="W1", user_id=1, amount_fen=6_000) == Payout(PayoutState.PAID, "1330W1")
+    assert payout(wechat).pay(payout_no="W1", user_id=1, amount_fen=6_000) == Payout(PayoutState.PAID, "1330W1",
+                                                                                    channel="wechat")
     assert wechat.bills == [("W1", "o-alice", 6_000)]
 
 
@@ -137,6 +138,19 @@ def test_a_transfer_in_flight_or_unanswered_stays_paying_until_it_succeeds_then_
     assert wallet.state() == ("PAID", 4_000, 0, -4_000, 1)
     assert (approved_again.status, wallet.withdrawal.payout_txn_id) == ("PAID", "1330" + wallet.withdrawal.withdrawal_no)
     assert wallet.wechat.bills == [(wallet.withdrawal.withdrawal_no, "o-alice", 6_000)]  # one transfer, ever
+
+
+@pytest.mark.parametrize("first", ["SUCCESS", "PROCESSING"])
+def test_member_withdrawn_names_the_withdrawal_and_the_wechat_transfer_that_paid_it(first: str) -> None:
+    wallet = Wallet(FakeWechat(first))
+    wallet.approve()
+    wallet.wechat.query = "SUCCESS"
+    wallet.settle()
+
+    withdrawn = [event.payload for event in wallet.uow.published if event.event_type == "member-withdrawn"]
+    assert [(e.withdrawal_id, e.withdrawal_no, e.requested_fen, e.bonus_forfeited_fen, e.amount_fen, e.balance_fen,
+             e.channel) for e in withdrawn] == [
+        (wallet.withdrawal.id, wallet.withdrawal.withdrawal_no, 6_000, 0, 6_000, 4_000, "wechat")]
 
 
 @pytest.mark.parametrize("end", ["FAIL", "CANCELLED"])

@@ -136,3 +136,19 @@ def test_a_withdrawal_that_pays_nothing_gives_its_forfeit_back(uow: FakeMemberUn
     assert (again.bonus_forfeited_fen, again.payout_fen) == (5_000, 48_000)
     assert uow.ledger.balance(PLATFORM, Account.PROMOTIONS) == 0
     assert uow.ledger.check()[1] == []
+
+
+def test_member_withdrawn_says_the_withdrawals_number_asked_amount_forfeit_payout_and_channel(
+        uow: FakeMemberUnitOfWork) -> None:
+    recharge(uow, 50_000)
+    service.pay_with_balance(uow, user_id=ALICE, order_no="O1", amount_fen=2_000, now=NOW)  # 2,000 of the bonus
+    decide(uow, withdraw(uow, 30_000))  # forfeits the 3,000 left of the bonus
+    everything = decide(uow, withdraw(uow, 20_000))  # forfeits 2,000 more, spent: kept from the transfer
+
+    withdrawn = [event.payload for event in uow.published if event.event_type == "member-withdrawn"]
+
+    assert [(e.withdrawal_id, e.withdrawal_no, e.requested_fen, e.bonus_forfeited_fen, e.amount_fen, e.channel)
+            for e in withdrawn] == [
+        ((everything.id or 0) - 1, withdrawn[0].withdrawal_no, 30_000, 3_000, 30_000, "simulated"),
+        (everything.id, everything.withdrawal_no, 20_000, 2_000, 18_000, "simulated")]
+    assert withdrawn[0].withdrawal_no.startswith("W") and withdrawn[0].withdrawal_no != everything.withdrawal_no

@@ -13,7 +13,7 @@ from services.order.service import CheckoutInput, OrderSettings
 from tests.fakes import HOME, FakeCatalog, FakeMembers, FakeOrderUnitOfWork, FakeStock, FakeUsers
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
-__all__ = ["HOME", "NOW", "Shop", "paid_order"]
+__all__ = ["HOME", "NOW", "Shop", "late_money", "paid_order"]
 
 
 @dataclass
@@ -44,3 +44,11 @@ def paid_order(shop: Shop, *items: tuple[int, int], user_id: int = 1, key: str =
                                  note="", idempotency_key=key, request_fingerprint=repr(ids).encode(), now=NOW)
     return service.mark_paid(shop.uow, order_no=order.order_no, channel="balance", out_trade_no=order.order_no,
                              paid_fen=order.payable_fen, actor=f"user:{user_id}", now=NOW)
+
+
+def late_money(shop: Shop) -> list[tuple[str, str, str, int, str, str]]:
+    """The late payments and their refunds published: (event type, order_no, channel, amount_fen, refund_no, reason;
+    "" for a refund)."""
+    return [(event.event_type, event.payload.order_no, event.payload.channel, event.payload.amount_fen,
+             event.payload.refund_no, getattr(event.payload, "reason", ""))
+            for event in shop.uow.published if event.event_type.startswith("late-payment-")]

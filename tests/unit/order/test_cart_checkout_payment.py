@@ -19,7 +19,7 @@ from services.order import service
 from services.order.domain import MAX_CART_LINES, Order
 from services.order.ports import CouponOffer
 from services.order.service import CheckoutInput
-from tests.unit.order.conftest import NOW, Shop
+from tests.unit.order.conftest import NOW, Shop, late_money
 
 
 def submit(shop: Shop, request: CheckoutInput, *, user_id: int = 1, key: str = "k1", now: datetime = NOW) -> Order:
@@ -317,7 +317,11 @@ def test_a_payment_for_a_cancelled_order_is_recorded_once_and_refunded_in_full(s
     assert [step.reason for step in order.history][-1].startswith("paid after cancellation, refunded")
     assert len(order.history) == 3
     assert {(r["out_refund_no"], r["refund_fen"]) for r in wechat.refunds} == {(f"LATE{order.order_no}", 3998)}
-    assert [event.event_type for event in shop.uow.published] == ["order-created", "order-cancelled"]
+    assert [event.event_type for event in shop.uow.published] == [
+        "order-created", "order-cancelled", "late-payment-received", "late-payment-refunded"]
+    assert late_money(shop) == [  # however often WeChat Pay notifies it: one in, one back out
+        ("late-payment-received", order.order_no, "wechat", 3998, f"LATE{order.order_no}", "cancelled"),
+        ("late-payment-refunded", order.order_no, "wechat", 3998, f"LATE{order.order_no}", "")]
 
 
 # -- one payment per order: a prepay is closed before the order is cancelled or paid otherwise ------------------
@@ -418,7 +422,11 @@ def test_a_wechat_payment_of_an_order_paid_from_the_wallet_is_refunded_in_full_o
     assert (order.status, order.pay_channel, shop.members.balance_fen) == ("PAID", "balance", 10000 - 3998)
     assert order.history[-1].reason.startswith("paid again with WeChat Pay, refunded")
     assert {(r["out_refund_no"], r["refund_fen"]) for r in wechat.refunds} == {(f"LATE{order.order_no}", 3998)}
-    assert [event.event_type for event in shop.uow.published] == ["order-created", "order-paid"]
+    assert [event.event_type for event in shop.uow.published] == [  # no order-refunded: the wallet payment stands
+        "order-created", "order-paid", "late-payment-received", "late-payment-refunded"]
+    assert late_money(shop) == [
+        ("late-payment-received", order.order_no, "wechat", 3998, f"LATE{order.order_no}", "paid_otherwise"),
+        ("late-payment-refunded", order.order_no, "wechat", 3998, f"LATE{order.order_no}", "")]
 
 
 def test_reconciliation_refunds_a_payment_for_an_order_cancelled_since_it_was_picked(shop: Shop) -> None:

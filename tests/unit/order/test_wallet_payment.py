@@ -19,7 +19,7 @@ from services.order import refunds, service
 from services.order.config import OrderServiceSettings
 from services.order.domain import Order
 from services.order.service import PaymentStart
-from tests.unit.order.conftest import NOW, Shop
+from tests.unit.order.conftest import NOW, Shop, late_money
 from tests.unit.order.test_cart_checkout_payment import BUY_TWO, FakeWechatPay, notice, submit
 
 DOWN = DomainError("MEMBER_UNAVAILABLE", "the member service did not answer", kind=ErrorKind.UNAVAILABLE)
@@ -117,7 +117,10 @@ def test_a_lost_charge_of_an_order_the_shopper_cancelled_meanwhile_is_credited_b
     assert shop.members.balance_refunds == {refund_no: PAYABLE}
     assert [step.reason for step in order.history].count(
         f"paid from the wallet too late, refunded ({refund_no}, {PAYABLE} fen)") == 1
-    assert events(shop) == ["order-created", "order-cancelled"]
+    assert events(shop) == ["order-created", "order-cancelled", "late-payment-received", "late-payment-refunded"]
+    assert late_money(shop) == [
+        ("late-payment-received", order.order_no, "balance", PAYABLE, refund_no, "cancelled"),
+        ("late-payment-refunded", order.order_no, "balance", PAYABLE, refund_no, "")]
 
 
 def test_a_late_charge_whose_credit_back_failed_is_credited_back_by_reconciliation(
@@ -138,7 +141,7 @@ def test_a_late_charge_whose_credit_back_failed_is_credited_back_by_reconciliati
 
     assert (order.status, shop.members.balance_fen) == ("CANCELLED", WALLET)
     assert shop.members.balance_refunds == {f"LATEW{order.order_no}": PAYABLE}
-    assert events(shop) == ["order-created", "order-cancelled"]
+    assert events(shop) == ["order-created", "order-cancelled", "late-payment-received", "late-payment-refunded"]
 
 
 def test_a_lost_charge_of_an_order_paid_with_wechat_pay_meanwhile_is_credited_back(shop: Shop) -> None:
@@ -152,7 +155,10 @@ def test_a_lost_charge_of_an_order_paid_with_wechat_pay_meanwhile_is_credited_ba
 
     assert (order.status, order.pay_channel, shop.members.balance_fen) == ("PAID", "wechat", WALLET)
     assert shop.members.balance_refunds == {f"LATEW{order.order_no}": PAYABLE}
-    assert events(shop) == ["order-created", "order-paid"]
+    assert late_money(shop) == [
+        ("late-payment-received", order.order_no, "balance", PAYABLE, f"LATEW{order.order_no}", "paid_otherwise"),
+        ("late-payment-refunded", order.order_no, "balance", PAYABLE, f"LATEW{order.order_no}", "")]
+    assert events(shop) == ["order-created", "order-paid", "late-payment-received", "late-payment-refunded"]
 
 
 def test_the_timeout_passing_while_the_wallet_is_charged_leaves_the_order_to_be_paid(

@@ -45,17 +45,25 @@ class MemberRecharged(_message.Message):
     def __init__(self, user_id: _Optional[int] = ..., member_no: _Optional[str] = ..., recharge_no: _Optional[str] = ..., amount_fen: _Optional[int] = ..., bonus_fen: _Optional[int] = ..., channel: _Optional[str] = ..., balance_fen: _Optional[int] = ..., recharged_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class MemberWithdrawn(_message.Message):
-    __slots__ = ("user_id", "member_no", "withdrawal_id", "amount_fen", "balance_fen", "withdrawn_at")
+    __slots__ = ("user_id", "member_no", "withdrawal_id", "amount_fen", "balance_fen", "withdrawn_at", "withdrawal_no", "requested_fen", "bonus_forfeited_fen", "channel")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     MEMBER_NO_FIELD_NUMBER: _ClassVar[int]
     WITHDRAWAL_ID_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FEN_FIELD_NUMBER: _ClassVar[int]
     BALANCE_FEN_FIELD_NUMBER: _ClassVar[int]
     WITHDRAWN_AT_FIELD_NUMBER: _ClassVar[int]
+    WITHDRAWAL_NO_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_FEN_FIELD_NUMBER: _ClassVar[int]
+    BONUS_FORFEITED_FEN_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
     user_id: int
     member_no: str
     withdrawal_id: int
     amount_fen: int
     balance_fen: int
     withdrawn_at: _timestamp_pb2.Timestamp
-    def __init__(self, user_id: _Optional[int] = ..., member_no: _Optional[str] = ..., withdrawal_id: _Optional[int] = ..., amount_fen: _Optional[int] = ..., balance_fen: _Optional[int] = ..., withdrawn_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    withdrawal_no: str
+    requested_fen: int
+    bonus_forfeited_fen: int
+    channel: str
+    def __init__(self, user_id: _Optional[int] = ..., member_no: _Optional[str] = ..., withdrawal_id: _Optional[int] = ..., amount_fen: _Optional[int] = ..., balance_fen: _Optional[int] = ..., withdrawn_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., withdrawal_no: _Optional[str] = ..., requested_fen: _Optional[int] = ..., bonus_forfeited_fen: _Optional[int] = ..., channel: _Optional[str] = ...) -> None: ...

@@ -210,3 +210,41 @@ class OrderReturned(_message.Message):
     lines: _containers.RepeatedCompositeFieldContainer[OrderLine]
     received_at: _timestamp_pb2.Timestamp
     def __init__(self, order_no: _Optional[str] = ..., user_id: _Optional[int] = ..., case_no: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[OrderLine, _Mapping]]] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class LatePaymentReceived(_message.Message):
+    __slots__ = ("order_no", "user_id", "channel", "out_trade_no", "amount_fen", "reason", "refund_no", "received_at")
+    ORDER_NO_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    OUT_TRADE_NO_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FEN_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REFUND_NO_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
+    order_no: str
+    user_id: int
+    channel: str
+    out_trade_no: str
+    amount_fen: int
+    reason: str
+    refund_no: str
+    received_at: _timestamp_pb2.Timestamp
+    def __init__(self, order_no: _Optional[str] = ..., user_id: _Optional[int] = ..., channel: _Optional[str] = ..., out_trade_no: _Optional[str] = ..., amount_fen: _Optional[int] = ..., reason: _Optional[str] = ..., refund_no: _Optional[str] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class LatePaymentRefunded(_message.Message):
+    __slots__ = ("order_no", "user_id", "refund_no", "amount_fen", "channel", "out_trade_no", "refunded_at")
+    ORDER_NO_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    REFUND_NO_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FEN_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    OUT_TRADE_NO_FIELD_NUMBER: _ClassVar[int]
+    REFUNDED_AT_FIELD_NUMBER: _ClassVar[int]
+    order_no: str
+    user_id: int
+    refund_no: str
+    amount_fen: int
+    channel: str
+    out_trade_no: str
+    refunded_at: _timestamp_pb2.Timestamp
+    def __init__(self, order_no: _Optional[str] = ..., user_id: _Optional[int] = ..., refund_no: _Optional[str] = ..., amount_fen: _Optional[int] = ..., channel: _Optional[str] = ..., out_trade_no: _Optional[str] = ..., refunded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
