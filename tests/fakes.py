@@ -39,6 +39,7 @@ from services.user.domain import (
 )
 from services.user.passwords import Passwords
 from services.user.uow import UserUnitOfWork
+from services.user.wechat import WechatSession
 
 
 @dataclass(frozen=True)
@@ -304,6 +305,25 @@ class FakePasswords(Passwords):
 
     def needs_rehash(self, password_hash: str) -> bool:
         return False
+
+
+class FakeWechat:
+    """WeChat's code2session: code -> openid, each code usable once."""
+
+    appid = "wx0000000000000001"
+
+    def __init__(self) -> None:
+        self.codes: dict[str, str] = {}
+
+    def code_for(self, openid: str) -> str:
+        code = f"code-{len(self.codes)}-{uuid.uuid4().hex[:6]}"
+        self.codes[code] = openid
+        return code
+
+    def code2session(self, code: str) -> WechatSession:
+        if code not in self.codes:
+            raise InvalidInput("WECHAT_CODE_INVALID", "the WeChat login code is invalid or expired")
+        return WechatSession(openid=self.codes.pop(code), unionid=None, session_key="k")
 
 
 class FakeWechatAccountRepository:

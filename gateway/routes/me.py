@@ -86,6 +86,9 @@ class PhoneBinding(Body):
     phone: str = Phone
     code: str = Field(pattern=anchored(formats.SMS_CODE),
                       description='the 6-digit code of purpose "bind" sent to this phone (POST /auth/sms-codes)')
+    wechat_code: str = Field(min_length=1, max_length=128,
+                             description="a fresh wx.login code: proves the caller is the owner of the account's "
+                                         "WeChat, not only the holder of its access token")
 
 
 @bp.post("/phone")
@@ -94,11 +97,13 @@ class PhoneBinding(Body):
            description="Then SMS login and password reset with that phone reach this account. 409 "
                        "PHONE_BOUND_ELSEWHERE when another account has the phone (accounts are never merged: log in "
                        "with the phone instead); 409 PHONE_ALREADY_BOUND when my account has another phone (a bound "
-                       "phone cannot be changed); binding the phone I have changes nothing. The code is checked "
-                       "first, as SMS login checks it (400 SMS_CODE_INVALID, SMS_CODE_EXPIRED, SMS_CODE_LOCKED).")
+                       "phone cannot be changed); binding the phone I have changes nothing. First the wx.login "
+                       "code must be of my account's WeChat (403 WECHAT_MISMATCH; 400 WECHAT_CODE_INVALID), then "
+                       "the SMS code is checked as SMS login checks it (400 SMS_CODE_INVALID, SMS_CODE_EXPIRED, "
+                       "SMS_CODE_LOCKED).")
 def bind_phone(body: PhoneBinding) -> ProfileOut:
     return ProfileOut.from_proto(service(UserServiceStub).BindPhone(
-        user_pb2.BindPhoneRequest(phone=body.phone, code=body.code)))
+        user_pb2.BindPhoneRequest(phone=body.phone, code=body.code, wechat_code=body.wechat_code)))
 
 
 class PasswordChange(Body):

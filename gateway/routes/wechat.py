@@ -10,6 +10,8 @@ from pydantic import Field
 from gateway.api import PUBLIC, Body, Reply, operation, service
 from gateway.ratelimit import Limit
 from gateway.routes.auth import Session
+from services.common import formats
+from services.common.formats import anchored
 
 bp = Blueprint("wechat", __name__, url_prefix="/api/v1")
 
@@ -18,6 +20,12 @@ WX_CODE = Field(min_length=1, max_length=128, description="the code wx.login gav
 
 class WechatCode(Body):
     code: str = WX_CODE
+
+
+class NewWechat(WechatCode):
+    sms_code: str = Field(pattern=anchored(formats.SMS_CODE),
+                          description='a 6-digit code of purpose "bind" sent to my phone (POST /auth/sms-codes): '
+                                      "the access token alone does not add a way into my account")
 
 
 class WechatBinding(Reply):
@@ -34,10 +42,13 @@ def login_wechat(body: WechatCode) -> Session:
 
 
 @bp.post("/me/wechat")
-@operation(summary="Bind the WeChat of a wx.login code to my account", tag="me",
-           limits=(Limit("ip", 30, 60),), body=WechatCode, responses={200: WechatBinding})
-def bind_wechat(body: WechatCode) -> WechatBinding:
-    reply = service(UserServiceStub).BindWechat(user_pb2.BindWechatRequest(code=body.code))
+@operation(summary="Bind the WeChat of a wx.login code to my account, confirmed by an SMS code to my phone", tag="me",
+           limits=(Limit("ip", 30, 60),), body=NewWechat, responses={200: WechatBinding},
+           description="Binding the WeChat I have changes nothing. The SMS code is checked as SMS login checks it "
+                       "(400 SMS_CODE_INVALID, SMS_CODE_EXPIRED, SMS_CODE_LOCKED), before 409 WECHAT_BOUND_ELSEWHERE "
+                       "or WECHAT_ALREADY_BOUND, which spend it.")
+def bind_wechat(body: NewWechat) -> WechatBinding:
+    reply = service(UserServiceStub).BindWechat(user_pb2.BindWechatRequest(code=body.code, sms_code=body.sms_code))
     return WechatBinding(wechat_bound=reply.wechat_bound)
 
 

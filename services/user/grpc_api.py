@@ -74,7 +74,8 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
 
     def BindWechat(self, request: user_pb2.BindWechatRequest,
                    context: grpc.ServicerContext) -> user_pb2.WechatBinding:
-        service.bind_wechat(self.uow(), self.wechat, user_id=require_caller().user_id, code=request.code)
+        service.bind_wechat(self.uow(), self.wechat, self.issuer, user_id=require_caller().user_id, code=request.code,
+                            sms_code=request.sms_code)
         return user_pb2.WechatBinding(wechat_bound=True)
 
     def UnbindWechat(self, request: user_pb2.UnbindWechatRequest,
@@ -177,8 +178,9 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         return user_pb2.WechatPayer(appid=account.appid, openid=account.openid) if account else user_pb2.WechatPayer()
 
     def BindPhone(self, request: user_pb2.BindPhoneRequest, context: grpc.ServicerContext) -> user_pb2.Profile:
-        return _profile(service.bind_phone(self.uow(), self.issuer, user_id=require_caller().user_id,
-                                           phone=request.phone, code=request.code))
+        return _profile(service.bind_phone(self.uow(), self.issuer, self.wechat, user_id=require_caller().user_id,
+                                           phone=request.phone, code=request.code,
+                                           wechat_code=request.wechat_code or None))
 
     def SearchUsers(self, request: user_pb2.SearchUsersRequest,
                     context: grpc.ServicerContext) -> user_pb2.SearchUsersResponse:

@@ -14,7 +14,7 @@ from mall.events.v1.user_events_pb2 import UserRegistered, UserVerified
 from services.common import formats
 from services.common.auth import STAFF_ROLES, Role
 from services.common.db import utcnow
-from services.common.errors import Conflict, DomainError, InvalidInput, NotFound, Unauthenticated
+from services.common.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, Unauthenticated
 from services.common.events import timestamp
 from services.common.logs import mask_phone
 from services.user.domain import (
@@ -354,24 +354,38 @@ def change_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Passwor
     return result
 
 
-def bind_wechat(uow: UserUnitOfWork, wechat: WechatLogin, *, user_id: int, code: str,
-                now: datetime | None = None) -> WechatAccount:
-    """Bind the WeChat of a wx.login code to the user; binding the same one again changes nothing."""
+def bind_wechat(uow: UserUnitOfWork, wechat: WechatLogin, issuer: TokenIssuer, *, user_id: int, code: str,
+                sms_code: str, now: datetime | None = None) -> WechatAccount:
+    """Bind the WeChat of a wx.login code to the user, proven by a "bind" SMS code sent to the account's phone:
+    a new way into the account needs more than an access token, which a stolen one would be enough for. Binding
+    the same WeChat again changes nothing (a retry after a lost answer, whose code is spent). Like bind_phone, the
+    code is redeemed before the conflicts are looked at, and a conflict spends it."""
     now = now or utcnow()
+    _check_code_format(sms_code)
     session = wechat.code2session(code)
     with uow:
-        user = _existing_user(uow, user_id)
+        user = _existing_user(uow, user_id, lock=True)
         bound = uow.wechat_accounts.by_openid(wechat.appid, session.openid)
         if bound is not None and bound.user_id == user_id:
             return bound
-        if bound is not None:
-            raise Conflict("WECHAT_BOUND_ELSEWHERE", "this WeChat account is bound to another account")
-        if uow.wechat_accounts.of_user(user_id) is not None:
-            raise Conflict("WECHAT_ALREADY_BOUND", "this account is bound to another WeChat; unbind it first")
+        if user.phone is not None:
+            _redeem_code(uow, issuer, phone=user.phone, purpose="bind", code=sms_code, now=now)
+        elif uow.wechat_accounts.of_user(user_id) is None:  # never so: an account without a phone has its WeChat
+            raise InvalidInput("PHONE_NOT_BOUND", "this account has no phone to confirm the binding with",
+                               details={"sms_code": "no phone bound"})
+        try:
+            if bound is not None:
+                raise Conflict("WECHAT_BOUND_ELSEWHERE", "this WeChat account is bound to another account")
+            if uow.wechat_accounts.of_user(user_id) is not None:
+                raise Conflict("WECHAT_ALREADY_BOUND", "this account is bound to another WeChat; unbind it first")
+        except Conflict:
+            uow.commit()  # the code is spent either way
+            raise
         account = WechatAccount(user_id=user.id or user_id, appid=wechat.appid, openid=session.openid,
                                 unionid=session.unionid, bound_at=now)
         uow.wechat_accounts.add(account)
         uow.commit()
+    log.info("user %s bound a WeChat", user_id)
     return account
 
 
@@ -387,9 +401,14 @@ def unbind_wechat(uow: UserUnitOfWork, *, user_id: int) -> None:
         uow.commit()
 
 
-def bind_phone(uow: UserUnitOfWork, issuer: TokenIssuer, *, user_id: int, phone: str, code: str,
-               now: datetime | None = None) -> Profile:
+def bind_phone(uow: UserUnitOfWork, issuer: TokenIssuer, wechat: WechatLogin, *, user_id: int, phone: str,
+               code: str, wechat_code: str | None, now: datetime | None = None) -> Profile:
     """Bind a phone to the user's account (a WeChat-first one, U2), proven by a "bind" code sent to it; audited.
+
+    An account with a WeChat bound must also prove it is its owner with a fresh wx.login code of that WeChat
+    (`wechat_code`: WECHAT_CODE_REQUIRED, 403 WECHAT_MISMATCH): the SMS code proves only the phone, and with a
+    stolen access token alone anyone could otherwise add their phone to the account and log in with it. That is
+    checked before the SMS code is looked at, so a refusal spends nothing.
 
     The code is redeemed first, with the login's rules (single use, five tries, five minutes), so
     only whoever receives the phone's codes learns whether another account has it. A phone is
@@ -400,7 +419,15 @@ def bind_phone(uow: UserUnitOfWork, issuer: TokenIssuer, *, user_id: int, phone:
     now = now or utcnow()
     phone = validate_phone(phone)
     _check_code_format(code)
+    session = wechat.code2session(wechat_code) if wechat_code else None
     with uow:
+        account = uow.wechat_accounts.of_user(user_id)
+        if account is not None and session is None:
+            raise InvalidInput("WECHAT_CODE_REQUIRED", "confirm with a wx.login code of this account's WeChat",
+                               details={"wechat_code": "required"})
+        if account is not None and session is not None and (account.appid, account.openid) != (wechat.appid,
+                                                                                                 session.openid):
+            raise Forbidden("WECHAT_MISMATCH", "the wx.login code is of another WeChat than this account's")
         _redeem_code(uow, issuer, phone=phone, purpose="bind", code=code, now=now)
         user = _existing_user(uow, user_id, lock=True)
         before = user.phone

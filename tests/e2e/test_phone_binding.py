@@ -9,13 +9,20 @@ import requests
 
 from tests.fixtures.platform import Platform
 from tests.fixtures.shop import TIMEOUT, admin_headers, new_phone, sms_code, sms_login_reply, staff, wechat_login
+from tools.simulator.client import SimulatorClient
 
 pytestmark = pytest.mark.e2e
 
 
-def bind(platform: Platform, headers: dict[str, str], phone: str, code: str) -> requests.Response:
-    return requests.post(f"{platform.api}/me/phone", json={"phone": phone, "code": code}, headers=headers,
-                         timeout=TIMEOUT)
+def bind(platform: Platform, headers: dict[str, str], phone: str, code: str, openid: str) -> requests.Response:
+    """Bind as the holder of `openid`'s WeChat (a fresh wx.login code of it from the simulator)."""
+    wechat_code = SimulatorClient(platform.simulator_url).wechat_login_code(openid)
+    return requests.post(f"{platform.api}/me/phone", json={"phone": phone, "code": code, "wechat_code": wechat_code},
+                         headers=headers, timeout=TIMEOUT)
+
+
+def openid() -> str:
+    return f"o-e2e-bind-{uuid.uuid4().hex[:10]}"
 
 
 def error_code(response: requests.Response) -> tuple[int, str]:
@@ -24,10 +31,11 @@ def error_code(response: requests.Response) -> tuple[int, str]:
 
 def test_a_wechat_first_shopper_binds_a_phone_then_logs_in_and_resets_the_password_with_it(
         platform: Platform) -> None:
-    headers, phone = wechat_login(platform, f"o-e2e-bind-{uuid.uuid4().hex[:10]}"), new_phone()
+    mine, phone = openid(), new_phone()
+    headers = wechat_login(platform, mine)
     me = requests.get(f"{platform.api}/me", headers=headers, timeout=TIMEOUT).json()
 
-    bound = bind(platform, headers, phone, sms_code(platform, phone, "bind"))
+    bound = bind(platform, headers, phone, sms_code(platform, phone, "bind"), mine)
     by_sms = sms_login_reply(platform, phone)
     reset = requests.post(f"{platform.api}/auth/password/reset", timeout=TIMEOUT, json={
         "phone": phone, "code": sms_code(platform, phone, "reset"), "new_password": "bound-phone-9"})
@@ -46,9 +54,10 @@ def test_a_wechat_first_shopper_binds_a_phone_then_logs_in_and_resets_the_passwo
 def test_a_phone_of_another_account_is_409_and_stays_with_that_account(platform: Platform) -> None:
     phone = new_phone()
     owner = sms_login_reply(platform, phone)
-    headers = wechat_login(platform, f"o-e2e-bind-{uuid.uuid4().hex[:10]}")
+    mine = openid()
+    headers = wechat_login(platform, mine)
 
-    refused = bind(platform, headers, phone, sms_code(platform, phone, "bind"))
+    refused = bind(platform, headers, phone, sms_code(platform, phone, "bind"), mine)
     holders = requests.get(f"{platform.api}/admin/users?phone={phone}", headers=admin_headers(platform),
                            timeout=TIMEOUT).json()
 
@@ -58,22 +67,35 @@ def test_a_phone_of_another_account_is_409_and_stays_with_that_account(platform:
 
 
 def test_code_errors_are_those_of_sms_login(platform: Platform) -> None:
-    headers, phone = wechat_login(platform, f"o-e2e-bind-{uuid.uuid4().hex[:10]}"), new_phone()
+    mine, phone = openid(), new_phone()
+    headers = wechat_login(platform, mine)
     login_code = sms_code(platform, phone, "login")  # another purpose: no bind code was sent
     bind_code = sms_code(platform, phone, "bind")
     wrong = f"{(int(bind_code) + 1) % 10**6:06d}"
 
-    assert error_code(bind(platform, headers, phone, login_code)) == (400, "SMS_CODE_INVALID")
-    assert error_code(bind(platform, headers, phone, wrong)) == (400, "SMS_CODE_INVALID")
-    assert bind(platform, headers, phone, bind_code).status_code == 200
-    assert error_code(bind(platform, headers, phone, bind_code)) == (400, "SMS_CODE_EXPIRED")
+    assert error_code(bind(platform, headers, phone, login_code, mine)) == (400, "SMS_CODE_INVALID")
+    assert error_code(bind(platform, headers, phone, wrong, mine)) == (400, "SMS_CODE_INVALID")
+    assert bind(platform, headers, phone, bind_code, mine).status_code == 200
+    assert error_code(bind(platform, headers, phone, bind_code, mine)) == (400, "SMS_CODE_EXPIRED")
+
+
+def test_a_stolen_token_with_the_thiefs_own_wechat_and_phone_binds_nothing(platform: Platform) -> None:
+    headers, phone = wechat_login(platform, openid()), new_phone()  # the victim's token, the thief's phone
+    code = sms_code(platform, phone, "bind")
+
+    refused = bind(platform, headers, phone, code, openid())  # a wx.login code of the thief's WeChat
+
+    assert error_code(refused) == (403, "WECHAT_MISMATCH")
+    assert requests.get(f"{platform.api}/me", headers=headers, timeout=TIMEOUT).json()["phone"] == ""
+    assert sms_login_reply(platform, phone)["is_new_user"] is True  # the phone reaches no existing account
 
 
 def test_an_account_with_a_phone_cannot_bind_another(platform: Platform) -> None:
     mine, other = new_phone(), new_phone()
     headers = {"Authorization": f"Bearer {sms_login_reply(platform, mine)['access_token']}"}
 
-    assert error_code(bind(platform, headers, other, sms_code(platform, other, "bind"))) == (409, "PHONE_ALREADY_BOUND")
+    assert error_code(bind(platform, headers, other, sms_code(platform, other, "bind"), openid())) == (
+        409, "PHONE_ALREADY_BOUND")  # no WeChat bound: no wx.login code is asked of it
 
 
 def test_staff_find_a_shopper_by_phone_masked_and_shoppers_may_not(platform: Platform) -> None:

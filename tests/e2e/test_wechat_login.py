@@ -61,11 +61,17 @@ def test_an_sms_shopper_binds_a_wechat_then_logs_in_with_it_and_unbinds_it(platf
     headers = {"Authorization": f"Bearer {session['access_token']}"}
     simulator = SimulatorClient(platform.simulator_url)
 
+    bind_code = requests.post(f"{platform.api}/auth/sms-codes", json={"phone": phone, "purpose": "bind"},
+                              timeout=10).json()["dev_code"]
+    guessed = requests.post(f"{platform.api}/me/wechat", headers=headers, timeout=10,  # a stolen token alone
+                            json={"code": simulator.wechat_login_code("o-e2e-wechat-5"),
+                                  "sms_code": f"{(int(bind_code) + 1) % 10**6:06d}"})
     bound = requests.post(f"{platform.api}/me/wechat", headers=headers, timeout=10,
-                          json={"code": simulator.wechat_login_code("o-e2e-wechat-5")})
+                          json={"code": simulator.wechat_login_code("o-e2e-wechat-5"), "sms_code": bind_code})
     by_wechat = wechat_login(platform, "o-e2e-wechat-5")
     unbound = requests.delete(f"{platform.api}/me/wechat", headers=headers, timeout=10)
 
+    assert (guessed.status_code, guessed.json()["error"]["code"]) == (400, "SMS_CODE_INVALID")
     assert (bound.status_code, bound.json()) == (200, {"wechat_bound": True})
     assert (by_wechat.json()["is_new_user"], by_wechat.json()["user"]["id"]) == (False, session["user"]["id"])
     assert (unbound.status_code, unbound.json()) == (200, {"wechat_bound": False})

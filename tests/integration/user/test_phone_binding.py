@@ -16,6 +16,7 @@ from services.user.db import SqlUserUnitOfWork, sms_codes, user_lookups, user_ph
 from services.user.domain import User, UserSearch
 from services.user.sms import ConsoleSms
 from services.user.tokens import TokenIssuer
+from tests.fakes import FakeWechat
 from tests.fixtures.postgres import wait_until_blocked
 
 pytestmark = pytest.mark.integration
@@ -30,7 +31,8 @@ def rows(engine: Engine, query) -> list[tuple]:  # type: ignore[no-untyped-def]
 
 
 def wechat_accounts(uow: Callable[[], SqlUserUnitOfWork], count: int) -> list[int]:
-    """`count` WeChat-first accounts (no phone)."""
+    """`count` WeChat-first accounts (no phone; their WeChat rows left out: binding asks no wx.login code of them,
+    tests/unit/user/test_phone_binding.py covers that proof)."""
     ids = []
     for n in range(count):
         with uow() as tx:
@@ -62,7 +64,7 @@ def test_a_bound_phone_is_stored_audited_masked_and_logs_into_the_same_account(
         engine: Engine, uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer) -> None:
     [user_id] = wechat_accounts(uow, 1)
 
-    profile = service.bind_phone(uow(), issuer, user_id=user_id, phone=PHONE, code=code(uow, issuer),
+    profile = service.bind_phone(uow(), issuer, FakeWechat(), wechat_code=None, user_id=user_id, phone=PHONE, code=code(uow, issuer),
                                  now=T0 + timedelta(seconds=10))
     login = service.login_with_sms(uow(), issuer, phone=PHONE, code=code(uow, issuer, "login"),
                                    now=T0 + timedelta(seconds=20))
@@ -81,7 +83,7 @@ def test_a_phone_another_account_has_is_refused_and_the_code_is_spent(
     [user_id] = wechat_accounts(uow, 1)
     bind_code = code(uow, issuer)
 
-    refused = outcome(lambda: service.bind_phone(uow(), issuer, user_id=user_id, phone=PHONE, code=bind_code,
+    refused = outcome(lambda: service.bind_phone(uow(), issuer, FakeWechat(), wechat_code=None, user_id=user_id, phone=PHONE, code=bind_code,
                                                  now=T0 + timedelta(seconds=10)))
 
     assert (refused, holders(engine), rows(engine, select(user_phone_changes.c.id))) == (
@@ -99,7 +101,7 @@ def test_two_accounts_racing_to_bind_one_phone_with_its_code_let_exactly_one_thr
 
     def bind(user_id: int) -> None:
         barrier.wait()
-        outcomes[user_id] = outcome(lambda: service.bind_phone(pg_uow(), issuer, user_id=user_id, phone=PHONE,
+        outcomes[user_id] = outcome(lambda: service.bind_phone(pg_uow(), issuer, FakeWechat(), wechat_code=None, user_id=user_id, phone=PHONE,
                                                                code=bind_code, now=T0 + timedelta(seconds=10)))
 
     threads = [threading.Thread(target=bind, args=(user_id,)) for user_id in racers]
@@ -119,8 +121,7 @@ def test_a_registration_of_the_phone_committed_mid_binding_wins_through_the_uniq
     [user_id] = wechat_accounts(pg_uow, 1)
     bind_code = code(pg_uow, issuer)
     results: list[str] = []
-    binding = threading.Thread(target=lambda: results.append(outcome(lambda: service.bind_phone(
-        pg_uow(), issuer, user_id=user_id, phone=PHONE, code=bind_code, now=T0 + timedelta(seconds=10)))))
+    binding = threading.Thread(target=lambda: results.append(outcome(lambda: service.bind_phone(pg_uow(), issuer, FakeWechat(), wechat_code=None, user_id=user_id, phone=PHONE, code=bind_code, now=T0 + timedelta(seconds=10)))))
 
     with pg_engine.connect() as other:
         other.execute(insert(users).values(phone=PHONE, nickname="用户5678", avatar_url="", roles="", created_at=T0,
@@ -138,7 +139,7 @@ def test_a_registration_of_the_phone_committed_mid_binding_wins_through_the_uniq
 def test_the_database_itself_refuses_a_phone_on_two_accounts(
         engine: Engine, uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer) -> None:
     first, second = wechat_accounts(uow, 2)
-    service.bind_phone(uow(), issuer, user_id=first, phone=PHONE, code=code(uow, issuer), now=T0)
+    service.bind_phone(uow(), issuer, FakeWechat(), wechat_code=None, user_id=first, phone=PHONE, code=code(uow, issuer), now=T0)
 
     with pytest.raises(IntegrityError), engine.begin() as conn:
         conn.execute(users.update().where(users.c.id == second).values(phone=PHONE))

@@ -23,7 +23,7 @@ from services.user.grpc_api import UserServicer
 from services.user.identity import FormatOnlyIdentityChecker, IdentityKeys, IdentityVault
 from services.user.sms import ConsoleSms
 from services.user.tokens import TokenIssuer
-from tests.fakes import FakePasswords
+from tests.fakes import FakePasswords, FakeWechat
 from tests.fixtures.keys import JwtKeys
 
 pytestmark = pytest.mark.integration
@@ -47,11 +47,17 @@ def accounts(pg_uow: Callable[[], SqlUserUnitOfWork]) -> dict[str, User]:
 
 
 @pytest.fixture
-def stub(pg_engine: Engine, jwt_keys: JwtKeys, issuer: TokenIssuer) -> Iterator[user_pb2_grpc.UserServiceStub]:
+def wechat() -> FakeWechat:
+    return FakeWechat()
+
+
+@pytest.fixture
+def stub(pg_engine: Engine, jwt_keys: JwtKeys, issuer: TokenIssuer,
+         wechat: FakeWechat) -> Iterator[user_pb2_grpc.UserServiceStub]:
     start_mappers()
     vault = IdentityVault(IdentityKeys.derived_for_dev(b"test"))
     servicer = UserServicer(functools.partial(SqlUserUnitOfWork, pg_engine, "user"), ConsoleSms(), issuer,
-                            FakePasswords(), FormatOnlyIdentityChecker(), vault)
+                            FakePasswords(), FormatOnlyIdentityChecker(), vault, wechat=wechat)
     settings = ServiceSettings.from_env("user", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),
                                                  "USER_GRPC_LISTEN": "127.0.0.1:0"})
     server, port = create_server(settings, [registration(user_pb2, user_pb2_grpc, "UserService", servicer)])
@@ -228,16 +234,23 @@ def test_staff_who_serve_shoppers_find_users_masked_and_the_search_is_audited_as
 
 
 def test_bind_phone_binds_for_the_caller_of_the_token_and_answers_the_masked_profile(
-        stub, as_user, accounts, pg_uow: Callable[[], SqlUserUnitOfWork]) -> None:
+        stub, as_user, accounts, wechat: FakeWechat, pg_uow: Callable[[], SqlUserUnitOfWork]) -> None:
     with pg_uow() as tx:
         wechat_first = User.register_wechat("o-grpc-bind", datetime.now(UTC))
         tx.users.add(wechat_first)
+        tx.wechat_accounts.add(WechatAccount(user_id=wechat_first.id or 0, appid=wechat.appid, openid="o-grpc-bind",
+                                             unionid=None, bound_at=datetime.now(UTC)))
         tx.commit()
     accounts["wechat_first"] = wechat_first
     code = stub.SendSmsCode(user_pb2.SendSmsCodeRequest(phone="13900000077", purpose="bind")).dev_code
 
-    profile = stub.BindPhone(user_pb2.BindPhoneRequest(phone="13900000077", code=code),
-                             metadata=as_user("wechat_first"))
+    def bind(openid: str) -> user_pb2.Profile:
+        return stub.BindPhone(user_pb2.BindPhoneRequest(phone="13900000077", code=code,
+                                                        wechat_code=wechat.code_for(openid)),
+                              metadata=as_user("wechat_first"))
+
+    assert failure(lambda: bind("o-thief")) == (grpc.StatusCode.PERMISSION_DENIED, "WECHAT_MISMATCH")
+    profile = bind("o-grpc-bind")
 
     assert (profile.id, profile.phone_masked) == (wechat_first.id, "139****0077")
     assert failure(lambda: stub.BindPhone(user_pb2.BindPhoneRequest(phone="13900000077", code=code),

@@ -114,29 +114,34 @@ def test_a_wrong_current_password_is_400_naming_it(client: FlaskClient, clients,
 
 # Phone binding
 
-def test_binding_a_phone_passes_phone_and_code_and_answers_the_masked_profile(client: FlaskClient, clients,
-                                                                               auth) -> None:
+BINDING = {"phone": "13912345678", "code": "123456", "wechat_code": "wx-code-1"}
+
+
+def test_binding_a_phone_passes_phone_and_codes_and_answers_the_masked_profile(client: FlaskClient, clients,
+                                                                                auth) -> None:
     clients.user.BindPhone.reply = PROFILE
 
-    response = client.post("/api/v1/me/phone", json={"phone": "13912345678", "code": "123456"}, headers=auth)
+    response = client.post("/api/v1/me/phone", json=BINDING, headers=auth)
 
     assert (response.status_code, response.get_json()) == (200, PROFILE_JSON)
-    assert clients.user.BindPhone.calls[0].message == user_pb2.BindPhoneRequest(phone="13912345678", code="123456")
+    assert clients.user.BindPhone.calls[0].message == user_pb2.BindPhoneRequest(phone="13912345678", code="123456",
+                                                                               wechat_code="wx-code-1")
     assert "13912345678" not in response.get_data(as_text=True)
 
 
 def test_binding_a_phone_needs_a_token(client: FlaskClient, clients) -> None:
-    response = client.post("/api/v1/me/phone", json={"phone": "13912345678", "code": "123456"})
+    response = client.post("/api/v1/me/phone", json=BINDING)
 
     assert (response.status_code, clients.user.BindPhone.calls) == (401, [])
 
 
-@pytest.mark.parametrize("body", [{"phone": "13912345678"}, {"code": "123456"}, {"phone": "1391234567", "code": "123456"},
-                                  {"phone": "13912345678", "code": "12345"},
-                                  {"phone": "13912345678", "code": "123456", "user_id": 7}],
-                         ids=["no-code", "no-phone", "short-phone", "short-code", "unknown-field"])
+@pytest.mark.parametrize("body", [{**BINDING, "code": None}, {**BINDING, "phone": None}, {**BINDING, "wechat_code": None},
+                                  {**BINDING, "phone": "1391234567"}, {**BINDING, "code": "12345"},
+                                  {**BINDING, "wechat_code": ""}, {**BINDING, "user_id": 7}],
+                         ids=["no-code", "no-phone", "no-wechat-code", "short-phone", "short-code", "empty-wechat-code",
+                              "unknown-field"])
 def test_a_malformed_binding_is_400_and_nothing_is_asked(client: FlaskClient, clients, auth, body: dict) -> None:
-    response = client.post("/api/v1/me/phone", json=body, headers=auth)
+    response = client.post("/api/v1/me/phone", json={k: v for k, v in body.items() if v is not None}, headers=auth)
 
     assert (response.status_code, clients.user.BindPhone.calls) == (400, [])
 
@@ -145,12 +150,14 @@ def test_a_malformed_binding_is_400_and_nothing_is_asked(client: FlaskClient, cl
     (grpc.StatusCode.ABORTED, "PHONE_BOUND_ELSEWHERE", 409),
     (grpc.StatusCode.ABORTED, "PHONE_ALREADY_BOUND", 409),
     (grpc.StatusCode.INVALID_ARGUMENT, "SMS_CODE_EXPIRED", 400),
+    (grpc.StatusCode.INVALID_ARGUMENT, "WECHAT_CODE_INVALID", 400),
+    (grpc.StatusCode.PERMISSION_DENIED, "WECHAT_MISMATCH", 403),
 ])
 def test_binding_refusals_keep_their_code_and_status(client: FlaskClient, clients, auth, rpc_error,
                                                      status: grpc.StatusCode, code: str, http: int) -> None:
     clients.user.BindPhone.error = rpc_error(status, "refused", ((CODE_KEY, code),))
 
-    response = client.post("/api/v1/me/phone", json={"phone": "13912345678", "code": "123456"}, headers=auth)
+    response = client.post("/api/v1/me/phone", json=BINDING, headers=auth)
 
     assert (response.status_code, response.get_json()["error"]["code"]) == (http, code)
 

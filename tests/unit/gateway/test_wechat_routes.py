@@ -28,20 +28,29 @@ def test_a_malformed_wechat_code_is_refused_before_the_service(client: FlaskClie
 
 
 def test_binding_needs_a_logged_in_caller(client: FlaskClient, clients) -> None:  # type: ignore[no-untyped-def]
-    response = client.post("/api/v1/me/wechat", json={"code": "c"})
+    response = client.post("/api/v1/me/wechat", json={"code": "c", "sms_code": "123456"})
 
     assert (response.status_code, clients.user.BindWechat.calls) == (401, [])
 
 
-def test_binding_passes_the_callers_token_and_the_code(client: FlaskClient, clients, bearer) -> None:  # type: ignore[no-untyped-def]
+def test_binding_passes_the_callers_token_and_the_codes(client: FlaskClient, clients, bearer) -> None:  # type: ignore[no-untyped-def]
     clients.user.BindWechat.reply = user_pb2.WechatBinding(wechat_bound=True)
     headers = bearer(user_id=42)
 
-    response = client.post("/api/v1/me/wechat", json={"code": "c"}, headers=headers)
+    response = client.post("/api/v1/me/wechat", json={"code": "c", "sms_code": "123456"}, headers=headers)
 
     call = clients.user.BindWechat.calls[0]
-    assert (response.get_json(), call.message.code, call.metadata["authorization"]) == (
-        {"wechat_bound": True}, "c", headers["Authorization"])
+    assert (response.get_json(), call.message, call.metadata["authorization"]) == (
+        {"wechat_bound": True}, user_pb2.BindWechatRequest(code="c", sms_code="123456"), headers["Authorization"])
+
+
+@pytest.mark.parametrize("body", [{"code": "c"}, {"code": "c", "sms_code": "12345"}, {"sms_code": "123456"}],
+                         ids=["no-sms-code", "short-sms-code", "no-code"])
+def test_binding_without_both_codes_is_400_and_nothing_is_asked(client: FlaskClient, clients, bearer,  # type: ignore[no-untyped-def]
+                                                                body: dict) -> None:
+    response = client.post("/api/v1/me/wechat", json=body, headers=bearer())
+
+    assert (response.status_code, clients.user.BindWechat.calls) == (400, [])
 
 
 def test_unbinding_answers_the_new_state(client: FlaskClient, clients, bearer) -> None:  # type: ignore[no-untyped-def]

@@ -6,12 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.common.errors import Conflict, DomainError, InvalidInput
+from services.common.errors import Conflict, DomainError, Forbidden, InvalidInput
 from services.user import service
-from services.user.domain import User
+from services.user.domain import User, WechatAccount
 from services.user.tokens import TokenIssuer
-from services.user.wechat import WechatSession
-from tests.fakes import FakePasswords, FakeUserUnitOfWork, SilentSms
+from tests.fakes import FakePasswords, FakeUserUnitOfWork, FakeWechat, SilentSms
 
 PHONE = "13912345678"
 T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
@@ -24,10 +23,16 @@ def uow() -> FakeUserUnitOfWork:
 
 @pytest.fixture
 def wechat_user(uow: FakeUserUnitOfWork) -> int:
-    """A WeChat-first account: no phone."""
-    user = User.register_wechat("o-wechat-first", T0)
+    """A WeChat-first account: no phone, its WeChat bound."""
+    return wechat_first(uow, "o-wechat-first")
+
+
+def wechat_first(uow: FakeUserUnitOfWork, openid: str) -> int:
+    user = User.register_wechat(openid, T0)
     uow.users.add(user)
     assert user.id is not None
+    uow.wechat_accounts.add(WechatAccount(user_id=user.id, appid=FakeWechat.appid, openid=openid, unionid=None,
+                                          bound_at=T0))
     return user.id
 
 
@@ -37,8 +42,12 @@ def code_for(uow: FakeUserUnitOfWork, issuer: TokenIssuer, purpose: str = "bind"
 
 
 def bind(uow: FakeUserUnitOfWork, issuer: TokenIssuer, user_id: int, code: str, phone: str = PHONE,
-         now: datetime = T0 + timedelta(seconds=30)) -> service.Profile:
-    return service.bind_phone(uow, issuer, user_id=user_id, phone=phone, code=code, now=now)
+         now: datetime = T0 + timedelta(seconds=30), openid: str | None = None) -> service.Profile:
+    """Bind as the account's owner: with a wx.login code of its WeChat (of `openid` instead, if given)."""
+    wechat, account = FakeWechat(), uow.wechat_accounts.of_user(user_id)
+    openid = openid or (account.openid if account else None)
+    return service.bind_phone(uow, issuer, wechat, user_id=user_id, phone=phone, code=code,
+                              wechat_code=wechat.code_for(openid) if openid else None, now=now)
 
 
 def refusal(call) -> str:  # type: ignore[no-untyped-def]
@@ -160,12 +169,41 @@ def test_an_expired_code_binds_nothing(uow: FakeUserUnitOfWork, issuer: TokenIss
 
 def test_a_used_code_cannot_bind_again(uow: FakeUserUnitOfWork, issuer: TokenIssuer, wechat_user: int) -> None:
     code = code_for(uow, issuer)
-    other = User.register_wechat("o-other", T0)
-    uow.users.add(other)
+    other = wechat_first(uow, "o-other")
     bind(uow, issuer, wechat_user, code)
 
-    assert refusal(lambda: bind(uow, issuer, other.id or 0, code)) == "SMS_CODE_EXPIRED"
-    assert other.phone is None
+    assert refusal(lambda: bind(uow, issuer, other, code)) == "SMS_CODE_EXPIRED"
+    assert uow.users.get(other).phone is None
+
+
+def test_a_stolen_access_token_alone_binds_no_phone(uow: FakeUserUnitOfWork, issuer: TokenIssuer,
+                                                     wechat_user: int) -> None:
+    """The thief has the account's token and a phone of their own, not the account's WeChat: without a wx.login code
+    of it nothing is bound (else they would log in with their phone for good), and their SMS code is not spent."""
+    code = code_for(uow, issuer)
+
+    with pytest.raises(InvalidInput) as missing:
+        service.bind_phone(uow, issuer, FakeWechat(), user_id=wechat_user, phone=PHONE, code=code, wechat_code=None,
+                           now=T0 + timedelta(seconds=30))
+    with pytest.raises(Forbidden) as mismatched:
+        bind(uow, issuer, wechat_user, code, openid="o-thief")
+
+    assert (missing.value.code, missing.value.details, mismatched.value.code) == (
+        "WECHAT_CODE_REQUIRED", {"wechat_code": "required"}, "WECHAT_MISMATCH")
+    assert (uow.users.get(wechat_user).phone, uow.phone_changes.changes, uow.commits) == (None, [], 1)  # the sending
+    assert (uow.sms_codes.latest(PHONE, "bind").attempts, uow.sms_codes.latest(PHONE, "bind").consumed_at) == (0, None)
+
+
+def test_a_wx_login_code_that_wechat_refuses_binds_nothing(uow: FakeUserUnitOfWork, issuer: TokenIssuer,
+                                                            wechat_user: int) -> None:
+    code = code_for(uow, issuer)
+
+    with pytest.raises(InvalidInput) as refused:
+        service.bind_phone(uow, issuer, FakeWechat(), user_id=wechat_user, phone=PHONE, code=code,
+                           wechat_code="never-issued", now=T0 + timedelta(seconds=30))
+
+    assert (refused.value.code, uow.users.get(wechat_user).phone, uow.sms_codes.latest(PHONE, "bind").attempts) == (
+        "WECHAT_CODE_INVALID", None, 0)
 
 
 def test_five_wrong_tries_lock_the_code_even_for_the_right_one(uow: FakeUserUnitOfWork, issuer: TokenIssuer,
@@ -191,17 +229,9 @@ def test_malformed_input_is_refused_before_anything_is_looked_at(uow: FakeUserUn
     assert (raised.value.code, uow.commits) == (error, 0)
 
 
-class OneWechat:
-    """code2session answering the same WeChat user for any code."""
-
-    appid = "wx0000000000000001"
-
-    def code2session(self, code: str) -> WechatSession:
-        return WechatSession(openid="o-first", unionid=None, session_key="k")
-
-
 def test_once_a_phone_is_bound_the_wechat_can_be_unbound(uow: FakeUserUnitOfWork, issuer: TokenIssuer) -> None:
-    user_id = service.login_with_wechat(uow, OneWechat(), issuer, code="c", now=T0).user.id
+    wechat = FakeWechat()
+    user_id = service.login_with_wechat(uow, wechat, issuer, code=wechat.code_for("o-first"), now=T0).user.id
     assert user_id is not None
     bind(uow, issuer, user_id, code_for(uow, issuer))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from mall.events.v1.user_events_pb2 import UserRegistered
@@ -12,30 +12,10 @@ from services.common.events import timestamp
 from services.user import service
 from services.user.domain import User
 from services.user.tokens import TokenIssuer
-from services.user.wechat import WechatSession
-from tests.fakes import FakeUserUnitOfWork
+from tests.fakes import FakeUserUnitOfWork, FakeWechat, SilentSms
 
 T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
-APPID = "wx0000000000000001"
-
-
-class FakeWechat:
-    """code -> openid, each code usable once, as WeChat's code2session."""
-
-    appid = APPID
-
-    def __init__(self) -> None:
-        self.codes: dict[str, str] = {}
-
-    def code_for(self, openid: str) -> str:
-        code = f"code-{len(self.codes)}"
-        self.codes[code] = openid
-        return code
-
-    def code2session(self, code: str) -> WechatSession:
-        if code not in self.codes:
-            raise InvalidInput("WECHAT_CODE_INVALID", "the WeChat login code is invalid or expired")
-        return WechatSession(openid=self.codes.pop(code), unionid=None, session_key="k")
+PHONE = "13912345678"
 
 
 @pytest.fixture
@@ -80,29 +60,68 @@ def test_a_refused_code_changes_nothing(uow: FakeUserUnitOfWork, wechat: FakeWec
 
 
 def phone_user(uow: FakeUserUnitOfWork) -> int:
-    user = User.register("13912345678", T0)
+    user = User.register(PHONE, T0)
     uow.users.add(user)
     assert user.id is not None
     return user.id
+
+
+def bind_code(uow: FakeUserUnitOfWork, issuer: TokenIssuer, now: datetime = T0) -> str:
+    """A "bind" SMS code sent to the phone account's phone."""
+    return service.send_sms_code(uow, SilentSms(), issuer, phone=PHONE, purpose="bind", now=now).dev_code
+
+
+def bind(uow: FakeUserUnitOfWork, wechat: FakeWechat, issuer: TokenIssuer, user_id: int, openid: str,
+         sms_code: str | None = None, now: datetime = T0) -> None:
+    service.bind_wechat(uow, wechat, issuer, user_id=user_id, code=wechat.code_for(openid),
+                        sms_code=sms_code or bind_code(uow, issuer, now), now=now)
 
 
 def test_a_phone_account_binds_a_wechat_and_then_logs_in_with_it(
         uow: FakeUserUnitOfWork, wechat: FakeWechat, issuer: TokenIssuer) -> None:
     user_id = phone_user(uow)
 
-    service.bind_wechat(uow, wechat, user_id=user_id, code=wechat.code_for("o-bob"), now=T0)
+    bind(uow, wechat, issuer, user_id, "o-bob")
     result = login(uow, wechat, issuer, "o-bob")
 
     assert (result.is_new_user, result.user.id, len(uow.users.users)) == (False, user_id, 1)
 
 
-def test_binding_the_same_wechat_twice_changes_nothing(uow: FakeUserUnitOfWork, wechat: FakeWechat) -> None:
+def test_binding_the_same_wechat_twice_changes_nothing_and_needs_no_new_code(
+        uow: FakeUserUnitOfWork, wechat: FakeWechat, issuer: TokenIssuer) -> None:
     user_id = phone_user(uow)
-    service.bind_wechat(uow, wechat, user_id=user_id, code=wechat.code_for("o-bob"), now=T0)
+    spent = bind_code(uow, issuer)
+    bind(uow, wechat, issuer, user_id, "o-bob", spent)
 
-    service.bind_wechat(uow, wechat, user_id=user_id, code=wechat.code_for("o-bob"), now=T0)
+    bind(uow, wechat, issuer, user_id, "o-bob", spent)  # a retry after a lost answer
 
     assert [(a.user_id, a.openid) for a in uow.wechat_accounts.accounts] == [(user_id, "o-bob")]
+
+
+def test_a_stolen_access_token_alone_binds_no_wechat(uow: FakeUserUnitOfWork, wechat: FakeWechat,
+                                                      issuer: TokenIssuer) -> None:
+    """The thief has the token and their own WeChat, not the account's phone: a wrong or missing SMS code binds
+    nothing (else they would log in with their WeChat for good)."""
+    user_id = phone_user(uow)
+    code = bind_code(uow, issuer)
+
+    for guess in (f"{(int(code) + 1) % 10**6:06d}", "", "12345"):
+        with pytest.raises(InvalidInput) as refused:
+            bind(uow, wechat, issuer, user_id, "o-thief", guess or "nothing")
+        assert refused.value.code == "SMS_CODE_INVALID"
+
+    assert (uow.wechat_accounts.accounts, uow.sms_codes.latest(PHONE, "bind").attempts) == ([], 1)
+
+
+def test_a_code_sent_to_another_phone_binds_nothing(uow: FakeUserUnitOfWork, wechat: FakeWechat,
+                                                     issuer: TokenIssuer) -> None:
+    user_id = phone_user(uow)
+    theirs = service.send_sms_code(uow, SilentSms(), issuer, phone="13800000009", purpose="bind", now=T0).dev_code
+
+    with pytest.raises(InvalidInput) as refused:
+        bind(uow, wechat, issuer, user_id, "o-thief", theirs)
+
+    assert (refused.value.code, uow.wechat_accounts.accounts) == ("SMS_CODE_INVALID", [])
 
 
 def test_a_wechat_bound_to_another_account_is_a_conflict(
@@ -111,25 +130,28 @@ def test_a_wechat_bound_to_another_account_is_a_conflict(
     user_id = phone_user(uow)
 
     with pytest.raises(Conflict) as refused:
-        service.bind_wechat(uow, wechat, user_id=user_id, code=wechat.code_for("o-alice"), now=T0)
+        bind(uow, wechat, issuer, user_id, "o-alice")
 
     assert (refused.value.code, [a.user_id for a in uow.wechat_accounts.accounts]) == ("WECHAT_BOUND_ELSEWHERE", [1])
 
 
-def test_an_account_with_a_wechat_must_unbind_it_before_binding_another(uow: FakeUserUnitOfWork,
-                                                                       wechat: FakeWechat) -> None:
+def test_an_account_with_a_wechat_must_unbind_it_before_binding_another(
+        uow: FakeUserUnitOfWork, wechat: FakeWechat, issuer: TokenIssuer) -> None:
     user_id = phone_user(uow)
-    service.bind_wechat(uow, wechat, user_id=user_id, code=wechat.code_for("o-bob"), now=T0)
+    bind(uow, wechat, issuer, user_id, "o-bob")
+    code = bind_code(uow, issuer, T0 + timedelta(minutes=1))
 
     with pytest.raises(Conflict) as refused:
-        service.bind_wechat(uow, wechat, user_id=user_id, code=wechat.code_for("o-carol"), now=T0)
+        bind(uow, wechat, issuer, user_id, "o-carol", code, T0 + timedelta(minutes=1))
 
     assert (refused.value.code, [a.openid for a in uow.wechat_accounts.accounts]) == ("WECHAT_ALREADY_BOUND", ["o-bob"])
+    assert uow.sms_codes.latest(PHONE, "bind").consumed_at == T0 + timedelta(minutes=1)  # a conflict spends it
 
 
-def test_a_phone_account_can_unbind_its_wechat(uow: FakeUserUnitOfWork, wechat: FakeWechat) -> None:
+def test_a_phone_account_can_unbind_its_wechat(uow: FakeUserUnitOfWork, wechat: FakeWechat,
+                                               issuer: TokenIssuer) -> None:
     user_id = phone_user(uow)
-    service.bind_wechat(uow, wechat, user_id=user_id, code=wechat.code_for("o-bob"), now=T0)
+    bind(uow, wechat, issuer, user_id, "o-bob")
 
     service.unbind_wechat(uow, user_id=user_id)
 

@@ -80,22 +80,26 @@ class LoginWithWechatRequest(_message.Message):
     def __init__(self, code: _Optional[str] = ...) -> None: ...
 
 class BindWechatRequest(_message.Message):
-    __slots__ = ("code",)
+    __slots__ = ("code", "sms_code")
     CODE_FIELD_NUMBER: _ClassVar[int]
+    SMS_CODE_FIELD_NUMBER: _ClassVar[int]
     code: str
-    def __init__(self, code: _Optional[str] = ...) -> None: ...
+    sms_code: str
+    def __init__(self, code: _Optional[str] = ..., sms_code: _Optional[str] = ...) -> None: ...
 
 class UnbindWechatRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class BindPhoneRequest(_message.Message):
-    __slots__ = ("phone", "code")
+    __slots__ = ("phone", "code", "wechat_code")
     PHONE_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
+    WECHAT_CODE_FIELD_NUMBER: _ClassVar[int]
     phone: str
     code: str
-    def __init__(self, phone: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
+    wechat_code: str
+    def __init__(self, phone: _Optional[str] = ..., code: _Optional[str] = ..., wechat_code: _Optional[str] = ...) -> None: ...
 
 class WechatBinding(_message.Message):
     __slots__ = ("wechat_bound",)

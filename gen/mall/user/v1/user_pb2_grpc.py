@@ -202,7 +202,8 @@ class UserServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def BindWechat(self, request, context):
-        """The caller's WeChat binding (the caller comes from the access token).
+        """The caller's WeChat binding (the caller comes from the access token). Binding needs a "bind" SMS code
+        sent to the account's phone too: an access token alone must not add a way into the account.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -218,7 +219,8 @@ class UserServiceServicer:
         """The caller binds a phone to their account (a WeChat-first one, U2), proven by a "bind" SMS code sent
         to it. ABORTED (409) PHONE_BOUND_ELSEWHERE when another account has it (accounts are never merged),
         PHONE_ALREADY_BOUND when the account has another phone (a bound phone is not changed); code errors
-        as LoginWithSms.
+        as LoginWithSms. An account with a WeChat also sends a wx.login code of that WeChat (INVALID_ARGUMENT
+        WECHAT_CODE_REQUIRED, PERMISSION_DENIED WECHAT_MISMATCH), checked before the SMS code.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
