@@ -3,8 +3,11 @@
 A view is declared with `@operation(...)` naming its request models (`body`, `query`) and its
 response models per status. Before the view runs, the gateway (app.py) checks the caller and
 validates the query string and JSON body against those models; the view receives them as the
-keyword arguments `body` and `query`, typed, alongside Flask's path parameters. A view returns
-a response model (or `(model, status)`), which must be the model declared for that status.
+keyword arguments `body` and `query`, typed, alongside Flask's path parameters. An operation
+declared `idempotent=True` needs the header Idempotency-Key: it is checked before the view runs,
+the view receives it as the keyword argument `idempotency_key`, and the OpenAPI document declares
+it as a required header parameter, so no route reads the header without documenting it. A view
+returns a response model (or `(model, status)`), which must be the model declared for that status.
 
 The gateway checks the *shape* of input (types, lengths, required fields); business rules (what
 a valid phone or SMS purpose is) belong to the services' domains, which answer 400 with details.
@@ -13,6 +16,7 @@ a valid phone or SMS purpose is) belong to the services' domains, which answer 4
 from __future__ import annotations
 
 import functools
+import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +43,13 @@ TOLERANT = "tolerant"    # public; a valid token is passed on, a bad one is igno
 
 MAX_DETAILS = 20         # field errors reported at most
 MAX_FIELD_NAME = 64      # a client-chosen key (an unknown field) is cut to this length in details
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_NOTE = (f"Needs the header {IDEMPOTENCY_HEADER} (1-{idempotency.KEY_MAX_LENGTH} printable ASCII "
+                    "characters).")
+# What services/common/idempotency.validate accepts: 1-128 characters from space to tilde.
+IDEMPOTENCY_KEY_SCHEMA: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": idempotency.KEY_MAX_LENGTH,
+                                          "pattern": "^[ -~]+$"}
 
 
 class Body(BaseModel):
@@ -131,20 +142,27 @@ class Operation:
     responses: dict[int, type[BaseModel]] = field(default_factory=dict)  # status -> model
     limits: tuple[Limit, ...] = ()                      # per-IP limits before the body is validated, body-keyed after
     description: str = ""
+    idempotent: bool = False                            # needs the header Idempotency-Key, passed to the view
 
 
 def operation(*, summary: str, tag: str, access: str = SHOPPER, roles: tuple[str, ...] = (),
               body: type[Body] | None = None, query: type[Query] | None = None,
               responses: dict[int, type[BaseModel]] | None = None, limits: tuple[Limit, ...] = (),
-              description: str = "") -> Callable[[F], F]:
-    """Declare a view's operation; the view gets `body=` / `query=` models and returns a response model."""
+              description: str = "", idempotent: bool = False) -> Callable[[F], F]:
+    """Declare a view's operation; the view gets `body=` / `query=` models (and `idempotency_key=` when
+    `idempotent`) and returns a response model."""
     op = Operation(summary=summary, tag=tag, access=access, roles=frozenset(roles), body=body, query=query,
-                   responses=responses or {}, limits=limits, description=description)
+                   responses=responses or {}, limits=limits, description=description, idempotent=idempotent)
 
     def decorate(view: F) -> F:
+        if ("idempotency_key" in inspect.signature(view).parameters) != idempotent:
+            raise TypeError(f"{view.__qualname__}: a view takes the keyword idempotency_key exactly when its "
+                            "operation is declared idempotent=True")
+
         @functools.wraps(view)
         def run(**path: Any) -> Response:
-            inputs = {name: g.get(name) for name in ("body", "query") if getattr(op, name) is not None}
+            inputs = {name: g.get(name) for name in ("body", "query", "idempotency_key")
+                      if (op.idempotent if name == "idempotency_key" else getattr(op, name) is not None)}
             return _respond(op, view(**path, **inputs))
 
         run.operation = op  # type: ignore[attr-defined]
@@ -269,7 +287,7 @@ def openapi_spec(app: Any) -> dict[str, Any]:
             entry["security"] = [{}, {"bearer": []}]
         elif op.access != PUBLIC:
             entry["security"] = [{"bearer": []}]
-        notes = [op.description] if op.description else []
+        notes = ([IDEMPOTENCY_NOTE] if op.idempotent else []) + ([op.description] if op.description else [])
         if op.roles:
             notes.append("Roles: " + ", ".join(sorted(op.roles)) + ".")
             entry["x-roles"] = sorted(op.roles)  # machine-readable: the battery generates its 403 checks from it
@@ -281,7 +299,7 @@ def openapi_spec(app: Any) -> dict[str, Any]:
         if op.body is not None:
             entry["requestBody"] = {"required": True, "content": {"application/json": {
                 "schema": refs[op.body, "validation"]}}}
-        parameters = _path_parameters(rule) + _query_parameters(op)
+        parameters = _path_parameters(rule) + _query_parameters(op) + _header_parameters(op)
         if parameters:
             entry["parameters"] = parameters
         paths.setdefault(_openapi_path(rule), {})[method.lower()] = entry
@@ -337,14 +355,25 @@ def _query_parameters(op: Operation) -> list[dict[str, Any]]:
             for name, prop in schema.get("properties", {}).items()]
 
 
-def idempotency_key() -> str:
-    """The request's Idempotency-Key header, checked; 400 when missing or malformed."""
-    key = request.headers.get("Idempotency-Key")
+def _header_parameters(op: Operation) -> list[dict[str, Any]]:
+    if not op.idempotent:
+        return []
+    return [{"name": IDEMPOTENCY_HEADER, "in": "header", "required": True, "schema": IDEMPOTENCY_KEY_SCHEMA,
+             "description": "Chosen by the client, one per intended action: a retry with the same key and body "
+                            "answers as the first request did and changes nothing; the same key with another "
+                            "body is 409 IDEMPOTENCY_KEY_REUSED."}]
+
+
+def validate_idempotency_key(op: Operation) -> None:
+    """The Idempotency-Key header of an idempotent operation, checked; 400 when missing or malformed."""
+    if not op.idempotent:
+        return
+    key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is None:
-        raise ApiError(400, "IDEMPOTENCY_KEY_REQUIRED", "this request needs an Idempotency-Key header",
-                       {"Idempotency-Key": "required"})
+        raise ApiError(400, "IDEMPOTENCY_KEY_REQUIRED", f"this request needs an {IDEMPOTENCY_HEADER} header",
+                       {IDEMPOTENCY_HEADER: "required"})
     idempotency.validate("gateway", key)
-    return key
+    g.idempotency_key = key
 
 
 def service(stub_class: type[StubT]) -> StubT:

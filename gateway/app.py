@@ -12,7 +12,16 @@ from flask import Flask, Response, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gateway import api, errors, routes
-from gateway.api import PUBLIC, SHOPPER, TOLERANT, Operation, current_operation, validate_body, validate_query
+from gateway.api import (
+    PUBLIC,
+    SHOPPER,
+    TOLERANT,
+    Operation,
+    current_operation,
+    validate_body,
+    validate_idempotency_key,
+    validate_query,
+)
 from gateway.bodylimit import ChunkedBodyLimit
 from gateway.catalog_cache import CatalogCache, RedisChangeLog
 from gateway.config import GatewaySettings
@@ -95,6 +104,7 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
         if op.body is not None:
             validate_body(op)
             _enforce_limits(limiter, tuple(lim for lim in op.limits if not lim.client_only), g.body.model_dump())
+        validate_idempotency_key(op)
 
     @app.after_request
     def _finish(response: Response) -> Response:

@@ -10,7 +10,10 @@ threads = int(os.environ.get("GATEWAY_THREADS", "8"))
 worker_class = "gateway.gunicorn_worker.JsonErrorWorker"
 timeout = 30
 graceful_timeout = 10
-accesslog = None  # the app logs each request as JSON with its request id
+accesslog = None  # the app logs each request as JSON with its request id (the path, never the query string)
+# If an access log is turned on (GUNICORN_CMD_ARGS="--access-logfile -"), its lines, like gunicorn's errors,
+# have phone and ID numbers masked (`GET /api/v1/admin/users?phone=138****8000`).
+logger_class = "gateway.gunicorn_worker.MaskingLogger"
 # gunicorn's control socket lives at one fixed path per user: two gateways on one host would fight over it.
 control_socket_disable = True
 

@@ -1,4 +1,5 @@
-"""The gateway's gunicorn worker: gunicorn's own refusals in the API's JSON error format, no Server name."""
+"""The gateway's gunicorn worker and logger: gunicorn's own refusals in the API's JSON error format, no Server
+name, and phone and ID numbers masked in what gunicorn itself logs."""
 
 from __future__ import annotations
 
@@ -7,12 +8,12 @@ import logging
 import socket
 import uuid
 
-from gunicorn import util
+from gunicorn import glogging, util
 from gunicorn.http import wsgi as gunicorn_wsgi
 from gunicorn.workers.gthread import ThreadWorker
 
 from gateway.errors import FALLBACK_CODES
-from services.common.logs import request_id_var
+from services.common.logs import MaskPii, request_id_var
 
 log = logging.getLogger(__name__)
 
@@ -59,3 +60,20 @@ class JsonErrorWorker(ThreadWorker):
         util.write_error = write_json_error
         gunicorn_wsgi.SERVER = SERVER_NAME  # type: ignore[misc]
         super().init_process()
+
+
+class MaskingLogger(glogging.Logger):
+    """gunicorn's logger, its lines masked like the app's (services/common/logs.py mask_pii).
+
+    The app logs each request's path without its query; gunicorn's access log (off unless
+    `--access-logfile` is given) writes the whole request line, `GET /api/v1/admin/users?phone=...`,
+    and its error log quotes the URI of a request that failed. Neither goes through the app's
+    JsonFormatter, so each of its loggers masks its records itself.
+    """
+
+    MASK = MaskPii()
+
+    def setup(self, cfg: object) -> None:
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            log.addFilter(self.MASK)  # once: a configuration reload adds the same filter again, which is ignored

@@ -8,12 +8,11 @@ from mall.analytics.v1.analytics_pb2_grpc import AnalyticsServiceStub
 from pydantic import Field
 
 from gateway.api import Query, Reply, operation, service
-from services.common.auth import Role
+from services.common.auth import REPORT_READERS
 
 bp = Blueprint("admin", __name__, url_prefix="/api/v1/admin")
 
 DAY = "Asia/Shanghai day, YYYY-MM-DD"
-ANALYSTS = (Role.ADMIN, Role.OPERATOR)
 
 
 DAY_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"  # the shape; analytics checks it is a real day in range
@@ -74,7 +73,7 @@ class Overview(Figures):
 
 @bp.get("/analytics/overview")
 @operation(summary="Shop figures over a period and per day (default: the last 7 days)", tag="admin",
-           roles=ANALYSTS, query=PeriodQuery, responses={200: Overview})
+           roles=REPORT_READERS, query=PeriodQuery, responses={200: Overview})
 def analytics_overview(query: PeriodQuery) -> Overview:
     reply = service(AnalyticsServiceStub).GetOverview(analytics_pb2.GetOverviewRequest(**query.dates()))
     return Overview(**{"from": reply.from_date}, to=reply.to_date, **Figures.fields_of(reply.totals),
@@ -125,7 +124,7 @@ class Preferences(Reply):
 
 @bp.get("/analytics/preferences")
 @operation(summary="Purchase preferences: sales by category, brand, price band; top products", tag="admin",
-           roles=ANALYSTS, query=PeriodQuery, responses={200: Preferences})
+           roles=REPORT_READERS, query=PeriodQuery, responses={200: Preferences})
 def analytics_preferences(query: PeriodQuery) -> Preferences:
     reply = service(AnalyticsServiceStub).GetPurchasePreferences(
         analytics_pb2.GetPurchasePreferencesRequest(**query.dates(), top=TOP_PRODUCTS))
@@ -157,7 +156,7 @@ class Regions(Reply):
 
 @bp.get("/analytics/regions")
 @operation(summary="Regional distribution: paid orders, GMV and page views by province", tag="admin",
-           roles=ANALYSTS, query=PeriodQuery, responses={200: Regions})
+           roles=REPORT_READERS, query=PeriodQuery, responses={200: Regions})
 def analytics_regions(query: PeriodQuery) -> Regions:
     reply = service(AnalyticsServiceStub).GetRegionalDistribution(
         analytics_pb2.GetRegionalDistributionRequest(**query.dates()))
@@ -195,7 +194,7 @@ class Funnel(FunnelSteps):
 
 @bp.get("/analytics/funnel")
 @operation(summary="Conversion funnel: viewed, added to cart, ordered, paid", tag="admin",
-           roles=ANALYSTS, query=PeriodQuery, responses={200: Funnel})
+           roles=REPORT_READERS, query=PeriodQuery, responses={200: Funnel})
 def analytics_funnel(query: PeriodQuery) -> Funnel:
     reply = service(AnalyticsServiceStub).GetFunnel(analytics_pb2.GetFunnelRequest(**query.dates()))
     return Funnel(**{"from": reply.from_date}, to=reply.to_date, **FunnelSteps.fields_of(reply.totals),
@@ -223,7 +222,7 @@ class Retention(Reply):
 
 @bp.get("/analytics/retention")
 @operation(summary="Retention: cohorts by registration day, active again after 1, 7, 30 days", tag="admin",
-           roles=ANALYSTS, query=PeriodQuery, responses={200: Retention})
+           roles=REPORT_READERS, query=PeriodQuery, responses={200: Retention})
 def analytics_retention(query: PeriodQuery) -> Retention:
     reply = service(AnalyticsServiceStub).GetRetention(analytics_pb2.GetRetentionRequest(**query.dates()))
     return Retention(**{"from": reply.from_date}, to=reply.to_date, cohorts=[CohortOut(

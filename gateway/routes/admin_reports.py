@@ -13,7 +13,8 @@ from mall.analytics.v1.analytics_pb2_grpc import AnalyticsServiceStub
 from pydantic import Field
 
 from gateway.api import Body, FileReply, Reply, operation, service
-from gateway.routes.admin import ANALYSTS, DAY, DAY_PATTERN
+from gateway.routes.admin import DAY, DAY_PATTERN
+from services.common.auth import REPORT_READERS
 from services.common.formats import REPORT_CONTENT_TYPES, REPORT_FORMATS, REPORT_KINDS
 
 bp = Blueprint("admin_reports", __name__, url_prefix="/api/v1/admin")
@@ -69,7 +70,7 @@ class ReportFile(FileReply):
 
 @bp.post("/reports")
 @operation(summary="Export a report over a period as CSV or XLSX (a job; follow it with GET /reports/{id})",
-           tag="admin", roles=ANALYSTS, body=ReportRequest, responses={202: ReportOut})
+           tag="admin", roles=REPORT_READERS, body=ReportRequest, responses={202: ReportOut})
 def create_report(body: ReportRequest) -> tuple[ReportOut, int]:
     reply = service(AnalyticsServiceStub).CreateReport(analytics_pb2.CreateReportRequest(
         kind=body.kind, format=body.format, from_date=body.from_, to_date=body.to))
@@ -77,13 +78,13 @@ def create_report(body: ReportRequest) -> tuple[ReportOut, int]:
 
 
 @bp.get("/reports/<id:report_id>")
-@operation(summary="An export job's status and progress", tag="admin", roles=ANALYSTS, responses={200: ReportOut})
+@operation(summary="An export job's status and progress", tag="admin", roles=REPORT_READERS, responses={200: ReportOut})
 def get_report(report_id: int) -> ReportOut:
     return ReportOut.from_proto(service(AnalyticsServiceStub).GetReport(analytics_pb2.GetReportRequest(id=report_id)))
 
 
 @bp.get("/reports/<id:report_id>/file")
-@operation(summary="Download a done export (409 until it is done)", tag="admin", roles=ANALYSTS,
+@operation(summary="Download a done export (409 until it is done)", tag="admin", roles=REPORT_READERS,
            responses={200: ReportFile},
            description="409 REPORT_NOT_READY until the job is done; 410 REPORT_EXPIRED once its file was deleted, "
                        "ANALYTICS_REPORT_RETENTION_DAYS (7) after it was done (the job then reads `expired`).")

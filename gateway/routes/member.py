@@ -11,7 +11,7 @@ from mall.member.v1 import member_pb2 as pb
 from mall.member.v1.member_pb2_grpc import MemberServiceStub
 from pydantic import Field
 
-from gateway.api import Body, Page, PageQuery, Reply, idempotency_key, operation, service
+from gateway.api import Body, Page, PageQuery, Reply, operation, service
 
 bp = Blueprint("member", __name__, url_prefix="/api/v1/member")
 
@@ -261,11 +261,10 @@ def list_plans() -> Plans:
 
 @bp.post("/plans/<id:plan_id>/subscribe")
 @operation(summary="Buy or renew a paid plan with my balance (a renewal extends from the current expiry)",
-           tag="member", responses={200: MemberOut},
-           description="Needs the header Idempotency-Key (1-128 printable ASCII characters): the same key buys once.")
-def subscribe_plan(plan_id: int) -> MemberOut:
+           tag="member", responses={200: MemberOut}, idempotent=True, description="The same key buys once.")
+def subscribe_plan(plan_id: int, idempotency_key: str) -> MemberOut:
     return MemberOut.from_proto(service(MemberServiceStub).SubscribePlan(pb.SubscribePlanRequest(
-        plan_id=plan_id, idempotency_key=idempotency_key())).member)
+        plan_id=plan_id, idempotency_key=idempotency_key)).member)
 
 
 @bp.get("/ledger")
@@ -316,12 +315,11 @@ def claim_coupon(body: ClaimCoupon) -> tuple[CouponOut, int]:
 
 @bp.post("/withdrawals")
 @operation(summary="Withdraw from my balance (held at once, paid after review)", tag="member",
-           body=WithdrawalRequest, responses={201: WithdrawalOut},
-           description="Needs the header Idempotency-Key (1-128 printable ASCII characters): the same key gives "
-                       "the same withdrawal.")
-def request_withdrawal(body: WithdrawalRequest) -> tuple[WithdrawalOut, int]:
+           body=WithdrawalRequest, responses={201: WithdrawalOut}, idempotent=True,
+           description="The same key gives the same withdrawal.")
+def request_withdrawal(body: WithdrawalRequest, idempotency_key: str) -> tuple[WithdrawalOut, int]:
     return WithdrawalOut.from_proto(service(MemberServiceStub).RequestWithdrawal(pb.RequestWithdrawalRequest(
-        amount_fen=body.amount_fen, idempotency_key=idempotency_key()))), 201
+        amount_fen=body.amount_fen, idempotency_key=idempotency_key))), 201
 
 
 @bp.get("/withdrawals")
@@ -335,13 +333,13 @@ def my_withdrawals(query: PageQuery) -> Page[WithdrawalOut]:
 
 @bp.post("/recharges")
 @operation(summary="Start a recharge: the channel's payment parameters; credited on the verified notify",
-           tag="member", body=RechargeRequest, responses={201: RechargeOut},
-           description="Needs the header Idempotency-Key (1-128 printable ASCII characters): the same key and body "
-                       "give the first recharge again (its status now, the payment parameters first given), the "
-                       "same key with another body is a 409. A channel that refuses stores no recharge.")
-def create_recharge(body: RechargeRequest) -> tuple[RechargeOut, int]:
+           tag="member", body=RechargeRequest, responses={201: RechargeOut}, idempotent=True,
+           description="The same key and body give the first recharge again (its status now, the payment "
+                       "parameters first given), the same key with another body is a 409. A channel that refuses "
+                       "stores no recharge.")
+def create_recharge(body: RechargeRequest, idempotency_key: str) -> tuple[RechargeOut, int]:
     return RechargeOut.from_proto(service(MemberServiceStub).CreateRecharge(pb.CreateRechargeRequest(
-        amount_fen=body.amount_fen, channel=body.channel, idempotency_key=idempotency_key()))), 201
+        amount_fen=body.amount_fen, channel=body.channel, idempotency_key=idempotency_key))), 201
 
 
 @bp.get("/recharges")

@@ -14,7 +14,7 @@ from mall.order.v1 import after_sale_pb2, order_pb2
 from mall.order.v1.order_pb2_grpc import OrderServiceStub
 from pydantic import Field, model_validator
 
-from gateway.api import PUBLIC, Body, Instant, Page, PageQuery, Reply, idempotency_key, operation, service
+from gateway.api import PUBLIC, Body, Instant, Page, PageQuery, Reply, operation, service
 from gateway.errors import ApiError
 from services.common import formats
 from services.common.auth import Role
@@ -383,12 +383,11 @@ class CancelIn(Body):
 
 @bp.post("/orders")
 @operation(summary="Place an order (needs a verified identity)", tag="orders", body=OrderIn,
-           responses={201: OrderOut},
-           description="Needs the header Idempotency-Key (1-128 printable ASCII characters): the same key and body "
-                       "give the first order again, the same key with another body is a 409.")
-def submit_order(body: OrderIn) -> tuple[OrderOut, int]:
+           responses={201: OrderOut}, idempotent=True,
+           description="The same key and body give the first order again, the same key with another body is a 409.")
+def submit_order(body: OrderIn, idempotency_key: str) -> tuple[OrderOut, int]:
     order = service(OrderServiceStub).SubmitOrder(order_pb2.SubmitOrderRequest(
-        checkout=body.to_proto(), note=body.note, idempotency_key=idempotency_key()))
+        checkout=body.to_proto(), note=body.note, idempotency_key=idempotency_key))
     return OrderOut.from_proto(order), 201
 
 

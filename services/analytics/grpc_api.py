@@ -12,10 +12,8 @@ from mall.analytics.v1 import analytics_pb2, analytics_pb2_grpc
 from services.analytics import reports, service
 from services.analytics.domain import Figures, FunnelSteps, ReportJob, Sales
 from services.analytics.uow import AnalyticsUnitOfWork
-from services.common.auth import Role, caller_var, require_caller
+from services.common.auth import REPORT_READERS, caller_var, require_caller
 from services.common.events import timestamp
-
-REPORT_ROLES = (Role.ADMIN, Role.OPERATOR)
 
 
 def figures_pb(figures: Figures) -> analytics_pb2.Figures:
@@ -49,7 +47,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
 
     def GetOverview(self, request: analytics_pb2.GetOverviewRequest,
                     context: grpc.ServicerContext) -> analytics_pb2.GetOverviewResponse:
-        require_caller(*REPORT_ROLES)
+        require_caller(*REPORT_READERS)
         overview = service.get_overview(self.uow(), from_date=request.from_date, to_date=request.to_date)
         return analytics_pb2.GetOverviewResponse(
             from_date=overview.period.first.isoformat(), to_date=overview.period.last.isoformat(),
@@ -60,7 +58,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
 
     def GetPurchasePreferences(self, request: analytics_pb2.GetPurchasePreferencesRequest,
                                context: grpc.ServicerContext) -> analytics_pb2.GetPurchasePreferencesResponse:
-        require_caller(*REPORT_ROLES)
+        require_caller(*REPORT_READERS)
         found = service.get_purchase_preferences(self.uow(), from_date=request.from_date, to_date=request.to_date,
                                                  top=request.top)
         return analytics_pb2.GetPurchasePreferencesResponse(
@@ -70,7 +68,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
 
     def GetRegionalDistribution(self, request: analytics_pb2.GetRegionalDistributionRequest,
                                 context: grpc.ServicerContext) -> analytics_pb2.GetRegionalDistributionResponse:
-        require_caller(*REPORT_ROLES)
+        require_caller(*REPORT_READERS)
         found = service.get_regional_distribution(self.uow(), from_date=request.from_date, to_date=request.to_date)
         return analytics_pb2.GetRegionalDistributionResponse(
             from_date=found.period.first.isoformat(), to_date=found.period.last.isoformat(), gmv_fen=found.gmv_fen,
@@ -79,7 +77,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
 
     def GetFunnel(self, request: analytics_pb2.GetFunnelRequest,
                   context: grpc.ServicerContext) -> analytics_pb2.GetFunnelResponse:
-        require_caller(*REPORT_ROLES)
+        require_caller(*REPORT_READERS)
         found = service.get_funnel(self.uow(), from_date=request.from_date, to_date=request.to_date)
         return analytics_pb2.GetFunnelResponse(
             from_date=found.period.first.isoformat(), to_date=found.period.last.isoformat(),
@@ -88,7 +86,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
 
     def GetRetention(self, request: analytics_pb2.GetRetentionRequest,
                      context: grpc.ServicerContext) -> analytics_pb2.GetRetentionResponse:
-        require_caller(*REPORT_ROLES)
+        require_caller(*REPORT_READERS)
         found = service.get_retention(self.uow(), from_date=request.from_date, to_date=request.to_date)
         return analytics_pb2.GetRetentionResponse(
             from_date=found.period.first.isoformat(), to_date=found.period.last.isoformat(),
@@ -109,17 +107,17 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
 
     def CreateReport(self, request: analytics_pb2.CreateReportRequest,
                      context: grpc.ServicerContext) -> analytics_pb2.Report:
-        caller = require_caller(*REPORT_ROLES)
+        caller = require_caller(*REPORT_READERS)
         return report_pb(reports.create_report(self.uow(), kind=request.kind, format=request.format,
                                                 from_date=request.from_date, to_date=request.to_date,
                                                 requested_by=caller.user_id))
 
     def GetReport(self, request: analytics_pb2.GetReportRequest, context: grpc.ServicerContext) -> analytics_pb2.Report:
-        require_caller(*REPORT_ROLES)
+        require_caller(*REPORT_READERS)
         return report_pb(reports.get_report(self.uow(), request.id))
 
     def GetReportChunk(self, request: analytics_pb2.GetReportChunkRequest,
                        context: grpc.ServicerContext) -> analytics_pb2.GetReportChunkResponse:
-        require_caller(*REPORT_ROLES)
+        require_caller(*REPORT_READERS)
         job, data = reports.read_report(self.uow(), self.reports_dir, request.id, request.offset)
         return analytics_pb2.GetReportChunkResponse(report=report_pb(job), data=data)

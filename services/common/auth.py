@@ -48,6 +48,10 @@ class Role(enum.StrEnum):
 
 
 STAFF_ROLES = frozenset(Role)
+# Who reads the shop's figures: the analytics reports and their exports, the orders and money ledgers
+# among them (finance reconciles with those). The gateway's routes, the analytics service and the
+# admin dashboard's login (gateway/static/admin/admin.js, tested to agree) all go by this one set.
+REPORT_READERS = (Role.ADMIN, Role.OPERATOR, Role.FINANCE)
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,18 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     logging.getLogger("kafka").setLevel(logging.WARNING)
 
 
+class MaskPii(logging.Filter):
+    """Masks a record's message and traceback, for handlers whose formatter is not JsonFormatter (gunicorn's own)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = mask_pii(record.getMessage()), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = mask_pii(record.exc_text)
+        return True
+
+
 def mask_pii(text: str) -> str:
     """`text` with every phone number and ID number standing alone in it masked."""
     return _ID_NUMBERS.sub(r"\1**********\2", _PHONES.sub(r"\1****\3", text))

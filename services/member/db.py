@@ -339,11 +339,11 @@ class SqlLedgerRepository:
             where.append(ledger_entries.c.created_at >= since)
         if reference is not None:
             where.append(ledger_postings.c.reference == reference)
-        return self.session.execute(
+        return int(self.session.execute(  # PostgreSQL sums bigints as numeric (a Decimal): fen are int
             select(func.coalesce(func.sum(ledger_entries.c.amount), 0))
             .select_from(ledger_entries.join(ledger_accounts, ledger_accounts.c.id == ledger_entries.c.account_id)
                          .join(ledger_postings, ledger_postings.c.id == ledger_entries.c.posting_id))
-            .where(*where)).scalar_one()
+            .where(*where)).scalar_one())
 
     def holders(self, account: str, after_user_id: int, limit: int) -> list[int]:
         return list(self.session.execute(
@@ -579,11 +579,12 @@ class SqlWithdrawalRepository:
                  "bonus_fen": draw.bonus_fen} for draw in draws])
 
     def requested_since(self, user_id: int, since: datetime) -> int:
-        # what was given back (rejected, or a transfer that failed) does not count against the day's limit
-        return self.session.execute(select(func.coalesce(func.sum(withdrawals.c.amount_fen), 0)).where(
+        # what was given back (rejected, or a transfer that failed) does not count against the day's limit;
+        # int(): PostgreSQL sums bigints as numeric, and a Decimal in an error's details cannot be sent
+        return int(self.session.execute(select(func.coalesce(func.sum(withdrawals.c.amount_fen), 0)).where(
             withdrawals.c.user_id == user_id, withdrawals.c.created_at >= since,
             withdrawals.c.status.not_in((WithdrawalStatus.REJECTED.value, WithdrawalStatus.FAILED.value)))
-        ).scalar_one()
+        ).scalar_one())
 
 
 class SqlRechargeRepository:

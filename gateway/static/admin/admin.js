@@ -3,7 +3,8 @@
 "use strict";
 
 const API = "/api/v1";
-const STAFF_ROLES = ["admin", "operator"];
+// Who reads the reports: REPORT_READERS in services/common/auth.py (a test keeps the two equal).
+const STAFF_ROLES = ["admin", "operator", "finance"];
 const SVG = "http://www.w3.org/2000/svg";
 const COLORS = ["#2563eb", "#16a34a", "#ea580c", "#9333ea", "#0891b2", "#dc2626"];
 
@@ -85,7 +86,7 @@ async function login(event) {
     const body = await reply.json();
     if (!reply.ok) throw new ApiError(reply.status, body);
     if (!body.user.roles.some((role) => STAFF_ROLES.includes(role))) {
-      throw new Error("This account is not staff: the dashboard is for admins and operators.");
+      throw new Error("This account is not staff: the dashboard is for admins, operators and finance.");
     }
     session.save(body);
     $("password").value = "";

@@ -75,6 +75,19 @@ def test_a_shopper_token_is_denied(channel: grpc.Channel, jwt_keys: JwtKeys) -> 
     assert RPC_HANDLED.labels("analytics", "GetOverview", "PERMISSION_DENIED")._value.get() == before + 1
 
 
+def test_finance_queues_a_money_export_and_customer_service_may_not(channel: grpc.Channel, jwt_keys: JwtKeys) -> None:
+    stub = analytics_pb2_grpc.AnalyticsServiceStub(channel)
+    export = analytics_pb2.CreateReportRequest(kind="money", format="csv", from_date="2026-11-01", to_date="2026-11-30")
+
+    job = stub.CreateReport(export, metadata=[("authorization", f"Bearer {token(jwt_keys, 'finance')}")], timeout=5)
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.CreateReport(export, metadata=[("authorization", f"Bearer {token(jwt_keys, 'customer_service')}")],
+                          timeout=5)
+
+    assert (job.kind, job.status) == ("money", "queued")
+    assert from_grpc(raised.value)[:2] == (grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")
+
+
 def test_a_token_signed_by_another_key_is_rejected(channel: grpc.Channel) -> None:
     other = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())

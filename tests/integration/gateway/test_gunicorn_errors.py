@@ -1,4 +1,4 @@
-"""The gateway under a real gunicorn: requests it refuses itself still get the JSON error format."""
+"""The gateway under a real gunicorn: requests it refuses itself still get the JSON error format; its logs mask PII."""
 
 from __future__ import annotations
 
@@ -39,12 +39,19 @@ class Answer:
         return json.loads(self.body)["error"]
 
 
+@dataclass(frozen=True)
+class Gateway:
+    port: int
+    log: Path  # gunicorn's and the app's output
+
+
 @pytest.fixture(scope="module")
-def gateway(jwt_keys: JwtKeys, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """A gateway started as in production (gunicorn with gateway/gunicorn.conf.py); its port."""
+def gateway_process(jwt_keys: JwtKeys, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """A gateway started as in production (gunicorn with gateway/gunicorn.conf.py), plus gunicorn's access log."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "GATEWAY_", "CONSUL_"))}
-    env.update({"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path), "GATEWAY_BIND": f"127.0.0.1:{port}"})
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "GATEWAY_", "CONSUL_", "GUNICORN_"))}
+    env.update({"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path), "GATEWAY_BIND": f"127.0.0.1:{port}",
+                "GUNICORN_CMD_ARGS": "--access-logfile -"})
     log_path = tmp_path_factory.mktemp("gunicorn") / "gateway.log"
     with log_path.open("w") as log:
         process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gateway/gunicorn.conf.py",
@@ -55,10 +62,15 @@ def gateway(jwt_keys: JwtKeys, tmp_path_factory: pytest.TempPathFactory) -> Iter
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"gunicorn did not start:\n{log_path.read_text()}")
             time.sleep(0.1)
-        yield port
+        yield Gateway(port, log_path)
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def gateway(gateway_process: Gateway) -> int:
+    return gateway_process.port
 
 
 def _answers(port: int) -> bool:
@@ -149,3 +161,25 @@ def test_no_response_names_the_server_software(gateway: int) -> None:
 
     assert (ok.status, ok.headers["Server"], ok.headers["X-Content-Type-Options"]) == (200, "minimall", "nosniff")
     assert "gunicorn" not in str(refused.headers).lower() and refused.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def lines_naming(log: Path, text: str, count: int, timeout_seconds: float = 10) -> list[str]:
+    """The log's lines containing `text`, once there are `count` of them (gunicorn logs after it answers)."""
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        found = [line for line in log.read_text(errors="replace").splitlines() if text in line]
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+def test_phone_and_id_numbers_in_a_query_are_masked_in_gunicorns_access_log_and_the_apps(
+        gateway_process: Gateway) -> None:
+    answer = exchange(gateway_process.port, b"GET /api/v1/admin/users?phone=13800138000&id=110101199003078515 "
+                                            b"HTTP/1.1\r\nHost: t\r\n\r\n")
+
+    lines = lines_naming(gateway_process.log, "/api/v1/admin/users", count=2)
+    access = [line for line in lines if "phone=" in line]
+    assert answer.status == 401 and len(lines) == 2 and len(access) == 1  # the app's line has no query string
+    assert "GET /api/v1/admin/users?phone=138****8000&id=1101**********8515 HTTP/1.1" in access[0]
+    assert not any("13800138000" in line or "199003078" in line for line in lines)

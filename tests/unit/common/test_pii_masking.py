@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from services.common.logs import JsonFormatter, mask_pii
+from services.common.logs import JsonFormatter, MaskPii, mask_pii
 
 PSYCOPG_UNIQUE_VIOLATION = (
     'duplicate key value violates unique constraint "users_phone_key"\n'
@@ -144,3 +144,18 @@ def test_masking_twice_changes_nothing_more() -> None:
     line = "13812345678 +86 139 8765 4321 11010519491231002X"
 
     assert mask_pii(mask_pii(line)) == mask_pii(line) == "138****5678 +86 139****4321 1101**********002X"
+
+
+def test_the_filter_masks_a_records_message_and_traceback_for_a_plain_formatter() -> None:
+    record = logging.LogRecord("gunicorn.error", logging.ERROR, __file__, 1, "Error handling request %s",
+                               ("/api/v1/admin/users?phone=13800138000",), None)
+    try:
+        raise ValueError("no user with ID number 110101199003078515")
+    except ValueError:
+        record.exc_info = sys.exc_info()
+
+    kept = MaskPii().filter(record)
+
+    text = logging.Formatter().format(record)
+    assert kept and "Error handling request /api/v1/admin/users?phone=138****8000" in text
+    assert "ID number 1101**********8515" in text and "13800138000" not in text and "199003078" not in text

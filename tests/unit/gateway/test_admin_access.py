@@ -68,11 +68,46 @@ def test_shopper_is_forbidden_and_analytics_is_not_called(client: FlaskClient, b
             clients.analytics.GetOverview.calls) == (403, "FORBIDDEN", "your account may not do this", [])
 
 
-@pytest.mark.parametrize("role", ["finance", "customer_service"])
-def test_staff_without_an_analytics_role_is_forbidden(client: FlaskClient, bearer, clients, role: str) -> None:
-    response = client.get(OVERVIEW, headers=bearer(roles=role))
+def test_customer_service_is_forbidden_the_reports(client: FlaskClient, bearer, clients) -> None:
+    response = client.get(OVERVIEW, headers=bearer(roles="customer_service"))
 
     assert (error_of(response), clients.analytics.GetOverview.calls) == ((403, "FORBIDDEN"), [])
+
+
+# Finance reads the shop's figures and exports its ledgers; it does not look shoppers up, ship or edit products.
+FINANCE_MAY = [("get", OVERVIEW, "GetOverview", 200), ("get", "/api/v1/admin/analytics/retention", "GetRetention", 200),
+               ("post", "/api/v1/admin/reports", "CreateReport", 202), ("get", "/api/v1/admin/reports/7", "GetReport", 200),
+               ("get", "/api/v1/admin/reports/7/file", "GetReportChunk", 200)]
+MONEY_CSV = "kind,amount_fen\r\npayment,3799\r\n".encode()
+FINANCE_MAY_NOT = [("get", "/api/v1/admin/users?phone=13800138000", "user", "SearchUsers"),
+                   ("get", "/api/v1/admin/orders/5/waybill", "order", "GetOrder"),
+                   ("post", "/api/v1/admin/orders/5/ship", "order", "ShipOrder"),
+                   ("get", "/api/v1/admin/orders/5", "order", "GetOrder"),
+                   ("post", "/api/v1/admin/products", "product", "CreateProduct"),
+                   ("put", "/api/v1/admin/users/5/roles", "user", "SetUserRoles")]
+
+
+@pytest.mark.parametrize(("method", "path", "rpc", "status"), FINANCE_MAY)
+def test_finance_reads_the_reports_and_exports_the_money_ledger(client: FlaskClient, bearer, clients, method: str,
+                                                                path: str, rpc: str, status: int) -> None:
+    report = analytics_pb2.Report(id=7, kind="money", format="csv", from_date="2026-11-01", to_date="2026-11-30",
+                                  status="done", percent=100, rows=1, size_bytes=len(MONEY_CSV),
+                                  file_name="7-money-2026-11-01-2026-11-30.csv")
+    clients.analytics.CreateReport.reply = clients.analytics.GetReport.reply = report
+    clients.analytics.GetReportChunk.reply = analytics_pb2.GetReportChunkResponse(report=report, data=MONEY_CSV)
+    body = {"kind": "money", "format": "csv", "from": "2026-11-01", "to": "2026-11-30"} if method == "post" else None
+
+    response = getattr(client, method)(path, json=body, headers=bearer(roles="finance"))
+
+    assert (response.status_code, len(getattr(clients.analytics, rpc).calls)) == (status, 1)
+
+
+@pytest.mark.parametrize(("method", "path", "svc", "rpc"), FINANCE_MAY_NOT)
+def test_finance_does_not_look_up_users_ship_or_edit_products(client: FlaskClient, bearer, clients, method: str,
+                                                               path: str, svc: str, rpc: str) -> None:
+    response = getattr(client, method)(path, json={} if method != "get" else None, headers=bearer(roles="finance"))
+
+    assert (error_of(response), getattr(getattr(clients, svc), rpc).calls) == ((403, "FORBIDDEN"), [])
 
 
 ZERO = {name: 0 for name in analytics_pb2.Figures.DESCRIPTOR.fields_by_name}
@@ -89,8 +124,8 @@ def overview_reply(clients) -> analytics_pb2.GetOverviewResponse:
     return reply
 
 
-@pytest.mark.parametrize("role", ["admin", "operator", "finance,operator"])
-def test_admin_or_operator_gets_the_overview_as_json(client: FlaskClient, bearer, overview_reply, role: str) -> None:
+@pytest.mark.parametrize("role", ["admin", "operator", "finance", "finance,customer_service"])
+def test_report_readers_get_the_overview_as_json(client: FlaskClient, bearer, overview_reply, role: str) -> None:
     response = client.get(f"{OVERVIEW}?from=2026-11-24&to=2026-11-25", headers=bearer(roles=role))
 
     assert (response.status_code, response.get_json()) == (200, {

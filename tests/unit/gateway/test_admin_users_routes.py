@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from flask.testing import FlaskClient
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -73,3 +75,12 @@ def test_malformed_searches_are_400_and_nothing_is_asked(client: FlaskClient, cl
     response = client.get(f"{SEARCH}?{query}", headers=bearer(roles="admin"))
 
     assert (response.status_code, clients.user.SearchUsers.calls) == (400, [])
+
+
+def test_the_gateways_request_log_names_the_path_without_the_query(client: FlaskClient, clients, bearer,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="gateway.app"):
+        client.get("/api/v1/admin/users?phone=13800138000", headers=bearer(roles="operator"))
+
+    assert [record.getMessage() for record in caplog.records if record.name == "gateway.app"] == [
+        "GET /api/v1/admin/users -> 200"]

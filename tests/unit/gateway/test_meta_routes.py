@@ -108,7 +108,7 @@ def test_every_registered_api_route_is_documented(app: Flask, spec: dict) -> Non
 def test_admin_operation_needs_a_bearer_token_and_says_which_roles(spec: dict) -> None:
     overview = spec["paths"]["/api/v1/admin/analytics/overview"]["get"]
 
-    assert (overview["security"], overview["description"]) == ([{"bearer": []}], "Roles: admin, operator.")
+    assert (overview["security"], overview["description"]) == ([{"bearer": []}], "Roles: admin, finance, operator.")
 
 
 def test_exactly_the_public_operations_need_no_token(app: Flask, spec: dict) -> None:

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
+import re
+import textwrap
+
 import pytest
 from flask import Blueprint, Flask
+from hypothesis import given
+from hypothesis import strategies as st
 from openapi_spec_validator import validate
 
-from gateway.api import Page, PageQuery, Reply, operation
+from gateway.api import IDEMPOTENCY_HEADER, IDEMPOTENCY_KEY_SCHEMA, RULE_VARIABLE, Page, PageQuery, Reply, operation
 from gateway.app import create_app
 from gateway.config import GatewaySettings
+from services.common import idempotency
+from services.common.errors import InvalidInput
 from tests.fixtures.fake_services import FakeServices
 
 
@@ -104,3 +113,62 @@ def test_a_query_parameter_given_twice_is_refused_not_picked(settings: GatewaySe
     reply = client.get("/api/v1/things?page=1&page=2", headers=bearer())
 
     assert (reply.status_code, reply.get_json()["error"]["details"]) == (400, {"page": "given more than once"})
+
+
+def reads_the_idempotency_key(view: object) -> bool:
+    """Whether a view's own code (not its decorators) takes or names the key: the keyword, or the header itself."""
+    code = ast.parse(textwrap.dedent(inspect.getsource(inspect.unwrap(view)))).body[0]  # type: ignore[arg-type]
+    if not isinstance(code, ast.FunctionDef):  # Flask's static view, a lambda
+        return False
+    names = {arg.arg for arg in code.args.args + code.args.kwonlyargs}
+    for node in ast.walk(ast.Module(body=code.body, type_ignores=[])):
+        if isinstance(node, ast.Name | ast.keyword | ast.Attribute):
+            names.add(getattr(node, "id", None) or getattr(node, "arg", None) or getattr(node, "attr", ""))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and \
+                node.value.lower() == IDEMPOTENCY_HEADER.lower():
+            return True
+    return "idempotency_key" in names
+
+
+def test_exactly_the_routes_that_read_the_idempotency_key_declare_it_as_a_required_header(app: Flask) -> None:
+    spec = app.test_client().get("/openapi.json").get_json()
+    declared = {(path, method): [p for p in entry.get("parameters", []) if p["in"] == "header"]
+                for path, methods in spec["paths"].items() for method, entry in methods.items()}
+    reading = {(RULE_VARIABLE.sub(r"{\2}", rule.rule), method.lower()) for rule in app.url_map.iter_rules()
+               if reads_the_idempotency_key(app.view_functions[rule.endpoint])
+               for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}}
+    with_header = {route for route, headers in declared.items() if headers}
+
+    assert len(reading) >= 4  # POST /orders, /member/recharges, /member/withdrawals, /member/plans/{id}/subscribe
+    assert with_header == reading
+    assert all(headers == [{"name": IDEMPOTENCY_HEADER, "in": "header", "required": True,
+                            "schema": IDEMPOTENCY_KEY_SCHEMA, "description": headers[0]["description"]}]
+               for headers in declared.values() if headers)
+
+
+def test_a_view_taking_the_key_without_declaring_it_idempotent_is_refused_at_import() -> None:
+    with pytest.raises(TypeError, match="idempotency_key"):
+        @operation(summary="Buy a thing", tag="things", responses={201: Thing})
+        def buy_thing(idempotency_key: str) -> Thing:
+            return Thing(id=1, name=idempotency_key)
+
+
+def test_an_idempotent_view_that_ignores_the_key_is_refused_at_import() -> None:
+    with pytest.raises(TypeError, match="idempotency_key"):
+        @operation(summary="Buy a thing", tag="things", responses={201: Thing}, idempotent=True)
+        def buy_thing() -> Thing:
+            return Thing(id=1, name="a thing")
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x2FF), max_size=130))
+def test_the_documented_key_format_is_the_one_the_gateway_accepts(key: str) -> None:
+    documented = (IDEMPOTENCY_KEY_SCHEMA["minLength"] <= len(key) <= IDEMPOTENCY_KEY_SCHEMA["maxLength"]
+                  # JSON Schema's $ is the end of the text; Python's would also match before a final newline
+                  and re.fullmatch(IDEMPOTENCY_KEY_SCHEMA["pattern"].strip("^$"), key) is not None)
+    try:
+        idempotency.validate("gateway", key)
+        accepted = True
+    except InvalidInput:
+        accepted = False
+
+    assert documented == accepted
