@@ -614,6 +614,12 @@ class SqlRechargeRepository:
             .order_by(recharges.c.id).limit(limit)).all()
         return [(row.id, row.recharge_no) for row in rows]
 
+    def count_pending_before(self, created_before: datetime) -> tuple[int, datetime | None]:
+        # One aggregate under ix (status, created_at) (migration 0009) over the few PENDING rows: cheap for a job.
+        count, oldest = self.session.execute(select(func.count(), func.min(recharges.c.created_at)).where(
+            recharges.c.status == RechargeStatus.PENDING.value, recharges.c.created_at < created_before)).one()
+        return count, oldest
+
     def lock_pending(self, recharge_no: str) -> Recharge | None:
         return self.session.execute(_skip_locked(self.session, select(Recharge).where(
             recharges.c.recharge_no == recharge_no,
