@@ -27,7 +27,7 @@ from pathlib import Path
 from sqlalchemy import Engine, and_, func, select
 
 from services.common.config import SERVICES
-from services.common.db import make_engine
+from services.common.db import integer_sum, make_engine
 from services.common.outbox import outbox, processed_events
 from services.member import service as member_service
 from services.member.db import SqlMemberUnitOfWork, coupons
@@ -58,7 +58,7 @@ def database_urls(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
 def check_stock(product: Engine, now: datetime) -> Check:
     check = Check("stock")
     with product.connect() as conn:
-        confirmed = dict(conn.execute(select(reservations.c.sku_id, func.sum(reservations.c.quantity))
+        confirmed = dict(conn.execute(select(reservations.c.sku_id, integer_sum(reservations.c.quantity))
                                       .where(reservations.c.status == "CONFIRMED").group_by(reservations.c.sku_id)).all())
         for sku_id, stock, sales in conn.execute(select(skus.c.id, skus.c.stock, skus.c.sales)):
             check.checked += 1

@@ -48,7 +48,7 @@ from services.analytics.domain import (
 )
 from services.analytics.service import apply_rollups
 from services.analytics.uow import AnalyticsUnitOfWork
-from services.common.db import BigId, UTCDateTime, advisory_key
+from services.common.db import BigId, UTCDateTime, advisory_key, integer_sum
 from services.common.events import TOPICS
 from services.common.uow import SqlUnitOfWork
 
@@ -267,11 +267,11 @@ class SqlRollups:
         found: dict[str, dict[date | None, int]] = {s: {} for s in sets}
         a = daily_arrivals.c
         rows = self.session.execute(
-            select(a.kind, a.day, func.sum(a.value), func.sum(case((a.last_seen < period.first, a.value), else_=0)))
+            select(a.kind, a.day, integer_sum(a.value), integer_sum(case((a.last_seen < period.first, a.value), else_=0)))
             .where(a.kind.in_(sets), a.day.between(period.first, period.last)).group_by(a.kind, a.day))
         for kind, day, members, first_in_period in rows:
-            found[kind][day] = int(members)
-            found[kind][None] = found[kind].get(None, 0) + int(first_in_period)
+            found[kind][day] = members
+            found[kind][None] = found[kind].get(None, 0) + first_in_period
         return found
 
     def distinct_members(self, kinds: tuple[str, ...], period: Period) -> dict[str, int]:
@@ -290,12 +290,12 @@ class SqlRollups:
         found: dict[str, dict[str, dict[str, int]]] = {dimension: {} for dimension in dimensions}
         rows = self.session.execute(
             select(daily_breakdowns.c.dimension, daily_breakdowns.c.key, daily_breakdowns.c.metric,
-                   func.sum(daily_breakdowns.c.value))
+                   integer_sum(daily_breakdowns.c.value))
             .where(daily_breakdowns.c.dimension.in_(dimensions),
                    daily_breakdowns.c.day.between(period.first, period.last))
             .group_by(daily_breakdowns.c.dimension, daily_breakdowns.c.key, daily_breakdowns.c.metric))
         for dimension, key, metric, value in rows:
-            found[dimension].setdefault(key, {})[metric] = int(value)
+            found[dimension].setdefault(key, {})[metric] = value
         return found
 
     def step_profiles(self, kinds: tuple[str, ...], period: Period) -> dict[date | None, dict[frozenset[str], int]]:

@@ -9,7 +9,20 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, DateTime, Engine, Integer, create_engine, event, make_url, text
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    DateTime,
+    Engine,
+    Integer,
+    cast,
+    create_engine,
+    event,
+    func,
+    make_url,
+    text,
+)
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, registry
 from sqlalchemy.types import TypeDecorator
@@ -35,6 +48,16 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def integer_sum(expression: ColumnElement[Any]) -> ColumnElement[int]:
+    """SUM of an integer expression (fen, units, counts) as a BIGINT, 0 over no rows.
+
+    PostgreSQL sums a BIGINT column as NUMERIC, which psycopg gives back as decimal.Decimal: in an error's details,
+    JSON or a protobuf int field that is a 500 (SQLite returns int and hides it). Cast here, in the query, so every
+    caller gets an int on both databases.
+    """
+    return cast(func.coalesce(func.sum(expression), 0), BigInteger)
 
 
 def utcnow() -> datetime:

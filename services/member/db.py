@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, registry
 
-from services.common.db import BigId, Mapping, UTCDateTime, serialize_on
+from services.common.db import BigId, Mapping, UTCDateTime, integer_sum, serialize_on
 from services.common.uow import SqlUnitOfWork
 from services.member.domain import (
     Coupon,
@@ -339,11 +339,11 @@ class SqlLedgerRepository:
             where.append(ledger_entries.c.created_at >= since)
         if reference is not None:
             where.append(ledger_postings.c.reference == reference)
-        return int(self.session.execute(  # PostgreSQL sums bigints as numeric (a Decimal): fen are int
-            select(func.coalesce(func.sum(ledger_entries.c.amount), 0))
+        return self.session.execute(
+            select(integer_sum(ledger_entries.c.amount))
             .select_from(ledger_entries.join(ledger_accounts, ledger_accounts.c.id == ledger_entries.c.account_id)
                          .join(ledger_postings, ledger_postings.c.id == ledger_entries.c.posting_id))
-            .where(*where)).scalar_one())
+            .where(*where)).scalar_one()
 
     def holders(self, account: str, after_user_id: int, limit: int) -> list[int]:
         return list(self.session.execute(
@@ -366,13 +366,13 @@ class SqlLedgerRepository:
         return [LedgerEntry(**row._mapping) for row in rows], total
 
     def check(self) -> tuple[int, list[Mismatch]]:
-        sums = (select(ledger_entries.c.account_id, func.sum(ledger_entries.c.amount).label("total"))
+        sums = (select(ledger_entries.c.account_id, integer_sum(ledger_entries.c.amount).label("total"))
                 .group_by(ledger_entries.c.account_id).subquery())
         rows = self.session.execute(
             select(ledger_accounts.c.id, ledger_accounts.c.user_id, ledger_accounts.c.account,
                    ledger_accounts.c.balance, func.coalesce(sums.c.total, 0).label("total"))
             .outerjoin(sums, sums.c.account_id == ledger_accounts.c.id).order_by(ledger_accounts.c.id)).all()
-        return len(rows), [Mismatch(row.id, row.user_id, row.account, row.balance, int(row.total))
+        return len(rows), [Mismatch(row.id, row.user_id, row.account, row.balance, row.total)
                            for row in rows if row.balance != row.total]
 
 
@@ -558,8 +558,8 @@ class SqlWithdrawalRepository:
         standing = select(withdrawals.c.withdrawal_no).where(withdrawals.c.user_id == user_id, withdrawals.c.status.not_in(
             (WithdrawalStatus.REJECTED.value, WithdrawalStatus.FAILED.value)))
         drawn = (select(withdrawal_draws.c.recharge_no,
-                        func.sum(withdrawal_draws.c.principal_fen).label("principal"),
-                        func.sum(withdrawal_draws.c.bonus_fen).label("bonus"))
+                        integer_sum(withdrawal_draws.c.principal_fen).label("principal"),
+                        integer_sum(withdrawal_draws.c.bonus_fen).label("bonus"))
                  .where(withdrawal_draws.c.withdrawal_no.in_(standing))
                  .group_by(withdrawal_draws.c.recharge_no).subquery())
         rows = self.session.execute(
@@ -569,7 +569,7 @@ class SqlWithdrawalRepository:
             .where(recharges.c.user_id == user_id, recharges.c.status == RechargeStatus.PAID.value,
                    recharges.c.amount_fen > func.coalesce(drawn.c.principal, 0))
             .order_by(recharges.c.paid_at.desc(), recharges.c.id.desc())).all()
-        return [RechargeLot(row.recharge_no, row.amount_fen, row.bonus_fen, int(row.drawn), int(row.forfeited))
+        return [RechargeLot(row.recharge_no, row.amount_fen, row.bonus_fen, row.drawn, row.forfeited)
                 for row in rows]
 
     def add_draws(self, withdrawal_no: str, draws: list[PrincipalDraw]) -> None:
@@ -579,12 +579,11 @@ class SqlWithdrawalRepository:
                  "bonus_fen": draw.bonus_fen} for draw in draws])
 
     def requested_since(self, user_id: int, since: datetime) -> int:
-        # what was given back (rejected, or a transfer that failed) does not count against the day's limit;
-        # int(): PostgreSQL sums bigints as numeric, and a Decimal in an error's details cannot be sent
-        return int(self.session.execute(select(func.coalesce(func.sum(withdrawals.c.amount_fen), 0)).where(
+        # what was given back (rejected, or a transfer that failed) does not count against the day's limit
+        return self.session.execute(select(integer_sum(withdrawals.c.amount_fen)).where(
             withdrawals.c.user_id == user_id, withdrawals.c.created_at >= since,
             withdrawals.c.status.not_in((WithdrawalStatus.REJECTED.value, WithdrawalStatus.FAILED.value)))
-        ).scalar_one())
+        ).scalar_one()
 
 
 class SqlRechargeRepository:
@@ -613,6 +612,12 @@ class SqlRechargeRepository:
             recharges.c.created_at < created_before, recharges.c.id > after_id)
             .order_by(recharges.c.id).limit(limit)).all()
         return [(row.id, row.recharge_no) for row in rows]
+
+    def count_pending_before(self, created_before: datetime) -> tuple[int, datetime | None]:
+        # One aggregate under ix (status, created_at) (migration 0009) over the few PENDING rows: cheap for a job.
+        count, oldest = self.session.execute(select(func.count(), func.min(recharges.c.created_at)).where(
+            recharges.c.status == RechargeStatus.PENDING.value, recharges.c.created_at < created_before)).one()
+        return count, oldest
 
     def lock_pending(self, recharge_no: str) -> Recharge | None:
         return self.session.execute(_skip_locked(self.session, select(Recharge).where(

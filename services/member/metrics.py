@@ -1,12 +1,14 @@
-"""Business counters of the member service (Prometheus), counted once a transaction records the fact.
+"""Business metrics of the member service (Prometheus): counters of committed facts, gauges of recharges left waiting.
 
-Use cases register them with `uow.on_commit(...)` inside the work that records the fact, so a
-rolled-back attempt or a replayed idempotent request counts nothing.
+Use cases register counters with `uow.on_commit(...)` inside the work that records the fact, so a
+rolled-back attempt or a replayed idempotent request counts nothing. The overdue PENDING recharge gauges are read
+from the recharges table by the serve role's `recharge-expiry` job (every replica reports the same value: alert on
+their max).
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from services.member.domain import RECHARGE_CHANNELS
 
@@ -30,6 +32,13 @@ EXPIRED_HOLDS_PAID = Counter(
     "mall_expired_holds_paid_total",
     "Orders paid after the sweep had released their coupon lock or points hold, by kind and outcome "
     "(taken_again | lost | short).", ["kind", "outcome"])
+RECHARGES_PENDING_OVERDUE = Gauge(
+    "mall_recharges_pending_overdue",
+    "Recharges still PENDING MEMBER_RECHARGE_EXPIRE_SECONDS after their payment deadline once the recharge-expiry job "
+    "has asked their channels: the channel gives no usable answer about them.")
+RECHARGES_PENDING_OVERDUE_OLDEST = Gauge(
+    "mall_recharges_pending_overdue_oldest_seconds",
+    "How long past its payment deadline the oldest of those is, in seconds (0: none).")
 
 # Every series exists from the start, so rate() and increase() count the first event too.
 for _outcome in WITHDRAWAL_OUTCOMES:
@@ -51,3 +60,8 @@ def recharged(channel: str, amount_fen: int) -> None:
 def withdrawal_paid(amount_fen: int) -> None:
     WITHDRAWALS.labels("paid").inc()
     WITHDRAWN_FEN.inc(amount_fen)
+
+
+def overdue_recharges(count: int, oldest_seconds: float) -> None:
+    RECHARGES_PENDING_OVERDUE.set(count)
+    RECHARGES_PENDING_OVERDUE_OLDEST.set(oldest_seconds)

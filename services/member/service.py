@@ -1040,7 +1040,8 @@ def expire_recharges(uow: Callable[[], MemberUnitOfWork], payment: PaymentChanne
     more, and one the channel says was paid is credited (through the notify's code path), one it says is over
     unpaid (or that it never saw) becomes EXPIRED. One the channel cannot say about (no answer, an unverifiable
     one) or whose payer may still be paying (`PaidNotice.paying`) stays PENDING for the next run. Returns how
-    many expired. A payment reported for an EXPIRED recharge later (its notify) is still credited.
+    many expired. A payment reported for an EXPIRED recharge later (its notify) is still credited. Each round ends
+    by exporting how many are still PENDING past that point (`_show_overdue_recharges`), for the alert.
 
     Durable and replica-safe like reconcile_recharges: driven by the recharges table, paged by id, each recharge
     in its own transaction with its row locked FOR UPDATE SKIP LOCKED, so replicas (and a notify arriving
@@ -1049,15 +1050,30 @@ def expire_recharges(uow: Callable[[], MemberUnitOfWork], payment: PaymentChanne
     now = now or utcnow()
     overdue = now - timedelta(minutes=RECHARGE_PAY_MINUTES, seconds=expire_seconds)
     expired, after = 0, 0
-    while True:
-        with uow() as tx:
-            pending = tx.recharges.pending(EPOCH, overdue, after, batch)
-            tx.commit()
-        for _, recharge_no in pending:
-            expired += _expire_recharge(uow(), payment, recharge_no, now)
-        if len(pending) < batch:
-            return expired
-        after = pending[-1][0]
+    try:
+        while True:
+            with uow() as tx:
+                pending = tx.recharges.pending(EPOCH, overdue, after, batch)
+                tx.commit()
+            for _, recharge_no in pending:
+                expired += _expire_recharge(uow(), payment, recharge_no, now)
+            if len(pending) < batch:
+                return expired
+            after = pending[-1][0]
+    finally:  # also when a round fails part way: the gauges must not keep the last good round's values
+        _show_overdue_recharges(uow(), overdue, now)
+
+
+def _show_overdue_recharges(uow: MemberUnitOfWork, overdue: datetime, now: datetime) -> None:
+    """Export how many recharges are still PENDING past their deadline and the expiry grace once a round has asked
+    about them, and how long past its deadline the oldest is (`mall_recharges_pending_overdue`,
+    `mall_recharges_pending_overdue_oldest_seconds`): their channel gives no usable answer, so nothing ends them
+    and the RechargePendingOverdue alert tells staff. One aggregate query."""
+    with uow:
+        count, oldest = uow.recharges.count_pending_before(overdue)
+        uow.commit()
+    deadline = oldest + timedelta(minutes=RECHARGE_PAY_MINUTES) if oldest else None
+    metrics.overdue_recharges(count, max(0.0, (now - deadline).total_seconds()) if deadline else 0.0)
 
 
 def _expire_recharge(uow: MemberUnitOfWork, payment: PaymentChannel, recharge_no: str, now: datetime) -> int:

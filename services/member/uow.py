@@ -174,6 +174,9 @@ class RechargeRepository(Protocol):
                 limit: int) -> list[tuple[int, str]]:
         """(id, recharge_no) of PENDING recharges created in that window with an id above `after_id`, by id."""
 
+    def count_pending_before(self, created_before: datetime) -> tuple[int, datetime | None]:
+        """How many recharges created before `created_before` are PENDING, and when the oldest was created."""
+
     def lock_pending(self, recharge_no: str) -> Recharge | None:
         """The recharge, locked, if it is still PENDING and no other transaction holds it (SKIP LOCKED)."""
 

@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, registry, relationship
 from sqlalchemy.orm.attributes import set_committed_value
 
-from services.common.db import BigId, Mapping, UTCDateTime, serialize_on
+from services.common.db import BigId, Mapping, UTCDateTime, integer_sum, serialize_on
 from services.common.errors import Conflict
 from services.common.uow import SqlUnitOfWork
 from services.product.domain import (
@@ -419,12 +419,12 @@ class SqlStockRepository:
 
     def check(self) -> tuple[int, list[StockBalance]]:
         m = stock_movements.c
-        ledger = (select(m.sku_id, func.sum(m.available).label("available"), func.sum(m.reserved).label("reserved"),
-                         func.sum(m.sold).label("sold"),
-                         func.sum(case((m.kind.in_([str(k) for k in SUPPLY_KINDS]), m.available + m.reserved + m.sold),
-                                       else_=0)).label("supplied"))
+        ledger = (select(m.sku_id, integer_sum(m.available).label("available"),
+                         integer_sum(m.reserved).label("reserved"), integer_sum(m.sold).label("sold"),
+                         integer_sum(case((m.kind.in_([str(k) for k in SUPPLY_KINDS]), m.available + m.reserved + m.sold),
+                                          else_=0)).label("supplied"))
                   .group_by(m.sku_id).subquery())
-        held = (select(reservations.c.sku_id, func.sum(reservations.c.quantity).label("units"))
+        held = (select(reservations.c.sku_id, integer_sum(reservations.c.quantity).label("units"))
                 .where(reservations.c.status == ReservationStatus.RESERVED).group_by(reservations.c.sku_id).subquery())
         rows = self.session.execute(
             select(skus.c.id, skus.c.stock, skus.c.sales, func.coalesce(held.c.units, 0).label("reserved"),
@@ -432,8 +432,8 @@ class SqlStockRepository:
                      for name in ("available", "reserved", "sold", "supplied")))
             .outerjoin(held, held.c.sku_id == skus.c.id).outerjoin(ledger, ledger.c.sku_id == skus.c.id)
             .order_by(skus.c.id)).all()
-        found = [StockBalance(row.id, row.stock, int(row.reserved), row.sales, int(row.ledger_available),
-                               int(row.ledger_reserved), int(row.ledger_sold), int(row.ledger_supplied))
+        found = [StockBalance(row.id, row.stock, row.reserved, row.sales, row.ledger_available, row.ledger_reserved,
+                               row.ledger_sold, row.ledger_supplied)
                  for row in rows]
         return len(found), [f for f in found if not f.balanced]
 

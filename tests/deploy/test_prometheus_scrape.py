@@ -144,7 +144,7 @@ def test_every_alert_rule_evaluates_on_the_real_metrics_and_none_fires(prometheu
         return rules if rules and all(r["health"] == "ok" for r in rules) else None
 
     rules = poll("every rule evaluated healthy", evaluated)
-    assert len(rules) == 22
+    assert len(rules) == 23
     firing = [r["name"] for r in rules if r["type"] == "alerting" and r["state"] == "firing"]
     assert firing == []
 
@@ -159,7 +159,8 @@ def test_the_business_metrics_are_scraped_from_the_services_that_export_them(pro
               'mall_refunds_abnormal{app="order"}', 'mall_refunds_abnormal_oldest_seconds{app="order"}',
               'mall_payments_after_stock_hold_total{app="order",channel="wechat"}',
               'mall_wallet_charges_awaiting_staff{app="order"}', 'mall_refunds_pending_stuck{app="order"}',
-              'mall_refunds_pending_stuck_oldest_seconds{app="order"}']
+              'mall_refunds_pending_stuck_oldest_seconds{app="order"}', 'mall_recharges_pending_overdue{app="member"}',
+              'mall_recharges_pending_overdue_oldest_seconds{app="member"}']
     for selector in series:
         poll(f"{selector} scraped", lambda s=selector: query(prometheus, s))
     assert query(prometheus, 'mall_orders_created_total{app!="order"}') == []

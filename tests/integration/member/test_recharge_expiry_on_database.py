@@ -10,7 +10,8 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, select, text
+from prometheus_client import REGISTRY
+from sqlalchemy import Engine, select, text, update
 
 from services.common.db import utcnow
 from services.member import service
@@ -112,3 +113,23 @@ def test_the_shoppers_list_shows_expired_recharges(uow: Callable[[], SqlMemberUn
     found, total = service.my_recharges(uow(), user_id=shopper.user_id, status="EXPIRED", offset=0, limit=20)
 
     assert ([(r.recharge_no, r.status) for r in found], total) == ([(lapsed, "EXPIRED")], 1)
+
+
+def test_a_recharge_left_pending_past_the_grace_is_counted_with_how_long_past_its_deadline_it_is(
+        shopper: Shopper, engine: Engine) -> None:
+    unanswered, payment = shopper.recharge("alipay", 20_000)
+    shopper.pay_and_lose_notify("alipay", payment)
+    shopper.tamper_queries("alipay", unanswered, "bad_signature")
+    never_seen, _ = shopper.recharge("bank_card", 30_000)
+    started = utcnow().replace(microsecond=0) - timedelta(hours=2)
+    with engine.begin() as connection:  # started two hours ago, ten seconds apart
+        for offset, recharge_no in enumerate((unanswered, never_seen)):
+            connection.execute(update(recharges).where(recharges.c.recharge_no == recharge_no)
+                               .values(created_at=started + timedelta(seconds=10 * offset)))
+
+    expired = service.expire_recharges(shopper.uow, shopper.channels, now=started + timedelta(minutes=30, seconds=1_000),
+                                       expire_seconds=900)
+
+    assert (expired, statuses(engine)) == (1, [(20_000, "PENDING"), (30_000, "EXPIRED")])
+    assert (REGISTRY.get_sample_value("mall_recharges_pending_overdue"),
+            REGISTRY.get_sample_value("mall_recharges_pending_overdue_oldest_seconds")) == (1, 1_000)

@@ -285,6 +285,10 @@ class FakeRechargeRepository:
                 if r.status == "PENDING" and created_after < r.created_at < created_before and (r.id or 0) > after_id
                 ][:limit]
 
+    def count_pending_before(self, created_before: datetime) -> tuple[int, datetime | None]:
+        found = [r.created_at for r in self.recharges.values() if r.status == "PENDING" and r.created_at < created_before]
+        return len(found), min(found, default=None)
+
     def lock_pending(self, recharge_no: str) -> Recharge | None:
         recharge = self.recharges.get(recharge_no)
         return recharge if recharge is not None and recharge.status == "PENDING" else None

@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from services.common.bankcard import Bankcard, BankcardSettings
 from services.common.config import ConfigError, ServiceSettings
 from services.common.errors import Conflict
 from services.common.wechatpay import PaymentNotice, WechatPayApiError, WechatPayUnavailable
-from services.member import service
+from services.member import metrics, service
 from services.member.channels import BankcardRecharge, PaidNotice, RechargeChannels, WechatRecharge, never_paid
 from services.member.config import MemberServiceSettings
 from services.member.domain import Account, Recharge
@@ -170,6 +171,53 @@ class Wechat:
         if isinstance(self.answer, Exception):
             raise self.answer
         return self.answer
+
+
+def overdue_gauges() -> tuple[float | None, float | None]:
+    return (REGISTRY.get_sample_value("mall_recharges_pending_overdue"),
+            REGISTRY.get_sample_value("mall_recharges_pending_overdue_oldest_seconds"))
+
+
+def test_recharges_the_channel_gives_no_answer_about_past_the_grace_are_counted_with_the_oldest_ones_overdue_time(
+        uow: FakeMemberUnitOfWork, channels: RechargeChannels, channel: AnsweringChannel) -> None:
+    first = recharge(uow, channels, 10_000)
+    second = recharge(uow, channels, 20_000, now=NOW + timedelta(minutes=3))
+    recharge(uow, channels, 30_000, now=NOW + timedelta(minutes=4))  # the channel never saw it: expires
+    recharge(uow, channels, 40_000, now=NOW + timedelta(minutes=10))  # not yet past its deadline and the grace
+    channel.answers[first] = channel.answers[second] = None
+
+    assert expire(uow, channels, DEADLINE + timedelta(minutes=20)) == 1
+
+    assert overdue_gauges() == (2, 1_200)  # the first, 20 minutes past its deadline, and the second
+
+
+def test_the_overdue_gauges_fall_to_zero_once_the_channel_answers(
+        uow: FakeMemberUnitOfWork, channels: RechargeChannels, channel: AnsweringChannel) -> None:
+    waiting = recharge(uow, channels, 10_000)
+    channel.answers[waiting] = None
+    expire(uow, channels, DEADLINE + timedelta(minutes=20))
+    channel.answers[waiting] = PaidNotice(out_trade_no=waiting, paid_fen=10_000, txn_id="T1", paid=True)
+
+    expire(uow, channels, DEADLINE + timedelta(minutes=21))
+
+    assert (overdue_gauges(), statuses(uow)) == ((0, 0), ["PAID"])
+
+
+def test_a_round_the_channel_breaks_part_way_still_updates_the_overdue_gauges(
+        uow: FakeMemberUnitOfWork, channels: RechargeChannels, channel: AnsweringChannel,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    recharge(uow, channels, 10_000)
+    recharge(uow, channels, 20_000, now=NOW + timedelta(minutes=1))
+    metrics.overdue_recharges(0, 0)
+
+    def broken(out_trade_no: str) -> PaidNotice | None:
+        raise ConnectionError("channel unreachable")
+    monkeypatch.setattr(channel, "query", broken)
+
+    with pytest.raises(ConnectionError):
+        expire(uow, channels, DEADLINE + timedelta(minutes=30))
+
+    assert overdue_gauges() == (2, 1_800)
 
 
 def wechat_query(answer: PaymentNotice | Exception) -> PaidNotice | None:
