@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from fractions import Fraction
 
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
+from services.common.formats import shopper_actor
 
 MAX_CART_LINES = 100
 MAX_LINE_QUANTITY = 999
@@ -375,11 +376,6 @@ def new_order(*, user_id: int, order_no: str, lines: list[OrderLine], address: A
 def new_order_no(now: datetime) -> str:
     """Unique, sortable by time, unguessable: 20 digits of time then 8 random hex characters."""
     return now.strftime("%Y%m%d%H%M%S%f") + secrets.token_hex(4)
-
-
-def shopper_actor(actor: str) -> str:
-    """Who acted, as a shopper reads it: staff are "staff" only (which staff member acted is for staff)."""
-    return "staff" if actor.startswith("staff:") else actor
 
 
 def plain(text: str, limit: int) -> str:
