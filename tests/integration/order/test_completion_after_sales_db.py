@@ -3,6 +3,8 @@ moves the clock of those cases held, and order-completed in the outbox carries w
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -124,6 +126,25 @@ def test_the_batch_confirms_orders_whose_cases_held_them_the_most_they_may_even_
     assert service.auto_confirm_orders(uow(), settings, now=NOW + 34 * DAY) == 1
     open_cases = aftersales.search_cases(uow(), CaseSearch(status="REQUESTED"))[1]
     assert open_cases == 3  # the cases go on: staff still decide them
+
+
+def test_replicas_at_once_confirm_each_order_after_sales_held_the_most_they_may_exactly_once(
+        pg_uow: Uow, pg_engine: Engine) -> None:
+    orders = []
+    for number in range(12):  # half with a case left open, half with cases opened and withdrawn for 20 days
+        order_id, [line, _] = shipped(pg_uow, f"AC-r{number}")
+        case = ask(pg_uow, order_id, {line: 1}, NOW + DAY)
+        if number % 2:
+            aftersales.withdraw_case(pg_uow(), user_id=ALICE, case_id=case.id or 0, now=NOW + 21 * DAY)
+        orders.append(order_id)
+    settings = replace(SETTINGS, auto_confirm_max_pause_days=15)
+    confirm = functools.partial(service.auto_confirm_orders, settings=settings, now=NOW + 25 * DAY, batch=2)
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        confirmed = sum(pool.map(lambda _: sum(iter(lambda: confirm(pg_uow()), 0)), range(4)))
+
+    assert confirmed == len(completed_events(pg_engine)) == 12
+    assert {status(pg_uow, order_id) for order_id in orders} == {"COMPLETED"}
 
 
 def test_order_completed_in_the_outbox_carries_the_units_and_fen_kept_after_refunds(uow: Uow) -> None:
