@@ -27,7 +27,7 @@ MIN_PAY_MINUTES, MAX_PAY_MINUTES = 5, 60
 PAYABLE_WITHIN = timedelta(hours=2) - timedelta(minutes=30)
 DEFAULT_AUTO_CONFIRM_DAYS = 10
 # After-sales cases hold an order's auto-confirm this long in total at most (ORDER_AUTO_CONFIRM_MAX_PAUSE_DAYS): else
-# a shopper opening and withdrawing cases again and again could keep the order from completing for ever. Two weeks
+# a shopper opening and withdrawing cases again and again could keep the order from completing for ever. Fifteen days
 # cover a return: approval, ORDER_RETURN_SHIP_DAYS to post it, the parcel back, staff receiving it.
 DEFAULT_AUTO_CONFIRM_MAX_PAUSE_DAYS = 15
 
@@ -224,7 +224,8 @@ class Order:
     shipped_at: datetime | None = None    # when the last unshipped units left: the auto-confirm clock starts
     completed_at: datetime | None = None  # receipt confirmed (by the shopper or automatically): delivery
     # Where the auto-confirm clock counts from once after-sales cases held it (`confirm_clock`): shipped_at moved on
-    # by the time they were open, up to the most they may hold it. None: shipped_at (no case held it, or the job has not looked since).
+    # by the time they were open, up to the most they may hold it. None: shipped_at (no case held it, or the job has
+    # not looked since).
     confirm_clock_at: datetime | None = None
     id: int | None = None
 
