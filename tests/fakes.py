@@ -433,13 +433,13 @@ class FakeOrderRepository:
                  and order.wallet_attempt_at <= before]
         return sorted(found, key=lambda order: order.wallet_attempt_at or before)[:limit]
 
-    def lock_confirmable_before(self, before: datetime, limit: int) -> list[Order]:
+    def lock_confirmable_before(self, before: datetime, held_before: datetime, limit: int) -> list[Order]:
         def clock(order: Order) -> datetime:
             return order.confirm_clock_at or order.shipped_at or before
 
         busy = {case.order_id for case in self.cases() if case.is_open}
         shipped = [order for order in self.orders if order.status == "SHIPPED" and order.shipped_at
-                   and clock(order) <= before and order.id not in busy]
+                   and ((clock(order) <= before and order.id not in busy) or order.shipped_at <= held_before)]
         return sorted(shipped, key=clock)[:limit]
 
     def unpaid_prepaid(self, prepaid_before: datetime, limit: int) -> list[Order]:

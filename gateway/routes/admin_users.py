@@ -24,9 +24,16 @@ USER_FINDERS = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
 
 
 class UserSearchQuery(PageQuery):
-    phone: str | None = Field(None, pattern=anchored(formats.PHONE), description="exact mobile number")
+    phone: str | None = Field(None, pattern=anchored(formats.PHONE), description="exact mobile number (prefer POST "
+                                                                                  "/admin/users/search: a URL is "
+                                                                                  "logged by proxies)")
     id: int | None = Field(None, ge=1, le=999_999_999_999_999_999, description="the user id")
     nickname: str | None = Field(None, min_length=1, max_length=32, description="the start of the nickname")
+
+
+class UserSearchIn(Body, UserSearchQuery):
+    """The criteria and page of GET /admin/users?..., as a JSON body: `{"phone", "id", "nickname", "page",
+    "page_size"}`, every one optional (at least one criterion), checked as a body (no unknown field, no "9" for 9)."""
 
 
 class StaffUserOut(UserSummary):
@@ -39,16 +46,36 @@ class StaffUserOut(UserSummary):
         return cls(**UserSummary.from_proto(user).model_dump(), created_at=user.created_at.ToDatetime(tzinfo=UTC))
 
 
+SEARCH_RULES = ("Every criterion given must match; at least one is needed (400 USER_SEARCH_EMPTY). Each search is "
+                "recorded with who asked and the ids it answered (the user service's user_lookups); phones answer "
+                "masked.")
+
+
 @bp.get("")
 @operation(summary="Find users by exact phone, id or nickname prefix, newest first (audited)", tag="admin",
            roles=USER_FINDERS, query=UserSearchQuery, responses={200: Page[StaffUserOut]},
-           description="Every criterion given must match; at least one is needed (400 USER_SEARCH_EMPTY). Each "
-                       "search is recorded with who asked and the ids it answered (the user service's user_lookups).")
+           description=SEARCH_RULES + " A phone in the query string is in the URL, which proxies and ingresses "
+                                      "may log: search by phone with POST /admin/users/search instead.")
 def search_users(query: UserSearchQuery) -> Page[StaffUserOut]:
+    return find_users(query)
+
+
+@bp.post("/search")
+@operation(summary="Find users by exact phone, id or nickname prefix, criteria in the body (audited; preferred "
+                   "for phones)", tag="admin", roles=USER_FINDERS, body=UserSearchIn,
+           responses={200: Page[StaffUserOut]},
+           description=SEARCH_RULES + " The same search as GET /admin/users, the criteria and page in a JSON body "
+                                      "so that a phone number never appears in a URL (proxy and ingress logs).")
+def search_users_by_body(body: UserSearchIn) -> Page[StaffUserOut]:
+    return find_users(body)
+
+
+def find_users(search: UserSearchQuery) -> Page[StaffUserOut]:
+    """The one user search of both routes: the user service checks the criteria, records the lookup and masks."""
     found = service(UserServiceStub).SearchUsers(user_pb2.SearchUsersRequest(
-        phone=query.phone or "", user_id=query.id or 0, nickname_prefix=query.nickname or "", offset=query.offset,
-        limit=query.page_size))
-    return Page[StaffUserOut].of([StaffUserOut.from_proto(user) for user in found.users], query, found.total)
+        phone=search.phone or "", user_id=search.id or 0, nickname_prefix=search.nickname or "",
+        offset=search.offset, limit=search.page_size))
+    return Page[StaffUserOut].of([StaffUserOut.from_proto(user) for user in found.users], search, found.total)
 
 
 class RolesIn(Body):

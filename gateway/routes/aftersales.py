@@ -54,7 +54,7 @@ class CaseStepOut(Reply):
     def shopper_view(cls, steps: Iterable[after_sale_pb2.AfterSaleStep]) -> list[CaseStepOut]:
         """The steps shown to the shopper, each with its reason for them (also when staff call a shopper's route)."""
         return [cls(status=step.status, at=utc_time(step.at),  # type: ignore[arg-type]
-                    actor="staff" if step.actor.startswith("staff:") else step.actor, reason=step.shopper_reason)
+                    actor=formats.shopper_actor(step.actor), reason=step.shopper_reason)
                 for step in steps if step.shopper_visible]
 
 

@@ -245,14 +245,17 @@ class StepOut(Reply):
 
     status: OrderStatus
     at: datetime
-    actor: str
+    actor: str = Field(description="user:<id> (me) | staff | system:timeout | system:auto-confirm | wechatpay | "
+                                   "reconciliation")
     reason: str = Field(description="what the shopper is told of the step; may be empty")
 
     @classmethod
     def shopper_view(cls, steps: Iterable[order_pb2.Transition]) -> list[StepOut]:
-        """The steps shown to the shopper, each with its reason for them (also when staff call a shopper's route)."""
-        return [cls(status=step.status, at=utc_time(step.at), actor=step.actor,  # type: ignore[arg-type]
-                    reason=step.shopper_reason) for step in steps if step.shopper_visible]
+        """The steps shown to the shopper, each with its reason for them and any staff member as "staff" (also when
+        staff call a shopper's route, whom the order service answers with every staff id)."""
+        return [cls(status=step.status, at=utc_time(step.at),  # type: ignore[arg-type]
+                    actor=formats.shopper_actor(step.actor), reason=step.shopper_reason)
+                for step in steps if step.shopper_visible]
 
 
 class StaffStepOut(Reply):

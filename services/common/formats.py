@@ -30,6 +30,13 @@ SMS_CODE_PATTERN = re.compile(SMS_CODE)
 UPLOAD_URL_PATTERN = re.compile(UPLOAD_URL)
 
 
+def shopper_actor(actor: str) -> str:
+    """Who acted on an order or an after-sales case, as a shopper reads it: staff are "staff" only (which staff
+    member acted is for staff). The order service answers shoppers so, and the gateway's shopper routes show it so
+    to whoever calls them."""
+    return "staff" if actor.startswith("staff:") else actor
+
+
 def anchored(pattern: str) -> str:
     """The pattern as a JSON Schema / pydantic `pattern`: anchored at both ends."""
     return f"^{pattern}$"

@@ -79,7 +79,6 @@ from services.order.domain import (
     new_order_no,
     order_not_found,
     plain,
-    shopper_actor,
 )
 from services.order.ports import Members
 from services.order.service import check_parcel, event_line
@@ -237,8 +236,8 @@ class AfterSale:
     def shopper_history(self) -> list[CaseStep]:
         """The history as the case's shopper sees it: the steps shown to them, each with its reason for them,
         staff named as "staff" only."""
-        return [CaseStep(status=step.status, actor=shopper_actor(step.actor), at=step.at, reason=step.shopper_reason,
-                         shopper_visible=True, shopper_reason=step.shopper_reason)
+        return [CaseStep(status=step.status, actor=formats.shopper_actor(step.actor), at=step.at,
+                         reason=step.shopper_reason, shopper_visible=True, shopper_reason=step.shopper_reason)
                 for step in self.history if step.shopper_visible]
 
 

@@ -12,6 +12,7 @@ from services.common.wechatpay import WechatPaySettings
 from services.order.aftersales import DEFAULT_AFTER_SALE_DAYS, DEFAULT_RETURN_SHIP_DAYS, AfterSaleSettings
 from services.order.domain import (
     DEFAULT_AUTO_CONFIRM_DAYS,
+    DEFAULT_AUTO_CONFIRM_MAX_PAUSE_DAYS,
     DEFAULT_PAY_MINUTES,
     MAX_PAY_MINUTES,
     MIN_PAY_MINUTES,
@@ -23,6 +24,7 @@ from services.order.service import WALLET_SETTLE_SECONDS, OrderSettings
 # Bounds of the environment's days (and Consul's, for auto-confirm): 0 auto-confirm days would complete an order
 # as it ships, its after-sales days running out while the parcel travels; a year bounds the date sums.
 AUTO_CONFIRM_DAYS = (1, 60)
+AUTO_CONFIRM_MAX_PAUSE_DAYS = (0, 60)  # 0: after-sales never hold auto-confirm (a case goes on after completion)
 AFTER_SALE_DAYS = (0, 365)
 RETURN_SHIP_DAYS = (1, 60)  # 0 would close an approved return before the shopper could post it
 # A refund PENDING this long is stuck (counted for RefundPendingStuck; one WeChat Pay refuses when sent again turns
@@ -43,7 +45,8 @@ class OrderServiceSettings:
     ORDER_TIMEOUT_SCAN_SECONDS (10), ORDER_RECONCILE_SECONDS (60: WeChat Pay payments and wallet payments left
     unknown are asked about), ORDER_WALLET_SETTLE_SECONDS (30: wallet payments unknown this long are asked about;
     more than the call deadline), ORDER_GRPC_TIMEOUT_MS (5000) for calls to other services,
-    ORDER_AUTO_CONFIRM_DAYS (10; 1 to 60) after shipping, ORDER_AUTO_CONFIRM_SCAN_SECONDS (60),
+    ORDER_AUTO_CONFIRM_DAYS (10; 1 to 60) after shipping, ORDER_AUTO_CONFIRM_MAX_PAUSE_DAYS (15; 0 to 60: the
+    most after-sales cases hold auto-confirm in total), ORDER_AUTO_CONFIRM_SCAN_SECONDS (60),
     ORDER_AFTER_SALE_DAYS (7; 0 to 365) after delivery, ORDER_RETURN_SHIP_DAYS (7; 1 to 60: an approved return
     not sent back by then is closed, scanned every ORDER_AUTO_CONFIRM_SCAN_SECONDS),
     and the WECHATPAY_* settings of services.common.wechatpay."""
@@ -73,6 +76,9 @@ class OrderServiceSettings:
                                                   "https://localhost/api/v1/payments/wechat/notify"),
                                auto_confirm_days=_bounded(env, "ORDER_AUTO_CONFIRM_DAYS", DEFAULT_AUTO_CONFIRM_DAYS,
                                                           *AUTO_CONFIRM_DAYS),
+                               auto_confirm_max_pause_days=_bounded(env, "ORDER_AUTO_CONFIRM_MAX_PAUSE_DAYS",
+                                                                    DEFAULT_AUTO_CONFIRM_MAX_PAUSE_DAYS,
+                                                                    *AUTO_CONFIRM_MAX_PAUSE_DAYS),
                                refund_notify_url=env.str("ORDER_WECHATPAY_REFUND_NOTIFY_URL",
                                                          "https://localhost/api/v1/payments/wechat/refund-notify"))
         grpc_timeout_ms = env.int("ORDER_GRPC_TIMEOUT_MS", 5000)

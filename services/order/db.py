@@ -23,6 +23,7 @@ from sqlalchemy import (
     case,
     false,
     func,
+    or_,
     select,
     text,
     true,
@@ -363,20 +364,23 @@ class SqlOrderRepository:
         return list(found), total
 
     def lock_expired(self, now: datetime, limit: int) -> list[Order]:
+        deadline = orders.c.pay_deadline
         return self._lock_due(and_(orders.c.status == OrderStatus.PENDING_PAYMENT.value,
-                                   orders.c.wallet_attempt_at.is_(None)), orders.c.pay_deadline, now, limit)
+                                   orders.c.wallet_attempt_at.is_(None), deadline <= now), deadline, limit)
 
-    def lock_confirmable_before(self, before: datetime, limit: int) -> list[Order]:
+    def lock_confirmable_before(self, before: datetime, held_before: datetime, limit: int) -> list[Order]:
         open_case = (select(after_sales.c.id).where(after_sales.c.order_id == orders.c.id,
                                                     after_sales.c.status.not_in(CLOSED_CASES))
                      .exists())
-        return self._lock_due(and_(orders.c.status == OrderStatus.SHIPPED.value, ~open_case),
-                              func.coalesce(orders.c.confirm_clock_at, orders.c.shipped_at), before, limit)
+        clock = func.coalesce(orders.c.confirm_clock_at, orders.c.shipped_at)
+        # The second arm needs no clock: however the clock was moved (under a longer limit, say), after-sales have
+        # held these orders all they may now.
+        due = or_(and_(~open_case, clock <= before), orders.c.shipped_at <= held_before)
+        return self._lock_due(and_(orders.c.status == OrderStatus.SHIPPED.value, due), clock, limit)
 
-    def _lock_due(self, status: ColumnElement[bool], clock: ColumnElement[datetime], due: datetime,
-                  limit: int) -> list[Order]:
-        """Orders in a status whose clock is at or before `due`, oldest first, locked; others' rows are skipped."""
-        query = select(Order).where(status, clock <= due).order_by(clock).limit(limit)
+    def _lock_due(self, due: ColumnElement[bool], clock: ColumnElement[datetime], limit: int) -> list[Order]:
+        """Orders that are `due`, oldest `clock` first, locked; rows other transactions hold are skipped."""
+        query = select(Order).where(due).order_by(clock).limit(limit)
         if self.session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         return list(self.session.execute(query).scalars())

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from fractions import Fraction
 
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
+from services.common.formats import shopper_actor
 
 MAX_CART_LINES = 100
 MAX_LINE_QUANTITY = 999
@@ -25,6 +26,10 @@ MIN_PAY_MINUTES, MAX_PAY_MINUTES = 5, 60
 # hour past the longest payment window, so a payment on time that is learned of soon is never refused.
 PAYABLE_WITHIN = timedelta(hours=2) - timedelta(minutes=30)
 DEFAULT_AUTO_CONFIRM_DAYS = 10
+# After-sales cases hold an order's auto-confirm this long in total at most (ORDER_AUTO_CONFIRM_MAX_PAUSE_DAYS): else
+# a shopper opening and withdrawing cases again and again could keep the order from completing for ever. Fifteen days
+# cover a return: approval, ORDER_RETURN_SHIP_DAYS to post it, the parcel back, staff receiving it.
+DEFAULT_AUTO_CONFIRM_MAX_PAUSE_DAYS = 15
 
 
 class OrderStatus(enum.StrEnum):
@@ -219,7 +224,8 @@ class Order:
     shipped_at: datetime | None = None    # when the last unshipped units left: the auto-confirm clock starts
     completed_at: datetime | None = None  # receipt confirmed (by the shopper or automatically): delivery
     # Where the auto-confirm clock counts from once after-sales cases held it (`confirm_clock`): shipped_at moved on
-    # by the time they were open. None: shipped_at (no case held it, or the job has not looked since).
+    # by the time they were open, up to the most they may hold it. None: shipped_at (no case held it, or the job has
+    # not looked since).
     confirm_clock_at: datetime | None = None
     id: int | None = None
 
@@ -316,20 +322,26 @@ class Order:
         self.apply("confirm_receipt", actor=actor, now=now, reason=reason, shopper_reason=reason)
         self.completed_at = now
 
-    def confirm_clock(self, cases: list[tuple[datetime, datetime | None]]) -> datetime | None:
+    def confirm_clock(self, cases: list[tuple[datetime, datetime | None]], *, now: datetime,
+                      max_pause: timedelta) -> datetime | None:
         """Where the auto-confirm clock of this SHIPPED order counts from, given its after-sales cases as (opened,
         closed or None while open): shipped_at, moved on by the time any case was open since it shipped (cases
-        open at once count once). None while a case is open: the clock is paused, and resumes when it closes."""
+        open at once count once; an open one counts up to `now`), but by `max_pause` at most, however many cases
+        the shopper opened and withdrew. None while a case is open and the pause is still under `max_pause`: the
+        clock stands still, and resumes when the case closes. Once the pause reaches `max_pause` the clock runs
+        again, a case open or not (shipped_at + max_pause): the case goes on after the order completes."""
         assert self.shipped_at is not None
-        clock, counted_to = self.shipped_at, self.shipped_at
+        paused, counted_to, still_open = timedelta(0), self.shipped_at, False
         for opened, closed in sorted(cases, key=lambda case: case[0]):
-            if closed is None:
-                return None
+            still_open = still_open or closed is None
+            end = now if closed is None else closed
             start = max(opened, counted_to)
-            if closed > start:
-                clock += closed - start
-                counted_to = closed
-        return clock
+            if end > start:
+                paused += end - start
+                counted_to = end
+        if still_open and paused < max_pause:
+            return None
+        return self.shipped_at + min(paused, max_pause)
 
     def kept(self) -> list[KeptLine]:
         """What the shopper keeps of each line once refunds (under way or done) are taken off: the units and the
@@ -365,11 +377,6 @@ def new_order(*, user_id: int, order_no: str, lines: list[OrderLine], address: A
 def new_order_no(now: datetime) -> str:
     """Unique, sortable by time, unguessable: 20 digits of time then 8 random hex characters."""
     return now.strftime("%Y%m%d%H%M%S%f") + secrets.token_hex(4)
-
-
-def shopper_actor(actor: str) -> str:
-    """Who acted, as a shopper reads it: staff are "staff" only (which staff member acted is for staff)."""
-    return "staff" if actor.startswith("staff:") else actor
 
 
 def plain(text: str, limit: int) -> str:

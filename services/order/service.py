@@ -29,6 +29,7 @@ from services.common.wechatpay import NotifyRejected, PaymentNotice, WechatPayAp
 from services.order import metrics
 from services.order.domain import (
     DEFAULT_AUTO_CONFIRM_DAYS,
+    DEFAULT_AUTO_CONFIRM_MAX_PAUSE_DAYS,
     Amounts,
     CartItem,
     FreightRule,
@@ -81,6 +82,7 @@ class OrderSettings:
     freight: FreightRule = FreightRule()
     notify_url: str = ""
     auto_confirm_days: int = DEFAULT_AUTO_CONFIRM_DAYS
+    auto_confirm_max_pause_days: int = DEFAULT_AUTO_CONFIRM_MAX_PAUSE_DAYS  # after-sales hold auto-confirm this long
     refund_notify_url: str = ""
 
 
@@ -1066,20 +1068,25 @@ def auto_confirm_orders(uow: OrderUnitOfWork, settings: OrderSettings, *, now: d
     """Confirm receipt of up to `batch` orders SHIPPED `auto_confirm_days` ago, in one transaction (like the timeout);
     how many were confirmed.
 
-    After-sales pause the clock: an order with a case open is not confirmed (the shopper may still confirm it), and
-    the time its cases were open is added to its `auto_confirm_days` (`Order.confirm_clock`): one found due by
+    After-sales pause the clock, for `auto_confirm_max_pause_days` in total at most (`Order.confirm_clock`): the
+    time its cases were open is added to its `auto_confirm_days`, and an order with a case open is not confirmed
+    (the shopper may still confirm it) until its cases have held it that long; from then on, however many cases
+    the shopper opens and withdraws, it is confirmed `auto_confirm_days` + `auto_confirm_max_pause_days` after
+    shipping, a case open or not (the case goes on: cases run on completed orders too). One found due by
     shipped_at whose cases held it has its clock moved on instead (`confirm_clock_at`), and the job picks it up
     again when that is due. Replicas skip the orders another holds (FOR UPDATE SKIP LOCKED); a case is opened
     under the order's row lock, so the cases read here under that lock are all there are.
     """
     now = now or utcnow()
     days = settings.auto_confirm_days
+    max_pause = timedelta(days=settings.auto_confirm_max_pause_days)
     due = now - timedelta(days=days)
     confirmed = 0
     with uow:
-        for order in uow.orders.lock_confirmable_before(due, batch):
+        for order in uow.orders.lock_confirmable_before(due, due - max_pause, batch):
             cases = uow.after_sales.for_order(order.id or 0)
-            clock = order.confirm_clock([(case.created_at, case.closed_at) for case in cases])
+            clock = order.confirm_clock([(case.created_at, case.closed_at) for case in cases], now=now,
+                                        max_pause=max_pause)
             if clock is None:  # a case opened since the rows were chosen: it waits for that case
                 continue
             if clock > due:
@@ -1087,8 +1094,17 @@ def auto_confirm_orders(uow: OrderUnitOfWork, settings: OrderSettings, *, now: d
                 continue
             order.confirm_receipt(actor="system:auto-confirm", now=now,
                                   reason=f"confirmed automatically {days} days after shipping"
-                                  + (" (after-sales paused the clock)" if clock != order.shipped_at else ""))
+                                  + _pause_note(clock - (order.shipped_at or clock), settings))
             _publish_completed(uow, order, by="auto", now=now)
             confirmed += 1
         uow.commit()
     return confirmed
+
+
+def _pause_note(paused: timedelta, settings: OrderSettings) -> str:
+    """What the history says of the after-sales pause in an automatic confirmation (the shopper reads it too)."""
+    if not paused:
+        return ""
+    if paused >= timedelta(days=settings.auto_confirm_max_pause_days):
+        return f" (after-sales paused the clock {settings.auto_confirm_max_pause_days} days, the most they may)"
+    return " (after-sales paused the clock)"

@@ -54,9 +54,10 @@ class OrderRepository(Protocol):
     def wallet_attempts_before(self, before: datetime, limit: int) -> list[Order]:
         """Orders whose wallet payment, started at or before `before`, is still unresolved, oldest attempt first."""
 
-    def lock_confirmable_before(self, before: datetime, limit: int) -> list[Order]:
+    def lock_confirmable_before(self, before: datetime, held_before: datetime, limit: int) -> list[Order]:
         """SHIPPED orders whose auto-confirm clock (`confirm_clock_at`, else `shipped_at`) is at or before `before`
-        and with no after-sales case open, oldest clock first, locked; rows other transactions hold are skipped."""
+        and with no after-sales case open, or shipped at or before `held_before` (after-sales have held them all
+        they may: a case open or not), oldest clock first, locked; rows other transactions hold are skipped."""
 
     def unpaid_prepaid(self, prepaid_before: datetime, limit: int) -> list[Order]:
         """Unpaid orders with a WeChat Pay prepay made before `prepaid_before`, oldest prepay first."""

@@ -6,7 +6,10 @@ import uuid
 
 import pytest
 import requests
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.pool import NullPool
 
+from services.user.db import user_lookups
 from tests.fixtures.platform import Platform
 from tests.fixtures.shop import TIMEOUT, admin_headers, new_phone, sms_code, sms_login_reply, staff, wechat_login
 from tools.simulator.client import SimulatorClient
@@ -58,8 +61,8 @@ def test_a_phone_of_another_account_is_409_and_stays_with_that_account(platform:
     headers = wechat_login(platform, mine)
 
     refused = bind(platform, headers, phone, sms_code(platform, phone, "bind"), mine)
-    holders = requests.get(f"{platform.api}/admin/users?phone={phone}", headers=admin_headers(platform),
-                           timeout=TIMEOUT).json()
+    holders = requests.post(f"{platform.api}/admin/users/search", json={"phone": phone},
+                            headers=admin_headers(platform), timeout=TIMEOUT).json()
 
     assert error_code(refused) == (409, "PHONE_BOUND_ELSEWHERE")
     assert ([u["id"] for u in holders["items"]], holders["total"]) == ([owner["user"]["id"]], 1)
@@ -105,8 +108,16 @@ def test_staff_find_a_shopper_by_phone_masked_and_shoppers_may_not(platform: Pla
     def search(headers: dict[str, str], query: str) -> requests.Response:
         return requests.get(f"{platform.api}/admin/users?{query}", headers=headers, timeout=TIMEOUT)
 
+    def search_by_body(headers: dict[str, str], body: dict[str, object]) -> requests.Response:
+        return requests.post(f"{platform.api}/admin/users/search", json=body, headers=headers, timeout=TIMEOUT)
+
+    engine = create_engine(platform.database_urls["user"], poolclass=NullPool)
+    with engine.connect() as conn:
+        audited_before = conn.execute(select(func.coalesce(func.max(user_lookups.c.id), 0))).scalar_one()
     by_admin = search(admin_headers(platform), f"phone={phone}")
     by_service = search(staff(platform, ["customer_service"]), f"id={shopper['user']['id']}")
+    by_body = search_by_body(staff(platform, ["operator"]), {"phone": phone, "page": 1, "page_size": 20})
+    past_the_end = search_by_body(admin_headers(platform), {"phone": phone, "page": 2, "page_size": 1})
 
     assert by_admin.status_code == 200, by_admin.text
     assert [(u["id"], u["phone"]) for u in by_admin.json()["items"]] == [
@@ -116,3 +127,15 @@ def test_staff_find_a_shopper_by_phone_masked_and_shoppers_may_not(platform: Pla
     assert error_code(search({"Authorization": f"Bearer {shopper['access_token']}"}, f"phone={phone}")) == (
         403, "FORBIDDEN")
     assert error_code(search(admin_headers(platform), "page=1")) == (400, "USER_SEARCH_EMPTY")
+    assert (by_body.status_code, by_body.json()) == (200, by_admin.json())  # the POST is the same search
+    assert (past_the_end.json()["items"], past_the_end.json()["total"], past_the_end.json()["page"]) == ([], 1, 2)
+    assert error_code(search_by_body({"Authorization": f"Bearer {shopper['access_token']}"}, {"phone": phone})) == (
+        403, "FORBIDDEN")
+    assert error_code(search_by_body(admin_headers(platform), {"page": 1})) == (400, "USER_SEARCH_EMPTY")
+    assert error_code(search_by_body(admin_headers(platform), {"phone": int(phone)})) == (400, "INVALID_REQUEST")
+    with engine.connect() as conn:  # each search audited alike, the phone masked
+        audited = conn.execute(select(user_lookups.c.criteria, user_lookups.c.user_ids, user_lookups.c.total)
+                               .where(user_lookups.c.id > audited_before).order_by(user_lookups.c.id)).all()
+    masked, found = f"phone={phone[:3]}****{phone[-4:]}", str(shopper["user"]["id"])
+    assert [tuple(row) for row in audited] == [(masked, found, 1), (f"id={found}", found, 1), (masked, found, 1),
+                                               (masked, "", 1)]

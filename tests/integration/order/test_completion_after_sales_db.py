@@ -3,7 +3,10 @@ moves the clock of those cases held, and order-completed in the outbox carries w
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,6 +20,7 @@ from services.order.aftersales import AfterSale, AfterSaleSettings, CaseRequest
 from services.order.db import SqlOrderUnitOfWork
 from services.order.domain import OrderLine, new_order, price
 from services.order.service import OrderSettings
+from services.order.uow import CaseSearch
 from tests.fakes import HOME, FakeMembers
 from tests.integration.order.test_order_grpc import ALICE
 
@@ -28,8 +32,8 @@ SETTINGS = OrderSettings(auto_confirm_days=10)
 Uow = Callable[[], SqlOrderUnitOfWork]
 
 
-def shipped(uow: Uow, order_no: str) -> tuple[int, list[int]]:
-    """A wallet-paid order of 2 x 1999 and 3 x 500 (5498 fen), shipped at NOW: its id and line ids."""
+def shipped(uow: Uow, order_no: str, at: datetime = NOW) -> tuple[int, list[int]]:
+    """A wallet-paid order of 2 x 1999 and 3 x 500 (5498 fen), paid at NOW and shipped `at`: its id and line ids."""
     order = new_order(user_id=ALICE, order_no=order_no, address=HOME, amounts=price(5498), now=NOW, pay_minutes=30,
                       lines=[OrderLine(101, 10, "茶", "", 1999, 2), OrderLine(102, 10, "杯", "", 500, 3)])
     with uow() as tx:
@@ -38,7 +42,7 @@ def shipped(uow: Uow, order_no: str) -> tuple[int, list[int]]:
     service.mark_paid(uow(), order_no=order_no, channel="balance", out_trade_no=order_no, paid_fen=5498, actor="test",
                       now=NOW)
     service.ship_order(uow(), order_id=order.id or 0, carrier="SF", tracking_no=order_no, lines=None, actor="staff:7",
-                       now=NOW)
+                       now=at)
     return order.id or 0, [line.id or 0 for line in order.lines]
 
 
@@ -72,7 +76,7 @@ def test_the_batch_skips_orders_with_a_case_open_and_confirms_the_others_when_th
     assert service.get_order(uow(), user_id=None, order_id=ended).confirm_clock_at == NOW + 2 * DAY
     assert service.auto_confirm_orders(uow(), SETTINGS, now=NOW + 12 * DAY - timedelta(seconds=1)) == 0
     assert service.auto_confirm_orders(uow(), SETTINGS, now=NOW + 12 * DAY) == 1
-    assert service.auto_confirm_orders(uow(), SETTINGS, now=NOW + 60 * DAY) == 0
+    assert service.auto_confirm_orders(uow(), SETTINGS, now=NOW + 25 * DAY - timedelta(seconds=1)) == 0  # 15 held
     assert [status(uow, order_id) for order_id in (plain, held, ended)] == ["COMPLETED", "SHIPPED", "COMPLETED"]
 
 
@@ -101,6 +105,46 @@ def test_a_full_batch_of_orders_with_cases_open_is_not_chosen_so_the_orders_behi
 
     assert service.auto_confirm_orders(uow(), SETTINGS, now=NOW + 10 * DAY, batch=3) == 1
     assert status(uow, behind) == "COMPLETED" and {status(uow, order_id) for order_id in held} == {"SHIPPED"}
+
+
+def test_the_batch_confirms_orders_whose_cases_held_them_the_most_they_may_even_with_a_case_open(uow: Uow) -> None:
+    left_open, [open_line, _] = shipped(uow, "AC-left-open")
+    ask(uow, left_open, {open_line: 1}, NOW + DAY)
+    cycled, [cycled_line, _] = shipped(uow, "AC-cycled")
+    for day in range(1, 22, 2):  # opened and withdrawn again and again: 11 cases, 22 days held
+        case = ask(uow, cycled, {cycled_line: 1}, NOW + day * DAY)
+        aftersales.withdraw_case(uow(), user_id=ALICE, case_id=case.id or 0, now=NOW + (day + 2) * DAY)
+    ask(uow, cycled, {cycled_line: 1}, NOW + 24 * DAY)  # and one more, open
+    young, [young_line, _] = shipped(uow, "AC-young", at=NOW + 9 * DAY)  # its open case has held it 14 days only
+    ask(uow, young, {young_line: 1}, NOW + 11 * DAY)
+    settings = replace(SETTINGS, auto_confirm_max_pause_days=15)
+
+    assert service.auto_confirm_orders(uow(), settings, now=NOW + 25 * DAY - timedelta(seconds=1)) == 0
+    assert service.auto_confirm_orders(uow(), settings, now=NOW + 25 * DAY) == 2
+    assert [status(uow, order_id) for order_id in (left_open, cycled, young)] == ["COMPLETED", "COMPLETED", "SHIPPED"]
+    assert service.auto_confirm_orders(uow(), settings, now=NOW + 34 * DAY - timedelta(seconds=1)) == 0
+    assert service.auto_confirm_orders(uow(), settings, now=NOW + 34 * DAY) == 1
+    open_cases = aftersales.search_cases(uow(), CaseSearch(status="REQUESTED"))[1]
+    assert open_cases == 3  # the cases go on: staff still decide them
+
+
+def test_replicas_at_once_confirm_each_order_after_sales_held_the_most_they_may_exactly_once(
+        pg_uow: Uow, pg_engine: Engine) -> None:
+    orders = []
+    for number in range(12):  # half with a case left open, half with cases opened and withdrawn for 20 days
+        order_id, [line, _] = shipped(pg_uow, f"AC-r{number}")
+        case = ask(pg_uow, order_id, {line: 1}, NOW + DAY)
+        if number % 2:
+            aftersales.withdraw_case(pg_uow(), user_id=ALICE, case_id=case.id or 0, now=NOW + 21 * DAY)
+        orders.append(order_id)
+    settings = replace(SETTINGS, auto_confirm_max_pause_days=15)
+    confirm = functools.partial(service.auto_confirm_orders, settings=settings, now=NOW + 25 * DAY, batch=2)
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        confirmed = sum(pool.map(lambda _: sum(iter(lambda: confirm(pg_uow()), 0)), range(4)))
+
+    assert confirmed == len(completed_events(pg_engine)) == 12
+    assert {status(pg_uow, order_id) for order_id in orders} == {"COMPLETED"}
 
 
 def test_order_completed_in_the_outbox_carries_the_units_and_fen_kept_after_refunds(uow: Uow) -> None:

@@ -1,4 +1,5 @@
-"""GET /admin/users (staff who serve shoppers) and PUT /admin/users/{id}/roles (admins): the user service decides."""
+"""GET /admin/users and POST /admin/users/search (staff who serve shoppers) and PUT /admin/users/{id}/roles
+(admins): the user service decides."""
 
 from __future__ import annotations
 
@@ -84,3 +85,59 @@ def test_the_gateways_request_log_names_the_path_without_the_query(client: Flask
 
     assert [record.getMessage() for record in caplog.records if record.name == "gateway.app"] == [
         "GET /api/v1/admin/users -> 200"]
+
+
+BODY_SEARCH = "/api/v1/admin/users/search"
+
+
+@pytest.mark.parametrize("roles", ["admin", "operator", "customer_service"])
+def test_a_search_in_the_body_answers_as_the_query_does_with_the_phone_out_of_the_url(
+        client: FlaskClient, clients, bearer, roles: str, caplog: pytest.LogCaptureFixture) -> None:
+    clients.user.SearchUsers.reply = user_pb2.SearchUsersResponse(users=[FOUND], total=1)
+
+    by_query = client.get(f"{SEARCH}?phone=13912345678", headers=bearer(roles=roles))
+    with caplog.at_level(logging.INFO, logger="gateway.app"):
+        by_body = client.post(BODY_SEARCH, json={"phone": "13912345678"}, headers=bearer(roles=roles))
+
+    assert (by_body.status_code, by_body.get_json()) == (200, by_query.get_json())
+    assert [call.message for call in clients.user.SearchUsers.calls] == [
+        user_pb2.SearchUsersRequest(phone="13912345678", limit=20)] * 2
+    assert [record.getMessage() for record in caplog.records if record.name == "gateway.app"] == [
+        "POST /api/v1/admin/users/search -> 200"]
+
+
+def test_id_nickname_and_page_in_the_body_are_passed_on_and_the_page_answered(client: FlaskClient, clients,
+                                                                              bearer) -> None:
+    clients.user.SearchUsers.reply = user_pb2.SearchUsersResponse(users=[FOUND], total=21)
+
+    body = client.post(BODY_SEARCH, json={"id": 9, "nickname": "小明", "page": 3, "page_size": 10},
+                       headers=bearer(roles="customer_service")).get_json()
+
+    assert clients.user.SearchUsers.calls[0].message == user_pb2.SearchUsersRequest(
+        user_id=9, nickname_prefix="小明", offset=20, limit=10)
+    assert (body["page"], body["page_size"], body["total"]) == (3, 10, 21)
+
+
+@pytest.mark.parametrize("roles", ["", "finance"])
+def test_shoppers_and_finance_may_not_search_users_by_body(client: FlaskClient, clients, bearer, roles: str) -> None:
+    response = client.post(BODY_SEARCH, json={"phone": "13912345678"}, headers=bearer(roles=roles))
+
+    assert (response.status_code, clients.user.SearchUsers.calls) == (403, [])
+
+
+@pytest.mark.parametrize("body", [{"phone": "1391234567"}, {"phone": 13912345678}, {"id": 0}, {"id": "9"},
+                                  {"nickname": ""}, {"nickname": "x" * 33}, {"email": "a@b.c"}, {"page_size": 101},
+                                  {"id": 9, "page": "2"}, [], "13912345678"])
+def test_malformed_body_searches_are_400_and_nothing_is_asked(client: FlaskClient, clients, bearer,
+                                                              body: object) -> None:
+    response = client.post(BODY_SEARCH, json=body, headers=bearer(roles="admin"))
+
+    assert (response.status_code, response.get_json()["error"]["code"], clients.user.SearchUsers.calls) == (
+        400, "INVALID_REQUEST", [])
+    assert "13912345678" not in response.get_data(as_text=True)
+
+
+def test_a_body_search_with_criteria_in_the_query_too_is_400(client: FlaskClient, clients, bearer) -> None:
+    response = client.post(f"{BODY_SEARCH}?phone=13912345678", json={"id": 9}, headers=bearer(roles="admin"))
+
+    assert (response.status_code, clients.user.SearchUsers.calls) == (400, [])

@@ -4,6 +4,7 @@ shopper kept, net of refunds, which is all the product service makes reviewable.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -47,14 +48,62 @@ def refund(shop: Shop, order: Order, lines: dict[int, int], at: datetime) -> Aft
                              approve=True, reason="ok", actor="staff:8", now=at)
 
 
-def test_an_open_case_holds_auto_confirm_however_long_and_the_shopper_may_still_confirm(shop: Shop) -> None:
+def test_an_open_case_holds_auto_confirm_and_the_shopper_may_still_confirm(shop: Shop) -> None:
     order = shipped(shop, (101, 2))
     ask(shop, order, {order.lines[0].id or 0: 1}, at=NOW + 3 * DAY)
 
-    assert auto_confirm(shop, NOW + 40 * DAY) == 0
+    assert auto_confirm(shop, NOW + 20 * DAY) == 0
     assert (order.status, completed(shop)) == ("SHIPPED", [])
-    service.confirm_receipt(shop.uow, user_id=1, order_id=order.id, now=NOW + 40 * DAY)  # their own choice
+    service.confirm_receipt(shop.uow, user_id=1, order_id=order.id, now=NOW + 20 * DAY)  # their own choice
     assert [(event.confirmed_by, len(event.lines)) for event in completed(shop)] == [("shopper", 1)]
+
+
+def test_a_case_left_open_holds_auto_confirm_no_longer_than_the_most_after_sales_may_and_goes_on_after(
+        shop: Shop) -> None:
+    order = shipped(shop, (101, 2))  # 10 days to confirm, after-sales hold it 15 more at most
+    case = ask(shop, order, {order.lines[0].id or 0: 1}, at=NOW + 3 * DAY)
+
+    assert auto_confirm(shop, NOW + 25 * DAY - timedelta(seconds=1)) == 0
+    assert auto_confirm(shop, NOW + 25 * DAY) == 1
+    assert (order.status, order.completed_at, order.history[-1].reason) == (
+        "COMPLETED", NOW + 25 * DAY,
+        "confirmed automatically 10 days after shipping (after-sales paused the clock 15 days, the most they may)")
+    _refunded(shop, case, NOW + 26 * DAY)  # the case is not cut short: staff still decide it
+    assert (aftersales.get_case(shop.uow, user_id=1, case_id=case.id).status, order.refunded_fen) == (
+        "REFUNDED", 1999)
+
+
+def test_opening_and_withdrawing_cases_day_after_day_holds_the_order_only_the_most_after_sales_may(
+        shop: Shop) -> None:
+    order = shipped(shop, (101, 2))
+    line = order.lines[0].id or 0
+    day = 0
+    for day in range(1, 40):  # a new case a minute after the job ran, withdrawn just before it runs again
+        case = ask(shop, order, {line: 1}, at=NOW + (day - 1) * DAY + timedelta(minutes=1))
+        _withdrawn(shop, case, NOW + day * DAY)
+        if auto_confirm(shop, NOW + day * DAY):
+            break
+
+    assert (day, order.status, order.completed_at) == (25, "COMPLETED", NOW + 25 * DAY)
+
+
+def test_days_held_by_earlier_cases_count_toward_the_most_a_case_open_now_may_hold(shop: Shop) -> None:
+    order = shipped(shop, (101, 2), (102, 3))
+    first, second = (line.id or 0 for line in order.lines)
+    _withdrawn(shop, ask(shop, order, {first: 1}, at=NOW + DAY), NOW + 6 * DAY)  # 5 days
+    ask(shop, order, {second: 1}, at=NOW + 8 * DAY)  # open: the 15 days are up on the 18th day
+
+    assert auto_confirm(shop, NOW + 25 * DAY - timedelta(seconds=1)) == 0
+    assert auto_confirm(shop, NOW + 25 * DAY) == 1 and order.status == "COMPLETED"
+
+
+def test_with_no_pause_allowed_after_sales_never_hold_auto_confirm(shop: Shop) -> None:
+    order = shipped(shop, (101, 2))
+    ask(shop, order, {order.lines[0].id or 0: 1}, at=NOW + 3 * DAY)
+
+    settings = replace(shop.settings, auto_confirm_max_pause_days=0)
+    assert service.auto_confirm_orders(shop.uow, settings, now=NOW + 10 * DAY) == 1
+    assert order.history[-1].reason == "confirmed automatically 10 days after shipping"
 
 
 def _withdrawn(shop: Shop, case: AfterSale, at: datetime) -> None:
@@ -170,7 +219,7 @@ def test_an_order_whose_case_opened_after_the_batch_was_chosen_is_not_confirmed(
     # PostgreSQL chose the rows on a snapshot from before the case was committed, then locked the order once the
     # case's transaction let go of it: the batch holds the order, and only its cases, read under the lock, tell.
     chosen = [order]
-    monkeypatch.setattr(shop.uow.orders, "lock_confirmable_before", lambda before, limit: chosen)
+    monkeypatch.setattr(shop.uow.orders, "lock_confirmable_before", lambda before, held_before, limit: chosen)
 
     assert auto_confirm(shop, NOW + 10 * DAY) == 0
     assert (order.status, order.confirm_clock_at, completed(shop)) == ("SHIPPED", None, [])

@@ -136,6 +136,7 @@ def test_no_payment_window_outlasts_the_stock_reservation_of_its_order(tmp_path:
 
 @pytest.mark.parametrize(("name", "raw", "bounds"), [
     ("ORDER_AUTO_CONFIRM_DAYS", "0", "1 to 60"), ("ORDER_AUTO_CONFIRM_DAYS", "61", "1 to 60"),
+    ("ORDER_AUTO_CONFIRM_MAX_PAUSE_DAYS", "-1", "0 to 60"), ("ORDER_AUTO_CONFIRM_MAX_PAUSE_DAYS", "61", "0 to 60"),
     ("ORDER_AFTER_SALE_DAYS", "-7", "0 to 365"), ("ORDER_AFTER_SALE_DAYS", "99999999", "0 to 365"),
     ("ORDER_RETURN_SHIP_DAYS", "0", "1 to 60"), ("ORDER_RETURN_SHIP_DAYS", "61", "1 to 60"),
     ("ORDER_FREIGHT_FEN", "-600", "0 to 100000"), ("ORDER_FREE_FREIGHT_FROM_FEN", "-1", "0 to 100000000"),
