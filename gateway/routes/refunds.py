@@ -62,9 +62,11 @@ class CancelUnshippedIn(Body):
                        "ORDER_STATE_CONFLICT (details.status, details.shipments) unless the order is PAID with at "
                        "least one parcel: a PAID order with none is cancelled whole (the shopper's cancellation and "
                        "its review, which also refunds the freight and gives back the coupon and points), a SHIPPED "
-                       "one has nothing left to ship. A SHIPPED order whose refund of cancelled units was closed "
-                       "(refused by WeChat Pay, or an ABNORMAL one closed) gets a new refund of those units under a "
-                       "new key. 409 REFUND_REFUSED when WeChat Pay refuses the refund (the units stay cancelled).")
+                       "one has nothing left to ship. Once the units are cancelled the route, under a new key, only helps "
+                       "their refund along: one CLOSED (refused by WeChat Pay, or an ABNORMAL one closed) is started "
+                       "anew for the same units, nothing restocked again; an ABNORMAL one is asked about again under "
+                       "its number. 409 REFUND_REFUSED when WeChat Pay refuses the refund (the units stay cancelled, "
+                       "the order SHIPPED, the money owed noted in its history for staff).")
 def cancel_unshipped(order_id: int, body: CancelUnshippedIn, idempotency_key: str) -> AdminOrderOut:
     return AdminOrderOut.from_proto(service(OrderServiceStub).CancelUnshipped(order_pb2.CancelUnshippedRequest(
         id=order_id, reason=body.reason, shopper_reason=body.shopper_reason, idempotency_key=idempotency_key)))

@@ -621,8 +621,11 @@ def cancel_unshipped(uow: OrderUnitOfWork, payments: RefundPayments | None, memb
     money earned. A retry with the same key and body changes nothing and answers the order as it is now; another
     body under that key is 409 IDEMPOTENCY_KEY_REUSED.
 
-    A SHIPPED order whose refund of cancelled units was closed (WeChat Pay refused it, or staff closed an
-    ABNORMAL one), with none since, gets a new refund of those units: nothing is restocked or moved again.
+    Once the units are cancelled (the order SHIPPED or later), the route only helps their refund along, under a new
+    key: the last one CLOSED (WeChat Pay refused it, or staff closed an ABNORMAL one) is started anew for the same
+    units, nothing restocked or moved again; an ABNORMAL one is asked about again under its number (`retry_refund`:
+    once it is completed at WeChat Pay); one PENDING or paid leaves ORDER_STATE_CONFLICT (the fallback job asks about
+    a PENDING one).
     """
     now = now or utcnow()
     why = plain(reason, 255)
@@ -632,22 +635,26 @@ def cancel_unshipped(uow: OrderUnitOfWork, payments: RefundPayments | None, memb
     for_shopper = plain(shopper_reason, formats.SHOPPER_REASON_MAX)
     told = f"{UNSHIPPED_SHOPPER_WORDS}: {for_shopper}" if for_shopper else UNSHIPPED_SHOPPER_WORDS
     started: list[Refund] = []
+    asked_again: list[str] = []
     with uow:
         order = uow.orders.get(order_id, lock=True)
         if order is None:
             raise order_not_found()
 
         def cancel() -> bytes:
-            closed = _closed_unshipped_refund(uow, order)
-            if closed is not None:  # the units were cancelled and restocked; only their money is still owed
-                units = {line.line_id: line.quantity for line in closed.lines}
+            last = _last_unshipped_refund(uow, order)
+            if last is not None and last.status == RefundStatus.ABNORMAL:  # completed at WeChat Pay, or not yet
+                asked_again.append(last.refund_no)
+                return last.refund_no.encode()
+            if last is not None and last.status == RefundStatus.CLOSED:  # cancelled and restocked; money still owed
+                units = {line.line_id: line.quantity for line in last.lines}
             else:
                 units = order.cancel_unshipped(actor=actor, now=now, reason=why, shopper_reason=told)
             items = [RefundItem(line_id=line_id, quantity=quantity,
                                 amount_fen=line_refund_fen(order, line_id, quantity))
                      for line_id, quantity in sorted(units.items())]
             refund = reserve_refund(uow, order, items, reason=why, actor=actor, source=UNSHIPPED, now=now)
-            if closed is None:
+            if last is None:
                 uow.publish(OrderReturned(order_no=order.order_no, user_id=order.user_id, case_no=refund.refund_no,
                                           lines=[event_line(line, units[line.id]) for line in order.lines
                                                  if line.id in units], received_at=timestamp(now)),
@@ -663,15 +670,17 @@ def cancel_unshipped(uow: OrderUnitOfWork, payments: RefundPayments | None, memb
         uow.commit()
     if started:
         send_refund(uow, payments, members, order, started[0], now)
+    for refund_no in asked_again:
+        retry_refund(uow, payments, members, refund_no=refund_no, actor=actor, now=now)
     return get_order(uow, user_id=None, order_id=order_id)
 
 
-def _closed_unshipped_refund(uow: OrderUnitOfWork, order: Order) -> Refund | None:
-    """The refund of the order's cancelled unshipped units, when the last one was closed (none open or paid)."""
+def _last_unshipped_refund(uow: OrderUnitOfWork, order: Order) -> Refund | None:
+    """The last refund of the order's cancelled unshipped units, once they were cancelled (None before)."""
     if order.status == OrderStatus.PAID:
         return None
     tried = [refund for refund in uow.refunds.for_order(order.id or 0) if refund.source == UNSHIPPED]
-    return tried[-1] if tried and tried[-1].status == RefundStatus.CLOSED else None
+    return tried[-1] if tried else None
 
 
 def _unshipped_refund_settled(uow: OrderUnitOfWork, refund: Refund, now: datetime) -> None:

@@ -174,3 +174,23 @@ def test_a_refused_refund_leaves_the_units_cancelled_and_a_new_key_refunds_them_
                                                                                "cancel_unshipped")
     assert (order.refunded_fen, [line.refunded_quantity for line in order.lines]) == (1943, [1, 1])
     assert len(published(shop, "order-returned")) == 1  # the units went back on sale once
+
+
+def test_an_abnormal_refund_of_the_cancelled_units_is_asked_about_again_under_its_number_not_started_twice(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = part_shipped(shop)
+    cancel(shop, payments, order)
+    [refund] = shop.uow.refunds.refunds
+    payments.notice = replace(payments.asked[refund.refund_no], status="ABNORMAL")
+    refunds.handle_refund_notify(shop.uow, payments, headers={"Wechatpay-Signature": "good"}, body=b"{}")
+    assert (refund.status, order.refunded_fen) == ("ABNORMAL", 1943)
+    payments.status = "SUCCESS"  # the merchant completed it at WeChat Pay
+
+    cancel(shop, payments, order, key="key-2")
+
+    assert ([r.refund_no for r in shop.uow.refunds.refunds], refund.status, order.refunded_fen) == (
+        [refund.refund_no], "SUCCESS", 1943)
+    assert [event.amount_fen for event in published(shop, "order-refunded")] == [1943]
+    with pytest.raises(Conflict) as paid:
+        cancel(shop, payments, order, key="key-3")
+    assert paid.value.code == "ORDER_STATE_CONFLICT"
