@@ -5,6 +5,7 @@ gRPC server too: staff roles, the idempotency key, the answer."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ from mall.events.v1.order_events_pb2 import OrderReturned
 from mall.order.v1 import order_pb2
 from sqlalchemy import Engine, select
 
+from services.common.errors import Conflict
 from services.common.events import decode, unpack
 from services.common.outbox import outbox
 from services.order import refunds, service
@@ -112,6 +114,37 @@ def test_the_unshipped_units_are_refunded_exactly_restocked_exactly_and_the_orde
         refunds.start_refund(uow(), payments, FakeMembers(), order_id=order.id or 0, items=[
             refunds.RefundItem(second, 0, 1)], reason="x", actor="staff:9", source="after_sale:2", now=CANCELLED_AT)
     assert exceeded.value.code == "REFUND_EXCEEDS_PAID"
+
+
+def test_racing_requests_cancel_the_units_once_whatever_their_keys(pg_uow: Callable[[], SqlOrderUnitOfWork],
+                                                                    pg_engine: Engine) -> None:
+    order = new_order(user_id=ALICE, order_no="PC-2", lines=[OrderLine(101, 10, "茶", "", 1000, 3)], address=HOME,
+                      amounts=price(3000), now=NOW, pay_minutes=30)
+    with pg_uow() as tx:
+        tx.orders.add(order)
+        tx.commit()
+    service.mark_paid(pg_uow(), order_no="PC-2", channel="wechat", out_trade_no="PC-2", paid_fen=3000,
+                      actor="wechatpay", now=NOW)
+    service.ship_order(pg_uow(), order_id=order.id or 0, carrier="SF", tracking_no="SF2",
+                       lines={order.lines[0].id or 0: 1}, actor="staff:7", now=NOW)
+    payments = FakeRefundPayments()
+
+    def attempt(key: str) -> str:
+        try:
+            return refunds.cancel_unshipped(pg_uow(), payments, FakeMembers(), order_id=order.id or 0, reason="缺货",
+                                            shopper_reason="", actor="staff:9", idempotency_key=key,
+                                            request_fingerprint=b"body", now=CANCELLED_AT).status
+        except Conflict as exc:
+            return exc.code
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        outcomes = sorted(pool.map(attempt, ["a", "a", "b", "b"]))
+
+    assert outcomes == ["ORDER_STATE_CONFLICT"] * 2 + ["SHIPPED"] * 2  # the losing key claimed nothing
+    with pg_uow() as tx:
+        [refund] = tx.refunds.for_order(order.id or 0)
+        assert (refund.amount_fen, tx.orders.get(order.id or 0).refunded_fen) == (2000, 2000)  # type: ignore[union-attr]
+        tx.commit()
+    assert (len(returned_events(pg_engine)), len(payments.asked)) == (1, 1)
 
 
 def test_staff_cancel_the_unshipped_units_over_grpc_once_per_key_and_finance_may_not(server: OrderServer) -> None:
