@@ -1,5 +1,5 @@
-"""Cancellation review (O5) by customer service, closing ABNORMAL refunds, and WeChat Pay's refund notify (refunds
-through the paying channel)."""
+"""Cancellation review (O5) by customer service, cancelling a partly shipped order's unshipped units, closing
+ABNORMAL refunds, and WeChat Pay's refund notify (refunds through the paying channel)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from mall.order.v1.order_pb2_grpc import OrderServiceStub
 from pydantic import Field
 
 from gateway.api import PUBLIC, Body, operation, service
-from gateway.routes.orders import NOTIFY_RESPONSES, AdminOrderOut, NotifyAnswer, forward_notify
+from gateway.routes.orders import NOTIFY_RESPONSES, ORDER_STAFF, AdminOrderOut, NotifyAnswer, forward_notify
+from services.common import formats
 from services.common.auth import Role
 
 bp = Blueprint("refunds", __name__, url_prefix="/api/v1")
@@ -35,6 +36,40 @@ class CancelReviewIn(Body):
 def review_cancellation(order_id: int, body: CancelReviewIn) -> AdminOrderOut:
     return AdminOrderOut.from_proto(service(OrderServiceStub).ReviewCancellation(order_pb2.ReviewCancellationRequest(
         id=order_id, approve=body.approve, reason=body.reason)))
+
+
+class CancelUnshippedIn(Body):
+    """Why the units left to ship are given up (out of stock, discontinued): `reason` for staff, kept in the order's
+    history with the units; the shopper reads "the units not shipped could not be supplied: they are cancelled and
+    refunded", followed by `shopper_reason` when given."""
+
+    reason: str = Field(min_length=1, max_length=255, description="staff only: never shown to the shopper")
+    shopper_reason: str = Field("", max_length=formats.SHOPPER_REASON_MAX,
+                                description="written for the shopper, who reads it after the step's wording")
+
+
+@bp.post("/admin/orders/<id:order_id>/cancel-unshipped")
+@operation(summary="Cancel and refund the units of a partly shipped order that will never ship", tag="admin-orders",
+           roles=ORDER_STAFF, body=CancelUnshippedIn, responses={200: AdminOrderOut}, idempotent=True,
+           description="For a PAID order with parcels whose other units cannot be supplied. In one step: every unit "
+                       "not shipped is refunded its share of what was paid (after the level discount, coupon and "
+                       "points, as after-sales refunds units; freight is not refunded, the parcels used it) through "
+                       "the channel the order was paid with, recorded as refunded on its line, and put back on sale; "
+                       "the order becomes SHIPPED (its auto-confirm clock starts now) with the step in the shopper's "
+                       "history. The answer is the order (refunded_fen includes the refund, which may still be under "
+                       "way at WeChat Pay). The same Idempotency-Key and body change nothing and answer the order as "
+                       "it is; the same key with another body is 409 IDEMPOTENCY_KEY_REUSED. 409 "
+                       "ORDER_STATE_CONFLICT (details.status, details.shipments) unless the order is PAID with at "
+                       "least one parcel: a PAID order with none is cancelled whole (the shopper's cancellation and "
+                       "its review, which also refunds the freight and gives back the coupon and points), a SHIPPED "
+                       "one has nothing left to ship. Once the units are cancelled the route, under a new key, only helps "
+                       "their refund along: one CLOSED (refused by WeChat Pay, or an ABNORMAL one closed) is started "
+                       "anew for the same units, nothing restocked again; an ABNORMAL one is asked about again under "
+                       "its number. 409 REFUND_REFUSED when WeChat Pay refuses the refund (the units stay cancelled, "
+                       "the order SHIPPED, the money owed noted in its history for staff).")
+def cancel_unshipped(order_id: int, body: CancelUnshippedIn, idempotency_key: str) -> AdminOrderOut:
+    return AdminOrderOut.from_proto(service(OrderServiceStub).CancelUnshipped(order_pb2.CancelUnshippedRequest(
+        id=order_id, reason=body.reason, shopper_reason=body.shopper_reason, idempotency_key=idempotency_key)))
 
 
 class CloseRefundIn(Body):

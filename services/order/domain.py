@@ -52,6 +52,7 @@ TRANSITIONS: dict[tuple[OrderStatus, str], OrderStatus] = {
     (S.PENDING_PAYMENT, "cancel"): S.CANCELLED,
     (S.PENDING_PAYMENT, "expire"): S.CANCELLED,
     (S.PAID, "ship"): S.SHIPPED,
+    (S.PAID, "cancel_unshipped"): S.SHIPPED,  # part shipped, the rest never will: everything left has shipped
     (S.PAID, "request_cancel"): S.CANCEL_REQUESTED,
     (S.CANCEL_REQUESTED, "approve_cancel"): S.REFUNDING,
     (S.CANCEL_REQUESTED, "reject_cancel"): S.PAID,
@@ -317,6 +318,33 @@ class Order:
         else:
             self.record_step(actor=actor, now=now, reason=f"partly shipped: {reason}", shopper=True)
         return shipment
+
+    def cancel_unshipped(self, *, actor: str, now: datetime, reason: str, shopper_reason: str) -> dict[int, int]:
+        """Staff give up on the units of a partly shipped order that will never ship (out of stock, discontinued):
+        returns them (line id -> units) for the caller to refund and restock. Everything left has shipped, so the
+        order is SHIPPED and the auto-confirm clock starts now (the shopper gets the whole window from this step).
+
+        Only a PAID order with parcels (ORDER_STATE_CONFLICT otherwise: one with none is cancelled whole, through
+        the shopper's cancellation and its review; a SHIPPED one has nothing left to ship). Staff read which units
+        and `reason` in the history; the shopper reads `shopper_reason`.
+        """
+        if OrderStatus(self.status) != S.PAID or not self.shipments:
+            raise Conflict("ORDER_STATE_CONFLICT", "only a partly shipped order (PAID, with parcels) can have its "
+                           "unshipped units cancelled" + ("; cancel the whole order instead" if self.status == S.PAID
+                                                          else ""),
+                           details={"status": self.status, "action": "cancel_unshipped",
+                                    "shipments": len(self.shipments)})
+        not_refunded = {line.id: line.quantity - line.refunded_quantity for line in self.lines}
+        units = {line_id: min(quantity, not_refunded[line_id]) for line_id, quantity in self.unshipped().items()}
+        units = {line_id: quantity for line_id, quantity in units.items() if quantity > 0}
+        if not units:  # pragma: no cover - a PAID order with parcels has units left to ship
+            raise Conflict("NOTHING_UNSHIPPED", "no units of this order are left to ship",
+                           details={"status": self.status, "action": "cancel_unshipped"})
+        listed = ", ".join(f"line {line_id} x{quantity}" for line_id, quantity in sorted(units.items()))
+        self.apply("cancel_unshipped", actor=actor, now=now, reason=f"unshipped units cancelled ({listed}): {reason}"[:255],
+                   shopper_reason=shopper_reason)
+        self.shipped_at = now
+        return units
 
     def confirm_receipt(self, *, actor: str, now: datetime, reason: str = "receipt confirmed") -> None:
         self.apply("confirm_receipt", actor=actor, now=now, reason=reason, shopper_reason=reason)

@@ -136,6 +136,17 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
             self.uow(), self.refund_payments, self.members, order_id=request.id, approve=request.approve,
             reason=request.reason[:255], actor=f"staff:{caller.user_id}"), staff=True)
 
+    def CancelUnshipped(self, request: order_pb2.CancelUnshippedRequest,
+                        context: grpc.ServicerContext) -> order_pb2.Order:
+        caller = require_caller(*ORDER_STAFF)
+        fingerprint = order_pb2.CancelUnshippedRequest(id=request.id, reason=request.reason,
+                                                       shopper_reason=request.shopper_reason)
+        return order_message(refunds.cancel_unshipped(
+            self.uow(), self.refund_payments, self.members, order_id=request.id, reason=request.reason,
+            shopper_reason=request.shopper_reason, actor=f"staff:{caller.user_id}",
+            idempotency_key=request.idempotency_key,
+            request_fingerprint=fingerprint.SerializeToString(deterministic=True)), staff=True)
+
     def CloseRefund(self, request: order_pb2.CloseRefundRequest, context: grpc.ServicerContext) -> order_pb2.Order:
         caller = require_caller(*REFUND_CLOSERS)
         return order_message(refunds.close_refund(self.uow(), self.refund_payments, refund_no=request.refund_no,

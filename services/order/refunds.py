@@ -70,8 +70,9 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from mall.events.v1.order_events_pb2 import OrderLine as EventLine
-from mall.events.v1.order_events_pb2 import OrderRefunded
+from mall.events.v1.order_events_pb2 import OrderRefunded, OrderReturned
 
+from services.common import formats
 from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.events import timestamp
@@ -85,13 +86,14 @@ from services.order.domain import (
     RefundItem,
     RefundLine,
     RefundStatus,
+    line_refund_fen,
     new_order_no,
     order_not_found,
     paid_shares,
     plain,
 )
 from services.order.ports import Members
-from services.order.service import NO_CHANNEL, get_order, publish_cancelled
+from services.order.service import NO_CHANNEL, event_line, get_order, publish_cancelled
 from services.order.uow import LineReservation, OrderUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -164,29 +166,46 @@ def start_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members:
         if started is not None:
             uow.commit()
             return started
-        if order.paid_at is None or order.status not in REFUNDABLE_STATES:
-            raise Conflict("ORDER_STATE_CONFLICT", f"an order in {order.status} cannot be refunded",
-                           details={"status": order.status, "action": "refund"})
-        lines = _refund_lines(order, items)
-        amount = sum(line.amount_fen for line in lines) if items else order.payable_fen - order.refunded_fen
-        if not (amount or lines):
-            raise Conflict("REFUND_NOTHING_LEFT", "nothing of this order is left to refund",
-                           details={"status": order.status, "refunded_fen": order.refunded_fen})
-        shares = paid_shares(order)
-        if not uow.refunds.reserve(order, amount, [LineReservation(line.line_id, line.quantity, line.amount_fen,
-                                                                   shares[line.line_id]) for line in lines]):
-            raise Conflict("REFUND_EXCEEDS_PAID", "this refund would return more than was paid for the order or line",
-                           details={"payable_fen": order.payable_fen, "refunded_fen": order.refunded_fen,
-                                    "amount_fen": amount})
-        refund = Refund(refund_no=refund_no or "RF" + new_order_no(now), order_id=order_id, source=source[:64],
-                        status=RefundStatus.PENDING.value, amount_fen=amount,
-                        channel=order.pay_channel if amount else NO_CHANNEL, reason=reason[:255], actor=actor[:64],
-                        created_at=now, updated_at=now, lines=lines)
-        uow.refunds.add(refund)
-        if not amount:  # units paid 0 fen: no channel to ask, so it ends here, never left PENDING for the job
-            _change(uow, order, refund, RefundStatus.SUCCESS, actor, now)
+        refund = reserve_refund(uow, order, items, reason=reason, actor=actor, source=source, now=now,
+                                refund_no=refund_no)
         uow.commit()
-    return _ask_channel(uow, payments, members, order, refund, now) if amount else refund
+    return send_refund(uow, payments, members, order, refund, now)
+
+
+def reserve_refund(uow: OrderUnitOfWork, order: Order, items: list[RefundItem], *, reason: str, actor: str,
+                   source: str, now: datetime, refund_no: str = "") -> Refund:
+    """Step 1 of `start_refund` inside the caller's transaction, `order` locked by it: the amount reserved, the
+    refund recorded PENDING (a 0-fen one SUCCESS at once). The caller commits, then calls `send_refund`: a use
+    case that changes the order too (cancelling its unshipped units) does both in one transaction."""
+    if order.paid_at is None or order.status not in REFUNDABLE_STATES:
+        raise Conflict("ORDER_STATE_CONFLICT", f"an order in {order.status} cannot be refunded",
+                       details={"status": order.status, "action": "refund"})
+    lines = _refund_lines(order, items)
+    amount = sum(line.amount_fen for line in lines) if items else order.payable_fen - order.refunded_fen
+    if not (amount or lines):
+        raise Conflict("REFUND_NOTHING_LEFT", "nothing of this order is left to refund",
+                       details={"status": order.status, "refunded_fen": order.refunded_fen})
+    shares = paid_shares(order)
+    if not uow.refunds.reserve(order, amount, [LineReservation(line.line_id, line.quantity, line.amount_fen,
+                                                               shares[line.line_id]) for line in lines]):
+        raise Conflict("REFUND_EXCEEDS_PAID", "this refund would return more than was paid for the order or line",
+                       details={"payable_fen": order.payable_fen, "refunded_fen": order.refunded_fen,
+                                "amount_fen": amount})
+    refund = Refund(refund_no=refund_no or "RF" + new_order_no(now), order_id=order.id or 0, source=source[:64],
+                    status=RefundStatus.PENDING.value, amount_fen=amount,
+                    channel=order.pay_channel if amount else NO_CHANNEL, reason=reason[:255], actor=actor[:64],
+                    created_at=now, updated_at=now, lines=lines)
+    uow.refunds.add(refund)
+    if not amount:  # units paid 0 fen: no channel to ask, so it ends here, never left PENDING for the job
+        _change(uow, order, refund, RefundStatus.SUCCESS, actor, now)
+    return refund
+
+
+def send_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members: Members, order: Order,
+                refund: Refund, now: datetime) -> Refund:
+    """Step 2 of `start_refund`, once the reservation is committed: ask the order's channel to pay the refund back
+    (a 0-fen refund, SUCCESS already, is returned as it is)."""
+    return _ask_channel(uow, payments, members, order, refund, now) if refund.amount_fen else refund
 
 
 def _refund_lines(order: Order, items: list[RefundItem]) -> list[RefundLine]:
@@ -580,3 +599,99 @@ def review_cancellation(uow: OrderUnitOfWork, payments: RefundPayments | None, m
         start_refund(uow, payments, members, order_id=order_id, items=[], reason=reason or CANCEL_REFUND_REASON,
                      actor=actor, source="cancel", now=now)
     return get_order(uow, user_id=None, order_id=order_id)
+
+
+# -- cancelling the unshipped units of a partly shipped order ---------------------------------------
+
+UNSHIPPED = "cancel_unshipped"  # the source of their refunds
+UNSHIPPED_SHOPPER_WORDS = "the units not shipped could not be supplied: they are cancelled and refunded"
+
+
+def cancel_unshipped(uow: OrderUnitOfWork, payments: RefundPayments | None, members: Members, *, order_id: int,
+                     reason: str, shopper_reason: str, actor: str, idempotency_key: str, request_fingerprint: bytes,
+                     now: datetime | None = None) -> Order:
+    """Staff cancel the units of a partly shipped order that will never ship (out of stock, discontinued).
+
+    In one transaction under the order's row lock, once per idempotency key: the units (`Order.cancel_unshipped`)
+    are refunded their paid share (`domain.line_refund_fen`, as after-sales refunds units: freight is not refunded,
+    since the shipped parcels used it) through the refund engine, reserved on their lines (so `Order.kept`,
+    after-sales and later refunds count them), `order-returned` (case_no: the refund's number) puts them back on
+    sale, and the order is SHIPPED, the step in its history for the shopper (`shopper_reason` after the fixed
+    wording). Then the channel is asked (`send_refund`); its `order-refunded` takes back the spend and points the
+    money earned. A retry with the same key and body changes nothing and answers the order as it is now; another
+    body under that key is 409 IDEMPOTENCY_KEY_REUSED.
+
+    Once the units are cancelled (the order SHIPPED or later), the route only helps their refund along, under a new
+    key: the last one CLOSED (WeChat Pay refused it, or staff closed an ABNORMAL one) is started anew for the same
+    units, nothing restocked or moved again; an ABNORMAL one is asked about again under its number (`retry_refund`:
+    once it is completed at WeChat Pay); one PENDING or paid leaves ORDER_STATE_CONFLICT (the fallback job asks about
+    a PENDING one).
+    """
+    now = now or utcnow()
+    why = plain(reason, 255)
+    if not why:
+        raise InvalidInput("CANCEL_REASON_REQUIRED", "say why the units are cancelled", details={"reason": "1-255 "
+                           "characters"})
+    for_shopper = plain(shopper_reason, formats.SHOPPER_REASON_MAX)
+    told = f"{UNSHIPPED_SHOPPER_WORDS}: {for_shopper}" if for_shopper else UNSHIPPED_SHOPPER_WORDS
+    started: list[Refund] = []
+    asked_again: list[str] = []
+    with uow:
+        order = uow.orders.get(order_id, lock=True)
+        if order is None:
+            raise order_not_found()
+
+        def cancel() -> bytes:
+            last = _last_unshipped_refund(uow, order)
+            if last is not None and last.status == RefundStatus.ABNORMAL:  # completed at WeChat Pay, or not yet
+                asked_again.append(last.refund_no)
+                return last.refund_no.encode()
+            if last is not None and last.status == RefundStatus.CLOSED:  # cancelled and restocked; money still owed
+                units = {line.line_id: line.quantity for line in last.lines}
+            else:
+                units = order.cancel_unshipped(actor=actor, now=now, reason=why, shopper_reason=told)
+            items = [RefundItem(line_id=line_id, quantity=quantity,
+                                amount_fen=line_refund_fen(order, line_id, quantity))
+                     for line_id, quantity in sorted(units.items())]
+            refund = reserve_refund(uow, order, items, reason=why, actor=actor, source=UNSHIPPED, now=now)
+            if last is None:
+                uow.publish(OrderReturned(order_no=order.order_no, user_id=order.user_id, case_no=refund.refund_no,
+                                          lines=[event_line(line, units[line.id]) for line in order.lines
+                                                 if line.id in units], received_at=timestamp(now)),
+                            aggregate_id=order.order_no)
+            else:
+                order.record_step(actor=actor, now=now, shopper=False, reason=f"refund of the cancelled unshipped "
+                                  f"units started again as {refund.refund_no} ({refund.amount_fen} fen): {why}")
+            started.append(refund)
+            return refund.refund_no.encode()
+
+        uow.run_once(scope=f"cancel-unshipped:order:{order_id}", key=idempotency_key, request=request_fingerprint,
+                     execute=cancel)
+        uow.commit()
+    if started:
+        send_refund(uow, payments, members, order, started[0], now)
+    for refund_no in asked_again:
+        retry_refund(uow, payments, members, refund_no=refund_no, actor=actor, now=now)
+    return get_order(uow, user_id=None, order_id=order_id)
+
+
+def _last_unshipped_refund(uow: OrderUnitOfWork, order: Order) -> Refund | None:
+    """The last refund of the order's cancelled unshipped units, once they were cancelled (None before)."""
+    if order.status == OrderStatus.PAID:
+        return None
+    tried = [refund for refund in uow.refunds.for_order(order.id or 0) if refund.source == UNSHIPPED]
+    return tried[-1] if tried else None
+
+
+def _unshipped_refund_settled(uow: OrderUnitOfWork, refund: Refund, now: datetime) -> None:
+    """A closed refund of cancelled units leaves money owed: the order's history tells staff how to pay it."""
+    if refund.status != RefundStatus.CLOSED:
+        return
+    order = uow.orders.get(refund.order_id, lock=True)
+    assert order is not None  # a refund's order is never deleted
+    order.record_step(actor=f"refund:{refund.refund_no}", now=now, shopper=False,
+                      reason=f"refund {refund.refund_no} of the cancelled unshipped units was closed: "
+                             f"{refund.amount_fen} fen still owed; refund it again with cancel-unshipped")
+
+
+SETTLED_LISTENERS[UNSHIPPED] = _unshipped_refund_settled

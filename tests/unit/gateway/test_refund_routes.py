@@ -84,3 +84,42 @@ def test_closing_a_refund_that_is_not_abnormal_is_a_409_with_its_status(client: 
     response = client.post(CLOSE, json={"reason": "?"}, headers=bearer(roles="admin"))
     assert (response.status_code, response.get_json()["error"]["details"]) == (
         409, {"status": "SUCCESS", "action": "close"})
+
+
+CANCEL_UNSHIPPED = "/api/v1/admin/orders/5/cancel-unshipped"
+
+
+def test_order_staff_cancel_the_unshipped_units_with_a_reason_and_an_idempotency_key(
+        client: FlaskClient, clients, bearer: Callable[..., dict[str, str]]) -> None:
+    shipped = order_pb2.Order()
+    shipped.CopyFrom(ORDER)
+    shipped.status, shipped.refunded_fen = "SHIPPED", 1943
+    clients.order.CancelUnshipped.reply = shipped
+    body = {"reason": "白色停产", "shopper_reason": "白色已停产"}
+    for forbidden in (bearer(user_id=42), bearer(roles="finance", user_id=9)):
+        headers = {**forbidden, "Idempotency-Key": "cu-1"}
+        assert client.post(CANCEL_UNSHIPPED, json=body, headers=headers).status_code == 403
+    admin = bearer(roles="admin")
+    assert client.post(CANCEL_UNSHIPPED, json=body, headers=admin).status_code == 400  # no Idempotency-Key
+    for bad in ({}, {"reason": ""}, {"reason": "x", "shopper_reason": "长" * 201}):
+        assert client.post(CANCEL_UNSHIPPED, json=bad, headers={**admin, "Idempotency-Key": "cu-1"}).status_code == 400
+    assert clients.order.CancelUnshipped.calls == []
+
+    for role in ("admin", "operator", "customer_service"):
+        response = client.post(CANCEL_UNSHIPPED, json=body, headers={**bearer(roles=role), "Idempotency-Key": "cu-1"})
+        assert (response.status_code, response.get_json()["status"], response.get_json()["refunded_fen"]) == (
+            200, "SHIPPED", 1943)
+    assert clients.order.CancelUnshipped.calls[0].message == order_pb2.CancelUnshippedRequest(
+        id=5, reason="白色停产", shopper_reason="白色已停产", idempotency_key="cu-1")
+
+
+def test_cancelling_the_unshipped_units_of_an_order_not_partly_shipped_is_a_409_with_its_state(
+        client: FlaskClient, clients, bearer, rpc_error) -> None:
+    clients.order.CancelUnshipped.error = rpc_error(
+        grpc.StatusCode.ABORTED, "only a partly shipped order (PAID, with parcels) can have its unshipped units "
+        "cancelled", ((CODE_KEY, "ORDER_STATE_CONFLICT"),
+                      ("mall-error-details", '{"status": "SHIPPED", "action": "cancel_unshipped", "shipments": 2}')))
+    response = client.post(CANCEL_UNSHIPPED, json={"reason": "缺货"},
+                           headers={**bearer(roles="customer_service"), "Idempotency-Key": "cu-2"})
+    assert (response.status_code, response.get_json()["error"]["code"], response.get_json()["error"]["details"]) == (
+        409, "ORDER_STATE_CONFLICT", {"status": "SHIPPED", "action": "cancel_unshipped", "shipments": 2})

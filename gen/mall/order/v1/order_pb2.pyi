@@ -391,6 +391,18 @@ class ReviewCancellationRequest(_message.Message):
     reason: str
     def __init__(self, id: _Optional[int] = ..., approve: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
 
+class CancelUnshippedRequest(_message.Message):
+    __slots__ = ("id", "reason", "shopper_reason", "idempotency_key")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    SHOPPER_REASON_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    reason: str
+    shopper_reason: str
+    idempotency_key: str
+    def __init__(self, id: _Optional[int] = ..., reason: _Optional[str] = ..., shopper_reason: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
 class WalletReview(_message.Message):
     __slots__ = ("id", "order_id", "order_no", "user_id", "amount_fen", "order_user_id", "payable_fen", "problem", "status", "flagged_at", "resolved_at", "resolved_by", "note", "refund_no")
     ID_FIELD_NUMBER: _ClassVar[int]

@@ -109,6 +109,11 @@ class OrderServiceStub:
                 request_serializer=mall_dot_order_dot_v1_dot_order__pb2.ReviewCancellationRequest.SerializeToString,
                 response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.Order.FromString,
                 _registered_method=True)
+        self.CancelUnshipped = channel.unary_unary(
+                '/mall.order.v1.OrderService/CancelUnshipped',
+                request_serializer=mall_dot_order_dot_v1_dot_order__pb2.CancelUnshippedRequest.SerializeToString,
+                response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.Order.FromString,
+                _registered_method=True)
         self.HandleWechatRefundNotify = channel.unary_unary(
                 '/mall.order.v1.OrderService/HandleWechatRefundNotify',
                 request_serializer=mall_dot_order_dot_v1_dot_order__pb2.WechatPayNotifyRequest.SerializeToString,
@@ -232,6 +237,14 @@ class OrderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelUnshipped(self, request, context):
+        """Staff (admin, operator, customer_service) cancel the units of a partly shipped order that will never ship:
+        refunded (freight kept), restocked (order-returned), the order SHIPPED. Once per idempotency key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def HandleWechatRefundNotify(self, request, context):
         """Refunds: WeChat Pay's refund notify ends its refund once (services/order/refunds.py).
         no caller: signed
@@ -337,6 +350,11 @@ def add_OrderServiceServicer_to_server(servicer, server):
             'ReviewCancellation': grpc.unary_unary_rpc_method_handler(
                     servicer.ReviewCancellation,
                     request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.ReviewCancellationRequest.FromString,
+                    response_serializer=mall_dot_order_dot_v1_dot_order__pb2.Order.SerializeToString,
+            ),
+            'CancelUnshipped': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelUnshipped,
+                    request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.CancelUnshippedRequest.FromString,
                     response_serializer=mall_dot_order_dot_v1_dot_order__pb2.Order.SerializeToString,
             ),
             'HandleWechatRefundNotify': grpc.unary_unary_rpc_method_handler(
@@ -764,6 +782,33 @@ class OrderService:
             target,
             '/mall.order.v1.OrderService/ReviewCancellation',
             mall_dot_order_dot_v1_dot_order__pb2.ReviewCancellationRequest.SerializeToString,
+            mall_dot_order_dot_v1_dot_order__pb2.Order.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelUnshipped(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.order.v1.OrderService/CancelUnshipped',
+            mall_dot_order_dot_v1_dot_order__pb2.CancelUnshippedRequest.SerializeToString,
             mall_dot_order_dot_v1_dot_order__pb2.Order.FromString,
             options,
             channel_credentials,

@@ -1,0 +1,173 @@
+"""Cancelling a partly shipped order's unshipped units on PostgreSQL: exact refund of their paid share (level
+discount and a category coupon split), reserved on their lines, restocked by the product service from the
+order-returned it publishes, the order SHIPPED, and a retry under the same key doing nothing twice. Through the
+gRPC server too: staff roles, the idempotency key, the answer."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import pytest
+from mall.events.v1.envelope_pb2 import EventEnvelope
+from mall.events.v1.order_events_pb2 import OrderReturned
+from mall.order.v1 import order_pb2
+from sqlalchemy import Engine, select
+
+from services.common.errors import Conflict
+from services.common.events import decode, unpack
+from services.common.outbox import outbox
+from services.order import refunds, service
+from services.order.db import SqlOrderUnitOfWork
+from services.order.domain import FreightRule, OrderLine, new_order, price
+from services.product import consumers
+from services.product import service as products
+from services.product.db import SqlProductUnitOfWork
+from services.product.db import start_mappers as start_product_mappers
+from services.product.domain import StockLine
+from tests.fakes import HOME, FakeMembers, FakeRefundPayments
+from tests.integration.order.conftest import OrderServer
+from tests.integration.order.test_order_grpc import ALICE, failure, submit
+from tests.integration.product.conftest import Shelf
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 12, 1, 8, tzinfo=UTC)
+CANCELLED_AT = NOW + timedelta(days=2)
+ORDER_NO = "PC-1"
+
+
+def returned_events(engine: Engine) -> list[OrderReturned]:
+    with engine.connect() as connection:
+        rows = connection.execute(select(outbox.c.envelope).where(outbox.c.event_type == "order-returned")
+                                  .order_by(outbox.c.id)).scalars().all()
+    return [unpack(decode(row), OrderReturned) for row in rows]
+
+
+def test_the_unshipped_units_are_refunded_exactly_restocked_exactly_and_the_order_shipped_once(
+        pg_engine: Engine, pg_uow: Callable[[], SqlOrderUnitOfWork],
+        service_engine: Callable[[str], Engine]) -> None:
+    uow = pg_uow
+    start_product_mappers()
+    shelf = Shelf(functools.partial(SqlProductUnitOfWork, service_engine("product"), "product"))
+    product_id = shelf.product("保温杯", stock=10, price_fen=10_000, colours=("黑", "白"))
+    black, white = shelf.sku_ids(product_id)
+    products.reserve_stock(shelf.uow(), order_no=ORDER_NO, lines=[StockLine(black, 3), StockLine(white, 1)], now=NOW)
+    products.confirm_reservation(shelf.uow(), order_no=ORDER_NO)  # paid: the units are sold
+    # 3 x 10000 (the coupon's category) + 1 x 10001 = 40001; member level 95%: -2000; coupon -1000; freight 800.
+    order = new_order(user_id=ALICE, order_no=ORDER_NO, address=HOME, now=NOW, pay_minutes=30, coupon_id=9,
+                      lines=[OrderLine(black, product_id, "保温杯", "黑", 10_000, 3, coupon_applied=True),
+                             OrderLine(white, product_id, "保温杯", "白", 10_001, 1, coupon_applied=False)],
+                      amounts=price(40_001, discount_percent=95, coupon_fen=1000, freight=FreightRule(flat_fen=800)))
+    with uow() as tx:
+        tx.orders.add(order)
+        tx.commit()
+    service.mark_paid(uow(), order_no=ORDER_NO, channel="wechat", out_trade_no=ORDER_NO, paid_fen=37_801,
+                      actor="wechatpay", now=NOW)
+    first, second = (line.id or 0 for line in order.lines)
+    service.ship_order(uow(), order_id=order.id or 0, carrier="SF", tracking_no="SF1", lines={first: 1},
+                       actor="staff:7", now=NOW + timedelta(hours=1))
+    payments = FakeRefundPayments()
+
+    for _ in range(2):  # the answer was lost: staff send it again with the same key
+        done = refunds.cancel_unshipped(uow(), payments, FakeMembers(), order_id=order.id or 0, reason="白色停产",
+                                        shopper_reason="白色已停产", actor="staff:9", idempotency_key="cu-1",
+                                        request_fingerprint=b"same body", now=CANCELLED_AT)
+
+    # Goods paid 37001 split: the coupon's line 27500, the other 9501. 2 of 3 units: 27500 * 2 // 3 = 18333.
+    with uow() as tx:
+        [refund] = tx.refunds.for_order(order.id or 0)
+        stored = tx.orders.get(order.id or 0)
+        assert stored is not None
+        assert (refund.amount_fen, refund.source, [(line.line_id, line.quantity, line.amount_fen)
+                                                   for line in refund.lines]) == (
+            27_834, "cancel_unshipped", [(first, 2, 18_333), (second, 1, 9501)])
+        assert (stored.status, stored.shipped_at, stored.refunded_fen) == ("SHIPPED", CANCELLED_AT, 27_834)
+        assert [(line.refunded_quantity, line.refunded_fen) for line in stored.lines] == [(2, 18_333), (1, 9501)]
+        assert [(kept.quantity, kept.kept_fen) for kept in stored.kept()] == [(1, 9167)]
+        assert (stored.history[-1].status, stored.history[-1].shopper_reason) == (
+            "SHIPPED", f"{refunds.UNSHIPPED_SHOPPER_WORDS}: 白色已停产")
+        tx.commit()
+    assert (done.status, list(payments.asked.values())[0].refund_fen, len(payments.asked)) == ("SHIPPED", 27_834, 1)
+
+    [event] = returned_events(pg_engine)
+    assert (event.order_no, event.case_no, [(line.sku_id, line.quantity) for line in event.lines]) == (
+        ORDER_NO, refund.refund_no, [(black, 2), (white, 1)])
+    with shelf.uow() as tx:
+        consumers.on_order_returned(tx, event, EventEnvelope(event_id="returned-1"))
+        tx.commit()
+    skus = {sku.id: (sku.stock, sku.sales) for sku in
+            products.get_admin_product(shelf.uow(), product_id=product_id).product.skus}
+    assert skus == {black: (9, 1), white: (10, 0)}  # only the shipped unit stays sold
+    assert products.check_stock_ledger(shelf.uow())[1] == []
+
+    refunds.settle_refund(uow(), refund_no=refund.refund_no, status=refunds.RefundStatus.SUCCESS,
+                          actor="wechatpay", now=CANCELLED_AT)
+    later = refunds.start_refund(uow(), payments, FakeMembers(), order_id=order.id or 0, items=[
+        refunds.RefundItem(first, 1, 9167)], reason="质量问题", actor="staff:9", source="after_sale:1",
+        now=CANCELLED_AT)
+    assert later.amount_fen + 27_834 == 37_001  # every fen of the goods paid, never the freight
+    with pytest.raises(refunds.Conflict) as exceeded:
+        refunds.start_refund(uow(), payments, FakeMembers(), order_id=order.id or 0, items=[
+            refunds.RefundItem(second, 0, 1)], reason="x", actor="staff:9", source="after_sale:2", now=CANCELLED_AT)
+    assert exceeded.value.code == "REFUND_EXCEEDS_PAID"
+
+
+def test_racing_requests_cancel_the_units_once_whatever_their_keys(pg_uow: Callable[[], SqlOrderUnitOfWork],
+                                                                    pg_engine: Engine) -> None:
+    order = new_order(user_id=ALICE, order_no="PC-2", lines=[OrderLine(101, 10, "茶", "", 1000, 3)], address=HOME,
+                      amounts=price(3000), now=NOW, pay_minutes=30)
+    with pg_uow() as tx:
+        tx.orders.add(order)
+        tx.commit()
+    service.mark_paid(pg_uow(), order_no="PC-2", channel="wechat", out_trade_no="PC-2", paid_fen=3000,
+                      actor="wechatpay", now=NOW)
+    service.ship_order(pg_uow(), order_id=order.id or 0, carrier="SF", tracking_no="SF2",
+                       lines={order.lines[0].id or 0: 1}, actor="staff:7", now=NOW)
+    payments = FakeRefundPayments()
+
+    def attempt(key: str) -> str:
+        try:
+            return refunds.cancel_unshipped(pg_uow(), payments, FakeMembers(), order_id=order.id or 0, reason="缺货",
+                                            shopper_reason="", actor="staff:9", idempotency_key=key,
+                                            request_fingerprint=b"body", now=CANCELLED_AT).status
+        except Conflict as exc:
+            return exc.code
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        outcomes = sorted(pool.map(attempt, ["a", "a", "b", "b"]))
+
+    assert outcomes == ["ORDER_STATE_CONFLICT"] * 2 + ["SHIPPED"] * 2  # the losing key claimed nothing
+    with pg_uow() as tx:
+        [refund] = tx.refunds.for_order(order.id or 0)
+        assert (refund.amount_fen, tx.orders.get(order.id or 0).refunded_fen) == (2000, 2000)  # type: ignore[union-attr]
+        tx.commit()
+    assert (len(returned_events(pg_engine)), len(payments.asked)) == (1, 1)
+
+
+def test_staff_cancel_the_unshipped_units_over_grpc_once_per_key_and_finance_may_not(server: OrderServer) -> None:
+    server.members.balance_fen = 10_000
+    order = submit(server, checkout=order_pb2.CheckoutRequest(sku_id=101, quantity=3, address_id=7))
+    server.stub.PayOrder(order_pb2.PayOrderRequest(id=order.id, channel="balance"), metadata=server.as_user(ALICE))
+    line = order.lines[0].id
+    ship = server.stub.ShipOrder(order_pb2.ShipOrderRequest(
+        id=order.id, carrier="SF", tracking_no="SF1", lines=[order_pb2.ShipmentLine(line_id=line, quantity=1)]),
+        metadata=server.as_user(9, "operator"))
+    assert ship.status == "PAID"
+    ask = order_pb2.CancelUnshippedRequest(id=order.id, reason="缺货", idempotency_key="cu-1")
+
+    assert failure(lambda: server.stub.CancelUnshipped(ask, metadata=server.as_user(9, "finance"))) == (
+        grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")
+    answers = [server.stub.CancelUnshipped(ask, metadata=server.as_user(8, "customer_service")) for _ in range(2)]
+
+    # 3 x 1999 = 5997 paid from the wallet; 2 units back: 5997 * 2 // 3 = 3998, at once (the wallet answers).
+    assert [(a.status, a.refunded_fen) for a in answers] == [("SHIPPED", 3998)] * 2
+    assert (server.events("order-returned"), server.events("order-refunded")) == (1, 1)
+    changed = order_pb2.CancelUnshippedRequest(id=order.id, reason="停产", idempotency_key="cu-1")
+    assert failure(lambda: server.stub.CancelUnshipped(changed, metadata=server.as_user(8, "admin"))) == (
+        grpc.StatusCode.ABORTED, "IDEMPOTENCY_KEY_REUSED")
+    again = order_pb2.CancelUnshippedRequest(id=order.id, reason="缺货", idempotency_key="cu-2")
+    assert failure(lambda: server.stub.CancelUnshipped(again, metadata=server.as_user(8, "admin"))) == (
+        grpc.StatusCode.ABORTED, "ORDER_STATE_CONFLICT")

@@ -1,0 +1,196 @@
+"""Staff cancel the units of a partly shipped order that will never ship: refunded, restocked, the order SHIPPED."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from services.common.errors import Conflict, InvalidInput, NotFound
+from services.common.wechatpay import WechatPayApiError
+from services.order import refunds, service
+from services.order.domain import FreightRule, Order, RefundItem, line_refund_fen
+from services.order.service import CheckoutInput
+from tests.fakes import FakeRefundPayments
+from tests.unit.order.conftest import NOW, Shop
+
+LATER = NOW + timedelta(hours=1)
+CANCELLED_AT = NOW + timedelta(days=3)
+
+
+@pytest.fixture
+def payments() -> FakeRefundPayments:
+    return FakeRefundPayments()
+
+
+def part_shipped(shop: Shop, *, ship: bool = True) -> Order:
+    """2 x 1999 + 1 x 500 = 4498 in goods, 1001 off by coupon, 800 freight: 4297 paid with WeChat Pay; one unit
+    of the first line shipped (the second unit and the second line never will)."""
+    shop.settings = replace(shop.settings, freight=FreightRule(flat_fen=800))
+    shop.members.coupon_fen = 1001
+    first = service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, quantity=2, now=NOW)
+    second = service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=102, quantity=1, now=NOW)
+    order = service.submit_order(shop.uow, shop.members, shop.stock, shop.users, shop.settings, user_id=1,
+                                 request=CheckoutInput(cart_item_ids=(first.item.id or 0, second.item.id or 0),
+                                                       address_id=7, coupon_id=9),
+                                 note="", idempotency_key="k", request_fingerprint=b"k", now=NOW)
+    order = service.mark_paid(shop.uow, order_no=order.order_no, channel="wechat", out_trade_no=order.order_no,
+                              paid_fen=order.payable_fen, actor="wechatpay", now=NOW)
+    if ship:
+        service.ship_order(shop.uow, order_id=order.id or 0, carrier="SF", tracking_no="SF1",
+                           lines={order.lines[0].id or 0: 1}, actor="staff:7", now=LATER)
+    return order
+
+
+def cancel(shop: Shop, payments: FakeRefundPayments, order: Order, *, key: str = "key-1", reason: str = "停产",
+           shopper_reason: str = "该颜色已停产") -> Order:
+    return refunds.cancel_unshipped(shop.uow, payments, shop.members, order_id=order.id or 0, reason=reason,
+                                    shopper_reason=shopper_reason, actor="staff:9", idempotency_key=key,
+                                    request_fingerprint=f"{reason}|{shopper_reason}".encode(), now=CANCELLED_AT)
+
+
+def published(shop: Shop, event_type: str) -> list[object]:
+    return [event.payload for event in shop.uow.published if event.event_type == event_type]
+
+
+def test_the_unshipped_units_are_refunded_their_paid_share_restocked_and_the_order_is_shipped(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = part_shipped(shop)
+    first, second = order.lines
+    assert (order.payable_fen, order.freight_fen) == (4297, 800)  # goods paid 3497: shares 3108 and 389
+
+    done = cancel(shop, payments, order)
+
+    # 1 of 2 units of the first line: 3108 // 2 = 1554; the second line's only unit: its whole share, 389.
+    [refund] = shop.uow.refunds.refunds
+    assert (refund.amount_fen, refund.source, refund.status) == (1943, "cancel_unshipped", "PENDING")
+    assert [(line.line_id, line.quantity, line.amount_fen) for line in refund.lines] == [(first.id, 1, 1554),
+                                                                                       (second.id, 1, 389)]
+    assert payments.asked[refund.refund_no].refund_fen == 1943  # freight kept: a parcel went out
+    assert (done.status, done.shipped_at, done.refunded_fen) == ("SHIPPED", CANCELLED_AT, 1943)
+    assert [(line.refunded_quantity, line.refunded_fen) for line in done.lines] == [(1, 1554), (1, 389)]
+    assert [(kept.line.id, kept.quantity, kept.kept_fen) for kept in done.kept()] == [(first.id, 1, 1554)]
+    [returned] = published(shop, "order-returned")
+    assert (returned.case_no, [(line.sku_id, line.quantity) for line in returned.lines]) == (
+        refund.refund_no, [(101, 1), (102, 1)])
+    step = done.history[-1]
+    assert (step.status, step.actor, step.shopper_visible) == ("SHIPPED", "staff:9", True)
+    assert step.reason == f"unshipped units cancelled (line {first.id} x1, line {second.id} x1): 停产"
+    assert done.shopper_history()[-1].reason == f"{refunds.UNSHIPPED_SHOPPER_WORDS}: 该颜色已停产"
+    assert published(shop, "order-shipped") == []  # no parcel left: nothing was handed to a carrier
+
+
+def test_the_refund_settling_publishes_order_refunded_once_and_the_order_stays_shipped(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = part_shipped(shop)
+    cancel(shop, payments, order)
+    [refund] = shop.uow.refunds.refunds
+
+    for _ in range(2):
+        refunds.settle_refund(shop.uow, refund_no=refund.refund_no, status=refunds.RefundStatus.SUCCESS,
+                              actor="wechatpay", now=CANCELLED_AT)
+
+    [event] = published(shop, "order-refunded")
+    assert (event.amount_fen, [(line.sku_id, line.quantity) for line in event.lines]) == (1943, [(101, 1), (102, 1)])
+    assert (order.status, order.refunded_fen) == ("SHIPPED", 1943)
+
+
+def test_a_later_refund_of_the_shipped_unit_returns_exactly_the_rest_of_the_goods_paid(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = part_shipped(shop)
+    cancel(shop, payments, order)
+    first = order.lines[0]
+
+    rest = line_refund_fen(order, first.id or 0, 1)
+    refunds.start_refund(shop.uow, payments, shop.members, order_id=order.id or 0, items=[
+        RefundItem(first.id or 0, 1, rest)], reason="质量问题", actor="staff:9", source="after_sale:1", now=CANCELLED_AT)
+
+    assert (rest, order.refunded_fen) == (1554, 3497)  # every fen of goods paid, never the freight
+    assert order.kept() == []
+
+
+def test_a_retry_with_the_same_key_changes_nothing_and_another_body_under_it_is_refused(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = part_shipped(shop)
+    cancel(shop, payments, order)
+
+    again = cancel(shop, payments, order)
+
+    assert (again.status, again.refunded_fen, len(shop.uow.refunds.refunds), len(payments.asked)) == (
+        "SHIPPED", 1943, 1, 1)
+    assert len(published(shop, "order-returned")) == 1
+    with pytest.raises(Conflict) as reused:
+        cancel(shop, payments, order, reason="缺货")
+    assert reused.value.code == "IDEMPOTENCY_KEY_REUSED"
+    with pytest.raises(Conflict) as shipped:
+        cancel(shop, payments, order, key="key-2")
+    assert (shipped.value.code, shipped.value.details["status"]) == ("ORDER_STATE_CONFLICT", "SHIPPED")
+    assert (order.refunded_fen, len(shop.uow.refunds.refunds)) == (1943, 1)
+
+
+def test_a_paid_order_with_no_parcel_is_refused_for_the_cancellation_flow_and_nothing_changes(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = part_shipped(shop, ship=False)
+
+    with pytest.raises(Conflict) as refused:
+        cancel(shop, payments, order)
+
+    assert (refused.value.code, refused.value.details) == (
+        "ORDER_STATE_CONFLICT", {"status": "PAID", "action": "cancel_unshipped", "shipments": 0})
+    assert (order.status, order.refunded_fen, shop.uow.refunds.refunds) == ("PAID", 0, [])
+    assert published(shop, "order-returned") == []
+
+
+def test_a_reason_is_required_and_an_unknown_order_is_not_found(shop: Shop, payments: FakeRefundPayments) -> None:
+    order = part_shipped(shop)
+    with pytest.raises(InvalidInput) as no_reason:
+        cancel(shop, payments, order, reason="  ")
+    assert no_reason.value.code == "CANCEL_REASON_REQUIRED"
+    with pytest.raises(NotFound):
+        refunds.cancel_unshipped(shop.uow, payments, shop.members, order_id=999, reason="停产", shopper_reason="",
+                                 actor="staff:9", idempotency_key="k", request_fingerprint=b"k", now=CANCELLED_AT)
+    assert (order.status, order.refunded_fen) == ("PAID", 0)
+
+
+def test_a_refused_refund_leaves_the_units_cancelled_and_a_new_key_refunds_them_without_restocking_again(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = part_shipped(shop)
+    payments.error = WechatPayApiError(400, "NOT_ENOUGH", "余额不足")
+
+    with pytest.raises(Conflict) as refused:
+        cancel(shop, payments, order)
+
+    assert refused.value.code == "REFUND_REFUSED"
+    assert (order.status, order.refunded_fen, [line.refunded_quantity for line in order.lines]) == ("SHIPPED", 0,
+                                                                                                   [0, 0])
+    assert "1943 fen still owed" in order.history[-1].reason and not order.history[-1].shopper_visible
+    payments.error = None
+
+    cancel(shop, payments, order, key="key-2")
+
+    closed, again = shop.uow.refunds.refunds
+    assert (closed.status, again.status, again.amount_fen, again.source) == ("CLOSED", "PENDING", 1943,
+                                                                               "cancel_unshipped")
+    assert (order.refunded_fen, [line.refunded_quantity for line in order.lines]) == (1943, [1, 1])
+    assert len(published(shop, "order-returned")) == 1  # the units went back on sale once
+
+
+def test_an_abnormal_refund_of_the_cancelled_units_is_asked_about_again_under_its_number_not_started_twice(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = part_shipped(shop)
+    cancel(shop, payments, order)
+    [refund] = shop.uow.refunds.refunds
+    payments.notice = replace(payments.asked[refund.refund_no], status="ABNORMAL")
+    refunds.handle_refund_notify(shop.uow, payments, headers={"Wechatpay-Signature": "good"}, body=b"{}")
+    assert (refund.status, order.refunded_fen) == ("ABNORMAL", 1943)
+    payments.status = "SUCCESS"  # the merchant completed it at WeChat Pay
+
+    cancel(shop, payments, order, key="key-2")
+
+    assert ([r.refund_no for r in shop.uow.refunds.refunds], refund.status, order.refunded_fen) == (
+        [refund.refund_no], "SUCCESS", 1943)
+    assert [event.amount_fen for event in published(shop, "order-refunded")] == [1943]
+    with pytest.raises(Conflict) as paid:
+        cancel(shop, payments, order, key="key-3")
+    assert paid.value.code == "ORDER_STATE_CONFLICT"
