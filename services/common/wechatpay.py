@@ -219,8 +219,11 @@ class WechatPay:
     """One merchant account (mchid + appid) talking to WeChat Pay API v3."""
 
     def __init__(self, settings: WechatPaySettings, session: requests.Session | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, refund_notify_url: str | None = None) -> None:
         self.settings = settings
+        # Where WeChat Pay notifies the end of a refund asked for without its own notify_url (the order service's
+        # refund notify route, so that every refund it asks for, whichever use case asks, comes back to it).
+        self.refund_notify_url = refund_notify_url
         self.session = session or requests.Session()
         self.clock = clock
         key = serialization.load_pem_private_key(settings.merchant_private_key_pem, password=None)
@@ -288,6 +291,7 @@ class WechatPay:
                                 "amount": {"refund": refund_fen, "total": total_fen, "currency": "CNY"}}
         if reason is not None:
             body["reason"] = reason
+        notify_url = notify_url or self.refund_notify_url
         if notify_url is not None:
             body["notify_url"] = notify_url
         return self._refund(self._call("POST", "/v3/refund/domestic/refunds", body), "status")
