@@ -521,6 +521,18 @@ def retry_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members:
     return _apply_answer(uow, refund_no, answer, actor=actor, now=now)
 
 
+def staff_retry_refund(uow: Callable[[], OrderUnitOfWork], payments: RefundPayments | None, members: Members, *,
+                       refund_no: str, actor: str, now: datetime | None = None) -> Order:
+    """Staff ask the channel again about one refund (`retry_refund`), say an ABNORMAL one the merchant fixed at WeChat
+    Pay, or one PENDING they do not want to leave to the fallback job: the refund of a late payment, whose order no
+    cancellation review or after-sales case can retry. The order is answered, any change in its history; 404
+    REFUND_NOT_FOUND, 503 PAYMENT_CHANNEL_UNAVAILABLE (nothing changed) when WeChat Pay gives no usable answer."""
+    if not REFUND_NO.fullmatch(refund_no):
+        raise refund_not_found()
+    refund = retry_refund(uow(), payments, members, refund_no=refund_no, actor=actor, now=now)
+    return get_order(uow(), user_id=None, order_id=refund.order_id)
+
+
 class ResendRefused(Exception):
     """WeChat Pay knows no refund under the number (RESOURCE_NOT_EXISTS) and refused it when sent again."""
 
