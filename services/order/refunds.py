@@ -59,8 +59,8 @@ too, as a refund of source "late_payment" under the deterministic number `LATE<o
 notify finds the same refund and never starts a second one. Its refund notify, the fallback job, the ABNORMAL
 and stuck gauges and staff's retry (`retry_refund`) and close (`close_refund`) all work as for any WeChat Pay
 refund. But it is not the order's money: nothing is reserved (no `refunded_fen`, no line refunded), a SUCCESS
-publishes `late-payment-refunded` (once per refund number) instead of `order-refunded` and never moves the order
-to REFUNDED, and a CLOSED one frees nothing; one WeChat Pay (not staff) closes is noted in the order's history,
+publishes `late-payment-refunded` (once per refund number; also when WeChat Pay pays one staff closed) instead of
+`order-refunded` and never moves the order to REFUNDED, and a CLOSED one frees nothing; one WeChat Pay (not staff) closes is noted in the order's history,
 the late money still being with the merchant. A first call WeChat Pay refuses makes it ABNORMAL, not CLOSED:
 nobody else would ever see money stuck that way.
 
@@ -102,7 +102,7 @@ from services.order.domain import (
     plain,
 )
 from services.order.ports import Members
-from services.order.service import NO_CHANNEL, get_order, publish_cancelled, publish_late_refund
+from services.order.service import NO_CHANNEL, get_order, late_refund_no, publish_cancelled, publish_late_refund
 from services.order.uow import LineReservation, OrderUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -308,11 +308,6 @@ def start_late_refund(uow: OrderUnitOfWork, payments: RefundSender, *, order_no:
     return _apply_answer(uow, refund_no, answer, actor="wechatpay", now=now)
 
 
-def late_refund_no(order_no: str) -> str:
-    """The one refund number of a late WeChat Pay payment of the order."""
-    return f"LATE{order_no}"[:64]
-
-
 # -- settling ------------------------------------------------------------------------------------
 
 def settle_refund(uow: OrderUnitOfWork, *, refund_no: str, status: RefundStatus, actor: str,
@@ -351,6 +346,8 @@ def _paid_after_close(uow: OrderUnitOfWork, order: Order, refund: Refund, actor:
               refund.refund_no, refund.amount_fen)
     order.record_step(actor=actor, now=now, reason=note, shopper=False)
     uow.on_commit(metrics.REFUNDS_PAID_AFTER_CLOSE.inc)
+    if refund.source == LATE_PAYMENT:  # the late money did go back after all: the ledger's - side
+        _publish_late_refunded(uow, order, refund, now)
 
 
 def paid_after_close_note(refund: Refund) -> str:
@@ -411,12 +408,17 @@ def late_refund_closed_note(refund: Refund) -> str:
 
 
 def _late_refund_settled(uow: OrderUnitOfWork, refund: Refund, now: datetime) -> None:
-    """A late payment's refund paid: late-payment-refunded, once per refund number (run_once: one published
-    when WeChat Pay took the refund, before late refunds were tracked here, is not published again)."""
+    """A late payment's refund paid: late-payment-refunded."""
     if refund.status != RefundStatus.SUCCESS:
         return
     order = uow.orders.get(refund.order_id)
     assert order is not None  # a refund's order is never deleted
+    _publish_late_refunded(uow, order, refund, now)
+
+
+def _publish_late_refunded(uow: OrderUnitOfWork, order: Order, refund: Refund, now: datetime) -> None:
+    """late-payment-refunded for a late payment's refund WeChat Pay paid, once per refund number (run_once: one
+    published when WeChat Pay took the refund, before late refunds were tracked here, is not published again)."""
     uow.run_once(scope="late-payment-refunded", key=refund.refund_no, request=str(refund.amount_fen).encode(),
                  execute=lambda: publish_late_refund(uow, order, channel=refund.channel, out_trade_no=order.order_no,
                                                      amount_fen=refund.amount_fen, refund_no=refund.refund_no,

@@ -557,7 +557,8 @@ def _closed(wechat: Prepay, order_no: str) -> PaymentNotice | None:
 # -- payment -------------------------------------------------------------------------------------
 
 class Prepay:
-    """The part of the WeChat Pay adapter a payment starts with (services.common.wechatpay.WechatPay)."""
+    """The part of the WeChat Pay adapter a payment starts with (services.common.wechatpay.WechatPay), built with the
+    refund notify URL (`refund_notify_url`): a late payment's refund, asked for here, notifies the refund route."""
 
     def jsapi_prepay(self, *, out_trade_no: str, description: str, amount_fen: int, payer_openid: str,
                      notify_url: str, time_expire: datetime) -> str: ...  # pragma: no cover
@@ -799,7 +800,7 @@ def refund_late_payment(uow: OrderUnitOfWork, wechat: Prepay, notice: PaymentNot
     no answer is answered 5xx and WeChat Pay notifies again (the fallback job asks about it meanwhile).
     """
     now = now or utcnow()
-    out_refund_no = f"LATE{notice.out_trade_no}"[:64]
+    out_refund_no = late_refund_no(notice.out_trade_no)
     with uow:
         order = uow.orders.by_order_no(notice.out_trade_no, lock=True)
         if order is None or (order.paid_at is not None and order.pay_channel == "wechat"):  # pragma: no cover
@@ -815,6 +816,11 @@ def refund_late_payment(uow: OrderUnitOfWork, wechat: Prepay, notice: PaymentNot
     refunds.start_late_refund(uow, wechat, order_no=notice.out_trade_no, amount_fen=notice.amount_total_fen,
                               reason=LATE_REFUND_REASON, actor="wechatpay", now=now)
     return out_refund_no
+
+
+def late_refund_no(order_no: str) -> str:
+    """The one refund number of a late WeChat Pay payment of the order (refunds.start_late_refund)."""
+    return f"LATE{order_no}"[:64]
 
 
 def _late_payment_reason(order: Order) -> str:

@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from prometheus_client import REGISTRY
 
+from services.common.errors import NotFound
 from services.common.wechatpay import Refund as ChannelRefund
 from services.common.wechatpay import WechatPayApiError
 from services.order import refunds, service, wallet_reviews
@@ -194,3 +195,33 @@ def test_a_wallet_charge_staff_credit_back_reaches_the_money_ledger_once(shop: S
         ("late-payment-received", order.order_no, "balance", PAYABLE, refund_no, wallet_reviews.REVIEWED_CHARGE),
         ("late-payment-refunded", order.order_no, "balance", PAYABLE, refund_no, "")]
     assert {event.payload.user_id for event in shop.uow.published if event.event_type.startswith("late-")} == {2}
+
+
+def test_a_closed_late_refund_wechat_pay_pays_after_all_is_published_once_with_the_note_for_finance(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order, refund = paid_late(shop, payments)
+    notify(shop, payments, refund, "ABNORMAL")
+    payments.status = "ABNORMAL"
+    refunds.close_refund(shop.uow, payments, refund_no=refund.refund_no, reason="线下转账", actor="staff:1", now=LATER)
+
+    notify(shop, payments, refund, "SUCCESS", times=2)  # completed at WeChat Pay after all: the money went back
+
+    assert (refund.status, order.refunded_fen, order.history[-1].reason) == (
+        "CLOSED", 0, refunds.paid_after_close_note(refund))
+    assert refunded_events(shop) == [
+        ("late-payment-refunded", order.order_no, "wechat", 3998, f"LATE{order.order_no}", "")]
+
+
+def test_staff_retry_only_a_refund_number_they_could_have_read_and_are_answered_the_order(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order, refund = paid_late(shop, payments)
+    payments.status = "SUCCESS"
+
+    with pytest.raises(NotFound):
+        refunds.staff_retry_refund(lambda: shop.uow, payments, shop.members, refund_no="LATE' OR 1=1",
+                                   actor="staff:9")
+    answered = refunds.staff_retry_refund(lambda: shop.uow, payments, shop.members, refund_no=refund.refund_no,
+                                          actor="staff:9", now=LATER)
+
+    assert (answered.id, answered.status, refund.status, len(refunded_events(shop))) == (
+        order.id, "CANCELLED", "SUCCESS", 1)
