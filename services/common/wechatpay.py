@@ -284,7 +284,8 @@ class WechatPay:
 
     def refund(self, *, out_trade_no: str, out_refund_no: str, refund_fen: int, total_fen: int,
                reason: str | None = None, notify_url: str | None = None) -> Refund:
-        """POST /v3/refund/domestic/refunds: usually PROCESSING; the end comes by notify or refund query."""
+        """POST /v3/refund/domestic/refunds: usually PROCESSING; the end comes by notify (to `notify_url`, or the
+        adapter's `refund_notify_url`) or refund query."""
         if not 0 < refund_fen <= total_fen:
             raise ValueError("refund_fen must be in 1..total_fen")
         body: dict[str, Any] = {"out_trade_no": out_trade_no, "out_refund_no": out_refund_no,

@@ -60,9 +60,10 @@ notify finds the same refund and never starts a second one. Its refund notify, t
 and stuck gauges and staff's retry (`retry_refund`) and close (`close_refund`) all work as for any WeChat Pay
 refund. But it is not the order's money: nothing is reserved (no `refunded_fen`, no line refunded), a SUCCESS
 publishes `late-payment-refunded` (once per refund number; also when WeChat Pay pays one staff closed) instead of
-`order-refunded` and never moves the order to REFUNDED, and a CLOSED one frees nothing; one WeChat Pay (not staff) closes is noted in the order's history,
-the late money still being with the merchant. A first call WeChat Pay refuses makes it ABNORMAL, not CLOSED:
-nobody else would ever see money stuck that way.
+`order-refunded` and never moves the order to REFUNDED, and a CLOSED one frees nothing; one WeChat Pay (not
+staff) closes is noted in the order's history, the late money still being with the merchant. A first call WeChat
+Pay refuses makes it ABNORMAL, not CLOSED: nobody else would ever see money stuck that way. Staff retry one with
+`staff_retry_refund` (POST /admin/refunds/{refund_no}/retry): no cancellation review or case reaches its order.
 
 Listeners: `SETTLED_LISTENERS[prefix](uow, refund, now)` is called whenever a refund whose source is
 `prefix` or `prefix:<anything>` (e.g. "after_sale:12") changes status (check `refund.status`: SUCCESS
