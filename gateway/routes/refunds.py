@@ -1,5 +1,5 @@
-"""Cancellation review (O5) by customer service, cancelling a partly shipped order's unshipped units, closing
-ABNORMAL refunds, and WeChat Pay's refund notify (refunds through the paying channel)."""
+"""Cancellation review (O5) by customer service, cancelling a partly shipped order's unshipped units, retrying and
+closing refunds stuck at the channel, and WeChat Pay's refund notify (refunds through the paying channel)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ bp = Blueprint("refunds", __name__, url_prefix="/api/v1")
 
 CANCEL_REVIEWERS = (Role.CUSTOMER_SERVICE, Role.ADMIN)
 REFUND_CLOSERS = (Role.ADMIN,)
+REFUND_RETRIERS = (Role.ADMIN, Role.CUSTOMER_SERVICE)
 
 
 class CancelReviewIn(Body):
@@ -93,6 +94,21 @@ class CloseRefundIn(Body):
 def close_refund(refund_no: str, body: CloseRefundIn) -> AdminOrderOut:
     return AdminOrderOut.from_proto(service(OrderServiceStub).CloseRefund(order_pb2.CloseRefundRequest(
         refund_no=refund_no, reason=body.reason)))
+
+
+@bp.post("/admin/refunds/<refund_no>/retry")
+@operation(summary="Ask WeChat Pay (or the wallet) again about a PENDING or ABNORMAL refund", tag="admin-orders",
+           roles=REFUND_RETRIERS, responses={200: AdminOrderOut},
+           description="Under the same refund number, so nothing is refunded twice: a refund the merchant fixed at "
+                       "WeChat Pay (ABNORMAL: PROCESSING makes it PENDING again, SUCCESS ends it), or one staff do "
+                       "not want to leave to the fallback job. The only staff retry of a late payment's refund "
+                       "(LATE<order_no>: money for an order that could not take it, cancelled or paid otherwise), "
+                       "whose order no cancellation review or after-sales case retries. A refund that has ended is "
+                       "answered as it is; 404 REFUND_NOT_FOUND; 503 PAYMENT_CHANNEL_UNAVAILABLE (nothing changed) "
+                       "when WeChat Pay gives no usable answer. The order is answered, any change in its history.")
+def retry_refund(refund_no: str) -> AdminOrderOut:
+    return AdminOrderOut.from_proto(service(OrderServiceStub).RetryRefund(order_pb2.RetryRefundRequest(
+        refund_no=refund_no)))
 
 
 @bp.post("/payments/wechat/refund-notify")

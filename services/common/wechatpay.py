@@ -219,8 +219,11 @@ class WechatPay:
     """One merchant account (mchid + appid) talking to WeChat Pay API v3."""
 
     def __init__(self, settings: WechatPaySettings, session: requests.Session | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, refund_notify_url: str | None = None) -> None:
         self.settings = settings
+        # Where WeChat Pay notifies the end of a refund asked for without its own notify_url (the order service's
+        # refund notify route, so that every refund it asks for, whichever use case asks, comes back to it).
+        self.refund_notify_url = refund_notify_url
         self.session = session or requests.Session()
         self.clock = clock
         key = serialization.load_pem_private_key(settings.merchant_private_key_pem, password=None)
@@ -281,13 +284,15 @@ class WechatPay:
 
     def refund(self, *, out_trade_no: str, out_refund_no: str, refund_fen: int, total_fen: int,
                reason: str | None = None, notify_url: str | None = None) -> Refund:
-        """POST /v3/refund/domestic/refunds: usually PROCESSING; the end comes by notify or refund query."""
+        """POST /v3/refund/domestic/refunds: usually PROCESSING; the end comes by notify (to `notify_url`, or the
+        adapter's `refund_notify_url`) or refund query."""
         if not 0 < refund_fen <= total_fen:
             raise ValueError("refund_fen must be in 1..total_fen")
         body: dict[str, Any] = {"out_trade_no": out_trade_no, "out_refund_no": out_refund_no,
                                 "amount": {"refund": refund_fen, "total": total_fen, "currency": "CNY"}}
         if reason is not None:
             body["reason"] = reason
+        notify_url = notify_url or self.refund_notify_url
         if notify_url is not None:
             body["notify_url"] = notify_url
         return self._refund(self._call("POST", "/v3/refund/domestic/refunds", body), "status")

@@ -138,7 +138,9 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     # Stock reservations and wallet refunds (also from the reconciliation job) go out as the order service.
     clients = ServiceClients(Discovery(base.consul_http_addr, Env()), settings.grpc_timeout_seconds,
                              service_token=service_identity(base))
-    wechat = WechatPay(settings.wechatpay) if settings.wechatpay else None
+    # Every refund it asks for (a late payment's too, from the payment paths) notifies the refund notify route.
+    wechat = (WechatPay(settings.wechatpay, refund_notify_url=settings.orders.refund_notify_url)
+              if settings.wechatpay else None)
     refund_payments = refunds.WechatRefunds(wechat, settings.orders.refund_notify_url) if wechat else None
     members = GrpcMembers(clients)
     servicer = OrderServicer(uow, GrpcCatalog(clients), GrpcStock(clients), members, GrpcUsers(clients),

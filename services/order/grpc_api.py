@@ -23,6 +23,7 @@ ORDER_STAFF = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
 SHIPPERS = (Role.ADMIN, Role.OPERATOR)
 CANCEL_REVIEWERS = (Role.ADMIN, Role.CUSTOMER_SERVICE)
 REFUND_CLOSERS = (Role.ADMIN,)  # closing frees money for a second refund: admins only
+REFUND_RETRIERS = (Role.ADMIN, Role.CUSTOMER_SERVICE)  # as for approving a cancellation again: it only asks
 WALLET_REVIEWERS = (Role.ADMIN, Role.FINANCE, Role.CUSTOMER_SERVICE)  # customer service answers the shoppers
 WALLET_RESOLVERS = (Role.ADMIN, Role.FINANCE)  # money back to a wallet, or settled elsewhere: finance decides
 MAX_PAGE = 100
@@ -151,6 +152,12 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         caller = require_caller(*REFUND_CLOSERS)
         return order_message(refunds.close_refund(self.uow(), self.refund_payments, refund_no=request.refund_no,
                                                   reason=request.reason, actor=f"staff:{caller.user_id}"), staff=True)
+
+    def RetryRefund(self, request: order_pb2.RetryRefundRequest, context: grpc.ServicerContext) -> order_pb2.Order:
+        caller = require_caller(*REFUND_RETRIERS)
+        return order_message(refunds.staff_retry_refund(self.uow, self.refund_payments, self.members,
+                                                        refund_no=request.refund_no,
+                                                        actor=f"staff:{caller.user_id}"), staff=True)
 
     # Wallet charges left for staff
 

@@ -53,6 +53,18 @@ refunded yet (every line's remaining units and paid share, and the freight).
      Pay after all) stays CLOSED, but its money may have been refunded twice: the order's history records it
      once for finance and `mall_refunds_paid_after_close_total` counts it (RefundPaidAfterClose pages).
 
+Late payments (`start_late_refund`): WeChat Pay money for an order that could not take it (cancelled, paid too
+late, or paid otherwise meanwhile; services/order/service.py `refund_late_payment`) goes back through this engine
+too, as a refund of source "late_payment" under the deterministic number `LATE<order_no>`, so a replayed payment
+notify finds the same refund and never starts a second one. Its refund notify, the fallback job, the ABNORMAL
+and stuck gauges and staff's retry (`retry_refund`) and close (`close_refund`) all work as for any WeChat Pay
+refund. But it is not the order's money: nothing is reserved (no `refunded_fen`, no line refunded), a SUCCESS
+publishes `late-payment-refunded` (once per refund number; also when WeChat Pay pays one staff closed) instead of
+`order-refunded` and never moves the order to REFUNDED, and a CLOSED one frees nothing; one WeChat Pay (not
+staff) closes is noted in the order's history, the late money still being with the merchant. A first call WeChat
+Pay refuses makes it ABNORMAL, not CLOSED: nobody else would ever see money stuck that way. Staff retry one with
+`staff_retry_refund` (POST /admin/refunds/{refund_no}/retry): no cancellation review or case reaches its order.
+
 Listeners: `SETTLED_LISTENERS[prefix](uow, refund, now)` is called whenever a refund whose source is
 `prefix` or `prefix:<anything>` (e.g. "after_sale:12") changes status (check `refund.status`: SUCCESS
 or CLOSED, the ends; ABNORMAL, staff must act; PENDING again, an ABNORMAL refund is under way once more),
@@ -93,7 +105,14 @@ from services.order.domain import (
     plain,
 )
 from services.order.ports import Members
-from services.order.service import NO_CHANNEL, event_line, get_order, publish_cancelled
+from services.order.service import (
+    NO_CHANNEL,
+    event_line,
+    get_order,
+    late_refund_no,
+    publish_cancelled,
+    publish_late_refund,
+)
 from services.order.uow import LineReservation, OrderUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -106,18 +125,24 @@ OPEN = frozenset({RefundStatus.PENDING, RefundStatus.ABNORMAL})
 CHANNEL_STATUSES = frozenset({RefundStatus.SUCCESS, RefundStatus.CLOSED, RefundStatus.ABNORMAL})
 WECHAT_REASON_CHARS = 80  # WeChat Pay's limit on a refund's reason
 NOTHING_PAID = "nothing to refund (0 fen paid for these units)"  # the history of a 0-fen refund
-REFUND_NO = re.compile(r"RF[0-9]{20}[0-9a-f]{8}")  # "RF" + new_order_no
+REFUND_NO = re.compile(r"(RF|LATE)[0-9]{20}[0-9a-f]{8}")  # "RF" + new_order_no; "LATE" + order_no (late payments)
+LATE_PAYMENT = "late_payment"  # the source of a late payment's refund: money the order never kept
 STUCK_SECONDS = 3600  # a refund PENDING this long is counted as stuck (ORDER_REFUND_STUCK_SECONDS)
 
 SettledListener = Callable[[OrderUnitOfWork, Refund, datetime], None]
 SETTLED_LISTENERS: dict[str, SettledListener] = {}
 
 
-class RefundPayments(Protocol):
-    """WeChat Pay's refund side, with our refund notify URL bound (WechatRefunds)."""
+class RefundSender(Protocol):
+    """Asking WeChat Pay for a refund, its end notified to our refund notify URL (a late payment's refund is
+    asked for from the payment paths' adapter, built with that URL: service.Prepay)."""
 
     def refund(self, *, out_trade_no: str, out_refund_no: str, refund_fen: int, total_fen: int,
                reason: str | None = None) -> ChannelRefund: ...
+
+
+class RefundPayments(RefundSender, Protocol):
+    """WeChat Pay's refund side, with our refund notify URL bound (WechatRefunds)."""
 
     def query_refund(self, out_refund_no: str) -> ChannelRefund: ...
 
@@ -242,9 +267,7 @@ def _ask_channel(uow: OrderUnitOfWork, payments: RefundPayments | None, members:
         settle_refund(uow, refund_no=refund.refund_no, status=RefundStatus.CLOSED, actor="system", now=now)
         raise DomainError("WECHATPAY_NOT_CONFIGURED", "WeChat Pay is not configured on this server")
     try:
-        answer = payments.refund(out_trade_no=order.out_trade_no, out_refund_no=refund.refund_no,
-                                 refund_fen=refund.amount_fen, total_fen=order.payable_fen,
-                                 reason=refund.reason[:WECHAT_REASON_CHARS] or None)
+        answer = _send(payments, order, refund)
     except WechatPayApiError as exc:
         settle_refund(uow, refund_no=refund.refund_no, status=RefundStatus.CLOSED, actor="wechatpay", now=now)
         raise Conflict("REFUND_REFUSED", f"WeChat Pay refused the refund: {exc.code}",
@@ -255,11 +278,61 @@ def _ask_channel(uow: OrderUnitOfWork, payments: RefundPayments | None, members:
     return _apply_answer(uow, refund.refund_no, answer, actor="wechatpay", now=now)
 
 
+def _send(payments: RefundSender, order: Order, refund: Refund) -> ChannelRefund:
+    """Ask WeChat Pay for the refund (again: the same number is one refund there)."""
+    out_trade_no, total_fen = _trade(order, refund)
+    return payments.refund(out_trade_no=out_trade_no, out_refund_no=refund.refund_no, refund_fen=refund.amount_fen,
+                           total_fen=total_fen, reason=refund.reason[:WECHAT_REASON_CHARS] or None)
+
+
+def _trade(order: Order, refund: Refund) -> tuple[str | None, int]:
+    """The WeChat Pay transaction a refund returns money of, and its total: the order's payment, or for a late
+    payment the WeChat Pay transaction that could not pay the order (its out_trade_no is the order_no, as every
+    prepay's; its amount the payable, or mark_paid would have refused it)."""
+    if refund.source == LATE_PAYMENT:
+        return order.order_no, order.payable_fen
+    return order.out_trade_no, order.payable_fen
+
+
 def _apply_answer(uow: OrderUnitOfWork, refund_no: str, answer: ChannelRefund, *, actor: str,
                   now: datetime) -> Refund:
     status = answer.status if answer.status in CHANNEL_STATUSES else RefundStatus.PENDING
     return settle_refund(uow, refund_no=refund_no, status=RefundStatus(status), actor=actor, now=now,
                          channel_refund_id=answer.refund_id)
+
+
+def start_late_refund(uow: OrderUnitOfWork, payments: RefundSender, *, order_no: str, amount_fen: int, reason: str,
+                      actor: str, now: datetime) -> Refund:
+    """Refund in full a WeChat Pay payment of `amount_fen` the order `order_no` could not take (the late payment is
+    recorded by the caller), under `LATE<order_no>`: the refund is recorded PENDING once, however often asked (the
+    order's row lock orders the check), then WeChat Pay is asked while it is PENDING (the same number again is
+    one refund there). PROCESSING leaves it PENDING for the notify or the fallback job; a refusal makes it ABNORMAL
+    (its code in the order's history) for staff; no answer leaves it PENDING and raises REFUND_FAILED (503: WeChat
+    Pay notifies the payment again). Nothing of the order is reserved: see the module docstring."""
+    refund_no = late_refund_no(order_no)
+    with uow:
+        order = uow.orders.by_order_no(order_no, lock=True)
+        if order is None or order.id is None:
+            raise order_not_found()
+        refund = uow.refunds.get(refund_no)
+        if refund is None:
+            refund = Refund(refund_no=refund_no, order_id=order.id, source=LATE_PAYMENT,
+                            status=RefundStatus.PENDING.value, amount_fen=amount_fen, channel="wechat",
+                            reason=reason[:255], actor=actor[:64], created_at=now, updated_at=now)
+            uow.refunds.add(refund)
+        uow.commit()
+    if refund.status != RefundStatus.PENDING:
+        return refund  # ended, or ABNORMAL: staff's, not a replayed notify's
+    try:
+        answer = _send(payments, order, refund)
+    except WechatPayApiError as exc:
+        return _resend_refused(uow, refund_no, exc, now, actor="wechatpay",
+                               note=late_refund_refused_note(refund, exc.code))
+    except WechatPayError as exc:
+        log.warning("refund %s of a late payment is left PENDING for the refund query: %s", refund_no, exc.reason)
+        raise DomainError("REFUND_FAILED", f"the refund of a late payment failed: {exc.reason}",
+                          kind=ErrorKind.UNAVAILABLE) from None
+    return _apply_answer(uow, refund_no, answer, actor="wechatpay", now=now)
 
 
 # -- settling ------------------------------------------------------------------------------------
@@ -300,6 +373,8 @@ def _paid_after_close(uow: OrderUnitOfWork, order: Order, refund: Refund, actor:
               refund.refund_no, refund.amount_fen)
     order.record_step(actor=actor, now=now, reason=note, shopper=False)
     uow.on_commit(metrics.REFUNDS_PAID_AFTER_CLOSE.inc)
+    if refund.source == LATE_PAYMENT:  # the late money did go back after all: the ledger's - side
+        _publish_late_refunded(uow, order, refund, now)
 
 
 def paid_after_close_note(refund: Refund) -> str:
@@ -309,16 +384,24 @@ def paid_after_close_note(refund: Refund) -> str:
 
 
 def _change(uow: OrderUnitOfWork, order: Order, refund: Refund, status: RefundStatus, actor: str,
-            now: datetime, note: str = "") -> None:
+            now: datetime, note: str = "", closed_by_staff: bool = False) -> None:
     """An open refund takes `status` (under both row locks), with its effects, and its source's listener hears.
-    `note`: why it became ABNORMAL, for the order's history (default: WeChat Pay reported it so)."""
+    `note`: why it became ABNORMAL, for the order's history (default: WeChat Pay reported it so).
+    `closed_by_staff`: close_refund, which records why; otherwise a late payment's refund CLOSED is noted."""
     refund.status, refund.updated_at = status.value, now
+    late = refund.source == LATE_PAYMENT  # not the order's money: nothing of the order's to move
     if status == RefundStatus.SUCCESS:
         refund.settled_at = now
-        _refunded(uow, order, refund, actor, now)
+        if not late:
+            _refunded(uow, order, refund, actor, now)
     elif status == RefundStatus.CLOSED:
         refund.settled_at = now
-        uow.refunds.give_back(order, refund)
+        if not late:
+            uow.refunds.give_back(order, refund)
+        elif not closed_by_staff:
+            log.error("the refund %s of a late payment was closed by WeChat Pay: %d fen were not paid back",
+                      refund.refund_no, refund.amount_fen)
+            order.record_step(actor=actor, now=now, reason=late_refund_closed_note(refund), shopper=False)
     elif status == RefundStatus.ABNORMAL:
         order.record_step(actor=actor, now=now, reason=note or f"refund {refund.refund_no} ABNORMAL at WeChat Pay: "
                           f"{refund.amount_fen} fen held until it is completed there or closed by staff", shopper=False)
@@ -338,11 +421,38 @@ def _refunded(uow: OrderUnitOfWork, order: Order, refund: Refund, actor: str, no
                    for item in refund.lines],
             channel=refund.channel, reason=refund.reason, refunded_at=timestamp(now)), aggregate_id=order.order_no)
     succeeded = sum(done.amount_fen for done in uow.refunds.for_order(order.id or 0)
-                    if done.status == RefundStatus.SUCCESS)
+                    if done.status == RefundStatus.SUCCESS and done.source != LATE_PAYMENT)
     if succeeded >= order.payable_fen and order.can("refunded"):
         order.apply("refunded", actor=actor, now=now,
                     reason=f"refund {refund.refund_no}: {refund.amount_fen} fen" if refund.amount_fen
                     else f"refund {refund.refund_no}: {NOTHING_PAID}", shopper_reason="refunded in full")
+
+
+def late_refund_closed_note(refund: Refund) -> str:
+    """The order history's step for a late payment's refund WeChat Pay closed (the money is still the merchant's)."""
+    return (f"refund {refund.refund_no} of a late payment CLOSED at WeChat Pay: {refund.amount_fen} fen not paid "
+            "back; staff must return it another way")[:255]
+
+
+def _late_refund_settled(uow: OrderUnitOfWork, refund: Refund, now: datetime) -> None:
+    """A late payment's refund paid: late-payment-refunded."""
+    if refund.status != RefundStatus.SUCCESS:
+        return
+    order = uow.orders.get(refund.order_id)
+    assert order is not None  # a refund's order is never deleted
+    _publish_late_refunded(uow, order, refund, now)
+
+
+def _publish_late_refunded(uow: OrderUnitOfWork, order: Order, refund: Refund, now: datetime) -> None:
+    """late-payment-refunded for a late payment's refund WeChat Pay paid, once per refund number (run_once: one
+    published when WeChat Pay took the refund, before late refunds were tracked here, is not published again)."""
+    uow.run_once(scope="late-payment-refunded", key=refund.refund_no, request=str(refund.amount_fen).encode(),
+                 execute=lambda: publish_late_refund(uow, order, channel=refund.channel, out_trade_no=order.order_no,
+                                                     amount_fen=refund.amount_fen, refund_no=refund.refund_no,
+                                                     now=now))
+
+
+SETTLED_LISTENERS[LATE_PAYMENT] = _late_refund_settled
 
 
 def handle_refund_notify(uow: OrderUnitOfWork, payments: RefundPayments | None, *, headers: Mapping[str, str],
@@ -357,8 +467,8 @@ def handle_refund_notify(uow: OrderUnitOfWork, payments: RefundPayments | None, 
         uow.commit()
     if refund is None or order is None:
         raise NotifyRejected("no refund has this out_refund_no")
-    if (notice.out_trade_no, notice.refund_fen, notice.total_fen) != (order.out_trade_no, refund.amount_fen,
-                                                                       order.payable_fen):
+    if (notice.out_trade_no, notice.refund_fen, notice.total_fen) != (_trade(order, refund)[0], refund.amount_fen,
+                                                                       _trade(order, refund)[1]):
         raise NotifyRejected("the notify's out_trade_no or amounts differ from the refund's")
     return _apply_answer(uow, refund.refund_no, notice, actor="wechatpay", now=now or utcnow())
 
@@ -440,6 +550,18 @@ def retry_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members:
     return _apply_answer(uow, refund_no, answer, actor=actor, now=now)
 
 
+def staff_retry_refund(uow: Callable[[], OrderUnitOfWork], payments: RefundPayments | None, members: Members, *,
+                       refund_no: str, actor: str, now: datetime | None = None) -> Order:
+    """Staff ask the channel again about one refund (`retry_refund`), say an ABNORMAL one the merchant fixed at WeChat
+    Pay, or one PENDING they do not want to leave to the fallback job: the refund of a late payment, whose order no
+    cancellation review or after-sales case can retry. The order is answered, any change in its history; 404
+    REFUND_NOT_FOUND, 503 PAYMENT_CHANNEL_UNAVAILABLE (nothing changed) when WeChat Pay gives no usable answer."""
+    if not REFUND_NO.fullmatch(refund_no):
+        raise refund_not_found()
+    refund = retry_refund(uow(), payments, members, refund_no=refund_no, actor=actor, now=now)
+    return get_order(uow(), user_id=None, order_id=refund.order_id)
+
+
 class ResendRefused(Exception):
     """WeChat Pay knows no refund under the number (RESOURCE_NOT_EXISTS) and refused it when sent again."""
 
@@ -457,14 +579,13 @@ def _query_or_resend(payments: RefundPayments, order: Order, refund: Refund) -> 
         if exc.code != "RESOURCE_NOT_EXISTS":
             raise
     try:
-        return payments.refund(out_trade_no=order.out_trade_no, out_refund_no=refund.refund_no,
-                               refund_fen=refund.amount_fen, total_fen=order.payable_fen,
-                               reason=refund.reason[:WECHAT_REASON_CHARS] or None)
+        return _send(payments, order, refund)
     except WechatPayApiError as exc:
         raise ResendRefused(exc) from None
 
 
-def _resend_refused(uow: OrderUnitOfWork, refund_no: str, refusal: WechatPayApiError, now: datetime) -> Refund:
+def _resend_refused(uow: OrderUnitOfWork, refund_no: str, refusal: WechatPayApiError, now: datetime,
+                    actor: str = "reconciliation", note: str = "") -> Refund:
     """A refund WeChat Pay never got, PENDING too long, that WeChat Pay refuses when sent again: ABNORMAL (under
     both row locks, if still PENDING), so the alert and staff's retry-or-close flow take it over. Safe: WeChat Pay
     holds no refund under its number, so nothing was paid, and its amount stays reserved until staff act."""
@@ -475,10 +596,10 @@ def _resend_refused(uow: OrderUnitOfWork, refund_no: str, refusal: WechatPayApiE
         order = uow.orders.get(refund.order_id, lock=True)
         assert order is not None  # a refund's order is never deleted
         if refund.status == RefundStatus.PENDING:
-            log.error("refund %s: WeChat Pay never got it and refuses it when sent again (%s); ABNORMAL for staff",
+            log.error("refund %s: WeChat Pay never got it and refuses it (%s); ABNORMAL for staff",
                       refund_no, refusal.code)
-            _change(uow, order, refund, RefundStatus.ABNORMAL, "reconciliation", now, note=resend_refused_note(
-                refund, refusal.code))
+            _change(uow, order, refund, RefundStatus.ABNORMAL, actor, now,
+                    note=note or resend_refused_note(refund, refusal.code))
         uow.commit()
     return refund
 
@@ -487,6 +608,12 @@ def resend_refused_note(refund: Refund, code: str) -> str:
     """The order history's step for a refund WeChat Pay never got and refused when sent again."""
     return (f"refund {refund.refund_no} never reached WeChat Pay, which refused it when sent again ({code}): "
             f"{refund.amount_fen} fen held until staff retry it once that is fixed, or close it")[:255]
+
+
+def late_refund_refused_note(refund: Refund, code: str) -> str:
+    """The order history's step for a late payment's refund WeChat Pay refused when first asked."""
+    return (f"refund {refund.refund_no} of a late payment refused by WeChat Pay ({code}): {refund.amount_fen} fen "
+            "not paid back until staff retry it once that is fixed, or close it and return it another way")[:255]
 
 
 def channel_unavailable(refund_no: str, exc: WechatPayError) -> DomainError:
@@ -549,7 +676,7 @@ def close_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, *, refun
         if refund.status != RefundStatus.ABNORMAL:
             raise Conflict("REFUND_STATE_CONFLICT", f"a {refund.status} refund cannot be closed (only ABNORMAL)",
                            details={"status": refund.status, "action": "close"})
-        _change(uow, order, refund, RefundStatus.CLOSED, actor, now)
+        _change(uow, order, refund, RefundStatus.CLOSED, actor, now, closed_by_staff=True)
         order.record_step(actor=actor, now=now,
                           reason=f"refund {refund_no} closed ({refund.amount_fen} fen freed): {why}", shopper=False)
         uow.commit()
@@ -583,7 +710,8 @@ def review_cancellation(uow: OrderUnitOfWork, payments: RefundPayments | None, m
             order.apply("reject_cancel", actor=actor, now=now, reason=reason, shopper_reason="cancellation declined")
             uow.commit()
             return order
-        unsettled = [refund for refund in uow.refunds.for_order(order_id) if refund.status in OPEN]
+        unsettled = [refund for refund in uow.refunds.for_order(order_id)
+                     if refund.status in OPEN and refund.source != LATE_PAYMENT]  # a late payment's is not its
         stuck = any(refund.status == RefundStatus.ABNORMAL or refund.channel == "balance" for refund in unsettled)
         retry = order.status == OrderStatus.REFUNDING and stuck
         refund_anew = (order.status == OrderStatus.REFUNDING and not unsettled

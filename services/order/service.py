@@ -26,6 +26,7 @@ from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.events import timestamp
 from services.common.wechatpay import NotifyRejected, PaymentNotice, WechatPayApiError, WechatPayError
+from services.common.wechatpay import Refund as ChannelRefund
 from services.order import metrics
 from services.order.domain import (
     DEFAULT_AUTO_CONFIRM_DAYS,
@@ -558,7 +559,8 @@ def _closed(wechat: Prepay, order_no: str) -> PaymentNotice | None:
 # -- payment -------------------------------------------------------------------------------------
 
 class Prepay:
-    """The part of the WeChat Pay adapter a payment starts with (services.common.wechatpay.WechatPay)."""
+    """The part of the WeChat Pay adapter a payment starts with (services.common.wechatpay.WechatPay), built with the
+    refund notify URL (`refund_notify_url`): a late payment's refund, asked for here, notifies the refund route."""
 
     def jsapi_prepay(self, *, out_trade_no: str, description: str, amount_fen: int, payer_openid: str,
                      notify_url: str, time_expire: datetime) -> str: ...  # pragma: no cover
@@ -572,7 +574,7 @@ class Prepay:
     def close(self, out_trade_no: str) -> None: ...  # pragma: no cover
 
     def refund(self, *, out_trade_no: str, out_refund_no: str, refund_fen: int, total_fen: int,
-               reason: str | None = None) -> object: ...  # pragma: no cover
+               reason: str | None = None) -> ChannelRefund: ...  # pragma: no cover
 
 
 @dataclass(frozen=True)
@@ -785,19 +787,22 @@ def handle_wechat_notify(uow: OrderUnitOfWork, wechat: Prepay | None, *, headers
 
 
 LATE_PAYMENT = "paid after cancellation, refunded"
+LATE_REFUND_REASON = "订单已取消"  # what WeChat Pay shows the shopper for a late payment's refund
 DOUBLE_PAYMENT = "paid again with WeChat Pay, refunded"
 
 
 def refund_late_payment(uow: OrderUnitOfWork, wechat: Prepay, notice: PaymentNotice, *,
                         now: datetime | None = None) -> str:
     """Money for an order that can no longer be paid (cancelled, or paid from the wallet meanwhile): recorded in its
-    history, refunded in full.
+    history (late-payment-received, once), refunded in full through the refund engine (`refunds.start_late_refund`:
+    a refund of source "late_payment", tracked to its end like any other; late-payment-refunded when it is paid).
 
-    The refund number is derived from the order, so a replayed notify asks WeChat Pay for the same
-    refund (which it treats as one); a failed refund call is answered 5xx and WeChat Pay notifies again.
+    The refund number is derived from the order, so a replayed notify finds the same refund (and asks WeChat Pay
+    again only while it is PENDING, under the same number, which WeChat Pay treats as one); a refund call that gets
+    no answer is answered 5xx and WeChat Pay notifies again (the fallback job asks about it meanwhile).
     """
     now = now or utcnow()
-    out_refund_no = f"LATE{notice.out_trade_no}"[:64]
+    out_refund_no = late_refund_no(notice.out_trade_no)
     with uow:
         order = uow.orders.by_order_no(notice.out_trade_no, lock=True)
         if order is None or (order.paid_at is not None and order.pay_channel == "wechat"):  # pragma: no cover
@@ -806,27 +811,18 @@ def refund_late_payment(uow: OrderUnitOfWork, wechat: Prepay, notice: PaymentNot
         if not any(step.reason.startswith((LATE_PAYMENT, DOUBLE_PAYMENT)) for step in order.history):
             order.record_step(actor="wechatpay", now=now,
                               reason=f"{why} ({out_refund_no}, {notice.amount_total_fen} fen)", shopper=False)
-            _publish_late_payment(uow, order, channel="wechat", out_trade_no=notice.out_trade_no,
+            publish_late_payment(uow, order, channel="wechat", out_trade_no=notice.out_trade_no,
                                   amount_fen=notice.amount_total_fen, refund_no=out_refund_no, now=now)
         uow.commit()
-    try:
-        wechat.refund(out_trade_no=notice.out_trade_no, out_refund_no=out_refund_no,
-                      refund_fen=notice.amount_total_fen, total_fen=notice.amount_total_fen, reason="订单已取消")
-    except WechatPayError as exc:
-        raise DomainError("REFUND_FAILED", f"the refund of a late payment failed: {exc.reason}",
-                          kind=ErrorKind.UNAVAILABLE) from None
-    with uow:  # WeChat Pay took the refund (a replayed notify asks again for the same one): published once
-        order = uow.orders.by_order_no(notice.out_trade_no, lock=True)
-        if order is not None:
-            late = order
-            uow.run_once(scope="late-payment-refunded", key=out_refund_no,
-                         request=str(notice.amount_total_fen).encode(),
-                         execute=lambda: _publish_late_refund(uow, late, channel="wechat",
-                                                              out_trade_no=notice.out_trade_no,
-                                                              amount_fen=notice.amount_total_fen,
-                                                              refund_no=out_refund_no, now=now))
-        uow.commit()
+    from services.order import refunds  # refunds builds on this module: imported when a late payment needs it
+    refunds.start_late_refund(uow, wechat, order_no=notice.out_trade_no, amount_fen=notice.amount_total_fen,
+                              reason=LATE_REFUND_REASON, actor="wechatpay", now=now)
     return out_refund_no
+
+
+def late_refund_no(order_no: str) -> str:
+    """The one refund number of a late WeChat Pay payment of the order (refunds.start_late_refund)."""
+    return f"LATE{order_no}"[:64]
 
 
 def _late_payment_reason(order: Order) -> str:
@@ -836,24 +832,28 @@ def _late_payment_reason(order: Order) -> str:
     return "too_late" if any(step.reason == PAID_TOO_LATE for step in order.history) else "cancelled"
 
 
-def _publish_late_payment(uow: OrderUnitOfWork, order: Order, *, channel: str, out_trade_no: str, amount_fen: int,
-                          refund_no: str, now: datetime) -> None:
+def publish_late_payment(uow: OrderUnitOfWork, order: Order, *, channel: str, out_trade_no: str, amount_fen: int,
+                         refund_no: str, now: datetime, reason: str = "", user_id: int | None = None) -> None:
     """late-payment-received: money came in for an order that could not take it (the finance ledger's + side);
-    in the transaction that first records it in the order's history, so once per late payment."""
-    uow.publish(LatePaymentReceived(order_no=order.order_no, user_id=order.user_id, channel=channel,
-                                    out_trade_no=out_trade_no, amount_fen=amount_fen,
-                                    reason=_late_payment_reason(order), refund_no=refund_no,
+    in the transaction that first records it in the order's history, so once per late payment. `reason` (default:
+    the order's state says it, `_late_payment_reason`) and `user_id` (default: the order's shopper) for a charge
+    staff reviewed (services/order/wallet_reviews.py)."""
+    uow.publish(LatePaymentReceived(order_no=order.order_no, user_id=order.user_id if user_id is None else user_id,
+                                    channel=channel, out_trade_no=out_trade_no, amount_fen=amount_fen,
+                                    reason=reason or _late_payment_reason(order), refund_no=refund_no,
                                     received_at=timestamp(now)), aggregate_id=order.order_no)
 
 
-def _publish_late_refund(uow: OrderUnitOfWork, order: Order, *, channel: str, out_trade_no: str, amount_fen: int,
-                         refund_no: str, now: datetime) -> bytes:
+def publish_late_refund(uow: OrderUnitOfWork, order: Order, *, channel: str, out_trade_no: str, amount_fen: int,
+                        refund_no: str, now: datetime, user_id: int | None = None) -> bytes:
     """late-payment-refunded (its event id returned): the late payment went back (the ledger's - side); not an
     order-refunded, which would take back what the order's own payment earned (its spend and points, its sale).
-    In the transaction that records the refund, once per refund number."""
-    return uow.publish(LatePaymentRefunded(order_no=order.order_no, user_id=order.user_id, refund_no=refund_no,
-                                    amount_fen=amount_fen, channel=channel, out_trade_no=out_trade_no,
-                                    refunded_at=timestamp(now)), aggregate_id=order.order_no).encode()
+    In the transaction that records the refund paid (a WeChat Pay refund settling SUCCESS, a wallet credit back),
+    once per refund number."""
+    return uow.publish(LatePaymentRefunded(order_no=order.order_no,
+                                           user_id=order.user_id if user_id is None else user_id, refund_no=refund_no,
+                                           amount_fen=amount_fen, channel=channel, out_trade_no=out_trade_no,
+                                           refunded_at=timestamp(now)), aggregate_id=order.order_no).encode()
 
 
 WALLET_LATE_PAYMENT = "paid from the wallet too late, refunded"
@@ -886,8 +886,8 @@ def refund_late_wallet_payment(uow: OrderUnitOfWork, members: Members, *, order_
                 # The charge and its credit back are both known only now (the wallet answers synchronously).
                 money = {"channel": "balance", "out_trade_no": order_no, "amount_fen": amount_fen,
                          "refund_no": refund_no, "now": now}
-                _publish_late_payment(uow, order, **money)
-                _publish_late_refund(uow, order, **money)
+                publish_late_payment(uow, order, **money)
+                publish_late_refund(uow, order, **money)
         uow.commit()
     return refund_no
 

@@ -123,10 +123,28 @@ def resolve_review(uow: OrderUnitOfWork, members: Members, *, review_id: int, re
         # A credit made while another resolution won is recorded all the same: the money went back.
         if review.status == ReviewStatus.OPEN or (refund_no and review.status != ReviewStatus.CREDITED):
             _resolve(order, review, target, refund_no=refund_no, why=why, actor=actor, now=now)
+            if refund_no:
+                _publish_credit_back(uow, order, review, now)
             uow.commit()
             return review
         uow.commit()
     return _resolved(review, target)
+
+
+# What late-payment-received says of a wallet charge staff reviewed: it could not pay the order (another user's
+# wallet, another amount), whatever the order's state (services/analytics/README.md, the money ledger).
+REVIEWED_CHARGE = "cannot_pay"
+
+
+def _publish_credit_back(uow: OrderUnitOfWork, order: Order, review: WalletReview, now: datetime) -> None:
+    """A reviewed charge credited back reaches the money ledger as a wallet late payment does (refund_late_wallet_
+    payment): the charge and its credit back, both known only now, to the wallet that paid; once, with the review's
+    one change to CREDITED. Neither is order-paid nor order-refunded: it never paid the order."""
+    from services.order import service  # service builds on this module: imported when a credit back needs it
+    money = {"channel": "balance", "out_trade_no": order.order_no, "amount_fen": review.amount_fen,
+             "refund_no": review.refund_no, "now": now, "user_id": review.user_id}
+    service.publish_late_payment(uow, order, reason=REVIEWED_CHARGE, **money)
+    service.publish_late_refund(uow, order, **money)
 
 
 def _resolved(review: WalletReview, target: ReviewStatus) -> WalletReview:

@@ -25,9 +25,10 @@ from services.member import service as member_service
 from services.member.channels import SimulatedPayment, SimulatedPayout
 from services.member.db import SqlMemberUnitOfWork
 from services.member.db import start_mappers as start_member_mappers
+from services.order import refunds
 from services.order import service as order_service
 from services.order.db import SqlOrderUnitOfWork, start_mappers
-from services.order.domain import OrderLine, new_order, new_order_no, price
+from services.order.domain import OrderLine, RefundStatus, new_order, new_order_no, price
 from tests.fakes import HOME
 from tests.fixtures.analytics_stream import republished
 from tests.integration.analytics.test_analytics_on_postgres import consume, processed, send
@@ -54,7 +55,7 @@ def analytics(engines: dict[str, Engine]) -> Callable[[], SqlAnalyticsUnitOfWork
 
 
 def late_payment_of_a_cancelled_order(engine: Engine) -> str:
-    """Alice's unpaid order, cancelled; WeChat Pay then notifies her payment of it three times."""
+    """Alice's unpaid order, cancelled; WeChat Pay then notifies her payment of it three times, and its refund's end."""
     uow = functools.partial(SqlOrderUnitOfWork, engine, "order")
     order = new_order(user_id=ALICE, order_no=new_order_no(NOW), lines=[OrderLine(101, 10, "茶", "", PAYABLE, 1)],
                       address=HOME, amounts=price(PAYABLE), now=NOW, pay_minutes=30)
@@ -66,6 +67,9 @@ def late_payment_of_a_cancelled_order(engine: Engine) -> str:
     for _ in range(3):
         order_service.handle_wechat_notify(uow(), wechat, headers={}, body=b"{}", now=NOW)
     assert [(r["out_refund_no"], r["refund_fen"]) for r in wechat.refunds] == [(f"LATE{order.order_no}", PAYABLE)] * 3
+    for _ in range(2):  # WeChat Pay pays the refund back (its notify, replayed): late-payment-refunded once
+        refunds.settle_refund(uow(), refund_no=f"LATE{order.order_no}", status=RefundStatus.SUCCESS,
+                              actor="wechatpay", now=NOW)
     return order.order_no
 
 

@@ -86,7 +86,8 @@ def server(pg_engine: Engine, jwt_keys: JwtKeys, simulator: RunningSimulator) ->
     catalog.put(101, price_fen=1999)
     catalog.put(102, price_fen=500)
     stock, members, users = FakeStock(catalog, {101: 10, 102: 100}), FakeMembers(), FakeUsers()
-    wechat = WechatPay(simulator.wechatpay_settings())
+    # As build_app wires it: a late payment's refund, asked for on the payment paths, notifies the refund route too.
+    wechat = WechatPay(simulator.wechatpay_settings(), refund_notify_url="http://127.0.0.1:9/unreachable")
     servicer = OrderServicer(functools.partial(SqlOrderUnitOfWork, pg_engine, "order"), catalog, stock, members,
                              users, OrderSettings(notify_url="http://127.0.0.1:9/unreachable"), wechat,
                              WechatRefunds(wechat, "http://127.0.0.1:9/unreachable"))

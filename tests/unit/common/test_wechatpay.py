@@ -240,6 +240,21 @@ def test_a_refund_is_posted_with_its_amounts_and_read_back(
     assert (result.status, result.refund_fen, result.total_fen) == ("PROCESSING", 100, 12_345)
 
 
+def test_a_refund_asked_without_a_notify_url_notifies_the_one_the_adapter_was_built_with(
+        settings: WechatPaySettings, session: FakeSession, platform_key: rsa.RSAPrivateKey) -> None:
+    pay = WechatPay(settings, session, clock=lambda: NOW, refund_notify_url="https://mall.example/refund-notify")
+    refund = {"refund_id": "5000001", "out_refund_no": "R1", "transaction_id": "4200001",
+              "out_trade_no": "T202611290001", "status": "PROCESSING", "amount": {"refund": 100, "total": 100}}
+    session.answers.extend(signed_answer(platform_key, 200, refund) for _ in range(2))
+
+    pay.refund(out_trade_no="T202611290001", out_refund_no="R1", refund_fen=100, total_fen=100)
+    pay.refund(out_trade_no="T202611290001", out_refund_no="R1", refund_fen=100, total_fen=100,
+               notify_url="https://mall.example/other")
+
+    assert [json.loads(sent.body)["notify_url"] for sent in session.sent] == [
+        "https://mall.example/refund-notify", "https://mall.example/other"]
+
+
 # -- notifies --------------------------------------------------------------------------------------
 
 

@@ -123,3 +123,29 @@ def test_cancelling_the_unshipped_units_of_an_order_not_partly_shipped_is_a_409_
                            headers={**bearer(roles="customer_service"), "Idempotency-Key": "cu-2"})
     assert (response.status_code, response.get_json()["error"]["code"], response.get_json()["error"]["details"]) == (
         409, "ORDER_STATE_CONFLICT", {"status": "SHIPPED", "action": "cancel_unshipped", "shipments": 2})
+
+
+RETRY = "/api/v1/admin/refunds/LATE2026112912000000000012345678/retry"
+
+
+def test_customer_service_and_admins_retry_a_refund_by_its_number_shoppers_operators_and_finance_may_not(
+        client: FlaskClient, clients, bearer) -> None:
+    clients.order.RetryRefund.reply = ORDER
+    for forbidden in (bearer(user_id=42), bearer(roles="operator", user_id=8), bearer(roles="finance", user_id=9)):
+        assert client.post(RETRY, headers=forbidden).status_code == 403
+    assert clients.order.RetryRefund.calls == []
+
+    for retrier in ("customer_service", "admin"):
+        response = client.post(RETRY, headers=bearer(roles=retrier))
+        assert (response.status_code, response.get_json()["id"]) == (200, ORDER.id)
+
+    assert clients.order.RetryRefund.calls[0].message == order_pb2.RetryRefundRequest(
+        refund_no="LATE2026112912000000000012345678")
+
+
+def test_retrying_a_refund_wechat_pay_cannot_be_asked_about_is_a_503(client: FlaskClient, clients, bearer,
+                                                                      rpc_error) -> None:
+    clients.order.RetryRefund.error = rpc_error(grpc.StatusCode.UNAVAILABLE, "WeChat Pay gave no usable answer",
+                                                ((CODE_KEY, "PAYMENT_CHANNEL_UNAVAILABLE"),))
+    response = client.post(RETRY, headers=bearer(roles="admin"))
+    assert (response.status_code, response.get_json()["error"]["code"]) == (503, "PAYMENT_CHANNEL_UNAVAILABLE")

@@ -15,6 +15,9 @@ from services.common.wechatpay import (
     WechatPayError,
     WechatPayUnavailable,
 )
+from services.common.wechatpay import (
+    Refund as ChannelRefund,
+)
 from services.order import service
 from services.order.domain import MAX_CART_LINES, Order
 from services.order.ports import CouponOffer
@@ -202,8 +205,13 @@ class FakeWechatPay:
         assert self.notice is not None
         return self.notice
 
-    def refund(self, **kwargs: object) -> None:
-        self.refunds.append(kwargs)
+    def refund(self, *, out_trade_no: str, out_refund_no: str, refund_fen: int, total_fen: int,
+               reason: str | None = None) -> ChannelRefund:
+        """WeChat Pay takes it (PROCESSING); its end comes later (refund notify or query)."""
+        self.refunds.append({"out_trade_no": out_trade_no, "out_refund_no": out_refund_no, "refund_fen": refund_fen,
+                             "total_fen": total_fen, "reason": reason})
+        return ChannelRefund(out_refund_no, f"wx-{out_refund_no}", out_trade_no, "42", "PROCESSING", refund_fen,
+                             total_fen, None)
 
     def jsapi_prepay(self, **kwargs: object) -> str:
         self.prepaid.append(kwargs)
@@ -318,10 +326,9 @@ def test_a_payment_for_a_cancelled_order_is_recorded_once_and_refunded_in_full(s
     assert len(order.history) == 3
     assert {(r["out_refund_no"], r["refund_fen"]) for r in wechat.refunds} == {(f"LATE{order.order_no}", 3998)}
     assert [event.event_type for event in shop.uow.published] == [
-        "order-created", "order-cancelled", "late-payment-received", "late-payment-refunded"]
-    assert late_money(shop) == [  # however often WeChat Pay notifies it: one in, one back out
-        ("late-payment-received", order.order_no, "wechat", 3998, f"LATE{order.order_no}", "cancelled"),
-        ("late-payment-refunded", order.order_no, "wechat", 3998, f"LATE{order.order_no}", "")]
+        "order-created", "order-cancelled", "late-payment-received"]
+    assert late_money(shop) == [  # however often WeChat Pay notifies it: one in; out once paid
+        ("late-payment-received", order.order_no, "wechat", 3998, f"LATE{order.order_no}", "cancelled")]
 
 
 # -- one payment per order: a prepay is closed before the order is cancelled or paid otherwise ------------------
@@ -423,10 +430,9 @@ def test_a_wechat_payment_of_an_order_paid_from_the_wallet_is_refunded_in_full_o
     assert order.history[-1].reason.startswith("paid again with WeChat Pay, refunded")
     assert {(r["out_refund_no"], r["refund_fen"]) for r in wechat.refunds} == {(f"LATE{order.order_no}", 3998)}
     assert [event.event_type for event in shop.uow.published] == [  # no order-refunded: the wallet payment stands
-        "order-created", "order-paid", "late-payment-received", "late-payment-refunded"]
+        "order-created", "order-paid", "late-payment-received"]
     assert late_money(shop) == [
-        ("late-payment-received", order.order_no, "wechat", 3998, f"LATE{order.order_no}", "paid_otherwise"),
-        ("late-payment-refunded", order.order_no, "wechat", 3998, f"LATE{order.order_no}", "")]
+        ("late-payment-received", order.order_no, "wechat", 3998, f"LATE{order.order_no}", "paid_otherwise")]
 
 
 def test_reconciliation_refunds_a_payment_for_an_order_cancelled_since_it_was_picked(shop: Shop) -> None:

@@ -381,6 +381,12 @@ class CloseRefundRequest(_message.Message):
     reason: str
     def __init__(self, refund_no: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
+class RetryRefundRequest(_message.Message):
+    __slots__ = ("refund_no",)
+    REFUND_NO_FIELD_NUMBER: _ClassVar[int]
+    refund_no: str
+    def __init__(self, refund_no: _Optional[str] = ...) -> None: ...
+
 class ReviewCancellationRequest(_message.Message):
     __slots__ = ("id", "approve", "reason")
     ID_FIELD_NUMBER: _ClassVar[int]

@@ -124,6 +124,11 @@ class OrderServiceStub:
                 request_serializer=mall_dot_order_dot_v1_dot_order__pb2.CloseRefundRequest.SerializeToString,
                 response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.Order.FromString,
                 _registered_method=True)
+        self.RetryRefund = channel.unary_unary(
+                '/mall.order.v1.OrderService/RetryRefund',
+                request_serializer=mall_dot_order_dot_v1_dot_order__pb2.RetryRefundRequest.SerializeToString,
+                response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.Order.FromString,
+                _registered_method=True)
         self.ListWalletReviews = channel.unary_unary(
                 '/mall.order.v1.OrderService/ListWalletReviews',
                 request_serializer=mall_dot_order_dot_v1_dot_order__pb2.ListWalletReviewsRequest.SerializeToString,
@@ -260,6 +265,14 @@ class OrderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RetryRefund(self, request, context):
+        """Admin, customer_service: ask the channel again about a PENDING or ABNORMAL refund, under its number (say, an
+        ABNORMAL one the merchant fixed at WeChat Pay); the refund of a late payment has no other staff route.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListWalletReviews(self, request, context):
         """Wallet charges reconciliation cannot settle (another user's wallet, another amount), left for staff:
         admin, finance and customer_service list them; admin and finance credit one back or mark it handled.
@@ -365,6 +378,11 @@ def add_OrderServiceServicer_to_server(servicer, server):
             'CloseRefund': grpc.unary_unary_rpc_method_handler(
                     servicer.CloseRefund,
                     request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.CloseRefundRequest.FromString,
+                    response_serializer=mall_dot_order_dot_v1_dot_order__pb2.Order.SerializeToString,
+            ),
+            'RetryRefund': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryRefund,
+                    request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.RetryRefundRequest.FromString,
                     response_serializer=mall_dot_order_dot_v1_dot_order__pb2.Order.SerializeToString,
             ),
             'ListWalletReviews': grpc.unary_unary_rpc_method_handler(
@@ -863,6 +881,33 @@ class OrderService:
             target,
             '/mall.order.v1.OrderService/CloseRefund',
             mall_dot_order_dot_v1_dot_order__pb2.CloseRefundRequest.SerializeToString,
+            mall_dot_order_dot_v1_dot_order__pb2.Order.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryRefund(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.order.v1.OrderService/RetryRefund',
+            mall_dot_order_dot_v1_dot_order__pb2.RetryRefundRequest.SerializeToString,
             mall_dot_order_dot_v1_dot_order__pb2.Order.FromString,
             options,
             channel_credentials,
