@@ -18,6 +18,7 @@ from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 from services.member import events, metrics
 from services.member.channels import (
     NotifyRejected,
+    PaidNotice,
     PaymentChannel,
     Payout,
     PayoutChannel,
@@ -1017,16 +1018,23 @@ def _reconcile_recharge(uow: MemberUnitOfWork, payment: PaymentChannel, recharge
         notice = payment.query(channel=recharge.channel, out_trade_no=recharge_no)
         if notice is None or not notice.paid or notice.out_trade_no != recharge_no:
             return 0
-        try:
-            _credit_recharge(uow, recharge, paid_fen=notice.paid_fen, channel_txn_id=notice.txn_id,
-                             channel=recharge.channel, now=now)
-        except DomainError as exc:
-            log.error("recharge %s was reported paid by %s but cannot be credited: %s", recharge_no,
-                      recharge.channel, exc.code)
+        if not _credit_reported_paid(uow, recharge, notice, now):
             return 0
-        uow.commit()
     log.info("recharge %s credited by reconciliation (%s)", recharge_no, recharge.channel)
     return 1
+
+
+def _credit_reported_paid(uow: MemberUnitOfWork, recharge: Recharge, notice: PaidNotice, now: datetime) -> bool:
+    """Credit (and commit) a recharge its channel's query reports paid; False, logged for staff, when it cannot be."""
+    try:
+        _credit_recharge(uow, recharge, paid_fen=notice.paid_fen, channel_txn_id=notice.txn_id,
+                         channel=recharge.channel, now=now)
+    except DomainError as exc:
+        log.error("recharge %s was reported paid by %s but cannot be credited: %s", recharge.recharge_no,
+                  recharge.channel, exc.code)
+        return False
+    uow.commit()
+    return True
 
 
 # Before every PENDING recharge: the expiry job's scan starts here (created_at is never earlier).
@@ -1087,15 +1095,8 @@ def _expire_recharge(uow: MemberUnitOfWork, payment: PaymentChannel, recharge_no
                         recharge_no, recharge.channel)
             return 0
         if notice.paid:
-            try:
-                _credit_recharge(uow, recharge, paid_fen=notice.paid_fen, channel_txn_id=notice.txn_id,
-                                 channel=recharge.channel, now=now)
-            except DomainError as exc:
-                log.error("recharge %s was reported paid by %s but cannot be credited: %s", recharge_no,
-                          recharge.channel, exc.code)
-                return 0
-            uow.commit()
-            log.info("recharge %s credited at its expiry (%s)", recharge_no, recharge.channel)
+            if _credit_reported_paid(uow, recharge, notice, now):
+                log.info("recharge %s credited at its expiry (%s)", recharge_no, recharge.channel)
             return 0
         recharge.expire()
         uow.commit()
