@@ -787,6 +787,7 @@ async function loadWalletReviews(page) {
       return tr;
     }));
     $("wallet-count").textContent = `${count(reply.total)} charges`;
+    $("wallet-count").dataset.loads = Number($("wallet-count").dataset.loads || 0) + 1;
     showPage("wallet-reviews", reply);
   } catch (error) {
     $("wallet-error").textContent = describe(error);

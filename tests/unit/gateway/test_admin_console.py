@@ -240,3 +240,31 @@ def test_a_refused_decision_shows_the_apis_error_code_and_message(
     shown = page.inner_text("#decision-form .outcome")
     assert shown.startswith('AFTER_SALE_STATE_CONFLICT: the case is not REQUESTED {"status":"WITHDRAWN"}')
     assert staff.order.DecideAfterSale.calls[0].message.approve is False
+
+
+def test_finance_credit_a_wallet_charge_back_and_see_the_list_again(
+        page: Any, gateway_url: str, staff: FakeServices) -> None:
+    review = order_pb2.WalletReview(id=4, order_id=5, order_no=ORDER.order_no, user_id=43, amount_fen=8299,
+                                    order_user_id=42, payable_fen=8299, problem="OTHER_USERS_WALLET", status="OPEN",
+                                    flagged_at=AT)
+    staff.order.ListWalletReviews.reply = order_pb2.ListWalletReviewsResponse(reviews=[review], total=1)
+    credited = order_pb2.WalletReview()
+    credited.CopyFrom(review)
+    credited.status = "CREDITED"
+    staff.order.ResolveWalletReview.reply = credited
+    log_in(page, gateway_url, FINANCE)
+    page.click("[data-section=money-view]")
+    page.wait_for_selector("#wallet-reviews tr[data-review-id='4'] form")
+    row = page.eval_on_selector("#wallet-reviews tr[data-review-id='4']",
+                                "r => [...r.cells].slice(0, 7).map(c => c.innerText)")
+    assert row == [ORDER.order_no, "OTHER_USERS_WALLET", "user 43", "¥82.99", "user 42", "¥82.99", "OPEN"]
+    page.select_option("#resolve-4 [name=resolution]", "credit_back")
+    page.fill("#resolve-4 [name=reason]", "误用了家人的钱包")
+
+    page.click("#resolve-4 button[type=submit]")
+    page.wait_for_function("() => document.querySelector('#wallet-count').dataset.loads === '2'")
+
+    assert [call.message for call in staff.order.ResolveWalletReview.calls] == [
+        order_pb2.ResolveWalletReviewRequest(id=4, resolution="credit_back", reason="误用了家人的钱包")]
+    assert [call.message.status for call in staff.order.ListWalletReviews.calls] == ["OPEN", "OPEN"]
+    assert page.errors == []
