@@ -753,6 +753,7 @@ async function loadStuckRefunds() {
     });
     table($("stuck"), ["Case no", "Order no", "Status", "Refund", "Refund no", "Since", ""], rows);
     if (!rows.length) $("stuck").append(row(["No after-sales refund is stuck."]));
+    $("stuck").dataset.loads = Number($("stuck").dataset.loads || 0) + 1;
   } catch (error) {
     $("stuck-error").textContent = describe(error);
   }

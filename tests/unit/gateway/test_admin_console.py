@@ -268,3 +268,31 @@ def test_finance_credit_a_wallet_charge_back_and_see_the_list_again(
         order_pb2.ResolveWalletReviewRequest(id=4, resolution="credit_back", reason="误用了家人的钱包")]
     assert [call.message.status for call in staff.order.ListWalletReviews.calls] == ["OPEN", "OPEN"]
     assert page.errors == []
+
+
+def test_an_admin_retries_a_stuck_case_refund_and_closes_a_refund_by_its_number(
+        page: Any, gateway_url: str, staff: FakeServices) -> None:
+    abnormal = after_sale_pb2.AfterSale()
+    abnormal.CopyFrom(CASE)
+    abnormal.status, abnormal.refund_no = "REFUND_ABNORMAL", "RF31"
+    staff.order.SearchAfterSales.answer = lambda m: after_sale_pb2.ListAfterSalesResponse(
+        cases=[abnormal] if m.status == "REFUND_ABNORMAL" else [], total=int(m.status == "REFUND_ABNORMAL"))
+    staff.order.RetryAfterSaleRefund.reply = abnormal
+    staff.order.CloseRefund.reply = ORDER
+    log_in(page, gateway_url, ADMIN)
+    page.click("[data-section=money-view]")
+    page.wait_for_selector("#stuck tr[data-case-id='31']")
+
+    page.click("#stuck tr[data-case-id='31'] button:has-text('Retry')")
+    page.wait_for_selector("#stuck[data-loads='2']")  # the list is read again once the retry answered
+    page.fill("#close-refund-no", "RF31")
+    page.fill("#close-refund-reason", "银行卡已注销")
+    page.click("#close-refund button[type=submit]")
+    page.wait_for_selector("#stuck-error:has-text('Closed')")
+
+    assert [call.message.id for call in staff.order.RetryAfterSaleRefund.calls] == [31]
+    assert [call.message for call in staff.order.CloseRefund.calls] == [
+        order_pb2.CloseRefundRequest(refund_no="RF31", reason="银行卡已注销")]
+    assert sorted(call.message.status for call in staff.order.SearchAfterSales.calls[:2]) == [
+        "REFUND_ABNORMAL", "REFUND_FAILED"]
+    assert page.errors == []
