@@ -133,7 +133,7 @@ async function login(event) {
     $("password").value = "";
     showConsole();
   } catch (error) {
-    $("login-error").textContent = error.message;
+    $("login-error").textContent = describe(error);
   }
 }
 
@@ -152,6 +152,10 @@ function showLogin(message) {
     $(view).hidden = true;
     delete $(view).dataset.opened;
   }
+  // Nothing the last staff member opened stays for the next one.
+  for (const id of ["orders", "order-detail", "cases", "case-detail", "stuck", "wallet-reviews"]) $(id).replaceChildren();
+  $("order-detail").hidden = $("case-detail").hidden = true;
+  pendingCancel = null;
   $("sections").hidden = true;
   $("who").hidden = true;
   $("login-view").hidden = false;
