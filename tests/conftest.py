@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.fixtures.platform",
     "tests.fixtures.fake_services",
     "tests.fixtures.simulator",
+    "tests.fixtures.browser",
 ]
 
 

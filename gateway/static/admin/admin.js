@@ -1,10 +1,31 @@
-// MiniMall admin dashboard: staff log in, pick a period, and see the admin analytics API drawn as SVG.
-// No framework, no build step, nothing fetched from another origin.
+// MiniMall staff console: staff log in and see the sections their roles open: the analytics reports drawn as
+// SVG, orders, after-sales cases, and money that got stuck (refunds, wallet charges).
+// No framework, no build step, nothing fetched from another origin; server text only ever set as textContent.
 "use strict";
 
 const API = "/api/v1";
-// Who reads the reports: REPORT_READERS in services/common/auth.py (a test keeps the two equal).
-const STAFF_ROLES = ["admin", "operator", "finance"];
+// Who may do what: each list is the x-roles of the route named beside it in /openapi.json (the gateway's role
+// rules; test_admin_report_routes.py keeps the two equal). The console only hides what the API would refuse.
+const ROLES = {
+  reports: ["admin", "operator", "finance"],                  // GET /admin/analytics/overview (REPORT_READERS)
+  orders: ["admin", "operator", "customer_service"],          // GET /admin/orders
+  ship: ["admin", "operator"],                                // POST /admin/orders/{id}/ship
+  cancelUnshipped: ["admin", "operator", "customer_service"], // POST /admin/orders/{id}/cancel-unshipped
+  cancelReview: ["admin", "customer_service"],                // POST /admin/orders/{id}/cancel-review
+  afterSales: ["admin", "operator", "customer_service"],      // GET /admin/after-sales
+  decide: ["admin", "customer_service"],                      // POST /admin/after-sales/{id}/decision
+  receive: ["admin", "operator", "customer_service"],         // POST /admin/after-sales/{id}/receive
+  retryRefund: ["admin", "customer_service"],                 // POST /admin/after-sales/{id}/retry-refund
+  closeRefund: ["admin"],                                     // POST /admin/refunds/{refund_no}/close
+  walletReviews: ["admin", "finance", "customer_service"],    // GET /admin/wallet-reviews
+  resolveWallet: ["admin", "finance"],                        // POST /admin/wallet-reviews/{id}/resolve
+};
+// Who may log in: every staff role (STAFF_ROLES in services/common/auth.py).
+const STAFF_ROLES = ["admin", "operator", "customer_service", "finance"];
+// Each section and what opens it.
+const SECTIONS = [["dashboard-view", ["reports"]], ["orders-view", ["orders"]], ["aftersales-view", ["afterSales"]],
+                  ["money-view", ["afterSales", "walletReviews"]]];
+const PAGE_SIZE = 20;
 const SVG = "http://www.w3.org/2000/svg";
 const COLORS = ["#2563eb", "#16a34a", "#ea580c", "#9333ea", "#0891b2", "#dc2626"];
 
@@ -19,7 +40,11 @@ const CARDS = [
 ];
 
 const $ = (id) => document.getElementById(id);
-const yuan = (fen) => "¥" + (fen / 100).toLocaleString("en-US", {minimumFractionDigits: 2, maximumFractionDigits: 2});
+// Money is integer fen: yuan and fen are split with integer arithmetic, never through a float.
+const yuan = (fen) => {
+  const whole = BigInt(fen), sign = whole < 0n ? "-" : "", abs = whole < 0n ? -whole : whole;
+  return `${sign}¥${(abs / 100n).toLocaleString("en-US")}.${String(abs % 100n).padStart(2, "0")}`;
+};
 const count = (n) => n.toLocaleString("en-US");
 const percent = (rate) => rate === null || rate === undefined ? "–" : (rate * 100).toFixed(1) + "%";
 
@@ -32,16 +57,32 @@ const session = {
     sessionStorage.setItem("access_token", reply.access_token);
     sessionStorage.setItem("refresh_token", reply.refresh_token);
     sessionStorage.setItem("user", reply.user.nickname || reply.user.phone);
+    sessionStorage.setItem("roles", JSON.stringify(reply.user.roles || []));
   },
+  get roles() { return JSON.parse(sessionStorage.getItem("roles") || "[]"); },
   clear() { sessionStorage.clear(); },
 };
 
+// An answer in the API's error format: {"error": {"code", "message", "details"?, "request_id"}}.
 class ApiError extends Error {
   constructor(status, body) {
-    super((body && body.error && body.error.message) || `HTTP ${status}`);
+    const error = (body && body.error) || {};
+    super(error.message || `HTTP ${status}`);
     this.status = status;
+    this.code = error.code || "";
+    this.details = error.details || null;
+    this.requestId = error.request_id || "";
+  }
+
+  describe() {
+    const details = this.details ? " " + JSON.stringify(this.details) : "";
+    const request = this.requestId ? ` (request ${this.requestId})` : "";
+    return `${this.code || "HTTP " + this.status}: ${this.message}${details}${request}`;
   }
 }
+
+const can = (action) => ROLES[action].some((role) => session.roles.includes(role));
+const describe = (error) => error instanceof ApiError ? error.describe() : error.message;
 
 async function call(path, options = {}, retried = false) {
   const headers = Object.assign({}, options.headers || {});
@@ -86,13 +127,13 @@ async function login(event) {
     const body = await reply.json();
     if (!reply.ok) throw new ApiError(reply.status, body);
     if (!body.user.roles.some((role) => STAFF_ROLES.includes(role))) {
-      throw new Error("This account is not staff: the dashboard is for admins, operators and finance.");
+      throw new Error("This account is not staff: the console is for admins, operators, customer service and finance.");
     }
     session.save(body);
     $("password").value = "";
-    showDashboard();
+    showConsole();
   } catch (error) {
-    $("login-error").textContent = error.message;
+    $("login-error").textContent = describe(error);
   }
 }
 
@@ -107,18 +148,45 @@ async function logout() {
 }
 
 function showLogin(message) {
-  $("dashboard-view").hidden = true;
+  for (const [view] of SECTIONS) {
+    $(view).hidden = true;
+    delete $(view).dataset.opened;
+  }
+  // Nothing the last staff member opened stays for the next one.
+  for (const id of ["orders", "order-detail", "cases", "case-detail", "stuck", "wallet-reviews"]) $(id).replaceChildren();
+  $("order-detail").hidden = $("case-detail").hidden = true;
+  pendingCancel = null;
+  $("sections").hidden = true;
   $("who").hidden = true;
   $("login-view").hidden = false;
   $("login-error").textContent = message;
 }
 
-function showDashboard() {
+// Sections: a button for each one the staff member's roles open; the first one is shown.
+
+function showConsole() {
   $("login-view").hidden = true;
-  $("dashboard-view").hidden = false;
   $("who").hidden = false;
   $("who-name").textContent = sessionStorage.getItem("user") || "";
-  load();
+  $("sections").hidden = false;
+  const open = SECTIONS.filter(([, actions]) => actions.some(can)).map(([view]) => view);
+  for (const button of document.querySelectorAll("[data-section]")) {
+    button.hidden = !open.includes(button.dataset.section);
+  }
+  if (open.length) showSection(open[0]);
+}
+
+function showSection(view) {
+  for (const [other] of SECTIONS) $(other).hidden = other !== view;
+  for (const button of document.querySelectorAll("[data-section]")) {
+    button.classList.toggle("current", button.dataset.section === view);
+  }
+  const first = !$(view).dataset.opened;
+  $(view).dataset.opened = "yes";
+  if (view === "dashboard-view" && first) load();
+  if (view === "orders-view" && first) searchOrders(1);
+  if (view === "aftersales-view" && first) searchCases(1);
+  if (view === "money-view") loadMoney();
 }
 
 // The period: Asia/Shanghai days, like every figure.
@@ -161,7 +229,7 @@ async function load() {
     document.body.dataset.loaded = query;
   } catch (error) {
     $("status").textContent = "";
-    $("load-error").textContent = error.message;
+    $("load-error").textContent = describe(error);
   }
 }
 
@@ -335,6 +403,419 @@ async function exportReport(event) {
   }
 }
 
+// Lists: a table of rows, paged ?page=&page_size= → {"items", "page", "page_size", "total"}.
+
+const pages = {orders: 1, cases: 1, "wallet-reviews": 1};
+const turners = {orders: searchOrders, cases: searchCases, "wallet-reviews": loadWalletReviews};
+
+function turnPage(list, step) {
+  turners[list](Math.max(1, pages[list] + step));
+}
+
+function showPage(list, reply) {
+  pages[list] = reply.page;
+  const pager = document.querySelector(`.pager[data-for="${list}"]`);
+  const last = Math.max(1, Math.ceil(reply.total / reply.page_size));
+  pager.querySelector("span").textContent = `page ${reply.page} of ${last}`;
+  pager.querySelector('[data-step="-1"]').disabled = reply.page <= 1;
+  pager.querySelector('[data-step="1"]').disabled = reply.page >= last;
+}
+
+function table(container, titles, rows) {
+  const head = element("tr", {});
+  for (const title of titles) head.append(element("th", {}, title));
+  container.replaceChildren(head, ...rows);
+}
+
+function row(cells, attributes = {}) {
+  const tr = element("tr", attributes);
+  for (const cell of cells) {
+    const td = element("td", {});
+    if (cell instanceof Node) td.append(cell); else td.textContent = cell === null || cell === undefined ? "" : cell;
+    tr.append(td);
+  }
+  return tr;
+}
+
+function button(label, onClick, attributes = {}) {
+  const node = element("button", Object.assign({type: "button"}, attributes), label);
+  node.addEventListener("click", onClick);
+  return node;
+}
+
+const when = (iso) => iso ? iso.replace("T", " ").replace(/\.\d+/, "").replace("+00:00", "Z") : "";
+
+// A Shanghai day in a date input → the instant it starts, for created_from / created_to (exclusive).
+const dayStart = (day, after = 0) => `${daysBefore(day, -after)}T00:00:00+08:00`;
+
+function query(parameters) {
+  const search = new URLSearchParams();
+  for (const [name, value] of Object.entries(parameters)) if (value !== "" && value !== undefined) search.set(name, value);
+  return search.toString();
+}
+
+// A staff action on the server: its button waits, the answer or the error shows under the form.
+async function act(form, run) {
+  const output = form.querySelector(".outcome");
+  const submit = form.querySelector("button[type=submit]");
+  output.className = "outcome";
+  output.textContent = "";
+  submit.disabled = true;
+  try {
+    await run();
+  } catch (error) {
+    output.className = "outcome error";
+    output.textContent = describe(error);
+  } finally {
+    submit.disabled = false;
+  }
+}
+
+function actionForm(id, legend, fields, submitLabel) {
+  const form = element("form", {id, class: "action"});
+  form.append(element("h3", {}, legend));
+  for (const [name, label, attributes] of fields) {
+    const input = element(attributes && attributes.tag || "input", Object.assign({name}, attributes || {}));
+    input.removeAttribute("tag");
+    const wrap = element("label", {}, label + " ");
+    wrap.append(input);
+    form.append(wrap);
+  }
+  form.append(element("button", {type: "submit"}, submitLabel), element("p", {class: "outcome", role: "alert"}));
+  return form;
+}
+
+function history(steps) {
+  const list = element("table", {class: "rows history"});
+  table(list, ["When", "Status", "By", "Recorded", "Shopper sees"], steps.map((step) => row([
+    when(step.at), step.status, step.actor, step.reason,
+    step.shopper_visible ? (step.shopper_reason || "(the status only)") : "staff only",
+  ], {class: step.shopper_visible ? "shopper" : "staff-only"})));
+  return list;
+}
+
+// Orders
+
+async function searchOrders(page) {
+  $("orders-error").textContent = "";
+  const to = $("order-to").value, from = $("order-from").value;
+  try {
+    const asked = query({
+      page, page_size: PAGE_SIZE, status: $("order-status").value, order_no: $("order-no").value.trim(),
+      user_id: $("order-user").value.trim(), created_from: from && dayStart(from), created_to: to && dayStart(to, 1)});
+    const reply = await call("/admin/orders?" + asked);
+    table($("orders"), ["Order no", "Status", "Placed", "Payable", "Refunded", "Lines", ""], reply.items.map((order) =>
+      row([order.order_no, order.status, when(order.created_at), yuan(order.payable_fen), yuan(order.refunded_fen),
+           String(order.lines.length), button("Open", () => openOrder(order.id))], {"data-order-id": order.id})));
+    $("order-count").textContent = `${count(reply.total)} orders`;
+    $("orders").dataset.query = asked;
+    showPage("orders", reply);
+  } catch (error) {
+    $("orders-error").textContent = describe(error);
+  }
+}
+
+async function openOrder(id) {
+  const detail = $("order-detail");
+  detail.hidden = false;
+  detail.replaceChildren(element("p", {class: "muted"}, "Loading…"));
+  try {
+    drawOrder(await call(`/admin/orders/${id}`));
+  } catch (error) {
+    detail.replaceChildren(element("p", {class: "error", role: "alert"}, describe(error)));
+  }
+}
+
+function drawOrder(order) {
+  const detail = $("order-detail");
+  detail.dataset.orderId = order.id;
+  const lines = element("table", {class: "rows", id: "order-lines"});
+  table(lines, ["Line", "Item", "Spec", "Unit price", "Quantity", "Total"], order.lines.map((line) => row([
+    String(line.id), line.name, line.spec, yuan(line.price_fen), String(line.quantity),
+    yuan(BigInt(line.price_fen) * BigInt(line.quantity))])));
+  const a = order.amounts;
+  const amounts = element("table", {class: "rows amounts", id: "order-amounts"});
+  table(amounts, ["Items", "Level discount", "Coupon", "Points", "Freight", "Payable", "Refunded"], [row([
+    yuan(a.items_total_fen), yuan(a.level_discount_fen), yuan(a.coupon_discount_fen), yuan(a.points_discount_fen),
+    yuan(a.freight_fen), yuan(a.payable_fen), yuan(order.refunded_fen)])]);
+  const shipments = element("table", {class: "rows", id: "order-shipments"});
+  table(shipments, ["Parcel", "Carrier", "Tracking no", "Shipped", "Units (line × quantity)"],
+        order.shipments.map((s) => row([s.shipment_no, s.carrier, s.tracking_no, when(s.shipped_at),
+                                         s.lines.map((l) => `${l.line_id} × ${l.quantity}`).join(", ")])));
+  const address = order.address;
+  detail.replaceChildren(
+    element("h2", {}, `Order ${order.order_no} · ${order.status}`),
+    element("p", {class: "muted"}, `Placed ${when(order.created_at)} · paid ${when(order.paid_at) || "–"} via ` +
+            `${order.pay_channel || "–"} · to ${address.name} ${address.phone}, ${address.province}${address.city}` +
+            `${address.district}${address.detail}` + (order.note ? ` · note: ${order.note}` : "")),
+    lines, amounts, element("h3", {}, "Shipments"),
+    order.shipments.length ? shipments : element("p", {class: "muted"}, "Nothing shipped yet."),
+    element("h3", {}, "History"), history(order.history), ...orderActions(order));
+}
+
+function orderActions(order) {
+  const forms = [];
+  if (order.status === "PAID" && can("ship")) {
+    const form = actionForm("ship-form", "Ship every unit not shipped yet", [
+      ["carrier", "Carrier", {required: "", maxlength: "32"}],
+      ["tracking_no", "Tracking no", {required: "", maxlength: "64", pattern: "[A-Za-z0-9-]+"}]], "Ship");
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      act(form, async () => drawOrder(await call(`/admin/orders/${order.id}/ship`, {method: "POST", json: {
+        carrier: form.elements.carrier.value.trim(), tracking_no: form.elements.tracking_no.value.trim()}})));
+    });
+    forms.push(form);
+  }
+  if (order.status === "PAID" && order.shipments.length && can("cancelUnshipped")) {
+    forms.push(cancelUnshippedForm(order));
+  }
+  if (order.status === "CANCEL_REQUESTED" && can("cancelReview")) {
+    const form = actionForm("cancel-review-form", "The shopper asks to cancel", [
+      ["reason", "Note (staff only)", {maxlength: "255"}]], "Approve: refund the order");
+    const reject = element("button", {type: "button", class: "secondary"}, "Reject: keep the order");
+    form.querySelector("button[type=submit]").after(reject);
+    const review = (approve) => act(form, async () => drawOrder(await call(`/admin/orders/${order.id}/cancel-review`, {
+      method: "POST", json: {approve, reason: form.elements.reason.value.trim()}})));
+    form.addEventListener("submit", (event) => { event.preventDefault(); review(true); });
+    reject.addEventListener("click", () => review(false));
+    forms.push(form);
+  }
+  return forms;
+}
+
+// Cancelling the unshipped units moves money: one Idempotency-Key per staff action, kept for its retries (same
+// order, same words) until the server has answered it, so a retry after a lost answer refunds nothing twice.
+let pendingCancel = null;
+
+function cancelUnshippedForm(order) {
+  const form = actionForm("cancel-unshipped-form", "Cancel and refund the units not shipped", [
+    ["reason", "Why (staff only)", {required: "", maxlength: "255"}],
+    ["shopper_reason", "For the shopper", {maxlength: "200"}]], "Cancel unshipped units");
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const body = {reason: form.elements.reason.value.trim(), shopper_reason: form.elements.shopper_reason.value.trim()};
+    const action = JSON.stringify([order.id, body]);
+    if (!pendingCancel || pendingCancel.action !== action) pendingCancel = {action, key: crypto.randomUUID()};
+    const key = pendingCancel.key;
+    form.dataset.idempotencyKey = key;
+    act(form, async () => {
+      let reply;
+      try {
+        reply = await call(`/admin/orders/${order.id}/cancel-unshipped`, {
+          method: "POST", json: body, headers: {"Idempotency-Key": key}});
+      } catch (error) {
+        // The server answered with a refusal (4xx): that action is over, another try is a new one.
+        if (error instanceof ApiError && error.status >= 400 && error.status < 500 && error.status !== 429) {
+          pendingCancel = null;
+        }
+        throw error;
+      }
+      pendingCancel = null;
+      drawOrder(reply);
+    });
+  });
+  return form;
+}
+
+// After-sales
+
+async function searchCases(page) {
+  $("cases-error").textContent = "";
+  try {
+    const reply = await call("/admin/after-sales?" + query({
+      page, page_size: PAGE_SIZE, status: $("case-status").value, type: $("case-type").value,
+      order_no: $("case-order-no").value.trim()}));
+    table($("cases"), ["Case no", "Order no", "Type", "Status", "Refund", "Opened", ""], reply.items.map((c) =>
+      row([c.case_no, c.order_no, c.type, c.status, yuan(c.refund_fen), when(c.created_at),
+           button("Open", () => openCase(c.id))], {"data-case-id": c.id})));
+    $("case-count").textContent = `${count(reply.total)} cases`;
+    showPage("cases", reply);
+  } catch (error) {
+    $("cases-error").textContent = describe(error);
+  }
+}
+
+async function openCase(id) {
+  const detail = $("case-detail");
+  detail.hidden = false;
+  detail.replaceChildren(element("p", {class: "muted"}, "Loading…"));
+  try {
+    drawCase(await call(`/admin/after-sales/${id}`));
+  } catch (error) {
+    detail.replaceChildren(element("p", {class: "error", role: "alert"}, describe(error)));
+  }
+}
+
+function drawCase(c) {
+  const detail = $("case-detail");
+  detail.dataset.caseId = c.id;
+  const lines = element("table", {class: "rows", id: "case-lines"});
+  table(lines, ["Line", "Item", "Spec", "Quantity", "Refund"], c.lines.map((line) => row([
+    String(line.line_id), line.name, line.spec, String(line.quantity), yuan(line.amount_fen)])));
+  const images = element("p", {class: "images"});
+  for (const url of c.images) {
+    const link = element("a", {href: url, target: "_blank", rel: "noopener noreferrer"}, "photo");
+    images.append(link, document.createTextNode(" "));
+  }
+  const parcel = c.return_shipment ? `returned by ${c.return_shipment.carrier} ${c.return_shipment.tracking_no}` : "";
+  detail.replaceChildren(
+    element("h2", {}, `Case ${c.case_no} · ${c.type} · ${c.status}`),
+    element("p", {}, `Order ${c.order_no} · opened ${when(c.created_at)} · refund ${yuan(c.refund_fen)}` +
+            (c.refund_no ? ` (${c.refund_no})` : "") + (parcel ? ` · ${parcel}` : "")),
+    element("p", {class: "reason"}, `The shopper wrote: ${c.reason}`), images, lines,
+    element("h3", {}, "History"), history(c.history), ...caseActions(c, drawCase));
+}
+
+function caseActions(c, redraw) {
+  const forms = [];
+  const canReject = c.status === "REQUESTED" || c.status === "RETURN_SHIPPED" ||
+    (c.type === "refund_only" && c.status === "REFUND_FAILED");
+  if (can("decide") && canReject) {
+    const form = actionForm("decision-form", "Decide", [
+      ["shopper_reason", "For the shopper", {maxlength: "200"}],
+      ["note", "Note (staff only)", {maxlength: "255"}]], "Approve");
+    const reject = element("button", {type: "button", class: "secondary"}, "Reject");
+    form.querySelector("button[type=submit]").after(reject);
+    if (c.status !== "REQUESTED") form.querySelector("button[type=submit]").hidden = true;
+    const decide = (approve) => act(form, async () => redraw(await call(`/admin/after-sales/${c.id}/decision`, {
+      method: "POST", json: {approve, shopper_reason: form.elements.shopper_reason.value.trim(),
+                             note: form.elements.note.value.trim()}})));
+    form.addEventListener("submit", (event) => { event.preventDefault(); decide(true); });
+    reject.addEventListener("click", () => decide(false));
+    forms.push(form);
+  }
+  if (can("receive") && c.status === "RETURN_SHIPPED") {
+    const form = actionForm("receive-form", "The returned parcel arrived", [
+      ["note", "What came back (staff only)", {maxlength: "255"}]], "Received: restock and refund");
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      act(form, async () => redraw(await call(`/admin/after-sales/${c.id}/receive`, {
+        method: "POST", json: {note: form.elements.note.value.trim()}})));
+    });
+    forms.push(form);
+  }
+  if (can("retryRefund") && ["REFUND_FAILED", "REFUND_ABNORMAL", "REFUNDING"].includes(c.status)) {
+    const form = actionForm("retry-form", "The refund did not arrive", [], "Retry the refund");
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      act(form, async () => redraw(await call(`/admin/after-sales/${c.id}/retry-refund`, {method: "POST"})));
+    });
+    forms.push(form);
+  }
+  if (can("closeRefund") && c.status === "REFUND_ABNORMAL" && c.refund_no) {
+    const form = actionForm("close-form", `Close refund ${c.refund_no} (it can no longer be paid)`, [
+      ["reason", "Why (staff only)", {required: "", maxlength: "255"}]], "Close the refund");
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      act(form, async () => {
+        await call(`/admin/refunds/${encodeURIComponent(c.refund_no)}/close`, {
+          method: "POST", json: {reason: form.elements.reason.value.trim()}});
+        redraw(await call(`/admin/after-sales/${c.id}`));
+      });
+    });
+    forms.push(form);
+  }
+  return forms;
+}
+
+// Stuck money: after-sales refunds that did not arrive, and wallet charges that could not pay their order.
+
+function loadMoney() {
+  $("stuck-refunds").hidden = !can("afterSales");
+  $("close-refund").hidden = !can("closeRefund");
+  $("wallet-reviews-panel").hidden = !can("walletReviews");
+  if (can("afterSales")) loadStuckRefunds();
+  if (can("walletReviews")) loadWalletReviews(1);
+}
+
+async function loadStuckRefunds() {
+  $("stuck-error").textContent = "";
+  try {
+    const found = await Promise.all(["REFUND_ABNORMAL", "REFUND_FAILED"].map((status) =>
+      call("/admin/after-sales?" + query({status, page: 1, page_size: 100}))));
+    const cases = found.flatMap((reply) => reply.items);
+    const rows = cases.map((c) => {
+      const tr = row([c.case_no, c.order_no, c.status, yuan(c.refund_fen), c.refund_no || "", when(c.updated_at), ""],
+                     {"data-case-id": c.id});
+      const cell = tr.lastChild, outcome = element("span", {class: "outcome", role: "alert"});
+      if (can("retryRefund")) {
+        cell.append(button("Retry", async (event) => {
+          event.target.disabled = true;
+          try {
+            await call(`/admin/after-sales/${c.id}/retry-refund`, {method: "POST"});
+            loadStuckRefunds();
+          } catch (error) {
+            outcome.className = "outcome error";
+            outcome.textContent = describe(error);
+          } finally {
+            event.target.disabled = false;
+          }
+        }));
+      }
+      cell.append(button("Open", () => { showSection("aftersales-view"); openCase(c.id); }), outcome);
+      return tr;
+    });
+    table($("stuck"), ["Case no", "Order no", "Status", "Refund", "Refund no", "Since", ""], rows);
+    if (!rows.length) $("stuck").append(row(["No after-sales refund is stuck."]));
+    $("stuck").dataset.loads = Number($("stuck").dataset.loads || 0) + 1;
+  } catch (error) {
+    $("stuck-error").textContent = describe(error);
+  }
+}
+
+async function closeRefundByNumber(event) {
+  event.preventDefault();
+  $("stuck-error").textContent = "";
+  try {
+    const order = await call(`/admin/refunds/${encodeURIComponent($("close-refund-no").value.trim())}/close`, {
+      method: "POST", json: {reason: $("close-refund-reason").value.trim()}});
+    $("stuck-error").className = "muted";
+    $("stuck-error").textContent = `Closed: order ${order.order_no} is ${order.status}.`;
+  } catch (error) {
+    $("stuck-error").className = "error";
+    $("stuck-error").textContent = describe(error);
+  }
+}
+
+async function loadWalletReviews(page) {
+  $("wallet-error").textContent = "";
+  try {
+    const reply = await call("/admin/wallet-reviews?" + query({page, page_size: PAGE_SIZE,
+                                                                status: $("wallet-status").value}));
+    table($("wallet-reviews"), ["Order no", "Problem", "Charged wallet of", "Charged", "Order's shopper", "Payable",
+                                "Status", "Flagged", "Resolution"], reply.items.map((review) => {
+      const tr = row([review.order_no, review.problem, `user ${review.user_id}`, yuan(review.amount_fen),
+                      `user ${review.order_user_id}`, yuan(review.payable_fen), review.status, when(review.flagged_at),
+                      review.status === "OPEN" ? "" : `${review.resolved_by} ${when(review.resolved_at)}: ${review.note}`],
+                     {"data-review-id": review.id});
+      if (review.status === "OPEN" && can("resolveWallet")) tr.lastChild.append(resolveForm(review));
+      return tr;
+    }));
+    $("wallet-count").textContent = `${count(reply.total)} charges`;
+    $("wallet-count").dataset.loads = Number($("wallet-count").dataset.loads || 0) + 1;
+    showPage("wallet-reviews", reply);
+  } catch (error) {
+    $("wallet-error").textContent = describe(error);
+  }
+}
+
+function resolveForm(review) {
+  const form = actionForm(`resolve-${review.id}`, "Resolve", [
+    ["resolution", "", {tag: "select"}], ["reason", "Why", {required: "", maxlength: "255"}]], "Resolve");
+  form.querySelector("h3").remove();
+  form.elements.resolution.append(element("option", {value: "credit_back"}, "Credit back to that wallet"),
+                                  element("option", {value: "handled"}, "Settled another way"));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    act(form, async () => {
+      await call(`/admin/wallet-reviews/${review.id}/resolve`, {method: "POST", json: {
+        resolution: form.elements.resolution.value, reason: form.elements.reason.value.trim()}});
+      loadWalletReviews(pages["wallet-reviews"]);
+    });
+  });
+  return form;
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   $("login-form").addEventListener("submit", login);
   $("logout").addEventListener("click", logout);
@@ -343,6 +824,18 @@ document.addEventListener("DOMContentLoaded", () => {
     button.addEventListener("click", () => { setPeriod(Number(button.dataset.days)); load(); });
   }
   $("export-form").addEventListener("submit", exportReport);
+  for (const button of document.querySelectorAll("[data-section]")) {
+    button.addEventListener("click", () => showSection(button.dataset.section));
+  }
+  $("order-search").addEventListener("submit", (event) => { event.preventDefault(); searchOrders(1); });
+  $("case-search").addEventListener("submit", (event) => { event.preventDefault(); searchCases(1); });
+  $("wallet-search").addEventListener("submit", (event) => { event.preventDefault(); loadWalletReviews(1); });
+  $("close-refund").addEventListener("submit", closeRefundByNumber);
+  for (const pager of document.querySelectorAll(".pager")) {
+    for (const button of pager.querySelectorAll("button")) {
+      button.addEventListener("click", () => turnPage(pager.dataset.for, Number(button.dataset.step)));
+    }
+  }
   setPeriod(30);
-  if (session.access) showDashboard(); else showLogin("");
+  if (session.access) showConsole(); else showLogin("");
 });

@@ -1,59 +1,26 @@
-"""The /admin/ dashboard in headless Chromium: staff log in and see the admin API's figures drawn.
+"""The /admin/ console's reports in headless Chromium: staff log in and see the admin API's figures drawn.
 
-The gateway runs on a local port with the fake services, which answer a week of figures. A
-screenshot of the page is kept under TEST_ARTIFACTS (default var/test-artifacts): always, and
-as `*-failure.png` when an assertion fails. Without Debian's chromium the test is skipped, except
-in CI (CI=true), where .ci/run installs it and a missing browser is a failure.
+The gateway runs on a local port with the fake services, which answer a week of figures (the browser, the page and
+its screenshots: tests/fixtures/browser.py).
 """
 
 from __future__ import annotations
 
-import os
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from flask import Flask
 from mall.analytics.v1 import analytics_pb2
 from mall.user.v1 import user_pb2
-from werkzeug.serving import make_server
 
+from tests.fixtures.browser import log_in_to_console
 from tests.fixtures.fake_services import FakeServices
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
-                 "--disable-component-update", "--disable-sync"]
-ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", "var/test-artifacts"))
 ADMIN_PHONE, PASSWORD = "13800000001", "staff-password-1"
 DAYS = [date(2026, 11, 15) + timedelta(days=n) for n in range(7)]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{CHROMIUM} is missing: CI must run the dashboard test (.ci/run installs chromium)")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def gateway_url(app: Flask) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
 
 
 def figures(n: int) -> analytics_pb2.Figures:
@@ -102,34 +69,8 @@ def week(clients: FakeServices, mint: Callable[..., str]) -> FakeServices:
     return clients
 
 
-@pytest.fixture
-def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 1800})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.errors = errors
-    yield page
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    failed = getattr(request.node, "failed", False)
-    page.screenshot(path=str(ARTIFACTS / f"{request.node.name}{'-failure' if failed else ''}.png"), full_page=True)
-    context.close()
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    report = yield
-    if report.when == "call" and report.failed:
-        item.failed = True  # type: ignore[attr-defined]
-    return report
-
-
 def log_in(page: Any, base: str, phone: str) -> None:
-    page.goto(f"{base}/admin/")
-    page.fill("#phone", phone)
-    page.fill("#password", PASSWORD)
-    page.click("#login-form button[type=submit]")
+    log_in_to_console(page, base, phone, PASSWORD)
 
 
 def test_staff_log_in_and_see_the_overview_cards_equal_to_the_api(page: Any, gateway_url: str, week) -> None:

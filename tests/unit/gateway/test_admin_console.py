@@ -1,0 +1,298 @@
+"""The /admin/ console's work sections in headless Chromium: orders, after-sales and stuck money, shown by role.
+
+The gateway runs on a local port with the fake services (the browser, the page and its screenshots:
+tests/fixtures/browser.py); each test tells the fakes what the order service answers and checks what the console
+asked of it and what it showed.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+import pytest
+from flask.testing import FlaskClient
+from google.protobuf.timestamp_pb2 import Timestamp
+from mall.order.v1 import after_sale_pb2, order_pb2
+from mall.user.v1 import user_pb2
+
+from services.common.auth import STAFF_ROLES
+from services.common.grpc_server import CODE_KEY, DETAILS_KEY
+from tests.fixtures.browser import log_in_to_console
+from tests.fixtures.fake_services import FakeServices
+
+PASSWORD = "staff-password-1"
+PHONES = {"13800000001": ["admin"], "13800000002": ["operator"], "13800000003": ["customer_service"],
+          "13800000004": ["finance"]}
+ADMIN, OPERATOR, CUSTOMER_SERVICE, FINANCE = PHONES
+AT = Timestamp(seconds=1_764_400_000)  # 2025-11-29T07:06:40Z
+
+# A partly shipped order: line 9 shipped, line 10 waiting for stock. A line's name carries markup, shown as text.
+ORDER = order_pb2.Order(
+    id=5, order_no="2026112912000000000000abcd1234", user_id=42, status="PAID", pay_channel="wechat",
+    lines=[order_pb2.OrderLine(id=9, sku_id=101, product_id=10, name="<b>茶</b>", spec="规格:大", price_fen=1999,
+                               quantity=2),
+           order_pb2.OrderLine(id=10, sku_id=102, product_id=11, name="杯", spec="白", price_fen=3500, quantity=1)],
+    address=order_pb2.Address(name="张*", phone="138****8000", province="浙江省", city="杭州市", district="西湖区",
+                              detail="文三路1号"),
+    amounts=order_pb2.Amounts(items_total_fen=7498, level_discount_fen=199, freight_fen=1000, payable_fen=8299),
+    pay_deadline=AT, created_at=AT, paid_at=AT,
+    shipments=[order_pb2.Shipment(shipment_no="S1", carrier="SF", tracking_no="SF100", shipped_at=AT,
+                                  lines=[order_pb2.ShipmentLine(line_id=9, quantity=2)])],
+    history=[order_pb2.Transition(status="PAID", at=AT, actor="wechatpay", reason="paid", shopper_visible=True,
+                                  shopper_reason="paid"),
+             order_pb2.Transition(status="PAID", at=AT, actor="staff:7", reason="白色缺货，等补货",
+                                  shopper_visible=False)])
+
+CASE = after_sale_pb2.AfterSale(
+    id=31, case_no="AS20261129000031", order_id=5, order_no=ORDER.order_no, user_id=42, type="refund_only",
+    status="REQUESTED", reason="茶叶受潮", lines=[after_sale_pb2.AfterSaleLine(line_id=9, quantity=1, amount_fen=1899,
+                                                                          sku_id=101, name="茶", spec="规格:大")],
+    refund_fen=1899, created_at=AT, updated_at=AT,
+    history=[after_sale_pb2.AfterSaleStep(status="REQUESTED", at=AT, actor="user:42", reason="茶叶受潮",
+                                          shopper_visible=True, shopper_reason="茶叶受潮")])
+
+# What each of the console's ROLES lists stands for: the route whose x-roles it must equal.
+ROUTES = {
+    "reports": ("get", "/api/v1/admin/analytics/overview"),
+    "orders": ("get", "/api/v1/admin/orders"),
+    "ship": ("post", "/api/v1/admin/orders/{order_id}/ship"),
+    "cancelUnshipped": ("post", "/api/v1/admin/orders/{order_id}/cancel-unshipped"),
+    "cancelReview": ("post", "/api/v1/admin/orders/{order_id}/cancel-review"),
+    "afterSales": ("get", "/api/v1/admin/after-sales"),
+    "decide": ("post", "/api/v1/admin/after-sales/{case_id}/decision"),
+    "receive": ("post", "/api/v1/admin/after-sales/{case_id}/receive"),
+    "retryRefund": ("post", "/api/v1/admin/after-sales/{case_id}/retry-refund"),
+    "closeRefund": ("post", "/api/v1/admin/refunds/{refund_no}/close"),
+    "walletReviews": ("get", "/api/v1/admin/wallet-reviews"),
+    "resolveWallet": ("post", "/api/v1/admin/wallet-reviews/{review_id}/resolve"),
+}
+
+
+@pytest.fixture
+def staff(clients: FakeServices, mint: Callable[..., str]) -> FakeServices:
+    """The fake user service logs in one staff member per role (PHONES); the order service knows ORDER and CASE."""
+    def login(message: user_pb2.LoginWithPasswordRequest) -> user_pb2.LoginResponse:
+        roles = PHONES.get(message.phone, [])
+        return user_pb2.LoginResponse(access_token=mint(user_id=7, roles=",".join(roles)), refresh_token="refresh",
+                                      expires_in=900, user=user_pb2.User(id=7, phone_masked="138****0003",
+                                                                          nickname="客服小王", roles=roles))
+    clients.user.LoginWithPassword.answer = login
+    clients.order.SearchOrders.reply = order_pb2.ListOrdersResponse(orders=[ORDER], total=1)
+    clients.order.GetOrder.reply = ORDER
+    clients.order.SearchAfterSales.reply = after_sale_pb2.ListAfterSalesResponse(cases=[CASE], total=1)
+    clients.order.GetAfterSale.reply = CASE
+    return clients
+
+
+def log_in(page: Any, base: str, phone: str) -> None:
+    log_in_to_console(page, base, phone, PASSWORD)
+    page.wait_for_selector("#sections:not([hidden])")
+
+
+def visible_sections(page: Any) -> list[str]:
+    return page.eval_on_selector_all("[data-section]:not([hidden])", "els => els.map(e => e.textContent)")
+
+
+def test_the_console_offers_each_action_to_exactly_the_roles_the_api_lets_do_it(client: FlaskClient) -> None:
+    script = client.get("/admin/admin.js").get_data(as_text=True)
+    spec = client.get("/openapi.json").get_json()
+
+    block = re.search(r"const ROLES = \{(.*?)\n\};", script, re.S)
+    assert block is not None
+    listed = {name: set(re.findall(r'"(\w+)"', roles)) for name, roles in re.findall(r"(\w+): \[([^\]]*)\]",
+                                                                                      block.group(1))}
+    assert listed == {name: set(spec["paths"][path][method]["x-roles"]) for name, (method, path) in ROUTES.items()}
+    staff_roles = re.search(r"const STAFF_ROLES = \[([^\]]*)\];", script)
+    assert staff_roles is not None and set(re.findall(r'"(\w+)"', staff_roles.group(1))) == set(STAFF_ROLES)
+
+
+def test_customer_service_see_orders_after_sales_and_stuck_money_but_not_the_reports(
+        page: Any, gateway_url: str, staff: FakeServices) -> None:
+    log_in(page, gateway_url, CUSTOMER_SERVICE)
+
+    page.wait_for_selector("#orders tr[data-order-id]")
+    assert visible_sections(page) == ["Orders", "After-sales", "Stuck money"]
+    assert page.is_hidden("#dashboard-view") and page.is_visible("#orders-view")
+    assert staff.analytics.GetOverview.calls == []
+    assert page.errors == []
+
+
+def test_finance_see_the_reports_and_stuck_money_only(page: Any, gateway_url: str, staff: FakeServices) -> None:
+    log_in(page, gateway_url, FINANCE)
+
+    assert visible_sections(page) == ["Reports", "Stuck money"]
+    page.click("[data-section=money-view]")
+    page.wait_for_selector("#wallet-count:not(:empty)")
+    assert page.is_hidden("#stuck-refunds") and staff.order.SearchAfterSales.calls == []
+
+
+def test_searching_orders_sends_the_filters_and_renders_the_fakes_rows_as_text(
+        page: Any, gateway_url: str, staff: FakeServices) -> None:
+    log_in(page, gateway_url, CUSTOMER_SERVICE)
+    page.wait_for_selector("#orders tr[data-order-id]")
+    page.select_option("#order-status", "PAID")
+    page.fill("#order-no", ORDER.order_no)
+    page.fill("#order-user", "42")
+    page.fill("#order-from", "2026-11-29")
+    page.fill("#order-to", "2026-11-30")
+
+    page.click("#order-search button[type=submit]")
+    page.wait_for_selector("#orders[data-query*='status=PAID']")
+
+    search = staff.order.SearchOrders.calls[-1].message
+    assert (search.status, search.order_no, search.user_id, search.offset, search.limit) == (
+        "PAID", ORDER.order_no, 42, 0, 20)
+    assert (search.created_from.ToJsonString(), search.created_to.ToJsonString()) == (
+        "2026-11-28T16:00:00Z", "2026-11-30T16:00:00Z")
+    rows = page.eval_on_selector_all("#orders tr", "rows => rows.map(r => [...r.cells].map(c => c.innerText))")
+    assert rows[1][:6] == [ORDER.order_no, "PAID", "2025-11-29 07:06:40Z", "¥82.99", "¥0.00", "2"]
+    assert page.inner_text("#order-count") == "1 orders"
+    assert page.errors == []
+
+
+def test_an_opened_order_shows_its_lines_amounts_parcels_and_who_sees_each_step(
+        page: Any, gateway_url: str, staff: FakeServices) -> None:
+    log_in(page, gateway_url, CUSTOMER_SERVICE)
+    page.click("#orders tr[data-order-id='5'] button")
+    page.wait_for_selector("#order-detail h2")
+
+    cells = "rows => rows.slice(1).map(r => [...r.cells].map(c => c.innerText))"
+    assert page.eval_on_selector_all("#order-lines tr", cells) == [
+        ["9", "<b>茶</b>", "规格:大", "¥19.99", "2", "¥39.98"], ["10", "杯", "白", "¥35.00", "1", "¥35.00"]]
+    assert page.eval_on_selector_all("#order-lines b", "els => els.length") == 0
+    assert page.eval_on_selector_all("#order-amounts tr", cells) == [
+        ["¥74.98", "¥1.99", "¥0.00", "¥0.00", "¥10.00", "¥82.99", "¥0.00"]]
+    assert page.eval_on_selector_all("#order-shipments tr", cells) == [
+        ["S1", "SF", "SF100", "2025-11-29 07:06:40Z", "9 × 2"]]
+    assert [row[3:] for row in page.eval_on_selector_all("#order-detail table.history tr", cells)] == [
+        ["paid", "paid"], ["白色缺货，等补货", "staff only"]]
+    assert "138****8000" in page.inner_text("#order-detail")
+    assert page.is_visible("#cancel-unshipped-form") and page.query_selector("#ship-form") is None
+    assert page.errors == []
+
+
+def test_cancelling_the_unshipped_units_retries_under_the_same_idempotency_key(
+        page: Any, gateway_url: str, staff: FakeServices, rpc_error) -> None:
+    shipped = order_pb2.Order()
+    shipped.CopyFrom(ORDER)
+    shipped.status, shipped.refunded_fen = "SHIPPED", 3325
+    answers: list[Any] = [rpc_error(grpc.StatusCode.UNAVAILABLE, "WeChat Pay did not answer"), shipped]
+
+    def cancel(message: order_pb2.CancelUnshippedRequest) -> order_pb2.Order:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+    staff.order.CancelUnshipped.answer = cancel
+    log_in(page, gateway_url, CUSTOMER_SERVICE)
+    page.click("#orders tr[data-order-id='5'] button")
+    page.fill("#cancel-unshipped-form [name=reason]", "白色停产")
+    page.fill("#cancel-unshipped-form [name=shopper_reason]", "白色已停产")
+
+    page.click("#cancel-unshipped-form button[type=submit]")
+    page.wait_for_selector("#cancel-unshipped-form .outcome.error:not(:empty)")
+    page.click("#cancel-unshipped-form button[type=submit]")
+    page.wait_for_selector("#order-detail h2:has-text('SHIPPED')")
+
+    first, retry = (call.message for call in staff.order.CancelUnshipped.calls)
+    assert uuid.UUID(first.idempotency_key).version == 4
+    assert retry == first == order_pb2.CancelUnshippedRequest(
+        id=5, reason="白色停产", shopper_reason="白色已停产", idempotency_key=first.idempotency_key)
+    assert "¥33.25" in page.inner_text("#order-amounts")
+
+
+def test_approving_a_case_sends_the_shoppers_reason_and_the_staff_note(
+        page: Any, gateway_url: str, staff: FakeServices) -> None:
+    refunding = after_sale_pb2.AfterSale()
+    refunding.CopyFrom(CASE)
+    refunding.status, refunding.refund_no = "REFUNDING", "RF31"
+    staff.order.DecideAfterSale.reply = refunding
+    log_in(page, gateway_url, CUSTOMER_SERVICE)
+    page.click("[data-section=aftersales-view]")
+    page.click("#cases tr[data-case-id='31'] button")
+    page.fill("#decision-form [name=shopper_reason]", "已为您退款")
+    page.fill("#decision-form [name=note]", "照片确认受潮")
+
+    page.click("#decision-form button[type=submit]")
+    page.wait_for_selector("#case-detail h2:has-text('REFUNDING')")
+
+    assert [call.message for call in staff.order.DecideAfterSale.calls] == [
+        after_sale_pb2.DecideAfterSaleRequest(id=31, approve=True, reason="照片确认受潮", shopper_reason="已为您退款")]
+    assert page.errors == []
+
+
+def test_a_refused_decision_shows_the_apis_error_code_and_message(
+        page: Any, gateway_url: str, staff: FakeServices, rpc_error) -> None:
+    staff.order.DecideAfterSale.error = rpc_error(
+        grpc.StatusCode.ABORTED, "the case is not REQUESTED",
+        ((CODE_KEY, "AFTER_SALE_STATE_CONFLICT"), (DETAILS_KEY, '{"status": "WITHDRAWN"}')))
+    log_in(page, gateway_url, CUSTOMER_SERVICE)
+    page.click("[data-section=aftersales-view]")
+    page.click("#cases tr[data-case-id='31'] button")
+
+    page.click("#decision-form button.secondary")
+    page.wait_for_selector("#decision-form .outcome.error:not(:empty)")
+
+    shown = page.inner_text("#decision-form .outcome")
+    assert shown.startswith('AFTER_SALE_STATE_CONFLICT: the case is not REQUESTED {"status":"WITHDRAWN"}')
+    assert staff.order.DecideAfterSale.calls[0].message.approve is False
+
+
+def test_finance_credit_a_wallet_charge_back_and_see_the_list_again(
+        page: Any, gateway_url: str, staff: FakeServices) -> None:
+    review = order_pb2.WalletReview(id=4, order_id=5, order_no=ORDER.order_no, user_id=43, amount_fen=8299,
+                                    order_user_id=42, payable_fen=8299, problem="OTHER_USERS_WALLET", status="OPEN",
+                                    flagged_at=AT)
+    staff.order.ListWalletReviews.reply = order_pb2.ListWalletReviewsResponse(reviews=[review], total=1)
+    credited = order_pb2.WalletReview()
+    credited.CopyFrom(review)
+    credited.status = "CREDITED"
+    staff.order.ResolveWalletReview.reply = credited
+    log_in(page, gateway_url, FINANCE)
+    page.click("[data-section=money-view]")
+    page.wait_for_selector("#wallet-reviews tr[data-review-id='4'] form")
+    row = page.eval_on_selector("#wallet-reviews tr[data-review-id='4']",
+                                "r => [...r.cells].slice(0, 7).map(c => c.innerText)")
+    assert row == [ORDER.order_no, "OTHER_USERS_WALLET", "user 43", "¥82.99", "user 42", "¥82.99", "OPEN"]
+    page.select_option("#resolve-4 [name=resolution]", "credit_back")
+    page.fill("#resolve-4 [name=reason]", "误用了家人的钱包")
+
+    page.click("#resolve-4 button[type=submit]")
+    page.wait_for_function("() => document.querySelector('#wallet-count').dataset.loads === '2'")
+
+    assert [call.message for call in staff.order.ResolveWalletReview.calls] == [
+        order_pb2.ResolveWalletReviewRequest(id=4, resolution="credit_back", reason="误用了家人的钱包")]
+    assert [call.message.status for call in staff.order.ListWalletReviews.calls] == ["OPEN", "OPEN"]
+    assert page.errors == []
+
+
+def test_an_admin_retries_a_stuck_case_refund_and_closes_a_refund_by_its_number(
+        page: Any, gateway_url: str, staff: FakeServices) -> None:
+    abnormal = after_sale_pb2.AfterSale()
+    abnormal.CopyFrom(CASE)
+    abnormal.status, abnormal.refund_no = "REFUND_ABNORMAL", "RF31"
+    staff.order.SearchAfterSales.answer = lambda m: after_sale_pb2.ListAfterSalesResponse(
+        cases=[abnormal] if m.status == "REFUND_ABNORMAL" else [], total=int(m.status == "REFUND_ABNORMAL"))
+    staff.order.RetryAfterSaleRefund.reply = abnormal
+    staff.order.CloseRefund.reply = ORDER
+    log_in(page, gateway_url, ADMIN)
+    page.click("[data-section=money-view]")
+    page.wait_for_selector("#stuck tr[data-case-id='31']")
+
+    page.click("#stuck tr[data-case-id='31'] button:has-text('Retry')")
+    page.wait_for_selector("#stuck[data-loads='2']")  # the list is read again once the retry answered
+    page.fill("#close-refund-no", "RF31")
+    page.fill("#close-refund-reason", "银行卡已注销")
+    page.click("#close-refund button[type=submit]")
+    page.wait_for_selector("#stuck-error:has-text('Closed')")
+
+    assert [call.message.id for call in staff.order.RetryAfterSaleRefund.calls] == [31]
+    assert [call.message for call in staff.order.CloseRefund.calls] == [
+        order_pb2.CloseRefundRequest(refund_no="RF31", reason="银行卡已注销")]
+    assert sorted(call.message.status for call in staff.order.SearchAfterSales.calls[:2]) == [
+        "REFUND_ABNORMAL", "REFUND_FAILED"]
+    assert page.errors == []
