@@ -80,7 +80,11 @@ BUSINESS_METRICS = {"mall_orders_created_total", "mall_gmv_fen_total", "mall_pay
                     "mall_recharges_total", "mall_recharged_fen_total", "mall_withdrawals_total",
                     "mall_withdrawn_fen_total", "mall_refunds_abnormal", "mall_refunds_abnormal_oldest_seconds",
                     "mall_refunds_paid_after_close_total", "mall_refunds_pending_stuck",
-                    "mall_refunds_pending_stuck_oldest_seconds"}
+                    "mall_refunds_pending_stuck_oldest_seconds", "mall_orders_unpaid_overdue",
+                    "mall_payments_after_stock_hold_total", "mall_wallet_charges_awaiting_staff",
+                    "mall_recharges_pending_overdue", "mall_recharges_pending_overdue_oldest_seconds",
+                    "mall_stock_reservations_expired_total", "mall_checkout_holds_expired_total",
+                    "mall_expired_holds_paid_total"}
 
 
 def test_the_business_kpi_dashboard_shows_every_business_metric_the_code_exports() -> None:
