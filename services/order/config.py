@@ -110,7 +110,8 @@ def _bounded(env: Env, name: str, default: int, minimum: int, maximum: int) -> i
 # Live settings (services/common/runtime_config.py): ops change them while the service runs with
 # `consul kv put minimall/order/<key> <value>`; the environment gives each its default. Each key
 # overrides the OrderSettings field it names (the servicer's, and the auto-confirm job reads the servicer's).
-LIVE_FIELDS = {"payment_timeout_minutes": "pay_minutes", "auto_confirm_days": "auto_confirm_days"}
+LIVE_FIELDS = {"payment_timeout_minutes": "pay_minutes", "auto_confirm_days": "auto_confirm_days",
+               "auto_confirm_max_pause_days": "auto_confirm_max_pause_days"}
 # ... and the freight rule's fields: a promotion's free-shipping threshold or a carrier's new price without a release.
 LIVE_FREIGHT_FIELDS = {"freight_fen": "flat_fen", "free_freight_from_fen": "free_from_fen"}
 MAX_FREIGHT_FEN = 100_000            # 1,000 yuan: more is a typo, not a parcel
@@ -119,7 +120,8 @@ MAX_FREE_FREIGHT_FROM_FEN = 100_000_000
 
 def live_tunables(orders: OrderSettings, environ: Mapping[str, str] | None = None) -> dict[str, Tunable]:
     """payment_timeout_minutes (5 to 60 minutes, domain.MAX_PAY_MINUTES; default ORDER_PAY_MINUTES),
-    auto_confirm_days (1 to 60; default ORDER_AUTO_CONFIRM_DAYS, 10), freight_fen (0 to 100,000; default
+    auto_confirm_days (1 to 60; default ORDER_AUTO_CONFIRM_DAYS, 10), auto_confirm_max_pause_days (0 to 60; default
+    ORDER_AUTO_CONFIRM_MAX_PAUSE_DAYS, 15), freight_fen (0 to 100,000; default
     ORDER_FREIGHT_FEN) and free_freight_from_fen (0 = never free, to 100,000,000; ORDER_FREE_FREIGHT_FROM_FEN).
     Preview and submit read the same settings, so a quote and the order placed after it agree but across a
     change (submit re-prices)."""
@@ -127,6 +129,9 @@ def live_tunables(orders: OrderSettings, environ: Mapping[str, str] | None = Non
                                                maximum=MAX_PAY_MINUTES),
             "auto_confirm_days": Tunable(default=Env(environ).int("ORDER_AUTO_CONFIRM_DAYS", DEFAULT_AUTO_CONFIRM_DAYS),
                                          minimum=AUTO_CONFIRM_DAYS[0], maximum=AUTO_CONFIRM_DAYS[1]),
+            "auto_confirm_max_pause_days": Tunable(
+                default=Env(environ).int("ORDER_AUTO_CONFIRM_MAX_PAUSE_DAYS", DEFAULT_AUTO_CONFIRM_MAX_PAUSE_DAYS),
+                minimum=AUTO_CONFIRM_MAX_PAUSE_DAYS[0], maximum=AUTO_CONFIRM_MAX_PAUSE_DAYS[1]),
             "freight_fen": Tunable(default=orders.freight.flat_fen, minimum=0, maximum=MAX_FREIGHT_FEN),
             "free_freight_from_fen": Tunable(default=orders.freight.free_from_fen, minimum=0,
                                              maximum=MAX_FREE_FREIGHT_FROM_FEN)}

@@ -109,13 +109,15 @@ def test_freight_put_in_consul_prices_the_next_preview_and_order_alike(servicer:
 
 def test_defaults_come_from_the_environment_and_every_setting_applies() -> None:
     tunables = live_tunables(OrderSettings(pay_minutes=45, freight=FreightRule(flat_fen=600, free_from_fen=9900)),
-                             {"ORDER_AUTO_CONFIRM_DAYS": "14"})
+                             {"ORDER_AUTO_CONFIRM_DAYS": "14", "ORDER_AUTO_CONFIRM_MAX_PAUSE_DAYS": "20"})
 
     assert {name: (t.default, t.minimum, t.maximum) for name, t in tunables.items()} == {
-        "payment_timeout_minutes": (45, 5, 60), "auto_confirm_days": (14, 1, 60), "freight_fen": (600, 0, 100_000),
+        "payment_timeout_minutes": (45, 5, 60), "auto_confirm_days": (14, 1, 60),
+        "auto_confirm_max_pause_days": (20, 0, 60), "freight_fen": (600, 0, 100_000),
         "free_freight_from_fen": (9900, 0, 100_000_000)}
-    assert with_live_values(OrderSettings(), {"payment_timeout_minutes": 10, "auto_confirm_days": 3}) == \
-        OrderSettings(pay_minutes=10, auto_confirm_days=3)
+    assert with_live_values(OrderSettings(), {"payment_timeout_minutes": 10, "auto_confirm_days": 3,
+                                              "auto_confirm_max_pause_days": 0}) == \
+        OrderSettings(pay_minutes=10, auto_confirm_days=3, auto_confirm_max_pause_days=0)
     assert with_live_values(OrderSettings(freight=FreightRule(flat_fen=600, free_from_fen=9900)),
                             {"free_freight_from_fen": 0}) == OrderSettings(freight=FreightRule(flat_fen=600))
 
