@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Self
+from typing import Any, Self
 
 from sqlalchemy import (
     JSON,
@@ -47,7 +47,14 @@ from services.order.domain import (
     ShipmentLine,
     Transition,
 )
-from services.order.uow import CaseSearch, LineReservation, OrderSearch, OrderUnitOfWork
+from services.order.uow import (
+    CaseSearch,
+    LineReservation,
+    ListedRefund,
+    OrderSearch,
+    OrderUnitOfWork,
+    RefundSearch,
+)
 from services.order.wallet_reviews import ReviewStatus, WalletReview
 
 metadata = MetaData()
@@ -512,6 +519,26 @@ class SqlRefundRepository:
                 refunds.c.status == RefundStatus.PENDING.value, refunds.c.updated_at <= before)).one()
         return count, oldest
 
+    def search(self, search: RefundSearch) -> tuple[list[ListedRefund], int]:
+        conditions: list[ColumnElement[bool]] = []
+        if search.status:
+            conditions.append(refunds.c.status == search.status)
+        if search.source:  # "after_sale" is every after_sale:<case id> too
+            conditions.append(or_(refunds.c.source == search.source,
+                                  refunds.c.source.startswith(f"{search.source}:", autoescape=True)))
+        if search.order_no:
+            conditions.append(orders.c.order_no == search.order_no)
+        if search.created_from is not None:
+            conditions.append(refunds.c.created_at >= search.created_from)
+        if search.created_to is not None:
+            conditions.append(refunds.c.created_at < search.created_to)
+        joined = refunds.join(orders, orders.c.id == refunds.c.order_id)
+        total = self.session.execute(select(func.count()).select_from(joined).where(*conditions)).scalar_one()
+        rows = self.session.execute(select(Refund, orders.c.order_no).select_from(joined).where(*conditions)
+                                    .order_by(*_refund_order(search.status)).offset(search.offset)
+                                    .limit(search.limit)).all()
+        return [ListedRefund(refund, order_no) for refund, order_no in rows], total
+
     def reserve(self, order: Order, amount_fen: int, lines: list[LineReservation]) -> bool:
         self.session.flush()
         changed = self.session.execute(
@@ -542,6 +569,23 @@ class SqlRefundRepository:
         self.session.refresh(order, ["refunded_fen"])
         for line in order.lines:
             self.session.refresh(line, ["refunded_quantity", "refunded_fen"])
+
+
+OPEN_REFUNDS = (RefundStatus.ABNORMAL.value, RefundStatus.PENDING.value)  # those needing staff, in that order
+
+
+def _refund_order(status: str) -> list[ColumnElement[Any]]:
+    """Refunds needing staff (ABNORMAL, then PENDING) first, each longest waiting first (updated_at: when it became
+    so); then the ended ones newest first. One status asked: its plain order, which ix_refunds_status_created's
+    rows of that status (ABNORMAL and PENDING ones are a handful) serve."""
+    if status in OPEN_REFUNDS:
+        return [refunds.c.updated_at, refunds.c.id]
+    if status:
+        return [refunds.c.created_at.desc(), refunds.c.id.desc()]
+    waiting = refunds.c.status.in_(OPEN_REFUNDS)
+    return [case((refunds.c.status == RefundStatus.ABNORMAL.value, 0), (waiting, 1), else_=2),
+            case((waiting, refunds.c.updated_at)), case((~waiting, refunds.c.created_at)).desc(),
+            case((waiting, refunds.c.id), else_=-refunds.c.id)]
 
 
 class SqlOrderUnitOfWork(SqlUnitOfWork, OrderUnitOfWork):
