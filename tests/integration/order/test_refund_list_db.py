@@ -73,6 +73,14 @@ def test_a_page_is_that_order_cut_and_its_rows_carry_what_staff_see(
          NOW - 5 * HOUR)]
 
 
+def test_pages_past_the_refunds_needing_staff_go_on_with_the_ended_ones(
+        uow: Callable[[], SqlOrderUnitOfWork], stored: dict[str, tuple[str, int, str]]) -> None:
+    assert listed(uow, offset=4, limit=3) == (["pending_recent", "not_a_case", "closed_new"], 8)
+    assert listed(uow, offset=6, limit=5) == (["closed_new", "success_old"], 8)
+    assert listed(uow, offset=8, limit=5) == ([], 8)
+    assert listed(uow, source="cancel", offset=1, limit=2) == (["pending_same_time", "success_old"], 3)
+
+
 def test_one_status_keeps_its_order(uow: Callable[[], SqlOrderUnitOfWork],
                                     stored: dict[str, tuple[str, int, str]]) -> None:
     assert listed(uow, status="PENDING") == (["pending_stuck", "pending_same_time", "pending_recent"], 3)
