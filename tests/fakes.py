@@ -22,7 +22,7 @@ from services.order.aftersales import AfterSale
 from services.order.domain import Address as ShippingAddress
 from services.order.domain import CartItem, Order, Refund, RefundStatus
 from services.order.ports import CatalogSku, CouponLine, CouponOffer, LockedCoupon, StockLine, WalletCharge
-from services.order.uow import CaseSearch, LineReservation, OrderSearch, OrderUnitOfWork
+from services.order.uow import CaseSearch, LineReservation, ListedRefund, OrderSearch, OrderUnitOfWork, RefundSearch
 from services.order.wallet_reviews import ReviewStatus, WalletReview
 from services.user.domain import (
     Address,
@@ -514,8 +514,13 @@ class FakeAfterSaleRepository:
 
 
 class FakeRefundRepository:
-    def __init__(self) -> None:
+    def __init__(self, order_nos: Callable[[], dict[int, str]] = dict) -> None:
         self.refunds: list[Refund] = []
+        self._order_nos = order_nos
+
+    @property
+    def order_nos(self) -> dict[int, str]:
+        return self._order_nos()
 
     def add(self, refund: Refund) -> None:
         refund.id = len(self.refunds) + 1
@@ -541,6 +546,25 @@ class FakeRefundRepository:
         since = [refund.updated_at for refund in self.refunds
                  if refund.status == RefundStatus.PENDING and refund.updated_at <= before]
         return len(since), min(since, default=None)
+
+    def search(self, search: RefundSearch) -> tuple[list[ListedRefund], int]:
+        """As the SQL repository orders them (services/order/db.py _refund_order); `order_nos` stands for the join
+        with orders."""
+        found = [refund for refund in self.refunds
+                 if (not search.status or refund.status == search.status)
+                 and (not search.source or refund.source == search.source
+                      or refund.source.startswith(f"{search.source}:"))
+                 and (not search.order_no or self.order_nos.get(refund.order_id) == search.order_no)
+                 and (search.created_from is None or refund.created_at >= search.created_from)
+                 and (search.created_to is None or refund.created_at < search.created_to)]
+        waiting = [RefundStatus.ABNORMAL, RefundStatus.PENDING]
+        ended = sorted((refund for refund in found if refund.status not in waiting),
+                       key=lambda refund: (refund.created_at, refund.id or 0), reverse=True)
+        ordered = [refund for status in waiting for refund in sorted(
+            (refund for refund in found if refund.status == status),
+            key=lambda refund: (refund.updated_at, refund.id or 0))] + ended
+        page = ordered[search.offset:search.offset + search.limit]
+        return [ListedRefund(refund, self.order_nos.get(refund.order_id, "")) for refund in page], len(found)
 
     def reserve(self, order: Order, amount_fen: int, lines: list[LineReservation]) -> bool:
         """All or nothing, checked as the database's conditional updates and CHECKs would."""
@@ -576,7 +600,7 @@ class FakeOrderUnitOfWork(FakeUnitOfWork, OrderUnitOfWork):
         self.carts = FakeCartRepository()
         self.after_sales = FakeAfterSaleRepository()
         self.orders = FakeOrderRepository(lambda: self.after_sales.cases)
-        self.refunds = FakeRefundRepository()
+        self.refunds = FakeRefundRepository(lambda: {order.id or 0: order.order_no for order in self.orders.orders})
         self.wallet_reviews = FakeWalletReviewRepository()
 
 

@@ -449,8 +449,8 @@ def ship_order(order_id: int, body: ShipIn) -> AdminOrderOut:
         lines=[order_pb2.ShipmentLine(line_id=line.line_id, quantity=line.quantity) for line in body.lines])))
 
 
-def created_between(search: order_pb2.SearchOrdersRequest | after_sale_pb2.SearchAfterSalesRequest,
-                    query: StaffSearchQuery) -> None:
+def created_between(search: order_pb2.SearchOrdersRequest | after_sale_pb2.SearchAfterSalesRequest
+                    | order_pb2.ListRefundsRequest, query: StaffSearchQuery) -> None:
     """The query's created_from / created_to onto a staff search request."""
     for name in ("created_from", "created_to"):
         value = getattr(query, name)

@@ -3,21 +3,31 @@ closing refunds stuck at the channel, and WeChat Pay's refund notify (refunds th
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Literal
+
 from flask import Blueprint
 from mall.order.v1 import order_pb2
 from mall.order.v1.order_pb2_grpc import OrderServiceStub
 from pydantic import Field
 
-from gateway.api import PUBLIC, Body, operation, service
-from gateway.routes.orders import NOTIFY_RESPONSES, ORDER_STAFF, AdminOrderOut, NotifyAnswer, forward_notify
+from gateway.api import PUBLIC, Body, Page, Reply, operation, service
+from gateway.routes.orders import (
+    NOTIFY_RESPONSES,
+    ORDER_STAFF,
+    AdminOrderOut,
+    NotifyAnswer,
+    StaffSearchQuery,
+    created_between,
+    forward_notify,
+    utc_time,
+)
 from services.common import formats
-from services.common.auth import Role
+from services.common.auth import REFUND_CLOSERS, REFUND_READERS, REFUND_RETRIERS, Role
 
 bp = Blueprint("refunds", __name__, url_prefix="/api/v1")
 
 CANCEL_REVIEWERS = (Role.CUSTOMER_SERVICE, Role.ADMIN)
-REFUND_CLOSERS = (Role.ADMIN,)
-REFUND_RETRIERS = (Role.ADMIN, Role.CUSTOMER_SERVICE)
 
 
 class CancelReviewIn(Body):
@@ -109,6 +119,60 @@ def close_refund(refund_no: str, body: CloseRefundIn) -> AdminOrderOut:
 def retry_refund(refund_no: str) -> AdminOrderOut:
     return AdminOrderOut.from_proto(service(OrderServiceStub).RetryRefund(order_pb2.RetryRefundRequest(
         refund_no=refund_no)))
+
+
+RefundStatus = Literal["PENDING", "SUCCESS", "CLOSED", "ABNORMAL"]
+
+
+class RefundOut(Reply):
+    """A refund as staff list it: where it stands at its channel, and who started it why."""
+
+    refund_no: str = Field(description="what retry and close take")
+    order_id: int
+    order_no: str
+    source: str = Field(description="after_sale:<case id>, cancel (an approved cancellation), cancel_unshipped, or "
+                                    "late_payment (LATE<order_no>: money the order could not take)")
+    status: RefundStatus
+    amount_fen: int
+    channel: str = Field(description="wechat, balance, or none (0 fen)")
+    reason: str = Field(description="why it was started, for staff")
+    actor: str = Field(description="who started it: staff:<id>, user:<id>, reconciliation, ...")
+    created_at: datetime
+    updated_at: datetime = Field(description="its last change of status: ABNORMAL or PENDING since then")
+
+    @classmethod
+    def from_proto(cls, refund: order_pb2.RefundSummary) -> RefundOut:
+        return cls(refund_no=refund.refund_no, order_id=refund.order_id, order_no=refund.order_no,
+                   source=refund.source, status=refund.status,  # type: ignore[arg-type]
+                   amount_fen=refund.amount_fen, channel=refund.channel, reason=refund.reason, actor=refund.actor,
+                   created_at=utc_time(refund.created_at), updated_at=utc_time(refund.updated_at))
+
+
+class RefundsQuery(StaffSearchQuery):
+    status: RefundStatus | None = None
+    source: str | None = Field(None, max_length=64, description="after_sale:<case id>, cancel, cancel_unshipped, "
+                               "late_payment, or after_sale for every after-sales case's refund (the order service "
+                               "knows them: 400 REFUND_SOURCE_INVALID otherwise)")
+
+
+@bp.get("/admin/refunds")
+@operation(summary="Refunds, those needing staff first (ABNORMAL, then PENDING, longest waiting first)",
+           tag="admin-orders", roles=REFUND_READERS, query=RefundsQuery, responses={200: Page[RefundOut]},
+           description="Where the AbnormalRefundWaiting and RefundPendingStuck alerts send staff. Without a status: "
+                       "ABNORMAL refunds (WeChat Pay could not pay them back; only staff move one: retry it once "
+                       "fixed at WeChat Pay, or an admin closes it), then PENDING ones (the fallback job asks about "
+                       "those every few minutes; the longest waiting are those it gets no usable answer about), each "
+                       "longest waiting first (updated_at, when it became so), then the ended ones (SUCCESS, CLOSED) "
+                       "newest first. With a status, that order within it. created_from / created_to filter on "
+                       "when the refund started. Finance read it; retrying and closing take the refund_no "
+                       "(POST /admin/refunds/{refund_no}/retry, /close). 400 for a status, order_no or time not in "
+                       "their format (details per field), REFUND_SOURCE_INVALID for an unknown source.")
+def list_refunds(query: RefundsQuery) -> Page[RefundOut]:
+    search = order_pb2.ListRefundsRequest(status=query.status or "", source=query.source or "",
+                                          order_no=query.order_no or "", offset=query.offset, limit=query.page_size)
+    created_between(search, query)
+    found = service(OrderServiceStub).ListRefunds(search)
+    return Page[RefundOut].of([RefundOut.from_proto(refund) for refund in found.refunds], query, found.total)
 
 
 @bp.post("/payments/wechat/refund-notify")

@@ -52,6 +52,12 @@ STAFF_ROLES = frozenset(Role)
 # among them (finance reconciles with those). The gateway's routes, the analytics service and the
 # admin dashboard's login (gateway/static/admin/admin.js, tested to agree) all go by this one set.
 REPORT_READERS = (Role.ADMIN, Role.OPERATOR, Role.FINANCE)
+# Who acts on refunds stuck at the channel, and who reads the list of refunds (everyone who may act on one, and
+# finance, who reconcile the money): the gateway's routes, the order service and the admin console (tested to agree
+# through the routes' x-roles) all go by these.
+REFUND_CLOSERS = (Role.ADMIN,)  # closing frees money for a second refund: admins only
+REFUND_RETRIERS = (Role.ADMIN, Role.CUSTOMER_SERVICE)  # as for approving a cancellation again: it only asks
+REFUND_READERS = tuple(dict.fromkeys((*REFUND_RETRIERS, *REFUND_CLOSERS, Role.FINANCE)))
 
 
 @dataclass(frozen=True)

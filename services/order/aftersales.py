@@ -88,7 +88,7 @@ DEFAULT_AFTER_SALE_DAYS = 7
 DEFAULT_RETURN_SHIP_DAYS = 7
 MAX_IMAGES = formats.MAX_REVIEW_IMAGES
 TYPES = ("refund_only", "return_refund")
-SOURCE = "after_sale"
+SOURCE = refunds.AFTER_SALE
 
 
 class CaseStatus(enum.StrEnum):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Self
+from typing import Any, Self
 
 from sqlalchemy import (
     JSON,
@@ -47,7 +47,14 @@ from services.order.domain import (
     ShipmentLine,
     Transition,
 )
-from services.order.uow import CaseSearch, LineReservation, OrderSearch, OrderUnitOfWork
+from services.order.uow import (
+    CaseSearch,
+    LineReservation,
+    ListedRefund,
+    OrderSearch,
+    OrderUnitOfWork,
+    RefundSearch,
+)
 from services.order.wallet_reviews import ReviewStatus, WalletReview
 
 metadata = MetaData()
@@ -234,6 +241,7 @@ refunds = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("settled_at", UTCDateTime, nullable=True),
     Index("ix_refunds_status_created", "status", "created_at"),
+    Index("ix_refunds_created", "created_at", "id"),  # staff's list: the ended ones newest first (migration 0013)
     CheckConstraint("amount_fen >= 0", name="ck_refunds_amount_not_negative"),  # 0: units paid 0 fen
     CheckConstraint("status IN ('PENDING', 'SUCCESS', 'CLOSED', 'ABNORMAL')", name="ck_refunds_status"),
 )
@@ -512,6 +520,46 @@ class SqlRefundRepository:
                 refunds.c.status == RefundStatus.PENDING.value, refunds.c.updated_at <= before)).one()
         return count, oldest
 
+    def search(self, search: RefundSearch) -> tuple[list[ListedRefund], int]:
+        conditions: list[ColumnElement[bool]] = []
+        if search.status:
+            conditions.append(refunds.c.status == search.status)
+        if search.source:  # "after_sale" is every after_sale:<case id> too
+            conditions.append(or_(refunds.c.source == search.source,
+                                  refunds.c.source.startswith(f"{search.source}:", autoescape=True)))
+        if search.order_no:
+            conditions.append(orders.c.order_no == search.order_no)
+        if search.created_from is not None:
+            conditions.append(refunds.c.created_at >= search.created_from)
+        if search.created_to is not None:
+            conditions.append(refunds.c.created_at < search.created_to)
+        total = self._count(search, conditions)
+        if search.status:
+            return self._page(conditions, _refund_order(search.status), search.offset, search.limit), total
+        # Every status: two reads each an index serves, not one sort of every refund. Those needing staff (a
+        # handful, by ix_refunds_status_created), then as many ended ones as the page has room for, newest first
+        # (backwards along ix_refunds_created).
+        waiting = refunds.c.status.in_(OPEN_REFUNDS)
+        found = self._page([*conditions, waiting], [case((refunds.c.status == RefundStatus.ABNORMAL.value, 0),
+                                                         else_=1), refunds.c.updated_at, refunds.c.id],
+                           search.offset, search.limit)
+        if len(found) < search.limit:
+            skip = max(0, search.offset - self._count(search, [*conditions, waiting]))
+            found += self._page([*conditions, ~waiting], _refund_order(RefundStatus.SUCCESS.value), skip,
+                                search.limit - len(found))
+        return found, total
+
+    def _count(self, search: RefundSearch, conditions: list[ColumnElement[bool]]) -> int:
+        rows = refunds.join(orders, orders.c.id == refunds.c.order_id) if search.order_no else refunds
+        return self.session.execute(select(func.count()).select_from(rows).where(*conditions)).scalar_one()
+
+    def _page(self, conditions: list[ColumnElement[bool]], order: list[ColumnElement[Any]], offset: int,
+              limit: int) -> list[ListedRefund]:
+        rows = self.session.execute(select(Refund, orders.c.order_no)
+                                    .select_from(refunds.join(orders, orders.c.id == refunds.c.order_id))
+                                    .where(*conditions).order_by(*order).offset(offset).limit(limit)).all()
+        return [ListedRefund(refund, order_no) for refund, order_no in rows]
+
     def reserve(self, order: Order, amount_fen: int, lines: list[LineReservation]) -> bool:
         self.session.flush()
         changed = self.session.execute(
@@ -542,6 +590,17 @@ class SqlRefundRepository:
         self.session.refresh(order, ["refunded_fen"])
         for line in order.lines:
             self.session.refresh(line, ["refunded_quantity", "refunded_fen"])
+
+
+OPEN_REFUNDS = (RefundStatus.ABNORMAL.value, RefundStatus.PENDING.value)  # those needing staff, in that order
+
+
+def _refund_order(status: str) -> list[ColumnElement[Any]]:
+    """One status's order in staff's list: ABNORMAL and PENDING longest waiting first (updated_at: when it became so,
+    what the alerts measure), the ended ones newest first."""
+    if status in OPEN_REFUNDS:
+        return [refunds.c.updated_at, refunds.c.id]
+    return [refunds.c.created_at.desc(), refunds.c.id.desc()]
 
 
 class SqlOrderUnitOfWork(SqlUnitOfWork, OrderUnitOfWork):

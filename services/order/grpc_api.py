@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import grpc
 from mall.order.v1 import after_sale_pb2, after_sale_pb2_grpc, order_pb2, order_pb2_grpc
 
-from services.common.auth import Role, require_caller
+from services.common.auth import REFUND_CLOSERS, REFUND_READERS, REFUND_RETRIERS, Role, require_caller
 from services.common.errors import InvalidInput
 from services.common.events import timestamp
 from services.common.wechatpay import NotifyRejected
@@ -17,13 +17,11 @@ from services.order import aftersales, metrics, refunds, service, wallet_reviews
 from services.order.domain import Amounts, Order, OrderLine
 from services.order.ports import Catalog, Members, Stock, Users
 from services.order.service import CartLine, CheckoutInput, OrderSettings, Prepay
-from services.order.uow import CaseSearch, OrderSearch, OrderUnitOfWork
+from services.order.uow import CaseSearch, ListedRefund, OrderSearch, OrderUnitOfWork, RefundSearch
 
 ORDER_STAFF = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
 SHIPPERS = (Role.ADMIN, Role.OPERATOR)
 CANCEL_REVIEWERS = (Role.ADMIN, Role.CUSTOMER_SERVICE)
-REFUND_CLOSERS = (Role.ADMIN,)  # closing frees money for a second refund: admins only
-REFUND_RETRIERS = (Role.ADMIN, Role.CUSTOMER_SERVICE)  # as for approving a cancellation again: it only asks
 WALLET_REVIEWERS = (Role.ADMIN, Role.FINANCE, Role.CUSTOMER_SERVICE)  # customer service answers the shoppers
 WALLET_RESOLVERS = (Role.ADMIN, Role.FINANCE)  # money back to a wallet, or settled elsewhere: finance decides
 MAX_PAGE = 100
@@ -159,6 +157,14 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
                                                         refund_no=request.refund_no,
                                                         actor=f"staff:{caller.user_id}"), staff=True)
 
+    def ListRefunds(self, request: order_pb2.ListRefundsRequest,
+                    context: grpc.ServicerContext) -> order_pb2.ListRefundsResponse:
+        require_caller(*REFUND_READERS)
+        found, total = refunds.list_refunds(self.uow(), RefundSearch(
+            status=request.status, source=request.source, order_no=request.order_no,
+            created_from=_time(request, "created_from"), created_to=_time(request, "created_to"), **_page(request)))
+        return order_pb2.ListRefundsResponse(refunds=[_refund_summary(listed) for listed in found], total=total)
+
     # Wallet charges left for staff
 
     def ListWalletReviews(self, request: order_pb2.ListWalletReviewsRequest,
@@ -209,11 +215,13 @@ def _notify_rejected() -> Iterator[None]:
 
 
 def _page(request: order_pb2.ListOrdersRequest | order_pb2.SearchOrdersRequest | after_sale_pb2.ListAfterSalesRequest
-          | after_sale_pb2.SearchAfterSalesRequest | order_pb2.ListWalletReviewsRequest) -> dict[str, int]:
+          | after_sale_pb2.SearchAfterSalesRequest | order_pb2.ListWalletReviewsRequest
+          | order_pb2.ListRefundsRequest) -> dict[str, int]:
     return {"offset": max(request.offset, 0), "limit": min(max(request.limit, 1) if request.limit else 20, MAX_PAGE)}
 
 
-def _time(request: order_pb2.SearchOrdersRequest | after_sale_pb2.SearchAfterSalesRequest, name: str) -> datetime | None:
+def _time(request: order_pb2.SearchOrdersRequest | after_sale_pb2.SearchAfterSalesRequest
+          | order_pb2.ListRefundsRequest, name: str) -> datetime | None:
     return getattr(request, name).ToDatetime(tzinfo=UTC) if request.HasField(name) else None
 
 
@@ -242,6 +250,14 @@ def _amounts(amounts: Amounts) -> order_pb2.Amounts:
                              coupon_discount_fen=amounts.coupon_discount_fen,
                              points_discount_fen=amounts.points_discount_fen, freight_fen=amounts.freight_fen,
                              payable_fen=amounts.payable_fen)
+
+
+def _refund_summary(listed: ListedRefund) -> order_pb2.RefundSummary:
+    refund = listed.refund
+    return order_pb2.RefundSummary(
+        refund_no=refund.refund_no, order_id=refund.order_id, order_no=listed.order_no, source=refund.source,
+        status=refund.status, amount_fen=refund.amount_fen, channel=refund.channel, reason=refund.reason,
+        actor=refund.actor, created_at=timestamp(refund.created_at), updated_at=timestamp(refund.updated_at))
 
 
 def _wallet_review(review: wallet_reviews.WalletReview) -> order_pb2.WalletReview:

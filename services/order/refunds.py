@@ -113,7 +113,7 @@ from services.order.service import (
     publish_cancelled,
     publish_late_refund,
 )
-from services.order.uow import LineReservation, OrderUnitOfWork
+from services.order.uow import LineReservation, ListedRefund, OrderUnitOfWork, RefundSearch
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +127,11 @@ WECHAT_REASON_CHARS = 80  # WeChat Pay's limit on a refund's reason
 NOTHING_PAID = "nothing to refund (0 fen paid for these units)"  # the history of a 0-fen refund
 REFUND_NO = re.compile(r"(RF|LATE)[0-9]{20}[0-9a-f]{8}")  # "RF" + new_order_no; "LATE" + order_no (late payments)
 LATE_PAYMENT = "late_payment"  # the source of a late payment's refund: money the order never kept
+CANCELLATION = "cancel"  # the source of the refund of a cancellation staff approved
+AFTER_SALE = "after_sale"  # the sources after_sale:<case id>: an after-sales case's refund (services/order/aftersales.py)
+UNSHIPPED = "cancel_unshipped"  # the source of the refunds of a partly shipped order's unshipped units
+# What staff may list refunds by: one source, or every case's refund ("after_sale").
+SOURCE_FILTER = re.compile(rf"{AFTER_SALE}(:[1-9][0-9]{{0,17}})?|{CANCELLATION}|{UNSHIPPED}|{LATE_PAYMENT}")
 STUCK_SECONDS = 3600  # a refund PENDING this long is counted as stuck (ORDER_REFUND_STUCK_SECONDS)
 
 SettledListener = Callable[[OrderUnitOfWork, Refund, datetime], None]
@@ -562,6 +567,22 @@ def staff_retry_refund(uow: Callable[[], OrderUnitOfWork], payments: RefundPayme
     return get_order(uow(), user_id=None, order_id=refund.order_id)
 
 
+def list_refunds(uow: OrderUnitOfWork, search: RefundSearch) -> tuple[list[ListedRefund], int]:
+    """Refunds for staff, those needing them first: ABNORMAL (nothing but staff moves one), then PENDING (the
+    longest waiting are those the fallback job gets no usable answer about), each longest waiting first; then the
+    ended ones (SUCCESS, CLOSED) newest first. And how many match. 400 STATUS_INVALID, REFUND_SOURCE_INVALID."""
+    if search.status and search.status not in RefundStatus.__members__:
+        raise InvalidInput("STATUS_INVALID", "unknown refund status", details={"status": "invalid"})
+    if search.source and not SOURCE_FILTER.fullmatch(search.source):
+        raise InvalidInput("REFUND_SOURCE_INVALID", "unknown refund source",
+                           details={"source": "after_sale, after_sale:<case id>, cancel, cancel_unshipped or "
+                                              "late_payment"})
+    with uow:
+        found = uow.refunds.search(search)
+        uow.commit()
+    return found
+
+
 class ResendRefused(Exception):
     """WeChat Pay knows no refund under the number (RESOURCE_NOT_EXISTS) and refused it when sent again."""
 
@@ -725,13 +746,12 @@ def review_cancellation(uow: OrderUnitOfWork, payments: RefundPayments | None, m
             retry_refund(uow, payments, members, refund_no=refund.refund_no, actor=actor, now=now)
     else:
         start_refund(uow, payments, members, order_id=order_id, items=[], reason=reason or CANCEL_REFUND_REASON,
-                     actor=actor, source="cancel", now=now)
+                     actor=actor, source=CANCELLATION, now=now)
     return get_order(uow, user_id=None, order_id=order_id)
 
 
 # -- cancelling the unshipped units of a partly shipped order ---------------------------------------
 
-UNSHIPPED = "cancel_unshipped"  # the source of their refunds
 UNSHIPPED_SHOPPER_WORDS = "the units not shipped could not be supplied: they are cancelled and refunded"
 
 

@@ -104,6 +104,25 @@ class LineReservation:
     cap_fen: int
 
 
+@dataclass(frozen=True)
+class RefundSearch:
+    status: str = ""
+    source: str = ""          # a source ("after_sale:12", "cancel"), or a prefix of them ("after_sale")
+    order_no: str = ""
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    offset: int = 0
+    limit: int = 20
+
+
+@dataclass(frozen=True)
+class ListedRefund:
+    """A refund as staff list it: with its order's number."""
+
+    refund: Refund
+    order_no: str
+
+
 class RefundRepository(Protocol):
     def add(self, refund: Refund) -> None: ...
 
@@ -121,6 +140,10 @@ class RefundRepository(Protocol):
     def pending_since(self, before: datetime) -> tuple[int, datetime | None]:
         """How many refunds have been PENDING since `before` or earlier (their updated_at: when they last became
         PENDING), and since when the longest-standing one has (None: there is none)."""
+
+    def search(self, search: RefundSearch) -> tuple[list[ListedRefund], int]:
+        """Those needing staff first: ABNORMAL, then PENDING, each longest waiting first (updated_at, then id);
+        then the ended ones, newest first (created_at, then id). And the total matching."""
 
     def reserve(self, order: Order, amount_fen: int, lines: list[LineReservation]) -> bool:
         """Add to the order's and lines' refunded amounts by conditional updates; False (and the caller rolls

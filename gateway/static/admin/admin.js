@@ -17,6 +17,8 @@ const ROLES = {
   receive: ["admin", "operator", "customer_service"],         // POST /admin/after-sales/{id}/receive
   retryRefund: ["admin", "customer_service"],                 // POST /admin/after-sales/{id}/retry-refund
   closeRefund: ["admin"],                                     // POST /admin/refunds/{refund_no}/close
+  refunds: ["admin", "customer_service", "finance"],          // GET /admin/refunds (REFUND_READERS)
+  retryRefundByNo: ["admin", "customer_service"],             // POST /admin/refunds/{refund_no}/retry
   walletReviews: ["admin", "finance", "customer_service"],    // GET /admin/wallet-reviews
   resolveWallet: ["admin", "finance"],                        // POST /admin/wallet-reviews/{id}/resolve
 };
@@ -24,7 +26,7 @@ const ROLES = {
 const STAFF_ROLES = ["admin", "operator", "customer_service", "finance"];
 // Each section and what opens it.
 const SECTIONS = [["dashboard-view", ["reports"]], ["orders-view", ["orders"]], ["aftersales-view", ["afterSales"]],
-                  ["money-view", ["afterSales", "walletReviews"]]];
+                  ["money-view", ["afterSales", "walletReviews", "refunds"]]];
 const PAGE_SIZE = 20;
 const SVG = "http://www.w3.org/2000/svg";
 const COLORS = ["#2563eb", "#16a34a", "#ea580c", "#9333ea", "#0891b2", "#dc2626"];
@@ -153,7 +155,9 @@ function showLogin(message) {
     delete $(view).dataset.opened;
   }
   // Nothing the last staff member opened stays for the next one.
-  for (const id of ["orders", "order-detail", "cases", "case-detail", "stuck", "wallet-reviews"]) $(id).replaceChildren();
+  for (const id of ["orders", "order-detail", "cases", "case-detail", "stuck", "wallet-reviews", "refunds"]) {
+    $(id).replaceChildren();
+  }
   $("order-detail").hidden = $("case-detail").hidden = true;
   pendingCancel = null;
   $("sections").hidden = true;
@@ -405,8 +409,8 @@ async function exportReport(event) {
 
 // Lists: a table of rows, paged ?page=&page_size= → {"items", "page", "page_size", "total"}.
 
-const pages = {orders: 1, cases: 1, "wallet-reviews": 1};
-const turners = {orders: searchOrders, cases: searchCases, "wallet-reviews": loadWalletReviews};
+const pages = {orders: 1, cases: 1, "wallet-reviews": 1, refunds: 1};
+const turners = {orders: searchOrders, cases: searchCases, "wallet-reviews": loadWalletReviews, refunds: loadRefunds};
 
 function turnPage(list, step) {
   turners[list](Math.max(1, pages[list] + step));
@@ -718,14 +722,77 @@ function caseActions(c, redraw) {
   return forms;
 }
 
-// Stuck money: after-sales refunds that did not arrive, and wallet charges that could not pay their order.
+// Stuck money: every refund, those needing staff first; after-sales refunds that did not arrive; and wallet
+// charges that could not pay their order.
 
 function loadMoney() {
+  $("refunds-panel").hidden = !can("refunds");
   $("stuck-refunds").hidden = !can("afterSales");
   $("close-refund").hidden = !can("closeRefund");
   $("wallet-reviews-panel").hidden = !can("walletReviews");
+  if (can("refunds")) loadRefunds(1);
   if (can("afterSales")) loadStuckRefunds();
   if (can("walletReviews")) loadWalletReviews(1);
+}
+
+// The API answers ABNORMAL refunds (only staff move one) and then PENDING ones (the longest waiting are those the
+// fallback job gets no usable answer about) first, each longest waiting first: "Waiting since" is their updated_at.
+async function loadRefunds(page) {
+  $("refunds-error").textContent = "";
+  try {
+    const reply = await call("/admin/refunds?" + query({
+      page, page_size: PAGE_SIZE, status: $("refund-status").value, source: $("refund-source").value,
+      order_no: $("refund-order-no").value.trim()}));
+    table($("refunds"), ["Refund no", "Order no", "Source", "Status", "Amount", "Channel", "Started", "Waiting since",
+                         "Started by", "Reason", ""], reply.items.map(refundRow));
+    $("refund-count").textContent = `${count(reply.total)} refunds`;
+    $("refund-count").dataset.loads = Number($("refund-count").dataset.loads || 0) + 1;
+    showPage("refunds", reply);
+  } catch (error) {
+    $("refunds-error").textContent = describe(error);
+  }
+}
+
+function refundRow(refund) {
+  const waiting = refund.status === "ABNORMAL" || refund.status === "PENDING";
+  const tr = row([refund.refund_no, refund.order_no, refund.source, refund.status, yuan(refund.amount_fen),
+                  refund.channel, when(refund.created_at), waiting ? when(refund.updated_at) : "", refund.actor,
+                  refund.reason, ""], {"data-refund-no": refund.refund_no, "data-status": refund.status});
+  const cell = tr.lastChild, outcome = element("span", {class: "outcome", role: "alert"});
+  if (waiting && can("retryRefundByNo")) {
+    cell.append(button("Retry", async (event) => {
+      event.target.disabled = true;
+      outcome.className = "outcome";
+      outcome.textContent = "";
+      try {
+        await call(`/admin/refunds/${encodeURIComponent(refund.refund_no)}/retry`, {method: "POST"});
+        loadRefunds(pages.refunds);
+      } catch (error) {
+        outcome.className = "outcome error";
+        outcome.textContent = describe(error);
+      } finally {
+        event.target.disabled = false;
+      }
+    }));
+  }
+  cell.append(outcome);
+  if (refund.status === "ABNORMAL" && can("closeRefund")) cell.append(closeForm(refund));
+  return tr;
+}
+
+function closeForm(refund) {
+  const form = actionForm(`close-${refund.refund_no}`, "Close", [
+    ["reason", "Why (it can no longer be paid)", {required: "", maxlength: "255"}]], "Close");
+  form.querySelector("h3").remove();
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    act(form, async () => {
+      await call(`/admin/refunds/${encodeURIComponent(refund.refund_no)}/close`, {
+        method: "POST", json: {reason: form.elements.reason.value.trim()}});
+      loadRefunds(pages.refunds);
+    });
+  });
+  return form;
 }
 
 async function loadStuckRefunds() {
@@ -830,6 +897,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("order-search").addEventListener("submit", (event) => { event.preventDefault(); searchOrders(1); });
   $("case-search").addEventListener("submit", (event) => { event.preventDefault(); searchCases(1); });
   $("wallet-search").addEventListener("submit", (event) => { event.preventDefault(); loadWalletReviews(1); });
+  $("refund-search").addEventListener("submit", (event) => { event.preventDefault(); loadRefunds(1); });
   $("close-refund").addEventListener("submit", closeRefundByNumber);
   for (const pager of document.querySelectorAll(".pager")) {
     for (const button of pager.querySelectorAll("button")) {

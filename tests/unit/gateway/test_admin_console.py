@@ -67,6 +67,8 @@ ROUTES = {
     "receive": ("post", "/api/v1/admin/after-sales/{case_id}/receive"),
     "retryRefund": ("post", "/api/v1/admin/after-sales/{case_id}/retry-refund"),
     "closeRefund": ("post", "/api/v1/admin/refunds/{refund_no}/close"),
+    "refunds": ("get", "/api/v1/admin/refunds"),
+    "retryRefundByNo": ("post", "/api/v1/admin/refunds/{refund_no}/retry"),
     "walletReviews": ("get", "/api/v1/admin/wallet-reviews"),
     "resolveWallet": ("post", "/api/v1/admin/wallet-reviews/{review_id}/resolve"),
 }
@@ -295,4 +297,107 @@ def test_an_admin_retries_a_stuck_case_refund_and_closes_a_refund_by_its_number(
         order_pb2.CloseRefundRequest(refund_no="RF31", reason="银行卡已注销")]
     assert sorted(call.message.status for call in staff.order.SearchAfterSales.calls[:2]) == [
         "REFUND_ABNORMAL", "REFUND_FAILED"]
+    assert page.errors == []
+
+
+# The order service's list of refunds, as it orders it: ABNORMAL, then PENDING, then the ended ones.
+WAITING_SINCE = Timestamp(seconds=1_764_410_000)  # 2025-11-29T09:53:20Z
+REFUNDS = order_pb2.ListRefundsResponse(total=3, refunds=[
+    order_pb2.RefundSummary(refund_no="RF20251129070640000000abcdef01", order_id=5, order_no=ORDER.order_no,
+                            source="cancel_unshipped", status="ABNORMAL", amount_fen=3325, channel="wechat",
+                            reason="<i>白色停产</i>", actor="staff:7", created_at=AT, updated_at=WAITING_SINCE),
+    order_pb2.RefundSummary(refund_no="LATE2026112912000000000000abcd1234", order_id=5, order_no=ORDER.order_no,
+                            source="late_payment", status="PENDING", amount_fen=8299, channel="wechat",
+                            reason="paid after cancellation", actor="wechatpay", created_at=AT, updated_at=AT),
+    order_pb2.RefundSummary(refund_no="RF20251129070640000000abcdef02", order_id=5, order_no=ORDER.order_no,
+                            source="after_sale:31", status="SUCCESS", amount_fen=1899, channel="wechat",
+                            reason="茶叶受潮", actor="staff:7", created_at=AT, updated_at=WAITING_SINCE)])
+REFUND_ROWS = "rows => rows.slice(1).map(r => [...r.cells].slice(0, 10).map(c => c.innerText))"
+
+
+def refund_buttons(page: Any) -> dict[str, list[str]]:
+    return page.eval_on_selector_all("#refunds tr[data-refund-no]", """rows => Object.fromEntries(rows.map(r =>
+        [r.dataset.refundNo, [...r.lastChild.querySelectorAll('button')].map(b => b.textContent)]))""")
+
+
+def test_customer_service_see_the_refunds_needing_staff_first_and_retry_one_by_its_number(
+        page: Any, gateway_url: str, staff: FakeServices) -> None:
+    staff.order.ListRefunds.reply = REFUNDS
+    staff.order.RetryRefund.reply = ORDER
+    log_in(page, gateway_url, CUSTOMER_SERVICE)
+    page.click("[data-section=money-view]")
+    page.wait_for_selector("#refunds tr[data-refund-no]")
+
+    assert page.eval_on_selector_all("#refunds tr", REFUND_ROWS) == [
+        ["RF20251129070640000000abcdef01", ORDER.order_no, "cancel_unshipped", "ABNORMAL", "¥33.25", "wechat",
+         "2025-11-29 07:06:40Z", "2025-11-29 09:53:20Z", "staff:7", "<i>白色停产</i>"],
+        ["LATE2026112912000000000000abcd1234", ORDER.order_no, "late_payment", "PENDING", "¥82.99", "wechat",
+         "2025-11-29 07:06:40Z", "2025-11-29 07:06:40Z", "wechatpay", "paid after cancellation"],
+        ["RF20251129070640000000abcdef02", ORDER.order_no, "after_sale:31", "SUCCESS", "¥18.99", "wechat",
+         "2025-11-29 07:06:40Z", "", "staff:7", "茶叶受潮"]]
+    assert page.eval_on_selector_all("#refunds i", "els => els.length") == 0
+    assert refund_buttons(page) == {"RF20251129070640000000abcdef01": ["Retry"],
+                                    "LATE2026112912000000000000abcd1234": ["Retry"],
+                                    "RF20251129070640000000abcdef02": []}
+    assert page.inner_text("#refund-count") == "3 refunds"
+
+    page.click("#refunds tr[data-refund-no^='LATE'] button:has-text('Retry')")
+    page.wait_for_selector("#refund-count[data-loads='2']")  # the list is read again once the retry answered
+
+    assert [call.message for call in staff.order.RetryRefund.calls] == [
+        order_pb2.RetryRefundRequest(refund_no="LATE2026112912000000000000abcd1234")]
+    assert [call.message for call in staff.order.ListRefunds.calls] == [order_pb2.ListRefundsRequest(limit=20)] * 2
+    assert page.errors == []
+
+
+def test_a_refused_retry_shows_the_apis_error_in_its_row(page: Any, gateway_url: str, staff: FakeServices,
+                                                         rpc_error) -> None:
+    staff.order.ListRefunds.reply = REFUNDS
+    staff.order.RetryRefund.error = rpc_error(
+        grpc.StatusCode.UNAVAILABLE, "WeChat Pay gave no usable answer",
+        ((CODE_KEY, "PAYMENT_CHANNEL_UNAVAILABLE"), (DETAILS_KEY, '{"refund_no": "RF20251129070640000000abcdef01"}')))
+    log_in(page, gateway_url, CUSTOMER_SERVICE)
+    page.click("[data-section=money-view]")
+
+    page.click("#refunds tr[data-status=ABNORMAL] button:has-text('Retry')")
+    page.wait_for_selector("#refunds tr[data-status=ABNORMAL] .outcome.error:not(:empty)")
+
+    assert page.inner_text("#refunds tr[data-status=ABNORMAL] .outcome").startswith(
+        'PAYMENT_CHANNEL_UNAVAILABLE: WeChat Pay gave no usable answer {"refund_no":"RF20251129070640000000abcdef01"}')
+
+
+def test_finance_read_the_refunds_with_no_retry_or_close(page: Any, gateway_url: str, staff: FakeServices) -> None:
+    staff.order.ListRefunds.reply = REFUNDS
+    log_in(page, gateway_url, FINANCE)
+    page.click("[data-section=money-view]")
+    page.wait_for_selector("#refunds tr[data-refund-no]")
+
+    assert refund_buttons(page) == dict.fromkeys((refund.refund_no for refund in REFUNDS.refunds), [])
+    assert page.query_selector("#refunds form") is None
+
+
+def test_an_admin_filters_the_refunds_and_closes_an_abnormal_one_from_the_list(
+        page: Any, gateway_url: str, staff: FakeServices) -> None:
+    staff.order.ListRefunds.reply = REFUNDS
+    staff.order.CloseRefund.reply = ORDER
+    log_in(page, gateway_url, ADMIN)
+    page.click("[data-section=money-view]")
+    page.wait_for_selector("#refunds tr[data-refund-no]")
+    page.select_option("#refund-status", "ABNORMAL")
+    page.select_option("#refund-source", "cancel_unshipped")
+    page.fill("#refund-order-no", ORDER.order_no)
+    page.click("#refund-search button[type=submit]")
+    page.wait_for_selector("#refund-count[data-loads='2']")
+    assert page.eval_on_selector_all("#refunds form", "forms => forms.map(f => f.id)") == [
+        "close-RF20251129070640000000abcdef01"]
+
+    page.fill("#refunds tr[data-status=ABNORMAL] form [name=reason]", "银行卡已注销")
+    page.click("#refunds tr[data-status=ABNORMAL] form button[type=submit]")
+    page.wait_for_selector("#refund-count[data-loads='3']")
+
+    assert [call.message for call in staff.order.CloseRefund.calls] == [
+        order_pb2.CloseRefundRequest(refund_no="RF20251129070640000000abcdef01", reason="银行卡已注销")]
+    assert staff.order.ListRefunds.calls[1].message == staff.order.ListRefunds.calls[2].message == (
+        order_pb2.ListRefundsRequest(status="ABNORMAL", source="cancel_unshipped", order_no=ORDER.order_no,
+                                     limit=20))
     assert page.errors == []

@@ -459,6 +459,58 @@ class ListWalletReviewsResponse(_message.Message):
     total: int
     def __init__(self, reviews: _Optional[_Iterable[_Union[WalletReview, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
 
+class RefundSummary(_message.Message):
+    __slots__ = ("refund_no", "order_id", "order_no", "source", "status", "amount_fen", "channel", "reason", "actor", "created_at", "updated_at")
+    REFUND_NO_FIELD_NUMBER: _ClassVar[int]
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    ORDER_NO_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FEN_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    refund_no: str
+    order_id: int
+    order_no: str
+    source: str
+    status: str
+    amount_fen: int
+    channel: str
+    reason: str
+    actor: str
+    created_at: _timestamp_pb2.Timestamp
+    updated_at: _timestamp_pb2.Timestamp
+    def __init__(self, refund_no: _Optional[str] = ..., order_id: _Optional[int] = ..., order_no: _Optional[str] = ..., source: _Optional[str] = ..., status: _Optional[str] = ..., amount_fen: _Optional[int] = ..., channel: _Optional[str] = ..., reason: _Optional[str] = ..., actor: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListRefundsRequest(_message.Message):
+    __slots__ = ("status", "source", "order_no", "created_from", "created_to", "offset", "limit")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    ORDER_NO_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FROM_FIELD_NUMBER: _ClassVar[int]
+    CREATED_TO_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    source: str
+    order_no: str
+    created_from: _timestamp_pb2.Timestamp
+    created_to: _timestamp_pb2.Timestamp
+    offset: int
+    limit: int
+    def __init__(self, status: _Optional[str] = ..., source: _Optional[str] = ..., order_no: _Optional[str] = ..., created_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListRefundsResponse(_message.Message):
+    __slots__ = ("refunds", "total")
+    REFUNDS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    refunds: _containers.RepeatedCompositeFieldContainer[RefundSummary]
+    total: int
+    def __init__(self, refunds: _Optional[_Iterable[_Union[RefundSummary, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
+
 class ResolveWalletReviewRequest(_message.Message):
     __slots__ = ("id", "resolution", "reason")
     ID_FIELD_NUMBER: _ClassVar[int]

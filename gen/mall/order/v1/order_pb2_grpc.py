@@ -129,6 +129,11 @@ class OrderServiceStub:
                 request_serializer=mall_dot_order_dot_v1_dot_order__pb2.RetryRefundRequest.SerializeToString,
                 response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.Order.FromString,
                 _registered_method=True)
+        self.ListRefunds = channel.unary_unary(
+                '/mall.order.v1.OrderService/ListRefunds',
+                request_serializer=mall_dot_order_dot_v1_dot_order__pb2.ListRefundsRequest.SerializeToString,
+                response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.ListRefundsResponse.FromString,
+                _registered_method=True)
         self.ListWalletReviews = channel.unary_unary(
                 '/mall.order.v1.OrderService/ListWalletReviews',
                 request_serializer=mall_dot_order_dot_v1_dot_order__pb2.ListWalletReviewsRequest.SerializeToString,
@@ -273,6 +278,14 @@ class OrderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListRefunds(self, request, context):
+        """Admin, customer_service, finance (read only): refunds by status, source, order and start time, those needing
+        staff first (ABNORMAL, then PENDING, each longest waiting first), then the ended ones newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListWalletReviews(self, request, context):
         """Wallet charges reconciliation cannot settle (another user's wallet, another amount), left for staff:
         admin, finance and customer_service list them; admin and finance credit one back or mark it handled.
@@ -384,6 +397,11 @@ def add_OrderServiceServicer_to_server(servicer, server):
                     servicer.RetryRefund,
                     request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.RetryRefundRequest.FromString,
                     response_serializer=mall_dot_order_dot_v1_dot_order__pb2.Order.SerializeToString,
+            ),
+            'ListRefunds': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRefunds,
+                    request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.ListRefundsRequest.FromString,
+                    response_serializer=mall_dot_order_dot_v1_dot_order__pb2.ListRefundsResponse.SerializeToString,
             ),
             'ListWalletReviews': grpc.unary_unary_rpc_method_handler(
                     servicer.ListWalletReviews,
@@ -909,6 +927,33 @@ class OrderService:
             '/mall.order.v1.OrderService/RetryRefund',
             mall_dot_order_dot_v1_dot_order__pb2.RetryRefundRequest.SerializeToString,
             mall_dot_order_dot_v1_dot_order__pb2.Order.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRefunds(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.order.v1.OrderService/ListRefunds',
+            mall_dot_order_dot_v1_dot_order__pb2.ListRefundsRequest.SerializeToString,
+            mall_dot_order_dot_v1_dot_order__pb2.ListRefundsResponse.FromString,
             options,
             channel_credentials,
             insecure,
