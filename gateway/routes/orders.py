@@ -12,7 +12,7 @@ from flask import Blueprint, g, request
 from google.protobuf.timestamp_pb2 import Timestamp
 from mall.order.v1 import after_sale_pb2, order_pb2
 from mall.order.v1.order_pb2_grpc import OrderServiceStub
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from gateway.api import PUBLIC, Body, Instant, Page, PageQuery, Reply, operation, service
 from gateway.errors import ApiError
@@ -370,7 +370,15 @@ class StaffSearchQuery(PageQuery):
 
     order_no: str | None = Field(None, pattern=anchored(formats.ORDER_NO))
     created_from: Instant | None = Field(None, description="ISO 8601 with offset; inclusive")
-    created_to: Instant | None = Field(None, description="ISO 8601 with offset; exclusive")
+    created_to: Instant | None = Field(None, description="ISO 8601 with offset; exclusive; after created_from")
+
+    @field_validator("created_to")
+    @classmethod
+    def _after_created_from(cls, created_to: datetime | None, info: ValidationInfo) -> datetime | None:
+        created_from = info.data.get("created_from")
+        if created_to is not None and created_from is not None and created_to <= created_from:
+            raise ValueError("must be after created_from (an empty window finds nothing)")
+        return created_to
 
 
 class AdminOrdersQuery(StaffSearchQuery):

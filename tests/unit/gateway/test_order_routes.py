@@ -170,6 +170,17 @@ def test_a_staff_search_takes_only_iso_8601_times_with_an_offset(client: FlaskCl
     assert (clients.order.SearchOrders.calls, clients.order.SearchAfterSales.calls) == ([], [])
 
 
+@pytest.mark.parametrize("path", ["/api/v1/admin/orders", "/api/v1/admin/after-sales", "/api/v1/admin/refunds"])
+def test_a_staff_search_window_must_end_after_it_starts(client: FlaskClient, clients, bearer, path: str) -> None:
+    for created_to in ("2026-11-01T00:00:00Z", "2026-11-01T07:59:59+08:00"):  # the start itself, and before it
+        response = client.get(path, query_string={"created_from": "2026-11-01T00:00:00Z", "created_to": created_to},
+                              headers=bearer(roles="admin"))
+        assert (response.status_code, response.get_json()["error"]["code"], list(
+            response.get_json()["error"]["details"])) == (400, "INVALID_REQUEST", ["created_to"]), created_to
+    assert (clients.order.SearchOrders.calls, clients.order.SearchAfterSales.calls, clients.order.ListRefunds.calls) \
+        == ([], [], [])
+
+
 def test_the_waybill_gives_shippers_the_full_receiver_phone_and_the_units_left(client: FlaskClient, clients, bearer,
                                                                               caplog: pytest.LogCaptureFixture) -> None:
     paid = order_pb2.Order()
