@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Callable
 
 from google.protobuf.message import Message
-from sqlalchemy import Column, LargeBinary, PrimaryKeyConstraint, String, Table, select, update
+from sqlalchemy import Column, LargeBinary, PrimaryKeyConstraint, String, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -29,6 +29,19 @@ idempotency_keys = Table(
     Column("created_at", UTCDateTime, nullable=False),
     PrimaryKeyConstraint("scope", "key", name="pk_idempotency_keys"),
 )
+
+
+# The statements of run_once, built once: building them per call (and SQLAlchemy walking each new statement for
+# its cache key) cost ~0.25 ms of CPU per idempotent request; a prebuilt statement's cache key is memoised.
+_KEY_IS = (idempotency_keys.c.scope == bindparam("scope_"), idempotency_keys.c.key == bindparam("key_"))
+CLAIMS = {name: insert(idempotency_keys).values(
+              scope=bindparam("scope"), key=bindparam("key"), request_hash=bindparam("request_hash"), response=None,
+              created_at=bindparam("created_at"))
+          .on_conflict_do_nothing(index_elements=[idempotency_keys.c.scope, idempotency_keys.c.key])
+          .returning(idempotency_keys.c.key)
+          for name, insert in INSERTS.items()}
+FIRST = select(idempotency_keys.c.request_hash, idempotency_keys.c.response).where(*_KEY_IS)
+RESPOND = update(idempotency_keys).where(*_KEY_IS).values(response=bindparam("response"))
 
 
 def fingerprint(request: Message | bytes) -> str:
@@ -66,22 +79,17 @@ def run_once(session: Session, *, scope: str, key: str, request: Message | bytes
     # On PostgreSQL the insert waits while another transaction holds an uncommitted row for the
     # key, then inserts nothing if that one committed (and claims the key if it rolled back). One
     # statement: no savepoint is needed to keep our transaction usable, as no error is raised.
-    insert = INSERTS[session.get_bind().dialect.name]
-    claimed = session.execute(insert(idempotency_keys).values(
-        scope=scope, key=key, request_hash=request_hash, response=None, created_at=utcnow(),
-    ).on_conflict_do_nothing(index_elements=[idempotency_keys.c.scope, idempotency_keys.c.key])
-     .returning(idempotency_keys.c.key)).first() is not None
+    claimed = session.execute(CLAIMS[session.get_bind().dialect.name], {
+        "scope": scope, "key": key, "request_hash": request_hash, "created_at": utcnow()}).first() is not None
     if not claimed:
-        first = session.execute(select(idempotency_keys.c.request_hash, idempotency_keys.c.response).where(
-            idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)).one()
+        first = session.execute(FIRST, {"scope_": scope, "key_": key}).one()
         if first.request_hash != request_hash:
             raise key_reused()
         if first.response is None:  # only if a use case commits between claiming the key and responding
             raise RuntimeError(f"idempotency key of {scope} committed without its response")
         return first.response
     response = execute()
-    session.execute(update(idempotency_keys).where(
-        idempotency_keys.c.scope == scope, idempotency_keys.c.key == key).values(response=response))
+    session.execute(RESPOND, {"scope_": scope, "key_": key, "response": response})
     return response
 
 

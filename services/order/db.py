@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Any, Self
 
 from sqlalchemy import (
@@ -23,6 +24,8 @@ from sqlalchemy import (
     case,
     false,
     func,
+    insert,
+    inspect,
     or_,
     select,
     text,
@@ -332,13 +335,44 @@ class SqlCartRepository:
             self.session.flush()  # one DELETE statement for them all
 
 
+@cache
+def _columns_of(cls: type) -> tuple[tuple[str, str], ...]:
+    """(attribute, column) of every column `cls` is mapped to, its primary key `id` left out."""
+    return tuple((prop.key, prop.columns[0].key) for prop in inspect(cls).column_attrs if prop.key != "id")
+
+
+def _row(entity: Any) -> dict[str, Any]:
+    return {column: getattr(entity, attribute) for attribute, column in _columns_of(type(entity))}
+
+
+INSERT_ORDER = insert(orders).returning(orders.c.id)
+INSERT_LINES = insert(order_lines).returning(order_lines.c.id, sort_by_parameter_order=True)
+INSERT_TRANSITIONS = insert(order_transitions).returning(order_transitions.c.id, sort_by_parameter_order=True)
+
+
 class SqlOrderRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
     def add(self, order: Order) -> None:
-        self.session.add(order)
-        self.session.flush()
+        """Insert a new order, its lines and its history, and give each its id.
+
+        Three INSERTs with RETURNING, the same the ORM's flush sent, without its unit-of-work bookkeeping (about
+        half the CPU of placing an order's rows, measured). The order is not kept in the session: nothing in the
+        transaction that places it reads or changes it again. One with shipments (never a new one) is flushed.
+        """
+        if order.shipments or order.id is not None:
+            self.session.add(order)
+            self.session.flush()
+            return
+        order.id = self.session.execute(INSERT_ORDER, _row(order)).scalar_one()
+        for children, statement in ((order.lines, INSERT_LINES), (order.history, INSERT_TRANSITIONS)):
+            for child in children:
+                child.order_id = order.id
+            if children:
+                ids = self.session.execute(statement, [_row(child) for child in children]).scalars().all()
+                for child, child_id in zip(children, ids, strict=True):
+                    child.id = child_id
 
     def get(self, order_id: int, *, lock: bool = False) -> Order | None:
         query = select(Order).where(orders.c.id == order_id)

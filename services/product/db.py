@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Any, Self
 
 from sqlalchemy import (
@@ -14,10 +15,13 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
     Text,
     UniqueConstraint,
+    Update,
+    bindparam,
     case,
     delete,
     func,
@@ -294,11 +298,7 @@ class SqlProductRepository:
             return []
         # Checkout asks for every order: one SELECT of the SKU rows and the few product columns they need,
         # not the products as entities (loading those, their JSON and all their SKUs was a fifth of a reservation).
-        s, p = skus.c, products.c
-        rows = self.session.execute(
-            select(s.id, s.product_id, s.spec, s.spec_key, s.price_fen, s.market_price_fen, s.stock, s.weight_g,
-                   s.sales, s.active, p.name, p.category_id, p.brand_id, p.images, p.status, p.on_shelf)
-            .join(products, p.id == s.product_id).where(s.id.in_(sorted(sku_ids))))
+        rows = self.session.execute(_offers_statement(), {"sku_ids": sorted(sku_ids)})
         return [SkuOffer(Sku(spec=row.spec, spec_key=row.spec_key, price_fen=row.price_fen,
                              market_price_fen=row.market_price_fen, stock=row.stock, weight_g=row.weight_g,
                              sales=row.sales, active=row.active, product_id=row.product_id, id=row.id),
@@ -370,6 +370,40 @@ class SqlAuditLogRepository:
 
 SELLABLE = select(products.c.id).where(products.c.status == Status.APPROVED, products.c.on_shelf.is_(True))
 
+# The statements of a stock reservation (every order), built once: building one per call, and SQLAlchemy walking
+# it for its cache key, cost 30-90 us of CPU each (a prebuilt statement's cache key is memoised). Built on first use:
+# those selecting mapped classes need the mapping (start_mappers), which is never made at import.
+
+
+@cache
+def _offers_statement() -> Select[Any]:
+    s, p = skus.c, products.c
+    return (select(s.id, s.product_id, s.spec, s.spec_key, s.price_fen, s.market_price_fen, s.stock, s.weight_g,
+                   s.sales, s.active, p.name, p.category_id, p.brand_id, p.images, p.status, p.on_shelf)
+            .join(products, p.id == s.product_id).where(s.id.in_(bindparam("sku_ids", expanding=True))))
+
+
+@cache
+def _move_statement(short_checked: bool, on_sale_only: bool, available: bool, sold: bool) -> Update:
+    """The conditional UPDATE of a SKU's counts; parameters sku_id_, need (units it must have), available, sold."""
+    conditions: list[Any] = [skus.c.id == bindparam("sku_id_")]
+    if short_checked:
+        conditions.append(skus.c.stock >= bindparam("need"))
+    if on_sale_only:
+        conditions += [skus.c.active.is_(True), skus.c.product_id.in_(SELLABLE)]
+    values: dict[str, Any] = {}
+    if available:
+        values["stock"] = skus.c.stock + bindparam("available")
+    if sold:
+        values["sales"] = skus.c.sales + bindparam("sold")
+    return (update(skus).where(*conditions).values(values or {"stock": skus.c.stock})
+            .returning(skus.c.product_id, skus.c.stock, skus.c.sales))
+
+
+@cache
+def _reservations_of_order() -> Select[Any]:
+    return select(Reservation).where(reservations.c.order_no == bindparam("order_no")).order_by(reservations.c.sku_id)
+
 
 class SqlStockRepository:
     """Every change is one conditional UPDATE plus its row in the stock ledger, in the caller's transaction.
@@ -382,18 +416,9 @@ class SqlStockRepository:
 
     def move(self, movement: StockMovement, *, on_sale_only: bool = False) -> StockMove | None:
         self.session.flush()  # a product loaded and changed in this transaction is written before the UPDATE
-        conditions: list[Any] = [skus.c.id == movement.sku_id]
-        if movement.available < 0:
-            conditions.append(skus.c.stock >= -movement.available)
-        if on_sale_only:
-            conditions += [skus.c.active.is_(True), skus.c.product_id.in_(SELLABLE)]
-        values: dict[str, Any] = {}
-        if movement.available:
-            values["stock"] = skus.c.stock + movement.available
-        if movement.sold:
-            values["sales"] = skus.c.sales + movement.sold
-        row = self.session.execute(update(skus).where(*conditions).values(values or {"stock": skus.c.stock})
-                                   .returning(skus.c.product_id, skus.c.stock, skus.c.sales)).one_or_none()
+        statement = _move_statement(movement.available < 0, on_sale_only, bool(movement.available), bool(movement.sold))
+        row = self.session.execute(statement, {"sku_id_": movement.sku_id, "need": -movement.available,
+                                               "available": movement.available, "sold": movement.sold}).one_or_none()
         if row is None:
             return None
         if movement.sold:
@@ -450,8 +475,7 @@ class SqlReservationRepository:
         self.session.flush()
 
     def of_order(self, order_no: str) -> list[Reservation]:
-        return list(self.session.execute(select(Reservation).where(reservations.c.order_no == order_no)
-                                         .order_by(reservations.c.sku_id)).scalars())
+        return list(self.session.execute(_reservations_of_order(), {"order_no": order_no}).scalars())
 
     def move(self, reservation_id: int, from_status: str, to_status: str) -> bool:
         result = self.session.execute(
