@@ -14,7 +14,6 @@ from pydantic import Field
 from gateway.api import PUBLIC, Body, Page, Reply, operation, service
 from gateway.routes.orders import (
     NOTIFY_RESPONSES,
-    ORDER_STAFF,
     AdminOrderOut,
     NotifyAnswer,
     StaffSearchQuery,
@@ -23,12 +22,9 @@ from gateway.routes.orders import (
     utc_time,
 )
 from services.common import formats
-from services.common.auth import REFUND_CLOSERS, REFUND_READERS, REFUND_RETRIERS, Role
+from services.common.auth import REFUND_CLOSERS, REFUND_DECIDERS, REFUND_READERS, REFUND_RETRIERS
 
 bp = Blueprint("refunds", __name__, url_prefix="/api/v1")
-
-CANCEL_REVIEWERS = (Role.CUSTOMER_SERVICE, Role.ADMIN)
-
 
 class CancelReviewIn(Body):
     """Approve: REFUNDING, the whole order refunded through its channel (REFUNDED once it arrives), stock released.
@@ -40,7 +36,7 @@ class CancelReviewIn(Body):
 
 
 @bp.post("/admin/orders/<id:order_id>/cancel-review")
-@operation(summary="Approve or reject a paid order's cancellation", tag="admin-orders", roles=CANCEL_REVIEWERS,
+@operation(summary="Approve or reject a paid order's cancellation", tag="admin-orders", roles=REFUND_DECIDERS,
            body=CancelReviewIn, responses={200: AdminOrderOut},
            description="409 ORDER_STATE_CONFLICT (details.status) unless the order is CANCEL_REQUESTED; approving "
                        "a REFUNDING order whose refund was closed starts the refund again.")
@@ -61,7 +57,7 @@ class CancelUnshippedIn(Body):
 
 @bp.post("/admin/orders/<id:order_id>/cancel-unshipped")
 @operation(summary="Cancel and refund the units of a partly shipped order that will never ship", tag="admin-orders",
-           roles=ORDER_STAFF, body=CancelUnshippedIn, responses={200: AdminOrderOut}, idempotent=True,
+           roles=REFUND_DECIDERS, body=CancelUnshippedIn, responses={200: AdminOrderOut}, idempotent=True,
            description="For a PAID order with parcels whose other units cannot be supplied. In one step: every unit "
                        "not shipped is refunded its share of what was paid (after the level discount, coupon and "
                        "points, as after-sales refunds units; freight is not refunded, the parcels used it) through "

@@ -55,6 +55,9 @@ REPORT_READERS = (Role.ADMIN, Role.OPERATOR, Role.FINANCE)
 # Who acts on refunds stuck at the channel, and who reads the list of refunds (everyone who may act on one, and
 # finance, who reconcile the money): the gateway's routes, the order service and the admin console (tested to agree
 # through the routes' x-roles) all go by these.
+# Who decides that money goes back to a shopper: approving a paid order's cancellation, cancelling a partly shipped
+# order's unshipped units. Operators ship; they do not pay out.
+REFUND_DECIDERS = (Role.ADMIN, Role.CUSTOMER_SERVICE)
 REFUND_CLOSERS = (Role.ADMIN,)  # closing frees money for a second refund: admins only
 REFUND_RETRIERS = (Role.ADMIN, Role.CUSTOMER_SERVICE)  # as for approving a cancellation again: it only asks
 REFUND_READERS = tuple(dict.fromkeys((*REFUND_RETRIERS, *REFUND_CLOSERS, Role.FINANCE)))

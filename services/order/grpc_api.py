@@ -9,7 +9,14 @@ from datetime import UTC, datetime
 import grpc
 from mall.order.v1 import after_sale_pb2, after_sale_pb2_grpc, order_pb2, order_pb2_grpc
 
-from services.common.auth import REFUND_CLOSERS, REFUND_READERS, REFUND_RETRIERS, Role, require_caller
+from services.common.auth import (
+    REFUND_CLOSERS,
+    REFUND_DECIDERS,
+    REFUND_READERS,
+    REFUND_RETRIERS,
+    Role,
+    require_caller,
+)
 from services.common.errors import InvalidInput
 from services.common.events import timestamp
 from services.common.wechatpay import NotifyRejected
@@ -21,7 +28,6 @@ from services.order.uow import CaseSearch, ListedRefund, OrderSearch, OrderUnitO
 
 ORDER_STAFF = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
 SHIPPERS = (Role.ADMIN, Role.OPERATOR)
-CANCEL_REVIEWERS = (Role.ADMIN, Role.CUSTOMER_SERVICE)
 WALLET_REVIEWERS = (Role.ADMIN, Role.FINANCE, Role.CUSTOMER_SERVICE)  # customer service answers the shoppers
 WALLET_RESOLVERS = (Role.ADMIN, Role.FINANCE)  # money back to a wallet, or settled elsewhere: finance decides
 MAX_PAGE = 100
@@ -130,14 +136,14 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
 
     def ReviewCancellation(self, request: order_pb2.ReviewCancellationRequest,
                            context: grpc.ServicerContext) -> order_pb2.Order:
-        caller = require_caller(*CANCEL_REVIEWERS)
+        caller = require_caller(*REFUND_DECIDERS)
         return order_message(refunds.review_cancellation(
             self.uow(), self.refund_payments, self.members, order_id=request.id, approve=request.approve,
             reason=request.reason[:255], actor=f"staff:{caller.user_id}"), staff=True)
 
     def CancelUnshipped(self, request: order_pb2.CancelUnshippedRequest,
                         context: grpc.ServicerContext) -> order_pb2.Order:
-        caller = require_caller(*ORDER_STAFF)
+        caller = require_caller(*REFUND_DECIDERS)
         fingerprint = order_pb2.CancelUnshippedRequest(id=request.id, reason=request.reason,
                                                        shopper_reason=request.shopper_reason)
         return order_message(refunds.cancel_unshipped(

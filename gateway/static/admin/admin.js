@@ -10,7 +10,7 @@ const ROLES = {
   reports: ["admin", "operator", "finance"],                  // GET /admin/analytics/overview (REPORT_READERS)
   orders: ["admin", "operator", "customer_service"],          // GET /admin/orders
   ship: ["admin", "operator"],                                // POST /admin/orders/{id}/ship
-  cancelUnshipped: ["admin", "operator", "customer_service"], // POST /admin/orders/{id}/cancel-unshipped
+  cancelUnshipped: ["admin", "customer_service"], // POST /admin/orders/{id}/cancel-unshipped
   cancelReview: ["admin", "customer_service"],                // POST /admin/orders/{id}/cancel-review
   afterSales: ["admin", "operator", "customer_service"],      // GET /admin/after-sales
   decide: ["admin", "customer_service"],                      // POST /admin/after-sales/{id}/decision
