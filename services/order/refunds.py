@@ -832,14 +832,16 @@ def _last_unshipped_refund(uow: OrderUnitOfWork, order: Order) -> Refund | None:
 
 
 def _unshipped_refund_settled(uow: OrderUnitOfWork, refund: Refund, now: datetime) -> None:
-    """A closed refund of cancelled units leaves money owed: the order's history tells staff how to pay it."""
+    """A closed refund of cancelled units may leave money owed: the order's history tells staff how to pay it, unless
+    it was paid another way (an admin's close says so in its reason, just before this step)."""
     if refund.status != RefundStatus.CLOSED:
         return
     order = uow.orders.get(refund.order_id, lock=True)
     assert order is not None  # a refund's order is never deleted
     order.record_step(actor=f"refund:{refund.refund_no}", now=now, shopper=False,
                       reason=f"refund {refund.refund_no} of the cancelled unshipped units was closed: "
-                             f"{refund.amount_fen} fen still owed; refund it again with cancel-unshipped")
+                             f"{refund.amount_fen} fen owed unless paid another way (see the close reason); "
+                             f"cancel-unshipped starts it again")
 
 
 SETTLED_LISTENERS[UNSHIPPED] = _unshipped_refund_settled

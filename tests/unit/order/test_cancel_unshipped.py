@@ -164,7 +164,7 @@ def test_a_refused_refund_leaves_the_units_cancelled_and_a_new_key_refunds_them_
     assert refused.value.code == "REFUND_REFUSED"
     assert (order.status, order.refunded_fen, [line.refunded_quantity for line in order.lines]) == ("SHIPPED", 0,
                                                                                                    [0, 0])
-    assert "1943 fen still owed" in order.history[-1].reason and not order.history[-1].shopper_visible
+    assert "1943 fen owed unless paid another way" in order.history[-1].reason and not order.history[-1].shopper_visible
     payments.error = None
 
     cancel(shop, payments, order, key="key-2")
