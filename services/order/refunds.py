@@ -58,8 +58,9 @@ refunded yet (every line's remaining units and paid share, and the freight).
      retry it finds the refund PENDING again (409 REFUND_STATE_CONFLICT with that status), and a retry after a
      close finds it CLOSED and sends nothing. The lock is held for at most the channel's timeouts (a query and a
      re-send); a notify or another retry of that refund waits for it, nothing else does (the order's row lock is
-     taken only after the answer, refund before order as always). A refund's first call (`start_refund`) is made
-     outside it: that refund is PENDING, which staff cannot close.
+     taken only after the answer, refund before order as always; on SQLite, dev only, every transaction waits
+     meanwhile). A refund's first call (`start_refund`) is made outside it: that refund is PENDING, which staff
+     cannot close.
    - A refund CLOSED here that WeChat Pay reports SUCCESS later (staff closed it, then it was completed at WeChat
      Pay after all) stays CLOSED, but its money may have been refunded twice: the order's history records it
      once for finance and `mall_refunds_paid_after_close_total` counts it (RefundPaidAfterClose pages).
