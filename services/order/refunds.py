@@ -741,11 +741,11 @@ def close_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, *, refun
             if answer is not None and answer.status not in (RefundStatus.ABNORMAL, RefundStatus.CLOSED):
                 _apply_locked(uow, refund, answer, actor="wechatpay", now=now)  # paid, or under way again
                 uow.commit()  # recorded, then the 409 below with that status
-        order = uow.orders.get(refund.order_id, lock=True)
-        assert order is not None  # a refund's order is never deleted
         if refund.status != RefundStatus.ABNORMAL:
             raise Conflict("REFUND_STATE_CONFLICT", f"a {refund.status} refund cannot be closed (only ABNORMAL)",
                            details={"status": refund.status, "action": "close"})
+        order = uow.orders.get(refund.order_id, lock=True)
+        assert order is not None  # a refund's order is never deleted
         _change(uow, order, refund, RefundStatus.CLOSED, actor, now, closed_by_staff=True)
         order.record_step(actor=actor, now=now,
                           reason=f"refund {refund_no} closed ({refund.amount_fen} fen freed): {why}", shopper=False)
