@@ -6,6 +6,7 @@ never import, and the service images (which copy services/ only) should not ship
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -513,10 +514,46 @@ class FakeAfterSaleRepository:
         return found[search.offset:search.offset + search.limit], len(found)
 
 
+class FakeRowLocks:
+    """Row locks as SELECT ... FOR UPDATE takes them: held by a thread until its transaction ends (`release`, on
+    commit or rollback), taken again in that transaction for free. `waiting` is set whenever a thread has to wait
+    for one, so a race test can let the holder go on once the other thread is blocked."""
+
+    def __init__(self) -> None:
+        self.waiting = threading.Event()
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+        self._held = threading.local()
+
+    def take(self, key: str) -> None:
+        held = self._mine()
+        if key in held:
+            return
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        if not lock.acquire(blocking=False):
+            self.waiting.set()
+            if not lock.acquire(timeout=10):
+                raise AssertionError(f"waited 10 s for the row lock on {key}: a deadlock")
+        held.add(key)
+
+    def release(self) -> None:
+        held = self._mine()
+        for key in held:
+            self._locks[key].release()
+        held.clear()
+
+    def _mine(self) -> set[str]:
+        if not hasattr(self._held, "keys"):
+            self._held.keys = set()
+        return self._held.keys
+
+
 class FakeRefundRepository:
     def __init__(self, order_nos: Callable[[], dict[int, str]] = dict) -> None:
         self.refunds: list[Refund] = []
         self._order_nos = order_nos
+        self.row_locks = FakeRowLocks()
 
     @property
     def order_nos(self) -> dict[int, str]:
@@ -529,6 +566,8 @@ class FakeRefundRepository:
         self.refunds.append(refund)
 
     def get(self, refund_no: str, *, lock: bool = False) -> Refund | None:
+        if lock:
+            self.row_locks.take(refund_no)
         return next((refund for refund in self.refunds if refund.refund_no == refund_no), None)
 
     def for_order(self, order_id: int) -> list[Refund]:
@@ -603,6 +642,14 @@ class FakeOrderUnitOfWork(FakeUnitOfWork, OrderUnitOfWork):
         self.refunds = FakeRefundRepository(lambda: {order.id or 0: order.order_no for order in self.orders.orders})
         self.wallet_reviews = FakeWalletReviewRepository()
 
+    def commit(self) -> None:
+        super().commit()
+        self.refunds.row_locks.release()
+
+    def rollback(self) -> None:
+        super().rollback()
+        self.refunds.row_locks.release()
+
 
 @dataclass
 class FakeRefundPayments:
@@ -632,6 +679,30 @@ class FakeRefundPayments:
         if self.notice is None or headers.get("Wechatpay-Signature") != "good":
             raise NotifyRejected("Wechatpay-Signature does not verify")
         return self.notice
+
+
+@dataclass
+class CuedRefunds(FakeRefundPayments):
+    """WeChat Pay that runs `meanwhile` (once) when it is first sent a refund (`on` "refund") or asked about one
+    ("query"), before it takes that call in: another staff action at that very moment."""
+
+    on: str = "refund"
+    meanwhile: Callable[[], None] | None = None
+
+    def refund(self, *, out_trade_no: str, out_refund_no: str, refund_fen: int, total_fen: int,
+               reason: str | None = None) -> ChannelRefund:
+        self._cue("refund")
+        return super().refund(out_trade_no=out_trade_no, out_refund_no=out_refund_no, refund_fen=refund_fen,
+                              total_fen=total_fen, reason=reason)
+
+    def query_refund(self, out_refund_no: str) -> ChannelRefund:
+        self._cue("query")
+        return super().query_refund(out_refund_no)
+
+    def _cue(self, call: str) -> None:
+        if call == self.on and self.meanwhile is not None:
+            run, self.meanwhile = self.meanwhile, None
+            run()
 
 
 # The order service's neighbours (services.order.ports)

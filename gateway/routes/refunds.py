@@ -94,9 +94,10 @@ class CloseRefundIn(Body):
                        "here once it can no longer be paid. WeChat Pay is asked first: 409 REFUND_STATE_CONFLICT "
                        "(details.status) unless the refund is ABNORMAL (one WeChat Pay reports paid meanwhile is "
                        "settled SUCCESS instead; one it knows nothing of, made ABNORMAL because it refused it when "
-                       "sent again, is closed); 404 REFUND_NOT_FOUND; 503 when WeChat Pay does not answer. The order "
-                       "is answered, the closing in its history; an after-sales case waiting on the refund becomes "
-                       "REFUND_FAILED (retry-refund then starts a new refund).")
+                       "sent again, is closed); a retry of the refund under way (which may send it again) is "
+                       "waited for, then the close sees its outcome; 404 REFUND_NOT_FOUND; 503 when WeChat Pay does "
+                       "not answer. The order is answered, the closing in its history; an after-sales case waiting "
+                       "on the refund becomes REFUND_FAILED (retry-refund then starts a new refund).")
 def close_refund(refund_no: str, body: CloseRefundIn) -> AdminOrderOut:
     return AdminOrderOut.from_proto(service(OrderServiceStub).CloseRefund(order_pb2.CloseRefundRequest(
         refund_no=refund_no, reason=body.reason)))

@@ -35,7 +35,8 @@ refunded yet (every line's remaining units and paid share, and the freight).
      refund still settles SUCCESS (or CLOSED) from a notify or a query. Staff either fix it at WeChat Pay
      and retry it (`retry_refund`: the same refund_no is asked about again; PROCESSING makes it PENDING
      again), or close it (`close_refund`, with a reason, audited in the order's history): WeChat Pay is
-     asked first, and only a refund it still reports ABNORMAL (or CLOSED) is closed, giving the amount back.
+     asked first (under the refund's row lock, below), and only a refund it still reports ABNORMAL (or CLOSED, or
+     knows nothing of) is closed, giving the amount back.
      A new refund of that money through WeChat Pay works only once WeChat Pay has let go of it too (the
      refund closed there); otherwise WeChat Pay refuses it (409 REFUND_REFUSED) and nothing is reserved.
      The `abnormal-refunds` job exports how many are ABNORMAL and for how long (`watch_abnormal_refunds`), for
@@ -43,12 +44,23 @@ refunded yet (every line's remaining units and paid share, and the freight).
      and for how long, for the RefundPendingStuck alert: the channel gives no usable answer about those.
    - A PENDING WeChat Pay refund WeChat Pay never received (the first call got no answer) and that it refuses
      when the fallback job sends it again (say NOT_ENOUGH: the merchant's balance is short) would wait PENDING for
-     ever. Once it has been PENDING `stuck_seconds`, the job makes it ABNORMAL (`_resend_refused`; the refusal's
+     ever. Once it has been PENDING `stuck_seconds`, the job makes it ABNORMAL (`_refused_abnormal`; the refusal's
      code in the order's history): nothing was paid, the amount stays reserved, and staff's ABNORMAL flow takes
      over (alerted, then retry it once the cause is fixed, or close it: WeChat Pay holds no refund under that
      number, RESOURCE_NOT_EXISTS, so it can close). Staff retrying such a refund themselves get the 503 below.
      When staff retry or close one and WeChat Pay gives no usable answer, the refund is left as it was: 503
      PAYMENT_CHANNEL_UNAVAILABLE (`channel_unavailable`).
+   - Asking and closing are serialised per refund, on every replica, by the refund's row lock: `retry_refund` (the
+     fallback job, staff's retry, approving a cancellation again, after-sales' retry, cancel-unshipped's ABNORMAL
+     branch all go through it) and `start_late_refund` hold it while WeChat Pay is queried and the refund sent
+     again, and apply the answer in that transaction; `close_refund` takes it before it asks WeChat Pay and holds
+     it until it has closed. So a close never acts on a RESOURCE_NOT_EXISTS a re-send has made stale: after a
+     retry it finds the refund PENDING again (409 REFUND_STATE_CONFLICT with that status), and a retry after a
+     close finds it CLOSED and sends nothing. The lock is held for at most the channel's timeouts (a query and a
+     re-send); a notify or another retry of that refund waits for it, nothing else does (the order's row lock is
+     taken only after the answer, refund before order as always; on SQLite, dev only, every transaction waits
+     meanwhile). A refund's first call (`start_refund`) is made outside it: that refund is PENDING, which staff
+     cannot close.
    - A refund CLOSED here that WeChat Pay reports SUCCESS later (staff closed it, then it was completed at WeChat
      Pay after all) stays CLOSED, but its money may have been refunded twice: the order's history records it
      once for finance and `mall_refunds_paid_after_close_total` counts it (RefundPaidAfterClose pages).
@@ -301,9 +313,17 @@ def _trade(order: Order, refund: Refund) -> tuple[str | None, int]:
 
 def _apply_answer(uow: OrderUnitOfWork, refund_no: str, answer: ChannelRefund, *, actor: str,
                   now: datetime) -> Refund:
-    status = answer.status if answer.status in CHANNEL_STATUSES else RefundStatus.PENDING
-    return settle_refund(uow, refund_no=refund_no, status=RefundStatus(status), actor=actor, now=now,
+    return settle_refund(uow, refund_no=refund_no, status=_answered(answer), actor=actor, now=now,
                          channel_refund_id=answer.refund_id)
+
+
+def _apply_locked(uow: OrderUnitOfWork, refund: Refund, answer: ChannelRefund, *, actor: str, now: datetime) -> None:
+    """`_apply_answer` inside the caller's transaction, `refund` locked by it."""
+    _settle(uow, refund, _answered(answer), actor=actor, now=now, channel_refund_id=answer.refund_id)
+
+
+def _answered(answer: ChannelRefund) -> RefundStatus:
+    return RefundStatus(answer.status if answer.status in CHANNEL_STATUSES else RefundStatus.PENDING)
 
 
 def start_late_refund(uow: OrderUnitOfWork, payments: RefundSender, *, order_no: str, amount_fen: int, reason: str,
@@ -328,16 +348,24 @@ def start_late_refund(uow: OrderUnitOfWork, payments: RefundSender, *, order_no:
         uow.commit()
     if refund.status != RefundStatus.PENDING:
         return refund  # ended, or ABNORMAL: staff's, not a replayed notify's
-    try:
-        answer = _send(payments, order, refund)
-    except WechatPayApiError as exc:
-        return _resend_refused(uow, refund_no, exc, now, actor="wechatpay",
-                               note=late_refund_refused_note(refund, exc.code))
-    except WechatPayError as exc:
-        log.warning("refund %s of a late payment is left PENDING for the refund query: %s", refund_no, exc.reason)
-        raise DomainError("REFUND_FAILED", f"the refund of a late payment failed: {exc.reason}",
-                          kind=ErrorKind.UNAVAILABLE) from None
-    return _apply_answer(uow, refund_no, answer, actor="wechatpay", now=now)
+    with uow:  # asked under the refund's row lock, as `retry_refund` does: see `close_refund`
+        refund = _locked(uow, refund_no)
+        if refund.status != RefundStatus.PENDING:
+            uow.commit()
+            return refund
+        try:
+            answer = _send(payments, order, refund)
+        except WechatPayApiError as exc:
+            _refused_abnormal(uow, refund, exc, now, actor="wechatpay", note=late_refund_refused_note(refund, exc.code))
+            uow.commit()
+            return refund
+        except WechatPayError as exc:
+            log.warning("refund %s of a late payment is left PENDING for the refund query: %s", refund_no, exc.reason)
+            raise DomainError("REFUND_FAILED", f"the refund of a late payment failed: {exc.reason}",
+                              kind=ErrorKind.UNAVAILABLE) from None
+        _apply_locked(uow, refund, answer, actor="wechatpay", now=now)
+        uow.commit()
+    return refund
 
 
 # -- settling ------------------------------------------------------------------------------------
@@ -351,19 +379,31 @@ def settle_refund(uow: OrderUnitOfWork, *, refund_no: str, status: RefundStatus,
     """
     now = now or utcnow()
     with uow:
-        refund = uow.refunds.get(refund_no, lock=True)
-        if refund is None:
-            raise refund_not_found()
-        order = uow.orders.get(refund.order_id, lock=True)
-        assert order is not None  # a refund's order is never deleted
-        if refund.status in OPEN:
-            refund.channel_refund_id = channel_refund_id or refund.channel_refund_id
-            if status != refund.status:
-                _change(uow, order, refund, status, actor, now)
-        elif (refund.status, status) == (RefundStatus.CLOSED, RefundStatus.SUCCESS):
-            _paid_after_close(uow, order, refund, actor, now)
+        refund = _locked(uow, refund_no)
+        _settle(uow, refund, status, actor=actor, now=now, channel_refund_id=channel_refund_id)
         uow.commit()
     return refund
+
+
+def _locked(uow: OrderUnitOfWork, refund_no: str) -> Refund:
+    """The refund, its row locked until the caller's transaction ends (taken before its order's, always)."""
+    refund = uow.refunds.get(refund_no, lock=True)
+    if refund is None:
+        raise refund_not_found()
+    return refund
+
+
+def _settle(uow: OrderUnitOfWork, refund: Refund, status: RefundStatus, *, actor: str, now: datetime,
+            channel_refund_id: str = "") -> None:
+    """`settle_refund` inside the caller's transaction, `refund` locked by it (`_locked`): locks its order."""
+    order = uow.orders.get(refund.order_id, lock=True)
+    assert order is not None  # a refund's order is never deleted
+    if refund.status in OPEN:
+        refund.channel_refund_id = channel_refund_id or refund.channel_refund_id
+        if status != refund.status:
+            _change(uow, order, refund, status, actor, now)
+    elif (refund.status, status) == (RefundStatus.CLOSED, RefundStatus.SUCCESS):
+        _paid_after_close(uow, order, refund, actor, now)
 
 
 def _paid_after_close(uow: OrderUnitOfWork, order: Order, refund: Refund, actor: str, now: datetime) -> None:
@@ -484,7 +524,7 @@ def reconcile_refunds(uow: Callable[[], OrderUnitOfWork], payments: RefundPaymen
     """The fallback for lost notifies and unanswered calls: refunds PENDING for over `settle_seconds` (WeChat Pay
     and wallet alike) are asked about again (`retry_refund`). Returns how many left PENDING; a call that fails
     waits for the next round, except a WeChat Pay refund PENDING for `stuck_seconds` that WeChat Pay never got
-    and refuses when sent again: that one becomes ABNORMAL, for staff (`_resend_refused`)."""
+    and refuses when sent again: that one becomes ABNORMAL, for staff (`_refused_abnormal`)."""
     now = now or utcnow()
     stuck_before = now - timedelta(seconds=stuck_seconds)
     with uow() as tx:
@@ -533,7 +573,7 @@ def retry_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members:
     that has ended is returned as it is. WeChat Pay giving no usable answer (none, or refusing the query or the
     refund sent again) is 503 PAYMENT_CHANNEL_UNAVAILABLE with nothing changed: the refund waits as it was.
     `stuck_before` (the fallback job's): a PENDING refund WeChat Pay never got and refuses when sent again, PENDING
-    since before then, becomes ABNORMAL instead (`_resend_refused`)."""
+    since before then, becomes ABNORMAL instead (`_refused_abnormal`)."""
     now = now or utcnow()
     refund, order = _refund_and_order(uow, refund_no)
     if refund.status not in OPEN:
@@ -543,16 +583,27 @@ def retry_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members:
         return settle_refund(uow, refund_no=refund_no, status=RefundStatus.SUCCESS, actor=actor, now=now)
     if payments is None:
         raise DomainError("WECHATPAY_NOT_CONFIGURED", "WeChat Pay is not configured on this server")
-    try:
-        answer = _query_or_resend(payments, order, refund)
-    except ResendRefused as exc:
-        if (stuck_before is not None and refund.status == RefundStatus.PENDING
-                and refund.updated_at <= stuck_before):
-            return _resend_refused(uow, refund_no, exc.refusal, now)
-        raise channel_unavailable(refund_no, exc.refusal) from None
-    except WechatPayError as exc:
-        raise channel_unavailable(refund_no, exc) from None
-    return _apply_answer(uow, refund_no, answer, actor=actor, now=now)
+    with uow:
+        # WeChat Pay is asked, and the refund sent again, under the refund's row lock, the answer applied in that
+        # transaction: close_refund takes the lock before it asks, so it never closes a refund a re-send made live.
+        refund = _locked(uow, refund_no)
+        if refund.status not in OPEN:
+            uow.commit()
+            return refund
+        try:
+            answer = _query_or_resend(payments, order, refund)
+        except ResendRefused as exc:
+            if (stuck_before is not None and refund.status == RefundStatus.PENDING
+                    and refund.updated_at <= stuck_before):
+                _refused_abnormal(uow, refund, exc.refusal, now)
+                uow.commit()
+                return refund
+            raise channel_unavailable(refund_no, exc.refusal) from None
+        except WechatPayError as exc:
+            raise channel_unavailable(refund_no, exc) from None
+        _apply_locked(uow, refund, answer, actor=actor, now=now)
+        uow.commit()
+    return refund
 
 
 def staff_retry_refund(uow: Callable[[], OrderUnitOfWork], payments: RefundPayments | None, members: Members, *,
@@ -605,24 +656,19 @@ def _query_or_resend(payments: RefundPayments, order: Order, refund: Refund) -> 
         raise ResendRefused(exc) from None
 
 
-def _resend_refused(uow: OrderUnitOfWork, refund_no: str, refusal: WechatPayApiError, now: datetime,
-                    actor: str = "reconciliation", note: str = "") -> Refund:
-    """A refund WeChat Pay never got, PENDING too long, that WeChat Pay refuses when sent again: ABNORMAL (under
-    both row locks, if still PENDING), so the alert and staff's retry-or-close flow take it over. Safe: WeChat Pay
-    holds no refund under its number, so nothing was paid, and its amount stays reserved until staff act."""
-    with uow:
-        refund = uow.refunds.get(refund_no, lock=True)
-        if refund is None:
-            raise refund_not_found()
-        order = uow.orders.get(refund.order_id, lock=True)
-        assert order is not None  # a refund's order is never deleted
-        if refund.status == RefundStatus.PENDING:
-            log.error("refund %s: WeChat Pay never got it and refuses it (%s); ABNORMAL for staff",
-                      refund_no, refusal.code)
-            _change(uow, order, refund, RefundStatus.ABNORMAL, actor, now,
-                    note=note or resend_refused_note(refund, refusal.code))
-        uow.commit()
-    return refund
+def _refused_abnormal(uow: OrderUnitOfWork, refund: Refund, refusal: WechatPayApiError, now: datetime,
+                      actor: str = "reconciliation", note: str = "") -> None:
+    """A refund WeChat Pay never got, PENDING too long, that WeChat Pay refuses when sent again:
+    ABNORMAL (if still PENDING; in the caller's transaction, which locked the refund and sent it; its order locked
+    here), so the alert and staff's retry-or-close flow take it over. Safe: WeChat Pay holds no refund under its
+    number, so nothing was paid, and its amount stays reserved until staff act."""
+    order = uow.orders.get(refund.order_id, lock=True)
+    assert order is not None  # a refund's order is never deleted
+    if refund.status == RefundStatus.PENDING:
+        log.error("refund %s: WeChat Pay never got it and refuses it (%s); ABNORMAL for staff",
+                  refund.refund_no, refusal.code)
+        _change(uow, order, refund, RefundStatus.ABNORMAL, actor, now,
+                note=note or resend_refused_note(refund, refusal.code))
 
 
 def resend_refused_note(refund: Refund, code: str) -> str:
@@ -676,27 +722,30 @@ def close_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, *, refun
                            details={"reason": "1-255 characters"})
     if not REFUND_NO.fullmatch(refund_no):
         raise refund_not_found()
-    refund, _ = _refund_and_order(uow, refund_no)
-    if refund.status == RefundStatus.ABNORMAL:
-        if payments is None:
-            raise DomainError("WECHATPAY_NOT_CONFIGURED", "WeChat Pay is not configured on this server")
-        try:
-            answer: ChannelRefund | None = payments.query_refund(refund_no)
-        except WechatPayApiError as exc:
-            if exc.code != "RESOURCE_NOT_EXISTS":
-                raise channel_unavailable(refund_no, exc) from None
-            answer = None  # WeChat Pay holds no refund under this number (it refused it when sent again)
-        except WechatPayError as exc:
-            raise channel_unavailable(refund_no, exc) from None
-        if answer is not None and answer.status not in (RefundStatus.ABNORMAL, RefundStatus.CLOSED):
-            _apply_answer(uow, refund_no, answer, actor="wechatpay", now=now)  # paid, or under way again
     with uow:
-        refund = uow.refunds.get(refund_no, lock=True)
-        order = uow.orders.get(refund.order_id, lock=True) if refund is not None else None
-        assert refund is not None and order is not None  # neither is ever deleted
+        # The refund's row lock is held from before WeChat Pay is asked until the close commits: every path that asks
+        # WeChat Pay about a refund, or sends it again (`retry_refund`, `start_late_refund`), holds it while it does,
+        # so the answer cannot go stale meanwhile (RESOURCE_NOT_EXISTS, then a retry's re-send paid).
+        refund = _locked(uow, refund_no)
+        if refund.status == RefundStatus.ABNORMAL:
+            if payments is None:
+                raise DomainError("WECHATPAY_NOT_CONFIGURED", "WeChat Pay is not configured on this server")
+            try:
+                answer: ChannelRefund | None = payments.query_refund(refund_no)
+            except WechatPayApiError as exc:
+                if exc.code != "RESOURCE_NOT_EXISTS":
+                    raise channel_unavailable(refund_no, exc) from None
+                answer = None  # WeChat Pay holds no refund under this number (it refused it when sent again)
+            except WechatPayError as exc:
+                raise channel_unavailable(refund_no, exc) from None
+            if answer is not None and answer.status not in (RefundStatus.ABNORMAL, RefundStatus.CLOSED):
+                _apply_locked(uow, refund, answer, actor="wechatpay", now=now)  # paid, or under way again
+                uow.commit()  # recorded, then the 409 below with that status
         if refund.status != RefundStatus.ABNORMAL:
             raise Conflict("REFUND_STATE_CONFLICT", f"a {refund.status} refund cannot be closed (only ABNORMAL)",
                            details={"status": refund.status, "action": "close"})
+        order = uow.orders.get(refund.order_id, lock=True)
+        assert order is not None  # a refund's order is never deleted
         _change(uow, order, refund, RefundStatus.CLOSED, actor, now, closed_by_staff=True)
         order.record_step(actor=actor, now=now,
                           reason=f"refund {refund_no} closed ({refund.amount_fen} fen freed): {why}", shopper=False)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
@@ -18,7 +19,7 @@ from services.order import refunds, service
 from services.order.domain import Order, Refund, RefundItem, line_refund_fen, paid_shares
 from services.order.service import CheckoutInput
 from services.order.uow import OrderUnitOfWork
-from tests.fakes import FakeRefundPayments
+from tests.fakes import CuedRefunds, FakeRefundPayments
 from tests.fixtures.metrics import CounterDeltas
 from tests.unit.order.conftest import NOW, Shop
 
@@ -374,6 +375,83 @@ def test_staff_retry_a_refund_made_abnormal_after_the_merchant_fixed_what_wechat
                                  now=NOW + timedelta(hours=3))
 
     assert (again.status, order.refunded_fen, list(payments.asked)) == ("PENDING", 4498, [lost.refund_no])
+
+
+def refused_when_sent_again(shop: Shop, payments: FakeRefundPayments, order: Order) -> Refund:
+    """An ABNORMAL refund WeChat Pay holds nothing of (RESOURCE_NOT_EXISTS): lost, then refused when sent again."""
+    lost = lost_refund(shop, payments, order)
+    refunds.reconcile_refunds(lambda: shop.uow, RefusingRefunds(), shop.members, now=NOW + timedelta(hours=2),
+                              stuck_seconds=3600)
+    assert lost.status == "ABNORMAL"
+    return lost
+
+
+@dataclass
+class Meanwhile:
+    """An action run in another thread until it ends or waits for a refund's row lock (`start`)."""
+
+    thread: threading.Thread
+    outcome: list[object]  # what it returned or raised, once it ended
+
+    @classmethod
+    def start(cls, shop: Shop, action: Callable[[], object]) -> Meanwhile:
+        signal = shop.uow.refunds.row_locks.waiting
+        signal.clear()
+        outcome: list[object] = []
+
+        def run() -> None:
+            try:
+                outcome.append(action())
+            except Exception as exc:  # the outcome the test asserts on
+                outcome.append(exc)
+            finally:
+                signal.set()
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        assert signal.wait(10), "the other action neither ended nor waited for a lock"
+        return cls(thread, outcome)
+
+    def result(self) -> object:
+        self.thread.join(10)
+        [outcome] = self.outcome
+        return outcome
+
+
+def test_a_close_racing_a_retry_that_sends_the_refund_again_waits_and_frees_nothing_wechat_pay_will_pay(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    refund = refused_when_sent_again(shop, payments, order)
+    channel = CuedRefunds(on="refund")  # the retry asked (RESOURCE_NOT_EXISTS) and is sending it again: staff close
+    closing: list[Meanwhile] = []
+    channel.meanwhile = lambda: closing.append(Meanwhile.start(shop, lambda: close(shop, channel, refund.refund_no)))
+
+    retried = refunds.retry_refund(shop.uow, channel, shop.members, refund_no=refund.refund_no, actor="staff:9",
+                                   now=NOW)
+
+    conflict = closing[0].result()
+    assert isinstance(conflict, Conflict)
+    assert (conflict.code, conflict.details) == ("REFUND_STATE_CONFLICT", {"status": "PENDING", "action": "close"})
+    assert (retried.status, order.refunded_fen, list(channel.asked)) == ("PENDING", 4498, [refund.refund_no])
+    channel.notice = replace(channel.asked[refund.refund_no], status="SUCCESS")  # WeChat Pay pays it: once
+    refunds.handle_refund_notify(shop.uow, channel, headers={"Wechatpay-Signature": "good"}, body=b"{}")
+    assert (refund.status, order.refunded_fen, len(events(shop))) == ("SUCCESS", 4498, 1)
+    assert refunds.paid_after_close_note(refund) not in [step.reason for step in order.history]
+
+
+def test_a_retry_racing_a_close_waits_for_it_and_sends_nothing_once_the_refund_is_closed(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    refund = refused_when_sent_again(shop, payments, order)
+    channel = CuedRefunds(on="query")  # the close is asking WeChat Pay (RESOURCE_NOT_EXISTS): staff retry
+    retrying: list[Meanwhile] = []
+    channel.meanwhile = lambda: retrying.append(Meanwhile.start(shop, lambda: refunds.retry_refund(
+        shop.uow, channel, shop.members, refund_no=refund.refund_no, actor="staff:9", now=NOW)))
+
+    closed = close(shop, channel, refund.refund_no)
+
+    assert retrying[0].result() is refund  # returned as it is, CLOSED: never sent again
+    assert (refund.status, closed.refunded_fen, channel.asked) == ("CLOSED", 0, {})
 
 
 def stuck_gauges() -> tuple[float | None, float | None]:

@@ -1,0 +1,109 @@
+"""Closing an ABNORMAL refund while it is retried, on PostgreSQL: the refund's row lock serialises them, so the
+refund is never both CLOSED with its amount freed and sent again to be paid by WeChat Pay."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, func, select, text
+
+from services.common.errors import Conflict
+from services.common.wechatpay import WechatPayUnavailable
+from services.order import db, refunds
+from services.order.db import SqlOrderUnitOfWork
+from services.order.domain import OrderLine
+from tests.fakes import CuedRefunds, FakeMembers, FakeRefundPayments
+from tests.integration.order.test_refunds import RefusingResend, paid, refunded
+
+pytestmark = pytest.mark.integration
+
+NOON = datetime(2026, 12, 1, 12, tzinfo=UTC)
+LATER = NOON + timedelta(hours=2)
+
+
+def refused_when_sent_again(uow: Callable[[], SqlOrderUnitOfWork]) -> tuple[int, str]:
+    """An order paid 4000 fen and its refund, ABNORMAL, that WeChat Pay holds nothing of (RESOURCE_NOT_EXISTS):
+    the first call got no answer, and the fallback job's re-send was refused (`_refused_abnormal`)."""
+    order_id = paid(uow, "R-CLOSERACE", OrderLine(101, 10, "茶", "", 1000, 4))
+    refund = refunds.start_refund(uow(), FakeRefundPayments(error=WechatPayUnavailable("no answer")), FakeMembers(),
+                                  order_id=order_id, items=[], reason="r", actor="staff:9", source="cancel", now=NOON)
+    refunds.reconcile_refunds(uow, RefusingResend(), FakeMembers(), now=LATER, stuck_seconds=3600)
+    assert status(uow()._engine) == "ABNORMAL"
+    return order_id, refund.refund_no
+
+
+def status(engine: Engine) -> str:
+    with engine.connect() as connection:
+        return connection.execute(select(db.refunds.c.status)).scalar_one()
+
+
+def meanwhile(engine: Engine, action: Callable[[], object]) -> Callable[[], object]:
+    """Start `action` in another thread and wait until it ends or waits for a row lock in this test's database;
+    the returned function joins it and answers what it returned or raised."""
+    outcome: list[object] = []
+    ended = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome.append(action())
+        except Exception as exc:  # the outcome the test asserts on
+            outcome.append(exc)
+        finally:
+            ended.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    waiting = (select(func.count()).select_from(text("pg_stat_activity"))
+               .where(text("datname = current_database() AND wait_event_type = 'Lock'")))
+    with engine.connect() as connection:
+        for _ in range(1000):  # checks the condition every 10 ms, for 10 s at most
+            if ended.wait(0.01) or connection.execute(waiting).scalar_one():
+                break
+            connection.rollback()
+        else:
+            pytest.fail("the other action neither ended nor waited for a lock")
+
+    def result() -> object:
+        assert ended.wait(10)
+        [answer] = outcome
+        return answer
+
+    return result
+
+
+def test_a_close_racing_a_retry_that_sends_the_refund_again_waits_and_frees_nothing_wechat_pay_will_pay(
+        pg_uow: Callable[[], SqlOrderUnitOfWork], pg_engine: Engine) -> None:
+    order_id, refund_no = refused_when_sent_again(pg_uow)
+    channel = CuedRefunds(on="refund")  # the retry asked (RESOURCE_NOT_EXISTS), is sending it again: staff close
+    closing: list[Callable[[], object]] = []
+    channel.meanwhile = lambda: closing.append(meanwhile(pg_engine, lambda: refunds.close_refund(
+        pg_uow(), channel, refund_no=refund_no, reason="已线下转账", actor="staff:1", now=LATER)))
+
+    retried = refunds.retry_refund(pg_uow(), channel, FakeMembers(), refund_no=refund_no, actor="staff:9", now=LATER)
+
+    conflict = closing[0]()
+    assert isinstance(conflict, Conflict)
+    assert (conflict.code, conflict.details) == ("REFUND_STATE_CONFLICT", {"status": "PENDING", "action": "close"})
+    assert (retried.status, status(pg_engine), list(channel.asked)) == ("PENDING", "PENDING", [refund_no])
+    assert refunded(pg_engine, order_id) == (4000, [(4, 4000)])  # still reserved: WeChat Pay is paying it
+    refunds.settle_refund(pg_uow(), refund_no=refund_no, status=refunds.RefundStatus.SUCCESS, actor="wechatpay",
+                          now=LATER)  # WeChat Pay paid it: the one outcome
+    assert (status(pg_engine), refunded(pg_engine, order_id)) == ("SUCCESS", (4000, [(4, 4000)]))
+
+
+def test_a_retry_racing_a_close_waits_for_it_and_sends_nothing_once_the_refund_is_closed(
+        pg_uow: Callable[[], SqlOrderUnitOfWork], pg_engine: Engine) -> None:
+    order_id, refund_no = refused_when_sent_again(pg_uow)
+    channel = CuedRefunds(on="query")  # the close is asking WeChat Pay (RESOURCE_NOT_EXISTS): staff retry
+    retrying: list[Callable[[], object]] = []
+    channel.meanwhile = lambda: retrying.append(meanwhile(pg_engine, lambda: refunds.retry_refund(
+        pg_uow(), channel, FakeMembers(), refund_no=refund_no, actor="staff:9", now=LATER)))
+
+    refunds.close_refund(pg_uow(), channel, refund_no=refund_no, reason="已线下转账", actor="staff:1", now=LATER)
+
+    retried = retrying[0]()
+    assert getattr(retried, "status", retried) == "CLOSED"  # answered as it is: never sent again
+    assert (status(pg_engine), channel.asked) == ("CLOSED", {})
+    assert refunded(pg_engine, order_id) == (0, [(0, 0)])  # freed: nothing can be paid
