@@ -97,7 +97,9 @@ class CloseRefundIn(Body):
                        "sent again, is closed); a retry of the refund under way (which may send it again) is "
                        "waited for, then the close sees its outcome; 404 REFUND_NOT_FOUND; 503 when WeChat Pay does "
                        "not answer. The order is answered, the closing in its history; an after-sales case waiting "
-                       "on the refund becomes REFUND_FAILED (retry-refund then starts a new refund).")
+                       "on the refund becomes REFUND_FAILED (retry-refund then starts a new refund). A late "
+                       "payment's refund (LATE<order_no>) WeChat Pay itself closed is ABNORMAL too (its money never "
+                       "went back; the order's history says so): close it once the money is returned another way.")
 def close_refund(refund_no: str, body: CloseRefundIn) -> AdminOrderOut:
     return AdminOrderOut.from_proto(service(OrderServiceStub).CloseRefund(order_pb2.CloseRefundRequest(
         refund_no=refund_no, reason=body.reason)))

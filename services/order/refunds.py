@@ -72,9 +72,12 @@ notify finds the same refund and never starts a second one. Its refund notify, t
 and stuck gauges and staff's retry (`retry_refund`) and close (`close_refund`) all work as for any WeChat Pay
 refund. But it is not the order's money: nothing is reserved (no `refunded_fen`, no line refunded), a SUCCESS
 publishes `late-payment-refunded` (once per refund number; also when WeChat Pay pays one staff closed) instead of
-`order-refunded` and never moves the order to REFUNDED, and a CLOSED one frees nothing; one WeChat Pay (not
-staff) closes is noted in the order's history, the late money still being with the merchant. A first call WeChat
-Pay refuses makes it ABNORMAL, not CLOSED: nobody else would ever see money stuck that way. Staff retry one with
+`order-refunded` and never moves the order to REFUNDED, and a CLOSED one frees nothing. One WeChat Pay (not
+staff) closes becomes ABNORMAL, not CLOSED (`late_refund_closed_note` in the order's history): the late money is
+still with the merchant, so the AbnormalRefundWaiting alert and staff's list show it until staff return it another
+way and close it (`close_refund`: WeChat Pay reports it CLOSED, so it closes); a retry that finds it still CLOSED
+there changes nothing. Likewise a first call WeChat Pay refuses makes it ABNORMAL, not CLOSED: nobody else would
+ever see money stuck that way. Staff retry one with
 `staff_retry_refund` (POST /admin/refunds/{refund_no}/retry): no cancellation review or case reaches its order.
 
 Listeners: `SETTLED_LISTENERS[prefix](uow, refund, now)` is called whenever a refund whose source is
@@ -432,9 +435,16 @@ def _change(uow: OrderUnitOfWork, order: Order, refund: Refund, status: RefundSt
             now: datetime, note: str = "", closed_by_staff: bool = False) -> None:
     """An open refund takes `status` (under both row locks), with its effects, and its source's listener hears.
     `note`: why it became ABNORMAL, for the order's history (default: WeChat Pay reported it so).
-    `closed_by_staff`: close_refund, which records why; otherwise a late payment's refund CLOSED is noted."""
-    refund.status, refund.updated_at = status.value, now
+    `closed_by_staff`: close_refund, which records why; otherwise a late payment's refund WeChat Pay CLOSED becomes
+    ABNORMAL instead (the money was not paid back: staff's, alerted and listed, until they close it)."""
     late = refund.source == LATE_PAYMENT  # not the order's money: nothing of the order's to move
+    if late and status == RefundStatus.CLOSED and not closed_by_staff:
+        if refund.status == RefundStatus.ABNORMAL:
+            return  # already staff's: a retry finding it still CLOSED at WeChat Pay changes nothing
+        log.error("the refund %s of a late payment was closed by WeChat Pay: %d fen were not paid back",
+                  refund.refund_no, refund.amount_fen)
+        status, note = RefundStatus.ABNORMAL, late_refund_closed_note(refund)
+    refund.status, refund.updated_at = status.value, now
     if status == RefundStatus.SUCCESS:
         refund.settled_at = now
         if not late:
@@ -443,10 +453,6 @@ def _change(uow: OrderUnitOfWork, order: Order, refund: Refund, status: RefundSt
         refund.settled_at = now
         if not late:
             uow.refunds.give_back(order, refund)
-        elif not closed_by_staff:
-            log.error("the refund %s of a late payment was closed by WeChat Pay: %d fen were not paid back",
-                      refund.refund_no, refund.amount_fen)
-            order.record_step(actor=actor, now=now, reason=late_refund_closed_note(refund), shopper=False)
     elif status == RefundStatus.ABNORMAL:
         order.record_step(actor=actor, now=now, reason=note or f"refund {refund.refund_no} ABNORMAL at WeChat Pay: "
                           f"{refund.amount_fen} fen held until it is completed there or closed by staff", shopper=False)
@@ -474,9 +480,10 @@ def _refunded(uow: OrderUnitOfWork, order: Order, refund: Refund, actor: str, no
 
 
 def late_refund_closed_note(refund: Refund) -> str:
-    """The order history's step for a late payment's refund WeChat Pay closed (the money is still the merchant's)."""
+    """The order history's step for a late payment's refund WeChat Pay closed (the money is still the merchant's): it is
+    ABNORMAL here, for staff."""
     return (f"refund {refund.refund_no} of a late payment CLOSED at WeChat Pay: {refund.amount_fen} fen not paid "
-            "back; staff must return it another way")[:255]
+            "back; ABNORMAL until staff return it another way and close it")[:255]
 
 
 def _late_refund_settled(uow: OrderUnitOfWork, refund: Refund, now: datetime) -> None:

@@ -794,7 +794,7 @@ DOUBLE_PAYMENT = "paid again with WeChat Pay, refunded"
 def refund_late_payment(uow: OrderUnitOfWork, wechat: Prepay, notice: PaymentNotice, *,
                         now: datetime | None = None) -> str:
     """Money for an order that can no longer be paid (cancelled, or paid from the wallet meanwhile): recorded in its
-    history (late-payment-received, once), refunded in full through the refund engine (`refunds.start_late_refund`:
+    history, late-payment-received once per refund number (run_once, whoever recorded the step), refunded in full through the refund engine (`refunds.start_late_refund`:
     a refund of source "late_payment", tracked to its end like any other; late-payment-refunded when it is paid).
 
     The refund number is derived from the order, so a replayed notify finds the same refund (and asks WeChat Pay
@@ -811,8 +811,13 @@ def refund_late_payment(uow: OrderUnitOfWork, wechat: Prepay, notice: PaymentNot
         if not any(step.reason.startswith((LATE_PAYMENT, DOUBLE_PAYMENT)) for step in order.history):
             order.record_step(actor="wechatpay", now=now,
                               reason=f"{why} ({out_refund_no}, {notice.amount_total_fen} fen)", shopper=False)
-            publish_late_payment(uow, order, channel="wechat", out_trade_no=notice.out_trade_no,
-                                  amount_fen=notice.amount_total_fen, refund_no=out_refund_no, now=now)
+        # Not tied to the step: one an earlier release recorded (before late-payment-received existed) would leave
+        # the refund's late-payment-refunded without its receipt in the money ledger.
+        late = order
+        uow.run_once(scope=LATE_RECEIVED_SCOPE, key=out_refund_no, request=str(notice.amount_total_fen).encode(),
+                     execute=lambda: publish_late_payment(uow, late, channel="wechat", out_trade_no=notice.out_trade_no,
+                                                          amount_fen=notice.amount_total_fen,
+                                                          refund_no=out_refund_no, now=now).encode())
         uow.commit()
     from services.order import refunds  # refunds builds on this module: imported when a late payment needs it
     refunds.start_late_refund(uow, wechat, order_no=notice.out_trade_no, amount_fen=notice.amount_total_fen,
@@ -832,13 +837,19 @@ def _late_payment_reason(order: Order) -> str:
     return "too_late" if any(step.reason == PAID_TOO_LATE for step in order.history) else "cancelled"
 
 
+# The run_once scope that makes a WeChat Pay late payment's late-payment-received once per refund number (order
+# migration 0014 claimed it for every one published before, when the order's history step alone guarded it).
+LATE_RECEIVED_SCOPE = "late-payment-received"
+
+
 def publish_late_payment(uow: OrderUnitOfWork, order: Order, *, channel: str, out_trade_no: str, amount_fen: int,
-                         refund_no: str, now: datetime, reason: str = "", user_id: int | None = None) -> None:
-    """late-payment-received: money came in for an order that could not take it (the finance ledger's + side);
-    in the transaction that first records it in the order's history, so once per late payment. `reason` (default:
+                         refund_no: str, now: datetime, reason: str = "", user_id: int | None = None) -> str:
+    """late-payment-received (its event id returned): money came in for an order that could not take it (the finance
+    ledger's + side); once per late payment: a WeChat Pay one under run_once (LATE_RECEIVED_SCOPE, keyed by its refund
+    number), a wallet charge in the transaction that records it and its credit back together. `reason` (default:
     the order's state says it, `_late_payment_reason`) and `user_id` (default: the order's shopper) for a charge
     staff reviewed (services/order/wallet_reviews.py)."""
-    uow.publish(LatePaymentReceived(order_no=order.order_no, user_id=order.user_id if user_id is None else user_id,
+    return uow.publish(LatePaymentReceived(order_no=order.order_no, user_id=order.user_id if user_id is None else user_id,
                                     channel=channel, out_trade_no=out_trade_no, amount_fen=amount_fen,
                                     reason=reason or _late_payment_reason(order), refund_no=refund_no,
                                     received_at=timestamp(now)), aggregate_id=order.order_no)

@@ -6,22 +6,29 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import grpc
 import pytest
-from mall.events.v1.order_events_pb2 import LatePaymentRefunded
+from mall.events.v1.order_events_pb2 import LatePaymentReceived, LatePaymentRefunded
 from mall.order.v1 import order_pb2
 from prometheus_client import REGISTRY
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from services.common import migrations
+from services.common.db import make_engine
 from services.common.events import decode, unpack
-from services.common.outbox import outbox
+from services.common.idempotency import fingerprint, idempotency_keys, run_once
+from services.common.outbox import add_to_outbox, outbox
 from services.common.wechatpay import WechatPay
 from services.order import db, refunds, service
 from services.order.db import SqlOrderUnitOfWork
 from services.order.domain import PAYABLE_WITHIN
 from tests.fakes import FakeMembers
+from tests.fixtures.postgres import drop_databases, migrations_dir, recreate_database, session_database_name
 from tests.fixtures.simulator import RunningSimulator
 from tests.integration.order.conftest import OrderServer
 from tests.integration.order.test_order_grpc import ALICE, failure, paid_notify
@@ -130,3 +137,69 @@ def test_an_admin_closes_an_abnormal_late_refund_given_up_at_wechat_pay_and_noth
     assert "卡已注销,已线下转账" in closed.history[-1].reason
     assert refund_rows(server) == [(refund_no, "late_payment", "CLOSED", order.amounts.payable_fen)]
     assert (late_refunds_published(server), server.events("order-refunded")) == ([], 0)
+
+
+def test_a_late_refund_wechat_pay_closes_is_abnormal_listed_for_staff_until_an_admin_closes_it(
+        server: OrderServer, simulator: RunningSimulator) -> None:
+    order, refund_no = paid_too_late(server, simulator)
+    payable = order.amounts.payable_fen
+    closed_there = refund_notify(simulator, refund_no, "CLOSED")  # WeChat Pay closed it: the money never went back
+
+    for _ in range(2):
+        server.stub.HandleWechatRefundNotify(closed_there)
+    listed = server.stub.ListRefunds(order_pb2.ListRefundsRequest(status="ABNORMAL", limit=10),
+                                     metadata=server.as_user(STAFF, "admin"))
+    notes = [step.reason for step in read(server, order).history].count(
+        f"refund {refund_no} of a late payment CLOSED at WeChat Pay: {payable} fen not paid back; ABNORMAL until "
+        "staff return it another way and close it")
+    closed = server.stub.CloseRefund(order_pb2.CloseRefundRequest(refund_no=refund_no, reason="已线下转账"),
+                                     metadata=server.as_user(STAFF, "admin"))
+
+    assert ([(row.refund_no, row.status, row.amount_fen) for row in listed.refunds], notes) == (
+        [(refund_no, "ABNORMAL", payable)], 1)
+    assert (closed.status, closed.refunded_fen, refund_rows(server)) == (
+        "CANCELLED", 0, [(refund_no, "late_payment", "CLOSED", payable)])
+    assert (server.events("late-payment-received"), late_refunds_published(server)) == (1, [])
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def database_at_0013(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An order database of its own at revision 0013 (late-payment-received guarded only by the history step)."""
+    if request.param == "sqlite":
+        url, name = f"sqlite:///{tmp_path / 'order.db'}", None
+    else:
+        name = session_database_name("it", "latereceived")
+        url = recreate_database(name)
+    migrations.upgrade(url, migrations_dir("order"), "0013")
+    yield url
+    if name:
+        drop_databases([name])
+
+
+def test_migration_0014_claims_each_wechat_late_receipt_already_published_so_a_replay_does_not_publish_it_again(
+        database_at_0013: str) -> None:
+    engine = make_engine(database_at_0013)
+    order_no, other = "2026120108000000000000000000a1", "2026120108000000000000000000b2"
+    received = {"channel": "wechat", "out_trade_no": order_no, "amount_fen": 3998, "refund_no": f"LATE{order_no}",
+                "reason": "cancelled", "user_id": 1}
+    try:
+        with Session(engine) as session, session.begin():
+            event_id = add_to_outbox(session, LatePaymentReceived(order_no=order_no, **received), producer="order",
+                                     aggregate_id=order_no)
+            add_to_outbox(session, LatePaymentReceived(  # a wallet charge's: published with its credit back
+                order_no=other, channel="balance", out_trade_no=other, amount_fen=500, refund_no=f"LATEW{other}",
+                reason="cancelled", user_id=2), producer="order", aggregate_id=other)
+
+        migrations.upgrade(database_at_0013, migrations_dir("order"))
+
+        with engine.connect() as connection:
+            claimed = [tuple(row) for row in connection.execute(select(
+                idempotency_keys.c.scope, idempotency_keys.c.key, idempotency_keys.c.request_hash,
+                idempotency_keys.c.response))]
+        assert claimed == [(service.LATE_RECEIVED_SCOPE, f"LATE{order_no}", fingerprint(b"3998"), event_id.encode())]
+        with Session(engine) as session, session.begin():  # what refund_late_payment's replay then does
+            response = run_once(session, scope=service.LATE_RECEIVED_SCOPE, key=f"LATE{order_no}", request=b"3998",
+                                execute=lambda: pytest.fail("published again"))
+        assert response == event_id.encode()
+    finally:
+        engine.dispose()

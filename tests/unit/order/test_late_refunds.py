@@ -158,14 +158,46 @@ def test_staff_close_an_abnormal_late_refund_with_a_reason_and_nothing_is_publis
     assert "order-refunded" not in [event.event_type for event in shop.uow.published]
 
 
-def test_a_late_refund_wechat_pay_closes_is_noted_for_staff_and_not_published(
+def test_a_late_refund_wechat_pay_closes_is_abnormal_for_staff_alerted_until_they_close_it(
         shop: Shop, payments: FakeRefundPayments) -> None:
     order, refund = paid_late(shop, payments)
 
     notify(shop, payments, refund, "CLOSED", times=2)
+    refunds.watch_abnormal_refunds(shop.uow, now=LATER + timedelta(hours=1))
+    counted = abnormal_gauge()
+    payments.status = "CLOSED"  # what WeChat Pay answers when asked again: a retry changes nothing
+    refunds.retry_refund(shop.uow, payments, shop.members, refund_no=refund.refund_no, actor="staff:9", now=LATER)
+    still = refund.status
+    refunds.close_refund(shop.uow, payments, refund_no=refund.refund_no, reason="线下转账", actor="staff:1", now=LATER)
+    refunds.watch_abnormal_refunds(shop.uow, now=LATER + timedelta(hours=1))
 
-    assert (refund.status, order.refunded_fen, refunded_events(shop)) == ("CLOSED", 0, [])
+    assert (counted, still, refund.status, abnormal_gauge()) == (1, "ABNORMAL", "CLOSED", 0)
     assert [step.reason for step in order.history].count(refunds.late_refund_closed_note(refund)) == 1
+    assert (order.refunded_fen, refunded_events(shop)) == (0, [])
+    assert late_money(shop) == [
+        ("late-payment-received", order.order_no, "wechat", 3998, f"LATE{order.order_no}", "cancelled")]
+
+
+def test_a_late_payment_whose_step_an_earlier_release_recorded_is_received_once_before_its_refund(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = submit(shop, BUY_TWO)
+    service.cancel_order(shop.uow, user_id=1, order_id=order.id or 0, reason="", now=NOW)
+    refund_no = f"LATE{order.order_no}"
+    # Recorded before late-payment-received existed; its refund was never paid.
+    order.record_step(actor="wechatpay", now=NOW, reason=f"{service.LATE_PAYMENT} ({refund_no}, 3998 fen)",
+                      shopper=False)
+    wechat = WechatPay(order, payments)
+
+    for _ in range(3):
+        service.handle_wechat_notify(shop.uow, wechat, headers={}, body=b"{}", now=LATER)
+    refund = shop.uow.refunds.get(refund_no)
+    assert refund is not None
+    notify(shop, payments, refund, "SUCCESS", times=2)
+
+    assert late_money(shop) == [
+        ("late-payment-received", order.order_no, "wechat", 3998, refund_no, "cancelled"),
+        ("late-payment-refunded", order.order_no, "wechat", 3998, refund_no, "")]
+    assert [step.reason.startswith(service.LATE_PAYMENT) for step in order.history].count(True) == 1
 
 
 class Refusing(FakeRefundPayments):
