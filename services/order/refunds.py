@@ -754,8 +754,9 @@ def close_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, *, refun
         order = uow.orders.get(refund.order_id, lock=True)
         assert order is not None  # a refund's order is never deleted
         _change(uow, order, refund, RefundStatus.CLOSED, actor, now, closed_by_staff=True)
-        order.record_step(actor=actor, now=now,
-                          reason=f"refund {refund_no} closed ({refund.amount_fen} fen freed): {why}", shopper=False)
+        freed = ("a late payment: nothing reserved, the shopper not refunded" if refund.source == LATE_PAYMENT
+                 else f"{refund.amount_fen} fen freed")
+        order.record_step(actor=actor, now=now, reason=f"refund {refund_no} closed ({freed}): {why}", shopper=False)
         uow.commit()
     return order
 
