@@ -64,6 +64,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def seconds_since(since: datetime | None, now: datetime) -> float:
+    """How long ago `since` was, for an "oldest waiting" gauge: 0 when nothing waits (None) or it is not past yet."""
+    return max(0.0, (now - since).total_seconds()) if since else 0.0
+
+
 def make_engine(url: str) -> Engine:
     """An engine for a service database. Statement parameters never reach logs (they hold phones).
 

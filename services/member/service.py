@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import TypeVar
 
-from services.common.db import utcnow
+from services.common.db import seconds_since, utcnow
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 from services.member import events, metrics
 from services.member.channels import (
@@ -1081,7 +1081,7 @@ def _show_overdue_recharges(uow: MemberUnitOfWork, overdue: datetime, now: datet
         count, oldest = uow.recharges.count_pending_before(overdue)
         uow.commit()
     deadline = oldest + timedelta(minutes=RECHARGE_PAY_MINUTES) if oldest else None
-    metrics.overdue_recharges(count, max(0.0, (now - deadline).total_seconds()) if deadline else 0.0)
+    metrics.overdue_recharges(count, seconds_since(deadline, now))
 
 
 def _expire_recharge(uow: MemberUnitOfWork, payment: PaymentChannel, recharge_no: str, now: datetime) -> int:

@@ -100,7 +100,7 @@ from mall.events.v1.order_events_pb2 import OrderLine as EventLine
 from mall.events.v1.order_events_pb2 import OrderRefunded, OrderReturned
 
 from services.common import formats
-from services.common.db import utcnow
+from services.common.db import seconds_since, utcnow
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.events import timestamp
 from services.common.wechatpay import NotifyRejected, WechatPay, WechatPayApiError, WechatPayError
@@ -519,8 +519,8 @@ def handle_refund_notify(uow: OrderUnitOfWork, payments: RefundPayments | None, 
         uow.commit()
     if refund is None or order is None:
         raise NotifyRejected("no refund has this out_refund_no")
-    if (notice.out_trade_no, notice.refund_fen, notice.total_fen) != (_trade(order, refund)[0], refund.amount_fen,
-                                                                       _trade(order, refund)[1]):
+    out_trade_no, total_fen = _trade(order, refund)
+    if (notice.out_trade_no, notice.refund_fen, notice.total_fen) != (out_trade_no, refund.amount_fen, total_fen):
         raise NotifyRejected("the notify's out_trade_no or amounts differ from the refund's")
     return _apply_answer(uow, refund.refund_no, notice, actor="wechatpay", now=now or utcnow())
 
@@ -564,12 +564,8 @@ def watch_abnormal_refunds(uow: OrderUnitOfWork, *, now: datetime | None = None,
         count, since = uow.refunds.abnormal_since()
         stuck, pending_since = uow.refunds.pending_since(now - timedelta(seconds=stuck_seconds))
         uow.commit()
-    metrics.abnormal_refunds(count, _age(now, since))
-    metrics.stuck_refunds(stuck, _age(now, pending_since))
-
-
-def _age(now: datetime, since: datetime | None) -> float:
-    return max(0.0, (now - since).total_seconds()) if since else 0.0
+    metrics.abnormal_refunds(count, seconds_since(since, now))
+    metrics.stuck_refunds(stuck, seconds_since(pending_since, now))
 
 
 def retry_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members: Members, *, refund_no: str,
