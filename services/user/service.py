@@ -361,22 +361,23 @@ def bind_wechat(uow: UserUnitOfWork, wechat: WechatLogin, issuer: TokenIssuer, *
     the same WeChat again changes nothing (a retry after a lost answer, whose code is spent). Like bind_phone, the
     code is redeemed before the conflicts are looked at, and a conflict spends it."""
     now = now or utcnow()
-    _check_code_format(sms_code)
+    _check_code_format(sms_code, "sms_code")
     session = wechat.code2session(code)
     with uow:
         user = _existing_user(uow, user_id, lock=True)
         bound = uow.wechat_accounts.by_openid(wechat.appid, session.openid)
         if bound is not None and bound.user_id == user_id:
             return bound
+        own = uow.wechat_accounts.of_user(user_id)
         if user.phone is not None:
             _redeem_code(uow, issuer, phone=user.phone, purpose="bind", code=sms_code, now=now)
-        elif uow.wechat_accounts.of_user(user_id) is None:  # never so: an account without a phone has its WeChat
+        elif own is None:  # never so: an account without a phone has its WeChat
             raise InvalidInput("PHONE_NOT_BOUND", "this account has no phone to confirm the binding with",
                                details={"sms_code": "no phone bound"})
         try:
             if bound is not None:
                 raise Conflict("WECHAT_BOUND_ELSEWHERE", "this WeChat account is bound to another account")
-            if uow.wechat_accounts.of_user(user_id) is not None:
+            if own is not None:
                 raise Conflict("WECHAT_ALREADY_BOUND", "this account is bound to another WeChat; unbind it first")
         except Conflict:
             uow.commit()  # the code is spent either way

@@ -109,6 +109,7 @@ def test_a_stolen_access_token_alone_binds_no_wechat(uow: FakeUserUnitOfWork, we
         with pytest.raises(InvalidInput) as refused:
             bind(uow, wechat, issuer, user_id, "o-thief", guess or "nothing")
         assert refused.value.code == "SMS_CODE_INVALID"
+        assert guess == f"{(int(code) + 1) % 10**6:06d}" or refused.value.details == {"sms_code": "invalid"}
 
     assert (uow.wechat_accounts.accounts, uow.sms_codes.latest(PHONE, "bind").attempts) == ([], 1)
 
