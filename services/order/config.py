@@ -67,16 +67,16 @@ class OrderServiceSettings:
     @classmethod
     def from_env(cls, base: ServiceSettings, environ: Mapping[str, str] | None = None) -> OrderServiceSettings:
         env = Env(environ)
-        pay_minutes = _bounded(env, "ORDER_PAY_MINUTES", DEFAULT_PAY_MINUTES, MIN_PAY_MINUTES, MAX_PAY_MINUTES)
+        pay_minutes = env.int_within("ORDER_PAY_MINUTES", DEFAULT_PAY_MINUTES, MIN_PAY_MINUTES, MAX_PAY_MINUTES)
         orders = OrderSettings(pay_minutes=pay_minutes,
-                               freight=FreightRule(flat_fen=_bounded(env, "ORDER_FREIGHT_FEN", 0, 0, MAX_FREIGHT_FEN),
-                                                   free_from_fen=_bounded(env, "ORDER_FREE_FREIGHT_FROM_FEN", 0, 0,
+                               freight=FreightRule(flat_fen=env.int_within("ORDER_FREIGHT_FEN", 0, 0, MAX_FREIGHT_FEN),
+                                                   free_from_fen=env.int_within("ORDER_FREE_FREIGHT_FROM_FEN", 0, 0,
                                                                           MAX_FREE_FREIGHT_FROM_FEN)),
                                notify_url=env.str("ORDER_WECHATPAY_NOTIFY_URL",
                                                   "https://localhost/api/v1/payments/wechat/notify"),
-                               auto_confirm_days=_bounded(env, "ORDER_AUTO_CONFIRM_DAYS", DEFAULT_AUTO_CONFIRM_DAYS,
+                               auto_confirm_days=env.int_within("ORDER_AUTO_CONFIRM_DAYS", DEFAULT_AUTO_CONFIRM_DAYS,
                                                           *AUTO_CONFIRM_DAYS),
-                               auto_confirm_max_pause_days=_bounded(env, "ORDER_AUTO_CONFIRM_MAX_PAUSE_DAYS",
+                               auto_confirm_max_pause_days=env.int_within("ORDER_AUTO_CONFIRM_MAX_PAUSE_DAYS",
                                                                     DEFAULT_AUTO_CONFIRM_MAX_PAUSE_DAYS,
                                                                     *AUTO_CONFIRM_MAX_PAUSE_DAYS),
                                refund_notify_url=env.str("ORDER_WECHATPAY_REFUND_NOTIFY_URL",
@@ -88,8 +88,8 @@ class OrderServiceSettings:
                               f"ORDER_GRPC_TIMEOUT_MS ({grpc_timeout_ms} ms)")
         return cls(base=base, orders=orders,
                    after_sales=AfterSaleSettings(
-                       after_sale_days=_bounded(env, "ORDER_AFTER_SALE_DAYS", DEFAULT_AFTER_SALE_DAYS, *AFTER_SALE_DAYS),
-                       return_ship_days=_bounded(env, "ORDER_RETURN_SHIP_DAYS", DEFAULT_RETURN_SHIP_DAYS,
+                       after_sale_days=env.int_within("ORDER_AFTER_SALE_DAYS", DEFAULT_AFTER_SALE_DAYS, *AFTER_SALE_DAYS),
+                       return_ship_days=env.int_within("ORDER_RETURN_SHIP_DAYS", DEFAULT_RETURN_SHIP_DAYS,
                                                  *RETURN_SHIP_DAYS)),
                    wechatpay=WechatPaySettings.from_env(base.environment, environ),
                    timeout_scan_seconds=env.float("ORDER_TIMEOUT_SCAN_SECONDS", 10.0),
@@ -98,13 +98,9 @@ class OrderServiceSettings:
                    grpc_timeout_seconds=grpc_timeout_ms / 1000,
                    refund_reconcile_seconds=env.float("ORDER_REFUND_RECONCILE_SECONDS", 60.0),
                    refund_settle_seconds=env.int("ORDER_REFUND_SETTLE_SECONDS", 300),
-                   refund_stuck_seconds=_bounded(env, "ORDER_REFUND_STUCK_SECONDS", STUCK_SECONDS,
+                   refund_stuck_seconds=env.int_within("ORDER_REFUND_STUCK_SECONDS", STUCK_SECONDS,
                                                  *REFUND_STUCK_SECONDS),
                    wallet_settle_seconds=wallet_settle_seconds)
-
-
-def _bounded(env: Env, name: str, default: int, minimum: int, maximum: int) -> int:
-    return env.int_within(name, default, minimum, maximum)
 
 
 # Live settings (services/common/runtime_config.py): ops change them while the service runs with
@@ -118,7 +114,7 @@ MAX_FREIGHT_FEN = 100_000            # 1,000 yuan: more is a typo, not a parcel
 MAX_FREE_FREIGHT_FROM_FEN = 100_000_000
 
 
-def live_tunables(orders: OrderSettings, environ: Mapping[str, str] | None = None) -> dict[str, Tunable]:
+def live_tunables(orders: OrderSettings) -> dict[str, Tunable]:
     """payment_timeout_minutes (5 to 60 minutes, domain.MAX_PAY_MINUTES; default ORDER_PAY_MINUTES),
     auto_confirm_days (1 to 60; default ORDER_AUTO_CONFIRM_DAYS, 10), auto_confirm_max_pause_days (0 to 60; default
     ORDER_AUTO_CONFIRM_MAX_PAUSE_DAYS, 15), freight_fen (0 to 100,000; default
@@ -127,11 +123,11 @@ def live_tunables(orders: OrderSettings, environ: Mapping[str, str] | None = Non
     change (submit re-prices)."""
     return {"payment_timeout_minutes": Tunable(default=orders.pay_minutes, minimum=MIN_PAY_MINUTES,
                                                maximum=MAX_PAY_MINUTES),
-            "auto_confirm_days": Tunable(default=Env(environ).int("ORDER_AUTO_CONFIRM_DAYS", DEFAULT_AUTO_CONFIRM_DAYS),
-                                         minimum=AUTO_CONFIRM_DAYS[0], maximum=AUTO_CONFIRM_DAYS[1]),
-            "auto_confirm_max_pause_days": Tunable(
-                default=Env(environ).int("ORDER_AUTO_CONFIRM_MAX_PAUSE_DAYS", DEFAULT_AUTO_CONFIRM_MAX_PAUSE_DAYS),
-                minimum=AUTO_CONFIRM_MAX_PAUSE_DAYS[0], maximum=AUTO_CONFIRM_MAX_PAUSE_DAYS[1]),
+            "auto_confirm_days": Tunable(default=orders.auto_confirm_days, minimum=AUTO_CONFIRM_DAYS[0],
+                                         maximum=AUTO_CONFIRM_DAYS[1]),
+            "auto_confirm_max_pause_days": Tunable(default=orders.auto_confirm_max_pause_days,
+                                                   minimum=AUTO_CONFIRM_MAX_PAUSE_DAYS[0],
+                                                   maximum=AUTO_CONFIRM_MAX_PAUSE_DAYS[1]),
             "freight_fen": Tunable(default=orders.freight.flat_fen, minimum=0, maximum=MAX_FREIGHT_FEN),
             "free_freight_from_fen": Tunable(default=orders.freight.free_from_fen, minimum=0,
                                              maximum=MAX_FREE_FREIGHT_FROM_FEN)}

@@ -57,7 +57,7 @@ def servicer(shop: Shop, kv: FakeKv) -> Iterator[OrderServicer]:
     """The order servicer with its settings following the fake KV store, as build_app wires it."""
     servicer = OrderServicer(lambda: shop.uow, shop.catalog, shop.stock, shop.members, shop.users, shop.settings)
     live = RuntimeConfig(SimpleNamespace(consul=SimpleNamespace(kv=kv)), "order",  # type: ignore[arg-type]
-                         live_tunables(shop.settings, {}))
+                         live_tunables(shop.settings))
     watch = follow_live_settings(live, shop.settings, lambda settings: setattr(servicer, "settings", settings))
     stop = threading.Event()
     thread = threading.Thread(target=watch, args=(stop,), daemon=True)
@@ -107,9 +107,13 @@ def test_freight_put_in_consul_prices_the_next_preview_and_order_alike(servicer:
     assert after.amounts.payable_fen == quoted.amounts.payable_fen == before.amounts.payable_fen + 800
 
 
-def test_defaults_come_from_the_environment_and_every_setting_applies() -> None:
-    tunables = live_tunables(OrderSettings(pay_minutes=45, freight=FreightRule(flat_fen=600, free_from_fen=9900)),
-                             {"ORDER_AUTO_CONFIRM_DAYS": "14", "ORDER_AUTO_CONFIRM_MAX_PAUSE_DAYS": "20"})
+def test_defaults_come_from_the_environment_and_every_setting_applies(tmp_path: Path) -> None:
+    key = tmp_path / "jwt-public.pem"
+    key.write_bytes(b"public")
+    base = ServiceSettings.from_env("order", {"JWT_PUBLIC_KEY_FILE": str(key), "MINIMALL_ENV": "test"})
+    tunables = live_tunables(OrderServiceSettings.from_env(base, {
+        "ORDER_PAY_MINUTES": "45", "ORDER_FREIGHT_FEN": "600", "ORDER_FREE_FREIGHT_FROM_FEN": "9900",
+        "ORDER_AUTO_CONFIRM_DAYS": "14", "ORDER_AUTO_CONFIRM_MAX_PAUSE_DAYS": "20"}).orders)
 
     assert {name: (t.default, t.minimum, t.maximum) for name, t in tunables.items()} == {
         "payment_timeout_minutes": (45, 5, 60), "auto_confirm_days": (14, 1, 60),
