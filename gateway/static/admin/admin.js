@@ -5,7 +5,7 @@
 
 const API = "/api/v1";
 // Who may do what: each list is the x-roles of the route named beside it in /openapi.json (the gateway's role
-// rules; test_admin_report_routes.py keeps the two equal). The console only hides what the API would refuse.
+// rules; tests/unit/gateway/test_admin_console.py keeps the two equal). The console only hides what the API would refuse.
 const ROLES = {
   reports: ["admin", "operator", "finance"],                  // GET /admin/analytics/overview (REPORT_READERS)
   orders: ["admin", "operator", "customer_service"],          // GET /admin/orders
@@ -460,18 +460,21 @@ function query(parameters) {
 
 // A staff action on the server: its button waits, the answer or the error shows under the form.
 async function act(form, run) {
-  const output = form.querySelector(".outcome");
-  const submit = form.querySelector("button[type=submit]");
+  return attempt(form.querySelector("button[type=submit]"), form.querySelector(".outcome"), run);
+}
+
+// One staff action: its control disabled while it runs, its outcome cleared first and the error shown there.
+async function attempt(control, output, run) {
   output.className = "outcome";
   output.textContent = "";
-  submit.disabled = true;
+  control.disabled = true;
   try {
     await run();
   } catch (error) {
     output.className = "outcome error";
     output.textContent = describe(error);
   } finally {
-    submit.disabled = false;
+    control.disabled = false;
   }
 }
 
@@ -667,10 +670,10 @@ function drawCase(c) {
     element("p", {}, `Order ${c.order_no} · opened ${when(c.created_at)} · refund ${yuan(c.refund_fen)}` +
             (c.refund_no ? ` (${c.refund_no})` : "") + (parcel ? ` · ${parcel}` : "")),
     element("p", {class: "reason"}, `The shopper wrote: ${c.reason}`), images, lines,
-    element("h3", {}, "History"), history(c.history), ...caseActions(c, drawCase));
+    element("h3", {}, "History"), history(c.history), ...caseActions(c));
 }
 
-function caseActions(c, redraw) {
+function caseActions(c) {
   const forms = [];
   const canReject = c.status === "REQUESTED" || c.status === "RETURN_SHIPPED" ||
     (c.type === "refund_only" && c.status === "REFUND_FAILED");
@@ -681,7 +684,7 @@ function caseActions(c, redraw) {
     const reject = element("button", {type: "button", class: "secondary"}, "Reject");
     form.querySelector("button[type=submit]").after(reject);
     if (c.status !== "REQUESTED") form.querySelector("button[type=submit]").hidden = true;
-    const decide = (approve) => act(form, async () => redraw(await call(`/admin/after-sales/${c.id}/decision`, {
+    const decide = (approve) => act(form, async () => drawCase(await call(`/admin/after-sales/${c.id}/decision`, {
       method: "POST", json: {approve, shopper_reason: form.elements.shopper_reason.value.trim(),
                              note: form.elements.note.value.trim()}})));
     form.addEventListener("submit", (event) => { event.preventDefault(); decide(true); });
@@ -693,7 +696,7 @@ function caseActions(c, redraw) {
       ["note", "What came back (staff only)", {maxlength: "255"}]], "Received: restock and refund");
     form.addEventListener("submit", (event) => {
       event.preventDefault();
-      act(form, async () => redraw(await call(`/admin/after-sales/${c.id}/receive`, {
+      act(form, async () => drawCase(await call(`/admin/after-sales/${c.id}/receive`, {
         method: "POST", json: {note: form.elements.note.value.trim()}})));
     });
     forms.push(form);
@@ -702,7 +705,7 @@ function caseActions(c, redraw) {
     const form = actionForm("retry-form", "The refund did not arrive", [], "Retry the refund");
     form.addEventListener("submit", (event) => {
       event.preventDefault();
-      act(form, async () => redraw(await call(`/admin/after-sales/${c.id}/retry-refund`, {method: "POST"})));
+      act(form, async () => drawCase(await call(`/admin/after-sales/${c.id}/retry-refund`, {method: "POST"})));
     });
     forms.push(form);
   }
@@ -714,7 +717,7 @@ function caseActions(c, redraw) {
       act(form, async () => {
         await call(`/admin/refunds/${encodeURIComponent(c.refund_no)}/close`, {
           method: "POST", json: {reason: form.elements.reason.value.trim()}});
-        redraw(await call(`/admin/after-sales/${c.id}`));
+        drawCase(await call(`/admin/after-sales/${c.id}`));
       });
     });
     forms.push(form);
@@ -760,20 +763,10 @@ function refundRow(refund) {
                   refund.reason, ""], {"data-refund-no": refund.refund_no, "data-status": refund.status});
   const cell = tr.lastChild, outcome = element("span", {class: "outcome", role: "alert"});
   if (waiting && can("retryRefundByNo")) {
-    cell.append(button("Retry", async (event) => {
-      event.target.disabled = true;
-      outcome.className = "outcome";
-      outcome.textContent = "";
-      try {
-        await call(`/admin/refunds/${encodeURIComponent(refund.refund_no)}/retry`, {method: "POST"});
-        loadRefunds(pages.refunds);
-      } catch (error) {
-        outcome.className = "outcome error";
-        outcome.textContent = describe(error);
-      } finally {
-        event.target.disabled = false;
-      }
-    }));
+    cell.append(button("Retry", (event) => attempt(event.target, outcome, async () => {
+      await call(`/admin/refunds/${encodeURIComponent(refund.refund_no)}/retry`, {method: "POST"});
+      loadRefunds(pages.refunds);
+    })));
   }
   cell.append(outcome);
   if (refund.status === "ABNORMAL" && can("closeRefund")) cell.append(closeForm(refund));
@@ -806,18 +799,10 @@ async function loadStuckRefunds() {
                      {"data-case-id": c.id});
       const cell = tr.lastChild, outcome = element("span", {class: "outcome", role: "alert"});
       if (can("retryRefund")) {
-        cell.append(button("Retry", async (event) => {
-          event.target.disabled = true;
-          try {
-            await call(`/admin/after-sales/${c.id}/retry-refund`, {method: "POST"});
-            loadStuckRefunds();
-          } catch (error) {
-            outcome.className = "outcome error";
-            outcome.textContent = describe(error);
-          } finally {
-            event.target.disabled = false;
-          }
-        }));
+        cell.append(button("Retry", (event) => attempt(event.target, outcome, async () => {
+          await call(`/admin/after-sales/${c.id}/retry-refund`, {method: "POST"});
+          loadStuckRefunds();
+        })));
       }
       cell.append(button("Open", () => { showSection("aftersales-view"); openCase(c.id); }), outcome);
       return tr;
