@@ -14,11 +14,10 @@ from pydantic import AwareDatetime, Field, field_validator
 
 from gateway.api import Body, Page, PageQuery, Reply, operation, service
 from gateway.routes.member import MAX_FEN, CouponTemplateOut, WithdrawalOut, moment
-from services.common.auth import Role
+from services.common.auth import TEMPLATE_EDITORS, Role
 
 bp = Blueprint("admin_member", __name__, url_prefix="/api/v1/admin")
 
-TEMPLATE_EDITORS = (Role.ADMIN, Role.OPERATOR)
 TemplateStatus = Literal["active", "disabled"]
 
 

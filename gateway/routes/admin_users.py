@@ -13,14 +13,12 @@ from pydantic import Field
 from gateway.api import Body, Page, PageQuery, operation, service
 from gateway.routes.auth import UserSummary
 from services.common import formats
-from services.common.auth import Role
+from services.common.auth import USER_FINDERS, Role
 from services.common.formats import anchored
 
 bp = Blueprint("admin_users", __name__, url_prefix="/api/v1/admin/users")
 
 RoleName = Literal[tuple(role.value for role in Role)]  # type: ignore[valid-type]
-# Who may look shoppers up: the staff who search their orders (ORDER_STAFF in gateway/routes/orders.py).
-USER_FINDERS = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
 
 
 class UserSearchQuery(PageQuery):

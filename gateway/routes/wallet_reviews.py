@@ -13,12 +13,10 @@ from pydantic import Field
 
 from gateway.api import Body, Page, PageQuery, Reply, operation, service
 from gateway.routes.orders import utc_time
-from services.common.auth import Role
+from services.common.auth import WALLET_RESOLVERS, WALLET_REVIEWERS
 
 bp = Blueprint("wallet_reviews", __name__, url_prefix="/api/v1/admin/wallet-reviews")
 
-REVIEWERS = (Role.ADMIN, Role.FINANCE, Role.CUSTOMER_SERVICE)  # customer service answers the shoppers
-RESOLVERS = (Role.ADMIN, Role.FINANCE)  # money back to a wallet, or settled elsewhere: finance decides
 ReviewStatus = Literal["OPEN", "CREDITED", "HANDLED"]
 
 
@@ -65,7 +63,7 @@ class ResolveIn(Body):
 
 @bp.get("")
 @operation(summary="Wallet charges that could not pay their order, for staff (oldest first)", tag="admin-orders",
-           roles=REVIEWERS, query=WalletReviewsQuery, responses={200: Page[WalletReviewOut]},
+           roles=WALLET_REVIEWERS, query=WalletReviewsQuery, responses={200: Page[WalletReviewOut]},
            description="The wallet reconciliation asks the member service what a wallet paid for an order whose "
                        "payment answer was lost. A charge from another user's wallet, or of another amount than the "
                        "order's, cannot pay it: it is listed here OPEN (the order's history says so, and the payment "
@@ -79,7 +77,7 @@ def list_wallet_reviews(query: WalletReviewsQuery) -> Page[WalletReviewOut]:
 
 
 @bp.post("/<id:review_id>/resolve")
-@operation(summary="Credit a wallet charge back, or mark it handled", tag="admin-orders", roles=RESOLVERS,
+@operation(summary="Credit a wallet charge back, or mark it handled", tag="admin-orders", roles=WALLET_RESOLVERS,
            body=ResolveIn, responses={200: WalletReviewOut},
            description="credit_back has the member service credit the charge to the wallet it came from (refund "
                        "LATEW<order_no>, credited once however often asked; 503 and nothing changed when the member "

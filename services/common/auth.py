@@ -55,6 +55,14 @@ REPORT_READERS = (Role.ADMIN, Role.OPERATOR, Role.FINANCE)
 # Who acts on refunds stuck at the channel, and who reads the list of refunds (everyone who may act on one, and
 # finance, who reconcile the money): the gateway's routes, the order service and the admin console (tested to agree
 # through the routes' x-roles) all go by these.
+# Who finds users (by phone, id or nickname; each search audited by the user service).
+USER_FINDERS = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
+# Who creates, lists, finds and disables coupon templates.
+TEMPLATE_EDITORS = (Role.ADMIN, Role.OPERATOR)
+# Who reads the wallet charges left for staff (customer service answers the shoppers), and who resolves one (money
+# back to a wallet, or settled elsewhere: finance decides).
+WALLET_REVIEWERS = (Role.ADMIN, Role.FINANCE, Role.CUSTOMER_SERVICE)
+WALLET_RESOLVERS = (Role.ADMIN, Role.FINANCE)
 # Who decides that money goes back to a shopper: approving a paid order's cancellation, cancelling a partly shipped
 # order's unshipped units. Operators ship; they do not pay out.
 REFUND_DECIDERS = (Role.ADMIN, Role.CUSTOMER_SERVICE)

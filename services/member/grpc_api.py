@@ -10,7 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from mall.member.v1 import member_pb2 as pb
 from mall.member.v1 import member_pb2_grpc
 
-from services.common.auth import Role, require_caller, require_service
+from services.common.auth import TEMPLATE_EDITORS, Role, require_caller, require_service
 from services.common.errors import InvalidInput
 from services.common.events import timestamp
 from services.member import service
@@ -29,8 +29,7 @@ from services.member.uow import MemberUnitOfWork
 MAX_PAGE = 100
 STAFF_REFUNDERS = (Role.ADMIN, Role.FINANCE, Role.CUSTOMER_SERVICE)
 REFUNDING_SERVICES = ("order",)  # refunds of balance payments, also from its reconciliation job (no staff there)
-PAYMENT_VOIDERS = ("order",)
-TEMPLATE_EDITORS = (Role.ADMIN, Role.OPERATOR)  # create, list, find and disable coupon templates  # what a wallet paid for an order, else no payment ever: reconciling lost answers
+PAYMENT_VOIDERS = ("order",)  # what a wallet paid for an order, else no payment ever: reconciling lost answers
 
 
 class MemberServicer(member_pb2_grpc.MemberServiceServicer):

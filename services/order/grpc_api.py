@@ -14,6 +14,8 @@ from services.common.auth import (
     REFUND_DECIDERS,
     REFUND_READERS,
     REFUND_RETRIERS,
+    WALLET_RESOLVERS,
+    WALLET_REVIEWERS,
     Role,
     require_caller,
 )
@@ -28,8 +30,6 @@ from services.order.uow import CaseSearch, ListedRefund, OrderSearch, OrderUnitO
 
 ORDER_STAFF = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
 SHIPPERS = (Role.ADMIN, Role.OPERATOR)
-WALLET_REVIEWERS = (Role.ADMIN, Role.FINANCE, Role.CUSTOMER_SERVICE)  # customer service answers the shoppers
-WALLET_RESOLVERS = (Role.ADMIN, Role.FINANCE)  # money back to a wallet, or settled elsewhere: finance decides
 MAX_PAGE = 100
 
 

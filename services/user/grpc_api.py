@@ -8,7 +8,7 @@ from datetime import date
 import grpc
 from mall.user.v1 import user_pb2, user_pb2_grpc
 
-from services.common.auth import STAFF_ROLES, Role, require_caller
+from services.common.auth import STAFF_ROLES, USER_FINDERS, Role, require_caller
 from services.common.errors import DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.events import timestamp
 from services.common.logs import mask_phone
@@ -30,7 +30,6 @@ from services.user.tokens import TokenIssuer
 from services.user.uow import UserUnitOfWork
 
 # Staff who find users: those who search orders by user (order service ORDER_STAFF) and admins who set roles.
-USER_FINDERS = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
 MAX_PAGE = 100
 
 
