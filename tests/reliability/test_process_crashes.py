@@ -25,6 +25,7 @@ from services.common.outbox import OutboxRelay, processed_events
 from tests.fixtures.kafka import read_topic
 from tests.fixtures.outbox import consume_until, new_users_counted, register_users, unpublished
 from tests.fixtures.platform import ROOT
+from tests.fixtures.postgres import wait_until_advisory_locks_released
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 
@@ -44,6 +45,7 @@ def test_a_relay_killed_between_send_and_mark_publishes_again_and_the_consumer_a
 
     assert run_until_killed("relay", user_db, kafka_settings) == -signal.SIGKILL
     assert unpublished(user_db) == 3  # sent, never marked
+    wait_until_advisory_locks_released(user_db)  # until then a new relay stands by, as in production: its next round
     assert relays().publish_pending() == 3  # the restarted relay sends them again
 
     records = read_topic(kafka_settings, "user-registered", until=lambda rs: len(rs) >= 6)
