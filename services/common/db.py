@@ -16,6 +16,7 @@ from sqlalchemy import (
     DateTime,
     Engine,
     Integer,
+    Table,
     cast,
     create_engine,
     event,
@@ -23,12 +24,23 @@ from sqlalchemy import (
     make_url,
     text,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, registry
+from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import TypeDecorator
 
 # Auto-increment primary keys: BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
 BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+# The databases MiniMall runs on (make_engine), each with its own INSERT .. ON CONFLICT DO NOTHING / DO UPDATE.
+CONFLICT_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def conflict_insert(session: Session, table: Table) -> Insert:
+    """An INSERT into `table` that can take ON CONFLICT, in the dialect of the session's database."""
+    return CONFLICT_INSERTS[session.get_bind().dialect.name](table)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

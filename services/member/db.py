@@ -21,11 +21,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, registry
 
-from services.common.db import BigId, Mapping, UTCDateTime, integer_sum, serialize_on
+from services.common.db import BigId, Mapping, UTCDateTime, conflict_insert, integer_sum, serialize_on
 from services.common.uow import SqlUnitOfWork
 from services.member.domain import (
     Coupon,
@@ -245,8 +244,7 @@ start_mappers = Mapping(_map_classes).start
 
 def insert_ignoring_duplicates(session: Session, table: Table, values: list[dict[str, Any]]) -> None:
     """INSERT ... ON CONFLICT DO NOTHING, on PostgreSQL and SQLite."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    session.execute(dialect.insert(table).values(values).on_conflict_do_nothing())
+    session.execute(conflict_insert(session, table).values(values).on_conflict_do_nothing())
 
 
 def _locked(query: Any, lock: bool) -> Any:

@@ -29,13 +29,11 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, registry, relationship
 from sqlalchemy.orm.attributes import set_committed_value
 
-from services.common.db import BigId, Mapping, UTCDateTime, integer_sum, serialize_on
+from services.common.db import BigId, Mapping, UTCDateTime, conflict_insert, integer_sum, serialize_on
 from services.common.errors import Conflict
 from services.common.uow import SqlUnitOfWork
 from services.product.domain import (
@@ -518,13 +516,10 @@ class SqlReviewRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def _insert(self) -> Any:
-        return postgresql_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-
     def record_reviewable(self, line: ReviewableLine) -> bool:
         values = {c.name: getattr(line, c.name) for c in reviewable_lines.columns if c.name != "id"}
         # RETURNING, not rowcount: psycopg reports -1 rows for INSERT .. ON CONFLICT DO NOTHING.
-        statement = self._insert()(reviewable_lines).values(values).on_conflict_do_nothing(
+        statement = conflict_insert(self.session, reviewable_lines).values(values).on_conflict_do_nothing(
             index_elements=["order_no", "line_id"]).returning(reviewable_lines.c.id)
         return self.session.execute(statement).first() is not None
 
@@ -540,7 +535,7 @@ class SqlReviewRepository:
         except IntegrityError:  # the line's review exists, or was committed a moment ago by a concurrent post
             raise Conflict("REVIEW_EXISTS", "this order line has been reviewed already") from None
         column = product_ratings.c[f"stars_{review.rating}"]
-        statement = self._insert()(product_ratings).values(
+        statement = conflict_insert(self.session, product_ratings).values(
             product_id=review.product_id, **{f"stars_{n}": int(n == review.rating) for n in RATINGS})
         self.session.execute(statement.on_conflict_do_update(index_elements=["product_id"],
                                                              set_={column.name: column + 1}))
