@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -16,6 +16,7 @@ from sqlalchemy import (
     DateTime,
     Engine,
     Integer,
+    Select,
     Table,
     cast,
     create_engine,
@@ -29,6 +30,8 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, registry
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import TypeDecorator
+
+SelectT = TypeVar("SelectT", bound=Select[Any])
 
 # Auto-increment primary keys: BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
 BigId = BigInteger().with_variant(Integer, "sqlite")
@@ -171,6 +174,14 @@ def serialize_on(session: Session, name: str) -> None:
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key(name)})
+
+
+def skip_locked(session: Session, query: SelectT) -> SelectT:
+    """The query's rows that no other transaction holds, locked till this one ends (FOR UPDATE SKIP LOCKED): how
+    jobs and replicas share out work. PostgreSQL only; SQLite serialises writers and has no row locks."""
+    if session.get_bind().dialect.name == "postgresql":
+        return query.with_for_update(skip_locked=True)
+    return query
 
 
 class Mapping:

@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, registry
 
-from services.common.db import BigId, Mapping, UTCDateTime, conflict_insert, integer_sum, serialize_on
+from services.common.db import BigId, Mapping, UTCDateTime, conflict_insert, integer_sum, serialize_on, skip_locked
 from services.common.uow import SqlUnitOfWork
 from services.member.domain import (
     Coupon,
@@ -253,10 +253,8 @@ def _locked(query: Any, lock: bool) -> Any:
 
 
 def _skip_locked(session: Session, query: Any) -> Any:
-    """Rows no other transaction holds, locked (PostgreSQL); SQLite serialises writers and has no row locks."""
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    return query.execution_options(populate_existing=True)
+    # populate_existing, as in _locked: a row locked now must not be read from an older copy in the session
+    return skip_locked(session, query).execution_options(populate_existing=True)
 
 
 class SqlMemberRepository:

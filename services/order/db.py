@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, composite, registry, relationship, selectinload
 
-from services.common.db import BigId, Mapping, UTCDateTime, serialize_on
+from services.common.db import BigId, Mapping, UTCDateTime, serialize_on, skip_locked
 from services.common.uow import SqlUnitOfWork
 from services.order.aftersales import CLOSED, AfterSale, CaseLine, CaseStep
 from services.order.domain import (
@@ -423,9 +423,7 @@ class SqlOrderRepository:
     def _lock_due(self, due: ColumnElement[bool], clock: ColumnElement[datetime], limit: int) -> list[Order]:
         """Orders that are `due`, oldest `clock` first, locked; rows other transactions hold are skipped."""
         query = select(Order).where(due).order_by(clock).limit(limit)
-        if self.session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        return list(self.session.execute(query).scalars())
+        return list(self.session.execute(skip_locked(self.session, query)).scalars())
 
     def wallet_attempts_before(self, before: datetime, limit: int) -> list[Order]:
         return list(self.session.execute(
@@ -492,9 +490,7 @@ class SqlAfterSaleRepository:
         # updated_at is when the case was approved: nothing else changes an AWAITING_RETURN case.
         query = (select(AfterSale).where(after_sales.c.status == "AWAITING_RETURN", after_sales.c.updated_at <= before)
                  .order_by(after_sales.c.updated_at).limit(limit))
-        if self.session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        return list(self.session.execute(query).scalars())
+        return list(self.session.execute(skip_locked(self.session, query)).scalars())
 
     def for_order(self, order_id: int) -> list[AfterSale]:
         return list(self.session.execute(select(AfterSale).where(after_sales.c.order_id == order_id)
