@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
 from services.common.config import DEV_ENVIRONMENTS, ConfigError, Env, read_key
+from services.common.errors import ChannelError
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +52,8 @@ PAID_STATUSES = ("TRADE_SUCCESS", "TRADE_FINISHED")
 YUAN = re.compile(r"(0|[1-9][0-9]{0,11})(?:\.([0-9]{1,2}))?")
 
 
-class AlipayError(Exception):
+class AlipayError(ChannelError):
     """Anything Alipay related that went wrong; `reason` is safe to log and to answer with."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class NotifyRejected(AlipayError):

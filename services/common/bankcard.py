@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 import requests
 
 from services.common.config import DEV_ENVIRONMENTS, ConfigError, Env
+from services.common.errors import ChannelError
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +46,8 @@ SIGNATURE_HEADER = "X-Bankcard-Signature"
 MIN_SECRET_LENGTH = 32
 
 
-class NotifyRejected(Exception):
+class NotifyRejected(ChannelError):
     """A callback we must not trust; `reason` is safe to log and to answer with."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class BankcardUnavailable(NotifyRejected):

@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPubl
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from services.common.config import DEV_ENVIRONMENTS, ConfigError, Env
+from services.common.errors import ChannelError
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +49,8 @@ DEFAULT_API_BASE = "https://api.mch.weixin.qq.com"
 APIV3_KEY_BYTES = 32
 
 
-class WechatPayError(Exception):
+class WechatPayError(ChannelError):
     """Anything WeChat Pay related that went wrong; `reason` is safe to log and to answer with."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class NotifyRejected(WechatPayError):
