@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -23,6 +23,7 @@ from sqlalchemy import (
     event,
     func,
     make_url,
+    select,
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -32,6 +33,7 @@ from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import TypeDecorator
 
 SelectT = TypeVar("SelectT", bound=Select[Any])
+T = TypeVar("T")
 
 # Auto-increment primary keys: BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
 BigId = BigInteger().with_variant(Integer, "sqlite")
@@ -174,6 +176,15 @@ def serialize_on(session: Session, name: str) -> None:
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key(name)})
+
+
+def counted_page(session: Session, entity: type[T], table: Table, where: Sequence[ColumnElement[bool]],
+                 order_by: Sequence[ColumnElement[Any]], offset: int, limit: int) -> tuple[list[T], int]:
+    """One page of the `entity` rows of `table` that match `where`, in `order_by` order, and how many match in all:
+    what a paged list answers."""
+    total = session.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
+    found = session.execute(select(entity).where(*where).order_by(*order_by).offset(offset).limit(limit)).scalars()
+    return list(found), total
 
 
 def skip_locked(session: Session, query: SelectT) -> SelectT:

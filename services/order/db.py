@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, composite, registry, relationship, selectinload
 
-from services.common.db import BigId, Mapping, UTCDateTime, serialize_on, skip_locked
+from services.common.db import BigId, Mapping, UTCDateTime, counted_page, serialize_on, skip_locked
 from services.common.uow import SqlUnitOfWork
 from services.order.aftersales import CLOSED, AfterSale, CaseLine, CaseStep
 from services.order.domain import (
@@ -461,11 +461,8 @@ class SqlWalletReviewRepository:
 
     def search(self, *, status: str, offset: int, limit: int) -> tuple[list[WalletReview], int]:
         conditions = [wallet_reviews.c.status == status] if status else []
-        total = self.session.execute(select(func.count()).select_from(wallet_reviews).where(*conditions)).scalar_one()
-        found = self.session.execute(select(WalletReview).where(*conditions)
-                                     .order_by(wallet_reviews.c.flagged_at, wallet_reviews.c.id)
-                                     .offset(offset).limit(limit)).scalars()
-        return list(found), total
+        return counted_page(self.session, WalletReview, wallet_reviews, conditions,
+                            [wallet_reviews.c.flagged_at, wallet_reviews.c.id], offset, limit)
 
     def count_open(self) -> int:
         return self.session.execute(select(func.count()).select_from(wallet_reviews)
@@ -504,11 +501,8 @@ class SqlAfterSaleRepository:
             conditions.append(after_sales.c.created_at >= search.created_from)
         if search.created_to is not None:
             conditions.append(after_sales.c.created_at < search.created_to)
-        total = self.session.execute(select(func.count()).select_from(after_sales).where(*conditions)).scalar_one()
-        found = self.session.execute(select(AfterSale).where(*conditions)
-                                     .order_by(after_sales.c.created_at.desc(), after_sales.c.id.desc())
-                                     .offset(search.offset).limit(search.limit)).scalars()
-        return list(found), total
+        return counted_page(self.session, AfterSale, after_sales, conditions,
+                            [after_sales.c.created_at.desc(), after_sales.c.id.desc()], search.offset, search.limit)
 
 
 class SqlRefundRepository:

@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, registry, relationship
 from sqlalchemy.orm.attributes import set_committed_value
 
-from services.common.db import BigId, Mapping, UTCDateTime, conflict_insert, integer_sum, serialize_on
+from services.common.db import BigId, Mapping, UTCDateTime, conflict_insert, counted_page, integer_sum, serialize_on
 from services.common.errors import Conflict
 from services.common.uow import SqlUnitOfWork
 from services.product.domain import (
@@ -434,11 +434,8 @@ class SqlStockRepository:
         self.session.add(movement)
 
     def movements(self, sku_id: int, offset: int, limit: int) -> tuple[list[StockMovement], int]:
-        found = self.session.execute(select(StockMovement).where(stock_movements.c.sku_id == sku_id)
-                                     .order_by(stock_movements.c.id.desc()).offset(offset).limit(limit)).scalars()
-        total = self.session.execute(select(func.count()).select_from(stock_movements)
-                                     .where(stock_movements.c.sku_id == sku_id)).scalar_one()
-        return list(found), total
+        return counted_page(self.session, StockMovement, stock_movements, [stock_movements.c.sku_id == sku_id],
+                            [stock_movements.c.id.desc()], offset, limit)
 
     def check(self) -> tuple[int, list[StockBalance]]:
         m = stock_movements.c
@@ -547,10 +544,8 @@ class SqlReviewRepository:
         return self._page(reviews.c.user_id == user_id, offset, limit)
 
     def _page(self, condition: Any, offset: int, limit: int) -> tuple[list[Review], int]:
-        found = list(self.session.execute(select(Review).where(condition).order_by(
-            reviews.c.created_at.desc(), reviews.c.id.desc()).offset(offset).limit(limit)).scalars())
-        total = self.session.execute(select(func.count()).select_from(reviews).where(condition)).scalar_one()
-        return found, total
+        newest_first = [reviews.c.created_at.desc(), reviews.c.id.desc()]
+        return counted_page(self.session, Review, reviews, [condition], newest_first, offset, limit)
 
     def summary(self, product_id: int) -> RatingSummary:
         row = self.session.execute(select(*(product_ratings.c[f"stars_{n}"] for n in RATINGS))
@@ -567,10 +562,8 @@ class SqlSettingsLogRepository:
 
     def page(self, entity: str, offset: int, limit: int) -> tuple[list[SettingsAuditEntry], int]:
         where = [settings_audit_log.c.entity == entity] if entity else []
-        found = self.session.execute(select(SettingsAuditEntry).where(*where).order_by(settings_audit_log.c.id.desc())
-                                     .offset(offset).limit(limit)).scalars()
-        total = self.session.execute(select(func.count()).select_from(settings_audit_log).where(*where)).scalar_one()
-        return list(found), total
+        return counted_page(self.session, SettingsAuditEntry, settings_audit_log, where,
+                            [settings_audit_log.c.id.desc()], offset, limit)
 
 
 class SqlProductUnitOfWork(SqlUnitOfWork, ProductUnitOfWork):

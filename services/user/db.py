@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, registry
 
-from services.common.db import BigId, Mapping, UTCDateTime, conflict_insert, serialize_on
+from services.common.db import BigId, Mapping, UTCDateTime, conflict_insert, counted_page, serialize_on
 from services.common.errors import Conflict
 from services.common.uow import SqlUnitOfWork
 from services.user.domain import (
@@ -227,10 +227,7 @@ class SqlUserRepository:
             conditions.append(users.c.id == search.user_id)
         if search.nickname_prefix:
             conditions.append(users.c.nickname.startswith(search.nickname_prefix, autoescape=True))
-        total = self.session.execute(select(func.count()).select_from(users).where(*conditions)).scalar_one()
-        found = self.session.execute(select(User).where(*conditions).order_by(users.c.id.desc())
-                                     .offset(search.offset).limit(search.limit)).scalars()
-        return list(found), total
+        return counted_page(self.session, User, users, conditions, [users.c.id.desc()], search.offset, search.limit)
 
 
 class SqlSmsCodeRepository:
