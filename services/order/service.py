@@ -523,13 +523,10 @@ def expire_prepaid(uow: OrderUnitOfWork, wechat: Prepay, *, order_no: str, now: 
         return False
     if notice is not None and notice.trade_state == "SUCCESS":
         try:
-            mark_paid(uow, order_no=order_no, channel="wechat", out_trade_no=notice.out_trade_no,
-                      paid_fen=notice.amount_total_fen, actor="system:timeout", now=now)
+            take_wechat_payment(uow, wechat, notice, actor="system:timeout", now=now, log_refund_failure=True)
         except DomainError as exc:
-            if exc.code != "ORDER_STATE_CONFLICT":
-                log.error("order %s was paid at WeChat Pay but cannot become PAID: %s", order_no, exc.code)
-                return False
-            _refund_unpayable(uow, wechat, notice, now)  # paid too late (or otherwise meanwhile): cancelled
+            log.error("order %s was paid at WeChat Pay but cannot become PAID: %s", order_no, exc.code)
+            return False
         return True
     with uow:
         order = uow.orders.by_order_no(order_no, lock=True)
@@ -701,24 +698,32 @@ def _close_prepay(uow: OrderUnitOfWork, wechat: Prepay, order_no: str, now: date
                           kind=ErrorKind.UNAVAILABLE) from None
     if notice is None or notice.trade_state != "SUCCESS":
         return False
+    return take_wechat_payment(uow, wechat, notice, actor="wechatpay", now=now)
+
+
+def take_wechat_payment(uow: OrderUnitOfWork, wechat: Prepay, notice: PaymentNotice, *, actor: str, now: datetime | None,
+                        log_refund_failure: bool = False) -> bool:
+    """A payment WeChat Pay reports made (its notify, or a query after a close or by reconciliation) pays its order
+    once (`mark_paid`); when the order can no longer take it (cancelled, paid too late, or paid otherwise
+    meanwhile) it is refunded (`refund_late_payment`). True when it paid the order, False when refunded. Every path
+    that learns of a WeChat Pay payment comes here, so none can keep money the order refused.
+
+    `mark_paid`'s other errors are raised. `log_refund_failure` (the jobs, which go on to the next order): a refund
+    that fails is logged, not raised; WeChat Pay keeps notifying the payment, whose notify refunds it again."""
     try:
-        mark_paid(uow, order_no=order_no, channel="wechat", out_trade_no=notice.out_trade_no,
-                  paid_fen=notice.amount_total_fen, actor="wechatpay", now=now)
+        mark_paid(uow, order_no=notice.out_trade_no, channel="wechat", out_trade_no=notice.out_trade_no,
+                  paid_fen=notice.amount_total_fen, actor=actor, now=now)
+        return True
     except Conflict as exc:
         if exc.code != "ORDER_STATE_CONFLICT":
             raise
-        refund_late_payment(uow, wechat, notice, now=now)  # paid too late (cancelled now), or otherwise meanwhile
-        return False
-    return True
-
-
-def _refund_unpayable(uow: OrderUnitOfWork, wechat: Prepay, notice: PaymentNotice, now: datetime) -> None:
-    """Refund a WeChat Pay payment of an order that can no longer be paid; a refund that fails is logged (WeChat
-    Pay keeps notifying the payment, whose notify refunds it again)."""
     try:
         refund_late_payment(uow, wechat, notice, now=now)
     except (DomainError, WechatPayError) as failed:
+        if not log_refund_failure:
+            raise
         log.warning("refunding the late payment of order %s failed: %s", notice.out_trade_no, failed)
+    return False
 
 
 def _description(order: Order) -> str:
@@ -776,14 +781,11 @@ def handle_wechat_notify(uow: OrderUnitOfWork, wechat: Prepay | None, *, headers
     if notice.trade_state != "SUCCESS":
         return  # nothing paid: acknowledged so WeChat Pay stops repeating it
     try:
-        mark_paid(uow, order_no=notice.out_trade_no, channel="wechat", out_trade_no=notice.out_trade_no,
-                  paid_fen=notice.amount_total_fen, actor="wechatpay", now=now)
+        take_wechat_payment(uow, wechat, notice, actor="wechatpay", now=now)
     except NotFound:
         raise NotifyRejected("no order has this out_trade_no") from None
-    except Conflict as exc:
-        if exc.code != "ORDER_STATE_CONFLICT":
-            raise NotifyRejected(exc.message) from None
-        refund_late_payment(uow, wechat, notice, now=now)
+    except Conflict as exc:  # the late payment's refund raises no Conflict: this is mark_paid's refusal
+        raise NotifyRejected(exc.message) from None
 
 
 LATE_PAYMENT = "paid after cancellation, refunded"
@@ -1001,17 +1003,13 @@ def reconcile_payments(uow: Callable[[], OrderUnitOfWork], wechat: Prepay, *, no
             continue
         if notice.trade_state != "SUCCESS":
             continue
+        # One cancelled since it was picked (by staff, or its timeout on another replica), or just now because it
+        # was paid too late, gets its money back, as when the notify itself arrives late.
         try:
-            mark_paid(uow(), order_no=order_no, channel="wechat", out_trade_no=notice.out_trade_no,
-                      paid_fen=notice.amount_total_fen, actor="reconciliation", now=now)
-            paid += 1
+            paid += take_wechat_payment(uow(), wechat, notice, actor="reconciliation", now=now,
+                                        log_refund_failure=True)
         except Conflict as exc:
-            if exc.code != "ORDER_STATE_CONFLICT":
-                log.error("order %s was paid at WeChat Pay but cannot become PAID: %s", order_no, exc.code)
-                continue
-            # Cancelled since it was picked (by staff, or its timeout on another replica), or just now because it was
-            # paid too late: the money goes back, as when the notify itself arrives late.
-            _refund_unpayable(uow(), wechat, notice, now)
+            log.error("order %s was paid at WeChat Pay but cannot become PAID: %s", order_no, exc.code)
     return paid
 
 
