@@ -896,13 +896,22 @@ def refund_late_wallet_payment(uow: OrderUnitOfWork, members: Members, *, order_
             order.wallet_attempt_at = None  # no order that stopped being payable takes a new attempt
             if all(step.reason != reason for step in order.history):
                 order.record_step(actor=actor, now=now, reason=reason, shopper=False)
-                # The charge and its credit back are both known only now (the wallet answers synchronously).
-                money = {"channel": "balance", "out_trade_no": order_no, "amount_fen": amount_fen,
-                         "refund_no": refund_no, "now": now}
-                publish_late_payment(uow, order, **money)
-                publish_late_refund(uow, order, **money)
+                publish_wallet_credit_back(uow, order, amount_fen=amount_fen, refund_no=refund_no, now=now)
         uow.commit()
     return refund_no
+
+
+def publish_wallet_credit_back(uow: OrderUnitOfWork, order: Order, *, amount_fen: int, refund_no: str, now: datetime,
+                               user_id: int | None = None, reason: str = "") -> None:
+    """A wallet charge the order never kept, credited back to the wallet: late-payment-received and
+    late-payment-refunded together, since the wallet answers synchronously and both are known only now. The caller
+    publishes once, in the transaction that records the credit back (a late wallet payment's history step, a
+    review's change to CREDITED). `user_id` and `reason` as `publish_late_payment` takes them (a reviewed charge
+    from another user's wallet)."""
+    money = {"channel": "balance", "out_trade_no": order.order_no, "amount_fen": amount_fen, "refund_no": refund_no,
+             "now": now, "user_id": user_id}
+    publish_late_payment(uow, order, reason=reason, **money)
+    publish_late_refund(uow, order, **money)
 
 
 def reconcile_wallet_payments(uow: Callable[[], OrderUnitOfWork], members: Members, *, now: datetime | None = None,
