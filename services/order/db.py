@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import cache
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -61,6 +61,7 @@ from services.order.uow import (
 from services.order.wallet_reviews import ReviewStatus, WalletReview
 
 metadata = MetaData()
+Entity = TypeVar("Entity")
 CLOSED_CASES = sorted(status.value for status in CLOSED)
 
 cart_items = Table(
@@ -313,6 +314,17 @@ def _map_classes(mappers: registry) -> None:
 start_mappers = Mapping(_map_classes).start
 
 
+def _lock_due(session: Session, rows: type[Entity], due: ColumnElement[bool], clock: ColumnElement[datetime],
+              limit: int) -> list[Entity]:
+    """Up to `limit` rows that are `due`, oldest `clock` first, locked for the jobs that work through them; rows
+    other transactions hold are skipped (FOR UPDATE SKIP LOCKED), so replicas share a batch instead of queueing
+    for it (PostgreSQL; SQLite, dev only, has no FOR UPDATE)."""
+    query = select(rows).where(due).order_by(clock).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return list(session.execute(query).scalars())
+
+
 class SqlCartRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -407,8 +419,9 @@ class SqlOrderRepository:
 
     def lock_expired(self, now: datetime, limit: int) -> list[Order]:
         deadline = orders.c.pay_deadline
-        return self._lock_due(and_(orders.c.status == OrderStatus.PENDING_PAYMENT.value,
-                                   orders.c.wallet_attempt_at.is_(None), deadline <= now), deadline, limit)
+        return _lock_due(self.session, Order, and_(orders.c.status == OrderStatus.PENDING_PAYMENT.value,
+                                                   orders.c.wallet_attempt_at.is_(None), deadline <= now),
+                         deadline, limit)
 
     def lock_confirmable_before(self, before: datetime, held_before: datetime, limit: int) -> list[Order]:
         open_case = (select(after_sales.c.id).where(after_sales.c.order_id == orders.c.id,
@@ -418,14 +431,7 @@ class SqlOrderRepository:
         # The second arm needs no clock: however the clock was moved (under a longer limit, say), after-sales have
         # held these orders all they may now.
         due = or_(and_(~open_case, clock <= before), orders.c.shipped_at <= held_before)
-        return self._lock_due(and_(orders.c.status == OrderStatus.SHIPPED.value, due), clock, limit)
-
-    def _lock_due(self, due: ColumnElement[bool], clock: ColumnElement[datetime], limit: int) -> list[Order]:
-        """Orders that are `due`, oldest `clock` first, locked; rows other transactions hold are skipped."""
-        query = select(Order).where(due).order_by(clock).limit(limit)
-        if self.session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        return list(self.session.execute(query).scalars())
+        return _lock_due(self.session, Order, and_(orders.c.status == OrderStatus.SHIPPED.value, due), clock, limit)
 
     def wallet_attempts_before(self, before: datetime, limit: int) -> list[Order]:
         return list(self.session.execute(
@@ -490,11 +496,9 @@ class SqlAfterSaleRepository:
 
     def lock_awaiting_return_before(self, before: datetime, limit: int) -> list[AfterSale]:
         # updated_at is when the case was approved: nothing else changes an AWAITING_RETURN case.
-        query = (select(AfterSale).where(after_sales.c.status == "AWAITING_RETURN", after_sales.c.updated_at <= before)
-                 .order_by(after_sales.c.updated_at).limit(limit))
-        if self.session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        return list(self.session.execute(query).scalars())
+        return _lock_due(self.session, AfterSale, and_(after_sales.c.status == "AWAITING_RETURN",
+                                                       after_sales.c.updated_at <= before),
+                         after_sales.c.updated_at, limit)
 
     def for_order(self, order_id: int) -> list[AfterSale]:
         return list(self.session.execute(select(AfterSale).where(after_sales.c.order_id == order_id)
