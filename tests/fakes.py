@@ -577,13 +577,9 @@ class FakeRefundRepository:
         return [refund for refund in self.refunds
                 if refund.status == RefundStatus.PENDING and refund.created_at <= created_before][:limit]
 
-    def abnormal_since(self) -> tuple[int, datetime | None]:
-        since = [refund.updated_at for refund in self.refunds if refund.status == RefundStatus.ABNORMAL]
-        return len(since), min(since, default=None)
-
-    def pending_since(self, before: datetime) -> tuple[int, datetime | None]:
+    def waiting_since(self, status: RefundStatus, *, before: datetime | None = None) -> tuple[int, datetime | None]:
         since = [refund.updated_at for refund in self.refunds
-                 if refund.status == RefundStatus.PENDING and refund.updated_at <= before]
+                 if refund.status == status and (before is None or refund.updated_at <= before)]
         return len(since), min(since, default=None)
 
     def search(self, search: RefundSearch) -> tuple[list[ListedRefund], int]:

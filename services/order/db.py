@@ -544,18 +544,14 @@ class SqlRefundRepository:
             select(Refund).where(refunds.c.status == RefundStatus.PENDING.value, refunds.c.created_at <= created_before)
             .order_by(refunds.c.created_at).limit(limit)).scalars())
 
-    def abnormal_since(self) -> tuple[int, datetime | None]:
-        # One aggregate over ix_refunds_status_created's ABNORMAL rows (a handful): cheap enough for every minute.
+    def waiting_since(self, status: RefundStatus, *, before: datetime | None = None) -> tuple[int, datetime | None]:
+        # One aggregate over ix_refunds_status_created's ABNORMAL or PENDING rows (a handful, the refunds in flight or
+        # held): cheap enough for every minute.
+        conditions = [refunds.c.status == status.value]
+        if before is not None:
+            conditions.append(refunds.c.updated_at <= before)
         count, oldest = self.session.execute(
-            select(func.count(), func.min(refunds.c.updated_at)).where(refunds.c.status == RefundStatus.ABNORMAL.value)
-        ).one()
-        return count, oldest
-
-    def pending_since(self, before: datetime) -> tuple[int, datetime | None]:
-        # PENDING rows are the refunds in flight (a handful) under ix_refunds_status_created: cheap every minute.
-        count, oldest = self.session.execute(
-            select(func.count(), func.min(refunds.c.updated_at)).where(
-                refunds.c.status == RefundStatus.PENDING.value, refunds.c.updated_at <= before)).one()
+            select(func.count(), func.min(refunds.c.updated_at)).where(*conditions)).one()
         return count, oldest
 
     def search(self, search: RefundSearch) -> tuple[list[ListedRefund], int]:

@@ -561,8 +561,9 @@ def watch_abnormal_refunds(uow: OrderUnitOfWork, *, now: datetime | None = None,
     refund), so the RefundPendingStuck alert tells staff. Two aggregate queries, for a job."""
     now = now or utcnow()
     with uow:
-        count, since = uow.refunds.abnormal_since()
-        stuck, pending_since = uow.refunds.pending_since(now - timedelta(seconds=stuck_seconds))
+        count, since = uow.refunds.waiting_since(RefundStatus.ABNORMAL)
+        stuck, pending_since = uow.refunds.waiting_since(RefundStatus.PENDING,
+                                                         before=now - timedelta(seconds=stuck_seconds))
         uow.commit()
     metrics.abnormal_refunds(count, seconds_since(since, now))
     metrics.stuck_refunds(stuck, seconds_since(pending_since, now))

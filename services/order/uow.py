@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from services.common.uow import UnitOfWork
-from services.order.domain import CartItem, Order, Refund
+from services.order.domain import CartItem, Order, Refund, RefundStatus
 
 if TYPE_CHECKING:
     from services.order.aftersales import AfterSale
@@ -134,12 +134,9 @@ class RefundRepository(Protocol):
     def pending_before(self, created_before: datetime, limit: int) -> list[Refund]:
         """PENDING refunds started before `created_before`, oldest first."""
 
-    def abnormal_since(self) -> tuple[int, datetime | None]:
-        """How many refunds are ABNORMAL, and when the longest-standing one became so (None: there is none)."""
-
-    def pending_since(self, before: datetime) -> tuple[int, datetime | None]:
-        """How many refunds have been PENDING since `before` or earlier (their updated_at: when they last became
-        PENDING), and since when the longest-standing one has (None: there is none)."""
+    def waiting_since(self, status: RefundStatus, *, before: datetime | None = None) -> tuple[int, datetime | None]:
+        """How many refunds have been in `status` since `before` or earlier (None: whenever; their updated_at: when
+        they last took it), and since when the longest-standing one has (None: there is none)."""
 
     def search(self, search: RefundSearch) -> tuple[list[ListedRefund], int]:
         """Those needing staff first: ABNORMAL, then PENDING, each longest waiting first (updated_at, then id);
