@@ -499,6 +499,13 @@ class FakeAfterSaleRepository:
     def for_order(self, order_id: int) -> list[AfterSale]:
         return [case for case in self.cases if case.order_id == order_id]
 
+    def case_times(self, order_ids: list[int]) -> dict[int, list[tuple[datetime, datetime | None]]]:
+        times: dict[int, list[tuple[datetime, datetime | None]]] = {}
+        for case in self.cases:
+            if case.order_id in order_ids:
+                times.setdefault(case.order_id, []).append((case.created_at, case.closed_at))
+        return times
+
     def lock_awaiting_return_before(self, before: datetime, limit: int) -> list[AfterSale]:
         due = [case for case in self.cases if case.status == "AWAITING_RETURN" and case.updated_at <= before]
         return sorted(due, key=lambda case: case.updated_at)[:limit]

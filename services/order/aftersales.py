@@ -200,10 +200,10 @@ class AfterSale:
 
     @property
     def closed_at(self) -> datetime | None:
-        """When the case closed (REJECTED, REFUNDED, WITHDRAWN); None while open. A closed case never moves again."""
-        if self.is_open:
-            return None
-        return next(step.at for step in reversed(self.history) if CaseStatus(step.status) in CLOSED)
+        """When the case closed (REJECTED, REFUNDED, WITHDRAWN); None while open. A closed case never moves again, so
+        its last change (`updated_at`) is the step that closed it: the repository reads it so, without the history
+        (AfterSaleRepository.case_times)."""
+        return None if self.is_open else self.updated_at
 
     @property
     def goods_received(self) -> bool:

@@ -504,6 +504,17 @@ class SqlAfterSaleRepository:
         return list(self.session.execute(select(AfterSale).where(after_sales.c.order_id == order_id)
                                          .order_by(after_sales.c.id)).scalars())
 
+    def case_times(self, order_ids: list[int]) -> dict[int, list[tuple[datetime, datetime | None]]]:
+        if not order_ids:
+            return {}
+        rows = self.session.execute(
+            select(after_sales.c.order_id, after_sales.c.created_at, after_sales.c.status, after_sales.c.updated_at)
+            .where(after_sales.c.order_id.in_(order_ids)).order_by(after_sales.c.id))
+        times: dict[int, list[tuple[datetime, datetime | None]]] = {}
+        for order_id, opened, status, updated_at in rows:  # a closed case's last change closed it (AfterSale.closed_at)
+            times.setdefault(order_id, []).append((opened, updated_at if status in CLOSED_CASES else None))
+        return times
+
     def search(self, search: CaseSearch) -> tuple[list[AfterSale], int]:
         conditions = [column == value for column, value in (
             (after_sales.c.user_id, search.user_id), (after_sales.c.status, search.status),

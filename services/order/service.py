@@ -1101,10 +1101,10 @@ def auto_confirm_orders(uow: OrderUnitOfWork, settings: OrderSettings, *, now: d
     due = now - timedelta(days=days)
     confirmed = 0
     with uow:
-        for order in uow.orders.lock_confirmable_before(due, due - max_pause, batch):
-            cases = uow.after_sales.for_order(order.id or 0)
-            clock = order.confirm_clock([(case.created_at, case.closed_at) for case in cases], now=now,
-                                        max_pause=max_pause)
+        orders = uow.orders.lock_confirmable_before(due, due - max_pause, batch)
+        case_times = uow.after_sales.case_times([order.id or 0 for order in orders])  # one query for the batch
+        for order in orders:
+            clock = order.confirm_clock(case_times.get(order.id or 0, []), now=now, max_pause=max_pause)
             if clock is None:  # a case opened since the rows were chosen: it waits for that case
                 continue
             if clock > due:

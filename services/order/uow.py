@@ -87,6 +87,11 @@ class AfterSaleRepository(Protocol):
     def for_order(self, order_id: int) -> list[AfterSale]:
         """Oldest first."""
 
+    def case_times(self, order_ids: list[int]) -> dict[int, list[tuple[datetime, datetime | None]]]:
+        """When each of these orders' after-sales cases opened and closed (None: still open), by order id (orders with
+        none left out): what the auto-confirm clock needs of a batch of orders, in one query, without the cases'
+        lines and history."""
+
     def lock_awaiting_return_before(self, before: datetime, limit: int) -> list[AfterSale]:
         """Cases AWAITING_RETURN since `before` or earlier, oldest first, locked (others' rows skipped)."""
 
