@@ -96,7 +96,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from mall.events.v1.order_events_pb2 import OrderLine as EventLine
 from mall.events.v1.order_events_pb2 import OrderRefunded, OrderReturned
 
 from services.common import formats
@@ -466,10 +465,7 @@ def _refunded(uow: OrderUnitOfWork, order: Order, refund: Refund, actor: str, no
         lines = {line.id: line for line in order.lines}
         uow.publish(OrderRefunded(
             order_no=order.order_no, user_id=order.user_id, refund_no=refund.refund_no, amount_fen=refund.amount_fen,
-            lines=[EventLine(sku_id=lines[item.line_id].sku_id, product_id=lines[item.line_id].product_id,
-                             category_id=lines[item.line_id].category_id, brand_id=lines[item.line_id].brand_id,
-                             quantity=item.quantity, price_fen=lines[item.line_id].price_fen)
-                   for item in refund.lines],
+            lines=[event_line(lines[item.line_id], item.quantity) for item in refund.lines],
             channel=refund.channel, reason=refund.reason, refunded_at=timestamp(now)), aggregate_id=order.order_no)
     succeeded = sum(done.amount_fen for done in uow.refunds.for_order(order.id or 0)
                     if done.status == RefundStatus.SUCCESS and done.source != LATE_PAYMENT)
