@@ -62,12 +62,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from mall.events.v1.order_events_pb2 import OrderReturned
-
 from services.common import formats
 from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
-from services.common.events import timestamp
 from services.order import refunds
 from services.order.domain import (
     Order,
@@ -81,7 +78,7 @@ from services.order.domain import (
     plain,
 )
 from services.order.ports import Members
-from services.order.service import check_parcel, event_line
+from services.order.service import check_parcel, publish_returned
 from services.order.uow import CaseSearch, OrderUnitOfWork
 
 DEFAULT_AFTER_SALE_DAYS = 7
@@ -485,10 +482,8 @@ def receive_return(uow: Uow, refunder: Refunder, *, case_id: int, note: str, act
         case.apply("receive", actor=actor, now=now, reason=plain(note, 255) or "goods received")
         order = tx.orders.get(case.order_id)
         assert order is not None  # a case's order is never deleted
-        units = {line.line_id: line.quantity for line in case.lines}
-        tx.publish(OrderReturned(order_no=case.order_no, user_id=case.user_id, case_no=case.case_no,
-                                 lines=[event_line(line, units[line.id]) for line in order.lines if line.id in units],
-                                 received_at=timestamp(now)), aggregate_id=case.order_no)
+        publish_returned(tx, order, case_no=case.case_no, units={line.line_id: line.quantity for line in case.lines},
+                         now=now)
     case = _step(uow(), case_id, receive)
     return _refund(uow, refunder, case, actor=actor, now=now)
 

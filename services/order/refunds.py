@@ -96,7 +96,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from mall.events.v1.order_events_pb2 import OrderRefunded, OrderReturned
+from mall.events.v1.order_events_pb2 import OrderRefunded
 
 from services.common import formats
 from services.common.db import seconds_since, utcnow
@@ -126,6 +126,7 @@ from services.order.service import (
     late_refund_no,
     publish_cancelled,
     publish_late_refund,
+    publish_returned,
 )
 from services.order.uow import LineReservation, ListedRefund, OrderUnitOfWork, RefundSearch
 
@@ -853,10 +854,7 @@ def cancel_unshipped(uow: OrderUnitOfWork, payments: RefundPayments | None, memb
                      for line_id, quantity in sorted(units.items())]
             refund = reserve_refund(uow, order, items, reason=why, actor=actor, source=UNSHIPPED, now=now)
             if last is None:
-                uow.publish(OrderReturned(order_no=order.order_no, user_id=order.user_id, case_no=refund.refund_no,
-                                          lines=[event_line(line, units[line.id]) for line in order.lines
-                                                 if line.id in units], received_at=timestamp(now)),
-                            aggregate_id=order.order_no)
+                publish_returned(uow, order, case_no=refund.refund_no, units=units, now=now)
             else:
                 order.record_step(actor=actor, now=now, shopper=False, reason=f"refund of the cancelled unshipped "
                                   f"units started again as {refund.refund_no} ({refund.amount_fen} fen): {why}")

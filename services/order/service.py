@@ -17,6 +17,7 @@ from mall.events.v1.order_events_pb2 import (
     OrderCompleted,
     OrderCreated,
     OrderPaid,
+    OrderReturned,
     OrderShipped,
 )
 from mall.events.v1.order_events_pb2 import OrderLine as EventLine
@@ -402,6 +403,16 @@ def _event_lines(order: Order, quantities: Mapping[int, int] | None = None) -> l
     if quantities is None:
         return [event_line(line) for line in order.lines]
     return [event_line(line, quantities[line.id]) for line in order.lines if line.id in quantities]
+
+
+def publish_returned(uow: OrderUnitOfWork, order: Order, *, case_no: str, units: Mapping[int, int],
+                     now: datetime) -> None:
+    """order-returned: these units of the order (line id -> units) are back with the shop, for the product service to
+    put on sale again: a return staff received (`case_no`: its case) or units that never shipped (the refund's
+    number)."""
+    uow.publish(OrderReturned(order_no=order.order_no, user_id=order.user_id, case_no=case_no,
+                              lines=_event_lines(order, units), received_at=timestamp(now)),
+                aggregate_id=order.order_no)
 
 
 def _event_amounts(order: Order) -> OrderAmounts:
