@@ -510,12 +510,10 @@ def handle_refund_notify(uow: OrderUnitOfWork, payments: RefundPayments | None, 
     if payments is None:
         raise NotifyRejected("WeChat Pay is not configured")
     notice = payments.verify_refund_notify(headers, body)
-    with uow:
-        refund = uow.refunds.get(notice.out_refund_no)
-        order = uow.orders.get(refund.order_id) if refund is not None else None
-        uow.commit()
-    if refund is None or order is None:
-        raise NotifyRejected("no refund has this out_refund_no")
+    try:
+        refund, order = _refund_and_order(uow, notice.out_refund_no)
+    except NotFound:
+        raise NotifyRejected("no refund has this out_refund_no") from None
     out_trade_no, total_fen = _trade(order, refund)
     if (notice.out_trade_no, notice.refund_fen, notice.total_fen) != (out_trade_no, refund.amount_fen, total_fen):
         raise NotifyRejected("the notify's out_trade_no or amounts differ from the refund's")
