@@ -123,11 +123,15 @@ def _live(catalog: Catalog, items: list[CartItem]) -> list[CartLine]:
     return [CartLine(item, skus.get(item.sku_id)) for item in items]
 
 
-def list_cart(uow: OrderUnitOfWork, catalog: Catalog, *, user_id: int) -> CartView:
+def _cart_of(uow: OrderUnitOfWork, user_id: int) -> list[CartItem]:
     with uow:
         items = uow.carts.for_user(user_id)
         uow.commit()  # a read: committing keeps the loaded objects usable after the transaction
-    return CartView(_live(catalog, items))
+    return items
+
+
+def list_cart(uow: OrderUnitOfWork, catalog: Catalog, *, user_id: int) -> CartView:
+    return CartView(_live(catalog, _cart_of(uow, user_id)))
 
 
 def add_cart_item(uow: OrderUnitOfWork, catalog: Catalog, *, user_id: int, sku_id: int, quantity: int,
@@ -199,13 +203,6 @@ class Quote:
     amounts: Amounts
     points_used: int = 0
     usable_coupons: list[CouponOffer] = field(default_factory=list)
-
-
-def _cart_of(uow: OrderUnitOfWork, user_id: int) -> list[CartItem]:
-    with uow:
-        items = uow.carts.for_user(user_id)
-        uow.commit()
-    return items
 
 
 def _wanted(cart: list[CartItem], request: CheckoutInput) -> list[StockLine]:
