@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 from mall.events.v1.order_events_pb2 import (
     CartItemAdded,
@@ -264,13 +265,23 @@ def quote_checkout(uow: OrderUnitOfWork, catalog: Catalog, members: Members, set
     items_total = sum(line.total_fen for line in lines)
     percent = members.discount_percent()
     coupon_fen = members.quote_coupon(request.coupon_id, _coupon_lines(lines)) if request.coupon_id else 0
-    points_used, points_fen = 0, 0
-    if request.points:
-        before_points = price(items_total, discount_percent=percent, coupon_fen=coupon_fen)
-        points_used, points_fen = members.quote_points(request.points, before_points.payable_fen)
-    amounts = price(items_total, discount_percent=percent, coupon_fen=coupon_fen, points_fen=points_fen,
-                    freight=settings.freight)
+    amounts, points_used = _price_with_points(items_total, percent, coupon_fen, settings.freight, request.points,
+                                              members.quote_points)
     return Quote(lines, amounts, points_used, members.usable_coupons(_coupon_lines(lines)))
+
+
+def _price_with_points(items_total: int, percent: int, coupon_fen: int, freight: FreightRule, points: int,
+                       take_points: Callable[[int, int], tuple[int, int]]) -> tuple[Amounts, int]:
+    """The amounts charged, and the points used: up to `points` are taken (`take_points(points, payable before
+    points)` -> (points used, their fen): quoted, or locked for the order) from what is left after the level
+    discount and the coupon, and freight comes last. Quote and submit both price here, so the quote is what
+    submit charges."""
+    points_used, points_fen = 0, 0
+    if points:
+        before_points = price(items_total, discount_percent=percent, coupon_fen=coupon_fen)
+        points_used, points_fen = take_points(points, before_points.payable_fen)
+    return price(items_total, discount_percent=percent, coupon_fen=coupon_fen, points_fen=points_fen,
+                 freight=freight), points_used
 
 
 def submit_order(uow: OrderUnitOfWork, members: Members, stock: Stock, users: Users, settings: OrderSettings, *, user_id: int, request: CheckoutInput, note: str, idempotency_key: str,
@@ -307,12 +318,8 @@ def submit_order(uow: OrderUnitOfWork, members: Members, stock: Stock, users: Us
         items_total = sum(line.total_fen for line in lines)
         percent = members.discount_percent()
         coupon_fen = _lock_coupon(members, order_no, request.coupon_id, lines) if request.coupon_id else 0
-        points_used, points_fen = 0, 0
-        if request.points:
-            before_points = price(items_total, discount_percent=percent, coupon_fen=coupon_fen)
-            points_used, points_fen = members.lock_points(order_no, request.points, before_points.payable_fen)
-        amounts = price(items_total, discount_percent=percent, coupon_fen=coupon_fen, points_fen=points_fen,
-                        freight=settings.freight)
+        amounts, points_used = _price_with_points(items_total, percent, coupon_fen, settings.freight, request.points,
+                                                  partial(members.lock_points, order_no))
         order = new_order(user_id=user_id, order_no=order_no, lines=lines, address=address, amounts=amounts, now=now,
                           pay_minutes=settings.pay_minutes, coupon_id=request.coupon_id, points_used=points_used,
                           note=note)
