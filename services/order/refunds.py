@@ -13,7 +13,7 @@ refunded yet (every line's remaining units and paid share, and the freight).
 2. Then, outside the transaction, the channel the order was paid with is asked:
    - wechat: `POST /v3/refund/domestic/refunds` (out_refund_no = refund_no, notify_url for refunds).
      PROCESSING leaves it PENDING; a refusal (4xx) closes it and answers 409 REFUND_REFUSED; no answer
-     leaves it PENDING for the fallback job.
+     leaves it PENDING for the fallback job (sent, the answer lost: see "in flight" below).
    - balance: member `RefundToBalance` (idempotent by refund_no), synchronous → SUCCESS; the order
      service asks as itself (services/order/neighbours.py), whoever started the refund. No answer
      leaves it PENDING for the fallback job.
@@ -48,8 +48,17 @@ refunded yet (every line's remaining units and paid share, and the freight).
      code in the order's history): nothing was paid, the amount stays reserved, and staff's ABNORMAL flow takes
      over (alerted, then retry it once the cause is fixed, or close it: WeChat Pay holds no refund under that
      number, RESOURCE_NOT_EXISTS, so it can close). Staff retrying such a refund themselves get the 503 below.
-     When staff retry or close one and WeChat Pay gives no usable answer, the refund is left as it was: 503
+     When staff retry or close one and WeChat Pay gives no usable answer to the query, or refuses the refund sent
+     again, nothing was sent that WeChat Pay could pay, and the refund is left as it was: 503
      PAYMENT_CHANNEL_UNAVAILABLE (`channel_unavailable`).
+   - In flight: a refund *sent* to WeChat Pay whose answer is lost (no answer in time, a reset connection, a 5xx:
+     `AnswerLost`) may still be paid by WeChat Pay, and a query right after it may find nothing yet
+     (RESOURCE_NOT_EXISTS). So every path that sends one (the first call, `retry_refund`'s re-send, a late payment's
+     refund) leaves it PENDING (`_in_flight`; an ABNORMAL one staff retried becomes PENDING, with a step in the
+     order's history): staff cannot close it, so its amount is never freed for a second refund or paid another way
+     while WeChat Pay may pay it, and the fallback job asks about it until WeChat Pay's answer settles it. Staff's
+     retry still answers 503 PAYMENT_CHANNEL_UNAVAILABLE, saying the refund was sent and is PENDING
+     (`sent_pending`, details.status PENDING). A lost answer to a query changes nothing: a query moves no money.
    - Asking and closing are serialised per refund, on every replica, by the refund's row lock: `retry_refund` (the
      fallback job, staff's retry, approving a cancellation again, after-sales' retry, cancel-unshipped's ABNORMAL
      branch all go through it) and `start_late_refund` hold it while WeChat Pay is queried and the refund sent
@@ -292,17 +301,72 @@ def _ask_channel(uow: OrderUnitOfWork, payments: RefundPayments | None, members:
         settle_refund(uow, refund_no=refund.refund_no, status=RefundStatus.CLOSED, actor="wechatpay", now=now)
         raise Conflict("REFUND_REFUSED", f"WeChat Pay refused the refund: {exc.code}",
                        details={"code": exc.code}) from None
-    except WechatPayError as exc:
-        log.warning("refund %s is left PENDING for the refund query: %s", refund.refund_no, exc.reason)
+    except AnswerLost as lost:
+        with uow:  # PENDING already (just reserved): left so for the fallback job, as any send whose answer is lost
+            refund = _locked(uow, refund.refund_no)
+            _in_flight(uow, refund, lost, actor="wechatpay", now=now)
+            uow.commit()
         return refund
     return _apply_answer(uow, refund.refund_no, answer, actor="wechatpay", now=now)
 
 
+class AnswerLost(Exception):
+    """WeChat Pay was sent a refund and its answer was lost (no answer in time, a reset connection, a 5xx, an answer
+    that does not verify): WeChat Pay may have taken it and may pay it, so it is in flight (`_in_flight`). Only a
+    send's lost answer is one: a query's moved no money, and a refusal (WechatPayApiError) took nothing."""
+
+    def __init__(self, error: WechatPayError) -> None:
+        super().__init__(error.reason)
+        self.error = error
+
+
 def _send(payments: RefundSender, order: Order, refund: Refund) -> ChannelRefund:
-    """Ask WeChat Pay for the refund (again: the same number is one refund there)."""
+    """Ask WeChat Pay for the refund (again: the same number is one refund there). WechatPayApiError when WeChat Pay
+    refuses it; AnswerLost when its answer is lost."""
     out_trade_no, total_fen = _trade(order, refund)
-    return payments.refund(out_trade_no=out_trade_no, out_refund_no=refund.refund_no, refund_fen=refund.amount_fen,
-                           total_fen=total_fen, reason=refund.reason[:WECHAT_REASON_CHARS] or None)
+    try:
+        return payments.refund(out_trade_no=out_trade_no, out_refund_no=refund.refund_no,
+                               refund_fen=refund.amount_fen, total_fen=total_fen,
+                               reason=refund.reason[:WECHAT_REASON_CHARS] or None)
+    except WechatPayApiError:
+        raise
+    except WechatPayError as exc:
+        raise AnswerLost(exc) from None
+
+
+def _in_flight(uow: OrderUnitOfWork, refund: Refund, lost: AnswerLost, *, actor: str, now: datetime) -> None:
+    """A refund whose send's answer was lost (`AnswerLost`), in the caller's transaction, `refund` locked by it: WeChat
+    Pay may pay it yet, so it is PENDING, its amount reserved, and the fallback job asks WeChat Pay about it until its
+    answer settles it (or, WeChat Pay never having got it, sends it again). Every path that sends a refund comes here.
+
+    An ABNORMAL one (staff retried one WeChat Pay held nothing of, which sent it again) becomes PENDING, with a step in
+    its order's history: staff cannot close it while WeChat Pay may still pay it (closing frees its amount, so a new
+    refund or staff paying the shopper another way would pay twice). A PENDING one is left as it was (how long it has
+    waited keeps counting for the stuck alert and `_refused_abnormal`)."""
+    log.warning("refund %s was sent to WeChat Pay and the answer was lost (%s): PENDING until WeChat Pay tells what "
+                "became of it", refund.refund_no, lost.error.reason)
+    if refund.status != RefundStatus.ABNORMAL:
+        return
+    order = uow.orders.get(refund.order_id, lock=True)
+    assert order is not None  # a refund's order is never deleted
+    _change(uow, order, refund, RefundStatus.PENDING, actor, now)
+    order.record_step(actor=actor, now=now, reason=answer_lost_note(refund), shopper=False)
+
+
+def answer_lost_note(refund: Refund) -> str:
+    """The order history's step for an ABNORMAL refund sent to WeChat Pay again whose answer was lost."""
+    return (f"refund {refund.refund_no} sent to WeChat Pay again, the answer lost: PENDING, {refund.amount_fen} fen "
+            "held until WeChat Pay tells what became of it (the fallback job asks); it cannot be closed meanwhile, "
+            "since WeChat Pay may still pay it")[:255]
+
+
+def sent_pending(refund_no: str) -> DomainError:
+    """Staff retried a refund, WeChat Pay was sent it again and the answer was lost (`_in_flight` made it PENDING, and
+    that is committed): PAYMENT_CHANNEL_UNAVAILABLE (503), saying so, with details.status PENDING."""
+    return DomainError("PAYMENT_CHANNEL_UNAVAILABLE", "the refund was sent to WeChat Pay again but its answer was "
+                       "lost: it is PENDING until WeChat Pay tells what became of it (the fallback job asks); do not "
+                       "pay it another way meanwhile", kind=ErrorKind.UNAVAILABLE,
+                       details={"refund_no": refund_no, "status": RefundStatus.PENDING.value})
 
 
 def _trade(order: Order, refund: Refund) -> tuple[str | None, int]:
@@ -335,8 +399,8 @@ def start_late_refund(uow: OrderUnitOfWork, payments: RefundSender, *, order_no:
     recorded by the caller), under `LATE<order_no>`: the refund is recorded PENDING once, however often asked (the
     order's row lock orders the check), then WeChat Pay is asked while it is PENDING (the same number again is
     one refund there). PROCESSING leaves it PENDING for the notify or the fallback job; a refusal makes it ABNORMAL
-    (its code in the order's history) for staff; no answer leaves it PENDING and raises REFUND_FAILED (503: WeChat
-    Pay notifies the payment again). Nothing of the order is reserved: see the module docstring."""
+    (its code in the order's history) for staff; no answer leaves it PENDING (`_in_flight`) and raises REFUND_FAILED
+    (503: WeChat Pay notifies the payment again). Nothing of the order is reserved: see the module docstring."""
     refund_no = late_refund_no(order_no)
     with uow:
         order = uow.orders.by_order_no(order_no, lock=True)
@@ -362,9 +426,11 @@ def start_late_refund(uow: OrderUnitOfWork, payments: RefundSender, *, order_no:
             _refused_abnormal(uow, refund, exc, now, actor="wechatpay", note=late_refund_refused_note(refund, exc.code))
             uow.commit()
             return refund
-        except WechatPayError as exc:
-            log.warning("refund %s of a late payment is left PENDING for the refund query: %s", refund_no, exc.reason)
-            raise DomainError("REFUND_FAILED", f"the refund of a late payment failed: {exc.reason}",
+        except AnswerLost as lost:
+            _in_flight(uow, refund, lost, actor="wechatpay", now=now)
+            uow.commit()
+            raise DomainError("REFUND_FAILED", f"the refund of a late payment was sent but its answer was lost "
+                              f"({lost.error.reason}): PENDING for the refund query",
                               kind=ErrorKind.UNAVAILABLE) from None
         _apply_locked(uow, refund, answer, actor="wechatpay", now=now)
         uow.commit()
@@ -573,8 +639,10 @@ def retry_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members:
     """Ask the channel again about a PENDING or ABNORMAL refund, idempotently by its refund_no: WeChat Pay's
     refund query (or the refund itself again, same number, when WeChat Pay never got it), or the wallet's
     RefundToBalance again (idempotent by refund_no: a credit that did happen is not made twice). A refund
-    that has ended is returned as it is. WeChat Pay giving no usable answer (none, or refusing the query or the
-    refund sent again) is 503 PAYMENT_CHANNEL_UNAVAILABLE with nothing changed: the refund waits as it was.
+    that has ended is returned as it is. WeChat Pay giving no usable answer to the query (none, or a refusal), or
+    refusing the refund sent again, is 503 PAYMENT_CHANNEL_UNAVAILABLE with nothing changed: the refund waits as it
+    was. The answer to the refund sent again lost is 503 PAYMENT_CHANNEL_UNAVAILABLE too, but the refund is PENDING
+    then, committed (`_in_flight`: WeChat Pay may pay it, so staff cannot close it; the fallback job asks about it).
     `stuck_before` (the fallback job's): a PENDING refund WeChat Pay never got and refuses when sent again, PENDING
     since before then, becomes ABNORMAL instead (`_refused_abnormal`)."""
     now = now or utcnow()
@@ -602,7 +670,11 @@ def retry_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members:
                 uow.commit()
                 return refund
             raise channel_unavailable(refund_no, exc.refusal) from None
-        except WechatPayError as exc:
+        except AnswerLost as lost:  # sent again: WeChat Pay may pay it
+            _in_flight(uow, refund, lost, actor=actor, now=now)
+            uow.commit()
+            raise sent_pending(refund_no) from None
+        except WechatPayError as exc:  # the query got no usable answer: nothing was sent
             raise channel_unavailable(refund_no, exc) from None
         _apply_locked(uow, refund, answer, actor=actor, now=now)
         uow.commit()
@@ -614,7 +686,8 @@ def staff_retry_refund(uow: Callable[[], OrderUnitOfWork], payments: RefundPayme
     """Staff ask the channel again about one refund (`retry_refund`), say an ABNORMAL one the merchant fixed at WeChat
     Pay, or one PENDING they do not want to leave to the fallback job: the refund of a late payment, whose order no
     cancellation review or after-sales case can retry. The order is answered, any change in its history; 404
-    REFUND_NOT_FOUND, 503 PAYMENT_CHANNEL_UNAVAILABLE (nothing changed) when WeChat Pay gives no usable answer."""
+    REFUND_NOT_FOUND, 503 PAYMENT_CHANNEL_UNAVAILABLE when WeChat Pay gives no usable answer (nothing changed; or,
+    when it was sent the refund again and the answer was lost, the refund is PENDING: see `retry_refund`)."""
     if not REFUND_NO.fullmatch(refund_no):
         raise refund_not_found()
     refund = retry_refund(uow(), payments, members, refund_no=refund_no, actor=actor, now=now)
@@ -687,8 +760,10 @@ def late_refund_refused_note(refund: Refund, code: str) -> str:
 
 
 def channel_unavailable(refund_no: str, exc: WechatPayError) -> DomainError:
-    """Staff acted on a refund and WeChat Pay gave no usable answer (none, a 5xx, or a refusal, whose code is in
-    details.channel_code): PAYMENT_CHANNEL_UNAVAILABLE (503). Raised before anything is changed: staff try again."""
+    """Staff acted on a refund and WeChat Pay gave no usable answer to its query (none, a 5xx, or a refusal, whose code
+    is in details.channel_code), or refused it sent again: PAYMENT_CHANNEL_UNAVAILABLE (503). Raised before anything
+    is changed, nothing sent that WeChat Pay could pay: staff try again. (A re-send whose answer was lost is
+    `sent_pending`.)"""
     log.warning("refund %s is left as it was: WeChat Pay gave no usable answer: %s", refund_no, exc.reason)
     code = exc.code if isinstance(exc, WechatPayApiError) else ""
     return DomainError("PAYMENT_CHANNEL_UNAVAILABLE", "WeChat Pay gave no usable answer about the refund; nothing "
@@ -717,7 +792,7 @@ def close_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, *, refun
     Staff close a refund only once it can no longer be paid at WeChat Pay: the order cannot know of a
     completion that comes later (one its notify brings is recorded in the order's history for finance and
     counted for an alert: `_paid_after_close`). 503 PAYMENT_CHANNEL_UNAVAILABLE, nothing changed, when WeChat Pay
-    cannot be asked."""
+    cannot be asked. A refund sent again whose answer was lost is PENDING (`_in_flight`), so it is a 409 here."""
     now = now or utcnow()
     why = plain(reason, 255)
     if not why:

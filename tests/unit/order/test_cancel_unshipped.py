@@ -12,7 +12,7 @@ from services.common.wechatpay import WechatPayApiError
 from services.order import refunds, service
 from services.order.domain import FreightRule, Order, RefundItem, line_refund_fen
 from services.order.service import CheckoutInput
-from tests.fakes import FakeRefundPayments
+from tests.fakes import FakeRefundPayments, LostAnswerRefunds
 from tests.unit.order.conftest import NOW, Shop
 
 LATER = NOW + timedelta(hours=1)
@@ -174,6 +174,27 @@ def test_a_refused_refund_leaves_the_units_cancelled_and_a_new_key_refunds_them_
                                                                                "cancel_unshipped")
     assert (order.refunded_fen, [line.refunded_quantity for line in order.lines]) == (1943, [1, 1])
     assert len(published(shop, "order-returned")) == 1  # the units went back on sale once
+
+
+def test_a_refund_started_again_whose_answer_is_lost_is_pending_for_the_fallback_job_and_not_started_a_third_time(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = part_shipped(shop)
+    payments.error = WechatPayApiError(400, "NOT_ENOUGH", "余额不足")
+    with pytest.raises(Conflict):
+        cancel(shop, payments, order)
+    channel = LostAnswerRefunds(lost_sends=1, status="SUCCESS")
+
+    cancel(shop, channel, order, key="key-2")
+
+    closed, again = shop.uow.refunds.refunds
+    assert (again.status, order.refunded_fen, channel.sent) == ("PENDING", 1943, [again.refund_no])
+    with pytest.raises(Conflict) as in_flight:
+        cancel(shop, channel, order, key="key-3")
+    assert in_flight.value.code == "ORDER_STATE_CONFLICT"
+    channel.process()
+    refunds.reconcile_refunds(lambda: shop.uow, channel, shop.members, now=CANCELLED_AT + timedelta(minutes=10))
+    assert (again.status, len(shop.uow.refunds.refunds)) == ("SUCCESS", 2)
+    assert [event.amount_fen for event in published(shop, "order-refunded")] == [1943]
 
 
 def test_an_abnormal_refund_of_the_cancelled_units_is_asked_about_again_under_its_number_not_started_twice(
