@@ -538,13 +538,19 @@ def _split(amount: int, lines: list[OrderLine]) -> dict[int, int]:
     return shares
 
 
-def line_refund_fen(order: Order, line_id: int, quantity: int) -> int:
+def line_refund_fen(order: Order, line_id: int, quantity: int, held: RefundItem | None = None) -> int:
     """The exact refund for `quantity` more units of a line: its paid share per unit, floored, and whatever
-    is left of the share when these are the line's last units (so refunding every unit returns the share)."""
+    is left of the share when these are the line's last units (so refunding every unit returns the share).
+
+    `held`: what an open after-sales case will refund of the line and has not reserved yet (its amount was fixed
+    by this function when it was opened; it is reserved only when its refund starts). Its units count as refunded
+    before these, its amount as taken: else both would be floored and the line would come out a fen short.
+    """
     line = next((line for line in order.lines if line.id == line_id), None)
     if line is None:
         raise NotFound("ORDER_LINE_NOT_FOUND", "no such line on this order", details={"line_id": line_id})
     share = paid_shares(order)[line_id]
-    if line.refunded_quantity + quantity >= line.quantity:
-        return share - line.refunded_fen
+    held_units, held_fen = (held.quantity, held.amount_fen) if held is not None else (0, 0)
+    if line.refunded_quantity + held_units + quantity >= line.quantity:
+        return share - line.refunded_fen - held_fen
     return share * quantity // line.quantity

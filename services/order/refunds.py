@@ -822,6 +822,10 @@ def cancel_unshipped(uow: OrderUnitOfWork, payments: RefundPayments | None, memb
     money earned. A retry with the same key and body changes nothing and answers the order as it is now; another
     body under that key is 409 IDEMPOTENCY_KEY_REUSED.
 
+    A line with an open after-sales case whose refund has not started (`_held_by_cases`) is refunded as if that
+    case's units and amount were reserved before these units, so the line's refunds add up to its paid share
+    exactly (both floored, it came out a fen short).
+
     Once the units are cancelled (the order SHIPPED or later), the route only helps their refund along, under a new
     key: the last one CLOSED (WeChat Pay refused it, or staff closed an ABNORMAL one) is started anew for the same
     units, nothing restocked or moved again; an ABNORMAL one is asked about again under its number (`retry_refund`:
@@ -851,8 +855,9 @@ def cancel_unshipped(uow: OrderUnitOfWork, payments: RefundPayments | None, memb
                 units = {line.line_id: line.quantity for line in last.lines}
             else:
                 units = order.cancel_unshipped(actor=actor, now=now, reason=why, shopper_reason=told)
+            held = _held_by_cases(uow, order)
             items = [RefundItem(line_id=line_id, quantity=quantity,
-                                amount_fen=line_refund_fen(order, line_id, quantity))
+                                amount_fen=line_refund_fen(order, line_id, quantity, held.get(line_id)))
                      for line_id, quantity in sorted(units.items())]
             refund = reserve_refund(uow, order, items, reason=why, actor=actor, source=UNSHIPPED, now=now)
             if last is None:
@@ -874,6 +879,17 @@ def cancel_unshipped(uow: OrderUnitOfWork, payments: RefundPayments | None, memb
     for refund_no in asked_again:
         retry_refund(uow, payments, members, refund_no=refund_no, actor=actor, now=now)
     return get_order(uow, user_id=None, order_id=order_id)
+
+
+def _held_by_cases(uow: OrderUnitOfWork, order: Order) -> dict[int, RefundItem]:
+    """What open after-sales cases will refund of the order's lines (by line id) and no refund has reserved yet: a
+    case's amounts are fixed when it is opened, and reserved on the lines only once its refund starts (and again
+    after a closed one). At most one open case per line."""
+    reserved = {refund.refund_no for refund in uow.refunds.for_order(order.id or 0)
+                if refund.status != RefundStatus.CLOSED}
+    return {line.line_id: RefundItem(line.line_id, line.quantity, line.amount_fen)
+            for case in uow.after_sales.for_order(order.id or 0)
+            if case.is_open and case.refund_no not in reserved for line in case.lines}
 
 
 def _last_unshipped_refund(uow: OrderUnitOfWork, order: Order) -> Refund | None:

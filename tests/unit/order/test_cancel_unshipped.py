@@ -9,7 +9,7 @@ import pytest
 
 from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.wechatpay import WechatPayApiError
-from services.order import refunds, service
+from services.order import aftersales, refunds, service
 from services.order.domain import FreightRule, Order, RefundItem, line_refund_fen
 from services.order.service import CheckoutInput
 from tests.fakes import FakeRefundPayments
@@ -194,3 +194,50 @@ def test_an_abnormal_refund_of_the_cancelled_units_is_asked_about_again_under_it
     with pytest.raises(Conflict) as paid:
         cancel(shop, payments, order, key="key-3")
     assert paid.value.code == "ORDER_STATE_CONFLICT"
+
+
+# A line with an open after-sales case comes out at exactly its paid share when its unshipped units are cancelled.
+
+TEA, CUPS = 3, 5  # categories: the coupon is for tea only
+
+
+def part_shipped_with_points(shop: Shop) -> Order:
+    """3 x 1999 and 2 x 500 of tea, 3 x 1000 of cups: 9997 in goods, 499 off at a 95% level, a 1000 coupon on the tea
+    only, 73,300 points (733 fen) and 800 freight: 8565 paid with WeChat Pay. One unit of the first tea and one cup
+    shipped; the rest never will."""
+    shop.settings = replace(shop.settings, freight=FreightRule(flat_fen=800))
+    shop.catalog.put(103, price_fen=1000, category_id=CUPS)
+    shop.stock.available[103] = 10
+    shop.members.percent, shop.members.coupon_fen, shop.members.coupon_categories = 95, 1000, (TEA,)
+    shop.members.points = 73_300
+    cart = [service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=sku_id, quantity=quantity, now=NOW)
+            for sku_id, quantity in ((101, 3), (102, 2), (103, 3))]
+    order = service.submit_order(shop.uow, shop.members, shop.stock, shop.users, shop.settings, user_id=1,
+                                 request=CheckoutInput(cart_item_ids=tuple(line.item.id or 0 for line in cart),
+                                                       address_id=7, coupon_id=9, points=73_300),
+                                 note="", idempotency_key="k", request_fingerprint=b"k", now=NOW)
+    order = service.mark_paid(shop.uow, order_no=order.order_no, channel="wechat", out_trade_no=order.order_no,
+                              paid_fen=order.payable_fen, actor="wechatpay", now=NOW)
+    tea, _, cups = order.lines
+    service.ship_order(shop.uow, order_id=order.id or 0, carrier="SF", tracking_no="SF1",
+                       lines={tea.id or 0: 1, cups.id or 0: 1}, actor="staff:7", now=LATER)
+    return order
+
+
+def test_a_line_with_an_open_case_on_its_shipped_unit_is_refunded_exactly_its_paid_share(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = part_shipped_with_points(shop)
+    cups = order.lines[2]
+    case = aftersales.open_case(shop.uow, aftersales.AfterSaleSettings(), user_id=1, now=CANCELLED_AT,
+                                request=aftersales.CaseRequest(order_id=order.id or 0, type="refund_only",
+                                                               lines={cups.id or 0: 1}, reason="碎了"))
+    assert case.refund_fen == 2605 // 3  # 868, fixed when opened; reserved only once its refund starts
+
+    cancel(shop, payments, order)
+    aftersales.decide(lambda: shop.uow, aftersales.EngineRefunder(payments, shop.members), case_id=case.id or 0,
+                      approve=True, reason="ok", actor="staff:8", now=CANCELLED_AT)
+
+    # The two cancelled cups take what the case's floored unit left: 2605 - 868 = 1737, not another floor (1736).
+    assert [(line.line_id, line.amount_fen) for refund in shop.uow.refunds.refunds for line in refund.lines
+            if line.line_id == cups.id] == [(cups.id, 1737), (cups.id, 868)]
+    assert (cups.refunded_quantity, cups.refunded_fen) == (3, 2605)

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.order import refunds, service
-from services.order.domain import Order, OrderLine, line_refund_fen, new_order, paid_shares, price
+from services.order.domain import Order, OrderLine, RefundItem, line_refund_fen, new_order, paid_shares, price
 from services.order.service import CheckoutInput
 from tests.fakes import HOME, FakeRefundPayments
 from tests.unit.order.conftest import NOW, Shop
@@ -143,3 +143,12 @@ def test_a_coupon_of_every_category_keeps_the_split_orders_were_refunded_by_so_f
     before = {line.id: goods * line.total_fen // total if total else 0 for line in order.lines[:-1]}
     before[order.lines[-1].id] = goods - sum(before.values())
     assert paid_shares(order) == before
+
+
+def test_an_open_cases_units_count_as_refunded_before_so_the_line_adds_up_to_its_share() -> None:
+    order = order_of([(1000, 3, True)], coupon_fen=1)  # a share of 2999 over 3 units
+    case = RefundItem(line_id=1, quantity=1, amount_fen=line_refund_fen(order, 1, 1))  # opened: 999, not reserved
+
+    cancelled = line_refund_fen(order, 1, 2, held=case)
+
+    assert (case.amount_fen, cancelled, line_refund_fen(order, 1, 2)) == (999, 2000, 1999)  # without it: 2 floors
