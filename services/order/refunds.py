@@ -23,8 +23,9 @@ refunded yet (every line's remaining units and paid share, and the freight).
    WeChat Pay's are queried, or asked for again when WeChat Pay never got them; wallet refunds are
    asked of the member service again), or at once for balance refunds. `retry_refund` asks again
    about one PENDING refund (the job, and staff who do not want to wait for it).
-   - SUCCESS: `order-refunded` (lines with the refunded quantities) in the same transaction, unless the
-     refund is of 0 fen (no money moved: nothing for the member service or analytics to take back); when the
+   - SUCCESS: `order-refunded` (lines with the refunded quantities, and `points_returned`: points spent on
+     cancelled unshipped units, credited back by the member service) in the same transaction, unless the refund
+     is of 0 fen and returns no points (nothing moved: nothing for the member service or analytics); when the
      successful refunds add up to the whole payable amount and the state machine has a "refunded" step
      from the order's state (REFUNDING → REFUNDED), the order takes it. Partial refunds keep the state.
    - CLOSED: the reserved amounts are given back (the refund may be started again).
@@ -122,6 +123,7 @@ from services.order.domain import (
     RefundItem,
     RefundLine,
     RefundStatus,
+    line_points_returned,
     line_refund_fen,
     new_order_no,
     order_not_found,
@@ -227,10 +229,12 @@ def start_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members:
 
 
 def reserve_refund(uow: OrderUnitOfWork, order: Order, items: list[RefundItem], *, reason: str, actor: str,
-                   source: str, now: datetime, refund_no: str = "") -> Refund:
+                   source: str, now: datetime, refund_no: str = "", points_returned: int = 0) -> Refund:
     """Step 1 of `start_refund` inside the caller's transaction, `order` locked by it: the amount reserved, the
     refund recorded PENDING (a 0-fen one SUCCESS at once). The caller commits, then calls `send_refund`: a use
-    case that changes the order too (cancelling its unshipped units) does both in one transaction."""
+    case that changes the order too (cancelling its unshipped units) does both in one transaction.
+    `points_returned`: points spent on the units, credited back by the member service when it succeeds
+    (cancel-unshipped's)."""
     if order.paid_at is None or order.status not in REFUNDABLE_STATES:
         raise Conflict("ORDER_STATE_CONFLICT", f"an order in {order.status} cannot be refunded",
                        details={"status": order.status, "action": "refund"})
@@ -248,7 +252,7 @@ def reserve_refund(uow: OrderUnitOfWork, order: Order, items: list[RefundItem], 
     refund = Refund(refund_no=refund_no or "RF" + new_order_no(now), order_id=order.id or 0, source=source[:64],
                     status=RefundStatus.PENDING.value, amount_fen=amount,
                     channel=order.pay_channel if amount else NO_CHANNEL, reason=reason[:255], actor=actor[:64],
-                    created_at=now, updated_at=now, lines=lines)
+                    created_at=now, updated_at=now, lines=lines, points_returned=points_returned)
     uow.refunds.add(refund)
     if not amount:  # units paid 0 fen: no channel to ask, so it ends here, never left PENDING for the job
         _change(uow, order, refund, RefundStatus.SUCCESS, actor, now)
@@ -528,7 +532,9 @@ def _change(uow: OrderUnitOfWork, order: Order, refund: Refund, status: RefundSt
 
 
 def _refunded(uow: OrderUnitOfWork, order: Order, refund: Refund, actor: str, now: datetime) -> None:
-    if refund.amount_fen:  # a 0-fen refund moved no money: nothing for the spend, points or GMV to take back
+    # A 0-fen refund moved no money: nothing for the spend, points or GMV to take back, unless it gives points back
+    # (cancelled units paid for with points alone): the member service credits them from the event.
+    if refund.amount_fen or refund.points_returned:
         lines = {line.id: line for line in order.lines}
         uow.publish(OrderRefunded(
             order_no=order.order_no, user_id=order.user_id, refund_no=refund.refund_no, amount_fen=refund.amount_fen,
@@ -536,7 +542,8 @@ def _refunded(uow: OrderUnitOfWork, order: Order, refund: Refund, actor: str, no
                              category_id=lines[item.line_id].category_id, brand_id=lines[item.line_id].brand_id,
                              quantity=item.quantity, price_fen=lines[item.line_id].price_fen)
                    for item in refund.lines],
-            channel=refund.channel, reason=refund.reason, refunded_at=timestamp(now)), aggregate_id=order.order_no)
+            channel=refund.channel, reason=refund.reason, refunded_at=timestamp(now),
+            points_returned=refund.points_returned), aggregate_id=order.order_no)
     succeeded = sum(done.amount_fen for done in uow.refunds.for_order(order.id or 0)
                     if done.status == RefundStatus.SUCCESS and done.source != LATE_PAYMENT)
     if succeeded >= order.payable_fen and order.can("refunded"):
@@ -897,6 +904,16 @@ def cancel_unshipped(uow: OrderUnitOfWork, payments: RefundPayments | None, memb
     money earned. A retry with the same key and body changes nothing and answers the order as it is now; another
     body under that key is 409 IDEMPOTENCY_KEY_REUSED.
 
+    The shop failed to supply the units, so the shopper is made whole: the points they spent on them come back too
+    (`domain.line_points_returned`: the order's points_used spread over the lines as the goods are, `points_shares`,
+    floored per unit, a line's last units taking what the floors left), recorded on the refund
+    (`points_returned`) and sent on its `order-refunded` when it succeeds, even of 0 fen (units paid with points
+    alone): the member service credits them once per refund number. The coupon is not given back: it was for the
+    whole order, its discount stays with the units kept, and the units' cash share is already net of it.
+    After-sales refunds give no points back. A line with an open after-sales case whose refund has not started
+    (`_held_by_cases`) is refunded as if that case's units and amount were reserved before these units, so the
+    line's refunds add up to its paid share exactly (both floored, it came out a fen short).
+
     Once the units are cancelled (the order SHIPPED or later), the route only helps their refund along, under a new
     key: the last one CLOSED (WeChat Pay refused it, or staff closed an ABNORMAL one) is started anew for the same
     units, nothing restocked or moved again; an ABNORMAL one is asked about again under its number (`retry_refund`:
@@ -926,10 +943,14 @@ def cancel_unshipped(uow: OrderUnitOfWork, payments: RefundPayments | None, memb
                 units = {line.line_id: line.quantity for line in last.lines}
             else:
                 units = order.cancel_unshipped(actor=actor, now=now, reason=why, shopper_reason=told)
+            held = _held_by_cases(uow, order)
             items = [RefundItem(line_id=line_id, quantity=quantity,
-                                amount_fen=line_refund_fen(order, line_id, quantity))
+                                amount_fen=line_refund_fen(order, line_id, quantity, held.get(line_id)))
                      for line_id, quantity in sorted(units.items())]
-            refund = reserve_refund(uow, order, items, reason=why, actor=actor, source=UNSHIPPED, now=now)
+            points = sum(line_points_returned(order, line_id, quantity, held.get(line_id))
+                         for line_id, quantity in units.items())
+            refund = reserve_refund(uow, order, items, reason=why, actor=actor, source=UNSHIPPED, now=now,
+                                    points_returned=points)
             if last is None:
                 uow.publish(OrderReturned(order_no=order.order_no, user_id=order.user_id, case_no=refund.refund_no,
                                           lines=[event_line(line, units[line.id]) for line in order.lines
@@ -949,6 +970,17 @@ def cancel_unshipped(uow: OrderUnitOfWork, payments: RefundPayments | None, memb
     for refund_no in asked_again:
         retry_refund(uow, payments, members, refund_no=refund_no, actor=actor, now=now)
     return get_order(uow, user_id=None, order_id=order_id)
+
+
+def _held_by_cases(uow: OrderUnitOfWork, order: Order) -> dict[int, RefundItem]:
+    """What open after-sales cases will refund of the order's lines (by line id) and no refund has reserved yet: a
+    case's amounts are fixed when it is opened, and reserved on the lines only once its refund starts (and again
+    after a closed one). At most one open case per line."""
+    reserved = {refund.refund_no for refund in uow.refunds.for_order(order.id or 0)
+                if refund.status != RefundStatus.CLOSED}
+    return {line.line_id: RefundItem(line.line_id, line.quantity, line.amount_fen)
+            for case in uow.after_sales.for_order(order.id or 0)
+            if case.is_open and case.refund_no not in reserved for line in case.lines}
 
 
 def _last_unshipped_refund(uow: OrderUnitOfWork, order: Order) -> Refund | None:
