@@ -291,7 +291,9 @@ def receive(case_id: int, body: ReceiveIn) -> AdminCaseOut:
                        "number, no second refund; a REFUNDING case whose refund never started (interrupted after the "
                        "approval) starts it under that number, once. 409 AFTER_SALE_STATE_CONFLICT otherwise; 503 "
                        "PAYMENT_CHANNEL_UNAVAILABLE when WeChat Pay gives no usable answer (details.channel_code: "
-                       "its refusal's code, if any): nothing is changed, try again.")
+                       "its refusal's code, if any): nothing is changed, try again; or (details.status PENDING) "
+                       "the refund was sent again and the answer lost: the refund is PENDING (the case REFUNDING) "
+                       "until the fallback job learns what became of it.")
 def retry_refund(case_id: int) -> AdminCaseOut:
     return AdminCaseOut.from_proto(service(AfterSaleServiceStub).RetryAfterSaleRefund(
         after_sale_pb2.GetAfterSaleRequest(id=case_id)))

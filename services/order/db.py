@@ -244,10 +244,13 @@ refunds = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("settled_at", UTCDateTime, nullable=True),
+    # Points spent on the refunded units, credited back with it (cancel-unshipped's; migration 0015).
+    Column("points_returned", BigInteger, nullable=False, server_default="0"),
     Index("ix_refunds_status_created", "status", "created_at"),
     Index("ix_refunds_created", "created_at", "id"),  # staff's list: the ended ones newest first (migration 0013)
     CheckConstraint("amount_fen >= 0", name="ck_refunds_amount_not_negative"),  # 0: units paid 0 fen
     CheckConstraint("status IN ('PENDING', 'SUCCESS', 'CLOSED', 'ABNORMAL')", name="ck_refunds_status"),
+    CheckConstraint("points_returned >= 0", name="ck_refunds_points_not_negative"),
 )
 
 refund_lines = Table(
