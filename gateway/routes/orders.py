@@ -15,7 +15,6 @@ from mall.order.v1.order_pb2_grpc import OrderServiceStub
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from gateway.api import PUBLIC, Body, Instant, Page, PageQuery, Reply, operation, service
-from gateway.errors import ApiError
 from services.common import formats
 from services.common.auth import Role
 from services.common.formats import anchored
@@ -511,20 +510,13 @@ class WaybillOut(Reply):
                        "only (409 ORDER_STATE_CONFLICT otherwise: nothing is left to ship); each read is logged "
                        "with the staff member's id.")
 def waybill(order_id: int) -> WaybillOut:
-    order = service(OrderServiceStub).GetOrder(order_pb2.GetOrderRequest(id=order_id))
-    if order.status != "PAID":
-        raise ApiError(409, "ORDER_STATE_CONFLICT", f"a {order.status} order has nothing to ship",
-                       {"status": order.status})
-    shipped: dict[int, int] = {}
-    for shipment in order.shipments:
-        for item in shipment.lines:
-            shipped[item.line_id] = shipped.get(item.line_id, 0) + item.quantity
-    log.info("staff user %d read the receiver of order %s for its waybill", g.caller.user_id, order.order_no)
-    a = order.address
-    return WaybillOut(order_no=order.order_no, receiver_name=a.name, receiver_phone=a.phone, province=a.province,
+    label = service(OrderServiceStub).GetWaybill(order_pb2.GetWaybillRequest(id=order_id))
+    log.info("staff user %d read the receiver of order %s for its waybill", g.caller.user_id, label.order_no)
+    a = label.receiver
+    return WaybillOut(order_no=label.order_no, receiver_name=a.name, receiver_phone=a.phone, province=a.province,
                       city=a.city, district=a.district, detail=a.detail,
-                      lines=[WaybillLineOut(line_id=line.id, name=line.name, spec=line.spec, quantity=line.quantity,
-                                            to_ship=line.quantity - shipped.get(line.id, 0)) for line in order.lines])
+                      lines=[WaybillLineOut(line_id=line.line_id, name=line.name, spec=line.spec,
+                                            quantity=line.quantity, to_ship=line.to_ship) for line in label.lines])
 
 
 # -- payment -------------------------------------------------------------------------------------

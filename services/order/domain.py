@@ -285,6 +285,18 @@ class Order:
                 left[item.line_id] -= item.quantity
         return {line_id: quantity for line_id, quantity in left.items() if quantity > 0}
 
+    def units_to_ship(self) -> list[tuple[OrderLine, int]]:
+        """Every line with its units still to ship (0: shipped in full), for a parcel's waybill.
+
+        Only a PAID order, partly shipped or not, has units to ship: any other is ORDER_STATE_CONFLICT (a SHIPPED one
+        shipped them all; unpaid, cancelled or refunded ones never will), so no receiver is read for nothing.
+        """
+        if OrderStatus(self.status) != S.PAID:
+            raise Conflict("ORDER_STATE_CONFLICT", f"a {self.status} order has nothing to ship",
+                           details={"status": self.status})
+        left = self.unshipped()
+        return [(line, left.get(line.id or 0, 0)) for line in self.lines]
+
     def ship(self, *, carrier: str, tracking_no: str, lines: dict[int, int] | None, actor: str,
              now: datetime) -> Shipment:
         """Hand some units (`lines`: line id -> quantity; None: all unshipped) to a carrier.
