@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import grpc
 from mall.order.v1 import after_sale_pb2, after_sale_pb2_grpc, order_pb2, order_pb2_grpc
@@ -23,7 +24,7 @@ from services.common.errors import InvalidInput
 from services.common.events import timestamp
 from services.common.wechatpay import NotifyRejected
 from services.order import aftersales, metrics, refunds, service, wallet_reviews
-from services.order.domain import Address, Amounts, Order, OrderLine
+from services.order.domain import Address, Amounts, Order, OrderLine, Step
 from services.order.ports import Catalog, Members, Stock, Users
 from services.order.service import CartLine, CheckoutInput, OrderSettings, Prepay
 from services.order.uow import CaseSearch, ListedRefund, OrderSearch, OrderUnitOfWork, RefundSearch
@@ -31,6 +32,7 @@ from services.order.uow import CaseSearch, ListedRefund, OrderSearch, OrderUnitO
 ORDER_STAFF = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
 SHIPPERS = (Role.ADMIN, Role.OPERATOR)
 MAX_PAGE = 100
+StepMessage = TypeVar("StepMessage", order_pb2.Transition, after_sale_pb2.AfterSaleStep)
 
 
 class OrderServicer(order_pb2_grpc.OrderServiceServicer):
@@ -293,6 +295,12 @@ def _wallet_review(review: wallet_reviews.WalletReview) -> order_pb2.WalletRevie
     return message
 
 
+def _steps(message: Callable[..., StepMessage], history: Iterable[Step]) -> list[StepMessage]:
+    """A history's steps as `message`: order_pb2.Transition and after_sale_pb2.AfterSaleStep have the same fields."""
+    return [message(status=step.status, at=timestamp(step.at), actor=step.actor, reason=step.reason,
+                    shopper_visible=step.shopper_visible, shopper_reason=step.shopper_reason) for step in history]
+
+
 def order_message(order: Order, *, staff: bool) -> order_pb2.Order:
     """The order as staff see it (every step of its history, as recorded), or as its shopper does
     (`Order.shopper_history`): callers say which, so no note for staff reaches a shopper by default."""
@@ -302,9 +310,7 @@ def order_message(order: Order, *, staff: bool) -> order_pb2.Order:
         amounts=_amounts(order.amounts), pay_deadline=timestamp(order.pay_deadline),
         created_at=timestamp(order.created_at), pay_channel=order.pay_channel, coupon_id=order.coupon_id,
         points_used=order.points_used, note=order.note, refunded_fen=order.refunded_fen,
-        history=[order_pb2.Transition(status=step.status, at=timestamp(step.at), actor=step.actor, reason=step.reason,
-                                      shopper_visible=step.shopper_visible, shopper_reason=step.shopper_reason)
-                 for step in (order.history if staff else order.shopper_history())])
+        history=_steps(order_pb2.Transition, order.history if staff else order.shopper_history()))
     for name in ("paid_at", "shipped_at", "completed_at"):
         if getattr(order, name) is not None:
             getattr(message, name).CopyFrom(timestamp(getattr(order, name)))
@@ -408,7 +414,4 @@ class AfterSaleServicer(after_sale_pb2_grpc.AfterSaleServiceServicer):
                                                 amount_fen=line.amount_fen, sku_id=bought[line.line_id].sku_id,
                                                 name=bought[line.line_id].name, spec=bought[line.line_id].spec)
                    for line in case.lines],
-            history=[after_sale_pb2.AfterSaleStep(status=step.status, at=timestamp(step.at), actor=step.actor,
-                                                  reason=step.reason, shopper_visible=step.shopper_visible,
-                                                  shopper_reason=step.shopper_reason)
-                     for step in (case.history if staff else case.shopper_history())])
+            history=_steps(after_sale_pb2.AfterSaleStep, case.history if staff else case.shopper_history()))
