@@ -72,10 +72,12 @@ from services.order.domain import (
     Refund,
     RefundItem,
     RefundStatus,
+    Step,
     line_refund_fen,
     new_order_no,
     order_not_found,
     plain,
+    shopper_steps,
 )
 from services.order.ports import Members
 from services.order.service import check_parcel, publish_returned
@@ -155,19 +157,10 @@ SHOPPER_WORDS: dict[str, str] = {
 
 
 @dataclass
-class CaseStep:
-    """One step of a case's history: who moved it to `status`, when and why (as staff read it), and what the
-    case's shopper sees of it: whether they see it at all (`shopper_visible`), and its reason for them
-    (`shopper_reason`), never staff's own words or ids unless written for them."""
+class CaseStep(Step):
+    """A step of a case's history; what the shopper reads of it (`shopper_reason`) is never staff's own words or ids
+    unless written for them."""
 
-    status: str
-    actor: str
-    at: datetime
-    reason: str = ""
-    # The defaults hide: a step recorded without them (by a pod of the release before migration 0012) is staff's.
-    shopper_visible: bool = False
-    shopper_reason: str = ""
-    id: int | None = None
     case_id: int | None = None
 
 
@@ -236,11 +229,8 @@ class AfterSale:
                 line.open = False
 
     def shopper_history(self) -> list[CaseStep]:
-        """The history as the case's shopper sees it: the steps shown to them, each with its reason for them,
-        staff named as "staff" only."""
-        return [CaseStep(status=step.status, actor=formats.shopper_actor(step.actor), at=step.at,
-                         reason=step.shopper_reason, shopper_visible=True, shopper_reason=step.shopper_reason)
-                for step in self.history if step.shopper_visible]
+        """The history as the case's shopper sees it (`shopper_steps`)."""
+        return shopper_steps(self.history)
 
 
 def case_not_found() -> NotFound:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import enum
 import math
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from fractions import Fraction
+from typing import Self, TypeVar
 
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 from services.common.formats import shopper_actor
@@ -65,12 +67,13 @@ TRANSITIONS: dict[tuple[OrderStatus, str], OrderStatus] = {
 
 
 @dataclass
-class Transition:
-    """One step of an order's history: who moved it to `status`, when and why.
+class Step:
+    """One step of a history (an order's, an after-sales case's): who moved it to `status`, when and why.
 
     Staff see every step as recorded. The shopper sees only the steps `shopper_visible` (every status change, and
     the notes written for them), each with `shopper_reason` for its reason: what staff typed and internal notes
     (refunds stuck at a channel, wallet reconciliation) stay with staff. Whoever records a step says which it is.
+    The defaults hide: a step recorded without them (by a pod of a release before they existed) is staff's.
     """
 
     status: str
@@ -80,6 +83,26 @@ class Transition:
     shopper_visible: bool = False
     shopper_reason: str = ""
     id: int | None = None
+
+    def as_shopper_sees_it(self) -> Self:
+        """This step as its shopper reads it: their reason for `reason`, any staff member as "staff" (which staff
+        member acted is for staff)."""
+        return type(self)(status=self.status, actor=shopper_actor(self.actor), at=self.at,
+                          reason=self.shopper_reason, shopper_visible=True, shopper_reason=self.shopper_reason)
+
+
+StepT = TypeVar("StepT", bound=Step)
+
+
+def shopper_steps(history: Iterable[StepT]) -> list[StepT]:
+    """A history as its shopper sees it: only the steps shown to them, each as they read it."""
+    return [step.as_shopper_sees_it() for step in history if step.shopper_visible]
+
+
+@dataclass
+class Transition(Step):
+    """A step of an order's history."""
+
     order_id: int | None = None
 
 
@@ -266,12 +289,8 @@ class Order:
                                        shopper_visible=shopper, shopper_reason=reason[:255] if shopper else ""))
 
     def shopper_history(self) -> list[Transition]:
-        """The history as the order's shopper sees it: the steps shown to them, each with its reason for them,
-        staff named as "staff" only (which staff member acted is for staff)."""
-        return [Transition(status=step.status, actor=shopper_actor(step.actor),
-                           at=step.at, reason=step.shopper_reason, shopper_visible=True,
-                           shopper_reason=step.shopper_reason)
-                for step in self.history if step.shopper_visible]
+        """The history as the order's shopper sees it (`shopper_steps`)."""
+        return shopper_steps(self.history)
 
     def conflict(self, action: str) -> Conflict:
         return Conflict("ORDER_STATE_CONFLICT", f"an order in {self.status} cannot {action.replace('_', ' ')}",
@@ -284,6 +303,18 @@ class Order:
             for item in shipment.lines:
                 left[item.line_id] -= item.quantity
         return {line_id: quantity for line_id, quantity in left.items() if quantity > 0}
+
+    def units_to_ship(self) -> list[tuple[OrderLine, int]]:
+        """Every line with its units still to ship (0: shipped in full), for a parcel's waybill.
+
+        Only a PAID order, partly shipped or not, has units to ship: any other is ORDER_STATE_CONFLICT (a SHIPPED one
+        shipped them all; unpaid, cancelled or refunded ones never will), so no receiver is read for nothing.
+        """
+        if OrderStatus(self.status) != S.PAID:
+            raise Conflict("ORDER_STATE_CONFLICT", f"a {self.status} order has nothing to ship",
+                           details={"status": self.status})
+        left = self.unshipped()
+        return [(line, left.get(line.id or 0, 0)) for line in self.lines]
 
     def ship(self, *, carrier: str, tracking_no: str, lines: dict[int, int] | None, actor: str,
              now: datetime) -> Shipment:
