@@ -500,6 +500,13 @@ class FakeAfterSaleRepository:
     def for_order(self, order_id: int) -> list[AfterSale]:
         return [case for case in self.cases if case.order_id == order_id]
 
+    def case_times(self, order_ids: list[int]) -> dict[int, list[tuple[datetime, datetime | None]]]:
+        times: dict[int, list[tuple[datetime, datetime | None]]] = {}
+        for case in self.cases:
+            if case.order_id in order_ids:
+                times.setdefault(case.order_id, []).append((case.created_at, case.closed_at))
+        return times
+
     def lock_awaiting_return_before(self, before: datetime, limit: int) -> list[AfterSale]:
         due = [case for case in self.cases if case.status == "AWAITING_RETURN" and case.updated_at <= before]
         return sorted(due, key=lambda case: case.updated_at)[:limit]
@@ -578,13 +585,9 @@ class FakeRefundRepository:
         return [refund for refund in self.refunds
                 if refund.status == RefundStatus.PENDING and refund.created_at <= created_before][:limit]
 
-    def abnormal_since(self) -> tuple[int, datetime | None]:
-        since = [refund.updated_at for refund in self.refunds if refund.status == RefundStatus.ABNORMAL]
-        return len(since), min(since, default=None)
-
-    def pending_since(self, before: datetime) -> tuple[int, datetime | None]:
+    def waiting_since(self, status: RefundStatus, *, before: datetime | None = None) -> tuple[int, datetime | None]:
         since = [refund.updated_at for refund in self.refunds
-                 if refund.status == RefundStatus.PENDING and refund.updated_at <= before]
+                 if refund.status == status and (before is None or refund.updated_at <= before)]
         return len(since), min(since, default=None)
 
     def search(self, search: RefundSearch) -> tuple[list[ListedRefund], int]:

@@ -106,8 +106,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from mall.events.v1.order_events_pb2 import OrderLine as EventLine
-from mall.events.v1.order_events_pb2 import OrderRefunded, OrderReturned
+from mall.events.v1.order_events_pb2 import OrderRefunded
 
 from services.common import formats
 from services.common.db import seconds_since, utcnow
@@ -138,6 +137,7 @@ from services.order.service import (
     late_refund_no,
     publish_cancelled,
     publish_late_refund,
+    publish_returned,
 )
 from services.order.uow import LineReservation, ListedRefund, OrderUnitOfWork, RefundSearch
 
@@ -538,10 +538,7 @@ def _refunded(uow: OrderUnitOfWork, order: Order, refund: Refund, actor: str, no
         lines = {line.id: line for line in order.lines}
         uow.publish(OrderRefunded(
             order_no=order.order_no, user_id=order.user_id, refund_no=refund.refund_no, amount_fen=refund.amount_fen,
-            lines=[EventLine(sku_id=lines[item.line_id].sku_id, product_id=lines[item.line_id].product_id,
-                             category_id=lines[item.line_id].category_id, brand_id=lines[item.line_id].brand_id,
-                             quantity=item.quantity, price_fen=lines[item.line_id].price_fen)
-                   for item in refund.lines],
+            lines=[event_line(lines[item.line_id], item.quantity) for item in refund.lines],
             channel=refund.channel, reason=refund.reason, refunded_at=timestamp(now),
             points_returned=refund.points_returned), aggregate_id=order.order_no)
     succeeded = sum(done.amount_fen for done in uow.refunds.for_order(order.id or 0)
@@ -586,12 +583,10 @@ def handle_refund_notify(uow: OrderUnitOfWork, payments: RefundPayments | None, 
     if payments is None:
         raise NotifyRejected("WeChat Pay is not configured")
     notice = payments.verify_refund_notify(headers, body)
-    with uow:
-        refund = uow.refunds.get(notice.out_refund_no)
-        order = uow.orders.get(refund.order_id) if refund is not None else None
-        uow.commit()
-    if refund is None or order is None:
-        raise NotifyRejected("no refund has this out_refund_no")
+    try:
+        refund, order = _refund_and_order(uow, notice.out_refund_no)
+    except NotFound:
+        raise NotifyRejected("no refund has this out_refund_no") from None
     out_trade_no, total_fen = _trade(order, refund)
     if (notice.out_trade_no, notice.refund_fen, notice.total_fen) != (out_trade_no, refund.amount_fen, total_fen):
         raise NotifyRejected("the notify's out_trade_no or amounts differ from the refund's")
@@ -634,8 +629,9 @@ def watch_abnormal_refunds(uow: OrderUnitOfWork, *, now: datetime | None = None,
     refund), so the RefundPendingStuck alert tells staff. Two aggregate queries, for a job."""
     now = now or utcnow()
     with uow:
-        count, since = uow.refunds.abnormal_since()
-        stuck, pending_since = uow.refunds.pending_since(now - timedelta(seconds=stuck_seconds))
+        count, since = uow.refunds.waiting_since(RefundStatus.ABNORMAL)
+        stuck, pending_since = uow.refunds.waiting_since(RefundStatus.PENDING,
+                                                         before=now - timedelta(seconds=stuck_seconds))
         uow.commit()
     metrics.abnormal_refunds(count, seconds_since(since, now))
     metrics.stuck_refunds(stuck, seconds_since(pending_since, now))
@@ -952,10 +948,7 @@ def cancel_unshipped(uow: OrderUnitOfWork, payments: RefundPayments | None, memb
             refund = reserve_refund(uow, order, items, reason=why, actor=actor, source=UNSHIPPED, now=now,
                                     points_returned=points)
             if last is None:
-                uow.publish(OrderReturned(order_no=order.order_no, user_id=order.user_id, case_no=refund.refund_no,
-                                          lines=[event_line(line, units[line.id]) for line in order.lines
-                                                 if line.id in units], received_at=timestamp(now)),
-                            aggregate_id=order.order_no)
+                publish_returned(uow, order, case_no=refund.refund_no, units=units, now=now)
             else:
                 order.record_step(actor=actor, now=now, shopper=False, reason=f"refund of the cancelled unshipped "
                                   f"units started again as {refund.refund_no} ({refund.amount_fen} fen): {why}")
