@@ -383,3 +383,15 @@ def test_an_admin_filters_the_refunds_and_closes_an_abnormal_one_from_the_list(
                                      limit=20))
     assert page.errors == []
 
+
+
+def test_the_ship_forms_tracking_number_pattern_is_checked_by_the_browser(
+        page: Any, log_in_as, staff: FakeServices) -> None:
+    log_in_as("operator")
+    page.click("[data-section=orders-view]")
+    page.click("#orders tr[data-order-id='5'] button")
+
+    page.fill("#ship-form [name=tracking_no]", "SF 200")
+
+    assert page.eval_on_selector("#ship-form [name=tracking_no]", "input => input.validity.patternMismatch")
+    assert page.errors == []  # the pattern is a valid regular expression (the v flag refuses an unescaped "-")
