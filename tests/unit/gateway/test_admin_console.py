@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -395,3 +396,126 @@ def test_the_ship_forms_tracking_number_pattern_is_checked_by_the_browser(
 
     assert page.eval_on_selector("#ship-form [name=tracking_no]", "input => input.validity.patternMismatch")
     assert page.errors == []  # the pattern is a valid regular expression (the v flag refuses an unescaped "-")
+
+
+# The four paged lists, each named by its table: the section it is in, the fake RPC behind it, and that RPC's answer
+# when 25 match (two pages of 20).
+PAGED = {
+    "orders": ("orders-view", "SearchOrders", order_pb2.ListOrdersResponse(orders=[ORDER], total=25)),
+    "cases": ("aftersales-view", "SearchAfterSales", after_sale_pb2.ListAfterSalesResponse(cases=[CASE], total=25)),
+    "refunds": ("money-view", "ListRefunds", order_pb2.ListRefundsResponse(refunds=REFUNDS.refunds, total=25)),
+    "wallet-reviews": ("money-view", "ListWalletReviews", order_pb2.ListWalletReviewsResponse(total=25)),
+}
+
+
+def pager_state(page: Any, name: str) -> tuple[str, list[bool]]:
+    """What the list's pager says and which of Previous, Next can be pressed."""
+    pager = f".pager[data-for='{name}']"
+    return (page.inner_text(f"{pager} span"),
+            page.eval_on_selector_all(f"{pager} button", "buttons => buttons.map(b => !b.disabled)"))
+
+
+@pytest.mark.parametrize("name", PAGED)
+def test_a_lists_pager_turns_to_the_next_page_and_back_and_stops_at_either_end(
+        page: Any, log_in_as, staff: FakeServices, name: str) -> None:
+    section, rpc, answer = PAGED[name]
+    getattr(staff.order, rpc).reply = answer
+    log_in_as("customer_service")
+    page.click(f"[data-section={section}]")
+    page.wait_for_selector(f".pager[data-for='{name}'] span:text-is('page 1 of 2')")
+    assert pager_state(page, name) == ("page 1 of 2", [False, True])
+
+    page.click(f".pager[data-for='{name}'] button:text-is('Next')")
+    page.wait_for_selector(f".pager[data-for='{name}'] span:text-is('page 2 of 2')")
+    assert pager_state(page, name) == ("page 2 of 2", [True, False])
+    page.click(f".pager[data-for='{name}'] button:text-is('Previous')")
+    page.wait_for_selector(f".pager[data-for='{name}'] span:text-is('page 1 of 2')")
+
+    first, second, back = (call.message for call in getattr(staff.order, rpc).calls)
+    assert (first.offset, second.offset, back.offset) == (0, 20, 0)
+    assert changed(second, offset=0) == first == back  # every page asks with the same filters
+    assert page.errors == []
+
+
+@dataclass(frozen=True)
+class StaffAction:
+    """A staff action on an opened order or case: who does it, on what, through which form, fields and button; what
+    the order service is then asked and answers, and the status the console shows after."""
+
+    role: str
+    opened: Any
+    form: str
+    fields: dict[str, str]
+    button: str
+    rpc: str
+    request: Any
+    answer: Any
+    shown: str
+
+
+CANCEL_REQUESTED = changed(ORDER, status="CANCEL_REQUESTED")
+ACTIONS = {  # what staff type is sent trimmed
+    "ship": StaffAction("operator", ORDER, "ship-form", {"carrier": " SF ", "tracking_no": "SF200"}, "Ship",
+                        "ShipOrder", order_pb2.ShipOrderRequest(id=5, carrier="SF", tracking_no="SF200"),
+                        changed(ORDER, status="SHIPPED"), "SHIPPED"),
+    "approve a cancellation": StaffAction(
+        "customer_service", CANCEL_REQUESTED, "cancel-review-form", {"reason": " 顾客已同意 "},
+        "Approve: refund the order", "ReviewCancellation",
+        order_pb2.ReviewCancellationRequest(id=5, approve=True, reason="顾客已同意"),
+        changed(ORDER, status="REFUNDING"), "REFUNDING"),
+    "reject a cancellation": StaffAction(
+        "customer_service", CANCEL_REQUESTED, "cancel-review-form", {"reason": "已发货"}, "Reject: keep the order",
+        "ReviewCancellation", order_pb2.ReviewCancellationRequest(id=5, approve=False, reason="已发货"), ORDER, "PAID"),
+    "receive a return": StaffAction(
+        "customer_service", changed(CASE, type="return_refund", status="RETURN_SHIPPED"), "receive-form",
+        {"note": "包装完好"}, "Received: restock and refund", "ReceiveReturn",
+        after_sale_pb2.ReceiveReturnRequest(id=31, note="包装完好"), changed(CASE, status="REFUNDING"), "REFUNDING"),
+    "retry a case's refund": StaffAction(
+        "customer_service", changed(CASE, status="REFUND_FAILED"), "retry-form", {}, "Retry the refund",
+        "RetryAfterSaleRefund", after_sale_pb2.GetAfterSaleRequest(id=31), changed(CASE, status="REFUNDING"),
+        "REFUNDING"),
+    # Closing answers the order; the case is read again to show where it went.
+    "close a case's refund": StaffAction(
+        "admin", changed(CASE, status="REFUND_ABNORMAL", refund_no="RF31"), "close-form", {"reason": "银行卡已注销"},
+        "Close the refund", "CloseRefund", order_pb2.CloseRefundRequest(refund_no="RF31", reason="银行卡已注销"),
+        ORDER, "REFUND_FAILED"),
+}
+
+
+@pytest.mark.parametrize("action", ACTIONS.values(), ids=ACTIONS)
+def test_an_action_form_sends_its_fields_and_shows_the_order_or_case_as_answered(
+        page: Any, log_in_as, staff: FakeServices, action: StaffAction) -> None:
+    order = isinstance(action.opened, order_pb2.Order)
+    section, rows, detail = ("orders-view", "#orders", "#order-detail") if order else (
+        "aftersales-view", "#cases", "#case-detail")
+    reads = [action.opened, changed(action.opened, status=action.shown)]
+    (staff.order.GetOrder if order else staff.order.GetAfterSale).answer = lambda message: reads.pop(0)
+    getattr(staff.order, action.rpc).reply = action.answer
+    log_in_as(action.role)
+    page.click(f"[data-section={section}]")
+    page.click(f"{rows} tr[data-{'order' if order else 'case'}-id] button")
+    for name, value in action.fields.items():
+        page.fill(f"#{action.form} [name={name}]", value)
+
+    page.click(f"#{action.form} button:text-is('{action.button}')")
+    page.wait_for_selector(f"{detail} h2:has-text('{action.shown}')")
+
+    assert [call.message for call in getattr(staff.order, action.rpc).calls] == [action.request]
+    assert page.errors == []
+
+
+def test_a_stuck_cases_open_button_shows_it_in_the_after_sales_section(
+        page: Any, log_in_as, staff: FakeServices) -> None:
+    failed = changed(CASE, status="REFUND_FAILED")
+    staff.order.SearchAfterSales.answer = lambda m: after_sale_pb2.ListAfterSalesResponse(
+        cases=[failed] if m.status == "REFUND_FAILED" else [], total=int(m.status == "REFUND_FAILED"))
+    staff.order.GetAfterSale.reply = failed
+    log_in_as("customer_service")
+    page.click("[data-section=money-view]")
+
+    page.click("#stuck tr[data-case-id='31'] button:text-is('Open')")
+    page.wait_for_selector("#case-detail h2:has-text('REFUND_FAILED')")
+
+    assert page.is_visible("#aftersales-view") and page.is_hidden("#money-view")
+    assert [call.message.id for call in staff.order.GetAfterSale.calls] == [31]
+    assert page.errors == []

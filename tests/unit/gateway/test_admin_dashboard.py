@@ -126,3 +126,14 @@ def test_an_export_button_queues_the_job_follows_it_and_downloads_the_file(page:
         "funnel", "csv", page.input_value("#from"), page.input_value("#to"))
     assert page.errors == []
 
+
+def test_a_period_in_which_no_one_registered_says_so_in_place_of_the_retention_table(
+        page: Any, log_in_as, week) -> None:
+    week.analytics.GetRetention.reply = analytics_pb2.GetRetentionResponse(
+        from_date=DAYS[0].isoformat(), to_date=DAYS[-1].isoformat(),
+        cohorts=[analytics_pb2.Cohort(date=d.isoformat(), new_users=0) for d in DAYS])
+    log_in_as("admin")
+    page.wait_for_selector("body[data-loaded]")
+
+    assert page.inner_text("#retention") == "No one registered in this period."
+    assert page.query_selector("#retention table") is None
