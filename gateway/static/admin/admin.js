@@ -412,8 +412,9 @@ const LISTS = {
     titles: ["Order no", "Status", "Placed", "Payable", "Refunded", "Lines", ""], row: orderRow,
     filters: () => {
       const to = $("order-to").value, from = $("order-from").value;
-      return {status: $("order-status").value, order_no: $("order-no").value.trim(), user_id: $("order-user").value.trim(),
-              created_from: from && dayStart(from), created_to: to && dayStart(to, 1)};
+      return {status: $("order-status").value, order_no: $("order-no").value.trim(),
+              user_id: $("order-user").value.trim(), created_from: from && dayStart(from),
+              created_to: to && dayStart(to, 1)};
     },
   },
   cases: {
@@ -614,18 +615,19 @@ function drawOrder(order) {
 function orderActions(order) {
   const forms = [];
   if (order.status === "PAID" && can("ship")) {
-    forms.push(actionForm({id: "ship-form", legend: "Ship every unit not shipped yet", submit: "Ship", fields: [
-      ["carrier", "Carrier", {required: "", maxlength: "32"}],
-      ["tracking_no", "Tracking no", {required: "", maxlength: "64", pattern: "[A-Za-z0-9\\-]+"}]],
-    run: async (values) => drawOrder(await call(`/admin/orders/${order.id}/ship`, {method: "POST", json: values}))}));
+    forms.push(actionForm({
+      id: "ship-form", legend: "Ship every unit not shipped yet", submit: "Ship",
+      fields: [["carrier", "Carrier", {required: "", maxlength: "32"}],
+               ["tracking_no", "Tracking no", {required: "", maxlength: "64", pattern: "[A-Za-z0-9\\-]+"}]],
+      run: async (values) => drawOrder(await call(`/admin/orders/${order.id}/ship`, {method: "POST", json: values}))}));
   }
   if (order.status === "PAID" && order.shipments.length && can("cancelUnshipped")) {
     forms.push(cancelUnshippedForm(order));
   }
   if (order.status === "CANCEL_REQUESTED" && can("cancelReview")) {
     forms.push(actionForm({
-      id: "cancel-review-form", legend: "The shopper asks to cancel", fields: [["reason", "Note (staff only)",
-                                                                              {maxlength: "255"}]],
+      id: "cancel-review-form", legend: "The shopper asks to cancel",
+      fields: [["reason", "Note (staff only)", {maxlength: "255"}]],
       submit: "Approve: refund the order", reject: "Reject: keep the order",
       run: async (values, approve) => drawOrder(await call(`/admin/orders/${order.id}/cancel-review`, {
         method: "POST", json: {approve, ...values}}))}));
@@ -700,7 +702,8 @@ function caseActions(c) {
   if (can("decide") && canReject) {
     const form = actionForm({
       id: "decision-form", legend: "Decide", submit: "Approve", reject: "Reject",
-      fields: [["shopper_reason", "For the shopper", {maxlength: "200"}], ["note", "Note (staff only)", {maxlength: "255"}]],
+      fields: [["shopper_reason", "For the shopper", {maxlength: "200"}],
+               ["note", "Note (staff only)", {maxlength: "255"}]],
       run: async (values, approve) => drawCase(await call(`/admin/after-sales/${c.id}/decision`, {
         method: "POST", json: {approve, ...values}}))});
     if (c.status !== "REQUESTED") form.querySelector("button[type=submit]").hidden = true;
@@ -710,7 +713,8 @@ function caseActions(c) {
     forms.push(actionForm({
       id: "receive-form", legend: "The returned parcel arrived", submit: "Received: restock and refund",
       fields: [["note", "What came back (staff only)", {maxlength: "255"}]],
-      run: async (values) => drawCase(await call(`/admin/after-sales/${c.id}/receive`, {method: "POST", json: values}))}));
+      run: async (values) => drawCase(await call(`/admin/after-sales/${c.id}/receive`, {
+        method: "POST", json: values}))}));
   }
   if (can("retryRefund") && ["REFUND_FAILED", "REFUND_ABNORMAL", "REFUNDING"].includes(c.status)) {
     forms.push(actionForm({
