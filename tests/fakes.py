@@ -11,13 +11,14 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from google.protobuf.message import Message
 
 from services.common import events, idempotency
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.uow import UnitOfWork
-from services.common.wechatpay import NotifyRejected, WechatPayApiError, WechatPayError
+from services.common.wechatpay import NotifyRejected, WechatPayApiError, WechatPayError, WechatPayUnavailable
 from services.common.wechatpay import Refund as ChannelRefund
 from services.order.aftersales import AfterSale
 from services.order.domain import Address as ShippingAddress
@@ -499,6 +500,13 @@ class FakeAfterSaleRepository:
     def for_order(self, order_id: int) -> list[AfterSale]:
         return [case for case in self.cases if case.order_id == order_id]
 
+    def case_times(self, order_ids: list[int]) -> dict[int, list[tuple[datetime, datetime | None]]]:
+        times: dict[int, list[tuple[datetime, datetime | None]]] = {}
+        for case in self.cases:
+            if case.order_id in order_ids:
+                times.setdefault(case.order_id, []).append((case.created_at, case.closed_at))
+        return times
+
     def lock_awaiting_return_before(self, before: datetime, limit: int) -> list[AfterSale]:
         due = [case for case in self.cases if case.status == "AWAITING_RETURN" and case.updated_at <= before]
         return sorted(due, key=lambda case: case.updated_at)[:limit]
@@ -577,13 +585,9 @@ class FakeRefundRepository:
         return [refund for refund in self.refunds
                 if refund.status == RefundStatus.PENDING and refund.created_at <= created_before][:limit]
 
-    def abnormal_since(self) -> tuple[int, datetime | None]:
-        since = [refund.updated_at for refund in self.refunds if refund.status == RefundStatus.ABNORMAL]
-        return len(since), min(since, default=None)
-
-    def pending_since(self, before: datetime) -> tuple[int, datetime | None]:
+    def waiting_since(self, status: RefundStatus, *, before: datetime | None = None) -> tuple[int, datetime | None]:
         since = [refund.updated_at for refund in self.refunds
-                 if refund.status == RefundStatus.PENDING and refund.updated_at <= before]
+                 if refund.status == status and (before is None or refund.updated_at <= before)]
         return len(since), min(since, default=None)
 
     def search(self, search: RefundSearch) -> tuple[list[ListedRefund], int]:
@@ -703,6 +707,42 @@ class CuedRefunds(FakeRefundPayments):
         if call == self.on and self.meanwhile is not None:
             run, self.meanwhile = self.meanwhile, None
             run()
+
+
+@dataclass
+class LostAnswerRefunds(FakeRefundPayments):
+    """WeChat Pay whose answers are lost on the way back (our timeout, a reset connection, a 5xx): the next
+    `lost_sends` refunds it is sent raise WechatPayUnavailable though WeChat Pay got them, not processed yet (a query
+    answers RESOURCE_NOT_EXISTS) until `process()`, which takes them in as sent (answering `status` from then on);
+    the next `lost_queries` queries raise WechatPayUnavailable. `sent`: every refund number it was sent."""
+
+    lost_sends: int = 0
+    lost_queries: int = 0
+    sent: list[str] = field(default_factory=list)
+    unprocessed: list[dict[str, Any]] = field(default_factory=list)
+
+    def refund(self, *, out_trade_no: str, out_refund_no: str, refund_fen: int, total_fen: int,
+               reason: str | None = None) -> ChannelRefund:
+        self.sent.append(out_refund_no)
+        if not self.lost_sends:
+            return super().refund(out_trade_no=out_trade_no, out_refund_no=out_refund_no, refund_fen=refund_fen,
+                                  total_fen=total_fen, reason=reason)
+        self.lost_sends -= 1
+        self.unprocessed.append({"out_trade_no": out_trade_no, "out_refund_no": out_refund_no,
+                                 "refund_fen": refund_fen, "total_fen": total_fen, "reason": reason})
+        raise WechatPayUnavailable("POST /v3/refund/domestic/refunds: read timed out")
+
+    def query_refund(self, out_refund_no: str) -> ChannelRefund:
+        if self.lost_queries:
+            self.lost_queries -= 1
+            raise WechatPayUnavailable("GET /v3/refund/domestic/refunds: read timed out")
+        return super().query_refund(out_refund_no)
+
+    def process(self) -> None:
+        """WeChat Pay processes the refunds whose answers were lost."""
+        for call in self.unprocessed:
+            super().refund(**call)
+        self.unprocessed.clear()
 
 
 # The order service's neighbours (services.order.ports)

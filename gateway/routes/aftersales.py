@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
@@ -12,7 +11,15 @@ from mall.order.v1.after_sale_pb2_grpc import AfterSaleServiceStub
 from pydantic import Field, model_validator
 
 from gateway.api import Body, Page, PageQuery, Reply, operation, service
-from gateway.routes.orders import Id, LineUnitsIn, StaffSearchQuery, created_between, utc_time
+from gateway.routes.orders import (
+    Id,
+    LineUnitsIn,
+    ShopperStep,
+    StaffSearchQuery,
+    StaffStep,
+    created_between,
+    utc_time,
+)
 from services.common import formats
 from services.common.auth import Role
 from services.common.formats import anchored
@@ -37,42 +44,25 @@ class CaseLineOut(Reply):
     amount_fen: int
 
 
-class CaseStepOut(Reply):
+class CaseStepOut(ShopperStep):
     """One step of my case's history: to which status, when, by whom ("staff" for any staff member), why.
 
     Every status change is listed, with the reason written for me; staff's notes are not (their admin view has them).
     """
 
-    status: CaseStatus
-    at: datetime
+    status: CaseStatus  # type: ignore[assignment]
     actor: str = Field(description='user:<id> (me) | staff | refund:<refund_no> | system')
     reason: str = Field(description="what the shopper is told of the step: their own words (request, return parcel, "
                                     "withdrawal) or the shop's fixed wording (\"refund approved\", \"request "
                                     "declined: <why, as staff wrote it for the shopper>\"); may be empty")
 
-    @classmethod
-    def shopper_view(cls, steps: Iterable[after_sale_pb2.AfterSaleStep]) -> list[CaseStepOut]:
-        """The steps shown to the shopper, each with its reason for them (also when staff call a shopper's route)."""
-        return [cls(status=step.status, at=utc_time(step.at),  # type: ignore[arg-type]
-                    actor=formats.shopper_actor(step.actor), reason=step.shopper_reason)
-                for step in steps if step.shopper_visible]
 
-
-class StaffCaseStepOut(Reply):
+class StaffCaseStepOut(StaffStep):
     """One step of a case's history as recorded, and what its shopper sees of it."""
 
-    status: CaseStatus
-    at: datetime
+    status: CaseStatus  # type: ignore[assignment]
     actor: str = Field(description="user:<id> | staff:<id> | refund:<refund_no> | system")
     reason: str = Field(description="as recorded: staff's own notes and reject reasons, the refund engine's errors")
-    shopper_visible: bool = Field(description="the shopper sees this step (every status change); false: staff only")
-    shopper_reason: str = Field(description="the reason the shopper reads instead of `reason` (may be empty)")
-
-    @classmethod
-    def staff_view(cls, steps: Iterable[after_sale_pb2.AfterSaleStep]) -> list[StaffCaseStepOut]:
-        return [cls(status=step.status, at=utc_time(step.at), actor=step.actor,  # type: ignore[arg-type]
-                    reason=step.reason, shopper_visible=step.shopper_visible, shopper_reason=step.shopper_reason)
-                for step in steps]
 
 
 class CaseOut(Reply):
@@ -291,7 +281,9 @@ def receive(case_id: int, body: ReceiveIn) -> AdminCaseOut:
                        "number, no second refund; a REFUNDING case whose refund never started (interrupted after the "
                        "approval) starts it under that number, once. 409 AFTER_SALE_STATE_CONFLICT otherwise; 503 "
                        "PAYMENT_CHANNEL_UNAVAILABLE when WeChat Pay gives no usable answer (details.channel_code: "
-                       "its refusal's code, if any): nothing is changed, try again.")
+                       "its refusal's code, if any): nothing is changed, try again; or (details.status PENDING) "
+                       "the refund was sent again and the answer lost: the refund is PENDING (the case REFUNDING) "
+                       "until the fallback job learns what became of it.")
 def retry_refund(case_id: int) -> AdminCaseOut:
     return AdminCaseOut.from_proto(service(AfterSaleServiceStub).RetryAfterSaleRefund(
         after_sale_pb2.GetAfterSaleRequest(id=case_id)))

@@ -15,7 +15,6 @@ from mall.order.v1.order_pb2_grpc import OrderServiceStub
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from gateway.api import PUBLIC, Body, Instant, Page, PageQuery, Reply, operation, service
-from gateway.errors import ApiError
 from services.common import formats
 from services.common.auth import Role
 from services.common.formats import anchored
@@ -237,47 +236,68 @@ class AddressOut(Reply):
     detail: str
 
 
-class StepOut(Reply):
+StepMessage = order_pb2.Transition | after_sale_pb2.AfterSaleStep
+
+
+class ShopperStep(Reply):
+    """One step of a history (an order's, an after-sales case's) as its shopper reads it. StepOut and CaseStepOut
+    say which statuses, actors and reasons their history has."""
+
+    status: str
+    at: datetime
+    actor: str
+    reason: str
+
+    @classmethod
+    def shopper_view(cls, steps: Iterable[StepMessage]) -> list[Self]:
+        """The steps shown to the shopper, each with its reason for them and any staff member as "staff" (also when
+        staff call a shopper's route, whom the order service answers with every staff id)."""
+        return [cls(status=step.status, at=utc_time(step.at), actor=formats.shopper_actor(step.actor),
+                    reason=step.shopper_reason)
+                for step in steps if step.shopper_visible]
+
+
+class StaffStep(Reply):
+    """One step of a history as recorded, and what its shopper sees of it. StaffStepOut and StaffCaseStepOut say
+    which statuses, actors and reasons their history has."""
+
+    status: str
+    at: datetime
+    actor: str
+    reason: str
+    shopper_visible: bool = Field(description="the shopper sees this step (every status change); false: staff only")
+    shopper_reason: str = Field(description="the reason the shopper reads instead of `reason` (may be empty)")
+
+    @classmethod
+    def staff_view(cls, steps: Iterable[StepMessage]) -> list[Self]:
+        return [cls(status=step.status, at=utc_time(step.at), actor=step.actor, reason=step.reason,
+                    shopper_visible=step.shopper_visible, shopper_reason=step.shopper_reason)
+                for step in steps]
+
+
+class StepOut(ShopperStep):
     """One step of my order's history: to which status, when, by whom ("staff" for any staff member), why.
 
     Every status change is listed; staff's notes and the words they typed are not (their admin view has them).
     """
 
-    status: OrderStatus
-    at: datetime
+    status: OrderStatus  # type: ignore[assignment]
     actor: str = Field(description="user:<id> (me) | staff | system:timeout | system:auto-confirm | wechatpay | "
                                    "reconciliation")
     reason: str = Field(description="what the shopper is told of the step; may be empty")
 
-    @classmethod
-    def shopper_view(cls, steps: Iterable[order_pb2.Transition]) -> list[StepOut]:
-        """The steps shown to the shopper, each with its reason for them and any staff member as "staff" (also when
-        staff call a shopper's route, whom the order service answers with every staff id)."""
-        return [cls(status=step.status, at=utc_time(step.at),  # type: ignore[arg-type]
-                    actor=formats.shopper_actor(step.actor), reason=step.shopper_reason)
-                for step in steps if step.shopper_visible]
 
-
-class StaffStepOut(Reply):
+class StaffStepOut(StaffStep):
     """One step of an order's history as recorded, and what its shopper sees of it.
 
     Steps that keep the status are notes (a refund stuck at WeChat Pay, a refund closed and why, a late payment
     credited back), shown to staff only; a parcel of a partly shipped order is shown to the shopper too.
     """
 
-    status: OrderStatus
-    at: datetime
+    status: OrderStatus  # type: ignore[assignment]
     actor: str = Field(description="user:<id> | staff:<id> | system:timeout | system:auto-confirm | wechatpay | "
                                    "reconciliation")
     reason: str = Field(description="as recorded: staff's own words, internal notes")
-    shopper_visible: bool = Field(description="the shopper sees this step (every status change); false: staff only")
-    shopper_reason: str = Field(description="the reason the shopper reads instead of `reason` (may be empty)")
-
-    @classmethod
-    def staff_view(cls, steps: Iterable[order_pb2.Transition]) -> list[StaffStepOut]:
-        return [cls(status=step.status, at=utc_time(step.at), actor=step.actor,  # type: ignore[arg-type]
-                    reason=step.reason, shopper_visible=step.shopper_visible, shopper_reason=step.shopper_reason)
-                for step in steps]
 
 
 class ShipmentLineOut(Reply):
@@ -511,20 +531,13 @@ class WaybillOut(Reply):
                        "only (409 ORDER_STATE_CONFLICT otherwise: nothing is left to ship); each read is logged "
                        "with the staff member's id.")
 def waybill(order_id: int) -> WaybillOut:
-    order = service(OrderServiceStub).GetOrder(order_pb2.GetOrderRequest(id=order_id))
-    if order.status != "PAID":
-        raise ApiError(409, "ORDER_STATE_CONFLICT", f"a {order.status} order has nothing to ship",
-                       {"status": order.status})
-    shipped: dict[int, int] = {}
-    for shipment in order.shipments:
-        for item in shipment.lines:
-            shipped[item.line_id] = shipped.get(item.line_id, 0) + item.quantity
-    log.info("staff user %d read the receiver of order %s for its waybill", g.caller.user_id, order.order_no)
-    a = order.address
-    return WaybillOut(order_no=order.order_no, receiver_name=a.name, receiver_phone=a.phone, province=a.province,
+    label = service(OrderServiceStub).GetWaybill(order_pb2.GetWaybillRequest(id=order_id))
+    log.info("staff user %d read the receiver of order %s for its waybill", g.caller.user_id, label.order_no)
+    a = label.receiver
+    return WaybillOut(order_no=label.order_no, receiver_name=a.name, receiver_phone=a.phone, province=a.province,
                       city=a.city, district=a.district, detail=a.detail,
-                      lines=[WaybillLineOut(line_id=line.id, name=line.name, spec=line.spec, quantity=line.quantity,
-                                            to_ship=line.quantity - shipped.get(line.id, 0)) for line in order.lines])
+                      lines=[WaybillLineOut(line_id=line.line_id, name=line.name, spec=line.spec,
+                                            quantity=line.quantity, to_ship=line.to_ship) for line in label.lines])
 
 
 # -- payment -------------------------------------------------------------------------------------

@@ -95,11 +95,12 @@ class CloseRefundIn(Body):
                        "(details.status) unless the refund is ABNORMAL (one WeChat Pay reports paid meanwhile is "
                        "settled SUCCESS instead; one it knows nothing of, made ABNORMAL because it refused it when "
                        "sent again, is closed); a retry of the refund under way (which may send it again) is "
-                       "waited for, then the close sees its outcome; 404 REFUND_NOT_FOUND; 503 when WeChat Pay does "
-                       "not answer. The order is answered, the closing in its history; an after-sales case waiting "
-                       "on the refund becomes REFUND_FAILED (retry-refund then starts a new refund). A late "
-                       "payment's refund (LATE<order_no>) WeChat Pay itself closed is ABNORMAL too (its money never "
-                       "went back; the order's history says so): close it once the money is returned another way.")
+                       "waited for, then the close sees its outcome (one it sent again without an answer is PENDING: "
+                       "409); 404 REFUND_NOT_FOUND; 503 when WeChat Pay does not answer. The order is answered, the "
+                       "closing in its history; an after-sales case waiting on the refund becomes REFUND_FAILED "
+                       "(retry-refund then starts a new refund). A late payment's refund (LATE<order_no>) WeChat Pay "
+                       "itself closed is ABNORMAL too (its money never went back; the order's history says so): "
+                       "close it once the money is returned another way.")
 def close_refund(refund_no: str, body: CloseRefundIn) -> AdminOrderOut:
     return AdminOrderOut.from_proto(service(OrderServiceStub).CloseRefund(order_pb2.CloseRefundRequest(
         refund_no=refund_no, reason=body.reason)))
@@ -113,8 +114,10 @@ def close_refund(refund_no: str, body: CloseRefundIn) -> AdminOrderOut:
                        "not want to leave to the fallback job. The only staff retry of a late payment's refund "
                        "(LATE<order_no>: money for an order that could not take it, cancelled or paid otherwise), "
                        "whose order no cancellation review or after-sales case retries. A refund that has ended is "
-                       "answered as it is; 404 REFUND_NOT_FOUND; 503 PAYMENT_CHANNEL_UNAVAILABLE (nothing changed) "
-                       "when WeChat Pay gives no usable answer. The order is answered, any change in its history.")
+                       "answered as it is; 404 REFUND_NOT_FOUND; 503 PAYMENT_CHANNEL_UNAVAILABLE when WeChat Pay "
+                       "gives no usable answer: nothing changed, or (details.status PENDING) the refund was sent "
+                       "again and the answer lost, so it is PENDING, not closable, until the fallback job learns "
+                       "what became of it. The order is answered, any change in its history.")
 def retry_refund(refund_no: str) -> AdminOrderOut:
     return AdminOrderOut.from_proto(service(OrderServiceStub).RetryRefund(order_pb2.RetryRefundRequest(
         refund_no=refund_no)))

@@ -18,9 +18,10 @@ def on_order_paid(uow: MemberUnitOfWork, event: OrderPaid, envelope: EventEnvelo
 
 
 def on_order_refunded(uow: MemberUnitOfWork, event: OrderRefunded, envelope: EventEnvelope) -> None:
-    """Take back the spend and the points the refunded money earned."""
+    """Take back the spend and the points the refunded money earned; credit back the points the shopper spent on
+    the refunded units, when the order service gives any back (cancelled unshipped units)."""
     service.apply_order_refunded(uow, order_no=event.order_no, refund_no=event.refund_no, amount_fen=event.amount_fen,
-                                 now=event.refunded_at.ToDatetime(tzinfo=UTC))
+                                 points_returned=event.points_returned, now=event.refunded_at.ToDatetime(tzinfo=UTC))
 
 
 def on_order_cancelled(uow: MemberUnitOfWork, event: OrderCancelled, envelope: EventEnvelope) -> None:

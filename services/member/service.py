@@ -1139,9 +1139,13 @@ def apply_order_paid(uow: MemberUnitOfWork, *, order_no: str, user_id: int, paid
 
 
 def apply_order_refunded(uow: MemberUnitOfWork, *, order_no: str, refund_no: str, amount_fen: int,
-                         now: datetime) -> None:
+                         now: datetime, points_returned: int = 0) -> None:
     """order-refunded: take back the spend and, in proportion, the points the order earned (as far
     as the member still has them). Inside an open unit of work; once per refund.
+
+    `points_returned`: points the shopper spent on the refunded units that the order service gives back (units of a
+    partly shipped order the shop could not supply): credited to their points at once, whether or not order-paid
+    was read yet (`_return_refunded_points`), by a posting keyed by the refund number.
 
     order-paid travels on another topic, so a refund may be read before its order's payment (consumer lag,
     a rebalance, a replay). Then nothing is credited yet and nothing is taken back: the refund is kept as a
@@ -1157,6 +1161,7 @@ def apply_order_refunded(uow: MemberUnitOfWork, *, order_no: str, refund_no: str
     """
     def apply() -> bytes:
         credit = uow.points.credit(order_no, lock=True)
+        _return_refunded_points(uow, order_no=order_no, refund_no=refund_no, points=points_returned, now=now)
         if credit is None:
             uow.points.add_pending_reversal(PendingReversal(refund_no=refund_no, order_no=order_no,
                                                             amount_fen=amount_fen, refunded_at=now))
@@ -1165,6 +1170,25 @@ def apply_order_refunded(uow: MemberUnitOfWork, *, order_no: str, refund_no: str
         return b"applied"
 
     uow.run_once(scope="order-refunded", key=refund_no, request=f"{order_no}:{amount_fen}".encode(), execute=apply)
+
+
+def _return_refunded_points(uow: MemberUnitOfWork, *, order_no: str, refund_no: str, points: int,
+                            now: datetime) -> None:
+    """Credit back `points` the order spent on refunded units, once per refund (`points-return:<refund_no>`), to the
+    shopper whose points hold the order used. The hold stays as it is: the rest of the order was kept, and a
+    whole-order cancellation (which returns the hold) cannot follow a partial one (the order is shipped by then);
+    a hold already returned whole, or none, is never credited again (logged)."""
+    if points <= 0:
+        return
+    hold = uow.points.hold(order_no, lock=True)
+    if hold is None or hold.status == HoldStatus.RETURNED:
+        log.error("refund %s gives back %d points of order %s, whose points hold is %s: not credited", refund_no,
+                  points, order_no, hold.status if hold is not None else "missing")
+        return
+    if post(uow, transfer(f"points-return:{refund_no}", "points_returned", refund_no, amount=points,
+                          source=(PLATFORM, Account.POINTS_ISSUED), target=(hold.user_id, Account.POINTS)), now):
+        events.points_changed(uow, user_id=hold.user_id, delta=points, reason="points_returned", reference=refund_no,
+                              balance=uow.ledger.balance(hold.user_id, Account.POINTS), now=now)
 
 
 def _reverse_refund(uow: MemberUnitOfWork, credit: OrderCredit, *, refund_no: str, amount_fen: int,

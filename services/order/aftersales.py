@@ -46,7 +46,7 @@ goods part of the payable amount (freight is not refunded by after-sales) split 
 units / quantity, floored, and the line's last units take what is left, so refunding everything returns
 exactly the goods paid.
 The refund runs through the refund engine (`Refunder`, source "after_sale:<id>") under a number the case records
-in the transaction that makes it REFUNDING (`_number_refund`), so a refund interrupted before it started (the
+in the transaction that makes it REFUNDING (`AfterSale.apply`), so a refund interrupted before it started (the
 process died after that commit) is started by a retry under that number, and never twice (the engine starts one
 refund per number under the order's row lock). When it settles, the
 engine's SETTLED_LISTENERS["after_sale"] (`refund_settled`) moves the case to REFUNDED (or REFUND_FAILED, or
@@ -62,12 +62,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from mall.events.v1.order_events_pb2 import OrderReturned
-
 from services.common import formats
 from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
-from services.common.events import timestamp
 from services.order import refunds
 from services.order.domain import (
     Order,
@@ -75,13 +72,15 @@ from services.order.domain import (
     Refund,
     RefundItem,
     RefundStatus,
+    Step,
     line_refund_fen,
     new_order_no,
     order_not_found,
     plain,
+    shopper_steps,
 )
 from services.order.ports import Members
-from services.order.service import check_parcel, event_line
+from services.order.service import check_parcel, publish_returned
 from services.order.uow import CaseSearch, OrderUnitOfWork
 
 DEFAULT_AFTER_SALE_DAYS = 7
@@ -158,19 +157,10 @@ SHOPPER_WORDS: dict[str, str] = {
 
 
 @dataclass
-class CaseStep:
-    """One step of a case's history: who moved it to `status`, when and why (as staff read it), and what the
-    case's shopper sees of it: whether they see it at all (`shopper_visible`), and its reason for them
-    (`shopper_reason`), never staff's own words or ids unless written for them."""
+class CaseStep(Step):
+    """A step of a case's history; what the shopper reads of it (`shopper_reason`) is never staff's own words or ids
+    unless written for them."""
 
-    status: str
-    actor: str
-    at: datetime
-    reason: str = ""
-    # The defaults hide: a step recorded without them (by a pod of the release before migration 0012) is staff's.
-    shopper_visible: bool = False
-    shopper_reason: str = ""
-    id: int | None = None
     case_id: int | None = None
 
 
@@ -200,10 +190,10 @@ class AfterSale:
 
     @property
     def closed_at(self) -> datetime | None:
-        """When the case closed (REJECTED, REFUNDED, WITHDRAWN); None while open. A closed case never moves again."""
-        if self.is_open:
-            return None
-        return next(step.at for step in reversed(self.history) if CaseStatus(step.status) in CLOSED)
+        """When the case closed (REJECTED, REFUNDED, WITHDRAWN); None while open. A closed case never moves again, so
+        its last change (`updated_at`) is the step that closed it: the repository reads it so, without the history
+        (AfterSaleRepository.case_times)."""
+        return None if self.is_open else self.updated_at
 
     @property
     def goods_received(self) -> bool:
@@ -226,6 +216,11 @@ class AfterSale:
             raise Conflict("AFTER_SALE_GOODS_RECEIVED", "the returned goods were received: this case cannot be "
                            "rejected, only its refund retried", details={"status": self.status, "action": action})
         told = SHOPPER_WORDS[action] if shopper_reason is None else shopper_reason
+        if target == C.REFUNDING and action != "refund_resumed":  # resumed: the same refund is under way again
+            # A new refund: its number is committed with the step, before the refund starts, so whoever starts it
+            # (this request, or a retry after it died) starts that one refund (refunds.start_refund is idempotent by
+            # number), never a second. Here, so that no way into REFUNDING can forget it.
+            self.refund_no = "RF" + new_order_no(now)
         self.status, self.updated_at = target.value, now
         self.history.append(CaseStep(status=target.value, actor=actor, at=now, reason=reason,
                                      shopper_visible=True, shopper_reason=told[:255]))
@@ -234,11 +229,8 @@ class AfterSale:
                 line.open = False
 
     def shopper_history(self) -> list[CaseStep]:
-        """The history as the case's shopper sees it: the steps shown to them, each with its reason for them,
-        staff named as "staff" only."""
-        return [CaseStep(status=step.status, actor=formats.shopper_actor(step.actor), at=step.at,
-                         reason=step.shopper_reason, shopper_visible=True, shopper_reason=step.shopper_reason)
-                for step in self.history if step.shopper_visible]
+        """The history as the case's shopper sees it (`shopper_steps`)."""
+        return shopper_steps(self.history)
 
 
 def case_not_found() -> NotFound:
@@ -450,8 +442,6 @@ def decide(uow: Uow, refunder: Refunder, *, case_id: int, approve: bool, reason:
         action = "reject" if not approve else "approve_refund" if case.type == "refund_only" else "approve_return"
         told = f"{SHOPPER_WORDS[action]}: {for_shopper}" if for_shopper else SHOPPER_WORDS[action]
         case.apply(action, actor=actor, now=now, reason=plain(reason, 255), shopper_reason=told)
-        if case.status == C.REFUNDING:
-            _number_refund(case, now)
     case = _step(uow(), case_id, decision)
     return _refund(uow, refunder, case, actor=actor, now=now) if case.status == C.REFUNDING else case
 
@@ -480,13 +470,10 @@ def receive_return(uow: Uow, refunder: Refunder, *, case_id: int, note: str, act
 
     def receive(tx: OrderUnitOfWork, case: AfterSale) -> None:
         case.apply("receive", actor=actor, now=now, reason=plain(note, 255) or "goods received")
-        _number_refund(case, now)
         order = tx.orders.get(case.order_id)
         assert order is not None  # a case's order is never deleted
-        units = {line.line_id: line.quantity for line in case.lines}
-        tx.publish(OrderReturned(order_no=case.order_no, user_id=case.user_id, case_no=case.case_no,
-                                 lines=[event_line(line, units[line.id]) for line in order.lines if line.id in units],
-                                 received_at=timestamp(now)), aggregate_id=case.order_no)
+        publish_returned(tx, order, case_no=case.case_no, units={line.line_id: line.quantity for line in case.lines},
+                         now=now)
     case = _step(uow(), case_id, receive)
     return _refund(uow, refunder, case, actor=actor, now=now)
 
@@ -506,16 +493,8 @@ def retry_refund(uow: Uow, refunder: Refunder, *, case_id: int, actor: str, now:
 
     def again(_: OrderUnitOfWork, case: AfterSale) -> None:
         case.apply("retry", actor=actor, now=now, reason="refund again")
-        _number_refund(case, now)
     case = _step(uow(), case_id, again)
     return _refund(uow, refunder, case, actor=actor, now=now)
-
-
-def _number_refund(case: AfterSale, now: datetime) -> None:
-    """Give the refund a case is about to start its number, in the transaction that makes the case REFUNDING:
-    committed before the refund starts, so whoever starts it (this request, or a retry after it died) starts
-    that one refund (refunds.start_refund is idempotent by number), never a second."""
-    case.refund_no = "RF" + new_order_no(now)
 
 
 def _refund(uow: Uow, refunder: Refunder, case: AfterSale, *, actor: str, now: datetime) -> AfterSale:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import cache
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -61,6 +61,7 @@ from services.order.uow import (
 from services.order.wallet_reviews import ReviewStatus, WalletReview
 
 metadata = MetaData()
+Entity = TypeVar("Entity")
 CLOSED_CASES = sorted(status.value for status in CLOSED)
 
 cart_items = Table(
@@ -243,10 +244,13 @@ refunds = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("settled_at", UTCDateTime, nullable=True),
+    # Points spent on the refunded units, credited back with it (cancel-unshipped's; migration 0015).
+    Column("points_returned", BigInteger, nullable=False, server_default="0"),
     Index("ix_refunds_status_created", "status", "created_at"),
     Index("ix_refunds_created", "created_at", "id"),  # staff's list: the ended ones newest first (migration 0013)
     CheckConstraint("amount_fen >= 0", name="ck_refunds_amount_not_negative"),  # 0: units paid 0 fen
     CheckConstraint("status IN ('PENDING', 'SUCCESS', 'CLOSED', 'ABNORMAL')", name="ck_refunds_status"),
+    CheckConstraint("points_returned >= 0", name="ck_refunds_points_not_negative"),
 )
 
 refund_lines = Table(
@@ -311,6 +315,15 @@ def _map_classes(mappers: registry) -> None:
 
 # Maps the domain classes onto the tables (idempotent): build_app and database tests call it, never an import.
 start_mappers = Mapping(_map_classes).start
+
+
+def _lock_due(session: Session, rows: type[Entity], due: ColumnElement[bool], clock: ColumnElement[datetime],
+              limit: int) -> list[Entity]:
+    """Up to `limit` rows that are `due`, oldest `clock` first, locked for the jobs that work through them; rows
+    other transactions hold are skipped (FOR UPDATE SKIP LOCKED), so replicas share a batch instead of queueing
+    for it (PostgreSQL; SQLite, dev only, has no FOR UPDATE)."""
+    query = select(rows).where(due).order_by(clock).limit(limit)
+    return list(session.execute(skip_locked(session, query)).scalars())
 
 
 class SqlCartRepository:
@@ -407,8 +420,9 @@ class SqlOrderRepository:
 
     def lock_expired(self, now: datetime, limit: int) -> list[Order]:
         deadline = orders.c.pay_deadline
-        return self._lock_due(and_(orders.c.status == OrderStatus.PENDING_PAYMENT.value,
-                                   orders.c.wallet_attempt_at.is_(None), deadline <= now), deadline, limit)
+        return _lock_due(self.session, Order, and_(orders.c.status == OrderStatus.PENDING_PAYMENT.value,
+                                                   orders.c.wallet_attempt_at.is_(None), deadline <= now),
+                         deadline, limit)
 
     def lock_confirmable_before(self, before: datetime, held_before: datetime, limit: int) -> list[Order]:
         open_case = (select(after_sales.c.id).where(after_sales.c.order_id == orders.c.id,
@@ -418,12 +432,7 @@ class SqlOrderRepository:
         # The second arm needs no clock: however the clock was moved (under a longer limit, say), after-sales have
         # held these orders all they may now.
         due = or_(and_(~open_case, clock <= before), orders.c.shipped_at <= held_before)
-        return self._lock_due(and_(orders.c.status == OrderStatus.SHIPPED.value, due), clock, limit)
-
-    def _lock_due(self, due: ColumnElement[bool], clock: ColumnElement[datetime], limit: int) -> list[Order]:
-        """Orders that are `due`, oldest `clock` first, locked; rows other transactions hold are skipped."""
-        query = select(Order).where(due).order_by(clock).limit(limit)
-        return list(self.session.execute(skip_locked(self.session, query)).scalars())
+        return _lock_due(self.session, Order, and_(orders.c.status == OrderStatus.SHIPPED.value, due), clock, limit)
 
     def wallet_attempts_before(self, before: datetime, limit: int) -> list[Order]:
         return list(self.session.execute(
@@ -485,13 +494,24 @@ class SqlAfterSaleRepository:
 
     def lock_awaiting_return_before(self, before: datetime, limit: int) -> list[AfterSale]:
         # updated_at is when the case was approved: nothing else changes an AWAITING_RETURN case.
-        query = (select(AfterSale).where(after_sales.c.status == "AWAITING_RETURN", after_sales.c.updated_at <= before)
-                 .order_by(after_sales.c.updated_at).limit(limit))
-        return list(self.session.execute(skip_locked(self.session, query)).scalars())
+        return _lock_due(self.session, AfterSale, and_(after_sales.c.status == "AWAITING_RETURN",
+                                                       after_sales.c.updated_at <= before),
+                         after_sales.c.updated_at, limit)
 
     def for_order(self, order_id: int) -> list[AfterSale]:
         return list(self.session.execute(select(AfterSale).where(after_sales.c.order_id == order_id)
                                          .order_by(after_sales.c.id)).scalars())
+
+    def case_times(self, order_ids: list[int]) -> dict[int, list[tuple[datetime, datetime | None]]]:
+        if not order_ids:
+            return {}
+        rows = self.session.execute(
+            select(after_sales.c.order_id, after_sales.c.created_at, after_sales.c.status, after_sales.c.updated_at)
+            .where(after_sales.c.order_id.in_(order_ids)).order_by(after_sales.c.id))
+        times: dict[int, list[tuple[datetime, datetime | None]]] = {}
+        for order_id, opened, status, updated_at in rows:  # a closed case's last change closed it (AfterSale.closed_at)
+            times.setdefault(order_id, []).append((opened, updated_at if status in CLOSED_CASES else None))
+        return times
 
     def search(self, search: CaseSearch) -> tuple[list[AfterSale], int]:
         conditions = [column == value for column, value in (
@@ -530,18 +550,14 @@ class SqlRefundRepository:
             select(Refund).where(refunds.c.status == RefundStatus.PENDING.value, refunds.c.created_at <= created_before)
             .order_by(refunds.c.created_at).limit(limit)).scalars())
 
-    def abnormal_since(self) -> tuple[int, datetime | None]:
-        # One aggregate over ix_refunds_status_created's ABNORMAL rows (a handful): cheap enough for every minute.
+    def waiting_since(self, status: RefundStatus, *, before: datetime | None = None) -> tuple[int, datetime | None]:
+        # One aggregate over ix_refunds_status_created's ABNORMAL or PENDING rows (a handful, the refunds in flight or
+        # held): cheap enough for every minute.
+        conditions = [refunds.c.status == status.value]
+        if before is not None:
+            conditions.append(refunds.c.updated_at <= before)
         count, oldest = self.session.execute(
-            select(func.count(), func.min(refunds.c.updated_at)).where(refunds.c.status == RefundStatus.ABNORMAL.value)
-        ).one()
-        return count, oldest
-
-    def pending_since(self, before: datetime) -> tuple[int, datetime | None]:
-        # PENDING rows are the refunds in flight (a handful) under ix_refunds_status_created: cheap every minute.
-        count, oldest = self.session.execute(
-            select(func.count(), func.min(refunds.c.updated_at)).where(
-                refunds.c.status == RefundStatus.PENDING.value, refunds.c.updated_at <= before)).one()
+            select(func.count(), func.min(refunds.c.updated_at)).where(*conditions)).one()
         return count, oldest
 
     def search(self, search: RefundSearch) -> tuple[list[ListedRefund], int]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import enum
 import math
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from fractions import Fraction
+from typing import Self, TypeVar
 
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 from services.common.formats import shopper_actor
@@ -65,12 +67,13 @@ TRANSITIONS: dict[tuple[OrderStatus, str], OrderStatus] = {
 
 
 @dataclass
-class Transition:
-    """One step of an order's history: who moved it to `status`, when and why.
+class Step:
+    """One step of a history (an order's, an after-sales case's): who moved it to `status`, when and why.
 
     Staff see every step as recorded. The shopper sees only the steps `shopper_visible` (every status change, and
     the notes written for them), each with `shopper_reason` for its reason: what staff typed and internal notes
     (refunds stuck at a channel, wallet reconciliation) stay with staff. Whoever records a step says which it is.
+    The defaults hide: a step recorded without them (by a pod of a release before they existed) is staff's.
     """
 
     status: str
@@ -80,6 +83,26 @@ class Transition:
     shopper_visible: bool = False
     shopper_reason: str = ""
     id: int | None = None
+
+    def as_shopper_sees_it(self) -> Self:
+        """This step as its shopper reads it: their reason for `reason`, any staff member as "staff" (which staff
+        member acted is for staff)."""
+        return type(self)(status=self.status, actor=shopper_actor(self.actor), at=self.at,
+                          reason=self.shopper_reason, shopper_visible=True, shopper_reason=self.shopper_reason)
+
+
+StepT = TypeVar("StepT", bound=Step)
+
+
+def shopper_steps(history: Iterable[StepT]) -> list[StepT]:
+    """A history as its shopper sees it: only the steps shown to them, each as they read it."""
+    return [step.as_shopper_sees_it() for step in history if step.shopper_visible]
+
+
+@dataclass
+class Transition(Step):
+    """A step of an order's history."""
+
     order_id: int | None = None
 
 
@@ -266,12 +289,8 @@ class Order:
                                        shopper_visible=shopper, shopper_reason=reason[:255] if shopper else ""))
 
     def shopper_history(self) -> list[Transition]:
-        """The history as the order's shopper sees it: the steps shown to them, each with its reason for them,
-        staff named as "staff" only (which staff member acted is for staff)."""
-        return [Transition(status=step.status, actor=shopper_actor(step.actor),
-                           at=step.at, reason=step.shopper_reason, shopper_visible=True,
-                           shopper_reason=step.shopper_reason)
-                for step in self.history if step.shopper_visible]
+        """The history as the order's shopper sees it (`shopper_steps`)."""
+        return shopper_steps(self.history)
 
     def conflict(self, action: str) -> Conflict:
         return Conflict("ORDER_STATE_CONFLICT", f"an order in {self.status} cannot {action.replace('_', ' ')}",
@@ -284,6 +303,18 @@ class Order:
             for item in shipment.lines:
                 left[item.line_id] -= item.quantity
         return {line_id: quantity for line_id, quantity in left.items() if quantity > 0}
+
+    def units_to_ship(self) -> list[tuple[OrderLine, int]]:
+        """Every line with its units still to ship (0: shipped in full), for a parcel's waybill.
+
+        Only a PAID order, partly shipped or not, has units to ship: any other is ORDER_STATE_CONFLICT (a SHIPPED one
+        shipped them all; unpaid, cancelled or refunded ones never will), so no receiver is read for nothing.
+        """
+        if OrderStatus(self.status) != S.PAID:
+            raise Conflict("ORDER_STATE_CONFLICT", f"a {self.status} order has nothing to ship",
+                           details={"status": self.status})
+        left = self.unshipped()
+        return [(line, left.get(line.id or 0, 0)) for line in self.lines]
 
     def ship(self, *, carrier: str, tracking_no: str, lines: dict[int, int] | None, actor: str,
              now: datetime) -> Shipment:
@@ -482,7 +513,8 @@ class RefundLine:
 
 @dataclass
 class Refund:
-    """Money going back to the shopper through the channel the order was paid with."""
+    """Money going back to the shopper through the channel the order was paid with (and, for cancelled unshipped
+    units, the points spent on them, credited back by the member service when it succeeds)."""
 
     refund_no: str
     order_id: int
@@ -497,6 +529,7 @@ class Refund:
     lines: list[RefundLine] = field(default_factory=list)
     channel_refund_id: str = ""  # WeChat Pay's refund_id once known
     settled_at: datetime | None = None
+    points_returned: int = 0  # points spent on the units, given back with it (cancel-unshipped's; 0 for the others)
     id: int | None = None
 
 
@@ -510,23 +543,35 @@ def paid_shares(order: Order) -> dict[int, int]:
     rest), then within each group by line totals, floored, the group's last line taking what the floors left
     over. The shares add up to the goods exactly; a coupon of every category splits exactly as before.
     """
-    goods = order.payable_fen - order.freight_fen
+    return _spread(order, order.payable_fen - order.freight_fen)
+
+
+def points_shares(order: Order) -> dict[int, int]:
+    """The points the order spent (`points_used`) by line, spread exactly as `paid_shares` spreads the goods: points
+    came off what each line still cost after the level discount and the coupon, the proportion the goods are split
+    by. Floored, each group's last line taking what the floors left: they add up to `points_used` exactly."""
+    return _spread(order, order.points_used)
+
+
+def _spread(order: Order, amount: int) -> dict[int, int]:
+    """`amount` over the lines (by id) in proportion to what each cost after the level discount and the coupon:
+    between the coupon's lines (floored) and the others (the rest), then within each group by line totals."""
     scoped = [line for line in order.lines if line.coupon_applied]
     others = [line for line in order.lines if not line.coupon_applied]
-    scoped_fen = _coupon_lines_paid(order, goods, sum(line.total_fen for line in scoped))
-    shares = _split(scoped_fen, scoped) | _split(goods - scoped_fen, others)
+    scoped_part = _coupon_lines_part(order, amount, sum(line.total_fen for line in scoped))
+    shares = _split(scoped_part, scoped) | _split(amount - scoped_part, others)
     return {line.id or 0: shares[line.id or 0] for line in order.lines}
 
 
-def _coupon_lines_paid(order: Order, goods: int, scoped_total: int) -> int:
-    """The coupon's lines' part of the goods, floored: what they cost after the level discount and the coupon,
-    of what every line did, applied to what was paid (after points)."""
+def _coupon_lines_part(order: Order, amount: int, scoped_total: int) -> int:
+    """The coupon's lines' part of `amount` (the goods paid, or the points spent), floored: what they cost after
+    the level discount and the coupon, of what every line did."""
     total, level, coupon = order.items_total_fen, order.level_discount_fen, order.coupon_discount_fen
     left = total - level - coupon
     if left <= 0:
         return 0
     kept = max(Fraction(scoped_total * (total - level), total) - coupon, Fraction(0))
-    return math.floor(goods * kept / left)
+    return math.floor(amount * kept / left)
 
 
 def _split(amount: int, lines: list[OrderLine]) -> dict[int, int]:
@@ -538,13 +583,39 @@ def _split(amount: int, lines: list[OrderLine]) -> dict[int, int]:
     return shares
 
 
-def line_refund_fen(order: Order, line_id: int, quantity: int) -> int:
+def line_refund_fen(order: Order, line_id: int, quantity: int, held: RefundItem | None = None) -> int:
     """The exact refund for `quantity` more units of a line: its paid share per unit, floored, and whatever
-    is left of the share when these are the line's last units (so refunding every unit returns the share)."""
+    is left of the share when these are the line's last units (so refunding every unit returns the share).
+
+    `held`: what an open after-sales case will refund of the line and has not reserved yet (its amount was fixed
+    by this function when it was opened; it is reserved only when its refund starts). Its units count as refunded
+    before these, its amount as taken: else both would be floored and the line would come out a fen short.
+    """
+    line = _line(order, line_id)
+    share = paid_shares(order)[line_id]
+    held_units, held_fen = (held.quantity, held.amount_fen) if held is not None else (0, 0)
+    if line.refunded_quantity + held_units + quantity >= line.quantity:
+        return share - line.refunded_fen - held_fen
+    return share * quantity // line.quantity
+
+
+def line_points_returned(order: Order, line_id: int, quantity: int, held: RefundItem | None = None) -> int:
+    """The points to credit back for `quantity` more units of a line (cancelled unshipped units: the shop failed
+    to supply them), of the line's `points_shares`. The units refunded before these (`refunded_quantity`, and
+    `held`'s units, as in `line_refund_fen`) come first, whether their points were credited back or not
+    (after-sales refunds return none); these take the line's points for the units up to them, floored, less the
+    same for the units before. The floors cancel out: the units of a line add up to its points exactly, the last
+    units taking what the floors left, whichever refunds took the ones before.
+    """
+    line = _line(order, line_id)
+    points = points_shares(order)[line_id]
+    before = line.refunded_quantity + (held.quantity if held is not None else 0)
+    after = min(before + quantity, line.quantity)
+    return points * after // line.quantity - points * min(before, line.quantity) // line.quantity
+
+
+def _line(order: Order, line_id: int) -> OrderLine:
     line = next((line for line in order.lines if line.id == line_id), None)
     if line is None:
         raise NotFound("ORDER_LINE_NOT_FOUND", "no such line on this order", details={"line_id": line_id})
-    share = paid_shares(order)[line_id]
-    if line.refunded_quantity + quantity >= line.quantity:
-        return share - line.refunded_fen
-    return share * quantity // line.quantity
+    return line

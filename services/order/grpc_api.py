@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import grpc
 from mall.order.v1 import after_sale_pb2, after_sale_pb2_grpc, order_pb2, order_pb2_grpc
@@ -24,13 +25,14 @@ from services.common.events import timestamp
 from services.common.grpc_server import page as _page
 from services.common.wechatpay import NotifyRejected
 from services.order import aftersales, metrics, refunds, service, wallet_reviews
-from services.order.domain import Amounts, Order, OrderLine
+from services.order.domain import Address, Amounts, Order, OrderLine, Step
 from services.order.ports import Catalog, Members, Stock, Users
 from services.order.service import CartLine, CheckoutInput, OrderSettings, Prepay
 from services.order.uow import CaseSearch, ListedRefund, OrderSearch, OrderUnitOfWork, RefundSearch
 
 ORDER_STAFF = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
 SHIPPERS = (Role.ADMIN, Role.OPERATOR)
+StepMessage = TypeVar("StepMessage", order_pb2.Transition, after_sale_pb2.AfterSaleStep)
 
 
 class OrderServicer(order_pb2_grpc.OrderServiceServicer):
@@ -204,6 +206,10 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
                                                 tracking_no=request.tracking_no, lines=lines or None,
                                                 actor=f"staff:{caller.user_id}"), staff=True)
 
+    def GetWaybill(self, request: order_pb2.GetWaybillRequest, context: grpc.ServicerContext) -> order_pb2.Waybill:
+        require_caller(*SHIPPERS)
+        return _waybill(service.get_order(self.uow(), user_id=None, order_id=request.id))
+
     def ConfirmReceipt(self, request: order_pb2.ConfirmReceiptRequest,
                        context: grpc.ServicerContext) -> order_pb2.Order:
         return order_message(service.confirm_receipt(self.uow(), user_id=require_caller().user_id,
@@ -245,6 +251,18 @@ def _line(line: OrderLine) -> order_pb2.OrderLine:
                                spec=line.spec, price_fen=line.price_fen, quantity=line.quantity, image=line.image)
 
 
+def _address(a: Address) -> order_pb2.Address:
+    """The address in full (the phone too): the gateway masks it wherever a shipper's waybill does not need it."""
+    return order_pb2.Address(name=a.name, phone=a.phone, province=a.province, city=a.city, district=a.district,
+                             detail=a.detail)
+
+
+def _waybill(order: Order) -> order_pb2.Waybill:
+    return order_pb2.Waybill(order_no=order.order_no, receiver=_address(order.address), lines=[
+        order_pb2.WaybillLine(line_id=line.id or 0, name=line.name, spec=line.spec, quantity=line.quantity,
+                              to_ship=units) for line, units in order.units_to_ship()])
+
+
 def _amounts(amounts: Amounts) -> order_pb2.Amounts:
     return order_pb2.Amounts(items_total_fen=amounts.items_total_fen, level_discount_fen=amounts.level_discount_fen,
                              coupon_discount_fen=amounts.coupon_discount_fen,
@@ -271,21 +289,22 @@ def _wallet_review(review: wallet_reviews.WalletReview) -> order_pb2.WalletRevie
     return message
 
 
+def _steps(message: Callable[..., StepMessage], history: Iterable[Step]) -> list[StepMessage]:
+    """A history's steps as `message`: order_pb2.Transition and after_sale_pb2.AfterSaleStep have the same fields."""
+    return [message(status=step.status, at=timestamp(step.at), actor=step.actor, reason=step.reason,
+                    shopper_visible=step.shopper_visible, shopper_reason=step.shopper_reason) for step in history]
+
+
 def order_message(order: Order, *, staff: bool) -> order_pb2.Order:
     """The order as staff see it (every step of its history, as recorded), or as its shopper does
     (`Order.shopper_history`): callers say which, so no note for staff reaches a shopper by default."""
-    a = order.address
     message = order_pb2.Order(
         id=order.id, order_no=order.order_no, user_id=order.user_id, status=order.status,
-        lines=[_line(line) for line in order.lines],
-        address=order_pb2.Address(name=a.name, phone=a.phone, province=a.province, city=a.city, district=a.district,
-                                  detail=a.detail),
+        lines=[_line(line) for line in order.lines], address=_address(order.address),
         amounts=_amounts(order.amounts), pay_deadline=timestamp(order.pay_deadline),
         created_at=timestamp(order.created_at), pay_channel=order.pay_channel, coupon_id=order.coupon_id,
         points_used=order.points_used, note=order.note, refunded_fen=order.refunded_fen,
-        history=[order_pb2.Transition(status=step.status, at=timestamp(step.at), actor=step.actor, reason=step.reason,
-                                      shopper_visible=step.shopper_visible, shopper_reason=step.shopper_reason)
-                 for step in (order.history if staff else order.shopper_history())])
+        history=_steps(order_pb2.Transition, order.history if staff else order.shopper_history()))
     for name in ("paid_at", "shipped_at", "completed_at"):
         if getattr(order, name) is not None:
             getattr(message, name).CopyFrom(timestamp(getattr(order, name)))
@@ -389,7 +408,4 @@ class AfterSaleServicer(after_sale_pb2_grpc.AfterSaleServiceServicer):
                                                 amount_fen=line.amount_fen, sku_id=bought[line.line_id].sku_id,
                                                 name=bought[line.line_id].name, spec=bought[line.line_id].spec)
                    for line in case.lines],
-            history=[after_sale_pb2.AfterSaleStep(status=step.status, at=timestamp(step.at), actor=step.actor,
-                                                  reason=step.reason, shopper_visible=step.shopper_visible,
-                                                  shopper_reason=step.shopper_reason)
-                     for step in (case.history if staff else case.shopper_history())])
+            history=_steps(after_sale_pb2.AfterSaleStep, case.history if staff else case.shopper_history()))

@@ -13,7 +13,7 @@ refunded yet (every line's remaining units and paid share, and the freight).
 2. Then, outside the transaction, the channel the order was paid with is asked:
    - wechat: `POST /v3/refund/domestic/refunds` (out_refund_no = refund_no, notify_url for refunds).
      PROCESSING leaves it PENDING; a refusal (4xx) closes it and answers 409 REFUND_REFUSED; no answer
-     leaves it PENDING for the fallback job.
+     leaves it PENDING for the fallback job (sent, the answer lost: see "in flight" below).
    - balance: member `RefundToBalance` (idempotent by refund_no), synchronous → SUCCESS; the order
      service asks as itself (services/order/neighbours.py), whoever started the refund. No answer
      leaves it PENDING for the fallback job.
@@ -23,8 +23,9 @@ refunded yet (every line's remaining units and paid share, and the freight).
    WeChat Pay's are queried, or asked for again when WeChat Pay never got them; wallet refunds are
    asked of the member service again), or at once for balance refunds. `retry_refund` asks again
    about one PENDING refund (the job, and staff who do not want to wait for it).
-   - SUCCESS: `order-refunded` (lines with the refunded quantities) in the same transaction, unless the
-     refund is of 0 fen (no money moved: nothing for the member service or analytics to take back); when the
+   - SUCCESS: `order-refunded` (lines with the refunded quantities, and `points_returned`: points spent on
+     cancelled unshipped units, credited back by the member service) in the same transaction, unless the refund
+     is of 0 fen and returns no points (nothing moved: nothing for the member service or analytics); when the
      successful refunds add up to the whole payable amount and the state machine has a "refunded" step
      from the order's state (REFUNDING → REFUNDED), the order takes it. Partial refunds keep the state.
    - CLOSED: the reserved amounts are given back (the refund may be started again).
@@ -48,8 +49,17 @@ refunded yet (every line's remaining units and paid share, and the freight).
      code in the order's history): nothing was paid, the amount stays reserved, and staff's ABNORMAL flow takes
      over (alerted, then retry it once the cause is fixed, or close it: WeChat Pay holds no refund under that
      number, RESOURCE_NOT_EXISTS, so it can close). Staff retrying such a refund themselves get the 503 below.
-     When staff retry or close one and WeChat Pay gives no usable answer, the refund is left as it was: 503
+     When staff retry or close one and WeChat Pay gives no usable answer to the query, or refuses the refund sent
+     again, nothing was sent that WeChat Pay could pay, and the refund is left as it was: 503
      PAYMENT_CHANNEL_UNAVAILABLE (`channel_unavailable`).
+   - In flight: a refund *sent* to WeChat Pay whose answer is lost (no answer in time, a reset connection, a 5xx:
+     `AnswerLost`) may still be paid by WeChat Pay, and a query right after it may find nothing yet
+     (RESOURCE_NOT_EXISTS). So every path that sends one (the first call, `retry_refund`'s re-send, a late payment's
+     refund) leaves it PENDING (`_in_flight`; an ABNORMAL one staff retried becomes PENDING, with a step in the
+     order's history): staff cannot close it, so its amount is never freed for a second refund or paid another way
+     while WeChat Pay may pay it, and the fallback job asks about it until WeChat Pay's answer settles it. Staff's
+     retry still answers 503 PAYMENT_CHANNEL_UNAVAILABLE, saying the refund was sent and is PENDING
+     (`sent_pending`, details.status PENDING). A lost answer to a query changes nothing: a query moves no money.
    - Asking and closing are serialised per refund, on every replica, by the refund's row lock: `retry_refund` (the
      fallback job, staff's retry, approving a cancellation again, after-sales' retry, cancel-unshipped's ABNORMAL
      branch all go through it) and `start_late_refund` hold it while WeChat Pay is queried and the refund sent
@@ -96,8 +106,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from mall.events.v1.order_events_pb2 import OrderLine as EventLine
-from mall.events.v1.order_events_pb2 import OrderRefunded, OrderReturned
+from mall.events.v1.order_events_pb2 import OrderRefunded
 
 from services.common import formats
 from services.common.db import seconds_since, utcnow
@@ -113,6 +122,7 @@ from services.order.domain import (
     RefundItem,
     RefundLine,
     RefundStatus,
+    line_points_returned,
     line_refund_fen,
     new_order_no,
     order_not_found,
@@ -127,6 +137,7 @@ from services.order.service import (
     late_refund_no,
     publish_cancelled,
     publish_late_refund,
+    publish_returned,
 )
 from services.order.uow import LineReservation, ListedRefund, OrderUnitOfWork, RefundSearch
 
@@ -218,10 +229,12 @@ def start_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members:
 
 
 def reserve_refund(uow: OrderUnitOfWork, order: Order, items: list[RefundItem], *, reason: str, actor: str,
-                   source: str, now: datetime, refund_no: str = "") -> Refund:
+                   source: str, now: datetime, refund_no: str = "", points_returned: int = 0) -> Refund:
     """Step 1 of `start_refund` inside the caller's transaction, `order` locked by it: the amount reserved, the
     refund recorded PENDING (a 0-fen one SUCCESS at once). The caller commits, then calls `send_refund`: a use
-    case that changes the order too (cancelling its unshipped units) does both in one transaction."""
+    case that changes the order too (cancelling its unshipped units) does both in one transaction.
+    `points_returned`: points spent on the units, credited back by the member service when it succeeds
+    (cancel-unshipped's)."""
     if order.paid_at is None or order.status not in REFUNDABLE_STATES:
         raise Conflict("ORDER_STATE_CONFLICT", f"an order in {order.status} cannot be refunded",
                        details={"status": order.status, "action": "refund"})
@@ -239,7 +252,7 @@ def reserve_refund(uow: OrderUnitOfWork, order: Order, items: list[RefundItem], 
     refund = Refund(refund_no=refund_no or "RF" + new_order_no(now), order_id=order.id or 0, source=source[:64],
                     status=RefundStatus.PENDING.value, amount_fen=amount,
                     channel=order.pay_channel if amount else NO_CHANNEL, reason=reason[:255], actor=actor[:64],
-                    created_at=now, updated_at=now, lines=lines)
+                    created_at=now, updated_at=now, lines=lines, points_returned=points_returned)
     uow.refunds.add(refund)
     if not amount:  # units paid 0 fen: no channel to ask, so it ends here, never left PENDING for the job
         _change(uow, order, refund, RefundStatus.SUCCESS, actor, now)
@@ -292,17 +305,72 @@ def _ask_channel(uow: OrderUnitOfWork, payments: RefundPayments | None, members:
         settle_refund(uow, refund_no=refund.refund_no, status=RefundStatus.CLOSED, actor="wechatpay", now=now)
         raise Conflict("REFUND_REFUSED", f"WeChat Pay refused the refund: {exc.code}",
                        details={"code": exc.code}) from None
-    except WechatPayError as exc:
-        log.warning("refund %s is left PENDING for the refund query: %s", refund.refund_no, exc.reason)
+    except AnswerLost as lost:
+        with uow:  # PENDING already (just reserved): left so for the fallback job, as any send whose answer is lost
+            refund = _locked(uow, refund.refund_no)
+            _in_flight(uow, refund, lost, actor="wechatpay", now=now)
+            uow.commit()
         return refund
     return _apply_answer(uow, refund.refund_no, answer, actor="wechatpay", now=now)
 
 
+class AnswerLost(Exception):
+    """WeChat Pay was sent a refund and its answer was lost (no answer in time, a reset connection, a 5xx, an answer
+    that does not verify): WeChat Pay may have taken it and may pay it, so it is in flight (`_in_flight`). Only a
+    send's lost answer is one: a query's moved no money, and a refusal (WechatPayApiError) took nothing."""
+
+    def __init__(self, error: WechatPayError) -> None:
+        super().__init__(error.reason)
+        self.error = error
+
+
 def _send(payments: RefundSender, order: Order, refund: Refund) -> ChannelRefund:
-    """Ask WeChat Pay for the refund (again: the same number is one refund there)."""
+    """Ask WeChat Pay for the refund (again: the same number is one refund there). WechatPayApiError when WeChat Pay
+    refuses it; AnswerLost when its answer is lost."""
     out_trade_no, total_fen = _trade(order, refund)
-    return payments.refund(out_trade_no=out_trade_no, out_refund_no=refund.refund_no, refund_fen=refund.amount_fen,
-                           total_fen=total_fen, reason=refund.reason[:WECHAT_REASON_CHARS] or None)
+    try:
+        return payments.refund(out_trade_no=out_trade_no, out_refund_no=refund.refund_no,
+                               refund_fen=refund.amount_fen, total_fen=total_fen,
+                               reason=refund.reason[:WECHAT_REASON_CHARS] or None)
+    except WechatPayApiError:
+        raise
+    except WechatPayError as exc:
+        raise AnswerLost(exc) from None
+
+
+def _in_flight(uow: OrderUnitOfWork, refund: Refund, lost: AnswerLost, *, actor: str, now: datetime) -> None:
+    """A refund whose send's answer was lost (`AnswerLost`), in the caller's transaction, `refund` locked by it: WeChat
+    Pay may pay it yet, so it is PENDING, its amount reserved, and the fallback job asks WeChat Pay about it until its
+    answer settles it (or, WeChat Pay never having got it, sends it again). Every path that sends a refund comes here.
+
+    An ABNORMAL one (staff retried one WeChat Pay held nothing of, which sent it again) becomes PENDING, with a step in
+    its order's history: staff cannot close it while WeChat Pay may still pay it (closing frees its amount, so a new
+    refund or staff paying the shopper another way would pay twice). A PENDING one is left as it was (how long it has
+    waited keeps counting for the stuck alert and `_refused_abnormal`)."""
+    log.warning("refund %s was sent to WeChat Pay and the answer was lost (%s): PENDING until WeChat Pay tells what "
+                "became of it", refund.refund_no, lost.error.reason)
+    if refund.status != RefundStatus.ABNORMAL:
+        return
+    order = uow.orders.get(refund.order_id, lock=True)
+    assert order is not None  # a refund's order is never deleted
+    _change(uow, order, refund, RefundStatus.PENDING, actor, now)
+    order.record_step(actor=actor, now=now, reason=answer_lost_note(refund), shopper=False)
+
+
+def answer_lost_note(refund: Refund) -> str:
+    """The order history's step for an ABNORMAL refund sent to WeChat Pay again whose answer was lost."""
+    return (f"refund {refund.refund_no} sent to WeChat Pay again, the answer lost: PENDING, {refund.amount_fen} fen "
+            "held until WeChat Pay tells what became of it (the fallback job asks); it cannot be closed meanwhile, "
+            "since WeChat Pay may still pay it")[:255]
+
+
+def sent_pending(refund_no: str) -> DomainError:
+    """Staff retried a refund, WeChat Pay was sent it again and the answer was lost (`_in_flight` made it PENDING, and
+    that is committed): PAYMENT_CHANNEL_UNAVAILABLE (503), saying so, with details.status PENDING."""
+    return DomainError("PAYMENT_CHANNEL_UNAVAILABLE", "the refund was sent to WeChat Pay again but its answer was "
+                       "lost: it is PENDING until WeChat Pay tells what became of it (the fallback job asks); do not "
+                       "pay it another way meanwhile", kind=ErrorKind.UNAVAILABLE,
+                       details={"refund_no": refund_no, "status": RefundStatus.PENDING.value})
 
 
 def _trade(order: Order, refund: Refund) -> tuple[str | None, int]:
@@ -335,8 +403,8 @@ def start_late_refund(uow: OrderUnitOfWork, payments: RefundSender, *, order_no:
     recorded by the caller), under `LATE<order_no>`: the refund is recorded PENDING once, however often asked (the
     order's row lock orders the check), then WeChat Pay is asked while it is PENDING (the same number again is
     one refund there). PROCESSING leaves it PENDING for the notify or the fallback job; a refusal makes it ABNORMAL
-    (its code in the order's history) for staff; no answer leaves it PENDING and raises REFUND_FAILED (503: WeChat
-    Pay notifies the payment again). Nothing of the order is reserved: see the module docstring."""
+    (its code in the order's history) for staff; no answer leaves it PENDING (`_in_flight`) and raises REFUND_FAILED
+    (503: WeChat Pay notifies the payment again). Nothing of the order is reserved: see the module docstring."""
     refund_no = late_refund_no(order_no)
     with uow:
         order = uow.orders.by_order_no(order_no, lock=True)
@@ -362,9 +430,11 @@ def start_late_refund(uow: OrderUnitOfWork, payments: RefundSender, *, order_no:
             _refused_abnormal(uow, refund, exc, now, actor="wechatpay", note=late_refund_refused_note(refund, exc.code))
             uow.commit()
             return refund
-        except WechatPayError as exc:
-            log.warning("refund %s of a late payment is left PENDING for the refund query: %s", refund_no, exc.reason)
-            raise DomainError("REFUND_FAILED", f"the refund of a late payment failed: {exc.reason}",
+        except AnswerLost as lost:
+            _in_flight(uow, refund, lost, actor="wechatpay", now=now)
+            uow.commit()
+            raise DomainError("REFUND_FAILED", f"the refund of a late payment was sent but its answer was lost "
+                              f"({lost.error.reason}): PENDING for the refund query",
                               kind=ErrorKind.UNAVAILABLE) from None
         _apply_locked(uow, refund, answer, actor="wechatpay", now=now)
         uow.commit()
@@ -462,15 +532,15 @@ def _change(uow: OrderUnitOfWork, order: Order, refund: Refund, status: RefundSt
 
 
 def _refunded(uow: OrderUnitOfWork, order: Order, refund: Refund, actor: str, now: datetime) -> None:
-    if refund.amount_fen:  # a 0-fen refund moved no money: nothing for the spend, points or GMV to take back
+    # A 0-fen refund moved no money: nothing for the spend, points or GMV to take back, unless it gives points back
+    # (cancelled units paid for with points alone): the member service credits them from the event.
+    if refund.amount_fen or refund.points_returned:
         lines = {line.id: line for line in order.lines}
         uow.publish(OrderRefunded(
             order_no=order.order_no, user_id=order.user_id, refund_no=refund.refund_no, amount_fen=refund.amount_fen,
-            lines=[EventLine(sku_id=lines[item.line_id].sku_id, product_id=lines[item.line_id].product_id,
-                             category_id=lines[item.line_id].category_id, brand_id=lines[item.line_id].brand_id,
-                             quantity=item.quantity, price_fen=lines[item.line_id].price_fen)
-                   for item in refund.lines],
-            channel=refund.channel, reason=refund.reason, refunded_at=timestamp(now)), aggregate_id=order.order_no)
+            lines=[event_line(lines[item.line_id], item.quantity) for item in refund.lines],
+            channel=refund.channel, reason=refund.reason, refunded_at=timestamp(now),
+            points_returned=refund.points_returned), aggregate_id=order.order_no)
     succeeded = sum(done.amount_fen for done in uow.refunds.for_order(order.id or 0)
                     if done.status == RefundStatus.SUCCESS and done.source != LATE_PAYMENT)
     if succeeded >= order.payable_fen and order.can("refunded"):
@@ -513,12 +583,10 @@ def handle_refund_notify(uow: OrderUnitOfWork, payments: RefundPayments | None, 
     if payments is None:
         raise NotifyRejected("WeChat Pay is not configured")
     notice = payments.verify_refund_notify(headers, body)
-    with uow:
-        refund = uow.refunds.get(notice.out_refund_no)
-        order = uow.orders.get(refund.order_id) if refund is not None else None
-        uow.commit()
-    if refund is None or order is None:
-        raise NotifyRejected("no refund has this out_refund_no")
+    try:
+        refund, order = _refund_and_order(uow, notice.out_refund_no)
+    except NotFound:
+        raise NotifyRejected("no refund has this out_refund_no") from None
     out_trade_no, total_fen = _trade(order, refund)
     if (notice.out_trade_no, notice.refund_fen, notice.total_fen) != (out_trade_no, refund.amount_fen, total_fen):
         raise NotifyRejected("the notify's out_trade_no or amounts differ from the refund's")
@@ -561,8 +629,9 @@ def watch_abnormal_refunds(uow: OrderUnitOfWork, *, now: datetime | None = None,
     refund), so the RefundPendingStuck alert tells staff. Two aggregate queries, for a job."""
     now = now or utcnow()
     with uow:
-        count, since = uow.refunds.abnormal_since()
-        stuck, pending_since = uow.refunds.pending_since(now - timedelta(seconds=stuck_seconds))
+        count, since = uow.refunds.waiting_since(RefundStatus.ABNORMAL)
+        stuck, pending_since = uow.refunds.waiting_since(RefundStatus.PENDING,
+                                                         before=now - timedelta(seconds=stuck_seconds))
         uow.commit()
     metrics.abnormal_refunds(count, seconds_since(since, now))
     metrics.stuck_refunds(stuck, seconds_since(pending_since, now))
@@ -573,8 +642,10 @@ def retry_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members:
     """Ask the channel again about a PENDING or ABNORMAL refund, idempotently by its refund_no: WeChat Pay's
     refund query (or the refund itself again, same number, when WeChat Pay never got it), or the wallet's
     RefundToBalance again (idempotent by refund_no: a credit that did happen is not made twice). A refund
-    that has ended is returned as it is. WeChat Pay giving no usable answer (none, or refusing the query or the
-    refund sent again) is 503 PAYMENT_CHANNEL_UNAVAILABLE with nothing changed: the refund waits as it was.
+    that has ended is returned as it is. WeChat Pay giving no usable answer to the query (none, or a refusal), or
+    refusing the refund sent again, is 503 PAYMENT_CHANNEL_UNAVAILABLE with nothing changed: the refund waits as it
+    was. The answer to the refund sent again lost is 503 PAYMENT_CHANNEL_UNAVAILABLE too, but the refund is PENDING
+    then, committed (`_in_flight`: WeChat Pay may pay it, so staff cannot close it; the fallback job asks about it).
     `stuck_before` (the fallback job's): a PENDING refund WeChat Pay never got and refuses when sent again, PENDING
     since before then, becomes ABNORMAL instead (`_refused_abnormal`)."""
     now = now or utcnow()
@@ -602,7 +673,11 @@ def retry_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members:
                 uow.commit()
                 return refund
             raise channel_unavailable(refund_no, exc.refusal) from None
-        except WechatPayError as exc:
+        except AnswerLost as lost:  # sent again: WeChat Pay may pay it
+            _in_flight(uow, refund, lost, actor=actor, now=now)
+            uow.commit()
+            raise sent_pending(refund_no) from None
+        except WechatPayError as exc:  # the query got no usable answer: nothing was sent
             raise channel_unavailable(refund_no, exc) from None
         _apply_locked(uow, refund, answer, actor=actor, now=now)
         uow.commit()
@@ -614,7 +689,8 @@ def staff_retry_refund(uow: Callable[[], OrderUnitOfWork], payments: RefundPayme
     """Staff ask the channel again about one refund (`retry_refund`), say an ABNORMAL one the merchant fixed at WeChat
     Pay, or one PENDING they do not want to leave to the fallback job: the refund of a late payment, whose order no
     cancellation review or after-sales case can retry. The order is answered, any change in its history; 404
-    REFUND_NOT_FOUND, 503 PAYMENT_CHANNEL_UNAVAILABLE (nothing changed) when WeChat Pay gives no usable answer."""
+    REFUND_NOT_FOUND, 503 PAYMENT_CHANNEL_UNAVAILABLE when WeChat Pay gives no usable answer (nothing changed; or,
+    when it was sent the refund again and the answer was lost, the refund is PENDING: see `retry_refund`)."""
     if not REFUND_NO.fullmatch(refund_no):
         raise refund_not_found()
     refund = retry_refund(uow(), payments, members, refund_no=refund_no, actor=actor, now=now)
@@ -687,8 +763,10 @@ def late_refund_refused_note(refund: Refund, code: str) -> str:
 
 
 def channel_unavailable(refund_no: str, exc: WechatPayError) -> DomainError:
-    """Staff acted on a refund and WeChat Pay gave no usable answer (none, a 5xx, or a refusal, whose code is in
-    details.channel_code): PAYMENT_CHANNEL_UNAVAILABLE (503). Raised before anything is changed: staff try again."""
+    """Staff acted on a refund and WeChat Pay gave no usable answer to its query (none, a 5xx, or a refusal, whose code
+    is in details.channel_code), or refused it sent again: PAYMENT_CHANNEL_UNAVAILABLE (503). Raised before anything
+    is changed, nothing sent that WeChat Pay could pay: staff try again. (A re-send whose answer was lost is
+    `sent_pending`.)"""
     log.warning("refund %s is left as it was: WeChat Pay gave no usable answer: %s", refund_no, exc.reason)
     code = exc.code if isinstance(exc, WechatPayApiError) else ""
     return DomainError("PAYMENT_CHANNEL_UNAVAILABLE", "WeChat Pay gave no usable answer about the refund; nothing "
@@ -717,7 +795,7 @@ def close_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, *, refun
     Staff close a refund only once it can no longer be paid at WeChat Pay: the order cannot know of a
     completion that comes later (one its notify brings is recorded in the order's history for finance and
     counted for an alert: `_paid_after_close`). 503 PAYMENT_CHANNEL_UNAVAILABLE, nothing changed, when WeChat Pay
-    cannot be asked."""
+    cannot be asked. A refund sent again whose answer was lost is PENDING (`_in_flight`), so it is a 409 here."""
     now = now or utcnow()
     why = plain(reason, 255)
     if not why:
@@ -822,6 +900,16 @@ def cancel_unshipped(uow: OrderUnitOfWork, payments: RefundPayments | None, memb
     money earned. A retry with the same key and body changes nothing and answers the order as it is now; another
     body under that key is 409 IDEMPOTENCY_KEY_REUSED.
 
+    The shop failed to supply the units, so the shopper is made whole: the points they spent on them come back too
+    (`domain.line_points_returned`: the order's points_used spread over the lines as the goods are, `points_shares`,
+    floored per unit, a line's last units taking what the floors left), recorded on the refund
+    (`points_returned`) and sent on its `order-refunded` when it succeeds, even of 0 fen (units paid with points
+    alone): the member service credits them once per refund number. The coupon is not given back: it was for the
+    whole order, its discount stays with the units kept, and the units' cash share is already net of it.
+    After-sales refunds give no points back. A line with an open after-sales case whose refund has not started
+    (`_held_by_cases`) is refunded as if that case's units and amount were reserved before these units, so the
+    line's refunds add up to its paid share exactly (both floored, it came out a fen short).
+
     Once the units are cancelled (the order SHIPPED or later), the route only helps their refund along, under a new
     key: the last one CLOSED (WeChat Pay refused it, or staff closed an ABNORMAL one) is started anew for the same
     units, nothing restocked or moved again; an ABNORMAL one is asked about again under its number (`retry_refund`:
@@ -851,15 +939,16 @@ def cancel_unshipped(uow: OrderUnitOfWork, payments: RefundPayments | None, memb
                 units = {line.line_id: line.quantity for line in last.lines}
             else:
                 units = order.cancel_unshipped(actor=actor, now=now, reason=why, shopper_reason=told)
+            held = _held_by_cases(uow, order)
             items = [RefundItem(line_id=line_id, quantity=quantity,
-                                amount_fen=line_refund_fen(order, line_id, quantity))
+                                amount_fen=line_refund_fen(order, line_id, quantity, held.get(line_id)))
                      for line_id, quantity in sorted(units.items())]
-            refund = reserve_refund(uow, order, items, reason=why, actor=actor, source=UNSHIPPED, now=now)
+            points = sum(line_points_returned(order, line_id, quantity, held.get(line_id))
+                         for line_id, quantity in units.items())
+            refund = reserve_refund(uow, order, items, reason=why, actor=actor, source=UNSHIPPED, now=now,
+                                    points_returned=points)
             if last is None:
-                uow.publish(OrderReturned(order_no=order.order_no, user_id=order.user_id, case_no=refund.refund_no,
-                                          lines=[event_line(line, units[line.id]) for line in order.lines
-                                                 if line.id in units], received_at=timestamp(now)),
-                            aggregate_id=order.order_no)
+                publish_returned(uow, order, case_no=refund.refund_no, units=units, now=now)
             else:
                 order.record_step(actor=actor, now=now, shopper=False, reason=f"refund of the cancelled unshipped "
                                   f"units started again as {refund.refund_no} ({refund.amount_fen} fen): {why}")
@@ -874,6 +963,17 @@ def cancel_unshipped(uow: OrderUnitOfWork, payments: RefundPayments | None, memb
     for refund_no in asked_again:
         retry_refund(uow, payments, members, refund_no=refund_no, actor=actor, now=now)
     return get_order(uow, user_id=None, order_id=order_id)
+
+
+def _held_by_cases(uow: OrderUnitOfWork, order: Order) -> dict[int, RefundItem]:
+    """What open after-sales cases will refund of the order's lines (by line id) and no refund has reserved yet: a
+    case's amounts are fixed when it is opened, and reserved on the lines only once its refund starts (and again
+    after a closed one). At most one open case per line."""
+    reserved = {refund.refund_no for refund in uow.refunds.for_order(order.id or 0)
+                if refund.status != RefundStatus.CLOSED}
+    return {line.line_id: RefundItem(line.line_id, line.quantity, line.amount_fen)
+            for case in uow.after_sales.for_order(order.id or 0)
+            if case.is_open and case.refund_no not in reserved for line in case.lines}
 
 
 def _last_unshipped_refund(uow: OrderUnitOfWork, order: Order) -> Refund | None:

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 from mall.events.v1.order_events_pb2 import (
     CartItemAdded,
@@ -17,6 +18,7 @@ from mall.events.v1.order_events_pb2 import (
     OrderCompleted,
     OrderCreated,
     OrderPaid,
+    OrderReturned,
     OrderShipped,
 )
 from mall.events.v1.order_events_pb2 import OrderLine as EventLine
@@ -122,11 +124,15 @@ def _live(catalog: Catalog, items: list[CartItem]) -> list[CartLine]:
     return [CartLine(item, skus.get(item.sku_id)) for item in items]
 
 
-def list_cart(uow: OrderUnitOfWork, catalog: Catalog, *, user_id: int) -> CartView:
+def _cart_of(uow: OrderUnitOfWork, user_id: int) -> list[CartItem]:
     with uow:
         items = uow.carts.for_user(user_id)
         uow.commit()  # a read: committing keeps the loaded objects usable after the transaction
-    return CartView(_live(catalog, items))
+    return items
+
+
+def list_cart(uow: OrderUnitOfWork, catalog: Catalog, *, user_id: int) -> CartView:
+    return CartView(_live(catalog, _cart_of(uow, user_id)))
 
 
 def add_cart_item(uow: OrderUnitOfWork, catalog: Catalog, *, user_id: int, sku_id: int, quantity: int,
@@ -200,13 +206,6 @@ class Quote:
     usable_coupons: list[CouponOffer] = field(default_factory=list)
 
 
-def _cart_of(uow: OrderUnitOfWork, user_id: int) -> list[CartItem]:
-    with uow:
-        items = uow.carts.for_user(user_id)
-        uow.commit()
-    return items
-
-
 def _wanted(cart: list[CartItem], request: CheckoutInput) -> list[StockLine]:
     """The SKUs and units asked for: the chosen cart lines, or the buy-now SKU."""
     if request.cart_item_ids and request.sku_id:
@@ -266,13 +265,23 @@ def quote_checkout(uow: OrderUnitOfWork, catalog: Catalog, members: Members, set
     items_total = sum(line.total_fen for line in lines)
     percent = members.discount_percent()
     coupon_fen = members.quote_coupon(request.coupon_id, _coupon_lines(lines)) if request.coupon_id else 0
-    points_used, points_fen = 0, 0
-    if request.points:
-        before_points = price(items_total, discount_percent=percent, coupon_fen=coupon_fen)
-        points_used, points_fen = members.quote_points(request.points, before_points.payable_fen)
-    amounts = price(items_total, discount_percent=percent, coupon_fen=coupon_fen, points_fen=points_fen,
-                    freight=settings.freight)
+    amounts, points_used = _price_with_points(items_total, percent, coupon_fen, settings.freight, request.points,
+                                              members.quote_points)
     return Quote(lines, amounts, points_used, members.usable_coupons(_coupon_lines(lines)))
+
+
+def _price_with_points(items_total: int, percent: int, coupon_fen: int, freight: FreightRule, points: int,
+                       take_points: Callable[[int, int], tuple[int, int]]) -> tuple[Amounts, int]:
+    """The amounts charged, and the points used: up to `points` are taken (`take_points(points, payable before
+    points)` -> (points used, their fen): quoted, or locked for the order) from what is left after the level
+    discount and the coupon, and freight comes last. Quote and submit both price here, so the quote is what
+    submit charges."""
+    points_used, points_fen = 0, 0
+    if points:
+        before_points = price(items_total, discount_percent=percent, coupon_fen=coupon_fen)
+        points_used, points_fen = take_points(points, before_points.payable_fen)
+    return price(items_total, discount_percent=percent, coupon_fen=coupon_fen, points_fen=points_fen,
+                 freight=freight), points_used
 
 
 def submit_order(uow: OrderUnitOfWork, members: Members, stock: Stock, users: Users, settings: OrderSettings, *, user_id: int, request: CheckoutInput, note: str, idempotency_key: str,
@@ -309,12 +318,8 @@ def submit_order(uow: OrderUnitOfWork, members: Members, stock: Stock, users: Us
         items_total = sum(line.total_fen for line in lines)
         percent = members.discount_percent()
         coupon_fen = _lock_coupon(members, order_no, request.coupon_id, lines) if request.coupon_id else 0
-        points_used, points_fen = 0, 0
-        if request.points:
-            before_points = price(items_total, discount_percent=percent, coupon_fen=coupon_fen)
-            points_used, points_fen = members.lock_points(order_no, request.points, before_points.payable_fen)
-        amounts = price(items_total, discount_percent=percent, coupon_fen=coupon_fen, points_fen=points_fen,
-                        freight=settings.freight)
+        amounts, points_used = _price_with_points(items_total, percent, coupon_fen, settings.freight, request.points,
+                                                  partial(members.lock_points, order_no))
         order = new_order(user_id=user_id, order_no=order_no, lines=lines, address=address, amounts=amounts, now=now,
                           pay_minutes=settings.pay_minutes, coupon_id=request.coupon_id, points_used=points_used,
                           note=note)
@@ -402,6 +407,16 @@ def _event_lines(order: Order, quantities: Mapping[int, int] | None = None) -> l
     if quantities is None:
         return [event_line(line) for line in order.lines]
     return [event_line(line, quantities[line.id]) for line in order.lines if line.id in quantities]
+
+
+def publish_returned(uow: OrderUnitOfWork, order: Order, *, case_no: str, units: Mapping[int, int],
+                     now: datetime) -> None:
+    """order-returned: these units of the order (line id -> units) are back with the shop, for the product service to
+    put on sale again: a return staff received (`case_no`: its case) or units that never shipped (the refund's
+    number)."""
+    uow.publish(OrderReturned(order_no=order.order_no, user_id=order.user_id, case_no=case_no,
+                              lines=_event_lines(order, units), received_at=timestamp(now)),
+                aggregate_id=order.order_no)
 
 
 def _event_amounts(order: Order) -> OrderAmounts:
@@ -523,13 +538,10 @@ def expire_prepaid(uow: OrderUnitOfWork, wechat: Prepay, *, order_no: str, now: 
         return False
     if notice is not None and notice.trade_state == "SUCCESS":
         try:
-            mark_paid(uow, order_no=order_no, channel="wechat", out_trade_no=notice.out_trade_no,
-                      paid_fen=notice.amount_total_fen, actor="system:timeout", now=now)
+            take_wechat_payment(uow, wechat, notice, actor="system:timeout", now=now, log_refund_failure=True)
         except DomainError as exc:
-            if exc.code != "ORDER_STATE_CONFLICT":
-                log.error("order %s was paid at WeChat Pay but cannot become PAID: %s", order_no, exc.code)
-                return False
-            _refund_unpayable(uow, wechat, notice, now)  # paid too late (or otherwise meanwhile): cancelled
+            log.error("order %s was paid at WeChat Pay but cannot become PAID: %s", order_no, exc.code)
+            return False
         return True
     with uow:
         order = uow.orders.by_order_no(order_no, lock=True)
@@ -701,24 +713,32 @@ def _close_prepay(uow: OrderUnitOfWork, wechat: Prepay, order_no: str, now: date
                           kind=ErrorKind.UNAVAILABLE) from None
     if notice is None or notice.trade_state != "SUCCESS":
         return False
+    return take_wechat_payment(uow, wechat, notice, actor="wechatpay", now=now)
+
+
+def take_wechat_payment(uow: OrderUnitOfWork, wechat: Prepay, notice: PaymentNotice, *, actor: str, now: datetime | None,
+                        log_refund_failure: bool = False) -> bool:
+    """A payment WeChat Pay reports made (its notify, or a query after a close or by reconciliation) pays its order
+    once (`mark_paid`); when the order can no longer take it (cancelled, paid too late, or paid otherwise
+    meanwhile) it is refunded (`refund_late_payment`). True when it paid the order, False when refunded. Every path
+    that learns of a WeChat Pay payment comes here, so none can keep money the order refused.
+
+    `mark_paid`'s other errors are raised. `log_refund_failure` (the jobs, which go on to the next order): a refund
+    that fails is logged, not raised; WeChat Pay keeps notifying the payment, whose notify refunds it again."""
     try:
-        mark_paid(uow, order_no=order_no, channel="wechat", out_trade_no=notice.out_trade_no,
-                  paid_fen=notice.amount_total_fen, actor="wechatpay", now=now)
+        mark_paid(uow, order_no=notice.out_trade_no, channel="wechat", out_trade_no=notice.out_trade_no,
+                  paid_fen=notice.amount_total_fen, actor=actor, now=now)
+        return True
     except Conflict as exc:
         if exc.code != "ORDER_STATE_CONFLICT":
             raise
-        refund_late_payment(uow, wechat, notice, now=now)  # paid too late (cancelled now), or otherwise meanwhile
-        return False
-    return True
-
-
-def _refund_unpayable(uow: OrderUnitOfWork, wechat: Prepay, notice: PaymentNotice, now: datetime) -> None:
-    """Refund a WeChat Pay payment of an order that can no longer be paid; a refund that fails is logged (WeChat
-    Pay keeps notifying the payment, whose notify refunds it again)."""
     try:
         refund_late_payment(uow, wechat, notice, now=now)
     except (DomainError, WechatPayError) as failed:
+        if not log_refund_failure:
+            raise
         log.warning("refunding the late payment of order %s failed: %s", notice.out_trade_no, failed)
+    return False
 
 
 def _description(order: Order) -> str:
@@ -776,14 +796,11 @@ def handle_wechat_notify(uow: OrderUnitOfWork, wechat: Prepay | None, *, headers
     if notice.trade_state != "SUCCESS":
         return  # nothing paid: acknowledged so WeChat Pay stops repeating it
     try:
-        mark_paid(uow, order_no=notice.out_trade_no, channel="wechat", out_trade_no=notice.out_trade_no,
-                  paid_fen=notice.amount_total_fen, actor="wechatpay", now=now)
+        take_wechat_payment(uow, wechat, notice, actor="wechatpay", now=now)
     except NotFound:
         raise NotifyRejected("no order has this out_trade_no") from None
-    except Conflict as exc:
-        if exc.code != "ORDER_STATE_CONFLICT":
-            raise NotifyRejected(exc.message) from None
-        refund_late_payment(uow, wechat, notice, now=now)
+    except Conflict as exc:  # the late payment's refund raises no Conflict: this is mark_paid's refusal
+        raise NotifyRejected(exc.message) from None
 
 
 LATE_PAYMENT = "paid after cancellation, refunded"
@@ -894,13 +911,22 @@ def refund_late_wallet_payment(uow: OrderUnitOfWork, members: Members, *, order_
             order.wallet_attempt_at = None  # no order that stopped being payable takes a new attempt
             if all(step.reason != reason for step in order.history):
                 order.record_step(actor=actor, now=now, reason=reason, shopper=False)
-                # The charge and its credit back are both known only now (the wallet answers synchronously).
-                money = {"channel": "balance", "out_trade_no": order_no, "amount_fen": amount_fen,
-                         "refund_no": refund_no, "now": now}
-                publish_late_payment(uow, order, **money)
-                publish_late_refund(uow, order, **money)
+                publish_wallet_credit_back(uow, order, amount_fen=amount_fen, refund_no=refund_no, now=now)
         uow.commit()
     return refund_no
+
+
+def publish_wallet_credit_back(uow: OrderUnitOfWork, order: Order, *, amount_fen: int, refund_no: str, now: datetime,
+                               user_id: int | None = None, reason: str = "") -> None:
+    """A wallet charge the order never kept, credited back to the wallet: late-payment-received and
+    late-payment-refunded together, since the wallet answers synchronously and both are known only now. The caller
+    publishes once, in the transaction that records the credit back (a late wallet payment's history step, a
+    review's change to CREDITED). `user_id` and `reason` as `publish_late_payment` takes them (a reviewed charge
+    from another user's wallet)."""
+    money = {"channel": "balance", "out_trade_no": order.order_no, "amount_fen": amount_fen, "refund_no": refund_no,
+             "now": now, "user_id": user_id}
+    publish_late_payment(uow, order, reason=reason, **money)
+    publish_late_refund(uow, order, **money)
 
 
 def reconcile_wallet_payments(uow: Callable[[], OrderUnitOfWork], members: Members, *, now: datetime | None = None,
@@ -1001,17 +1027,13 @@ def reconcile_payments(uow: Callable[[], OrderUnitOfWork], wechat: Prepay, *, no
             continue
         if notice.trade_state != "SUCCESS":
             continue
+        # One cancelled since it was picked (by staff, or its timeout on another replica), or just now because it
+        # was paid too late, gets its money back, as when the notify itself arrives late.
         try:
-            mark_paid(uow(), order_no=order_no, channel="wechat", out_trade_no=notice.out_trade_no,
-                      paid_fen=notice.amount_total_fen, actor="reconciliation", now=now)
-            paid += 1
+            paid += take_wechat_payment(uow(), wechat, notice, actor="reconciliation", now=now,
+                                        log_refund_failure=True)
         except Conflict as exc:
-            if exc.code != "ORDER_STATE_CONFLICT":
-                log.error("order %s was paid at WeChat Pay but cannot become PAID: %s", order_no, exc.code)
-                continue
-            # Cancelled since it was picked (by staff, or its timeout on another replica), or just now because it was
-            # paid too late: the money goes back, as when the notify itself arrives late.
-            _refund_unpayable(uow(), wechat, notice, now)
+            log.error("order %s was paid at WeChat Pay but cannot become PAID: %s", order_no, exc.code)
     return paid
 
 
@@ -1094,10 +1116,10 @@ def auto_confirm_orders(uow: OrderUnitOfWork, settings: OrderSettings, *, now: d
     due = now - timedelta(days=days)
     confirmed = 0
     with uow:
-        for order in uow.orders.lock_confirmable_before(due, due - max_pause, batch):
-            cases = uow.after_sales.for_order(order.id or 0)
-            clock = order.confirm_clock([(case.created_at, case.closed_at) for case in cases], now=now,
-                                        max_pause=max_pause)
+        orders = uow.orders.lock_confirmable_before(due, due - max_pause, batch)
+        case_times = uow.after_sales.case_times([order.id or 0 for order in orders])  # one query for the batch
+        for order in orders:
+            clock = order.confirm_clock(case_times.get(order.id or 0, []), now=now, max_pause=max_pause)
             if clock is None:  # a case opened since the rows were chosen: it waits for that case
                 continue
             if clock > due:

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from services.common.uow import UnitOfWork
-from services.order.domain import CartItem, Order, Refund
+from services.order.domain import CartItem, Order, Refund, RefundStatus
 
 if TYPE_CHECKING:
     from services.order.aftersales import AfterSale
@@ -87,6 +87,11 @@ class AfterSaleRepository(Protocol):
     def for_order(self, order_id: int) -> list[AfterSale]:
         """Oldest first."""
 
+    def case_times(self, order_ids: list[int]) -> dict[int, list[tuple[datetime, datetime | None]]]:
+        """When each of these orders' after-sales cases opened and closed (None: still open), by order id (orders with
+        none left out): what the auto-confirm clock needs of a batch of orders, in one query, without the cases'
+        lines and history."""
+
     def lock_awaiting_return_before(self, before: datetime, limit: int) -> list[AfterSale]:
         """Cases AWAITING_RETURN since `before` or earlier, oldest first, locked (others' rows skipped)."""
 
@@ -134,12 +139,9 @@ class RefundRepository(Protocol):
     def pending_before(self, created_before: datetime, limit: int) -> list[Refund]:
         """PENDING refunds started before `created_before`, oldest first."""
 
-    def abnormal_since(self) -> tuple[int, datetime | None]:
-        """How many refunds are ABNORMAL, and when the longest-standing one became so (None: there is none)."""
-
-    def pending_since(self, before: datetime) -> tuple[int, datetime | None]:
-        """How many refunds have been PENDING since `before` or earlier (their updated_at: when they last became
-        PENDING), and since when the longest-standing one has (None: there is none)."""
+    def waiting_since(self, status: RefundStatus, *, before: datetime | None = None) -> tuple[int, datetime | None]:
+        """How many refunds have been in `status` since `before` or earlier (None: whenever; their updated_at: when
+        they last took it), and since when the longest-standing one has (None: there is none)."""
 
     def search(self, search: RefundSearch) -> tuple[list[ListedRefund], int]:
         """Those needing staff first: ABNORMAL, then PENDING, each longest waiting first (updated_at, then id);

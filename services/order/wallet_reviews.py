@@ -141,10 +141,8 @@ def _publish_credit_back(uow: OrderUnitOfWork, order: Order, review: WalletRevie
     payment): the charge and its credit back, both known only now, to the wallet that paid; once, with the review's
     one change to CREDITED. Neither is order-paid nor order-refunded: it never paid the order."""
     from services.order import service  # service builds on this module: imported when a credit back needs it
-    money = {"channel": "balance", "out_trade_no": order.order_no, "amount_fen": review.amount_fen,
-             "refund_no": review.refund_no, "now": now, "user_id": review.user_id}
-    service.publish_late_payment(uow, order, reason=REVIEWED_CHARGE, **money)
-    service.publish_late_refund(uow, order, **money)
+    service.publish_wallet_credit_back(uow, order, amount_fen=review.amount_fen, refund_no=review.refund_no, now=now,
+                                       user_id=review.user_id, reason=REVIEWED_CHARGE)
 
 
 def _resolved(review: WalletReview, target: ReviewStatus) -> WalletReview:

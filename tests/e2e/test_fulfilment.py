@@ -214,3 +214,31 @@ def test_strangers_get_404_shoppers_get_403_on_staff_routes_and_wrong_states_409
                                                                         (first.json()["id"], "WITHDRAWN")]
     on_its_way = requests.post(f"{api}/after-sales/{case_id}/withdraw", json={}, headers=shopper, timeout=TIMEOUT)
     assert (on_its_way.status_code, on_its_way.json()["error"]["details"]["status"]) == (409, "RETURN_SHIPPED")
+
+
+def test_the_waybill_gives_the_shipper_the_receiver_in_full_and_the_units_left_until_the_last_parcel(
+        platform: Platform) -> None:
+    api, operator = platform.api, staff(platform, ["operator"])
+    _, sku_id = product_on_shelf(platform, stock=5, price_fen=500)
+    shopper, address_id = verified_wechat_shopper(platform)
+    order = paid_order(platform, shopper, address_id, sku_id, quantity=3)
+    [line] = order["lines"]
+    waybill_url = f"{api}/admin/orders/{order['id']}/waybill"
+    part = requests.post(f"{api}/admin/orders/{order['id']}/ship", headers=operator, timeout=TIMEOUT,
+                         json={"carrier": "SF", "tracking_no": "W1", "lines": [{"line_id": line["id"], "quantity": 1}]})
+    assert part.status_code == 200, part.text
+
+    label = requests.get(waybill_url, headers=operator, timeout=TIMEOUT)
+
+    assert label.status_code == 200, label.text
+    assert label.json() == {
+        "order_no": order["order_no"], "receiver_name": "王五", "receiver_phone": "13900001111", "province": "浙江省",
+        "city": "杭州市", "district": "西湖区", "detail": "文三路 1 号",
+        "lines": [{"line_id": line["id"], "name": line["name"], "spec": line["spec"], "quantity": 3, "to_ship": 2}]}
+    rest = requests.post(f"{api}/admin/orders/{order['id']}/ship", json={"carrier": "SF", "tracking_no": "W2"},
+                         headers=operator, timeout=TIMEOUT)
+    assert rest.status_code == 200, rest.text
+    nothing = requests.get(waybill_url, headers=operator, timeout=TIMEOUT)
+    assert (nothing.status_code, nothing.json()["error"]) == (409, {
+        "code": "ORDER_STATE_CONFLICT", "message": "a SHIPPED order has nothing to ship", "details": {"status": "SHIPPED"},
+        "request_id": nothing.json()["error"]["request_id"]})

@@ -155,7 +155,7 @@ function showLogin(message) {
     delete $(view).dataset.opened;
   }
   // Nothing the last staff member opened stays for the next one.
-  for (const id of ["orders", "order-detail", "cases", "case-detail", "stuck", "wallet-reviews", "refunds"]) {
+  for (const id of [...Object.keys(LISTS), "order-detail", "case-detail", "stuck"]) {
     $(id).replaceChildren();
   }
   $("order-detail").hidden = $("case-detail").hidden = true;
@@ -188,8 +188,8 @@ function showSection(view) {
   const first = !$(view).dataset.opened;
   $(view).dataset.opened = "yes";
   if (view === "dashboard-view" && first) load();
-  if (view === "orders-view" && first) searchOrders(1);
-  if (view === "aftersales-view" && first) searchCases(1);
+  if (view === "orders-view" && first) loadList("orders", 1);
+  if (view === "aftersales-view" && first) loadList("cases", 1);
   if (view === "money-view") loadMoney();
 }
 
@@ -284,26 +284,23 @@ function drawPreferences(preferences) {
 }
 
 function drawRetention(retention) {
-  const table = element("table", {class: "retention"});
-  const head = element("tr", {});
-  for (const title of ["Registered", "New users", "Day 1", "Day 7", "Day 30"]) head.append(element("th", {}, title));
-  table.append(head);
-  for (const cohort of retention.cohorts.filter((c) => c.new_users > 0)) {
-    const row = element("tr", {});
-    row.append(element("td", {}, cohort.date), element("td", {}, count(cohort.new_users)));
+  const cohorts = retention.cohorts.filter((c) => c.new_users > 0);
+  if (!cohorts.length) {
+    $("retention").replaceChildren(element("p", {class: "muted"}, "No one registered in this period."));
+    return;
+  }
+  const rates = element("table", {class: "retention"});
+  table(rates, ["Registered", "New users", "Day 1", "Day 7", "Day 30"], cohorts.map((cohort) => {
+    const tr = row([cohort.date, count(cohort.new_users)]);
     for (const n of ["d1", "d7", "d30"]) {
       const rate = cohort[`${n}_rate`];
       const cell = element("td", {class: "rate", title: `${cohort[n]} of ${cohort.new_users}`}, percent(rate));
       if (rate !== null) cell.style.backgroundColor = `hsl(217, 91%, ${Math.round(95 - rate * 45)}%)`;
-      row.append(cell);
+      tr.append(cell);
     }
-    table.append(row);
-  }
-  if (table.rows.length === 1) {
-    $("retention").replaceChildren(element("p", {class: "muted"}, "No one registered in this period."));
-  } else {
-    $("retention").replaceChildren(table);
-  }
+    return tr;
+  }));
+  $("retention").replaceChildren(rates);
 }
 
 // Charts: plain SVG
@@ -407,22 +404,80 @@ async function exportReport(event) {
   }
 }
 
-// Lists: a table of rows, paged ?page=&page_size= → {"items", "page", "page_size", "total"}.
+// Lists: a table of rows, paged ?page=&page_size= → {"items", "page", "page_size", "total"}. Each is named by its
+// table's id; its search form filters it, its count and error show beside the form, its pager is built under it.
+const LISTS = {
+  orders: {
+    path: "/admin/orders", form: "order-search", count: "order-count", error: "orders-error", noun: "orders",
+    titles: ["Order no", "Status", "Placed", "Payable", "Refunded", "Lines", ""], row: orderRow,
+    filters: () => {
+      const to = $("order-to").value, from = $("order-from").value;
+      return {status: $("order-status").value, order_no: $("order-no").value.trim(),
+              user_id: $("order-user").value.trim(), created_from: from && dayStart(from),
+              created_to: to && dayStart(to, 1)};
+    },
+  },
+  cases: {
+    path: "/admin/after-sales", form: "case-search", count: "case-count", error: "cases-error", noun: "cases",
+    titles: ["Case no", "Order no", "Type", "Status", "Refund", "Opened", ""], row: caseRow,
+    filters: () => ({status: $("case-status").value, type: $("case-type").value,
+                     order_no: $("case-order-no").value.trim()}),
+  },
+  // The API answers ABNORMAL refunds (only staff move one) and then PENDING ones (the longest waiting are those the
+  // fallback job gets no usable answer about) first, each longest waiting first: "Waiting since" is their updated_at.
+  refunds: {
+    path: "/admin/refunds", form: "refund-search", count: "refund-count", error: "refunds-error", noun: "refunds",
+    titles: ["Refund no", "Order no", "Source", "Status", "Amount", "Channel", "Started", "Waiting since", "Started by",
+             "Reason", ""], row: refundRow,
+    filters: () => ({status: $("refund-status").value, source: $("refund-source").value,
+                     order_no: $("refund-order-no").value.trim()}),
+  },
+  "wallet-reviews": {
+    path: "/admin/wallet-reviews", form: "wallet-search", count: "wallet-count", error: "wallet-error",
+    noun: "charges", titles: ["Order no", "Problem", "Charged wallet of", "Charged", "Order's shopper", "Payable",
+                              "Status", "Flagged", "Resolution"], row: walletReviewRow,
+    filters: () => ({status: $("wallet-status").value}),
+  },
+};
+const pages = Object.fromEntries(Object.keys(LISTS).map((name) => [name, 1]));
 
-const pages = {orders: 1, cases: 1, "wallet-reviews": 1, refunds: 1};
-const turners = {orders: searchOrders, cases: searchCases, "wallet-reviews": loadWalletReviews, refunds: loadRefunds};
-
-function turnPage(list, step) {
-  turners[list](Math.max(1, pages[list] + step));
+// One page of a list, with the filters its form holds now. The table keeps what it asked (data-query) and the count
+// how often it was drawn (data-loads), so a test can wait for the answer.
+async function loadList(name, page) {
+  const list = LISTS[name];
+  $(list.error).textContent = "";
+  try {
+    const asked = query(Object.assign({page, page_size: PAGE_SIZE}, list.filters()));
+    const reply = await call(`${list.path}?${asked}`);
+    table($(name), list.titles, reply.items.map(list.row));
+    $(name).dataset.query = asked;
+    $(list.count).textContent = `${count(reply.total)} ${list.noun}`;
+    $(list.count).dataset.loads = Number($(list.count).dataset.loads || 0) + 1;
+    showPage(name, reply);
+  } catch (error) {
+    $(list.error).textContent = describe(error);
+  }
 }
 
-function showPage(list, reply) {
-  pages[list] = reply.page;
-  const pager = document.querySelector(`.pager[data-for="${list}"]`);
+// The page of a list shown now, read again (after a staff action changed one of its rows).
+const reloadList = (name) => loadList(name, pages[name]);
+
+// Previous · page n of m · Next, built under each list's table.
+function pager(name) {
+  const turn = (step) => () => loadList(name, Math.max(1, pages[name] + step));
+  const node = element("div", {class: "pager", "data-for": name});
+  node.append(button("Previous", turn(-1), {"data-step": "-1"}), element("span", {}),
+              button("Next", turn(1), {"data-step": "1"}));
+  return node;
+}
+
+function showPage(name, reply) {
+  pages[name] = reply.page;
+  const controls = document.querySelector(`.pager[data-for="${name}"]`);
   const last = Math.max(1, Math.ceil(reply.total / reply.page_size));
-  pager.querySelector("span").textContent = `page ${reply.page} of ${last}`;
-  pager.querySelector('[data-step="-1"]').disabled = reply.page <= 1;
-  pager.querySelector('[data-step="1"]').disabled = reply.page >= last;
+  controls.querySelector("span").textContent = `page ${reply.page} of ${last}`;
+  controls.querySelector('[data-step="-1"]').disabled = reply.page <= 1;
+  controls.querySelector('[data-step="1"]').disabled = reply.page >= last;
 }
 
 function table(container, titles, rows) {
@@ -478,18 +533,39 @@ async function attempt(control, output, run) {
   }
 }
 
-function actionForm(id, legend, fields, submitLabel) {
+// A staff action's form: its fields ([name, label, attributes], {tag: "select"} for a list), its submit button and,
+// for a decision, a second button (`reject`) that runs the action with approve false. `run(values, approve)` is the
+// action, given the fields' trimmed values by name; it runs through act(), so its button waits and the answer or the
+// error shows under the form.
+function actionForm({id, legend, fields = [], submit, reject, run}) {
   const form = element("form", {id, class: "action"});
-  form.append(element("h3", {}, legend));
-  for (const [name, label, attributes] of fields) {
-    const input = element(attributes && attributes.tag || "input", Object.assign({name}, attributes || {}));
+  if (legend) form.append(element("h3", {}, legend));
+  for (const [name, label, attributes = {}] of fields) {
+    const input = element(attributes.tag || "input", Object.assign({name}, attributes));
     input.removeAttribute("tag");
     const wrap = element("label", {}, label + " ");
     wrap.append(input);
     form.append(wrap);
   }
-  form.append(element("button", {type: "submit"}, submitLabel), element("p", {class: "outcome", role: "alert"}));
+  const values = () => Object.fromEntries([...new FormData(form)].map(([name, value]) => [name, value.trim()]));
+  const go = (approve) => act(form, () => run(values(), approve));
+  form.append(element("button", {type: "submit"}, submit));
+  if (reject) form.append(button(reject, () => go(false), {class: "secondary"}));
+  form.append(element("p", {class: "outcome", role: "alert"}));
+  form.addEventListener("submit", (event) => { event.preventDefault(); go(true); });
   return form;
+}
+
+// An order or a case opened in its detail panel: "Loading…" until drawn, or the error in its place.
+async function openDetail(id, path, draw) {
+  const detail = $(id);
+  detail.hidden = false;
+  detail.replaceChildren(element("p", {class: "muted"}, "Loading…"));
+  try {
+    draw(await call(path));
+  } catch (error) {
+    detail.replaceChildren(element("p", {class: "error", role: "alert"}, describe(error)));
+  }
 }
 
 function history(steps) {
@@ -503,34 +579,10 @@ function history(steps) {
 
 // Orders
 
-async function searchOrders(page) {
-  $("orders-error").textContent = "";
-  const to = $("order-to").value, from = $("order-from").value;
-  try {
-    const asked = query({
-      page, page_size: PAGE_SIZE, status: $("order-status").value, order_no: $("order-no").value.trim(),
-      user_id: $("order-user").value.trim(), created_from: from && dayStart(from), created_to: to && dayStart(to, 1)});
-    const reply = await call("/admin/orders?" + asked);
-    table($("orders"), ["Order no", "Status", "Placed", "Payable", "Refunded", "Lines", ""], reply.items.map((order) =>
-      row([order.order_no, order.status, when(order.created_at), yuan(order.payable_fen), yuan(order.refunded_fen),
-           String(order.lines.length), button("Open", () => openOrder(order.id))], {"data-order-id": order.id})));
-    $("order-count").textContent = `${count(reply.total)} orders`;
-    $("orders").dataset.query = asked;
-    showPage("orders", reply);
-  } catch (error) {
-    $("orders-error").textContent = describe(error);
-  }
-}
-
-async function openOrder(id) {
-  const detail = $("order-detail");
-  detail.hidden = false;
-  detail.replaceChildren(element("p", {class: "muted"}, "Loading…"));
-  try {
-    drawOrder(await call(`/admin/orders/${id}`));
-  } catch (error) {
-    detail.replaceChildren(element("p", {class: "error", role: "alert"}, describe(error)));
-  }
+function orderRow(order) {
+  const open = button("Open", () => openDetail("order-detail", `/admin/orders/${order.id}`, drawOrder));
+  return row([order.order_no, order.status, when(order.created_at), yuan(order.payable_fen), yuan(order.refunded_fen),
+              String(order.lines.length), open], {"data-order-id": order.id});
 }
 
 function drawOrder(order) {
@@ -563,29 +615,22 @@ function drawOrder(order) {
 function orderActions(order) {
   const forms = [];
   if (order.status === "PAID" && can("ship")) {
-    const form = actionForm("ship-form", "Ship every unit not shipped yet", [
-      ["carrier", "Carrier", {required: "", maxlength: "32"}],
-      ["tracking_no", "Tracking no", {required: "", maxlength: "64", pattern: "[A-Za-z0-9-]+"}]], "Ship");
-    form.addEventListener("submit", (event) => {
-      event.preventDefault();
-      act(form, async () => drawOrder(await call(`/admin/orders/${order.id}/ship`, {method: "POST", json: {
-        carrier: form.elements.carrier.value.trim(), tracking_no: form.elements.tracking_no.value.trim()}})));
-    });
-    forms.push(form);
+    forms.push(actionForm({
+      id: "ship-form", legend: "Ship every unit not shipped yet", submit: "Ship",
+      fields: [["carrier", "Carrier", {required: "", maxlength: "32"}],
+               ["tracking_no", "Tracking no", {required: "", maxlength: "64", pattern: "[A-Za-z0-9\\-]+"}]],
+      run: async (values) => drawOrder(await call(`/admin/orders/${order.id}/ship`, {method: "POST", json: values}))}));
   }
   if (order.status === "PAID" && order.shipments.length && can("cancelUnshipped")) {
     forms.push(cancelUnshippedForm(order));
   }
   if (order.status === "CANCEL_REQUESTED" && can("cancelReview")) {
-    const form = actionForm("cancel-review-form", "The shopper asks to cancel", [
-      ["reason", "Note (staff only)", {maxlength: "255"}]], "Approve: refund the order");
-    const reject = element("button", {type: "button", class: "secondary"}, "Reject: keep the order");
-    form.querySelector("button[type=submit]").after(reject);
-    const review = (approve) => act(form, async () => drawOrder(await call(`/admin/orders/${order.id}/cancel-review`, {
-      method: "POST", json: {approve, reason: form.elements.reason.value.trim()}})));
-    form.addEventListener("submit", (event) => { event.preventDefault(); review(true); });
-    reject.addEventListener("click", () => review(false));
-    forms.push(form);
+    forms.push(actionForm({
+      id: "cancel-review-form", legend: "The shopper asks to cancel",
+      fields: [["reason", "Note (staff only)", {maxlength: "255"}]],
+      submit: "Approve: refund the order", reject: "Reject: keep the order",
+      run: async (values, approve) => drawOrder(await call(`/admin/orders/${order.id}/cancel-review`, {
+        method: "POST", json: {approve, ...values}}))}));
   }
   return forms;
 }
@@ -595,17 +640,15 @@ function orderActions(order) {
 let pendingCancel = null;
 
 function cancelUnshippedForm(order) {
-  const form = actionForm("cancel-unshipped-form", "Cancel and refund the units not shipped", [
-    ["reason", "Why (staff only)", {required: "", maxlength: "255"}],
-    ["shopper_reason", "For the shopper", {maxlength: "200"}]], "Cancel unshipped units");
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    const body = {reason: form.elements.reason.value.trim(), shopper_reason: form.elements.shopper_reason.value.trim()};
-    const action = JSON.stringify([order.id, body]);
-    if (!pendingCancel || pendingCancel.action !== action) pendingCancel = {action, key: crypto.randomUUID()};
-    const key = pendingCancel.key;
-    form.dataset.idempotencyKey = key;
-    act(form, async () => {
+  return actionForm({
+    id: "cancel-unshipped-form", legend: "Cancel and refund the units not shipped", submit: "Cancel unshipped units",
+    fields: [["reason", "Why (staff only)", {required: "", maxlength: "255"}],
+             ["shopper_reason", "For the shopper", {maxlength: "200"}]],
+    run: async (body) => {
+      const action = JSON.stringify([order.id, body]);
+      if (!pendingCancel || pendingCancel.action !== action) pendingCancel = {action, key: crypto.randomUUID()};
+      const key = pendingCancel.key;
+      $("cancel-unshipped-form").dataset.idempotencyKey = key;
       let reply;
       try {
         reply = await call(`/admin/orders/${order.id}/cancel-unshipped`, {
@@ -619,39 +662,18 @@ function cancelUnshippedForm(order) {
       }
       pendingCancel = null;
       drawOrder(reply);
-    });
+    },
   });
-  return form;
 }
 
 // After-sales
 
-async function searchCases(page) {
-  $("cases-error").textContent = "";
-  try {
-    const reply = await call("/admin/after-sales?" + query({
-      page, page_size: PAGE_SIZE, status: $("case-status").value, type: $("case-type").value,
-      order_no: $("case-order-no").value.trim()}));
-    table($("cases"), ["Case no", "Order no", "Type", "Status", "Refund", "Opened", ""], reply.items.map((c) =>
-      row([c.case_no, c.order_no, c.type, c.status, yuan(c.refund_fen), when(c.created_at),
-           button("Open", () => openCase(c.id))], {"data-case-id": c.id})));
-    $("case-count").textContent = `${count(reply.total)} cases`;
-    showPage("cases", reply);
-  } catch (error) {
-    $("cases-error").textContent = describe(error);
-  }
+function caseRow(c) {
+  return row([c.case_no, c.order_no, c.type, c.status, yuan(c.refund_fen), when(c.created_at),
+              button("Open", () => openCase(c.id))], {"data-case-id": c.id});
 }
 
-async function openCase(id) {
-  const detail = $("case-detail");
-  detail.hidden = false;
-  detail.replaceChildren(element("p", {class: "muted"}, "Loading…"));
-  try {
-    drawCase(await call(`/admin/after-sales/${id}`));
-  } catch (error) {
-    detail.replaceChildren(element("p", {class: "error", role: "alert"}, describe(error)));
-  }
-}
+const openCase = (id) => openDetail("case-detail", `/admin/after-sales/${id}`, drawCase);
 
 function drawCase(c) {
   const detail = $("case-detail");
@@ -678,49 +700,35 @@ function caseActions(c) {
   const canReject = c.status === "REQUESTED" || c.status === "RETURN_SHIPPED" ||
     (c.type === "refund_only" && c.status === "REFUND_FAILED");
   if (can("decide") && canReject) {
-    const form = actionForm("decision-form", "Decide", [
-      ["shopper_reason", "For the shopper", {maxlength: "200"}],
-      ["note", "Note (staff only)", {maxlength: "255"}]], "Approve");
-    const reject = element("button", {type: "button", class: "secondary"}, "Reject");
-    form.querySelector("button[type=submit]").after(reject);
+    const form = actionForm({
+      id: "decision-form", legend: "Decide", submit: "Approve", reject: "Reject",
+      fields: [["shopper_reason", "For the shopper", {maxlength: "200"}],
+               ["note", "Note (staff only)", {maxlength: "255"}]],
+      run: async (values, approve) => drawCase(await call(`/admin/after-sales/${c.id}/decision`, {
+        method: "POST", json: {approve, ...values}}))});
     if (c.status !== "REQUESTED") form.querySelector("button[type=submit]").hidden = true;
-    const decide = (approve) => act(form, async () => drawCase(await call(`/admin/after-sales/${c.id}/decision`, {
-      method: "POST", json: {approve, shopper_reason: form.elements.shopper_reason.value.trim(),
-                             note: form.elements.note.value.trim()}})));
-    form.addEventListener("submit", (event) => { event.preventDefault(); decide(true); });
-    reject.addEventListener("click", () => decide(false));
     forms.push(form);
   }
   if (can("receive") && c.status === "RETURN_SHIPPED") {
-    const form = actionForm("receive-form", "The returned parcel arrived", [
-      ["note", "What came back (staff only)", {maxlength: "255"}]], "Received: restock and refund");
-    form.addEventListener("submit", (event) => {
-      event.preventDefault();
-      act(form, async () => drawCase(await call(`/admin/after-sales/${c.id}/receive`, {
-        method: "POST", json: {note: form.elements.note.value.trim()}})));
-    });
-    forms.push(form);
+    forms.push(actionForm({
+      id: "receive-form", legend: "The returned parcel arrived", submit: "Received: restock and refund",
+      fields: [["note", "What came back (staff only)", {maxlength: "255"}]],
+      run: async (values) => drawCase(await call(`/admin/after-sales/${c.id}/receive`, {
+        method: "POST", json: values}))}));
   }
   if (can("retryRefund") && ["REFUND_FAILED", "REFUND_ABNORMAL", "REFUNDING"].includes(c.status)) {
-    const form = actionForm("retry-form", "The refund did not arrive", [], "Retry the refund");
-    form.addEventListener("submit", (event) => {
-      event.preventDefault();
-      act(form, async () => drawCase(await call(`/admin/after-sales/${c.id}/retry-refund`, {method: "POST"})));
-    });
-    forms.push(form);
+    forms.push(actionForm({
+      id: "retry-form", legend: "The refund did not arrive", submit: "Retry the refund",
+      run: async () => drawCase(await call(`/admin/after-sales/${c.id}/retry-refund`, {method: "POST"}))}));
   }
   if (can("closeRefund") && c.status === "REFUND_ABNORMAL" && c.refund_no) {
-    const form = actionForm("close-form", `Close refund ${c.refund_no} (it can no longer be paid)`, [
-      ["reason", "Why (staff only)", {required: "", maxlength: "255"}]], "Close the refund");
-    form.addEventListener("submit", (event) => {
-      event.preventDefault();
-      act(form, async () => {
-        await call(`/admin/refunds/${encodeURIComponent(c.refund_no)}/close`, {
-          method: "POST", json: {reason: form.elements.reason.value.trim()}});
+    forms.push(actionForm({
+      id: "close-form", legend: `Close refund ${c.refund_no} (it can no longer be paid)`, submit: "Close the refund",
+      fields: [["reason", "Why (staff only)", {required: "", maxlength: "255"}]],
+      run: async (values) => {
+        await closeRefund(c.refund_no, values.reason);
         drawCase(await call(`/admin/after-sales/${c.id}`));
-      });
-    });
-    forms.push(form);
+      }}));
   }
   return forms;
 }
@@ -733,27 +741,9 @@ function loadMoney() {
   $("stuck-refunds").hidden = !can("afterSales");
   $("close-refund").hidden = !can("closeRefund");
   $("wallet-reviews-panel").hidden = !can("walletReviews");
-  if (can("refunds")) loadRefunds(1);
+  if (can("refunds")) loadList("refunds", 1);
   if (can("afterSales")) loadStuckRefunds();
-  if (can("walletReviews")) loadWalletReviews(1);
-}
-
-// The API answers ABNORMAL refunds (only staff move one) and then PENDING ones (the longest waiting are those the
-// fallback job gets no usable answer about) first, each longest waiting first: "Waiting since" is their updated_at.
-async function loadRefunds(page) {
-  $("refunds-error").textContent = "";
-  try {
-    const reply = await call("/admin/refunds?" + query({
-      page, page_size: PAGE_SIZE, status: $("refund-status").value, source: $("refund-source").value,
-      order_no: $("refund-order-no").value.trim()}));
-    table($("refunds"), ["Refund no", "Order no", "Source", "Status", "Amount", "Channel", "Started", "Waiting since",
-                         "Started by", "Reason", ""], reply.items.map(refundRow));
-    $("refund-count").textContent = `${count(reply.total)} refunds`;
-    $("refund-count").dataset.loads = Number($("refund-count").dataset.loads || 0) + 1;
-    showPage("refunds", reply);
-  } catch (error) {
-    $("refunds-error").textContent = describe(error);
-  }
+  if (can("walletReviews")) loadList("wallet-reviews", 1);
 }
 
 function refundRow(refund) {
@@ -765,7 +755,7 @@ function refundRow(refund) {
   if (waiting && can("retryRefundByNo")) {
     cell.append(button("Retry", (event) => attempt(event.target, outcome, async () => {
       await call(`/admin/refunds/${encodeURIComponent(refund.refund_no)}/retry`, {method: "POST"});
-      loadRefunds(pages.refunds);
+      reloadList("refunds");
     })));
   }
   cell.append(outcome);
@@ -774,18 +764,18 @@ function refundRow(refund) {
 }
 
 function closeForm(refund) {
-  const form = actionForm(`close-${refund.refund_no}`, "Close", [
-    ["reason", "Why (it can no longer be paid)", {required: "", maxlength: "255"}]], "Close");
-  form.querySelector("h3").remove();
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    act(form, async () => {
-      await call(`/admin/refunds/${encodeURIComponent(refund.refund_no)}/close`, {
-        method: "POST", json: {reason: form.elements.reason.value.trim()}});
-      loadRefunds(pages.refunds);
-    });
-  });
-  return form;
+  return actionForm({
+    id: `close-${refund.refund_no}`, submit: "Close",
+    fields: [["reason", "Why (it can no longer be paid)", {required: "", maxlength: "255"}]],
+    run: async (values) => {
+      await closeRefund(refund.refund_no, values.reason);
+      reloadList("refunds");
+    }});
+}
+
+// An admin closes a refund that can no longer be paid: the order it belongs to comes back.
+function closeRefund(refundNo, reason) {
+  return call(`/admin/refunds/${encodeURIComponent(refundNo)}/close`, {method: "POST", json: {reason}});
 }
 
 async function loadStuckRefunds() {
@@ -819,8 +809,7 @@ async function closeRefundByNumber(event) {
   event.preventDefault();
   $("stuck-error").textContent = "";
   try {
-    const order = await call(`/admin/refunds/${encodeURIComponent($("close-refund-no").value.trim())}/close`, {
-      method: "POST", json: {reason: $("close-refund-reason").value.trim()}});
+    const order = await closeRefund($("close-refund-no").value.trim(), $("close-refund-reason").value.trim());
     $("stuck-error").className = "muted";
     $("stuck-error").textContent = `Closed: order ${order.order_no} is ${order.status}.`;
   } catch (error) {
@@ -829,42 +818,25 @@ async function closeRefundByNumber(event) {
   }
 }
 
-async function loadWalletReviews(page) {
-  $("wallet-error").textContent = "";
-  try {
-    const reply = await call("/admin/wallet-reviews?" + query({page, page_size: PAGE_SIZE,
-                                                                status: $("wallet-status").value}));
-    table($("wallet-reviews"), ["Order no", "Problem", "Charged wallet of", "Charged", "Order's shopper", "Payable",
-                                "Status", "Flagged", "Resolution"], reply.items.map((review) => {
-      const tr = row([review.order_no, review.problem, `user ${review.user_id}`, yuan(review.amount_fen),
-                      `user ${review.order_user_id}`, yuan(review.payable_fen), review.status, when(review.flagged_at),
-                      review.status === "OPEN" ? "" : `${review.resolved_by} ${when(review.resolved_at)}: ${review.note}`],
-                     {"data-review-id": review.id});
-      if (review.status === "OPEN" && can("resolveWallet")) tr.lastChild.append(resolveForm(review));
-      return tr;
-    }));
-    $("wallet-count").textContent = `${count(reply.total)} charges`;
-    $("wallet-count").dataset.loads = Number($("wallet-count").dataset.loads || 0) + 1;
-    showPage("wallet-reviews", reply);
-  } catch (error) {
-    $("wallet-error").textContent = describe(error);
-  }
+function walletReviewRow(review) {
+  const tr = row([review.order_no, review.problem, `user ${review.user_id}`, yuan(review.amount_fen),
+                  `user ${review.order_user_id}`, yuan(review.payable_fen), review.status, when(review.flagged_at),
+                  review.status === "OPEN" ? "" : `${review.resolved_by} ${when(review.resolved_at)}: ${review.note}`],
+                 {"data-review-id": review.id});
+  if (review.status === "OPEN" && can("resolveWallet")) tr.lastChild.append(resolveForm(review));
+  return tr;
 }
 
 function resolveForm(review) {
-  const form = actionForm(`resolve-${review.id}`, "Resolve", [
-    ["resolution", "", {tag: "select"}], ["reason", "Why", {required: "", maxlength: "255"}]], "Resolve");
-  form.querySelector("h3").remove();
+  const form = actionForm({
+    id: `resolve-${review.id}`, submit: "Resolve",
+    fields: [["resolution", "", {tag: "select"}], ["reason", "Why", {required: "", maxlength: "255"}]],
+    run: async (values) => {
+      await call(`/admin/wallet-reviews/${review.id}/resolve`, {method: "POST", json: values});
+      reloadList("wallet-reviews");
+    }});
   form.elements.resolution.append(element("option", {value: "credit_back"}, "Credit back to that wallet"),
                                   element("option", {value: "handled"}, "Settled another way"));
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    act(form, async () => {
-      await call(`/admin/wallet-reviews/${review.id}/resolve`, {method: "POST", json: {
-        resolution: form.elements.resolution.value, reason: form.elements.reason.value.trim()}});
-      loadWalletReviews(pages["wallet-reviews"]);
-    });
-  });
   return form;
 }
 
@@ -879,16 +851,11 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const button of document.querySelectorAll("[data-section]")) {
     button.addEventListener("click", () => showSection(button.dataset.section));
   }
-  $("order-search").addEventListener("submit", (event) => { event.preventDefault(); searchOrders(1); });
-  $("case-search").addEventListener("submit", (event) => { event.preventDefault(); searchCases(1); });
-  $("wallet-search").addEventListener("submit", (event) => { event.preventDefault(); loadWalletReviews(1); });
-  $("refund-search").addEventListener("submit", (event) => { event.preventDefault(); loadRefunds(1); });
-  $("close-refund").addEventListener("submit", closeRefundByNumber);
-  for (const pager of document.querySelectorAll(".pager")) {
-    for (const button of pager.querySelectorAll("button")) {
-      button.addEventListener("click", () => turnPage(pager.dataset.for, Number(button.dataset.step)));
-    }
+  for (const [name, list] of Object.entries(LISTS)) {
+    $(list.form).addEventListener("submit", (event) => { event.preventDefault(); loadList(name, 1); });
+    $(name).after(pager(name));
   }
+  $("close-refund").addEventListener("submit", closeRefundByNumber);
   setPeriod(30);
   if (session.access) showConsole(); else showLogin("");
 });

@@ -1,7 +1,8 @@
 """Cancelling a partly shipped order's unshipped units on PostgreSQL: exact refund of their paid share (level
 discount and a category coupon split), reserved on their lines, restocked by the product service from the
 order-returned it publishes, the order SHIPPED, and a retry under the same key doing nothing twice. Through the
-gRPC server too: staff roles, the idempotency key, the answer."""
+gRPC server too: staff roles, the idempotency key, the answer. The points spent on the units reach the member
+service's ledger once, from the outbox's order-refunded."""
 
 from __future__ import annotations
 
@@ -12,14 +13,19 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
+from google.protobuf.message import Message
 from mall.events.v1.envelope_pb2 import EventEnvelope
-from mall.events.v1.order_events_pb2 import OrderReturned
+from mall.events.v1.order_events_pb2 import OrderPaid, OrderRefunded, OrderReturned
 from mall.order.v1 import order_pb2
 from sqlalchemy import Engine, select
 
 from services.common.errors import Conflict
-from services.common.events import decode, unpack
+from services.common.events import decode, timestamp, unpack
 from services.common.outbox import outbox
+from services.member import consumers as member_consumers
+from services.member import service as members
+from services.member.db import SqlMemberUnitOfWork
+from services.member.domain import Account
 from services.order import refunds, service
 from services.order.db import SqlOrderUnitOfWork
 from services.order.domain import FreightRule, OrderLine, new_order, price
@@ -173,3 +179,64 @@ def test_staff_cancel_the_unshipped_units_over_grpc_once_per_key_and_operators_a
     again = order_pb2.CancelUnshippedRequest(id=order.id, reason="缺货", idempotency_key="cu-2")
     assert failure(lambda: server.stub.CancelUnshipped(again, metadata=server.as_user(8, "admin"))) == (
         grpc.StatusCode.ABORTED, "ORDER_STATE_CONFLICT")
+
+
+def test_the_points_spent_on_the_cancelled_units_reach_the_member_ledger_once_from_the_outbox(
+        pg_engine: Engine, pg_uow: Callable[[], SqlOrderUnitOfWork],
+        member_uow: Callable[[], SqlMemberUnitOfWork]) -> None:
+    shopper = 301
+    members.sign_up(member_uow(), user_id=shopper, channel="self", invite_code=None, now=NOW)
+    deliver_to_members(member_uow, OrderPaid(order_no="O0", user_id=shopper, paid_fen=100_000,
+                                             paid_at=timestamp(NOW)), "e-0")  # silver: 1,200 points
+    members.lock_points(member_uow(), user_id=shopper, order_no="PC-3", points=300, payable_fen=3000, now=NOW)
+    # 3 x 1000, 300 points (300 fen): 2700 paid with WeChat Pay; one unit shipped, two never will.
+    order = new_order(user_id=shopper, order_no="PC-3", lines=[OrderLine(101, 10, "茶", "", 1000, 3)], address=HOME,
+                      amounts=price(3000, points_fen=300), now=NOW, pay_minutes=30, points_used=300)
+    with pg_uow() as tx:
+        tx.orders.add(order)
+        tx.commit()
+    service.mark_paid(pg_uow(), order_no="PC-3", channel="wechat", out_trade_no="PC-3", paid_fen=2700,
+                      actor="wechatpay", now=NOW)
+    deliver_to_members(member_uow, OrderPaid(order_no="PC-3", user_id=shopper, paid_fen=2700,
+                                             paid_at=timestamp(NOW)), "e-1")  # 300 used, 32 earned
+    service.ship_order(pg_uow(), order_id=order.id or 0, carrier="SF", tracking_no="SF3",
+                       lines={order.lines[0].id or 0: 1}, actor="staff:7", now=NOW)
+
+    refunds.cancel_unshipped(pg_uow(), FakeRefundPayments(), FakeMembers(), order_id=order.id or 0, reason="缺货",
+                             shopper_reason="", actor="staff:9", idempotency_key="cu-3", request_fingerprint=b"b",
+                             now=CANCELLED_AT)
+    with pg_uow() as tx:
+        [refund] = tx.refunds.for_order(order.id or 0)
+        tx.commit()
+    assert (refund.amount_fen, refund.points_returned) == (1800, 200)  # 2 of 3 units: 2700 x 2/3, 300 x 2/3
+    for _ in range(2):  # a notify and the fallback job
+        refunds.settle_refund(pg_uow(), refund_no=refund.refund_no, status=refunds.RefundStatus.SUCCESS,
+                              actor="wechatpay", now=CANCELLED_AT)
+    [event] = refunded_events(pg_engine)
+    assert (event.refund_no, event.amount_fen, event.points_returned) == (refund.refund_no, 1800, 200)
+
+    for event_id in ("e-2", "e-3"):  # the event delivered again
+        deliver_to_members(member_uow, event, event_id)
+
+    with member_uow() as tx:
+        balance = tx.ledger.balance(shopper, Account.POINTS)
+        tx.commit()
+    assert balance == 1_200 - 300 + 32 - 32 * 1800 // 2700 + 200
+    entries, _ = members.points_entries(member_uow(), user_id=shopper, offset=0, limit=20)
+    assert sorted((entry.kind, entry.amount) for entry in entries if entry.reference == refund.refund_no) == [
+        ("order_refunded", -21), ("points_returned", 200)]
+    assert members.check_ledgers(member_uow())[1] == []
+
+
+def refunded_events(engine: Engine) -> list[OrderRefunded]:
+    with engine.connect() as connection:
+        rows = connection.execute(select(outbox.c.envelope).where(outbox.c.event_type == "order-refunded")
+                                  .order_by(outbox.c.id)).scalars().all()
+    return [unpack(decode(row), OrderRefunded) for row in rows]
+
+
+def deliver_to_members(uow: Callable[[], SqlMemberUnitOfWork], event: Message, event_id: str) -> None:
+    """What the member consumer does with one record: its handler inside a transaction of its own."""
+    with uow() as tx:
+        member_consumers.HANDLERS[type(event)](tx, event, EventEnvelope(event_id=event_id))  # type: ignore[index]
+        tx.commit()

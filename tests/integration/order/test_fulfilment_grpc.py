@@ -55,6 +55,27 @@ def test_parcels_round_trip_and_the_last_one_ships_the_order(server: OrderServer
     assert (server.events("order-shipped"), server.events("order-completed")) == (1, 1)
 
 
+def test_the_waybill_carries_the_full_phone_and_the_units_left_until_nothing_is_left_to_ship(
+        server: OrderServer) -> None:
+    server.members.balance_fen = 10_000
+    order = submit(server, checkout=order_pb2.CheckoutRequest(sku_id=101, quantity=3, address_id=7))
+    server.stub.PayOrder(order_pb2.PayOrderRequest(id=order.id, channel="balance"), metadata=server.as_user(ALICE))
+    line, operator = order.lines[0].id, server.as_user(9, "operator")
+    ship = functools.partial(server.stub.ShipOrder, metadata=operator)
+    waybill = functools.partial(server.stub.GetWaybill, order_pb2.GetWaybillRequest(id=order.id))
+    ship(order_pb2.ShipOrderRequest(id=order.id, carrier="SF", tracking_no="SF1",
+                                    lines=[order_pb2.ShipmentLine(line_id=line, quantity=1)]))
+
+    label = waybill(metadata=operator)
+
+    assert (label.order_no, label.receiver.phone, [(item.line_id, item.quantity, item.to_ship) for item in label.lines]
+            ) == (order.order_no, "13800138000", [(line, 3, 2)])
+    assert failure(lambda: waybill(metadata=server.as_user(9, "finance"))) == (
+        grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")
+    ship(order_pb2.ShipOrderRequest(id=order.id, carrier="ZTO", tracking_no="Z2"))
+    assert failure(lambda: waybill(metadata=operator)) == (grpc.StatusCode.ABORTED, "ORDER_STATE_CONFLICT")
+
+
 def test_shipments_and_times_round_trip(uow: Callable[[], SqlOrderUnitOfWork]) -> None:
     now = datetime(2026, 12, 1, 8, tzinfo=UTC)
     order_id = paid(uow, "F-1", now)

@@ -1,5 +1,6 @@
-"""Closing an ABNORMAL refund while it is retried, on PostgreSQL: the refund's row lock serialises them, so the
-refund is never both CLOSED with its amount freed and sent again to be paid by WeChat Pay."""
+"""Closing an ABNORMAL refund while it is retried, on PostgreSQL: the refund's row lock serialises them, and a re-send
+whose answer is lost leaves the refund PENDING, so the refund is never both CLOSED with its amount freed and sent again
+to be paid by WeChat Pay."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, func, select, text
 
-from services.common.errors import Conflict
+from services.common.errors import Conflict, DomainError
+from services.common.outbox import outbox
 from services.common.wechatpay import WechatPayUnavailable
 from services.order import db, refunds
 from services.order.db import SqlOrderUnitOfWork
 from services.order.domain import OrderLine
-from tests.fakes import CuedRefunds, FakeMembers, FakeRefundPayments
+from tests.fakes import CuedRefunds, FakeMembers, FakeRefundPayments, LostAnswerRefunds
 from tests.integration.order.test_refunds import RefusingResend, paid, refunded
 
 pytestmark = pytest.mark.integration
@@ -107,3 +109,29 @@ def test_a_retry_racing_a_close_waits_for_it_and_sends_nothing_once_the_refund_i
     assert getattr(retried, "status", retried) == "CLOSED"  # answered as it is: never sent again
     assert (status(pg_engine), channel.asked) == ("CLOSED", {})
     assert refunded(pg_engine, order_id) == (0, [(0, 0)])  # freed: nothing can be paid
+
+
+def test_a_retry_whose_resend_answer_is_lost_leaves_the_refund_pending_unclosable_until_the_job_settles_it_once(
+        pg_uow: Callable[[], SqlOrderUnitOfWork], pg_engine: Engine) -> None:
+    order_id, refund_no = refused_when_sent_again(pg_uow)
+    channel = LostAnswerRefunds(lost_sends=1, status="SUCCESS")  # WeChat Pay gets the re-send; the answer is lost
+
+    with pytest.raises(DomainError) as sent:
+        refunds.retry_refund(pg_uow(), channel, FakeMembers(), refund_no=refund_no, actor="staff:9", now=LATER)
+    assert status(pg_engine) == "PENDING"  # committed: the 503 did not roll it back
+    assert (sent.value.code, sent.value.details) == ("PAYMENT_CHANNEL_UNAVAILABLE",
+                                                     {"refund_no": refund_no, "status": "PENDING"})
+    with pytest.raises(Conflict) as in_flight:  # WeChat Pay has not processed it yet: RESOURCE_NOT_EXISTS
+        refunds.close_refund(pg_uow(), channel, refund_no=refund_no, reason="已线下转账", actor="staff:1", now=LATER)
+    assert in_flight.value.details == {"status": "PENDING", "action": "close"}
+    assert refunded(pg_engine, order_id) == (4000, [(4, 4000)])
+
+    channel.process()  # WeChat Pay pays it; its notify is lost
+    for minutes in (10, 20):
+        refunds.reconcile_refunds(pg_uow, channel, FakeMembers(), now=LATER + timedelta(minutes=minutes))
+
+    assert (status(pg_engine), refunded(pg_engine, order_id), channel.sent) == ("SUCCESS", (4000, [(4, 4000)]),
+                                                                                [refund_no])
+    with pg_engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(outbox).where(
+            outbox.c.event_type == "order-refunded")).scalar_one() == 1

@@ -81,7 +81,7 @@ FINANCE_MAY = [("get", OVERVIEW, "GetOverview", 200), ("get", "/api/v1/admin/ana
 MONEY_CSV = "kind,amount_fen\r\npayment,3799\r\n".encode()
 FINANCE_MAY_NOT = [("get", "/api/v1/admin/users?phone=13800138000", "user", "SearchUsers"),
                    ("post", "/api/v1/admin/users/search", "user", "SearchUsers"),
-                   ("get", "/api/v1/admin/orders/5/waybill", "order", "GetOrder"),
+                   ("get", "/api/v1/admin/orders/5/waybill", "order", "GetWaybill"),
                    ("post", "/api/v1/admin/orders/5/ship", "order", "ShipOrder"),
                    ("get", "/api/v1/admin/orders/5", "order", "GetOrder"),
                    ("post", "/api/v1/admin/products", "product", "CreateProduct"),

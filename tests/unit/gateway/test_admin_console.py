@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -17,18 +17,22 @@ import pytest
 from flask.testing import FlaskClient
 from google.protobuf.timestamp_pb2 import Timestamp
 from mall.order.v1 import after_sale_pb2, order_pb2
-from mall.user.v1 import user_pb2
 
 from services.common.auth import STAFF_ROLES
 from services.common.grpc_server import CODE_KEY, DETAILS_KEY
-from tests.fixtures.browser import log_in_to_console
 from tests.fixtures.fake_services import FakeServices
 
-PASSWORD = "staff-password-1"
-PHONES = {"13800000001": ["admin"], "13800000002": ["operator"], "13800000003": ["customer_service"],
-          "13800000004": ["finance"]}
-ADMIN, OPERATOR, CUSTOMER_SERVICE, FINANCE = PHONES
 AT = Timestamp(seconds=1_764_400_000)  # 2025-11-29T07:06:40Z
+
+
+def changed(message: Any, **fields: Any) -> Any:
+    """A copy of a protobuf message with some fields set otherwise."""
+    copy = type(message)()
+    copy.CopyFrom(message)
+    for name, value in fields.items():
+        setattr(copy, name, value)
+    return copy
+
 
 # A partly shipped order: line 9 shipped, line 10 waiting for stock. A line's name carries markup, shown as text.
 ORDER = order_pb2.Order(
@@ -75,24 +79,13 @@ ROUTES = {
 
 
 @pytest.fixture
-def staff(clients: FakeServices, mint: Callable[..., str]) -> FakeServices:
-    """The fake user service logs in one staff member per role (PHONES); the order service knows ORDER and CASE."""
-    def login(message: user_pb2.LoginWithPasswordRequest) -> user_pb2.LoginResponse:
-        roles = PHONES.get(message.phone, [])
-        return user_pb2.LoginResponse(access_token=mint(user_id=7, roles=",".join(roles)), refresh_token="refresh",
-                                      expires_in=900, user=user_pb2.User(id=7, phone_masked="138****0003",
-                                                                          nickname="客服小王", roles=roles))
-    clients.user.LoginWithPassword.answer = login
+def staff(clients: FakeServices) -> FakeServices:
+    """The fake order service knows ORDER and CASE (staff log in with log_in_as: tests/unit/gateway/conftest.py)."""
     clients.order.SearchOrders.reply = order_pb2.ListOrdersResponse(orders=[ORDER], total=1)
     clients.order.GetOrder.reply = ORDER
     clients.order.SearchAfterSales.reply = after_sale_pb2.ListAfterSalesResponse(cases=[CASE], total=1)
     clients.order.GetAfterSale.reply = CASE
     return clients
-
-
-def log_in(page: Any, base: str, phone: str) -> None:
-    log_in_to_console(page, base, phone, PASSWORD)
-    page.wait_for_selector("#sections:not([hidden])")
 
 
 def visible_sections(page: Any) -> list[str]:
@@ -113,8 +106,8 @@ def test_the_console_offers_each_action_to_exactly_the_roles_the_api_lets_do_it(
 
 
 def test_customer_service_see_orders_after_sales_and_stuck_money_but_not_the_reports(
-        page: Any, gateway_url: str, staff: FakeServices) -> None:
-    log_in(page, gateway_url, CUSTOMER_SERVICE)
+        page: Any, log_in_as, staff: FakeServices) -> None:
+    log_in_as("customer_service")
 
     page.wait_for_selector("#orders tr[data-order-id]")
     assert visible_sections(page) == ["Orders", "After-sales", "Stuck money"]
@@ -123,8 +116,8 @@ def test_customer_service_see_orders_after_sales_and_stuck_money_but_not_the_rep
     assert page.errors == []
 
 
-def test_finance_see_the_reports_and_stuck_money_only(page: Any, gateway_url: str, staff: FakeServices) -> None:
-    log_in(page, gateway_url, FINANCE)
+def test_finance_see_the_reports_and_stuck_money_only(page: Any, log_in_as, staff: FakeServices) -> None:
+    log_in_as("finance")
 
     assert visible_sections(page) == ["Reports", "Stuck money"]
     page.click("[data-section=money-view]")
@@ -133,8 +126,8 @@ def test_finance_see_the_reports_and_stuck_money_only(page: Any, gateway_url: st
 
 
 def test_searching_orders_sends_the_filters_and_renders_the_fakes_rows_as_text(
-        page: Any, gateway_url: str, staff: FakeServices) -> None:
-    log_in(page, gateway_url, CUSTOMER_SERVICE)
+        page: Any, log_in_as, staff: FakeServices) -> None:
+    log_in_as("customer_service")
     page.wait_for_selector("#orders tr[data-order-id]")
     page.select_option("#order-status", "PAID")
     page.fill("#order-no", ORDER.order_no)
@@ -157,8 +150,8 @@ def test_searching_orders_sends_the_filters_and_renders_the_fakes_rows_as_text(
 
 
 def test_an_opened_order_shows_its_lines_amounts_parcels_and_who_sees_each_step(
-        page: Any, gateway_url: str, staff: FakeServices) -> None:
-    log_in(page, gateway_url, CUSTOMER_SERVICE)
+        page: Any, log_in_as, staff: FakeServices) -> None:
+    log_in_as("customer_service")
     page.click("#orders tr[data-order-id='5'] button")
     page.wait_for_selector("#order-detail h2")
 
@@ -178,10 +171,8 @@ def test_an_opened_order_shows_its_lines_amounts_parcels_and_who_sees_each_step(
 
 
 def test_cancelling_the_unshipped_units_retries_under_the_same_idempotency_key(
-        page: Any, gateway_url: str, staff: FakeServices, rpc_error) -> None:
-    shipped = order_pb2.Order()
-    shipped.CopyFrom(ORDER)
-    shipped.status, shipped.refunded_fen = "SHIPPED", 3325
+        page: Any, log_in_as, staff: FakeServices, rpc_error) -> None:
+    shipped = changed(ORDER, status="SHIPPED", refunded_fen=3325)
     answers: list[Any] = [rpc_error(grpc.StatusCode.UNAVAILABLE, "WeChat Pay did not answer"), shipped]
 
     def cancel(message: order_pb2.CancelUnshippedRequest) -> order_pb2.Order:
@@ -190,7 +181,7 @@ def test_cancelling_the_unshipped_units_retries_under_the_same_idempotency_key(
             raise answer
         return answer
     staff.order.CancelUnshipped.answer = cancel
-    log_in(page, gateway_url, CUSTOMER_SERVICE)
+    log_in_as("customer_service")
     page.click("#orders tr[data-order-id='5'] button")
     page.fill("#cancel-unshipped-form [name=reason]", "白色停产")
     page.fill("#cancel-unshipped-form [name=shopper_reason]", "白色已停产")
@@ -208,12 +199,9 @@ def test_cancelling_the_unshipped_units_retries_under_the_same_idempotency_key(
 
 
 def test_approving_a_case_sends_the_shoppers_reason_and_the_staff_note(
-        page: Any, gateway_url: str, staff: FakeServices) -> None:
-    refunding = after_sale_pb2.AfterSale()
-    refunding.CopyFrom(CASE)
-    refunding.status, refunding.refund_no = "REFUNDING", "RF31"
-    staff.order.DecideAfterSale.reply = refunding
-    log_in(page, gateway_url, CUSTOMER_SERVICE)
+        page: Any, log_in_as, staff: FakeServices) -> None:
+    staff.order.DecideAfterSale.reply = changed(CASE, status="REFUNDING", refund_no="RF31")
+    log_in_as("customer_service")
     page.click("[data-section=aftersales-view]")
     page.click("#cases tr[data-case-id='31'] button")
     page.fill("#decision-form [name=shopper_reason]", "已为您退款")
@@ -228,11 +216,11 @@ def test_approving_a_case_sends_the_shoppers_reason_and_the_staff_note(
 
 
 def test_a_refused_decision_shows_the_apis_error_code_and_message(
-        page: Any, gateway_url: str, staff: FakeServices, rpc_error) -> None:
+        page: Any, log_in_as, staff: FakeServices, rpc_error) -> None:
     staff.order.DecideAfterSale.error = rpc_error(
         grpc.StatusCode.ABORTED, "the case is not REQUESTED",
         ((CODE_KEY, "AFTER_SALE_STATE_CONFLICT"), (DETAILS_KEY, '{"status": "WITHDRAWN"}')))
-    log_in(page, gateway_url, CUSTOMER_SERVICE)
+    log_in_as("customer_service")
     page.click("[data-section=aftersales-view]")
     page.click("#cases tr[data-case-id='31'] button")
 
@@ -244,17 +232,13 @@ def test_a_refused_decision_shows_the_apis_error_code_and_message(
     assert staff.order.DecideAfterSale.calls[0].message.approve is False
 
 
-def test_finance_credit_a_wallet_charge_back_and_see_the_list_again(
-        page: Any, gateway_url: str, staff: FakeServices) -> None:
+def test_finance_credit_a_wallet_charge_back_and_see_the_list_again(page: Any, log_in_as, staff: FakeServices) -> None:
     review = order_pb2.WalletReview(id=4, order_id=5, order_no=ORDER.order_no, user_id=43, amount_fen=8299,
                                     order_user_id=42, payable_fen=8299, problem="OTHER_USERS_WALLET", status="OPEN",
                                     flagged_at=AT)
     staff.order.ListWalletReviews.reply = order_pb2.ListWalletReviewsResponse(reviews=[review], total=1)
-    credited = order_pb2.WalletReview()
-    credited.CopyFrom(review)
-    credited.status = "CREDITED"
-    staff.order.ResolveWalletReview.reply = credited
-    log_in(page, gateway_url, FINANCE)
+    staff.order.ResolveWalletReview.reply = changed(review, status="CREDITED")
+    log_in_as("finance")
     page.click("[data-section=money-view]")
     page.wait_for_selector("#wallet-reviews tr[data-review-id='4'] form")
     row = page.eval_on_selector("#wallet-reviews tr[data-review-id='4']",
@@ -273,15 +257,13 @@ def test_finance_credit_a_wallet_charge_back_and_see_the_list_again(
 
 
 def test_an_admin_retries_a_stuck_case_refund_and_closes_a_refund_by_its_number(
-        page: Any, gateway_url: str, staff: FakeServices) -> None:
-    abnormal = after_sale_pb2.AfterSale()
-    abnormal.CopyFrom(CASE)
-    abnormal.status, abnormal.refund_no = "REFUND_ABNORMAL", "RF31"
+        page: Any, log_in_as, staff: FakeServices) -> None:
+    abnormal = changed(CASE, status="REFUND_ABNORMAL", refund_no="RF31")
     staff.order.SearchAfterSales.answer = lambda m: after_sale_pb2.ListAfterSalesResponse(
         cases=[abnormal] if m.status == "REFUND_ABNORMAL" else [], total=int(m.status == "REFUND_ABNORMAL"))
     staff.order.RetryAfterSaleRefund.reply = abnormal
     staff.order.CloseRefund.reply = ORDER
-    log_in(page, gateway_url, ADMIN)
+    log_in_as("admin")
     page.click("[data-section=money-view]")
     page.wait_for_selector("#stuck tr[data-case-id='31']")
 
@@ -321,10 +303,10 @@ def refund_buttons(page: Any) -> dict[str, list[str]]:
 
 
 def test_customer_service_see_the_refunds_needing_staff_first_and_retry_one_by_its_number(
-        page: Any, gateway_url: str, staff: FakeServices) -> None:
+        page: Any, log_in_as, staff: FakeServices) -> None:
     staff.order.ListRefunds.reply = REFUNDS
     staff.order.RetryRefund.reply = ORDER
-    log_in(page, gateway_url, CUSTOMER_SERVICE)
+    log_in_as("customer_service")
     page.click("[data-section=money-view]")
     page.wait_for_selector("#refunds tr[data-refund-no]")
 
@@ -350,13 +332,13 @@ def test_customer_service_see_the_refunds_needing_staff_first_and_retry_one_by_i
     assert page.errors == []
 
 
-def test_a_refused_retry_shows_the_apis_error_in_its_row(page: Any, gateway_url: str, staff: FakeServices,
+def test_a_refused_retry_shows_the_apis_error_in_its_row(page: Any, log_in_as, staff: FakeServices,
                                                          rpc_error) -> None:
     staff.order.ListRefunds.reply = REFUNDS
     staff.order.RetryRefund.error = rpc_error(
         grpc.StatusCode.UNAVAILABLE, "WeChat Pay gave no usable answer",
         ((CODE_KEY, "PAYMENT_CHANNEL_UNAVAILABLE"), (DETAILS_KEY, '{"refund_no": "RF20251129070640000000abcdef01"}')))
-    log_in(page, gateway_url, CUSTOMER_SERVICE)
+    log_in_as("customer_service")
     page.click("[data-section=money-view]")
 
     page.click("#refunds tr[data-status=ABNORMAL] button:has-text('Retry')")
@@ -366,9 +348,9 @@ def test_a_refused_retry_shows_the_apis_error_in_its_row(page: Any, gateway_url:
         'PAYMENT_CHANNEL_UNAVAILABLE: WeChat Pay gave no usable answer {"refund_no":"RF20251129070640000000abcdef01"}')
 
 
-def test_finance_read_the_refunds_with_no_retry_or_close(page: Any, gateway_url: str, staff: FakeServices) -> None:
+def test_finance_read_the_refunds_with_no_retry_or_close(page: Any, log_in_as, staff: FakeServices) -> None:
     staff.order.ListRefunds.reply = REFUNDS
-    log_in(page, gateway_url, FINANCE)
+    log_in_as("finance")
     page.click("[data-section=money-view]")
     page.wait_for_selector("#refunds tr[data-refund-no]")
 
@@ -377,10 +359,10 @@ def test_finance_read_the_refunds_with_no_retry_or_close(page: Any, gateway_url:
 
 
 def test_an_admin_filters_the_refunds_and_closes_an_abnormal_one_from_the_list(
-        page: Any, gateway_url: str, staff: FakeServices) -> None:
+        page: Any, log_in_as, staff: FakeServices) -> None:
     staff.order.ListRefunds.reply = REFUNDS
     staff.order.CloseRefund.reply = ORDER
-    log_in(page, gateway_url, ADMIN)
+    log_in_as("admin")
     page.click("[data-section=money-view]")
     page.wait_for_selector("#refunds tr[data-refund-no]")
     page.select_option("#refund-status", "ABNORMAL")
@@ -400,4 +382,140 @@ def test_an_admin_filters_the_refunds_and_closes_an_abnormal_one_from_the_list(
     assert staff.order.ListRefunds.calls[1].message == staff.order.ListRefunds.calls[2].message == (
         order_pb2.ListRefundsRequest(status="ABNORMAL", source="cancel_unshipped", order_no=ORDER.order_no,
                                      limit=20))
+    assert page.errors == []
+
+
+
+def test_the_ship_forms_tracking_number_pattern_is_checked_by_the_browser(
+        page: Any, log_in_as, staff: FakeServices) -> None:
+    log_in_as("operator")
+    page.click("[data-section=orders-view]")
+    page.click("#orders tr[data-order-id='5'] button")
+
+    page.fill("#ship-form [name=tracking_no]", "SF 200")
+
+    assert page.eval_on_selector("#ship-form [name=tracking_no]", "input => input.validity.patternMismatch")
+    assert page.errors == []  # the pattern is a valid regular expression (the v flag refuses an unescaped "-")
+
+
+# The four paged lists, each named by its table: the section it is in, the fake RPC behind it, and that RPC's answer
+# when 25 match (two pages of 20).
+PAGED = {
+    "orders": ("orders-view", "SearchOrders", order_pb2.ListOrdersResponse(orders=[ORDER], total=25)),
+    "cases": ("aftersales-view", "SearchAfterSales", after_sale_pb2.ListAfterSalesResponse(cases=[CASE], total=25)),
+    "refunds": ("money-view", "ListRefunds", order_pb2.ListRefundsResponse(refunds=REFUNDS.refunds, total=25)),
+    "wallet-reviews": ("money-view", "ListWalletReviews", order_pb2.ListWalletReviewsResponse(total=25)),
+}
+
+
+def pager_state(page: Any, name: str) -> tuple[str, list[bool]]:
+    """What the list's pager says and which of Previous, Next can be pressed."""
+    pager = f".pager[data-for='{name}']"
+    return (page.inner_text(f"{pager} span"),
+            page.eval_on_selector_all(f"{pager} button", "buttons => buttons.map(b => !b.disabled)"))
+
+
+@pytest.mark.parametrize("name", PAGED)
+def test_a_lists_pager_turns_to_the_next_page_and_back_and_stops_at_either_end(
+        page: Any, log_in_as, staff: FakeServices, name: str) -> None:
+    section, rpc, answer = PAGED[name]
+    getattr(staff.order, rpc).reply = answer
+    log_in_as("customer_service")
+    page.click(f"[data-section={section}]")
+    page.wait_for_selector(f".pager[data-for='{name}'] span:text-is('page 1 of 2')")
+    assert pager_state(page, name) == ("page 1 of 2", [False, True])
+
+    page.click(f".pager[data-for='{name}'] button:text-is('Next')")
+    page.wait_for_selector(f".pager[data-for='{name}'] span:text-is('page 2 of 2')")
+    assert pager_state(page, name) == ("page 2 of 2", [True, False])
+    page.click(f".pager[data-for='{name}'] button:text-is('Previous')")
+    page.wait_for_selector(f".pager[data-for='{name}'] span:text-is('page 1 of 2')")
+
+    first, second, back = (call.message for call in getattr(staff.order, rpc).calls)
+    assert (first.offset, second.offset, back.offset) == (0, 20, 0)
+    assert changed(second, offset=0) == first == back  # every page asks with the same filters
+    assert page.errors == []
+
+
+@dataclass(frozen=True)
+class StaffAction:
+    """A staff action on an opened order or case: who does it, on what, through which form, fields and button; what
+    the order service is then asked and answers, and the status the console shows after."""
+
+    role: str
+    opened: Any
+    form: str
+    fields: dict[str, str]
+    button: str
+    rpc: str
+    request: Any
+    answer: Any
+    shown: str
+
+
+CANCEL_REQUESTED = changed(ORDER, status="CANCEL_REQUESTED")
+ACTIONS = {  # what staff type is sent trimmed
+    "ship": StaffAction("operator", ORDER, "ship-form", {"carrier": " SF ", "tracking_no": "SF200"}, "Ship",
+                        "ShipOrder", order_pb2.ShipOrderRequest(id=5, carrier="SF", tracking_no="SF200"),
+                        changed(ORDER, status="SHIPPED"), "SHIPPED"),
+    "approve a cancellation": StaffAction(
+        "customer_service", CANCEL_REQUESTED, "cancel-review-form", {"reason": " 顾客已同意 "},
+        "Approve: refund the order", "ReviewCancellation",
+        order_pb2.ReviewCancellationRequest(id=5, approve=True, reason="顾客已同意"),
+        changed(ORDER, status="REFUNDING"), "REFUNDING"),
+    "reject a cancellation": StaffAction(
+        "customer_service", CANCEL_REQUESTED, "cancel-review-form", {"reason": "已发货"}, "Reject: keep the order",
+        "ReviewCancellation", order_pb2.ReviewCancellationRequest(id=5, approve=False, reason="已发货"), ORDER, "PAID"),
+    "receive a return": StaffAction(
+        "customer_service", changed(CASE, type="return_refund", status="RETURN_SHIPPED"), "receive-form",
+        {"note": "包装完好"}, "Received: restock and refund", "ReceiveReturn",
+        after_sale_pb2.ReceiveReturnRequest(id=31, note="包装完好"), changed(CASE, status="REFUNDING"), "REFUNDING"),
+    "retry a case's refund": StaffAction(
+        "customer_service", changed(CASE, status="REFUND_FAILED"), "retry-form", {}, "Retry the refund",
+        "RetryAfterSaleRefund", after_sale_pb2.GetAfterSaleRequest(id=31), changed(CASE, status="REFUNDING"),
+        "REFUNDING"),
+    # Closing answers the order; the case is read again to show where it went.
+    "close a case's refund": StaffAction(
+        "admin", changed(CASE, status="REFUND_ABNORMAL", refund_no="RF31"), "close-form", {"reason": "银行卡已注销"},
+        "Close the refund", "CloseRefund", order_pb2.CloseRefundRequest(refund_no="RF31", reason="银行卡已注销"),
+        ORDER, "REFUND_FAILED"),
+}
+
+
+@pytest.mark.parametrize("action", ACTIONS.values(), ids=ACTIONS)
+def test_an_action_form_sends_its_fields_and_shows_the_order_or_case_as_answered(
+        page: Any, log_in_as, staff: FakeServices, action: StaffAction) -> None:
+    order = isinstance(action.opened, order_pb2.Order)
+    section, rows, detail = ("orders-view", "#orders", "#order-detail") if order else (
+        "aftersales-view", "#cases", "#case-detail")
+    reads = [action.opened, changed(action.opened, status=action.shown)]
+    (staff.order.GetOrder if order else staff.order.GetAfterSale).answer = lambda message: reads.pop(0)
+    getattr(staff.order, action.rpc).reply = action.answer
+    log_in_as(action.role)
+    page.click(f"[data-section={section}]")
+    page.click(f"{rows} tr[data-{'order' if order else 'case'}-id] button")
+    for name, value in action.fields.items():
+        page.fill(f"#{action.form} [name={name}]", value)
+
+    page.click(f"#{action.form} button:text-is('{action.button}')")
+    page.wait_for_selector(f"{detail} h2:has-text('{action.shown}')")
+
+    assert [call.message for call in getattr(staff.order, action.rpc).calls] == [action.request]
+    assert page.errors == []
+
+
+def test_a_stuck_cases_open_button_shows_it_in_the_after_sales_section(
+        page: Any, log_in_as, staff: FakeServices) -> None:
+    failed = changed(CASE, status="REFUND_FAILED")
+    staff.order.SearchAfterSales.answer = lambda m: after_sale_pb2.ListAfterSalesResponse(
+        cases=[failed] if m.status == "REFUND_FAILED" else [], total=int(m.status == "REFUND_FAILED"))
+    staff.order.GetAfterSale.reply = failed
+    log_in_as("customer_service")
+    page.click("[data-section=money-view]")
+
+    page.click("#stuck tr[data-case-id='31'] button:text-is('Open')")
+    page.wait_for_selector("#case-detail h2:has-text('REFUND_FAILED')")
+
+    assert page.is_visible("#aftersales-view") and page.is_hidden("#money-view")
+    assert [call.message.id for call in staff.order.GetAfterSale.calls] == [31]
     assert page.errors == []

@@ -6,7 +6,6 @@ its screenshots: tests/fixtures/browser.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,12 +13,9 @@ from typing import Any
 import pytest
 import requests
 from mall.analytics.v1 import analytics_pb2
-from mall.user.v1 import user_pb2
 
-from tests.fixtures.browser import log_in_to_console
 from tests.fixtures.fake_services import FakeServices
 
-ADMIN_PHONE, PASSWORD = "13800000001", "staff-password-1"
 DAYS = [date(2026, 11, 15) + timedelta(days=n) for n in range(7)]
 
 
@@ -37,14 +33,8 @@ def sales(key: str, n: int, **more: int) -> analytics_pb2.Sales:
 
 
 @pytest.fixture
-def week(clients: FakeServices, mint: Callable[..., str]) -> FakeServices:
-    """The fake services answer a staff login and a week of analytics."""
-    def login(message: user_pb2.LoginWithPasswordRequest) -> user_pb2.LoginResponse:
-        roles = ["admin"] if message.phone == ADMIN_PHONE else []
-        return user_pb2.LoginResponse(access_token=mint(user_id=1, roles=",".join(roles)), refresh_token="refresh",
-                                      expires_in=900, user=user_pb2.User(id=1, phone_masked="138****0001",
-                                                                          nickname="Ops", roles=roles))
-    clients.user.LoginWithPassword.answer = login
+def week(clients: FakeServices) -> FakeServices:
+    """The fake analytics service answers a week of figures."""
     period = {"from_date": DAYS[0].isoformat(), "to_date": DAYS[-1].isoformat()}
     totals = figures(10)
     clients.analytics.GetOverview.reply = analytics_pb2.GetOverviewResponse(
@@ -69,12 +59,9 @@ def week(clients: FakeServices, mint: Callable[..., str]) -> FakeServices:
     return clients
 
 
-def log_in(page: Any, base: str, phone: str) -> None:
-    log_in_to_console(page, base, phone, PASSWORD)
-
-
-def test_staff_log_in_and_see_the_overview_cards_equal_to_the_api(page: Any, gateway_url: str, week) -> None:
-    log_in(page, gateway_url, ADMIN_PHONE)
+def test_staff_log_in_and_see_the_overview_cards_equal_to_the_api(page: Any, gateway_url: str, log_in_as,
+                                                                  week) -> None:
+    log_in_as("admin")
     page.wait_for_selector("body[data-loaded]")
 
     cards = {card.get_attribute("data-figure"): (int(card.get_attribute("data-value")), card.inner_text())
@@ -90,8 +77,8 @@ def test_staff_log_in_and_see_the_overview_cards_equal_to_the_api(page: Any, gat
     assert page.errors == []
 
 
-def test_the_charts_draw_every_report(page: Any, gateway_url: str, week) -> None:
-    log_in(page, gateway_url, ADMIN_PHONE)
+def test_the_charts_draw_every_report(page: Any, log_in_as, week) -> None:
+    log_in_as("admin")
     page.wait_for_selector("body[data-loaded]")
 
     lines = page.eval_on_selector_all("#chart-traffic polyline", "els => els.map(e => e.dataset.series)")
@@ -107,15 +94,15 @@ def test_the_charts_draw_every_report(page: Any, gateway_url: str, week) -> None
     assert page.errors == []
 
 
-def test_a_shopper_cannot_use_the_dashboard(page: Any, gateway_url: str, week) -> None:
-    log_in(page, gateway_url, "13900000002")
+def test_a_shopper_cannot_use_the_dashboard(page: Any, log_in_as, week) -> None:
+    log_in_as("shopper")
 
     page.wait_for_selector("#login-error:not(:empty)")
     assert "not staff" in page.inner_text("#login-error")
     assert page.is_hidden("#dashboard-view") and week.analytics.GetOverview.calls == []
 
 
-def test_an_export_button_queues_the_job_follows_it_and_downloads_the_file(page: Any, gateway_url: str, week) -> None:
+def test_an_export_button_queues_the_job_follows_it_and_downloads_the_file(page: Any, log_in_as, week) -> None:
     content = "date,page_views\r\n2026-11-15,120\r\n".encode()
     done = analytics_pb2.Report(id=3, kind="funnel", format="csv", from_date=DAYS[0].isoformat(),
                                 to_date=DAYS[-1].isoformat(), status="done", percent=100, rows=1,
@@ -124,7 +111,7 @@ def test_an_export_button_queues_the_job_follows_it_and_downloads_the_file(page:
     week.analytics.GetReport.reply = done
     week.analytics.GetReportChunk.answer = lambda m: analytics_pb2.GetReportChunkResponse(
         report=done, data=content[m.offset:])
-    log_in(page, gateway_url, ADMIN_PHONE)
+    log_in_as("admin")
     page.wait_for_selector("body[data-loaded]")
     page.select_option("#export-kind", "funnel")
     page.select_option("#export-format", "csv")
@@ -138,3 +125,15 @@ def test_an_export_button_queues_the_job_follows_it_and_downloads_the_file(page:
     assert (request.kind, request.format, request.from_date, request.to_date) == (
         "funnel", "csv", page.input_value("#from"), page.input_value("#to"))
     assert page.errors == []
+
+
+def test_a_period_in_which_no_one_registered_says_so_in_place_of_the_retention_table(
+        page: Any, log_in_as, week) -> None:
+    week.analytics.GetRetention.reply = analytics_pb2.GetRetentionResponse(
+        from_date=DAYS[0].isoformat(), to_date=DAYS[-1].isoformat(),
+        cohorts=[analytics_pb2.Cohort(date=d.isoformat(), new_users=0) for d in DAYS])
+    log_in_as("admin")
+    page.wait_for_selector("body[data-loaded]")
+
+    assert page.inner_text("#retention") == "No one registered in this period."
+    assert page.query_selector("#retention table") is None

@@ -10,7 +10,8 @@ from flask.testing import FlaskClient
 from google.protobuf.timestamp_pb2 import Timestamp
 from mall.order.v1 import order_pb2
 
-from services.common.grpc_server import CODE_KEY
+from services.common.errors import Conflict
+from services.common.grpc_server import CODE_KEY, to_grpc
 
 AT = Timestamp(seconds=1_795_000_000)
 ORDER = order_pb2.Order(
@@ -183,14 +184,9 @@ def test_a_staff_search_window_must_end_after_it_starts(client: FlaskClient, cli
 
 def test_the_waybill_gives_shippers_the_full_receiver_phone_and_the_units_left(client: FlaskClient, clients, bearer,
                                                                               caplog: pytest.LogCaptureFixture) -> None:
-    paid = order_pb2.Order()
-    paid.CopyFrom(ORDER)
-    paid.status = "PAID"
-    paid.lines.append(order_pb2.OrderLine(id=10, sku_id=102, product_id=10, name="杯", spec="规格:小", price_fen=500,
-                                          quantity=3))
-    paid.shipments.append(order_pb2.Shipment(shipment_no="S1", carrier="SF", tracking_no="SF1", shipped_at=AT,
-                                             lines=[order_pb2.ShipmentLine(line_id=10, quantity=1)]))
-    clients.order.GetOrder.reply = paid
+    clients.order.GetWaybill.reply = order_pb2.Waybill(order_no=ORDER.order_no, receiver=ORDER.address, lines=[
+        order_pb2.WaybillLine(line_id=9, name="茶", spec="规格:大", quantity=2, to_ship=2),
+        order_pb2.WaybillLine(line_id=10, name="杯", spec="规格:小", quantity=3, to_ship=2)])
     with caplog.at_level("INFO", logger="gateway.routes.orders"):
         response = client.get("/api/v1/admin/orders/5/waybill", headers=bearer(roles="operator", user_id=7))
 
@@ -200,7 +196,7 @@ def test_the_waybill_gives_shippers_the_full_receiver_phone_and_the_units_left(c
         "city": "杭州市", "district": "西湖区", "detail": "文三路1号",
         "lines": [{"line_id": 9, "name": "茶", "spec": "规格:大", "quantity": 2, "to_ship": 2},
                   {"line_id": 10, "name": "杯", "spec": "规格:小", "quantity": 3, "to_ship": 2}]}
-    assert clients.order.GetOrder.calls[0].message == order_pb2.GetOrderRequest(id=5)
+    assert clients.order.GetWaybill.calls[0].message == order_pb2.GetWaybillRequest(id=5)
     [read] = [r.getMessage() for r in caplog.records if r.name == "gateway.routes.orders"]
     assert read == f"staff user 7 read the receiver of order {ORDER.order_no} for its waybill"
     assert "13800138000" not in caplog.text
@@ -208,15 +204,17 @@ def test_the_waybill_gives_shippers_the_full_receiver_phone_and_the_units_left(c
 
 @pytest.mark.parametrize("roles", ["", "customer_service", "finance"])
 def test_only_shippers_read_a_waybill(client: FlaskClient, clients, bearer, roles: str) -> None:
-    clients.order.GetOrder.reply = ORDER
     response = client.get("/api/v1/admin/orders/5/waybill", headers=bearer(roles=roles, user_id=7))
-    assert response.status_code == 403 and clients.order.GetOrder.calls == []
+    assert response.status_code == 403 and clients.order.GetWaybill.calls == []
 
 
-def test_an_order_with_nothing_to_ship_has_no_waybill(client: FlaskClient, clients, bearer) -> None:
-    clients.order.GetOrder.reply = ORDER  # PENDING_PAYMENT
+def test_an_order_with_nothing_to_ship_has_no_waybill(client: FlaskClient, clients, bearer, rpc_error) -> None:
+    clients.order.GetWaybill.error = rpc_error(*to_grpc(Conflict(  # as Order.units_to_ship refuses a PENDING_PAYMENT one
+        "ORDER_STATE_CONFLICT", "a PENDING_PAYMENT order has nothing to ship", details={"status": "PENDING_PAYMENT"})))
     response = client.get("/api/v1/admin/orders/5/waybill", headers=bearer(roles="admin", user_id=1))
     assert (response.status_code, response.get_json()["error"]["code"]) == (409, "ORDER_STATE_CONFLICT")
+    assert (response.get_json()["error"]["message"], response.get_json()["error"]["details"]) == (
+        "a PENDING_PAYMENT order has nothing to ship", {"status": "PENDING_PAYMENT"})
     assert "13800138000" not in response.get_data(as_text=True)
 
 

@@ -269,3 +269,58 @@ def test_a_paid_cancellation_and_its_refund_both_overtaking_order_paid_leave_the
 
     assert (uow.ledger.balance(ALICE, Account.POINTS), uow.ledger.balance(ALICE, Account.POINTS_LOCKED)) == (1_200, 0)
     assert (coupon_status(uow, coupon_id, NOW), spend(uow)) == (("available", None), 100_000)
+
+
+# Units of a partly shipped order the shop could not supply: the order service gives back the points spent on them
+# with their refund (order-refunded's points_returned), credited once per refund.
+
+def cancelled_units_refunded(order_no: str, amount_fen: int, points: int) -> OrderRefunded:
+    return OrderRefunded(order_no=order_no, user_id=ALICE, refund_no="RF-part", amount_fen=amount_fen,
+                         points_returned=points, refunded_at=timestamp(NOW))
+
+
+def points_entries(uow: FakeMemberUnitOfWork, reference: str) -> list[tuple[str, int]]:
+    return [(entry.kind, entry.amount) for entry in uow.ledger.entries_of[ALICE, Account.POINTS]
+            if entry.reference == reference]
+
+
+def test_the_points_spent_on_cancelled_units_come_back_once_however_often_their_refund_is_delivered() -> None:
+    uow = FakeMemberUnitOfWork()
+    coupon_id = shopper_with_an_order_using_a_coupon_and_points(uow, valid_to=NOW + timedelta(days=7))
+    deliver(uow, paid("O1", 4_200), "e-1")  # 300 points used, 50 earned
+
+    for event_id in ("e-2", "e-3"):  # the same refund published again
+        deliver(uow, cancelled_units_refunded("O1", 1_400, 120), event_id)
+
+    # 1,400 of 4,200 refunded takes back 16 of the 50 earned; 120 of the 300 spent come back.
+    assert uow.ledger.balance(ALICE, Account.POINTS) == 1_200 - 300 + 50 - 16 + 120
+    assert points_entries(uow, "RF-part") == [("points_returned", 120), ("order_refunded", -16)]
+    assert [event.payload.delta for event in uow.published
+            if event.event_type == "points-changed" and event.payload.reference == "RF-part"] == [120, -16]
+    assert (uow.points.holds["O1"].status, coupon_status(uow, coupon_id, NOW)) == (HoldStatus.USED, ("used", "O1"))
+    assert spend(uow) == 100_000 + 4_200 - 1_400
+
+
+def test_points_given_back_by_a_refund_read_before_its_orders_payment_are_credited_at_once_and_once() -> None:
+    uow = FakeMemberUnitOfWork()
+    shopper_with_an_order_using_a_coupon_and_points(uow, valid_to=NOW + timedelta(days=7))
+
+    deliver(uow, cancelled_units_refunded("O1", 1_400, 120), "e-1")
+    assert uow.ledger.balance(ALICE, Account.POINTS) == 1_200 - 300 + 120
+    deliver(uow, paid("O1", 4_200), "e-2")
+    deliver(uow, cancelled_units_refunded("O1", 1_400, 120), "e-3")
+
+    assert uow.ledger.balance(ALICE, Account.POINTS) == 1_200 - 300 + 50 - 16 + 120
+    assert uow.ledger.balance(ALICE, Account.POINTS_LOCKED) == 0
+
+
+def test_a_refund_of_an_order_whose_points_were_all_returned_gives_none_back_again() -> None:
+    uow = FakeMemberUnitOfWork()
+    shopper_with_an_order_using_a_coupon_and_points(uow, valid_to=NOW + timedelta(days=7))
+    deliver(uow, paid("O1", 4_200), "e-1")
+    deliver(uow, cancelled_after_review("O1"), "e-2")  # the whole 300 back
+
+    deliver(uow, cancelled_units_refunded("O1", 4_200, 120), "e-3")
+
+    assert points_entries(uow, "RF-part") == [("order_refunded", -50)]
+    assert uow.ledger.balance(ALICE, Account.POINTS) == 1_200

@@ -15,7 +15,7 @@ from services.order.aftersales import AfterSaleSettings, CaseLine, CaseRequest
 from services.order.domain import Order, RefundStatus, paid_shares
 from services.order.service import CheckoutInput
 from services.order.uow import CaseSearch, OrderUnitOfWork
-from tests.fakes import FakeRefundPayments
+from tests.fakes import FakeRefundPayments, LostAnswerRefunds
 from tests.unit.order.conftest import NOW, Shop, paid_order
 
 SETTINGS = AfterSaleSettings(after_sale_days=7)
@@ -296,6 +296,24 @@ def test_closing_the_abnormal_refund_fails_the_case_and_a_retry_then_starts_a_ne
                                     case_id=case.id, actor="staff:8")
 
     assert (again.status, again.refund_no != first, order.refunded_fen) == ("REFUNDING", True, 1999)
+
+
+def test_a_case_retry_whose_resend_answer_is_lost_is_refunding_again_and_its_refund_cannot_be_closed(
+        shop: Shop) -> None:
+    order, case = abnormal_case(shop, FakeRefundPayments())
+    channel = LostAnswerRefunds(lost_sends=1)  # holds nothing under its number: it is sent again, the answer lost
+
+    with pytest.raises(DomainError) as sent:
+        aftersales.retry_refund(lambda: shop.uow, aftersales.EngineRefunder(channel, shop.members), case_id=case.id,
+                                actor="staff:8")
+
+    assert (case.status, order.refunded_fen, channel.sent) == ("REFUNDING", 1999, [case.refund_no])
+    assert (sent.value.code, sent.value.details) == ("PAYMENT_CHANNEL_UNAVAILABLE",
+                                                     {"refund_no": case.refund_no, "status": "PENDING"})
+    with pytest.raises(Conflict) as in_flight:
+        refunds.close_refund(shop.uow, channel, refund_no=case.refund_no, reason="卡已注销", actor="staff:1", now=NOW)
+    assert in_flight.value.code == "REFUND_STATE_CONFLICT"
+    assert (case.status, order.refunded_fen) == ("REFUNDING", 1999)
 
 
 def test_the_queue_filters_by_status_type_order_and_time_and_shoppers_see_their_own(shop: Shop) -> None:

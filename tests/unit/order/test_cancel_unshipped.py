@@ -9,10 +9,10 @@ import pytest
 
 from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.wechatpay import WechatPayApiError
-from services.order import refunds, service
-from services.order.domain import FreightRule, Order, RefundItem, line_refund_fen
+from services.order import aftersales, refunds, service
+from services.order.domain import FreightRule, Order, RefundItem, line_refund_fen, paid_shares, points_shares
 from services.order.service import CheckoutInput
-from tests.fakes import FakeRefundPayments
+from tests.fakes import FakeRefundPayments, LostAnswerRefunds
 from tests.unit.order.conftest import NOW, Shop
 
 LATER = NOW + timedelta(hours=1)
@@ -176,6 +176,27 @@ def test_a_refused_refund_leaves_the_units_cancelled_and_a_new_key_refunds_them_
     assert len(published(shop, "order-returned")) == 1  # the units went back on sale once
 
 
+def test_a_refund_started_again_whose_answer_is_lost_is_pending_for_the_fallback_job_and_not_started_a_third_time(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = part_shipped(shop)
+    payments.error = WechatPayApiError(400, "NOT_ENOUGH", "余额不足")
+    with pytest.raises(Conflict):
+        cancel(shop, payments, order)
+    channel = LostAnswerRefunds(lost_sends=1, status="SUCCESS")
+
+    cancel(shop, channel, order, key="key-2")
+
+    closed, again = shop.uow.refunds.refunds
+    assert (again.status, order.refunded_fen, channel.sent) == ("PENDING", 1943, [again.refund_no])
+    with pytest.raises(Conflict) as in_flight:
+        cancel(shop, channel, order, key="key-3")
+    assert in_flight.value.code == "ORDER_STATE_CONFLICT"
+    channel.process()
+    refunds.reconcile_refunds(lambda: shop.uow, channel, shop.members, now=CANCELLED_AT + timedelta(minutes=10))
+    assert (again.status, len(shop.uow.refunds.refunds)) == ("SUCCESS", 2)
+    assert [event.amount_fen for event in published(shop, "order-refunded")] == [1943]
+
+
 def test_an_abnormal_refund_of_the_cancelled_units_is_asked_about_again_under_its_number_not_started_twice(
         shop: Shop, payments: FakeRefundPayments) -> None:
     order = part_shipped(shop)
@@ -194,3 +215,108 @@ def test_an_abnormal_refund_of_the_cancelled_units_is_asked_about_again_under_it
     with pytest.raises(Conflict) as paid:
         cancel(shop, payments, order, key="key-3")
     assert paid.value.code == "ORDER_STATE_CONFLICT"
+
+
+# The shop failed to supply the units: the points spent on them come back too (not the coupon), and a line with an
+# open after-sales case comes out at exactly its paid share.
+
+TEA, CUPS = 3, 5  # categories: the coupon is for tea only
+
+
+def part_shipped_with_points(shop: Shop) -> Order:
+    """3 x 1999 and 2 x 500 of tea, 3 x 1000 of cups: 9997 in goods, 499 off at a 95% level, a 1000 coupon on the tea
+    only, 73,300 points (733 fen) and 800 freight: 8565 paid with WeChat Pay. One unit of the first tea and one cup
+    shipped; the rest never will."""
+    shop.settings = replace(shop.settings, freight=FreightRule(flat_fen=800))
+    shop.catalog.put(103, price_fen=1000, category_id=CUPS)
+    shop.stock.available[103] = 10
+    shop.members.percent, shop.members.coupon_fen, shop.members.coupon_categories = 95, 1000, (TEA,)
+    shop.members.points = 73_300
+    cart = [service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=sku_id, quantity=quantity, now=NOW)
+            for sku_id, quantity in ((101, 3), (102, 2), (103, 3))]
+    order = service.submit_order(shop.uow, shop.members, shop.stock, shop.users, shop.settings, user_id=1,
+                                 request=CheckoutInput(cart_item_ids=tuple(line.item.id or 0 for line in cart),
+                                                       address_id=7, coupon_id=9, points=73_300),
+                                 note="", idempotency_key="k", request_fingerprint=b"k", now=NOW)
+    order = service.mark_paid(shop.uow, order_no=order.order_no, channel="wechat", out_trade_no=order.order_no,
+                              paid_fen=order.payable_fen, actor="wechatpay", now=NOW)
+    tea, _, cups = order.lines
+    service.ship_order(shop.uow, order_id=order.id or 0, carrier="SF", tracking_no="SF1",
+                       lines={tea.id or 0: 1, cups.id or 0: 1}, actor="staff:7", now=LATER)
+    return order
+
+
+def test_the_points_spent_on_the_cancelled_units_come_back_once_with_their_refund_but_not_the_coupon(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = part_shipped_with_points(shop)
+    assert (order.payable_fen, order.coupon_discount_fen, order.points_used) == (8565, 1000, 73_300)
+    assert [(paid_shares(order)[line.id or 0], points_shares(order)[line.id or 0]) for line in order.lines] == [
+        (4422, 41_751), (738, 6963), (2605, 24_586)]
+
+    cancel(shop, payments, order)
+
+    # 2 of 3 tea units: 2948 fen and 27,834 points; the 2 other teas, all of the line: 738 and 6963; 2 of 3 cups:
+    # 1736 and 16,390. The coupon's discount stays with the kept tea (its cash share is net of it).
+    [refund] = shop.uow.refunds.refunds
+    assert (refund.amount_fen, refund.points_returned, published(shop, "order-refunded")) == (5422, 51_187, [])
+    for _ in range(2):
+        refunds.settle_refund(shop.uow, refund_no=refund.refund_no, status=refunds.RefundStatus.SUCCESS,
+                              actor="wechatpay", now=CANCELLED_AT)
+    [event] = published(shop, "order-refunded")
+    assert (event.refund_no, event.amount_fen, event.points_returned) == (refund.refund_no, 5422, 51_187)
+
+
+def test_the_shipped_units_refunded_later_return_the_rest_of_the_cash_and_no_points(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = part_shipped_with_points(shop)
+    cancel(shop, payments, order)
+    tea, _, cups = order.lines
+
+    refunds.start_refund(shop.uow, payments, shop.members, order_id=order.id or 0, reason="质量问题", actor="staff:9",
+                         items=[RefundItem(line.id or 0, 1, line_refund_fen(order, line.id or 0, 1))
+                                for line in (tea, cups)], source="after_sale:1", now=CANCELLED_AT)
+
+    cancelled, after_sale = shop.uow.refunds.refunds
+    assert (after_sale.amount_fen, after_sale.points_returned) == (1474 + 869, 0)
+    assert (order.refunded_fen, cancelled.points_returned) == (8565 - 800, 51_187)  # the cash exactly, never freight
+    assert order.kept() == []
+
+
+def test_units_paid_with_points_alone_get_their_points_back_in_a_refund_of_0_fen(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    shop.settings = replace(shop.settings, freight=FreightRule(flat_fen=800))
+    shop.members.points = 399_800  # the whole 3998 of goods: only the freight is paid
+    item = service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, quantity=2, now=NOW).item
+    order = service.submit_order(shop.uow, shop.members, shop.stock, shop.users, shop.settings, user_id=1,
+                                 request=CheckoutInput(cart_item_ids=(item.id or 0,), address_id=7, points=399_800),
+                                 note="", idempotency_key="k", request_fingerprint=b"k", now=NOW)
+    order = service.mark_paid(shop.uow, order_no=order.order_no, channel="wechat", out_trade_no=order.order_no,
+                              paid_fen=order.payable_fen, actor="wechatpay", now=NOW)
+    service.ship_order(shop.uow, order_id=order.id or 0, carrier="SF", tracking_no="SF1",
+                       lines={order.lines[0].id or 0: 1}, actor="staff:7", now=LATER)
+
+    cancel(shop, payments, order)
+
+    [refund] = shop.uow.refunds.refunds
+    assert (refund.amount_fen, refund.status, refund.channel, payments.asked) == (0, "SUCCESS", "none", {})
+    [event] = published(shop, "order-refunded")
+    assert (event.amount_fen, event.points_returned) == (0, 199_900)
+
+
+def test_a_line_with_an_open_case_on_its_shipped_unit_is_refunded_exactly_its_paid_share(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = part_shipped_with_points(shop)
+    cups = order.lines[2]
+    case = aftersales.open_case(shop.uow, aftersales.AfterSaleSettings(), user_id=1, now=CANCELLED_AT,
+                                request=aftersales.CaseRequest(order_id=order.id or 0, type="refund_only",
+                                                               lines={cups.id or 0: 1}, reason="碎了"))
+    assert case.refund_fen == 2605 // 3  # 868, fixed when opened; reserved only once its refund starts
+
+    cancel(shop, payments, order)
+    aftersales.decide(lambda: shop.uow, aftersales.EngineRefunder(payments, shop.members), case_id=case.id or 0,
+                      approve=True, reason="ok", actor="staff:8", now=CANCELLED_AT)
+
+    # The two cancelled cups take what the case's floored unit left: 2605 - 868 = 1737, not another floor (1736).
+    assert [(line.line_id, line.amount_fen) for refund in shop.uow.refunds.refunds for line in refund.lines
+            if line.line_id == cups.id] == [(cups.id, 1737), (cups.id, 868)]
+    assert (cups.refunded_quantity, cups.refunded_fen) == (3, 2605)

@@ -10,12 +10,12 @@ from datetime import timedelta
 import pytest
 from prometheus_client import REGISTRY
 
-from services.common.errors import NotFound
+from services.common.errors import Conflict, DomainError, ErrorKind, NotFound
 from services.common.wechatpay import Refund as ChannelRefund
 from services.common.wechatpay import WechatPayApiError
 from services.order import refunds, service, wallet_reviews
 from services.order.domain import Order, Refund
-from tests.fakes import FakeRefundPayments
+from tests.fakes import FakeRefundPayments, LostAnswerRefunds
 from tests.unit.order.conftest import NOW, Shop, late_money
 from tests.unit.order.test_cart_checkout_payment import BUY_TWO, FakeWechatPay, notice, submit
 from tests.unit.order.test_wallet_payment import PAYABLE, unpaid
@@ -214,6 +214,45 @@ def test_a_late_refund_wechat_pay_refuses_is_abnormal_for_staff_not_closed(shop:
     assert (refund.status, order.history[-1].reason) == (
         "ABNORMAL", refunds.late_refund_refused_note(refund, "NOT_ENOUGH"))
     assert (abnormal_gauge(), refunded_events(shop)) == (1, [])
+
+
+def test_a_late_refund_whose_first_answer_is_lost_stays_pending_and_fails_the_payment_notify_to_be_replayed(
+        shop: Shop) -> None:
+    channel = LostAnswerRefunds(lost_sends=1)
+    order = submit(shop, BUY_TWO)
+    service.cancel_order(shop.uow, user_id=1, order_id=order.id or 0, reason="", now=NOW)
+
+    with pytest.raises(DomainError) as failed:
+        service.handle_wechat_notify(shop.uow, WechatPay(order, channel), headers={}, body=b"{}", now=NOW)
+
+    refund = shop.uow.refunds.get(f"LATE{order.order_no}")
+    assert refund is not None
+    assert (failed.value.code, failed.value.kind, refund.status, channel.sent) == (
+        "REFUND_FAILED", ErrorKind.UNAVAILABLE, "PENDING", [refund.refund_no])
+    assert "PENDING" in failed.value.message
+
+
+def test_a_late_refund_staff_retry_whose_resend_answer_is_lost_is_pending_not_closable_and_paid_once(
+        shop: Shop) -> None:
+    order, refund = paid_late(shop, Refusing())  # ABNORMAL: WeChat Pay holds nothing under its number
+    channel = LostAnswerRefunds(lost_sends=1, status="SUCCESS")
+
+    with pytest.raises(DomainError) as sent:
+        refunds.staff_retry_refund(lambda: shop.uow, channel, shop.members, refund_no=refund.refund_no,
+                                   actor="staff:9", now=LATER)
+    assert (sent.value.code, refund.status) == ("PAYMENT_CHANNEL_UNAVAILABLE", "PENDING")
+    assert order.history[-1].reason == refunds.answer_lost_note(refund)
+    with pytest.raises(Conflict) as in_flight:
+        refunds.close_refund(shop.uow, channel, refund_no=refund.refund_no, reason="线下转账", actor="staff:1",
+                             now=LATER)
+    assert in_flight.value.details == {"status": "PENDING", "action": "close"}
+    channel.process()  # WeChat Pay paid it after all
+    for minutes in (10, 20):
+        refunds.reconcile_refunds(lambda: shop.uow, channel, shop.members, now=LATER + timedelta(minutes=minutes))
+
+    assert (refund.status, order.refunded_fen, channel.sent) == ("SUCCESS", 0, [refund.refund_no])
+    assert refunded_events(shop) == [
+        ("late-payment-refunded", order.order_no, "wechat", 3998, f"LATE{order.order_no}", "")]
 
 
 def test_a_wallet_charge_staff_credit_back_reaches_the_money_ledger_once(shop: Shop) -> None:

@@ -11,7 +11,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.order import refunds, service
-from services.order.domain import Order, OrderLine, line_refund_fen, new_order, paid_shares, price
+from services.order.domain import (
+    Order,
+    OrderLine,
+    RefundItem,
+    line_points_returned,
+    line_refund_fen,
+    new_order,
+    paid_shares,
+    points_shares,
+    price,
+)
 from services.order.service import CheckoutInput
 from tests.fakes import HOME, FakeRefundPayments
 from tests.unit.order.conftest import NOW, Shop
@@ -42,8 +52,9 @@ def test_a_category_coupon_is_paid_for_only_by_the_lines_of_its_category(shop: S
 
 
 def order_of(lines: list[tuple[int, int, bool]], *, percent: int = 100, coupon_fen: int = 0,
-             points_fen: int = 0, freight_fen: int = 0) -> Order:
-    """A paid order of (unit price, quantity, in the coupon's categories) lines, priced by `price` as submit does."""
+             points_fen: int = 0, freight_fen: int = 0, points_used: int = 0) -> Order:
+    """A paid order of (unit price, quantity, in the coupon's categories) lines, priced by `price` as submit does;
+    `points_used`: the points that paid `points_fen`."""
     order_lines = [OrderLine(sku_id=100 + n, product_id=10, name="x", spec="", price_fen=unit, quantity=quantity,
                              coupon_applied=in_scope, id=n + 1)
                    for n, (unit, quantity, in_scope) in enumerate(lines)]
@@ -51,7 +62,7 @@ def order_of(lines: list[tuple[int, int, bool]], *, percent: int = 100, coupon_f
                     points_fen=points_fen)
     amounts = replace(amounts, freight_fen=freight_fen, payable_fen=amounts.payable_fen + freight_fen)
     return new_order(user_id=1, order_no="O1", lines=order_lines, address=HOME, amounts=amounts, now=NOW,
-                     pay_minutes=30, coupon_id=9 if coupon_fen else 0)
+                     pay_minutes=30, coupon_id=9 if coupon_fen else 0, points_used=points_used)
 
 
 @pytest.mark.parametrize(("lines", "discounts", "shares"), [
@@ -143,3 +154,76 @@ def test_a_coupon_of_every_category_keeps_the_split_orders_were_refunded_by_so_f
     before = {line.id: goods * line.total_fen // total if total else 0 for line in order.lines[:-1]}
     before[order.lines[-1].id] = goods - sum(before.values())
     assert paid_shares(order) == before
+
+
+# Points spent on units the shop could not supply come back (cancel-unshipped): the order's points spread over the
+# lines as the goods are, then over each line's units.
+
+def refund_units(order: Order, units: dict[int, int]) -> list[tuple[int, int]]:
+    """(fen, points) for some more units of each line (line id -> units), reserved on the lines as a refund does."""
+    taken = []
+    for line in order.lines:
+        quantity = units.get(line.id or 0, 0)
+        if quantity:
+            taken.append((line_refund_fen(order, line.id or 0, quantity),
+                          line_points_returned(order, line.id or 0, quantity)))
+            line.refunded_quantity += quantity
+            line.refunded_fen += taken[-1][0]
+    return taken
+
+
+def test_the_points_spent_spread_over_the_lines_as_the_goods_and_units_cancelled_in_turns_return_all_of_them(
+        ) -> None:
+    # 3 x 1999 and 2 x 500 under a coupon of their categories (1000), 3 x 1000 outside it; a 95% level (499 off) and
+    # 733 points of 733 fen. What the lines cost after the level and the coupon is 5647.74.. for the coupon's two,
+    # 2850.25.. for the other: points go 48714 / 24586 of 73300 between them, as the goods (7765) go 5160 / 2605.
+    order = order_of([(1999, 3, True), (500, 2, True), (1000, 3, False)], percent=95, coupon_fen=1000,
+                     points_fen=733, points_used=73_300, freight_fen=800)
+    assert (list(paid_shares(order).values()), list(points_shares(order).values())) == (
+        [4422, 738, 2605], [41_751, 6963, 24_586])
+
+    some = refund_units(order, {1: 2, 2: 1, 3: 2})
+    rest = refund_units(order, {1: 1, 2: 1, 3: 1})
+
+    # Each unit its floored part; a line's last units what its floors left.
+    assert some == [(2948, 27_834), (369, 3481), (1736, 16_390)]
+    assert rest == [(1474, 13_917), (369, 3482), (869, 8196)]
+    assert sum(points for _, points in some + rest) == 73_300
+    assert sum(fen for fen, _ in some + rest) == 8565 - 800
+
+
+def test_the_units_refunded_before_count_first_whether_their_points_came_back_or_not() -> None:
+    order = order_of([(1000, 4, True)], points_fen=1003, points_used=1003)
+    line = order.lines[0]
+    line.refunded_quantity, line.refunded_fen = 1, 749  # after-sales: a unit's cash, none of its points
+
+    assert line_points_returned(order, 1, 2) == 1003 * 3 // 4 - 1003 // 4  # 752 - 250: units 2 and 3
+    assert line_points_returned(order, 1, 3) == 1003 - 1003 // 4  # the last units: what the floors left
+
+
+def test_an_open_cases_units_count_as_refunded_before_so_the_line_adds_up_to_its_share() -> None:
+    order = order_of([(1000, 3, True)], coupon_fen=1)  # a share of 2999 over 3 units
+    case = RefundItem(line_id=1, quantity=1, amount_fen=line_refund_fen(order, 1, 1))  # opened: 999, not reserved
+
+    cancelled = line_refund_fen(order, 1, 2, held=case)
+
+    assert (case.amount_fen, cancelled, line_refund_fen(order, 1, 2)) == (999, 2000, 1999)  # without it: 2 floors
+
+
+@given(lines=LINES, percent=st.integers(85, 100), coupon=st.integers(0, 10**6), points=st.integers(0, 10**6),
+       turns=st.lists(st.lists(st.integers(0, 5), min_size=8, max_size=8), min_size=1, max_size=4))
+def test_however_the_units_are_refunded_each_lines_points_add_up_to_its_share_and_all_to_the_points_used(
+        lines: list[tuple[int, int, bool]], percent: int, coupon: int, points: int, turns: list[list[int]]) -> None:
+    order = priced(lines, percent, coupon, points)
+    order.points_used = order.points_discount_fen * 100  # 100 points a yuan
+    shares = points_shares(order)
+    assert sum(shares.values()) == order.points_used and all(share >= 0 for share in shares.values())
+
+    returned = dict.fromkeys(shares, 0)
+    for turn in [*turns, [5] * 8]:  # some units of each line in turns, then every unit left
+        for line, wanted in zip(order.lines, turn, strict=False):
+            quantity = min(wanted, line.quantity - line.refunded_quantity)
+            if quantity:
+                returned[line.id or 0] += line_points_returned(order, line.id or 0, quantity)
+                line.refunded_quantity += quantity
+    assert returned == shares

@@ -19,7 +19,7 @@ from services.order import refunds, service
 from services.order.domain import Order, Refund, RefundItem, line_refund_fen, paid_shares
 from services.order.service import CheckoutInput
 from services.order.uow import OrderUnitOfWork
-from tests.fakes import CuedRefunds, FakeRefundPayments
+from tests.fakes import CuedRefunds, FakeRefundPayments, LostAnswerRefunds
 from tests.fixtures.metrics import CounterDeltas
 from tests.unit.order.conftest import NOW, Shop
 
@@ -452,6 +452,97 @@ def test_a_retry_racing_a_close_waits_for_it_and_sends_nothing_once_the_refund_i
 
     assert retrying[0].result() is refund  # returned as it is, CLOSED: never sent again
     assert (refund.status, closed.refunded_fen, channel.asked) == ("CLOSED", 0, {})
+
+
+# -- a refund sent and its answer lost: WeChat Pay may still pay it, so it is in flight (PENDING), not closable --
+
+RETRIED = NOW + timedelta(hours=3)
+
+
+def resent_answer_lost(shop: Shop, payments: FakeRefundPayments, order: Order) -> tuple[Refund, LostAnswerRefunds]:
+    """An ABNORMAL refund WeChat Pay holds nothing of, retried by staff: sent again, the answer lost (a 503)."""
+    refund = refused_when_sent_again(shop, payments, order)
+    channel = LostAnswerRefunds(lost_sends=1)
+    with pytest.raises(DomainError) as sent:
+        refunds.retry_refund(shop.uow, channel, shop.members, refund_no=refund.refund_no, actor="staff:9",
+                             now=RETRIED)
+    assert refund.status == "PENDING"  # sent: WeChat Pay may pay it
+    assert (sent.value.code, sent.value.kind) == ("PAYMENT_CHANNEL_UNAVAILABLE", ErrorKind.UNAVAILABLE)
+    assert sent.value.details == {"refund_no": refund.refund_no, "status": "PENDING"}
+    assert "sent" in sent.value.message and "nothing was changed" not in sent.value.message
+    return refund, channel
+
+
+def test_a_retry_whose_resend_answer_is_lost_leaves_the_refund_pending_so_staff_cannot_close_it(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    steps = len(order.history) + 1  # resent_answer_lost makes it ABNORMAL first (one step)
+
+    refund, channel = resent_answer_lost(shop, payments, order)
+
+    assert (refund.status, refund.updated_at, refund.settled_at, order.refunded_fen, channel.sent) == (
+        "PENDING", RETRIED, None, 4498, [refund.refund_no])
+    assert [(step.actor, step.reason, step.shopper_visible) for step in order.history[steps:]] == [
+        ("staff:9", refunds.answer_lost_note(refund), False)]
+    with pytest.raises(Conflict) as in_flight:
+        close(shop, channel, refund.refund_no)  # WeChat Pay has not processed it yet: RESOURCE_NOT_EXISTS
+    assert (in_flight.value.code, in_flight.value.details) == ("REFUND_STATE_CONFLICT",
+                                                               {"status": "PENDING", "action": "close"})
+    assert (refund.status, order.refunded_fen, events(shop)) == ("PENDING", 4498, [])
+    with pytest.raises(Conflict) as still_reserved:
+        start(shop, payments, order)
+    assert still_reserved.value.code == "REFUND_NOTHING_LEFT"
+
+
+def test_a_refund_whose_resend_answer_was_lost_is_settled_once_by_the_fallback_job_when_wechat_pay_pays_it(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    refund, channel = resent_answer_lost(shop, payments, order)
+    channel.status = "SUCCESS"
+    channel.process()  # WeChat Pay paid it after all; its notify was lost
+
+    for minutes in (10, 20):
+        refunds.reconcile_refunds(lambda: shop.uow, channel, shop.members, now=RETRIED + timedelta(minutes=minutes))
+
+    assert (refund.status, refund.settled_at, order.refunded_fen, channel.sent) == (
+        "SUCCESS", RETRIED + timedelta(minutes=10), 4498, [refund.refund_no])
+    [event] = events(shop)
+    assert (event.refund_no, event.amount_fen, [(line.sku_id, line.quantity) for line in event.lines]) == (
+        refund.refund_no, 4498, [(101, 2), (102, 1)])
+    assert [line.refunded_fen for line in order.lines] == [3998, 500]
+    assert refunds.paid_after_close_note(refund) not in [step.reason for step in order.history]
+
+
+def test_a_retry_whose_query_answer_is_lost_sends_nothing_and_changes_nothing(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    refund = refused_when_sent_again(shop, payments, order)
+    before = (refund.status, refund.updated_at, len(order.history))
+    channel = LostAnswerRefunds(lost_queries=1)
+
+    with pytest.raises(DomainError) as unavailable:
+        refunds.retry_refund(shop.uow, channel, shop.members, refund_no=refund.refund_no, actor="staff:9",
+                             now=RETRIED)
+
+    assert (unavailable.value.code, unavailable.value.details) == ("PAYMENT_CHANNEL_UNAVAILABLE", {})
+    assert "nothing was changed" in unavailable.value.message
+    assert ((refund.status, refund.updated_at, len(order.history)), channel.sent, events(shop)) == (before, [], [])
+    close(shop, channel, refund.refund_no)  # nothing was sent, so WeChat Pay cannot pay it: staff may close it
+    assert (refund.status, order.refunded_fen) == ("CLOSED", 0)
+
+
+def test_a_first_send_whose_answer_is_lost_leaves_the_refund_pending_for_the_fallback_job_without_an_error(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    order = paid_order(shop)
+    steps = len(order.history)
+    channel = LostAnswerRefunds(lost_sends=1, status="SUCCESS")
+
+    refund = start(shop, channel, order)
+    assert (refund.status, order.refunded_fen, len(order.history)) == ("PENDING", 4498, steps)
+    channel.process()
+    refunds.reconcile_refunds(lambda: shop.uow, channel, shop.members, now=NOW + timedelta(minutes=10))
+
+    assert (refund.status, channel.sent, len(events(shop))) == ("SUCCESS", [refund.refund_no], 1)
 
 
 def stuck_gauges() -> tuple[float | None, float | None]:

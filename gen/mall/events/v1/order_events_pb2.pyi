@@ -108,7 +108,7 @@ class OrderCancelled(_message.Message):
     def __init__(self, order_no: _Optional[str] = ..., user_id: _Optional[int] = ..., lines: _Optional[_Iterable[_Union[OrderLine, _Mapping]]] = ..., reason: _Optional[str] = ..., cancelled_by: _Optional[str] = ..., was_paid: _Optional[bool] = ..., cancelled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., coupon_id: _Optional[int] = ...) -> None: ...
 
 class OrderRefunded(_message.Message):
-    __slots__ = ("order_no", "user_id", "refund_no", "amount_fen", "lines", "channel", "reason", "refunded_at")
+    __slots__ = ("order_no", "user_id", "refund_no", "amount_fen", "lines", "channel", "reason", "refunded_at", "points_returned")
     ORDER_NO_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     REFUND_NO_FIELD_NUMBER: _ClassVar[int]
@@ -117,6 +117,7 @@ class OrderRefunded(_message.Message):
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     REFUNDED_AT_FIELD_NUMBER: _ClassVar[int]
+    POINTS_RETURNED_FIELD_NUMBER: _ClassVar[int]
     order_no: str
     user_id: int
     refund_no: str
@@ -125,7 +126,8 @@ class OrderRefunded(_message.Message):
     channel: str
     reason: str
     refunded_at: _timestamp_pb2.Timestamp
-    def __init__(self, order_no: _Optional[str] = ..., user_id: _Optional[int] = ..., refund_no: _Optional[str] = ..., amount_fen: _Optional[int] = ..., lines: _Optional[_Iterable[_Union[OrderLine, _Mapping]]] = ..., channel: _Optional[str] = ..., reason: _Optional[str] = ..., refunded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    points_returned: int
+    def __init__(self, order_no: _Optional[str] = ..., user_id: _Optional[int] = ..., refund_no: _Optional[str] = ..., amount_fen: _Optional[int] = ..., lines: _Optional[_Iterable[_Union[OrderLine, _Mapping]]] = ..., channel: _Optional[str] = ..., reason: _Optional[str] = ..., refunded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., points_returned: _Optional[int] = ...) -> None: ...
 
 class Shipment(_message.Message):
     __slots__ = ("shipment_no", "carrier", "tracking_no", "lines", "shipped_at")

@@ -373,6 +373,36 @@ class ConfirmReceiptRequest(_message.Message):
     id: int
     def __init__(self, id: _Optional[int] = ...) -> None: ...
 
+class GetWaybillRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    def __init__(self, id: _Optional[int] = ...) -> None: ...
+
+class WaybillLine(_message.Message):
+    __slots__ = ("line_id", "name", "spec", "quantity", "to_ship")
+    LINE_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    TO_SHIP_FIELD_NUMBER: _ClassVar[int]
+    line_id: int
+    name: str
+    spec: str
+    quantity: int
+    to_ship: int
+    def __init__(self, line_id: _Optional[int] = ..., name: _Optional[str] = ..., spec: _Optional[str] = ..., quantity: _Optional[int] = ..., to_ship: _Optional[int] = ...) -> None: ...
+
+class Waybill(_message.Message):
+    __slots__ = ("order_no", "receiver", "lines")
+    ORDER_NO_FIELD_NUMBER: _ClassVar[int]
+    RECEIVER_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    order_no: str
+    receiver: Address
+    lines: _containers.RepeatedCompositeFieldContainer[WaybillLine]
+    def __init__(self, order_no: _Optional[str] = ..., receiver: _Optional[_Union[Address, _Mapping]] = ..., lines: _Optional[_Iterable[_Union[WaybillLine, _Mapping]]] = ...) -> None: ...
+
 class CloseRefundRequest(_message.Message):
     __slots__ = ("refund_no", "reason")
     REFUND_NO_FIELD_NUMBER: _ClassVar[int]

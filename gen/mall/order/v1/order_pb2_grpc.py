@@ -104,6 +104,11 @@ class OrderServiceStub:
                 request_serializer=mall_dot_order_dot_v1_dot_order__pb2.ConfirmReceiptRequest.SerializeToString,
                 response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.Order.FromString,
                 _registered_method=True)
+        self.GetWaybill = channel.unary_unary(
+                '/mall.order.v1.OrderService/GetWaybill',
+                request_serializer=mall_dot_order_dot_v1_dot_order__pb2.GetWaybillRequest.SerializeToString,
+                response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.Waybill.FromString,
+                _registered_method=True)
         self.ReviewCancellation = channel.unary_unary(
                 '/mall.order.v1.OrderService/ReviewCancellation',
                 request_serializer=mall_dot_order_dot_v1_dot_order__pb2.ReviewCancellationRequest.SerializeToString,
@@ -240,6 +245,14 @@ class OrderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetWaybill(self, request, context):
+        """Staff (admin, operator): what a parcel's label needs, the receiver in full and each line's units still to ship.
+        PAID orders only (partly shipped or not): any other is ORDER_STATE_CONFLICT, it has nothing left to ship.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ReviewCancellation(self, request, context):
         """Cancellation review (O5): customer_service or admin approve (refund follows) or reject a paid order's cancel.
         """
@@ -372,6 +385,11 @@ def add_OrderServiceServicer_to_server(servicer, server):
                     servicer.ConfirmReceipt,
                     request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.ConfirmReceiptRequest.FromString,
                     response_serializer=mall_dot_order_dot_v1_dot_order__pb2.Order.SerializeToString,
+            ),
+            'GetWaybill': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWaybill,
+                    request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.GetWaybillRequest.FromString,
+                    response_serializer=mall_dot_order_dot_v1_dot_order__pb2.Waybill.SerializeToString,
             ),
             'ReviewCancellation': grpc.unary_unary_rpc_method_handler(
                     servicer.ReviewCancellation,
@@ -792,6 +810,33 @@ class OrderService:
             '/mall.order.v1.OrderService/ConfirmReceipt',
             mall_dot_order_dot_v1_dot_order__pb2.ConfirmReceiptRequest.SerializeToString,
             mall_dot_order_dot_v1_dot_order__pb2.Order.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWaybill(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.order.v1.OrderService/GetWaybill',
+            mall_dot_order_dot_v1_dot_order__pb2.GetWaybillRequest.SerializeToString,
+            mall_dot_order_dot_v1_dot_order__pb2.Waybill.FromString,
             options,
             channel_credentials,
             insecure,
