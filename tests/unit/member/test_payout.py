@@ -89,6 +89,20 @@ def test_a_transfer_wechat_pay_never_received_is_sent_again_under_the_same_bill(
     assert wechat.bills == [("W1", "o-alice", 6_000)]
 
 
+@pytest.mark.parametrize(("user_id", "refusal"), [
+    (1, WechatPayApiError(403, "NOT_ENOUGH", "余额不足")),
+    (1, WechatPayApiError(429, "FREQUENCY_LIMITED", "频率超限")),
+    (1, WechatPayApiError(400, "INVALID_REQUEST", "商户单号重复")),
+    (2, "SUCCESS"),  # no WeChat bound any more: refused before sending
+])
+def test_a_refused_re_send_of_a_transfer_wechat_pay_did_not_find_proves_nothing(
+        user_id: int, refusal: str | WechatPayError) -> None:
+    wechat = FakeWechat(refusal)
+    wechat.query = WechatPayApiError(404, "NOT_FOUND", "记录不存在")
+    answer = payout(wechat).status(payout_no="W1", user_id=user_id, amount_fen=6_000)
+    assert answer.state == PayoutState.UNKNOWN  # the first send may still land: never FAILED on a re-send
+
+
 class Wallet:
     """Alice with 10,000 fen who asks to withdraw 6,000; finance (9) decides; the payout job settles."""
 
@@ -186,6 +200,21 @@ def test_a_refused_transfer_leaves_the_withdrawal_for_finance_with_nothing_moved
     assert wallet.state() == ("PENDING_REVIEW", 4_000, 6_000, -10_000, 0)
     assert (wallet.withdrawal.decided_at, wallet.settle()) == (None, 0)
     assert "NOT_ENOUGH" in wallet.withdrawal.note
+
+
+def test_a_withdrawal_whose_re_sent_transfer_is_refused_stays_paying_and_is_paid_once_when_the_first_lands() -> None:
+    wallet = Wallet(FakeWechat(WechatPayUnavailable("no answer")))
+    wallet.approve()
+    wallet.wechat.outcome = WechatPayApiError(403, "NOT_ENOUGH", "余额不足")
+    wallet.wechat.query = WechatPayApiError(404, "NOT_FOUND", "记录不存在")
+    refused_again = wallet.settle()
+    after_refusal = wallet.state()
+    wallet.wechat.query = "SUCCESS"  # the first transfer reached WeChat Pay after all
+    settled = [wallet.settle(), wallet.settle()]
+
+    assert (refused_again, after_refusal) == (0, ("PAYING", 4_000, 6_000, -10_000, 0))
+    assert settled == [1, 0]
+    assert wallet.state() == ("PAID", 4_000, 0, -4_000, 1)  # paid once, nothing given back
 
 
 class WatchedPayout(WechatTransferPayout):
