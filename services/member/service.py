@@ -654,19 +654,35 @@ def void_balance_payment(uow: MemberUnitOfWork, *, order_no: str) -> BalancePaym
 
 def refund_to_balance(uow: MemberUnitOfWork, *, user_id: int, refund_no: str, order_no: str, amount_fen: int,
                       now: datetime | None = None) -> int:
-    """Credit refund `refund_no` of `order_no` to the user's available balance, once; the balance after."""
+    """Credit refund `refund_no` of `order_no` to the user's available balance, once; the balance after.
+
+    Only a payment the user made from the wallet for that order is refunded (NotFound BALANCE_PAYMENT_NOT_FOUND
+    otherwise), and all its refunds together return at most what it charged (DomainError REFUND_EXCEEDS_PAYMENT,
+    nothing credited): the order service checks its amounts too, this keeps the wallet whole whatever asks."""
     now = now or utcnow()
     validate_order_no(order_no)
     if not 0 < len(refund_no) <= 64 or user_id <= 0:
         raise InvalidInput("REFUND_INVALID", "refund_no (1-64 characters) and user_id are required")
     with uow:
         def legs() -> Posting:  # the bonus the order used comes back as bonus, first
-            uow.ledger.balance(user_id, Account.BONUS, lock=True)  # one refund of the user's at a time
             paid = uow.ledger.find(f"balance-payment:{order_no}")
-            used = -sum(leg.amount for leg in paid.legs if leg.account == Account.BONUS) if paid else 0
-            returned = uow.ledger.sum_entries(user_id, Account.BONUS, ("balance_refund",), reference=order_no)
-            return _split(f"balance-refund:{refund_no}", "balance_refund", order_no, user_id, amount_fen,
-                          bonus=min(amount_fen, max(0, used - returned)), other=(PLATFORM, Account.SALES))
+            if paid is None or {leg.user_id for leg in paid.legs if leg.user_id} != {user_id}:
+                raise NotFound("BALANCE_PAYMENT_NOT_FOUND", "this user paid nothing for this order from the wallet")
+            uow.ledger.balance(user_id, Account.BONUS, lock=True)  # one refund of the user's at a time
+            key = f"balance-refund:{refund_no}"
+
+            def refunded(account: str) -> int:
+                return uow.ledger.sum_entries(user_id, account, ("balance_refund",), reference=order_no)
+
+            refundable = -sum(leg.amount for leg in paid.legs if leg.user_id) - refunded(Account.AVAILABLE) \
+                - refunded(Account.BONUS)
+            if amount_fen > refundable and uow.ledger.find(key) is None:  # a replay is answered by _post_once
+                raise DomainError("REFUND_EXCEEDS_PAYMENT", "the refunds would return more than the wallet paid",
+                                  details={"refundable_fen": refundable})
+            used = -sum(leg.amount for leg in paid.legs if leg.account == Account.BONUS)
+            return _split(key, "balance_refund", order_no, user_id, amount_fen,
+                          bonus=min(amount_fen, max(0, used - refunded(Account.BONUS))),
+                          other=(PLATFORM, Account.SALES))
 
         _post_once(uow, legs, amount_fen, now)
         balance = uow.ledger.balance(user_id, Account.AVAILABLE)
