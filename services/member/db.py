@@ -508,6 +508,12 @@ class SqlCouponRepository:
     def expired_lock(self, order_no: str) -> ExpiredCouponLock | None:
         return self.session.get(ExpiredCouponLock, order_no)
 
+    def remove_expired_lock(self, order_no: str) -> None:
+        expired = self.session.get(ExpiredCouponLock, order_no)
+        if expired is not None:
+            self.session.delete(expired)
+            self.session.flush()
+
     def of_user(self, user_id: int) -> list[tuple[Coupon, CouponTemplate]]:
         rows = self.session.execute(select(Coupon, CouponTemplate)
                                     .join(CouponTemplate, coupon_templates.c.id == coupons.c.template_id)

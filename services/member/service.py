@@ -1218,7 +1218,8 @@ def apply_order_cancelled(uow: MemberUnitOfWork, *, order_no: str, now: datetime
     back (`points_returned`, posting `points-return:<order_no>`) and its coupon is available again, or shown
     expired when past its validity. The spend and the points the order *earned* are not touched here: its
     `order-refunded` takes them back. When this event overtakes `order-paid` (another topic), the hold and
-    the coupon are still locked: they are released now, and order-paid then finds nothing to use.
+    the coupon are still locked: they are released now, and order-paid then finds nothing to use; when the
+    expiry sweep had released them already, they are settled (`_settle_expired_locks`), for the same end.
     """
     hold = uow.points.hold(order_no, lock=True)
     _release_points(uow, hold, now)
@@ -1230,6 +1231,17 @@ def apply_order_cancelled(uow: MemberUnitOfWork, *, order_no: str, now: datetime
             coupon.give_back()
         else:
             coupon.release()
+    _settle_expired_locks(uow, hold, order_no)
+
+
+def _settle_expired_locks(uow: MemberUnitOfWork, hold: PointsHold | None, order_no: str) -> None:
+    """The cancelled order's points hold and coupon lock the expiry sweep had released (the shopper has them
+    back) count as released by the cancellation: an order-paid of the order read after this (a stuck partition
+    retried while order-cancelled flowed) must not take them again (`_take_expired_points_again`,
+    `_use_expired_coupon_again`). Runs under the order's coupon lock (`by_order`), as order-paid's coupon part."""
+    if hold is not None and hold.status == HoldStatus.EXPIRED:
+        hold.status = HoldStatus.RELEASED
+    uow.coupons.remove_expired_lock(order_no)
 
 
 def _return_spent_points(uow: MemberUnitOfWork, hold: PointsHold | None, now: datetime) -> int:

@@ -131,6 +131,9 @@ class CouponRepository(Protocol):
     def expired_lock(self, order_no: str) -> ExpiredCouponLock | None:
         """The coupon lock of `order_no` the expiry sweep released, if it did."""
 
+    def remove_expired_lock(self, order_no: str) -> None:
+        """Forget it (nothing when none): the order was cancelled, so no order-paid may use the coupon again."""
+
 
 class WithdrawalRepository(Protocol):
     def add(self, withdrawal: Withdrawal) -> None: ...

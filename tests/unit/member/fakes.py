@@ -204,6 +204,9 @@ class FakeCouponRepository:
     def expired_lock(self, order_no: str) -> ExpiredCouponLock | None:
         return self.expired_locks.get(order_no)
 
+    def remove_expired_lock(self, order_no: str) -> None:
+        self.expired_locks.pop(order_no, None)
+
     def of_user(self, user_id: int) -> list[tuple[Coupon, CouponTemplate]]:
         return [(c, self.templates[c.template_id]) for c in sorted(self.coupons.values(), key=lambda c: -(c.id or 0))
                 if c.user_id == user_id]

@@ -117,3 +117,25 @@ def test_an_order_whose_points_hold_expired_cannot_hold_points_again(uow: FakeMe
         service.lock_points(uow, user_id=ALICE, order_no="O1", points=300, payable_fen=10_000, now=NOW)
 
     assert (raised.value.code, points(uow)) == ("POINTS_RELEASED", (1_000, 0))
+
+
+def cancel(uow: FakeMemberUnitOfWork, order_no: str = "O1", was_paid: bool = True) -> None:  # noqa: F811
+    with uow:
+        service.apply_order_cancelled(uow, order_no=order_no, was_paid=was_paid, now=NOW)
+        uow.commit()
+
+
+def test_order_cancelled_read_before_order_paid_after_the_sweep_leaves_the_coupon_and_points_with_the_shopper(
+        uow: FakeMemberUnitOfWork, coupon_id: int) -> None:  # noqa: F811
+    checkout(uow, coupon_id)
+    sweep(uow, CHECKOUT_HOLD_TTL + timedelta(minutes=1))
+    deltas = CounterDeltas()
+
+    cancel(uow)  # the paid order was cancelled; its order-paid, on a stuck partition, comes after
+    service.award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=9_700, now=NOW)
+    after_paid = (uow.coupons.coupons[coupon_id].status, uow.coupons.coupons[coupon_id].order_no, points(uow))
+    service.reverse_points_for_refund(uow, order_no="O1", refund_no="RF1", amount_fen=9_700, now=NOW)
+
+    assert after_paid == ("available", None, (1_000 + 97, 0))  # nothing taken again: only what it earned
+    assert points(uow) == (1_000, 0)  # its refund takes back what it earned
+    assert deltas() == {}  # nothing taken again, nothing reported short or lost
