@@ -32,6 +32,7 @@ from services.member.domain import (
     PLATFORM,
     POINTS_ACCOUNTS,
     POINTS_DATED_KINDS,
+    POINTS_OWED_KINDS,
     POINTS_VALUE_FEN,
     REASONS,
     RECHARGE_PAY_MINUTES,
@@ -246,16 +247,56 @@ def release_points(uow: MemberUnitOfWork, *, order_no: str, user_id: int | None 
 
 
 def _release_points(uow: MemberUnitOfWork, hold: PointsHold | None, now: datetime, *, expired: bool = False) -> int:
-    """The held points back to spendable, once (`expired`: by the expiry sweep, the hold EXPIRED)."""
+    """The held points back to spendable, once (`expired`: by the expiry sweep, the hold EXPIRED); then the part
+    of them past its term at an expiry run while held is taken (`_expire_points_of`), and what the shopper owes."""
     if hold is None or hold.status != HoldStatus.LOCKED:
         return 0
-    post(uow, transfer(f"points-release:{hold.order_no}", "points_released", hold.order_no, amount=hold.points,
+    key = f"points-release:{hold.order_no}"
+    post(uow, transfer(key, "points_released", hold.order_no, amount=hold.points,
                        source=(hold.user_id, Account.POINTS_LOCKED), target=(hold.user_id, Account.POINTS)), now)
     hold.status = HoldStatus.EXPIRED if expired else HoldStatus.RELEASED
     events.points_changed(uow, user_id=hold.user_id, delta=hold.points, reference=hold.order_no,
                           reason="points_hold_expired" if expired else "points_released",
                           balance=uow.ledger.balance(hold.user_id, Account.POINTS), now=now)
+    if hold.expired_points:
+        post(uow, transfer(f"points-expire-held:{hold.order_no}", "points_expired", hold.order_no,
+                           amount=hold.expired_points, source=(hold.user_id, Account.POINTS),
+                           target=(PLATFORM, Account.POINTS_ISSUED)), now)
+        events.points_changed(uow, user_id=hold.user_id, delta=-hold.expired_points, reference=hold.order_no,
+                              reason="points_expired", balance=uow.ledger.balance(hold.user_id, Account.POINTS),
+                              now=now)
+    _take_owed_points(uow, hold.user_id, key=key, reference=hold.order_no, now=now)
     return hold.points
+
+
+def _owe_points(uow: MemberUnitOfWork, user_id: int, kind: str, points: int, reference: str) -> None:
+    """Record `points` of `kind` (domain.POINTS_OWED_KINDS) the user should give back now but cannot, having spent
+    them or holding them for an unpaid order: taken from the next points credited to them (`_take_owed_points`),
+    so a hold released or a later credit never hands them back."""
+    if points <= 0:
+        return
+    uow.points.add_owed(user_id, kind, points)
+    log.warning("user %d owes %d points (%s, %s): taken from the next points credited", user_id, points, kind,
+                reference)
+
+
+def _take_owed_points(uow: MemberUnitOfWork, user_id: int, *, key: str, reference: str, now: datetime) -> int:
+    """Right after points were credited to the user's spendable points (by the posting `key`): what the user owes,
+    as far as they have it now, each kind under its own posting; the points taken. The user's points account is
+    locked before their debt (the posting locked it): one lock order everywhere."""
+    owed = uow.points.owed(user_id)
+    taken = 0
+    for kind in POINTS_OWED_KINDS:
+        amount = min(owed.get(kind, 0), uow.ledger.balance(user_id, Account.POINTS, lock=True))
+        if amount > 0:
+            post(uow, transfer(f"{key}:owed-{kind}", kind, reference, amount=amount,
+                               source=(user_id, Account.POINTS), target=(PLATFORM, Account.POINTS_ISSUED)), now)
+            uow.points.add_owed(user_id, kind, -amount)
+            taken += amount
+    if taken:
+        events.points_changed(uow, user_id=user_id, delta=-taken, reference=reference, reason="points_owed_taken",
+                              balance=uow.ledger.balance(user_id, Account.POINTS), now=now)
+    return taken
 
 
 def expire_points(uow: Callable[[], MemberUnitOfWork], *, now: datetime | None = None, batch: int = 200) -> int:
@@ -267,7 +308,7 @@ def expire_points(uow: Callable[[], MemberUnitOfWork], *, now: datetime | None =
     expired, after = 0, 0
     while True:
         with uow() as tx:
-            holders = tx.ledger.holders(Account.POINTS, after, batch)
+            holders = tx.ledger.holders(POINTS_ACCOUNTS, after, batch)  # held points expire too
             tx.commit()
         for user_id in holders:
             expired += _expire_points_of(uow(), user_id, cutoff, now)
@@ -277,18 +318,38 @@ def expire_points(uow: Callable[[], MemberUnitOfWork], *, now: datetime | None =
 
 
 def _expire_points_of(uow: MemberUnitOfWork, user_id: int, cutoff: datetime, now: datetime) -> int:
+    """Expire the user's points past their term: the spendable ones now; those held by unpaid orders (holds take
+    the oldest points first, like spending) are marked on their holds, taken if the hold is released (a paid
+    order spent them), so holding points over the run dodges nothing. Once per user and cutoff month."""
+    month = f"{cutoff:%Y-%m}"
     with uow:
         balance = uow.ledger.balance(user_id, Account.POINTS, lock=True)  # no spending meanwhile
-        amount = balance - max(0, uow.ledger.sum_entries(user_id, Account.POINTS, POINTS_DATED_KINDS, since=cutoff))
-        month = f"{cutoff:%Y-%m}"
+        recent = max(0, uow.ledger.sum_entries(user_id, Account.POINTS, POINTS_DATED_KINDS, since=cutoff))
+        uow.run_once(scope="points-expire-held", key=f"{user_id}:{month}", request=b"",
+                     execute=lambda: _mark_expired_held_points(uow, user_id, balance, recent))
+        amount = balance - recent
         if amount <= 0 or not uow.ledger.post(transfer(
                 f"points-expire:{user_id}:{month}", "points_expired", f"earned-before-{month}", amount=amount,
                 source=(user_id, Account.POINTS), target=(PLATFORM, Account.POINTS_ISSUED)), now):
+            uow.commit()
             return 0
         events.points_changed(uow, user_id=user_id, delta=-amount, reason="points_expired",
                               reference=f"earned-before-{month}", balance=balance - amount, now=now)
         uow.commit()
     return amount
+
+
+def _mark_expired_held_points(uow: MemberUnitOfWork, user_id: int, balance: int, recent: int) -> bytes:
+    """Of the points the user's LOCKED holds keep (not yet marked expired), the old ones (past their term: all the
+    user's points but the `recent`ly earned), oldest holds first, marked on their holds."""
+    holds = uow.points.locked_holds(user_id)
+    live = [(hold, hold.points - hold.expired_points) for hold in holds]
+    old = min(sum(points for _, points in live), max(0, balance + sum(points for _, points in live) - recent))
+    for hold, points in live:
+        marked = min(points, old)
+        hold.expired_points += marked
+        old -= marked
+    return b"marked"
 
 
 # ---------------------------------------------------------------- coupons
@@ -561,7 +622,8 @@ def _expire_coupon_lock(uow: MemberUnitOfWork, coupon_id: int, before: datetime,
 def _take_expired_points_again(uow: MemberUnitOfWork, hold: PointsHold, now: datetime) -> None:
     """order-paid for an order whose points hold the sweep had released (it cannot happen within
     CHECKOUT_HOLD_TTL): the order was priced with those points, so they are spent now, as far as the shopper
-    still has them; the hold keeps what was taken. Never silent: an error logged and a metric counted."""
+    still has them, and the rest is owed (`_owe_points`); the hold keeps what was taken. Never silent: an error
+    logged and a metric counted."""
     held = hold.points
     taken = min(held, uow.ledger.balance(hold.user_id, Account.POINTS, lock=True))
     if taken:
@@ -570,10 +632,11 @@ def _take_expired_points_again(uow: MemberUnitOfWork, hold: PointsHold, now: dat
         hold.points, hold.status = taken, HoldStatus.USED
         events.points_changed(uow, user_id=hold.user_id, delta=-taken, reference=hold.order_no, reason="points_used",
                               balance=uow.ledger.balance(hold.user_id, Account.POINTS), now=now)
+    _owe_points(uow, hold.user_id, "points_used", held - taken, hold.order_no)
     outcome = "taken_again" if taken == held else "short"
     uow.on_commit(metrics.EXPIRED_HOLDS_PAID.labels("points", outcome).inc)
-    log.error("order %s was paid after its hold of %d points had expired: %d taken again from user %d, %d short",
-              hold.order_no, held, taken, hold.user_id, held - taken)
+    log.error("order %s was paid after its hold of %d points had expired: %d taken again from user %d, %d short "
+              "(owed)", hold.order_no, held, taken, hold.user_id, held - taken)
 
 
 def _use_expired_coupon_again(uow: MemberUnitOfWork, order_no: str, now: datetime) -> None:
@@ -1140,6 +1203,7 @@ def apply_order_paid(uow: MemberUnitOfWork, *, order_no: str, user_id: int, paid
                                source=(PLATFORM, Account.POINTS_ISSUED), target=(user_id, Account.POINTS)), now)
             events.points_changed(uow, user_id=user_id, delta=points, reason="order_paid", reference=order_no,
                                   balance=uow.ledger.balance(user_id, Account.POINTS), now=now)
+            _take_owed_points(uow, user_id, key=f"points-earn:{order_no}", reference=order_no, now=now)
         credit = OrderCredit(order_no=order_no, user_id=user_id, paid_fen=paid_fen, points=points)
         uow.points.add_credit(credit)
         hold = uow.points.hold(order_no, lock=True)
@@ -1193,20 +1257,25 @@ def apply_order_refunded(uow: MemberUnitOfWork, *, order_no: str, refund_no: str
 
 def _reverse_refund(uow: MemberUnitOfWork, credit: OrderCredit, *, refund_no: str, amount_fen: int,
                     now: datetime) -> None:
-    """Take back refund `refund_no`'s share of what the order earned, its credit locked."""
+    """Take back refund `refund_no`'s share of what the order earned, its credit locked: from the spendable points,
+    and what the member has spent or holds for unpaid orders is owed (`_owe_points`), taken from the next points
+    credited (a released hold among them)."""
     refunded = min(credit.paid_fen, credit.refunded_fen + amount_fen)
     member = uow.members.get_or_add_locked(credit.user_id)
     member.add_spend(-(refunded - credit.refunded_fen))
     credit.refunded_fen = refunded
     owed = credit.points * refunded // credit.paid_fen - credit.points_reversed if credit.paid_fen else 0
-    points = min(owed, uow.ledger.balance(credit.user_id, Account.POINTS))
+    if owed <= 0:
+        return
+    points = min(owed, uow.ledger.balance(credit.user_id, Account.POINTS, lock=True))
     if points > 0:
         post(uow, transfer(f"points-reverse:{refund_no}", "order_refunded", refund_no, amount=points,
                            source=(credit.user_id, Account.POINTS), target=(PLATFORM, Account.POINTS_ISSUED)), now)
-        credit.points_reversed += points
         events.points_changed(uow, user_id=credit.user_id, delta=-points, reason="order_refunded",
                               reference=refund_no, balance=uow.ledger.balance(credit.user_id, Account.POINTS),
                               now=now)
+    _owe_points(uow, credit.user_id, "order_refunded", owed - points, refund_no)
+    credit.points_reversed += owed  # taken now, or owed
 
 
 def apply_order_cancelled(uow: MemberUnitOfWork, *, order_no: str, now: datetime, was_paid: bool = False) -> None:
@@ -1253,6 +1322,7 @@ def _return_spent_points(uow: MemberUnitOfWork, hold: PointsHold | None, now: da
     hold.status = HoldStatus.RETURNED
     events.points_changed(uow, user_id=hold.user_id, delta=hold.points, reference=hold.order_no,
                           reason="points_returned", balance=uow.ledger.balance(hold.user_id, Account.POINTS), now=now)
+    _take_owed_points(uow, hold.user_id, key=f"points-return:{hold.order_no}", reference=hold.order_no, now=now)
     return hold.points
 
 

@@ -108,6 +108,18 @@ def test_order_paid_after_the_sweep_for_what_the_shopper_used_since_is_an_error_
     assert len([record for record in caplog.records if record.levelno == logging.ERROR]) == 2
 
 
+def test_points_an_order_paid_after_the_sweep_was_short_of_are_owed_and_taken_when_a_hold_is_released(
+        uow: FakeMemberUnitOfWork, coupon_id: int) -> None:  # noqa: F811
+    checkout(uow, coupon_id)
+    sweep(uow, CHECKOUT_HOLD_TTL + timedelta(minutes=1))
+    checkout(uow, coupon_id, "O2", 900)
+    service.award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=9_700, now=NOW)  # 197 of 300 taken
+
+    service.release_points(uow, order_no="O2", now=NOW)  # O2 cancelled: its 900 back, less the 103 owed
+
+    assert points(uow) == (900 - 103, 0)
+
+
 def test_an_order_whose_points_hold_expired_cannot_hold_points_again(uow: FakeMemberUnitOfWork,  # noqa: F811
                                                                       coupon_id: int) -> None:
     checkout(uow, coupon_id)
