@@ -4,20 +4,18 @@ consumers (either first)."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
-from mall.events.v1.envelope_pb2 import EventEnvelope
 from mall.events.v1.order_events_pb2 import OrderCancelled, OrderPaid, OrderRefunded
 from sqlalchemy import Engine
 
 from services.common.events import timestamp
-from services.member import consumers, service
+from services.member import service
 from services.member.db import SqlMemberUnitOfWork
 from services.member.domain import Account
-from tests.fixtures.postgres import wait_until_blocked
+from tests.integration.member.order_events import OrderEvent, deliver, deliver_at_once
 
 pytestmark = pytest.mark.integration
 
@@ -26,17 +24,6 @@ ALICE = 303
 REFUNDED = OrderRefunded(order_no="OA", user_id=ALICE, refund_no="RFA", amount_fen=100_000,
                          refunded_at=timestamp(NOW))
 CANCELLED = OrderCancelled(order_no="OB", user_id=ALICE, was_paid=False, cancelled_at=timestamp(NOW))
-Event = OrderPaid | OrderRefunded | OrderCancelled
-
-
-def apply(tx: SqlMemberUnitOfWork, event: Event, event_id: str) -> None:
-    consumers.HANDLERS[type(event)](tx, event, EventEnvelope(event_id=event_id))  # type: ignore[index]
-
-
-def deliver(uow: Callable[[], SqlMemberUnitOfWork], event: Event, event_id: str) -> None:
-    with uow() as tx:
-        apply(tx, event, event_id)
-        tx.commit()
 
 
 @pytest.fixture
@@ -69,22 +56,8 @@ def test_points_a_refund_finds_held_are_owed_and_taken_when_the_hold_is_released
 @pytest.mark.parametrize(("first", "second"), [(REFUNDED, CANCELLED), (CANCELLED, REFUNDED)],
                          ids=["refund-first", "cancel-first"])
 def test_a_refund_and_the_release_of_the_hold_applied_at_once_leave_nothing_of_the_earned_points(
-        shopper: Callable[[], SqlMemberUnitOfWork], engine: Engine, first: Event, second: Event) -> None:
-    errors: list[BaseException] = []
-
-    def other_consumer() -> None:
-        try:
-            deliver(shopper, second, "e-2")
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    with shopper() as tx:
-        apply(tx, first, "e-1")  # applied, not committed yet: the other consumer must wait for it
-        racing = threading.Thread(target=other_consumer)
-        racing.start()
-        wait_until_blocked(engine, racing)
-        tx.commit()
-    racing.join(timeout=60)
+        shopper: Callable[[], SqlMemberUnitOfWork], engine: Engine, first: OrderEvent, second: OrderEvent) -> None:
+    errors = deliver_at_once(shopper, engine, first, second)
 
     assert errors == []
     assert points(shopper) == (0, 0, {})
