@@ -325,8 +325,9 @@ def _expire_points_of(uow: MemberUnitOfWork, user_id: int, cutoff: datetime, now
     with uow:
         balance = uow.ledger.balance(user_id, Account.POINTS, lock=True)  # no spending meanwhile
         recent = max(0, uow.ledger.sum_entries(user_id, Account.POINTS, POINTS_DATED_KINDS, since=cutoff))
-        uow.run_once(scope="points-expire-held", key=f"{user_id}:{month}", request=b"",
-                     execute=lambda: _mark_expired_held_points(uow, user_id, balance, recent))
+        if uow.ledger.balance(user_id, Account.POINTS_LOCKED):
+            uow.run_once(scope="points-expire-held", key=f"{user_id}:{month}", request=b"",
+                         execute=lambda: _mark_expired_held_points(uow, user_id, balance, recent))
         amount = balance - recent
         if amount <= 0 or not uow.ledger.post(transfer(
                 f"points-expire:{user_id}:{month}", "points_expired", f"earned-before-{month}", amount=amount,
