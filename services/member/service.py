@@ -623,14 +623,16 @@ def _expire_coupon_lock(uow: MemberUnitOfWork, coupon_id: int, before: datetime,
 def _take_expired_points_again(uow: MemberUnitOfWork, hold: PointsHold, now: datetime) -> None:
     """order-paid for an order whose points hold the sweep had released (it cannot happen within
     CHECKOUT_HOLD_TTL): the order was priced with those points, so they are spent now, as far as the shopper
-    still has them, and the rest is owed (`_owe_points`); the hold keeps what was taken. Never silent: an error
-    logged and a metric counted."""
+    still has them, and the rest is owed (`_owe_points`). The hold is USED for all its points, what was taken and
+    what is owed: a cancellation after review returns them all (`_return_spent_points`), and the debt is taken
+    from that return, so the shopper ends as if the order had used no points. Never silent: an error logged and a
+    metric counted."""
     held = hold.points
     taken = min(held, uow.ledger.balance(hold.user_id, Account.POINTS, lock=True))
+    hold.status = HoldStatus.USED
     if taken:
         post(uow, transfer(f"points-use:{hold.order_no}", "points_used", hold.order_no, amount=taken,
                            source=(hold.user_id, Account.POINTS), target=(PLATFORM, Account.POINTS_ISSUED)), now)
-        hold.points, hold.status = taken, HoldStatus.USED
         events.points_changed(uow, user_id=hold.user_id, delta=-taken, reference=hold.order_no, reason="points_used",
                               balance=uow.ledger.balance(hold.user_id, Account.POINTS), now=now)
     _owe_points(uow, hold.user_id, "points_used", held - taken, hold.order_no)

@@ -151,3 +151,16 @@ def test_order_cancelled_read_before_order_paid_after_the_sweep_leaves_the_coupo
     assert after_paid == ("available", None, (1_000 + 97, 0))  # nothing taken again: only what it earned
     assert points(uow) == (1_000, 0)  # its refund takes back what it earned
     assert deltas() == {}  # nothing taken again, nothing reported short or lost
+
+
+def test_a_paid_order_whose_points_were_taken_short_and_then_cancelled_leaves_the_shopper_owing_nothing(
+        uow: FakeMemberUnitOfWork, coupon_id: int) -> None:  # noqa: F811
+    checkout(uow, coupon_id)
+    sweep(uow, CHECKOUT_HOLD_TTL + timedelta(minutes=1))
+    checkout(uow, coupon_id, "O2", 900)
+    service.award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=9_700, now=NOW)  # 197 taken, 103 owed
+
+    cancel(uow, "O1")  # cancelled after review: the 300 it used come back, the 103 owed are taken from them
+    service.release_points(uow, order_no="O2", now=NOW)
+
+    assert (points(uow), uow.points.owed(ALICE)) == ((1_000 + 97, 0), {})  # as if O1 had used no points
