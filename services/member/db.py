@@ -586,6 +586,11 @@ class SqlWithdrawalRepository:
             withdrawals.c.status == WithdrawalStatus.PAYING.value, withdrawals.c.decided_at < decided_before,
             withdrawals.c.id > after_id).order_by(withdrawals.c.id).limit(limit)).scalars())
 
+    def count_paying_before(self, decided_before: datetime) -> tuple[int, datetime | None]:
+        count, oldest = self.session.execute(select(func.count(), func.min(withdrawals.c.decided_at)).where(
+            withdrawals.c.status == WithdrawalStatus.PAYING.value, withdrawals.c.decided_at < decided_before)).one()
+        return count, oldest
+
     def lock_paying(self, withdrawal_id: int) -> Withdrawal | None:
         return self.session.execute(_skip_locked(self.session, select(Withdrawal).where(
             withdrawals.c.id == withdrawal_id,

@@ -916,19 +916,38 @@ def settle_payouts(uow: Callable[[], MemberUnitOfWork], payout: PayoutChannel, *
 
     Durable and replica-safe like reconcile_recharges: driven by the withdrawals table, paged by id, each in
     its own transaction with its row locked FOR UPDATE SKIP LOCKED (a replica or a finance retry holding it
-    is skipped). A payout the channel cannot speak for yet stays PAYING for the next run.
+    is skipped). A payout the channel cannot speak for yet stays PAYING for the next run; each round ends by
+    exporting how many have stayed PAYING past PAYOUT_OVERDUE (`_show_overdue_payouts`), for the alert.
     """
     now = now or utcnow()
     ended, after = 0, 0
-    while True:
-        with uow() as tx:
-            paying = tx.withdrawals.paying(now - timedelta(seconds=settle_seconds), after, batch)
-            tx.commit()
-        for withdrawal_id in paying:
-            ended += _settle_payout(uow(), payout, withdrawal_id, now)
-        if len(paying) < batch:
-            return ended
-        after = paying[-1]
+    try:
+        while True:
+            with uow() as tx:
+                paying = tx.withdrawals.paying(now - timedelta(seconds=settle_seconds), after, batch)
+                tx.commit()
+            for withdrawal_id in paying:
+                ended += _settle_payout(uow(), payout, withdrawal_id, now)
+            if len(paying) < batch:
+                return ended
+            after = paying[-1]
+    finally:  # also when a round fails part way: the gauges must not keep the last good round's values
+        _show_overdue_payouts(uow(), now)
+
+
+# Longer than WeChat Pay leaves a transfer waiting for the shopper to confirm it (24 hours, then CANCELLED): a
+# withdrawal PAYING this long after approval has no end coming by itself.
+PAYOUT_OVERDUE = timedelta(hours=25)
+
+
+def _show_overdue_payouts(uow: MemberUnitOfWork, now: datetime) -> None:
+    """Export how many withdrawals are still PAYING PAYOUT_OVERDUE after approval, and how long ago the oldest was
+    approved (`mall_withdrawals_paying_overdue`, `..._oldest_seconds`), for the WithdrawalPayingOverdue alert: the
+    job keeps asking about them (a re-sent transfer refused, no usable answer), and nothing else ends them."""
+    with uow:
+        count, oldest = uow.withdrawals.count_paying_before(now - PAYOUT_OVERDUE)
+        uow.commit()
+    metrics.overdue_payouts(count, seconds_since(oldest, now))
 
 
 def _settle_payout(uow: MemberUnitOfWork, payout: PayoutChannel, withdrawal_id: int, now: datetime) -> int:

@@ -165,6 +165,9 @@ class WithdrawalRepository(Protocol):
     def lock_paying(self, withdrawal_id: int) -> Withdrawal | None:
         """The withdrawal, locked, if it is still PAYING and no other transaction holds it (SKIP LOCKED)."""
 
+    def count_paying_before(self, decided_before: datetime) -> tuple[int, datetime | None]:
+        """How many withdrawals approved before `decided_before` are still PAYING, and when the oldest was approved."""
+
     def requested_since(self, user_id: int, since: datetime) -> int:
         """Fen requested since `since`, rejected withdrawals excluded."""
 

@@ -253,6 +253,11 @@ class FakeWithdrawalRepository:
         return [w.id or 0 for w in self.withdrawals.values() if w.status == WithdrawalStatus.PAYING
                 and w.decided_at is not None and w.decided_at < decided_before and (w.id or 0) > after_id][:limit]
 
+    def count_paying_before(self, decided_before: datetime) -> tuple[int, datetime | None]:
+        found = [w.decided_at for w in self.withdrawals.values()
+                 if w.status == WithdrawalStatus.PAYING and w.decided_at is not None and w.decided_at < decided_before]
+        return len(found), min(found, default=None)
+
     def lock_paying(self, withdrawal_id: int) -> Withdrawal | None:
         withdrawal = self.withdrawals.get(withdrawal_id)
         return withdrawal if withdrawal is not None and withdrawal.status == WithdrawalStatus.PAYING else None

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 
 from services.common.errors import DomainError, ErrorKind
 from services.common.wechatpay import TransferBill, WechatPayApiError, WechatPayError, WechatPayUnavailable
@@ -215,6 +216,27 @@ def test_a_withdrawal_whose_re_sent_transfer_is_refused_stays_paying_and_is_paid
     assert (refused_again, after_refusal) == (0, ("PAYING", 4_000, 6_000, -10_000, 0))
     assert settled == [1, 0]
     assert wallet.state() == ("PAID", 4_000, 0, -4_000, 1)  # paid once, nothing given back
+
+
+def overdue_gauges() -> tuple[float | None, float | None]:
+    return (REGISTRY.get_sample_value("mall_withdrawals_paying_overdue"),
+            REGISTRY.get_sample_value("mall_withdrawals_paying_overdue_oldest_seconds"))
+
+
+def test_a_withdrawal_paying_over_a_day_for_want_of_an_end_is_shown_overdue_until_its_transfer_ends() -> None:
+    wallet = Wallet(FakeWechat(WechatPayUnavailable("no answer")))
+    wallet.approve()
+    wallet.wechat.outcome = WechatPayApiError(403, "NOT_ENOUGH", "余额不足")
+    wallet.wechat.query = WechatPayApiError(404, "NOT_FOUND", "记录不存在")
+    wallet.settle(minutes=24 * 60)
+    within_a_day = overdue_gauges()
+    wallet.settle(minutes=25 * 60 + 10)
+    overdue = overdue_gauges()
+    wallet.wechat.outcome = "SUCCESS"  # the merchant account topped up: the re-send goes through
+    wallet.settle(minutes=25 * 60 + 20)
+
+    assert (within_a_day, overdue) == ((0, 0), (1, (25 * 60 + 10) * 60))
+    assert (wallet.state(), overdue_gauges()) == (("PAID", 4_000, 0, -4_000, 1), (0, 0))
 
 
 class WatchedPayout(WechatTransferPayout):
