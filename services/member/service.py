@@ -920,17 +920,10 @@ def settle_payouts(uow: Callable[[], MemberUnitOfWork], payout: PayoutChannel, *
     exporting how many have stayed PAYING past PAYOUT_OVERDUE (`_show_overdue_payouts`), for the alert.
     """
     now = now or utcnow()
-    ended, after = 0, 0
+    approved_before = now - timedelta(seconds=settle_seconds)
     try:
-        while True:
-            with uow() as tx:
-                paying = tx.withdrawals.paying(now - timedelta(seconds=settle_seconds), after, batch)
-                tx.commit()
-            for withdrawal_id in paying:
-                ended += _settle_payout(uow(), payout, withdrawal_id, now)
-            if len(paying) < batch:
-                return ended
-            after = paying[-1]
+        return _each_page(uow, lambda tx, after: tx.withdrawals.paying(approved_before, after, batch), 0, batch,
+                          lambda withdrawal_id: _settle_payout(uow(), payout, withdrawal_id, now))
     finally:  # also when a round fails part way: the gauges must not keep the last good round's values
         _show_overdue_payouts(uow(), now)
 
