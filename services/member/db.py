@@ -17,6 +17,7 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     func,
+    insert,
     or_,
     select,
     update,
@@ -118,7 +119,19 @@ points_holds = Table(
     Column("points", BigInteger, nullable=False),
     Column("status", String(16), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("expired_points", BigInteger, nullable=False, default=0, server_default="0"),  # taken on release
+    CheckConstraint("expired_points >= 0 AND expired_points <= points", name="ck_points_holds_expired_within_points"),
     Index("ix_points_holds_status_created", "status", "created_at"),  # the expiry sweep's
+)
+
+# Points a user owes, by the posting kind they are taken back as (service._owe_points): taken from the next points
+# credited to the user (service._take_owed_points).
+points_owed = Table(
+    "points_owed", metadata,
+    Column("user_id", BigInteger, primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("points", BigInteger, nullable=False),
+    CheckConstraint("points >= 0", name="ck_points_owed_non_negative"),
 )
 
 order_credits = Table(
@@ -350,12 +363,12 @@ class SqlLedgerRepository:
                          .join(ledger_postings, ledger_postings.c.id == ledger_entries.c.posting_id))
             .where(*where)).scalar_one()
 
-    def holders(self, account: str, after_user_id: int, limit: int) -> list[int]:
+    def holders(self, accounts: tuple[str, ...], after_user_id: int, limit: int) -> list[int]:
         return list(self.session.execute(
-            select(ledger_accounts.c.user_id).where(ledger_accounts.c.account == account,
+            select(ledger_accounts.c.user_id).where(ledger_accounts.c.account.in_(accounts),
                                                     ledger_accounts.c.user_id > after_user_id,
                                                     ledger_accounts.c.balance > 0)
-            .order_by(ledger_accounts.c.user_id).limit(limit)).scalars())
+            .group_by(ledger_accounts.c.user_id).order_by(ledger_accounts.c.user_id).limit(limit)).scalars())
 
     def entries(self, user_id: int, accounts: tuple[str, ...], offset: int,
                 limit: int) -> tuple[list[LedgerEntry], int]:
@@ -394,6 +407,24 @@ class SqlPointsRepository:
     def add_hold(self, hold: PointsHold) -> None:
         self.session.add(hold)
         self.session.flush()
+
+    def locked_holds(self, user_id: int) -> list[PointsHold]:
+        return list(self.session.execute(_skip_locked(self.session, select(PointsHold).where(
+            points_holds.c.user_id == user_id, points_holds.c.status == HoldStatus.LOCKED.value)
+            .order_by(points_holds.c.created_at, points_holds.c.order_no))).scalars())
+
+    def owed(self, user_id: int) -> dict[str, int]:
+        serialize_on(self.session, f"points-owed:{user_id}")
+        return {kind: points for kind, points in self.session.execute(
+            select(points_owed.c.kind, points_owed.c.points).where(points_owed.c.user_id == user_id,
+                                                                   points_owed.c.points > 0))}
+
+    def add_owed(self, user_id: int, kind: str, points: int) -> None:
+        serialize_on(self.session, f"points-owed:{user_id}")
+        changed = self.session.execute(update(points_owed).where(
+            points_owed.c.user_id == user_id, points_owed.c.kind == kind).values(points=points_owed.c.points + points))
+        if not changed.rowcount:  # type: ignore[attr-defined]
+            self.session.execute(insert(points_owed).values(user_id=user_id, kind=kind, points=points))
 
     def stale_holds(self, created_before: datetime, after_order_no: str, limit: int) -> list[str]:
         return list(self.session.execute(select(points_holds.c.order_no).where(
@@ -511,6 +542,12 @@ class SqlCouponRepository:
     def expired_lock(self, order_no: str) -> ExpiredCouponLock | None:
         return self.session.get(ExpiredCouponLock, order_no)
 
+    def remove_expired_lock(self, order_no: str) -> None:
+        expired = self.session.get(ExpiredCouponLock, order_no)
+        if expired is not None:
+            self.session.delete(expired)
+            self.session.flush()
+
     def of_user(self, user_id: int) -> list[tuple[Coupon, CouponTemplate]]:
         rows = self.session.execute(select(Coupon, CouponTemplate)
                                     .join(CouponTemplate, coupon_templates.c.id == coupons.c.template_id)
@@ -545,6 +582,11 @@ class SqlWithdrawalRepository:
         return list(self.session.execute(select(withdrawals.c.id).where(
             withdrawals.c.status == WithdrawalStatus.PAYING.value, withdrawals.c.decided_at < decided_before,
             withdrawals.c.id > after_id).order_by(withdrawals.c.id).limit(limit)).scalars())
+
+    def count_paying_before(self, decided_before: datetime) -> tuple[int, datetime | None]:
+        count, oldest = self.session.execute(select(func.count(), func.min(withdrawals.c.decided_at)).where(
+            withdrawals.c.status == WithdrawalStatus.PAYING.value, withdrawals.c.decided_at < decided_before)).one()
+        return count, oldest
 
     def lock_paying(self, withdrawal_id: int) -> Withdrawal | None:
         return self.session.execute(_skip_locked(self.session, select(Withdrawal).where(

@@ -270,6 +270,9 @@ def points_earned(paid_fen: int, level: Level) -> int:
 # balance beyond the points earned since the cutoff, net of the reversals since then.
 POINTS_VALID_MONTHS = 12
 POINTS_DATED_KINDS = ("order_paid", "order_refunded")  # the postings that add or take back earned points
+# What a shopper may owe, by the posting kind it is taken back as (service._owe_points), in the order it is taken:
+# earned points a refund could not take back, points an order paid after its hold expired could not take.
+POINTS_OWED_KINDS = ("order_refunded", "points_used")
 
 
 def points_expiry_cutoff(now: datetime) -> datetime:
@@ -310,6 +313,7 @@ class PointsHold:
     points: int
     status: str
     created_at: datetime
+    expired_points: int = 0   # of `points`, those past their term at an expiry run: taken when released
 
 
 @dataclass
