@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 
 from services.common import alipay, bankcard, wechatpay
 from services.common.db import utcnow
-from services.common.errors import DomainError, ErrorKind
+from services.common.errors import ChannelError, DomainError, ErrorKind
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +60,8 @@ class PayoutChannel(Protocol):
         same payout_no, so it is still paid once)."""
 
 
-class NotifyRejected(Exception):
+class NotifyRejected(ChannelError):
     """A payment notify that must not be trusted (or that pays nothing we know); `reason` is safe to answer."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)

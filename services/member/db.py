@@ -21,11 +21,19 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, registry
 
-from services.common.db import BigId, Mapping, UTCDateTime, integer_sum, serialize_on
+from services.common.db import (
+    BigId,
+    Mapping,
+    UTCDateTime,
+    conflict_insert,
+    counted_page,
+    integer_sum,
+    serialize_on,
+    skip_locked,
+)
 from services.common.uow import SqlUnitOfWork
 from services.member.domain import (
     Coupon,
@@ -245,8 +253,7 @@ start_mappers = Mapping(_map_classes).start
 
 def insert_ignoring_duplicates(session: Session, table: Table, values: list[dict[str, Any]]) -> None:
     """INSERT ... ON CONFLICT DO NOTHING, on PostgreSQL and SQLite."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    session.execute(dialect.insert(table).values(values).on_conflict_do_nothing())
+    session.execute(conflict_insert(session, table).values(values).on_conflict_do_nothing())
 
 
 def _locked(query: Any, lock: bool) -> Any:
@@ -255,10 +262,8 @@ def _locked(query: Any, lock: bool) -> Any:
 
 
 def _skip_locked(session: Session, query: Any) -> Any:
-    """Rows no other transaction holds, locked (PostgreSQL); SQLite serialises writers and has no row locks."""
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    return query.execution_options(populate_existing=True)
+    # populate_existing, as in _locked: a row locked now must not be read from an older copy in the session
+    return skip_locked(session, query).execution_options(populate_existing=True)
 
 
 class SqlMemberRepository:
@@ -440,10 +445,8 @@ class SqlCouponRepository:
 
     def templates_page(self, status: str, offset: int, limit: int) -> tuple[list[CouponTemplate], int]:
         where = [coupon_templates.c.status == status] if status else []
-        total = self.session.execute(select(func.count()).select_from(coupon_templates).where(*where)).scalar_one()
-        found = self.session.execute(select(CouponTemplate).where(*where).order_by(coupon_templates.c.id.desc())
-                                     .offset(offset).limit(limit)).scalars().all()
-        return list(found), total
+        return counted_page(self.session, CouponTemplate, coupon_templates, where, [coupon_templates.c.id.desc()],
+                            offset, limit)
 
     def claimable(self, user_id: int, now: datetime, offset: int,
                   limit: int) -> tuple[list[tuple[CouponTemplate, int]], int]:
@@ -532,17 +535,11 @@ class SqlWithdrawalRepository:
 
     def page(self, status: str, offset: int, limit: int) -> tuple[list[Withdrawal], int]:
         where = [withdrawals.c.status == status] if status else []
-        total = self.session.execute(select(func.count()).select_from(withdrawals).where(*where)).scalar_one()
-        found = self.session.execute(select(Withdrawal).where(*where).order_by(withdrawals.c.id)
-                                     .offset(offset).limit(limit)).scalars().all()
-        return list(found), total
+        return counted_page(self.session, Withdrawal, withdrawals, where, [withdrawals.c.id], offset, limit)
 
     def of_user(self, user_id: int, offset: int, limit: int) -> tuple[list[Withdrawal], int]:
-        where = withdrawals.c.user_id == user_id
-        total = self.session.execute(select(func.count()).select_from(withdrawals).where(where)).scalar_one()
-        found = self.session.execute(select(Withdrawal).where(where).order_by(withdrawals.c.id.desc())
-                                     .offset(offset).limit(limit)).scalars().all()
-        return list(found), total
+        return counted_page(self.session, Withdrawal, withdrawals, [withdrawals.c.user_id == user_id],
+                            [withdrawals.c.id.desc()], offset, limit)
 
     def paying(self, decided_before: datetime, after_id: int, limit: int) -> list[int]:
         return list(self.session.execute(select(withdrawals.c.id).where(
@@ -600,10 +597,7 @@ class SqlRechargeRepository:
 
     def of_user(self, user_id: int, status: str, offset: int, limit: int) -> tuple[list[Recharge], int]:
         where = [recharges.c.user_id == user_id, *([recharges.c.status == status] if status else [])]
-        total = self.session.execute(select(func.count()).select_from(recharges).where(*where)).scalar_one()
-        found = self.session.execute(select(Recharge).where(*where).order_by(recharges.c.id.desc())
-                                     .offset(offset).limit(limit)).scalars().all()
-        return list(found), total
+        return counted_page(self.session, Recharge, recharges, where, [recharges.c.id.desc()], offset, limit)
 
     def pending(self, created_after: datetime, created_before: datetime, after_id: int,
                 limit: int) -> list[tuple[int, str]]:

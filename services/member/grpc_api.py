@@ -13,6 +13,7 @@ from mall.member.v1 import member_pb2_grpc
 from services.common.auth import TEMPLATE_EDITORS, Role, require_caller, require_service
 from services.common.errors import InvalidInput
 from services.common.events import timestamp
+from services.common.grpc_server import PageRequest, page
 from services.member import service
 from services.member.channels import NotifyRejected, PaymentChannel, PayoutChannel
 from services.member.domain import (
@@ -26,7 +27,6 @@ from services.member.domain import (
 )
 from services.member.uow import MemberUnitOfWork
 
-MAX_PAGE = 100
 STAFF_REFUNDERS = (Role.ADMIN, Role.FINANCE, Role.CUSTOMER_SERVICE)
 REFUNDING_SERVICES = ("order",)  # refunds of balance payments, also from its reconciliation job (no staff there)
 PAYMENT_VOIDERS = ("order",)  # what a wallet paid for an order, else no payment ever: reconciling lost answers
@@ -244,12 +244,11 @@ def _owner_unless_staff() -> int | None:
     return None if caller.has_any_role(*STAFF_REFUNDERS) else caller.user_id
 
 
-def _page(request: pb.ListEntriesRequest | pb.ListCouponsRequest | pb.ListWithdrawalsRequest
-          | pb.ListCouponTemplatesRequest | pb.ListClaimableCouponTemplatesRequest
-          | pb.ListRechargesRequest) -> dict[str, int]:
+def _page(request: PageRequest) -> dict[str, int]:
+    """The common page, but a negative offset or limit is refused here rather than read as the nearest valid one."""
     if request.offset < 0 or request.limit < 0:
         raise InvalidInput("PAGE_INVALID", "offset and limit must not be negative")
-    return {"offset": request.offset, "limit": min(request.limit or 20, MAX_PAGE)}
+    return page(request)
 
 
 def _datetime(stamp: Timestamp) -> datetime:

@@ -998,16 +998,16 @@ def reconcile_recharges(uow: Callable[[], MemberUnitOfWork], payment: PaymentCha
     """
     now = now or utcnow()
     window = timedelta(minutes=RECHARGE_PAY_MINUTES, hours=1)
-    credited, after = 0, 0
-    while True:
-        with uow() as tx:
-            pending = tx.recharges.pending(now - window, now - timedelta(seconds=settle_seconds), after, batch)
-            tx.commit()
-        for _, recharge_no in pending:
-            credited += _reconcile_recharge(uow(), payment, recharge_no, now)
-        if len(pending) < batch:
-            return credited
-        after = pending[-1][0]
+    return _each_pending_recharge(uow, now - window, now - timedelta(seconds=settle_seconds), batch,
+                                  lambda recharge_no: _reconcile_recharge(uow(), payment, recharge_no, now))
+
+
+def _each_pending_recharge(uow: Callable[[], MemberUnitOfWork], created_after: datetime, created_before: datetime,
+                           batch: int, handle: Callable[[str], int]) -> int:
+    """`handle` each recharge PENDING in that creation window by its recharge_no, paged by id (so old unpaid ones
+    never hide newer ones); the sum of what `handle` returned."""
+    return _each_page(uow, lambda tx, after: tx.recharges.pending(created_after, created_before, after[0], batch),
+                      (0, ""), batch, lambda key: handle(key[1]))
 
 
 def _reconcile_recharge(uow: MemberUnitOfWork, payment: PaymentChannel, recharge_no: str, now: datetime) -> int:
@@ -1057,17 +1057,9 @@ def expire_recharges(uow: Callable[[], MemberUnitOfWork], payment: PaymentChanne
     """
     now = now or utcnow()
     overdue = now - timedelta(minutes=RECHARGE_PAY_MINUTES, seconds=expire_seconds)
-    expired, after = 0, 0
     try:
-        while True:
-            with uow() as tx:
-                pending = tx.recharges.pending(EPOCH, overdue, after, batch)
-                tx.commit()
-            for _, recharge_no in pending:
-                expired += _expire_recharge(uow(), payment, recharge_no, now)
-            if len(pending) < batch:
-                return expired
-            after = pending[-1][0]
+        return _each_pending_recharge(uow, EPOCH, overdue, batch,
+                                      lambda recharge_no: _expire_recharge(uow(), payment, recharge_no, now))
     finally:  # also when a round fails part way: the gauges must not keep the last good round's values
         _show_overdue_recharges(uow(), overdue, now)
 

@@ -23,6 +23,7 @@ from services.common.auth import (
 )
 from services.common.errors import InvalidInput
 from services.common.events import timestamp
+from services.common.grpc_server import page as _page
 from services.common.wechatpay import NotifyRejected
 from services.order import aftersales, metrics, refunds, service, wallet_reviews
 from services.order.domain import Address, Amounts, Order, OrderLine, Step
@@ -32,7 +33,6 @@ from services.order.uow import CaseSearch, ListedRefund, OrderSearch, OrderUnitO
 
 ORDER_STAFF = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
 SHIPPERS = (Role.ADMIN, Role.OPERATOR)
-MAX_PAGE = 100
 StepMessage = TypeVar("StepMessage", order_pb2.Transition, after_sale_pb2.AfterSaleStep)
 
 
@@ -225,12 +225,6 @@ def _notify_rejected() -> Iterator[None]:
     except NotifyRejected as exc:
         metrics.NOTIFY_REJECTED.labels("wechat").inc()
         raise InvalidInput("NOTIFY_REJECTED", exc.reason) from None
-
-
-def _page(request: order_pb2.ListOrdersRequest | order_pb2.SearchOrdersRequest | after_sale_pb2.ListAfterSalesRequest
-          | after_sale_pb2.SearchAfterSalesRequest | order_pb2.ListWalletReviewsRequest
-          | order_pb2.ListRefundsRequest) -> dict[str, int]:
-    return {"offset": max(request.offset, 0), "limit": min(max(request.limit, 1) if request.limit else 20, MAX_PAGE)}
 
 
 def _time(request: order_pb2.SearchOrdersRequest | after_sale_pb2.SearchAfterSalesRequest
