@@ -9,6 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from services.common.auth import refuse_own
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 
 # ---------------------------------------------------------------- levels (M2/M3)
@@ -668,7 +669,9 @@ class Withdrawal:
 
     def decide(self, *, approve: bool, note: str, decided_by: int, now: datetime) -> bool:
         """Record the decision (approved: PAYING until the payout ends); False when this decision was already
-        made (a retry), Conflict if the other."""
+        made (a retry), Conflict if the other. Never by the one withdrawing (Forbidden OWN_REQUEST): finance staff
+        could pay themselves out; another finance staff member decides."""
+        refuse_own(decided_by, self.user_id)
         already = ((WithdrawalStatus.PAYING, WithdrawalStatus.PAID) if approve else (WithdrawalStatus.REJECTED,))
         if self.status in already:
             return False
