@@ -131,7 +131,8 @@ def test_the_alerts_ops_rely_on_exist() -> None:
                       "EventsPublishedButNotConsumed", "PaymentNotifyRejected", "StockReservationFailuresHigh",
                       "ExpiredCheckoutHoldPaid", "AbnormalRefundWaiting", "RefundPaidAfterClose",
                       "UnpaidOrdersPastDeadline", "PaymentAfterStockHold",
-                      "WalletChargeAwaitingStaff", "RefundPendingStuck", "RechargePendingOverdue"}
+                      "WalletChargeAwaitingStaff", "RefundPendingStuck", "RechargePendingOverdue",
+                      "StockReservationsUnsettled", "StockOversold"}
 
 
 def test_every_alert_has_a_severity_and_a_summary() -> None:
@@ -145,7 +146,7 @@ def test_every_alert_has_a_severity_and_a_summary() -> None:
 def test_promtool_accepts_the_rules() -> None:
     result = promtool("check", "rules", str(RULES))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 23 rules found" in result.stdout
+    assert "SUCCESS: 25 rules found" in result.stdout
 
 
 def test_the_alert_rules_pass_their_promtool_unit_tests() -> None:
