@@ -85,7 +85,8 @@ BUSINESS_METRICS = {"mall_orders_created_total", "mall_gmv_fen_total", "mall_pay
                     "mall_recharges_pending_overdue", "mall_recharges_pending_overdue_oldest_seconds",
                     "mall_withdrawals_paying_overdue", "mall_withdrawals_paying_overdue_oldest_seconds",
                     "mall_stock_reservations_expired_total", "mall_checkout_holds_expired_total",
-                    "mall_expired_holds_paid_total"}
+                    "mall_expired_holds_paid_total", "mall_stock_reservations_deferred_total",
+                    "mall_stock_reservations_confirmed_by_sweep_total", "mall_stock_oversold_units_total"}
 
 
 def test_the_business_kpi_dashboard_shows_every_business_metric_the_code_exports() -> None:
