@@ -68,6 +68,8 @@ class MemberOut(Reply):
     plan: Plan | None = Field(None, description="the active paid plan, if any")
     invite_code: str = Field("", description="my own code: who signs up with it is recorded as invited by me")
     bonus_fen: int = Field(0, description="promotional credit: pays orders before the balance, never withdrawn")
+    points_owed: int = Field(0, description="points a refund could not take back (already spent or held for an "
+                                            "order): taken from the next points credited to me")
 
     @classmethod
     def from_proto(cls, member: pb.Member) -> MemberOut:
@@ -76,7 +78,7 @@ class MemberOut(Reply):
                    balance_fen=member.balance_fen, pending_fen=member.pending_fen,
                    coupons_available=member.coupons_available, total_spend_fen=member.total_spend_fen,
                    channel=member.channel, joined_at=moment(member.joined_at), invite_code=member.invite_code,
-                   bonus_fen=member.bonus_fen,
+                   bonus_fen=member.bonus_fen, points_owed=member.points_owed,
                    plan=Plan(id=member.plan.id, name=member.plan.name,
                              expires_at=member.plan.expires_at.ToDatetime(tzinfo=UTC))
                    if member.HasField("plan") else None)

@@ -143,13 +143,16 @@ class RefundOut(Reply):
     actor: str = Field(description="who started it: staff:<id>, user:<id>, reconciliation, ...")
     created_at: datetime
     updated_at: datetime = Field(description="its last change of status: ABNORMAL or PENDING since then")
+    points_returned: int = Field(description="points the shopper spent on the refunded units, credited back to them "
+                                             "when the refund succeeds (cancel_unshipped's; 0 for the others)")
 
     @classmethod
     def from_proto(cls, refund: order_pb2.RefundSummary) -> RefundOut:
         return cls(refund_no=refund.refund_no, order_id=refund.order_id, order_no=refund.order_no,
                    source=refund.source, status=refund.status,  # type: ignore[arg-type]
                    amount_fen=refund.amount_fen, channel=refund.channel, reason=refund.reason, actor=refund.actor,
-                   created_at=utc_time(refund.created_at), updated_at=utc_time(refund.updated_at))
+                   created_at=utc_time(refund.created_at), updated_at=utc_time(refund.updated_at),
+                   points_returned=refund.points_returned)
 
 
 class RefundsQuery(StaffSearchQuery):

@@ -807,3 +807,4 @@ class MemberSummary:
     pending_fen: int
     coupons_available: int
     bonus_fen: int = 0
+    points_owed: int = 0  # what refunds could not take back, every kind: taken from the next points credited

@@ -272,6 +272,7 @@ def _member(summary: MemberSummary) -> pb.Member:
                      if plan and member.plan_expires_at else None,
                      points_multiplier_percent=level.points_multiplier_percent, points=summary.points,
                      balance_fen=summary.balance_fen, pending_fen=summary.pending_fen, bonus_fen=summary.bonus_fen,
+                     points_owed=summary.points_owed,
                      coupons_available=summary.coupons_available, total_spend_fen=member.total_spend_fen,
                      channel=member.channel or "", invite_code=member.referral_code or "", joined_at=timestamp(member.joined_at) if member.joined_at else None)
 

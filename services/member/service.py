@@ -138,7 +138,7 @@ def _summary(uow: MemberUnitOfWork, member: Member, now: datetime) -> MemberSumm
                          balance_fen=uow.ledger.balance(member.user_id, Account.AVAILABLE),
                          pending_fen=uow.ledger.balance(member.user_id, Account.PENDING),
                          bonus_fen=uow.ledger.balance(member.user_id, Account.BONUS),
-                         coupons_available=available)
+                         points_owed=sum(uow.points.owed(member.user_id).values()), coupons_available=available)
 
 
 def subscribe_plan(uow: MemberUnitOfWork, *, user_id: int, plan_id: int, idempotency_key: str,

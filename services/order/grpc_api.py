@@ -295,7 +295,8 @@ def _refund_summary(listed: ListedRefund) -> order_pb2.RefundSummary:
     return order_pb2.RefundSummary(
         refund_no=refund.refund_no, order_id=refund.order_id, order_no=listed.order_no, source=refund.source,
         status=refund.status, amount_fen=refund.amount_fen, channel=refund.channel, reason=refund.reason,
-        actor=refund.actor, created_at=timestamp(refund.created_at), updated_at=timestamp(refund.updated_at))
+        actor=refund.actor, created_at=timestamp(refund.created_at), updated_at=timestamp(refund.updated_at),
+        points_returned=refund.points_returned)
 
 
 def _wallet_review(review: wallet_reviews.WalletReview) -> order_pb2.WalletReview:

@@ -427,8 +427,8 @@ const LISTS = {
   // fallback job gets no usable answer about) first, each longest waiting first: "Waiting since" is their updated_at.
   refunds: {
     path: "/admin/refunds", form: "refund-search", count: "refund-count", error: "refunds-error", noun: "refunds",
-    titles: ["Refund no", "Order no", "Source", "Status", "Amount", "Channel", "Started", "Waiting since", "Started by",
-             "Reason", ""], row: refundRow,
+    titles: ["Refund no", "Order no", "Source", "Status", "Amount", "Points back", "Channel", "Started", "Waiting since",
+             "Started by", "Reason", ""], row: refundRow,
     filters: () => ({status: $("refund-status").value, source: $("refund-source").value,
                      order_no: $("refund-order-no").value.trim()}),
   },
@@ -749,8 +749,8 @@ function loadMoney() {
 function refundRow(refund) {
   const waiting = refund.status === "ABNORMAL" || refund.status === "PENDING";
   const tr = row([refund.refund_no, refund.order_no, refund.source, refund.status, yuan(refund.amount_fen),
-                  refund.channel, when(refund.created_at), waiting ? when(refund.updated_at) : "", refund.actor,
-                  refund.reason, ""], {"data-refund-no": refund.refund_no, "data-status": refund.status});
+                  count(refund.points_returned), refund.channel, when(refund.created_at),
+                  waiting ? when(refund.updated_at) : "", refund.actor, refund.reason, ""], {"data-refund-no": refund.refund_no, "data-status": refund.status});
   const cell = tr.lastChild, outcome = element("span", {class: "outcome", role: "alert"});
   if (waiting && can("retryRefundByNo")) {
     cell.append(button("Retry", (event) => attempt(event.target, outcome, async () => {

@@ -275,6 +275,18 @@ def test_points_are_awarded_once_locked_and_released_by_order(stub, uow, as_user
         ("points", -200), ("points", 200), ("points", 500), ("points_locked", -200), ("points_locked", 200)]
 
 
+def test_get_member_answers_the_points_owed_of_every_kind_in_one_total(stub, uow, as_user) -> None:  # type: ignore[no-untyped-def]
+    stub.SignUp(pb.SignUpRequest(channel="self"), metadata=as_user(ALICE), timeout=10)
+    with uow() as tx:
+        tx.points.add_owed(ALICE, "order_refunded", 70)
+        tx.points.add_owed(ALICE, "points_used", 30)
+        tx.commit()
+
+    member = stub.GetMember(pb.GetMemberRequest(), metadata=as_user(ALICE), timeout=10).member
+
+    assert (member.points, member.points_owed) == (0, 100)
+
+
 def test_the_ledger_audit_finds_every_account_consistent_and_is_finance_only(stub, uow, as_user) -> None:  # type: ignore[no-untyped-def]
     fund(uow, ALICE, 10_000)
     stub.RequestWithdrawal(pb.RequestWithdrawalRequest(amount_fen=2_000, idempotency_key="k"),

@@ -43,7 +43,8 @@ def stored(uow: Callable[[], SqlOrderUnitOfWork]) -> dict[str, tuple[str, int, s
             refund_no = f"RF{number:020d}abcdef{number:02d}"
             tx.refunds.add(Refund(refund_no=refund_no, order_id=orders[order_no], source=source, status=status,
                                   amount_fen=100 * number, channel="wechat", reason=name, actor="staff:7",
-                                  created_at=NOW - started * HOUR, updated_at=NOW - changed * HOUR))
+                                  created_at=NOW - started * HOUR, updated_at=NOW - changed * HOUR,
+                                  points_returned=60 if source == "cancel_unshipped" else 0))
             stored[name] = (refund_no, orders[order_no], order_no)
         tx.commit()
     return stored
@@ -71,6 +72,14 @@ def test_a_page_is_that_order_cut_and_its_rows_carry_what_staff_see(
         (*stored["abnormal_recent"], "cancel", "ABNORMAL", 300, "wechat", "staff:7", NOW - 7 * HOUR, NOW - 2 * HOUR),
         (*stored["pending_stuck"], "after_sale:3", "PENDING", 500, "wechat", "staff:7", NOW - 6 * HOUR,
          NOW - 5 * HOUR)]
+
+
+def test_each_listed_refund_carries_the_points_it_gives_back(uow: Callable[[], SqlOrderUnitOfWork],
+                                                             stored: dict[str, tuple[str, int, str]]) -> None:
+    found, _ = refunds.list_refunds(uow(), RefundSearch(status="ABNORMAL"))
+
+    assert [(item.refund.reason, item.refund.points_returned) for item in found] == [
+        ("abnormal_old", 60), ("abnormal_recent", 0)]
 
 
 def test_pages_past_the_refunds_needing_staff_go_on_with_the_ended_ones(

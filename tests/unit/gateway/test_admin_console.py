@@ -287,14 +287,15 @@ WAITING_SINCE = Timestamp(seconds=1_764_410_000)  # 2025-11-29T09:53:20Z
 REFUNDS = order_pb2.ListRefundsResponse(total=3, refunds=[
     order_pb2.RefundSummary(refund_no="RF20251129070640000000abcdef01", order_id=5, order_no=ORDER.order_no,
                             source="cancel_unshipped", status="ABNORMAL", amount_fen=3325, channel="wechat",
-                            reason="<i>白色停产</i>", actor="staff:7", created_at=AT, updated_at=WAITING_SINCE),
+                            reason="<i>白色停产</i>", actor="staff:7", created_at=AT, updated_at=WAITING_SINCE,
+                            points_returned=1500),
     order_pb2.RefundSummary(refund_no="LATE2026112912000000000000abcd1234", order_id=5, order_no=ORDER.order_no,
                             source="late_payment", status="PENDING", amount_fen=8299, channel="wechat",
                             reason="paid after cancellation", actor="wechatpay", created_at=AT, updated_at=AT),
     order_pb2.RefundSummary(refund_no="RF20251129070640000000abcdef02", order_id=5, order_no=ORDER.order_no,
                             source="after_sale:31", status="SUCCESS", amount_fen=1899, channel="wechat",
                             reason="茶叶受潮", actor="staff:7", created_at=AT, updated_at=WAITING_SINCE)])
-REFUND_ROWS = "rows => rows.slice(1).map(r => [...r.cells].slice(0, 10).map(c => c.innerText))"
+REFUND_ROWS = "rows => rows.slice(1).map(r => [...r.cells].slice(0, 11).map(c => c.innerText))"
 
 
 def refund_buttons(page: Any) -> dict[str, list[str]]:
@@ -311,11 +312,11 @@ def test_customer_service_see_the_refunds_needing_staff_first_and_retry_one_by_i
     page.wait_for_selector("#refunds tr[data-refund-no]")
 
     assert page.eval_on_selector_all("#refunds tr", REFUND_ROWS) == [
-        ["RF20251129070640000000abcdef01", ORDER.order_no, "cancel_unshipped", "ABNORMAL", "¥33.25", "wechat",
+        ["RF20251129070640000000abcdef01", ORDER.order_no, "cancel_unshipped", "ABNORMAL", "¥33.25", "1,500", "wechat",
          "2025-11-29 07:06:40Z", "2025-11-29 09:53:20Z", "staff:7", "<i>白色停产</i>"],
-        ["LATE2026112912000000000000abcd1234", ORDER.order_no, "late_payment", "PENDING", "¥82.99", "wechat",
+        ["LATE2026112912000000000000abcd1234", ORDER.order_no, "late_payment", "PENDING", "¥82.99", "0", "wechat",
          "2025-11-29 07:06:40Z", "2025-11-29 07:06:40Z", "wechatpay", "paid after cancellation"],
-        ["RF20251129070640000000abcdef02", ORDER.order_no, "after_sale:31", "SUCCESS", "¥18.99", "wechat",
+        ["RF20251129070640000000abcdef02", ORDER.order_no, "after_sale:31", "SUCCESS", "¥18.99", "0", "wechat",
          "2025-11-29 07:06:40Z", "", "staff:7", "茶叶受潮"]]
     assert page.eval_on_selector_all("#refunds i", "els => els.length") == 0
     assert refund_buttons(page) == {"RF20251129070640000000abcdef01": ["Retry"],

@@ -20,7 +20,7 @@ def test_get_member_answers_the_documented_payload(client: FlaskClient, clients,
     clients.member.GetMember.reply = pb.GetMemberResponse(member=pb.Member(
         member_no="M1", level="gold", discount_percent=95, points_multiplier_percent=150, points=120,
         balance_fen=4_000, pending_fen=6_000, coupons_available=2, total_spend_fen=500_000, channel="self",
-        joined_at=JOINED, invite_code="K7M2Q9XA", bonus_fen=5_000))
+        joined_at=JOINED, invite_code="K7M2Q9XA", bonus_fen=5_000, points_owed=40))
 
     response = client.get("/api/v1/member", headers=bearer())
 
@@ -28,7 +28,7 @@ def test_get_member_answers_the_documented_payload(client: FlaskClient, clients,
         "member_no": "M1", "level": "gold", "discount_rate": 0.95, "points_multiplier": 1.5, "points": 120,
         "balance_fen": 4_000, "pending_fen": 6_000, "coupons_available": 2, "total_spend_fen": 500_000,
         "channel": "self", "joined_at": "2026-11-18T11:06:40Z", "plan": None, "invite_code": "K7M2Q9XA",
-        "bonus_fen": 5_000})
+        "bonus_fen": 5_000, "points_owed": 40})
 
 
 def test_signup_passes_channel_and_invite_code(client: FlaskClient, clients, bearer: Callable) -> None:

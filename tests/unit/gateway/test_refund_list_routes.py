@@ -43,9 +43,21 @@ def test_admins_customer_service_and_finance_read_the_list_operators_and_shopper
     assert answers[0].get_json() == {"items": [{
         "refund_no": "RF20261206010000000000abcdef01", "order_id": 17, "order_no": "20261205230000000000abcdef00",
         "source": "after_sale:12", "status": "ABNORMAL", "amount_fen": 1899, "channel": "wechat", "reason": "茶叶受潮",
-        "actor": "staff:7", "created_at": "2026-12-06T01:00:00Z", "updated_at": "2026-12-06T02:30:00Z"}],
+        "actor": "staff:7", "created_at": "2026-12-06T01:00:00Z", "updated_at": "2026-12-06T02:30:00Z",
+        "points_returned": 0}],
         "page": 3, "page_size": 20, "total": 41}
     assert clients.order.ListRefunds.calls[0].message == order_pb2.ListRefundsRequest(offset=40, limit=20)
+
+
+def test_a_refund_shows_the_points_it_gives_back(client: FlaskClient, clients, bearer) -> None:
+    cancelled = order_pb2.RefundSummary(refund_no="RF20261206010000000000abcdef02", source="cancel_unshipped",
+                                        status="SUCCESS", amount_fen=1800, channel="wechat", points_returned=200,
+                                        created_at=stamp(STARTED), updated_at=stamp(ABNORMAL_SINCE))
+    clients.order.ListRefunds.reply = order_pb2.ListRefundsResponse(refunds=[cancelled], total=1)
+
+    item = client.get(REFUNDS, headers=bearer(roles="finance")).get_json()["items"][0]
+
+    assert (item["amount_fen"], item["points_returned"]) == (1800, 200)
 
 
 def test_the_filters_reach_the_order_service_times_in_utc(client: FlaskClient, clients, bearer) -> None:

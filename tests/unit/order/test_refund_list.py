@@ -19,12 +19,12 @@ HOUR = timedelta(hours=1)
 
 
 def put(shop: Shop, order: Order, number: int, status: str, *, source: str = "cancel", started: timedelta,
-        changed: timedelta, amount_fen: int = 100) -> str:
+        changed: timedelta, amount_fen: int = 100, points_returned: int = 0) -> str:
     """A refund of `order` started `started` before NOW and last changed `changed` before NOW."""
     refund_no = f"RF{number:020d}abcdef{number:02d}"
     shop.uow.refunds.add(Refund(refund_no=refund_no, order_id=order.id or 0, source=source, status=status,
                                 amount_fen=amount_fen, channel="wechat", reason="why", actor="staff:7",
-                                created_at=NOW - started, updated_at=NOW - changed))
+                                created_at=NOW - started, updated_at=NOW - changed, points_returned=points_returned))
     return refund_no
 
 
@@ -40,7 +40,7 @@ def listed(shop: Shop) -> dict[str, str]:
         "pending_stuck": put(shop, second, 5, "PENDING", started=6 * HOUR, changed=5 * HOUR,
                              source="after_sale:3"),
         "abnormal_old": put(shop, first, 6, "ABNORMAL", started=4 * HOUR, changed=4 * HOUR,
-                            source="cancel_unshipped"),
+                            source="cancel_unshipped", points_returned=200),
     }
 
 
@@ -128,8 +128,8 @@ def test_finance_customer_service_and_admins_list_refunds_with_what_staff_need(
     first = answer.refunds[0]
     assert (answer.total, len(answer.refunds)) == (2, 1)
     assert (first.refund_no, first.order_id, first.order_no, first.source, first.status, first.amount_fen,
-            first.channel, first.reason, first.actor) == (
+            first.channel, first.reason, first.actor, first.points_returned) == (
         listed["abnormal_old"], 1, shop.uow.orders.orders[0].order_no, "cancel_unshipped", "ABNORMAL", 100,
-        "wechat", "why", "staff:7")
+        "wechat", "why", "staff:7", 200)
     assert (first.created_at.ToDatetime().isoformat(), first.updated_at.ToDatetime().isoformat()) == (
         "2026-11-29T08:00:00", "2026-11-29T08:00:00")

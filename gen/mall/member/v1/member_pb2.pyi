@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Member(_message.Message):
-    __slots__ = ("member_no", "level", "discount_percent", "points_multiplier_percent", "points", "balance_fen", "pending_fen", "coupons_available", "total_spend_fen", "channel", "joined_at", "plan", "invite_code", "bonus_fen")
+    __slots__ = ("member_no", "level", "discount_percent", "points_multiplier_percent", "points", "balance_fen", "pending_fen", "coupons_available", "total_spend_fen", "channel", "joined_at", "plan", "invite_code", "bonus_fen", "points_owed")
     MEMBER_NO_FIELD_NUMBER: _ClassVar[int]
     LEVEL_FIELD_NUMBER: _ClassVar[int]
     DISCOUNT_PERCENT_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +25,7 @@ class Member(_message.Message):
     PLAN_FIELD_NUMBER: _ClassVar[int]
     INVITE_CODE_FIELD_NUMBER: _ClassVar[int]
     BONUS_FEN_FIELD_NUMBER: _ClassVar[int]
+    POINTS_OWED_FIELD_NUMBER: _ClassVar[int]
     member_no: str
     level: str
     discount_percent: int
@@ -39,7 +40,8 @@ class Member(_message.Message):
     plan: MemberPlan
     invite_code: str
     bonus_fen: int
-    def __init__(self, member_no: _Optional[str] = ..., level: _Optional[str] = ..., discount_percent: _Optional[int] = ..., points_multiplier_percent: _Optional[int] = ..., points: _Optional[int] = ..., balance_fen: _Optional[int] = ..., pending_fen: _Optional[int] = ..., coupons_available: _Optional[int] = ..., total_spend_fen: _Optional[int] = ..., channel: _Optional[str] = ..., joined_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., plan: _Optional[_Union[MemberPlan, _Mapping]] = ..., invite_code: _Optional[str] = ..., bonus_fen: _Optional[int] = ...) -> None: ...
+    points_owed: int
+    def __init__(self, member_no: _Optional[str] = ..., level: _Optional[str] = ..., discount_percent: _Optional[int] = ..., points_multiplier_percent: _Optional[int] = ..., points: _Optional[int] = ..., balance_fen: _Optional[int] = ..., pending_fen: _Optional[int] = ..., coupons_available: _Optional[int] = ..., total_spend_fen: _Optional[int] = ..., channel: _Optional[str] = ..., joined_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., plan: _Optional[_Union[MemberPlan, _Mapping]] = ..., invite_code: _Optional[str] = ..., bonus_fen: _Optional[int] = ..., points_owed: _Optional[int] = ...) -> None: ...
 
 class MemberPlan(_message.Message):
     __slots__ = ("id", "name", "expires_at")

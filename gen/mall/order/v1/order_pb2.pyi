@@ -512,7 +512,7 @@ class ListWalletReviewsResponse(_message.Message):
     def __init__(self, reviews: _Optional[_Iterable[_Union[WalletReview, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
 
 class RefundSummary(_message.Message):
-    __slots__ = ("refund_no", "order_id", "order_no", "source", "status", "amount_fen", "channel", "reason", "actor", "created_at", "updated_at")
+    __slots__ = ("refund_no", "order_id", "order_no", "source", "status", "amount_fen", "channel", "reason", "actor", "created_at", "updated_at", "points_returned")
     REFUND_NO_FIELD_NUMBER: _ClassVar[int]
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     ORDER_NO_FIELD_NUMBER: _ClassVar[int]
@@ -524,6 +524,7 @@ class RefundSummary(_message.Message):
     ACTOR_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    POINTS_RETURNED_FIELD_NUMBER: _ClassVar[int]
     refund_no: str
     order_id: int
     order_no: str
@@ -535,7 +536,8 @@ class RefundSummary(_message.Message):
     actor: str
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, refund_no: _Optional[str] = ..., order_id: _Optional[int] = ..., order_no: _Optional[str] = ..., source: _Optional[str] = ..., status: _Optional[str] = ..., amount_fen: _Optional[int] = ..., channel: _Optional[str] = ..., reason: _Optional[str] = ..., actor: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    points_returned: int
+    def __init__(self, refund_no: _Optional[str] = ..., order_id: _Optional[int] = ..., order_no: _Optional[str] = ..., source: _Optional[str] = ..., status: _Optional[str] = ..., amount_fen: _Optional[int] = ..., channel: _Optional[str] = ..., reason: _Optional[str] = ..., actor: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., points_returned: _Optional[int] = ...) -> None: ...
 
 class ListRefundsRequest(_message.Message):
     __slots__ = ("status", "source", "order_no", "created_from", "created_to", "offset", "limit")
