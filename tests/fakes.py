@@ -159,6 +159,24 @@ class FakeSmsCodeRepository:
         return sum(1 for code in self.codes if code.phone == phone and code.created_at >= since)
 
 
+class FakeAttemptRepository:
+    """Attempts counted since the last commit vanish on rollback, as in the database."""
+
+    def __init__(self) -> None:
+        self.attempts: list[tuple[int, str, datetime]] = []
+        self.pending: list[tuple[int, str, datetime]] = []
+
+    def add(self, user_id: int, kind: str, at: datetime) -> None:
+        self.pending.append((user_id, kind, at))
+
+    def keep(self) -> None:
+        self.attempts.extend(self.pending)
+        self.pending.clear()
+
+    def since(self, user_id: int, kind: str, since: datetime) -> list[datetime]:
+        return sorted(at for who, what, at in self.attempts if (who, what) == (user_id, kind) and at >= since)
+
+
 class FakeRefreshTokenRepository:
     def __init__(self) -> None:
         self.tokens: list[RefreshToken] = []
@@ -361,6 +379,7 @@ class FakeUserUnitOfWork(FakeUnitOfWork, UserUnitOfWork):
     phone_changes: FakePhoneChangeRepository
     lookups: FakeUserLookupRepository
     history: FakeHistoryRepository
+    attempts: FakeAttemptRepository
 
     def __init__(self) -> None:
         super().__init__()
@@ -374,6 +393,15 @@ class FakeUserUnitOfWork(FakeUnitOfWork, UserUnitOfWork):
         self.phone_changes = FakePhoneChangeRepository()
         self.lookups = FakeUserLookupRepository()
         self.history = FakeHistoryRepository()
+        self.attempts = FakeAttemptRepository()
+
+    def commit(self) -> None:
+        self.attempts.keep()
+        super().commit()
+
+    def rollback(self) -> None:
+        self.attempts.pending.clear()
+        super().rollback()
 
 
 # The order service

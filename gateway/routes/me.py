@@ -117,7 +117,9 @@ class PasswordChange(Body):
 @bp.put("/password")
 @operation(summary="Change my password (proof: the current password or an SMS code); ends my other sessions",
            tag="me", body=PasswordChange, limits=(Limit("ip", 10, 60),), responses={200: Session},
-           description="Answers a new session; staff roles only when the current password was given.")
+           description="Answers a new session; staff roles only when the current password was given. Wrong "
+                       "current passwords count per account (the password login's ceiling, 20 an hour, kept by "
+                       "the user service): past it, 429 PASSWORD_LOCKED with Retry-After, even for the right one.")
 def change_password(body: PasswordChange) -> Session:
     request = user_pb2.ChangePasswordRequest(new_password=body.new_password)
     if body.current_password is not None:

@@ -174,6 +174,16 @@ browsing_history = Table(
     Index("ix_browsing_history_user_viewed", "user_id", "viewed_at"),
 )
 
+# Per-account attempt counts (AttemptLimit): wrong current passwords, identity checks.
+account_attempts = Table(
+    "account_attempts", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("user_id", BigId, ForeignKey("users.id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("attempted_at", UTCDateTime, nullable=False),
+    Index("ix_account_attempts_user_kind_at", "user_id", "kind", "attempted_at"),
+)
+
 
 def _map_classes(mappers: registry) -> None:
     mappers.map_imperatively(User, users)
@@ -438,6 +448,20 @@ class SqlHistoryRepository:
         return self.session.execute(delete(browsing_history).where(browsing_history.c.user_id == user_id)).rowcount
 
 
+class SqlAttemptRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, user_id: int, kind: str, at: datetime) -> None:
+        self.session.execute(account_attempts.insert().values(user_id=user_id, kind=kind, attempted_at=at))
+
+    def since(self, user_id: int, kind: str, since: datetime) -> list[datetime]:
+        return list(self.session.execute(
+            select(account_attempts.c.attempted_at).where(
+                account_attempts.c.user_id == user_id, account_attempts.c.kind == kind,
+                account_attempts.c.attempted_at >= since).order_by(account_attempts.c.attempted_at)).scalars())
+
+
 class SqlUserUnitOfWork(SqlUnitOfWork, UserUnitOfWork):
     """The user unit of work on the service database (call start_mappers() first)."""
 
@@ -453,4 +477,5 @@ class SqlUserUnitOfWork(SqlUnitOfWork, UserUnitOfWork):
         self.phone_changes = SqlPhoneChangeRepository(self.session)
         self.lookups = SqlUserLookupRepository(self.session)
         self.history = SqlHistoryRepository(self.session)
+        self.attempts = SqlAttemptRepository(self.session)
         return self

@@ -145,6 +145,34 @@ class SmsCode:
         self.consumed_at = now
 
 
+@dataclass(frozen=True)
+class AttemptLimit:
+    """At most `count` attempts of one `kind` per account within a sliding `window`.
+
+    Kept by the user service, per account id, so every caller of a use case is held to it
+    whatever address or gateway replica the attempts come from.
+    """
+
+    kind: str
+    count: int
+    window: timedelta
+    code: str
+    message: str
+
+    def check(self, attempts: list[datetime], now: datetime) -> None:
+        """Refuse (RateLimited, with retry_after) when `attempts`, the window's times oldest first, are too many."""
+        if len(attempts) < self.count:
+            return
+        wait = math.ceil((attempts[-self.count] + self.window - now).total_seconds())
+        raise RateLimited(self.code, self.message, details={"retry_after": max(1, wait)})
+
+
+# Wrong current passwords at PUT /me/password, per account: the password login's ceiling (20 an hour), so
+# a stolen access token is no way around the login's lockout.
+PASSWORD_FAILURES = AttemptLimit("password-wrong", 20, timedelta(hours=1), "PASSWORD_LOCKED",
+                                 "too many wrong passwords for this account; try again later")
+
+
 @dataclass(eq=False)
 class RefreshToken:
     """A refresh token (stored as a hash) in a rotation family started by one login."""

@@ -20,6 +20,7 @@ from services.common.logs import mask_phone
 from services.user.domain import (
     HISTORY_LIMIT,
     MAX_ADDRESSES,
+    PASSWORD_FAILURES,
     SMS_CODE_TTL,
     SMS_RESEND_AFTER,
     Address,
@@ -337,9 +338,7 @@ def change_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Passwor
             if user.password_hash is None:
                 raise InvalidInput("PASSWORD_NOT_SET", "this account has no password yet; confirm with an SMS code",
                                    details={"current_password": "no password is set"})
-            if not passwords.verify(user.password_hash, current_password):
-                raise InvalidInput("PASSWORD_WRONG", "the current password is wrong",
-                                   details={"current_password": "wrong"})
+            _check_current_password(uow, passwords, user, current_password, now)
         else:
             assert sms_code is not None
             if user.phone is None:  # a WeChat-only account: no phone to prove anything with
@@ -352,6 +351,20 @@ def change_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Passwor
                                 now, is_new_user=False)
         uow.commit()
     return result
+
+
+def _check_current_password(uow: UserUnitOfWork, passwords: Passwords, user: User, password: str,
+                            now: datetime) -> None:
+    """The current password, under the login's per-account ceiling (PASSWORD_FAILURES): a wrong one counts
+    (committed before the error), and once the ceiling is reached even the right one is refused until the
+    window moves on, so guesses spread over addresses with a stolen access token get nowhere."""
+    assert user.id is not None and user.password_hash is not None
+    limit = PASSWORD_FAILURES
+    limit.check(uow.attempts.since(user.id, limit.kind, now - limit.window), now)
+    if not passwords.verify(user.password_hash, password):
+        uow.attempts.add(user.id, limit.kind, now)
+        uow.commit()
+        raise InvalidInput("PASSWORD_WRONG", "the current password is wrong", details={"current_password": "wrong"})
 
 
 def bind_wechat(uow: UserUnitOfWork, wechat: WechatLogin, issuer: TokenIssuer, *, user_id: int, code: str,

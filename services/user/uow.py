@@ -50,6 +50,14 @@ class SmsCodeRepository(Protocol):
     def sent_since(self, phone: str, since: datetime) -> int: ...
 
 
+class AttemptRepository(Protocol):
+    def add(self, user_id: int, kind: str, at: datetime) -> None:
+        """Count one attempt of `kind` (a wrong password, an identity check...) by the account."""
+
+    def since(self, user_id: int, kind: str, since: datetime) -> list[datetime]:
+        """The account's attempts of `kind` from `since` on, oldest first."""
+
+
 class RefreshTokenRepository(Protocol):
     def add(self, token: RefreshToken) -> None: ...
 
@@ -153,3 +161,4 @@ class UserUnitOfWork(UnitOfWork):
     phone_changes: PhoneChangeRepository
     lookups: UserLookupRepository
     history: HistoryRepository
+    attempts: AttemptRepository

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.common.errors import DomainError, InvalidInput, NotFound
+from services.common.errors import DomainError, InvalidInput, NotFound, RateLimited
 from services.user import service
-from services.user.domain import LoginResult
+from services.user.domain import PASSWORD_FAILURES, LoginResult
 from services.user.tokens import TokenIssuer
 from tests.fakes import FakePasswords, FakeUserUnitOfWork, SilentSms
 
@@ -73,6 +73,38 @@ def test_a_wrong_current_password_changes_nothing(uow: FakeUserUnitOfWork, issue
     assert (raised.value.code, raised.value.details) == ("PASSWORD_WRONG", {"current_password": "wrong"})
     assert (uow.users.users[0].password_hash, live_tokens(uow)) == ("plain:oldpass11", 1)
     assert login.refresh_token
+
+
+def guess(uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords, current: str,
+          now: datetime) -> LoginResult:
+    return service.change_password(uow, issuer, passwords, user_id=1, current_password=current, sms_code=None,
+                                   new_password="newpass99", now=now)
+
+
+def test_wrong_current_passwords_lock_the_change_even_to_the_right_one(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords) -> None:
+    service.create_staff(uow, passwords, phone=PHONE, role="admin", password="oldpass11", now=T0)
+    for n in range(PASSWORD_FAILURES.count):
+        with pytest.raises(InvalidInput):
+            guess(uow, issuer, passwords, f"guess{n:04d}", T0 + timedelta(seconds=n))
+
+    with pytest.raises(RateLimited) as raised:
+        guess(uow, issuer, passwords, "oldpass11", T0 + timedelta(minutes=10))
+
+    assert (raised.value.code, raised.value.details) == ("PASSWORD_LOCKED", {"retry_after": 3000})
+    assert uow.users.users[0].password_hash == "plain:oldpass11"
+
+
+def test_the_password_change_lock_lifts_when_the_window_moves_on(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords) -> None:
+    service.create_staff(uow, passwords, phone=PHONE, role="admin", password="oldpass11", now=T0)
+    for n in range(PASSWORD_FAILURES.count):
+        with pytest.raises(InvalidInput):
+            guess(uow, issuer, passwords, f"guess{n:04d}", T0)
+
+    session = guess(uow, issuer, passwords, "oldpass11", T0 + PASSWORD_FAILURES.window + timedelta(seconds=1))
+
+    assert session.roles == frozenset({"admin"})
 
 
 def test_an_account_without_a_password_must_use_an_sms_code(uow: FakeUserUnitOfWork, issuer: TokenIssuer,
