@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic
 
 from google.protobuf.message import Message
 
@@ -29,6 +29,7 @@ from services.order.wallet_reviews import ReviewStatus, WalletReview
 from services.user.domain import (
     Address,
     IdentityVerification,
+    PasswordSet,
     PhoneChange,
     RefreshToken,
     RoleChange,
@@ -40,7 +41,7 @@ from services.user.domain import (
     WechatAccount,
 )
 from services.user.passwords import Passwords
-from services.user.uow import UserUnitOfWork
+from services.user.uow import Audited, UserUnitOfWork
 from services.user.wechat import WechatSession
 
 
@@ -252,28 +253,16 @@ class FakeIdentityRepository:
         pass
 
 
-class FakeRoleChangeRepository:
+class FakeUserAuditRepository(Generic[Audited]):
     def __init__(self) -> None:
-        self.changes: list[RoleChange] = []
+        self.records: list[Audited] = []
 
-    def add(self, change: RoleChange) -> None:
-        change.id = len(self.changes) + 1
-        self.changes.append(change)
+    def add(self, record: Audited) -> None:
+        record.id = len(self.records) + 1
+        self.records.append(record)
 
-    def for_user(self, user_id: int) -> list[RoleChange]:
-        return [change for change in self.changes if change.user_id == user_id]
-
-
-class FakePhoneChangeRepository:
-    def __init__(self) -> None:
-        self.changes: list[PhoneChange] = []
-
-    def add(self, change: PhoneChange) -> None:
-        change.id = len(self.changes) + 1
-        self.changes.append(change)
-
-    def for_user(self, user_id: int) -> list[PhoneChange]:
-        return [change for change in self.changes if change.user_id == user_id]
+    def for_user(self, user_id: int) -> list[Audited]:
+        return [record for record in self.records if record.user_id == user_id]
 
 
 class FakeUserLookupRepository:
@@ -375,8 +364,9 @@ class FakeUserUnitOfWork(FakeUnitOfWork, UserUnitOfWork):
     wechat_accounts: FakeWechatAccountRepository
     addresses: FakeAddressRepository
     identities: FakeIdentityRepository
-    role_changes: FakeRoleChangeRepository
-    phone_changes: FakePhoneChangeRepository
+    role_changes: FakeUserAuditRepository[RoleChange]
+    password_sets: FakeUserAuditRepository[PasswordSet]
+    phone_changes: FakeUserAuditRepository[PhoneChange]
     lookups: FakeUserLookupRepository
     history: FakeHistoryRepository
     attempts: FakeAttemptRepository
@@ -389,8 +379,9 @@ class FakeUserUnitOfWork(FakeUnitOfWork, UserUnitOfWork):
         self.refresh_tokens = FakeRefreshTokenRepository()
         self.addresses = FakeAddressRepository()
         self.identities = FakeIdentityRepository()
-        self.role_changes = FakeRoleChangeRepository()
-        self.phone_changes = FakePhoneChangeRepository()
+        self.role_changes = FakeUserAuditRepository[RoleChange]()
+        self.password_sets = FakeUserAuditRepository[PasswordSet]()
+        self.phone_changes = FakeUserAuditRepository[PhoneChange]()
         self.lookups = FakeUserLookupRepository()
         self.history = FakeHistoryRepository()
         self.attempts = FakeAttemptRepository()

@@ -117,7 +117,8 @@ class PasswordChange(Body):
 @bp.put("/password")
 @operation(summary="Change my password (proof: the current password or an SMS code); ends my other sessions",
            tag="me", body=PasswordChange, limits=(Limit("ip", 10, 60),), responses={200: Session},
-           description="Answers a new session; staff roles only when the current password was given. Wrong "
+           description="Answers a new session; staff roles only when the current password was given. Staff "
+                       "cannot use an SMS code (403 STAFF_PASSWORD_BY_ADMIN): an admin sets their password. Wrong "
                        "current passwords count per account (the password login's ceiling, 20 an hour, kept by "
                        "the user service): past it, 429 PASSWORD_LOCKED with Retry-After, even for the right one.")
 def change_password(body: PasswordChange) -> Session:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 from services.common import formats
-from services.common.errors import Conflict, DomainError, InvalidInput, RateLimited, Unauthenticated
+from services.common.errors import Conflict, DomainError, Forbidden, InvalidInput, RateLimited, Unauthenticated
 from services.common.logs import mask_phone
 
 SMS_CODE_TTL = timedelta(minutes=5)
@@ -73,6 +73,12 @@ class User:
         (SIM swaps, shared numbers); a staff member logging in by SMS gets a shopper session.
         """
         return self.role_set if password_verified else frozenset()
+
+    def check_password_by_sms(self) -> None:
+        """Only a shopper may set their password with an SMS code: a staff password would carry staff
+        powers, which an SMS code is not enough for (see session_roles); an admin sets it instead."""
+        if self.role_set:
+            raise Forbidden("STAFF_PASSWORD_BY_ADMIN", "staff passwords are set by an admin")
 
     def grant(self, role: str) -> None:
         self.set_roles(self.role_set | {role})
@@ -444,6 +450,16 @@ class VerifiedIdentity:
 
 
 # Staff
+
+@dataclass(eq=False)
+class PasswordSet:
+    """An audit record: which admin set which staff member's password when (the password is not kept)."""
+
+    user_id: int
+    actor_id: int
+    set_at: datetime
+    id: int | None = None
+
 
 @dataclass(eq=False)
 class RoleChange:

@@ -27,6 +27,7 @@ from services.user.domain import (
     AddressFields,
     IdentityVerification,
     LoginResult,
+    PasswordSet,
     PhoneChange,
     ProfileChanges,
     RefreshToken,
@@ -183,6 +184,27 @@ def set_roles(uow: UserUnitOfWork, *, actor_id: int, user_id: int, roles: list[s
     return user
 
 
+def set_staff_password(uow: UserUnitOfWork, passwords: Passwords, *, actor_id: int, user_id: int,
+                       new_password: str, now: datetime | None = None) -> int:
+    """An admin sets a staff member's password (staff cannot by SMS code); audited, every session of theirs
+    ends (returns how many). Not one's own (change it with the current password) and not a shopper's (who
+    resets their own by SMS)."""
+    now = now or utcnow()
+    validate_password(new_password, "new_password")
+    with uow:
+        user = _existing_user(uow, user_id, lock=True)
+        if user_id == actor_id:
+            raise DomainError("OWN_PASSWORD", "change your own password with your current one (PUT /me/password)")
+        if not user.role_set:
+            raise DomainError("NOT_STAFF", "shoppers set their own password with an SMS code")
+        user.password_hash = passwords.hash(new_password)
+        ended = uow.refresh_tokens.revoke_user(user_id, now)
+        uow.password_sets.add(PasswordSet(user_id=user_id, actor_id=actor_id, set_at=now))
+        uow.commit()
+    log.info("admin %s set the password of staff member %s", actor_id, user_id)
+    return ended
+
+
 def search_users(uow: UserUnitOfWork, *, actor_id: int, search: UserSearch,
                  now: datetime | None = None) -> tuple[list[User], int]:
     """Staff find users by exact phone, id or nickname prefix; each search is audited with the ids it showed."""
@@ -323,7 +345,8 @@ def change_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Passwor
                     now: datetime | None = None) -> LoginResult:
     """Set a new password, proven by the current one or a fresh "reset" SMS code; every other session ends.
 
-    Answers a new session: staff roles only when the current password was the proof.
+    Answers a new session: staff roles only when the current password was the proof. A staff member
+    cannot use an SMS code (403 STAFF_PASSWORD_BY_ADMIN): an admin sets their password.
     """
     now = now or utcnow()
     if (current_password is None) == (sms_code is None):
@@ -341,6 +364,7 @@ def change_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Passwor
             _check_current_password(uow, passwords, user, current_password, now)
         else:
             assert sms_code is not None
+            user.check_password_by_sms()
             if user.phone is None:  # a WeChat-only account: no phone to prove anything with
                 raise InvalidInput("PHONE_NOT_BOUND", "this account has no phone; it cannot confirm by SMS",
                                    details={"sms_code": "no phone bound"})
@@ -473,7 +497,11 @@ def _existing_user(uow: UserUnitOfWork, user_id: int, *, lock: bool = False) -> 
 
 def reset_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Passwords, *, phone: str, code: str,
                    new_password: str, now: datetime | None = None) -> int:
-    """Forgotten password: a "reset" SMS code sets a new one and ends every session; returns how many."""
+    """Forgotten password: a "reset" SMS code sets a new one and ends every session; returns how many.
+
+    Not for staff (403 STAFF_PASSWORD_BY_ADMIN, after the code is redeemed and spent, so only the phone's
+    holder learns the account is staff): an SMS code is not enough for staff powers; an admin sets theirs.
+    """
     now = now or utcnow()
     phone = validate_phone(phone)
     _check_code_format(code)
@@ -484,6 +512,11 @@ def reset_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Password
         if user is None:
             uow.commit()  # the code is spent either way
             raise NotFound("USER_NOT_FOUND", "no account uses this phone; log in with an SMS code to create one")
+        try:
+            user.check_password_by_sms()
+        except Forbidden:
+            uow.commit()  # the code is spent either way
+            raise
         user.password_hash = passwords.hash(new_password)
         ended = uow.refresh_tokens.revoke_user(user.id or 0, now)
         uow.commit()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from services.common.uow import UnitOfWork
 from services.user.domain import (
     Address,
     IdentityVerification,
+    PasswordSet,
     PhoneChange,
     RefreshToken,
     RoleChange,
@@ -102,17 +103,15 @@ class IdentityRepository(Protocol):
         """Serialise verifications of one ID number until the transaction ends."""
 
 
-class RoleChangeRepository(Protocol):
-    def add(self, change: RoleChange) -> None: ...
-
-    def for_user(self, user_id: int) -> list[RoleChange]:
-        """Oldest first."""
+Audited = TypeVar("Audited", RoleChange, PhoneChange, PasswordSet)
 
 
-class PhoneChangeRepository(Protocol):
-    def add(self, change: PhoneChange) -> None: ...
+class UserAuditRepository(Protocol[Audited]):
+    """Audit records of what was done to a user's account (roles, phone, password), kept for good."""
 
-    def for_user(self, user_id: int) -> list[PhoneChange]:
+    def add(self, record: Audited) -> None: ...
+
+    def for_user(self, user_id: int) -> list[Audited]:
         """Oldest first."""
 
 
@@ -157,8 +156,9 @@ class UserUnitOfWork(UnitOfWork):
     wechat_accounts: WechatAccountRepository
     addresses: AddressRepository
     identities: IdentityRepository
-    role_changes: RoleChangeRepository
-    phone_changes: PhoneChangeRepository
+    role_changes: UserAuditRepository[RoleChange]
+    password_sets: UserAuditRepository[PasswordSet]
+    phone_changes: UserAuditRepository[PhoneChange]
     lookups: UserLookupRepository
     history: HistoryRepository
     attempts: AttemptRepository

@@ -153,13 +153,17 @@ def test_an_admin_grants_a_role_which_rides_only_on_password_logins(platform: Pl
                    json={"roles": ["admin"]})
     granted = call(platform, "PUT", f"/admin/users/{shopper['user']['id']}/roles", admin, json={"roles": ["finance"]})
     sms_session = call(platform, "POST", "/auth/refresh", json={"refresh_token": shopper["refresh_token"]})
-    call(platform, "POST", "/auth/password/reset",
-         json={"phone": phone, "code": sms_code(platform, phone, "reset"), "new_password": "staffpass1"})
+    by_sms = call(platform, "POST", "/auth/password/reset",
+                  json={"phone": phone, "code": sms_code(platform, phone, "reset"), "new_password": "staffpass1"})
+    by_admin = call(platform, "POST", f"/admin/users/{shopper['user']['id']}/password", admin,
+                    json={"new_password": "staffpass1"})
     by_password = call(platform, "POST", "/auth/login/password", json={"phone": phone, "password": "staffpass1"})
 
     assert refused.status_code == 403
     assert (granted.status_code, granted.json()["roles"], granted.json()["phone"]) == (200, ["finance"], "137****0010")
     assert (sms_session.status_code, sms_session.json()["user"]["roles"]) == (200, [])
+    assert (by_sms.status_code, by_sms.json()["error"]["code"]) == (403, "STAFF_PASSWORD_BY_ADMIN")
+    assert by_admin.status_code == 200
     assert by_password.json()["user"]["roles"] == ["finance"]
     engine = create_engine(platform.database_urls["user"], poolclass=NullPool)
     with engine.connect() as conn:
