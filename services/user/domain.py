@@ -178,6 +178,10 @@ class AttemptLimit:
 PASSWORD_FAILURES = AttemptLimit("password-wrong", 20, timedelta(hours=1), "PASSWORD_LOCKED",
                                  "too many wrong passwords for this account; try again later")
 
+# Real-name checks at POST /me/identity, per account: each one costs a paid provider call.
+IDENTITY_CHECKS = AttemptLimit("identity-check", 5, timedelta(days=1), "IDENTITY_CHECKS_EXHAUSTED",
+                               "too many real-name checks for this account today; try again tomorrow")
+
 
 @dataclass(eq=False)
 class RefreshToken:

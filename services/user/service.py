@@ -19,6 +19,7 @@ from services.common.events import timestamp
 from services.common.logs import mask_phone
 from services.user.domain import (
     HISTORY_LIMIT,
+    IDENTITY_CHECKS,
     MAX_ADDRESSES,
     PASSWORD_FAILURES,
     SMS_CODE_TTL,
@@ -653,13 +654,19 @@ def verify_identity(uow: UserUnitOfWork, checker: IdentityChecker, vault: Identi
     """Check name and ID number (format, then the provider), keep them encrypted, emit user-verified.
 
     One verification per account, and one account per ID number (compared by keyed fingerprint).
-    The provider is asked outside the transaction: no lock is held while it answers.
+    Every provider check counts against the account's IDENTITY_CHECKS (a paid call, and guesses),
+    and whether another account holds the number is looked at only after the provider matched the
+    name: only someone who knows the number's name learns that it is taken. The provider is asked
+    outside the transaction: no lock is held while it answers.
     """
     now = now or utcnow()
     name, number = _valid_identity(real_name, id_number, now.date())
     fingerprint = vault.fingerprint(number)
     with uow:
-        _check_identity_free(uow, user_id, fingerprint)
+        _existing_user(uow, user_id, lock=True)  # concurrent checks of one account are counted one by one
+        _check_not_verified(uow, user_id)
+        IDENTITY_CHECKS.check(uow.attempts.since(user_id, IDENTITY_CHECKS.kind, now - IDENTITY_CHECKS.window), now)
+        uow.attempts.add(user_id, IDENTITY_CHECKS.kind, now)
         uow.commit()
     if not checker.check(name, number):
         raise DomainError("IDENTITY_MISMATCH", "the name does not match the ID number; check both")
@@ -714,9 +721,13 @@ def _valid_identity(real_name: str, id_number: str, today: date) -> tuple[str, s
     return checked[0], checked[1]
 
 
-def _check_identity_free(uow: UserUnitOfWork, user_id: int, fingerprint: str) -> None:
+def _check_not_verified(uow: UserUnitOfWork, user_id: int) -> None:
     if uow.identities.for_user(user_id) is not None:
         raise Conflict("IDENTITY_ALREADY_VERIFIED", "this account is already verified")
+
+
+def _check_identity_free(uow: UserUnitOfWork, user_id: int, fingerprint: str) -> None:
+    _check_not_verified(uow, user_id)
     if uow.identities.by_fingerprint(fingerprint) is not None:
         raise Conflict("ID_NUMBER_TAKEN", "this ID number is already verified by another account")
 
