@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint
+from google.protobuf.message import Message
 from mall.analytics.v1 import analytics_pb2
 from mall.analytics.v1.analytics_pb2_grpc import AnalyticsServiceStub
 from pydantic import Field
@@ -25,6 +26,11 @@ class PeriodQuery(Query):
 
     def dates(self) -> dict[str, str]:
         return {"from_date": self.from_ or "", "to_date": self.to or ""}
+
+
+def _counts(model: type[Reply], message: Message) -> dict[str, int]:
+    """The message's numbers for the model's fields: these replies name them as the analytics messages do."""
+    return {name: getattr(message, name) for name in model.model_fields}
 
 
 class Figures(Reply):
@@ -52,10 +58,6 @@ class Figures(Reply):
     cart_additions: int
     product_views: int = Field(description="product pages opened by logged-in shoppers")
 
-    @classmethod
-    def fields_of(cls, figures: analytics_pb2.Figures) -> dict[str, int]:
-        return {name: getattr(figures, name) for name in Figures.model_fields}
-
 
 class DayFigures(Figures):
     """One day's figures."""
@@ -76,8 +78,8 @@ class Overview(Figures):
            roles=REPORT_READERS, query=PeriodQuery, responses={200: Overview})
 def analytics_overview(query: PeriodQuery) -> Overview:
     reply = service(AnalyticsServiceStub).GetOverview(analytics_pb2.GetOverviewRequest(**query.dates()))
-    return Overview(**{"from": reply.from_date}, to=reply.to_date, **Figures.fields_of(reply.totals),
-                    days=[DayFigures(date=d.date, **Figures.fields_of(d.figures)) for d in reply.days])
+    return Overview(**{"from": reply.from_date}, to=reply.to_date, **_counts(Figures, reply.totals),
+                    days=[DayFigures(date=d.date, **_counts(Figures, d.figures)) for d in reply.days])
 
 
 TOP_PRODUCTS = 10
@@ -87,10 +89,6 @@ class Sales(Reply):
     paid_orders: int = Field(description="paid orders with at least one line here")
     quantity: int
     sales_fen: int = Field(description="sum of unit price x quantity of those lines")
-
-    @classmethod
-    def fields_of(cls, sales: analytics_pb2.Sales) -> dict[str, int]:
-        return {"paid_orders": sales.paid_orders, "quantity": sales.quantity, "sales_fen": sales.sales_fen}
 
 
 class CategorySales(Sales):
@@ -130,11 +128,11 @@ def analytics_preferences(query: PeriodQuery) -> Preferences:
         analytics_pb2.GetPurchasePreferencesRequest(**query.dates(), top=TOP_PRODUCTS))
     return Preferences(
         **{"from": reply.from_date}, to=reply.to_date, sales_fen=reply.sales_fen,
-        by_category=[CategorySales(category_id=int(s.key), **Sales.fields_of(s)) for s in reply.by_category],
-        by_brand=[BrandSales(brand_id=int(s.key), **Sales.fields_of(s)) for s in reply.by_brand],
-        by_price_band=[PriceBandSales(min_fen=int(s.key), max_fen=s.max_fen or None, **Sales.fields_of(s))
+        by_category=[CategorySales(category_id=int(s.key), **_counts(Sales, s)) for s in reply.by_category],
+        by_brand=[BrandSales(brand_id=int(s.key), **_counts(Sales, s)) for s in reply.by_brand],
+        by_price_band=[PriceBandSales(min_fen=int(s.key), max_fen=s.max_fen or None, **_counts(Sales, s))
                        for s in reply.by_price_band],
-        top_products=[ProductSales(product_id=int(s.key), **Sales.fields_of(s)) for s in reply.top_products])
+        top_products=[ProductSales(product_id=int(s.key), **_counts(Sales, s)) for s in reply.top_products])
 
 
 class Province(Reply):
@@ -173,10 +171,6 @@ class FunnelSteps(Reply):
     ordered: int
     paid: int
 
-    @classmethod
-    def fields_of(cls, steps: analytics_pb2.FunnelSteps) -> dict[str, int]:
-        return {name: getattr(steps, name) for name in FunnelSteps.model_fields}
-
 
 class DayFunnel(FunnelSteps):
     """One day's funnel."""
@@ -197,8 +191,8 @@ class Funnel(FunnelSteps):
            roles=REPORT_READERS, query=PeriodQuery, responses={200: Funnel})
 def analytics_funnel(query: PeriodQuery) -> Funnel:
     reply = service(AnalyticsServiceStub).GetFunnel(analytics_pb2.GetFunnelRequest(**query.dates()))
-    return Funnel(**{"from": reply.from_date}, to=reply.to_date, **FunnelSteps.fields_of(reply.totals),
-                  days=[DayFunnel(date=d.date, **FunnelSteps.fields_of(d.steps)) for d in reply.days])
+    return Funnel(**{"from": reply.from_date}, to=reply.to_date, **_counts(FunnelSteps, reply.totals),
+                  days=[DayFunnel(date=d.date, **_counts(FunnelSteps, d.steps)) for d in reply.days])
 
 
 class CohortOut(Reply):

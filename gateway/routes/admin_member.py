@@ -140,7 +140,9 @@ def disable_coupon_template(template_id: int, body: DisableIn) -> StaffCouponTem
 
 @bp.post("/withdrawals/<id:withdrawal_id>/decision")
 @operation(summary="Approve (pay out) or reject (release) a withdrawal", tag="admin", roles=(Role.FINANCE,),
-           body=DecisionIn, responses={200: WithdrawalOut})
+           body=DecisionIn, responses={200: WithdrawalOut},
+           description="403 OWN_REQUEST on the staff member's own withdrawal: another finance staff member decides "
+                       "it.")
 def decide_withdrawal(withdrawal_id: int, body: DecisionIn) -> WithdrawalOut:
     return WithdrawalOut.from_proto(service(MemberServiceStub).DecideWithdrawal(pb.DecideWithdrawalRequest(
         withdrawal_id=withdrawal_id, approve=body.approve, note=body.note)))

@@ -252,7 +252,8 @@ class DecisionIn(Body):
                        "409 AFTER_SALE_STATE_CONFLICT (details.status) unless REQUESTED; a RETURN_SHIPPED case "
                        "(what came back is not the goods as sold: nothing restocked or refunded) and a refund-only "
                        "REFUND_FAILED one may be rejected (closed). A return whose goods were received is never "
-                       "rejected (409 AFTER_SALE_GOODS_RECEIVED): retry its refund instead.")
+                       "rejected (409 AFTER_SALE_GOODS_RECEIVED): retry its refund instead. 403 OWN_REQUEST on "
+                       "the staff member's own case: another staff member decides it.")
 def decide(case_id: int, body: DecisionIn) -> AdminCaseOut:
     return AdminCaseOut.from_proto(service(AfterSaleServiceStub).DecideAfterSale(after_sale_pb2.DecideAfterSaleRequest(
         id=case_id, approve=body.approve, reason=body.reason or body.note, shopper_reason=body.shopper_reason)))
@@ -267,7 +268,8 @@ class ReceiveIn(Body):
 @bp.post("/admin/after-sales/<id:case_id>/receive")
 @operation(summary="The returned goods arrived: restock them and refund", tag="admin-after-sales",
            roles=AFTER_SALE_STAFF, body=ReceiveIn, responses={200: AdminCaseOut},
-           description="409 AFTER_SALE_STATE_CONFLICT unless RETURN_SHIPPED.")
+           description="409 AFTER_SALE_STATE_CONFLICT unless RETURN_SHIPPED. 403 OWN_REQUEST on the staff "
+                       "member's own case (receiving pays its refund): another staff member receives it.")
 def receive(case_id: int, body: ReceiveIn) -> AdminCaseOut:
     return AdminCaseOut.from_proto(service(AfterSaleServiceStub).ReceiveReturn(after_sale_pb2.ReceiveReturnRequest(
         id=case_id, note=body.note)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -271,17 +272,20 @@ def subscribe_plan(plan_id: int, idempotency_key: str) -> MemberOut:
 @operation(summary="My wallet ledger, newest first", tag="member", query=PageQuery,
            responses={200: Page[LedgerEntryOut]})
 def wallet_ledger(query: PageQuery) -> Page[LedgerEntryOut]:
-    reply = service(MemberServiceStub).ListWalletEntries(pb.ListEntriesRequest(offset=query.offset,
-                                                                               limit=query.page_size))
-    return Page[LedgerEntryOut].of([LedgerEntryOut.from_proto(e) for e in reply.entries], query, reply.total)
+    return _entries(service(MemberServiceStub).ListWalletEntries, query)
 
 
 @bp.get("/points")
 @operation(summary="My points history, newest first", tag="member", query=PageQuery,
            responses={200: Page[LedgerEntryOut]})
 def points_ledger(query: PageQuery) -> Page[LedgerEntryOut]:
-    reply = service(MemberServiceStub).ListPointsEntries(pb.ListEntriesRequest(offset=query.offset,
-                                                                               limit=query.page_size))
+    return _entries(service(MemberServiceStub).ListPointsEntries, query)
+
+
+def _entries(list_entries: Callable[[pb.ListEntriesRequest], pb.ListEntriesResponse],
+             query: PageQuery) -> Page[LedgerEntryOut]:
+    """One page of a ledger of mine (wallet or points): both RPCs take and answer the same messages."""
+    reply = list_entries(pb.ListEntriesRequest(offset=query.offset, limit=query.page_size))
     return Page[LedgerEntryOut].of([LedgerEntryOut.from_proto(e) for e in reply.entries], query, reply.total)
 
 

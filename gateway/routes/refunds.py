@@ -39,7 +39,8 @@ class CancelReviewIn(Body):
 @operation(summary="Approve or reject a paid order's cancellation", tag="admin-orders", roles=REFUND_DECIDERS,
            body=CancelReviewIn, responses={200: AdminOrderOut},
            description="409 ORDER_STATE_CONFLICT (details.status) unless the order is CANCEL_REQUESTED; approving "
-                       "a REFUNDING order whose refund was closed starts the refund again.")
+                       "a REFUNDING order whose refund was closed starts the refund again. 403 OWN_REQUEST on the "
+                       "staff member's own order: another staff member reviews it.")
 def review_cancellation(order_id: int, body: CancelReviewIn) -> AdminOrderOut:
     return AdminOrderOut.from_proto(service(OrderServiceStub).ReviewCancellation(order_pb2.ReviewCancellationRequest(
         id=order_id, approve=body.approve, reason=body.reason)))
@@ -73,7 +74,8 @@ class CancelUnshippedIn(Body):
                        "their refund along: one CLOSED (refused by WeChat Pay, or an ABNORMAL one closed) is started "
                        "anew for the same units, nothing restocked again; an ABNORMAL one is asked about again under "
                        "its number. 409 REFUND_REFUSED when WeChat Pay refuses the refund (the units stay cancelled, "
-                       "the order SHIPPED, the money owed noted in its history for staff).")
+                       "the order SHIPPED, the money owed noted in its history for staff). 403 OWN_REQUEST on the "
+                       "staff member's own order: another staff member cancels them.")
 def cancel_unshipped(order_id: int, body: CancelUnshippedIn, idempotency_key: str) -> AdminOrderOut:
     return AdminOrderOut.from_proto(service(OrderServiceStub).CancelUnshipped(order_pb2.CancelUnshippedRequest(
         id=order_id, reason=body.reason, shopper_reason=body.shopper_reason, idempotency_key=idempotency_key)))

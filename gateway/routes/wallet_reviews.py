@@ -83,7 +83,8 @@ def list_wallet_reviews(query: WalletReviewsQuery) -> Page[WalletReviewOut]:
                        "LATEW<order_no>, credited once however often asked; 503 and nothing changed when the member "
                        "service does not answer); handled records that it was settled another way. Once: the same "
                        "resolution again answers the review as it is, another one is 409 WALLET_REVIEW_RESOLVED "
-                       "(details.status); 404 WALLET_REVIEW_NOT_FOUND.")
+                       "(details.status); 404 WALLET_REVIEW_NOT_FOUND. 403 OWN_REQUEST when the staff member's own "
+                       "wallet was charged or the order is theirs: another staff member resolves it.")
 def resolve_wallet_review(review_id: int, body: ResolveIn) -> WalletReviewOut:
     return WalletReviewOut.from_proto(service(OrderServiceStub).ResolveWalletReview(
         order_pb2.ResolveWalletReviewRequest(id=review_id, resolution=body.resolution, reason=body.reason)))

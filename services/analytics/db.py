@@ -22,6 +22,7 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
+    column,
     func,
     literal,
     literal_column,
@@ -70,10 +71,6 @@ def one_of(column: Any, values: Sequence[str]) -> ColumnElement[bool]:
     return column.in_([literal_column(f"'{value}'") for value in values])
 
 
-def _of_types(values: Sequence[str]) -> Any:
-    return text(f"event_type IN ({', '.join(repr(value) for value in values)})")
-
-
 raw_events = Table(
     "raw_events", metadata,
     Column("event_id", String(36), primary_key=True),
@@ -85,10 +82,12 @@ raw_events = Table(
     Index("ix_raw_events_day_type", "day", "event_type"),
     Index("ix_raw_events_day_id", "day", "event_id"),
     # A period's ledger events in time order (keyset pages), and an order's later events by its number.
-    Index("ix_raw_events_ledger", "day", "occurred_at", "event_id", postgresql_where=_of_types(LEDGER_EVENTS),
-          sqlite_where=_of_types(LEDGER_EVENTS)),
-    Index("ix_raw_events_order_follow_ups", "aggregate_id", postgresql_where=_of_types(ORDER_FOLLOW_UPS),
-          sqlite_where=_of_types(ORDER_FOLLOW_UPS)),
+    Index("ix_raw_events_ledger", "day", "occurred_at", "event_id",
+          postgresql_where=one_of(column("event_type"), LEDGER_EVENTS),
+          sqlite_where=one_of(column("event_type"), LEDGER_EVENTS)),
+    Index("ix_raw_events_order_follow_ups", "aggregate_id",
+          postgresql_where=one_of(column("event_type"), ORDER_FOLLOW_UPS),
+          sqlite_where=one_of(column("event_type"), ORDER_FOLLOW_UPS)),
 )
 
 daily_counters = Table(

@@ -13,7 +13,7 @@ the facts already listed on the current day (to drop a repeat that falls on the 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import UTC, date
+from datetime import date
 from typing import Any, TypeVar
 
 from google.protobuf.message import Message
@@ -55,16 +55,20 @@ def decode(raw: RawEvent) -> Any:
     return MESSAGE_TYPES[raw.event_type].FromString(raw.payload)
 
 
+def _envelope(raw: RawEvent) -> EventEnvelope:
+    """The envelope the consumer read a kept event in, as far as naming and dating it goes."""
+    envelope = EventEnvelope(event_id=raw.event_id, event_type=raw.event_type)
+    envelope.occurred_at.CopyFrom(timestamp(raw.occurred_at))
+    return envelope
+
+
 def _at(stamp: Timestamp, raw: RawEvent) -> str:
-    """The payload's time of the fact, else the envelope's (as the consumer dates it), ISO 8601 in UTC."""
-    moment = stamp.ToDatetime(tzinfo=UTC) if stamp.seconds or stamp.nanos else raw.occurred_at
-    return moment.isoformat()
+    """The time of the fact as the consumer dated it (consumers.when), ISO 8601 in UTC."""
+    return consumers.when(stamp, _envelope(raw)).isoformat()
 
 
 def _fact(raw: RawEvent, message: Message) -> tuple[str, str]:
-    envelope = EventEnvelope(event_id=raw.event_id, event_type=raw.event_type)
-    envelope.occurred_at.CopyFrom(timestamp(raw.occurred_at))
-    fact = COUNTED_AS[type(message)](message, envelope).fact
+    fact = COUNTED_AS[type(message)](message, _envelope(raw)).fact
     assert fact is not None
     return fact
 

@@ -33,7 +33,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from urllib.parse import quote_plus, urlsplit
+from urllib.parse import quote_plus
 
 import requests
 from cryptography.exceptions import InvalidSignature
@@ -41,7 +41,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
-from services.common.config import DEV_ENVIRONMENTS, ConfigError, Env, read_key
+from services.common.config import ConfigError, Env, provider_url, read_key
+from services.common.errors import ChannelError
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +52,8 @@ PAID_STATUSES = ("TRADE_SUCCESS", "TRADE_FINISHED")
 YUAN = re.compile(r"(0|[1-9][0-9]{0,11})(?:\.([0-9]{1,2}))?")
 
 
-class AlipayError(Exception):
+class AlipayError(ChannelError):
     """Anything Alipay related that went wrong; `reason` is safe to log and to answer with."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class NotifyRejected(AlipayError):
@@ -92,10 +89,8 @@ class AlipaySettings:
         app_id = env.optional("ALIPAY_APP_ID")
         if app_id is None:
             return None
-        gateway_url = env.str("ALIPAY_GATEWAY_URL", DEFAULT_GATEWAY_URL)
-        allowed = ("https", "http") if environment in DEV_ENVIRONMENTS else ("https",)
-        if urlsplit(gateway_url).scheme not in allowed or not urlsplit(gateway_url).netloc:
-            raise ConfigError(f"ALIPAY_GATEWAY_URL must be an {' or '.join(allowed)} URL")
+        gateway_url = provider_url("ALIPAY_GATEWAY_URL", env.str("ALIPAY_GATEWAY_URL", DEFAULT_GATEWAY_URL),
+                                   environment)
         return cls(app_id=app_id, app_private_key_pem=read_key(env, "ALIPAY_APP_PRIVATE_KEY_FILE"),
                    alipay_public_key_pem=read_key(env, "ALIPAY_PUBLIC_KEY_FILE"),
                    seller_id=env.optional("ALIPAY_SELLER_ID"), gateway_url=gateway_url,

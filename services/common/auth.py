@@ -69,6 +69,17 @@ REFUND_DECIDERS = (Role.ADMIN, Role.CUSTOMER_SERVICE)
 REFUND_CLOSERS = (Role.ADMIN,)  # closing frees money for a second refund: admins only
 REFUND_RETRIERS = (Role.ADMIN, Role.CUSTOMER_SERVICE)  # as for approving a cancellation again: it only asks
 REFUND_READERS = tuple(dict.fromkeys((*REFUND_RETRIERS, *REFUND_CLOSERS, Role.FINANCE)))
+OWN_REQUEST = "OWN_REQUEST"
+
+
+def refuse_own(actor_user_id: int, owner_user_id: int) -> None:
+    """Separation of duties: a staff member never decides on their own order, after-sales case, wallet charge or
+    withdrawal (approving or rejecting a cancellation or a refund, receiving a return, crediting a wallet, paying
+    out), or they could pay themselves; another staff member must. Forbidden OWN_REQUEST (403) when the one
+    deciding is the owner. Every such decision calls this with the owner it loaded, in the service that decides."""
+    if actor_user_id == owner_user_id:
+        raise Forbidden(OWN_REQUEST, "staff cannot decide on their own order, case or withdrawal; another staff "
+                        "member must")
 
 
 @dataclass(frozen=True)

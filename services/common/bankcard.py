@@ -33,11 +33,11 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import requests
 
-from services.common.config import DEV_ENVIRONMENTS, ConfigError, Env
+from services.common.config import ConfigError, Env, provider_url
+from services.common.errors import ChannelError
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +45,8 @@ SIGNATURE_HEADER = "X-Bankcard-Signature"
 MIN_SECRET_LENGTH = 32
 
 
-class NotifyRejected(Exception):
+class NotifyRejected(ChannelError):
     """A callback we must not trust; `reason` is safe to log and to answer with."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class BankcardUnavailable(NotifyRejected):
@@ -75,11 +71,10 @@ class BankcardSettings:
         secret = env.str("BANKCARD_SECRET").encode()
         if len(secret) < MIN_SECRET_LENGTH:
             raise ConfigError(f"BANKCARD_SECRET must be at least {MIN_SECRET_LENGTH} characters")
-        allowed = ("https", "http") if environment in DEV_ENVIRONMENTS else ("https",)
-        cashier_url, query_url = env.str("BANKCARD_CASHIER_URL"), env.optional("BANKCARD_QUERY_URL")
-        for name, url in (("BANKCARD_CASHIER_URL", cashier_url), ("BANKCARD_QUERY_URL", query_url)):
-            if url is not None and (urlsplit(url).scheme not in allowed or not urlsplit(url).netloc):
-                raise ConfigError(f"{name} must be an {' or '.join(allowed)} URL")
+        cashier_url = provider_url("BANKCARD_CASHIER_URL", env.str("BANKCARD_CASHIER_URL"), environment)
+        query_url = env.optional("BANKCARD_QUERY_URL")
+        if query_url is not None:
+            provider_url("BANKCARD_QUERY_URL", query_url, environment)
         return cls(merchant_id=merchant_id, secret=secret, cashier_url=cashier_url,
                    notify_max_age_seconds=env.int("BANKCARD_NOTIFY_MAX_AGE_SECONDS", 300), query_url=query_url,
                    timeout_seconds=env.float("THIRD_PARTY_TIMEOUT_SECONDS", 5.0))

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 SERVICES = ("user", "product", "order", "member", "analytics")
 GRPC_PORTS = {"user": 50051, "product": 50052, "order": 50053, "member": 50054, "analytics": 50055}
@@ -220,6 +221,15 @@ class ServiceSettings:
             jwt_previous_public_key_pem=read_optional_key(env, "JWT_PREVIOUS_PUBLIC_KEY_FILE"),
             service_token=env.optional("SERVICE_TOKEN"),
         )
+
+
+def provider_url(name: str, url: str, environment: str) -> str:
+    """`url`, read from the variable `name`, if it is an https URL (http too in dev and test, for local fakes):
+    requests to a payment or identity provider carry credentials and personal data. ConfigError otherwise."""
+    allowed = ("https", "http") if environment in DEV_ENVIRONMENTS else ("https",)
+    if urlsplit(url).scheme not in allowed or not urlsplit(url).netloc:
+        raise ConfigError(f"{name} must be an {' or '.join(allowed)} URL, got {url!r}")
+    return url
 
 
 def read_optional_key(env: Env, name: str) -> bytes | None:

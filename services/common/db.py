@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -16,19 +16,36 @@ from sqlalchemy import (
     DateTime,
     Engine,
     Integer,
+    Select,
+    Table,
     cast,
     create_engine,
     event,
     func,
     make_url,
+    select,
     text,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, registry
+from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import TypeDecorator
+
+SelectT = TypeVar("SelectT", bound=Select[Any])
+T = TypeVar("T")
 
 # Auto-increment primary keys: BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
 BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+# The databases MiniMall runs on (make_engine), each with its own INSERT .. ON CONFLICT DO NOTHING / DO UPDATE.
+CONFLICT_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def conflict_insert(session: Session, table: Table) -> Insert:
+    """An INSERT into `table` that can take ON CONFLICT, in the dialect of the session's database."""
+    return CONFLICT_INSERTS[session.get_bind().dialect.name](table)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -159,6 +176,23 @@ def serialize_on(session: Session, name: str) -> None:
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key(name)})
+
+
+def counted_page(session: Session, entity: type[T], table: Table, where: Sequence[ColumnElement[bool]],
+                 order_by: Sequence[ColumnElement[Any]], offset: int, limit: int) -> tuple[list[T], int]:
+    """One page of the `entity` rows of `table` that match `where`, in `order_by` order, and how many match in all:
+    what a paged list answers."""
+    total = session.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
+    found = session.execute(select(entity).where(*where).order_by(*order_by).offset(offset).limit(limit)).scalars()
+    return list(found), total
+
+
+def skip_locked(session: Session, query: SelectT) -> SelectT:
+    """The query's rows that no other transaction holds, locked till this one ends (FOR UPDATE SKIP LOCKED): how
+    jobs and replicas share out work. PostgreSQL only; SQLite serialises writers and has no row locks."""
+    if session.get_bind().dialect.name == "postgresql":
+        return query.with_for_update(skip_locked=True)
+    return query
 
 
 class Mapping:

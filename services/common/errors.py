@@ -55,3 +55,12 @@ class Conflict(DomainError):
 
 class RateLimited(DomainError):
     kind = ErrorKind.RATE_LIMITED
+
+
+class ChannelError(Exception):
+    """What a payment or payout channel's adapter raises (a notify not to trust, no usable answer): not a domain
+    error, but its `reason` is safe to log and to answer the channel with."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

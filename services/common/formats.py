@@ -30,11 +30,28 @@ SMS_CODE_PATTERN = re.compile(SMS_CODE)
 UPLOAD_URL_PATTERN = re.compile(UPLOAD_URL)
 
 
+STAFF_ACTOR_PREFIX = "staff:"
+
+
+def staff_actor(user_id: int) -> str:
+    """How a staff member is recorded as the actor of a step, a refund or a review: "staff:<user id>"."""
+    return f"{STAFF_ACTOR_PREFIX}{user_id}"
+
+
+def staff_user_id(actor: str) -> int:
+    """The user id of a staff actor (`staff_actor`), for the decisions only staff make (whose own requests they
+    may not decide: auth.refuse_own). ValueError for any other actor: such a decision was never meant for it."""
+    prefix, _, user_id = actor.partition(":")
+    if f"{prefix}:" != STAFF_ACTOR_PREFIX or not user_id.isdigit():
+        raise ValueError(f"not a staff actor: {actor!r}")
+    return int(user_id)
+
+
 def shopper_actor(actor: str) -> str:
     """Who acted on an order or an after-sales case, as a shopper reads it: staff are "staff" only (which staff
     member acted is for staff). The order service answers shoppers so, and the gateway's shopper routes show it so
     to whoever calls them."""
-    return "staff" if actor.startswith("staff:") else actor
+    return "staff" if actor.startswith(STAFF_ACTOR_PREFIX) else actor
 
 
 def anchored(pattern: str) -> str:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent import futures
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -26,6 +26,24 @@ log = logging.getLogger(__name__)
 
 REQUEST_ID_KEY = "x-request-id"
 AUTHORIZATION_KEY = "authorization"
+
+MAX_PAGE = 100  # rows one list RPC answers at most
+DEFAULT_PAGE = 20  # rows a list RPC answers when the request names no limit
+
+
+class PageRequest(Protocol):
+    """A list RPC's request: every one carries the page it wants as offset and limit."""
+
+    offset: int
+    limit: int
+
+
+def page(request: PageRequest) -> dict[str, int]:
+    """The request's page as the use cases take it (`offset=`, `limit=`): a negative offset reads from the start,
+    no limit (0) is DEFAULT_PAGE, and a limit is held to 1..MAX_PAGE, so no caller can ask for a whole table."""
+    limit = max(request.limit, 1) if request.limit else DEFAULT_PAGE
+    return {"offset": max(request.offset, 0), "limit": min(limit, MAX_PAGE)}
+
 
 # The one mapping from a domain error's kind to the gRPC status it travels as.
 GRPC_STATUS = {

@@ -7,15 +7,11 @@ from collections.abc import Callable
 
 from google.protobuf.message import Message
 from sqlalchemy import Column, LargeBinary, PrimaryKeyConstraint, String, Table, bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from services.common.db import UTCDateTime, utcnow
+from services.common.db import CONFLICT_INSERTS, UTCDateTime, utcnow
 from services.common.errors import Conflict, InvalidInput
 from services.common.outbox import infra_metadata
-
-# The databases MiniMall runs on (services/common/db.py), each with its INSERT ... ON CONFLICT DO NOTHING.
-INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 KEY_MAX_LENGTH = 128
 SCOPE_MAX_LENGTH = 128
@@ -39,7 +35,7 @@ CLAIMS = {name: insert(idempotency_keys).values(
               created_at=bindparam("created_at"))
           .on_conflict_do_nothing(index_elements=[idempotency_keys.c.scope, idempotency_keys.c.key])
           .returning(idempotency_keys.c.key)
-          for name, insert in INSERTS.items()}
+          for name, insert in CONFLICT_INSERTS.items()}
 FIRST = select(idempotency_keys.c.request_hash, idempotency_keys.c.response).where(*_KEY_IS)
 RESPOND = update(idempotency_keys).where(*_KEY_IS).values(response=bindparam("response"))
 

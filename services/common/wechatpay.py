@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 import requests
 from cryptography import x509
@@ -39,7 +39,8 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from services.common.config import DEV_ENVIRONMENTS, ConfigError, Env
+from services.common.config import ConfigError, Env, provider_url
+from services.common.errors import ChannelError
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +49,8 @@ DEFAULT_API_BASE = "https://api.mch.weixin.qq.com"
 APIV3_KEY_BYTES = 32
 
 
-class WechatPayError(Exception):
+class WechatPayError(ChannelError):
     """Anything WeChat Pay related that went wrong; `reason` is safe to log and to answer with."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class NotifyRejected(WechatPayError):
@@ -93,10 +90,7 @@ class WechatPaySettings:
         mchid = env.optional("WECHATPAY_MCHID")
         if mchid is None:
             return None
-        api_base = env.str("WECHATPAY_API_BASE", DEFAULT_API_BASE)
-        allowed = ("https", "http") if environment in DEV_ENVIRONMENTS else ("https",)
-        if urlsplit(api_base).scheme not in allowed or not urlsplit(api_base).netloc:
-            raise ConfigError(f"WECHATPAY_API_BASE must be an {' or '.join(allowed)} URL, got {api_base!r}")
+        api_base = provider_url("WECHATPAY_API_BASE", env.str("WECHATPAY_API_BASE", DEFAULT_API_BASE), environment)
         apiv3_key = env.str("WECHATPAY_APIV3_KEY").encode()
         if len(apiv3_key) != APIV3_KEY_BYTES:
             raise ConfigError(f"WECHATPAY_APIV3_KEY must be {APIV3_KEY_BYTES} bytes, got {len(apiv3_key)}")

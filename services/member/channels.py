@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 
 from services.common import alipay, bankcard, wechatpay
 from services.common.db import utcnow
-from services.common.errors import DomainError, ErrorKind
+from services.common.errors import ChannelError, DomainError, ErrorKind
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +57,12 @@ class PayoutChannel(Protocol):
 
     def status(self, *, payout_no: str, user_id: int, amount_fen: int) -> Payout:
         """Ask the channel again about the payout `payout_no` (a payout it never received is sent again, the
-        same payout_no, so it is still paid once)."""
+        same payout_no, so it is still paid once). FAILED only on the channel's word that the payout ended
+        unpaid: a refused re-send is UNKNOWN (the first request may still land)."""
 
 
-class NotifyRejected(Exception):
+class NotifyRejected(ChannelError):
     """A payment notify that must not be trusted (or that pays nothing we know); `reason` is safe to answer."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -269,7 +266,8 @@ class WechatTransferPayout:
     The bill number is the withdrawal number, so a retry after a lost answer or a lost commit is the
     same transfer at WeChat Pay, never a second one. A transfer on its way (ACCEPTED, PROCESSING,
     WAIT_USER_CONFIRM, TRANSFERING, CANCELING) is IN_FLIGHT until WeChat Pay answers SUCCESS, FAIL or
-    CANCELLED to the transfer-bill query (`status`); a bill WeChat Pay never received (NOT_FOUND) is sent again.
+    CANCELLED to the transfer-bill query (`status`); a bill WeChat Pay never received (NOT_FOUND) is sent again,
+    and a refusal of that re-send is no end (`_send_again`).
     """
 
     REFUSED = ("FAIL", "CANCELLED")
@@ -300,13 +298,24 @@ class WechatTransferPayout:
         except wechatpay.WechatPayApiError as exc:
             if exc.code != "NOT_FOUND":
                 return Payout(PayoutState.UNKNOWN, reason=exc.reason)
-            try:  # never received (the first request was lost on its way): the same bill again
-                return self.pay(payout_no=payout_no, user_id=user_id, amount_fen=amount_fen)
-            except PayoutFailed as refused:
-                return Payout(PayoutState.FAILED, reason=str(refused))
+            return self._send_again(payout_no=payout_no, user_id=user_id, amount_fen=amount_fen)
         except wechatpay.WechatPayError as exc:
             return Payout(PayoutState.UNKNOWN, reason=exc.reason)
         return self._payout(bill)
+
+    def _send_again(self, *, payout_no: str, user_id: int, amount_fen: int) -> Payout:
+        """The same bill again, for a transfer the bill query did not find (the first request may have been lost
+        on its way, or may not be visible to the query yet). A refusal of this re-send (NOT_ENOUGH,
+        FREQUENCY_LIMITED, INVALID_REQUEST, no WeChat bound any more) proves nothing about the first request, which
+        may still succeed: UNKNOWN, so the withdrawal stays PAYING and is asked about again; only the bill's own
+        FAIL or CANCELLED ends it unpaid (a refusal of the very first send, when nothing was ever accepted, is
+        `pay`'s PayoutFailed)."""
+        try:
+            return self.pay(payout_no=payout_no, user_id=user_id, amount_fen=amount_fen)
+        except PayoutFailed as refused:
+            log.error("transfer %s: not found by the query, and its re-send was refused (%s); it stays PAYING and "
+                      "is asked about again", payout_no, refused)
+            return Payout(PayoutState.UNKNOWN, reason=f"re-send refused: {refused}")
 
     def _payout(self, bill: wechatpay.TransferBill) -> Payout:
         if bill.state == "SUCCESS":

@@ -17,15 +17,24 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     func,
+    insert,
     or_,
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, registry
 
-from services.common.db import BigId, Mapping, UTCDateTime, integer_sum, serialize_on
+from services.common.db import (
+    BigId,
+    Mapping,
+    UTCDateTime,
+    conflict_insert,
+    counted_page,
+    integer_sum,
+    serialize_on,
+    skip_locked,
+)
 from services.common.uow import SqlUnitOfWork
 from services.member.domain import (
     Coupon,
@@ -110,7 +119,19 @@ points_holds = Table(
     Column("points", BigInteger, nullable=False),
     Column("status", String(16), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("expired_points", BigInteger, nullable=False, default=0, server_default="0"),  # taken on release
+    CheckConstraint("expired_points >= 0 AND expired_points <= points", name="ck_points_holds_expired_within_points"),
     Index("ix_points_holds_status_created", "status", "created_at"),  # the expiry sweep's
+)
+
+# Points a user owes, by the posting kind they are taken back as (service._owe_points): taken from the next points
+# credited to the user (service._take_owed_points).
+points_owed = Table(
+    "points_owed", metadata,
+    Column("user_id", BigInteger, primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("points", BigInteger, nullable=False),
+    CheckConstraint("points >= 0", name="ck_points_owed_non_negative"),
 )
 
 order_credits = Table(
@@ -245,8 +266,7 @@ start_mappers = Mapping(_map_classes).start
 
 def insert_ignoring_duplicates(session: Session, table: Table, values: list[dict[str, Any]]) -> None:
     """INSERT ... ON CONFLICT DO NOTHING, on PostgreSQL and SQLite."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    session.execute(dialect.insert(table).values(values).on_conflict_do_nothing())
+    session.execute(conflict_insert(session, table).values(values).on_conflict_do_nothing())
 
 
 def _locked(query: Any, lock: bool) -> Any:
@@ -255,10 +275,8 @@ def _locked(query: Any, lock: bool) -> Any:
 
 
 def _skip_locked(session: Session, query: Any) -> Any:
-    """Rows no other transaction holds, locked (PostgreSQL); SQLite serialises writers and has no row locks."""
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    return query.execution_options(populate_existing=True)
+    # populate_existing, as in _locked: a row locked now must not be read from an older copy in the session
+    return skip_locked(session, query).execution_options(populate_existing=True)
 
 
 class SqlMemberRepository:
@@ -345,12 +363,12 @@ class SqlLedgerRepository:
                          .join(ledger_postings, ledger_postings.c.id == ledger_entries.c.posting_id))
             .where(*where)).scalar_one()
 
-    def holders(self, account: str, after_user_id: int, limit: int) -> list[int]:
+    def holders(self, accounts: tuple[str, ...], after_user_id: int, limit: int) -> list[int]:
         return list(self.session.execute(
-            select(ledger_accounts.c.user_id).where(ledger_accounts.c.account == account,
+            select(ledger_accounts.c.user_id).where(ledger_accounts.c.account.in_(accounts),
                                                     ledger_accounts.c.user_id > after_user_id,
                                                     ledger_accounts.c.balance > 0)
-            .order_by(ledger_accounts.c.user_id).limit(limit)).scalars())
+            .group_by(ledger_accounts.c.user_id).order_by(ledger_accounts.c.user_id).limit(limit)).scalars())
 
     def entries(self, user_id: int, accounts: tuple[str, ...], offset: int,
                 limit: int) -> tuple[list[LedgerEntry], int]:
@@ -389,6 +407,24 @@ class SqlPointsRepository:
     def add_hold(self, hold: PointsHold) -> None:
         self.session.add(hold)
         self.session.flush()
+
+    def locked_holds(self, user_id: int) -> list[PointsHold]:
+        return list(self.session.execute(_skip_locked(self.session, select(PointsHold).where(
+            points_holds.c.user_id == user_id, points_holds.c.status == HoldStatus.LOCKED.value)
+            .order_by(points_holds.c.created_at, points_holds.c.order_no))).scalars())
+
+    def owed(self, user_id: int) -> dict[str, int]:
+        serialize_on(self.session, f"points-owed:{user_id}")
+        return {kind: points for kind, points in self.session.execute(
+            select(points_owed.c.kind, points_owed.c.points).where(points_owed.c.user_id == user_id,
+                                                                   points_owed.c.points > 0))}
+
+    def add_owed(self, user_id: int, kind: str, points: int) -> None:
+        serialize_on(self.session, f"points-owed:{user_id}")
+        changed = self.session.execute(update(points_owed).where(
+            points_owed.c.user_id == user_id, points_owed.c.kind == kind).values(points=points_owed.c.points + points))
+        if not changed.rowcount:  # type: ignore[attr-defined]
+            self.session.execute(insert(points_owed).values(user_id=user_id, kind=kind, points=points))
 
     def stale_holds(self, created_before: datetime, after_order_no: str, limit: int) -> list[str]:
         return list(self.session.execute(select(points_holds.c.order_no).where(
@@ -440,10 +476,8 @@ class SqlCouponRepository:
 
     def templates_page(self, status: str, offset: int, limit: int) -> tuple[list[CouponTemplate], int]:
         where = [coupon_templates.c.status == status] if status else []
-        total = self.session.execute(select(func.count()).select_from(coupon_templates).where(*where)).scalar_one()
-        found = self.session.execute(select(CouponTemplate).where(*where).order_by(coupon_templates.c.id.desc())
-                                     .offset(offset).limit(limit)).scalars().all()
-        return list(found), total
+        return counted_page(self.session, CouponTemplate, coupon_templates, where, [coupon_templates.c.id.desc()],
+                            offset, limit)
 
     def claimable(self, user_id: int, now: datetime, offset: int,
                   limit: int) -> tuple[list[tuple[CouponTemplate, int]], int]:
@@ -508,6 +542,12 @@ class SqlCouponRepository:
     def expired_lock(self, order_no: str) -> ExpiredCouponLock | None:
         return self.session.get(ExpiredCouponLock, order_no)
 
+    def remove_expired_lock(self, order_no: str) -> None:
+        expired = self.session.get(ExpiredCouponLock, order_no)
+        if expired is not None:
+            self.session.delete(expired)
+            self.session.flush()
+
     def of_user(self, user_id: int) -> list[tuple[Coupon, CouponTemplate]]:
         rows = self.session.execute(select(Coupon, CouponTemplate)
                                     .join(CouponTemplate, coupon_templates.c.id == coupons.c.template_id)
@@ -532,22 +572,21 @@ class SqlWithdrawalRepository:
 
     def page(self, status: str, offset: int, limit: int) -> tuple[list[Withdrawal], int]:
         where = [withdrawals.c.status == status] if status else []
-        total = self.session.execute(select(func.count()).select_from(withdrawals).where(*where)).scalar_one()
-        found = self.session.execute(select(Withdrawal).where(*where).order_by(withdrawals.c.id)
-                                     .offset(offset).limit(limit)).scalars().all()
-        return list(found), total
+        return counted_page(self.session, Withdrawal, withdrawals, where, [withdrawals.c.id], offset, limit)
 
     def of_user(self, user_id: int, offset: int, limit: int) -> tuple[list[Withdrawal], int]:
-        where = withdrawals.c.user_id == user_id
-        total = self.session.execute(select(func.count()).select_from(withdrawals).where(where)).scalar_one()
-        found = self.session.execute(select(Withdrawal).where(where).order_by(withdrawals.c.id.desc())
-                                     .offset(offset).limit(limit)).scalars().all()
-        return list(found), total
+        return counted_page(self.session, Withdrawal, withdrawals, [withdrawals.c.user_id == user_id],
+                            [withdrawals.c.id.desc()], offset, limit)
 
     def paying(self, decided_before: datetime, after_id: int, limit: int) -> list[int]:
         return list(self.session.execute(select(withdrawals.c.id).where(
             withdrawals.c.status == WithdrawalStatus.PAYING.value, withdrawals.c.decided_at < decided_before,
             withdrawals.c.id > after_id).order_by(withdrawals.c.id).limit(limit)).scalars())
+
+    def count_paying_before(self, decided_before: datetime) -> tuple[int, datetime | None]:
+        count, oldest = self.session.execute(select(func.count(), func.min(withdrawals.c.decided_at)).where(
+            withdrawals.c.status == WithdrawalStatus.PAYING.value, withdrawals.c.decided_at < decided_before)).one()
+        return count, oldest
 
     def lock_paying(self, withdrawal_id: int) -> Withdrawal | None:
         return self.session.execute(_skip_locked(self.session, select(Withdrawal).where(
@@ -600,10 +639,7 @@ class SqlRechargeRepository:
 
     def of_user(self, user_id: int, status: str, offset: int, limit: int) -> tuple[list[Recharge], int]:
         where = [recharges.c.user_id == user_id, *([recharges.c.status == status] if status else [])]
-        total = self.session.execute(select(func.count()).select_from(recharges).where(*where)).scalar_one()
-        found = self.session.execute(select(Recharge).where(*where).order_by(recharges.c.id.desc())
-                                     .offset(offset).limit(limit)).scalars().all()
-        return list(found), total
+        return counted_page(self.session, Recharge, recharges, where, [recharges.c.id.desc()], offset, limit)
 
     def pending(self, created_after: datetime, created_before: datetime, after_id: int,
                 limit: int) -> list[tuple[int, str]]:

@@ -9,6 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from services.common.auth import refuse_own
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 
 # ---------------------------------------------------------------- levels (M2/M3)
@@ -270,6 +271,9 @@ def points_earned(paid_fen: int, level: Level) -> int:
 # balance beyond the points earned since the cutoff, net of the reversals since then.
 POINTS_VALID_MONTHS = 12
 POINTS_DATED_KINDS = ("order_paid", "order_refunded")  # the postings that add or take back earned points
+# What a shopper may owe, by the posting kind it is taken back as (service._owe_points), in the order it is taken:
+# earned points a refund could not take back, points an order paid after its hold expired could not take.
+POINTS_OWED_KINDS = ("order_refunded", "points_used")
 
 
 def points_expiry_cutoff(now: datetime) -> datetime:
@@ -310,6 +314,7 @@ class PointsHold:
     points: int
     status: str
     created_at: datetime
+    expired_points: int = 0   # of `points`, those past their term at an expiry run: taken when released
 
 
 @dataclass
@@ -664,7 +669,9 @@ class Withdrawal:
 
     def decide(self, *, approve: bool, note: str, decided_by: int, now: datetime) -> bool:
         """Record the decision (approved: PAYING until the payout ends); False when this decision was already
-        made (a retry), Conflict if the other."""
+        made (a retry), Conflict if the other. Never by the one withdrawing (Forbidden OWN_REQUEST): finance staff
+        could pay themselves out; another finance staff member decides."""
+        refuse_own(decided_by, self.user_id)
         already = ((WithdrawalStatus.PAYING, WithdrawalStatus.PAID) if approve else (WithdrawalStatus.REJECTED,))
         if self.status in already:
             return False

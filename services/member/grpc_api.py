@@ -13,6 +13,7 @@ from mall.member.v1 import member_pb2_grpc
 from services.common.auth import TEMPLATE_EDITORS, Role, require_caller, require_service
 from services.common.errors import InvalidInput
 from services.common.events import timestamp
+from services.common.grpc_server import PageRequest, page
 from services.member import service
 from services.member.channels import NotifyRejected, PaymentChannel, PayoutChannel
 from services.member.domain import (
@@ -26,9 +27,10 @@ from services.member.domain import (
 )
 from services.member.uow import MemberUnitOfWork
 
-MAX_PAGE = 100
-STAFF_REFUNDERS = (Role.ADMIN, Role.FINANCE, Role.CUSTOMER_SERVICE)
-REFUNDING_SERVICES = ("order",)  # refunds of balance payments, also from its reconciliation job (no staff there)
+STAFF_ACTING_FOR_SHOPPERS = (Role.ADMIN, Role.FINANCE, Role.CUSTOMER_SERVICE)
+# Refunds of balance payments come from the order service only (its refund engine, reconciliation and wallet
+# reviews); no staff tool calls RefundToBalance directly.
+REFUNDING_SERVICES = ("order",)
 PAYMENT_VOIDERS = ("order",)  # what a wallet paid for an order, else no payment ever: reconciling lost answers
 
 
@@ -173,7 +175,7 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
 
     def RefundToBalance(self, request: pb.RefundToBalanceRequest,
                         context: grpc.ServicerContext) -> pb.RefundToBalanceResponse:
-        require_caller(*STAFF_REFUNDERS, services=REFUNDING_SERVICES)
+        require_service(*REFUNDING_SERVICES)
         return pb.RefundToBalanceResponse(balance_fen=service.refund_to_balance(
             self.uow(), user_id=request.user_id, refund_no=request.refund_no, order_no=request.order_no,
             amount_fen=request.amount_fen))
@@ -241,15 +243,14 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
 def _owner_unless_staff() -> int | None:
     """The caller's id when the object must be theirs; None for staff, who act on any."""
     caller = require_caller()
-    return None if caller.has_any_role(*STAFF_REFUNDERS) else caller.user_id
+    return None if caller.has_any_role(*STAFF_ACTING_FOR_SHOPPERS) else caller.user_id
 
 
-def _page(request: pb.ListEntriesRequest | pb.ListCouponsRequest | pb.ListWithdrawalsRequest
-          | pb.ListCouponTemplatesRequest | pb.ListClaimableCouponTemplatesRequest
-          | pb.ListRechargesRequest) -> dict[str, int]:
+def _page(request: PageRequest) -> dict[str, int]:
+    """The common page, but a negative offset or limit is refused here rather than read as the nearest valid one."""
     if request.offset < 0 or request.limit < 0:
         raise InvalidInput("PAGE_INVALID", "offset and limit must not be negative")
-    return {"offset": request.offset, "limit": min(request.limit or 20, MAX_PAGE)}
+    return page(request)
 
 
 def _datetime(stamp: Timestamp) -> datetime:

@@ -2,8 +2,8 @@
 
 Use cases register counters with `uow.on_commit(...)` inside the work that records the fact, so a
 rolled-back attempt or a replayed idempotent request counts nothing. The overdue PENDING recharge gauges are read
-from the recharges table by the serve role's `recharge-expiry` job (every replica reports the same value: alert on
-their max).
+from the recharges table by the serve role's `recharge-expiry` job, the overdue PAYING withdrawal gauges from the
+withdrawals table by its `payout-settlement` job (every replica reports the same value: alert on their max).
 """
 
 from __future__ import annotations
@@ -32,6 +32,13 @@ EXPIRED_HOLDS_PAID = Counter(
     "mall_expired_holds_paid_total",
     "Orders paid after the sweep had released their coupon lock or points hold, by kind and outcome "
     "(taken_again | lost | short).", ["kind", "outcome"])
+PAYOUTS_OVERDUE = Gauge(
+    "mall_withdrawals_paying_overdue",
+    "Withdrawals still PAYING PAYOUT_OVERDUE (25 hours) after approval once the payout-settlement job has asked "
+    "WeChat Pay about them: no end of their transfer is known (a re-send refused, no usable answer).")
+PAYOUTS_OVERDUE_OLDEST = Gauge(
+    "mall_withdrawals_paying_overdue_oldest_seconds",
+    "How long ago the oldest of those was approved, in seconds (0: none).")
 RECHARGES_PENDING_OVERDUE = Gauge(
     "mall_recharges_pending_overdue",
     "Recharges still PENDING MEMBER_RECHARGE_EXPIRE_SECONDS after their payment deadline once the recharge-expiry job "
@@ -60,6 +67,11 @@ def recharged(channel: str, amount_fen: int) -> None:
 def withdrawal_paid(amount_fen: int) -> None:
     WITHDRAWALS.labels("paid").inc()
     WITHDRAWN_FEN.inc(amount_fen)
+
+
+def overdue_payouts(count: int, oldest_seconds: float) -> None:
+    PAYOUTS_OVERDUE.set(count)
+    PAYOUTS_OVERDUE_OLDEST.set(oldest_seconds)
 
 
 def overdue_recharges(count: int, oldest_seconds: float) -> None:

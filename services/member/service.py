@@ -32,6 +32,7 @@ from services.member.domain import (
     PLATFORM,
     POINTS_ACCOUNTS,
     POINTS_DATED_KINDS,
+    POINTS_OWED_KINDS,
     POINTS_VALUE_FEN,
     REASONS,
     RECHARGE_PAY_MINUTES,
@@ -246,16 +247,56 @@ def release_points(uow: MemberUnitOfWork, *, order_no: str, user_id: int | None 
 
 
 def _release_points(uow: MemberUnitOfWork, hold: PointsHold | None, now: datetime, *, expired: bool = False) -> int:
-    """The held points back to spendable, once (`expired`: by the expiry sweep, the hold EXPIRED)."""
+    """The held points back to spendable, once (`expired`: by the expiry sweep, the hold EXPIRED); then the part
+    of them past its term at an expiry run while held is taken (`_expire_points_of`), and what the shopper owes."""
     if hold is None or hold.status != HoldStatus.LOCKED:
         return 0
-    post(uow, transfer(f"points-release:{hold.order_no}", "points_released", hold.order_no, amount=hold.points,
+    key = f"points-release:{hold.order_no}"
+    post(uow, transfer(key, "points_released", hold.order_no, amount=hold.points,
                        source=(hold.user_id, Account.POINTS_LOCKED), target=(hold.user_id, Account.POINTS)), now)
     hold.status = HoldStatus.EXPIRED if expired else HoldStatus.RELEASED
     events.points_changed(uow, user_id=hold.user_id, delta=hold.points, reference=hold.order_no,
                           reason="points_hold_expired" if expired else "points_released",
                           balance=uow.ledger.balance(hold.user_id, Account.POINTS), now=now)
+    if hold.expired_points:
+        post(uow, transfer(f"points-expire-held:{hold.order_no}", "points_expired", hold.order_no,
+                           amount=hold.expired_points, source=(hold.user_id, Account.POINTS),
+                           target=(PLATFORM, Account.POINTS_ISSUED)), now)
+        events.points_changed(uow, user_id=hold.user_id, delta=-hold.expired_points, reference=hold.order_no,
+                              reason="points_expired", balance=uow.ledger.balance(hold.user_id, Account.POINTS),
+                              now=now)
+    _take_owed_points(uow, hold.user_id, key=key, reference=hold.order_no, now=now)
     return hold.points
+
+
+def _owe_points(uow: MemberUnitOfWork, user_id: int, kind: str, points: int, reference: str) -> None:
+    """Record `points` of `kind` (domain.POINTS_OWED_KINDS) the user should give back now but cannot, having spent
+    them or holding them for an unpaid order: taken from the next points credited to them (`_take_owed_points`),
+    so a hold released or a later credit never hands them back."""
+    if points <= 0:
+        return
+    uow.points.add_owed(user_id, kind, points)
+    log.warning("user %d owes %d points (%s, %s): taken from the next points credited", user_id, points, kind,
+                reference)
+
+
+def _take_owed_points(uow: MemberUnitOfWork, user_id: int, *, key: str, reference: str, now: datetime) -> int:
+    """Right after points were credited to the user's spendable points (by the posting `key`): what the user owes,
+    as far as they have it now, each kind under its own posting; the points taken. The user's points account is
+    locked before their debt (the posting locked it): one lock order everywhere."""
+    owed = uow.points.owed(user_id)
+    taken = 0
+    for kind in POINTS_OWED_KINDS:
+        amount = min(owed.get(kind, 0), uow.ledger.balance(user_id, Account.POINTS, lock=True))
+        if amount > 0:
+            post(uow, transfer(f"{key}:owed-{kind}", kind, reference, amount=amount,
+                               source=(user_id, Account.POINTS), target=(PLATFORM, Account.POINTS_ISSUED)), now)
+            uow.points.add_owed(user_id, kind, -amount)
+            taken += amount
+    if taken:
+        events.points_changed(uow, user_id=user_id, delta=-taken, reference=reference, reason="points_owed_taken",
+                              balance=uow.ledger.balance(user_id, Account.POINTS), now=now)
+    return taken
 
 
 def expire_points(uow: Callable[[], MemberUnitOfWork], *, now: datetime | None = None, batch: int = 200) -> int:
@@ -267,7 +308,7 @@ def expire_points(uow: Callable[[], MemberUnitOfWork], *, now: datetime | None =
     expired, after = 0, 0
     while True:
         with uow() as tx:
-            holders = tx.ledger.holders(Account.POINTS, after, batch)
+            holders = tx.ledger.holders(POINTS_ACCOUNTS, after, batch)  # held points expire too
             tx.commit()
         for user_id in holders:
             expired += _expire_points_of(uow(), user_id, cutoff, now)
@@ -277,18 +318,39 @@ def expire_points(uow: Callable[[], MemberUnitOfWork], *, now: datetime | None =
 
 
 def _expire_points_of(uow: MemberUnitOfWork, user_id: int, cutoff: datetime, now: datetime) -> int:
+    """Expire the user's points past their term: the spendable ones now; those held by unpaid orders (holds take
+    the oldest points first, like spending) are marked on their holds, taken if the hold is released (a paid
+    order spent them), so holding points over the run dodges nothing. Once per user and cutoff month."""
+    month = f"{cutoff:%Y-%m}"
     with uow:
         balance = uow.ledger.balance(user_id, Account.POINTS, lock=True)  # no spending meanwhile
-        amount = balance - max(0, uow.ledger.sum_entries(user_id, Account.POINTS, POINTS_DATED_KINDS, since=cutoff))
-        month = f"{cutoff:%Y-%m}"
+        recent = max(0, uow.ledger.sum_entries(user_id, Account.POINTS, POINTS_DATED_KINDS, since=cutoff))
+        if uow.ledger.balance(user_id, Account.POINTS_LOCKED):
+            uow.run_once(scope="points-expire-held", key=f"{user_id}:{month}", request=b"",
+                         execute=lambda: _mark_expired_held_points(uow, user_id, balance, recent))
+        amount = balance - recent
         if amount <= 0 or not uow.ledger.post(transfer(
                 f"points-expire:{user_id}:{month}", "points_expired", f"earned-before-{month}", amount=amount,
                 source=(user_id, Account.POINTS), target=(PLATFORM, Account.POINTS_ISSUED)), now):
+            uow.commit()
             return 0
         events.points_changed(uow, user_id=user_id, delta=-amount, reason="points_expired",
                               reference=f"earned-before-{month}", balance=balance - amount, now=now)
         uow.commit()
     return amount
+
+
+def _mark_expired_held_points(uow: MemberUnitOfWork, user_id: int, balance: int, recent: int) -> bytes:
+    """Of the points the user's LOCKED holds keep (not yet marked expired), the old ones (past their term: all the
+    user's points but the `recent`ly earned), oldest holds first, marked on their holds."""
+    holds = uow.points.locked_holds(user_id)
+    live = [(hold, hold.points - hold.expired_points) for hold in holds]
+    old = min(sum(points for _, points in live), max(0, balance + sum(points for _, points in live) - recent))
+    for hold, points in live:
+        marked = min(points, old)
+        hold.expired_points += marked
+        old -= marked
+    return b"marked"
 
 
 # ---------------------------------------------------------------- coupons
@@ -561,19 +623,23 @@ def _expire_coupon_lock(uow: MemberUnitOfWork, coupon_id: int, before: datetime,
 def _take_expired_points_again(uow: MemberUnitOfWork, hold: PointsHold, now: datetime) -> None:
     """order-paid for an order whose points hold the sweep had released (it cannot happen within
     CHECKOUT_HOLD_TTL): the order was priced with those points, so they are spent now, as far as the shopper
-    still has them; the hold keeps what was taken. Never silent: an error logged and a metric counted."""
+    still has them, and the rest is owed (`_owe_points`). The hold is USED for all its points, what was taken and
+    what is owed: a cancellation after review returns them all (`_return_spent_points`), and the debt is taken
+    from that return, so the shopper ends as if the order had used no points. Never silent: an error logged and a
+    metric counted."""
     held = hold.points
     taken = min(held, uow.ledger.balance(hold.user_id, Account.POINTS, lock=True))
+    hold.status = HoldStatus.USED
     if taken:
         post(uow, transfer(f"points-use:{hold.order_no}", "points_used", hold.order_no, amount=taken,
                            source=(hold.user_id, Account.POINTS), target=(PLATFORM, Account.POINTS_ISSUED)), now)
-        hold.points, hold.status = taken, HoldStatus.USED
         events.points_changed(uow, user_id=hold.user_id, delta=-taken, reference=hold.order_no, reason="points_used",
                               balance=uow.ledger.balance(hold.user_id, Account.POINTS), now=now)
+    _owe_points(uow, hold.user_id, "points_used", held - taken, hold.order_no)
     outcome = "taken_again" if taken == held else "short"
     uow.on_commit(metrics.EXPIRED_HOLDS_PAID.labels("points", outcome).inc)
-    log.error("order %s was paid after its hold of %d points had expired: %d taken again from user %d, %d short",
-              hold.order_no, held, taken, hold.user_id, held - taken)
+    log.error("order %s was paid after its hold of %d points had expired: %d taken again from user %d, %d short "
+              "(owed)", hold.order_no, held, taken, hold.user_id, held - taken)
 
 
 def _use_expired_coupon_again(uow: MemberUnitOfWork, order_no: str, now: datetime) -> None:
@@ -654,19 +720,35 @@ def void_balance_payment(uow: MemberUnitOfWork, *, order_no: str) -> BalancePaym
 
 def refund_to_balance(uow: MemberUnitOfWork, *, user_id: int, refund_no: str, order_no: str, amount_fen: int,
                       now: datetime | None = None) -> int:
-    """Credit refund `refund_no` of `order_no` to the user's available balance, once; the balance after."""
+    """Credit refund `refund_no` of `order_no` to the user's available balance, once; the balance after.
+
+    Only a payment the user made from the wallet for that order is refunded (NotFound BALANCE_PAYMENT_NOT_FOUND
+    otherwise), and all its refunds together return at most what it charged (DomainError REFUND_EXCEEDS_PAYMENT,
+    nothing credited): the order service checks its amounts too, this keeps the wallet whole whatever asks."""
     now = now or utcnow()
     validate_order_no(order_no)
     if not 0 < len(refund_no) <= 64 or user_id <= 0:
         raise InvalidInput("REFUND_INVALID", "refund_no (1-64 characters) and user_id are required")
     with uow:
         def legs() -> Posting:  # the bonus the order used comes back as bonus, first
-            uow.ledger.balance(user_id, Account.BONUS, lock=True)  # one refund of the user's at a time
             paid = uow.ledger.find(f"balance-payment:{order_no}")
-            used = -sum(leg.amount for leg in paid.legs if leg.account == Account.BONUS) if paid else 0
-            returned = uow.ledger.sum_entries(user_id, Account.BONUS, ("balance_refund",), reference=order_no)
-            return _split(f"balance-refund:{refund_no}", "balance_refund", order_no, user_id, amount_fen,
-                          bonus=min(amount_fen, max(0, used - returned)), other=(PLATFORM, Account.SALES))
+            if paid is None or {leg.user_id for leg in paid.legs if leg.user_id} != {user_id}:
+                raise NotFound("BALANCE_PAYMENT_NOT_FOUND", "this user paid nothing for this order from the wallet")
+            uow.ledger.balance(user_id, Account.BONUS, lock=True)  # one refund of the user's at a time
+            key = f"balance-refund:{refund_no}"
+
+            def refunded(account: str) -> int:
+                return uow.ledger.sum_entries(user_id, account, ("balance_refund",), reference=order_no)
+
+            refundable = -sum(leg.amount for leg in paid.legs if leg.user_id) - refunded(Account.AVAILABLE) \
+                - refunded(Account.BONUS)
+            if amount_fen > refundable and uow.ledger.find(key) is None:  # a replay is answered by _post_once
+                raise DomainError("REFUND_EXCEEDS_PAYMENT", "the refunds would return more than the wallet paid",
+                                  details={"refundable_fen": refundable})
+            used = -sum(leg.amount for leg in paid.legs if leg.account == Account.BONUS)
+            return _split(key, "balance_refund", order_no, user_id, amount_fen,
+                          bonus=min(amount_fen, max(0, used - refunded(Account.BONUS))),
+                          other=(PLATFORM, Account.SALES))
 
         _post_once(uow, legs, amount_fen, now)
         balance = uow.ledger.balance(user_id, Account.AVAILABLE)
@@ -834,19 +916,31 @@ def settle_payouts(uow: Callable[[], MemberUnitOfWork], payout: PayoutChannel, *
 
     Durable and replica-safe like reconcile_recharges: driven by the withdrawals table, paged by id, each in
     its own transaction with its row locked FOR UPDATE SKIP LOCKED (a replica or a finance retry holding it
-    is skipped). A payout the channel cannot speak for yet stays PAYING for the next run.
+    is skipped). A payout the channel cannot speak for yet stays PAYING for the next run; each round ends by
+    exporting how many have stayed PAYING past PAYOUT_OVERDUE (`_show_overdue_payouts`), for the alert.
     """
     now = now or utcnow()
-    ended, after = 0, 0
-    while True:
-        with uow() as tx:
-            paying = tx.withdrawals.paying(now - timedelta(seconds=settle_seconds), after, batch)
-            tx.commit()
-        for withdrawal_id in paying:
-            ended += _settle_payout(uow(), payout, withdrawal_id, now)
-        if len(paying) < batch:
-            return ended
-        after = paying[-1]
+    approved_before = now - timedelta(seconds=settle_seconds)
+    try:
+        return _each_page(uow, lambda tx, after: tx.withdrawals.paying(approved_before, after, batch), 0, batch,
+                          lambda withdrawal_id: _settle_payout(uow(), payout, withdrawal_id, now))
+    finally:  # also when a round fails part way: the gauges must not keep the last good round's values
+        _show_overdue_payouts(uow(), now)
+
+
+# Longer than WeChat Pay leaves a transfer waiting for the shopper to confirm it (24 hours, then CANCELLED): a
+# withdrawal PAYING this long after approval has no end coming by itself.
+PAYOUT_OVERDUE = timedelta(hours=25)
+
+
+def _show_overdue_payouts(uow: MemberUnitOfWork, now: datetime) -> None:
+    """Export how many withdrawals are still PAYING PAYOUT_OVERDUE after approval, and how long ago the oldest was
+    approved (`mall_withdrawals_paying_overdue`, `..._oldest_seconds`), for the WithdrawalPayingOverdue alert: the
+    job keeps asking about them (a re-sent transfer refused, no usable answer), and nothing else ends them."""
+    with uow:
+        count, oldest = uow.withdrawals.count_paying_before(now - PAYOUT_OVERDUE)
+        uow.commit()
+    metrics.overdue_payouts(count, seconds_since(oldest, now))
 
 
 def _settle_payout(uow: MemberUnitOfWork, payout: PayoutChannel, withdrawal_id: int, now: datetime) -> int:
@@ -998,16 +1092,16 @@ def reconcile_recharges(uow: Callable[[], MemberUnitOfWork], payment: PaymentCha
     """
     now = now or utcnow()
     window = timedelta(minutes=RECHARGE_PAY_MINUTES, hours=1)
-    credited, after = 0, 0
-    while True:
-        with uow() as tx:
-            pending = tx.recharges.pending(now - window, now - timedelta(seconds=settle_seconds), after, batch)
-            tx.commit()
-        for _, recharge_no in pending:
-            credited += _reconcile_recharge(uow(), payment, recharge_no, now)
-        if len(pending) < batch:
-            return credited
-        after = pending[-1][0]
+    return _each_pending_recharge(uow, now - window, now - timedelta(seconds=settle_seconds), batch,
+                                  lambda recharge_no: _reconcile_recharge(uow(), payment, recharge_no, now))
+
+
+def _each_pending_recharge(uow: Callable[[], MemberUnitOfWork], created_after: datetime, created_before: datetime,
+                           batch: int, handle: Callable[[str], int]) -> int:
+    """`handle` each recharge PENDING in that creation window by its recharge_no, paged by id (so old unpaid ones
+    never hide newer ones); the sum of what `handle` returned."""
+    return _each_page(uow, lambda tx, after: tx.recharges.pending(created_after, created_before, after[0], batch),
+                      (0, ""), batch, lambda key: handle(key[1]))
 
 
 def _reconcile_recharge(uow: MemberUnitOfWork, payment: PaymentChannel, recharge_no: str, now: datetime) -> int:
@@ -1057,17 +1151,9 @@ def expire_recharges(uow: Callable[[], MemberUnitOfWork], payment: PaymentChanne
     """
     now = now or utcnow()
     overdue = now - timedelta(minutes=RECHARGE_PAY_MINUTES, seconds=expire_seconds)
-    expired, after = 0, 0
     try:
-        while True:
-            with uow() as tx:
-                pending = tx.recharges.pending(EPOCH, overdue, after, batch)
-                tx.commit()
-            for _, recharge_no in pending:
-                expired += _expire_recharge(uow(), payment, recharge_no, now)
-            if len(pending) < batch:
-                return expired
-            after = pending[-1][0]
+        return _each_pending_recharge(uow, EPOCH, overdue, batch,
+                                      lambda recharge_no: _expire_recharge(uow(), payment, recharge_no, now))
     finally:  # also when a round fails part way: the gauges must not keep the last good round's values
         _show_overdue_recharges(uow(), overdue, now)
 
@@ -1124,6 +1210,7 @@ def apply_order_paid(uow: MemberUnitOfWork, *, order_no: str, user_id: int, paid
                                source=(PLATFORM, Account.POINTS_ISSUED), target=(user_id, Account.POINTS)), now)
             events.points_changed(uow, user_id=user_id, delta=points, reason="order_paid", reference=order_no,
                                   balance=uow.ledger.balance(user_id, Account.POINTS), now=now)
+            _take_owed_points(uow, user_id, key=f"points-earn:{order_no}", reference=order_no, now=now)
         credit = OrderCredit(order_no=order_no, user_id=user_id, paid_fen=paid_fen, points=points)
         uow.points.add_credit(credit)
         hold = uow.points.hold(order_no, lock=True)
@@ -1197,24 +1284,30 @@ def _return_refunded_points(uow: MemberUnitOfWork, *, order_no: str, refund_no: 
                           source=(PLATFORM, Account.POINTS_ISSUED), target=(hold.user_id, Account.POINTS)), now):
         events.points_changed(uow, user_id=hold.user_id, delta=points, reason="points_returned", reference=refund_no,
                               balance=uow.ledger.balance(hold.user_id, Account.POINTS), now=now)
+        _take_owed_points(uow, hold.user_id, key=f"points-return:{refund_no}", reference=order_no, now=now)
 
 
 def _reverse_refund(uow: MemberUnitOfWork, credit: OrderCredit, *, refund_no: str, amount_fen: int,
                     now: datetime) -> None:
-    """Take back refund `refund_no`'s share of what the order earned, its credit locked."""
+    """Take back refund `refund_no`'s share of what the order earned, its credit locked: from the spendable points,
+    and what the member has spent or holds for unpaid orders is owed (`_owe_points`), taken from the next points
+    credited (a released hold among them)."""
     refunded = min(credit.paid_fen, credit.refunded_fen + amount_fen)
     member = uow.members.get_or_add_locked(credit.user_id)
     member.add_spend(-(refunded - credit.refunded_fen))
     credit.refunded_fen = refunded
     owed = credit.points * refunded // credit.paid_fen - credit.points_reversed if credit.paid_fen else 0
-    points = min(owed, uow.ledger.balance(credit.user_id, Account.POINTS))
+    if owed <= 0:
+        return
+    points = min(owed, uow.ledger.balance(credit.user_id, Account.POINTS, lock=True))
     if points > 0:
         post(uow, transfer(f"points-reverse:{refund_no}", "order_refunded", refund_no, amount=points,
                            source=(credit.user_id, Account.POINTS), target=(PLATFORM, Account.POINTS_ISSUED)), now)
-        credit.points_reversed += points
         events.points_changed(uow, user_id=credit.user_id, delta=-points, reason="order_refunded",
                               reference=refund_no, balance=uow.ledger.balance(credit.user_id, Account.POINTS),
                               now=now)
+    _owe_points(uow, credit.user_id, "order_refunded", owed - points, refund_no)
+    credit.points_reversed += owed  # taken now, or owed
 
 
 def apply_order_cancelled(uow: MemberUnitOfWork, *, order_no: str, now: datetime, was_paid: bool = False) -> None:
@@ -1226,7 +1319,8 @@ def apply_order_cancelled(uow: MemberUnitOfWork, *, order_no: str, now: datetime
     back (`points_returned`, posting `points-return:<order_no>`) and its coupon is available again, or shown
     expired when past its validity. The spend and the points the order *earned* are not touched here: its
     `order-refunded` takes them back. When this event overtakes `order-paid` (another topic), the hold and
-    the coupon are still locked: they are released now, and order-paid then finds nothing to use.
+    the coupon are still locked: they are released now, and order-paid then finds nothing to use; when the
+    expiry sweep had released them already, they are settled (`_settle_expired_locks`), for the same end.
     """
     hold = uow.points.hold(order_no, lock=True)
     _release_points(uow, hold, now)
@@ -1238,6 +1332,17 @@ def apply_order_cancelled(uow: MemberUnitOfWork, *, order_no: str, now: datetime
             coupon.give_back()
         else:
             coupon.release()
+    _settle_expired_locks(uow, hold, order_no)
+
+
+def _settle_expired_locks(uow: MemberUnitOfWork, hold: PointsHold | None, order_no: str) -> None:
+    """The cancelled order's points hold and coupon lock the expiry sweep had released (the shopper has them
+    back) count as released by the cancellation: an order-paid of the order read after this (a stuck partition
+    retried while order-cancelled flowed) must not take them again (`_take_expired_points_again`,
+    `_use_expired_coupon_again`). Runs under the order's coupon lock (`by_order`), as order-paid's coupon part."""
+    if hold is not None and hold.status == HoldStatus.EXPIRED:
+        hold.status = HoldStatus.RELEASED
+    uow.coupons.remove_expired_lock(order_no)
 
 
 def _return_spent_points(uow: MemberUnitOfWork, hold: PointsHold | None, now: datetime) -> int:
@@ -1249,6 +1354,7 @@ def _return_spent_points(uow: MemberUnitOfWork, hold: PointsHold | None, now: da
     hold.status = HoldStatus.RETURNED
     events.points_changed(uow, user_id=hold.user_id, delta=hold.points, reference=hold.order_no,
                           reason="points_returned", balance=uow.ledger.balance(hold.user_id, Account.POINTS), now=now)
+    _take_owed_points(uow, hold.user_id, key=f"points-return:{hold.order_no}", reference=hold.order_no, now=now)
     return hold.points
 
 

@@ -49,8 +49,8 @@ class LedgerRepository(Protocol):
         """The signed sum of the account's entries of postings of `kinds` (made at or after `since`, about
         `reference`, when given)."""
 
-    def holders(self, account: str, after_user_id: int, limit: int) -> list[int]:
-        """Users (ids above `after_user_id`, ascending) with a positive balance on `account`."""
+    def holders(self, accounts: tuple[str, ...], after_user_id: int, limit: int) -> list[int]:
+        """Users (ids above `after_user_id`, ascending) with a positive balance on any of `accounts`."""
 
     def entries(self, user_id: int, accounts: tuple[str, ...], offset: int, limit: int) -> tuple[list[LedgerEntry], int]:
         """The user's entries on `accounts`, newest first, and how many there are."""
@@ -64,6 +64,16 @@ class PointsRepository(Protocol):
         """The order's points hold; `lock` serialises the order's hold changes, also before there is one."""
 
     def add_hold(self, hold: PointsHold) -> None: ...
+
+    def locked_holds(self, user_id: int) -> list[PointsHold]:
+        """The user's holds still LOCKED, oldest first, locked; those another transaction holds are left out
+        (SKIP LOCKED: being paid or released right now)."""
+
+    def owed(self, user_id: int) -> dict[str, int]:
+        """The points the user owes, by kind (none: empty); serialises the user's debt changes until the end."""
+
+    def add_owed(self, user_id: int, kind: str, points: int) -> None:
+        """Add `points` (negative: taken) to what the user owes of `kind`."""
 
     def stale_holds(self, created_before: datetime, after_order_no: str, limit: int) -> list[str]:
         """Order numbers (above `after_order_no`, ascending) of holds still locked that were taken before
@@ -131,6 +141,9 @@ class CouponRepository(Protocol):
     def expired_lock(self, order_no: str) -> ExpiredCouponLock | None:
         """The coupon lock of `order_no` the expiry sweep released, if it did."""
 
+    def remove_expired_lock(self, order_no: str) -> None:
+        """Forget it (nothing when none): the order was cancelled, so no order-paid may use the coupon again."""
+
 
 class WithdrawalRepository(Protocol):
     def add(self, withdrawal: Withdrawal) -> None: ...
@@ -151,6 +164,9 @@ class WithdrawalRepository(Protocol):
 
     def lock_paying(self, withdrawal_id: int) -> Withdrawal | None:
         """The withdrawal, locked, if it is still PAYING and no other transaction holds it (SKIP LOCKED)."""
+
+    def count_paying_before(self, decided_before: datetime) -> tuple[int, datetime | None]:
+        """How many withdrawals approved before `decided_before` are still PAYING, and when the oldest was approved."""
 
     def requested_since(self, user_id: int, since: datetime) -> int:
         """Fen requested since `since`, rejected withdrawals excluded."""

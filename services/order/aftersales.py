@@ -63,6 +63,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from services.common import formats
+from services.common.auth import refuse_own
 from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 from services.order import refunds
@@ -431,6 +432,7 @@ def withdraw_case(uow: OrderUnitOfWork, *, user_id: int, case_id: int, reason: s
 def decide(uow: Uow, refunder: Refunder, *, case_id: int, approve: bool, reason: str, actor: str,
            shopper_reason: str = "", now: datetime | None = None) -> AfterSale:
     """Customer service approve (refund-only: the refund runs now; return: the shopper sends the goods) or reject.
+    Never on a case of their own (`actor` is "staff:<id>"): OWN_REQUEST (403), the case unchanged.
 
     `reason` is for staff; the shopper reads the decision's fixed wording ("request declined"), followed by
     `shopper_reason` when staff wrote one for them ("request declined: the seal is broken").
@@ -439,6 +441,7 @@ def decide(uow: Uow, refunder: Refunder, *, case_id: int, approve: bool, reason:
     for_shopper = plain(shopper_reason, formats.SHOPPER_REASON_MAX)
 
     def decision(_: OrderUnitOfWork, case: AfterSale) -> None:
+        refuse_own(formats.staff_user_id(actor), case.user_id)
         action = "reject" if not approve else "approve_refund" if case.type == "refund_only" else "approve_return"
         told = f"{SHOPPER_WORDS[action]}: {for_shopper}" if for_shopper else SHOPPER_WORDS[action]
         case.apply(action, actor=actor, now=now, reason=plain(reason, 255), shopper_reason=told)
@@ -465,10 +468,12 @@ def expire_returns(uow: OrderUnitOfWork, settings: AfterSaleSettings, *, now: da
 
 def receive_return(uow: Uow, refunder: Refunder, *, case_id: int, note: str, actor: str,
                    now: datetime | None = None) -> AfterSale:
-    """Staff got the goods back: order-returned (the product service restocks them), then the refund runs."""
+    """Staff got the goods back: order-returned (the product service restocks them), then the refund runs. Never
+    for a case of their own (receiving pays the refund): OWN_REQUEST (403), the case unchanged."""
     now = now or utcnow()
 
     def receive(tx: OrderUnitOfWork, case: AfterSale) -> None:
+        refuse_own(formats.staff_user_id(actor), case.user_id)
         case.apply("receive", actor=actor, now=now, reason=plain(note, 255) or "goods received")
         order = tx.orders.get(case.order_id)
         assert order is not None  # a case's order is never deleted

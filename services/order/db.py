@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, composite, registry, relationship, selectinload
 
-from services.common.db import BigId, Mapping, UTCDateTime, serialize_on
+from services.common.db import BigId, Mapping, UTCDateTime, counted_page, serialize_on, skip_locked
 from services.common.uow import SqlUnitOfWork
 from services.order.aftersales import CLOSED, AfterSale, CaseLine, CaseStep
 from services.order.domain import (
@@ -323,9 +323,7 @@ def _lock_due(session: Session, rows: type[Entity], due: ColumnElement[bool], cl
     other transactions hold are skipped (FOR UPDATE SKIP LOCKED), so replicas share a batch instead of queueing
     for it (PostgreSQL; SQLite, dev only, has no FOR UPDATE)."""
     query = select(rows).where(due).order_by(clock).limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    return list(session.execute(query).scalars())
+    return list(session.execute(skip_locked(session, query)).scalars())
 
 
 class SqlCartRepository:
@@ -472,11 +470,8 @@ class SqlWalletReviewRepository:
 
     def search(self, *, status: str, offset: int, limit: int) -> tuple[list[WalletReview], int]:
         conditions = [wallet_reviews.c.status == status] if status else []
-        total = self.session.execute(select(func.count()).select_from(wallet_reviews).where(*conditions)).scalar_one()
-        found = self.session.execute(select(WalletReview).where(*conditions)
-                                     .order_by(wallet_reviews.c.flagged_at, wallet_reviews.c.id)
-                                     .offset(offset).limit(limit)).scalars()
-        return list(found), total
+        return counted_page(self.session, WalletReview, wallet_reviews, conditions,
+                            [wallet_reviews.c.flagged_at, wallet_reviews.c.id], offset, limit)
 
     def count_open(self) -> int:
         return self.session.execute(select(func.count()).select_from(wallet_reviews)
@@ -526,11 +521,8 @@ class SqlAfterSaleRepository:
             conditions.append(after_sales.c.created_at >= search.created_from)
         if search.created_to is not None:
             conditions.append(after_sales.c.created_at < search.created_to)
-        total = self.session.execute(select(func.count()).select_from(after_sales).where(*conditions)).scalar_one()
-        found = self.session.execute(select(AfterSale).where(*conditions)
-                                     .order_by(after_sales.c.created_at.desc(), after_sales.c.id.desc())
-                                     .offset(search.offset).limit(search.limit)).scalars()
-        return list(found), total
+        return counted_page(self.session, AfterSale, after_sales, conditions,
+                            [after_sales.c.created_at.desc(), after_sales.c.id.desc()], search.offset, search.limit)
 
 
 class SqlRefundRepository:

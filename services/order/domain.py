@@ -542,25 +542,42 @@ def paid_shares(order: Order) -> dict[int, int]:
     still cost then. So the goods are split first between the coupon's lines (floored) and the others (the
     rest), then within each group by line totals, floored, the group's last line taking what the floors left
     over. The shares add up to the goods exactly; a coupon of every category splits exactly as before.
+
+    No line is paid more than its total (`price_fen * quantity`, what CHECK ck_order_lines_refund_within_total lets
+    it refund): what the floors left can be more than a cheap last line costs (a 1-fen gift after two 1999s at a
+    95% level takes 2 fen), so `_within_totals` caps it and gives the rest to its group's other lines. Not its
+    total after the level discount: shares within the totals may pass that (20 of [95, 95, 20] at 95%, whose 95%
+    is 19) and may have been refunded, and a share must never drop below what its line refunded.
     """
-    return _spread(order, order.payable_fen - order.freight_fen)
+    shares = _spread(order, order.payable_fen - order.freight_fen)
+    capped: dict[int, int] = {}
+    for group in _groups(order):
+        capped |= _within_totals(shares, group)
+    return {line.id or 0: capped[line.id or 0] for line in order.lines}
 
 
 def points_shares(order: Order) -> dict[int, int]:
-    """The points the order spent (`points_used`) by line, spread exactly as `paid_shares` spreads the goods: points
+    """The points the order spent (`points_used`) by line, spread as `paid_shares` spreads the goods: points
     came off what each line still cost after the level discount and the coupon, the proportion the goods are split
-    by. Floored, each group's last line taking what the floors left: they add up to `points_used` exactly."""
+    by. Floored, each group's last line taking what the floors left: they add up to `points_used` exactly.
+    Not capped at line totals as the fen are: points are not fen (the order does not know what a point is worth)
+    and no CHECK bounds a line's points; the floors give a group's last line at most a point per other line."""
     return _spread(order, order.points_used)
 
 
 def _spread(order: Order, amount: int) -> dict[int, int]:
     """`amount` over the lines (by id) in proportion to what each cost after the level discount and the coupon:
     between the coupon's lines (floored) and the others (the rest), then within each group by line totals."""
-    scoped = [line for line in order.lines if line.coupon_applied]
-    others = [line for line in order.lines if not line.coupon_applied]
+    scoped, others = _groups(order)
     scoped_part = _coupon_lines_part(order, amount, sum(line.total_fen for line in scoped))
     shares = _split(scoped_part, scoped) | _split(amount - scoped_part, others)
     return {line.id or 0: shares[line.id or 0] for line in order.lines}
+
+
+def _groups(order: Order) -> tuple[list[OrderLine], list[OrderLine]]:
+    """The coupon's lines and the others, each in the order's line order."""
+    return ([line for line in order.lines if line.coupon_applied],
+            [line for line in order.lines if not line.coupon_applied])
 
 
 def _coupon_lines_part(order: Order, amount: int, scoped_total: int) -> int:
@@ -581,6 +598,32 @@ def _split(amount: int, lines: list[OrderLine]) -> dict[int, int]:
     if lines:
         shares[lines[-1].id or 0] = amount - sum(shares.values())
     return shares
+
+
+def _within_totals(shares: dict[int, int], lines: list[OrderLine]) -> dict[int, int]:
+    """`shares` of one group's `lines`, none above its line's total: what a line's share passed its total goes to
+    the lines before and after it with room, in line order, each up to its total. Where no line passes its
+    total (nearly every order), the shares are `_split`'s exactly.
+
+    Only `_split`'s last line can pass its total (the others are floored, so at most their exact part), and there
+    is always room: a group's part of the goods is at most its lines' totals. The coupon's lines get at most what
+    they cost after the level discount and the coupon, floored; the others the rest, under
+    `others' totals x (1 - level / items total) + 1` fen (the floor), so at most its ceiling, itself at most their
+    totals (when the coupon took more than its lines cost, the rest is the goods, at most what the other lines
+    cost after the level discount).
+
+    Shares are worked out again on every refund, so this must not lower what a line already refunded: only a line
+    over its total is lowered, to its total, and the CHECK kept every refund of it within that total; every
+    other line only gains (what it refunded stays within its share, and the last of its units get the rest).
+    """
+    over = sum(max(0, shares[line.id or 0] - line.total_fen) for line in lines)
+    capped = {}
+    for line in lines:
+        share = min(shares[line.id or 0], line.total_fen)
+        given = min(over, line.total_fen - share)
+        capped[line.id or 0], over = share + given, over - given
+    assert not over, "a group's part of the goods is never more than its lines' totals"
+    return capped
 
 
 def line_refund_fen(order: Order, line_id: int, quantity: int, held: RefundItem | None = None) -> int:

@@ -10,6 +10,7 @@ from typing import TypeVar
 import grpc
 from mall.order.v1 import after_sale_pb2, after_sale_pb2_grpc, order_pb2, order_pb2_grpc
 
+from services.common import formats
 from services.common.auth import (
     REFUND_CLOSERS,
     REFUND_DECIDERS,
@@ -22,6 +23,7 @@ from services.common.auth import (
 )
 from services.common.errors import InvalidInput
 from services.common.events import timestamp
+from services.common.grpc_server import page as _page
 from services.common.wechatpay import NotifyRejected
 from services.order import aftersales, metrics, refunds, service, wallet_reviews
 from services.order.domain import Address, Amounts, Order, OrderLine, Step
@@ -31,7 +33,6 @@ from services.order.uow import CaseSearch, ListedRefund, OrderSearch, OrderUnitO
 
 ORDER_STAFF = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
 SHIPPERS = (Role.ADMIN, Role.OPERATOR)
-MAX_PAGE = 100
 StepMessage = TypeVar("StepMessage", order_pb2.Transition, after_sale_pb2.AfterSaleStep)
 
 
@@ -141,7 +142,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         caller = require_caller(*REFUND_DECIDERS)
         return order_message(refunds.review_cancellation(
             self.uow(), self.refund_payments, self.members, order_id=request.id, approve=request.approve,
-            reason=request.reason[:255], actor=f"staff:{caller.user_id}"), staff=True)
+            reason=request.reason[:255], actor=formats.staff_actor(caller.user_id)), staff=True)
 
     def CancelUnshipped(self, request: order_pb2.CancelUnshippedRequest,
                         context: grpc.ServicerContext) -> order_pb2.Order:
@@ -150,20 +151,20 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
                                                        shopper_reason=request.shopper_reason)
         return order_message(refunds.cancel_unshipped(
             self.uow(), self.refund_payments, self.members, order_id=request.id, reason=request.reason,
-            shopper_reason=request.shopper_reason, actor=f"staff:{caller.user_id}",
+            shopper_reason=request.shopper_reason, actor=formats.staff_actor(caller.user_id),
             idempotency_key=request.idempotency_key,
             request_fingerprint=fingerprint.SerializeToString(deterministic=True)), staff=True)
 
     def CloseRefund(self, request: order_pb2.CloseRefundRequest, context: grpc.ServicerContext) -> order_pb2.Order:
         caller = require_caller(*REFUND_CLOSERS)
         return order_message(refunds.close_refund(self.uow(), self.refund_payments, refund_no=request.refund_no,
-                                                  reason=request.reason, actor=f"staff:{caller.user_id}"), staff=True)
+                                                  reason=request.reason, actor=formats.staff_actor(caller.user_id)), staff=True)
 
     def RetryRefund(self, request: order_pb2.RetryRefundRequest, context: grpc.ServicerContext) -> order_pb2.Order:
         caller = require_caller(*REFUND_RETRIERS)
         return order_message(refunds.staff_retry_refund(self.uow, self.refund_payments, self.members,
                                                         refund_no=request.refund_no,
-                                                        actor=f"staff:{caller.user_id}"), staff=True)
+                                                        actor=formats.staff_actor(caller.user_id)), staff=True)
 
     def ListRefunds(self, request: order_pb2.ListRefundsRequest,
                     context: grpc.ServicerContext) -> order_pb2.ListRefundsResponse:
@@ -186,7 +187,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         caller = require_caller(*WALLET_RESOLVERS)
         return _wallet_review(wallet_reviews.resolve_review(
             self.uow(), self.members, review_id=request.id, resolution=request.resolution, reason=request.reason,
-            actor=f"staff:{caller.user_id}"))
+            actor=formats.staff_actor(caller.user_id)))
 
     def HandleWechatRefundNotify(self, request: order_pb2.WechatPayNotifyRequest,
                                  context: grpc.ServicerContext) -> order_pb2.WechatPayNotifyResponse:
@@ -204,7 +205,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
             lines[line.line_id] = lines.get(line.line_id, 0) + line.quantity
         return order_message(service.ship_order(self.uow(), order_id=request.id, carrier=request.carrier,
                                                 tracking_no=request.tracking_no, lines=lines or None,
-                                                actor=f"staff:{caller.user_id}"), staff=True)
+                                                actor=formats.staff_actor(caller.user_id)), staff=True)
 
     def GetWaybill(self, request: order_pb2.GetWaybillRequest, context: grpc.ServicerContext) -> order_pb2.Waybill:
         require_caller(*SHIPPERS)
@@ -224,12 +225,6 @@ def _notify_rejected() -> Iterator[None]:
     except NotifyRejected as exc:
         metrics.NOTIFY_REJECTED.labels("wechat").inc()
         raise InvalidInput("NOTIFY_REJECTED", exc.reason) from None
-
-
-def _page(request: order_pb2.ListOrdersRequest | order_pb2.SearchOrdersRequest | after_sale_pb2.ListAfterSalesRequest
-          | after_sale_pb2.SearchAfterSalesRequest | order_pb2.ListWalletReviewsRequest
-          | order_pb2.ListRefundsRequest) -> dict[str, int]:
-    return {"offset": max(request.offset, 0), "limit": min(max(request.limit, 1) if request.limit else 20, MAX_PAGE)}
 
 
 def _time(request: order_pb2.SearchOrdersRequest | after_sale_pb2.SearchAfterSalesRequest
@@ -378,20 +373,20 @@ class AfterSaleServicer(after_sale_pb2_grpc.AfterSaleServiceServicer):
         caller = require_caller(*AFTER_SALE_STAFF)
         return self._message(aftersales.decide(self.uow, self.refunder, case_id=request.id, approve=request.approve,
                                                reason=request.reason, shopper_reason=request.shopper_reason,
-                                               actor=f"staff:{caller.user_id}"), staff=True)
+                                               actor=formats.staff_actor(caller.user_id)), staff=True)
 
     def ReceiveReturn(self, request: after_sale_pb2.ReceiveReturnRequest,
                       context: grpc.ServicerContext) -> after_sale_pb2.AfterSale:
         caller = require_caller(*RECEIVERS)
         return self._message(aftersales.receive_return(self.uow, self.refunder, case_id=request.id,
-                                                       note=request.note, actor=f"staff:{caller.user_id}"),
+                                                       note=request.note, actor=formats.staff_actor(caller.user_id)),
                              staff=True)
 
     def RetryAfterSaleRefund(self, request: after_sale_pb2.GetAfterSaleRequest,
                              context: grpc.ServicerContext) -> after_sale_pb2.AfterSale:
         caller = require_caller(*AFTER_SALE_STAFF)
         return self._message(aftersales.retry_refund(self.uow, self.refunder, case_id=request.id,
-                                                     actor=f"staff:{caller.user_id}"), staff=True)
+                                                     actor=formats.staff_actor(caller.user_id)), staff=True)
 
     def _page(self, search: CaseSearch, *, staff: bool) -> after_sale_pb2.ListAfterSalesResponse:
         found, total = aftersales.search_cases(self.uow(), search)

@@ -109,6 +109,7 @@ from typing import Protocol
 from mall.events.v1.order_events_pb2 import OrderRefunded
 
 from services.common import formats
+from services.common.auth import refuse_own
 from services.common.db import seconds_since, utcnow
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.events import timestamp
@@ -852,12 +853,14 @@ def review_cancellation(uow: OrderUnitOfWork, payments: RefundPayments | None, m
     about the same refund when a wallet refund is still PENDING (the member service did not answer) or a
     WeChat Pay refund is ABNORMAL (fixed at WeChat Pay, or not yet); otherwise it is a 409. An order that
     had nothing to pay (channel "none") goes on to REFUNDED at once, by a 0-fen refund no channel is asked for.
+    Never on an order of the staff member's own (`actor` is "staff:<id>"): OWN_REQUEST (403), nothing changed.
     """
     now = now or utcnow()
     with uow:
         order = uow.orders.get(order_id, lock=True)
         if order is None:
             raise order_not_found()
+        refuse_own(formats.staff_user_id(actor), order.user_id)
         if not approve:
             order.apply("reject_cancel", actor=actor, now=now, reason=reason, shopper_reason="cancellation declined")
             uow.commit()
@@ -915,6 +918,8 @@ def cancel_unshipped(uow: OrderUnitOfWork, payments: RefundPayments | None, memb
     units, nothing restocked or moved again; an ABNORMAL one is asked about again under its number (`retry_refund`:
     once it is completed at WeChat Pay); one PENDING or paid leaves ORDER_STATE_CONFLICT (the fallback job asks about
     a PENDING one).
+
+    Never on an order of the staff member's own (`actor` is "staff:<id>"): OWN_REQUEST (403), nothing changed.
     """
     now = now or utcnow()
     why = plain(reason, 255)
@@ -929,6 +934,7 @@ def cancel_unshipped(uow: OrderUnitOfWork, payments: RefundPayments | None, memb
         order = uow.orders.get(order_id, lock=True)
         if order is None:
             raise order_not_found()
+        refuse_own(formats.staff_user_id(actor), order.user_id)
 
         def cancel() -> bytes:
             last = _last_unshipped_refund(uow, order)

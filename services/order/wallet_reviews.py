@@ -8,8 +8,10 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
+from services.common.auth import refuse_own
 from services.common.db import utcnow
 from services.common.errors import Conflict, InvalidInput, NotFound
+from services.common.formats import staff_user_id
 from services.order.domain import Order, plain
 from services.order.ports import Members, WalletCharge
 from services.order.uow import OrderUnitOfWork
@@ -96,7 +98,8 @@ def resolve_review(uow: OrderUnitOfWork, members: Members, *, review_id: int, re
     came from (refund `credit_back_no`, once however often asked), `handled` records that it was settled another
     way. Who and why go into the review and the order's history. The same resolution again answers the review as
     it is; another one is WALLET_REVIEW_RESOLVED (409). A credit back the member service does not take changes
-    nothing here (its error is answered, e.g. 503)."""
+    nothing here (its error is answered, e.g. 503). Never by a staff member whose own wallet was charged or whose
+    own order it is (`actor` is "staff:<id>"): OWN_REQUEST (403), nothing credited or recorded."""
     now = now or utcnow()
     why = plain(reason, 255)
     if resolution not in RESOLUTIONS:
@@ -110,6 +113,8 @@ def resolve_review(uow: OrderUnitOfWork, members: Members, *, review_id: int, re
         uow.commit()
     if review is None:
         raise NotFound("WALLET_REVIEW_NOT_FOUND", "no such wallet review")
+    for owner in (review.user_id, review.order_user_id):
+        refuse_own(staff_user_id(actor), owner)
     if review.status != ReviewStatus.OPEN:
         return _resolved(review, target)
     refund_no = ""

@@ -29,13 +29,11 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, registry, relationship
 from sqlalchemy.orm.attributes import set_committed_value
 
-from services.common.db import BigId, Mapping, UTCDateTime, integer_sum, serialize_on
+from services.common.db import BigId, Mapping, UTCDateTime, conflict_insert, counted_page, integer_sum, serialize_on
 from services.common.errors import Conflict
 from services.common.uow import SqlUnitOfWork
 from services.product.domain import (
@@ -436,11 +434,8 @@ class SqlStockRepository:
         self.session.add(movement)
 
     def movements(self, sku_id: int, offset: int, limit: int) -> tuple[list[StockMovement], int]:
-        found = self.session.execute(select(StockMovement).where(stock_movements.c.sku_id == sku_id)
-                                     .order_by(stock_movements.c.id.desc()).offset(offset).limit(limit)).scalars()
-        total = self.session.execute(select(func.count()).select_from(stock_movements)
-                                     .where(stock_movements.c.sku_id == sku_id)).scalar_one()
-        return list(found), total
+        return counted_page(self.session, StockMovement, stock_movements, [stock_movements.c.sku_id == sku_id],
+                            [stock_movements.c.id.desc()], offset, limit)
 
     def check(self) -> tuple[int, list[StockBalance]]:
         m = stock_movements.c
@@ -518,13 +513,10 @@ class SqlReviewRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def _insert(self) -> Any:
-        return postgresql_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-
     def record_reviewable(self, line: ReviewableLine) -> bool:
         values = {c.name: getattr(line, c.name) for c in reviewable_lines.columns if c.name != "id"}
         # RETURNING, not rowcount: psycopg reports -1 rows for INSERT .. ON CONFLICT DO NOTHING.
-        statement = self._insert()(reviewable_lines).values(values).on_conflict_do_nothing(
+        statement = conflict_insert(self.session, reviewable_lines).values(values).on_conflict_do_nothing(
             index_elements=["order_no", "line_id"]).returning(reviewable_lines.c.id)
         return self.session.execute(statement).first() is not None
 
@@ -540,7 +532,7 @@ class SqlReviewRepository:
         except IntegrityError:  # the line's review exists, or was committed a moment ago by a concurrent post
             raise Conflict("REVIEW_EXISTS", "this order line has been reviewed already") from None
         column = product_ratings.c[f"stars_{review.rating}"]
-        statement = self._insert()(product_ratings).values(
+        statement = conflict_insert(self.session, product_ratings).values(
             product_id=review.product_id, **{f"stars_{n}": int(n == review.rating) for n in RATINGS})
         self.session.execute(statement.on_conflict_do_update(index_elements=["product_id"],
                                                              set_={column.name: column + 1}))
@@ -552,10 +544,8 @@ class SqlReviewRepository:
         return self._page(reviews.c.user_id == user_id, offset, limit)
 
     def _page(self, condition: Any, offset: int, limit: int) -> tuple[list[Review], int]:
-        found = list(self.session.execute(select(Review).where(condition).order_by(
-            reviews.c.created_at.desc(), reviews.c.id.desc()).offset(offset).limit(limit)).scalars())
-        total = self.session.execute(select(func.count()).select_from(reviews).where(condition)).scalar_one()
-        return found, total
+        newest_first = [reviews.c.created_at.desc(), reviews.c.id.desc()]
+        return counted_page(self.session, Review, reviews, [condition], newest_first, offset, limit)
 
     def summary(self, product_id: int) -> RatingSummary:
         row = self.session.execute(select(*(product_ratings.c[f"stars_{n}"] for n in RATINGS))
@@ -572,10 +562,8 @@ class SqlSettingsLogRepository:
 
     def page(self, entity: str, offset: int, limit: int) -> tuple[list[SettingsAuditEntry], int]:
         where = [settings_audit_log.c.entity == entity] if entity else []
-        found = self.session.execute(select(SettingsAuditEntry).where(*where).order_by(settings_audit_log.c.id.desc())
-                                     .offset(offset).limit(limit)).scalars()
-        total = self.session.execute(select(func.count()).select_from(settings_audit_log).where(*where)).scalar_one()
-        return list(found), total
+        return counted_page(self.session, SettingsAuditEntry, settings_audit_log, where,
+                            [settings_audit_log.c.id.desc()], offset, limit)
 
 
 class SqlProductUnitOfWork(SqlUnitOfWork, ProductUnitOfWork):

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
-from services.common.config import DEV_ENVIRONMENTS, ConfigError, Env, ServiceSettings, read_key
+from services.common.config import DEV_ENVIRONMENTS, ConfigError, Env, ServiceSettings, provider_url, read_key
 from services.user.identity import IdentityKeys
 
 SMS_PROVIDERS = ("console", "aliyun")
@@ -116,12 +115,7 @@ def _realname(env: Env, base: ServiceSettings, timeout: float) -> RealNameSettin
 
 def _endpoint(env: Env, base: ServiceSettings, name: str, default: str) -> str:
     """A provider URL; outside dev and test only https, since the requests carry credentials and PII."""
-    url = env.str(name, default)
-    scheme = urlsplit(url).scheme
-    allowed = ("https", "http") if base.environment in DEV_ENVIRONMENTS else ("https",)
-    if scheme not in allowed or not urlsplit(url).netloc:
-        raise ConfigError(f"{name} must be an {' or '.join(allowed)} URL, got {url!r}")
-    return url
+    return provider_url(name, env.str(name, default), base.environment)
 
 
 def read_identity_provider(env: Env, environment: str) -> str:

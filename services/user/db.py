@@ -28,12 +28,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, registry
 
-from services.common.db import BigId, Mapping, UTCDateTime, serialize_on
+from services.common.db import BigId, Mapping, UTCDateTime, conflict_insert, counted_page, serialize_on
 from services.common.errors import Conflict
 from services.common.uow import SqlUnitOfWork
 from services.user.domain import (
@@ -249,10 +247,7 @@ class SqlUserRepository:
             conditions.append(users.c.id == search.user_id)
         if search.nickname_prefix:
             conditions.append(users.c.nickname.startswith(search.nickname_prefix, autoescape=True))
-        total = self.session.execute(select(func.count()).select_from(users).where(*conditions)).scalar_one()
-        found = self.session.execute(select(User).where(*conditions).order_by(users.c.id.desc())
-                                     .offset(search.offset).limit(search.limit)).scalars()
-        return list(found), total
+        return counted_page(self.session, User, users, conditions, [users.c.id.desc()], search.offset, search.limit)
 
 
 class SqlSmsCodeRepository:
@@ -425,9 +420,7 @@ class SqlHistoryRepository:
         self.session = session
 
     def record(self, user_id: int, product_id: int, viewed_at: datetime) -> None:
-        dialect = self.session.get_bind().dialect.name
-        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-        statement = insert(browsing_history).values(user_id=user_id, product_id=product_id, viewed_at=viewed_at)
+        statement = conflict_insert(self.session, browsing_history).values(user_id=user_id, product_id=product_id, viewed_at=viewed_at)
         self.session.execute(statement.on_conflict_do_update(
             index_elements=["user_id", "product_id"], set_={"viewed_at": statement.excluded.viewed_at},
             where=browsing_history.c.viewed_at < statement.excluded.viewed_at))

@@ -11,6 +11,7 @@ from mall.user.v1 import user_pb2, user_pb2_grpc
 from services.common.auth import STAFF_ROLES, USER_FINDERS, Role, require_caller
 from services.common.errors import DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.events import timestamp
+from services.common.grpc_server import page
 from services.common.logs import mask_phone
 from services.user import service
 from services.user.domain import (
@@ -30,7 +31,6 @@ from services.user.tokens import TokenIssuer
 from services.user.uow import UserUnitOfWork
 
 # Staff who find users: those who search orders by user (order service ORDER_STAFF) and admins who set roles.
-MAX_PAGE = 100
 
 
 class UserServicer(user_pb2_grpc.UserServiceServicer):
@@ -192,8 +192,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
                     context: grpc.ServicerContext) -> user_pb2.SearchUsersResponse:
         actor = require_caller(*USER_FINDERS)
         search = UserSearch(phone=request.phone, user_id=request.user_id, nickname_prefix=request.nickname_prefix,
-                            offset=max(request.offset, 0),
-                            limit=min(max(request.limit, 1) if request.limit else 20, MAX_PAGE))
+                            **page(request))
         found, total = service.search_users(self.uow(), actor_id=actor.user_id, search=search)
         return user_pb2.SearchUsersResponse(users=[_user(user, user.role_set) for user in found], total=total)
 

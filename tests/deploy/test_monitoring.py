@@ -83,6 +83,7 @@ BUSINESS_METRICS = {"mall_orders_created_total", "mall_gmv_fen_total", "mall_pay
                     "mall_refunds_pending_stuck_oldest_seconds", "mall_orders_unpaid_overdue",
                     "mall_payments_after_stock_hold_total", "mall_wallet_charges_awaiting_staff",
                     "mall_recharges_pending_overdue", "mall_recharges_pending_overdue_oldest_seconds",
+                    "mall_withdrawals_paying_overdue", "mall_withdrawals_paying_overdue_oldest_seconds",
                     "mall_stock_reservations_expired_total", "mall_checkout_holds_expired_total",
                     "mall_expired_holds_paid_total"}
 
@@ -131,7 +132,8 @@ def test_the_alerts_ops_rely_on_exist() -> None:
                       "EventsPublishedButNotConsumed", "PaymentNotifyRejected", "StockReservationFailuresHigh",
                       "ExpiredCheckoutHoldPaid", "AbnormalRefundWaiting", "RefundPaidAfterClose",
                       "UnpaidOrdersPastDeadline", "PaymentAfterStockHold",
-                      "WalletChargeAwaitingStaff", "RefundPendingStuck", "RechargePendingOverdue"}
+                      "WalletChargeAwaitingStaff", "RefundPendingStuck", "RechargePendingOverdue",
+                      "WithdrawalPayingOverdue"}
 
 
 def test_every_alert_has_a_severity_and_a_summary() -> None:
@@ -145,7 +147,7 @@ def test_every_alert_has_a_severity_and_a_summary() -> None:
 def test_promtool_accepts_the_rules() -> None:
     result = promtool("check", "rules", str(RULES))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 23 rules found" in result.stdout
+    assert "SUCCESS: 24 rules found" in result.stdout
 
 
 def test_the_alert_rules_pass_their_promtool_unit_tests() -> None:

@@ -160,7 +160,8 @@ def test_the_business_metrics_are_scraped_from_the_services_that_export_them(pro
               'mall_payments_after_stock_hold_total{app="order",channel="wechat"}',
               'mall_wallet_charges_awaiting_staff{app="order"}', 'mall_refunds_pending_stuck{app="order"}',
               'mall_refunds_pending_stuck_oldest_seconds{app="order"}', 'mall_recharges_pending_overdue{app="member"}',
-              'mall_recharges_pending_overdue_oldest_seconds{app="member"}']
+              'mall_recharges_pending_overdue_oldest_seconds{app="member"}', 'mall_withdrawals_paying_overdue{app="member"}',
+              'mall_withdrawals_paying_overdue_oldest_seconds{app="member"}']
     for selector in series:
         poll(f"{selector} scraped", lambda s=selector: query(prometheus, s))
     assert query(prometheus, 'mall_orders_created_total{app!="order"}') == []

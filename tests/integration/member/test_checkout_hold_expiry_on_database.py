@@ -5,32 +5,38 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from services.common.db import utcnow
 from services.member import service
 from services.member.db import SqlMemberUnitOfWork
-from services.member.domain import CHECKOUT_HOLD_TTL, PLATFORM, Account, OrderLine, transfer
+from services.member.domain import CHECKOUT_HOLD_TTL, PLATFORM, Account, CouponTemplate, OrderLine, transfer
 
 pytestmark = pytest.mark.integration
 
 ALICE, ORDERS = 8181, 6
 
 
-def test_replicas_release_each_unsettled_lock_once_and_a_late_payment_takes_it_again(
-        uow: Callable[[], SqlMemberUnitOfWork]) -> None:
-    taken = utcnow() - CHECKOUT_HOLD_TTL - timedelta(minutes=1)
-    service.sign_up(uow(), user_id=ALICE, channel="self", invite_code=None, now=taken)
+def member_with_points(uow: Callable[[], SqlMemberUnitOfWork], user_id: int, points: int,
+                       taken: datetime) -> CouponTemplate:
+    """`user_id`, a member with `points` points, and a coupon template (10 yuan off, 10 per user) to claim from."""
+    service.sign_up(uow(), user_id=user_id, channel="self", invite_code=None, now=taken)
     with uow() as tx:
-        tx.ledger.post(transfer("seed", "order_paid", "seed", amount=6_000, source=(PLATFORM, Account.POINTS_ISSUED),
-                                target=(ALICE, Account.POINTS)), taken)
+        tx.ledger.post(transfer(f"seed:{user_id}", "order_paid", "seed", amount=points,
+                                source=(PLATFORM, Account.POINTS_ISSUED), target=(user_id, Account.POINTS)), taken)
         tx.commit()
-    template = service.create_coupon_template(
+    return service.create_coupon_template(
         uow(), name="10 off", kind="fixed", amount_fen=1_000, percent_off=0, threshold_fen=0, cap_fen=0, total=10,
         per_user_limit=10, valid_from=taken - timedelta(days=1), valid_to=taken + timedelta(days=7), category_ids=[],
         now=taken)
+
+
+def test_replicas_release_each_unsettled_lock_once_and_a_late_payment_takes_it_again(
+        uow: Callable[[], SqlMemberUnitOfWork]) -> None:
+    taken = utcnow() - CHECKOUT_HOLD_TTL - timedelta(minutes=1)
+    template = member_with_points(uow, ALICE, 6_000, taken)
     for n in range(ORDERS):
         coupon, _ = service.claim_coupon(uow(), user_id=ALICE, template_id=template.id or 0, now=taken)
         service.lock_coupon(uow(), user_id=ALICE, order_no=f"OX{n}", coupon_id=coupon.id or 0,
@@ -59,4 +65,28 @@ def test_replicas_release_each_unsettled_lock_once_and_a_late_payment_takes_it_a
         statuses = sorted(coupon.status for coupon, _ in tx.coupons.of_user(ALICE))
         assert statuses == ["available"] * (ORDERS - 1) + ["used"]
         assert tx.coupons.by_order("OX0") is not None and tx.coupons.by_order("OX1") is None
+        assert tx.ledger.check()[1] == []
+
+
+def test_a_cancellation_read_before_the_late_payment_keeps_the_swept_coupon_and_points_with_the_shopper(
+        uow: Callable[[], SqlMemberUnitOfWork]) -> None:
+    taken, user = utcnow() - CHECKOUT_HOLD_TTL - timedelta(minutes=1), ALICE + 1
+    template = member_with_points(uow, user, 1_000, taken)
+    coupon, _ = service.claim_coupon(uow(), user_id=user, template_id=template.id or 0, now=taken)
+    service.lock_coupon(uow(), user_id=user, order_no="OC1", coupon_id=coupon.id or 0, lines=[OrderLine(1, 10_000)],
+                        now=taken)
+    service.lock_points(uow(), user_id=user, order_no="OC1", points=300, payable_fen=10_000, now=taken)
+    swept = service.expire_checkout_holds(uow)
+
+    with uow() as tx:  # order-cancelled of the paid order, read before its order-paid
+        service.apply_order_cancelled(tx, order_no="OC1", was_paid=True, now=utcnow())
+        tx.commit()
+    service.award_points_for_order(uow(), order_no="OC1", user_id=user, paid_fen=9_700)
+
+    assert swept == 2
+    with uow() as tx:
+        assert (tx.ledger.balance(user, Account.POINTS), tx.ledger.balance(user, Account.POINTS_LOCKED)) == (
+            1_000 + 97, 0)  # nothing taken again, only what the payment earned
+        assert [c.status for c, _ in tx.coupons.of_user(user)] == ["available"]
+        assert tx.coupons.expired_lock("OC1") is None
         assert tx.ledger.check()[1] == []

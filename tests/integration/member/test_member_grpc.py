@@ -27,7 +27,7 @@ from services.member.db import SqlMemberUnitOfWork, coupons, recharges, withdraw
 from services.member.domain import PLATFORM, Account, transfer
 from services.user.domain import User
 from services.user.tokens import TokenIssuer
-from tests.fixtures.keys import JwtKeys
+from tests.fixtures.keys import JwtKeys, as_service
 from tests.unit.common.test_wechatpay import pem_private, pem_public
 
 pytestmark = pytest.mark.integration
@@ -237,7 +237,7 @@ def test_lock_use_and_release_of_a_coupon_are_idempotent_by_order(stub, as_user)
     assert (discounts, [c.status for c in listed.coupons]) == ([1_499, 1_499], ["used"])
 
 
-def test_balance_payment_and_refund_are_exact_and_idempotent(stub, uow, as_user) -> None:  # type: ignore[no-untyped-def]
+def test_balance_payment_and_refund_are_exact_and_idempotent(stub, uow, as_user, jwt_keys) -> None:  # type: ignore[no-untyped-def]
     fund(uow, ALICE, 10_000)
     pay = pb.PayWithBalanceRequest(order_no="O-9", amount_fen=3_333)
 
@@ -245,11 +245,13 @@ def test_balance_payment_and_refund_are_exact_and_idempotent(stub, uow, as_user)
         balances = set(pool.map(lambda _: stub.PayWithBalance(pay, metadata=as_user(ALICE), timeout=30).balance_fen,
                                 range(10)))
     refund = pb.RefundToBalanceRequest(refund_no="RF-1", order_no="O-9", user_id=ALICE, amount_fen=1_111)
-    shopper_refund = code_of(lambda: stub.RefundToBalance(refund, metadata=as_user(ALICE), timeout=10))
+    refused = [code_of(lambda md=md: stub.RefundToBalance(refund, metadata=md, timeout=10))  # type: ignore[misc]
+               for md in (as_user(ALICE), as_user(FINANCE, "finance"), as_user(7, "admin"))]
     for _ in range(3):
-        stub.RefundToBalance(refund, metadata=as_user(FINANCE, "finance"), timeout=10)
+        stub.RefundToBalance(refund, metadata=as_service(jwt_keys, "order"), timeout=10)
 
-    assert (balances, shopper_refund) == ({6_667}, (grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN"))
+    assert balances == {6_667}
+    assert refused == [(grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")] * 3  # only the order service refunds
     assert wallet(uow, ALICE) == (7_778, 0)
 
 

@@ -3,20 +3,18 @@ then taken back once, also when the two events are applied at the same moment by
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from mall.events.v1.envelope_pb2 import EventEnvelope
 from mall.events.v1.order_events_pb2 import OrderPaid, OrderRefunded
 from sqlalchemy import Engine, func, select
 
 from services.common.events import timestamp
-from services.member import consumers, service
+from services.member import service
 from services.member.db import SqlMemberUnitOfWork, pending_reversals
 from services.member.domain import Account
-from tests.fixtures.postgres import wait_until_blocked
+from tests.integration.member.order_events import deliver, deliver_at_once
 
 pytestmark = pytest.mark.integration
 
@@ -25,17 +23,6 @@ ALICE = 101
 PAID = OrderPaid(order_no="O1", user_id=ALICE, paid_fen=20_000, paid_at=timestamp(NOW))
 REFUNDED = OrderRefunded(order_no="O1", user_id=ALICE, refund_no="RF1", amount_fen=20_000,
                          refunded_at=timestamp(NOW + timedelta(days=1)))
-
-
-def apply(tx: SqlMemberUnitOfWork, event: OrderPaid | OrderRefunded, event_id: str) -> None:
-    consumers.HANDLERS[type(event)](tx, event, EventEnvelope(event_id=event_id))  # type: ignore[index]
-
-
-def deliver(uow: Callable[[], SqlMemberUnitOfWork], event: OrderPaid | OrderRefunded, event_id: str) -> None:
-    """What the consumer does with one record: the handler inside a transaction of its own."""
-    with uow() as tx:
-        apply(tx, event, event_id)
-        tx.commit()
 
 
 @pytest.fixture
@@ -80,21 +67,7 @@ def test_a_refund_read_before_its_order_paid_is_taken_back_when_the_payment_is_r
 def test_order_paid_and_its_refund_applied_at_once_by_two_consumers_still_take_the_refund_back(
         shopper: Callable[[], SqlMemberUnitOfWork], engine: Engine, first: OrderPaid | OrderRefunded,
         second: OrderPaid | OrderRefunded) -> None:
-    errors: list[BaseException] = []
-
-    def other_consumer() -> None:
-        try:
-            deliver(shopper, second, "e-2")
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    with shopper() as tx:
-        apply(tx, first, "e-1")  # applied, not committed yet: the other consumer must not miss it
-        racing = threading.Thread(target=other_consumer)
-        racing.start()
-        wait_until_blocked(engine, racing)
-        tx.commit()
-    racing.join(timeout=60)
+    errors = deliver_at_once(shopper, engine, first, second)
 
     assert errors == []
     assert state(shopper, engine) == AS_IF_PAID_THEN_REFUNDED

@@ -19,7 +19,7 @@ from services.common.wechatpay import Refund as ChannelRefund
 from services.common.wechatpay import WechatPay, WechatPayApiError, WechatPayUnavailable
 from services.order import db, refunds, service
 from services.order.db import SqlOrderUnitOfWork, order_lines, orders
-from services.order.domain import OrderLine, RefundItem, new_order, paid_shares, price
+from services.order.domain import OrderLine, RefundItem, line_refund_fen, new_order, paid_shares, price
 from services.order.service import CheckoutInput, OrderSettings
 from tests.fakes import HOME, FakeCatalog, FakeMembers, FakeRefundPayments, FakeStock, FakeUsers
 from tests.fixtures.metrics import CounterDeltas
@@ -32,11 +32,13 @@ pytestmark = pytest.mark.integration
 STAFF = 9
 
 
-def paid(uow: Callable[[], SqlOrderUnitOfWork], order_no: str, *lines: OrderLine) -> int:
-    """A WeChat-paid order of `lines` (no discounts, no freight: each line's share is its total)."""
+def paid(uow: Callable[[], SqlOrderUnitOfWork], order_no: str, *lines: OrderLine, percent: int = 100) -> int:
+    """A WeChat-paid order of `lines` (no discounts but the member's level `percent`, no freight: without it each
+    line's share is its total)."""
     now = datetime.now(UTC)
     order = new_order(user_id=ALICE, order_no=order_no, lines=list(lines), address=HOME,
-                      amounts=price(sum(line.total_fen for line in lines)), now=now, pay_minutes=30)
+                      amounts=price(sum(line.total_fen for line in lines), discount_percent=percent), now=now,
+                      pay_minutes=30)
     with uow() as tx:
         tx.orders.add(order)
         tx.commit()
@@ -108,6 +110,39 @@ def test_twenty_concurrent_whole_order_refunds_start_exactly_one(
 
     assert outcomes == ["PENDING"] + ["REFUND_NOTHING_LEFT"] * 19
     assert refunded(pg_engine, order_id) == (2300, [(2, 2000), (1, 300)])
+
+
+def test_an_approved_cancellation_of_an_order_ending_in_a_one_fen_gift_refunds_it_all_and_no_line_above_its_total(
+        pg_uow: Callable[[], SqlOrderUnitOfWork], pg_engine: Engine) -> None:
+    order_id = gift_order(pg_uow, "R-GIFT")
+    service.cancel_order(pg_uow(), user_id=ALICE, order_id=order_id, reason="买错了")
+
+    order = refunds.review_cancellation(pg_uow(), FakeRefundPayments(), FakeMembers(), order_id=order_id,
+                                        approve=True, reason="同意", actor=f"staff:{STAFF}")
+
+    assert (order.status, order.payable_fen) == ("REFUNDING", 3800)
+    assert refunded(pg_engine, order_id) == (3800, [(1, 1900), (1, 1899), (1, 1)])
+
+
+def test_a_refund_of_just_the_one_fen_gift_returns_its_fen(
+        pg_uow: Callable[[], SqlOrderUnitOfWork], pg_engine: Engine) -> None:
+    order_id = gift_order(pg_uow, "R-GIFT-ONLY")
+    order = service.get_order(pg_uow(), user_id=None, order_id=order_id)
+    gift = order.lines[-1].id or 0
+
+    refund = refunds.start_refund(pg_uow(), FakeRefundPayments(), FakeMembers(), order_id=order_id,
+                                  items=[RefundItem(gift, 1, line_refund_fen(order, gift, 1))], reason="赠品破损",
+                                  actor=f"staff:{STAFF}", source="after_sale:1")
+
+    assert refund.amount_fen == 1
+    assert refunded(pg_engine, order_id) == (1, [(0, 0), (0, 0), (1, 1)])
+
+
+def gift_order(uow: Callable[[], SqlOrderUnitOfWork], order_no: str) -> int:
+    """A member at 95% paid [1999, 1999, 1-fen gift], in that order: the floors of the two 1999 lines (1899.52..)
+    left the gift 2 fen of the 3800 paid, and the CHECK refused any refund of it."""
+    return paid(uow, order_no, OrderLine(101, 10, "茶", "", 1999, 1), OrderLine(103, 10, "壶", "", 1999, 1),
+                OrderLine(104, 10, "赠品", "", 1, 1), percent=95)
 
 
 def test_the_database_itself_refuses_a_refunded_total_above_the_paid_amount(

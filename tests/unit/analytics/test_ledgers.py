@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from mall.events.v1.order_events_pb2 import OrderPaid
 from openpyxl import load_workbook
 from sqlalchemy import Engine
 
@@ -201,3 +202,14 @@ def test_a_withdrawal_published_before_member_withdrawn_carried_its_number_leave
         (None, -20_000, 7, None, None, None), ("wechat", -9_500, 8, "W8", 10_000, 1_000)]
     overview = service.get_overview(uow(), from_date=D1.isoformat(), to_date=D2.isoformat())
     assert (overview.totals["withdrawals"], overview.totals["withdrawal_fen"]) == (2, 29_500)
+
+
+def test_a_payment_whose_producer_left_its_time_unset_is_listed_at_its_envelopes_time(uow) -> None:
+    undated = paid("O1", 1, at(D1, 10, 5), O1, "wechat")
+    payment = OrderPaid.FromString(undated.payload)
+    payment.ClearField("paid_at")
+    undated.payload = payment.SerializeToString()
+    consume(uow(), [undated])  # type: ignore[arg-type]
+
+    assert [row[:3] for row in ledgers.money_rows(uow(), PERIOD)] == [
+        ("2026-11-20", "2026-11-20T02:05:00+00:00", "payment")]

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from services.common.config import ConfigError, Env, KafkaSettings, ServiceSettings, grpc_target, read_key
+from services.common.alipay import AlipaySettings
+from services.common.bankcard import BankcardSettings
+from services.common.config import (
+    ConfigError,
+    Env,
+    KafkaSettings,
+    ServiceSettings,
+    grpc_target,
+    provider_url,
+    read_key,
+)
 from services.common.discovery import Discovery
+from services.common.wechatpay import WechatPaySettings
 
 PEM = b"-----BEGIN PUBLIC KEY-----\nnot checked here\n-----END PUBLIC KEY-----\n"
 
@@ -228,3 +240,31 @@ def test_a_consumer_batch_is_500_records_unless_set(value: str, records: int) ->
 def test_a_consumer_batch_of_no_records_is_refused(value: str) -> None:
     with pytest.raises(ConfigError, match="KAFKA_MAX_POLL_RECORDS"):
         KafkaSettings.from_env(Env({"KAFKA_MAX_POLL_RECORDS": value}))
+
+
+@pytest.mark.parametrize(("url", "environment"), [
+    ("https://pay.example.com/gateway", "prod"), ("http://127.0.0.1:8090", "dev"), ("http://fake:80/", "test")])
+def test_a_provider_url_is_https_or_in_dev_and_test_also_http(url: str, environment: str) -> None:
+    assert provider_url("PAY_URL", url, environment) == url
+
+
+@pytest.mark.parametrize(("url", "environment", "allowed"), [
+    ("http://pay.example.com", "prod", "https"), ("http://pay.example.com", "staging", "https"),
+    ("ftp://pay.example.com", "dev", "https or http"), ("https://", "prod", "https"), ("pay.example.com", "prod", "https")])
+def test_any_other_provider_url_is_refused_naming_the_variable(url: str, environment: str, allowed: str) -> None:
+    with pytest.raises(ConfigError, match=f"^PAY_URL must be an {allowed} URL, got "):
+        provider_url("PAY_URL", url, environment)
+
+
+@pytest.mark.parametrize(("settings", "environ"), [
+    (AlipaySettings.from_env, {"ALIPAY_APP_ID": "2021", "ALIPAY_GATEWAY_URL": "http://alipay.example.com"}),
+    (BankcardSettings.from_env, {"BANKCARD_MERCHANT_ID": "M1", "BANKCARD_SECRET": "s" * 32,
+                                 "BANKCARD_CASHIER_URL": "https://bank.example.com",
+                                 "BANKCARD_QUERY_URL": "http://bank.example.com/query"}),
+    (BankcardSettings.from_env, {"BANKCARD_MERCHANT_ID": "M1", "BANKCARD_SECRET": "s" * 32,
+                                 "BANKCARD_CASHIER_URL": "http://bank.example.com"}),
+    (WechatPaySettings.from_env, {"WECHATPAY_MCHID": "1900", "WECHATPAY_API_BASE": "http://wx.example.com"}),
+], ids=["alipay", "bankcard-query", "bankcard-cashier", "wechatpay"])
+def test_every_payment_channel_refuses_a_plain_http_url_in_production(settings: Any, environ: dict[str, str]) -> None:
+    with pytest.raises(ConfigError, match="_URL must be an https URL|_BASE must be an https URL"):
+        settings(environ=environ, environment="prod")

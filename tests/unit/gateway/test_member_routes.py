@@ -51,6 +51,18 @@ def test_the_ledger_is_a_page_of_entries(client: FlaskClient, clients, bearer: C
         "reference": "W1", "created_at": "2026-11-18T11:06:40Z"}], "page": 3, "page_size": 20, "total": 41}
 
 
+def test_the_points_history_is_a_page_of_points_entries_not_wallet_ones(client: FlaskClient, clients,
+                                                                       bearer: Callable) -> None:
+    clients.member.ListPointsEntries.reply = pb.ListEntriesResponse(total=1, entries=[pb.LedgerEntry(
+        id=3, account="points", amount=120, balance_after=120, kind="order_paid", reference="O1", created_at=JOINED)])
+
+    response = client.get("/api/v1/member/points?page=1&page_size=10", headers=bearer())
+
+    assert (clients.member.ListPointsEntries.calls[0].message, clients.member.ListWalletEntries.calls) == (
+        pb.ListEntriesRequest(offset=0, limit=10), [])
+    assert (response.get_json()["items"][0]["amount"], response.get_json()["total"]) == (120, 1)
+
+
 def test_a_withdrawal_needs_an_idempotency_key(client: FlaskClient, clients, bearer: Callable) -> None:
     response = client.post("/api/v1/member/withdrawals", json={"amount_fen": 6_000}, headers=bearer())
 

@@ -80,9 +80,9 @@ class FakeLedgerRepository:
                    if e.kind in kinds and (since is None or e.created_at >= since)
                    and (reference is None or e.reference == reference))
 
-    def holders(self, account: str, after_user_id: int, limit: int) -> list[int]:
-        return sorted(user_id for (user_id, name), balance in self.balances.items()
-                      if name == account and user_id > after_user_id and balance > 0)[:limit]
+    def holders(self, accounts: tuple[str, ...], after_user_id: int, limit: int) -> list[int]:
+        return sorted({user_id for (user_id, name), balance in self.balances.items()
+                       if name in accounts and user_id > after_user_id and balance > 0})[:limit]
 
     def entries(self, user_id: int, accounts: tuple[str, ...], offset: int,
                 limit: int) -> tuple[list[LedgerEntry], int]:
@@ -102,9 +102,22 @@ class FakePointsRepository:
         self.holds: dict[str, PointsHold] = {}
         self.credits: dict[str, OrderCredit] = {}
         self.pending_reversals: dict[str, PendingReversal] = {}
+        self.owed_points: dict[tuple[int, str], int] = {}
 
     def hold(self, order_no: str, *, lock: bool = False) -> PointsHold | None:
         return self.holds.get(order_no)
+
+    def locked_holds(self, user_id: int) -> list[PointsHold]:
+        return sorted((hold for hold in self.holds.values() if hold.user_id == user_id and hold.status == "locked"),
+                      key=lambda hold: (hold.created_at, hold.order_no))
+
+    def owed(self, user_id: int) -> dict[str, int]:
+        return {kind: points for (user, kind), points in self.owed_points.items() if user == user_id and points}
+
+    def add_owed(self, user_id: int, kind: str, points: int) -> None:
+        total = self.owed_points.get((user_id, kind), 0) + points
+        assert total >= 0  # the table's CHECK
+        self.owed_points[(user_id, kind)] = total
 
     def add_hold(self, hold: PointsHold) -> None:
         self.holds[hold.order_no] = hold
@@ -204,6 +217,9 @@ class FakeCouponRepository:
     def expired_lock(self, order_no: str) -> ExpiredCouponLock | None:
         return self.expired_locks.get(order_no)
 
+    def remove_expired_lock(self, order_no: str) -> None:
+        self.expired_locks.pop(order_no, None)
+
     def of_user(self, user_id: int) -> list[tuple[Coupon, CouponTemplate]]:
         return [(c, self.templates[c.template_id]) for c in sorted(self.coupons.values(), key=lambda c: -(c.id or 0))
                 if c.user_id == user_id]
@@ -236,6 +252,11 @@ class FakeWithdrawalRepository:
     def paying(self, decided_before: datetime, after_id: int, limit: int) -> list[int]:
         return [w.id or 0 for w in self.withdrawals.values() if w.status == WithdrawalStatus.PAYING
                 and w.decided_at is not None and w.decided_at < decided_before and (w.id or 0) > after_id][:limit]
+
+    def count_paying_before(self, decided_before: datetime) -> tuple[int, datetime | None]:
+        found = [w.decided_at for w in self.withdrawals.values()
+                 if w.status == WithdrawalStatus.PAYING and w.decided_at is not None and w.decided_at < decided_before]
+        return len(found), min(found, default=None)
 
     def lock_paying(self, withdrawal_id: int) -> Withdrawal | None:
         withdrawal = self.withdrawals.get(withdrawal_id)

@@ -19,7 +19,14 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invaria
 from services.common.errors import DomainError
 from services.member import service
 from services.member.channels import Payout, PayoutState, SimulatedPayment
-from services.member.domain import PLATFORM, Account, level_for, points_earned, recharge_bonus
+from services.member.domain import (
+    PLATFORM,
+    POINTS_OWED_KINDS,
+    Account,
+    level_for,
+    points_earned,
+    recharge_bonus,
+)
 from services.member.uow import MemberUnitOfWork
 
 USERS = (1, 2)
@@ -75,6 +82,11 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             self.lots: dict[int, list[dict[str, int]]] = {user: [] for user in USERS}
             self.transfer_ends: dict[str, PayoutState] = {}  # how each transfer in flight ends, once decided
             self.months = 0  # how many times points were expired
+            # points each user owes, by kind (service._owe_points), and the holds an expiry run found LOCKED (all
+            # their points past their term since: taken when released)
+            self.owed = {user: {kind: 0 for kind in POINTS_OWED_KINDS} for user in USERS}
+            self.held_over_expiry: set[str] = set()
+            self.locked_orders: set[str] = set()
             for user in USERS:
                 service.sign_up(self.uow(), user_id=user, channel="self", invite_code=None, now=NOW)
 
@@ -202,6 +214,8 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             model["spend"] += paid_fen
             earned = points_earned(paid_fen, level_for(model["spend"]))
             model["points"] += earned
+            if earned:
+                self._take_owed(user)
             self.credits[order_no] = {"user": user, "paid": paid_fen, "points": earned, "refunded": 0, "reversed": 0}
 
         @rule(target=credited_orders, user=st.sampled_from(USERS), paid=st.integers(min_value=1, max_value=300_000))
@@ -223,6 +237,7 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
                                 now=NOW)
             self.model[user]["points"] -= points
             self.model[user]["locked"] += points
+            self.locked_orders.add(order_no)
             return (user, order_no, points)
 
         @rule(hold=consumes(holds), paid=st.booleans())
@@ -231,12 +246,21 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             if not order_no:
                 return
             self.model[user]["locked"] -= points
+            self.locked_orders.discard(order_no)
             if paid:  # the order is paid: the points are spent, and the payment earns
                 service.award_points_for_order(self.uow(), order_no=order_no, user_id=user, paid_fen=points, now=NOW)
                 self._paid(user, order_no, points)
             else:
                 service.release_points(self.uow(), order_no=order_no, now=NOW)
-                self.model[user]["points"] += points
+                self.model[user]["points"] += 0 if order_no in self.held_over_expiry else points
+                self._take_owed(user)
+
+        def _take_owed(self, user: int) -> None:
+            """Points were credited to the user: what they owe is taken, as far as they have it, kind by kind."""
+            for kind in POINTS_OWED_KINDS:
+                taken = min(self.owed[user][kind], self.model[user]["points"])
+                self.owed[user][kind] -= taken
+                self.model[user]["points"] -= taken
 
         @rule(user=st.sampled_from(USERS), wanted=st.integers(min_value=1, max_value=5_000))
         def cancel_a_paid_order_after_review(self, user: int, wanted: int) -> None:
@@ -257,6 +281,7 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
                     service.apply_order_cancelled(uow, order_no=order_no, was_paid=True, now=NOW)
                     uow.commit()
             self.model[user]["points"] += points
+            self._take_owed(user)
             self._refund(order_no, points)
 
         @rule(order_no=credited_orders, share=st.integers(min_value=1, max_value=100))
@@ -290,21 +315,24 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             model["spend"] -= refunded - credit["refunded"]
             credit["refunded"] = refunded
             owed = credit["points"] * refunded // credit["paid"] - credit["reversed"]
-            taken = min(owed, model["points"])
-            if taken > 0:
+            if owed > 0:  # what the member spent or holds is owed
+                taken = min(owed, model["points"])
                 model["points"] -= taken
-                credit["reversed"] += taken
+                self.owed[credit["user"]]["order_refunded"] += owed - taken
+                credit["reversed"] += owed
 
         @rule()
         def expire(self) -> None:
             """A year and more on (a later month each time): every point earned so far has expired,
-            those held by orders aside; a second run in the same month expires nothing more."""
+            those held by orders are marked expired on their holds and taken if released; a second run
+            in the same month expires nothing more."""
             self.months += 1
             later = NOW.replace(year=NOW.year + 2 + self.months // 12, month=self.months % 12 + 1, day=1)
             for _ in range(2):
                 service.expire_points(self.uow, now=later)
             for model in self.model.values():
                 model["points"] = 0
+            self.held_over_expiry |= self.locked_orders
 
         @invariant()
         def ledger_agrees_with_the_model_and_with_itself(self) -> None:
@@ -316,6 +344,8 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
                         ("points", Account.POINTS), ("locked", Account.POINTS_LOCKED))}
                     assert actual == {name: model[name] for name in actual}, (user, actual, model)
                     assert min(actual.values()) >= 0
+                    owed = uow.points.owed(user)
+                    assert {kind: owed.get(kind, 0) for kind in POINTS_OWED_KINDS} == self.owed[user], (user, owed)
                 wallets = sum(uow.ledger.balance(u, a) for u in USERS
                               for a in (Account.AVAILABLE, Account.PENDING, Account.BONUS))
                 platform_fen = sum(uow.ledger.balance(PLATFORM, a)

@@ -108,6 +108,18 @@ def test_order_paid_after_the_sweep_for_what_the_shopper_used_since_is_an_error_
     assert len([record for record in caplog.records if record.levelno == logging.ERROR]) == 2
 
 
+def test_points_an_order_paid_after_the_sweep_was_short_of_are_owed_and_taken_when_a_hold_is_released(
+        uow: FakeMemberUnitOfWork, coupon_id: int) -> None:  # noqa: F811
+    checkout(uow, coupon_id)
+    sweep(uow, CHECKOUT_HOLD_TTL + timedelta(minutes=1))
+    checkout(uow, coupon_id, "O2", 900)
+    service.award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=9_700, now=NOW)  # 197 of 300 taken
+
+    service.release_points(uow, order_no="O2", now=NOW)  # O2 cancelled: its 900 back, less the 103 owed
+
+    assert points(uow) == (900 - 103, 0)
+
+
 def test_an_order_whose_points_hold_expired_cannot_hold_points_again(uow: FakeMemberUnitOfWork,  # noqa: F811
                                                                       coupon_id: int) -> None:
     checkout(uow, coupon_id)
@@ -117,3 +129,38 @@ def test_an_order_whose_points_hold_expired_cannot_hold_points_again(uow: FakeMe
         service.lock_points(uow, user_id=ALICE, order_no="O1", points=300, payable_fen=10_000, now=NOW)
 
     assert (raised.value.code, points(uow)) == ("POINTS_RELEASED", (1_000, 0))
+
+
+def cancel(uow: FakeMemberUnitOfWork, order_no: str = "O1", was_paid: bool = True) -> None:  # noqa: F811
+    with uow:
+        service.apply_order_cancelled(uow, order_no=order_no, was_paid=was_paid, now=NOW)
+        uow.commit()
+
+
+def test_order_cancelled_read_before_order_paid_after_the_sweep_leaves_the_coupon_and_points_with_the_shopper(
+        uow: FakeMemberUnitOfWork, coupon_id: int) -> None:  # noqa: F811
+    checkout(uow, coupon_id)
+    sweep(uow, CHECKOUT_HOLD_TTL + timedelta(minutes=1))
+    deltas = CounterDeltas()
+
+    cancel(uow)  # the paid order was cancelled; its order-paid, on a stuck partition, comes after
+    service.award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=9_700, now=NOW)
+    after_paid = (uow.coupons.coupons[coupon_id].status, uow.coupons.coupons[coupon_id].order_no, points(uow))
+    service.reverse_points_for_refund(uow, order_no="O1", refund_no="RF1", amount_fen=9_700, now=NOW)
+
+    assert after_paid == ("available", None, (1_000 + 97, 0))  # nothing taken again: only what it earned
+    assert points(uow) == (1_000, 0)  # its refund takes back what it earned
+    assert deltas() == {}  # nothing taken again, nothing reported short or lost
+
+
+def test_a_paid_order_whose_points_were_taken_short_and_then_cancelled_leaves_the_shopper_owing_nothing(
+        uow: FakeMemberUnitOfWork, coupon_id: int) -> None:  # noqa: F811
+    checkout(uow, coupon_id)
+    sweep(uow, CHECKOUT_HOLD_TTL + timedelta(minutes=1))
+    checkout(uow, coupon_id, "O2", 900)
+    service.award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=9_700, now=NOW)  # 197 taken, 103 owed
+
+    cancel(uow, "O1")  # cancelled after review: the 300 it used come back, the 103 owed are taken from them
+    service.release_points(uow, order_no="O2", now=NOW)
+
+    assert (points(uow), uow.points.owed(ALICE)) == ((1_000 + 97, 0), {})  # as if O1 had used no points

@@ -324,3 +324,62 @@ def test_a_refund_of_an_order_whose_points_were_all_returned_gives_none_back_aga
 
     assert points_entries(uow, "RF-part") == [("order_refunded", -50)]
     assert uow.ledger.balance(ALICE, Account.POINTS) == 1_200
+
+
+def cancelled(order_no: str, was_paid: bool = False) -> OrderCancelled:
+    return OrderCancelled(order_no=order_no, user_id=ALICE, was_paid=was_paid, cancelled_at=timestamp(NOW))
+
+
+def refunded(order_no: str, refund_no: str, amount_fen: int) -> OrderRefunded:
+    return OrderRefunded(order_no=order_no, user_id=ALICE, refund_no=refund_no, amount_fen=amount_fen,
+                         refunded_at=timestamp(NOW))
+
+
+def earned_then_held() -> FakeMemberUnitOfWork:
+    """Alice earned 1,200 points on O0 (paid 1,000 yuan) and holds them all for unpaid O1."""
+    uow = FakeMemberUnitOfWork()
+    service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
+    deliver(uow, paid("O0", 100_000), "e-0")
+    service.lock_points(uow, user_id=ALICE, order_no="O1", points=1_200, payable_fen=2_400, now=NOW)
+    return uow
+
+
+def points_of(uow: FakeMemberUnitOfWork) -> tuple[int, int]:
+    return uow.ledger.balance(ALICE, Account.POINTS), uow.ledger.balance(ALICE, Account.POINTS_LOCKED)
+
+
+def test_points_a_refund_could_not_take_back_from_a_hold_are_taken_when_the_hold_is_released() -> None:
+    uow = earned_then_held()
+
+    deliver(uow, refunded("O0", "RF0", 100_000), "e-1")  # all 1,200 earned points are held by O1
+    after_refund = points_of(uow)
+    deliver(uow, cancelled("O1"), "e-2")
+    deliver(uow, cancelled("O1"), "e-3")  # published again
+
+    assert after_refund == (0, 1_200)
+    assert points_of(uow) == (0, 0)  # released, and the 1,200 owed taken at once
+    assert uow.ledger.check()[1] == []
+
+
+def test_points_a_refund_could_not_take_back_are_owed_and_taken_from_later_earnings() -> None:
+    uow = earned_then_held()
+    deliver(uow, refunded("O0", "RF0", 100_000), "e-1")
+    deliver(uow, paid("O1", 2_400), "e-2")  # O1 paid: its held points are spent; 24 earned, taken for the debt
+
+    deliver(uow, paid("O2", 50_000), "e-3")  # 500 earned: all taken, 1,200 - 24 - 500 = 676 still owed
+    after_o2 = points_of(uow)
+    deliver(uow, paid("O3", 100_000), "e-4")  # silver now: 1,200 earned, 676 of them taken
+
+    assert (after_o2, points_of(uow)) == ((0, 0), (1_200 - 676, 0))
+
+
+def test_points_given_back_for_cancelled_units_go_first_to_what_the_shopper_owes() -> None:
+    uow = earned_then_held()
+    deliver(uow, refunded("O0", "RF0", 100_000), "e-1")  # the 1,200 earned on O0 are held by O1: owed
+    deliver(uow, paid("O1", 2_400), "e-2")  # O1's hold spent; its 24 earned taken for the debt: 1,176 owed
+
+    deliver(uow, cancelled_units_refunded("O1", 1_000, 300), "e-3")  # 300 spent points back; 10 of O1's 24 owed
+
+    assert points_of(uow) == (0, 0)
+    assert sum(uow.points.owed(ALICE).values()) == 1_176 - 300 + 10
+    assert uow.ledger.check()[1] == []

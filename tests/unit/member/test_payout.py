@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 
 from services.common.errors import DomainError, ErrorKind
 from services.common.wechatpay import TransferBill, WechatPayApiError, WechatPayError, WechatPayUnavailable
@@ -87,6 +88,20 @@ def test_a_transfer_wechat_pay_never_received_is_sent_again_under_the_same_bill(
     assert payout(wechat).status(payout_no="W1", user_id=1, amount_fen=6_000) == Payout(PayoutState.IN_FLIGHT,
                                                                                           "1330W1")
     assert wechat.bills == [("W1", "o-alice", 6_000)]
+
+
+@pytest.mark.parametrize(("user_id", "refusal"), [
+    (1, WechatPayApiError(403, "NOT_ENOUGH", "余额不足")),
+    (1, WechatPayApiError(429, "FREQUENCY_LIMITED", "频率超限")),
+    (1, WechatPayApiError(400, "INVALID_REQUEST", "商户单号重复")),
+    (2, "SUCCESS"),  # no WeChat bound any more: refused before sending
+])
+def test_a_refused_re_send_of_a_transfer_wechat_pay_did_not_find_proves_nothing(
+        user_id: int, refusal: str | WechatPayError) -> None:
+    wechat = FakeWechat(refusal)
+    wechat.query = WechatPayApiError(404, "NOT_FOUND", "记录不存在")
+    answer = payout(wechat).status(payout_no="W1", user_id=user_id, amount_fen=6_000)
+    assert answer.state == PayoutState.UNKNOWN  # the first send may still land: never FAILED on a re-send
 
 
 class Wallet:
@@ -186,6 +201,42 @@ def test_a_refused_transfer_leaves_the_withdrawal_for_finance_with_nothing_moved
     assert wallet.state() == ("PENDING_REVIEW", 4_000, 6_000, -10_000, 0)
     assert (wallet.withdrawal.decided_at, wallet.settle()) == (None, 0)
     assert "NOT_ENOUGH" in wallet.withdrawal.note
+
+
+def test_a_withdrawal_whose_re_sent_transfer_is_refused_stays_paying_and_is_paid_once_when_the_first_lands() -> None:
+    wallet = Wallet(FakeWechat(WechatPayUnavailable("no answer")))
+    wallet.approve()
+    wallet.wechat.outcome = WechatPayApiError(403, "NOT_ENOUGH", "余额不足")
+    wallet.wechat.query = WechatPayApiError(404, "NOT_FOUND", "记录不存在")
+    refused_again = wallet.settle()
+    after_refusal = wallet.state()
+    wallet.wechat.query = "SUCCESS"  # the first transfer reached WeChat Pay after all
+    settled = [wallet.settle(), wallet.settle()]
+
+    assert (refused_again, after_refusal) == (0, ("PAYING", 4_000, 6_000, -10_000, 0))
+    assert settled == [1, 0]
+    assert wallet.state() == ("PAID", 4_000, 0, -4_000, 1)  # paid once, nothing given back
+
+
+def overdue_gauges() -> tuple[float | None, float | None]:
+    return (REGISTRY.get_sample_value("mall_withdrawals_paying_overdue"),
+            REGISTRY.get_sample_value("mall_withdrawals_paying_overdue_oldest_seconds"))
+
+
+def test_a_withdrawal_paying_over_a_day_for_want_of_an_end_is_shown_overdue_until_its_transfer_ends() -> None:
+    wallet = Wallet(FakeWechat(WechatPayUnavailable("no answer")))
+    wallet.approve()
+    wallet.wechat.outcome = WechatPayApiError(403, "NOT_ENOUGH", "余额不足")
+    wallet.wechat.query = WechatPayApiError(404, "NOT_FOUND", "记录不存在")
+    wallet.settle(minutes=24 * 60)
+    within_a_day = overdue_gauges()
+    wallet.settle(minutes=25 * 60 + 10)
+    overdue = overdue_gauges()
+    wallet.wechat.outcome = "SUCCESS"  # the merchant account topped up: the re-send goes through
+    wallet.settle(minutes=25 * 60 + 20)
+
+    assert (within_a_day, overdue) == ((0, 0), (1, (25 * 60 + 10) * 60))
+    assert (wallet.state(), overdue_gauges()) == (("PAID", 4_000, 0, -4_000, 1), (0, 0))
 
 
 class WatchedPayout(WechatTransferPayout):

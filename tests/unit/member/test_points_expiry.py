@@ -72,3 +72,18 @@ def test_a_refund_takes_back_the_newest_points_and_the_rest_expires_in_turn(uow)
                                       now=at("2026-05-10 00:00:00"))
 
     assert (service.expire_points(lambda: uow, now=at("2027-04-01 00:00:00")), points(uow, ALICE)) == (300, 0)
+
+
+def test_points_held_over_the_expiry_run_expire_when_the_hold_is_released(uow) -> None:  # type: ignore[no-untyped-def]
+    earn(uow, ALICE, "O1", 30_000, "2026-03-15 10:00:00")   # 300 points, valid through March 2027
+    earn(uow, ALICE, "O2", 20_000, "2026-05-02 10:00:00")   # 200 points, valid through May 2027
+    service.lock_points(uow, user_id=ALICE, order_no="O3", points=400, payable_fen=100_000,
+                        now=at("2027-03-31 23:00:00"))      # all 300 March points (the oldest) and 100 May ones
+
+    april = [service.expire_points(lambda: uow, now=at("2027-04-01 00:00:00")) for _ in range(2)]
+    held_over = (points(uow, ALICE), uow.ledger.balance(ALICE, Account.POINTS_LOCKED))
+    service.release_points(uow, order_no="O3", now=at("2027-04-01 01:00:00"))  # the order is cancelled
+
+    assert (april, held_over) == ([0, 0], (100, 400))  # the spendable 100 are May's: nothing to take from them
+    assert (points(uow, ALICE), uow.ledger.balance(ALICE, Account.POINTS_LOCKED)) == (200, 0)  # March's are gone
+    assert uow.ledger.check()[1] == []

@@ -151,6 +151,28 @@ def test_a_payment_reported_after_the_recharge_expired_still_credits_it_once(
     assert (statuses(uow), money(uow)) == (["PAID"], (50_005, 5_000, 1))
 
 
+def test_overdue_recharges_beyond_one_batch_are_all_asked_about_page_after_page(
+        uow: FakeMemberUnitOfWork, channels: RechargeChannels, channel: AnsweringChannel) -> None:
+    started = [recharge(uow, channels, 5_000 + n) for n in range(5)]
+
+    expired = service.expire_recharges(lambda: uow, channels, now=DEADLINE + timedelta(minutes=20),
+                                       expire_seconds=900, batch=2)
+
+    assert (expired, statuses(uow), channel.asked) == (5, ["EXPIRED"] * 5, started)
+
+
+def test_pending_recharges_beyond_one_batch_are_all_reconciled_page_after_page(
+        uow: FakeMemberUnitOfWork, channels: RechargeChannels, channel: AnsweringChannel) -> None:
+    started = [recharge(uow, channels, 5_000 + n) for n in range(5)]
+    for n, recharge_no in enumerate(started):
+        channel.answers[recharge_no] = PaidNotice(out_trade_no=recharge_no, paid_fen=5_000 + n, txn_id=f"T{n}",
+                                                  paid=True)
+
+    credited = service.reconcile_recharges(lambda: uow, channels, now=NOW + timedelta(minutes=2), batch=2)
+
+    assert (credited, statuses(uow), channel.asked) == (5, ["PAID"] * 5, started)
+
+
 def test_only_a_pending_recharge_can_expire() -> None:
     paid = Recharge.create(user_id=ALICE, amount_fen=5_000, channel="alipay", now=NOW)
     paid.mark_paid(paid_fen=5_000, channel_txn_id="T1", now=NOW)

@@ -185,10 +185,37 @@ def test_voiding_an_order_number_that_is_no_order_number_is_invalid(uow: FakeMem
 
 
 def test_a_refund_to_balance_is_credited_once_per_refund_no(uow: FakeMemberUnitOfWork) -> None:
+    fund(uow, ALICE, 1_000)
+    service.pay_with_balance(uow, user_id=ALICE, order_no="O1", amount_fen=1_000, now=NOW)
     service.refund_to_balance(uow, user_id=ALICE, refund_no="RF1", order_no="O1", amount_fen=800, now=NOW)
     service.refund_to_balance(uow, user_id=ALICE, refund_no="RF1", order_no="O1", amount_fen=800, now=NOW)
 
     assert balances(uow, ALICE) == (800, 0)
+
+
+def test_refunds_to_balance_never_return_more_than_the_wallet_paid_for_the_order(uow: FakeMemberUnitOfWork) -> None:
+    fund(uow, ALICE, 10_000)
+    service.pay_with_balance(uow, user_id=ALICE, order_no="O1", amount_fen=3_000, now=NOW)
+    service.refund_to_balance(uow, user_id=ALICE, refund_no="RF1", order_no="O1", amount_fen=2_000, now=NOW)
+    with pytest.raises(DomainError) as too_much:
+        service.refund_to_balance(uow, user_id=ALICE, refund_no="RF2", order_no="O1", amount_fen=1_001, now=NOW)
+    service.refund_to_balance(uow, user_id=ALICE, refund_no="RF3", order_no="O1", amount_fen=1_000, now=NOW)
+    service.refund_to_balance(uow, user_id=ALICE, refund_no="RF1", order_no="O1", amount_fen=2_000, now=NOW)  # replay
+
+    assert (too_much.value.code, too_much.value.details) == ("REFUND_EXCEEDS_PAYMENT", {"refundable_fen": 1_000})
+    assert balances(uow, ALICE) == (10_000, 0)
+
+
+@pytest.mark.parametrize(("user_id", "order_no"), [(BOB, "O1"), (ALICE, "O2")])
+def test_a_refund_to_balance_of_a_payment_the_user_did_not_make_is_refused(
+        uow: FakeMemberUnitOfWork, user_id: int, order_no: str) -> None:
+    fund(uow, ALICE, 10_000)
+    service.pay_with_balance(uow, user_id=ALICE, order_no="O1", amount_fen=3_000, now=NOW)
+    with pytest.raises(NotFound) as refused:
+        service.refund_to_balance(uow, user_id=user_id, refund_no="RF1", order_no=order_no, amount_fen=100, now=NOW)
+
+    assert refused.value.code == "BALANCE_PAYMENT_NOT_FOUND"
+    assert (balances(uow, ALICE), balances(uow, BOB)) == ((7_000, 0), (0, 0))
 
 
 # withdrawals

@@ -268,7 +268,7 @@ def test_an_abnormal_refund_holds_the_case_for_staff_who_retry_the_same_refund_u
     engine = aftersales.EngineRefunder(payments, shop.members)
     uow = lambda: shop.uow  # noqa: E731
     for action in (lambda: aftersales.withdraw_case(shop.uow, user_id=1, case_id=case.id),
-                   lambda: aftersales.decide(uow, engine, case_id=case.id, approve=False, reason="", actor="s:8")):
+                   lambda: aftersales.decide(uow, engine, case_id=case.id, approve=False, reason="", actor="staff:8")):
         with pytest.raises(Conflict) as held:
             action()
         assert held.value.details["status"] == "REFUND_ABNORMAL"

@@ -3,11 +3,12 @@ only) and points, so that refunding a line returns what that line cost, and ever
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from fractions import Fraction
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from services.order import refunds, service
@@ -24,7 +25,7 @@ from services.order.domain import (
 )
 from services.order.service import CheckoutInput
 from tests.fakes import HOME, FakeRefundPayments
-from tests.unit.order.conftest import NOW, Shop
+from tests.unit.order.conftest import NOW, Shop, paid_order
 
 TEA, CUPS = 3, 5  # categories
 
@@ -153,7 +154,94 @@ def test_a_coupon_of_every_category_keeps_the_split_orders_were_refunded_by_so_f
 
     before = {line.id: goods * line.total_fen // total if total else 0 for line in order.lines[:-1]}
     before[order.lines[-1].id] = goods - sum(before.values())
+    assume(all(before[line.id] <= line.total_fen for line in order.lines))  # else the last line is capped (below)
     assert paid_shares(order) == before
+
+
+# A line is never paid more than its total: the database refuses to refund a line more than that
+# (ck_order_lines_refund_within_total), so a share above it made every refund of the line fail.
+
+def test_a_one_fen_gift_last_in_the_cart_is_paid_its_fen_and_the_fen_the_floors_left_goes_to_the_first_line(
+        ) -> None:
+    # 95% of 3999 is 3800 (199.95 off, floored to 199); 3800 x 1999 / 3999 = 1899.52.. floored for each 1999 line
+    # leaves 2 fen for the 1-fen gift: it is paid 1, the first line the other.
+    order = order_of([(1999, 1, True), (1999, 1, True), (1, 1, True)], percent=95)
+
+    assert paid_shares(order) == {1: 1900, 2: 1899, 3: 1}
+    assert [line_refund_fen(order, line_id, 1) for line_id in (1, 2, 3)] == [1900, 1899, 1]
+
+
+def test_the_gift_of_a_cancelled_order_is_refunded_its_fen_and_the_order_all_it_paid(shop: Shop) -> None:
+    order = gift_order(shop)
+    service.cancel_order(shop.uow, user_id=1, order_id=order.id or 0, reason="买错了", now=NOW)
+
+    refunds.review_cancellation(shop.uow, FakeRefundPayments(), shop.members, order_id=order.id or 0, approve=True,
+                                reason="同意", actor="staff:9", now=NOW)
+
+    refund = shop.uow.refunds.for_order(order.id or 0)[0]
+    assert (refund.amount_fen, [line.amount_fen for line in refund.lines]) == (3800, [1900, 1899, 1])
+    assert all(line.refunded_fen <= line.total_fen for line in order.lines)
+
+
+def test_a_refund_of_just_the_gift_returns_its_fen(shop: Shop) -> None:
+    order = gift_order(shop)
+    gift = order.lines[-1].id or 0
+
+    refund = refunds.start_refund(shop.uow, FakeRefundPayments(), shop.members, order_id=order.id or 0,
+                                  items=[RefundItem(gift, 1, line_refund_fen(order, gift, 1))], reason="赠品破损",
+                                  actor="staff:9", source="after_sale:1", now=NOW)
+
+    assert (refund.amount_fen, order.lines[-1].refunded_fen) == (1, 1)
+
+
+def gift_order(shop: Shop) -> Order:
+    """A member at 95% paid [1999, 1999, 1-fen gift], in that order."""
+    shop.catalog.put(103, price_fen=1999)
+    shop.catalog.put(104, price_fen=1)
+    shop.stock.available |= {103: 10, 104: 10}
+    shop.members.percent = 95
+    return paid_order(shop, (101, 1), (103, 1), (104, 1))
+
+
+def main_paid_shares(order: Order) -> dict[int, int]:
+    """main's paid_shares before lines were capped at their totals (services/order/domain.py), the reference."""
+    def split(amount: int, lines: list[OrderLine]) -> dict[int, int]:
+        total = sum(line.total_fen for line in lines)
+        shares = {line.id or 0: amount * line.total_fen // total if total else 0 for line in lines[:-1]}
+        if lines:
+            shares[lines[-1].id or 0] = amount - sum(shares.values())
+        return shares
+
+    amount = order.payable_fen - order.freight_fen
+    scoped = [line for line in order.lines if line.coupon_applied]
+    others = [line for line in order.lines if not line.coupon_applied]
+    total, level, coupon = order.items_total_fen, order.level_discount_fen, order.coupon_discount_fen
+    left = total - level - coupon
+    kept = max(Fraction(sum(line.total_fen for line in scoped) * (total - level), total) - coupon, Fraction(0)) \
+        if left > 0 else Fraction(0)
+    scoped_part = math.floor(amount * kept / left) if left > 0 else 0
+    shares = split(scoped_part, scoped) | split(amount - scoped_part, others)
+    return {line.id or 0: shares[line.id or 0] for line in order.lines}
+
+
+# Cheap lines (0 to 3 fen) as often as dear ones: a cheap line last in its group is what passed its total.
+CARTS = st.lists(st.tuples(st.one_of(st.integers(0, 3), st.integers(0, 10**5)), st.integers(1, 3), st.booleans()),
+                 min_size=1, max_size=8)
+
+
+@given(lines=CARTS, percent=st.integers(85, 100), coupon=st.integers(0, 10**5), points=st.integers(0, 10**5))
+def test_every_share_lies_within_its_lines_total_adds_up_to_the_goods_and_is_mains_where_main_stayed_within(
+        lines: list[tuple[int, int, bool]], percent: int, coupon: int, points: int) -> None:
+    order = priced(lines, percent, coupon, points)
+    shares, before = paid_shares(order), main_paid_shares(order)
+
+    assert all(0 <= shares[line.id or 0] <= line.total_fen for line in order.lines)
+    assert sum(shares.values()) == order.payable_fen - order.freight_fen
+    if all(before[line.id or 0] <= line.total_fen for line in order.lines):
+        assert shares == before
+    else:  # only the line over its total loses, to its total; every other line gains or keeps its share
+        assert all(shares[line.id or 0] == line.total_fen if before[line.id or 0] > line.total_fen
+                   else shares[line.id or 0] >= before[line.id or 0] for line in order.lines)
 
 
 # Points spent on units the shop could not supply come back (cancel-unshipped): the order's points spread over the

@@ -357,7 +357,7 @@ class MemberServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RefundToBalance(self, request, context):
-        """staff, or the order service
+        """the order service only
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

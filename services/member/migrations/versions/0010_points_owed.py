@@ -1,0 +1,41 @@
+"""Points a shopper owes and held points that expired (services.member.service: _owe_points, _expire_points_of).
+
+`points_owed`: per user and kind (the posting kind it is taken back as: order_refunded, points_used), the points a
+refund or a late order-paid could not take because the shopper had spent or held them; taken from the next points
+credited to the shopper. `points_holds.expired_points`: the part of an unpaid order's hold that was past its term
+at an expiry run, taken when the hold is released. Both start at zero: the previous release, still serving during
+the rollout, neither writes nor reads them.
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-12-06
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0010"
+down_revision = "0009"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "points_owed",
+        sa.Column("user_id", sa.BigInteger, primary_key=True),
+        sa.Column("kind", sa.String(32), primary_key=True),
+        sa.Column("points", sa.BigInteger, nullable=False),
+        sa.CheckConstraint("points >= 0", name="ck_points_owed_non_negative"),
+    )
+    with op.batch_alter_table("points_holds") as batch:
+        batch.add_column(sa.Column("expired_points", sa.BigInteger, nullable=False, server_default="0"))
+        batch.create_check_constraint("ck_points_holds_expired_within_points",
+                                      "expired_points >= 0 AND expired_points <= points")
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("points_holds") as batch:
+        batch.drop_constraint("ck_points_holds_expired_within_points", type_="check")
+        batch.drop_column("expired_points")
+    op.drop_table("points_owed")
