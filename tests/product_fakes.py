@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from services.common.errors import Conflict
+from services.common.errors import Conflict, DomainError, ErrorKind
 from services.product.domain import (
     SUPPLY_KINDS,
     AuditEntry,
@@ -25,6 +26,7 @@ from services.product.domain import (
     StockMove,
     StockMovement,
 )
+from services.product.orders import OrderState
 from services.product.uow import ProductUnitOfWork
 from tests.fakes import FakeUnitOfWork
 
@@ -294,3 +296,21 @@ class FakeProductUnitOfWork(FakeUnitOfWork, ProductUnitOfWork):
         self.reviews = FakeReviewRepository()
         self.settings_log = FakeSettingsLogRepository()
 
+
+
+class FakeOrders:
+    """The order service as the reservation sweep asks it (services/product/orders.py); `down` makes it not answer."""
+
+    def __init__(self) -> None:
+        self.known: dict[str, OrderState] = {}
+        self.down = False
+        self.asked: list[list[str]] = []
+
+    def place(self, order_no: str, status: str, *, paid: bool = False) -> None:
+        self.known[order_no] = OrderState(order_no, status, paid)
+
+    def states(self, order_nos: Sequence[str]) -> dict[str, OrderState]:
+        self.asked.append(list(order_nos))
+        if self.down:
+            raise DomainError("ORDER_UNAVAILABLE", "the order service did not answer", kind=ErrorKind.UNAVAILABLE)
+        return {order_no: self.known[order_no] for order_no in order_nos if order_no in self.known}

@@ -5,7 +5,7 @@
 Checks, each reported with its mismatches (exit status 1 if any):
 - stock: for every SKU, available + reserved + sold == initial stock + adjustments, and each of the three
   equals the sum of its stock ledger (the product service's stock_movements, checked by the product service:
-  services.product.service.check_stock_ledger); no SKU below zero; each SKU's sales equal the units of its
+  services.product.service.check_stock_ledger); no SKU's stock or sales below zero; each SKU's sales equal the units of its
   confirmed (paid) reservations; no reservation still held long after it expired (the sweep releases them);
 - coupons: the coupons locked in the member service are exactly those of the unpaid orders using them;
 - ledgers: every wallet and points balance equals the sum of its entries;
@@ -64,6 +64,8 @@ def check_stock(product: Engine, now: datetime) -> Check:
             check.checked += 1
             if stock < 0:
                 check.mismatches.append(f"sku {sku_id}: stock {stock} below zero")
+            if sales < 0:  # more units came back than were ever sold (a return of a sale never made)
+                check.mismatches.append(f"sku {sku_id}: sales {sales} below zero")
             if sales != confirmed.get(sku_id, 0):
                 check.mismatches.append(f"sku {sku_id}: sales {sales} but {confirmed.get(sku_id, 0)} units confirmed")
         stale = conn.execute(select(reservations.c.order_no, reservations.c.sku_id).where(and_(

@@ -27,14 +27,15 @@ UID = 10001  # the image's non-root user (Dockerfile)
 CALLERS: dict[str, tuple[str, ...]] = {
     "user": ("gateway", "order"),
     "product": ("gateway", "order"),
-    "order": ("gateway",),
+    "order": ("gateway", "product"),  # product: its reservation sweep asks which orders were paid
     "member": ("gateway", "order"),
     "analytics": ("gateway",),
 }
 # Services that call others as themselves (services/common/auth.py service tokens: stock reservations, wallet
-# refunds from jobs): each gets SERVICE_TOKEN from its own Secret minimall-service-token-<name>, and will not
-# start without it (services/common/auth.py service_identity).
-OWN_IDENTITY = ("order",)
+# refunds from jobs, the product service's reservation sweep asking about orders): each gets SERVICE_TOKEN from
+# its own Secret minimall-service-token-<name>, and will not start without it (services/common/auth.py
+# service_identity).
+OWN_IDENTITY = ("order", "product")
 # Services whose consumers run today (services/<name>/__main__.py passes consumers to ServiceApp).
 CONSUMING = ("analytics",)
 # Partitions bound how many consumer replicas share a topic; retention how long a consumer may lag.

@@ -165,7 +165,8 @@ class StockMovementOut(Reply):
     """One change of a SKU's stock: units moved per bucket (available + reserved + sold == initial + adjustments)."""
 
     id: int
-    kind: Literal["opening", "initial", "adjust", "reserve", "confirm", "release", "expire", "cancel_paid", "return"]
+    kind: Literal["opening", "initial", "adjust", "reserve", "confirm", "release", "expire", "late_sale", "cancel_paid",
+                  "return"]
     available: int
     reserved: int
     sold: int

@@ -20,6 +20,7 @@ from services.common.auth import (
     WALLET_REVIEWERS,
     Role,
     require_caller,
+    require_service,
 )
 from services.common.errors import InvalidInput
 from services.common.events import timestamp
@@ -33,6 +34,8 @@ from services.order.uow import CaseSearch, ListedRefund, OrderSearch, OrderUnitO
 
 ORDER_STAFF = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
 SHIPPERS = (Role.ADMIN, Role.OPERATOR)
+STATE_READERS = ("product",)  # its reservation sweep asks whether the orders it holds stock for were paid
+MAX_ORDER_STATES = 100
 StepMessage = TypeVar("StepMessage", order_pb2.Transition, after_sale_pb2.AfterSaleStep)
 
 
@@ -120,6 +123,14 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
                              **_page(request))
         found, total = service.search_orders(self.uow(), search)
         return order_pb2.ListOrdersResponse(orders=[order_message(order, staff=True) for order in found], total=total)
+
+    def GetOrderStates(self, request: order_pb2.GetOrderStatesRequest,
+                       context: grpc.ServicerContext) -> order_pb2.GetOrderStatesResponse:
+        require_service(*STATE_READERS)
+        if len(request.order_nos) > MAX_ORDER_STATES:
+            raise InvalidInput("TOO_MANY_ORDERS", f"ask for at most {MAX_ORDER_STATES} orders at once",
+                               details={"order_nos": f"max {MAX_ORDER_STATES}"})
+        return order_pb2.GetOrderStatesResponse(orders=_order_states(self.uow(), request.order_nos))
 
     # Payment
 
@@ -215,6 +226,14 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
                        context: grpc.ServicerContext) -> order_pb2.Order:
         return order_message(service.confirm_receipt(self.uow(), user_id=require_caller().user_id,
                                                      order_id=request.id), staff=False)
+
+
+def _order_states(uow: OrderUnitOfWork, order_nos: Iterable[str]) -> list[order_pb2.OrderState]:
+    """The existing orders among `order_nos`: status, and whether they were ever paid (paid_at stays set)."""
+    with uow:
+        found = [uow.orders.by_order_no(order_no) for order_no in dict.fromkeys(order_nos)]
+        return [order_pb2.OrderState(order_no=order.order_no, status=order.status, paid=order.paid_at is not None)
+                for order in found if order is not None]
 
 
 @contextmanager

@@ -11,15 +11,19 @@ from pathlib import Path
 
 from mall.product.v1 import product_pb2, product_pb2_grpc
 
+from services.common.auth import service_identity
+from services.common.clients import ServiceClients
 from services.common.config import Env, ServiceSettings
 from services.common.consumer import EventConsumer
 from services.common.db import make_engine
+from services.common.discovery import Discovery
 from services.common.grpc_server import registration
 from services.common.runtime import ServiceApp, every, main
 from services.product import search, service
 from services.product.consumers import HANDLERS
 from services.product.db import SqlProductUnitOfWork, start_mappers
 from services.product.grpc_api import ProductServicer
+from services.product.orders import GrpcOrders, Orders
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -31,13 +35,23 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     engine = make_engine(base.database_url)
     uow = functools.partial(SqlProductUnitOfWork, engine, "product")
     sweep_seconds = Env().float("PRODUCT_RESERVATION_SWEEP_SECONDS", 60.0)
+    orders = order_service(base)
     return ServiceApp(settings=base, engine=engine,
                       registrations=[registration(product_pb2, product_pb2_grpc, "ProductService", ProductServicer(uow))],
                       consumers=[EventConsumer("product", uow, base.kafka, HANDLERS)],
-                      # units held for an order that was never placed (its submit died after reserving) or whose
-                      # order-cancelled never came go back on sale once the reservation's TTL has passed
+                      # once the reservation's TTL has passed, units held for an order that was never placed (its
+                      # submit died after reserving) or whose order-cancelled never came go back on sale, and those
+                      # of an order paid whose order-paid is late are sold (the order service is asked which)
                       jobs={"reservation-expiry": every(sweep_seconds, "reservation expiry",
-                                                        lambda: service.release_expired_reservations(uow))})
+                                                        lambda: service.release_expired_reservations(uow, orders))})
+
+
+def order_service(base: ServiceSettings) -> Orders:
+    """The order service as the reservation sweep asks it, as the product service itself (SERVICE_TOKEN)."""
+    env = Env()
+    clients = ServiceClients(Discovery(base.consul_http_addr, env),
+                             env.int("PRODUCT_GRPC_TIMEOUT_MS", 5000) / 1000, service_token=service_identity(base))
+    return GrpcOrders(clients)
 
 
 def media_dir() -> Path:
@@ -60,7 +74,8 @@ def sweep_command(base: ServiceSettings, args: argparse.Namespace) -> int:
     """Release expired stock reservations once (the serve role does it every PRODUCT_RESERVATION_SWEEP_SECONDS)."""
     start_mappers()
     engine = make_engine(base.database_url)
-    released = service.release_expired_reservations(functools.partial(SqlProductUnitOfWork, engine, "product"))
+    released = service.release_expired_reservations(functools.partial(SqlProductUnitOfWork, engine, "product"),
+                                                    order_service(base))
     print(f"released the expired reservations of {released} orders")
     return 0
 

@@ -18,10 +18,11 @@ log = logging.getLogger(__name__)
 
 
 def on_order_paid(uow: ProductUnitOfWork, event: OrderPaid, envelope: EventEnvelope) -> None:
-    """The reserved units become sales.
+    """The reserved units become sales (a reservation the sweep expired first takes them again; when they were sold
+    meanwhile the order is counted and logged as oversold, and the event is done: retrying cannot help).
 
-    A payment for stock no longer held (the reservation expired or was released first) can never
-    be applied here: it is dead-lettered, where ops see it, rather than retried for ever.
+    A payment for stock never reserved, or released by a cancellation, can never be applied here: it is
+    dead-lettered, where ops see it, rather than retried for ever.
     """
     try:
         service.confirm_held_stock(uow, order_no=event.order_no)
@@ -61,7 +62,7 @@ def on_order_completed(uow: ProductUnitOfWork, event: OrderCompleted, envelope: 
 def on_order_returned(uow: ProductUnitOfWork, event: OrderReturned, envelope: EventEnvelope) -> None:
     """Goods of an after-sales return were received back: their units are on sale again (once per event)."""
     try:
-        service.restock_return(uow, case_no=event.case_no,
+        service.restock_return(uow, case_no=event.case_no, order_no=event.order_no,
                                lines=[StockLine(line.sku_id, line.quantity) for line in event.lines])
     except (NotFound, InvalidInput) as exc:
         raise InvalidEvent(f"order-returned {envelope.event_id} cannot be restocked: {exc.code}") from None

@@ -36,7 +36,8 @@ class Status(enum.StrEnum):
 class ReservationStatus(enum.StrEnum):
     RESERVED = "RESERVED"
     CONFIRMED = "CONFIRMED"
-    RELEASED = "RELEASED"
+    RELEASED = "RELEASED"   # the order was cancelled
+    EXPIRED = "EXPIRED"     # the sweep put the units back on sale (a late order-paid takes them again if it can)
 
 
 class Sort(enum.StrEnum):
@@ -392,7 +393,7 @@ def check_brand(brand: Brand) -> None:
 
 @dataclass(eq=False)
 class Reservation:
-    """Units of one SKU held for one order until paid (confirmed), cancelled or expired (released)."""
+    """Units of one SKU held for one order until paid (confirmed), cancelled (released) or expired."""
 
     order_no: str
     sku_id: int
@@ -427,6 +428,7 @@ class MovementKind(enum.StrEnum):
     CONFIRM = "confirm"            # reserved -> sold (the order is paid)
     RELEASE = "release"            # reserved -> available (the order is cancelled)
     EXPIRE = "expire"              # reserved -> available (the sweep, past the reservation's expiry)
+    LATE_SALE = "late_sale"        # available -> sold (an order paid after the sweep expired its reservation)
     CANCEL_PAID = "cancel_paid"    # sold -> available (a paid order cancelled before it shipped)
     RETURN = "return"              # sold -> available (after-sales goods received back)
 
@@ -435,7 +437,7 @@ class MovementKind(enum.StrEnum):
 MOVEMENT_DELTAS: dict[MovementKind, tuple[int, int, int]] = {
     MovementKind.OPENING: (1, 0, 0), MovementKind.INITIAL: (1, 0, 0), MovementKind.ADJUST: (1, 0, 0),
     MovementKind.RESERVE: (-1, 1, 0), MovementKind.CONFIRM: (0, -1, 1),
-    MovementKind.RELEASE: (1, -1, 0), MovementKind.EXPIRE: (1, -1, 0),
+    MovementKind.RELEASE: (1, -1, 0), MovementKind.EXPIRE: (1, -1, 0), MovementKind.LATE_SALE: (-1, 0, 1),
     MovementKind.CANCEL_PAID: (1, 0, -1), MovementKind.RETURN: (1, 0, -1),
 }
 SUPPLY_KINDS = (MovementKind.OPENING, MovementKind.INITIAL, MovementKind.ADJUST)

@@ -11,7 +11,7 @@ from typing import NoReturn
 from mall.events.v1.product_events_pb2 import ProductChanged, ProductViewed
 
 from services.common.db import utcnow
-from services.common.errors import Conflict, InvalidInput, NotFound
+from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 from services.common.events import timestamp
 from services.product import search
 from services.product.domain import (
@@ -45,7 +45,14 @@ from services.product.domain import (
     descendants,
     merge_lines,
 )
-from services.product.metrics import STOCK_RESERVATION_FAILURES, STOCK_RESERVATIONS_EXPIRED
+from services.product.metrics import (
+    STOCK_OVERSOLD_UNITS,
+    STOCK_RESERVATION_FAILURES,
+    STOCK_RESERVATIONS_CONFIRMED_BY_SWEEP,
+    STOCK_RESERVATIONS_DEFERRED,
+    STOCK_RESERVATIONS_EXPIRED,
+)
+from services.product.orders import AWAITING_PAYMENT, Orders
 from services.product.uow import ProductUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -332,21 +339,52 @@ def confirm_reservation(uow: ProductUnitOfWork, *, order_no: str) -> str:
     return status
 
 
+OVERSOLD = "OVERSOLD"  # confirm_held_stock: the order was paid for units sold again after its reservation expired
+
+
 def confirm_held_stock(uow: ProductUnitOfWork, *, order_no: str, now: datetime | None = None) -> str:
-    """confirm_reservation inside an open unit of work (the order-paid consumer's transaction)."""
+    """confirm_reservation inside an open unit of work (the order-paid consumer's, or the sweep's for an order the
+    order service says was paid): CONFIRMED, or OVERSOLD.
+
+    A reservation the sweep expired before the payment was applied takes its units again, in the conditional
+    UPDATE a reservation uses (never below 0). When they were sold meanwhile the order is oversold: counted and
+    logged for staff (find stock or refund), the reservation left EXPIRED, and the payment applied all the same
+    (retrying cannot bring the units back). A cancelled order's (RELEASED) is Conflict RESERVATION_RELEASED.
+    """
     now = now or utcnow()
     uow.reservations.lock_order(order_no)
     held = uow.reservations.of_order(order_no)
     if not held:
         raise NotFound("RESERVATION_NOT_FOUND", "no stock was reserved for this order")
     if any(r.status == ReservationStatus.RELEASED for r in held):
-        raise Conflict("RESERVATION_RELEASED", "the reservation was released (cancelled or expired)")
-    for reservation in held:
+        raise Conflict("RESERVATION_RELEASED", "the reservation was released (the order was cancelled)")
+    status = ReservationStatus.CONFIRMED
+    for reservation in sorted(held, key=lambda r: r.sku_id):  # SKU order, as reserve_stock locks rows
         assert reservation.id is not None
         if uow.reservations.move(reservation.id, ReservationStatus.RESERVED, ReservationStatus.CONFIRMED):
             _move(uow, StockMovement.of(MovementKind.CONFIRM, reservation.sku_id, reservation.quantity, now,
                                         reference=order_no))
-    return ReservationStatus.CONFIRMED
+        elif reservation.status == ReservationStatus.EXPIRED and not _sell_again(uow, reservation, now):
+            status = OVERSOLD
+    return status
+
+
+def _sell_again(uow: ProductUnitOfWork, reservation: Reservation, now: datetime) -> bool:
+    """An expired reservation's units sold after all (its order was paid late), if the stock still has them."""
+    assert reservation.id is not None
+    move = uow.stock.move(StockMovement.of(MovementKind.LATE_SALE, reservation.sku_id, reservation.quantity, now,
+                                           reference=reservation.order_no))
+    if move is None:
+        STOCK_OVERSOLD_UNITS.inc(reservation.quantity)
+        log.error("order %s was paid after its reservation expired, and the %d units of SKU %s were sold since: "
+                  "OVERSOLD, find stock or refund the buyer", reservation.order_no, reservation.quantity,
+                  reservation.sku_id)
+        return False
+    uow.reservations.move(reservation.id, ReservationStatus.EXPIRED, ReservationStatus.CONFIRMED)
+    _stock_moved(uow, move, now)
+    log.warning("order %s was paid after its reservation expired: %d units of SKU %s taken again from the stock",
+                reservation.order_no, reservation.quantity, reservation.sku_id)
+    return True
 
 
 def release_reservation(uow: ProductUnitOfWork, *, order_no: str) -> str:
@@ -367,9 +405,12 @@ def release_held_stock(uow: ProductUnitOfWork, *, order_no: str, now: datetime |
         else ReservationStatus.RELEASED
 
 
+RELEASED_BY = {MovementKind.RELEASE: ReservationStatus.RELEASED, MovementKind.EXPIRE: ReservationStatus.EXPIRED}
+
+
 def _release_held(uow: ProductUnitOfWork, order_no: str, kind: MovementKind, now: datetime) -> int | None:
-    """Move the order's RESERVED units back on sale (a `kind` movement each): how many rows this call moved,
-    None when the order reserved nothing; Conflict RESERVATION_CONFIRMED once it was paid."""
+    """Move the order's RESERVED units back on sale (a `kind` movement each, the rows RELEASED or EXPIRED): how
+    many rows this call moved, None when the order reserved nothing; Conflict RESERVATION_CONFIRMED once paid."""
     uow.reservations.lock_order(order_no)
     held = uow.reservations.of_order(order_no)
     if not held:
@@ -379,7 +420,7 @@ def _release_held(uow: ProductUnitOfWork, order_no: str, kind: MovementKind, now
     moved = 0
     for reservation in held:
         assert reservation.id is not None
-        if uow.reservations.move(reservation.id, ReservationStatus.RESERVED, ReservationStatus.RELEASED):
+        if uow.reservations.move(reservation.id, ReservationStatus.RESERVED, RELEASED_BY[kind]):
             _stock_moved(uow, _move(uow, StockMovement.of(kind, reservation.sku_id, reservation.quantity, now,
                                                           reference=order_no)), now)
             moved += 1
@@ -388,7 +429,8 @@ def _release_held(uow: ProductUnitOfWork, order_no: str, kind: MovementKind, now
 
 def release_paid_stock(uow: ProductUnitOfWork, *, order_no: str, now: datetime | None = None) -> str:
     """A paid order cancelled before it shipped (order-cancelled with was_paid, after staff review): its sold
-    units go back on sale and leave the sales counts (a reservation still held is released as usual).
+    units go back on sale and leave the sales counts (a reservation still held is released as usual; an expired
+    one whose units a late order-paid could not take again has nothing to give back).
     Inside an open unit of work; replays change nothing (each row moves to RELEASED once)."""
     now = now or utcnow()
     uow.reservations.lock_order(order_no)
@@ -406,24 +448,44 @@ def release_paid_stock(uow: ProductUnitOfWork, *, order_no: str, now: datetime |
     return ReservationStatus.RELEASED if held else "NONE"
 
 
-def restock_return(uow: ProductUnitOfWork, *, case_no: str, lines: Iterable[StockLine],
+def restock_return(uow: ProductUnitOfWork, *, case_no: str, lines: Iterable[StockLine], order_no: str = "",
                    now: datetime | None = None) -> None:
     """Goods of an after-sales return came back (order-returned): on sale again, out of the sales counts.
 
+    Only units the order's reservation sold (CONFIRMED): a line whose reservation was never confirmed (expired,
+    and oversold when the payment came late) left no sale to take back, and is skipped (logged). An order with
+    no reservation at all (placed before reservations were kept) is restocked as it says.
     Inside an open unit of work (the consumer's, which applies each event once). An unknown SKU is NotFound.
     """
     now = now or utcnow()
+    sold = _sold_skus(uow, order_no)
     for line in lines:
         if line.quantity < 0:
             raise InvalidInput("STOCK_LINE_INVALID", "a returned line cannot have negative units",
                                details={"lines": "invalid"})
         if line.quantity == 0:
             continue  # nothing came back: no movement
+        if sold is not None and line.sku_id not in sold:
+            log.warning("after-sales case %s: order %s's SKU %s was never sold from the stock (its reservation "
+                        "was not confirmed); its %d returned units are not restocked", case_no, order_no,
+                        line.sku_id, line.quantity)
+            continue
         move = uow.stock.move(StockMovement.of(MovementKind.RETURN, line.sku_id, line.quantity, now,
                                                reference=case_no))
         if move is None:
             raise NotFound("SKU_NOT_FOUND", f"no SKU {line.sku_id}")
         _stock_moved(uow, move, now)
+
+
+def _sold_skus(uow: ProductUnitOfWork, order_no: str) -> set[int] | None:
+    """The SKUs the order's reservation sold from the stock; None when the order reserved nothing (or is unnamed)."""
+    if not order_no:
+        return None
+    uow.reservations.lock_order(order_no)
+    held = uow.reservations.of_order(order_no)
+    if not held:
+        return None
+    return {r.sku_id for r in held if r.status == ReservationStatus.CONFIRMED}
 
 
 def check_stock_ledger(uow: ProductUnitOfWork) -> tuple[int, list[StockBalance]]:
@@ -444,32 +506,68 @@ def stock_movements(uow: ProductUnitOfWork, *, product_id: int, sku_id: int, off
         return uow.stock.movements(sku_id, max(offset, 0), min(max(limit, 1), 100))
 
 
-def release_expired_reservations(uow_factory: Callable[[], ProductUnitOfWork], *, now: datetime | None = None,
-                                 batch: int = 100) -> int:
-    """Release reservations past their expiry (the safety net behind order cancellation); how many orders.
+def release_expired_reservations(uow_factory: Callable[[], ProductUnitOfWork], orders: Orders, *,
+                                 now: datetime | None = None, batch: int = 100) -> int:
+    """Settle reservations past their expiry (the safety net behind order-paid and order-cancelled); how many
+    orders' units went back on sale.
+
+    The order service says first what became of the batch's orders, so that a late order-paid (its consumer or
+    Kafka behind) never finds its units sold to someone else: a paid order's reservation is confirmed as
+    order-paid confirms it (confirm_held_stock: the late event then changes nothing); an order still awaiting
+    payment keeps its units (its payment timeout cancels it); a cancelled or closed unpaid order's, or one the
+    order service does not know (a submit that died after reserving), go back on sale (EXPIRED). When the order
+    service cannot answer, the whole batch stays held for the next run (mall_stock_reservations_deferred_total).
 
     The serve role runs it every PRODUCT_RESERVATION_SWEEP_SECONDS. Each order in its own transaction, so
     one failure (logged, tried again next round) does not hold back the rest. Safe to run from several
-    replicas at once: releasing is idempotent, and an order released twice is counted once.
+    replicas at once: settling is idempotent, and an order released twice is counted once.
     """
     now = now or utcnow()
     with uow_factory() as uow:
         expired = uow.reservations.expired_orders(now, batch)
+    if not expired:
+        return 0
+    try:
+        known = orders.states(expired)
+    except DomainError as exc:
+        STOCK_RESERVATIONS_DEFERRED.labels("unanswered").inc(len(expired))
+        log.warning("the order service did not say whether %d orders with expired stock reservations were paid "
+                    "(%s): their units stay held until the next run", len(expired), exc.code)
+        return 0
     released = 0
     for order_no in expired:
-        try:
-            with uow_factory() as uow:
-                moved = _release_held(uow, order_no, MovementKind.EXPIRE, now)
-                uow.commit()
-        except Exception:
-            log.exception("releasing the expired reservation of order %s failed", order_no)
+        state = known.get(order_no)
+        paid = state is not None and state.paid
+        if not paid and state is not None and state.status == AWAITING_PAYMENT:
+            STOCK_RESERVATIONS_DEFERRED.labels("awaiting_payment").inc()
             continue
-        if moved:
-            released += 1
-            log.warning("order %s: its stock reservation expired unsettled and went back on sale", order_no)
+        try:
+            released += _settle_expired(uow_factory, order_no, paid=paid, now=now)
+        except Exception:
+            log.exception("settling the expired reservation of order %s failed", order_no)
     if released:
         STOCK_RESERVATIONS_EXPIRED.inc(released)
     return released
+
+
+def _settle_expired(uow_factory: Callable[[], ProductUnitOfWork], order_no: str, *, paid: bool,
+                    now: datetime) -> int:
+    """One order's expired reservation in its own transaction: sold when the order was paid, else back on sale
+    (EXPIRED); 1 when this call put units back on sale."""
+    with uow_factory() as uow:
+        if paid:
+            confirm_held_stock(uow, order_no=order_no, now=now)
+            moved = 0
+        else:
+            moved = _release_held(uow, order_no, MovementKind.EXPIRE, now) or 0
+        uow.commit()
+    if paid:
+        STOCK_RESERVATIONS_CONFIRMED_BY_SWEEP.inc()
+        log.warning("order %s was paid but its order-paid had not been applied when its reservation expired: "
+                    "the sweep confirmed it (is the product consumer behind?)", order_no)
+    elif moved:
+        log.warning("order %s: its stock reservation expired unsettled and went back on sale", order_no)
+    return 1 if moved else 0
 
 
 # Seeding and configuration

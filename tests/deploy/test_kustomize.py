@@ -212,7 +212,7 @@ def test_termination_grace_outlasts_the_drain_and_the_relay_flush(rendered: dict
 EXPECTED_CALLERS = {
     "user": {"gateway", "order"},
     "product": {"gateway", "order"},
-    "order": {"gateway"},
+    "order": {"gateway", "product"},  # product: its reservation sweep asks which orders were paid
     "member": {"gateway", "order"},
     "analytics": {"gateway"},
 }
@@ -513,7 +513,7 @@ def egress_of(objects: Objects, pod_labels: dict[str, str]) -> set[tuple[str, in
 
 # Written out here, independently of generate.py: whom each deployable may open connections to.
 DNS = {("kube-system/kube-dns", 53)}
-CALLEES = {"gateway": set(SERVICES), "order": {"user", "product", "member"}}
+CALLEES = {"gateway": set(SERVICES), "order": {"user", "product", "member"}, "product": {"order"}}
 HTTPS_OUT = {"user", "order"}  # WeChat login, Aliyun SMS, FaceID; WeChat Pay
 
 
@@ -547,8 +547,8 @@ def test_with_consul_the_servers_and_the_gateway_may_also_reach_consul() -> None
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_only_the_order_service_holds_a_service_token_and_only_its_own(rendered: dict[str, Objects],
-                                                                       overlay: str) -> None:
+def test_only_the_order_and_product_services_hold_a_service_token_each_its_own(rendered: dict[str, Objects],
+                                                                                overlay: str) -> None:
     """services/common/auth.py: a pod never holds another service's token, and the gateway none at all."""
     holders = {}
     for deployment in own_deployments(rendered[overlay]):
@@ -559,5 +559,5 @@ def test_only_the_order_service_holds_a_service_token_and_only_its_own(rendered:
                     ref = entry["valueFrom"]["secretKeyRef"]
                     holders[deployment["metadata"]["name"]] = (ref["name"], ref["key"], ref.get("optional", False))
 
-    assert holders == {name: ("minimall-service-token-order", "token", False)
-                       for name in ("order", "order-relay")}
+    assert holders == {name: (f"minimall-service-token-{name.removesuffix('-relay')}", "token", False)
+                       for name in ("order", "order-relay", "product", "product-relay")}

@@ -133,7 +133,7 @@ def test_the_alerts_ops_rely_on_exist() -> None:
                       "ExpiredCheckoutHoldPaid", "AbnormalRefundWaiting", "RefundPaidAfterClose",
                       "UnpaidOrdersPastDeadline", "PaymentAfterStockHold",
                       "WalletChargeAwaitingStaff", "RefundPendingStuck", "RechargePendingOverdue",
-                      "WithdrawalPayingOverdue"}
+                      "WithdrawalPayingOverdue", "StockReservationsUnsettled", "StockOversold"}
 
 
 def test_every_alert_has_a_severity_and_a_summary() -> None:
@@ -147,7 +147,7 @@ def test_every_alert_has_a_severity_and_a_summary() -> None:
 def test_promtool_accepts_the_rules() -> None:
     result = promtool("check", "rules", str(RULES))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 24 rules found" in result.stdout
+    assert "SUCCESS: 26 rules found" in result.stdout
 
 
 def test_the_alert_rules_pass_their_promtool_unit_tests() -> None:

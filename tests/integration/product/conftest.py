@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import pytest
+from mall.order.v1 import order_pb2, order_pb2_grpc
 from sqlalchemy import Engine
 
+from services.common.config import ServiceSettings
+from services.common.grpc_server import create_server, registration
+from services.order import db as order_db
+from services.order.domain import OrderLine, new_order, price
+from services.order.grpc_api import OrderServicer
+from services.order.service import OrderSettings
 from services.product import service
 from services.product.db import SqlProductUnitOfWork, start_mappers
 from services.product.domain import Brand, Category, ProductDraft, SkuDraft
+from tests.fakes import HOME
+from tests.fixtures.keys import JwtKeys
 
 UowFactory = Callable[[], SqlProductUnitOfWork]
 T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
@@ -33,6 +42,38 @@ def uow(request: pytest.FixtureRequest) -> UowFactory:
     fixture = "service_engine" if request.param == "postgresql" else "sqlite_service_engine"
     start_mappers()
     return functools.partial(SqlProductUnitOfWork, request.getfixturevalue(fixture)("product"), "product")
+
+
+# The order service on its own database behind a real gRPC server: what the reservation sweep asks (GetOrderStates)
+
+@pytest.fixture
+def order_uow(service_engine: Callable[[str], Engine]) -> Callable[[], order_db.SqlOrderUnitOfWork]:
+    order_db.start_mappers()
+    return functools.partial(order_db.SqlOrderUnitOfWork, service_engine("order"), "order")
+
+
+@pytest.fixture
+def order_target(order_uow: Callable[[], order_db.SqlOrderUnitOfWork], jwt_keys: JwtKeys) -> Iterator[str]:
+    # GetOrderStates reads orders only: no catalogue, stock, members or users behind it
+    servicer = OrderServicer(order_uow, None, None, None, None, OrderSettings())  # type: ignore[arg-type]
+    settings = ServiceSettings.from_env("order", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),
+                                                  "ORDER_GRPC_LISTEN": "127.0.0.1:0"})
+    server, port = create_server(settings, [registration(order_pb2, order_pb2_grpc, "OrderService", servicer)])
+    server.start()
+    yield f"127.0.0.1:{port}"
+    server.stop(grace=None)
+
+
+def place_order(order_uow: Callable[[], order_db.SqlOrderUnitOfWork], order_no: str, *, paid: bool) -> None:
+    """An order in the order service's database, PENDING_PAYMENT or PAID."""
+    now = datetime.now(UTC)
+    order = new_order(user_id=1, order_no=order_no, lines=[OrderLine(101, 10, "手机", "", 1000, 1)], address=HOME,
+                      amounts=price(1000), now=now, pay_minutes=30)
+    if paid:
+        order.status, order.paid_at = "PAID", now
+    with order_uow() as tx:
+        tx.orders.add(order)
+        tx.commit()
 
 
 class Shelf:

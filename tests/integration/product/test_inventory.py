@@ -6,7 +6,7 @@ import dataclasses
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -19,13 +19,15 @@ from sqlalchemy import Engine, func, select
 from services.common.clients import ContextClientInterceptor
 from services.common.config import ServiceSettings
 from services.common.grpc_server import CODE_KEY, create_server, registration
+from services.order.db import SqlOrderUnitOfWork
 from services.product import service
 from services.product.__main__ import build_app
 from services.product.db import reservations, skus, stock_movements
 from services.product.domain import RESERVATION_TTL, StockLine
 from services.product.grpc_api import ProductServicer
 from tests.fixtures.keys import JwtKeys, service_token
-from tests.integration.product.conftest import T0, Shelf, UowFactory
+from tests.integration.product.conftest import T0, Shelf, UowFactory, place_order
+from tests.product_fakes import FakeOrders
 
 pytestmark = pytest.mark.integration
 
@@ -195,22 +197,29 @@ def test_the_sweep_releases_expired_reservations_and_leaves_live_ones(shelf: She
     service.reserve_stock(pg_uow(), order_no="OLD", lines=[StockLine(sku_id, 2)], now=T0)
     service.reserve_stock(pg_uow(), order_no="LIVE", lines=[StockLine(sku_id, 3)], now=T0 + timedelta(hours=1))
 
-    released = service.release_expired_reservations(pg_uow, now=T0 + RESERVATION_TTL + timedelta(seconds=1))
-    again = service.release_expired_reservations(pg_uow, now=T0 + RESERVATION_TTL + timedelta(seconds=1))
+    orders = FakeOrders()  # OLD: a submit that died after reserving
+    released = service.release_expired_reservations(pg_uow, orders, now=T0 + RESERVATION_TTL + timedelta(seconds=1))
+    again = service.release_expired_reservations(pg_uow, orders, now=T0 + RESERVATION_TTL + timedelta(seconds=1))
 
     assert (released, again, shelf.stock(product_id)) == (1, 0, [7])
 
 
 def test_the_serve_role_sweeps_expired_reservations_by_itself(shelf: Shelf, pg_engine: Engine, jwt_keys: JwtKeys,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    """The sweep is a job of the product service (it used to be a CLI command nothing ran): units held for an
-    order never placed go back on sale once the reservation's TTL has passed, and count once."""
+                                                              order_uow: Callable[[], SqlOrderUnitOfWork],
+                                                              order_target: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sweep is a job of the product service (it used to be a CLI command nothing ran): once the reservation's
+    TTL has passed, units held for an order never placed (the order service, asked as the product service, does
+    not know it) go back on sale and count once; those of an order paid (its order-paid late) are sold."""
     product_id = shelf.product("手机", stock=10)
     [sku_id] = shelf.sku_ids(product_id)
+    place_order(order_uow, "PAID-LATE", paid=True)
+    service.reserve_stock(shelf.uow(), order_no="PAID-LATE", lines=[StockLine(sku_id, 3)], now=T0 - timedelta(minutes=1))
     service.reserve_stock(shelf.uow(), order_no="DIED", lines=[StockLine(sku_id, 4)], now=T0)  # hours ago
     monkeypatch.setenv("PRODUCT_RESERVATION_SWEEP_SECONDS", "0.05")
+    monkeypatch.setenv("ORDER_GRPC_TARGET", order_target)
     settings = dataclasses.replace(
-        ServiceSettings.from_env("product", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path)}),
+        ServiceSettings.from_env("product", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),
+                                             "SERVICE_TOKEN": service_token(jwt_keys, "product")}),
         database_url=pg_engine.url.render_as_string(hide_password=False))
     expired_before = REGISTRY.get_sample_value("mall_stock_reservations_expired_total")
     stop = threading.Event()
@@ -218,7 +227,7 @@ def test_the_serve_role_sweeps_expired_reservations_by_itself(shelf: Shelf, pg_e
     sweeper.start()
     try:
         deadline = time.monotonic() + 20
-        while shelf.stock(product_id) != [10]:
+        while shelf.stock(product_id) != [7]:  # PAID-LATE, first in the batch, is settled before DIED
             assert time.monotonic() < deadline, "the expired reservation was not released"
             time.sleep(0.02)
     finally:
@@ -226,9 +235,11 @@ def test_the_serve_role_sweeps_expired_reservations_by_itself(shelf: Shelf, pg_e
         sweeper.join(timeout=10)
 
     with pg_engine.connect() as db:
-        moves = db.execute(select(stock_movements.c.kind, stock_movements.c.available, stock_movements.c.reserved)
-                           .where(stock_movements.c.reference == "DIED").order_by(stock_movements.c.id)).all()
-    assert moves == [("reserve", -4, 4), ("expire", 4, -4)]
+        moves = db.execute(select(stock_movements.c.reference, stock_movements.c.kind, stock_movements.c.available,
+                                  stock_movements.c.reserved).where(stock_movements.c.reference.in_(["DIED", "PAID-LATE"]))
+                           .order_by(stock_movements.c.id)).all()
+    assert moves == [("PAID-LATE", "reserve", -3, 3), ("DIED", "reserve", -4, 4), ("PAID-LATE", "confirm", 0, -3),
+                     ("DIED", "expire", 4, -4)]
     assert REGISTRY.get_sample_value("mall_stock_reservations_expired_total") - expired_before == 1
 
 

@@ -19,6 +19,7 @@ from services.product.db import brands, categories, products, reservations, skus
 from services.product.domain import RESERVATION_TTL, OutOfStock, StockLine
 from tests.fixtures.postgres import migrations_dir
 from tests.integration.product.conftest import T0, Shelf, UowFactory
+from tests.product_fakes import FakeOrders
 
 pytestmark = pytest.mark.integration
 EDITOR = 7
@@ -116,7 +117,7 @@ def test_the_sweep_records_an_expiry_not_a_cancellation(shelf: Shelf) -> None:
     [sku_id] = shelf.sku_ids(product_id)
     service.reserve_stock(shelf.uow(), order_no="OLD", lines=[StockLine(sku_id, 2)], now=T0)
 
-    service.release_expired_reservations(shelf.uow, now=T0 + RESERVATION_TTL + timedelta(seconds=1))
+    service.release_expired_reservations(shelf.uow, FakeOrders(), now=T0 + RESERVATION_TTL + timedelta(seconds=1))
 
     assert (ledger(shelf, sku_id)[1:], balanced(shelf)) == (
         [("reserve", -2, 2, 0, "OLD", 0, ""), ("expire", 2, -2, 0, "OLD", 0, "")], (1, []))

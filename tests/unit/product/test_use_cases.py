@@ -22,7 +22,7 @@ from services.product.domain import (
     Status,
     StockLine,
 )
-from tests.product_fakes import FakeProductUnitOfWork
+from tests.product_fakes import FakeOrders, FakeProductUnitOfWork
 
 T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
 EDITOR = 7
@@ -220,7 +220,8 @@ def test_the_sweep_releases_only_expired_reservations(uow: FakeProductUnitOfWork
     service.reserve_stock(uow, order_no="OLD", lines=[StockLine(black, 5)], now=T0)
     service.reserve_stock(uow, order_no="NEW", lines=[StockLine(white, 5)], now=T0 + timedelta(hours=1))
 
-    released = service.release_expired_reservations(lambda: uow, now=T0 + RESERVATION_TTL + timedelta(minutes=1))
+    released = service.release_expired_reservations(lambda: uow, FakeOrders(),  # OLD: a submit that died
+                                                    now=T0 + RESERVATION_TTL + timedelta(minutes=1))
 
     assert (released, stock_of(uow, product_id)) == (1, [50, 45])
 

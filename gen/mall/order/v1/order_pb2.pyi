@@ -283,6 +283,28 @@ class GetOrderRequest(_message.Message):
     id: int
     def __init__(self, id: _Optional[int] = ...) -> None: ...
 
+class GetOrderStatesRequest(_message.Message):
+    __slots__ = ("order_nos",)
+    ORDER_NOS_FIELD_NUMBER: _ClassVar[int]
+    order_nos: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, order_nos: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class OrderState(_message.Message):
+    __slots__ = ("order_no", "status", "paid")
+    ORDER_NO_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    PAID_FIELD_NUMBER: _ClassVar[int]
+    order_no: str
+    status: str
+    paid: bool
+    def __init__(self, order_no: _Optional[str] = ..., status: _Optional[str] = ..., paid: _Optional[bool] = ...) -> None: ...
+
+class GetOrderStatesResponse(_message.Message):
+    __slots__ = ("orders",)
+    ORDERS_FIELD_NUMBER: _ClassVar[int]
+    orders: _containers.RepeatedCompositeFieldContainer[OrderState]
+    def __init__(self, orders: _Optional[_Iterable[_Union[OrderState, _Mapping]]] = ...) -> None: ...
+
 class CancelOrderRequest(_message.Message):
     __slots__ = ("id", "reason")
     ID_FIELD_NUMBER: _ClassVar[int]

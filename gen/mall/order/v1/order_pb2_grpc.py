@@ -149,6 +149,11 @@ class OrderServiceStub:
                 request_serializer=mall_dot_order_dot_v1_dot_order__pb2.ResolveWalletReviewRequest.SerializeToString,
                 response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.WalletReview.FromString,
                 _registered_method=True)
+        self.GetOrderStates = channel.unary_unary(
+                '/mall.order.v1.OrderService/GetOrderStates',
+                request_serializer=mall_dot_order_dot_v1_dot_order__pb2.GetOrderStatesRequest.SerializeToString,
+                response_deserializer=mall_dot_order_dot_v1_dot_order__pb2.GetOrderStatesResponse.FromString,
+                _registered_method=True)
 
 
 class OrderServiceServicer:
@@ -313,6 +318,14 @@ class OrderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetOrderStates(self, request, context):
+        """The product service only (as itself), for its reservation sweep: whether these orders were paid, so a
+        reservation whose order-paid is late is sold rather than put back on sale. At most 100 order numbers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -430,6 +443,11 @@ def add_OrderServiceServicer_to_server(servicer, server):
                     servicer.ResolveWalletReview,
                     request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.ResolveWalletReviewRequest.FromString,
                     response_serializer=mall_dot_order_dot_v1_dot_order__pb2.WalletReview.SerializeToString,
+            ),
+            'GetOrderStates': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOrderStates,
+                    request_deserializer=mall_dot_order_dot_v1_dot_order__pb2.GetOrderStatesRequest.FromString,
+                    response_serializer=mall_dot_order_dot_v1_dot_order__pb2.GetOrderStatesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1053,6 +1071,33 @@ class OrderService:
             '/mall.order.v1.OrderService/ResolveWalletReview',
             mall_dot_order_dot_v1_dot_order__pb2.ResolveWalletReviewRequest.SerializeToString,
             mall_dot_order_dot_v1_dot_order__pb2.WalletReview.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOrderStates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.order.v1.OrderService/GetOrderStates',
+            mall_dot_order_dot_v1_dot_order__pb2.GetOrderStatesRequest.SerializeToString,
+            mall_dot_order_dot_v1_dot_order__pb2.GetOrderStatesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,42 @@
+"""What the product service asks the order service: whether the orders it holds stock for were paid."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from mall.order.v1 import order_pb2
+from mall.order.v1.order_pb2_grpc import OrderServiceStub
+
+from services.common.clients import ServiceClients, passed_on
+
+AWAITING_PAYMENT = "PENDING_PAYMENT"  # the order service's status of an order that may still be paid
+
+
+@dataclass(frozen=True)
+class OrderState:
+    order_no: str
+    status: str
+    paid: bool  # it was paid (its order-paid was published), whatever happened to it since
+
+
+class Orders(Protocol):
+    def states(self, order_nos: Sequence[str]) -> dict[str, OrderState]:
+        """The existing orders among `order_nos` by number (an unknown one is left out).
+
+        A DomainError (ORDER_UNAVAILABLE, ...) when the order service cannot answer.
+        """
+
+
+class GrpcOrders:
+    """The order service's GetOrderStates, called as the product service (the RPC takes no user's token)."""
+
+    def __init__(self, clients: ServiceClients) -> None:
+        self.clients = clients
+
+    def states(self, order_nos: Sequence[str]) -> dict[str, OrderState]:
+        with passed_on("order"):
+            reply = self.clients.get(OrderServiceStub, as_service=True).GetOrderStates(
+                order_pb2.GetOrderStatesRequest(order_nos=list(order_nos)))
+        return {found.order_no: OrderState(found.order_no, found.status, found.paid) for found in reply.orders}

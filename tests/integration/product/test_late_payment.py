@@ -1,0 +1,169 @@
+"""An order-paid late past the reservation's TTL, on PostgreSQL: the sweep asks the order service (a fake here, the
+real one over gRPC in the last tests) before it puts units back on sale; a late order-paid takes expired units again
+or reports them oversold; a return restocks only units sold from the stock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import grpc
+import pytest
+from mall.events.v1.envelope_pb2 import EventEnvelope
+from mall.events.v1.order_events_pb2 import OrderLine, OrderPaid, OrderReturned
+from mall.order.v1 import order_pb2, order_pb2_grpc
+from prometheus_client import REGISTRY
+from sqlalchemy import Engine, select
+
+from services.common.clients import ServiceClients
+from services.common.config import Env
+from services.common.discovery import Discovery
+from services.common.grpc_server import from_grpc
+from services.order import db as order_db
+from services.product import consumers, service
+from services.product.db import reservations
+from services.product.domain import RESERVATION_TTL, StockLine
+from services.product.orders import GrpcOrders, OrderState
+from tests.fixtures.keys import JwtKeys, as_service, service_token
+from tests.integration.product.conftest import T0, Shelf, UowFactory, place_order
+from tests.product_fakes import FakeOrders
+
+pytestmark = pytest.mark.integration
+
+AFTER_TTL = T0 + RESERVATION_TTL + timedelta(minutes=1)
+
+
+@pytest.fixture
+def shelf(pg_uow: UowFactory) -> Shelf:
+    return Shelf(pg_uow)
+
+
+@pytest.fixture
+def orders() -> FakeOrders:
+    return FakeOrders()
+
+
+@pytest.fixture
+def phone(shelf: Shelf) -> tuple[int, int]:
+    """(product_id, sku_id) of a phone on sale with 10 units, 3 of them reserved for order O1 at T0."""
+    product_id = shelf.product("手机", stock=10)
+    [sku_id] = shelf.sku_ids(product_id)
+    service.reserve_stock(shelf.uow(), order_no="O1", lines=[StockLine(sku_id, 3)], now=T0)
+    return product_id, sku_id
+
+
+def counts(shelf: Shelf, engine: Engine, product_id: int) -> tuple[int, int, int, list[str]]:
+    """The SKU's stock and sales, the product's sales, and O1's reservation statuses, as stored."""
+    product = service.get_admin_product(shelf.uow(), product_id=product_id).product
+    with engine.connect() as db:
+        statuses = db.execute(select(reservations.c.status).where(reservations.c.order_no == "O1")).scalars().all()
+    return product.skus[0].stock, product.skus[0].sales, product.sales, list(statuses)
+
+
+def consume(shelf: Shelf, event: object) -> None:
+    with shelf.uow() as uow:
+        consumers.HANDLERS[type(event)](uow, event, EventEnvelope(event_id="e"))  # type: ignore[index]
+        uow.commit()
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_a_paid_orders_reservation_survives_the_sweep_and_its_late_order_paid_changes_nothing(
+        shelf: Shelf, pg_engine: Engine, orders: FakeOrders, phone: tuple[int, int]) -> None:
+    product_id, _ = phone
+    orders.place("O1", "PAID", paid=True)  # paid, but its order-paid not delivered yet
+
+    released = service.release_expired_reservations(shelf.uow, orders, now=AFTER_TTL)
+    after_sweep = counts(shelf, pg_engine, product_id)
+    consume(shelf, OrderPaid(order_no="O1"))  # the late event
+
+    assert (released, after_sweep, counts(shelf, pg_engine, product_id)) == (
+        0, (7, 3, 3, ["CONFIRMED"]), (7, 3, 3, ["CONFIRMED"]))
+    assert service.check_stock_ledger(shelf.uow()) == (1, [])
+
+
+def test_a_cancelled_orders_reservation_goes_back_on_sale(shelf: Shelf, pg_engine: Engine, orders: FakeOrders,
+                                                          phone: tuple[int, int]) -> None:
+    orders.place("O1", "CANCELLED")
+
+    released = service.release_expired_reservations(shelf.uow, orders, now=AFTER_TTL)
+
+    assert (released, counts(shelf, pg_engine, phone[0])) == (1, (10, 0, 0, ["EXPIRED"]))
+
+
+def test_nothing_is_released_while_the_order_service_is_down(shelf: Shelf, pg_engine: Engine, orders: FakeOrders,
+                                                             phone: tuple[int, int]) -> None:
+    orders.down = True
+
+    released = service.release_expired_reservations(shelf.uow, orders, now=AFTER_TTL)
+
+    assert (released, counts(shelf, pg_engine, phone[0])) == (0, (7, 0, 0, ["RESERVED"]))
+
+
+def test_a_late_order_paid_on_an_expired_reservation_takes_the_units_again(
+        shelf: Shelf, pg_engine: Engine, orders: FakeOrders, phone: tuple[int, int]) -> None:
+    service.release_expired_reservations(shelf.uow, orders, now=AFTER_TTL)  # O1 unknown to the order service then
+    assert counts(shelf, pg_engine, phone[0]) == (10, 0, 0, ["EXPIRED"])
+
+    consume(shelf, OrderPaid(order_no="O1"))
+
+    assert counts(shelf, pg_engine, phone[0]) == (7, 3, 3, ["CONFIRMED"])
+    assert service.check_stock_ledger(shelf.uow()) == (1, [])
+
+
+def test_a_late_order_paid_for_units_sold_since_is_oversold_once_and_not_retried(
+        shelf: Shelf, pg_engine: Engine, orders: FakeOrders, phone: tuple[int, int]) -> None:
+    product_id, sku_id = phone
+    service.release_expired_reservations(shelf.uow, orders, now=AFTER_TTL)
+    service.reserve_stock(shelf.uow(), order_no="O2", lines=[StockLine(sku_id, 9)], now=AFTER_TTL)
+    service.confirm_reservation(shelf.uow(), order_no="O2")
+    before = metric("mall_stock_oversold_units_total")
+
+    consume(shelf, OrderPaid(order_no="O1"))  # returns: the consumer commits it, no dead letter, no retry
+
+    assert counts(shelf, pg_engine, product_id) == (1, 9, 9, ["EXPIRED"])
+    assert metric("mall_stock_oversold_units_total") - before == 3
+    assert service.check_stock_ledger(shelf.uow()) == (1, [])
+
+
+def test_a_return_of_an_unconfirmed_reservation_changes_nothing(
+        shelf: Shelf, pg_engine: Engine, orders: FakeOrders, phone: tuple[int, int]) -> None:
+    product_id, sku_id = phone
+    service.release_expired_reservations(shelf.uow, orders, now=AFTER_TTL)
+    service.reserve_stock(shelf.uow(), order_no="O2", lines=[StockLine(sku_id, 9)], now=AFTER_TTL)
+    service.confirm_reservation(shelf.uow(), order_no="O2")
+    consume(shelf, OrderPaid(order_no="O1"))  # oversold: O1's units were never taken
+
+    consume(shelf, OrderReturned(order_no="O1", case_no="AS1", lines=[OrderLine(sku_id=sku_id, quantity=3)]))
+
+    assert counts(shelf, pg_engine, product_id) == (1, 9, 9, ["EXPIRED"])
+    assert service.check_stock_ledger(shelf.uow()) == (1, [])
+
+
+# The real order service over gRPC (conftest order_target), asked as the product service asks it
+
+def test_the_order_service_tells_the_product_service_which_orders_were_paid(
+        order_uow: Callable[[], order_db.SqlOrderUnitOfWork], order_target: str, jwt_keys: JwtKeys) -> None:
+    place_order(order_uow, "PAID-1", paid=True)
+    place_order(order_uow, "OPEN-1", paid=False)
+    clients = ServiceClients(Discovery(None, Env({"ORDER_GRPC_TARGET": order_target})), 10,
+                             service_token=service_token(jwt_keys, "product"))
+
+    states = GrpcOrders(clients).states(["PAID-1", "OPEN-1", "NEVER"])
+
+    assert states == {"PAID-1": OrderState("PAID-1", "PAID", True),
+                      "OPEN-1": OrderState("OPEN-1", "PENDING_PAYMENT", False)}
+    clients.close()
+
+
+@pytest.mark.parametrize("caller", ["order", "user"])
+def test_only_the_product_service_may_read_order_states(order_target: str, jwt_keys: JwtKeys, caller: str) -> None:
+    metadata = as_service(jwt_keys, "order") if caller == "order" else []
+    with grpc.insecure_channel(order_target) as channel:
+        with pytest.raises(grpc.RpcError) as refused:
+            order_pb2_grpc.OrderServiceStub(channel).GetOrderStates(
+                order_pb2.GetOrderStatesRequest(order_nos=["PAID-1"]), metadata=metadata, timeout=10)
+
+    assert from_grpc(refused.value)[1] == ("FORBIDDEN" if caller == "order" else "AUTH_REQUIRED")

@@ -1,0 +1,194 @@
+"""An order-paid late past the reservation's TTL (product consumer or Kafka behind): the sweep asks the order service
+first, a late order-paid takes expired units again or reports them oversold, a return restocks only what was sold."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from mall.events.v1.envelope_pb2 import EventEnvelope
+from mall.events.v1.order_events_pb2 import OrderCancelled, OrderLine, OrderPaid, OrderReturned
+from prometheus_client import REGISTRY
+
+from services.product import consumers, service
+from services.product.domain import RESERVATION_TTL, Brand, Category, ProductDraft, SkuDraft, StockLine
+from tests.product_fakes import FakeOrders, FakeProductUnitOfWork
+
+T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
+AFTER_TTL = T0 + RESERVATION_TTL + timedelta(minutes=1)
+
+
+@pytest.fixture
+def uow() -> FakeProductUnitOfWork:
+    uow = FakeProductUnitOfWork()
+    uow.categories.add(Category("手机"))
+    uow.brands.add(Brand("华为"))
+    return uow
+
+
+@pytest.fixture
+def orders() -> FakeOrders:
+    return FakeOrders()
+
+
+@pytest.fixture
+def sku(uow: FakeProductUnitOfWork) -> int:
+    """One SKU on sale with 10 units, 3 of them reserved for order O1 at T0."""
+    draft = ProductDraft(name="华为 Mate 60", category_id=1, brand_id=1, specs=(("颜色", ("黑",)),),
+                         skus=(SkuDraft(spec={"颜色": "黑"}, price_fen=549_900, stock=10),))
+    product_id = service.create_product(uow, actor_id=7, draft=draft, now=T0).product.id
+    assert product_id is not None
+    service.submit_product(uow, actor_id=7, product_id=product_id, now=T0)
+    service.audit_product(uow, actor_id=1, product_id=product_id, approve=True, now=T0)
+    service.set_shelf(uow, actor_id=7, product_id=product_id, on_shelf=True, now=T0)
+    sku_id = uow.products.items[product_id].skus[0].id
+    assert sku_id is not None
+    service.reserve_stock(uow, order_no="O1", lines=[StockLine(sku_id, 3)], now=T0)
+    return sku_id
+
+
+def counts(uow: FakeProductUnitOfWork, sku_id: int) -> tuple[int, int, int, list[str]]:
+    """The SKU's stock and sales, its product's sales, and O1's reservation statuses."""
+    product, found = uow.products.sku(sku_id)  # type: ignore[misc]
+    return found.stock, found.sales, product.sales, [r.status for r in uow.reservations.of_order("O1")]
+
+
+def consume(uow: FakeProductUnitOfWork, event: object) -> None:
+    with uow:
+        consumers.HANDLERS[type(event)](uow, event, EventEnvelope(event_id="e"))  # type: ignore[index]
+        uow.commit()
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_the_sweep_confirms_a_paid_orders_reservation_whose_order_paid_is_late(
+        uow: FakeProductUnitOfWork, orders: FakeOrders, sku: int) -> None:
+    orders.place("O1", "PAID", paid=True)
+    before = metric("mall_stock_reservations_confirmed_by_sweep_total")
+
+    released = service.release_expired_reservations(lambda: uow, orders, now=AFTER_TTL)
+
+    assert (released, counts(uow, sku)) == (0, (7, 3, 3, ["CONFIRMED"]))
+    assert metric("mall_stock_reservations_confirmed_by_sweep_total") - before == 1
+
+
+def test_the_late_order_paid_after_the_sweep_confirmed_changes_nothing(
+        uow: FakeProductUnitOfWork, orders: FakeOrders, sku: int) -> None:
+    orders.place("O1", "SHIPPED", paid=True)
+    service.release_expired_reservations(lambda: uow, orders, now=AFTER_TTL)
+    ledger = len(uow.stock.ledger)
+
+    consume(uow, OrderPaid(order_no="O1"))
+
+    assert (counts(uow, sku), len(uow.stock.ledger)) == ((7, 3, 3, ["CONFIRMED"]), ledger)
+
+
+def test_the_sweep_confirms_an_order_paid_then_closed(uow: FakeProductUnitOfWork, orders: FakeOrders,
+                                                      sku: int) -> None:
+    orders.place("O1", "CLOSED", paid=True)
+
+    service.release_expired_reservations(lambda: uow, orders, now=AFTER_TTL)
+
+    assert counts(uow, sku) == (7, 3, 3, ["CONFIRMED"])
+
+
+def test_the_sweep_releases_a_cancelled_orders_reservation(uow: FakeProductUnitOfWork, orders: FakeOrders,
+                                                           sku: int) -> None:
+    orders.place("O1", "CANCELLED")
+
+    released = service.release_expired_reservations(lambda: uow, orders, now=AFTER_TTL)
+
+    assert (released, counts(uow, sku)) == (1, (10, 0, 0, ["EXPIRED"]))
+
+
+def test_the_sweep_releases_the_reservation_of_an_order_never_placed(uow: FakeProductUnitOfWork, orders: FakeOrders,
+                                                                     sku: int) -> None:
+    released = service.release_expired_reservations(lambda: uow, orders, now=AFTER_TTL)
+
+    assert (released, counts(uow, sku), orders.asked) == (1, (10, 0, 0, ["EXPIRED"]), [["O1"]])
+
+
+def test_the_sweep_releases_nothing_when_the_order_service_does_not_answer(
+        uow: FakeProductUnitOfWork, orders: FakeOrders, sku: int) -> None:
+    orders.down = True
+    before = metric("mall_stock_reservations_deferred_total", reason="unanswered")
+
+    released = service.release_expired_reservations(lambda: uow, orders, now=AFTER_TTL)
+
+    assert (released, counts(uow, sku)) == (0, (7, 0, 0, ["RESERVED"]))
+    assert metric("mall_stock_reservations_deferred_total", reason="unanswered") - before == 1
+
+
+def test_the_next_sweep_settles_what_the_order_service_could_not_answer(
+        uow: FakeProductUnitOfWork, orders: FakeOrders, sku: int) -> None:
+    orders.down = True
+    service.release_expired_reservations(lambda: uow, orders, now=AFTER_TTL)
+    orders.down = False
+    orders.place("O1", "PAID", paid=True)
+
+    service.release_expired_reservations(lambda: uow, orders, now=AFTER_TTL + timedelta(minutes=1))
+
+    assert counts(uow, sku) == (7, 3, 3, ["CONFIRMED"])
+
+
+def test_the_sweep_keeps_the_units_of_an_order_still_awaiting_payment(
+        uow: FakeProductUnitOfWork, orders: FakeOrders, sku: int) -> None:
+    orders.place("O1", "PENDING_PAYMENT")
+    before = metric("mall_stock_reservations_deferred_total", reason="awaiting_payment")
+
+    released = service.release_expired_reservations(lambda: uow, orders, now=AFTER_TTL)
+
+    assert (released, counts(uow, sku)) == (0, (7, 0, 0, ["RESERVED"]))
+    assert metric("mall_stock_reservations_deferred_total", reason="awaiting_payment") - before == 1
+
+
+def test_a_late_order_paid_takes_expired_units_again_while_the_stock_has_them(
+        uow: FakeProductUnitOfWork, orders: FakeOrders, sku: int) -> None:
+    service.release_expired_reservations(lambda: uow, orders, now=AFTER_TTL)  # not known to the order service yet
+
+    consume(uow, OrderPaid(order_no="O1"))
+    consume(uow, OrderPaid(order_no="O1"))  # published again
+
+    assert counts(uow, sku) == (7, 3, 3, ["CONFIRMED"])
+    assert [m.kind for m in uow.stock.ledger if m.reference == "O1"] == ["reserve", "expire", "late_sale"]
+
+
+def test_a_late_order_paid_for_units_sold_since_is_counted_oversold_and_done(
+        uow: FakeProductUnitOfWork, orders: FakeOrders, sku: int) -> None:
+    service.release_expired_reservations(lambda: uow, orders, now=AFTER_TTL)
+    service.reserve_stock(uow, order_no="O2", lines=[StockLine(sku, 9)], now=AFTER_TTL)
+    before = metric("mall_stock_oversold_units_total")
+
+    consume(uow, OrderPaid(order_no="O1"))  # no exception: the event is done, never dead-lettered or retried
+
+    assert counts(uow, sku) == (1, 0, 0, ["EXPIRED"])
+    assert metric("mall_stock_oversold_units_total") - before == 3
+
+
+def test_a_return_of_units_never_sold_from_the_stock_changes_nothing(
+        uow: FakeProductUnitOfWork, orders: FakeOrders, sku: int) -> None:
+    service.release_expired_reservations(lambda: uow, orders, now=AFTER_TTL)
+    service.reserve_stock(uow, order_no="O2", lines=[StockLine(sku, 9)], now=AFTER_TTL)
+    consume(uow, OrderPaid(order_no="O1"))  # oversold: O1's reservation stays EXPIRED
+
+    consume(uow, OrderReturned(order_no="O1", case_no="AS1", lines=[OrderLine(sku_id=sku, quantity=3)]))
+    consume(uow, OrderCancelled(order_no="O1", was_paid=True))
+
+    assert counts(uow, sku) == (1, 0, 0, ["EXPIRED"])
+
+
+def test_a_return_of_units_sold_from_the_stock_still_restocks_them(uow: FakeProductUnitOfWork, sku: int) -> None:
+    consume(uow, OrderPaid(order_no="O1"))
+
+    consume(uow, OrderReturned(order_no="O1", case_no="AS1", lines=[OrderLine(sku_id=sku, quantity=2)]))
+
+    assert counts(uow, sku) == (9, 1, 1, ["CONFIRMED"])
+
+
+def test_the_ledger_balances_after_a_late_sale(uow: FakeProductUnitOfWork, orders: FakeOrders, sku: int) -> None:
+    service.release_expired_reservations(lambda: uow, orders, now=AFTER_TTL)
+    consume(uow, OrderPaid(order_no="O1"))
+
+    assert service.check_stock_ledger(uow) == (1, [])
