@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic
 
 from google.protobuf.message import Message
 
@@ -29,6 +29,7 @@ from services.order.wallet_reviews import ReviewStatus, WalletReview
 from services.user.domain import (
     Address,
     IdentityVerification,
+    PasswordSet,
     PhoneChange,
     RefreshToken,
     RoleChange,
@@ -40,7 +41,7 @@ from services.user.domain import (
     WechatAccount,
 )
 from services.user.passwords import Passwords
-from services.user.uow import UserUnitOfWork
+from services.user.uow import Audited, UserUnitOfWork
 from services.user.wechat import WechatSession
 
 
@@ -159,6 +160,24 @@ class FakeSmsCodeRepository:
         return sum(1 for code in self.codes if code.phone == phone and code.created_at >= since)
 
 
+class FakeAttemptRepository:
+    """Attempts counted since the last commit vanish on rollback, as in the database."""
+
+    def __init__(self) -> None:
+        self.attempts: list[tuple[int, str, datetime]] = []
+        self.pending: list[tuple[int, str, datetime]] = []
+
+    def add(self, user_id: int, kind: str, at: datetime) -> None:
+        self.pending.append((user_id, kind, at))
+
+    def keep(self) -> None:
+        self.attempts.extend(self.pending)
+        self.pending.clear()
+
+    def since(self, user_id: int, kind: str, since: datetime) -> list[datetime]:
+        return sorted(at for who, what, at in self.attempts if (who, what) == (user_id, kind) and at >= since)
+
+
 class FakeRefreshTokenRepository:
     def __init__(self) -> None:
         self.tokens: list[RefreshToken] = []
@@ -234,28 +253,16 @@ class FakeIdentityRepository:
         pass
 
 
-class FakeRoleChangeRepository:
+class FakeUserAuditRepository(Generic[Audited]):
     def __init__(self) -> None:
-        self.changes: list[RoleChange] = []
+        self.records: list[Audited] = []
 
-    def add(self, change: RoleChange) -> None:
-        change.id = len(self.changes) + 1
-        self.changes.append(change)
+    def add(self, record: Audited) -> None:
+        record.id = len(self.records) + 1
+        self.records.append(record)
 
-    def for_user(self, user_id: int) -> list[RoleChange]:
-        return [change for change in self.changes if change.user_id == user_id]
-
-
-class FakePhoneChangeRepository:
-    def __init__(self) -> None:
-        self.changes: list[PhoneChange] = []
-
-    def add(self, change: PhoneChange) -> None:
-        change.id = len(self.changes) + 1
-        self.changes.append(change)
-
-    def for_user(self, user_id: int) -> list[PhoneChange]:
-        return [change for change in self.changes if change.user_id == user_id]
+    def for_user(self, user_id: int) -> list[Audited]:
+        return [record for record in self.records if record.user_id == user_id]
 
 
 class FakeUserLookupRepository:
@@ -357,10 +364,12 @@ class FakeUserUnitOfWork(FakeUnitOfWork, UserUnitOfWork):
     wechat_accounts: FakeWechatAccountRepository
     addresses: FakeAddressRepository
     identities: FakeIdentityRepository
-    role_changes: FakeRoleChangeRepository
-    phone_changes: FakePhoneChangeRepository
+    role_changes: FakeUserAuditRepository[RoleChange]
+    password_sets: FakeUserAuditRepository[PasswordSet]
+    phone_changes: FakeUserAuditRepository[PhoneChange]
     lookups: FakeUserLookupRepository
     history: FakeHistoryRepository
+    attempts: FakeAttemptRepository
 
     def __init__(self) -> None:
         super().__init__()
@@ -370,10 +379,20 @@ class FakeUserUnitOfWork(FakeUnitOfWork, UserUnitOfWork):
         self.refresh_tokens = FakeRefreshTokenRepository()
         self.addresses = FakeAddressRepository()
         self.identities = FakeIdentityRepository()
-        self.role_changes = FakeRoleChangeRepository()
-        self.phone_changes = FakePhoneChangeRepository()
+        self.role_changes = FakeUserAuditRepository[RoleChange]()
+        self.password_sets = FakeUserAuditRepository[PasswordSet]()
+        self.phone_changes = FakeUserAuditRepository[PhoneChange]()
         self.lookups = FakeUserLookupRepository()
         self.history = FakeHistoryRepository()
+        self.attempts = FakeAttemptRepository()
+
+    def commit(self) -> None:
+        self.attempts.keep()
+        super().commit()
+
+    def rollback(self) -> None:
+        self.attempts.pending.clear()
+        super().rollback()
 
 
 # The order service

@@ -1,4 +1,4 @@
-"""Admin API: finding users (staff who serve shoppers) and setting staff roles (role admin)."""
+"""Admin API: finding users (staff who serve shoppers), setting staff roles and passwords (role admin)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from mall.user.v1.user_pb2_grpc import UserServiceStub
 from pydantic import Field
 
 from gateway.api import Body, Page, PageQuery, operation, service
-from gateway.routes.auth import UserSummary
+from gateway.routes.auth import SessionsEnded, UserSummary
 from services.common import formats
 from services.common.auth import USER_FINDERS, Role
 from services.common.formats import anchored
@@ -88,3 +88,20 @@ class RolesIn(Body):
 def set_roles(user_id: int, body: RolesIn) -> UserSummary:
     return UserSummary.from_proto(service(UserServiceStub).SetUserRoles(
         user_pb2.SetUserRolesRequest(user_id=user_id, roles=sorted(set(body.roles)))))
+
+
+class StaffPasswordIn(Body):
+    new_password: str = Field(min_length=1, max_length=128, description="8-128 characters, letters and digits")
+
+
+@bp.post("/<id:user_id>/password")
+@operation(summary="Set a staff member's password (audited); ends every session of theirs", tag="admin",
+           roles=(Role.ADMIN,), body=StaffPasswordIn, responses={200: SessionsEnded},
+           description="Staff cannot set their password with an SMS code (403 STAFF_PASSWORD_BY_ADMIN): an admin "
+                       "sets it here and hands it over. Recorded in the user service's user_password_sets. 422 "
+                       "NOT_STAFF for a shopper (they reset their own by SMS), 422 OWN_PASSWORD for one's own "
+                       "(PUT /me/password with the current one), 400 PASSWORD_TOO_WEAK.")
+def set_staff_password(user_id: int, body: StaffPasswordIn) -> SessionsEnded:
+    reply = service(UserServiceStub).SetStaffPassword(
+        user_pb2.SetStaffPasswordRequest(user_id=user_id, new_password=body.new_password))
+    return SessionsEnded(sessions_ended=reply.sessions_ended)

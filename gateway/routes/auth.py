@@ -174,7 +174,10 @@ def logout_all() -> SessionsEnded:
 
 @bp.post("/password/reset")
 @operation(summary="Forgotten password: set a new one with an SMS code (purpose reset); ends every session",
-           tag="auth", access=PUBLIC, limits=LOGIN_LIMITS, body=PasswordReset, responses={200: SessionsEnded})
+           tag="auth", access=PUBLIC, limits=LOGIN_LIMITS, body=PasswordReset, responses={200: SessionsEnded},
+           description="Not for staff: an SMS code is not enough for staff powers, so a staff account is refused "
+                       "with 403 STAFF_PASSWORD_BY_ADMIN (the code is spent); an admin sets staff passwords with "
+                       "POST /admin/users/{id}/password.")
 def reset_password(body: PasswordReset) -> SessionsEnded:
     reply = service(UserServiceStub).ResetPassword(
         user_pb2.ResetPasswordRequest(phone=body.phone, code=body.code, new_password=body.new_password))

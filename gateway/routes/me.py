@@ -117,7 +117,10 @@ class PasswordChange(Body):
 @bp.put("/password")
 @operation(summary="Change my password (proof: the current password or an SMS code); ends my other sessions",
            tag="me", body=PasswordChange, limits=(Limit("ip", 10, 60),), responses={200: Session},
-           description="Answers a new session; staff roles only when the current password was given.")
+           description="Answers a new session; staff roles only when the current password was given. Staff "
+                       "cannot use an SMS code (403 STAFF_PASSWORD_BY_ADMIN): an admin sets their password. Wrong "
+                       "current passwords count per account (the password login's ceiling, 20 an hour, kept by "
+                       "the user service): past it, 429 PASSWORD_LOCKED with Retry-After, even for the right one.")
 def change_password(body: PasswordChange) -> Session:
     request = user_pb2.ChangePasswordRequest(new_password=body.new_password)
     if body.current_password is not None:
@@ -234,7 +237,11 @@ class IdentityOut(Reply):
 @bp.post("/identity")
 @operation(summary="Verify my real name (实名认证) with name and ID number", tag="me", body=IdentityIn,
            limits=(Limit("ip", 30, 60),), responses={200: IdentityOut},
-           description="409 when this account is already verified, or the ID number is verified by another account.")
+           description="409 IDENTITY_ALREADY_VERIFIED when this account is already verified. Each account has five "
+                       "checks a day (each is a paid call to the provider; then 429 IDENTITY_CHECKS_EXHAUSTED with "
+                       "Retry-After, kept by the user service). The provider is asked first: 422 IDENTITY_MISMATCH "
+                       "when name and number do not match, and only then 409 ID_NUMBER_TAKEN when another account "
+                       "verified the number, so no one learns that without knowing the name that goes with it.")
 def verify_identity(body: IdentityIn) -> IdentityOut:
     return IdentityOut.from_proto(service(UserServiceStub).VerifyIdentity(
         user_pb2.VerifyIdentityRequest(real_name=body.real_name, id_number=body.id_number)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import cache
-from typing import Any, Self
+from typing import Any, Generic, Self
 
 from sqlalchemy import (
     BigInteger,
@@ -37,6 +37,7 @@ from services.common.uow import SqlUnitOfWork
 from services.user.domain import (
     Address,
     IdentityVerification,
+    PasswordSet,
     PhoneChange,
     RefreshToken,
     RoleChange,
@@ -47,7 +48,7 @@ from services.user.domain import (
     ViewedProduct,
     WechatAccount,
 )
-from services.user.uow import UserUnitOfWork
+from services.user.uow import Audited, UserUnitOfWork
 
 metadata = MetaData()
 
@@ -144,6 +145,14 @@ user_role_changes = Table(
     Column("changed_at", UTCDateTime, nullable=False),
 )
 
+user_password_sets = Table(
+    "user_password_sets", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("user_id", BigId, ForeignKey("users.id"), nullable=False, index=True),
+    Column("actor_id", BigInteger, nullable=False),
+    Column("set_at", UTCDateTime, nullable=False),
+)
+
 user_phone_changes = Table(
     "user_phone_changes", metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
@@ -172,6 +181,16 @@ browsing_history = Table(
     Index("ix_browsing_history_user_viewed", "user_id", "viewed_at"),
 )
 
+# Per-account attempt counts (AttemptLimit): wrong current passwords, identity checks.
+account_attempts = Table(
+    "account_attempts", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("user_id", BigId, ForeignKey("users.id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("attempted_at", UTCDateTime, nullable=False),
+    Index("ix_account_attempts_user_kind_at", "user_id", "kind", "attempted_at"),
+)
+
 
 def _map_classes(mappers: registry) -> None:
     mappers.map_imperatively(User, users)
@@ -181,6 +200,7 @@ def _map_classes(mappers: registry) -> None:
     mappers.map_imperatively(Address, addresses)
     mappers.map_imperatively(IdentityVerification, identity_verifications)
     mappers.map_imperatively(RoleChange, user_role_changes)
+    mappers.map_imperatively(PasswordSet, user_password_sets)
     mappers.map_imperatively(PhoneChange, user_phone_changes)
     mappers.map_imperatively(UserLookup, user_lookups)
 
@@ -344,28 +364,18 @@ class SqlIdentityRepository:
         serialize_on(self.session, f"identity:{fingerprint}")
 
 
-class SqlRoleChangeRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
+class SqlUserAuditRepository(Generic[Audited]):
+    """One user-audit table (role changes, phone changes, passwords set): records added, read per user."""
 
-    def add(self, change: RoleChange) -> None:
-        self.session.add(change)
+    def __init__(self, session: Session, record: type[Audited], table: Table) -> None:
+        self.session, self.record, self.table = session, record, table
 
-    def for_user(self, user_id: int) -> list[RoleChange]:
-        return list(self.session.execute(select(RoleChange).where(user_role_changes.c.user_id == user_id)
-                                         .order_by(user_role_changes.c.id)).scalars())
+    def add(self, record: Audited) -> None:
+        self.session.add(record)
 
-
-class SqlPhoneChangeRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def add(self, change: PhoneChange) -> None:
-        self.session.add(change)
-
-    def for_user(self, user_id: int) -> list[PhoneChange]:
-        return list(self.session.execute(select(PhoneChange).where(user_phone_changes.c.user_id == user_id)
-                                         .order_by(user_phone_changes.c.id)).scalars())
+    def for_user(self, user_id: int) -> list[Audited]:
+        return list(self.session.execute(select(self.record).where(self.table.c.user_id == user_id)
+                                         .order_by(self.table.c.id)).scalars())
 
 
 class SqlUserLookupRepository:
@@ -431,6 +441,20 @@ class SqlHistoryRepository:
         return self.session.execute(delete(browsing_history).where(browsing_history.c.user_id == user_id)).rowcount
 
 
+class SqlAttemptRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, user_id: int, kind: str, at: datetime) -> None:
+        self.session.execute(account_attempts.insert().values(user_id=user_id, kind=kind, attempted_at=at))
+
+    def since(self, user_id: int, kind: str, since: datetime) -> list[datetime]:
+        return list(self.session.execute(
+            select(account_attempts.c.attempted_at).where(
+                account_attempts.c.user_id == user_id, account_attempts.c.kind == kind,
+                account_attempts.c.attempted_at >= since).order_by(account_attempts.c.attempted_at)).scalars())
+
+
 class SqlUserUnitOfWork(SqlUnitOfWork, UserUnitOfWork):
     """The user unit of work on the service database (call start_mappers() first)."""
 
@@ -442,8 +466,10 @@ class SqlUserUnitOfWork(SqlUnitOfWork, UserUnitOfWork):
         self.wechat_accounts = SqlWechatAccountRepository(self.session)
         self.addresses = SqlAddressRepository(self.session)
         self.identities = SqlIdentityRepository(self.session)
-        self.role_changes = SqlRoleChangeRepository(self.session)
-        self.phone_changes = SqlPhoneChangeRepository(self.session)
+        self.role_changes = SqlUserAuditRepository(self.session, RoleChange, user_role_changes)
+        self.password_sets = SqlUserAuditRepository(self.session, PasswordSet, user_password_sets)
+        self.phone_changes = SqlUserAuditRepository(self.session, PhoneChange, user_phone_changes)
         self.lookups = SqlUserLookupRepository(self.session)
         self.history = SqlHistoryRepository(self.session)
+        self.attempts = SqlAttemptRepository(self.session)
         return self

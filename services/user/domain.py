@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 from services.common import formats
-from services.common.errors import Conflict, DomainError, InvalidInput, RateLimited, Unauthenticated
+from services.common.errors import Conflict, DomainError, Forbidden, InvalidInput, RateLimited, Unauthenticated
 from services.common.logs import mask_phone
 
 SMS_CODE_TTL = timedelta(minutes=5)
@@ -73,6 +73,12 @@ class User:
         (SIM swaps, shared numbers); a staff member logging in by SMS gets a shopper session.
         """
         return self.role_set if password_verified else frozenset()
+
+    def check_password_by_sms(self) -> None:
+        """Only a shopper may set their password with an SMS code: a staff password would carry staff
+        powers, which an SMS code is not enough for (see session_roles); an admin sets it instead."""
+        if self.role_set:
+            raise Forbidden("STAFF_PASSWORD_BY_ADMIN", "staff passwords are set by an admin")
 
     def grant(self, role: str) -> None:
         self.set_roles(self.role_set | {role})
@@ -143,6 +149,38 @@ class SmsCode:
         if not hmac.compare_digest(self.code_hash, code_hash):
             raise InvalidInput("SMS_CODE_INVALID", "the code is wrong", details={"code": "wrong"})
         self.consumed_at = now
+
+
+@dataclass(frozen=True)
+class AttemptLimit:
+    """At most `count` attempts of one `kind` per account within a sliding `window`.
+
+    Kept by the user service, per account id, so every caller of a use case is held to it
+    whatever address or gateway replica the attempts come from.
+    """
+
+    kind: str
+    count: int
+    window: timedelta
+    code: str
+    message: str
+
+    def check(self, attempts: list[datetime], now: datetime) -> None:
+        """Refuse (RateLimited, with retry_after) when `attempts`, the window's times oldest first, are too many."""
+        if len(attempts) < self.count:
+            return
+        wait = math.ceil((attempts[-self.count] + self.window - now).total_seconds())
+        raise RateLimited(self.code, self.message, details={"retry_after": max(1, wait)})
+
+
+# Wrong current passwords at PUT /me/password, per account: the password login's ceiling (20 an hour), so
+# a stolen access token is no way around the login's lockout.
+PASSWORD_FAILURES = AttemptLimit("password-wrong", 20, timedelta(hours=1), "PASSWORD_LOCKED",
+                                 "too many wrong passwords for this account; try again later")
+
+# Real-name checks at POST /me/identity, per account: each one costs a paid provider call.
+IDENTITY_CHECKS = AttemptLimit("identity-check", 5, timedelta(days=1), "IDENTITY_CHECKS_EXHAUSTED",
+                               "too many real-name checks for this account today; try again tomorrow")
 
 
 @dataclass(eq=False)
@@ -416,6 +454,16 @@ class VerifiedIdentity:
 
 
 # Staff
+
+@dataclass(eq=False)
+class PasswordSet:
+    """An audit record: which admin set which staff member's password when (the password is not kept)."""
+
+    user_id: int
+    actor_id: int
+    set_at: datetime
+    id: int | None = None
+
 
 @dataclass(eq=False)
 class RoleChange:

@@ -181,6 +181,13 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
                                            phone=request.phone, code=request.code,
                                            wechat_code=request.wechat_code or None))
 
+    def SetStaffPassword(self, request: user_pb2.SetStaffPasswordRequest,
+                         context: grpc.ServicerContext) -> user_pb2.LogoutResponse:
+        actor = require_caller(Role.ADMIN)
+        return user_pb2.LogoutResponse(sessions_ended=service.set_staff_password(
+            self.uow(), self.passwords, actor_id=actor.user_id, user_id=request.user_id,
+            new_password=request.new_password))
+
     def SearchUsers(self, request: user_pb2.SearchUsersRequest,
                     context: grpc.ServicerContext) -> user_pb2.SearchUsersResponse:
         actor = require_caller(*USER_FINDERS)

@@ -19,13 +19,16 @@ from services.common.events import timestamp
 from services.common.logs import mask_phone
 from services.user.domain import (
     HISTORY_LIMIT,
+    IDENTITY_CHECKS,
     MAX_ADDRESSES,
+    PASSWORD_FAILURES,
     SMS_CODE_TTL,
     SMS_RESEND_AFTER,
     Address,
     AddressFields,
     IdentityVerification,
     LoginResult,
+    PasswordSet,
     PhoneChange,
     ProfileChanges,
     RefreshToken,
@@ -182,6 +185,27 @@ def set_roles(uow: UserUnitOfWork, *, actor_id: int, user_id: int, roles: list[s
     return user
 
 
+def set_staff_password(uow: UserUnitOfWork, passwords: Passwords, *, actor_id: int, user_id: int,
+                       new_password: str, now: datetime | None = None) -> int:
+    """An admin sets a staff member's password (staff cannot by SMS code); audited, every session of theirs
+    ends (returns how many). Not one's own (change it with the current password) and not a shopper's (who
+    resets their own by SMS)."""
+    now = now or utcnow()
+    validate_password(new_password, "new_password")
+    with uow:
+        user = _existing_user(uow, user_id, lock=True)
+        if user_id == actor_id:
+            raise DomainError("OWN_PASSWORD", "change your own password with your current one (PUT /me/password)")
+        if not user.role_set:
+            raise DomainError("NOT_STAFF", "shoppers set their own password with an SMS code")
+        user.password_hash = passwords.hash(new_password)
+        ended = uow.refresh_tokens.revoke_user(user_id, now)
+        uow.password_sets.add(PasswordSet(user_id=user_id, actor_id=actor_id, set_at=now))
+        uow.commit()
+    log.info("admin %s set the password of staff member %s", actor_id, user_id)
+    return ended
+
+
 def search_users(uow: UserUnitOfWork, *, actor_id: int, search: UserSearch,
                  now: datetime | None = None) -> tuple[list[User], int]:
     """Staff find users by exact phone, id or nickname prefix; each search is audited with the ids it showed."""
@@ -322,7 +346,8 @@ def change_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Passwor
                     now: datetime | None = None) -> LoginResult:
     """Set a new password, proven by the current one or a fresh "reset" SMS code; every other session ends.
 
-    Answers a new session: staff roles only when the current password was the proof.
+    Answers a new session: staff roles only when the current password was the proof. A staff member
+    cannot use an SMS code (403 STAFF_PASSWORD_BY_ADMIN): an admin sets their password.
     """
     now = now or utcnow()
     if (current_password is None) == (sms_code is None):
@@ -337,11 +362,10 @@ def change_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Passwor
             if user.password_hash is None:
                 raise InvalidInput("PASSWORD_NOT_SET", "this account has no password yet; confirm with an SMS code",
                                    details={"current_password": "no password is set"})
-            if not passwords.verify(user.password_hash, current_password):
-                raise InvalidInput("PASSWORD_WRONG", "the current password is wrong",
-                                   details={"current_password": "wrong"})
+            _check_current_password(uow, passwords, user, current_password, now)
         else:
             assert sms_code is not None
+            user.check_password_by_sms()
             if user.phone is None:  # a WeChat-only account: no phone to prove anything with
                 raise InvalidInput("PHONE_NOT_BOUND", "this account has no phone; it cannot confirm by SMS",
                                    details={"sms_code": "no phone bound"})
@@ -352,6 +376,20 @@ def change_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Passwor
                                 now, is_new_user=False)
         uow.commit()
     return result
+
+
+def _check_current_password(uow: UserUnitOfWork, passwords: Passwords, user: User, password: str,
+                            now: datetime) -> None:
+    """The current password, under the login's per-account ceiling (PASSWORD_FAILURES): a wrong one counts
+    (committed before the error), and once the ceiling is reached even the right one is refused until the
+    window moves on, so guesses spread over addresses with a stolen access token get nowhere."""
+    assert user.id is not None and user.password_hash is not None
+    limit = PASSWORD_FAILURES
+    limit.check(uow.attempts.since(user.id, limit.kind, now - limit.window), now)
+    if not passwords.verify(user.password_hash, password):
+        uow.attempts.add(user.id, limit.kind, now)
+        uow.commit()
+        raise InvalidInput("PASSWORD_WRONG", "the current password is wrong", details={"current_password": "wrong"})
 
 
 def bind_wechat(uow: UserUnitOfWork, wechat: WechatLogin, issuer: TokenIssuer, *, user_id: int, code: str,
@@ -460,7 +498,11 @@ def _existing_user(uow: UserUnitOfWork, user_id: int, *, lock: bool = False) -> 
 
 def reset_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Passwords, *, phone: str, code: str,
                    new_password: str, now: datetime | None = None) -> int:
-    """Forgotten password: a "reset" SMS code sets a new one and ends every session; returns how many."""
+    """Forgotten password: a "reset" SMS code sets a new one and ends every session; returns how many.
+
+    Not for staff (403 STAFF_PASSWORD_BY_ADMIN, after the code is redeemed and spent, so only the phone's
+    holder learns the account is staff): an SMS code is not enough for staff powers; an admin sets theirs.
+    """
     now = now or utcnow()
     phone = validate_phone(phone)
     _check_code_format(code)
@@ -471,6 +513,11 @@ def reset_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Password
         if user is None:
             uow.commit()  # the code is spent either way
             raise NotFound("USER_NOT_FOUND", "no account uses this phone; log in with an SMS code to create one")
+        try:
+            user.check_password_by_sms()
+        except Forbidden:
+            uow.commit()  # the code is spent either way
+            raise
         user.password_hash = passwords.hash(new_password)
         ended = uow.refresh_tokens.revoke_user(user.id or 0, now)
         uow.commit()
@@ -607,13 +654,19 @@ def verify_identity(uow: UserUnitOfWork, checker: IdentityChecker, vault: Identi
     """Check name and ID number (format, then the provider), keep them encrypted, emit user-verified.
 
     One verification per account, and one account per ID number (compared by keyed fingerprint).
-    The provider is asked outside the transaction: no lock is held while it answers.
+    Every provider check counts against the account's IDENTITY_CHECKS (a paid call, and guesses),
+    and whether another account holds the number is looked at only after the provider matched the
+    name: only someone who knows the number's name learns that it is taken. The provider is asked
+    outside the transaction: no lock is held while it answers.
     """
     now = now or utcnow()
     name, number = _valid_identity(real_name, id_number, now.date())
     fingerprint = vault.fingerprint(number)
     with uow:
-        _check_identity_free(uow, user_id, fingerprint)
+        _existing_user(uow, user_id, lock=True)  # concurrent checks of one account are counted one by one
+        _check_not_verified(uow, user_id)
+        IDENTITY_CHECKS.check(uow.attempts.since(user_id, IDENTITY_CHECKS.kind, now - IDENTITY_CHECKS.window), now)
+        uow.attempts.add(user_id, IDENTITY_CHECKS.kind, now)
         uow.commit()
     if not checker.check(name, number):
         raise DomainError("IDENTITY_MISMATCH", "the name does not match the ID number; check both")
@@ -668,9 +721,13 @@ def _valid_identity(real_name: str, id_number: str, today: date) -> tuple[str, s
     return checked[0], checked[1]
 
 
-def _check_identity_free(uow: UserUnitOfWork, user_id: int, fingerprint: str) -> None:
+def _check_not_verified(uow: UserUnitOfWork, user_id: int) -> None:
     if uow.identities.for_user(user_id) is not None:
         raise Conflict("IDENTITY_ALREADY_VERIFIED", "this account is already verified")
+
+
+def _check_identity_free(uow: UserUnitOfWork, user_id: int, fingerprint: str) -> None:
+    _check_not_verified(uow, user_id)
     if uow.identities.by_fingerprint(fingerprint) is not None:
         raise Conflict("ID_NUMBER_TAKEN", "this ID number is already verified by another account")
 

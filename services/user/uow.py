@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from services.common.uow import UnitOfWork
 from services.user.domain import (
     Address,
     IdentityVerification,
+    PasswordSet,
     PhoneChange,
     RefreshToken,
     RoleChange,
@@ -48,6 +49,14 @@ class SmsCodeRepository(Protocol):
         """The newest code for phone and purpose; `lock` serialises concurrent redemptions."""
 
     def sent_since(self, phone: str, since: datetime) -> int: ...
+
+
+class AttemptRepository(Protocol):
+    def add(self, user_id: int, kind: str, at: datetime) -> None:
+        """Count one attempt of `kind` (a wrong password, an identity check...) by the account."""
+
+    def since(self, user_id: int, kind: str, since: datetime) -> list[datetime]:
+        """The account's attempts of `kind` from `since` on, oldest first."""
 
 
 class RefreshTokenRepository(Protocol):
@@ -94,17 +103,15 @@ class IdentityRepository(Protocol):
         """Serialise verifications of one ID number until the transaction ends."""
 
 
-class RoleChangeRepository(Protocol):
-    def add(self, change: RoleChange) -> None: ...
-
-    def for_user(self, user_id: int) -> list[RoleChange]:
-        """Oldest first."""
+Audited = TypeVar("Audited", RoleChange, PhoneChange, PasswordSet)
 
 
-class PhoneChangeRepository(Protocol):
-    def add(self, change: PhoneChange) -> None: ...
+class UserAuditRepository(Protocol[Audited]):
+    """Audit records of what was done to a user's account (roles, phone, password), kept for good."""
 
-    def for_user(self, user_id: int) -> list[PhoneChange]:
+    def add(self, record: Audited) -> None: ...
+
+    def for_user(self, user_id: int) -> list[Audited]:
         """Oldest first."""
 
 
@@ -149,7 +156,9 @@ class UserUnitOfWork(UnitOfWork):
     wechat_accounts: WechatAccountRepository
     addresses: AddressRepository
     identities: IdentityRepository
-    role_changes: RoleChangeRepository
-    phone_changes: PhoneChangeRepository
+    role_changes: UserAuditRepository[RoleChange]
+    password_sets: UserAuditRepository[PasswordSet]
+    phone_changes: UserAuditRepository[PhoneChange]
     lookups: UserLookupRepository
     history: HistoryRepository
+    attempts: AttemptRepository

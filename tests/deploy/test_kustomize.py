@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
+import yaml
 
 from services.common.config import GRPC_PORTS, METRICS_PORTS, SERVICES
 from services.common.events import TOPICS
@@ -272,8 +273,52 @@ def test_the_ingress_terminates_tls_and_the_gateway_trusts_exactly_its_one_hop(
     ingress = named(rendered[overlay], "Ingress", "gateway")["spec"]
     hosts = [rule["host"] for rule in ingress["rules"]]
     assert [tls["hosts"] for tls in ingress["tls"]] == [hosts] and ingress["tls"][0]["secretName"]
-    assert ingress["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] == "gateway"
+    assert {route["backend"]["service"]["name"] for route in ingress["rules"][0]["http"]["paths"]} == {"gateway"}
     assert config_map(rendered[overlay], "minimall-config")["GATEWAY_PROXY_HOPS"] == "1"
+
+
+def routed(ingress: dict[str, Any], path: str) -> bool:
+    """Whether the Ingress sends `path` to a backend, by the Kubernetes rules: Exact is the whole path, Prefix a
+    prefix of its "/"-separated elements (a trailing slash does not count)."""
+    elements = [part for part in path.split("/") if part]
+    for rule in ingress["spec"]["rules"]:
+        for route in rule["http"]["paths"]:
+            prefix = [part for part in route["path"].split("/") if part]
+            if route["pathType"] == "Exact" and route["path"] == path:
+                return True
+            if route["pathType"] == "Prefix" and elements[:len(prefix)] == prefix:
+                return True
+    return False
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("path", ["/metrics", "/readyz", "/docs", "/openapi.json", "/", "/metrics/"])
+def test_the_ingress_does_not_publish_metrics_readiness_or_the_api_docs(
+        rendered: dict[str, Objects], overlay: str, path: str) -> None:
+    assert not routed(named(rendered[overlay], "Ingress", "gateway"), path)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("path", ["/api/v1/catalog/products", "/api/v1/auth/login/sms", "/admin", "/admin/",
+                                  "/admin/admin.js", "/media/uploads/a.jpg", "/healthz"])
+def test_the_ingress_publishes_the_api_the_console_media_and_liveness(
+        rendered: dict[str, Objects], overlay: str, path: str) -> None:
+    assert routed(named(rendered[overlay], "Ingress", "gateway"), path)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_prometheus_and_the_probes_reach_the_gateway_pod_itself(rendered: dict[str, Objects], overlay: str) -> None:
+    pod = named(rendered[overlay], "Deployment", "gateway")["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    ports = {port["containerPort"] for port in container["ports"]}
+    annotations = pod["metadata"]["annotations"]
+    assert (annotations["prometheus.io/path"], int(annotations["prometheus.io/port"]) in ports) == ("/metrics", True)
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    scrape = yaml.safe_load((K8S / "monitoring" / "prometheus.yml").read_text())["scrape_configs"]
+    minimall = next(job for job in scrape if job["job_name"] == "minimall")
+    assert [sd["role"] for sd in minimall["kubernetes_sd_configs"]] == ["pod"]
+    assert any(relabel.get("source_labels", [])[:1] == ["__meta_kubernetes_pod_ip"]
+               and relabel.get("target_label") == "__address__" for relabel in minimall["relabel_configs"])
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -153,16 +153,43 @@ def test_an_admin_grants_a_role_which_rides_only_on_password_logins(platform: Pl
                    json={"roles": ["admin"]})
     granted = call(platform, "PUT", f"/admin/users/{shopper['user']['id']}/roles", admin, json={"roles": ["finance"]})
     sms_session = call(platform, "POST", "/auth/refresh", json={"refresh_token": shopper["refresh_token"]})
-    call(platform, "POST", "/auth/password/reset",
-         json={"phone": phone, "code": sms_code(platform, phone, "reset"), "new_password": "staffpass1"})
+    by_sms = call(platform, "POST", "/auth/password/reset",
+                  json={"phone": phone, "code": sms_code(platform, phone, "reset"), "new_password": "staffpass1"})
+    by_admin = call(platform, "POST", f"/admin/users/{shopper['user']['id']}/password", admin,
+                    json={"new_password": "staffpass1"})
     by_password = call(platform, "POST", "/auth/login/password", json={"phone": phone, "password": "staffpass1"})
 
     assert refused.status_code == 403
     assert (granted.status_code, granted.json()["roles"], granted.json()["phone"]) == (200, ["finance"], "137****0010")
     assert (sms_session.status_code, sms_session.json()["user"]["roles"]) == (200, [])
+    assert (by_sms.status_code, by_sms.json()["error"]["code"]) == (403, "STAFF_PASSWORD_BY_ADMIN")
+    assert by_admin.status_code == 200
     assert by_password.json()["user"]["roles"] == ["finance"]
     engine = create_engine(platform.database_urls["user"], poolclass=NullPool)
     with engine.connect() as conn:
         audit = conn.execute(select(user_role_changes.c.before, user_role_changes.c.after)
                              .where(user_role_changes.c.user_id == shopper["user"]["id"])).all()
     assert [tuple(row) for row in audit] == [("", "finance")]
+
+
+def test_guessing_a_staff_password_with_a_stolen_token_locks_the_change_even_to_the_right_one(
+        platform: Platform) -> None:
+    phone = "13710000011"
+    shopper = sms_login_reply(platform, phone)
+    admin = call(platform, "POST", "/auth/login/password",
+                 json={"phone": platform.admin_phone, "password": platform.admin_password}).json()["access_token"]
+    call(platform, "PUT", f"/admin/users/{shopper['user']['id']}/roles", admin, json={"roles": ["admin"]})
+    call(platform, "POST", f"/admin/users/{shopper['user']['id']}/password", admin, json={"new_password": "staffpass1"})
+    stolen = shopper["access_token"]  # an SMS session's: no roles, but the account's, and still valid
+    for n in range(20):
+        wrong = call(platform, "PUT", "/me/password", stolen,
+                     json={"current_password": f"guess{n:04d}", "new_password": "takenover1"})
+        assert error_code(wrong) == (400, "PASSWORD_WRONG")
+
+    right = call(platform, "PUT", "/me/password", stolen,
+                 json={"current_password": "staffpass1", "new_password": "takenover1"})
+
+    assert error_code(right) == (429, "PASSWORD_LOCKED")
+    assert 0 < int(right.headers["Retry-After"]) <= 3600 and right.json()["error"]["request_id"]
+    assert call(platform, "POST", "/auth/login/password",
+                json={"phone": phone, "password": "staffpass1"}).json()["user"]["roles"] == ["admin"]

@@ -19,7 +19,7 @@ from services.common.events import timestamp
 from services.common.outbox import outbox
 from services.user import service
 from services.user.db import SqlUserUnitOfWork, addresses, identity_verifications, user_role_changes, users
-from services.user.domain import AddressFields, ProfileChanges, User
+from services.user.domain import IDENTITY_CHECKS, AddressFields, ProfileChanges, User
 from services.user.identity import FormatOnlyIdentityChecker, IdentityKeys, IdentityVault
 
 pytestmark = pytest.mark.integration
@@ -175,6 +175,27 @@ def test_two_accounts_verifying_one_id_number_at_once_let_exactly_one_through(
     assert set(outcomes) - {"ok"} <= {"ID_NUMBER_TAKEN", "IDENTITY_ALREADY_VERIFIED"}
     assert rows(engine, select(func.count()).select_from(identity_verifications)) == [(1,)]
     assert rows(engine, select(func.count()).select_from(outbox).where(outbox.c.event_type == "user-verified")) == [(1,)]
+
+
+class NoMatch(FormatOnlyIdentityChecker):
+    def check(self, real_name: str, id_number: str) -> bool:
+        return False
+
+
+def test_concurrent_identity_checks_of_one_account_stop_at_the_days_budget(
+        uow: Callable[[], SqlUserUnitOfWork], user_ids: list[int]) -> None:
+    outcomes: list[str] = []
+
+    def verify(n: int) -> None:
+        try:
+            service.verify_identity(uow(), NoMatch(), VAULT, user_id=user_ids[0], real_name="张三",
+                                    id_number=ID_NUMBER, now=T0)
+        except DomainError as exc:
+            outcomes.append(exc.code)
+
+    run_together(verify, IDENTITY_CHECKS.count + 3)
+
+    assert sorted(outcomes) == ["IDENTITY_CHECKS_EXHAUSTED"] * 3 + ["IDENTITY_MISMATCH"] * IDENTITY_CHECKS.count
 
 
 def test_role_changes_are_audited_in_the_database(engine: Engine, uow: Callable[[], SqlUserUnitOfWork],

@@ -16,7 +16,7 @@ from services.common.errors import Conflict, DomainError, InvalidInput, RateLimi
 from services.common.outbox import outbox
 from services.user import service
 from services.user.db import SqlUserUnitOfWork, refresh_tokens, sms_codes, users
-from services.user.domain import User
+from services.user.domain import PASSWORD_FAILURES, User
 from services.user.passwords import Passwords
 from services.user.sms import ConsoleSms
 from services.user.tokens import TokenIssuer
@@ -243,3 +243,21 @@ def test_registering_a_phone_taken_a_moment_ago_is_a_conflict_not_a_crash(
 
     assert raised.value.code == "PHONE_TAKEN"
     assert count(engine, users) == 1
+
+
+def test_wrong_current_passwords_are_kept_per_account_and_lock_the_change(
+        uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer) -> None:
+    passwords = Passwords()
+    staff = service.create_staff(uow(), passwords, phone=PHONE, role="admin", password="oldpass11", now=T0)
+    for n in range(PASSWORD_FAILURES.count):
+        with pytest.raises(InvalidInput):
+            service.change_password(uow(), issuer, passwords, user_id=staff.id or 0, current_password=f"guess{n:04d}",
+                                    sms_code=None, new_password="newpass99", now=T0 + timedelta(seconds=n))
+
+    with pytest.raises(RateLimited) as raised:
+        service.change_password(uow(), issuer, passwords, user_id=staff.id or 0, current_password="oldpass11",
+                                sms_code=None, new_password="newpass99", now=T0 + timedelta(minutes=1))
+
+    assert raised.value.code == "PASSWORD_LOCKED"
+    assert service.login_with_password(uow(), issuer, passwords, phone=PHONE, password="oldpass11",
+                                       now=T0 + timedelta(minutes=1)).roles == frozenset({"admin"})

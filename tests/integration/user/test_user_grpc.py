@@ -17,7 +17,14 @@ from sqlalchemy import Engine, create_engine, select
 
 from services.common.config import ServiceSettings
 from services.common.grpc_server import create_server, from_grpc, registration
-from services.user.db import SqlUserUnitOfWork, start_mappers, user_lookups, user_role_changes, users
+from services.user.db import (
+    SqlUserUnitOfWork,
+    start_mappers,
+    user_lookups,
+    user_password_sets,
+    user_role_changes,
+    users,
+)
 from services.user.domain import User, WechatAccount
 from services.user.grpc_api import UserServicer
 from services.user.identity import FormatOnlyIdentityChecker, IdentityKeys, IdentityVault
@@ -174,6 +181,20 @@ def test_only_an_admin_sets_roles(stub, as_user, accounts) -> None:
     assert failure(lambda: stub.SetUserRoles(request, metadata=as_user("operator"))) == (
         grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")
     assert list(stub.SetUserRoles(request, metadata=as_user("admin")).roles) == ["finance"]
+
+
+def test_only_an_admin_sets_a_staff_password_and_it_is_audited(stub, as_user, accounts, pg_engine: Engine) -> None:
+    request = user_pb2.SetStaffPasswordRequest(user_id=accounts["operator"].id, new_password="staffpass1")
+
+    assert failure(lambda: stub.SetStaffPassword(request, metadata=as_user("operator"))) == (
+        grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")
+    stub.SetStaffPassword(request, metadata=as_user("admin"))
+
+    with pg_engine.connect() as conn:
+        assert conn.execute(select(user_password_sets.c.user_id, user_password_sets.c.actor_id)).all() == [
+            (accounts["operator"].id, accounts["admin"].id)]
+        assert conn.execute(select(users.c.password_hash).where(users.c.id == accounts["operator"].id)).scalar_one() \
+            == "plain:staffpass1"
 
 
 def test_create_staff_command_creates_a_password_account_with_the_role(tmp_path: Path, jwt_keys: JwtKeys) -> None:

@@ -85,7 +85,8 @@ FINANCE_MAY_NOT = [("get", "/api/v1/admin/users?phone=13800138000", "user", "Sea
                    ("post", "/api/v1/admin/orders/5/ship", "order", "ShipOrder"),
                    ("get", "/api/v1/admin/orders/5", "order", "GetOrder"),
                    ("post", "/api/v1/admin/products", "product", "CreateProduct"),
-                   ("put", "/api/v1/admin/users/5/roles", "user", "SetUserRoles")]
+                   ("put", "/api/v1/admin/users/5/roles", "user", "SetUserRoles"),
+                   ("post", "/api/v1/admin/users/5/password", "user", "SetStaffPassword")]
 
 
 @pytest.mark.parametrize(("method", "path", "rpc", "status"), FINANCE_MAY)

@@ -1,5 +1,5 @@
 """GET /admin/users and POST /admin/users/search (staff who serve shoppers) and PUT /admin/users/{id}/roles
-(admins): the user service decides."""
+and POST /admin/users/{id}/password (admins): the user service decides."""
 
 from __future__ import annotations
 
@@ -141,3 +141,23 @@ def test_a_body_search_with_criteria_in_the_query_too_is_400(client: FlaskClient
     response = client.post(f"{BODY_SEARCH}?phone=13912345678", json={"id": 9}, headers=bearer(roles="admin"))
 
     assert (response.status_code, clients.user.SearchUsers.calls) == (400, [])
+
+
+PASSWORD = "/api/v1/admin/users/7/password"
+
+
+@pytest.mark.parametrize("roles", ["", "operator", "finance,customer_service"])
+def test_only_admins_may_set_a_staff_password(client: FlaskClient, clients, bearer, roles: str) -> None:
+    response = client.post(PASSWORD, json={"new_password": "staffpass1"}, headers=bearer(roles=roles))
+
+    assert (response.status_code, clients.user.SetStaffPassword.calls) == (403, [])
+
+
+def test_an_admin_sets_a_staff_password_and_gets_the_sessions_ended(client: FlaskClient, clients, bearer) -> None:
+    clients.user.SetStaffPassword.reply = user_pb2.LogoutResponse(sessions_ended=2)
+
+    response = client.post(PASSWORD, json={"new_password": "staffpass1"}, headers=bearer(roles="admin"))
+
+    assert (response.status_code, response.get_json()) == (200, {"sessions_ended": 2})
+    assert clients.user.SetStaffPassword.calls[0].message == user_pb2.SetStaffPasswordRequest(
+        user_id=7, new_password="staffpass1")

@@ -10,10 +10,11 @@ from cryptography.exceptions import InvalidTag
 from mall.events.v1.user_events_pb2 import UserVerified
 
 from services.common.config import ConfigError
-from services.common.errors import Conflict, DomainError, InvalidInput
+from services.common.errors import Conflict, DomainError, InvalidInput, RateLimited
 from services.common.events import timestamp
 from services.user import service
 from services.user.domain import (
+    IDENTITY_CHECKS,
     mask_id_number,
     mask_real_name,
     validate_id_number,
@@ -193,16 +194,40 @@ def test_the_verification_is_read_back_masked(uow: FakeUserUnitOfWork) -> None:
     assert service.get_verification(uow, vault(), user_id=2) is None
 
 
-def test_an_id_number_verified_by_another_account_is_a_conflict_and_the_provider_is_not_asked(
+def test_an_id_number_verified_by_another_account_is_a_conflict_once_the_provider_matched_the_name(
         uow: FakeUserUnitOfWork) -> None:
     verify(uow)
     checker = Checker()
 
     with pytest.raises(Conflict) as raised:
-        verify(uow, checker, user_id=2, name="李四")
+        verify(uow, checker, user_id=2, name="张三")
 
     assert (raised.value.code, checker.asked, len(uow.identities.verifications), len(uow.published)) == (
-        "ID_NUMBER_TAKEN", [], 1, 1)
+        "ID_NUMBER_TAKEN", [("张三", ID_NUMBER)], 1, 1)
+
+
+def test_a_taken_id_number_with_a_wrong_name_is_a_mismatch_not_a_conflict(uow: FakeUserUnitOfWork) -> None:
+    verify(uow)
+
+    with pytest.raises(DomainError) as raised:
+        verify(uow, Checker(answer=False), user_id=2, name="李四")
+
+    assert raised.value.code == "IDENTITY_MISMATCH"
+
+
+def test_an_account_gets_five_checks_a_day_then_is_refused_without_asking_the_provider(
+        uow: FakeUserUnitOfWork) -> None:
+    for _ in range(IDENTITY_CHECKS.count):
+        with pytest.raises(DomainError):
+            verify(uow, Checker(answer=False))
+    checker = Checker()
+
+    with pytest.raises(RateLimited) as raised:
+        verify(uow, checker)
+
+    assert (raised.value.code, raised.value.details, checker.asked) == (
+        "IDENTITY_CHECKS_EXHAUSTED", {"retry_after": 86400}, [])
+    assert verify(uow, user_id=2).id_number_masked == "1101**********002X"  # another account's budget is its own
 
 
 def test_a_verified_account_cannot_verify_again(uow: FakeUserUnitOfWork) -> None:
@@ -219,7 +244,7 @@ def test_a_name_the_provider_does_not_match_is_refused_and_nothing_is_stored(uow
         verify(uow, Checker(answer=False))
 
     assert (raised.value.code, uow.identities.verifications, uow.published, uow.commits) == (
-        "IDENTITY_MISMATCH", [], [], 1)  # only the read before asking the provider
+        "IDENTITY_MISMATCH", [], [], 1)  # only the counted check before asking the provider
 
 
 def test_a_bad_name_and_a_bad_number_are_reported_together_without_asking_the_provider(

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.common.errors import DomainError, InvalidInput, NotFound
+from services.common.errors import DomainError, Forbidden, InvalidInput, NotFound, RateLimited
 from services.user import service
-from services.user.domain import LoginResult
+from services.user.domain import PASSWORD_FAILURES, LoginResult
 from services.user.tokens import TokenIssuer
 from tests.fakes import FakePasswords, FakeUserUnitOfWork, SilentSms
 
@@ -73,6 +73,38 @@ def test_a_wrong_current_password_changes_nothing(uow: FakeUserUnitOfWork, issue
     assert (raised.value.code, raised.value.details) == ("PASSWORD_WRONG", {"current_password": "wrong"})
     assert (uow.users.users[0].password_hash, live_tokens(uow)) == ("plain:oldpass11", 1)
     assert login.refresh_token
+
+
+def guess(uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords, current: str,
+          now: datetime) -> LoginResult:
+    return service.change_password(uow, issuer, passwords, user_id=1, current_password=current, sms_code=None,
+                                   new_password="newpass99", now=now)
+
+
+def test_wrong_current_passwords_lock_the_change_even_to_the_right_one(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords) -> None:
+    service.create_staff(uow, passwords, phone=PHONE, role="admin", password="oldpass11", now=T0)
+    for n in range(PASSWORD_FAILURES.count):
+        with pytest.raises(InvalidInput):
+            guess(uow, issuer, passwords, f"guess{n:04d}", T0 + timedelta(seconds=n))
+
+    with pytest.raises(RateLimited) as raised:
+        guess(uow, issuer, passwords, "oldpass11", T0 + timedelta(minutes=10))
+
+    assert (raised.value.code, raised.value.details) == ("PASSWORD_LOCKED", {"retry_after": 3000})
+    assert uow.users.users[0].password_hash == "plain:oldpass11"
+
+
+def test_the_password_change_lock_lifts_when_the_window_moves_on(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords) -> None:
+    service.create_staff(uow, passwords, phone=PHONE, role="admin", password="oldpass11", now=T0)
+    for n in range(PASSWORD_FAILURES.count):
+        with pytest.raises(InvalidInput):
+            guess(uow, issuer, passwords, f"guess{n:04d}", T0)
+
+    session = guess(uow, issuer, passwords, "oldpass11", T0 + PASSWORD_FAILURES.window + timedelta(seconds=1))
+
+    assert session.roles == frozenset({"admin"})
 
 
 def test_an_account_without_a_password_must_use_an_sms_code(uow: FakeUserUnitOfWork, issuer: TokenIssuer,
@@ -154,6 +186,60 @@ def test_a_reset_for_a_phone_without_an_account_is_not_found(uow: FakeUserUnitOf
     assert (raised.value.code, uow.users.count(), uow.sms_codes.codes[0].consumed_at) == ("USER_NOT_FOUND", 0, T0)
 
 
+# Staff passwords: set by an admin, never by an SMS code
+
+def test_staff_cannot_reset_their_password_with_an_sms_code_and_the_code_is_spent(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords) -> None:
+    service.create_staff(uow, passwords, phone=PHONE, role="admin", password="oldpass11", now=T0)
+    code = code_for(uow, issuer, "reset", T0)
+
+    with pytest.raises(Forbidden) as raised:
+        service.reset_password(uow, issuer, passwords, phone=PHONE, code=code, new_password="newpass99", now=T0)
+
+    assert (raised.value.code, raised.value.message) == ("STAFF_PASSWORD_BY_ADMIN", "staff passwords are set by an admin")
+    assert (uow.users.users[0].password_hash, uow.sms_codes.codes[0].consumed_at) == ("plain:oldpass11", T0)
+
+
+def test_staff_cannot_change_their_password_with_an_sms_code(uow: FakeUserUnitOfWork, issuer: TokenIssuer,
+                                                             passwords: FakePasswords) -> None:
+    service.create_staff(uow, passwords, phone=PHONE, role="finance", password="oldpass11", now=T0)
+    code = code_for(uow, issuer, "reset", T0)
+
+    with pytest.raises(Forbidden) as raised:
+        service.change_password(uow, issuer, passwords, user_id=1, current_password=None, sms_code=code,
+                                new_password="newpass99", now=T0)
+
+    assert (raised.value.code, uow.users.users[0].password_hash) == ("STAFF_PASSWORD_BY_ADMIN", "plain:oldpass11")
+
+
+def test_an_admin_sets_a_staff_password_audited_and_their_sessions_end(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords) -> None:
+    sms_login(uow, issuer)
+    service.set_roles(uow, actor_id=9, user_id=1, roles=["finance"], now=T0)
+
+    ended = service.set_staff_password(uow, passwords, actor_id=9, user_id=1, new_password="staffpass1", now=T0)
+
+    assert (ended, live_tokens(uow), uow.users.users[0].password_hash) == (1, 0, "plain:staffpass1")
+    assert [(r.user_id, r.actor_id, r.set_at) for r in uow.password_sets.records] == [(1, 9, T0)]
+    assert service.login_with_password(uow, issuer, passwords, phone=PHONE, password="staffpass1",
+                                       now=T0).roles == frozenset({"finance"})
+
+
+@pytest.mark.parametrize(("roles", "actor", "new_password", "code"), [
+    ([], 9, "staffpass1", "NOT_STAFF"), (["finance"], 1, "staffpass1", "OWN_PASSWORD"),
+    (["finance"], 9, "password", "PASSWORD_TOO_WEAK")], ids=["shopper", "own", "weak"])
+def test_an_admin_sets_only_another_staff_members_password_to_a_strong_one(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords, roles: list[str], actor: int,
+        new_password: str, code: str) -> None:
+    sms_login(uow, issuer)
+    service.set_roles(uow, actor_id=9, user_id=1, roles=roles, now=T0)
+
+    with pytest.raises(DomainError) as raised:
+        service.set_staff_password(uow, passwords, actor_id=actor, user_id=1, new_password=new_password, now=T0)
+
+    assert (raised.value.code, uow.users.users[0].password_hash, uow.password_sets.records) == (code, None, [])
+
+
 # Staff
 
 def test_an_admin_sets_roles_and_the_change_is_audited(uow: FakeUserUnitOfWork, issuer: TokenIssuer,
@@ -163,7 +249,7 @@ def test_an_admin_sets_roles_and_the_change_is_audited(uow: FakeUserUnitOfWork, 
     user = service.set_roles(uow, actor_id=9, user_id=1, roles=["operator", "finance", "operator"], now=T0)
 
     assert user.roles == "finance,operator"
-    assert [(c.user_id, c.actor_id, c.before, c.after, c.changed_at) for c in uow.role_changes.changes] == [
+    assert [(c.user_id, c.actor_id, c.before, c.after, c.changed_at) for c in uow.role_changes.records] == [
         (1, 9, "", "finance,operator", T0)]
 
 
@@ -173,7 +259,7 @@ def test_setting_the_same_roles_again_records_no_change(uow: FakeUserUnitOfWork,
 
     service.set_roles(uow, actor_id=9, user_id=1, roles=["finance"], now=T0)
 
-    assert len(uow.role_changes.changes) == 1
+    assert len(uow.role_changes.records) == 1
 
 
 def test_an_unknown_role_is_400_and_nothing_changes(uow: FakeUserUnitOfWork, issuer: TokenIssuer) -> None:
@@ -182,7 +268,7 @@ def test_an_unknown_role_is_400_and_nothing_changes(uow: FakeUserUnitOfWork, iss
     with pytest.raises(InvalidInput) as raised:
         service.set_roles(uow, actor_id=9, user_id=1, roles=["finance", "root"], now=T0)
 
-    assert (raised.value.code, uow.users.users[0].roles, uow.role_changes.changes) == ("ROLE_INVALID", "", [])
+    assert (raised.value.code, uow.users.users[0].roles, uow.role_changes.records) == ("ROLE_INVALID", "", [])
 
 
 def test_roles_of_an_unknown_user_are_not_found(uow: FakeUserUnitOfWork) -> None:
@@ -198,7 +284,7 @@ def test_an_admin_cannot_change_their_own_roles(uow: FakeUserUnitOfWork, passwor
     with pytest.raises(DomainError) as raised:
         service.set_roles(uow, actor_id=admin.id or 0, user_id=admin.id or 0, roles=roles, now=T0)
 
-    assert (raised.value.code, admin.roles, len(uow.role_changes.changes)) == ("OWN_ROLES", "admin", 1)
+    assert (raised.value.code, admin.roles, len(uow.role_changes.records)) == ("OWN_ROLES", "admin", 1)
 
 
 def test_create_staff_makes_a_password_account_with_the_role_audited_as_the_command(
@@ -206,7 +292,7 @@ def test_create_staff_makes_a_password_account_with_the_role_audited_as_the_comm
     staff = service.create_staff(uow, passwords, phone=PHONE, role="customer_service", password="staffpass1", now=T0)
 
     assert (staff.roles, staff.nickname, staff.password_hash) == ("customer_service", "员工", "plain:staffpass1")
-    assert [(c.actor_id, c.before, c.after) for c in uow.role_changes.changes] == [(None, "", "customer_service")]
+    assert [(c.actor_id, c.before, c.after) for c in uow.role_changes.records] == [(None, "", "customer_service")]
 
 
 def test_create_staff_adds_a_role_to_an_existing_account(uow: FakeUserUnitOfWork, issuer: TokenIssuer,

@@ -65,7 +65,7 @@ def test_a_wechat_first_account_binds_a_phone_with_a_bind_code_and_the_change_is
     profile = bind(uow, issuer, wechat_user, code_for(uow, issuer))
 
     assert (profile.user.id, profile.user.phone, uow.users.get(wechat_user).phone) == (wechat_user, PHONE, PHONE)
-    assert [(c.user_id, c.before, c.after, c.changed_at) for c in uow.phone_changes.changes] == [
+    assert [(c.user_id, c.before, c.after, c.changed_at) for c in uow.phone_changes.records] == [
         (wechat_user, "", "139****5678", T0 + timedelta(seconds=30))]
     assert uow.sms_codes.latest(PHONE, "bind").consumed_at == T0 + timedelta(seconds=30)
 
@@ -110,7 +110,7 @@ def test_a_phone_of_another_account_is_a_conflict_that_moves_nothing_and_spends_
         bind(uow, issuer, wechat_user, code)
 
     assert (raised.value.code, raised.value.kind.value) == ("PHONE_BOUND_ELSEWHERE", "conflict")
-    assert ([u.phone for u in uow.users.users], owner.phone, uow.phone_changes.changes) == ([None, PHONE], PHONE, [])
+    assert ([u.phone for u in uow.users.users], owner.phone, uow.phone_changes.records) == ([None, PHONE], PHONE, [])
     assert refusal(lambda: bind(uow, issuer, wechat_user, code)) == "SMS_CODE_EXPIRED"
 
 
@@ -129,7 +129,7 @@ def test_an_account_with_another_phone_cannot_change_it_here(uow: FakeUserUnitOf
     with pytest.raises(Conflict) as raised:
         bind(uow, issuer, user.id, code_for(uow, issuer))
 
-    assert (raised.value.code, user.phone, uow.phone_changes.changes) == ("PHONE_ALREADY_BOUND", "13800000001", [])
+    assert (raised.value.code, user.phone, uow.phone_changes.records) == ("PHONE_ALREADY_BOUND", "13800000001", [])
 
 
 def test_binding_the_phone_the_account_has_changes_nothing(uow: FakeUserUnitOfWork, issuer: TokenIssuer,
@@ -139,7 +139,7 @@ def test_binding_the_phone_the_account_has_changes_nothing(uow: FakeUserUnitOfWo
     again = bind(uow, issuer, wechat_user, code_for(uow, issuer, now=T0 + timedelta(minutes=2)),
                  now=T0 + timedelta(minutes=3))
 
-    assert (again.user.phone, len(uow.phone_changes.changes)) == (PHONE, 1)
+    assert (again.user.phone, len(uow.phone_changes.records)) == (PHONE, 1)
 
 
 @pytest.mark.parametrize("purpose", ["login", "reset", "signup"])
@@ -190,7 +190,7 @@ def test_a_stolen_access_token_alone_binds_no_phone(uow: FakeUserUnitOfWork, iss
 
     assert (missing.value.code, missing.value.details, mismatched.value.code) == (
         "WECHAT_CODE_REQUIRED", {"wechat_code": "required"}, "WECHAT_MISMATCH")
-    assert (uow.users.get(wechat_user).phone, uow.phone_changes.changes, uow.commits) == (None, [], 1)  # the sending
+    assert (uow.users.get(wechat_user).phone, uow.phone_changes.records, uow.commits) == (None, [], 1)  # the sending
     assert (uow.sms_codes.latest(PHONE, "bind").attempts, uow.sms_codes.latest(PHONE, "bind").consumed_at) == (0, None)
 
 

@@ -323,6 +323,14 @@ class SetUserRolesRequest(_message.Message):
     roles: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, user_id: _Optional[int] = ..., roles: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class SetStaffPasswordRequest(_message.Message):
+    __slots__ = ("user_id", "new_password")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    NEW_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    new_password: str
+    def __init__(self, user_id: _Optional[int] = ..., new_password: _Optional[str] = ...) -> None: ...
+
 class SearchUsersRequest(_message.Message):
     __slots__ = ("phone", "user_id", "nickname_prefix", "offset", "limit")
     PHONE_FIELD_NUMBER: _ClassVar[int]

@@ -165,6 +165,11 @@ class UserServiceStub:
                 request_serializer=mall_dot_user_dot_v1_dot_user__pb2.SetUserRolesRequest.SerializeToString,
                 response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.User.FromString,
                 _registered_method=True)
+        self.SetStaffPassword = channel.unary_unary(
+                '/mall.user.v1.UserService/SetStaffPassword',
+                request_serializer=mall_dot_user_dot_v1_dot_user__pb2.SetStaffPasswordRequest.SerializeToString,
+                response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.LogoutResponse.FromString,
+                _registered_method=True)
         self.SearchUsers = channel.unary_unary(
                 '/mall.user.v1.UserService/SearchUsers',
                 request_serializer=mall_dot_user_dot_v1_dot_user__pb2.SearchUsersRequest.SerializeToString,
@@ -349,6 +354,13 @@ class UserServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetStaffPassword(self, request, context):
+        """Set a staff member's password (staff cannot set theirs by SMS code); audited, ends their sessions.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SearchUsers(self, request, context):
         """Staff (admin, operator, customer_service): find users; every search is audited (user_lookups).
         """
@@ -488,6 +500,11 @@ def add_UserServiceServicer_to_server(servicer, server):
                     servicer.SetUserRoles,
                     request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.SetUserRolesRequest.FromString,
                     response_serializer=mall_dot_user_dot_v1_dot_user__pb2.User.SerializeToString,
+            ),
+            'SetStaffPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetStaffPassword,
+                    request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.SetStaffPasswordRequest.FromString,
+                    response_serializer=mall_dot_user_dot_v1_dot_user__pb2.LogoutResponse.SerializeToString,
             ),
             'SearchUsers': grpc.unary_unary_rpc_method_handler(
                     servicer.SearchUsers,
@@ -1198,6 +1215,33 @@ class UserService:
             '/mall.user.v1.UserService/SetUserRoles',
             mall_dot_user_dot_v1_dot_user__pb2.SetUserRolesRequest.SerializeToString,
             mall_dot_user_dot_v1_dot_user__pb2.User.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetStaffPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.user.v1.UserService/SetStaffPassword',
+            mall_dot_user_dot_v1_dot_user__pb2.SetStaffPasswordRequest.SerializeToString,
+            mall_dot_user_dot_v1_dot_user__pb2.LogoutResponse.FromString,
             options,
             channel_credentials,
             insecure,
