@@ -201,9 +201,14 @@ class FakeReservationRepository:
         reservation.status = to_status
         return True
 
-    def expired_orders(self, now: datetime, limit: int) -> list[str]:
-        expired = [r for r in self.items if r.status == ReservationStatus.RESERVED and r.expires_at < now]
-        return list(dict.fromkeys(r.order_no for r in sorted(expired, key=lambda r: r.expires_at)))[:limit]
+    def expired_orders(self, now: datetime, limit: int,
+                       after: tuple[datetime, str] | None = None) -> list[tuple[datetime, str]]:
+        earliest: dict[str, datetime] = {}
+        for r in self.items:
+            if r.status == ReservationStatus.RESERVED and r.expires_at < now:
+                earliest[r.order_no] = min(r.expires_at, earliest.get(r.order_no, r.expires_at))
+        pairs = sorted((expires_at, order_no) for order_no, expires_at in earliest.items())
+        return [pair for pair in pairs if after is None or pair > after][:limit]
 
 
 class FakeDeliveryRepository:

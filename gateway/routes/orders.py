@@ -16,7 +16,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from gateway.api import PUBLIC, Body, Instant, Page, PageQuery, Reply, operation, service
 from services.common import formats
-from services.common.auth import Role
+from services.common.auth import ORDER_STAFF, SHIPPERS
 from services.common.formats import anchored
 from services.common.grpc_server import from_grpc
 from services.common.logs import mask_phone
@@ -27,8 +27,6 @@ log = logging.getLogger(__name__)
 OrderStatus = Literal["PENDING_PAYMENT", "PAID", "SHIPPED", "COMPLETED", "CANCELLED", "CANCEL_REQUESTED",
                       "REFUNDING", "REFUNDED", "CLOSED"]
 Id = Field(ge=1, le=999_999_999_999_999_999)
-ORDER_STAFF = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
-SHIPPERS = (Role.ADMIN, Role.OPERATOR)
 NOTIFY_HEADERS = ("Wechatpay-Timestamp", "Wechatpay-Nonce", "Wechatpay-Signature", "Wechatpay-Serial",
                   "Wechatpay-Signature-Type")
 

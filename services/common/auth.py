@@ -63,6 +63,9 @@ TEMPLATE_EDITORS = (Role.ADMIN, Role.OPERATOR)
 # back to a wallet, or settled elsewhere: finance decides).
 WALLET_REVIEWERS = (Role.ADMIN, Role.FINANCE, Role.CUSTOMER_SERVICE)
 WALLET_RESOLVERS = (Role.ADMIN, Role.FINANCE)
+# Staff who search and read any order; of them, who ship (customer service answers shoppers, it does not pack).
+ORDER_STAFF = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
+SHIPPERS = (Role.ADMIN, Role.OPERATOR)
 # Who decides that money goes back to a shopper: approving a paid order's cancellation, cancelling a partly shipped
 # order's unshipped units. Operators ship; they do not pay out.
 REFUND_DECIDERS = (Role.ADMIN, Role.CUSTOMER_SERVICE)

@@ -12,10 +12,12 @@ from mall.order.v1 import after_sale_pb2, after_sale_pb2_grpc, order_pb2, order_
 
 from services.common import formats
 from services.common.auth import (
+    ORDER_STAFF,
     REFUND_CLOSERS,
     REFUND_DECIDERS,
     REFUND_READERS,
     REFUND_RETRIERS,
+    SHIPPERS,
     WALLET_RESOLVERS,
     WALLET_REVIEWERS,
     Role,
@@ -32,8 +34,6 @@ from services.order.ports import Catalog, Members, Stock, Users
 from services.order.service import CartLine, CheckoutInput, OrderSettings, Prepay
 from services.order.uow import CaseSearch, ListedRefund, OrderSearch, OrderUnitOfWork, RefundSearch
 
-ORDER_STAFF = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
-SHIPPERS = (Role.ADMIN, Role.OPERATOR)
 STATE_READERS = ("product",)  # its reservation sweep asks whether the orders it holds stock for were paid
 MAX_ORDER_STATES = 100
 StepMessage = TypeVar("StepMessage", order_pb2.Transition, after_sale_pb2.AfterSaleStep)

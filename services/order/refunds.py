@@ -16,7 +16,8 @@ refunded yet (every line's remaining units and paid share, and the freight).
      leaves it PENDING for the fallback job (sent, the answer lost: see "in flight" below).
    - balance: member `RefundToBalance` (idempotent by refund_no), synchronous → SUCCESS; the order
      service asks as itself (services/order/neighbours.py), whoever started the refund. No answer
-     leaves it PENDING for the fallback job.
+     leaves it PENDING for the fallback job; a refusal (BALANCE_PAYMENT_NOT_FOUND, REFUND_EXCEEDS_PAYMENT) closes
+     it when first asked, and makes it ABNORMAL when asked again (`_retry_wallet`): staff retry or close it.
 3. Settlement (`settle_refund`), exactly once per refund under its row lock (replays change nothing):
    from the verified refund notify (`handle_refund_notify`, POST /payments/wechat/refund-notify), from
    the fallback job (`reconcile_refunds`: refunds PENDING for a few minutes are asked about again —
@@ -428,7 +429,8 @@ def start_late_refund(uow: OrderUnitOfWork, payments: RefundSender, *, order_no:
         try:
             answer = _send(payments, order, refund)
         except WechatPayApiError as exc:
-            _refused_abnormal(uow, refund, exc, now, actor="wechatpay", note=late_refund_refused_note(refund, exc.code))
+            _refused_abnormal(uow, refund, exc.code, now, actor="wechatpay",
+                              note=late_refund_refused_note(refund, exc.code))
             uow.commit()
             return refund
         except AnswerLost as lost:
@@ -626,8 +628,7 @@ def watch_abnormal_refunds(uow: OrderUnitOfWork, *, now: datetime | None = None,
     AbnormalRefundWaiting alert tells them when one waits too long. And how many have been PENDING for over
     `stuck_seconds` and how long the oldest has (`mall_refunds_pending_stuck`,
     `mall_refunds_pending_stuck_oldest_seconds`): the fallback job asks about those every round and the channel
-    gives it no usable answer (WeChat Pay down or refusing the query, the member service refusing a wallet
-    refund), so the RefundPendingStuck alert tells staff. Two aggregate queries, for a job."""
+    gives it no usable answer (WeChat Pay down or refusing the query, the member service down), so the RefundPendingStuck alert tells staff. Two aggregate queries, for a job."""
     now = now or utcnow()
     with uow:
         count, since = uow.refunds.waiting_since(RefundStatus.ABNORMAL)
@@ -654,8 +655,7 @@ def retry_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members:
     if refund.status not in OPEN:
         return refund
     if refund.channel == "balance":
-        members.refund_to_balance(refund_no, order.order_no, order.user_id, refund.amount_fen)
-        return settle_refund(uow, refund_no=refund_no, status=RefundStatus.SUCCESS, actor=actor, now=now)
+        return _retry_wallet(uow, members, refund, order, actor=actor, now=now)
     if payments is None:
         raise DomainError("WECHATPAY_NOT_CONFIGURED", "WeChat Pay is not configured on this server")
     with uow:
@@ -670,7 +670,7 @@ def retry_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members:
         except ResendRefused as exc:
             if (stuck_before is not None and refund.status == RefundStatus.PENDING
                     and refund.updated_at <= stuck_before):
-                _refused_abnormal(uow, refund, exc.refusal, now)
+                _refused_abnormal(uow, refund, exc.refusal.code, now)
                 uow.commit()
                 return refund
             raise channel_unavailable(refund_no, exc.refusal) from None
@@ -736,19 +736,44 @@ def _query_or_resend(payments: RefundPayments, order: Order, refund: Refund) -> 
         raise ResendRefused(exc) from None
 
 
-def _refused_abnormal(uow: OrderUnitOfWork, refund: Refund, refusal: WechatPayApiError, now: datetime,
+def _refused_abnormal(uow: OrderUnitOfWork, refund: Refund, code: str, now: datetime,
                       actor: str = "reconciliation", note: str = "") -> None:
-    """A refund WeChat Pay never got, PENDING too long, that WeChat Pay refuses when sent again:
-    ABNORMAL (if still PENDING; in the caller's transaction, which locked the refund and sent it; its order locked
-    here), so the alert and staff's retry-or-close flow take it over. Safe: WeChat Pay holds no refund under its
+    """A refund its channel refuses for good, paying nothing: a WeChat Pay one it never got, PENDING too long, that it
+    refuses when sent again, or a wallet one the member service refuses (`_retry_wallet`). ABNORMAL (if still PENDING;
+    in the caller's transaction, which locked the refund; its order locked here), the refusal's `code` in the order's
+    history, so the alert and staff's retry-or-close flow take it over. Safe: the channel holds no refund under its
     number, so nothing was paid, and its amount stays reserved until staff act."""
     order = uow.orders.get(refund.order_id, lock=True)
     assert order is not None  # a refund's order is never deleted
     if refund.status == RefundStatus.PENDING:
-        log.error("refund %s: WeChat Pay never got it and refuses it (%s); ABNORMAL for staff",
-                  refund.refund_no, refusal.code)
-        _change(uow, order, refund, RefundStatus.ABNORMAL, actor, now,
-                note=note or resend_refused_note(refund, refusal.code))
+        log.error("refund %s: its channel (%s) refuses it (%s); ABNORMAL for staff", refund.refund_no,
+                  refund.channel, code)
+        _change(uow, order, refund, RefundStatus.ABNORMAL, actor, now, note=note or resend_refused_note(refund, code))
+
+
+def _retry_wallet(uow: OrderUnitOfWork, members: Members, refund: Refund, order: Order, *, actor: str,
+                  now: datetime) -> Refund:
+    """`retry_refund` of a wallet refund: RefundToBalance again (idempotent by refund_no) settles it SUCCESS. The
+    member service refusing it (BALANCE_PAYMENT_NOT_FOUND, REFUND_EXCEEDS_PAYMENT: a refusal that asking again does
+    not change) makes it ABNORMAL for staff (`_refused_abnormal`), who retry it or close it; nothing was credited.
+    No answer (MEMBER_UNAVAILABLE) is raised, the refund left as it was."""
+    try:
+        members.refund_to_balance(refund.refund_no, order.order_no, order.user_id, refund.amount_fen)
+    except DomainError as exc:
+        if exc.kind == ErrorKind.UNAVAILABLE:
+            raise
+        with uow:
+            refund = _locked(uow, refund.refund_no)
+            _refused_abnormal(uow, refund, exc.code, now, actor="member", note=wallet_refused_note(refund, exc.code))
+            uow.commit()
+        return refund
+    return settle_refund(uow, refund_no=refund.refund_no, status=RefundStatus.SUCCESS, actor=actor, now=now)
+
+
+def wallet_refused_note(refund: Refund, code: str) -> str:
+    """The order history's step for a wallet refund the member service refused when asked again."""
+    return (f"refund {refund.refund_no} to the wallet refused by the member service ({code}): nothing credited, "
+            f"{refund.amount_fen} fen held until staff retry it once that is fixed, or close it")[:255]
 
 
 def resend_refused_note(refund: Refund, code: str) -> str:
@@ -796,7 +821,9 @@ def close_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, *, refun
     Staff close a refund only once it can no longer be paid at WeChat Pay: the order cannot know of a
     completion that comes later (one its notify brings is recorded in the order's history for finance and
     counted for an alert: `_paid_after_close`). 503 PAYMENT_CHANNEL_UNAVAILABLE, nothing changed, when WeChat Pay
-    cannot be asked. A refund sent again whose answer was lost is PENDING (`_in_flight`), so it is a 409 here."""
+    cannot be asked. A refund sent again whose answer was lost is PENDING (`_in_flight`), so it is a 409 here.
+    A wallet refund is ABNORMAL only when the member service refused it (`_retry_wallet`): nothing was credited, so it
+    closes without asking anyone."""
     now = now or utcnow()
     why = plain(reason, 255)
     if not why:
@@ -809,7 +836,7 @@ def close_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, *, refun
         # WeChat Pay about a refund, or sends it again (`retry_refund`, `start_late_refund`), holds it while it does,
         # so the answer cannot go stale meanwhile (RESOURCE_NOT_EXISTS, then a retry's re-send paid).
         refund = _locked(uow, refund_no)
-        if refund.status == RefundStatus.ABNORMAL:
+        if refund.status == RefundStatus.ABNORMAL and refund.channel != "balance":  # a wallet's was refused: unpaid
             if payments is None:
                 raise DomainError("WECHATPAY_NOT_CONFIGURED", "WeChat Pay is not configured on this server")
             try:

@@ -21,11 +21,13 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Update,
+    and_,
     bindparam,
     case,
     delete,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -482,11 +484,17 @@ class SqlReservationRepository:
             set_committed_value(loaded, "status", to_status)
         return changed
 
-    def expired_orders(self, now: datetime, limit: int) -> list[str]:
-        return list(self.session.execute(
-            select(reservations.c.order_no).where(reservations.c.status == ReservationStatus.RESERVED,
-                                                  reservations.c.expires_at < now)
-            .group_by(reservations.c.order_no).order_by(func.min(reservations.c.expires_at)).limit(limit)).scalars())
+    def expired_orders(self, now: datetime, limit: int,
+                       after: tuple[datetime, str] | None = None) -> list[tuple[datetime, str]]:
+        earliest = func.min(reservations.c.expires_at)
+        query = (select(earliest, reservations.c.order_no)
+                 .where(reservations.c.status == ReservationStatus.RESERVED, reservations.c.expires_at < now)
+                 .group_by(reservations.c.order_no).order_by(earliest, reservations.c.order_no).limit(limit))
+        if after is not None:
+            expires_at, order_no = after
+            query = query.having(or_(earliest > expires_at,
+                                     and_(earliest == expires_at, reservations.c.order_no > order_no)))
+        return [(row[0], row[1]) for row in self.session.execute(query)]
 
 
 class SqlDeliveryRepository:

@@ -516,24 +516,43 @@ def release_expired_reservations(uow_factory: Callable[[], ProductUnitOfWork], o
     order-paid confirms it (confirm_held_stock: the late event then changes nothing); an order still awaiting
     payment keeps its units (its payment timeout cancels it); a cancelled or closed unpaid order's, or one the
     order service does not know (a submit that died after reserving), go back on sale (EXPIRED). When the order
-    service cannot answer, the whole batch stays held for the next run (mall_stock_reservations_deferred_total).
+    service cannot answer, the run stops and what is left stays held for the next one
+    (mall_stock_reservations_deferred_total). Pages of `batch` orders, oldest expiry first, keyed past the last one, so orders left held (awaiting payment,
+    or failing) do not hide the ones behind them.
 
     The serve role runs it every PRODUCT_RESERVATION_SWEEP_SECONDS. Each order in its own transaction, so
     one failure (logged, tried again next round) does not hold back the rest. Safe to run from several
     replicas at once: settling is idempotent, and an order released twice is counted once.
     """
     now = now or utcnow()
-    with uow_factory() as uow:
-        expired = uow.reservations.expired_orders(now, batch)
-    if not expired:
-        return 0
+    released = 0
+    after: tuple[datetime, str] | None = None
+    while True:
+        with uow_factory() as uow:
+            page = uow.reservations.expired_orders(now, batch, after)
+        if not page:
+            break
+        settled = _settle_expired_page(uow_factory, orders, [order_no for _, order_no in page], now=now)
+        if settled is None:
+            break
+        released += settled
+        after = page[-1]  # what this page left held stays behind: the next page starts past it
+    if released:
+        STOCK_RESERVATIONS_EXPIRED.inc(released)
+    return released
+
+
+def _settle_expired_page(uow_factory: Callable[[], ProductUnitOfWork], orders: Orders, expired: list[str], *,
+                         now: datetime) -> int | None:
+    """One page of the sweep: how many orders' units went back on sale, None when the order service did not
+    answer (the run stops: every later page would be deferred too)."""
     try:
         known = orders.states(expired)
     except DomainError as exc:
         STOCK_RESERVATIONS_DEFERRED.labels("unanswered").inc(len(expired))
         log.warning("the order service did not say whether %d orders with expired stock reservations were paid "
                     "(%s): their units stay held until the next run", len(expired), exc.code)
-        return 0
+        return None
     released = 0
     for order_no in expired:
         state = known.get(order_no)
@@ -545,8 +564,6 @@ def release_expired_reservations(uow_factory: Callable[[], ProductUnitOfWork], o
             released += _settle_expired(uow_factory, order_no, paid=paid, now=now)
         except Exception:
             log.exception("settling the expired reservation of order %s failed", order_no)
-    if released:
-        STOCK_RESERVATIONS_EXPIRED.inc(released)
     return released
 
 

@@ -103,8 +103,10 @@ class ReservationRepository(Protocol):
     def move(self, reservation_id: int, from_status: str, to_status: str) -> bool:
         """Change the status only if it still is `from_status`; whether this call changed it."""
 
-    def expired_orders(self, now: datetime, limit: int) -> list[str]:
-        """Order numbers with reservations still RESERVED past their expiry."""
+    def expired_orders(self, now: datetime, limit: int,
+                       after: tuple[datetime, str] | None = None) -> list[tuple[datetime, str]]:
+        """(earliest expiry, order number) of orders with reservations still RESERVED past their expiry, in that
+        order; `after` (a pair an earlier page returned) pages past orders a sweep run left held."""
 
 
 class DeliveryRepository(Protocol):

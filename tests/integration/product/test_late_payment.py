@@ -70,6 +70,22 @@ def metric(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
+def test_the_sweep_pages_past_orders_awaiting_payment_to_release_a_cancelled_one(
+        shelf: Shelf, pg_engine: Engine, orders: FakeOrders, phone: tuple[int, int]) -> None:
+    product_id, sku_id = phone
+    for order_no in ("O2", "O3"):  # O1 and these expire together: the order number breaks the tie
+        service.reserve_stock(shelf.uow(), order_no=order_no, lines=[StockLine(sku_id, 1)], now=T0)
+    service.reserve_stock(shelf.uow(), order_no="O4", lines=[StockLine(sku_id, 2)], now=T0 + timedelta(seconds=30))
+    for order_no in ("O1", "O2", "O3"):
+        orders.place(order_no, "PENDING_PAYMENT")
+    orders.place("O4", "CANCELLED")
+
+    released = service.release_expired_reservations(shelf.uow, orders, now=AFTER_TTL, batch=2)
+
+    assert (released, counts(shelf, pg_engine, product_id)[0]) == (1, 5)
+    assert orders.asked == [["O1", "O2"], ["O3", "O4"]]
+
+
 def test_a_paid_orders_reservation_survives_the_sweep_and_its_late_order_paid_changes_nothing(
         shelf: Shelf, pg_engine: Engine, orders: FakeOrders, phone: tuple[int, int]) -> None:
     product_id, _ = phone

@@ -701,6 +701,33 @@ def test_a_wallet_refund_the_member_service_refuses_is_closed_and_one_it_cannot_
     assert (waiting.status, shop.members.balance_fen, len(events(shop))) == ("SUCCESS", 4498, 1)
 
 
+def test_a_wallet_refund_the_member_service_refuses_when_asked_again_is_abnormal_and_staff_can_close_it(
+        shop: Shop) -> None:
+    order = paid_order(shop, channel="balance")
+    shop.members.refund_error = DomainError("MEMBER_UNAVAILABLE", "down", kind=ErrorKind.UNAVAILABLE)
+    waiting = start(shop, None, order)
+    shop.members.refund_error = DomainError("REFUND_EXCEEDS_PAYMENT", "more than paid",
+                                            kind=ErrorKind.BUSINESS_RULE)
+
+    assert refunds.reconcile_refunds(lambda: shop.uow, None, shop.members, now=NOW + timedelta(minutes=10)) == 1
+
+    assert (waiting.status, order.refunded_fen) == ("ABNORMAL", 4498)
+    assert "REFUND_EXCEEDS_PAYMENT" in order.history[-1].reason and waiting.refund_no in order.history[-1].reason
+    closed = close(shop, None, waiting.refund_no)
+    assert (waiting.status, closed.refunded_fen, shop.members.balance_fen, events(shop)) == ("CLOSED", 0, 0, [])
+
+
+def test_a_wallet_refund_the_member_service_cannot_answer_when_asked_again_stays_pending(shop: Shop) -> None:
+    order = paid_order(shop, channel="balance")
+    shop.members.refund_error = DomainError("MEMBER_UNAVAILABLE", "down", kind=ErrorKind.UNAVAILABLE)
+    waiting = start(shop, None, order)
+
+    with pytest.raises(DomainError):
+        refunds.retry_refund(shop.uow, None, shop.members, refund_no=waiting.refund_no, actor="staff:9", now=NOW)
+
+    assert (waiting.status, order.refunded_fen) == ("PENDING", 4498)
+
+
 def test_the_fallback_job_refunds_a_waiting_wallet_refund_once(shop: Shop) -> None:
     order = paid_order(shop, channel="balance")
     shop.members.refund_error = DomainError("MEMBER_UNAVAILABLE", "down", kind=ErrorKind.UNAVAILABLE)

@@ -144,6 +144,21 @@ def test_the_sweep_keeps_the_units_of_an_order_still_awaiting_payment(
     assert metric("mall_stock_reservations_deferred_total", reason="awaiting_payment") - before == 1
 
 
+def test_the_sweep_pages_past_orders_awaiting_payment_to_release_a_cancelled_one(
+        uow: FakeProductUnitOfWork, orders: FakeOrders, sku: int) -> None:
+    for order_no in ("O2", "O3"):
+        service.reserve_stock(uow, order_no=order_no, lines=[StockLine(sku, 1)], now=T0)
+    service.reserve_stock(uow, order_no="O4", lines=[StockLine(sku, 2)], now=T0 + timedelta(seconds=30))
+    for order_no in ("O1", "O2", "O3"):
+        orders.place(order_no, "PENDING_PAYMENT")
+    orders.place("O4", "CANCELLED")
+
+    released = service.release_expired_reservations(lambda: uow, orders, now=AFTER_TTL, batch=2)
+
+    assert (released, counts(uow, sku)[0]) == (1, 5)  # 10 - 3 - 1 - 1 held, O4's 2 back on sale
+    assert [r.status for r in uow.reservations.of_order("O4")] == ["EXPIRED"]
+
+
 def test_a_late_order_paid_takes_expired_units_again_while_the_stock_has_them(
         uow: FakeProductUnitOfWork, orders: FakeOrders, sku: int) -> None:
     service.release_expired_reservations(lambda: uow, orders, now=AFTER_TTL)  # not known to the order service yet
