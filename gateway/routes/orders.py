@@ -26,6 +26,11 @@ log = logging.getLogger(__name__)
 
 OrderStatus = Literal["PENDING_PAYMENT", "PAID", "SHIPPED", "COMPLETED", "CANCELLED", "CANCEL_REQUESTED",
                       "REFUNDING", "REFUNDED", "CLOSED"]
+RefundStatus = Literal["PENDING", "SUCCESS", "CLOSED", "ABNORMAL"]
+RefundChannel = Literal["wechat", "balance", "none"]
+ShopperRefundStatus = Literal["processing", "refunded", "contact_support"]
+SHOPPER_REFUND_STATUS: dict[str, ShopperRefundStatus] = {
+    "PENDING": "processing", "SUCCESS": "refunded", "ABNORMAL": "contact_support", "CLOSED": "contact_support"}
 Id = Field(ge=1, le=999_999_999_999_999_999)
 NOTIFY_HEADERS = ("Wechatpay-Timestamp", "Wechatpay-Nonce", "Wechatpay-Signature", "Wechatpay-Serial",
                   "Wechatpay-Signature-Type")
@@ -319,6 +324,50 @@ class ShipmentOut(Reply):
                    lines=[ShipmentLineOut(line_id=item.line_id, quantity=item.quantity) for item in shipment.lines])
 
 
+class OrderRefundOut(Reply):
+    """A refund of my order: how much, the points it gives back, where the money goes and where it stands."""
+
+    refund_no: str
+    amount_fen: int
+    points_returned: int = Field(description="points I spent on the refunded units, given back when it is refunded")
+    status: ShopperRefundStatus = Field(description="processing: on its way; refunded: the money (and points) is "
+                                                    "back; contact_support: it did not go through (the channel "
+                                                    "could not pay it back, or it was closed), ask customer service")
+    channel: RefundChannel = Field(description="where the money goes: wechat (WeChat Pay), balance (my wallet), or "
+                                               "none (nothing to pay back)")
+    created_at: datetime
+    updated_at: datetime = Field(description="its last change of status")
+
+    @classmethod
+    def shopper_view(cls, refunds: Iterable[order_pb2.OrderRefund]) -> list[Self]:
+        return [cls(refund_no=refund.refund_no, amount_fen=refund.amount_fen, points_returned=refund.points_returned,
+                    status=SHOPPER_REFUND_STATUS[refund.status], channel=refund.channel,  # type: ignore[arg-type]
+                    created_at=utc_time(refund.created_at), updated_at=utc_time(refund.updated_at))
+                for refund in refunds]
+
+
+class StaffOrderRefundOut(Reply):
+    """A refund of the order as recorded: its status at the channel and what started it (its reason and actor are in
+    GET /admin/refunds and the order's history)."""
+
+    refund_no: str = Field(description="what retry and close take")
+    amount_fen: int
+    points_returned: int = Field(description="points spent on the refunded units, credited back when it succeeds")
+    status: RefundStatus
+    channel: RefundChannel
+    source: str = Field(description="after_sale:<case id>, cancel (an approved cancellation), cancel_unshipped, or "
+                                    "late_payment (LATE<order_no>: money the order could not take)")
+    created_at: datetime
+    updated_at: datetime = Field(description="its last change of status: ABNORMAL or PENDING since then")
+
+    @classmethod
+    def staff_view(cls, refunds: Iterable[order_pb2.OrderRefund]) -> list[Self]:
+        return [cls(refund_no=refund.refund_no, amount_fen=refund.amount_fen, points_returned=refund.points_returned,
+                    status=refund.status, channel=refund.channel, source=refund.source,  # type: ignore[arg-type]
+                    created_at=utc_time(refund.created_at), updated_at=utc_time(refund.updated_at))
+                for refund in refunds]
+
+
 class OrderOut(Reply):
     """An order with its lines, address, amounts, shipments and history (as its shopper sees it).
 
@@ -361,12 +410,28 @@ class OrderOut(Reply):
                    address=AddressOut(name=a.name, phone=mask_phone(a.phone), province=a.province, city=a.city,
                                       district=a.district, detail=a.detail),
                    amounts=AmountsOut.from_proto(order.amounts),
-                   history=cls.history_of(order), refunded_fen=order.refunded_fen)
+                   history=cls.history_of(order), refunded_fen=order.refunded_fen, **cls.detail_of(order))
 
     @classmethod
     def history_of(cls, order: order_pb2.Order) -> list[Any]:
         """The history this view shows: the shopper's (AdminOrderOut: staff's)."""
         return StepOut.shopper_view(order.history)
+
+    @classmethod
+    def detail_of(cls, order: order_pb2.Order) -> dict[str, Any]:
+        """What only an order's detail shows (OrderDetailOut, AdminOrderDetailOut: its refunds); lists show none."""
+        return {}
+
+
+class OrderDetailOut(OrderOut):
+    """One of my orders, with each of its refunds, oldest first. A payment the order could not take (say, one made
+    after it was cancelled) is refunded and listed too, but is not part of refunded_fen."""
+
+    refunds: list[OrderRefundOut]
+
+    @classmethod
+    def detail_of(cls, order: order_pb2.Order) -> dict[str, Any]:
+        return {"refunds": OrderRefundOut.shopper_view(order.refunds)}
 
 
 class AdminOrderOut(OrderOut):
@@ -377,6 +442,16 @@ class AdminOrderOut(OrderOut):
     @classmethod
     def history_of(cls, order: order_pb2.Order) -> list[Any]:
         return StaffStepOut.staff_view(order.history)
+
+
+class AdminOrderDetailOut(AdminOrderOut):
+    """An order as staff see it, with each of its refunds as recorded (oldest first), a late payment's too."""
+
+    refunds: list[StaffOrderRefundOut]
+
+    @classmethod
+    def detail_of(cls, order: order_pb2.Order) -> dict[str, Any]:
+        return {"refunds": StaffOrderRefundOut.staff_view(order.refunds)}
 
 
 class OrdersQuery(PageQuery):
@@ -429,9 +504,9 @@ def list_orders(query: OrdersQuery) -> Page[OrderOut]:
 
 
 @bp.get("/orders/<id:order_id>")
-@operation(summary="One of my orders", tag="orders", responses={200: OrderOut})
-def get_order(order_id: int) -> OrderOut:
-    return OrderOut.from_proto(service(OrderServiceStub).GetOrder(order_pb2.GetOrderRequest(id=order_id)))
+@operation(summary="One of my orders, with its refunds", tag="orders", responses={200: OrderDetailOut})
+def get_order(order_id: int) -> OrderDetailOut:
+    return OrderDetailOut.from_proto(service(OrderServiceStub).GetOrder(order_pb2.GetOrderRequest(id=order_id)))
 
 
 @bp.post("/orders/<id:order_id>/cancel")
@@ -496,9 +571,10 @@ def search_orders(query: AdminOrdersQuery) -> Page[AdminOrderOut]:
 
 
 @bp.get("/admin/orders/<id:order_id>")
-@operation(summary="Any order", tag="admin-orders", roles=ORDER_STAFF, responses={200: AdminOrderOut})
-def admin_get_order(order_id: int) -> AdminOrderOut:
-    return AdminOrderOut.from_proto(service(OrderServiceStub).GetOrder(order_pb2.GetOrderRequest(id=order_id)))
+@operation(summary="Any order, with its refunds", tag="admin-orders", roles=ORDER_STAFF,
+           responses={200: AdminOrderDetailOut})
+def admin_get_order(order_id: int) -> AdminOrderDetailOut:
+    return AdminOrderDetailOut.from_proto(service(OrderServiceStub).GetOrder(order_pb2.GetOrderRequest(id=order_id)))
 
 
 class WaybillLineOut(Reply):

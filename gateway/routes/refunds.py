@@ -4,7 +4,6 @@ closing refunds stuck at the channel, and WeChat Pay's refund notify (refunds th
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 from flask import Blueprint
 from mall.order.v1 import order_pb2
@@ -16,6 +15,7 @@ from gateway.routes.orders import (
     NOTIFY_RESPONSES,
     AdminOrderOut,
     NotifyAnswer,
+    RefundStatus,
     StaffSearchQuery,
     created_between,
     forward_notify,
@@ -123,9 +123,6 @@ def close_refund(refund_no: str, body: CloseRefundIn) -> AdminOrderOut:
 def retry_refund(refund_no: str) -> AdminOrderOut:
     return AdminOrderOut.from_proto(service(OrderServiceStub).RetryRefund(order_pb2.RetryRefundRequest(
         refund_no=refund_no)))
-
-
-RefundStatus = Literal["PENDING", "SUCCESS", "CLOSED", "ABNORMAL"]
 
 
 class RefundOut(Reply):

@@ -29,7 +29,7 @@ from services.common.events import timestamp
 from services.common.grpc_server import page as _page
 from services.common.wechatpay import NotifyRejected
 from services.order import aftersales, metrics, refunds, service, wallet_reviews
-from services.order.domain import Address, Amounts, Order, OrderLine, Step
+from services.order.domain import Address, Amounts, Order, OrderLine, Refund, Step
 from services.order.ports import Catalog, Members, Stock, Users
 from services.order.service import CartLine, CheckoutInput, OrderSettings, Prepay
 from services.order.uow import CaseSearch, ListedRefund, OrderSearch, OrderUnitOfWork, RefundSearch
@@ -108,8 +108,8 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     def GetOrder(self, request: order_pb2.GetOrderRequest, context: grpc.ServicerContext) -> order_pb2.Order:
         caller = require_caller()
         staff = caller.has_any_role(*ORDER_STAFF)
-        return order_message(service.get_order(self.uow(), user_id=None if staff else caller.user_id,
-                                               order_id=request.id), staff=staff)
+        detail = service.get_order_detail(self.uow(), user_id=None if staff else caller.user_id, order_id=request.id)
+        return order_message(detail.order, staff=staff, with_refunds=detail.refunds)
 
     def CancelOrder(self, request: order_pb2.CancelOrderRequest, context: grpc.ServicerContext) -> order_pb2.Order:
         return order_message(service.cancel_order(self.uow(), user_id=require_caller().user_id, order_id=request.id,
@@ -316,9 +316,18 @@ def _steps(message: Callable[..., StepMessage], history: Iterable[Step]) -> list
                     shopper_visible=step.shopper_visible, shopper_reason=step.shopper_reason) for step in history]
 
 
-def order_message(order: Order, *, staff: bool) -> order_pb2.Order:
+def _order_refund(refund: Refund) -> order_pb2.OrderRefund:
+    """A refund as the order's detail lists it, for its shopper and staff alike: no staff reason or actor."""
+    return order_pb2.OrderRefund(
+        refund_no=refund.refund_no, amount_fen=refund.amount_fen, points_returned=refund.points_returned,
+        status=refund.status, channel=refund.channel, source=refund.source, created_at=timestamp(refund.created_at),
+        updated_at=timestamp(refund.updated_at))
+
+
+def order_message(order: Order, *, staff: bool, with_refunds: Iterable[Refund] = ()) -> order_pb2.Order:
     """The order as staff see it (every step of its history, as recorded), or as its shopper does
-    (`Order.shopper_history`): callers say which, so no note for staff reaches a shopper by default."""
+    (`Order.shopper_history`): callers say which, so no note for staff reaches a shopper by default. `with_refunds`:
+    the order's, for its detail (GetOrder) only."""
     message = order_pb2.Order(
         id=order.id, order_no=order.order_no, user_id=order.user_id, status=order.status,
         lines=[_line(line) for line in order.lines], address=_address(order.address),
@@ -333,6 +342,7 @@ def order_message(order: Order, *, staff: bool) -> order_pb2.Order:
         shipment_no=s.shipment_no, carrier=s.carrier, tracking_no=s.tracking_no, shipped_at=timestamp(s.shipped_at),
         lines=[order_pb2.ShipmentLine(line_id=item.line_id, quantity=item.quantity) for item in s.lines])
         for s in order.shipments)
+    message.refunds.extend(_order_refund(refund) for refund in with_refunds)
     return message
 
 

@@ -39,6 +39,7 @@ from services.order.domain import (
     Order,
     OrderLine,
     OrderStatus,
+    Refund,
     Shipment,
     add_to_cart,
     check_quantity,
@@ -431,8 +432,34 @@ def _event_amounts(order: Order) -> OrderAmounts:
 def get_order(uow: OrderUnitOfWork, *, user_id: int | None, order_id: int) -> Order:
     """The order; for a shopper (user_id given) only their own, another's is ORDER_NOT_FOUND."""
     with uow:
-        order = uow.orders.get(order_id)
+        order = _readable_order(uow, user_id=user_id, order_id=order_id)
         uow.commit()
+    return order
+
+
+@dataclass(frozen=True)
+class OrderDetail:
+    """An order as its detail page shows it: with every refund of it, oldest first, a late payment's too (money the
+    order never took, refunded under LATE<order_no>)."""
+
+    order: Order
+    refunds: list[Refund]
+
+
+def get_order_detail(uow: OrderUnitOfWork, *, user_id: int | None, order_id: int) -> OrderDetail:
+    """`get_order` and the order's refunds, read in the same transaction. Only the detail carries refunds: lists of
+    orders would need a refund query per order."""
+    with uow:
+        order = _readable_order(uow, user_id=user_id, order_id=order_id)
+        found = uow.refunds.for_order(order_id)
+        uow.commit()
+    return OrderDetail(order, found)
+
+
+def _readable_order(uow: OrderUnitOfWork, *, user_id: int | None, order_id: int) -> Order:
+    """The order, if the caller may read it: staff (user_id None) any, a shopper their own (else ORDER_NOT_FOUND,
+    before anything of another's order is read)."""
+    order = uow.orders.get(order_id)
     if order is None or (user_id is not None and order.user_id != user_id):
         raise order_not_found()
     return order

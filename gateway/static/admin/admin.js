@@ -609,7 +609,20 @@ function drawOrder(order) {
             `${address.district}${address.detail}` + (order.note ? ` · note: ${order.note}` : "")),
     lines, amounts, element("h3", {}, "Shipments"),
     order.shipments.length ? shipments : element("p", {class: "muted"}, "Nothing shipped yet."),
+    element("h3", {}, "Refunds"), orderRefunds(order.refunds),
     element("h3", {}, "History"), history(order.history), ...orderActions(order));
+}
+
+// The order's refunds, which only its detail (GET /admin/orders/{id}) carries: an action's answer has none.
+function orderRefunds(refunds) {
+  if (refunds === undefined) return element("p", {class: "muted"}, "Open the order again to see its refunds.");
+  if (!refunds.length) return element("p", {class: "muted"}, "No refunds.");
+  const list = element("table", {class: "rows", id: "order-refunds"});
+  table(list, ["Refund no", "Source", "Status", "Amount", "Points back", "Channel", "Started", "Last change"],
+        refunds.map((refund) => row([refund.refund_no, refund.source, refund.status, yuan(refund.amount_fen),
+                                     count(refund.points_returned), refund.channel, when(refund.created_at),
+                                     when(refund.updated_at)], {"data-refund-no": refund.refund_no})));
+  return list;
 }
 
 function orderActions(order) {

@@ -170,6 +170,28 @@ def test_an_opened_order_shows_its_lines_amounts_parcels_and_who_sees_each_step(
     assert page.errors == []
 
 
+def test_an_opened_order_lists_its_refunds_with_their_source_and_status(
+        page: Any, log_in_as, staff: FakeServices) -> None:
+    refunded = changed(ORDER, refunded_fen=3500)
+    refunded.refunds.extend([
+        order_pb2.OrderRefund(refund_no="RF2026112912000000000000000001", amount_fen=3500, points_returned=120,
+                              status="SUCCESS", channel="wechat", source="cancel_unshipped", created_at=AT,
+                              updated_at=AT),
+        order_pb2.OrderRefund(refund_no="LATE2026112912000000000000abcd1234", amount_fen=8299, status="ABNORMAL",
+                              channel="wechat", source="late_payment", created_at=AT, updated_at=AT)])
+    staff.order.GetOrder.reply = refunded
+    log_in_as("customer_service")
+    page.click("#orders tr[data-order-id='5'] button")
+    page.wait_for_selector("#order-refunds")
+
+    cells = "rows => rows.slice(1).map(r => [...r.cells].map(c => c.innerText))"
+    at = "2025-11-29 07:06:40Z"
+    assert page.eval_on_selector_all("#order-refunds tr", cells) == [
+        ["RF2026112912000000000000000001", "cancel_unshipped", "SUCCESS", "¥35.00", "120", "wechat", at, at],
+        ["LATE2026112912000000000000abcd1234", "late_payment", "ABNORMAL", "¥82.99", "0", "wechat", at, at]]
+    assert page.errors == []
+
+
 def test_cancelling_the_unshipped_units_retries_under_the_same_idempotency_key(
         page: Any, log_in_as, staff: FakeServices, rpc_error) -> None:
     shipped = changed(ORDER, status="SHIPPED", refunded_fen=3325)

@@ -324,3 +324,105 @@ def test_the_openapi_document_gives_shoppers_their_steps_and_staff_every_step_wi
     assert set(schemas["StepOut"]["properties"]) == {"status", "at", "actor", "reason"}
     assert {"shopper_visible", "shopper_reason"} <= set(schemas["StaffStepOut"]["properties"])
     assert "staff only" in schemas["StaffStepOut"]["properties"]["shopper_visible"]["description"]
+
+
+LATER = Timestamp(seconds=1_795_003_600)
+
+
+def an_order_with_refunds() -> order_pb2.Order:
+    """ORDER paid from the wallet with a refund in each status, and one of a late WeChat Pay payment."""
+    order = order_pb2.Order()
+    order.CopyFrom(ORDER)
+    order.status, order.pay_channel, order.refunded_fen = "PAID", "balance", 2998
+    order.refunds.extend([
+        order_pb2.OrderRefund(refund_no="RF2026112912000000000000000001", amount_fen=1999, points_returned=150,
+                              status="SUCCESS", channel="balance", source="cancel_unshipped", created_at=AT,
+                              updated_at=LATER),
+        order_pb2.OrderRefund(refund_no="RF2026112912000000000000000002", amount_fen=999, status="PENDING",
+                              channel="balance", source="after_sale:12", created_at=LATER, updated_at=LATER),
+        order_pb2.OrderRefund(refund_no="RF2026112912000000000000000003", amount_fen=500, status="ABNORMAL",
+                              channel="balance", source="after_sale:13", created_at=LATER, updated_at=LATER),
+        order_pb2.OrderRefund(refund_no="RF2026112912000000000000000004", amount_fen=300, status="CLOSED",
+                              channel="balance", source="after_sale:14", created_at=LATER, updated_at=LATER),
+        order_pb2.OrderRefund(refund_no="LATE2026112912000000000000abcd1234", amount_fen=3799, status="PENDING",
+                              channel="wechat", source="late_payment", created_at=LATER, updated_at=LATER)])
+    return order
+
+
+def test_my_order_lists_its_refunds_with_what_each_means_to_me_and_nothing_for_staff(
+        client: FlaskClient, clients, auth) -> None:
+    clients.order.GetOrder.reply = an_order_with_refunds()
+
+    body = client.get("/api/v1/orders/5", headers=auth).get_json()
+
+    later = "2026-11-18T12:06:40Z"
+    assert (body["refunded_fen"], body["refunds"]) == (2998, [
+        {"refund_no": "RF2026112912000000000000000001", "amount_fen": 1999, "points_returned": 150,
+         "status": "refunded", "channel": "balance", "created_at": "2026-11-18T11:06:40Z", "updated_at": later},
+        {"refund_no": "RF2026112912000000000000000002", "amount_fen": 999, "points_returned": 0,
+         "status": "processing", "channel": "balance", "created_at": later, "updated_at": later},
+        {"refund_no": "RF2026112912000000000000000003", "amount_fen": 500, "points_returned": 0,
+         "status": "contact_support", "channel": "balance", "created_at": later, "updated_at": later},
+        {"refund_no": "RF2026112912000000000000000004", "amount_fen": 300, "points_returned": 0,
+         "status": "contact_support", "channel": "balance", "created_at": later, "updated_at": later},
+        {"refund_no": "LATE2026112912000000000000abcd1234", "amount_fen": 3799, "points_returned": 0,
+         "status": "processing", "channel": "wechat", "created_at": later, "updated_at": later}])
+    assert clients.order.GetOrder.calls[0].message == order_pb2.GetOrderRequest(id=5)
+
+
+def test_staff_calling_my_order_route_get_the_shoppers_refunds(client: FlaskClient, clients, bearer) -> None:
+    clients.order.GetOrder.reply = an_order_with_refunds()
+
+    response = client.get("/api/v1/orders/5", headers=bearer(roles="customer_service", user_id=7))
+
+    text = response.get_data(as_text=True)
+    assert [word for word in ("source", "after_sale:", "late_payment", "ABNORMAL", "CLOSED", "SUCCESS")
+            if word in text] == []
+
+
+def test_the_admin_order_lists_its_refunds_as_recorded_with_their_source(client: FlaskClient, clients,
+                                                                        bearer) -> None:
+    clients.order.GetOrder.reply = an_order_with_refunds()
+
+    body = client.get("/api/v1/admin/orders/5", headers=bearer(roles="customer_service", user_id=7)).get_json()
+
+    later = "2026-11-18T12:06:40Z"
+    assert body["refunds"][0] == {
+        "refund_no": "RF2026112912000000000000000001", "amount_fen": 1999, "points_returned": 150,
+        "status": "SUCCESS", "channel": "balance", "source": "cancel_unshipped", "created_at": "2026-11-18T11:06:40Z",
+        "updated_at": later}
+    assert [(refund["refund_no"][:4], refund["status"], refund["source"], refund["amount_fen"])
+            for refund in body["refunds"][1:]] == [
+        ("RF20", "PENDING", "after_sale:12", 999), ("RF20", "ABNORMAL", "after_sale:13", 500),
+        ("RF20", "CLOSED", "after_sale:14", 300), ("LATE", "PENDING", "late_payment", 3799)]
+
+
+def test_only_the_order_details_carry_refunds_not_lists_or_actions(client: FlaskClient, clients, bearer,
+                                                                  auth) -> None:
+    clients.order.ListOrders.reply = order_pb2.ListOrdersResponse(orders=[ORDER], total=1)
+    clients.order.SearchOrders.reply = order_pb2.ListOrdersResponse(orders=[ORDER], total=1)
+    clients.order.CancelOrder.reply = ORDER
+
+    answers = [client.get("/api/v1/orders", headers=auth).get_json()["items"][0],
+               client.get("/api/v1/admin/orders", headers=bearer(roles="admin", user_id=1)).get_json()["items"][0],
+               client.post("/api/v1/orders/5/cancel", json={}, headers=auth).get_json()]
+
+    assert ["refunds" in answer for answer in answers] == [False, False, False]
+
+
+def test_the_openapi_document_gives_shoppers_refund_statuses_for_them_and_staff_the_recorded_ones(
+        client: FlaskClient) -> None:
+    spec = client.get("/openapi.json").get_json()
+    schemas = spec["components"]["schemas"]
+
+    def refund_schema(path: str) -> dict:
+        reply = spec["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+        item = schemas[reply.rsplit("/", 1)[1]]["properties"]["refunds"]["items"]["$ref"]
+        return schemas[item.rsplit("/", 1)[1]]
+
+    mine, staff = refund_schema("/api/v1/orders/{order_id}"), refund_schema("/api/v1/admin/orders/{order_id}")
+    assert set(mine["properties"]) == {"refund_no", "amount_fen", "points_returned", "status", "channel",
+                                       "created_at", "updated_at"}
+    assert mine["properties"]["status"]["enum"] == ["processing", "refunded", "contact_support"]
+    assert set(staff["properties"]) == {*mine["properties"], "source"}
+    assert staff["properties"]["status"]["enum"] == ["PENDING", "SUCCESS", "CLOSED", "ABNORMAL"]

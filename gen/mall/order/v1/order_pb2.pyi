@@ -196,7 +196,7 @@ class Transition(_message.Message):
     def __init__(self, status: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ..., shopper_visible: _Optional[bool] = ..., shopper_reason: _Optional[str] = ...) -> None: ...
 
 class Order(_message.Message):
-    __slots__ = ("id", "order_no", "user_id", "status", "lines", "address", "amounts", "pay_deadline", "created_at", "paid_at", "pay_channel", "coupon_id", "points_used", "note", "history", "refunded_fen", "shipments", "shipped_at", "completed_at")
+    __slots__ = ("id", "order_no", "user_id", "status", "lines", "address", "amounts", "pay_deadline", "created_at", "paid_at", "pay_channel", "coupon_id", "points_used", "note", "history", "refunded_fen", "shipments", "shipped_at", "completed_at", "refunds")
     ID_FIELD_NUMBER: _ClassVar[int]
     ORDER_NO_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -216,6 +216,7 @@ class Order(_message.Message):
     SHIPMENTS_FIELD_NUMBER: _ClassVar[int]
     SHIPPED_AT_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
+    REFUNDS_FIELD_NUMBER: _ClassVar[int]
     id: int
     order_no: str
     user_id: int
@@ -235,7 +236,8 @@ class Order(_message.Message):
     shipments: _containers.RepeatedCompositeFieldContainer[Shipment]
     shipped_at: _timestamp_pb2.Timestamp
     completed_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[int] = ..., order_no: _Optional[str] = ..., user_id: _Optional[int] = ..., status: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[OrderLine, _Mapping]]] = ..., address: _Optional[_Union[Address, _Mapping]] = ..., amounts: _Optional[_Union[Amounts, _Mapping]] = ..., pay_deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., paid_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pay_channel: _Optional[str] = ..., coupon_id: _Optional[int] = ..., points_used: _Optional[int] = ..., note: _Optional[str] = ..., history: _Optional[_Iterable[_Union[Transition, _Mapping]]] = ..., refunded_fen: _Optional[int] = ..., shipments: _Optional[_Iterable[_Union[Shipment, _Mapping]]] = ..., shipped_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    refunds: _containers.RepeatedCompositeFieldContainer[OrderRefund]
+    def __init__(self, id: _Optional[int] = ..., order_no: _Optional[str] = ..., user_id: _Optional[int] = ..., status: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[OrderLine, _Mapping]]] = ..., address: _Optional[_Union[Address, _Mapping]] = ..., amounts: _Optional[_Union[Amounts, _Mapping]] = ..., pay_deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., paid_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pay_channel: _Optional[str] = ..., coupon_id: _Optional[int] = ..., points_used: _Optional[int] = ..., note: _Optional[str] = ..., history: _Optional[_Iterable[_Union[Transition, _Mapping]]] = ..., refunded_fen: _Optional[int] = ..., shipments: _Optional[_Iterable[_Union[Shipment, _Mapping]]] = ..., shipped_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., refunds: _Optional[_Iterable[_Union[OrderRefund, _Mapping]]] = ...) -> None: ...
 
 class ShipmentLine(_message.Message):
     __slots__ = ("line_id", "quantity")
@@ -574,3 +576,23 @@ class ResolveWalletReviewRequest(_message.Message):
     resolution: str
     reason: str
     def __init__(self, id: _Optional[int] = ..., resolution: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class OrderRefund(_message.Message):
+    __slots__ = ("refund_no", "amount_fen", "points_returned", "status", "channel", "source", "created_at", "updated_at")
+    REFUND_NO_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FEN_FIELD_NUMBER: _ClassVar[int]
+    POINTS_RETURNED_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    refund_no: str
+    amount_fen: int
+    points_returned: int
+    status: str
+    channel: str
+    source: str
+    created_at: _timestamp_pb2.Timestamp
+    updated_at: _timestamp_pb2.Timestamp
+    def __init__(self, refund_no: _Optional[str] = ..., amount_fen: _Optional[int] = ..., points_returned: _Optional[int] = ..., status: _Optional[str] = ..., channel: _Optional[str] = ..., source: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
