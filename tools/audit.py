@@ -6,7 +6,8 @@ Checks, each reported with its mismatches (exit status 1 if any):
 - stock: for every SKU, available + reserved + sold == initial stock + adjustments, and each of the three
   equals the sum of its stock ledger (the product service's stock_movements, checked by the product service:
   services.product.service.check_stock_ledger); no SKU's stock or sales below zero; each SKU's sales equal the units of its
-  confirmed (paid) reservations; no reservation still held long after it expired (the sweep releases them);
+  confirmed (paid) reservations less the units returned; no reservation still held long after it expired (the sweep
+  releases them);
 - coupons: the coupons locked in the member service are exactly those of the unpaid orders using them;
 - ledgers: every wallet and points balance equals the sum of its entries;
 - events: every order-paid event written by the order service was applied by product, member and analytics;
@@ -34,8 +35,9 @@ from services.member.db import SqlMemberUnitOfWork, coupons
 from services.member.db import start_mappers as start_member_mappers
 from services.order.db import orders
 from services.product import service as product_service
-from services.product.db import SqlProductUnitOfWork, reservations, skus
+from services.product.db import SqlProductUnitOfWork, reservations, skus, stock_movements
 from services.product.db import start_mappers as start_product_mappers
+from services.product.domain import MovementKind
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTBOX_GRACE = timedelta(minutes=1)
@@ -60,14 +62,19 @@ def check_stock(product: Engine, now: datetime) -> Check:
     with product.connect() as conn:
         confirmed = dict(conn.execute(select(reservations.c.sku_id, integer_sum(reservations.c.quantity))
                                       .where(reservations.c.status == "CONFIRMED").group_by(reservations.c.sku_id)).all())
+        # Returned goods leave their reservation CONFIRMED (it was sold) and come off the sales: a return's movement.
+        returned = dict(conn.execute(select(stock_movements.c.sku_id, integer_sum(-stock_movements.c.sold))
+                                     .where(stock_movements.c.kind == MovementKind.RETURN.value)
+                                     .group_by(stock_movements.c.sku_id)).all())
         for sku_id, stock, sales in conn.execute(select(skus.c.id, skus.c.stock, skus.c.sales)):
             check.checked += 1
             if stock < 0:
                 check.mismatches.append(f"sku {sku_id}: stock {stock} below zero")
             if sales < 0:  # more units came back than were ever sold (a return of a sale never made)
                 check.mismatches.append(f"sku {sku_id}: sales {sales} below zero")
-            if sales != confirmed.get(sku_id, 0):
-                check.mismatches.append(f"sku {sku_id}: sales {sales} but {confirmed.get(sku_id, 0)} units confirmed")
+            sold = confirmed.get(sku_id, 0) - returned.get(sku_id, 0)
+            if sales != sold:
+                check.mismatches.append(f"sku {sku_id}: sales {sales} but {sold} units confirmed and not returned")
         stale = conn.execute(select(reservations.c.order_no, reservations.c.sku_id).where(and_(
             reservations.c.status == "RESERVED", reservations.c.expires_at < now - RESERVATION_GRACE))).all()
     check.mismatches += [f"order {o}: sku {s} still reserved long after its expiry" for o, s in stale]
