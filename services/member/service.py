@@ -623,11 +623,12 @@ def _expire_coupon_lock(uow: MemberUnitOfWork, coupon_id: int, before: datetime,
 def _take_expired_points_again(uow: MemberUnitOfWork, hold: PointsHold, now: datetime) -> None:
     """order-paid for an order whose points hold the sweep had released (it cannot happen within
     CHECKOUT_HOLD_TTL): the order was priced with those points, so they are spent now, as far as the shopper
-    still has them, and the rest is owed (`_owe_points`). The hold is USED for all its points, what was taken and
-    what is owed: a cancellation after review returns them all (`_return_spent_points`), and the debt is taken
-    from that return, so the shopper ends as if the order had used no points. Never silent: an error logged and a
-    metric counted."""
-    held = hold.points
+    still has them, and the rest is owed (`_owe_points`). Only the points the hold still kept: those an expiry run
+    marked on it (`expired_points`) were taken when the sweep released it, and a payment on time would not have
+    left them to the shopper either. The hold is USED for those points, what was taken and what is owed: a
+    cancellation after review returns them (`_return_spent_points`), and the debt is taken from that return, so
+    the shopper ends as if the order had used no points. Never silent: an error logged and a metric counted."""
+    held = hold.points - hold.expired_points
     taken = min(held, uow.ledger.balance(hold.user_id, Account.POINTS, lock=True))
     hold.status = HoldStatus.USED
     if taken:
@@ -1346,16 +1347,18 @@ def _settle_expired_locks(uow: MemberUnitOfWork, hold: PointsHold | None, order_
 
 
 def _return_spent_points(uow: MemberUnitOfWork, hold: PointsHold | None, now: datetime) -> int:
-    """Credit back the points a paid, then cancelled order used (once: the hold becomes RETURNED)."""
+    """Credit back the points a paid, then cancelled order used (once: the hold becomes RETURNED), but those an
+    expiry run marked on the hold while it was held (`expired_points`): without the order they would have expired."""
     if hold is None or hold.status != HoldStatus.USED:
         return 0
-    post(uow, transfer(f"points-return:{hold.order_no}", "points_returned", hold.order_no, amount=hold.points,
+    points = hold.points - hold.expired_points
+    post(uow, transfer(f"points-return:{hold.order_no}", "points_returned", hold.order_no, amount=points,
                        source=(PLATFORM, Account.POINTS_ISSUED), target=(hold.user_id, Account.POINTS)), now)
     hold.status = HoldStatus.RETURNED
-    events.points_changed(uow, user_id=hold.user_id, delta=hold.points, reference=hold.order_no,
+    events.points_changed(uow, user_id=hold.user_id, delta=points, reference=hold.order_no,
                           reason="points_returned", balance=uow.ledger.balance(hold.user_id, Account.POINTS), now=now)
     _take_owed_points(uow, hold.user_id, key=f"points-return:{hold.order_no}", reference=hold.order_no, now=now)
-    return hold.points
+    return points
 
 
 def award_points_for_order(uow: MemberUnitOfWork, *, order_no: str, user_id: int, paid_fen: int,
