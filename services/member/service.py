@@ -320,14 +320,20 @@ def expire_points(uow: Callable[[], MemberUnitOfWork], *, now: datetime | None =
 def _expire_points_of(uow: MemberUnitOfWork, user_id: int, cutoff: datetime, now: datetime) -> int:
     """Expire the user's points past their term: the spendable ones now; those held by unpaid orders (holds take
     the oldest points first, like spending) are marked on their holds, taken if the hold is released (a paid
-    order spent them), so holding points over the run dodges nothing. Once per user and cutoff month."""
+    order spent them), so holding points over the run dodges nothing. Once per user and cutoff month; a user one of
+    whose holds another transaction is settling right now is left, untouched, to the next run (the marking must
+    see all the holds at once, and waiting for the hold under the account lock could deadlock)."""
     month = f"{cutoff:%Y-%m}"
     with uow:
         balance = uow.ledger.balance(user_id, Account.POINTS, lock=True)  # no spending meanwhile
         recent = max(0, uow.ledger.sum_entries(user_id, Account.POINTS, POINTS_DATED_KINDS, since=cutoff))
         if uow.ledger.balance(user_id, Account.POINTS_LOCKED):
+            holds = uow.points.locked_holds(user_id)
+            if holds is None:
+                log.info("user %d: a points hold is being settled, points expiry left to the next run", user_id)
+                return 0
             uow.run_once(scope="points-expire-held", key=f"{user_id}:{month}", request=b"",
-                         execute=lambda: _mark_expired_held_points(uow, user_id, balance, recent))
+                         execute=lambda: _mark_expired_held_points(holds, balance, recent))
         amount = balance - recent
         if amount <= 0 or not uow.ledger.post(transfer(
                 f"points-expire:{user_id}:{month}", "points_expired", f"earned-before-{month}", amount=amount,
@@ -340,10 +346,9 @@ def _expire_points_of(uow: MemberUnitOfWork, user_id: int, cutoff: datetime, now
     return amount
 
 
-def _mark_expired_held_points(uow: MemberUnitOfWork, user_id: int, balance: int, recent: int) -> bytes:
-    """Of the points the user's LOCKED holds keep (not yet marked expired), the old ones (past their term: all the
+def _mark_expired_held_points(holds: list[PointsHold], balance: int, recent: int) -> bytes:
+    """Of the points the user's LOCKED `holds` keep (not yet marked expired), the old ones (past their term: all the
     user's points but the `recent`ly earned), oldest holds first, marked on their holds."""
-    holds = uow.points.locked_holds(user_id)
     live = [(hold, hold.points - hold.expired_points) for hold in holds]
     old = min(sum(points for _, points in live), max(0, balance + sum(points for _, points in live) - recent))
     for hold, points in live:
