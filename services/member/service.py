@@ -251,22 +251,33 @@ def _release_points(uow: MemberUnitOfWork, hold: PointsHold | None, now: datetim
     of them past its term at an expiry run while held is taken (`_expire_points_of`), and what the shopper owes."""
     if hold is None or hold.status != HoldStatus.LOCKED:
         return 0
-    key = f"points-release:{hold.order_no}"
-    post(uow, transfer(key, "points_released", hold.order_no, amount=hold.points,
-                       source=(hold.user_id, Account.POINTS_LOCKED), target=(hold.user_id, Account.POINTS)), now)
     hold.status = HoldStatus.EXPIRED if expired else HoldStatus.RELEASED
-    events.points_changed(uow, user_id=hold.user_id, delta=hold.points, reference=hold.order_no,
-                          reason="points_hold_expired" if expired else "points_released",
-                          balance=uow.ledger.balance(hold.user_id, Account.POINTS), now=now)
-    if hold.expired_points:
-        post(uow, transfer(f"points-expire-held:{hold.order_no}", "points_expired", hold.order_no,
-                           amount=hold.expired_points, source=(hold.user_id, Account.POINTS),
-                           target=(PLATFORM, Account.POINTS_ISSUED)), now)
-        events.points_changed(uow, user_id=hold.user_id, delta=-hold.expired_points, reference=hold.order_no,
-                              reason="points_expired", balance=uow.ledger.balance(hold.user_id, Account.POINTS),
-                              now=now)
-    _take_owed_points(uow, hold.user_id, key=key, reference=hold.order_no, now=now)
+    _credit_points(uow, hold.user_id, hold.points, key=f"points-release:{hold.order_no}", kind="points_released",
+                   reference=hold.order_no, source=(hold.user_id, Account.POINTS_LOCKED),
+                   reason="points_hold_expired" if expired else "points_released", now=now,
+                   expired_while_held=hold.expired_points)
     return hold.points
+
+
+def _credit_points(uow: MemberUnitOfWork, user_id: int, points: int, *, key: str, kind: str, reference: str,
+                   source: tuple[int, str], reason: str, now: datetime, owed_reference: str | None = None,
+                   expired_while_held: int = 0) -> bool:
+    """The one way points reach the user's spendable points: posted once (the posting `key`, of `kind` and
+    `reference`, from `source`; False if it was already), shown (points-changed for `reason`), then, of points a
+    released hold gave back, those an expiry run marked on it (`expired_while_held`) taken, and last what the user
+    owes (`_take_owed_points`, shown under `owed_reference`, by default `reference`). No points: nothing done."""
+    if points <= 0 or not post(uow, transfer(key, kind, reference, amount=points, source=source,
+                                             target=(user_id, Account.POINTS)), now):
+        return False
+    events.points_changed(uow, user_id=user_id, delta=points, reference=reference, reason=reason,
+                          balance=uow.ledger.balance(user_id, Account.POINTS), now=now)
+    if expired_while_held:
+        post(uow, transfer(f"points-expire-held:{reference}", "points_expired", reference, amount=expired_while_held,
+                           source=(user_id, Account.POINTS), target=(PLATFORM, Account.POINTS_ISSUED)), now)
+        events.points_changed(uow, user_id=user_id, delta=-expired_while_held, reference=reference,
+                              reason="points_expired", balance=uow.ledger.balance(user_id, Account.POINTS), now=now)
+    _take_owed_points(uow, user_id, key=key, reference=owed_reference or reference, now=now)
+    return True
 
 
 def _owe_points(uow: MemberUnitOfWork, user_id: int, kind: str, points: int, reference: str) -> None:
@@ -1212,11 +1223,8 @@ def apply_order_paid(uow: MemberUnitOfWork, *, order_no: str, user_id: int, paid
             events.member_joined(uow, member)
         points = points_earned(paid_fen, member.level) if member.is_member else 0
         if points:
-            post(uow, transfer(f"points-earn:{order_no}", "order_paid", order_no, amount=points,
-                               source=(PLATFORM, Account.POINTS_ISSUED), target=(user_id, Account.POINTS)), now)
-            events.points_changed(uow, user_id=user_id, delta=points, reason="order_paid", reference=order_no,
-                                  balance=uow.ledger.balance(user_id, Account.POINTS), now=now)
-            _take_owed_points(uow, user_id, key=f"points-earn:{order_no}", reference=order_no, now=now)
+            _credit_points(uow, user_id, points, key=f"points-earn:{order_no}", kind="order_paid", reference=order_no,
+                           source=(PLATFORM, Account.POINTS_ISSUED), reason="order_paid", now=now)
         credit = OrderCredit(order_no=order_no, user_id=user_id, paid_fen=paid_fen, points=points)
         uow.points.add_credit(credit)
         hold = uow.points.hold(order_no, lock=True)
@@ -1286,11 +1294,9 @@ def _return_refunded_points(uow: MemberUnitOfWork, *, order_no: str, refund_no: 
         log.error("refund %s gives back %d points of order %s, whose points hold is %s: not credited", refund_no,
                   points, order_no, hold.status if hold is not None else "missing")
         return
-    if post(uow, transfer(f"points-return:{refund_no}", "points_returned", refund_no, amount=points,
-                          source=(PLATFORM, Account.POINTS_ISSUED), target=(hold.user_id, Account.POINTS)), now):
-        events.points_changed(uow, user_id=hold.user_id, delta=points, reason="points_returned", reference=refund_no,
-                              balance=uow.ledger.balance(hold.user_id, Account.POINTS), now=now)
-        _take_owed_points(uow, hold.user_id, key=f"points-return:{refund_no}", reference=order_no, now=now)
+    _credit_points(uow, hold.user_id, points, key=f"points-return:{refund_no}", kind="points_returned",
+                   reference=refund_no, source=(PLATFORM, Account.POINTS_ISSUED), reason="points_returned", now=now,
+                   owed_reference=order_no)
 
 
 def _reverse_refund(uow: MemberUnitOfWork, credit: OrderCredit, *, refund_no: str, amount_fen: int,
@@ -1357,12 +1363,9 @@ def _return_spent_points(uow: MemberUnitOfWork, hold: PointsHold | None, now: da
     if hold is None or hold.status != HoldStatus.USED:
         return 0
     points = hold.points - hold.expired_points
-    post(uow, transfer(f"points-return:{hold.order_no}", "points_returned", hold.order_no, amount=points,
-                       source=(PLATFORM, Account.POINTS_ISSUED), target=(hold.user_id, Account.POINTS)), now)
     hold.status = HoldStatus.RETURNED
-    events.points_changed(uow, user_id=hold.user_id, delta=points, reference=hold.order_no,
-                          reason="points_returned", balance=uow.ledger.balance(hold.user_id, Account.POINTS), now=now)
-    _take_owed_points(uow, hold.user_id, key=f"points-return:{hold.order_no}", reference=hold.order_no, now=now)
+    _credit_points(uow, hold.user_id, points, key=f"points-return:{hold.order_no}", kind="points_returned",
+                   reference=hold.order_no, source=(PLATFORM, Account.POINTS_ISSUED), reason="points_returned", now=now)
     return points
 
 

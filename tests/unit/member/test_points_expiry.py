@@ -133,3 +133,23 @@ def test_an_order_cancelled_after_review_gives_back_its_points_but_not_those_exp
 
     assert (points(uow, ALICE), uow.points.owed(ALICE)) == (200, {})  # as if O3 had used no points: May's 200
     assert uow.ledger.check()[1] == []
+
+
+@pytest.mark.parametrize("swept", [False, True])
+def test_an_order_whose_held_points_all_expired_while_held_gives_back_none_when_cancelled_after_review(
+        uow, swept) -> None:  # type: ignore[no-untyped-def]
+    earn(uow, ALICE, "O1", 30_000, "2026-03-15 10:00:00")   # 300 points, valid through March 2027
+    earn(uow, ALICE, "O2", 20_000, "2026-05-02 10:00:00")   # 200 points, valid through May 2027
+    service.lock_points(uow, user_id=ALICE, order_no="O3", points=300, payable_fen=100_000,
+                        now=at("2027-03-31 23:00:00"))      # the 300 March points
+    service.expire_points(lambda: uow, now=at("2027-04-01 00:00:00"))
+    if swept:
+        service.expire_checkout_holds(lambda: uow, now=at("2027-04-01 02:00:00"))
+    pay_o3(uow)
+
+    with uow:
+        service.apply_order_cancelled(uow, order_no="O3", was_paid=True, now=at("2027-04-02 00:00:00"))
+        uow.commit()
+
+    assert (points(uow, ALICE), uow.points.owed(ALICE)) == (200, {})
+    assert uow.ledger.check()[1] == []
