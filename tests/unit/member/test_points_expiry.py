@@ -89,11 +89,12 @@ def test_points_held_over_the_expiry_run_expire_when_the_hold_is_released(uow) -
     assert uow.ledger.check()[1] == []
 
 
-def hold_400_over_the_april_run(uow: FakeMemberUnitOfWork) -> None:
-    """300 March points and 100 May ones held by order O3 when the April run marks the March ones expired."""
+def hold_over_the_april_run(uow: FakeMemberUnitOfWork, held: int = 400) -> None:
+    """Order O3 holds `held` points, the 300 March ones first (then May's), when the April run marks the March ones
+    expired."""
     earn(uow, ALICE, "O1", 30_000, "2026-03-15 10:00:00")   # 300 points, valid through March 2027
     earn(uow, ALICE, "O2", 20_000, "2026-05-02 10:00:00")   # 200 points, valid through May 2027
-    service.lock_points(uow, user_id=ALICE, order_no="O3", points=400, payable_fen=100_000,
+    service.lock_points(uow, user_id=ALICE, order_no="O3", points=held, payable_fen=100_000,
                         now=at("2027-03-31 23:00:00"))
     service.expire_points(lambda: uow, now=at("2027-04-01 00:00:00"))
 
@@ -103,7 +104,7 @@ def pay_o3(uow: FakeMemberUnitOfWork) -> None:
 
 
 def test_an_order_paid_on_time_uses_its_held_points_and_the_may_ones_stay(uow) -> None:  # type: ignore[no-untyped-def]
-    hold_400_over_the_april_run(uow)
+    hold_over_the_april_run(uow)
 
     pay_o3(uow)
 
@@ -111,7 +112,7 @@ def test_an_order_paid_on_time_uses_its_held_points_and_the_may_ones_stay(uow) -
 
 
 def test_an_order_paid_after_the_sweep_takes_only_its_held_points_that_had_not_expired(uow) -> None:  # type: ignore[no-untyped-def]
-    hold_400_over_the_april_run(uow)
+    hold_over_the_april_run(uow)
     service.expire_checkout_holds(lambda: uow, now=at("2027-04-01 02:00:00"))  # 400 back, the 300 March ones taken
 
     pay_o3(uow)  # late: takes the 100 May points the hold kept, not the 400 again
@@ -120,9 +121,11 @@ def test_an_order_paid_after_the_sweep_takes_only_its_held_points_that_had_not_e
     assert uow.ledger.check()[1] == []
 
 
-@pytest.mark.parametrize("swept", [False, True])
-def test_an_order_cancelled_after_review_gives_back_its_points_but_not_those_expired_while_held(uow, swept) -> None:  # type: ignore[no-untyped-def]
-    hold_400_over_the_april_run(uow)
+@pytest.mark.parametrize("held", [400, 300], ids=["march-and-may", "all-march"])
+@pytest.mark.parametrize("swept", [False, True], ids=["paid-on-time", "paid-after-the-sweep"])
+def test_an_order_cancelled_after_review_gives_back_its_points_but_not_those_expired_while_held(  # type: ignore[no-untyped-def]
+        uow, swept, held) -> None:
+    hold_over_the_april_run(uow, held)
     if swept:
         service.expire_checkout_holds(lambda: uow, now=at("2027-04-01 02:00:00"))
     pay_o3(uow)
@@ -132,24 +135,4 @@ def test_an_order_cancelled_after_review_gives_back_its_points_but_not_those_exp
         uow.commit()
 
     assert (points(uow, ALICE), uow.points.owed(ALICE)) == (200, {})  # as if O3 had used no points: May's 200
-    assert uow.ledger.check()[1] == []
-
-
-@pytest.mark.parametrize("swept", [False, True])
-def test_an_order_whose_held_points_all_expired_while_held_gives_back_none_when_cancelled_after_review(
-        uow, swept) -> None:  # type: ignore[no-untyped-def]
-    earn(uow, ALICE, "O1", 30_000, "2026-03-15 10:00:00")   # 300 points, valid through March 2027
-    earn(uow, ALICE, "O2", 20_000, "2026-05-02 10:00:00")   # 200 points, valid through May 2027
-    service.lock_points(uow, user_id=ALICE, order_no="O3", points=300, payable_fen=100_000,
-                        now=at("2027-03-31 23:00:00"))      # the 300 March points
-    service.expire_points(lambda: uow, now=at("2027-04-01 00:00:00"))
-    if swept:
-        service.expire_checkout_holds(lambda: uow, now=at("2027-04-01 02:00:00"))
-    pay_o3(uow)
-
-    with uow:
-        service.apply_order_cancelled(uow, order_no="O3", was_paid=True, now=at("2027-04-02 00:00:00"))
-        uow.commit()
-
-    assert (points(uow, ALICE), uow.points.owed(ALICE)) == (200, {})
     assert uow.ledger.check()[1] == []
