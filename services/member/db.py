@@ -408,10 +408,16 @@ class SqlPointsRepository:
         self.session.add(hold)
         self.session.flush()
 
-    def locked_holds(self, user_id: int) -> list[PointsHold]:
-        return list(self.session.execute(_skip_locked(self.session, select(PointsHold).where(
-            points_holds.c.user_id == user_id, points_holds.c.status == HoldStatus.LOCKED.value)
+    def locked_holds(self, user_id: int) -> list[PointsHold] | None:
+        """All the user's LOCKED holds, oldest first, each locked; None when another transaction holds one of them
+        now. Called with the user's points account locked, it never waits for a hold (SKIP LOCKED): a hold is locked
+        before the account elsewhere. Under that lock no hold of the user starts or stops being LOCKED (that posts
+        to the account), so counting them tells whether one was skipped."""
+        where = (points_holds.c.user_id == user_id, points_holds.c.status == HoldStatus.LOCKED.value)
+        holds = list(self.session.execute(_skip_locked(self.session, select(PointsHold).where(*where)
             .order_by(points_holds.c.created_at, points_holds.c.order_no))).scalars())
+        total = self.session.execute(select(func.count()).select_from(points_holds).where(*where)).scalar_one()
+        return holds if len(holds) == total else None
 
     def owed(self, user_id: int) -> dict[str, int]:
         serialize_on(self.session, f"points-owed:{user_id}")

@@ -251,22 +251,33 @@ def _release_points(uow: MemberUnitOfWork, hold: PointsHold | None, now: datetim
     of them past its term at an expiry run while held is taken (`_expire_points_of`), and what the shopper owes."""
     if hold is None or hold.status != HoldStatus.LOCKED:
         return 0
-    key = f"points-release:{hold.order_no}"
-    post(uow, transfer(key, "points_released", hold.order_no, amount=hold.points,
-                       source=(hold.user_id, Account.POINTS_LOCKED), target=(hold.user_id, Account.POINTS)), now)
     hold.status = HoldStatus.EXPIRED if expired else HoldStatus.RELEASED
-    events.points_changed(uow, user_id=hold.user_id, delta=hold.points, reference=hold.order_no,
-                          reason="points_hold_expired" if expired else "points_released",
-                          balance=uow.ledger.balance(hold.user_id, Account.POINTS), now=now)
-    if hold.expired_points:
-        post(uow, transfer(f"points-expire-held:{hold.order_no}", "points_expired", hold.order_no,
-                           amount=hold.expired_points, source=(hold.user_id, Account.POINTS),
-                           target=(PLATFORM, Account.POINTS_ISSUED)), now)
-        events.points_changed(uow, user_id=hold.user_id, delta=-hold.expired_points, reference=hold.order_no,
-                              reason="points_expired", balance=uow.ledger.balance(hold.user_id, Account.POINTS),
-                              now=now)
-    _take_owed_points(uow, hold.user_id, key=key, reference=hold.order_no, now=now)
+    _credit_points(uow, hold.user_id, hold.points, key=f"points-release:{hold.order_no}", kind="points_released",
+                   reference=hold.order_no, source=(hold.user_id, Account.POINTS_LOCKED),
+                   reason="points_hold_expired" if expired else "points_released", now=now,
+                   expired_while_held=hold.expired_points)
     return hold.points
+
+
+def _credit_points(uow: MemberUnitOfWork, user_id: int, points: int, *, key: str, kind: str, reference: str,
+                   source: tuple[int, str], reason: str, now: datetime, owed_reference: str | None = None,
+                   expired_while_held: int = 0) -> bool:
+    """The one way points reach the user's spendable points: posted once (the posting `key`, of `kind` and
+    `reference`, from `source`; False if it was already), shown (points-changed for `reason`), then, of points a
+    released hold gave back, those an expiry run marked on it (`expired_while_held`) taken, and last what the user
+    owes (`_take_owed_points`, shown under `owed_reference`, by default `reference`). No points: nothing done."""
+    if points <= 0 or not post(uow, transfer(key, kind, reference, amount=points, source=source,
+                                             target=(user_id, Account.POINTS)), now):
+        return False
+    events.points_changed(uow, user_id=user_id, delta=points, reference=reference, reason=reason,
+                          balance=uow.ledger.balance(user_id, Account.POINTS), now=now)
+    if expired_while_held:
+        post(uow, transfer(f"points-expire-held:{reference}", "points_expired", reference, amount=expired_while_held,
+                           source=(user_id, Account.POINTS), target=(PLATFORM, Account.POINTS_ISSUED)), now)
+        events.points_changed(uow, user_id=user_id, delta=-expired_while_held, reference=reference,
+                              reason="points_expired", balance=uow.ledger.balance(user_id, Account.POINTS), now=now)
+    _take_owed_points(uow, user_id, key=key, reference=owed_reference or reference, now=now)
+    return True
 
 
 def _owe_points(uow: MemberUnitOfWork, user_id: int, kind: str, points: int, reference: str) -> None:
@@ -320,14 +331,20 @@ def expire_points(uow: Callable[[], MemberUnitOfWork], *, now: datetime | None =
 def _expire_points_of(uow: MemberUnitOfWork, user_id: int, cutoff: datetime, now: datetime) -> int:
     """Expire the user's points past their term: the spendable ones now; those held by unpaid orders (holds take
     the oldest points first, like spending) are marked on their holds, taken if the hold is released (a paid
-    order spent them), so holding points over the run dodges nothing. Once per user and cutoff month."""
+    order spent them), so holding points over the run dodges nothing. Once per user and cutoff month; a user one of
+    whose holds another transaction is settling right now is left, untouched, to the next run (the marking must
+    see all the holds at once, and waiting for the hold under the account lock could deadlock)."""
     month = f"{cutoff:%Y-%m}"
     with uow:
         balance = uow.ledger.balance(user_id, Account.POINTS, lock=True)  # no spending meanwhile
         recent = max(0, uow.ledger.sum_entries(user_id, Account.POINTS, POINTS_DATED_KINDS, since=cutoff))
         if uow.ledger.balance(user_id, Account.POINTS_LOCKED):
+            holds = uow.points.locked_holds(user_id)
+            if holds is None:
+                log.info("user %d: a points hold is being settled, points expiry left to the next run", user_id)
+                return 0
             uow.run_once(scope="points-expire-held", key=f"{user_id}:{month}", request=b"",
-                         execute=lambda: _mark_expired_held_points(uow, user_id, balance, recent))
+                         execute=lambda: _mark_expired_held_points(holds, balance, recent))
         amount = balance - recent
         if amount <= 0 or not uow.ledger.post(transfer(
                 f"points-expire:{user_id}:{month}", "points_expired", f"earned-before-{month}", amount=amount,
@@ -340,10 +357,9 @@ def _expire_points_of(uow: MemberUnitOfWork, user_id: int, cutoff: datetime, now
     return amount
 
 
-def _mark_expired_held_points(uow: MemberUnitOfWork, user_id: int, balance: int, recent: int) -> bytes:
-    """Of the points the user's LOCKED holds keep (not yet marked expired), the old ones (past their term: all the
+def _mark_expired_held_points(holds: list[PointsHold], balance: int, recent: int) -> bytes:
+    """Of the points the user's LOCKED `holds` keep (not yet marked expired), the old ones (past their term: all the
     user's points but the `recent`ly earned), oldest holds first, marked on their holds."""
-    holds = uow.points.locked_holds(user_id)
     live = [(hold, hold.points - hold.expired_points) for hold in holds]
     old = min(sum(points for _, points in live), max(0, balance + sum(points for _, points in live) - recent))
     for hold, points in live:
@@ -623,11 +639,12 @@ def _expire_coupon_lock(uow: MemberUnitOfWork, coupon_id: int, before: datetime,
 def _take_expired_points_again(uow: MemberUnitOfWork, hold: PointsHold, now: datetime) -> None:
     """order-paid for an order whose points hold the sweep had released (it cannot happen within
     CHECKOUT_HOLD_TTL): the order was priced with those points, so they are spent now, as far as the shopper
-    still has them, and the rest is owed (`_owe_points`). The hold is USED for all its points, what was taken and
-    what is owed: a cancellation after review returns them all (`_return_spent_points`), and the debt is taken
-    from that return, so the shopper ends as if the order had used no points. Never silent: an error logged and a
-    metric counted."""
-    held = hold.points
+    still has them, and the rest is owed (`_owe_points`). Only the points the hold still kept: those an expiry run
+    marked on it (`expired_points`) were taken when the sweep released it, and a payment on time would not have
+    left them to the shopper either. The hold is USED for those points, what was taken and what is owed: a
+    cancellation after review returns them (`_return_spent_points`), and the debt is taken from that return, so
+    the shopper ends as if the order had used no points. Never silent: an error logged and a metric counted."""
+    held = hold.points - hold.expired_points
     taken = min(held, uow.ledger.balance(hold.user_id, Account.POINTS, lock=True))
     hold.status = HoldStatus.USED
     if taken:
@@ -1206,11 +1223,8 @@ def apply_order_paid(uow: MemberUnitOfWork, *, order_no: str, user_id: int, paid
             events.member_joined(uow, member)
         points = points_earned(paid_fen, member.level) if member.is_member else 0
         if points:
-            post(uow, transfer(f"points-earn:{order_no}", "order_paid", order_no, amount=points,
-                               source=(PLATFORM, Account.POINTS_ISSUED), target=(user_id, Account.POINTS)), now)
-            events.points_changed(uow, user_id=user_id, delta=points, reason="order_paid", reference=order_no,
-                                  balance=uow.ledger.balance(user_id, Account.POINTS), now=now)
-            _take_owed_points(uow, user_id, key=f"points-earn:{order_no}", reference=order_no, now=now)
+            _credit_points(uow, user_id, points, key=f"points-earn:{order_no}", kind="order_paid", reference=order_no,
+                           source=(PLATFORM, Account.POINTS_ISSUED), reason="order_paid", now=now)
         credit = OrderCredit(order_no=order_no, user_id=user_id, paid_fen=paid_fen, points=points)
         uow.points.add_credit(credit)
         hold = uow.points.hold(order_no, lock=True)
@@ -1280,11 +1294,9 @@ def _return_refunded_points(uow: MemberUnitOfWork, *, order_no: str, refund_no: 
         log.error("refund %s gives back %d points of order %s, whose points hold is %s: not credited", refund_no,
                   points, order_no, hold.status if hold is not None else "missing")
         return
-    if post(uow, transfer(f"points-return:{refund_no}", "points_returned", refund_no, amount=points,
-                          source=(PLATFORM, Account.POINTS_ISSUED), target=(hold.user_id, Account.POINTS)), now):
-        events.points_changed(uow, user_id=hold.user_id, delta=points, reason="points_returned", reference=refund_no,
-                              balance=uow.ledger.balance(hold.user_id, Account.POINTS), now=now)
-        _take_owed_points(uow, hold.user_id, key=f"points-return:{refund_no}", reference=order_no, now=now)
+    _credit_points(uow, hold.user_id, points, key=f"points-return:{refund_no}", kind="points_returned",
+                   reference=refund_no, source=(PLATFORM, Account.POINTS_ISSUED), reason="points_returned", now=now,
+                   owed_reference=order_no)
 
 
 def _reverse_refund(uow: MemberUnitOfWork, credit: OrderCredit, *, refund_no: str, amount_fen: int,
@@ -1346,16 +1358,15 @@ def _settle_expired_locks(uow: MemberUnitOfWork, hold: PointsHold | None, order_
 
 
 def _return_spent_points(uow: MemberUnitOfWork, hold: PointsHold | None, now: datetime) -> int:
-    """Credit back the points a paid, then cancelled order used (once: the hold becomes RETURNED)."""
+    """Credit back the points a paid, then cancelled order used (once: the hold becomes RETURNED), but those an
+    expiry run marked on the hold while it was held (`expired_points`): without the order they would have expired."""
     if hold is None or hold.status != HoldStatus.USED:
         return 0
-    post(uow, transfer(f"points-return:{hold.order_no}", "points_returned", hold.order_no, amount=hold.points,
-                       source=(PLATFORM, Account.POINTS_ISSUED), target=(hold.user_id, Account.POINTS)), now)
+    points = hold.points - hold.expired_points
     hold.status = HoldStatus.RETURNED
-    events.points_changed(uow, user_id=hold.user_id, delta=hold.points, reference=hold.order_no,
-                          reason="points_returned", balance=uow.ledger.balance(hold.user_id, Account.POINTS), now=now)
-    _take_owed_points(uow, hold.user_id, key=f"points-return:{hold.order_no}", reference=hold.order_no, now=now)
-    return hold.points
+    _credit_points(uow, hold.user_id, points, key=f"points-return:{hold.order_no}", kind="points_returned",
+                   reference=hold.order_no, source=(PLATFORM, Account.POINTS_ISSUED), reason="points_returned", now=now)
+    return points
 
 
 def award_points_for_order(uow: MemberUnitOfWork, *, order_no: str, user_id: int, paid_fen: int,

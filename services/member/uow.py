@@ -65,9 +65,9 @@ class PointsRepository(Protocol):
 
     def add_hold(self, hold: PointsHold) -> None: ...
 
-    def locked_holds(self, user_id: int) -> list[PointsHold]:
-        """The user's holds still LOCKED, oldest first, locked; those another transaction holds are left out
-        (SKIP LOCKED: being paid or released right now)."""
+    def locked_holds(self, user_id: int) -> list[PointsHold] | None:
+        """The user's holds still LOCKED, oldest first, all locked; None when another transaction holds one of them
+        (being paid or released right now: never waited for). Call with the user's points account locked."""
 
     def owed(self, user_id: int) -> dict[str, int]:
         """The points the user owes, by kind (none: empty); serialises the user's debt changes until the end."""

@@ -107,7 +107,7 @@ class FakePointsRepository:
     def hold(self, order_no: str, *, lock: bool = False) -> PointsHold | None:
         return self.holds.get(order_no)
 
-    def locked_holds(self, user_id: int) -> list[PointsHold]:
+    def locked_holds(self, user_id: int) -> list[PointsHold] | None:
         return sorted((hold for hold in self.holds.values() if hold.user_id == user_id and hold.status == "locked"),
                       key=lambda hold: (hold.created_at, hold.order_no))
 

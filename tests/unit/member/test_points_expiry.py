@@ -87,3 +87,52 @@ def test_points_held_over_the_expiry_run_expire_when_the_hold_is_released(uow) -
     assert (april, held_over) == ([0, 0], (100, 400))  # the spendable 100 are May's: nothing to take from them
     assert (points(uow, ALICE), uow.ledger.balance(ALICE, Account.POINTS_LOCKED)) == (200, 0)  # March's are gone
     assert uow.ledger.check()[1] == []
+
+
+def hold_over_the_april_run(uow: FakeMemberUnitOfWork, held: int = 400) -> None:
+    """Order O3 holds `held` points, the 300 March ones first (then May's), when the April run marks the March ones
+    expired."""
+    earn(uow, ALICE, "O1", 30_000, "2026-03-15 10:00:00")   # 300 points, valid through March 2027
+    earn(uow, ALICE, "O2", 20_000, "2026-05-02 10:00:00")   # 200 points, valid through May 2027
+    service.lock_points(uow, user_id=ALICE, order_no="O3", points=held, payable_fen=100_000,
+                        now=at("2027-03-31 23:00:00"))
+    service.expire_points(lambda: uow, now=at("2027-04-01 00:00:00"))
+
+
+def pay_o3(uow: FakeMemberUnitOfWork) -> None:
+    service.award_points_for_order(uow, order_no="O3", user_id=ALICE, paid_fen=0, now=at("2027-04-01 04:00:00"))
+
+
+def test_an_order_paid_on_time_uses_its_held_points_and_the_may_ones_stay(uow) -> None:  # type: ignore[no-untyped-def]
+    hold_over_the_april_run(uow)
+
+    pay_o3(uow)
+
+    assert (points(uow, ALICE), uow.points.owed(ALICE)) == (100, {})
+
+
+def test_an_order_paid_after_the_sweep_takes_only_its_held_points_that_had_not_expired(uow) -> None:  # type: ignore[no-untyped-def]
+    hold_over_the_april_run(uow)
+    service.expire_checkout_holds(lambda: uow, now=at("2027-04-01 02:00:00"))  # 400 back, the 300 March ones taken
+
+    pay_o3(uow)  # late: takes the 100 May points the hold kept, not the 400 again
+
+    assert (points(uow, ALICE), uow.points.owed(ALICE)) == (100, {})  # as if paid on time
+    assert uow.ledger.check()[1] == []
+
+
+@pytest.mark.parametrize("held", [400, 300], ids=["march-and-may", "all-march"])
+@pytest.mark.parametrize("swept", [False, True], ids=["paid-on-time", "paid-after-the-sweep"])
+def test_an_order_cancelled_after_review_gives_back_its_points_but_not_those_expired_while_held(  # type: ignore[no-untyped-def]
+        uow, swept, held) -> None:
+    hold_over_the_april_run(uow, held)
+    if swept:
+        service.expire_checkout_holds(lambda: uow, now=at("2027-04-01 02:00:00"))
+    pay_o3(uow)
+
+    with uow:
+        service.apply_order_cancelled(uow, order_no="O3", was_paid=True, now=at("2027-04-02 00:00:00"))
+        uow.commit()
+
+    assert (points(uow, ALICE), uow.points.owed(ALICE)) == (200, {})  # as if O3 had used no points: May's 200
+    assert uow.ledger.check()[1] == []

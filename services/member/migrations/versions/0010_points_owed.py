@@ -19,6 +19,9 @@ down_revision = "0009"
 branch_labels = None
 depends_on = None
 
+EXPIRED_WITHIN_POINTS = "ck_points_holds_expired_within_points"
+EXPIRED_WITHIN_POINTS_SQL = "expired_points >= 0 AND expired_points <= points"
+
 
 def upgrade() -> None:
     op.create_table(
@@ -28,14 +31,22 @@ def upgrade() -> None:
         sa.Column("points", sa.BigInteger, nullable=False),
         sa.CheckConstraint("points >= 0", name="ck_points_owed_non_negative"),
     )
+    if op.get_bind().dialect.name == "postgresql":
+        # points_holds is written on every checkout: the check is added NOT VALID (no scan under the ACCESS
+        # EXCLUSIVE lock; new rows are checked at once), then the existing rows validated by a statement of its own
+        # (SHARE UPDATE EXCLUSIVE: writes go on), as create_check_constraint cannot.
+        op.add_column("points_holds", sa.Column("expired_points", sa.BigInteger, nullable=False, server_default="0"))
+        op.execute(f"ALTER TABLE points_holds ADD CONSTRAINT {EXPIRED_WITHIN_POINTS} CHECK ({EXPIRED_WITHIN_POINTS_SQL})"
+                   " NOT VALID")
+        op.execute(f"ALTER TABLE points_holds VALIDATE CONSTRAINT {EXPIRED_WITHIN_POINTS}")
+        return
     with op.batch_alter_table("points_holds") as batch:
         batch.add_column(sa.Column("expired_points", sa.BigInteger, nullable=False, server_default="0"))
-        batch.create_check_constraint("ck_points_holds_expired_within_points",
-                                      "expired_points >= 0 AND expired_points <= points")
+        batch.create_check_constraint(EXPIRED_WITHIN_POINTS, EXPIRED_WITHIN_POINTS_SQL)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("points_holds") as batch:
-        batch.drop_constraint("ck_points_holds_expired_within_points", type_="check")
+        batch.drop_constraint(EXPIRED_WITHIN_POINTS, type_="check")
         batch.drop_column("expired_points")
     op.drop_table("points_owed")
