@@ -84,7 +84,11 @@ class RolesIn(Body):
 @operation(summary="Set a user's staff roles (audited)", tag="admin", roles=(Role.ADMIN,), body=RolesIn,
            responses={200: UserSummary},
            description="Roles reach tokens at the user's next password login; removed roles also leave refreshed "
-                       "sessions. No one changes their own roles (422 OWN_ROLES).")
+                       "sessions. Granting the first staff role clears the password (a shopper's may have been set "
+                       "by SMS) and ends every session of theirs (audited as password_cleared in user_role_changes): "
+                       "set one with POST /admin/users/{id}/password; until then they log in by SMS as a shopper. "
+                       "Changing between staff roles or removing them all keeps it. No one changes their own roles "
+                       "(422 OWN_ROLES).")
 def set_roles(user_id: int, body: RolesIn) -> UserSummary:
     return UserSummary.from_proto(service(UserServiceStub).SetUserRoles(
         user_pb2.SetUserRolesRequest(user_id=user_id, roles=sorted(set(body.roles)))))

@@ -143,6 +143,7 @@ user_role_changes = Table(
     Column("before", String(255), nullable=False),
     Column("after", String(255), nullable=False),
     Column("changed_at", UTCDateTime, nullable=False),
+    Column("password_cleared", Boolean, nullable=False, default=False),  # a shopper's first staff role
 )
 
 user_password_sets = Table(

@@ -63,8 +63,19 @@ class User:
         for name, value in checked.items():
             setattr(self, name, value)
 
-    def set_roles(self, roles: frozenset[str]) -> None:
+    def set_roles(self, roles: frozenset[str]) -> bool:
+        """Give the account exactly these staff roles; True when that made a shopper staff, which clears the password.
+
+        A shopper's password may have been set with an SMS code by whoever held the phone, which is
+        not enough for staff powers (see check_password_by_sms): the first staff role must not ride
+        on it. Until an admin sets one (set_staff_password) the account logs in by SMS, as a shopper.
+        Changing between staff roles, or removing them all, keeps the password.
+        """
+        becomes_staff = bool(roles) and not self.role_set
         self.roles = ",".join(sorted(roles))
+        if becomes_staff:
+            self.password_hash = None
+        return becomes_staff
 
     def session_roles(self, *, password_verified: bool) -> frozenset[str]:
         """Roles a new session may carry: staff roles only after the password, never from an SMS code.
@@ -80,8 +91,9 @@ class User:
         if self.role_set:
             raise Forbidden("STAFF_PASSWORD_BY_ADMIN", "staff passwords are set by an admin")
 
-    def grant(self, role: str) -> None:
-        self.set_roles(self.role_set | {role})
+    def grant(self, role: str) -> bool:
+        """Add a staff role; True when it is the first one, which clears the password (see set_roles)."""
+        return self.set_roles(self.role_set | {role})
 
     def bind_phone(self, phone: str) -> bool:
         """Give a WeChat-first account its phone; False when it already has this one.
@@ -467,13 +479,15 @@ class PasswordSet:
 
 @dataclass(eq=False)
 class RoleChange:
-    """An audit record: who changed whose roles when, from what to what (actor None: the command line)."""
+    """An audit record: who changed whose roles when, from what to what (actor None: the command line), and
+    whether the change cleared the password (a shopper's first staff role, see User.set_roles)."""
 
     user_id: int
     actor_id: int | None
     before: str
     after: str
     changed_at: datetime
+    password_cleared: bool = False
     id: int | None = None
 
 

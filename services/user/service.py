@@ -162,7 +162,7 @@ def create_staff(uow: UserUnitOfWork, passwords: Passwords, *, phone: str, role:
             user = User(phone=phone, created_at=now, nickname="管理员" if role == Role.ADMIN else "员工")
             uow.users.add(user)
         before = user.roles
-        user.set_roles(user.role_set | roles)
+        user.set_roles(user.role_set | roles)  # clears a shopper's password: the one given here replaces it
         _audit_roles(uow, user, actor_id=None, before=before, now=now)
         user.password_hash = passwords.hash(password)
         uow.commit()
@@ -171,7 +171,11 @@ def create_staff(uow: UserUnitOfWork, passwords: Passwords, *, phone: str, role:
 
 def set_roles(uow: UserUnitOfWork, *, actor_id: int, user_id: int, roles: list[str],
               now: datetime | None = None) -> User:
-    """Give a user exactly these staff roles (admins only); audited. They reach tokens at the next password login."""
+    """Give a user exactly these staff roles (admins only); audited. They reach tokens at the next password login.
+
+    A shopper's first staff role clears their password and ends their sessions (User.set_roles: it may
+    have been set by SMS): they log in by SMS, as a shopper, until an admin sets one (set_staff_password).
+    """
     now = now or utcnow()
     wanted = _valid_roles(roles)
     with uow:
@@ -179,9 +183,13 @@ def set_roles(uow: UserUnitOfWork, *, actor_id: int, user_id: int, roles: list[s
         if user_id == actor_id:  # no one grants themself powers, or locks the shop out of its last admin
             raise DomainError("OWN_ROLES", "you cannot change your own roles; ask another admin")
         before = user.roles
-        user.set_roles(wanted)
-        _audit_roles(uow, user, actor_id=actor_id, before=before, now=now)
+        password_cleared = user.set_roles(wanted)
+        if password_cleared:
+            uow.refresh_tokens.revoke_user(user_id, now)
+        _audit_roles(uow, user, actor_id=actor_id, before=before, now=now, password_cleared=password_cleared)
         uow.commit()
+    if password_cleared:
+        log.info("admin %s made user %s staff: their password is cleared until an admin sets one", actor_id, user_id)
     return user
 
 
@@ -227,11 +235,12 @@ def _valid_roles(roles: list[str]) -> frozenset[str]:
     return frozenset(roles)
 
 
-def _audit_roles(uow: UserUnitOfWork, user: User, *, actor_id: int | None, before: str, now: datetime) -> None:
+def _audit_roles(uow: UserUnitOfWork, user: User, *, actor_id: int | None, before: str, now: datetime,
+                 password_cleared: bool = False) -> None:
     if user.roles != before:
         assert user.id is not None
         uow.role_changes.add(RoleChange(user_id=user.id, actor_id=actor_id, before=before, after=user.roles,
-                                        changed_at=now))
+                                        changed_at=now, password_cleared=password_cleared))
 
 
 # Sessions

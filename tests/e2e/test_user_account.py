@@ -161,7 +161,7 @@ def test_an_admin_grants_a_role_which_rides_only_on_password_logins(platform: Pl
 
     assert refused.status_code == 403
     assert (granted.status_code, granted.json()["roles"], granted.json()["phone"]) == (200, ["finance"], "137****0010")
-    assert (sms_session.status_code, sms_session.json()["user"]["roles"]) == (200, [])
+    assert error_code(sms_session) == (401, "REFRESH_TOKEN_REVOKED")  # the first staff role ends their sessions
     assert (by_sms.status_code, by_sms.json()["error"]["code"]) == (403, "STAFF_PASSWORD_BY_ADMIN")
     assert by_admin.status_code == 200
     assert by_password.json()["user"]["roles"] == ["finance"]
@@ -170,6 +170,29 @@ def test_an_admin_grants_a_role_which_rides_only_on_password_logins(platform: Pl
         audit = conn.execute(select(user_role_changes.c.before, user_role_changes.c.after)
                              .where(user_role_changes.c.user_id == shopper["user"]["id"])).all()
     assert [tuple(row) for row in audit] == [("", "finance")]
+
+
+def test_a_password_set_by_sms_carries_no_staff_role_granted_later(platform: Platform) -> None:
+    phone = "13710000012"
+    shopper = sms_login_reply(platform, phone)
+    admin = call(platform, "POST", "/auth/login/password",
+                 json={"phone": platform.admin_phone, "password": platform.admin_password}).json()["access_token"]
+    by_sms = call(platform, "POST", "/auth/password/reset",
+                  json={"phone": phone, "code": sms_code(platform, phone, "reset"), "new_password": "phonepass1"})
+
+    call(platform, "PUT", f"/admin/users/{shopper['user']['id']}/roles", admin, json={"roles": ["operator"]})
+    old_password = call(platform, "POST", "/auth/login/password", json={"phone": phone, "password": "phonepass1"})
+    call(platform, "POST", f"/admin/users/{shopper['user']['id']}/password", admin, json={"new_password": "staffpass1"})
+    admin_set = call(platform, "POST", "/auth/login/password", json={"phone": phone, "password": "staffpass1"})
+
+    assert by_sms.status_code == 200
+    assert error_code(old_password) == (401, "INVALID_CREDENTIALS")
+    assert admin_set.json()["user"]["roles"] == ["operator"]  # an SMS login meanwhile: tests/integration/user
+    engine = create_engine(platform.database_urls["user"], poolclass=NullPool)
+    with engine.connect() as conn:
+        audit = conn.execute(select(user_role_changes.c.after, user_role_changes.c.password_cleared)
+                             .where(user_role_changes.c.user_id == shopper["user"]["id"])).all()
+    assert [tuple(row) for row in audit] == [("operator", True)]
 
 
 def test_guessing_a_staff_password_with_a_stolen_token_locks_the_change_even_to_the_right_one(

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.common.errors import DomainError, Forbidden, InvalidInput, NotFound, RateLimited
+from services.common.errors import DomainError, Forbidden, InvalidInput, NotFound, RateLimited, Unauthenticated
 from services.user import service
 from services.user.domain import PASSWORD_FAILURES, LoginResult
 from services.user.tokens import TokenIssuer
@@ -215,7 +215,8 @@ def test_staff_cannot_change_their_password_with_an_sms_code(uow: FakeUserUnitOf
 def test_an_admin_sets_a_staff_password_audited_and_their_sessions_end(
         uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords) -> None:
     sms_login(uow, issuer)
-    service.set_roles(uow, actor_id=9, user_id=1, roles=["finance"], now=T0)
+    service.set_roles(uow, actor_id=9, user_id=1, roles=["finance"], now=T0)  # ends the shopper's sessions
+    sms_login(uow, issuer, T0 + timedelta(minutes=2))
 
     ended = service.set_staff_password(uow, passwords, actor_id=9, user_id=1, new_password="staffpass1", now=T0)
 
@@ -251,6 +252,48 @@ def test_an_admin_sets_roles_and_the_change_is_audited(uow: FakeUserUnitOfWork, 
     assert user.roles == "finance,operator"
     assert [(c.user_id, c.actor_id, c.before, c.after, c.changed_at) for c in uow.role_changes.records] == [
         (1, 9, "", "finance,operator", T0)]
+
+
+def sms_set_password(uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords, password: str) -> None:
+    """A shopper registers by SMS, then (or whoever holds the phone) sets a password with a reset code."""
+    sms_login(uow, issuer)
+    service.reset_password(uow, issuer, passwords, phone=PHONE, code=code_for(uow, issuer, "reset", T0),
+                           new_password=password, now=T0)
+
+
+def test_a_shoppers_first_staff_role_clears_their_password_ends_their_sessions_and_says_so_in_the_audit(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords) -> None:
+    sms_set_password(uow, issuer, passwords, "phonepass1")
+    service.login_with_password(uow, issuer, passwords, phone=PHONE, password="phonepass1", now=T0)
+
+    service.set_roles(uow, actor_id=9, user_id=1, roles=["operator"], now=T0)
+
+    assert (uow.users.users[0].password_hash, live_tokens(uow)) == (None, 0)
+    assert [(c.before, c.after, c.password_cleared) for c in uow.role_changes.records] == [("", "operator", True)]
+
+
+def test_after_the_first_staff_role_the_sms_set_password_logs_in_no_more_and_sms_gives_a_shopper_session(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords) -> None:
+    sms_set_password(uow, issuer, passwords, "phonepass1")
+    service.set_roles(uow, actor_id=9, user_id=1, roles=["operator"], now=T0)
+
+    with pytest.raises(Unauthenticated) as raised:
+        service.login_with_password(uow, issuer, passwords, phone=PHONE, password="phonepass1", now=T0)
+    by_sms = sms_login(uow, issuer, T0 + timedelta(minutes=2))
+
+    assert (raised.value.code, by_sms.roles) == ("INVALID_CREDENTIALS", frozenset())
+
+
+@pytest.mark.parametrize("roles", [["finance"], ["finance", "admin"], []], ids=["another", "one more", "none"])
+def test_changing_staff_roles_or_removing_them_all_keeps_the_password_and_the_sessions(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords, roles: list[str]) -> None:
+    service.create_staff(uow, passwords, phone=PHONE, role="operator", password="staffpass1", now=T0)
+    service.login_with_password(uow, issuer, passwords, phone=PHONE, password="staffpass1", now=T0)
+
+    service.set_roles(uow, actor_id=9, user_id=1, roles=roles, now=T0)
+
+    assert (uow.users.users[0].password_hash, live_tokens(uow)) == ("plain:staffpass1", 1)
+    assert [c.password_cleared for c in uow.role_changes.records] == [False, False]
 
 
 def test_setting_the_same_roles_again_records_no_change(uow: FakeUserUnitOfWork, issuer: TokenIssuer) -> None:
