@@ -1216,6 +1216,9 @@ def apply_order_paid(uow: MemberUnitOfWork, *, order_no: str, user_id: int, paid
     (apply_order_refunded's pending reversals). Inside an open unit of work; once per order."""
     def apply() -> bytes:
         uow.points.credit(order_no, lock=True)  # none yet: a refund of the order being applied is waited for
+        # The hold before the points account (the posting below locks it), as releasing or returning a hold does:
+        # one lock order, so an order-cancelled of the same order applied at the same moment waits, not deadlocks.
+        hold = uow.points.hold(order_no, lock=True)
         member = uow.members.get_or_add_locked(user_id)
         member.add_spend(paid_fen)
         if not member.is_member and member.total_spend_fen >= AUTO_JOIN_SPEND_FEN:
@@ -1227,7 +1230,6 @@ def apply_order_paid(uow: MemberUnitOfWork, *, order_no: str, user_id: int, paid
                            source=(PLATFORM, Account.POINTS_ISSUED), reason="order_paid", now=now)
         credit = OrderCredit(order_no=order_no, user_id=user_id, paid_fen=paid_fen, points=points)
         uow.points.add_credit(credit)
-        hold = uow.points.hold(order_no, lock=True)
         if hold is not None and hold.status == HoldStatus.LOCKED:
             post(uow, transfer(f"points-use:{order_no}", "points_used", order_no, amount=hold.points,
                                source=(user_id, Account.POINTS_LOCKED), target=(PLATFORM, Account.POINTS_ISSUED)), now)
