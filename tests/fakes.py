@@ -434,6 +434,10 @@ class FakeOrderRepository:
     def by_order_no(self, order_no: str, *, lock: bool = False) -> Order | None:
         return next((order for order in self.orders if order.order_no == order_no), None)
 
+    def states(self, order_nos: list[str]) -> list[tuple[str, str, bool]]:
+        return [(order.order_no, order.status, order.paid_at is not None) for order in self.orders
+                if order.order_no in order_nos]
+
     def search(self, search: OrderSearch) -> tuple[list[Order], int]:
         found = [order for order in self.orders
                  if (not search.user_id or order.user_id == search.user_id)

@@ -399,6 +399,11 @@ class SqlOrderRepository:
             query = query.with_for_update()
         return self.session.execute(query).scalar_one_or_none()
 
+    def states(self, order_nos: list[str]) -> list[tuple[str, str, bool]]:
+        rows = self.session.execute(select(orders.c.order_no, orders.c.status, orders.c.paid_at.is_not(None))
+                                    .where(orders.c.order_no.in_(order_nos)))
+        return [(order_no, status, bool(paid)) for order_no, status, paid in rows]
+
     def search(self, search: OrderSearch) -> tuple[list[Order], int]:
         conditions = []
         if search.user_id:

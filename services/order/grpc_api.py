@@ -231,9 +231,8 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
 def _order_states(uow: OrderUnitOfWork, order_nos: Iterable[str]) -> list[order_pb2.OrderState]:
     """The existing orders among `order_nos`: status, and whether they were ever paid (paid_at stays set)."""
     with uow:
-        found = [uow.orders.by_order_no(order_no) for order_no in dict.fromkeys(order_nos)]
-        return [order_pb2.OrderState(order_no=order.order_no, status=order.status, paid=order.paid_at is not None)
-                for order in found if order is not None]
+        return [order_pb2.OrderState(order_no=order_no, status=status, paid=paid)
+                for order_no, status, paid in uow.orders.states(list(dict.fromkeys(order_nos)))]
 
 
 @contextmanager

@@ -44,6 +44,9 @@ class OrderRepository(Protocol):
 
     def by_order_no(self, order_no: str, *, lock: bool = False) -> Order | None: ...
 
+    def states(self, order_nos: list[str]) -> list[tuple[str, str, bool]]:
+        """(order_no, status, ever paid) of the existing orders among `order_nos`, in one read of those columns."""
+
     def search(self, search: OrderSearch) -> tuple[list[Order], int]:
         """Newest first, and the total matching."""
 
