@@ -26,6 +26,7 @@ from services.user.domain import (
     SMS_RESEND_AFTER,
     Address,
     AddressFields,
+    AttemptLimit,
     IdentityVerification,
     LoginResult,
     PasswordSet,
@@ -387,16 +388,20 @@ def change_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Passwor
     return result
 
 
+def _check_attempts(uow: UserUnitOfWork, limit: AttemptLimit, user_id: int, now: datetime) -> None:
+    """Refuse (RateLimited) when the account has used up `limit`: its attempts of that kind within the window."""
+    limit.check(uow.attempts.since(user_id, limit.kind, now - limit.window), now)
+
+
 def _check_current_password(uow: UserUnitOfWork, passwords: Passwords, user: User, password: str,
                             now: datetime) -> None:
     """The current password, under the login's per-account ceiling (PASSWORD_FAILURES): a wrong one counts
     (committed before the error), and once the ceiling is reached even the right one is refused until the
     window moves on, so guesses spread over addresses with a stolen access token get nowhere."""
     assert user.id is not None and user.password_hash is not None
-    limit = PASSWORD_FAILURES
-    limit.check(uow.attempts.since(user.id, limit.kind, now - limit.window), now)
+    _check_attempts(uow, PASSWORD_FAILURES, user.id, now)
     if not passwords.verify(user.password_hash, password):
-        uow.attempts.add(user.id, limit.kind, now)
+        uow.attempts.add(user.id, PASSWORD_FAILURES.kind, now)
         uow.commit()
         raise InvalidInput("PASSWORD_WRONG", "the current password is wrong", details={"current_password": "wrong"})
 
@@ -674,7 +679,7 @@ def verify_identity(uow: UserUnitOfWork, checker: IdentityChecker, vault: Identi
     with uow:
         _existing_user(uow, user_id, lock=True)  # concurrent checks of one account are counted one by one
         _check_not_verified(uow, user_id)
-        IDENTITY_CHECKS.check(uow.attempts.since(user_id, IDENTITY_CHECKS.kind, now - IDENTITY_CHECKS.window), now)
+        _check_attempts(uow, IDENTITY_CHECKS, user_id, now)
         uow.attempts.add(user_id, IDENTITY_CHECKS.kind, now)
         uow.commit()
     if not checker.check(name, number):
