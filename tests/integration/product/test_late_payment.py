@@ -129,12 +129,17 @@ def test_a_late_order_paid_on_an_expired_reservation_takes_the_units_again(
     assert service.check_stock_ledger(shelf.uow()) == (1, [])
 
 
-def test_a_late_order_paid_for_units_sold_since_is_oversold_once_and_not_retried(
-        shelf: Shelf, pg_engine: Engine, orders: FakeOrders, phone: tuple[int, int]) -> None:
-    product_id, sku_id = phone
+def sell_expired_units_to_another_order(shelf: Shelf, orders: FakeOrders, sku_id: int) -> None:
+    """The sweep expires O1's 3 units (its payment unknown to the order service yet) and O2 buys 9 of the 10."""
     service.release_expired_reservations(shelf.uow, orders, now=AFTER_TTL)
     service.reserve_stock(shelf.uow(), order_no="O2", lines=[StockLine(sku_id, 9)], now=AFTER_TTL)
     service.confirm_reservation(shelf.uow(), order_no="O2")
+
+
+def test_a_late_order_paid_for_units_sold_since_is_oversold_once_and_not_retried(
+        shelf: Shelf, pg_engine: Engine, orders: FakeOrders, phone: tuple[int, int]) -> None:
+    product_id, sku_id = phone
+    sell_expired_units_to_another_order(shelf, orders, sku_id)
     before = metric("mall_stock_oversold_units_total")
 
     consume(shelf, OrderPaid(order_no="O1"))  # returns: the consumer commits it, no dead letter, no retry
@@ -147,9 +152,7 @@ def test_a_late_order_paid_for_units_sold_since_is_oversold_once_and_not_retried
 def test_a_return_of_an_unconfirmed_reservation_changes_nothing(
         shelf: Shelf, pg_engine: Engine, orders: FakeOrders, phone: tuple[int, int]) -> None:
     product_id, sku_id = phone
-    service.release_expired_reservations(shelf.uow, orders, now=AFTER_TTL)
-    service.reserve_stock(shelf.uow(), order_no="O2", lines=[StockLine(sku_id, 9)], now=AFTER_TTL)
-    service.confirm_reservation(shelf.uow(), order_no="O2")
+    sell_expired_units_to_another_order(shelf, orders, sku_id)
     consume(shelf, OrderPaid(order_no="O1"))  # oversold: O1's units were never taken
 
     consume(shelf, OrderReturned(order_no="O1", case_no="AS1", lines=[OrderLine(sku_id=sku_id, quantity=3)]))
