@@ -36,8 +36,11 @@ CALLERS: dict[str, tuple[str, ...]] = {
 # its own Secret minimall-service-token-<name>, and will not start without it (services/common/auth.py
 # service_identity).
 OWN_IDENTITY = ("order", "product")
-# Services whose consumers run today (services/<name>/__main__.py passes consumers to ServiceApp).
-CONSUMING = ("analytics",)
+# Services with event consumers (services/<name>/consumers.py, whose HANDLERS __main__.py passes to ServiceApp):
+# each gets a consumer Deployment running `consume`. Derived from the code, so a service that starts consuming
+# is deployed with its consumers (a hand-kept list once shipped analytics' alone, and product, member and user
+# never applied an event in Kubernetes).
+CONSUMING = tuple(s for s in SERVICES if (ROOT / "services" / s / "consumers.py").exists())
 # Partitions bound how many consumer replicas share a topic; retention how long a consumer may lag.
 TOPIC_PARTITIONS = 6
 TOPIC_RETENTION_MS = 7 * 24 * 3600 * 1000

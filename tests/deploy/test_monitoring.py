@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import runpy
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -130,11 +131,18 @@ def test_the_alerts_ops_rely_on_exist() -> None:
     assert alerts == {"MinimallTargetDown", "GatewayHighErrorRate", "GatewayHighLatencyP99", "ServiceHighErrorRate",
                       "ServiceHighLatencyP99", "OutboxBacklogGrowing", "OutboxPublishFailing",
                       "ConsumerHandlerFailing", "EventsDeadLettered", "ConsumerLagHigh",
-                      "EventsPublishedButNotConsumed", "PaymentNotifyRejected", "StockReservationFailuresHigh",
+                      "ConsumerGroupMissing", "EventsPublishedButNotConsumed", "PaymentNotifyRejected", "StockReservationFailuresHigh",
                       "ExpiredCheckoutHoldPaid", "AbnormalRefundWaiting", "RefundPaidAfterClose",
                       "UnpaidOrdersPastDeadline", "PaymentAfterStockHold",
                       "WalletChargeAwaitingStaff", "RefundPendingStuck", "RechargePendingOverdue",
                       "WithdrawalPayingOverdue", "StockReservationsUnsettled", "StockOversold"}
+
+
+def test_the_missing_consumer_group_alert_expects_exactly_the_groups_the_manifests_deploy() -> None:
+    generator = runpy.run_path(str(K8S / "generate.py"), run_name="generator")
+    rule = next(rule for group in rule_groups() for rule in group["rules"] if rule.get("alert") == "ConsumerGroupMissing")
+    expected = set(re.findall(r'"consumergroup", "(\w+)", "", ""', rule["expr"]))
+    assert expected == set(generator["CONSUMING"]) == {"user", "product", "member", "analytics"}
 
 
 def test_every_alert_has_a_severity_and_a_summary() -> None:
@@ -148,7 +156,8 @@ def test_every_alert_has_a_severity_and_a_summary() -> None:
 def test_promtool_accepts_the_rules() -> None:
     result = promtool("check", "rules", str(RULES))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 26 rules found" in result.stdout
+    rules = sum(len(group["rules"]) for group in rule_groups())
+    assert rules >= 26 and f"SUCCESS: {rules} rules found" in result.stdout
 
 
 def test_the_alert_rules_pass_their_promtool_unit_tests() -> None:
