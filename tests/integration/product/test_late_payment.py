@@ -13,20 +13,23 @@ from mall.events.v1.envelope_pb2 import EventEnvelope
 from mall.events.v1.order_events_pb2 import OrderCancelled, OrderLine, OrderPaid, OrderReturned
 from mall.order.v1 import order_pb2, order_pb2_grpc
 from prometheus_client import REGISTRY
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 
 from services.common.clients import ServiceClients
 from services.common.config import Env
+from services.common.consumer import EventConsumer
 from services.common.discovery import Discovery
 from services.common.events import InvalidEvent
 from services.common.grpc_server import from_grpc
+from services.common.outbox import dead_letters, processed_events
 from services.order import db as order_db
 from services.product import consumers, service
+from services.product.consumers import HANDLERS
 from services.product.db import reservations
 from services.product.domain import RESERVATION_TTL, StockLine
 from services.product.orders import GrpcOrders, OrderState
 from tests.fixtures.keys import JwtKeys, as_service, service_token
-from tests.integration.product.conftest import T0, Shelf, UowFactory, place_order
+from tests.integration.product.conftest import KAFKA, T0, Shelf, UowFactory, delivered, place_order
 from tests.product_fakes import FakeOrders
 from tools.audit import check_stock
 
@@ -175,10 +178,15 @@ def test_a_late_order_paid_takes_again_units_the_old_sweep_left_released_and_aud
     product_id, _ = phone
     swept_as_the_old_sweep_did(shelf, pg_engine, orders)
     assert counts(shelf, pg_engine, product_id) == (10, 0, 0, ["RELEASED"])
+    consumer = EventConsumer("product", shelf.uow, KAFKA, HANDLERS)
 
-    consume(shelf, OrderPaid(order_no="O1"))  # on main: dead-lettered (RESERVATION_RELEASED), the 3 units left on sale
+    applied = consumer.handle(delivered(OrderPaid(order_no="O1"), "order-paid", "O1"))  # main: dead-lettered
 
     audit = check_stock(pg_engine, AFTER_TTL)
+    with pg_engine.connect() as db:
+        dead = db.execute(select(func.count()).select_from(dead_letters)).scalar_one()
+        consumed = db.execute(select(processed_events.c.event_type)).scalars().all()  # make audit's order-paid check
+    assert (applied, dead, consumed) == (True, 0, ["order-paid"])
     assert counts(shelf, pg_engine, product_id) == (7, 3, 3, ["CONFIRMED"])
     assert (audit.checked, audit.mismatches) == (1, [])
 
