@@ -373,9 +373,10 @@ def confirm_held_stock(uow: ProductUnitOfWork, *, order_no: str, now: datetime |
 
 
 def _swept(uow: ProductUnitOfWork, order_no: str, held: list[Reservation]) -> set[int]:
-    """The ids of the order's reservations the sweep put back on sale and nothing has settled since: EXPIRED, or
-    RELEASED whose last movement is the sweep's `expire` (before EXPIRED existed the sweep left its rows RELEASED,
-    as a cancellation does; the stock ledger tells them apart). The ledger is read only when a row is RELEASED."""
+    """The ids of the order's reservations whose units the sweep put back on sale and no late sale took again:
+    EXPIRED, or RELEASED whose last movement for the order is the sweep's `expire` (before EXPIRED existed the sweep
+    left its rows RELEASED, as a cancellation does; the stock ledger tells them apart, and a late sale cancelled
+    since ends on `cancel_paid`). The ledger is read only when a row is RELEASED, which order-paid rarely meets."""
     released = {r.sku_id for r in held if r.status == ReservationStatus.RELEASED}
     last = uow.stock.last_kinds(order_no, released) if released else {}
     return {r.id for r in held if r.id is not None and (
