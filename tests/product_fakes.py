@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from services.common.errors import Conflict, DomainError, ErrorKind
@@ -165,6 +165,9 @@ class FakeStockRepository:
     def movements(self, sku_id: int, offset: int, limit: int) -> tuple[list[StockMovement], int]:
         found = [m for m in reversed(self.ledger) if m.sku_id == sku_id]
         return found[offset:offset + limit], len(found)
+
+    def last_kinds(self, reference: str, sku_ids: Collection[int]) -> dict[int, str]:
+        return {m.sku_id: m.kind for m in self.ledger if m.reference == reference and m.sku_id in sku_ids}
 
     def check(self) -> tuple[int, list[StockBalance]]:
         balances = []

@@ -62,6 +62,8 @@ def check_stock(product: Engine, now: datetime) -> Check:
     with product.connect() as conn:
         confirmed = dict(conn.execute(select(reservations.c.sku_id, integer_sum(reservations.c.quantity))
                                       .where(reservations.c.status == "CONFIRMED").group_by(reservations.c.sku_id)).all())
+        # A late order-paid that took its swept units again (late_sale) left its reservation CONFIRMED, like a sale;
+        # one that found them sold (oversold) sold nothing and left it unconfirmed: neither is a mismatch here.
         # Returned goods leave their reservation CONFIRMED (it was sold) and come off the sales: a return's movement.
         returned = dict(conn.execute(select(stock_movements.c.sku_id, integer_sum(-stock_movements.c.sold))
                                      .where(stock_movements.c.kind == MovementKind.RETURN.value)

@@ -18,11 +18,13 @@ log = logging.getLogger(__name__)
 
 
 def on_order_paid(uow: ProductUnitOfWork, event: OrderPaid, envelope: EventEnvelope) -> None:
-    """The reserved units become sales (a reservation the sweep expired first takes them again; when they were sold
-    meanwhile the order is counted and logged as oversold, and the event is done: retrying cannot help).
+    """The reserved units become sales (a reservation the sweep put back on sale first, EXPIRED or RELEASED by an
+    older sweep, takes them again; when they were sold meanwhile the order is counted and logged as oversold, and
+    the event is done: retrying cannot help).
 
-    A payment for stock never reserved, or released by a cancellation, can never be applied here: it is
-    dead-lettered, where ops see it, rather than retried for ever.
+    A payment for stock never reserved, or released by a cancellation (a paid order cancelled and refunded since:
+    a cancelled one is never paid), can never be applied here: it is dead-lettered, where ops see it, rather than
+    retried for ever.
     """
     try:
         service.confirm_held_stock(uow, order_no=event.order_no)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from functools import cache
 from typing import Any, Self
@@ -438,6 +439,13 @@ class SqlStockRepository:
     def movements(self, sku_id: int, offset: int, limit: int) -> tuple[list[StockMovement], int]:
         return counted_page(self.session, StockMovement, stock_movements, [stock_movements.c.sku_id == sku_id],
                             [stock_movements.c.id.desc()], offset, limit)
+
+    def last_kinds(self, reference: str, sku_ids: Collection[int]) -> dict[int, str]:
+        m = stock_movements.c
+        latest = (select(func.max(m.id)).where(m.sku_id.in_(list(sku_ids)), m.reference == reference)
+                  .group_by(m.sku_id).scalar_subquery())
+        return {sku_id: kind for sku_id, kind in self.session.execute(
+            select(m.sku_id, m.kind).where(m.id.in_(latest)))}
 
     def check(self) -> tuple[int, list[StockBalance]]:
         m = stock_movements.c

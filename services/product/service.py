@@ -346,17 +346,20 @@ def confirm_held_stock(uow: ProductUnitOfWork, *, order_no: str, now: datetime |
     """confirm_reservation inside an open unit of work (the order-paid consumer's, or the sweep's for an order the
     order service says was paid): CONFIRMED, or OVERSOLD.
 
-    A reservation the sweep expired before the payment was applied takes its units again, in the conditional
-    UPDATE a reservation uses (never below 0). When they were sold meanwhile the order is oversold: counted and
-    logged for staff (find stock or refund), the reservation left EXPIRED, and the payment applied all the same
-    (retrying cannot bring the units back). A cancelled order's (RELEASED) is Conflict RESERVATION_RELEASED.
+    A reservation the sweep put back on sale before the payment was applied (`_swept`) takes its units again, in
+    the conditional UPDATE a reservation uses (never below 0). When they were sold meanwhile the order is oversold:
+    counted and logged for staff (find stock or refund), the reservation left as it was, and the payment applied
+    all the same (retrying cannot bring the units back). One a cancellation released is Conflict
+    RESERVATION_RELEASED: the order service never pays a cancelled order (a payment for it is refunded, with no
+    order-paid), so this order-paid is one of a paid order cancelled since, whose units must not be taken again.
     """
     now = now or utcnow()
     uow.reservations.lock_order(order_no)
     held = uow.reservations.of_order(order_no)
     if not held:
         raise NotFound("RESERVATION_NOT_FOUND", "no stock was reserved for this order")
-    if any(r.status == ReservationStatus.RELEASED for r in held):
+    swept = _swept(uow, order_no, held)
+    if any(r.status == ReservationStatus.RELEASED and r.id not in swept for r in held):
         raise Conflict("RESERVATION_RELEASED", "the reservation was released (the order was cancelled)")
     status = ReservationStatus.CONFIRMED
     for reservation in sorted(held, key=lambda r: r.sku_id):  # SKU order, as reserve_stock locks rows
@@ -364,13 +367,25 @@ def confirm_held_stock(uow: ProductUnitOfWork, *, order_no: str, now: datetime |
         if uow.reservations.move(reservation.id, ReservationStatus.RESERVED, ReservationStatus.CONFIRMED):
             _move(uow, StockMovement.of(MovementKind.CONFIRM, reservation.sku_id, reservation.quantity, now,
                                         reference=order_no))
-        elif reservation.status == ReservationStatus.EXPIRED and not _sell_again(uow, reservation, now):
+        elif reservation.id in swept and not _sell_again(uow, reservation, now):
             status = OVERSOLD
     return status
 
 
+def _swept(uow: ProductUnitOfWork, order_no: str, held: list[Reservation]) -> set[int]:
+    """The ids of the order's reservations whose units the sweep put back on sale and no late sale took again:
+    EXPIRED, or RELEASED whose last movement for the order is the sweep's `expire` (before EXPIRED existed the sweep
+    left its rows RELEASED, as a cancellation does; the stock ledger tells them apart, and a late sale cancelled
+    since ends on `cancel_paid`). The ledger is read only when a row is RELEASED, which order-paid rarely meets."""
+    released = {r.sku_id for r in held if r.status == ReservationStatus.RELEASED}
+    last = uow.stock.last_kinds(order_no, released) if released else {}
+    return {r.id for r in held if r.id is not None and (
+        r.status == ReservationStatus.EXPIRED
+        or (r.status == ReservationStatus.RELEASED and last.get(r.sku_id) == MovementKind.EXPIRE))}
+
+
 def _sell_again(uow: ProductUnitOfWork, reservation: Reservation, now: datetime) -> bool:
-    """An expired reservation's units sold after all (its order was paid late), if the stock still has them."""
+    """A swept reservation's units sold after all (its order was paid late), if the stock still has them."""
     assert reservation.id is not None
     move = uow.stock.move(StockMovement.of(MovementKind.LATE_SALE, reservation.sku_id, reservation.quantity, now,
                                            reference=reservation.order_no))
@@ -380,7 +395,7 @@ def _sell_again(uow: ProductUnitOfWork, reservation: Reservation, now: datetime)
                   "OVERSOLD, find stock or refund the buyer", reservation.order_no, reservation.quantity,
                   reservation.sku_id)
         return False
-    uow.reservations.move(reservation.id, ReservationStatus.EXPIRED, ReservationStatus.CONFIRMED)
+    uow.reservations.move(reservation.id, reservation.status, ReservationStatus.CONFIRMED)
     _stock_moved(uow, move, now)
     log.warning("order %s was paid after its reservation expired: %d units of SKU %s taken again from the stock",
                 reservation.order_no, reservation.quantity, reservation.sku_id)

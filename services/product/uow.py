@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Protocol
 
@@ -87,6 +88,10 @@ class StockRepository(Protocol):
 
     def movements(self, sku_id: int, offset: int, limit: int) -> tuple[list[StockMovement], int]:
         """The SKU's ledger, newest first, and the total."""
+
+    def last_kinds(self, reference: str, sku_ids: Collection[int]) -> dict[int, str]:
+        """By SKU among `sku_ids`: the kind of its latest movement made for `reference` (an order number); a SKU
+        with none is left out."""
 
     def check(self) -> tuple[int, list[StockBalance]]:
         """How many SKUs were checked, and those whose counts differ from their ledger's sums."""

@@ -10,23 +10,28 @@ from datetime import timedelta
 import grpc
 import pytest
 from mall.events.v1.envelope_pb2 import EventEnvelope
-from mall.events.v1.order_events_pb2 import OrderLine, OrderPaid, OrderReturned
+from mall.events.v1.order_events_pb2 import OrderCancelled, OrderLine, OrderPaid, OrderReturned
 from mall.order.v1 import order_pb2, order_pb2_grpc
 from prometheus_client import REGISTRY
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select, update
 
 from services.common.clients import ServiceClients
 from services.common.config import Env
+from services.common.consumer import EventConsumer
 from services.common.discovery import Discovery
+from services.common.events import InvalidEvent
 from services.common.grpc_server import from_grpc
+from services.common.outbox import dead_letters, processed_events
 from services.order import db as order_db
 from services.product import consumers, service
+from services.product.consumers import HANDLERS
 from services.product.db import reservations
 from services.product.domain import RESERVATION_TTL, StockLine
 from services.product.orders import GrpcOrders, OrderState
 from tests.fixtures.keys import JwtKeys, as_service, service_token
-from tests.integration.product.conftest import T0, Shelf, UowFactory, place_order
+from tests.integration.product.conftest import KAFKA, T0, Shelf, UowFactory, delivered, place_order
 from tests.product_fakes import FakeOrders
+from tools.audit import check_stock
 
 pytestmark = pytest.mark.integration
 
@@ -159,6 +164,56 @@ def test_a_return_of_an_unconfirmed_reservation_changes_nothing(
 
     assert counts(shelf, pg_engine, product_id) == (1, 9, 9, ["EXPIRED"])
     assert service.check_stock_ledger(shelf.uow()) == (1, [])
+
+
+def swept_as_the_old_sweep_did(shelf: Shelf, pg_engine: Engine, orders: FakeOrders) -> None:
+    """The sweep puts O1's 3 units back on sale (`expire`) and leaves its rows RELEASED, as it did before EXPIRED."""
+    service.release_expired_reservations(shelf.uow, orders, now=AFTER_TTL)
+    with pg_engine.begin() as db:
+        db.execute(update(reservations).where(reservations.c.order_no == "O1").values(status="RELEASED"))
+
+
+def test_a_late_order_paid_takes_again_units_the_old_sweep_left_released_and_audits_clean(
+        shelf: Shelf, pg_engine: Engine, orders: FakeOrders, phone: tuple[int, int]) -> None:
+    product_id, _ = phone
+    swept_as_the_old_sweep_did(shelf, pg_engine, orders)
+    assert counts(shelf, pg_engine, product_id) == (10, 0, 0, ["RELEASED"])
+    consumer = EventConsumer("product", shelf.uow, KAFKA, HANDLERS)
+
+    applied = consumer.handle(delivered(OrderPaid(order_no="O1"), "order-paid", "O1"))  # main: dead-lettered
+
+    audit = check_stock(pg_engine, AFTER_TTL)
+    with pg_engine.connect() as db:
+        dead = db.execute(select(func.count()).select_from(dead_letters)).scalar_one()
+        consumed = db.execute(select(processed_events.c.event_type)).scalars().all()  # make audit's order-paid check
+    assert (applied, dead, consumed) == (True, 0, ["order-paid"])
+    assert counts(shelf, pg_engine, product_id) == (7, 3, 3, ["CONFIRMED"])
+    assert (audit.checked, audit.mismatches) == (1, [])
+
+
+def test_a_late_order_paid_for_units_the_old_sweep_released_and_sold_since_is_oversold_and_audits_clean(
+        shelf: Shelf, pg_engine: Engine, orders: FakeOrders, phone: tuple[int, int]) -> None:
+    product_id, sku_id = phone
+    swept_as_the_old_sweep_did(shelf, pg_engine, orders)
+    service.reserve_stock(shelf.uow(), order_no="O2", lines=[StockLine(sku_id, 9)], now=AFTER_TTL)
+    service.confirm_reservation(shelf.uow(), order_no="O2")
+    before = metric("mall_stock_oversold_units_total")
+
+    consume(shelf, OrderPaid(order_no="O1"))
+
+    assert counts(shelf, pg_engine, product_id) == (1, 9, 9, ["RELEASED"])
+    assert metric("mall_stock_oversold_units_total") - before == 3
+    assert check_stock(pg_engine, AFTER_TTL).mismatches == []
+
+
+def test_an_order_paid_for_units_a_cancellation_released_is_still_dead_lettered(
+        shelf: Shelf, pg_engine: Engine, phone: tuple[int, int]) -> None:
+    consume(shelf, OrderCancelled(order_no="O1"))
+
+    with pytest.raises(InvalidEvent, match="RESERVATION_RELEASED"):
+        consume(shelf, OrderPaid(order_no="O1"))
+
+    assert counts(shelf, pg_engine, phone[0]) == (10, 0, 0, ["RELEASED"])
 
 
 # The real order service over gRPC (conftest order_target), asked as the product service asks it

@@ -5,48 +5,31 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
 from mall.events.v1.order_events_pb2 import CompletedLine, OrderCompleted, OrderLine
 from sqlalchemy import Engine, func, select
 
-from services.common.config import KafkaSettings
 from services.common.consumer import EventConsumer
 from services.common.errors import Conflict
-from services.common.events import encode, new_envelope, timestamp
+from services.common.events import timestamp
 from services.product import reviews, service
 from services.product.consumers import HANDLERS
 from services.product.db import product_ratings, reviewable_lines
 from services.product.db import reviews as review_rows
 from services.product.domain import RatingSummary, ReviewDraft
-from tests.integration.product.conftest import T0, Shelf, UowFactory
+from tests.integration.product.conftest import KAFKA, T0, Delivered, Shelf, UowFactory, delivered
 
 pytestmark = pytest.mark.integration
 
 BUYER = 42
-KAFKA = KafkaSettings(bootstrap_servers="127.0.0.1:1", max_poll_interval_ms=1000, topic_prefix="",
-                      request_timeout_ms=1000)  # handle() is given records: nothing connects
-
-
-@dataclass
-class Delivered:
-    """A record as the broker hands it to the consumer (handle() reads nothing else)."""
-
-    topic: str
-    partition: int
-    offset: int
-    value: bytes
-
-
 def order_completed(order_no: str, product_id: int, sku_id: int, line_ids: range) -> Delivered:
     event = OrderCompleted(order_no=order_no, user_id=BUYER, confirmed_by="shopper", completed_at=timestamp(T0),
                            lines=[CompletedLine(line_id=i, line=OrderLine(sku_id=sku_id, product_id=product_id,
                                                                           quantity=1, price_fen=100))
                                   for i in line_ids])
-    envelope = new_envelope(event, producer="order", aggregate_id=order_no)
-    return Delivered(KAFKA.topic("order-completed"), 0, 0, encode(envelope))
+    return delivered(event, "order-completed", order_no)
 
 
 def count(engine: Engine, table: object) -> int:

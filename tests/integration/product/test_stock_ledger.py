@@ -123,6 +123,21 @@ def test_the_sweep_records_an_expiry_not_a_cancellation(shelf: Shelf) -> None:
         [("reserve", -2, 2, 0, "OLD", 0, ""), ("expire", 2, -2, 0, "OLD", 0, "")], (1, []))
 
 
+def test_the_ledger_tells_each_skus_last_movement_for_an_order(shelf: Shelf) -> None:
+    """What tells a reservation the sweep put back on sale from one a cancellation released (both once RELEASED)."""
+    product_id = shelf.product("手机", stock=10, colours=("黑", "白", "红"))
+    black, white, red = shelf.sku_ids(product_id)
+    service.reserve_stock(shelf.uow(), order_no="SWEPT", lines=[StockLine(black, 1), StockLine(white, 1)], now=T0)
+    service.release_expired_reservations(shelf.uow, FakeOrders(), now=T0 + RESERVATION_TTL + timedelta(seconds=1))
+    service.reserve_stock(shelf.uow(), order_no="CANCELLED", lines=[StockLine(black, 2)], now=T0)
+    consume(shelf, OrderCancelled(order_no="CANCELLED", was_paid=False))
+
+    with shelf.uow() as u:
+        swept, cancelled = u.stock.last_kinds("SWEPT", {black, white, red}), u.stock.last_kinds("CANCELLED", {black})
+
+    assert (swept, cancelled) == ({black: "expire", white: "expire"}, {black: "release"})
+
+
 def test_a_paid_cancellation_and_an_after_sales_return_take_units_out_of_sold(shelf: Shelf) -> None:
     product_id = shelf.product("手机", stock=10)
     [sku_id] = shelf.sku_ids(product_id)

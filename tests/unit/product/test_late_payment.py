@@ -10,6 +10,7 @@ from mall.events.v1.envelope_pb2 import EventEnvelope
 from mall.events.v1.order_events_pb2 import OrderCancelled, OrderLine, OrderPaid, OrderReturned
 from prometheus_client import REGISTRY
 
+from services.common.events import InvalidEvent
 from services.product import consumers, service
 from services.product.domain import RESERVATION_TTL, Brand, Category, ProductDraft, SkuDraft, StockLine
 from tests.product_fakes import FakeOrders, FakeProductUnitOfWork
@@ -206,4 +207,71 @@ def test_the_ledger_balances_after_a_late_sale(uow: FakeProductUnitOfWork, order
     service.release_expired_reservations(lambda: uow, orders, now=AFTER_TTL)
     consume(uow, OrderPaid(order_no="O1"))
 
+    assert service.check_stock_ledger(uow) == (1, [])
+
+
+# Reservations RELEASED: by the sweep before EXPIRED existed (a late order-paid takes them again as an EXPIRED one), or
+# by a cancellation (never paid after: the order service refunds a cancelled order's payment, with no order-paid).
+
+def swept_as_the_old_sweep_did(uow: FakeProductUnitOfWork, orders: FakeOrders) -> None:
+    """The sweep puts O1's 3 units back on sale (`expire`) and leaves the rows RELEASED, as it did before EXPIRED."""
+    service.release_expired_reservations(lambda: uow, orders, now=AFTER_TTL)
+    for reservation in uow.reservations.of_order("O1"):
+        assert reservation.id is not None
+        uow.reservations.move(reservation.id, "EXPIRED", "RELEASED")
+
+
+def test_a_late_order_paid_takes_again_units_the_old_sweep_left_released(
+        uow: FakeProductUnitOfWork, orders: FakeOrders, sku: int) -> None:
+    swept_as_the_old_sweep_did(uow, orders)
+
+    consume(uow, OrderPaid(order_no="O1"))
+    consume(uow, OrderPaid(order_no="O1"))  # published again
+
+    assert counts(uow, sku) == (7, 3, 3, ["CONFIRMED"])
+    assert [m.kind for m in uow.stock.ledger if m.reference == "O1"] == ["reserve", "expire", "late_sale"]
+    assert service.check_stock_ledger(uow) == (1, [])
+
+
+def test_a_late_order_paid_for_units_the_old_sweep_released_and_sold_since_is_oversold_and_done(
+        uow: FakeProductUnitOfWork, orders: FakeOrders, sku: int) -> None:
+    swept_as_the_old_sweep_did(uow, orders)
+    service.reserve_stock(uow, order_no="O2", lines=[StockLine(sku, 9)], now=AFTER_TTL)
+    before = metric("mall_stock_oversold_units_total")
+
+    consume(uow, OrderPaid(order_no="O1"))  # no exception: never dead-lettered or retried
+
+    assert counts(uow, sku) == (1, 0, 0, ["RELEASED"])
+    assert metric("mall_stock_oversold_units_total") - before == 3
+
+
+def test_an_order_paid_for_a_cancelled_orders_released_units_is_still_dead_lettered(
+        uow: FakeProductUnitOfWork, sku: int) -> None:
+    consume(uow, OrderCancelled(order_no="O1"))
+
+    with pytest.raises(InvalidEvent, match="RESERVATION_RELEASED"):
+        consume(uow, OrderPaid(order_no="O1"))
+
+    assert counts(uow, sku) == (10, 0, 0, ["RELEASED"])
+
+
+def test_an_order_paid_behind_its_paid_cancellation_takes_nothing(uow: FakeProductUnitOfWork, sku: int) -> None:
+    consume(uow, OrderCancelled(order_no="O1", was_paid=True))  # overtook the order-paid: the order is refunded
+
+    with pytest.raises(InvalidEvent, match="RESERVATION_RELEASED"):
+        consume(uow, OrderPaid(order_no="O1"))
+
+    assert counts(uow, sku) == (10, 0, 0, ["RELEASED"])
+
+
+def test_an_order_paid_again_after_the_late_sale_was_cancelled_takes_nothing(
+        uow: FakeProductUnitOfWork, orders: FakeOrders, sku: int) -> None:
+    swept_as_the_old_sweep_did(uow, orders)
+    consume(uow, OrderPaid(order_no="O1"))  # late_sale
+    consume(uow, OrderCancelled(order_no="O1", was_paid=True))  # cancel_paid: refunded, units back on sale
+
+    with pytest.raises(InvalidEvent, match="RESERVATION_RELEASED"):
+        consume(uow, OrderPaid(order_no="O1"))  # replayed from the dead letters, say
+
+    assert counts(uow, sku) == (10, 0, 0, ["RELEASED"])
     assert service.check_stock_ledger(uow) == (1, [])
