@@ -139,7 +139,8 @@ class CaseIn(Body):
 @operation(summary="Ask for a refund (or a return and refund) of some of my order's units", tag="after-sales",
            body=CaseIn, responses={201: CaseOut},
            description="While the order is SHIPPED, or up to ORDER_AFTER_SALE_DAYS (7) after delivery (COMPLETED), "
-                       "or partly shipped (its shipped units only; 409 AFTER_SALE_QUANTITY_INVALID beyond them); "
+                       "or partly shipped; only units shipped in a parcel and not refunded yet, never units cancelled "
+                       "unshipped (409 AFTER_SALE_QUANTITY_INVALID beyond them); "
                        "one open case per line (409 AFTER_SALE_LINE_OPEN). Freight is not refunded.")
 def open_case(order_id: int, body: CaseIn) -> tuple[CaseOut, int]:
     lines = [after_sale_pb2.AfterSaleLine(line_id=line.line_id, quantity=line.quantity) for line in body.lines]

@@ -4,7 +4,9 @@ A case is opened by the buyer while the order is SHIPPED, or COMPLETED for `afte
 receipt was confirmed (delivery), or partly shipped (PAID with parcels, which can no longer be cancelled:
 its shipped units only); it names lines and units (one open case per line: the order row
 lock serialises openings, a partial unique index stands behind it), a reason and up to 9 uploaded
-images. Its own table-driven state machine, every step in its history (actor, time, reason, and what the shopper
+images. Only units in a parcel can be claimed, less those refunded since (`claimable_units`): units never shipped
+are still to ship, or were cancelled by cancel-unshipped (restocked, refunded by it, or owed by it when its refund
+was closed), whatever the order's status; approval and receipt check it again. Its own table-driven state machine, every step in its history (actor, time, reason, and what the shopper
 is told of it):
 
     REQUESTED --approve--> REFUNDING (refund_only) | AWAITING_RETURN (return_refund)
@@ -202,6 +204,9 @@ class AfterSale:
         refund ends it; rejecting would keep both the goods and the money, and free the line for another return."""
         return self.type == "return_refund" and any(step.status == C.REFUNDING for step in self.history)
 
+    def can(self, action: str) -> bool:
+        return (CaseStatus(self.status), action) in CASE_TRANSITIONS
+
     def apply(self, action: str, *, actor: str, now: datetime, reason: str = "",
               shopper_reason: str | None = None) -> None:
         """Move along the case's state machine, recording the step; Conflict (with the current status) if not allowed.
@@ -311,7 +316,7 @@ def open_case(uow: OrderUnitOfWork, settings: AfterSaleSettings, *, user_id: int
             raise order_not_found()
         _check_window(order, settings, now)
         earlier = uow.after_sales.for_order(order.id or 0)
-        lines = _case_lines(order, request.lines, earlier)
+        lines = _case_lines(order, request.lines, earlier, uow.refunds.for_order(order.id or 0))
         case = AfterSale(case_no="AS" + new_order_no(now), order_id=order.id or 0, order_no=order.order_no,
                          user_id=user_id, type=request.type, status=C.REQUESTED.value, reason=reason,
                          images=list(request.images), refund_fen=sum(line.amount_fen for line in lines),
@@ -349,7 +354,8 @@ def _check_window(order: Order, settings: AfterSaleSettings, now: datetime) -> N
                           "delivery", details={"completed_at": order.completed_at.isoformat()})
 
 
-def _case_lines(order: Order, wanted: dict[int, int], earlier: list[AfterSale]) -> list[CaseLine]:
+def _case_lines(order: Order, wanted: dict[int, int], earlier: list[AfterSale],
+                order_refunds: list[Refund]) -> list[CaseLine]:
     lines = {line.id: line for line in order.lines}
     unknown = sorted(set(wanted) - set(lines))
     if unknown:
@@ -358,17 +364,55 @@ def _case_lines(order: Order, wanted: dict[int, int], earlier: list[AfterSale]) 
     if busy:
         raise Conflict("AFTER_SALE_LINE_OPEN", "a line already has an open after-sales case",
                        details={"lines": busy})
-    unshipped = order.unshipped() if order.status == OrderStatus.PAID else {}
+    claimable = claimable_units(order, order_refunds)
     result = []
     for line_id, quantity in sorted(wanted.items()):
-        left = lines[line_id].quantity - unshipped.get(line_id, 0) - lines[line_id].refunded_quantity
+        left = claimable[line_id]
         quantity = quantity or left
         if not 0 < quantity <= left:
-            raise Conflict("AFTER_SALE_QUANTITY_INVALID", "more units than were shipped and not refunded yet",
-                           details={"line_id": line_id, "left": left})
+            raise quantity_invalid(line_id, left)
         result.append(CaseLine(line_id=line_id, quantity=quantity,
                                amount_fen=line_refund_fen(order, line_id, quantity)))
     return result
+
+
+def claimable_units(order: Order, order_refunds: list[Refund]) -> dict[int, int]:
+    """The units of each line (by id) after-sales may still take: those in a parcel, less those of them refunded
+    (refunds not CLOSED, but cancel-unshipped's: its units were never in a parcel), and never more than the units not
+    refunded (`refunded_quantity`).
+
+    Units in no parcel are never claimable, whatever the order's status: on a partly shipped (PAID) order they are
+    still to ship; once the order is SHIPPED or COMPLETED they are the units cancel-unshipped cancelled and restocked,
+    whether their refund succeeded, is under way or was closed (refused, or an ABNORMAL one staff closed: the money is
+    still owed, and cancel-unshipped starts it again). The parcels say which units those are for good, where
+    `refunded_quantity` does not: a closed refund gives its units back.
+    """
+    unshipped = order.unshipped()
+    taken: dict[int, int] = {}
+    for refund in order_refunds:
+        if refund.status != RefundStatus.CLOSED and refund.source != refunds.UNSHIPPED:
+            for item in refund.lines:
+                taken[item.line_id] = taken.get(item.line_id, 0) + item.quantity
+    return {line.id or 0: max(0, min(line.quantity - line.refunded_quantity,
+                                     line.quantity - unshipped.get(line.id or 0, 0) - taken.get(line.id or 0, 0)))
+            for line in order.lines}
+
+
+def quantity_invalid(line_id: int, left: int) -> Conflict:
+    return Conflict("AFTER_SALE_QUANTITY_INVALID", "more units than were shipped and not refunded yet",
+                    details={"line_id": line_id, "left": left})
+
+
+def _check_still_claimable(uow: OrderUnitOfWork, case: AfterSale) -> None:
+    """Check that the case's units may still be claimed (`claimable_units`) before a decision or a receipt moves goods
+    or money: a case opened on units in no parcel (before openings were held to the units in a parcel) is
+    AFTER_SALE_QUANTITY_INVALID, for staff to reject. Its own refund has not started, so it is not counted."""
+    order = uow.orders.get(case.order_id)
+    assert order is not None  # a case's order is never deleted
+    claimable = claimable_units(order, uow.refunds.for_order(case.order_id))
+    for line in case.lines:
+        if line.quantity > claimable.get(line.line_id, 0):
+            raise quantity_invalid(line.line_id, claimable.get(line.line_id, 0))
 
 
 def get_case(uow: OrderUnitOfWork, *, user_id: int | None, case_id: int) -> AfterSale:
@@ -440,9 +484,11 @@ def decide(uow: Uow, refunder: Refunder, *, case_id: int, approve: bool, reason:
     now = now or utcnow()
     for_shopper = plain(shopper_reason, formats.SHOPPER_REASON_MAX)
 
-    def decision(_: OrderUnitOfWork, case: AfterSale) -> None:
+    def decision(tx: OrderUnitOfWork, case: AfterSale) -> None:
         refuse_own(formats.staff_user_id(actor), case.user_id)
         action = "reject" if not approve else "approve_refund" if case.type == "refund_only" else "approve_return"
+        if approve and case.can(action):
+            _check_still_claimable(tx, case)
         told = f"{SHOPPER_WORDS[action]}: {for_shopper}" if for_shopper else SHOPPER_WORDS[action]
         case.apply(action, actor=actor, now=now, reason=plain(reason, 255), shopper_reason=told)
     case = _step(uow(), case_id, decision)
@@ -474,6 +520,8 @@ def receive_return(uow: Uow, refunder: Refunder, *, case_id: int, note: str, act
 
     def receive(tx: OrderUnitOfWork, case: AfterSale) -> None:
         refuse_own(formats.staff_user_id(actor), case.user_id)
+        if case.can("receive"):
+            _check_still_claimable(tx, case)
         case.apply("receive", actor=actor, now=now, reason=plain(note, 255) or "goods received")
         order = tx.orders.get(case.order_id)
         assert order is not None  # a case's order is never deleted

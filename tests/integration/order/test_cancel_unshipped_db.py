@@ -22,11 +22,12 @@ from sqlalchemy import Engine, select
 from services.common.errors import Conflict
 from services.common.events import decode, timestamp, unpack
 from services.common.outbox import outbox
+from services.common.wechatpay import WechatPayApiError
 from services.member import consumers as member_consumers
 from services.member import service as members
 from services.member.db import SqlMemberUnitOfWork
 from services.member.domain import Account
-from services.order import refunds, service
+from services.order import aftersales, refunds, service
 from services.order.db import SqlOrderUnitOfWork
 from services.order.domain import FreightRule, OrderLine, new_order, price
 from services.product import consumers
@@ -151,6 +152,54 @@ def test_racing_requests_cancel_the_units_once_whatever_their_keys(pg_uow: Calla
         assert (refund.amount_fen, tx.orders.get(order.id or 0).refunded_fen) == (2000, 2000)  # type: ignore[union-attr]
         tx.commit()
     assert (len(returned_events(pg_engine)), len(payments.asked)) == (1, 1)
+
+
+def test_units_cancelled_whose_refund_was_refused_are_not_claimable_and_their_refund_is_paid_again_later(
+        pg_uow: Callable[[], SqlOrderUnitOfWork], pg_engine: Engine) -> None:
+    order = new_order(user_id=ALICE, order_no="PC-4", lines=[OrderLine(101, 10, "茶", "", 1000, 3)], address=HOME,
+                      amounts=price(3000), now=NOW, pay_minutes=30)
+    with pg_uow() as tx:
+        tx.orders.add(order)
+        tx.commit()
+    service.mark_paid(pg_uow(), order_no="PC-4", channel="wechat", out_trade_no="PC-4", paid_fen=3000,
+                      actor="wechatpay", now=NOW)
+    line = order.lines[0].id or 0
+    service.ship_order(pg_uow(), order_id=order.id or 0, carrier="SF", tracking_no="SF4", lines={line: 1},
+                       actor="staff:7", now=NOW)
+    payments = FakeRefundPayments(error=WechatPayApiError(400, "NOT_ENOUGH", "余额不足"))
+
+    def cancel(key: str) -> None:
+        refunds.cancel_unshipped(pg_uow(), payments, FakeMembers(), order_id=order.id or 0, reason="缺货",
+                                 shopper_reason="", actor="staff:9", idempotency_key=key, request_fingerprint=b"b",
+                                 now=CANCELLED_AT)
+    with pytest.raises(Conflict):
+        cancel("a")  # 2 units cancelled and restocked; their 2000-fen refund refused: CLOSED, owed
+    payments.error = None
+
+    def open_case(units: int) -> aftersales.AfterSale:
+        return aftersales.open_case(pg_uow(), aftersales.AfterSaleSettings(), user_id=ALICE, now=CANCELLED_AT,
+                                    request=aftersales.CaseRequest(order_id=order.id or 0, type="refund_only",
+                                                                   lines={line: units}, reason="坏了"))
+    with pytest.raises(Conflict) as too_many:
+        open_case(2)
+    case = open_case(0)  # every unit the shopper got
+    aftersales.decide(pg_uow, aftersales.EngineRefunder(payments, FakeMembers()), case_id=case.id or 0, approve=True,
+                      reason="ok", actor="staff:8", now=CANCELLED_AT)
+    cancel("b")
+
+    assert (too_many.value.code, too_many.value.details) == ("AFTER_SALE_QUANTITY_INVALID", {"line_id": line,
+                                                                                             "left": 1})
+    assert [(item.quantity, item.amount_fen) for item in case.lines] == [(1, 1000)]
+    with pg_uow() as tx:
+        stored = tx.orders.get(order.id or 0)
+        assert stored is not None
+        assert [(refund.source, refund.status, refund.amount_fen) for refund in tx.refunds.for_order(order.id or 0)] \
+            == [("cancel_unshipped", "CLOSED", 2000), (f"after_sale:{case.id}", "PENDING", 1000),
+                ("cancel_unshipped", "PENDING", 2000)]
+        assert (stored.refunded_fen, stored.lines[0].refunded_quantity) == (3000, 3)
+        tx.commit()
+    assert [[(item.sku_id, item.quantity) for item in event.lines] for event in returned_events(pg_engine)] == [
+        [(101, 2)]]  # restocked once
 
 
 def test_staff_cancel_the_unshipped_units_over_grpc_once_per_key_and_operators_and_finance_may_not(

@@ -320,3 +320,152 @@ def test_a_line_with_an_open_case_on_its_shipped_unit_is_refunded_exactly_its_pa
     assert [(line.line_id, line.amount_fen) for refund in shop.uow.refunds.refunds for line in refund.lines
             if line.line_id == cups.id] == [(cups.id, 1737), (cups.id, 868)]
     assert (cups.refunded_quantity, cups.refunded_fen) == (3, 2605)
+
+
+# Units cancelled unshipped are never claimable in after-sales, whatever became of their refund: when it is CLOSED
+# (WeChat Pay refused it, or staff closed an ABNORMAL one) their units are no longer reserved on the lines, yet they
+# were never shipped, they went back on sale, and cancel-unshipped still owes their money.
+
+AFTER = CANCELLED_AT + timedelta(hours=1)
+
+
+@pytest.fixture(params=["refused", "abnormal closed by staff"])
+def owed(request: pytest.FixtureRequest, shop: Shop, payments: FakeRefundPayments) -> Order:
+    """`part_shipped` with its unshipped units cancelled and restocked, their 1943-fen refund CLOSED: still owed."""
+    order = part_shipped(shop)
+    if request.param == "refused":
+        payments.error = WechatPayApiError(400, "NOT_ENOUGH", "余额不足")
+        with pytest.raises(Conflict):
+            cancel(shop, payments, order)
+        payments.error = None
+    else:
+        cancel(shop, payments, order)
+        [refund] = shop.uow.refunds.refunds
+        payments.notice = replace(payments.asked[refund.refund_no], status="ABNORMAL")
+        refunds.handle_refund_notify(shop.uow, payments, headers={"Wechatpay-Signature": "good"}, body=b"{}")
+        payments.status = "ABNORMAL"
+        refunds.close_refund(shop.uow, payments, refund_no=refund.refund_no, reason="银行卡已注销", actor="staff:9",
+                             now=CANCELLED_AT)
+        payments.status = "PROCESSING"
+    [closed] = shop.uow.refunds.refunds
+    assert (closed.status, closed.amount_fen, order.status) == ("CLOSED", 1943, "SHIPPED")
+    assert [line.refunded_quantity for line in order.lines] == [0, 0]
+    return order
+
+
+def open_case(shop: Shop, order: Order, lines: dict[int, int], kind: str = "refund_only") -> aftersales.AfterSale:
+    return aftersales.open_case(shop.uow, aftersales.AfterSaleSettings(), user_id=1, now=AFTER,
+                                request=aftersales.CaseRequest(order_id=order.id or 0, type=kind, lines=lines,
+                                                               reason="坏了"))
+
+
+@pytest.mark.parametrize("kind", aftersales.TYPES)
+def test_a_cancelled_unit_cannot_be_claimed_in_after_sales_once_its_refund_was_closed(
+        shop: Shop, owed: Order, kind: str) -> None:
+    second = owed.lines[1]
+
+    with pytest.raises(Conflict) as refused:
+        open_case(shop, owed, {second.id or 0: 1}, kind)
+
+    assert (refused.value.code, refused.value.details) == ("AFTER_SALE_QUANTITY_INVALID",
+                                                           {"line_id": second.id, "left": 0})
+    assert shop.uow.after_sales.for_order(owed.id or 0) == []
+
+
+def test_every_unit_of_a_line_means_its_shipped_units_once_the_cancelled_units_refund_was_closed(
+        shop: Shop, owed: Order) -> None:
+    first, second = owed.lines
+
+    with pytest.raises(Conflict) as both:
+        open_case(shop, owed, {first.id or 0: 0, second.id or 0: 0})
+    with pytest.raises(Conflict) as two:
+        open_case(shop, owed, {first.id or 0: 2})
+    case = open_case(shop, owed, {first.id or 0: 0})
+
+    assert (both.value.details, two.value.details) == ({"line_id": second.id, "left": 0},
+                                                       {"line_id": first.id, "left": 1})
+    assert ([(line.line_id, line.quantity, line.amount_fen) for line in case.lines], case.refund_fen) == (
+        [(first.id, 1, 1554)], 1554)
+
+
+def test_a_cancelled_unit_stays_unclaimable_once_the_order_is_completed(shop: Shop, owed: Order) -> None:
+    service.confirm_receipt(shop.uow, user_id=1, order_id=owed.id or 0, now=AFTER)
+
+    with pytest.raises(Conflict) as refused:
+        open_case(shop, owed, {owed.lines[1].id or 0: 0})
+
+    assert (owed.status, refused.value.details) == ("COMPLETED", {"line_id": owed.lines[1].id, "left": 0})
+
+
+def test_a_return_once_the_cancelled_units_refund_was_closed_restocks_and_refunds_only_the_shipped_unit(
+        shop: Shop, payments: FakeRefundPayments, owed: Order) -> None:
+    first = owed.lines[0]
+    engine = aftersales.EngineRefunder(payments, shop.members)
+    case = open_case(shop, owed, {first.id or 0: 0}, "return_refund")
+    aftersales.decide(lambda: shop.uow, engine, case_id=case.id or 0, approve=True, reason="ok", actor="staff:8",
+                      now=AFTER)
+    aftersales.submit_return_shipment(shop.uow, user_id=1, case_id=case.id or 0, carrier="SF", tracking_no="R1",
+                                      now=AFTER)
+
+    done = aftersales.receive_return(lambda: shop.uow, engine, case_id=case.id or 0, note="ok", actor="staff:8",
+                                     now=AFTER)
+
+    assert [[(line.sku_id, line.quantity) for line in event.lines] for event in published(shop, "order-returned")] \
+        == [[(101, 1), (102, 1)], [(101, 1)]]  # the cancelled units went back on sale once, the returned unit once
+    assert (done.status, payments.asked[done.refund_no].refund_fen) == ("REFUNDING", 1554)
+
+
+def test_cancel_unshipped_again_pays_the_owed_refund_after_a_case_refunded_every_unit_the_shopper_got(
+        shop: Shop, payments: FakeRefundPayments, owed: Order) -> None:
+    first, second = owed.lines
+    case = open_case(shop, owed, {first.id or 0: 0})
+    aftersales.decide(lambda: shop.uow, aftersales.EngineRefunder(payments, shop.members), case_id=case.id or 0,
+                      approve=True, reason="ok", actor="staff:8", now=AFTER)
+
+    cancel(shop, payments, owed, key="key-2")
+
+    again = shop.uow.refunds.refunds[-1]
+    assert (again.source, again.status, [(line.line_id, line.quantity, line.amount_fen) for line in again.lines]) == (
+        "cancel_unshipped", "PENDING", [(first.id, 1, 1554), (second.id, 1, 389)])
+    assert (owed.refunded_fen, [(line.refunded_quantity, line.refunded_fen) for line in owed.lines]) == (
+        3497, [(2, 3108), (1, 389)])  # every fen of goods paid, each unit once
+    assert len(published(shop, "order-returned")) == 1
+
+
+def opened_before_the_fix(shop: Shop, order: Order, kind: str, status: str) -> aftersales.AfterSale:
+    """A case on the never-shipped unit of line 2, as after-sales let a shopper open one once the cancelled units'
+    refund was closed (only their refund's reservation kept them out), left `status`."""
+    case = aftersales.AfterSale(case_no="AS1", order_id=order.id or 0, order_no=order.order_no, user_id=1, type=kind,
+                                status=status, reason="坏了", images=[], refund_fen=389, created_at=AFTER,
+                                updated_at=AFTER, lines=[aftersales.CaseLine(order.lines[1].id or 0, 1, 389)])
+    with shop.uow as tx:
+        tx.after_sales.add(case)
+        tx.commit()
+    return case
+
+
+@pytest.mark.parametrize("kind", aftersales.TYPES)
+def test_a_case_opened_on_a_cancelled_unit_before_the_fix_cannot_be_approved(
+        shop: Shop, payments: FakeRefundPayments, owed: Order, kind: str) -> None:
+    case = opened_before_the_fix(shop, owed, kind, "REQUESTED")
+
+    with pytest.raises(Conflict) as refused:
+        aftersales.decide(lambda: shop.uow, aftersales.EngineRefunder(payments, shop.members), case_id=case.id or 0,
+                          approve=True, reason="ok", actor="staff:8", now=AFTER)
+
+    assert (refused.value.code, refused.value.details) == ("AFTER_SALE_QUANTITY_INVALID",
+                                                           {"line_id": owed.lines[1].id, "left": 0})
+    assert (case.status, len(shop.uow.refunds.refunds), owed.refunded_fen) == ("REQUESTED", 1, 0)
+
+
+def test_a_return_opened_on_a_cancelled_unit_before_the_fix_is_not_received_nor_restocked_again(
+        shop: Shop, payments: FakeRefundPayments, owed: Order) -> None:
+    case = opened_before_the_fix(shop, owed, "return_refund", "RETURN_SHIPPED")
+
+    with pytest.raises(Conflict) as refused:
+        aftersales.receive_return(lambda: shop.uow, aftersales.EngineRefunder(payments, shop.members),
+                                  case_id=case.id or 0, note="ok", actor="staff:8", now=AFTER)
+
+    assert refused.value.code == "AFTER_SALE_QUANTITY_INVALID"
+    assert (case.status, len(published(shop, "order-returned")), len(shop.uow.refunds.refunds)) == (
+        "RETURN_SHIPPED", 1, 1)
