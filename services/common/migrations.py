@@ -114,3 +114,22 @@ def build_index_concurrently(name: str, table: str, columns: Sequence[str], *,
         op.create_index(building, table, list(columns), postgresql_where=where, postgresql_concurrently=True)
         op.drop_index(name, table_name=table, if_exists=True, postgresql_concurrently=True)
         op.execute(f'ALTER INDEX "{building}" RENAME TO "{name}"')
+
+
+def add_check_constraint(table: str, name: str, condition: str) -> None:
+    """In a migration: add CHECK constraint `name` to `table` without scanning it under an ACCESS EXCLUSIVE lock.
+
+    On PostgreSQL it is added NOT VALID (new rows are checked at once, nothing is scanned) and the revision's
+    transaction committed, which ends the ACCESS EXCLUSIVE lock that statement and an ADD COLUMN before it took;
+    then the existing rows are validated by a statement of its own (SHARE UPDATE EXCLUSIVE: writes go on). A run cut
+    short while validating runs the whole revision again, so the statements before this one must be re-runnable
+    (`if_not_exists=True`); this one is. Elsewhere (SQLite) the constraint of a table recreated in batch mode.
+    """
+    if op.get_bind().dialect.name != "postgresql":
+        with op.batch_alter_table(table) as batch:
+            batch.create_check_constraint(name, condition)
+        return
+    op.execute(f'ALTER TABLE "{table}" DROP CONSTRAINT IF EXISTS "{name}"')
+    op.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" CHECK ({condition}) NOT VALID')
+    with op.get_context().autocommit_block():
+        op.execute(f'ALTER TABLE "{table}" VALIDATE CONSTRAINT "{name}"')

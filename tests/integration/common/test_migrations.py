@@ -9,11 +9,12 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, create_engine, inspect, pool, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, pool, text
 from sqlalchemy.exc import DBAPIError
 
 from services.common import migrations
@@ -171,6 +172,67 @@ def test_the_ledger_index_is_rebuilt_from_the_previous_head_while_events_are_wri
 
     assert (applied(empty_database)[0], events, unfinished_indexes(empty_database)) == (heads("analytics"), 2, [])
     assert "late-payment-refunded" in predicate
+
+
+# Checks added to tables written all day, with the revision before the one adding each.
+CHECKS_ADDED_TO_BUSY_TABLES = [("member", "0009", "points_holds", "ck_points_holds_expired_within_points"),
+                               ("order", "0014", "refunds", "ck_refunds_points_not_negative")]
+
+
+@pytest.mark.parametrize(("service", "previous", "table", "check"), CHECKS_ADDED_TO_BUSY_TABLES)
+def test_a_check_added_to_a_busy_table_is_validated_once_the_add_column_lock_is_gone(
+        empty_database: str, service: str, previous: str, table: str, check: str) -> None:
+    migrations.upgrade(empty_database, migrations_dir(service), previous)
+    observer = create_engine(empty_database, poolclass=pool.NullPool, isolation_level="AUTOCOMMIT")
+    locks_when_validating: dict[str, list[str]] = {}
+    with observer.connect() as looking:
+        def note_locks(_conn: Connection, _cursor: object, statement: str, *_: object) -> None:
+            if "VALIDATE CONSTRAINT" in statement:  # the migrating session's locks on the table as it starts the scan
+                locks_when_validating[check] = looking.execute(text(
+                    "SELECT mode FROM pg_locks WHERE relation = to_regclass(:table) AND pid <> pg_backend_pid()"),
+                    {"table": table}).scalars().all()
+
+        with listening("before_cursor_execute", note_locks):
+            migrations.upgrade(empty_database, migrations_dir(service))
+        validated = looking.execute(text("SELECT convalidated FROM pg_constraint WHERE conname = :check"),
+                                    {"check": check}).scalar_one()
+    observer.dispose()
+
+    assert (locks_when_validating, validated) == ({check: []}, True)
+
+
+@pytest.mark.parametrize(("service", "previous", "table", "check"), CHECKS_ADDED_TO_BUSY_TABLES)
+def test_a_revision_cut_short_while_validating_its_check_runs_again(
+        empty_database: str, service: str, previous: str, table: str, check: str) -> None:
+    migrations.upgrade(empty_database, migrations_dir(service), previous)
+
+    def pod_killed(_conn: Connection, _cursor: object, statement: str, *_: object) -> None:
+        if "VALIDATE CONSTRAINT" in statement:
+            raise PodKilled
+    with listening("before_cursor_execute", pod_killed), pytest.raises(PodKilled):
+        migrations.upgrade(empty_database, migrations_dir(service))
+    migrations.upgrade(empty_database, migrations_dir(service))
+
+    engine = create_engine(empty_database, poolclass=pool.NullPool)
+    with engine.connect() as conn:
+        validated = conn.execute(text("SELECT convalidated FROM pg_constraint WHERE conname = :check"),
+                                 {"check": check}).scalars().all()
+    engine.dispose()
+    assert (applied(empty_database)[0], validated) == (heads(service), [True])
+
+
+class PodKilled(Exception):
+    """The migrating process ending mid-revision."""
+
+
+@contextmanager
+def listening(identifier: str, listener: Callable[..., None]) -> Iterator[None]:
+    """`listener` on every engine's `identifier` event (the runner makes its own engine) while the block runs."""
+    event.listen(Engine, identifier, listener)
+    try:
+        yield
+    finally:
+        event.remove(Engine, identifier, listener)
 
 
 def insert_event(conn: Connection, event_id: str) -> None:
