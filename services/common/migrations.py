@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
-from alembic import command, context
+import sqlalchemy as sa
+from alembic import command, context, op
 from alembic.config import Config
 from sqlalchemy import Connection, MetaData, create_engine, engine_from_config, make_url, pool, text
 
@@ -19,6 +22,11 @@ log = logging.getLogger(__name__)
 # session advisory lock (one per database), so the second finds the schema at head instead of
 # failing on the first one's tables.
 MIGRATION_LOCK = advisory_key("minimall-migrate")
+# A pod waiting for that lock asks for it again this often (pg_try_advisory_lock) rather than blocking in
+# pg_advisory_lock: a statement blocked on the lock holds a snapshot, and CREATE INDEX CONCURRENTLY, run by the pod
+# holding the lock, waits for every older snapshot to end; PostgreSQL ends that deadlock by failing one side, maybe
+# the index build (which leaves an invalid index behind).
+LOCK_RETRY_SECONDS = 0.5
 
 
 def alembic_config(database_url: str, migrations_dir: Path) -> Config:
@@ -39,17 +47,27 @@ def upgrade(database_url: str, migrations_dir: Path, revision: str = "head") -> 
     engine = create_engine(database_url, poolclass=pool.NullPool)
     try:
         with engine.connect() as connection:  # closing it releases the lock, whatever happens
-            if not connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": MIGRATION_LOCK}).scalar_one():
-                log.info("another process is migrating this database; waiting for it to finish")
-                connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
-            connection.commit()
-            with connection.begin():
-                config.attributes["connection"] = connection
-                command.upgrade(config, revision)
+            _take_migration_lock(connection)
+            # No transaction around the upgrade: alembic commits each revision on its own (_migrate), and an
+            # autocommit_block needs the transaction it commits to be alembic's.
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
             connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
             connection.commit()
     finally:
         engine.dispose()
+
+
+def _take_migration_lock(connection: Connection) -> None:
+    """Wait for the migration lock without holding a snapshot in between tries (see LOCK_RETRY_SECONDS)."""
+    told = False
+    while not connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": MIGRATION_LOCK}).scalar_one():
+        connection.commit()
+        if not told:
+            log.info("another process is migrating this database; waiting for it to finish")
+            told = True
+        time.sleep(LOCK_RETRY_SECONDS)  # polling a lock another process holds, not waiting out a race
+    connection.commit()
 
 
 def run_migrations(service_metadata: MetaData) -> None:
@@ -66,7 +84,52 @@ def run_migrations(service_metadata: MetaData) -> None:
 
 
 def _migrate(connection: Connection, service_metadata: MetaData) -> None:
+    # One transaction per revision: a revision's locks (ADD COLUMN's ACCESS EXCLUSIVE) end with it instead of lasting
+    # through every later revision, and a failing revision leaves the ones before it applied and recorded.
     context.configure(connection=connection, target_metadata=[service_metadata, infra_metadata],
-                      render_as_batch=connection.dialect.name == "sqlite")
+                      render_as_batch=connection.dialect.name == "sqlite", transaction_per_migration=True)
     with context.begin_transaction():
         context.run_migrations()
+
+
+def build_index_concurrently(name: str, table: str, columns: Sequence[str], *,
+                             where: sa.TextClause | None = None) -> None:
+    """In a migration: build index `name` on `table` (replacing one of that name) without blocking writes to it.
+
+    On PostgreSQL the build runs as CREATE INDEX CONCURRENTLY outside any transaction, so the revision's statements
+    before it are committed first: call it in a revision of its own (or after statements that may run again). The
+    index is built under a temporary name and renamed once the old one is dropped, so readers keep an index
+    throughout, and a run cut short (pod killed mid-build) can simply run again: it drops what it left behind.
+    Elsewhere (SQLite) a plain CREATE INDEX in the revision's transaction.
+    """
+    if op.get_bind().dialect.name != "postgresql":
+        op.drop_index(name, table_name=table, if_exists=True)
+        op.create_index(name, table, list(columns), sqlite_where=where)
+        return
+    building = f"{name}_building"
+    if len(building) > 63:
+        raise ValueError(f"{building!r} is longer than a PostgreSQL name may be")
+    with op.get_context().autocommit_block():
+        op.drop_index(building, table_name=table, if_exists=True, postgresql_concurrently=True)
+        op.create_index(building, table, list(columns), postgresql_where=where, postgresql_concurrently=True)
+        op.drop_index(name, table_name=table, if_exists=True, postgresql_concurrently=True)
+        op.execute(f'ALTER INDEX "{building}" RENAME TO "{name}"')
+
+
+def add_check_constraint(table: str, name: str, condition: str) -> None:
+    """In a migration: add CHECK constraint `name` to `table` without scanning it under an ACCESS EXCLUSIVE lock.
+
+    On PostgreSQL it is added NOT VALID (new rows are checked at once, nothing is scanned) and the revision's
+    transaction committed, which ends the ACCESS EXCLUSIVE lock that statement and an ADD COLUMN before it took;
+    then the existing rows are validated by a statement of its own (SHARE UPDATE EXCLUSIVE: writes go on). A run cut
+    short while validating runs the whole revision again, so the statements before this one must be re-runnable
+    (`if_not_exists=True`); this one is. Elsewhere (SQLite) the constraint of a table recreated in batch mode.
+    """
+    if op.get_bind().dialect.name != "postgresql":
+        with op.batch_alter_table(table) as batch:
+            batch.create_check_constraint(name, condition)
+        return
+    op.execute(f'ALTER TABLE "{table}" DROP CONSTRAINT IF EXISTS "{name}"')
+    op.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" CHECK ({condition}) NOT VALID')
+    with op.get_context().autocommit_block():
+        op.execute(f'ALTER TABLE "{table}" VALIDATE CONSTRAINT "{name}"')

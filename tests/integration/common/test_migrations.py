@@ -1,17 +1,31 @@
-"""Two pods migrating one PostgreSQL database at once take turns on an advisory lock: both succeed, at head."""
+"""Migrating a service database: pods take turns on an advisory lock, each revision commits on its own, and every
+service upgrades from nothing to head on PostgreSQL and SQLite."""
 
 from __future__ import annotations
 
+import importlib
+import logging
+import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect, pool, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, pool, text
+from sqlalchemy.exc import DBAPIError
 
 from services.common import migrations
-from tests.fixtures.postgres import drop_databases, migrations_dir, recreate_database, session_database_name
+from services.common.config import SERVICES
+from tests.fixtures.postgres import (
+    drop_databases,
+    migrations_dir,
+    recreate_database,
+    session_database_name,
+    wait_until_blocked,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +38,9 @@ def empty_database() -> Iterator[str]:
     drop_databases([name])
 
 
-def test_two_concurrent_upgrades_wait_for_each_other_and_both_succeed(empty_database: str) -> None:
+def test_two_concurrent_upgrades_wait_for_each_other_and_both_succeed(
+        empty_database: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger=migrations.__name__)
     engine = create_engine(empty_database, poolclass=pool.NullPool)
     outcomes: list[str] = []
 
@@ -42,26 +58,231 @@ def test_two_concurrent_upgrades_wait_for_each_other_and_both_succeed(empty_data
         pods = [threading.Thread(target=migrate) for _ in range(2)]
         for pod in pods:
             pod.start()
-        this_database = "database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-        waiting = 0
-        deadline = time.monotonic() + 30
-        while waiting < 2 and time.monotonic() < deadline:
-            waiting = holder.execute(text(
-                f"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND {this_database}")
-            ).scalar_one()
-            holder.commit()
-            time.sleep(0.05)
-        assert waiting == 2 and inspect(holder).get_table_names() == []  # both wait; nothing migrated yet
+        wait_until(lambda: len(told_to_wait(caplog)) == 2)
+        assert inspect(holder).get_table_names() == []  # both wait; nothing migrated yet
         holder.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": migrations.MIGRATION_LOCK})
         holder.commit()
         for pod in pods:
             pod.join(timeout=120)
 
     with engine.connect() as conn:
-        versions = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
-        locks_left = conn.execute(text(
-            f"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND {this_database}")).scalar_one()
+        locks_left = conn.execute(text(f"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND {THIS_DATABASE}")
+                                  ).scalar_one()
     engine.dispose()
-    heads = ScriptDirectory.from_config(
-        migrations.alembic_config(empty_database, migrations_dir("order"))).get_heads()
-    assert (outcomes, versions, locks_left) == (["ok", "ok"], heads, 0)
+    assert (outcomes, applied(empty_database)[0], locks_left) == (["ok", "ok"], heads("order"), 0)
+
+
+def test_an_index_built_concurrently_by_the_migrating_pod_finishes_while_another_pod_waits_for_the_lock(
+        empty_database: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger=migrations.__name__)
+    engine = create_engine(empty_database, poolclass=pool.NullPool, isolation_level="AUTOCOMMIT")
+    outcomes: list[str] = []
+
+    def migrate() -> None:
+        try:
+            migrations.upgrade(empty_database, migrations_dir("analytics"))
+            outcomes.append("ok")
+        except Exception as exc:  # the test reports it: a deadlock fails one side
+            outcomes.append(repr(exc))
+
+    with engine.connect() as migrating_pod:  # holds the lock and builds an index, as a revision's migration would
+        migrating_pod.execute(text("CREATE TABLE events_probe (n integer)"))
+        migrating_pod.execute(text("SELECT pg_advisory_lock(:key)"), {"key": migrations.MIGRATION_LOCK})
+        waiting_pod = threading.Thread(target=migrate)
+        waiting_pod.start()
+        wait_until(lambda: bool(told_to_wait(caplog)) and asked_for_the_lock(migrating_pod))
+
+        migrating_pod.execute(text("CREATE INDEX CONCURRENTLY ix_events_probe ON events_probe (n)"))
+        migrating_pod.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": migrations.MIGRATION_LOCK})
+        waiting_pod.join(timeout=120)
+        valid = migrating_pod.execute(text("SELECT indisvalid FROM pg_index WHERE indexrelid = 'ix_events_probe'::regclass")
+                                      ).scalar_one()
+    engine.dispose()
+
+    assert (valid, outcomes, applied(empty_database)[0]) == (True, ["ok"], heads("analytics"))
+
+
+def test_a_failing_revision_leaves_the_revisions_before_it_applied(empty_database: str, tmp_path: Path) -> None:
+    history = tmp_path / "migrations"
+    shutil.copytree(migrations_dir("analytics"), history, ignore=shutil.ignore_patterns("__pycache__"))
+    (history / "versions" / "9999_fails.py").write_text(FAILING_REVISION.format(head=heads("analytics")[0]))
+
+    with pytest.raises(DBAPIError, match="division by zero"):
+        migrations.upgrade(empty_database, history)
+
+    versions, tables = applied(empty_database)
+    assert (versions, "raw_events" in tables, "half_done" in tables) == (heads("analytics"), True, False)
+
+
+FAILING_REVISION = '''"""A revision that creates a table, then fails.
+
+Revision ID: 9999
+Revises: {head}
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "9999"
+down_revision = "{head}"
+
+
+def upgrade() -> None:
+    op.create_table("half_done", sa.Column("id", sa.Integer, primary_key=True))
+    op.execute("SELECT 1 / 0")
+
+
+def downgrade() -> None:
+    op.drop_table("half_done")
+'''
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_service_upgrades_from_nothing_to_head(service: str, backend: str, tmp_path: Path,
+                                                      request: pytest.FixtureRequest) -> None:
+    url = request.getfixturevalue("empty_database") if backend == "postgresql" else f"sqlite:///{tmp_path}/{service}.db"
+
+    migrations.upgrade(url, migrations_dir(service))
+
+    versions, tables = applied(url)
+    metadata = importlib.import_module(f"services.{service}.db").metadata
+    assert (versions, set(metadata.tables) - tables, unfinished_indexes(url)) == (heads(service), set(), [])
+
+
+def test_the_ledger_index_is_rebuilt_from_the_previous_head_while_events_are_written(empty_database: str) -> None:
+    migrations.upgrade(empty_database, migrations_dir("analytics"), "0007")
+    engine = create_engine(empty_database, poolclass=pool.NullPool)
+    with engine.connect() as writing, engine.connect() as writing_later:
+        insert_event(writing, "e-1")  # open: the index build waits for this transaction to end
+        rollout = threading.Thread(target=migrations.upgrade, args=(empty_database, migrations_dir("analytics")))
+        rollout.start()
+        wait_until_blocked(engine, rollout)
+
+        writing_later.execute(text("SET lock_timeout = '2s'"))  # a plain CREATE INDEX would queue this insert
+        insert_event(writing_later, "e-2")
+        writing_later.commit()
+        writing.commit()
+        rollout.join(timeout=120)
+        predicate = writing.execute(text(
+            "SELECT pg_get_expr(indpred, indrelid) FROM pg_index WHERE indexrelid = 'ix_raw_events_ledger'::regclass"
+        )).scalar_one()
+        events = writing.execute(text("SELECT count(*) FROM raw_events")).scalar_one()
+    engine.dispose()
+
+    assert (applied(empty_database)[0], events, unfinished_indexes(empty_database)) == (heads("analytics"), 2, [])
+    assert "late-payment-refunded" in predicate
+
+
+# Checks added to tables written all day, with the revision before the one adding each.
+CHECKS_ADDED_TO_BUSY_TABLES = [("member", "0009", "points_holds", "ck_points_holds_expired_within_points"),
+                               ("order", "0014", "refunds", "ck_refunds_points_not_negative")]
+
+
+@pytest.mark.parametrize(("service", "previous", "table", "check"), CHECKS_ADDED_TO_BUSY_TABLES)
+def test_a_check_added_to_a_busy_table_is_validated_once_the_add_column_lock_is_gone(
+        empty_database: str, service: str, previous: str, table: str, check: str) -> None:
+    migrations.upgrade(empty_database, migrations_dir(service), previous)
+    observer = create_engine(empty_database, poolclass=pool.NullPool, isolation_level="AUTOCOMMIT")
+    locks_when_validating: dict[str, list[str]] = {}
+    with observer.connect() as looking:
+        def note_locks(_conn: Connection, _cursor: object, statement: str, *_: object) -> None:
+            if "VALIDATE CONSTRAINT" in statement:  # the migrating session's locks on the table as it starts the scan
+                locks_when_validating[check] = looking.execute(text(
+                    "SELECT mode FROM pg_locks WHERE relation = to_regclass(:table) AND pid <> pg_backend_pid()"),
+                    {"table": table}).scalars().all()
+
+        with listening("before_cursor_execute", note_locks):
+            migrations.upgrade(empty_database, migrations_dir(service))
+        validated = looking.execute(text("SELECT convalidated FROM pg_constraint WHERE conname = :check"),
+                                    {"check": check}).scalar_one()
+    observer.dispose()
+
+    assert (locks_when_validating, validated) == ({check: []}, True)
+
+
+@pytest.mark.parametrize(("service", "previous", "table", "check"), CHECKS_ADDED_TO_BUSY_TABLES)
+def test_a_revision_cut_short_while_validating_its_check_runs_again(
+        empty_database: str, service: str, previous: str, table: str, check: str) -> None:
+    migrations.upgrade(empty_database, migrations_dir(service), previous)
+
+    def pod_killed(_conn: Connection, _cursor: object, statement: str, *_: object) -> None:
+        if "VALIDATE CONSTRAINT" in statement:
+            raise PodKilled
+    with listening("before_cursor_execute", pod_killed), pytest.raises(PodKilled):
+        migrations.upgrade(empty_database, migrations_dir(service))
+    migrations.upgrade(empty_database, migrations_dir(service))
+
+    engine = create_engine(empty_database, poolclass=pool.NullPool)
+    with engine.connect() as conn:
+        validated = conn.execute(text("SELECT convalidated FROM pg_constraint WHERE conname = :check"),
+                                 {"check": check}).scalars().all()
+    engine.dispose()
+    assert (applied(empty_database)[0], validated) == (heads(service), [True])
+
+
+class PodKilled(Exception):
+    """The migrating process ending mid-revision."""
+
+
+@contextmanager
+def listening(identifier: str, listener: Callable[..., None]) -> Iterator[None]:
+    """`listener` on every engine's `identifier` event (the runner makes its own engine) while the block runs."""
+    event.listen(Engine, identifier, listener)
+    try:
+        yield
+    finally:
+        event.remove(Engine, identifier, listener)
+
+
+def insert_event(conn: Connection, event_id: str) -> None:
+    conn.execute(text("INSERT INTO raw_events (event_id, event_type, aggregate_id, occurred_at, day, payload) "
+                      "VALUES (:id, 'order-paid', 'O1', '2026-12-06 10:00:00+00', '2026-12-06', '')"), {"id": event_id})
+
+
+THIS_DATABASE = "database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+
+
+def heads(service: str) -> list[str]:
+    return list(ScriptDirectory.from_config(migrations.alembic_config("sqlite://", migrations_dir(service))).get_heads())
+
+
+def applied(url: str) -> tuple[list[str], set[str]]:
+    """The revisions recorded in the database and its tables."""
+    engine = create_engine(url, poolclass=pool.NullPool)
+    with engine.connect() as conn:
+        tables = set(inspect(conn).get_table_names())
+        versions = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() if (
+            "alembic_version" in tables) else []
+    engine.dispose()
+    return list(versions), tables - {"alembic_version"}
+
+
+def unfinished_indexes(url: str) -> list[str]:
+    """PostgreSQL indexes a concurrent build left invalid or under its temporary name (none on SQLite)."""
+    if not url.startswith("postgresql"):
+        return []
+    engine = create_engine(url, poolclass=pool.NullPool)
+    with engine.connect() as conn:
+        names = conn.execute(text("SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                                  "WHERE NOT i.indisvalid OR c.relname LIKE '%\\_building'")).scalars().all()
+    engine.dispose()
+    return list(names)
+
+
+def told_to_wait(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == migrations.__name__ and "waiting" in r.getMessage()]
+
+
+def asked_for_the_lock(conn: Connection) -> bool:
+    """Whether the other session on the database (the pod told to wait) waits for a lock or sits between tries."""
+    return bool(conn.execute(text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+        "AND (wait_event_type = 'Lock' OR state = 'idle')")).scalar_one())
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)  # polling for the other threads to get there, not for a race to pass

@@ -2,7 +2,8 @@
 
 `ix_raw_events_ledger (day, occurred_at, event_id)` over the order and money events pages a period's ledger
 events in time order; `ix_raw_events_order_follow_ups (aggregate_id)` over order-paid, -cancelled and -refunded
-finds an order's later events by its number (the order service's aggregate id).
+finds an order's later events by its number (the order service's aggregate id). On PostgreSQL both are built
+concurrently (services.common.migrations.build_index_concurrently): the events table takes writes throughout.
 
 Revision ID: 0007
 Revises: 0006
@@ -11,6 +12,8 @@ Create Date: 2026-12-08
 
 import sqlalchemy as sa
 from alembic import op
+
+from services.common.migrations import build_index_concurrently
 
 revision = "0007"
 down_revision = "0006"
@@ -27,10 +30,10 @@ def _of_types(values: tuple[str, ...]) -> sa.TextClause:
 
 
 def upgrade() -> None:
-    op.create_index("ix_raw_events_ledger", "raw_events", ["day", "occurred_at", "event_id"],
-                    postgresql_where=_of_types(LEDGER_EVENTS), sqlite_where=_of_types(LEDGER_EVENTS))
-    op.create_index("ix_raw_events_order_follow_ups", "raw_events", ["aggregate_id"],
-                    postgresql_where=_of_types(ORDER_FOLLOW_UPS), sqlite_where=_of_types(ORDER_FOLLOW_UPS))
+    build_index_concurrently("ix_raw_events_ledger", "raw_events", ["day", "occurred_at", "event_id"],
+                             where=_of_types(LEDGER_EVENTS))
+    build_index_concurrently("ix_raw_events_order_follow_ups", "raw_events", ["aggregate_id"],
+                             where=_of_types(ORDER_FOLLOW_UPS))
 
 
 def downgrade() -> None:

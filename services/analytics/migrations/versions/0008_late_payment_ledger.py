@@ -2,7 +2,8 @@
 
 `ix_raw_events_ledger` is rebuilt with the two new event types in its condition, so the money export, which now
 reads them too, still pages through its events on the index (a query whose types are not all among an index's
-cannot use it).
+cannot use it). On PostgreSQL it is built concurrently (services.common.migrations.build_index_concurrently): the
+events table takes writes throughout, and the old index serves until the new one replaces it.
 
 Revision ID: 0008
 Revises: 0007
@@ -10,7 +11,8 @@ Create Date: 2026-12-06
 """
 
 import sqlalchemy as sa
-from alembic import op
+
+from services.common.migrations import build_index_concurrently
 
 revision = "0008"
 down_revision = "0007"
@@ -27,9 +29,8 @@ def _of_types(values: tuple[str, ...]) -> sa.TextClause:
 
 
 def _ledger_index(types: tuple[str, ...]) -> None:
-    op.drop_index("ix_raw_events_ledger", "raw_events")
-    op.create_index("ix_raw_events_ledger", "raw_events", ["day", "occurred_at", "event_id"],
-                    postgresql_where=_of_types(types), sqlite_where=_of_types(types))
+    build_index_concurrently("ix_raw_events_ledger", "raw_events", ["day", "occurred_at", "event_id"],
+                             where=_of_types(types))
 
 
 def upgrade() -> None:

@@ -14,6 +14,8 @@ Create Date: 2026-12-06
 import sqlalchemy as sa
 from alembic import op
 
+from services.common.migrations import add_check_constraint
+
 revision = "0010"
 down_revision = "0009"
 branch_labels = None
@@ -24,25 +26,20 @@ EXPIRED_WITHIN_POINTS_SQL = "expired_points >= 0 AND expired_points <= points"
 
 
 def upgrade() -> None:
+    # points_holds is written on every checkout: add_check_constraint validates its rows after this revision's ADD
+    # COLUMN has committed, and a run cut short while validating runs the statements before it again.
+    postgresql = op.get_bind().dialect.name == "postgresql"
     op.create_table(
         "points_owed",
         sa.Column("user_id", sa.BigInteger, primary_key=True),
         sa.Column("kind", sa.String(32), primary_key=True),
         sa.Column("points", sa.BigInteger, nullable=False),
         sa.CheckConstraint("points >= 0", name="ck_points_owed_non_negative"),
+        if_not_exists=True,
     )
-    if op.get_bind().dialect.name == "postgresql":
-        # points_holds is written on every checkout: the check is added NOT VALID (no scan under the ACCESS
-        # EXCLUSIVE lock; new rows are checked at once), then the existing rows validated by a statement of its own
-        # (SHARE UPDATE EXCLUSIVE: writes go on), as create_check_constraint cannot.
-        op.add_column("points_holds", sa.Column("expired_points", sa.BigInteger, nullable=False, server_default="0"))
-        op.execute(f"ALTER TABLE points_holds ADD CONSTRAINT {EXPIRED_WITHIN_POINTS} CHECK ({EXPIRED_WITHIN_POINTS_SQL})"
-                   " NOT VALID")
-        op.execute(f"ALTER TABLE points_holds VALIDATE CONSTRAINT {EXPIRED_WITHIN_POINTS}")
-        return
-    with op.batch_alter_table("points_holds") as batch:
-        batch.add_column(sa.Column("expired_points", sa.BigInteger, nullable=False, server_default="0"))
-        batch.create_check_constraint(EXPIRED_WITHIN_POINTS, EXPIRED_WITHIN_POINTS_SQL)
+    op.add_column("points_holds", sa.Column("expired_points", sa.BigInteger, nullable=False, server_default="0"),
+                  if_not_exists=postgresql)  # SQLite has no ADD COLUMN IF NOT EXISTS (nor needs it)
+    add_check_constraint("points_holds", EXPIRED_WITHIN_POINTS, EXPIRED_WITHIN_POINTS_SQL)
 
 
 def downgrade() -> None:

@@ -9,6 +9,8 @@ Create Date: 2026-12-06
 import sqlalchemy as sa
 from alembic import op
 
+from services.common.migrations import add_check_constraint
+
 revision = "0015"
 down_revision = "0014"
 branch_labels = None
@@ -16,9 +18,11 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("refunds") as refunds:
-        refunds.add_column(sa.Column("points_returned", sa.BigInteger, nullable=False, server_default="0"))
-        refunds.create_check_constraint("ck_refunds_points_not_negative", "points_returned >= 0")
+    # add_check_constraint validates the refunds after this revision's ADD COLUMN has committed (writes go on), and a
+    # run cut short while validating runs the ADD COLUMN again.
+    op.add_column("refunds", sa.Column("points_returned", sa.BigInteger, nullable=False, server_default="0"),
+                  if_not_exists=op.get_bind().dialect.name == "postgresql")  # SQLite has no ADD COLUMN IF NOT EXISTS
+    add_check_constraint("refunds", "ck_refunds_points_not_negative", "points_returned >= 0")
 
 
 def downgrade() -> None:
