@@ -80,18 +80,31 @@ class RolesIn(Body):
     roles: list[RoleName] = Field(max_length=len(Role), description="the complete set; [] makes a shopper")
 
 
+class RolesSet(UserSummary):
+    """The user with the roles set, and what setting them ended: a shopper made staff has no password and no session
+    left (they log in by SMS, as a shopper, until an admin sets one)."""
+
+    password_cleared: bool = Field(description="true when this made a shopper staff: the password is cleared, set "
+                                               "one with POST /admin/users/{id}/password")
+    sessions_ended: int = Field(description="their sessions (refresh-token families) still live that this ended; 0 "
+                                            "unless password_cleared")
+
+
 @bp.put("/<id:user_id>/roles")
 @operation(summary="Set a user's staff roles (audited)", tag="admin", roles=(Role.ADMIN,), body=RolesIn,
-           responses={200: UserSummary},
+           responses={200: RolesSet},
            description="Roles reach tokens at the user's next password login; removed roles also leave refreshed "
                        "sessions. Granting the first staff role clears the password (a shopper's may have been set "
                        "by SMS) and ends every session of theirs (audited as password_cleared in user_role_changes): "
                        "set one with POST /admin/users/{id}/password; until then they log in by SMS as a shopper. "
                        "Changing between staff roles or removing them all keeps it. No one changes their own roles "
-                       "(422 OWN_ROLES).")
-def set_roles(user_id: int, body: RolesIn) -> UserSummary:
-    return UserSummary.from_proto(service(UserServiceStub).SetUserRoles(
-        user_pb2.SetUserRolesRequest(user_id=user_id, roles=sorted(set(body.roles)))))
+                       "(422 OWN_ROLES). The answer says whether the password was cleared (password_cleared) and how "
+                       "many live sessions that ended (sessions_ended).")
+def set_roles(user_id: int, body: RolesIn) -> RolesSet:
+    reply = service(UserServiceStub).SetUserRoles(
+        user_pb2.SetUserRolesRequest(user_id=user_id, roles=sorted(set(body.roles))))
+    return RolesSet(**UserSummary.from_proto(reply.user).model_dump(), password_cleared=reply.password_cleared,
+                    sessions_ended=reply.sessions_ended)
 
 
 class StaffPasswordIn(Body):

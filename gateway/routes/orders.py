@@ -332,7 +332,9 @@ class OrderRefundOut(Reply):
     points_returned: int = Field(description="points I spent on the refunded units, given back when it is refunded")
     status: ShopperRefundStatus = Field(description="processing: on its way; refunded: the money (and points) is "
                                                     "back; contact_support: it did not go through (the channel "
-                                                    "could not pay it back, or it was closed), ask customer service")
+                                                    "could not pay it back, or it was closed), ask customer service. A "
+                                                    "closed one that a later refund started again is not listed: "
+                                                    "that one says where the money stands")
     channel: RefundChannel = Field(description="where the money goes: wechat (WeChat Pay), balance (my wallet), or "
                                                "none (nothing to pay back)")
     created_at: datetime
@@ -340,10 +342,23 @@ class OrderRefundOut(Reply):
 
     @classmethod
     def shopper_view(cls, refunds: Iterable[order_pb2.OrderRefund]) -> list[Self]:
+        """The order's refunds (oldest first, as the order service lists them) as its shopper sees them: a CLOSED one
+        started again by a later refund of the same source is left out (`started_again`)."""
+        listed = list(refunds)
         return [cls(refund_no=refund.refund_no, amount_fen=refund.amount_fen, points_returned=refund.points_returned,
                     status=SHOPPER_REFUND_STATUS[refund.status], channel=refund.channel,  # type: ignore[arg-type]
                     created_at=utc_time(refund.created_at), updated_at=utc_time(refund.updated_at))
-                for refund in refunds]
+                for index, refund in enumerate(listed) if not started_again(refund, listed[index + 1:])]
+
+
+def started_again(refund: order_pb2.OrderRefund, later: list[order_pb2.OrderRefund]) -> bool:
+    """Whether a refund is CLOSED and a later refund of the order has its source: nothing of it was paid, and its money
+    went out again as that one (services/order/refunds.py: approving a cancellation again refunds what is left of the
+    order, the closed one's amount with it; cancel-unshipped again the same units; an after-sales case's retry the
+    case's lines). The later
+    refund tells the shopper where that money stands; the closed attempt would only tell them to contact support
+    about money that is refunded or on its way. Staff's view (`StaffOrderRefundOut`) keeps every refund."""
+    return refund.status == "CLOSED" and any(other.source == refund.source for other in later)
 
 
 class StaffOrderRefundOut(Reply):

@@ -196,10 +196,13 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         found, total = service.search_users(self.uow(), actor_id=actor.user_id, search=search)
         return user_pb2.SearchUsersResponse(users=[_user(user, user.role_set) for user in found], total=total)
 
-    def SetUserRoles(self, request: user_pb2.SetUserRolesRequest, context: grpc.ServicerContext) -> user_pb2.User:
+    def SetUserRoles(self, request: user_pb2.SetUserRolesRequest,
+                     context: grpc.ServicerContext) -> user_pb2.SetUserRolesResponse:
         actor = require_caller(Role.ADMIN)
-        user = service.set_roles(self.uow(), actor_id=actor.user_id, user_id=request.user_id, roles=list(request.roles))
-        return _user(user, user.role_set)
+        done = service.set_roles(self.uow(), actor_id=actor.user_id, user_id=request.user_id, roles=list(request.roles))
+        return user_pb2.SetUserRolesResponse(user=_user(done.user, done.user.role_set),
+                                             password_cleared=done.password_cleared,
+                                             sessions_ended=done.sessions_ended)
 
 
 def _require_self_or_staff(user_id: int, code: str, message: str) -> None:

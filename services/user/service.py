@@ -170,12 +170,23 @@ def create_staff(uow: UserUnitOfWork, passwords: Passwords, *, phone: str, role:
     return user
 
 
+@dataclass(frozen=True)
+class RolesSet:
+    """What set_roles did: the user with their roles now, whether that cleared their password, and how many of their
+    sessions it ended (0 unless it did)."""
+
+    user: User
+    password_cleared: bool
+    sessions_ended: int
+
+
 def set_roles(uow: UserUnitOfWork, *, actor_id: int, user_id: int, roles: list[str],
-              now: datetime | None = None) -> User:
+              now: datetime | None = None) -> RolesSet:
     """Give a user exactly these staff roles (admins only); audited. They reach tokens at the next password login.
 
     A shopper's first staff role clears their password and ends their sessions (User.set_roles: it may
-    have been set by SMS): they log in by SMS, as a shopper, until an admin sets one (set_staff_password).
+    have been set by SMS): they log in by SMS, as a shopper, until an admin sets one (set_staff_password). The
+    answer says so, for the admin to hand them a password.
     """
     now = now or utcnow()
     wanted = _valid_roles(roles)
@@ -185,13 +196,12 @@ def set_roles(uow: UserUnitOfWork, *, actor_id: int, user_id: int, roles: list[s
             raise DomainError("OWN_ROLES", "you cannot change your own roles; ask another admin")
         before = user.roles
         password_cleared = user.set_roles(wanted)
-        if password_cleared:
-            uow.refresh_tokens.revoke_user(user_id, now)
+        ended = uow.refresh_tokens.revoke_user(user_id, now) if password_cleared else 0
         _audit_roles(uow, user, actor_id=actor_id, before=before, now=now, password_cleared=password_cleared)
         uow.commit()
     if password_cleared:
         log.info("admin %s made user %s staff: their password is cleared until an admin sets one", actor_id, user_id)
-    return user
+    return RolesSet(user=user, password_cleared=password_cleared, sessions_ended=ended)
 
 
 def set_staff_password(uow: UserUnitOfWork, passwords: Passwords, *, actor_id: int, user_id: int,

@@ -161,6 +161,7 @@ def test_an_admin_grants_a_role_which_rides_only_on_password_logins(platform: Pl
 
     assert refused.status_code == 403
     assert (granted.status_code, granted.json()["roles"], granted.json()["phone"]) == (200, ["finance"], "137****0010")
+    assert (granted.json()["password_cleared"], granted.json()["sessions_ended"]) == (True, 1)  # the SMS login's
     assert error_code(sms_session) == (401, "REFRESH_TOKEN_REVOKED")  # the first staff role ends their sessions
     assert (by_sms.status_code, by_sms.json()["error"]["code"]) == (403, "STAFF_PASSWORD_BY_ADMIN")
     assert by_admin.status_code == 200

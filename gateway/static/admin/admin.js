@@ -1,5 +1,5 @@
 // MiniMall staff console: staff log in and see the sections their roles open: the analytics reports drawn as
-// SVG, orders, after-sales cases, and money that got stuck (refunds, wallet charges).
+// SVG, orders, after-sales cases, money that got stuck (refunds, wallet charges), and users (roles, staff passwords).
 // No framework, no build step, nothing fetched from another origin; server text only ever set as textContent.
 "use strict";
 
@@ -21,12 +21,15 @@ const ROLES = {
   retryRefundByNo: ["admin", "customer_service"],             // POST /admin/refunds/{refund_no}/retry
   walletReviews: ["admin", "finance", "customer_service"],    // GET /admin/wallet-reviews
   resolveWallet: ["admin", "finance"],                        // POST /admin/wallet-reviews/{id}/resolve
+  users: ["admin", "operator", "customer_service"],           // POST /admin/users/search (USER_FINDERS)
+  setRoles: ["admin"],                                        // PUT /admin/users/{id}/roles
+  staffPassword: ["admin"],                                   // POST /admin/users/{id}/password
 };
 // Who may log in: every staff role (STAFF_ROLES in services/common/auth.py).
 const STAFF_ROLES = ["admin", "operator", "customer_service", "finance"];
 // Each section and what opens it.
 const SECTIONS = [["dashboard-view", ["reports"]], ["orders-view", ["orders"]], ["aftersales-view", ["afterSales"]],
-                  ["money-view", ["afterSales", "walletReviews", "refunds"]]];
+                  ["money-view", ["afterSales", "walletReviews", "refunds"]], ["users-view", ["users"]]];
 const PAGE_SIZE = 20;
 const SVG = "http://www.w3.org/2000/svg";
 const COLORS = ["#2563eb", "#16a34a", "#ea580c", "#9333ea", "#0891b2", "#dc2626"];
@@ -155,10 +158,11 @@ function showLogin(message) {
     delete $(view).dataset.opened;
   }
   // Nothing the last staff member opened stays for the next one.
-  for (const id of [...Object.keys(LISTS), "order-detail", "case-detail", "stuck"]) {
+  for (const id of [...Object.keys(LISTS), "order-detail", "case-detail", "user-detail", "stuck"]) {
     $(id).replaceChildren();
   }
-  $("order-detail").hidden = $("case-detail").hidden = true;
+  $("user-search").reset();
+  $("order-detail").hidden = $("case-detail").hidden = $("user-detail").hidden = true;
   pendingCancel = null;
   $("sections").hidden = true;
   $("who").hidden = true;
@@ -438,6 +442,14 @@ const LISTS = {
                               "Status", "Flagged", "Resolution"], row: walletReviewRow,
     filters: () => ({status: $("wallet-status").value}),
   },
+  // Nothing is listed until staff search (each search is audited, and needs a criterion); the criteria go in a JSON
+  // body (`body`: POST), so a phone number never appears in a URL that a proxy may log.
+  users: {
+    path: "/admin/users/search", body: true, form: "user-search", count: "user-count", error: "users-error",
+    noun: "users", titles: ["User id", "Nickname", "Phone", "Roles", "Registered", ""], row: userRow,
+    filters: () => ({phone: $("user-phone").value.trim(), id: $("user-id").value.trim() && Number($("user-id").value),
+                     nickname: $("user-nickname").value.trim()}),
+  },
 };
 const pages = Object.fromEntries(Object.keys(LISTS).map((name) => [name, 1]));
 
@@ -447,8 +459,10 @@ async function loadList(name, page) {
   const list = LISTS[name];
   $(list.error).textContent = "";
   try {
-    const asked = query(Object.assign({page, page_size: PAGE_SIZE}, list.filters()));
-    const reply = await call(`${list.path}?${asked}`);
+    const parameters = Object.assign({page, page_size: PAGE_SIZE}, list.filters());
+    const asked = query(parameters);
+    const reply = await (list.body ? call(list.path, {method: "POST", json: given(parameters)})
+                                   : call(`${list.path}?${asked}`));
     table($(name), list.titles, reply.items.map(list.row));
     $(name).dataset.query = asked;
     $(list.count).textContent = `${count(reply.total)} ${list.noun}`;
@@ -507,10 +521,12 @@ const when = (iso) => iso ? iso.replace("T", " ").replace(/\.\d+/, "").replace("
 // A Shanghai day in a date input → the instant it starts, for created_from / created_to (exclusive).
 const dayStart = (day, after = 0) => `${daysBefore(day, -after)}T00:00:00+08:00`;
 
+// The parameters given a value (a form's empty fields left out).
+const given = (parameters) => Object.fromEntries(Object.entries(parameters).filter(([, value]) =>
+  value !== "" && value !== undefined));
+
 function query(parameters) {
-  const search = new URLSearchParams();
-  for (const [name, value] of Object.entries(parameters)) if (value !== "" && value !== undefined) search.set(name, value);
-  return search.toString();
+  return new URLSearchParams(given(parameters)).toString();
 }
 
 // A staff action on the server: its button waits, the answer or the error shows under the form.
@@ -851,6 +867,62 @@ function resolveForm(review) {
   form.elements.resolution.append(element("option", {value: "credit_back"}, "Credit back to that wallet"),
                                   element("option", {value: "handled"}, "Settled another way"));
   return form;
+}
+
+// Users: staff who serve shoppers find an account; an admin sets its staff roles and a staff member's password.
+
+function userRow(user) {
+  return row([String(user.id), user.nickname, user.phone, user.roles.join(", ") || "shopper", when(user.created_at),
+              button("Open", () => openUser(user.id))], {"data-user-id": user.id});
+}
+
+// The user as the search answers them now (by id: no phone in the URL), drawn in the detail panel.
+const openUser = (id) => openDetail("user-detail", "/admin/users?" + query({id}), (found) => drawUser(found.items[0]));
+
+function drawUser(user, notice = "") {
+  const detail = $("user-detail");
+  if (!user) {
+    detail.replaceChildren(element("p", {class: "error", role: "alert"}, "No such user."));
+    return;
+  }
+  detail.dataset.userId = user.id;
+  detail.replaceChildren(
+    element("h2", {}, `User ${user.id} · ${user.nickname}`),
+    element("p", {}, `${user.phone} · ${user.roles.join(", ") || "shopper"} · registered ${when(user.created_at)}`),
+    element("p", {id: "user-notice", class: "muted", role: "status"}, notice), ...userActions(user));
+}
+
+function userActions(user) {
+  const forms = [];
+  if (can("setRoles")) {
+    forms.push(actionForm({
+      id: "roles-form", legend: "Staff roles (none: a shopper). A shopper's first role clears their password and " +
+        "ends their sessions.", submit: "Set roles",
+      fields: STAFF_ROLES.map((role) => [`role-${role}`, role, Object.assign(
+        {type: "checkbox", value: role}, user.roles.includes(role) ? {checked: ""} : {})]),
+      run: async (values) => {
+        const reply = await call(`/admin/users/${user.id}/roles`, {
+          method: "PUT", json: {roles: STAFF_ROLES.filter((role) => values[`role-${role}`])}});
+        const notice = reply.password_cleared ? `Roles set. Their password was cleared and ` +
+          `${count(reply.sessions_ended)} sessions ended: set a password for them below.` : "Roles set.";
+        drawUser(Object.assign({}, user, {roles: reply.roles}), notice);  // the answer has no registration time
+      }}));
+  }
+  if (can("staffPassword") && user.roles.length) {
+    forms.push(actionForm({
+      id: "staff-password-form", legend: "Set their password (they cannot by SMS); every session of theirs ends",
+      submit: "Set password",
+      fields: [["new_password", "New password", {type: "password", required: "", minlength: "8", maxlength: "128",
+                                                  autocomplete: "new-password"}]],
+      run: async (values) => {
+        const form = $("staff-password-form");
+        const reply = await call(`/admin/users/${user.id}/password`, {
+          method: "POST", json: {new_password: form.elements.new_password.value}});
+        form.reset();
+        form.querySelector(".outcome").textContent = `Password set: ${count(reply.sessions_ended)} sessions ended.`;
+      }}));
+  }
+  return forms;
 }
 
 document.addEventListener("DOMContentLoaded", () => {

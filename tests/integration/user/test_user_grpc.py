@@ -180,7 +180,8 @@ def test_only_an_admin_sets_roles(stub, as_user, accounts) -> None:
 
     assert failure(lambda: stub.SetUserRoles(request, metadata=as_user("operator"))) == (
         grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")
-    assert list(stub.SetUserRoles(request, metadata=as_user("admin")).roles) == ["finance"]
+    done = stub.SetUserRoles(request, metadata=as_user("admin"))
+    assert (list(done.user.roles), done.password_cleared) == (["finance"], True)  # bob was a shopper
 
 
 def test_only_an_admin_sets_a_staff_password_and_it_is_audited(stub, as_user, accounts, pg_engine: Engine) -> None:

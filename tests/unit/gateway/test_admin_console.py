@@ -1,4 +1,4 @@
-"""The /admin/ console's work sections in headless Chromium: orders, after-sales and stuck money, shown by role.
+"""The /admin/ console's work sections in headless Chromium: orders, after-sales, stuck money and users, shown by role.
 
 The gateway runs on a local port with the fake services (the browser, the page and its screenshots:
 tests/fixtures/browser.py); each test tells the fakes what the order service answers and checks what the console
@@ -17,6 +17,7 @@ import pytest
 from flask.testing import FlaskClient
 from google.protobuf.timestamp_pb2 import Timestamp
 from mall.order.v1 import after_sale_pb2, order_pb2
+from mall.user.v1 import user_pb2
 
 from services.common.auth import STAFF_ROLES
 from services.common.grpc_server import CODE_KEY, DETAILS_KEY
@@ -75,6 +76,9 @@ ROUTES = {
     "retryRefundByNo": ("post", "/api/v1/admin/refunds/{refund_no}/retry"),
     "walletReviews": ("get", "/api/v1/admin/wallet-reviews"),
     "resolveWallet": ("post", "/api/v1/admin/wallet-reviews/{review_id}/resolve"),
+    "users": ("post", "/api/v1/admin/users/search"),
+    "setRoles": ("put", "/api/v1/admin/users/{user_id}/roles"),
+    "staffPassword": ("post", "/api/v1/admin/users/{user_id}/password"),
 }
 
 
@@ -110,7 +114,7 @@ def test_customer_service_see_orders_after_sales_and_stuck_money_but_not_the_rep
     log_in_as("customer_service")
 
     page.wait_for_selector("#orders tr[data-order-id]")
-    assert visible_sections(page) == ["Orders", "After-sales", "Stuck money"]
+    assert visible_sections(page) == ["Orders", "After-sales", "Stuck money", "Users"]
     assert page.is_hidden("#dashboard-view") and page.is_visible("#orders-view")
     assert staff.analytics.GetOverview.calls == []
     assert page.errors == []
@@ -542,3 +546,94 @@ def test_a_stuck_cases_open_button_shows_it_in_the_after_sales_section(
     assert page.is_visible("#aftersales-view") and page.is_hidden("#money-view")
     assert [call.message.id for call in staff.order.GetAfterSale.calls] == [31]
     assert page.errors == []
+
+
+def found_user(*roles: str) -> user_pb2.User:
+    """The account the user search finds (its phone masked by the user service), a shopper unless given roles."""
+    return user_pb2.User(id=9, phone_masked="139****5678", nickname="<b>小明</b>", roles=roles, created_at=AT)
+
+
+SHOPPER = found_user()
+USER_ROWS = "rows => rows.slice(1).map(r => [...r.cells].slice(0, 5).map(c => c.innerText))"
+
+
+def test_customer_service_find_a_user_by_phone_never_in_a_url_and_may_not_set_roles_or_passwords(
+        page: Any, log_in_as, clients: FakeServices) -> None:
+    clients.user.SearchUsers.reply = user_pb2.SearchUsersResponse(users=[SHOPPER], total=1)
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url))
+    log_in_as("customer_service")
+    page.click("[data-section=users-view]")
+    assert clients.user.SearchUsers.calls == []  # nothing is looked up (and audited) before staff search
+    page.fill("#user-phone", "13912345678")
+
+    page.click("#user-search button[type=submit]")
+    page.wait_for_selector("#users tr[data-user-id='9']")
+    page.click("#users tr[data-user-id='9'] button")
+    page.wait_for_selector("#user-detail h2")
+
+    assert page.eval_on_selector_all("#users tr", USER_ROWS) == [
+        ["9", "<b>小明</b>", "139****5678", "shopper", "2025-11-29 07:06:40Z"]]
+    assert page.inner_text("#user-count") == "1 users"
+    assert [call.message for call in clients.user.SearchUsers.calls] == [
+        user_pb2.SearchUsersRequest(phone="13912345678", limit=20), user_pb2.SearchUsersRequest(user_id=9, limit=20)]
+    assert [url for url in urls if "13912345678" in url] == []
+    assert page.inner_text("#user-detail h2") == "User 9 · <b>小明</b>"
+    assert page.query_selector("#roles-form") is None and page.query_selector("#staff-password-form") is None
+    assert page.errors == []
+
+
+def test_an_admin_makes_a_shopper_staff_is_told_the_password_was_cleared_and_sets_one(
+        page: Any, log_in_as, clients: FakeServices) -> None:
+    clients.user.SearchUsers.reply = user_pb2.SearchUsersResponse(users=[SHOPPER], total=1)
+    clients.user.SetUserRoles.reply = user_pb2.SetUserRolesResponse(
+        user=found_user("operator"), password_cleared=True, sessions_ended=2)
+    clients.user.SetStaffPassword.reply = user_pb2.LogoutResponse(sessions_ended=0)
+    log_in_as("admin")
+    page.click("[data-section=users-view]")
+    page.fill("#user-id", "9")
+    page.click("#user-search button[type=submit]")
+    page.click("#users tr[data-user-id='9'] button")
+    page.wait_for_selector("#roles-form")
+    assert page.query_selector("#staff-password-form") is None  # a shopper's password is theirs (reset by SMS)
+
+    page.check("#roles-form [name=role-operator]")
+    page.click("#roles-form button[type=submit]")
+    page.wait_for_selector("#user-notice:not(:empty)")
+    page.fill("#staff-password-form [name=new_password]", "staffpass1")
+    page.click("#staff-password-form button[type=submit]")
+    page.wait_for_selector("#staff-password-form .outcome:not(:empty)")
+
+    assert [call.message for call in clients.user.SetUserRoles.calls] == [
+        user_pb2.SetUserRolesRequest(user_id=9, roles=["operator"])]
+    assert page.inner_text("#user-notice") == (
+        "Roles set. Their password was cleared and 2 sessions ended: set a password for them below.")
+    assert page.inner_text("#user-detail h2 + p") == "139****5678 · operator · registered 2025-11-29 07:06:40Z"
+    assert page.is_checked("#roles-form [name=role-operator]") and not page.is_checked("#roles-form [name=role-admin]")
+    assert [call.message for call in clients.user.SetStaffPassword.calls] == [
+        user_pb2.SetStaffPasswordRequest(user_id=9, new_password="staffpass1")]
+    assert page.inner_text("#staff-password-form .outcome") == "Password set: 0 sessions ended."
+    assert page.input_value("#staff-password-form [name=new_password]") == ""
+    assert page.errors == []
+
+
+def test_a_refused_staff_password_shows_the_apis_error(page: Any, log_in_as, clients: FakeServices,
+                                                       rpc_error) -> None:
+    staff_member = found_user("finance")
+    clients.user.SearchUsers.reply = user_pb2.SearchUsersResponse(users=[staff_member], total=1)
+    clients.user.SetStaffPassword.error = rpc_error(
+        grpc.StatusCode.INVALID_ARGUMENT, "the password is too weak",
+        ((CODE_KEY, "PASSWORD_TOO_WEAK"), (DETAILS_KEY, '{"new_password": "too weak"}')))
+    log_in_as("admin")
+    page.click("[data-section=users-view]")
+    page.fill("#user-nickname", "小明")
+    page.click("#user-search button[type=submit]")
+    page.click("#users tr[data-user-id='9'] button")
+    page.fill("#staff-password-form [name=new_password]", "password")
+
+    page.click("#staff-password-form button[type=submit]")
+    page.wait_for_selector("#staff-password-form .outcome.error:not(:empty)")
+
+    assert page.inner_text("#staff-password-form .outcome").startswith(
+        'PASSWORD_TOO_WEAK: the password is too weak {"new_password":"too weak"}')
+    assert clients.user.SearchUsers.calls[0].message == user_pb2.SearchUsersRequest(nickname_prefix="小明", limit=20)

@@ -21,15 +21,37 @@ def test_only_admins_may_set_roles(client: FlaskClient, clients, bearer, roles: 
 
 
 def test_an_admin_sets_roles_and_gets_the_user_back(client: FlaskClient, clients, bearer) -> None:
-    clients.user.SetUserRoles.reply = user_pb2.User(id=7, phone_masked="139****0007", nickname="员工",
-                                                    roles=["finance", "operator"])
+    clients.user.SetUserRoles.reply = user_pb2.SetUserRolesResponse(user=user_pb2.User(
+        id=7, phone_masked="139****0007", nickname="员工", roles=["finance", "operator"]))
 
     response = client.put(ROLES, json={"roles": ["operator", "finance", "operator"]}, headers=bearer(roles="admin"))
 
     assert (response.status_code, response.get_json()) == (200, {
-        "id": 7, "phone": "139****0007", "nickname": "员工", "avatar_url": "", "roles": ["finance", "operator"]})
+        "id": 7, "phone": "139****0007", "nickname": "员工", "avatar_url": "", "roles": ["finance", "operator"],
+        "password_cleared": False, "sessions_ended": 0})
     assert clients.user.SetUserRoles.calls[0].message == user_pb2.SetUserRolesRequest(
         user_id=7, roles=["finance", "operator"])
+
+
+def test_making_a_shopper_staff_says_their_password_was_cleared_and_their_sessions_ended(
+        client: FlaskClient, clients, bearer) -> None:
+    clients.user.SetUserRoles.reply = user_pb2.SetUserRolesResponse(
+        user=user_pb2.User(id=7, phone_masked="139****0007", nickname="小明", roles=["operator"]),
+        password_cleared=True, sessions_ended=2)
+
+    body = client.put(ROLES, json={"roles": ["operator"]}, headers=bearer(roles="admin")).get_json()
+
+    assert (body["roles"], body["password_cleared"], body["sessions_ended"]) == (["operator"], True, 2)
+
+
+def test_the_openapi_document_says_what_setting_roles_answers(client: FlaskClient) -> None:
+    spec = client.get("/openapi.json").get_json()
+
+    reply = spec["paths"]["/api/v1/admin/users/{user_id}/roles"]["put"]["responses"]["200"]["content"][
+        "application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    properties = spec["components"]["schemas"][reply]["properties"]
+    assert {name: properties[name]["type"] for name in ("password_cleared", "sessions_ended")} == {
+        "password_cleared": "boolean", "sessions_ended": "integer"}
 
 
 @pytest.mark.parametrize("body", [{"roles": ["root"]}, {"roles": "admin"}, {}, {"roles": [], "phone": "1"}])

@@ -370,6 +370,42 @@ def test_my_order_lists_its_refunds_with_what_each_means_to_me_and_nothing_for_s
     assert clients.order.GetOrder.calls[0].message == order_pb2.GetOrderRequest(id=5)
 
 
+def an_order_whose_closed_refunds_were_started_again() -> order_pb2.Order:
+    """ORDER with a cancellation refund closed, then started again and paid; an after-sales case's refund closed twice
+    and retried a third time, under way; and a closed refund of the unshipped units nobody started again."""
+    order = order_pb2.Order()
+    order.CopyFrom(ORDER)
+    order.status, order.pay_channel = "REFUNDING", "wechat"
+
+    def refund(number: int, status: str, source: str, amount_fen: int) -> order_pb2.OrderRefund:
+        return order_pb2.OrderRefund(refund_no=f"RF202611291200000000000000000{number}", amount_fen=amount_fen,
+                                     status=status, channel="wechat", source=source, created_at=AT, updated_at=LATER)
+    order.refunds.extend([refund(1, "CLOSED", "cancel", 8299), refund(2, "CLOSED", "after_sale:12", 999),
+                          refund(3, "CLOSED", "cancel_unshipped", 500), refund(4, "SUCCESS", "cancel", 8299),
+                          refund(5, "CLOSED", "after_sale:12", 999), refund(6, "PENDING", "after_sale:12", 999)])
+    return order
+
+
+def test_a_closed_refund_started_again_by_a_later_one_is_not_shown_to_the_shopper(
+        client: FlaskClient, clients, auth) -> None:
+    clients.order.GetOrder.reply = an_order_whose_closed_refunds_were_started_again()
+
+    body = client.get("/api/v1/orders/5", headers=auth).get_json()
+
+    assert [(refund["refund_no"][-1], refund["status"], refund["amount_fen"]) for refund in body["refunds"]] == [
+        ("3", "contact_support", 500), ("4", "refunded", 8299), ("6", "processing", 999)]
+
+
+def test_staff_see_the_closed_refunds_a_later_one_started_again(client: FlaskClient, clients, bearer) -> None:
+    clients.order.GetOrder.reply = an_order_whose_closed_refunds_were_started_again()
+
+    body = client.get("/api/v1/admin/orders/5", headers=bearer(roles="customer_service", user_id=7)).get_json()
+
+    assert [(refund["refund_no"][-1], refund["status"], refund["source"]) for refund in body["refunds"]] == [
+        ("1", "CLOSED", "cancel"), ("2", "CLOSED", "after_sale:12"), ("3", "CLOSED", "cancel_unshipped"),
+        ("4", "SUCCESS", "cancel"), ("5", "CLOSED", "after_sale:12"), ("6", "PENDING", "after_sale:12")]
+
+
 def test_staff_calling_my_order_route_get_the_shoppers_refunds(client: FlaskClient, clients, bearer) -> None:
     clients.order.GetOrder.reply = an_order_with_refunds()
 

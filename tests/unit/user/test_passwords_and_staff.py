@@ -247,9 +247,9 @@ def test_an_admin_sets_roles_and_the_change_is_audited(uow: FakeUserUnitOfWork, 
                                                        passwords: FakePasswords) -> None:
     sms_login(uow, issuer)
 
-    user = service.set_roles(uow, actor_id=9, user_id=1, roles=["operator", "finance", "operator"], now=T0)
+    done = service.set_roles(uow, actor_id=9, user_id=1, roles=["operator", "finance", "operator"], now=T0)
 
-    assert user.roles == "finance,operator"
+    assert done.user.roles == "finance,operator"
     assert [(c.user_id, c.actor_id, c.before, c.after, c.changed_at) for c in uow.role_changes.records] == [
         (1, 9, "", "finance,operator", T0)]
 
@@ -272,6 +272,16 @@ def test_a_shoppers_first_staff_role_clears_their_password_ends_their_sessions_a
     assert [(c.before, c.after, c.password_cleared) for c in uow.role_changes.records] == [("", "operator", True)]
 
 
+def test_making_a_shopper_staff_answers_that_their_password_was_cleared_and_how_many_sessions_ended(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer) -> None:
+    sms_login(uow, issuer)
+    sms_login(uow, issuer, T0 + timedelta(minutes=2))  # a second device: two sessions live
+
+    done = service.set_roles(uow, actor_id=9, user_id=1, roles=["operator"], now=T0 + timedelta(minutes=3))
+
+    assert (done.password_cleared, done.sessions_ended, live_tokens(uow)) == (True, 2, 0)
+
+
 def test_after_the_first_staff_role_the_sms_set_password_logs_in_no_more_and_sms_gives_a_shopper_session(
         uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords) -> None:
     sms_set_password(uow, issuer, passwords, "phonepass1")
@@ -290,8 +300,9 @@ def test_changing_staff_roles_or_removing_them_all_keeps_the_password_and_the_se
     service.create_staff(uow, passwords, phone=PHONE, role="operator", password="staffpass1", now=T0)
     service.login_with_password(uow, issuer, passwords, phone=PHONE, password="staffpass1", now=T0)
 
-    service.set_roles(uow, actor_id=9, user_id=1, roles=roles, now=T0)
+    done = service.set_roles(uow, actor_id=9, user_id=1, roles=roles, now=T0)
 
+    assert (done.password_cleared, done.sessions_ended) == (False, 0)
     assert (uow.users.users[0].password_hash, live_tokens(uow)) == ("plain:staffpass1", 1)
     assert [c.password_cleared for c in uow.role_changes.records] == [False, False]
 

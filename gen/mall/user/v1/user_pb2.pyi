@@ -323,6 +323,16 @@ class SetUserRolesRequest(_message.Message):
     roles: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, user_id: _Optional[int] = ..., roles: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class SetUserRolesResponse(_message.Message):
+    __slots__ = ("user", "password_cleared", "sessions_ended")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_CLEARED_FIELD_NUMBER: _ClassVar[int]
+    SESSIONS_ENDED_FIELD_NUMBER: _ClassVar[int]
+    user: User
+    password_cleared: bool
+    sessions_ended: int
+    def __init__(self, user: _Optional[_Union[User, _Mapping]] = ..., password_cleared: _Optional[bool] = ..., sessions_ended: _Optional[int] = ...) -> None: ...
+
 class SetStaffPasswordRequest(_message.Message):
     __slots__ = ("user_id", "new_password")
     USER_ID_FIELD_NUMBER: _ClassVar[int]

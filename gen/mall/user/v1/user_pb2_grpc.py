@@ -163,7 +163,7 @@ class UserServiceStub:
         self.SetUserRoles = channel.unary_unary(
                 '/mall.user.v1.UserService/SetUserRoles',
                 request_serializer=mall_dot_user_dot_v1_dot_user__pb2.SetUserRolesRequest.SerializeToString,
-                response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.User.FromString,
+                response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.SetUserRolesResponse.FromString,
                 _registered_method=True)
         self.SetStaffPassword = channel.unary_unary(
                 '/mall.user.v1.UserService/SetStaffPassword',
@@ -348,7 +348,7 @@ class UserServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SetUserRoles(self, request, context):
-        """Staff (role admin).
+        """Staff (role admin). A shopper's first staff role clears their password and ends their sessions: the answer says so.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -499,7 +499,7 @@ def add_UserServiceServicer_to_server(servicer, server):
             'SetUserRoles': grpc.unary_unary_rpc_method_handler(
                     servicer.SetUserRoles,
                     request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.SetUserRolesRequest.FromString,
-                    response_serializer=mall_dot_user_dot_v1_dot_user__pb2.User.SerializeToString,
+                    response_serializer=mall_dot_user_dot_v1_dot_user__pb2.SetUserRolesResponse.SerializeToString,
             ),
             'SetStaffPassword': grpc.unary_unary_rpc_method_handler(
                     servicer.SetStaffPassword,
@@ -1214,7 +1214,7 @@ class UserService:
             target,
             '/mall.user.v1.UserService/SetUserRoles',
             mall_dot_user_dot_v1_dot_user__pb2.SetUserRolesRequest.SerializeToString,
-            mall_dot_user_dot_v1_dot_user__pb2.User.FromString,
+            mall_dot_user_dot_v1_dot_user__pb2.SetUserRolesResponse.FromString,
             options,
             channel_credentials,
             insecure,
