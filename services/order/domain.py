@@ -572,10 +572,10 @@ def points_shares(order: Order) -> dict[int, int]:
     Where no line passes its room (nearly every order), the shares are those of the plain spread exactly.
 
     There is always room: the lines' rooms add up to the level discount, the coupon and the points' fen, so at least
-    `points_used` points. Whole points fill them exactly while a fen is a whole number of points (1 point a fen, as
-    the member service counts). When the order's points took less off than they are worth (more points than the goods
-    could use, beside freight above the goods), the rooms floored to whole points may fall a few points short: those
-    go to lines with part of a point of room left, a point each, which pass their room by less than a point's value.
+    `points_used` points. Whole points fill them exactly while a fen is a whole number of points (always with the
+    member service, 1 point a fen, at most half of the goods). Were a point worth an odd fraction of a fen, the rooms
+    floored to whole points could fall a few points short: those go to lines with part of a point of room left, a
+    point each, which pass their room by less than a point's value.
 
     Lowering a line's points cannot unsettle points already given back: a refund's points are worked out once, when
     it is reserved, and kept on it (`Refund.points_returned`); points go back by line only with cancel-unshipped,
