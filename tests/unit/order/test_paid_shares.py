@@ -389,7 +389,7 @@ def test_cancelling_the_unshipped_gift_gives_back_its_fen_and_no_points_it_was_n
     assert (order.payable_fen, refund.amount_fen, refund.points_returned) == (2001, 1, 0)
 
 
-# Cheap lines, points at 1 a fen, 100 a fen, or worth an odd fraction of a fen (more points than the goods could use).
+# Cheap lines; points at 1 a fen (the member service), 100 a fen, or an odd fraction of a fen (the fakes round so).
 RATES = st.tuples(st.sampled_from([1, 100]), st.one_of(st.just(0), st.integers(1, 10**4)))
 
 
