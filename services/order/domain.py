@@ -560,9 +560,44 @@ def points_shares(order: Order) -> dict[int, int]:
     """The points the order spent (`points_used`) by line, spread as `paid_shares` spreads the goods: points
     came off what each line still cost after the level discount and the coupon, the proportion the goods are split
     by. Floored, each group's last line taking what the floors left: they add up to `points_used` exactly.
-    Not capped at line totals as the fen are: points are not fen (the order does not know what a point is worth)
-    and no CHECK bounds a line's points; the floors give a group's last line at most a point per other line."""
-    return _spread(order, order.points_used)
+
+    No line carries more points than its total leaves room for beside its paid share: its cash share plus its
+    points' value at the order's rate (`points_discount_fen` for `points_used`) stays within `price_fen * quantity`,
+    the bound the cash share keeps (`_within_totals`). Else a cancelled cheap line gives back more than it was worth
+    (a 1-fen gift after two 1999s with 1998 points is paid 1 fen and the floors leave it 2 points: 3 fen for a 1-fen
+    line). What the floors put above a line's room goes to the lines before and after it with room, in line order,
+    across the coupon's lines and the others alike (points are not the coupon's: each group's points may pass its
+    room by a point or so, the floors of the cash and of the points adding up). Not within what the line cost after
+    the discounts: its cash share alone may pass that (`paid_shares`), and a line may not give back less cash.
+    Where no line passes its room (nearly every order), the shares are those of the plain spread exactly.
+
+    There is always room: the lines' rooms add up to the level discount, the coupon and the points' fen, so at least
+    `points_used` points. Whole points fill them exactly while a fen is a whole number of points (always with the
+    member service, 1 point a fen, at most half of the goods). Were a point worth an odd fraction of a fen, the rooms
+    floored to whole points could fall a few points short: those go to lines with part of a point of room left, a
+    point each, which pass their room by less than a point's value.
+
+    Lowering a line's points cannot unsettle points already given back: a refund's points are worked out once, when
+    it is reserved, and kept on it (`Refund.points_returned`); points go back by line only with cancel-unshipped,
+    once per order (the order is SHIPPED after it; a CLOSED one started again gave nothing back, and is worked out
+    anew); after-sales refunds give none back, only count their units first (`line_points_returned`), and a
+    whole-order cancellation gives back the order's hold, not shares, and cannot follow a partial one. So a line
+    lowered here that had refunds under the plain spread either gave its points back already, by a refund that
+    keeps its number, with no refund of the order giving points after it, or gave none back, and its units still
+    to come take this share. And the shares depend on nothing refunds change, so they stay as they are from then on.
+    """
+    shares = _spread(order, order.points_used)
+    used, fen = order.points_used, order.points_discount_fen
+    if not fen:  # the points took nothing off: worth nothing on any line
+        return shares
+    paid = paid_shares(order)
+    rooms = {line.id or 0: Fraction((line.total_fen - paid[line.id or 0]) * used, fen) for line in order.lines}
+    shares, left = _within_caps(shares, order.lines, {line_id: math.floor(room) for line_id, room in rooms.items()})
+    if left:
+        shares, left = _within_caps(shares, order.lines, {line_id: math.ceil(room) for line_id, room in rooms.items()},
+                                    extra=left)
+    assert not left, "the lines' rooms add up to at least the points used"
+    return shares
 
 
 def _spread(order: Order, amount: int) -> dict[int, int]:
@@ -616,14 +651,23 @@ def _within_totals(shares: dict[int, int], lines: list[OrderLine]) -> dict[int, 
     over its total is lowered, to its total, and the CHECK kept every refund of it within that total; every
     other line only gains (what it refunded stays within its share, and the last of its units get the rest).
     """
-    over = sum(max(0, shares[line.id or 0] - line.total_fen) for line in lines)
-    capped = {}
-    for line in lines:
-        share = min(shares[line.id or 0], line.total_fen)
-        given = min(over, line.total_fen - share)
-        capped[line.id or 0], over = share + given, over - given
+    capped, over = _within_caps(shares, lines, {line.id or 0: line.total_fen for line in lines})
     assert not over, "a group's part of the goods is never more than its lines' totals"
     return capped
+
+
+def _within_caps(shares: dict[int, int], lines: list[OrderLine], caps: dict[int, int],
+                 extra: int = 0) -> tuple[dict[int, int], int]:
+    """`shares` of `lines`, none above its cap: a line over its cap is lowered to it, and what it was over (and
+    `extra`) goes to the lines with room, in line order, each up to its cap. Lines within their caps only gain.
+    The shares and what found no room (0 when the caps hold it all)."""
+    over = extra + sum(max(0, shares[line.id or 0] - caps[line.id or 0]) for line in lines)
+    capped = {}
+    for line in lines:
+        share = min(shares[line.id or 0], caps[line.id or 0])
+        given = min(over, max(0, caps[line.id or 0] - share))
+        capped[line.id or 0], over = share + given, over - given
+    return capped, over
 
 
 def line_refund_fen(order: Order, line_id: int, quantity: int, held: RefundItem | None = None) -> int:

@@ -932,7 +932,8 @@ def cancel_unshipped(uow: OrderUnitOfWork, payments: RefundPayments | None, memb
 
     The shop failed to supply the units, so the shopper is made whole: the points they spent on them come back too
     (`domain.line_points_returned`: the order's points_used spread over the lines as the goods are, `points_shares`,
-    floored per unit, a line's last units taking what the floors left), recorded on the refund
+    none worth more than its line's total leaves beside its cash share, floored per unit, a line's last units taking
+    what the floors left), recorded on the refund
     (`points_returned`) and sent on its `order-refunded` when it succeeds, even of 0 fen (units paid with points
     alone): the member service credits them once per refund number. The coupon is not given back: it was for the
     whole order, its discount stays with the units kept, and the units' cash share is already net of it.

@@ -289,3 +289,42 @@ def deliver_to_members(uow: Callable[[], SqlMemberUnitOfWork], event: Message, e
     with uow() as tx:
         member_consumers.HANDLERS[type(event)](tx, event, EventEnvelope(event_id=event_id))  # type: ignore[index]
         tx.commit()
+
+
+@pytest.mark.parametrize(("cheap_fen", "points", "cash_and_points"), [
+    # 1998 points off [1999, 1999, 1]: 2001 paid, 1000 / 1000 / 1 fen. The floors left the gift 2 points: it was
+    # cancelled for 1 fen and 2 points, 3 fen of value for a 1-fen gift. Its fen fill it: no points.
+    (1, 1998, (1, 0)),
+    # 2000 points off [1999, 1999, 5]: 1000 / 1000 / 3 fen, and 4 points where 2 fit beside the 3 fen.
+    (5, 2000, (3, 2)),
+])
+def test_cancelling_the_unshipped_cheap_line_gives_back_exactly_its_cash_and_the_points_that_fit_its_total(
+        pg_engine: Engine, pg_uow: Callable[[], SqlOrderUnitOfWork], cheap_fen: int, points: int,
+        cash_and_points: tuple[int, int]) -> None:
+    order_no = f"PC-GIFT-{cheap_fen}"
+    order = new_order(user_id=ALICE, order_no=order_no, address=HOME, now=NOW, pay_minutes=30, points_used=points,
+                      lines=[OrderLine(101, 10, "茶", "", 1999, 1), OrderLine(102, 10, "茶", "", 1999, 1),
+                             OrderLine(103, 11, "赠品", "", cheap_fen, 1)],
+                      amounts=price(3998 + cheap_fen, points_fen=points))  # 1 point a fen, as the member service
+    with pg_uow() as tx:
+        tx.orders.add(order)
+        tx.commit()
+    service.mark_paid(pg_uow(), order_no=order_no, channel="wechat", out_trade_no=order_no,
+                      paid_fen=order.payable_fen, actor="wechatpay", now=NOW)
+    first, second, cheap = (line.id or 0 for line in order.lines)
+    service.ship_order(pg_uow(), order_id=order.id or 0, carrier="SF", tracking_no="SF9", lines={first: 1, second: 1},
+                       actor="staff:7", now=NOW)
+
+    refunds.cancel_unshipped(pg_uow(), FakeRefundPayments(), FakeMembers(), order_id=order.id or 0, reason="赠品缺货",
+                             shopper_reason="", actor="staff:9", idempotency_key="cu-gift", request_fingerprint=b"b",
+                             now=CANCELLED_AT)
+    with pg_uow() as tx:
+        [refund] = tx.refunds.for_order(order.id or 0)
+        tx.commit()
+    refunds.settle_refund(pg_uow(), refund_no=refund.refund_no, status=refunds.RefundStatus.SUCCESS,
+                          actor="wechatpay", now=CANCELLED_AT)
+
+    [event] = refunded_events(pg_engine)
+    assert ([(line.line_id, line.quantity) for line in refund.lines], refund.amount_fen, refund.points_returned) == (
+        [(cheap, 1)], *cash_and_points)
+    assert (event.amount_fen, event.points_returned) == cash_and_points

@@ -205,6 +205,16 @@ def gift_order(shop: Shop) -> Order:
 
 def main_paid_shares(order: Order) -> dict[int, int]:
     """main's paid_shares before lines were capped at their totals (services/order/domain.py), the reference."""
+    return main_spread(order, order.payable_fen - order.freight_fen)
+
+
+def main_points_shares(order: Order) -> dict[int, int]:
+    """main's points_shares before lines' points were kept within what their totals leave beside their cash."""
+    return main_spread(order, order.points_used)
+
+
+def main_spread(order: Order, amount: int) -> dict[int, int]:
+    """`amount` spread over the lines as main spread the goods and the points, without any cap."""
     def split(amount: int, lines: list[OrderLine]) -> dict[int, int]:
         total = sum(line.total_fen for line in lines)
         shares = {line.id or 0: amount * line.total_fen // total if total else 0 for line in lines[:-1]}
@@ -212,7 +222,6 @@ def main_paid_shares(order: Order) -> dict[int, int]:
             shares[lines[-1].id or 0] = amount - sum(shares.values())
         return shares
 
-    amount = order.payable_fen - order.freight_fen
     scoped = [line for line in order.lines if line.coupon_applied]
     others = [line for line in order.lines if not line.coupon_applied]
     total, level, coupon = order.items_total_fen, order.level_discount_fen, order.coupon_discount_fen
@@ -315,3 +324,96 @@ def test_however_the_units_are_refunded_each_lines_points_add_up_to_its_share_an
                 returned[line.id or 0] += line_points_returned(order, line.id or 0, quantity)
                 line.refunded_quantity += quantity
     assert returned == shares
+
+
+# A line's points are worth no more than its total leaves beside its cash share: else a cancelled cheap line gave back
+# more than it was worth (1 fen and 2 points for a 1-fen gift), and the points it took over came off other lines.
+
+def test_a_one_fen_gift_carries_no_points_beside_its_fen_and_the_points_the_floors_left_it_go_to_the_first_lines(
+        ) -> None:
+    # 1998 points (1998 fen) off 3999: 2001 paid, 1000 / 1000 / 1 fen. The points' floors (998.75.. for each 1999
+    # line) left the gift 2 points: 3 fen of value for a 1-fen line. Its fen fill it; the points go one a line.
+    order = order_of([(1999, 1, True), (1999, 1, True), (1, 1, True)], points_fen=1998, points_used=1998)
+
+    assert paid_shares(order) == {1: 1000, 2: 1000, 3: 1}
+    assert points_shares(order) == {1: 999, 2: 999, 3: 0}
+    assert refund_units(order, {3: 1}) == [(1, 0)]
+    assert refund_units(order, {1: 1, 2: 1}) == [(1000, 999), (1000, 999)]  # every point of the 1998, once
+
+
+def test_with_a_level_discount_the_gifts_points_go_to_the_first_line_with_room_beside_its_cash() -> None:
+    # 95%: 3800 after the level discount, 1900 points: 1900 paid, 950 / 949 / 1 fen (the gift capped at its fen, the
+    # first line taking the other). Points 949 / 949 / 2: the gift has no room, the first line (1999 - 950) has.
+    order = order_of([(1999, 1, True), (1999, 1, True), (1, 1, True)], percent=95, points_fen=1900,
+                     points_used=1900)
+
+    assert paid_shares(order) == {1: 950, 2: 949, 3: 1}
+    assert points_shares(order) == {1: 951, 2: 949, 3: 0}
+
+
+def test_a_cheap_line_with_room_for_part_of_its_points_keeps_that_part() -> None:
+    # 2000 points off 4003: 2003 paid, 1000 / 1000 / 3 fen; points 998 / 998 / 4 (7 fen of value for a 5-fen line).
+    order = order_of([(1999, 1, True), (1999, 1, True), (5, 1, True)], points_fen=2000, points_used=2000)
+
+    assert (paid_shares(order), points_shares(order)) == ({1: 1000, 2: 1000, 3: 3}, {1: 999, 2: 999, 3: 2})
+
+
+def test_at_100_points_a_fen_the_gift_is_still_worth_its_fen_and_no_more() -> None:
+    order = order_of([(1999, 1, True), (1999, 1, True), (1, 1, True)], points_fen=1998, points_used=199_800)
+
+    assert points_shares(order) == {1: 99_900, 2: 99_900, 3: 0}  # the plain spread gave it 50 (half a fen)
+
+
+def test_cancelling_the_unshipped_gift_gives_back_its_fen_and_no_points_it_was_not_worth(shop: Shop) -> None:
+    shop.catalog.put(103, price_fen=1999)
+    shop.catalog.put(104, price_fen=1)
+    shop.stock.available |= {103: 10, 104: 10}
+    shop.members.points = 199_800  # 1998 fen, as the fake member service counts (100 points a fen)
+    cart = [service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=sku_id, quantity=1, now=NOW)
+            for sku_id in (101, 103, 104)]
+    order = service.submit_order(shop.uow, shop.members, shop.stock, shop.users, shop.settings, user_id=1,
+                                 request=CheckoutInput(cart_item_ids=tuple(line.item.id or 0 for line in cart),
+                                                       address_id=7, points=199_800),
+                                 note="", idempotency_key="k", request_fingerprint=b"k", now=NOW)
+    order = service.mark_paid(shop.uow, order_no=order.order_no, channel="wechat", out_trade_no=order.order_no,
+                              paid_fen=order.payable_fen, actor="wechatpay", now=NOW)
+    first, second, _ = order.lines
+    service.ship_order(shop.uow, order_id=order.id or 0, carrier="SF", tracking_no="SF1",
+                       lines={first.id or 0: 1, second.id or 0: 1}, actor="staff:7", now=NOW)
+
+    refunds.cancel_unshipped(shop.uow, FakeRefundPayments(), shop.members, order_id=order.id or 0, reason="赠品缺货",
+                             shopper_reason="", actor="staff:9", idempotency_key="cu", request_fingerprint=b"cu",
+                             now=NOW)
+
+    [refund] = shop.uow.refunds.refunds
+    assert (order.payable_fen, refund.amount_fen, refund.points_returned) == (2001, 1, 0)
+
+
+# Cheap lines; points at 1 a fen (the member service), 100 a fen, or an odd fraction of a fen (the fakes round so).
+RATES = st.tuples(st.sampled_from([1, 100]), st.one_of(st.just(0), st.integers(1, 10**4)))
+
+
+@given(lines=CARTS, percent=st.integers(85, 100), coupon=st.integers(0, 10**5), points=st.integers(0, 10**5),
+       rate=RATES)
+def test_every_lines_points_fit_beside_its_cash_add_up_to_the_points_used_and_are_mains_where_main_fit(
+        lines: list[tuple[int, int, bool]], percent: int, coupon: int, points: int, rate: tuple[int, int]) -> None:
+    order = priced(lines, percent, coupon, points)
+    per_fen, surplus = rate
+    used, fen = order.points_discount_fen * per_fen + surplus, order.points_discount_fen
+    assume(fen or not surplus)  # points that took nothing off (the goods were free): no line to carry them
+    order.points_used = used
+    cash, shares, before = paid_shares(order), points_shares(order), main_points_shares(order)
+
+    def room(line: OrderLine) -> Fraction:  # in points: what the line's total leaves beside its cash
+        return Fraction((line.total_fen - cash[line.id or 0]) * used, fen) if fen else Fraction(used)
+
+    assert sum(shares.values()) == used and all(share >= 0 for share in shares.values())
+    if sum(math.floor(room(line)) for line in order.lines) >= used:  # whole points fit: every line within its room
+        assert all(shares[line.id or 0] <= room(line) for line in order.lines)
+    else:  # a point worth an odd fraction of a fen: a line passes its room by less than a point
+        assert all(shares[line.id or 0] < room(line) + 1 for line in order.lines)
+    if all(before[line.id or 0] <= room(line) for line in order.lines):
+        assert shares == before
+    else:  # only the lines over their room lose; every other line gains or keeps its points
+        assert all(shares[line.id or 0] <= before[line.id or 0] if before[line.id or 0] > room(line)
+                   else shares[line.id or 0] >= before[line.id or 0] for line in order.lines)
