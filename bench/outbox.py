@@ -62,7 +62,7 @@ def main() -> None:
         relay_seconds = time.perf_counter() - started
 
         analytics_uow = functools.partial(SqlAnalyticsUnitOfWork, analytics_db, "analytics")
-        consumer = EventConsumer("analytics", analytics_uow, kafka, HANDLERS)
+        consumer = EventConsumer("analytics", analytics_uow, kafka, HANDLERS, batched=True)
         consumer.poll_once(timeout_ms=100)  # join the group before timing
         started = time.perf_counter()
         consumed = 0

@@ -55,7 +55,9 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     return ServiceApp(
         settings=base, engine=engine,
         registrations=[registration(analytics_pb2, analytics_pb2_grpc, "AnalyticsService", servicer)],
-        consumers=[EventConsumer("analytics", uow, base.kafka, HANDLERS)],
+        # batched (one transaction per poll): its handlers only insert facts and add to rollups, rows no request
+        # path locks; the other services' consumers touch stock, balances and points, one event per transaction
+        consumers=[EventConsumer("analytics", uow, base.kafka, HANDLERS, batched=True)],
         jobs={"reports": reports.ReportRunner(uow, directory, keep=report_retention(env)).run},
     )
 

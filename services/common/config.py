@@ -154,7 +154,8 @@ class KafkaSettings:
     topic_prefix: str
     request_timeout_ms: int
     security: KafkaSecurity = KafkaSecurity()
-    # Records one poll returns at most: an EventConsumer applies them in one transaction.
+    # Records one poll returns at most, their offsets committed at once; a batched EventConsumer (analytics)
+    # applies them in one transaction, the others one transaction per record.
     max_poll_records: int = 500
 
     @classmethod

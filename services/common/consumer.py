@@ -43,15 +43,21 @@ class HandlerFailed(Exception):
 class EventConsumer(Generic[U]):
     """Consumes the event types of `handlers` ({payload message type: handler}) as consumer group `name`.
 
-    What one poll returns (up to KafkaSettings.max_poll_records records) is applied in one unit of
-    work (`uow()`): the (name, event_id) rows of its new events go into processed_events, the handlers
-    run in order (an event seen before, in an earlier batch or earlier in this one, is skipped), one
-    DB commit; only then are the offsets committed, in one call. A crash in between redelivers the
-    records, and the processed_events keys turn the replay into a no-op.
+    Each record is applied in a unit of work of its own (`uow()`): its (name, event_id) row goes into
+    processed_events and its handler runs, one DB commit. Once the records of a poll (up to
+    KafkaSettings.max_poll_records) are applied, their offsets are committed, in one call. A crash in
+    between redelivers the records, and the processed_events keys turn the replay into a no-op.
 
+    `batched=True` applies what one poll returns in ONE unit of work instead: the new events' keys go
+    into processed_events, the handlers run in order (an event seen before, in an earlier batch or
+    earlier in this one, is skipped), one DB commit. Only for handlers whose writes no request path
+    locks (analytics: facts and rollups): the batch holds every row lock it takes until its commit,
+    taken in event order, so a handler updating rows a gRPC call also locks (stock, balances, points,
+    coupons) would make that call wait for the whole batch, or deadlock with it when the two lock the
+    same rows in a different order (a checkout reserving SKUs [a, b] while a batch confirms b, then a).
     When anything in a batch fails (a handler raises, a record does not decode, a concurrent
     consumer inserted a key first) the batch is rolled back and its records are handled one by one,
-    each in a unit of work of its own, as a batch of one always is: that isolates the failing record.
+    each in a unit of work of its own: that isolates the failing record.
 
     A handler that fails is retried from the same offset with backoff, the consumer kept (no
     rebalance). A record that can never be applied (not an envelope, a payload that does not
@@ -60,12 +66,13 @@ class EventConsumer(Generic[U]):
     """
 
     def __init__(self, name: str, uow: Callable[[], U], kafka: KafkaSettings,
-                 handlers: Mapping[type[Message], Handler[U]], *,
+                 handlers: Mapping[type[Message], Handler[U]], *, batched: bool = False,
                  max_backoff_seconds: float = 10.0,
                  consumer_factory: Callable[[KafkaSettings, str, list[str]], KafkaConsumer] = make_consumer) -> None:
         self.name = name
         self.uow = uow
         self.kafka = kafka
+        self.batched = batched
         self._routes = {events.event_type_of(message_type): (message_type, handler)
                         for message_type, handler in handlers.items()}
         # Stay well inside max_poll_interval_ms, or the group would evict us while we wait.
@@ -95,17 +102,17 @@ class EventConsumer(Generic[U]):
     def poll_once(self, timeout_ms: int = 500) -> int:
         """Handle what one poll returns; returns how many records were handled (applied or skipped).
 
-        Offsets are committed once per poll, after the records' own transaction(s): a crash in
-        between only redelivers records whose effects processed_events already holds. A handler
-        failure rewinds its partition to the failing record (the next poll delivers it again) and the
-        other partitions carry on; HandlerFailed is raised after all of them.
+        Offsets are committed once per poll, after the records' own transactions (the batch's one when
+        `batched`): a crash in between only redelivers records whose effects processed_events already
+        holds. A handler failure rewinds its partition to the failing record (the next poll delivers it
+        again) and the other partitions carry on; HandlerFailed is raised after all of them.
         """
         consumer = self._get_consumer()
         polled = consumer.poll(timeout_ms=timeout_ms)
         records = [record for batch in polled.values() for record in batch]
         if not records:
             return 0
-        if len(records) > 1 and self.handle_batch(records) is not None:
+        if self.batched and len(records) > 1 and self.handle_batch(records) is not None:
             self._commit_offsets(consumer, {partition: batch[-1].offset + 1 for partition, batch in polled.items()})
             return len(records)
         handled = 0

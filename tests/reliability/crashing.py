@@ -46,7 +46,7 @@ def main(role: str, database_url: str, bootstrap: str, prefix: str) -> None:
         RelayDyingBeforeMark("user", engine, kafka).run(threading.Event())
     else:
         uow = functools.partial(SqlAnalyticsUnitOfWork, engine, "analytics")
-        ConsumerDyingBeforeOffsetCommit("analytics", uow, kafka, HANDLERS).run(threading.Event())
+        ConsumerDyingBeforeOffsetCommit("analytics", uow, kafka, HANDLERS, batched=True).run(threading.Event())
     sys.exit("the process was meant to die before this line")
 
 

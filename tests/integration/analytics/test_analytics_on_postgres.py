@@ -97,7 +97,7 @@ def counted(analytics_db: Engine, uow: Callable[[], SqlAnalyticsUnitOfWork], kaf
             events: list[EventEnvelope]) -> Callable[[], SqlAnalyticsUnitOfWork]:
     """The stream published to the broker and consumed by the analytics EventConsumer until every event id is in."""
     send(kafka_settings, events)
-    consume(EventConsumer("analytics", uow, kafka_settings, HANDLERS),
+    consume(EventConsumer("analytics", uow, kafka_settings, HANDLERS, batched=True),
             lambda: processed(analytics_db) == len({e.event_id for e in events}))
     return uow
 
@@ -132,7 +132,7 @@ def test_the_stream_delivered_again_changes_nothing(analytics_db: Engine, counte
     marker = registered(99, at(D2, 12))  # sent last: once it is counted, every redelivery before it was handled
 
     send(kafka_settings, [*events, marker])
-    consume(EventConsumer("analytics", counted, kafka_settings, HANDLERS),
+    consume(EventConsumer("analytics", counted, kafka_settings, HANDLERS, batched=True),
             lambda: processed(analytics_db) == len({e.event_id for e in events}) + 1)
 
     assert service.get_overview(counted(), **PERIOD).totals.as_dict() == {**EXPECTED_TOTALS, "new_users": 4, "active_users": 4}
@@ -186,7 +186,7 @@ def test_tracked_page_views_go_through_the_outbox_and_are_counted(
         assert relay.publish_pending() == 3
     finally:
         relay.close()
-    consume(EventConsumer("analytics", uow, kafka_settings, HANDLERS), lambda: processed(analytics_db) == 3)
+    consume(EventConsumer("analytics", uow, kafka_settings, HANDLERS, batched=True), lambda: processed(analytics_db) == 3)
 
     days = service.get_overview(uow(), **PERIOD).days
     assert accepted == 3
@@ -223,7 +223,7 @@ def test_batches_with_every_event_twice_in_any_order_give_the_known_figures_and_
     events = [*stream(), *late]
     records = [Delivered(kafka_settings.topic(e.event_type), 0, n, encode(e)) for n, e in enumerate(events * 2)]
     random.Random(batch_size).shuffle(records)
-    consumer = EventConsumer("analytics", uow, kafka_settings, HANDLERS)
+    consumer = EventConsumer("analytics", uow, kafka_settings, HANDLERS, batched=True)
 
     outcomes = [consumer.handle_batch(records[start:start + batch_size])
                 for start in range(0, len(records), batch_size)]

@@ -116,14 +116,14 @@ def test_late_payments_refunds_and_withdrawals_reach_the_money_ledger_once(
     counted = [e for e in published if e.event_type in {"order-cancelled", "late-payment-received",
                                                         "late-payment-refunded", "member-recharged",
                                                         "member-withdrawn"}]
-    consume(EventConsumer("analytics", analytics, kafka_settings, HANDLERS),
+    consume(EventConsumer("analytics", analytics, kafka_settings, HANDLERS, batched=True),
             lambda: processed(engines["analytics"]) == len(counted))
     first = money(analytics)
 
     # Delivered again, and the late payment's refund re-published under a new event id by a replaying producer.
     again = [republished(e) for e in published if e.event_type == "late-payment-refunded"]
     send(kafka_settings, [*published, *again])
-    consume(EventConsumer("analytics", analytics, kafka_settings, HANDLERS),
+    consume(EventConsumer("analytics", analytics, kafka_settings, HANDLERS, batched=True),
             lambda: processed(engines["analytics"]) == len(counted) + len(again))
 
     assert sorted(e.event_type for e in published) == [

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from kafka import TopicPartition
@@ -20,39 +18,11 @@ from services.common.config import KafkaSettings
 from services.common.consumer import EventConsumer, HandlerFailed
 from services.common.events import encode, new_envelope, timestamp
 from services.common.outbox import dead_letters
+from tests.fixtures.kafka import Record, ScriptedConsumer, batch
 
 SETTINGS = KafkaSettings(bootstrap_servers="unused:9092", max_poll_interval_ms=1000, topic_prefix="",
                          request_timeout_ms=1000)
 TOPIC = SETTINGS.topic("user-registered")
-
-
-@dataclass
-class Record:
-    topic: str
-    partition: int
-    offset: int
-    value: bytes
-
-
-@dataclass
-class ScriptedConsumer:
-    """Returns the queued poll results in turn and records seeks and commits."""
-
-    polls: list[dict[TopicPartition, list[Record]]]
-    seeks: list[tuple[int, int]] = field(default_factory=list)
-    commits: list[tuple[int, int]] = field(default_factory=list)
-
-    def poll(self, timeout_ms: int) -> dict[TopicPartition, list[Record]]:
-        return self.polls.pop(0) if self.polls else {}
-
-    def seek(self, partition: TopicPartition, offset: int) -> None:
-        self.seeks.append((partition.partition, offset))
-
-    def commit(self, offsets: dict[TopicPartition, Any]) -> None:
-        self.commits.extend((tp.partition, meta.offset) for tp, meta in offsets.items())
-
-    def close(self, autocommit: bool = False) -> None:
-        pass
 
 
 def registration(user_id: int, partition: int, offset: int) -> Record:
@@ -60,13 +30,6 @@ def registration(user_id: int, partition: int, offset: int) -> Record:
                                            registered_at=timestamp(datetime(2026, 11, 26, tzinfo=UTC))),
                             producer="user", aggregate_id=str(user_id))
     return Record(TOPIC, partition, offset, encode(envelope))
-
-
-def batch(*records: Record) -> dict[TopicPartition, list[Record]]:
-    grouped: dict[TopicPartition, list[Record]] = {}
-    for record in records:
-        grouped.setdefault(TopicPartition(record.topic, record.partition), []).append(record)
-    return grouped
 
 
 def counted(engine: Engine) -> int:
@@ -88,7 +51,7 @@ def consumer_for(engine: Engine, scripted: ScriptedConsumer,
         on_user_registered(uow, event, envelope)
 
     return EventConsumer("analytics", functools.partial(SqlAnalyticsUnitOfWork, engine, "analytics"), SETTINGS,
-                         {UserRegistered: handler},
+                         {UserRegistered: handler}, batched=True,
                          consumer_factory=lambda *_: scripted)  # type: ignore[arg-type,return-value]
 
 
@@ -145,7 +108,21 @@ def counting(engine: Engine, opened: list[int]) -> Callable[[], SqlAnalyticsUnit
     return uow
 
 
-def test_a_poll_is_applied_in_one_unit_of_work_and_one_offset_commit(analytics_db: Engine) -> None:
+def test_a_batched_consumer_applies_a_poll_in_one_unit_of_work_and_one_offset_commit(analytics_db: Engine) -> None:
+    scripted = ScriptedConsumer([batch(registration(1, 0, 10), registration(2, 0, 11), registration(3, 1, 20))])
+    opened: list[int] = []
+    consumer = EventConsumer("analytics", counting(analytics_db, opened), SETTINGS,
+                             {UserRegistered: on_user_registered}, batched=True,
+                             consumer_factory=lambda *_: scripted)  # type: ignore[arg-type,return-value]
+
+    assert consumer.poll_once() == 3
+
+    assert len(opened) == 1
+    assert scripted.commits == [(0, 12), (1, 21)]
+    assert counted(analytics_db) == 3
+
+
+def test_a_consumer_not_declared_batched_applies_each_record_in_its_own_unit_of_work(analytics_db: Engine) -> None:
     scripted = ScriptedConsumer([batch(registration(1, 0, 10), registration(2, 0, 11), registration(3, 1, 20))])
     opened: list[int] = []
     consumer = EventConsumer("analytics", counting(analytics_db, opened), SETTINGS,
@@ -154,8 +131,8 @@ def test_a_poll_is_applied_in_one_unit_of_work_and_one_offset_commit(analytics_d
 
     assert consumer.poll_once() == 3
 
-    assert len(opened) == 1
-    assert scripted.commits == [(0, 12), (1, 21)]
+    assert len(opened) == 3  # one transaction per event: no row lock outlives its own event
+    assert scripted.commits == [(0, 12), (1, 21)]  # still one offset commit per poll
     assert counted(analytics_db) == 3
 
 
