@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 from google.protobuf.message import Message
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import LogTruncationError, NoOffsetForPartitionError, OffsetOutOfRangeError
 from mall.events.v1.envelope_pb2 import EventEnvelope
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -20,7 +21,7 @@ from services.common.config import KafkaSettings
 from services.common.db import utcnow
 from services.common.kafka import make_consumer
 from services.common.logs import request_id_var
-from services.common.metrics import CONSUMER_FAILURES, EVENTS_CONSUMED
+from services.common.metrics import CONSUMER_FAILURES, CONSUMER_OFFSET_OUT_OF_RANGE, EVENTS_CONSUMED
 from services.common.outbox import dead_letters, processed_events
 from services.common.uow import SqlUnitOfWork
 
@@ -63,6 +64,14 @@ class EventConsumer(Generic[U]):
     rebalance). A record that can never be applied (not an envelope, a payload that does not
     parse, an event on the wrong topic) goes to the dead_letters table, with its bytes, and the
     partition moves on: one poison message must not stop the shop.
+
+    A new group starts at the beginning of each partition's log. A group whose committed offset is
+    no longer in the log (the records were deleted by retention before it read them: a record that
+    kept failing, or a consumer down, for longer than the topic keeps events) resumes at the log's
+    start, and the gap is not skipped silently: logged at error, counted in
+    mall_consumer_offset_out_of_range_total (an alert) and recorded in dead_letters with the range of
+    offsets lost. Stopping the partition instead would not bring those records back, and would let
+    the ones after them expire too while it waits.
     """
 
     def __init__(self, name: str, uow: Callable[[], U], kafka: KafkaSettings,
@@ -108,7 +117,7 @@ class EventConsumer(Generic[U]):
         again) and the other partitions carry on; HandlerFailed is raised after all of them.
         """
         consumer = self._get_consumer()
-        polled = consumer.poll(timeout_ms=timeout_ms)
+        polled = self._poll(consumer, timeout_ms)
         records = [record for batch in polled.values() for record in batch]
         if not records:
             return 0
@@ -136,6 +145,62 @@ class EventConsumer(Generic[U]):
         if failure is not None:
             raise failure
         return handled
+
+    def _poll(self, consumer: KafkaConsumer, timeout_ms: int) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """consumer.poll(), settling the positions make_consumer leaves to us (auto_offset_reset="none").
+
+        When a partition needs a position (none committed, or the committed one out of range) this poll
+        returns nothing and sets it; the next poll reads from there.
+        """
+        try:
+            return consumer.poll(timeout_ms=timeout_ms)
+        except NoOffsetForPartitionError as exc:
+            partitions = sorted(exc.args[0])
+            log.info("consumer %s: no committed offset on %s; reading from the beginning", self.name,
+                     ", ".join(f"{tp.topic}/{tp.partition}" for tp in partitions))
+            consumer.seek_to_beginning(*partitions)
+        except OffsetOutOfRangeError as exc:
+            self._resume_out_of_range(consumer, exc.args[0])
+        except LogTruncationError as exc:
+            # An unclean leader election rolled the log back under our position: read again from where it diverged
+            # (or its start), as the "earliest" policy did; what is read again, processed_events skips.
+            log.warning("consumer %s: %s; reading again from where the log diverged", self.name, exc)
+            for partition, divergent in exc.divergent_offsets.items():
+                if divergent is None:
+                    consumer.seek_to_beginning(partition)
+                else:
+                    consumer.seek(partition, divergent.offset)
+        return {}
+
+    def _resume_out_of_range(self, consumer: KafkaConsumer, offsets: Mapping[TopicPartition, int]) -> None:
+        """Move each partition whose position is out of its log's range to the log's start, leaving a trace.
+
+        Before the start (retention deleted records this group never read): the lost range goes into
+        dead_letters. Past the end (the log was truncated or the topic recreated): nothing was skipped,
+        the records there now are read. Both are counted and logged at error: neither should happen.
+        """
+        starts = consumer.beginning_offsets(list(offsets))
+        for partition, offset in offsets.items():
+            start = starts[partition]
+            where = f"{partition.topic}/{partition.partition}"
+            if start > offset:
+                reason = (f"offset out of range: records {offset}..{start - 1} of {where} were deleted from the log "
+                          f"(retention) before consumer {self.name} read them; resumed at {start}")
+                log.error("consumer %s: %s", self.name, reason)
+                self._record_lost_range(partition, offset, reason)
+            else:
+                log.error("consumer %s: committed offset %d of %s is past the log's end (log truncated or topic "
+                          "recreated); reading again from the log's start, %d", self.name, offset, where, start)
+            self._commit_offsets(consumer, {partition: start})  # a restart must not report the same range again
+            consumer.seek(partition, start)
+            CONSUMER_OFFSET_OUT_OF_RANGE.labels(self.name, partition.topic).inc()
+
+    def _record_lost_range(self, partition: TopicPartition, first_offset: int, reason: str) -> None:
+        with self.uow() as uow:
+            uow.session.execute(dead_letters.insert().values(
+                consumer=self.name, topic=partition.topic, partition=partition.partition, offset=first_offset,
+                event_id=None, reason=reason[:1000], payload=b"", created_at=utcnow()))
+            uow.commit()
 
     def handle_batch(self, records: Sequence[ConsumerRecord]) -> list[bool] | None:
         """Apply `records` in one unit of work; per record, False when it was a duplicate.

@@ -56,6 +56,13 @@ def close_producer(producer: KafkaProducer, timeout_seconds: float = 1.0) -> Non
 def make_consumer(settings: KafkaSettings, group_id: str, topics: Iterable[str]) -> KafkaConsumer:
     """A consumer in `group_id` that never commits on its own: the runner commits after its DB work.
 
+    It never moves its position on its own either (auto_offset_reset="none"): poll() raises
+    NoOffsetForPartitionError for a partition the group has no committed offset on, and
+    OffsetOutOfRangeError when the committed offset is no longer in the log (retention deleted the
+    records before the group read them); EventConsumer decides what to do with each, so records
+    are never skipped without a trace. With "earliest" kafka-python jumped to the log's new start
+    and only logged it at info.
+
     Its poll() waits at least POLL_WAIT_FLOOR_SECONDS per pass, so it does not spin while the broker hangs.
     """
     max_poll = settings.max_poll_interval_ms
@@ -65,7 +72,7 @@ def make_consumer(settings: KafkaSettings, group_id: str, topics: Iterable[str])
         **settings.client_options(),
         group_id=group_id,
         enable_auto_commit=False,
-        auto_offset_reset="earliest",
+        auto_offset_reset="none",
         max_poll_interval_ms=max_poll,
         session_timeout_ms=session_timeout,
         heartbeat_interval_ms=max(100, session_timeout // 3),

@@ -15,6 +15,11 @@ EVENTS_CONSUMED = Counter("mall_events_consumed_total", "Events consumed, by out
                           ["consumer", "topic", "outcome"])
 CONSUMER_FAILURES = Counter("mall_consumer_failures_total", "Event handler failures (retried).",
                             ["consumer", "topic"])
+CONSUMER_OFFSET_OUT_OF_RANGE = Counter(
+    "mall_consumer_offset_out_of_range_total",
+    "Times a consumer group's offset was no longer in its partition's log (records deleted by retention unread, "
+    "or the log truncated); the consumer resumed at the log's start and recorded the gap in dead_letters.",
+    ["consumer", "topic"])
 
 
 def serve_metrics(port: int) -> None:

@@ -73,7 +73,8 @@ def dashboard_expressions(path: Path) -> list[str]:
 def test_the_code_exports_the_metrics_the_alerts_are_built_on() -> None:
     exported = exported_metrics()
     assert {"mall_http_requests_total", "mall_http_request_seconds_bucket", "mall_grpc_server_handled_total",
-            "mall_outbox_pending_events", "mall_consumer_failures_total", "mall_events_consumed_total"} <= exported
+            "mall_outbox_pending_events", "mall_consumer_failures_total", "mall_events_consumed_total",
+            "mall_consumer_offset_out_of_range_total"} <= exported
 
 
 BUSINESS_METRICS = {"mall_orders_created_total", "mall_gmv_fen_total", "mall_payments_total",
@@ -130,7 +131,7 @@ def test_the_alerts_ops_rely_on_exist() -> None:
     alerts = {rule["alert"] for group in rule_groups() for rule in group["rules"] if "alert" in rule}
     assert alerts == {"MinimallTargetDown", "GatewayHighErrorRate", "GatewayHighLatencyP99", "ServiceHighErrorRate",
                       "ServiceHighLatencyP99", "OutboxBacklogGrowing", "OutboxPublishFailing",
-                      "ConsumerHandlerFailing", "EventsDeadLettered", "ConsumerLagHigh",
+                      "ConsumerHandlerFailing", "EventsDeadLettered", "ConsumerOffsetOutOfRange", "ConsumerLagHigh",
                       "ConsumerGroupMissing", "EventsPublishedButNotConsumed", "PaymentNotifyRejected", "StockReservationFailuresHigh",
                       "ExpiredCheckoutHoldPaid", "AbnormalRefundWaiting", "RefundPaidAfterClose",
                       "UnpaidOrdersPastDeadline", "PaymentAfterStockHold",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -136,6 +137,24 @@ def test_consumer_killed_after_its_db_commit_applies_the_event_once_on_redeliver
     assert new_users_counted(analytics_db) == 1
     with analytics_db.connect() as conn:
         assert conn.execute(select(func.count()).select_from(processed_events)).scalar_one() == 1
+
+
+def test_a_new_group_reads_every_retained_event_though_its_kafka_client_never_resets_an_offset(
+        user_db: Engine, analytics_db: Engine, analytics_uow: Callable[[], SqlAnalyticsUnitOfWork],
+        kafka_settings: KafkaSettings, relays: Callable[..., OutboxRelay], caplog: pytest.LogCaptureFixture) -> None:
+    # auto_offset_reset="none": kafka-python would jump an out-of-range offset to the log's start silently; the
+    # consumer decides instead (tests/unit/common/test_consumer.py injects the errors: tansu never deletes records,
+    # and serves nothing for an offset past the log's end rather than OFFSET_OUT_OF_RANGE).
+    register_users(user_db, 2)
+    relays().publish_pending()
+    consumer = EventConsumer("analytics", analytics_uow, kafka_settings, HANDLERS)
+
+    with caplog.at_level(logging.INFO, logger="services.common.consumer"):
+        consume_until(consumer, lambda: new_users_counted(analytics_db) == 2)
+
+    assert consumer._get_consumer().config["auto_offset_reset"] == "none"
+    assert "no committed offset on" in caplog.text  # the group's partitions were read from their beginning
+    consumer.close()
 
 
 def test_consumer_commits_offsets_so_a_restart_does_not_replay(

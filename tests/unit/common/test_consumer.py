@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 from kafka import TopicPartition
+from kafka.errors import NoOffsetForPartitionError, OffsetOutOfRangeError
 from mall.events.v1.envelope_pb2 import EventEnvelope
 from mall.events.v1.user_events_pb2 import UserRegistered
 from sqlalchemy import Engine, func, select
@@ -19,6 +20,7 @@ from services.common.consumer import EventConsumer, HandlerFailed
 from services.common.events import encode, new_envelope, timestamp
 from services.common.outbox import dead_letters
 from tests.fixtures.kafka import Record, ScriptedConsumer, batch
+from tests.fixtures.metrics import CounterDeltas
 
 SETTINGS = KafkaSettings(bootstrap_servers="unused:9092", max_poll_interval_ms=1000, topic_prefix="",
                          request_timeout_ms=1000)
@@ -166,3 +168,62 @@ def test_a_record_that_does_not_decode_sends_its_batch_one_by_one_and_is_dead_le
     assert counted(analytics_db) == 2
     with analytics_db.connect() as conn:
         assert conn.execute(select(func.count()).select_from(dead_letters)).scalar_one() == 1
+
+
+# Offsets the group has none of, or that the log no longer holds (make_consumer: auto_offset_reset="none")
+
+def dead_letter_rows(engine: Engine) -> list[tuple[str, int, int, str | None, str]]:
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(select(  # type: ignore[misc]
+            dead_letters.c.topic, dead_letters.c.partition, dead_letters.c.offset, dead_letters.c.event_id,
+            dead_letters.c.reason).order_by(dead_letters.c.id))]
+
+
+def test_a_partition_the_group_never_committed_on_is_read_from_its_beginning(analytics_db: Engine) -> None:
+    no_offset = NoOffsetForPartitionError({TopicPartition(TOPIC, 1), TopicPartition(TOPIC, 0)})
+    scripted = ScriptedConsumer([no_offset, batch(registration(1, 0, 0), registration(2, 1, 0))])
+    consumer = consumer_for(analytics_db, scripted, fail_user_ids=set())
+
+    assert consumer.poll_once() == 0
+    assert consumer.poll_once() == 2
+
+    assert (scripted.seeks_to_beginning, scripted.seeks) == ([0, 1], [])
+    assert scripted.commits == [(0, 1), (1, 1)]
+    assert counted(analytics_db) == 2
+
+
+def test_records_deleted_by_retention_before_they_were_read_are_recorded_counted_and_the_partition_goes_on(
+        analytics_db: Engine) -> None:
+    # The group committed offset 10 of partition 0; retention has since deleted offsets 10-14.
+    out_of_range = OffsetOutOfRangeError({TopicPartition(TOPIC, 0): 10})
+    scripted = ScriptedConsumer([out_of_range, batch(registration(1, 0, 15))], log_starts={0: 15})
+    consumer = consumer_for(analytics_db, scripted, fail_user_ids=set())
+    deltas = CounterDeltas()
+
+    assert consumer.poll_once() == 0
+    assert (scripted.seeks, scripted.commits) == ([(0, 15)], [(0, 15)])
+    assert consumer.poll_once() == 1
+
+    assert dead_letter_rows(analytics_db) == [
+        (TOPIC, 0, 10, None, f"offset out of range: records 10..14 of {TOPIC}/0 were deleted from the log (retention) "
+                             "before consumer analytics read them; resumed at 15")]
+    assert deltas() == {
+        f'mall_consumer_offset_out_of_range_total{{consumer="analytics",topic="{TOPIC}"}}': 1,
+        f'mall_events_consumed_total{{consumer="analytics",outcome="applied",topic="{TOPIC}"}}': 1}
+    assert scripted.commits == [(0, 15), (0, 16)]
+    assert counted(analytics_db) == 1
+
+
+def test_an_offset_past_the_end_of_a_recreated_log_reads_the_log_again_from_its_start(analytics_db: Engine) -> None:
+    out_of_range = OffsetOutOfRangeError({TopicPartition(TOPIC, 0): 1000})
+    scripted = ScriptedConsumer([out_of_range, batch(registration(1, 0, 0))], log_starts={0: 0})
+    consumer = consumer_for(analytics_db, scripted, fail_user_ids=set())
+    deltas = CounterDeltas()
+
+    assert consumer.poll_once() == 0
+    assert consumer.poll_once() == 1
+
+    assert (scripted.seeks, scripted.commits) == ([(0, 0)], [(0, 0), (0, 1)])
+    assert dead_letter_rows(analytics_db) == []  # nothing was skipped
+    assert deltas()[f'mall_consumer_offset_out_of_range_total{{consumer="analytics",topic="{TOPIC}"}}'] == 1
+    assert counted(analytics_db) == 1
