@@ -9,8 +9,9 @@ the view receives it as the keyword argument `idempotency_key`, and the OpenAPI 
 it as a required header parameter, so no route reads the header without documenting it. A view
 returns a response model (or `(model, status)`), which must be the model declared for that status.
 
-The gateway checks the *shape* of input (types, lengths, required fields); business rules (what
-a valid phone or SMS purpose is) belong to the services' domains, which answer 400 with details.
+The gateway checks the *shape* of input (types, lengths, required fields, no control characters in
+text, ids that fit in int64); business rules (what a valid phone or SMS purpose is) belong to the
+services' domains, which answer 400 with details.
 """
 
 from __future__ import annotations
@@ -24,13 +25,24 @@ from datetime import datetime
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 from flask import Response, current_app, g, jsonify, request
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic.json_schema import models_json_schema
+from pydantic_core import PydanticCustomError
 from werkzeug.routing import BaseConverter
 
 from gateway.errors import ERROR_SCHEMA, ApiError
 from gateway.ratelimit import Limit
-from services.common import idempotency
+from services.common import formats, idempotency
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -52,14 +64,65 @@ IDEMPOTENCY_KEY_SCHEMA: dict[str, Any] = {"type": "string", "minLength": 1, "max
                                           "pattern": "^[ -~]+$"}
 
 
-class Body(BaseModel):
-    """A JSON request body: unknown fields are refused, types are not coerced ("1" is not 1)."""
+MAX_ID = 999_999_999_999_999_999
+# A row id (a path's <id:...>, a body's sku_id, each item of a list of ids): positive and within int64, the type of
+# every id field of the protos: a larger number would fail building the request (a 500), not be refused (a 400).
+Id = Field(ge=1, le=MAX_ID)
+
+# Control characters (C0, U+0000-U+001F, and DEL) in any text of a request: PostgreSQL's text refuses NUL (the
+# statement fails, a consumer would retry the event for ever), the XLSX reports refuse most of the others, and no
+# name, number, reason or address holds one. Multi-line free text (`Multiline`) keeps tab, line feed and return.
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL_CHARACTER_BUT_LINE_BREAKS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+TEXT_NOTE = ("Text refuses control characters (U+0000-U+001F, U+007F; multi-line text such as a review or a "
+             "product description accepts tab, line feed and carriage return): 400 INVALID_REQUEST naming the field.")
+
+
+class _MultilineText:
+    """Marks a request field as multi-line free text (see `Multiline`)."""
+
+
+Multiline = Annotated[str, _MultilineText()]
+
+
+def _holds(value: object, control: re.Pattern[str]) -> bool:
+    """Whether `value` (a field's validated value: text, a list or dict of them, a nested model) has a control
+    character; a nested request model is skipped, it checked its own fields (naming them)."""
+    if isinstance(value, str):
+        return control.search(value) is not None
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_holds(item, control) for item in value)
+    if isinstance(value, dict):
+        return any(_holds(key, control) or _holds(item, control) for key, item in value.items())
+    if isinstance(value, BaseModel) and not isinstance(value, _Input):
+        return any(_holds(item, control) for item in value.__dict__.values())
+    return False
+
+
+class _Input(BaseModel):
+    """What every request model (a body, a query string) checks of each of its fields."""
+
+    @field_validator("*")
+    @classmethod
+    def _no_control_characters(cls, value: Any, info: ValidationInfo) -> Any:
+        field_info = cls.model_fields.get(info.field_name or "")
+        multiline = field_info is not None and any(isinstance(m, _MultilineText) for m in field_info.metadata)
+        if _holds(value, CONTROL_CHARACTER_BUT_LINE_BREAKS if multiline else CONTROL_CHARACTER):
+            raise PydanticCustomError("control_character", "must not contain control characters"
+                                      + (" other than tab and line breaks" if multiline else ""))
+        return value
+
+
+class Body(_Input):
+    """A JSON request body: unknown fields are refused, types are not coerced ("1" is not 1); no text holds a
+    control character."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class Query(BaseModel):
-    """A query string: unknown parameters are refused; values are coerced from text ("2" -> 2)."""
+class Query(_Input):
+    """A query string: unknown parameters are refused; values are coerced from text ("2" -> 2); no text holds a
+    control character."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -251,7 +314,7 @@ class IdConverter(BaseConverter):
 
     regex = r"[1-9][0-9]{0,17}"
     part_isolating = True
-    schema: ClassVar[dict[str, Any]] = {"type": "integer", "minimum": 1, "maximum": 999_999_999_999_999_999}
+    schema: ClassVar[dict[str, Any]] = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 
     def to_python(self, value: str) -> int:
         return int(value)
@@ -260,12 +323,30 @@ class IdConverter(BaseConverter):
         return str(int(value))
 
 
-CONVERTER_SCHEMAS: dict[str, dict[str, Any]] = {"id": IdConverter.schema, "default": {"type": "string"},
-                                                 "string": {"type": "string"}}
+class NumberConverter(BaseConverter):
+    """`<no:refund_no>`: a business number (a recharge's, a refund's: letters, digits, `_`, `-`, 1-64 of them,
+    formats.BUSINESS_NO); anything else names nothing and is a 404 before any service is asked."""
+
+    regex = formats.BUSINESS_NO
+    part_isolating = True
+    schema: ClassVar[dict[str, Any]] = {"type": "string", "pattern": formats.anchored(formats.BUSINESS_NO)}
+
+
+class TextConverter(BaseConverter):
+    """A plain `<name>` (werkzeug's default converter): one path segment without control characters (see
+    CONTROL_CHARACTER), which name nothing and are a 404 rather than text for a service to store or look up."""
+
+    regex = r"[^/\x00-\x1f\x7f]+"
+    part_isolating = True
+    schema: ClassVar[dict[str, Any]] = {"type": "string", "pattern": "^[^/\\u0000-\\u001f\\u007f]+$"}
+
+
+CONVERTER_SCHEMAS: dict[str, dict[str, Any]] = {"id": IdConverter.schema, "no": NumberConverter.schema,
+                                                 "default": TextConverter.schema, "string": TextConverter.schema}
 
 
 def init_app(app: Any) -> None:
-    app.url_map.converters["id"] = IdConverter
+    app.url_map.converters.update(id=IdConverter, no=NumberConverter, default=TextConverter, string=TextConverter)
 
 
 def openapi_spec(app: Any) -> dict[str, Any]:
@@ -306,7 +387,7 @@ def openapi_spec(app: Any) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "MiniMall API", "version": "1.0.0",
-                 "description": "Money is integer fen (*_fen); times are ISO 8601 UTC."},
+                 "description": f"Money is integer fen (*_fen); times are ISO 8601 UTC. {TEXT_NOTE}"},
         "paths": paths,
         "components": {
             "schemas": schemas,

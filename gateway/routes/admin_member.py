@@ -4,7 +4,7 @@ ledger audit."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from flask import Blueprint
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -12,7 +12,7 @@ from mall.member.v1 import member_pb2 as pb
 from mall.member.v1.member_pb2_grpc import MemberServiceStub
 from pydantic import AwareDatetime, Field, field_validator
 
-from gateway.api import Body, Page, PageQuery, Reply, operation, service
+from gateway.api import Body, Id, Page, PageQuery, Reply, operation, service
 from gateway.routes.member import MAX_FEN, CouponTemplateOut, WithdrawalOut, moment
 from services.common.auth import TEMPLATE_EDITORS, Role
 
@@ -45,7 +45,7 @@ class CouponTemplateIn(Body):
         if not 2000 <= value.year < 2200:  # before converting: year 1 at +05:00 would overflow
             raise ValueError("the year must be 2000-2199")
         return value
-    category_ids: list[int] | None = Field(None, max_length=100, description="empty or missing: every category")
+    category_ids: list[Annotated[int, Id]] | None = Field(None, max_length=100, description="empty or missing: every category")
 
 
 class StaffCouponTemplateOut(CouponTemplateOut):

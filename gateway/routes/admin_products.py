@@ -11,7 +11,7 @@ from mall.product.v1 import product_pb2
 from mall.product.v1.product_pb2_grpc import ProductServiceStub
 from pydantic import Field
 
-from gateway.api import Body, Page, PageQuery, Reply, operation, service
+from gateway.api import Body, Multiline, Page, PageQuery, Reply, operation, service
 from gateway.catalog_cache import invalidate_after_writes
 from gateway.routes.catalog import MAX_FEN, MAX_ID, BrandRef, ParamOut, SpecOut, StockStatus
 from services.common.auth import Role
@@ -49,12 +49,12 @@ class ProductIn(Body):
     subtitle: str = Field("", max_length=200)
     category_id: int = Field(ge=1, le=MAX_ID)
     brand_id: int = Field(ge=1, le=MAX_ID)
-    description: str = Field("", max_length=20_000)
+    description: Multiline = Field("", max_length=20_000)
     images: list[Annotated[str, Field(min_length=1, max_length=512)]] = Field(default_factory=list, max_length=20)
     params: list[ParamIn] = Field(default_factory=list, max_length=50)
     specs: list[SpecIn] = Field(default_factory=list, max_length=5)
     skus: list[SkuIn] = Field(min_length=1, max_length=200)
-    after_sales_policy: str = Field("", max_length=2000)
+    after_sales_policy: Multiline = Field("", max_length=2000)
 
     def to_proto(self) -> product_pb2.ProductInput:
         return product_pb2.ProductInput(

@@ -10,7 +10,7 @@ from mall.user.v1 import user_pb2
 from mall.user.v1.user_pb2_grpc import UserServiceStub
 from pydantic import Field
 
-from gateway.api import Body, Page, PageQuery, operation, service
+from gateway.api import MAX_ID, Body, Page, PageQuery, operation, service
 from gateway.routes.auth import SessionsEnded, UserSummary
 from services.common import formats
 from services.common.auth import USER_FINDERS, Role
@@ -25,7 +25,7 @@ class UserSearchQuery(PageQuery):
     phone: str | None = Field(None, pattern=anchored(formats.PHONE), description="exact mobile number (prefer POST "
                                                                                   "/admin/users/search: a URL is "
                                                                                   "logged by proxies)")
-    id: int | None = Field(None, ge=1, le=999_999_999_999_999_999, description="the user id")
+    id: int | None = Field(None, ge=1, le=MAX_ID, description="the user id")
     nickname: str | None = Field(None, min_length=1, max_length=32, description="the start of the nickname")
 
 

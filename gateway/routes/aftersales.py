@@ -10,9 +10,8 @@ from mall.order.v1 import after_sale_pb2
 from mall.order.v1.after_sale_pb2_grpc import AfterSaleServiceStub
 from pydantic import Field, model_validator
 
-from gateway.api import Body, Page, PageQuery, Reply, operation, service
+from gateway.api import Body, Id, Page, PageQuery, Reply, operation, service
 from gateway.routes.orders import (
-    Id,
     LineUnitsIn,
     ShopperStep,
     StaffSearchQuery,

@@ -14,7 +14,7 @@ from mall.user.v1 import user_pb2
 from mall.user.v1.user_pb2_grpc import UserServiceStub
 from pydantic import Field
 
-from gateway.api import OPTIONAL, PUBLIC, Body, Page, PageQuery, Query, Reply, operation, service
+from gateway.api import MAX_ID, OPTIONAL, PUBLIC, Body, Multiline, Page, PageQuery, Query, Reply, operation, service
 from gateway.catalog_cache import SETTINGS, Rendered, cached, catalog_cache
 from gateway.errors import ApiError
 from services.common import formats
@@ -22,7 +22,6 @@ from services.common.formats import anchored
 
 bp = Blueprint("catalog", __name__, url_prefix="/api/v1")
 
-MAX_ID = 999_999_999_999_999_999
 MAX_FEN = 10**12
 Id = Field(None, ge=1, le=MAX_ID)
 Fen = Field(None, ge=0, le=MAX_FEN)
@@ -225,7 +224,7 @@ class ReviewIn(Body):
     """1-5 stars, optional text up to 500 characters, up to 9 images uploaded with POST /uploads."""
 
     rating: int = Field(ge=1, le=5)
-    content: str = Field("", max_length=formats.REVIEW_CONTENT_MAX)
+    content: Multiline = Field("", max_length=formats.REVIEW_CONTENT_MAX)
     images: list[Annotated[str, Field(pattern=anchored(formats.UPLOAD_URL))]] = Field(
         default_factory=list, max_length=formats.MAX_REVIEW_IMAGES, description="URLs answered by POST /uploads")
 

@@ -12,7 +12,7 @@ from mall.member.v1 import member_pb2 as pb
 from mall.member.v1.member_pb2_grpc import MemberServiceStub
 from pydantic import Field
 
-from gateway.api import Body, Page, PageQuery, Reply, operation, service
+from gateway.api import Body, Id, Page, PageQuery, Reply, operation, service
 
 bp = Blueprint("member", __name__, url_prefix="/api/v1/member")
 
@@ -159,7 +159,7 @@ class CouponsQuery(PageQuery):
 
 
 class ClaimCoupon(Body):
-    template_id: int = Field(ge=1, le=999_999_999_999_999_999)
+    template_id: int = Id
 
 
 class WithdrawalRequest(Body):
@@ -357,7 +357,7 @@ def my_recharges(query: RechargesQuery) -> Page[RechargeView]:
     return Page[RechargeView].of([RechargeView.from_proto(r) for r in reply.recharges], query, reply.total)
 
 
-@bp.get("/recharges/<recharge_no>")
+@bp.get("/recharges/<no:recharge_no>")
 @operation(summary="One of my recharges: poll it after paying until it is PAID", tag="member",
            responses={200: RechargeView}, description="Another shopper's recharge is a 404.")
 def get_recharge(recharge_no: str) -> RechargeView:

@@ -87,7 +87,7 @@ class CloseRefundIn(Body):
     reason: str = Field(min_length=1, max_length=255)
 
 
-@bp.post("/admin/refunds/<refund_no>/close")
+@bp.post("/admin/refunds/<no:refund_no>/close")
 @operation(summary="Close an ABNORMAL WeChat Pay refund, freeing its amount for a new refund", tag="admin-orders",
            roles=REFUND_CLOSERS, body=CloseRefundIn, responses={200: AdminOrderOut},
            description="A refund WeChat Pay reports ABNORMAL (e.g. the shopper's card was cancelled) keeps its amount "
@@ -108,7 +108,7 @@ def close_refund(refund_no: str, body: CloseRefundIn) -> AdminOrderOut:
         refund_no=refund_no, reason=body.reason)))
 
 
-@bp.post("/admin/refunds/<refund_no>/retry")
+@bp.post("/admin/refunds/<no:refund_no>/retry")
 @operation(summary="Ask WeChat Pay (or the wallet) again about a PENDING or ABNORMAL refund", tag="admin-orders",
            roles=REFUND_RETRIERS, responses={200: AdminOrderOut},
            description="Under the same refund number, so nothing is refunded twice: a refund the merchant fixed at "

@@ -13,7 +13,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import LogTruncationError, NoOffsetForPartitionError, OffsetOutOfRangeError
 from mall.events.v1.envelope_pb2 import EventEnvelope
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from services.common import events
@@ -35,6 +35,20 @@ U = TypeVar("U", bound=SqlUnitOfWork)
 # event it can never apply (that event is dead-lettered) and any other exception for a failure
 # worth retrying.
 Handler = Callable[[U, Any, EventEnvelope], None]
+
+# What delivering the same record again can only repeat, so it is dead-lettered rather than retried for ever (which
+# would stop its partition): an event the handler calls invalid, or data the database refuses (a DataError, SQLSTATE
+# class 22: NUL in text, a number out of range, text too long), the same statement with the same values every time.
+# A database that is down or busy (OperationalError) is not one of them: that passes.
+NEVER_APPLICABLE = (events.InvalidEvent, DataError)
+
+
+def never_applicable_reason(exc: Exception) -> str:
+    """Why a record is dead-lettered: the driver's own first line for a DataError (not SQLAlchemy's text, which
+    repeats the statement and every parameter), the InvalidEvent's message otherwise."""
+    if isinstance(exc, DataError):
+        return "the database refuses the event's data: " + (str(exc.orig).splitlines() or [""])[0]
+    return str(exc)
 
 
 class HandlerFailed(Exception):
@@ -62,8 +76,9 @@ class EventConsumer(Generic[U]):
 
     A handler that fails is retried from the same offset with backoff, the consumer kept (no
     rebalance). A record that can never be applied (not an envelope, a payload that does not
-    parse, an event on the wrong topic) goes to the dead_letters table, with its bytes, and the
-    partition moves on: one poison message must not stop the shop.
+    parse, an event on the wrong topic, one the handler finds invalid or whose data the database
+    refuses: NEVER_APPLICABLE) goes to the dead_letters table, with its bytes, and the partition
+    moves on: one poison message must not stop the shop.
 
     A new group starts at the beginning of each partition's log. A group whose committed offset is
     no longer in the log (the records were deleted by retention before it read them: a record that
@@ -252,8 +267,8 @@ class EventConsumer(Generic[U]):
         try:
             _, payload, handler = self._decode(record, envelope)
             applied = self._apply(envelope, payload, handler)
-        except events.InvalidEvent as exc:
-            self._dead_letter(record, envelope, str(exc))
+        except NEVER_APPLICABLE as exc:
+            self._dead_letter(record, envelope, never_applicable_reason(exc))
             return False
         finally:
             request_id_var.reset(token)

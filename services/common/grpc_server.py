@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SqlTimeoutError
 
 from services.common import errors
@@ -60,6 +60,13 @@ GRPC_STATUS = {
 # The database unreachable (refused, dropped, pool exhausted) or asking to retry (deadlock, serialization):
 # UNAVAILABLE (503, try again), not a bug. The unit of work rolled back, so nothing was changed.
 DATABASE_DOWN = (OperationalError, InterfaceError, SqlTimeoutError)
+
+# A value of the request the database refuses to store or compare (a DataError, SQLSTATE class 22: NUL in text, a
+# number out of range, text too long for its column): the same request fails the same way every time, so it is the
+# caller's to fix, INVALID_ARGUMENT (400), not INTERNAL (500, "try again", an alert for someone else's input). The
+# unit of work rolled back, so nothing was changed; the warning names the RPC whose checks let the value through.
+DATA_REFUSED = errors.InvalidInput("VALUE_NOT_STORABLE", "a value of the request cannot be stored (a control "
+                                   "character in text, or a number or text too large)")
 
 
 # Trailing-metadata keys that carry a DomainError across gRPC to the gateway.
@@ -121,6 +128,12 @@ class ContextInterceptor(grpc.ServerInterceptor):
                 return inner(request, context)
             except errors.DomainError as exc:
                 status, message, trailers = to_grpc(exc)
+                context.set_trailing_metadata(trailers)
+                context.abort(status, message)
+            except DataError as exc:
+                status, message, trailers = to_grpc(DATA_REFUSED)
+                log.warning("data refused by the database in %s: %s", method,
+                            (str(exc.orig).splitlines() or [""])[0])
                 context.set_trailing_metadata(trailers)
                 context.abort(status, message)
             except DATABASE_DOWN as exc:

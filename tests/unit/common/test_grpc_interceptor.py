@@ -8,7 +8,9 @@ from datetime import timedelta
 from typing import Any
 
 import grpc
+import psycopg
 import pytest
+from sqlalchemy.exc import DataError
 
 from services.common.auth import Caller, TokenVerifier, caller_var, require_caller
 from services.common.errors import NotFound
@@ -116,6 +118,17 @@ def test_unexpected_error_becomes_internal_without_detail(invoke, servicer: Serv
     _, context = invoke()
 
     assert (context.status, context.message, context.trailers) == (grpc.StatusCode.INTERNAL, "internal error", ())
+
+
+def test_data_the_database_refuses_is_invalid_argument_not_internal(invoke, servicer: Servicer) -> None:
+    def stores_a_nul(request: Any) -> Any:
+        raise DataError("INSERT INTO recharges ...", {}, psycopg.DataError(
+            "PostgreSQL text fields cannot contain NUL (0x00) bytes"))
+    servicer.body = stores_a_nul
+
+    _, context = invoke()
+
+    assert (context.status, context.trailers) == (grpc.StatusCode.INVALID_ARGUMENT, ((CODE_KEY, "VALUE_NOT_STORABLE"),))
 
 
 def test_protected_call_without_token_is_unauthenticated(invoke, servicer: Servicer) -> None:
