@@ -439,7 +439,7 @@ class SqlHistoryRepository:
         result = self.session.execute(statement.on_conflict_do_update(
             index_elements=["user_id", "product_id"], set_={"viewed_at": statement.excluded.viewed_at},
             where=browsing_history.c.viewed_at < statement.excluded.viewed_at))
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return bool(result.rowcount)
 
     def trim(self, user_id: int, keep: int) -> None:
         kept = (select(browsing_history.c.product_id).where(browsing_history.c.user_id == user_id)
