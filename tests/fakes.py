@@ -278,12 +278,20 @@ class FakeUserLookupRepository:
 
 
 class FakeHistoryRepository:
-    def __init__(self) -> None:
+    def __init__(self, users: FakeUserRepository) -> None:
+        self.users = users
         self.views: dict[tuple[int, int], datetime] = {}  # (user, product) -> latest view
+        self.cleared_at: dict[int, datetime] = {}  # user -> when they last cleared their history
 
-    def record(self, user_id: int, product_id: int, viewed_at: datetime) -> None:
-        if self.views.get((user_id, product_id), viewed_at) <= viewed_at:
-            self.views[(user_id, product_id)] = viewed_at
+    def record(self, user_id: int, product_id: int, viewed_at: datetime) -> bool:
+        cleared_at = self.cleared_at.get(user_id)
+        if self.users.get(user_id) is None or (cleared_at is not None and cleared_at >= viewed_at):
+            return False
+        latest = self.views.get((user_id, product_id))
+        if latest is not None and latest >= viewed_at:
+            return False
+        self.views[(user_id, product_id)] = viewed_at
+        return True
 
     def trim(self, user_id: int, keep: int) -> None:
         for viewed in self.for_user(user_id)[keep:]:
@@ -293,7 +301,9 @@ class FakeHistoryRepository:
         mine = [ViewedProduct(product_id=p, viewed_at=at) for (u, p), at in self.views.items() if u == user_id]
         return sorted(mine, key=lambda v: (v.viewed_at, v.product_id), reverse=True)
 
-    def clear(self, user_id: int) -> int:
+    def clear(self, user_id: int, now: datetime) -> int:
+        if self.users.get(user_id) is not None:
+            self.cleared_at[user_id] = now
         mine = [key for key in self.views if key[0] == user_id]
         for key in mine:
             del self.views[key]
@@ -383,7 +393,7 @@ class FakeUserUnitOfWork(FakeUnitOfWork, UserUnitOfWork):
         self.password_sets = FakeUserAuditRepository[PasswordSet]()
         self.phone_changes = FakeUserAuditRepository[PhoneChange]()
         self.lookups = FakeUserLookupRepository()
-        self.history = FakeHistoryRepository()
+        self.history = FakeHistoryRepository(self.users)
         self.attempts = FakeAttemptRepository()
 
     def commit(self) -> None:

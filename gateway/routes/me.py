@@ -280,7 +280,8 @@ def list_history(query: PageQuery) -> Page[ViewedProductOut]:
 
 
 @bp.delete("/history")
-@operation(summary="Clear my browsing history", tag="me", responses={200: HistoryCleared})
+@operation(summary="Clear my browsing history", tag="me", responses={200: HistoryCleared},
+           description="Views made before now stay forgotten, even those still being recorded; later ones are kept.")
 def clear_history() -> HistoryCleared:
     return HistoryCleared(cleared=service(UserServiceStub).ClearHistory(user_pb2.ClearHistoryRequest()).cleared)
 

@@ -25,6 +25,8 @@ from sqlalchemy import (
     delete,
     distinct,
     func,
+    literal,
+    or_,
     select,
     update,
 )
@@ -64,6 +66,9 @@ users = Table(
     Column("gender", String(8), nullable=False, default="unknown"),
     Column("birthday", Date, nullable=True),
     Column("region", String(64), nullable=False, default=""),
+    # Browsing history's, not the User's: views from before it are ignored (SqlHistoryRepository). On the user's
+    # row so that clearing and a late view of the same user queue on one row lock.
+    Column("history_cleared_at", UTCDateTime, nullable=True),
 )
 # Staff find users by the start of their nickname: a LIKE 'prefix%' the pattern operator class can serve
 # whatever the database's collation.
@@ -194,7 +199,7 @@ account_attempts = Table(
 
 
 def _map_classes(mappers: registry) -> None:
-    mappers.map_imperatively(User, users)
+    mappers.map_imperatively(User, users, exclude_properties=["history_cleared_at"])
     mappers.map_imperatively(SmsCode, sms_codes)
     mappers.map_imperatively(RefreshToken, refresh_tokens)
     mappers.map_imperatively(WechatAccount, wechat_accounts)
@@ -420,11 +425,21 @@ class SqlHistoryRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def record(self, user_id: int, product_id: int, viewed_at: datetime) -> None:
-        statement = conflict_insert(self.session, browsing_history).values(user_id=user_id, product_id=product_id, viewed_at=viewed_at)
-        self.session.execute(statement.on_conflict_do_update(
+    def record(self, user_id: int, product_id: int, viewed_at: datetime) -> bool:
+        # One statement: the user's row (locked FOR SHARE) decides whether the view is kept at all (no such
+        # account, or history cleared at or after the view), the conflict clause whether it is the latest. The
+        # lock queues this behind a clear in progress, and PostgreSQL then rechecks history_cleared_at as
+        # committed; a clear that comes second waits for this insert and deletes it.
+        kept_for = (select(users.c.id, literal(product_id, BigInteger), literal(viewed_at, UTCDateTime()))
+                    .where(users.c.id == user_id,
+                           or_(users.c.history_cleared_at.is_(None), users.c.history_cleared_at < viewed_at))
+                    .with_for_update(read=True))
+        statement = conflict_insert(self.session, browsing_history).from_select(
+            ["user_id", "product_id", "viewed_at"], kept_for)
+        result = self.session.execute(statement.on_conflict_do_update(
             index_elements=["user_id", "product_id"], set_={"viewed_at": statement.excluded.viewed_at},
             where=browsing_history.c.viewed_at < statement.excluded.viewed_at))
+        return bool(result.rowcount)
 
     def trim(self, user_id: int, keep: int) -> None:
         kept = (select(browsing_history.c.product_id).where(browsing_history.c.user_id == user_id)
@@ -438,7 +453,9 @@ class SqlHistoryRepository:
                                     .order_by(browsing_history.c.viewed_at.desc(), browsing_history.c.product_id.desc()))
         return [ViewedProduct(product_id=row.product_id, viewed_at=row.viewed_at) for row in rows]
 
-    def clear(self, user_id: int) -> int:
+    def clear(self, user_id: int, now: datetime) -> int:
+        # The row lock first: a view being recorded finishes (and is deleted below), later ones see `now`.
+        self.session.execute(update(users).where(users.c.id == user_id).values(history_cleared_at=now))
         return self.session.execute(delete(browsing_history).where(browsing_history.c.user_id == user_id)).rowcount
 
 

@@ -760,11 +760,13 @@ def _check_identity_free(uow: UserUnitOfWork, user_id: int, fingerprint: str) ->
 # Browsing history (product-viewed)
 
 def record_view(uow: UserUnitOfWork, *, user_id: int, product_id: int, viewed_at: datetime) -> None:
-    """A product-viewed event, inside the consumer's open unit of work: latest view first, HISTORY_LIMIT kept."""
-    if uow.users.get(user_id) is None:
-        return  # a view by an account deleted since: nothing to remember it for
-    uow.history.record(user_id, product_id, viewed_at)
-    uow.history.trim(user_id, HISTORY_LIMIT)
+    """A product-viewed event, inside the consumer's open unit of work: latest view first, HISTORY_LIMIT kept.
+
+    Events arrive late (consumer lag, a rebalance, a restart): a view from before the user cleared their history
+    stays forgotten, and so does a view by an account that does not exist.
+    """
+    if uow.history.record(user_id, product_id, viewed_at):
+        uow.history.trim(user_id, HISTORY_LIMIT)
 
 
 def list_history(uow: UserUnitOfWork, *, user_id: int) -> list[ViewedProduct]:
@@ -775,9 +777,10 @@ def list_history(uow: UserUnitOfWork, *, user_id: int) -> list[ViewedProduct]:
     return found
 
 
-def clear_history(uow: UserUnitOfWork, *, user_id: int) -> int:
-    """Forget the user's browsing history; how many products it held."""
+def clear_history(uow: UserUnitOfWork, *, user_id: int, now: datetime | None = None) -> int:
+    """Forget the user's browsing history, including views made until now whose events are still on their way;
+    how many products it held."""
     with uow:
-        cleared = uow.history.clear(user_id)
+        cleared = uow.history.clear(user_id, now or utcnow())
         uow.commit()
     return cleared

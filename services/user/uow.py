@@ -134,8 +134,10 @@ class WechatAccountRepository(Protocol):
 
 
 class HistoryRepository(Protocol):
-    def record(self, user_id: int, product_id: int, viewed_at: datetime) -> None:
-        """Keep the latest view of the product (an older view arriving late changes nothing)."""
+    def record(self, user_id: int, product_id: int, viewed_at: datetime) -> bool:
+        """Keep the latest view of the product; True when this view is now the one kept. An older view arriving
+        late changes nothing, nor does a view of an account that does not exist or one not after the user last
+        cleared their history."""
 
     def trim(self, user_id: int, keep: int) -> None:
         """Drop all but the user's `keep` most recently viewed products."""
@@ -143,8 +145,8 @@ class HistoryRepository(Protocol):
     def for_user(self, user_id: int) -> list[ViewedProduct]:
         """Newest first."""
 
-    def clear(self, user_id: int) -> int:
-        """Forget the user's history; how many products it held."""
+    def clear(self, user_id: int, now: datetime) -> int:
+        """Forget the user's history and every view up to `now`, however late it arrives; how many products it held."""
 
 
 class UserUnitOfWork(UnitOfWork):

@@ -38,6 +38,7 @@ from tests.fixtures.analytics_stream import (
     registered,
     stream,
 )
+from tests.fixtures.kafka import Delivered
 
 pytestmark = pytest.mark.integration
 
@@ -201,16 +202,6 @@ def test_the_stream_through_the_broker_gives_the_known_retention(counted) -> Non
 
     assert [(c.day, c.new_users, c.retained, c.rates[1]) for c in found.cohorts] == [
         (D1, 2, {1: 2, 7: 0, 30: 0}, 1.0), (D2, 1, {1: 0, 7: 0, 30: 0}, 0.0)]
-
-
-@dataclasses.dataclass
-class Delivered:
-    """A record as the broker hands it to the consumer (handle_batch() reads nothing else)."""
-
-    topic: str
-    partition: int
-    offset: int
-    value: bytes
 
 
 @pytest.mark.parametrize("batch_size", [7, 500])

@@ -27,7 +27,7 @@ from services.common.events import decode, encode, new_envelope, timestamp
 from services.common.kafka import make_producer
 from services.common.metrics import OUTBOX_FAILURES, OUTBOX_PENDING
 from services.common.outbox import OutboxRelay, dead_letters, outbox, processed_events
-from tests.fixtures.kafka import kafka_settings_for, read_topic
+from tests.fixtures.kafka import Delivered, kafka_settings_for, read_topic
 from tests.fixtures.outbox import consume_until, new_users_counted, register_users, unpublished
 from tests.fixtures.tcp_proxy import TcpProxy
 
@@ -204,16 +204,6 @@ def test_a_failing_handler_is_retried_from_the_same_offset_without_skipping(
     assert len(calls) == 2 and calls[0] == calls[1]
     with analytics_db.connect() as conn:
         assert conn.execute(select(func.count()).select_from(processed_events)).scalar_one() == 1
-
-
-@dataclass
-class Delivered:
-    """A record as the broker hands it to the consumer (handle() reads nothing else)."""
-
-    topic: str
-    partition: int
-    offset: int
-    value: bytes
 
 
 def delivered(settings: KafkaSettings, user_id: int) -> Delivered:

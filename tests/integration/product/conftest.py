@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
@@ -12,8 +11,7 @@ from google.protobuf.message import Message
 from mall.order.v1 import order_pb2, order_pb2_grpc
 from sqlalchemy import Engine
 
-from services.common.config import KafkaSettings, ServiceSettings
-from services.common.events import encode, new_envelope
+from services.common.config import ServiceSettings
 from services.common.grpc_server import create_server, registration
 from services.order import db as order_db
 from services.order.domain import OrderLine, new_order, price
@@ -23,28 +21,18 @@ from services.product import service
 from services.product.db import SqlProductUnitOfWork, start_mappers
 from services.product.domain import Brand, Category, ProductDraft, SkuDraft
 from tests.fakes import HOME
+from tests.fixtures import kafka
+from tests.fixtures.kafka import OFFLINE_KAFKA, Delivered
 from tests.fixtures.keys import JwtKeys
 
 UowFactory = Callable[[], SqlProductUnitOfWork]
 T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
-KAFKA = KafkaSettings(bootstrap_servers="127.0.0.1:1", max_poll_interval_ms=1000, topic_prefix="",
-                      request_timeout_ms=1000)  # EventConsumer.handle() is given records: nothing connects
-
-
-@dataclass
-class Delivered:
-    """A record as the broker hands it to the consumer (handle() reads nothing else)."""
-
-    topic: str
-    partition: int
-    offset: int
-    value: bytes
+KAFKA = OFFLINE_KAFKA
 
 
 def delivered(event: Message, topic: str, aggregate_id: str) -> Delivered:
     """`event` published by the order service on `topic`, as the product consumer receives it."""
-    envelope = new_envelope(event, producer="order", aggregate_id=aggregate_id)
-    return Delivered(KAFKA.topic(topic), 0, 0, encode(envelope))
+    return kafka.delivered(event, topic, producer="order", aggregate_id=aggregate_id)
 
 
 @pytest.fixture

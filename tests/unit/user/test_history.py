@@ -86,3 +86,35 @@ def test_a_view_by_an_unknown_account_is_not_kept() -> None:
     viewed(uow, 999, 10, T0)
 
     assert uow.history.views == {}
+
+
+
+def test_a_view_from_before_i_cleared_my_history_arriving_late_stays_forgotten() -> None:
+    uow = FakeUserUnitOfWork()
+    alice = shopper(uow)
+    viewed(uow, alice, 10, T0)
+    service.clear_history(uow, user_id=alice)
+
+    viewed(uow, alice, 20, T0 + timedelta(seconds=30))  # viewed before the clear, its event applied after it
+
+    assert history(uow, alice) == []
+
+
+def test_a_view_at_the_instant_i_cleared_my_history_is_forgotten() -> None:
+    uow = FakeUserUnitOfWork()
+    alice = shopper(uow)
+    service.clear_history(uow, user_id=alice, now=T0)
+
+    viewed(uow, alice, 10, T0)
+
+    assert history(uow, alice) == []
+
+
+def test_a_view_after_i_cleared_my_history_is_kept() -> None:
+    uow = FakeUserUnitOfWork()
+    alice = shopper(uow)
+    service.clear_history(uow, user_id=alice, now=T0)
+
+    viewed(uow, alice, 10, T0 + timedelta(seconds=1))
+
+    assert history(uow, alice) == [10]
