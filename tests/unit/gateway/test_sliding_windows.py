@@ -36,7 +36,7 @@ def test_twenty_failures_just_before_an_hour_boundary_still_lock_new_addresses_j
     after_the_boundary = password_login("198.51.100.200")
 
     assert guesses == [401] * 20
-    assert (after_the_boundary.status_code, after_the_boundary.headers["Retry-After"]) == (429, "3480")
+    assert (after_the_boundary.status_code, after_the_boundary.headers.get("Retry-After")) == (429, "3480")
     assert len(password_login.calls) == 20
 
 
@@ -51,7 +51,7 @@ def test_once_the_oldest_failure_is_an_hour_old_one_more_try_is_let_through(
     replies = [password_login("198.51.100.100").status_code, password_login("198.51.100.101")]
 
     assert replies[0] == 401
-    assert (replies[1].status_code, replies[1].headers["Retry-After"]) == (429, "60")  # the second-oldest's hour
+    assert (replies[1].status_code, replies[1].headers.get("Retry-After")) == (429, "60")  # the second-oldest's hour
 
 
 def test_an_owner_who_logged_in_a_minute_before_a_30_day_boundary_is_still_trusted_after_it(
