@@ -1,6 +1,6 @@
 """Prometheus metrics of the gateway."""
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 HTTP_REQUESTS = Counter("mall_http_requests_total", "HTTP requests, by route and status.",
                         ["method", "route", "status"])
@@ -15,3 +15,5 @@ RATE_LIMIT_STORE_FALLBACKS = Counter(
 SMS_CODES = Counter("mall_sms_codes_total",
                     "SMS code requests that passed the per-client limits, by outcome: sent (the user service sent a "
                     "paid SMS) or budget_exhausted (refused: the day's SMS budget is spent).", ["result"])
+SMS_DAILY_BUDGET = Gauge("mall_sms_daily_budget",
+                         "SMS codes all clients together may have sent in any 24 hours (GATEWAY_SMS_DAILY_BUDGET, scaled).")

@@ -6,13 +6,15 @@ from typing import Literal
 
 import grpc
 from flask import Blueprint, current_app, request
+from flask.blueprints import BlueprintSetupState
 from mall.user.v1 import user_pb2
 from mall.user.v1.user_pb2_grpc import UserServiceStub
 from pydantic import Field
 
 from gateway.api import PUBLIC, Body, Reply, operation, service
+from gateway.config import GatewaySettings
 from gateway.errors import ApiError
-from gateway.metrics import SMS_CODES
+from gateway.metrics import SMS_CODES, SMS_DAILY_BUDGET
 from gateway.ratelimit import FailureGuard, Limit, client_values
 from services.common import formats
 from services.common.formats import anchored
@@ -90,12 +92,27 @@ class Session(Reply):
 # sent). Password logins have a ceiling that cannot lock the owner out: once 20 failed in the last
 # hour, addresses that have not logged into the account in the last 30 days are refused until the
 # oldest of those failures is an hour old; the owner's usual addresses are not.
+# While Redis is unreachable every limit here is counted in each gateway worker's memory. SMS codes
+# are still sent then, not refused with 503: SMS is how shoppers log in and register, so refusing
+# would turn a store outage into a login outage, while the per-worker counts keep the exposure to
+# (workers x replicas) times these caps and the daily budget, and the user service's per-phone
+# limits (in its database) hold throughout; RateLimitStoreUnreachable pages meanwhile.
 DAY = 86400
 SMS_CODE_LIMITS = (Limit("ip", 20, 60), Limit("ip", 200, DAY), Limit("ipv6_48", 1000, DAY),
                    Limit("phone+ip", 10, 3600))
 LOGIN_LIMITS = (Limit("ip", 30, 60), Limit("phone+ip", 10, 300))
 PASSWORD_GUARD = FailureGuard(failures=Limit("phone", 20, 3600), trusted=Limit("phone+ip", 1, 30 * DAY))
 SMS_BUDGET_EXHAUSTED = "SMS_DAILY_BUDGET_EXHAUSTED"
+
+
+def sms_budget(settings: GatewaySettings) -> Limit:
+    """The day's SMS codes for all clients together, counted as the user service sends them."""
+    return Limit("global", settings.sms_daily_budget, DAY)
+
+
+@bp.record_once
+def _publish_sms_budget(state: BlueprintSetupState) -> None:
+    SMS_DAILY_BUDGET.set(state.app.extensions["rate_limiter"].allowed(sms_budget(state.app.extensions["settings"])))
 
 
 @bp.post("/sms-codes")
@@ -105,7 +122,7 @@ SMS_BUDGET_EXHAUSTED = "SMS_DAILY_BUDGET_EXHAUSTED"
            body=SmsCodeRequest, responses={202: SmsCodeSent})
 def send_sms_code(body: SmsCodeRequest) -> tuple[SmsCodeSent, int]:
     limiter, endpoint = current_app.extensions["rate_limiter"], request.endpoint or ""
-    budget = Limit("global", current_app.extensions["settings"].sms_daily_budget, DAY)
+    budget = sms_budget(current_app.extensions["settings"])
     values = client_values(request.remote_addr)
     wait = limiter.full(endpoint, budget, values)
     if wait is not None:
