@@ -102,3 +102,17 @@ def test_the_sms_budget_is_read_from_the_environment(tmp_path) -> None:  # type:
     settings = GatewaySettings.from_env({"JWT_PUBLIC_KEY_FILE": str(key), "GATEWAY_SMS_DAILY_BUDGET": "2500"})
 
     assert settings.sms_daily_budget == 2500
+
+
+def test_the_budget_metric_says_the_budget_in_force(budget_of_three: FlaskClient) -> None:
+    assert REGISTRY.get_sample_value("mall_sms_daily_budget") == 3
+
+
+def test_the_api_document_lists_the_sms_caps_and_the_budgets_error_code(client: FlaskClient) -> None:
+    description = client.get("/openapi.json").json["paths"]["/api/v1/auth/sms-codes"]["post"]["description"]
+
+    assert description == (
+        "All clients together get GATEWAY_SMS_DAILY_BUDGET codes sent in any 24 hours (default 10000); past it, 429 "
+        "SMS_DAILY_BUDGET_EXHAUSTED with Retry-After. Rate limits (sliding windows): 20 in any 60s per ip; 200 in any "
+        "86400s per ip; 1000 in any 86400s per ipv6_48; 10 in any 3600s per phone+ip (429 RATE_LIMITED with "
+        "Retry-After).")
