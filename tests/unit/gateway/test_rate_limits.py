@@ -12,7 +12,7 @@ from mall.user.v1 import user_pb2
 
 from gateway.app import create_app
 from gateway.config import GatewaySettings
-from gateway.ratelimit import Limit, MemoryCounter, RateLimiter, client_address, make_rate_limiter
+from gateway.ratelimit import Limit, MemoryCounter, RateLimiter, client_address, client_values, make_rate_limiter
 from services.common.config import ConfigError
 from tests.unit.gateway.conftest import PASSWORD_OWNER_PASSWORD
 
@@ -220,3 +220,13 @@ def test_ipv6_clients_are_counted_by_their_slash_64(remote: str | None, counted_
 def test_redis_counters_cannot_be_made_without_the_shared_secret() -> None:
     with pytest.raises(ValueError, match="shared secret"):
         make_rate_limiter("redis://127.0.0.1:6379/0", 1.0, None)
+
+
+@pytest.mark.parametrize(("remote", "site"), [
+    ("2001:db8:7:ab::1", "2001:db8:7::/48"),
+    ("2001:db8:7:ffff:1:2:3:4", "2001:db8:7::/48"),
+    ("203.0.113.7", None),
+    ("::ffff:203.0.113.7", None),
+])
+def test_ipv6_clients_are_also_counted_by_their_slash_48(remote: str, site: str | None) -> None:
+    assert client_values(remote).get("ipv6_48") == site
