@@ -373,8 +373,9 @@ def openapi_spec(app: Any) -> dict[str, Any]:
             notes.append("Roles: " + ", ".join(sorted(op.roles)) + ".")
             entry["x-roles"] = sorted(op.roles)  # machine-readable: the battery generates its 403 checks from it
         if op.limits:
-            notes.append("Rate limits: " + "; ".join(f"{lim.count} per {lim.seconds}s per {lim.key}"
-                                                     for lim in op.limits) + " (429 with Retry-After).")
+            notes.append("Rate limits (sliding windows): " + "; ".join(
+                f"{lim.count} in any {lim.seconds}s per {lim.key}" for lim in op.limits)
+                + " (429 RATE_LIMITED with Retry-After).")
         if notes:
             entry["description"] = " ".join(notes)
         if op.body is not None:

@@ -27,7 +27,7 @@ from gateway.catalog_cache import CatalogCache, RedisChangeLog
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
-from gateway.ratelimit import Limit, RateLimiter, RedisCounter, client_address, make_rate_limiter
+from gateway.ratelimit import Limit, RateLimiter, client_values, make_rate_limiter
 from gateway.storage import object_storage
 from services.common.auth import Caller, TokenVerifier, bearer_token, caller_var
 from services.common.clients import ServiceClients
@@ -62,8 +62,8 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
     limiter = app.extensions["rate_limiter"] = make_rate_limiter(
         settings.redis_url, settings.rate_limit_scale, settings.rate_limit_secret)
     # The catalogue's change log shares the rate limiter's Redis connection (one pool per worker).
-    changes = (RedisChangeLog(limiter.counter.client, fresh_for=settings.catalog_version_check_seconds)
-               if isinstance(limiter.counter, RedisCounter) else None)
+    changes = (RedisChangeLog(limiter.redis_client, fresh_for=settings.catalog_version_check_seconds)
+               if limiter.redis_client is not None else None)
     app.extensions["catalog_cache"] = CatalogCache(settings.catalog_cache_seconds,
                                                    settings.catalog_cache_following_seconds, changes)
     media_store = object_storage(Env(settings.environ))  # None: the local media directory (gateway/routes/media.py)
@@ -149,8 +149,7 @@ def _authenticate(verifier: TokenVerifier, op: Operation) -> Caller:
 def _enforce_limits(limiter: RateLimiter, limits: tuple[Limit, ...], body: dict[str, Any]) -> None:
     if not limits:
         return
-    values = {k: v for k, v in body.items() if isinstance(v, str)}
-    values["ip"] = client_address(request.remote_addr)
+    values = {k: v for k, v in body.items() if isinstance(v, str)} | client_values(request.remote_addr)
     wait = limiter.check(request.endpoint or "", limits, values)
     if wait is not None:
         raise ApiError.too_many_requests(wait)

@@ -22,6 +22,9 @@ class GatewaySettings:
     rate_limit_secret: str | None = field(default=None, repr=False)  # keys Redis bucket names
     proxy_hops: int = 0           # trusted reverse proxies in front (X-Forwarded-For hops to believe)
     rate_limit_scale: float = 1.0  # multiplies every rate limit (e.g. 10 for a load test); > 0
+    # SMS codes the gateway may have the user service send in any 24 hours, all clients together (each one is
+    # paid for); past it POST /auth/sms-codes answers 429 SMS_DAILY_BUDGET_EXHAUSTED.
+    sms_daily_budget: int = 10_000
     # Services whose absence makes /readyz fail. Only user by default (no login without it): one
     # other service down must not take every gateway out of rotation. make run asks for all five.
     ready_requires: tuple[str, ...] = DEFAULT_READY_REQUIRES
@@ -43,6 +46,7 @@ class GatewaySettings:
             rate_limit_secret=_secret_with_redis(env),
             proxy_hops=env.int("GATEWAY_PROXY_HOPS", 0),
             rate_limit_scale=_positive_float(env, "GATEWAY_RATE_LIMIT_SCALE", 1.0),
+            sms_daily_budget=env.int_within("GATEWAY_SMS_DAILY_BUDGET", 10_000, 1, 10_000_000),
             ready_requires=_services(env, "GATEWAY_READY_REQUIRES"),
             jwt_previous_public_key_pem=read_optional_key(env, "JWT_PREVIOUS_PUBLIC_KEY_FILE"),
             catalog_cache_seconds=env.int("CATALOG_CACHE_TTL_MS", 1000) / 1000,

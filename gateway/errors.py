@@ -50,9 +50,9 @@ class ApiError(Exception):
         self.details = details or {}
 
     @classmethod
-    def too_many_requests(cls, wait_seconds: int) -> ApiError:
-        return cls(429, "RATE_LIMITED", f"too many requests; try again in {wait_seconds}s",
-                   {"retry_after": wait_seconds})
+    def too_many_requests(cls, wait_seconds: int, code: str = "RATE_LIMITED",
+                          message: str = "too many requests") -> ApiError:
+        return cls(429, code, f"{message}; try again in {wait_seconds}s", {"retry_after": wait_seconds})
 
     @classmethod
     def from_domain(cls, exc: domain_errors.DomainError) -> ApiError:

@@ -1,6 +1,6 @@
 """Prometheus metrics of the gateway."""
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 HTTP_REQUESTS = Counter("mall_http_requests_total", "HTTP requests, by route and status.",
                         ["method", "route", "status"])
@@ -9,3 +9,11 @@ HTTP_LATENCY = Histogram("mall_http_request_seconds", "HTTP request handling tim
 RATE_LIMITED = Counter("mall_http_rate_limited_total", "Requests refused by a rate limit.", ["route", "key"])
 CATALOG_CACHE = Counter("mall_catalog_cache_total", "Catalogue reads by cache outcome (hit, stale, miss, bypass).",
                         ["result"])
+RATE_LIMIT_STORE_FALLBACKS = Counter(
+    "mall_rate_limit_store_fallbacks_total",
+    "Rate-limit decisions counted in one worker's memory because the shared store (Redis) was unreachable.")
+SMS_CODES = Counter("mall_sms_codes_total",
+                    "SMS code requests that passed the per-client limits, by outcome: sent (the user service sent a "
+                    "paid SMS) or budget_exhausted (refused: the day's SMS budget is spent).", ["result"])
+SMS_DAILY_BUDGET = Gauge("mall_sms_daily_budget",
+                         "SMS codes all clients together may have sent in any 24 hours (GATEWAY_SMS_DAILY_BUDGET, scaled).")

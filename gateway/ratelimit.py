@@ -1,23 +1,29 @@
-"""Fixed-window rate limits: shared in Redis when REDIS_URL is set, in process memory otherwise."""
+"""Sliding-window rate limits: shared in Redis when REDIS_URL is set, in process memory otherwise or while Redis is down."""
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import hmac
 import ipaddress
 import logging
+import math
 import os
 import threading
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 import redis
 
-from gateway.metrics import RATE_LIMITED
+from gateway.metrics import RATE_LIMIT_STORE_FALLBACKS, RATE_LIMITED
 
 log = logging.getLogger(__name__)
+
+# Parts of a limit's key known from the connection alone (client_values), so counted before the body is read.
+CLIENT_PARTS = frozenset({"ip", "ipv6_48", "global"})
 
 
 def clock() -> float:
@@ -27,11 +33,12 @@ def clock() -> float:
 
 @dataclass(frozen=True)
 class Limit:
-    """At most `count` requests per `seconds` for each value of `key`.
+    """At most `count` events in any `seconds` (a sliding window) for each value of `key`.
 
-    `key` names what is counted: "ip" (the client address), a JSON body field such as "phone",
-    or several joined by "+" ("phone+ip": per phone from each address). A request lacking any
-    part is not counted under this limit. Body fields are read only after the body validated.
+    `key` names what is counted: "ip" (the client address: IPv4, or the IPv6 /64), "ipv6_48" (the
+    IPv6 /48 of a site; IPv4 clients have none), "global" (every client together), a JSON body field
+    such as "phone", or several joined by "+" ("phone+ip": per phone from each address). A request
+    lacking any part is not counted under this limit. Body fields are read only after the body validated.
     """
 
     key: str
@@ -45,58 +52,147 @@ class Limit:
     @property
     def client_only(self) -> bool:
         """True when the limit needs nothing from the body, so it can run before validation."""
-        return self.parts == ("ip",)
+        return set(self.parts) <= CLIENT_PARTS
 
 
 class Counter(Protocol):
-    def hit(self, bucket: str, seconds: int, now: float) -> int:
-        """Count one request in the current window of `bucket`; returns the window's count so far."""
+    """Sliding-window event logs, one per bucket, each keeping only the newest `count` events of its window.
 
-    def peek(self, bucket: str, seconds: int, now: float) -> int:
-        """The current window's count of `bucket`, without counting."""
+    The newest `count` are all a decision needs: the window is full exactly when the `count`-th newest
+    event is younger than `seconds`, and it has room again when that event turns `seconds` old.
+    """
+
+    def take(self, bucket: str, count: int, seconds: int, now: float) -> float | None:
+        """Log one event unless `count` happened in the last `seconds`: None if logged, else when there is room."""
+
+    def add(self, bucket: str, count: int, seconds: int, now: float) -> None:
+        """Log one event whatever the window holds (an outcome known after the fact: a failed login)."""
+
+    def full_until(self, bucket: str, count: int, seconds: int, now: float) -> float | None:
+        """When `count` events happened in the last `seconds`: the time the window has room again; else None."""
 
 
 class MemoryCounter:
-    """Per-process counters: right for one gateway process (make run), not for several replicas."""
+    """Per-process logs: right for one gateway process (make run), not for several replicas."""
 
     MAX_BUCKETS = 50_000
 
     def __init__(self) -> None:
-        self._buckets: dict[str, tuple[int, int, float]] = {}  # bucket -> (window, count, expires_at)
+        self._buckets: dict[str, tuple[list[float], int]] = {}  # bucket -> (event times oldest first, seconds)
         self._lock = threading.Lock()
 
-    def hit(self, bucket: str, seconds: int, now: float) -> int:
-        window = int(now // seconds)
+    def take(self, bucket: str, count: int, seconds: int, now: float) -> float | None:
         with self._lock:
-            if len(self._buckets) >= self.MAX_BUCKETS:
-                self._buckets = {k: v for k, v in self._buckets.items() if v[2] > now}
-            start, count, _ = self._buckets.get(bucket, (window, 0, 0.0))
-            count = count + 1 if start == window else 1
-            self._buckets[bucket] = (window, count, (window + 1) * seconds)
-        return count
+            events = self._events(bucket, seconds, now)
+            if len(events) >= count:
+                return events[-count] + seconds
+            self._log(bucket, events, count, seconds, now)
+        return None
 
-    def peek(self, bucket: str, seconds: int, now: float) -> int:
+    def add(self, bucket: str, count: int, seconds: int, now: float) -> None:
         with self._lock:
-            start, count, _ = self._buckets.get(bucket, (-1, 0, 0.0))
-        return count if start == int(now // seconds) else 0
+            self._log(bucket, self._events(bucket, seconds, now), count, seconds, now)
+
+    def full_until(self, bucket: str, count: int, seconds: int, now: float) -> float | None:
+        with self._lock:
+            events = self._events(bucket, seconds, now)
+        return events[-count] + seconds if len(events) >= count else None
+
+    def _events(self, bucket: str, seconds: int, now: float) -> list[float]:
+        """The bucket's events younger than `seconds` (an event `seconds` old has left the window)."""
+        events, _ = self._buckets.get(bucket, ([], seconds))
+        return events[bisect.bisect_right(events, now - seconds):]
+
+    def _log(self, bucket: str, events: list[float], count: int, seconds: int, now: float) -> None:
+        if len(self._buckets) >= self.MAX_BUCKETS:
+            self._buckets = {k: (e, s) for k, (e, s) in self._buckets.items() if e and e[-1] > now - s}
+        bisect.insort(events, now)
+        self._buckets[bucket] = (events[-count:], seconds)
+
+
+# One round trip, atomic across replicas: drop events that left the window, then (by mode) report whether
+# the window is full, log the event if it is not, or log it anyway; keep the newest `count`. Scores are
+# event times; a full window answers the `count`-th newest's score (a string: Lua numbers become integers).
+SLIDING_WINDOW_SCRIPT = """
+local key, now, seconds, count, mode = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - seconds)
+local held = redis.call('ZCARD', key)
+if mode ~= 'add' and held >= count then
+  return redis.call('ZRANGE', key, held - count, held - count, 'WITHSCORES')[2]
+end
+if mode == 'peek' then
+  return false
+end
+redis.call('ZADD', key, now, ARGV[5])
+redis.call('ZREMRANGEBYRANK', key, 0, -count - 1)
+redis.call('PEXPIRE', key, math.ceil(seconds * 1000))
+return false
+"""
 
 
 class RedisCounter:
-    """Counters shared by every gateway replica (INCR + EXPIRE per window)."""
+    """Logs shared by every gateway replica: one sorted set per bucket, expiring a window after its last event."""
 
     def __init__(self, url: str) -> None:
         self.client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self._script = self.client.register_script(SLIDING_WINDOW_SCRIPT)
 
-    def hit(self, bucket: str, seconds: int, now: float) -> int:
-        key = f"mall:ratelimit:{bucket}:{int(now // seconds)}"
-        pipe = self.client.pipeline()
-        pipe.incr(key)
-        pipe.expire(key, seconds + 1)
-        count, _ = pipe.execute()
-        return int(count)
+    def take(self, bucket: str, count: int, seconds: int, now: float) -> float | None:
+        return self._run("take", bucket, count, seconds, now)
 
-    def peek(self, bucket: str, seconds: int, now: float) -> int:
-        return int(self.client.get(f"mall:ratelimit:{bucket}:{int(now // seconds)}") or 0)
+    def add(self, bucket: str, count: int, seconds: int, now: float) -> None:
+        self._run("add", bucket, count, seconds, now)
+
+    def full_until(self, bucket: str, count: int, seconds: int, now: float) -> float | None:
+        return self._run("peek", bucket, count, seconds, now)
+
+    def _run(self, mode: str, bucket: str, count: int, seconds: int, now: float) -> float | None:
+        oldest = self._script(keys=[f"mall:ratelimit:{bucket}"],
+                              args=[repr(now), seconds, count, mode, f"{now!r}:{uuid.uuid4().hex[:8]}"])
+        return None if oldest is None else float(oldest) + seconds
+
+
+class FallbackCounter:
+    """Redis, and this process's own memory while Redis is unreachable.
+
+    Limits stay in force through an outage, counted per gateway worker (so N workers let N times
+    through) instead of not at all. After a failure Redis is left alone for `retry_seconds`, so an
+    unreachable store costs one connect timeout per period, not one per request.
+    """
+
+    def __init__(self, primary: RedisCounter, fallback: MemoryCounter, retry_seconds: float = 5.0) -> None:
+        self.primary = primary
+        self.fallback = fallback
+        self.retry_seconds = retry_seconds
+        self.down = False
+        self._retry_at = 0.0
+
+    def take(self, bucket: str, count: int, seconds: int, now: float) -> float | None:
+        return self._call("take", bucket, count, seconds, now)
+
+    def add(self, bucket: str, count: int, seconds: int, now: float) -> None:
+        self._call("add", bucket, count, seconds, now)
+
+    def full_until(self, bucket: str, count: int, seconds: int, now: float) -> float | None:
+        return self._call("full_until", bucket, count, seconds, now)
+
+    def _call(self, operation: str, bucket: str, count: int, seconds: int, now: float) -> float | None:
+        if not self.down or now >= self._retry_at:
+            try:
+                result: float | None = getattr(self.primary, operation)(bucket, count, seconds, now)
+            except redis.RedisError as exc:
+                if not self.down:
+                    log.warning("rate-limit store unreachable (%s): limits are counted per gateway worker "
+                                "until it answers", type(exc).__name__)
+                self.down, self._retry_at = True, now + self.retry_seconds
+            else:
+                if self.down:
+                    log.warning("rate-limit store answers again: limits are shared by every worker again")
+                    self.down = False
+                return result
+        RATE_LIMIT_STORE_FALLBACKS.inc()
+        fallback: float | None = getattr(self.fallback, operation)(bucket, count, seconds, now)
+        return fallback
 
 
 class RateLimiter:
@@ -107,46 +203,50 @@ class RateLimiter:
         # (there are only about 10^10 of them). Replicas sharing Redis must share the key.
         self.key = key if key is not None else os.urandom(32)
 
+    @property
+    def redis_client(self) -> redis.Redis | None:
+        """The shared store's connection (other gateway state shares its pool), None without Redis."""
+        primary = self.counter.primary if isinstance(self.counter, FallbackCounter) else self.counter
+        return primary.client if isinstance(primary, RedisCounter) else None
+
     def check(self, endpoint: str, limits: tuple[Limit, ...], values: Mapping[str, str],
               now: float | None = None) -> int | None:
-        """Count the request under each limit in turn; at the first one exceeded, the seconds to wait.
+        """Count the request under each limit in turn; at the first one that is full, the seconds to wait.
 
-        Values are keyed-hashed into the bucket names: no phone number or address sits in the store.
-        If the shared store is down the request is let through (and logged): losing rate
-        limiting for a while is better than refusing every login.
+        A refused request is not counted under that limit (nor the ones after it), so a client
+        that keeps knocking still gets `count` in every `seconds`. Values are keyed-hashed into
+        the bucket names: no phone number or address sits in the store.
         """
         now = clock() if now is None else now
         for limit in limits:
             bucket = self._bucket(endpoint, limit, values)
             if bucket is None:
                 continue
-            try:
-                count = self.counter.hit(bucket, limit.seconds, now)
-            except redis.RedisError:
-                log.warning("rate-limit store unavailable; letting %s through", endpoint, exc_info=True)
-                return None
-            if count > self.allowed(limit):
+            room_at = self.counter.take(bucket, self.allowed(limit), limit.seconds, now)
+            if room_at is not None:
                 RATE_LIMITED.labels(endpoint, limit.key).inc()
-                return retry_after(limit, now)
+                return seconds_until(room_at, now)
         return None
 
-    def seen(self, endpoint: str, limit: Limit, values: Mapping[str, str], now: float | None = None) -> int:
-        """How many this window has counted under `limit` for `values` (0 if the store is down)."""
+    def full(self, endpoint: str, limit: Limit, values: Mapping[str, str], now: float | None = None) -> int | None:
+        """When the events `count` logged under `limit` for `values` fill its window: the seconds until
+        there is room; else (or when `values` lack a part of the key) None."""
+        now = clock() if now is None else now
         bucket = self._bucket(endpoint, limit, values)
-        try:
-            return 0 if bucket is None else self.counter.peek(bucket, limit.seconds, clock() if now is None else now)
-        except redis.RedisError:
-            log.warning("rate-limit store unavailable; not limiting %s", endpoint, exc_info=True)
-            return 0
+        room_at = None if bucket is None else self.counter.full_until(bucket, self.allowed(limit), limit.seconds, now)
+        return None if room_at is None else seconds_until(room_at, now)
+
+    def happened(self, endpoint: str, limit: Limit, values: Mapping[str, str], now: float | None = None) -> bool:
+        """Whether any event was logged under `limit` for `values` in the last `limit.seconds` (not scaled)."""
+        bucket = self._bucket(endpoint, limit, values)
+        return bucket is not None and self.counter.full_until(
+            bucket, 1, limit.seconds, clock() if now is None else now) is not None
 
     def count(self, endpoint: str, limit: Limit, values: Mapping[str, str], now: float | None = None) -> None:
-        """Count one event (a failed login, a successful one...) under `limit` after the fact."""
+        """Log one event (a failed login, a successful one, a code sent...) under `limit` after the fact."""
         bucket = self._bucket(endpoint, limit, values)
-        try:
-            if bucket is not None:
-                self.counter.hit(bucket, limit.seconds, clock() if now is None else now)
-        except redis.RedisError:
-            log.warning("rate-limit store unavailable; %s not counted", endpoint, exc_info=True)
+        if bucket is not None:
+            self.counter.add(bucket, self.allowed(limit), limit.seconds, clock() if now is None else now)
 
     def allowed(self, limit: Limit) -> int:
         return max(1, int(limit.count * self.scale))
@@ -163,30 +263,31 @@ class RateLimiter:
 class FailureGuard:
     """A per-account ceiling on failures that cannot be used to lock the owner out.
 
-    After `failures.count` failures in a window, further tries are refused, but only from
-    addresses that have not succeeded for this account within `trusted.seconds`: an attacker
-    guessing from many addresses is stopped, while the owner's usual addresses still get in.
+    Once `failures.count` failures happened in the last `failures.seconds`, further tries are
+    refused, but only from addresses that have not succeeded for this account within the last
+    `trusted.seconds` (each success renews its address's trust): an attacker guessing from many
+    addresses is stopped, while the owner's usual addresses still get in.
     """
 
     failures: Limit  # e.g. Limit("phone", 20, 3600)
-    trusted: Limit   # e.g. Limit("phone+ip", 1, 30 days): an address that logged in lately
+    trusted: Limit   # e.g. Limit("phone+ip", 1, 30 days): an address that logged in lately (its count unused)
 
     def wait(self, limiter: RateLimiter, endpoint: str, values: Mapping[str, str]) -> int | None:
         """Seconds to wait when this try must be refused, else None."""
-        if limiter.seen(endpoint, self.trusted, values) > 0:
+        if limiter.happened(endpoint, self.trusted, values):
             return None
-        if limiter.seen(endpoint, self.failures, values) < limiter.allowed(self.failures):
-            return None
-        RATE_LIMITED.labels(endpoint, f"failed-{self.failures.key}").inc()
-        return retry_after(self.failures, time.time())
+        wait = limiter.full(endpoint, self.failures, values)
+        if wait is not None:
+            RATE_LIMITED.labels(endpoint, f"failed-{self.failures.key}").inc()
+        return wait
 
     def record(self, limiter: RateLimiter, endpoint: str, values: Mapping[str, str], *, succeeded: bool) -> None:
         limiter.count(endpoint, self.trusted if succeeded else self.failures, values)
 
 
-def retry_after(limit: Limit, now: float) -> int:
-    """Seconds until `limit`'s current window ends."""
-    return max(1, int((now // limit.seconds + 1) * limit.seconds - now + 0.999))
+def seconds_until(moment: float, now: float) -> int:
+    """Whole seconds from `now` until `moment`, at least 1 (a Retry-After)."""
+    return max(1, math.ceil(moment - now - 1e-9))
 
 
 def client_address(remote_addr: str | None) -> str:
@@ -202,9 +303,20 @@ def client_address(remote_addr: str | None) -> str:
     return str(address)
 
 
+def client_values(remote_addr: str | None) -> dict[str, str]:
+    """The key parts known from the connection: "ip", "ipv6_48" (IPv6 only: a site's usual allocation,
+    65,536 /64s) and "global"."""
+    values = {"ip": client_address(remote_addr), "global": "all"}
+    if "/" in values["ip"]:
+        values["ipv6_48"] = str(ipaddress.IPv6Network(values["ip"]).supernet(new_prefix=48))
+    return values
+
+
 def make_rate_limiter(redis_url: str | None, scale: float = 1.0, secret: str | None = None) -> RateLimiter:
-    """Counters in Redis (with the replicas' shared `secret` as the bucket key) or in this process."""
+    """Counters in Redis (with the replicas' shared `secret` as the bucket key, and this process's
+    memory while Redis is down) or in this process only."""
     if redis_url and not secret:
         raise ValueError("Redis rate-limit counters need the replicas' shared secret")
     key = secret.encode() if secret else None
-    return RateLimiter(RedisCounter(redis_url) if redis_url else MemoryCounter(), scale, key)
+    counter: Counter = FallbackCounter(RedisCounter(redis_url), MemoryCounter()) if redis_url else MemoryCounter()
+    return RateLimiter(counter, scale, key)

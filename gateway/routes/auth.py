@@ -6,13 +6,16 @@ from typing import Literal
 
 import grpc
 from flask import Blueprint, current_app, request
+from flask.blueprints import BlueprintSetupState
 from mall.user.v1 import user_pb2
 from mall.user.v1.user_pb2_grpc import UserServiceStub
 from pydantic import Field
 
 from gateway.api import PUBLIC, Body, Reply, operation, service
+from gateway.config import GatewaySettings
 from gateway.errors import ApiError
-from gateway.ratelimit import FailureGuard, Limit, client_address
+from gateway.metrics import SMS_CODES, SMS_DAILY_BUDGET
+from gateway.ratelimit import FailureGuard, Limit, client_values
 from services.common import formats
 from services.common.formats import anchored
 
@@ -77,24 +80,57 @@ class Session(Reply):
                    is_new_user=reply.is_new_user, user=UserSummary.from_proto(reply.user))
 
 
+# Every window slides: a limit of 20 an hour holds in any 60 minutes, so no burst fits across a window edge.
 # Per IP generous (shoppers share carrier NAT addresses), per phone from each address tight; the
 # user service also allows one SMS code a minute and ten a day per phone, and five tries per code
 # (so SMS logins need no per-account ceiling here). SMS codes have no per-phone limit here: it
 # would count requests the service refused, so a stranger's burst from a few addresses would lock
 # the owner out for the hour. The per-phone budget lives only in the user service, which counts
-# codes actually sent, and those reach the owner's phone. Password logins have a ceiling that cannot
-# lock the owner out: after 20 failures in an hour, addresses that have not logged into the
-# account within 30 days are refused for the rest of the hour; the owner's usual addresses are not.
-SMS_CODE_LIMITS = (Limit("ip", 20, 60), Limit("phone+ip", 10, 3600))
+# codes actually sent, and those reach the owner's phone. Each SMS is paid for, so codes to many
+# phones are capped per address a day (an IPv6 site, whose /48 holds 65,536 /64 "addresses", per
+# /48 too), and all clients together by the day's budget (GATEWAY_SMS_DAILY_BUDGET, counting codes
+# sent). Password logins have a ceiling that cannot lock the owner out: once 20 failed in the last
+# hour, addresses that have not logged into the account in the last 30 days are refused until the
+# oldest of those failures is an hour old; the owner's usual addresses are not.
+# While Redis is unreachable every limit here is counted in each gateway worker's memory. SMS codes
+# are still sent then, not refused with 503: SMS is how shoppers log in and register, so refusing
+# would turn a store outage into a login outage, while the per-worker counts keep the exposure to
+# (workers x replicas) times these caps and the daily budget, and the user service's per-phone
+# limits (in its database) hold throughout; RateLimitStoreUnreachable pages meanwhile.
+DAY = 86400
+SMS_CODE_LIMITS = (Limit("ip", 20, 60), Limit("ip", 200, DAY), Limit("ipv6_48", 1000, DAY),
+                   Limit("phone+ip", 10, 3600))
 LOGIN_LIMITS = (Limit("ip", 30, 60), Limit("phone+ip", 10, 300))
-PASSWORD_GUARD = FailureGuard(failures=Limit("phone", 20, 3600), trusted=Limit("phone+ip", 1, 30 * 86400))
+PASSWORD_GUARD = FailureGuard(failures=Limit("phone", 20, 3600), trusted=Limit("phone+ip", 1, 30 * DAY))
+SMS_BUDGET_EXHAUSTED = "SMS_DAILY_BUDGET_EXHAUSTED"
+
+
+def sms_budget(settings: GatewaySettings) -> Limit:
+    """The day's SMS codes for all clients together, counted as the user service sends them."""
+    return Limit("global", settings.sms_daily_budget, DAY)
+
+
+@bp.record_once
+def _publish_sms_budget(state: BlueprintSetupState) -> None:
+    SMS_DAILY_BUDGET.set(state.app.extensions["rate_limiter"].allowed(sms_budget(state.app.extensions["settings"])))
 
 
 @bp.post("/sms-codes")
 @operation(summary="Send a 6-digit SMS verification code", tag="auth", access=PUBLIC, limits=SMS_CODE_LIMITS,
+           description="All clients together get GATEWAY_SMS_DAILY_BUDGET codes sent in any 24 hours (default "
+                       f"10000); past it, 429 {SMS_BUDGET_EXHAUSTED} with Retry-After.",
            body=SmsCodeRequest, responses={202: SmsCodeSent})
 def send_sms_code(body: SmsCodeRequest) -> tuple[SmsCodeSent, int]:
+    limiter, endpoint = current_app.extensions["rate_limiter"], request.endpoint or ""
+    budget = sms_budget(current_app.extensions["settings"])
+    values = client_values(request.remote_addr)
+    wait = limiter.full(endpoint, budget, values)
+    if wait is not None:
+        SMS_CODES.labels("budget_exhausted").inc()
+        raise ApiError.too_many_requests(wait, SMS_BUDGET_EXHAUSTED, "the SMS codes of the day are all spent")
     sent = service(UserServiceStub).SendSmsCode(user_pb2.SendSmsCodeRequest(phone=body.phone, purpose=body.purpose))
+    limiter.count(endpoint, budget, values)  # codes sent only: one the user service refused costs nothing
+    SMS_CODES.labels("sent").inc()
     return SmsCodeSent(expires_in=sent.expires_in, resend_after=sent.resend_after, dev_code=sent.dev_code or None), 202
 
 
@@ -108,12 +144,13 @@ def login_sms(body: SmsLogin) -> Session:
 
 @bp.post("/login/password")
 @operation(summary="Log in with phone and password (staff and shoppers who set one)", tag="auth", access=PUBLIC,
-           description="After 20 failures in an hour, only addresses that logged into the account lately may "
-                       "try again that hour.",
+           description="Once 20 tries failed in the last hour, only addresses that logged into the account in "
+                       "the last 30 days may try, until the oldest of those failures is an hour old (429 "
+                       "RATE_LIMITED with Retry-After).",
            limits=LOGIN_LIMITS, body=PasswordLogin, responses={200: Session})
 def login_password(body: PasswordLogin) -> Session:
     limiter, endpoint = current_app.extensions["rate_limiter"], request.endpoint or ""
-    values = {"phone": body.phone, "ip": client_address(request.remote_addr)}
+    values = {"phone": body.phone} | client_values(request.remote_addr)
     wait = PASSWORD_GUARD.wait(limiter, endpoint, values)
     if wait is not None:
         raise ApiError.too_many_requests(wait)

@@ -136,7 +136,9 @@ def test_the_alerts_ops_rely_on_exist() -> None:
                       "ExpiredCheckoutHoldPaid", "AbnormalRefundWaiting", "RefundPaidAfterClose",
                       "UnpaidOrdersPastDeadline", "PaymentAfterStockHold",
                       "WalletChargeAwaitingStaff", "RefundPendingStuck", "RechargePendingOverdue",
-                      "WithdrawalPayingOverdue", "StockReservationsUnsettled", "StockOversold"}
+                      "WithdrawalPayingOverdue", "StockReservationsUnsettled", "StockOversold",
+                      # rate limits and paid SMS codes
+                      "RateLimitStoreUnreachable", "SmsDailyBudgetNearlySpent", "SmsDailyBudgetExhausted"}
 
 
 def test_the_missing_consumer_group_alert_expects_exactly_the_groups_the_manifests_deploy() -> None:

@@ -8,7 +8,6 @@ import hmac
 import os
 import secrets
 import time
-import types
 import uuid
 
 import pytest
@@ -17,7 +16,7 @@ from flask.testing import FlaskClient
 
 from gateway.app import create_app
 from gateway.config import GatewaySettings
-from gateway.ratelimit import FailureGuard, Limit, RateLimiter, RedisCounter
+from gateway.ratelimit import FailureGuard, FallbackCounter, Limit, MemoryCounter, RateLimiter, RedisCounter
 from tests.fixtures.keys import JwtKeys
 
 pytestmark = pytest.mark.integration
@@ -43,22 +42,44 @@ def test_two_replicas_share_one_count(endpoint: str) -> None:
     assert results[3] is not None and 1 <= results[3] <= 60
 
 
-def test_counters_expire_with_their_window(endpoint: str) -> None:
+def test_a_bucket_expires_a_window_after_its_latest_event(endpoint: str) -> None:
     counter = RedisCounter(REDIS_URL)
 
-    counter.hit(f"{endpoint}:ip:somehash", 30, now=1_000_000.0)
+    counter.take(f"{endpoint}:ip:somehash", 5, 30, now=time.time())
 
-    keys = counter.client.keys(f"mall:ratelimit:{endpoint}:*")
-    assert len(keys) == 1
-    assert 0 < counter.client.ttl(keys[0]) <= 31
+    (key,) = counter.client.keys(f"mall:ratelimit:{endpoint}:*")
+    assert 0 < counter.client.pttl(key) <= 30_000
 
 
-def test_an_unreachable_redis_lets_requests_through(endpoint: str) -> None:
-    limiter = RateLimiter(RedisCounter("redis://127.0.0.1:1/0"))
+def test_a_limit_holds_across_the_instant_a_fixed_window_would_start_afresh(endpoint: str) -> None:
+    limiter, limits = RateLimiter(RedisCounter(REDIS_URL)), (Limit("ip", 2, 60),)
+    base = (time.time() // 60) * 60  # recent, so the events are not older than their own window
 
-    assert limiter.check(endpoint, (Limit("ip", 1, 60),), {"ip": "203.0.113.7"}) is None
+    waits = [limiter.check(endpoint, limits, {"ip": "203.0.113.7"}, now=base + offset)
+             for offset in (58.0, 59.0, 61.0, 118.0, 119.0)]
+
+    assert waits == [None, None, 57, None, None]
+
+
+def test_a_bucket_keeps_only_the_newest_events_a_decision_needs(endpoint: str) -> None:
+    counter, now = RedisCounter(REDIS_URL), time.time()
+
+    for n in range(10):
+        counter.add(f"{endpoint}:phone:h", 3, 3600, now=now + n)
+
+    (key,) = counter.client.keys(f"mall:ratelimit:{endpoint}:*")
+    assert [score for _, score in counter.client.zrange(key, 0, -1, withscores=True)] == [now + 7, now + 8, now + 9]
+    assert counter.full_until(f"{endpoint}:phone:h", 3, 3600, now=now + 10) == now + 7 + 3600
+
+
+def test_an_unreachable_redis_is_stood_in_for_by_this_process(endpoint: str) -> None:
+    limiter = RateLimiter(FallbackCounter(RedisCounter("redis://127.0.0.1:1/0"), MemoryCounter()))
+
+    waits = [limiter.check(endpoint, (Limit("ip", 1, 60),), {"ip": "203.0.113.7"}, now=0.0) for _ in range(2)]
+
+    assert waits == [None, 60]
     with pytest.raises(redis.RedisError):
-        limiter.counter.hit("x", 60, 0.0)
+        limiter.counter.primary.take("x", 1, 60, 0.0)  # type: ignore[attr-defined]
 
 
 def test_failures_and_trusted_addresses_are_shared_between_replicas(endpoint: str) -> None:
@@ -90,8 +111,8 @@ def test_two_gateway_apps_on_one_redis_share_the_count_and_keep_it_in_redis(
                                          "GATEWAY_RATE_LIMIT_SECRET": secret})
     # Per IP: 20 a minute, scaled to 5. One fixed instant, so the requests share one window.
     settings = dataclasses.replace(settings, rate_limit_scale=0.25)
-    window_start = (time.time() // 60) * 60
-    monkeypatch.setattr("gateway.ratelimit.time", types.SimpleNamespace(time=lambda: window_start + 1))
+    instant = time.time()
+    monkeypatch.setattr("gateway.ratelimit.clock", lambda: instant)
     replica_a, replica_b = gateway_replica(settings), gateway_replica(settings)
 
     def ask(replica: FlaskClient) -> int:
@@ -104,5 +125,5 @@ def test_two_gateway_apps_on_one_redis_share_the_count_and_keep_it_in_redis(
     assert (counted, refused) == ([415] * 5, (429, 429))
     store = redis.Redis.from_url(REDIS_URL)
     address_digest = hmac.new(secret.encode(), b"198.51.100.77", hashlib.sha256).hexdigest()[:24]
-    keys = store.keys(f"mall:ratelimit:*:ip/60:{address_digest}:{int(window_start // 60)}")
-    assert [store.get(key) for key in keys] == [b"7"]  # every request of both replicas, in one key
+    keys = store.keys(f"mall:ratelimit:*:ip/60:{address_digest}")
+    assert [store.zcard(key) for key in keys] == [5]  # every request both replicas let through, in one key

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import grpc
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from mall.user.v1 import user_pb2
 
+import gateway.ratelimit
 from gateway.app import create_app
 from gateway.config import GatewaySettings
 from tests.fixtures.fake_services import TIMEOUT_SECONDS, FakeServices
@@ -39,6 +41,49 @@ def app(settings: GatewaySettings, clients: FakeServices) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+PASSWORD_OWNER_PHONE, PASSWORD_OWNER_PASSWORD = "13800000001", "right-pass-1"
+
+
+@pytest.fixture
+def password_login(client: FlaskClient, clients, rpc_error):  # type: ignore[no-untyped-def]
+    """password_login(ip, password=wrong) → response of a password login to PASSWORD_OWNER_PHONE from `ip`; the
+    fake user service knows PASSWORD_OWNER_PASSWORD only; `.calls` are the passwords it was asked about."""
+    calls = []
+
+    def user_service(message):  # type: ignore[no-untyped-def]
+        calls.append(message.password)
+        if (message.phone, message.password) != (PASSWORD_OWNER_PHONE, PASSWORD_OWNER_PASSWORD):
+            raise rpc_error(grpc.StatusCode.UNAUTHENTICATED, "phone or password is wrong")
+        return user_pb2.LoginResponse(access_token="t", refresh_token="r", expires_in=900)
+
+    clients.user.LoginWithPassword.answer = user_service
+
+    def login(ip: str, password: str = "guess-123"):  # type: ignore[no-untyped-def]
+        return client.post("/api/v1/auth/login/password", json={"phone": PASSWORD_OWNER_PHONE, "password": password},
+                           environ_base={"REMOTE_ADDR": ip})
+
+    login.calls = calls  # type: ignore[attr-defined]
+    return login
+
+
+class FrozenClock:
+    """The rate limiter's clock, moved only by the test: `.now` (seconds since the epoch)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
+    """The rate limiter's clock, held at a fixed instant (2026-11-30) until the test moves `.now`."""
+    frozen = FrozenClock(1_796_000_000.0)
+    monkeypatch.setattr(gateway.ratelimit, "clock", frozen)
+    return frozen
 
 
 @pytest.fixture
