@@ -23,13 +23,17 @@ def uow() -> FakeMemberUnitOfWork:
     return FakeMemberUnitOfWork()
 
 
-def template(uow: FakeMemberUnitOfWork, **overrides: object) -> int:
+def create(uow: FakeMemberUnitOfWork, **overrides: object) -> int:
     fields: dict = {"name": "5 yuan off", "kind": "fixed", "amount_fen": 500, "percent_off": 0, "threshold_fen": 0,
                     "cap_fen": 0, "total": 10, "per_user_limit": 1, "valid_from": NOW - timedelta(days=1),
-                    "valid_to": NOW + timedelta(days=7), "category_ids": [], "created_by": OPERATOR, "needs_approval": False,
-                    "now": NOW}
+                    "valid_to": NOW + timedelta(days=7), "category_ids": [], "created_by": OPERATOR, "now": NOW}
     fields.update(overrides)
     return service.create_coupon_template(uow, **fields).id or 0
+
+
+def template(uow: FakeMemberUnitOfWork, **overrides: object) -> int:
+    """An active template (as an admin creates them)."""
+    return create(uow, needs_approval=False, **overrides)
 
 
 def test_disabling_records_who_when_and_why_and_stops_claims(uow: FakeMemberUnitOfWork) -> None:
@@ -115,8 +119,8 @@ FINANCE = 902
 
 
 def pending(uow: FakeMemberUnitOfWork, **overrides: object) -> int:
-    """A template an operator created: it waits for approval."""
-    return template(uow, needs_approval=True, **overrides)
+    """A template an operator created: it waits for approval (unless said otherwise, a template does)."""
+    return create(uow, **overrides)
 
 
 def test_an_operators_template_issues_nothing_until_approved(uow: FakeMemberUnitOfWork) -> None:
@@ -173,6 +177,17 @@ def test_a_template_disabled_while_waiting_cannot_be_approved(uow: FakeMemberUni
     assert (refused.value.code, found.status, found.approved_by) == ("COUPON_TEMPLATE_DISABLED", "disabled", None)
 
 
+def test_the_creator_may_not_claim_or_see_their_template_even_approved(uow: FakeMemberUnitOfWork) -> None:
+    template_id = pending(uow)
+    uow.coupons.templates[template_id].status = "active"  # however it became active
+
+    with pytest.raises(Forbidden) as own:
+        service.claim_coupon(uow, user_id=OPERATOR, template_id=template_id, now=NOW)
+    listed = service.claimable_coupon_templates(uow, user_id=OPERATOR, offset=0, limit=20, now=NOW)
+
+    assert (own.value.code, listed, uow.coupons.templates[template_id].issued) == ("OWN_REQUEST", ([], 0), 0)
+
+
 def test_neither_creator_nor_approver_may_claim_or_see_the_template(uow: FakeMemberUnitOfWork) -> None:
     template_id = pending(uow)
     service.approve_coupon_template(uow, template_id=template_id, actor_id=FINANCE, now=NOW)
@@ -203,10 +218,10 @@ def test_one_coupon_takes_at_most_the_maximum_face_value_off(uow: FakeMemberUnit
     for fields in ({"amount_fen": 100_001}, {"kind": "percent", "percent_off": 10, "cap_fen": 100_001},
                    {"kind": "percent", "percent_off": 10, "cap_fen": 0}, {"amount_fen": 501, "max_face_fen": 500}):
         with pytest.raises(DomainError) as too_much:
-            template(uow, **fields)
+            create(uow, **fields)
         refused.append((too_much.value.code, too_much.value.kind.value, too_much.value.details))
 
-    largest = service.coupon_template(uow, template_id=template(uow, amount_fen=100_000))
+    largest = service.coupon_template(uow, template_id=create(uow, amount_fen=100_000))
 
     assert refused == [("COUPON_TEMPLATE_TOO_VALUABLE", "business_rule", {"amount_fen": "1-100000"}),
                        ("COUPON_TEMPLATE_TOO_VALUABLE", "business_rule", {"cap_fen": "1-100000"}),
