@@ -550,6 +550,9 @@ def test_an_operators_template_waits_for_another_staff_members_approval_and_neit
     refused_approvals = [approve(operator), approve(as_user(9, "customer_service"))]
     approved = stub.ApproveCouponTemplate(pb.ApproveCouponTemplateRequest(template_id=template.id), metadata=finance,
                                           timeout=10)
+    offered = [[t.template.id for t in stub.ListClaimableCouponTemplates(
+        pb.ListClaimableCouponTemplatesRequest(limit=10), metadata=who, timeout=10).templates]
+        for who in (operator, finance, as_user(ALICE))]
     claims = [claim(operator), claim(finance), claim(as_user(ALICE))]
 
     assert too_valuable == (grpc.StatusCode.FAILED_PRECONDITION, "COUPON_TEMPLATE_TOO_VALUABLE")
@@ -558,4 +561,5 @@ def test_an_operators_template_waits_for_another_staff_members_approval_and_neit
                        (grpc.StatusCode.PERMISSION_DENIED, "OWN_REQUEST")]
     assert refused_approvals == [(grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")] * 2
     assert (approved.status, approved.approved_by, approved.HasField("approved_at")) == ("active", FINANCE, True)
-    assert claims == [(grpc.StatusCode.PERMISSION_DENIED, "OWN_REQUEST")] * 2 + [(grpc.StatusCode.OK, "")]
+    assert (offered, claims) == ([[], [], [template.id]],
+                                 [(grpc.StatusCode.PERMISSION_DENIED, "OWN_REQUEST")] * 2 + [(grpc.StatusCode.OK, "")])
