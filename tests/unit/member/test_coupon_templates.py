@@ -6,13 +6,22 @@ usable, and shoppers list what they may claim now."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from mall.member.v1 import member_pb2 as pb
 
+from services.common.auth import Caller, caller_var
+from services.common.config import ConfigError
 from services.common.errors import DomainError, Forbidden, InvalidInput, NotFound
+from services.common.events import timestamp
 from services.member import service
+from services.member.channels import RechargeChannels, SimulatedPayout
+from services.member.config import MemberServiceSettings
 from services.member.domain import OrderLine
+from services.member.grpc_api import MemberServicer
 from tests.unit.member.fakes import FakeMemberUnitOfWork
+from tests.unit.member.test_recharge_expiry import base
 
 NOW = datetime(2026, 12, 8, 8, 0, tzinfo=UTC)
 ALICE, BOB, OPERATOR, ADMIN = 1, 2, 900, 901
@@ -228,3 +237,31 @@ def test_one_coupon_takes_at_most_the_maximum_face_value_off(uow: FakeMemberUnit
                        ("COUPON_TEMPLATE_TOO_VALUABLE", "business_rule", {"cap_fen": "1-100000"}),
                        ("COUPON_TEMPLATE_TOO_VALUABLE", "business_rule", {"amount_fen": "1-500"})]
     assert (largest.amount_fen, len(uow.coupons.templates)) == (100_000, 1)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [(None, 100_000), ("100", 100), ("1000000000000", 10**12)])
+def test_the_maximum_face_value_is_read_from_the_environment(tmp_path: Path, raw: str | None, expected: int) -> None:
+    environ = {} if raw is None else {"MEMBER_COUPON_MAX_FACE_FEN": raw}
+    assert MemberServiceSettings.from_env(base(tmp_path), environ).coupon_max_face_fen == expected
+
+
+@pytest.mark.parametrize("raw", ["99", "1000000000001", "-1"])
+def test_a_maximum_face_value_out_of_its_bounds_stops_the_service_at_start(tmp_path: Path, raw: str) -> None:
+    with pytest.raises(ConfigError, match=f"^MEMBER_COUPON_MAX_FACE_FEN must be 100 to 1000000000000, got '{raw}'$"):
+        MemberServiceSettings.from_env(base(tmp_path), {"MEMBER_COUPON_MAX_FACE_FEN": raw})
+
+
+def test_the_servicer_creates_templates_worth_at_most_its_configured_maximum(uow: FakeMemberUnitOfWork) -> None:
+    servicer = MemberServicer(lambda: uow, SimulatedPayout(), RechargeChannels({}), coupon_max_face_fen=1_000)
+    request = pb.CreateCouponTemplateRequest(name="x", kind="fixed", amount_fen=1_001, total=1, per_user_limit=1,
+                                             valid_from=timestamp(NOW), valid_to=timestamp(NOW + timedelta(days=1)))
+    token = caller_var.set(Caller(user_id=ADMIN, roles=frozenset({"admin"}), token_id="t"))
+    try:
+        with pytest.raises(DomainError) as too_much:
+            servicer.CreateCouponTemplate(request, None)  # type: ignore[arg-type]
+        request.amount_fen = 1_000
+        created = servicer.CreateCouponTemplate(request, None)  # type: ignore[arg-type]
+    finally:
+        caller_var.reset(token)
+
+    assert (too_much.value.code, created.status, created.approved_by) == ("COUPON_TEMPLATE_TOO_VALUABLE", "active", 0)
