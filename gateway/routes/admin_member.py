@@ -1,5 +1,5 @@
-"""Admin API of the member service: coupon templates (create, list, find, disable), withdrawal decisions, the
-ledger audit."""
+"""Admin API of the member service: coupon templates (create, list, find, approve, disable), withdrawal decisions,
+the ledger audit."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from pydantic import AwareDatetime, Field, field_validator
 
 from gateway.api import Body, Id, Page, PageQuery, Reply, operation, service
 from gateway.routes.member import MAX_FEN, CouponTemplateOut, WithdrawalOut, moment
-from services.common.auth import TEMPLATE_EDITORS, Role
+from services.common.auth import TEMPLATE_APPROVERS, TEMPLATE_EDITORS, TEMPLATE_READERS, Role
 
 bp = Blueprint("admin_member", __name__, url_prefix="/api/v1/admin")
 
-TemplateStatus = Literal["active", "disabled"]
+TemplateStatus = Literal["pending_approval", "active", "disabled"]
 
 
 def stamp(moment: datetime) -> Timestamp:
@@ -49,12 +49,16 @@ class CouponTemplateIn(Body):
 
 
 class StaffCouponTemplateOut(CouponTemplateOut):
-    """A coupon template, with who created it and who stopped its claims, when and why."""
+    """A coupon template, with who created and approved it and who stopped its claims, when and why."""
 
-    status: TemplateStatus = Field(description="disabled: no new claims; the coupons claimed stay usable")
+    status: TemplateStatus = Field(description="pending_approval: no claims until an admin or finance staff member "
+                                               "other than its creator approves it; disabled: no new claims, the "
+                                               "coupons claimed stay usable")
     created_at: datetime | None
     created_by: int | None = Field(description="the staff member's user id; null for templates created before "
                                                "it was recorded")
+    approved_at: datetime | None
+    approved_by: int | None = Field(description="null while pending, or when it needed no approval (an admin's)")
     disabled_at: datetime | None
     disabled_by: int | None
     disable_reason: str
@@ -64,6 +68,7 @@ class StaffCouponTemplateOut(CouponTemplateOut):
         return cls(**CouponTemplateOut.from_proto(template).model_dump(),
                    status=template.status or "active",  # type: ignore[arg-type]
                    created_at=moment(template.created_at), created_by=template.created_by or None,
+                   approved_at=moment(template.approved_at), approved_by=template.approved_by or None,
                    disabled_at=moment(template.disabled_at), disabled_by=template.disabled_by or None,
                    disable_reason=template.disable_reason)
 
@@ -99,7 +104,11 @@ class LedgerAudit(Reply):
 @bp.post("/coupons")
 @operation(summary="Create a coupon template", tag="admin", roles=TEMPLATE_EDITORS,
            body=CouponTemplateIn, responses={201: StaffCouponTemplateOut},
-           description="Percent discounts are rounded down to the fen.")
+           description="Percent discounts are rounded down to the fen. An operator's template is pending_approval "
+                       "(no claims) until an admin or finance staff member approves it; an admin's is active at "
+                       "once. One coupon takes at most MEMBER_COUPON_MAX_FACE_FEN off (default 100000 fen: a "
+                       "fixed amount_fen, a percent cap_fen, which a percent template must have): 422 "
+                       "COUPON_TEMPLATE_TOO_VALUABLE above it.")
 def create_coupon_template(body: CouponTemplateIn) -> tuple[StaffCouponTemplateOut, int]:
     reply = service(MemberServiceStub).CreateCouponTemplate(pb.CreateCouponTemplateRequest(
         name=body.name, kind=body.kind, amount_fen=body.amount_fen, percent_off=body.percent_off,
@@ -110,7 +119,7 @@ def create_coupon_template(body: CouponTemplateIn) -> tuple[StaffCouponTemplateO
 
 
 @bp.get("/coupon-templates")
-@operation(summary="Coupon templates, newest first", tag="admin", roles=TEMPLATE_EDITORS, query=TemplatesQuery,
+@operation(summary="Coupon templates, newest first", tag="admin", roles=TEMPLATE_READERS, query=TemplatesQuery,
            responses={200: Page[StaffCouponTemplateOut]})
 def list_coupon_templates(query: TemplatesQuery) -> Page[StaffCouponTemplateOut]:
     reply = service(MemberServiceStub).ListCouponTemplates(pb.ListCouponTemplatesRequest(
@@ -120,11 +129,23 @@ def list_coupon_templates(query: TemplatesQuery) -> Page[StaffCouponTemplateOut]
 
 
 @bp.get("/coupon-templates/<id:template_id>")
-@operation(summary="One coupon template", tag="admin", roles=TEMPLATE_EDITORS,
+@operation(summary="One coupon template", tag="admin", roles=TEMPLATE_READERS,
            responses={200: StaffCouponTemplateOut})
 def get_coupon_template(template_id: int) -> StaffCouponTemplateOut:
     return StaffCouponTemplateOut.from_proto(service(MemberServiceStub).GetCouponTemplate(
         pb.GetCouponTemplateRequest(template_id=template_id)))
+
+
+@bp.post("/coupon-templates/<id:template_id>/approve")
+@operation(summary="Approve a pending coupon template: it takes claims from now on", tag="admin",
+           roles=TEMPLATE_APPROVERS, responses={200: StaffCouponTemplateOut},
+           description="Who and when are kept on the template (approved_by, approved_at). 403 OWN_REQUEST for its "
+                       "creator: another staff member approves it; and neither may claim its coupons. Again, or an "
+                       "active template: unchanged (the first approver kept). 422 COUPON_TEMPLATE_DISABLED when it "
+                       "was disabled first (that is how a pending template is turned down).")
+def approve_coupon_template(template_id: int) -> StaffCouponTemplateOut:
+    return StaffCouponTemplateOut.from_proto(service(MemberServiceStub).ApproveCouponTemplate(
+        pb.ApproveCouponTemplateRequest(template_id=template_id)))
 
 
 @bp.post("/coupon-templates/<id:template_id>/disable")

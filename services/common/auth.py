@@ -57,8 +57,13 @@ REPORT_READERS = (Role.ADMIN, Role.OPERATOR, Role.FINANCE)
 # through the routes' x-roles) all go by these.
 # Who finds users (by phone, id or nickname; each search audited by the user service).
 USER_FINDERS = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
-# Who creates, lists, finds and disables coupon templates.
+# Who creates, lists, finds and disables coupon templates. A template is money the shop gives away: one created by
+# anyone but an admin waits (pending_approval) until an approver who did not create it approves it, and nobody claims
+# a coupon of a template they created or approved (services.member.domain.CouponTemplate). Operators ship; they do
+# not pay out. Approvers also read the templates (to find those waiting).
 TEMPLATE_EDITORS = (Role.ADMIN, Role.OPERATOR)
+TEMPLATE_APPROVERS = (Role.ADMIN, Role.FINANCE)
+TEMPLATE_READERS = tuple(dict.fromkeys((*TEMPLATE_EDITORS, *TEMPLATE_APPROVERS)))
 # Who reads the wallet charges left for staff (customer service answers the shoppers), and who resolves one (money
 # back to a wallet, or settled elsewhere: finance decides).
 WALLET_REVIEWERS = (Role.ADMIN, Role.FINANCE, Role.CUSTOMER_SERVICE)
@@ -75,14 +80,16 @@ REFUND_READERS = tuple(dict.fromkeys((*REFUND_RETRIERS, *REFUND_CLOSERS, Role.FI
 OWN_REQUEST = "OWN_REQUEST"
 
 
-def refuse_own(actor_user_id: int, owner_user_id: int) -> None:
+def refuse_own(actor_user_id: int, owner_user_id: int | None,
+               message: str = "staff cannot decide on their own order, case or withdrawal; another staff member "
+                              "must") -> None:
     """Separation of duties: a staff member never decides on their own order, after-sales case, wallet charge or
     withdrawal (approving or rejecting a cancellation or a refund, receiving a return, crediting a wallet, paying
-    out), or they could pay themselves; another staff member must. Forbidden OWN_REQUEST (403) when the one
-    deciding is the owner. Every such decision calls this with the owner it loaded, in the service that decides."""
-    if actor_user_id == owner_user_id:
-        raise Forbidden(OWN_REQUEST, "staff cannot decide on their own order, case or withdrawal; another staff "
-                        "member must")
+    out), nor approves or claims a coupon template they created or approved, or they could pay themselves; another
+    staff member must. Forbidden OWN_REQUEST (403) when the one deciding is the owner (None: no owner recorded).
+    Every such decision calls this with the owner it loaded, in the service that decides."""
+    if owner_user_id is not None and actor_user_id == owner_user_id:
+        raise Forbidden(OWN_REQUEST, message)
 
 
 @dataclass(frozen=True)

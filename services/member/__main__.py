@@ -60,7 +60,7 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     channels = recharge_channels(settings, clients)
     payout: PayoutChannel = (WechatTransferPayout(WechatPay(settings.wechatpay), GrpcPayers(clients))
                              if settings.wechatpay is not None else UnconfiguredPayout())
-    servicer = MemberServicer(uow, payout, channels)
+    servicer = MemberServicer(uow, payout, channels, coupon_max_face_fen=settings.coupon_max_face_fen)
     return ServiceApp(settings=base, engine=engine,
                       registrations=[registration(member_pb2, member_pb2_grpc, "MemberService", servicer)],
                       consumers=[EventConsumer("member", uow, base.kafka, HANDLERS)],

@@ -9,7 +9,12 @@ from services.common.alipay import AlipaySettings
 from services.common.bankcard import BankcardSettings
 from services.common.config import Env, ServiceSettings
 from services.common.wechatpay import WechatPaySettings
-from services.member.domain import DEFAULT_RECHARGE_EXPIRE_SECONDS, RECHARGE_EXPIRE_SECONDS
+from services.member.domain import (
+    COUPON_MAX_FACE_FEN,
+    DEFAULT_COUPON_MAX_FACE_FEN,
+    DEFAULT_RECHARGE_EXPIRE_SECONDS,
+    RECHARGE_EXPIRE_SECONDS,
+)
 
 # Where each channel notifies recharges, under MEMBER_NOTIFY_BASE_URL (the gateway's public /api/v1).
 NOTIFY_PATHS = {"wechat": "/payments/wechat/recharge-notify", "alipay": "/payments/alipay/notify",
@@ -25,6 +30,8 @@ class MemberServiceSettings:
     MEMBER_POINTS_EXPIRY_SECONDS (3600: how often points past their term are expired),
     MEMBER_RECHARGE_EXPIRE_SECONDS (900; 60 to 86,400: how long after its payment deadline a PENDING recharge is
     asked about once more and, unpaid, EXPIRED; the scan runs every MEMBER_RECONCILE_SECONDS),
+    MEMBER_COUPON_MAX_FACE_FEN (100000; 100 to 10^12: the most one coupon of a new template may take off, a fixed
+    coupon's amount or a percent coupon's cap),
     MEMBER_GRPC_TIMEOUT_MS (5000) for calls to other services, and each channel's own settings:
     WECHATPAY_* (services.common.wechatpay), ALIPAY_* (services.common.alipay), BANKCARD_*
     (services.common.bankcard). A channel whose settings are absent is not offered."""
@@ -38,6 +45,7 @@ class MemberServiceSettings:
     grpc_timeout_seconds: float
     reconcile_settle_seconds: int = 60
     recharge_expire_seconds: int = DEFAULT_RECHARGE_EXPIRE_SECONDS
+    coupon_max_face_fen: int = DEFAULT_COUPON_MAX_FACE_FEN
 
     @classmethod
     def from_env(cls, base: ServiceSettings, environ: Mapping[str, str] | None = None) -> MemberServiceSettings:
@@ -52,4 +60,6 @@ class MemberServiceSettings:
                    grpc_timeout_seconds=env.int("MEMBER_GRPC_TIMEOUT_MS", 5000) / 1000,
                    reconcile_settle_seconds=env.int("MEMBER_RECONCILE_SETTLE_SECONDS", 60),
                    recharge_expire_seconds=env.int_within("MEMBER_RECHARGE_EXPIRE_SECONDS",
-                                                          DEFAULT_RECHARGE_EXPIRE_SECONDS, *RECHARGE_EXPIRE_SECONDS))
+                                                          DEFAULT_RECHARGE_EXPIRE_SECONDS, *RECHARGE_EXPIRE_SECONDS),
+                   coupon_max_face_fen=env.int_within("MEMBER_COUPON_MAX_FACE_FEN", DEFAULT_COUPON_MAX_FACE_FEN,
+                                                      *COUPON_MAX_FACE_FEN))

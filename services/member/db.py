@@ -175,6 +175,8 @@ coupon_templates = Table(
     Column("disabled_at", UTCDateTime, nullable=True),
     Column("disabled_by", BigInteger, nullable=True),
     Column("disable_reason", String(200), nullable=False, default="", server_default=""),
+    Column("approved_at", UTCDateTime, nullable=True),    # NULL: needed no approval (an admin's, or before 0011)
+    Column("approved_by", BigInteger, nullable=True),
     CheckConstraint("issued >= 0 AND issued <= total", name="ck_coupon_templates_issued_within_total"),
 )
 
@@ -492,7 +494,9 @@ class SqlCouponRepository:
             .correlate(coupon_templates).scalar_subquery())
         where = (coupon_templates.c.status == TemplateStatus.ACTIVE.value, coupon_templates.c.valid_from <= now,
                  coupon_templates.c.valid_to > now, coupon_templates.c.issued < coupon_templates.c.total,
-                 held < coupon_templates.c.per_user_limit)
+                 held < coupon_templates.c.per_user_limit,
+                 coupon_templates.c.created_by.is_distinct_from(user_id),
+                 coupon_templates.c.approved_by.is_distinct_from(user_id))
         total = self.session.execute(select(func.count()).select_from(coupon_templates).where(*where)).scalar_one()
         rows = self.session.execute(select(CouponTemplate, held.label("held")).where(*where)
                                     .order_by(coupon_templates.c.id.desc()).offset(offset).limit(limit)).all()

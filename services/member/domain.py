@@ -363,15 +363,23 @@ class OrderLine:
 
 
 class TemplateStatus(enum.StrEnum):
-    """Whether a coupon template still takes claims: staff stop a mistyped or ended campaign by disabling it.
-    Disabling is one-way and concerns claims only: the coupons already claimed stay the shoppers' and usable
-    (they took them in good faith, and some may be locked by unpaid orders this very minute)."""
+    """Whether a coupon template takes claims. One an admin did not create waits for an approver who did not create
+    it (services.common.auth.TEMPLATE_APPROVERS) before its first claim; staff stop a mistyped or ended campaign,
+    or one waiting that should not be offered, by disabling it. Disabling is one-way and concerns claims only: the
+    coupons already claimed stay the shoppers' and usable (they took them in good faith, and some may be locked by
+    unpaid orders this very minute)."""
 
+    PENDING_APPROVAL = "pending_approval"
     ACTIVE = "active"
     DISABLED = "disabled"
 
 
 TEMPLATE_REASON_MAX = 200
+# The most one coupon takes off an order, by default (MEMBER_COUPON_MAX_FACE_FEN): a fixed coupon's amount, a
+# percent coupon's cap (which it then must have). 1,000 yuan: far above any campaign of the shop's, far below a typo.
+DEFAULT_COUPON_MAX_FACE_FEN = 100_000
+COUPON_MAX_FACE_FEN = (100, 10**12)  # what MEMBER_COUPON_MAX_FACE_FEN may be set to
+OWN_TEMPLATE = "staff cannot approve or claim a coupon template they created or approved; another staff member must"
 
 
 @dataclass
@@ -396,12 +404,18 @@ class CouponTemplate:
     disabled_at: datetime | None = None
     disabled_by: int | None = None
     disable_reason: str = ""
+    approved_at: datetime | None = None     # None: needed no approval (an admin's, or before member migration 0011)
+    approved_by: int | None = None
     id: int | None = None
 
     @classmethod
     def create(cls, *, name: str, kind: str, amount_fen: int, percent_off: int, threshold_fen: int, cap_fen: int,
                total: int, per_user_limit: int, valid_from: datetime, valid_to: datetime,
-               category_ids: list[int], now: datetime, created_by: int | None = None) -> CouponTemplate:
+               category_ids: list[int], now: datetime, created_by: int | None = None, needs_approval: bool = True,
+               max_face_fen: int = DEFAULT_COUPON_MAX_FACE_FEN) -> CouponTemplate:
+        """A new template: pending_approval when `needs_approval` (its creator is not an admin), else active.
+        InvalidInput COUPON_TEMPLATE_INVALID for inconsistent fields; DomainError COUPON_TEMPLATE_TOO_VALUABLE
+        (422) when one coupon could take more than `max_face_fen` off (a percent coupon must have a cap)."""
         problems: dict[str, object] = {}
         if not 0 < len(name.strip()) <= 64:
             problems["name"] = "1-64 characters"
@@ -429,18 +443,42 @@ class CouponTemplate:
             problems["category_ids"] = "at most 100 positive ids"
         if problems:
             raise InvalidInput("COUPON_TEMPLATE_INVALID", "the coupon template is invalid", details=problems)
+        face = amount_fen if kind == "fixed" else cap_fen
+        if not 0 < face <= max_face_fen:
+            field = "amount_fen" if kind == "fixed" else "cap_fen"
+            raise DomainError("COUPON_TEMPLATE_TOO_VALUABLE", f"one coupon may take at most {max_face_fen} fen off; "
+                              "a percent coupon needs a cap", details={field: f"1-{max_face_fen}"})
         return cls(name=name.strip(), kind=kind, amount_fen=amount_fen, percent_off=percent_off,
                    threshold_fen=threshold_fen, cap_fen=cap_fen, total=total, per_user_limit=per_user_limit,
                    valid_from=valid_from, valid_to=valid_to,
                    categories=",".join(str(c) for c in sorted(set(category_ids))), created_at=now,
-                   created_by=created_by)
+                   created_by=created_by,
+                   status=TemplateStatus.PENDING_APPROVAL if needs_approval else TemplateStatus.ACTIVE)
 
-    def check_claimable(self, now: datetime) -> None:
-        """DomainError unless a shopper may claim one now (the total and per-user limit are the repository's)."""
+    def check_claimable(self, user_id: int, now: datetime) -> None:
+        """DomainError unless this user may claim one now (the total and per-user limit are the repository's):
+        never before it is approved, and never by the staff member who created or approved it (Forbidden
+        OWN_REQUEST), who could otherwise issue themselves money."""
+        refuse_own(user_id, self.created_by, OWN_TEMPLATE)
+        refuse_own(user_id, self.approved_by, OWN_TEMPLATE)
+        if self.status == TemplateStatus.PENDING_APPROVAL:
+            raise template_not_approved()
         if self.status == TemplateStatus.DISABLED:
             raise template_disabled()
         if now >= self.valid_to:
             raise DomainError("COUPON_EXPIRED", "this coupon has expired")
+
+    def approve(self, *, actor_id: int, now: datetime) -> bool:
+        """Let it take claims, recording who approved it and when. Never by its creator (Forbidden OWN_REQUEST).
+        False, and nothing changes (the first approver stays), when it was active already; DomainError
+        COUPON_TEMPLATE_DISABLED when it was disabled (rejected) first."""
+        refuse_own(actor_id, self.created_by, OWN_TEMPLATE)
+        if self.status == TemplateStatus.ACTIVE:
+            return False
+        if self.status == TemplateStatus.DISABLED:
+            raise template_disabled()
+        self.status, self.approved_at, self.approved_by = TemplateStatus.ACTIVE, now, actor_id
+        return True
 
     def disable(self, *, actor_id: int, reason: str, now: datetime) -> bool:
         """Take no more claims, recording who and why; the coupons claimed stay usable (TemplateStatus). False, and
@@ -560,6 +598,10 @@ def template_not_found() -> NotFound:
 
 def template_disabled() -> DomainError:
     return DomainError("COUPON_TEMPLATE_DISABLED", "these coupons are no longer offered")
+
+
+def template_not_approved() -> DomainError:
+    return DomainError("COUPON_TEMPLATE_NOT_APPROVED", "these coupons are not offered yet")
 
 
 # ---------------------------------------------------------------- withdrawals (M5)

@@ -10,13 +10,21 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from mall.member.v1 import member_pb2 as pb
 from mall.member.v1 import member_pb2_grpc
 
-from services.common.auth import TEMPLATE_EDITORS, Role, require_caller, require_service
+from services.common.auth import (
+    TEMPLATE_APPROVERS,
+    TEMPLATE_EDITORS,
+    TEMPLATE_READERS,
+    Role,
+    require_caller,
+    require_service,
+)
 from services.common.errors import InvalidInput
 from services.common.events import timestamp
 from services.common.grpc_server import PageRequest, page
 from services.member import service
 from services.member.channels import NotifyRejected, PaymentChannel, PayoutChannel
 from services.member.domain import (
+    DEFAULT_COUPON_MAX_FACE_FEN,
     PLANS,
     CouponTemplate,
     LedgerEntry,
@@ -35,10 +43,12 @@ PAYMENT_VOIDERS = ("order",)  # what a wallet paid for an order, else no payment
 
 
 class MemberServicer(member_pb2_grpc.MemberServiceServicer):
-    def __init__(self, uow: Callable[[], MemberUnitOfWork], payout: PayoutChannel, payment: PaymentChannel) -> None:
+    def __init__(self, uow: Callable[[], MemberUnitOfWork], payout: PayoutChannel, payment: PaymentChannel, *,
+                 coupon_max_face_fen: int = DEFAULT_COUPON_MAX_FACE_FEN) -> None:
         self.uow = uow
         self.payout = payout
         self.payment = payment
+        self.coupon_max_face_fen = coupon_max_face_fen
 
     # membership
 
@@ -108,18 +118,25 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
             self.uow(), name=request.name, kind=request.kind, amount_fen=request.amount_fen,
             percent_off=request.percent_off, threshold_fen=request.threshold_fen, cap_fen=request.cap_fen,
             total=request.total, per_user_limit=request.per_user_limit, valid_from=_datetime(request.valid_from),
-            valid_to=_datetime(request.valid_to), category_ids=list(request.category_ids), created_by=caller.user_id))
+            valid_to=_datetime(request.valid_to), category_ids=list(request.category_ids), created_by=caller.user_id,
+            needs_approval=not caller.has_any_role(Role.ADMIN), max_face_fen=self.coupon_max_face_fen))
 
     def ListCouponTemplates(self, request: pb.ListCouponTemplatesRequest,
                             context: grpc.ServicerContext) -> pb.ListCouponTemplatesResponse:
-        require_caller(*TEMPLATE_EDITORS)
+        require_caller(*TEMPLATE_READERS)
         found, total = service.coupon_templates(self.uow(), status=request.status, **_page(request))
         return pb.ListCouponTemplatesResponse(templates=[_template(t) for t in found], total=total)
 
     def GetCouponTemplate(self, request: pb.GetCouponTemplateRequest,
                           context: grpc.ServicerContext) -> pb.CouponTemplate:
-        require_caller(*TEMPLATE_EDITORS)
+        require_caller(*TEMPLATE_READERS)
         return _template(service.coupon_template(self.uow(), template_id=request.template_id))
+
+    def ApproveCouponTemplate(self, request: pb.ApproveCouponTemplateRequest,
+                              context: grpc.ServicerContext) -> pb.CouponTemplate:
+        caller = require_caller(*TEMPLATE_APPROVERS)
+        return _template(service.approve_coupon_template(self.uow(), template_id=request.template_id,
+                                                         actor_id=caller.user_id))
 
     def DisableCouponTemplate(self, request: pb.DisableCouponTemplateRequest,
                               context: grpc.ServicerContext) -> pb.CouponTemplate:
@@ -293,9 +310,11 @@ def _template(template: CouponTemplate, *, staff: bool = True) -> pb.CouponTempl
         created_at=timestamp(template.created_at) if template.created_at else None)
     if staff:
         message.created_by, message.disabled_by = template.created_by or 0, template.disabled_by or 0
-        message.disable_reason = template.disable_reason
+        message.disable_reason, message.approved_by = template.disable_reason, template.approved_by or 0
         if template.disabled_at:
             message.disabled_at.CopyFrom(timestamp(template.disabled_at))
+        if template.approved_at:
+            message.approved_at.CopyFrom(timestamp(template.approved_at))
     return message
 
 

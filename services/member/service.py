@@ -28,6 +28,7 @@ from services.member.channels import (
 from services.member.domain import (
     AUTO_JOIN_SPEND_FEN,
     CHECKOUT_HOLD_TTL,
+    DEFAULT_COUPON_MAX_FACE_FEN,
     DEFAULT_RECHARGE_EXPIRE_SECONDS,
     PLATFORM,
     POINTS_ACCOUNTS,
@@ -375,14 +376,33 @@ def _mark_expired_held_points(holds: list[PointsHold], balance: int, recent: int
 def create_coupon_template(uow: MemberUnitOfWork, *, name: str, kind: str, amount_fen: int, percent_off: int,
                            threshold_fen: int, cap_fen: int, total: int, per_user_limit: int, valid_from: datetime,
                            valid_to: datetime, category_ids: list[int], created_by: int | None = None,
+                           needs_approval: bool = True, max_face_fen: int = DEFAULT_COUPON_MAX_FACE_FEN,
                            now: datetime | None = None) -> CouponTemplate:
-    """A new coupon template (admin or operator `created_by`)."""
+    """A new coupon template (admin or operator `created_by`): pending_approval when it `needs_approval` (its
+    creator is not an admin), else active; worth at most `max_face_fen` a coupon (domain.CouponTemplate.create)."""
     template = CouponTemplate.create(
         name=name, kind=kind, amount_fen=amount_fen, percent_off=percent_off, threshold_fen=threshold_fen,
         cap_fen=cap_fen, total=total, per_user_limit=per_user_limit, valid_from=valid_from, valid_to=valid_to,
-        category_ids=category_ids, now=now or utcnow(), created_by=created_by)
+        category_ids=category_ids, now=now or utcnow(), created_by=created_by, needs_approval=needs_approval,
+        max_face_fen=max_face_fen)
     with uow:
         uow.coupons.add_template(template)
+        uow.commit()
+    return template
+
+
+def approve_coupon_template(uow: MemberUnitOfWork, *, template_id: int, actor_id: int,
+                            now: datetime | None = None) -> CouponTemplate:
+    """An approver lets a pending template take claims, recorded with who and when; never its creator (Forbidden
+    OWN_REQUEST). Again, or racing another approval: the template as it is (the first approver kept), as the row is
+    locked while one approval decides."""
+    now = now or utcnow()
+    with uow:
+        template = uow.coupons.template(template_id, lock=True)
+        if template is None:
+            raise template_not_found()
+        if template.approve(actor_id=actor_id, now=now):
+            log.info("coupon template %d approved by %d", template_id, actor_id)
         uow.commit()
     return template
 
@@ -429,7 +449,7 @@ def disable_coupon_template(uow: MemberUnitOfWork, *, template_id: int, actor_id
 def claimable_coupon_templates(uow: MemberUnitOfWork, *, user_id: int, offset: int, limit: int,
                                now: datetime | None = None) -> tuple[list[tuple[CouponTemplate, int]], int]:
     """The templates the user may claim a coupon of now (active, started, not ended, not all claimed, fewer held
-    than the per-user limit), newest first, each with how many the user holds."""
+    than the per-user limit, not created or approved by them), newest first, each with how many the user holds."""
     now = now or utcnow()
     with uow:
         page = uow.coupons.claimable(user_id, now, offset, limit)
@@ -440,13 +460,14 @@ def claimable_coupon_templates(uow: MemberUnitOfWork, *, user_id: int, offset: i
 def claim_coupon(uow: MemberUnitOfWork, *, user_id: int, template_id: int,
                  now: datetime | None = None) -> tuple[Coupon, CouponTemplate]:
     """Claim one coupon of a template: within its total (never over-issued) and the per-user limit, while it is
-    active (a disabled template issues nothing more, also to a claim racing the disable)."""
+    active (a disabled template issues nothing more, also to a claim racing the disable; a pending one nothing
+    yet), and never by the staff member who created or approved it (Forbidden OWN_REQUEST)."""
     now = now or utcnow()
     with uow:
         template = uow.coupons.template(template_id)
         if template is None:
             raise template_not_found()
-        template.check_claimable(now)
+        template.check_claimable(user_id, now)
         uow.coupons.lock_claims(user_id, template_id)
         if uow.coupons.claimed(user_id, template_id) >= template.per_user_limit:
             raise DomainError("COUPON_LIMIT_REACHED", "you have claimed as many of these coupons as allowed")

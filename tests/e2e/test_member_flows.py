@@ -59,7 +59,7 @@ def test_a_member_recharges_withdraws_once_per_key_and_finance_pays_it_out(platf
 def test_coupons_are_claimed_listed_and_private_to_their_owner(platform: Platform) -> None:
     alice, bob = sms_login(platform, "13700001102"), sms_login(platform, "13700001103")
     now = datetime.now(UTC)
-    template = requests.post(f"{platform.api}/admin/coupons", headers=staff(platform, ["operator"]), timeout=10, json={
+    template = requests.post(f"{platform.api}/admin/coupons", headers=staff(platform, ["admin"]), timeout=10, json={
         "name": "5 off 50", "kind": "fixed", "amount_fen": 500, "threshold_fen": 5_000, "total": 1,
         "per_user_limit": 1, "valid_from": (now - timedelta(hours=1)).isoformat(),
         "valid_to": (now + timedelta(days=1)).isoformat()})
@@ -74,6 +74,33 @@ def test_coupons_are_claimed_listed_and_private_to_their_owner(platform: Platfor
     assert ([c["template"]["amount_fen"] for c in alices["items"]], bobs["total"]) == ([500], 0)
 
 
+def test_an_operators_template_is_offered_once_approved_and_never_to_its_creator(platform: Platform) -> None:
+    api, alice = platform.api, sms_login(platform, "13700001106")
+    operator, finance = staff(platform, ["operator"], user_id=990079), staff(platform, ["finance"], user_id=990080)
+    now = datetime.now(UTC)
+    body = {"name": f"staff {uuid.uuid4().hex[:6]}", "kind": "fixed", "amount_fen": 100_000_000, "total": 1_000,
+            "valid_from": (now - timedelta(hours=1)).isoformat(), "valid_to": (now + timedelta(days=1)).isoformat()}
+    too_valuable = requests.post(f"{api}/admin/coupons", headers=operator, timeout=10, json=body)
+    template = requests.post(f"{api}/admin/coupons", headers=operator, timeout=10,
+                             json={**body, "amount_fen": 500}).json()
+    claim = {"template_id": template["id"]}
+
+    waiting = requests.post(f"{api}/member/coupons/claim", json=claim, headers=alice, timeout=10)
+    own_approval = requests.post(f"{api}/admin/coupon-templates/{template['id']}/approve", headers=operator,
+                                 timeout=10)
+    approved = requests.post(f"{api}/admin/coupon-templates/{template['id']}/approve", headers=finance, timeout=10)
+    own_claims = [requests.post(f"{api}/member/coupons/claim", json=claim, headers=who, timeout=10)
+                  for who in (operator, finance)]
+    claimed = requests.post(f"{api}/member/coupons/claim", json=claim, headers=alice, timeout=10)
+
+    assert (too_valuable.status_code, too_valuable.json()["error"]["code"]) == (422, "COUPON_TEMPLATE_TOO_VALUABLE")
+    assert (template["status"], waiting.status_code, waiting.json()["error"]["code"]) == (
+        "pending_approval", 422, "COUPON_TEMPLATE_NOT_APPROVED")
+    assert (own_approval.status_code, approved.status_code, approved.json()["approved_by"]) == (403, 200, 990080)
+    assert [(r.status_code, r.json()["error"]["code"]) for r in own_claims] == [(403, "OWN_REQUEST")] * 2
+    assert claimed.status_code == 201
+
+
 def test_a_disabled_template_leaves_the_claim_centre_and_its_claimed_coupons_usable(platform: Platform) -> None:
     api, alice, bob = platform.api, sms_login(platform, "13700001104"), sms_login(platform, "13700001105")
     operator, now = staff(platform, ["operator"], user_id=990077), datetime.now(UTC)
@@ -86,6 +113,9 @@ def test_a_disabled_template_leaves_the_claim_centre_and_its_claimed_coupons_usa
         page = requests.get(f"{api}/member/coupon-templates?page_size=100", headers=who, timeout=10).json()
         return [t["id"] for t in page["items"] if t["id"] == template["id"]]
 
+    pending = offered(bob)
+    requests.post(f"{api}/admin/coupon-templates/{template['id']}/approve",
+                  headers=staff(platform, ["finance"], user_id=990078), timeout=10).raise_for_status()
     before = offered(bob)
     claimed = requests.post(f"{api}/member/coupons/claim", json={"template_id": template["id"]}, headers=alice,
                             timeout=10)
@@ -97,7 +127,8 @@ def test_a_disabled_template_leaves_the_claim_centre_and_its_claimed_coupons_usa
                           timeout=10).json()
     alices = requests.get(f"{api}/member/coupons?status=available", headers=alice, timeout=10).json()
 
-    assert (before, claimed.status_code, disabled.status_code, offered(bob)) == ([template["id"]], 201, 200, [])
+    assert (pending, before, claimed.status_code, disabled.status_code, offered(bob)) == (
+        [], [template["id"]], 201, 200, [])
     assert (refused.status_code, refused.json()["error"]["code"]) == (422, "COUPON_TEMPLATE_DISABLED")
     assert [(t["created_by"], t["disabled_by"], t["disable_reason"]) for t in listed["items"]
             if t["id"] == template["id"]] == [(990077, 990077, "500 yuan typed for 5")]

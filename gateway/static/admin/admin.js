@@ -1,5 +1,6 @@
 // MiniMall staff console: staff log in and see the sections their roles open: the analytics reports drawn as
-// SVG, orders, after-sales cases, money that got stuck (refunds, wallet charges), and users (roles, staff passwords).
+// SVG, orders, after-sales cases, money that got stuck (refunds, wallet charges), coupon templates (approving those
+// waiting), and users (roles, staff passwords).
 // No framework, no build step, nothing fetched from another origin; server text only ever set as textContent.
 "use strict";
 
@@ -21,6 +22,8 @@ const ROLES = {
   retryRefundByNo: ["admin", "customer_service"],             // POST /admin/refunds/{refund_no}/retry
   walletReviews: ["admin", "finance", "customer_service"],    // GET /admin/wallet-reviews
   resolveWallet: ["admin", "finance"],                        // POST /admin/wallet-reviews/{id}/resolve
+  couponTemplates: ["admin", "operator", "finance"],          // GET /admin/coupon-templates (TEMPLATE_READERS)
+  approveTemplate: ["admin", "finance"],                      // POST /admin/coupon-templates/{id}/approve
   users: ["admin", "operator", "customer_service"],           // POST /admin/users/search (USER_FINDERS)
   setRoles: ["admin"],                                        // PUT /admin/users/{id}/roles
   staffPassword: ["admin"],                                   // POST /admin/users/{id}/password
@@ -29,7 +32,8 @@ const ROLES = {
 const STAFF_ROLES = ["admin", "operator", "customer_service", "finance"];
 // Each section and what opens it.
 const SECTIONS = [["dashboard-view", ["reports"]], ["orders-view", ["orders"]], ["aftersales-view", ["afterSales"]],
-                  ["money-view", ["afterSales", "walletReviews", "refunds"]], ["users-view", ["users"]]];
+                  ["money-view", ["afterSales", "walletReviews", "refunds"]], ["coupons-view", ["couponTemplates"]],
+                  ["users-view", ["users"]]];
 const PAGE_SIZE = 20;
 const SVG = "http://www.w3.org/2000/svg";
 const COLORS = ["#2563eb", "#16a34a", "#ea580c", "#9333ea", "#0891b2", "#dc2626"];
@@ -195,6 +199,7 @@ function showSection(view) {
   if (view === "orders-view" && first) loadList("orders", 1);
   if (view === "aftersales-view" && first) loadList("cases", 1);
   if (view === "money-view") loadMoney();
+  if (view === "coupons-view" && first) loadList("coupons", 1);
 }
 
 // The period: Asia/Shanghai days, like every figure.
@@ -441,6 +446,12 @@ const LISTS = {
     noun: "charges", titles: ["Order no", "Problem", "Charged wallet of", "Charged", "Order's shopper", "Payable",
                               "Status", "Flagged", "Resolution"], row: walletReviewRow,
     filters: () => ({status: $("wallet-status").value}),
+  },
+  coupons: {
+    path: "/admin/coupon-templates", form: "coupon-search", count: "coupon-count", error: "coupons-error",
+    noun: "templates", titles: ["Id", "Name", "Each coupon", "Claimed", "Valid", "Status", "Created by", "Approved by",
+                                ""], row: couponRow,
+    filters: () => ({status: $("coupon-status").value}),
   },
   // Nothing is listed until staff search (each search is audited, and needs a criterion); the criteria go in a JSON
   // body (`body`: POST), so a phone number never appears in a URL that a proxy may log.
@@ -867,6 +878,31 @@ function resolveForm(review) {
   form.elements.resolution.append(element("option", {value: "credit_back"}, "Credit back to that wallet"),
                                   element("option", {value: "handled"}, "Settled another way"));
   return form;
+}
+
+// Coupon templates: an operator's waits (pending_approval) until an admin or finance staff member other than its
+// creator approves it (the API answers 403 OWN_REQUEST to the creator, shown in the row).
+
+function couponValue(t) {
+  const over = t.threshold_fen ? ` over ${yuan(t.threshold_fen)}` : "";
+  return t.kind === "fixed" ? `${yuan(t.amount_fen)} off${over}`
+                            : `${t.percent_off}% off${over}, at most ${yuan(t.cap_fen)}`;
+}
+
+function couponRow(t) {
+  const by = (id, at) => id === null ? "" : `user ${id} ${when(at)}`;
+  const tr = row([String(t.id), t.name, couponValue(t), `${count(t.issued)} of ${count(t.total)}`,
+                  `${when(t.valid_from)} – ${when(t.valid_to)}`, t.status, by(t.created_by, t.created_at),
+                  by(t.approved_by, t.approved_at), ""], {"data-template-id": t.id, "data-status": t.status});
+  const cell = tr.lastChild, outcome = element("span", {class: "outcome", role: "alert"});
+  if (t.status === "pending_approval" && can("approveTemplate")) {
+    cell.append(button("Approve", (event) => attempt(event.target, outcome, async () => {
+      await call(`/admin/coupon-templates/${t.id}/approve`, {method: "POST"});
+      reloadList("coupons");
+    })));
+  }
+  cell.append(outcome);
+  return tr;
 }
 
 // Users: staff who serve shoppers find an account; an admin sets its staff roles and a staff member's password.

@@ -30,7 +30,7 @@ def member_with_points(uow: Callable[[], SqlMemberUnitOfWork], user_id: int, poi
     return service.create_coupon_template(
         uow(), name="10 off", kind="fixed", amount_fen=1_000, percent_off=0, threshold_fen=0, cap_fen=0, total=10,
         per_user_limit=10, valid_from=taken - timedelta(days=1), valid_to=taken + timedelta(days=7), category_ids=[],
-        now=taken)
+        needs_approval=False, now=taken)
 
 
 def test_replicas_release_each_unsettled_lock_once_and_a_late_payment_takes_it_again(

@@ -1,6 +1,6 @@
-"""A claim racing a disable on PostgreSQL, made certain by holding the first transaction open until the second
-waits on it: a claim never issues a coupon of a template whose disable committed first, and a claim that got
-there first keeps its coupon."""
+"""A claim racing a disable, and two approvals racing, on PostgreSQL, made certain by holding the first transaction
+open until the second waits on it: a claim never issues a coupon of a template whose disable committed first, a
+claim that got there first keeps its coupon, and of two approvals the first is the one recorded."""
 
 from __future__ import annotations
 
@@ -17,14 +17,14 @@ from tests.integration.member.test_recharge_races_on_database import count, firs
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 12, 8, 8, 0, tzinfo=UTC)
-ALICE, OPERATOR = 101, 900
+ALICE, OPERATOR, ADMIN, FINANCE = 101, 900, 901, 902
 
 
-def new_template(uow: Callable[[], SqlMemberUnitOfWork]) -> int:
+def new_template(uow: Callable[[], SqlMemberUnitOfWork], *, needs_approval: bool = False) -> int:
     return service.create_coupon_template(
         uow(), name="5 yuan off", kind="fixed", amount_fen=500, percent_off=0, threshold_fen=0, cap_fen=0, total=10,
         per_user_limit=1, valid_from=NOW - timedelta(days=1), valid_to=NOW + timedelta(days=7), category_ids=[],
-        created_by=OPERATOR, now=NOW).id or 0
+        created_by=OPERATOR, needs_approval=needs_approval, now=NOW).id or 0
 
 
 def test_a_claim_waiting_on_a_disable_issues_nothing(engine: Engine, uow: Callable[[], SqlMemberUnitOfWork]) -> None:
@@ -52,3 +52,18 @@ def test_a_claim_under_way_when_the_template_is_disabled_keeps_its_coupon(
 
     assert (claimed, disabled) == ("available", 1)
     assert [v.status for v in service.list_coupons(uow(), user_id=ALICE, now=NOW)] == ["available"]
+
+
+def test_of_two_approvals_racing_the_first_is_recorded_and_the_second_changes_nothing(
+        engine: Engine, uow: Callable[[], SqlMemberUnitOfWork]) -> None:
+    template_id = new_template(uow, needs_approval=True)
+
+    def approve(actor_id: int) -> Callable[[SqlMemberUnitOfWork], object]:
+        return lambda work: service.approve_coupon_template(work, template_id=template_id, actor_id=actor_id,
+                                                            now=NOW + timedelta(minutes=actor_id - ADMIN)).approved_by
+
+    first, second = first_then_second(engine, uow, approve(FINANCE), approve(ADMIN))
+
+    found = service.coupon_template(uow(), template_id=template_id)
+    assert (first, second) == (FINANCE, FINANCE)
+    assert (found.status, found.approved_by, found.approved_at) == ("active", FINANCE, NOW + timedelta(minutes=1))

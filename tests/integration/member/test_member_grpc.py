@@ -186,7 +186,7 @@ def test_two_hundred_users_claiming_the_last_ten_coupons_get_exactly_ten(stub, u
 def test_one_user_claiming_concurrently_stays_within_the_per_user_limit(stub, as_user, engine) -> None:  # type: ignore[no-untyped-def]
     now = datetime.now(UTC)
     template = stub.CreateCouponTemplate(pb.CreateCouponTemplateRequest(
-        name="two each", kind="percent", percent_off=10, total=100, per_user_limit=2,
+        name="two each", kind="percent", percent_off=10, cap_fen=5_000, total=100, per_user_limit=2,
         valid_from=stamp(now - timedelta(hours=1)), valid_to=stamp(now + timedelta(days=1))),
         metadata=as_user(7, "admin"), timeout=10)
     metadata = as_user(ALICE)
@@ -493,7 +493,7 @@ def test_staff_list_and_disable_templates_and_shoppers_list_what_they_may_claim(
         fields: dict = {"name": name, "kind": "fixed", "amount_fen": 500, "total": 10, "per_user_limit": 1,
                         "valid_from": stamp(now - timedelta(hours=1)), "valid_to": stamp(now + timedelta(days=1))}
         return stub.CreateCouponTemplate(pb.CreateCouponTemplateRequest(**{**fields, **changes}),
-                                         metadata=as_user(7, "operator"), timeout=10).id
+                                         metadata=as_user(7, "admin"), timeout=10).id  # active at once
 
     open_one, twice, claimed, typo = (create("open"), create("twice", per_user_limit=2), create("claimed"),
                                       create("typo"))
@@ -523,3 +523,43 @@ def test_staff_list_and_disable_templates_and_shoppers_list_what_they_may_claim(
         [(twice, 1), (open_one, 0)], 2)
     assert (claimable.templates[0].template.created_by, claimable.templates[0].template.disable_reason) == (0, "")
     assert ([t.id for t in listed.templates], listed.total) == ([typo], 1)
+
+
+def test_an_operators_template_waits_for_another_staff_members_approval_and_neither_claims_it(  # type: ignore[no-untyped-def]
+        stub, as_user) -> None:
+    now = datetime.now(UTC)
+    operator, finance = as_user(7, "operator"), as_user(FINANCE, "finance")
+
+    def create(amount_fen: int) -> pb.CouponTemplate:
+        return stub.CreateCouponTemplate(pb.CreateCouponTemplateRequest(
+            name="operator's", kind="fixed", amount_fen=amount_fen, total=1_000, per_user_limit=1,
+            valid_from=stamp(now - timedelta(hours=1)), valid_to=stamp(now + timedelta(days=1))),
+            metadata=operator, timeout=10)
+
+    def claim(metadata: list[tuple[str, str]]) -> tuple[grpc.StatusCode, str]:
+        return code_of(lambda: stub.ClaimCoupon(pb.ClaimCouponRequest(template_id=template.id), metadata=metadata,
+                                                timeout=10))
+
+    def approve(metadata: list[tuple[str, str]]) -> tuple[grpc.StatusCode, str]:
+        return code_of(lambda: stub.ApproveCouponTemplate(pb.ApproveCouponTemplateRequest(template_id=template.id),
+                                                          metadata=metadata, timeout=10))
+
+    too_valuable = code_of(lambda: create(100_000_000))
+    template = create(500)
+    waiting = [claim(as_user(ALICE)), claim(operator)]
+    refused_approvals = [approve(operator), approve(as_user(9, "customer_service"))]
+    approved = stub.ApproveCouponTemplate(pb.ApproveCouponTemplateRequest(template_id=template.id), metadata=finance,
+                                          timeout=10)
+    offered = [[t.template.id for t in stub.ListClaimableCouponTemplates(
+        pb.ListClaimableCouponTemplatesRequest(limit=10), metadata=who, timeout=10).templates]
+        for who in (operator, finance, as_user(ALICE))]
+    claims = [claim(operator), claim(finance), claim(as_user(ALICE))]
+
+    assert too_valuable == (grpc.StatusCode.FAILED_PRECONDITION, "COUPON_TEMPLATE_TOO_VALUABLE")
+    assert (template.status, template.created_by, template.approved_by) == ("pending_approval", 7, 0)
+    assert waiting == [(grpc.StatusCode.FAILED_PRECONDITION, "COUPON_TEMPLATE_NOT_APPROVED"),
+                       (grpc.StatusCode.PERMISSION_DENIED, "OWN_REQUEST")]
+    assert refused_approvals == [(grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")] * 2
+    assert (approved.status, approved.approved_by, approved.HasField("approved_at")) == ("active", FINANCE, True)
+    assert (offered, claims) == ([[], [], [template.id]],
+                                 [(grpc.StatusCode.PERMISSION_DENIED, "OWN_REQUEST")] * 2 + [(grpc.StatusCode.OK, "")])

@@ -53,7 +53,7 @@ def test_a_paid_cancellation_delivered_twice_at_once_gives_the_coupon_and_points
     template = service.create_coupon_template(
         uow(), name="5 yuan off", kind="fixed", amount_fen=500, percent_off=0, threshold_fen=1_000, cap_fen=0,
         total=5, per_user_limit=1, valid_from=NOW - timedelta(days=1), valid_to=NOW + timedelta(days=7),
-        category_ids=[], now=NOW)
+        category_ids=[], needs_approval=False, now=NOW)
     coupon, _ = service.claim_coupon(uow(), user_id=ALICE, template_id=template.id or 0, now=NOW)
     service.lock_coupon(uow(), user_id=ALICE, order_no="O1", coupon_id=coupon.id or 0,
                         lines=[OrderLine(category_id=1, amount_fen=5_000)], now=NOW)

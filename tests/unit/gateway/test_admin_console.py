@@ -1,4 +1,5 @@
-"""The /admin/ console's work sections in headless Chromium: orders, after-sales, stuck money and users, shown by role.
+"""The /admin/ console's work sections in headless Chromium: orders, after-sales, stuck money, coupon templates and
+users, shown by role.
 
 The gateway runs on a local port with the fake services (the browser, the page and its screenshots:
 tests/fixtures/browser.py); each test tells the fakes what the order service answers and checks what the console
@@ -16,6 +17,7 @@ import grpc
 import pytest
 from flask.testing import FlaskClient
 from google.protobuf.timestamp_pb2 import Timestamp
+from mall.member.v1 import member_pb2
 from mall.order.v1 import after_sale_pb2, order_pb2
 from mall.user.v1 import user_pb2
 
@@ -76,6 +78,8 @@ ROUTES = {
     "retryRefundByNo": ("post", "/api/v1/admin/refunds/{refund_no}/retry"),
     "walletReviews": ("get", "/api/v1/admin/wallet-reviews"),
     "resolveWallet": ("post", "/api/v1/admin/wallet-reviews/{review_id}/resolve"),
+    "couponTemplates": ("get", "/api/v1/admin/coupon-templates"),
+    "approveTemplate": ("post", "/api/v1/admin/coupon-templates/{template_id}/approve"),
     "users": ("post", "/api/v1/admin/users/search"),
     "setRoles": ("put", "/api/v1/admin/users/{user_id}/roles"),
     "staffPassword": ("post", "/api/v1/admin/users/{user_id}/password"),
@@ -120,10 +124,10 @@ def test_customer_service_see_orders_after_sales_and_stuck_money_but_not_the_rep
     assert page.errors == []
 
 
-def test_finance_see_the_reports_and_stuck_money_only(page: Any, log_in_as, staff: FakeServices) -> None:
+def test_finance_see_the_reports_stuck_money_and_coupons_only(page: Any, log_in_as, staff: FakeServices) -> None:
     log_in_as("finance")
 
-    assert visible_sections(page) == ["Reports", "Stuck money"]
+    assert visible_sections(page) == ["Reports", "Stuck money", "Coupons"]
     page.click("[data-section=money-view]")
     page.wait_for_selector("#wallet-count:not(:empty)")
     assert page.is_hidden("#stuck-refunds") and staff.order.SearchAfterSales.calls == []
@@ -637,3 +641,44 @@ def test_a_refused_staff_password_shows_the_apis_error(page: Any, log_in_as, cli
     assert page.inner_text("#staff-password-form .outcome").startswith(
         'PASSWORD_TOO_WEAK: the password is too weak {"new_password":"too weak"}')
     assert clients.user.SearchUsers.calls[0].message == user_pb2.SearchUsersRequest(nickname_prefix="小明", limit=20)
+
+
+def test_finance_approve_a_waiting_coupon_template_and_see_the_list_again(page: Any, log_in_as,
+                                                                          clients: FakeServices) -> None:
+    waiting = member_pb2.CouponTemplate(
+        id=12, name="<i>满50减5</i>", kind="fixed", amount_fen=500, threshold_fen=5_000, total=100, issued=0,
+        per_user_limit=1, valid_from=AT, valid_to=AT, status="pending_approval", created_at=AT, created_by=900)
+    clients.member.ListCouponTemplates.reply = member_pb2.ListCouponTemplatesResponse(templates=[waiting], total=1)
+    clients.member.ApproveCouponTemplate.reply = changed(waiting, status="active", approved_by=7)
+    log_in_as("finance")
+    page.click("[data-section=coupons-view]")
+    page.wait_for_selector("#coupons tr[data-template-id='12'] button")
+    shown = page.eval_on_selector("#coupons tr[data-template-id='12']",
+                                  "r => [...r.cells].slice(0, 8).map(c => c.innerText)")
+
+    page.click("#coupons tr[data-template-id='12'] button")
+    page.wait_for_function("() => document.querySelector('#coupon-count').dataset.loads === '2'")
+
+    assert shown == ["12", "<i>满50减5</i>", "¥5.00 off over ¥50.00", "0 of 100",
+                     "2025-11-29 07:06:40Z – 2025-11-29 07:06:40Z", "pending_approval", "user 900 2025-11-29 07:06:40Z",
+                     ""]
+    assert [call.message for call in clients.member.ApproveCouponTemplate.calls] == [
+        member_pb2.ApproveCouponTemplateRequest(template_id=12)]
+    assert [call.message.status for call in clients.member.ListCouponTemplates.calls] == ["pending_approval"] * 2
+    assert page.errors == []
+
+
+def test_operators_see_the_coupon_templates_with_no_approve_button(page: Any, log_in_as,
+                                                                   clients: FakeServices) -> None:
+    clients.member.ListCouponTemplates.reply = member_pb2.ListCouponTemplatesResponse(total=1, templates=[
+        member_pb2.CouponTemplate(id=12, name="x", kind="percent", percent_off=10, cap_fen=2_000, total=5,
+                                  valid_from=AT, valid_to=AT, status="pending_approval", created_at=AT,
+                                  created_by=7)])
+    log_in_as("operator")
+    page.click("[data-section=coupons-view]")
+    page.wait_for_selector("#coupons tr[data-template-id='12']")
+
+    assert page.eval_on_selector("#coupons tr[data-template-id='12']", "r => r.cells[2].innerText") == (
+        "10% off, at most ¥20.00")
+    assert page.query_selector("#coupons tr[data-template-id='12'] button") is None
+    assert page.errors == []

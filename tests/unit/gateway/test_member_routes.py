@@ -9,6 +9,8 @@ from flask.testing import FlaskClient
 from google.protobuf.timestamp_pb2 import Timestamp
 from mall.member.v1 import member_pb2 as pb
 
+from services.common.auth import OWN_REQUEST
+from services.common.errors import DomainError, Forbidden
 from services.common.grpc_server import to_grpc
 from services.common.idempotency import key_reused
 from services.member.domain import recharge_not_found, template_disabled, template_not_found, withdrawal_not_found
@@ -333,11 +335,11 @@ def test_operators_list_coupon_templates_with_who_made_and_stopped_them(client: 
         status="disabled", disabled_at=DEADLINE, disabled_by=901, disable_reason="typo")])
 
     refused = [client.get("/api/v1/admin/coupon-templates", headers=bearer(roles)).status_code
-               for roles in ("", "finance", "customer_service")]
+               for roles in ("", "customer_service")]
     response = client.get("/api/v1/admin/coupon-templates?status=disabled", headers=bearer("operator"))
 
     assert (refused, clients.member.ListCouponTemplates.calls[0].message) == (
-        [403, 403, 403], pb.ListCouponTemplatesRequest(status="disabled", offset=0, limit=20))
+        [403, 403], pb.ListCouponTemplatesRequest(status="disabled", offset=0, limit=20))
     item = response.get_json()["items"][0]
     assert {name: item[name] for name in ("status", "created_at", "created_by", "disabled_at", "disabled_by",
                                           "disable_reason")} == {
@@ -374,6 +376,56 @@ def test_disabling_a_template_needs_a_reason_and_the_operator_role(client: Flask
     assert [c.message for c in clients.member.DisableCouponTemplate.calls] == [
         pb.DisableCouponTemplateRequest(template_id=5, reason="typed 500 for 5")]
     assert (response.get_json()["status"], response.get_json()["disabled_by"]) == ("disabled", 900)
+
+
+def test_finance_lists_the_templates_waiting_for_approval(client: FlaskClient, clients, bearer: Callable) -> None:
+    clients.member.ListCouponTemplates.reply = pb.ListCouponTemplatesResponse(total=1, templates=[coupon_template(
+        status="pending_approval")])
+
+    response = client.get("/api/v1/admin/coupon-templates?status=pending_approval", headers=bearer("finance"))
+
+    assert clients.member.ListCouponTemplates.calls[0].message == pb.ListCouponTemplatesRequest(
+        status="pending_approval", offset=0, limit=20)
+    item = response.get_json()["items"][0]
+    assert (response.status_code, item["status"], item["approved_by"], item["approved_at"]) == (
+        200, "pending_approval", None, None)
+
+
+def test_an_admin_or_finance_approves_a_template_and_operators_cannot(client: FlaskClient, clients,
+                                                                      bearer: Callable) -> None:
+    clients.member.ApproveCouponTemplate.reply = coupon_template(approved_at=DEADLINE, approved_by=902)
+    url = "/api/v1/admin/coupon-templates/5/approve"
+
+    refused = [client.post(url, headers=bearer(roles)).status_code for roles in ("", "operator", "customer_service")]
+    approved = [client.post(url, headers=bearer(roles)) for roles in ("finance", "admin")]
+
+    assert (refused, [r.status_code for r in approved]) == ([403, 403, 403], [200, 200])
+    assert [c.message for c in clients.member.ApproveCouponTemplate.calls] == [
+        pb.ApproveCouponTemplateRequest(template_id=5)] * 2
+    body = approved[0].get_json()
+    assert (body["status"], body["approved_by"], body["approved_at"]) == ("active", 902, "2026-11-18T11:36:40Z")
+
+
+def test_approving_ones_own_template_is_403_own_request(client: FlaskClient, clients, bearer: Callable,
+                                                        rpc_error) -> None:
+    status, message, trailers = to_grpc(Forbidden(OWN_REQUEST, "another staff member must"))
+    clients.member.ApproveCouponTemplate.error = rpc_error(status, message, trailers)
+
+    response = client.post("/api/v1/admin/coupon-templates/5/approve", headers=bearer("admin"))
+
+    assert (response.status_code, response.get_json()["error"]["code"]) == (403, "OWN_REQUEST")
+
+
+def test_too_valuable_a_coupon_template_is_422(client: FlaskClient, clients, bearer: Callable, rpc_error) -> None:
+    status, message, trailers = to_grpc(DomainError("COUPON_TEMPLATE_TOO_VALUABLE", "at most 100000 fen",
+                                                    details={"amount_fen": "1-100000"}))
+    clients.member.CreateCouponTemplate.error = rpc_error(status, message, trailers)
+
+    response = client.post("/api/v1/admin/coupons", headers=bearer("operator"), json={
+        "name": "typo", "kind": "fixed", "amount_fen": 100_000_000, "total": 1000,
+        "valid_from": "2026-11-18T19:06:40+08:00", "valid_to": "2026-11-30T00:00:00Z"})
+
+    assert (response.status_code, response.get_json()["error"]["code"]) == (422, "COUPON_TEMPLATE_TOO_VALUABLE")
 
 
 def test_claiming_a_disabled_template_is_422(client: FlaskClient, clients, bearer: Callable, rpc_error) -> None:

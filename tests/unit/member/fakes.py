@@ -171,7 +171,8 @@ class FakeCouponRepository:
     def claimable(self, user_id: int, now: datetime, offset: int,
                   limit: int) -> tuple[list[tuple[CouponTemplate, int]], int]:
         found = [(t, self.claimed(user_id, t.id or 0)) for t in self.newest_first()
-                 if t.status == TemplateStatus.ACTIVE and t.valid_from <= now < t.valid_to and t.issued < t.total]
+                 if t.status == TemplateStatus.ACTIVE and t.valid_from <= now < t.valid_to and t.issued < t.total
+                 and user_id not in (t.created_by, t.approved_by)]
         found = [(t, held) for t, held in found if held < t.per_user_limit]
         return found[offset:offset + limit], len(found)
 

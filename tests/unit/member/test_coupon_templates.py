@@ -1,16 +1,27 @@
-"""Coupon templates on the in-memory unit of work: staff list and disable them (who, when, why), a disabled one
-issues no more coupons while those claimed stay usable, and shoppers list what they may claim now."""
+"""Coupon templates on the in-memory unit of work: staff list, approve and disable them (who, when, why), one an
+operator created issues nothing until another staff member approves it, nobody claims one they created or approved,
+one coupon takes at most the maximum face value off, a disabled one issues no more coupons while those claimed stay
+usable, and shoppers list what they may claim now."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from mall.member.v1 import member_pb2 as pb
 
-from services.common.errors import DomainError, InvalidInput, NotFound
+from services.common.auth import Caller, caller_var
+from services.common.config import ConfigError
+from services.common.errors import DomainError, Forbidden, InvalidInput, NotFound
+from services.common.events import timestamp
 from services.member import service
+from services.member.channels import RechargeChannels, SimulatedPayout
+from services.member.config import MemberServiceSettings
 from services.member.domain import OrderLine
+from services.member.grpc_api import MemberServicer
 from tests.unit.member.fakes import FakeMemberUnitOfWork
+from tests.unit.member.test_recharge_expiry import base
 
 NOW = datetime(2026, 12, 8, 8, 0, tzinfo=UTC)
 ALICE, BOB, OPERATOR, ADMIN = 1, 2, 900, 901
@@ -21,12 +32,17 @@ def uow() -> FakeMemberUnitOfWork:
     return FakeMemberUnitOfWork()
 
 
-def template(uow: FakeMemberUnitOfWork, **overrides: object) -> int:
+def create(uow: FakeMemberUnitOfWork, **overrides: object) -> int:
     fields: dict = {"name": "5 yuan off", "kind": "fixed", "amount_fen": 500, "percent_off": 0, "threshold_fen": 0,
                     "cap_fen": 0, "total": 10, "per_user_limit": 1, "valid_from": NOW - timedelta(days=1),
                     "valid_to": NOW + timedelta(days=7), "category_ids": [], "created_by": OPERATOR, "now": NOW}
     fields.update(overrides)
     return service.create_coupon_template(uow, **fields).id or 0
+
+
+def template(uow: FakeMemberUnitOfWork, **overrides: object) -> int:
+    """An active template (as an admin creates them)."""
+    return create(uow, needs_approval=False, **overrides)
 
 
 def test_disabling_records_who_when_and_why_and_stops_claims(uow: FakeMemberUnitOfWork) -> None:
@@ -106,3 +122,146 @@ def test_shoppers_see_only_what_they_may_claim_now(uow: FakeMemberUnitOfWork) ->
 
     assert ([(t.id, claimed) for t, claimed in alice], alice_total) == ([(twice, 1), (claimable, 0)], 2)
     assert ([(t.id, claimed) for t, claimed in bob], bob_total) == ([(twice, 0)], 3)
+
+
+FINANCE = 902
+
+
+def pending(uow: FakeMemberUnitOfWork, **overrides: object) -> int:
+    """A template an operator created: it waits for approval (unless said otherwise, a template does)."""
+    return create(uow, **overrides)
+
+
+def test_an_operators_template_issues_nothing_until_approved(uow: FakeMemberUnitOfWork) -> None:
+    template_id = pending(uow)
+
+    with pytest.raises(DomainError) as waiting:
+        service.claim_coupon(uow, user_id=ALICE, template_id=template_id, now=NOW)
+    listed, total = service.claimable_coupon_templates(uow, user_id=ALICE, offset=0, limit=20, now=NOW)
+
+    assert (waiting.value.code, listed, total) == ("COUPON_TEMPLATE_NOT_APPROVED", [], 0)
+    assert (service.coupon_template(uow, template_id=template_id).status, uow.coupons.coupons) == (
+        "pending_approval", {})
+
+
+def test_an_approved_template_records_who_and_when_and_takes_claims(uow: FakeMemberUnitOfWork) -> None:
+    template_id = pending(uow)
+
+    approved = service.approve_coupon_template(uow, template_id=template_id, actor_id=FINANCE, now=NOW)
+    coupon, _ = service.claim_coupon(uow, user_id=ALICE, template_id=template_id, now=NOW)
+
+    assert (approved.status, approved.approved_by, approved.approved_at, approved.created_by) == (
+        "active", FINANCE, NOW, OPERATOR)
+    assert (coupon.status, approved.issued) == ("available", 1)
+
+
+def test_the_creator_cannot_approve_their_own_template(uow: FakeMemberUnitOfWork) -> None:
+    template_id = pending(uow, created_by=ADMIN)
+
+    with pytest.raises(Forbidden) as refused:
+        service.approve_coupon_template(uow, template_id=template_id, actor_id=ADMIN, now=NOW)
+
+    found = service.coupon_template(uow, template_id=template_id)
+    assert (refused.value.code, found.status, found.approved_by) == ("OWN_REQUEST", "pending_approval", None)
+
+
+def test_approving_again_changes_nothing_and_keeps_the_first_approver(uow: FakeMemberUnitOfWork) -> None:
+    template_id = pending(uow)
+    service.approve_coupon_template(uow, template_id=template_id, actor_id=FINANCE, now=NOW)
+
+    again = service.approve_coupon_template(uow, template_id=template_id, actor_id=ADMIN,
+                                            now=NOW + timedelta(hours=1))
+
+    assert (again.status, again.approved_by, again.approved_at) == ("active", FINANCE, NOW)
+
+
+def test_a_template_disabled_while_waiting_cannot_be_approved(uow: FakeMemberUnitOfWork) -> None:
+    template_id = pending(uow)
+    service.disable_coupon_template(uow, template_id=template_id, actor_id=ADMIN, reason="500 yuan? no", now=NOW)
+
+    with pytest.raises(DomainError) as refused:
+        service.approve_coupon_template(uow, template_id=template_id, actor_id=FINANCE, now=NOW)
+
+    found = service.coupon_template(uow, template_id=template_id)
+    assert (refused.value.code, found.status, found.approved_by) == ("COUPON_TEMPLATE_DISABLED", "disabled", None)
+
+
+def test_the_creator_may_not_claim_or_see_their_template_even_approved(uow: FakeMemberUnitOfWork) -> None:
+    template_id = pending(uow)
+    uow.coupons.templates[template_id].status = "active"  # however it became active
+
+    with pytest.raises(Forbidden) as own:
+        service.claim_coupon(uow, user_id=OPERATOR, template_id=template_id, now=NOW)
+    listed = service.claimable_coupon_templates(uow, user_id=OPERATOR, offset=0, limit=20, now=NOW)
+
+    assert (own.value.code, listed, uow.coupons.templates[template_id].issued) == ("OWN_REQUEST", ([], 0), 0)
+
+
+def test_neither_creator_nor_approver_may_claim_or_see_the_template(uow: FakeMemberUnitOfWork) -> None:
+    template_id = pending(uow)
+    service.approve_coupon_template(uow, template_id=template_id, actor_id=FINANCE, now=NOW)
+
+    refused = []
+    for staff in (OPERATOR, FINANCE):
+        with pytest.raises(Forbidden) as own:
+            service.claim_coupon(uow, user_id=staff, template_id=template_id, now=NOW)
+        refused.append((own.value.code, service.claimable_coupon_templates(uow, user_id=staff, offset=0, limit=20,
+                                                                           now=NOW)[1]))
+    service.claim_coupon(uow, user_id=ALICE, template_id=template_id, now=NOW)
+
+    assert refused == [("OWN_REQUEST", 0), ("OWN_REQUEST", 0)]
+    assert [c.user_id for c in uow.coupons.coupons.values()] == [ALICE]
+
+
+def test_an_admin_cannot_claim_the_template_they_created_active(uow: FakeMemberUnitOfWork) -> None:
+    template_id = template(uow, created_by=ADMIN)
+
+    with pytest.raises(Forbidden) as own:
+        service.claim_coupon(uow, user_id=ADMIN, template_id=template_id, now=NOW)
+
+    assert (own.value.code, service.coupon_template(uow, template_id=template_id).issued) == ("OWN_REQUEST", 0)
+
+
+def test_one_coupon_takes_at_most_the_maximum_face_value_off(uow: FakeMemberUnitOfWork) -> None:
+    refused = []
+    for fields in ({"amount_fen": 100_001}, {"kind": "percent", "percent_off": 10, "cap_fen": 100_001},
+                   {"kind": "percent", "percent_off": 10, "cap_fen": 0}, {"amount_fen": 501, "max_face_fen": 500}):
+        with pytest.raises(DomainError) as too_much:
+            create(uow, **fields)
+        refused.append((too_much.value.code, too_much.value.kind.value, too_much.value.details))
+
+    largest = service.coupon_template(uow, template_id=create(uow, amount_fen=100_000))
+
+    assert refused == [("COUPON_TEMPLATE_TOO_VALUABLE", "business_rule", {"amount_fen": "1-100000"}),
+                       ("COUPON_TEMPLATE_TOO_VALUABLE", "business_rule", {"cap_fen": "1-100000"}),
+                       ("COUPON_TEMPLATE_TOO_VALUABLE", "business_rule", {"cap_fen": "1-100000"}),
+                       ("COUPON_TEMPLATE_TOO_VALUABLE", "business_rule", {"amount_fen": "1-500"})]
+    assert (largest.amount_fen, len(uow.coupons.templates)) == (100_000, 1)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [(None, 100_000), ("100", 100), ("1000000000000", 10**12)])
+def test_the_maximum_face_value_is_read_from_the_environment(tmp_path: Path, raw: str | None, expected: int) -> None:
+    environ = {} if raw is None else {"MEMBER_COUPON_MAX_FACE_FEN": raw}
+    assert MemberServiceSettings.from_env(base(tmp_path), environ).coupon_max_face_fen == expected
+
+
+@pytest.mark.parametrize("raw", ["99", "1000000000001", "-1"])
+def test_a_maximum_face_value_out_of_its_bounds_stops_the_service_at_start(tmp_path: Path, raw: str) -> None:
+    with pytest.raises(ConfigError, match=f"^MEMBER_COUPON_MAX_FACE_FEN must be 100 to 1000000000000, got '{raw}'$"):
+        MemberServiceSettings.from_env(base(tmp_path), {"MEMBER_COUPON_MAX_FACE_FEN": raw})
+
+
+def test_the_servicer_creates_templates_worth_at_most_its_configured_maximum(uow: FakeMemberUnitOfWork) -> None:
+    servicer = MemberServicer(lambda: uow, SimulatedPayout(), RechargeChannels({}), coupon_max_face_fen=1_000)
+    request = pb.CreateCouponTemplateRequest(name="x", kind="fixed", amount_fen=1_001, total=1, per_user_limit=1,
+                                             valid_from=timestamp(NOW), valid_to=timestamp(NOW + timedelta(days=1)))
+    token = caller_var.set(Caller(user_id=ADMIN, roles=frozenset({"admin"}), token_id="t"))
+    try:
+        with pytest.raises(DomainError) as too_much:
+            servicer.CreateCouponTemplate(request, None)  # type: ignore[arg-type]
+        request.amount_fen = 1_000
+        created = servicer.CreateCouponTemplate(request, None)  # type: ignore[arg-type]
+    finally:
+        caller_var.reset(token)
+
+    assert (too_much.value.code, created.status, created.approved_by) == ("COUPON_TEMPLATE_TOO_VALUABLE", "active", 0)

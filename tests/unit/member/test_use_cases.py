@@ -292,16 +292,16 @@ def test_a_rejected_withdrawal_returns_the_amount_to_available(uow: FakeMemberUn
 
 def template(uow: FakeMemberUnitOfWork, **overrides: object) -> int:
     fields: dict = {"name": "10% off", "kind": "percent", "amount_fen": 0, "percent_off": 10, "threshold_fen": 0,
-                    "cap_fen": 0, "total": 10, "per_user_limit": 1, "valid_from": NOW - timedelta(days=1),
-                    "valid_to": NOW + timedelta(days=7), "category_ids": [], "now": NOW}
+                    "cap_fen": 10_000, "total": 10, "per_user_limit": 1, "valid_from": NOW - timedelta(days=1),
+                    "valid_to": NOW + timedelta(days=7), "category_ids": [], "needs_approval": False, "now": NOW}
     fields.update(overrides)
     return service.create_coupon_template(uow, **fields).id or 0
 
 
 def test_a_percent_discount_is_rounded_down_to_the_fen_and_capped(uow: FakeMemberUnitOfWork) -> None:
-    uncapped = template(uow, percent_off=15)
+    under_its_cap = template(uow, percent_off=15)
     capped = template(uow, percent_off=15, cap_fen=1_000)
-    for template_id in (uncapped, capped):
+    for template_id in (under_its_cap, capped):
         service.claim_coupon(uow, user_id=ALICE, template_id=template_id, now=NOW)
 
     quotes = service.quote_coupons(uow, user_id=ALICE, lines=[OrderLine(1, 9_999)], now=NOW)

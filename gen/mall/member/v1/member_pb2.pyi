@@ -256,7 +256,7 @@ class CreateCouponTemplateRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., amount_fen: _Optional[int] = ..., percent_off: _Optional[int] = ..., threshold_fen: _Optional[int] = ..., cap_fen: _Optional[int] = ..., total: _Optional[int] = ..., per_user_limit: _Optional[int] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., category_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class CouponTemplate(_message.Message):
-    __slots__ = ("id", "name", "kind", "amount_fen", "percent_off", "threshold_fen", "cap_fen", "total", "issued", "per_user_limit", "valid_from", "valid_to", "category_ids", "status", "created_at", "created_by", "disabled_at", "disabled_by", "disable_reason")
+    __slots__ = ("id", "name", "kind", "amount_fen", "percent_off", "threshold_fen", "cap_fen", "total", "issued", "per_user_limit", "valid_from", "valid_to", "category_ids", "status", "created_at", "created_by", "disabled_at", "disabled_by", "disable_reason", "approved_at", "approved_by")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -276,6 +276,8 @@ class CouponTemplate(_message.Message):
     DISABLED_AT_FIELD_NUMBER: _ClassVar[int]
     DISABLED_BY_FIELD_NUMBER: _ClassVar[int]
     DISABLE_REASON_FIELD_NUMBER: _ClassVar[int]
+    APPROVED_AT_FIELD_NUMBER: _ClassVar[int]
+    APPROVED_BY_FIELD_NUMBER: _ClassVar[int]
     id: int
     name: str
     kind: str
@@ -295,7 +297,9 @@ class CouponTemplate(_message.Message):
     disabled_at: _timestamp_pb2.Timestamp
     disabled_by: int
     disable_reason: str
-    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., kind: _Optional[str] = ..., amount_fen: _Optional[int] = ..., percent_off: _Optional[int] = ..., threshold_fen: _Optional[int] = ..., cap_fen: _Optional[int] = ..., total: _Optional[int] = ..., issued: _Optional[int] = ..., per_user_limit: _Optional[int] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., category_ids: _Optional[_Iterable[int]] = ..., status: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[int] = ..., disabled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., disabled_by: _Optional[int] = ..., disable_reason: _Optional[str] = ...) -> None: ...
+    approved_at: _timestamp_pb2.Timestamp
+    approved_by: int
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., kind: _Optional[str] = ..., amount_fen: _Optional[int] = ..., percent_off: _Optional[int] = ..., threshold_fen: _Optional[int] = ..., cap_fen: _Optional[int] = ..., total: _Optional[int] = ..., issued: _Optional[int] = ..., per_user_limit: _Optional[int] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., category_ids: _Optional[_Iterable[int]] = ..., status: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[int] = ..., disabled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., disabled_by: _Optional[int] = ..., disable_reason: _Optional[str] = ..., approved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., approved_by: _Optional[int] = ...) -> None: ...
 
 class ListCouponTemplatesRequest(_message.Message):
     __slots__ = ("status", "offset", "limit")
@@ -316,6 +320,12 @@ class ListCouponTemplatesResponse(_message.Message):
     def __init__(self, templates: _Optional[_Iterable[_Union[CouponTemplate, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
 
 class GetCouponTemplateRequest(_message.Message):
+    __slots__ = ("template_id",)
+    TEMPLATE_ID_FIELD_NUMBER: _ClassVar[int]
+    template_id: int
+    def __init__(self, template_id: _Optional[int] = ...) -> None: ...
+
+class ApproveCouponTemplateRequest(_message.Message):
     __slots__ = ("template_id",)
     TEMPLATE_ID_FIELD_NUMBER: _ClassVar[int]
     template_id: int

@@ -109,6 +109,11 @@ class MemberServiceStub:
                 request_serializer=mall_dot_member_dot_v1_dot_member__pb2.DisableCouponTemplateRequest.SerializeToString,
                 response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.CouponTemplate.FromString,
                 _registered_method=True)
+        self.ApproveCouponTemplate = channel.unary_unary(
+                '/mall.member.v1.MemberService/ApproveCouponTemplate',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.ApproveCouponTemplateRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.CouponTemplate.FromString,
+                _registered_method=True)
         self.ListClaimableCouponTemplates = channel.unary_unary(
                 '/mall.member.v1.MemberService/ListClaimableCouponTemplates',
                 request_serializer=mall_dot_member_dot_v1_dot_member__pb2.ListClaimableCouponTemplatesRequest.SerializeToString,
@@ -278,6 +283,7 @@ class MemberServiceServicer:
 
     def CreateCouponTemplate(self, request, context):
         """Coupons
+        An operator's template waits for approval (pending_approval); an admin's is active at once
         admin or operator
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -285,14 +291,14 @@ class MemberServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListCouponTemplates(self, request, context):
-        """admin or operator
+        """admin, operator, finance
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetCouponTemplate(self, request, context):
-        """admin or operator
+        """admin, operator or finance
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -301,6 +307,14 @@ class MemberServiceServicer:
     def DisableCouponTemplate(self, request, context):
         """No new claims from now on, recorded with who and why (again: unchanged); coupons claimed stay usable
         admin or operator
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApproveCouponTemplate(self, request, context):
+        """A pending template takes claims from now on, recorded with who and when (again: unchanged); never by its creator
+        admin or finance
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -505,6 +519,11 @@ def add_MemberServiceServicer_to_server(servicer, server):
             'DisableCouponTemplate': grpc.unary_unary_rpc_method_handler(
                     servicer.DisableCouponTemplate,
                     request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.DisableCouponTemplateRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.CouponTemplate.SerializeToString,
+            ),
+            'ApproveCouponTemplate': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApproveCouponTemplate,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.ApproveCouponTemplateRequest.FromString,
                     response_serializer=mall_dot_member_dot_v1_dot_member__pb2.CouponTemplate.SerializeToString,
             ),
             'ListClaimableCouponTemplates': grpc.unary_unary_rpc_method_handler(
@@ -1002,6 +1021,33 @@ class MemberService:
             target,
             '/mall.member.v1.MemberService/DisableCouponTemplate',
             mall_dot_member_dot_v1_dot_member__pb2.DisableCouponTemplateRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.CouponTemplate.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApproveCouponTemplate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/ApproveCouponTemplate',
+            mall_dot_member_dot_v1_dot_member__pb2.ApproveCouponTemplateRequest.SerializeToString,
             mall_dot_member_dot_v1_dot_member__pb2.CouponTemplate.FromString,
             options,
             channel_credentials,
