@@ -11,8 +11,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from mall.user.v1 import user_pb2
 
+from gateway.config import GatewaySettings
 from gateway.sessions import MemorySessionMarks, SessionMarksUnavailable
 from services.common.auth import Caller
+from services.common.config import ConfigError
 from services.common.sessions import SessionsEnded
 
 T = 1_795_680_000.0
@@ -140,3 +142,21 @@ def test_unknown_ended_sessions_refuse_staff_routes_and_let_shopper_routes_throu
     shopper = client.get("/api/v1/me", headers={"Authorization": f"Bearer {mint(user_id=42)}"})
 
     assert (error(staff), shopper.status_code) == ((503, "SESSION_CHECK_UNAVAILABLE"), 200)
+
+
+
+def settings_from(tmp_path, **environ: str) -> GatewaySettings:  # type: ignore[no-untyped-def]
+    key = tmp_path / "public.pem"
+    key.write_bytes(b"k")
+    return GatewaySettings.from_env({"JWT_PUBLIC_KEY_FILE": str(key), **environ})
+
+
+def test_more_than_one_worker_without_redis_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError, match="GATEWAY_WORKERS above 1 needs REDIS_URL"):
+        settings_from(tmp_path, GATEWAY_WORKERS="2")
+
+
+@pytest.mark.parametrize("environ", [{"GATEWAY_WORKERS": "1"}, {
+    "GATEWAY_WORKERS": "2", "REDIS_URL": "redis://127.0.0.1:6379/0", "GATEWAY_RATE_LIMIT_SECRET": "s" * 32}])
+def test_one_worker_or_workers_sharing_redis_start(tmp_path, environ: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    assert settings_from(tmp_path, **environ).jwt_public_key_pem == b"k"
