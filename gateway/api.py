@@ -345,6 +345,14 @@ CONVERTER_SCHEMAS: dict[str, dict[str, Any]] = {"id": IdConverter.schema, "no": 
                                                  "default": TextConverter.schema, "string": TextConverter.schema}
 
 
+# What a token's refusal says, for every route that takes one.
+BEARER_NOTE = ("An access token from a login or refresh. 401 AUTH_REQUIRED without one; 401 TOKEN_INVALID or "
+               "TOKEN_EXPIRED; 401 SESSION_ENDED once its session has ended (a logout, logout everywhere, a password "
+               "changed, reset or set by an admin, staff roles taken away): refresh, or log in again. 403 FORBIDDEN "
+               "on a route its roles (x-roles) do not allow. 503 SESSION_CHECK_UNAVAILABLE on a staff route while "
+               "whether the session has ended cannot be checked.")
+
+
 def init_app(app: Any) -> None:
     app.url_map.converters.update(id=IdConverter, no=NumberConverter, default=TextConverter, string=TextConverter)
 
@@ -392,7 +400,8 @@ def openapi_spec(app: Any) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                                           "description": BEARER_NOTE}},
             "responses": {"Error": {"description": "Error", "content": {"application/json": {"schema": ERROR_SCHEMA}}}},
         },
     }

@@ -28,8 +28,9 @@ from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from gateway.ratelimit import Limit, RateLimiter, client_values, make_rate_limiter
+from gateway.sessions import SessionMarks, SessionMarksUnavailable, make_session_marks
 from gateway.storage import object_storage
-from services.common.auth import Caller, TokenVerifier, bearer_token, caller_var
+from services.common.auth import LEEWAY_SECONDS, Caller, TokenVerifier, bearer_token, caller_var
 from services.common.clients import ServiceClients
 from services.common.config import Env
 from services.common.discovery import Discovery
@@ -56,11 +57,15 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions["settings"] = settings
-    app.extensions["clients"] = clients or ServiceClients(
-        Discovery(settings.consul_http_addr, Env(settings.environ)), settings.grpc_timeout_seconds)
     verifier = TokenVerifier(settings.jwt_public_key_pem, previous_public_key_pem=settings.jwt_previous_public_key_pem)
     limiter = app.extensions["rate_limiter"] = make_rate_limiter(
         settings.redis_url, settings.rate_limit_scale, settings.rate_limit_secret)
+    # Ended sessions share the rate limiter's Redis connection too; in process memory without Redis.
+    marks = app.extensions["session_marks"] = make_session_marks(limiter.redis_client, LEEWAY_SECONDS)
+    clients = app.extensions["clients"] = clients or ServiceClients(
+        Discovery(settings.consul_http_addr, Env(settings.environ)), settings.grpc_timeout_seconds)
+    if isinstance(clients, ServiceClients) and clients.on_sessions_ended is None:
+        clients.on_sessions_ended = marks.record  # the user service's answers say which sessions ended
     # The catalogue's change log shares the rate limiter's Redis connection (one pool per worker).
     changes = (RedisChangeLog(limiter.redis_client, fresh_for=settings.catalog_version_check_seconds)
                if limiter.redis_client is not None else None)
@@ -94,7 +99,7 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
         _enforce_limits(limiter, tuple(lim for lim in op.limits if lim.client_only), {})
         if op.access == SHOPPER or "Authorization" in request.headers and op.access != PUBLIC:
             try:
-                g.caller = _authenticate(verifier, op)
+                g.caller = _authenticate(verifier, marks, op)
             except Unauthenticated:
                 if op.access != TOLERANT:
                     raise
@@ -136,11 +141,26 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
     return app
 
 
-def _authenticate(verifier: TokenVerifier, op: Operation) -> Caller:
+def _authenticate(verifier: TokenVerifier, marks: SessionMarks, op: Operation) -> Caller:
     token = bearer_token(request.headers.get("Authorization"))
     if token is None:
         raise Unauthenticated("AUTH_REQUIRED", "this endpoint needs 'Authorization: Bearer <access token>'")
-    caller = verifier.verify(token)
+    caller = verifier.verify(token)  # cached per token; whether its session has ended since is asked every time
+    try:
+        ended = marks.ended(caller)
+    except SessionMarksUnavailable:
+        # Staff routes fail closed: a staff token carries powers over the whole shop (money, stock, other
+        # people's data), and a revoked one (a fired employee's, a stolen one) must not work on while Redis is
+        # down; staff can wait for it. Shopper routes fail open: a token acts only for its own account, and the
+        # shop must not stop selling because its cache is down; at worst an ended session's token works until it
+        # expires, as every token did before sessions could end early.
+        if op.roles:
+            raise ApiError(503, "SESSION_CHECK_UNAVAILABLE",
+                           "whether this session is still valid cannot be checked now; try again shortly") from None
+        ended = False
+    if ended:
+        raise Unauthenticated("SESSION_ENDED", "this session has ended (logged out, password changed or roles "
+                              "changed); refresh it or log in again")
     if op.roles and not caller.has_any_role(*op.roles):
         raise ApiError(403, "FORBIDDEN", "your account may not do this")
     return caller

@@ -42,7 +42,7 @@ class GatewaySettings:
             consul_http_addr=env.optional("CONSUL_HTTP_ADDR"),
             grpc_timeout_seconds=env.int("GATEWAY_GRPC_TIMEOUT_MS", 5000) / 1000,
             log_level=env.str("LOG_LEVEL", "INFO"),
-            redis_url=env.optional("REDIS_URL"),
+            redis_url=_redis_for_workers(env),
             rate_limit_secret=_secret_with_redis(env),
             proxy_hops=env.int("GATEWAY_PROXY_HOPS", 0),
             rate_limit_scale=_positive_float(env, "GATEWAY_RATE_LIMIT_SCALE", 1.0),
@@ -54,6 +54,15 @@ class GatewaySettings:
             catalog_version_check_seconds=env.int("CATALOG_VERSION_CHECK_MS", 100) / 1000,
             environ=env.environ,
         )
+
+
+def _redis_for_workers(env: Env) -> str | None:
+    """REDIS_URL; required for more than one gunicorn worker (gateway/gunicorn.conf.py): without it each worker
+    would know only the sessions that ended through itself (gateway/sessions.py)."""
+    url = env.optional("REDIS_URL")
+    if not url and env.int("GATEWAY_WORKERS", 1) > 1:
+        raise ConfigError("GATEWAY_WORKERS above 1 needs REDIS_URL: the workers share which sessions ended through it")
+    return url
 
 
 def _secret_with_redis(env: Env) -> str | None:

@@ -187,7 +187,8 @@ REFRESH_LIMITS = (Limit("ip", 60, 60),)
 @bp.post("/refresh")
 @operation(summary="Exchange a refresh token for a new session (the old refresh token is spent)", tag="auth",
            access=PUBLIC, limits=REFRESH_LIMITS, body=RefreshRequest, responses={200: Session},
-           description="Refresh tokens rotate: presenting a spent one again ends that login's every session (401).")
+           description="Refresh tokens rotate: presenting a spent one again ends that login's every session (401), "
+                       "its access tokens included (401 SESSION_ENDED).")
 def refresh(body: RefreshRequest) -> Session:
     return Session.from_proto(service(UserServiceStub).RefreshSession(
         user_pb2.RefreshSessionRequest(refresh_token=body.refresh_token)))
@@ -196,7 +197,7 @@ def refresh(body: RefreshRequest) -> Session:
 @bp.post("/logout")
 @operation(summary="Log out: end the session of this refresh token", tag="auth", access=PUBLIC,
            limits=REFRESH_LIMITS, body=RefreshRequest, responses={200: SessionsEnded},
-           description="Access tokens already issued stay valid until they expire (at most 15 minutes).")
+           description="The session's access tokens (their `sid`) get 401 SESSION_ENDED from the next request on.")
 def logout(body: RefreshRequest) -> SessionsEnded:
     reply = service(UserServiceStub).Logout(user_pb2.LogoutRequest(refresh_token=body.refresh_token))
     return SessionsEnded(sessions_ended=reply.sessions_ended)
@@ -204,7 +205,8 @@ def logout(body: RefreshRequest) -> SessionsEnded:
 
 @bp.post("/logout-all")
 @operation(summary="Log out everywhere: end every session of my account", tag="auth", responses={200: SessionsEnded},
-           description="Access tokens already issued stay valid until they expire (at most 15 minutes).")
+           description="Every access token of the account issued before it, this one included, gets 401 "
+                       "SESSION_ENDED from the next request on.")
 def logout_all() -> SessionsEnded:
     return SessionsEnded(sessions_ended=service(UserServiceStub).LogoutAll(user_pb2.LogoutAllRequest()).sessions_ended)
 

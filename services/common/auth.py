@@ -35,6 +35,7 @@ SERVICE_AUDIENCE = "minimall-internal"  # service tokens: the gateway's verifier
 SERVICE_ROLE = "service"  # the one role of a service token; no user token may carry it
 SERVICE_SUBJECT_PREFIX = "service:"
 VERIFIED_TOKENS_KEPT = 4096  # per verifier (process): ~2 MB at most
+LEEWAY_SECONDS = 10  # clock skew allowed on exp/iat; ended sessions' marks are kept this much longer too
 ALGORITHM = "EdDSA"  # pinned: tokens signed any other way (HS256 with the public key, "none") are refused
 
 
@@ -101,6 +102,8 @@ class Caller:
     token_id: str
     token: str = field(default="", repr=False, compare=False)  # the access token itself, passed on to callees
     service: str = ""  # "order" when the order service calls as itself; "" for a user
+    issued_at: float = 0.0  # the token's `iat` (Unix seconds, fractional): ended sessions end tokens issued before
+    session_id: str = ""  # the token's `sid` (its session's refresh-token family); "" in tokens minted before it
 
     @property
     def is_service(self) -> bool:
@@ -130,13 +133,15 @@ class TokenVerifier:
     servers, not the gateway). A user token claiming the service role, or a service token whose
     subject, role or `svc` is not exactly one known service's, is refused as invalid.
 
-    A token that passed is remembered until its expiry (plus the leeway): everything checked is in
+    A token that passed is remembered until its expiry (plus the leeway): everything checked here is in
     the token itself, so the answer cannot change before then, and one request's token is checked
     by the gateway and every service it calls, several times per order. Refusals are not remembered.
+    Whether the token's session has ended since is not in the token: the gateway asks its session
+    marks on every request, after this (gateway/sessions.py).
     """
 
     def __init__(self, public_key_pem: bytes, *, previous_public_key_pem: bytes | None = None,
-                 leeway_seconds: int = 10, accept_services: bool = False,
+                 leeway_seconds: int = LEEWAY_SECONDS, accept_services: bool = False,
                  clock: Callable[[], float] = time.time) -> None:
         keys = [load_pem_public_key(pem) for pem in (public_key_pem, previous_public_key_pem) if pem]
         self._keys = {key_id(key): key for key in keys}
@@ -185,7 +190,8 @@ class TokenVerifier:
                           service=_service_of(claims)), float(claims["exp"])
         if claims["aud"] != AUDIENCE or SERVICE_ROLE in roles or "svc" in claims:
             raise jwt.InvalidTokenError("a user's token names one audience and never the service role")
-        return (Caller(user_id=int(claims["sub"]), roles=frozenset(roles), token_id=str(claims["jti"]), token=token),
+        return (Caller(user_id=int(claims["sub"]), roles=frozenset(roles), token_id=str(claims["jti"]), token=token,
+                       issued_at=float(claims["iat"]), session_id=str(claims.get("sid", ""))),
                 float(claims["exp"]))
 
 

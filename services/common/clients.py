@@ -31,12 +31,14 @@ import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.common import sessions
 from services.common.auth import caller_var
 from services.common.config import SERVICES
 from services.common.discovery import Discovery
 from services.common.errors import DomainError
 from services.common.grpc_server import AUTHORIZATION_KEY, GRPC_STATUS, REQUEST_ID_KEY, from_grpc
 from services.common.logs import request_id_var
+from services.common.sessions import SessionsEnded
 
 READ_PREFIXES = ("Get", "List", "Search", "Quote", "Check")
 RETRY_ATTEMPTS = 3
@@ -78,16 +80,19 @@ class _Details(NamedTuple):
 
 
 class ContextClientInterceptor(grpc.UnaryUnaryClientInterceptor):
-    """Default deadline, request id and a token on every call; reports UNAVAILABLE instances.
+    """Default deadline, request id and a token on every call; reports UNAVAILABLE instances, and hands the
+    sessions an answer says it ended (services/common/sessions.py) to `on_sessions_ended` (the gateway's).
 
     The token is the current caller's, or with `service_token` always that one (never the caller's).
     """
 
     def __init__(self, timeout_seconds: float, on_unavailable: Callable[[], None] = lambda: None, *,
-                 service_token: str | None = None) -> None:
+                 service_token: str | None = None,
+                 on_sessions_ended: Callable[[SessionsEnded], None] | None = None) -> None:
         self.timeout = timeout_seconds
         self.on_unavailable = on_unavailable
         self._service_token = service_token
+        self.on_sessions_ended = on_sessions_ended
 
     def __repr__(self) -> str:  # never show the token
         return f"ContextClientInterceptor(timeout={self.timeout}, as_service={self._service_token is not None})"
@@ -110,7 +115,14 @@ class ContextClientInterceptor(grpc.UnaryUnaryClientInterceptor):
         outcome = continuation(details, request)
         if isinstance(outcome, grpc.RpcError) and outcome.code() == grpc.StatusCode.UNAVAILABLE:
             self.on_unavailable()
+        if self.on_sessions_ended is not None and isinstance(outcome, grpc.Future):
+            outcome.add_done_callback(self._read_sessions_ended)  # at once for a finished call, as they all are
         return outcome
+
+    def _read_sessions_ended(self, call: Any) -> None:
+        assert self.on_sessions_ended is not None
+        for notice in sessions.from_trailers(call.trailing_metadata()):
+            self.on_sessions_ended(notice)
 
 
 ChannelFactory = Callable[[str, str], grpc.Channel]  # (service, target) -> channel
@@ -141,11 +153,15 @@ class ServiceClients:
     """
 
     def __init__(self, discovery: Discovery, timeout_seconds: float, *,
-                 channel_factory: ChannelFactory = insecure_channel, service_token: str | None = None) -> None:
+                 channel_factory: ChannelFactory = insecure_channel, service_token: str | None = None,
+                 on_sessions_ended: Callable[[SessionsEnded], None] | None = None) -> None:
         self.discovery = discovery
         self.timeout = timeout_seconds
         self.channel_factory = channel_factory
         self._service_token = service_token
+        # Where the sessions the services' answers say they ended go (the gateway's session marks); set before
+        # the first call.
+        self.on_sessions_ended = on_sessions_ended
         self._channels: dict[str, grpc.Channel] = {}
         # (the channel wrapped, the wrapper): the same connections, with our own token on every call
         self._service_channels: dict[str, tuple[grpc.Channel, grpc.Channel]] = {}
@@ -176,7 +192,8 @@ class ServiceClients:
         target = self.discovery.target(service)
         with self._lock:
             if service not in self._channels:
-                interceptor = ContextClientInterceptor(self.timeout, self.forget_discovered)
+                interceptor = ContextClientInterceptor(self.timeout, self.forget_discovered,
+                                                       on_sessions_ended=self.on_sessions_ended)
                 self._channels[service] = grpc.intercept_channel(self.channel_factory(service, target), interceptor)
             return self._channels[service]
 

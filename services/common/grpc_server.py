@@ -16,7 +16,7 @@ from grpc_reflection.v1alpha import reflection
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SqlTimeoutError
 
-from services.common import errors
+from services.common import errors, sessions
 from services.common.auth import TokenVerifier, bearer_token, caller_var
 from services.common.config import ServiceSettings
 from services.common.logs import request_id_var
@@ -121,40 +121,47 @@ class ContextInterceptor(grpc.ServerInterceptor):
             status = grpc.StatusCode.OK
             rid_token = request_id_var.set(str(metadata.get(REQUEST_ID_KEY, "")))
             caller_token = caller_var.set(None)
-            try:
-                token = bearer_token(metadata.get(AUTHORIZATION_KEY))
-                if token:
-                    caller_var.set(self.verifier.verify(token))
-                return inner(request, context)
-            except errors.DomainError as exc:
-                status, message, trailers = to_grpc(exc)
-                context.set_trailing_metadata(trailers)
-                context.abort(status, message)
-            except DataError as exc:
-                status, message, trailers = to_grpc(DATA_REFUSED)
-                log.warning("data refused by the database in %s: %s", method,
-                            (str(exc.orig).splitlines() or [""])[0])
-                context.set_trailing_metadata(trailers)
-                context.abort(status, message)
-            except DATABASE_DOWN as exc:
-                status, message, trailers = to_grpc(errors.DomainError(
-                    "DATABASE_UNAVAILABLE", "the database is unavailable; try again",
-                    kind=errors.ErrorKind.UNAVAILABLE))
-                log.warning("database unavailable in %s: %s", method, exc)
-                context.set_trailing_metadata(trailers)
-                context.abort(status, message)
-            except Exception:
-                if context.code() not in (None, grpc.StatusCode.OK):  # the servicer aborted on purpose
-                    status = context.code()
-                    raise
-                status = grpc.StatusCode.INTERNAL
-                log.exception("unhandled error in %s", method)
-                context.abort(status, "internal error")
-            finally:
-                RPC_HANDLED.labels(self.service, method, status.name).inc()
-                RPC_LATENCY.labels(self.service, method).observe(time.perf_counter() - started)
-                caller_var.reset(caller_token)
-                request_id_var.reset(rid_token)
+            # Sessions the call ended (committed) are told to the gateway in the trailers, whatever the status.
+            with sessions.collecting() as ended:
+                try:
+                    token = bearer_token(metadata.get(AUTHORIZATION_KEY))
+                    if token:
+                        caller_var.set(self.verifier.verify(token))
+                    response = inner(request, context)
+                    if ended:
+                        context.set_trailing_metadata(sessions.trailers(ended))
+                    return response
+                except errors.DomainError as exc:
+                    status, message, trailers = to_grpc(exc)
+                    context.set_trailing_metadata((*trailers, *sessions.trailers(ended)))
+                    context.abort(status, message)
+                except DataError as exc:
+                    status, message, trailers = to_grpc(DATA_REFUSED)
+                    log.warning("data refused by the database in %s: %s", method,
+                                (str(exc.orig).splitlines() or [""])[0])
+                    context.set_trailing_metadata((*trailers, *sessions.trailers(ended)))
+                    context.abort(status, message)
+                except DATABASE_DOWN as exc:
+                    status, message, trailers = to_grpc(errors.DomainError(
+                        "DATABASE_UNAVAILABLE", "the database is unavailable; try again",
+                        kind=errors.ErrorKind.UNAVAILABLE))
+                    log.warning("database unavailable in %s: %s", method, exc)
+                    context.set_trailing_metadata((*trailers, *sessions.trailers(ended)))
+                    context.abort(status, message)
+                except Exception:
+                    if context.code() not in (None, grpc.StatusCode.OK):  # the servicer aborted on purpose
+                        status = context.code()
+                        raise
+                    status = grpc.StatusCode.INTERNAL
+                    log.exception("unhandled error in %s", method)
+                    if ended:
+                        context.set_trailing_metadata(sessions.trailers(ended))
+                    context.abort(status, "internal error")
+                finally:
+                    RPC_HANDLED.labels(self.service, method, status.name).inc()
+                    RPC_LATENCY.labels(self.service, method).observe(time.perf_counter() - started)
+                    caller_var.reset(caller_token)
+                    request_id_var.reset(rid_token)
 
         return grpc.unary_unary_rpc_method_handler(
             call, request_deserializer=handler.request_deserializer,

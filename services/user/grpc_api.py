@@ -97,10 +97,12 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         return _login_response(service.refresh_session(self.uow(), self.issuer, refresh_token=request.refresh_token))
 
     def Logout(self, request: user_pb2.LogoutRequest, context: grpc.ServicerContext) -> user_pb2.LogoutResponse:
-        return user_pb2.LogoutResponse(sessions_ended=service.logout(self.uow(), refresh_token=request.refresh_token))
+        return user_pb2.LogoutResponse(sessions_ended=service.logout(self.uow(), self.issuer,
+                                                                     refresh_token=request.refresh_token))
 
     def LogoutAll(self, request: user_pb2.LogoutAllRequest, context: grpc.ServicerContext) -> user_pb2.LogoutResponse:
-        return user_pb2.LogoutResponse(sessions_ended=service.logout_all(self.uow(), user_id=require_caller().user_id))
+        return user_pb2.LogoutResponse(sessions_ended=service.logout_all(self.uow(), self.issuer,
+                                                                         user_id=require_caller().user_id))
 
     def ChangePassword(self, request: user_pb2.ChangePasswordRequest,
                        context: grpc.ServicerContext) -> user_pb2.LoginResponse:
@@ -185,7 +187,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
                          context: grpc.ServicerContext) -> user_pb2.LogoutResponse:
         actor = require_caller(Role.ADMIN)
         return user_pb2.LogoutResponse(sessions_ended=service.set_staff_password(
-            self.uow(), self.passwords, actor_id=actor.user_id, user_id=request.user_id,
+            self.uow(), self.issuer, self.passwords, actor_id=actor.user_id, user_id=request.user_id,
             new_password=request.new_password))
 
     def SearchUsers(self, request: user_pb2.SearchUsersRequest,
@@ -199,7 +201,8 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
     def SetUserRoles(self, request: user_pb2.SetUserRolesRequest,
                      context: grpc.ServicerContext) -> user_pb2.SetUserRolesResponse:
         actor = require_caller(Role.ADMIN)
-        done = service.set_roles(self.uow(), actor_id=actor.user_id, user_id=request.user_id, roles=list(request.roles))
+        done = service.set_roles(self.uow(), self.issuer, actor_id=actor.user_id, user_id=request.user_id,
+                                 roles=list(request.roles))
         return user_pb2.SetUserRolesResponse(user=_user(done.user, done.user.role_set),
                                              password_cleared=done.password_cleared,
                                              sessions_ended=done.sessions_ended)

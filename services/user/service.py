@@ -11,12 +11,13 @@ from typing import Protocol
 
 from mall.events.v1.user_events_pb2 import UserRegistered, UserVerified
 
-from services.common import formats
+from services.common import formats, sessions
 from services.common.auth import STAFF_ROLES, Role
 from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, Unauthenticated
 from services.common.events import timestamp
 from services.common.logs import mask_phone
+from services.common.sessions import SessionsEnded
 from services.user.domain import (
     HISTORY_LIMIT,
     IDENTITY_CHECKS,
@@ -180,13 +181,14 @@ class RolesSet:
     sessions_ended: int
 
 
-def set_roles(uow: UserUnitOfWork, *, actor_id: int, user_id: int, roles: list[str],
+def set_roles(uow: UserUnitOfWork, issuer: TokenIssuer, *, actor_id: int, user_id: int, roles: list[str],
               now: datetime | None = None) -> RolesSet:
     """Give a user exactly these staff roles (admins only); audited. They reach tokens at the next password login.
 
     A shopper's first staff role clears their password and ends their sessions (User.set_roles: it may
     have been set by SMS): they log in by SMS, as a shopper, until an admin sets one (set_staff_password). The
-    answer says so, for the admin to hand them a password.
+    answer says so, for the admin to hand them a password. A role taken away ends their access tokens at once
+    (they carry it); their sessions go on, refreshed without it (refresh_session), and are not counted.
     """
     now = now or utcnow()
     wanted = _valid_roles(roles)
@@ -195,8 +197,10 @@ def set_roles(uow: UserUnitOfWork, *, actor_id: int, user_id: int, roles: list[s
         if user_id == actor_id:  # no one grants themself powers, or locks the shop out of its last admin
             raise DomainError("OWN_ROLES", "you cannot change your own roles; ask another admin")
         before = user.roles
+        taken_away = user.role_set - wanted
         password_cleared = user.set_roles(wanted)
-        ended = uow.refresh_tokens.revoke_user(user_id, now) if password_cleared else 0
+        ended = (_end_sessions(uow, issuer, user_id=user_id, now=now, refresh_tokens=password_cleared)
+                 if password_cleared or taken_away else 0)
         _audit_roles(uow, user, actor_id=actor_id, before=before, now=now, password_cleared=password_cleared)
         uow.commit()
     if password_cleared:
@@ -204,8 +208,8 @@ def set_roles(uow: UserUnitOfWork, *, actor_id: int, user_id: int, roles: list[s
     return RolesSet(user=user, password_cleared=password_cleared, sessions_ended=ended)
 
 
-def set_staff_password(uow: UserUnitOfWork, passwords: Passwords, *, actor_id: int, user_id: int,
-                       new_password: str, now: datetime | None = None) -> int:
+def set_staff_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Passwords, *, actor_id: int,
+                       user_id: int, new_password: str, now: datetime | None = None) -> int:
     """An admin sets a staff member's password (staff cannot by SMS code); audited, every session of theirs
     ends (returns how many). Not one's own (change it with the current password) and not a shopper's (who
     resets their own by SMS)."""
@@ -218,7 +222,7 @@ def set_staff_password(uow: UserUnitOfWork, passwords: Passwords, *, actor_id: i
         if not user.role_set:
             raise DomainError("NOT_STAFF", "shoppers set their own password with an SMS code")
         user.password_hash = passwords.hash(new_password)
-        ended = uow.refresh_tokens.revoke_user(user_id, now)
+        ended = _end_sessions(uow, issuer, user_id=user_id, now=now)
         uow.password_sets.add(PasswordSet(user_id=user_id, actor_id=actor_id, set_at=now))
         uow.commit()
     log.info("admin %s set the password of staff member %s", actor_id, user_id)
@@ -269,7 +273,7 @@ def refresh_session(uow: UserUnitOfWork, issuer: TokenIssuer, *, refresh_token: 
             rotate(token, now)
         except RefreshTokenRefused as refused:
             if refused.code == "REFRESH_TOKEN_REUSED":
-                uow.refresh_tokens.revoke_family(token.family_id, now)
+                _end_session(uow, issuer, token, now)
                 uow.commit()
                 log.warning("a spent refresh token was presented again: user %s's session family revoked",
                             token.user_id)
@@ -283,22 +287,47 @@ def refresh_session(uow: UserUnitOfWork, issuer: TokenIssuer, *, refresh_token: 
     return result
 
 
-def logout(uow: UserUnitOfWork, *, refresh_token: str, now: datetime | None = None) -> int:
-    """End the session this refresh token belongs to (its whole family); returns sessions ended (0 or 1)."""
+def logout(uow: UserUnitOfWork, issuer: TokenIssuer, *, refresh_token: str, now: datetime | None = None) -> int:
+    """End the session this refresh token belongs to (its whole family, and its access tokens); returns sessions
+    ended (0 or 1). Its access tokens are ended even when it was already over: a retry after a lost answer."""
     now = now or utcnow()
     with uow:
         token = _known_refresh_token(uow, refresh_token)
-        ended = uow.refresh_tokens.revoke_family(token.family_id, now)
+        ended = _end_session(uow, issuer, token, now)
         uow.commit()
     return ended
 
 
-def logout_all(uow: UserUnitOfWork, *, user_id: int, now: datetime | None = None) -> int:
-    """End every session of the user; returns how many were live. Access tokens expire on their own."""
+def logout_all(uow: UserUnitOfWork, issuer: TokenIssuer, *, user_id: int, now: datetime | None = None) -> int:
+    """End every session of the user, their access tokens included; returns how many were live."""
     now = now or utcnow()
     with uow:
-        ended = uow.refresh_tokens.revoke_user(user_id, now)
+        ended = _end_sessions(uow, issuer, user_id=user_id, now=now)
         uow.commit()
+    return ended
+
+
+def _end_sessions(uow: UserUnitOfWork, issuer: TokenIssuer, *, user_id: int, now: datetime,
+                  refresh_tokens: bool = True) -> int:
+    """End the user's access tokens issued before `now` (told to the gateway once committed) and, unless
+    `refresh_tokens` is False, every session (refresh tokens); returns how many sessions were live.
+
+    Every way of ending a user's sessions goes through here (or _end_session for one), so none can
+    leave the access tokens working until they expire. A session started at `now` in the same
+    transaction (change_password's) is not ended: only tokens issued before `now` are.
+    """
+    ended = uow.refresh_tokens.revoke_user(user_id, now) if refresh_tokens else 0
+    notice = SessionsEnded(user_id=user_id, before=now.timestamp(), until=(now + issuer.access_ttl).timestamp())
+    uow.on_commit(lambda: sessions.tell(notice))
+    return ended
+
+
+def _end_session(uow: UserUnitOfWork, issuer: TokenIssuer, token: RefreshToken, now: datetime) -> int:
+    """End one session: its refresh tokens (the family of `token`) and its access tokens (told once committed)."""
+    ended = uow.refresh_tokens.revoke_family(token.family_id, now)
+    notice = SessionsEnded(user_id=token.user_id, session_id=token.family_id,
+                           until=(now + issuer.access_ttl).timestamp())
+    uow.on_commit(lambda: sessions.tell(notice))
     return ended
 
 
@@ -314,10 +343,11 @@ def _start_session(uow: UserUnitOfWork, issuer: TokenIssuer, user: User, roles: 
     """A fresh access token and refresh token for `user`, carrying `roles`; a new family unless one is given."""
     assert user.id is not None
     refresh = issuer.refresh_token()
-    uow.refresh_tokens.add(RefreshToken(user_id=user.id, family_id=family_id or str(uuid.uuid4()),
+    family_id = family_id or str(uuid.uuid4())
+    uow.refresh_tokens.add(RefreshToken(user_id=user.id, family_id=family_id,
                                         token_hash=token_hash(refresh), created_at=now,
                                         expires_at=now + issuer.refresh_ttl, roles=",".join(sorted(roles))))
-    return LoginResult(user=user, roles=roles, access_token=issuer.access_token(user, roles, now),
+    return LoginResult(user=user, roles=roles, access_token=issuer.access_token(user, roles, now, session_id=family_id),
                        refresh_token=refresh, expires_in=int(issuer.access_ttl.total_seconds()),
                        is_new_user=is_new_user)
 
@@ -391,7 +421,7 @@ def change_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Passwor
                                    details={"sms_code": "no phone bound"})
             _redeem_code(uow, issuer, phone=user.phone, purpose="reset", code=sms_code, now=now)
         user.password_hash = passwords.hash(new_password)
-        uow.refresh_tokens.revoke_user(user_id, now)
+        _end_sessions(uow, issuer, user_id=user_id, now=now)
         result = _start_session(uow, issuer, user, user.session_roles(password_verified=current_password is not None),
                                 now, is_new_user=False)
         uow.commit()
@@ -543,7 +573,7 @@ def reset_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Password
             uow.commit()  # the code is spent either way
             raise
         user.password_hash = passwords.hash(new_password)
-        ended = uow.refresh_tokens.revoke_user(user.id or 0, now)
+        ended = _end_sessions(uow, issuer, user_id=user.id or 0, now=now)
         uow.commit()
     return ended
 

@@ -37,7 +37,8 @@ def test_refresh_rotates_and_replaying_the_old_token_ends_the_login(platform: Pl
     assert first.json()["refresh_token"] != login["refresh_token"]
     assert error_code(replay) == (401, "REFRESH_TOKEN_REUSED")
     assert error_code(after) == (401, "REFRESH_TOKEN_REVOKED")
-    assert call(platform, "GET", "/me", first.json()["access_token"]).status_code == 200  # access tokens just expire
+    assert [error_code(call(platform, "GET", "/me", token)) for token in (
+        login["access_token"], first.json()["access_token"])] == [(401, "SESSION_ENDED")] * 2  # the login's, at once
 
 
 def test_logout_ends_the_session_of_its_refresh_token(platform: Platform) -> None:
@@ -51,6 +52,26 @@ def test_logout_ends_the_session_of_its_refresh_token(platform: Platform) -> Non
                                                                          {"sessions_ended": 0})
     assert error_code(call(platform, "POST", "/auth/refresh", json={"refresh_token": tablet["refresh_token"]})) == (
         401, "REFRESH_TOKEN_REVOKED")
+    assert error_code(call(platform, "GET", "/me", tablet["access_token"])) == (401, "SESSION_ENDED")
+
+
+def test_after_a_logout_the_access_token_is_refused_at_once_and_a_new_login_works_at_once(
+        platform: Platform) -> None:
+    phone = "13710000013"
+    sms_login_reply(platform, phone)  # the account
+    other = sms_login_reply(platform, "13710000014")
+    reset = call(platform, "POST", "/auth/password/reset",  # a password, to log in again within the second
+                 json={"phone": phone, "code": sms_code(platform, phone, "reset"), "new_password": "newpass99"})
+    login = call(platform, "POST", "/auth/login/password", json={"phone": phone, "password": "newpass99"}).json()
+    verified = call(platform, "GET", "/me", login["access_token"]).status_code
+
+    call(platform, "POST", "/auth/logout", json={"refresh_token": login["refresh_token"]})
+    again = call(platform, "POST", "/auth/login/password", json={"phone": phone, "password": "newpass99"}).json()
+
+    assert (reset.status_code, verified) == (200, 200)
+    assert error_code(call(platform, "GET", "/me", login["access_token"])) == (401, "SESSION_ENDED")
+    assert [call(platform, "GET", "/me", session["access_token"]).status_code for session in (again, other)] == [
+        200, 200]
 
 
 def test_logout_all_ends_every_session_of_the_caller(platform: Platform) -> None:
@@ -61,6 +82,7 @@ def test_logout_all_ends_every_session_of_the_caller(platform: Platform) -> None
 
     assert (ended.status_code, ended.json()) == (200, {"sessions_ended": 1})
     assert call(platform, "POST", "/auth/refresh", json={"refresh_token": second["refresh_token"]}).status_code == 401
+    assert error_code(call(platform, "GET", "/me", second["access_token"])) == (401, "SESSION_ENDED")
 
 
 def test_profile_changes_only_by_the_allowlist(platform: Platform) -> None:
@@ -138,6 +160,7 @@ def test_a_forgotten_password_is_reset_by_sms_and_every_session_ends(platform: P
 
     assert (reset.status_code, reset.json()) == (200, {"sessions_ended": 1})
     assert call(platform, "POST", "/auth/refresh", json={"refresh_token": login["refresh_token"]}).status_code == 401
+    assert error_code(call(platform, "GET", "/me", login["access_token"])) == (401, "SESSION_ENDED")
     assert by_password.status_code == 200
     assert (changed.status_code, changed.json()["error"]["code"], changed.json()["error"]["details"]) == (
         400, "PASSWORD_TOO_WEAK", {"new_password": "too weak"})
@@ -204,7 +227,9 @@ def test_guessing_a_staff_password_with_a_stolen_token_locks_the_change_even_to_
                  json={"phone": platform.admin_phone, "password": platform.admin_password}).json()["access_token"]
     call(platform, "PUT", f"/admin/users/{shopper['user']['id']}/roles", admin, json={"roles": ["admin"]})
     call(platform, "POST", f"/admin/users/{shopper['user']['id']}/password", admin, json={"new_password": "staffpass1"})
-    stolen = shopper["access_token"]  # an SMS session's: no roles, but the account's, and still valid
+    assert error_code(call(platform, "GET", "/me", shopper["access_token"])) == (401, "SESSION_ENDED")
+    stolen = call(platform, "POST", "/auth/login/password",  # a session of theirs since, its token stolen
+                  json={"phone": phone, "password": "staffpass1"}).json()["access_token"]
     for n in range(20):
         wrong = call(platform, "PUT", "/me/password", stolen,
                      json={"current_password": f"guess{n:04d}", "new_password": "takenover1"})
@@ -217,3 +242,26 @@ def test_guessing_a_staff_password_with_a_stolen_token_locks_the_change_even_to_
     assert 0 < int(right.headers["Retry-After"]) <= 3600 and right.json()["error"]["request_id"]
     assert call(platform, "POST", "/auth/login/password",
                 json={"phone": phone, "password": "staffpass1"}).json()["user"]["roles"] == ["admin"]
+
+
+def test_staff_whose_roles_are_taken_away_are_refused_on_admin_routes_at_once(platform: Platform) -> None:
+    phone = "13710000015"
+    shopper = sms_login_reply(platform, phone)
+    admin = call(platform, "POST", "/auth/login/password",
+                 json={"phone": platform.admin_phone, "password": platform.admin_password}).json()["access_token"]
+    user_id = shopper["user"]["id"]
+    call(platform, "PUT", f"/admin/users/{user_id}/roles", admin, json={"roles": ["operator"]})
+    call(platform, "POST", f"/admin/users/{user_id}/password", admin, json={"new_password": "staffpass1"})
+    staff = call(platform, "POST", "/auth/login/password", json={"phone": phone, "password": "staffpass1"}).json()
+    search = {"phone": phone}
+    before = call(platform, "POST", "/admin/users/search", staff["access_token"], json=search).status_code
+
+    taken = call(platform, "PUT", f"/admin/users/{user_id}/roles", admin, json={"roles": []})
+    refused = call(platform, "POST", "/admin/users/search", staff["access_token"], json=search)
+    refreshed = call(platform, "POST", "/auth/refresh", json={"refresh_token": staff["refresh_token"]}).json()
+
+    assert (before, taken.status_code, error_code(refused)) == (200, 200, (401, "SESSION_ENDED"))
+    assert (refreshed["user"]["roles"], error_code(call(platform, "POST", "/admin/users/search",
+                                                        refreshed["access_token"], json=search))) == (
+        [], (403, "FORBIDDEN"))
+    assert call(platform, "POST", "/admin/users/search", admin, json=search).status_code == 200

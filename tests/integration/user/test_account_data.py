@@ -21,6 +21,7 @@ from services.user import service
 from services.user.db import SqlUserUnitOfWork, addresses, identity_verifications, user_role_changes, users
 from services.user.domain import IDENTITY_CHECKS, AddressFields, ProfileChanges, User
 from services.user.identity import FormatOnlyIdentityChecker, IdentityKeys, IdentityVault
+from services.user.tokens import TokenIssuer
 
 pytestmark = pytest.mark.integration
 
@@ -199,9 +200,9 @@ def test_concurrent_identity_checks_of_one_account_stop_at_the_days_budget(
 
 
 def test_role_changes_are_audited_in_the_database(engine: Engine, uow: Callable[[], SqlUserUnitOfWork],
-                                                  user_ids: list[int]) -> None:
-    service.set_roles(uow(), actor_id=user_ids[1], user_id=user_ids[0], roles=["operator"], now=T0)
-    service.set_roles(uow(), actor_id=user_ids[1], user_id=user_ids[0], roles=["finance", "admin"],
+                                                  issuer: TokenIssuer, user_ids: list[int]) -> None:
+    service.set_roles(uow(), issuer, actor_id=user_ids[1], user_id=user_ids[0], roles=["operator"], now=T0)
+    service.set_roles(uow(), issuer, actor_id=user_ids[1], user_id=user_ids[0], roles=["finance", "admin"],
                       now=T0 + timedelta(minutes=1))
 
     assert rows(engine, select(users.c.roles).where(users.c.id == user_ids[0])) == [("admin,finance",)]

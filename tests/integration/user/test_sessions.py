@@ -81,15 +81,15 @@ def test_logout_all_ends_every_live_session_of_the_user(engine: Engine, uow: Cal
     sms_login(uow, issuer, now=T0 + timedelta(minutes=2))
     service.refresh_session(uow(), issuer, refresh_token=first.refresh_token, now=T0 + timedelta(minutes=3))
 
-    ended = service.logout_all(uow(), user_id=first.user.id or 0, now=T0 + timedelta(minutes=4))
+    ended = service.logout_all(uow(), issuer, user_id=first.user.id or 0, now=T0 + timedelta(minutes=4))
 
     assert (ended, token_states(engine)) == (2, [(True, True), (False, True), (False, True)])
-    assert service.logout_all(uow(), user_id=first.user.id or 0, now=T0 + timedelta(minutes=5)) == 0
+    assert service.logout_all(uow(), issuer, user_id=first.user.id or 0, now=T0 + timedelta(minutes=5)) == 0
 
 
 def test_logout_ends_one_session(engine: Engine, uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer) -> None:
     first = sms_login(uow, issuer)
     sms_login(uow, issuer, now=T0 + timedelta(minutes=2))
 
-    assert service.logout(uow(), refresh_token=first.refresh_token, now=T0 + timedelta(minutes=3)) == 1
+    assert service.logout(uow(), issuer, refresh_token=first.refresh_token, now=T0 + timedelta(minutes=3)) == 1
     assert token_states(engine) == [(False, True), (False, False)]

@@ -39,7 +39,7 @@ def promoted(uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer, password
     service.reset_password(uow(), issuer, passwords, phone=PHONE, code=code(uow, issuer, "reset", T0),
                            new_password="phonepass1", now=T0)
     service.login_with_password(uow(), issuer, passwords, phone=PHONE, password="phonepass1", now=T0)
-    service.set_roles(uow(), actor_id=admin.id or 0, user_id=shopper.user.id or 0, roles=["operator"], now=T0)
+    service.set_roles(uow(), issuer, actor_id=admin.id or 0, user_id=shopper.user.id or 0, roles=["operator"], now=T0)
     return shopper.user.id or 0
 
 
@@ -77,7 +77,7 @@ def test_promotion_clears_the_stored_password_ends_the_sessions_and_is_audited_a
 def test_the_password_an_admin_sets_then_carries_the_staff_role(
         uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer, passwords: Passwords, promoted: int) -> None:
     admin = service.login_with_password(uow(), issuer, passwords, phone=ADMIN_PHONE, password="adminpass1", now=T0)
-    service.set_staff_password(uow(), passwords, actor_id=admin.user.id or 0, user_id=promoted,
+    service.set_staff_password(uow(), issuer, passwords, actor_id=admin.user.id or 0, user_id=promoted,
                                new_password="staffpass1", now=T0 + timedelta(minutes=3))
 
     session = service.login_with_password(uow(), issuer, passwords, phone=PHONE, password="staffpass1",

@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from gateway.api import PUBLIC, RULE_VARIABLE
+from gateway.api import BEARER_NOTE, PUBLIC, RULE_VARIABLE
 from gateway.app import create_app
 from gateway.config import GatewaySettings
 from gateway.routes.admin import analytics_overview
@@ -149,7 +149,7 @@ def test_every_operation_documents_the_error_format(spec: dict) -> None:
 
 def test_openapi_declares_the_bearer_scheme(spec: dict) -> None:
     assert (spec["openapi"], spec["components"]["securitySchemes"]) == (
-        "3.1.0", {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}})
+        "3.1.0", {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": BEARER_NOTE}})
 
 
 def test_docs_page_shows_every_operation(client: FlaskClient, spec: dict) -> None:

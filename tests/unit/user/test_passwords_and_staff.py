@@ -215,10 +215,10 @@ def test_staff_cannot_change_their_password_with_an_sms_code(uow: FakeUserUnitOf
 def test_an_admin_sets_a_staff_password_audited_and_their_sessions_end(
         uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords) -> None:
     sms_login(uow, issuer)
-    service.set_roles(uow, actor_id=9, user_id=1, roles=["finance"], now=T0)  # ends the shopper's sessions
+    service.set_roles(uow, issuer, actor_id=9, user_id=1, roles=["finance"], now=T0)  # ends the shopper's sessions
     sms_login(uow, issuer, T0 + timedelta(minutes=2))
 
-    ended = service.set_staff_password(uow, passwords, actor_id=9, user_id=1, new_password="staffpass1", now=T0)
+    ended = service.set_staff_password(uow, issuer, passwords, actor_id=9, user_id=1, new_password="staffpass1", now=T0)
 
     assert (ended, live_tokens(uow), uow.users.users[0].password_hash) == (1, 0, "plain:staffpass1")
     assert [(r.user_id, r.actor_id, r.set_at) for r in uow.password_sets.records] == [(1, 9, T0)]
@@ -233,10 +233,10 @@ def test_an_admin_sets_only_another_staff_members_password_to_a_strong_one(
         uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords, roles: list[str], actor: int,
         new_password: str, code: str) -> None:
     sms_login(uow, issuer)
-    service.set_roles(uow, actor_id=9, user_id=1, roles=roles, now=T0)
+    service.set_roles(uow, issuer, actor_id=9, user_id=1, roles=roles, now=T0)
 
     with pytest.raises(DomainError) as raised:
-        service.set_staff_password(uow, passwords, actor_id=actor, user_id=1, new_password=new_password, now=T0)
+        service.set_staff_password(uow, issuer, passwords, actor_id=actor, user_id=1, new_password=new_password, now=T0)
 
     assert (raised.value.code, uow.users.users[0].password_hash, uow.password_sets.records) == (code, None, [])
 
@@ -247,7 +247,7 @@ def test_an_admin_sets_roles_and_the_change_is_audited(uow: FakeUserUnitOfWork, 
                                                        passwords: FakePasswords) -> None:
     sms_login(uow, issuer)
 
-    done = service.set_roles(uow, actor_id=9, user_id=1, roles=["operator", "finance", "operator"], now=T0)
+    done = service.set_roles(uow, issuer, actor_id=9, user_id=1, roles=["operator", "finance", "operator"], now=T0)
 
     assert done.user.roles == "finance,operator"
     assert [(c.user_id, c.actor_id, c.before, c.after, c.changed_at) for c in uow.role_changes.records] == [
@@ -266,7 +266,7 @@ def test_a_shoppers_first_staff_role_clears_their_password_ends_their_sessions_a
     sms_set_password(uow, issuer, passwords, "phonepass1")
     service.login_with_password(uow, issuer, passwords, phone=PHONE, password="phonepass1", now=T0)
 
-    service.set_roles(uow, actor_id=9, user_id=1, roles=["operator"], now=T0)
+    service.set_roles(uow, issuer, actor_id=9, user_id=1, roles=["operator"], now=T0)
 
     assert (uow.users.users[0].password_hash, live_tokens(uow)) == (None, 0)
     assert [(c.before, c.after, c.password_cleared) for c in uow.role_changes.records] == [("", "operator", True)]
@@ -277,7 +277,7 @@ def test_making_a_shopper_staff_answers_that_their_password_was_cleared_and_how_
     sms_login(uow, issuer)
     sms_login(uow, issuer, T0 + timedelta(minutes=2))  # a second device: two sessions live
 
-    done = service.set_roles(uow, actor_id=9, user_id=1, roles=["operator"], now=T0 + timedelta(minutes=3))
+    done = service.set_roles(uow, issuer, actor_id=9, user_id=1, roles=["operator"], now=T0 + timedelta(minutes=3))
 
     assert (done.password_cleared, done.sessions_ended, live_tokens(uow)) == (True, 2, 0)
 
@@ -285,7 +285,7 @@ def test_making_a_shopper_staff_answers_that_their_password_was_cleared_and_how_
 def test_after_the_first_staff_role_the_sms_set_password_logs_in_no_more_and_sms_gives_a_shopper_session(
         uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords) -> None:
     sms_set_password(uow, issuer, passwords, "phonepass1")
-    service.set_roles(uow, actor_id=9, user_id=1, roles=["operator"], now=T0)
+    service.set_roles(uow, issuer, actor_id=9, user_id=1, roles=["operator"], now=T0)
 
     with pytest.raises(Unauthenticated) as raised:
         service.login_with_password(uow, issuer, passwords, phone=PHONE, password="phonepass1", now=T0)
@@ -300,7 +300,7 @@ def test_changing_staff_roles_or_removing_them_all_keeps_the_password_and_the_se
     service.create_staff(uow, passwords, phone=PHONE, role="operator", password="staffpass1", now=T0)
     service.login_with_password(uow, issuer, passwords, phone=PHONE, password="staffpass1", now=T0)
 
-    done = service.set_roles(uow, actor_id=9, user_id=1, roles=roles, now=T0)
+    done = service.set_roles(uow, issuer, actor_id=9, user_id=1, roles=roles, now=T0)
 
     assert (done.password_cleared, done.sessions_ended) == (False, 0)
     assert (uow.users.users[0].password_hash, live_tokens(uow)) == ("plain:staffpass1", 1)
@@ -309,9 +309,9 @@ def test_changing_staff_roles_or_removing_them_all_keeps_the_password_and_the_se
 
 def test_setting_the_same_roles_again_records_no_change(uow: FakeUserUnitOfWork, issuer: TokenIssuer) -> None:
     sms_login(uow, issuer)
-    service.set_roles(uow, actor_id=9, user_id=1, roles=["finance"], now=T0)
+    service.set_roles(uow, issuer, actor_id=9, user_id=1, roles=["finance"], now=T0)
 
-    service.set_roles(uow, actor_id=9, user_id=1, roles=["finance"], now=T0)
+    service.set_roles(uow, issuer, actor_id=9, user_id=1, roles=["finance"], now=T0)
 
     assert len(uow.role_changes.records) == 1
 
@@ -320,23 +320,23 @@ def test_an_unknown_role_is_400_and_nothing_changes(uow: FakeUserUnitOfWork, iss
     sms_login(uow, issuer)
 
     with pytest.raises(InvalidInput) as raised:
-        service.set_roles(uow, actor_id=9, user_id=1, roles=["finance", "root"], now=T0)
+        service.set_roles(uow, issuer, actor_id=9, user_id=1, roles=["finance", "root"], now=T0)
 
     assert (raised.value.code, uow.users.users[0].roles, uow.role_changes.records) == ("ROLE_INVALID", "", [])
 
 
-def test_roles_of_an_unknown_user_are_not_found(uow: FakeUserUnitOfWork) -> None:
+def test_roles_of_an_unknown_user_are_not_found(uow: FakeUserUnitOfWork, issuer: TokenIssuer) -> None:
     with pytest.raises(NotFound):
-        service.set_roles(uow, actor_id=9, user_id=5, roles=[], now=T0)
+        service.set_roles(uow, issuer, actor_id=9, user_id=5, roles=[], now=T0)
 
 
 @pytest.mark.parametrize("roles", [["operator"], ["admin", "finance"], []])
-def test_an_admin_cannot_change_their_own_roles(uow: FakeUserUnitOfWork, passwords: FakePasswords,
+def test_an_admin_cannot_change_their_own_roles(uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords,
                                                 roles: list[str]) -> None:
     admin = service.create_admin(uow, passwords, phone=PHONE, password="adminpass1", now=T0)
 
     with pytest.raises(DomainError) as raised:
-        service.set_roles(uow, actor_id=admin.id or 0, user_id=admin.id or 0, roles=roles, now=T0)
+        service.set_roles(uow, issuer, actor_id=admin.id or 0, user_id=admin.id or 0, roles=roles, now=T0)
 
     assert (raised.value.code, admin.roles, len(uow.role_changes.records)) == ("OWN_ROLES", "admin", 1)
 

@@ -116,7 +116,7 @@ def test_refresh_drops_roles_an_admin_took_away_since_the_login(uow: FakeUserUni
     staff = service.create_staff(uow, passwords, phone=PHONE, role="operator", password="abcd1234", now=T0)
     service.create_staff(uow, passwords, phone="13800000001", role="finance", password="abcd1234", now=T0)
     login = service.login_with_password(uow, issuer, passwords, phone=PHONE, password="abcd1234", now=T0)
-    service.set_roles(uow, actor_id=99, user_id=staff.id or 0, roles=["finance"], now=T0)
+    service.set_roles(uow, issuer, actor_id=99, user_id=staff.id or 0, roles=["finance"], now=T0)
 
     refreshed = service.refresh_session(uow, issuer, refresh_token=login.refresh_token, now=T0)
 
@@ -127,7 +127,7 @@ def test_logout_revokes_that_family_only(uow: FakeUserUnitOfWork, issuer: TokenI
     first = sms_login(uow, issuer)
     second = sms_login(uow, issuer, now=T0 + timedelta(minutes=2))
 
-    ended = service.logout(uow, refresh_token=first.refresh_token, now=T0 + timedelta(minutes=3))
+    ended = service.logout(uow, issuer, refresh_token=first.refresh_token, now=T0 + timedelta(minutes=3))
 
     assert (ended, [t.revoked_at for t in uow.refresh_tokens.tokens]) == (1, [T0 + timedelta(minutes=3), None])
     with pytest.raises(RefreshTokenRefused):
@@ -137,14 +137,14 @@ def test_logout_revokes_that_family_only(uow: FakeUserUnitOfWork, issuer: TokenI
 
 def test_logging_out_twice_ends_nothing_the_second_time(uow: FakeUserUnitOfWork, issuer: TokenIssuer) -> None:
     login = sms_login(uow, issuer)
-    service.logout(uow, refresh_token=login.refresh_token, now=T0)
+    service.logout(uow, issuer, refresh_token=login.refresh_token, now=T0)
 
-    assert service.logout(uow, refresh_token=login.refresh_token, now=T0) == 0
+    assert service.logout(uow, issuer, refresh_token=login.refresh_token, now=T0) == 0
 
 
 def test_logout_with_an_unknown_token_is_refused(uow: FakeUserUnitOfWork, issuer: TokenIssuer) -> None:
     with pytest.raises(RefreshTokenRefused) as raised:
-        service.logout(uow, refresh_token="nope", now=T0)
+        service.logout(uow, issuer, refresh_token="nope", now=T0)
 
     assert raised.value.code == "REFRESH_TOKEN_INVALID"
 
@@ -155,7 +155,7 @@ def test_logout_all_revokes_every_family_of_the_user_and_no_one_elses(
     other = sms_login(uow, issuer, phone="13800000002")
     service.refresh_session(uow, issuer, refresh_token=mine[0].refresh_token, now=T0 + timedelta(minutes=7))
 
-    ended = service.logout_all(uow, user_id=1, now=T0 + timedelta(minutes=8))
+    ended = service.logout_all(uow, issuer, user_id=1, now=T0 + timedelta(minutes=8))
 
     assert ended == 3
     assert [t.revoked_at is not None for t in uow.refresh_tokens.tokens] == [True, True, True, False, True]

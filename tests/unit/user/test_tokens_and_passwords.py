@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
@@ -29,11 +29,17 @@ def test_access_token_is_signed_with_eddsa(issuer: TokenIssuer, staff: User) -> 
 
 
 def test_access_token_claims_say_who_for_whom_and_how_long(issuer: TokenIssuer, staff: User) -> None:
-    claims = unverified_claims(issuer.access_token(staff, staff.role_set, NOW))
+    claims = unverified_claims(issuer.access_token(staff, staff.role_set, NOW, session_id="family-1"))
 
     assert {k: v for k, v in claims.items() if k != "jti"} == {
         "iss": "minimall-user", "aud": "minimall", "sub": "1001", "iat": 1795680000, "exp": 1795680900,
-        "roles": ["admin", "operator"]}
+        "sid": "family-1", "roles": ["admin", "operator"]}
+
+
+def test_access_token_keeps_the_microseconds_it_was_issued_at(issuer: TokenIssuer, staff: User) -> None:
+    claims = unverified_claims(issuer.access_token(staff, staff.role_set, NOW + timedelta(microseconds=250_001)))
+
+    assert (claims["iat"], claims["exp"]) == (1795680000.250001, 1795680900)
 
 
 def test_each_access_token_has_its_own_uuid(issuer: TokenIssuer, staff: User) -> None:
