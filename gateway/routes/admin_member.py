@@ -1,5 +1,5 @@
-"""Admin API of the member service: coupon templates (create, list, find, approve, disable), withdrawal decisions,
-the ledger audit."""
+"""Admin API of the member service: a user's member record (staff who answer shoppers), coupon templates (create,
+list, find, approve, disable), withdrawal decisions, the ledger audit."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from mall.member.v1.member_pb2_grpc import MemberServiceStub
 from pydantic import AwareDatetime, Field, field_validator
 
 from gateway.api import Body, Id, Page, PageQuery, Reply, operation, service
-from gateway.routes.member import MAX_FEN, CouponTemplateOut, WithdrawalOut, moment
-from services.common.auth import TEMPLATE_APPROVERS, TEMPLATE_EDITORS, TEMPLATE_READERS, Role
+from gateway.routes.member import MAX_FEN, CouponTemplateOut, LedgerEntryOut, MemberOut, WithdrawalOut, moment
+from services.common.auth import MEMBER_READERS, TEMPLATE_APPROVERS, TEMPLATE_EDITORS, TEMPLATE_READERS, Role
 
 bp = Blueprint("admin_member", __name__, url_prefix="/api/v1/admin")
 
@@ -99,6 +99,33 @@ class LedgerAudit(Reply):
 
     accounts_checked: int
     mismatches: list[Mismatch]
+
+
+class StaffMemberOut(MemberOut):
+    """A user's member record as staff read it: what GET /member shows the shopper, and a page of their points
+    entries."""
+
+    user_id: int
+    points_entries: Page[LedgerEntryOut] = Field(description="points and points_locked entries, newest first: the "
+                                                             "query's page and page_size")
+
+
+@bp.get("/members/<id:user_id>")
+@operation(summary="A user's member record and their points entries, newest first (audited)", tag="admin",
+           roles=MEMBER_READERS, query=PageQuery, responses={200: StaffMemberOut},
+           description="For the staff who answer shoppers (\"where are my points?\"): the level, points, points_owed "
+                       "(what refunds could not take back, taken from the next points credited), wallet (balance, "
+                       "held by withdrawals, bonus) and coupons, as GET /member answers the shopper, and the query's "
+                       "page of the points ledger. 404 MEMBER_NOT_FOUND when the user is not a member. Every read is "
+                       "recorded with who read whose record and when (the member service's member_lookups), a 404 "
+                       "too. The member record holds no phone or name: the user search answers those, masked.")
+def get_member_record(user_id: int, query: PageQuery) -> StaffMemberOut:
+    reply = service(MemberServiceStub).LookUpMember(pb.LookUpMemberRequest(
+        user_id=user_id, offset=query.offset, limit=query.page_size))
+    return StaffMemberOut(**MemberOut.from_proto(reply.member).model_dump(), user_id=user_id,
+                          points_entries=Page[LedgerEntryOut].of(
+                              [LedgerEntryOut.from_proto(e) for e in reply.points_entries], query,
+                              reply.points_entries_total))
 
 
 @bp.post("/coupons")

@@ -58,6 +58,10 @@ REPORT_READERS = (Role.ADMIN, Role.OPERATOR, Role.FINANCE)
 # through the routes' x-roles) all go by these.
 # Who finds users (by phone, id or nickname; each search audited by the user service).
 USER_FINDERS = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
+# Who reads a shopper's member record (level, points, points owed, wallet, coupons) and points entries, to answer
+# "where are my points?": each read audited by the member service (member_lookups). Operators do not serve shoppers'
+# money questions.
+MEMBER_READERS = (Role.ADMIN, Role.CUSTOMER_SERVICE, Role.FINANCE)
 # Who creates, lists, finds and disables coupon templates. A template is money the shop gives away: one created by
 # anyone but an admin waits (pending_approval) until an approver who did not create it approves it, and nobody claims
 # a coupon of a template they created or approved (services.member.domain.CouponTemplate). Operators ship; they do

@@ -7,6 +7,7 @@ from typing import Any, Self
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     ForeignKey,
@@ -46,6 +47,7 @@ from services.member.domain import (
     LedgerEntry,
     Leg,
     Member,
+    MemberLookup,
     Mismatch,
     OrderCredit,
     PendingReversal,
@@ -254,11 +256,23 @@ recharges = Table(
 )
 
 
+# Staff reads of shoppers' member records (services.member.service.look_up_member), as user_lookups audits searches.
+member_lookups = Table(
+    "member_lookups", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("actor_id", BigInteger, nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("found", Boolean, nullable=False),  # false: the user was not a member (MEMBER_NOT_FOUND answered)
+    Column("looked_up_at", UTCDateTime, nullable=False),
+    Index("ix_member_lookups_actor_at", "actor_id", "looked_up_at"),
+    Index("ix_member_lookups_user_at", "user_id", "looked_up_at"),
+)
+
 def _map_classes(mappers: registry) -> None:
     for cls, table in ((Member, members), (PointsHold, points_holds), (OrderCredit, order_credits),
                        (PendingReversal, pending_reversals), (CouponTemplate, coupon_templates), (Coupon, coupons),
                        (ExpiredCouponLock, expired_coupon_locks),
-                       (Withdrawal, withdrawals), (Recharge, recharges)):
+                       (Withdrawal, withdrawals), (Recharge, recharges), (MemberLookup, member_lookups)):
         mappers.map_imperatively(cls, table)
 
 
@@ -671,6 +685,18 @@ class SqlRechargeRepository:
             recharges.c.status == RechargeStatus.PENDING.value))).scalar_one_or_none()
 
 
+class SqlMemberLookupRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, lookup: MemberLookup) -> None:
+        self.session.add(lookup)
+
+    def by_actor(self, actor_id: int) -> list[MemberLookup]:
+        return list(self.session.execute(select(MemberLookup).where(member_lookups.c.actor_id == actor_id)
+                                         .order_by(member_lookups.c.id)).scalars())
+
+
 class SqlMemberUnitOfWork(SqlUnitOfWork, MemberUnitOfWork):
     """The member unit of work on the service database (call start_mappers() first)."""
 
@@ -682,4 +708,5 @@ class SqlMemberUnitOfWork(SqlUnitOfWork, MemberUnitOfWork):
         self.coupons = SqlCouponRepository(self.session)
         self.withdrawals = SqlWithdrawalRepository(self.session)
         self.recharges = SqlRechargeRepository(self.session)
+        self.lookups = SqlMemberLookupRepository(self.session)
         return self

@@ -142,8 +142,11 @@ class Member:
         self.total_spend_fen = max(0, self.total_spend_fen + delta_fen)
 
 
-def not_a_member() -> NotFound:
-    return NotFound("MEMBER_NOT_FOUND", "you are not a member yet; sign up first")
+def not_a_member(user_id: int | None = None) -> NotFound:
+    """MEMBER_NOT_FOUND, said to the caller about themself, or to staff about `user_id`."""
+    if user_id is None:
+        return NotFound("MEMBER_NOT_FOUND", "you are not a member yet; sign up first")
+    return NotFound("MEMBER_NOT_FOUND", f"user {user_id} is not a member")
 
 
 # ---------------------------------------------------------------- ledgers (M7)
@@ -850,3 +853,15 @@ class MemberSummary:
     coupons_available: int
     bonus_fen: int = 0
     points_owed: int = 0  # what refunds could not take back, every kind: taken from the next points credited
+
+
+@dataclass(eq=False)
+class MemberLookup:
+    """An audit record of a staff member reading a user's member record: who, whose, when, and whether they were a
+    member (a read that answered MEMBER_NOT_FOUND is recorded too). Ids only: no personal data is copied here."""
+
+    actor_id: int
+    user_id: int
+    found: bool
+    looked_up_at: datetime
+    id: int | None = None

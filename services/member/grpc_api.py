@@ -11,6 +11,7 @@ from mall.member.v1 import member_pb2 as pb
 from mall.member.v1 import member_pb2_grpc
 
 from services.common.auth import (
+    MEMBER_READERS,
     TEMPLATE_APPROVERS,
     TEMPLATE_EDITORS,
     TEMPLATE_READERS,
@@ -59,6 +60,14 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
 
     def GetMember(self, request: pb.GetMemberRequest, context: grpc.ServicerContext) -> pb.GetMemberResponse:
         return pb.GetMemberResponse(member=_member(service.get_member(self.uow(), user_id=require_caller().user_id)))
+
+    def LookUpMember(self, request: pb.LookUpMemberRequest, context: grpc.ServicerContext) -> pb.LookUpMemberResponse:
+        caller = require_caller(*MEMBER_READERS)
+        record = service.look_up_member(self.uow(), actor_id=caller.user_id, user_id=request.user_id,
+                                        **_page(request))
+        return pb.LookUpMemberResponse(member=_member(record.summary),
+                                       points_entries=[_entry(e) for e in record.points_entries],
+                                       points_entries_total=record.points_entries_total)
 
     def GetDiscount(self, request: pb.GetDiscountRequest, context: grpc.ServicerContext) -> pb.Discount:
         return pb.Discount(discount_percent=service.discount_percent(self.uow(), user_id=require_caller().user_id))

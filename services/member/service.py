@@ -47,6 +47,7 @@ from services.member.domain import (
     LedgerEntry,
     Leg,
     Member,
+    MemberLookup,
     MemberSummary,
     Mismatch,
     OrderCredit,
@@ -121,6 +122,36 @@ def get_member(uow: MemberUnitOfWork, *, user_id: int, now: datetime | None = No
         summary = _summary(uow, member, now)
         uow.commit()  # ends the read without expiring what it loaded (a rollback would)
     return summary
+
+
+@dataclass(frozen=True)
+class MemberRecord:
+    """A user's member record as staff read it: what GET /member shows them, and a page of their points entries."""
+
+    summary: MemberSummary
+    points_entries: list[LedgerEntry]
+    points_entries_total: int
+
+
+def look_up_member(uow: MemberUnitOfWork, *, actor_id: int, user_id: int, offset: int, limit: int,
+                   now: datetime | None = None) -> MemberRecord:
+    """Staff read a user's member record and a page of their points entries (newest first); every read is recorded
+    (member_lookups: who, whose, when, whether a member), also one answering NotFound MEMBER_NOT_FOUND for a user
+    who is not a member."""
+    now = now or utcnow()
+    with uow:
+        member = uow.members.get(user_id)
+        found = member is not None and member.is_member
+        uow.lookups.add(MemberLookup(actor_id=actor_id, user_id=user_id, found=found, looked_up_at=now))
+        record = None
+        if member is not None and found:
+            entries, total = uow.ledger.entries(user_id, POINTS_ACCOUNTS, offset, limit)
+            record = MemberRecord(summary=_summary(uow, member, now), points_entries=entries,
+                                  points_entries_total=total)
+        uow.commit()
+    if record is None:
+        raise not_a_member(user_id)
+    return record
 
 
 def discount_percent(uow: MemberUnitOfWork, *, user_id: int, now: datetime | None = None) -> int:

@@ -12,6 +12,7 @@ from services.member.domain import (
     ExpiredCouponLock,
     LedgerEntry,
     Member,
+    MemberLookup,
     Mismatch,
     OrderCredit,
     PendingReversal,
@@ -197,6 +198,13 @@ class RechargeRepository(Protocol):
         """The recharge, locked, if it is still PENDING and no other transaction holds it (SKIP LOCKED)."""
 
 
+class MemberLookupRepository(Protocol):
+    def add(self, lookup: MemberLookup) -> None: ...
+
+    def by_actor(self, actor_id: int) -> list[MemberLookup]:
+        """The staff member's reads of member records, oldest first."""
+
+
 class MemberUnitOfWork(UnitOfWork):
     """The member service's unit of work; its repositories are set on entering it."""
 
@@ -206,3 +214,4 @@ class MemberUnitOfWork(UnitOfWork):
     coupons: CouponRepository
     withdrawals: WithdrawalRepository
     recharges: RechargeRepository
+    lookups: MemberLookupRepository

@@ -1,6 +1,6 @@
 // MiniMall staff console: staff log in and see the sections their roles open: the analytics reports drawn as
 // SVG, orders, after-sales cases, money that got stuck (refunds, wallet charges), coupon templates (approving those
-// waiting), and users (roles, staff passwords).
+// waiting), and users (roles, staff passwords, their member record).
 // No framework, no build step, nothing fetched from another origin; server text only ever set as textContent.
 "use strict";
 
@@ -27,6 +27,7 @@ const ROLES = {
   users: ["admin", "operator", "customer_service"],           // POST /admin/users/search (USER_FINDERS)
   setRoles: ["admin"],                                        // PUT /admin/users/{id}/roles
   staffPassword: ["admin"],                                   // POST /admin/users/{id}/password
+  memberRecord: ["admin", "customer_service", "finance"],     // GET /admin/members/{user_id} (MEMBER_READERS)
 };
 // Who may log in: every staff role (STAFF_ROLES in services/common/auth.py).
 const STAFF_ROLES = ["admin", "operator", "customer_service", "finance"];
@@ -921,11 +922,57 @@ function drawUser(user, notice = "") {
     detail.replaceChildren(element("p", {class: "error", role: "alert"}, "No such user."));
     return;
   }
+  // Redrawn after an action (the same user): the member panel already read is kept, not read (and audited) again.
+  const member = detail.dataset.userId === String(user.id) ? $("member-panel") : null;
   detail.dataset.userId = user.id;
   detail.replaceChildren(
     element("h2", {}, `User ${user.id} · ${user.nickname}`),
     element("p", {}, `${user.phone} · ${user.roles.join(", ") || "shopper"} · registered ${when(user.created_at)}`),
     element("p", {id: "user-notice", class: "muted", role: "status"}, notice), ...userActions(user));
+  if (can("memberRecord")) detail.append(member || memberPanel(user.id));
+}
+
+// The user's member record as GET /member shows it to them (level, points, the points refunds could not take back,
+// wallet, coupons) and their points entries a page at a time: what customer service needs for "where are my points?".
+// Each read is audited by the member service; the record holds no phone or name.
+function memberPanel(userId) {
+  const panel = element("section", {id: "member-panel"});
+  loadMember(panel, userId, 1);
+  return panel;
+}
+
+async function loadMember(panel, userId, page) {
+  const title = element("h3", {}, "Member");
+  panel.replaceChildren(title, element("p", {class: "muted"}, "Loading…"));
+  let member;
+  try {
+    member = await call(`/admin/members/${userId}?` + query({page, page_size: 10}));
+  } catch (error) {
+    const absent = error instanceof ApiError && error.code === "MEMBER_NOT_FOUND";
+    panel.replaceChildren(title, absent ? element("p", {class: "muted"}, "Not a member.")
+                                        : element("p", {class: "error", role: "alert"}, describe(error)));
+    return;
+  }
+  const summary = element("table", {class: "rows amounts", id: "member-summary"});
+  table(summary, ["Member no", "Level", "Points", "Points owed", "Balance", "Held by withdrawals", "Bonus",
+                  "Coupons", "Total spend", "Plan", "Joined"], [row([
+    member.member_no, member.level, count(member.points), count(member.points_owed), yuan(member.balance_fen),
+    yuan(member.pending_fen), yuan(member.bonus_fen), count(member.coupons_available), yuan(member.total_spend_fen),
+    member.plan ? `${member.plan.name} until ${when(member.plan.expires_at)}` : "–", when(member.joined_at)])]);
+  const entries = member.points_entries;
+  const list = element("table", {class: "rows", id: "member-points"});
+  table(list, ["When", "Account", "Points", "After", "Kind", "Reference"], entries.items.map((entry) => row([
+    when(entry.created_at), entry.account, count(entry.amount), count(entry.balance_after), entry.kind,
+    entry.reference])));
+  const last = Math.max(1, Math.ceil(entries.total / entries.page_size));
+  const previous = button("Previous", () => loadMember(panel, userId, entries.page - 1), {"data-step": "-1"});
+  const next = button("Next", () => loadMember(panel, userId, entries.page + 1), {"data-step": "1"});
+  previous.disabled = entries.page <= 1;
+  next.disabled = entries.page >= last;
+  const pages = element("div", {class: "pager"});
+  pages.append(previous, element("span", {}, `page ${entries.page} of ${last}`), next);
+  panel.replaceChildren(title, summary, element("h3", {}, `Points entries (${count(entries.total)})`),
+                        entries.total ? list : element("p", {class: "muted"}, "No points entries."), pages);
 }
 
 function userActions(user) {

@@ -23,7 +23,7 @@ from services.common.grpc_server import create_server, from_grpc, registration
 from services.common.outbox import outbox
 from services.member import service
 from services.member.channels import AlipayRecharge, RechargeChannels, SimulatedPayout
-from services.member.db import SqlMemberUnitOfWork, coupons, recharges, withdrawals
+from services.member.db import SqlMemberUnitOfWork, coupons, member_lookups, recharges, withdrawals
 from services.member.domain import PLATFORM, Account, transfer
 from services.user.domain import User
 from services.user.tokens import TokenIssuer
@@ -285,6 +285,39 @@ def test_get_member_answers_the_points_owed_of_every_kind_in_one_total(stub, uow
     member = stub.GetMember(pb.GetMemberRequest(), metadata=as_user(ALICE), timeout=10).member
 
     assert (member.points, member.points_owed) == (0, 100)
+
+
+def test_customer_service_read_a_members_record_as_the_member_sees_it_and_each_read_is_recorded(  # type: ignore[no-untyped-def]
+        stub, uow, as_user, engine) -> None:
+    stub.SignUp(pb.SignUpRequest(channel="self"), metadata=as_user(ALICE), timeout=10)
+    fund(uow, ALICE, 10_000)
+    with uow() as tx:
+        tx.points.add_owed(ALICE, "order_refunded", 70)
+        tx.commit()
+    clerk = as_user(FINANCE, "customer_service")
+
+    record = stub.LookUpMember(pb.LookUpMemberRequest(user_id=ALICE), metadata=clerk, timeout=10)
+    missing = code_of(lambda: stub.LookUpMember(pb.LookUpMemberRequest(user_id=BOB), metadata=clerk, timeout=10))
+
+    own = stub.GetMember(pb.GetMemberRequest(), metadata=as_user(ALICE), timeout=10).member
+    assert (record.member, record.member.points_owed, record.member.balance_fen) == (own, 70, 10_000)
+    assert (list(record.points_entries), record.points_entries_total) == ([], 0)
+    assert missing == (grpc.StatusCode.NOT_FOUND, "MEMBER_NOT_FOUND")
+    with engine.connect() as conn:
+        assert conn.execute(select(member_lookups.c.actor_id, member_lookups.c.user_id, member_lookups.c.found)
+                            .order_by(member_lookups.c.id)).all() == [(FINANCE, ALICE, True), (FINANCE, BOB, False)]
+
+
+@pytest.mark.parametrize("roles", ["", "operator"], ids=["shopper", "operator"])
+def test_shoppers_and_operators_may_not_read_a_members_record(stub, as_user, engine, roles: str) -> None:  # type: ignore[no-untyped-def]
+    stub.SignUp(pb.SignUpRequest(channel="self"), metadata=as_user(ALICE), timeout=10)
+
+    refused = code_of(lambda: stub.LookUpMember(pb.LookUpMemberRequest(user_id=ALICE), metadata=as_user(BOB, roles),
+                                                timeout=10))
+
+    assert refused == (grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(member_lookups)).scalar_one() == 0
 
 
 def test_the_ledger_audit_finds_every_account_consistent_and_is_finance_only(stub, uow, as_user) -> None:  # type: ignore[no-untyped-def]

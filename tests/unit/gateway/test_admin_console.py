@@ -1,5 +1,5 @@
 """The /admin/ console's work sections in headless Chromium: orders, after-sales, stuck money, coupon templates and
-users, shown by role.
+users (with their member record), shown by role.
 
 The gateway runs on a local port with the fake services (the browser, the page and its screenshots:
 tests/fixtures/browser.py); each test tells the fakes what the order service answers and checks what the console
@@ -83,6 +83,7 @@ ROUTES = {
     "users": ("post", "/api/v1/admin/users/search"),
     "setRoles": ("put", "/api/v1/admin/users/{user_id}/roles"),
     "staffPassword": ("post", "/api/v1/admin/users/{user_id}/password"),
+    "memberRecord": ("get", "/api/v1/admin/members/{user_id}"),
 }
 
 
@@ -617,6 +618,7 @@ def test_an_admin_makes_a_shopper_staff_is_told_the_password_was_cleared_and_set
     assert [call.message for call in clients.user.SetStaffPassword.calls] == [
         user_pb2.SetStaffPasswordRequest(user_id=9, new_password="staffpass1")]
     assert page.inner_text("#staff-password-form .outcome") == "Password set: 0 sessions ended."
+    assert len(clients.member.LookUpMember.calls) == 1  # the member panel is kept on redraw: not read (audited) again
     assert page.input_value("#staff-password-form [name=new_password]") == ""
     assert page.errors == []
 
@@ -682,3 +684,73 @@ def test_operators_see_the_coupon_templates_with_no_approve_button(page: Any, lo
         "10% off, at most ¥20.00")
     assert page.query_selector("#coupons tr[data-template-id='12'] button") is None
     assert page.errors == []
+
+
+MEMBER = member_pb2.LookUpMemberResponse(
+    member=member_pb2.Member(member_no="M0009", level="silver", discount_percent=98, points_multiplier_percent=120,
+                             points=390, balance_fen=1_234_567, pending_fen=2_000, bonus_fen=500, points_owed=100,
+                             coupons_available=2, total_spend_fen=250_000, channel="self", joined_at=AT),
+    points_entries=[member_pb2.LedgerEntry(id=12, account="points", amount=-30, balance_after=390,
+                                           kind="order_refunded", reference="<i>R1</i>", created_at=AT),
+                    member_pb2.LedgerEntry(id=11, account="points", amount=420, balance_after=420,
+                                           kind="order_paid", reference="O1", created_at=AT)],
+    points_entries_total=12)
+MEMBER_ROWS = "rows => rows.slice(1).map(r => [...r.cells].map(c => c.innerText))"
+
+
+def test_customer_service_open_a_user_and_read_their_member_record_points_owed_and_points_a_page_at_a_time(
+        page: Any, log_in_as, clients: FakeServices) -> None:
+    clients.user.SearchUsers.reply = user_pb2.SearchUsersResponse(users=[SHOPPER], total=1)
+    clients.member.LookUpMember.reply = MEMBER
+    log_in_as("customer_service")
+    page.click("[data-section=users-view]")
+    page.fill("#user-id", "9")
+    page.click("#user-search button[type=submit]")
+
+    page.click("#users tr[data-user-id='9'] button")
+    page.wait_for_selector("#member-summary")
+    first = page.eval_on_selector_all("#member-points tr", MEMBER_ROWS)
+    page.click("#member-panel .pager [data-step='1']")
+    page.wait_for_function("document.querySelector('#member-panel .pager span')?.textContent === 'page 2 of 2'")
+
+    assert page.eval_on_selector_all("#member-summary tr", MEMBER_ROWS) == [[
+        "M0009", "silver", "390", "100", "¥12,345.67", "¥20.00", "¥5.00", "2", "¥2,500.00", "–",
+        "2025-11-29 07:06:40Z"]]
+    assert first == [["2025-11-29 07:06:40Z", "points", "-30", "390", "order_refunded", "<i>R1</i>"],
+                     ["2025-11-29 07:06:40Z", "points", "420", "420", "order_paid", "O1"]]
+    assert [call.message for call in clients.member.LookUpMember.calls] == [
+        member_pb2.LookUpMemberRequest(user_id=9, limit=10), member_pb2.LookUpMemberRequest(user_id=9, offset=10,
+                                                                                            limit=10)]
+    assert page.is_disabled("#member-panel .pager [data-step='1']")
+    assert page.errors == []
+
+
+def test_operators_open_a_user_without_a_member_panel_and_no_member_record_is_read(
+        page: Any, log_in_as, clients: FakeServices) -> None:
+    clients.user.SearchUsers.reply = user_pb2.SearchUsersResponse(users=[SHOPPER], total=1)
+    log_in_as("operator")
+    page.click("[data-section=users-view]")
+    page.fill("#user-id", "9")
+    page.click("#user-search button[type=submit]")
+
+    page.click("#users tr[data-user-id='9'] button")
+    page.wait_for_selector("#user-detail h2")
+
+    assert (page.query_selector("#member-panel"), clients.member.LookUpMember.calls) == (None, [])
+
+
+def test_a_user_who_is_not_a_member_is_said_so_in_the_member_panel(page: Any, log_in_as, clients: FakeServices,
+                                                                   rpc_error) -> None:
+    clients.user.SearchUsers.reply = user_pb2.SearchUsersResponse(users=[SHOPPER], total=1)
+    clients.member.LookUpMember.error = rpc_error(grpc.StatusCode.NOT_FOUND, "user 9 is not a member",
+                                                  ((CODE_KEY, "MEMBER_NOT_FOUND"),))
+    log_in_as("admin")
+    page.click("[data-section=users-view]")
+    page.fill("#user-id", "9")
+    page.click("#user-search button[type=submit]")
+
+    page.click("#users tr[data-user-id='9'] button")
+    page.wait_for_selector("#member-panel p:not(:has-text('Loading'))")
+
+    assert page.inner_text("#member-panel p") == "Not a member."
+    assert page.errors == ["Failed to load resource: the server responded with a status of 404 (NOT FOUND)"]

@@ -14,6 +14,7 @@ from services.member.domain import (
     InsufficientFunds,
     LedgerEntry,
     Member,
+    MemberLookup,
     Mismatch,
     OrderCredit,
     PendingReversal,
@@ -316,6 +317,18 @@ class FakeRechargeRepository:
         return recharge if recharge is not None and recharge.status == "PENDING" else None
 
 
+class FakeMemberLookupRepository:
+    def __init__(self) -> None:
+        self.lookups: list[MemberLookup] = []
+
+    def add(self, lookup: MemberLookup) -> None:
+        lookup.id = len(self.lookups) + 1
+        self.lookups.append(lookup)
+
+    def by_actor(self, actor_id: int) -> list[MemberLookup]:
+        return [lookup for lookup in self.lookups if lookup.actor_id == actor_id]
+
+
 class FakeMemberUnitOfWork(FakeUnitOfWork, MemberUnitOfWork):
     """The member unit of work in memory; pass the same one to every use case of a test."""
 
@@ -325,6 +338,7 @@ class FakeMemberUnitOfWork(FakeUnitOfWork, MemberUnitOfWork):
     coupons: FakeCouponRepository
     withdrawals: FakeWithdrawalRepository
     recharges: FakeRechargeRepository
+    lookups: FakeMemberLookupRepository
 
     def __init__(self) -> None:
         super().__init__()
@@ -334,3 +348,4 @@ class FakeMemberUnitOfWork(FakeUnitOfWork, MemberUnitOfWork):
         self.coupons = FakeCouponRepository()
         self.recharges = FakeRechargeRepository()
         self.withdrawals = FakeWithdrawalRepository(self.recharges)
+        self.lookups = FakeMemberLookupRepository()

@@ -111,6 +111,26 @@ class GetMemberResponse(_message.Message):
     member: Member
     def __init__(self, member: _Optional[_Union[Member, _Mapping]] = ...) -> None: ...
 
+class LookUpMemberRequest(_message.Message):
+    __slots__ = ("user_id", "offset", "limit")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    offset: int
+    limit: int
+    def __init__(self, user_id: _Optional[int] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class LookUpMemberResponse(_message.Message):
+    __slots__ = ("member", "points_entries", "points_entries_total")
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    POINTS_ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    POINTS_ENTRIES_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    member: Member
+    points_entries: _containers.RepeatedCompositeFieldContainer[LedgerEntry]
+    points_entries_total: int
+    def __init__(self, member: _Optional[_Union[Member, _Mapping]] = ..., points_entries: _Optional[_Iterable[_Union[LedgerEntry, _Mapping]]] = ..., points_entries_total: _Optional[int] = ...) -> None: ...
+
 class GetDiscountRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

@@ -59,6 +59,11 @@ class MemberServiceStub:
                 request_serializer=mall_dot_member_dot_v1_dot_member__pb2.SubscribePlanRequest.SerializeToString,
                 response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.GetMemberResponse.FromString,
                 _registered_method=True)
+        self.LookUpMember = channel.unary_unary(
+                '/mall.member.v1.MemberService/LookUpMember',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.LookUpMemberRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.LookUpMemberResponse.FromString,
+                _registered_method=True)
         self.ListWalletEntries = channel.unary_unary(
                 '/mall.member.v1.MemberService/ListWalletEntries',
                 request_serializer=mall_dot_member_dot_v1_dot_member__pb2.ListEntriesRequest.SerializeToString,
@@ -237,6 +242,15 @@ class MemberServiceServicer:
 
     def SubscribePlan(self, request, context):
         """paid from the balance
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LookUpMember(self, request, context):
+        """A user's member record (what GetMember answers them) and a page of their points entries, newest first, for the
+        staff who answer shoppers (admin, customer_service, finance: MEMBER_READERS in services/common/auth.py); every
+        read recorded in member_lookups. NOT_FOUND MEMBER_NOT_FOUND when the user is not a member (recorded too).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -470,6 +484,11 @@ def add_MemberServiceServicer_to_server(servicer, server):
                     servicer.SubscribePlan,
                     request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.SubscribePlanRequest.FromString,
                     response_serializer=mall_dot_member_dot_v1_dot_member__pb2.GetMemberResponse.SerializeToString,
+            ),
+            'LookUpMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.LookUpMember,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.LookUpMemberRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.LookUpMemberResponse.SerializeToString,
             ),
             'ListWalletEntries': grpc.unary_unary_rpc_method_handler(
                     servicer.ListWalletEntries,
@@ -752,6 +771,33 @@ class MemberService:
             '/mall.member.v1.MemberService/SubscribePlan',
             mall_dot_member_dot_v1_dot_member__pb2.SubscribePlanRequest.SerializeToString,
             mall_dot_member_dot_v1_dot_member__pb2.GetMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LookUpMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/LookUpMember',
+            mall_dot_member_dot_v1_dot_member__pb2.LookUpMemberRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.LookUpMemberResponse.FromString,
             options,
             channel_credentials,
             insecure,
