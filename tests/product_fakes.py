@@ -190,6 +190,13 @@ class FakeReservationRepository:
     def lock_order(self, order_no: str) -> None:
         pass  # one thread: nothing to serialise
 
+    def reserved_units(self, sku_ids: Collection[int]) -> dict[int, int]:
+        units: dict[int, int] = {}
+        for r in self.items:
+            if r.sku_id in sku_ids and r.status == ReservationStatus.RESERVED:
+                units[r.sku_id] = units.get(r.sku_id, 0) + r.quantity
+        return units
+
     def add(self, reservation: Reservation) -> None:
         reservation.id = len(self.items) + 1
         self.items.append(reservation)

@@ -67,6 +67,14 @@ class ProductIn(Body):
             after_sales_policy=self.after_sales_policy)
 
 
+class ProductEditIn(ProductIn):
+    version: int = Field(ge=1, le=2**31 - 1, description="the product's `version` as the form was read (GET); "
+                         "409 PRODUCT_CHANGED when another edit came first")
+
+    def to_request(self, product_id: int) -> product_pb2.UpdateProductRequest:
+        return product_pb2.UpdateProductRequest(id=product_id, product=self.to_proto(), version=self.version)
+
+
 class AuditIn(Body):
     approve: bool
     reason: str = Field("", max_length=500, description="required to reject")
@@ -135,6 +143,7 @@ class AdminProduct(AdminProductSummary):
     reject_reason: str
     market_price_fen: int
     created_at: datetime
+    version: int = Field(description="edits so far: a PUT sends back the version it was read at")
 
     @classmethod
     def from_proto(cls, p: product_pb2.Product) -> AdminProduct:
@@ -144,7 +153,7 @@ class AdminProduct(AdminProductSummary):
             specs=[SpecOut(name=s.name, values=list(s.values)) for s in p.specs],
             skus=[AdminSku.from_proto(s) for s in p.skus], after_sales_policy=p.after_sales_policy,
             reject_reason=p.reject_reason, market_price_fen=p.market_price_fen,
-            created_at=p.created_at.ToDatetime(tzinfo=UTC))
+            created_at=p.created_at.ToDatetime(tzinfo=UTC), version=p.version)
 
 
 class AuditEntryOut(Reply):
@@ -219,13 +228,17 @@ def get_product(product_id: int) -> AdminProduct:
 
 
 @bp.put("/<id:product_id>")
-@operation(summary="Replace a product's content and SKUs", tag="admin", roles=EDITORS, body=ProductIn,
+@operation(summary="Replace a product's content and SKUs", tag="admin", roles=EDITORS, body=ProductEditIn,
            description="An approved product goes back to audit and off the shelf; a rejected one back to draft. "
-                       "SKUs are matched by spec: existing ones keep id and stock, missing ones are retired.",
+                       "SKUs are matched by spec: existing ones keep id and stock, missing ones are retired. "
+                       "The body's `version` is the one the product was read at (GET): when another edit came "
+                       "first the answer is 409 PRODUCT_CHANGED with details.version the current one (reload, "
+                       "edit again), and nothing changes. A SKU left out (or its spec renamed) that still holds "
+                       "units, in stock or reserved by unpaid orders, is not retired: 409 SKU_HAS_STOCK, "
+                       "details.skus listing them (id, spec, stock, reserved); adjust its stock to 0 first.",
            responses={200: AdminProduct})
-def update_product(product_id: int, body: ProductIn) -> AdminProduct:
-    return AdminProduct.from_proto(_stub().UpdateProduct(
-        product_pb2.UpdateProductRequest(id=product_id, product=body.to_proto())))
+def update_product(product_id: int, body: ProductEditIn) -> AdminProduct:
+    return AdminProduct.from_proto(_stub().UpdateProduct(body.to_request(product_id)))
 
 
 @bp.post("/<id:product_id>/submit")
@@ -264,6 +277,7 @@ def product_audit_log(product_id: int) -> AuditLog:
 
 @bp.post("/<id:product_id>/skus/<id:sku_id>/stock")
 @operation(summary="Adjust a SKU's stock by a delta", tag="admin", roles=EDITORS, body=StockIn,
+           description="A retired SKU (left out by an edit) may be written off, not restocked: 409 SKU_RETIRED.",
            responses={200: AdminSku})
 def adjust_stock(product_id: int, sku_id: int, body: StockIn) -> AdminSku:
     return AdminSku.from_proto(_stub().AdjustStock(product_pb2.AdjustStockRequest(

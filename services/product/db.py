@@ -101,6 +101,7 @@ products = Table(
     Column("sales", BigId, nullable=False, default=0),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("version", Integer, nullable=False, server_default="1"),  # edits so far (migration 0007)
     Index("ix_products_visible_created", "status", "on_shelf", "created_at"),
 )
 
@@ -288,7 +289,13 @@ class SqlProductRepository:
         self.session.flush()
 
     def get(self, product_id: int, *, lock: bool = False) -> Product | None:
-        return self.session.get(Product, product_id, with_for_update=lock)
+        product = self.session.get(Product, product_id, with_for_update=lock)
+        if product is not None and lock:
+            # Its SKU rows too, counts read again: stock moves (reservations, adjustments) lock only the SKU row,
+            # and an edit deciding whether a SKU still holds units must see them, and hold them, until it commits.
+            self.session.execute(select(Sku).where(skus.c.product_id == product_id).order_by(skus.c.id)
+                                 .with_for_update().execution_options(populate_existing=True)).scalars().all()
+        return product
 
     def by_name(self, name: str) -> Product | None:
         return self.session.execute(
@@ -474,6 +481,15 @@ class SqlReservationRepository:
 
     def lock_order(self, order_no: str) -> None:
         serialize_on(self.session, f"stock-reservation:{order_no}")
+
+    def reserved_units(self, sku_ids: Collection[int]) -> dict[int, int]:
+        if not sku_ids:
+            return {}
+        r = reservations.c
+        return {sku_id: units for sku_id, units in self.session.execute(
+            select(r.sku_id, integer_sum(r.quantity)).where(r.sku_id.in_(sorted(sku_ids)),
+                                                            r.status == ReservationStatus.RESERVED)
+            .group_by(r.sku_id))}
 
     def add(self, reservation: Reservation) -> None:
         self.session.add(reservation)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -220,7 +220,9 @@ class Product:
 
     Editing an APPROVED product sends it back to audit and off the shelf: shoppers only ever
     see prices and specs an admin approved (no silent price change on a live product). A
-    REJECTED product that is edited becomes a DRAFT again.
+    REJECTED product that is edited becomes a DRAFT again. `version` counts the edits: an edit
+    names the version its form was read at, so a form read before another admin's edit cannot
+    silently undo it.
     """
 
     name: str
@@ -241,6 +243,7 @@ class Product:
     market_price_fen: int = 0
     sales: int = 0
     skus: list[Sku] = field(default_factory=list)
+    version: int = 1
     id: int | None = None
 
     @classmethod
@@ -263,15 +266,37 @@ class Product:
         """Shoppers see (and may buy) a product approved and on the shelf."""
         return status == Status.APPROVED and on_shelf
 
-    def edit(self, draft: ProductDraft, now: datetime) -> None:
-        """Replace the content; an approved product goes back to audit (off shelf), a rejected one to draft."""
+    def edit(self, draft: ProductDraft, now: datetime, *, version: int, reserved: Mapping[int, int]) -> None:
+        """Replace the content read at `version`; an approved product goes back to audit (off shelf), a rejected
+        one to draft.
+
+        PRODUCT_CHANGED when another edit came first (the form is stale: reload it). SKU_HAS_STOCK when the
+        draft would retire a SKU (leave out or rename its spec combination) that still holds units, in stock
+        or `reserved` (units of RESERVED reservations by SKU id): a retired SKU is on no admin page, so its
+        units would vanish from sight; write its stock off to 0 first (and let its orders settle).
+        """
+        if version != self.version:
+            raise Conflict("PRODUCT_CHANGED", "the product was changed since it was read; reload it and edit again",
+                           details={"version": self.version})
         if self.status == Status.PENDING_AUDIT:
             raise Conflict("PRODUCT_IN_AUDIT", "the product is being audited; wait for the decision")
+        stocked = [sku for sku in self.retired_by(draft) if sku.stock or reserved.get(sku.id or 0)]
+        if stocked:
+            raise Conflict("SKU_HAS_STOCK", "SKUs that still hold units cannot be retired; adjust their stock to 0 "
+                           "first", details={"skus": [{"id": sku.id, "spec": sku.spec, "stock": sku.stock,
+                                                       "reserved": reserved.get(sku.id or 0, 0)}
+                                                      for sku in stocked]})
         self.apply(draft, now)
+        self.version += 1
         if self.status == Status.APPROVED:
             self.status, self.on_shelf = Status.PENDING_AUDIT, False
         elif self.status == Status.REJECTED:
             self.status = Status.DRAFT
+
+    def retired_by(self, draft: ProductDraft) -> list[Sku]:
+        """The active SKUs an edit with `draft` would retire: their spec combination is not in it."""
+        wanted = {spec_key(item.spec) for item in draft.skus}
+        return [sku for sku in self.active_skus if sku.spec_key not in wanted]
 
     def apply(self, draft: ProductDraft, now: datetime) -> None:
         draft.validate()

@@ -74,7 +74,8 @@ class ProductServicer(product_pb2_grpc.ProductServiceServicer):
                       context: grpc.ServicerContext) -> product_pb2.Product:
         caller = require_caller(*EDITORS)
         return product_message(service.update_product(self.uow(), actor_id=caller.user_id, product_id=request.id,
-                                                      draft=_draft(request.product)), staff=True)
+                                                      draft=_draft(request.product), version=request.version),
+                               staff=True)
 
     def SubmitProduct(self, request: product_pb2.ProductRef, context: grpc.ServicerContext) -> product_pb2.Product:
         caller = require_caller(*EDITORS)
@@ -254,7 +255,7 @@ def product_message(view: ProductView, *, staff: bool) -> product_pb2.Product:
         skus=[_sku(sku, staff=staff) for sku in p.active_skus], after_sales_policy=p.after_sales_policy,
         status=str(p.status), on_shelf=p.on_shelf, reject_reason=p.reject_reason, price_fen=p.price_fen,
         market_price_fen=p.market_price_fen, sales=p.sales,
-        rating=_rating(view.rating))
+        rating=_rating(view.rating), version=p.version if staff else 0)
     if view.delivery is not None:
         message.delivery.CopyFrom(product_pb2.Delivery(province=view.delivery.province,
                                                        estimate_days=view.delivery.estimate_days))

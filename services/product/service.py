@@ -196,17 +196,25 @@ def create_product(uow: ProductUnitOfWork, *, actor_id: int, draft: ProductDraft
         return ProductView(product, brand)
 
 
-def update_product(uow: ProductUnitOfWork, *, actor_id: int, product_id: int, draft: ProductDraft,
+def update_product(uow: ProductUnitOfWork, *, actor_id: int, product_id: int, draft: ProductDraft, version: int,
                    now: datetime | None = None) -> ProductView:
-    """Replace a product's content; an approved one goes back to audit and off the shelf (Product.edit)."""
+    """Replace the content of a product read at `version`; an approved one goes back to audit and off the shelf.
+
+    Refused, nothing changed, when another edit came first (PRODUCT_CHANGED) or the draft would retire a SKU
+    still holding units (SKU_HAS_STOCK): see Product.edit.
+    """
     now = now or utcnow()
     draft.validate()
+    if version <= 0:
+        raise InvalidInput("VERSION_REQUIRED", "send the version the product was read at",
+                           details={"version": "required"})
     with uow:
-        product = _product(uow, product_id, lock=True)
+        product = _product(uow, product_id, lock=True)  # and its SKUs: their units cannot move until the commit
         brand = _check_references(uow, draft)
         before = product.snapshot()
         known = {sku.id for sku in product.skus}
-        product.edit(draft, now)
+        retired = [sku.id for sku in product.retired_by(draft) if sku.id is not None]
+        product.edit(draft, now, version=version, reserved=uow.reservations.reserved_units(retired))
         uow.products.add(product)  # gives new SKUs their ids
         _record_initial_stock(uow, [sku for sku in product.skus if sku.id not in known], actor_id, now)
         _index(uow, product, brand)
@@ -248,14 +256,22 @@ def audit_log(uow: ProductUnitOfWork, *, product_id: int) -> list[AuditEntry]:
 
 def adjust_stock(uow: ProductUnitOfWork, *, actor_id: int, product_id: int, sku_id: int, delta: int,
                  reason: str = "", now: datetime | None = None) -> Sku:
-    """Add (restock) or remove (write-off) units in one conditional update; never below zero."""
+    """Add (restock) or remove (write-off) units in one conditional update; never below zero.
+
+    A retired SKU is on no admin page: it may be written off, never restocked (SKU_RETIRED), or its units
+    would vanish from sight. The product and its SKUs are locked first, as an edit locks them: an edit retiring
+    the SKU meanwhile is seen, and the two never wait for each other's rows in opposite orders (a deadlock).
+    """
     now = now or utcnow()
     if delta == 0:
         raise InvalidInput("STOCK_DELTA_INVALID", "delta must not be 0", details={"delta": "zero"})
     reason = reason.replace("\x00", "")[:200]
     with uow:
-        product = _product(uow, product_id)
+        product = _product(uow, product_id, lock=True)
         sku = product.sku(sku_id)
+        if delta > 0 and not sku.active:
+            raise Conflict("SKU_RETIRED", "a retired SKU cannot be restocked; add its spec back to the product first",
+                           details={"sku_id": sku_id})
         move = uow.stock.move(StockMovement.of(MovementKind.ADJUST, sku_id, delta, now, reference=f"admin:{actor_id}",
                                                actor_id=actor_id, reason=reason))
         if move is None:

@@ -101,6 +101,9 @@ class ReservationRepository(Protocol):
     def lock_order(self, order_no: str) -> None:
         """Serialise the transactions that work on one order's reservations."""
 
+    def reserved_units(self, sku_ids: Collection[int]) -> dict[int, int]:
+        """Units of RESERVED reservations per SKU among `sku_ids` (SKUs holding none are left out)."""
+
     def add(self, reservation: Reservation) -> None: ...
 
     def of_order(self, order_no: str) -> list[Reservation]: ...

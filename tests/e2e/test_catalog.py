@@ -122,6 +122,27 @@ def test_an_admin_takes_a_product_to_the_shelf_and_shoppers_see_it_only_then(
     assert found["items"][0]["id"] == product_id  # the only product with both words in its name
 
 
+def test_an_edit_from_a_stale_form_is_409_and_changes_nothing(seeded: Platform, admin: dict[str, str]) -> None:
+    api = seeded.api
+    category_id = flatten(requests.get(f"{api}/categories", timeout=10).json()["items"])[1]["id"]
+    brand_id = requests.get(f"{api}/brands", timeout=10).json()["items"][0]["id"]
+    body = {"name": "端到端 版本 保温杯", "category_id": category_id, "brand_id": brand_id,
+            "specs": [{"name": "颜色", "values": ["黑"]}], "skus": [{"spec": {"颜色": "黑"}, "price_fen": 10_000}]}
+    form = requests.post(f"{api}/admin/products", json=body, headers=admin, timeout=10).json()  # both admins' form
+    url = f"{api}/admin/products/{form['id']}"
+
+    first = requests.put(url, json={**body, "version": form["version"], "skus": [
+        {"spec": {"颜色": "黑"}, "price_fen": 12_000}]}, headers=admin, timeout=10)
+    stale = requests.put(url, json={**body, "version": form["version"]}, headers=admin, timeout=10)
+    unversioned = requests.put(url, json=body, headers=admin, timeout=10)
+
+    assert (form["version"], first.status_code, first.json()["version"], first.json()["price_fen"]) == (
+        1, 200, 2, 12_000)
+    assert (stale.status_code, stale.json()["error"]["code"], stale.json()["error"]["details"]) == (
+        409, "PRODUCT_CHANGED", {"version": 2})
+    assert (unversioned.status_code, requests.get(url, headers=admin, timeout=10).json()["price_fen"]) == (400, 12_000)
+
+
 def test_a_logged_in_view_is_published_as_product_viewed(seeded: Platform, shopper: dict[str, str]) -> None:
     product_id = requests.get(f"{seeded.api}/products", timeout=10).json()["items"][0]["id"]
     me = requests.get(f"{seeded.api}/products/{product_id}", headers=shopper, timeout=10)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import delete, select
 
-from services.common.errors import NotFound
+from services.common.errors import Conflict, NotFound
 from services.common.outbox import outbox
 from services.product import service
 from services.product.db import skus
-from services.product.domain import SkuDraft, StockLine
+from services.product.domain import ProductDraft, SkuDraft, StockLine
 from tests.integration.product.conftest import Shelf, UowFactory
 
 pytestmark = pytest.mark.integration
@@ -119,11 +119,57 @@ def test_an_edit_keeps_sku_ids_and_stock_adds_new_skus_and_retires_dropped_ones(
     edited = draft.__class__(**{**draft.__dict__, "specs": (("颜色", ("黑", "蓝")),), "skus": (
         SkuDraft(spec={"颜色": "黑"}, price_fen=8_000, stock=999), SkuDraft(spec={"颜色": "蓝"}, price_fen=9_000, stock=3))})
 
-    service.update_product(uow(), actor_id=7, product_id=product_id, draft=edited)
+    service.adjust_stock(uow(), actor_id=7, product_id=product_id, sku_id=white, delta=-7)  # 白 may go once empty
+
+    service.update_product(uow(), actor_id=7, product_id=product_id, draft=edited, version=1)
 
     skus = service.get_admin_product(uow(), product_id=product_id).product.skus
     assert sorted((s.id == black, s.id == white, s.spec["颜色"], s.stock, s.active) for s in skus) == [
-        (False, False, "蓝", 3, True), (False, True, "白", 7, False), (True, False, "黑", 7, True)]
+        (False, False, "蓝", 3, True), (False, True, "白", 0, False), (True, False, "黑", 7, True)]
+
+
+def colours(prices_and_stock: dict[str, tuple[int, int]]) -> ProductDraft:
+    return ProductDraft(name="手机", category_id=3, brand_id=1, specs=(("颜色", tuple(prices_and_stock)),),
+                        skus=tuple(SkuDraft(spec={"颜色": colour}, price_fen=price, stock=stock)
+                                   for colour, (price, stock) in prices_and_stock.items()))
+
+
+def active_skus(uow: UowFactory, product_id: int) -> list[tuple[str, int, int]]:
+    return [(s.spec["颜色"], s.price_fen, s.stock)
+            for s in service.get_admin_product(uow(), product_id=product_id).product.active_skus]
+
+
+def test_an_edit_from_a_form_read_before_another_edit_is_refused_and_changes_nothing(shelf: Shelf,
+                                                                                     uow: UowFactory) -> None:
+    product_id = shelf.product("手机", status="draft", colours=("黑",), stock=10)  # both admins read version 1
+    service.update_product(uow(), actor_id=8, product_id=product_id,
+                           draft=colours({"黑": (12_000, 10), "白": (12_000, 30)}), version=1)
+
+    with pytest.raises(Conflict) as refused:
+        service.update_product(uow(), actor_id=7, product_id=product_id, draft=colours({"黑": (10_000, 10)}),
+                               version=1)
+
+    assert (refused.value.code, refused.value.details, active_skus(uow, product_id),
+            service.get_admin_product(uow(), product_id=product_id).product.version) == (
+        "PRODUCT_CHANGED", {"version": 2}, [("黑", 12_000, 10), ("白", 12_000, 30)], 2)
+
+
+def test_an_edit_that_would_retire_skus_still_holding_units_is_refused_naming_them(shelf: Shelf,
+                                                                                   uow: UowFactory) -> None:
+    product_id = shelf.product("手机", colours=("黑", "白", "蓝"), stock=5)  # on sale
+    black, white, blue = shelf.sku_ids(product_id)
+    service.adjust_stock(uow(), actor_id=7, product_id=product_id, sku_id=white, delta=-5)
+    service.adjust_stock(uow(), actor_id=7, product_id=product_id, sku_id=blue, delta=-3)
+    service.reserve_stock(uow(), order_no="R1", lines=[StockLine(blue, 2)])   # 蓝: 0 in stock, 2 reserved
+    renamed = colours({"黑色": (10_000, 0)})                                 # 黑 renamed, 白 and 蓝 dropped
+
+    with pytest.raises(Conflict) as refused:
+        service.update_product(uow(), actor_id=7, product_id=product_id, draft=renamed, version=1)
+
+    assert (refused.value.code, refused.value.details, active_skus(uow, product_id)) == (
+        "SKU_HAS_STOCK", {"skus": [{"id": black, "spec": {"颜色": "黑"}, "stock": 5, "reserved": 0},
+                                   {"id": blue, "spec": {"颜色": "蓝"}, "stock": 0, "reserved": 2}]},
+        [("黑", 10_000, 5), ("白", 10_001, 0), ("蓝", 10_002, 0)])
 
 
 def test_the_audit_log_keeps_before_and_after(shelf: Shelf, uow: UowFactory) -> None:

@@ -64,7 +64,7 @@ def test_a_sku_added_by_an_edit_opens_its_ledger_and_the_kept_one_gets_no_second
     [black] = shelf.sku_ids(product_id)
 
     service.update_product(shelf.uow(), actor_id=8, product_id=product_id,
-                           draft=shelf.draft("手机", stock=4, colours=("黑", "白")), now=T0)
+                           draft=shelf.draft("手机", stock=4, colours=("黑", "白")), version=1, now=T0)
 
     [_, white] = shelf.sku_ids(product_id)
     assert (ledger(shelf, black), ledger(shelf, white), balanced(shelf)) == (

@@ -60,7 +60,7 @@ def test_an_admin_price_edit_is_seen_by_the_next_read(client: FlaskClient, clien
     clients.product.UpdateProduct.reply = phone(price_fen=499_900)
     clients.product.ViewProduct.reply = phone(price_fen=499_900)
 
-    edited = client.put(f"{API}/admin/products/5", json=NEW_PRODUCT, headers=bearer("operator"))
+    edited = client.put(f"{API}/admin/products/5", json={**NEW_PRODUCT, "version": 3}, headers=bearer("operator"))
     after = client.get(f"{API}/products/5").get_json()["price_fen"]
 
     assert (before, edited.status_code, after) == (549_900, 200, 499_900)
@@ -156,7 +156,7 @@ def test_an_admin_edit_of_one_product_keeps_the_other_products_pages(client: Fla
     clients.product.UpdateProduct.reply = phone()
     read_every_page(client)
 
-    edited = client.put(f"{API}/admin/products/5", json=NEW_PRODUCT, headers=bearer("operator"))
+    edited = client.put(f"{API}/admin/products/5", json={**NEW_PRODUCT, "version": 3}, headers=bearer("operator"))
     read_every_page(client)
 
     assert (edited.status_code, service_calls(clients)) == (200, ([5, 5, 6, 5, 5], 2, 1))

@@ -10,7 +10,8 @@ from flask.testing import FlaskClient
 from google.protobuf.timestamp_pb2 import Timestamp
 from mall.product.v1 import product_pb2
 
-from services.common.grpc_server import CODE_KEY
+from services.common.errors import Conflict
+from services.common.grpc_server import CODE_KEY, to_grpc
 from tests.fixtures.fake_services import FakeServices
 
 API = "/api/v1"
@@ -235,3 +236,33 @@ def test_the_detail_documents_its_token_as_optional(client: FlaskClient) -> None
 
     assert (spec["paths"]["/api/v1/products/{product_id}"]["get"]["security"],
             "security" in spec["paths"]["/api/v1/products"]["get"]) == ([{}, {"bearer": []}], False)
+
+
+def test_an_edit_sends_the_version_its_form_was_read_at_and_answers_the_new_one(
+        client: FlaskClient, clients: FakeServices, bearer: Callable[..., dict[str, str]]) -> None:
+    clients.product.UpdateProduct.reply = phone(version=4)
+
+    response = client.put(f"{API}/admin/products/5", json={**NEW_PRODUCT, "version": 3},
+                          headers=bearer(roles="operator"))
+
+    assert (response.get_json()["version"], clients.product.UpdateProduct.calls[0].message.version) == (4, 3)
+
+
+def test_an_edit_without_a_version_is_refused_before_the_product_service(
+        client: FlaskClient, clients: FakeServices, bearer: Callable[..., dict[str, str]]) -> None:
+    response = client.put(f"{API}/admin/products/5", json=NEW_PRODUCT, headers=bearer(roles="operator"))
+
+    assert (response.status_code, response.get_json()["error"]["details"], clients.product.UpdateProduct.calls) == (
+        400, {"version": "Field required"}, [])
+
+
+def test_an_edit_from_a_stale_form_is_409_with_the_current_version(
+        client: FlaskClient, clients: FakeServices, bearer: Callable[..., dict[str, str]], rpc_error) -> None:
+    clients.product.UpdateProduct.error = rpc_error(*to_grpc(Conflict(
+        "PRODUCT_CHANGED", "the product was changed since it was read", details={"version": 4})))
+
+    response = client.put(f"{API}/admin/products/5", json={**NEW_PRODUCT, "version": 3},
+                          headers=bearer(roles="operator"))
+
+    assert (response.status_code, response.get_json()["error"]["code"], response.get_json()["error"]["details"]) == (
+        409, "PRODUCT_CHANGED", {"version": 4})

@@ -128,7 +128,7 @@ def test_changing_the_price_of_an_on_shelf_product_sends_it_back_to_audit_off_th
     product.shelve(True, T0)
 
     product.edit(draft(skus=(SkuDraft(spec={"颜色": "黑"}, price_fen=9_900),
-                             SkuDraft(spec={"颜色": "白"}, price_fen=18_900))), T0)
+                             SkuDraft(spec={"颜色": "白"}, price_fen=18_900))), T0, version=1, reserved={})
 
     assert (product.status, product.on_shelf, product.price_fen) == (Status.PENDING_AUDIT, False, 9_900)
 
@@ -138,7 +138,7 @@ def test_editing_a_rejected_product_makes_it_a_draft_again() -> None:
     product.submit(T0)
     product.audit(approve=False, reason="价格错误", now=T0)
 
-    product.edit(draft(), T0)
+    product.edit(draft(), T0, version=1, reserved={})
 
     assert product.status == Status.DRAFT
 
@@ -148,16 +148,50 @@ def test_a_product_in_audit_cannot_be_edited() -> None:
     product.submit(T0)
 
     with pytest.raises(Conflict):
-        product.edit(draft(), T0)
+        product.edit(draft(), T0, version=1, reserved={})
 
 
 def test_an_edit_keeps_the_stock_of_existing_skus_and_retires_the_dropped_ones() -> None:
     product = Product.create(draft(), T0)
     black, white = product.skus
 
-    product.edit(draft(skus=(SkuDraft(spec={"颜色": "黑"}, price_fen=10_000, stock=999),)), T0)
+    product.edit(draft(skus=(SkuDraft(spec={"颜色": "黑"}, price_fen=10_000, stock=999),)), T0, version=1,
+                 reserved={})
 
     assert ((black.price_fen, black.stock, black.active), white.active) == ((10_000, 5, True), False)
+
+
+def test_each_edit_counts_in_the_version() -> None:
+    product = Product.create(draft(), T0)
+
+    product.edit(draft(), T0, version=1, reserved={})
+    product.edit(draft(), T0, version=2, reserved={})
+
+    assert product.version == 3
+
+
+def test_an_edit_of_a_version_read_before_another_edit_is_refused_with_the_current_one() -> None:
+    product = Product.create(draft(), T0)
+    product.edit(draft(name="象印 保温杯 新款"), T0, version=1, reserved={})
+
+    with pytest.raises(Conflict) as refused:
+        product.edit(draft(), T0, version=1, reserved={})
+
+    assert (refused.value.code, refused.value.details, product.name, product.version) == (
+        "PRODUCT_CHANGED", {"version": 2}, "象印 保温杯 新款", 2)
+
+
+def test_a_sku_with_units_reserved_is_not_retired_even_with_none_in_stock() -> None:
+    product = Product.create(draft(), T0)
+    black, white = product.skus
+    black.id, white.id = 11, 12
+
+    with pytest.raises(Conflict) as refused:
+        product.edit(draft(skus=(SkuDraft(spec={"颜色": "黑"}, price_fen=10_000),)), T0, version=1,
+                     reserved={12: 2})
+
+    assert (refused.value.code, refused.value.details, white.active, product.version) == (
+        "SKU_HAS_STOCK", {"skus": [{"id": 12, "spec": {"颜色": "白"}, "stock": 0, "reserved": 2}]}, True, 1)
 
 
 @pytest.mark.parametrize(("stock", "status"), [(0, "sold_out"), (1, "low"), (10, "low"), (11, "in_stock")])

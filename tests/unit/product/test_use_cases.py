@@ -237,6 +237,19 @@ def test_stock_cannot_be_adjusted_below_zero(uow: FakeProductUnitOfWork) -> None
     assert (sku.stock, uow.audit_log.entries[-1].after) == (0, {"sku_id": black, "stock": 0, "reason": ""})
 
 
+def test_a_retired_sku_may_be_written_off_but_not_restocked(uow: FakeProductUnitOfWork) -> None:
+    product_id = on_sale(uow, stock=3)
+    _, white = sku_ids(uow, product_id)
+    white_sku = uow.products.items[product_id].sku(white)
+    white_sku.active = False  # retired before SKUs with units were refused: 3 units left on it
+
+    with pytest.raises(Conflict) as refused:
+        service.adjust_stock(uow, actor_id=EDITOR, product_id=product_id, sku_id=white, delta=5, now=T0)
+    written_off = service.adjust_stock(uow, actor_id=EDITOR, product_id=product_id, sku_id=white, delta=-3, now=T0)
+
+    assert (refused.value.code, refused.value.details, written_off.stock) == ("SKU_RETIRED", {"sku_id": white}, 0)
+
+
 def test_keyword_search_ranks_name_matches_above_description_matches(uow: FakeProductUnitOfWork) -> None:
     on_sale(uow, name="手机壳")
     phone = on_sale(uow, name="旗舰 手机")
@@ -249,7 +262,7 @@ def test_keyword_search_ranks_name_matches_above_description_matches(uow: FakePr
 def test_an_approved_product_edited_by_an_operator_leaves_the_shelf(uow: FakeProductUnitOfWork) -> None:
     product_id = on_sale(uow)
 
-    view = service.update_product(uow, actor_id=EDITOR, product_id=product_id, draft=draft(price_fen=1), now=T0)
+    view = service.update_product(uow, actor_id=EDITOR, product_id=product_id, draft=draft(price_fen=1), version=1, now=T0)
 
     assert (view.product.status, view.product.on_shelf, service.search_products(uow).total) == (
         Status.PENDING_AUDIT, False, 0)
@@ -325,7 +338,8 @@ def changes(uow: FakeProductUnitOfWork) -> list[tuple[str, int, str]]:
 
 def test_every_audited_change_publishes_product_changed(uow: FakeProductUnitOfWork) -> None:
     product_id = on_sale(uow)
-    service.update_product(uow, actor_id=EDITOR, product_id=product_id, draft=draft(price_fen=499_900), now=T0)
+    service.update_product(uow, actor_id=EDITOR, product_id=product_id, draft=draft(price_fen=499_900), version=1,
+                           now=T0)
     service.adjust_stock(uow, actor_id=EDITOR, product_id=product_id, sku_id=sku_ids(uow, product_id)[0], delta=5,
                          now=T0)
 

@@ -1,0 +1,75 @@
+"""Staff changes racing each other on PostgreSQL: one waits for the other (row or advisory lock) and then sees
+what it did. Explicit synchronisation: the first change pauses inside its transaction, starts the second, and goes
+on once the second waits for a lock (or, without one, has finished)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import Engine
+
+from services.common.errors import Conflict
+from services.product import service
+from services.product.domain import Product
+from tests.fixtures.postgres import wait_until_blocked
+from tests.integration.product.conftest import Shelf, UowFactory
+
+pytestmark = pytest.mark.integration
+
+
+class Racing:
+    """`action` run in another thread, started by `meanwhile` once; `result()` is what it returned or raised."""
+
+    def __init__(self) -> None:
+        self.outcome: list[object] = []
+        self.thread: threading.Thread | None = None
+
+    def meanwhile(self, engine: Engine, action: Callable[[], object]) -> None:
+        """The first time only: start `action`, and return once it waits for a lock or has ended."""
+        if self.thread is not None:
+            return
+        self.thread = threading.Thread(target=self._run, args=(action,), daemon=True)
+        self.thread.start()
+        wait_until_blocked(engine, self.thread)
+
+    def _run(self, action: Callable[[], object]) -> None:
+        try:
+            self.outcome.append(action())
+        except Exception as exc:  # the outcome the test asserts on
+            self.outcome.append(exc)
+
+    def result(self) -> object:
+        assert self.thread is not None, "the racing change never started"
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive(), "the racing change never ended"
+        [answer] = self.outcome
+        return answer
+
+
+def code(outcome: object) -> object:
+    return outcome.code if isinstance(outcome, Conflict) else outcome
+
+
+def test_a_restock_racing_the_edit_that_retires_its_sku_is_refused_and_no_units_vanish(
+        pg_uow: UowFactory, pg_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    shelf = Shelf(pg_uow)
+    product_id = shelf.product("手机", status="draft", colours=("黑", "白"), stock=0)
+    _, white = shelf.sku_ids(product_id)
+    restock = Racing()
+    edit = Product.edit
+
+    def edit_then_restock(product: Product, *args: object, **kwargs: object) -> None:
+        edit(product, *args, **kwargs)  # 白 has no units: it may be retired
+        restock.meanwhile(pg_engine, lambda: service.adjust_stock(pg_uow(), actor_id=9, product_id=product_id,
+                                                                  sku_id=white, delta=5))
+    monkeypatch.setattr(Product, "edit", edit_then_restock)
+
+    service.update_product(pg_uow(), actor_id=7, product_id=product_id,
+                           draft=shelf.draft("手机", colours=("黑",), stock=0), version=1)
+
+    with pg_uow() as tx:
+        retired = next(sku for sku in tx.products.get(product_id).skus if sku.id == white)  # type: ignore[union-attr]
+        state = (retired.active, retired.stock)
+    assert (code(restock.result()), state) == ("SKU_RETIRED", (False, 0))
