@@ -35,6 +35,9 @@ class FakeCategoryRepository:
     def __init__(self) -> None:
         self.items: list[Category] = []
 
+    def lock_tree(self) -> None:
+        pass  # one thread: nothing to serialise
+
     def add(self, category: Category) -> None:
         category.id = len(self.items) + 1
         self.items.append(category)

@@ -250,6 +250,9 @@ class SqlCategoryRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
+    def lock_tree(self) -> None:
+        serialize_on(self.session, "category-tree")
+
     def add(self, category: Category) -> None:
         self.session.add(category)
         self.session.flush()

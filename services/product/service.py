@@ -653,10 +653,12 @@ def save_category(uow: ProductUnitOfWork, *, actor_id: int, category_id: int = 0
     """Create (category_id 0) or change a category; the tree stays a tree (no parent below the category).
 
     Publishes one catalogue-wide product-changed: a rename or a move changes what every product of the
-    category's branch is listed under, however many there are.
+    category's branch is listed under, however many there are. Tree changes are serialised before the tree is
+    read: two moves checked at once (A under B, B under A) would each pass and together make a cycle.
     """
     now = now or utcnow()
     with uow:
+        uow.categories.lock_tree()
         wanted = Category(name=name.strip(), parent_id=parent_id or None, icon=icon, sort=sort, id=category_id or None)
         category, before = wanted, None
         if category_id:

@@ -26,6 +26,9 @@ from services.product.domain import (
 
 
 class CategoryRepository(Protocol):
+    def lock_tree(self) -> None:
+        """Serialise the transactions that change the category tree, until this one ends."""
+
     def add(self, category: Category) -> None: ...
 
     def all(self) -> list[Category]: ...

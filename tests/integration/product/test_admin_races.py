@@ -10,9 +10,9 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import Engine
 
-from services.common.errors import Conflict
+from services.common.errors import Conflict, InvalidInput
 from services.product import service
-from services.product.domain import Product
+from services.product.domain import Category, Product
 from tests.fixtures.postgres import wait_until_blocked
 from tests.integration.product.conftest import Shelf, UowFactory
 
@@ -73,3 +73,28 @@ def test_a_restock_racing_the_edit_that_retires_its_sku_is_refused_and_no_units_
         retired = next(sku for sku in tx.products.get(product_id).skus if sku.id == white)  # type: ignore[union-attr]
         state = (retired.active, retired.stock)
     assert (code(restock.result()), state) == ("SKU_RETIRED", (False, 0))
+
+
+def test_two_category_moves_that_together_make_a_cycle_cannot_both_pass(
+        pg_uow: UowFactory, pg_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pg_uow() as tx:
+        for name, parent in (("A", None), ("B", None), ("A1", 1)):
+            tx.categories.add(Category(name, parent_id=parent))
+        tx.commit()
+    b_under_a = Racing()
+    check = service.check_category
+
+    def check_then_move_b(category: Category, everything: object) -> None:
+        check(category, everything)  # type: ignore[arg-type]  # A under B: no cycle in the tree as read
+        b_under_a.meanwhile(pg_engine, lambda: service.save_category(pg_uow(), actor_id=8, category_id=2, name="B",
+                                                                      parent_id=1))
+    monkeypatch.setattr(service, "check_category", check_then_move_b)
+
+    service.save_category(pg_uow(), actor_id=7, category_id=1, name="A", parent_id=2)
+
+    refused = b_under_a.result()
+    with pg_uow() as tx:
+        parents = {c.name: c.parent_id for c in tx.categories.all()}
+    assert (type(refused), getattr(refused, "code", None), parents,
+            [node.category.name for node in service.list_categories(pg_uow())]) == (
+        InvalidInput, "CATEGORY_INVALID", {"A": 2, "B": None, "A1": 1}, ["B"])
