@@ -57,6 +57,9 @@ class FakeBrandRepository:
         brand.id = len(self.items) + 1
         self.items.append(brand)
 
+    def save(self, brand: Brand) -> None:
+        pass  # one thread: the use case's own check saw every name
+
     def all(self) -> list[Brand]:
         return list(self.items)
 
@@ -234,8 +237,10 @@ class FakeDeliveryRepository:
     def all(self) -> list[tuple[str, int]]:
         return sorted(self.days.items())
 
-    def set_estimate(self, province: str, days: int) -> None:
+    def set_estimate(self, province: str, days: int) -> int | None:
+        before = self.days.get(province)
         self.days[province] = days
+        return before
 
 
 class FakeReviewRepository:

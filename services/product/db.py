@@ -44,6 +44,7 @@ from services.product.domain import (
     SUPPLY_KINDS,
     AuditEntry,
     Brand,
+    BrandExists,
     Category,
     Product,
     ProductFilter,
@@ -271,7 +272,13 @@ class SqlBrandRepository:
 
     def add(self, brand: Brand) -> None:
         self.session.add(brand)
-        self.session.flush()
+        self.save(brand)
+
+    def save(self, brand: Brand) -> None:
+        try:
+            self.session.flush()  # the unique index on name decides between racing writers, now
+        except IntegrityError:  # the name was taken a moment ago by a transaction that committed first
+            raise BrandExists() from None
 
     def all(self) -> list[Brand]:
         return list(self.session.execute(select(Brand).order_by(brands.c.id)).scalars())
@@ -537,11 +544,21 @@ class SqlDeliveryRepository:
             select(delivery_estimates.c.province, delivery_estimates.c.estimate_days)
             .order_by(delivery_estimates.c.province))]
 
-    def set_estimate(self, province: str, days: int) -> None:
-        changed = self.session.execute(update(delivery_estimates).where(delivery_estimates.c.province == province)
-                                       .values(estimate_days=days))
-        if changed.rowcount == 0:  # type: ignore[attr-defined]
-            self.session.execute(insert(delivery_estimates).values(province=province, estimate_days=days))
+    def set_estimate(self, province: str, days: int) -> int | None:
+        row = delivery_estimates.c
+        # RETURNING, not rowcount: psycopg reports -1 rows for INSERT .. ON CONFLICT DO NOTHING. A concurrent
+        # first setting of the province makes this INSERT wait for it, then do nothing: the row is updated below.
+        created = self.session.execute(conflict_insert(self.session, delivery_estimates)
+                                       .values(province=province, estimate_days=days)
+                                       .on_conflict_do_nothing(index_elements=["province"])
+                                       .returning(row.province)).first()
+        if created is not None:
+            return None
+        before: int = self.session.execute(select(row.estimate_days).where(row.province == province)
+                                           .with_for_update()).scalar_one()
+        if before != days:
+            self.session.execute(update(delivery_estimates).where(row.province == province).values(estimate_days=days))
+        return before
 
 
 class SqlReviewRepository:

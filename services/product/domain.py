@@ -406,6 +406,13 @@ def check_category(category: Category, everything: Iterable[Category]) -> None:
         raise InvalidInput("CATEGORY_INVALID", "the category is invalid", details=problems)
 
 
+class BrandExists(Conflict):
+    """Brand names are unique: the shop's brand filter and search name one brand by its name."""
+
+    def __init__(self) -> None:
+        super().__init__("BRAND_EXISTS", "another brand has this name", details={"name": "taken"})
+
+
 def check_brand(brand: Brand) -> None:
     problems: dict[str, object] = {}
     if not brand.name.strip() or len(brand.name) > BRAND_NAME_MAX or "\x00" in brand.name:

@@ -22,6 +22,7 @@ from services.product.domain import (
     RESERVATION_TTL,
     AuditEntry,
     Brand,
+    BrandExists,
     Category,
     MovementKind,
     OutOfStock,
@@ -633,9 +634,8 @@ def set_delivery_estimate(uow: ProductUnitOfWork, *, province: str, days: int, a
         raise InvalidInput("DELIVERY_INVALID", "the delivery estimate is invalid", details=problems)
     now = now or utcnow()
     with uow:
-        before = uow.delivery.estimate_days(province)
+        before = uow.delivery.set_estimate(province, days)
         if before != days:
-            uow.delivery.set_estimate(province, days)
             _settings_audit(uow, "delivery", province, actor_id, "create" if before is None else "update",
                             None if before is None else {"estimate_days": before}, {"estimate_days": days}, now)
             _catalog_changed(uow, "delivery", now)
@@ -693,9 +693,10 @@ def save_brand(uow: ProductUnitOfWork, *, actor_id: int, brand_id: int = 0, name
             before = {"name": brand.name, "logo": brand.logo}
         same_name = uow.brands.by_name(wanted.name)
         if same_name is not None and same_name is not brand:
-            raise Conflict("BRAND_EXISTS", "another brand has this name", details={"name": "taken"})
-        if brand_id:
+            raise BrandExists()
+        if brand_id:  # the unique index decides against a brand created or renamed meanwhile (BrandExists)
             brand.name, brand.logo = wanted.name, wanted.logo
+            uow.brands.save(brand)
         else:
             uow.brands.add(brand)
         if before and before["name"] != brand.name:  # the brand's name is a search term of its products

@@ -45,6 +45,9 @@ class BrandRepository(Protocol):
 
     def by_name(self, name: str) -> Brand | None: ...
 
+    def save(self, brand: Brand) -> None:
+        """Write a changed brand now: BrandExists when its new name was taken meanwhile (the unique index decides)."""
+
 
 class ProductRepository(Protocol):
     def add(self, product: Product) -> None:
@@ -126,7 +129,9 @@ class DeliveryRepository(Protocol):
     def all(self) -> list[tuple[str, int]]:
         """(province, days) rows by province."""
 
-    def set_estimate(self, province: str, days: int) -> None: ...
+    def set_estimate(self, province: str, days: int) -> int | None:
+        """Set a province's days, answering those it had (None: the row is new; unchanged days write nothing).
+        Concurrent first settings of one province do not fail: the later one changes the row the first created."""
 
 
 class ReviewRepository(Protocol):

@@ -12,7 +12,9 @@ from sqlalchemy import Engine
 
 from services.common.errors import Conflict, InvalidInput
 from services.product import service
-from services.product.domain import Category, Product
+from services.product.db import SqlBrandRepository, SqlDeliveryRepository
+from services.product.domain import Brand, BrandExists, Category, Product
+from services.product.service import Delivery
 from tests.fixtures.postgres import wait_until_blocked
 from tests.integration.product.conftest import Shelf, UowFactory
 
@@ -98,3 +100,42 @@ def test_two_category_moves_that_together_make_a_cycle_cannot_both_pass(
     assert (type(refused), getattr(refused, "code", None), parents,
             [node.category.name for node in service.list_categories(pg_uow())]) == (
         InvalidInput, "CATEGORY_INVALID", {"A": 2, "B": None, "A1": 1}, ["B"])
+
+
+def test_two_admins_creating_one_brand_name_at_once_get_one_brand_and_one_brand_exists(
+        pg_uow: UowFactory, pg_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    second = Racing()
+    add = SqlBrandRepository.add
+
+    def add_then_create_again(brands: SqlBrandRepository, brand: Brand) -> None:
+        add(brands, brand)  # inserted, not committed: the other admin's check cannot see it
+        second.meanwhile(pg_engine, lambda: service.save_brand(pg_uow(), actor_id=8, name="同名"))
+    monkeypatch.setattr(SqlBrandRepository, "add", add_then_create_again)
+
+    service.save_brand(pg_uow(), actor_id=7, name="同名")
+
+    refused = second.result()
+    assert (type(refused), code(refused), [b.name for b in service.list_brands(pg_uow())],
+            service.settings_audit_log(pg_uow(), entity="brand")[1]) == (BrandExists, "BRAND_EXISTS", ["同名"], 1)
+
+
+def test_two_admins_setting_a_new_provinces_delivery_at_once_both_succeed_and_the_log_tells_the_order(
+        pg_uow: UowFactory, pg_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    second = Racing()
+    set_estimate = SqlDeliveryRepository.set_estimate
+
+    def set_then_set_again(delivery: SqlDeliveryRepository, province: str, days: int) -> int | None:
+        before = set_estimate(delivery, province, days)  # the row is new, not committed
+        second.meanwhile(pg_engine, lambda: service.set_delivery_estimate(pg_uow(), actor_id=8, province="西藏",
+                                                                           days=9))
+        return before
+    monkeypatch.setattr(SqlDeliveryRepository, "set_estimate", set_then_set_again)
+
+    service.set_delivery_estimate(pg_uow(), actor_id=7, province="西藏", days=7)
+
+    answered = second.result()
+    entries, _ = service.settings_audit_log(pg_uow(), entity="delivery")
+    assert (answered, [(d.province, d.estimate_days) for d in service.delivery_estimates(pg_uow())],
+            [(e.actor_id, e.action, e.before, e.after) for e in reversed(entries)]) == (
+        Delivery("西藏", 9), [("西藏", 9)],
+        [(7, "create", None, {"estimate_days": 7}), (8, "update", {"estimate_days": 7}, {"estimate_days": 9})])
