@@ -138,8 +138,9 @@ class FakeAuditLogRepository:
         entry.id = len(self.entries) + 1
         self.entries.append(entry)
 
-    def of_product(self, product_id: int) -> list[AuditEntry]:
-        return [e for e in self.entries if e.product_id == product_id]
+    def of_product(self, product_id: int, offset: int, limit: int) -> tuple[list[AuditEntry], int]:
+        found = [e for e in reversed(self.entries) if e.product_id == product_id]
+        return found[offset:offset + limit], len(found)
 
 
 class FakeStockRepository:

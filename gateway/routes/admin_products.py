@@ -164,12 +164,6 @@ class AuditEntryOut(Reply):
     after: dict[str, Any] | None
 
 
-class AuditLog(Reply):
-    """Every change of a product, oldest first."""
-
-    items: list[AuditEntryOut]
-
-
 class StockMovementOut(Reply):
     """One change of a SKU's stock: units moved per bucket (available + reserved + sold == initial + adjustments)."""
 
@@ -265,14 +259,15 @@ def shelf_product(product_id: int, body: ShelfIn) -> AdminProduct:
 
 
 @bp.get("/<id:product_id>/audit-log")
-@operation(summary="Every change of a product: who, when, before and after", tag="admin", roles=EDITORS,
-           responses={200: AuditLog})
-def product_audit_log(product_id: int) -> AuditLog:
-    reply = _stub().ListProductAuditLog(product_pb2.ProductRef(id=product_id))
-    return AuditLog(items=[AuditEntryOut(actor=e.actor_id, action=e.action, at=e.at.ToDatetime(tzinfo=UTC),
-                                         before=json.loads(e.before_json) if e.before_json else None,
-                                         after=json.loads(e.after_json) if e.after_json else None)
-                           for e in reply.items])
+@operation(summary="Every change of a product, newest first: who, when, before and after", tag="admin",
+           roles=EDITORS, query=PageQuery, responses={200: Page[AuditEntryOut]})
+def product_audit_log(product_id: int, query: PageQuery) -> Page[AuditEntryOut]:
+    reply = _stub().ListProductAuditLog(product_pb2.ListProductAuditLogRequest(
+        id=product_id, offset=query.offset, limit=query.page_size))
+    items = [AuditEntryOut(actor=e.actor_id, action=e.action, at=e.at.ToDatetime(tzinfo=UTC),
+                           before=json.loads(e.before_json) if e.before_json else None,
+                           after=json.loads(e.after_json) if e.after_json else None) for e in reply.items]
+    return Page[AuditEntryOut].of(items, query, reply.total)
 
 
 @bp.post("/<id:product_id>/skus/<id:sku_id>/stock")

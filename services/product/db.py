@@ -381,9 +381,9 @@ class SqlAuditLogRepository:
     def add(self, entry: AuditEntry) -> None:
         self.session.add(entry)
 
-    def of_product(self, product_id: int) -> list[AuditEntry]:
-        return list(self.session.execute(select(AuditEntry).where(audit_log.c.product_id == product_id)
-                                         .order_by(audit_log.c.id)).scalars())
+    def of_product(self, product_id: int, offset: int, limit: int) -> tuple[list[AuditEntry], int]:
+        return counted_page(self.session, AuditEntry, audit_log, [audit_log.c.product_id == product_id],
+                            [audit_log.c.id.desc()], offset, limit)
 
 
 SELLABLE = select(products.c.id).where(products.c.status == Status.APPROVED, products.c.on_shelf.is_(True))

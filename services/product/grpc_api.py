@@ -103,11 +103,12 @@ class ProductServicer(product_pb2_grpc.ProductServiceServicer):
         require_caller(*EDITORS)
         return _page(_search(self.uow(), request, staff=True), staff=True)
 
-    def ListProductAuditLog(self, request: product_pb2.ProductRef,
+    def ListProductAuditLog(self, request: product_pb2.ListProductAuditLogRequest,
                             context: grpc.ServicerContext) -> product_pb2.ListProductAuditLogResponse:
         require_caller(*EDITORS)
-        return product_pb2.ListProductAuditLogResponse(
-            items=[_audit_entry(e) for e in service.audit_log(self.uow(), product_id=request.id)])
+        entries, total = service.audit_log(self.uow(), product_id=request.id, offset=request.offset,
+                                           limit=request.limit or 20)
+        return product_pb2.ListProductAuditLogResponse(items=[_audit_entry(e) for e in entries], total=total)
 
     def AdjustStock(self, request: product_pb2.AdjustStockRequest, context: grpc.ServicerContext) -> product_pb2.Sku:
         caller = require_caller(*EDITORS)

@@ -249,10 +249,12 @@ def get_admin_product(uow: ProductUnitOfWork, *, product_id: int) -> ProductView
         return ProductView(product, _brand(uow, product.brand_id))
 
 
-def audit_log(uow: ProductUnitOfWork, *, product_id: int) -> list[AuditEntry]:
+def audit_log(uow: ProductUnitOfWork, *, product_id: int, offset: int = 0,
+              limit: int = 20) -> tuple[list[AuditEntry], int]:
+    """One page of a product's audit log for staff, newest first, and how many entries it has (PRODUCT_NOT_FOUND)."""
     with uow:
         _product(uow, product_id)
-        return uow.audit_log.of_product(product_id)
+        return uow.audit_log.of_product(product_id, max(offset, 0), min(max(limit, 1), 100))
 
 
 def adjust_stock(uow: ProductUnitOfWork, *, actor_id: int, product_id: int, sku_id: int, delta: int,

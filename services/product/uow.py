@@ -74,7 +74,7 @@ class ProductRepository(Protocol):
 class AuditLogRepository(Protocol):
     def add(self, entry: AuditEntry) -> None: ...
 
-    def of_product(self, product_id: int) -> list[AuditEntry]:
+    def of_product(self, product_id: int, offset: int, limit: int) -> tuple[list[AuditEntry], int]:
         """Oldest first."""
 
 

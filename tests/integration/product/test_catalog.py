@@ -175,11 +175,21 @@ def test_an_edit_that_would_retire_skus_still_holding_units_is_refused_naming_th
 def test_the_audit_log_keeps_before_and_after(shelf: Shelf, uow: UowFactory) -> None:
     product_id = shelf.product("手机")
 
-    entries = service.audit_log(uow(), product_id=product_id)
+    entries, total = service.audit_log(uow(), product_id=product_id)
 
-    assert [(e.action, e.before and e.before["status"], e.after and e.after["on_shelf"]) for e in entries] == [
-        ("create", None, False), ("submit", "DRAFT", False), ("approve", "PENDING_AUDIT", False),
-        ("shelf_on", "APPROVED", True)]
+    assert ([(e.action, e.before and e.before["status"], e.after and e.after["on_shelf"]) for e in entries], total) == (
+        [("shelf_on", "APPROVED", True), ("approve", "PENDING_AUDIT", False), ("submit", "DRAFT", False),
+         ("create", None, False)], 4)
+
+
+def test_the_audit_log_pages_newest_first_with_the_total(shelf: Shelf, uow: UowFactory) -> None:
+    product_id = shelf.product("手机")
+    shelf.product("保温杯")  # its entries are not counted
+
+    entries, total = service.audit_log(uow(), product_id=product_id, offset=1, limit=2)
+
+    assert ([e.action for e in entries], {e.product_id for e in entries}, total) == (
+        ["approve", "submit"], {product_id}, 4)
 
 
 def test_a_logged_in_view_writes_product_viewed_to_the_outbox(shelf: Shelf, uow: UowFactory) -> None:

@@ -155,16 +155,20 @@ def test_a_price_of_zero_is_a_400_with_the_field(client: FlaskClient, clients: F
     assert (response.status_code, list(response.get_json()["error"]["details"])) == (400, ["skus.0.price_fen"])
 
 
-def test_the_audit_log_answers_before_and_after_as_objects(client: FlaskClient, clients: FakeServices,
-                                                           bearer: Callable[..., dict[str, str]]) -> None:
-    clients.product.ListProductAuditLog.reply = product_pb2.ListProductAuditLogResponse(items=[product_pb2.AuditEntry(
-        actor_id=7, action="submit", at=CREATED, before_json='{"status": "DRAFT"}',
-        after_json='{"status": "PENDING_AUDIT"}')])
+def test_the_audit_log_pages_and_answers_before_and_after_as_objects(client: FlaskClient, clients: FakeServices,
+                                                                     bearer: Callable[..., dict[str, str]]) -> None:
+    clients.product.ListProductAuditLog.reply = product_pb2.ListProductAuditLogResponse(total=5, items=[
+        product_pb2.AuditEntry(actor_id=7, action="submit", at=CREATED, before_json='{"status": "DRAFT"}',
+                               after_json='{"status": "PENDING_AUDIT"}')])
 
-    body = client.get(f"{API}/admin/products/5/audit-log", headers=bearer(roles="operator")).get_json()
+    body = client.get(f"{API}/admin/products/5/audit-log?page=3&page_size=2",
+                      headers=bearer(roles="operator")).get_json()
 
-    assert body == {"items": [{"actor": 7, "action": "submit", "at": "2026-11-18T11:06:40Z",
-                               "before": {"status": "DRAFT"}, "after": {"status": "PENDING_AUDIT"}}]}
+    assert (body, clients.product.ListProductAuditLog.calls[0].message) == (
+        {"items": [{"actor": 7, "action": "submit", "at": "2026-11-18T11:06:40Z",
+                    "before": {"status": "DRAFT"}, "after": {"status": "PENDING_AUDIT"}}],
+         "page": 3, "page_size": 2, "total": 5},
+        product_pb2.ListProductAuditLogRequest(id=5, offset=4, limit=2))
 
 
 def test_a_stock_adjustment_names_product_sku_and_delta(client: FlaskClient, clients: FakeServices,

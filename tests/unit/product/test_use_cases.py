@@ -100,11 +100,12 @@ def test_the_category_filter_includes_sub_categories(uow: FakeProductUnitOfWork)
 def test_every_change_is_in_the_audit_log_with_actor_and_before_after(uow: FakeProductUnitOfWork) -> None:
     product_id = on_sale(uow)
 
-    entries = service.audit_log(uow, product_id=product_id)
+    entries, total = service.audit_log(uow, product_id=product_id)
 
     assert [(e.actor_id, e.action, e.before and e.before["status"], e.after and e.after["status"]) for e in entries] == [
-        (EDITOR, "create", None, "DRAFT"), (EDITOR, "submit", "DRAFT", "PENDING_AUDIT"),
-        (1, "approve", "PENDING_AUDIT", "APPROVED"), (EDITOR, "shelf_on", "APPROVED", "APPROVED")]
+        (EDITOR, "shelf_on", "APPROVED", "APPROVED"), (1, "approve", "PENDING_AUDIT", "APPROVED"),
+        (EDITOR, "submit", "DRAFT", "PENDING_AUDIT"), (EDITOR, "create", None, "DRAFT")]
+    assert total == 4
 
 
 def test_a_logged_in_view_emits_product_viewed(uow: FakeProductUnitOfWork) -> None:

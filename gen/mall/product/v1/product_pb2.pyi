@@ -333,11 +333,23 @@ class AuditEntry(_message.Message):
     after_json: str
     def __init__(self, actor_id: _Optional[int] = ..., action: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., before_json: _Optional[str] = ..., after_json: _Optional[str] = ...) -> None: ...
 
+class ListProductAuditLogRequest(_message.Message):
+    __slots__ = ("id", "offset", "limit")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    offset: int
+    limit: int
+    def __init__(self, id: _Optional[int] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
 class ListProductAuditLogResponse(_message.Message):
-    __slots__ = ("items",)
+    __slots__ = ("items", "total")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[AuditEntry]
-    def __init__(self, items: _Optional[_Iterable[_Union[AuditEntry, _Mapping]]] = ...) -> None: ...
+    total: int
+    def __init__(self, items: _Optional[_Iterable[_Union[AuditEntry, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
 
 class AdjustStockRequest(_message.Message):
     __slots__ = ("product_id", "sku_id", "delta", "reason")

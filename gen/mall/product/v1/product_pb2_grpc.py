@@ -96,7 +96,7 @@ class ProductServiceStub:
                 _registered_method=True)
         self.ListProductAuditLog = channel.unary_unary(
                 '/mall.product.v1.ProductService/ListProductAuditLog',
-                request_serializer=mall_dot_product_dot_v1_dot_product__pb2.ProductRef.SerializeToString,
+                request_serializer=mall_dot_product_dot_v1_dot_product__pb2.ListProductAuditLogRequest.SerializeToString,
                 response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ListProductAuditLogResponse.FromString,
                 _registered_method=True)
         self.AdjustStock = channel.unary_unary(
@@ -246,7 +246,8 @@ class ProductServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListProductAuditLog(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """newest first, paged
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -404,7 +405,7 @@ def add_ProductServiceServicer_to_server(servicer, server):
             ),
             'ListProductAuditLog': grpc.unary_unary_rpc_method_handler(
                     servicer.ListProductAuditLog,
-                    request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ProductRef.FromString,
+                    request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ListProductAuditLogRequest.FromString,
                     response_serializer=mall_dot_product_dot_v1_dot_product__pb2.ListProductAuditLogResponse.SerializeToString,
             ),
             'AdjustStock': grpc.unary_unary_rpc_method_handler(
@@ -822,7 +823,7 @@ class ProductService:
             request,
             target,
             '/mall.product.v1.ProductService/ListProductAuditLog',
-            mall_dot_product_dot_v1_dot_product__pb2.ProductRef.SerializeToString,
+            mall_dot_product_dot_v1_dot_product__pb2.ListProductAuditLogRequest.SerializeToString,
             mall_dot_product_dot_v1_dot_product__pb2.ListProductAuditLogResponse.FromString,
             options,
             channel_credentials,
