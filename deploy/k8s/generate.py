@@ -179,6 +179,49 @@ USER_PROVIDER_SECRETS = {
 }
 
 
+# Payment channels (services/common/wechatpay.py, alipay.py, bankcard.py): values from a Secret, key and
+# certificate files from the same Secret mounted read-only where the *_FILE variables and the WeChat Pay platform
+# list point. Optional here because a channel is switched on by the overlay's minimall-config (WECHATPAY_MCHID,
+# ALIPAY_APP_ID, BANKCARD_MERCHANT_ID): a channel switched on without its Secret stops the process at start,
+# saying which variable or file is missing; a channel left off answers *_NOT_CONFIGURED (deploy/k8s/README.md).
+CHANNEL_FILES = {"wechatpay": "/etc/minimall/wechatpay", "alipay": "/etc/minimall/alipay"}
+CHANNEL_SECRETS: dict[str, dict[str, str]] = {
+    "wechatpay": {"WECHATPAY_APIV3_KEY": "apiv3-key", "WECHATPAY_MERCHANT_SERIAL": "merchant-serial",
+                  # "serial:/etc/minimall/wechatpay/<file>,...": the platform keys and the files holding them
+                  "WECHATPAY_PLATFORM_CERTS": "platform-certs"},
+    "bankcard": {"BANKCARD_SECRET": "secret"},
+}
+CHANNEL_FILE_VARIABLES = {"wechatpay": {"WECHATPAY_MERCHANT_KEY_FILE": "merchant-key.pem"},
+                          "alipay": {"ALIPAY_APP_PRIVATE_KEY_FILE": "app-private-key.pem",
+                                     "ALIPAY_PUBLIC_KEY_FILE": "alipay-public-key.pem"}}
+# Who takes payments through which channel (every role builds the service's settings, relays and consumers too).
+PAYMENT_CHANNELS = {"order": ("wechatpay",), "member": ("wechatpay", "alipay", "bankcard")}
+
+
+def channel_env(service: str) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = []
+    for channel in PAYMENT_CHANNELS.get(service, ()):
+        env += [{"name": name, "valueFrom": {"secretKeyRef": {"name": f"minimall-{channel}", "key": key,
+                                                               "optional": True}}}
+                for name, key in CHANNEL_SECRETS.get(channel, {}).items()]
+        env += [{"name": name, "value": f"{CHANNEL_FILES[channel]}/{file}"}
+                for name, file in CHANNEL_FILE_VARIABLES.get(channel, {}).items()]
+    return env
+
+
+def mount_channel_files(service: str, objects: list[dict[str, Any]]) -> None:
+    """Mount each payment channel's Secret (optional) read-only in every container of the service's Deployments."""
+    channels = [c for c in PAYMENT_CHANNELS.get(service, ()) if c in CHANNEL_FILES]
+    for workload in (o for o in objects if o["kind"] == "Deployment"):
+        pod = workload["spec"]["template"]["spec"]
+        pod["volumes"] = [*pod["volumes"], *({"name": c, "secret": {"secretName": f"minimall-{c}", "optional": True,
+                                                                     "defaultMode": 0o440}} for c in channels)]
+        for container in pod["containers"]:
+            container["volumeMounts"] = [*container["volumeMounts"],
+                                         *({"name": c, "mountPath": CHANNEL_FILES[c], "readOnly": True}
+                                           for c in channels)]
+
+
 def service_env(service: str) -> list[dict[str, Any]]:
     prefix = service.upper()
     env = [
@@ -202,7 +245,12 @@ def service_env(service: str) -> list[dict[str, Any]]:
         env += [{"name": name, "valueFrom": {"secretKeyRef": {"name": "minimall-user-providers", "key": key,
                                                                "optional": True}}}
                 for name, key in USER_PROVIDER_SECRETS.items()]
-    return env
+        # Keys of the names and ID numbers kept encrypted (services/user/config.py read_identity_keys). Optional
+        # for dev, which derives its own; outside dev and test the service does not start without them.
+        env += [{"name": name, "valueFrom": {"secretKeyRef": {"name": "minimall-user-identity", "key": key,
+                                                               "optional": True}}}
+                for name, key in (("IDENTITY_KEYS", "identity-keys"), ("IDENTITY_FINGERPRINT_KEY", "fingerprint-key"))]
+    return env + channel_env(service)
 
 
 def metadata(name: str, component: str) -> dict[str, Any]:
@@ -272,6 +320,7 @@ def service_objects(service: str) -> list[dict[str, Any]]:
                     pdb(service, "consumer")]
     if service in SHARED_FILES:
         objects.append(share_files(service, server, **SHARED_FILES[service]))
+    mount_channel_files(service, objects)
     return objects
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 from collections.abc import Mapping
@@ -230,6 +231,41 @@ def provider_url(name: str, url: str, environment: str) -> str:
     allowed = ("https", "http") if environment in DEV_ENVIRONMENTS else ("https",)
     if urlsplit(url).scheme not in allowed or not urlsplit(url).netloc:
         raise ConfigError(f"{name} must be an {' or '.join(allowed)} URL, got {url!r}")
+    return url
+
+
+# The shop's public origin (https://shop.example.com: where the ingress publishes /api/); payment channels call
+# back under it unless a service's own *_NOTIFY_URL variable says otherwise.
+PUBLIC_URL = "MINIMALL_PUBLIC_URL"
+DEV_PUBLIC_URL = "https://localhost"  # dev and test only: a channel that never calls back (make run sets its own)
+
+
+def callback_url(env: Env, name: str, path: str) -> str:
+    """Where a payment channel calls back: the variable `name` if set, else MINIMALL_PUBLIC_URL + `path` (e.g.
+    /api/v1/payments/wechat/notify), else https://localhost + `path`, which `public_callback_url` refuses outside
+    dev and test once the channel is configured."""
+    explicit = env.optional(name)
+    if explicit is not None:
+        return explicit
+    return env.str(PUBLIC_URL, DEV_PUBLIC_URL).rstrip("/") + path
+
+
+def public_callback_url(name: str, url: str, environment: str) -> str:
+    """`url` (read from `name` or MINIMALL_PUBLIC_URL) if a payment channel can call it back: outside dev and test
+    an https URL whose host is a public name or address, not localhost nor a loopback or private address.
+    ConfigError otherwise, so a process configured with a channel does not start taking payments whose notifies
+    can never arrive."""
+    if environment in DEV_ENVIRONMENTS:
+        return url
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    try:
+        local = not ipaddress.ip_address(host).is_global
+    except ValueError:  # a name, not an address
+        local = host in ("", "localhost") or host.endswith(".localhost")
+    if parts.scheme != "https" or local:
+        raise ConfigError(f"{name} (or {PUBLIC_URL}, the shop's public https origin) must be a public https URL "
+                          f"outside dev and test: the payment channel calls it back; got {url!r}")
     return url
 
 

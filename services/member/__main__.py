@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 from pathlib import Path
 
@@ -29,13 +30,15 @@ from services.member.channels import (
     WechatRecharge,
     WechatTransferPayout,
 )
-from services.member.config import MemberServiceSettings
+from services.member.config import NOTIFY_PATHS, MemberServiceSettings
 from services.member.consumers import HANDLERS
 from services.member.db import SqlMemberUnitOfWork, start_mappers
 from services.member.grpc_api import MemberServicer
 from services.member.neighbours import GrpcPayers
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+log = logging.getLogger(__name__)
 
 
 def recharge_channels(settings: MemberServiceSettings, clients: ServiceClients) -> RechargeChannels:
@@ -48,6 +51,9 @@ def recharge_channels(settings: MemberServiceSettings, clients: ServiceClients) 
         adapters["alipay"] = AlipayRecharge(Alipay(settings.alipay), settings.notify_urls["alipay"])
     if settings.bankcard is not None:
         adapters["bank_card"] = BankcardRecharge(Bankcard(settings.bankcard), settings.notify_urls["bank_card"])
+    # Said once at start: a channel left off answers CHANNEL_NOT_CONFIGURED to every recharge asking for it.
+    log.info("recharge channels on: %s; off (not configured): %s", ", ".join(adapters) or "none",
+             ", ".join(c for c in NOTIFY_PATHS if c not in adapters) or "none")
     return RechargeChannels(adapters)
 
 

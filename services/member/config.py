@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from services.common.alipay import AlipaySettings
 from services.common.bankcard import BankcardSettings
-from services.common.config import Env, ServiceSettings
+from services.common.config import Env, ServiceSettings, callback_url, public_callback_url
 from services.common.wechatpay import WechatPaySettings
 from services.member.domain import (
     COUPON_MAX_FACE_FEN,
@@ -23,8 +23,8 @@ NOTIFY_PATHS = {"wechat": "/payments/wechat/recharge-notify", "alipay": "/paymen
 
 @dataclass(frozen=True)
 class MemberServiceSettings:
-    """MEMBER_NOTIFY_BASE_URL (https://localhost/api/v1: the public base the channels notify, see
-    NOTIFY_PATHS), MEMBER_RECONCILE_SECONDS (60: how often pending recharges and in-flight payouts are
+    """MEMBER_NOTIFY_BASE_URL (MINIMALL_PUBLIC_URL + /api/v1: the public base the channels notify, see
+    NOTIFY_PATHS; a public https URL outside dev and test once a channel is configured, checked at start), MEMBER_RECONCILE_SECONDS (60: how often pending recharges and in-flight payouts are
     queried, and coupon locks and points holds past CHECKOUT_HOLD_TTL released), MEMBER_RECONCILE_SETTLE_SECONDS (60: how long a recharge waits for its notify, or a payout
     in flight for its end, before the channel is asked),
     MEMBER_POINTS_EXPIRY_SECONDS (3600: how often points past their term are expired),
@@ -50,11 +50,14 @@ class MemberServiceSettings:
     @classmethod
     def from_env(cls, base: ServiceSettings, environ: Mapping[str, str] | None = None) -> MemberServiceSettings:
         env = Env(environ)
-        notify_base = env.str("MEMBER_NOTIFY_BASE_URL", "https://localhost/api/v1").rstrip("/")
+        notify_base = callback_url(env, "MEMBER_NOTIFY_BASE_URL", "/api/v1").rstrip("/")
+        wechatpay = WechatPaySettings.from_env(base.environment, environ)
+        alipay = AlipaySettings.from_env(environ, base.environment)
+        bankcard = BankcardSettings.from_env(base.environment, environ)
+        if wechatpay or alipay or bankcard:  # the configured channels notify recharges there: they must reach it
+            public_callback_url("MEMBER_NOTIFY_BASE_URL", notify_base, base.environment)
         return cls(notify_urls={channel: notify_base + path for channel, path in NOTIFY_PATHS.items()},
-                   wechatpay=WechatPaySettings.from_env(base.environment, environ),
-                   alipay=AlipaySettings.from_env(environ, base.environment),
-                   bankcard=BankcardSettings.from_env(base.environment, environ),
+                   wechatpay=wechatpay, alipay=alipay, bankcard=bankcard,
                    reconcile_seconds=env.float("MEMBER_RECONCILE_SECONDS", 60.0),
                    points_expiry_seconds=env.float("MEMBER_POINTS_EXPIRY_SECONDS", 3600.0),
                    grpc_timeout_seconds=env.int("MEMBER_GRPC_TIMEOUT_MS", 5000) / 1000,

@@ -141,6 +141,8 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     # Every refund it asks for (a late payment's too, from the payment paths) notifies the refund notify route.
     wechat = (WechatPay(settings.wechatpay, refund_notify_url=settings.orders.refund_notify_url)
               if settings.wechatpay else None)
+    if wechat is None:  # said once at start; each WeChat payment or refund answers WECHATPAY_NOT_CONFIGURED
+        log.warning("WeChat Pay is not configured (WECHATPAY_MCHID unset): orders can be paid from the wallet only")
     refund_payments = refunds.WechatRefunds(wechat, settings.orders.refund_notify_url) if wechat else None
     members = GrpcMembers(clients)
     servicer = OrderServicer(uow, GrpcCatalog(clients), GrpcStock(clients), members, GrpcUsers(clients),

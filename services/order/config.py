@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 
-from services.common.config import ConfigError, Env, ServiceSettings
+from services.common.config import ConfigError, Env, ServiceSettings, callback_url, public_callback_url
 from services.common.runtime_config import RuntimeConfig, Tunable
 from services.common.wechatpay import WechatPaySettings
 from services.order.aftersales import DEFAULT_AFTER_SALE_DAYS, DEFAULT_RETURN_SHIP_DAYS, AfterSaleSettings
@@ -31,14 +31,18 @@ RETURN_SHIP_DAYS = (1, 60)  # 0 would close an approved return before the shoppe
 # ABNORMAL): at least 10 minutes (twice the default settle time), at most a week (WeChat Pay's own refund deadline
 # is a year after payment, but a shopper waiting a week unpaid is already too long).
 REFUND_STUCK_SECONDS = (600, 7 * 86400)
+# The gateway's routes WeChat Pay calls back (gateway/routes/payments.py), under MINIMALL_PUBLIC_URL.
+PAY_NOTIFY_PATH = "/api/v1/payments/wechat/notify"
+REFUND_NOTIFY_PATH = "/api/v1/payments/wechat/refund-notify"
 
 
 @dataclass(frozen=True)
 class OrderServiceSettings:
     """ORDER_PAY_MINUTES (30; 5 to 60), ORDER_FREIGHT_FEN (0; to 100,000), ORDER_FREE_FREIGHT_FROM_FEN (0 = never
     free; to 100,000,000),
-    ORDER_WECHATPAY_NOTIFY_URL (the public URL of POST /api/v1/payments/wechat/notify),
-    ORDER_WECHATPAY_REFUND_NOTIFY_URL (that of POST /api/v1/payments/wechat/refund-notify),
+    ORDER_WECHATPAY_NOTIFY_URL (the public URL of POST /api/v1/payments/wechat/notify; default MINIMALL_PUBLIC_URL
+    + that path), ORDER_WECHATPAY_REFUND_NOTIFY_URL (that of POST /api/v1/payments/wechat/refund-notify; likewise),
+    both public https URLs outside dev and test once WeChat Pay is configured (checked at start),
     ORDER_REFUND_RECONCILE_SECONDS (60) and ORDER_REFUND_SETTLE_SECONDS (300: PENDING refunds older are queried),
     ORDER_REFUND_STUCK_SECONDS (3600; 600 to 604,800: PENDING refunds older are counted as stuck, and one WeChat Pay
     never got and refuses when sent again becomes ABNORMAL for staff),
@@ -72,15 +76,18 @@ class OrderServiceSettings:
                                freight=FreightRule(flat_fen=env.int_within("ORDER_FREIGHT_FEN", 0, 0, MAX_FREIGHT_FEN),
                                                    free_from_fen=env.int_within("ORDER_FREE_FREIGHT_FROM_FEN", 0, 0,
                                                                           MAX_FREE_FREIGHT_FROM_FEN)),
-                               notify_url=env.str("ORDER_WECHATPAY_NOTIFY_URL",
-                                                  "https://localhost/api/v1/payments/wechat/notify"),
+                               notify_url=callback_url(env, "ORDER_WECHATPAY_NOTIFY_URL", PAY_NOTIFY_PATH),
                                auto_confirm_days=env.int_within("ORDER_AUTO_CONFIRM_DAYS", DEFAULT_AUTO_CONFIRM_DAYS,
                                                           *AUTO_CONFIRM_DAYS),
                                auto_confirm_max_pause_days=env.int_within("ORDER_AUTO_CONFIRM_MAX_PAUSE_DAYS",
                                                                     DEFAULT_AUTO_CONFIRM_MAX_PAUSE_DAYS,
                                                                     *AUTO_CONFIRM_MAX_PAUSE_DAYS),
-                               refund_notify_url=env.str("ORDER_WECHATPAY_REFUND_NOTIFY_URL",
-                                                         "https://localhost/api/v1/payments/wechat/refund-notify"))
+                               refund_notify_url=callback_url(env, "ORDER_WECHATPAY_REFUND_NOTIFY_URL",
+                                                              REFUND_NOTIFY_PATH))
+        wechatpay = WechatPaySettings.from_env(base.environment, environ)
+        if wechatpay is not None:  # WeChat Pay notifies payments and refunds there: it must reach them
+            public_callback_url("ORDER_WECHATPAY_NOTIFY_URL", orders.notify_url, base.environment)
+            public_callback_url("ORDER_WECHATPAY_REFUND_NOTIFY_URL", orders.refund_notify_url, base.environment)
         grpc_timeout_ms = env.int("ORDER_GRPC_TIMEOUT_MS", 5000)
         wallet_settle_seconds = env.int("ORDER_WALLET_SETTLE_SECONDS", WALLET_SETTLE_SECONDS)
         if wallet_settle_seconds * 1000 <= grpc_timeout_ms:  # else a charge still under way could be taken for none
@@ -91,7 +98,7 @@ class OrderServiceSettings:
                        after_sale_days=env.int_within("ORDER_AFTER_SALE_DAYS", DEFAULT_AFTER_SALE_DAYS, *AFTER_SALE_DAYS),
                        return_ship_days=env.int_within("ORDER_RETURN_SHIP_DAYS", DEFAULT_RETURN_SHIP_DAYS,
                                                  *RETURN_SHIP_DAYS)),
-                   wechatpay=WechatPaySettings.from_env(base.environment, environ),
+                   wechatpay=wechatpay,
                    timeout_scan_seconds=env.float("ORDER_TIMEOUT_SCAN_SECONDS", 10.0),
                    auto_confirm_scan_seconds=env.float("ORDER_AUTO_CONFIRM_SCAN_SECONDS", 60.0),
                    reconcile_seconds=env.float("ORDER_RECONCILE_SECONDS", 60.0),

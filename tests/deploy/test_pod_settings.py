@@ -1,0 +1,290 @@
+"""Every MiniMall process the overlays deploy gets through its own start-up code with the environment its pod has.
+
+For each container of each Deployment: the ConfigMaps and env of the rendered overlay, the Secrets
+deploy/k8s/README.md says to create (plausible fakes: real key formats, minted tokens), and mounted Secrets
+written under a temporary directory with the paths pointing into it. Then the code the process runs before it
+serves: `ServiceSettings.from_env` (the `migrate` init container stops there), the service's own `build_app`
+(its settings, providers, channels, service identity; no server started, nothing connected), and for the gateway
+what gateway/wsgi.py does. A rendered manifest that passes kubernetes-validate can still crash-loop on a missing
+setting; this is where that shows.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import os
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+from gateway.app import create_app
+from gateway.config import GatewaySettings
+from services.common.config import SERVICES, Env, KafkaSettings, ServiceSettings
+from services.member.config import MemberServiceSettings
+from services.order.config import OrderServiceSettings
+from services.user.tokens import mint_service_token
+from tests.deploy.helpers import K8S, OVERLAYS
+
+Objects = list[dict[str, Any]]
+Secrets = dict[str, dict[str, bytes]]
+PUBLIC_ORIGIN = "https://shop.example.com"  # the prod Ingress's host
+PLATFORM_SERIAL = "PUB_KEY_ID_0114232134912410000000000000000000"
+
+
+def pem_private(key: Any) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def pem_public(key: Any) -> bytes:
+    return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+@pytest.fixture(scope="module")
+def readme_secrets() -> Secrets:
+    """Every secret deploy/k8s/README.md's table says to create, each key with a value of the kind it asks for."""
+    jwt_key = ed25519.Ed25519PrivateKey.generate()
+    merchant, platform, app, alipay = (rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(4))
+    now = datetime.now(UTC)
+    fakes: dict[str, dict[str, str | bytes]] = {
+        "minimall-jwt": {"jwt-private.pem": pem_private(jwt_key), "jwt-public.pem": pem_public(jwt_key)},
+        "minimall-jwt-previous": {"jwt-public.pem": pem_public(ed25519.Ed25519PrivateKey.generate())},
+        "minimall-gateway": {"redis-url": "redis://redis:6379/0", "rate-limit-secret": "r" * 64},
+        "minimall-database": {s: f"postgresql+psycopg://mall_{s}:pw@db.internal:5432/minimall_{s}?sslmode=require"
+                              for s in SERVICES},
+        "minimall-tls": {"tls.crt": "-", "tls.key": "-"},
+        "minimall-dev-tls": {"tls.crt": "-", "tls.key": "-"},
+        "minimall-user-providers": {"aliyun-sms-access-key-id": "LTAI5tFakeFakeFake", "aliyun-sms-access-key-secret":
+                                    "s" * 30, "wechat-app-secret": "a" * 32, "realname-secret-id": "AKIDfake",
+                                    "realname-secret-key": "k" * 32},
+        "minimall-user-identity": {"identity-keys": "k1:" + base64.b64encode(b"\x01" * 32).decode(),
+                                   "fingerprint-key": base64.b64encode(b"\x02" * 32).decode()},
+        "minimall-wechatpay": {"apiv3-key": "v" * 32, "merchant-serial": "5157F09EFDC096DE15EBE81A47057A72",
+                               "merchant-key.pem": pem_private(merchant), "platform.pem": pem_public(platform),
+                               "platform-certs": f"{PLATFORM_SERIAL}:/etc/minimall/wechatpay/platform.pem"},
+        "minimall-alipay": {"app-private-key.pem": pem_private(app), "alipay-public-key.pem": pem_public(alipay)},
+        "minimall-bankcard": {"secret": "b" * 40},
+        "minimall-kafka": {f"{s}-{part}": f"minimall-{s}" for s in SERVICES for part in ("username", "password")},
+        "minimall-service-token-order": {"token": mint_service_token(pem_private(jwt_key), "order", now=now,
+                                                                     ttl=timedelta(days=90))},
+        "minimall-service-token-product": {"token": mint_service_token(pem_private(jwt_key), "product", now=now,
+                                                                       ttl=timedelta(days=90))},
+        "minimall-consul": {"token": "c" * 36},
+        "minimall-consul-tls": {"ca.pem": "-", "client.pem": "-", "client-key.pem": "-"},
+    }
+    documented = documented_secrets()
+    assert {name: sorted(keys) for name, keys in fakes.items()} == {
+        name: sorted(keys) for name, keys in documented.items()}, "a README secrets row without a fake, or a fake too many"
+    return {name: {key: value if isinstance(value, bytes) else value.encode() for key, value in keys.items()}
+            for name, keys in fakes.items()}
+
+
+def documented_secrets() -> dict[str, set[str]]:
+    """deploy/k8s/README.md "Secrets": secret name -> the keys its row lists (`<service>-username` expanded)."""
+    section = (K8S / "README.md").read_text().split("## Secrets", 1)[1].split("\n## ", 1)[0]
+    secrets = {}
+    for row in re.findall(r"^\| `(minimall-[a-z0-9-]+)` \| ([^|]+) \|", section, flags=re.MULTILINE):
+        keys = set(re.findall(r"`([^`]+)`", row[1]))
+        if "<service>-username" in keys:
+            keys = {f"{s}-{part}" for s in SERVICES for part in ("username", "password")}
+        secrets[row[0]] = keys
+    return secrets
+
+
+# README rows for a configuration these overlays do not have (SASL brokers): creating one alone is refused at start.
+NOT_AS_SHIPPED = frozenset({"minimall-kafka"})
+
+
+def secrets_in(objects: Objects, readme: Secrets, *, missing: frozenset[str] | set[str] = NOT_AS_SHIPPED) -> Secrets:
+    """What the namespace holds: the README's secrets but the `missing` ones, and the overlay's generated ones."""
+    generated = {s["metadata"]["name"]: {k: base64.b64decode(v) for k, v in s.get("data", {}).items()}
+                 for s in objects if s["kind"] == "Secret"}
+    return {name: keys for name, keys in readme.items() if name not in missing} | generated
+
+
+def required_secrets(objects: Objects) -> set[str]:
+    names = set()
+    for deployment in (o for o in objects if o["kind"] == "Deployment"):
+        pod = deployment["spec"]["template"]["spec"]
+        names |= {v["secret"]["secretName"] for v in pod.get("volumes", [])
+                  if "secret" in v and not v["secret"].get("optional")}
+        for container in pod.get("initContainers", []) + pod["containers"]:
+            names |= {e["valueFrom"]["secretKeyRef"]["name"] for e in container.get("env", [])
+                      if "secretKeyRef" in e.get("valueFrom", {}) and not e["valueFrom"]["secretKeyRef"].get("optional")}
+    return names
+
+
+def pod_environment(objects: Objects, pod: dict[str, Any], container: dict[str, Any], secrets: Secrets,
+                    root: Path) -> dict[str, str]:
+    """The container's environment as the kubelet gives it, its mounted Secrets written under `root`.
+
+    pytest.fail where the kubelet would not start the container (a required Secret or key missing)."""
+    config_maps = {o["metadata"]["name"]: o.get("data", {}) for o in objects if o["kind"] == "ConfigMap"}
+    environ: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        environ |= config_maps[source["configMapRef"]["name"]]
+    for entry in container.get("env", []):
+        if "value" in entry:
+            environ[entry["name"]] = entry["value"]
+        elif "secretKeyRef" in entry["valueFrom"]:
+            ref = entry["valueFrom"]["secretKeyRef"]
+            value = secrets.get(ref["name"], {}).get(ref["key"])
+            if value is None and not ref.get("optional"):
+                pytest.fail(f"{container['name']}: secret {ref['name']} key {ref['key']} missing: the pod never starts")
+            if value is not None:
+                environ[entry["name"]] = value.decode()
+        elif "fieldRef" in entry["valueFrom"]:
+            environ[entry["name"]] = "10.0.0.7"  # status.podIP
+        else:
+            ref = entry["valueFrom"]["configMapKeyRef"]
+            environ[entry["name"]] = config_maps[ref["name"]][ref["key"]]
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    mount_paths = []
+    for mount in container.get("volumeMounts", []):
+        directory = root / mount["mountPath"].lstrip("/")
+        directory.mkdir(parents=True, exist_ok=True)
+        mount_paths.append(mount["mountPath"])
+        secret = volumes[mount["name"]].get("secret")
+        if secret is None:  # emptyDir, claims: an empty directory
+            continue
+        data = secrets.get(secret["secretName"])
+        if data is None:
+            assert secret.get("optional"), f"{container['name']}: secret {secret['secretName']} missing: never starts"
+            continue
+        for item in secret.get("items", [{"key": key, "path": key} for key in data]):
+            (directory / item["path"]).write_bytes(data[item["key"]])
+    # Every value naming a mounted path (KEY_FILE, serial:path lists, ...) points under `root`, in one pass.
+    mounted = "|".join(re.escape(path) for path in sorted(mount_paths, key=len, reverse=True))
+    pattern = re.compile(rf"(?<![\w/.])({mounted})(?=/|$|,)")
+    return {name: pattern.sub(lambda m: str(root) + m.group(1), value) if mounted else value
+            for name, value in environ.items()}
+
+
+@contextmanager
+def process_environment(environ: Mapping[str, str]) -> Iterator[None]:
+    """os.environ is the pod's while the start-up code runs (it reads Env() too, not only what it is handed)."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def start_up(name: str, container: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """What the container's process runs before serving: services/common/runtime.py main up to run_roles, or
+    gateway/wsgi.py up to starting its listener."""
+    with process_environment(environ):
+        if name == "gateway":
+            settings = GatewaySettings.from_env()
+            create_app(settings)
+            if "KAFKA_BOOTSTRAP_SERVERS" in settings.environ:
+                KafkaSettings.from_env(Env(settings.environ))
+            return
+        settings = ServiceSettings.from_env(name)
+        if container.get("args") == ["migrate"]:
+            return
+        app = importlib.import_module(f"services.{name}.__main__").build_app(settings)
+        app.engine.dispose()
+
+
+def processes(objects: Objects) -> Iterator[tuple[str, str, dict[str, Any], dict[str, Any]]]:
+    """(service or gateway, deployment/container, pod, container) of every MiniMall process."""
+    for deployment in (o for o in objects if o["kind"] == "Deployment"):
+        name = deployment["metadata"]["labels"]["app.kubernetes.io/name"]
+        if name not in (*SERVICES, "gateway"):
+            continue
+        pod = deployment["spec"]["template"]["spec"]
+        for container in pod.get("initContainers", []) + pod["containers"]:
+            yield name, f"{deployment['metadata']['name']}/{container['name']}", pod, container
+
+
+def start_every_process(objects: Objects, secrets: Secrets, root: Path) -> dict[str, str]:
+    """deployment/container -> the error its start-up raised, for those that raised."""
+    crashes = {}
+    for name, process, pod, container in processes(objects):
+        try:
+            start_up(name, container, pod_environment(objects, pod, container, secrets, root / process))
+        except Exception as exc:  # noqa: BLE001 - any exception at start is a crash loop
+            crashes[process] = f"{type(exc).__name__}: {exc}"
+    return crashes
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_process_starts_with_the_secrets_the_readme_lists(rendered: dict[str, Objects], overlay: str,
+                                                                readme_secrets: Secrets, tmp_path: Path) -> None:
+    objects = rendered[overlay]
+    assert len(list(processes(objects))) == 20  # 5 servers and their migrate, 5 relays, 4 consumers, the gateway
+
+    assert start_every_process(objects, secrets_in(objects, readme_secrets), tmp_path) == {}
+
+
+def test_dev_starts_without_any_optional_secret(rendered: dict[str, Objects], readme_secrets: Secrets,
+                                                tmp_path: Path) -> None:
+    """Dev needs only what its overlay says to create: no payment channel, no SMS provider, derived identity keys."""
+    objects = rendered["dev"]
+    optional = set(readme_secrets) - required_secrets(objects)
+
+    assert start_every_process(objects, secrets_in(objects, readme_secrets, missing=optional), tmp_path) == {}
+
+
+IDENTITY_KEYS_MISSING = "ConfigError: IDENTITY_KEYS must be set (kid:base64 AES-256 key, active key first)"
+WECHATPAY_MISSING = "ConfigError: WECHATPAY_APIV3_KEY must be set"
+
+
+@pytest.mark.parametrize(("secret", "crashes"), [
+    ("minimall-user-identity", {f"user{role}": IDENTITY_KEYS_MISSING
+                                for role in ("/user", "-relay/relay", "-consumer/consumer")}),
+    ("minimall-wechatpay", {**{f"order{role}": WECHATPAY_MISSING for role in ("/order", "-relay/relay")},
+                            **{f"member{role}": WECHATPAY_MISSING
+                               for role in ("/member", "-relay/relay", "-consumer/consumer")}}),
+])
+def test_prod_without_an_identity_or_wechat_pay_secret_stops_at_start_naming_what_is_missing(
+        rendered: dict[str, Objects], readme_secrets: Secrets, tmp_path: Path, secret: str,
+        crashes: dict[str, str]) -> None:
+    """Optional in the manifests (dev creates neither), required by prod's config: a prod namespace without one
+    crash-loops saying why, rather than running without real-name checks or payments."""
+    objects = rendered["prod"]
+
+    assert start_every_process(objects, secrets_in(objects, readme_secrets, missing={secret, *NOT_AS_SHIPPED}), tmp_path) == crashes
+
+
+@pytest.mark.parametrize("service", ["order", "member"])
+def test_prod_takes_wechat_pay_in_order_and_member_notified_at_the_public_origin(
+        rendered: dict[str, Objects], readme_secrets: Secrets, tmp_path: Path, service: str) -> None:
+    objects = rendered["prod"]
+    _, _, pod, container = next(p for p in processes(objects) if p[1] == f"{service}/{service}")
+    environ = pod_environment(objects, pod, container, secrets_in(objects, readme_secrets), tmp_path)
+
+    with process_environment(environ):
+        base = ServiceSettings.from_env(service)
+        if service == "order":
+            orders = OrderServiceSettings.from_env(base)
+            channels = (orders.wechatpay is not None, orders.orders.notify_url, orders.orders.refund_notify_url)
+            expected = (True, f"{PUBLIC_ORIGIN}/api/v1/payments/wechat/notify",
+                        f"{PUBLIC_ORIGIN}/api/v1/payments/wechat/refund-notify")
+        else:
+            members = MemberServiceSettings.from_env(base)
+            channels = (members.wechatpay is not None, members.notify_urls["wechat"], members.alipay, members.bankcard)
+            expected = (True, f"{PUBLIC_ORIGIN}/api/v1/payments/wechat/recharge-notify", None, None)
+
+    assert channels == expected
+
+
+def test_the_prod_public_origin_is_the_ingress_host(rendered: dict[str, Objects]) -> None:
+    ingress = next(o for o in rendered["prod"] if o["kind"] == "Ingress")
+    config = next(o["data"] for o in rendered["prod"]
+                  if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("minimall-config"))
+
+    assert (config["MINIMALL_PUBLIC_URL"], [rule["host"] for rule in ingress["spec"]["rules"]]) == (
+        PUBLIC_ORIGIN, [PUBLIC_ORIGIN.removeprefix("https://")])
