@@ -10,7 +10,10 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command, context, op
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, MetaData, create_engine, engine_from_config, make_url, pool, text
+from sqlalchemy.exc import DBAPIError
 
 from services.common import idempotency  # noqa: F401  (registers its table in infra_metadata)
 from services.common.db import advisory_key
@@ -56,6 +59,61 @@ def upgrade(database_url: str, migrations_dir: Path, revision: str = "head") -> 
             connection.commit()
     finally:
         engine.dispose()
+
+
+# `wait-migrated` (the init container of relay and consumer pods): how often it looks at the database's revision,
+# and how long it waits before failing (the kubelet then restarts it, with back-off, and the pod shows Init:Error).
+WAIT_POLL_SECONDS = 2.0
+WAIT_TIMEOUT_SECONDS = 600.0  # MIGRATION_WAIT_SECONDS
+
+
+class NotMigrated(Exception):
+    """The database did not reach the code's migration head in time."""
+
+
+def wait_until_migrated(database_url: str, migrations_dir: Path, *, timeout_seconds: float = WAIT_TIMEOUT_SECONDS,
+                        poll_seconds: float = WAIT_POLL_SECONDS) -> None:
+    """Return once the database is at this code's alembic head; never migrates it (the server pods' `migrate` does).
+
+    A revision this code does not know was written by a newer image (a rollback in progress): its schema is a
+    superset of this code's (expand, deploy, then contract), so that counts as migrated too. A database that cannot
+    be reached yet counts as behind. NotMigrated once `timeout_seconds` pass without it.
+    """
+    script = ScriptDirectory.from_config(alembic_config(database_url, migrations_dir))
+    heads = set(script.get_heads())
+    known = {revision.revision for revision in script.walk_revisions()}
+    deadline = time.monotonic() + timeout_seconds
+    engine = create_engine(database_url, poolclass=pool.NullPool)
+    current: set[str] | str = "unknown"
+    try:
+        while True:
+            current = _database_heads(engine, current)
+            if current == heads:
+                return
+            if isinstance(current, set) and current and not current <= known:
+                log.info("the database is at %s, newer than this code's head %s: a newer image migrated it",
+                         sorted(current), sorted(heads))
+                return
+            if time.monotonic() >= deadline:
+                raise NotMigrated(f"the database is at {current if isinstance(current, str) else sorted(current)}, "
+                                  f"not at this code's head {sorted(heads)}, after {timeout_seconds:g} s")
+            time.sleep(poll_seconds)  # polling what another pod's migration does, not waiting out a race
+    finally:
+        engine.dispose()
+
+
+def _database_heads(engine: sa.Engine, before: set[str] | str) -> set[str] | str:
+    """The revisions the database records, or "unreachable"; logs each change."""
+    try:
+        with engine.connect() as connection:
+            current: set[str] | str = set(MigrationContext.configure(connection).get_current_heads())
+    except DBAPIError as exc:
+        current = "unreachable"
+        if before != current:
+            log.info("cannot reach the database yet (%s); waiting", type(exc.orig or exc).__name__)
+    if current != before and isinstance(current, set):
+        log.info("the database is at %s; waiting for this code's head", sorted(current) or "no revision")
+    return current
 
 
 def _take_migration_lock(connection: Connection) -> None:
