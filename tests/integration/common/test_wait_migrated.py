@@ -106,7 +106,7 @@ def test_a_revision_from_a_newer_image_counts_as_migrated(database: str) -> None
 def test_an_unreachable_database_is_waited_for_then_reported() -> None:
     url = "postgresql+psycopg://postgres@127.0.0.1:1/minimall_nowhere?connect_timeout=1"
 
-    with pytest.raises(migrations.NotMigrated, match=r"at unreachable, not at this code's head \['0015'\]"):
+    with pytest.raises(migrations.NotMigrated, match=r"is unreachable, not at this code's head \['0015'\]"):
         migrations.wait_until_migrated(url, ORDER, timeout_seconds=0.1, poll_seconds=0.05)
 
 
