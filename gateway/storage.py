@@ -11,6 +11,7 @@ from this code or its settings.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -23,7 +24,7 @@ UPLOADS = "uploads"  # the folder of POST /uploads
 
 
 class StorageUnavailable(Exception):
-    """The store could not take the file (the object store is down or refused us)."""
+    """The store could not take the file (the object store is down or refused us, the directory is not writable)."""
 
 
 class MediaStorage(Protocol):
@@ -49,10 +50,15 @@ class LocalMediaStorage:
     def save(self, data: bytes, *, folder: str, extension: str) -> str:
         name = random_name(folder, extension)
         target = self.directory / name
-        target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(".part")
-        partial.write_bytes(data)
-        os.replace(partial, target)  # readers never see half a file
+        try:  # a read-only or full filesystem, a directory that is a file: the store is unavailable, not a bug
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_bytes(data)
+            os.replace(partial, target)  # readers never see half a file
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)  # what a full disk left half written
+            raise StorageUnavailable(f"could not store {name} in the media directory: {exc.strerror}") from exc
         return f"{self.url_prefix}/{name}"
 
     def location(self, name: str) -> str | None:

@@ -10,7 +10,9 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command, context, op
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, MetaData, create_engine, engine_from_config, make_url, pool, text
+from sqlalchemy.exc import DBAPIError
 
 from services.common import idempotency  # noqa: F401  (registers its table in infra_metadata)
 from services.common.db import advisory_key
@@ -56,6 +58,63 @@ def upgrade(database_url: str, migrations_dir: Path, revision: str = "head") -> 
             connection.commit()
     finally:
         engine.dispose()
+
+
+# `wait-migrated` (the init container of relay and consumer pods): how often it looks at the database's revision,
+# and how long it waits before failing (the kubelet then restarts it, with back-off, and the pod shows Init:Error).
+WAIT_POLL_SECONDS = 2.0
+WAIT_TIMEOUT_SECONDS = 600.0  # MIGRATION_WAIT_SECONDS
+
+
+class NotMigrated(Exception):
+    """The database did not reach the code's migration head in time."""
+
+
+def wait_until_migrated(database_url: str, migrations_dir: Path, *, timeout_seconds: float = WAIT_TIMEOUT_SECONDS,
+                        poll_seconds: float = WAIT_POLL_SECONDS) -> None:
+    """Return once the database is at this code's alembic head; never migrates it (the server pods' `migrate` does).
+
+    A revision this code does not know was written by a newer image (a rollback in progress): its schema is a
+    superset of this code's (expand, deploy, then contract), so that counts as migrated too. A database that cannot
+    be reached yet counts as behind. NotMigrated once `timeout_seconds` pass without it.
+    """
+    script = ScriptDirectory.from_config(alembic_config(database_url, migrations_dir))
+    heads = set(script.get_heads())
+    known = {revision.revision for revision in script.walk_revisions()}
+    deadline = time.monotonic() + timeout_seconds
+    engine = create_engine(database_url, poolclass=pool.NullPool)
+    told: list[set[str] | None] = []  # the last state logged
+    try:
+        while True:
+            current = _recorded_revisions(engine)
+            if current == heads:
+                return
+            if current and not current <= known:
+                log.info("the database is at %s, newer than this code's head %s: a newer image migrated it",
+                         sorted(current), sorted(heads))
+                return
+            where = "unreachable" if current is None else f"at {sorted(current)}"
+            if told != [current]:
+                log.info("the database is %s; waiting for this code's head %s", where, sorted(heads))
+                told = [current]
+            if time.monotonic() >= deadline:
+                raise NotMigrated(f"the database is {where}, not at this code's head {sorted(heads)}, "
+                                  f"after {timeout_seconds:g} s")
+            time.sleep(poll_seconds)  # polling what another pod's migration does, not waiting out a race
+    finally:
+        engine.dispose()
+
+
+def _recorded_revisions(engine: sa.Engine) -> set[str] | None:
+    """The revisions the database's alembic_version records; None while it cannot be reached. Read directly: alembic's
+    MigrationContext logs two INFO lines each time it is made, every poll."""
+    try:
+        with engine.connect() as connection:
+            if not sa.inspect(connection).has_table("alembic_version"):
+                return set()
+            return set(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
+    except DBAPIError:
+        return None
 
 
 def _take_migration_lock(connection: Connection) -> None:

@@ -1,4 +1,4 @@
-"""A service process: `serve | relay | consume | all | migrate`, with graceful shutdown."""
+"""A service process: `serve | relay | consume | all | migrate | wait-migrated`, with graceful shutdown."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from grpc_health.v1 import health
 from sqlalchemy import Engine
 
 from services.common import migrations
-from services.common.config import ServiceSettings
+from services.common.config import Env, ServiceSettings
 from services.common.consumer import EventConsumer
 from services.common.discovery import Discovery
 from services.common.grpc_server import Registration, create_server
@@ -99,9 +99,10 @@ def main(service: str, build_app: Callable[[ServiceSettings], ServiceApp], migra
          add_arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> int:
     """Entry point shared by `python -m services.<name>`."""
     parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
-    choices = ["all", *ROLES, "migrate", *(commands or {})]
+    choices = ["all", *ROLES, "migrate", "wait-migrated", *(commands or {})]
     parser.add_argument("command", nargs="?", default="all", choices=choices,
-                        help="all = serve + relay + consume (default); migrate = upgrade the database")
+                        help="all = serve + relay + consume (default); migrate = upgrade the database; "
+                             "wait-migrated = wait until another process has brought it to this code's head")
     if add_arguments:
         add_arguments(parser)
     args = parser.parse_args(argv)
@@ -109,6 +110,14 @@ def main(service: str, build_app: Callable[[ServiceSettings], ServiceApp], migra
     configure_logging(service, settings.log_level)
     if args.command == "migrate":
         migrations.upgrade(settings.database_url, migrations_dir)
+        return 0
+    if args.command == "wait-migrated":
+        try:
+            migrations.wait_until_migrated(settings.database_url, migrations_dir, timeout_seconds=Env().float(
+                "MIGRATION_WAIT_SECONDS", migrations.WAIT_TIMEOUT_SECONDS))
+        except migrations.NotMigrated as exc:
+            log.error("%s", exc)
+            return 1
         return 0
     if commands and args.command in commands:
         return commands[args.command](settings, args)

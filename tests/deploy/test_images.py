@@ -91,7 +91,15 @@ def test_each_service_image_migrates_its_database_with_the_argument_kubernetes_p
 def test_each_service_image_knows_every_role_the_manifests_ask_for(service: str) -> None:
     result = subprocess.run(image_command(service, "--help"), cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert re.search(r"\{all,serve,relay,consume,migrate", result.stdout), result.stdout
+    choices = re.search(r"\{(all,[a-z,-]+)\}", result.stdout)
+    assert choices, result.stdout
+    asked = {arg for doc in yaml.safe_load_all((K8S / "base" / f"{service}.yaml").read_text())
+             if doc and doc["kind"] == "Deployment"
+             for container in doc["spec"]["template"]["spec"]["containers"]
+             + doc["spec"]["template"]["spec"].get("initContainers", [])
+             for arg in container.get("args", [])}
+    assert asked == {"serve", "migrate", "relay", "wait-migrated"} | ({"consume"} if service != "order" else set())
+    assert asked <= set(choices.group(1).split(",")), result.stdout
 
 
 def test_the_gateway_image_command_loads_the_app_under_gunicorn(jwt_keys: JwtKeys) -> None:

@@ -17,7 +17,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from services.common.config import GRPC_PORTS, METRICS_PORTS, SERVICES
+from gateway.storage import S3MediaStorage, object_storage
+from services.common.config import GRPC_PORTS, METRICS_PORTS, SERVICES, Env
 from services.common.events import TOPICS
 from services.common.kafka import LINGER_MS
 from tests.deploy.helpers import K8S, OVERLAYS, ROOT, kustomize
@@ -177,7 +178,10 @@ def test_servers_use_native_grpc_probes_and_the_gateway_its_http_health_endpoint
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_each_deployable_runs_its_role_and_servers_migrate_first(rendered: dict[str, Objects], overlay: str) -> None:
+def test_each_deployable_runs_its_role_servers_migrate_first_and_relays_and_consumers_wait_for_it(
+        rendered: dict[str, Objects], overlay: str) -> None:
+    """A relay or consumer of a new image started against the old schema fails its events (UndefinedColumn) while
+    a migration is slow or failing: they wait until the database is at their image's head."""
     roles = {}
     for deployment in own_deployments(rendered[overlay]):
         pod = deployment["spec"]["template"]["spec"]
@@ -186,10 +190,24 @@ def test_each_deployable_runs_its_role_and_servers_migrate_first(rendered: dict[
     expected = {"gateway": (None, [])}
     for service in SERVICES:
         expected[service] = (["serve"], [["migrate"]])
-        expected[f"{service}-relay"] = (["relay"], [])
+        expected[f"{service}-relay"] = (["relay"], [["wait-migrated"]])
     for service in CONSUMERS:
-        expected[f"{service}-consumer"] = (["consume"], [])
+        expected[f"{service}-consumer"] = (["consume"], [["wait-migrated"]])
     assert roles == expected
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_init_containers_run_the_pods_image_against_the_pods_database(rendered: dict[str, Objects],
+                                                                      overlay: str) -> None:
+    for deployment in own_deployments(rendered[overlay]):
+        pod = deployment["spec"]["template"]["spec"]
+        main = pod["containers"][0]
+        variable = f"{deployment['spec']['template']['metadata']['labels']['app.kubernetes.io/name'].upper()}_DATABASE_URL"
+        for init in pod.get("initContainers", []):
+            database = [[e for e in c["env"] if e["name"] == variable] for c in (init, main)]
+            assert (init["image"], init["envFrom"], database[0]) == (main["image"], main["envFrom"], database[1]), \
+                deployment["metadata"]["name"]
+            assert len(database[0]) == 1
 
 
 def test_every_service_with_event_handlers_has_its_consumers_deployed() -> None:
@@ -220,12 +238,24 @@ def test_termination_grace_outlasts_the_drain_and_the_relay_flush(rendered: dict
 
 # Written out here, independently of deploy/k8s/generate.py: who may open a gRPC connection to whom.
 EXPECTED_CALLERS = {
-    "user": {"gateway", "order"},
+    "user": {"gateway", "order", "member"},  # member: GetWechatPayer, for WeChat recharges and payouts
     "product": {"gateway", "order"},
     "order": {"gateway", "product"},  # product: its reservation sweep asks which orders were paid
     "member": {"gateway", "order"},
     "analytics": {"gateway"},
 }
+
+
+def test_the_callers_written_here_are_the_ones_whose_code_uses_the_services_stubs() -> None:
+    """The written-out table against the code, by a plain search for the generated stubs' names."""
+    stubs = {f"{service.capitalize()}ServiceStub": service for service in SERVICES}
+    used = {}
+    for caller in ("gateway", *SERVICES):
+        package = ROOT / ("gateway" if caller == "gateway" else f"services/{caller}")
+        text = "\n".join(path.read_text() for path in package.rglob("*.py"))
+        used[caller] = {service for stub, service in stubs.items() if re.search(rf"\b{stub}\b", text)} - {caller}
+    assert {service: {caller for caller in used if service in used[caller]} for service in SERVICES} \
+        == EXPECTED_CALLERS
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -523,8 +553,10 @@ def egress_of(objects: Objects, pod_labels: dict[str, str]) -> set[tuple[str, in
 
 # Written out here, independently of generate.py: whom each deployable may open connections to.
 DNS = {("kube-system/kube-dns", 53)}
-CALLEES = {"gateway": set(SERVICES), "order": {"user", "product", "member"}, "product": {"order"}}
-HTTPS_OUT = {"user", "order"}  # WeChat login, Aliyun SMS, FaceID; WeChat Pay
+CALLEES = {"gateway": set(SERVICES), "order": {"user", "product", "member"}, "product": {"order"}, "member": {"user"}}
+# user: WeChat login, Aliyun SMS, FaceID; order: WeChat Pay; member: WeChat Pay, Alipay, bank transfers (recharges,
+# their reconciliation and expiry, withdrawal payouts)
+HTTPS_OUT = {"user", "order", "member"}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -536,8 +568,8 @@ def test_each_deployable_may_reach_only_dns_its_database_kafka_and_the_peers_it_
         pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
         app, component = pod_labels["app.kubernetes.io/name"], pod_labels["app.kubernetes.io/component"]
         peers = {(peer, GRPC_PORTS[peer]) for peer in CALLEES.get(app, set())}
-        if app == "gateway":
-            expected = DNS | peers | {("redis", 6379)}
+        if app == "gateway":  # Kafka: the catalogue cache's product-changed listener; HTTPS: the media object store
+            expected = DNS | peers | {("redis", 6379), ("kafka", 9092), ("0.0.0.0/0", 443)}
         elif component == "server":
             expected = DNS | peers | database | ({("0.0.0.0/0", 443)} if app in HTTPS_OUT else set())
         else:  # relay, consumer: the outbox or the processed events table, and Kafka
@@ -571,3 +603,69 @@ def test_only_the_order_and_product_services_hold_a_service_token_each_its_own(r
 
     assert holders == {name: (f"minimall-service-token-{name.split('-')[0]}", "token", False)
                        for name in ("order", "order-relay", "product", "product-relay", "product-consumer")}
+
+
+def test_providers_are_called_by_the_services_that_get_https_out() -> None:
+    """The services whose code imports an HTTP client for a payment or identity provider (its own, or the shared
+    WeChat Pay, Alipay and bank clients) are the ones written out in HTTPS_OUT."""
+    providers = ("wechatpay", "alipay", "bankcard")
+    calling = set()
+    for service in SERVICES:
+        text = "\n".join(path.read_text() for path in (ROOT / "services" / service).rglob("*.py"))
+        if re.search(r"^import requests\b", text, re.M) or "provider_url" in text or any(
+                re.search(rf"^from services\.common(\.{name} import| import .*\b{name}\b)", text, re.M)
+                for name in providers):
+            calling.add(service)
+    assert calling == HTTPS_OUT
+
+
+def gateway_container(objects: Objects) -> dict[str, Any]:
+    return named(objects, "Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_uploads_go_where_every_gateway_replica_finds_them(rendered: dict[str, Objects], overlay: str) -> None:
+    """The root filesystem is read-only: LocalMediaStorage's default var/media there fails every upload, and a
+    pod's own directory is not another replica's."""
+    objects = rendered[overlay]
+    container = gateway_container(objects)
+    env = container_env(objects, container)
+    store = object_storage(Env(env))
+    if overlay == "prod":
+        assert isinstance(store, S3MediaStorage)
+        assert (store.bucket, store.public_url) == ("minimall-media", "https://media.example.com")
+        keys = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if e["name"].startswith("AWS_")}
+        assert keys == {
+            "AWS_ACCESS_KEY_ID": {"name": "minimall-media", "key": "access-key-id", "optional": True},
+            "AWS_SECRET_ACCESS_KEY": {"name": "minimall-media", "key": "secret-access-key", "optional": True}}
+    else:
+        assert store is None
+        pod = named(objects, "Deployment", "gateway")["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == env["MEDIA_DIR"]]
+        assert "emptyDir" in volumes[mount["name"]] and not mount.get("readOnly", False)
+        assert named(objects, "HorizontalPodAutoscaler", "gateway")["spec"]["maxReplicas"] == 1
+
+
+def mounting(objects: Objects, claim: str) -> list[dict[str, Any]]:
+    return [d for d in of_kind(objects, "Deployment")
+            if any(v.get("persistentVolumeClaim", {}).get("claimName") == claim
+                   for v in d["spec"]["template"]["spec"].get("volumes", []))]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_claim_can_be_bound_for_every_pod_that_mounts_it(rendered: dict[str, Objects], overlay: str) -> None:
+    """The clouds' default storage classes (EKS gp2/gp3, GKE standard-rwo, AKS managed-csi, kind standard) are
+    ReadWriteOnce: a ReadWriteMany claim without a class that offers it stays Pending, and its pods with it.
+    prod names one (a placeholder to replace); dev takes a ReadWriteOnce claim of the default class, one pod."""
+    objects = rendered[overlay]
+    claims = {c["metadata"]["name"]: c["spec"] for c in of_kind(objects, "PersistentVolumeClaim")}
+    assert set(claims) == {"analytics-reports"}
+    for name, spec in claims.items():
+        [deployment] = mounting(objects, name)
+        if overlay == "prod":
+            assert (spec["accessModes"], spec.get("storageClassName")) == (["ReadWriteMany"], "efs-sc")
+        else:
+            assert (spec["accessModes"], spec.get("storageClassName")) == (["ReadWriteOnce"], None)
+            hpa = named(objects, "HorizontalPodAutoscaler", deployment["metadata"]["name"])
+            assert hpa["spec"]["maxReplicas"] == 1

@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
 
-from gateway.storage import LocalMediaStorage
+from gateway.storage import LocalMediaStorage, StorageUnavailable
 from services.common import formats
 
 UPLOADS = "/api/v1/uploads"
@@ -125,3 +125,25 @@ def test_uploading_needs_a_login(client: FlaskClient, storage: MemoryStorage) ->
 def test_the_local_store_answers_urls_a_review_accepts(tmp_path: Path, extension: str) -> None:
     url = LocalMediaStorage(tmp_path).save(b"x", folder="uploads", extension=extension)
     assert formats.UPLOAD_URL_PATTERN.fullmatch(url), url
+
+
+def unwritable_directory(tmp_path: Path) -> Path:
+    """A media directory that cannot be created (its parent is a file), as on a read-only root filesystem."""
+    (tmp_path / "file").write_bytes(b"")
+    return tmp_path / "file" / "media"
+
+
+def test_the_local_store_reports_a_directory_it_cannot_write_as_unavailable(tmp_path: Path) -> None:
+    with pytest.raises(StorageUnavailable, match="could not store uploads/[0-9a-f]{32}.png in the media directory"):
+        LocalMediaStorage(unwritable_directory(tmp_path)).save(b"x", folder="uploads", extension="png")
+
+
+def test_an_upload_the_media_directory_cannot_take_is_a_503_in_the_error_format(
+        app: Flask, client: FlaskClient, tmp_path: Path, bearer: Callable[..., dict[str, str]]) -> None:
+    app.extensions["media_storage"] = LocalMediaStorage(unwritable_directory(tmp_path))
+
+    response = post(client, bearer(), image_bytes())
+
+    assert (response.status_code, response.get_json()["error"]["code"], response.get_json()["error"]["message"]) == (
+        503, "STORAGE_UNAVAILABLE", "the image could not be stored; try again later")
+    assert list(tmp_path.iterdir()) == [tmp_path / "file"]
