@@ -463,21 +463,28 @@ def _release_held(uow: ProductUnitOfWork, order_no: str, kind: MovementKind, now
 
 def release_paid_stock(uow: ProductUnitOfWork, *, order_no: str, now: datetime | None = None) -> str:
     """A paid order cancelled before it shipped (order-cancelled with was_paid, after staff review): its sold
-    units go back on sale and leave the sales counts (a reservation still held is released as usual; an expired
-    one whose units a late order-paid could not take again has nothing to give back).
+    units go back on sale and leave the sales counts (a reservation still held is released as usual).
+    One the sweep put back on sale (`_swept`) has nothing to give back, but is marked cancelled all the same
+    (RELEASED, a `cancel_paid` movement of no units): this cancellation may overtake the order's late
+    order-paid (another topic), which must then find the units released, not swept, and take nothing.
     Inside an open unit of work; replays change nothing (each row moves to RELEASED once)."""
     now = now or utcnow()
     uow.reservations.lock_order(order_no)
     held = uow.reservations.of_order(order_no)
+    swept = _swept(uow, order_no, held)
     for reservation in held:
         assert reservation.id is not None
+        units = reservation.quantity
         if uow.reservations.move(reservation.id, ReservationStatus.CONFIRMED, ReservationStatus.RELEASED):
             kind = MovementKind.CANCEL_PAID
         elif uow.reservations.move(reservation.id, ReservationStatus.RESERVED, ReservationStatus.RELEASED):
             kind = MovementKind.RELEASE
+        elif reservation.id in swept:
+            uow.reservations.move(reservation.id, reservation.status, ReservationStatus.RELEASED)
+            kind, units = MovementKind.CANCEL_PAID, 0
         else:
             continue
-        _stock_moved(uow, _move(uow, StockMovement.of(kind, reservation.sku_id, reservation.quantity, now,
+        _stock_moved(uow, _move(uow, StockMovement.of(kind, reservation.sku_id, units, now,
                                                       reference=order_no)), now)
     return ReservationStatus.RELEASED if held else "NONE"
 

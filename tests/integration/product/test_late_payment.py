@@ -216,6 +216,22 @@ def test_an_order_paid_for_units_a_cancellation_released_is_still_dead_lettered(
     assert counts(shelf, pg_engine, phone[0]) == (10, 0, 0, ["RELEASED"])
 
 
+@pytest.mark.parametrize("sweep", ["expired", "old sweep"])
+def test_a_paid_cancellation_overtaking_the_late_order_paid_takes_nothing_and_audits_clean(
+        shelf: Shelf, pg_engine: Engine, orders: FakeOrders, phone: tuple[int, int], sweep: str) -> None:
+    if sweep == "expired":
+        service.release_expired_reservations(shelf.uow, orders, now=AFTER_TTL)
+    else:
+        swept_as_the_old_sweep_did(shelf, pg_engine, orders)
+    consume(shelf, OrderCancelled(order_no="O1", was_paid=True))  # paid late, cancelled and refunded
+
+    with pytest.raises(InvalidEvent, match="RESERVATION_RELEASED"):
+        consume(shelf, OrderPaid(order_no="O1"))
+
+    assert counts(shelf, pg_engine, phone[0]) == (10, 0, 0, ["RELEASED"])
+    assert check_stock(pg_engine, AFTER_TTL).mismatches == []
+
+
 # The real order service over gRPC (conftest order_target), asked as the product service asks it
 
 def test_the_order_service_tells_the_product_service_which_orders_were_paid(
