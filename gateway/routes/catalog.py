@@ -23,7 +23,7 @@ from services.common.formats import anchored
 bp = Blueprint("catalog", __name__, url_prefix="/api/v1")
 
 MAX_FEN = 10**12
-Id = Field(None, ge=1, le=MAX_ID)
+OptionalId = Field(None, ge=1, le=MAX_ID)
 Fen = Field(None, ge=0, le=MAX_FEN)
 StockStatus = Literal["in_stock", "low", "sold_out"]
 # Seconds a client or CDN may reuse a catalogue answer without asking again. Products carry stock
@@ -151,7 +151,7 @@ class ProductDetail(ProductSummary):
 
 class CatalogQuery(PageQuery):
     category_id: int | None = Field(None, ge=1, le=MAX_ID, description="includes its sub-categories")
-    brand_id: int | None = Id
+    brand_id: int | None = OptionalId
     price_min_fen: int | None = Fen
     price_max_fen: int | None = Fen
     q: str | None = Field(None, max_length=100, description="keywords (Chinese segmented); ranks by relevance")

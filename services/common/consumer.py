@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from services.common import events
 from services.common.config import KafkaSettings
-from services.common.db import utcnow
+from services.common.db import refused_data, utcnow
 from services.common.kafka import make_consumer
 from services.common.logs import request_id_var
 from services.common.metrics import CONSUMER_FAILURES, CONSUMER_OFFSET_OUT_OF_RANGE, EVENTS_CONSUMED
@@ -44,10 +44,10 @@ NEVER_APPLICABLE = (events.InvalidEvent, DataError)
 
 
 def never_applicable_reason(exc: Exception) -> str:
-    """Why a record is dead-lettered: the driver's own first line for a DataError (not SQLAlchemy's text, which
-    repeats the statement and every parameter), the InvalidEvent's message otherwise."""
+    """Why a record is dead-lettered: what the database refused for a DataError, the InvalidEvent's message
+    otherwise."""
     if isinstance(exc, DataError):
-        return "the database refuses the event's data: " + (str(exc.orig).splitlines() or [""])[0]
+        return "the database refuses the event's data: " + refused_data(exc)
     return str(exc)
 
 

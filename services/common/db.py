@@ -27,7 +27,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DataError, DisconnectionError
 from sqlalchemy.orm import Session, registry
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import TypeDecorator
@@ -211,3 +211,9 @@ class Mapping:
         with self._lock:
             if not self._registry.mappers:
                 self._map_classes(self._registry)
+
+
+def refused_data(exc: DataError) -> str:
+    """Why the database refused a value (NUL in text, a number out of range): the driver's first line, not
+    SQLAlchemy's text, which repeats the statement and every parameter (logs and dead letters keep it short)."""
+    return (str(exc.orig).splitlines() or [""])[0]

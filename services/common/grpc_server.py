@@ -19,6 +19,7 @@ from sqlalchemy.exc import TimeoutError as SqlTimeoutError
 from services.common import errors, sessions
 from services.common.auth import TokenVerifier, bearer_token, caller_var
 from services.common.config import ServiceSettings
+from services.common.db import refused_data
 from services.common.logs import request_id_var
 from services.common.metrics import RPC_HANDLED, RPC_LATENCY
 
@@ -138,7 +139,7 @@ class ContextInterceptor(grpc.ServerInterceptor):
                 except DataError as exc:
                     status, message, trailers = to_grpc(DATA_REFUSED)
                     log.warning("data refused by the database in %s: %s", method,
-                                (str(exc.orig).splitlines() or [""])[0])
+                                refused_data(exc))
                     context.set_trailing_metadata((*trailers, *sessions.trailers(ended)))
                     context.abort(status, message)
                 except DATABASE_DOWN as exc:

@@ -17,7 +17,7 @@ from services.product import consumers, service
 from services.product.db import reservations
 from services.product.domain import StockLine
 from services.product.uow import ProductUnitOfWork
-from tests.fixtures.kafka import Record, ScriptedConsumer, batch
+from tests.fixtures.kafka import Delivered, ScriptedConsumer, batch
 from tests.fixtures.postgres import wait_until_blocked
 from tests.integration.product.conftest import Shelf, UowFactory
 
@@ -27,10 +27,10 @@ SETTINGS = KafkaSettings(bootstrap_servers="unused:9092", max_poll_interval_ms=6
                          request_timeout_ms=1000)
 
 
-def order_paid(order_no: str, offset: int) -> Record:
+def order_paid(order_no: str, offset: int) -> Delivered:
     envelope = new_envelope(OrderPaid(order_no=order_no, user_id=1, paid_fen=10_000), producer="order",
                             aggregate_id=order_no)
-    return Record(SETTINGS.topic("order-paid"), 0, offset, encode(envelope))
+    return Delivered(SETTINGS.topic("order-paid"), 0, offset, encode(envelope))
 
 
 def test_a_checkout_of_two_skus_is_not_held_up_by_a_poll_confirming_them_in_the_other_order(

@@ -19,7 +19,7 @@ from services.common.config import KafkaSettings
 from services.common.consumer import EventConsumer, HandlerFailed
 from services.common.events import encode, new_envelope, timestamp
 from services.common.outbox import dead_letters
-from tests.fixtures.kafka import Record, ScriptedConsumer, batch
+from tests.fixtures.kafka import Delivered, ScriptedConsumer, batch
 from tests.fixtures.metrics import CounterDeltas
 
 SETTINGS = KafkaSettings(bootstrap_servers="unused:9092", max_poll_interval_ms=1000, topic_prefix="",
@@ -27,11 +27,11 @@ SETTINGS = KafkaSettings(bootstrap_servers="unused:9092", max_poll_interval_ms=1
 TOPIC = SETTINGS.topic("user-registered")
 
 
-def registration(user_id: int, partition: int, offset: int) -> Record:
+def registration(user_id: int, partition: int, offset: int) -> Delivered:
     envelope = new_envelope(UserRegistered(user_id=user_id, channel="sms",
                                            registered_at=timestamp(datetime(2026, 11, 26, tzinfo=UTC))),
                             producer="user", aggregate_id=str(user_id))
-    return Record(TOPIC, partition, offset, encode(envelope))
+    return Delivered(TOPIC, partition, offset, encode(envelope))
 
 
 def counted(engine: Engine) -> int:
@@ -140,7 +140,7 @@ def test_a_consumer_not_declared_batched_applies_each_record_in_its_own_unit_of_
 
 def test_an_event_twice_in_one_batch_is_applied_once(analytics_db: Engine) -> None:
     first = registration(1, 0, 10)
-    again = Record(first.topic, 0, 11, first.value)  # the same envelope, republished
+    again = Delivered(first.topic, 0, 11, first.value)  # the same envelope, republished
     scripted = ScriptedConsumer([batch(first, again, registration(2, 0, 12))])
     consumer = consumer_for(analytics_db, scripted, fail_user_ids=set())
 
@@ -158,7 +158,7 @@ def test_a_batch_with_a_failing_record_changes_nothing_and_is_handled_one_by_one
 
 def test_a_record_that_does_not_decode_sends_its_batch_one_by_one_and_is_dead_lettered_once(
         analytics_db: Engine) -> None:
-    poison = Record(TOPIC, 0, 11, b"\xff\x00 not protobuf")
+    poison = Delivered(TOPIC, 0, 11, b"\xff\x00 not protobuf")
     scripted = ScriptedConsumer([batch(registration(1, 0, 10), poison, registration(2, 0, 12))])
     consumer = consumer_for(analytics_db, scripted, fail_user_ids=set())
 
