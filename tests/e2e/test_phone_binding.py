@@ -44,12 +44,15 @@ def test_a_wechat_first_shopper_binds_a_phone_then_logs_in_and_resets_the_passwo
         "phone": phone, "code": sms_code(platform, phone, "reset"), "new_password": "bound-phone-9"})
     by_password = requests.post(f"{platform.api}/auth/login/password", json={"phone": phone, "password": "bound-phone-9"},
                                 timeout=TIMEOUT)
-    unbound = requests.delete(f"{platform.api}/me/wechat", headers=headers, timeout=TIMEOUT)
+    ended = requests.delete(f"{platform.api}/me/wechat", headers=headers, timeout=TIMEOUT)  # the reset ended it
+    unbound = requests.delete(f"{platform.api}/me/wechat", timeout=TIMEOUT,
+                              headers={"Authorization": f"Bearer {by_password.json()['access_token']}"})
 
     masked = f"{phone[:3]}****{phone[-4:]}"
     assert (me["phone"], bound.status_code, bound.json()["id"], bound.json()["phone"]) == ("", 200, me["id"], masked)
     assert (by_sms["is_new_user"], by_sms["user"]["id"], by_sms["user"]["phone"]) == (False, me["id"], masked)
     assert (reset.status_code, by_password.status_code, by_password.json()["user"]["id"]) == (200, 200, me["id"])
+    assert error_code(ended) == (401, "SESSION_ENDED")
     assert (unbound.status_code, unbound.json()) == (200, {"wechat_bound": False})  # a phone to log in with now
     assert phone not in platform.log_file.read_text(errors="replace")  # masked in every service's log
 
