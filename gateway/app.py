@@ -149,12 +149,13 @@ def _authenticate(verifier: TokenVerifier, marks: SessionMarks, op: Operation) -
     try:
         ended = marks.ended(caller)
     except SessionMarksUnavailable:
-        # Staff routes fail closed: a staff token carries powers over the whole shop (money, stock, other
-        # people's data), and a revoked one (a fired employee's, a stolen one) must not work on while Redis is
-        # down; staff can wait for it. Shopper routes fail open: a token acts only for its own account, and the
-        # shop must not stop selling because its cache is down; at worst an ended session's token works until it
-        # expires, as every token did before sessions could end early.
-        if op.roles:
+        # Staff tokens fail closed, on every route: a staff token carries powers over the whole shop (money,
+        # stock, other people's data), and not only on staff routes (the services let staff read anyone's order
+        # or after-sale through the shopper routes too), so a revoked one (a fired employee's, a stolen one)
+        # must not work on while Redis is down; staff can wait for it. Shoppers' tokens fail open: one acts only
+        # for its own account, and the shop must not stop selling because its cache is down; at worst an ended
+        # session's token works until it expires, as every token did before sessions could end early.
+        if op.roles or caller.roles:
             raise ApiError(503, "SESSION_CHECK_UNAVAILABLE",
                            "whether this session is still valid cannot be checked now; try again shortly") from None
         ended = False

@@ -18,8 +18,8 @@ Redis keys (`mall:sessions:user:<id>`, `mall:sessions:sid:<sid>`) shared by ever
 in one MGET per request; without it (`make run`, one gateway process) they live in the process.
 
 When Redis cannot be asked, `ended` raises SessionMarksUnavailable (for `retry_after` seconds without
-asking again, as requests must not each wait for the client's timeouts); the app then refuses staff routes
-(503) and lets shopper routes through (gateway/app.py).
+asking again, as requests must not each wait for the client's timeouts); the app then refuses staff routes and
+staff tokens everywhere (503) and lets shoppers' tokens through (gateway/app.py).
 """
 
 from __future__ import annotations
