@@ -28,9 +28,10 @@ from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from gateway.ratelimit import Limit, RateLimiter, client_values, make_rate_limiter
+from gateway.redisstore import RedisStore
 from gateway.sessions import SessionMarks, SessionMarksUnavailable, make_session_marks
 from gateway.storage import object_storage
-from services.common.auth import LEEWAY_SECONDS, Caller, TokenVerifier, bearer_token, caller_var
+from services.common.auth import Caller, TokenVerifier, bearer_token, caller_var
 from services.common.clients import ServiceClients
 from services.common.config import Env
 from services.common.discovery import Discovery
@@ -58,17 +59,18 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions["settings"] = settings
     verifier = TokenVerifier(settings.jwt_public_key_pem, previous_public_key_pem=settings.jwt_previous_public_key_pem)
+    # One Redis connection pool per worker, and one record of whether Redis answers (gateway/redisstore.py), for
+    # the rate limits, the ended sessions' marks and the catalogue's change log; process memory without Redis.
+    redis_store = RedisStore.from_url(settings.redis_url) if settings.redis_url else None
     limiter = app.extensions["rate_limiter"] = make_rate_limiter(
-        settings.redis_url, settings.rate_limit_scale, settings.rate_limit_secret)
-    # Ended sessions share the rate limiter's Redis connection too; in process memory without Redis.
-    marks = app.extensions["session_marks"] = make_session_marks(limiter.redis_client, LEEWAY_SECONDS)
+        redis_store, settings.rate_limit_scale, settings.rate_limit_secret)
+    marks = app.extensions["session_marks"] = make_session_marks(redis_store)
     clients = app.extensions["clients"] = clients or ServiceClients(
         Discovery(settings.consul_http_addr, Env(settings.environ)), settings.grpc_timeout_seconds)
     if isinstance(clients, ServiceClients) and clients.on_sessions_ended is None:
         clients.on_sessions_ended = marks.record  # the user service's answers say which sessions ended
-    # The catalogue's change log shares the rate limiter's Redis connection (one pool per worker).
-    changes = (RedisChangeLog(limiter.redis_client, fresh_for=settings.catalog_version_check_seconds)
-               if limiter.redis_client is not None else None)
+    changes = (RedisChangeLog(redis_store, fresh_for=settings.catalog_version_check_seconds)
+               if redis_store is not None else None)
     app.extensions["catalog_cache"] = CatalogCache(settings.catalog_cache_seconds,
                                                    settings.catalog_cache_following_seconds, changes)
     media_store = object_storage(Env(settings.environ))  # None: the local media directory (gateway/routes/media.py)
@@ -149,12 +151,13 @@ def _authenticate(verifier: TokenVerifier, marks: SessionMarks, op: Operation) -
     try:
         ended = marks.ended(caller)
     except SessionMarksUnavailable:
-        # Staff routes fail closed: a staff token carries powers over the whole shop (money, stock, other
-        # people's data), and a revoked one (a fired employee's, a stolen one) must not work on while Redis is
-        # down; staff can wait for it. Shopper routes fail open: a token acts only for its own account, and the
-        # shop must not stop selling because its cache is down; at worst an ended session's token works until it
-        # expires, as every token did before sessions could end early.
-        if op.roles:
+        # Staff tokens fail closed, on every route: a staff token carries powers over the whole shop (money,
+        # stock, other people's data), and not only on staff routes (the services let staff read anyone's order
+        # or after-sale through the shopper routes too), so a revoked one (a fired employee's, a stolen one)
+        # must not work on while Redis is down; staff can wait for it. Shoppers' tokens fail open: one acts only
+        # for its own account, and the shop must not stop selling because its cache is down; at worst an ended
+        # session's token works until it expires, as every token did before sessions could end early.
+        if op.roles or caller.roles:
             raise ApiError(503, "SESSION_CHECK_UNAVAILABLE",
                            "whether this session is still valid cannot be checked now; try again shortly") from None
         ended = False

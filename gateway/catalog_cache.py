@@ -58,13 +58,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import redis
 from flask import Blueprint, Response, current_app, request
 from kafka import KafkaConsumer, TopicPartition
 from mall.events.v1.product_events_pb2 import ProductChanged
 from pydantic import BaseModel
 
 from gateway.metrics import CATALOG_CACHE
+from gateway.redisstore import RedisStore, RedisUnavailable
 from services.common.config import KafkaSettings
 from services.common.events import InvalidEvent, decode, event_type_of, unpack
 
@@ -96,29 +96,25 @@ class RedisChangeLog:
     than CHANGES_KEPT changes since (trimmed), a Redis that lost the log (restart, flush), a worker that
     had not looked yet, or one that last saw the log empty.
 
-    After a failure Redis is not asked again for `retry_after` seconds: reads go uncached at once
-    instead of each waiting for the client's timeouts and retries.
+    While the store's breaker (gateway/redisstore.py) leaves Redis alone after a failure, reads go uncached
+    at once instead of each waiting for the client's timeouts.
     """
 
-    def __init__(self, client: redis.Redis, retry_after: float = 5.0, fresh_for: float = 0.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.client = client
-        self.retry_after = retry_after
+    def __init__(self, store: RedisStore, fresh_for: float = 0.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
         self.fresh_for = fresh_for
         self.clock = clock
         self._lock = threading.Lock()
-        self._down_until = 0.0
         self._read_at = float("-inf")
         self._seen = NOTHING_SEEN  # id of the newest entry the worker has applied
 
     def record(self, product_id: int | None) -> None:
         """A change made through this worker (None: every page), for the others to drop at their next look."""
         try:
-            self.client.xadd(CHANGES_KEY, {"product": "*" if product_id is None else product_id},
-                             maxlen=CHANGES_KEPT, approximate=False)
-        except redis.RedisError:  # other workers keep their entries until their listener or the TTL drops them
-            log.warning("catalogue cache: Redis unavailable; the change reaches other workers by event or TTL",
-                        exc_info=True)
+            self.store.call(lambda client: client.xadd(CHANGES_KEY, {"product": "*" if product_id is None else product_id},
+                                                       maxlen=CHANGES_KEPT, approximate=False))
+        except RedisUnavailable:  # other workers keep their entries until their listener or the TTL drops them
+            log.warning("catalogue cache: Redis unavailable; the change reaches other workers by event or TTL")
 
     def catch_up(self, drop: Callable[[int | None], None]) -> bool:
         """`drop` what other workers changed since the last look, unless that was under `fresh_for` ago.
@@ -130,14 +126,11 @@ class RedisChangeLog:
             now = self.clock()
             if now - self._read_at < self.fresh_for:
                 return True
-            if now < self._down_until:
-                return False
             try:
-                newest_first = self.client.xrevrange(CHANGES_KEY, "+", self._seen, count=CHANGES_KEPT)
-            except redis.RedisError:
-                self._down_until = now + self.retry_after
-                log.warning("catalogue cache: Redis unavailable; serving uncached for %.0fs", self.retry_after,
-                            exc_info=True)
+                seen = self._seen
+                newest_first = self.store.call(lambda client: client.xrevrange(CHANGES_KEY, "+", seen,
+                                                                               count=CHANGES_KEPT))
+            except RedisUnavailable:
                 return False
             if newest_first and newest_first[-1][0] == self._seen:
                 for _, change in newest_first[:-1]:
@@ -145,7 +138,7 @@ class RedisChangeLog:
             elif newest_first or self._seen != NOTHING_SEEN:
                 drop(None)
             self._seen = newest_first[0][0] if newest_first else NOTHING_SEEN
-            self._down_until, self._read_at = 0.0, now
+            self._read_at = now
             return True
 
 

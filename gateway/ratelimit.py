@@ -19,6 +19,7 @@ from typing import Protocol
 import redis
 
 from gateway.metrics import RATE_LIMIT_STORE_FALLBACKS, RATE_LIMITED
+from gateway.redisstore import RedisStore, RedisUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +134,8 @@ return false
 class RedisCounter:
     """Logs shared by every gateway replica: one sorted set per bucket, expiring a window after its last event."""
 
-    def __init__(self, url: str) -> None:
-        self.client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
         self._script = self.client.register_script(SLIDING_WINDOW_SCRIPT)
 
     def take(self, bucket: str, count: int, seconds: int, now: float) -> float | None:
@@ -156,16 +157,14 @@ class FallbackCounter:
     """Redis, and this process's own memory while Redis is unreachable.
 
     Limits stay in force through an outage, counted per gateway worker (so N workers let N times
-    through) instead of not at all. After a failure Redis is left alone for `retry_seconds`, so an
-    unreachable store costs one connect timeout per period, not one per request.
+    through) instead of not at all. The store's breaker (gateway/redisstore.py) leaves Redis alone a
+    while after a failure, so an unreachable store costs one timeout per period, not one per request.
     """
 
-    def __init__(self, primary: RedisCounter, fallback: MemoryCounter, retry_seconds: float = 5.0) -> None:
+    def __init__(self, primary: RedisCounter, fallback: MemoryCounter, store: RedisStore) -> None:
         self.primary = primary
         self.fallback = fallback
-        self.retry_seconds = retry_seconds
-        self.down = False
-        self._retry_at = 0.0
+        self.store = store
 
     def take(self, bucket: str, count: int, seconds: int, now: float) -> float | None:
         return self._call("take", bucket, count, seconds, now)
@@ -177,22 +176,14 @@ class FallbackCounter:
         return self._call("full_until", bucket, count, seconds, now)
 
     def _call(self, operation: str, bucket: str, count: int, seconds: int, now: float) -> float | None:
-        if not self.down or now >= self._retry_at:
-            try:
-                result: float | None = getattr(self.primary, operation)(bucket, count, seconds, now)
-            except redis.RedisError as exc:
-                if not self.down:
-                    log.warning("rate-limit store unreachable (%s): limits are counted per gateway worker "
-                                "until it answers", type(exc).__name__)
-                self.down, self._retry_at = True, now + self.retry_seconds
-            else:
-                if self.down:
-                    log.warning("rate-limit store answers again: limits are shared by every worker again")
-                    self.down = False
-                return result
-        RATE_LIMIT_STORE_FALLBACKS.inc()
-        fallback: float | None = getattr(self.fallback, operation)(bucket, count, seconds, now)
-        return fallback
+        try:
+            result: float | None = self.store.call(
+                lambda _: getattr(self.primary, operation)(bucket, count, seconds, now))
+            return result
+        except RedisUnavailable:
+            RATE_LIMIT_STORE_FALLBACKS.inc()
+            fallback: float | None = getattr(self.fallback, operation)(bucket, count, seconds, now)
+            return fallback
 
 
 class RateLimiter:
@@ -202,12 +193,6 @@ class RateLimiter:
         # Bucket names are HMACs under this key: a phone number's plain hash is easily reversed
         # (there are only about 10^10 of them). Replicas sharing Redis must share the key.
         self.key = key if key is not None else os.urandom(32)
-
-    @property
-    def redis_client(self) -> redis.Redis | None:
-        """The shared store's connection (other gateway state shares its pool), None without Redis."""
-        primary = self.counter.primary if isinstance(self.counter, FallbackCounter) else self.counter
-        return primary.client if isinstance(primary, RedisCounter) else None
 
     def check(self, endpoint: str, limits: tuple[Limit, ...], values: Mapping[str, str],
               now: float | None = None) -> int | None:
@@ -312,11 +297,12 @@ def client_values(remote_addr: str | None) -> dict[str, str]:
     return values
 
 
-def make_rate_limiter(redis_url: str | None, scale: float = 1.0, secret: str | None = None) -> RateLimiter:
+def make_rate_limiter(store: RedisStore | None, scale: float = 1.0, secret: str | None = None) -> RateLimiter:
     """Counters in Redis (with the replicas' shared `secret` as the bucket key, and this process's
     memory while Redis is down) or in this process only."""
-    if redis_url and not secret:
+    if store is not None and not secret:
         raise ValueError("Redis rate-limit counters need the replicas' shared secret")
     key = secret.encode() if secret else None
-    counter: Counter = FallbackCounter(RedisCounter(redis_url), MemoryCounter()) if redis_url else MemoryCounter()
+    counter: Counter = (FallbackCounter(RedisCounter(store.client), MemoryCounter(), store) if store is not None
+                        else MemoryCounter())
     return RateLimiter(counter, scale, key)

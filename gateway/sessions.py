@@ -17,13 +17,16 @@ leeway), so there are only as many as sessions ended in the last 15 minutes. Wit
 Redis keys (`mall:sessions:user:<id>`, `mall:sessions:sid:<sid>`) shared by every worker and replica, read
 in one MGET per request; without it (`make run`, one gateway process) they live in the process.
 
-When Redis cannot be asked, `ended` raises SessionMarksUnavailable (for `retry_after` seconds without
-asking again, as requests must not each wait for the client's timeouts); the app then refuses staff routes
-(503) and lets shopper routes through (gateway/app.py).
+When Redis cannot be asked (the shared breaker in gateway/redisstore.py leaves it alone a few seconds after a
+failure, as requests must not each wait for the client's timeouts), or has refused to keep a mark that is not
+written yet, `ended` raises SessionMarksUnavailable; the app then refuses staff routes and staff tokens
+everywhere (503) and lets shoppers' tokens through (gateway/app.py). A mark Redis refused is also kept in the
+worker that received it, so the tokens it names are refused there at once.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -32,7 +35,8 @@ from typing import Protocol
 
 import redis
 
-from services.common.auth import Caller
+from gateway.redisstore import RedisStore, RedisUnavailable
+from services.common.auth import LEEWAY_SECONDS, Caller
 from services.common.sessions import SessionsEnded
 
 log = logging.getLogger(__name__)
@@ -63,7 +67,7 @@ class SessionMarks(Protocol):
 class MemorySessionMarks:
     """Marks in this process: without Redis there is one gateway process (`make run`)."""
 
-    def __init__(self, leeway_seconds: float = 10.0, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, leeway_seconds: float = LEEWAY_SECONDS, clock: Callable[[], float] = time.time) -> None:
         self.leeway = leeway_seconds
         self.clock = clock
         self._lock = threading.Lock()
@@ -98,52 +102,80 @@ class MemorySessionMarks:
 
 
 class RedisSessionMarks:
-    """Marks in Redis, shared by every worker and replica; one round trip per check."""
+    """Marks in Redis, shared by every worker and replica; one round trip per check.
 
-    def __init__(self, client: redis.Redis, *, leeway_seconds: float = 10.0, retry_after: float = 5.0,
-                 clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self.client = client
+    A mark Redis would not take (down, out of memory, a read-only replica after a failover) is kept in this
+    process too, so the tokens it names are refused here at once, and is written as soon as Redis takes
+    writes again; until then every check here is unknown (staff tokens refused): the other workers and
+    replicas do not know of it.
+    """
+
+    def __init__(self, store: RedisStore, *, leeway_seconds: float = LEEWAY_SECONDS,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
         self.leeway = leeway_seconds
-        self.retry_after = retry_after
         self.clock = clock
-        self.monotonic = monotonic
-        self._keep_latest = client.register_script(_KEEP_LATEST)
-        self._down_until = 0.0
+        self._keep_latest = store.client.register_script(_KEEP_LATEST)
+        self._kept_here = MemorySessionMarks(leeway_seconds, clock)  # the marks Redis would not take, until expired
+        self._unsaved: list[SessionsEnded] = []  # of those, the ones not written to Redis yet, oldest first
+        self._lock = threading.Lock()
 
     def record(self, notice: SessionsEnded) -> None:
-        keep_ms = int((notice.until + self.leeway - self.clock()) * 1000)
-        if keep_ms <= 0:
+        if notice.until + self.leeway <= self.clock():
             return
         try:
-            if notice.before:
-                self._keep_latest(keys=[USER_KEY.format(notice.user_id)], args=[repr(notice.before), keep_ms])
-            if notice.session_id:
-                self.client.set(SESSION_KEY.format(notice.session_id), b"1", px=keep_ms)
-        except redis.RedisError:
-            # The sessions (refresh tokens) are over in the user service; their access tokens work on until they
-            # expire, at most ACCESS_TOKEN_TTL_SECONDS, except on staff routes, refused while Redis is down.
-            log.error("session marks: Redis unavailable; the access tokens of user %s's ended sessions stay valid "
-                      "until they expire", notice.user_id, exc_info=True)
+            self.store.call(lambda client: self._save(client, notice))
+        except RedisUnavailable:
+            # The sessions (refresh tokens) are over in the user service; their access tokens are refused here,
+            # and everywhere once the mark is written; meanwhile staff tokens are refused (ended raises).
+            log.error("session marks: Redis would not take the end of user %s's sessions; kept in this worker "
+                      "and written once Redis takes writes", notice.user_id)
+            self._kept_here.record(notice)
+            with self._lock:
+                now = self.clock()
+                self._unsaved = [kept for kept in self._unsaved if kept.until + self.leeway > now] + [notice]
 
     def ended(self, caller: Caller) -> bool:
-        if self.monotonic() < self._down_until:
-            raise SessionMarksUnavailable
+        if self._kept_here.ended(caller):
+            return True
         keys = [USER_KEY.format(caller.user_id)]
         if caller.session_id:
             keys.append(SESSION_KEY.format(caller.session_id))
         try:
-            values = self.client.mget(keys)
-        except redis.RedisError:
-            self._down_until = self.monotonic() + self.retry_after
-            log.warning("session marks: Redis unavailable; staff routes refused for %.0fs", self.retry_after,
-                        exc_info=True)
+            self._save_unsaved()
+            values = self.store.call(lambda client: client.mget(keys))
+        except RedisUnavailable:
             raise SessionMarksUnavailable from None
         before = float(values[0]) if values[0] is not None else 0.0
         return caller.issued_at < before or (len(values) > 1 and values[1] is not None)
 
+    def _save_unsaved(self) -> None:
+        """Write the marks Redis would not take before (RedisUnavailable while it still will not)."""
+        if not self._unsaved:
+            return
+        with self._lock:
+            unsaved, self._unsaved = self._unsaved, []
+        try:
+            while unsaved:
+                self.store.call(functools.partial(self._save, notice=unsaved[0]))
+                unsaved.pop(0)
+        finally:
+            if unsaved:
+                with self._lock:
+                    self._unsaved[:0] = unsaved
 
-def make_session_marks(client: redis.Redis | None, leeway_seconds: float) -> SessionMarks:
+    def _save(self, client: redis.Redis, notice: SessionsEnded) -> None:
+        keep_ms = int((notice.until + self.leeway - self.clock()) * 1000)
+        if keep_ms <= 0:
+            return
+        if notice.before:
+            self._keep_latest(keys=[USER_KEY.format(notice.user_id)], args=[repr(notice.before), keep_ms])
+        if notice.session_id:
+            client.set(SESSION_KEY.format(notice.session_id), b"1", px=keep_ms)
+
+
+def make_session_marks(store: RedisStore | None) -> SessionMarks:
     """Redis marks on the gateway's shared connection, or this process's without Redis."""
-    if client is None:
-        return MemorySessionMarks(leeway_seconds)
-    return RedisSessionMarks(client, leeway_seconds=leeway_seconds)
+    if store is None:
+        return MemorySessionMarks()
+    return RedisSessionMarks(store)

@@ -94,7 +94,8 @@ class RolesSet(UserSummary):
 @operation(summary="Set a user's staff roles (audited)", tag="admin", roles=(Role.ADMIN,), body=RolesIn,
            responses={200: RolesSet},
            description="Roles reach tokens at the user's next password login; removed roles also leave refreshed "
-                       "sessions. Granting the first staff role clears the password (a shopper's may have been set "
+                       "sessions, and the user's access tokens issued before end at once (401 SESSION_ENDED: they "
+                       "refresh). Granting the first staff role clears the password (a shopper's may have been set "
                        "by SMS) and ends every session of theirs (audited as password_cleared in user_role_changes): "
                        "set one with POST /admin/users/{id}/password; until then they log in by SMS as a shopper. "
                        "Changing between staff roles or removing them all keeps it. No one changes their own roles "

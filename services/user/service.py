@@ -187,8 +187,11 @@ def set_roles(uow: UserUnitOfWork, issuer: TokenIssuer, *, actor_id: int, user_i
 
     A shopper's first staff role clears their password and ends their sessions (User.set_roles: it may
     have been set by SMS): they log in by SMS, as a shopper, until an admin sets one (set_staff_password). The
-    answer says so, for the admin to hand them a password. A role taken away ends their access tokens at once
-    (they carry it); their sessions go on, refreshed without it (refresh_session), and are not counted.
+    answer says so, for the admin to hand them a password. Every call ends their access tokens at once (a role
+    taken away: they carry it); their sessions go on, refreshed without the roles taken away (refresh_session),
+    and are not counted. Every call, not only those that take a role away: the retry of a demotion whose answer
+    was lost finds nothing left to take away, yet the tokens issued before it still carry the role; and which
+    roles the user's live tokens carry is not known here. The cost of a grant is one refresh.
     """
     now = now or utcnow()
     wanted = _valid_roles(roles)
@@ -197,10 +200,8 @@ def set_roles(uow: UserUnitOfWork, issuer: TokenIssuer, *, actor_id: int, user_i
         if user_id == actor_id:  # no one grants themself powers, or locks the shop out of its last admin
             raise DomainError("OWN_ROLES", "you cannot change your own roles; ask another admin")
         before = user.roles
-        taken_away = user.role_set - wanted
         password_cleared = user.set_roles(wanted)
-        ended = (_end_sessions(uow, issuer, user_id=user_id, now=now, refresh_tokens=password_cleared)
-                 if password_cleared or taken_away else 0)
+        ended = _end_sessions(uow, issuer, user_id=user_id, now=now, refresh_tokens=password_cleared)
         _audit_roles(uow, user, actor_id=actor_id, before=before, now=now, password_cleared=password_cleared)
         uow.commit()
     if password_cleared:

@@ -10,6 +10,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from gateway.catalog_cache import ANY_PRODUCT, CHANGES_KEPT, CHANGES_KEY, SETTINGS, CatalogCache, RedisChangeLog
+from gateway.redisstore import RedisStore
 from tests.integration.gateway.test_redis_rate_limits import REDIS_URL
 
 pytestmark = pytest.mark.integration
@@ -22,13 +23,14 @@ PAGES = {("product", 5, ""): 5, ("product", 6, ""): 6, ("products", "{}"): ANY_P
 def store() -> redis.Redis:
     client = redis.Redis.from_url(REDIS_URL)
     client.delete(CHANGES_KEY)
-    RedisChangeLog(client).record(1)  # an earlier change: the log is empty only until the first one
+    RedisChangeLog(RedisStore(client)).record(1)  # an earlier change: the log is empty only until the first one
     return client
 
 
-def worker(client: redis.Redis | None = None, **options: float) -> CatalogCache:
+def worker(client: redis.Redis | None = None, retry_after: float = 5.0, **options: float) -> CatalogCache:
     """A gateway worker's cache: its own connection to the Redis every worker shares."""
-    return CatalogCache(changes=RedisChangeLog(client or redis.Redis.from_url(REDIS_URL), **options))  # type: ignore[arg-type]
+    store = RedisStore(client or redis.Redis.from_url(REDIS_URL), retry_after=retry_after)
+    return CatalogCache(changes=RedisChangeLog(store, **options))  # type: ignore[arg-type]
 
 
 def cache_every_page(cache: CatalogCache) -> None:

@@ -17,6 +17,7 @@ from flask.testing import FlaskClient
 from gateway.app import create_app
 from gateway.config import GatewaySettings
 from gateway.ratelimit import FailureGuard, FallbackCounter, Limit, MemoryCounter, RateLimiter, RedisCounter
+from gateway.redisstore import RedisStore
 from tests.fixtures.keys import JwtKeys
 
 pytestmark = pytest.mark.integration
@@ -31,8 +32,8 @@ def endpoint() -> str:
 
 def test_two_replicas_share_one_count(endpoint: str) -> None:
     shared_secret = b"k" * 32  # GATEWAY_RATE_LIMIT_SECRET, the same in every replica
-    replica_a, replica_b = (RateLimiter(RedisCounter(REDIS_URL), key=shared_secret),
-                            RateLimiter(RedisCounter(REDIS_URL), key=shared_secret))
+    replica_a, replica_b = (RateLimiter(RedisCounter(redis.Redis.from_url(REDIS_URL)), key=shared_secret),
+                            RateLimiter(RedisCounter(redis.Redis.from_url(REDIS_URL)), key=shared_secret))
     limits = (Limit("phone", 3, 60),)
 
     results = [replica.check(endpoint, limits, {"phone": "13900000001"})
@@ -43,7 +44,7 @@ def test_two_replicas_share_one_count(endpoint: str) -> None:
 
 
 def test_a_bucket_expires_a_window_after_its_latest_event(endpoint: str) -> None:
-    counter = RedisCounter(REDIS_URL)
+    counter = RedisCounter(redis.Redis.from_url(REDIS_URL))
 
     counter.take(f"{endpoint}:ip:somehash", 5, 30, now=time.time())
 
@@ -52,7 +53,7 @@ def test_a_bucket_expires_a_window_after_its_latest_event(endpoint: str) -> None
 
 
 def test_a_limit_holds_across_the_instant_a_fixed_window_would_start_afresh(endpoint: str) -> None:
-    limiter, limits = RateLimiter(RedisCounter(REDIS_URL)), (Limit("ip", 2, 60),)
+    limiter, limits = RateLimiter(RedisCounter(redis.Redis.from_url(REDIS_URL))), (Limit("ip", 2, 60),)
     base = (time.time() // 60) * 60  # recent, so the events are not older than their own window
 
     waits = [limiter.check(endpoint, limits, {"ip": "203.0.113.7"}, now=base + offset)
@@ -62,7 +63,7 @@ def test_a_limit_holds_across_the_instant_a_fixed_window_would_start_afresh(endp
 
 
 def test_a_bucket_keeps_only_the_newest_events_a_decision_needs(endpoint: str) -> None:
-    counter, now = RedisCounter(REDIS_URL), time.time()
+    counter, now = RedisCounter(redis.Redis.from_url(REDIS_URL)), time.time()
 
     for n in range(10):
         counter.add(f"{endpoint}:phone:h", 3, 3600, now=now + n)
@@ -73,7 +74,8 @@ def test_a_bucket_keeps_only_the_newest_events_a_decision_needs(endpoint: str) -
 
 
 def test_an_unreachable_redis_is_stood_in_for_by_this_process(endpoint: str) -> None:
-    limiter = RateLimiter(FallbackCounter(RedisCounter("redis://127.0.0.1:1/0"), MemoryCounter()))
+    store = RedisStore.from_url("redis://127.0.0.1:1/0")
+    limiter = RateLimiter(FallbackCounter(RedisCounter(store.client), MemoryCounter(), store))
 
     waits = [limiter.check(endpoint, (Limit("ip", 1, 60),), {"ip": "203.0.113.7"}, now=0.0) for _ in range(2)]
 
@@ -84,8 +86,8 @@ def test_an_unreachable_redis_is_stood_in_for_by_this_process(endpoint: str) -> 
 
 def test_failures_and_trusted_addresses_are_shared_between_replicas(endpoint: str) -> None:
     shared_secret = b"k" * 32
-    replica_a, replica_b = (RateLimiter(RedisCounter(REDIS_URL), key=shared_secret),
-                            RateLimiter(RedisCounter(REDIS_URL), key=shared_secret))
+    replica_a, replica_b = (RateLimiter(RedisCounter(redis.Redis.from_url(REDIS_URL)), key=shared_secret),
+                            RateLimiter(RedisCounter(redis.Redis.from_url(REDIS_URL)), key=shared_secret))
     guard = FailureGuard(failures=Limit("phone", 3, 3600), trusted=Limit("phone+ip", 1, 86400))
     stranger = {"phone": "13900000001", "ip": "198.51.100.1"}
     owner = {"phone": "13900000001", "ip": "203.0.113.5"}

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from gateway.redisstore import RedisStore
 from gateway.sessions import SESSION_KEY, USER_KEY, RedisSessionMarks, SessionMarksUnavailable
 from services.common.auth import Caller
 from services.common.sessions import SessionsEnded
@@ -34,7 +35,7 @@ def store() -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def marks(store: redis.Redis) -> RedisSessionMarks:
-    return RedisSessionMarks(store, leeway_seconds=10, clock=lambda: T)
+    return RedisSessionMarks(RedisStore(store), leeway_seconds=10, clock=lambda: T)
 
 
 def test_a_users_mark_lives_as_long_as_the_tokens_it_ends_and_the_leeway(marks: RedisSessionMarks,
@@ -62,12 +63,12 @@ def test_an_earlier_instant_arriving_later_does_not_move_the_mark_back(marks: Re
 
 def test_an_unreachable_redis_makes_the_answer_unknown_and_is_not_asked_again_at_once() -> None:
     now = [0.0]
-    marks = RedisSessionMarks(redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2),
-                              retry_after=5, monotonic=lambda: now[0])
+    marks = RedisSessionMarks(RedisStore(redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2),
+                                         retry_after=5, clock=lambda: now[0]))
     marks.record(SessionsEnded(user_id=USER, before=T, until=T + 10 ** 10))  # logged, not raised
 
     with pytest.raises(SessionMarksUnavailable):
         marks.ended(caller(T))
-    marks.client = None  # type: ignore[assignment]  # not asked again within retry_after
+    marks.store.client = None  # type: ignore[assignment]  # not asked again within retry_after
     with pytest.raises(SessionMarksUnavailable):
         marks.ended(caller(T))

@@ -14,6 +14,7 @@ from prometheus_client import REGISTRY
 from gateway.app import create_app
 from gateway.config import GatewaySettings
 from gateway.ratelimit import FallbackCounter, Limit, MemoryCounter, RateLimiter
+from gateway.redisstore import RedisStore
 from tests.fixtures.fake_services import FakeServices
 
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1: connections are refused at once
@@ -65,28 +66,32 @@ class FlakyStore:
 
 
 def test_falling_back_is_logged_once_and_counted_in_a_metric(caplog: pytest.LogCaptureFixture) -> None:
-    limiter = RateLimiter(FallbackCounter(FlakyStore(), MemoryCounter()))  # type: ignore[arg-type]
+    now = [0.0]
+    limiter = RateLimiter(FallbackCounter(FlakyStore(), MemoryCounter(),  # type: ignore[arg-type]
+                                          RedisStore(None, clock=lambda: now[0])))  # type: ignore[arg-type]
     before = fallbacks()
 
-    with caplog.at_level(logging.WARNING, logger="gateway.ratelimit"):
-        for now in (0.0, 1.0, 2.0):
-            limiter.check("e", (Limit("ip", 5, 60),), {"ip": "203.0.113.7"}, now=now)
+    with caplog.at_level(logging.WARNING, logger="gateway.redisstore"):
+        for now[0] in (0.0, 5.0, 10.0):
+            limiter.check("e", (Limit("ip", 5, 60),), {"ip": "203.0.113.7"})
 
     assert [r.getMessage() for r in caplog.records] == [
-        "rate-limit store unreachable (ConnectionError): limits are counted per gateway worker until it answers"]
+        "Redis unavailable (ConnectionError): rate limits counted per gateway worker, staff tokens refused, "
+        "catalogue served uncached; asked again every 5s"]
     assert fallbacks() - before == 3
 
 
 def test_the_store_is_left_alone_for_five_seconds_after_a_failure_then_used_again_once_it_answers() -> None:
-    store = FlakyStore()
-    limiter = RateLimiter(FallbackCounter(store, MemoryCounter(), retry_seconds=5))  # type: ignore[arg-type]
+    store, now = FlakyStore(), [0.0]
+    limiter = RateLimiter(FallbackCounter(store, MemoryCounter(),  # type: ignore[arg-type]
+                                          RedisStore(None, retry_after=5, clock=lambda: now[0])))  # type: ignore[arg-type]
     limits, values = (Limit("ip", 5, 60),), {"ip": "203.0.113.7"}
 
-    limiter.check("e", limits, values, now=0.0)
-    limiter.check("e", limits, values, now=4.9)
+    for now[0] in (0.0, 4.9):
+        limiter.check("e", limits, values)
     store.up = True
-    limiter.check("e", limits, values, now=5.0)
-    limiter.check("e", limits, values, now=6.0)
+    for now[0] in (5.0, 6.0):
+        limiter.check("e", limits, values)
 
     assert store.calls == 3  # at 0 (refused), not at 4.9, at 5 and 6 (it answered)
     assert len(next(iter(store.memory._buckets.values()))[0]) == 2

@@ -13,6 +13,7 @@ from mall.user.v1 import user_pb2
 from gateway.app import create_app
 from gateway.config import GatewaySettings
 from gateway.ratelimit import Limit, MemoryCounter, RateLimiter, client_address, client_values, make_rate_limiter
+from gateway.redisstore import RedisStore
 from services.common.config import ConfigError
 from tests.unit.gateway.conftest import PASSWORD_OWNER_PASSWORD
 
@@ -219,7 +220,7 @@ def test_ipv6_clients_are_counted_by_their_slash_64(remote: str | None, counted_
 
 def test_redis_counters_cannot_be_made_without_the_shared_secret() -> None:
     with pytest.raises(ValueError, match="shared secret"):
-        make_rate_limiter("redis://127.0.0.1:6379/0", 1.0, None)
+        make_rate_limiter(RedisStore.from_url("redis://127.0.0.1:6379/0"), 1.0, None)
 
 
 @pytest.mark.parametrize(("remote", "site"), [

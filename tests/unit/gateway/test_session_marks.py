@@ -16,6 +16,7 @@ from gateway.sessions import MemorySessionMarks, SessionMarksUnavailable
 from services.common.auth import Caller
 from services.common.config import ConfigError
 from services.common.sessions import SessionsEnded
+from tests.unit.gateway.test_order_routes import an_order_with_refunds
 
 T = 1_795_680_000.0
 
@@ -142,6 +143,21 @@ def test_unknown_ended_sessions_refuse_staff_routes_and_let_shopper_routes_throu
     shopper = client.get("/api/v1/me", headers={"Authorization": f"Bearer {mint(user_id=42)}"})
 
     assert (error(staff), shopper.status_code) == ((503, "SESSION_CHECK_UNAVAILABLE"), 200)
+
+
+@pytest.mark.usefixtures("profile")
+def test_unknown_ended_sessions_refuse_a_staff_token_on_shopper_routes_too(
+        app: Flask, client: FlaskClient, clients, mint: Callable[..., str], monkeypatch: pytest.MonkeyPatch) -> None:
+    clients.order.GetOrder.reply = an_order_with_refunds()  # the order service shows staff anyone's order
+    def unavailable(_: Caller) -> bool:
+        raise SessionMarksUnavailable
+    monkeypatch.setattr(app.extensions["session_marks"], "ended", unavailable)
+    staff = {"Authorization": f"Bearer {mint(user_id=7, roles='customer_service')}"}
+
+    replies = [client.get(path, headers=staff) for path in ("/api/v1/admin/orders/7", "/api/v1/orders/7", "/api/v1/me")]
+
+    assert [(reply.status_code, reply.get_json().get("error", {}).get("code")) for reply in replies] == [
+        (503, "SESSION_CHECK_UNAVAILABLE")] * 3
 
 
 

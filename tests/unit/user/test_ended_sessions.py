@@ -152,14 +152,26 @@ def test_a_role_taken_away_ends_the_access_tokens_but_not_the_sessions(
 
 
 @pytest.mark.parametrize("roles", [["operator"], ["operator", "finance"]])
-def test_roles_kept_or_added_end_nothing(uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords,
-                                        roles: list[str]) -> None:
+def test_roles_kept_or_added_end_the_access_tokens_too_but_not_the_sessions(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords, roles: list[str]) -> None:
     staff_member(uow, issuer, passwords)
 
     with sessions.collecting() as told:
         service.set_roles(uow, issuer, actor_id=2, user_id=1, roles=roles, now=LATER)
 
-    assert told == []
+    assert told == [SessionsEnded(user_id=1, before=LATER.timestamp(), until=UNTIL)]
+    assert [token.revoked_at for token in uow.refresh_tokens.tokens if token.user_id == 1] == [None]
+
+
+def test_the_retry_of_a_demotion_whose_answer_was_lost_still_ends_the_access_tokens(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords) -> None:
+    staff_member(uow, issuer, passwords, roles="operator,finance")
+    service.set_roles(uow, issuer, actor_id=2, user_id=1, roles=["finance"], now=LATER)  # committed, answer lost
+
+    with sessions.collecting() as told:  # the admin's retry: nothing is left to take away
+        service.set_roles(uow, issuer, actor_id=2, user_id=1, roles=["finance"], now=LATER + timedelta(seconds=3))
+
+    assert told == [SessionsEnded(user_id=1, before=(LATER + timedelta(seconds=3)).timestamp(), until=UNTIL + 3)]
 
 
 def test_a_shoppers_first_staff_role_ends_their_sessions_and_says_so(uow: FakeUserUnitOfWork,
