@@ -14,7 +14,7 @@ from pydantic import Field
 from gateway.api import PUBLIC, Body, Reply, operation, service
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
-from gateway.metrics import SMS_CODES, SMS_DAILY_BUDGET
+from gateway.metrics import RATE_LIMITED, SMS_CODES, SMS_DAILY_BUDGET
 from gateway.ratelimit import FailureGuard, Limit, client_values
 from services.common import formats
 from services.common.formats import anchored
@@ -86,28 +86,44 @@ class Session(Reply):
 # (so SMS logins need no per-account ceiling here). SMS codes have no per-phone limit here: it
 # would count requests the service refused, so a stranger's burst from a few addresses would lock
 # the owner out for the hour. The per-phone budget lives only in the user service, which counts
-# codes actually sent, and those reach the owner's phone. Each SMS is paid for, so codes to many
-# phones are capped per address a day (an IPv6 site, whose /48 holds 65,536 /64 "addresses", per
-# /48 too), and all clients together by the day's budget (GATEWAY_SMS_DAILY_BUDGET, counting codes
-# sent). Password logins have a ceiling that cannot lock the owner out: once 20 failed in the last
-# hour, addresses that have not logged into the account in the last 30 days are refused until the
-# oldest of those failures is an hour old; the owner's usual addresses are not.
+# codes actually sent, and those reach the owner's phone. Password logins have a ceiling that
+# cannot lock the owner out: once 20 failed in the last hour, addresses that have not logged into
+# the account in the last 30 days are refused until the oldest of those failures is an hour old;
+# the owner's usual addresses are not.
 # While Redis is unreachable every limit here is counted in each gateway worker's memory. SMS codes
 # are still sent then, not refused with 503: SMS is how shoppers log in and register, so refusing
 # would turn a store outage into a login outage, while the per-worker counts keep the exposure to
 # (workers x replicas) times these caps and the daily budget, and the user service's per-phone
 # limits (in its database) hold throughout; RateLimitStoreUnreachable pages meanwhile.
 DAY = 86400
-SMS_CODE_LIMITS = (Limit("ip", 20, 60), Limit("ip", 200, DAY), Limit("ipv6_48", 1000, DAY),
-                   Limit("phone+ip", 10, 3600))
+SMS_CODE_LIMITS = (Limit("ip", 20, 60), Limit("phone+ip", 10, 3600))  # every request: floods
 LOGIN_LIMITS = (Limit("ip", 30, 60), Limit("phone+ip", 10, 300))
 PASSWORD_GUARD = FailureGuard(failures=Limit("phone", 20, 3600), trusted=Limit("phone+ip", 1, 30 * DAY))
 SMS_BUDGET_EXHAUSTED = "SMS_DAILY_BUDGET_EXHAUSTED"
 
+# Each SMS is paid for, so codes sent are capped a day: per address (an IPv6 site, whose /48 holds
+# 65,536 /64 "addresses", per /48 too) and for all clients together (GATEWAY_SMS_DAILY_BUDGET).
+# They count codes the user service sent, never requests: junk or refused requests from a carrier
+# NAT address must not use up the codes of every shopper behind it. (Checked before the send and
+# counted after it, so requests in flight together may pass a cap by a few; the per-minute limit
+# bounds how many.) Caps strangers can fill must not become a login outage, so they hold only
+# codes to phones that have not logged in here (SMS or password) in the last 90 days, which is
+# what an attacker paying with our SMS bill sends to: codes to such phones stop at 70% of the
+# budget and at the per-address caps, while a returning shopper's code passes both, held by the
+# whole budget and the user service's ten a day per phone.
+SMS_ADDRESS_CAPS = (Limit("ip", 200, DAY), Limit("ipv6_48", 1000, DAY))
+RETURNING_PHONE = Limit("phone", 1, 90 * DAY)  # logged in lately (its count unused)
+KNOWN_PHONES = "auth.known_phones"  # the endpoint the login routes keep RETURNING_PHONE marks under
+NEW_PHONES_BUDGET_SHARE = 0.7
 
-def sms_budget(settings: GatewaySettings) -> Limit:
-    """The day's SMS codes for all clients together, counted as the user service sends them."""
-    return Limit("global", settings.sms_daily_budget, DAY)
+
+def sms_budget(settings: GatewaySettings, *, share: float = 1.0) -> Limit:
+    """The day's SMS codes for all clients together, counted as the user service sends them.
+
+    A share of it is the same log with a lower ceiling (a bucket is named by key and window, not
+    count), so codes to new phones can be stopped early while every code counts once.
+    """
+    return Limit("global", max(1, int(settings.sms_daily_budget * share)), DAY)
 
 
 @bp.record_once
@@ -115,21 +131,43 @@ def _publish_sms_budget(state: BlueprintSetupState) -> None:
     SMS_DAILY_BUDGET.set(state.app.extensions["rate_limiter"].allowed(sms_budget(state.app.extensions["settings"])))
 
 
+def _remember_login(phone: str) -> None:
+    """Mark the phone as a returning shopper's: its codes skip the caps strangers can fill."""
+    current_app.extensions["rate_limiter"].count(KNOWN_PHONES, RETURNING_PHONE, {"phone": phone})
+
+
+SMS_CAPS_DESCRIPTION = (
+    "Codes sent (not requests) in any 24 hours to a phone that has not logged in (SMS or password) in the last "
+    f"{RETURNING_PHONE.seconds // DAY} days: at most "
+    + ", ".join(f"{cap.count} per {cap.key}" for cap in SMS_ADDRESS_CAPS)
+    + " (429 RATE_LIMITED with Retry-After), and "
+    f"{NEW_PHONES_BUDGET_SHARE:.0%} of GATEWAY_SMS_DAILY_BUDGET (default 10000) for all clients together; the rest "
+    f"of the budget is kept for phones that logged in lately. Past the budget, 429 {SMS_BUDGET_EXHAUSTED} with "
+    "Retry-After.")
+
+
 @bp.post("/sms-codes")
 @operation(summary="Send a 6-digit SMS verification code", tag="auth", access=PUBLIC, limits=SMS_CODE_LIMITS,
-           description="All clients together get GATEWAY_SMS_DAILY_BUDGET codes sent in any 24 hours (default "
-                       f"10000); past it, 429 {SMS_BUDGET_EXHAUSTED} with Retry-After.",
-           body=SmsCodeRequest, responses={202: SmsCodeSent})
+           description=SMS_CAPS_DESCRIPTION, body=SmsCodeRequest, responses={202: SmsCodeSent})
 def send_sms_code(body: SmsCodeRequest) -> tuple[SmsCodeSent, int]:
     limiter, endpoint = current_app.extensions["rate_limiter"], request.endpoint or ""
-    budget = sms_budget(current_app.extensions["settings"])
-    values = client_values(request.remote_addr)
-    wait = limiter.full(endpoint, budget, values)
+    settings = current_app.extensions["settings"]
+    values = {"phone": body.phone} | client_values(request.remote_addr)
+    returning = limiter.happened(KNOWN_PHONES, RETURNING_PHONE, values)
+    caps = () if returning else SMS_ADDRESS_CAPS
+    for cap in caps:
+        wait = limiter.full(endpoint, cap, values)
+        if wait is not None:
+            RATE_LIMITED.labels(endpoint, cap.key).inc()
+            raise ApiError.too_many_requests(wait)
+    budget = sms_budget(settings)
+    wait = limiter.full(endpoint, budget if returning else sms_budget(settings, share=NEW_PHONES_BUDGET_SHARE), values)
     if wait is not None:
         SMS_CODES.labels("budget_exhausted").inc()
         raise ApiError.too_many_requests(wait, SMS_BUDGET_EXHAUSTED, "the SMS codes of the day are all spent")
     sent = service(UserServiceStub).SendSmsCode(user_pb2.SendSmsCodeRequest(phone=body.phone, purpose=body.purpose))
-    limiter.count(endpoint, budget, values)  # codes sent only: one the user service refused costs nothing
+    for cap in (*caps, budget):  # codes sent only: one the user service refused costs nothing
+        limiter.count(endpoint, cap, values)
     SMS_CODES.labels("sent").inc()
     return SmsCodeSent(expires_in=sent.expires_in, resend_after=sent.resend_after, dev_code=sent.dev_code or None), 202
 
@@ -138,8 +176,9 @@ def send_sms_code(body: SmsCodeRequest) -> tuple[SmsCodeSent, int]:
 @operation(summary="Log in (registering on first login) with phone and SMS code", tag="auth", access=PUBLIC,
            limits=LOGIN_LIMITS, body=SmsLogin, responses={200: Session})
 def login_sms(body: SmsLogin) -> Session:
-    return Session.from_proto(service(UserServiceStub).LoginWithSms(
-        user_pb2.LoginWithSmsRequest(phone=body.phone, code=body.code)))
+    reply = service(UserServiceStub).LoginWithSms(user_pb2.LoginWithSmsRequest(phone=body.phone, code=body.code))
+    _remember_login(body.phone)
+    return Session.from_proto(reply)
 
 
 @bp.post("/login/password")
@@ -162,6 +201,7 @@ def login_password(body: PasswordLogin) -> Session:
             PASSWORD_GUARD.record(limiter, endpoint, values, succeeded=False)
         raise
     PASSWORD_GUARD.record(limiter, endpoint, values, succeeded=True)
+    _remember_login(body.phone)
     return Session.from_proto(reply)
 
 
