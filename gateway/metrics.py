@@ -14,6 +14,7 @@ RATE_LIMIT_STORE_FALLBACKS = Counter(
     "Rate-limit decisions counted in one worker's memory because the shared store (Redis) was unreachable.")
 SMS_CODES = Counter("mall_sms_codes_total",
                     "SMS code requests that passed the per-client limits, by outcome: sent (the user service sent a "
-                    "paid SMS) or budget_exhausted (refused: the day's SMS budget is spent).", ["result"])
+                    "paid SMS) or budget_exhausted (refused: the day's SMS budget, or the 70% of it codes to new phones get, "
+                    "is spent).", ["result"])
 SMS_DAILY_BUDGET = Gauge("mall_sms_daily_budget",
                          "SMS codes all clients together may have sent in any 24 hours (GATEWAY_SMS_DAILY_BUDGET, scaled).")

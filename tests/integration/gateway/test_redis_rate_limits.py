@@ -18,6 +18,7 @@ from gateway.app import create_app
 from gateway.config import GatewaySettings
 from gateway.ratelimit import FailureGuard, FallbackCounter, Limit, MemoryCounter, RateLimiter, RedisCounter
 from gateway.redisstore import RedisStore
+from tests.fixtures.fake_services import FakeServices
 from tests.fixtures.keys import JwtKeys
 
 pytestmark = pytest.mark.integration
@@ -129,3 +130,26 @@ def test_two_gateway_apps_on_one_redis_share_the_count_and_keep_it_in_redis(
     address_digest = hmac.new(secret.encode(), b"198.51.100.77", hashlib.sha256).hexdigest()[:24]
     keys = store.keys(f"mall:ratelimit:*:ip/60:{address_digest}")
     assert [store.zcard(key) for key in keys] == [5]  # every request both replicas let through, in one key
+
+
+def test_replicas_share_the_sms_budget_and_which_phones_logged_in_lately(
+        jwt_keys: JwtKeys, fake_services: FakeServices, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = secrets.token_hex(32)
+    settings = GatewaySettings.from_env({"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path), "REDIS_URL": REDIS_URL,
+                                         "GATEWAY_RATE_LIMIT_SECRET": secret, "GATEWAY_SMS_DAILY_BUDGET": "10"})
+    instant = time.time()
+    monkeypatch.setattr("gateway.ratelimit.clock", lambda: instant)
+    replica_a, replica_b = create_app(settings, fake_services).test_client(), create_app(settings, fake_services).test_client()
+
+    def ask(replica: FlaskClient, phone: str) -> int:
+        return replica.post("/api/v1/auth/sms-codes", json={"phone": phone, "purpose": "login"},
+                            environ_base={"REMOTE_ADDR": f"198.51.100.{phone[-2:]}"}).status_code
+
+    assert replica_a.post("/api/v1/auth/login/sms", json={"phone": "13900000099", "code": "123456"}).status_code == 200
+    new_phones = [ask((replica_a, replica_b)[n % 2], f"138000000{n:02d}") for n in range(8)]
+    returning = [ask(replica, "13900000099") for replica in (replica_b, replica_a, replica_b, replica_a)]
+
+    assert (new_phones, returning) == ([202] * 7 + [429], [202, 202, 202, 429])
+    assert len(fake_services.user.SendSmsCode.calls) == 10
+    phone_digest = hmac.new(secret.encode(), b"13900000099", hashlib.sha256).hexdigest()[:24]
+    assert redis.Redis.from_url(REDIS_URL).delete(f"mall:ratelimit:auth.known_phones:phone/{90 * 86400}:{phone_digest}") == 1
