@@ -147,6 +147,16 @@ class BareServer:
         self.process.wait(timeout=30)
 
 
+def gateway_environment(redis_url: str, workers: int, threads: int) -> dict[str, str]:
+    """The gateway's variables for this run: `workers` sharing catalogue changes and sessions through Redis, or,
+    with BENCH_REDIS_URL=none, one worker and no Redis as `make run` (the gateway refuses more workers without
+    REDIS_URL: each would know only the sessions that ended through itself)."""
+    if redis_url == "none":
+        return {"GATEWAY_WORKERS": "1", "GATEWAY_THREADS": str(threads)}
+    return {"GATEWAY_WORKERS": str(workers), "GATEWAY_THREADS": str(threads), "REDIS_URL": redis_url,
+            "GATEWAY_RATE_LIMIT_SECRET": "bench-catalog-rate-limit-secret-0123456789"}
+
+
 def main() -> None:
     server = postgres_server()
     workers = int(os.environ.get("BENCH_CATALOG_WORKERS", "2"))
@@ -154,12 +164,9 @@ def main() -> None:
     seconds = float(os.environ.get("BENCH_CATALOG_SECONDS", "5"))
     rates = [int(r) for r in os.environ.get("BENCH_CATALOG_RATES", "500,1000,1500,3000").split(",")]
     connections = int(os.environ.get("BENCH_CATALOG_CONNECTIONS", "64"))
-    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+    gateway_env = gateway_environment(os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"), workers, threads)
+    workers = int(gateway_env["GATEWAY_WORKERS"])  # the bare app gets the same
     names = service_databases("catalog")
-    gateway_env = {"GATEWAY_WORKERS": str(workers), "GATEWAY_THREADS": str(threads), "REDIS_URL": redis_url,
-                   "GATEWAY_RATE_LIMIT_SECRET": "bench-catalog-rate-limit-secret-0123456789"}
-    if redis_url == "none":  # one worker and no Redis, as `make run`
-        gateway_env = {k: v for k, v in gateway_env.items() if k not in ("REDIS_URL", "GATEWAY_RATE_LIMIT_SECRET")}
     results: dict[str, dict[str, list[dict[str, float]]]] = {"gateway": {}, "bare": {}}
     with fresh_databases(server, names.values()):
         with tempfile.TemporaryDirectory() as var, RunningPlatform(server, names, Path(var), gateway_env) as api:

@@ -57,7 +57,8 @@ def media(name: str) -> Response:
 @bp.post("/api/v1/uploads")
 @operation(summary="Upload an image (multipart field \"file\")", tag="media", limits=(Limit("ip", 30, 60),),
            description="JPEG, PNG or WebP up to 5 MB and 40 megapixels, recognised by content (not by name); "
-                       "re-encoded without metadata (EXIF location) and stored under a random name.",
+                       "re-encoded without metadata (EXIF location) and stored under a random name. 503 "
+                       "STORAGE_UNAVAILABLE when the image store cannot be written (nothing stored; try again).",
            responses={201: Uploaded})
 def upload() -> tuple[Uploaded, int]:
     request.max_content_length = UPLOAD_MAX_BYTES + 64 * 1024  # the multipart envelope around the file
