@@ -26,6 +26,7 @@ from gateway.bodylimit import ChunkedBodyLimit
 from gateway.catalog_cache import CatalogCache, RedisChangeLog
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
+from gateway.knownphones import KnownPhones
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from gateway.ratelimit import Limit, RateLimiter, client_values, make_rate_limiter
 from gateway.redisstore import RedisStore
@@ -64,6 +65,7 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
     redis_store = RedisStore.from_url(settings.redis_url) if settings.redis_url else None
     limiter = app.extensions["rate_limiter"] = make_rate_limiter(
         redis_store, settings.rate_limit_scale, settings.rate_limit_secret)
+    app.extensions["known_phones"] = KnownPhones(limiter.key, redis_store)
     marks = app.extensions["session_marks"] = make_session_marks(redis_store)
     clients = app.extensions["clients"] = clients or ServiceClients(
         Discovery(settings.consul_http_addr, Env(settings.environ)), settings.grpc_timeout_seconds)

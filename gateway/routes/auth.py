@@ -106,14 +106,16 @@ SMS_BUDGET_EXHAUSTED = "SMS_DAILY_BUDGET_EXHAUSTED"
 # They count codes the user service sent, never requests: junk or refused requests from a carrier
 # NAT address must not use up the codes of every shopper behind it. (Checked before the send and
 # counted after it, so requests in flight together may pass a cap by a few; the per-minute limit
-# bounds how many.) Caps strangers can fill must not become a login outage, so they hold only
-# codes to phones that have not logged in here (SMS or password) in the last 90 days, which is
-# what an attacker paying with our SMS bill sends to: codes to such phones stop at 70% of the
-# budget and at the per-address caps, while a returning shopper's code passes both, held by the
-# whole budget and the user service's ten a day per phone.
+# bounds how many.) Caps strangers can fill must not become a login outage, so the tight ones hold
+# only codes to phones that have not logged in here (SMS or password) in the last 60 to 90 days
+# (gateway/knownphones.py), which is what an attacker paying with our SMS bill sends to: codes to
+# such phones stop at 70% of the budget and at SMS_ADDRESS_CAPS, while a returning shopper's code
+# is held by the whole budget, the looser KNOWN_PHONE_ADDRESS_CAPS (counted apart, so returning
+# shoppers behind a NAT address do not use up new shoppers' codes; loose enough for a busy carrier
+# NAT, tight enough that someone who once logged in on many phones of their own cannot spend the
+# budget from one address) and the user service's ten a day per phone.
 SMS_ADDRESS_CAPS = (Limit("ip", 200, DAY), Limit("ipv6_48", 1000, DAY))
-RETURNING_PHONE = Limit("phone", 1, 90 * DAY)  # logged in lately (its count unused)
-KNOWN_PHONES = "auth.known_phones"  # the endpoint the login routes keep RETURNING_PHONE marks under
+KNOWN_PHONE_ADDRESS_CAPS = (Limit("ip", 2000, DAY), Limit("ipv6_48", 10_000, DAY))
 NEW_PHONES_BUDGET_SHARE = 0.7
 
 
@@ -133,17 +135,19 @@ def _publish_sms_budget(state: BlueprintSetupState) -> None:
 
 def _remember_login(phone: str) -> None:
     """Mark the phone as a returning shopper's: its codes skip the caps strangers can fill."""
-    current_app.extensions["rate_limiter"].count(KNOWN_PHONES, RETURNING_PHONE, {"phone": phone})
+    current_app.extensions["known_phones"].remember(phone)
+
+
+def _caps_text(caps: tuple[Limit, ...]) -> str:
+    return ", ".join(f"{cap.count} per {cap.key}" for cap in caps)
 
 
 SMS_CAPS_DESCRIPTION = (
     "Codes sent (not requests) in any 24 hours to a phone that has not logged in (SMS or password) in the last "
-    f"{RETURNING_PHONE.seconds // DAY} days: at most "
-    + ", ".join(f"{cap.count} per {cap.key}" for cap in SMS_ADDRESS_CAPS)
-    + " (429 RATE_LIMITED with Retry-After), and "
+    f"60 to 90 days: at most {_caps_text(SMS_ADDRESS_CAPS)} (429 RATE_LIMITED with Retry-After), and "
     f"{NEW_PHONES_BUDGET_SHARE:.0%} of GATEWAY_SMS_DAILY_BUDGET (default 10000) for all clients together; the rest "
-    f"of the budget is kept for phones that logged in lately. Past the budget, 429 {SMS_BUDGET_EXHAUSTED} with "
-    "Retry-After.")
+    f"of the budget is kept for phones that logged in lately, whose codes are capped apart at "
+    f"{_caps_text(KNOWN_PHONE_ADDRESS_CAPS)}. Past the budget, 429 {SMS_BUDGET_EXHAUSTED} with Retry-After.")
 
 
 @bp.post("/sms-codes")
@@ -153,10 +157,10 @@ def send_sms_code(body: SmsCodeRequest) -> tuple[SmsCodeSent, int]:
     limiter, endpoint = current_app.extensions["rate_limiter"], request.endpoint or ""
     settings = current_app.extensions["settings"]
     values = {"phone": body.phone} | client_values(request.remote_addr)
-    returning = limiter.happened(KNOWN_PHONES, RETURNING_PHONE, values)
-    caps = () if returning else SMS_ADDRESS_CAPS
+    returning = current_app.extensions["known_phones"].known(body.phone)
+    caps, caps_endpoint = (KNOWN_PHONE_ADDRESS_CAPS, f"{endpoint}:known") if returning else (SMS_ADDRESS_CAPS, endpoint)
     for cap in caps:
-        wait = limiter.full(endpoint, cap, values)
+        wait = limiter.full(caps_endpoint, cap, values)
         if wait is not None:
             RATE_LIMITED.labels(endpoint, cap.key).inc()
             raise ApiError.too_many_requests(wait)
@@ -166,8 +170,9 @@ def send_sms_code(body: SmsCodeRequest) -> tuple[SmsCodeSent, int]:
         SMS_CODES.labels("budget_exhausted").inc()
         raise ApiError.too_many_requests(wait, SMS_BUDGET_EXHAUSTED, "the SMS codes of the day are all spent")
     sent = service(UserServiceStub).SendSmsCode(user_pb2.SendSmsCodeRequest(phone=body.phone, purpose=body.purpose))
-    for cap in (*caps, budget):  # codes sent only: one the user service refused costs nothing
-        limiter.count(endpoint, cap, values)
+    for cap in caps:  # codes sent only: one the user service refused costs nothing
+        limiter.count(caps_endpoint, cap, values)
+    limiter.count(endpoint, budget, values)
     SMS_CODES.labels("sent").inc()
     return SmsCodeSent(expires_in=sent.expires_in, resend_after=sent.resend_after, dev_code=sent.dev_code or None), 202
 

@@ -112,9 +112,9 @@ def test_a_phone_that_logged_in_lately_gets_a_code_from_an_address_whose_daily_c
     assert returning.status_code == 202
 
 
-def test_a_phone_last_logged_in_over_90_days_ago_is_held_to_the_address_cap_again(
+def test_a_phone_last_logged_in_three_30_day_periods_ago_is_held_to_the_address_cap_again(
         client: FlaskClient, frozen_clock: FrozenClock) -> None:
-    log_in(client, "13900000001", "sms")
+    log_in(client, "13900000001", "sms")  # in the last days of a period: 90 days on is 3 periods on
     frozen_clock.now += 90 * DAY
     ask_codes(client, frozen_clock, 200, lambda n: "198.51.100.9")
 
@@ -199,7 +199,8 @@ def test_the_api_document_lists_the_sms_caps_and_the_budgets_error_code(client: 
 
     assert description == (
         "Codes sent (not requests) in any 24 hours to a phone that has not logged in (SMS or password) in the last "
-        "90 days: at most 200 per ip, 1000 per ipv6_48 (429 RATE_LIMITED with Retry-After), and 70% of "
+        "60 to 90 days: at most 200 per ip, 1000 per ipv6_48 (429 RATE_LIMITED with Retry-After), and 70% of "
         "GATEWAY_SMS_DAILY_BUDGET (default 10000) for all clients together; the rest of the budget is kept for phones "
-        "that logged in lately. Past the budget, 429 SMS_DAILY_BUDGET_EXHAUSTED with Retry-After. Rate limits "
+        "that logged in lately, whose codes are capped apart at 2000 per ip, 10000 per ipv6_48. Past the budget, "
+        "429 SMS_DAILY_BUDGET_EXHAUSTED with Retry-After. Rate limits "
         "(sliding windows): 20 in any 60s per ip; 10 in any 3600s per phone+ip (429 RATE_LIMITED with Retry-After).")
