@@ -180,7 +180,10 @@ class EventConsumer(Generic[U]):
             # An unclean leader election rolled the log back under our position: read again from where it diverged
             # (or its start), as the "earliest" policy did; what is read again, processed_events skips.
             log.warning("consumer %s: %s; reading again from where the log diverged", self.name, exc)
+            owned = consumer.assignment()  # kafka-python keeps the error across a rebalance: seek only our own
             for partition, divergent in exc.divergent_offsets.items():
+                if partition not in owned:
+                    continue
                 if divergent is None:
                     consumer.seek_to_beginning(partition)
                 else:
@@ -211,10 +214,17 @@ class EventConsumer(Generic[U]):
             CONSUMER_OFFSET_OUT_OF_RANGE.labels(self.name, partition.topic).inc()
 
     def _record_lost_range(self, partition: TopicPartition, first_offset: int, reason: str) -> None:
+        """One dead_letters row per lost range (no event id, no bytes): a retry after the offset commit failed
+        (rebalance, coordinator moved, process killed), or another replica taking the partition over, meets the
+        same range again and finds it recorded."""
+        where = ((dead_letters.c.consumer == self.name) & (dead_letters.c.topic == partition.topic)
+                 & (dead_letters.c.partition == partition.partition) & (dead_letters.c.offset == first_offset)
+                 & dead_letters.c.event_id.is_(None))
         with self.uow() as uow:
-            uow.session.execute(dead_letters.insert().values(
-                consumer=self.name, topic=partition.topic, partition=partition.partition, offset=first_offset,
-                event_id=None, reason=reason[:1000], payload=b"", created_at=utcnow()))
+            if uow.session.execute(select(dead_letters.c.id).where(where).limit(1)).first() is None:
+                uow.session.execute(dead_letters.insert().values(
+                    consumer=self.name, topic=partition.topic, partition=partition.partition, offset=first_offset,
+                    event_id=None, reason=reason[:1000], payload=b"", created_at=utcnow()))
             uow.commit()
 
     def handle_batch(self, records: Sequence[ConsumerRecord]) -> list[bool] | None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
-from kafka import TopicPartition
-from kafka.errors import NoOffsetForPartitionError, OffsetOutOfRangeError
+from kafka import OffsetAndMetadata, TopicPartition
+from kafka.errors import CommitFailedError, LogTruncationError, NoOffsetForPartitionError, OffsetOutOfRangeError
 from mall.events.v1.envelope_pb2 import EventEnvelope
 from mall.events.v1.user_events_pb2 import UserRegistered
 from sqlalchemy import Engine, func, select
@@ -212,6 +213,42 @@ def test_records_deleted_by_retention_before_they_were_read_are_recorded_counted
         f'mall_events_consumed_total{{consumer="analytics",outcome="applied",topic="{TOPIC}"}}': 1}
     assert scripted.commits == [(0, 15), (0, 16)]
     assert counted(analytics_db) == 1
+
+
+class CommitFailsOnce(ScriptedConsumer):
+    """The first offset commit fails (the group rebalanced, the coordinator moved): run() reconnects and the
+    committed offset is still the old one."""
+
+    def commit(self, offsets: dict[TopicPartition, Any]) -> None:
+        if not getattr(self, "failed_once", False):
+            self.failed_once = True
+            raise CommitFailedError("the group rebalanced")
+        super().commit(offsets)
+
+
+def test_a_lost_range_met_again_after_its_offset_commit_failed_is_recorded_once(analytics_db: Engine) -> None:
+    def out_of_range() -> OffsetOutOfRangeError:
+        return OffsetOutOfRangeError({TopicPartition(TOPIC, 0): 10})
+    scripted = CommitFailsOnce([out_of_range(), out_of_range()], log_starts={0: 15})
+    consumer = consumer_for(analytics_db, scripted, fail_user_ids=set())
+
+    with pytest.raises(CommitFailedError):
+        consumer.poll_once()
+    assert consumer.poll_once() == 0  # the same range again, from the same committed offset
+
+    assert [row[:4] for row in dead_letter_rows(analytics_db)] == [(TOPIC, 0, 10, None)]
+    assert scripted.commits == [(0, 15)]
+
+
+def test_a_log_truncation_moves_back_only_the_partitions_this_member_still_owns(analytics_db: Engine) -> None:
+    mine, gone = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
+    truncated = LogTruncationError({mine: OffsetAndMetadata(7, "", 3), gone: OffsetAndMetadata(4, "", 3)})
+    scripted = ScriptedConsumer([truncated], owned={mine})
+    consumer = consumer_for(analytics_db, scripted, fail_user_ids=set())
+
+    assert consumer.poll_once() == 0
+
+    assert (scripted.seeks, scripted.seeks_to_beginning) == ([(0, 7)], [])
 
 
 def test_an_offset_past_the_end_of_a_recreated_log_reads_the_log_again_from_its_start(analytics_db: Engine) -> None:
