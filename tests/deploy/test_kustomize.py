@@ -208,6 +208,9 @@ def test_init_containers_run_the_pods_image_against_the_pods_database(rendered: 
             assert (init["image"], init["envFrom"], database[0]) == (main["image"], main["envFrom"], database[1]), \
                 deployment["metadata"]["name"]
             assert len(database[0]) == 1
+            secrets = {e["name"] for e in init["env"] if "secretKeyRef" in e.get("valueFrom", {})}
+            assert {name for name in secrets if not name.startswith("KAFKA_SASL_")} == {variable}, \
+                deployment["metadata"]["name"]  # no payment, identity or SMS key where only the schema is needed
 
 
 def test_every_service_with_event_handlers_has_its_consumers_deployed() -> None:
