@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import random
 import threading
 import time
@@ -43,16 +42,6 @@ from tests.fixtures.kafka import Delivered
 pytestmark = pytest.mark.integration
 
 PERIOD = {"from_date": D1.isoformat(), "to_date": D2.isoformat()}
-
-
-@pytest.fixture
-def analytics_db(service_engine: Callable[[str], Engine]) -> Engine:
-    return service_engine("analytics")
-
-
-@pytest.fixture
-def uow(analytics_db: Engine) -> Callable[[], SqlAnalyticsUnitOfWork]:
-    return functools.partial(SqlAnalyticsUnitOfWork, analytics_db, "analytics")
 
 
 def send(settings: KafkaSettings, envelopes: list[EventEnvelope]) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import random
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -20,16 +20,6 @@ from tests.fixtures.analytics_members import KINDS, START, add, batches, mismatc
 from tests.fixtures.postgres import drop_databases, migrations_dir, recreate_database, session_database_name
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def analytics_db(service_engine: Callable[[str], Engine]) -> Engine:
-    return service_engine("analytics")
-
-
-@pytest.fixture
-def uow(analytics_db: Engine) -> Callable[[], SqlAnalyticsUnitOfWork]:
-    return functools.partial(SqlAnalyticsUnitOfWork, analytics_db, "analytics")
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

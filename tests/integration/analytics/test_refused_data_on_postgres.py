@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -24,16 +23,6 @@ pytestmark = pytest.mark.integration
 
 RECEIVED = datetime(2026, 12, 6, 4, 0, tzinfo=UTC)  # 12:00 on 2026-12-06 in Shanghai
 DEVICE = "dev-nul-region-1"  # the key of both events: one partition, the NUL one first
-
-
-@pytest.fixture
-def analytics_db(service_engine: Callable[[str], Engine]) -> Engine:
-    return service_engine("analytics")
-
-
-@pytest.fixture
-def uow(analytics_db: Engine) -> Callable[[], SqlAnalyticsUnitOfWork]:
-    return functools.partial(SqlAnalyticsUnitOfWork, analytics_db, "analytics")
 
 
 def rows(engine: Engine, table: object) -> int:
