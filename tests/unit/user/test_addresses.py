@@ -19,11 +19,6 @@ OFFICE = replace(HOME, detail="福田 CBD 8 楼")
 ME, OTHER = 1, 2
 
 
-@pytest.fixture
-def uow() -> FakeUserUnitOfWork:
-    return FakeUserUnitOfWork()
-
-
 def add(uow: FakeUserUnitOfWork, fields: AddressFields = HOME, *, user_id: int = ME, is_default: bool = False,
         minutes: int = 0) -> Address:
     return service.add_address(uow, user_id=user_id, fields=fields, is_default=is_default,

@@ -14,26 +14,12 @@ from services.user import service
 from services.user.domain import LoginResult, RefreshTokenRefused
 from services.user.tokens import TokenIssuer
 from tests.fakes import FakePasswords, FakeUserUnitOfWork, SilentSms
+from tests.unit.user.test_sessions import sms_login
 
 PHONE = "13912345678"
 T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 LATER = T0 + timedelta(minutes=5, microseconds=250_000)
 UNTIL = (LATER + timedelta(seconds=900)).timestamp()  # the unit issuer's access tokens live 900 s
-
-
-@pytest.fixture
-def uow() -> FakeUserUnitOfWork:
-    return FakeUserUnitOfWork()
-
-
-@pytest.fixture
-def passwords() -> FakePasswords:
-    return FakePasswords()
-
-
-def sms_login(uow: FakeUserUnitOfWork, issuer: TokenIssuer, now: datetime = T0, phone: str = PHONE) -> LoginResult:
-    code = service.send_sms_code(uow, SilentSms(), issuer, phone=phone, purpose="login", now=now).dev_code
-    return service.login_with_sms(uow, issuer, phone=phone, code=code, now=now)
 
 
 def staff_member(uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords,

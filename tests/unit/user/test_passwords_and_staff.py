@@ -16,16 +16,6 @@ PHONE = "13912345678"
 T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def uow() -> FakeUserUnitOfWork:
-    return FakeUserUnitOfWork()
-
-
-@pytest.fixture
-def passwords() -> FakePasswords:
-    return FakePasswords()
-
-
 def code_for(uow: FakeUserUnitOfWork, issuer: TokenIssuer, purpose: str, now: datetime, phone: str = PHONE) -> str:
     return service.send_sms_code(uow, SilentSms(), issuer, phone=phone, purpose=purpose, now=now).dev_code
 

@@ -17,11 +17,6 @@ T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def uow() -> FakeUserUnitOfWork:
-    return FakeUserUnitOfWork()
-
-
-@pytest.fixture
 def wechat_user(uow: FakeUserUnitOfWork) -> int:
     """A WeChat-first account: no phone, its WeChat bound."""
     return wechat_first(uow, "o-wechat-first")

@@ -17,11 +17,6 @@ PHONE = "13912345678"
 T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def uow() -> FakeUserUnitOfWork:
-    return FakeUserUnitOfWork()
-
-
 def sms_login(uow: FakeUserUnitOfWork, issuer: TokenIssuer, now: datetime = T0, phone: str = PHONE) -> LoginResult:
     code = service.send_sms_code(uow, SilentSms(), issuer, phone=phone, purpose="login", now=now).dev_code
     return service.login_with_sms(uow, issuer, phone=phone, code=code, now=now)

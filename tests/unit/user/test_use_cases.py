@@ -27,11 +27,6 @@ class RecordingSms:
         self.sent.append((phone, purpose))
 
 
-@pytest.fixture
-def uow() -> FakeUserUnitOfWork:
-    return FakeUserUnitOfWork()
-
-
 def send(uow: FakeUserUnitOfWork, issuer: TokenIssuer, now: datetime = T0) -> str:
     return service.send_sms_code(uow, RecordingSms(), issuer, phone=PHONE, purpose="login", now=now).dev_code
 

@@ -19,11 +19,6 @@ PHONE = "13912345678"
 
 
 @pytest.fixture
-def uow() -> FakeUserUnitOfWork:
-    return FakeUserUnitOfWork()
-
-
-@pytest.fixture
 def wechat() -> FakeWechat:
     return FakeWechat()
 
