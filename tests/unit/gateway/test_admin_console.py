@@ -279,7 +279,7 @@ def test_finance_credit_a_wallet_charge_back_and_see_the_list_again(page: Any, l
     page.fill("#resolve-4 [name=reason]", "误用了家人的钱包")
 
     page.click("#resolve-4 button[type=submit]")
-    page.wait_for_function("() => document.querySelector('#wallet-count').dataset.loads === '2'")
+    page.wait_for_selector("#wallet-count[data-loads='2']", state="attached")
 
     assert [call.message for call in staff.order.ResolveWalletReview.calls] == [
         order_pb2.ResolveWalletReviewRequest(id=4, resolution="credit_back", reason="误用了家人的钱包")]
@@ -659,7 +659,7 @@ def test_finance_approve_a_waiting_coupon_template_and_see_the_list_again(page: 
                                   "r => [...r.cells].slice(0, 8).map(c => c.innerText)")
 
     page.click("#coupons tr[data-template-id='12'] button")
-    page.wait_for_function("() => document.querySelector('#coupon-count').dataset.loads === '2'")
+    page.wait_for_selector("#coupon-count[data-loads='2']", state="attached")
 
     assert shown == ["12", "<i>满50减5</i>", "¥5.00 off over ¥50.00", "0 of 100",
                      "2025-11-29 07:06:40Z – 2025-11-29 07:06:40Z", "pending_approval", "user 900 2025-11-29 07:06:40Z",
@@ -711,7 +711,8 @@ def test_customer_service_open_a_user_and_read_their_member_record_points_owed_a
     page.wait_for_selector("#member-summary")
     first = page.eval_on_selector_all("#member-points tr", MEMBER_ROWS)
     page.click("#member-panel .pager [data-step='1']")
-    page.wait_for_function("document.querySelector('#member-panel .pager span')?.textContent === 'page 2 of 2'")
+    # A selector wait, not a string expression: polling a string is an eval the console's CSP refuses.
+    page.wait_for_selector("#member-panel .pager span:text-is('page 2 of 2')")
 
     assert page.eval_on_selector_all("#member-summary tr", MEMBER_ROWS) == [[
         "M0009", "silver", "390", "100", "¥12,345.67", "¥20.00", "¥5.00", "2", "¥2,500.00", "–",
