@@ -477,10 +477,10 @@ class FakeOrderRepository:
                    and ((clock(order) <= before and order.id not in busy) or order.shipped_at <= held_before)]
         return sorted(shipped, key=clock)[:limit]
 
-    def unpaid_prepaid(self, prepaid_before: datetime, limit: int) -> list[Order]:
-        found = [order for order in self.orders if order.status == "PENDING_PAYMENT"
-                 and order.prepaid_at is not None and order.prepaid_at <= prepaid_before]
-        return sorted(found, key=lambda order: order.prepaid_at or prepaid_before)[:limit]
+    def unpaid_prepaid(self, prepaid_before: datetime, after_id: int, limit: int) -> list[tuple[int, str]]:
+        return [(order.id or 0, order.order_no) for order in self.orders if order.status == "PENDING_PAYMENT"
+                and order.prepaid_at is not None and order.prepaid_at <= prepaid_before
+                and (order.id or 0) > after_id][:limit]
 
     def count_unpaid_due(self, due: datetime) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -614,9 +614,10 @@ class FakeRefundRepository:
     def for_order(self, order_id: int) -> list[Refund]:
         return [refund for refund in self.refunds if refund.order_id == order_id]
 
-    def pending_before(self, created_before: datetime, limit: int) -> list[Refund]:
-        return [refund for refund in self.refunds
-                if refund.status == RefundStatus.PENDING and refund.created_at <= created_before][:limit]
+    def pending_before(self, created_before: datetime, after_id: int, limit: int) -> list[tuple[int, str]]:
+        return [(refund.id or 0, refund.refund_no) for refund in self.refunds
+                if refund.status == RefundStatus.PENDING and refund.created_at <= created_before
+                and (refund.id or 0) > after_id][:limit]
 
     def waiting_since(self, status: RefundStatus, *, before: datetime | None = None) -> tuple[int, datetime | None]:
         since = [refund.updated_at for refund in self.refunds

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-from typing import Self
+from typing import Self, TypeVar
 
 from google.protobuf.message import Message
 from sqlalchemy import Engine
@@ -95,3 +95,24 @@ class SqlUnitOfWork(UnitOfWork):
 
     def run_once(self, *, scope: str, key: str, request: Message | bytes, execute: Callable[[], bytes]) -> bytes:
         return idempotency.run_once(self.session, scope=scope, key=key, request=request, execute=execute)
+
+
+U = TypeVar("U", bound=UnitOfWork)
+K = TypeVar("K")
+
+
+def each_page(uow: Callable[[], U], page: Callable[[U, K], list[K]], first: K, batch: int,
+              handle: Callable[[K], int]) -> int:
+    """`handle` each key `page` lists (keys after the one given, ascending, `batch` at most), page after page,
+    each page read in a transaction of its own; the sum of what `handle` returned. A job's rounds go through every
+    row due, so rows that stay due (a payment or refund the channel reports under way for days) never hide newer
+    ones behind a fixed batch."""
+    done, after = 0, first
+    while True:
+        with uow() as tx:
+            keys = page(tx, after)
+            tx.commit()
+        done += sum(handle(key) for key in keys)
+        if len(keys) < batch:
+            return done
+        after = keys[-1]

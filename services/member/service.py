@@ -11,10 +11,10 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from typing import TypeVar
 
 from services.common.db import seconds_since, utcnow
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
+from services.common.uow import each_page
 from services.member import events, metrics
 from services.member.channels import (
     NotifyRejected,
@@ -80,7 +80,6 @@ from services.member.domain import (
 from services.member.uow import MemberUnitOfWork
 
 log = logging.getLogger(__name__)
-K = TypeVar("K")
 
 
 def post(uow: MemberUnitOfWork, posting: Posting, now: datetime) -> bool:
@@ -638,25 +637,10 @@ def expire_checkout_holds(uow: Callable[[], MemberUnitOfWork], *, now: datetime 
     with uow() as tx:
         tx.coupons.date_undated_locks(now)  # locked by a release that kept no lock time: 2 hours from now
         tx.commit()
-    return (_each_page(uow, lambda tx, after: tx.points.stale_holds(before, after, batch), "", batch,
+    return (each_page(uow, lambda tx, after: tx.points.stale_holds(before, after, batch), "", batch,
                        lambda order_no: _expire_points_hold(uow(), order_no, before, now))
-            + _each_page(uow, lambda tx, after: tx.coupons.stale_locks(before, after, batch), 0, batch,
+            + each_page(uow, lambda tx, after: tx.coupons.stale_locks(before, after, batch), 0, batch,
                          lambda coupon_id: _expire_coupon_lock(uow(), coupon_id, before, now)))
-
-
-def _each_page(uow: Callable[[], MemberUnitOfWork], page: Callable[[MemberUnitOfWork, K], list[K]], first: K,
-                  batch: int, handle: Callable[[K], int]) -> int:
-    """`handle` each key `page` lists (keys after the one given, ascending, `batch` at most), page after page,
-    each page read in a transaction of its own; the sum of what `handle` returned."""
-    done, after = 0, first
-    while True:
-        with uow() as tx:
-            keys = page(tx, after)
-            tx.commit()
-        done += sum(handle(key) for key in keys)
-        if len(keys) < batch:
-            return done
-        after = keys[-1]
 
 
 def _expire_points_hold(uow: MemberUnitOfWork, order_no: str, before: datetime, now: datetime) -> int:
@@ -991,7 +975,7 @@ def settle_payouts(uow: Callable[[], MemberUnitOfWork], payout: PayoutChannel, *
     now = now or utcnow()
     approved_before = now - timedelta(seconds=settle_seconds)
     try:
-        return _each_page(uow, lambda tx, after: tx.withdrawals.paying(approved_before, after, batch), 0, batch,
+        return each_page(uow, lambda tx, after: tx.withdrawals.paying(approved_before, after, batch), 0, batch,
                           lambda withdrawal_id: _settle_payout(uow(), payout, withdrawal_id, now))
     finally:  # also when a round fails part way: the gauges must not keep the last good round's values
         _show_overdue_payouts(uow(), now)
@@ -1169,7 +1153,7 @@ def _each_pending_recharge(uow: Callable[[], MemberUnitOfWork], created_after: d
                            batch: int, handle: Callable[[str], int]) -> int:
     """`handle` each recharge PENDING in that creation window by its recharge_no, paged by id (so old unpaid ones
     never hide newer ones); the sum of what `handle` returned."""
-    return _each_page(uow, lambda tx, after: tx.recharges.pending(created_after, created_before, after[0], batch),
+    return each_page(uow, lambda tx, after: tx.recharges.pending(created_after, created_before, after[0], batch),
                       (0, ""), batch, lambda key: handle(key[1]))
 
 

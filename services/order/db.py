@@ -444,11 +444,13 @@ class SqlOrderRepository:
             select(Order).where(orders.c.wallet_attempt_at.is_not(None), orders.c.wallet_attempt_at <= before)
             .order_by(orders.c.wallet_attempt_at).limit(limit)).scalars())
 
-    def unpaid_prepaid(self, prepaid_before: datetime, limit: int) -> list[Order]:
-        return list(self.session.execute(
-            select(Order).where(orders.c.status == OrderStatus.PENDING_PAYMENT.value, orders.c.prepaid_at.is_not(None),
-                                orders.c.prepaid_at <= prepaid_before)
-            .order_by(orders.c.prepaid_at).limit(limit)).scalars())
+    def unpaid_prepaid(self, prepaid_before: datetime, after_id: int, limit: int) -> list[tuple[int, str]]:
+        rows = self.session.execute(
+            select(orders.c.id, orders.c.order_no).where(
+                orders.c.status == OrderStatus.PENDING_PAYMENT.value, orders.c.prepaid_at.is_not(None),
+                orders.c.prepaid_at <= prepaid_before, orders.c.id > after_id)
+            .order_by(orders.c.id).limit(limit))
+        return [(row.id, row.order_no) for row in rows]
 
     def count_unpaid_due(self, due: datetime) -> dict[str, int]:
         waiting = case((orders.c.wallet_attempt_at.is_not(None), "wallet"), (orders.c.prepaid_at.is_not(None), "wechat"),
@@ -550,10 +552,13 @@ class SqlRefundRepository:
         return list(self.session.execute(select(Refund).where(refunds.c.order_id == order_id)
                                          .order_by(refunds.c.id)).scalars())
 
-    def pending_before(self, created_before: datetime, limit: int) -> list[Refund]:
-        return list(self.session.execute(
-            select(Refund).where(refunds.c.status == RefundStatus.PENDING.value, refunds.c.created_at <= created_before)
-            .order_by(refunds.c.created_at).limit(limit)).scalars())
+    def pending_before(self, created_before: datetime, after_id: int, limit: int) -> list[tuple[int, str]]:
+        rows = self.session.execute(
+            select(refunds.c.id, refunds.c.refund_no).where(
+                refunds.c.status == RefundStatus.PENDING.value, refunds.c.created_at <= created_before,
+                refunds.c.id > after_id)
+            .order_by(refunds.c.id).limit(limit))
+        return [(row.id, row.refund_no) for row in rows]
 
     def waiting_since(self, status: RefundStatus, *, before: datetime | None = None) -> tuple[int, datetime | None]:
         # One aggregate over ix_refunds_status_created's ABNORMAL or PENDING rows (a handful, the refunds in flight or

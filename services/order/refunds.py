@@ -114,6 +114,7 @@ from services.common.auth import refuse_own
 from services.common.db import seconds_since, utcnow
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.events import timestamp
+from services.common.uow import each_page
 from services.common.wechatpay import NotifyRejected, WechatPay, WechatPayApiError, WechatPayError
 from services.common.wechatpay import Refund as ChannelRefund
 from services.order import metrics
@@ -602,23 +603,26 @@ def reconcile_refunds(uow: Callable[[], OrderUnitOfWork], payments: RefundPaymen
     """The fallback for lost notifies and unanswered calls: refunds PENDING for over `settle_seconds` (WeChat Pay
     and wallet alike) are asked about again (`retry_refund`). Returns how many left PENDING; a call that fails
     waits for the next round, except a WeChat Pay refund PENDING for `stuck_seconds` that WeChat Pay never got
-    and refuses when sent again: that one becomes ABNORMAL, for staff (`_refused_abnormal`)."""
+    and refuses when sent again: that one becomes ABNORMAL, for staff (`_refused_abnormal`).
+
+    Every such refund is asked about each round, page after page of `batch` (`each_page`): WeChat Pay reports a
+    refund to a bank card PROCESSING for days, and a fixed batch of the oldest would hide every newer one behind
+    them (its lost notify never caught up, a send WeChat Pay never got never sent again)."""
     now = now or utcnow()
     stuck_before = now - timedelta(seconds=stuck_seconds)
-    with uow() as tx:
-        pending = [refund.refund_no for refund in tx.refunds.pending_before(now - timedelta(seconds=settle_seconds),
-                                                                            batch)]
-        tx.commit()
-    ended = 0
-    for refund_no in pending:
+    created_before = now - timedelta(seconds=settle_seconds)
+
+    def ask(refund_no: str) -> int:
         try:
             refund = retry_refund(uow(), payments, members, refund_no=refund_no, actor="reconciliation", now=now,
                                   stuck_before=stuck_before)
         except DomainError as exc:
             log.warning("refund %s is still PENDING: %s", refund_no, exc.code)
-            continue
-        ended += refund.status != RefundStatus.PENDING
-    return ended
+            return 0
+        return int(refund.status != RefundStatus.PENDING)
+
+    return each_page(uow, lambda tx, after: tx.refunds.pending_before(created_before, after[0], batch), (0, ""), batch,
+                     lambda key: ask(key[1]))
 
 
 def watch_abnormal_refunds(uow: OrderUnitOfWork, *, now: datetime | None = None,

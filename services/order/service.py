@@ -27,6 +27,7 @@ from mall.events.v1.order_events_pb2 import Shipment as EventShipment
 from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.events import timestamp
+from services.common.uow import each_page
 from services.common.wechatpay import NotifyRejected, PaymentNotice, WechatPayApiError, WechatPayError
 from services.common.wechatpay import Refund as ChannelRefund
 from services.order import metrics
@@ -1038,30 +1039,33 @@ def reconcile_payments(uow: Callable[[], OrderUnitOfWork], wechat: Prepay, *, no
                        settle_seconds: int = 60, batch: int = 50) -> int:
     """Ask WeChat Pay about unpaid orders prepaid a while ago: a paid one whose notify was lost becomes PAID.
 
-    Returns how many were paid. A query that fails is left for the next round.
+    Returns how many were paid. A query that fails is left for the next round. Every such order is asked about each
+    round, page after page of `batch` (`each_page`): the prepaid orders shoppers left unpaid stay candidates until
+    their deadline, and a fixed batch of the oldest would keep a paid one behind them unpaid until the timeout.
     """
     now = now or utcnow()
-    with uow() as tx:
-        candidates = [order.order_no for order in tx.orders.unpaid_prepaid(now - timedelta(seconds=settle_seconds),
-                                                                          batch)]
-        tx.commit()
-    paid = 0
-    for order_no in candidates:
-        try:
-            notice = wechat.query_by_out_trade_no(order_no)
-        except WechatPayError as exc:
-            log.warning("payment query for order %s failed: %s", order_no, exc.reason)
-            continue
-        if notice.trade_state != "SUCCESS":
-            continue
-        # One cancelled since it was picked (by staff, or its timeout on another replica), or just now because it
-        # was paid too late, gets its money back, as when the notify itself arrives late.
-        try:
-            paid += take_wechat_payment(uow(), wechat, notice, actor="reconciliation", now=now,
-                                        log_refund_failure=True)
-        except Conflict as exc:
-            log.error("order %s was paid at WeChat Pay but cannot become PAID: %s", order_no, exc.code)
-    return paid
+    prepaid_before = now - timedelta(seconds=settle_seconds)
+    return each_page(uow, lambda tx, after: tx.orders.unpaid_prepaid(prepaid_before, after[0], batch), (0, ""), batch,
+                     lambda key: _reconcile_payment(uow, wechat, order_no=key[1], now=now))
+
+
+def _reconcile_payment(uow: Callable[[], OrderUnitOfWork], wechat: Prepay, *, order_no: str, now: datetime) -> int:
+    """Ask WeChat Pay about one unpaid prepaid order: 1 when a payment it reports made the order PAID."""
+    try:
+        notice = wechat.query_by_out_trade_no(order_no)
+    except WechatPayError as exc:
+        log.warning("payment query for order %s failed: %s", order_no, exc.reason)
+        return 0
+    if notice.trade_state != "SUCCESS":
+        return 0
+    # One cancelled since it was picked (by staff, or its timeout on another replica), or just now because it
+    # was paid too late, gets its money back, as when the notify itself arrives late.
+    try:
+        return int(take_wechat_payment(uow(), wechat, notice, actor="reconciliation", now=now,
+                                       log_refund_failure=True))
+    except Conflict as exc:
+        log.error("order %s was paid at WeChat Pay but cannot become PAID: %s", order_no, exc.code)
+        return 0
 
 
 # -- fulfilment ----------------------------------------------------------------------------------

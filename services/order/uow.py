@@ -62,8 +62,9 @@ class OrderRepository(Protocol):
         and with no after-sales case open, or shipped at or before `held_before` (after-sales have held them all
         they may: a case open or not), oldest clock first, locked; rows other transactions hold are skipped."""
 
-    def unpaid_prepaid(self, prepaid_before: datetime, limit: int) -> list[Order]:
-        """Unpaid orders with a WeChat Pay prepay made before `prepaid_before`, oldest prepay first."""
+    def unpaid_prepaid(self, prepaid_before: datetime, after_id: int, limit: int) -> list[tuple[int, str]]:
+        """(id, order_no) of up to `limit` unpaid orders with a WeChat Pay prepay made before `prepaid_before`, by id
+        after `after_id` (a page of `each_page`)."""
 
     def count_unpaid_due(self, due: datetime) -> dict[str, int]:
         """Unpaid orders whose deadline is at or before `due`, counted by what settling them waits for: "wallet" (a
@@ -139,8 +140,9 @@ class RefundRepository(Protocol):
     def for_order(self, order_id: int) -> list[Refund]:
         """Oldest first."""
 
-    def pending_before(self, created_before: datetime, limit: int) -> list[Refund]:
-        """PENDING refunds started before `created_before`, oldest first."""
+    def pending_before(self, created_before: datetime, after_id: int, limit: int) -> list[tuple[int, str]]:
+        """(id, refund_no) of up to `limit` PENDING refunds started before `created_before`, by id after `after_id`
+        (a page of `each_page`)."""
 
     def waiting_since(self, status: RefundStatus, *, before: datetime | None = None) -> tuple[int, datetime | None]:
         """How many refunds have been in `status` since `before` or earlier (None: whenever; their updated_at: when

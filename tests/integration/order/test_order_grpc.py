@@ -191,6 +191,23 @@ def test_a_lost_notify_is_found_by_reconciliation_and_pays_once(server: OrderSer
     assert still.status == "PENDING_PAYMENT"
 
 
+def test_prepaid_orders_left_unpaid_do_not_hide_a_newer_one_whose_notify_was_lost_from_reconciliation(
+        server: OrderServer, simulator: RunningSimulator, pg_uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    left = [submit(server, f"left-unpaid-{number}") for number in range(4)]  # opened WeChat Pay, never paid
+    order = submit(server, "paid-behind-them")
+    for placed in (*left, order):
+        server.stub.PayOrder(order_pb2.PayOrderRequest(id=placed.id, channel="wechat"), metadata=server.as_user(ALICE))
+    simulator.client.wechatpay_pay(order.order_no, notify=False)
+    wechat = WechatPay(simulator.wechatpay_settings())
+
+    paid = service.reconcile_payments(pg_uow, wechat, now=datetime.now(UTC) + timedelta(minutes=2), batch=2)
+
+    read = server.stub.GetOrder(order_pb2.GetOrderRequest(id=order.id), metadata=server.as_user(ALICE))
+    assert (paid, read.status, read.history[-1].actor, server.events("order-paid")) == (1, "PAID", "reconciliation", 1)
+    assert {server.stub.GetOrder(order_pb2.GetOrderRequest(id=placed.id), metadata=server.as_user(ALICE)).status
+            for placed in left} == {"PENDING_PAYMENT"}
+
+
 def test_cancelling_closes_the_wechat_pay_transaction_first_and_finds_a_payment_made_just_before(
         server: OrderServer, simulator: RunningSimulator) -> None:
     paid, notify = paid_notify(server, simulator)  # paid at WeChat Pay; the notify is still on its way

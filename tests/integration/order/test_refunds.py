@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -15,6 +16,7 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.common.errors import Conflict
+from services.common.outbox import outbox
 from services.common.wechatpay import Refund as ChannelRefund
 from services.common.wechatpay import WechatPay, WechatPayApiError, WechatPayUnavailable
 from services.order import db, refunds, service
@@ -306,6 +308,39 @@ def test_a_lost_refund_notify_is_found_by_the_refund_query_and_settles_once(
 
     read = server.stub.GetOrder(order_pb2.GetOrderRequest(id=order.id), metadata=server.as_user(ALICE))
     assert (read.status, read.history[-1].actor, server.events("order-refunded")) == ("REFUNDED", "reconciliation", 1)
+
+
+@dataclass
+class PaidAtWechatPay(FakeRefundPayments):
+    """WeChat Pay reporting the refunds in `paid` SUCCESS and every other one PROCESSING (a bank card's, for days)."""
+
+    paid: set[str] = field(default_factory=set)
+
+    def query_refund(self, out_refund_no: str) -> ChannelRefund:
+        answer = super().query_refund(out_refund_no)
+        return replace(answer, status="SUCCESS") if out_refund_no in self.paid else answer
+
+
+def test_refunds_under_way_for_days_do_not_hide_a_newer_one_whose_notify_was_lost_from_the_fallback_job(
+        pg_uow: Callable[[], SqlOrderUnitOfWork], pg_engine: Engine) -> None:
+    noon = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    wechat = PaidAtWechatPay()
+    started = [refunds.start_refund(pg_uow(), wechat, FakeMembers(),
+                                    order_id=paid(pg_uow, f"R-SLOW-{number}", OrderLine(101, 10, "茶", "", 1000, 1)),
+                                    items=[], reason="r", actor="staff:9", source="cancel",
+                                    now=noon + timedelta(minutes=number)).refund_no
+               for number in range(5)]
+    wechat.paid.add(started[-1])  # the newest was paid at WeChat Pay and its notify was lost
+
+    ended = refunds.reconcile_refunds(pg_uow, wechat, FakeMembers(), now=noon + timedelta(hours=1), batch=2)
+
+    with pg_engine.connect() as connection:
+        statuses = dict(connection.execute(select(db.refunds.c.refund_no, db.refunds.c.status)).all())
+        published = connection.execute(select(func.count()).select_from(outbox)
+                                       .where(outbox.c.event_type == "order-refunded")).scalar_one()
+    assert ended == 1
+    assert statuses == {**{refund_no: "PENDING" for refund_no in started[:-1]}, started[-1]: "SUCCESS"}
+    assert published == 1
 
 
 def test_a_refund_closed_by_an_admin_that_wechat_pay_pays_after_all_is_in_the_orders_history_once_and_counted(
