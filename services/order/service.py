@@ -675,15 +675,50 @@ def pay_order(uow: OrderUnitOfWork, members: Members, users: Users, wechat: Prep
     payer_openid = users.payer_openid(user_id)
     if not payer_openid:
         raise DomainError("WECHAT_NOT_BOUND", "sign in with WeChat to pay with WeChat Pay")
-    prepay_id = wechat.jsapi_prepay(out_trade_no=order.order_no, description=_description(order),
-                                    amount_fen=order.payable_fen, payer_openid=payer_openid,
-                                    notify_url=settings.notify_url, time_expire=order.pay_deadline)
+    prepay_id = _prepay(uow, wechat, order, payer_openid=payer_openid, notify_url=settings.notify_url, now=now)
     with uow:
         prepaid = uow.orders.get(order_id, lock=True)
-        if prepaid is not None and prepaid.prepaid_at is None:
+        if prepaid is None:  # pragma: no cover - orders are never deleted
+            raise order_not_found()
+        if prepaid.status != OrderStatus.PENDING_PAYMENT:
+            # Cancelled, or paid from the wallet, while WeChat Pay was asked (neither closed a transaction it did not
+            # know of yet): the shopper is not handed a payment it could no longer take.
+            raise prepaid.conflict("pay")
+        if prepaid.prepaid_at is None:
             prepaid.prepaid_at = now
         uow.commit()
     return PaymentStart("wechat", order.order_no, order.status, wechat.request_payment_params(prepay_id))
+
+
+def _prepay(uow: OrderUnitOfWork, wechat: Prepay, order: Order, *, payer_openid: str, notify_url: str,
+            now: datetime) -> str:
+    """The JSAPI prepay of the order's WeChat Pay transaction (out_trade_no: the order number), its prepay_id.
+
+    WeChat Pay answering ORDERPAID (the shopper paid, tapped pay again, and the notify is still on its way): the
+    payment is taken now (`_close_prepay`: closed, queried, PAID) and ORDER_ALREADY_PAID answered. ORDERCLOSED (a
+    wallet payment closed the transaction first, then charged nothing): WECHATPAY_TRANSACTION_CLOSED (409), WeChat Pay
+    takes no payment under that number again. No answer, or any other refusal: PAYMENT_CHANNEL_UNAVAILABLE (503)."""
+    try:
+        return wechat.jsapi_prepay(out_trade_no=order.order_no, description=_description(order),
+                                   amount_fen=order.payable_fen, payer_openid=payer_openid, notify_url=notify_url,
+                                   time_expire=order.pay_deadline)
+    except WechatPayApiError as exc:
+        if exc.code == "ORDERPAID":
+            if _close_prepay(uow, wechat, order.order_no, now):
+                raise Conflict("ORDER_ALREADY_PAID", "this order has been paid with WeChat Pay",
+                               details={"status": OrderStatus.PAID.value}) from None
+            _payable(get_order(uow, user_id=order.user_id, order_id=order.id or 0), now)  # paid too late: refunded
+        elif exc.code == "ORDERCLOSED":
+            raise Conflict("WECHATPAY_TRANSACTION_CLOSED", "WeChat Pay no longer takes a payment for this order (it "
+                           "was closed when the wallet was tried); pay from the wallet, or place the order again",
+                           details={"status": order.status}) from None
+        log.warning("the WeChat Pay prepay of order %s was refused: %s", order.order_no, exc.reason)
+        raise DomainError("PAYMENT_CHANNEL_UNAVAILABLE", "WeChat Pay did not take the payment; try again",
+                          kind=ErrorKind.UNAVAILABLE, details={"channel_code": exc.code}) from None
+    except WechatPayError as exc:
+        log.warning("the WeChat Pay prepay of order %s failed: %s", order.order_no, exc.reason)
+        raise DomainError("PAYMENT_CHANNEL_UNAVAILABLE", "WeChat Pay did not answer; try again",
+                          kind=ErrorKind.UNAVAILABLE) from None
 
 
 def _record_wallet_attempt(uow: OrderUnitOfWork, *, order_id: int, now: datetime) -> None:

@@ -208,6 +208,33 @@ def test_prepaid_orders_left_unpaid_do_not_hide_a_newer_one_whose_notify_was_los
             for placed in left} == {"PENDING_PAYMENT"}
 
 
+def test_paying_again_an_order_paid_at_wechat_pay_before_its_notify_takes_the_payment_once(
+        server: OrderServer, simulator: RunningSimulator) -> None:
+    order, notify = paid_notify(server, simulator)  # paid at WeChat Pay; the notify is still on its way
+    pay = order_pb2.PayOrderRequest(id=order.id, channel="wechat")
+
+    assert failure(lambda: server.stub.PayOrder(pay, metadata=server.as_user(ALICE))) == (
+        grpc.StatusCode.ABORTED, "ORDER_ALREADY_PAID")
+    server.stub.HandleWechatPayNotify(notify)
+
+    paid = server.stub.GetOrder(order_pb2.GetOrderRequest(id=order.id), metadata=server.as_user(ALICE))
+    assert (paid.status, paid.pay_channel, server.events("order-paid")) == ("PAID", "wechat", 1)
+
+
+def test_wechat_pay_after_a_declined_wallet_closed_its_transaction_is_a_clear_conflict(
+        server: OrderServer, simulator: RunningSimulator) -> None:
+    order, alice = submit(server, "wechat-wallet-wechat"), server.as_user(ALICE)
+    server.stub.PayOrder(order_pb2.PayOrderRequest(id=order.id, channel="wechat"), metadata=alice)
+    server.members.balance_fen = 0
+    assert failure(lambda: server.stub.PayOrder(order_pb2.PayOrderRequest(id=order.id, channel="balance"),
+                                                metadata=alice))[1] == "BALANCE_INSUFFICIENT"
+
+    assert failure(lambda: server.stub.PayOrder(order_pb2.PayOrderRequest(id=order.id, channel="wechat"),
+                                                metadata=alice)) == (grpc.StatusCode.ABORTED,
+                                                                     "WECHATPAY_TRANSACTION_CLOSED")
+    assert simulator.client.wechatpay_order(order.order_no)["trade_state"] == "CLOSED"
+
+
 def test_cancelling_closes_the_wechat_pay_transaction_first_and_finds_a_payment_made_just_before(
         server: OrderServer, simulator: RunningSimulator) -> None:
     paid, notify = paid_notify(server, simulator)  # paid at WeChat Pay; the notify is still on its way

@@ -383,6 +383,62 @@ def test_a_wallet_payment_of_a_prepaid_order_closes_wechat_pay_first_and_is_refu
     assert (closed.status, unpaid.closed, shop.members.balance_fen) == ("PAID", [closed.order_no], 10000 - 3998)
 
 
+class PrepayRefused(FakeWechatPay):
+    """WeChat Pay answering the JSAPI prepay with `prepay_error`."""
+
+    def __init__(self, prepay_error: WechatPayError, notice: PaymentNotice | None = None,
+                 close_error: WechatPayError | None = None) -> None:
+        super().__init__(notice, close_error)
+        self.prepay_error = prepay_error
+
+    def jsapi_prepay(self, **kwargs: object) -> str:
+        raise self.prepay_error
+
+
+def test_paying_again_an_order_paid_at_wechat_pay_whose_notify_is_late_takes_the_payment_once(shop: Shop) -> None:
+    order = prepaid_order(shop)
+    paid = WechatPayApiError(400, "ORDERPAID", "该订单已支付")
+    wechat = PrepayRefused(WechatPayApiError(403, "ORDERPAID", "该订单已支付"), notice(order), close_error=paid)
+    with pytest.raises(Conflict) as refused:
+        service.pay_order(shop.uow, shop.members, shop.users, wechat, shop.settings, user_id=1,
+                          order_id=order.id or 0, channel="wechat", now=NOW)
+    service.handle_wechat_notify(shop.uow, wechat, headers={}, body=b"{}", now=NOW)  # the late notify after all
+
+    assert (refused.value.code, refused.value.details) == ("ORDER_ALREADY_PAID", {"status": "PAID"})
+    assert (order.status, order.pay_channel, order.history[-1].actor) == ("PAID", "wechat", "wechatpay")
+    assert [event.event_type for event in shop.uow.published] == ["order-created", "order-paid"]
+
+
+@pytest.mark.parametrize(("error", "kind", "code"), [
+    (WechatPayApiError(400, "ORDERCLOSED", "该订单已关单"), "CONFLICT", "WECHATPAY_TRANSACTION_CLOSED"),
+    (WechatPayApiError(400, "PARAM_ERROR", "参数错误"), "UNAVAILABLE", "PAYMENT_CHANNEL_UNAVAILABLE"),
+    (WechatPayUnavailable("no answer"), "UNAVAILABLE", "PAYMENT_CHANNEL_UNAVAILABLE")])
+def test_a_prepay_wechat_pay_refuses_or_does_not_answer_is_a_clear_error_and_changes_nothing(
+        shop: Shop, error: WechatPayError, kind: str, code: str) -> None:
+    order = submit(shop, BUY_TWO)
+    with pytest.raises(DomainError) as refused:
+        service.pay_order(shop.uow, shop.members, shop.users, PrepayRefused(error), shop.settings, user_id=1,
+                          order_id=order.id or 0, channel="wechat", now=NOW)
+    assert (refused.value.kind.name, refused.value.code) == (kind, code)
+    assert (order.status, order.prepaid_at, len(shop.uow.published)) == ("PENDING_PAYMENT", None, 1)
+
+
+def test_an_order_cancelled_while_wechat_pay_prepaid_it_gets_no_payment_parameters(shop: Shop) -> None:
+    order = submit(shop, BUY_TWO)
+
+    class CancelledMeanwhile(FakeWechatPay):
+        def jsapi_prepay(self, **kwargs: object) -> str:
+            service.cancel_order(shop.uow, user_id=1, order_id=order.id or 0, reason="changed my mind", now=NOW)
+            return super().jsapi_prepay(**kwargs)
+
+    with pytest.raises(Conflict) as refused:
+        service.pay_order(shop.uow, shop.members, shop.users, CancelledMeanwhile(), shop.settings, user_id=1,
+                          order_id=order.id or 0, channel="wechat", now=NOW)
+    assert (refused.value.code, refused.value.details) == ("ORDER_STATE_CONFLICT", {"status": "CANCELLED",
+                                                                                     "action": "pay"})
+    assert (order.status, order.prepaid_at) == ("CANCELLED", None)
+
+
 # What commits while the wallet is being charged (between pay_order's check and its mark_paid), and the order after it
 # (the payment timeout waits for the charge: test_wallet_payment.py).
 MEANWHILE = {
