@@ -101,6 +101,7 @@ class FakeProductRepository:
         def wanted(p: Product) -> bool:
             return ((not query.visible_only or p.visible) and (not query.status or p.status == query.status)
                     and (query.category_ids is None or p.category_id in query.category_ids)
+                    and (query.ids is None or p.id in query.ids)
                     and (not query.brand_id or p.brand_id == query.brand_id)
                     and (not query.price_min_fen or p.price_fen >= query.price_min_fen)
                     and (not query.price_max_fen or p.price_fen <= query.price_max_fen)

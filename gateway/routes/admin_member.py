@@ -87,11 +87,15 @@ class DecisionIn(Body):
 
 
 class Mismatch(Reply):
+    """A ledger account whose stored balance is not the sum of its entries, in the account's unit: fen for the
+    wallet's and the platform's money accounts, points for points, points_locked and platform_points_issued (hence
+    no `_fen` names)."""
+
     account_id: int
     user_id: int = Field(description="0 for platform accounts")
     account: str
-    balance: int
-    entries_sum: int
+    balance: int = Field(description="the stored balance, in the account's unit (fen or points)")
+    entries_sum: int = Field(description="the sum of the account's entries, in the account's unit (fen or points)")
 
 
 class LedgerAudit(Reply):

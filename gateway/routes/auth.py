@@ -27,7 +27,9 @@ SmsPurpose = Literal[formats.SMS_PURPOSES]  # type: ignore[valid-type]
 
 class SmsCodeRequest(Body):
     phone: str = Phone
-    purpose: SmsPurpose
+    purpose: SmsPurpose = Field(description="login (POST /auth/login/sms, which registers a new phone); signup, the "
+                                            "same code as login; reset (POST /auth/password/reset); bind (POST "
+                                            "/me/wechat, POST /me/phone)")
 
 
 class SmsCodeSent(Reply):

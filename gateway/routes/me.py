@@ -15,7 +15,7 @@ from pydantic import Field
 from gateway.api import Body, Page, PageQuery, Reply, operation, service
 from gateway.ratelimit import Limit
 from gateway.routes.auth import LOGIN_LIMITS, Phone, Session
-from gateway.routes.catalog import MyReviewOut
+from gateway.routes.catalog import MyReviewOut, ProductSummary
 from services.common import formats
 from services.common.formats import anchored
 from services.common.logs import mask_phone
@@ -259,10 +259,9 @@ class ViewedProductOut(Reply):
 
     product_id: int
     viewed_at: datetime
-
-    @classmethod
-    def from_proto(cls, viewed: user_pb2.ViewedProduct) -> ViewedProductOut:
-        return cls(product_id=viewed.product_id, viewed_at=viewed.viewed_at.ToDatetime(tzinfo=UTC))
+    product: ProductSummary | None = Field(description="the product as GET /products lists it (no need to open "
+                                                       "its page, which would count as a new view); null once it "
+                                                       "is no longer on sale")
 
 
 class HistoryCleared(Reply):
@@ -276,7 +275,15 @@ class HistoryCleared(Reply):
            responses={200: Page[ViewedProductOut]})
 def list_history(query: PageQuery) -> Page[ViewedProductOut]:
     found = service(UserServiceStub).ListHistory(user_pb2.ListHistoryRequest()).products
-    return Page[ViewedProductOut].of_whole([ViewedProductOut.from_proto(v) for v in found], query)
+    page = found[query.offset:query.offset + query.page_size]
+    on_sale: dict[int, ProductSummary] = {}
+    if page:
+        ids = [viewed.product_id for viewed in page]
+        on_sale = {p.id: ProductSummary.from_proto(p) for p in service(ProductServiceStub).SearchProducts(
+            product_pb2.SearchProductsRequest(ids=ids, limit=len(ids))).items}
+    return Page[ViewedProductOut].of(
+        [ViewedProductOut(product_id=v.product_id, viewed_at=v.viewed_at.ToDatetime(tzinfo=UTC),
+                          product=on_sale.get(v.product_id)) for v in page], query, len(found))
 
 
 @bp.delete("/history")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -85,12 +84,12 @@ class MemberOut(Reply):
 
 
 class LedgerEntryOut(Reply):
-    """One ledger line."""
+    """One points ledger line."""
 
     id: int
-    account: str = Field(description="available | pending | bonus (wallet); points | points_locked")
-    amount: int = Field(description="fen for the wallet, points for points; signed")
-    balance_after: int
+    account: str = Field(description="points | points_locked")
+    amount: int = Field(description="points; signed")
+    balance_after: int = Field(description="points")
     kind: str
     reference: str
     created_at: datetime
@@ -99,6 +98,27 @@ class LedgerEntryOut(Reply):
     def from_proto(cls, entry: pb.LedgerEntry) -> LedgerEntryOut:
         return cls(id=entry.id, account=entry.account, amount=entry.amount, balance_after=entry.balance_after,
                    kind=entry.kind, reference=entry.reference, created_at=entry.created_at.ToDatetime(tzinfo=UTC))
+
+
+class WalletEntryOut(Reply):
+    """One wallet ledger line: money, so in fen and named `*_fen` (`amount` and `balance_after` repeat them for
+    clients written before; read the `_fen` fields)."""
+
+    id: int
+    account: str = Field(description="available | pending | bonus")
+    amount_fen: int = Field(description="signed")
+    balance_after_fen: int
+    amount: int = Field(description="deprecated: amount_fen", json_schema_extra={"deprecated": True})
+    balance_after: int = Field(description="deprecated: balance_after_fen", json_schema_extra={"deprecated": True})
+    kind: str
+    reference: str
+    created_at: datetime
+
+    @classmethod
+    def from_proto(cls, entry: pb.LedgerEntry) -> WalletEntryOut:
+        return cls(id=entry.id, account=entry.account, amount_fen=entry.amount, balance_after_fen=entry.balance_after,
+                   amount=entry.amount, balance_after=entry.balance_after, kind=entry.kind, reference=entry.reference,
+                   created_at=entry.created_at.ToDatetime(tzinfo=UTC))
 
 
 class CouponTemplateOut(Reply):
@@ -272,22 +292,19 @@ def subscribe_plan(plan_id: int, idempotency_key: str) -> MemberOut:
 
 @bp.get("/ledger")
 @operation(summary="My wallet ledger, newest first", tag="member", query=PageQuery,
-           responses={200: Page[LedgerEntryOut]})
-def wallet_ledger(query: PageQuery) -> Page[LedgerEntryOut]:
-    return _entries(service(MemberServiceStub).ListWalletEntries, query)
+           responses={200: Page[WalletEntryOut]})
+def wallet_ledger(query: PageQuery) -> Page[WalletEntryOut]:
+    reply = service(MemberServiceStub).ListWalletEntries(pb.ListEntriesRequest(offset=query.offset,
+                                                                               limit=query.page_size))
+    return Page[WalletEntryOut].of([WalletEntryOut.from_proto(e) for e in reply.entries], query, reply.total)
 
 
 @bp.get("/points")
 @operation(summary="My points history, newest first", tag="member", query=PageQuery,
            responses={200: Page[LedgerEntryOut]})
 def points_ledger(query: PageQuery) -> Page[LedgerEntryOut]:
-    return _entries(service(MemberServiceStub).ListPointsEntries, query)
-
-
-def _entries(list_entries: Callable[[pb.ListEntriesRequest], pb.ListEntriesResponse],
-             query: PageQuery) -> Page[LedgerEntryOut]:
-    """One page of a ledger of mine (wallet or points): both RPCs take and answer the same messages."""
-    reply = list_entries(pb.ListEntriesRequest(offset=query.offset, limit=query.page_size))
+    reply = service(MemberServiceStub).ListPointsEntries(pb.ListEntriesRequest(offset=query.offset,
+                                                                               limit=query.page_size))
     return Page[LedgerEntryOut].of([LedgerEntryOut.from_proto(e) for e in reply.entries], query, reply.total)
 
 

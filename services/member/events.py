@@ -15,7 +15,8 @@ from services.member.domain import Member, Recharge, Withdrawal
 def member_joined(uow: UnitOfWork, member: Member) -> None:
     if member.joined_at is not None:
         uow.publish(MemberJoined(user_id=member.user_id, member_no=member.member_no, channel=member.channel,
-                                 level=member.level.code, joined_at=timestamp(member.joined_at)),
+                                 level=member.level.code, invited_by_user_id=member.invited_by or 0,
+                                 joined_at=timestamp(member.joined_at)),
                     aggregate_id=str(member.user_id))
 
 

@@ -337,6 +337,8 @@ class SqlProductRepository:
             conditions.append(products.c.status == query.status)
         if query.category_ids is not None:
             conditions.append(products.c.category_id.in_(sorted(query.category_ids)))
+        if query.ids is not None:
+            conditions.append(products.c.id.in_(sorted(query.ids)))
         if query.brand_id:
             conditions.append(products.c.brand_id == query.brand_id)
         if query.price_min_fen:

@@ -566,6 +566,7 @@ class ProductFilter:
     sort: Sort = Sort.NEWEST
     status: str | None = None
     visible_only: bool = True
+    ids: frozenset[int] | None = None  # only these products
     offset: int = 0
     limit: int = 20
 

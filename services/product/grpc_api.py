@@ -215,7 +215,7 @@ def _search(uow: ProductUnitOfWork, request: product_pb2.SearchProductsRequest, 
     return service.search_products(
         uow, category_id=request.category_id, brand_id=request.brand_id, price_min_fen=request.price_min_fen,
         price_max_fen=request.price_max_fen, q=request.q, sort=request.sort, offset=request.offset,
-        limit=request.limit or 20, staff=staff, status=request.status if staff else "")
+        limit=request.limit or 20, staff=staff, status=request.status if staff else "", ids=request.ids)
 
 
 def _page(page: ProductPage, *, staff: bool) -> product_pb2.SearchProductsResponse:

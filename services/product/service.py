@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NoReturn
@@ -115,10 +115,16 @@ def list_brands(uow: ProductUnitOfWork) -> list[Brand]:
         return uow.brands.all()
 
 
+MAX_SEARCH_IDS = 100  # a page of a list: ?page_size is at most 100
+
+
 def search_products(uow: ProductUnitOfWork, *, category_id: int = 0, brand_id: int = 0, price_min_fen: int = 0,
                     price_max_fen: int = 0, q: str = "", sort: str = "", offset: int = 0, limit: int = 20,
-                    staff: bool = False, status: str = "") -> ProductPage:
-    """One page of the catalogue: for shoppers only approved, on-shelf products; staff see every status."""
+                    staff: bool = False, status: str = "", ids: Collection[int] = ()) -> ProductPage:
+    """One page of the catalogue: for shoppers only approved, on-shelf products; staff see every status. `ids`
+    keeps only those products (a browsing history's page: the ones still on sale)."""
+    if len(ids) > MAX_SEARCH_IDS:
+        raise InvalidInput("IDS_TOO_MANY", f"at most {MAX_SEARCH_IDS} product ids", details={"ids": "too many"})
     q = q.replace("\x00", "")
     chosen = _sort(sort, has_query=bool(q.strip()))
     if status and status not in set(Status):
@@ -135,7 +141,8 @@ def search_products(uow: ProductUnitOfWork, *, category_id: int = 0, brand_id: i
         found, total = uow.products.search(ProductFilter(
             category_ids=category_ids, brand_id=brand_id or None, price_min_fen=price_min_fen or None,
             price_max_fen=price_max_fen or None, terms=terms, sort=chosen, status=status or None,
-            visible_only=not staff, offset=max(offset, 0), limit=min(max(limit, 1), 100)))
+            visible_only=not staff, ids=frozenset(ids) if ids else None, offset=max(offset, 0),
+            limit=min(max(limit, 1), 100)))
         return ProductPage(_views(uow, found), total)
 
 

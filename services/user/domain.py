@@ -133,6 +133,12 @@ class SmsCode:
     consumed_at: datetime | None = None
     id: int | None = None
 
+    @staticmethod
+    def stored_purpose(purpose: str) -> str:
+        """The purpose a code asked for as `purpose` is kept and redeemed under: a sign-up code is a login code,
+        since the first SMS login registers the phone (U1) and nothing else redeems "signup"."""
+        return "login" if purpose == "signup" else purpose
+
     @classmethod
     def issue(cls, *, phone: str, purpose: str, code_hash: str, now: datetime,
               previous: SmsCode | None, sent_today: int) -> SmsCode:

@@ -73,6 +73,7 @@ def send_sms_code(uow: UserUnitOfWork, sms: SmsSender, issuer: TokenIssuer, *, p
     """Issue a 6-digit code for `purpose` and send it; at most one a minute and ten a day per phone."""
     now = now or utcnow()
     phone = validate_phone(phone)
+    purpose = SmsCode.stored_purpose(purpose)
     code = f"{secrets.randbelow(10**6):06d}"
     with uow:
         uow.sms_codes.lock_phone(phone)

@@ -30,6 +30,8 @@ def test_products_i_view_appear_in_my_history_newest_first_and_clear(platform: P
     after = requests.get(f"{platform.api}/me/history", headers=headers, timeout=10).json()
 
     assert ([v["product_id"] for v in history["items"]], history["total"]) == ([first, second], 2)
+    assert [v["product"] for v in history["items"]] == [next(p for p in products if p["id"] == first),
+                                                        next(p for p in products if p["id"] == second)]
     assert (cleared, after["total"]) == ({"cleared": 2}, 0)
 
 

@@ -50,7 +50,7 @@ def test_a_member_recharges_withdraws_once_per_key_and_finance_pays_it_out(platf
         [(withdrawal_id, "PAID")], 1, 0)
     assert [(t["out_bill_no"], t["transfer_amount"], t["state"]) for t in transfers] == [
         (paid.json()["withdrawal_no"], 6_000, "SUCCESS")]  # paid to the shopper's WeChat balance, once
-    assert sorted((e["kind"], e["account"], e["amount"]) for e in ledger["items"]) == [
+    assert sorted((e["kind"], e["account"], e["amount_fen"]) for e in ledger["items"]) == [
         ("recharge", "available", 10_000), ("withdrawal_paid", "pending", -6_000),
         ("withdrawal_requested", "available", -6_000), ("withdrawal_requested", "pending", 6_000)]
     assert audit["mismatches"] == []

@@ -39,7 +39,7 @@ def wallet(platform: Platform, shopper: dict[str, str]) -> tuple[int, list[tuple
     """(available balance, [(kind, amount)] of the wallet ledger), from the ledger (members or not)."""
     ledger = requests.get(f"{platform.api}/member/ledger", headers=shopper, timeout=10).json()
     available = [entry for entry in ledger["items"] if entry["account"] == "available"]
-    return (available[0]["balance_after"] if available else 0), [(e["kind"], e["amount"]) for e in ledger["items"]]
+    return (available[0]["balance_after_fen"] if available else 0), [(e["kind"], e["amount_fen"]) for e in ledger["items"]]
 
 
 def recharged_events(platform: Platform, shopper: dict[str, str]) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import delete, select
 
-from services.common.errors import Conflict, NotFound
+from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.outbox import outbox
 from services.product import service
 from services.product.db import skus
@@ -93,6 +93,22 @@ def test_brand_and_price_range_filters(shelf: Shelf, uow: UowFactory) -> None:
 
     assert (names(uow, price_min_fen=2_000, price_max_fen=9_000), names(uow, brand_id=2)) == (
         ["昂贵", "中等"], ["昂贵"])
+
+
+def test_an_ids_filter_answers_those_of_the_products_still_on_sale(shelf: Shelf, uow: UowFactory) -> None:
+    viewed = [shelf.product("看过的 A"), shelf.product("看过的 B", status="off_shelf"), shelf.product("看过的 C")]
+    shelf.product("没看过")
+
+    found = service.search_products(uow(), ids=viewed)
+
+    assert (sorted(names(uow, ids=viewed)), found.total) == (["看过的 A", "看过的 C"], 2)
+
+
+def test_more_ids_than_a_page_are_refused(uow: UowFactory) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        service.search_products(uow(), ids=range(1, 102))
+
+    assert raised.value.code == "IDS_TOO_MANY"
 
 
 def test_sorts_by_price_and_newest(shelf: Shelf, uow: UowFactory) -> None:

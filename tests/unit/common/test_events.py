@@ -87,6 +87,21 @@ def test_topics_list_every_event_type_once() -> None:
     assert set(events.EVENT_TYPES.values()) <= set(events.TOPICS)
 
 
+# The event types shared/ARCHITECTURE.md ("Events") names; the code may add more (README, "Where the code goes beyond").
+DESIGNED_EVENT_TYPES = {"user-registered", "user-verified", "order-created", "order-paid", "order-cancelled",
+                        "order-shipped", "order-completed", "order-refunded", "member-joined", "member-recharged",
+                        "member-withdrawn", "points-changed", "product-viewed", "page-viewed", "cart-item-added"}
+
+
+def test_every_event_type_of_the_design_is_a_topic() -> None:
+    assert DESIGNED_EVENT_TYPES - set(events.TOPICS) == set()
+
+
+def test_the_envelope_has_the_fields_of_the_design() -> None:
+    assert [f.name for f in EventEnvelope.DESCRIPTOR.fields] == [
+        "event_id", "event_type", "occurred_at", "producer", "aggregate_id", "request_id", "payload"]
+
+
 def test_encode_then_decode_gives_back_an_equal_envelope(envelope: EventEnvelope) -> None:
     assert events.decode(events.encode(envelope)) == envelope
 

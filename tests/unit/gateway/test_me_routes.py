@@ -8,6 +8,7 @@ import grpc
 import pytest
 from flask.testing import FlaskClient
 from google.protobuf.timestamp_pb2 import Timestamp
+from mall.product.v1 import product_pb2
 from mall.user.v1 import user_pb2
 
 from services.common.grpc_server import CODE_KEY
@@ -291,3 +292,34 @@ def test_a_new_address_without_is_default_asks_for_none(client: FlaskClient, cli
                 headers=auth)
 
     assert clients.user.AddAddress.calls[0].message.is_default is False
+
+
+def viewed(product_id: int, seconds: int) -> user_pb2.ViewedProduct:
+    return user_pb2.ViewedProduct(product_id=product_id, viewed_at=Timestamp(seconds=1_764_000_000 + seconds))
+
+
+def test_history_shows_each_product_as_listed_and_null_for_one_no_longer_on_sale(client: FlaskClient, clients,
+                                                                                  auth) -> None:
+    clients.user.ListHistory.reply = user_pb2.ListHistoryResponse(products=[viewed(7, 30), viewed(5, 20),
+                                                                            viewed(9, 10)])
+    clients.product.SearchProducts.reply = product_pb2.SearchProductsResponse(total=1, items=[product_pb2.Product(
+        id=5, name="保温杯", subtitle="316", images=["/media/catalog/cup.png"], price_fen=12_900,
+        market_price_fen=15_900, sales=4, brand=product_pb2.Brand(id=2, name="象印"), category_id=4)])
+
+    response = client.get("/api/v1/me/history?page=1&page_size=2", headers=auth)
+
+    assert clients.product.SearchProducts.calls[0].message == product_pb2.SearchProductsRequest(ids=[7, 5], limit=2)
+    assert (response.status_code, response.get_json()) == (200, {"items": [
+        {"product_id": 7, "viewed_at": "2025-11-24T16:00:30Z", "product": None},
+        {"product_id": 5, "viewed_at": "2025-11-24T16:00:20Z", "product": {
+            "id": 5, "name": "保温杯", "subtitle": "316", "main_image": "/media/catalog/cup.png", "price_fen": 12_900,
+            "market_price_fen": 15_900, "sales": 4, "brand": {"id": 2, "name": "象印"}, "category_id": 4}}],
+        "page": 1, "page_size": 2, "total": 3})
+
+
+def test_an_empty_history_asks_the_catalogue_nothing(client: FlaskClient, clients, auth) -> None:
+    clients.user.ListHistory.reply = user_pb2.ListHistoryResponse()
+
+    response = client.get("/api/v1/me/history", headers=auth)
+
+    assert (response.get_json()["total"], clients.product.SearchProducts.calls) == (0, [])

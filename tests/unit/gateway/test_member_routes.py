@@ -40,7 +40,7 @@ def test_signup_passes_channel_and_invite_code(client: FlaskClient, clients, bea
         pb.SignUpRequest(channel="invitation", invite_code="ABCD1234")]
 
 
-def test_the_ledger_is_a_page_of_entries(client: FlaskClient, clients, bearer: Callable) -> None:
+def test_the_ledger_is_a_page_of_entries_in_fen_named_fen(client: FlaskClient, clients, bearer: Callable) -> None:
     clients.member.ListWalletEntries.reply = pb.ListEntriesResponse(total=41, entries=[pb.LedgerEntry(
         id=7, account="available", amount=-6_000, balance_after=4_000, kind="withdrawal_requested",
         reference="W1", created_at=JOINED)])
@@ -49,7 +49,8 @@ def test_the_ledger_is_a_page_of_entries(client: FlaskClient, clients, bearer: C
 
     assert clients.member.ListWalletEntries.calls[0].message == pb.ListEntriesRequest(offset=40, limit=20)
     assert response.get_json() == {"items": [{
-        "id": 7, "account": "available", "amount": -6_000, "balance_after": 4_000, "kind": "withdrawal_requested",
+        "id": 7, "account": "available", "amount_fen": -6_000, "balance_after_fen": 4_000,
+        "amount": -6_000, "balance_after": 4_000, "kind": "withdrawal_requested",
         "reference": "W1", "created_at": "2026-11-18T11:06:40Z"}], "page": 3, "page_size": 20, "total": 41}
 
 

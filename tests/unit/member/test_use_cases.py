@@ -63,6 +63,15 @@ def test_an_invite_code_records_the_inviter_once_and_an_unknown_code_is_refused(
         True, ALICE, code, ALICE)
 
 
+def test_member_joined_names_the_inviter_of_an_invited_member_and_no_one_otherwise(
+        uow: FakeMemberUnitOfWork) -> None:
+    alice, _ = service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
+    service.sign_up(uow, user_id=BOB, channel="invitation", invite_code=alice.member.referral_code, now=NOW)
+
+    assert [(e.payload.user_id, e.payload.channel, e.payload.invited_by_user_id) for e in uow.published
+            if e.event_type == "member-joined"] == [(ALICE, "self", 0), (BOB, "invitation", ALICE)]
+
+
 def test_a_shopper_who_never_joined_has_no_member_account(uow: FakeMemberUnitOfWork) -> None:
     with pytest.raises(NotFound) as raised:
         service.get_member(uow, user_id=ALICE, now=NOW)

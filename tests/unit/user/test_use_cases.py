@@ -48,6 +48,25 @@ def test_first_sms_login_registers_the_shopper_and_publishes_exactly_one_user_re
     assert uow.commits == 2  # the code sent, then the login
 
 
+def test_a_signup_code_logs_in_and_registers_as_a_login_code_does(uow: FakeUserUnitOfWork,
+                                                                   issuer: TokenIssuer) -> None:
+    code = service.send_sms_code(uow, RecordingSms(), issuer, phone=PHONE, purpose="signup", now=T0).dev_code
+
+    result = service.login_with_sms(uow, issuer, phone=PHONE, code=code, now=T0 + timedelta(seconds=30))
+
+    assert (result.is_new_user, result.user.id, [e.event_type for e in uow.published]) == (
+        True, 1, ["user-registered"])
+
+
+def test_a_signup_code_and_a_login_code_share_the_resend_wait(uow: FakeUserUnitOfWork, issuer: TokenIssuer) -> None:
+    send(uow, issuer)
+
+    with pytest.raises(RateLimited) as raised:
+        service.send_sms_code(uow, RecordingSms(), issuer, phone=PHONE, purpose="signup", now=T0 + timedelta(seconds=5))
+
+    assert raised.value.code == "SMS_RESEND_TOO_SOON"
+
+
 def test_second_sms_login_publishes_nothing_more(uow: FakeUserUnitOfWork, issuer: TokenIssuer) -> None:
     service.login_with_sms(uow, issuer, phone=PHONE, code=send(uow, issuer), now=T0)
     later = T0 + timedelta(minutes=2)

@@ -56,7 +56,7 @@ class ListBrandsResponse(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[Brand, _Mapping]]] = ...) -> None: ...
 
 class SearchProductsRequest(_message.Message):
-    __slots__ = ("category_id", "brand_id", "price_min_fen", "price_max_fen", "q", "sort", "offset", "limit", "status")
+    __slots__ = ("category_id", "brand_id", "price_min_fen", "price_max_fen", "q", "sort", "offset", "limit", "status", "ids")
     CATEGORY_ID_FIELD_NUMBER: _ClassVar[int]
     BRAND_ID_FIELD_NUMBER: _ClassVar[int]
     PRICE_MIN_FEN_FIELD_NUMBER: _ClassVar[int]
@@ -66,6 +66,7 @@ class SearchProductsRequest(_message.Message):
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
     category_id: int
     brand_id: int
     price_min_fen: int
@@ -75,7 +76,8 @@ class SearchProductsRequest(_message.Message):
     offset: int
     limit: int
     status: str
-    def __init__(self, category_id: _Optional[int] = ..., brand_id: _Optional[int] = ..., price_min_fen: _Optional[int] = ..., price_max_fen: _Optional[int] = ..., q: _Optional[str] = ..., sort: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ..., status: _Optional[str] = ...) -> None: ...
+    ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, category_id: _Optional[int] = ..., brand_id: _Optional[int] = ..., price_min_fen: _Optional[int] = ..., price_max_fen: _Optional[int] = ..., q: _Optional[str] = ..., sort: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ..., status: _Optional[str] = ..., ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class SearchProductsResponse(_message.Message):
     __slots__ = ("items", "total")
