@@ -95,7 +95,7 @@ def login_with_sms(uow: UserUnitOfWork, issuer: TokenIssuer, *, phone: str, code
     _check_code_format(code)
     with uow:
         _redeem_code(uow, issuer, phone=phone, purpose="login", code=code, now=now)
-        user = uow.users.by_phone(phone)
+        user = uow.users.by_phone(phone, lock=True)  # sessions start under the user's lock (see _end_sessions)
         is_new_user = user is None
         if user is None:
             user = User.register(phone, now)
@@ -133,7 +133,9 @@ def login_with_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Pas
     now = now or utcnow()
     phone = validate_phone(phone)
     with uow:
-        user = uow.users.by_phone(phone)
+        # Locked before the password is read: a reset or change committed meanwhile is seen, and one waiting
+        # for the lock revokes this session once it is stored (see _end_sessions).
+        user = uow.users.by_phone(phone, lock=True)
         if not passwords.verify(user.password_hash if user else None, password) or user is None:
             raise Unauthenticated("INVALID_CREDENTIALS", "phone or password is wrong")
         assert user.password_hash is not None
@@ -269,6 +271,9 @@ def refresh_session(uow: UserUnitOfWork, issuer: TokenIssuer, *, refresh_token: 
     """
     now = now or utcnow()
     with uow:
+        # The user's lock before the token's, as _end_sessions takes them: an ending waiting for it then sees the
+        # rotated token this stores, and this refresh, waiting for it, sees the token as the ending left it.
+        uow.users.get(_known_refresh_token(uow, refresh_token, lock=False).user_id, lock=True)
         token = _known_refresh_token(uow, refresh_token)
         try:
             rotate(token, now)
@@ -303,6 +308,7 @@ def logout_all(uow: UserUnitOfWork, issuer: TokenIssuer, *, user_id: int, now: d
     """End every session of the user, their access tokens included; returns how many were live."""
     now = now or utcnow()
     with uow:
+        uow.users.get(user_id, lock=True)
         ended = _end_sessions(uow, issuer, user_id=user_id, now=now)
         uow.commit()
     return ended
@@ -316,6 +322,12 @@ def _end_sessions(uow: UserUnitOfWork, issuer: TokenIssuer, *, user_id: int, now
     Every way of ending a user's sessions goes through here (or _end_session for one), so none can
     leave the access tokens working until they expire. A session started at `now` in the same
     transaction (change_password's) is not ended: only tokens issued before `now` are.
+
+    The caller holds the user's row lock (UserRepository.get/by_phone with lock=True), which every session start
+    (login, refresh) takes before it reads the password or the refresh token and keeps until its refresh token is
+    stored: a login or refresh in flight either committed before, and its refresh token is revoked here, or waits
+    and then finds the new password, or its refresh token revoked. Without it, a login with the old password or a
+    refresh by a token thief racing a reset or a logout everywhere kept a refresh token that lived on.
     """
     ended = uow.refresh_tokens.revoke_user(user_id, now) if refresh_tokens else 0
     notice = SessionsEnded(user_id=user_id, before=now.timestamp(), until=(now + issuer.access_ttl).timestamp())
@@ -332,8 +344,8 @@ def _end_session(uow: UserUnitOfWork, issuer: TokenIssuer, token: RefreshToken, 
     return ended
 
 
-def _known_refresh_token(uow: UserUnitOfWork, refresh_token: str) -> RefreshToken:
-    token = uow.refresh_tokens.by_hash(token_hash(refresh_token)) if refresh_token else None
+def _known_refresh_token(uow: UserUnitOfWork, refresh_token: str, *, lock: bool = True) -> RefreshToken:
+    token = uow.refresh_tokens.by_hash(token_hash(refresh_token), lock=lock) if refresh_token else None
     if token is None:
         raise RefreshTokenRefused("REFRESH_TOKEN_INVALID", "unknown refresh token; log in again")
     return token
@@ -374,7 +386,8 @@ def login_with_wechat(uow: UserUnitOfWork, wechat: WechatLogin, issuer: TokenIss
     session = wechat.code2session(code)
     with uow:
         account = uow.wechat_accounts.by_openid(wechat.appid, session.openid)
-        user = uow.users.get(account.user_id) if account is not None else None
+        # Locked: sessions start under the user's lock (see _end_sessions).
+        user = uow.users.get(account.user_id, lock=True) if account is not None else None
         is_new_user = user is None
         if user is None:
             user = User.register_wechat(session.openid, now)
@@ -564,7 +577,7 @@ def reset_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Password
     validate_password(new_password, "new_password")
     with uow:
         _redeem_code(uow, issuer, phone=phone, purpose="reset", code=code, now=now)
-        user = uow.users.by_phone(phone)
+        user = uow.users.by_phone(phone, lock=True)  # sessions end under the user's lock (see _end_sessions)
         if user is None:
             uow.commit()  # the code is spent either way
             raise NotFound("USER_NOT_FOUND", "no account uses this phone; log in with an SMS code to create one")
