@@ -14,13 +14,19 @@ from typing import Self
 import pytest
 from sqlalchemy import Engine, select
 
+from gateway.sessions import MemorySessionMarks
+from services.common import sessions
+from services.common.auth import TokenVerifier
+from services.common.db import utcnow
 from services.common.errors import DomainError
+from services.common.sessions import SessionsEnded
 from services.user import service
 from services.user.db import SqlUserUnitOfWork, refresh_tokens
 from services.user.domain import LoginResult, RefreshToken
 from services.user.passwords import Passwords
 from services.user.sms import ConsoleSms
 from services.user.tokens import TokenIssuer
+from tests.fixtures.keys import JwtKeys
 from tests.fixtures.postgres import wait_until_blocked
 
 pytestmark = pytest.mark.integration
@@ -50,9 +56,10 @@ class PausedSessionStart(SqlUserUnitOfWork):
 
 
 def in_flight(pg_engine: Engine, start: Callable[[SqlUserUnitOfWork], LoginResult],
-              end: Callable[[], object]) -> list[LoginResult | str]:
+              end: Callable[[], object], *, go_on_after: datetime | None = None) -> list[LoginResult | str]:
     """Start a session, pause it before its refresh token is stored, run `end` meanwhile (until it ends or waits for
-    a lock), then let the start go on; the start's result, or its refusal's code."""
+    a lock), then let the start go on (once the clock has passed `go_on_after`, if given); the start's result, or
+    its refusal's code."""
     paused, go = threading.Event(), threading.Event()
     started: list[LoginResult | str] = []
 
@@ -67,6 +74,8 @@ def in_flight(pg_engine: Engine, start: Callable[[SqlUserUnitOfWork], LoginResul
     assert paused.wait(30), "the session start never reached its refresh token"
     ending.start()
     wait_until_blocked(pg_engine, ending)
+    if go_on_after is not None:  # the clock, not a race: the start's instant must be over when it commits
+        threading.Event().wait(max(0.0, (go_on_after - utcnow()).total_seconds()) + 0.001)
     go.set()
     starting.join()
     ending.join()
@@ -79,9 +88,9 @@ def live_refresh_tokens(engine: Engine) -> int:
                                                                   refresh_tokens.c.used_at.is_(None))).all())
 
 
-def sms_login(uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer) -> LoginResult:
-    code = service.send_sms_code(uow(), ConsoleSms(), issuer, phone=PHONE, purpose="login", now=T0).dev_code
-    return service.login_with_sms(uow(), issuer, phone=PHONE, code=code, now=T0)
+def sms_login(uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer, now: datetime = T0) -> LoginResult:
+    code = service.send_sms_code(uow(), ConsoleSms(), issuer, phone=PHONE, purpose="login", now=now).dev_code
+    return service.login_with_sms(uow(), issuer, phone=PHONE, code=code, now=now)
 
 
 def test_a_refresh_in_flight_when_the_user_logs_out_everywhere_is_ended_too(
@@ -123,3 +132,27 @@ def test_a_login_with_the_old_password_in_flight_during_a_reset_is_ended_by_it(
         service.login_with_password(pg_uow(), issuer, passwords, phone=PHONE, password="old-pass-1",
                                     now=T0 + timedelta(minutes=5))
     assert refused.value.code == "INVALID_CREDENTIALS"
+
+
+def test_a_refresh_that_began_after_a_logout_everywhere_and_committed_first_has_its_access_token_ended_too(
+        pg_engine: Engine, pg_uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer, jwt_keys: JwtKeys) -> None:
+    login = sms_login(pg_uow, issuer, now=utcnow())
+    refreshed_at = utcnow() + timedelta(milliseconds=300)  # its instant falls after the logout began
+    told: list[SessionsEnded] = []
+
+    def log_out_everywhere() -> None:
+        with sessions.collecting() as ended:
+            service.logout_all(pg_uow(), issuer, user_id=login.user.id or 0)  # the clock's now, as in production
+        told.extend(ended)
+
+    started = in_flight(pg_engine, lambda uow: service.refresh_session(uow, issuer, refresh_token=login.refresh_token,
+                                                                       now=refreshed_at),
+                        log_out_everywhere, go_on_after=refreshed_at)
+
+    refreshed = started[0]
+    assert isinstance(refreshed, LoginResult), started
+    marks = MemorySessionMarks()
+    for notice in told:
+        marks.record(notice)
+    assert marks.ended(TokenVerifier(jwt_keys.public_pem).verify(refreshed.access_token))
+    assert live_refresh_tokens(pg_engine) == 0
