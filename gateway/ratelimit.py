@@ -63,8 +63,12 @@ class Counter(Protocol):
     event is younger than `seconds`, and it has room again when that event turns `seconds` old.
     """
 
-    def take(self, bucket: str, count: int, seconds: int, now: float) -> float | None:
-        """Log one event unless `count` happened in the last `seconds`: None if logged, else when there is room."""
+    def take(self, bucket: str, count: int, seconds: int, now: float, event: str = "") -> float | None:
+        """Log one event unless `count` happened in the last `seconds`: None if logged, else when there is room.
+        `event` names it for `forget` (unnamed events are never forgotten)."""
+
+    def forget(self, bucket: str, event: str) -> None:
+        """Drop the event `take` logged under the name `event`, if it is still held (nothing otherwise)."""
 
     def add(self, bucket: str, count: int, seconds: int, now: float) -> None:
         """Log one event whatever the window holds (an outcome known after the fact: a failed login)."""
@@ -80,15 +84,28 @@ class MemoryCounter:
 
     def __init__(self) -> None:
         self._buckets: dict[str, tuple[list[float], int]] = {}  # bucket -> (event times oldest first, seconds)
+        self._named: dict[str, dict[str, float]] = {}  # bucket -> {event name: its time} within its window
         self._lock = threading.Lock()
 
-    def take(self, bucket: str, count: int, seconds: int, now: float) -> float | None:
+    def take(self, bucket: str, count: int, seconds: int, now: float, event: str = "") -> float | None:
         with self._lock:
             events = self._events(bucket, seconds, now)
             if len(events) >= count:
                 return events[-count] + seconds
             self._log(bucket, events, count, seconds, now)
+            if event:
+                named = self._named.setdefault(bucket, {})
+                for old in [name for name, at in named.items() if at <= now - seconds]:  # left the window
+                    del named[old]
+                named[event] = now
         return None
+
+    def forget(self, bucket: str, event: str) -> None:
+        with self._lock:
+            at = self._named.get(bucket, {}).pop(event, None)
+            events, _ = self._buckets.get(bucket, ([], 0))
+            if at is not None and at in events:
+                events.remove(at)  # one event of that instant: which one does not matter to a count
 
     def add(self, bucket: str, count: int, seconds: int, now: float) -> None:
         with self._lock:
@@ -107,6 +124,7 @@ class MemoryCounter:
     def _log(self, bucket: str, events: list[float], count: int, seconds: int, now: float) -> None:
         if len(self._buckets) >= self.MAX_BUCKETS:
             self._buckets = {k: (e, s) for k, (e, s) in self._buckets.items() if e and e[-1] > now - s}
+            self._named = {k: named for k, named in self._named.items() if k in self._buckets}
         bisect.insort(events, now)
         self._buckets[bucket] = (events[-count:], seconds)
 
@@ -138,8 +156,11 @@ class RedisCounter:
         self.client = client
         self._script = self.client.register_script(SLIDING_WINDOW_SCRIPT)
 
-    def take(self, bucket: str, count: int, seconds: int, now: float) -> float | None:
-        return self._run("take", bucket, count, seconds, now)
+    def take(self, bucket: str, count: int, seconds: int, now: float, event: str = "") -> float | None:
+        return self._run("take", bucket, count, seconds, now, event)
+
+    def forget(self, bucket: str, event: str) -> None:
+        self.client.zrem(self._key(bucket), self._member(event))
 
     def add(self, bucket: str, count: int, seconds: int, now: float) -> None:
         self._run("add", bucket, count, seconds, now)
@@ -147,10 +168,18 @@ class RedisCounter:
     def full_until(self, bucket: str, count: int, seconds: int, now: float) -> float | None:
         return self._run("peek", bucket, count, seconds, now)
 
-    def _run(self, mode: str, bucket: str, count: int, seconds: int, now: float) -> float | None:
-        oldest = self._script(keys=[f"mall:ratelimit:{bucket}"],
-                              args=[repr(now), seconds, count, mode, f"{now!r}:{uuid.uuid4().hex[:8]}"])
+    def _run(self, mode: str, bucket: str, count: int, seconds: int, now: float, event: str = "") -> float | None:
+        member = self._member(event) if event else f"{now!r}:{uuid.uuid4().hex[:8]}"
+        oldest = self._script(keys=[self._key(bucket)], args=[repr(now), seconds, count, mode, member])
         return None if oldest is None else float(oldest) + seconds
+
+    @staticmethod
+    def _key(bucket: str) -> str:
+        return f"mall:ratelimit:{bucket}"
+
+    @staticmethod
+    def _member(event: str) -> str:
+        return f"named:{event}"  # never one of the unnamed members, "<time>:<hex>"
 
 
 class FallbackCounter:
@@ -166,8 +195,17 @@ class FallbackCounter:
         self.fallback = fallback
         self.store = store
 
-    def take(self, bucket: str, count: int, seconds: int, now: float) -> float | None:
-        return self._call("take", bucket, count, seconds, now)
+    def take(self, bucket: str, count: int, seconds: int, now: float, event: str = "") -> float | None:
+        return self._call("take", bucket, count, seconds, now, *([event] if event else []))
+
+    def forget(self, bucket: str, event: str) -> None:
+        # Both: the event is in whichever store took it. A Redis that does not answer keeps it, which only counts
+        # one event too many until it leaves its window.
+        self.fallback.forget(bucket, event)
+        try:
+            self.store.call(lambda _: self.primary.forget(bucket, event))
+        except RedisUnavailable:
+            RATE_LIMIT_STORE_FALLBACKS.inc()
 
     def add(self, bucket: str, count: int, seconds: int, now: float) -> None:
         self._call("add", bucket, count, seconds, now)
@@ -175,14 +213,14 @@ class FallbackCounter:
     def full_until(self, bucket: str, count: int, seconds: int, now: float) -> float | None:
         return self._call("full_until", bucket, count, seconds, now)
 
-    def _call(self, operation: str, bucket: str, count: int, seconds: int, now: float) -> float | None:
+    def _call(self, operation: str, bucket: str, count: int, seconds: int, now: float, *event: str) -> float | None:
         try:
             result: float | None = self.store.call(
-                lambda _: getattr(self.primary, operation)(bucket, count, seconds, now))
+                lambda _: getattr(self.primary, operation)(bucket, count, seconds, now, *event))
             return result
         except RedisUnavailable:
             RATE_LIMIT_STORE_FALLBACKS.inc()
-            fallback: float | None = getattr(self.fallback, operation)(bucket, count, seconds, now)
+            fallback: float | None = getattr(self.fallback, operation)(bucket, count, seconds, now, *event)
             return fallback
 
 
@@ -212,6 +250,23 @@ class RateLimiter:
                 RATE_LIMITED.labels(endpoint, limit.key).inc()
                 return seconds_until(room_at, now)
         return None
+
+    def hold(self, endpoint: str, limit: Limit, values: Mapping[str, str],
+             now: float | None = None) -> tuple[int | None, Held | None]:
+        """Log one event under `limit` now, unless its window is full, atomically (requests in flight together each
+        see the others'): (seconds to wait, None) when full, else (None, the event, for `release` when it turns
+        out not to count; None when `values` lack a part of the key and nothing was logged)."""
+        now = clock() if now is None else now
+        bucket = self._bucket(endpoint, limit, values)
+        if bucket is None:
+            return None, None
+        held = Held(bucket, uuid.uuid4().hex)
+        room_at = self.counter.take(bucket, self.allowed(limit), limit.seconds, now, held.event)
+        return (None, held) if room_at is None else (seconds_until(room_at, now), None)
+
+    def release(self, held: Held) -> None:
+        """Forget an event `hold` logged: it did not count after all."""
+        self.counter.forget(held.bucket, held.event)
 
     def full(self, endpoint: str, limit: Limit, values: Mapping[str, str], now: float | None = None) -> int | None:
         """When the events `count` logged under `limit` for `values` fill its window: the seconds until
@@ -245,6 +300,23 @@ class RateLimiter:
 
 
 @dataclass(frozen=True)
+class Held:
+    """An event RateLimiter.hold logged, by name, so that it can be released."""
+
+    bucket: str
+    event: str
+
+
+@dataclass(frozen=True)
+class GuardedTry:
+    """What FailureGuard.admit decided: `wait` seconds when refused; else the failure `held` in advance (None for a
+    trusted address), which FailureGuard.record settles."""
+
+    wait: int | None
+    held: Held | None = None
+
+
+@dataclass(frozen=True)
 class FailureGuard:
     """A per-account ceiling on failures that cannot be used to lock the owner out.
 
@@ -252,22 +324,37 @@ class FailureGuard:
     refused, but only from addresses that have not succeeded for this account within the last
     `trusted.seconds` (each success renews its address's trust): an attacker guessing from many
     addresses is stopped, while the owner's usual addresses still get in.
+
+    A try from an address not trusted is logged as a failure when it is admitted, in one atomic step with the
+    check, and released if it succeeds or ends undecided: tries in flight together count each other, so no
+    more than `failures.count` of them get through however many are sent at once. (Checked first and counted
+    after the answer, every try of a burst saw the count before any of them failed.)
     """
 
     failures: Limit  # e.g. Limit("phone", 20, 3600)
     trusted: Limit   # e.g. Limit("phone+ip", 1, 30 days): an address that logged in lately (its count unused)
 
-    def wait(self, limiter: RateLimiter, endpoint: str, values: Mapping[str, str]) -> int | None:
-        """Seconds to wait when this try must be refused, else None."""
+    def admit(self, limiter: RateLimiter, endpoint: str, values: Mapping[str, str]) -> GuardedTry:
+        """Whether this try may go on (`wait` None) and, for an address not trusted, its failure held in advance."""
         if limiter.happened(endpoint, self.trusted, values):
-            return None
-        wait = limiter.full(endpoint, self.failures, values)
+            return GuardedTry(None)
+        wait, held = limiter.hold(endpoint, self.failures, values)
         if wait is not None:
             RATE_LIMITED.labels(endpoint, f"failed-{self.failures.key}").inc()
-        return wait
+        return GuardedTry(wait, held)
 
-    def record(self, limiter: RateLimiter, endpoint: str, values: Mapping[str, str], *, succeeded: bool) -> None:
-        limiter.count(endpoint, self.trusted if succeeded else self.failures, values)
+    def record(self, limiter: RateLimiter, endpoint: str, values: Mapping[str, str], admitted: GuardedTry, *,
+               succeeded: bool | None) -> None:
+        """Settle an admitted try: `succeeded` True (its address is trusted from now on), False (a failure: counted,
+        if not held already), None (no answer either way: it is no failure)."""
+        if succeeded is False:
+            if admitted.held is None:
+                limiter.count(endpoint, self.failures, values)
+            return
+        if admitted.held is not None:
+            limiter.release(admitted.held)
+        if succeeded:
+            limiter.count(endpoint, self.trusted, values)
 
 
 def seconds_until(moment: float, now: float) -> int:

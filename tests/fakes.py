@@ -111,7 +111,7 @@ class FakeUserRepository:
         user.id = len(self.users) + 1
         self.users.append(user)
 
-    def by_phone(self, phone: str) -> User | None:
+    def by_phone(self, phone: str, *, lock: bool = False) -> User | None:
         return next((user for user in self.users if user.phone == phone), None)
 
     def get(self, user_id: int, *, lock: bool = False) -> User | None:
@@ -186,7 +186,7 @@ class FakeRefreshTokenRepository:
         token.id = len(self.tokens) + 1
         self.tokens.append(token)
 
-    def by_hash(self, token_hash: str) -> RefreshToken | None:
+    def by_hash(self, token_hash: str, *, lock: bool = True) -> RefreshToken | None:
         return next((token for token in self.tokens if token.token_hash == token_hash), None)
 
     def revoke_family(self, family_id: str, now: datetime) -> int:

@@ -197,17 +197,17 @@ def login_sms(body: SmsLogin) -> Session:
 def login_password(body: PasswordLogin) -> Session:
     limiter, endpoint = current_app.extensions["rate_limiter"], request.endpoint or ""
     values = {"phone": body.phone} | client_values(request.remote_addr)
-    wait = PASSWORD_GUARD.wait(limiter, endpoint, values)
-    if wait is not None:
-        raise ApiError.too_many_requests(wait)
+    admitted = PASSWORD_GUARD.admit(limiter, endpoint, values)
+    if admitted.wait is not None:
+        raise ApiError.too_many_requests(admitted.wait)
     try:
         reply = service(UserServiceStub).LoginWithPassword(
             user_pb2.LoginWithPasswordRequest(phone=body.phone, password=body.password))
-    except grpc.RpcError as exc:
-        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
-            PASSWORD_GUARD.record(limiter, endpoint, values, succeeded=False)
+    except Exception as exc:
+        failed = isinstance(exc, grpc.RpcError) and exc.code() == grpc.StatusCode.UNAUTHENTICATED
+        PASSWORD_GUARD.record(limiter, endpoint, values, admitted, succeeded=False if failed else None)
         raise
-    PASSWORD_GUARD.record(limiter, endpoint, values, succeeded=True)
+    PASSWORD_GUARD.record(limiter, endpoint, values, admitted, succeeded=True)
     _remember_login(body.phone)
     return Session.from_proto(reply)
 

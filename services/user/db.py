@@ -226,8 +226,11 @@ class SqlUserRepository:
         except IntegrityError:  # the same phone registered a moment ago by another transaction
             raise Conflict("PHONE_TAKEN", "an account for this phone was created just now; try again") from None
 
-    def by_phone(self, phone: str) -> User | None:
-        return self.session.execute(select(User).where(users.c.phone == phone)).scalar_one_or_none()
+    def by_phone(self, phone: str, *, lock: bool = False) -> User | None:
+        query = select(User).where(users.c.phone == phone)
+        if lock:
+            query = query.with_for_update()
+        return self.session.execute(query).scalar_one_or_none()
 
     def get(self, user_id: int, *, lock: bool = False) -> User | None:
         query = select(User).where(users.c.id == user_id)
@@ -287,9 +290,11 @@ class SqlRefreshTokenRepository:
     def add(self, token: RefreshToken) -> None:
         self.session.add(token)
 
-    def by_hash(self, token_hash: str) -> RefreshToken | None:
-        return self.session.execute(select(RefreshToken).where(refresh_tokens.c.token_hash == token_hash)
-                                    .with_for_update()).scalar_one_or_none()
+    def by_hash(self, token_hash: str, *, lock: bool = True) -> RefreshToken | None:
+        query = select(RefreshToken).where(refresh_tokens.c.token_hash == token_hash)
+        if lock:  # read again as locked: an unlocked read earlier in the transaction may be stale by now
+            query = query.with_for_update().execution_options(populate_existing=True)
+        return self.session.execute(query).scalar_one_or_none()
 
     def revoke_family(self, family_id: str, now: datetime) -> int:
         return self._revoke(refresh_tokens.c.family_id == family_id, now)

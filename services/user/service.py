@@ -96,7 +96,7 @@ def login_with_sms(uow: UserUnitOfWork, issuer: TokenIssuer, *, phone: str, code
     _check_code_format(code)
     with uow:
         _redeem_code(uow, issuer, phone=phone, purpose="login", code=code, now=now)
-        user = uow.users.by_phone(phone)
+        user = uow.users.by_phone(phone, lock=True)  # sessions start under the user's lock (see _end_sessions)
         is_new_user = user is None
         if user is None:
             user = User.register(phone, now)
@@ -134,7 +134,9 @@ def login_with_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Pas
     now = now or utcnow()
     phone = validate_phone(phone)
     with uow:
-        user = uow.users.by_phone(phone)
+        # Locked before the password is read: a reset or change committed meanwhile is seen, and one waiting
+        # for the lock revokes this session once it is stored (see _end_sessions).
+        user = uow.users.by_phone(phone, lock=True)
         if not passwords.verify(user.password_hash if user else None, password) or user is None:
             raise Unauthenticated("INVALID_CREDENTIALS", "phone or password is wrong")
         assert user.password_hash is not None
@@ -194,10 +196,10 @@ def set_roles(uow: UserUnitOfWork, issuer: TokenIssuer, *, actor_id: int, user_i
     was lost finds nothing left to take away, yet the tokens issued before it still carry the role; and which
     roles the user's live tokens carry is not known here. The cost of a grant is one refresh.
     """
-    now = now or utcnow()
     wanted = _valid_roles(roles)
     with uow:
         user = _existing_user(uow, user_id, lock=True)
+        now = now or utcnow()  # once the user's lock is held (see _end_sessions)
         if user_id == actor_id:  # no one grants themself powers, or locks the shop out of its last admin
             raise DomainError("OWN_ROLES", "you cannot change your own roles; ask another admin")
         before = user.roles
@@ -215,10 +217,10 @@ def set_staff_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Pass
     """An admin sets a staff member's password (staff cannot by SMS code); audited, every session of theirs
     ends (returns how many). Not one's own (change it with the current password) and not a shopper's (who
     resets their own by SMS)."""
-    now = now or utcnow()
     validate_password(new_password, "new_password")
     with uow:
         user = _existing_user(uow, user_id, lock=True)
+        now = now or utcnow()  # once the user's lock is held (see _end_sessions)
         if user_id == actor_id:
             raise DomainError("OWN_PASSWORD", "change your own password with your current one (PUT /me/password)")
         if not user.role_set:
@@ -270,6 +272,9 @@ def refresh_session(uow: UserUnitOfWork, issuer: TokenIssuer, *, refresh_token: 
     """
     now = now or utcnow()
     with uow:
+        # The user's lock before the token's, as _end_sessions takes them: an ending waiting for it then sees the
+        # rotated token this stores, and this refresh, waiting for it, sees the token as the ending left it.
+        uow.users.get(_known_refresh_token(uow, refresh_token, lock=False).user_id, lock=True)
         token = _known_refresh_token(uow, refresh_token)
         try:
             rotate(token, now)
@@ -302,8 +307,9 @@ def logout(uow: UserUnitOfWork, issuer: TokenIssuer, *, refresh_token: str, now:
 
 def logout_all(uow: UserUnitOfWork, issuer: TokenIssuer, *, user_id: int, now: datetime | None = None) -> int:
     """End every session of the user, their access tokens included; returns how many were live."""
-    now = now or utcnow()
     with uow:
+        uow.users.get(user_id, lock=True)
+        now = now or utcnow()  # once the user's lock is held (see _end_sessions)
         ended = _end_sessions(uow, issuer, user_id=user_id, now=now)
         uow.commit()
     return ended
@@ -317,6 +323,14 @@ def _end_sessions(uow: UserUnitOfWork, issuer: TokenIssuer, *, user_id: int, now
     Every way of ending a user's sessions goes through here (or _end_session for one), so none can
     leave the access tokens working until they expire. A session started at `now` in the same
     transaction (change_password's) is not ended: only tokens issued before `now` are.
+
+    The caller holds the user's row lock (UserRepository.get/by_phone with lock=True), which every session start
+    (login, refresh) takes before it reads the password or the refresh token and keeps until its refresh token is
+    stored: a login or refresh in flight either committed before, and its refresh token is revoked here, or waits
+    and then finds the new password, or its refresh token revoked. Without it, a login with the old password or a
+    refresh by a token thief racing a reset or a logout everywhere kept a refresh token that lived on.
+    Callers take `now` once they hold the lock (when it is not given): a session that committed before has an
+    earlier `iat`, so its access token ends here too, not only its refresh token.
     """
     ended = uow.refresh_tokens.revoke_user(user_id, now) if refresh_tokens else 0
     notice = SessionsEnded(user_id=user_id, before=now.timestamp(), until=(now + issuer.access_ttl).timestamp())
@@ -333,8 +347,8 @@ def _end_session(uow: UserUnitOfWork, issuer: TokenIssuer, token: RefreshToken, 
     return ended
 
 
-def _known_refresh_token(uow: UserUnitOfWork, refresh_token: str) -> RefreshToken:
-    token = uow.refresh_tokens.by_hash(token_hash(refresh_token)) if refresh_token else None
+def _known_refresh_token(uow: UserUnitOfWork, refresh_token: str, *, lock: bool = True) -> RefreshToken:
+    token = uow.refresh_tokens.by_hash(token_hash(refresh_token), lock=lock) if refresh_token else None
     if token is None:
         raise RefreshTokenRefused("REFRESH_TOKEN_INVALID", "unknown refresh token; log in again")
     return token
@@ -375,7 +389,8 @@ def login_with_wechat(uow: UserUnitOfWork, wechat: WechatLogin, issuer: TokenIss
     session = wechat.code2session(code)
     with uow:
         account = uow.wechat_accounts.by_openid(wechat.appid, session.openid)
-        user = uow.users.get(account.user_id) if account is not None else None
+        # Locked: sessions start under the user's lock (see _end_sessions).
+        user = uow.users.get(account.user_id, lock=True) if account is not None else None
         is_new_user = user is None
         if user is None:
             user = User.register_wechat(session.openid, now)
@@ -401,7 +416,6 @@ def change_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Passwor
     Answers a new session: staff roles only when the current password was the proof. A staff member
     cannot use an SMS code (403 STAFF_PASSWORD_BY_ADMIN): an admin sets their password.
     """
-    now = now or utcnow()
     if (current_password is None) == (sms_code is None):
         raise InvalidInput("PASSWORD_PROOF_REQUIRED", "send exactly one of current_password or sms_code",
                            details={"current_password": "exactly one of these", "sms_code": "exactly one of these"})
@@ -410,6 +424,7 @@ def change_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Passwor
     validate_password(new_password, "new_password")
     with uow:
         user = _existing_user(uow, user_id, lock=True)
+        now = now or utcnow()  # once the user's lock is held (see _end_sessions)
         if current_password is not None:
             if user.password_hash is None:
                 raise InvalidInput("PASSWORD_NOT_SET", "this account has no password yet; confirm with an SMS code",
@@ -559,13 +574,14 @@ def reset_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Password
     Not for staff (403 STAFF_PASSWORD_BY_ADMIN, after the code is redeemed and spent, so only the phone's
     holder learns the account is staff): an SMS code is not enough for staff powers; an admin sets theirs.
     """
-    now = now or utcnow()
     phone = validate_phone(phone)
     _check_code_format(code)
     validate_password(new_password, "new_password")
     with uow:
+        # The user's lock before the code's, as change_password takes them (no deadlock between the two).
+        user = uow.users.by_phone(phone, lock=True)
+        now = now or utcnow()  # once the user's lock is held (see _end_sessions)
         _redeem_code(uow, issuer, phone=phone, purpose="reset", code=code, now=now)
-        user = uow.users.by_phone(phone)
         if user is None:
             uow.commit()  # the code is spent either way
             raise NotFound("USER_NOT_FOUND", "no account uses this phone; log in with an SMS code to create one")

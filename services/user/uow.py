@@ -26,9 +26,11 @@ class UserRepository(Protocol):
     def add(self, user: User) -> None:
         """Store a new user and give it its id; Conflict PHONE_TAKEN if the phone is taken meanwhile."""
 
-    def by_phone(self, phone: str) -> User | None: ...
+    def by_phone(self, phone: str, *, lock: bool = False) -> User | None:
+        """The account with this phone; `lock` holds its row until the transaction ends."""
 
-    def get(self, user_id: int, *, lock: bool = False) -> User | None: ...
+    def get(self, user_id: int, *, lock: bool = False) -> User | None:
+        """The account; `lock` holds its row until the transaction ends (sessions start and end under it)."""
 
     def count(self) -> int: ...
 
@@ -62,8 +64,9 @@ class AttemptRepository(Protocol):
 class RefreshTokenRepository(Protocol):
     def add(self, token: RefreshToken) -> None: ...
 
-    def by_hash(self, token_hash: str) -> RefreshToken | None:
-        """The token with this hash, locked until the transaction ends (concurrent refreshes queue)."""
+    def by_hash(self, token_hash: str, *, lock: bool = True) -> RefreshToken | None:
+        """The token with this hash, locked until the transaction ends (concurrent refreshes queue); `lock` False
+        reads it as it is, unlocked."""
 
     def revoke_family(self, family_id: str, now: datetime) -> int:
         """Revoke every live token of the family; returns how many sessions (0 or 1) this ended."""

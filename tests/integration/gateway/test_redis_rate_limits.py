@@ -93,14 +93,28 @@ def test_failures_and_trusted_addresses_are_shared_between_replicas(endpoint: st
     guard = FailureGuard(failures=Limit("phone", 3, 3600), trusted=Limit("phone+ip", 1, 86400))
     stranger = {"phone": "13900000001", "ip": "198.51.100.1"}
     owner = {"phone": "13900000001", "ip": "203.0.113.5"}
-    guard.record(replica_a, endpoint, owner, succeeded=True)
+    guard.record(replica_a, endpoint, owner, guard.admit(replica_a, endpoint, owner), succeeded=True)
 
     for _ in range(3):
-        assert guard.wait(replica_b, endpoint, stranger) is None
-        guard.record(replica_b, endpoint, stranger, succeeded=False)
+        admitted = guard.admit(replica_b, endpoint, stranger)
+        assert admitted.wait is None
+        guard.record(replica_b, endpoint, stranger, admitted, succeeded=False)
 
-    assert guard.wait(replica_a, endpoint, stranger) is not None
-    assert guard.wait(replica_a, endpoint, owner) is None
+    assert guard.admit(replica_a, endpoint, stranger).wait is not None
+    assert guard.admit(replica_a, endpoint, owner).wait is None
+
+
+def test_a_burst_of_guesses_in_flight_at_once_across_replicas_lets_only_the_ceiling_through(endpoint: str) -> None:
+    shared_secret = b"k" * 32
+    replicas = [RateLimiter(RedisCounter(redis.Redis.from_url(REDIS_URL)), key=shared_secret) for _ in range(2)]
+    guard = FailureGuard(failures=Limit("phone", 3, 3600), trusted=Limit("phone+ip", 1, 86400))
+    strangers = [{"phone": "13900000002", "ip": f"198.51.100.{n}"} for n in range(5)]
+
+    admitted = [guard.admit(replicas[n % 2], endpoint, stranger) for n, stranger in enumerate(strangers)]
+    guard.record(replicas[0], endpoint, strangers[0], admitted[0], succeeded=None)  # no answer: not a failure
+
+    assert [a.wait is None for a in admitted] == [True, True, True, False, False]
+    assert guard.admit(replicas[1], endpoint, strangers[4]).wait is None
 
 
 def gateway_replica(settings: GatewaySettings) -> FlaskClient:

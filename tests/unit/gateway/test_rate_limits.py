@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import threading
 
 import grpc
 import pytest
@@ -231,3 +232,50 @@ def test_redis_counters_cannot_be_made_without_the_shared_secret() -> None:
 ])
 def test_ipv6_clients_are_also_counted_by_their_slash_48(remote: str, site: str | None) -> None:
     assert client_values(remote).get("ipv6_48") == site
+
+
+def test_guesses_in_flight_at_once_get_no_further_than_the_failure_ceiling(app, clients, rpc_error) -> None:  # type: ignore[no-untyped-def]
+    # Each guess from its own address (the per-address limits never bite); the user service answers none of them
+    # until every guess has either reached it or been refused, as when a burst is sent at once.
+    guesses, answered = 30, threading.Event()
+    reached, refused = [], []
+    settled = threading.Condition()
+
+    def user_service(message):  # type: ignore[no-untyped-def]
+        with settled:
+            reached.append(message.password)
+            settled.notify_all()
+        assert answered.wait(30), "the test never let the user service answer"
+        raise rpc_error(grpc.StatusCode.UNAUTHENTICATED, "phone or password is wrong")
+
+    clients.user.LoginWithPassword.answer = user_service
+
+    def guess(n: int) -> None:
+        reply = app.test_client().post("/api/v1/auth/login/password",
+                                       json={"phone": "13800000001", "password": f"guess-{n}"},
+                                       environ_base={"REMOTE_ADDR": f"198.51.100.{n}"})
+        if reply.status_code == 429:
+            with settled:
+                refused.append(n)
+                settled.notify_all()
+
+    threads = [threading.Thread(target=guess, args=(n,)) for n in range(guesses)]
+    for thread in threads:
+        thread.start()
+    with settled:
+        assert settled.wait_for(lambda: len(reached) + len(refused) == guesses, timeout=30), (reached, refused)
+    answered.set()
+    for thread in threads:
+        thread.join()
+
+    assert (len(reached), len(refused)) == (20, 10)
+
+
+def test_a_try_the_user_service_did_not_answer_is_no_failure(password_login, clients, rpc_error) -> None:  # type: ignore[no-untyped-def]
+    clients.user.LoginWithPassword.error = rpc_error(grpc.StatusCode.UNAVAILABLE, "down")
+    unanswered = [password_login(f"198.51.100.{n}").status_code for n in range(20)]
+    clients.user.LoginWithPassword.error = None
+
+    guesses = [password_login(f"198.51.100.{n}").status_code for n in range(20, 41)]
+
+    assert (unanswered, guesses) == ([503] * 20, [401] * 20 + [429])
