@@ -787,7 +787,8 @@ def refund_to_balance(uow: MemberUnitOfWork, *, user_id: int, refund_no: str, or
             paid = uow.ledger.find(f"balance-payment:{order_no}")
             if paid is None or {leg.user_id for leg in paid.legs if leg.user_id} != {user_id}:
                 raise NotFound("BALANCE_PAYMENT_NOT_FOUND", "this user paid nothing for this order from the wallet")
-            uow.ledger.balance(user_id, Account.BONUS, lock=True)  # one refund of the user's at a time
+            uow.ledger.lock_refunds(order_no)  # one refund of the order at a time: each sees the ones before
+            uow.ledger.balance(user_id, Account.BONUS, lock=True)  # the wallet's lock order: bonus first, as paying
             key = f"balance-refund:{refund_no}"
 
             def refunded(account: str) -> int:
