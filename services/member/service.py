@@ -638,9 +638,9 @@ def expire_checkout_holds(uow: Callable[[], MemberUnitOfWork], *, now: datetime 
         tx.coupons.date_undated_locks(now)  # locked by a release that kept no lock time: 2 hours from now
         tx.commit()
     return (each_page(uow, lambda tx, after: tx.points.stale_holds(before, after, batch), "", batch,
-                       lambda order_no: _expire_points_hold(uow(), order_no, before, now))
+                      lambda order_no: _expire_points_hold(uow(), order_no, before, now), what="points hold of order")
             + each_page(uow, lambda tx, after: tx.coupons.stale_locks(before, after, batch), 0, batch,
-                         lambda coupon_id: _expire_coupon_lock(uow(), coupon_id, before, now)))
+                        lambda coupon_id: _expire_coupon_lock(uow(), coupon_id, before, now), what="lock of coupon"))
 
 
 def _expire_points_hold(uow: MemberUnitOfWork, order_no: str, before: datetime, now: datetime) -> int:
@@ -977,7 +977,8 @@ def settle_payouts(uow: Callable[[], MemberUnitOfWork], payout: PayoutChannel, *
     approved_before = now - timedelta(seconds=settle_seconds)
     try:
         return each_page(uow, lambda tx, after: tx.withdrawals.paying(approved_before, after, batch), 0, batch,
-                          lambda withdrawal_id: _settle_payout(uow(), payout, withdrawal_id, now))
+                         lambda withdrawal_id: _settle_payout(uow(), payout, withdrawal_id, now),
+                         what="payout of withdrawal")
     finally:  # also when a round fails part way: the gauges must not keep the last good round's values
         _show_overdue_payouts(uow(), now)
 
@@ -1155,7 +1156,7 @@ def _each_pending_recharge(uow: Callable[[], MemberUnitOfWork], created_after: d
     """`handle` each recharge PENDING in that creation window by its recharge_no, paged by id (so old unpaid ones
     never hide newer ones); the sum of what `handle` returned."""
     return each_page(uow, lambda tx, after: tx.recharges.pending(created_after, created_before, after[0], batch),
-                      (0, ""), batch, lambda key: handle(key[1]))
+                     (0, ""), batch, lambda key: handle(key[1]), what="recharge (id, number)")
 
 
 def _reconcile_recharge(uow: MemberUnitOfWork, payment: PaymentChannel, recharge_no: str, now: datetime) -> int:
