@@ -1105,9 +1105,11 @@ def _credit_recharge(uow: MemberUnitOfWork, recharge: Recharge, *, paid_fen: int
     if not recharge.mark_paid(paid_fen=paid_fen, channel_txn_id=channel_txn_id, now=now, channel=channel):
         return False
     recharge_no = recharge.recharge_no
+    bonus = recharge.bonus_fen = recharge_bonus(recharge.amount_fen)
+    if bonus:  # the wallet's lock order, as paying, withdrawing and refunding: the bonus account before the others
+        uow.ledger.balance(recharge.user_id, Account.BONUS, lock=True)
     post(uow, transfer(f"recharge:{recharge_no}", "recharge", recharge_no, amount=recharge.amount_fen,
                        source=(PLATFORM, Account.CLEARING), target=(recharge.user_id, Account.AVAILABLE)), now)
-    bonus = recharge.bonus_fen = recharge_bonus(recharge.amount_fen)
     if bonus:
         post(uow, transfer(f"recharge-bonus:{recharge_no}", "recharge_bonus", recharge_no, amount=bonus,
                            source=(PLATFORM, Account.PROMOTIONS), target=(recharge.user_id, Account.BONUS)), now)
