@@ -26,10 +26,11 @@ GATEWAY_PORT = 8080
 UID = 10001  # the image's non-root user (Dockerfile)
 
 # Services that call others as themselves (services/common/auth.py service tokens: stock reservations, wallet
-# refunds from jobs, the product service's reservation sweep asking about orders): each gets SERVICE_TOKEN from
+# refunds from jobs, the product service's reservation sweep asking about orders, the member service's payout job
+# reading a withdrawal's payee to send its transfer again): each gets SERVICE_TOKEN from
 # its own Secret minimall-service-token-<name>, and will not start without it (services/common/auth.py
 # service_identity).
-OWN_IDENTITY = ("order", "product")
+OWN_IDENTITY = ("order", "product", "member")
 # Services with event consumers (services/<name>/consumers.py, whose HANDLERS __main__.py passes to ServiceApp):
 # each gets a consumer Deployment running `consume`. Derived from the code, so a service that starts consuming
 # is deployed with its consumers (a hand-kept list once shipped analytics' alone, and product, member and user

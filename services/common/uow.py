@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import logging
 from collections.abc import Callable
 from typing import Self, TypeVar
 
@@ -12,6 +13,8 @@ from sqlalchemy.orm import Session
 
 from services.common import idempotency
 from services.common.outbox import add_to_outbox
+
+log = logging.getLogger(__name__)
 
 
 class UnitOfWork(abc.ABC):
@@ -102,17 +105,29 @@ K = TypeVar("K")
 
 
 def each_page(uow: Callable[[], U], page: Callable[[U, K], list[K]], first: K, batch: int,
-              handle: Callable[[K], int]) -> int:
+              handle: Callable[[K], int], *, what: str = "row") -> int:
     """`handle` each key `page` lists (keys after the one given, ascending, `batch` at most), page after page,
     each page read in a transaction of its own; the sum of what `handle` returned. A job's rounds go through every
     row due, so rows that stay due (a payment or refund the channel reports under way for days) never hide newer
-    ones behind a fixed batch."""
-    done, after = 0, first
+    ones behind a fixed batch.
+
+    Likewise a key whose handling fails (its transaction rolled back) is logged, as `what` and the key, and left to
+    the next round while the others are handled all the same: one row a job cannot handle now (a channel or a
+    neighbour answering it with an error) must not keep the rows after it from being handled, round after round.
+    The round then fails with the first error, once every key has had its turn."""
+    done, after, failure = 0, first, None
     while True:
         with uow() as tx:
             keys = page(tx, after)
             tx.commit()
-        done += sum(handle(key) for key in keys)
+        for key in keys:
+            try:
+                done += handle(key)
+            except Exception as exc:
+                log.error("%s %s could not be handled (%r); left to the next round", what, key, exc)
+                failure = failure or exc
         if len(keys) < batch:
+            if failure is not None:
+                raise failure
             return done
         after = keys[-1]

@@ -10,6 +10,7 @@ from pathlib import Path
 from mall.member.v1 import member_pb2, member_pb2_grpc
 
 from services.common.alipay import Alipay
+from services.common.auth import service_identity
 from services.common.bankcard import Bankcard
 from services.common.clients import ServiceClients
 from services.common.config import Env, ServiceSettings
@@ -62,7 +63,9 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     start_mappers()
     engine = make_engine(base.database_url)
     uow = functools.partial(SqlMemberUnitOfWork, engine, "member")
-    clients = ServiceClients(Discovery(base.consul_http_addr, Env()), settings.grpc_timeout_seconds)
+    # The payees of withdrawals are read as the member service itself (GrpcPayers), also by the payout job.
+    clients = ServiceClients(Discovery(base.consul_http_addr, Env()), settings.grpc_timeout_seconds,
+                             service_token=service_identity(base))
     channels = recharge_channels(settings, clients)
     payout: PayoutChannel = (WechatTransferPayout(WechatPay(settings.wechatpay), GrpcPayers(clients))
                              if settings.wechatpay is not None else UnconfiguredPayout())

@@ -360,6 +360,11 @@ class SqlLedgerRepository:
         return Posting(key, rows[0].kind, rows[0].reference,
                        tuple(Leg(row.user_id, row.account, row.amount) for row in rows))
 
+    def lock_refunds(self, order_no: str) -> None:
+        # Not a row of the user's: the bonus or available account a refund credits may not exist yet (FOR UPDATE on
+        # no row waits for nothing), and two refunds must not both find the whole payment still refundable.
+        serialize_on(self.session, f"balance-refunds:{order_no}")
+
     def balance(self, user_id: int, account: str, *, lock: bool = False) -> int:
         query = select(ledger_accounts.c.balance).where(ledger_accounts.c.user_id == user_id,
                                                         ledger_accounts.c.account == account)

@@ -5,16 +5,19 @@ from __future__ import annotations
 from mall.user.v1 import user_pb2
 from mall.user.v1.user_pb2_grpc import UserServiceStub
 
+from services.common.auth import caller_var
 from services.common.clients import ServiceClients, passed_on
 
 
 class GrpcPayers:
-    """Who WeChat Pay charges for a shopper (the user service knows their bound openid)."""
+    """Who WeChat Pay charges for a shopper, or pays a withdrawal to (the user service knows their bound openid): asked
+    with the caller's token (the shopper recharging, finance approving), or as the member service itself when there
+    is no caller, as in the payout job sending a transfer WeChat Pay never received again."""
 
     def __init__(self, clients: ServiceClients) -> None:
         self.clients = clients
 
     def payer_openid(self, user_id: int) -> str:
         with passed_on("user"):
-            return self.clients.get(UserServiceStub).GetWechatPayer(
+            return self.clients.get(UserServiceStub, as_service=caller_var.get() is None).GetWechatPayer(
                 user_pb2.GetWechatPayerRequest(user_id=user_id)).openid

@@ -638,9 +638,9 @@ def expire_checkout_holds(uow: Callable[[], MemberUnitOfWork], *, now: datetime 
         tx.coupons.date_undated_locks(now)  # locked by a release that kept no lock time: 2 hours from now
         tx.commit()
     return (each_page(uow, lambda tx, after: tx.points.stale_holds(before, after, batch), "", batch,
-                       lambda order_no: _expire_points_hold(uow(), order_no, before, now))
+                      lambda order_no: _expire_points_hold(uow(), order_no, before, now), what="points hold of order")
             + each_page(uow, lambda tx, after: tx.coupons.stale_locks(before, after, batch), 0, batch,
-                         lambda coupon_id: _expire_coupon_lock(uow(), coupon_id, before, now)))
+                        lambda coupon_id: _expire_coupon_lock(uow(), coupon_id, before, now), what="lock of coupon"))
 
 
 def _expire_points_hold(uow: MemberUnitOfWork, order_no: str, before: datetime, now: datetime) -> int:
@@ -787,7 +787,8 @@ def refund_to_balance(uow: MemberUnitOfWork, *, user_id: int, refund_no: str, or
             paid = uow.ledger.find(f"balance-payment:{order_no}")
             if paid is None or {leg.user_id for leg in paid.legs if leg.user_id} != {user_id}:
                 raise NotFound("BALANCE_PAYMENT_NOT_FOUND", "this user paid nothing for this order from the wallet")
-            uow.ledger.balance(user_id, Account.BONUS, lock=True)  # one refund of the user's at a time
+            uow.ledger.lock_refunds(order_no)  # one refund of the order at a time: each sees the ones before
+            uow.ledger.balance(user_id, Account.BONUS, lock=True)  # the wallet's lock order: bonus first, as paying
             key = f"balance-refund:{refund_no}"
 
             def refunded(account: str) -> int:
@@ -976,7 +977,8 @@ def settle_payouts(uow: Callable[[], MemberUnitOfWork], payout: PayoutChannel, *
     approved_before = now - timedelta(seconds=settle_seconds)
     try:
         return each_page(uow, lambda tx, after: tx.withdrawals.paying(approved_before, after, batch), 0, batch,
-                          lambda withdrawal_id: _settle_payout(uow(), payout, withdrawal_id, now))
+                         lambda withdrawal_id: _settle_payout(uow(), payout, withdrawal_id, now),
+                         what="payout of withdrawal")
     finally:  # also when a round fails part way: the gauges must not keep the last good round's values
         _show_overdue_payouts(uow(), now)
 
@@ -1103,9 +1105,11 @@ def _credit_recharge(uow: MemberUnitOfWork, recharge: Recharge, *, paid_fen: int
     if not recharge.mark_paid(paid_fen=paid_fen, channel_txn_id=channel_txn_id, now=now, channel=channel):
         return False
     recharge_no = recharge.recharge_no
+    bonus = recharge.bonus_fen = recharge_bonus(recharge.amount_fen)
+    if bonus:  # the wallet's lock order, as paying, withdrawing and refunding: the bonus account before the others
+        uow.ledger.balance(recharge.user_id, Account.BONUS, lock=True)
     post(uow, transfer(f"recharge:{recharge_no}", "recharge", recharge_no, amount=recharge.amount_fen,
                        source=(PLATFORM, Account.CLEARING), target=(recharge.user_id, Account.AVAILABLE)), now)
-    bonus = recharge.bonus_fen = recharge_bonus(recharge.amount_fen)
     if bonus:
         post(uow, transfer(f"recharge-bonus:{recharge_no}", "recharge_bonus", recharge_no, amount=bonus,
                            source=(PLATFORM, Account.PROMOTIONS), target=(recharge.user_id, Account.BONUS)), now)
@@ -1154,7 +1158,7 @@ def _each_pending_recharge(uow: Callable[[], MemberUnitOfWork], created_after: d
     """`handle` each recharge PENDING in that creation window by its recharge_no, paged by id (so old unpaid ones
     never hide newer ones); the sum of what `handle` returned."""
     return each_page(uow, lambda tx, after: tx.recharges.pending(created_after, created_before, after[0], batch),
-                      (0, ""), batch, lambda key: handle(key[1]))
+                     (0, ""), batch, lambda key: handle(key[1]), what="recharge (id, number)")
 
 
 def _reconcile_recharge(uow: MemberUnitOfWork, payment: PaymentChannel, recharge_no: str, now: datetime) -> int:

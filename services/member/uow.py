@@ -42,6 +42,9 @@ class LedgerRepository(Protocol):
 
     def find(self, key: str) -> Posting | None: ...
 
+    def lock_refunds(self, order_no: str) -> None:
+        """Serialise the refunds of the order's wallet payment until the transaction ends (what they return in all)."""
+
     def balance(self, user_id: int, account: str, *, lock: bool = False) -> int:
         """The account's balance; `lock` holds its row until the transaction ends."""
 

@@ -174,7 +174,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
 
     def GetWechatPayer(self, request: user_pb2.GetWechatPayerRequest,
                        context: grpc.ServicerContext) -> user_pb2.WechatPayer:
-        _require_self_or_staff(request.user_id, "USER_NOT_FOUND", "no such user")
+        _require_self_or_staff(request.user_id, "USER_NOT_FOUND", "no such user", services=PAYEE_READERS)
         account = service.wechat_payer(self.uow(), user_id=request.user_id)
         return user_pb2.WechatPayer(appid=account.appid, openid=account.openid) if account else user_pb2.WechatPayer()
 
@@ -208,10 +208,16 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
                                              sessions_ended=done.sessions_ended)
 
 
-def _require_self_or_staff(user_id: int, code: str, message: str) -> None:
-    """Another shopper's data is answered as not found (no BOLA); staff may read anyone's."""
-    caller = require_caller()
-    if caller.user_id != user_id and not caller.has_any_role(*STAFF_ROLES):
+# Who reads a shopper's WeChat payer as itself: the member service pays withdrawals out to it, also from its payout
+# job (a transfer WeChat Pay never received is sent again), which has no shopper or staff token to pass on.
+PAYEE_READERS = ("member",)
+
+
+def _require_self_or_staff(user_id: int, code: str, message: str, *, services: tuple[str, ...] = ()) -> None:
+    """Another shopper's data is answered as not found (no BOLA); staff, and `services` calling as themselves, may
+    read anyone's."""
+    caller = require_caller(services=services)
+    if not caller.is_service and caller.user_id != user_id and not caller.has_any_role(*STAFF_ROLES):
         raise NotFound(code, message)
 
 

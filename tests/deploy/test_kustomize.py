@@ -594,8 +594,8 @@ def test_with_consul_the_servers_and_the_gateway_may_also_reach_consul() -> None
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_only_the_order_and_product_services_hold_a_service_token_each_its_own(rendered: dict[str, Objects],
-                                                                                overlay: str) -> None:
+def test_only_the_order_product_and_member_services_hold_a_service_token_each_its_own(
+        rendered: dict[str, Objects], overlay: str) -> None:
     """services/common/auth.py: a pod never holds another service's token, and the gateway none at all."""
     holders = {}
     for deployment in own_deployments(rendered[overlay]):
@@ -607,7 +607,8 @@ def test_only_the_order_and_product_services_hold_a_service_token_each_its_own(r
                     holders[deployment["metadata"]["name"]] = (ref["name"], ref["key"], ref.get("optional", False))
 
     assert holders == {name: (f"minimall-service-token-{name.split('-')[0]}", "token", False)
-                       for name in ("order", "order-relay", "product", "product-relay", "product-consumer")}
+                       for name in ("order", "order-relay", "product", "product-relay", "product-consumer", "member",
+                                    "member-relay", "member-consumer")}
 
 
 def test_providers_are_called_by_the_services_that_get_https_out() -> None:

@@ -78,6 +78,8 @@ def readme_secrets() -> Secrets:
                                                                      ttl=timedelta(days=90))},
         "minimall-service-token-product": {"token": mint_service_token(pem_private(jwt_key), "product", now=now,
                                                                        ttl=timedelta(days=90))},
+        "minimall-service-token-member": {"token": mint_service_token(pem_private(jwt_key), "member", now=now,
+                                                                      ttl=timedelta(days=90))},
         "minimall-consul": {"token": "c" * 36},
         "minimall-consul-tls": {"ca.pem": "-", "client.pem": "-", "client-key.pem": "-"},
     }

@@ -3,6 +3,7 @@ two recharge requests under one idempotency key make one recharge."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -13,6 +14,8 @@ from services.common.errors import DomainError
 from services.member import service
 from services.member.channels import SimulatedPayment
 from services.member.db import SqlMemberUnitOfWork, recharges
+from services.member.domain import PLATFORM, Account, Posting, transfer
+from tests.fixtures.postgres import wait_until_blocked
 from tests.integration.member.test_balance_payment_void_on_database import first_then_second
 
 pytestmark = pytest.mark.integration
@@ -68,3 +71,62 @@ def test_a_recharge_the_channel_refuses_is_not_kept(engine: Engine, uow: Callabl
     assert (refused.value.code, [r.recharge_no for r in found], total) == (
         "WECHAT_NOT_BOUND", [retried.recharge_no], 1)
 
+
+
+class PausingAfterFirstPosting(SqlMemberUnitOfWork):
+    """A unit of work that, once its first ledger posting is made, waits for `go` (having set `reached`)."""
+
+    def __init__(self, engine: Engine, reached: threading.Event, go: threading.Event) -> None:
+        super().__init__(engine, "member")
+        self.reached, self.go = reached, go
+
+    def __enter__(self) -> PausingAfterFirstPosting:
+        super().__enter__()
+        post = self.ledger.post
+
+        def posting_then_pause(posting: Posting, now: datetime) -> bool:
+            posted = post(posting, now)
+            if not self.reached.is_set():
+                self.reached.set()
+                assert self.go.wait(60)
+            return posted
+
+        self.ledger.post = posting_then_pause  # type: ignore[method-assign]
+        return self
+
+
+def test_a_recharge_credited_with_its_bonus_while_the_shopper_pays_from_the_wallet_both_go_through(
+        engine: Engine, uow: Callable[[], SqlMemberUnitOfWork]) -> None:
+    """The wallet's lock order is the bonus account first (paying, withdrawing, refunding): a recharge credited with a
+    bonus follows it, or it and a wallet payment under way wait for each other (a deadlock, one of them refused)."""
+    with uow() as tx:
+        for account, amount in ((Account.AVAILABLE, 10_000), (Account.BONUS, 5_000)):
+            tx.ledger.post(transfer(f"seed-{account}", "recharge", "seed", amount=amount,
+                                    source=(PLATFORM, Account.CLEARING), target=(ALICE, account)), NOW)
+        tx.commit()
+    recharge, _ = service.create_recharge(uow(), SimulatedPayment(), user_id=ALICE, amount_fen=50_000,
+                                          channel="wechat", idempotency_key="k", now=NOW)
+    reached, go, results = threading.Event(), threading.Event(), {}
+
+    def run(name: str, step: Callable[[], object]) -> None:
+        try:
+            results[name] = step()
+        except Exception as exc:  # noqa: BLE001 - the test reports what each got
+            results[name] = type(exc).__name__
+
+    credit = threading.Thread(target=run, args=("credit", lambda: service.credit_recharge(
+        PausingAfterFirstPosting(engine, reached, go), recharge_no=recharge.recharge_no, paid_fen=50_000,
+        channel_txn_id="T1", channel="wechat", now=NOW).status))
+    credit.start()
+    assert reached.wait(60)
+    pay = threading.Thread(target=run, args=("pay", lambda: service.pay_with_balance(
+        uow(), user_id=ALICE, order_no="O1", amount_fen=8_000, now=NOW)))
+    pay.start()
+    wait_until_blocked(engine, pay)
+    go.set()
+    credit.join(60)
+    pay.join(60)
+
+    assert results == {"credit": "PAID", "pay": 60_000}  # the payment took its 8,000 from the bonus, 10,000 by then
+    with uow() as tx:
+        assert (tx.ledger.balance(ALICE, Account.AVAILABLE), tx.ledger.balance(ALICE, Account.BONUS)) == (60_000, 2_000)

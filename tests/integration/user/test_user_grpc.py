@@ -15,8 +15,13 @@ import pytest
 from mall.user.v1 import user_pb2, user_pb2_grpc
 from sqlalchemy import Engine, create_engine, select
 
-from services.common.config import ServiceSettings
+from services.common.auth import Caller, caller_var
+from services.common.clients import ServiceClients
+from services.common.config import Env, ServiceSettings
+from services.common.discovery import Discovery
+from services.common.errors import DomainError
 from services.common.grpc_server import create_server, from_grpc, registration
+from services.member.neighbours import GrpcPayers
 from services.user.db import (
     SqlUserUnitOfWork,
     start_mappers,
@@ -31,7 +36,7 @@ from services.user.identity import FormatOnlyIdentityChecker, IdentityKeys, Iden
 from services.user.sms import ConsoleSms
 from services.user.tokens import TokenIssuer
 from tests.fakes import FakePasswords, FakeWechat
-from tests.fixtures.keys import JwtKeys
+from tests.fixtures.keys import JwtKeys, service_token
 
 pytestmark = pytest.mark.integration
 
@@ -59,8 +64,8 @@ def wechat() -> FakeWechat:
 
 
 @pytest.fixture
-def stub(pg_engine: Engine, jwt_keys: JwtKeys, issuer: TokenIssuer,
-         wechat: FakeWechat) -> Iterator[user_pb2_grpc.UserServiceStub]:
+def user_target(pg_engine: Engine, jwt_keys: JwtKeys, issuer: TokenIssuer, wechat: FakeWechat) -> Iterator[str]:
+    """The user service behind a real gRPC server: its address."""
     start_mappers()
     vault = IdentityVault(IdentityKeys.derived_for_dev(b"test"))
     servicer = UserServicer(functools.partial(SqlUserUnitOfWork, pg_engine, "user"), ConsoleSms(), issuer,
@@ -69,9 +74,14 @@ def stub(pg_engine: Engine, jwt_keys: JwtKeys, issuer: TokenIssuer,
                                                  "USER_GRPC_LISTEN": "127.0.0.1:0"})
     server, port = create_server(settings, [registration(user_pb2, user_pb2_grpc, "UserService", servicer)])
     server.start()
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        yield user_pb2_grpc.UserServiceStub(channel)
+    yield f"127.0.0.1:{port}"
     server.stop(grace=None)
+
+
+@pytest.fixture
+def stub(user_target: str) -> Iterator[user_pb2_grpc.UserServiceStub]:
+    with grpc.insecure_channel(user_target) as channel:
+        yield user_pb2_grpc.UserServiceStub(channel)
 
 
 @pytest.fixture
@@ -236,6 +246,38 @@ def test_the_wechat_payer_is_the_bound_openid_for_the_user_and_staff_and_not_fou
     with pytest.raises(grpc.RpcError) as refused:
         stub.GetWechatPayer(request, metadata=as_user("bob"))
     assert refused.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_the_member_service_reads_a_wechat_payer_as_itself_so_its_payout_job_can_send_a_transfer_again(
+        user_target: str, accounts: dict[str, User], pg_uow: Callable[[], SqlUserUnitOfWork], jwt_keys: JwtKeys,
+        issuer: TokenIssuer) -> None:
+    """The payout job re-sends a transfer WeChat Pay never received (services/member/channels.py `_send_again`):
+    it has no shopper or staff token to pass on, so the member service asks for the payee as itself, as build_app
+    wires its clients; another service may not."""
+    alice = accounts["alice"].id or 0
+    with pg_uow() as tx:
+        tx.wechat_accounts.add(WechatAccount(user_id=alice, appid="wx-app", openid="o-alice-pay", unionid=None,
+                                             bound_at=datetime.now(UTC)))
+        tx.commit()
+
+    def payers(service: str) -> GrpcPayers:
+        return GrpcPayers(ServiceClients(Discovery(None, Env({"USER_GRPC_TARGET": user_target})), 5,
+                                         service_token=service_token(jwt_keys, service)))
+
+    assert caller_var.get() is None  # as in a job: no caller
+    assert payers("member").payer_openid(alice) == "o-alice-pay"
+    with pytest.raises(DomainError) as refused:
+        payers("product").payer_openid(alice)
+    assert refused.value.code == "FORBIDDEN"
+    bob = accounts["bob"]  # a request's caller is passed on as before: bob may not read alice's payer
+    token = caller_var.set(Caller(user_id=bob.id or 0, roles=frozenset(), token_id="t",
+                                  token=issuer.access_token(bob, bob.role_set, datetime.now(UTC))))
+    try:
+        with pytest.raises(DomainError) as not_his:
+            payers("member").payer_openid(alice)
+    finally:
+        caller_var.reset(token)
+    assert not_his.value.code == "USER_NOT_FOUND"
 
 
 def test_staff_who_serve_shoppers_find_users_masked_and_the_search_is_audited_as_them(

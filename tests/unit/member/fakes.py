@@ -72,6 +72,9 @@ class FakeLedgerRepository:
     def find(self, key: str) -> Posting | None:
         return self.postings.get(key)
 
+    def lock_refunds(self, order_no: str) -> None:
+        pass
+
     def balance(self, user_id: int, account: str, *, lock: bool = False) -> int:
         return self.balances.get((user_id, account), 0)
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from prometheus_client import REGISTRY
 
-from services.common.errors import DomainError, ErrorKind
+from services.common.errors import DomainError, ErrorKind, Unauthenticated
 from services.common.wechatpay import TransferBill, WechatPayApiError, WechatPayError, WechatPayUnavailable
 from services.member import service
 from services.member.channels import Payout, PayoutFailed, PayoutState, UnconfiguredPayout, WechatTransferPayout
@@ -259,3 +259,51 @@ def test_an_approval_is_committed_paying_before_the_transfer_is_sent() -> None:
 
     assert watched.commits_at_transfer == [before + 1]  # PAYING is durable before any money can move
     assert wallet.state() == ("PAID", 4_000, 0, -4_000, 1)
+
+
+class PerBillWechat(FakeWechat):
+    """The transfer query answers each bill its own way (a state, or an error raised)."""
+
+    def __init__(self, answers: dict[str, str | WechatPayError]) -> None:
+        super().__init__(WechatPayUnavailable("no answer"))
+        self.answers = answers
+
+    def query_transfer(self, out_bill_no: str) -> TransferBill:
+        self.query = self.answers[out_bill_no]
+        return super().query_transfer(out_bill_no)
+
+
+class EveryPayer:
+    def payer_openid(self, user_id: int) -> str:
+        return f"o-{user_id}"
+
+
+class PayersRefusingTheJob:
+    """The user service refusing the payout job's payer lookup (a call that carries no shopper or staff token)."""
+
+    def payer_openid(self, user_id: int) -> str:
+        raise Unauthenticated("AUTH_REQUIRED", "this operation needs an access token")
+
+
+def test_a_withdrawal_the_payout_job_cannot_settle_never_stops_it_settling_the_ones_after_it() -> None:
+    uow = FakeMemberUnitOfWork()
+    withdrawals = []
+    for user_id in (1, 3):
+        uow.ledger.post(transfer(f"seed:{user_id}", "recharge", "seed", amount=10_000,
+                                 source=(PLATFORM, Account.CLEARING), target=(user_id, Account.AVAILABLE)), NOW)
+        asked = service.request_withdrawal(uow, user_id=user_id, amount_fen=6_000, idempotency_key="k", now=NOW)
+        approving = WechatTransferPayout(FakeWechat(WechatPayUnavailable("no answer")), EveryPayer())  # type: ignore[arg-type]
+        withdrawals.append(service.decide_withdrawal(uow, approving, withdrawal_id=asked.id or 0, approve=True, note="ok",
+                                                     decided_by=9, now=NOW))
+    first, second = withdrawals
+    # The first transfer never reached WeChat Pay (sent again: the payer lookup fails); the second one failed.
+    wechat = PerBillWechat({first.withdrawal_no: WechatPayApiError(404, "NOT_FOUND", "记录不存在"),
+                            second.withdrawal_no: "FAIL"})
+
+    with pytest.raises(Unauthenticated):  # the round fails, once every withdrawal has had its turn
+        service.settle_payouts(lambda: uow, WechatTransferPayout(wechat, PayersRefusingTheJob()),  # type: ignore[arg-type]
+                               now=NOW + timedelta(minutes=2))
+
+    assert (first.status, second.status) == ("PAYING", "FAILED")
+    assert [(uow.ledger.balance(user, Account.AVAILABLE), uow.ledger.balance(user, Account.PENDING))
+            for user in (1, 3)] == [(4_000, 6_000), (10_000, 0)]  # the failed transfer's amount is back
