@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -25,7 +26,7 @@ T = 1_795_680_000.0
 
 
 @pytest.fixture
-def full_redis(tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def full_redis(tmp_path: Path) -> Iterator[str]:
     """URL of a Redis with the deployment's eviction policy, filled until it refuses writes."""
     server = shutil.which("redis-server")
     if server is None:
