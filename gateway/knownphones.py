@@ -2,9 +2,9 @@
 
 A successful SMS or password login marks its phone; POST /auth/sms-codes asks whether the phone is
 marked, and a marked ("known") phone's codes are held to looser caps (gateway/routes/auth.py). One
-key or counter bucket per phone would grow with the shoppers (about 250 bytes of Redis each, and in
-the shortest-TTL-first eviction of a full Redis, session marks and rate-limit windows go first), so
-the marks live in one bitmap per 30-day period instead, whatever the number of phones.
+key or counter bucket per phone would grow with the shoppers (about 250 bytes of Redis each, toward the
+maxmemory past which Redis refuses every write: session marks and rate-limit windows too), so the
+marks live in one bitmap per 30-day period instead, whatever the number of phones.
 
 Sizes: each period's bitmap holds 2^24 bits (2 MiB) and a phone sets K=3 of them, at positions taken
 from an HMAC of the phone under the rate limiter's key (GATEWAY_RATE_LIMIT_SECRET), so no phone, nor
@@ -85,8 +85,7 @@ def _set_bits(client: redis.Redis, period: int, positions: tuple[int, ...]) -> N
     pipe = client.pipeline(transaction=False)
     for position in positions:
         pipe.setbit(f"{KEY_PREFIX}{period}", position, 1)
-    # Kept until the period is out of reach (plus a day for clocks that disagree): the longest TTL
-    # of the gateway's keys, so a full Redis (volatile-ttl) evicts these last.
+    # Kept until the period is out of reach (plus a day for clocks that disagree).
     pipe.expireat(f"{KEY_PREFIX}{period}", (period + PERIODS) * PERIOD_SECONDS + DAY)
     pipe.execute()
 

@@ -129,20 +129,24 @@ class MemoryCounter:
         self._buckets[bucket] = (events[-count:], seconds)
 
 
-# One round trip, atomic across replicas: drop events that left the window, then (by mode) report whether
-# the window is full, log the event if it is not, or log it anyway; keep the newest `count`. Scores are
-# event times; a full window answers the `count`-th newest's score (a string: Lua numbers become integers).
+# One round trip, atomic across replicas: count the events still in the window (those not older than `seconds`),
+# then (by mode) report whether it is full, log the event if it is not, or log it anyway; drop the events that left
+# the window and keep the newest `count`. Scores are event times; a full window answers the `count`-th newest's score
+# (a string: Lua numbers become integers). Reads come first and the ZADD is the first write: a full Redis (maxmemory,
+# noeviction) checks only a script's first write against maxmemory, so it refuses this one (the worker then counts
+# alone) instead of letting a removal through first and every write after it, past maxmemory.
 SLIDING_WINDOW_SCRIPT = """
 local key, now, seconds, count, mode = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - seconds)
-local held = redis.call('ZCARD', key)
-if mode ~= 'add' and held >= count then
-  return redis.call('ZRANGE', key, held - count, held - count, 'WITHSCORES')[2]
+local gone = now - seconds
+local logged = redis.call('ZCARD', key)
+if mode ~= 'add' and logged - redis.call('ZCOUNT', key, '-inf', gone) >= count then
+  return redis.call('ZRANGE', key, logged - count, logged - count, 'WITHSCORES')[2]
 end
 if mode == 'peek' then
   return false
 end
 redis.call('ZADD', key, now, ARGV[5])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', gone)
 redis.call('ZREMRANGEBYRANK', key, 0, -count - 1)
 redis.call('PEXPIRE', key, math.ceil(seconds * 1000))
 return false

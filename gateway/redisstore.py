@@ -4,7 +4,8 @@ Rate-limit counters (gateway/ratelimit.py), ended sessions' marks (gateway/sessi
 change log (gateway/catalog_cache.py) share one connection pool per worker, and one outage: after any of them
 fails, none asks Redis again for RETRY_AFTER_SECONDS, so an unreachable Redis costs a worker one client
 timeout per period, not one per store on every request. Each then does without: limits counted per worker,
-staff tokens refused (503), catalogue pages served uncached.
+staff tokens refused (503), catalogue pages served uncached. Only a reply from Redis ends an outage: an operation
+that returns without asking it (a mark that expired before it could be written) says nothing of whether it answers.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import redis
 
@@ -28,12 +29,47 @@ class RedisUnavailable(Exception):
     """Redis did not answer just now (or failed within the last `retry_after` seconds): do without it."""
 
 
+class _Replies(threading.local):
+    """Whether Redis replied to this thread since RedisStore.call began (each thread runs its own calls)."""
+
+    seen = False
+
+
+_replies = _Replies()
+
+
+def note_reply() -> None:
+    """Redis replied to a command of this thread: what ends an outage (called for every reply a connection reads)."""
+    _replies.seen = True
+
+
+class _NotingReplies:
+    """Mixed into the connection class of a RedisStore's pool (plain, TLS or Unix socket): notes each reply read.
+    Error replies raise in read_response, so only a command Redis carried out is noted."""
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        response = super().read_response(*args, **kwargs)  # type: ignore[misc]
+        note_reply()
+        return response
+
+
+def _noting_replies(pool: redis.ConnectionPool) -> None:
+    """Make the pool's connections note replies; those it already made (a client used before) are closed first."""
+    base = pool.connection_class
+    if not issubclass(base, _NotingReplies):
+        pool.connection_class = type(f"Noting{base.__name__}", (_NotingReplies, base), {})
+        pool.disconnect()
+        pool.reset()
+
+
 class RedisStore:
     """The gateway's Redis client, and whether it is worth asking (a circuit breaker on one monotonic clock)."""
 
     def __init__(self, client: redis.Redis, retry_after: float = RETRY_AFTER_SECONDS,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.client = client
+        if isinstance(client, redis.Redis):
+            _noting_replies(client.connection_pool)
         self.retry_after = retry_after
         self.clock = clock
         self._lock = threading.Lock()
@@ -53,12 +89,13 @@ class RedisStore:
         """`operation(client)`'s answer; RedisUnavailable when it fails, or without asking while Redis is down."""
         if self._down and self.clock() < self._retry_at:
             raise RedisUnavailable
+        _replies.seen = False
         try:
             result = operation(self.client)
         except redis.RedisError as exc:
             self.failed(exc)
             raise RedisUnavailable from exc
-        if self._down:
+        if self._down and _replies.seen:  # returning without asking Redis (nothing to write) ends no outage
             with self._lock:
                 if self._down:
                     self._down = False

@@ -19,7 +19,8 @@ in one MGET per request; without it (`make run`, one gateway process) they live 
 
 When Redis cannot be asked (the shared breaker in gateway/redisstore.py leaves it alone a few seconds after a
 failure, as requests must not each wait for the client's timeouts), or has refused to keep a mark that is not
-written yet, `ended` raises SessionMarksUnavailable; the app then refuses staff routes and staff tokens
+written yet, or refuses the write a staff token's check makes (it may be missing another worker's mark), `ended`
+raises SessionMarksUnavailable; the app then refuses staff routes and staff tokens
 everywhere (503) and lets shoppers' tokens through (gateway/app.py). A mark Redis refused is also kept in the
 worker that received it, so the tokens it names are refused there at once.
 """
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 
 USER_KEY = "mall:sessions:user:{}"
 SESSION_KEY = "mall:sessions:sid:{}"
+# Written with a staff token's check (RedisSessionMarks.ended): whether Redis takes writes.
+WRITABLE_KEY = "mall:sessions:writable"
 # A user's mark only moves forward: of two notices arriving out of order (two replicas), the later instant holds.
 _KEEP_LATEST = """
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -106,8 +109,9 @@ class RedisSessionMarks:
 
     A mark Redis would not take (down, out of memory, a read-only replica after a failover) is kept in this
     process too, so the tokens it names are refused here at once, and is written as soon as Redis takes
-    writes again; until then every check here is unknown (staff tokens refused): the other workers and
-    replicas do not know of it.
+    writes again; until then every check here is unknown (staff tokens refused). The other workers and
+    replicas do not know of it, but a staff token's check there also writes (_read_marks): while Redis refuses
+    writes it is unknown everywhere, and staff tokens are refused everywhere.
     """
 
     def __init__(self, store: RedisStore, *, leeway_seconds: float = LEEWAY_SECONDS,
@@ -143,7 +147,7 @@ class RedisSessionMarks:
             keys.append(SESSION_KEY.format(caller.session_id))
         try:
             self._save_unsaved()
-            values = self.store.call(lambda client: client.mget(keys))
+            values = self.store.call(lambda client: _read_marks(client, keys, probe_writes=bool(caller.roles)))
         except RedisUnavailable:
             raise SessionMarksUnavailable from None
         before = float(values[0]) if values[0] is not None else 0.0
@@ -172,6 +176,19 @@ class RedisSessionMarks:
             self._keep_latest(keys=[USER_KEY.format(notice.user_id)], args=[repr(notice.before), keep_ms])
         if notice.session_id:
             client.set(SESSION_KEY.format(notice.session_id), b"1", px=keep_ms)
+
+
+def _read_marks(client: redis.Redis, keys: list[str], *, probe_writes: bool) -> list[bytes | None]:
+    """The marks under `keys`; with `probe_writes`, in the same round trip a write that fails while Redis refuses
+    writes (full under noeviction, a read-only replica after a failover). Then an end another worker was told of may
+    be missing from Redis, so a staff token's check counts as unknown, as if Redis were down (fail closed)."""
+    if not probe_writes:
+        return client.mget(keys)  # type: ignore[return-value]
+    pipe = client.pipeline(transaction=False)
+    pipe.mget(keys)
+    pipe.set(WRITABLE_KEY, b"1", px=60_000)
+    values: list[bytes | None] = pipe.execute()[0]  # raises the first error: the refused write
+    return values
 
 
 def make_session_marks(store: RedisStore | None) -> SessionMarks:

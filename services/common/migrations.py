@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -30,6 +31,19 @@ MIGRATION_LOCK = advisory_key("minimall-migrate")
 # the index build (which leaves an invalid index behind).
 LOCK_RETRY_SECONDS = 0.5
 
+# A revision's DDL (ADD COLUMN, ADD CONSTRAINT, DROP ...) needs an ACCESS EXCLUSIVE lock on its table. Queued behind a
+# long transaction on that table (a slow report, a stuck consumer), it would block every reader and writer that comes
+# after it until that transaction ends: the site stalls. So on PostgreSQL a revision waits at most this long for any
+# lock (lock_timeout); then its transaction is rolled back, which lets the queue behind it through, and after a pause
+# the upgrade is tried again from that revision, up to MIGRATION_LOCK_ATTEMPTS times in all before `migrate` fails (the
+# kubelet then restarts the init container, with back-off). Statements run outside a transaction
+# (build_index_concurrently, add_check_constraint's validation) take no lock that blocks writers and wait, by design,
+# for the transactions older than them: they have no lock timeout (a concurrent build cut short leaves an invalid index).
+DDL_LOCK_TIMEOUT_SECONDS = 5.0  # MIGRATION_LOCK_TIMEOUT_SECONDS
+DDL_LOCK_ATTEMPTS = 10  # MIGRATION_LOCK_ATTEMPTS
+DDL_LOCK_PAUSE_SECONDS = 10.0  # between attempts
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a lock_timeout that ran out
+
 
 def alembic_config(database_url: str, migrations_dir: Path) -> Config:
     config = Config()
@@ -38,22 +52,46 @@ def alembic_config(database_url: str, migrations_dir: Path) -> Config:
     return config
 
 
-def upgrade(database_url: str, migrations_dir: Path, revision: str = "head") -> None:
-    """Bring a service database to `revision`, creating SQLite's folder if needed."""
+def upgrade(database_url: str, migrations_dir: Path, revision: str = "head", *,
+            lock_timeout_seconds: float = DDL_LOCK_TIMEOUT_SECONDS, lock_attempts: int = DDL_LOCK_ATTEMPTS,
+            lock_pause_seconds: float = DDL_LOCK_PAUSE_SECONDS) -> None:
+    """Bring a service database to `revision`, creating SQLite's folder if needed.
+
+    On PostgreSQL a revision that waits longer than `lock_timeout_seconds` for a lock is rolled back and, after
+    `lock_pause_seconds`, tried again, `lock_attempts` times in all (see DDL_LOCK_TIMEOUT_SECONDS).
+    """
     if database_url.startswith("sqlite:///") and not database_url.startswith("sqlite:///:memory:"):
         Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     config = alembic_config(database_url, migrations_dir)
     if make_url(database_url).get_backend_name() != "postgresql":
         command.upgrade(config, revision)
         return
+    if lock_timeout_seconds <= 0 or lock_attempts < 1:
+        raise ValueError("a migration's lock timeout must be positive and it must be tried at least once")
     engine = create_engine(database_url, poolclass=pool.NullPool)
     try:
         with engine.connect() as connection:  # closing it releases the lock, whatever happens
             _take_migration_lock(connection)
+            # A session setting: every revision's transaction has it (_without_lock_timeout lifts it).
+            connection.execute(text("SELECT set_config('lock_timeout', :timeout, false)"),
+                               {"timeout": f"{max(1, round(lock_timeout_seconds * 1000))}ms"})
+            connection.commit()
             # No transaction around the upgrade: alembic commits each revision on its own (_migrate), and an
             # autocommit_block needs the transaction it commits to be alembic's.
             config.attributes["connection"] = connection
-            command.upgrade(config, revision)
+            for attempt in range(1, lock_attempts + 1):
+                try:
+                    command.upgrade(config, revision)
+                    break
+                except DBAPIError as exc:
+                    if getattr(exc.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE or attempt == lock_attempts:
+                        raise
+                    connection.rollback()  # nothing of the revision is left holding a lock or a snapshot
+                    log.warning("a revision waited more than %g s for a lock on a table another transaction is "
+                                "using; rolled back so the queries queued behind it go on, trying again in %g s "
+                                "(attempt %d of %d)", lock_timeout_seconds, lock_pause_seconds, attempt + 1,
+                                lock_attempts)
+                    time.sleep(lock_pause_seconds)  # letting the long transaction end, not waiting out a race
             connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
             connection.commit()
     finally:
@@ -168,7 +206,7 @@ def build_index_concurrently(name: str, table: str, columns: Sequence[str], *,
     building = f"{name}_building"
     if len(building) > 63:
         raise ValueError(f"{building!r} is longer than a PostgreSQL name may be")
-    with op.get_context().autocommit_block():
+    with _outside_transaction():
         op.drop_index(building, table_name=table, if_exists=True, postgresql_concurrently=True)
         op.create_index(building, table, list(columns), postgresql_where=where, postgresql_concurrently=True)
         op.drop_index(name, table_name=table, if_exists=True, postgresql_concurrently=True)
@@ -190,5 +228,21 @@ def add_check_constraint(table: str, name: str, condition: str) -> None:
         return
     op.execute(f'ALTER TABLE "{table}" DROP CONSTRAINT IF EXISTS "{name}"')
     op.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" CHECK ({condition}) NOT VALID')
-    with op.get_context().autocommit_block():
+    with _outside_transaction():
         op.execute(f'ALTER TABLE "{table}" VALIDATE CONSTRAINT "{name}"')
+
+
+@contextmanager
+def _outside_transaction() -> Iterator[None]:
+    """In a PostgreSQL migration: run the block's statements outside any transaction (committing the revision's so far)
+    and without upgrade()'s lock timeout. They take SHARE UPDATE EXCLUSIVE at most, which writers do not queue behind,
+    and CREATE INDEX CONCURRENTLY waits for every transaction older than it as a lock wait: under a lock timeout a
+    long one would cut the build short and leave an invalid index behind."""
+    with op.get_context().autocommit_block():
+        bind = op.get_bind()
+        timeout = bind.execute(text("SELECT current_setting('lock_timeout')")).scalar_one()
+        bind.execute(text("SET lock_timeout = 0"))
+        try:
+            yield
+        finally:
+            bind.execute(text("SELECT set_config('lock_timeout', :timeout, false)"), {"timeout": timeout})

@@ -109,7 +109,10 @@ def main(service: str, build_app: Callable[[ServiceSettings], ServiceApp], migra
     settings = ServiceSettings.from_env(service)
     configure_logging(service, settings.log_level)
     if args.command == "migrate":
-        migrations.upgrade(settings.database_url, migrations_dir)
+        env = Env()
+        migrations.upgrade(settings.database_url, migrations_dir, lock_timeout_seconds=env.float(
+            "MIGRATION_LOCK_TIMEOUT_SECONDS", migrations.DDL_LOCK_TIMEOUT_SECONDS), lock_attempts=env.int_within(
+            "MIGRATION_LOCK_ATTEMPTS", migrations.DDL_LOCK_ATTEMPTS, 1, 1000))
         return 0
     if args.command == "wait-migrated":
         try:

@@ -18,9 +18,10 @@ from tests.deploy.helpers import K8S, ROOT, kustomize, require_tool
 MONITORING = K8S / "monitoring"
 RULES = MONITORING / "rules" / "minimall.rules.yml"
 DASHBOARDS = sorted((MONITORING / "dashboards").glob("*.json"))
-# Series Prometheus itself adds to every scrape, and the one the kafka-exporter of deploy/k8s/base exports.
+# Series Prometheus itself adds to every scrape, and those the exporters of deploy/k8s/base export (kafka-exporter,
+# the redis-exporter beside Redis).
 PROMETHEUS_SERIES = {"up"}
-EXPORTER_SERIES = {"kafka_consumergroup_lag"}
+EXPORTER_SERIES = {"kafka_consumergroup_lag", "redis_memory_used_bytes", "redis_memory_max_bytes", "redis_errors_total"}
 PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless",
                 "offset", "inf", "nan"}
 
@@ -138,7 +139,9 @@ def test_the_alerts_ops_rely_on_exist() -> None:
                       "WalletChargeAwaitingStaff", "RefundPendingStuck", "RechargePendingOverdue",
                       "WithdrawalPayingOverdue", "StockReservationsUnsettled", "StockOversold",
                       # rate limits and paid SMS codes
-                      "RateLimitStoreUnreachable", "SmsDailyBudgetNearlySpent", "SmsDailyBudgetExhausted"}
+                      "RateLimitStoreUnreachable", "SmsDailyBudgetNearlySpent", "SmsDailyBudgetExhausted",
+                      # the gateway's Redis filling up (it refuses writes when full)
+                      "RedisMemoryNearlyFull", "RedisRefusingWrites"}
 
 
 def test_the_missing_consumer_group_alert_expects_exactly_the_groups_the_manifests_deploy() -> None:
@@ -198,6 +201,16 @@ def test_the_lag_series_come_from_the_kafka_exporter_the_base_deploys() -> None:
     exporter = (K8S / "base" / "kafka-exporter.yaml").read_text()
     assert "- kafka-exporter.yaml" in base and "image: danielqsj/kafka-exporter:" in exporter
     assert 'prometheus.io/port: "9308"' in exporter
+
+
+def test_the_redis_series_come_from_the_exporter_beside_the_redis_that_refuses_writes_when_full() -> None:
+    pod = next(d for d in yaml.safe_load_all((K8S / "base" / "redis.yaml").read_text())
+               if d["kind"] == "Deployment")["spec"]["template"]
+    redis, exporter = pod["spec"]["containers"]
+    policy = redis["args"][redis["args"].index("--maxmemory-policy") + 1]
+    assert (policy, exporter["image"].split(":")[0], pod["metadata"]["annotations"]["prometheus.io/port"]) == (
+        "noeviction", "oliver006/redis_exporter", "9121")
+    assert {"containerPort": 9121, "name": "metrics"} in exporter["ports"]
 
 
 def test_the_monitoring_kustomization_builds_valid_config_maps() -> None:

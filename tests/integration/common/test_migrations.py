@@ -174,6 +174,88 @@ def test_the_ledger_index_is_rebuilt_from_the_previous_head_while_events_are_wri
     assert "late-payment-refunded" in predicate
 
 
+def test_a_revision_queued_behind_a_long_transaction_gives_up_its_place_and_applies_once_it_ends(
+        empty_database: str, caplog: pytest.LogCaptureFixture) -> None:
+    migrations.upgrade(empty_database, migrations_dir("order"), "0014")  # 0015 adds a column to refunds
+    caplog.set_level(logging.INFO, logger=migrations.__name__)
+    engine = create_engine(empty_database, poolclass=pool.NullPool)
+    outcomes: list[str] = []
+
+    def migrate() -> None:
+        try:
+            migrations.upgrade(empty_database, migrations_dir("order"), lock_timeout_seconds=0.2, lock_attempts=1000,
+                               lock_pause_seconds=0.05)
+            outcomes.append("ok")
+        except Exception as exc:  # the test reports it
+            outcomes.append(repr(exc))
+
+    with engine.connect() as report, engine.connect() as writer, engine.connect() as looking:
+        report.execute(text("SELECT count(*) FROM refunds"))  # a long read: ACCESS SHARE until it ends
+        rollout = threading.Thread(target=migrate)
+        rollout.start()
+        wait_until(lambda: waits_for_access_exclusive(looking, "refunds"))
+
+        # Queued behind the ADD COLUMN, a writer would wait as long as the report does; it waits at most the
+        # migration's lock timeout (0.2 s), far less than its own.
+        writer.execute(text("SET lock_timeout = '5s'"))
+        writer.execute(text("UPDATE refunds SET updated_at = now() WHERE status = 'PENDING'"))
+        writer.commit()
+        version_while_blocked = looking.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+        report.commit()  # the report ends
+        rollout.join(timeout=120)
+    engine.dispose()
+
+    retried = [r for r in caplog.records if r.name == migrations.__name__ and "trying again" in r.getMessage()]
+    assert (version_while_blocked, outcomes, applied(empty_database)[0]) == ("0014", ["ok"], heads("order"))
+    assert retried
+
+
+def test_a_revision_that_never_gets_its_lock_fails_after_its_attempts_and_leaves_nothing_held(
+        empty_database: str, caplog: pytest.LogCaptureFixture) -> None:
+    migrations.upgrade(empty_database, migrations_dir("order"), "0014")
+    caplog.set_level(logging.INFO, logger=migrations.__name__)
+    engine = create_engine(empty_database, poolclass=pool.NullPool)
+    with engine.connect() as report:
+        report.execute(text("SELECT count(*) FROM refunds"))
+        with pytest.raises(DBAPIError, match="lock timeout"):
+            migrations.upgrade(empty_database, migrations_dir("order"), lock_timeout_seconds=0.1, lock_attempts=3,
+                               lock_pause_seconds=0)
+        others = report.execute(text(f"SELECT count(*) FROM pg_locks WHERE pid <> pg_backend_pid() AND {THIS_DATABASE}")
+                                ).scalar_one()
+        columns = {c["name"] for c in inspect(report).get_columns("refunds")}
+        report.commit()
+    engine.dispose()
+
+    retried = [r for r in caplog.records if r.name == migrations.__name__ and "trying again" in r.getMessage()]
+    assert (applied(empty_database)[0], "points_returned" in columns, others, len(retried)) == (["0014"], False, 0, 2)
+
+
+def test_an_index_build_waits_for_older_transactions_longer_than_the_lock_timeout(empty_database: str) -> None:
+    migrations.upgrade(empty_database, migrations_dir("analytics"), "0007")  # 0008 rebuilds an index concurrently
+    engine = create_engine(empty_database, poolclass=pool.NullPool)
+    outcomes: list[str] = []
+
+    def migrate() -> None:
+        try:  # one attempt: a lock timeout would fail the upgrade
+            migrations.upgrade(empty_database, migrations_dir("analytics"), lock_timeout_seconds=0.05, lock_attempts=1)
+            outcomes.append("ok")
+        except Exception as exc:  # the test reports it
+            outcomes.append(repr(exc))
+
+    with engine.connect() as writing, engine.connect() as looking:
+        insert_event(writing, "e-1")  # open: the index build waits for this transaction to end
+        rollout = threading.Thread(target=migrate)
+        rollout.start()
+        # The build has waited twenty times the lock timeout for the writing transaction (or failed).
+        wait_until(lambda: not rollout.is_alive() or building_index_waited_a_second(looking))
+        writing.commit()
+        rollout.join(timeout=120)
+    engine.dispose()
+
+    assert (outcomes, applied(empty_database)[0], unfinished_indexes(empty_database)) == (
+        ["ok"], heads("analytics"), [])
+
+
 # Checks added to tables written all day, with the revision before the one adding each.
 CHECKS_ADDED_TO_BUSY_TABLES = [("member", "0009", "points_holds", "ck_points_holds_expired_within_points"),
                                ("order", "0014", "refunds", "ck_refunds_points_not_negative")]
@@ -279,6 +361,25 @@ def asked_for_the_lock(conn: Connection) -> bool:
     return bool(conn.execute(text(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
         "AND (wait_event_type = 'Lock' OR state = 'idle')")).scalar_one())
+
+
+def building_index_waited_a_second(conn: Connection) -> bool:
+    """Whether another session's CREATE INDEX CONCURRENTLY has waited over a second for a lock (an older transaction)."""
+    found = conn.execute(text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' "
+        "AND query LIKE 'CREATE INDEX CONCURRENTLY%' AND clock_timestamp() - query_start > interval '1 second'")
+    ).scalar_one()
+    conn.commit()  # a transaction sees one snapshot of pg_stat_activity
+    return bool(found)
+
+
+def waits_for_access_exclusive(conn: Connection, table: str) -> bool:
+    """Whether another session waits for an ACCESS EXCLUSIVE lock on `table` (a migration's ALTER TABLE)."""
+    found = conn.execute(text(
+        "SELECT count(*) FROM pg_locks WHERE relation = to_regclass(:table) AND mode = 'AccessExclusiveLock' "
+        "AND NOT granted"), {"table": table}).scalar_one()
+    conn.commit()
+    return bool(found)
 
 
 def wait_until(condition: Callable[[], bool]) -> None:

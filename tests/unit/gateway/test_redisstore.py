@@ -14,7 +14,10 @@ from mall.user.v1 import user_pb2
 
 from gateway.app import create_app
 from gateway.config import GatewaySettings
-from gateway.redisstore import RedisStore, RedisUnavailable
+from gateway.redisstore import RedisStore, RedisUnavailable, note_reply
+from gateway.sessions import RedisSessionMarks, SessionMarksUnavailable
+from services.common.auth import Caller
+from services.common.sessions import SessionsEnded
 from tests.fixtures.fake_services import FakeServices
 from tests.unit.gateway.test_catalog_routes import API, phone
 
@@ -53,6 +56,7 @@ def test_an_answer_ends_the_outage_and_each_change_is_logged_once(caplog: pytest
         answer = next(answers)
         if isinstance(answer, Exception):
             raise answer
+        note_reply()  # as a connection reading Redis's reply does
         return answer
 
     store = RedisStore(None, retry_after=5, clock=lambda: now[0])  # type: ignore[arg-type]
@@ -68,6 +72,34 @@ def test_an_answer_ends_the_outage_and_each_change_is_logged_once(caplog: pytest
         "Redis unavailable (ConnectionError): rate limits counted per gateway worker, staff tokens refused, "
         "catalogue served uncached; asked again every 5s",
         "Redis answers again: rate limits, session checks and the catalogue cache use it again"]
+
+
+def test_a_call_that_returns_without_asking_redis_does_not_end_the_outage(caplog: pytest.LogCaptureFixture) -> None:
+    now, client = [0.0], Refusing()
+    store = RedisStore(client, retry_after=5, clock=lambda: now[0])  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING, logger="gateway.redisstore"):
+        with pytest.raises(RedisUnavailable):
+            store.call(lambda c: c.mget(["k"]))
+        now[0] = 5.0
+        answer = store.call(lambda _: "from memory")  # nothing to ask Redis: no reply read
+
+    assert (answer, store.down, [r.getMessage()[:17] for r in caplog.records]) == (
+        "from memory", True, ["Redis unavailable"])
+
+
+def test_a_session_mark_that_expired_unsaved_does_not_end_the_outage(caplog: pytest.LogCaptureFixture) -> None:
+    now, wall, client = [0.0], [1_795_680_000.0], Refusing()
+    store = RedisStore(client, retry_after=5, clock=lambda: now[0])  # type: ignore[arg-type]
+    marks = RedisSessionMarks(store, leeway_seconds=10, clock=lambda: wall[0])
+    with caplog.at_level(logging.WARNING, logger="gateway.redisstore"):
+        marks.record(SessionsEnded(user_id=42, before=wall[0], until=wall[0] + 60))  # refused: kept unsaved
+        now[0], wall[0] = 5.0, wall[0] + 120  # the mark has expired; the breaker lets the next call ask
+        with pytest.raises(SessionMarksUnavailable):  # its write is skipped, then the MGET is refused
+            marks.ended(Caller(user_id=42, roles=frozenset(), token_id="j", issued_at=wall[0] - 1))
+
+    breaker = [r.getMessage()[:17] for r in caplog.records if r.name == "gateway.redisstore"]
+    assert (store.down, client.asked, breaker) == (
+        True, 2, ["Redis unavailable"])  # no "Redis answers again" between the two refusals
 
 
 def test_one_outage_costs_a_worker_one_redis_timeout_not_one_per_store(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import redis
 
 from gateway.redisstore import RedisStore
-from gateway.sessions import SESSION_KEY, USER_KEY, RedisSessionMarks, SessionMarksUnavailable
+from gateway.sessions import SESSION_KEY, USER_KEY, WRITABLE_KEY, RedisSessionMarks, SessionMarksUnavailable
 from services.common.auth import Caller
 from services.common.sessions import SessionsEnded
 
@@ -34,6 +35,27 @@ class WritesRefused:
 
     def mget(self, keys: list[str]) -> list[Any]:
         return [self.kept.get(key) for key in keys]
+
+    def pipeline(self, transaction: bool = True) -> Pipelined:
+        return Pipelined(self)
+
+
+class Pipelined:
+    """Commands queued for WritesRefused, run by `execute`, which raises the first error (as redis-py's does)."""
+
+    def __init__(self, client: WritesRefused) -> None:
+        self.client, self.queued = client, list[Callable[[], Any]]()
+
+    def mget(self, keys: list[str]) -> Pipelined:
+        self.queued.append(lambda: self.client.mget(keys))
+        return self
+
+    def set(self, key: str, value: Any, **options: Any) -> Pipelined:
+        self.queued.append(lambda: self.client.set(key, value, **options))
+        return self
+
+    def execute(self) -> list[Any]:
+        return [command() for command in self.queued]
 
 
 def token(user_id: int, roles: str = "admin", issued_at: float = T - 60, session_id: str = "s") -> Caller:
@@ -81,4 +103,19 @@ def test_the_mark_is_written_once_redis_takes_writes_and_other_tokens_are_known_
     answers = marks.ended(token(6)), marks.ended(token(7, session_id="s-7"))
 
     assert answers == (False, True)
-    assert client.kept == {USER_KEY.format(5): repr(T), SESSION_KEY.format("s-7"): b"1"}
+    assert client.kept == {USER_KEY.format(5): repr(T), SESSION_KEY.format("s-7"): b"1", WRITABLE_KEY: b"1"}
+
+
+def test_while_redis_refuses_writes_a_worker_not_told_of_an_end_refuses_staff_tokens_and_checks_shoppers(
+        client: WritesRefused, now: list[float]) -> None:
+    told = RedisSessionMarks(RedisStore(client, retry_after=5, clock=lambda: now[0]),  # type: ignore[arg-type]
+                             leeway_seconds=10, clock=lambda: T)
+    other_worker = RedisSessionMarks(RedisStore(client, retry_after=5, clock=lambda: now[0]),  # type: ignore[arg-type]
+                                     leeway_seconds=10, clock=lambda: T)
+    told.record(SessionsEnded(user_id=5, before=T, until=T + 900))  # an admin took user 5's roles away
+
+    shopper = other_worker.ended(Caller(user_id=9, roles=frozenset(), token_id="j", issued_at=T - 60))  # only read
+    with pytest.raises(SessionMarksUnavailable):  # the end of user 5 may be what Redis would not take
+        other_worker.ended(token(5))
+
+    assert (told.ended(token(5)), shopper) == (True, False)
