@@ -1010,6 +1010,7 @@ function userActions(user) {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("login-form").addEventListener("submit", login);
+  $("login-form").querySelector("button[type=submit]").disabled = false;  // the form is this script's now
   $("logout").addEventListener("click", logout);
   $("period").addEventListener("submit", (event) => { event.preventDefault(); load(); });
   for (const button of document.querySelectorAll("[data-days]")) {
