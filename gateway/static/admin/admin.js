@@ -158,6 +158,10 @@ async function logout() {
 }
 
 function showLogin(message) {
+  // Whatever brought the login back (logging out, or a 401 the refresh could not mend: an ended session, or the
+  // refresh refused for now, its token still good), the tokens go: else reloading the page would carry on the last
+  // staff member's session for whoever sits down next.
+  session.clear();
   for (const [view] of SECTIONS) {
     $(view).hidden = true;
     delete $(view).dataset.opened;

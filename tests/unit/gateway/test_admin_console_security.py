@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import grpc
+from mall.order.v1 import order_pb2
+
+from tests.fixtures.fake_services import FakeServices
 from tests.unit.gateway.conftest import STAFF_PHONES
 
 PASSWORD = "staff-password-1"
@@ -35,3 +39,25 @@ def test_once_its_script_runs_the_login_form_logs_in(page: Any, log_in_as, gatew
 
     assert page.is_visible("#sections") and page.url == f"{gateway_url}/admin/"
     assert page.errors == []
+
+
+def test_when_the_console_asks_to_log_in_again_the_session_is_gone_from_the_tab(
+        page: Any, log_in_as, clients: FakeServices, rpc_error) -> None:
+    clients.order.SearchOrders.reply = order_pb2.ListOrdersResponse(orders=[], total=0)
+    log_in_as("customer_service")
+    page.wait_for_selector("#order-count:not(:empty)")
+    # The access token is refused, and the refresh fails for now (the user service down): the console gives up.
+    clients.order.SearchOrders.error = rpc_error(grpc.StatusCode.UNAUTHENTICATED, "the token has expired")
+    clients.user.RefreshSession.error = rpc_error(grpc.StatusCode.UNAVAILABLE, "the user service is down")
+    page.click("#order-search button[type=submit]")
+    page.wait_for_selector("#login-view:not([hidden])")
+    assert page.inner_text("#login-error") == "Your session ended; log in again."
+
+    assert page.evaluate("[sessionStorage.getItem('access_token'), sessionStorage.getItem('refresh_token')]") == [
+        None, None]
+    # The outage over, the next person at the desk reloads the page: they get the login, not the last session.
+    clients.order.SearchOrders.error = clients.user.RefreshSession.error = None
+    calls = len(clients.order.SearchOrders.calls)
+    page.reload()
+    assert page.is_visible("#login-view") and page.is_hidden("#sections") and page.is_hidden("#orders-view")
+    assert len(clients.order.SearchOrders.calls) == calls
