@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
+from mall.analytics.v1 import analytics_pb2
 from mall.order.v1 import order_pb2
 
 from tests.fixtures.fake_services import FakeServices
@@ -61,3 +62,41 @@ def test_when_the_console_asks_to_log_in_again_the_session_is_gone_from_the_tab(
     page.reload()
     assert page.is_visible("#login-view") and page.is_hidden("#sections") and page.is_hidden("#orders-view")
     assert len(clients.order.SearchOrders.calls) == calls
+
+
+def test_logging_out_leaves_neither_the_reports_nor_the_exported_files_for_the_next_staff_member(
+        page: Any, log_in_as, clients: FakeServices) -> None:
+    day = "2026-11-15"
+    clients.analytics.GetOverview.reply = analytics_pb2.GetOverviewResponse(
+        from_date=day, to_date=day, totals=analytics_pb2.Figures(gmv_fen=123_456, paid_orders=7),
+        days=[analytics_pb2.DailyOverview(date=day, figures=analytics_pb2.Figures(gmv_fen=123_456, paid_orders=7))])
+    content = "date,gmv_fen\r\n2026-11-15,123456\r\n".encode()
+    done = analytics_pb2.Report(id=3, kind="money", format="csv", from_date=day, to_date=day, status="done",
+                                percent=100, rows=1, size_bytes=len(content), file_name="3-money.csv")
+    clients.analytics.CreateReport.reply = done
+    clients.analytics.GetReport.reply = done
+    clients.analytics.GetReportChunk.reply = analytics_pb2.GetReportChunkResponse(report=done, data=content)
+    clients.order.SearchOrders.reply = order_pb2.ListOrdersResponse(orders=[], total=0)
+    log_in_as("admin")
+    page.wait_for_selector("body[data-loaded]")
+    with page.expect_download():
+        page.click("#export-form button[type=submit]")
+    file_url = page.get_attribute("#exports a", "href")
+    assert file_url.startswith("blob:") and page.inner_text("#cards").count("¥1,234.56") == 1
+    # Which blob: URLs the page gives up (a revoked one no longer reads; the page's CSP keeps a test from fetching it).
+    page.evaluate("""() => {
+        const revoke = URL.revokeObjectURL.bind(URL);
+        window.revoked = [];
+        URL.revokeObjectURL = (url) => { window.revoked.push(url); revoke(url); };
+    }""")
+
+    page.click("#logout")
+    page.fill("#phone", STAFF_PHONES["customer_service"])  # at the same page, who may not read the reports
+    page.fill("#password", PASSWORD)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#order-count:not(:empty)")
+
+    assert page.evaluate("window.revoked") == [file_url]
+    assert page.query_selector_all("#exports li") == [] and page.query_selector_all("#cards .card") == []
+    assert page.query_selector_all("#dashboard-view svg") == []
+    assert "¥1,234.56" not in page.content() and page.get_attribute("body", "data-loaded") is None
