@@ -35,6 +35,9 @@ const STAFF_ROLES = ["admin", "operator", "customer_service", "finance"];
 const SECTIONS = [["dashboard-view", ["reports"]], ["orders-view", ["orders"]], ["aftersales-view", ["afterSales"]],
                   ["money-view", ["afterSales", "walletReviews", "refunds"]], ["coupons-view", ["couponTemplates"]],
                   ["users-view", ["users"]]];
+// Where the reports are drawn (index.html), each redrawn whole by load().
+const REPORT_CHARTS = ["chart-traffic", "chart-orders", "chart-gmv", "funnel", "regions", "by-category", "by-brand",
+                       "by-price-band", "top-products", "retention"];
 const PAGE_SIZE = 20;
 const SVG = "http://www.w3.org/2000/svg";
 const COLORS = ["#2563eb", "#16a34a", "#ea580c", "#9333ea", "#0891b2", "#dc2626"];
@@ -158,14 +161,23 @@ async function logout() {
 }
 
 function showLogin(message) {
+  // Whatever brought the login back (logging out, or a 401 the refresh could not mend: an ended session, or the
+  // refresh refused for now, its token still good), the tokens go: else reloading the page would carry on the last
+  // staff member's session for whoever sits down next.
+  session.clear();
   for (const [view] of SECTIONS) {
     $(view).hidden = true;
     delete $(view).dataset.opened;
   }
-  // Nothing the last staff member opened stays for the next one.
-  for (const id of [...Object.keys(LISTS), "order-detail", "case-detail", "user-detail", "stuck"]) {
+  // Nothing the last staff member opened stays for the next one, who may not be let read it: the lists and details,
+  // the reports' figures, and the exported files (their blob: URLs would keep the file for this page's lifetime).
+  for (const link of $("exports").querySelectorAll("a[href^='blob:']")) URL.revokeObjectURL(link.href);
+  for (const id of [...Object.keys(LISTS), "order-detail", "case-detail", "user-detail", "stuck", "exports", "cards",
+                    ...REPORT_CHARTS]) {
     $(id).replaceChildren();
   }
+  delete document.body.dataset.loaded;
+  $("status").textContent = "";
   $("user-search").reset();
   $("order-detail").hidden = $("case-detail").hidden = $("user-detail").hidden = true;
   pendingCancel = null;
@@ -1010,6 +1022,7 @@ function userActions(user) {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("login-form").addEventListener("submit", login);
+  $("login-form").querySelector("button[type=submit]").disabled = false;  // the form is this script's now
   $("logout").addEventListener("click", logout);
   $("period").addEventListener("submit", (event) => { event.preventDefault(); load(); });
   for (const button of document.querySelectorAll("[data-days]")) {
