@@ -491,10 +491,10 @@ def cancel_order(uow: OrderUnitOfWork, *, user_id: int, order_id: int, reason: s
         order = uow.orders.get(order_id)
         if order is None or order.user_id != user_id:
             raise order_not_found()
-        trade = order.open_wechat_trade if order.status == OrderStatus.PENDING_PAYMENT else None
-        closing = wechat is not None and trade is not None
+        trade = order.open_wechat_trade if wechat is not None and order.status == OrderStatus.PENDING_PAYMENT else None
+        closing = trade is not None
         uow.commit()
-    if closing and wechat is not None and trade is not None:
+    if wechat is not None and trade is not None:
         _close_prepay(uow, wechat, trade, now)
     with uow:
         order = uow.orders.get(order_id, lock=True)
