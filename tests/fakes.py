@@ -478,7 +478,7 @@ class FakeOrderRepository:
         return sorted(shipped, key=clock)[:limit]
 
     def unpaid_prepaid(self, prepaid_before: datetime, after_id: int, limit: int) -> list[tuple[int, str]]:
-        return [(order.id or 0, order.order_no) for order in self.orders if order.status == "PENDING_PAYMENT"
+        return [(order.id or 0, order.wechat_out_trade_no) for order in self.orders if order.status == "PENDING_PAYMENT"
                 and order.prepaid_at is not None and order.prepaid_at <= prepaid_before
                 and (order.id or 0) > after_id][:limit]
 

@@ -368,7 +368,7 @@ class StaffOrderRefundOut(Reply):
     status: RefundStatus
     channel: RefundChannel
     source: str = Field(description="after_sale:<case id>, cancel (an approved cancellation), cancel_unshipped, or "
-                                    "late_payment (LATE<order_no>: money the order could not take)")
+                                    "late_payment (LATE<out_trade_no>: money the order could not take)")
     created_at: datetime
     updated_at: datetime = Field(description="its last change of status: ABNORMAL or PENDING since then")
 

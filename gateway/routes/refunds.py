@@ -100,8 +100,8 @@ class CloseRefundIn(Body):
                        "waited for, then the close sees its outcome (one it sent again without an answer is PENDING: "
                        "409); 404 REFUND_NOT_FOUND; 503 when WeChat Pay does not answer. The order is answered, the "
                        "closing in its history; an after-sales case waiting on the refund becomes REFUND_FAILED "
-                       "(retry-refund then starts a new refund). A late payment's refund (LATE<order_no>) WeChat Pay "
-                       "itself closed is ABNORMAL too (its money never went back; the order's history says so): "
+                       "(retry-refund then starts a new refund). A late payment's refund (LATE<out_trade_no>) "
+                       "WeChat Pay itself closed is ABNORMAL too (its money never went back; the order's history says so): "
                        "close it once the money is returned another way.")
 def close_refund(refund_no: str, body: CloseRefundIn) -> AdminOrderOut:
     return AdminOrderOut.from_proto(service(OrderServiceStub).CloseRefund(order_pb2.CloseRefundRequest(
@@ -114,7 +114,7 @@ def close_refund(refund_no: str, body: CloseRefundIn) -> AdminOrderOut:
            description="Under the same refund number, so nothing is refunded twice: a refund the merchant fixed at "
                        "WeChat Pay (ABNORMAL: PROCESSING makes it PENDING again, SUCCESS ends it), or one staff do "
                        "not want to leave to the fallback job. The only staff retry of a late payment's refund "
-                       "(LATE<order_no>: money for an order that could not take it, cancelled or paid otherwise), "
+                       "(LATE<out_trade_no>: money for an order that could not take it, cancelled or paid otherwise), "
                        "whose order no cancellation review or after-sales case retries. A refund that has ended is "
                        "answered as it is; 404 REFUND_NOT_FOUND; 503 PAYMENT_CHANNEL_UNAVAILABLE when WeChat Pay "
                        "gives no usable answer: nothing changed, or (details.status PENDING) the refund was sent "
@@ -132,7 +132,7 @@ class RefundOut(Reply):
     order_id: int
     order_no: str
     source: str = Field(description="after_sale:<case id>, cancel (an approved cancellation), cancel_unshipped, or "
-                                    "late_payment (LATE<order_no>: money the order could not take)")
+                                    "late_payment (LATE<out_trade_no>: money the order could not take)")
     status: RefundStatus
     amount_fen: int
     channel: str = Field(description="wechat, balance, or none (0 fen)")

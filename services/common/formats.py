@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 ORDER_NO = r"[0-9A-Za-z]{1,32}"       # an order number as searched by staff: never free text (no NUL, no quotes)
-# A recharge, refund or withdrawal number in a path (R2026..., RF2026..., LATE<order_no>): what WeChat Pay allows of
+# A recharge, refund or withdrawal number in a path (R2026..., RF2026..., LATE<out_trade_no>): what WeChat Pay allows of
 # an out_refund_no that our numbers use, and the longest column (64) that stores one.
 BUSINESS_NO = r"[0-9A-Za-z_-]{1,64}"
 PHONE = r"1[3-9][0-9]{9}"            # mainland mobile number; ASCII digits only (\d would admit full-width ones)

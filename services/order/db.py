@@ -49,6 +49,7 @@ from services.order.domain import (
     Shipment,
     ShipmentLine,
     Transition,
+    wechat_out_trade_no,
 )
 from services.order.uow import (
     CaseSearch,
@@ -110,6 +111,7 @@ orders = Table(
     Column("refunded_fen", BigInteger, nullable=False, server_default="0"),
     Column("wallet_attempt_at", UTCDateTime, nullable=True),
     Column("confirm_clock_at", UTCDateTime, nullable=True),  # domain.Order.confirm_clock_at (migration 0011)
+    Column("wechat_attempt", Integer, nullable=False, server_default="1"),  # domain.Order.wechat_attempt (0016)
     Index("ix_orders_user_created", "user_id", "created_at"),
     Index("ix_orders_status_deadline", "status", "pay_deadline"),
     Index("ix_orders_status_shipped", "status", "shipped_at"),
@@ -446,11 +448,11 @@ class SqlOrderRepository:
 
     def unpaid_prepaid(self, prepaid_before: datetime, after_id: int, limit: int) -> list[tuple[int, str]]:
         rows = self.session.execute(
-            select(orders.c.id, orders.c.order_no).where(
+            select(orders.c.id, orders.c.order_no, orders.c.wechat_attempt).where(
                 orders.c.status == OrderStatus.PENDING_PAYMENT.value, orders.c.prepaid_at.is_not(None),
                 orders.c.prepaid_at <= prepaid_before, orders.c.id > after_id)
             .order_by(orders.c.id).limit(limit))
-        return [(row.id, row.order_no) for row in rows]
+        return [(row.id, wechat_out_trade_no(row.order_no, row.wechat_attempt)) for row in rows]
 
     def count_unpaid_due(self, due: datetime) -> dict[str, int]:
         waiting = case((orders.c.wallet_attempt_at.is_not(None), "wallet"), (orders.c.prepaid_at.is_not(None), "wechat"),

@@ -32,6 +32,9 @@ DEFAULT_AUTO_CONFIRM_DAYS = 10
 # a shopper opening and withdrawing cases again and again could keep the order from completing for ever. Fifteen days
 # cover a return: approval, ORDER_RETURN_SHIP_DAYS to post it, the parcel back, staff receiving it.
 DEFAULT_AUTO_CONFIRM_MAX_PAUSE_DAYS = 15
+# WeChat Pay transactions one order may open (`Order.next_wechat_attempt`): "_99" keeps `<order_no>_<attempt>` within
+# WeChat Pay's 32 characters of out_trade_no (order numbers are 28).
+MAX_WECHAT_ATTEMPTS = 99
 
 
 class OrderStatus(enum.StrEnum):
@@ -242,6 +245,10 @@ class Order:
     # When the wallet was last asked to pay it, until what the wallet did is known (paid, credited back or
     # never charged): reconciliation asks the member service about it, and the payment timeout waits for it.
     wallet_attempt_at: datetime | None = None
+    # The WeChat Pay transaction a prepay opens (`wechat_out_trade_no`): the first is the order number; a wallet
+    # attempt closes it before charging, and WeChat Pay then takes no payment under that number again, so a WeChat
+    # payment after a wallet that charged nothing opens the next one.
+    wechat_attempt: int = 1
     refunded_fen: int = 0  # reserved by refunds under way or done; never above payable_fen (CHECK)
     history: list[Transition] = field(default_factory=list)
     shipments: list[Shipment] = field(default_factory=list)
@@ -274,6 +281,31 @@ class Order:
         self.updated_at = now
         self.history.append(Transition(status=target.value, actor=actor, at=now, reason=reason,
                                        shopper_visible=True, shopper_reason=shopper_reason[:255]))
+
+    @property
+    def wechat_out_trade_no(self) -> str:
+        """The out_trade_no of the order's current WeChat Pay transaction: the one to prepay, close and query."""
+        return wechat_out_trade_no(self.order_no, self.wechat_attempt)
+
+    @property
+    def open_wechat_trade(self) -> str | None:
+        """The WeChat Pay transaction the shopper may have been handed (prepaid, `prepaid_at`), to be closed before the
+        order is paid otherwise or cancelled; None when no prepay of the current one was handed out."""
+        return self.wechat_out_trade_no if self.prepaid_at is not None else None
+
+    def has_wechat_trade(self, out_trade_no: str) -> bool:
+        """Whether `out_trade_no` is one of the WeChat Pay transactions this order opened, the current or an earlier."""
+        return any(out_trade_no == wechat_out_trade_no(self.order_no, attempt)
+                   for attempt in range(1, self.wechat_attempt + 1))
+
+    def next_wechat_attempt(self) -> None:
+        """Open the next WeChat Pay transaction: the current one was closed unpaid (by a wallet attempt that then
+        charged nothing). Conflict WECHATPAY_TRANSACTION_CLOSED once MAX_WECHAT_ATTEMPTS are used up."""
+        if self.wechat_attempt >= MAX_WECHAT_ATTEMPTS:
+            raise Conflict("WECHATPAY_TRANSACTION_CLOSED", "WeChat Pay takes no more payments for this order; pay "
+                           "from the wallet, or place the order again", details={"status": self.status})
+        self.wechat_attempt += 1
+        self.prepaid_at = None  # nothing of the new one was handed out yet
 
     def stock_may_be_released(self, now: datetime) -> bool:
         """Too late to become PAID: the units it reserved may be back on sale (PAYABLE_WITHIN after it was placed)."""
@@ -436,6 +468,18 @@ def new_order(*, user_id: int, order_no: str, lines: list[OrderLine], address: A
 def new_order_no(now: datetime) -> str:
     """Unique, sortable by time, unguessable: 20 digits of time then 8 random hex characters."""
     return now.strftime("%Y%m%d%H%M%S%f") + secrets.token_hex(4)
+
+
+def wechat_out_trade_no(order_no: str, attempt: int) -> str:
+    """The out_trade_no of an order's WeChat Pay transaction number `attempt`: the order number for the first (as every
+    order had before there could be more), `<order_no>_<attempt>` after it (WeChat Pay: 6-32 of [0-9A-Za-z_-|*])."""
+    return order_no if attempt == 1 else f"{order_no}_{attempt}"
+
+
+def order_no_of_trade(out_trade_no: str) -> str:
+    """The order number of a WeChat Pay transaction of ours (`wechat_out_trade_no`); whether the order opened it is
+    `Order.has_wechat_trade`'s to say."""
+    return out_trade_no.partition("_")[0]
 
 
 def plain(text: str, limit: int) -> str:

@@ -78,11 +78,11 @@ refunded yet (every line's remaining units and paid share, and the freight).
 
 Late payments (`start_late_refund`): WeChat Pay money for an order that could not take it (cancelled, paid too
 late, or paid otherwise meanwhile; services/order/service.py `refund_late_payment`) goes back through this engine
-too, as a refund of source "late_payment" under the deterministic number `LATE<order_no>`, so a replayed payment
-notify finds the same refund and never starts a second one. Its refund notify, the fallback job, the ABNORMAL
-and stuck gauges and staff's retry (`retry_refund`) and close (`close_refund`) all work as for any WeChat Pay
-refund. But it is not the order's money: nothing is reserved (no `refunded_fen`, no line refunded), a SUCCESS
-publishes `late-payment-refunded` (once per refund number; also when WeChat Pay pays one staff closed) instead of
+too, as a refund of source "late_payment" under the deterministic number `LATE<out_trade_no>` (the order number,
+or `<order_no>_<n>` for a later WeChat Pay transaction of the order), so a replayed payment notify finds the same
+refund and never starts a second one. Its refund notify, the fallback job, the ABNORMAL and stuck gauges and
+staff's retry (`retry_refund`) and close (`close_refund`) all work as for any WeChat Pay refund. But it is not the
+order's money: nothing is reserved (no `refunded_fen`, no line refunded), a SUCCESS publishes `late-payment-refunded` (once per refund number; also when WeChat Pay pays one staff closed) instead of
 `order-refunded` and never moves the order to REFUNDED, and a CLOSED one frees nothing. One WeChat Pay (not
 staff) closes becomes ABNORMAL, not CLOSED (`late_refund_closed_note` in the order's history): the late money is
 still with the merchant, so the AbnormalRefundWaiting alert and staff's list show it until staff return it another
@@ -128,6 +128,7 @@ from services.order.domain import (
     line_points_returned,
     line_refund_fen,
     new_order_no,
+    order_no_of_trade,
     order_not_found,
     paid_shares,
     plain,
@@ -138,6 +139,7 @@ from services.order.service import (
     event_line,
     get_order,
     late_refund_no,
+    late_refund_trade,
     publish_cancelled,
     publish_late_refund,
     publish_returned,
@@ -154,7 +156,8 @@ OPEN = frozenset({RefundStatus.PENDING, RefundStatus.ABNORMAL})
 CHANNEL_STATUSES = frozenset({RefundStatus.SUCCESS, RefundStatus.CLOSED, RefundStatus.ABNORMAL})
 WECHAT_REASON_CHARS = 80  # WeChat Pay's limit on a refund's reason
 NOTHING_PAID = "nothing to refund (0 fen paid for these units)"  # the history of a 0-fen refund
-REFUND_NO = re.compile(r"(RF|LATE)[0-9]{20}[0-9a-f]{8}")  # "RF" + new_order_no; "LATE" + order_no (late payments)
+# "RF" + new_order_no; "LATE" + the out_trade_no of a late payment (service.late_refund_no): order_no[_<attempt>]
+REFUND_NO = re.compile(r"RF[0-9]{20}[0-9a-f]{8}|LATE[0-9]{20}[0-9a-f]{8}(_[0-9]{1,2})?")
 LATE_PAYMENT = "late_payment"  # the source of a late payment's refund: money the order never kept
 CANCELLATION = "cancel"  # the source of the refund of a cancellation staff approved
 AFTER_SALE = "after_sale"  # the sources after_sale:<case id>: an after-sales case's refund (services/order/aftersales.py)
@@ -377,11 +380,12 @@ def sent_pending(refund_no: str) -> DomainError:
 
 
 def _trade(order: Order, refund: Refund) -> tuple[str | None, int]:
-    """The WeChat Pay transaction a refund returns money of, and its total: the order's payment, or for a late
-    payment the WeChat Pay transaction that could not pay the order (its out_trade_no is the order_no, as every
-    prepay's; its amount the payable, or mark_paid would have refused it)."""
+    """The WeChat Pay transaction a refund returns money of, and its total: the order's payment (the transaction that
+    paid it, `Order.out_trade_no`), or for a late payment the WeChat Pay transaction that could not pay the order (its
+    out_trade_no in the refund number, `late_refund_trade`; its amount the payable, or mark_paid would have refused
+    it)."""
     if refund.source == LATE_PAYMENT:
-        return order.order_no, order.payable_fen
+        return late_refund_trade(refund.refund_no), order.payable_fen
     return order.out_trade_no, order.payable_fen
 
 
@@ -400,17 +404,17 @@ def _answered(answer: ChannelRefund) -> RefundStatus:
     return RefundStatus(answer.status if answer.status in CHANNEL_STATUSES else RefundStatus.PENDING)
 
 
-def start_late_refund(uow: OrderUnitOfWork, payments: RefundSender, *, order_no: str, amount_fen: int, reason: str,
-                      actor: str, now: datetime) -> Refund:
-    """Refund in full a WeChat Pay payment of `amount_fen` the order `order_no` could not take (the late payment is
-    recorded by the caller), under `LATE<order_no>`: the refund is recorded PENDING once, however often asked (the
-    order's row lock orders the check), then WeChat Pay is asked while it is PENDING (the same number again is
-    one refund there). PROCESSING leaves it PENDING for the notify or the fallback job; a refusal makes it ABNORMAL
+def start_late_refund(uow: OrderUnitOfWork, payments: RefundSender, *, out_trade_no: str, amount_fen: int,
+                      reason: str, actor: str, now: datetime) -> Refund:
+    """Refund in full a WeChat Pay payment of `amount_fen` under `out_trade_no` its order could not take (the late
+    payment is recorded by the caller), under `LATE<out_trade_no>` (`late_refund_no`): the refund is recorded
+    PENDING once, however often asked (the order's row lock orders the check), then WeChat Pay is asked while it is
+    PENDING (the same number again is one refund there). PROCESSING leaves it PENDING for the notify or the fallback job; a refusal makes it ABNORMAL
     (its code in the order's history) for staff; no answer leaves it PENDING (`_in_flight`) and raises REFUND_FAILED
     (503: WeChat Pay notifies the payment again). Nothing of the order is reserved: see the module docstring."""
-    refund_no = late_refund_no(order_no)
+    refund_no = late_refund_no(out_trade_no)
     with uow:
-        order = uow.orders.by_order_no(order_no, lock=True)
+        order = uow.orders.by_order_no(order_no_of_trade(out_trade_no), lock=True)
         if order is None or order.id is None:
             raise order_not_found()
         refund = uow.refunds.get(refund_no)
@@ -573,7 +577,8 @@ def _publish_late_refunded(uow: OrderUnitOfWork, order: Order, refund: Refund, n
     """late-payment-refunded for a late payment's refund WeChat Pay paid, once per refund number (run_once: one
     published when WeChat Pay took the refund, before late refunds were tracked here, is not published again)."""
     uow.run_once(scope="late-payment-refunded", key=refund.refund_no, request=str(refund.amount_fen).encode(),
-                 execute=lambda: publish_late_refund(uow, order, channel=refund.channel, out_trade_no=order.order_no,
+                 execute=lambda: publish_late_refund(uow, order, channel=refund.channel,
+                                                     out_trade_no=late_refund_trade(refund.refund_no),
                                                      amount_fen=refund.amount_fen, refund_no=refund.refund_no,
                                                      now=now))
 

@@ -46,6 +46,7 @@ from services.order.domain import (
     check_quantity,
     new_order,
     new_order_no,
+    order_no_of_trade,
     order_not_found,
     plain,
     price,
@@ -490,11 +491,11 @@ def cancel_order(uow: OrderUnitOfWork, *, user_id: int, order_id: int, reason: s
         order = uow.orders.get(order_id)
         if order is None or order.user_id != user_id:
             raise order_not_found()
-        order_no = order.order_no
-        closing = wechat is not None and order.status == OrderStatus.PENDING_PAYMENT and order.prepaid_at is not None
+        trade = order.open_wechat_trade if wechat is not None and order.status == OrderStatus.PENDING_PAYMENT else None
+        closing = trade is not None
         uow.commit()
-    if closing and wechat is not None:
-        _close_prepay(uow, wechat, order_no, now)
+    if wechat is not None and trade is not None:
+        _close_prepay(uow, wechat, trade, now)
     with uow:
         order = uow.orders.get(order_id, lock=True)
         if order is None:  # pragma: no cover - orders are never deleted
@@ -531,14 +532,14 @@ def expire_orders(uow: OrderUnitOfWork, *, wechat: Prepay | None = None, now: da
     now = now or utcnow()
     with uow:
         orders = uow.orders.lock_expired(now, batch)
-        prepaid = [order.order_no for order in orders if order.prepaid_at is not None and wechat is not None]
+        prepaid = [trade for order in orders if (trade := order.open_wechat_trade) is not None and wechat is not None]
         for order in orders:
-            if order.order_no not in prepaid:
+            if order.open_wechat_trade not in prepaid:
                 _expire(uow, order, now)
         uow.commit()
     settled = len(orders) - len(prepaid)
     if wechat is not None:
-        settled += sum(expire_prepaid(uow, wechat, order_no=order_no, now=now) for order_no in prepaid)
+        settled += sum(expire_prepaid(uow, wechat, out_trade_no=trade, now=now) for trade in prepaid)
     return settled
 
 
@@ -552,17 +553,21 @@ def _expire(uow: OrderUnitOfWork, order: Order, now: datetime, reason: str = EXP
     publish_cancelled(uow, order, now=now, by="timeout", reason=reason)
 
 
-def expire_prepaid(uow: OrderUnitOfWork, wechat: Prepay, *, order_no: str, now: datetime) -> bool:
-    """Close the order's WeChat Pay transaction, then ask how it ended: paid first -> PAID, else CANCELLED.
+def expire_prepaid(uow: OrderUnitOfWork, wechat: Prepay, *, out_trade_no: str, now: datetime) -> bool:
+    """Close the order's WeChat Pay transaction `out_trade_no` (`Order.open_wechat_trade`), then ask how it ended:
+    paid first -> PAID, else CANCELLED.
 
     Race-safe: once closed, WeChat Pay takes no payment, so its answer is final; a notify that
     paid the order meanwhile finds it paid (mark_paid is once per payment). False (tried again at
-    the next scan) when WeChat Pay does not answer, or a wallet payment of the order is unknown.
+    the next scan) when WeChat Pay does not answer, a wallet payment of the order is unknown, or the order has
+    handed out another transaction since (the next scan closes that one).
     """
+    order_no = order_no_of_trade(out_trade_no)
     try:
-        notice = _closed(wechat, order_no)
+        notice = _closed(wechat, out_trade_no)
     except WechatPayError as exc:
-        log.warning("closing the WeChat Pay transaction of expired order %s failed: %s", order_no, exc.reason)
+        log.warning("closing the WeChat Pay transaction %s of expired order %s failed: %s", out_trade_no, order_no,
+                    exc.reason)
         return False
     if notice is not None and notice.trade_state == "SUCCESS":
         try:
@@ -577,23 +582,23 @@ def expire_prepaid(uow: OrderUnitOfWork, wechat: Prepay, *, order_no: str, now: 
         if order is not None and order.status == OrderStatus.PENDING_PAYMENT:
             # A wallet payment begun before the deadline may have started since the scan picked the order: like
             # the scan, the timeout waits for it (`reconcile_wallet_payments`).
-            waiting = order.wallet_attempt_at is not None
+            waiting = order.wallet_attempt_at is not None or order.open_wechat_trade not in (None, out_trade_no)
             if not waiting:
                 _expire(uow, order, now)
         uow.commit()
     return not waiting
 
 
-def _closed(wechat: Prepay, order_no: str) -> PaymentNotice | None:
+def _closed(wechat: Prepay, out_trade_no: str) -> PaymentNotice | None:
     """Close the transaction, then how it ended; None when WeChat Pay has never heard of it."""
     try:
-        wechat.close(order_no)
+        wechat.close(out_trade_no)
     except WechatPayApiError as exc:
         if exc.code == "ORDER_NOT_EXIST":
             return None
         if exc.code != "ORDERPAID":  # paid first: the query says so
             raise
-    return wechat.query_by_out_trade_no(order_no)
+    return wechat.query_by_out_trade_no(out_trade_no)
 
 
 # -- payment -------------------------------------------------------------------------------------
@@ -655,10 +660,11 @@ def pay_order(uow: OrderUnitOfWork, members: Members, users: Users, wechat: Prep
                          actor=f"user:{user_id}", now=now)
         return PaymentStart(NO_CHANNEL, order.order_no, paid.status)
     if channel == "balance":
-        if order.prepaid_at is not None and wechat is not None and _close_prepay(uow, wechat, order.order_no, now):
+        trade = order.open_wechat_trade
+        if trade is not None and wechat is not None and _close_prepay(uow, wechat, trade, now):
             raise Conflict("ORDER_ALREADY_PAID", "this order has been paid with WeChat Pay; the wallet was not charged",
                            details={"status": OrderStatus.PAID.value})
-        _record_wallet_attempt(uow, order_id=order_id, now=now)
+        _record_wallet_attempt(uow, order_id=order_id, closed=trade, now=now)
         try:
             members.pay_with_balance(order.order_no, order.payable_fen)  # idempotent per order_no on the member side
         except DomainError as exc:
@@ -675,7 +681,8 @@ def pay_order(uow: OrderUnitOfWork, members: Members, users: Users, wechat: Prep
     payer_openid = users.payer_openid(user_id)
     if not payer_openid:
         raise DomainError("WECHAT_NOT_BOUND", "sign in with WeChat to pay with WeChat Pay")
-    prepay_id = _prepay(uow, wechat, order, payer_openid=payer_openid, notify_url=settings.notify_url, now=now)
+    out_trade_no, prepay_id = _prepay(uow, wechat, order, payer_openid=payer_openid, notify_url=settings.notify_url,
+                                      now=now)
     with uow:
         prepaid = uow.orders.get(order_id, lock=True)
         if prepaid is None:  # pragma: no cover - orders are never deleted
@@ -684,51 +691,96 @@ def pay_order(uow: OrderUnitOfWork, members: Members, users: Users, wechat: Prep
             # Cancelled, or paid from the wallet, while WeChat Pay was asked (neither closed a transaction it did not
             # know of yet): the shopper is not handed a payment it could no longer take.
             raise prepaid.conflict("pay")
+        if prepaid.wallet_attempt_at is not None or prepaid.wechat_out_trade_no != out_trade_no:
+            # A wallet payment is under way (it closed what it saw prepaid, which may not have included this one), or
+            # this transaction was closed and the next opened meanwhile: a wallet charge never meets a payable one.
+            raise _payment_under_way(prepaid)
         if prepaid.prepaid_at is None:
             prepaid.prepaid_at = now
         uow.commit()
-    return PaymentStart("wechat", order.order_no, order.status, wechat.request_payment_params(prepay_id))
+    return PaymentStart("wechat", out_trade_no, order.status, wechat.request_payment_params(prepay_id))
+
+
+def _payment_under_way(order: Order) -> Conflict:
+    """ORDER_STATE_CONFLICT (409) for a payment that meets another of the same order under way: try again."""
+    return Conflict("ORDER_STATE_CONFLICT", "another payment of this order is under way; try again in a moment",
+                    details={"status": order.status, "action": "pay"})
 
 
 def _prepay(uow: OrderUnitOfWork, wechat: Prepay, order: Order, *, payer_openid: str, notify_url: str,
-            now: datetime) -> str:
-    """The JSAPI prepay of the order's WeChat Pay transaction (out_trade_no: the order number), its prepay_id.
+            now: datetime) -> tuple[str, str]:
+    """The JSAPI prepay of the order's current WeChat Pay transaction (`Order.wechat_out_trade_no`): its out_trade_no
+    and prepay_id.
 
-    WeChat Pay answering ORDERPAID (the shopper paid, tapped pay again, and the notify is still on its way): the
-    payment is taken now (`_close_prepay`: closed, queried, PAID) and ORDER_ALREADY_PAID answered. ORDERCLOSED (a
-    wallet payment closed the transaction first, then charged nothing): WECHATPAY_TRANSACTION_CLOSED (409), WeChat Pay
-    takes no payment under that number again. No answer, or any other refusal: PAYMENT_CHANNEL_UNAVAILABLE (503)."""
-    try:
-        return wechat.jsapi_prepay(out_trade_no=order.order_no, description=_description(order),
+    WeChat Pay answering ORDERCLOSED (a wallet payment closed the transaction first, then charged nothing; WeChat Pay
+    takes no payment under that number again): the next transaction is opened (`_next_wechat_attempt`) and prepaid.
+    ORDERPAID (the shopper paid, tapped pay again, and the notify is still on its way): the payment is taken now
+    (`_close_prepay`: closed, queried, PAID) and ORDER_ALREADY_PAID answered. No answer, or any other refusal:
+    PAYMENT_CHANNEL_UNAVAILABLE (503)."""
+    def jsapi_prepay(out_trade_no: str) -> str:
+        return wechat.jsapi_prepay(out_trade_no=out_trade_no, description=_description(order),
                                    amount_fen=order.payable_fen, payer_openid=payer_openid, notify_url=notify_url,
                                    time_expire=order.pay_deadline)
+
+    out_trade_no = order.wechat_out_trade_no
+    try:
+        try:
+            return out_trade_no, jsapi_prepay(out_trade_no)
+        except WechatPayApiError as exc:
+            if exc.code != "ORDERCLOSED":
+                raise
+        out_trade_no = _next_wechat_attempt(uow, order_id=order.id or 0, closed=out_trade_no, now=now)
+        return out_trade_no, jsapi_prepay(out_trade_no)
     except WechatPayApiError as exc:
         if exc.code == "ORDERPAID":
-            if _close_prepay(uow, wechat, order.order_no, now):
+            if _close_prepay(uow, wechat, out_trade_no, now):
                 raise Conflict("ORDER_ALREADY_PAID", "this order has been paid with WeChat Pay",
                                details={"status": OrderStatus.PAID.value}) from None
             _payable(get_order(uow, user_id=order.user_id, order_id=order.id or 0), now)  # paid too late: refunded
-        elif exc.code == "ORDERCLOSED":
-            raise Conflict("WECHATPAY_TRANSACTION_CLOSED", "WeChat Pay no longer takes a payment for this order (it "
-                           "was closed when the wallet was tried); pay from the wallet, or place the order again",
-                           details={"status": order.status}) from None
-        log.warning("the WeChat Pay prepay of order %s was refused: %s", order.order_no, exc.reason)
+        elif exc.code == "ORDERCLOSED":  # the transaction just opened was closed too: a wallet payment came between
+            raise _payment_under_way(order) from None
+        log.warning("the WeChat Pay prepay of order %s was refused: %s", out_trade_no, exc.reason)
         raise DomainError("PAYMENT_CHANNEL_UNAVAILABLE", "WeChat Pay did not take the payment; try again",
                           kind=ErrorKind.UNAVAILABLE, details={"channel_code": exc.code}) from None
     except WechatPayError as exc:
-        log.warning("the WeChat Pay prepay of order %s failed: %s", order.order_no, exc.reason)
+        log.warning("the WeChat Pay prepay of order %s failed: %s", out_trade_no, exc.reason)
         raise DomainError("PAYMENT_CHANNEL_UNAVAILABLE", "WeChat Pay did not answer; try again",
                           kind=ErrorKind.UNAVAILABLE) from None
 
 
-def _record_wallet_attempt(uow: OrderUnitOfWork, *, order_id: int, now: datetime) -> None:
-    """Note on the order, in its own committed transaction, that its wallet is about to be charged (while it is
-    still payable, checked again under the row lock): until this attempt is resolved the timeout leaves it alone."""
+def _next_wechat_attempt(uow: OrderUnitOfWork, *, order_id: int, closed: str, now: datetime) -> str:
+    """The order's WeChat Pay transaction `closed` was closed unpaid (WeChat Pay answered its prepay ORDERCLOSED): open
+    the next (`Order.next_wechat_attempt`) under the order's row lock, unless another tap opened it already; its
+    out_trade_no. Not while a wallet payment is under way (409 ORDER_STATE_CONFLICT: the wallet closed the transaction
+    to charge, and may still), nor for an order no longer payable."""
     with uow:
         order = uow.orders.get(order_id, lock=True)
         if order is None:  # pragma: no cover - orders are never deleted
             raise order_not_found()
         _payable(order, now)
+        if order.wallet_attempt_at is not None:
+            raise _payment_under_way(order)
+        if order.wechat_out_trade_no == closed:
+            order.next_wechat_attempt()
+        out_trade_no = order.wechat_out_trade_no
+        uow.commit()
+    return out_trade_no
+
+
+def _record_wallet_attempt(uow: OrderUnitOfWork, *, order_id: int, closed: str | None, now: datetime) -> None:
+    """Note on the order, in its own committed transaction, that its wallet is about to be charged (while it is
+    still payable, checked again under the row lock): until this attempt is resolved the timeout leaves it alone.
+
+    `closed`: the WeChat Pay transaction the wallet payment found handed out and closed (`Order.open_wechat_trade`);
+    if the order has handed out another since (a WeChat payment that came between), 409 ORDER_STATE_CONFLICT: that
+    one is still payable, and the wallet is not charged beside it."""
+    with uow:
+        order = uow.orders.get(order_id, lock=True)
+        if order is None:  # pragma: no cover - orders are never deleted
+            raise order_not_found()
+        _payable(order, now)
+        if order.open_wechat_trade != closed:
+            raise _payment_under_way(order)
         if order.id is not None and uow.wallet_reviews.for_order(order.id) is not None:
             # The member service took this order's one wallet charge already, from a wallet staff are looking into.
             raise wallet_payment_under_review(order)
@@ -762,16 +814,16 @@ def _settle_wallet_charge(uow: OrderUnitOfWork, members: Members, *, order_no: s
         raise
 
 
-def _close_prepay(uow: OrderUnitOfWork, wechat: Prepay, order_no: str, now: datetime) -> bool:
-    """Close an unpaid order's WeChat Pay transaction before it is cancelled or paid otherwise; True when WeChat Pay
-    had been paid first (the order is PAID by it now). Once closed, no WeChat payment can arrive for it.
+def _close_prepay(uow: OrderUnitOfWork, wechat: Prepay, out_trade_no: str, now: datetime) -> bool:
+    """Close an unpaid order's WeChat Pay transaction `out_trade_no` before it is cancelled or paid otherwise; True when
+    WeChat Pay had been paid first (the order is PAID by it now). Once closed, no WeChat payment can arrive for it.
 
     DomainError PAYMENT_CHANNEL_UNAVAILABLE (503, nothing changed) when WeChat Pay does not answer.
     """
     try:
-        notice = _closed(wechat, order_no)
+        notice = _closed(wechat, out_trade_no)
     except WechatPayError as exc:
-        log.warning("closing the WeChat Pay transaction of order %s failed: %s", order_no, exc.reason)
+        log.warning("closing the WeChat Pay transaction %s failed: %s", out_trade_no, exc.reason)
         raise DomainError("PAYMENT_CHANNEL_UNAVAILABLE", "WeChat Pay did not answer; try again",
                           kind=ErrorKind.UNAVAILABLE) from None
     if notice is None or notice.trade_state != "SUCCESS":
@@ -789,8 +841,8 @@ def take_wechat_payment(uow: OrderUnitOfWork, wechat: Prepay, notice: PaymentNot
     `mark_paid`'s other errors are raised. `log_refund_failure` (the jobs, which go on to the next order): a refund
     that fails is logged, not raised; WeChat Pay keeps notifying the payment, whose notify refunds it again."""
     try:
-        mark_paid(uow, order_no=notice.out_trade_no, channel="wechat", out_trade_no=notice.out_trade_no,
-                  paid_fen=notice.amount_total_fen, actor=actor, now=now)
+        mark_paid(uow, order_no=order_no_of_trade(notice.out_trade_no), channel="wechat",
+                  out_trade_no=notice.out_trade_no, paid_fen=notice.amount_total_fen, actor=actor, now=now)
         return True
     except Conflict as exc:
         if exc.code != "ORDER_STATE_CONFLICT":
@@ -800,7 +852,7 @@ def take_wechat_payment(uow: OrderUnitOfWork, wechat: Prepay, notice: PaymentNot
     except (DomainError, WechatPayError) as failed:
         if not log_refund_failure:
             raise
-        log.warning("refunding the late payment of order %s failed: %s", notice.out_trade_no, failed)
+        log.warning("refunding the late payment %s failed: %s", notice.out_trade_no, failed)
     return False
 
 
@@ -812,7 +864,8 @@ def _description(order: Order) -> str:
 def mark_paid(uow: OrderUnitOfWork, *, order_no: str, channel: str, out_trade_no: str, paid_fen: int, actor: str,
               now: datetime | None = None) -> Order:
     """PENDING_PAYMENT -> PAID once, with order-paid, under the order row's lock; a replay changes nothing.
-    Paid from the wallet, its wallet attempt is resolved with it.
+    Paid from the wallet, its wallet attempt is resolved with it. A WeChat Pay `out_trade_no` must be one of the
+    order's transactions (`Order.has_wechat_trade`), else ORDER_NOT_FOUND.
 
     Learned of too late, when the order's stock may be on sale again (`Order.stock_may_be_released`), a payment
     cancels the order instead (order-cancelled) and raises ORDER_STATE_CONFLICT, as for an order cancelled before
@@ -820,7 +873,7 @@ def mark_paid(uow: OrderUnitOfWork, *, order_no: str, channel: str, out_trade_no
     now = now or utcnow()
     with uow:
         order = uow.orders.by_order_no(order_no, lock=True)
-        if order is None:
+        if order is None or (channel == "wechat" and not order.has_wechat_trade(out_trade_no)):
             raise order_not_found()
         if paid_fen != order.payable_fen:
             raise Conflict("PAYMENT_AMOUNT_MISMATCH", "the amount paid differs from the order's",
@@ -884,9 +937,9 @@ def refund_late_payment(uow: OrderUnitOfWork, wechat: Prepay, notice: PaymentNot
     now = now or utcnow()
     out_refund_no = late_refund_no(notice.out_trade_no)
     with uow:
-        order = uow.orders.by_order_no(notice.out_trade_no, lock=True)
-        if order is None or (order.paid_at is not None and order.pay_channel == "wechat"):  # pragma: no cover
-            raise NotifyRejected("this payment does not belong to an order WeChat Pay did not pay")  # (mark_paid)
+        order = uow.orders.by_order_no(order_no_of_trade(notice.out_trade_no), lock=True)
+        if order is None or (order.pay_channel, order.out_trade_no) == ("wechat", notice.out_trade_no):  # mark_paid
+            raise NotifyRejected("this payment does not belong to an order it did not pay")  # pragma: no cover
         why = LATE_PAYMENT if order.paid_at is None else DOUBLE_PAYMENT
         if not any(step.reason.startswith((LATE_PAYMENT, DOUBLE_PAYMENT)) for step in order.history):
             order.record_step(actor="wechatpay", now=now,
@@ -900,14 +953,21 @@ def refund_late_payment(uow: OrderUnitOfWork, wechat: Prepay, notice: PaymentNot
                                                           refund_no=out_refund_no, now=now).encode())
         uow.commit()
     from services.order import refunds  # refunds builds on this module: imported when a late payment needs it
-    refunds.start_late_refund(uow, wechat, order_no=notice.out_trade_no, amount_fen=notice.amount_total_fen,
+    refunds.start_late_refund(uow, wechat, out_trade_no=notice.out_trade_no, amount_fen=notice.amount_total_fen,
                               reason=LATE_REFUND_REASON, actor="wechatpay", now=now)
     return out_refund_no
 
 
-def late_refund_no(order_no: str) -> str:
-    """The one refund number of a late WeChat Pay payment of the order (refunds.start_late_refund)."""
-    return f"LATE{order_no}"[:64]
+def late_refund_no(out_trade_no: str) -> str:
+    """The one refund number of a late WeChat Pay payment under `out_trade_no` (refunds.start_late_refund): LATE and
+    the order number for an order's first transaction (every one before orders could open more), LATE<order_no>_<n>
+    for a later one."""
+    return f"LATE{out_trade_no}"
+
+
+def late_refund_trade(refund_no: str) -> str:
+    """The out_trade_no whose late payment the refund `refund_no` (`late_refund_no`) returns."""
+    return refund_no.removeprefix("LATE")
 
 
 def _late_payment_reason(order: Order) -> str:
@@ -1081,15 +1141,16 @@ def reconcile_payments(uow: Callable[[], OrderUnitOfWork], wechat: Prepay, *, no
     now = now or utcnow()
     prepaid_before = now - timedelta(seconds=settle_seconds)
     return each_page(uow, lambda tx, after: tx.orders.unpaid_prepaid(prepaid_before, after[0], batch), (0, ""), batch,
-                     lambda key: _reconcile_payment(uow, wechat, order_no=key[1], now=now))
+                     lambda key: _reconcile_payment(uow, wechat, out_trade_no=key[1], now=now))
 
 
-def _reconcile_payment(uow: Callable[[], OrderUnitOfWork], wechat: Prepay, *, order_no: str, now: datetime) -> int:
-    """Ask WeChat Pay about one unpaid prepaid order: 1 when a payment it reports made the order PAID."""
+def _reconcile_payment(uow: Callable[[], OrderUnitOfWork], wechat: Prepay, *, out_trade_no: str, now: datetime) -> int:
+    """Ask WeChat Pay about one unpaid prepaid order's current transaction (earlier ones were closed unpaid): 1 when a
+    payment it reports made the order PAID."""
     try:
-        notice = wechat.query_by_out_trade_no(order_no)
+        notice = wechat.query_by_out_trade_no(out_trade_no)
     except WechatPayError as exc:
-        log.warning("payment query for order %s failed: %s", order_no, exc.reason)
+        log.warning("payment query for %s failed: %s", out_trade_no, exc.reason)
         return 0
     if notice.trade_state != "SUCCESS":
         return 0
@@ -1099,7 +1160,7 @@ def _reconcile_payment(uow: Callable[[], OrderUnitOfWork], wechat: Prepay, *, or
         return int(take_wechat_payment(uow(), wechat, notice, actor="reconciliation", now=now,
                                        log_refund_failure=True))
     except Conflict as exc:
-        log.error("order %s was paid at WeChat Pay but cannot become PAID: %s", order_no, exc.code)
+        log.error("%s was paid at WeChat Pay but cannot become PAID: %s", out_trade_no, exc.code)
         return 0
 
 

@@ -63,8 +63,8 @@ class OrderRepository(Protocol):
         they may: a case open or not), oldest clock first, locked; rows other transactions hold are skipped."""
 
     def unpaid_prepaid(self, prepaid_before: datetime, after_id: int, limit: int) -> list[tuple[int, str]]:
-        """(id, order_no) of up to `limit` unpaid orders with a WeChat Pay prepay made before `prepaid_before`, by id
-        after `after_id` (a page of `each_page`)."""
+        """(id, out_trade_no of the current WeChat Pay transaction) of up to `limit` unpaid orders with a WeChat Pay
+        prepay made before `prepaid_before`, by id after `after_id` (a page of `each_page`)."""
 
     def count_unpaid_due(self, due: datetime) -> dict[str, int]:
         """Unpaid orders whose deadline is at or before `due`, counted by what settling them waits for: "wallet" (a

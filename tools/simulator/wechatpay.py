@@ -27,7 +27,7 @@ from tools.simulator.web import Handler, Request, Response, SimulatorError
 
 SCHEMA = "WECHATPAY2-SHA256-RSA2048"
 MAX_CLOCK_SKEW_SECONDS = 300
-OUT_NO = re.compile(r"[A-Za-z0-9_\-|*]{6,64}")
+OUT_NO = re.compile(r"[A-Za-z0-9_\-|*]{6,32}")
 CHINA = timezone(timedelta(hours=8))  # WeChat Pay writes times in Beijing time
 # What /sim/pay can spoil in a notify, for the merchant's rejection tests.
 TAMPERS = ("bad_signature", "unknown_serial", "wrong_amount", "stale_timestamp", "bad_tag", "wrong_mchid",

@@ -221,18 +221,98 @@ def test_paying_again_an_order_paid_at_wechat_pay_before_its_notify_takes_the_pa
     assert (paid.status, paid.pay_channel, server.events("order-paid")) == ("PAID", "wechat", 1)
 
 
-def test_wechat_pay_after_a_declined_wallet_closed_its_transaction_is_a_clear_conflict(
-        server: OrderServer, simulator: RunningSimulator) -> None:
-    order, alice = submit(server, "wechat-wallet-wechat"), server.as_user(ALICE)
-    server.stub.PayOrder(order_pb2.PayOrderRequest(id=order.id, channel="wechat"), metadata=alice)
+def wechat_after_a_declined_wallet(server: OrderServer, key: str) -> tuple[order_pb2.Order, str]:
+    """Alice opens WeChat Pay, tries her wallet instead (too little balance: declined, after the wallet attempt closed
+    the WeChat Pay transaction under the order number), then pays with WeChat Pay after all: the order and the
+    out_trade_no she is handed."""
+    order, alice = submit(server, key), server.as_user(ALICE)
+    first = server.stub.PayOrder(order_pb2.PayOrderRequest(id=order.id, channel="wechat"), metadata=alice)
+    assert first.out_trade_no == order.order_no
     server.members.balance_fen = 0
     assert failure(lambda: server.stub.PayOrder(order_pb2.PayOrderRequest(id=order.id, channel="balance"),
                                                 metadata=alice))[1] == "BALANCE_INSUFFICIENT"
+    started = server.stub.PayOrder(order_pb2.PayOrderRequest(id=order.id, channel="wechat"), metadata=alice)
+    assert started.wx_request_payment["package"].startswith("prepay_id=")
+    return order, started.out_trade_no
 
-    assert failure(lambda: server.stub.PayOrder(order_pb2.PayOrderRequest(id=order.id, channel="wechat"),
-                                                metadata=alice)) == (grpc.StatusCode.ABORTED,
-                                                                     "WECHATPAY_TRANSACTION_CLOSED")
-    assert simulator.client.wechatpay_order(order.order_no)["trade_state"] == "CLOSED"
+
+def test_wechat_pay_after_a_declined_wallet_closed_its_transaction_pays_the_order_once_under_its_next_number(
+        server: OrderServer, simulator: RunningSimulator) -> None:
+    order, out_trade_no = wechat_after_a_declined_wallet(server, "wechat-wallet-wechat")
+    sent = simulator.client.wechatpay_pay(out_trade_no)["notify"]
+    notify = order_pb2.WechatPayNotifyRequest(body=sent["body"].encode(), headers=sent["headers"])
+
+    for _ in range(3):
+        server.stub.HandleWechatPayNotify(notify)
+
+    paid = server.stub.GetOrder(order_pb2.GetOrderRequest(id=order.id), metadata=server.as_user(ALICE))
+    assert out_trade_no == f"{order.order_no}_2"
+    assert ([step.status for step in paid.history], paid.pay_channel, server.events("order-paid")) == (
+        ["PENDING_PAYMENT", "PAID"], "wechat", 1)
+    assert (simulator.client.wechatpay_order(order.order_no)["trade_state"],
+            simulator.client.wechatpay_order(out_trade_no)["trade_state"]) == ("CLOSED", "SUCCESS")
+
+
+def test_reconciliation_finds_the_lost_notify_of_an_orders_next_wechat_pay_transaction(
+        server: OrderServer, simulator: RunningSimulator, pg_uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    order, out_trade_no = wechat_after_a_declined_wallet(server, "next-number-lost-notify")
+    simulator.client.wechatpay_pay(out_trade_no, notify=False)
+    wechat = WechatPay(simulator.wechatpay_settings())
+    later = datetime.now(UTC) + timedelta(minutes=2)
+
+    assert [service.reconcile_payments(pg_uow, wechat, now=later) for _ in range(2)] == [1, 0]
+
+    paid = server.stub.GetOrder(order_pb2.GetOrderRequest(id=order.id), metadata=server.as_user(ALICE))
+    assert (paid.status, paid.history[-1].actor, server.events("order-paid")) == ("PAID", "reconciliation", 1)
+    assert service.get_order(pg_uow(), user_id=None, order_id=order.id).out_trade_no == out_trade_no
+
+
+def test_a_refund_of_an_order_paid_under_its_next_number_goes_to_that_transaction(
+        server: OrderServer, simulator: RunningSimulator) -> None:
+    order, out_trade_no = wechat_after_a_declined_wallet(server, "next-number-refund")
+    sent = simulator.client.wechatpay_pay(out_trade_no)["notify"]
+    server.stub.HandleWechatPayNotify(order_pb2.WechatPayNotifyRequest(body=sent["body"].encode(),
+                                                                       headers=sent["headers"]))
+    server.stub.CancelOrder(order_pb2.CancelOrderRequest(id=order.id, reason="买错了"), metadata=server.as_user(ALICE))
+
+    approved = server.stub.ReviewCancellation(order_pb2.ReviewCancellationRequest(id=order.id, approve=True,
+                                                                                  reason="同意"),
+                                              metadata=server.as_user(9, "customer_service"))
+
+    payable = order.amounts.payable_fen
+    assert (approved.status, approved.refunded_fen) == ("REFUNDING", payable)
+    assert simulator.client.wechatpay_order(out_trade_no)["refunded_fen"] == payable  # WeChat Pay took the refund
+
+
+def test_a_payment_under_an_earlier_number_of_an_order_paid_under_its_next_is_refunded_in_full_once(
+        server: OrderServer, simulator: RunningSimulator, pg_uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    order, alice = submit(server, "earlier-number-paid"), server.as_user(ALICE)
+    server.stub.PayOrder(order_pb2.PayOrderRequest(id=order.id, channel="wechat"), metadata=alice)
+    sent = simulator.client.wechatpay_pay(order.order_no)["notify"]  # its notify is late
+    earlier = order_pb2.WechatPayNotifyRequest(body=sent["body"].encode(), headers=sent["headers"])
+    # WeChat Pay takes no payment under a closed number; this stands for one it reports anyway: the order has moved on
+    # to its next number (as a wallet attempt that closed the first and charged nothing leaves it) and is paid there.
+    with pg_uow() as tx:
+        moved = tx.orders.get(order.id, lock=True)
+        assert moved is not None
+        moved.next_wechat_attempt()
+        tx.commit()
+    started = server.stub.PayOrder(order_pb2.PayOrderRequest(id=order.id, channel="wechat"), metadata=alice)
+    sent = simulator.client.wechatpay_pay(started.out_trade_no)["notify"]
+    server.stub.HandleWechatPayNotify(order_pb2.WechatPayNotifyRequest(body=sent["body"].encode(),
+                                                                       headers=sent["headers"]))
+
+    for _ in range(3):
+        server.stub.HandleWechatPayNotify(earlier)
+
+    detail = service.get_order_detail(pg_uow(), user_id=None, order_id=order.id)
+    payable = order.amounts.payable_fen
+    assert (detail.order.status, detail.order.out_trade_no) == ("PAID", f"{order.order_no}_2")
+    assert [(refund.refund_no, refund.source, refund.amount_fen) for refund in detail.refunds] == [
+        (f"LATE{order.order_no}", "late_payment", payable)]
+    assert simulator.client.wechatpay_order(order.order_no)["refunded_fen"] == payable
+    assert simulator.client.wechatpay_order(started.out_trade_no)["refunded_fen"] == 0
+    assert (server.events("order-paid"), server.events("late-payment-received")) == (1, 1)
 
 
 def test_cancelling_closes_the_wechat_pay_transaction_first_and_finds_a_payment_made_just_before(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -18,10 +19,11 @@ from services.common.wechatpay import (
 from services.common.wechatpay import (
     Refund as ChannelRefund,
 )
-from services.order import service
-from services.order.domain import MAX_CART_LINES, Order
+from services.order import refunds, service
+from services.order.domain import MAX_CART_LINES, MAX_WECHAT_ATTEMPTS, Order, order_no_of_trade
 from services.order.ports import CouponOffer
 from services.order.service import CheckoutInput
+from tests.fakes import FakeRefundPayments
 from tests.unit.order.conftest import NOW, Shop, late_money
 
 
@@ -410,7 +412,6 @@ def test_paying_again_an_order_paid_at_wechat_pay_whose_notify_is_late_takes_the
 
 
 @pytest.mark.parametrize(("error", "kind", "code"), [
-    (WechatPayApiError(400, "ORDERCLOSED", "该订单已关单"), "CONFLICT", "WECHATPAY_TRANSACTION_CLOSED"),
     (WechatPayApiError(400, "PARAM_ERROR", "参数错误"), "UNAVAILABLE", "PAYMENT_CHANNEL_UNAVAILABLE"),
     (WechatPayUnavailable("no answer"), "UNAVAILABLE", "PAYMENT_CHANNEL_UNAVAILABLE")])
 def test_a_prepay_wechat_pay_refuses_or_does_not_answer_is_a_clear_error_and_changes_nothing(
@@ -504,3 +505,190 @@ def test_reconciliation_refunds_a_payment_for_an_order_cancelled_since_it_was_pi
     assert (order.status, order.paid_at) == ("CANCELLED", None)
     assert order.history[-1].reason.startswith("paid after cancellation, refunded")
     assert [(r["out_refund_no"], r["refund_fen"]) for r in wechat.refunds] == [(f"LATE{order.order_no}", 3998)]
+
+
+# -- a WeChat payment after a wallet attempt that closed the order's transaction and charged nothing ------------------
+
+class ClosingWechatPay(FakeWechatPay):
+    """WeChat Pay as it treats a closed transaction: never prepaid again under its number (ORDERCLOSED); unpaid."""
+
+    def __init__(self) -> None:
+        super().__init__(close_error=None)
+
+    def jsapi_prepay(self, **kwargs: object) -> str:
+        if kwargs["out_trade_no"] in self.closed:
+            raise WechatPayApiError(400, "ORDERCLOSED", "该订单已关单")
+        return super().jsapi_prepay(**kwargs)
+
+    def query_by_out_trade_no(self, out_trade_no: str) -> PaymentNotice:
+        return PaymentNotice(out_trade_no=out_trade_no, transaction_id=None, trade_state="CLOSED",
+                             amount_total_fen=3998, payer_total_fen=None, mchid="m", appid="a", success_time=None)
+
+
+def pay(shop: Shop, order: Order, channel: str, wechat: FakeWechatPay) -> service.PaymentStart:
+    return service.pay_order(shop.uow, shop.members, shop.users, wechat, shop.settings, user_id=1,
+                             order_id=order.id or 0, channel=channel, now=NOW)
+
+
+def declined_wallet_after_wechat(shop: Shop) -> tuple[Order, ClosingWechatPay]:
+    """An order prepaid with WeChat Pay, then tried from a wallet that declined: its transaction (the order number)
+    closed by the wallet attempt."""
+    order, wechat = submit(shop, BUY_TWO), ClosingWechatPay()
+    pay(shop, order, "wechat", wechat)
+    shop.members.balance_fen = 0
+    with pytest.raises(DomainError) as declined:
+        pay(shop, order, "balance", wechat)
+    assert (declined.value.code, wechat.closed) == ("BALANCE_INSUFFICIENT", [order.order_no])
+    return order, wechat
+
+
+def test_wechat_pay_after_a_declined_wallet_closed_the_transaction_prepays_the_orders_next_one(shop: Shop) -> None:
+    order, wechat = declined_wallet_after_wechat(shop)
+
+    started = pay(shop, order, "wechat", wechat)
+
+    assert started.out_trade_no == f"{order.order_no}_2" == order.wechat_out_trade_no
+    assert started.wx_request_payment == {"package": "prepay_id=wx-prepay-1"}
+    assert [prepay["out_trade_no"] for prepay in wechat.prepaid] == [order.order_no, f"{order.order_no}_2"]
+    assert (order.status, order.wechat_attempt, order.prepaid_at) == ("PENDING_PAYMENT", 2, NOW)
+    assert pay(shop, order, "wechat", wechat).out_trade_no == f"{order.order_no}_2"  # tapped again: the same one
+
+
+def test_the_next_transactions_notify_pays_the_order_once_and_its_refund_goes_to_that_transaction(
+        shop: Shop) -> None:
+    order, wechat = declined_wallet_after_wechat(shop)
+    pay(shop, order, "wechat", wechat)
+    paid = FakeWechatPay(replace(notice(order), out_trade_no=f"{order.order_no}_2"))
+
+    for _ in range(2):
+        service.handle_wechat_notify(shop.uow, paid, headers={}, body=b"{}", now=NOW)
+    payments = FakeRefundPayments()
+    service.cancel_order(shop.uow, user_id=1, order_id=order.id or 0, reason="不想要了", now=NOW)
+    refunds.review_cancellation(shop.uow, payments, shop.members, order_id=order.id or 0, approve=True, reason="",
+                                actor="staff:9", now=NOW)
+
+    assert (order.pay_channel, order.out_trade_no) == ("wechat", f"{order.order_no}_2")
+    assert [event.payload.out_trade_no for event in shop.uow.published if event.event_type == "order-paid"] == [
+        f"{order.order_no}_2"]
+    assert [(asked.out_trade_no, asked.refund_fen) for asked in payments.asked.values()] == [
+        (f"{order.order_no}_2", 3998)]
+
+
+def test_a_notify_of_the_closed_first_transaction_of_an_order_paid_by_the_next_is_refunded_from_that_one(
+        shop: Shop) -> None:
+    order, wechat = declined_wallet_after_wechat(shop)
+    pay(shop, order, "wechat", wechat)
+    service.handle_wechat_notify(shop.uow, FakeWechatPay(replace(notice(order), out_trade_no=f"{order.order_no}_2")),
+                                 headers={}, body=b"{}", now=NOW)
+    first = FakeWechatPay(notice(order))  # WeChat Pay reports a payment under the order number after all
+
+    for _ in range(2):
+        service.handle_wechat_notify(shop.uow, first, headers={}, body=b"{}", now=NOW)
+
+    assert (order.status, order.out_trade_no) == ("PAID", f"{order.order_no}_2")
+    assert [(r["out_trade_no"], r["out_refund_no"], r["refund_fen"]) for r in first.refunds] == [
+        (order.order_no, f"LATE{order.order_no}", 3998)] * 2  # asked again while PENDING: one refund at WeChat Pay
+    assert [event.event_type for event in shop.uow.published].count("order-paid") == 1
+    assert late_money(shop) == [
+        ("late-payment-received", order.order_no, "wechat", 3998, f"LATE{order.order_no}", "paid_otherwise")]
+
+
+def test_a_late_payment_of_the_next_transaction_is_refunded_under_its_own_number(shop: Shop) -> None:
+    order, wechat = declined_wallet_after_wechat(shop)
+    pay(shop, order, "wechat", wechat)
+    service.cancel_order(shop.uow, user_id=1, order_id=order.id or 0, reason="", wechat=wechat, now=NOW)
+    late = FakeWechatPay(replace(notice(order), out_trade_no=f"{order.order_no}_2"))
+
+    service.handle_wechat_notify(shop.uow, late, headers={}, body=b"{}", now=NOW)
+
+    assert wechat.closed == [order.order_no, f"{order.order_no}_2"]  # the cancel closed the one handed out
+    assert (order.status, order.paid_at) == ("CANCELLED", None)
+    assert [(r["out_trade_no"], r["out_refund_no"]) for r in late.refunds] == [
+        (f"{order.order_no}_2", f"LATE{order.order_no}_2")]
+    assert late_money(shop) == [("late-payment-received", order.order_no, "wechat", 3998,
+                                 f"LATE{order.order_no}_2", "cancelled")]
+
+
+def test_a_notify_of_a_transaction_the_order_never_opened_is_rejected(shop: Shop) -> None:
+    order, wechat = declined_wallet_after_wechat(shop)
+    pay(shop, order, "wechat", wechat)  # the order has opened <order_no> and <order_no>_2
+    never_opened = FakeWechatPay(replace(notice(order), out_trade_no=f"{order.order_no}_3"))
+    with pytest.raises(NotifyRejected):
+        service.handle_wechat_notify(shop.uow, never_opened, headers={}, body=b"{}", now=NOW)
+    assert (order.status, len(shop.uow.published)) == ("PENDING_PAYMENT", 1)
+
+
+def test_the_timeout_and_reconciliation_close_and_ask_about_the_orders_current_transaction(shop: Shop) -> None:
+    order, wechat = declined_wallet_after_wechat(shop)
+    pay(shop, order, "wechat", wechat)
+    asked = FakeWechatPay(replace(notice(order), out_trade_no=f"{order.order_no}_2"))
+
+    class Asked(FakeWechatPay):
+        def query_by_out_trade_no(self, out_trade_no: str) -> PaymentNotice:
+            asked.prepaid.append({"queried": out_trade_no})
+            return replace(notice(order), out_trade_no=out_trade_no, trade_state="NOTPAY")
+
+    assert service.reconcile_payments(lambda: shop.uow, Asked(), now=NOW + timedelta(minutes=5)) == 0
+    closing = ClosingWechatPay()
+    assert service.expire_orders(shop.uow, wechat=closing, now=NOW + timedelta(minutes=30)) == 1
+
+    assert asked.prepaid == [{"queried": f"{order.order_no}_2"}]
+    assert (order.status, closing.closed) == ("CANCELLED", [f"{order.order_no}_2"])
+
+
+def test_no_next_transaction_is_opened_while_a_wallet_payment_is_under_way(shop: Shop) -> None:
+    order, wechat = declined_wallet_after_wechat(shop)
+    order.wallet_attempt_at = NOW  # another tap's wallet payment: it closed the transaction and is charging
+    with pytest.raises(Conflict) as refused:
+        pay(shop, order, "wechat", wechat)
+    assert (refused.value.code, refused.value.details) == ("ORDER_STATE_CONFLICT", {"status": "PENDING_PAYMENT",
+                                                                                     "action": "pay"})
+    assert (order.wechat_attempt, [prepay["out_trade_no"] for prepay in wechat.prepaid]) == (1, [order.order_no])
+
+
+def test_a_prepay_that_meets_a_wallet_payment_under_way_hands_out_no_parameters(shop: Shop) -> None:
+    order = submit(shop, BUY_TWO)
+
+    class WalletMeanwhile(FakeWechatPay):  # a wallet tap records its attempt (nothing prepaid: nothing to close)
+        def jsapi_prepay(self, **kwargs: object) -> str:
+            order.wallet_attempt_at = NOW
+            return super().jsapi_prepay(**kwargs)
+
+    with pytest.raises(Conflict) as refused:
+        pay(shop, order, "wechat", WalletMeanwhile())
+    assert (refused.value.code, order.prepaid_at) == ("ORDER_STATE_CONFLICT", None)
+
+
+def test_a_wallet_payment_is_not_charged_beside_a_wechat_transaction_handed_out_after_its_close(shop: Shop) -> None:
+    order, wechat = declined_wallet_after_wechat(shop)
+    shop.members.balance_fen = 10000
+
+    class PrepaidMeanwhile(ClosingWechatPay):  # another tap opens and hands out the next transaction after the close
+        def query_by_out_trade_no(self, out_trade_no: str) -> PaymentNotice:
+            pay(shop, order, "wechat", wechat)
+            return super().query_by_out_trade_no(out_trade_no)
+
+    with pytest.raises(Conflict) as refused:
+        pay(shop, order, "balance", PrepaidMeanwhile())
+    assert (refused.value.code, order.open_wechat_trade) == ("ORDER_STATE_CONFLICT", f"{order.order_no}_2")
+    assert (order.status, order.wallet_attempt_at, shop.members.balance_fen) == ("PENDING_PAYMENT", None, 10000)
+
+    assert pay(shop, order, "balance", wechat).status == "PAID"  # tried again: that one is closed first
+    assert (wechat.closed[-1], shop.members.balance_fen) == (f"{order.order_no}_2", 10000 - 3998)
+
+
+def test_every_wechat_transaction_number_of_an_order_is_one_wechat_pay_takes_and_the_last_is_refused(
+        shop: Shop) -> None:
+    order = submit(shop, BUY_TWO)
+    numbers = [order.wechat_out_trade_no]
+    while order.wechat_attempt < MAX_WECHAT_ATTEMPTS:
+        order.next_wechat_attempt()
+        numbers.append(order.wechat_out_trade_no)
+
+    with pytest.raises(Conflict) as refused:
+        order.next_wechat_attempt()
+    assert (refused.value.code, order.wechat_attempt) == ("WECHATPAY_TRANSACTION_CLOSED", MAX_WECHAT_ATTEMPTS)
+    assert all(re.fullmatch(r"[0-9A-Za-z_\-|*]{6,32}", number) for number in numbers)  # WeChat Pay's out_trade_no
+    assert len(set(numbers)) == MAX_WECHAT_ATTEMPTS and all(map(order.has_wechat_trade, numbers))
+    assert {order_no_of_trade(number) for number in numbers} == {order.order_no}
+    assert not order.has_wechat_trade(f"{order.order_no}_{MAX_WECHAT_ATTEMPTS + 1}")
