@@ -1,4 +1,22 @@
-"""Product use cases: each opens the unit of work, works on the domain, commits."""
+"""Product use cases: each opens the unit of work, works on the domain, commits.
+
+Lock order. Every path that locks product, SKU or reservation rows takes them in this order, so no two can wait
+for each other in a cycle (a deadlock PostgreSQL would end by failing one: the admin's edit answered 503, or the
+order-paid consumer retrying):
+
+1. the order's advisory lock (`reservations.lock_order`), first in every path that works on an order's
+   reservations; its reservation rows are written only under it, so they are never waited for in a cycle;
+2. product rows, in id order: an edit, a status change or a stock adjustment locks its product
+   (`products.get(lock=True)`); a path that moves sales (confirm, late sale, paid cancellation, return: `move` adds
+   them to the product's `sales` too) locks the products of all its SKUs at once (`stock.lock_products`) before it
+   touches any SKU row;
+3. SKU rows, in id order: an edit and an adjustment lock their product's SKUs (with the product, above); the
+   conditional UPDATEs of a reservation, release, confirmation or return go through the SKUs in id order.
+
+A reservation (checkout) and a release lock SKU rows only, never a product row, so a busy product's checkouts never
+queue on it. `move` refuses a sales change of a product not locked first (a bug: RuntimeError). Proven on PostgreSQL
+by tests/integration/product/test_lock_order.py.
+"""
 
 from __future__ import annotations
 
@@ -387,6 +405,7 @@ def confirm_held_stock(uow: ProductUnitOfWork, *, order_no: str, now: datetime |
     swept = _swept(uow, order_no, held)
     if any(r.status == ReservationStatus.RELEASED and r.id not in swept for r in held):
         raise Conflict("RESERVATION_RELEASED", "the reservation was released (the order was cancelled)")
+    uow.stock.lock_products([r.sku_id for r in held])  # before any SKU row: the lock order (module docstring)
     status = ReservationStatus.CONFIRMED
     for reservation in sorted(held, key=lambda r: r.sku_id):  # SKU order, as reserve_stock locks rows
         assert reservation.id is not None
@@ -479,7 +498,8 @@ def release_paid_stock(uow: ProductUnitOfWork, *, order_no: str, now: datetime |
     uow.reservations.lock_order(order_no)
     held = uow.reservations.of_order(order_no)
     swept = _swept(uow, order_no, held)
-    for reservation in held:
+    uow.stock.lock_products([r.sku_id for r in held])  # before any SKU row: the lock order (module docstring)
+    for reservation in sorted(held, key=lambda r: r.sku_id):
         assert reservation.id is not None
         units = reservation.quantity
         if uow.reservations.move(reservation.id, ReservationStatus.CONFIRMED, ReservationStatus.RELEASED):
@@ -506,11 +526,13 @@ def restock_return(uow: ProductUnitOfWork, *, case_no: str, lines: Iterable[Stoc
     Inside an open unit of work (the consumer's, which applies each event once). An unknown SKU is NotFound.
     """
     now = now or utcnow()
+    lines = list(lines)
+    if any(line.quantity < 0 for line in lines):
+        raise InvalidInput("STOCK_LINE_INVALID", "a returned line cannot have negative units",
+                           details={"lines": "invalid"})
     sold = _sold_skus(uow, order_no)
+    restocked = []
     for line in lines:
-        if line.quantity < 0:
-            raise InvalidInput("STOCK_LINE_INVALID", "a returned line cannot have negative units",
-                               details={"lines": "invalid"})
         if line.quantity == 0:
             continue  # nothing came back: no movement
         if sold is not None and line.sku_id not in sold:
@@ -518,6 +540,9 @@ def restock_return(uow: ProductUnitOfWork, *, case_no: str, lines: Iterable[Stoc
                         "was not confirmed); its %d returned units are not restocked", case_no, order_no,
                         line.sku_id, line.quantity)
             continue
+        restocked.append(line)
+    uow.stock.lock_products([line.sku_id for line in restocked])  # before any SKU row: the lock order
+    for line in sorted(restocked, key=lambda line: line.sku_id):  # and SKU rows in id order
         move = uow.stock.move(StockMovement.of(MovementKind.RETURN, line.sku_id, line.quantity, now,
                                                reference=case_no))
         if move is None:

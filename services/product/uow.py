@@ -89,6 +89,12 @@ class StockRepository(Protocol):
         with `on_sale_only`, when the SKU is retired or its product not approved and on the shelf.
         """
 
+    def lock_products(self, sku_ids: Collection[int]) -> None:
+        """Lock the products of these SKUs, in product id order, until the transaction ends: what a path that moves
+        sales (which `move` adds to the product too) does before it touches any SKU row, so that it takes the locks in
+        the order an edit does, product before SKU (services/product/service.py, "Lock order"). `move` refuses a
+        sales change of a product not locked so (RuntimeError: a bug)."""
+
     def record(self, movement: StockMovement) -> None:
         """Append a movement whose change is already made (a new SKU's initial stock, inserted with it)."""
 
