@@ -29,7 +29,7 @@ from typing import NoReturn
 from mall.events.v1.product_events_pb2 import ProductChanged, ProductViewed
 
 from services.common.db import utcnow
-from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
+from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.events import timestamp
 from services.product import search
 from services.product.domain import (
@@ -71,7 +71,7 @@ from services.product.metrics import (
     STOCK_RESERVATIONS_DEFERRED,
     STOCK_RESERVATIONS_EXPIRED,
 )
-from services.product.orders import AWAITING_PAYMENT, Orders
+from services.product.orders import AWAITING_PAYMENT, GOING_AHEAD, Orders
 from services.product.uow import ProductUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -386,7 +386,8 @@ def confirm_reservation(uow: ProductUnitOfWork, *, order_no: str) -> str:
 OVERSOLD = "OVERSOLD"  # confirm_held_stock: the order was paid for units sold again after its reservation expired
 
 
-def confirm_held_stock(uow: ProductUnitOfWork, *, order_no: str, now: datetime | None = None) -> str:
+def confirm_held_stock(uow: ProductUnitOfWork, *, order_no: str, now: datetime | None = None,
+                       orders: Orders | None = None) -> str:
     """confirm_reservation inside an open unit of work (the order-paid consumer's, or the sweep's for an order the
     order service says was paid): CONFIRMED, or OVERSOLD.
 
@@ -396,13 +397,15 @@ def confirm_held_stock(uow: ProductUnitOfWork, *, order_no: str, now: datetime |
     all the same (retrying cannot bring the units back). One a cancellation released is Conflict
     RESERVATION_RELEASED: the order service never pays a cancelled order (a payment for it is refunded, with no
     order-paid), so this order-paid is one of a paid order cancelled since, whose units must not be taken again.
+    A row RELEASED before the stock ledger existed (product migration 0006) has no movement to tell which it was:
+    with `orders` (the consumer's), the order service says (`_released_before_ledger_sold`).
     """
     now = now or utcnow()
     uow.reservations.lock_order(order_no)
     held = uow.reservations.of_order(order_no)
     if not held:
         raise NotFound("RESERVATION_NOT_FOUND", "no stock was reserved for this order")
-    swept = _swept(uow, order_no, held)
+    swept = _swept(uow, order_no, held, orders)
     if any(r.status == ReservationStatus.RELEASED and r.id not in swept for r in held):
         raise Conflict("RESERVATION_RELEASED", "the reservation was released (the order was cancelled)")
     uow.stock.lock_products([r.sku_id for r in held])  # before any SKU row: the lock order (module docstring)
@@ -417,16 +420,43 @@ def confirm_held_stock(uow: ProductUnitOfWork, *, order_no: str, now: datetime |
     return status
 
 
-def _swept(uow: ProductUnitOfWork, order_no: str, held: list[Reservation]) -> set[int]:
+def _swept(uow: ProductUnitOfWork, order_no: str, held: list[Reservation], orders: Orders | None = None) -> set[int]:
     """The ids of the order's reservations whose units the sweep put back on sale and no late sale took again:
     EXPIRED, or RELEASED whose last movement for the order is the sweep's `expire` (before EXPIRED existed the sweep
     left its rows RELEASED, as a cancellation does; the stock ledger tells them apart, and a late sale cancelled
-    since ends on `cancel_paid`). The ledger is read only when a row is RELEASED, which order-paid rarely meets."""
+    since ends on `cancel_paid`). The ledger is read only when a row is RELEASED, which order-paid rarely meets.
+
+    A RELEASED row with no movement at all for the order was released before the ledger existed (every reservation
+    since has its `reserve`): by the sweep of then, which never asked whether the order was paid, or by a
+    cancellation. With `orders`, the order service tells them apart (`_released_before_ledger_sold`); without, it
+    counts as a cancellation's, as it always did."""
     released = {r.sku_id for r in held if r.status == ReservationStatus.RELEASED}
     last = uow.stock.last_kinds(order_no, released) if released else {}
+    before_ledger = released - set(last)
+    sold = bool(before_ledger) and orders is not None and _released_before_ledger_sold(orders, order_no)
     return {r.id for r in held if r.id is not None and (
         r.status == ReservationStatus.EXPIRED
-        or (r.status == ReservationStatus.RELEASED and last.get(r.sku_id) == MovementKind.EXPIRE))}
+        or (r.status == ReservationStatus.RELEASED
+            and (last.get(r.sku_id) == MovementKind.EXPIRE or (sold and r.sku_id in before_ledger))))}
+
+
+def _released_before_ledger_sold(orders: Orders, order_no: str) -> bool:
+    """Whether the order whose reservation was RELEASED before the stock ledger, and whose order-paid comes now, is a
+    paid order going ahead (GOING_AHEAD): then the release was the old sweep's (it put a paid order's units back on
+    sale), and the units are taken again like an EXPIRED row's. A cancelled one (CANCELLED, REFUNDING, REFUNDED: a
+    paid order cancelled since) was released by its cancellation: nothing is taken. When the order service does not
+    answer, UNAVAILABLE: the consumer tries the event again rather than guess."""
+    try:
+        state = orders.states([order_no]).get(order_no)
+    except DomainError as exc:
+        raise DomainError("ORDER_STATE_UNAVAILABLE", f"order {order_no}'s reservation was released before the stock "
+                          f"ledger, and the order service cannot say whether it was cancelled ({exc.code})",
+                          kind=ErrorKind.UNAVAILABLE) from None
+    going_ahead = state is not None and state.paid and state.status in GOING_AHEAD
+    log.warning("order %s: order-paid for a reservation released before the stock ledger; the order is %s: %s",
+                order_no, state.status if state else "unknown",
+                "its units are taken again" if going_ahead else "released by its cancellation, nothing taken")
+    return going_ahead
 
 
 def _sell_again(uow: ProductUnitOfWork, reservation: Reservation, now: datetime) -> bool:
