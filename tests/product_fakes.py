@@ -95,7 +95,7 @@ class FakeProductRepository:
     def offers(self, sku_ids: set[int]) -> list[SkuOffer]:
         return [SkuOffer.of(p, sku) for p in self.items.values() for sku in p.skus if sku.id in sku_ids]
 
-    def of_brand(self, brand_id: int) -> list[Product]:
+    def of_brand(self, brand_id: int, *, lock: bool = False) -> list[Product]:
         return [p for _, p in sorted(self.items.items()) if p.brand_id == brand_id]
 
     def search(self, query: ProductFilter) -> tuple[list[Product], int]:

@@ -325,9 +325,11 @@ class SqlProductRepository:
                          on_sale=Product.shown(row.status, row.on_shelf) and row.active)
                 for row in rows]
 
-    def of_brand(self, brand_id: int) -> list[Product]:
-        return list(self.session.execute(select(Product).where(products.c.brand_id == brand_id)
-                                         .order_by(products.c.id)).scalars())
+    def of_brand(self, brand_id: int, *, lock: bool = False) -> list[Product]:
+        query = select(Product).where(products.c.brand_id == brand_id).order_by(products.c.id)
+        if lock:  # FOR NO KEY UPDATE: an edit (FOR UPDATE) waits for it, a review's foreign key does not
+            query = query.with_for_update(key_share=True)
+        return list(self.session.execute(query).scalars())
 
     def search(self, query: ProductFilter) -> tuple[list[Product], int]:
         conditions: list[Any] = []

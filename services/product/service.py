@@ -13,8 +13,9 @@ order-paid consumer retrying):
 3. SKU rows, in id order: an edit and an adjustment lock their product's SKUs (with the product, above); the
    conditional UPDATEs of a reservation, release, confirmation or return go through the SKUs in id order.
 
-A reservation (checkout) and a release lock SKU rows only, never a product row, so a busy product's checkouts never
-queue on it. `move` refuses a sales change of a product not locked first (a bug: RuntimeError). Proven on PostgreSQL
+Rows written after these (search terms, audit entries, ledger and outbox rows) come last; a brand rename locks its
+products (by id) before it rewrites their search terms, whose foreign key needs each product row. A reservation
+(checkout) and a release lock SKU rows only, never a product row, so a busy product's checkouts never queue on it. `move` refuses a sales change of a product not locked first (a bug: RuntimeError). Proven on PostgreSQL
 by tests/integration/product/test_lock_order.py.
 """
 
@@ -771,7 +772,8 @@ def save_brand(uow: ProductUnitOfWork, *, actor_id: int, brand_id: int = 0, name
         else:
             uow.brands.add(brand)
         if before and before["name"] != brand.name:  # the brand's name is a search term of its products
-            for product in uow.products.of_brand(brand_id):
+            # locked before their terms are rewritten, as an edit locks its product before it re-indexes it
+            for product in uow.products.of_brand(brand_id, lock=True):
                 _index(uow, product, brand)
         _settings_audit(uow, "brand", str(brand.id), actor_id, "update" if before else "create", before,
                         {"name": brand.name, "logo": brand.logo}, now)

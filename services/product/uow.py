@@ -61,8 +61,9 @@ class ProductRepository(Protocol):
     def offers(self, sku_ids: set[int]) -> list[SkuOffer]:
         """These SKUs (those that exist) with what checkout needs of their products, in one read."""
 
-    def of_brand(self, brand_id: int) -> list[Product]:
-        """Every product of the brand, whatever its status."""
+    def of_brand(self, brand_id: int, *, lock: bool = False) -> list[Product]:
+        """Every product of the brand, whatever its status, by id; `lock` holds their rows until the transaction
+        ends (taken in id order, before their search terms: the lock order of services/product/service.py)."""
 
     def search(self, query: ProductFilter) -> tuple[list[Product], int]:
         """One page of products matching the filter (ranked by term weight when it has terms), and the total."""

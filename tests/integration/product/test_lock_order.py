@@ -129,3 +129,24 @@ def test_two_confirmations_of_orders_spanning_two_products_in_opposite_sku_order
     assert [(p.sales, [(s.stock, s.sales) for s in p.active_skus]) for p in products] == [
         (9, [(49, 1), (42, 8)]), (6, [(46, 4), (48, 2)])]
     assert service.check_stock_ledger(pg_uow()) == (4, [])
+
+
+def test_a_brand_rename_reindexing_its_products_and_an_edit_of_one_of_them_never_deadlock(
+        pg_uow: UowFactory, pg_engine: Engine) -> None:
+    shelf = Shelf(pg_uow)
+    phone = shelf.product("手机", colours=("黑",))
+
+    def rename() -> object:
+        return service.save_brand(pg_uow(), actor_id=8, brand_id=1, name="华为终端").name
+
+    # The edit holds the product and its SKUs and is about to replace the product's search terms; the rename (which
+    # writes the same product's terms, whose foreign key needs the product row) comes in between.
+    pause = PauseBefore(pg_engine, "DELETE FROM search_terms", rename)
+    answers = {"edit": attempt(lambda: service.update_product(
+        pg_uow(), actor_id=7, product_id=phone, version=1, draft=shelf.draft("手机 Pro", colours=("黑",))
+    ).product.version)}
+    answers["rename"] = pause.outcome()
+
+    assert answers == {"edit": 2, "rename": "华为终端"}
+    assert [view.product.id for view in service.search_products(pg_uow(), q="华为终端 Pro", staff=True).items] == [
+        phone]
