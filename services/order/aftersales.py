@@ -594,18 +594,26 @@ def _on_refund_settled(uow: OrderUnitOfWork, refund: Refund, now: datetime) -> N
 def closed_refund_paid(uow: OrderUnitOfWork, case_id: int, refund: Refund, now: datetime) -> None:
     """WeChat Pay paid the CLOSED refund of case `case_id` after all (refunds._paid_after_close, inside its transaction,
     the order locked): its units are refunded. The case, if its refund failed (REFUND_FAILED: the closed refund is
-    its last, or a new one failed to start), is REFUNDED by it; retrying would pay them again. Every other open case
+    its last, or a new one failed to start), is REFUNDED by it; retrying would pay them again. If it was retried and
+    another refund pays (or paid) it, that is a second payment of one claim: noted for finance. Every other open case
     of the order whose refund has not started and that claims more units than are claimable now (it was opened on
     them while the refund was closed) is noted in the order's history for staff, and logged: approving, receiving or
     retrying it is refused (AFTER_SALE_QUANTITY_INVALID, `_check_still_claimable`); staff reject it (or, for a return
     whose goods came back, settle it with the shopper)."""
     case = uow.after_sales.get(case_id, lock=True)
+    order = uow.orders.get(refund.order_id)
+    assert order is not None  # a refund's order is never deleted
     if case is not None and case.status == C.REFUND_FAILED:
         case.refund_no = refund.refund_no
         case.apply("refunded", actor=f"refund:{refund.refund_no}", now=now,
                    reason=f"WeChat Pay paid the closed refund {refund.refund_no} after all")
-    order = uow.orders.get(refund.order_id)
-    assert order is not None  # a refund's order is never deleted
+    elif case is not None and case.refund_no != refund.refund_no and case.status in PAYING:
+        # retried after the close: a second refund of the same claim pays (or paid) it again
+        log.error("after-sales case %s: its closed refund %s was paid after all, and its refund %s too",
+                  case.case_no, refund.refund_no, case.refund_no)
+        order.record_step(actor=f"refund:{refund.refund_no}", now=now, shopper=False, reason=(
+            f"after-sales case {case.case_no} was refunded by {refund.refund_no} after its close and by "
+            f"{case.refund_no} too: paid twice; finance must check")[:255])
     claimable = claimable_units(order, uow.refunds.for_order(refund.order_id))
     for other in uow.after_sales.for_order(refund.order_id):
         if other.id == case_id or other.status not in UNREFUNDED_OPEN:
@@ -622,6 +630,8 @@ def closed_refund_paid(uow: OrderUnitOfWork, case_id: int, refund: Refund, now: 
 
 # Open cases whose refund has not started (or failed): `_check_still_claimable` stands before their next move.
 UNREFUNDED_OPEN = frozenset({C.REQUESTED, C.AWAITING_RETURN, C.RETURN_SHIPPED, C.REFUND_FAILED})
+# Cases whose (latest) refund is paying or has paid.
+PAYING = frozenset({C.REFUNDING, C.REFUND_ABNORMAL, C.REFUNDED})
 
 
 refunds.SETTLED_LISTENERS[SOURCE] = _on_refund_settled

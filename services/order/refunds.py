@@ -500,7 +500,8 @@ def _paid_after_close(uow: OrderUnitOfWork, order: Order, refund: Refund, actor:
       CHECK constraints), so finance must recover it. Other refunds (a cancellation's, cancel-unshipped's: the money
       is still owed, and those flows pay it again) are only recorded, as before;
     - the after-sales listener hears (`aftersales.closed_refund_paid`: the refund's case, if its refund failed, is
-      REFUNDED; any other open case claiming units no longer claimable is noted for staff);
+      REFUNDED, and if a retry refunded it again, that is noted for finance; any other open case claiming units no
+      longer claimable is noted for staff);
     - the order's history records it for finance, and `mall_refunds_paid_after_close_total` counts it for the
       RefundPaidAfterClose alert."""
     if refund.paid_after_close_at is not None or paid_after_close_note(refund) in (

@@ -163,3 +163,24 @@ def test_a_closed_refund_paid_after_a_second_refund_of_its_units_is_recorded_and
     assert (closed.status, closed.paid_after_close_at, counts(order)) == ("CLOSED", LATER, (3998, 2, 3998))
     assert refunded(shop) == [(again.refund_no, 3998)]  # it cannot be counted twice: finance recovers it
     assert refunds.paid_after_close_note(closed) in [step.reason for step in order.history]
+
+
+def test_a_closed_refund_paid_after_its_case_was_refunded_again_is_counted_and_noted_as_paid_twice(
+        shop: Shop) -> None:
+    payments = FakeRefundPayments()
+    order = delivered(shop, (101, 4))  # 4 x 1999 = 7996 fen: a second 2-unit refund still fits the line
+    order.pay_channel = "wechat"
+    line = order.lines[0].id or 0
+    case = closed_case(shop, payments, order, units=2)
+    first = case.refund_no
+    payments.status = "SUCCESS"
+    again = aftersales.retry_refund(lambda: shop.uow, engine(payments, shop), case_id=case.id or 0, actor="staff:8")
+
+    paid_after_all(shop, payments, first)
+
+    assert (again.status, counts(order), refunded(shop)) == (
+        "REFUNDED", (7996, 4, 7996), [(again.refund_no, 3998), (first, 3998)])
+    assert aftersales.claimable_units(order, shop.uow.refunds.for_order(order.id)) == {line: 0}
+    assert [step.reason for step in order.history if case.case_no in step.reason] == [
+        f"after-sales case {case.case_no} was refunded by {first} after its close and by {again.refund_no} too: "
+        "paid twice; finance must check"]
