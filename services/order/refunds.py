@@ -509,9 +509,9 @@ def _paid_after_close(uow: OrderUnitOfWork, order: Order, refund: Refund, actor:
         return
     refund.paid_after_close_at = now
     case_refund = refund.source.partition(":")[0] == AFTER_SALE
-    shares = paid_shares(order)
     counted = case_refund and uow.refunds.reserve(order, refund.amount_fen, [
-        LineReservation(line.line_id, line.quantity, line.amount_fen, shares[line.line_id]) for line in refund.lines])
+        LineReservation(line.line_id, line.quantity, line.amount_fen, paid_shares(order)[line.line_id])
+        for line in refund.lines])
     if counted:
         log.error("refund %s was closed here but WeChat Pay reports it paid: its %s fen and units count as refunded "
                   "again", refund.refund_no, refund.amount_fen)
