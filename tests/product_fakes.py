@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from typing import Self
 
 from services.common.errors import Conflict, DomainError, ErrorKind
 from services.product.domain import (
@@ -94,7 +95,7 @@ class FakeProductRepository:
     def offers(self, sku_ids: set[int]) -> list[SkuOffer]:
         return [SkuOffer.of(p, sku) for p in self.items.values() for sku in p.skus if sku.id in sku_ids]
 
-    def of_brand(self, brand_id: int) -> list[Product]:
+    def of_brand(self, brand_id: int, *, lock: bool = False) -> list[Product]:
         return [p for _, p in sorted(self.items.items()) if p.brand_id == brand_id]
 
     def search(self, query: ProductFilter) -> tuple[list[Product], int]:
@@ -151,12 +152,18 @@ class FakeStockRepository:
         self.products = products
         self.reservations = reservations
         self.ledger: list[StockMovement] = []
+        self.locked_products: set[int] = set()  # this transaction's (cleared when the unit of work is entered)
+
+    def lock_products(self, sku_ids: Collection[int]) -> None:
+        self.locked_products.update(found[0].id or 0 for found in map(self.products.sku, sku_ids) if found)
 
     def move(self, movement: StockMovement, *, on_sale_only: bool = False) -> StockMove | None:
         found = self.products.sku(movement.sku_id)
         if found is None or found[1].stock + movement.available < 0:
             return None
         product, sku = found
+        if movement.sold and product.id not in self.locked_products:
+            raise RuntimeError(f"product {product.id}'s sales moved without lock_products first (lock order)")
         if on_sale_only and not (product.visible and sku.active):
             return None
         sku.stock += movement.available
@@ -320,6 +327,10 @@ class FakeProductUnitOfWork(FakeUnitOfWork, ProductUnitOfWork):
         self.delivery = FakeDeliveryRepository()
         self.reviews = FakeReviewRepository()
         self.settings_log = FakeSettingsLogRepository()
+
+    def __enter__(self) -> Self:
+        self.stock.locked_products.clear()  # a new transaction holds no locks
+        return super().__enter__()
 
 
 

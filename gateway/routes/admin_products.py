@@ -144,6 +144,10 @@ class AdminProduct(AdminProductSummary):
     market_price_fen: int
     created_at: datetime
     version: int = Field(description="edits so far: a PUT sends back the version it was read at")
+    retired_skus: list[AdminSku] = Field(description=(
+        "retired SKUs still holding stock (retired with it before edits refused that, or given units back since by a "
+        "return or cancellation): write it off with POST .../skus/{sku_id}/stock, or add the spec back to sell it. "
+        "Apart from `skus`, so a form sending `skus` back never puts them on sale again"))
 
     @classmethod
     def from_proto(cls, p: product_pb2.Product) -> AdminProduct:
@@ -153,7 +157,8 @@ class AdminProduct(AdminProductSummary):
             specs=[SpecOut(name=s.name, values=list(s.values)) for s in p.specs],
             skus=[AdminSku.from_proto(s) for s in p.skus], after_sales_policy=p.after_sales_policy,
             reject_reason=p.reject_reason, market_price_fen=p.market_price_fen,
-            created_at=p.created_at.ToDatetime(tzinfo=UTC), version=p.version)
+            created_at=p.created_at.ToDatetime(tzinfo=UTC), version=p.version,
+            retired_skus=[AdminSku.from_proto(s) for s in p.retired_skus])
 
 
 class AuditEntryOut(Reply):

@@ -15,7 +15,8 @@ is told of it):
     RETURN_SHIPPED --receive--> REFUNDING (order-returned: the product service restocks the units)
     RETURN_SHIPPED --reject--> REJECTED (what came back is not the goods, or not as sold: no restock, no refund)
     REFUNDING --refunded--> REFUNDED | --refund_failed--> REFUND_FAILED --retry--> REFUNDING (or --reject-->,
-                                                   refund-only cases: a return's goods are back, so only its refund ends it)
+                                                   refund-only cases: a return's goods are back, so only its refund ends it;
+                                                   or --refunded--> REFUNDED: WeChat Pay paid the closed refund after all)
     REFUNDING --refund_abnormal--> REFUND_ABNORMAL --refunded--> REFUNDED | --refund_resumed--> REFUNDING
                                                    | --refund_failed--> REFUND_FAILED (the refund was closed)
     REQUESTED | AWAITING_RETURN --withdraw--> WITHDRAWN (the shopper changed their mind)
@@ -59,6 +60,7 @@ once without a channel: the case goes REFUNDED with `refunds.NOTHING_PAID` in it
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -85,6 +87,8 @@ from services.order.domain import (
 from services.order.ports import Members
 from services.order.service import check_parcel, publish_returned
 from services.order.uow import CaseSearch, OrderUnitOfWork
+
+log = logging.getLogger(__name__)
 
 DEFAULT_AFTER_SALE_DAYS = 7
 DEFAULT_RETURN_SHIP_DAYS = 7
@@ -123,6 +127,7 @@ CASE_TRANSITIONS: dict[tuple[CaseStatus, str], CaseStatus] = {
     (C.REFUND_ABNORMAL, "refund_failed"): C.REFUND_FAILED,
     (C.REFUND_FAILED, "retry"): C.REFUNDING,
     (C.REFUND_FAILED, "reject"): C.REJECTED,  # staff give up on it: the lines are free again (not a return's)
+    (C.REFUND_FAILED, "refunded"): C.REFUNDED,  # its closed refund was paid by WeChat Pay after all (closed_refund_paid)
     (C.REQUESTED, "withdraw"): C.WITHDRAWN,    # the shopper's, before goods or money moved
     (C.AWAITING_RETURN, "withdraw"): C.WITHDRAWN,
     (C.AWAITING_RETURN, "return_expired"): C.WITHDRAWN,  # never sent back: the line must not stay locked for good
@@ -378,8 +383,10 @@ def _case_lines(order: Order, wanted: dict[int, int], earlier: list[AfterSale],
 
 def claimable_units(order: Order, order_refunds: list[Refund]) -> dict[int, int]:
     """The units of each line (by id) after-sales may still take: those in a parcel, less those of them refunded
-    (refunds not CLOSED, but cancel-unshipped's: its units were never in a parcel), and never more than the units not
-    refunded (`refunded_quantity`).
+    (refunds not CLOSED, and CLOSED ones WeChat Pay paid after all, `paid_after_close_at`; but not cancel-unshipped's:
+    its units were never in a parcel), and never more than the units not refunded (`refunded_quantity`). A refund
+    paid after its close counts even when a second refund paid the same units since (its amounts could not be
+    reserved again): those units were refunded twice, and nothing more of them is claimable.
 
     Units in no parcel are never claimable, whatever the order's status: on a partly shipped (PAID) order they are
     still to ship; once the order is SHIPPED or COMPLETED they are the units cancel-unshipped cancelled and restocked,
@@ -390,7 +397,8 @@ def claimable_units(order: Order, order_refunds: list[Refund]) -> dict[int, int]
     unshipped = order.unshipped()
     taken: dict[int, int] = {}
     for refund in order_refunds:
-        if refund.status != RefundStatus.CLOSED and refund.source != refunds.UNSHIPPED:
+        paid = refund.status != RefundStatus.CLOSED or refund.paid_after_close_at is not None  # closed, paid after all
+        if paid and refund.source != refunds.UNSHIPPED:
             for item in refund.lines:
                 taken[item.line_id] = taken.get(item.line_id, 0) + item.quantity
     return {line.id or 0: max(0, min(line.quantity - line.refunded_quantity,
@@ -544,7 +552,9 @@ def retry_refund(uow: Uow, refunder: Refunder, *, case_id: int, actor: str, now:
         refunder.again(uow(), refund_no=case.refund_no, actor=actor, now=now)  # a settlement tells the case
         return get_case(uow(), user_id=None, case_id=case_id)
 
-    def again(_: OrderUnitOfWork, case: AfterSale) -> None:
+    def again(tx: OrderUnitOfWork, case: AfterSale) -> None:
+        if case.can("retry"):  # a new refund: its units may have been refunded since (a closed refund paid after all)
+            _check_still_claimable(tx, case)
         case.apply("retry", actor=actor, now=now, reason="refund again")
     case = _step(uow(), case_id, again)
     return _refund(uow, refunder, case, actor=actor, now=now)
@@ -574,8 +584,54 @@ def _refund(uow: Uow, refunder: Refunder, case: AfterSale, *, actor: str, now: d
 
 
 def _on_refund_settled(uow: OrderUnitOfWork, refund: Refund, now: datetime) -> None:
-    refund_settled(uow, int(refund.source.partition(":")[2]), refund_no=refund.refund_no,
-                   status=RefundStatus(refund.status), now=now)
+    case_id = int(refund.source.partition(":")[2])
+    if refund.paid_after_close_at is not None:
+        closed_refund_paid(uow, case_id, refund, now)
+        return
+    refund_settled(uow, case_id, refund_no=refund.refund_no, status=RefundStatus(refund.status), now=now)
+
+
+def closed_refund_paid(uow: OrderUnitOfWork, case_id: int, refund: Refund, now: datetime) -> None:
+    """WeChat Pay paid the CLOSED refund of case `case_id` after all (refunds._paid_after_close, inside its transaction,
+    the order locked): its units are refunded. The case, if its refund failed (REFUND_FAILED: the closed refund is
+    its last, or a new one failed to start), is REFUNDED by it; retrying would pay them again. If it was retried and
+    another refund pays (or paid) it, that is a second payment of one claim: noted for finance. Every other open case
+    of the order whose refund has not started and that claims more units than are claimable now (it was opened on
+    them while the refund was closed) is noted in the order's history for staff, and logged: approving, receiving or
+    retrying it is refused (AFTER_SALE_QUANTITY_INVALID, `_check_still_claimable`); staff reject it (or, for a return
+    whose goods came back, settle it with the shopper)."""
+    case = uow.after_sales.get(case_id, lock=True)
+    order = uow.orders.get(refund.order_id)
+    assert order is not None  # a refund's order is never deleted
+    if case is not None and case.status == C.REFUND_FAILED:
+        case.refund_no = refund.refund_no
+        case.apply("refunded", actor=f"refund:{refund.refund_no}", now=now,
+                   reason=f"WeChat Pay paid the closed refund {refund.refund_no} after all")
+    elif case is not None and case.refund_no != refund.refund_no and case.status in PAYING:
+        # retried after the close: a second refund of the same claim pays (or paid) it again
+        log.error("after-sales case %s: its closed refund %s was paid after all, and its refund %s too",
+                  case.case_no, refund.refund_no, case.refund_no)
+        order.record_step(actor=f"refund:{refund.refund_no}", now=now, shopper=False, reason=(
+            f"after-sales case {case.case_no} was refunded by {refund.refund_no} after its close and by "
+            f"{case.refund_no} too: paid twice; finance must check")[:255])
+    claimable = claimable_units(order, uow.refunds.for_order(refund.order_id))
+    for other in uow.after_sales.for_order(refund.order_id):
+        if other.id == case_id or other.status not in UNREFUNDED_OPEN:
+            continue
+        over = {line.line_id: claimable.get(line.line_id, 0) for line in other.lines
+                if line.quantity > claimable.get(line.line_id, 0)}
+        if over:
+            log.error("after-sales case %s claims units refund %s refunded after its close (claimable now by line: "
+                      "%s): reject it", other.case_no, refund.refund_no, over)
+            order.record_step(actor=f"refund:{refund.refund_no}", now=now, shopper=False, reason=(
+                f"after-sales case {other.case_no} claims units refund {refund.refund_no} refunded after its close "
+                f"(left by line: {over}): it cannot be approved or refunded; reject it")[:255])
+
+
+# Open cases whose refund has not started (or failed): `_check_still_claimable` stands before their next move.
+UNREFUNDED_OPEN = frozenset({C.REQUESTED, C.AWAITING_RETURN, C.RETURN_SHIPPED, C.REFUND_FAILED})
+# Cases whose (latest) refund is paying or has paid.
+PAYING = frozenset({C.REFUNDING, C.REFUND_ABNORMAL, C.REFUNDED})
 
 
 refunds.SETTLED_LISTENERS[SOURCE] = _on_refund_settled

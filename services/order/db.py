@@ -248,6 +248,8 @@ refunds = Table(
     Column("settled_at", UTCDateTime, nullable=True),
     # Points spent on the refunded units, credited back with it (cancel-unshipped's; migration 0015).
     Column("points_returned", BigInteger, nullable=False, server_default="0"),
+    # When WeChat Pay reported this CLOSED refund paid after all (migration 0016): its units count as refunded again.
+    Column("paid_after_close_at", UTCDateTime, nullable=True),
     Index("ix_refunds_status_created", "status", "created_at"),
     Index("ix_refunds_created", "created_at", "id"),  # staff's list: the ended ones newest first (migration 0013)
     CheckConstraint("amount_fen >= 0", name="ck_refunds_amount_not_negative"),  # 0: units paid 0 fen
@@ -614,6 +616,7 @@ class SqlRefundRepository:
 
     def reserve(self, order: Order, amount_fen: int, lines: list[LineReservation]) -> bool:
         self.session.flush()
+        savepoint = self.session.begin_nested()  # all or nothing: a refund paid after its close fits or moves nothing
         changed = self.session.execute(
             update(orders).where(orders.c.id == order.id, orders.c.refunded_fen + amount_fen <= orders.c.payable_fen)
             .values(refunded_fen=orders.c.refunded_fen + amount_fen)).rowcount == 1  # type: ignore[attr-defined]
@@ -625,6 +628,10 @@ class SqlRefundRepository:
                 .values(refunded_quantity=order_lines.c.refunded_quantity + line.quantity,
                         refunded_fen=order_lines.c.refunded_fen + line.amount_fen)
             ).rowcount == 1  # type: ignore[attr-defined]
+        if changed:
+            savepoint.commit()
+        else:
+            savepoint.rollback()
         self._reload(order)
         return changed
 

@@ -574,6 +574,7 @@ class Refund:
     channel_refund_id: str = ""  # WeChat Pay's refund_id once known
     settled_at: datetime | None = None
     points_returned: int = 0  # points spent on the units, given back with it (cancel-unshipped's; 0 for the others)
+    paid_after_close_at: datetime | None = None  # CLOSED here, then WeChat Pay reported it paid: its units are refunded
     id: int | None = None
 
 

@@ -74,7 +74,9 @@ refunded yet (every line's remaining units and paid share, and the freight).
      cannot close.
    - A refund CLOSED here that WeChat Pay reports SUCCESS later (staff closed it, then it was completed at WeChat
      Pay after all) stays CLOSED, but its money may have been refunded twice: the order's history records it
-     once for finance and `mall_refunds_paid_after_close_total` counts it (RefundPaidAfterClose pages).
+     once for finance and `mall_refunds_paid_after_close_total` counts it (RefundPaidAfterClose pages). Its units
+     count as refunded again (`paid_after_close_at`: after-sales can no longer claim them), and an after-sales
+     refund's amounts are reserved again when nothing else took them since (`_paid_after_close`).
 
 Late payments (`start_late_refund`): WeChat Pay money for an order that could not take it (cancelled, paid too
 late, or paid otherwise meanwhile; services/order/service.py `refund_late_payment`) goes back through this engine
@@ -94,7 +96,8 @@ ever see money stuck that way. Staff retry one with
 Listeners: `SETTLED_LISTENERS[prefix](uow, refund, now)` is called whenever a refund whose source is
 `prefix` or `prefix:<anything>` (e.g. "after_sale:12") changes status (check `refund.status`: SUCCESS
 or CLOSED, the ends; ABNORMAL, staff must act; PENDING again, an ABNORMAL refund is under way once more),
-inside the settling transaction: raise to roll the settlement back. Register at import time of the
+inside the settling transaction: raise to roll the settlement back. An after-sales refund CLOSED and then reported
+paid by WeChat Pay is heard once more, still CLOSED, with `paid_after_close_at` set (`_paid_after_close`). Register at import time of the
 module that owns the source, e.g. `refunds.SETTLED_LISTENERS["after_sale"] = finish_case`.
 """
 
@@ -489,22 +492,53 @@ def _settle(uow: OrderUnitOfWork, refund: Refund, status: RefundStatus, *, actor
 
 def _paid_after_close(uow: OrderUnitOfWork, order: Order, refund: Refund, actor: str, now: datetime) -> None:
     """WeChat Pay paid a refund closed here (staff closed it ABNORMAL, then it was completed at WeChat Pay after all).
-    Its amount was given back when it closed, so a second refund may have paid the same money: nothing is undone
-    here, but the order's history records it for finance, once (a replayed notify finds the step and records
-    nothing), and `mall_refunds_paid_after_close_total` counts it for the RefundPaidAfterClose alert."""
-    note = paid_after_close_note(refund)
-    if any(step.reason == note for step in order.history):
+    Its amount was given back when it closed, so its units became claimable by after-sales again and a second refund
+    may have paid the same money. Once (a replayed notify finds `paid_after_close_at` set and changes nothing):
+
+    - `paid_after_close_at` is set: `aftersales.claimable_units` counts its units as refunded again, whatever else
+      happened, so no case can be approved, received or retried on them (AFTER_SALE_QUANTITY_INVALID);
+    - an after-sales refund's amounts are reserved again when they still fit (no other refund took those units or
+      that money since): the order and its lines count it as any refund (REFUND_EXCEEDS_PAID, order-completed's
+      kept units), and its order-refunded is published (member points and spend, analytics), since it was paid.
+      When they do not fit, the same units or money were refunded again since: nothing can count it twice (the
+      CHECK constraints), so finance must recover it. Other refunds (a cancellation's, cancel-unshipped's: the money
+      is still owed, and those flows pay it again) are only recorded, as before;
+    - the after-sales listener hears (`aftersales.closed_refund_paid`: the refund's case, if its refund failed, is
+      REFUNDED, and if a retry refunded it again, that is noted for finance; any other open case claiming units no
+      longer claimable is noted for staff);
+    - the order's history records it for finance, and `mall_refunds_paid_after_close_total` counts it for the
+      RefundPaidAfterClose alert."""
+    if refund.paid_after_close_at is not None or paid_after_close_note(refund) in (
+            step.reason for step in order.history):  # set, or recorded by a release before migration 0016
         return
-    log.error("refund %s was closed here but WeChat Pay reports it paid: %s fen may have been paid twice",
-              refund.refund_no, refund.amount_fen)
-    order.record_step(actor=actor, now=now, reason=note, shopper=False)
+    refund.paid_after_close_at = now
+    case_refund = refund.source.partition(":")[0] == AFTER_SALE
+    counted = case_refund and uow.refunds.reserve(order, refund.amount_fen, [
+        LineReservation(line.line_id, line.quantity, line.amount_fen, paid_shares(order)[line.line_id])
+        for line in refund.lines])
+    if counted:
+        log.error("refund %s was closed here but WeChat Pay reports it paid: its %s fen and units count as refunded "
+                  "again", refund.refund_no, refund.amount_fen)
+    else:
+        log.error("refund %s was closed here but WeChat Pay reports it paid: %s fen may have been paid twice",
+                  refund.refund_no, refund.amount_fen)
+    order.record_step(actor=actor, now=now, reason=paid_after_close_note(refund, counted=counted), shopper=False)
     uow.on_commit(metrics.REFUNDS_PAID_AFTER_CLOSE.inc)
+    if counted:
+        _refunded(uow, order, refund, actor, now)
     if refund.source == LATE_PAYMENT:  # the late money did go back after all: the ledger's - side
         _publish_late_refunded(uow, order, refund, now)
+    listener = SETTLED_LISTENERS.get(AFTER_SALE) if case_refund else None
+    if listener is not None:
+        listener(uow, refund, now)
 
 
-def paid_after_close_note(refund: Refund) -> str:
-    """The order history's step for a closed refund WeChat Pay paid anyway (what finance looks for)."""
+def paid_after_close_note(refund: Refund, *, counted: bool = False) -> str:
+    """The order history's step for a closed refund WeChat Pay paid anyway (what finance looks for); `counted`: its
+    amounts were reserved again (nothing else had refunded them)."""
+    if counted:
+        return (f"refund {refund.refund_no} was closed here but WeChat Pay paid it: {refund.amount_fen} fen and its "
+                "units count as refunded again")[:255]
     return (f"refund {refund.refund_no} was closed here but WeChat Pay paid it: {refund.amount_fen} fen may have "
             "been refunded twice; finance must check")[:255]
 

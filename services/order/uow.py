@@ -153,8 +153,8 @@ class RefundRepository(Protocol):
         then the ended ones, newest first (created_at, then id). And the total matching."""
 
     def reserve(self, order: Order, amount_fen: int, lines: list[LineReservation]) -> bool:
-        """Add to the order's and lines' refunded amounts by conditional updates; False (and the caller rolls
-        back) when that would pass the order's payable_fen, a line's quantity or a line's cap_fen."""
+        """Add to the order's and lines' refunded amounts by conditional updates, all or nothing: False, nothing
+        changed, when that would pass the order's payable_fen, a line's quantity or a line's cap_fen."""
 
     def give_back(self, order: Order, refund: Refund) -> None:
         """Take an ended (CLOSED, ABNORMAL) refund's amounts off the order and its lines again."""

@@ -20,7 +20,7 @@ from services.common.discovery import Discovery
 from services.common.grpc_server import registration
 from services.common.runtime import ServiceApp, every, main
 from services.product import search, service
-from services.product.consumers import HANDLERS
+from services.product.consumers import handlers
 from services.product.db import SqlProductUnitOfWork, start_mappers
 from services.product.grpc_api import ProductServicer
 from services.product.orders import GrpcOrders, Orders
@@ -38,7 +38,7 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     orders = order_service(base)
     return ServiceApp(settings=base, engine=engine,
                       registrations=[registration(product_pb2, product_pb2_grpc, "ProductService", ProductServicer(uow))],
-                      consumers=[EventConsumer("product", uow, base.kafka, HANDLERS)],
+                      consumers=[EventConsumer("product", uow, base.kafka, handlers(orders))],
                       # once the reservation's TTL has passed, units held for an order that was never placed (its
                       # submit died after reserving) or whose order-cancelled never came go back on sale, and those
                       # of an order paid whose order-paid is late are sold (the order service is asked which)

@@ -2,32 +2,38 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import UTC
 
+from google.protobuf.message import Message
 from mall.events.v1.envelope_pb2 import EventEnvelope
 from mall.events.v1.order_events_pb2 import OrderCancelled, OrderCompleted, OrderPaid, OrderReturned
 
+from services.common.consumer import Handler
 from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.events import InvalidEvent
 from services.product import reviews, service
 from services.product.domain import StockLine
+from services.product.orders import Orders
 from services.product.uow import ProductUnitOfWork
 
 log = logging.getLogger(__name__)
 
 
-def on_order_paid(uow: ProductUnitOfWork, event: OrderPaid, envelope: EventEnvelope) -> None:
+def on_order_paid(uow: ProductUnitOfWork, event: OrderPaid, envelope: EventEnvelope, *,
+                  orders: Orders | None = None) -> None:
     """The reserved units become sales (a reservation the sweep put back on sale first, EXPIRED or RELEASED by an
     older sweep, takes them again; when they were sold meanwhile the order is counted and logged as oversold, and
     the event is done: retrying cannot help).
 
     A payment for stock never reserved, or released by a cancellation (a paid order cancelled and refunded since:
     a cancelled one is never paid), can never be applied here: it is dead-lettered, where ops see it, rather than
-    retried for ever.
+    retried for ever. A reservation released before the stock ledger existed is one or the other: `orders` (the
+    order service) says which (service._swept); without it, it is taken for a cancellation's.
     """
     try:
-        service.confirm_held_stock(uow, order_no=event.order_no)
+        service.confirm_held_stock(uow, order_no=event.order_no, orders=orders)
     except (NotFound, Conflict) as exc:
         raise InvalidEvent(f"order {event.order_no} paid but its stock is not held: {exc.code}") from None
 
@@ -71,5 +77,11 @@ def on_order_returned(uow: ProductUnitOfWork, event: OrderReturned, envelope: Ev
     log.info("restocked the return of after-sales case %s (order %s)", event.case_no, event.order_no)
 
 
-HANDLERS = {OrderPaid: on_order_paid, OrderCancelled: on_order_cancelled, OrderCompleted: on_order_completed,
-            OrderReturned: on_order_returned}
+def handlers(orders: Orders | None) -> dict[type[Message], Handler[ProductUnitOfWork]]:
+    """The consumer's handlers; `orders`: the order service, asked about a reservation released before the stock
+    ledger that an order-paid reaches (the serve role's; None: such a release counts as a cancellation's)."""
+    return {OrderPaid: functools.partial(on_order_paid, orders=orders), OrderCancelled: on_order_cancelled,
+            OrderCompleted: on_order_completed, OrderReturned: on_order_returned}
+
+
+HANDLERS = handlers(None)

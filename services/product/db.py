@@ -325,9 +325,11 @@ class SqlProductRepository:
                          on_sale=Product.shown(row.status, row.on_shelf) and row.active)
                 for row in rows]
 
-    def of_brand(self, brand_id: int) -> list[Product]:
-        return list(self.session.execute(select(Product).where(products.c.brand_id == brand_id)
-                                         .order_by(products.c.id)).scalars())
+    def of_brand(self, brand_id: int, *, lock: bool = False) -> list[Product]:
+        query = select(Product).where(products.c.brand_id == brand_id).order_by(products.c.id)
+        if lock:  # FOR NO KEY UPDATE: an edit (FOR UPDATE) waits for it, a review's foreign key does not
+            query = query.with_for_update(key_share=True)
+        return list(self.session.execute(query).scalars())
 
     def search(self, query: ProductFilter) -> tuple[list[Product], int]:
         conditions: list[Any] = []
@@ -433,6 +435,17 @@ class SqlStockRepository:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self.locked_products: set[int] = set()
+
+    def lock_products(self, sku_ids: Collection[int]) -> None:
+        if not sku_ids:
+            return
+        owners = select(skus.c.product_id).where(skus.c.id.in_(sorted(sku_ids)))
+        # FOR NO KEY UPDATE: what the sales UPDATE takes anyway (an edit's FOR UPDATE waits for it, a review's or an
+        # audit entry's foreign key does not); ORDER BY: PostgreSQL locks the rows in the order it returns them.
+        self.locked_products.update(self.session.execute(
+            select(products.c.id).where(products.c.id.in_(owners)).order_by(products.c.id)
+            .with_for_update(key_share=True)).scalars())
 
     def move(self, movement: StockMovement, *, on_sale_only: bool = False) -> StockMove | None:
         self.session.flush()  # a product loaded and changed in this transaction is written before the UPDATE
@@ -442,6 +455,8 @@ class SqlStockRepository:
         if row is None:
             return None
         if movement.sold:
+            if row.product_id not in self.locked_products:  # the SKU is locked already: the lock order is broken
+                raise RuntimeError(f"product {row.product_id}'s sales moved without lock_products first (lock order)")
             self.session.execute(update(products).where(products.c.id == row.product_id)
                                  .values(sales=products.c.sales + movement.sold))
         movement.product_id = row.product_id

@@ -258,6 +258,13 @@ class Product:
         return sorted((sku for sku in self.skus if sku.active), key=lambda sku: sku.id or 0)
 
     @property
+    def retired_stocked_skus(self) -> list[Sku]:
+        """Retired SKUs still holding stock: retired with it before edits refused that (migration 0007), or given
+        units back since (a return, a paid cancellation, a reservation released). Staff see them apart (write the
+        stock off, or add the spec back to sell it); shoppers never."""
+        return sorted((sku for sku in self.skus if not sku.active and sku.stock > 0), key=lambda sku: sku.id or 0)
+
+    @property
     def visible(self) -> bool:
         return self.shown(self.status, self.on_shelf)
 

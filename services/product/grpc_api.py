@@ -256,7 +256,8 @@ def product_message(view: ProductView, *, staff: bool) -> product_pb2.Product:
         skus=[_sku(sku, staff=staff) for sku in p.active_skus], after_sales_policy=p.after_sales_policy,
         status=str(p.status), on_shelf=p.on_shelf, reject_reason=p.reject_reason, price_fen=p.price_fen,
         market_price_fen=p.market_price_fen, sales=p.sales,
-        rating=_rating(view.rating), version=p.version if staff else 0)
+        rating=_rating(view.rating), version=p.version if staff else 0,
+        retired_skus=[_sku(sku, staff=True) for sku in p.retired_stocked_skus] if staff else [])
     if view.delivery is not None:
         message.delivery.CopyFrom(product_pb2.Delivery(province=view.delivery.province,
                                                        estimate_days=view.delivery.estimate_days))

@@ -12,6 +12,9 @@ from mall.order.v1.order_pb2_grpc import OrderServiceStub
 from services.common.clients import ServiceClients, passed_on
 
 AWAITING_PAYMENT = "PENDING_PAYMENT"  # the order service's status of an order that may still be paid
+# The order service's statuses of a paid order going ahead: not cancelled (CANCELLED, REFUNDING, REFUNDED) nor closed.
+# CANCEL_REQUESTED is one: its units stay sold until customer service approve the cancellation (order-cancelled).
+GOING_AHEAD = frozenset({"PAID", "CANCEL_REQUESTED", "SHIPPED", "COMPLETED"})
 
 
 @dataclass(frozen=True)

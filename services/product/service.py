@@ -1,4 +1,23 @@
-"""Product use cases: each opens the unit of work, works on the domain, commits."""
+"""Product use cases: each opens the unit of work, works on the domain, commits.
+
+Lock order. Every path that locks product, SKU or reservation rows takes them in this order, so no two can wait
+for each other in a cycle (a deadlock PostgreSQL would end by failing one: the admin's edit answered 503, or the
+order-paid consumer retrying):
+
+1. the order's advisory lock (`reservations.lock_order`), first in every path that works on an order's
+   reservations; its reservation rows are written only under it, so they are never waited for in a cycle;
+2. product rows, in id order: an edit, a status change or a stock adjustment locks its product
+   (`products.get(lock=True)`); a path that moves sales (confirm, late sale, paid cancellation, return: `move` adds
+   them to the product's `sales` too) locks the products of all its SKUs at once (`stock.lock_products`) before it
+   touches any SKU row;
+3. SKU rows, in id order: an edit and an adjustment lock their product's SKUs (with the product, above); the
+   conditional UPDATEs of a reservation, release, confirmation or return go through the SKUs in id order.
+
+Rows written after these (search terms, audit entries, ledger and outbox rows) come last; a brand rename locks its
+products (by id) before it rewrites their search terms, whose foreign key needs each product row. A reservation
+(checkout) and a release lock SKU rows only, never a product row, so a busy product's checkouts never queue on it. `move` refuses a sales change of a product not locked first (a bug: RuntimeError). Proven on PostgreSQL
+by tests/integration/product/test_lock_order.py.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +30,7 @@ from typing import NoReturn
 from mall.events.v1.product_events_pb2 import ProductChanged, ProductViewed
 
 from services.common.db import utcnow
-from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
+from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.events import timestamp
 from services.product import search
 from services.product.domain import (
@@ -53,7 +72,7 @@ from services.product.metrics import (
     STOCK_RESERVATIONS_DEFERRED,
     STOCK_RESERVATIONS_EXPIRED,
 )
-from services.product.orders import AWAITING_PAYMENT, Orders
+from services.product.orders import AWAITING_PAYMENT, GOING_AHEAD, Orders
 from services.product.uow import ProductUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -368,7 +387,8 @@ def confirm_reservation(uow: ProductUnitOfWork, *, order_no: str) -> str:
 OVERSOLD = "OVERSOLD"  # confirm_held_stock: the order was paid for units sold again after its reservation expired
 
 
-def confirm_held_stock(uow: ProductUnitOfWork, *, order_no: str, now: datetime | None = None) -> str:
+def confirm_held_stock(uow: ProductUnitOfWork, *, order_no: str, now: datetime | None = None,
+                       orders: Orders | None = None) -> str:
     """confirm_reservation inside an open unit of work (the order-paid consumer's, or the sweep's for an order the
     order service says was paid): CONFIRMED, or OVERSOLD.
 
@@ -378,15 +398,18 @@ def confirm_held_stock(uow: ProductUnitOfWork, *, order_no: str, now: datetime |
     all the same (retrying cannot bring the units back). One a cancellation released is Conflict
     RESERVATION_RELEASED: the order service never pays a cancelled order (a payment for it is refunded, with no
     order-paid), so this order-paid is one of a paid order cancelled since, whose units must not be taken again.
+    A row RELEASED before the stock ledger existed (product migration 0006) has no movement to tell which it was:
+    with `orders` (the consumer's), the order service says (`_released_before_ledger_sold`).
     """
     now = now or utcnow()
     uow.reservations.lock_order(order_no)
     held = uow.reservations.of_order(order_no)
     if not held:
         raise NotFound("RESERVATION_NOT_FOUND", "no stock was reserved for this order")
-    swept = _swept(uow, order_no, held)
+    swept = _swept(uow, order_no, held, orders)
     if any(r.status == ReservationStatus.RELEASED and r.id not in swept for r in held):
         raise Conflict("RESERVATION_RELEASED", "the reservation was released (the order was cancelled)")
+    uow.stock.lock_products([r.sku_id for r in held])  # before any SKU row: the lock order (module docstring)
     status = ReservationStatus.CONFIRMED
     for reservation in sorted(held, key=lambda r: r.sku_id):  # SKU order, as reserve_stock locks rows
         assert reservation.id is not None
@@ -398,16 +421,43 @@ def confirm_held_stock(uow: ProductUnitOfWork, *, order_no: str, now: datetime |
     return status
 
 
-def _swept(uow: ProductUnitOfWork, order_no: str, held: list[Reservation]) -> set[int]:
+def _swept(uow: ProductUnitOfWork, order_no: str, held: list[Reservation], orders: Orders | None = None) -> set[int]:
     """The ids of the order's reservations whose units the sweep put back on sale and no late sale took again:
     EXPIRED, or RELEASED whose last movement for the order is the sweep's `expire` (before EXPIRED existed the sweep
     left its rows RELEASED, as a cancellation does; the stock ledger tells them apart, and a late sale cancelled
-    since ends on `cancel_paid`). The ledger is read only when a row is RELEASED, which order-paid rarely meets."""
+    since ends on `cancel_paid`). The ledger is read only when a row is RELEASED, which order-paid rarely meets.
+
+    A RELEASED row with no movement at all for the order was released before the ledger existed (every reservation
+    since has its `reserve`): by the sweep of then, which never asked whether the order was paid, or by a
+    cancellation. With `orders`, the order service tells them apart (`_released_before_ledger_sold`); without, it
+    counts as a cancellation's, as it always did."""
     released = {r.sku_id for r in held if r.status == ReservationStatus.RELEASED}
     last = uow.stock.last_kinds(order_no, released) if released else {}
+    before_ledger = released - set(last)
+    sold = bool(before_ledger) and orders is not None and _released_before_ledger_sold(orders, order_no)
     return {r.id for r in held if r.id is not None and (
         r.status == ReservationStatus.EXPIRED
-        or (r.status == ReservationStatus.RELEASED and last.get(r.sku_id) == MovementKind.EXPIRE))}
+        or (r.status == ReservationStatus.RELEASED
+            and (last.get(r.sku_id) == MovementKind.EXPIRE or (sold and r.sku_id in before_ledger))))}
+
+
+def _released_before_ledger_sold(orders: Orders, order_no: str) -> bool:
+    """Whether the order whose reservation was RELEASED before the stock ledger, and whose order-paid comes now, is a
+    paid order going ahead (GOING_AHEAD): then the release was the old sweep's (it put a paid order's units back on
+    sale), and the units are taken again like an EXPIRED row's. A cancelled one (CANCELLED, REFUNDING, REFUNDED: a
+    paid order cancelled since) was released by its cancellation: nothing is taken. When the order service does not
+    answer, UNAVAILABLE: the consumer tries the event again rather than guess."""
+    try:
+        state = orders.states([order_no]).get(order_no)
+    except DomainError as exc:
+        raise DomainError("ORDER_STATE_UNAVAILABLE", f"order {order_no}'s reservation was released before the stock "
+                          f"ledger, and the order service cannot say whether it was cancelled ({exc.code})",
+                          kind=ErrorKind.UNAVAILABLE) from None
+    going_ahead = state is not None and state.paid and state.status in GOING_AHEAD
+    log.warning("order %s: order-paid for a reservation released before the stock ledger; the order is %s: %s",
+                order_no, state.status if state else "unknown",
+                "its units are taken again" if going_ahead else "released by its cancellation, nothing taken")
+    return going_ahead
 
 
 def _sell_again(uow: ProductUnitOfWork, reservation: Reservation, now: datetime) -> bool:
@@ -479,7 +529,8 @@ def release_paid_stock(uow: ProductUnitOfWork, *, order_no: str, now: datetime |
     uow.reservations.lock_order(order_no)
     held = uow.reservations.of_order(order_no)
     swept = _swept(uow, order_no, held)
-    for reservation in held:
+    uow.stock.lock_products([r.sku_id for r in held])  # before any SKU row: the lock order (module docstring)
+    for reservation in sorted(held, key=lambda r: r.sku_id):
         assert reservation.id is not None
         units = reservation.quantity
         if uow.reservations.move(reservation.id, ReservationStatus.CONFIRMED, ReservationStatus.RELEASED):
@@ -506,11 +557,13 @@ def restock_return(uow: ProductUnitOfWork, *, case_no: str, lines: Iterable[Stoc
     Inside an open unit of work (the consumer's, which applies each event once). An unknown SKU is NotFound.
     """
     now = now or utcnow()
+    lines = list(lines)
+    if any(line.quantity < 0 for line in lines):
+        raise InvalidInput("STOCK_LINE_INVALID", "a returned line cannot have negative units",
+                           details={"lines": "invalid"})
     sold = _sold_skus(uow, order_no)
+    restocked = []
     for line in lines:
-        if line.quantity < 0:
-            raise InvalidInput("STOCK_LINE_INVALID", "a returned line cannot have negative units",
-                               details={"lines": "invalid"})
         if line.quantity == 0:
             continue  # nothing came back: no movement
         if sold is not None and line.sku_id not in sold:
@@ -518,6 +571,9 @@ def restock_return(uow: ProductUnitOfWork, *, case_no: str, lines: Iterable[Stoc
                         "was not confirmed); its %d returned units are not restocked", case_no, order_no,
                         line.sku_id, line.quantity)
             continue
+        restocked.append(line)
+    uow.stock.lock_products([line.sku_id for line in restocked])  # before any SKU row: the lock order
+    for line in sorted(restocked, key=lambda line: line.sku_id):  # and SKU rows in id order
         move = uow.stock.move(StockMovement.of(MovementKind.RETURN, line.sku_id, line.quantity, now,
                                                reference=case_no))
         if move is None:
@@ -716,7 +772,8 @@ def save_brand(uow: ProductUnitOfWork, *, actor_id: int, brand_id: int = 0, name
         else:
             uow.brands.add(brand)
         if before and before["name"] != brand.name:  # the brand's name is a search term of its products
-            for product in uow.products.of_brand(brand_id):
+            # locked before their terms are rewritten, as an edit locks its product before it re-indexes it
+            for product in uow.products.of_brand(brand_id, lock=True):
                 _index(uow, product, brand)
         _settings_audit(uow, "brand", str(brand.id), actor_id, "update" if before else "create", before,
                         {"name": brand.name, "logo": brand.logo}, now)

@@ -61,8 +61,9 @@ class ProductRepository(Protocol):
     def offers(self, sku_ids: set[int]) -> list[SkuOffer]:
         """These SKUs (those that exist) with what checkout needs of their products, in one read."""
 
-    def of_brand(self, brand_id: int) -> list[Product]:
-        """Every product of the brand, whatever its status."""
+    def of_brand(self, brand_id: int, *, lock: bool = False) -> list[Product]:
+        """Every product of the brand, whatever its status, by id; `lock` holds their rows until the transaction
+        ends (taken in id order, before their search terms: the lock order of services/product/service.py)."""
 
     def search(self, query: ProductFilter) -> tuple[list[Product], int]:
         """One page of products matching the filter (ranked by term weight when it has terms), and the total."""
@@ -88,6 +89,12 @@ class StockRepository(Protocol):
         sales. Refused (None: nothing changed, nothing recorded) when the stock would go below 0 or,
         with `on_sale_only`, when the SKU is retired or its product not approved and on the shelf.
         """
+
+    def lock_products(self, sku_ids: Collection[int]) -> None:
+        """Lock the products of these SKUs, in product id order, until the transaction ends: what a path that moves
+        sales (which `move` adds to the product too) does before it touches any SKU row, so that it takes the locks in
+        the order an edit does, product before SKU (services/product/service.py, "Lock order"). `move` refuses a
+        sales change of a product not locked so (RuntimeError: a bug)."""
 
     def record(self, movement: StockMovement) -> None:
         """Append a movement whose change is already made (a new SKU's initial stock, inserted with it)."""

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -387,3 +388,46 @@ def wait_until(condition: Callable[[], bool]) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.02)  # polling for the other threads to get there, not for a race to pass
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_order_0016_marks_the_closed_refunds_wechat_pay_paid_after_all_from_their_orders_history(
+        empty_database: str, tmp_path: Path, backend: str) -> None:
+    url = empty_database if backend == "postgresql" else f"sqlite:///{tmp_path}/order.db"
+    migrations.upgrade(url, migrations_dir("order"), "0015")
+    engine = create_engine(url, poolclass=pool.NullPool)
+    at, noted_at = "2026-12-01 08:00:00+00:00", "2026-12-02 09:30:00+00:00"
+    columns = {"order_no": "O1", "user_id": 1, "status": "SHIPPED", "items_total_fen": 3000, "level_discount_fen": 0,
+               "coupon_discount_fen": 0, "points_discount_fen": 0, "freight_fen": 0, "payable_fen": 3000,
+               "coupon_id": 0, "points_used": 0, "note": "", "ship_name": "", "ship_phone": "", "ship_province": "",
+               "ship_city": "", "ship_district": "", "ship_detail": "", "pay_deadline": at, "pay_channel": "wechat",
+               "out_trade_no": "O1", "created_at": at, "updated_at": at}
+    with engine.begin() as conn:
+        conn.execute(text(f"INSERT INTO orders ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})"),
+                     columns)
+        for refund_no, status in (("RFPAID", "CLOSED"), ("RFCLOSED", "CLOSED"), ("RFDONE", "SUCCESS")):
+            conn.execute(text("INSERT INTO refunds (refund_no, order_id, source, status, amount_fen, channel, "
+                              "channel_refund_id, reason, actor, created_at, updated_at) VALUES (:no, 1, "
+                              "'after_sale:1', :status, 2000, 'wechat', '', '', 'staff:8', :at, :at)"),
+                         {"no": refund_no, "status": status, "at": at})
+        conn.execute(text("INSERT INTO order_transitions (order_id, status, actor, reason, at) VALUES (1, 'SHIPPED', "
+                          "'wechatpay', :reason, :at)"),
+                     {"reason": "refund RFPAID was closed here but WeChat Pay paid it: 2000 fen may have been refunded "
+                                "twice; finance must check", "at": noted_at})
+    engine.dispose()
+
+    migrations.upgrade(url, migrations_dir("order"))
+
+    engine = create_engine(url, poolclass=pool.NullPool)
+    with engine.connect() as conn:
+        marked = conn.execute(text("SELECT refund_no, paid_after_close_at FROM refunds ORDER BY id")).all()
+    engine.dispose()
+    assert [(no, utc_text(value)) for no, value in marked] == [
+        ("RFPAID", "2026-12-02 09:30:00"), ("RFCLOSED", None), ("RFDONE", None)]
+
+
+def utc_text(value: object) -> str | None:
+    """A timestamp read back as "YYYY-MM-DD HH:MM:SS" in UTC (PostgreSQL answers a datetime, SQLite its text)."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return None if value is None else str(value)[:19]

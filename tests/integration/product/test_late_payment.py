@@ -19,6 +19,7 @@ from services.common.clients import ServiceClients
 from services.common.config import Env
 from services.common.consumer import EventConsumer
 from services.common.discovery import Discovery
+from services.common.errors import DomainError
 from services.common.events import InvalidEvent
 from services.common.grpc_server import from_grpc
 from services.common.outbox import dead_letters, processed_events
@@ -230,6 +231,89 @@ def test_a_paid_cancellation_overtaking_the_late_order_paid_takes_nothing_and_au
 
     assert counts(shelf, pg_engine, phone[0]) == (10, 0, 0, ["RELEASED"])
     assert check_stock(pg_engine, AFTER_TTL).mismatches == []
+
+
+def released_before_the_ledger(shelf: Shelf, pg_engine: Engine) -> tuple[int, int]:
+    """(product_id, sku_id) of a phone with 10 units whose order O1 reserved 3 and had them RELEASED before the stock
+    ledger existed (product migration 0006): the row, and no movement for O1 (its stock back to 10 before `opening`)."""
+    product_id = shelf.product("手机", stock=10)
+    [sku_id] = shelf.sku_ids(product_id)
+    with pg_engine.begin() as db:
+        db.execute(reservations.insert().values(order_no="O1", sku_id=sku_id, quantity=3, status="RELEASED",
+                                                created_at=T0, expires_at=T0 + RESERVATION_TTL))
+    return product_id, sku_id
+
+
+def consume_asking(shelf: Shelf, orders: FakeOrders, event: object) -> None:
+    """`event` applied by the serve role's handlers, which ask the order service about releases before the ledger."""
+    with shelf.uow() as uow:
+        consumers.handlers(orders)[type(event)](uow, event, EventEnvelope(event_id="e"))  # type: ignore[index]
+        uow.commit()
+
+
+@pytest.mark.parametrize("status", ["PAID", "SHIPPED", "CANCEL_REQUESTED"])
+def test_a_late_order_paid_takes_again_units_released_before_the_ledger_of_an_order_going_ahead(
+        shelf: Shelf, pg_engine: Engine, orders: FakeOrders, status: str) -> None:
+    product_id, _ = released_before_the_ledger(shelf, pg_engine)
+    orders.place("O1", status, paid=True)  # the old sweep put a paid order's units back on sale
+
+    consume_asking(shelf, orders, OrderPaid(order_no="O1"))  # main: dead-lettered (RESERVATION_RELEASED)
+
+    assert (counts(shelf, pg_engine, product_id), orders.asked) == ((7, 3, 3, ["CONFIRMED"]), [["O1"]])
+    assert check_stock(pg_engine, AFTER_TTL).mismatches == []
+
+
+def test_a_late_order_paid_for_units_released_before_the_ledger_and_sold_since_is_oversold(
+        shelf: Shelf, pg_engine: Engine, orders: FakeOrders) -> None:
+    product_id, sku_id = released_before_the_ledger(shelf, pg_engine)
+    service.reserve_stock(shelf.uow(), order_no="O2", lines=[StockLine(sku_id, 9)], now=AFTER_TTL)
+    service.confirm_reservation(shelf.uow(), order_no="O2")
+    orders.place("O1", "SHIPPED", paid=True)
+    before = metric("mall_stock_oversold_units_total")
+
+    consume_asking(shelf, orders, OrderPaid(order_no="O1"))
+
+    assert counts(shelf, pg_engine, product_id) == (1, 9, 9, ["RELEASED"])
+    assert metric("mall_stock_oversold_units_total") - before == 3
+    assert check_stock(pg_engine, AFTER_TTL).mismatches == []
+
+
+@pytest.mark.parametrize("status", ["CANCELLED", "REFUNDING", "REFUNDED"])
+def test_an_order_paid_for_units_a_paid_cancellation_released_before_the_ledger_is_still_dead_lettered(
+        shelf: Shelf, pg_engine: Engine, orders: FakeOrders, status: str) -> None:
+    product_id, _ = released_before_the_ledger(shelf, pg_engine)
+    orders.place("O1", status, paid=True)
+
+    with pytest.raises(InvalidEvent, match="RESERVATION_RELEASED"):
+        consume_asking(shelf, orders, OrderPaid(order_no="O1"))
+
+    assert counts(shelf, pg_engine, product_id) == (10, 0, 0, ["RELEASED"])
+
+
+def test_an_order_paid_for_units_released_before_the_ledger_waits_while_the_order_service_is_down(
+        shelf: Shelf, pg_engine: Engine, orders: FakeOrders) -> None:
+    product_id, _ = released_before_the_ledger(shelf, pg_engine)
+    orders.place("O1", "PAID", paid=True)
+    orders.down = True
+
+    with pytest.raises(DomainError) as unanswered:  # not InvalidEvent: the consumer delivers it again
+        consume_asking(shelf, orders, OrderPaid(order_no="O1"))
+    assert (type(unanswered.value), unanswered.value.code, counts(shelf, pg_engine, product_id)) == (
+        DomainError, "ORDER_STATE_UNAVAILABLE", (10, 0, 0, ["RELEASED"]))
+
+    orders.down = False
+    consume_asking(shelf, orders, OrderPaid(order_no="O1"))
+    assert counts(shelf, pg_engine, product_id) == (7, 3, 3, ["CONFIRMED"])
+
+
+def test_the_order_service_is_asked_only_about_releases_before_the_ledger(
+        shelf: Shelf, pg_engine: Engine, orders: FakeOrders, phone: tuple[int, int]) -> None:
+    swept_as_the_old_sweep_did(shelf, pg_engine, orders)  # RELEASED, its `expire` in the ledger
+    asked_by_the_sweep = list(orders.asked)
+
+    consume_asking(shelf, orders, OrderPaid(order_no="O1"))
+
+    assert (counts(shelf, pg_engine, phone[0]), orders.asked) == ((7, 3, 3, ["CONFIRMED"]), asked_by_the_sweep)
 
 
 # The real order service over gRPC (conftest order_target), asked as the product service asks it

@@ -252,6 +252,20 @@ def test_an_edit_sends_the_version_its_form_was_read_at_and_answers_the_new_one(
     assert (response.get_json()["version"], clients.product.UpdateProduct.calls[0].message.version) == (4, 3)
 
 
+def test_staff_see_retired_skus_still_holding_stock_apart_from_the_skus_a_form_sends_back(
+        client: FlaskClient, clients: FakeServices, bearer: Callable[..., dict[str, str]]) -> None:
+    white = product_pb2.Sku(id=12, spec={"颜色": "白"}, price_fen=549_900, stock=4, stock_status="low", sales=1)
+    reply = phone(version=2)
+    reply.retired_skus.append(white)
+    clients.product.GetAdminProduct.reply = reply
+
+    body = client.get(f"{API}/admin/products/5", headers=bearer(roles="operator")).get_json()
+
+    assert ([sku["id"] for sku in body["skus"]], body["retired_skus"]) == ([11], [
+        {"id": 12, "spec": {"颜色": "白"}, "price_fen": 549_900, "market_price_fen": 0, "stock": 4,
+         "stock_status": "low", "weight_g": 0, "sales": 1}])
+
+
 def test_an_edit_without_a_version_is_refused_before_the_product_service(
         client: FlaskClient, clients: FakeServices, bearer: Callable[..., dict[str, str]]) -> None:
     response = client.put(f"{API}/admin/products/5", json=NEW_PRODUCT, headers=bearer(roles="operator"))

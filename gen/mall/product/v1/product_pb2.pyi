@@ -195,7 +195,7 @@ class Delivery(_message.Message):
     def __init__(self, province: _Optional[str] = ..., estimate_days: _Optional[int] = ...) -> None: ...
 
 class Product(_message.Message):
-    __slots__ = ("id", "name", "subtitle", "category_id", "brand", "description", "images", "params", "specs", "skus", "after_sales_policy", "status", "on_shelf", "reject_reason", "price_fen", "market_price_fen", "sales", "rating", "delivery", "created_at", "updated_at", "version")
+    __slots__ = ("id", "name", "subtitle", "category_id", "brand", "description", "images", "params", "specs", "skus", "after_sales_policy", "status", "on_shelf", "reject_reason", "price_fen", "market_price_fen", "sales", "rating", "delivery", "created_at", "updated_at", "version", "retired_skus")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     SUBTITLE_FIELD_NUMBER: _ClassVar[int]
@@ -218,6 +218,7 @@ class Product(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    RETIRED_SKUS_FIELD_NUMBER: _ClassVar[int]
     id: int
     name: str
     subtitle: str
@@ -240,7 +241,8 @@ class Product(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
     version: int
-    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., subtitle: _Optional[str] = ..., category_id: _Optional[int] = ..., brand: _Optional[_Union[Brand, _Mapping]] = ..., description: _Optional[str] = ..., images: _Optional[_Iterable[str]] = ..., params: _Optional[_Iterable[_Union[Param, _Mapping]]] = ..., specs: _Optional[_Iterable[_Union[Spec, _Mapping]]] = ..., skus: _Optional[_Iterable[_Union[Sku, _Mapping]]] = ..., after_sales_policy: _Optional[str] = ..., status: _Optional[str] = ..., on_shelf: _Optional[bool] = ..., reject_reason: _Optional[str] = ..., price_fen: _Optional[int] = ..., market_price_fen: _Optional[int] = ..., sales: _Optional[int] = ..., rating: _Optional[_Union[Rating, _Mapping]] = ..., delivery: _Optional[_Union[Delivery, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
+    retired_skus: _containers.RepeatedCompositeFieldContainer[Sku]
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., subtitle: _Optional[str] = ..., category_id: _Optional[int] = ..., brand: _Optional[_Union[Brand, _Mapping]] = ..., description: _Optional[str] = ..., images: _Optional[_Iterable[str]] = ..., params: _Optional[_Iterable[_Union[Param, _Mapping]]] = ..., specs: _Optional[_Iterable[_Union[Spec, _Mapping]]] = ..., skus: _Optional[_Iterable[_Union[Sku, _Mapping]]] = ..., after_sales_policy: _Optional[str] = ..., status: _Optional[str] = ..., on_shelf: _Optional[bool] = ..., reject_reason: _Optional[str] = ..., price_fen: _Optional[int] = ..., market_price_fen: _Optional[int] = ..., sales: _Optional[int] = ..., rating: _Optional[_Union[Rating, _Mapping]] = ..., delivery: _Optional[_Union[Delivery, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., retired_skus: _Optional[_Iterable[_Union[Sku, _Mapping]]] = ...) -> None: ...
 
 class SkuInput(_message.Message):
     __slots__ = ("spec", "price_fen", "market_price_fen", "stock", "weight_g")

@@ -1,0 +1,116 @@
+"""A closed after-sales refund WeChat Pay pays after all, on the order service's databases: stored as paid
+(`paid_after_close_at`, migration 0016), its amounts reserved again all or nothing, its units no longer claimable."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from services.common.errors import Conflict
+from services.common.outbox import outbox
+from services.order import aftersales, db, refunds, service
+from services.order.aftersales import AfterSaleSettings, CaseRequest
+from services.order.db import SqlOrderUnitOfWork
+from services.order.domain import OrderLine
+from tests.fakes import FakeMembers, FakeRefundPayments
+from tests.integration.order.test_order_grpc import ALICE
+from tests.integration.order.test_refunds import paid
+
+pytestmark = pytest.mark.integration
+
+Uow = Callable[[], SqlOrderUnitOfWork]
+IMAGE = "/media/uploads/" + "c" * 32 + ".png"
+
+
+def shipped(uow: Uow, order_no: str, *lines: OrderLine) -> tuple[int, list[int]]:
+    order_id = paid(uow, order_no, *lines)
+    service.ship_order(uow(), order_id=order_id, carrier="SF", tracking_no=order_no, lines=None, actor="staff:7",
+                       now=datetime.now(UTC))
+    return order_id, [line.id or 0 for line in service.get_order(uow(), user_id=None, order_id=order_id).lines]
+
+
+def ask(uow: Uow, order_id: int, lines: dict[int, int]) -> aftersales.AfterSale:
+    return aftersales.open_case(uow(), AfterSaleSettings(), user_id=ALICE, now=datetime.now(UTC) + timedelta(hours=1),
+                                request=CaseRequest(order_id=order_id, type="refund_only", lines=lines, reason="坏了",
+                                                    images=(IMAGE,)))
+
+
+def decide(uow: Uow, payments: FakeRefundPayments, case: aftersales.AfterSale, *, approve: bool) -> aftersales.AfterSale:
+    return aftersales.decide(uow, aftersales.EngineRefunder(payments, FakeMembers()), case_id=case.id or 0,
+                             approve=approve, reason="ok" if approve else "no", actor="staff:8")
+
+
+def closed_case(uow: Uow, payments: FakeRefundPayments, order_id: int, lines: dict[int, int]) -> aftersales.AfterSale:
+    case = ask(uow, order_id, lines)
+    payments.status = "ABNORMAL"
+    case = decide(uow, payments, case, approve=True)
+    refunds.close_refund(uow(), payments, refund_no=case.refund_no, reason="卡已注销", actor="staff:1",
+                         now=datetime.now(UTC))
+    payments.status = "PROCESSING"
+    return aftersales.get_case(uow(), user_id=None, case_id=case.id or 0)
+
+
+def paid_after_all(uow: Uow, payments: FakeRefundPayments, refund_no: str) -> None:
+    payments.notice = replace(payments.asked[refund_no], status="SUCCESS")
+    for _ in range(2):
+        refunds.handle_refund_notify(uow(), payments, headers={"Wechatpay-Signature": "good"}, body=b"{}")
+
+
+def amounts(uow: Uow, order_id: int) -> tuple[int, list[tuple[int, int]]]:
+    order = service.get_order(uow(), user_id=None, order_id=order_id)
+    return order.refunded_fen, [(line.refunded_quantity, line.refunded_fen) for line in order.lines]
+
+
+def stored(uow: Uow, refund_no: str) -> tuple[str, bool]:
+    with uow() as tx:
+        status, at = tx.session.execute(select(db.refunds.c.status, db.refunds.c.paid_after_close_at)
+                                        .where(db.refunds.c.refund_no == refund_no)).one()
+    return status, at is not None
+
+
+def refunded_events(uow: Uow) -> int:
+    with uow() as tx:
+        return len(tx.session.execute(select(outbox.c.id).where(outbox.c.event_type == "order-refunded")).all())
+
+
+def test_its_units_count_as_refunded_again_and_a_case_opened_on_them_meanwhile_is_not_approved(uow: Uow) -> None:
+    payments = FakeRefundPayments()
+    order_id, [line] = shipped(uow, "PAC-1", OrderLine(101, 10, "茶", "", 1000, 3))
+    first = closed_case(uow, payments, order_id, {line: 2})
+    decide(uow, payments, first, approve=False)
+    second = ask(uow, order_id, {line: 2})
+
+    paid_after_all(uow, payments, first.refund_no)
+
+    assert (stored(uow, first.refund_no), amounts(uow, order_id), refunded_events(uow)) == (
+        ("CLOSED", True), (2000, [(2, 2000)]), 1)
+    with pytest.raises(Conflict) as refused:
+        decide(uow, payments, second, approve=True)
+    assert (refused.value.code, refused.value.details) == ("AFTER_SALE_QUANTITY_INVALID", {"line_id": line, "left": 1})
+    assert (aftersales.get_case(uow(), user_id=None, case_id=second.id or 0).status, list(payments.asked)) == (
+        "REQUESTED", [first.refund_no])
+
+
+def test_amounts_that_no_longer_fit_are_not_reserved_in_part(uow: Uow) -> None:
+    payments = FakeRefundPayments()
+    order_id, [tea, cup] = shipped(uow, "PAC-2", OrderLine(101, 10, "茶", "", 1000, 3),
+                                   OrderLine(102, 10, "杯", "", 1000, 1))
+    case = closed_case(uow, payments, order_id, {tea: 2})
+    payments.status = "SUCCESS"
+    again = aftersales.retry_refund(uow, aftersales.EngineRefunder(payments, FakeMembers()), case_id=case.id or 0,
+                                    actor="staff:8")
+    assert (again.status, amounts(uow, order_id)) == ("REFUNDED", (2000, [(2, 2000), (0, 0)]))
+
+    # the order's 4000 fen would take 2000 more, the tea line's 3 units not 2 more: nothing is reserved
+    paid_after_all(uow, payments, case.refund_no)
+
+    assert (stored(uow, case.refund_no), amounts(uow, order_id), refunded_events(uow)) == (
+        ("CLOSED", True), (2000, [(2, 2000), (0, 0)]), 1)
+    with pytest.raises(Conflict) as nothing_left:
+        ask(uow, order_id, {tea: 1})
+    assert nothing_left.value.details == {"line_id": tea, "left": 0}
+    assert ask(uow, order_id, {cup: 1}).refund_fen == 1000
