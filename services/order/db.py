@@ -248,7 +248,7 @@ refunds = Table(
     Column("settled_at", UTCDateTime, nullable=True),
     # Points spent on the refunded units, credited back with it (cancel-unshipped's; migration 0015).
     Column("points_returned", BigInteger, nullable=False, server_default="0"),
-    # When WeChat Pay reported this CLOSED refund paid after all (migration 0016): its units count as refunded again.
+    # When WeChat Pay reported this CLOSED refund paid after all (migration 0017): its units count as refunded again.
     Column("paid_after_close_at", UTCDateTime, nullable=True),
     Index("ix_refunds_status_created", "status", "created_at"),
     Index("ix_refunds_created", "created_at", "id"),  # staff's list: the ended ones newest first (migration 0013)

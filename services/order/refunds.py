@@ -509,7 +509,7 @@ def _paid_after_close(uow: OrderUnitOfWork, order: Order, refund: Refund, actor:
     - the order's history records it for finance, and `mall_refunds_paid_after_close_total` counts it for the
       RefundPaidAfterClose alert."""
     if refund.paid_after_close_at is not None or paid_after_close_note(refund) in (
-            step.reason for step in order.history):  # set, or recorded by a release before migration 0016
+            step.reason for step in order.history):  # set, or recorded by a release before migration 0017
         return
     refund.paid_after_close_at = now
     case_refund = refund.source.partition(":")[0] == AFTER_SALE

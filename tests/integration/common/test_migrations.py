@@ -391,10 +391,10 @@ def wait_until(condition: Callable[[], bool]) -> None:
 
 
 @pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
-def test_order_0016_marks_the_closed_refunds_wechat_pay_paid_after_all_from_their_orders_history(
+def test_order_0017_marks_the_closed_refunds_wechat_pay_paid_after_all_from_their_orders_history(
         empty_database: str, tmp_path: Path, backend: str) -> None:
     url = empty_database if backend == "postgresql" else f"sqlite:///{tmp_path}/order.db"
-    migrations.upgrade(url, migrations_dir("order"), "0015")
+    migrations.upgrade(url, migrations_dir("order"), "0016")
     engine = create_engine(url, poolclass=pool.NullPool)
     at, noted_at = "2026-12-01 08:00:00+00:00", "2026-12-02 09:30:00+00:00"
     columns = {"order_no": "O1", "user_id": 1, "status": "SHIPPED", "items_total_fen": 3000, "level_discount_fen": 0,

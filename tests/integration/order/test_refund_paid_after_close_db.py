@@ -1,5 +1,5 @@
 """A closed after-sales refund WeChat Pay pays after all, on the order service's databases: stored as paid
-(`paid_after_close_at`, migration 0016), its amounts reserved again all or nothing, its units no longer claimable."""
+(`paid_after_close_at`, migration 0017), its amounts reserved again all or nothing, its units no longer claimable."""
 
 from __future__ import annotations
 

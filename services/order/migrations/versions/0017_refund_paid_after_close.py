@@ -5,8 +5,8 @@ Backfill: a refund reported so before this revision has its order's history step
 "refund <no> was closed here but WeChat Pay paid it: ..."); it takes that step's time. Its amounts are not reserved
 again here (the code does that only when they fit, at the report): finance already had the step to check.
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-06
 """
 
@@ -15,8 +15,8 @@ from alembic import op
 
 from services.common.db import UTCDateTime
 
-revision = "0016"
-down_revision = "0015"
+revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
