@@ -38,6 +38,7 @@ from services.common.db import (
 )
 from services.common.uow import SqlUnitOfWork
 from services.member.domain import (
+    WALLET_ACCOUNTS,
     Coupon,
     CouponStatus,
     CouponTemplate,
@@ -295,6 +296,11 @@ def _skip_locked(session: Session, query: Any) -> Any:
     return skip_locked(session, query).execution_options(populate_existing=True)
 
 
+def _lock_rank(account: str) -> int:
+    """Where the account comes in the wallet's lock order (WALLET_ACCOUNTS); other accounts after, by id."""
+    return WALLET_ACCOUNTS.index(account) if account in WALLET_ACCOUNTS else len(WALLET_ACCOUNTS)
+
+
 class SqlMemberRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -323,9 +329,10 @@ class SqlLedgerRepository:
         except IntegrityError:  # posted before (or a moment ago, by a transaction that committed first)
             return False
         ids = self._account_ids({(leg.user_id, leg.account) for leg in posting.legs})
-        # One order for every transaction's row locks (users' accounts, then the platform's): no deadlocks,
-        # and the busy platform rows are held for the shortest time.
-        for leg in sorted(posting.legs, key=lambda leg: (leg.user_id == 0, ids[leg.user_id, leg.account])):
+        # One order for every transaction's row locks (users' accounts, the wallet's in its lock order, then the
+        # platform's): no deadlocks, and the busy platform rows are held for the shortest time.
+        for leg in sorted(posting.legs, key=lambda leg: (leg.user_id == 0, _lock_rank(leg.account),
+                                                         ids[leg.user_id, leg.account])):
             account_id = ids[leg.user_id, leg.account]
             balance = self.session.execute(
                 update(ledger_accounts)

@@ -840,6 +840,13 @@ def _post_once(uow: MemberUnitOfWork, build: Callable[[], Posting], amount: int,
 # ---------------------------------------------------------------- withdrawals
 
 
+def _lock_wallet(uow: MemberUnitOfWork, user_id: int) -> None:
+    """Lock the user's wallet accounts in the wallet's lock order (WALLET_ACCOUNTS: bonus, available, pending), for
+    a use case that posts to them more than once: its later postings then never take them in another order."""
+    for account in WALLET_ACCOUNTS:
+        uow.ledger.balance(user_id, account, lock=True)
+
+
 def request_withdrawal(uow: MemberUnitOfWork, *, user_id: int, amount_fen: int, idempotency_key: str,
                        now: datetime | None = None) -> Withdrawal:
     """Ask to withdraw `amount_fen`: it moves from available to pending at once, for finance to review, and
@@ -849,13 +856,15 @@ def request_withdrawal(uow: MemberUnitOfWork, *, user_id: int, amount_fen: int, 
     with uow:
         def create() -> bytes:
             uow.withdrawals.lock_user(user_id)
+            # What this reads (today's withdrawals, what each recharge has given them, the bonus) is read under the
+            # wallet's locks, which a withdrawal given back holds until it commits: never its draws as still standing.
+            _lock_wallet(uow, user_id)
             start_of_day = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
             withdrawal = Withdrawal.request(user_id=user_id, amount_fen=amount_fen, now=now,
                                             requested_today_fen=uow.withdrawals.requested_since(user_id, start_of_day))
             no = withdrawal.withdrawal_no
             draws = draw_principal(amount_fen, uow.withdrawals.recharge_lots(user_id))
-            from_bonus, deducted = withdrawal.forfeit_bonus(
-                draws, uow.ledger.balance(user_id, Account.BONUS, lock=True))  # no bonus spent meanwhile
+            from_bonus, deducted = withdrawal.forfeit_bonus(draws, uow.ledger.balance(user_id, Account.BONUS))
             uow.withdrawals.add(withdrawal)
             uow.withdrawals.add_draws(no, draws)
             post(uow, transfer(f"withdrawal-hold:{no}", "withdrawal_requested", no, amount=amount_fen,
@@ -880,6 +889,7 @@ def _give_back(uow: MemberUnitOfWork, withdrawal: Withdrawal, *, key: str, kind:
     """A withdrawal that pays nothing (rejected, or its transfer failed): the bonus it forfeited comes back, then
     its whole amount goes back to available; its draws on recharges stop counting with its status."""
     no, user_id = withdrawal.withdrawal_no, withdrawal.user_id
+    _lock_wallet(uow, user_id)  # the forfeit returned to pending (and bonus), then pending to available
     forfeit = uow.ledger.find(f"withdrawal-forfeit:{no}")
     if forfeit is not None:
         post(uow, Posting(f"withdrawal-forfeit-return:{no}", "bonus_forfeit_returned", no,
