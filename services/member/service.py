@@ -242,7 +242,9 @@ def lock_points(uow: MemberUnitOfWork, *, user_id: int, order_no: str, points: i
     """Hold `points` for the unpaid order `order_no` (again for the same order: the same hold)."""
     now = now or utcnow()
     validate_order_no(order_no)
-    if points <= 0 or points > points_cap(payable_fen):
+    if points <= 0:
+        raise InvalidInput("POINTS_INVALID", "points to hold must be positive", details={"points": "at least 1"})
+    if points > points_cap(payable_fen):
         raise DomainError("POINTS_OVER_LIMIT", "points may pay at most half of the order",
                           details={"max_points": points_cap(payable_fen)})
     with uow:
