@@ -123,6 +123,7 @@ points_holds = Table(
     Column("status", String(16), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("expired_points", BigInteger, nullable=False, default=0, server_default="0"),  # taken on release
+    Column("returned_points", BigInteger, nullable=False, default=0, server_default="0"),  # by refunds of units
     CheckConstraint("expired_points >= 0 AND expired_points <= points", name="ck_points_holds_expired_within_points"),
     Index("ix_points_holds_status_created", "status", "created_at"),  # the expiry sweep's
 )

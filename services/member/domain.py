@@ -322,6 +322,7 @@ class PointsHold:
     status: str
     created_at: datetime
     expired_points: int = 0   # of `points`, those past their term at an expiry run: taken when released
+    returned_points: int = 0  # of `points`, those refunds of the paid order's units gave back (credited or not)
 
 
 @dataclass

@@ -1338,9 +1338,13 @@ def apply_order_refunded(uow: MemberUnitOfWork, *, order_no: str, refund_no: str
 def _return_refunded_points(uow: MemberUnitOfWork, *, order_no: str, refund_no: str, points: int,
                             now: datetime) -> None:
     """Credit back `points` the order spent on refunded units, once per refund (`points-return:<refund_no>`), to the
-    shopper whose points hold the order used. The hold stays as it is: the rest of the order was kept, and a
-    whole-order cancellation (which returns the hold) cannot follow a partial one (the order is shipped by then);
-    a hold already returned whole, or none, is never credited again (logged)."""
+    shopper whose points hold the order used, but those an expiry run marked on the hold while it was held
+    (`expired_points`): taken at once, as a released hold's are, so they are never spendable. The order spent the
+    oldest points first, so what refunds give back is the newest (unexpired) part first: all of them together
+    credit at most `points` - `expired_points`, as a whole-order cancellation does (`returned_points` counts them).
+    The hold stays USED otherwise: the rest of the order was kept, and a whole-order cancellation (which returns the
+    hold) cannot follow a partial one (the order is shipped by then); a hold already returned whole, or none, is
+    never credited again (logged)."""
     if points <= 0:
         return
     hold = uow.points.hold(order_no, lock=True)
@@ -1348,9 +1352,13 @@ def _return_refunded_points(uow: MemberUnitOfWork, *, order_no: str, refund_no: 
         log.error("refund %s gives back %d points of order %s, whose points hold is %s: not credited", refund_no,
                   points, order_no, hold.status if hold is not None else "missing")
         return
-    _credit_points(uow, hold.user_id, points, key=f"points-return:{refund_no}", kind="points_returned",
-                   reference=refund_no, source=(PLATFORM, Account.POINTS_ISSUED), reason="points_returned", now=now,
-                   owed_reference=order_no)
+    unexpired = hold.points - hold.expired_points
+    returned = min(hold.returned_points + points, hold.points)
+    expired = points - (min(returned, unexpired) - min(hold.returned_points, unexpired))
+    if _credit_points(uow, hold.user_id, points, key=f"points-return:{refund_no}", kind="points_returned",
+                      reference=refund_no, source=(PLATFORM, Account.POINTS_ISSUED), reason="points_returned",
+                      now=now, owed_reference=order_no, expired_while_held=expired):
+        hold.returned_points = returned
 
 
 def _reverse_refund(uow: MemberUnitOfWork, credit: OrderCredit, *, refund_no: str, amount_fen: int,
