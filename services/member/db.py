@@ -38,6 +38,7 @@ from services.common.db import (
 )
 from services.common.uow import SqlUnitOfWork
 from services.member.domain import (
+    WALLET_ACCOUNTS,
     Coupon,
     CouponStatus,
     CouponTemplate,
@@ -122,6 +123,7 @@ points_holds = Table(
     Column("status", String(16), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("expired_points", BigInteger, nullable=False, default=0, server_default="0"),  # taken on release
+    Column("returned_points", BigInteger, nullable=False, default=0, server_default="0"),  # by refunds of units
     CheckConstraint("expired_points >= 0 AND expired_points <= points", name="ck_points_holds_expired_within_points"),
     Index("ix_points_holds_status_created", "status", "created_at"),  # the expiry sweep's
 )
@@ -295,6 +297,11 @@ def _skip_locked(session: Session, query: Any) -> Any:
     return skip_locked(session, query).execution_options(populate_existing=True)
 
 
+def _lock_rank(account: str) -> int:
+    """Where the account comes in the wallet's lock order (WALLET_ACCOUNTS); other accounts after, by id."""
+    return WALLET_ACCOUNTS.index(account) if account in WALLET_ACCOUNTS else len(WALLET_ACCOUNTS)
+
+
 class SqlMemberRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -323,9 +330,10 @@ class SqlLedgerRepository:
         except IntegrityError:  # posted before (or a moment ago, by a transaction that committed first)
             return False
         ids = self._account_ids({(leg.user_id, leg.account) for leg in posting.legs})
-        # One order for every transaction's row locks (users' accounts, then the platform's): no deadlocks,
-        # and the busy platform rows are held for the shortest time.
-        for leg in sorted(posting.legs, key=lambda leg: (leg.user_id == 0, ids[leg.user_id, leg.account])):
+        # One order for every transaction's row locks (users' accounts, the wallet's in its lock order, then the
+        # platform's): no deadlocks, and the busy platform rows are held for the shortest time.
+        for leg in sorted(posting.legs, key=lambda leg: (leg.user_id == 0, _lock_rank(leg.account),
+                                                         ids[leg.user_id, leg.account])):
             account_id = ids[leg.user_id, leg.account]
             balance = self.session.execute(
                 update(ledger_accounts)

@@ -168,7 +168,11 @@ class Account(enum.StrEnum):
 
 
 USER_ACCOUNTS = frozenset({Account.AVAILABLE, Account.PENDING, Account.BONUS, Account.POINTS, Account.POINTS_LOCKED})
-WALLET_ACCOUNTS = (Account.AVAILABLE, Account.PENDING, Account.BONUS)
+# The wallet's lock order: every transaction locks a shopper's wallet accounts in this order (bonus, available,
+# pending), whichever of them it touches, so two never wait for each other (paying, refunding, recharging,
+# withdrawing, giving a withdrawal back). SqlLedgerRepository.post locks a posting's legs in it; a use case that
+# posts more than once locks them all first (service._lock_wallet).
+WALLET_ACCOUNTS = (Account.BONUS, Account.AVAILABLE, Account.PENDING)
 POINTS_ACCOUNTS = (Account.POINTS, Account.POINTS_LOCKED)
 
 
@@ -318,6 +322,7 @@ class PointsHold:
     status: str
     created_at: datetime
     expired_points: int = 0   # of `points`, those past their term at an expiry run: taken when released
+    returned_points: int = 0  # of `points`, those refunds of the paid order's units gave back (credited or not)
 
 
 @dataclass

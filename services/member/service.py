@@ -242,7 +242,9 @@ def lock_points(uow: MemberUnitOfWork, *, user_id: int, order_no: str, points: i
     """Hold `points` for the unpaid order `order_no` (again for the same order: the same hold)."""
     now = now or utcnow()
     validate_order_no(order_no)
-    if points <= 0 or points > points_cap(payable_fen):
+    if points <= 0:
+        raise InvalidInput("POINTS_INVALID", "points to hold must be positive", details={"points": "at least 1"})
+    if points > points_cap(payable_fen):
         raise DomainError("POINTS_OVER_LIMIT", "points may pay at most half of the order",
                           details={"max_points": points_cap(payable_fen)})
     with uow:
@@ -840,6 +842,13 @@ def _post_once(uow: MemberUnitOfWork, build: Callable[[], Posting], amount: int,
 # ---------------------------------------------------------------- withdrawals
 
 
+def _lock_wallet(uow: MemberUnitOfWork, user_id: int) -> None:
+    """Lock the user's wallet accounts in the wallet's lock order (WALLET_ACCOUNTS: bonus, available, pending), for
+    a use case that posts to them more than once: its later postings then never take them in another order."""
+    for account in WALLET_ACCOUNTS:
+        uow.ledger.balance(user_id, account, lock=True)
+
+
 def request_withdrawal(uow: MemberUnitOfWork, *, user_id: int, amount_fen: int, idempotency_key: str,
                        now: datetime | None = None) -> Withdrawal:
     """Ask to withdraw `amount_fen`: it moves from available to pending at once, for finance to review, and
@@ -849,13 +858,15 @@ def request_withdrawal(uow: MemberUnitOfWork, *, user_id: int, amount_fen: int, 
     with uow:
         def create() -> bytes:
             uow.withdrawals.lock_user(user_id)
+            # What this reads (today's withdrawals, what each recharge has given them, the bonus) is read under the
+            # wallet's locks, which a withdrawal given back holds until it commits: never its draws as still standing.
+            _lock_wallet(uow, user_id)
             start_of_day = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
             withdrawal = Withdrawal.request(user_id=user_id, amount_fen=amount_fen, now=now,
                                             requested_today_fen=uow.withdrawals.requested_since(user_id, start_of_day))
             no = withdrawal.withdrawal_no
             draws = draw_principal(amount_fen, uow.withdrawals.recharge_lots(user_id))
-            from_bonus, deducted = withdrawal.forfeit_bonus(
-                draws, uow.ledger.balance(user_id, Account.BONUS, lock=True))  # no bonus spent meanwhile
+            from_bonus, deducted = withdrawal.forfeit_bonus(draws, uow.ledger.balance(user_id, Account.BONUS))
             uow.withdrawals.add(withdrawal)
             uow.withdrawals.add_draws(no, draws)
             post(uow, transfer(f"withdrawal-hold:{no}", "withdrawal_requested", no, amount=amount_fen,
@@ -880,6 +891,7 @@ def _give_back(uow: MemberUnitOfWork, withdrawal: Withdrawal, *, key: str, kind:
     """A withdrawal that pays nothing (rejected, or its transfer failed): the bonus it forfeited comes back, then
     its whole amount goes back to available; its draws on recharges stop counting with its status."""
     no, user_id = withdrawal.withdrawal_no, withdrawal.user_id
+    _lock_wallet(uow, user_id)  # the forfeit returned to pending (and bonus), then pending to available
     forfeit = uow.ledger.find(f"withdrawal-forfeit:{no}")
     if forfeit is not None:
         post(uow, Posting(f"withdrawal-forfeit-return:{no}", "bonus_forfeit_returned", no,
@@ -1326,9 +1338,13 @@ def apply_order_refunded(uow: MemberUnitOfWork, *, order_no: str, refund_no: str
 def _return_refunded_points(uow: MemberUnitOfWork, *, order_no: str, refund_no: str, points: int,
                             now: datetime) -> None:
     """Credit back `points` the order spent on refunded units, once per refund (`points-return:<refund_no>`), to the
-    shopper whose points hold the order used. The hold stays as it is: the rest of the order was kept, and a
-    whole-order cancellation (which returns the hold) cannot follow a partial one (the order is shipped by then);
-    a hold already returned whole, or none, is never credited again (logged)."""
+    shopper whose points hold the order used, but those an expiry run marked on the hold while it was held
+    (`expired_points`): taken at once, as a released hold's are, so they are never spendable. The order spent the
+    oldest points first, so what refunds give back is the newest (unexpired) part first: all of them together
+    credit at most `points` - `expired_points`, as a whole-order cancellation does (`returned_points` counts them).
+    The hold stays USED otherwise: the rest of the order was kept, and a whole-order cancellation (which returns the
+    hold) cannot follow a partial one (the order is shipped by then); a hold already returned whole, or none, is
+    never credited again (logged)."""
     if points <= 0:
         return
     hold = uow.points.hold(order_no, lock=True)
@@ -1336,9 +1352,13 @@ def _return_refunded_points(uow: MemberUnitOfWork, *, order_no: str, refund_no: 
         log.error("refund %s gives back %d points of order %s, whose points hold is %s: not credited", refund_no,
                   points, order_no, hold.status if hold is not None else "missing")
         return
-    _credit_points(uow, hold.user_id, points, key=f"points-return:{refund_no}", kind="points_returned",
-                   reference=refund_no, source=(PLATFORM, Account.POINTS_ISSUED), reason="points_returned", now=now,
-                   owed_reference=order_no)
+    unexpired = hold.points - hold.expired_points
+    returned = min(hold.returned_points + points, hold.points)
+    expired = points - (min(returned, unexpired) - min(hold.returned_points, unexpired))
+    if _credit_points(uow, hold.user_id, points, key=f"points-return:{refund_no}", kind="points_returned",
+                      reference=refund_no, source=(PLATFORM, Account.POINTS_ISSUED), reason="points_returned",
+                      now=now, owed_reference=order_no, expired_while_held=expired):
+        hold.returned_points = returned
 
 
 def _reverse_refund(uow: MemberUnitOfWork, credit: OrderCredit, *, refund_no: str, amount_fen: int,

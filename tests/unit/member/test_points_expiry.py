@@ -136,3 +136,33 @@ def test_an_order_cancelled_after_review_gives_back_its_points_but_not_those_exp
 
     assert (points(uow, ALICE), uow.points.owed(ALICE)) == (200, {})  # as if O3 had used no points: May's 200
     assert uow.ledger.check()[1] == []
+
+
+def units_refunded(uow: FakeMemberUnitOfWork, refund_no: str, points_returned: int, when: str) -> None:
+    """Units of O3 the shop could not supply are refunded (cancel-unshipped), giving back the points spent on them."""
+    with uow:
+        service.apply_order_refunded(uow, order_no="O3", refund_no=refund_no, amount_fen=0, now=at(when),
+                                     points_returned=points_returned)
+        uow.commit()
+
+
+@pytest.mark.parametrize(("held", "first"), [(400, 100), (300, 0)], ids=["march-and-may", "all-march"])
+def test_refunds_of_units_give_back_their_points_but_not_those_expired_while_held(  # type: ignore[no-untyped-def]
+        uow, held, first) -> None:
+    """O3 spent the oldest points first: what its refunds give back is the newest, May's (100 of the 400 held; none
+    of 300 March ones) and the March ones the April run marked on the hold are taken at once, never spendable until
+    the next run (which would find nothing more to take)."""
+    hold_over_the_april_run(uow, held)
+    pay_o3(uow)
+
+    units_refunded(uow, "RF1", 200, "2027-04-01 05:00:00")
+    after_first = points(uow, ALICE)
+    units_refunded(uow, "RF2", held - 200, "2027-04-01 05:10:00")  # the rest of the order's units
+    after_both = points(uow, ALICE)
+    next_run = service.expire_points(lambda: uow, now=at("2027-04-01 06:00:00"))
+
+    # as a whole-order cancellation leaves it in the end: May's 200
+    assert (after_first, after_both, next_run) == (500 - held + first, 200, 0)
+    assert [(p.payload.delta, p.payload.reason) for p in uow.published if p.event_type == "points-changed"
+            and p.payload.reference == "RF1"] == [(200, "points_returned"), (first - 200, "points_expired")]
+    assert uow.ledger.check()[1] == []

@@ -449,6 +449,19 @@ def test_points_pay_at_most_half_of_an_order(uow: FakeMemberUnitOfWork) -> None:
     assert (quote.usable_points, raised.value.code) == (0, "POINTS_OVER_LIMIT")
 
 
+@pytest.mark.parametrize("points", [0, -300])
+def test_holding_no_points_or_fewer_is_invalid_input_and_holds_nothing(uow: FakeMemberUnitOfWork, points: int) -> None:
+    service.award_points_for_order(uow, order_no="O0", user_id=ALICE, paid_fen=10_000, now=NOW)
+
+    with pytest.raises(DomainError) as raised:
+        service.lock_points(uow, user_id=ALICE, order_no="O1", points=points, payable_fen=10_000, now=NOW)
+
+    assert (raised.value.kind, raised.value.code, raised.value.details) == (
+        ErrorKind.INVALID, "POINTS_INVALID", {"points": "at least 1"})
+    assert (uow.ledger.balance(ALICE, Account.POINTS), uow.ledger.balance(ALICE, Account.POINTS_LOCKED),
+            uow.points.hold("O1")) == (100, 0, None)
+
+
 # recharges
 
 def test_a_recharge_is_credited_once_for_exactly_its_amount(uow: FakeMemberUnitOfWork) -> None:
