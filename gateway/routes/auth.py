@@ -29,7 +29,7 @@ class SmsCodeRequest(Body):
     phone: str = Phone
     purpose: SmsPurpose = Field(description="login (POST /auth/login/sms, which registers a new phone); signup, the "
                                             "same code as login; reset (POST /auth/password/reset); bind (POST "
-                                            "/me/wechat, POST /me/phone)")
+                                            "/me/wechat, POST /me/phone); unbind (DELETE /me/wechat)")
 
 
 class SmsCodeSent(Reply):

@@ -28,6 +28,12 @@ class NewWechat(WechatCode):
                                       "the access token alone does not add a way into my account")
 
 
+class WechatUnbinding(Body):
+    sms_code: str = Field(pattern=anchored(formats.SMS_CODE),
+                          description='a 6-digit code of purpose "unbind" sent to my phone (POST /auth/sms-codes): '
+                                      "the access token alone does not cut my WeChat login off")
+
+
 class WechatBinding(Reply):
     """Whether the account has a WeChat bound."""
 
@@ -53,8 +59,12 @@ def bind_wechat(body: NewWechat) -> WechatBinding:
 
 
 @bp.delete("/me/wechat")
-@operation(summary="Unbind my WeChat (not when it is my only way to log in)", tag="me",
-           responses={200: WechatBinding})
-def unbind_wechat() -> WechatBinding:
-    reply = service(UserServiceStub).UnbindWechat(user_pb2.UnbindWechatRequest())
+@operation(summary="Unbind my WeChat, confirmed by an SMS code to my phone (not when it is my only way to log in)",
+           tag="me", limits=(Limit("ip", 30, 60),), body=WechatUnbinding, responses={200: WechatBinding},
+           description="A JSON body with the SMS code. Then a login with that WeChat registers a new account. 404 "
+                       "WECHAT_NOT_BOUND when my account has no WeChat, 422 LAST_LOGIN_METHOD when it has no phone "
+                       "(bind one first, POST /me/phone), both before the SMS code is looked at; then the code is "
+                       "checked as SMS login checks it (400 SMS_CODE_INVALID, SMS_CODE_EXPIRED, SMS_CODE_LOCKED).")
+def unbind_wechat(body: WechatUnbinding) -> WechatBinding:
+    reply = service(UserServiceStub).UnbindWechat(user_pb2.UnbindWechatRequest(sms_code=body.sms_code))
     return WechatBinding(wechat_bound=reply.wechat_bound)

@@ -14,7 +14,7 @@ ORDER_NO = r"[0-9A-Za-z]{1,32}"       # an order number as searched by staff: ne
 BUSINESS_NO = r"[0-9A-Za-z_-]{1,64}"
 PHONE = r"1[3-9][0-9]{9}"            # mainland mobile number; ASCII digits only (\d would admit full-width ones)
 SMS_CODE = r"[0-9]{6}"
-SMS_PURPOSES = ("login", "reset", "bind", "signup")
+SMS_PURPOSES = ("login", "reset", "bind", "unbind", "signup")
 MAX_PAGE_VIEWS_PER_BATCH = 50        # POST /track: page views in one batch
 # POST /admin/reports: what an analytics export can be (the analytics figures, the raw events, and the order and
 # money ledgers built from them), and the media type of each file format.

@@ -79,7 +79,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
 
     def UnbindWechat(self, request: user_pb2.UnbindWechatRequest,
                      context: grpc.ServicerContext) -> user_pb2.WechatBinding:
-        service.unbind_wechat(self.uow(), user_id=require_caller().user_id)
+        service.unbind_wechat(self.uow(), self.issuer, user_id=require_caller().user_id, sms_code=request.sms_code)
         return user_pb2.WechatBinding(wechat_bound=False)
 
     def ListHistory(self, request: user_pb2.ListHistoryRequest,

@@ -383,12 +383,28 @@ def login_with_wechat(uow: UserUnitOfWork, wechat: WechatLogin, issuer: TokenIss
     """Log in with a wx.login code; the first login registers a shopper (no phone yet) and emits user-registered.
 
     WeChat is asked before the transaction opens: no database lock waits on its answer. The
-    session key it returns is not kept: nothing here decrypts WeChat user data.
+    session key it returns is not kept: nothing here decrypts WeChat user data. Two first logins of one WeChat at
+    once both log into the one account the first to commit registered.
     """
     now = now or utcnow()
     session = wechat.code2session(code)
+    try:
+        return _log_in_wechat(uow, issuer, appid=wechat.appid, session=session, now=now)
+    except Conflict as conflict:
+        if conflict.code != "WECHAT_BOUND_JUST_NOW":
+            raise
+    # A first login of the same WeChat (a double tap, two devices) registered it while this one did: this one's
+    # account was rolled back, and it logs into that one instead. Once: the WeChat's binding is now committed, and
+    # the code, spent at WeChat, cannot be asked about again.
+    return _log_in_wechat(uow, issuer, appid=wechat.appid, session=session, now=now)
+
+
+def _log_in_wechat(uow: UserUnitOfWork, issuer: TokenIssuer, *, appid: str, session: WechatSession,
+                   now: datetime) -> LoginResult:
+    """One try of login_with_wechat, in one transaction; Conflict WECHAT_BOUND_JUST_NOW when another transaction
+    bound the WeChat since it looked (nothing is then kept)."""
     with uow:
-        account = uow.wechat_accounts.by_openid(wechat.appid, session.openid)
+        account = uow.wechat_accounts.by_openid(appid, session.openid)
         # Locked: sessions start under the user's lock (see _end_sessions).
         user = uow.users.get(account.user_id, lock=True) if account is not None else None
         is_new_user = user is None
@@ -396,7 +412,7 @@ def login_with_wechat(uow: UserUnitOfWork, wechat: WechatLogin, issuer: TokenIss
             user = User.register_wechat(session.openid, now)
             uow.users.add(user)
             assert user.id is not None
-            uow.wechat_accounts.add(WechatAccount(user_id=user.id, appid=wechat.appid, openid=session.openid,
+            uow.wechat_accounts.add(WechatAccount(user_id=user.id, appid=appid, openid=session.openid,
                                                   unionid=session.unionid, bound_at=now))
             uow.publish(UserRegistered(user_id=user.id, channel="wechat", registered_at=timestamp(now)),
                         aggregate_id=str(user.id))
@@ -499,16 +515,29 @@ def bind_wechat(uow: UserUnitOfWork, wechat: WechatLogin, issuer: TokenIssuer, *
     return account
 
 
-def unbind_wechat(uow: UserUnitOfWork, *, user_id: int) -> None:
-    """Remove the user's WeChat binding, unless it is their only way to log in."""
+def unbind_wechat(uow: UserUnitOfWork, issuer: TokenIssuer, *, user_id: int, sms_code: str,
+                  now: datetime | None = None) -> None:
+    """Remove the user's WeChat binding, proven by an "unbind" SMS code sent to the account's phone, unless WeChat is
+    their only way to log in (LAST_LOGIN_METHOD).
+
+    An access token alone is not enough: a stolen one would otherwise cut the owner off their account's WeChat
+    login (their next one registers a new, empty account). Whether there is a binding to remove, and a phone to log
+    in with after, is looked at before the code: those refusals spend nothing. The code is redeemed with the
+    login's rules (single use, five tries, five minutes).
+    """
+    now = now or utcnow()
+    _check_code_format(sms_code, "sms_code")
     with uow:
-        user = _existing_user(uow, user_id)
+        user = _existing_user(uow, user_id, lock=True)  # the user's lock before the code's, as bind_wechat takes them
         account = uow.wechat_accounts.of_user(user_id)
         if account is None:
             raise NotFound("WECHAT_NOT_BOUND", "this account has no WeChat bound")
         WechatAccount.check_can_unbind(user)
+        assert user.phone is not None  # check_can_unbind: the phone is the way in that stays
+        _redeem_code(uow, issuer, phone=user.phone, purpose="unbind", code=sms_code, now=now)
         uow.wechat_accounts.remove(account)
         uow.commit()
+    log.info("user %s unbound their WeChat", user_id)
 
 
 def bind_phone(uow: UserUnitOfWork, issuer: TokenIssuer, wechat: WechatLogin, *, user_id: int, phone: str,
@@ -531,6 +560,9 @@ def bind_phone(uow: UserUnitOfWork, issuer: TokenIssuer, wechat: WechatLogin, *,
     _check_code_format(code)
     session = wechat.code2session(wechat_code) if wechat_code else None
     with uow:
+        # The user's lock before the code's, as bind_wechat, change_password and reset_password take them: this and
+        # bind_wechat redeeming the account's phone's code at once would otherwise wait on each other (a deadlock).
+        user = _existing_user(uow, user_id, lock=True)
         account = uow.wechat_accounts.of_user(user_id)
         if account is not None and session is None:
             raise InvalidInput("WECHAT_CODE_REQUIRED", "confirm with a wx.login code of this account's WeChat",
@@ -539,7 +571,6 @@ def bind_phone(uow: UserUnitOfWork, issuer: TokenIssuer, wechat: WechatLogin, *,
                                                                                                  session.openid):
             raise Forbidden("WECHAT_MISMATCH", "the wx.login code is of another WeChat than this account's")
         _redeem_code(uow, issuer, phone=phone, purpose="bind", code=code, now=now)
-        user = _existing_user(uow, user_id, lock=True)
         before = user.phone
         holder = uow.users.by_phone(phone)
         try:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import NamedTuple
+import re
+from typing import NamedTuple, TypeGuard
 
 import requests
 
@@ -19,6 +20,12 @@ CODE_USED = 40163
 MINUTE_QUOTA_REACHED = 45011
 HIGH_RISK_USER = 40226
 SYSTEM_BUSY = -1
+
+
+def _is_wechat_id(value: object) -> TypeGuard[str]:
+    """An openid or unionid as WeChat issues them (28 characters of [A-Za-z0-9_-] today), one that fits where it is
+    kept: 1-64 visible ASCII characters."""
+    return isinstance(value, str) and re.fullmatch(r"[!-~]{1,64}", value) is not None
 
 
 class WechatSession(NamedTuple):
@@ -64,11 +71,16 @@ class WechatAuth:
             log.warning("WeChat code2session: answer is not a JSON object (HTTP %s)", response.status_code)
             raise wechat_unavailable()
         errcode = answer.get("errcode", 0)
-        if errcode == 0 and isinstance(answer.get("openid"), str) and isinstance(answer.get("session_key"), str):
-            unionid = answer.get("unionid")
-            return WechatSession(answer["openid"], unionid if isinstance(unionid, str) else None,
-                                 answer["session_key"])
-        raise self._error(errcode, answer.get("errmsg"))
+        if errcode != 0:
+            raise self._error(errcode, answer.get("errmsg"))
+        openid, unionid, session_key = answer.get("openid"), answer.get("unionid"), answer.get("session_key")
+        if not (_is_wechat_id(openid) and isinstance(session_key, str) and session_key):
+            # Success without whom it is for: an account must never be found, or registered, under an empty or
+            # mangled openid (every such login would share it). WeChat's fault, not the user's code.
+            log.error("WeChat code2session answered success without a usable openid and session key (HTTP %s)",
+                      response.status_code)
+            raise wechat_unavailable()
+        return WechatSession(openid, unionid if _is_wechat_id(unionid) else None, session_key)
 
     def _error(self, errcode: object, errmsg: object) -> DomainError:
         if errcode in (CODE_INVALID, CODE_USED):

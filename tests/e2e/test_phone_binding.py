@@ -44,8 +44,10 @@ def test_a_wechat_first_shopper_binds_a_phone_then_logs_in_and_resets_the_passwo
         "phone": phone, "code": sms_code(platform, phone, "reset"), "new_password": "bound-phone-9"})
     by_password = requests.post(f"{platform.api}/auth/login/password", json={"phone": phone, "password": "bound-phone-9"},
                                 timeout=TIMEOUT)
-    ended = requests.delete(f"{platform.api}/me/wechat", headers=headers, timeout=TIMEOUT)  # the reset ended it
+    ended = requests.delete(f"{platform.api}/me/wechat", headers=headers, json={"sms_code": "123456"},
+                            timeout=TIMEOUT)  # the reset ended it
     unbound = requests.delete(f"{platform.api}/me/wechat", timeout=TIMEOUT,
+                              json={"sms_code": sms_code(platform, phone, "unbind")},
                               headers={"Authorization": f"Bearer {by_password.json()['access_token']}"})
 
     masked = f"{phone[:3]}****{phone[-4:]}"

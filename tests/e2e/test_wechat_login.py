@@ -48,12 +48,14 @@ def test_wechat_down_is_a_503(platform: Platform) -> None:
 def test_a_wechat_only_account_cannot_unbind_its_last_login_method(platform: Platform) -> None:
     token = wechat_login(platform, "o-e2e-wechat-4").json()["access_token"]
 
-    response = requests.delete(f"{platform.api}/me/wechat", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    response = requests.delete(f"{platform.api}/me/wechat", headers={"Authorization": f"Bearer {token}"},
+                               json={"sms_code": "123456"}, timeout=10)
 
     assert (response.status_code, response.json()["error"]["code"]) == (422, "LAST_LOGIN_METHOD")
 
 
-def test_an_sms_shopper_binds_a_wechat_then_logs_in_with_it_and_unbinds_it(platform: Platform) -> None:
+def test_an_sms_shopper_binds_a_wechat_then_logs_in_with_it_and_unbinds_it_with_an_unbind_code(
+        platform: Platform) -> None:
     phone = "13600001234"
     sent = requests.post(f"{platform.api}/auth/sms-codes", json={"phone": phone, "purpose": "login"}, timeout=10)
     session = requests.post(f"{platform.api}/auth/login/sms", json={"phone": phone, "code": sent.json()["dev_code"]},
@@ -69,9 +71,21 @@ def test_an_sms_shopper_binds_a_wechat_then_logs_in_with_it_and_unbinds_it(platf
     bound = requests.post(f"{platform.api}/me/wechat", headers=headers, timeout=10,
                           json={"code": simulator.wechat_login_code("o-e2e-wechat-5"), "sms_code": bind_code})
     by_wechat = wechat_login(platform, "o-e2e-wechat-5")
-    unbound = requests.delete(f"{platform.api}/me/wechat", headers=headers, timeout=10)
+    bodiless = requests.delete(f"{platform.api}/me/wechat", headers=headers, timeout=10)  # a stolen token alone
+    with_bind_code = requests.delete(f"{platform.api}/me/wechat", headers=headers, json={"sms_code": bind_code},
+                                     timeout=10)
+    still = wechat_login(platform, "o-e2e-wechat-5")
+    unbind_code = requests.post(f"{platform.api}/auth/sms-codes", json={"phone": phone, "purpose": "unbind"},
+                                timeout=10).json()["dev_code"]
+    unbound = requests.delete(f"{platform.api}/me/wechat", headers=headers, json={"sms_code": unbind_code},
+                              timeout=10)
+    anew = wechat_login(platform, "o-e2e-wechat-5")
 
     assert (guessed.status_code, guessed.json()["error"]["code"]) == (400, "SMS_CODE_INVALID")
     assert (bound.status_code, bound.json()) == (200, {"wechat_bound": True})
     assert (by_wechat.json()["is_new_user"], by_wechat.json()["user"]["id"]) == (False, session["user"]["id"])
+    assert (bodiless.status_code, with_bind_code.status_code, with_bind_code.json()["error"]["code"]) == (
+        415, 400, "SMS_CODE_INVALID")
+    assert (still.json()["is_new_user"], still.json()["user"]["id"]) == (False, session["user"]["id"])
     assert (unbound.status_code, unbound.json()) == (200, {"wechat_bound": False})
+    assert anew.json()["is_new_user"] is True and anew.json()["user"]["id"] != session["user"]["id"]

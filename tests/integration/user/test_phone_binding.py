@@ -8,16 +8,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine, event, func, insert, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from services.common.errors import DomainError
 from services.user import service
 from services.user.db import SqlUserUnitOfWork, sms_codes, user_lookups, user_phone_changes, users
+from services.user.db import wechat_accounts as wechat_accounts_table
 from services.user.domain import User, UserSearch
 from services.user.sms import ConsoleSms
 from services.user.tokens import TokenIssuer
 from tests.fakes import FakeWechat
 from tests.fixtures.postgres import wait_until_blocked
+from tests.integration.user.paused import PausedAfter
 
 pytestmark = pytest.mark.integration
 
@@ -134,6 +136,47 @@ def test_a_registration_of_the_phone_committed_mid_binding_wins_through_the_uniq
     [registered] = [user_id for (user_id,) in rows(pg_engine, select(users.c.id).where(users.c.nickname == "用户5678"))]
     assert (results, holders(pg_engine), rows(pg_engine, select(user_phone_changes.c.id))) == (
         ["PHONE_BOUND_ELSEWHERE"], [registered], [])
+
+
+def test_binding_a_wechat_and_the_phone_the_account_has_at_once_take_the_users_lock_first_and_never_deadlock(
+        pg_engine: Engine, pg_uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer) -> None:
+    """Both redeem the account's phone's "bind" code. The WeChat binding holds the user's lock when the phone binding
+    (a retry of one that bound it) comes: taking the code's lock first, it would wait for the user's while the
+    WeChat binding waits for the code's."""
+    with pg_uow() as tx:
+        user = User.register(PHONE, T0)
+        tx.users.add(user)
+        tx.commit()
+    bind_code = code(pg_uow, issuer)
+    wechat = FakeWechat()
+    binding_wechat = PausedAfter(pg_engine, "users", "get")  # the user's lock held
+    outcomes: dict[str, str] = {}
+
+    def run(name: str, call: Callable[[], object]) -> None:
+        try:
+            outcomes[name] = outcome(call)
+        except DBAPIError as exc:  # the database's refusal, e.g. psycopg's DeadlockDetected
+            outcomes[name] = type(exc.orig).__name__
+
+    first = threading.Thread(target=run, args=("wechat", lambda: service.bind_wechat(
+        binding_wechat, wechat, issuer, user_id=user.id or 0, code=wechat.code_for("o-bound"), sms_code=bind_code,
+        now=T0 + timedelta(seconds=10))))
+    second = threading.Thread(target=run, args=("phone", lambda: service.bind_phone(
+        pg_uow(), issuer, FakeWechat(), user_id=user.id or 0, phone=PHONE, code=bind_code, wechat_code=None,
+        now=T0 + timedelta(seconds=10))))
+    first.start()
+    assert binding_wechat.paused.wait(30), "the WeChat binding never locked the user"
+    second.start()
+    wait_until_blocked(pg_engine, second)
+    binding_wechat.go.set()
+    first.join()
+    second.join()
+
+    # The phone binding, let in once the WeChat one committed, finds the account has a WeChat: it must prove it.
+    assert outcomes == {"wechat": "ok", "phone": "WECHAT_CODE_REQUIRED"}
+    assert rows(pg_engine, select(wechat_accounts_table.c.user_id, wechat_accounts_table.c.openid)) == [
+        (user.id, "o-bound")]
+    assert rows(pg_engine, select(sms_codes.c.attempts, sms_codes.c.consumed_at.is_not(None))) == [(1, True)]
 
 
 def test_the_database_itself_refuses_a_phone_on_two_accounts(

@@ -10,10 +10,13 @@ from sqlalchemy import Engine, func, select
 from services.common.errors import DomainError, InvalidInput
 from services.common.outbox import outbox
 from services.user import service
-from services.user.db import users, wechat_accounts
+from services.user.db import SqlUserUnitOfWork, refresh_tokens, users, wechat_accounts
+from services.user.domain import LoginResult
 from services.user.tokens import TokenIssuer
 from services.user.wechat import WechatAuth
+from tests.fixtures.postgres import wait_until_blocked
 from tests.fixtures.simulator import RunningSimulator
+from tests.integration.user.paused import PausedAfter
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +64,7 @@ def test_wechat_busy_is_unavailable_and_changes_nothing(pg_uow, wechat: WechatAu
     assert (refused.value.code, scalar(pg_engine, select(func.count()).select_from(users))) == ("WECHAT_UNAVAILABLE", 0)
 
 
-def test_concurrent_first_logins_of_one_wechat_make_exactly_one_account(pg_uow, wechat: WechatAuth,  # type: ignore[no-untyped-def]
+def test_concurrent_first_logins_of_one_wechat_all_log_into_exactly_one_account(pg_uow, wechat: WechatAuth,  # type: ignore[no-untyped-def]
                                                                          issuer: TokenIssuer,
                                                                          simulator: RunningSimulator,
                                                                          pg_engine: Engine) -> None:
@@ -83,9 +86,42 @@ def test_concurrent_first_logins_of_one_wechat_make_exactly_one_account(pg_uow, 
     for thread in threads:
         thread.join()
 
-    logged_in = {outcome for outcome in outcomes if outcome.startswith("ok:")}
-    assert len(logged_in) == 1, outcomes  # whoever got in, got into the one account
-    assert set(outcomes) - logged_in <= {"WECHAT_BOUND_JUST_NOW"}
+    assert len(outcomes) == len(codes) and len(set(outcomes)) == 1 and outcomes[0].startswith("ok:"), outcomes
     assert (scalar(pg_engine, select(func.count()).select_from(users)),
             scalar(pg_engine, select(func.count()).select_from(wechat_accounts)),
             scalar(pg_engine, select(func.count()).select_from(outbox))) == (1, 1, 1)
+
+
+def test_a_first_login_that_loses_the_race_to_register_logs_into_the_winners_account(
+        pg_uow, wechat: WechatAuth, issuer: TokenIssuer, simulator: RunningSimulator,  # type: ignore[no-untyped-def]
+        pg_engine: Engine) -> None:
+    """The winner has stored the WeChat's binding, not yet committed; the loser, which found no binding either,
+    registers its own account and waits on the binding's unique index; the winner commits."""
+    winner_uow = PausedAfter(pg_engine, "wechat_accounts", "add")
+    winner_code, loser_code = (simulator.client.wechat_login_code("o-double-tap") for _ in range(2))
+    results: dict[str, LoginResult | str] = {}
+
+    def log_in(name: str, uow: SqlUserUnitOfWork, code: str) -> None:
+        try:
+            results[name] = service.login_with_wechat(uow, wechat, issuer, code=code)
+        except DomainError as exc:
+            results[name] = exc.code
+
+    winner = threading.Thread(target=log_in, args=("winner", winner_uow, winner_code))
+    loser = threading.Thread(target=log_in, args=("loser", pg_uow(), loser_code))
+    winner.start()
+    assert winner_uow.paused.wait(30), "the winner never stored its binding"
+    loser.start()
+    wait_until_blocked(pg_engine, loser)
+    winner_uow.go.set()
+    winner.join()
+    loser.join()
+
+    first, second = results["winner"], results["loser"]
+    assert isinstance(first, LoginResult) and isinstance(second, LoginResult), results
+    assert (first.is_new_user, second.is_new_user, second.user.id) == (True, False, first.user.id)
+    assert (scalar(pg_engine, select(func.count()).select_from(users)),
+            scalar(pg_engine, select(func.count()).select_from(wechat_accounts)),
+            scalar(pg_engine, select(func.count()).select_from(outbox)),
+            scalar(pg_engine, select(func.count()).select_from(refresh_tokens).where(
+                refresh_tokens.c.user_id == first.user.id))) == (1, 1, 1, 2)

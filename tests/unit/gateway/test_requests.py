@@ -78,7 +78,7 @@ def test_every_bad_field_is_reported(client: FlaskClient) -> None:
     response = client.post(SMS_CODES, json={"phone": 13800138000, "purpose": ["login"]})
 
     assert (response.status_code, response.get_json()["error"]["details"]) == (
-        400, {"phone": "Input should be a valid string", "purpose": "Input should be 'login', 'reset', 'bind' or 'signup'"})
+        400, {"phone": "Input should be a valid string", "purpose": "Input should be 'login', 'reset', 'bind', 'unbind' or 'signup'"})
 
 
 def test_body_values_are_not_coerced(client: FlaskClient, clients) -> None:
@@ -164,7 +164,7 @@ def test_sms_purpose_must_be_one_of_the_documented_ones(client: FlaskClient, cli
     response = client.post(SMS_CODES, json={"phone": "13800138000", "purpose": "payment"})
 
     assert (response.status_code, response.get_json()["error"]["details"], clients.user.SendSmsCode.calls) == (
-        400, {"purpose": "Input should be 'login', 'reset', 'bind' or 'signup'"}, [])
+        400, {"purpose": "Input should be 'login', 'reset', 'bind', 'unbind' or 'signup'"}, [])
 
 
 def test_unknown_query_parameter_is_refused(client: FlaskClient, bearer) -> None:

@@ -53,10 +53,22 @@ def test_binding_without_both_codes_is_400_and_nothing_is_asked(client: FlaskCli
     assert (response.status_code, clients.user.BindWechat.calls) == (400, [])
 
 
-def test_unbinding_answers_the_new_state(client: FlaskClient, clients, bearer) -> None:  # type: ignore[no-untyped-def]
+def test_unbinding_passes_the_callers_token_and_the_sms_code(client: FlaskClient, clients, bearer) -> None:  # type: ignore[no-untyped-def]
     clients.user.UnbindWechat.reply = user_pb2.WechatBinding(wechat_bound=False)
+    headers = bearer(user_id=42)
 
-    response = client.delete("/api/v1/me/wechat", headers=bearer())
+    response = client.delete("/api/v1/me/wechat", json={"sms_code": "123456"}, headers=headers)
 
-    assert (response.status_code, response.get_json(), len(clients.user.UnbindWechat.calls)) == (
-        200, {"wechat_bound": False}, 1)
+    call = clients.user.UnbindWechat.calls[0]
+    assert (response.status_code, response.get_json(), call.message, call.metadata["authorization"]) == (
+        200, {"wechat_bound": False}, user_pb2.UnbindWechatRequest(sms_code="123456"), headers["Authorization"])
+
+
+@pytest.mark.parametrize(("body", "status"), [(None, 415), ({}, 400), ({"sms_code": "12345"}, 400),
+                                              ({"sms_code": 123456}, 400)],
+                         ids=["no-body", "no-sms-code", "short-sms-code", "number"])
+def test_unbinding_without_an_sms_code_is_refused_and_nothing_is_asked(client: FlaskClient, clients, bearer,  # type: ignore[no-untyped-def]
+                                                                       body: dict | None, status: int) -> None:
+    response = client.delete("/api/v1/me/wechat", json=body, headers=bearer())
+
+    assert (response.status_code, clients.user.UnbindWechat.calls) == (status, [])

@@ -137,7 +137,7 @@ def test_binding_the_phone_the_account_has_changes_nothing(uow: FakeUserUnitOfWo
     assert (again.user.phone, len(uow.phone_changes.records)) == (PHONE, 1)
 
 
-@pytest.mark.parametrize("purpose", ["login", "reset", "signup"])
+@pytest.mark.parametrize("purpose", ["login", "reset", "unbind", "signup"])
 def test_a_code_of_another_purpose_does_not_bind(uow: FakeUserUnitOfWork, issuer: TokenIssuer, wechat_user: int,
                                                  purpose: str) -> None:
     code = code_for(uow, issuer, purpose)
@@ -229,7 +229,8 @@ def test_once_a_phone_is_bound_the_wechat_can_be_unbound(uow: FakeUserUnitOfWork
     user_id = service.login_with_wechat(uow, wechat, issuer, code=wechat.code_for("o-first"), now=T0).user.id
     assert user_id is not None
     bind(uow, issuer, user_id, code_for(uow, issuer))
+    code = code_for(uow, issuer, "unbind")
 
-    service.unbind_wechat(uow, user_id=user_id)
+    service.unbind_wechat(uow, issuer, user_id=user_id, sms_code=code, now=T0 + timedelta(minutes=1))
 
     assert uow.wechat_accounts.accounts == []

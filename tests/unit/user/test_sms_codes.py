@@ -43,7 +43,7 @@ def test_new_code_lives_five_minutes_and_is_untried() -> None:
             code.consumed_at) == (PHONE, "login", RIGHT, T0, T0 + timedelta(minutes=5), 0, None)
 
 
-@pytest.mark.parametrize("purpose", ["login", "reset", "bind", "signup"])
+@pytest.mark.parametrize("purpose", ["login", "reset", "bind", "unbind", "signup"])
 def test_each_known_purpose_can_be_issued(purpose: str) -> None:
     assert issue(purpose=purpose).purpose == purpose
 
@@ -53,7 +53,7 @@ def test_unknown_purpose_is_refused() -> None:
         issue(purpose="payment")
 
     assert (raised.value.code, raised.value.message, raised.value.details) == (
-        "SMS_PURPOSE_INVALID", "purpose must be one of login, reset, bind, signup", {"purpose": "invalid"})
+        "SMS_PURPOSE_INVALID", "purpose must be one of login, reset, bind, unbind, signup", {"purpose": "invalid"})
 
 
 def test_asking_again_within_a_minute_is_refused_with_the_seconds_left() -> None:

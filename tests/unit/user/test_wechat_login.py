@@ -7,11 +7,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from mall.events.v1.user_events_pb2 import UserRegistered
 
-from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
+from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.events import timestamp
 from services.user import service
+from services.user.config import WechatSettings
 from services.user.domain import User
 from services.user.tokens import TokenIssuer
+from services.user.wechat import WechatAuth
 from tests.fakes import FakeUserUnitOfWork, FakeWechat, SilentSms
 
 T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
@@ -144,28 +146,103 @@ def test_an_account_with_a_wechat_must_unbind_it_before_binding_another(
     assert uow.sms_codes.latest(PHONE, "bind").consumed_at == T0 + timedelta(minutes=1)  # a conflict spends it
 
 
-def test_a_phone_account_can_unbind_its_wechat(uow: FakeUserUnitOfWork, wechat: FakeWechat,
-                                               issuer: TokenIssuer) -> None:
+def unbind_code(uow: FakeUserUnitOfWork, issuer: TokenIssuer, now: datetime = T0) -> str:
+    """An "unbind" SMS code sent to the phone account's phone."""
+    return service.send_sms_code(uow, SilentSms(), issuer, phone=PHONE, purpose="unbind", now=now).dev_code
+
+
+def test_a_phone_account_unbinds_its_wechat_with_an_unbind_code_sent_to_its_phone(
+        uow: FakeUserUnitOfWork, wechat: FakeWechat, issuer: TokenIssuer) -> None:
     user_id = phone_user(uow)
     bind(uow, wechat, issuer, user_id, "o-bob")
+    code = unbind_code(uow, issuer, T0 + timedelta(seconds=10))
 
-    service.unbind_wechat(uow, user_id=user_id)
+    service.unbind_wechat(uow, issuer, user_id=user_id, sms_code=code, now=T0 + timedelta(seconds=20))
 
-    assert uow.wechat_accounts.accounts == []
+    assert (uow.wechat_accounts.accounts, uow.sms_codes.latest(PHONE, "unbind").consumed_at) == (
+        [], T0 + timedelta(seconds=20))
 
 
-def test_the_last_login_method_cannot_be_removed(uow: FakeUserUnitOfWork, wechat: FakeWechat,
-                                                 issuer: TokenIssuer) -> None:
+@pytest.mark.parametrize("purpose", ["login", "reset", "bind", "signup"])
+def test_a_stolen_access_token_alone_unbinds_no_wechat(uow: FakeUserUnitOfWork, wechat: FakeWechat,
+                                                        issuer: TokenIssuer, purpose: str) -> None:
+    """The thief has the token, not the account's phone: without its "unbind" code the owner's WeChat stays bound
+    (else the owner's next WeChat login would register a new, empty account). A code sent for anything else, such as
+    a "bind" code the owner used moments ago, does not do either."""
+    user_id = phone_user(uow)
+    bind(uow, wechat, issuer, user_id, "o-bob")
+    code = unbind_code(uow, issuer, T0 + timedelta(seconds=10))
+    other = service.send_sms_code(uow, SilentSms(), issuer, phone=PHONE, purpose=purpose,
+                                  now=T0 + timedelta(minutes=2)).dev_code
+    guesses = [f"{(int(code) + 1) % 10**6:06d}", "12345", ""] + ([other] if other != code else [])
+
+    for guess in guesses:
+        with pytest.raises(InvalidInput) as refused:
+            service.unbind_wechat(uow, issuer, user_id=user_id, sms_code=guess, now=T0 + timedelta(minutes=2))
+        assert refused.value.code == "SMS_CODE_INVALID"
+
+    assert ([(a.user_id, a.openid) for a in uow.wechat_accounts.accounts],
+            uow.sms_codes.latest(PHONE, "unbind").attempts) == ([(user_id, "o-bob")], len(guesses) - 2)
+
+
+def test_the_last_login_method_cannot_be_removed_and_no_code_is_asked_for(
+        uow: FakeUserUnitOfWork, wechat: FakeWechat, issuer: TokenIssuer) -> None:
     user_id = login(uow, wechat, issuer).user.id
+    assert user_id is not None
 
     with pytest.raises(DomainError) as refused:
-        service.unbind_wechat(uow, user_id=user_id)
+        service.unbind_wechat(uow, issuer, user_id=user_id, sms_code="123456", now=T0)
 
     assert (refused.value.code, len(uow.wechat_accounts.accounts)) == ("LAST_LOGIN_METHOD", 1)
 
 
-def test_unbinding_without_a_wechat_is_not_found(uow: FakeUserUnitOfWork) -> None:
-    with pytest.raises(NotFound) as refused:
-        service.unbind_wechat(uow, user_id=phone_user(uow))
+def test_unbinding_without_a_wechat_is_not_found_and_spends_no_code(uow: FakeUserUnitOfWork,
+                                                                     issuer: TokenIssuer) -> None:
+    user_id = phone_user(uow)
+    code = unbind_code(uow, issuer)
 
-    assert refused.value.code == "WECHAT_NOT_BOUND"
+    with pytest.raises(NotFound) as refused:
+        service.unbind_wechat(uow, issuer, user_id=user_id, sms_code=code, now=T0)
+
+    assert (refused.value.code, uow.sms_codes.latest(PHONE, "unbind").attempts) == ("WECHAT_NOT_BOUND", 0)
+
+
+class WechatApi:
+    """A fake requests.Session for WechatAuth: jscode2session answers `answer`."""
+
+    def __init__(self, answer: dict[str, object]) -> None:
+        self.answer = answer
+
+    def get(self, url: str, *, params: dict[str, str], timeout: float) -> object:
+        return type("Answer", (), {"status_code": 200, "json": lambda _self: self.answer})()
+
+
+@pytest.mark.parametrize("answer", [{"openid": "", "session_key": "c2Vzc2lvbi1rZXk="},
+                                    {"session_key": "c2Vzc2lvbi1rZXk="},
+                                    {"errcode": 0, "openid": " ", "session_key": "c2Vzc2lvbi1rZXk="},
+                                    {"openid": "o" * 65, "session_key": "c2Vzc2lvbi1rZXk="},
+                                    {"openid": "o-alice", "session_key": ""}],
+                         ids=["empty-openid", "no-openid", "blank-openid", "too-long-openid", "no-session-key"])
+def test_a_code2session_success_without_an_openid_is_unavailable_and_registers_nothing(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer, answer: dict[str, object]) -> None:
+    wechat = WechatAuth(WechatSettings(api_base="https://api.weixin.qq.com", appid="wx0000000000000001",
+                                       app_secret="secret", timeout_seconds=5),
+                        session=WechatApi(answer))  # type: ignore[arg-type]
+
+    with pytest.raises(DomainError) as refused:
+        service.login_with_wechat(uow, wechat, issuer, code="wx-code-1", now=T0)
+
+    assert (refused.value.code, refused.value.kind) == ("WECHAT_UNAVAILABLE", ErrorKind.UNAVAILABLE)
+    assert (uow.users.users, uow.wechat_accounts.accounts, uow.published, uow.commits) == ([], [], [], 0)
+
+
+def test_a_code2session_answer_with_an_openid_logs_in(uow: FakeUserUnitOfWork, issuer: TokenIssuer) -> None:
+    wechat = WechatAuth(WechatSettings(api_base="https://api.weixin.qq.com", appid="wx0000000000000001",
+                                       app_secret="secret", timeout_seconds=5),
+                        session=WechatApi({"openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o", "unionid": "",
+                                           "session_key": "c2Vzc2lvbi1rZXk="}))  # type: ignore[arg-type]
+
+    result = service.login_with_wechat(uow, wechat, issuer, code="wx-code-1", now=T0)
+
+    assert (result.is_new_user, [(a.openid, a.unionid) for a in uow.wechat_accounts.accounts]) == (
+        True, [("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o", None)])

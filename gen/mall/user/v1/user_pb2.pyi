@@ -88,8 +88,10 @@ class BindWechatRequest(_message.Message):
     def __init__(self, code: _Optional[str] = ..., sms_code: _Optional[str] = ...) -> None: ...
 
 class UnbindWechatRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("sms_code",)
+    SMS_CODE_FIELD_NUMBER: _ClassVar[int]
+    sms_code: str
+    def __init__(self, sms_code: _Optional[str] = ...) -> None: ...
 
 class BindPhoneRequest(_message.Message):
     __slots__ = ("phone", "code", "wechat_code")

@@ -207,8 +207,10 @@ class UserServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def BindWechat(self, request, context):
-        """The caller's WeChat binding (the caller comes from the access token). Binding needs a "bind" SMS code
-        sent to the account's phone too: an access token alone must not add a way into the account.
+        """The caller's WeChat binding (the caller comes from the access token). Binding needs a "bind" SMS code,
+        unbinding an "unbind" one, sent to the account's phone: an access token alone must not add a way into the
+        account, nor cut its owner's WeChat login off. Unbinding is refused (FAILED_PRECONDITION LAST_LOGIN_METHOD) when the
+        account has no phone to log in with after.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
