@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import re
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -38,18 +39,37 @@ OWN_IDENTITY = ("order", "product", "member")
 CONSUMING = tuple(s for s in SERVICES if (ROOT / "services" / s / "consumers.py").exists())
 
 
-def imported_modules(package: Path) -> set[str]:
-    """Every module the Python files under `package` import (`from a import b` counts as a and a.b)."""
+def imported_modules(files: Iterable[Path]) -> set[str]:
+    """Every module the Python `files` import (`from a import b` counts as a and a.b)."""
     modules: set[str] = set()
-    for path in package.rglob("*.py"):
-        if "migrations" in path.relative_to(package).parts:
-            continue
+    for path in files:
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Import):
                 modules |= {alias.name for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 modules |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
     return modules
+
+
+def package_files(package: Path) -> list[Path]:
+    """The Python files under `package`, but its migrations."""
+    return [path for path in package.rglob("*.py") if "migrations" not in path.relative_to(package).parts]
+
+
+def files_reached(start: Path, package: str) -> list[Path]:
+    """`start` and every module of `package` (e.g. services.product) it imports, directly or through another one."""
+    reached: list[Path] = []
+    pending = [start]
+    while pending:
+        path = pending.pop()
+        if path in reached:
+            continue
+        reached.append(path)
+        for module in imported_modules([path]):
+            if module.startswith(f"{package}."):
+                found = ROOT.joinpath(*module.split("."))
+                pending += [f for f in (found.with_suffix(".py"), found / "__init__.py") if f.exists()]
+    return reached
 
 
 STUBS = re.compile(r"mall\.(\w+)\.v1\.\w+_pb2_grpc")
@@ -59,19 +79,35 @@ PROVIDER_MODULES = {f"services.common.{p.stem}" for p in (ROOT / "services" / "c
                     if p.stem != "config" and "provider_url" in p.read_text()} | {"services.common.config.provider_url"}
 
 
-def calls_and_providers(caller: str) -> tuple[set[str], bool]:
-    """The services `caller` (a service or the gateway) calls over gRPC, and whether it calls a provider."""
-    modules = imported_modules(ROOT / ("gateway" if caller == "gateway" else f"services/{caller}"))
+def calls_and_providers(files: Iterable[Path], caller: str) -> tuple[set[str], bool]:
+    """The services code in `files` of `caller` (a service or the gateway) calls over gRPC, and whether it calls a
+    provider."""
+    modules = imported_modules(files)
     called = {m.group(1) for m in map(STUBS.fullmatch, modules) if m} & set(SERVICES)
     return called - {caller}, bool(modules & PROVIDER_MODULES)
 
 
-# Who calls whom over gRPC, read from the code (calls_and_providers): each service accepts only the
-# gateway and the services whose code imports its generated stubs (mall.<service>.v1.<service>_pb2_grpc). A
-# hand-kept table once left out member -> user (GetWechatPayer, for WeChat recharges and payouts).
-CALLS = {caller: calls_and_providers(caller) for caller in ("gateway", *SERVICES)}
-CALLERS: dict[str, tuple[str, ...]] = {
-    service: tuple(caller for caller, (called, _) in CALLS.items() if service in called) for service in SERVICES}
+# Who calls whom over gRPC, read from the code (calls_and_providers), per role, as (name, component): each
+# service accepts only the gateway and the pods whose code imports its generated stubs
+# (mall.<service>.v1.<service>_pb2_grpc). A server runs all its service's code (servicer, jobs); a consumer runs
+# its handlers, consumers.py and the modules of its service it imports (the product service's order-paid handler
+# asks the order service, through services/product/orders.py, whether the units it releases were sold); a relay
+# only copies the outbox to Kafka. A hand-kept table once left out member -> user (GetWechatPayer, for WeChat
+# recharges and payouts); a table per service, not per role, once left the product consumer's calls to the order
+# service blocked (each such event timed out and was retried for ever, stalling its partition).
+CALLS = {caller: calls_and_providers(package_files(ROOT / ("gateway" if caller == "gateway" else f"services/{caller}")),
+                                     caller) for caller in ("gateway", *SERVICES)}
+ROLE_CALLS: dict[tuple[str, str], set[str]] = {
+    ("gateway", "gateway"): CALLS["gateway"][0],
+    **{(service, "server"): CALLS[service][0] for service in SERVICES},
+    **{(service, "consumer"): calls_and_providers(files_reached(ROOT / "services" / service / "consumers.py",
+                                                                f"services.{service}"), service)[0]
+       for service in CONSUMING},
+}
+CALLERS: dict[str, tuple[tuple[str, str], ...]] = {
+    service: tuple(role for role, called in ROLE_CALLS.items() if service in called) for service in SERVICES}
+# Pods of a role that calls services over gRPC are labelled so (the Consul component lets them discover through it).
+GRPC_CLIENT_LABEL = "minimall.local/grpc-client"
 # Servers that call third parties over HTTPS: user (WeChat login, Aliyun SMS, FaceID), order (WeChat Pay),
 # member (WeChat Pay, Alipay, bank transfers: recharges, their reconciliation and expiry, payouts).
 CALLS_OUT = tuple(service for service in SERVICES if CALLS[service][1])
@@ -176,6 +212,8 @@ def deployment(name: str, component: str, image: str, *, args: list[str] | None 
             "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
             "labelSelector": {"matchLabels": labels(name, component)}}],
     }
+    # Labels beyond the selector's: whether the role calls services over gRPC (GRPC_CLIENT_LABEL)
+    pod_labels = labels(name, component) | ({GRPC_CLIENT_LABEL: "true"} if ROLE_CALLS.get((name, component)) else {})
     spec: dict[str, Any] = {}
     if replicas is not None:  # unset where an HPA owns the replica count
         spec["replicas"] = replicas
@@ -183,11 +221,11 @@ def deployment(name: str, component: str, image: str, *, args: list[str] | None 
         "revisionHistoryLimit": 5,
         "selector": {"matchLabels": labels(name, component)},
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-        "template": {"metadata": {"labels": labels(name, component), "annotations": scrape_annotations(metrics_port)},
+        "template": {"metadata": {"labels": pod_labels, "annotations": scrape_annotations(metrics_port)},
                      "spec": pod_spec},
     }
     return {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": object_name(name, component), "labels": labels(name, component)}, "spec": spec}
+            "metadata": {"name": object_name(name, component), "labels": pod_labels}, "spec": spec}
 
 
 def grpc_probes(port: int) -> dict[str, Any]:
@@ -446,8 +484,8 @@ REDIS_PORT = 6379
 PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
 
 
-def callees(caller: str) -> list[str]:
-    return [service for service in SERVICES if caller in CALLERS[service]]
+def callees(caller: str, component: str) -> list[str]:
+    return [service for service in SERVICES if (caller, component) in CALLERS[service]]
 
 
 def to_dns() -> dict[str, Any]:
@@ -466,15 +504,15 @@ def egress_policies() -> list[dict[str, Any]]:
     # The gateway: every service, Redis, Kafka (gateway/wsgi.py's ProductChangedListener drops catalogue cache
     # entries on product-changed) and HTTPS for the object store of MEDIA_STORAGE=s3 (gateway/storage.py).
     policies = [policy("gateway-egress", labels("gateway", "gateway"),
-                       [to_dns(), *to_servers(sorted(CALLS["gateway"][0], key=SERVICES.index)),
+                       [to_dns(), *to_servers(callees("gateway", "gateway")),
                         {"to": [from_pods("redis")], "ports": [{"port": REDIS_PORT}]}, kafka, internet], "Egress")]
     for service in SERVICES:
-        server = [to_dns(), *to_servers(callees(service))]
+        server = [to_dns(), *to_servers(callees(service, "server"))]
         policies.append(policy(f"{service}-egress", labels(service, "server"),
                                server + ([internet] if service in CALLS_OUT else []), "Egress"))
         for component in ("relay", *(("consumer",) if service in CONSUMING else ())):
             policies.append(policy(f"{service}-{component}-egress", labels(service, component),
-                                   [to_dns(), kafka], "Egress"))
+                                   [to_dns(), kafka, *to_servers(callees(service, component))], "Egress"))
     return policies
 
 
@@ -489,7 +527,7 @@ def network_policies() -> list[dict[str, Any]]:
             {"from": scrape, "ports": [{"port": GATEWAY_PORT}]}]),
     ]
     for service in SERVICES:
-        callers = [from_pods(c, "gateway" if c == "gateway" else "server") for c in CALLERS[service]]
+        callers = [from_pods(name, component) for name, component in CALLERS[service]]
         policies.append(policy(service, {"app.kubernetes.io/name": service}, [
             {"from": callers, "ports": [{"port": GRPC_PORTS[service]}]},
             {"from": scrape, "ports": [{"port": METRICS_PORTS[service]}]}]))

@@ -510,7 +510,7 @@ def test_the_consul_component_points_servers_and_gateway_at_consul_and_lets_its_
     assert config_map(objects, "minimall-config")["CONSUL_HTTP_ADDR"] == "http://consul-server.consul.svc:8500"
     with_token = sorted(d["metadata"]["name"] for d in own_deployments(objects)
                         if any(e["name"] == "CONSUL_HTTP_TOKEN" for e in d["spec"]["template"]["spec"]["containers"][0]["env"]))
-    assert with_token == sorted(["gateway", *SERVICES])
+    assert with_token == sorted(["gateway", *SERVICES, *(f"{app}-consumer" for app in CONSUMER_CALLEES)])
     checks = named(objects, "NetworkPolicy", "consul-health-checks")["spec"]
     assert {p["port"] for p in checks["ingress"][0]["ports"]} == set(GRPC_PORTS.values())
 
@@ -562,6 +562,9 @@ CALLEES = {"gateway": set(SERVICES), "order": {"user", "product", "member"}, "pr
 # user: WeChat login, Aliyun SMS, FaceID; order: WeChat Pay; member: WeChat Pay, Alipay, bank transfers (recharges,
 # their reconciliation and expiry, withdrawal payouts)
 HTTPS_OUT = {"user", "order", "member"}
+# The consumers whose handlers call services: product's order-paid handler asks the order service whether the units
+# it would release were sold (services/product/service.py _released_before_ledger_sold).
+CONSUMER_CALLEES = {"product": {"order"}}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -577,7 +580,9 @@ def test_each_deployable_may_reach_only_dns_its_database_kafka_and_the_peers_it_
             expected = DNS | peers | {("redis", 6379), ("kafka", 9092), ("0.0.0.0/0", 443)}
         elif component == "server":
             expected = DNS | peers | database | ({("0.0.0.0/0", 443)} if app in HTTPS_OUT else set())
-        else:  # relay, consumer: the outbox or the processed events table, and Kafka
+        elif component == "consumer":  # the processed events table, Kafka and the peers its handlers call
+            expected = DNS | database | {("kafka", 9092)} | {(p, GRPC_PORTS[p]) for p in CONSUMER_CALLEES.get(app, ())}
+        else:  # relay: the outbox and Kafka
             expected = DNS | database | {("kafka", 9092)}
         allowed = egress_of(rendered[overlay], pod_labels)
         if allowed != expected:
@@ -585,12 +590,75 @@ def test_each_deployable_may_reach_only_dns_its_database_kafka_and_the_peers_it_
     assert problems == []
 
 
-def test_with_consul_the_servers_and_the_gateway_may_also_reach_consul() -> None:
+def test_with_consul_the_servers_the_gateway_and_the_consumers_that_call_services_may_also_reach_consul() -> None:
     objects = consul_variant()
     for deployment in own_deployments(objects):
         pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        app, component = pod_labels["app.kubernetes.io/name"], pod_labels["app.kubernetes.io/component"]
         reaches = {("consul/*", 8500), ("consul/*", 8501)} <= egress_of(objects, pod_labels)
-        assert reaches == (pod_labels["app.kubernetes.io/component"] in ("server", "gateway")), pod_labels
+        assert reaches == (component in ("server", "gateway") or (component == "consumer" and app in CONSUMER_CALLEES)), \
+            pod_labels
+
+
+def consumer_callees_in_code(service: str) -> set[str]:
+    """The services whose stubs the consumer role's code names: consumers.py and, transitively, the modules of its
+    service it imports (a plain search, independent of generate.py's import reading)."""
+    stubs = {f"{other.capitalize()}ServiceStub": other for other in SERVICES}
+    seen: set[Path] = set()
+    pending = [ROOT / "services" / service / "consumers.py"]
+    while pending:
+        path = pending.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        text = path.read_text()
+        names = re.findall(rf"^(?:from|import) services\.{service}\.(\w+)", text, re.M) + [
+            name.strip() for names in re.findall(rf"^from services\.{service} import (.+)$", text, re.M)
+            for name in names.split(",")]
+        pending += [f for f in (ROOT / "services" / service / f"{name}.py" for name in names) if f.exists()]
+    text = "\n".join(path.read_text() for path in seen)
+    return {other for stub, other in stubs.items() if re.search(rf"\b{stub}\b", text)} - {service}
+
+
+def test_the_consumer_callees_written_here_are_the_ones_whose_stubs_the_handlers_code_uses() -> None:
+    assert {s: consumer_callees_in_code(s) for s in CONSUMERS if consumer_callees_in_code(s)} == CONSUMER_CALLEES
+
+
+def admits(objects: Objects, service: str, pod_labels: dict[str, str]) -> bool:
+    """Whether an ingress policy of the service's server pods lets pods with `pod_labels` (same namespace) in on
+    its gRPC port."""
+    server = {"app.kubernetes.io/name": service, "app.kubernetes.io/component": "server"}
+    return any(
+        selects(peer["podSelector"], pod_labels) and "namespaceSelector" not in peer
+        for policy in of_kind(objects, "NetworkPolicy")
+        if "Ingress" in policy["spec"]["policyTypes"] and selects(policy["spec"]["podSelector"], server)
+        for rule in policy["spec"].get("ingress", [])
+        if any(port["port"] == GRPC_PORTS[service] for port in rule.get("ports", []))
+        for peer in rule.get("from", []) if "podSelector" in peer)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_service_a_consumers_handlers_call_is_reachable_from_its_pods_with_its_address_and_token(
+        rendered: dict[str, Objects], overlay: str) -> None:
+    """A consumer whose handler cannot reach the service it asks times out on each such event and retries it for
+    ever, stalling its partition: its own egress, the callee's ingress, the callee's address and the token it calls
+    with must all be there."""
+    objects = rendered[overlay]
+    problems = []
+    for app in sorted(CONSUMERS):
+        deployment = named(objects, "Deployment", f"{app}-consumer")
+        pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        for callee in sorted(consumer_callees_in_code(app)):
+            if (callee, GRPC_PORTS[callee]) not in egress_of(objects, pod_labels):
+                problems.append(f"{app}-consumer may not open connections to {callee}")
+            if not admits(objects, callee, pod_labels):
+                problems.append(f"{callee} does not let {app}-consumer in")
+            if f"{callee.upper()}_GRPC_TARGET" not in container_env(objects, container):
+                problems.append(f"{app}-consumer has no {callee.upper()}_GRPC_TARGET")
+            if "SERVICE_TOKEN" not in {e["name"] for e in container["env"]}:
+                problems.append(f"{app}-consumer has no SERVICE_TOKEN to call {callee} as {app}")
+    assert problems == []
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -10,11 +10,10 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Engine
 
-from services.common.errors import DomainError
 from services.member import service
 from services.member.db import SqlMemberUnitOfWork
 from services.member.domain import PLATFORM, Account
-from tests.fixtures.postgres import wait_until_blocked
+from tests.fixtures.postgres import start_thread, wait_until_blocked
 from tests.integration.member.test_member_grpc import fund, wallet
 
 pytestmark = pytest.mark.integration
@@ -35,7 +34,7 @@ def void(uow: SqlMemberUnitOfWork) -> object:
 def first_then_second(engine: Engine, uow: Callable[[], SqlMemberUnitOfWork], first: Callable[[SqlMemberUnitOfWork],
                       object], second: Callable[[SqlMemberUnitOfWork], object]) -> tuple[object, object]:
     """`first` runs up to its commit and holds its transaction open until `second` waits on it; each one's result
-    (or the DomainError it raised)."""
+    (or the code of the DomainError it raised)."""
     reached, go = threading.Event(), threading.Event()
     results: dict[str, object] = {}
 
@@ -45,17 +44,9 @@ def first_then_second(engine: Engine, uow: Callable[[], SqlMemberUnitOfWork], fi
             assert go.wait(60)
             super().commit()
 
-    def run(name: str, step: Callable[[SqlMemberUnitOfWork], object], work: SqlMemberUnitOfWork) -> None:
-        try:
-            results[name] = step(work)
-        except DomainError as exc:
-            results[name] = exc.code
-
-    one = threading.Thread(target=run, args=("first", first, HeldOpen(engine, "member")))
-    one.start()
+    one = start_thread(results, "first", lambda: first(HeldOpen(engine, "member")))
     assert reached.wait(60)
-    two = threading.Thread(target=run, args=("second", second, uow()))
-    two.start()
+    two = start_thread(results, "second", lambda: second(uow()))
     wait_until_blocked(engine, two)
     go.set()
     one.join(60)

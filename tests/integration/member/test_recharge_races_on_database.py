@@ -15,7 +15,7 @@ from services.member import service
 from services.member.channels import SimulatedPayment
 from services.member.db import SqlMemberUnitOfWork, recharges
 from services.member.domain import PLATFORM, Account, Posting, transfer
-from tests.fixtures.postgres import wait_until_blocked
+from tests.fixtures.postgres import start_thread, wait_until_blocked
 from tests.integration.member.test_balance_payment_void_on_database import first_then_second
 
 pytestmark = pytest.mark.integration
@@ -108,20 +108,12 @@ def test_a_recharge_credited_with_its_bonus_while_the_shopper_pays_from_the_wall
                                           channel="wechat", idempotency_key="k", now=NOW)
     reached, go, results = threading.Event(), threading.Event(), {}
 
-    def run(name: str, step: Callable[[], object]) -> None:
-        try:
-            results[name] = step()
-        except Exception as exc:  # noqa: BLE001 - the test reports what each got
-            results[name] = type(exc).__name__
-
-    credit = threading.Thread(target=run, args=("credit", lambda: service.credit_recharge(
+    credit = start_thread(results, "credit", lambda: service.credit_recharge(
         PausingAfterFirstPosting(engine, reached, go), recharge_no=recharge.recharge_no, paid_fen=50_000,
-        channel_txn_id="T1", channel="wechat", now=NOW).status))
-    credit.start()
+        channel_txn_id="T1", channel="wechat", now=NOW).status)
     assert reached.wait(60)
-    pay = threading.Thread(target=run, args=("pay", lambda: service.pay_with_balance(
-        uow(), user_id=ALICE, order_no="O1", amount_fen=8_000, now=NOW)))
-    pay.start()
+    pay = start_thread(results, "pay", lambda: service.pay_with_balance(
+        uow(), user_id=ALICE, order_no="O1", amount_fen=8_000, now=NOW))
     wait_until_blocked(engine, pay)
     go.set()
     credit.join(60)

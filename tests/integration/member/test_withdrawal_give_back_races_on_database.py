@@ -17,7 +17,7 @@ from services.member import service
 from services.member.channels import Payout, PayoutState, SimulatedPayment, SimulatedPayout
 from services.member.db import SqlMemberUnitOfWork
 from services.member.domain import PLATFORM, Account, transfer
-from tests.fixtures.postgres import wait_until_blocked
+from tests.fixtures.postgres import start_thread, wait_until_blocked
 from tests.integration.member.test_balance_payment_void_on_database import first_then_second
 from tests.integration.member.test_recharge_races_on_database import PausingAfterFirstPosting
 
@@ -92,22 +92,14 @@ def test_a_withdrawal_asked_for_while_one_whose_bonus_was_spent_is_given_back_ke
         approve_in_flight(first_id, uow)
     reached, go, results = threading.Event(), threading.Event(), {}
 
-    def run(name: str, step: Callable[[], object]) -> None:
-        try:
-            results[name] = step()
-        except Exception as exc:  # noqa: BLE001 - the test reports what each got
-            results[name] = type(exc).__name__
-
     def request() -> tuple[int, int]:
         made = service.request_withdrawal(uow(), user_id=ALICE, amount_fen=RECHARGE, idempotency_key="w2", now=NOW)
         return made.bonus_forfeited_fen, made.payout_fen
 
-    giving_back = threading.Thread(target=run, args=("give-back", lambda: give_back(
-        how, first_id, PausingAfterFirstPosting(engine, reached, go), uow)))
-    giving_back.start()
+    giving_back = start_thread(results, "give-back", lambda: give_back(
+        how, first_id, PausingAfterFirstPosting(engine, reached, go), uow))
     assert reached.wait(60)  # the forfeit is back in pending, the amount not yet in available
-    asking = threading.Thread(target=run, args=("request", request))
-    asking.start()
+    asking = start_thread(results, "request", request)
     wait_until_blocked(engine, asking)
     go.set()
     giving_back.join(60)
@@ -179,23 +171,15 @@ def test_a_withdrawal_asked_for_while_another_is_given_back_never_deadlocks(
     asked, ask, given, give = (threading.Event() for _ in range(4))
     results: dict[str, object] = {}
 
-    def run(name: str, step: Callable[[], object]) -> None:
-        try:
-            results[name] = step()
-        except Exception as exc:  # noqa: BLE001 - the test reports what each got
-            results[name] = type(getattr(exc, "orig", exc)).__name__  # the driver's error: DeadlockDetected
-
     def request() -> tuple[int, int]:
         made = service.request_withdrawal(PausingAfterItsAccounts(engine, asked, ask), user_id=ALICE,
                                           amount_fen=10_000, idempotency_key="w2", now=NOW)
         return made.bonus_forfeited_fen, made.payout_fen
 
-    asking = threading.Thread(target=run, args=("request", request))
-    asking.start()
+    asking = start_thread(results, "request", request)
     assert asked.wait(60)
-    giving_back = threading.Thread(target=run, args=("give-back", lambda: give_back(
-        how, first_id, PausingAfterFirstPosting(engine, given, give), uow)))
-    giving_back.start()
+    giving_back = start_thread(results, "give-back", lambda: give_back(
+        how, first_id, PausingAfterFirstPosting(engine, given, give), uow))
     wait_until_blocked(engine, giving_back, until=given)  # it waits for the request, or has returned the forfeit
     ask.set()
     wait_until_blocked(engine, asking)

@@ -27,7 +27,7 @@ from services.user.passwords import Passwords
 from services.user.sms import ConsoleSms
 from services.user.tokens import TokenIssuer
 from tests.fixtures.keys import JwtKeys
-from tests.fixtures.postgres import wait_until_blocked
+from tests.fixtures.postgres import start_thread, wait_until_blocked
 
 pytestmark = pytest.mark.integration
 
@@ -56,21 +56,14 @@ class PausedSessionStart(SqlUserUnitOfWork):
 
 
 def in_flight(pg_engine: Engine, start: Callable[[SqlUserUnitOfWork], LoginResult],
-              end: Callable[[], object], *, go_on_after: datetime | None = None) -> list[LoginResult | str]:
+              end: Callable[[], object], *, go_on_after: datetime | None = None) -> list[object]:
     """Start a session, pause it before its refresh token is stored, run `end` meanwhile (until it ends or waits for
     a lock), then let the start go on (once the clock has passed `go_on_after`, if given); the start's result, or
     its refusal's code."""
     paused, go = threading.Event(), threading.Event()
-    started: list[LoginResult | str] = []
-
-    def start_session() -> None:
-        try:
-            started.append(start(PausedSessionStart(pg_engine, paused, go)))
-        except DomainError as exc:
-            started.append(exc.code)
-
-    starting, ending = threading.Thread(target=start_session), threading.Thread(target=end)
-    starting.start()
+    started: dict[str, object] = {}
+    starting = start_thread(started, "start", lambda: start(PausedSessionStart(pg_engine, paused, go)))
+    ending = threading.Thread(target=end)
     assert paused.wait(30), "the session start never reached its refresh token"
     ending.start()
     wait_until_blocked(pg_engine, ending)
@@ -79,7 +72,7 @@ def in_flight(pg_engine: Engine, start: Callable[[SqlUserUnitOfWork], LoginResul
     go.set()
     starting.join()
     ending.join()
-    return started
+    return list(started.values())
 
 
 def live_refresh_tokens(engine: Engine) -> int:
