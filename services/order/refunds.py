@@ -507,12 +507,24 @@ def _paid_after_close(uow: OrderUnitOfWork, order: Order, refund: Refund, actor:
       REFUNDED, and if a retry refunded it again, that is noted for finance; any other open case claiming units no
       longer claimable is noted for staff);
     - the order's history records it for finance, and `mall_refunds_paid_after_close_total` counts it for the
-      RefundPaidAfterClose alert."""
-    if refund.paid_after_close_at is not None or paid_after_close_note(refund) in (
-            step.reason for step in order.history):  # set, or recorded by a release before migration 0017
+      RefundPaidAfterClose alert.
+
+    A refund whose step a pod of the release before migration 0017 recorded (before it, or during its rollout, after
+    its backfill) but that has no `paid_after_close_at` takes the step's time, as 0017's and 0018's backfills do, and
+    the after-sales listener hears; nothing else is done again (that release recorded the step, counted it and
+    published the late payment's refund; its amounts are not reserved again, as by the backfills: finance has the
+    step to check)."""
+    if refund.paid_after_close_at is not None:
+        return
+    case_refund = refund.source.partition(":")[0] == AFTER_SALE
+    listener = SETTLED_LISTENERS.get(AFTER_SALE) if case_refund else None
+    noted = min((step.at for step in order.history if step.reason == paid_after_close_note(refund)), default=None)
+    if noted is not None:
+        refund.paid_after_close_at = noted
+        if listener is not None:
+            listener(uow, refund, now)
         return
     refund.paid_after_close_at = now
-    case_refund = refund.source.partition(":")[0] == AFTER_SALE
     counted = case_refund and uow.refunds.reserve(order, refund.amount_fen, [
         LineReservation(line.line_id, line.quantity, line.amount_fen, paid_shares(order)[line.line_id])
         for line in refund.lines])
@@ -528,7 +540,6 @@ def _paid_after_close(uow: OrderUnitOfWork, order: Order, refund: Refund, actor:
         _refunded(uow, order, refund, actor, now)
     if refund.source == LATE_PAYMENT:  # the late money did go back after all: the ledger's - side
         _publish_late_refunded(uow, order, refund, now)
-    listener = SETTLED_LISTENERS.get(AFTER_SALE) if case_refund else None
     if listener is not None:
         listener(uow, refund, now)
 
