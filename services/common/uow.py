@@ -9,6 +9,7 @@ from typing import Self, TypeVar
 
 from google.protobuf.message import Message
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from services.common import idempotency
@@ -114,7 +115,9 @@ def each_page(uow: Callable[[], U], page: Callable[[U, K], list[K]], first: K, b
     Likewise a key whose handling fails (its transaction rolled back) is logged, as `what` and the key, and left to
     the next round while the others are handled all the same: one row a job cannot handle now (a channel or a
     neighbour answering it with an error) must not keep the rows after it from being handled, round after round.
-    The round then fails with the first error, once every key has had its turn."""
+    The round then fails with the first error, once every key has had its turn. But the database gone (`is_outage`)
+    is no row's problem: every key after it would fail alike, so the round stops there and fails with it at once.
+    A job that sweeps several tables runs its sweeps with `each_sweep`."""
     done, after, failure = 0, first, None
     while True:
         with uow() as tx:
@@ -124,6 +127,8 @@ def each_page(uow: Callable[[], U], page: Callable[[U, K], list[K]], first: K, b
             try:
                 done += handle(key)
             except Exception as exc:
+                if is_outage(exc):
+                    raise
                 log.error("%s %s could not be handled (%r); left to the next round", what, key, exc)
                 failure = failure or exc
         if len(keys) < batch:
@@ -131,3 +136,32 @@ def each_page(uow: Callable[[], U], page: Callable[[U, K], list[K]], first: K, b
                 raise failure
             return done
         after = keys[-1]
+
+
+def each_sweep(*sweeps: Callable[[], int]) -> int:
+    """Run a job's sweeps (`each_page` rounds over different tables) one after the other; the sum of what they
+    returned. A sweep that fails does not keep the next from running (a row of one table failing every round must
+    not leave the other table's rows due forever): the first failure is raised once every sweep has run, unless it
+    is an outage (`is_outage`), which the sweeps after it would only meet again: raised at once."""
+    done, failure = 0, None
+    for sweep in sweeps:
+        try:
+            done += sweep()
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            failure = failure or exc
+    if failure is not None:
+        raise failure
+    return done
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc` says the database is out of reach, not that one row could not be handled: its connection was
+    lost (SQLAlchemy invalidated it), is unusable (InterfaceError), or could not be made (psycopg's OperationalError
+    without a SQLSTATE; every error a server answers has one, a lock timeout or a serialization failure included)."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated or isinstance(exc, InterfaceError):
+        return True
+    return isinstance(exc, OperationalError) and hasattr(exc.orig, "sqlstate") and exc.orig.sqlstate is None
