@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from services.common import idempotency
+from services.common.db import try_serialize_on
 from services.common.outbox import add_to_outbox
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,11 @@ class UnitOfWork(abc.ABC):
     def run_once(self, *, scope: str, key: str, request: Message | bytes, execute: Callable[[], bytes]) -> bytes:
         """`execute()`'s response, run at most once per idempotency key in `scope` (idempotency.run_once)."""
 
+    def try_lock(self, name: str) -> bool:
+        """Hold `name` until this transaction ends, unless another transaction holds it (False then): see
+        `one_round_at_a_time`. Nothing else holds it in one process's fakes."""
+        return True
+
 
 class SqlUnitOfWork(UnitOfWork):
     """A SQLAlchemy session's transaction; `publish` writes to the outbox, which the relay sends after commit."""
@@ -99,6 +105,9 @@ class SqlUnitOfWork(UnitOfWork):
 
     def run_once(self, *, scope: str, key: str, request: Message | bytes, execute: Callable[[], bytes]) -> bytes:
         return idempotency.run_once(self.session, scope=scope, key=key, request=request, execute=execute)
+
+    def try_lock(self, name: str) -> bool:
+        return try_serialize_on(self.session, name)
 
 
 U = TypeVar("U", bound=UnitOfWork)
@@ -136,6 +145,19 @@ def each_page(uow: Callable[[], U], page: Callable[[U, K], list[K]], first: K, b
                 raise failure
             return done
         after = keys[-1]
+
+
+def one_round_at_a_time(uow: Callable[[], U], job: str, run: Callable[[], int]) -> int:
+    """`run()` (a job's round), unless another replica's round of `job` is under way (0 then, nothing done): a job
+    that asks a channel about every row due (WeChat Pay's queries) asks once per interval whatever the replicas, not
+    once per replica. The round holds a lock named after the job in a transaction of its own, open until the round
+    ends (a PostgreSQL transaction-scoped advisory lock: a replica that dies mid-round lets go with its connection);
+    the round's rows are still handled each in a transaction of their own, under their row locks."""
+    with uow() as lead:
+        if not lead.try_lock(f"minimall-round:{job}"):
+            log.debug("a round of %s is under way on another replica: skipped", job)
+            return 0
+        return run()
 
 
 def each_sweep(*sweeps: Callable[[], int]) -> int:

@@ -117,7 +117,7 @@ from services.common.auth import refuse_own
 from services.common.db import seconds_since, utcnow
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.events import timestamp
-from services.common.uow import each_page
+from services.common.uow import each_page, one_round_at_a_time
 from services.common.wechatpay import NotifyRejected, WechatPay, WechatPayApiError, WechatPayError
 from services.common.wechatpay import Refund as ChannelRefund
 from services.order import metrics
@@ -657,7 +657,9 @@ def reconcile_refunds(uow: Callable[[], OrderUnitOfWork], payments: RefundPaymen
 
     Every such refund is asked about each round, page after page of `batch` (`each_page`): WeChat Pay reports a
     refund to a bank card PROCESSING for days, and a fixed batch of the oldest would hide every newer one behind
-    them (its lost notify never caught up, a send WeChat Pay never got never sent again)."""
+    them (its lost notify never caught up, a send WeChat Pay never got never sent again). So one replica's round at a
+    time asks (`one_round_at_a_time`; 0 on the others): the channels are asked about each once per interval, not once
+    per replica."""
     now = now or utcnow()
     stuck_before = now - timedelta(seconds=stuck_seconds)
     created_before = now - timedelta(seconds=settle_seconds)
@@ -671,8 +673,9 @@ def reconcile_refunds(uow: Callable[[], OrderUnitOfWork], payments: RefundPaymen
             return 0
         return int(refund.status != RefundStatus.PENDING)
 
-    return each_page(uow, lambda tx, after: tx.refunds.pending_before(created_before, after[0], batch), (0, ""), batch,
-                     lambda key: ask(key[1]))
+    return one_round_at_a_time(uow, "refund-reconciliation", lambda: each_page(
+        uow, lambda tx, after: tx.refunds.pending_before(created_before, after[0], batch), (0, ""), batch,
+        lambda key: ask(key[1])))
 
 
 def watch_abnormal_refunds(uow: OrderUnitOfWork, *, now: datetime | None = None,
