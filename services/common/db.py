@@ -178,6 +178,15 @@ def serialize_on(session: Session, name: str) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key(name)})
 
 
+def try_serialize_on(session: Session, name: str) -> bool:
+    """`serialize_on` without waiting: True when this transaction now holds `name` until it ends, False when another
+    one holds it. SQLite: True (one process per database file)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    return bool(session.execute(text("SELECT pg_try_advisory_xact_lock(:key)"),
+                                {"key": advisory_key(name)}).scalar_one())
+
+
 def counted_page(session: Session, entity: type[T], table: Table, where: Sequence[ColumnElement[bool]],
                  order_by: Sequence[ColumnElement[Any]], offset: int, limit: int) -> tuple[list[T], int]:
     """One page of the `entity` rows of `table` that match `where`, in `order_by` order, and how many match in all:

@@ -9,9 +9,11 @@ from typing import Self, TypeVar
 
 from google.protobuf.message import Message
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from services.common import idempotency
+from services.common.db import try_serialize_on
 from services.common.outbox import add_to_outbox
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,11 @@ class UnitOfWork(abc.ABC):
     def run_once(self, *, scope: str, key: str, request: Message | bytes, execute: Callable[[], bytes]) -> bytes:
         """`execute()`'s response, run at most once per idempotency key in `scope` (idempotency.run_once)."""
 
+    def try_lock(self, name: str) -> bool:
+        """Hold `name` until this transaction ends, unless another transaction holds it (False then): see
+        `one_round_at_a_time`. Nothing else holds it in one process's fakes."""
+        return True
+
 
 class SqlUnitOfWork(UnitOfWork):
     """A SQLAlchemy session's transaction; `publish` writes to the outbox, which the relay sends after commit."""
@@ -99,6 +106,9 @@ class SqlUnitOfWork(UnitOfWork):
     def run_once(self, *, scope: str, key: str, request: Message | bytes, execute: Callable[[], bytes]) -> bytes:
         return idempotency.run_once(self.session, scope=scope, key=key, request=request, execute=execute)
 
+    def try_lock(self, name: str) -> bool:
+        return try_serialize_on(self.session, name)
+
 
 U = TypeVar("U", bound=UnitOfWork)
 K = TypeVar("K")
@@ -114,7 +124,9 @@ def each_page(uow: Callable[[], U], page: Callable[[U, K], list[K]], first: K, b
     Likewise a key whose handling fails (its transaction rolled back) is logged, as `what` and the key, and left to
     the next round while the others are handled all the same: one row a job cannot handle now (a channel or a
     neighbour answering it with an error) must not keep the rows after it from being handled, round after round.
-    The round then fails with the first error, once every key has had its turn."""
+    The round then fails with the first error, once every key has had its turn. But the database gone (`is_outage`)
+    is no row's problem: every key after it would fail alike, so the round stops there and fails with it at once.
+    A job that sweeps several tables runs its sweeps with `each_sweep`."""
     done, after, failure = 0, first, None
     while True:
         with uow() as tx:
@@ -124,6 +136,8 @@ def each_page(uow: Callable[[], U], page: Callable[[U, K], list[K]], first: K, b
             try:
                 done += handle(key)
             except Exception as exc:
+                if is_outage(exc):
+                    raise
                 log.error("%s %s could not be handled (%r); left to the next round", what, key, exc)
                 failure = failure or exc
         if len(keys) < batch:
@@ -131,3 +145,45 @@ def each_page(uow: Callable[[], U], page: Callable[[U, K], list[K]], first: K, b
                 raise failure
             return done
         after = keys[-1]
+
+
+def one_round_at_a_time(uow: Callable[[], U], job: str, run: Callable[[], int]) -> int:
+    """`run()` (a job's round), unless another replica's round of `job` is under way (0 then, nothing done): a job
+    that asks a channel about every row due (WeChat Pay's queries) asks once per interval whatever the replicas, not
+    once per replica. The round holds a lock named after the job in a transaction of its own, open until the round
+    ends (a PostgreSQL transaction-scoped advisory lock: a replica that dies mid-round lets go with its connection);
+    the round's rows are still handled each in a transaction of their own, under their row locks."""
+    with uow() as lead:
+        if not lead.try_lock(f"minimall-round:{job}"):
+            log.debug("a round of %s is under way on another replica: skipped", job)
+            return 0
+        return run()
+
+
+def each_sweep(*sweeps: Callable[[], int]) -> int:
+    """Run a job's sweeps (`each_page` rounds over different tables) one after the other; the sum of what they
+    returned. A sweep that fails does not keep the next from running (a row of one table failing every round must
+    not leave the other table's rows due forever): the first failure is raised once every sweep has run, unless it
+    is an outage (`is_outage`), which the sweeps after it would only meet again: raised at once."""
+    done, failure = 0, None
+    for sweep in sweeps:
+        try:
+            done += sweep()
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            failure = failure or exc
+    if failure is not None:
+        raise failure
+    return done
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc` says the database is out of reach, not that one row could not be handled: its connection was
+    lost (SQLAlchemy invalidated it), is unusable (InterfaceError), or could not be made (psycopg's OperationalError
+    without a SQLSTATE; every error a server answers has one, a lock timeout or a serialization failure included)."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated or isinstance(exc, InterfaceError):
+        return True
+    return isinstance(exc, OperationalError) and hasattr(exc.orig, "sqlstate") and exc.orig.sqlstate is None

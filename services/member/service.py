@@ -14,7 +14,7 @@ from datetime import UTC, datetime, time, timedelta
 
 from services.common.db import seconds_since, utcnow
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
-from services.common.uow import each_page
+from services.common.uow import each_page, each_sweep
 from services.member import events, metrics
 from services.member.channels import (
     NotifyRejected,
@@ -639,10 +639,13 @@ def expire_checkout_holds(uow: Callable[[], MemberUnitOfWork], *, now: datetime 
     with uow() as tx:
         tx.coupons.date_undated_locks(now)  # locked by a release that kept no lock time: 2 hours from now
         tx.commit()
-    return (each_page(uow, lambda tx, after: tx.points.stale_holds(before, after, batch), "", batch,
-                      lambda order_no: _expire_points_hold(uow(), order_no, before, now), what="points hold of order")
-            + each_page(uow, lambda tx, after: tx.coupons.stale_locks(before, after, batch), 0, batch,
-                        lambda coupon_id: _expire_coupon_lock(uow(), coupon_id, before, now), what="lock of coupon"))
+    return each_sweep(
+        lambda: each_page(uow, lambda tx, after: tx.points.stale_holds(before, after, batch), "", batch,
+                          lambda order_no: _expire_points_hold(uow(), order_no, before, now),
+                          what="points hold of order"),
+        lambda: each_page(uow, lambda tx, after: tx.coupons.stale_locks(before, after, batch), 0, batch,
+                          lambda coupon_id: _expire_coupon_lock(uow(), coupon_id, before, now),
+                          what="lock of coupon"))
 
 
 def _expire_points_hold(uow: MemberUnitOfWork, order_no: str, before: datetime, now: datetime) -> int:

@@ -75,7 +75,8 @@ def payment_reconciliation(uow: Callable[[], OrderUnitOfWork], wechat: WechatPay
                            interval_seconds: float) -> Callable[[threading.Event], None]:
     """Every interval, ask WeChat Pay about unpaid prepaid orders, so a lost notify still ends in PAID.
 
-    Several replicas may ask about the same order; paying stays once under the order row's lock.
+    One replica's round at a time asks (the others skip theirs while it runs); paying stays once under the order
+    row's lock.
     """
     def run(stop: threading.Event) -> None:
         while not stop.wait(interval_seconds):
@@ -90,8 +91,8 @@ def refund_reconciliation(uow: Callable[[], OrderUnitOfWork], payments: refunds.
                           members: GrpcMembers, interval_seconds: float, settle_seconds: int,
                           stuck_seconds: int = refunds.STUCK_SECONDS) -> Callable[[threading.Event], None]:
     """Every interval, ask again about refunds PENDING for `settle_seconds`, so a lost refund notify (or a
-    refund call that got no answer) still ends. Settling is once per refund under its row lock, so replicas
-    may overlap. Wallet refunds are asked of the member service again as the order service itself. A WeChat Pay
+    refund call that got no answer) still ends. One replica's round at a time asks (the others skip theirs while it
+    runs); settling is once per refund under its row lock. Wallet refunds are asked of the member service again as the order service itself. A WeChat Pay
     refund PENDING for `stuck_seconds` that WeChat Pay never got and refuses when sent again becomes ABNORMAL."""
     def run(stop: threading.Event) -> None:
         while not stop.wait(interval_seconds):

@@ -117,7 +117,7 @@ from services.common.auth import refuse_own
 from services.common.db import seconds_since, utcnow
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.events import timestamp
-from services.common.uow import each_page
+from services.common.uow import each_page, one_round_at_a_time
 from services.common.wechatpay import NotifyRejected, WechatPay, WechatPayApiError, WechatPayError
 from services.common.wechatpay import Refund as ChannelRefund
 from services.order import metrics
@@ -507,12 +507,24 @@ def _paid_after_close(uow: OrderUnitOfWork, order: Order, refund: Refund, actor:
       REFUNDED, and if a retry refunded it again, that is noted for finance; any other open case claiming units no
       longer claimable is noted for staff);
     - the order's history records it for finance, and `mall_refunds_paid_after_close_total` counts it for the
-      RefundPaidAfterClose alert."""
-    if refund.paid_after_close_at is not None or paid_after_close_note(refund) in (
-            step.reason for step in order.history):  # set, or recorded by a release before migration 0017
+      RefundPaidAfterClose alert.
+
+    A refund whose step a pod of the release before migration 0017 recorded (before it, or during its rollout, after
+    its backfill) but that has no `paid_after_close_at` takes the step's time, as 0017's and 0018's backfills do, and
+    the after-sales listener hears; nothing else is done again (that release recorded the step, counted it and
+    published the late payment's refund; its amounts are not reserved again, as by the backfills: finance has the
+    step to check)."""
+    if refund.paid_after_close_at is not None:
+        return
+    case_refund = refund.source.partition(":")[0] == AFTER_SALE
+    listener = SETTLED_LISTENERS.get(AFTER_SALE) if case_refund else None
+    noted = min((step.at for step in order.history if step.reason == paid_after_close_note(refund)), default=None)
+    if noted is not None:
+        refund.paid_after_close_at = noted
+        if listener is not None:
+            listener(uow, refund, now)
         return
     refund.paid_after_close_at = now
-    case_refund = refund.source.partition(":")[0] == AFTER_SALE
     counted = case_refund and uow.refunds.reserve(order, refund.amount_fen, [
         LineReservation(line.line_id, line.quantity, line.amount_fen, paid_shares(order)[line.line_id])
         for line in refund.lines])
@@ -528,7 +540,6 @@ def _paid_after_close(uow: OrderUnitOfWork, order: Order, refund: Refund, actor:
         _refunded(uow, order, refund, actor, now)
     if refund.source == LATE_PAYMENT:  # the late money did go back after all: the ledger's - side
         _publish_late_refunded(uow, order, refund, now)
-    listener = SETTLED_LISTENERS.get(AFTER_SALE) if case_refund else None
     if listener is not None:
         listener(uow, refund, now)
 
@@ -646,7 +657,9 @@ def reconcile_refunds(uow: Callable[[], OrderUnitOfWork], payments: RefundPaymen
 
     Every such refund is asked about each round, page after page of `batch` (`each_page`): WeChat Pay reports a
     refund to a bank card PROCESSING for days, and a fixed batch of the oldest would hide every newer one behind
-    them (its lost notify never caught up, a send WeChat Pay never got never sent again)."""
+    them (its lost notify never caught up, a send WeChat Pay never got never sent again). So one replica's round at a
+    time asks (`one_round_at_a_time`; 0 on the others): the channels are asked about each once per interval, not once
+    per replica."""
     now = now or utcnow()
     stuck_before = now - timedelta(seconds=stuck_seconds)
     created_before = now - timedelta(seconds=settle_seconds)
@@ -660,8 +673,9 @@ def reconcile_refunds(uow: Callable[[], OrderUnitOfWork], payments: RefundPaymen
             return 0
         return int(refund.status != RefundStatus.PENDING)
 
-    return each_page(uow, lambda tx, after: tx.refunds.pending_before(created_before, after[0], batch), (0, ""), batch,
-                     lambda key: ask(key[1]))
+    return one_round_at_a_time(uow, "refund-reconciliation", lambda: each_page(
+        uow, lambda tx, after: tx.refunds.pending_before(created_before, after[0], batch), (0, ""), batch,
+        lambda key: ask(key[1])))
 
 
 def watch_abnormal_refunds(uow: OrderUnitOfWork, *, now: datetime | None = None,

@@ -27,7 +27,7 @@ from mall.events.v1.order_events_pb2 import Shipment as EventShipment
 from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.events import timestamp
-from services.common.uow import each_page
+from services.common.uow import each_page, one_round_at_a_time
 from services.common.wechatpay import NotifyRejected, PaymentNotice, WechatPayApiError, WechatPayError
 from services.common.wechatpay import Refund as ChannelRefund
 from services.order import metrics
@@ -1136,12 +1136,15 @@ def reconcile_payments(uow: Callable[[], OrderUnitOfWork], wechat: Prepay, *, no
 
     Returns how many were paid. A query that fails is left for the next round. Every such order is asked about each
     round, page after page of `batch` (`each_page`): the prepaid orders shoppers left unpaid stay candidates until
-    their deadline, and a fixed batch of the oldest would keep a paid one behind them unpaid until the timeout.
+    their deadline, and a fixed batch of the oldest would keep a paid one behind them unpaid until the timeout. So
+    one replica's round at a time asks (`one_round_at_a_time`; 0 on the others): WeChat Pay is asked about each
+    once per interval, not once per replica.
     """
     now = now or utcnow()
     prepaid_before = now - timedelta(seconds=settle_seconds)
-    return each_page(uow, lambda tx, after: tx.orders.unpaid_prepaid(prepaid_before, after[0], batch), (0, ""), batch,
-                     lambda key: _reconcile_payment(uow, wechat, out_trade_no=key[1], now=now))
+    return one_round_at_a_time(uow, "payment-reconciliation", lambda: each_page(
+        uow, lambda tx, after: tx.orders.unpaid_prepaid(prepaid_before, after[0], batch), (0, ""), batch,
+        lambda key: _reconcile_payment(uow, wechat, out_trade_no=key[1], now=now)))
 
 
 def _reconcile_payment(uow: Callable[[], OrderUnitOfWork], wechat: Prepay, *, out_trade_no: str, now: datetime) -> int:

@@ -390,40 +390,75 @@ def wait_until(condition: Callable[[], bool]) -> None:
         time.sleep(0.02)  # polling for the other threads to get there, not for a race to pass
 
 
-@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
-def test_order_0017_marks_the_closed_refunds_wechat_pay_paid_after_all_from_their_orders_history(
-        empty_database: str, tmp_path: Path, backend: str) -> None:
-    url = empty_database if backend == "postgresql" else f"sqlite:///{tmp_path}/order.db"
-    migrations.upgrade(url, migrations_dir("order"), "0016")
+PAID_NOTE = "refund {} was closed here but WeChat Pay paid it: 2000 fen may have been refunded twice; finance must check"
+
+
+def order_with_refunds(url: str, refunds: tuple[tuple[str, str], ...], notes: dict[str, str]) -> None:
+    """Order O1 (paid through WeChat Pay) with `refunds` (number, status) of 2000 fen each, and the paid-after-close
+    step of each refund in `notes` (number: when), as the release before 0017 records it."""
     engine = create_engine(url, poolclass=pool.NullPool)
-    at, noted_at = "2026-12-01 08:00:00+00:00", "2026-12-02 09:30:00+00:00"
+    at = "2026-12-01 08:00:00+00:00"
     columns = {"order_no": "O1", "user_id": 1, "status": "SHIPPED", "items_total_fen": 3000, "level_discount_fen": 0,
                "coupon_discount_fen": 0, "points_discount_fen": 0, "freight_fen": 0, "payable_fen": 3000,
                "coupon_id": 0, "points_used": 0, "note": "", "ship_name": "", "ship_phone": "", "ship_province": "",
                "ship_city": "", "ship_district": "", "ship_detail": "", "pay_deadline": at, "pay_channel": "wechat",
                "out_trade_no": "O1", "created_at": at, "updated_at": at}
     with engine.begin() as conn:
-        conn.execute(text(f"INSERT INTO orders ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})"),
-                     columns)
-        for refund_no, status in (("RFPAID", "CLOSED"), ("RFCLOSED", "CLOSED"), ("RFDONE", "SUCCESS")):
+        if not conn.execute(text("SELECT count(*) FROM orders")).scalar_one():
+            conn.execute(text(f"INSERT INTO orders ({', '.join(columns)}) "
+                              f"VALUES ({', '.join(':' + c for c in columns)})"), columns)
+        for refund_no, status in refunds:
             conn.execute(text("INSERT INTO refunds (refund_no, order_id, source, status, amount_fen, channel, "
                               "channel_refund_id, reason, actor, created_at, updated_at) VALUES (:no, 1, "
                               "'after_sale:1', :status, 2000, 'wechat', '', '', 'staff:8', :at, :at)"),
                          {"no": refund_no, "status": status, "at": at})
-        conn.execute(text("INSERT INTO order_transitions (order_id, status, actor, reason, at) VALUES (1, 'SHIPPED', "
-                          "'wechatpay', :reason, :at)"),
-                     {"reason": "refund RFPAID was closed here but WeChat Pay paid it: 2000 fen may have been refunded "
-                                "twice; finance must check", "at": noted_at})
+        for refund_no, noted_at in notes.items():
+            conn.execute(text("INSERT INTO order_transitions (order_id, status, actor, reason, at) VALUES (1, "
+                              "'SHIPPED', 'wechatpay', :reason, :at)"),
+                         {"reason": PAID_NOTE.format(refund_no), "at": noted_at})
     engine.dispose()
 
-    migrations.upgrade(url, migrations_dir("order"))
 
+def paid_after_close_marks(url: str) -> list[tuple[str, str | None]]:
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as conn:
         marked = conn.execute(text("SELECT refund_no, paid_after_close_at FROM refunds ORDER BY id")).all()
     engine.dispose()
-    assert [(no, utc_text(value)) for no, value in marked] == [
-        ("RFPAID", "2026-12-02 09:30:00"), ("RFCLOSED", None), ("RFDONE", None)]
+    return [(no, utc_text(value)) for no, value in marked]
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_order_0017_marks_the_closed_refunds_wechat_pay_paid_after_all_from_their_orders_history(
+        empty_database: str, tmp_path: Path, backend: str) -> None:
+    url = empty_database if backend == "postgresql" else f"sqlite:///{tmp_path}/order.db"
+    migrations.upgrade(url, migrations_dir("order"), "0016")
+    order_with_refunds(url, (("RFPAID", "CLOSED"), ("RFCLOSED", "CLOSED"), ("RFDONE", "SUCCESS")),
+                       {"RFPAID": "2026-12-02 09:30:00+00:00"})
+
+    migrations.upgrade(url, migrations_dir("order"), "0017")
+
+    assert paid_after_close_marks(url) == [("RFPAID", "2026-12-02 09:30:00"), ("RFCLOSED", None), ("RFDONE", None)]
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_order_0018_marks_the_closed_refunds_old_pods_recorded_paid_after_0017_and_keeps_the_marks_set(
+        empty_database: str, tmp_path: Path, backend: str) -> None:
+    """During 0017's rollout a pod of the previous release records a closed refund paid after 0017's backfill ran
+    (its step, no mark); a new pod marked another at the time it heard it, which 0018 keeps."""
+    url = empty_database if backend == "postgresql" else f"sqlite:///{tmp_path}/order.db"
+    migrations.upgrade(url, migrations_dir("order"), "0017")
+    order_with_refunds(url, (("RFOLDPOD", "CLOSED"), ("RFNEWPOD", "CLOSED"), ("RFCLOSED", "CLOSED")),
+                       {"RFOLDPOD": "2026-12-03 10:00:00+00:00", "RFNEWPOD": "2026-12-03 11:00:00+00:00"})
+    engine = create_engine(url, poolclass=pool.NullPool)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE refunds SET paid_after_close_at = :at WHERE refund_no = 'RFNEWPOD'"),
+                     {"at": datetime(2026, 12, 3, 11, 0, 5, tzinfo=UTC)})
+    engine.dispose()
+
+    migrations.upgrade(url, migrations_dir("order"))
+
+    assert paid_after_close_marks(url) == [
+        ("RFOLDPOD", "2026-12-03 10:00:00"), ("RFNEWPOD", "2026-12-03 11:00:05"), ("RFCLOSED", None)]
 
 
 def utc_text(value: object) -> str | None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import grpc
 import pytest
@@ -206,6 +208,43 @@ def test_prepaid_orders_left_unpaid_do_not_hide_a_newer_one_whose_notify_was_los
     assert (paid, read.status, read.history[-1].actor, server.events("order-paid")) == (1, "PAID", "reconciliation", 1)
     assert {server.stub.GetOrder(order_pb2.GetOrderRequest(id=placed.id), metadata=server.as_user(ALICE)).status
             for placed in left} == {"PENDING_PAYMENT"}
+
+
+class HeldQueries:
+    """WeChat Pay's payment query answering NOTPAY, the first query held until `release` is set (`inside` is set
+    when it is held): a round under way."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+        self.inside, self.release = threading.Event(), threading.Event()
+
+    def query_by_out_trade_no(self, out_trade_no: str) -> SimpleNamespace:
+        self.asked.append(out_trade_no)
+        if len(self.asked) == 1:
+            self.inside.set()
+            assert self.release.wait(30), "the test never let the first round go on"
+        return SimpleNamespace(trade_state="NOTPAY")
+
+
+def test_a_replicas_reconciliation_round_while_another_is_under_way_asks_wechat_pay_nothing(
+        server: OrderServer, pg_uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    placed = [submit(server, f"one-round-{number}") for number in range(3)]
+    for order in placed:
+        server.stub.PayOrder(order_pb2.PayOrderRequest(id=order.id, channel="wechat"), metadata=server.as_user(ALICE))
+    wechat, later = HeldQueries(), datetime.now(UTC) + timedelta(minutes=2)
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        first = pool.submit(service.reconcile_payments, pg_uow, wechat, now=later, batch=2)  # type: ignore[arg-type]
+        assert wechat.inside.wait(30)
+        second = service.reconcile_payments(pg_uow, wechat, now=later, batch=2)  # type: ignore[arg-type]
+        asked_meanwhile = list(wechat.asked)
+        wechat.release.set()
+        assert first.result(timeout=30) == 0
+
+    every_order = [order.order_no for order in placed]
+    assert (second, asked_meanwhile, wechat.asked) == (0, every_order[:1], every_order)  # each asked once
+    assert service.reconcile_payments(pg_uow, wechat, now=later, batch=2) == 0  # type: ignore[arg-type]
+    assert wechat.asked == every_order * 2  # the next round, the lock free again, reaches every order
 
 
 def test_paying_again_an_order_paid_at_wechat_pay_before_its_notify_takes_the_payment_once(

@@ -4,6 +4,7 @@ notify (WeChat Pay by the simulator, through the real gRPC server) settles once 
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -319,6 +320,47 @@ class PaidAtWechatPay(FakeRefundPayments):
     def query_refund(self, out_refund_no: str) -> ChannelRefund:
         answer = super().query_refund(out_refund_no)
         return replace(answer, status="SUCCESS") if out_refund_no in self.paid else answer
+
+
+@dataclass
+class HeldQueries(FakeRefundPayments):
+    """WeChat Pay's refund query (PROCESSING), the first query held until `release` is set (`inside` is set when it
+    is held): a round under way. `queried`: every query, in order."""
+
+    queried: list[str] = field(default_factory=list)
+    inside: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+    def query_refund(self, out_refund_no: str) -> ChannelRefund:
+        self.queried.append(out_refund_no)
+        if len(self.queried) == 1:
+            self.inside.set()
+            assert self.release.wait(30), "the test never let the first round go on"
+        return super().query_refund(out_refund_no)
+
+
+def test_a_replicas_refund_fallback_round_while_another_is_under_way_asks_wechat_pay_nothing(
+        pg_uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    noon = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    wechat = HeldQueries()
+    started = [refunds.start_refund(pg_uow(), wechat, FakeMembers(),
+                                    order_id=paid(pg_uow, f"R-ROUND-{number}", OrderLine(101, 10, "茶", "", 1000, 1)),
+                                    items=[], reason="r", actor="staff:9", source="cancel",
+                                    now=noon + timedelta(minutes=number)).refund_no
+               for number in range(3)]
+    later = noon + timedelta(hours=1)
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        first = pool.submit(refunds.reconcile_refunds, pg_uow, wechat, FakeMembers(), now=later, batch=2)
+        assert wechat.inside.wait(30)
+        second = refunds.reconcile_refunds(pg_uow, wechat, FakeMembers(), now=later, batch=2)
+        asked_meanwhile = list(wechat.queried)
+        wechat.release.set()
+        assert first.result(timeout=30) == 0  # PROCESSING: all still PENDING
+
+    assert (second, asked_meanwhile, wechat.queried) == (0, started[:1], started)  # each asked once
+    assert refunds.reconcile_refunds(pg_uow, wechat, FakeMembers(), now=later, batch=2) == 0
+    assert wechat.queried == started * 2  # the next round, the lock free again, reaches every refund
 
 
 def test_refunds_under_way_for_days_do_not_hide_a_newer_one_whose_notify_was_lost_from_the_fallback_job(

@@ -62,6 +62,24 @@ def test_locks_no_order_settles_are_released_once_two_hours_have_passed(uow: Fak
                         'mall_checkout_holds_expired_total{kind="points"}': 1}
 
 
+def test_a_points_hold_that_fails_every_round_does_not_keep_the_coupon_locks_locked(
+        uow: FakeMemberUnitOfWork, coupon_id: int, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    checkout(uow, coupon_id)
+    deltas = CounterDeltas()
+
+    def cannot_release(*args: object) -> int:
+        raise RuntimeError("this hold cannot be released now")
+
+    monkeypatch.setattr(service, "_expire_points_hold", cannot_release)
+    for _ in range(2):  # the round fails with the hold's error, after the coupon sweep had its turn
+        with pytest.raises(RuntimeError, match="this hold cannot be released now"):
+            sweep(uow, CHECKOUT_HOLD_TTL + timedelta(seconds=1))
+
+    assert (uow.coupons.coupons[coupon_id].status, uow.coupons.coupons[coupon_id].order_no) == ("available", None)
+    assert points(uow) == (700, 300)  # still held: left to the next round
+    assert deltas() == {'mall_checkout_holds_expired_total{kind="coupon"}': 1}
+
+
 def test_locks_their_order_settled_are_never_swept(uow: FakeMemberUnitOfWork, coupon_id: int) -> None:  # noqa: F811
     checkout(uow, coupon_id)
     service.award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=9_700, now=NOW)  # paid: used

@@ -184,3 +184,33 @@ def test_a_closed_refund_paid_after_its_case_was_refunded_again_is_counted_and_n
     assert [step.reason for step in order.history if case.case_no in step.reason] == [
         f"after-sales case {case.case_no} was refunded by {first} after its close and by {again.refund_no} too: "
         "paid twice; finance must check"]
+
+
+def test_a_closed_refund_a_previous_release_recorded_paid_is_marked_at_its_step_and_its_case_refunded_once(
+        shop: Shop) -> None:
+    """Order 0017's rollout: a pod of the previous release hears WeChat Pay's notify after 0017's backfill ran and
+    records only its step (it knows no paid_after_close_at). A replay reaching a new pod marks the refund at the
+    step's time, so its units are not claimable again, and its failed case is refunded by it; the step, the count
+    and the amounts are not recorded again."""
+    payments = FakeRefundPayments()
+    order = wechat_order(shop)
+    line = order.lines[0].id or 0
+    case = closed_case(shop, payments, order, units=2)
+    [closed] = shop.uow.refunds.for_order(order.id or 0)
+    noted_at = NOW + timedelta(days=4)
+    order.record_step(actor="wechatpay", now=noted_at, reason=refunds.paid_after_close_note(closed), shopper=False)
+    assert aftersales.claimable_units(order, shop.uow.refunds.for_order(order.id or 0)) == {line: 3}
+    deltas = CounterDeltas()
+
+    paid_after_all(shop, payments, case.refund_no)
+
+    [closed] = shop.uow.refunds.for_order(order.id or 0)
+    assert (closed.status, closed.paid_after_close_at) == ("CLOSED", noted_at)
+    assert aftersales.claimable_units(order, shop.uow.refunds.for_order(order.id or 0)) == {line: 1}
+    assert (case.status, case.refund_no) == ("REFUNDED", closed.refund_no)
+    assert (counts(order), refunded(shop), deltas()) == ((0, 0, 0), [], {})
+    assert [step.reason for step in order.history if closed.refund_no in step.reason
+            and "was closed here" in step.reason] == [refunds.paid_after_close_note(closed)]
+    with pytest.raises(Conflict) as claimed:
+        ask(shop, order, {line: 2})
+    assert claimed.value.details == {"line_id": line, "left": 1}

@@ -24,12 +24,17 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("refunds") as refunds:
         refunds.add_column(sa.Column("paid_after_close_at", UTCDateTime, nullable=True))
-    # Only the few refunds with the step are written (a CLOSED refund without one keeps NULL, untouched).
+    mark_noted_refunds()
+
+
+def mark_noted_refunds() -> None:
+    """The backfill (order 0018 runs it again): every CLOSED refund with the step and no paid_after_close_at takes the
+    step's time. Only the few refunds with the step are written (a CLOSED refund without one keeps NULL, untouched)."""
     noted = """
         FROM order_transitions t WHERE t.order_id = refunds.order_id
           AND t.reason LIKE 'refund ' || refunds.refund_no || ' was closed here but WeChat Pay paid it:%'"""
     op.execute(f"UPDATE refunds SET paid_after_close_at = (SELECT min(t.at) {noted}) "
-               f"WHERE status = 'CLOSED' AND EXISTS (SELECT 1 {noted})")
+               f"WHERE status = 'CLOSED' AND paid_after_close_at IS NULL AND EXISTS (SELECT 1 {noted})")
 
 
 def downgrade() -> None:
