@@ -316,9 +316,13 @@ def logout_all(uow: UserUnitOfWork, issuer: TokenIssuer, *, user_id: int, now: d
 
 
 def _end_sessions(uow: UserUnitOfWork, issuer: TokenIssuer, *, user_id: int, now: datetime,
-                  refresh_tokens: bool = True) -> int:
+                  refresh_tokens: bool = True, keep_session: str = "") -> int:
     """End the user's access tokens issued before `now` (told to the gateway once committed) and, unless
     `refresh_tokens` is False, every session (refresh tokens); returns how many sessions were live.
+
+    With `keep_session` (the caller's session, its refresh tokens' family) every session but that one ends
+    instead: their refresh tokens are revoked, and the gateway is told of each ended one by its session, so the
+    caller's access token keeps working.
 
     Every way of ending a user's sessions goes through here (or _end_session for one), so none can
     leave the access tokens working until they expire. A session started at `now` in the same
@@ -332,6 +336,13 @@ def _end_sessions(uow: UserUnitOfWork, issuer: TokenIssuer, *, user_id: int, now
     Callers take `now` once they hold the lock (when it is not given): a session that committed before has an
     earlier `iat`, so its access token ends here too, not only its refresh token.
     """
+    if keep_session:
+        families = uow.refresh_tokens.revoke_user_except(user_id, keep_session, now)
+        for family in families:
+            ended_session = SessionsEnded(user_id=user_id, session_id=family,
+                                          until=(now + issuer.access_ttl).timestamp())
+            uow.on_commit(lambda notice=ended_session: sessions.tell(notice))
+        return len(families)
     ended = uow.refresh_tokens.revoke_user(user_id, now) if refresh_tokens else 0
     notice = SessionsEnded(user_id=user_id, before=now.timestamp(), until=(now + issuer.access_ttl).timestamp())
     uow.on_commit(lambda: sessions.tell(notice))
@@ -515,10 +526,15 @@ def bind_wechat(uow: UserUnitOfWork, wechat: WechatLogin, issuer: TokenIssuer, *
     return account
 
 
-def unbind_wechat(uow: UserUnitOfWork, issuer: TokenIssuer, *, user_id: int, sms_code: str,
-                  now: datetime | None = None) -> None:
+def unbind_wechat(uow: UserUnitOfWork, issuer: TokenIssuer, *, user_id: int, sms_code: str, keep_session: str,
+                  now: datetime | None = None) -> int:
     """Remove the user's WeChat binding, proven by an "unbind" SMS code sent to the account's phone, unless WeChat is
-    their only way to log in (LAST_LOGIN_METHOD).
+    their only way to log in (LAST_LOGIN_METHOD); every other session of the user ends; returns how many did.
+
+    An owner unbinds their WeChat when someone else may control it: the sessions started through it must end with
+    it. A refresh token does not record how its session started, so every session but the caller's
+    (`keep_session`, the caller's access token's session; "" ends them all) ends, as after a password change: the
+    caller proved the phone with the code, and their session keeps working.
 
     An access token alone is not enough: a stolen one would otherwise cut the owner off their account's WeChat
     login (their next one registers a new, empty account). Whether there is a binding to remove, and a phone to log
@@ -536,8 +552,10 @@ def unbind_wechat(uow: UserUnitOfWork, issuer: TokenIssuer, *, user_id: int, sms
         assert user.phone is not None  # check_can_unbind: the phone is the way in that stays
         _redeem_code(uow, issuer, phone=user.phone, purpose="unbind", code=sms_code, now=now)
         uow.wechat_accounts.remove(account)
+        ended = _end_sessions(uow, issuer, user_id=user_id, now=now, keep_session=keep_session)
         uow.commit()
-    log.info("user %s unbound their WeChat", user_id)
+    log.info("user %s unbound their WeChat; %d other sessions ended", user_id, ended)
+    return ended
 
 
 def bind_phone(uow: UserUnitOfWork, issuer: TokenIssuer, wechat: WechatLogin, *, user_id: int, phone: str,
