@@ -51,6 +51,8 @@ MAX_CHUNKED_BODY_BYTES = 6 << 20
 # Metric labels take only values the server chose: a label copied from the request (an invented
 # method such as QWERTYZZ) would add a new, never-expiring series to /metrics per value.
 METRIC_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# Every answer but the pages that set their own: nothing to load or run, never inside a frame.
+API_POLICY = "default-src 'none'; frame-ancestors 'none'"
 
 
 def create_app(settings: GatewaySettings | None = None, clients: ServiceClients | None = None) -> Flask:
@@ -119,6 +121,10 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
     def _finish(response: Response) -> Response:
         response.headers["X-Request-ID"] = g.get("request_id", "")
         response.headers["X-Content-Type-Options"] = "nosniff"
+        # Nothing the gateway answers runs anything or belongs in another site's frame (clickjacking): JSON, errors,
+        # the OpenAPI document. A page that loads its own files (/admin/, /docs) sets its own policy, kept here.
+        response.headers.setdefault("Content-Security-Policy", API_POLICY)
+        response.headers.setdefault("X-Frame-Options", "DENY")
         if request.path.startswith(API_PREFIX):
             # Tokens and personal data must not sit in a browser or proxy cache; a route whose
             # answer may be cached (a public catalog page) sets its own Cache-Control.

@@ -195,6 +195,12 @@ class FakeRefreshTokenRepository:
     def revoke_user(self, user_id: int, now: datetime) -> int:
         return self._revoke([token for token in self.tokens if token.user_id == user_id], now)
 
+    def revoke_user_except(self, user_id: int, family_id: str, now: datetime) -> list[str]:
+        tokens = [token for token in self.tokens if token.user_id == user_id and token.family_id != family_id]
+        ended = sorted({t.family_id for t in tokens if t.revoked_at is None and t.used_at is None and t.expires_at > now})
+        self._revoke(tokens, now)
+        return ended
+
     @staticmethod
     def _revoke(tokens: list[RefreshToken], now: datetime) -> int:
         live = {t.family_id for t in tokens if t.revoked_at is None and t.used_at is None and t.expires_at > now}

@@ -64,7 +64,9 @@ def bind_wechat(body: NewWechat) -> WechatBinding:
            description="A JSON body with the SMS code. Then a login with that WeChat registers a new account. 404 "
                        "WECHAT_NOT_BOUND when my account has no WeChat, 422 LAST_LOGIN_METHOD when it has no phone "
                        "(bind one first, POST /me/phone), both before the SMS code is looked at; then the code is "
-                       "checked as SMS login checks it (400 SMS_CODE_INVALID, SMS_CODE_EXPIRED, SMS_CODE_LOCKED).")
+                       "checked as SMS login checks it (400 SMS_CODE_INVALID, SMS_CODE_EXPIRED, SMS_CODE_LOCKED). Every other "
+                       "session of my account ends (its access tokens answer 401 SESSION_ENDED at once), mine goes "
+                       "on: whoever else may hold the WeChat is logged out.")
 def unbind_wechat(body: WechatUnbinding) -> WechatBinding:
     reply = service(UserServiceStub).UnbindWechat(user_pb2.UnbindWechatRequest(sms_code=body.sms_code))
     return WechatBinding(wechat_bound=reply.wechat_bound)

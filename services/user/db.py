@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    and_,
     bindparam,
     delete,
     distinct,
@@ -301,6 +302,15 @@ class SqlRefreshTokenRepository:
 
     def revoke_user(self, user_id: int, now: datetime) -> int:
         return self._revoke(refresh_tokens.c.user_id == user_id, now)
+
+    def revoke_user_except(self, user_id: int, family_id: str, now: datetime) -> list[str]:
+        which = and_(refresh_tokens.c.user_id == user_id, refresh_tokens.c.family_id != family_id)
+        ended = self.session.execute(select(refresh_tokens.c.family_id).distinct().where(
+            which, refresh_tokens.c.revoked_at.is_(None), refresh_tokens.c.used_at.is_(None),
+            refresh_tokens.c.expires_at > now).order_by(refresh_tokens.c.family_id)).scalars().all()
+        self.session.execute(update(RefreshToken).where(which, refresh_tokens.c.revoked_at.is_(None))
+                             .values(revoked_at=now))
+        return list(ended)
 
     def _revoke(self, which: Any, now: datetime) -> int:
         """Revoke the matching tokens; returns how many families had a live (unused, unexpired) token."""

@@ -79,7 +79,9 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
 
     def UnbindWechat(self, request: user_pb2.UnbindWechatRequest,
                      context: grpc.ServicerContext) -> user_pb2.WechatBinding:
-        service.unbind_wechat(self.uow(), self.issuer, user_id=require_caller().user_id, sms_code=request.sms_code)
+        caller = require_caller()
+        service.unbind_wechat(self.uow(), self.issuer, user_id=caller.user_id, sms_code=request.sms_code,
+                              keep_session=caller.session_id)
         return user_pb2.WechatBinding(wechat_bound=False)
 
     def ListHistory(self, request: user_pb2.ListHistoryRequest,

@@ -90,17 +90,21 @@ def send_sms_code(uow: UserUnitOfWork, sms: SmsSender, issuer: TokenIssuer, *, p
 
 def login_with_sms(uow: UserUnitOfWork, issuer: TokenIssuer, *, phone: str, code: str,
                    now: datetime | None = None) -> LoginResult:
-    """Redeem a login code; the first login registers the shopper and emits user-registered."""
+    """Redeem a login code; the first login registers the shopper and emits user-registered.
+
+    The user's lock before the code's (see _redeem_code). A first login has no user row to lock: the phone's unique
+    index decides between it and a registration or phone binding of the same phone committed meanwhile (PHONE_TAKEN,
+    nothing kept, the code not spent: a retry logs into that account)."""
     now = now or utcnow()
     phone = validate_phone(phone)
     _check_code_format(code)
     with uow:
-        _redeem_code(uow, issuer, phone=phone, purpose="login", code=code, now=now)
         user = uow.users.by_phone(phone, lock=True)  # sessions start under the user's lock (see _end_sessions)
+        _redeem_code(uow, issuer, phone=phone, purpose="login", code=code, now=now)
         is_new_user = user is None
         if user is None:
             user = User.register(phone, now)
-            uow.users.add(user)
+            uow.users.add(user)  # PHONE_TAKEN when the phone was registered or bound since by_phone looked
             assert user.id is not None
             uow.publish(UserRegistered(user_id=user.id, channel="sms", registered_at=timestamp(now)),
                         aggregate_id=str(user.id))
@@ -117,7 +121,12 @@ def _check_code_format(code: str, field: str = "code") -> None:
 
 def _redeem_code(uow: UserUnitOfWork, issuer: TokenIssuer, *, phone: str, purpose: str, code: str,
                  now: datetime) -> None:
-    """Use the newest `purpose` code of `phone`; a failed try is committed (it counts) before the error is raised."""
+    """Use the newest `purpose` code of `phone`; a failed try is committed (it counts) before the error is raised.
+
+    Lock order, in every use case: the user's row first (UserRepository.get/by_phone with lock=True), then the
+    code's row here, then refresh tokens. Two use cases redeeming a code of one phone for one account then queue on
+    the user's row and never each hold the lock the other waits for (bind_phone and bind_wechat, for one).
+    """
     sms_code = uow.sms_codes.latest(phone, purpose, lock=True)
     if sms_code is None:
         raise InvalidInput("SMS_CODE_INVALID", "no code was sent to this phone; ask for one first")
@@ -316,9 +325,13 @@ def logout_all(uow: UserUnitOfWork, issuer: TokenIssuer, *, user_id: int, now: d
 
 
 def _end_sessions(uow: UserUnitOfWork, issuer: TokenIssuer, *, user_id: int, now: datetime,
-                  refresh_tokens: bool = True) -> int:
+                  refresh_tokens: bool = True, keep_session: str = "") -> int:
     """End the user's access tokens issued before `now` (told to the gateway once committed) and, unless
     `refresh_tokens` is False, every session (refresh tokens); returns how many sessions were live.
+
+    With `keep_session` (the caller's session, its refresh tokens' family) every session but that one ends
+    instead: their refresh tokens are revoked, and the gateway is told of each ended one by its session, so the
+    caller's access token keeps working.
 
     Every way of ending a user's sessions goes through here (or _end_session for one), so none can
     leave the access tokens working until they expire. A session started at `now` in the same
@@ -332,6 +345,13 @@ def _end_sessions(uow: UserUnitOfWork, issuer: TokenIssuer, *, user_id: int, now
     Callers take `now` once they hold the lock (when it is not given): a session that committed before has an
     earlier `iat`, so its access token ends here too, not only its refresh token.
     """
+    if keep_session:
+        families = uow.refresh_tokens.revoke_user_except(user_id, keep_session, now)
+        for family in families:
+            ended_session = SessionsEnded(user_id=user_id, session_id=family,
+                                          until=(now + issuer.access_ttl).timestamp())
+            uow.on_commit(lambda notice=ended_session: sessions.tell(notice))
+        return len(families)
     ended = uow.refresh_tokens.revoke_user(user_id, now) if refresh_tokens else 0
     notice = SessionsEnded(user_id=user_id, before=now.timestamp(), until=(now + issuer.access_ttl).timestamp())
     uow.on_commit(lambda: sessions.tell(notice))
@@ -515,10 +535,15 @@ def bind_wechat(uow: UserUnitOfWork, wechat: WechatLogin, issuer: TokenIssuer, *
     return account
 
 
-def unbind_wechat(uow: UserUnitOfWork, issuer: TokenIssuer, *, user_id: int, sms_code: str,
-                  now: datetime | None = None) -> None:
+def unbind_wechat(uow: UserUnitOfWork, issuer: TokenIssuer, *, user_id: int, sms_code: str, keep_session: str,
+                  now: datetime | None = None) -> int:
     """Remove the user's WeChat binding, proven by an "unbind" SMS code sent to the account's phone, unless WeChat is
-    their only way to log in (LAST_LOGIN_METHOD).
+    their only way to log in (LAST_LOGIN_METHOD); every other session of the user ends; returns how many did.
+
+    An owner unbinds their WeChat when someone else may control it: the sessions started through it must end with
+    it. A refresh token does not record how its session started, so every session but the caller's
+    (`keep_session`, the caller's access token's session; "" ends them all) ends, as after a password change: the
+    caller proved the phone with the code, and their session keeps working.
 
     An access token alone is not enough: a stolen one would otherwise cut the owner off their account's WeChat
     login (their next one registers a new, empty account). Whether there is a binding to remove, and a phone to log
@@ -528,7 +553,7 @@ def unbind_wechat(uow: UserUnitOfWork, issuer: TokenIssuer, *, user_id: int, sms
     now = now or utcnow()
     _check_code_format(sms_code, "sms_code")
     with uow:
-        user = _existing_user(uow, user_id, lock=True)  # the user's lock before the code's, as bind_wechat takes them
+        user = _existing_user(uow, user_id, lock=True)  # the user's lock before the code's (see _redeem_code)
         account = uow.wechat_accounts.of_user(user_id)
         if account is None:
             raise NotFound("WECHAT_NOT_BOUND", "this account has no WeChat bound")
@@ -536,8 +561,10 @@ def unbind_wechat(uow: UserUnitOfWork, issuer: TokenIssuer, *, user_id: int, sms
         assert user.phone is not None  # check_can_unbind: the phone is the way in that stays
         _redeem_code(uow, issuer, phone=user.phone, purpose="unbind", code=sms_code, now=now)
         uow.wechat_accounts.remove(account)
+        ended = _end_sessions(uow, issuer, user_id=user_id, now=now, keep_session=keep_session)
         uow.commit()
-    log.info("user %s unbound their WeChat", user_id)
+    log.info("user %s unbound their WeChat; %d other sessions ended", user_id, ended)
+    return ended
 
 
 def bind_phone(uow: UserUnitOfWork, issuer: TokenIssuer, wechat: WechatLogin, *, user_id: int, phone: str,
@@ -560,8 +587,8 @@ def bind_phone(uow: UserUnitOfWork, issuer: TokenIssuer, wechat: WechatLogin, *,
     _check_code_format(code)
     session = wechat.code2session(wechat_code) if wechat_code else None
     with uow:
-        # The user's lock before the code's, as bind_wechat, change_password and reset_password take them: this and
-        # bind_wechat redeeming the account's phone's code at once would otherwise wait on each other (a deadlock).
+        # The user's lock before the code's (see _redeem_code): this and bind_wechat redeeming the account's phone's
+        # code at once would otherwise wait on each other (a deadlock).
         user = _existing_user(uow, user_id, lock=True)
         account = uow.wechat_accounts.of_user(user_id)
         if account is not None and session is None:
@@ -609,7 +636,7 @@ def reset_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Password
     _check_code_format(code)
     validate_password(new_password, "new_password")
     with uow:
-        # The user's lock before the code's, as change_password takes them (no deadlock between the two).
+        # The user's lock before the code's (see _redeem_code).
         user = uow.users.by_phone(phone, lock=True)
         now = now or utcnow()  # once the user's lock is held (see _end_sessions)
         _redeem_code(uow, issuer, phone=phone, purpose="reset", code=code, now=now)

@@ -74,6 +74,10 @@ class RefreshTokenRepository(Protocol):
     def revoke_user(self, user_id: int, now: datetime) -> int:
         """Revoke every live token of the user; returns how many families this ended."""
 
+    def revoke_user_except(self, user_id: int, family_id: str, now: datetime) -> list[str]:
+        """Revoke every live token of the user but those of the family `family_id`; returns the families this
+        ended (those that had a live token)."""
+
 
 class AddressRepository(Protocol):
     def lock_user(self, user_id: int) -> None:

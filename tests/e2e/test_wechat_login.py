@@ -80,6 +80,8 @@ def test_an_sms_shopper_binds_a_wechat_then_logs_in_with_it_and_unbinds_it_with_
     unbound = requests.delete(f"{platform.api}/me/wechat", headers=headers, json={"sms_code": unbind_code},
                               timeout=10)
     anew = wechat_login(platform, "o-e2e-wechat-5")
+    me_by = {name: requests.get(f"{platform.api}/me", timeout=10, headers=token) for name, token in (
+        ("wechat", {"Authorization": f"Bearer {by_wechat.json()['access_token']}"}), ("owner", headers))}
 
     assert (guessed.status_code, guessed.json()["error"]["code"]) == (400, "SMS_CODE_INVALID")
     assert (bound.status_code, bound.json()) == (200, {"wechat_bound": True})
@@ -89,3 +91,6 @@ def test_an_sms_shopper_binds_a_wechat_then_logs_in_with_it_and_unbinds_it_with_
     assert (still.json()["is_new_user"], still.json()["user"]["id"]) == (False, session["user"]["id"])
     assert (unbound.status_code, unbound.json()) == (200, {"wechat_bound": False})
     assert anew.json()["is_new_user"] is True and anew.json()["user"]["id"] != session["user"]["id"]
+    # The sessions the WeChat started end with its binding (whoever else holds it is out); the owner's goes on.
+    assert ((me_by["wechat"].status_code, me_by["wechat"].json()["error"]["code"]), me_by["owner"].status_code) == (
+        (401, "SESSION_ENDED"), 200)

@@ -20,6 +20,8 @@ from services.user.domain import PASSWORD_FAILURES, User
 from services.user.passwords import Passwords
 from services.user.sms import ConsoleSms
 from services.user.tokens import TokenIssuer
+from tests.fixtures.postgres import wait_until_blocked
+from tests.integration.user.paused import PausedAfter
 
 pytestmark = pytest.mark.integration
 
@@ -184,6 +186,54 @@ def test_concurrent_logins_with_one_code_let_exactly_one_through(
     assert sorted(outcomes) == ["SMS_CODE_EXPIRED"] * 5 + ["ok"]
     assert count(engine, users) == 1
     assert count(engine, outbox) == 1
+
+
+def test_an_sms_login_waits_for_the_users_row_before_it_locks_the_code(
+        pg_engine: Engine, pg_uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer) -> None:
+    """The user's lock before the code's, as every use case takes them (service._redeem_code): a login queued behind
+    a transaction of the user (a password reset, a WeChat binding) holds no lock another of them could wait for."""
+    service.login_with_sms(pg_uow(), issuer, phone=PHONE, code=send(pg_uow, issuer), now=T0)
+    code = send(pg_uow, issuer, T0 + timedelta(minutes=2))
+    logged_in: list[int | None] = []
+    with pg_engine.connect() as holder, holder.begin():
+        holder.execute(select(users.c.id).where(users.c.phone == PHONE).with_for_update())
+        login = threading.Thread(target=lambda: logged_in.append(service.login_with_sms(
+            pg_uow(), issuer, phone=PHONE, code=code, now=T0 + timedelta(minutes=2)).user.id))
+        login.start()
+        wait_until_blocked(pg_engine, login)
+        with pg_engine.connect() as other, other.begin():
+            free = other.execute(select(sms_codes.c.id).where(sms_codes.c.phone == PHONE)
+                                 .with_for_update(nowait=True)).all()
+    login.join()
+
+    assert (len(free), logged_in) == (2, [1])
+
+
+def test_a_first_sms_login_racing_a_registration_of_the_phone_keeps_nothing_and_its_code_then_logs_in(
+        pg_engine: Engine, pg_uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer) -> None:
+    """No user row to lock yet: the phone's unique index decides, and the code is not spent by the losing try."""
+    code = send(pg_uow, issuer)
+    paused = PausedAfter(pg_engine, "users", "by_phone")
+    outcome: list[str] = []
+
+    def first_login() -> None:
+        try:
+            service.login_with_sms(paused, issuer, phone=PHONE, code=code, now=T0 + timedelta(seconds=5))
+        except DomainError as exc:
+            outcome.append(exc.code)
+
+    racing = threading.Thread(target=first_login)
+    racing.start()
+    assert paused.paused.wait(30)
+    with pg_uow() as other:  # the phone registered meanwhile (another first login's code, a phone binding)
+        other.users.add(User.register(PHONE, T0))
+        other.commit()
+    paused.go.set()
+    racing.join()
+    again = service.login_with_sms(pg_uow(), issuer, phone=PHONE, code=code, now=T0 + timedelta(seconds=6))
+
+    assert (outcome, again.is_new_user, count(pg_engine, users), count(pg_engine, outbox)) == (
+        ["PHONE_TAKEN"], False, 1, 0)
 
 
 def test_admin_logs_in_with_password_and_gets_the_admin_role(

@@ -27,7 +27,7 @@ from services.user.grpc_api import UserServicer
 from services.user.identity import FormatOnlyIdentityChecker, IdentityKeys, IdentityVault
 from services.user.sms import ConsoleSms
 from services.user.tokens import TokenIssuer
-from tests.fakes import FakePasswords
+from tests.fakes import FakePasswords, FakeWechat
 from tests.fixtures.keys import JwtKeys
 
 pytestmark = pytest.mark.integration
@@ -37,6 +37,7 @@ API = "/api/v1"
 ADMIN_PHONE, STAFF_PHONE = "13700000001", "13700000002"
 SHOPPERS = [f"139000000{n:02d}" for n in range(1, 7)]  # with a password, to log in as often as a test needs
 PASSWORD = "staffpass1"
+WECHAT = FakeWechat()  # the user service's WeChat: WECHAT.code_for(openid) is a wx.login code
 
 
 @pytest.fixture
@@ -54,7 +55,7 @@ def replicas(pg_engine: Engine, jwt_keys: JwtKeys, issuer: TokenIssuer) -> Itera
             tx.users.add(User(phone=phone, created_at=datetime.now(UTC), password_hash=FakePasswords().hash(PASSWORD)))
         tx.commit()
     servicer = UserServicer(uow, ConsoleSms(), issuer, FakePasswords(), FormatOnlyIdentityChecker(),
-                            IdentityVault(IdentityKeys.derived_for_dev(b"test")))
+                            IdentityVault(IdentityKeys.derived_for_dev(b"test")), WECHAT)
     settings = ServiceSettings.from_env("user", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),
                                                  "USER_GRPC_LISTEN": "127.0.0.1:0"})
     server, port = create_server(settings, [registration(user_pb2, user_pb2_grpc, "UserService", servicer)])
@@ -157,6 +158,32 @@ def test_an_admin_setting_a_staff_password_refuses_their_old_token_at_once(
            headers=bearer(admin))
 
     assert (find_users(b, staff), find_users(b, admin)) == ((401, "SESSION_ENDED"), (200, ""))
+
+
+def sms_code(gateway: FlaskClient, phone: str, purpose: str) -> str:
+    sent = gateway.post(f"{API}/auth/sms-codes", json={"phone": phone, "purpose": purpose})
+    assert sent.status_code == 202, sent.get_json()
+    return sent.get_json()["dev_code"]
+
+
+def test_unbinding_the_wechat_refuses_the_access_tokens_of_the_sessions_it_started_and_not_the_owners(
+        replicas: tuple[FlaskClient, FlaskClient]) -> None:
+    a, b = replicas
+    phone = SHOPPERS[5]
+    owner = login(a, phone)
+    bound = a.post(f"{API}/me/wechat", json={"code": WECHAT.code_for("o-shared"), "sms_code": sms_code(a, phone, "bind")},
+                   headers=bearer(owner))
+    by_wechat = a.post(f"{API}/auth/login/wechat", json={"code": WECHAT.code_for("o-shared")}).get_json()
+    assert (bound.status_code, by_wechat["user"]["id"], b.get(f"{API}/me", headers=bearer(by_wechat)).status_code) == (
+        200, owner["user"]["id"], 200)
+
+    unbound = a.delete(f"{API}/me/wechat", json={"sms_code": sms_code(a, phone, "unbind")}, headers=bearer(owner))
+
+    assert (unbound.status_code, unbound.get_json()) == (200, {"wechat_bound": False})
+    assert [answer(gateway.get(f"{API}/me", headers=bearer(by_wechat))) for gateway in (a, b)] == [
+        (401, "SESSION_ENDED")] * 2
+    assert answer(b.post(f"{API}/auth/refresh", json={"refresh_token": by_wechat["refresh_token"]}))[0] == 401
+    assert [answer(gateway.get(f"{API}/me", headers=bearer(owner))) for gateway in (a, b)] == [(200, "")] * 2
 
 
 def test_a_spent_refresh_token_presented_again_refuses_its_sessions_access_tokens(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -13,6 +14,7 @@ from gateway.app import create_app
 from gateway.config import GatewaySettings
 from gateway.routes.admin import analytics_overview
 from gateway.routes.auth import send_sms_code
+from gateway.routes.dashboard import POLICY
 from services.common.config import SERVICES, ConfigError
 
 ALL_SERVING = {"user": "SERVING", "product": "SERVING", "order": "SERVING", "member": "SERVING",
@@ -156,3 +158,37 @@ def test_docs_page_shows_every_operation(client: FlaskClient, spec: dict) -> Non
     page = client.get("/docs").get_data(as_text=True)
 
     assert [path for path in spec["paths"] if f"<code>{path}</code>" not in page] == []
+
+
+def test_the_docs_page_runs_and_loads_nothing_but_its_own_style_and_is_never_framed(client: FlaskClient) -> None:
+    response = client.get("/docs")
+
+    policy = response.headers["Content-Security-Policy"]
+    assert policy.startswith("default-src 'none'; style-src 'sha256-") and "script-src" not in policy
+    assert ("frame-ancestors 'none'" in policy, response.headers["X-Frame-Options"]) == (True, "DENY")
+
+
+@pytest.mark.parametrize(("path", "status"), [("/api/v1/categories", 200), ("/api/v1/me", 401),
+                                              ("/api/v1/no-such-route", 404), ("/openapi.json", 200)])
+def test_json_answers_load_nothing_and_are_never_framed(client: FlaskClient, path: str, status: int) -> None:
+    response = client.get(path)
+
+    assert (response.status_code, response.mimetype, response.headers["Content-Security-Policy"],
+            response.headers["X-Frame-Options"]) == (
+        status, "application/json", "default-src 'none'; frame-ancestors 'none'", "DENY")
+
+
+def test_the_console_keeps_its_own_policy(client: FlaskClient) -> None:
+    response = client.get("/admin/")
+
+    assert (response.headers["Content-Security-Policy"], response.headers["X-Frame-Options"]) == (POLICY, "DENY")
+
+
+def test_the_docs_page_shows_styled_in_a_browser_under_its_policy(page: Any, gateway_url: str) -> None:
+    """Its inline style is allowed by its hash (a wrong hash leaves it unstyled, with a CSP error on the console)."""
+    page.goto(f"{gateway_url}/docs")
+
+    assert page.eval_on_selector("body", "b => [getComputedStyle(b).maxWidth, getComputedStyle(b).fontSize]") == [
+        "960px", "15px"]
+    assert page.eval_on_selector(".op .m", "m => getComputedStyle(m).textTransform") == "uppercase"
+    assert page.errors == []

@@ -231,6 +231,6 @@ def test_once_a_phone_is_bound_the_wechat_can_be_unbound(uow: FakeUserUnitOfWork
     bind(uow, issuer, user_id, code_for(uow, issuer))
     code = code_for(uow, issuer, "unbind")
 
-    service.unbind_wechat(uow, issuer, user_id=user_id, sms_code=code, now=T0 + timedelta(minutes=1))
+    service.unbind_wechat(uow, issuer, user_id=user_id, sms_code=code, keep_session="", now=T0 + timedelta(minutes=1))
 
     assert uow.wechat_accounts.accounts == []

@@ -7,12 +7,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from mall.events.v1.user_events_pb2 import UserRegistered
 
+from services.common import sessions
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.events import timestamp
+from services.common.sessions import SessionsEnded
 from services.user import service
 from services.user.config import WechatSettings
-from services.user.domain import User
-from services.user.tokens import TokenIssuer
+from services.user.domain import RefreshTokenRefused, User
+from services.user.tokens import TokenIssuer, token_hash
 from services.user.wechat import WechatAuth
 from tests.fakes import FakeUserUnitOfWork, FakeWechat, SilentSms
 
@@ -157,10 +159,38 @@ def test_a_phone_account_unbinds_its_wechat_with_an_unbind_code_sent_to_its_phon
     bind(uow, wechat, issuer, user_id, "o-bob")
     code = unbind_code(uow, issuer, T0 + timedelta(seconds=10))
 
-    service.unbind_wechat(uow, issuer, user_id=user_id, sms_code=code, now=T0 + timedelta(seconds=20))
+    service.unbind_wechat(uow, issuer, user_id=user_id, sms_code=code, keep_session="", now=T0 + timedelta(seconds=20))
 
     assert (uow.wechat_accounts.accounts, uow.sms_codes.latest(PHONE, "unbind").consumed_at) == (
         [], T0 + timedelta(seconds=20))
+
+
+def test_unbinding_the_wechat_ends_the_sessions_started_with_it_and_keeps_the_callers(
+        uow: FakeUserUnitOfWork, wechat: FakeWechat, issuer: TokenIssuer) -> None:
+    """Someone else may control the WeChat: the sessions it started end (refresh tokens revoked, their access tokens
+    told to the gateway), and the owner's own session, which proved the phone, keeps working."""
+    user_id = phone_user(uow)
+    owner = service.login_with_sms(uow, issuer, phone=PHONE, now=T0, code=service.send_sms_code(
+        uow, SilentSms(), issuer, phone=PHONE, purpose="login", now=T0).dev_code)
+    bind(uow, wechat, issuer, user_id, "o-bob", now=T0 + timedelta(minutes=1))
+    by_wechat = login(uow, wechat, issuer, "o-bob")
+    code = unbind_code(uow, issuer, T0 + timedelta(minutes=2))
+    unbound_at = T0 + timedelta(minutes=3)
+
+    with sessions.collecting() as told:
+        ended = service.unbind_wechat(uow, issuer, user_id=user_id, sms_code=code,
+                                      keep_session=session_of(uow, owner.refresh_token), now=unbound_at)
+
+    assert (ended, told) == (1, [SessionsEnded(user_id=user_id, session_id=session_of(uow, by_wechat.refresh_token),
+                                               until=(unbound_at + issuer.access_ttl).timestamp())])
+    with pytest.raises(RefreshTokenRefused):
+        service.refresh_session(uow, issuer, refresh_token=by_wechat.refresh_token, now=unbound_at)
+    assert service.refresh_session(uow, issuer, refresh_token=owner.refresh_token, now=unbound_at).user.id == user_id
+
+
+def session_of(uow: FakeUserUnitOfWork, refresh_token: str) -> str:
+    """The session (refresh-token family) of a refresh token."""
+    return next(t.family_id for t in uow.refresh_tokens.tokens if t.token_hash == token_hash(refresh_token))
 
 
 @pytest.mark.parametrize("purpose", ["login", "reset", "bind", "signup"])
@@ -178,7 +208,7 @@ def test_a_stolen_access_token_alone_unbinds_no_wechat(uow: FakeUserUnitOfWork, 
 
     for guess in guesses:
         with pytest.raises(InvalidInput) as refused:
-            service.unbind_wechat(uow, issuer, user_id=user_id, sms_code=guess, now=T0 + timedelta(minutes=2))
+            service.unbind_wechat(uow, issuer, user_id=user_id, sms_code=guess, keep_session="", now=T0 + timedelta(minutes=2))
         assert refused.value.code == "SMS_CODE_INVALID"
 
     assert ([(a.user_id, a.openid) for a in uow.wechat_accounts.accounts],
@@ -191,7 +221,7 @@ def test_the_last_login_method_cannot_be_removed_and_no_code_is_asked_for(
     assert user_id is not None
 
     with pytest.raises(DomainError) as refused:
-        service.unbind_wechat(uow, issuer, user_id=user_id, sms_code="123456", now=T0)
+        service.unbind_wechat(uow, issuer, user_id=user_id, sms_code="123456", keep_session="", now=T0)
 
     assert (refused.value.code, len(uow.wechat_accounts.accounts)) == ("LAST_LOGIN_METHOD", 1)
 
@@ -202,7 +232,7 @@ def test_unbinding_without_a_wechat_is_not_found_and_spends_no_code(uow: FakeUse
     code = unbind_code(uow, issuer)
 
     with pytest.raises(NotFound) as refused:
-        service.unbind_wechat(uow, issuer, user_id=user_id, sms_code=code, now=T0)
+        service.unbind_wechat(uow, issuer, user_id=user_id, sms_code=code, keep_session="", now=T0)
 
     assert (refused.value.code, uow.sms_codes.latest(PHONE, "unbind").attempts) == ("WECHAT_NOT_BOUND", 0)
 
