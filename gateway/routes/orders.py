@@ -533,7 +533,11 @@ def get_order(order_id: int) -> OrderDetailOut:
 
 @bp.post("/orders/<id:order_id>/cancel")
 @operation(summary="Cancel my order (a paid one goes to review)", tag="orders", body=CancelIn,
-           responses={200: OrderOut})
+           responses={200: OrderOut},
+           description="An unpaid order's WeChat Pay payment is closed first (503 PAYMENT_CHANNEL_UNAVAILABLE, nothing "
+                       "changed, when WeChat Pay does not answer; one paid just before makes the order PAID and its "
+                       "cancellation a request for review). 409 ORDER_STATE_CONFLICT (details.action cancel) when a "
+                       "WeChat Pay payment of the order was started at the same moment: nothing changed, try again.")
 def cancel_order(order_id: int, body: CancelIn) -> OrderOut:
     return OrderOut.from_proto(service(OrderServiceStub).CancelOrder(
         order_pb2.CancelOrderRequest(id=order_id, reason=body.reason)))
