@@ -358,6 +358,14 @@ def started_again(refund: order_pb2.OrderRefund, later: list[order_pb2.OrderRefu
     return refund.status == "CLOSED" and any(other.source == refund.source for other in later)
 
 
+PAID_AFTER_CLOSE = ("CLOSED here, then WeChat Pay reported it paid after all: when (UTC); null when never. Its money "
+                    "did go back, and its units count as refunded (nothing further to refund for them)")
+
+
+def paid_after_close_at(refund: order_pb2.OrderRefund | order_pb2.RefundSummary) -> datetime | None:
+    return utc_time(refund.paid_after_close_at) if refund.HasField("paid_after_close_at") else None
+
+
 class StaffOrderRefundOut(Reply):
     """A refund of the order as recorded: its status at the channel and what started it (its reason and actor are in
     GET /admin/refunds and the order's history)."""
@@ -371,12 +379,14 @@ class StaffOrderRefundOut(Reply):
                                     "late_payment (LATE<out_trade_no>: money the order could not take)")
     created_at: datetime
     updated_at: datetime = Field(description="its last change of status: ABNORMAL or PENDING since then")
+    paid_after_close_at: datetime | None = Field(description=PAID_AFTER_CLOSE)
 
     @classmethod
     def staff_view(cls, refunds: Iterable[order_pb2.OrderRefund]) -> list[Self]:
         return [cls(refund_no=refund.refund_no, amount_fen=refund.amount_fen, points_returned=refund.points_returned,
                     status=refund.status, channel=refund.channel, source=refund.source,  # type: ignore[arg-type]
-                    created_at=utc_time(refund.created_at), updated_at=utc_time(refund.updated_at))
+                    created_at=utc_time(refund.created_at), updated_at=utc_time(refund.updated_at),
+                    paid_after_close_at=paid_after_close_at(refund))
                 for refund in refunds]
 
 
@@ -523,7 +533,11 @@ def get_order(order_id: int) -> OrderDetailOut:
 
 @bp.post("/orders/<id:order_id>/cancel")
 @operation(summary="Cancel my order (a paid one goes to review)", tag="orders", body=CancelIn,
-           responses={200: OrderOut})
+           responses={200: OrderOut},
+           description="An unpaid order's WeChat Pay payment is closed first (503 PAYMENT_CHANNEL_UNAVAILABLE, nothing "
+                       "changed, when WeChat Pay does not answer; one paid just before makes the order PAID and its "
+                       "cancellation a request for review). 409 ORDER_STATE_CONFLICT (details.action cancel) when a "
+                       "WeChat Pay payment of the order was started at the same moment: nothing changed, try again.")
 def cancel_order(order_id: int, body: CancelIn) -> OrderOut:
     return OrderOut.from_proto(service(OrderServiceStub).CancelOrder(
         order_pb2.CancelOrderRequest(id=order_id, reason=body.reason)))

@@ -13,12 +13,14 @@ from pydantic import Field
 from gateway.api import PUBLIC, Body, Page, Reply, operation, service
 from gateway.routes.orders import (
     NOTIFY_RESPONSES,
+    PAID_AFTER_CLOSE,
     AdminOrderOut,
     NotifyAnswer,
     RefundStatus,
     StaffSearchQuery,
     created_between,
     forward_notify,
+    paid_after_close_at,
     utc_time,
 )
 from services.common import formats
@@ -142,6 +144,7 @@ class RefundOut(Reply):
     updated_at: datetime = Field(description="its last change of status: ABNORMAL or PENDING since then")
     points_returned: int = Field(description="points the shopper spent on the refunded units, credited back to them "
                                              "when the refund succeeds (cancel_unshipped's; 0 for the others)")
+    paid_after_close_at: datetime | None = Field(description=PAID_AFTER_CLOSE)
 
     @classmethod
     def from_proto(cls, refund: order_pb2.RefundSummary) -> RefundOut:
@@ -149,7 +152,7 @@ class RefundOut(Reply):
                    source=refund.source, status=refund.status,  # type: ignore[arg-type]
                    amount_fen=refund.amount_fen, channel=refund.channel, reason=refund.reason, actor=refund.actor,
                    created_at=utc_time(refund.created_at), updated_at=utc_time(refund.updated_at),
-                   points_returned=refund.points_returned)
+                   points_returned=refund.points_returned, paid_after_close_at=paid_after_close_at(refund))
 
 
 class RefundsQuery(StaffSearchQuery):

@@ -291,11 +291,14 @@ def _amounts(amounts: Amounts) -> order_pb2.Amounts:
 
 def _refund_summary(listed: ListedRefund) -> order_pb2.RefundSummary:
     refund = listed.refund
-    return order_pb2.RefundSummary(
+    message = order_pb2.RefundSummary(
         refund_no=refund.refund_no, order_id=refund.order_id, order_no=listed.order_no, source=refund.source,
         status=refund.status, amount_fen=refund.amount_fen, channel=refund.channel, reason=refund.reason,
         actor=refund.actor, created_at=timestamp(refund.created_at), updated_at=timestamp(refund.updated_at),
         points_returned=refund.points_returned)
+    if refund.paid_after_close_at is not None:
+        message.paid_after_close_at.CopyFrom(timestamp(refund.paid_after_close_at))
+    return message
 
 
 def _wallet_review(review: wallet_reviews.WalletReview) -> order_pb2.WalletReview:
@@ -317,10 +320,13 @@ def _steps(message: Callable[..., StepMessage], history: Iterable[Step]) -> list
 
 def _order_refund(refund: Refund) -> order_pb2.OrderRefund:
     """A refund as the order's detail lists it, for its shopper and staff alike: no staff reason or actor."""
-    return order_pb2.OrderRefund(
+    message = order_pb2.OrderRefund(
         refund_no=refund.refund_no, amount_fen=refund.amount_fen, points_returned=refund.points_returned,
         status=refund.status, channel=refund.channel, source=refund.source, created_at=timestamp(refund.created_at),
         updated_at=timestamp(refund.updated_at))
+    if refund.paid_after_close_at is not None:
+        message.paid_after_close_at.CopyFrom(timestamp(refund.paid_after_close_at))
+    return message
 
 
 def order_message(order: Order, *, staff: bool, with_refunds: Iterable[Refund] = ()) -> order_pb2.Order:

@@ -485,6 +485,11 @@ def cancel_order(uow: OrderUnitOfWork, *, user_id: int, order_id: int, reason: s
     pays the order, whose cancellation then becomes a request for customer service (or, paid too late,
     is refunded and the order answered CANCELLED). If WeChat Pay does not answer, nothing changes and the
     shopper is asked to try again (503).
+
+    The close happens outside the row lock (a slow WeChat Pay call holds no row), so a WeChat payment started at the
+    same moment may hand out a transaction the close did not see (the first prepay, or the next attempt after the
+    closed one): checked again under the lock, as the wallet path does (`_record_wallet_attempt`), and then 409
+    ORDER_STATE_CONFLICT with nothing changed; the shopper's next tap closes that one.
     """
     now = now or utcnow()
     with uow:
@@ -500,6 +505,11 @@ def cancel_order(uow: OrderUnitOfWork, *, user_id: int, order_id: int, reason: s
         order = uow.orders.get(order_id, lock=True)
         if order is None:  # pragma: no cover - orders are never deleted
             raise order_not_found()
+        if (wechat is not None and order.status == OrderStatus.PENDING_PAYMENT
+                and order.open_wechat_trade not in (None, trade)):
+            # Handed out since it was read (`pay_order` sets `prepaid_at` under this lock): still payable, and an
+            # order is never cancelled beside a payable transaction.
+            raise _payment_under_way(order, "cancel")
         if order.status == OrderStatus.PAID:
             order.apply("request_cancel", actor=f"user:{user_id}", now=now, reason=reason, shopper_reason=reason)
         elif not (closing and order.status == OrderStatus.CANCELLED):  # else the close found it paid too late
@@ -701,10 +711,11 @@ def pay_order(uow: OrderUnitOfWork, members: Members, users: Users, wechat: Prep
     return PaymentStart("wechat", out_trade_no, order.status, wechat.request_payment_params(prepay_id))
 
 
-def _payment_under_way(order: Order) -> Conflict:
-    """ORDER_STATE_CONFLICT (409) for a payment that meets another of the same order under way: try again."""
+def _payment_under_way(order: Order, action: str = "pay") -> Conflict:
+    """ORDER_STATE_CONFLICT (409) for a payment (or a cancellation) that meets a payment of the same order under way:
+    try again."""
     return Conflict("ORDER_STATE_CONFLICT", "another payment of this order is under way; try again in a moment",
-                    details={"status": order.status, "action": "pay"})
+                    details={"status": order.status, "action": action})
 
 
 def _prepay(uow: OrderUnitOfWork, wechat: Prepay, order: Order, *, payer_openid: str, notify_url: str,

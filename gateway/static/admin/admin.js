@@ -659,7 +659,7 @@ function orderRefunds(refunds) {
   if (!refunds.length) return element("p", {class: "muted"}, "No refunds.");
   const list = element("table", {class: "rows", id: "order-refunds"});
   table(list, ["Refund no", "Source", "Status", "Amount", "Points back", "Channel", "Started", "Last change"],
-        refunds.map((refund) => row([refund.refund_no, refund.source, refund.status, yuan(refund.amount_fen),
+        refunds.map((refund) => row([refund.refund_no, refund.source, refundStatus(refund), yuan(refund.amount_fen),
                                      count(refund.points_returned), refund.channel, when(refund.created_at),
                                      when(refund.updated_at)], {"data-refund-no": refund.refund_no})));
   return list;
@@ -799,9 +799,16 @@ function loadMoney() {
   if (can("walletReviews")) loadList("wallet-reviews", 1);
 }
 
+// A refund's status; a CLOSED one WeChat Pay reported paid after all (paid_after_close_at) says so and when: its money
+// did go back. Text only (row() sets textContent).
+function refundStatus(refund) {
+  return refund.paid_after_close_at ? `closed, paid by WeChat Pay after all at ${when(refund.paid_after_close_at)}`
+    : refund.status;
+}
+
 function refundRow(refund) {
   const waiting = refund.status === "ABNORMAL" || refund.status === "PENDING";
-  const tr = row([refund.refund_no, refund.order_no, refund.source, refund.status, yuan(refund.amount_fen),
+  const tr = row([refund.refund_no, refund.order_no, refund.source, refundStatus(refund), yuan(refund.amount_fen),
                   count(refund.points_returned), refund.channel, when(refund.created_at),
                   waiting ? when(refund.updated_at) : "", refund.actor, refund.reason, ""], {"data-refund-no": refund.refund_no, "data-status": refund.status});
   const cell = tr.lastChild, outcome = element("span", {class: "outcome", role: "alert"});

@@ -13,6 +13,7 @@ import grpc
 import pytest
 from mall.order.v1 import order_pb2
 
+from services.common.errors import Conflict
 from services.common.grpc_server import from_grpc
 from services.common.wechatpay import WechatPay
 from services.order import service
@@ -392,3 +393,42 @@ def test_the_timeout_closes_prepaid_orders_at_wechat_pay_and_pays_one_paid_just_
     assert (read[unpaid.order_no].status, read[unpaid.order_no].history[-1].actor) == ("CANCELLED", "system:timeout")
     assert simulator.client.wechatpay_order(unpaid.order_no)["trade_state"] == "CLOSED"
     assert (server.events("order-paid"), server.events("order-cancelled")) == (1, 1)
+
+
+class PaidWhileClosing(WechatPay):
+    """The simulator's WeChat Pay, the shopper paying the order again (another phone, another tap) just as the cancel
+    has closed the transaction it saw, before the cancel takes the order's row lock."""
+
+    def __init__(self, simulator: RunningSimulator, meanwhile: Callable[[], object]) -> None:
+        super().__init__(simulator.wechatpay_settings())
+        self.meanwhile: Callable[[], object] | None = meanwhile
+
+    def close(self, out_trade_no: str) -> None:
+        super().close(out_trade_no)
+        if self.meanwhile is not None:
+            meanwhile, self.meanwhile = self.meanwhile, None
+            meanwhile()
+
+
+def test_a_cancel_racing_a_wechat_payment_that_opens_the_next_transaction_never_leaves_it_payable(
+        server: OrderServer, simulator: RunningSimulator, pg_uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    order, alice = submit(server, f"cancel-race-{datetime.now(UTC).timestamp()}"), server.as_user(ALICE)
+    server.stub.PayOrder(order_pb2.PayOrderRequest(id=order.id, channel="wechat"), metadata=alice)
+    handed: list[order_pb2.PayOrderResponse] = []
+    wechat = PaidWhileClosing(simulator, lambda: handed.append(server.stub.PayOrder(
+        order_pb2.PayOrderRequest(id=order.id, channel="wechat"), metadata=alice)))
+
+    with pytest.raises(Conflict) as refused:
+        service.cancel_order(pg_uow(), user_id=ALICE, order_id=order.id, reason="不想要了", wechat=wechat)
+
+    following = f"{order.order_no}_2"
+    assert (refused.value.code, [started.out_trade_no for started in handed]) == ("ORDER_STATE_CONFLICT", [following])
+    assert server.stub.GetOrder(order_pb2.GetOrderRequest(id=order.id), metadata=alice).status == "PENDING_PAYMENT"
+    assert simulator.client.wechatpay_order(following)["trade_state"] == "NOTPAY"  # handed out, on an unpaid order
+
+    cancelled = service.cancel_order(pg_uow(), user_id=ALICE, order_id=order.id, reason="不想要了", wechat=wechat)
+
+    assert cancelled.status == "CANCELLED"
+    assert [simulator.client.wechatpay_order(trade)["trade_state"] for trade in (order.order_no, following)] == [
+        "CLOSED", "CLOSED"]
+    assert (server.events("order-cancelled"), server.events("order-paid")) == (1, 0)

@@ -380,6 +380,41 @@ def test_a_refused_retry_shows_the_apis_error_in_its_row(page: Any, log_in_as, s
         'PAYMENT_CHANNEL_UNAVAILABLE: WeChat Pay gave no usable answer {"refund_no":"RF20251129070640000000abcdef01"}')
 
 
+def test_a_closed_refund_wechat_pay_paid_after_all_says_so_and_when_in_the_list_and_the_order(
+        page: Any, log_in_as, staff: FakeServices) -> None:
+    paid_after_close = order_pb2.RefundSummary(
+        refund_no="RF20251129070640000000abcdef03", order_id=5, order_no=ORDER.order_no, source="after_sale:32",
+        status="CLOSED", amount_fen=1899, channel="wechat", reason="<b>卡已注销</b>", actor="staff:7", created_at=AT,
+        updated_at=AT, paid_after_close_at=WAITING_SINCE)
+    staff.order.ListRefunds.reply = order_pb2.ListRefundsResponse(total=2, refunds=[paid_after_close,
+                                                                                   REFUNDS.refunds[2]])
+    log_in_as("customer_service")
+    page.click("[data-section=money-view]")
+    page.wait_for_selector("#refunds tr[data-refund-no]")
+
+    assert page.eval_on_selector_all("#refunds tr", REFUND_ROWS) == [
+        ["RF20251129070640000000abcdef03", ORDER.order_no, "after_sale:32",
+         "closed, paid by WeChat Pay after all at 2025-11-29 09:53:20Z", "¥18.99", "0", "wechat",
+         "2025-11-29 07:06:40Z", "", "staff:7", "<b>卡已注销</b>"],
+        ["RF20251129070640000000abcdef02", ORDER.order_no, "after_sale:31", "SUCCESS", "¥18.99", "0", "wechat",
+         "2025-11-29 07:06:40Z", "", "staff:7", "茶叶受潮"]]
+    assert page.eval_on_selector_all("#refunds b", "els => els.length") == 0
+    assert refund_buttons(page) == {"RF20251129070640000000abcdef03": [], "RF20251129070640000000abcdef02": []}
+
+    refunded = changed(ORDER, refunded_fen=1899)
+    refunded.refunds.extend([order_pb2.OrderRefund(
+        refund_no="RF20251129070640000000abcdef03", amount_fen=1899, status="CLOSED", channel="wechat",
+        source="after_sale:32", created_at=AT, updated_at=AT, paid_after_close_at=WAITING_SINCE)])
+    staff.order.GetOrder.reply = refunded
+    page.click("[data-section=orders-view]")
+    page.click("#orders tr[data-order-id='5'] button")
+    page.wait_for_selector("#order-refunds")
+
+    assert page.eval_on_selector_all("#order-refunds tr", "rows => rows.slice(1).map(r => r.cells[2].innerText)") == [
+        "closed, paid by WeChat Pay after all at 2025-11-29 09:53:20Z"]
+    assert page.errors == []
+
+
 def test_finance_read_the_refunds_with_no_retry_or_close(page: Any, log_in_as, staff: FakeServices) -> None:
     staff.order.ListRefunds.reply = REFUNDS
     log_in_as("finance")

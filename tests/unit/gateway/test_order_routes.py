@@ -426,11 +426,27 @@ def test_the_admin_order_lists_its_refunds_as_recorded_with_their_source(client:
     assert body["refunds"][0] == {
         "refund_no": "RF2026112912000000000000000001", "amount_fen": 1999, "points_returned": 150,
         "status": "SUCCESS", "channel": "balance", "source": "cancel_unshipped", "created_at": "2026-11-18T11:06:40Z",
-        "updated_at": later}
+        "updated_at": later, "paid_after_close_at": None}
     assert [(refund["refund_no"][:4], refund["status"], refund["source"], refund["amount_fen"])
             for refund in body["refunds"][1:]] == [
         ("RF20", "PENDING", "after_sale:12", 999), ("RF20", "ABNORMAL", "after_sale:13", 500),
         ("RF20", "CLOSED", "after_sale:14", 300), ("LATE", "PENDING", "late_payment", 3799)]
+
+
+def test_staff_see_when_wechat_pay_paid_a_refund_closed_here_and_the_shopper_reply_does_not_carry_it(
+        client: FlaskClient, clients, bearer, auth) -> None:
+    order = an_order_with_refunds()
+    order.refunds[3].paid_after_close_at.CopyFrom(Timestamp(seconds=1_795_007_200))  # RF...0004, CLOSED
+    clients.order.GetOrder.reply = order
+
+    staff = client.get("/api/v1/admin/orders/5", headers=bearer(roles="customer_service", user_id=7)).get_json()
+    mine = client.get("/api/v1/orders/5", headers=auth).get_json()
+
+    assert [(refund["refund_no"][-1], refund["status"], refund["paid_after_close_at"])
+            for refund in staff["refunds"]] == [
+        ("1", "SUCCESS", None), ("2", "PENDING", None), ("3", "ABNORMAL", None), ("4", "CLOSED", "2026-11-18T13:06:40Z"),
+        ("4", "PENDING", None)]
+    assert [refund for refund in mine["refunds"] if "paid_after_close_at" in refund] == []
 
 
 def test_only_the_order_details_carry_refunds_not_lists_or_actions(client: FlaskClient, clients, bearer,
@@ -460,5 +476,5 @@ def test_the_openapi_document_gives_shoppers_refund_statuses_for_them_and_staff_
     assert set(mine["properties"]) == {"refund_no", "amount_fen", "points_returned", "status", "channel",
                                        "created_at", "updated_at"}
     assert mine["properties"]["status"]["enum"] == ["processing", "refunded", "contact_support"]
-    assert set(staff["properties"]) == {*mine["properties"], "source"}
+    assert set(staff["properties"]) == {*mine["properties"], "source", "paid_after_close_at"}
     assert staff["properties"]["status"]["enum"] == ["PENDING", "SUCCESS", "CLOSED", "ABNORMAL"]

@@ -44,7 +44,7 @@ def test_admins_customer_service_and_finance_read_the_list_operators_and_shopper
         "refund_no": "RF20261206010000000000abcdef01", "order_id": 17, "order_no": "20261205230000000000abcdef00",
         "source": "after_sale:12", "status": "ABNORMAL", "amount_fen": 1899, "channel": "wechat", "reason": "茶叶受潮",
         "actor": "staff:7", "created_at": "2026-12-06T01:00:00Z", "updated_at": "2026-12-06T02:30:00Z",
-        "points_returned": 0}],
+        "points_returned": 0, "paid_after_close_at": None}],
         "page": 3, "page_size": 20, "total": 41}
     assert clients.order.ListRefunds.calls[0].message == order_pb2.ListRefundsRequest(offset=40, limit=20)
 
@@ -58,6 +58,19 @@ def test_a_refund_shows_the_points_it_gives_back(client: FlaskClient, clients, b
     item = client.get(REFUNDS, headers=bearer(roles="finance")).get_json()["items"][0]
 
     assert (item["amount_fen"], item["points_returned"]) == (1800, 200)
+
+
+def test_a_closed_refund_wechat_pay_paid_after_all_says_when_in_utc(client: FlaskClient, clients, bearer) -> None:
+    paid_after_close = order_pb2.RefundSummary(refund_no="RF20261206010000000000abcdef03", source="after_sale:12",
+                                               status="CLOSED", amount_fen=1899, channel="wechat",
+                                               created_at=stamp(STARTED), updated_at=stamp(ABNORMAL_SINCE),
+                                               paid_after_close_at=stamp(datetime(2026, 12, 6, 3, 15, 7, tzinfo=UTC)))
+    clients.order.ListRefunds.reply = order_pb2.ListRefundsResponse(refunds=[paid_after_close, REFUND], total=2)
+
+    items = client.get(REFUNDS, headers=bearer(roles="finance")).get_json()["items"]
+
+    assert [(item["status"], item["paid_after_close_at"]) for item in items] == [
+        ("CLOSED", "2026-12-06T03:15:07Z"), ("ABNORMAL", None)]
 
 
 def test_the_filters_reach_the_order_service_times_in_utc(client: FlaskClient, clients, bearer) -> None:
@@ -104,3 +117,14 @@ def test_the_list_is_documented_with_the_roles_that_read_it(client: FlaskClient)
     assert set(operation["x-roles"]) == {"admin", "customer_service", "finance"}
     assert {parameter["name"] for parameter in operation["parameters"]} >= {
         "status", "source", "order_no", "created_from", "created_to", "page", "page_size"}
+
+
+def test_the_documented_refunds_say_when_a_closed_one_was_paid_after_all_or_null(client: FlaskClient) -> None:
+    schemas = client.get("/openapi.json").get_json()["components"]["schemas"]
+
+    for model in ("RefundOut", "StaffOrderRefundOut"):
+        field = schemas[model]["properties"]["paid_after_close_at"]
+        assert ({"type": "string", "format": "date-time"} in field["anyOf"], {"type": "null"} in field["anyOf"]) == (
+            True, True), model
+        assert "paid after all" in field["description"]
+        assert "paid_after_close_at" in schemas[model]["required"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -692,3 +693,65 @@ def test_every_wechat_transaction_number_of_an_order_is_one_wechat_pay_takes_and
     assert len(set(numbers)) == MAX_WECHAT_ATTEMPTS and all(map(order.has_wechat_trade, numbers))
     assert {order_no_of_trade(number) for number in numbers} == {order.order_no}
     assert not order.has_wechat_trade(f"{order.order_no}_{MAX_WECHAT_ATTEMPTS + 1}")
+
+
+# -- a cancellation meeting a WeChat payment that hands out a transaction the cancel's close did not see ---------------
+
+class PaidWhileClosing(ClosingWechatPay):
+    """WeChat Pay as the shopper pays it (on another phone, or tapping again) while the cancel closes what it saw."""
+
+    def __init__(self, meanwhile: Callable[[], object]) -> None:
+        super().__init__()
+        self.meanwhile: Callable[[], object] | None = meanwhile
+
+    def close(self, out_trade_no: str) -> None:
+        super().close(out_trade_no)
+        if self.meanwhile is not None:
+            meanwhile, self.meanwhile = self.meanwhile, None
+            meanwhile()
+
+
+def test_a_cancel_whose_close_meets_the_next_transaction_handed_out_leaves_no_payable_one_on_a_cancelled_order(
+        shop: Shop) -> None:
+    order = submit(shop, BUY_TWO)
+    wechat = PaidWhileClosing(lambda: pay(shop, order, "wechat", wechat))
+    pay(shop, order, "wechat", wechat)  # the order number handed out; the cancel closes it, the tap opens the next
+
+    with pytest.raises(Conflict) as refused:
+        service.cancel_order(shop.uow, user_id=1, order_id=order.id or 0, reason="changed my mind", wechat=wechat,
+                             now=NOW)
+    assert (refused.value.code, refused.value.details) == ("ORDER_STATE_CONFLICT", {"status": "PENDING_PAYMENT",
+                                                                                     "action": "cancel"})
+    assert (order.status, order.wechat_out_trade_no, order.prepaid_at) == ("PENDING_PAYMENT", f"{order.order_no}_2",
+                                                                           NOW)
+    assert wechat.closed == [order.order_no]
+
+    service.cancel_order(shop.uow, user_id=1, order_id=order.id or 0, reason="changed my mind", wechat=wechat, now=NOW)
+
+    assert wechat.closed == [order.order_no, f"{order.order_no}_2"]  # nothing payable is left on the cancelled order
+    assert order.status == "CANCELLED"
+    assert [event.event_type for event in shop.uow.published] == ["order-created", "order-cancelled"]
+
+
+def test_a_cancel_meeting_the_first_prepay_handed_out_after_it_looked_closes_that_one_before_cancelling(
+        shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    order, wechat = submit(shop, BUY_TWO), ClosingWechatPay()
+    get = shop.uow.orders.get
+    paying: list[Order] = [order]
+
+    def locked_after_the_prepay(order_id: int, *, lock: bool = False) -> Order | None:
+        if lock and paying:  # the cancel read the order unprepaid; the shopper's prepay commits before its lock
+            pay(shop, paying.pop(), "wechat", wechat)
+        return get(order_id, lock=lock)
+    monkeypatch.setattr(shop.uow.orders, "get", locked_after_the_prepay)
+
+    with pytest.raises(Conflict) as refused:
+        service.cancel_order(shop.uow, user_id=1, order_id=order.id or 0, reason="", wechat=wechat, now=NOW)
+    assert (refused.value.code, order.status, order.open_wechat_trade) == (
+        "ORDER_STATE_CONFLICT", "PENDING_PAYMENT", order.order_no)
+    assert wechat.closed == []
+
+    service.cancel_order(shop.uow, user_id=1, order_id=order.id or 0, reason="", wechat=wechat, now=NOW)
+
+    assert (order.status, wechat.closed) == ("CANCELLED", [order.order_no])
+    assert [event.event_type for event in shop.uow.published] == ["order-created", "order-cancelled"]

@@ -116,3 +116,18 @@ def test_lists_of_orders_carry_no_refunds(shop: Shop, servicer: OrderServicer, r
     mine = servicer.ListOrders(order_pb2.ListOrdersRequest(limit=10), None)  # type: ignore[arg-type]
 
     assert [(order.id, len(order.refunds)) for order in mine.orders] == [(refunded.id, 0)]
+
+
+def test_the_order_detail_says_when_wechat_pay_paid_a_refund_closed_here(
+        shop: Shop, servicer: OrderServicer, refunded: Order) -> None:
+    shop.uow.refunds.add(refund(refunded, "RF00000000000000000000abcdef03", source="after_sale:12", status="CLOSED",
+                                amount_fen=700, channel="wechat", created_at=NOW - HOUR, updated_at=NOW - HOUR,
+                                paid_after_close_at=NOW - HOUR / 2))
+    token = caller_var.set(as_caller(8, "customer_service"))
+    try:
+        message = servicer.GetOrder(order_pb2.GetOrderRequest(id=refunded.id or 0), None)  # type: ignore[arg-type]
+    finally:
+        caller_var.reset(token)
+
+    assert [(refund.refund_no[-2:], refund.paid_after_close_at == at(HOUR / 2))
+            for refund in message.refunds if refund.HasField("paid_after_close_at")] == [("03", True)]

@@ -133,3 +133,20 @@ def test_finance_customer_service_and_admins_list_refunds_with_what_staff_need(
         "wechat", "why", "staff:7", 200)
     assert (first.created_at.ToDatetime().isoformat(), first.updated_at.ToDatetime().isoformat()) == (
         "2026-11-29T08:00:00", "2026-11-29T08:00:00")
+
+
+def test_a_closed_refund_wechat_pay_paid_after_all_says_when_in_the_list_and_the_others_leave_it_unset(
+        shop: Shop, listed: dict[str, str]) -> None:
+    closed = shop.uow.refunds.get(listed["closed_new"])
+    assert closed is not None
+    closed.paid_after_close_at = NOW - HOUR
+    token = caller_var.set(as_caller("finance"))
+    try:
+        answer = servicer(shop).ListRefunds(order_pb2.ListRefundsRequest(), None)  # type: ignore[arg-type]
+    finally:
+        caller_var.reset(token)
+
+    assert [(refund.status, refund.paid_after_close_at.ToDatetime().isoformat())
+            for refund in answer.refunds if refund.HasField("paid_after_close_at")] == [
+        ("CLOSED", "2026-11-29T11:00:00")]
+    assert sum(not refund.HasField("paid_after_close_at") for refund in answer.refunds) == 5

@@ -514,7 +514,7 @@ class ListWalletReviewsResponse(_message.Message):
     def __init__(self, reviews: _Optional[_Iterable[_Union[WalletReview, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
 
 class RefundSummary(_message.Message):
-    __slots__ = ("refund_no", "order_id", "order_no", "source", "status", "amount_fen", "channel", "reason", "actor", "created_at", "updated_at", "points_returned")
+    __slots__ = ("refund_no", "order_id", "order_no", "source", "status", "amount_fen", "channel", "reason", "actor", "created_at", "updated_at", "points_returned", "paid_after_close_at")
     REFUND_NO_FIELD_NUMBER: _ClassVar[int]
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     ORDER_NO_FIELD_NUMBER: _ClassVar[int]
@@ -527,6 +527,7 @@ class RefundSummary(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     POINTS_RETURNED_FIELD_NUMBER: _ClassVar[int]
+    PAID_AFTER_CLOSE_AT_FIELD_NUMBER: _ClassVar[int]
     refund_no: str
     order_id: int
     order_no: str
@@ -539,7 +540,8 @@ class RefundSummary(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
     points_returned: int
-    def __init__(self, refund_no: _Optional[str] = ..., order_id: _Optional[int] = ..., order_no: _Optional[str] = ..., source: _Optional[str] = ..., status: _Optional[str] = ..., amount_fen: _Optional[int] = ..., channel: _Optional[str] = ..., reason: _Optional[str] = ..., actor: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., points_returned: _Optional[int] = ...) -> None: ...
+    paid_after_close_at: _timestamp_pb2.Timestamp
+    def __init__(self, refund_no: _Optional[str] = ..., order_id: _Optional[int] = ..., order_no: _Optional[str] = ..., source: _Optional[str] = ..., status: _Optional[str] = ..., amount_fen: _Optional[int] = ..., channel: _Optional[str] = ..., reason: _Optional[str] = ..., actor: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., points_returned: _Optional[int] = ..., paid_after_close_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListRefundsRequest(_message.Message):
     __slots__ = ("status", "source", "order_no", "created_from", "created_to", "offset", "limit")
@@ -578,7 +580,7 @@ class ResolveWalletReviewRequest(_message.Message):
     def __init__(self, id: _Optional[int] = ..., resolution: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class OrderRefund(_message.Message):
-    __slots__ = ("refund_no", "amount_fen", "points_returned", "status", "channel", "source", "created_at", "updated_at")
+    __slots__ = ("refund_no", "amount_fen", "points_returned", "status", "channel", "source", "created_at", "updated_at", "paid_after_close_at")
     REFUND_NO_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FEN_FIELD_NUMBER: _ClassVar[int]
     POINTS_RETURNED_FIELD_NUMBER: _ClassVar[int]
@@ -587,6 +589,7 @@ class OrderRefund(_message.Message):
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    PAID_AFTER_CLOSE_AT_FIELD_NUMBER: _ClassVar[int]
     refund_no: str
     amount_fen: int
     points_returned: int
@@ -595,4 +598,5 @@ class OrderRefund(_message.Message):
     source: str
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, refund_no: _Optional[str] = ..., amount_fen: _Optional[int] = ..., points_returned: _Optional[int] = ..., status: _Optional[str] = ..., channel: _Optional[str] = ..., source: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    paid_after_close_at: _timestamp_pb2.Timestamp
+    def __init__(self, refund_no: _Optional[str] = ..., amount_fen: _Optional[int] = ..., points_returned: _Optional[int] = ..., status: _Optional[str] = ..., channel: _Optional[str] = ..., source: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., paid_after_close_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
