@@ -422,11 +422,17 @@ def login_with_wechat(uow: UserUnitOfWork, wechat: WechatLogin, issuer: TokenIss
 def _log_in_wechat(uow: UserUnitOfWork, issuer: TokenIssuer, *, appid: str, session: WechatSession,
                    now: datetime) -> LoginResult:
     """One try of login_with_wechat, in one transaction; Conflict WECHAT_BOUND_JUST_NOW when another transaction
-    bound the WeChat since it looked (nothing is then kept)."""
+    bound or unbound the WeChat since it looked (nothing is then kept)."""
     with uow:
         account = uow.wechat_accounts.by_openid(appid, session.openid)
         # Locked: sessions start under the user's lock (see _end_sessions).
         user = uow.users.get(account.user_id, lock=True) if account is not None else None
+        if account is not None:
+            # Unbound (or bound elsewhere) by the lock's holder while this login waited for it: the owner ended the
+            # sessions started through this WeChat, so none starts on their account now (the retry looks again).
+            still = uow.wechat_accounts.by_openid(appid, session.openid)
+            if still is None or still.user_id != account.user_id:
+                raise Conflict("WECHAT_BOUND_JUST_NOW", "this WeChat account was unbound a moment ago; try again")
         is_new_user = user is None
         if user is None:
             user = User.register_wechat(session.openid, now)
@@ -550,10 +556,10 @@ def unbind_wechat(uow: UserUnitOfWork, issuer: TokenIssuer, *, user_id: int, sms
     in with after, is looked at before the code: those refusals spend nothing. The code is redeemed with the
     login's rules (single use, five tries, five minutes).
     """
-    now = now or utcnow()
     _check_code_format(sms_code, "sms_code")
     with uow:
         user = _existing_user(uow, user_id, lock=True)  # the user's lock before the code's (see _redeem_code)
+        now = now or utcnow()  # once the user's lock is held (see _end_sessions)
         account = uow.wechat_accounts.of_user(user_id)
         if account is None:
             raise NotFound("WECHAT_NOT_BOUND", "this account has no WeChat bound")

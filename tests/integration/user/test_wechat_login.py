@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine, func, select
 
+from services.common.db import utcnow
 from services.common.errors import DomainError, InvalidInput
 from services.common.outbox import outbox
 from services.user import service
@@ -14,7 +16,8 @@ from services.user.db import SqlUserUnitOfWork, refresh_tokens, users, wechat_ac
 from services.user.domain import LoginResult
 from services.user.tokens import TokenIssuer
 from services.user.wechat import WechatAuth
-from tests.fixtures.postgres import wait_until_blocked
+from tests.fakes import SilentSms
+from tests.fixtures.postgres import start_thread, wait_until_blocked
 from tests.fixtures.simulator import RunningSimulator
 from tests.integration.user.paused import PausedAfter
 
@@ -125,3 +128,38 @@ def test_a_first_login_that_loses_the_race_to_register_logs_into_the_winners_acc
             scalar(pg_engine, select(func.count()).select_from(outbox)),
             scalar(pg_engine, select(func.count()).select_from(refresh_tokens).where(
                 refresh_tokens.c.user_id == first.user.id))) == (1, 1, 1, 2)
+
+
+def test_a_wechat_login_waiting_on_the_owners_unbind_gets_no_session_on_their_account(  # type: ignore[no-untyped-def]
+        pg_uow, wechat: WechatAuth, issuer: TokenIssuer, simulator: RunningSimulator, pg_engine: Engine) -> None:
+    """The owner unbinds because someone else may hold the WeChat: a login of it that read the binding before the
+    unbind committed, and waited for the user's lock meanwhile, registers a new account instead of starting a
+    session on the owner's (which the unbind's ending would have missed)."""
+    phone = "13800138123"
+    code = service.send_sms_code(pg_uow(), SilentSms(), issuer, phone=phone, purpose="login").dev_code
+    owner_id = service.login_with_sms(pg_uow(), issuer, phone=phone, code=code).user.id
+    later = utcnow() + timedelta(minutes=2)  # past the one-a-minute wait between codes to the phone
+    bind_code = service.send_sms_code(pg_uow(), SilentSms(), issuer, phone=phone, purpose="bind", now=later).dev_code
+    service.bind_wechat(pg_uow(), wechat, issuer, user_id=owner_id, code=simulator.client.wechat_login_code("o-held"),
+                        sms_code=bind_code, now=later)
+    unbind_at = later + timedelta(minutes=2)
+    unbind_code = service.send_sms_code(pg_uow(), SilentSms(), issuer, phone=phone, purpose="unbind",
+                                        now=unbind_at).dev_code
+    unbinding_uow = PausedAfter(pg_engine, "wechat_accounts", "remove")  # binding removed, user locked, not committed
+    results: dict[str, object] = {}
+    unbinding = start_thread(results, "unbind", lambda: service.unbind_wechat(
+        unbinding_uow, issuer, user_id=owner_id, sms_code=unbind_code, keep_session="", now=unbind_at))
+    assert unbinding_uow.paused.wait(30)
+    holder_code = simulator.client.wechat_login_code("o-held")
+    logging_in = start_thread(results, "login", lambda: service.login_with_wechat(pg_uow(), wechat, issuer,
+                                                                                 code=holder_code, now=unbind_at))
+    wait_until_blocked(pg_engine, logging_in)  # it read the binding and waits for the owner's lock
+    unbinding_uow.go.set()
+    unbinding.join()
+    logging_in.join()
+
+    login = results["login"]
+    assert isinstance(login, LoginResult), results
+    assert (login.is_new_user, login.user.id != owner_id) == (True, True)
+    assert scalar(pg_engine, select(func.count()).select_from(refresh_tokens).where(  # no live session on it
+        refresh_tokens.c.user_id == owner_id, refresh_tokens.c.revoked_at.is_(None))) == 0
