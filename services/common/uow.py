@@ -148,9 +148,10 @@ def each_page(uow: Callable[[], U], page: Callable[[U, K], list[K]], first: K, b
 
 
 def one_round_at_a_time(uow: Callable[[], U], job: str, run: Callable[[], int]) -> int:
-    """`run()` (a job's round), unless another replica's round of `job` is under way (0 then, nothing done): a job
-    that asks a channel about every row due (WeChat Pay's queries) asks once per interval whatever the replicas, not
-    once per replica. The round holds a lock named after the job in a transaction of its own, open until the round
+    """`run()` (a job's round), unless another replica's round of `job` is under way (0 then, nothing done): rounds
+    of a job that asks a channel about every row due (WeChat Pay's queries) never overlap. It is not leader
+    election: replicas' rounds start on their own clocks, so with N replicas a row is still asked about up to N
+    times per interval, one round after another. The round holds a lock named after the job in a transaction of its own, open until the round
     ends (a PostgreSQL transaction-scoped advisory lock: a replica that dies mid-round lets go with its connection);
     the round's rows are still handled each in a transaction of their own, under their row locks."""
     with uow() as lead:

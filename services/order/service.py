@@ -1148,8 +1148,8 @@ def reconcile_payments(uow: Callable[[], OrderUnitOfWork], wechat: Prepay, *, no
     Returns how many were paid. A query that fails is left for the next round. Every such order is asked about each
     round, page after page of `batch` (`each_page`): the prepaid orders shoppers left unpaid stay candidates until
     their deadline, and a fixed batch of the oldest would keep a paid one behind them unpaid until the timeout. So
-    one replica's round at a time asks (`one_round_at_a_time`; 0 on the others): WeChat Pay is asked about each
-    once per interval, not once per replica.
+    one replica's round at a time asks (`one_round_at_a_time`; 0 on the others): rounds never overlap, though each
+    replica still runs its own (up to one query per order per replica per interval).
     """
     now = now or utcnow()
     prepaid_before = now - timedelta(seconds=settle_seconds)
