@@ -510,9 +510,9 @@ def _paid_after_close(uow: OrderUnitOfWork, order: Order, refund: Refund, actor:
       RefundPaidAfterClose alert.
 
     A refund whose step a pod of the release before migration 0017 recorded (before it, or during its rollout, after
-    its backfill) but that has no `paid_after_close_at` takes the step's time, as 0017's and 0018's backfills do, and
+    its backfill) but that has no `paid_after_close_at` takes the step's time, as 0017's backfill does, and
     the after-sales listener hears; nothing else is done again (that release recorded the step, counted it and
-    published the late payment's refund; its amounts are not reserved again, as by the backfills: finance has the
+    published the late payment's refund; its amounts are not reserved again, as by the backfill: finance has the
     step to check)."""
     if refund.paid_after_close_at is not None:
         return
@@ -658,8 +658,8 @@ def reconcile_refunds(uow: Callable[[], OrderUnitOfWork], payments: RefundPaymen
     Every such refund is asked about each round, page after page of `batch` (`each_page`): WeChat Pay reports a
     refund to a bank card PROCESSING for days, and a fixed batch of the oldest would hide every newer one behind
     them (its lost notify never caught up, a send WeChat Pay never got never sent again). So one replica's round at a
-    time asks (`one_round_at_a_time`; 0 on the others): the channels are asked about each once per interval, not once
-    per replica."""
+    time asks (`one_round_at_a_time`; 0 on the others): rounds never overlap, though each replica still runs its
+    own (up to one query per refund per replica per interval)."""
     now = now or utcnow()
     stuck_before = now - timedelta(seconds=stuck_seconds)
     created_before = now - timedelta(seconds=settle_seconds)

@@ -440,27 +440,6 @@ def test_order_0017_marks_the_closed_refunds_wechat_pay_paid_after_all_from_thei
     assert paid_after_close_marks(url) == [("RFPAID", "2026-12-02 09:30:00"), ("RFCLOSED", None), ("RFDONE", None)]
 
 
-@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
-def test_order_0018_marks_the_closed_refunds_old_pods_recorded_paid_after_0017_and_keeps_the_marks_set(
-        empty_database: str, tmp_path: Path, backend: str) -> None:
-    """During 0017's rollout a pod of the previous release records a closed refund paid after 0017's backfill ran
-    (its step, no mark); a new pod marked another at the time it heard it, which 0018 keeps."""
-    url = empty_database if backend == "postgresql" else f"sqlite:///{tmp_path}/order.db"
-    migrations.upgrade(url, migrations_dir("order"), "0017")
-    order_with_refunds(url, (("RFOLDPOD", "CLOSED"), ("RFNEWPOD", "CLOSED"), ("RFCLOSED", "CLOSED")),
-                       {"RFOLDPOD": "2026-12-03 10:00:00+00:00", "RFNEWPOD": "2026-12-03 11:00:00+00:00"})
-    engine = create_engine(url, poolclass=pool.NullPool)
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE refunds SET paid_after_close_at = :at WHERE refund_no = 'RFNEWPOD'"),
-                     {"at": datetime(2026, 12, 3, 11, 0, 5, tzinfo=UTC)})
-    engine.dispose()
-
-    migrations.upgrade(url, migrations_dir("order"))
-
-    assert paid_after_close_marks(url) == [
-        ("RFOLDPOD", "2026-12-03 10:00:00"), ("RFNEWPOD", "2026-12-03 11:00:05"), ("RFCLOSED", None)]
-
-
 def utc_text(value: object) -> str | None:
     """A timestamp read back as "YYYY-MM-DD HH:MM:SS" in UTC (PostgreSQL answers a datetime, SQLite its text)."""
     if isinstance(value, datetime):

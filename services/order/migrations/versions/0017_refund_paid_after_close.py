@@ -28,7 +28,7 @@ def upgrade() -> None:
 
 
 def mark_noted_refunds() -> None:
-    """The backfill (order 0018 runs it again): every CLOSED refund with the step and no paid_after_close_at takes the
+    """The backfill: every CLOSED refund with the step and no paid_after_close_at takes the
     step's time. Only the few refunds with the step are written (a CLOSED refund without one keeps NULL, untouched)."""
     noted = """
         FROM order_transitions t WHERE t.order_id = refunds.order_id
