@@ -10,12 +10,13 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Generic
 
 from google.protobuf.message import Message
 
 from services.common import events, idempotency
+from services.common.db import round_due
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.uow import UnitOfWork
 from services.common.wechatpay import NotifyRejected, WechatPayApiError, WechatPayError, WechatPayUnavailable
@@ -67,6 +68,7 @@ class FakeUnitOfWork(UnitOfWork):
         self._pending: list[PublishedEvent] = []
         self._keys: dict[tuple[str, str], tuple[str, bytes]] = {}
         self._pending_keys: dict[tuple[str, str], tuple[str, bytes]] = {}
+        self.rounds: dict[str, datetime] = {}  # job → when its last round started (one_round_at_a_time)
 
     def commit(self) -> None:
         self.published.extend(self._pending)
@@ -97,6 +99,12 @@ class FakeUnitOfWork(UnitOfWork):
         response = execute()
         self._pending_keys[(scope, key)] = (request_hash, response)
         return response
+
+    def start_round(self, job: str, now: datetime, interval: timedelta) -> bool:
+        if not round_due(self.rounds.get(job), now, interval):
+            return False
+        self.rounds[job] = now
+        return True
 
 
 # The user service

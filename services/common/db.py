@@ -6,17 +6,20 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
+    Column,
     ColumnElement,
     Connection,
     DateTime,
     Engine,
     Integer,
+    MetaData,
     Select,
+    String,
     Table,
     cast,
     create_engine,
@@ -185,6 +188,31 @@ def try_serialize_on(session: Session, name: str) -> bool:
         return True
     return bool(session.execute(text("SELECT pg_try_advisory_xact_lock(:key)"),
                                 {"key": advisory_key(name)}).scalar_one())
+
+
+def job_rounds_table(metadata: MetaData) -> Table:
+    """The table of when each job's last round started (`start_round`), in the database of a service whose jobs take
+    turns across replicas (`uow.one_round_at_a_time`)."""
+    return Table("job_rounds", metadata,
+                 Column("job", String(64), primary_key=True),
+                 Column("started_at", UTCDateTime, nullable=False))
+
+
+def round_due(last: datetime | None, now: datetime, interval: timedelta) -> bool:
+    """Whether a job's round may start at `now`: none has yet, or the last started at least `interval` before. A last
+    start after `now` (a replica whose clock runs ahead) does not hold the others back."""
+    return last is None or not timedelta(0) <= now - last < interval
+
+
+def start_round(session: Session, job_rounds: Table, job: str, now: datetime, interval: timedelta) -> bool:
+    """Record `now` as the start of `job`'s round and True when it is due (`round_due`), else False, nothing changed.
+    Read then written: call it holding the job's lock (`try_serialize_on`)."""
+    last = session.execute(select(job_rounds.c.started_at).where(job_rounds.c.job == job)).scalar_one_or_none()
+    if not round_due(last, now, interval):
+        return False
+    session.execute(conflict_insert(session, job_rounds).values(job=job, started_at=now)
+                    .on_conflict_do_update(index_elements=[job_rounds.c.job], set_={"started_at": now}))
+    return True
 
 
 def counted_page(session: Session, entity: type[T], table: Table, where: Sequence[ColumnElement[bool]],

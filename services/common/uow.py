@@ -5,15 +5,16 @@ from __future__ import annotations
 import abc
 import logging
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Self, TypeVar
 
 from google.protobuf.message import Message
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Table
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from services.common import idempotency
-from services.common.db import try_serialize_on
+from services.common.db import start_round, try_serialize_on
 from services.common.outbox import add_to_outbox
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,11 @@ class UnitOfWork(abc.ABC):
         `one_round_at_a_time`. Nothing else holds it in one process's fakes."""
         return True
 
+    def start_round(self, job: str, now: datetime, interval: timedelta) -> bool:
+        """Record `now` as the start of a round of `job` and True, unless its last round started less than `interval`
+        before `now` (False, nothing recorded): see `one_round_at_a_time`."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no job rounds")
+
 
 class SqlUnitOfWork(UnitOfWork):
     """A SQLAlchemy session's transaction; `publish` writes to the outbox, which the relay sends after commit."""
@@ -82,6 +88,9 @@ class SqlUnitOfWork(UnitOfWork):
         self._engine = engine
         self.producer = producer
         self.session: Session
+
+    # The service's job_rounds table (db.job_rounds_table), when its jobs take turns (`one_round_at_a_time`).
+    job_rounds: Table | None = None
 
     def __enter__(self) -> Self:
         self.session = Session(bind=self._engine, expire_on_commit=False)
@@ -108,6 +117,11 @@ class SqlUnitOfWork(UnitOfWork):
 
     def try_lock(self, name: str) -> bool:
         return try_serialize_on(self.session, name)
+
+    def start_round(self, job: str, now: datetime, interval: timedelta) -> bool:
+        if self.job_rounds is None:
+            return super().start_round(job, now, interval)
+        return start_round(self.session, self.job_rounds, job, now, interval)
 
 
 U = TypeVar("U", bound=UnitOfWork)
@@ -147,17 +161,26 @@ def each_page(uow: Callable[[], U], page: Callable[[U, K], list[K]], first: K, b
         after = keys[-1]
 
 
-def one_round_at_a_time(uow: Callable[[], U], job: str, run: Callable[[], int]) -> int:
-    """`run()` (a job's round), unless another replica's round of `job` is under way (0 then, nothing done): rounds
-    of a job that asks a channel about every row due (WeChat Pay's queries) never overlap. It is not leader
-    election: replicas' rounds start on their own clocks, so with N replicas a row is still asked about up to N
-    times per interval, one round after another. The round holds a lock named after the job in a transaction of its own, open until the round
-    ends (a PostgreSQL transaction-scoped advisory lock: a replica that dies mid-round lets go with its connection);
-    the round's rows are still handled each in a transaction of their own, under their row locks."""
+def one_round_at_a_time(uow: Callable[[], U], job: str, run: Callable[[], int], *, now: datetime,
+                        interval: timedelta) -> int:
+    """`run()` (a job's round started at `now`), unless another replica's round of `job` is under way or one started
+    less than `interval` before `now` (0 then, nothing done): a job that asks a channel about every row due (WeChat
+    Pay's queries) asks once per interval, however many replicas run its timer, and its rounds never overlap. The
+    round holds a lock named after the job in a transaction of its own, open until the round ends (a PostgreSQL
+    transaction-scoped advisory lock: a replica that dies mid-round lets go with its connection); under it, the start
+    of the job's last round is read and, when `interval` has passed, `now` recorded in a transaction committed before
+    the round runs (a round that fails still counts). The round's rows are still handled each in a transaction of
+    their own, under their row locks. SQLite takes no lock (one process per database file); the interval still
+    applies. An `interval` of 0 runs every round that finds the lock free."""
     with uow() as lead:
         if not lead.try_lock(f"minimall-round:{job}"):
             log.debug("a round of %s is under way on another replica: skipped", job)
             return 0
+        with uow() as tx:
+            if not tx.start_round(job, now, interval):
+                log.debug("a round of %s started less than %s ago: skipped", job, interval)
+                return 0
+            tx.commit()
         return run()
 
 

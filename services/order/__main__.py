@@ -75,13 +75,13 @@ def payment_reconciliation(uow: Callable[[], OrderUnitOfWork], wechat: WechatPay
                            interval_seconds: float) -> Callable[[threading.Event], None]:
     """Every interval, ask WeChat Pay about unpaid prepaid orders, so a lost notify still ends in PAID.
 
-    One replica's round at a time asks (the others skip theirs while it runs); paying stays once under the order
-    row's lock.
+    One round per interval asks, whichever replica's timer starts it (the others skip theirs); paying stays once
+    under the order row's lock.
     """
     def run(stop: threading.Event) -> None:
         while not stop.wait(interval_seconds):
             try:
-                service.reconcile_payments(uow, wechat)
+                service.reconcile_payments(uow, wechat, interval_seconds=interval_seconds)
             except Exception:
                 log.exception("payment reconciliation failed; retrying in %.0f s", interval_seconds)
     return run
@@ -91,14 +91,14 @@ def refund_reconciliation(uow: Callable[[], OrderUnitOfWork], payments: refunds.
                           members: GrpcMembers, interval_seconds: float, settle_seconds: int,
                           stuck_seconds: int = refunds.STUCK_SECONDS) -> Callable[[threading.Event], None]:
     """Every interval, ask again about refunds PENDING for `settle_seconds`, so a lost refund notify (or a
-    refund call that got no answer) still ends. One replica's round at a time asks (the others skip theirs while it
-    runs); settling is once per refund under its row lock. Wallet refunds are asked of the member service again as the order service itself. A WeChat Pay
+    refund call that got no answer) still ends. One round per interval asks, whichever replica's timer starts it
+    (the others skip theirs); settling is once per refund under its row lock. Wallet refunds are asked of the member service again as the order service itself. A WeChat Pay
     refund PENDING for `stuck_seconds` that WeChat Pay never got and refuses when sent again becomes ABNORMAL."""
     def run(stop: threading.Event) -> None:
         while not stop.wait(interval_seconds):
             try:
                 refunds.reconcile_refunds(uow, payments, members, settle_seconds=settle_seconds,
-                                          stuck_seconds=stuck_seconds)
+                                          stuck_seconds=stuck_seconds, interval_seconds=interval_seconds)
             except Exception:
                 log.exception("refund reconciliation failed; retrying in %.0f s", interval_seconds)
     return run

@@ -34,7 +34,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, composite, registry, relationship, selectinload
 
-from services.common.db import BigId, Mapping, UTCDateTime, counted_page, serialize_on, skip_locked
+from services.common.db import (
+    BigId,
+    Mapping,
+    UTCDateTime,
+    counted_page,
+    job_rounds_table,
+    serialize_on,
+    skip_locked,
+)
 from services.common.uow import SqlUnitOfWork
 from services.order.aftersales import CLOSED, AfterSale, CaseLine, CaseStep
 from services.order.domain import (
@@ -287,6 +295,9 @@ wallet_reviews = Table(
     Index("ix_wallet_reviews_status_flagged", "status", "flagged_at"),
     CheckConstraint("status IN ('OPEN', 'CREDITED', 'HANDLED')", name="ck_wallet_reviews_status"),
 )
+
+# When the payment and refund reconciliation jobs last started a round, whichever replica ran it (one_round_at_a_time).
+job_rounds = job_rounds_table(metadata)
 
 
 def _map_classes(mappers: registry) -> None:
@@ -664,6 +675,8 @@ def _refund_order(status: str) -> list[ColumnElement[Any]]:
 
 class SqlOrderUnitOfWork(SqlUnitOfWork, OrderUnitOfWork):
     """The order unit of work on the service database (call start_mappers() first)."""
+
+    job_rounds = job_rounds
 
     def __enter__(self) -> Self:
         super().__enter__()

@@ -649,7 +649,7 @@ def handle_refund_notify(uow: OrderUnitOfWork, payments: RefundPayments | None, 
 
 def reconcile_refunds(uow: Callable[[], OrderUnitOfWork], payments: RefundPayments | None, members: Members, *,
                       now: datetime | None = None, settle_seconds: int = 300, stuck_seconds: int = STUCK_SECONDS,
-                      batch: int = 50) -> int:
+                      batch: int = 50, interval_seconds: float = 0) -> int:
     """The fallback for lost notifies and unanswered calls: refunds PENDING for over `settle_seconds` (WeChat Pay
     and wallet alike) are asked about again (`retry_refund`). Returns how many left PENDING; a call that fails
     waits for the next round, except a WeChat Pay refund PENDING for `stuck_seconds` that WeChat Pay never got
@@ -657,9 +657,9 @@ def reconcile_refunds(uow: Callable[[], OrderUnitOfWork], payments: RefundPaymen
 
     Every such refund is asked about each round, page after page of `batch` (`each_page`): WeChat Pay reports a
     refund to a bank card PROCESSING for days, and a fixed batch of the oldest would hide every newer one behind
-    them (its lost notify never caught up, a send WeChat Pay never got never sent again). So one replica's round at a
-    time asks (`one_round_at_a_time`; 0 on the others): rounds never overlap, though each replica still runs its
-    own (up to one query per refund per replica per interval)."""
+    them (its lost notify never caught up, a send WeChat Pay never got never sent again). So one round per
+    `interval_seconds` asks, whichever replica's timer starts it, and never while another is under way
+    (`one_round_at_a_time`; 0 otherwise): one query per refund per interval, however many replicas."""
     now = now or utcnow()
     stuck_before = now - timedelta(seconds=stuck_seconds)
     created_before = now - timedelta(seconds=settle_seconds)
@@ -675,7 +675,7 @@ def reconcile_refunds(uow: Callable[[], OrderUnitOfWork], payments: RefundPaymen
 
     return one_round_at_a_time(uow, "refund-reconciliation", lambda: each_page(
         uow, lambda tx, after: tx.refunds.pending_before(created_before, after[0], batch), (0, ""), batch,
-        lambda key: ask(key[1])))
+        lambda key: ask(key[1])), now=now, interval=timedelta(seconds=interval_seconds))
 
 
 def watch_abnormal_refunds(uow: OrderUnitOfWork, *, now: datetime | None = None,

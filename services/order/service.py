@@ -1142,20 +1142,21 @@ def payment_backlog(uow: OrderUnitOfWork, *, now: datetime | None = None) -> Pay
 
 
 def reconcile_payments(uow: Callable[[], OrderUnitOfWork], wechat: Prepay, *, now: datetime | None = None,
-                       settle_seconds: int = 60, batch: int = 50) -> int:
+                       settle_seconds: int = 60, batch: int = 50, interval_seconds: float = 0) -> int:
     """Ask WeChat Pay about unpaid orders prepaid a while ago: a paid one whose notify was lost becomes PAID.
 
     Returns how many were paid. A query that fails is left for the next round. Every such order is asked about each
     round, page after page of `batch` (`each_page`): the prepaid orders shoppers left unpaid stay candidates until
     their deadline, and a fixed batch of the oldest would keep a paid one behind them unpaid until the timeout. So
-    one replica's round at a time asks (`one_round_at_a_time`; 0 on the others): rounds never overlap, though each
-    replica still runs its own (up to one query per order per replica per interval).
+    one round per `interval_seconds` asks, whichever replica's timer starts it, and never while another is under way
+    (`one_round_at_a_time`; 0 otherwise): one query per order per interval, however many replicas.
     """
     now = now or utcnow()
     prepaid_before = now - timedelta(seconds=settle_seconds)
     return one_round_at_a_time(uow, "payment-reconciliation", lambda: each_page(
         uow, lambda tx, after: tx.orders.unpaid_prepaid(prepaid_before, after[0], batch), (0, ""), batch,
-        lambda key: _reconcile_payment(uow, wechat, out_trade_no=key[1], now=now)))
+        lambda key: _reconcile_payment(uow, wechat, out_trade_no=key[1], now=now)),
+        now=now, interval=timedelta(seconds=interval_seconds))
 
 
 def _reconcile_payment(uow: Callable[[], OrderUnitOfWork], wechat: Prepay, *, out_trade_no: str, now: datetime) -> int:

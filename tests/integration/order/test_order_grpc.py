@@ -248,6 +248,25 @@ def test_a_replicas_reconciliation_round_while_another_is_under_way_asks_wechat_
     assert wechat.asked == every_order * 2  # the next round, the lock free again, reaches every order
 
 
+def test_a_replicas_reconciliation_round_within_the_interval_of_the_last_asks_wechat_pay_nothing(
+        server: OrderServer, pg_uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    placed = [submit(server, f"per-interval-{number}") for number in range(2)]
+    for order in placed:
+        server.stub.PayOrder(order_pb2.PayOrderRequest(id=order.id, channel="wechat"), metadata=server.as_user(ALICE))
+    wechat, later = HeldQueries(), datetime.now(UTC) + timedelta(minutes=2)
+    wechat.release.set()  # no round is held here
+    every_order = [order.order_no for order in placed]
+
+    def round_at(seconds: int) -> int:  # each replica's timer, `seconds` after the first round
+        return service.reconcile_payments(pg_uow, wechat, now=later + timedelta(seconds=seconds),  # type: ignore[arg-type]
+                                          interval_seconds=60)
+
+    assert (round_at(0), wechat.asked) == (0, every_order)  # NOTPAY
+    assert (round_at(59), wechat.asked) == (0, every_order)  # another replica, within the interval: nothing asked
+    assert (round_at(60), wechat.asked) == (0, every_order * 2)  # the interval over: every order asked again
+    assert (round_at(119), wechat.asked) == (0, every_order * 2)
+
+
 def test_paying_again_an_order_paid_at_wechat_pay_before_its_notify_takes_the_payment_once(
         server: OrderServer, simulator: RunningSimulator) -> None:
     order, notify = paid_notify(server, simulator)  # paid at WeChat Pay; the notify is still on its way

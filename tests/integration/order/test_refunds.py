@@ -363,6 +363,27 @@ def test_a_replicas_refund_fallback_round_while_another_is_under_way_asks_wechat
     assert wechat.queried == started * 2  # the next round, the lock free again, reaches every refund
 
 
+def test_a_replicas_refund_fallback_round_within_the_interval_of_the_last_asks_wechat_pay_nothing(
+        pg_uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    noon = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    wechat = HeldQueries()
+    wechat.release.set()  # no round is held here
+    started = [refunds.start_refund(pg_uow(), wechat, FakeMembers(),
+                                    order_id=paid(pg_uow, f"R-INTERVAL-{number}", OrderLine(101, 10, "茶", "", 1000, 1)),
+                                    items=[], reason="r", actor="staff:9", source="cancel",
+                                    now=noon + timedelta(minutes=number)).refund_no
+               for number in range(2)]
+
+    def round_at(seconds: int) -> int:  # each replica's timer, `seconds` after the first round
+        return refunds.reconcile_refunds(pg_uow, wechat, FakeMembers(), now=noon + timedelta(hours=1, seconds=seconds),
+                                         interval_seconds=60)
+
+    assert (round_at(0), wechat.queried) == (0, started)  # PROCESSING: all still PENDING
+    assert (round_at(59), wechat.queried) == (0, started)  # another replica, within the interval: nothing asked
+    assert (round_at(60), wechat.queried) == (0, started * 2)  # the interval over: every refund asked again
+    assert (round_at(119), wechat.queried) == (0, started * 2)
+
+
 def test_refunds_under_way_for_days_do_not_hide_a_newer_one_whose_notify_was_lost_from_the_fallback_job(
         pg_uow: Callable[[], SqlOrderUnitOfWork], pg_engine: Engine) -> None:
     noon = datetime(2026, 12, 1, 12, tzinfo=UTC)

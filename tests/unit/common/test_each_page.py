@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 from sqlalchemy import create_engine, pool, text
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from services.common.uow import each_page, each_sweep, is_outage
+from services.common.uow import each_page, each_sweep, is_outage, one_round_at_a_time
 from tests.fakes import FakeUnitOfWork
 
 KEYS = [1, 2, 3, 4, 5]
@@ -118,3 +119,19 @@ def test_an_outage_in_one_sweep_is_raised_before_the_next_sweep_runs() -> None:
     with pytest.raises(OperationalError) as raised:
         each_sweep(down, lambda: ran.append("coupons") or 0)
     assert (raised.value, ran) == (error, ["points"])
+
+
+def test_a_job_runs_one_round_per_interval_and_a_replica_whose_clock_runs_ahead_holds_no_one_back() -> None:
+    uow, noon = FakeUnitOfWork(), datetime(2026, 12, 1, 12, tzinfo=UTC)
+    ran: list[int] = []
+
+    def round_at(seconds: int) -> int:
+        def run() -> int:
+            ran.append(seconds)
+            return 1
+        return one_round_at_a_time(lambda: uow, "job", run, now=noon + timedelta(seconds=seconds),
+                                   interval=timedelta(seconds=60))
+
+    outcomes = [round_at(seconds) for seconds in (0, 59, 60, 3600, 120, 121, 180)]
+
+    assert (outcomes, ran) == ([1, 0, 1, 1, 1, 0, 1], [0, 60, 3600, 120, 180])
