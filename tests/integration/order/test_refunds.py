@@ -322,6 +322,17 @@ class PaidAtWechatPay(FakeRefundPayments):
         return replace(answer, status="SUCCESS") if out_refund_no in self.paid else answer
 
 
+def cancellations_a_minute_apart(uow: Callable[[], SqlOrderUnitOfWork], wechat: FakeRefundPayments, prefix: str,
+                                  count: int, noon: datetime) -> list[str]:
+    """`count` paid orders `prefix`-0, -1, ... refunded whole (an approved cancellation) a minute apart from `noon`:
+    their refund numbers, oldest first."""
+    return [refunds.start_refund(uow(), wechat, FakeMembers(),
+                                 order_id=paid(uow, f"{prefix}-{number}", OrderLine(101, 10, "茶", "", 1000, 1)),
+                                 items=[], reason="r", actor="staff:9", source="cancel",
+                                 now=noon + timedelta(minutes=number)).refund_no
+            for number in range(count)]
+
+
 @dataclass
 class HeldQueries(FakeRefundPayments):
     """WeChat Pay's refund query (PROCESSING), the first query held until `release` is set (`inside` is set when it
@@ -343,11 +354,7 @@ def test_a_replicas_refund_fallback_round_while_another_is_under_way_asks_wechat
         pg_uow: Callable[[], SqlOrderUnitOfWork]) -> None:
     noon = datetime(2026, 12, 1, 12, tzinfo=UTC)
     wechat = HeldQueries()
-    started = [refunds.start_refund(pg_uow(), wechat, FakeMembers(),
-                                    order_id=paid(pg_uow, f"R-ROUND-{number}", OrderLine(101, 10, "茶", "", 1000, 1)),
-                                    items=[], reason="r", actor="staff:9", source="cancel",
-                                    now=noon + timedelta(minutes=number)).refund_no
-               for number in range(3)]
+    started = cancellations_a_minute_apart(pg_uow, wechat, "R-ROUND", 3, noon)
     later = noon + timedelta(hours=1)
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -368,11 +375,7 @@ def test_a_replicas_refund_fallback_round_within_the_interval_of_the_last_asks_w
     noon = datetime(2026, 12, 1, 12, tzinfo=UTC)
     wechat = HeldQueries()
     wechat.release.set()  # no round is held here
-    started = [refunds.start_refund(pg_uow(), wechat, FakeMembers(),
-                                    order_id=paid(pg_uow, f"R-INTERVAL-{number}", OrderLine(101, 10, "茶", "", 1000, 1)),
-                                    items=[], reason="r", actor="staff:9", source="cancel",
-                                    now=noon + timedelta(minutes=number)).refund_no
-               for number in range(2)]
+    started = cancellations_a_minute_apart(pg_uow, wechat, "R-INTERVAL", 2, noon)
 
     def round_at(seconds: int) -> int:  # each replica's timer, `seconds` after the first round
         return refunds.reconcile_refunds(pg_uow, wechat, FakeMembers(), now=noon + timedelta(hours=1, seconds=seconds),
@@ -388,11 +391,7 @@ def test_refunds_under_way_for_days_do_not_hide_a_newer_one_whose_notify_was_los
         pg_uow: Callable[[], SqlOrderUnitOfWork], pg_engine: Engine) -> None:
     noon = datetime(2026, 12, 1, 12, tzinfo=UTC)
     wechat = PaidAtWechatPay()
-    started = [refunds.start_refund(pg_uow(), wechat, FakeMembers(),
-                                    order_id=paid(pg_uow, f"R-SLOW-{number}", OrderLine(101, 10, "茶", "", 1000, 1)),
-                                    items=[], reason="r", actor="staff:9", source="cancel",
-                                    now=noon + timedelta(minutes=number)).refund_no
-               for number in range(5)]
+    started = cancellations_a_minute_apart(pg_uow, wechat, "R-SLOW", 5, noon)
     wechat.paid.add(started[-1])  # the newest was paid at WeChat Pay and its notify was lost
 
     ended = refunds.reconcile_refunds(pg_uow, wechat, FakeMembers(), now=noon + timedelta(hours=1), batch=2)
