@@ -6,12 +6,13 @@ never import, and the service images (which copy services/ only) should not ship
 
 from __future__ import annotations
 
+import functools
 import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Generic
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
 from google.protobuf.message import Message
 
@@ -942,3 +943,47 @@ class FakeUsers:
         if (user_id, address_id) not in self.addresses:
             raise NotFound("ADDRESS_NOT_FOUND", "no such address")
         return self.addresses[(user_id, address_id)]
+
+
+Params = ParamSpec("Params")
+Answer = TypeVar("Answer")
+
+
+def first_call_followed_by(call: Callable[Params, Answer], meanwhile: Callable[[], object], *,
+                           before: bool = False) -> Callable[Params, Answer]:
+    """`call`, whose first call is followed at once by `meanwhile` (preceded by it, with `before`), before its caller
+    goes on: the moment a test makes a race happen at, in a fake or around a real repository or client's method."""
+    pending = [meanwhile]
+
+    @functools.wraps(call)
+    def called(*args: Params.args, **kwargs: Params.kwargs) -> Answer:
+        if before and pending:
+            pending.pop()()
+        answer = call(*args, **kwargs)
+        if pending:
+            pending.pop()()
+        return answer
+    return called
+
+
+class ClosesTransactions(Protocol):
+    def close(self, out_trade_no: str) -> None: ...
+
+
+Wechat = TypeVar("Wechat", bound=ClosesTransactions)
+
+
+def paid_while_closing(wechat: Wechat, meanwhile: Callable[[], object]) -> Wechat:
+    """`wechat` (a fake WeChat Pay, or the real client on the simulator) as the shopper pays the order again (another
+    phone, another tap) just as a cancel has closed the transaction it saw: `meanwhile` runs right after the first
+    close, before the cancel goes on to take the order's row lock."""
+    wechat.close = first_call_followed_by(wechat.close, meanwhile)  # type: ignore[method-assign]
+    return wechat
+
+
+def pause(reached: threading.Event, go: threading.Event) -> Callable[[], None]:
+    """What a racing step does at a test's pause (first_call_followed_by): sets `reached`, then waits for `go`."""
+    def wait() -> None:
+        reached.set()
+        assert go.wait(60), "the test never let the paused step go on"
+    return wait

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -16,6 +17,7 @@ from sqlalchemy import Connection, MetaData, create_engine, engine_from_config, 
 from sqlalchemy.exc import DBAPIError
 
 from services.common import idempotency  # noqa: F401  (registers its table in infra_metadata)
+from services.common.config import ConfigError, Env
 from services.common.db import advisory_key
 from services.common.outbox import infra_metadata
 
@@ -40,9 +42,32 @@ LOCK_RETRY_SECONDS = 0.5
 # (build_index_concurrently, add_check_constraint's validation) take no lock that blocks writers and wait, by design,
 # for the transactions older than them: they have no lock timeout (a concurrent build cut short leaves an invalid index).
 DDL_LOCK_TIMEOUT_SECONDS = 5.0  # MIGRATION_LOCK_TIMEOUT_SECONDS
+DDL_LOCK_TIMEOUT_MAX_SECONDS = 3600.0  # waiting longer, a DDL would no longer keep the site from stalling
 DDL_LOCK_ATTEMPTS = 10  # MIGRATION_LOCK_ATTEMPTS
-DDL_LOCK_PAUSE_SECONDS = 10.0  # between attempts
+DDL_LOCK_ATTEMPTS_MAX = 1000
+# Between attempts. A constant like the module's other paces (LOCK_RETRY_SECONDS, WAIT_POLL_SECONDS) and every retry
+# pause of the services: the environment sets how long in all (the timeout, the attempts), not how often to look.
+DDL_LOCK_PAUSE_SECONDS = 10.0
 LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a lock_timeout that ran out
+
+
+@dataclass(frozen=True)
+class MigrationSettings:
+    """How long `migrate` lets a revision wait for a table's lock, and how often it tries (DDL_LOCK_TIMEOUT_SECONDS);
+    read when the process starts, a bad value a ConfigError then, before any database is touched."""
+
+    lock_timeout_seconds: float = DDL_LOCK_TIMEOUT_SECONDS
+    lock_attempts: int = DDL_LOCK_ATTEMPTS
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> MigrationSettings:
+        env = Env(environ)
+        lock_timeout_seconds = env.float("MIGRATION_LOCK_TIMEOUT_SECONDS", DDL_LOCK_TIMEOUT_SECONDS)
+        if not 0 < lock_timeout_seconds <= DDL_LOCK_TIMEOUT_MAX_SECONDS:
+            raise ConfigError(f"MIGRATION_LOCK_TIMEOUT_SECONDS must be more than 0 and at most "
+                              f"{DDL_LOCK_TIMEOUT_MAX_SECONDS:g}, got {env.environ['MIGRATION_LOCK_TIMEOUT_SECONDS']!r}")
+        return cls(lock_timeout_seconds=lock_timeout_seconds,
+                   lock_attempts=env.int_within("MIGRATION_LOCK_ATTEMPTS", DDL_LOCK_ATTEMPTS, 1, DDL_LOCK_ATTEMPTS_MAX))
 
 
 def alembic_config(database_url: str, migrations_dir: Path) -> Config:

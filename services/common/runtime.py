@@ -109,10 +109,9 @@ def main(service: str, build_app: Callable[[ServiceSettings], ServiceApp], migra
     settings = ServiceSettings.from_env(service)
     configure_logging(service, settings.log_level)
     if args.command == "migrate":
-        env = Env()
-        migrations.upgrade(settings.database_url, migrations_dir, lock_timeout_seconds=env.float(
-            "MIGRATION_LOCK_TIMEOUT_SECONDS", migrations.DDL_LOCK_TIMEOUT_SECONDS), lock_attempts=env.int_within(
-            "MIGRATION_LOCK_ATTEMPTS", migrations.DDL_LOCK_ATTEMPTS, 1, 1000))
+        waits = migrations.MigrationSettings.from_env()
+        migrations.upgrade(settings.database_url, migrations_dir, lock_timeout_seconds=waits.lock_timeout_seconds,
+                           lock_attempts=waits.lock_attempts)
         return 0
     if args.command == "wait-migrated":
         try:

@@ -97,7 +97,22 @@ class ApiError extends Error {
 const can = (action) => ROLES[action].some((role) => session.roles.includes(role));
 const describe = (error) => error instanceof ApiError ? error.describe() : error.message;
 
-async function call(path, options = {}, retried = false) {
+// Each session in this page (from one login to the login shown again) has its number: showLogin starts the next one.
+let sessionNumber = 0;
+
+// The promise's outcome while the session that waited for it lasts; once that session has ended it never settles, so
+// nothing awaiting it (a list, the reports, an export) draws into the page of, or asks on behalf of, the next staff
+// member.
+function whileLoggedIn(promise) {
+  const asked = sessionNumber;
+  const current = (settle) => (outcome) => { if (asked === sessionNumber) settle(outcome); };
+  return new Promise((resolve, reject) => promise.then(current(resolve), current(reject)));
+}
+
+// An API call: its answer (JSON, or the file as a Blob with `blob`), or an ApiError.
+const call = (path, options = {}) => whileLoggedIn(send(path, options, sessionNumber));
+
+async function send(path, options, asked, retried = false) {
   const headers = Object.assign({}, options.headers || {});
   if (session.access) headers.Authorization = "Bearer " + session.access;
   if (options.json !== undefined) headers["Content-Type"] = "application/json";
@@ -105,16 +120,17 @@ async function call(path, options = {}, retried = false) {
     method: options.method || "GET", headers,
     body: options.json !== undefined ? JSON.stringify(options.json) : undefined,
   });
-  if (response.status === 401 && !retried && session.refresh && await refreshSession()) {
-    return call(path, options, true);
+  // A 401 for a session already ended is not the next one's: their refresh token and login stay as they are.
+  if (response.status === 401 && asked === sessionNumber && !retried && session.refresh && await refreshSession()) {
+    return send(path, options, asked, true);
   }
   if (!response.ok) {
     let body = null;
     try { body = await response.json(); } catch (_) { /* not JSON */ }
-    if (response.status === 401) showLogin("Your session ended; log in again.");
+    if (response.status === 401 && asked === sessionNumber) showLogin("Your session ended; log in again.");
     throw new ApiError(response.status, body);
   }
-  return options.raw ? response : response.json();
+  return options.blob ? response.blob() : response.json();
 }
 
 async function refreshSession() {
@@ -165,6 +181,7 @@ function showLogin(message) {
   // refresh refused for now, its token still good), the tokens go: else reloading the page would carry on the last
   // staff member's session for whoever sits down next.
   session.clear();
+  sessionNumber += 1;  // what the last session still waits for is dropped (whileLoggedIn)
   for (const [view] of SECTIONS) {
     $(view).hidden = true;
     delete $(view).dataset.opened;
@@ -178,7 +195,16 @@ function showLogin(message) {
   }
   delete document.body.dataset.loaded;
   $("status").textContent = "";
-  $("user-search").reset();
+  // Nor what they searched for: every search, filter and form field back as the page first had it, each list at its
+  // first page, no count or error under any.
+  for (const form of document.querySelectorAll("main form:not(#login-form)")) form.reset();
+  setPeriod(30);
+  for (const [name, list] of Object.entries(LISTS)) {
+    pages[name] = 1;
+    $(list.count).textContent = $(list.error).textContent = "";
+    document.querySelector(`.pager[data-for="${name}"]`).replaceWith(pager(name));
+  }
+  for (const id of ["load-error", "stuck-error"]) $(id).textContent = "";
   $("order-detail").hidden = $("case-detail").hidden = $("user-detail").hidden = true;
   pendingCancel = null;
   $("sections").hidden = true;
@@ -410,12 +436,12 @@ async function exportReport(event) {
                                             json: {kind, format, from: $("from").value, to: $("to").value}});
     while (job.status === "queued" || job.status === "running") {
       item.textContent = `${kind} ${job.from}–${job.to} (${format}): ${job.status} ${job.percent}%`;
-      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await whileLoggedIn(new Promise((resolve) => setTimeout(resolve, 1000)));
       job = await call(`/admin/reports/${job.id}`);
     }
     if (job.status === "failed") throw new Error(job.error || "the export failed");
-    const response = await call(`/admin/reports/${job.id}/file`, {raw: true});
-    const link = element("a", {href: URL.createObjectURL(await response.blob()),
+    const file = await call(`/admin/reports/${job.id}/file`, {blob: true});
+    const link = element("a", {href: URL.createObjectURL(file),
                                download: `${job.kind}-${job.from}-${job.to}.${job.format}`},
                          `${kind} ${job.from}–${job.to} (${format}): ${count(job.rows)} rows, download`);
     item.replaceChildren(link);

@@ -14,8 +14,9 @@ from services.common.errors import DomainError
 from services.member import service
 from services.member.channels import SimulatedPayment
 from services.member.db import SqlMemberUnitOfWork, recharges
-from services.member.domain import PLATFORM, Account, Posting, transfer
+from services.member.domain import PLATFORM, Account, transfer
 from tests.fixtures.postgres import start_thread, wait_until_blocked
+from tests.integration.member.pausing import PausingLedger
 from tests.integration.member.test_balance_payment_void_on_database import first_then_second
 
 pytestmark = pytest.mark.integration
@@ -73,28 +74,6 @@ def test_a_recharge_the_channel_refuses_is_not_kept(engine: Engine, uow: Callabl
 
 
 
-class PausingAfterFirstPosting(SqlMemberUnitOfWork):
-    """A unit of work that, once its first ledger posting is made, waits for `go` (having set `reached`)."""
-
-    def __init__(self, engine: Engine, reached: threading.Event, go: threading.Event) -> None:
-        super().__init__(engine, "member")
-        self.reached, self.go = reached, go
-
-    def __enter__(self) -> PausingAfterFirstPosting:
-        super().__enter__()
-        post = self.ledger.post
-
-        def posting_then_pause(posting: Posting, now: datetime) -> bool:
-            posted = post(posting, now)
-            if not self.reached.is_set():
-                self.reached.set()
-                assert self.go.wait(60)
-            return posted
-
-        self.ledger.post = posting_then_pause  # type: ignore[method-assign]
-        return self
-
-
 def test_a_recharge_credited_with_its_bonus_while_the_shopper_pays_from_the_wallet_both_go_through(
         engine: Engine, uow: Callable[[], SqlMemberUnitOfWork]) -> None:
     """The wallet's lock order is the bonus account first (paying, withdrawing, refunding): a recharge credited with a
@@ -109,7 +88,7 @@ def test_a_recharge_credited_with_its_bonus_while_the_shopper_pays_from_the_wall
     reached, go, results = threading.Event(), threading.Event(), {}
 
     credit = start_thread(results, "credit", lambda: service.credit_recharge(
-        PausingAfterFirstPosting(engine, reached, go), recharge_no=recharge.recharge_no, paid_fen=50_000,
+        PausingLedger(engine, "post", reached, go), recharge_no=recharge.recharge_no, paid_fen=50_000,
         channel_txn_id="T1", channel="wechat", now=NOW).status)
     assert reached.wait(60)
     pay = start_thread(results, "pay", lambda: service.pay_with_balance(

@@ -18,8 +18,8 @@ from services.member.channels import Payout, PayoutState, SimulatedPayment, Simu
 from services.member.db import SqlMemberUnitOfWork
 from services.member.domain import PLATFORM, Account, transfer
 from tests.fixtures.postgres import start_thread, wait_until_blocked
+from tests.integration.member.pausing import PausingLedger
 from tests.integration.member.test_balance_payment_void_on_database import first_then_second
-from tests.integration.member.test_recharge_races_on_database import PausingAfterFirstPosting
 
 pytestmark = pytest.mark.integration
 
@@ -97,7 +97,7 @@ def test_a_withdrawal_asked_for_while_one_whose_bonus_was_spent_is_given_back_ke
         return made.bonus_forfeited_fen, made.payout_fen
 
     giving_back = start_thread(results, "give-back", lambda: give_back(
-        how, first_id, PausingAfterFirstPosting(engine, reached, go), uow))
+        how, first_id, PausingLedger(engine, "post", reached, go), uow))
     assert reached.wait(60)  # the forfeit is back in pending, the amount not yet in available
     asking = start_thread(results, "request", request)
     wait_until_blocked(engine, asking)
@@ -130,29 +130,6 @@ def test_a_withdrawal_asked_for_while_another_is_given_back_forfeits_the_bonus_o
     assert balances(uow) == (0, RECHARGE, 0, 0)
 
 
-class PausingAfterItsAccounts(SqlMemberUnitOfWork):
-    """A unit of work that, once its first posting has found its accounts (and before it changes any), waits for `go`
-    (having set `reached`)."""
-
-    def __init__(self, engine: Engine, reached: threading.Event, go: threading.Event) -> None:
-        super().__init__(engine, "member")
-        self.reached, self.go = reached, go
-
-    def __enter__(self) -> PausingAfterItsAccounts:
-        super().__enter__()
-        account_ids = self.ledger._account_ids  # type: ignore[attr-defined]
-
-        def found_then_pause(wanted: set[tuple[int, str]]) -> dict[tuple[int, str], int]:
-            ids = account_ids(wanted)
-            if not self.reached.is_set():
-                self.reached.set()
-                assert self.go.wait(60)
-            return ids
-
-        self.ledger._account_ids = found_then_pause  # type: ignore[attr-defined]
-        return self
-
-
 @pytest.mark.parametrize("how", ["rejected", "FAILED"])
 def test_a_withdrawal_asked_for_while_another_is_given_back_never_deadlocks(
         how: str, engine: Engine, uow: Callable[[], SqlMemberUnitOfWork]) -> None:
@@ -172,14 +149,14 @@ def test_a_withdrawal_asked_for_while_another_is_given_back_never_deadlocks(
     results: dict[str, object] = {}
 
     def request() -> tuple[int, int]:
-        made = service.request_withdrawal(PausingAfterItsAccounts(engine, asked, ask), user_id=ALICE,
+        made = service.request_withdrawal(PausingLedger(engine, "_account_ids", asked, ask), user_id=ALICE,
                                           amount_fen=10_000, idempotency_key="w2", now=NOW)
         return made.bonus_forfeited_fen, made.payout_fen
 
     asking = start_thread(results, "request", request)
     assert asked.wait(60)
     giving_back = start_thread(results, "give-back", lambda: give_back(
-        how, first_id, PausingAfterFirstPosting(engine, given, give), uow))
+        how, first_id, PausingLedger(engine, "post", given, give), uow))
     wait_until_blocked(engine, giving_back, until=given)  # it waits for the request, or has returned the forfeit
     ask.set()
     wait_until_blocked(engine, asking)

@@ -19,7 +19,7 @@ from services.common.wechatpay import WechatPay
 from services.order import service
 from services.order.db import SqlOrderUnitOfWork
 from services.order.domain import Order, OrderLine, new_order, price
-from tests.fakes import HOME
+from tests.fakes import HOME, paid_while_closing
 from tests.fixtures.simulator import RunningSimulator
 from tests.integration.order.conftest import OrderServer
 
@@ -414,27 +414,12 @@ def test_the_timeout_closes_prepaid_orders_at_wechat_pay_and_pays_one_paid_just_
     assert (server.events("order-paid"), server.events("order-cancelled")) == (1, 1)
 
 
-class PaidWhileClosing(WechatPay):
-    """The simulator's WeChat Pay, the shopper paying the order again (another phone, another tap) just as the cancel
-    has closed the transaction it saw, before the cancel takes the order's row lock."""
-
-    def __init__(self, simulator: RunningSimulator, meanwhile: Callable[[], object]) -> None:
-        super().__init__(simulator.wechatpay_settings())
-        self.meanwhile: Callable[[], object] | None = meanwhile
-
-    def close(self, out_trade_no: str) -> None:
-        super().close(out_trade_no)
-        if self.meanwhile is not None:
-            meanwhile, self.meanwhile = self.meanwhile, None
-            meanwhile()
-
-
 def test_a_cancel_racing_a_wechat_payment_that_opens_the_next_transaction_never_leaves_it_payable(
         server: OrderServer, simulator: RunningSimulator, pg_uow: Callable[[], SqlOrderUnitOfWork]) -> None:
     order, alice = submit(server, f"cancel-race-{datetime.now(UTC).timestamp()}"), server.as_user(ALICE)
     server.stub.PayOrder(order_pb2.PayOrderRequest(id=order.id, channel="wechat"), metadata=alice)
     handed: list[order_pb2.PayOrderResponse] = []
-    wechat = PaidWhileClosing(simulator, lambda: handed.append(server.stub.PayOrder(
+    wechat = paid_while_closing(WechatPay(simulator.wechatpay_settings()), lambda: handed.append(server.stub.PayOrder(
         order_pb2.PayOrderRequest(id=order.id, channel="wechat"), metadata=alice)))
 
     with pytest.raises(Conflict) as refused:

@@ -22,10 +22,11 @@ from services.common.errors import DomainError
 from services.common.sessions import SessionsEnded
 from services.user import service
 from services.user.db import SqlUserUnitOfWork, refresh_tokens
-from services.user.domain import LoginResult, RefreshToken
+from services.user.domain import LoginResult
 from services.user.passwords import Passwords
 from services.user.sms import ConsoleSms
 from services.user.tokens import TokenIssuer
+from tests.fakes import first_call_followed_by, pause
 from tests.fixtures.keys import JwtKeys
 from tests.fixtures.postgres import start_thread, wait_until_blocked
 
@@ -36,7 +37,8 @@ T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 
 
 class PausedSessionStart(SqlUserUnitOfWork):
-    """A unit of work whose session start stops just before its refresh token is stored, until `go` is set."""
+    """A unit of work whose session start stops just before its refresh token is stored (having set `paused`), until
+    `go` is set."""
 
     def __init__(self, engine: Engine, paused: threading.Event, go: threading.Event) -> None:
         super().__init__(engine, "user")
@@ -44,14 +46,8 @@ class PausedSessionStart(SqlUserUnitOfWork):
 
     def __enter__(self) -> Self:
         super().__enter__()
-        store = self.refresh_tokens.add
-
-        def add_when_told(token: RefreshToken) -> None:
-            self.paused.set()
-            assert self.go.wait(30), "the test never let the session start go on"
-            store(token)
-
-        self.refresh_tokens.add = add_when_told  # type: ignore[method-assign]
+        self.refresh_tokens.add = first_call_followed_by(  # type: ignore[method-assign]
+            self.refresh_tokens.add, pause(self.paused, self.go), before=True)
         return self
 
 

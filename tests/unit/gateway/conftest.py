@@ -94,6 +94,13 @@ def bearer(mint: Callable[..., str]) -> Callable[..., dict[str, str]]:
     return _bearer
 
 
+def history_item(spec: dict[str, Any], path: str, method: str = "get") -> str:
+    """The name of the schema of one step of the `history` that the OpenAPI document `spec` says the route answers."""
+    reply = spec["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    schemas = spec["components"]["schemas"]
+    return schemas[reply.rsplit("/", 1)[1]]["properties"]["history"]["items"]["$ref"].rsplit("/", 1)[1]
+
+
 # The staff of the console's browser tests: one member per role, known by phone; any other phone is a shopper.
 STAFF_PHONES = {"admin": "13800000001", "operator": "13800000002", "customer_service": "13800000003",
                 "finance": "13800000004"}

@@ -7,6 +7,8 @@ tests/fixtures/browser.py); staff log in with log_in_as (tests/unit/gateway/conf
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -17,6 +19,14 @@ from tests.fixtures.fake_services import FakeServices
 from tests.unit.gateway.conftest import STAFF_PHONES
 
 PASSWORD = "staff-password-1"
+
+
+def log_in_at_the_same_page(page: Any, role: str) -> None:
+    """The next staff member logs in at the page the last one logged out of (log_in_as would load it afresh)."""
+    page.fill("#phone", STAFF_PHONES[role])
+    page.fill("#password", PASSWORD)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#sections:not([hidden])")
 
 
 def test_before_its_script_runs_the_login_form_cannot_send_the_password_in_a_url(page: Any,
@@ -91,12 +101,108 @@ def test_logging_out_leaves_neither_the_reports_nor_the_exported_files_for_the_n
     }""")
 
     page.click("#logout")
-    page.fill("#phone", STAFF_PHONES["customer_service"])  # at the same page, who may not read the reports
-    page.fill("#password", PASSWORD)
-    page.click("#login-form button[type=submit]")
+    log_in_at_the_same_page(page, "customer_service")  # who may not read the reports
     page.wait_for_selector("#order-count:not(:empty)")
 
     assert page.evaluate("window.revoked") == [file_url]
     assert page.query_selector_all("#exports li") == [] and page.query_selector_all("#cards .card") == []
     assert page.query_selector_all("#dashboard-view svg") == []
     assert "¥1,234.56" not in page.content() and page.get_attribute("body", "data-loaded") is None
+
+
+# Each answer the page reads (Response.json), by its URL, once the value is handed on: a test waits for an answer to be
+# read, and whatever the page does with it then (draws it, or drops it) is done in the same turn.
+ANSWERS_READ = """
+    window.answersRead = [];
+    const read = Response.prototype.json;
+    Response.prototype.json = function () {
+        return read.call(this).then((value) => { window.answersRead.push(this.url); return value; });
+    };
+"""
+
+
+def wait_until_read(page: Any, paths: list[str]) -> None:
+    """Returns once the page has read an answer of each path (ANSWERS_READ)."""
+    # A function, not an expression: the page's CSP forbids the eval a polled expression needs.
+    page.wait_for_function("(paths) => paths.every((path) => window.answersRead.some((url) => url.includes(path)))",
+                           arg=paths)
+
+
+def held_until_released(reply: Any) -> tuple[threading.Event, threading.Event, Callable[[Any], Any]]:
+    """(asked, release, answer): a fake RPC's answer that sets `asked` and answers `reply` only once `release` is set."""
+    asked, release = threading.Event(), threading.Event()
+
+    def answer(message: Any) -> Any:
+        asked.set()
+        assert release.wait(timeout=10)
+        return reply
+    return asked, release, answer
+
+
+def test_a_list_answered_after_logging_out_is_not_drawn_for_the_next_staff_member(
+        page: Any, log_in_as, clients: FakeServices) -> None:
+    asked, release, clients.order.SearchOrders.answer = held_until_released(order_pb2.ListOrdersResponse(
+        orders=[order_pb2.Order(id=5, order_no="2026112912000000000000abcd1234", status="PAID")], total=1))
+    page.add_init_script(ANSWERS_READ)
+    log_in_as("customer_service")  # the orders are asked for at once, and answered only after the logout
+    assert asked.wait(timeout=10)
+
+    page.click("#logout")
+    release.set()
+    wait_until_read(page, ["/api/v1/admin/orders?"])
+
+    assert page.query_selector_all("#orders tr") == [] and page.inner_text("#order-count") == ""
+    assert "2026112912000000000000abcd1234" not in page.content()
+    assert page.errors == []
+
+
+def test_reports_answered_after_logging_out_are_not_drawn_for_the_next_staff_member(
+        page: Any, log_in_as, clients: FakeServices) -> None:
+    day = "2026-11-15"
+    asked, release, clients.analytics.GetOverview.answer = held_until_released(analytics_pb2.GetOverviewResponse(
+        from_date=day, to_date=day, totals=analytics_pb2.Figures(gmv_fen=123_456, paid_orders=7),
+        days=[analytics_pb2.DailyOverview(date=day, figures=analytics_pb2.Figures(gmv_fen=123_456, paid_orders=7))]))
+    page.add_init_script(ANSWERS_READ)
+    log_in_as("admin")  # the five reports are asked for at once; the overview is answered only after the logout
+    assert asked.wait(timeout=10)
+
+    page.click("#logout")
+    release.set()
+    wait_until_read(page, [f"/api/v1/admin/analytics/{report}?"
+                           for report in ("overview", "preferences", "regions", "funnel", "retention")])
+
+    assert page.query_selector_all("#cards .card") == [] and page.query_selector_all("#dashboard-view svg") == []
+    assert page.get_attribute("body", "data-loaded") is None and page.inner_text("#status") == ""
+    assert "¥1,234.56" not in page.content()
+    assert page.errors == []
+
+
+def form_fields(page: Any) -> dict[str, str]:
+    """The value of each field of the console's forms (the login's aside), by its id."""
+    return dict(page.eval_on_selector_all("main form:not(#login-form) :is(input, select)",
+                                          "fields => fields.map((field) => [field.id, field.value])"))
+
+
+def test_the_next_staff_member_finds_every_search_and_filter_empty(page: Any, log_in_as,
+                                                                   clients: FakeServices) -> None:
+    clients.order.SearchOrders.reply = order_pb2.ListOrdersResponse(orders=[], total=0)
+    log_in_as("admin")
+    defaults = form_fields(page)
+    entered = {"order-status": "PAID", "order-no": "2026112912000000000000abcd1234", "order-user": "42",
+               "order-from": "2026-11-01", "order-to": "2026-11-02", "case-status": "REQUESTED",
+               "case-type": "refund_only", "case-order-no": "2026112912000000000000abcd1234",
+               "refund-status": "ABNORMAL", "refund-source": "cancel", "refund-order-no": "20261129120000",
+               "close-refund-no": "R2026112900001", "close-refund-reason": "the shopper's bank account is closed",
+               "wallet-status": "HANDLED", "coupon-status": "active", "user-phone": "13800138000", "user-id": "42",
+               "user-nickname": "小王", "from": "2026-01-01", "to": "2026-01-31", "export-kind": "money",
+               "export-format": "csv"}
+    page.evaluate("""(entered) => { for (const [id, value] of Object.entries(entered)) {
+        document.getElementById(id).value = value; } }""", entered)
+    assert {id: page.input_value(f"#{id}") for id in entered} == entered  # each value is one its field takes
+    assert set(entered) == set(defaults)  # every search, filter and form field of the console
+
+    page.click("#logout")
+    log_in_at_the_same_page(page, "customer_service")
+
+    assert form_fields(page) == defaults
+    assert page.errors == []

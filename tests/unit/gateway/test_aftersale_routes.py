@@ -11,6 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from mall.order.v1 import after_sale_pb2
 
 from services.common.grpc_server import CODE_KEY
+from tests.unit.gateway.conftest import history_item
 
 AT = Timestamp(seconds=1_795_000_000)
 WITHDRAWN = after_sale_pb2.AfterSale(
@@ -175,17 +176,13 @@ def test_the_openapi_document_gives_shoppers_their_case_steps_and_staff_every_st
     spec = client.get("/openapi.json").get_json()
     schemas = spec["components"]["schemas"]
 
-    def history_item(path: str, method: str = "get") -> str:
-        reply = spec["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
-        return schemas[reply.rsplit("/", 1)[1]]["properties"]["history"]["items"]["$ref"].rsplit("/", 1)[1]
-
-    assert {history_item("/api/v1/after-sales/{case_id}"),
-            history_item("/api/v1/after-sales/{case_id}/withdraw", "post"),
-            history_item("/api/v1/after-sales/{case_id}/return-shipment", "post")} == {"CaseStepOut"}
-    assert {history_item("/api/v1/admin/after-sales/{case_id}"),
-            history_item("/api/v1/admin/after-sales/{case_id}/decision", "post"),
-            history_item("/api/v1/admin/after-sales/{case_id}/receive", "post"),
-            history_item("/api/v1/admin/after-sales/{case_id}/retry-refund", "post")} == {"StaffCaseStepOut"}
+    assert {history_item(spec, "/api/v1/after-sales/{case_id}"),
+            history_item(spec, "/api/v1/after-sales/{case_id}/withdraw", "post"),
+            history_item(spec, "/api/v1/after-sales/{case_id}/return-shipment", "post")} == {"CaseStepOut"}
+    assert {history_item(spec, "/api/v1/admin/after-sales/{case_id}"),
+            history_item(spec, "/api/v1/admin/after-sales/{case_id}/decision", "post"),
+            history_item(spec, "/api/v1/admin/after-sales/{case_id}/receive", "post"),
+            history_item(spec, "/api/v1/admin/after-sales/{case_id}/retry-refund", "post")} == {"StaffCaseStepOut"}
     assert set(schemas["CaseStepOut"]["properties"]) == {"status", "at", "actor", "reason"}
     assert {"shopper_visible", "shopper_reason"} <= set(schemas["StaffCaseStepOut"]["properties"])
     decision = spec["paths"]["/api/v1/admin/after-sales/{case_id}/decision"]["post"]["requestBody"]

@@ -12,6 +12,7 @@ from mall.order.v1 import order_pb2
 
 from services.common.errors import Conflict
 from services.common.grpc_server import CODE_KEY, to_grpc
+from tests.unit.gateway.conftest import history_item
 
 AT = Timestamp(seconds=1_795_000_000)
 ORDER = order_pb2.Order(
@@ -312,15 +313,11 @@ def test_the_openapi_document_gives_shoppers_their_steps_and_staff_every_step_wi
     spec = client.get("/openapi.json").get_json()
     schemas = spec["components"]["schemas"]
 
-    def history_item(path: str, method: str = "get") -> str:
-        reply = spec["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
-        return schemas[reply.rsplit("/", 1)[1]]["properties"]["history"]["items"]["$ref"].rsplit("/", 1)[1]
-
-    assert {history_item("/api/v1/orders/{order_id}"), history_item("/api/v1/orders/{order_id}/cancel", "post")} == {
-        "StepOut"}
-    assert {history_item("/api/v1/admin/orders/{order_id}"),
-            history_item("/api/v1/admin/orders/{order_id}/cancel-review", "post"),
-            history_item("/api/v1/admin/refunds/{refund_no}/close", "post")} == {"StaffStepOut"}
+    assert {history_item(spec, "/api/v1/orders/{order_id}"),
+            history_item(spec, "/api/v1/orders/{order_id}/cancel", "post")} == {"StepOut"}
+    assert {history_item(spec, "/api/v1/admin/orders/{order_id}"),
+            history_item(spec, "/api/v1/admin/orders/{order_id}/cancel-review", "post"),
+            history_item(spec, "/api/v1/admin/refunds/{refund_no}/close", "post")} == {"StaffStepOut"}
     assert set(schemas["StepOut"]["properties"]) == {"status", "at", "actor", "reason"}
     assert {"shopper_visible", "shopper_reason"} <= set(schemas["StaffStepOut"]["properties"])
     assert "staff only" in schemas["StaffStepOut"]["properties"]["shopper_visible"]["description"]

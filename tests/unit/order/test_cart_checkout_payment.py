@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -24,7 +23,7 @@ from services.order import refunds, service
 from services.order.domain import MAX_CART_LINES, MAX_WECHAT_ATTEMPTS, Order, order_no_of_trade
 from services.order.ports import CouponOffer
 from services.order.service import CheckoutInput
-from tests.fakes import FakeRefundPayments
+from tests.fakes import FakeRefundPayments, paid_while_closing
 from tests.unit.order.conftest import NOW, Shop, late_money
 
 
@@ -697,24 +696,10 @@ def test_every_wechat_transaction_number_of_an_order_is_one_wechat_pay_takes_and
 
 # -- a cancellation meeting a WeChat payment that hands out a transaction the cancel's close did not see ---------------
 
-class PaidWhileClosing(ClosingWechatPay):
-    """WeChat Pay as the shopper pays it (on another phone, or tapping again) while the cancel closes what it saw."""
-
-    def __init__(self, meanwhile: Callable[[], object]) -> None:
-        super().__init__()
-        self.meanwhile: Callable[[], object] | None = meanwhile
-
-    def close(self, out_trade_no: str) -> None:
-        super().close(out_trade_no)
-        if self.meanwhile is not None:
-            meanwhile, self.meanwhile = self.meanwhile, None
-            meanwhile()
-
-
 def test_a_cancel_whose_close_meets_the_next_transaction_handed_out_leaves_no_payable_one_on_a_cancelled_order(
         shop: Shop) -> None:
     order = submit(shop, BUY_TWO)
-    wechat = PaidWhileClosing(lambda: pay(shop, order, "wechat", wechat))
+    wechat = paid_while_closing(ClosingWechatPay(), lambda: pay(shop, order, "wechat", wechat))
     pay(shop, order, "wechat", wechat)  # the order number handed out; the cancel closes it, the tap opens the next
 
     with pytest.raises(Conflict) as refused:
