@@ -75,8 +75,9 @@ refunded yet (every line's remaining units and paid share, and the freight).
    - A refund CLOSED here that WeChat Pay reports SUCCESS later (staff closed it, then it was completed at WeChat
      Pay after all) stays CLOSED, but its money may have been refunded twice: the order's history records it
      once for finance and `mall_refunds_paid_after_close_total` counts it (RefundPaidAfterClose pages). Its units
-     count as refunded again (`paid_after_close_at`: after-sales can no longer claim them), and an after-sales
-     refund's amounts are reserved again when nothing else took them since (`_paid_after_close`).
+     count as refunded again (`paid_after_close_at`: after-sales can no longer claim them), and an after-sales or a
+     cancellation's refund's amounts are reserved again when nothing else took them since, with its `order-refunded`
+     (a REFUNDING order refunded in full so becomes REFUNDED, as by any paid refund: `_paid_after_close`).
 
 Late payments (`start_late_refund`): WeChat Pay money for an order that could not take it (cancelled, paid too
 late, or paid otherwise meanwhile; services/order/service.py `refund_late_payment`) goes back through this engine
@@ -497,12 +498,14 @@ def _paid_after_close(uow: OrderUnitOfWork, order: Order, refund: Refund, actor:
 
     - `paid_after_close_at` is set: `aftersales.claimable_units` counts its units as refunded again, whatever else
       happened, so no case can be approved, received or retried on them (AFTER_SALE_QUANTITY_INVALID);
-    - an after-sales refund's amounts are reserved again when they still fit (no other refund took those units or
-      that money since): the order and its lines count it as any refund (REFUND_EXCEEDS_PAID, order-completed's
-      kept units), and its order-refunded is published (member points and spend, analytics), since it was paid.
+    - an after-sales or a cancellation's refund (`COUNTED_AGAIN`) has its amounts reserved again when they still fit
+      (no other refund took those units or that money since): the order and its lines count it as any refund
+      (REFUND_EXCEEDS_PAID, order-completed's kept units), its order-refunded is published (member points and spend,
+      analytics), since it was paid, and a REFUNDING order it refunds in full takes the state machine's "refunded"
+      step as a paid refund makes it (`_refunded`), so approving the cancellation again cannot pay it a second time.
       When they do not fit, the same units or money were refunded again since: nothing can count it twice (the
-      CHECK constraints), so finance must recover it. Other refunds (a cancellation's, cancel-unshipped's: the money
-      is still owed, and those flows pay it again) are only recorded, as before;
+      CHECK constraints), so finance must recover it. Cancel-unshipped's refunds are only recorded, as before (staff
+      start them again after a close);
     - the after-sales listener hears (`aftersales.closed_refund_paid`: the refund's case, if its refund failed, is
       REFUNDED, and if a retry refunded it again, that is noted for finance; any other open case claiming units no
       longer claimable is noted for staff);
@@ -537,7 +540,7 @@ def _paid_after_close(uow: OrderUnitOfWork, order: Order, refund: Refund, actor:
 
 # The sources whose refund, CLOSED here and paid by WeChat Pay after all, counts as the order's refund again when its
 # amounts still fit (`_paid_after_close`).
-COUNTED_AGAIN = frozenset({AFTER_SALE})
+COUNTED_AGAIN = frozenset({AFTER_SALE, CANCELLATION})
 
 
 def _mark_noted(uow: OrderUnitOfWork, order: Order, refund: Refund, now: datetime) -> bool:
@@ -633,8 +636,10 @@ def _refunded(uow: OrderUnitOfWork, order: Order, refund: Refund, actor: str, no
             lines=[event_line(lines[item.line_id], item.quantity) for item in refund.lines],
             channel=refund.channel, reason=refund.reason, refunded_at=timestamp(now),
             points_returned=refund.points_returned), aggregate_id=order.order_no)
+    # The refunds paid: SUCCESS, and `refund` itself, a CLOSED one WeChat Pay paid after all, counted again now.
     succeeded = sum(done.amount_fen for done in uow.refunds.for_order(order.id or 0)
-                    if done.status == RefundStatus.SUCCESS and done.source != LATE_PAYMENT)
+                    if (done.status == RefundStatus.SUCCESS or done.refund_no == refund.refund_no)
+                    and done.source != LATE_PAYMENT)
     if succeeded >= order.payable_fen and order.can("refunded"):
         order.apply("refunded", actor=actor, now=now,
                     reason=f"refund {refund.refund_no}: {refund.amount_fen} fen" if refund.amount_fen
