@@ -24,7 +24,7 @@ from services.common.wechatpay import NotifyRejected, WechatPayApiError, WechatP
 from services.common.wechatpay import Refund as ChannelRefund
 from services.order.aftersales import AfterSale
 from services.order.domain import Address as ShippingAddress
-from services.order.domain import CartItem, Order, Refund, RefundStatus
+from services.order.domain import CartItem, Order, Refund, RefundStatus, Transition
 from services.order.ports import CatalogSku, CouponLine, CouponOffer, LockedCoupon, StockLine, WalletCharge
 from services.order.uow import CaseSearch, LineReservation, ListedRefund, OrderSearch, OrderUnitOfWork, RefundSearch
 from services.order.wallet_reviews import ReviewStatus, WalletReview
@@ -606,9 +606,11 @@ class FakeRowLocks:
 
 
 class FakeRefundRepository:
-    def __init__(self, order_nos: Callable[[], dict[int, str]] = dict) -> None:
+    def __init__(self, order_nos: Callable[[], dict[int, str]] = dict,
+                 histories: Callable[[], dict[int, list[Transition]]] = dict) -> None:
         self.refunds: list[Refund] = []
         self._order_nos = order_nos
+        self.histories = histories  # each order's history by its id: the join with order_transitions
         self.row_locks = FakeRowLocks()
 
     @property
@@ -633,6 +635,13 @@ class FakeRefundRepository:
         return [(refund.id or 0, refund.refund_no) for refund in self.refunds
                 if refund.status == RefundStatus.PENDING and refund.created_at <= created_before
                 and (refund.id or 0) > after_id][:limit]
+
+    def closed_noted_unmarked(self, step_words: str, after_id: int, limit: int) -> list[tuple[int, str]]:
+        return [(refund.id or 0, refund.refund_no) for refund in self.refunds
+                if refund.status == RefundStatus.CLOSED and refund.paid_after_close_at is None
+                and (refund.id or 0) > after_id
+                and any(step.reason.startswith(f"refund {refund.refund_no}{step_words}")
+                        for step in self.histories().get(refund.order_id, []))][:limit]
 
     def waiting_since(self, status: RefundStatus, *, before: datetime | None = None) -> tuple[int, datetime | None]:
         since = [refund.updated_at for refund in self.refunds
@@ -692,7 +701,8 @@ class FakeOrderUnitOfWork(FakeUnitOfWork, OrderUnitOfWork):
         self.carts = FakeCartRepository()
         self.after_sales = FakeAfterSaleRepository()
         self.orders = FakeOrderRepository(lambda: self.after_sales.cases)
-        self.refunds = FakeRefundRepository(lambda: {order.id or 0: order.order_no for order in self.orders.orders})
+        self.refunds = FakeRefundRepository(lambda: {order.id or 0: order.order_no for order in self.orders.orders},
+                                            lambda: {order.id or 0: order.history for order in self.orders.orders})
         self.wallet_reviews = FakeWalletReviewRepository()
 
     def commit(self) -> None:

@@ -328,10 +328,11 @@ class OrderRefundOut(Reply):
     amount_fen: int
     points_returned: int = Field(description="points I spent on the refunded units, given back when it is refunded")
     status: ShopperRefundStatus = Field(description="processing: on its way; refunded: the money (and points) is "
-                                                    "back; contact_support: it did not go through (the channel "
-                                                    "could not pay it back, or it was closed), ask customer service. A "
-                                                    "closed one that a later refund started again is not listed: "
-                                                    "that one says where the money stands")
+                                                    "back (also one closed that WeChat Pay paid back after all); "
+                                                    "contact_support: it did not go through (the channel could not "
+                                                    "pay it back, or it was closed), ask customer service. A closed "
+                                                    "one that a later refund started again is not listed: that one "
+                                                    "says where the money stands")
     channel: RefundChannel = Field(description="where the money goes: wechat (WeChat Pay), balance (my wallet), or "
                                                "none (nothing to pay back)")
     created_at: datetime
@@ -340,10 +341,12 @@ class OrderRefundOut(Reply):
     @classmethod
     def shopper_view(cls, refunds: Iterable[order_pb2.OrderRefund]) -> list[Self]:
         """The order's refunds (oldest first, as the order service lists them) as its shopper sees them: a CLOSED one
-        started again by a later refund of the same source is left out (`started_again`)."""
+        started again by a later refund of the same source is left out (`started_again`); one WeChat Pay paid after
+        its close (`paid_after_close_at`) is refunded, as it is for staff: the money is back with the shopper."""
         listed = list(refunds)
         return [cls(refund_no=refund.refund_no, amount_fen=refund.amount_fen, points_returned=refund.points_returned,
-                    status=SHOPPER_REFUND_STATUS[refund.status], channel=refund.channel,  # type: ignore[arg-type]
+                    status="refunded" if refund.HasField("paid_after_close_at") else SHOPPER_REFUND_STATUS[refund.status],
+                    channel=refund.channel,  # type: ignore[arg-type]
                     created_at=utc_time(refund.created_at), updated_at=utc_time(refund.updated_at))
                 for index, refund in enumerate(listed) if not started_again(refund, listed[index + 1:])]
 
@@ -354,8 +357,10 @@ def started_again(refund: order_pb2.OrderRefund, later: list[order_pb2.OrderRefu
     order, the closed one's amount with it; cancel-unshipped again the same units; an after-sales case's retry the
     case's lines). The later
     refund tells the shopper where that money stands; the closed attempt would only tell them to contact support
-    about money that is refunded or on its way. Staff's view (`StaffOrderRefundOut`) keeps every refund."""
-    return refund.status == "CLOSED" and any(other.source == refund.source for other in later)
+    about money that is refunded or on its way. One WeChat Pay paid after its close (`paid_after_close_at`) was paid:
+    it stays listed, refunded. Staff's view (`StaffOrderRefundOut`) keeps every refund."""
+    return (refund.status == "CLOSED" and not refund.HasField("paid_after_close_at")
+            and any(other.source == refund.source for other in later))
 
 
 PAID_AFTER_CLOSE = ("CLOSED here, then WeChat Pay reported it paid after all: when (UTC); null when never. Its money "

@@ -93,7 +93,8 @@ def refund_reconciliation(uow: Callable[[], OrderUnitOfWork], payments: refunds.
     """Every interval, ask again about refunds PENDING for `settle_seconds`, so a lost refund notify (or a
     refund call that got no answer) still ends. One round per interval asks, whichever replica's timer starts it
     (the others skip theirs); settling is once per refund under its row lock. Wallet refunds are asked of the member service again as the order service itself. A WeChat Pay
-    refund PENDING for `stuck_seconds` that WeChat Pay never got and refuses when sent again becomes ABNORMAL."""
+    refund PENDING for `stuck_seconds` that WeChat Pay never got and refuses when sent again becomes ABNORMAL. The round
+    also marks closed refunds an order pod before migration 0017 recorded paid after close (`refunds.mark_noted_refund`)."""
     def run(stop: threading.Event) -> None:
         while not stop.wait(interval_seconds):
             try:

@@ -75,8 +75,9 @@ refunded yet (every line's remaining units and paid share, and the freight).
    - A refund CLOSED here that WeChat Pay reports SUCCESS later (staff closed it, then it was completed at WeChat
      Pay after all) stays CLOSED, but its money may have been refunded twice: the order's history records it
      once for finance and `mall_refunds_paid_after_close_total` counts it (RefundPaidAfterClose pages). Its units
-     count as refunded again (`paid_after_close_at`: after-sales can no longer claim them), and an after-sales
-     refund's amounts are reserved again when nothing else took them since (`_paid_after_close`).
+     count as refunded again (`paid_after_close_at`: after-sales can no longer claim them), and an after-sales or a
+     cancellation's refund's amounts are reserved again when nothing else took them since, with its `order-refunded`
+     (a REFUNDING order refunded in full so becomes REFUNDED, as by any paid refund: `_paid_after_close`).
 
 Late payments (`start_late_refund`): WeChat Pay money for an order that could not take it (cancelled, paid too
 late, or paid otherwise meanwhile; services/order/service.py `refund_late_payment`) goes back through this engine
@@ -117,7 +118,7 @@ from services.common.auth import refuse_own
 from services.common.db import seconds_since, utcnow
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.events import timestamp
-from services.common.uow import each_page, one_round_at_a_time
+from services.common.uow import each_page, each_sweep, one_round_at_a_time
 from services.common.wechatpay import NotifyRejected, WechatPay, WechatPayApiError, WechatPayError
 from services.common.wechatpay import Refund as ChannelRefund
 from services.order import metrics
@@ -497,35 +498,27 @@ def _paid_after_close(uow: OrderUnitOfWork, order: Order, refund: Refund, actor:
 
     - `paid_after_close_at` is set: `aftersales.claimable_units` counts its units as refunded again, whatever else
       happened, so no case can be approved, received or retried on them (AFTER_SALE_QUANTITY_INVALID);
-    - an after-sales refund's amounts are reserved again when they still fit (no other refund took those units or
-      that money since): the order and its lines count it as any refund (REFUND_EXCEEDS_PAID, order-completed's
-      kept units), and its order-refunded is published (member points and spend, analytics), since it was paid.
+    - an after-sales or a cancellation's refund (`COUNTED_AGAIN`) has its amounts reserved again when they still fit
+      (no other refund took those units or that money since): the order and its lines count it as any refund
+      (REFUND_EXCEEDS_PAID, order-completed's kept units), its order-refunded is published (member points and spend,
+      analytics), since it was paid, and a REFUNDING order it refunds in full takes the state machine's "refunded"
+      step as a paid refund makes it (`_refunded`), so approving the cancellation again cannot pay it a second time.
       When they do not fit, the same units or money were refunded again since: nothing can count it twice (the
-      CHECK constraints), so finance must recover it. Other refunds (a cancellation's, cancel-unshipped's: the money
-      is still owed, and those flows pay it again) are only recorded, as before;
+      CHECK constraints), so finance must recover it. Cancel-unshipped's refunds are only recorded, as before (staff
+      start them again after a close);
     - the after-sales listener hears (`aftersales.closed_refund_paid`: the refund's case, if its refund failed, is
       REFUNDED, and if a retry refunded it again, that is noted for finance; any other open case claiming units no
       longer claimable is noted for staff);
     - the order's history records it for finance, and `mall_refunds_paid_after_close_total` counts it for the
       RefundPaidAfterClose alert.
 
-    A refund whose step a pod of the release before migration 0017 recorded (before it, or during its rollout, after
-    its backfill) but that has no `paid_after_close_at` takes the step's time, as 0017's backfill does, and
-    the after-sales listener hears; nothing else is done again (that release recorded the step, counted it and
-    published the late payment's refund; its amounts are not reserved again, as by the backfill: finance has the
-    step to check)."""
-    if refund.paid_after_close_at is not None:
+    A refund whose step a pod of the release before migration 0017 recorded but that has no `paid_after_close_at` is
+    marked at the step's time instead (`_mark_noted`), nothing else done again."""
+    if refund.paid_after_close_at is not None or _mark_noted(uow, order, refund, now):
         return
     case_refund = refund.source.partition(":")[0] == AFTER_SALE
-    listener = SETTLED_LISTENERS.get(AFTER_SALE) if case_refund else None
-    noted = min((step.at for step in order.history if step.reason == paid_after_close_note(refund)), default=None)
-    if noted is not None:
-        refund.paid_after_close_at = noted
-        if listener is not None:
-            listener(uow, refund, now)
-        return
     refund.paid_after_close_at = now
-    counted = case_refund and uow.refunds.reserve(order, refund.amount_fen, [
+    counted = refund.source.partition(":")[0] in COUNTED_AGAIN and uow.refunds.reserve(order, refund.amount_fen, [
         LineReservation(line.line_id, line.quantity, line.amount_fen, paid_shares(order)[line.line_id])
         for line in refund.lines])
     if counted:
@@ -540,18 +533,67 @@ def _paid_after_close(uow: OrderUnitOfWork, order: Order, refund: Refund, actor:
         _refunded(uow, order, refund, actor, now)
     if refund.source == LATE_PAYMENT:  # the late money did go back after all: the ledger's - side
         _publish_late_refunded(uow, order, refund, now)
+    listener = SETTLED_LISTENERS.get(AFTER_SALE) if case_refund else None
     if listener is not None:
         listener(uow, refund, now)
+
+
+# The sources whose refund, CLOSED here and paid by WeChat Pay after all, counts as the order's refund again when its
+# amounts still fit (`_paid_after_close`).
+COUNTED_AGAIN = frozenset({AFTER_SALE, CANCELLATION})
+
+
+def _mark_noted(uow: OrderUnitOfWork, order: Order, refund: Refund, now: datetime) -> bool:
+    """A CLOSED refund a pod of the release before migration 0017 heard paid after close: it recorded only the order's
+    history step (`paid_after_close_note`), counted it and published the late payment's refund, and never set
+    `paid_after_close_at`. The refund takes the step's time (the earliest such step: 0017's backfill's rule) and the
+    after-sales listener hears; nothing else is done again (its amounts are not reserved again, as by the backfill:
+    finance has the step to check). False, nothing changed, when the order's history has no such step. In the caller's
+    transaction, refund and order locked by it: a replayed notify (`_paid_after_close`), or the fallback job's round
+    (`mark_noted_refund`) for a step recorded after 0017's backfill ran that no notify brings again."""
+    step = paid_after_close_step(refund.refund_no)
+    noted = min((done.at for done in order.history if done.reason.startswith(step)), default=None)
+    if noted is None:
+        return False
+    log.warning("refund %s was recorded paid after close by an old pod at %s: marked so", refund.refund_no, noted)
+    refund.paid_after_close_at = noted
+    listener = SETTLED_LISTENERS.get(AFTER_SALE) if refund.source.partition(":")[0] == AFTER_SALE else None
+    if listener is not None:
+        listener(uow, refund, now)
+    return True
+
+
+def mark_noted_refund(uow: OrderUnitOfWork, refund_no: str, now: datetime) -> int:
+    """`_mark_noted` for one refund, under its row lock and then its order's (a round on another replica, or a notify,
+    may have marked it meanwhile: then nothing changes). 1 when it was marked, else 0."""
+    with uow:
+        refund = _locked(uow, refund_no)
+        marked = False
+        if refund.status == RefundStatus.CLOSED and refund.paid_after_close_at is None:
+            order = uow.orders.get(refund.order_id, lock=True)
+            assert order is not None  # a refund's order is never deleted
+            marked = _mark_noted(uow, order, refund, now)
+        uow.commit()
+    return int(marked)
+
+
+PAID_AFTER_CLOSE_WORDS = " was closed here but WeChat Pay paid it:"  # the step's words after "refund <refund_no>"
+
+
+def paid_after_close_step(refund_no: str) -> str:
+    """How the order history's step for a refund paid after its close begins, whatever followed (what finance, 0017's
+    backfill and `_mark_noted` look for)."""
+    return f"refund {refund_no}{PAID_AFTER_CLOSE_WORDS}"
 
 
 def paid_after_close_note(refund: Refund, *, counted: bool = False) -> str:
     """The order history's step for a closed refund WeChat Pay paid anyway (what finance looks for); `counted`: its
     amounts were reserved again (nothing else had refunded them)."""
     if counted:
-        return (f"refund {refund.refund_no} was closed here but WeChat Pay paid it: {refund.amount_fen} fen and its "
-                "units count as refunded again")[:255]
-    return (f"refund {refund.refund_no} was closed here but WeChat Pay paid it: {refund.amount_fen} fen may have "
-            "been refunded twice; finance must check")[:255]
+        return (f"{paid_after_close_step(refund.refund_no)} {refund.amount_fen} fen and its units count as refunded "
+                "again")[:255]
+    return (f"{paid_after_close_step(refund.refund_no)} {refund.amount_fen} fen may have been refunded twice; finance "
+            "must check")[:255]
 
 
 def _change(uow: OrderUnitOfWork, order: Order, refund: Refund, status: RefundStatus, actor: str,
@@ -594,8 +636,10 @@ def _refunded(uow: OrderUnitOfWork, order: Order, refund: Refund, actor: str, no
             lines=[event_line(lines[item.line_id], item.quantity) for item in refund.lines],
             channel=refund.channel, reason=refund.reason, refunded_at=timestamp(now),
             points_returned=refund.points_returned), aggregate_id=order.order_no)
+    # The refunds paid: SUCCESS, and `refund` itself, a CLOSED one WeChat Pay paid after all, counted again now.
     succeeded = sum(done.amount_fen for done in uow.refunds.for_order(order.id or 0)
-                    if done.status == RefundStatus.SUCCESS and done.source != LATE_PAYMENT)
+                    if (done.status == RefundStatus.SUCCESS or done.refund_no == refund.refund_no)
+                    and done.source != LATE_PAYMENT)
     if succeeded >= order.payable_fen and order.can("refunded"):
         order.apply("refunded", actor=actor, now=now,
                     reason=f"refund {refund.refund_no}: {refund.amount_fen} fen" if refund.amount_fen
@@ -659,7 +703,12 @@ def reconcile_refunds(uow: Callable[[], OrderUnitOfWork], payments: RefundPaymen
     refund to a bank card PROCESSING for days, and a fixed batch of the oldest would hide every newer one behind
     them (its lost notify never caught up, a send WeChat Pay never got never sent again). So one round per
     `interval_seconds` asks, whichever replica's timer starts it, and never while another is under way
-    (`one_round_at_a_time`; 0 otherwise): one query per refund per interval, however many replicas."""
+    (`one_round_at_a_time`; 0 otherwise): one query per refund per interval, however many replicas.
+
+    The same round then marks the CLOSED refunds a pod of the release before migration 0017 recorded paid after close
+    (the order's history step only) after 0017's backfill ran, at that step's time (`mark_noted_refund`, the path a
+    replayed notify takes): without it their units stayed claimable by after-sales until a notify came again. Each is
+    marked once under its row lock; a round finds none left once every one is marked (a few CLOSED refunds read)."""
     now = now or utcnow()
     stuck_before = now - timedelta(seconds=stuck_seconds)
     created_before = now - timedelta(seconds=settle_seconds)
@@ -673,9 +722,17 @@ def reconcile_refunds(uow: Callable[[], OrderUnitOfWork], payments: RefundPaymen
             return 0
         return int(refund.status != RefundStatus.PENDING)
 
-    return one_round_at_a_time(uow, "refund-reconciliation", lambda: each_page(
-        uow, lambda tx, after: tx.refunds.pending_before(created_before, after[0], batch), (0, ""), batch,
-        lambda key: ask(key[1])), now=now, interval=timedelta(seconds=interval_seconds))
+    def ask_pending() -> int:
+        return each_page(uow, lambda tx, after: tx.refunds.pending_before(created_before, after[0], batch), (0, ""),
+                         batch, lambda key: ask(key[1]), what="refund")
+
+    def mark_noted() -> int:  # counted as refunds that left PENDING: none of these were PENDING, so 0 whatever it marks
+        each_page(uow, lambda tx, after: tx.refunds.closed_noted_unmarked(PAID_AFTER_CLOSE_WORDS, after[0], batch),
+                  (0, ""), batch, lambda key: mark_noted_refund(uow(), key[1], now), what="refund")
+        return 0
+
+    return one_round_at_a_time(uow, "refund-reconciliation", lambda: each_sweep(ask_pending, mark_noted), now=now,
+                               interval=timedelta(seconds=interval_seconds))
 
 
 def watch_abnormal_refunds(uow: OrderUnitOfWork, *, now: datetime | None = None,

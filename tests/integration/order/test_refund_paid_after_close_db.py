@@ -17,6 +17,7 @@ from services.order.aftersales import AfterSaleSettings, CaseRequest
 from services.order.db import SqlOrderUnitOfWork
 from services.order.domain import OrderLine
 from tests.fakes import FakeMembers, FakeRefundPayments
+from tests.fixtures.postgres import start_thread
 from tests.integration.order.test_order_grpc import ALICE
 from tests.integration.order.test_refunds import paid
 
@@ -114,3 +115,79 @@ def test_amounts_that_no_longer_fit_are_not_reserved_in_part(uow: Uow) -> None:
         ask(uow, order_id, {tea: 1})
     assert nothing_left.value.details == {"line_id": tea, "left": 0}
     assert ask(uow, order_id, {cup: 1}).refund_fen == 1000
+
+
+def noted_by_an_old_pod(uow: Uow, order_id: int, refund_no: str, at: datetime) -> None:
+    """What a pod of the release before 0017 writes when it hears WeChat Pay pay a closed refund, after 0017's backfill
+    ran: the order's history step only, no paid_after_close_at."""
+    with uow() as tx:
+        order = tx.orders.get(order_id, lock=True)
+        refund = tx.refunds.get(refund_no)
+        assert order is not None and refund is not None
+        order.record_step(actor="wechatpay", now=at, reason=refunds.paid_after_close_note(refund), shopper=False)
+        tx.commit()
+
+
+def marked_at(uow: Uow, refund_no: str) -> tuple[str, datetime | None]:
+    with uow() as tx:
+        return tuple(tx.session.execute(select(db.refunds.c.status, db.refunds.c.paid_after_close_at)
+                                        .where(db.refunds.c.refund_no == refund_no)).one())
+
+
+def steps(uow: Uow, order_id: int) -> list[str]:
+    return [step.reason for step in service.get_order(uow(), user_id=None, order_id=order_id).history]
+
+
+def test_the_refund_round_marks_a_closed_refund_an_old_pod_recorded_paid_at_its_step_once(uow: Uow) -> None:
+    """No notify comes again for it: the refund job's round marks it as 0017's backfill would (the step's time), its
+    failed case is refunded by it and its units are no longer claimable; nothing is counted or reserved again. A closed
+    refund with no such step is left as it is, and the next round finds nothing to do."""
+    payments = FakeRefundPayments()
+    order_id, [line] = shipped(uow, "PAC-3", OrderLine(101, 10, "茶", "", 1000, 3))
+    noted = closed_case(uow, payments, order_id, {line: 2})
+    unpaid_order, [cup] = shipped(uow, "PAC-4", OrderLine(102, 10, "杯", "", 500, 2))
+    unpaid = closed_case(uow, payments, unpaid_order, {cup: 1})
+    noted_at = datetime(2026, 12, 6, 9, 30, 15, tzinfo=UTC)
+    noted_by_an_old_pod(uow, order_id, noted.refund_no, noted_at)
+    noted_by_an_old_pod(uow, order_id, noted.refund_no, noted_at + timedelta(minutes=5))  # a replay to an old pod
+    before = steps(uow, order_id)
+    assert (noted.status, marked_at(uow, noted.refund_no)) == ("REFUND_FAILED", ("CLOSED", None))
+    later = datetime.now(UTC) + timedelta(hours=2)
+
+    for _ in range(2):  # the next round finds nothing left to mark
+        assert refunds.reconcile_refunds(uow, payments, FakeMembers(), now=later) == 0
+
+    assert marked_at(uow, noted.refund_no) == ("CLOSED", noted_at)
+    assert marked_at(uow, unpaid.refund_no) == ("CLOSED", None)
+    case = aftersales.get_case(uow(), user_id=None, case_id=noted.id or 0)
+    assert (case.status, case.refund_no, case.history[-1].actor) == ("REFUNDED", noted.refund_no,
+                                                                     f"refund:{noted.refund_no}")
+    assert [step.status for step in case.history].count("REFUNDED") == 1
+    assert (amounts(uow, order_id), refunded_events(uow), steps(uow, order_id)) == ((0, [(0, 0)]), 0, before)
+    with pytest.raises(Conflict) as claimed:
+        ask(uow, order_id, {line: 2})
+    assert claimed.value.details == {"line_id": line, "left": 1}
+    with uow() as tx:  # the other closed refund's units were never paid: still claimable
+        order = tx.orders.get(unpaid_order)
+        assert order is not None
+        assert aftersales.claimable_units(order, tx.refunds.for_order(unpaid_order)) == {cup: 2}
+
+
+def test_replicas_marking_the_same_refund_at_once_mark_it_once(pg_uow: Uow) -> None:
+    payments = FakeRefundPayments()
+    order_id, [line] = shipped(pg_uow, "PAC-5", OrderLine(101, 10, "茶", "", 1000, 3))
+    noted = closed_case(pg_uow, payments, order_id, {line: 2})
+    noted_at = datetime(2026, 12, 6, 9, 30, 15, tzinfo=UTC)
+    noted_by_an_old_pod(pg_uow, order_id, noted.refund_no, noted_at)
+    results: dict[str, object] = {}
+
+    threads = [start_thread(results, str(replica), lambda: refunds.mark_noted_refund(pg_uow(), noted.refund_no,
+                                                                                      datetime.now(UTC)))
+               for replica in range(4)]
+    for thread in threads:
+        thread.join()
+
+    assert sorted(results.values()) == [0, 0, 0, 1]
+    assert marked_at(pg_uow, noted.refund_no) == ("CLOSED", noted_at)
+    case = aftersales.get_case(pg_uow(), user_id=None, case_id=noted.id or 0)
+    assert [step.status for step in case.history].count("REFUNDED") == 1

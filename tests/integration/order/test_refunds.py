@@ -405,12 +405,19 @@ def test_refunds_under_way_for_days_do_not_hide_a_newer_one_whose_notify_was_los
     assert published == 1
 
 
-def test_a_refund_closed_by_an_admin_that_wechat_pay_pays_after_all_is_in_the_orders_history_once_and_counted(
+def test_a_cancellation_refund_closed_by_an_admin_that_wechat_pay_pays_after_all_refunds_the_order_once(
         server: OrderServer, simulator: RunningSimulator) -> None:
+    """Staff closed the cancellation's ABNORMAL refund and nothing refunded the order since: WeChat Pay paying it after
+    all is the order's refund, as a paid refund is (`refunds._paid_after_close`): its amount reserved again,
+    order-refunded once, and the order REFUNDED by the state machine's "refunded" step, recorded for staff and the
+    shopper; approving the cancellation again refunds nothing more. The step and the count are recorded once."""
     order, refund_no = cancelled_and_approved(server, simulator)
+    payable = order.amounts.payable_fen
     server.stub.HandleWechatRefundNotify(refund_notify(simulator, refund_no, "ABNORMAL"))
     admin = server.as_user(STAFF, "admin")
-    server.stub.CloseRefund(order_pb2.CloseRefundRequest(refund_no=refund_no, reason="卡已注销,线下转账"), metadata=admin)
+    closed = server.stub.CloseRefund(order_pb2.CloseRefundRequest(refund_no=refund_no, reason="卡已注销,线下转账"),
+                                     metadata=admin)
+    assert (closed.status, closed.refunded_fen) == ("REFUNDING", 0)
     deltas = CounterDeltas()
 
     paid_anyway = refund_notify(simulator, refund_no, "SUCCESS")  # the merchant completed it at WeChat Pay after all
@@ -418,12 +425,25 @@ def test_a_refund_closed_by_an_admin_that_wechat_pay_pays_after_all_is_in_the_or
         server.stub.HandleWechatRefundNotify(paid_anyway)
 
     read = server.stub.GetOrder(order_pb2.GetOrderRequest(id=order.id), metadata=admin)
-    [audit] = [step for step in read.history if refund_no in step.reason and "refunded twice" in step.reason]
-    assert (audit.status, audit.actor, read.refunded_fen) == ("REFUNDING", "wechatpay", 0)
-    assert f"{order.amounts.payable_fen} fen" in audit.reason
+    assert (read.status, read.refunded_fen) == ("REFUNDED", payable)
+    assert [(step.status, step.actor, step.reason, step.shopper_visible, step.shopper_reason)
+            for step in read.history[-2:]] == [
+        ("REFUNDING", "wechatpay", f"refund {refund_no} was closed here but WeChat Pay paid it: {payable} fen and its "
+         "units count as refunded again", False, ""),
+        ("REFUNDED", "wechatpay", f"refund {refund_no}: {payable} fen", True, "refunded in full")]
+    mine = server.stub.GetOrder(order_pb2.GetOrderRequest(id=order.id), metadata=server.as_user(ALICE))
+    assert [(step.status, step.reason) for step in mine.history[-2:]] == [  # the note is staff's
+        ("REFUNDING", "cancellation approved"), ("REFUNDED", "refunded in full")]
+    assert [(refund.refund_no, refund.status, refund.amount_fen, refund.HasField("paid_after_close_at"))
+            for refund in mine.refunds] == [(refund_no, "CLOSED", payable, True)]
+    assert (server.events("order-refunded"), deltas()["mall_refunds_paid_after_close_total"]) == (1, 1)
+
+    assert failure(lambda: server.stub.ReviewCancellation(
+        order_pb2.ReviewCancellationRequest(id=order.id, approve=True, reason="再退"),
+        metadata=server.as_user(STAFF, "customer_service")))[1] == "ORDER_STATE_CONFLICT"
     with server.engine.connect() as connection:
-        assert connection.execute(select(db.refunds.c.status)).scalar_one() == "CLOSED"
-    assert (server.events("order-refunded"), deltas()["mall_refunds_paid_after_close_total"]) == (0, 1)
+        assert connection.execute(select(db.refunds.c.refund_no, db.refunds.c.status)).all() == [(refund_no, "CLOSED")]
+    assert simulator.client.wechatpay_order(order.order_no)["refunded_fen"] == payable
 
 
 def test_the_abnormal_refund_gauges_read_the_abnormal_refunds_and_since_when(

@@ -475,3 +475,20 @@ def test_the_openapi_document_gives_shoppers_refund_statuses_for_them_and_staff_
     assert mine["properties"]["status"]["enum"] == ["processing", "refunded", "contact_support"]
     assert set(staff["properties"]) == {*mine["properties"], "source", "paid_after_close_at"}
     assert staff["properties"]["status"]["enum"] == ["PENDING", "SUCCESS", "CLOSED", "ABNORMAL"]
+
+
+def test_a_closed_refund_wechat_pay_paid_after_all_is_refunded_to_the_shopper_even_when_started_again(
+        client: FlaskClient, clients, auth) -> None:
+    """The money of a refund closed here and paid by WeChat Pay after all is back with the shopper: refunded, not
+    contact_support, and listed though a later refund of its source started it again (that one paid it twice)."""
+    order = an_order_whose_closed_refunds_were_started_again()
+    for closed in (order.refunds[0], order.refunds[4]):  # the cancellation's first, the case's second
+        closed.paid_after_close_at.CopyFrom(Timestamp(seconds=1_795_007_200))
+    clients.order.GetOrder.reply = order
+
+    body = client.get("/api/v1/orders/5", headers=auth).get_json()
+
+    assert [(refund["refund_no"][-1], refund["status"], refund["amount_fen"]) for refund in body["refunds"]] == [
+        ("1", "refunded", 8299), ("3", "contact_support", 500), ("4", "refunded", 8299), ("5", "refunded", 999),
+        ("6", "processing", 999)]
+    assert [refund for refund in body["refunds"] if "paid_after_close_at" in refund] == []

@@ -104,6 +104,9 @@ def test_a_case_opened_on_the_units_of_a_closed_refund_cannot_be_approved_once_w
                              reason="ok", actor="staff:8")
     assert (done.status, third.refund_fen, counts(order)) == ("REFUNDED", 1999, (5997, 3, 5997))
     assert refunded(shop) == [(first.refund_no, 3998), (done.refund_no, 1999)]
+    # every unit refunded by after-sales leaves a delivered order COMPLETED, the refund paid after its close among
+    # them, as paid refunds do: the state machine's "refunded" step is a cancellation's (REFUNDING) only
+    assert (order.status, order.history[-1].status) == ("COMPLETED", "COMPLETED")
 
 
 def test_a_failed_case_whose_closed_refund_wechat_pay_pays_is_refunded_by_it_and_cannot_be_retried(

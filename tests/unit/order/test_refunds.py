@@ -610,6 +610,69 @@ def test_a_closed_refund_wechat_pay_pays_after_all_is_recorded_for_finance_and_c
     assert deltas() == {"mall_refunds_paid_after_close_total": 1}
 
 
+def test_a_cancellation_refund_paid_after_its_close_is_the_orders_refund_when_nothing_refunded_it_since(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    """Nothing refunded the order after staff closed its cancellation's refund: WeChat Pay paying it is the order's
+    refund, counted as a paid refund is (every line's units and fen, order-refunded) and the order REFUNDED."""
+    order = paid_order(shop)
+    service.cancel_order(shop.uow, user_id=1, order_id=order.id or 0, reason="买错了", now=NOW)
+    payments.status = "ABNORMAL"
+    review(shop, payments, order, True, "同意")
+    [refund] = shop.uow.refunds.for_order(order.id or 0)
+    close(shop, payments, refund.refund_no)
+    assert (order.status, order.refunded_fen, [line.refunded_quantity for line in order.lines]) == (
+        "REFUNDING", 0, [0, 0])
+
+    payments.notice = replace(payments.asked[refund.refund_no], status="SUCCESS")
+    later = NOW + timedelta(hours=1)
+    for _ in range(2):
+        refunds.handle_refund_notify(shop.uow, payments, headers={"Wechatpay-Signature": "good"}, body=b"{}",
+                                     now=later)
+
+    assert (refund.status, refund.paid_after_close_at, order.status, order.refunded_fen) == (
+        "CLOSED", later, "REFUNDED", 4498)
+    assert [(line.refunded_quantity, line.refunded_fen) for line in order.lines] == [(2, 3998), (1, 500)]
+    [event] = events(shop)
+    assert (event.refund_no, event.amount_fen, [(line.sku_id, line.quantity) for line in event.lines]) == (
+        refund.refund_no, 4498, [(101, 2), (102, 1)])
+    assert [(step.status, step.actor, step.at, step.reason, step.shopper_reason) for step in order.history[-1:]] == [
+        ("REFUNDED", "wechatpay", later, f"refund {refund.refund_no}: 4498 fen", "refunded in full")]
+    with pytest.raises(Conflict) as again:
+        review(shop, payments, order, True, "再退")
+    assert (again.value.code, len(shop.uow.refunds.refunds)) == ("ORDER_STATE_CONFLICT", 1)
+
+
+def test_a_cancellation_refund_paid_after_its_close_once_approving_again_refunded_the_order_counts_nothing_twice(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    """Staff closed the cancellation's ABNORMAL refund and approved it again: the second refund holds the order's
+    money, so WeChat Pay paying the first after all cannot count (it was paid twice: finance's) and leaves the order
+    REFUNDING; the second refund's SUCCESS makes it REFUNDED, one order-refunded in all."""
+    order = paid_order(shop)
+    service.cancel_order(shop.uow, user_id=1, order_id=order.id or 0, reason="买错了", now=NOW)
+    payments.status = "ABNORMAL"
+    review(shop, payments, order, True, "同意")
+    [first] = shop.uow.refunds.for_order(order.id or 0)
+    close(shop, payments, first.refund_no)
+    payments.status = "PROCESSING"
+    review(shop, payments, order, True, "再退")
+    [_, second] = shop.uow.refunds.for_order(order.id or 0)
+    assert (order.status, order.refunded_fen, second.status, second.amount_fen) == ("REFUNDING", 4498, "PENDING", 4498)
+
+    payments.notice = replace(payments.asked[first.refund_no], status="SUCCESS")
+    for _ in range(2):
+        refunds.handle_refund_notify(shop.uow, payments, headers={"Wechatpay-Signature": "good"}, body=b"{}", now=NOW)
+
+    assert (first.status, first.paid_after_close_at, order.status, order.refunded_fen, events(shop)) == (
+        "CLOSED", NOW, "REFUNDING", 4498, [])
+    assert order.history[-1].reason == (f"refund {first.refund_no} was closed here but WeChat Pay paid it: 4498 fen "
+                                        "may have been refunded twice; finance must check")
+    settle(shop, second)
+    assert (order.status, order.refunded_fen, [event.refund_no for event in events(shop)]) == (
+        "REFUNDED", 4498, [second.refund_no])
+    assert [(step.status, step.actor, step.reason) for step in order.history[-1:]] == [
+        ("REFUNDED", "wechatpay", f"refund {second.refund_no}: 4498 fen")]
+
+
 def abnormal_gauges() -> tuple[float | None, float | None]:
     return (REGISTRY.get_sample_value("mall_refunds_abnormal"),
             REGISTRY.get_sample_value("mall_refunds_abnormal_oldest_seconds"))

@@ -3,7 +3,8 @@ as refunded again for after-sales (`aftersales.claimable_units`), though the ref
 
 Backfill: a refund reported so before this revision has its order's history step (`refunds.paid_after_close_note`,
 "refund <no> was closed here but WeChat Pay paid it: ..."); it takes that step's time. Its amounts are not reserved
-again here (the code does that only when they fit, at the report): finance already had the step to check.
+again here (the code does that only when they fit, at the report): finance already had the step to check. A step an
+old pod records after this ran is marked by the same rule by the refund fallback job (`refunds.mark_noted_refund`).
 
 Revision ID: 0017
 Revises: 0016
