@@ -504,8 +504,8 @@ def _paid_after_close(uow: OrderUnitOfWork, order: Order, refund: Refund, actor:
       analytics), since it was paid, and a REFUNDING order it refunds in full takes the state machine's "refunded"
       step as a paid refund makes it (`_refunded`), so approving the cancellation again cannot pay it a second time.
       When they do not fit, the same units or money were refunded again since: nothing can count it twice (the
-      CHECK constraints), so finance must recover it. Cancel-unshipped's refunds are only recorded, as before (staff
-      start them again after a close);
+      CHECK constraints), so finance must recover it. Cancel-unshipped's (`UNSHIPPED`) count the same way, and once
+      counted cancel-unshipped no longer starts them again (ORDER_STATE_CONFLICT, as for a paid one);
     - the after-sales listener hears (`aftersales.closed_refund_paid`: the refund's case, if its refund failed, is
       REFUNDED, and if a retry refunded it again, that is noted for finance; any other open case claiming units no
       longer claimable is noted for staff);
@@ -540,7 +540,7 @@ def _paid_after_close(uow: OrderUnitOfWork, order: Order, refund: Refund, actor:
 
 # The sources whose refund, CLOSED here and paid by WeChat Pay after all, counts as the order's refund again when its
 # amounts still fit (`_paid_after_close`).
-COUNTED_AGAIN = frozenset({AFTER_SALE, CANCELLATION})
+COUNTED_AGAIN = frozenset({AFTER_SALE, CANCELLATION, UNSHIPPED})
 
 
 def _mark_noted(uow: OrderUnitOfWork, order: Order, refund: Refund, now: datetime) -> bool:
@@ -1058,7 +1058,8 @@ def cancel_unshipped(uow: OrderUnitOfWork, payments: RefundPayments | None, memb
     Once the units are cancelled (the order SHIPPED or later), the route only helps their refund along, under a new
     key: the last one CLOSED (WeChat Pay refused it, or staff closed an ABNORMAL one) is started anew for the same
     units, nothing restocked or moved again; an ABNORMAL one is asked about again under its number (`retry_refund`:
-    once it is completed at WeChat Pay); one PENDING or paid leaves ORDER_STATE_CONFLICT (the fallback job asks about
+    once it is completed at WeChat Pay); one PENDING or paid (a CLOSED one WeChat Pay paid after all too) leaves
+    ORDER_STATE_CONFLICT (the fallback job asks about
     a PENDING one).
 
     Never on an order of the staff member's own (`actor` is "staff:<id>"): OWN_REQUEST (403), nothing changed.
@@ -1083,7 +1084,8 @@ def cancel_unshipped(uow: OrderUnitOfWork, payments: RefundPayments | None, memb
             if last is not None and last.status == RefundStatus.ABNORMAL:  # completed at WeChat Pay, or not yet
                 asked_again.append(last.refund_no)
                 return last.refund_no.encode()
-            if last is not None and last.status == RefundStatus.CLOSED:  # cancelled and restocked; money still owed
+            if last is not None and last.status == RefundStatus.CLOSED and last.paid_after_close_at is None:
+                # cancelled and restocked; money still owed (a CLOSED one WeChat Pay paid after all is paid)
                 units = {line.line_id: line.quantity for line in last.lines}
             else:
                 units = order.cancel_unshipped(actor=actor, now=now, reason=why, shopper_reason=told)

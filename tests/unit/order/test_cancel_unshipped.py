@@ -469,3 +469,29 @@ def test_a_return_opened_on_a_cancelled_unit_before_the_fix_is_not_received_nor_
     assert refused.value.code == "AFTER_SALE_QUANTITY_INVALID"
     assert (case.status, len(published(shop, "order-returned")), len(shop.uow.refunds.refunds)) == (
         "RETURN_SHIPPED", 1, 1)
+
+
+def test_a_cancelled_units_refund_closed_by_staff_that_wechat_pay_pays_after_all_counts_and_is_not_started_again(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    """Staff closed the cancelled units' ABNORMAL refund (owed: "cancel-unshipped starts it again"), then WeChat Pay
+    paid it after all: the money went back, so it counts as the units' refund (amounts on the lines, order-refunded
+    with the points) and cancel-unshipped refuses to start it a second time."""
+    order = part_shipped(shop)
+    payments.status = "ABNORMAL"
+    cancel(shop, payments, order)
+    [refund] = shop.uow.refunds.refunds
+    refunds.close_refund(shop.uow, payments, refund_no=refund.refund_no, reason="卡已注销", actor="staff:1",
+                         now=CANCELLED_AT)
+    assert (refund.status, order.refunded_fen, [line.refunded_quantity for line in order.lines]) == ("CLOSED", 0, [0, 0])
+
+    payments.notice = replace(payments.asked[refund.refund_no], status="SUCCESS")
+    for _ in range(2):
+        refunds.handle_refund_notify(shop.uow, payments, headers={"Wechatpay-Signature": "good"}, body=b"{}",
+                                     now=CANCELLED_AT + timedelta(hours=1))
+
+    assert (refund.status, order.status, order.refunded_fen) == ("CLOSED", "SHIPPED", 1943)
+    assert [line.refunded_quantity for line in order.lines] == [1, 1]
+    assert [event.amount_fen for event in published(shop, "order-refunded")] == [1943]
+    with pytest.raises(Conflict) as again:
+        cancel(shop, payments, order, key="key-2")
+    assert (again.value.code, len(shop.uow.refunds.refunds), order.refunded_fen) == ("ORDER_STATE_CONFLICT", 1, 1943)
