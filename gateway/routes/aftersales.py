@@ -169,8 +169,8 @@ def get_case(case_id: int) -> CaseOut:
 class ReturnShipmentIn(Body):
     """The parcel I sent the goods back in."""
 
-    carrier: str = Field(min_length=1, max_length=32)
-    tracking_no: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")
+    carrier: str = Field(min_length=1, max_length=formats.CARRIER_MAX)
+    tracking_no: str = Field(min_length=1, max_length=64, pattern=anchored(formats.TRACKING_NO))
 
 
 @bp.post("/after-sales/<id:case_id>/return-shipment")
