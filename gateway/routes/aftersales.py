@@ -169,8 +169,8 @@ def get_case(case_id: int) -> CaseOut:
 class ReturnShipmentIn(Body):
     """The parcel I sent the goods back in."""
 
-    carrier: str = Field(min_length=1, max_length=32)
-    tracking_no: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")
+    carrier: str = Field(min_length=1, max_length=formats.CARRIER_MAX)
+    tracking_no: str = Field(min_length=1, max_length=64, pattern=anchored(formats.TRACKING_NO))
 
 
 @bp.post("/after-sales/<id:case_id>/return-shipment")
@@ -285,7 +285,8 @@ def receive(case_id: int, body: ReceiveIn) -> AdminCaseOut:
                        "PAYMENT_CHANNEL_UNAVAILABLE when WeChat Pay gives no usable answer (details.channel_code: "
                        "its refusal's code, if any): nothing is changed, try again; or (details.status PENDING) "
                        "the refund was sent again and the answer lost: the refund is PENDING (the case REFUNDING) "
-                       "until the fallback job learns what became of it.")
+                       "until the fallback job learns what became of it. 403 OWN_REQUEST on the staff member's own "
+                       "case (a retry pays the refund): another staff member retries it.")
 def retry_refund(case_id: int) -> AdminCaseOut:
     return AdminCaseOut.from_proto(service(AfterSaleServiceStub).RetryAfterSaleRefund(
         after_sale_pb2.GetAfterSaleRequest(id=case_id)))

@@ -564,8 +564,8 @@ class LineUnitsIn(Body):
 class ShipIn(Body):
     """A parcel: carrier code and tracking number; `lines` (some units of some lines) for a partial shipment."""
 
-    carrier: str = Field(min_length=1, max_length=32)
-    tracking_no: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")
+    carrier: str = Field(min_length=1, max_length=formats.CARRIER_MAX)
+    tracking_no: str = Field(min_length=1, max_length=64, pattern=anchored(formats.TRACKING_NO))
     lines: list[LineUnitsIn] = Field(default_factory=list, max_length=100,
                                     description="empty: every unit not shipped yet")
 

@@ -121,7 +121,8 @@ def close_refund(refund_no: str, body: CloseRefundIn) -> AdminOrderOut:
                        "answered as it is; 404 REFUND_NOT_FOUND; 503 PAYMENT_CHANNEL_UNAVAILABLE when WeChat Pay "
                        "gives no usable answer: nothing changed, or (details.status PENDING) the refund was sent "
                        "again and the answer lost, so it is PENDING, not closable, until the fallback job learns "
-                       "what became of it. The order is answered, any change in its history.")
+                       "what became of it. The order is answered, any change in its history. 403 OWN_REQUEST on a "
+                       "refund of the staff member's own order: another staff member retries it.")
 def retry_refund(refund_no: str) -> AdminOrderOut:
     return AdminOrderOut.from_proto(service(OrderServiceStub).RetryRefund(order_pb2.RetryRefundRequest(
         refund_no=refund_no)))

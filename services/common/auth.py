@@ -89,8 +89,8 @@ def refuse_own(actor_user_id: int, owner_user_id: int | None,
                message: str = "staff cannot decide on their own order, case or withdrawal; another staff member "
                               "must") -> None:
     """Separation of duties: a staff member never decides on their own order, after-sales case, wallet charge or
-    withdrawal (approving or rejecting a cancellation or a refund, receiving a return, crediting a wallet, paying
-    out), nor approves or claims a coupon template they created or approved, or they could pay themselves; another
+    withdrawal (approving or rejecting a cancellation or a refund, receiving a return, retrying a refund, crediting a
+    wallet, paying out), nor approves or claims a coupon template they created or approved, or they could pay themselves; another
     staff member must. Forbidden OWN_REQUEST (403) when the one deciding is the owner (None: no owner recorded).
     Every such decision calls this with the owner it loaded, in the service that decides."""
     if owner_user_id is not None and actor_user_id == owner_user_id:

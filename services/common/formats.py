@@ -12,6 +12,10 @@ ORDER_NO = r"[0-9A-Za-z]{1,32}"       # an order number as searched by staff: ne
 # A recharge, refund or withdrawal number in a path (R2026..., RF2026..., LATE<out_trade_no>): what WeChat Pay allows of
 # an out_refund_no that our numbers use, and the longest column (64) that stores one.
 BUSINESS_NO = r"[0-9A-Za-z_-]{1,64}"
+# A carrier's tracking number (运单号: SF1234567890123, 773012345678901, JDVA00012345678): letters, digits and
+# hyphens, starting with a letter or digit, so never blank, spaced or hyphens alone.
+TRACKING_NO = r"[A-Za-z0-9][A-Za-z0-9-]{0,63}"
+CARRIER_MAX = 32
 PHONE = r"1[3-9][0-9]{9}"            # mainland mobile number; ASCII digits only (\d would admit full-width ones)
 SMS_CODE = r"[0-9]{6}"
 SMS_PURPOSES = ("login", "reset", "bind", "unbind", "signup")
@@ -31,6 +35,7 @@ SHOPPER_REASON_MAX = 200             # what staff write for the shopper of an af
 PHONE_PATTERN = re.compile(PHONE)
 SMS_CODE_PATTERN = re.compile(SMS_CODE)
 UPLOAD_URL_PATTERN = re.compile(UPLOAD_URL)
+TRACKING_NO_PATTERN = re.compile(TRACKING_NO)
 
 
 STAFF_ACTOR_PREFIX = "staff:"

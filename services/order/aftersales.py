@@ -543,9 +543,13 @@ def retry_refund(uow: Uow, refunder: Refunder, *, case_id: int, actor: str, now:
     """Staff push a stuck refund: REFUND_FAILED starts a new one; REFUNDING and REFUND_ABNORMAL ask the channel
     again about the case's refund, under its number (an ABNORMAL one once fixed at WeChat Pay). A REFUNDING case
     whose refund never started (the process died, or an unexpected error hit, between approval and refund)
-    starts it now under the number it was approved with, so it is never started twice."""
+    starts it now under the number it was approved with, so it is never started twice. Never on a case of their own
+    (`actor` is "staff:<id>"): a retry pays the refund out, as receiving does (a REFUND_FAILED case's starts a new
+    one, after its last was closed, perhaps because the shopper was paid another way): OWN_REQUEST (403), nothing
+    asked or changed."""
     now = now or utcnow()
     case = get_case(uow(), user_id=None, case_id=case_id)
+    refuse_own(formats.staff_user_id(actor), case.user_id)
     if case.status in (C.REFUNDING, C.REFUND_ABNORMAL) and case.refund_no:
         if case.status == C.REFUNDING and not refunder.started(uow(), refund_no=case.refund_no):
             return _refund(uow, refunder, case, actor=actor, now=now)

@@ -805,9 +805,13 @@ def staff_retry_refund(uow: Callable[[], OrderUnitOfWork], payments: RefundPayme
     Pay, or one PENDING they do not want to leave to the fallback job: the refund of a late payment, whose order no
     cancellation review or after-sales case can retry. The order is answered, any change in its history; 404
     REFUND_NOT_FOUND, 503 PAYMENT_CHANNEL_UNAVAILABLE when WeChat Pay gives no usable answer (nothing changed; or,
-    when it was sent the refund again and the answer was lost, the refund is PENDING: see `retry_refund`)."""
+    when it was sent the refund again and the answer was lost, the refund is PENDING: see `retry_refund`). Never on a
+    refund of the staff member's own order (`actor` is "staff:<id>"): asking again pays it out: OWN_REQUEST (403),
+    nothing asked or changed."""
     if not REFUND_NO.fullmatch(refund_no):
         raise refund_not_found()
+    _, order = _refund_and_order(uow(), refund_no)
+    refuse_own(formats.staff_user_id(actor), order.user_id)
     refund = retry_refund(uow(), payments, members, refund_no=refund_no, actor=actor, now=now)
     return get_order(uow(), user_id=None, order_id=refund.order_id)
 

@@ -24,6 +24,7 @@ from mall.events.v1.order_events_pb2 import (
 from mall.events.v1.order_events_pb2 import OrderLine as EventLine
 from mall.events.v1.order_events_pb2 import Shipment as EventShipment
 
+from services.common import formats
 from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.events import timestamp
@@ -1200,11 +1201,14 @@ def ship_order(uow: OrderUnitOfWork, *, order_id: int, carrier: str, tracking_no
 
 
 def check_parcel(carrier: str, tracking_no: str) -> tuple[str, str]:
-    """A parcel's carrier (up to 32 characters) and tracking number (up to 64), both required."""
-    carrier, tracking_no = plain(carrier, 32), plain(tracking_no, 64)
-    if not carrier or not tracking_no:
-        raise InvalidInput("SHIPMENT_INVALID", "carrier and tracking number are required",
-                           details={"carrier": "required", "tracking_no": "required"})
+    """A parcel's carrier (1-32 characters) and tracking number (`formats.TRACKING_NO`), trimmed; SHIPMENT_INVALID
+    (400) otherwise. Never cut to fit: a tracking number cut short names another parcel, or none."""
+    carrier, tracking_no = plain(carrier, formats.CARRIER_MAX + 1), tracking_no.strip()
+    if not 0 < len(carrier) <= formats.CARRIER_MAX or not formats.TRACKING_NO_PATTERN.fullmatch(tracking_no):
+        raise InvalidInput("SHIPMENT_INVALID", "give the carrier (1-32 characters) and the parcel's tracking number "
+                           "(1-64 letters, digits or hyphens, starting with a letter or digit)",
+                           details={"carrier": f"1-{formats.CARRIER_MAX} characters",
+                                    "tracking_no": formats.TRACKING_NO})
     return carrier, tracking_no
 
 

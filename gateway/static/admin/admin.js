@@ -697,7 +697,7 @@ function orderActions(order) {
     forms.push(actionForm({
       id: "ship-form", legend: "Ship every unit not shipped yet", submit: "Ship",
       fields: [["carrier", "Carrier", {required: "", maxlength: "32"}],
-               ["tracking_no", "Tracking no", {required: "", maxlength: "64", pattern: "[A-Za-z0-9\\-]+"}]],
+               ["tracking_no", "Tracking no", {required: "", maxlength: "64", pattern: "[A-Za-z0-9][A-Za-z0-9\\-]*"}]],
       run: async (values) => drawOrder(await call(`/admin/orders/${order.id}/ship`, {method: "POST", json: values}))}));
   }
   if (order.status === "PAID" && order.shipments.length && can("cancelUnshipped")) {

@@ -308,6 +308,19 @@ def test_every_staff_answer_with_an_order_is_the_admin_view(client: FlaskClient,
         ("refund RF1 closed: 卡已注销", False)] * 4
 
 
+@pytest.mark.parametrize("tracking_no", ["-", "---", "-SF100", "SF 100", "顺丰100", "S" * 65])
+def test_a_parcel_or_return_parcel_whose_tracking_number_is_no_tracking_number_is_400_and_never_sent(
+        client: FlaskClient, clients, bearer, tracking_no: str) -> None:
+    shipped = client.post("/api/v1/admin/orders/5/ship", json={"carrier": "SF", "tracking_no": tracking_no},
+                          headers=bearer(roles="operator", user_id=1))
+    sent_back = client.post("/api/v1/after-sales/3/return-shipment", json={"carrier": "SF", "tracking_no": tracking_no},
+                            headers=bearer())
+
+    assert [(answer.status_code, answer.get_json()["error"]["code"]) for answer in (shipped, sent_back)] == [
+        (400, "INVALID_REQUEST")] * 2
+    assert (clients.order.ShipOrder.calls, clients.order.SubmitReturnShipment.calls) == ([], [])
+
+
 def test_the_openapi_document_gives_shoppers_their_steps_and_staff_every_step_with_its_audience(
         client: FlaskClient) -> None:
     spec = client.get("/openapi.json").get_json()

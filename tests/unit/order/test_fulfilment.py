@@ -71,6 +71,24 @@ def test_only_a_paid_order_ships_and_lines_must_be_its_own(shop: Shop) -> None:
         service.ship_order(shop.uow, order_id=404, carrier="SF", tracking_no="Y", lines=None, actor="staff:7")
 
 
+@pytest.mark.parametrize(("carrier", "tracking_no"), [
+    ("SF", "-"), ("SF", "---"), ("SF", "-SF100"), ("SF", "SF 100"), ("SF", "顺丰100"),
+    ("SF", "S" * 65), ("S" * 33, "SF100"), ("  ", "SF100")])
+def test_a_parcel_whose_tracking_number_is_no_tracking_number_is_refused_and_nothing_ships(
+        shop: Shop, carrier: str, tracking_no: str) -> None:
+    # It would make the order SHIPPED and start its auto-confirm clock on a parcel nobody can trace; one cut to fit
+    # would name another parcel.
+    order = paid_order(shop, (101, 1))
+    published = len(shop.uow.published)
+
+    with pytest.raises(InvalidInput) as refused:
+        service.ship_order(shop.uow, order_id=order.id, carrier=carrier, tracking_no=tracking_no, lines=None,
+                           actor="staff:7", now=LATER)
+
+    assert refused.value.code == "SHIPMENT_INVALID"
+    assert (order.status, order.shipments, order.shipped_at, len(shop.uow.published)) == ("PAID", [], None, published)
+
+
 def test_the_shopper_confirms_receipt_once_and_order_completed_names_each_line(shop: Shop) -> None:
     order = paid_order(shop, (101, 2), (102, 3))
     with pytest.raises(Conflict) as early:

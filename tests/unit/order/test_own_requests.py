@@ -9,7 +9,7 @@ import pytest
 from mall.order.v1 import after_sale_pb2
 
 from services.common.auth import Caller, Role, caller_var
-from services.common.errors import Forbidden
+from services.common.errors import DomainError, ErrorKind, Forbidden
 from services.order import aftersales, refunds, service
 from services.order.domain import Order
 from services.order.grpc_api import AfterSaleServicer
@@ -91,6 +91,40 @@ def test_staff_cannot_receive_the_return_of_their_own_case_so_no_refund_runs(sho
         "RETURN_SHIPPED", [], returned, 0)
     received = aftersales.receive_return(lambda: shop.uow, refunder, case_id=case.id, note="intact", actor="staff:9")
     assert (received.status, len(refunder.calls)) == ("REFUNDED", 1)
+
+
+def test_staff_cannot_retry_the_failed_refund_of_their_own_case_so_no_second_refund_starts(shop: Shop) -> None:
+    # A colleague approved it; the refund was closed (say the shopper was paid another way, or WeChat Pay refused it):
+    # a retry of a REFUND_FAILED case starts a new refund, paying out money as receiving does.
+    order = delivered(shop, (101, 1), user_id=SHOPPER)
+    case = ask(shop, order, {order.lines[0].id or 0: 1}, user_id=SHOPPER)
+    aftersales.decide(lambda: shop.uow, FakeRefunder(settle=False), case_id=case.id, approve=True, reason="ok",
+                      actor=COLLEAGUE)
+    refunder = FakeRefunder()
+
+    refused_as_own(lambda: aftersales.retry_refund(lambda: shop.uow, refunder, case_id=case.id, actor=THEMSELVES))
+
+    kept = aftersales.get_case(shop.uow, user_id=None, case_id=case.id or 0)
+    assert (kept.status, steps(kept)[-1], refunder.calls) == ("REFUND_FAILED", ("REFUND_FAILED", "refund:RF1"), [])
+    retried = aftersales.retry_refund(lambda: shop.uow, refunder, case_id=case.id, actor="staff:9")
+    assert (retried.status, len(refunder.calls)) == ("REFUNDED", 1)
+
+
+def test_staff_cannot_push_a_refund_of_their_own_order_along_by_its_number(shop: Shop) -> None:
+    order = delivered(shop, (101, 1), user_id=SHOPPER)
+    case = ask(shop, order, {order.lines[0].id or 0: 1}, user_id=SHOPPER)
+    shop.members.refund_error = DomainError("MEMBER_UNAVAILABLE", "down", kind=ErrorKind.UNAVAILABLE)
+    engine = aftersales.EngineRefunder(None, shop.members)
+    aftersales.decide(lambda: shop.uow, engine, case_id=case.id, approve=True, reason="ok", actor=COLLEAGUE)
+    shop.members.refund_error = None
+    refund_no = aftersales.get_case(shop.uow, user_id=None, case_id=case.id or 0).refund_no
+
+    refused_as_own(lambda: refunds.staff_retry_refund(lambda: shop.uow, None, shop.members, refund_no=refund_no,
+                                                      actor=THEMSELVES))
+
+    assert (shop.uow.refunds.get(refund_no).status, shop.members.balance_refunds) == ("PENDING", {})
+    refunds.staff_retry_refund(lambda: shop.uow, None, shop.members, refund_no=refund_no, actor=COLLEAGUE)
+    assert (shop.uow.refunds.get(refund_no).status, shop.members.balance_refunds) == ("SUCCESS", {refund_no: 1999})
 
 
 @pytest.mark.parametrize("approve", [True, False])
