@@ -316,7 +316,14 @@ class SqlMemberRepository:
 class SqlLedgerRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
-        self.locked_wallets: set[int] = set()  # by lock_wallet, in this transaction (a repository lives for one)
+        self._locked: tuple[object, set[int]] = (None, set())
+
+    def _locked_wallets(self) -> set[int]:
+        """The users whose wallet the session's current transaction has locked (lock_wallet): none in a new one."""
+        transaction = self.session.get_transaction()
+        if self._locked[0] is not transaction:
+            self._locked = (transaction, set())
+        return self._locked[1]
 
     def post(self, posting: Posting, now: datetime) -> bool:
         try:
@@ -327,7 +334,7 @@ class SqlLedgerRepository:
         except IntegrityError:  # posted before (or a moment ago, by a transaction that committed first)
             return False
         for user_id in sorted({leg.user_id for leg in posting.legs if leg.account in WALLET_ACCOUNTS}
-                              - self.locked_wallets):
+                              - self._locked_wallets()):
             self.lock_wallet(user_id)
         ids = self._account_ids({(leg.user_id, leg.account) for leg in posting.legs})
         # One order for every transaction's row locks: a user's wallet first, whole (lock_wallet, above), then the
@@ -370,7 +377,7 @@ class SqlLedgerRepository:
             select(ledger_accounts.c.account, ledger_accounts.c.balance)
             .where(ledger_accounts.c.user_id == user_id, ledger_accounts.c.account.in_(WALLET_ACCOUNTS))
             .order_by(rank).with_for_update()).all()
-        self.locked_wallets.add(user_id)
+        self._locked_wallets().add(user_id)
         return {row.account: row.balance for row in rows}
 
     def find(self, key: str) -> Posting | None:

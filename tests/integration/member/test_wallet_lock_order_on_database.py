@@ -52,3 +52,19 @@ def test_a_posting_that_moves_only_the_available_balance_waits_for_the_bonus_acc
     assert (waited, free, results) == (True, 2, {"pay": True})  # available and pending were free
     with uow() as tx:
         assert (tx.ledger.balance(ALICE, Account.AVAILABLE), tx.ledger.balance(ALICE, Account.BONUS)) == (7_000, 500)
+
+
+def test_a_posting_after_the_transaction_that_locked_the_wallet_ended_locks_it_again(
+        engine: Engine, uow: Callable[[], SqlMemberUnitOfWork]) -> None:
+    seed(uow, Account.AVAILABLE, 10_000)
+
+    with uow() as tx:
+        tx.ledger.lock_wallet(ALICE)
+        tx.commit()  # the locks end with it
+        tx.ledger.post(transfer("plan", "plan_subscription", "plan-1", amount=3_000,
+                                source=(ALICE, Account.AVAILABLE), target=(PLATFORM, Account.SALES)), NOW)
+        with engine.connect() as other:
+            free = other.execute(text("SELECT count(*) FROM (SELECT 1 FROM ledger_accounts WHERE user_id = :user "
+                                      "FOR UPDATE SKIP LOCKED) AS wallet"), {"user": ALICE}).scalar_one()
+
+    assert free == 0  # bonus, available and pending all locked by the posting's transaction
