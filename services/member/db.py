@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    case,
     func,
     insert,
     or_,
@@ -297,11 +298,6 @@ def _skip_locked(session: Session, query: Any) -> Any:
     return skip_locked(session, query).execution_options(populate_existing=True)
 
 
-def _lock_rank(account: str) -> int:
-    """Where the account comes in the wallet's lock order (WALLET_ACCOUNTS); other accounts after, by id."""
-    return WALLET_ACCOUNTS.index(account) if account in WALLET_ACCOUNTS else len(WALLET_ACCOUNTS)
-
-
 class SqlMemberRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -320,6 +316,14 @@ class SqlMemberRepository:
 class SqlLedgerRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._locked: tuple[object, set[int]] = (None, set())
+
+    def _locked_wallets(self) -> set[int]:
+        """The users whose wallet the session's current transaction has locked (lock_wallet): none in a new one."""
+        transaction = self.session.get_transaction()
+        if self._locked[0] is not transaction:
+            self._locked = (transaction, set())
+        return self._locked[1]
 
     def post(self, posting: Posting, now: datetime) -> bool:
         try:
@@ -329,11 +333,13 @@ class SqlLedgerRepository:
                 ).returning(ledger_postings.c.id)).scalar_one()
         except IntegrityError:  # posted before (or a moment ago, by a transaction that committed first)
             return False
+        for user_id in sorted({leg.user_id for leg in posting.legs if leg.account in WALLET_ACCOUNTS}
+                              - self._locked_wallets()):
+            self.lock_wallet(user_id)
         ids = self._account_ids({(leg.user_id, leg.account) for leg in posting.legs})
-        # One order for every transaction's row locks (users' accounts, the wallet's in its lock order, then the
-        # platform's): no deadlocks, and the busy platform rows are held for the shortest time.
-        for leg in sorted(posting.legs, key=lambda leg: (leg.user_id == 0, _lock_rank(leg.account),
-                                                         ids[leg.user_id, leg.account])):
+        # One order for every transaction's row locks: a user's wallet first, whole (lock_wallet, above), then the
+        # other accounts by id, the platform's last (its busy rows are held for the shortest time).
+        for leg in sorted(posting.legs, key=lambda leg: (leg.user_id == 0, ids[leg.user_id, leg.account])):
             account_id = ids[leg.user_id, leg.account]
             balance = self.session.execute(
                 update(ledger_accounts)
@@ -355,6 +361,24 @@ class SqlLedgerRepository:
         rows = self.session.execute(select(ledger_accounts.c.id, ledger_accounts.c.user_id, ledger_accounts.c.account)
                                     .where(ledger_accounts.c.user_id.in_({user_id for user_id, _ in wanted}))).all()
         return {(row.user_id, row.account): row.id for row in rows if (row.user_id, row.account) in wanted}
+
+    def lock_wallet(self, user_id: int) -> dict[str, int]:
+        """Lock the user's wallet accounts (WALLET_ACCOUNTS) until the transaction ends, in that order, the one way any
+        transaction locks them (post calls this before it moves a wallet it has not locked); their balances.
+
+        Missing accounts are created first (a FOR UPDATE of no row waits for nothing): a transaction that creates one
+        makes any other that would lock it wait until it ends, so a user's first recharge and first withdrawal, say,
+        wait for each other as later ones do."""
+        insert_ignoring_duplicates(self.session, ledger_accounts, [{"user_id": user_id, "account": account,
+                                                                     "balance": 0} for account in WALLET_ACCOUNTS])
+        rank = case({account: rank for rank, account in enumerate(WALLET_ACCOUNTS)}, value=ledger_accounts.c.account)
+        # ORDER BY: PostgreSQL locks the rows in the order it returns them.
+        rows = self.session.execute(
+            select(ledger_accounts.c.account, ledger_accounts.c.balance)
+            .where(ledger_accounts.c.user_id == user_id, ledger_accounts.c.account.in_(WALLET_ACCOUNTS))
+            .order_by(rank).with_for_update()).all()
+        self._locked_wallets().add(user_id)
+        return {row.account: row.balance for row in rows}
 
     def find(self, key: str) -> Posting | None:
         rows = self.session.execute(

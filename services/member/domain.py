@@ -168,10 +168,10 @@ class Account(enum.StrEnum):
 
 
 USER_ACCOUNTS = frozenset({Account.AVAILABLE, Account.PENDING, Account.BONUS, Account.POINTS, Account.POINTS_LOCKED})
-# The wallet's lock order: every transaction locks a shopper's wallet accounts in this order (bonus, available,
-# pending), whichever of them it touches, so two never wait for each other (paying, refunding, recharging,
-# withdrawing, giving a withdrawal back). SqlLedgerRepository.post locks a posting's legs in it; a use case that
-# posts more than once locks them all first (service._lock_wallet).
+# The wallet's lock order: every transaction locks all of a shopper's wallet accounts, in this order (bonus, available,
+# pending), before it moves any of them, so two never wait for each other (paying, refunding, recharging, withdrawing,
+# giving a withdrawal back, paying it out). The ledger's lock_wallet is the one place that does it: its post calls it,
+# and a use case that reads a balance before it posts calls it first.
 WALLET_ACCOUNTS = (Account.BONUS, Account.AVAILABLE, Account.PENDING)
 POINTS_ACCOUNTS = (Account.POINTS, Account.POINTS_LOCKED)
 

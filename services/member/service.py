@@ -740,7 +740,7 @@ def pay_with_balance(uow: MemberUnitOfWork, *, user_id: int, order_no: str, amou
             raise balance_payment_void(order_no)
 
         def legs() -> Posting:  # bonus credit first, then the available balance
-            bonus = min(uow.ledger.balance(user_id, Account.BONUS, lock=True), amount_fen)
+            bonus = min(uow.ledger.lock_wallet(user_id)[Account.BONUS], amount_fen)
             return _split(f"balance-payment:{order_no}", "balance_payment", order_no, user_id, -amount_fen,
                           bonus=-bonus, other=(PLATFORM, Account.SALES))
 
@@ -793,7 +793,6 @@ def refund_to_balance(uow: MemberUnitOfWork, *, user_id: int, refund_no: str, or
             if paid is None or {leg.user_id for leg in paid.legs if leg.user_id} != {user_id}:
                 raise NotFound("BALANCE_PAYMENT_NOT_FOUND", "this user paid nothing for this order from the wallet")
             uow.ledger.lock_refunds(order_no)  # one refund of the order at a time: each sees the ones before
-            uow.ledger.balance(user_id, Account.BONUS, lock=True)  # the wallet's lock order: bonus first, as paying
             key = f"balance-refund:{refund_no}"
 
             def refunded(account: str) -> int:
@@ -845,13 +844,6 @@ def _post_once(uow: MemberUnitOfWork, build: Callable[[], Posting], amount: int,
 # ---------------------------------------------------------------- withdrawals
 
 
-def _lock_wallet(uow: MemberUnitOfWork, user_id: int) -> None:
-    """Lock the user's wallet accounts in the wallet's lock order (WALLET_ACCOUNTS: bonus, available, pending), for
-    a use case that posts to them more than once: its later postings then never take them in another order."""
-    for account in WALLET_ACCOUNTS:
-        uow.ledger.balance(user_id, account, lock=True)
-
-
 def request_withdrawal(uow: MemberUnitOfWork, *, user_id: int, amount_fen: int, idempotency_key: str,
                        now: datetime | None = None) -> Withdrawal:
     """Ask to withdraw `amount_fen`: it moves from available to pending at once, for finance to review, and
@@ -863,13 +855,13 @@ def request_withdrawal(uow: MemberUnitOfWork, *, user_id: int, amount_fen: int, 
             uow.withdrawals.lock_user(user_id)
             # What this reads (today's withdrawals, what each recharge has given them, the bonus) is read under the
             # wallet's locks, which a withdrawal given back holds until it commits: never its draws as still standing.
-            _lock_wallet(uow, user_id)
+            wallet = uow.ledger.lock_wallet(user_id)
             start_of_day = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
             withdrawal = Withdrawal.request(user_id=user_id, amount_fen=amount_fen, now=now,
                                             requested_today_fen=uow.withdrawals.requested_since(user_id, start_of_day))
             no = withdrawal.withdrawal_no
             draws = draw_principal(amount_fen, uow.withdrawals.recharge_lots(user_id))
-            from_bonus, deducted = withdrawal.forfeit_bonus(draws, uow.ledger.balance(user_id, Account.BONUS))
+            from_bonus, deducted = withdrawal.forfeit_bonus(draws, wallet[Account.BONUS])
             uow.withdrawals.add(withdrawal)
             uow.withdrawals.add_draws(no, draws)
             post(uow, transfer(f"withdrawal-hold:{no}", "withdrawal_requested", no, amount=amount_fen,
@@ -894,7 +886,6 @@ def _give_back(uow: MemberUnitOfWork, withdrawal: Withdrawal, *, key: str, kind:
     """A withdrawal that pays nothing (rejected, or its transfer failed): the bonus it forfeited comes back, then
     its whole amount goes back to available; its draws on recharges stop counting with its status."""
     no, user_id = withdrawal.withdrawal_no, withdrawal.user_id
-    _lock_wallet(uow, user_id)  # the forfeit returned to pending (and bonus), then pending to available
     forfeit = uow.ledger.find(f"withdrawal-forfeit:{no}")
     if forfeit is not None:
         post(uow, Posting(f"withdrawal-forfeit-return:{no}", "bonus_forfeit_returned", no,
@@ -1121,8 +1112,6 @@ def _credit_recharge(uow: MemberUnitOfWork, recharge: Recharge, *, paid_fen: int
         return False
     recharge_no = recharge.recharge_no
     bonus = recharge.bonus_fen = recharge_bonus(recharge.amount_fen)
-    if bonus:  # the wallet's lock order, as paying, withdrawing and refunding: the bonus account before the others
-        uow.ledger.balance(recharge.user_id, Account.BONUS, lock=True)
     post(uow, transfer(f"recharge:{recharge_no}", "recharge", recharge_no, amount=recharge.amount_fen,
                        source=(PLATFORM, Account.CLEARING), target=(recharge.user_id, Account.AVAILABLE)), now)
     if bonus:

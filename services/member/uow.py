@@ -42,6 +42,10 @@ class LedgerRepository(Protocol):
 
     def find(self, key: str) -> Posting | None: ...
 
+    def lock_wallet(self, user_id: int) -> dict[str, int]:
+        """Lock the user's wallet accounts (WALLET_ACCOUNTS), created when missing, until the transaction ends, in that
+        order; their balances. `post` does it before it moves a wallet not locked yet."""
+
     def lock_refunds(self, order_no: str) -> None:
         """Serialise the refunds of the order's wallet payment until the transaction ends (what they return in all)."""
 

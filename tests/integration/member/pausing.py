@@ -14,7 +14,7 @@ from tests.fakes import first_call_followed_by, pause
 class PausingLedger(SqlMemberUnitOfWork):
     """A unit of work whose ledger, once it has done `step` the first time, sets `reached` and waits for `go`:
     "post", its first posting made (its accounts' rows locked and changed); "_account_ids", its first posting's
-    accounts found, before it locks or changes any."""
+    accounts found, before it changes any (or locks any but the wallet's: `lock_wallet` comes first)."""
 
     def __init__(self, engine: Engine, step: Literal["post", "_account_ids"], reached: threading.Event,
                  go: threading.Event) -> None:

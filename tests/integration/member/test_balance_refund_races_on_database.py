@@ -40,3 +40,20 @@ def test_two_refunds_of_one_payment_at_once_return_it_once(engine: Engine,
     with uow() as tx:
         sales = tx.ledger.balance(PLATFORM, Account.SALES)
     assert (wallet(uow, ALICE), sales) == ((WALLET, 0), 0)
+
+
+def test_a_refund_asked_for_again_while_the_first_ask_is_under_way_credits_it_once(
+        engine: Engine, uow: Callable[[], SqlMemberUnitOfWork]) -> None:
+    """The order service asks again (its retry, or the fallback job's) with the same refund number while the first
+    ask, whose answer it lost, is still under way: the second waits for the first (the order's refund lock, which
+    every ask takes), then answers the credit the first made."""
+    fund(uow, ALICE, WALLET)
+    service.pay_with_balance(uow(), user_id=ALICE, order_no="O1", amount_fen=PAID, now=NOW)
+
+    first, again = first_then_second(engine, uow, refund("RF1"), refund("RF1"))
+
+    assert (first, again) == (WALLET, WALLET)
+    with uow() as tx:
+        assert tx.ledger.sum_entries(ALICE, Account.AVAILABLE, ("balance_refund",), reference="O1") == PAID
+        sales = tx.ledger.balance(PLATFORM, Account.SALES)
+    assert (wallet(uow, ALICE), sales) == ((WALLET, 0), 0)

@@ -328,14 +328,16 @@ def test_the_ledger_audit_finds_every_account_consistent_and_is_finance_only(stu
     audit = stub.CheckLedgers(pb.CheckLedgersRequest(), metadata=as_user(FINANCE, "finance"), timeout=10)
     shopper = code_of(lambda: stub.CheckLedgers(pb.CheckLedgersRequest(), metadata=as_user(ALICE), timeout=10))
 
+    # the platform's clearing account and Alice's wallet: bonus (empty), available, pending
     assert (audit.accounts_checked, list(audit.mismatches), shopper) == (
-        3, [], (grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN"))
+        4, [], (grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN"))
 
 
 def test_the_audit_reports_a_balance_that_differs_from_its_entries(stub, uow, as_user, engine) -> None:  # type: ignore[no-untyped-def]
     fund(uow, ALICE, 10_000)
     with engine.begin() as conn:
-        conn.execute(text("UPDATE ledger_accounts SET balance = balance + 1 WHERE user_id = :u"), {"u": ALICE})
+        conn.execute(text("UPDATE ledger_accounts SET balance = balance + 1 WHERE user_id = :u AND account = "
+                          "'available'"), {"u": ALICE})
 
     audit = stub.CheckLedgers(pb.CheckLedgersRequest(), metadata=as_user(FINANCE, "admin"), timeout=10)
 

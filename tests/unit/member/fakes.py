@@ -6,6 +6,7 @@ from collections import defaultdict
 from datetime import datetime
 
 from services.member.domain import (
+    WALLET_ACCOUNTS,
     Coupon,
     CouponStatus,
     CouponTemplate,
@@ -71,6 +72,9 @@ class FakeLedgerRepository:
 
     def find(self, key: str) -> Posting | None:
         return self.postings.get(key)
+
+    def lock_wallet(self, user_id: int) -> dict[str, int]:
+        return {account: self.balances.get((user_id, account), 0) for account in WALLET_ACCOUNTS}
 
     def lock_refunds(self, order_no: str) -> None:
         pass
