@@ -874,18 +874,24 @@ def _retry_wallet(uow: OrderUnitOfWork, members: Members, refund: Refund, order:
     """`retry_refund` of a wallet refund: RefundToBalance again (idempotent by refund_no) settles it SUCCESS. The
     member service refusing it (BALANCE_PAYMENT_NOT_FOUND, REFUND_EXCEEDS_PAYMENT: a refusal that asking again does
     not change) makes it ABNORMAL for staff (`_refused_abnormal`), who retry it or close it; nothing was credited.
-    No answer (MEMBER_UNAVAILABLE) is raised, the refund left as it was."""
-    try:
-        members.refund_to_balance(refund.refund_no, order.order_no, order.user_id, refund.amount_fen)
-    except DomainError as exc:
-        if exc.kind == ErrorKind.UNAVAILABLE:
-            raise
-        with uow:
-            refund = _locked(uow, refund.refund_no)
-            _refused_abnormal(uow, refund, exc.code, now, actor="member", note=wallet_refused_note(refund, exc.code))
+    No answer (MEMBER_UNAVAILABLE) is raised, the refund left as it was. The member service is asked under the
+    refund's row lock and its answer applied in that transaction, as WeChat Pay is (`retry_refund`): close_refund
+    takes the lock first, so it never closes a refund a retry is crediting to the wallet."""
+    with uow:
+        refund = _locked(uow, refund.refund_no)
+        if refund.status not in OPEN:
             uow.commit()
-        return refund
-    return settle_refund(uow, refund_no=refund.refund_no, status=RefundStatus.SUCCESS, actor=actor, now=now)
+            return refund
+        try:
+            members.refund_to_balance(refund.refund_no, order.order_no, order.user_id, refund.amount_fen)
+        except DomainError as exc:
+            if exc.kind == ErrorKind.UNAVAILABLE:
+                raise
+            _refused_abnormal(uow, refund, exc.code, now, actor="member", note=wallet_refused_note(refund, exc.code))
+        else:
+            _settle(uow, refund, RefundStatus.SUCCESS, actor=actor, now=now)
+        uow.commit()
+    return refund
 
 
 def wallet_refused_note(refund: Refund, code: str) -> str:

@@ -11,13 +11,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, func, select, text
 
-from services.common.errors import Conflict, DomainError
+from services.common.errors import Conflict, DomainError, ErrorKind
 from services.common.outbox import outbox
 from services.common.wechatpay import WechatPayUnavailable
 from services.order import db, refunds
 from services.order.db import SqlOrderUnitOfWork
 from services.order.domain import OrderLine
-from tests.fakes import CuedRefunds, FakeMembers, FakeRefundPayments, LostAnswerRefunds
+from tests.fakes import CuedRefunds, FakeMembers, FakeRefundPayments, LostAnswerRefunds, first_call_followed_by
 from tests.integration.order.test_refunds import RefusingResend, paid, refunded
 
 pytestmark = pytest.mark.integration
@@ -135,3 +135,30 @@ def test_a_retry_whose_resend_answer_is_lost_leaves_the_refund_pending_unclosabl
     with pg_engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(outbox).where(
             outbox.c.event_type == "order-refunded")).scalar_one() == 1
+
+
+def test_a_close_racing_a_wallet_retry_waits_for_it_and_frees_nothing_the_wallet_was_credited(
+        pg_uow: Callable[[], SqlOrderUnitOfWork], pg_engine: Engine) -> None:
+    """A wallet refund the member service refused (ABNORMAL), fixed there: staff retry it, and while RefundToBalance
+    credits the wallet another staff member closes it. The close waits for the retry's row lock and finds it paid, so
+    the refund is never CLOSED with its amount freed while the wallet holds the money."""
+    order_id = paid(pg_uow, "R-WALLETRACE", OrderLine(101, 10, "茶", "", 1000, 4), channel="balance")
+    members = FakeMembers(refund_error=DomainError("MEMBER_UNAVAILABLE", "down", kind=ErrorKind.UNAVAILABLE))
+    refund = refunds.start_refund(pg_uow(), None, members, order_id=order_id, items=[], reason="r", actor="staff:9",
+                                  source="cancel", now=NOON)
+    members.refund_error = DomainError("REFUND_EXCEEDS_PAYMENT", "more than paid", kind=ErrorKind.BUSINESS_RULE)
+    refunds.reconcile_refunds(pg_uow, None, members, now=LATER)
+    assert status(pg_engine) == "ABNORMAL"
+    members.refund_error = None  # fixed at the member service
+    closing: list[Callable[[], object]] = []
+    members.refund_to_balance = first_call_followed_by(  # type: ignore[method-assign]
+        members.refund_to_balance, lambda: closing.append(meanwhile(pg_engine, lambda: refunds.close_refund(
+            pg_uow(), None, refund_no=refund.refund_no, reason="已线下转账", actor="staff:1", now=LATER))))
+
+    retried = refunds.retry_refund(pg_uow(), None, members, refund_no=refund.refund_no, actor="staff:9", now=LATER)
+
+    conflict = closing[0]()
+    assert isinstance(conflict, Conflict)
+    assert (conflict.code, conflict.details) == ("REFUND_STATE_CONFLICT", {"status": "SUCCESS", "action": "close"})
+    assert (retried.status, status(pg_engine), members.balance_fen) == ("SUCCESS", "SUCCESS", 4000)
+    assert refunded(pg_engine, order_id) == (4000, [(4, 4000)])

@@ -35,9 +35,10 @@ pytestmark = pytest.mark.integration
 STAFF = 9
 
 
-def paid(uow: Callable[[], SqlOrderUnitOfWork], order_no: str, *lines: OrderLine, percent: int = 100) -> int:
-    """A WeChat-paid order of `lines` (no discounts but the member's level `percent`, no freight: without it each
-    line's share is its total)."""
+def paid(uow: Callable[[], SqlOrderUnitOfWork], order_no: str, *lines: OrderLine, percent: int = 100,
+         channel: str = "wechat") -> int:
+    """An order of `lines` paid through `channel` (no discounts but the member's level `percent`, no freight: without
+    it each line's share is its total)."""
     now = datetime.now(UTC)
     order = new_order(user_id=ALICE, order_no=order_no, lines=list(lines), address=HOME,
                       amounts=price(sum(line.total_fen for line in lines), discount_percent=percent), now=now,
@@ -45,8 +46,8 @@ def paid(uow: Callable[[], SqlOrderUnitOfWork], order_no: str, *lines: OrderLine
     with uow() as tx:
         tx.orders.add(order)
         tx.commit()
-    service.mark_paid(uow(), order_no=order_no, channel="wechat", out_trade_no=order_no, paid_fen=order.payable_fen,
-                      actor="wechatpay", now=now)
+    service.mark_paid(uow(), order_no=order_no, channel=channel, out_trade_no=order_no, paid_fen=order.payable_fen,
+                      actor="wechatpay" if channel == "wechat" else "member", now=now)
     return order.id or 0
 
 
