@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
@@ -483,12 +483,14 @@ class FakeOrderRepository:
                  and order.wallet_attempt_at <= before]
         return sorted(found, key=lambda order: order.wallet_attempt_at or before)[:limit]
 
-    def lock_confirmable_before(self, before: datetime, held_before: datetime, limit: int) -> list[Order]:
+    def lock_confirmable_before(self, before: datetime, held_before: datetime, limit: int,
+                                skip: Collection[int] = ()) -> list[Order]:
         def clock(order: Order) -> datetime:
             return order.confirm_clock_at or order.shipped_at or before
 
         busy = {case.order_id for case in self.cases() if case.is_open}
         shipped = [order for order in self.orders if order.status == "SHIPPED" and order.shipped_at
+                   and order.id not in skip
                    and ((clock(order) <= before and order.id not in busy) or order.shipped_at <= held_before)]
         return sorted(shipped, key=clock)[:limit]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from functools import cache
 from typing import Any, Self, TypeVar
@@ -444,7 +445,8 @@ class SqlOrderRepository:
                                                    orders.c.wallet_attempt_at.is_(None), deadline <= now),
                          deadline, limit)
 
-    def lock_confirmable_before(self, before: datetime, held_before: datetime, limit: int) -> list[Order]:
+    def lock_confirmable_before(self, before: datetime, held_before: datetime, limit: int,
+                                skip: Collection[int] = ()) -> list[Order]:
         open_case = (select(after_sales.c.id).where(after_sales.c.order_id == orders.c.id,
                                                     after_sales.c.status.not_in(CLOSED_CASES))
                      .exists())
@@ -452,6 +454,8 @@ class SqlOrderRepository:
         # The second arm needs no clock: however the clock was moved (under a longer limit, say), after-sales have
         # held these orders all they may now.
         due = or_(and_(~open_case, clock <= before), orders.c.shipped_at <= held_before)
+        if skip:
+            due = and_(due, orders.c.id.not_in(skip))
         return _lock_due(self.session, Order, and_(orders.c.status == OrderStatus.SHIPPED.value, due), clock, limit)
 
     def wallet_attempts_before(self, before: datetime, limit: int) -> list[Order]:

@@ -1253,29 +1253,39 @@ def auto_confirm_orders(uow: OrderUnitOfWork, settings: OrderSettings, *, now: d
     the shopper opens and withdraws, it is confirmed `auto_confirm_days` + `auto_confirm_max_pause_days` after
     shipping, a case open or not (the case goes on: cases run on completed orders too). One found due by
     shipped_at whose cases held it has its clock moved on instead (`confirm_clock_at`), and the job picks it up
-    again when that is due. Replicas skip the orders another holds (FOR UPDATE SKIP LOCKED); a case is opened
-    under the order's row lock, so the cases read here under that lock are all there are.
+    again when that is due. One found by shipped_at alone whose case still holds it (after a pause of the job, or a
+    lowered limit: a case opened lately on an order shipped long ago) is passed over and the next rows read in its
+    place, so such orders never crowd due ones out of the batch. Replicas skip the orders another holds (FOR UPDATE
+    SKIP LOCKED); a case is opened under the order's row lock, so the cases read here under that lock are all there
+    are.
     """
     now = now or utcnow()
     days = settings.auto_confirm_days
     max_pause = timedelta(days=settings.auto_confirm_max_pause_days)
     due = now - timedelta(days=days)
     confirmed = 0
+    held: list[int] = []  # orders a case still holds: passed over, the next rows read in their place
     with uow:
-        orders = uow.orders.lock_confirmable_before(due, due - max_pause, batch)
-        case_times = uow.after_sales.case_times([order.id or 0 for order in orders])  # one query for the batch
-        for order in orders:
-            clock = order.confirm_clock(case_times.get(order.id or 0, []), now=now, max_pause=max_pause)
-            if clock is None:  # a case opened since the rows were chosen: it waits for that case
-                continue
-            if clock > due:
-                order.confirm_clock_at = clock
-                continue
-            order.confirm_receipt(actor="system:auto-confirm", now=now,
-                                  reason=f"confirmed automatically {days} days after shipping"
-                                  + _pause_note(clock - (order.shipped_at or clock), settings))
-            _publish_completed(uow, order, by="auto", now=now)
-            confirmed += 1
+        while True:
+            wanted = batch - confirmed
+            orders = uow.orders.lock_confirmable_before(due, due - max_pause, wanted, skip=held)
+            case_times = uow.after_sales.case_times([order.id or 0 for order in orders])  # one query for the batch
+            passed_over = len(held)
+            for order in orders:
+                clock = order.confirm_clock(case_times.get(order.id or 0, []), now=now, max_pause=max_pause)
+                if clock is None:  # a case holds it (opened since the rows were chosen, or lately)
+                    held.append(order.id or 0)
+                    continue
+                if clock > due:
+                    order.confirm_clock_at = clock
+                    continue
+                order.confirm_receipt(actor="system:auto-confirm", now=now,
+                                      reason=f"confirmed automatically {days} days after shipping"
+                                      + _pause_note(clock - (order.shipped_at or clock), settings))
+                _publish_completed(uow, order, by="auto", now=now)
+                confirmed += 1
+            if len(orders) < wanted or len(held) == passed_over:
+                break
         uow.commit()
     return confirmed
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -57,10 +58,12 @@ class OrderRepository(Protocol):
     def wallet_attempts_before(self, before: datetime, limit: int) -> list[Order]:
         """Orders whose wallet payment, started at or before `before`, is still unresolved, oldest attempt first."""
 
-    def lock_confirmable_before(self, before: datetime, held_before: datetime, limit: int) -> list[Order]:
+    def lock_confirmable_before(self, before: datetime, held_before: datetime, limit: int,
+                                skip: Collection[int] = ()) -> list[Order]:
         """SHIPPED orders whose auto-confirm clock (`confirm_clock_at`, else `shipped_at`) is at or before `before`
         and with no after-sales case open, or shipped at or before `held_before` (after-sales have held them all
-        they may: a case open or not), oldest clock first, locked; rows other transactions hold are skipped."""
+        they may: a case open or not), oldest clock first, locked; rows other transactions hold, and the ids in
+        `skip`, are skipped."""
 
     def unpaid_prepaid(self, prepaid_before: datetime, after_id: int, limit: int) -> list[tuple[int, str]]:
         """(id, out_trade_no of the current WeChat Pay transaction) of up to `limit` unpaid orders with a WeChat Pay

@@ -107,6 +107,22 @@ def test_a_full_batch_of_orders_with_cases_open_is_not_chosen_so_the_orders_behi
     assert status(uow, behind) == "COMPLETED" and {status(uow, order_id) for order_id in held} == {"SHIPPED"}
 
 
+def test_a_full_batch_of_old_orders_a_late_case_still_holds_does_not_hold_back_the_due_ones_behind(
+        uow: Uow) -> None:
+    """After the job paused: orders shipped long ago, each with a case opened yesterday, are chosen by their shipping
+    time and then left to their case; the batch reads on past them to the due order behind."""
+    settings = replace(SETTINGS, auto_confirm_max_pause_days=15)
+    held = []
+    for number in range(3):
+        order_id, [line, _] = shipped(uow, f"AC-late{number}")
+        ask(uow, order_id, {line: 1}, NOW + 26 * DAY)
+        held.append(order_id)
+    behind, _ = shipped(uow, "AC-due", at=NOW + DAY)
+
+    assert service.auto_confirm_orders(uow(), settings, now=NOW + 27 * DAY, batch=3) == 1
+    assert status(uow, behind) == "COMPLETED" and {status(uow, order_id) for order_id in held} == {"SHIPPED"}
+
+
 def test_the_batch_confirms_orders_whose_cases_held_them_the_most_they_may_even_with_a_case_open(uow: Uow) -> None:
     left_open, [open_line, _] = shipped(uow, "AC-left-open")
     ask(uow, left_open, {open_line: 1}, NOW + DAY)

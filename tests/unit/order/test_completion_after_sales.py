@@ -219,7 +219,23 @@ def test_an_order_whose_case_opened_after_the_batch_was_chosen_is_not_confirmed(
     # PostgreSQL chose the rows on a snapshot from before the case was committed, then locked the order once the
     # case's transaction let go of it: the batch holds the order, and only its cases, read under the lock, tell.
     chosen = [order]
-    monkeypatch.setattr(shop.uow.orders, "lock_confirmable_before", lambda before, held_before, limit: chosen)
+    monkeypatch.setattr(shop.uow.orders, "lock_confirmable_before", lambda before, held_before, limit, skip=(): chosen)
 
     assert auto_confirm(shop, NOW + 10 * DAY) == 0
     assert (order.status, order.confirm_clock_at, completed(shop)) == ("SHIPPED", None, [])
+
+
+def test_orders_a_recent_case_still_holds_do_not_crowd_due_orders_out_of_the_batch(shop: Shop) -> None:
+    """After a pause of the job (or a lowered limit), an order shipped long ago but with a case opened yesterday is
+    chosen by its shipping time alone and then left waiting for its case: it must not take the batch's place of an
+    order that is due, or a batch full of them would hold every due order back for as long as their cases stay open."""
+    held = shipped(shop, (101, 2), key="held")  # 10 days to confirm, after-sales hold it 15 more at most
+    ask(shop, held, {held.lines[0].id or 0: 1}, at=NOW + 26 * DAY)  # the job did not run meanwhile
+    due = paid_order(shop, (102, 1), key="due")
+    service.ship_order(shop.uow, order_id=due.id, carrier="SF", tracking_no="Sdue", lines=None, actor="staff:7",
+                       now=NOW + DAY)
+
+    assert service.auto_confirm_orders(shop.uow, shop.settings, now=NOW + 27 * DAY, batch=1) == 1
+
+    assert (held.status, due.status, [event.order_no for event in completed(shop)]) == (
+        "SHIPPED", "COMPLETED", [due.order_no])
