@@ -166,14 +166,16 @@ def cells(row: tuple[Any, ...]) -> tuple[Any, ...]:
                  for value in row)
 
 
-def write_csv(path: Path, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]], progress: Progress) -> int:
-    """UTF-8 with a byte order mark (so that Excel reads Chinese names right); None is an empty cell."""
+def write_csv(path: Path, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]], progress: Progress, *,
+              as_text: bool = True) -> int:
+    """UTF-8 with a byte order mark (so that Excel reads Chinese names right); None is an empty cell. `as_text`:
+    text a spreadsheet would run gets its leading apostrophe (`cells`); off for a backup, a copy of the data."""
     count = 0
     with path.open("w", newline="", encoding="utf-8-sig") as out:
         writer = csv.writer(out)
         writer.writerow(columns)
         for row in rows:
-            writer.writerow(cells(row))
+            writer.writerow(cells(row) if as_text else row)
             count += 1
             if count % PROGRESS_EVERY == 0:
                 progress(count)
@@ -359,7 +361,8 @@ class ReportRunner:
 
 def backup(engine: Engine, tables: Iterable[Table], directory: Path,
            progress: Callable[[str, int], None] = lambda table, rows: None) -> dict[str, Any]:
-    """One CSV per table (binary columns in base64, times ISO 8601) and manifest.json with each table's row count."""
+    """One CSV per table (binary columns in base64, times ISO 8601) and manifest.json with each table's row count.
+    Every value as the table holds it: a device id or region starting with "-" or "=" gets no apostrophe here."""
     directory.mkdir(parents=True, exist_ok=True)
     manifest: dict[str, Any] = {"created_at": utcnow().isoformat(), "tables": {}}
     with engine.connect() as conn:
@@ -369,7 +372,7 @@ def backup(engine: Engine, tables: Iterable[Table], directory: Path,
             rows = (tuple(_cell(value) for value in row)
                     for row in conn.execution_options(stream_results=True, yield_per=2000).execute(ordered))
             path = directory / f"{table.name}.csv"
-            count = write_csv(path, columns, rows, lambda done, name=table.name: progress(name, done))
+            count = write_csv(path, columns, rows, lambda done, name=table.name: progress(name, done), as_text=False)
             manifest["tables"][table.name] = {"file": path.name, "columns": list(columns), "rows": count}
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return manifest
