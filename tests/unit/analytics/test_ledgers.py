@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from mall.events.v1.order_events_pb2 import OrderPaid
+from mall.events.v1.order_events_pb2 import OrderAmounts, OrderPaid
 from openpyxl import load_workbook
 from sqlalchemy import Engine
 
@@ -26,6 +26,7 @@ from tests.fixtures.analytics_ledgers import (
     late_refund,
     one,
     paid,
+    refunded,
     shop,
 )
 from tests.fixtures.analytics_stream import D1, D2, at, republished, stream
@@ -80,7 +81,26 @@ def test_a_period_lists_only_its_own_days(uow) -> None:
 def test_an_orders_state_follows_its_events(refunded_fen: int, paid_fen: int, is_paid: bool, is_cancelled: bool,
                                             state: str) -> None:
     assert ledgers.order_state(paid_fen=paid_fen, refunded_fen=refunded_fen, paid=is_paid,
-                               cancelled=is_cancelled) == state
+                               cancelled=is_cancelled, refunds=1 if refunded_fen else 0) == state
+
+
+def test_points_a_refund_gives_back_are_on_its_orders_row_and_a_refund_of_0_fen_partly_refunds_it(uow) -> None:
+    # O9 cost nothing to pay (a coupon and 1,000 points); 1 of its 3 units could not be supplied: its refund moved 0
+    # fen and gave back 333 points. O10 was paid 5,000 fen and 200 points; 2 units were refunded, 2,000 fen and 100
+    # points, and that refund was re-published under a new event id.
+    free = OrderAmounts(items_total_fen=3_000, coupon_discount_fen=2_000, points_discount_fen=1_000, payable_fen=0)
+    o10 = OrderAmounts(items_total_fen=5_200, points_discount_fen=200, payable_fen=5_000)
+    back = refunded("O10", 10, "RF10", 2_000, "wechat", at(D2, 9, 30), points_returned=100)
+    consume(uow(), [created("O9", 9, at(D1, 9), [one(3, 1_000)], free),  # type: ignore[arg-type]
+                    paid("O9", 9, at(D1, 9, 1), free, "none", points_used=1_000),
+                    refunded("O9", 9, "RF9", 0, "none", at(D2, 9), points_returned=333),
+                    created("O10", 10, at(D1, 11), [one(4, 1_300)], o10),
+                    paid("O10", 10, at(D1, 11, 1), o10, "wechat", points_used=200), back, republished(back)])
+
+    columns = [ledgers.ORDER_COLUMNS.index(name) for name in ("order_no", "paid_fen", "points_used", "refunds",
+                                                              "refunded_fen", "points_returned", "state")]
+    assert [tuple(row[i] for i in columns) for row in ledgers.order_rows(uow(), PERIOD)] == [
+        ("O9", 0, 1_000, 1, 0, 333, "partly_refunded"), ("O10", 5_000, 200, 1, 2_000, 100, "partly_refunded")]
 
 
 def test_the_money_ledgers_totals_per_day_are_the_daily_reports(uow) -> None:
