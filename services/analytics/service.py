@@ -97,6 +97,10 @@ def apply_rollups(rollups: RollupRepository, batch: Sequence[Rollup]) -> int:
         count(key[1], members[key])
     registrations = {rollup.fact[1]: rollup.day for rollup in applying
                      if rollup.fact is not None and rollup.fact[0] == REGISTRATION}
+    # Before reading what other batches wrote of these members: a registration and its shopper's activity applied
+    # at once in two batches would each miss the other's uncommitted rows, and the retention pair neither count.
+    # Every member this batch reads or moves the arrivals of, in one go (arrivals_of's are among them).
+    rollups.take_turns({member for _, _, member in joined} | set(registrations))
     if registrations:
         # Activity that arrived before the registration (or with it): retention counts it now.
         wanted = [(ACTIVE_USER, day + timedelta(days=n), user) for user, day in registrations.items()

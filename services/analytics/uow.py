@@ -37,10 +37,15 @@ class RollupRepository(Protocol):
     def counters(self, period: Period) -> dict[date, dict[str, int]]:
         """The days of the period that have counters, with them."""
 
+    def take_turns(self, members: Collection[str]) -> None:
+        """Concurrent batches touching one of `members` take turns from here to their commit: the second one's reads
+        see what the first one wrote (retention pairs, arrivals). All of a batch's members at once (no deadlock)."""
+
     def neighbour_days(self, members: Sequence[tuple[str, date, str]]) -> dict[tuple[str, date, str], Neighbours]:
         """Around each (kind, day, member): the member's days in the day sets `kind` (this batch's additions
         included). Concurrent batches touching one member must not both read before either commits: an
-        implementation serializes them here, up to the commit (the arrivals read and written depend on it)."""
+        implementation serializes them here (take_turns), up to the commit (the arrivals read and written depend
+        on it)."""
 
     def add_arrivals(self, changes: Mapping[tuple[str, date, date], int]) -> None:
         """Add to the (range set, day, last_seen) arrivals (domain.NO_DAY_SEEN)."""
