@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from mall.events.v1.order_events_pb2 import OrderAmounts, OrderPaid
+from mall.events.v1.order_events_pb2 import LatePaymentReceived, OrderAmounts, OrderPaid
 from openpyxl import load_workbook
 from sqlalchemy import Engine
 
@@ -22,6 +22,7 @@ from tests.fixtures.analytics_ledgers import (
     ORDERS,
     SMALL,
     created,
+    event,
     late_payment,
     late_refund,
     one,
@@ -209,6 +210,28 @@ def test_a_late_payment_and_its_refund_are_counted_once_apart_from_sales_and_the
         ("2026-11-21", "late_payment_refund", "balance", -678, "O8", "O8", "LATEWO8", None)]
     assert [row[-1] for row in rows][2:] == [wallet.event_id, wallet_back.event_id]
     assert {rows[0][-1], rows[1][-1]} <= {late.event_id, late_again.event_id, back.event_id, back_again.event_id}
+
+
+def test_each_wechat_pay_transaction_of_an_order_is_its_own_payment_or_late_payment(uow) -> None:
+    # O6's first transaction (O6) was closed when its wallet payment was declined; it was paid under O6_2, then the
+    # shopper's old payment page paid O6 as well (a late payment, refunded LATEO6) and a third one O6_3 too.
+    payment = paid("O6", 6, at(D1, 9), SMALL, "wechat")
+    moved = OrderPaid.FromString(payment.payload)
+    moved.out_trade_no = "O6_2"
+    payment.payload = moved.SerializeToString()
+    first = late_payment("O6", 6, 1_500, "wechat", "paid_otherwise", at(D1, 9, 5))
+    third = LatePaymentReceived.FromString(late_payment("O6", 6, 1_500, "wechat", "paid_otherwise", at(D1, 9, 7)).payload)
+    third.out_trade_no, third.refund_no = "O6_3", "LATEO6_3"
+    consume(uow(), [payment, first, event(third, "O6", at(D1, 9, 7)),  # type: ignore[arg-type]
+                    late_refund("O6", 6, 1_500, "wechat", at(D1, 9, 6))])
+
+    columns = [ledgers.MONEY_COLUMNS.index(name) for name in ("movement", "amount_fen", "out_trade_no", "refund_no")]
+    assert [tuple(row[i] for i in columns) for row in ledgers.money_rows(uow(), PERIOD)] == [
+        ("payment", 1_500, "O6_2", None), ("late_payment", 1_500, "O6", None),
+        ("late_payment_refund", -1_500, "O6", "LATEO6"), ("late_payment", 1_500, "O6_3", None)]
+    figures = service.get_overview(uow(), from_date=D1.isoformat(), to_date=D1.isoformat()).totals
+    assert [figures[name] for name in ("paid_orders", "gmv_fen", "late_payments", "late_payment_fen", "late_refunds",
+                                       "late_refund_fen")] == [1, 1_500, 2, 3_000, 1, 1_500]
 
 
 def test_a_withdrawal_published_before_member_withdrawn_carried_its_number_leaves_those_cells_empty(uow) -> None:
