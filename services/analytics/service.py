@@ -45,6 +45,7 @@ from services.common.db import utcnow
 from services.common.errors import InvalidInput
 from services.common.events import timestamp
 from services.common.formats import MAX_PAGE_VIEWS_PER_BATCH
+from services.common.logs import mask_pii
 
 DEFAULT_TOP_PRODUCTS = 10
 MAX_TOP_PRODUCTS = 100
@@ -167,8 +168,9 @@ def track_page_views(uow: AnalyticsUnitOfWork, *, device_id: str, user_id: int, 
     received_at = now or utcnow()
     with uow:
         for view in views:
-            event = PageViewed(device_id=device_id, session_id=view.session_id, user_id=user_id, page=view.page,
-                               referrer=view.referrer, region=view.region)
+            # Page paths carry query strings: a phone or ID number in one is masked before it is kept.
+            event = PageViewed(device_id=device_id, session_id=view.session_id, user_id=user_id,
+                               page=mask_pii(view.page), referrer=mask_pii(view.referrer), region=view.region)
             if view.client_ts is not None:
                 event.client_ts.CopyFrom(timestamp(view.client_ts))
             event.received_at.CopyFrom(timestamp(received_at))
