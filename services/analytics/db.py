@@ -436,6 +436,13 @@ class SqlReportJobs:
     def update(self, job_id: int, **values: Any) -> None:
         self.session.execute(update(report_jobs).where(report_jobs.c.id == job_id).values(**values))
 
+    def update_running(self, job_id: int, *, attempt: int | None, **values: Any) -> bool:
+        running = (report_jobs.c.id == job_id) & (report_jobs.c.status == RUNNING)
+        if attempt is not None:
+            running &= report_jobs.c.attempts == attempt
+        found = self.session.execute(update(report_jobs).where(running).values(**values).returning(report_jobs.c.id))
+        return found.first() is not None
+
     def expire(self, *, finished_before: datetime) -> list[ReportJob]:
         rows = self.session.execute(select(report_jobs).where(
             report_jobs.c.status == DONE, report_jobs.c.finished_at < finished_before)

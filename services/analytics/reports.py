@@ -282,7 +282,9 @@ def expire_reports(uow: AnalyticsUnitOfWork, directory: Path, *, keep: timedelta
 
 
 def file_name(job: ReportJob) -> str:
-    return f"{job.id}-{job.kind}-{job.period.first.isoformat()}-{job.period.last.isoformat()}.{job.format}"
+    """The job's file; an attempt after the first (a runner took the job over) writes one of its own, `-try<n>`."""
+    retry = f"-try{job.attempts}" if job.attempts > 1 else ""
+    return f"{job.id}-{job.kind}-{job.period.first.isoformat()}-{job.period.last.isoformat()}{retry}.{job.format}"
 
 
 class ReportRunner:
@@ -327,34 +329,43 @@ class ReportRunner:
             uow.commit()
         if job is None:
             return False
+        # A file of this attempt's own: a runner taken over while still writing (silent past HEARTBEAT_STALE)
+        # never writes into, renames or removes the file of the attempt that took over, nor it into this one's.
         name = file_name(job)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             rows = export(self.uow(), kind=job.kind, format=job.format, period=job.period,
-                          path=self.directory / name, progress=self._progress(job.id))
+                          path=self.directory / name, progress=self._progress(job))
             size = (self.directory / name).stat().st_size
         except Exception as exc:
             log.exception("report %d (%s) failed", job.id, job.kind)
-            self._save(job.id, status=FAILED, error=f"{type(exc).__name__}: {exc}"[:256], finished_at=utcnow())
+            # Only while it is this attempt's: another one taken over since may still finish it.
+            self._save(job, status=FAILED, error=f"{type(exc).__name__}: {exc}"[:256], finished_at=utcnow())
         else:
-            self._save(job.id, status=DONE, percent=100, rows=rows, size_bytes=size, file_name=name,
-                       finished_at=utcnow())
+            # The first attempt to finish makes it done, whichever it is; a later one's file is not needed.
+            if not self._save(job, any_attempt=True, status=DONE, percent=100, rows=rows, size_bytes=size,
+                              file_name=name, finished_at=utcnow()):
+                log.warning("report %d was finished by another attempt; dropping this one's file", job.id)
+                (self.directory / name).unlink(missing_ok=True)
         return True
 
-    def _progress(self, job_id: int) -> Callable[[int, int], None]:
+    def _progress(self, job: ReportJob) -> Callable[[int, int], None]:
         last = [-1]
 
         def report(done: int, expected: int) -> None:
             percent = min(99, done * 100 // expected) if expected else 0
             if percent != last[0]:
                 last[0] = percent
-                self._save(job_id, percent=percent, rows=done, heartbeat_at=utcnow())
+                self._save(job, percent=percent, rows=done, heartbeat_at=utcnow())
         return report
 
-    def _save(self, job_id: int, **values: Any) -> None:
+    def _save(self, job: ReportJob, *, any_attempt: bool = False, **values: Any) -> bool:
+        """Save a running job's progress or end; False (nothing saved) when it is no longer running, or (unless
+        `any_attempt`) no longer `job`'s attempt: another runner took it over."""
         with self.uow() as uow:
-            uow.reports.update(job_id, **values)
+            saved = uow.reports.update_running(job.id, attempt=None if any_attempt else job.attempts, **values)
             uow.commit()
+        return saved
 
 
 # Backup: every analytics table as CSV, with a manifest

@@ -84,6 +84,10 @@ class ReportJobRepository(Protocol):
 
     def update(self, job_id: int, **values: Any) -> None: ...
 
+    def update_running(self, job_id: int, *, attempt: int | None, **values: Any) -> bool:
+        """`update` a job still running (and, given `attempt`, still in that attempt: not taken over since);
+        whether it was."""
+
     def expire(self, *, finished_before: datetime) -> list[ReportJob]:
         """Mark the done jobs that finished before `finished_before` expired; returns them (as they were)."""
 

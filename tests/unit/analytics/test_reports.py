@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import dataclasses
 import functools
 import json
 import threading
@@ -155,10 +156,11 @@ def test_the_runner_reports_progress_as_it_goes(counted, delivered, tmp_path: Pa
     seen: list[tuple[str, int]] = []
     original = reports.ReportRunner._save
 
-    def spy(self, job_id: int, **values: object) -> None:  # type: ignore[no-untyped-def]
-        original(self, job_id, **values)
-        now = reports.get_report(counted(), job_id)
+    def spy(self, running: ReportJob, **values: object) -> bool:  # type: ignore[no-untyped-def]
+        saved = original(self, running, **values)
+        now = reports.get_report(counted(), running.id)
         seen.append((now.status, now.percent))
+        return saved
     monkeypatch.setattr(reports.ReportRunner, "_save", spy)
 
     reports.ReportRunner(counted, tmp_path).run_one()
@@ -193,6 +195,47 @@ def test_a_running_job_whose_runner_went_silent_is_taken_over(counted) -> None:
         later = now + reports.HEARTBEAT_STALE + timedelta(seconds=1)
         taken = uow.reports.claim(now=later, stale_before=later - reports.HEARTBEAT_STALE)
     assert (taken.id, taken.status, taken.attempts) == (job.id, "running", 2)
+
+
+def test_a_runner_taken_over_while_still_writing_neither_spoils_nor_fails_the_report(counted, tmp_path,
+                                                                                   monkeypatch) -> None:
+    # Runner A goes silent mid-file (a long XLSX save, a stalled disk) for longer than HEARTBEAT_STALE: runner B
+    # takes the job over and writes it to the end; then A wakes up and finishes too.
+    job = reports.create_report(counted(), kind="daily", format="csv", from_date=D1.isoformat(),
+                                to_date=D2.isoformat(), requested_by=7)
+    daily, paused, resume, calls = reports.KINDS["daily"], threading.Event(), threading.Event(), []
+
+    def first_one_pauses(uow, period):  # type: ignore[no-untyped-def]
+        report = daily(uow, period)
+        calls.append(period)
+        if len(calls) > 1:
+            return report
+
+        def rows():  # type: ignore[no-untyped-def]
+            them = iter(report.rows)
+            yield next(them)
+            paused.set()
+            resume.wait(30)
+            yield from them
+        return dataclasses.replace(report, rows=rows())
+
+    monkeypatch.setitem(reports.KINDS, "daily", first_one_pauses)
+    files = tmp_path / "reports"
+    runner = reports.ReportRunner(counted, files)
+    silent = threading.Thread(target=runner.run_one)
+    silent.start()
+    assert paused.wait(30)
+    later = utcnow() + reports.HEARTBEAT_STALE + timedelta(seconds=1)
+    monkeypatch.setattr(reports, "utcnow", lambda: later)
+    assert runner.run_one()  # B
+    resume.set()
+    silent.join()
+
+    done = reports.get_report(counted(), job.id)
+    assert (done.status, done.attempts, done.error) == ("done", 2, "")
+    assert read_csv(files / done.file_name) == [COLUMNS, *([str(v) for v in row] for row in DAILY_ROWS)]
+    assert done.size_bytes == (files / done.file_name).stat().st_size
+    assert [path.name for path in files.iterdir()] == [done.file_name]  # the other attempt's file removed
 
 
 @pytest.mark.parametrize(("kind", "fmt", "code"), [("payroll", "csv", "REPORT_KIND_INVALID"),
