@@ -418,6 +418,10 @@ class SqlReportJobs:
         assert job is not None
         return job
 
+    def under_way(self, requested_by: int) -> int:
+        return self.session.execute(select(func.count()).select_from(report_jobs).where(
+            report_jobs.c.requested_by == requested_by, report_jobs.c.status.in_((QUEUED, RUNNING)))).scalar_one()
+
     def get(self, job_id: int) -> ReportJob | None:
         row = self.session.execute(select(report_jobs).where(report_jobs.c.id == job_id)).first()
         return None if row is None else _job(row)

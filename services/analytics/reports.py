@@ -37,7 +37,7 @@ from services.analytics.domain import (
 )
 from services.analytics.uow import AnalyticsUnitOfWork
 from services.common.db import utcnow
-from services.common.errors import Conflict, InvalidInput, NotFound
+from services.common.errors import Conflict, InvalidInput, NotFound, RateLimited
 from services.common.formats import REPORT_FORMATS, REPORT_KINDS
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ EVENTS_PAGE = 2000               # raw events read at a time
 HEARTBEAT_STALE = timedelta(minutes=5)  # a running job not heard from for this long is taken over by another runner
 REPORT_RETENTION = timedelta(days=7)    # default of ANALYTICS_REPORT_RETENTION_DAYS: a done report's file is kept this long
 EXPIRY_EVERY = timedelta(minutes=10)    # how often the runner looks for reports to expire
+MAX_REPORTS_UNDER_WAY = 10              # queued or running reports one analyst may have at once
 
 Progress = Callable[[int], None]  # rows written so far
 
@@ -232,6 +233,12 @@ def create_report(uow: AnalyticsUnitOfWork, *, kind: str, format: str, from_date
     check_request(kind, format)
     period = service.report_period(from_date, to_date, today)
     with uow:
+        # Each may read a year of raw events and keeps a file for days. A soft limit: two asked at the same moment
+        # may both pass it.
+        under_way = uow.reports.under_way(requested_by)
+        if under_way >= MAX_REPORTS_UNDER_WAY:
+            raise RateLimited("REPORTS_UNDER_WAY", f"at most {MAX_REPORTS_UNDER_WAY} reports queued or running at "
+                              "once; ask again when one is done", details={"under_way": under_way, "retry_after": 60})
         job = uow.reports.add(kind=kind, format=format, period=period, requested_by=requested_by, now=utcnow())
         uow.commit()
     return job

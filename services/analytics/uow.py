@@ -77,6 +77,9 @@ class RollupRepository(Protocol):
 class ReportJobRepository(Protocol):
     def add(self, *, kind: str, format: str, period: Period, requested_by: int, now: datetime) -> ReportJob: ...
 
+    def under_way(self, requested_by: int) -> int:
+        """How many of the analyst's jobs are queued or running."""
+
     def get(self, job_id: int) -> ReportJob | None: ...
 
     def claim(self, *, now: datetime, stale_before: datetime) -> ReportJob | None:

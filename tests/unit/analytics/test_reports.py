@@ -23,7 +23,7 @@ from services.analytics.db import BACKUP_TABLES, SqlAnalyticsUnitOfWork, raw_eve
 from services.analytics.domain import FIGURES, Period, ReportJob
 from services.common.config import ConfigError, Env
 from services.common.db import utcnow
-from services.common.errors import Conflict, InvalidInput, NotFound
+from services.common.errors import Conflict, InvalidInput, NotFound, RateLimited
 from services.common.runtime import main
 from tests.fixtures.analytics_stream import D1, D2, EXPECTED_D1, EXPECTED_D2, EXPECTED_TOTALS, at, page_view, stream
 from tests.fixtures.keys import JwtKeys
@@ -244,6 +244,25 @@ def test_unknown_kinds_and_formats_are_refused(uow, kind: str, fmt: str, code: s
     with pytest.raises(InvalidInput) as refused:
         reports.create_report(uow(), kind=kind, format=fmt, from_date="", to_date="", requested_by=7)
     assert refused.value.code == code
+
+
+def test_an_analyst_has_at_most_ten_reports_under_way_at_once(uow) -> None:
+    # Each export may read a year of raw events and keeps a file for days: one account cannot queue without end.
+    def ask(requested_by: int) -> ReportJob:
+        return reports.create_report(uow(), kind="events", format="xlsx", from_date="2026-01-01",
+                                     to_date="2026-12-31", requested_by=requested_by)
+
+    mine = [ask(7) for _ in range(reports.MAX_REPORTS_UNDER_WAY)]
+    with pytest.raises(RateLimited) as refused:
+        ask(7)
+    others = ask(8)  # another analyst's are counted apart
+    with uow() as unit:  # one of user 7's is done: room for the next
+        unit.reports.update(mine[0].id, status="done")
+        unit.commit()
+    again = ask(7)
+
+    assert (refused.value.code, refused.value.details) == ("REPORTS_UNDER_WAY", {"under_way": 10, "retry_after": 60})
+    assert (others.status, again.status, again.id) == ("queued", "queued", others.id + 1)
 
 
 def test_an_unknown_report_is_not_found(uow) -> None:
