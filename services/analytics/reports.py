@@ -66,14 +66,18 @@ class Report:
 # The rows of each kind. Figures and steps are the admin API's, over the same period; "total" rows are the period's.
 
 OVERVIEW_COLUMNS = (*FIGURES, "net_gmv_fen", "average_order_value_fen")
+# Money that came in for orders that could not take it, and went back: no figure of the overview (neither sales nor
+# their refunds), but finance ties the money ledger's late rows to them, day by day.
+LATE_COLUMNS = ("late_payments", "late_payment_fen", "late_refunds", "late_refund_fen")
+DAILY_COLUMNS = (*OVERVIEW_COLUMNS, *LATE_COLUMNS)
 FUNNEL_COLUMNS = ("viewed", "added_to_cart", "ordered", "paid")
 
 
 def _daily(uow: AnalyticsUnitOfWork, period: Period) -> Report:
     found = service.get_overview(uow, from_date=period.first.isoformat(), to_date=period.last.isoformat())
-    rows = [(d.day.isoformat(), *(d.figures[name] for name in OVERVIEW_COLUMNS)) for d in found.days]
-    rows.append(("total", *(found.totals[name] for name in OVERVIEW_COLUMNS)))
-    return Report(("date", *OVERVIEW_COLUMNS), len(rows), rows)
+    rows = [(d.day.isoformat(), *(d.figures[name] for name in DAILY_COLUMNS)) for d in found.days]
+    rows.append(("total", *(found.totals[name] for name in DAILY_COLUMNS)))
+    return Report(("date", *DAILY_COLUMNS), len(rows), rows)
 
 
 def _funnel(uow: AnalyticsUnitOfWork, period: Period) -> Report:

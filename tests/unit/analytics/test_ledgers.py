@@ -234,6 +234,28 @@ def test_each_wechat_pay_transaction_of_an_order_is_its_own_payment_or_late_paym
                                        "late_refund_fen")] == [1, 1_500, 2, 3_000, 1, 1_500]
 
 
+def test_the_daily_export_has_each_days_late_payments_and_refunds_the_money_ledger_adds_up_to(uow, tmp_path) -> None:
+    # O7's late payment went back the same day; O8's was received on D1 and refunded only on D2: on D1 the shop held
+    # 678 fen that were not a sale. The daily export shows it, so finance can tie the money ledger's late rows to it.
+    consume(uow(), [late_payment("O7", 4, 12_345, "wechat", "too_late", at(D1, 9)),  # type: ignore[arg-type]
+                    late_refund("O7", 4, 12_345, "wechat", at(D1, 9, 1)),
+                    late_payment("O8", 5, 678, "wechat", "cancelled", at(D1, 23)),
+                    late_refund("O8", 5, 678, "wechat", at(D2, 0, 30))])
+
+    reports.export(uow(), kind="daily", format="csv", period=PERIOD, path=tmp_path / "daily.csv")
+
+    header, *rows = read_csv(tmp_path / "daily.csv")
+    late = [header.index(name) for name in ("date", "late_payments", "late_payment_fen", "late_refunds",
+                                            "late_refund_fen")]
+    assert [[row[i] for i in late] for row in rows] == [
+        ["2026-11-20", "2", "13023", "1", "12345"], ["2026-11-21", "0", "0", "1", "678"], ["total", "2", "13023", "2", "13023"]]
+    ledger: dict[tuple[str, str], int] = {}
+    for row in ledgers.money_rows(uow(), PERIOD):
+        ledger[row[0], row[2]] = ledger.get((row[0], row[2]), 0) + row[4]
+    assert ledger == {("2026-11-20", "late_payment"): 13_023, ("2026-11-20", "late_payment_refund"): -12_345,
+                      ("2026-11-21", "late_payment_refund"): -678}
+
+
 def test_a_withdrawal_published_before_member_withdrawn_carried_its_number_leaves_those_cells_empty(uow) -> None:
     consume(uow(), shop())  # type: ignore[arg-type]
 
