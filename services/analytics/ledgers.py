@@ -112,7 +112,7 @@ ORDER_COLUMNS = (
     "date", "order_no", "created_at", "user_id", "province", "units", "items_total_fen", "level_discount_fen",
     "coupon_discount_fen", "points_discount_fen", "freight_fen", "payable_fen", "paid_at", "pay_channel",
     "out_trade_no", "paid_fen", "coupon_id", "points_used", "cancelled_at", "cancelled_by", "refunds",
-    "refunded_fen", "last_refunded_at", "state",
+    "refunded_fen", "points_returned", "last_refunded_at", "state",
 )
 
 
@@ -151,26 +151,29 @@ def order_row(raw: RawEvent, created: OrderCreated, later: list[Decoded]) -> Row
     if cancelled := _first(later, OrderCancelled):
         event, message = cancelled
         values |= {"cancelled_at": _at(message.cancelled_at, event), "cancelled_by": message.cancelled_by}
-    refunds: dict[str, tuple[int, str]] = {}
+    refunds: dict[str, OrderRefunded] = {}
+    refunded_at: dict[str, str] = {}
     for event, message in later:
-        if isinstance(message, OrderRefunded):
-            refunds.setdefault(message.refund_no, (message.amount_fen, _at(message.refunded_at, event)))
-    refunded_fen = sum(amount for amount, _ in refunds.values())
+        if isinstance(message, OrderRefunded) and message.refund_no not in refunds:
+            refunds[message.refund_no], refunded_at[message.refund_no] = message, _at(message.refunded_at, event)
+    refunded_fen = sum(refund.amount_fen for refund in refunds.values())
     values |= {"refunds": len(refunds), "refunded_fen": refunded_fen,
-               "last_refunded_at": max((at for _, at in refunds.values()), default=None),
+               "points_returned": sum(refund.points_returned for refund in refunds.values()),
+               "last_refunded_at": max(refunded_at.values(), default=None),
                "state": order_state(paid_fen=values["paid_fen"], refunded_fen=refunded_fen, paid=paid is not None,
-                                    cancelled=cancelled is not None)}
+                                    cancelled=cancelled is not None, refunds=len(refunds))}
     return tuple(values.get(column) for column in ORDER_COLUMNS)
 
 
-def order_state(*, paid_fen: int, refunded_fen: int, paid: bool, cancelled: bool) -> str:
+def order_state(*, paid_fen: int, refunded_fen: int, paid: bool, cancelled: bool, refunds: int = 0) -> str:
     """What the events say of the order (the analytics service is not told of shipping or receipt): refunded
-    (in full), cancelled (a paid one: its refund under way), partly_refunded, paid or pending_payment."""
+    (in full), cancelled (a paid one: its refund under way), partly_refunded (`refunds`: how many, a refund of
+    0 fen included: units paid with points alone, their points given back), paid or pending_payment."""
     if refunded_fen and refunded_fen >= paid_fen:
         return "refunded"
     if cancelled:
         return "cancelled"
-    if refunded_fen:
+    if refunded_fen or refunds:
         return "partly_refunded"
     return "paid" if paid else "pending_payment"
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from mall.events.v1.order_events_pb2 import OrderPaid
+from mall.events.v1.order_events_pb2 import LatePaymentReceived, OrderAmounts, OrderPaid
 from openpyxl import load_workbook
 from sqlalchemy import Engine
 
@@ -22,10 +22,12 @@ from tests.fixtures.analytics_ledgers import (
     ORDERS,
     SMALL,
     created,
+    event,
     late_payment,
     late_refund,
     one,
     paid,
+    refunded,
     shop,
 )
 from tests.fixtures.analytics_stream import D1, D2, at, republished, stream
@@ -80,7 +82,26 @@ def test_a_period_lists_only_its_own_days(uow) -> None:
 def test_an_orders_state_follows_its_events(refunded_fen: int, paid_fen: int, is_paid: bool, is_cancelled: bool,
                                             state: str) -> None:
     assert ledgers.order_state(paid_fen=paid_fen, refunded_fen=refunded_fen, paid=is_paid,
-                               cancelled=is_cancelled) == state
+                               cancelled=is_cancelled, refunds=1 if refunded_fen else 0) == state
+
+
+def test_points_a_refund_gives_back_are_on_its_orders_row_and_a_refund_of_0_fen_partly_refunds_it(uow) -> None:
+    # O9 cost nothing to pay (a coupon and 1,000 points); 1 of its 3 units could not be supplied: its refund moved 0
+    # fen and gave back 333 points. O10 was paid 5,000 fen and 200 points; 2 units were refunded, 2,000 fen and 100
+    # points, and that refund was re-published under a new event id.
+    free = OrderAmounts(items_total_fen=3_000, coupon_discount_fen=2_000, points_discount_fen=1_000, payable_fen=0)
+    o10 = OrderAmounts(items_total_fen=5_200, points_discount_fen=200, payable_fen=5_000)
+    back = refunded("O10", 10, "RF10", 2_000, "wechat", at(D2, 9, 30), points_returned=100)
+    consume(uow(), [created("O9", 9, at(D1, 9), [one(3, 1_000)], free),  # type: ignore[arg-type]
+                    paid("O9", 9, at(D1, 9, 1), free, "none", points_used=1_000),
+                    refunded("O9", 9, "RF9", 0, "none", at(D2, 9), points_returned=333),
+                    created("O10", 10, at(D1, 11), [one(4, 1_300)], o10),
+                    paid("O10", 10, at(D1, 11, 1), o10, "wechat", points_used=200), back, republished(back)])
+
+    columns = [ledgers.ORDER_COLUMNS.index(name) for name in ("order_no", "paid_fen", "points_used", "refunds",
+                                                              "refunded_fen", "points_returned", "state")]
+    assert [tuple(row[i] for i in columns) for row in ledgers.order_rows(uow(), PERIOD)] == [
+        ("O9", 0, 1_000, 1, 0, 333, "partly_refunded"), ("O10", 5_000, 200, 1, 2_000, 100, "partly_refunded")]
 
 
 def test_the_money_ledgers_totals_per_day_are_the_daily_reports(uow) -> None:
@@ -189,6 +210,50 @@ def test_a_late_payment_and_its_refund_are_counted_once_apart_from_sales_and_the
         ("2026-11-21", "late_payment_refund", "balance", -678, "O8", "O8", "LATEWO8", None)]
     assert [row[-1] for row in rows][2:] == [wallet.event_id, wallet_back.event_id]
     assert {rows[0][-1], rows[1][-1]} <= {late.event_id, late_again.event_id, back.event_id, back_again.event_id}
+
+
+def test_each_wechat_pay_transaction_of_an_order_is_its_own_payment_or_late_payment(uow) -> None:
+    # O6's first transaction (O6) was closed when its wallet payment was declined; it was paid under O6_2, then the
+    # shopper's old payment page paid O6 as well (a late payment, refunded LATEO6) and a third one O6_3 too.
+    payment = paid("O6", 6, at(D1, 9), SMALL, "wechat")
+    moved = OrderPaid.FromString(payment.payload)
+    moved.out_trade_no = "O6_2"
+    payment.payload = moved.SerializeToString()
+    first = late_payment("O6", 6, 1_500, "wechat", "paid_otherwise", at(D1, 9, 5))
+    third = LatePaymentReceived.FromString(late_payment("O6", 6, 1_500, "wechat", "paid_otherwise", at(D1, 9, 7)).payload)
+    third.out_trade_no, third.refund_no = "O6_3", "LATEO6_3"
+    consume(uow(), [payment, first, event(third, "O6", at(D1, 9, 7)),  # type: ignore[arg-type]
+                    late_refund("O6", 6, 1_500, "wechat", at(D1, 9, 6))])
+
+    columns = [ledgers.MONEY_COLUMNS.index(name) for name in ("movement", "amount_fen", "out_trade_no", "refund_no")]
+    assert [tuple(row[i] for i in columns) for row in ledgers.money_rows(uow(), PERIOD)] == [
+        ("payment", 1_500, "O6_2", None), ("late_payment", 1_500, "O6", None),
+        ("late_payment_refund", -1_500, "O6", "LATEO6"), ("late_payment", 1_500, "O6_3", None)]
+    figures = service.get_overview(uow(), from_date=D1.isoformat(), to_date=D1.isoformat()).totals
+    assert [figures[name] for name in ("paid_orders", "gmv_fen", "late_payments", "late_payment_fen", "late_refunds",
+                                       "late_refund_fen")] == [1, 1_500, 2, 3_000, 1, 1_500]
+
+
+def test_the_daily_export_has_each_days_late_payments_and_refunds_the_money_ledger_adds_up_to(uow, tmp_path) -> None:
+    # O7's late payment went back the same day; O8's was received on D1 and refunded only on D2: on D1 the shop held
+    # 678 fen that were not a sale. The daily export shows it, so finance can tie the money ledger's late rows to it.
+    consume(uow(), [late_payment("O7", 4, 12_345, "wechat", "too_late", at(D1, 9)),  # type: ignore[arg-type]
+                    late_refund("O7", 4, 12_345, "wechat", at(D1, 9, 1)),
+                    late_payment("O8", 5, 678, "wechat", "cancelled", at(D1, 23)),
+                    late_refund("O8", 5, 678, "wechat", at(D2, 0, 30))])
+
+    reports.export(uow(), kind="daily", format="csv", period=PERIOD, path=tmp_path / "daily.csv")
+
+    header, *rows = read_csv(tmp_path / "daily.csv")
+    late = [header.index(name) for name in ("date", "late_payments", "late_payment_fen", "late_refunds",
+                                            "late_refund_fen")]
+    assert [[row[i] for i in late] for row in rows] == [
+        ["2026-11-20", "2", "13023", "1", "12345"], ["2026-11-21", "0", "0", "1", "678"], ["total", "2", "13023", "2", "13023"]]
+    ledger: dict[tuple[str, str], int] = {}
+    for row in ledgers.money_rows(uow(), PERIOD):
+        ledger[row[0], row[2]] = ledger.get((row[0], row[2]), 0) + row[4]
+    assert ledger == {("2026-11-20", "late_payment"): 13_023, ("2026-11-20", "late_payment_refund"): -12_345,
+                      ("2026-11-21", "late_payment_refund"): -678}
 
 
 def test_a_withdrawal_published_before_member_withdrawn_carried_its_number_leaves_those_cells_empty(uow) -> None:
