@@ -299,6 +299,13 @@ def mount_channel_files(service: str, objects: list[dict[str, Any]]) -> None:
                                            for c in channels)]
 
 
+def kafka_credentials(client: str) -> list[dict[str, Any]]:
+    """Kafka SASL credentials, one user per service and one for the gateway (KAFKA_SECURITY_PROTOCOL=SASL_SSL in the
+    overlay's minimall-config, which every process reads); the secret is optional while the brokers take plaintext."""
+    return [{"name": f"KAFKA_SASL_{part.upper()}", "valueFrom": {"secretKeyRef": {
+        "name": "minimall-kafka", "key": f"{client}-{part}", "optional": True}}} for part in ("username", "password")]
+
+
 def service_env(service: str) -> list[dict[str, Any]]:
     prefix = service.upper()
     env = [
@@ -307,10 +314,7 @@ def service_env(service: str) -> list[dict[str, Any]]:
         {"name": f"{prefix}_DATABASE_URL",
          "valueFrom": {"secretKeyRef": {"name": "minimall-database", "key": service}}},
         {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-        # Kafka SASL credentials, one user per service (KAFKA_SECURITY_PROTOCOL=SASL_SSL in the
-        # overlay's minimall-config); the secret is optional while the brokers take plaintext.
-        *({"name": f"KAFKA_SASL_{part.upper()}", "valueFrom": {"secretKeyRef": {
-            "name": "minimall-kafka", "key": f"{service}-{part}", "optional": True}}} for part in ("username", "password")),
+        *kafka_credentials(service),
     ]
     if service in OWN_IDENTITY:  # one Secret per service: a pod never holds another service's token
         env.append({"name": "SERVICE_TOKEN", "valueFrom": {"secretKeyRef": {
@@ -439,7 +443,10 @@ def gateway_objects() -> list[dict[str, Any]]:
            {"name": "GUNICORN_CMD_ARGS", "value": "--worker-tmp-dir /dev/shm"},
            {"name": "REDIS_URL", "valueFrom": {"secretKeyRef": {"name": "minimall-gateway", "key": "redis-url"}}},
            {"name": "GATEWAY_RATE_LIMIT_SECRET",
-            "valueFrom": {"secretKeyRef": {"name": "minimall-gateway", "key": "rate-limit-secret"}}}]
+            "valueFrom": {"secretKeyRef": {"name": "minimall-gateway", "key": "rate-limit-secret"}}},
+           # Its catalogue cache follows product-changed (gateway/wsgi.py) with the brokers' settings of
+           # minimall-config: with SASL on, a gateway without its own Kafka user would not start.
+           *kafka_credentials("gateway")]
     gateway = deployment(
         "gateway", "gateway", "minimall/gateway", env=env,
         ports=[{"name": "http", "containerPort": GATEWAY_PORT}],
