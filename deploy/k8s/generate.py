@@ -363,12 +363,15 @@ def service_objects(service: str) -> list[dict[str, Any]]:
     private = service == "user"
     env = service_env(service)
     metrics = {"name": "metrics", "containerPort": metrics_port}
-    # Serve: SHUTDOWN_DELAY_SECONDS (5) + SHUTDOWN_GRACE_SECONDS (10) must end before the kill.
+    # Serve: SHUTDOWN_DELAY_SECONDS (5) + SHUTDOWN_GRACE_SECONDS (10) of drain, then the process waits for its jobs
+    # up to Kafka's delivery timeout + 5 s (services/common/runtime.py run_roles: a reconciliation round asking WeChat
+    # Pay, the order service's live-settings watch in its 30 s Consul long poll), all before the kill: 80 s at most
+    # with the defaults, as long as a relay's; an idle server still exits within seconds.
     # Requests follow bench/memory.py: a service process holds ~120 MB at rest (the product service ~185 MB).
     server = deployment(
         service, "server", image, args=["serve"], env=env,
         ports=[{"name": "grpc", "containerPort": grpc_port}, metrics],
-        probes=grpc_probes(grpc_port), res=resources("100m", "192Mi", "1", "384Mi"), grace=30,
+        probes=grpc_probes(grpc_port), res=resources("100m", "192Mi", "1", "384Mi"), grace=90,
         metrics_port=metrics_port, private_key=private,
         # Pods starting at once take turns on a PostgreSQL advisory lock (services/common/migrations.py):
         # the first upgrades (one transaction per revision), the next finds the schema at head.
