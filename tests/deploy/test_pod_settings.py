@@ -273,6 +273,17 @@ def test_every_process_starts_as_its_own_kafka_user_when_the_brokers_require_sas
     assert users == {process: (f"minimall-{name}", True) for name, process, _, _ in processes(objects)}
 
 
+def test_the_dev_overlay_names_every_secret_to_create_before_its_first_apply(rendered: dict[str, Objects]) -> None:
+    """Its header is the dev checklist: a required secret left out of it leaves its pods in
+    CreateContainerConfigError on the first apply."""
+    header = "\n".join(line for line in (K8S / "overlays" / "dev" / "kustomization.yaml").read_text().splitlines()
+                       if line.startswith("#"))
+    generated = {o["metadata"]["name"] for o in rendered["dev"] if o["kind"] == "Secret"}
+    by_hand = required_secrets(rendered["dev"]) - generated
+
+    assert by_hand - set(re.findall(r"minimall-[a-z0-9-]*[a-z0-9]", header)) == set()
+
+
 IDENTITY_KEYS_MISSING = "ConfigError: IDENTITY_KEYS must be set (kid:base64 AES-256 key, active key first)"
 WECHATPAY_MISSING = "ConfigError: WECHATPAY_APIV3_KEY must be set"
 
