@@ -208,9 +208,12 @@ def deployment(name: str, component: str, image: str, *, args: list[str] | None 
     pod_spec |= {
         "containers": [container],
         "volumes": [jwt_volume(private_key), previous_jwt_volume(), {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+        # Only nodes the pod may run on count (nodeTaintsPolicy Honor): by default a tainted node (control plane, a
+        # dedicated pool) is a domain holding none of the pods, and with prod's DoNotSchedule no other node could
+        # take a second pod.
         "topologySpreadConstraints": [{
             "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
-            "labelSelector": {"matchLabels": labels(name, component)}}],
+            "labelSelector": {"matchLabels": labels(name, component)}, "nodeTaintsPolicy": "Honor"}],
     }
     # Labels beyond the selector's: whether the role calls services over gRPC (GRPC_CLIENT_LABEL)
     pod_labels = labels(name, component) | ({GRPC_CLIENT_LABEL: "true"} if ROLE_CALLS.get((name, component)) else {})

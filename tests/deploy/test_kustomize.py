@@ -166,6 +166,20 @@ def test_every_deployment_and_statefulset_is_covered_by_a_pod_disruption_budget(
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_pods_spread_over_the_nodes_they_may_run_on_only(rendered: dict[str, Objects], overlay: str) -> None:
+    """A spread constraint counts every node as a domain unless told to honour taints (nodeTaintsPolicy defaults to
+    Ignore): a tainted node (control plane, a dedicated pool) holds 0 of the pods for ever, so with maxSkew 1 and
+    DoNotSchedule (prod's servers and gateway) no untainted node may take a second one, and an HPA scaling past one
+    pod per node leaves its new pods Pending."""
+    problems = []
+    for deployment in own_deployments(rendered[overlay]):
+        for constraint in deployment["spec"]["template"]["spec"].get("topologySpreadConstraints", []):
+            if constraint.get("nodeTaintsPolicy") != "Honor":
+                problems.append(f"{deployment['metadata']['name']}: {constraint['whenUnsatisfiable']} counts tainted nodes")
+    assert problems == []
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_servers_use_native_grpc_probes_and_the_gateway_its_http_health_endpoints(
         rendered: dict[str, Objects], overlay: str) -> None:
     for service in SERVICES:
