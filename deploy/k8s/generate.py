@@ -242,12 +242,18 @@ def grpc_probes(port: int) -> dict[str, Any]:
     }
 
 
-def http_probes(port: int | str, ready: str, live: str) -> dict[str, Any]:
+def http_probes(port: int | str, ready: str, live: str, live_timeout: int = 2) -> dict[str, Any]:
     return {
         "readinessProbe": {"httpGet": {"path": ready, "port": port}, "periodSeconds": 5, "failureThreshold": 2},
         "livenessProbe": {"httpGet": {"path": live, "port": port}, "periodSeconds": 10, "failureThreshold": 3,
-                          "timeoutSeconds": 2},
+                          "timeoutSeconds": live_timeout},
     }
+
+
+# The base's GATEWAY_GRPC_TIMEOUT_MS (base/kustomization.yaml), in seconds. /healthz waits for a worker thread like
+# any request: with every thread held that long by a slow service, a shorter liveness timeout would restart the
+# gateways and spread one service's slowness to the whole API.
+GATEWAY_GRPC_TIMEOUT_SECONDS = 5
 
 
 USER_PROVIDER_SECRETS = {
@@ -456,7 +462,8 @@ def gateway_objects() -> list[dict[str, Any]]:
     gateway = deployment(
         "gateway", "gateway", "minimall/gateway", env=env,
         ports=[{"name": "http", "containerPort": GATEWAY_PORT}],
-        probes=http_probes("http", "/readyz", "/healthz"), res=resources("200m", "192Mi", "2", "512Mi"),
+        probes=http_probes("http", "/readyz", "/healthz", live_timeout=GATEWAY_GRPC_TIMEOUT_SECONDS + 2),
+        res=resources("200m", "192Mi", "2", "512Mi"),
         # gunicorn stops accepting at SIGTERM: keep serving while the endpoint removal spreads
         # (the preStop sleep), then gunicorn's graceful_timeout (10 s) for requests in flight.
         grace=30, metrics_port=GATEWAY_PORT,

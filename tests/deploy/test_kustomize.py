@@ -717,6 +717,16 @@ def gateway_container(objects: Objects) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_gateway_is_not_killed_for_waiting_on_a_slow_service(rendered: dict[str, Objects], overlay: str) -> None:
+    """/healthz waits for a thread of the worker like any request (gunicorn gthread): with every thread held the full
+    gRPC deadline by a slow service, it waits about one deadline. A liveness timeout shorter than that restarts every
+    gateway while one service is slow, dropping all requests in flight and spreading the outage to the whole API."""
+    container = gateway_container(rendered[overlay])
+    deadline = int(config_map(rendered[overlay], "minimall-config")["GATEWAY_GRPC_TIMEOUT_MS"]) / 1000
+    assert container["livenessProbe"]["timeoutSeconds"] > deadline
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_uploads_go_where_every_gateway_replica_finds_them(rendered: dict[str, Objects], overlay: str) -> None:
     """The root filesystem is read-only: LocalMediaStorage's default var/media there fails every upload, and a
     pod's own directory is not another replica's."""
