@@ -242,12 +242,19 @@ def grpc_probes(port: int) -> dict[str, Any]:
     }
 
 
-def http_probes(port: int | str, ready: str, live: str, live_timeout: int = 2) -> dict[str, Any]:
+def http_probes(port: int | str, ready: str, live: str, *, ready_timeout: int = 1, live_timeout: int = 2) -> dict[str, Any]:
     return {
-        "readinessProbe": {"httpGet": {"path": ready, "port": port}, "periodSeconds": 5, "failureThreshold": 2},
+        "readinessProbe": {"httpGet": {"path": ready, "port": port}, "periodSeconds": max(5, ready_timeout + 3),
+                           "failureThreshold": 2, "timeoutSeconds": ready_timeout},
         "livenessProbe": {"httpGet": {"path": live, "port": port}, "periodSeconds": 10, "failureThreshold": 3,
                           "timeoutSeconds": live_timeout},
     }
+
+
+# The gateway's /readyz asks each service's gRPC health in turn, each up to this long (services/common/clients.py
+# ServiceClients.health): its probe waits for all of them, or one service not answering, even one the gateway does
+# not need (GATEWAY_READY_REQUIRES), would take every gateway out of rotation.
+SERVICE_HEALTH_TIMEOUT_SECONDS = 1
 
 
 # The base's GATEWAY_GRPC_TIMEOUT_MS (base/kustomization.yaml), in seconds. /healthz waits for a worker thread like
@@ -462,7 +469,8 @@ def gateway_objects() -> list[dict[str, Any]]:
     gateway = deployment(
         "gateway", "gateway", "minimall/gateway", env=env,
         ports=[{"name": "http", "containerPort": GATEWAY_PORT}],
-        probes=http_probes("http", "/readyz", "/healthz", live_timeout=GATEWAY_GRPC_TIMEOUT_SECONDS + 2),
+        probes=http_probes("http", "/readyz", "/healthz", ready_timeout=len(SERVICES) * SERVICE_HEALTH_TIMEOUT_SECONDS + 2,
+                           live_timeout=GATEWAY_GRPC_TIMEOUT_SECONDS + 2),
         res=resources("200m", "192Mi", "2", "512Mi"),
         # gunicorn stops accepting at SIGTERM: keep serving while the endpoint removal spreads
         # (the preStop sleep), then gunicorn's graceful_timeout (10 s) for requests in flight.

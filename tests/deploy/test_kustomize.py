@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import importlib.util
+import inspect
 import os
 import re
 import runpy
@@ -18,6 +19,7 @@ import pytest
 import yaml
 
 from gateway.storage import S3MediaStorage, object_storage
+from services.common.clients import ServiceClients
 from services.common.config import GRPC_PORTS, METRICS_PORTS, SERVICES, Env
 from services.common.events import TOPICS
 from services.common.kafka import LINGER_MS
@@ -724,6 +726,16 @@ def test_the_gateway_is_not_killed_for_waiting_on_a_slow_service(rendered: dict[
     container = gateway_container(rendered[overlay])
     deadline = int(config_map(rendered[overlay], "minimall-config")["GATEWAY_GRPC_TIMEOUT_MS"]) / 1000
     assert container["livenessProbe"]["timeoutSeconds"] > deadline
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_gateways_readiness_waits_for_every_service_it_asks_about(rendered: dict[str, Objects], overlay: str) -> None:
+    """/readyz asks every service's gRPC health in turn, each up to its deadline (ServiceClients.health), and lists
+    them all. With the probe's default 1 s, one service not answering (analytics, not in GATEWAY_READY_REQUIRES)
+    made every gateway unready: the whole API out of rotation for a service it does not need."""
+    probe = gateway_container(rendered[overlay])["readinessProbe"]
+    per_service = inspect.signature(ServiceClients.health).parameters["timeout_seconds"].default
+    assert probe.get("timeoutSeconds", 1) > len(SERVICES) * per_service
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
