@@ -26,7 +26,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -47,6 +47,14 @@ log = logging.getLogger(__name__)
 SCHEMA = "WECHATPAY2-SHA256-RSA2048"
 DEFAULT_API_BASE = "https://api.mch.weixin.qq.com"
 APIV3_KEY_BYTES = 32
+CHINA = timezone(timedelta(hours=8))  # WeChat Pay's examples and answers write times in Beijing time
+CURRENCY = "CNY"
+PAYMENT_EVENTS = frozenset({"TRANSACTION.SUCCESS"})  # the only event a payment notify carries
+REFUND_EVENTS = frozenset({"REFUND.SUCCESS", "REFUND.ABNORMAL", "REFUND.CLOSED"})
+# Besides 5xx, answers that refuse no request of ours for good: 401 (WeChat Pay refused our signature: our keys or
+# clock) and 429 FREQUENCY_LIMITED (nothing done; the same request may be sent again later). Raised as
+# WechatPayUnavailable, never WechatPayApiError, whose callers take it for a final "no" (a refund closed).
+RETRYABLE_STATUSES = frozenset({401, 429})
 
 
 class WechatPayError(ChannelError):
@@ -242,8 +250,8 @@ class WechatPay:
             raise ValueError("time_expire must be timezone-aware")
         body: dict[str, Any] = {
             "appid": self.settings.appid, "mchid": self.settings.mchid, "description": description,
-            "out_trade_no": out_trade_no, "time_expire": time_expire.astimezone(UTC).isoformat(timespec="seconds"),
-            "notify_url": notify_url, "amount": {"total": amount_fen, "currency": "CNY"},
+            "out_trade_no": out_trade_no, "time_expire": time_expire.astimezone(CHINA).isoformat(timespec="seconds"),
+            "notify_url": notify_url, "amount": {"total": amount_fen, "currency": CURRENCY},
             "payer": {"openid": payer_openid},
         }
         if attach is not None:
@@ -283,7 +291,7 @@ class WechatPay:
         if not 0 < refund_fen <= total_fen:
             raise ValueError("refund_fen must be in 1..total_fen")
         body: dict[str, Any] = {"out_trade_no": out_trade_no, "out_refund_no": out_refund_no,
-                                "amount": {"refund": refund_fen, "total": total_fen, "currency": "CNY"}}
+                                "amount": {"refund": refund_fen, "total": total_fen, "currency": CURRENCY}}
         if reason is not None:
             body["reason"] = reason
         notify_url = notify_url or self.refund_notify_url
@@ -322,7 +330,7 @@ class WechatPay:
 
     def verify_notify(self, headers: Mapping[str, str], body: bytes | str) -> PaymentNotice:
         """A payment notify (TRANSACTION.SUCCESS), verified and decrypted; NotifyRejected with the reason otherwise."""
-        resource = self._notify_resource(headers, body, "transaction")
+        resource, _ = self._notify_resource(headers, body, "transaction", PAYMENT_EVENTS)
         notice = self._transaction(resource, error=NotifyRejected)
         if notice.mchid != self.settings.mchid:
             raise NotifyRejected("mchid does not match this merchant")
@@ -331,18 +339,28 @@ class WechatPay:
         return notice
 
     def verify_refund_notify(self, headers: Mapping[str, str], body: bytes | str) -> Refund:
-        """A refund notify (REFUND.SUCCESS / ABNORMAL / CLOSED), verified and decrypted."""
-        refund = self._refund(self._notify_resource(headers, body, "refund"), "refund_status", error=NotifyRejected)
+        """A refund notify (REFUND.SUCCESS / ABNORMAL / CLOSED), verified and decrypted; its event names its status."""
+        resource, event_type = self._notify_resource(headers, body, "refund", REFUND_EVENTS)
+        refund = self._refund(resource, "refund_status", error=NotifyRejected)
         if refund.mchid != self.settings.mchid:
             raise NotifyRejected("mchid does not match this merchant")
+        if event_type != f"REFUND.{refund.status}":
+            raise NotifyRejected(f"the event {event_type} contradicts the refund status {refund.status}")
         return refund
 
-    def _notify_resource(self, headers: Mapping[str, str], body: bytes | str, original_type: str) -> dict[str, Any]:
+    def _notify_resource(self, headers: Mapping[str, str], body: bytes | str, original_type: str,
+                         events: frozenset[str]) -> tuple[dict[str, Any], str]:
+        """The decrypted resource of a signed notify of one of `events`, and the event."""
         raw = body.encode() if isinstance(body, str) else body
         self._verify_signed(headers, raw, NotifyRejected)
         try:
             envelope = json.loads(raw)
             resource = envelope["resource"]
+            if envelope.get("resource_type") != "encrypt-resource":
+                raise NotifyRejected(f"unsupported resource_type {envelope.get('resource_type')!r}")
+            if envelope.get("event_type") not in events:
+                raise NotifyRejected(f"unexpected event_type {envelope.get('event_type')!r} for a {original_type} "
+                                     f"notify")
             if resource.get("algorithm") != "AEAD_AES_256_GCM":
                 raise NotifyRejected(f"unsupported resource algorithm {resource.get('algorithm')!r}")
             plain = aead_decrypt(self.settings.apiv3_key, resource["nonce"], resource.get("associated_data") or "",
@@ -359,7 +377,7 @@ class WechatPay:
             raise NotifyRejected("the decrypted resource is not JSON") from None
         if not isinstance(decrypted, dict):
             raise NotifyRejected("the decrypted resource is not a JSON object")
-        return decrypted
+        return decrypted, envelope["event_type"]
 
     # -- the wire --------------------------------------------------------------------------------
 
@@ -397,7 +415,7 @@ class WechatPay:
         except requests.RequestException as exc:
             log.warning("WeChat Pay %s %s: no answer (%s)", method, path, type(exc).__name__)
             raise WechatPayUnavailable(f"no answer from WeChat Pay ({type(exc).__name__})") from None
-        if response.status_code >= 500 or response.status_code == 401:
+        if response.status_code >= 500 or response.status_code in RETRYABLE_STATUSES:
             code = _error_code(response.content)
             log.error("WeChat Pay %s %s: HTTP %s %s (Request-ID %s)", method, path, response.status_code, code,
                       response.headers.get("Request-ID"))
@@ -416,26 +434,37 @@ class WechatPay:
     def _transaction(self, data: dict[str, Any], error: type[WechatPayError] = WechatPayUnavailable) -> PaymentNotice:
         try:
             amount, payer = data.get("amount") or {}, data.get("payer") or {}
-            return PaymentNotice(
+            notice = PaymentNotice(
                 out_trade_no=str(data["out_trade_no"]), transaction_id=data.get("transaction_id") or None,
                 trade_state=str(data["trade_state"]), amount_total_fen=int(amount["total"]),
                 payer_total_fen=int(amount["payer_total"]) if "payer_total" in amount else None,
                 mchid=str(data["mchid"]), appid=str(data["appid"]), success_time=_utc(data.get("success_time")),
                 payer_openid=payer.get("openid"), attach=data.get("attach") or None)
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, AttributeError):
             raise error("the transaction lacks out_trade_no, trade_state, amount, mchid or appid") from None
+        _check_currency(amount, error)
+        return notice
 
     def _refund(self, data: dict[str, Any], status_field: str,
                 error: type[WechatPayError] = WechatPayUnavailable) -> Refund:
         try:
             amount = data["amount"]
-            return Refund(out_refund_no=str(data["out_refund_no"]), refund_id=str(data["refund_id"]),
+            refund = Refund(out_refund_no=str(data["out_refund_no"]), refund_id=str(data["refund_id"]),
                           out_trade_no=str(data["out_trade_no"]), transaction_id=str(data["transaction_id"]),
                           status=str(data[status_field]), refund_fen=int(amount["refund"]),
                           total_fen=int(amount["total"]), success_time=_utc(data.get("success_time")),
                           mchid=data.get("mchid"))
         except (KeyError, TypeError, ValueError):
             raise error("the refund lacks out_refund_no, refund_id, out_trade_no, status or amount") from None
+        _check_currency(amount, error)
+        return refund
+
+
+def _check_currency(amount: Mapping[str, Any], error: type[WechatPayError]) -> None:
+    """Amounts are fen of CNY, the only currency we charge in: any other is not our money (an absent one is CNY)."""
+    currency = amount.get("currency", CURRENCY)
+    if currency != CURRENCY:
+        raise error(f"the amount is in currency {currency!r}, not {CURRENCY}")
 
 
 def _bill_of(data: dict[str, Any]) -> TransferBill:

@@ -31,7 +31,7 @@ OUT_NO = re.compile(r"[A-Za-z0-9_\-|*]{6,32}")
 CHINA = timezone(timedelta(hours=8))  # WeChat Pay writes times in Beijing time
 # What /sim/pay can spoil in a notify, for the merchant's rejection tests.
 TAMPERS = ("bad_signature", "unknown_serial", "wrong_amount", "stale_timestamp", "bad_tag", "wrong_mchid",
-           "wrong_appid", "tampered_body")
+           "wrong_appid", "tampered_body", "wrong_currency")
 MERCHANT_PRIVATE, MERCHANT_PUBLIC = "merchant-private.pem", "merchant-public.pem"
 PLATFORM_PRIVATE, PLATFORM_PUBLIC = "platform-private.pem", "platform-public.pem"
 
@@ -272,6 +272,8 @@ class WechatPaySimulator:
         refund_fen, total = amount.get("refund"), amount.get("total")
         if type(refund_fen) is not int or type(total) is not int or refund_fen <= 0:
             return self._error(400, "PARAM_ERROR", "amount.refund and amount.total must be integers of fen > 0")
+        if amount.get("currency") != "CNY":
+            return self._error(400, "PARAM_ERROR", "amount.currency must be CNY")
         with self._lock:
             known = self._refunds.get(body["out_refund_no"])
             if known is not None:
@@ -524,6 +526,8 @@ class WechatPaySimulator:
         if tamper == "wrong_amount":
             resource["amount"] = {**resource["amount"], "total": resource["amount"]["total"] + 1,
                                   "payer_total": resource["amount"]["total"] + 1}
+        if tamper == "wrong_currency":
+            resource["amount"] = {**resource["amount"], "currency": "USD", "payer_currency": "USD"}
         if tamper == "wrong_mchid":
             resource["mchid"] = "1900000000"
         if tamper == "wrong_appid":

@@ -149,6 +149,7 @@ def test_the_notify_can_be_replayed_and_verifies_the_same(
     ("bad_tag", "bad GCM tag"),
     ("wrong_mchid", "mchid does not match"),
     ("wrong_appid", "appid does not match"),
+    ("wrong_currency", "currency 'USD'"),
 ])
 def test_a_tampered_notify_is_rejected_and_the_order_stays_unpaid(
         simulator: RunningSimulator, wechatpay: WechatPay, receiver: NotifyReceiver, tamper: str, reason: str) -> None:
@@ -176,7 +177,7 @@ def test_a_wrong_amount_notify_verifies_but_shows_the_other_amount(
 
 def test_every_tamper_is_covered() -> None:
     assert set(TAMPERS) == {"bad_signature", "tampered_body", "unknown_serial", "stale_timestamp", "bad_tag",
-                            "wrong_mchid", "wrong_appid", "wrong_amount"}
+                            "wrong_mchid", "wrong_appid", "wrong_amount", "wrong_currency"}
 
 
 def test_a_lost_notify_is_found_by_the_query(simulator: RunningSimulator, wechatpay: WechatPay,
