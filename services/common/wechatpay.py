@@ -4,9 +4,17 @@ Shared by the order service (checkout, O2) and the member service (recharge, M4)
 WECHATPAY2-SHA256-RSA2048 with the merchant key; every answer and every notify must carry a valid
 Wechatpay-Signature from a platform key we know by its Wechatpay-Serial (certificate serial or
 "PUB_KEY_ID_..." public-key id), no older than five minutes; notify resources are AEAD_AES_256_GCM
-under the APIv3 key. Signing uses `cryptography` directly rather than the `wechatpayv3` SDK, whose
-gateway URL is fixed, whose debug log prints the Authorization header and decrypted payloads, and which
-neither checks timestamps nor says why a notify failed.
+under the APIv3 key, in an "encrypt-resource" envelope whose event_type is TRANSACTION.SUCCESS (payments) or
+REFUND.<the refund's status> (refunds). Every amount must be CNY; an answer must be about what was asked, for this
+merchant. A signed 4xx is WechatPayApiError (WeChat Pay's final "no"), except 429 FREQUENCY_LIMITED, which like
+401, 5xx and no answer is WechatPayUnavailable (nothing to conclude; ask again later). Nothing is re-sent here:
+every caller's job asks again, by the same out_trade_no / out_refund_no, which WeChat Pay treats as one.
+time_expire is sent in Beijing time (+08:00), as WeChat Pay's documentation writes it.
+
+Signing uses `cryptography` directly rather than the `wechatpayv3` SDK, whose gateway URL is fixed, whose
+debug log prints the Authorization header and decrypted payloads, and which neither checks timestamps nor
+says why a notify failed. A notify replayed within the five minutes verifies again, by design: WeChat Pay
+repeats notifies until answered, and every notify's effect is once per payment or refund (its callers').
 
 Settings (`WechatPaySettings.from_env`; WeChat Pay is off when WECHATPAY_MCHID is unset):
 WECHATPAY_MCHID, WECHATPAY_APPID (default WECHAT_APPID), WECHATPAY_API_BASE (default
@@ -232,7 +240,9 @@ class WechatPay:
         if not isinstance(key, RSAPrivateKey):
             raise ConfigError("WECHATPAY_MERCHANT_KEY_FILE must hold an RSA private key")
         self._merchant_key = key
-        self._platform_keys = {serial: load_public_key(serial, pem) for serial, pem in settings.platform_keys.items()}
+        # By serial in upper case: WeChat Pay writes certificate serials in upper-case hex, operators may not.
+        self._platform_keys = {serial.upper(): load_public_key(serial, pem)
+                               for serial, pem in settings.platform_keys.items()}
         if len(settings.apiv3_key) != APIV3_KEY_BYTES:
             raise ConfigError(f"the APIv3 key must be {APIV3_KEY_BYTES} bytes")
         # Merchants on WeChat Pay public keys (not platform certificates) name the key they verify with.
@@ -272,7 +282,9 @@ class WechatPay:
     def query_by_out_trade_no(self, out_trade_no: str) -> PaymentNotice:
         """GET /v3/pay/transactions/out-trade-no/{no}; WechatPayApiError code ORDER_NOT_EXIST when unknown."""
         path = f"/v3/pay/transactions/out-trade-no/{quote(out_trade_no, safe='')}"
-        return self._transaction(self._call("GET", path, query={"mchid": self.settings.mchid}))
+        notice = self._transaction(self._call("GET", path, query={"mchid": self.settings.mchid}))
+        _check_asked(notice, out_trade_no=out_trade_no, mchid=self.settings.mchid, appid=self.settings.appid)
+        return notice
 
     def close(self, out_trade_no: str) -> None:
         """POST /v3/pay/transactions/out-trade-no/{no}/close: no payment possible any more (cancelled order).
@@ -297,12 +309,16 @@ class WechatPay:
         notify_url = notify_url or self.refund_notify_url
         if notify_url is not None:
             body["notify_url"] = notify_url
-        return self._refund(self._call("POST", "/v3/refund/domestic/refunds", body), "status")
+        refund = self._refund(self._call("POST", "/v3/refund/domestic/refunds", body), "status")
+        _check_asked(refund, out_refund_no=out_refund_no)
+        return refund
 
     def query_refund(self, out_refund_no: str) -> Refund:
         """GET /v3/refund/domestic/refunds/{out_refund_no}; WechatPayApiError RESOURCE_NOT_EXISTS when unknown."""
-        return self._refund(self._call("GET", f"/v3/refund/domestic/refunds/{quote(out_refund_no, safe='')}"),
-                            "status")
+        refund = self._refund(self._call("GET", f"/v3/refund/domestic/refunds/{quote(out_refund_no, safe='')}"),
+                              "status")
+        _check_asked(refund, out_refund_no=out_refund_no)
+        return refund
 
     # -- merchant transfers (payouts to a user's WeChat balance) ----------------------------------
 
@@ -390,7 +406,7 @@ class WechatPay:
             raise error("missing Wechatpay-Serial/Signature/Timestamp/Nonce headers")
         if lower.get("wechatpay-signature-type", SCHEMA) != SCHEMA:
             raise error(f"unsupported signature type {lower['wechatpay-signature-type']!r}")
-        key = self._platform_keys.get(serial)
+        key = self._platform_keys.get(serial.upper())
         if key is None:
             raise error(f"unknown Wechatpay-Serial {serial!r}")
         if not timestamp.isdigit() or abs(self.clock() - int(timestamp)) > self.settings.notify_max_age_seconds:
@@ -458,6 +474,13 @@ class WechatPay:
             raise error("the refund lacks out_refund_no, refund_id, out_trade_no, status or amount") from None
         _check_currency(amount, error)
         return refund
+
+
+def _check_asked(answer: PaymentNotice | Refund, **asked: str) -> None:
+    """A signed answer is about what we asked, for this merchant: else it is no answer to trust (a mix-up)."""
+    for name, value in asked.items():
+        if getattr(answer, name) != value:
+            raise WechatPayUnavailable(f"the answer's {name} is not the one asked")
 
 
 def _check_currency(amount: Mapping[str, Any], error: type[WechatPayError]) -> None:

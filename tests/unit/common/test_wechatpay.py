@@ -594,3 +594,49 @@ def test_a_timed_out_request_is_sent_once(pay: WechatPay, session: FakeSession) 
         pay.refund(out_trade_no="T202611290001", out_refund_no="R1", refund_fen=100, total_fen=12_345)
 
     assert len(session.sent) == 1  # never re-sent blindly: the refund engine queries, then resends by number
+
+
+@pytest.mark.parametrize(("field", "value"), [("out_trade_no", "T202611290002"), ("mchid", "1900000000"),
+                                              ("appid", "wx0000000000000000")])
+def test_a_query_answer_about_another_transaction_or_merchant_is_not_trusted(
+        pay: WechatPay, session: FakeSession, platform_key: rsa.RSAPrivateKey, field: str, value: str) -> None:
+    session.answers.append(signed_answer(platform_key, 200, transaction(**{field: value})))
+
+    with pytest.raises(WechatPayUnavailable, match=f"{field} is not the one asked"):
+        pay.query_by_out_trade_no("T202611290001")
+
+
+def test_a_refund_answer_about_another_refund_is_not_trusted(
+        pay: WechatPay, session: FakeSession, platform_key: rsa.RSAPrivateKey) -> None:
+    refund = {"refund_id": "5000001", "out_refund_no": "R2", "transaction_id": "4200001",
+              "out_trade_no": "T202611290001", "status": "SUCCESS", "amount": {"refund": 100, "total": 12_345}}
+    session.answers.extend(signed_answer(platform_key, 200, refund) for _ in range(2))
+
+    with pytest.raises(WechatPayUnavailable, match="out_refund_no is not the one asked"):
+        pay.refund(out_trade_no="T202611290001", out_refund_no="R1", refund_fen=100, total_fen=12_345)
+    with pytest.raises(WechatPayUnavailable, match="out_refund_no is not the one asked"):
+        pay.query_refund("R1")
+
+
+def test_a_platform_certificate_listed_under_its_serial_in_lower_case_verifies_notifies(
+        settings: WechatPaySettings, platform_key: rsa.RSAPrivateKey) -> None:
+    serial = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1"  # how WeChat Pay writes it in Wechatpay-Serial
+    pay = WechatPay(replace(settings, platform_keys={serial.lower(): self_signed(platform_key, int(serial, 16))}),
+                    clock=lambda: NOW)
+    body = notify_body(transaction())
+
+    assert pay.verify_notify(signed_headers(platform_key, body, serial=serial), body).amount_total_fen == 12_345
+
+
+def test_notifies_verify_under_each_platform_key_while_they_rotate(
+        settings: WechatPaySettings, platform_key: rsa.RSAPrivateKey) -> None:
+    new_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    old_serial, new_serial = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1", "PUB_KEY_ID_0119000001092026000000000000000002"
+    pay = WechatPay(replace(settings, platform_keys={old_serial: self_signed(platform_key, int(old_serial, 16)),
+                                                     new_serial: pem_public(new_key)}), clock=lambda: NOW)
+    body = notify_body(transaction())
+
+    assert pay.verify_notify(signed_headers(platform_key, body, serial=old_serial), body).out_trade_no
+    assert pay.verify_notify(signed_headers(new_key, body, serial=new_serial), body).out_trade_no
+    with pytest.raises(NotifyRejected, match="does not verify"):  # each serial names its own key, no other
+        pay.verify_notify(signed_headers(new_key, body, serial=old_serial), body)
