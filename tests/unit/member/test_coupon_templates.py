@@ -265,3 +265,17 @@ def test_the_servicer_creates_templates_worth_at_most_its_configured_maximum(uow
         caller_var.reset(token)
 
     assert (too_much.value.code, created.status, created.approved_by) == ("COUPON_TEMPLATE_TOO_VALUABLE", "active", 0)
+
+
+def test_a_fixed_coupon_with_a_threshold_takes_off_at_most_its_threshold(uow: FakeMemberUnitOfWork) -> None:
+    # "满50减100" (amount and threshold swapped by mistake) would make every order of 50-100 yuan free.
+    with pytest.raises(InvalidInput) as swapped:
+        create(uow, amount_fen=10_000, threshold_fen=5_000)
+
+    at_its_threshold = create(uow, amount_fen=5_000, threshold_fen=5_000)
+    no_threshold = create(uow, amount_fen=5_000, threshold_fen=0)  # 无门槛: takes at most the items' price off
+    percent = create(uow, kind="percent", percent_off=50, cap_fen=10_000, threshold_fen=5_000)
+
+    assert (swapped.value.code, swapped.value.details) == (
+        "COUPON_TEMPLATE_INVALID", {"threshold_fen": "0 (no threshold) or at least amount_fen"})
+    assert sorted(uow.coupons.templates) == sorted([at_its_threshold, no_threshold, percent])
