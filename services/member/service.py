@@ -1298,6 +1298,8 @@ def apply_order_paid(uow: MemberUnitOfWork, *, order_no: str, user_id: int, paid
         return b"applied"
 
     validate_order_no(order_no)
+    if paid_fen < 0:
+        raise InvalidInput("AMOUNT_INVALID", "paid_fen must not be negative", details={"paid_fen": "invalid"})
     uow.run_once(scope="order-paid", key=order_no, request=f"{user_id}:{paid_fen}".encode(), execute=apply)
 
 
@@ -1332,6 +1334,9 @@ def apply_order_refunded(uow: MemberUnitOfWork, *, order_no: str, refund_no: str
         _reverse_refund(uow, credit, refund_no=refund_no, amount_fen=amount_fen, now=now)
         return b"applied"
 
+    if amount_fen < 0 or points_returned < 0:  # a negative refund would add spend (and a level) or take points
+        raise InvalidInput("AMOUNT_INVALID", "amount_fen and points_returned must not be negative",
+                           details={"amount_fen" if amount_fen < 0 else "points_returned": "invalid"})
     uow.run_once(scope="order-refunded", key=refund_no, request=f"{order_no}:{amount_fen}".encode(), execute=apply)
 
 

@@ -402,7 +402,12 @@ def test_an_order_paid_again_with_another_amount_is_dead_lettered_and_changes_no
     OrderPaid(order_no="O" * 65, user_id=ALICE, paid_fen=20_000, paid_at=timestamp(NOW)),
     OrderPaid(order_no="O2", user_id=0, paid_fen=20_000, paid_at=timestamp(NOW)),
     OrderRefunded(order_no="O1", user_id=ALICE, refund_no="", amount_fen=5_000, refunded_at=timestamp(NOW)),
-], ids=["order-number-too-long", "no-user", "no-refund-number"])
+    OrderPaid(order_no="O2", user_id=ALICE, paid_fen=-20_000, paid_at=timestamp(NOW)),
+    OrderRefunded(order_no="O1", user_id=ALICE, refund_no="RF1", amount_fen=-5_000, refunded_at=timestamp(NOW)),
+    OrderRefunded(order_no="O1", user_id=ALICE, refund_no="RF1", amount_fen=0, points_returned=-50,
+                  refunded_at=timestamp(NOW)),
+], ids=["order-number-too-long", "no-user", "no-refund-number", "negative-payment", "negative-refund",
+        "negative-points-returned"])
 def test_an_order_event_that_can_never_be_applied_is_dead_lettered_and_changes_nothing(event: object) -> None:
     uow = FakeMemberUnitOfWork()
     service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
