@@ -450,6 +450,8 @@ class CouponTemplate:
             problems["per_user_limit"] = "must be positive"
         if valid_to <= valid_from:
             problems["valid_to"] = "must be after valid_from"
+        elif valid_to <= now:  # a mistyped year: an active template nobody could ever claim
+            problems["valid_to"] = "must be in the future"
         if any(category <= 0 for category in category_ids) or len(category_ids) > 100:
             problems["category_ids"] = "at most 100 positive ids"
         if problems:
