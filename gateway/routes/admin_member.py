@@ -139,7 +139,9 @@ def get_member_record(user_id: int, query: PageQuery) -> StaffMemberOut:
                        "(no claims) until an admin or finance staff member approves it; an admin's is active at "
                        "once. One coupon takes at most MEMBER_COUPON_MAX_FACE_FEN off (default 100000 fen: a "
                        "fixed amount_fen, a percent cap_fen, which a percent template must have): 422 "
-                       "COUPON_TEMPLATE_TOO_VALUABLE above it.")
+                       "COUPON_TEMPLATE_TOO_VALUABLE above it. A fixed template's threshold_fen is 0 (no "
+                       "threshold) or at least its amount_fen, and valid_to is after valid_from and in the future: 400 "
+                       "COUPON_TEMPLATE_INVALID otherwise.")
 def create_coupon_template(body: CouponTemplateIn) -> tuple[StaffCouponTemplateOut, int]:
     reply = service(MemberServiceStub).CreateCouponTemplate(pb.CreateCouponTemplateRequest(
         name=body.name, kind=body.kind, amount_fen=body.amount_fen, percent_off=body.percent_off,

@@ -422,7 +422,8 @@ class CouponTemplate:
                category_ids: list[int], now: datetime, created_by: int | None = None, needs_approval: bool = True,
                max_face_fen: int = DEFAULT_COUPON_MAX_FACE_FEN) -> CouponTemplate:
         """A new template: pending_approval when `needs_approval` (its creator is not an admin), else active.
-        InvalidInput COUPON_TEMPLATE_INVALID for inconsistent fields; DomainError COUPON_TEMPLATE_TOO_VALUABLE
+        InvalidInput COUPON_TEMPLATE_INVALID for inconsistent fields (a fixed coupon's threshold, when it has one,
+        is at least its amount); DomainError COUPON_TEMPLATE_TOO_VALUABLE
         (422) when one coupon could take more than `max_face_fen` off (a percent coupon must have a cap)."""
         problems: dict[str, object] = {}
         if not 0 < len(name.strip()) <= 64:
@@ -430,6 +431,8 @@ class CouponTemplate:
         if kind == "fixed":
             if amount_fen <= 0:
                 problems["amount_fen"] = "must be positive"
+            elif 0 < threshold_fen < amount_fen:  # "满50减100": amount and threshold swapped, orders up to it free
+                problems["threshold_fen"] = "0 (no threshold) or at least amount_fen"
             percent_off = cap_fen = 0
         elif kind == "percent":
             if not 0 < percent_off < 100:
@@ -447,6 +450,8 @@ class CouponTemplate:
             problems["per_user_limit"] = "must be positive"
         if valid_to <= valid_from:
             problems["valid_to"] = "must be after valid_from"
+        elif valid_to <= now:  # a mistyped year: an active template nobody could ever claim
+            problems["valid_to"] = "must be in the future"
         if any(category <= 0 for category in category_ids) or len(category_ids) > 100:
             problems["category_ids"] = "at most 100 positive ids"
         if problems:

@@ -346,7 +346,8 @@ def _take_owed_points(uow: MemberUnitOfWork, user_id: int, *, key: str, referenc
 def expire_points(uow: Callable[[], MemberUnitOfWork], *, now: datetime | None = None, batch: int = 200) -> int:
     """Expire the points past their term (domain.points_expiry_cutoff), every holder's, one transaction
     each; the points expired in all. Durable and repeatable: driven by the ledger itself, once per user and
-    cutoff month (the posting key), so a missed run is caught up by the next and replicas expire nothing twice."""
+    cutoff month (the posting key; again for old points given back after it, `_expire_points_of`), so a missed run
+    is caught up by the next and replicas expire nothing twice."""
     now = now or utcnow()
     cutoff = points_expiry_cutoff(now)
     expired, after = 0, 0
@@ -364,7 +365,8 @@ def expire_points(uow: Callable[[], MemberUnitOfWork], *, now: datetime | None =
 def _expire_points_of(uow: MemberUnitOfWork, user_id: int, cutoff: datetime, now: datetime) -> int:
     """Expire the user's points past their term: the spendable ones now; those held by unpaid orders (holds take
     the oldest points first, like spending) are marked on their holds, taken if the hold is released (a paid
-    order spent them), so holding points over the run dodges nothing. Once per user and cutoff month; a user one of
+    order spent them), so holding points over the run dodges nothing. Once per user and cutoff month, and again for
+    old points given back after it (a paid order's spent points, returned by its cancellation); a user one of
     whose holds another transaction is settling right now is left, untouched, to the next run (the marking must
     see all the holds at once, and waiting for the hold under the account lock could deadlock)."""
     month = f"{cutoff:%Y-%m}"
@@ -379,13 +381,19 @@ def _expire_points_of(uow: MemberUnitOfWork, user_id: int, cutoff: datetime, now
             uow.run_once(scope="points-expire-held", key=f"{user_id}:{month}", request=b"",
                          execute=lambda: _mark_expired_held_points(holds, balance, recent))
         amount = balance - recent
+        # Once a month, and again when old points came back after that month's run (a paid order's, returned by its
+        # cancellation): the key names what was expired before, so a replica (which waits for the account lock and
+        # then finds nothing to expire) or a retry never posts twice.
+        reference = f"earned-before-{month}"
+        before = -uow.ledger.sum_entries(user_id, Account.POINTS, ("points_expired",), reference=reference)
+        key = f"points-expire:{user_id}:{month}" + (f":after-{before}" if before else "")
         if amount <= 0 or not uow.ledger.post(transfer(
-                f"points-expire:{user_id}:{month}", "points_expired", f"earned-before-{month}", amount=amount,
+                key, "points_expired", reference, amount=amount,
                 source=(user_id, Account.POINTS), target=(PLATFORM, Account.POINTS_ISSUED)), now):
             uow.commit()
             return 0
         events.points_changed(uow, user_id=user_id, delta=-amount, reason="points_expired",
-                              reference=f"earned-before-{month}", balance=balance - amount, now=now)
+                              reference=reference, balance=balance - amount, now=now)
         uow.commit()
     return amount
 
@@ -1290,6 +1298,8 @@ def apply_order_paid(uow: MemberUnitOfWork, *, order_no: str, user_id: int, paid
         return b"applied"
 
     validate_order_no(order_no)
+    if paid_fen < 0:
+        raise InvalidInput("AMOUNT_INVALID", "paid_fen must not be negative", details={"paid_fen": "invalid"})
     uow.run_once(scope="order-paid", key=order_no, request=f"{user_id}:{paid_fen}".encode(), execute=apply)
 
 
@@ -1324,6 +1334,9 @@ def apply_order_refunded(uow: MemberUnitOfWork, *, order_no: str, refund_no: str
         _reverse_refund(uow, credit, refund_no=refund_no, amount_fen=amount_fen, now=now)
         return b"applied"
 
+    if amount_fen < 0 or points_returned < 0:  # a negative refund would add spend (and a level) or take points
+        raise InvalidInput("AMOUNT_INVALID", "amount_fen and points_returned must not be negative",
+                           details={"amount_fen" if amount_fen < 0 else "points_returned": "invalid"})
     uow.run_once(scope="order-refunded", key=refund_no, request=f"{order_no}:{amount_fen}".encode(), execute=apply)
 
 

@@ -109,7 +109,7 @@ def test_shoppers_see_only_what_they_may_claim_now(uow: FakeMemberUnitOfWork) ->
     twice = template(uow, name="two per shopper", per_user_limit=2)
     taken = template(uow, name="one per shopper")
     template(uow, name="not started", valid_from=NOW + timedelta(hours=1))
-    template(uow, name="ended", valid_from=NOW - timedelta(days=2), valid_to=NOW)
+    template(uow, name="ended", valid_from=NOW - timedelta(days=2), valid_to=NOW, now=NOW - timedelta(days=3))
     sold_out = template(uow, name="sold out", total=1)
     disabled = template(uow, name="disabled")
     for template_id in (twice, taken):
@@ -265,3 +265,26 @@ def test_the_servicer_creates_templates_worth_at_most_its_configured_maximum(uow
         caller_var.reset(token)
 
     assert (too_much.value.code, created.status, created.approved_by) == ("COUPON_TEMPLATE_TOO_VALUABLE", "active", 0)
+
+
+def test_a_fixed_coupon_with_a_threshold_takes_off_at_most_its_threshold(uow: FakeMemberUnitOfWork) -> None:
+    # "满50减100" (amount and threshold swapped by mistake) would make every order of 50-100 yuan free.
+    with pytest.raises(InvalidInput) as swapped:
+        create(uow, amount_fen=10_000, threshold_fen=5_000)
+
+    at_its_threshold = create(uow, amount_fen=5_000, threshold_fen=5_000)
+    no_threshold = create(uow, amount_fen=5_000, threshold_fen=0)  # 无门槛: takes at most the items' price off
+    percent = create(uow, kind="percent", percent_off=50, cap_fen=10_000, threshold_fen=5_000)
+
+    assert (swapped.value.code, swapped.value.details) == (
+        "COUPON_TEMPLATE_INVALID", {"threshold_fen": "0 (no threshold) or at least amount_fen"})
+    assert sorted(uow.coupons.templates) == sorted([at_its_threshold, no_threshold, percent])
+
+
+def test_a_template_whose_validity_has_already_ended_is_refused(uow: FakeMemberUnitOfWork) -> None:
+    # A mistyped year (2025 for 2026) would otherwise make an active template nobody can ever claim or use.
+    with pytest.raises(InvalidInput) as ended:
+        create(uow, valid_from=NOW - timedelta(days=30), valid_to=NOW)
+
+    assert (ended.value.code, ended.value.details, uow.coupons.templates) == (
+        "COUPON_TEMPLATE_INVALID", {"valid_to": "must be in the future"}, {})
