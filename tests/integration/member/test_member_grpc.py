@@ -382,7 +382,7 @@ def test_racing_locks_of_one_order_hold_its_points_and_one_coupon_once(stub, uow
     assert member.coupons_available == 1
 
 
-def test_a_plan_bought_ten_times_at_once_with_one_key_is_charged_once(stub, uow, as_user) -> None:  # type: ignore[no-untyped-def]
+def test_a_plan_bought_ten_times_at_once_with_one_key_is_charged_once(stub, uow, engine, as_user) -> None:  # type: ignore[no-untyped-def]
     md = as_user(ALICE)
     stub.SignUp(pb.SignUpRequest(channel="self"), metadata=md, timeout=10)
     fund(uow, ALICE, 20_000)
@@ -397,6 +397,10 @@ def test_a_plan_bought_ten_times_at_once_with_one_key_is_charged_once(stub, uow,
     assert {m.plan.expires_at.seconds for m in members} == {member.plan.expires_at.seconds}
     assert (member.balance_fen, member.plan.name, member.discount_percent) == (20_000 - annual.price_fen,
                                                                               annual.name, 95)
+    with engine.connect() as conn:  # and published once, in the purchase's transaction
+        published = conn.execute(select(outbox.c.aggregate_id).where(
+            outbox.c.event_type == "member-plan-subscribed")).scalars().all()
+    assert published == [str(ALICE)]
 
 
 def test_get_discount_is_100_for_a_non_member_and_the_members_level_times_plan_discount(stub, uow, as_user) -> None:  # type: ignore[no-untyped-def]
