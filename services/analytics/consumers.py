@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from mall.events.v1.envelope_pb2 import EventEnvelope
-from mall.events.v1.member_events_pb2 import MemberJoined, MemberRecharged, MemberWithdrawn
+from mall.events.v1.member_events_pb2 import MemberJoined, MemberPlanSubscribed, MemberRecharged, MemberWithdrawn
 from mall.events.v1.order_events_pb2 import (
     CartItemAdded,
     LatePaymentReceived,
@@ -161,6 +162,21 @@ def member_withdrawn(event: MemberWithdrawn, envelope: EventEnvelope) -> Rollup:
                   counters={"withdrawals": 1, "withdrawal_fen": event.amount_fen})
 
 
+def member_plan_subscribed(event: MemberPlanSubscribed, envelope: EventEnvelope) -> Rollup:
+    """A paid plan bought with the wallet: plan sales, counted apart (not an order: no GMV, no paid order)."""
+    if not event.posting_key:
+        raise InvalidEvent("member-plan-subscribed without a posting key")
+    return Rollup(day=shop_day(when(event.subscribed_at, envelope)), fact=("plan", fact_key(event.posting_key)),
+                  counters={"plan_subscriptions": 1, "plan_subscription_fen": event.amount_fen},
+                  members=active(event.user_id))
+
+
+def fact_key(key: str) -> str:
+    """`key` as counted_facts keeps it (64 characters): a longer one (a posting key carries the shopper's idempotency
+    key, up to 128) by its SHA-256, so two keys alike in their first 64 characters are still two facts."""
+    return key if len(key) <= 64 else hashlib.sha256(key.encode()).hexdigest()
+
+
 def recording(rollup_of: Callable[[Any, EventEnvelope], Rollup]) -> Handler[AnalyticsUnitOfWork]:
     """A handler keeping the event raw and adding its rollup (once per fact) when the unit of work commits."""
     def handle(uow: AnalyticsUnitOfWork, payload: Message, envelope: EventEnvelope) -> None:
@@ -188,4 +204,5 @@ HANDLERS: dict[type[Message], Handler[AnalyticsUnitOfWork]] = {
     MemberJoined: recording(member_joined),
     MemberRecharged: recording(member_recharged),
     MemberWithdrawn: recording(member_withdrawn),
+    MemberPlanSubscribed: recording(member_plan_subscribed),
 }
