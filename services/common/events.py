@@ -22,6 +22,7 @@ from mall.events.v1.order_events_pb2 import (
     OrderRefunded,
     OrderReturned,
     OrderShipped,
+    RefundPaidTwice,
 )
 from mall.events.v1.product_events_pb2 import ProductChanged, ProductViewed
 from mall.events.v1.tracking_events_pb2 import PageViewed
@@ -47,6 +48,7 @@ EVENT_TYPES: dict[type[Message], str] = {
     OrderReturned: "order-returned",
     LatePaymentReceived: "late-payment-received",
     LatePaymentRefunded: "late-payment-refunded",
+    RefundPaidTwice: "refund-paid-twice",
     CartItemAdded: "cart-item-added",
     MemberJoined: "member-joined",
     MemberRecharged: "member-recharged",
