@@ -20,6 +20,7 @@ from mall.events.v1.order_events_pb2 import (
     OrderLine,
     OrderPaid,
     OrderRefunded,
+    RefundPaidTwice,
 )
 from mall.events.v1.product_events_pb2 import ProductViewed
 from mall.events.v1.tracking_events_pb2 import PageViewed
@@ -145,6 +146,15 @@ def late_payment_refunded(event: LatePaymentRefunded, envelope: EventEnvelope) -
                   counters={"late_refunds": 1, "late_refund_fen": event.amount_fen})
 
 
+def refund_paid_twice(event: RefundPaidTwice, envelope: EventEnvelope) -> Rollup:
+    """A closed refund WeChat Pay paid after another refund had paid the same units or money: money out twice, but
+    not a refund the sales figures count (refund_fen and net GMV stay as they are); counted apart."""
+    if not event.refund_no:
+        raise InvalidEvent("refund-paid-twice without a refund number")
+    return Rollup(day=shop_day(when(event.paid_at, envelope)), fact=("refund_twice", event.refund_no),
+                  counters={"refunds_paid_twice": 1, "refund_paid_twice_fen": event.amount_fen})
+
+
 def member_joined(event: MemberJoined, envelope: EventEnvelope) -> Rollup:
     return Rollup(day=shop_day(when(event.joined_at, envelope)), fact=("member", str(event.user_id)),
                   counters={"new_members": 1}, members=active(event.user_id))
@@ -201,6 +211,7 @@ HANDLERS: dict[type[Message], Handler[AnalyticsUnitOfWork]] = {
     OrderRefunded: recording(order_refunded),
     LatePaymentReceived: recording(late_payment_received),
     LatePaymentRefunded: recording(late_payment_refunded),
+    RefundPaidTwice: recording(refund_paid_twice),
     MemberJoined: recording(member_joined),
     MemberRecharged: recording(member_recharged),
     MemberWithdrawn: recording(member_withdrawn),

@@ -4,7 +4,7 @@ The analytics service keeps each business event it consumes, so finance gets its
 order or member service. A fact published twice under two event ids (a producer replaying its outbox by
 mistake: the rollups count it once, see the README) is listed once, on the day the rollups counted it, so the
 money ledger's totals per day are the daily report's gmv_fen, refund_fen, recharge_fen, withdrawal_fen,
-late_payment_fen, late_refund_fen and plan_subscription_fen.
+late_payment_fen, late_refund_fen, plan_subscription_fen and refund_paid_twice_fen.
 
 Memory stays bounded: events are read PAGE at a time (keyset pages, each a short transaction of its own), an
 order's later events are looked up a page of orders at a time, and the only thing kept from page to page is
@@ -28,6 +28,7 @@ from mall.events.v1.order_events_pb2 import (
     OrderCreated,
     OrderPaid,
     OrderRefunded,
+    RefundPaidTwice,
 )
 
 from services.analytics import consumers
@@ -46,11 +47,12 @@ COUNTED_AS: dict[type[Message], Callable[[Any, EventEnvelope], Rollup]] = {
     OrderCreated: consumers.order_created, OrderPaid: consumers.order_paid, OrderRefunded: consumers.order_refunded,
     MemberRecharged: consumers.member_recharged, MemberWithdrawn: consumers.member_withdrawn,
     LatePaymentReceived: consumers.late_payment_received, LatePaymentRefunded: consumers.late_payment_refunded,
-    MemberPlanSubscribed: consumers.member_plan_subscribed,
+    MemberPlanSubscribed: consumers.member_plan_subscribed, RefundPaidTwice: consumers.refund_paid_twice,
 }
 ORDER_CREATED = (event_type_of(OrderCreated),)
 MONEY_EVENTS = tuple(event_type_of(t) for t in (OrderPaid, OrderRefunded, MemberRecharged, MemberWithdrawn,
-                                               LatePaymentReceived, LatePaymentRefunded, MemberPlanSubscribed))
+                                               LatePaymentReceived, LatePaymentRefunded, MemberPlanSubscribed,
+                                               RefundPaidTwice))
 
 
 def decode(raw: RawEvent) -> Any:
@@ -180,8 +182,8 @@ def order_state(*, paid_fen: int, refunded_fen: int, paid: bool, cancelled: bool
     return "paid" if paid else "pending_payment"
 
 
-# Money: one row per payment, refund, recharge, withdrawal, late payment and its refund, and paid plan bought with
-# the wallet, of the period; + came in, - went out
+# Money: one row per payment, refund, recharge, withdrawal, late payment and its refund, paid plan bought with the
+# wallet, and refund paid twice, of the period; + came in, - went out
 
 MONEY_COLUMNS = (
     "date", "occurred_at", "movement", "channel", "amount_fen", "bonus_fen", "user_id", "member_no", "order_no",
@@ -216,6 +218,9 @@ def movement_row(raw: RawEvent, message: Any) -> Row:
         found = {"occurred_at": _at(message.refunded_at, raw), "movement": "late_payment_refund",
                  "channel": message.channel, "amount_fen": -message.amount_fen, "order_no": message.order_no,
                  "out_trade_no": message.out_trade_no, "refund_no": message.refund_no}
+    elif isinstance(message, RefundPaidTwice):  # a closed refund paid after another had paid the same: out twice
+        found = {"occurred_at": _at(message.paid_at, raw), "movement": "refund_paid_twice", "channel": message.channel,
+                 "amount_fen": -message.amount_fen, "order_no": message.order_no, "refund_no": message.refund_no}
     elif isinstance(message, MemberPlanSubscribed):  # wallet -> plan sales, like an order paid with the balance
         found = {"occurred_at": _at(message.subscribed_at, raw), "movement": "plan_subscription", "channel": "balance",
                  "amount_fen": message.amount_fen, "member_no": message.member_no,

@@ -27,6 +27,7 @@ from tests.fixtures.analytics_ledgers import (
     late_refund,
     one,
     paid,
+    paid_twice,
     plan_subscribed,
     refunded,
     shop,
@@ -324,11 +325,45 @@ def test_the_daily_export_ends_with_each_days_plan_sales_the_money_ledger_adds_u
     reports.export(uow(), kind="daily", format="csv", period=PERIOD, path=tmp_path / "daily.csv")
 
     header, *rows = read_csv(tmp_path / "daily.csv")
-    assert header[-2:] == ["plan_subscriptions", "plan_subscription_fen"]
-    assert header[:-2] == ["date", *reports.OVERVIEW_COLUMNS, *reports.LATE_COLUMNS]  # the columns before stay put
-    assert [[row[0], *row[-2:]] for row in rows] == [
+    plans = [header.index(name) for name in ("date", "plan_subscriptions", "plan_subscription_fen")]
+    assert plans[1:] == [len(reports.OVERVIEW_COLUMNS) + len(reports.LATE_COLUMNS) + n for n in (1, 2)]  # after them
+    assert [[row[i] for i in plans] for row in rows] == [
         ["2026-11-20", "2", "3000"], ["2026-11-21", "1", "14800"], ["total", "3", "17800"]]
     ledger: dict[tuple[str, str], int] = {}
     for row in ledgers.money_rows(uow(), PERIOD):
         ledger[row[0], row[2]] = ledger.get((row[0], row[2]), 0) + row[4]
     assert ledger == {("2026-11-20", "plan_subscription"): 3_000, ("2026-11-21", "plan_subscription"): 14_800}
+
+
+def test_a_refund_paid_twice_is_one_outflow_by_its_refund_number_and_moves_no_sales_figure(uow) -> None:
+    # O1 was paid 9,600 and refunded 2,500 by RF1; RF0, closed here before, was paid by WeChat Pay after all: 2,500
+    # went out twice. Delivered twice and re-published under a new event id, it is one outflow.
+    twice = paid_twice("O1", 1, "RF0", 2_500, at(D2, 16))
+    consume(uow(), [created("O1", 1, at(D1, 10), [one(2, 4_000), one(1, 2_500)], O1),  # type: ignore[arg-type]
+                    paid("O1", 1, at(D1, 10, 5), O1, "wechat"), refunded("O1", 1, "RF1", 2_500, "wechat", at(D2, 15)),
+                    twice, twice, republished(twice)])
+
+    overview = service.get_overview(uow(), from_date=D1.isoformat(), to_date=D2.isoformat())
+    columns = [ledgers.MONEY_COLUMNS.index(name) for name in (
+        "date", "occurred_at", "movement", "channel", "amount_fen", "user_id", "order_no", "refund_no")]
+    assert [tuple(row[i] for i in columns) for row in ledgers.money_rows(uow(), PERIOD)] == [
+        ("2026-11-20", "2026-11-20T02:05:00+00:00", "payment", "wechat", 9_600, 1, "O1", None),
+        ("2026-11-21", "2026-11-21T07:00:00+00:00", "refund", "wechat", -2_500, 1, "O1", "RF1"),
+        ("2026-11-21", "2026-11-21T08:00:00+00:00", "refund_paid_twice", "wechat", -2_500, 1, "O1", "RF0")]
+    assert [overview.totals[name] for name in ("gmv_fen", "refunds", "refund_fen", "net_gmv_fen", "refunds_paid_twice",
+                                               "refund_paid_twice_fen")] == [9_600, 1, 2_500, 7_100, 1, 2_500]
+    assert [row[ledgers.ORDER_COLUMNS.index("refunded_fen")] for row in ledgers.order_rows(uow(), PERIOD)] == [2_500]
+
+
+def test_the_daily_export_ends_with_each_days_refunds_paid_twice_the_money_ledger_adds_up_to(uow, tmp_path) -> None:
+    consume(uow(), [paid_twice("O1", 1, "RF0", 2_500, at(D1, 9)),  # type: ignore[arg-type]
+                    paid_twice("O2", 2, "RF9", 1_234, at(D2, 9))])
+
+    reports.export(uow(), kind="daily", format="csv", period=PERIOD, path=tmp_path / "daily.csv")
+
+    header, *rows = read_csv(tmp_path / "daily.csv")
+    assert header[-2:] == ["refunds_paid_twice", "refund_paid_twice_fen"]
+    assert [[row[0], *row[-2:]] for row in rows] == [
+        ["2026-11-20", "1", "2500"], ["2026-11-21", "1", "1234"], ["total", "2", "3734"]]
+    assert [(row[0], row[2], row[4]) for row in ledgers.money_rows(uow(), PERIOD)] == [
+        ("2026-11-20", "refund_paid_twice", -2_500), ("2026-11-21", "refund_paid_twice", -1_234)]

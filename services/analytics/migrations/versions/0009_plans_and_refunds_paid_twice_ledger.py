@@ -1,7 +1,9 @@
-"""The money ledger's partial index takes the paid plans bought with the wallet (member-plan-subscribed).
+"""The money ledger's partial index takes the paid plans bought with the wallet (member-plan-subscribed) and the
+refunds paid twice (refund-paid-twice).
 
-`ix_raw_events_ledger` is rebuilt with the new event type in its condition, so the money export, which now reads it
-too, still pages through its events on the index (a query whose types are not all among an index's cannot use it).
+`ix_raw_events_ledger` is rebuilt with the two new event types in its condition, so the money export, which now
+reads them too, still pages through its events on the index (a query whose types are not all among an index's
+cannot use it).
 On PostgreSQL it is built concurrently (services.common.migrations.build_index_concurrently), as in 0008.
 
 Revision ID: 0009
@@ -21,7 +23,7 @@ depends_on = None
 # As in services.analytics.db at the time of writing (a migration does not import the code it migrates).
 BEFORE = ("order-created", "order-paid", "order-cancelled", "order-refunded", "member-recharged", "member-withdrawn",
           "late-payment-received", "late-payment-refunded")
-LEDGER_EVENTS = (*BEFORE, "member-plan-subscribed")
+LEDGER_EVENTS = (*BEFORE, "member-plan-subscribed", "refund-paid-twice")
 
 
 def _of_types(values: tuple[str, ...]) -> sa.TextClause:
