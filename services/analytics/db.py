@@ -59,7 +59,7 @@ metadata = MetaData()
 # have indexes of their own, partial ones that cost nothing when a page view is kept.
 ORDER_FOLLOW_UPS = ("order-paid", "order-cancelled", "order-refunded")
 LEDGER_EVENTS = ("order-created", *ORDER_FOLLOW_UPS, "member-recharged", "member-withdrawn", "late-payment-received",
-                 "late-payment-refunded")
+                 "late-payment-refunded", "member-plan-subscribed", "refund-paid-twice")
 assert set(LEDGER_EVENTS) <= set(TOPICS)
 
 

@@ -69,7 +69,13 @@ OVERVIEW_COLUMNS = (*FIGURES, "net_gmv_fen", "average_order_value_fen")
 # Money that came in for orders that could not take it, and went back: no figure of the overview (neither sales nor
 # their refunds), but finance ties the money ledger's late rows to them, day by day.
 LATE_COLUMNS = ("late_payments", "late_payment_fen", "late_refunds", "late_refund_fen")
-DAILY_COLUMNS = (*OVERVIEW_COLUMNS, *LATE_COLUMNS)
+# Paid plans bought with the wallet: sales, but not of goods (no order, no GMV); the money ledger's
+# plan_subscription rows add up to plan_subscription_fen day by day.
+PLAN_COLUMNS = ("plan_subscriptions", "plan_subscription_fen")
+# Closed refunds WeChat Pay paid after another refund had paid the same units or money: out twice, for finance to
+# recover; not refunds of sales (refund_fen and net GMV do not move). The money ledger's refund_paid_twice rows.
+TWICE_COLUMNS = ("refunds_paid_twice", "refund_paid_twice_fen")
+DAILY_COLUMNS = (*OVERVIEW_COLUMNS, *LATE_COLUMNS, *PLAN_COLUMNS, *TWICE_COLUMNS)
 FUNNEL_COLUMNS = ("viewed", "added_to_cart", "ordered", "paid")
 
 

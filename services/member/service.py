@@ -182,10 +182,13 @@ def subscribe_plan(uow: MemberUnitOfWork, *, user_id: int, plan_id: int, idempot
             member = uow.members.get_or_add_locked(user_id)
             if not member.is_member:
                 raise not_a_member()
-            post(uow, transfer(f"plan:{user_id}:{idempotency_key}", "plan_subscription", f"plan-{plan.id}",
-                               amount=plan.price_fen, source=(user_id, Account.AVAILABLE),
-                               target=(PLATFORM, Account.SALES)), now)
+            key = f"plan:{user_id}:{idempotency_key}"
+            if not post(uow, transfer(key, "plan_subscription", f"plan-{plan.id}", amount=plan.price_fen,
+                                      source=(user_id, Account.AVAILABLE), target=(PLATFORM, Account.SALES)), now):
+                return b"subscribed"  # this payment bought its term already: neither a second term nor a second event
             member.subscribe(plan, now)
+            events.member_plan_subscribed(uow, member, plan, posting_key=key, now=now,
+                                          balance_fen=uow.ledger.balance(user_id, Account.AVAILABLE))
             return b"subscribed"
 
         uow.run_once(scope=f"plan:user:{user_id}", key=idempotency_key, request=str(plan_id).encode(), execute=buy)

@@ -27,6 +27,8 @@ from tests.fixtures.analytics_ledgers import (
     late_refund,
     one,
     paid,
+    paid_twice,
+    plan_subscribed,
     refunded,
     shop,
 )
@@ -63,7 +65,7 @@ def test_each_payment_refund_recharge_and_withdrawal_of_the_period_is_one_signed
     assert [row[:-1] for row in rows] == MONEY
     assert {row[-1] for row in rows} <= {e.event_id for e in delivered}  # the event id, to trace a row back
     assert sum(row[4] for row in rows) == (1_500 + 9_600 + 3_000 - 3_000 + 50_000 + 20_000 - 20_000 - 2_500 - 20_000
-                                           - 9_500)
+                                           - 9_500 + 1_500)
 
 
 def test_a_period_lists_only_its_own_days(uow) -> None:
@@ -168,7 +170,7 @@ def test_a_job_reports_progress_against_the_ledger_events_of_the_period(uow, tmp
     assert (done.status, done.rows, done.file_name) == ("done", len(MONEY),
                                                         f"{job.id}-money-2026-11-20-2026-11-21.csv")
     with uow() as unit:  # the repeats are read (and counted for the percent), then left out
-        assert unit.rollups.ledger_event_count(PERIOD, ledgers.MONEY_EVENTS) == len(MONEY) + 2
+        assert unit.rollups.ledger_event_count(PERIOD, ledgers.MONEY_EVENTS) == len(MONEY) + 3  # 2 refunds, 1 plan
 
 
 
@@ -278,3 +280,90 @@ def test_a_payment_whose_producer_left_its_time_unset_is_listed_at_its_envelopes
 
     assert [row[:3] for row in ledgers.money_rows(uow(), PERIOD)] == [
         ("2026-11-20", "2026-11-20T02:05:00+00:00", "payment")]
+
+
+PLAN_FIGURES = ("plan_subscriptions", "plan_subscription_fen", "paid_orders", "gmv_fen", "refund_fen", "net_gmv_fen")
+
+
+def test_a_plan_bought_with_the_wallet_is_one_plan_sale_by_its_posting_key_and_no_gmv(uow) -> None:
+    monthly = plan_subscribed(2, "p1", 1_500, 23_500, at(D1, 9))
+    annual = plan_subscribed(2, "p2", 14_800, 8_700, at(D2, 9), plan_id=2, plan_name="PLUS annual", days=366)
+    consume(uow(), [monthly, monthly, republished(monthly), annual, republished(annual)])  # type: ignore[arg-type]
+
+    overview = service.get_overview(uow(), from_date=D1.isoformat(), to_date=D2.isoformat())
+    columns = [ledgers.MONEY_COLUMNS.index(name) for name in (
+        "date", "movement", "channel", "amount_fen", "user_id", "member_no", "wallet_balance_fen", "plan_id",
+        "plan_name", "plan_expires_at", "posting_key")]
+    assert [tuple(row[i] for i in columns) for row in ledgers.money_rows(uow(), PERIOD)] == [
+        ("2026-11-20", "plan_subscription", "balance", 1_500, 2, "M2", 23_500, 1, "PLUS monthly",
+         "2026-12-21T01:00:00+00:00", "plan:2:p1"),
+        ("2026-11-21", "plan_subscription", "balance", 14_800, 2, "M2", 8_700, 2, "PLUS annual",
+         "2027-11-22T01:00:00+00:00", "plan:2:p2")]
+    assert [[day.figures[name] for name in PLAN_FIGURES] for day in overview.days] == [
+        [1, 1_500, 0, 0, 0, 0], [1, 14_800, 0, 0, 0, 0]]
+    assert overview.totals["active_users"] == 1
+
+
+def test_two_posting_keys_alike_in_their_first_64_characters_are_two_plan_sales(uow) -> None:
+    # A shopper's idempotency key may be 128 characters: the posting key is longer than a counted fact's key.
+    first, second = "k" * 100 + "1", "k" * 100 + "2"
+    consume(uow(), [plan_subscribed(2, first, 1_500, 3_000, at(D1, 9)),  # type: ignore[arg-type]
+                    plan_subscribed(2, second, 1_500, 1_500, at(D1, 10))])
+
+    day = service.get_overview(uow(), from_date=D1.isoformat(), to_date=D1.isoformat()).days[0].figures
+    assert (day["plan_subscriptions"], day["plan_subscription_fen"]) == (2, 3_000)
+    assert [row[ledgers.MONEY_COLUMNS.index("posting_key")] for row in ledgers.money_rows(uow(), PERIOD)] == [
+        f"plan:2:{first}", f"plan:2:{second}"]
+
+
+def test_the_daily_export_ends_with_each_days_plan_sales_the_money_ledger_adds_up_to(uow, tmp_path) -> None:
+    consume(uow(), [plan_subscribed(2, "p1", 1_500, 23_500, at(D1, 9)),  # type: ignore[arg-type]
+                    plan_subscribed(3, "p1", 1_500, 500, at(D1, 23, 59)),
+                    plan_subscribed(2, "p2", 14_800, 8_700, at(D2, 0, 1), plan_id=2, plan_name="PLUS annual",
+                                    days=366)])
+
+    reports.export(uow(), kind="daily", format="csv", period=PERIOD, path=tmp_path / "daily.csv")
+
+    header, *rows = read_csv(tmp_path / "daily.csv")
+    plans = [header.index(name) for name in ("date", "plan_subscriptions", "plan_subscription_fen")]
+    assert plans[1:] == [len(reports.OVERVIEW_COLUMNS) + len(reports.LATE_COLUMNS) + n for n in (1, 2)]  # after them
+    assert [[row[i] for i in plans] for row in rows] == [
+        ["2026-11-20", "2", "3000"], ["2026-11-21", "1", "14800"], ["total", "3", "17800"]]
+    ledger: dict[tuple[str, str], int] = {}
+    for row in ledgers.money_rows(uow(), PERIOD):
+        ledger[row[0], row[2]] = ledger.get((row[0], row[2]), 0) + row[4]
+    assert ledger == {("2026-11-20", "plan_subscription"): 3_000, ("2026-11-21", "plan_subscription"): 14_800}
+
+
+def test_a_refund_paid_twice_is_one_outflow_by_its_refund_number_and_moves_no_sales_figure(uow) -> None:
+    # O1 was paid 9,600 and refunded 2,500 by RF1; RF0, closed here before, was paid by WeChat Pay after all: 2,500
+    # went out twice. Delivered twice and re-published under a new event id, it is one outflow.
+    twice = paid_twice("O1", 1, "RF0", 2_500, at(D2, 16))
+    consume(uow(), [created("O1", 1, at(D1, 10), [one(2, 4_000), one(1, 2_500)], O1),  # type: ignore[arg-type]
+                    paid("O1", 1, at(D1, 10, 5), O1, "wechat"), refunded("O1", 1, "RF1", 2_500, "wechat", at(D2, 15)),
+                    twice, twice, republished(twice)])
+
+    overview = service.get_overview(uow(), from_date=D1.isoformat(), to_date=D2.isoformat())
+    columns = [ledgers.MONEY_COLUMNS.index(name) for name in (
+        "date", "occurred_at", "movement", "channel", "amount_fen", "user_id", "order_no", "refund_no")]
+    assert [tuple(row[i] for i in columns) for row in ledgers.money_rows(uow(), PERIOD)] == [
+        ("2026-11-20", "2026-11-20T02:05:00+00:00", "payment", "wechat", 9_600, 1, "O1", None),
+        ("2026-11-21", "2026-11-21T07:00:00+00:00", "refund", "wechat", -2_500, 1, "O1", "RF1"),
+        ("2026-11-21", "2026-11-21T08:00:00+00:00", "refund_paid_twice", "wechat", -2_500, 1, "O1", "RF0")]
+    assert [overview.totals[name] for name in ("gmv_fen", "refunds", "refund_fen", "net_gmv_fen", "refunds_paid_twice",
+                                               "refund_paid_twice_fen")] == [9_600, 1, 2_500, 7_100, 1, 2_500]
+    assert [row[ledgers.ORDER_COLUMNS.index("refunded_fen")] for row in ledgers.order_rows(uow(), PERIOD)] == [2_500]
+
+
+def test_the_daily_export_ends_with_each_days_refunds_paid_twice_the_money_ledger_adds_up_to(uow, tmp_path) -> None:
+    consume(uow(), [paid_twice("O1", 1, "RF0", 2_500, at(D1, 9)),  # type: ignore[arg-type]
+                    paid_twice("O2", 2, "RF9", 1_234, at(D2, 9))])
+
+    reports.export(uow(), kind="daily", format="csv", period=PERIOD, path=tmp_path / "daily.csv")
+
+    header, *rows = read_csv(tmp_path / "daily.csv")
+    assert header[-2:] == ["refunds_paid_twice", "refund_paid_twice_fen"]
+    assert [[row[0], *row[-2:]] for row in rows] == [
+        ["2026-11-20", "1", "2500"], ["2026-11-21", "1", "1234"], ["total", "2", "3734"]]
+    assert [(row[0], row[2], row[4]) for row in ledgers.money_rows(uow(), PERIOD)] == [
+        ("2026-11-20", "refund_paid_twice", -2_500), ("2026-11-21", "refund_paid_twice", -1_234)]

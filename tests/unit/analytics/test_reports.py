@@ -30,8 +30,10 @@ from tests.fixtures.keys import JwtKeys
 from tests.unit.analytics.conftest import consume
 
 PERIOD = Period(D1, D2)
-COLUMNS = ["date", *FIGURES, "net_gmv_fen", "average_order_value_fen", *reports.LATE_COLUMNS]
-NO_LATE_PAYMENTS = dict.fromkeys(reports.LATE_COLUMNS, 0)  # the stream has none
+COLUMNS = ["date", *FIGURES, "net_gmv_fen", "average_order_value_fen", *reports.LATE_COLUMNS, "plan_subscriptions",
+           "plan_subscription_fen", "refunds_paid_twice", "refund_paid_twice_fen"]
+# The stream has no late payments, plans or refunds paid twice.
+NO_LATE_PAYMENTS = dict.fromkeys((*reports.LATE_COLUMNS, *reports.PLAN_COLUMNS, *reports.TWICE_COLUMNS), 0)
 DAILY_ROWS = [[D1.isoformat(), *({**EXPECTED_D1, **NO_LATE_PAYMENTS}[c] for c in COLUMNS[1:])],
               [D2.isoformat(), *({**EXPECTED_D2, **NO_LATE_PAYMENTS}[c] for c in COLUMNS[1:])],
               ["total", *({**EXPECTED_TOTALS, **NO_LATE_PAYMENTS}[c] for c in COLUMNS[1:])]]
