@@ -16,8 +16,10 @@ services' domains, which answer 400 with details.
 
 from __future__ import annotations
 
+import decimal
 import functools
 import inspect
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,6 +67,7 @@ IDEMPOTENCY_KEY_SCHEMA: dict[str, Any] = {"type": "string", "minLength": 1, "max
 
 
 MAX_ID = 999_999_999_999_999_999
+MAX_WHOLE_DIGITS = 19  # a body's 2.0 is read as the integer 2 up to 10**20 (past int64, refused by its field)
 # A row id (a path's <id:...>, a body's sku_id, each item of a list of ids): positive and within int64, the type of
 # every id field of the protos: a larger number would fail building the request (a 500), not be refused (a 400).
 Id = Field(ge=1, le=MAX_ID)
@@ -114,8 +117,8 @@ class _Input(BaseModel):
 
 
 class Body(_Input):
-    """A JSON request body: unknown fields are refused, types are not coerced ("1" is not 1); no text holds a
-    control character."""
+    """A JSON request body: unknown fields are refused, types are not coerced ("1" is not 1, true is not 1; 2.0 is 2,
+    as JSON Schema reads it, see validate_body); no text holds a control character."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -279,10 +282,38 @@ def validate_body(op: Operation) -> None:
     assert op.body is not None
     if not request.is_json:
         raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "the body must be JSON (Content-Type: application/json)")
+    data = request.get_data(cache=True)
     try:
-        g.body = op.body.model_validate_json(request.get_data(cache=True))
+        g.body = op.body.model_validate_json(data)
     except ValidationError as exc:
-        raise invalid("body", exc) from None
+        whole = _whole_numbers(data) if any(e["type"] == "int_type" for e in exc.errors()) else None
+        if whole is None:
+            raise invalid("body", exc) from None
+        try:  # the same body with 2.0 written 2: what the OpenAPI document (JSON Schema) calls an integer
+            g.body = op.body.model_validate_json(whole)
+        except ValidationError as again:
+            raise invalid("body", again) from None
+
+
+def _whole_numbers(data: bytes) -> bytes | None:
+    """`data` (JSON) with each whole number written with a fraction or an exponent (2.0, 2e0, 1.5e1) rewritten as an
+    integer, read from its text (exactly, even past 2**53); None when there is none. JSON has one number type and to
+    JSON Schema 2.0 is the integer 2, while pydantic's strict int refuses every float."""
+    rewritten = False
+
+    def number(text: str) -> int | float:
+        nonlocal rewritten
+        value = decimal.Decimal(text)
+        if value.adjusted() <= MAX_WHOLE_DIGITS and value == value.to_integral_value():  # never build 10**10**9
+            rewritten = True
+            return int(value)
+        return float(text)
+
+    try:
+        parsed = json.loads(data, parse_float=number)
+    except (ValueError, RecursionError):  # already refused as it stands; nothing better to say
+        return None
+    return json.dumps(parsed).encode() if rewritten else None
 
 
 def invalid(where: str, exc: ValidationError) -> ApiError:
