@@ -102,8 +102,36 @@ def _holds(value: object, control: re.Pattern[str]) -> bool:
     return False
 
 
+# The same rules as JSON Schema patterns, so that the OpenAPI document says which text is refused (a client generated
+# from it, or schemathesis, would otherwise send a tab in a name and be told 400 for a request the document allows).
+TEXT_PATTERN = "^[^\\u0000-\\u001f\\u007f]*$"
+MULTILINE_TEXT_PATTERN = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f]*$"
+
+
+def _document_text_rules(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """A request model's JSON schema: each free-text field (a string, or a list of them, with no pattern, format or
+    set of values of its own) gets the pattern of the characters `_Input` refuses in it."""
+    fields = {info.alias or name: info for name, info in model.model_fields.items()}
+    for name, prop in schema.get("properties", {}).items():
+        info = fields.get(name)
+        multiline = info is not None and any(isinstance(m, _MultilineText) for m in info.metadata)
+        for text in _free_text_schemas(prop):
+            text["pattern"] = MULTILINE_TEXT_PATTERN if multiline else TEXT_PATTERN
+
+
+def _free_text_schemas(prop: dict[str, Any]) -> list[dict[str, Any]]:
+    if prop.get("type") == "array":
+        return _free_text_schemas(prop.get("items", {}))
+    if "anyOf" in prop:  # `str | None`
+        return [text for option in prop["anyOf"] for text in _free_text_schemas(option)]
+    constrained = any(key in prop for key in ("pattern", "format", "enum", "const"))
+    return [prop] if prop.get("type") == "string" and not constrained else []
+
+
 class _Input(BaseModel):
     """What every request model (a body, a query string) checks of each of its fields."""
+
+    model_config = ConfigDict(json_schema_extra=_document_text_rules)
 
     @field_validator("*")
     @classmethod
