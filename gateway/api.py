@@ -237,16 +237,21 @@ class Operation:
     limits: tuple[Limit, ...] = ()                      # per-IP limits before the body is validated, body-keyed after
     description: str = ""
     idempotent: bool = False                            # needs the header Idempotency-Key, passed to the view
+    files: tuple[str, ...] = ()                         # multipart/form-data file fields the view reads (documented)
 
 
 def operation(*, summary: str, tag: str, access: str = SHOPPER, roles: tuple[str, ...] = (),
               body: type[Body] | None = None, query: type[Query] | None = None,
               responses: dict[int, type[BaseModel]] | None = None, limits: tuple[Limit, ...] = (),
-              description: str = "", idempotent: bool = False) -> Callable[[F], F]:
+              description: str = "", idempotent: bool = False, files: tuple[str, ...] = ()) -> Callable[[F], F]:
     """Declare a view's operation; the view gets `body=` / `query=` models (and `idempotency_key=` when
-    `idempotent`) and returns a response model."""
+    `idempotent`) and returns a response model. A view reading uploaded files (request.files) names their fields in
+    `files`, which documents its body as multipart/form-data."""
+    if body is not None and files:
+        raise TypeError("an operation takes a JSON body or multipart files, not both")
     op = Operation(summary=summary, tag=tag, access=access, roles=frozenset(roles), body=body, query=query,
-                   responses=responses or {}, limits=limits, description=description, idempotent=idempotent)
+                   responses=responses or {}, limits=limits, description=description, idempotent=idempotent,
+                   files=files)
 
     def decorate(view: F) -> F:
         if ("idempotency_key" in inspect.signature(view).parameters) != idempotent:
@@ -448,6 +453,10 @@ def openapi_spec(app: Any) -> dict[str, Any]:
         if op.body is not None:
             entry["requestBody"] = {"required": True, "content": {"application/json": {
                 "schema": refs[op.body, "validation"]}}}
+        if op.files:
+            entry["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": {
+                "type": "object", "required": list(op.files),
+                "properties": {name: {"type": "string", "format": "binary"} for name in op.files}}}}}
         parameters = _path_parameters(rule) + _query_parameters(op) + _header_parameters(op)
         if parameters:
             entry["parameters"] = parameters

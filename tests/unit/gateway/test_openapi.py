@@ -233,3 +233,11 @@ def test_the_documented_text_patterns_are_the_rules_the_gateway_applies(text: st
     assert ((re.fullmatch(TEXT_PATTERN.strip("^$"), text) is not None,
              re.fullmatch(MULTILINE_TEXT_PATTERN.strip("^$"), text) is not None)
             == (CONTROL_CHARACTER.search(text) is None, CONTROL_CHARACTER_BUT_LINE_BREAKS.search(text) is None))
+
+
+def test_an_upload_documents_its_multipart_file_field(client) -> None:  # type: ignore[no-untyped-def]
+    # The document said POST /uploads takes no body, and the gateway answered 400 {"file": "required"} to it.
+    upload = client.get("/openapi.json").get_json()["paths"]["/api/v1/uploads"]["post"]
+
+    assert upload["requestBody"] == {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["file"], "properties": {"file": {"type": "string", "format": "binary"}}}}}}
