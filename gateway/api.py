@@ -123,10 +123,18 @@ def _document_text_rules(schema: dict[str, Any], model: type[BaseModel]) -> None
 def _free_text_schemas(prop: dict[str, Any]) -> list[dict[str, Any]]:
     if prop.get("type") == "array":
         return _free_text_schemas(prop.get("items", {}))
+    if prop.get("type") == "object":  # a dict of text: {"颜色": "黑"}, its keys as much as its values
+        keys = prop.get("propertyNames")
+        values = prop.get("additionalProperties")
+        return ([keys] if isinstance(keys, dict) and not _constrained(keys) else []) + (
+            _free_text_schemas(values) if isinstance(values, dict) else [])
     if "anyOf" in prop:  # `str | None`
         return [text for option in prop["anyOf"] for text in _free_text_schemas(option)]
-    constrained = any(key in prop for key in ("pattern", "format", "enum", "const"))
-    return [prop] if prop.get("type") == "string" and not constrained else []
+    return [prop] if prop.get("type") == "string" and not _constrained(prop) else []
+
+
+def _constrained(text: dict[str, Any]) -> bool:
+    return any(key in text for key in ("pattern", "format", "enum", "const"))
 
 
 class _Input(BaseModel):

@@ -204,6 +204,10 @@ def request_strings(spec: dict, schema: dict, path: str) -> list[tuple[str, dict
         found += request_strings(spec, schema["items"], path + "[]")
     for name, prop in schema.get("properties", {}).items():
         found += request_strings(spec, prop, f"{path}.{name}")
+    if isinstance(schema.get("additionalProperties"), dict):
+        found += request_strings(spec, schema["additionalProperties"], path + "{}")
+    if "propertyNames" in schema:  # a dict's keys: text whether or not it says "type": "string"
+        found += [(path + "{key}", schema["propertyNames"])]
     return found
 
 
