@@ -85,7 +85,9 @@ class ShelfIn(Body):
 
 
 class StockIn(Body):
-    delta: int = Field(ge=-(10**9), le=10**9, description="+ restock, - write-off; the stock never goes below 0")
+    delta: int = Field(ge=-(10**9), le=10**9, json_schema_extra={"not": {"const": 0}},
+                       description="+ restock, - write-off, never 0 (400 STOCK_DELTA_INVALID); the stock never goes "
+                                   "below 0")
     reason: str = Field("", max_length=200)
 
 
