@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ DEFAULT_DELIVERY_DAYS = 3                         # when the province is not in 
 DEFAULT_PROVINCE = "*"                            # the delivery table's fallback row
 MAX_SKUS = 200
 MAX_IMAGES = 20
+SKU_PRICE_MAX_FEN = formats.SKU_PRICE_MAX_FEN
 MAX_SPECS, SPEC_NAME_MAX, SPEC_VALUE_MAX = 5, 20, 50
 MAX_PARAMS, PARAM_NAME_MAX, PARAM_VALUE_MAX = 50, 50, 500
 URL_MAX = 512
@@ -160,8 +162,11 @@ class ProductDraft:
             problems["subtitle"] = f"at most {SUBTITLE_MAX} characters"
         if len(self.description) > DESCRIPTION_MAX:
             problems["description"] = f"at most {DESCRIPTION_MAX} characters"
-        if len(self.images) > MAX_IMAGES or any(not 0 < len(url) <= URL_MAX for url in self.images):
-            problems["images"] = f"at most {MAX_IMAGES} URLs of 1-{URL_MAX} characters"
+        if len(self.images) > MAX_IMAGES or any(not 0 < len(url) <= URL_MAX
+                                                or not formats.PRODUCT_IMAGE_URL_PATTERN.fullmatch(url)
+                                                for url in self.images):
+            problems["images"] = (f"at most {MAX_IMAGES} URLs of 1-{URL_MAX} characters: /media/... paths or "
+                                  "https:// URLs")
         if len(self.params) > MAX_PARAMS or any(not 0 < len(name) <= PARAM_NAME_MAX or len(value) > PARAM_VALUE_MAX
                                                 for name, value in self.params):
             problems["params"] = (f"at most {MAX_PARAMS}, names 1-{PARAM_NAME_MAX} and values up to "
@@ -186,8 +191,14 @@ class ProductDraft:
             where = f"skus.{index}"
             if sku.price_fen <= 0:
                 problems[f"{where}.price_fen"] = "must be greater than 0"
+            elif sku.price_fen > SKU_PRICE_MAX_FEN:
+                problems[f"{where}.price_fen"] = f"at most {SKU_PRICE_MAX_FEN}"
             if sku.market_price_fen < 0:
                 problems[f"{where}.market_price_fen"] = "must be 0 (none) or more"
+            elif sku.market_price_fen > SKU_PRICE_MAX_FEN:
+                problems[f"{where}.market_price_fen"] = f"at most {SKU_PRICE_MAX_FEN}"
+            elif 0 < sku.market_price_fen < sku.price_fen:  # a crossed-out price under the price: a fake discount
+                problems[f"{where}.market_price_fen"] = "must be 0 (none) or at least the price"
             if sku.stock < 0:
                 problems[f"{where}.stock"] = "must be 0 or more"
             if sku.weight_g < 0:
@@ -338,7 +349,11 @@ class Product:
             raise Conflict("PRODUCT_STATE", f"a {self.status} product cannot be submitted for audit")
         self.status, self.reject_reason, self.updated_at = Status.PENDING_AUDIT, "", now
 
-    def audit(self, *, approve: bool, reason: str, now: datetime) -> None:
+    def audit(self, *, approve: bool, reason: str, now: datetime, version: int = 0) -> None:
+        """Decide on the content read at `version` (0: unchecked); PRODUCT_CHANGED when it was edited since."""
+        if version and version != self.version:
+            raise Conflict("PRODUCT_CHANGED", "the product was changed since it was read; reload it and audit again",
+                           details={"version": self.version})
         if self.status != Status.PENDING_AUDIT:
             raise Conflict("PRODUCT_STATE", f"a {self.status} product is not waiting for audit")
         reason = reason.replace("\x00", "")[:500]
@@ -366,6 +381,8 @@ class Product:
                 "reject_reason": self.reject_reason, "images": list(self.images), "params": list(self.params),
                 "specs": list(self.specs), "after_sales_policy": self.after_sales_policy,
                 "description_length": len(self.description),
+                # the text itself is up to 20,000 characters: its digest tells an edit of it apart, within the length
+                "description_sha256": hashlib.sha256(self.description.encode()).hexdigest(),
                 "skus": [{"id": sku.id, "spec": sku.spec, "price_fen": sku.price_fen,
                           "market_price_fen": sku.market_price_fen, "weight_g": sku.weight_g}
                          for sku in self.active_skus]}

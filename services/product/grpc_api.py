@@ -86,7 +86,8 @@ class ProductServicer(product_pb2_grpc.ProductServiceServicer):
                      context: grpc.ServicerContext) -> product_pb2.Product:
         caller = require_caller(*AUDITORS)
         return product_message(service.audit_product(self.uow(), actor_id=caller.user_id, product_id=request.id,
-                                                     approve=request.approve, reason=request.reason), staff=True)
+                                                     approve=request.approve, reason=request.reason,
+                                                     version=request.version), staff=True)
 
     def SetProductShelf(self, request: product_pb2.SetProductShelfRequest,
                         context: grpc.ServicerContext) -> product_pb2.Product:

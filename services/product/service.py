@@ -256,10 +256,14 @@ def submit_product(uow: ProductUnitOfWork, *, actor_id: int, product_id: int,
 
 
 def audit_product(uow: ProductUnitOfWork, *, actor_id: int, product_id: int, approve: bool, reason: str = "",
-                  now: datetime | None = None) -> ProductView:
-    """Approve, or reject with a reason, a product waiting for audit."""
+                  version: int = 0, now: datetime | None = None) -> ProductView:
+    """Approve, or reject with a reason, a product waiting for audit, as read at `version` (0: unchecked).
+
+    PRODUCT_CHANGED when it was edited since the auditor read it (rejected by another admin, edited and submitted
+    again meanwhile): an approval covers only the prices and content the auditor saw.
+    """
     return _transition(uow, actor_id, product_id, "approve" if approve else "reject",
-                       lambda p, now: p.audit(approve=approve, reason=reason, now=now), now)
+                       lambda p, now: p.audit(approve=approve, reason=reason, now=now, version=version), now)
 
 
 def set_shelf(uow: ProductUnitOfWork, *, actor_id: int, product_id: int, on_shelf: bool,

@@ -362,3 +362,31 @@ def test_a_reservation_publishes_product_changed_only_when_a_stock_status_change
     service.release_reservation(uow, order_no="A")                                 # 10 -> 11: in stock
 
     assert (quiet, [reason for _, _, reason in changes(uow)]) == ([], ["stock_status"] * 4)
+
+
+def test_an_approval_of_content_edited_since_the_auditor_read_it_is_refused(uow: FakeProductUnitOfWork) -> None:
+    product_id = service.create_product(uow, actor_id=EDITOR, draft=draft(), now=T0).product.id
+    assert product_id is not None
+    service.submit_product(uow, actor_id=EDITOR, product_id=product_id, now=T0)
+    read_by_auditor = service.get_admin_product(uow, product_id=product_id).product.version
+    # meanwhile another admin rejects it, an operator raises the price tenfold and submits it again
+    service.audit_product(uow, actor_id=2, product_id=product_id, approve=False, reason="图片不清晰", now=T0)
+    service.update_product(uow, actor_id=EDITOR, product_id=product_id, draft=draft(price_fen=5_499_000),
+                           version=read_by_auditor, now=T0)
+    service.submit_product(uow, actor_id=EDITOR, product_id=product_id, now=T0)
+
+    with pytest.raises(Conflict) as refused:
+        service.audit_product(uow, actor_id=1, product_id=product_id, approve=True, version=read_by_auditor, now=T0)
+
+    assert (refused.value.code, refused.value.details, uow.products.items[product_id].status) == (
+        "PRODUCT_CHANGED", {"version": read_by_auditor + 1}, Status.PENDING_AUDIT)
+
+
+def test_an_approval_of_the_version_the_auditor_read_goes_through(uow: FakeProductUnitOfWork) -> None:
+    product_id = service.create_product(uow, actor_id=EDITOR, draft=draft(), now=T0).product.id
+    assert product_id is not None
+    service.submit_product(uow, actor_id=EDITOR, product_id=product_id, now=T0)
+
+    view = service.audit_product(uow, actor_id=1, product_id=product_id, approve=True, version=1, now=T0)
+
+    assert view.product.status == Status.APPROVED

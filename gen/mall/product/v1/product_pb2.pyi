@@ -306,14 +306,16 @@ class UpdateProductRequest(_message.Message):
     def __init__(self, id: _Optional[int] = ..., product: _Optional[_Union[ProductInput, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
 
 class AuditProductRequest(_message.Message):
-    __slots__ = ("id", "approve", "reason")
+    __slots__ = ("id", "approve", "reason", "version")
     ID_FIELD_NUMBER: _ClassVar[int]
     APPROVE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     id: int
     approve: bool
     reason: str
-    def __init__(self, id: _Optional[int] = ..., approve: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+    version: int
+    def __init__(self, id: _Optional[int] = ..., approve: _Optional[bool] = ..., reason: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class SetProductShelfRequest(_message.Message):
     __slots__ = ("id", "on_shelf")
