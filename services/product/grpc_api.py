@@ -10,6 +10,7 @@ from mall.product.v1 import product_pb2, product_pb2_grpc
 
 from services.common.auth import Role, caller_var, require_caller, require_service
 from services.common.events import timestamp
+from services.common.logs import mask_pii
 from services.product import reviews, service
 from services.product.domain import (
     AuditEntry,
@@ -273,9 +274,11 @@ def _rating(summary: RatingSummary) -> product_pb2.Rating:
 
 
 def _review(review: Review, *, own: bool) -> product_pb2.Review:
-    """A review as a reply; which order and line it came from only to its author."""
+    """A review as a reply; which order and line it came from only to its author, and to others its text with any
+    phone or ID number masked (a buyer writing theirs, or someone else's, publishes it to every shopper)."""
     message = product_pb2.Review(id=review.id or 0, product_id=review.product_id, sku_id=review.sku_id,
-                                 spec=review.spec, rating=review.rating, content=review.content, images=review.images,
+                                 spec=review.spec, rating=review.rating,
+                                 content=review.content if own else mask_pii(review.content), images=review.images,
                                  buyer=review.buyer, order_no=review.order_no if own else "",
                                  line_id=review.line_id if own else 0)
     message.created_at.CopyFrom(timestamp(review.created_at))

@@ -7,11 +7,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from mall.events.v1.envelope_pb2 import EventEnvelope
 from mall.events.v1.order_events_pb2 import CompletedLine, OrderCompleted, OrderLine
+from mall.product.v1 import product_pb2
 
 from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.events import InvalidEvent, timestamp
 from services.product import consumers, reviews, service
 from services.product.domain import RatingSummary, ReviewDraft, mask_buyer
+from services.product.grpc_api import ProductServicer
 from tests.product_fakes import FakeProductUnitOfWork
 from tests.unit.product.test_use_cases import on_sale, sku_ids
 from tests.unit.product.test_use_cases import uow as uow  # noqa: F401  (the catalogue fixture)
@@ -160,3 +162,13 @@ def test_the_average_is_in_tenths_rounded_half_up(stars: tuple[int, int, int, in
                                                  ("", "用户***"), ("A", "A***")])
 def test_the_buyer_is_shown_masked(nickname: str, shown: str) -> None:
     assert mask_buyer(nickname) == shown
+
+
+def test_a_phone_or_id_number_in_a_review_is_masked_for_every_other_reader(
+        uow: FakeProductUnitOfWork, bought: tuple[int, int]) -> None:
+    post(uow, content="客服不理人，加我 13812345678 细聊；身份证 110101199003071234")
+
+    listed = ProductServicer(lambda: uow).ListProductReviews(
+        product_pb2.ListProductReviewsRequest(product_id=bought[0]), None)  # type: ignore[arg-type]
+
+    assert listed.items[0].content == "客服不理人，加我 138****5678 细聊；身份证 1101**********1234"
