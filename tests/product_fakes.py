@@ -277,8 +277,15 @@ class FakeReviewRepository:
         self.items.append(review)
         self.stars.setdefault(review.product_id, [0] * 5)[review.rating - 1] += 1
 
+    def get(self, review_id: int, *, lock: bool = False) -> Review | None:
+        return next((r for r in self.items if r.id == review_id), None)
+
+    def hide(self, review: Review) -> None:
+        stars = self.stars[review.product_id]
+        stars[review.rating - 1] = max(stars[review.rating - 1] - 1, 0)
+
     def of_product(self, product_id: int, offset: int, limit: int) -> tuple[list[Review], int]:
-        return self._page([r for r in self.items if r.product_id == product_id], offset, limit)
+        return self._page([r for r in self.items if r.product_id == product_id and not r.hidden], offset, limit)
 
     def of_user(self, user_id: int, offset: int, limit: int) -> tuple[list[Review], int]:
         return self._page([r for r in self.items if r.user_id == user_id], offset, limit)

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from gateway.api import Body, Multiline, Page, PageQuery, Reply, operation, service
 from gateway.catalog_cache import invalidate_after_writes
-from gateway.routes.catalog import MAX_ID, BrandRef, ParamOut, SpecOut, StockStatus
+from gateway.routes.catalog import MAX_ID, BrandRef, ParamOut, ReviewOut, SpecOut, StockStatus
 from services.common import formats
 from services.common.auth import Role
 from services.common.formats import anchored
@@ -23,6 +23,7 @@ invalidate_after_writes(bp)  # the next shopper read, on any worker, sees the ch
 
 EDITORS = (Role.ADMIN, Role.OPERATOR)
 AUDITORS = (Role.ADMIN,)
+MODERATORS = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
 Text = Field(max_length=200)
 ProductStatus = Literal["DRAFT", "PENDING_AUDIT", "APPROVED", "REJECTED"]
 
@@ -88,6 +89,16 @@ class AuditIn(Body):
 
 class ShelfIn(Body):
     on_shelf: bool
+
+
+class HideReviewIn(Body):
+    reason: str = Field(min_length=1, max_length=200, description="why (spam, abuse, personal data): audited")
+
+
+class HiddenReviewOut(ReviewOut):
+    """The review as shoppers saw it, now hidden."""
+
+    hidden: bool
 
 
 class StockIn(Body):
@@ -300,3 +311,15 @@ def stock_movements(product_id: int, sku_id: int, query: PageQuery) -> Page[Stoc
     reply = _stub().ListStockMovements(product_pb2.ListStockMovementsRequest(
         product_id=product_id, sku_id=sku_id, offset=query.offset, limit=query.page_size))
     return Page[StockMovementOut].of([StockMovementOut.from_proto(m) for m in reply.items], query, reply.total)
+
+
+@bp.post("/<id:product_id>/reviews/<id:review_id>/hide")
+@operation(summary="Hide a review of the product (moderation)", tag="admin", roles=MODERATORS, body=HideReviewIn,
+           description="Takes the review off the product's page and out of its rating summary, once (hiding it again "
+                       "changes nothing); its author still sees it, marked hidden. In the product's audit log "
+                       "(hide_review, who, the reason). 404 REVIEW_NOT_FOUND when it is not this product's.",
+           responses={200: HiddenReviewOut})
+def hide_review(product_id: int, review_id: int, body: HideReviewIn) -> HiddenReviewOut:
+    review = _stub().HideReview(product_pb2.HideReviewRequest(product_id=product_id, id=review_id,
+                                                              reason=body.reason))
+    return HiddenReviewOut(**ReviewOut.fields_of(review), hidden=review.hidden)

@@ -601,6 +601,7 @@ MAX_REVIEW_IMAGES = formats.MAX_REVIEW_IMAGES
 REVIEW_CONTENT_MAX = formats.REVIEW_CONTENT_MAX
 RATINGS = (1, 2, 3, 4, 5)
 ANONYMOUS_BUYER = "用户***"
+REVIEW_HIDE_REASON_MAX = 200
 
 
 @dataclass(eq=False)
@@ -660,7 +661,19 @@ class Review:
     spec: dict[str, str]
     buyer: str
     created_at: datetime
+    hidden: bool = False       # by staff (moderation): off the product's page and out of its rating
+    hidden_reason: str = ""
     id: int | None = None
+
+    def hide(self, reason: str) -> bool:
+        """Take the review off the product's page (spam, abuse, someone's personal data); whether this changed it."""
+        reason = reason.replace("\x00", "").strip()[:REVIEW_HIDE_REASON_MAX]
+        if not reason:
+            raise InvalidInput("REASON_REQUIRED", "hiding a review needs a reason", details={"reason": "required"})
+        if self.hidden:
+            return False
+        self.hidden, self.hidden_reason = True, reason
+        return True
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from services.product.uow import ProductUnitOfWork
 
 EDITORS = (Role.OPERATOR, Role.ADMIN)
 AUDITORS = (Role.ADMIN,)
+MODERATORS = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
 STOCK_CALLERS = ("order",)  # services that reserve, confirm and release stock (as themselves)
 
 
@@ -206,6 +207,12 @@ class ProductServicer(product_pb2_grpc.ProductServiceServicer):
         return product_pb2.ListReviewsResponse(items=[_review(r, own=False) for r in page.items], total=page.total,
                                                rating=_rating(page.summary or RatingSummary()))
 
+    def HideReview(self, request: product_pb2.HideReviewRequest,
+                   context: grpc.ServicerContext) -> product_pb2.Review:
+        caller = require_caller(*MODERATORS)
+        return _review(reviews.hide_review(self.uow(), actor_id=caller.user_id, product_id=request.product_id,
+                                           review_id=request.id, reason=request.reason), own=False)
+
     def ListMyReviews(self, request: product_pb2.ListMyReviewsRequest,
                       context: grpc.ServicerContext) -> product_pb2.ListReviewsResponse:
         caller = require_caller()
@@ -280,7 +287,7 @@ def _review(review: Review, *, own: bool) -> product_pb2.Review:
                                  spec=review.spec, rating=review.rating,
                                  content=review.content if own else mask_pii(review.content), images=review.images,
                                  buyer=review.buyer, order_no=review.order_no if own else "",
-                                 line_id=review.line_id if own else 0)
+                                 line_id=review.line_id if own else 0, hidden=review.hidden)
     message.created_at.CopyFrom(timestamp(review.created_at))
     return message
 

@@ -151,6 +151,11 @@ class ReviewRepository(Protocol):
         """Store a review and count its stars in the product's summary, or raise Conflict REVIEW_EXISTS
         when the line has one already (a unique constraint decides, so concurrent posts cannot both win)."""
 
+    def get(self, review_id: int, *, lock: bool = False) -> Review | None: ...
+
+    def hide(self, review: Review) -> None:
+        """Store `review` hidden and take its stars out of its product's summary."""
+
     def of_product(self, product_id: int, offset: int, limit: int) -> tuple[list[Review], int]:
         """Newest first, and the total."""
 

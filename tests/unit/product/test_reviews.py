@@ -172,3 +172,62 @@ def test_a_phone_or_id_number_in_a_review_is_masked_for_every_other_reader(
         product_pb2.ListProductReviewsRequest(product_id=bought[0]), None)  # type: ignore[arg-type]
 
     assert listed.items[0].content == "客服不理人，加我 138****5678 细聊；身份证 1101**********1234"
+
+
+STAFF = 9
+
+
+def test_staff_hide_a_review_from_the_product_page_and_its_rating(uow: FakeProductUnitOfWork,
+                                                                   bought: tuple[int, int]) -> None:
+    kept = post(uow, line_id=1, rating=5, content="好")
+    abusive = post(uow, line_id=2, rating=1, content="广告 加V")
+
+    reviews.hide_review(uow, actor_id=STAFF, product_id=bought[0], review_id=abusive.id or 0, reason="广告", now=T0)
+
+    page = reviews.product_reviews(uow, product_id=bought[0])
+    assert ([r.id for r in page.items], page.total, page.summary) == ([kept.id], 1, RatingSummary((0, 0, 0, 0, 1)))
+
+
+def test_hiding_a_review_twice_takes_its_stars_out_once(uow: FakeProductUnitOfWork, bought: tuple[int, int]) -> None:
+    post(uow, line_id=1, rating=5)
+    abusive = post(uow, line_id=2, rating=1)
+
+    for _ in range(2):
+        reviews.hide_review(uow, actor_id=STAFF, product_id=bought[0], review_id=abusive.id or 0, reason="广告",
+                            now=T0)
+
+    assert reviews.product_reviews(uow, product_id=bought[0]).summary == RatingSummary((0, 0, 0, 0, 1))
+
+
+def test_hiding_a_review_is_in_the_products_audit_log_with_who_and_why(uow: FakeProductUnitOfWork,
+                                                                       bought: tuple[int, int]) -> None:
+    abusive = post(uow, line_id=2, rating=1)
+
+    reviews.hide_review(uow, actor_id=STAFF, product_id=bought[0], review_id=abusive.id or 0, reason="广告", now=T0)
+
+    entry = service.audit_log(uow, product_id=bought[0])[0][0]
+    assert (entry.actor_id, entry.action, entry.before, entry.after) == (
+        STAFF, "hide_review", {"review_id": abusive.id, "hidden": False},
+        {"review_id": abusive.id, "hidden": True, "reason": "广告"})
+
+
+def test_hiding_needs_a_reason_and_a_review_of_that_product(uow: FakeProductUnitOfWork,
+                                                            bought: tuple[int, int]) -> None:
+    review = post(uow)
+
+    with pytest.raises(InvalidInput) as no_reason:
+        reviews.hide_review(uow, actor_id=STAFF, product_id=bought[0], review_id=review.id or 0, reason=" ")
+    with pytest.raises(NotFound) as other_product:
+        reviews.hide_review(uow, actor_id=STAFF, product_id=bought[0] + 1, review_id=review.id or 0, reason="广告")
+
+    assert (no_reason.value.code, other_product.value.code, review.hidden) == (
+        "REASON_REQUIRED", "REVIEW_NOT_FOUND", False)
+
+
+def test_the_author_still_sees_a_hidden_review_marked_hidden(uow: FakeProductUnitOfWork,
+                                                            bought: tuple[int, int]) -> None:
+    review = post(uow)
+
+    reviews.hide_review(uow, actor_id=STAFF, product_id=bought[0], review_id=review.id or 0, reason="广告", now=T0)
+
+    assert [(r.id, r.hidden) for r in reviews.my_reviews(uow, user_id=BUYER).items] == [(review.id, True)]
