@@ -226,6 +226,9 @@ class FakeReservationRepository:
         reservation.status = to_status
         return True
 
+    def add_returned(self, reservation_id: int, units: int) -> None:
+        next(r for r in self.items if r.id == reservation_id).returned += units
+
     def expired_orders(self, now: datetime, limit: int,
                        after: tuple[datetime, str] | None = None) -> list[tuple[datetime, str]]:
         earliest: dict[str, datetime] = {}

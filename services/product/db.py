@@ -151,6 +151,7 @@ reservations = Table(
     Column("status", String(16), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
+    Column("returned", BigId, nullable=False, server_default="0"),  # units restocked by returns (migration 0009)
     UniqueConstraint("order_no", "sku_id", name="uq_stock_reservations_order_sku"),
     Index("ix_stock_reservations_status_expires", "status", "expires_at"),
 )
@@ -537,6 +538,13 @@ class SqlReservationRepository:
         if changed and loaded is not None:
             set_committed_value(loaded, "status", to_status)
         return changed
+
+    def add_returned(self, reservation_id: int, units: int) -> None:
+        self.session.execute(update(reservations).where(reservations.c.id == reservation_id)
+                             .values(returned=reservations.c.returned + units))
+        loaded = self.session.identity_map.get((Reservation, (reservation_id,), None))  # type: ignore[call-overload]
+        if loaded is not None:
+            set_committed_value(loaded, "returned", loaded.returned + units)
 
     def expired_orders(self, now: datetime, limit: int,
                        after: tuple[datetime, str] | None = None) -> list[tuple[datetime, str]]:

@@ -457,6 +457,7 @@ class Reservation:
     created_at: datetime
     expires_at: datetime
     status: str = ReservationStatus.RESERVED
+    returned: int = 0       # units of a CONFIRMED one restocked by after-sales returns since (migration 0009)
     id: int | None = None
 
 

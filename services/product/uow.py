@@ -124,6 +124,9 @@ class ReservationRepository(Protocol):
     def move(self, reservation_id: int, from_status: str, to_status: str) -> bool:
         """Change the status only if it still is `from_status`; whether this call changed it."""
 
+    def add_returned(self, reservation_id: int, units: int) -> None:
+        """Count `units` more restocked by returns of the reservation's order (under the order's lock)."""
+
     def expired_orders(self, now: datetime, limit: int,
                        after: tuple[datetime, str] | None = None) -> list[tuple[datetime, str]]:
         """(earliest expiry, order number) of orders with reservations still RESERVED past their expiry, in that
