@@ -174,13 +174,14 @@ class ProductDraft:
         if len(self.specs) > MAX_SPECS:
             problems["specs"] = f"at most {MAX_SPECS} specs"
         spec_names = [name for name, _ in self.specs]
-        if len(set(spec_names)) != len(spec_names) or any(not name.strip() for name in spec_names):
-            problems["specs"] = "spec names must be non-empty and unique"
+        # "黑" and "黑 " would show shoppers two identical choices, each its own SKU: padded text is refused
+        if len(set(spec_names)) != len(spec_names) or any(not _trimmed(name) for name in spec_names):
+            problems["specs"] = "spec names must be non-empty, unique and without surrounding spaces"
         for name, values in self.specs:
             if len(name) > SPEC_NAME_MAX or any(len(v) > SPEC_VALUE_MAX for v in values):
                 problems["specs"] = f"spec names up to {SPEC_NAME_MAX} characters, values up to {SPEC_VALUE_MAX}"
-            elif not values or len(set(values)) != len(values) or any(not v.strip() for v in values):
-                problems[f"specs.{name}"] = "values must be non-empty and unique"
+            elif not values or len(set(values)) != len(values) or any(not _trimmed(v) for v in values):
+                problems[f"specs.{name}"] = "values must be non-empty, unique and without surrounding spaces"
         if not self.skus:
             problems["skus"] = "at least one SKU"
         elif len(self.skus) > MAX_SKUS:
@@ -223,6 +224,11 @@ class ProductDraft:
             yield from (name, *values)
         for sku in self.skus:
             yield from (*sku.spec.keys(), *sku.spec.values())
+
+
+def _trimmed(text: str) -> bool:
+    """Non-empty, with no spaces around it."""
+    return bool(text) and text == text.strip()
 
 
 @dataclass(eq=False)

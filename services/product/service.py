@@ -150,6 +150,9 @@ def search_products(uow: ProductUnitOfWork, *, category_id: int = 0, brand_id: i
         raise InvalidInput("STATUS_INVALID", "unknown product status", details={"status": "invalid"})
     if price_min_fen < 0 or price_max_fen < 0:
         raise InvalidInput("PRICE_RANGE_INVALID", "prices are 0 or more", details={"price_min_fen": "invalid"})
+    if price_min_fen and price_max_fen and price_min_fen > price_max_fen:  # an empty page would look like no stock
+        raise InvalidInput("PRICE_RANGE_INVALID", "the minimum price is above the maximum",
+                           details={"price_min_fen": "must not be above price_max_fen"})
     terms = search.query_terms(q) if q.strip() else ()
     if q.strip() and not terms:
         return ProductPage([], 0)

@@ -264,3 +264,17 @@ def test_the_audit_snapshot_tells_a_changed_description_apart() -> None:
     product.edit(draft(description="水货"), T0, version=1, reserved={})
 
     assert before["description_sha256"] != product.snapshot()["description_sha256"]
+
+
+def test_spec_values_that_differ_only_by_surrounding_spaces_are_refused() -> None:
+    # shoppers would see two identical choices "黑", each a SKU of its own price and stock
+    bad = draft(specs=(("颜色", ("黑", "黑 ")),), skus=(SkuDraft(spec={"颜色": "黑"}, price_fen=100),
+                                                      SkuDraft(spec={"颜色": "黑 "}, price_fen=200)))
+
+    assert details_of(bad.validate) == {"specs.颜色": "values must be non-empty, unique and without surrounding spaces"}
+
+
+def test_a_spec_name_with_surrounding_spaces_is_refused() -> None:
+    bad = draft(specs=((" 颜色", ("黑",)),), skus=(SkuDraft(spec={" 颜色": "黑"}, price_fen=100),))
+
+    assert details_of(bad.validate) == {"specs": "spec names must be non-empty, unique and without surrounding spaces"}

@@ -9,7 +9,7 @@ from mall.events.v1.envelope_pb2 import EventEnvelope
 from mall.events.v1.order_events_pb2 import OrderCancelled, OrderLine, OrderPaid, OrderReturned
 from mall.events.v1.product_events_pb2 import ProductChanged, ProductViewed
 
-from services.common.errors import Conflict, NotFound
+from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.events import InvalidEvent, timestamp
 from services.product import consumers, service
 from services.product.domain import (
@@ -390,3 +390,11 @@ def test_an_approval_of_the_version_the_auditor_read_goes_through(uow: FakeProdu
     view = service.audit_product(uow, actor_id=1, product_id=product_id, approve=True, version=1, now=T0)
 
     assert view.product.status == Status.APPROVED
+
+
+def test_a_price_range_whose_minimum_is_above_its_maximum_is_refused(uow: FakeProductUnitOfWork) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        service.search_products(uow, price_min_fen=10_000, price_max_fen=5_000)
+
+    assert (refused.value.code, refused.value.details) == ("PRICE_RANGE_INVALID",
+                                                          {"price_min_fen": "must not be above price_max_fen"})
