@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,6 +27,10 @@ URL_MAX = 512
 CATEGORY_NAME_MAX = BRAND_NAME_MAX = 64
 MAX_DELIVERY_DAYS, PROVINCE_MAX = 60, 32
 NAME_MAX, SUBTITLE_MAX, DESCRIPTION_MAX = 100, 200, 20_000
+# In a name, a spec or a parameter: C0 and C1 controls, bidirectional embeddings, overrides and isolates (U+202E
+# shows "华为06 etaM" as "华为Mate 60"), and zero-width characters other than the joiner emoji sequences need.
+HIDDEN_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f\u200b\u200c\u200e\u200f\u202a-\u202e\u2060-\u2064"
+                              "\u2066-\u2069\ufeff]")
 
 
 class Status(enum.StrEnum):
@@ -212,12 +217,18 @@ class ProductDraft:
             seen.add(key)
         if any("\x00" in text for text in self._texts()):
             problems["product"] = "text must not contain NUL characters"
+        elif any(HIDDEN_CHARACTER.search(text) for text in self._single_line_texts()):
+            problems["product"] = "single-line text must not contain control, bidirectional or zero-width characters"
         if problems:
             raise InvalidInput("PRODUCT_INVALID", "the product is invalid", details=problems)
         return self
 
     def _texts(self) -> Iterable[str]:
-        yield from (self.name, self.subtitle, self.description, self.after_sales_policy, *self.images)
+        yield from (self.description, self.after_sales_policy)
+        yield from self._single_line_texts()
+
+    def _single_line_texts(self) -> Iterable[str]:
+        yield from (self.name, self.subtitle, *self.images)
         for name, value in self.params:
             yield from (name, value)
         for name, values in self.specs:

@@ -278,3 +278,17 @@ def test_a_spec_name_with_surrounding_spaces_is_refused() -> None:
     bad = draft(specs=((" 颜色", ("黑",)),), skus=(SkuDraft(spec={" 颜色": "黑"}, price_fen=100),))
 
     assert details_of(bad.validate) == {"specs": "spec names must be non-empty, unique and without surrounding spaces"}
+
+
+@pytest.mark.parametrize("name", ["华为\u202e06 etaM", "象印\u0085保温杯", "象印\u2066保温杯\u2069", "象印\u200b"])
+def test_a_name_with_invisible_or_reordering_characters_is_refused(name: str) -> None:
+    # a right-to-left override shows staff and shoppers another name than the one searched and audited
+    assert details_of(draft(name=name).validate) == {
+        "product": "single-line text must not contain control, bidirectional or zero-width characters"}
+
+
+def test_a_spec_value_with_a_reordering_character_is_refused() -> None:
+    bad = draft(specs=(("颜色", ("\u202e黑",)),), skus=(SkuDraft(spec={"颜色": "\u202e黑"}, price_fen=100),))
+
+    assert details_of(bad.validate) == {
+        "product": "single-line text must not contain control, bidirectional or zero-width characters"}
