@@ -528,6 +528,7 @@ def _release_held(uow: ProductUnitOfWork, order_no: str, kind: MovementKind, now
 def release_paid_stock(uow: ProductUnitOfWork, *, order_no: str, now: datetime | None = None) -> str:
     """A paid order cancelled before it shipped (order-cancelled with was_paid, after staff review): its sold
     units go back on sale and leave the sales counts (a reservation still held is released as usual).
+    Units a return restocked already (`Reservation.returned`) are not given back twice.
     One the sweep put back on sale (`_swept`) has nothing to give back, but is marked cancelled all the same
     (RELEASED, a `cancel_paid` movement of no units): this cancellation may overtake the order's late
     order-paid (another topic), which must then find the units released, not swept, and take nothing.
@@ -541,7 +542,7 @@ def release_paid_stock(uow: ProductUnitOfWork, *, order_no: str, now: datetime |
         assert reservation.id is not None
         units = reservation.quantity
         if uow.reservations.move(reservation.id, ReservationStatus.CONFIRMED, ReservationStatus.RELEASED):
-            kind = MovementKind.CANCEL_PAID
+            kind, units = MovementKind.CANCEL_PAID, units - reservation.returned  # a return gave those back already
         elif uow.reservations.move(reservation.id, ReservationStatus.RESERVED, ReservationStatus.RELEASED):
             kind = MovementKind.RELEASE
         elif reservation.id in swept:

@@ -322,3 +322,13 @@ def test_a_case_republished_under_a_new_event_id_restocks_once(uow: FakeProductU
         consume(uow, OrderReturned(order_no="O1", case_no="AS1", lines=[OrderLine(sku_id=sku, quantity=1)]))
 
     assert counts(uow, sku) == (8, 2, 2, ["CONFIRMED"])
+
+
+def test_a_paid_cancellation_after_a_return_gives_back_only_the_units_not_returned(
+        uow: FakeProductUnitOfWork, sku: int) -> None:
+    consume(uow, OrderPaid(order_no="O1"))  # 3 sold
+    consume(uow, OrderReturned(order_no="O1", case_no="RF1", lines=[OrderLine(sku_id=sku, quantity=1)]))
+
+    consume(uow, OrderCancelled(order_no="O1", was_paid=True))
+
+    assert (counts(uow, sku), service.check_stock_ledger(uow)) == ((10, 0, 0, ["RELEASED"]), (1, []))
