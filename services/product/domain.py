@@ -430,13 +430,18 @@ class SettingsAuditEntry:
     id: int | None = None
 
 
+def _image_or_none(url: str) -> bool:
+    """"" (none), or a catalogue image's URL as a product's images are (formats.PRODUCT_IMAGE_URL)."""
+    return not url or (len(url) <= URL_MAX and formats.PRODUCT_IMAGE_URL_PATTERN.fullmatch(url) is not None)
+
+
 def check_category(category: Category, everything: Iterable[Category]) -> None:
     """Field errors of a category about to be saved: name, icon, and a parent that exists and is not below it."""
     problems: dict[str, object] = {}
     if not category.name.strip() or len(category.name) > CATEGORY_NAME_MAX or "\x00" in category.name:
         problems["name"] = f"1-{CATEGORY_NAME_MAX} characters"
-    if len(category.icon) > URL_MAX or "\x00" in category.icon:
-        problems["icon"] = f"at most {URL_MAX} characters"
+    if not _image_or_none(category.icon):
+        problems["icon"] = f"at most {URL_MAX} characters: a /media/... path or an https:// URL"
     if category.parent_id is not None:
         known = list(everything)
         if all(other.id != category.parent_id for other in known):
@@ -458,8 +463,8 @@ def check_brand(brand: Brand) -> None:
     problems: dict[str, object] = {}
     if not brand.name.strip() or len(brand.name) > BRAND_NAME_MAX or "\x00" in brand.name:
         problems["name"] = f"1-{BRAND_NAME_MAX} characters"
-    if len(brand.logo) > URL_MAX or "\x00" in brand.logo:
-        problems["logo"] = f"at most {URL_MAX} characters"
+    if not _image_or_none(brand.logo):
+        problems["logo"] = f"at most {URL_MAX} characters: a /media/... path or an https:// URL"
     if problems:
         raise InvalidInput("BRAND_INVALID", "the brand is invalid", details=problems)
 
