@@ -88,6 +88,7 @@ def post_review(uow: ProductUnitOfWork, *, user_id: int, order_no: str, line_id:
                         images=list(draft.images), spec=dict(sku.spec) if sku else {},
                         buyer=mask_buyer(buyer_nickname), created_at=now)
         uow.reviews.add(review)
+        _rating_changed(uow, line.product_id, now)
         uow.commit()
         return review
 
@@ -117,10 +118,15 @@ def hide_review(uow: ProductUnitOfWork, *, actor_id: int, product_id: int, revie
                                          before={"review_id": review_id, "hidden": False},
                                          after={"review_id": review_id, "hidden": True,
                                                 "reason": review.hidden_reason}))
-            uow.publish(ProductChanged(product_id=product_id, reason="review", changed_at=timestamp(now)),
-                        aggregate_id=str(product_id))  # the detail page shows the rating summary
+            _rating_changed(uow, product_id, now)
         uow.commit()
         return review
+
+
+def _rating_changed(uow: ProductUnitOfWork, product_id: int, now: datetime) -> None:
+    """product-changed `review`: cached detail pages show the rating summary (lists do not: they stay cached)."""
+    uow.publish(ProductChanged(product_id=product_id, reason="review", changed_at=timestamp(now)),
+                aggregate_id=str(product_id))
 
 
 def my_reviews(uow: ProductUnitOfWork, *, user_id: int, offset: int = 0, limit: int = 20) -> ReviewPage:

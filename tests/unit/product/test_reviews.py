@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from mall.events.v1.envelope_pb2 import EventEnvelope
 from mall.events.v1.order_events_pb2 import CompletedLine, OrderCompleted, OrderLine
+from mall.events.v1.product_events_pb2 import ProductChanged
 from mall.product.v1 import product_pb2
 
 from services.common.errors import Conflict, InvalidInput, NotFound
@@ -231,3 +232,11 @@ def test_the_author_still_sees_a_hidden_review_marked_hidden(uow: FakeProductUni
     reviews.hide_review(uow, actor_id=STAFF, product_id=bought[0], review_id=review.id or 0, reason="广告", now=T0)
 
     assert [(r.id, r.hidden) for r in reviews.my_reviews(uow, user_id=BUYER).items] == [(review.id, True)]
+
+
+def test_a_review_publishes_product_changed_so_cached_details_show_the_new_rating(
+        uow: FakeProductUnitOfWork, bought: tuple[int, int]) -> None:
+    post(uow)
+
+    assert [(e.aggregate_id, e.payload.reason) for e in uow.published
+            if isinstance(e.payload, ProductChanged)][-1] == (str(bought[0]), "review")
