@@ -288,3 +288,18 @@ def test_a_template_whose_validity_has_already_ended_is_refused(uow: FakeMemberU
 
     assert (ended.value.code, ended.value.details, uow.coupons.templates) == (
         "COUPON_TEMPLATE_INVALID", {"valid_to": "must be in the future"}, {})
+
+
+def test_the_servicer_passes_the_claims_idempotency_key_so_a_retry_answers_the_first_coupon(
+        uow: FakeMemberUnitOfWork) -> None:
+    template_id = template(uow, total=5, per_user_limit=3)
+    servicer = MemberServicer(lambda: uow, SimulatedPayout(), RechargeChannels({}))
+    request = pb.ClaimCouponRequest(template_id=template_id, idempotency_key="tap-1")
+    token = caller_var.set(Caller(user_id=ALICE, roles=frozenset(), token_id="t"))
+    try:
+        first = servicer.ClaimCoupon(request, None)  # type: ignore[arg-type]
+        retried = servicer.ClaimCoupon(request, None)  # type: ignore[arg-type]
+    finally:
+        caller_var.reset(token)
+
+    assert (first.id, retried.id, service.coupon_template(uow, template_id=template_id).issued) == (1, 1, 1)

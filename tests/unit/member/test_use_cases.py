@@ -352,6 +352,56 @@ def test_claims_stop_at_the_total_and_at_the_per_user_limit(uow: FakeMemberUnitO
     assert (again.value.code, sold_out.value.code) == ("COUPON_LIMIT_REACHED", "COUPON_SOLD_OUT")
 
 
+def test_a_retried_claim_with_its_key_answers_the_first_coupon_and_issues_no_second(
+        uow: FakeMemberUnitOfWork) -> None:
+    template_id = template(uow, total=5, per_user_limit=3)
+
+    first, _ = service.claim_coupon(uow, user_id=ALICE, template_id=template_id, idempotency_key="tap-1", now=NOW)
+    retried, _ = service.claim_coupon(uow, user_id=ALICE, template_id=template_id, idempotency_key="tap-1", now=NOW)
+
+    assert (retried.id, first.id) == (1, 1)
+    assert ([v.coupon.id for v in service.list_coupons(uow, user_id=ALICE, now=NOW)],
+            service.coupon_template(uow, template_id=template_id).issued) == ([1], 1)
+
+
+def test_a_retried_claim_at_the_per_user_limit_answers_the_first_coupon_not_limit_reached(
+        uow: FakeMemberUnitOfWork) -> None:
+    template_id = template(uow, per_user_limit=1)
+    first, _ = service.claim_coupon(uow, user_id=ALICE, template_id=template_id, idempotency_key="tap-1", now=NOW)
+
+    retried, _ = service.claim_coupon(uow, user_id=ALICE, template_id=template_id, idempotency_key="tap-1", now=NOW)
+
+    assert retried.id == first.id == 1
+
+
+def test_a_claim_key_reused_for_another_template_is_a_conflict_and_issues_nothing(uow: FakeMemberUnitOfWork) -> None:
+    one, other = template(uow), template(uow)
+    service.claim_coupon(uow, user_id=ALICE, template_id=one, idempotency_key="tap-1", now=NOW)
+
+    with pytest.raises(Conflict) as raised:
+        service.claim_coupon(uow, user_id=ALICE, template_id=other, idempotency_key="tap-1", now=NOW)
+
+    assert (raised.value.code, service.coupon_template(uow, template_id=other).issued) == (
+        "IDEMPOTENCY_KEY_REUSED", 0)
+
+
+def test_claims_without_a_key_each_issue_a_coupon(uow: FakeMemberUnitOfWork) -> None:
+    template_id = template(uow, total=5, per_user_limit=2)
+
+    ids = [service.claim_coupon(uow, user_id=ALICE, template_id=template_id, now=NOW)[0].id for _ in range(2)]
+
+    assert (ids, service.coupon_template(uow, template_id=template_id).issued) == ([1, 2], 2)
+
+
+def test_one_claim_key_used_by_two_shoppers_gives_each_their_own_coupon(uow: FakeMemberUnitOfWork) -> None:
+    template_id = template(uow, total=5)
+
+    alices, _ = service.claim_coupon(uow, user_id=ALICE, template_id=template_id, idempotency_key="tap-1", now=NOW)
+    bobs, _ = service.claim_coupon(uow, user_id=BOB, template_id=template_id, idempotency_key="tap-1", now=NOW)
+
+    assert [(c.id, c.user_id) for c in (alices, bobs)] == [(1, ALICE), (2, BOB)]
+
+
 def test_locking_a_coupon_is_idempotent_by_order_and_release_makes_it_available(uow: FakeMemberUnitOfWork) -> None:
     coupon, _ = service.claim_coupon(uow, user_id=ALICE, template_id=template(uow), now=NOW)
     lines = [OrderLine(1, 10_000)]
