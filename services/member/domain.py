@@ -423,7 +423,8 @@ class CouponTemplate:
                max_face_fen: int = DEFAULT_COUPON_MAX_FACE_FEN) -> CouponTemplate:
         """A new template: pending_approval when `needs_approval` (its creator is not an admin), else active.
         InvalidInput COUPON_TEMPLATE_INVALID for inconsistent fields (a fixed coupon's threshold, when it has one,
-        is at least its amount); DomainError COUPON_TEMPLATE_TOO_VALUABLE
+        is at least its amount; a field of the other kind, amount_fen on a percent template or percent_off /
+        cap_fen on a fixed one, is 0: refused rather than dropped); DomainError COUPON_TEMPLATE_TOO_VALUABLE
         (422) when one coupon could take more than `max_face_fen` off (a percent coupon must have a cap)."""
         problems: dict[str, object] = {}
         if not 0 < len(name.strip()) <= 64:
@@ -433,13 +434,17 @@ class CouponTemplate:
                 problems["amount_fen"] = "must be positive"
             elif 0 < threshold_fen < amount_fen:  # "满50减100": amount and threshold swapped, orders up to it free
                 problems["threshold_fen"] = "0 (no threshold) or at least amount_fen"
-            percent_off = cap_fen = 0
+            # A field of the other kind was dropped before: staff got another coupon than they typed. 0 is "not
+            # set" (what the gateway and the proto send for a field left out).
+            problems.update({field: "not for a fixed template: leave it out or 0"
+                             for field, value in (("percent_off", percent_off), ("cap_fen", cap_fen)) if value})
         elif kind == "percent":
             if not 0 < percent_off < 100:
                 problems["percent_off"] = "1-99"
             if cap_fen < 0:
                 problems["cap_fen"] = "must not be negative"
-            amount_fen = 0
+            if amount_fen:
+                problems["amount_fen"] = "not for a percent template: leave it out or 0"
         else:
             problems["kind"] = "fixed or percent"
         if threshold_fen < 0:

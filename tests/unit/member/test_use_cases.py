@@ -319,7 +319,8 @@ def test_a_percent_discount_is_rounded_down_to_the_fen_and_capped(uow: FakeMembe
 
 
 def test_a_fixed_coupon_needs_its_threshold_on_its_categories(uow: FakeMemberUnitOfWork) -> None:
-    template_id = template(uow, kind="fixed", amount_fen=500, threshold_fen=5_000, category_ids=[7])
+    template_id = template(uow, kind="fixed", amount_fen=500, percent_off=0, cap_fen=0, threshold_fen=5_000,
+                           category_ids=[7])
     coupon, _ = service.claim_coupon(uow, user_id=ALICE, template_id=template_id, now=NOW)
 
     short = service.quote_coupons(uow, user_id=ALICE, lines=[OrderLine(7, 4_999), OrderLine(8, 9_000)], now=NOW)
