@@ -36,6 +36,9 @@ LEVELS: tuple[Level, ...] = (
 AUTO_JOIN_SPEND_FEN = 10_000                 # 100 yuan
 
 CHANNELS = ("self", "purchase", "invitation", "campaign")
+# What a shopper may declare at signup. "purchase" is the shop's to record (AUTO_JOIN_SPEND_FEN reached): declared, it
+# would be untrue (whoever reached it is a member already) and falsify the join channels kept for the shop (M1).
+SIGNUP_CHANNELS = ("self", "invitation", "campaign")
 INVITE_CODE = re.compile(r"[A-Za-z0-9]{4,32}")
 # Each member's own invite code: 8 of these (no 0/O, 1/I), about 10^12 codes, unique by an index.
 REFERRAL_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -95,6 +98,14 @@ class Member:
     @property
     def level(self) -> Level:
         return level_for(self.total_spend_fen)
+
+    @staticmethod
+    def check_signup_channel(channel: str) -> None:
+        """InvalidInput CHANNEL_INVALID unless a shopper may declare `channel` at signup (SIGNUP_CHANNELS)."""
+        if channel not in SIGNUP_CHANNELS:
+            raise InvalidInput("CHANNEL_INVALID", f"channel must be one of {', '.join(SIGNUP_CHANNELS)}; purchase is "
+                               f"recorded by the shop once paid spend reaches {AUTO_JOIN_SPEND_FEN // 100} yuan",
+                               details={"channel": f"one of {', '.join(SIGNUP_CHANNELS)}"})
 
     def join(self, channel: str, invite_code: str | None, now: datetime, *, inviter: Member | None = None) -> bool:
         """Become a member through `channel` (invited by `inviter`, whose code `invite_code` is); False

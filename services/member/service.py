@@ -98,7 +98,9 @@ def post(uow: MemberUnitOfWork, posting: Posting, now: datetime) -> bool:
 
 def sign_up(uow: MemberUnitOfWork, *, user_id: int, channel: str, invite_code: str | None,
             now: datetime | None = None) -> tuple[MemberSummary, bool]:
-    """Make the user a member through `channel` (once: again returns the membership, created False)."""
+    """Make the user a member through `channel`, one a shopper may declare (Member.check_signup_channel; once: again
+    returns the membership, created False)."""
+    Member.check_signup_channel(channel)
     now = now or utcnow()
     with uow:
         member = uow.members.get_or_add_locked(user_id)

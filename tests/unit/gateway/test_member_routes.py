@@ -40,6 +40,15 @@ def test_signup_passes_channel_and_invite_code(client: FlaskClient, clients, bea
         pb.SignUpRequest(channel="invitation", invite_code="ABCD1234")]
 
 
+def test_signup_refuses_the_purchase_channel_which_the_shop_records_itself(client: FlaskClient, clients,
+                                                                          bearer: Callable) -> None:
+    response = client.post("/api/v1/member/signup", json={"channel": "purchase"}, headers=bearer())
+
+    error = response.get_json()["error"]
+    assert (response.status_code, error["code"], list(error["details"]), clients.member.SignUp.calls) == (
+        400, "INVALID_REQUEST", ["channel"], [])
+
+
 def test_the_ledger_is_a_page_of_entries_in_fen_named_fen(client: FlaskClient, clients, bearer: Callable) -> None:
     clients.member.ListWalletEntries.reply = pb.ListEntriesResponse(total=41, entries=[pb.LedgerEntry(
         id=7, account="available", amount=-6_000, balance_after=4_000, kind="withdrawal_requested",

@@ -40,6 +40,25 @@ def test_signing_up_twice_keeps_the_first_membership(uow: FakeMemberUnitOfWork) 
     assert (again.member.member_no, again.member.channel) == (first.member.member_no, "self")
 
 
+def test_a_shopper_cannot_declare_they_joined_by_purchase(uow: FakeMemberUnitOfWork) -> None:
+    # "purchase" is what the shop records when a shopper's paid spend reaches AUTO_JOIN_SPEND_FEN (apply_order_paid):
+    # declared at signup it would be untrue, and falsify the join channels M1 records.
+    with pytest.raises(InvalidInput) as raised:
+        service.sign_up(uow, user_id=ALICE, channel="purchase", invite_code=None, now=NOW)
+
+    assert (raised.value.code, list(raised.value.details), uow.members.get(ALICE)) == ("CHANNEL_INVALID", ["channel"],
+                                                                                        None)
+
+
+def test_a_shopper_may_declare_self_invitation_or_campaign(uow: FakeMemberUnitOfWork) -> None:
+    inviter, _ = service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
+    invited, _ = service.sign_up(uow, user_id=BOB, channel="invitation", invite_code=inviter.member.referral_code,
+                                 now=NOW)
+    campaign, _ = service.sign_up(uow, user_id=3, channel="campaign", invite_code=None, now=NOW)
+
+    assert [m.member.channel for m in (inviter, invited, campaign)] == ["self", "invitation", "campaign"]
+
+
 def test_joining_by_invitation_needs_the_invite_code(uow: FakeMemberUnitOfWork) -> None:
     with pytest.raises(InvalidInput) as raised:
         service.sign_up(uow, user_id=ALICE, channel="invitation", invite_code=None, now=NOW)
