@@ -6,7 +6,10 @@ validates the query string and JSON body against those models; the view receives
 keyword arguments `body` and `query`, typed, alongside Flask's path parameters. An operation
 declared `idempotent=True` needs the header Idempotency-Key: it is checked before the view runs,
 the view receives it as the keyword argument `idempotency_key`, and the OpenAPI document declares
-it as a required header parameter, so no route reads the header without documenting it. A view
+it as a required header parameter, so no route reads the header without documenting it. With
+`key_optional=True` as well (a route that took no key before, whose older clients must keep working)
+the header may be left out: the view then gets "" (each request runs), and the header is documented
+as optional. A view
 returns a response model (or `(model, status)`), which must be the model declared for that status.
 
 The gateway checks the *shape* of input (types, lengths, required fields, no control characters in
@@ -62,6 +65,10 @@ MAX_FIELD_NAME = 64      # a client-chosen key (an unknown field) is cut to this
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_NOTE = (f"Needs the header {IDEMPOTENCY_HEADER} (1-{idempotency.KEY_MAX_LENGTH} printable ASCII "
                     "characters).")
+OPTIONAL_IDEMPOTENCY_NOTE = (f"Takes the header {IDEMPOTENCY_HEADER} (1-{idempotency.KEY_MAX_LENGTH} printable ASCII "
+                             "characters), optional: without it every request runs anew; with it a retry with the "
+                             "same key and body answers as the first did, the same key with another body is 409 "
+                             "IDEMPOTENCY_KEY_REUSED.")
 # What services/common/idempotency.validate accepts: 1-128 characters from space to tilde.
 IDEMPOTENCY_KEY_SCHEMA: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": idempotency.KEY_MAX_LENGTH,
                                           "pattern": "^[ -~]+$"}
@@ -271,21 +278,25 @@ class Operation:
     limits: tuple[Limit, ...] = ()                      # per-IP limits before the body is validated, body-keyed after
     description: str = ""
     idempotent: bool = False                            # needs the header Idempotency-Key, passed to the view
+    key_optional: bool = False                          # with idempotent: the header may be left out (view gets "")
     files: tuple[str, ...] = ()                         # multipart/form-data file fields the view reads (documented)
 
 
 def operation(*, summary: str, tag: str, access: str = SHOPPER, roles: tuple[str, ...] = (),
               body: type[Body] | None = None, query: type[Query] | None = None,
               responses: dict[int, type[BaseModel]] | None = None, limits: tuple[Limit, ...] = (),
-              description: str = "", idempotent: bool = False, files: tuple[str, ...] = ()) -> Callable[[F], F]:
+              description: str = "", idempotent: bool = False, key_optional: bool = False,
+              files: tuple[str, ...] = ()) -> Callable[[F], F]:
     """Declare a view's operation; the view gets `body=` / `query=` models (and `idempotency_key=` when
-    `idempotent`) and returns a response model. A view reading uploaded files (request.files) names their fields in
-    `files`, which documents its body as multipart/form-data."""
+    `idempotent`, "" when `key_optional` and the header was left out) and returns a response model. A view reading
+    uploaded files (request.files) names their fields in `files`, which documents its body as multipart/form-data."""
     if body is not None and files:
         raise TypeError("an operation takes a JSON body or multipart files, not both")
+    if key_optional and not idempotent:
+        raise TypeError("key_optional=True is for operations declared idempotent=True")
     op = Operation(summary=summary, tag=tag, access=access, roles=frozenset(roles), body=body, query=query,
                    responses=responses or {}, limits=limits, description=description, idempotent=idempotent,
-                   files=files)
+                   key_optional=key_optional, files=files)
 
     def decorate(view: F) -> F:
         if ("idempotency_key" in inspect.signature(view).parameters) != idempotent:
@@ -474,7 +485,8 @@ def openapi_spec(app: Any) -> dict[str, Any]:
             entry["security"] = [{}, {"bearer": []}]
         elif op.access != PUBLIC:
             entry["security"] = [{"bearer": []}]
-        notes = ([IDEMPOTENCY_NOTE] if op.idempotent else []) + ([op.description] if op.description else [])
+        idempotency_notes = [OPTIONAL_IDEMPOTENCY_NOTE if op.key_optional else IDEMPOTENCY_NOTE] if op.idempotent else []
+        notes = idempotency_notes + ([op.description] if op.description else [])
         if op.roles:
             notes.append("Roles: " + ", ".join(sorted(op.roles)) + ".")
             entry["x-roles"] = sorted(op.roles)  # machine-readable: the battery generates its 403 checks from it
@@ -551,17 +563,22 @@ def _query_parameters(op: Operation) -> list[dict[str, Any]]:
 def _header_parameters(op: Operation) -> list[dict[str, Any]]:
     if not op.idempotent:
         return []
-    return [{"name": IDEMPOTENCY_HEADER, "in": "header", "required": True, "schema": IDEMPOTENCY_KEY_SCHEMA,
+    return [{"name": IDEMPOTENCY_HEADER, "in": "header", "required": not op.key_optional,
+             "schema": IDEMPOTENCY_KEY_SCHEMA,
              "description": "Chosen by the client, one per intended action: a retry with the same key and body "
                             "answers as the first request did and changes nothing; the same key with another "
                             "body is 409 IDEMPOTENCY_KEY_REUSED."}]
 
 
 def validate_idempotency_key(op: Operation) -> None:
-    """The Idempotency-Key header of an idempotent operation, checked; 400 when missing or malformed."""
+    """The Idempotency-Key header of an idempotent operation, checked; 400 when malformed, or missing unless the
+    operation declares it optional ("" then)."""
     if not op.idempotent:
         return
     key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None and op.key_optional:
+        g.idempotency_key = ""
+        return
     if key is None:
         raise ApiError(400, "IDEMPOTENCY_KEY_REQUIRED", f"this request needs an {IDEMPOTENCY_HEADER} header",
                        {IDEMPOTENCY_HEADER: "required"})

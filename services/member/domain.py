@@ -36,6 +36,9 @@ LEVELS: tuple[Level, ...] = (
 AUTO_JOIN_SPEND_FEN = 10_000                 # 100 yuan
 
 CHANNELS = ("self", "purchase", "invitation", "campaign")
+# What a shopper may declare at signup. "purchase" is the shop's to record (AUTO_JOIN_SPEND_FEN reached): declared, it
+# would be untrue (whoever reached it is a member already) and falsify the join channels kept for the shop (M1).
+SIGNUP_CHANNELS = ("self", "invitation", "campaign")
 INVITE_CODE = re.compile(r"[A-Za-z0-9]{4,32}")
 # Each member's own invite code: 8 of these (no 0/O, 1/I), about 10^12 codes, unique by an index.
 REFERRAL_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -95,6 +98,14 @@ class Member:
     @property
     def level(self) -> Level:
         return level_for(self.total_spend_fen)
+
+    @staticmethod
+    def check_signup_channel(channel: str) -> None:
+        """InvalidInput CHANNEL_INVALID unless a shopper may declare `channel` at signup (SIGNUP_CHANNELS)."""
+        if channel not in SIGNUP_CHANNELS:
+            raise InvalidInput("CHANNEL_INVALID", f"channel must be one of {', '.join(SIGNUP_CHANNELS)}; purchase is "
+                               f"recorded by the shop once paid spend reaches {AUTO_JOIN_SPEND_FEN // 100} yuan",
+                               details={"channel": f"one of {', '.join(SIGNUP_CHANNELS)}"})
 
     def join(self, channel: str, invite_code: str | None, now: datetime, *, inviter: Member | None = None) -> bool:
         """Become a member through `channel` (invited by `inviter`, whose code `invite_code` is); False
@@ -423,7 +434,8 @@ class CouponTemplate:
                max_face_fen: int = DEFAULT_COUPON_MAX_FACE_FEN) -> CouponTemplate:
         """A new template: pending_approval when `needs_approval` (its creator is not an admin), else active.
         InvalidInput COUPON_TEMPLATE_INVALID for inconsistent fields (a fixed coupon's threshold, when it has one,
-        is at least its amount); DomainError COUPON_TEMPLATE_TOO_VALUABLE
+        is at least its amount; a field of the other kind, amount_fen on a percent template or percent_off /
+        cap_fen on a fixed one, is 0: refused rather than dropped); DomainError COUPON_TEMPLATE_TOO_VALUABLE
         (422) when one coupon could take more than `max_face_fen` off (a percent coupon must have a cap)."""
         problems: dict[str, object] = {}
         if not 0 < len(name.strip()) <= 64:
@@ -433,13 +445,17 @@ class CouponTemplate:
                 problems["amount_fen"] = "must be positive"
             elif 0 < threshold_fen < amount_fen:  # "满50减100": amount and threshold swapped, orders up to it free
                 problems["threshold_fen"] = "0 (no threshold) or at least amount_fen"
-            percent_off = cap_fen = 0
+            # A field of the other kind was dropped before: staff got another coupon than they typed. 0 is "not
+            # set" (what the gateway and the proto send for a field left out).
+            problems.update({field: "not for a fixed template: leave it out or 0"
+                             for field, value in (("percent_off", percent_off), ("cap_fen", cap_fen)) if value})
         elif kind == "percent":
             if not 0 < percent_off < 100:
                 problems["percent_off"] = "1-99"
             if cap_fen < 0:
                 problems["cap_fen"] = "must not be negative"
-            amount_fen = 0
+            if amount_fen:
+                problems["amount_fen"] = "not for a percent template: leave it out or 0"
         else:
             problems["kind"] = "fixed or percent"
         if threshold_fen < 0:

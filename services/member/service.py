@@ -98,7 +98,9 @@ def post(uow: MemberUnitOfWork, posting: Posting, now: datetime) -> bool:
 
 def sign_up(uow: MemberUnitOfWork, *, user_id: int, channel: str, invite_code: str | None,
             now: datetime | None = None) -> tuple[MemberSummary, bool]:
-    """Make the user a member through `channel` (once: again returns the membership, created False)."""
+    """Make the user a member through `channel`, one a shopper may declare (Member.check_signup_channel; once: again
+    returns the membership, created False)."""
+    Member.check_signup_channel(channel)
     now = now or utcnow()
     with uow:
         member = uow.members.get_or_add_locked(user_id)
@@ -500,27 +502,40 @@ def claimable_coupon_templates(uow: MemberUnitOfWork, *, user_id: int, offset: i
     return page
 
 
-def claim_coupon(uow: MemberUnitOfWork, *, user_id: int, template_id: int,
+def claim_coupon(uow: MemberUnitOfWork, *, user_id: int, template_id: int, idempotency_key: str = "",
                  now: datetime | None = None) -> tuple[Coupon, CouponTemplate]:
     """Claim one coupon of a template: within its total (never over-issued) and the per-user limit, while it is
     active (a disabled template issues nothing more, also to a claim racing the disable; a pending one nothing
-    yet), and never by the staff member who created or approved it (Forbidden OWN_REQUEST)."""
+    yet), and never by the staff member who created or approved it (Forbidden OWN_REQUEST).
+
+    With an idempotency key, once per key: a retry with the same key and template answers the coupon the first
+    issued, as it is now (not a second coupon, nor COUPON_LIMIT_REACHED), another template under the key is a
+    Conflict. Without one (older clients) each call claims anew."""
     now = now or utcnow()
     with uow:
+        def issue() -> bytes:
+            template = uow.coupons.template(template_id)
+            if template is None:
+                raise template_not_found()
+            template.check_claimable(user_id, now)
+            uow.coupons.lock_claims(user_id, template_id)
+            if uow.coupons.claimed(user_id, template_id) >= template.per_user_limit:
+                raise DomainError("COUPON_LIMIT_REACHED", "you have claimed as many of these coupons as allowed")
+            if not uow.coupons.take_one(template_id):
+                fresh = uow.coupons.template(template_id, lock=True)  # disabled meanwhile, or all claimed
+                if fresh is not None and fresh.status == TemplateStatus.DISABLED:
+                    raise template_disabled()
+                raise DomainError("COUPON_SOLD_OUT", "these coupons are all claimed")
+            coupon = Coupon(template_id=template_id, user_id=user_id, status=CouponStatus.AVAILABLE, claimed_at=now)
+            uow.coupons.add(coupon)
+            return str(coupon.id).encode()
+
+        coupon_id = int(uow.run_once(scope=f"coupon-claim:user:{user_id}", key=idempotency_key,
+                                     request=str(template_id).encode(), execute=issue)
+                        if idempotency_key else issue())
+        coupon = uow.coupons.get(coupon_id)
         template = uow.coupons.template(template_id)
-        if template is None:
-            raise template_not_found()
-        template.check_claimable(user_id, now)
-        uow.coupons.lock_claims(user_id, template_id)
-        if uow.coupons.claimed(user_id, template_id) >= template.per_user_limit:
-            raise DomainError("COUPON_LIMIT_REACHED", "you have claimed as many of these coupons as allowed")
-        if not uow.coupons.take_one(template_id):
-            fresh = uow.coupons.template(template_id, lock=True)  # disabled meanwhile, or all claimed
-            if fresh is not None and fresh.status == TemplateStatus.DISABLED:
-                raise template_disabled()
-            raise DomainError("COUPON_SOLD_OUT", "these coupons are all claimed")
-        coupon = Coupon(template_id=template_id, user_id=user_id, status=CouponStatus.AVAILABLE, claimed_at=now)
-        uow.coupons.add(coupon)
+        assert coupon is not None and template is not None
         uow.commit()
     return coupon, template
 

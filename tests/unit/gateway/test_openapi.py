@@ -146,6 +146,10 @@ def reads_the_idempotency_key(view: object) -> bool:
     return "idempotency_key" in names
 
 
+# Routes that took no key before, kept working for clients that send none: the header is declared, optional.
+KEY_OPTIONAL = {("/api/v1/member/coupons/claim", "post")}
+
+
 def test_exactly_the_routes_that_read_the_idempotency_key_declare_it_as_a_required_header(app: Flask) -> None:
     spec = app.test_client().get("/openapi.json").get_json()
     declared = {(path, method): [p for p in entry.get("parameters", []) if p["in"] == "header"]
@@ -157,9 +161,39 @@ def test_exactly_the_routes_that_read_the_idempotency_key_declare_it_as_a_requir
 
     assert len(reading) >= 4  # POST /orders, /member/recharges, /member/withdrawals, /member/plans/{id}/subscribe
     assert with_header == reading
-    assert all(headers == [{"name": IDEMPOTENCY_HEADER, "in": "header", "required": True,
-                            "schema": IDEMPOTENCY_KEY_SCHEMA, "description": headers[0]["description"]}]
-               for headers in declared.values() if headers)
+    assert {route: headers for route, headers in declared.items() if headers} == {
+        route: [{"name": IDEMPOTENCY_HEADER, "in": "header", "required": route not in KEY_OPTIONAL,
+                 "schema": IDEMPOTENCY_KEY_SCHEMA, "description": headers[0]["description"]}]
+        for route, headers in declared.items() if headers}
+
+
+def test_a_key_optional_view_gets_an_empty_key_without_the_header_and_the_key_with_it(
+        settings: GatewaySettings, bearer) -> None:  # type: ignore[no-untyped-def]
+    bp = Blueprint("keyed", __name__, url_prefix="/api/v1/keyed")
+
+    @bp.post("")
+    @operation(summary="Take a thing", tag="things", responses={201: Thing}, idempotent=True, key_optional=True)
+    def take_thing(idempotency_key: str) -> tuple[Thing, int]:
+        return Thing(id=1, name=idempotency_key), 201
+
+    app = create_app(settings, FakeServices())
+    app.register_blueprint(bp)
+    client = app.test_client()
+
+    without = client.post("/api/v1/keyed", headers=bearer())
+    keyed = client.post("/api/v1/keyed", headers={**bearer(), IDEMPOTENCY_HEADER: "tap-1"})
+    malformed = client.post("/api/v1/keyed", headers={**bearer(), IDEMPOTENCY_HEADER: "é"})
+
+    assert [(r.status_code, r.get_json()) for r in (without, keyed)] == [
+        (201, {"id": 1, "name": ""}), (201, {"id": 1, "name": "tap-1"})]
+    assert (malformed.status_code, malformed.get_json()["error"]["code"]) == (400, "IDEMPOTENCY_KEY_INVALID")
+
+
+def test_an_optional_key_on_a_view_not_declared_idempotent_is_refused_at_import() -> None:
+    with pytest.raises(TypeError, match="key_optional"):
+        @operation(summary="Buy a thing", tag="things", responses={201: Thing}, key_optional=True)
+        def buy_thing() -> Thing:
+            return Thing(id=1, name="a thing")
 
 
 def test_a_view_taking_the_key_without_declaring_it_idempotent_is_refused_at_import() -> None:
