@@ -318,7 +318,7 @@ def _ask_channel(uow: OrderUnitOfWork, payments: RefundPayments | None, members:
     except AnswerLost as lost:
         with uow:  # PENDING already (just reserved): left so for the fallback job, as any send whose answer is lost
             refund = _locked(uow, refund.refund_no)
-            _in_flight(uow, refund, lost, actor="wechatpay", now=now)
+            _in_flight(uow, refund, lost.error.reason, actor="wechatpay", now=now)
             uow.commit()
         return refund
     return _apply_answer(uow, refund.refund_no, answer, actor="wechatpay", now=now)
@@ -348,17 +348,20 @@ def _send(payments: RefundSender, order: Order, refund: Refund) -> ChannelRefund
         raise AnswerLost(exc) from None
 
 
-def _in_flight(uow: OrderUnitOfWork, refund: Refund, lost: AnswerLost, *, actor: str, now: datetime) -> None:
-    """A refund whose send's answer was lost (`AnswerLost`), in the caller's transaction, `refund` locked by it: WeChat
-    Pay may pay it yet, so it is PENDING, its amount reserved, and the fallback job asks WeChat Pay about it until its
-    answer settles it (or, WeChat Pay never having got it, sends it again). Every path that sends a refund comes here.
+def _in_flight(uow: OrderUnitOfWork, refund: Refund, why: str, *, actor: str, now: datetime) -> None:
+    """A refund whose send's answer was lost (WeChat Pay's `AnswerLost`, `why` its reason; or the member service's
+    MEMBER_UNAVAILABLE for a wallet refund, `_retry_wallet`), in the caller's transaction, `refund` locked by it: the
+    channel may pay it yet, so it is PENDING, its amount reserved, and the fallback job asks about it until the answer
+    settles it (WeChat Pay never having got it, it is sent again; RefundToBalance is idempotent by refund_no). Every
+    path that sends a refund comes here.
 
-    An ABNORMAL one (staff retried one WeChat Pay held nothing of, which sent it again) becomes PENDING, with a step in
-    its order's history: staff cannot close it while WeChat Pay may still pay it (closing frees its amount, so a new
-    refund or staff paying the shopper another way would pay twice). A PENDING one is left as it was (how long it has
-    waited keeps counting for the stuck alert and `_refused_abnormal`)."""
-    log.warning("refund %s was sent to WeChat Pay and the answer was lost (%s): PENDING until WeChat Pay tells what "
-                "became of it", refund.refund_no, lost.error.reason)
+    An ABNORMAL one (staff retried one WeChat Pay held nothing of, which sent it again; or a wallet one the member
+    service refused before) becomes PENDING, with a step in its order's history: staff cannot close it while the
+    channel may still pay it (closing frees its amount, so a new refund or staff paying the shopper another way would
+    pay twice). A PENDING one is left as it was (how long it has waited keeps counting for the stuck alert and
+    `_refused_abnormal`)."""
+    log.warning("refund %s was sent to %s and the answer was lost (%s): PENDING until it tells what became of it",
+                refund.refund_no, _channel_name(refund), why)
     if refund.status != RefundStatus.ABNORMAL:
         return
     order = uow.orders.get(refund.order_id, lock=True)
@@ -368,10 +371,15 @@ def _in_flight(uow: OrderUnitOfWork, refund: Refund, lost: AnswerLost, *, actor:
 
 
 def answer_lost_note(refund: Refund) -> str:
-    """The order history's step for an ABNORMAL refund sent to WeChat Pay again whose answer was lost."""
-    return (f"refund {refund.refund_no} sent to WeChat Pay again, the answer lost: PENDING, {refund.amount_fen} fen "
-            "held until WeChat Pay tells what became of it (the fallback job asks); it cannot be closed meanwhile, "
-            "since WeChat Pay may still pay it")[:255]
+    """The order history's step for an ABNORMAL refund sent again whose answer was lost."""
+    channel = _channel_name(refund)
+    return (f"refund {refund.refund_no} sent to {channel} again, the answer lost: PENDING, {refund.amount_fen} fen "
+            f"held until {channel} tells what became of it (the fallback job asks); it cannot be closed meanwhile, "
+            f"since {channel} may still pay it")[:255]
+
+
+def _channel_name(refund: Refund) -> str:
+    return "the member service" if refund.channel == "balance" else "WeChat Pay"
 
 
 def sent_pending(refund_no: str) -> DomainError:
@@ -443,7 +451,7 @@ def start_late_refund(uow: OrderUnitOfWork, payments: RefundSender, *, out_trade
             uow.commit()
             return refund
         except AnswerLost as lost:
-            _in_flight(uow, refund, lost, actor="wechatpay", now=now)
+            _in_flight(uow, refund, lost.error.reason, actor="wechatpay", now=now)
             uow.commit()
             raise DomainError("REFUND_FAILED", f"the refund of a late payment was sent but its answer was lost "
                               f"({lost.error.reason}): PENDING for the refund query",
@@ -795,7 +803,7 @@ def retry_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, members:
                 return refund
             raise channel_unavailable(refund_no, exc.refusal) from None
         except AnswerLost as lost:  # sent again: WeChat Pay may pay it
-            _in_flight(uow, refund, lost, actor=actor, now=now)
+            _in_flight(uow, refund, lost.error.reason, actor=actor, now=now)
             uow.commit()
             raise sent_pending(refund_no) from None
         except WechatPayError as exc:  # the query got no usable answer: nothing was sent
@@ -880,9 +888,11 @@ def _retry_wallet(uow: OrderUnitOfWork, members: Members, refund: Refund, order:
     """`retry_refund` of a wallet refund: RefundToBalance again (idempotent by refund_no) settles it SUCCESS. The
     member service refusing it (BALANCE_PAYMENT_NOT_FOUND, REFUND_EXCEEDS_PAYMENT: a refusal that asking again does
     not change) makes it ABNORMAL for staff (`_refused_abnormal`), who retry it or close it; nothing was credited.
-    No answer (MEMBER_UNAVAILABLE) is raised, the refund left as it was. The member service is asked under the
-    refund's row lock and its answer applied in that transaction, as WeChat Pay is (`retry_refund`): close_refund
-    takes the lock first, so it never closes a refund a retry is crediting to the wallet."""
+    No answer (MEMBER_UNAVAILABLE) is raised; the wallet may have been credited all the same (the deadline passed
+    first), so an ABNORMAL refund becomes PENDING first (`_in_flight`, committed): staff cannot close it, and the
+    fallback job asks again. The member service is asked under the refund's row lock and its answer applied in that
+    transaction, as WeChat Pay is (`retry_refund`): close_refund takes the lock first, so it never closes a refund a
+    retry is crediting to the wallet."""
     with uow:
         refund = _locked(uow, refund.refund_no)
         if refund.status not in OPEN:
@@ -892,6 +902,8 @@ def _retry_wallet(uow: OrderUnitOfWork, members: Members, refund: Refund, order:
             members.refund_to_balance(refund.refund_no, order.order_no, order.user_id, refund.amount_fen)
         except DomainError as exc:
             if exc.kind == ErrorKind.UNAVAILABLE:
+                _in_flight(uow, refund, exc.code, actor=actor, now=now)
+                uow.commit()
                 raise
             _refused_abnormal(uow, refund, exc.code, now, actor="member", note=wallet_refused_note(refund, exc.code))
         else:
@@ -952,8 +964,8 @@ def close_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, *, refun
     completion that comes later (one its notify brings is recorded in the order's history for finance and
     counted for an alert: `_paid_after_close`). 503 PAYMENT_CHANNEL_UNAVAILABLE, nothing changed, when WeChat Pay
     cannot be asked. A refund sent again whose answer was lost is PENDING (`_in_flight`), so it is a 409 here.
-    A wallet refund is ABNORMAL only when the member service refused it (`_retry_wallet`): nothing was credited, so it
-    closes without asking anyone."""
+    A wallet refund is ABNORMAL only when the member service refused it (`_retry_wallet`; one whose answer was lost
+    since is PENDING again): nothing was credited, so it closes without asking anyone."""
     now = now or utcnow()
     why = plain(reason, 255)
     if not why:

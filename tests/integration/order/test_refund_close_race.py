@@ -16,7 +16,7 @@ from services.common.outbox import outbox
 from services.common.wechatpay import WechatPayUnavailable
 from services.order import db, refunds
 from services.order.db import SqlOrderUnitOfWork
-from services.order.domain import OrderLine
+from services.order.domain import OrderLine, RefundItem
 from tests.fakes import CuedRefunds, FakeMembers, FakeRefundPayments, LostAnswerRefunds, first_call_followed_by
 from tests.integration.order.test_refunds import RefusingResend, paid, refunded
 
@@ -162,3 +162,41 @@ def test_a_close_racing_a_wallet_retry_waits_for_it_and_frees_nothing_the_wallet
     assert (conflict.code, conflict.details) == ("REFUND_STATE_CONFLICT", {"status": "SUCCESS", "action": "close"})
     assert (retried.status, status(pg_engine), members.balance_fen) == ("SUCCESS", "SUCCESS", 4000)
     assert refunded(pg_engine, order_id) == (4000, [(4, 4000)])
+
+
+def test_a_wallet_retry_whose_answer_is_lost_is_pending_so_staff_cannot_close_what_the_wallet_may_hold(
+        pg_uow: Callable[[], SqlOrderUnitOfWork], pg_engine: Engine) -> None:
+    """An ABNORMAL wallet refund retried by staff: RefundToBalance credits the wallet but the deadline passes first
+    (MEMBER_UNAVAILABLE). The refund is PENDING, committed, so a close is a 409 and its amount stays reserved: a
+    second refund of the unit cannot credit the wallet again. The fallback job then settles it once."""
+    order_id = paid(pg_uow, "R-WLOST", OrderLine(101, 10, "茶", "", 1000, 4), channel="balance")
+    with pg_uow() as tx:
+        line_id = tx.orders.get(order_id).lines[0].id or 0
+    unavailable = DomainError("MEMBER_UNAVAILABLE", "deadline exceeded", kind=ErrorKind.UNAVAILABLE)
+    members = FakeMembers(refund_error=unavailable)
+    refund = refunds.start_refund(pg_uow(), None, members, order_id=order_id, items=[RefundItem(line_id, 1, 1000)],
+                                  reason="r", actor="staff:9", source="after_sale:1", now=NOON)
+    members.refund_error = DomainError("BALANCE_PAYMENT_NOT_FOUND", "not yet", kind=ErrorKind.NOT_FOUND)
+    refunds.reconcile_refunds(pg_uow, None, members, now=LATER)
+    assert status(pg_engine) == "ABNORMAL"
+    members.refund_error = None
+    credit = members.refund_to_balance
+
+    def credited_answer_lost(*args: object) -> None:
+        credit(*args)  # type: ignore[arg-type]
+        raise unavailable
+
+    members.refund_to_balance = credited_answer_lost  # type: ignore[method-assign]
+    with pytest.raises(DomainError) as lost:
+        refunds.retry_refund(pg_uow(), None, members, refund_no=refund.refund_no, actor="staff:9", now=LATER)
+    assert (lost.value.code, status(pg_engine), members.balance_fen) == ("MEMBER_UNAVAILABLE", "PENDING", 1000)
+
+    members.refund_to_balance = credit  # type: ignore[method-assign]
+    with pytest.raises(Conflict) as closing:
+        refunds.close_refund(pg_uow(), None, refund_no=refund.refund_no, reason="已线下转账", actor="staff:1", now=LATER)
+    assert closing.value.details == {"status": "PENDING", "action": "close"}
+    assert refunded(pg_engine, order_id) == (1000, [(1, 1000)])  # still reserved: no second refund of the unit
+
+    refunds.reconcile_refunds(pg_uow, None, members, now=LATER + timedelta(minutes=10))
+    assert (status(pg_engine), members.balance_fen, refunded(pg_engine, order_id)) == ("SUCCESS", 1000,
+                                                                                        (1000, [(1, 1000)]))
