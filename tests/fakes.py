@@ -638,9 +638,11 @@ class FakeRefundRepository:
                 if refund.status == RefundStatus.PENDING and refund.created_at <= created_before
                 and (refund.id or 0) > after_id][:limit]
 
-    def closed_noted_unmarked(self, step_words: str, after_id: int, limit: int) -> list[tuple[int, str]]:
+    def closed_noted_unmarked(self, step_words: str, created_since: datetime, after_id: int,
+                              limit: int) -> list[tuple[int, str]]:
         return [(refund.id or 0, refund.refund_no) for refund in self.refunds
                 if refund.status == RefundStatus.CLOSED and refund.paid_after_close_at is None
+                and refund.created_at >= created_since
                 and (refund.id or 0) > after_id
                 and any(step.reason.startswith(f"refund {refund.refund_no}{step_words}")
                         for step in self.histories().get(refund.order_id, []))][:limit]

@@ -579,16 +579,18 @@ class SqlRefundRepository:
             .order_by(refunds.c.id).limit(limit))
         return [(row.id, row.refund_no) for row in rows]
 
-    def closed_noted_unmarked(self, step_words: str, after_id: int, limit: int) -> list[tuple[int, str]]:
-        # The rule of order 0017's backfill: CLOSED refunds (their index) checked against their order's steps (by
-        # order_id). '_' in a LATE number matches itself too; the caller checks the step exactly.
+    def closed_noted_unmarked(self, step_words: str, created_since: datetime, after_id: int,
+                              limit: int) -> list[tuple[int, str]]:
+        # The rule of order 0017's backfill: CLOSED refunds of the recent past (ix_refunds_status_created's range,
+        # not every CLOSED refund ever) checked against their order's steps (by order_id). '_' in a LATE number
+        # matches itself too; the caller checks the step exactly.
         noted = select(order_transitions.c.id).where(
             order_transitions.c.order_id == refunds.c.order_id,
             order_transitions.c.reason.like("refund " + refunds.c.refund_no + step_words + "%"))
         rows = self.session.execute(
             select(refunds.c.id, refunds.c.refund_no).where(
-                refunds.c.status == RefundStatus.CLOSED.value, refunds.c.paid_after_close_at.is_(None),
-                refunds.c.id > after_id, noted.exists())
+                refunds.c.status == RefundStatus.CLOSED.value, refunds.c.created_at >= created_since,
+                refunds.c.paid_after_close_at.is_(None), refunds.c.id > after_id, noted.exists())
             .order_by(refunds.c.id).limit(limit))
         return [(row.id, row.refund_no) for row in rows]
 

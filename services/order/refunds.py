@@ -705,6 +705,9 @@ def handle_refund_notify(uow: OrderUnitOfWork, payments: RefundPayments | None, 
     return _apply_answer(uow, refund.refund_no, notice, actor="wechatpay", now=now or utcnow())
 
 
+NOTED_DAYS = 60  # how far back the fallback round looks for CLOSED refunds an old pod recorded paid after close
+
+
 def reconcile_refunds(uow: Callable[[], OrderUnitOfWork], payments: RefundPayments | None, members: Members, *,
                       now: datetime | None = None, settle_seconds: int = 300, stuck_seconds: int = STUCK_SECONDS,
                       batch: int = 50, interval_seconds: float = 0) -> int:
@@ -722,7 +725,9 @@ def reconcile_refunds(uow: Callable[[], OrderUnitOfWork], payments: RefundPaymen
     The same round then marks the CLOSED refunds a pod of the release before migration 0017 recorded paid after close
     (the order's history step only) after 0017's backfill ran, at that step's time (`mark_noted_refund`, the path a
     replayed notify takes): without it their units stayed claimable by after-sales until a notify came again. Each is
-    marked once under its row lock; a round finds none left once every one is marked (a few CLOSED refunds read)."""
+    marked once under its row lock. Only refunds created in the last `NOTED_DAYS` are looked at (an index range, not
+    every CLOSED refund ever, each against its order's history, every round): old pods run only during a rollout, and
+    the README's SQL check finds any older one."""
     now = now or utcnow()
     stuck_before = now - timedelta(seconds=stuck_seconds)
     created_before = now - timedelta(seconds=settle_seconds)
@@ -741,7 +746,9 @@ def reconcile_refunds(uow: Callable[[], OrderUnitOfWork], payments: RefundPaymen
                          batch, lambda key: ask(key[1]), what="refund")
 
     def mark_noted() -> int:  # counted as refunds that left PENDING: none of these were PENDING, so 0 whatever it marks
-        each_page(uow, lambda tx, after: tx.refunds.closed_noted_unmarked(PAID_AFTER_CLOSE_WORDS, after[0], batch),
+        since = now - timedelta(days=NOTED_DAYS)
+        each_page(uow, lambda tx, after: tx.refunds.closed_noted_unmarked(PAID_AFTER_CLOSE_WORDS, since, after[0],
+                                                                          batch),
                   (0, ""), batch, lambda key: mark_noted_refund(uow(), key[1], now), what="refund")
         return 0
 

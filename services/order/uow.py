@@ -147,10 +147,12 @@ class RefundRepository(Protocol):
         """(id, refund_no) of up to `limit` PENDING refunds started before `created_before`, by id after `after_id`
         (a page of `each_page`)."""
 
-    def closed_noted_unmarked(self, step_words: str, after_id: int, limit: int) -> list[tuple[int, str]]:
-        """(id, refund_no) of up to `limit` CLOSED refunds without `paid_after_close_at` whose order's history has a step
-        starting "refund <refund_no><step_words>", by id after `after_id` (a page of `each_page`): those a pod of the
-        release before migration 0017 recorded paid after close (`refunds.mark_noted_refund`)."""
+    def closed_noted_unmarked(self, step_words: str, created_since: datetime, after_id: int,
+                              limit: int) -> list[tuple[int, str]]:
+        """(id, refund_no) of up to `limit` CLOSED refunds created since `created_since`, without `paid_after_close_at`,
+        whose order's history has a step starting "refund <refund_no><step_words>", by id after `after_id` (a page of
+        `each_page`): those a pod of the release before migration 0017 recorded paid after close
+        (`refunds.mark_noted_refund`)."""
 
     def waiting_since(self, status: RefundStatus, *, before: datetime | None = None) -> tuple[int, datetime | None]:
         """How many refunds have been in `status` since `before` or earlier (None: whenever; their updated_at: when

@@ -184,6 +184,21 @@ def test_the_refund_round_marks_a_closed_refund_an_old_pod_recorded_paid_at_its_
         assert aftersales.claimable_units(order, tx.refunds.for_order(unpaid_order)) == {cup: 2}
 
 
+def test_the_refund_round_looks_back_only_so_far_for_closed_refunds_an_old_pod_recorded(uow: Uow) -> None:
+    """The round reads the CLOSED refunds of the last NOTED_DAYS only (an index range, not every CLOSED refund ever,
+    each round): an older one is left to the README's SQL check."""
+    payments = FakeRefundPayments()
+    order_id, [line] = shipped(uow, "PAC-6", OrderLine(101, 10, "茶", "", 1000, 3))
+    noted = closed_case(uow, payments, order_id, {line: 2})
+    noted_by_an_old_pod(uow, order_id, noted.refund_no, datetime(2026, 12, 6, 9, 30, 15, tzinfo=UTC))
+    too_late = datetime.now(UTC) + timedelta(days=refunds.NOTED_DAYS, hours=1)
+
+    refunds.reconcile_refunds(uow, payments, FakeMembers(), now=too_late)
+    assert marked_at(uow, noted.refund_no) == ("CLOSED", None)
+    refunds.reconcile_refunds(uow, payments, FakeMembers(), now=too_late - timedelta(days=1))
+    assert marked_at(uow, noted.refund_no)[1] is not None
+
+
 def test_replicas_marking_the_same_refund_at_once_mark_it_once(pg_uow: Uow) -> None:
     payments = FakeRefundPayments()
     order_id, [line] = shipped(pg_uow, "PAC-5", OrderLine(101, 10, "茶", "", 1000, 3))
