@@ -155,11 +155,13 @@ def _on_shelf(api: str, admin: dict[str, str], name: str, stock: int, price_fen:
     """A product with one SKU, approved and on the shelf: (product id, SKU id)."""
     category_id = requests.get(f"{api}/categories", timeout=10).json()["items"][0]["id"]
     brand_id = requests.get(f"{api}/brands", timeout=10).json()["items"][0]["id"]
-    product_id = _post(api, "/admin/products", {
+    created = _post(api, "/admin/products", {
         "name": name, "subtitle": "bench", "category_id": category_id, "brand_id": brand_id, "description": "压测",
         "images": [], "params": [], "specs": [], "skus": [{"spec": {}, "price_fen": price_fen, "stock": stock}]},
-        admin)["id"]
-    for step, payload in (("submit", None), ("audit", {"approve": True}), ("shelf", {"on_shelf": True})):
+        admin)
+    product_id = created["id"]
+    for step, payload in (("submit", None), ("audit", {"approve": True, "version": created["version"]}),
+                          ("shelf", {"on_shelf": True})):
         _post(api, f"/admin/products/{product_id}/{step}", payload, admin)
     return product_id, requests.get(f"{api}/admin/products/{product_id}", headers=admin, timeout=10).json()["skus"][0]["id"]
 
