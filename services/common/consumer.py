@@ -322,11 +322,16 @@ class EventConsumer(Generic[U]):
         EVENTS_CONSUMED.labels(self.name, record.topic, "dead_lettered").inc()
         log.error("dead-lettering %s@%d/%d: %s", record.topic, record.partition, record.offset, reason,
                   extra={"event_id": envelope.event_id if envelope else None})
+        # The offset commit comes after this one: a crash, a failed commit or a rebalance in between delivers the
+        # record again, and it must not be dead-lettered (and replayed from there) twice.
+        where = ((dead_letters.c.consumer == self.name) & (dead_letters.c.topic == record.topic)
+                 & (dead_letters.c.partition == record.partition) & (dead_letters.c.offset == record.offset))
         with self.uow() as uow:
-            uow.session.execute(dead_letters.insert().values(
-                consumer=self.name, topic=record.topic, partition=record.partition, offset=record.offset,
-                event_id=envelope.event_id if envelope else None, reason=reason[:1000],
-                payload=record.value if isinstance(record.value, bytes) else b"", created_at=utcnow()))
+            if uow.session.execute(select(dead_letters.c.id).where(where).limit(1)).first() is None:
+                uow.session.execute(dead_letters.insert().values(
+                    consumer=self.name, topic=record.topic, partition=record.partition, offset=record.offset,
+                    event_id=envelope.event_id if envelope else None, reason=reason[:1000],
+                    payload=record.value if isinstance(record.value, bytes) else b"", created_at=utcnow()))
             uow.commit()
 
     def _commit_offsets(self, consumer: KafkaConsumer, offsets: Mapping[TopicPartition, int]) -> None:
