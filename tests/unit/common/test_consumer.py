@@ -291,3 +291,24 @@ def test_an_event_the_handler_finds_invalid_redelivered_is_dead_lettered_once(an
     consumer.poll_once()
 
     assert [row[:4] for row in dead_letter_rows(analytics_db)] == [(TOPIC, 1, 3, envelope.event_id)]
+
+
+# Schema evolution: a newer producer's fields are ignored by an older consumer, not a reason to dead-letter
+
+def newer_field(data: bytes) -> bytes:
+    """`data` with field 99 (length-delimited), which no message of this version declares, appended."""
+    return data + bytes([(99 << 3 | 2) & 0x7F | 0x80, (99 << 3 | 2) >> 7, 5]) + b"newer"
+
+
+def test_an_event_whose_envelope_and_payload_carry_fields_of_a_newer_version_is_applied(analytics_db: Engine) -> None:
+    envelope = new_envelope(UserRegistered(user_id=8, channel="sms",
+                                           registered_at=timestamp(datetime(2026, 11, 26, tzinfo=UTC))),
+                            producer="user", aggregate_id="8")
+    envelope.payload = newer_field(envelope.payload)
+    record = Delivered(TOPIC, 0, 0, newer_field(encode(envelope)))
+    consumer = consumer_for(analytics_db, ScriptedConsumer([batch(record)]), fail_user_ids=set())
+
+    assert consumer.poll_once() == 1
+
+    assert counted(analytics_db) == 1
+    assert dead_letter_rows(analytics_db) == []
