@@ -186,7 +186,9 @@ class OutboxRelay:
                     log.debug("outbox relay could not unlock; its connection is gone", exc_info=True)
             self._leader.close()
             self._leader = None
-            OUTBOX_PENDING.remove(self.service)  # the next leader reports the backlog
+            # The next leader reports the backlog and its age; a standby's stale values would raise alerts.
+            OUTBOX_PENDING.remove(self.service)
+            OUTBOX_OLDEST_PENDING_AGE.remove(self.service)
 
     def is_leader(self) -> bool:
         """Hold (or try to take) this service's relay lock; True when this relay may publish."""

@@ -25,7 +25,7 @@ from services.common.consumer import EventConsumer, HandlerFailed
 from services.common.devbroker import DevBroker, free_port
 from services.common.events import decode, encode, new_envelope, timestamp
 from services.common.kafka import make_producer
-from services.common.metrics import OUTBOX_FAILURES, OUTBOX_PENDING
+from services.common.metrics import OUTBOX_FAILURES, OUTBOX_OLDEST_PENDING_AGE, OUTBOX_PENDING
 from services.common.outbox import OutboxRelay, dead_letters, outbox, processed_events
 from services.common.uow import SqlUnitOfWork
 from tests.fixtures.kafka import Delivered, kafka_settings_for, read_topic
@@ -431,6 +431,17 @@ def test_a_relay_that_stops_leading_stops_reporting_the_backlog(
     relay.release_leadership()
 
     assert ("user",) not in OUTBOX_PENDING._metrics
+
+
+def test_a_relay_that_stops_leading_stops_reporting_its_lag(user_db: Engine, relays: Callable[..., OutboxRelay]) -> None:
+    register_users(user_db, 3)
+    relay = relays(batch_size=1)
+    relay.publish_pending()
+    assert ("user",) in OUTBOX_OLDEST_PENDING_AGE._metrics
+
+    relay.release_leadership()
+
+    assert ("user",) not in OUTBOX_OLDEST_PENDING_AGE._metrics  # the next leader reports it; a stale age would alert
 
 
 def test_the_leader_session_asks_the_server_to_notice_a_dead_relay_within_a_minute(
