@@ -15,7 +15,7 @@ OUTBOX_OLDEST_PENDING_AGE = Gauge(
     "How long the oldest outbox row not yet published has waited (0 when none waits): the relay's lag.", ["service"])
 OUTBOX_DEAD_LETTERED = Counter(
     "mall_outbox_dead_lettered_total",
-    "Outbox rows the relay can never send (too large, topic refused), moved to dead_letters.", ["service", "topic"])
+    "Outbox rows the relay can never send (larger than a request may be), moved to dead_letters.", ["service", "topic"])
 OUTBOX_FAILURES = Counter("mall_outbox_publish_failures_total", "Relay batches that failed to publish.", ["service"])
 EVENTS_CONSUMED = Counter("mall_events_consumed_total", "Events consumed, by outcome (applied|duplicate|dead_lettered).",
                           ["consumer", "topic", "outcome"])

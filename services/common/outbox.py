@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from google.protobuf.message import Message
 from kafka import KafkaProducer
-from kafka.errors import InvalidTopicError, MessageSizeTooLargeError
+from kafka.errors import MessageSizeTooLargeError
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -98,9 +98,10 @@ def add_to_outbox(session: Session, payload: Message, *, producer: str, aggregat
 
 
 # What a row can never be sent as, however often it is tried: larger than a request may be (kafka-python's send()
-# refuses it before any I/O), or an event type the broker refuses as a topic name (the metadata request fails, the
-# record's own future with it). Retried, such a row would hold back every row behind it for ever.
-UNSENDABLE = (MessageSizeTooLargeError, InvalidTopicError)
+# refuses it before any I/O). Retried, it would hold back every row behind it for ever. Not a topic the broker
+# refuses: event types come from one registry, so that is the settings' fault (KAFKA_TOPIC_PREFIX) and would
+# dead-letter every row; kafka-python reports it as a metadata timeout anyway, and the batch is retried.
+UNSENDABLE = (MessageSizeTooLargeError,)
 RELAY_DEAD_LETTERS = "outbox-relay"  # dead_letters.consumer of the rows the relay could not send
 
 
@@ -118,8 +119,8 @@ class OutboxRelay:
     a row (it cannot reach the broker, say) lets the lock go so that a healthier replica may
     lead. SQLite (dev) has one process per database file.
 
-    A row that can never be sent (UNSENDABLE: too large, a topic name the broker refuses) does not
-    hold the others back: it is copied, envelope and all, to dead_letters (consumer "outbox-relay",
+    A row that can never be sent (UNSENDABLE: larger than a request may be) does not hold the
+    others back: it is copied, envelope and all, to dead_letters (consumer "outbox-relay",
     partition -1, offset = its outbox id) and marked published in the same transaction, logged at
     error and counted in mall_outbox_dead_lettered_total. Its aggregate's later events go on
     without it. Every other failure (broker down, timeouts) fails the whole batch, which is sent
@@ -267,11 +268,7 @@ class OutboxRelay:
         settle_seconds = delivery_timeout_ms(self.kafka) / 1000 + 1
         producer.flush(timeout=settle_seconds)
         for row, future in futures:
-            try:
-                future.get(timeout=settle_seconds)
-            except InvalidTopicError as exc:  # the record's own metadata request: nothing else fails with it
-                unsendable[row.id] = str(exc)
-                continue
+            future.get(timeout=settle_seconds)
             OUTBOX_PUBLISHED.labels(self.service, row.event_type).inc()
         return unsendable
 
