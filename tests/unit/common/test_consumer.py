@@ -312,3 +312,30 @@ def test_an_event_whose_envelope_and_payload_carry_fields_of_a_newer_version_is_
 
     assert counted(analytics_db) == 1
     assert dead_letter_rows(analytics_db) == []
+
+
+# A rebalance (or an eviction for exceeding max_poll_interval_ms) between the DB commit and the offset commit
+
+class CommitRefusedOnce(ScriptedConsumer):
+    def commit(self, offsets: dict[TopicPartition, Any]) -> None:
+        if not getattr(self, "refused", False):
+            self.refused = True
+            raise CommitFailedError("simulated: the group rebalanced while the poll was being handled")
+        super().commit(offsets)
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_records_whose_offset_commit_a_rebalance_refused_are_applied_once_when_delivered_again(
+        analytics_db: Engine, batched: bool) -> None:
+    records = [registration(1, 0, 10), registration(2, 0, 11), registration(3, 1, 20)]
+    scripted = CommitRefusedOnce([batch(*records), batch(*records)])
+    consumer = EventConsumer("analytics", functools.partial(SqlAnalyticsUnitOfWork, analytics_db, "analytics"),
+                             SETTINGS, {UserRegistered: on_user_registered}, batched=batched,
+                             consumer_factory=lambda *_: scripted)  # type: ignore[arg-type,return-value]
+    with pytest.raises(CommitFailedError):
+        consumer.poll_once()
+
+    assert consumer.poll_once() == 3  # handled: skipped as duplicates
+
+    assert scripted.commits == [(0, 12), (1, 21)]
+    assert counted(analytics_db) == 3

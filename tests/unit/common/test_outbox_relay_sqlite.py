@@ -83,8 +83,8 @@ class FakeProducer:
     """Acks every record at once except those it was told are too large: send() refuses them, as kafka-python's
     client-side size check does."""
 
-    def __init__(self, too_large: frozenset[bytes] = frozenset()) -> None:
-        self.too_large = too_large
+    def __init__(self, too_large: frozenset[bytes] = frozenset(), unacked: frozenset[bytes] = frozenset()) -> None:
+        self.too_large, self.unacked = too_large, unacked  # unacked: the delivery times out, as with a broker gone
         self.sent: list[bytes] = []
 
     def send(self, topic: str, *, key: bytes, value: bytes) -> FutureRecordMetadata:
@@ -92,8 +92,11 @@ class FakeProducer:
             raise MessageSizeTooLargeError("simulated: the message is larger than max_request_size")
         produced = FutureProduceResult(TopicPartition(topic, 0))
         future = FutureRecordMetadata(produced, 0, -1, None, len(key), len(value), -1)
-        self.sent.append(key)
-        produced.success((len(self.sent) - 1, -1, None))
+        if key in self.unacked:
+            produced.failure(KafkaTimeoutError("simulated: expired before the broker acknowledged it"))
+        else:
+            self.sent.append(key)
+            produced.success((len(self.sent) - 1, -1, None))
         return future
 
     def flush(self, timeout: float | None = None) -> None:
@@ -167,3 +170,22 @@ def test_the_age_of_the_oldest_unsent_event_is_zero_once_all_are_sent(
     relay.publish_pending()
 
     assert OUTBOX_OLDEST_PENDING_AGE.labels("user")._value.get() == 0
+
+
+def test_a_batch_the_broker_acknowledged_only_in_part_is_not_marked_and_is_sent_again_in_order(
+        sqlite_service_engine: Callable[[str], Engine]) -> None:
+    engine = sqlite_service_engine("user")
+    register(engine, range(3))
+    producer = FakeProducer(unacked=frozenset({b"1"}))
+    relay = OutboxRelay("user", engine, SETTINGS, producer_factory=lambda _: producer)  # type: ignore[arg-type,return-value]
+
+    with pytest.raises(KafkaTimeoutError):
+        relay.publish_pending()
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(outbox)
+                            .where(outbox.c.published_at.is_(None))).scalar_one() == 3
+    producer.unacked = frozenset()
+
+    assert relay.publish_pending() == 3
+
+    assert producer.sent == [b"0", b"2", b"0", b"1", b"2"]  # at least once, each pass in id order
