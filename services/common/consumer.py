@@ -22,7 +22,7 @@ from services.common.db import refused_data, utcnow
 from services.common.kafka import make_consumer
 from services.common.logs import request_id_var
 from services.common.metrics import CONSUMER_FAILURES, CONSUMER_OFFSET_OUT_OF_RANGE, EVENTS_CONSUMED
-from services.common.outbox import dead_letters, processed_events
+from services.common.outbox import dead_letter_reason, dead_letters, processed_events
 from services.common.uow import SqlUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -224,7 +224,7 @@ class EventConsumer(Generic[U]):
             if uow.session.execute(select(dead_letters.c.id).where(where).limit(1)).first() is None:
                 uow.session.execute(dead_letters.insert().values(
                     consumer=self.name, topic=partition.topic, partition=partition.partition, offset=first_offset,
-                    event_id=None, reason=reason[:1000], payload=b"", created_at=utcnow()))
+                    event_id=None, reason=dead_letter_reason(reason), payload=b"", created_at=utcnow()))
             uow.commit()
 
     def handle_batch(self, records: Sequence[ConsumerRecord]) -> list[bool] | None:
@@ -330,7 +330,7 @@ class EventConsumer(Generic[U]):
             if uow.session.execute(select(dead_letters.c.id).where(where).limit(1)).first() is None:
                 uow.session.execute(dead_letters.insert().values(
                     consumer=self.name, topic=record.topic, partition=record.partition, offset=record.offset,
-                    event_id=envelope.event_id if envelope else None, reason=reason[:1000],
+                    event_id=envelope.event_id if envelope else None, reason=dead_letter_reason(reason),
                     payload=record.value if isinstance(record.value, bytes) else b"", created_at=utcnow()))
             uow.commit()
 

@@ -84,6 +84,12 @@ dead_letters = Table(
 )
 
 
+def dead_letter_reason(reason: str) -> str:
+    """`reason` as dead_letters.reason can hold it: 1000 characters at most, NUL (which PostgreSQL text refuses, and
+    which a reason quoting an event's payload may carry) spelled out; else the dead letter itself would fail."""
+    return reason.replace("\x00", "\\x00")[:1000]
+
+
 # Built once: the columns come from the parameters (a statement built per event, and SQLAlchemy walking it for its
 # cache key, cost more CPU than the INSERT's round trip).
 _STAGE = outbox.insert()
@@ -278,7 +284,8 @@ class OutboxRelay:
                       row.event_type, row.event_id, reasons[row.id], extra={"event_id": row.event_id})
             conn.execute(dead_letters.insert().values(
                 consumer=RELAY_DEAD_LETTERS, topic=self.kafka.topic(row.event_type)[:128], partition=-1,
-                offset=row.id, event_id=row.event_id, reason=reasons[row.id][:1000], payload=row.envelope,
+                offset=row.id, event_id=row.event_id, reason=dead_letter_reason(reasons[row.id]),
+                payload=row.envelope,
                 created_at=utcnow()))
             OUTBOX_DEAD_LETTERED.labels(self.service, row.event_type).inc()
 
