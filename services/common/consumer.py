@@ -340,7 +340,7 @@ class EventConsumer(Generic[U]):
 
     def _get_consumer(self) -> KafkaConsumer:
         if self._consumer is None:
-            self._consumer = self.consumer_factory(self.kafka, self.name, list(self._topics))
+            self._consumer = self.consumer_factory(self.kafka, self.kafka.group(self.name), list(self._topics))
         return self._consumer
 
     def close(self) -> None:

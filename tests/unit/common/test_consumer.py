@@ -339,3 +339,22 @@ def test_records_whose_offset_commit_a_rebalance_refused_are_applied_once_when_d
 
     assert scripted.commits == [(0, 12), (1, 21)]
     assert counted(analytics_db) == 3
+
+
+def test_the_consumer_group_carries_the_topic_prefix_so_environments_sharing_a_broker_never_share_a_group(
+        analytics_db: Engine) -> None:
+    asked: list[tuple[str, list[str]]] = []
+
+    def factory(kafka: KafkaSettings, group_id: str, topics: list[str]) -> ScriptedConsumer:
+        asked.append((group_id, topics))
+        return ScriptedConsumer([])
+
+    staging = KafkaSettings(bootstrap_servers="unused:9092", max_poll_interval_ms=1000, topic_prefix="staging-",
+                            request_timeout_ms=1000)
+    consumer = EventConsumer("analytics", functools.partial(SqlAnalyticsUnitOfWork, analytics_db, "analytics"),
+                             staging, {UserRegistered: on_user_registered},
+                             consumer_factory=factory)  # type: ignore[arg-type]
+
+    consumer.poll_once()
+
+    assert asked == [("staging-analytics", ["staging-user-registered"])]
