@@ -6,7 +6,10 @@ validates the query string and JSON body against those models; the view receives
 keyword arguments `body` and `query`, typed, alongside Flask's path parameters. An operation
 declared `idempotent=True` needs the header Idempotency-Key: it is checked before the view runs,
 the view receives it as the keyword argument `idempotency_key`, and the OpenAPI document declares
-it as a required header parameter, so no route reads the header without documenting it. A view
+it as a required header parameter, so no route reads the header without documenting it. With
+`key_optional=True` as well (a route that took no key before, whose older clients must keep working)
+the header may be left out: the view then gets "" (each request runs), and the header is documented
+as optional. A view
 returns a response model (or `(model, status)`), which must be the model declared for that status.
 
 The gateway checks the *shape* of input (types, lengths, required fields, no control characters in
@@ -16,8 +19,10 @@ services' domains, which answer 400 with details.
 
 from __future__ import annotations
 
+import decimal
 import functools
 import inspect
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,18 +31,19 @@ from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 from flask import Response, current_app, g, jsonify, request
 from pydantic import (
-    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     ValidationError,
     ValidationInfo,
     field_validator,
 )
 from pydantic.json_schema import models_json_schema
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, core_schema
 from werkzeug.routing import BaseConverter
 
 from gateway.errors import ERROR_SCHEMA, ApiError
@@ -59,12 +65,17 @@ MAX_FIELD_NAME = 64      # a client-chosen key (an unknown field) is cut to this
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_NOTE = (f"Needs the header {IDEMPOTENCY_HEADER} (1-{idempotency.KEY_MAX_LENGTH} printable ASCII "
                     "characters).")
+OPTIONAL_IDEMPOTENCY_NOTE = (f"Takes the header {IDEMPOTENCY_HEADER} (1-{idempotency.KEY_MAX_LENGTH} printable ASCII "
+                             "characters), optional: without it every request runs anew; with it a retry with the "
+                             "same key and body answers as the first did, the same key with another body is 409 "
+                             "IDEMPOTENCY_KEY_REUSED.")
 # What services/common/idempotency.validate accepts: 1-128 characters from space to tilde.
 IDEMPOTENCY_KEY_SCHEMA: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": idempotency.KEY_MAX_LENGTH,
                                           "pattern": "^[ -~]+$"}
 
 
 MAX_ID = 999_999_999_999_999_999
+MAX_WHOLE_DIGITS = 19  # a body's 2.0 is read as the integer 2 up to 10**20 (past int64, refused by its field)
 # A row id (a path's <id:...>, a body's sku_id, each item of a list of ids): positive and within int64, the type of
 # every id field of the protos: a larger number would fail building the request (a 500), not be refused (a 400).
 Id = Field(ge=1, le=MAX_ID)
@@ -99,8 +110,44 @@ def _holds(value: object, control: re.Pattern[str]) -> bool:
     return False
 
 
+# The same rules as JSON Schema patterns, so that the OpenAPI document says which text is refused (a client generated
+# from it, or schemathesis, would otherwise send a tab in a name and be told 400 for a request the document allows).
+TEXT_PATTERN = "^[^\\u0000-\\u001f\\u007f]*$"
+MULTILINE_TEXT_PATTERN = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f]*$"
+
+
+def _document_text_rules(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """A request model's JSON schema: each free-text field (a string, or a list of them, with no pattern, format or
+    set of values of its own) gets the pattern of the characters `_Input` refuses in it."""
+    fields = {info.alias or name: info for name, info in model.model_fields.items()}
+    for name, prop in schema.get("properties", {}).items():
+        info = fields.get(name)
+        multiline = info is not None and any(isinstance(m, _MultilineText) for m in info.metadata)
+        for text in _free_text_schemas(prop):
+            text["pattern"] = MULTILINE_TEXT_PATTERN if multiline else TEXT_PATTERN
+
+
+def _free_text_schemas(prop: dict[str, Any]) -> list[dict[str, Any]]:
+    if prop.get("type") == "array":
+        return _free_text_schemas(prop.get("items", {}))
+    if prop.get("type") == "object":  # a dict of text: {"颜色": "黑"}, its keys as much as its values
+        keys = prop.get("propertyNames")
+        values = prop.get("additionalProperties")
+        return ([keys] if isinstance(keys, dict) and not _constrained(keys) else []) + (
+            _free_text_schemas(values) if isinstance(values, dict) else [])
+    if "anyOf" in prop:  # `str | None`
+        return [text for option in prop["anyOf"] for text in _free_text_schemas(option)]
+    return [prop] if prop.get("type") == "string" and not _constrained(prop) else []
+
+
+def _constrained(text: dict[str, Any]) -> bool:
+    return any(key in text for key in ("pattern", "format", "enum", "const"))
+
+
 class _Input(BaseModel):
     """What every request model (a body, a query string) checks of each of its fields."""
+
+    model_config = ConfigDict(json_schema_extra=_document_text_rules)
 
     @field_validator("*")
     @classmethod
@@ -114,8 +161,8 @@ class _Input(BaseModel):
 
 
 class Body(_Input):
-    """A JSON request body: unknown fields are refused, types are not coerced ("1" is not 1); no text holds a
-    control character."""
+    """A JSON request body: unknown fields are refused, types are not coerced ("1" is not 1, true is not 1; 2.0 is 2,
+    as JSON Schema reads it, see validate_body); no text holds a control character."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -155,14 +202,39 @@ def _iso_8601_text(value: object) -> object:
     return value
 
 
-def _shop_years(value: datetime) -> datetime:
-    if not 2000 <= value.year < 2200:  # before any conversion: year 1 at +05:00 would overflow
-        raise ValueError("the year must be 2000-2199")
-    return value
+@dataclass(frozen=True)
+class Years:
+    """A time field's metadata: its year as written (before any conversion: year 1 at +05:00 would overflow) within
+    whole centuries first..last, checked and documented (a JSON Schema pattern on the text, so that the document does
+    not allow the year 0649 the gateway refuses)."""
+
+    first: int
+    last: int
+
+    def __post_init__(self) -> None:
+        if self.first % 100 or (self.last + 1) % 100 or self.first > self.last:
+            raise ValueError("Years spans whole centuries, e.g. Years(2000, 2199)")
+
+    def check(self, value: datetime) -> datetime:
+        if not self.first <= value.year <= self.last:
+            raise ValueError(f"the year must be {self.first}-{self.last}")
+        return value
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        documented = handler(schema)
+        centuries = "|".join(str(c) for c in range(self.first // 100, (self.last + 1) // 100))
+        documented["pattern"] = f"^({centuries})[0-9]{{2}}-"
+        return documented
 
 
-# A moment in a query string (`?created_from=`): ISO 8601 text with a UTC offset, years 2000-2199.
-Instant = Annotated[AwareDatetime, BeforeValidator(_iso_8601_text), AfterValidator(_shop_years)]
+# A moment in a body: ISO 8601 with a UTC offset, years 2000-2199.
+ShopTime = Annotated[AwareDatetime, Years(2000, 2199)]
+# A moment in a query string (`?created_from=`): the same, from text that is ISO 8601 (not a Unix time).
+Instant = Annotated[AwareDatetime, BeforeValidator(_iso_8601_text), Years(2000, 2199)]
 
 
 class PageQuery(Query):
@@ -206,16 +278,25 @@ class Operation:
     limits: tuple[Limit, ...] = ()                      # per-IP limits before the body is validated, body-keyed after
     description: str = ""
     idempotent: bool = False                            # needs the header Idempotency-Key, passed to the view
+    key_optional: bool = False                          # with idempotent: the header may be left out (view gets "")
+    files: tuple[str, ...] = ()                         # multipart/form-data file fields the view reads (documented)
 
 
 def operation(*, summary: str, tag: str, access: str = SHOPPER, roles: tuple[str, ...] = (),
               body: type[Body] | None = None, query: type[Query] | None = None,
               responses: dict[int, type[BaseModel]] | None = None, limits: tuple[Limit, ...] = (),
-              description: str = "", idempotent: bool = False) -> Callable[[F], F]:
+              description: str = "", idempotent: bool = False, key_optional: bool = False,
+              files: tuple[str, ...] = ()) -> Callable[[F], F]:
     """Declare a view's operation; the view gets `body=` / `query=` models (and `idempotency_key=` when
-    `idempotent`) and returns a response model."""
+    `idempotent`, "" when `key_optional` and the header was left out) and returns a response model. A view reading
+    uploaded files (request.files) names their fields in `files`, which documents its body as multipart/form-data."""
+    if body is not None and files:
+        raise TypeError("an operation takes a JSON body or multipart files, not both")
+    if key_optional and not idempotent:
+        raise TypeError("key_optional=True is for operations declared idempotent=True")
     op = Operation(summary=summary, tag=tag, access=access, roles=frozenset(roles), body=body, query=query,
-                   responses=responses or {}, limits=limits, description=description, idempotent=idempotent)
+                   responses=responses or {}, limits=limits, description=description, idempotent=idempotent,
+                   key_optional=key_optional, files=files)
 
     def decorate(view: F) -> F:
         if ("idempotency_key" in inspect.signature(view).parameters) != idempotent:
@@ -279,10 +360,38 @@ def validate_body(op: Operation) -> None:
     assert op.body is not None
     if not request.is_json:
         raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "the body must be JSON (Content-Type: application/json)")
+    data = request.get_data(cache=True)
     try:
-        g.body = op.body.model_validate_json(request.get_data(cache=True))
+        g.body = op.body.model_validate_json(data)
     except ValidationError as exc:
-        raise invalid("body", exc) from None
+        whole = _whole_numbers(data) if any(e["type"] == "int_type" for e in exc.errors()) else None
+        if whole is None:
+            raise invalid("body", exc) from None
+        try:  # the same body with 2.0 written 2: what the OpenAPI document (JSON Schema) calls an integer
+            g.body = op.body.model_validate_json(whole)
+        except ValidationError as again:
+            raise invalid("body", again) from None
+
+
+def _whole_numbers(data: bytes) -> bytes | None:
+    """`data` (JSON) with each whole number written with a fraction or an exponent (2.0, 2e0, 1.5e1) rewritten as an
+    integer, read from its text (exactly, even past 2**53); None when there is none. JSON has one number type and to
+    JSON Schema 2.0 is the integer 2, while pydantic's strict int refuses every float."""
+    rewritten = False
+
+    def number(text: str) -> int | float:
+        nonlocal rewritten
+        value = decimal.Decimal(text)
+        if value.adjusted() <= MAX_WHOLE_DIGITS and value == value.to_integral_value():  # never build 10**10**9
+            rewritten = True
+            return int(value)
+        return float(text)
+
+    try:
+        parsed = json.loads(data, parse_float=number)
+    except (ValueError, RecursionError):  # already refused as it stands; nothing better to say
+        return None
+    return json.dumps(parsed).encode() if rewritten else None
 
 
 def invalid(where: str, exc: ValidationError) -> ApiError:
@@ -376,7 +485,8 @@ def openapi_spec(app: Any) -> dict[str, Any]:
             entry["security"] = [{}, {"bearer": []}]
         elif op.access != PUBLIC:
             entry["security"] = [{"bearer": []}]
-        notes = ([IDEMPOTENCY_NOTE] if op.idempotent else []) + ([op.description] if op.description else [])
+        idempotency_notes = [OPTIONAL_IDEMPOTENCY_NOTE if op.key_optional else IDEMPOTENCY_NOTE] if op.idempotent else []
+        notes = idempotency_notes + ([op.description] if op.description else [])
         if op.roles:
             notes.append("Roles: " + ", ".join(sorted(op.roles)) + ".")
             entry["x-roles"] = sorted(op.roles)  # machine-readable: the battery generates its 403 checks from it
@@ -389,6 +499,10 @@ def openapi_spec(app: Any) -> dict[str, Any]:
         if op.body is not None:
             entry["requestBody"] = {"required": True, "content": {"application/json": {
                 "schema": refs[op.body, "validation"]}}}
+        if op.files:
+            entry["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": {
+                "type": "object", "required": list(op.files),
+                "properties": {name: {"type": "string", "format": "binary"} for name in op.files}}}}}
         parameters = _path_parameters(rule) + _query_parameters(op) + _header_parameters(op)
         if parameters:
             entry["parameters"] = parameters
@@ -449,17 +563,22 @@ def _query_parameters(op: Operation) -> list[dict[str, Any]]:
 def _header_parameters(op: Operation) -> list[dict[str, Any]]:
     if not op.idempotent:
         return []
-    return [{"name": IDEMPOTENCY_HEADER, "in": "header", "required": True, "schema": IDEMPOTENCY_KEY_SCHEMA,
+    return [{"name": IDEMPOTENCY_HEADER, "in": "header", "required": not op.key_optional,
+             "schema": IDEMPOTENCY_KEY_SCHEMA,
              "description": "Chosen by the client, one per intended action: a retry with the same key and body "
                             "answers as the first request did and changes nothing; the same key with another "
                             "body is 409 IDEMPOTENCY_KEY_REUSED."}]
 
 
 def validate_idempotency_key(op: Operation) -> None:
-    """The Idempotency-Key header of an idempotent operation, checked; 400 when missing or malformed."""
+    """The Idempotency-Key header of an idempotent operation, checked; 400 when malformed, or missing unless the
+    operation declares it optional ("" then)."""
     if not op.idempotent:
         return
     key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None and op.key_optional:
+        g.idempotency_key = ""
+        return
     if key is None:
         raise ApiError(400, "IDEMPOTENCY_KEY_REQUIRED", f"this request needs an {IDEMPOTENCY_HEADER} header",
                        {IDEMPOTENCY_HEADER: "required"})

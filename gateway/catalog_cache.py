@@ -7,9 +7,9 @@ process) for at most `ttl` seconds, and drops what a change makes stale:
 - Every entry says what it shows (`about`): one product (its detail pages, one per province), any
   product (list and search pages: a change may alter a product on them or bring one in; which pages
   hold a product cannot tell which it will join), or catalogue settings only (categories, brands).
-  A change of one product drops its detail pages and every list, a stock change (event reason `stock`
-  or `stock_status`) its detail pages only: list items show no stock and no search filters or sorts on
-  it. A catalogue-wide change (a brand, category or delivery-table edit: pages embed brand names,
+  A change of one product drops its detail pages and every list, a stock or review change (event reason
+  `stock`, `stock_status` or `review`) its detail pages only: list items show no stock and no rating, and no
+  search filters or sorts on them. A catalogue-wide change (a brand, category or delivery-table edit: pages embed brand names,
   category filters, delivery estimates) drops every page. A checkout burst that sells out one product
   leaves every other page cached.
 - Drops are lazy and race-free: each drop raises the worker's *version* and notes it against the
@@ -77,8 +77,9 @@ REFRESH_AHEAD = 0.2         # the last fifth of an entry's life: a hit reloads i
 ANY_PRODUCT = "any product"  # a list or search page: any product's change may alter it, or bring the product in
 SETTINGS = "settings"        # categories, brands: only a catalogue-wide change alters them
 EVERYTHING = "everything"    # (a drop of) every page
-# product-changed reasons that change only stock (the detail pages' stock_status): list items show no stock
-STOCK_REASONS = frozenset({"stock", "stock_status"})
+# product-changed reasons that change only the detail pages (stock_status, the rating summary): list items show
+# neither stock nor rating
+STOCK_REASONS = frozenset({"stock", "stock_status", "review"})
 CHANGES_KEY = "mall:catalog:changes"
 CHANGES_KEPT = 1000          # the newest changes the Redis log keeps; a worker that missed more drops everything
 NOTHING_SEEN = b"0-0"        # below every stream id: the log was empty when the worker last looked

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from services.common.config import ConfigError, Env
+from services.common.formats import UPLOAD_URL_PATTERN
 
 CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 UPLOADS = "uploads"  # the folder of POST /uploads
@@ -94,8 +95,9 @@ class S3MediaStorage:
         return f"/media/{name}"
 
     def location(self, name: str) -> str | None:
-        """The object's address at the bucket's public URL (the CDN), for the uploads this store keeps."""
-        return f"{self.public_url}/{self.prefix}{name}" if name.startswith(f"{UPLOADS}/") else None
+        """The object's address at the bucket's public URL (the CDN), for the uploads this store keeps: only a name
+        `save` gives (uploads/<32 hex>.<ext>), so uploads/../ never points the redirect out of the prefix."""
+        return f"{self.public_url}/{self.prefix}{name}" if UPLOAD_URL_PATTERN.fullmatch(f"/media/{name}") else None
 
 
 def object_storage(env: Env) -> S3MediaStorage | None:

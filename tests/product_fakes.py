@@ -226,6 +226,9 @@ class FakeReservationRepository:
         reservation.status = to_status
         return True
 
+    def add_returned(self, reservation_id: int, units: int) -> None:
+        next(r for r in self.items if r.id == reservation_id).returned += units
+
     def expired_orders(self, now: datetime, limit: int,
                        after: tuple[datetime, str] | None = None) -> list[tuple[datetime, str]]:
         earliest: dict[str, datetime] = {}
@@ -277,8 +280,15 @@ class FakeReviewRepository:
         self.items.append(review)
         self.stars.setdefault(review.product_id, [0] * 5)[review.rating - 1] += 1
 
+    def get(self, review_id: int, *, lock: bool = False) -> Review | None:
+        return next((r for r in self.items if r.id == review_id), None)
+
+    def hide(self, review: Review) -> None:
+        stars = self.stars[review.product_id]
+        stars[review.rating - 1] = max(stars[review.rating - 1] - 1, 0)
+
     def of_product(self, product_id: int, offset: int, limit: int) -> tuple[list[Review], int]:
-        return self._page([r for r in self.items if r.product_id == product_id], offset, limit)
+        return self._page([r for r in self.items if r.product_id == product_id and not r.hidden], offset, limit)
 
     def of_user(self, user_id: int, offset: int, limit: int) -> tuple[list[Review], int]:
         return self._page([r for r in self.items if r.user_id == user_id], offset, limit)

@@ -208,9 +208,12 @@ def deployment(name: str, component: str, image: str, *, args: list[str] | None 
     pod_spec |= {
         "containers": [container],
         "volumes": [jwt_volume(private_key), previous_jwt_volume(), {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+        # Only nodes the pod may run on count (nodeTaintsPolicy Honor): by default a tainted node (control plane, a
+        # dedicated pool) is a domain holding none of the pods, and with prod's DoNotSchedule no other node could
+        # take a second pod.
         "topologySpreadConstraints": [{
             "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
-            "labelSelector": {"matchLabels": labels(name, component)}}],
+            "labelSelector": {"matchLabels": labels(name, component)}, "nodeTaintsPolicy": "Honor"}],
     }
     # Labels beyond the selector's: whether the role calls services over gRPC (GRPC_CLIENT_LABEL)
     pod_labels = labels(name, component) | ({GRPC_CLIENT_LABEL: "true"} if ROLE_CALLS.get((name, component)) else {})
@@ -239,12 +242,25 @@ def grpc_probes(port: int) -> dict[str, Any]:
     }
 
 
-def http_probes(port: int | str, ready: str, live: str) -> dict[str, Any]:
+def http_probes(port: int | str, ready: str, live: str, *, ready_timeout: int = 1, live_timeout: int = 2) -> dict[str, Any]:
     return {
-        "readinessProbe": {"httpGet": {"path": ready, "port": port}, "periodSeconds": 5, "failureThreshold": 2},
+        "readinessProbe": {"httpGet": {"path": ready, "port": port}, "periodSeconds": max(5, ready_timeout + 3),
+                           "failureThreshold": 2, "timeoutSeconds": ready_timeout},
         "livenessProbe": {"httpGet": {"path": live, "port": port}, "periodSeconds": 10, "failureThreshold": 3,
-                          "timeoutSeconds": 2},
+                          "timeoutSeconds": live_timeout},
     }
+
+
+# The gateway's /readyz asks each service's gRPC health in turn, each up to this long (services/common/clients.py
+# ServiceClients.health): its probe waits for all of them, or one service not answering, even one the gateway does
+# not need (GATEWAY_READY_REQUIRES), would take every gateway out of rotation.
+SERVICE_HEALTH_TIMEOUT_SECONDS = 1
+
+
+# The base's GATEWAY_GRPC_TIMEOUT_MS (base/kustomization.yaml), in seconds. /healthz waits for a worker thread like
+# any request: with every thread held that long by a slow service, a shorter liveness timeout would restart the
+# gateways and spread one service's slowness to the whole API.
+GATEWAY_GRPC_TIMEOUT_SECONDS = 5
 
 
 USER_PROVIDER_SECRETS = {
@@ -299,6 +315,13 @@ def mount_channel_files(service: str, objects: list[dict[str, Any]]) -> None:
                                            for c in channels)]
 
 
+def kafka_credentials(client: str) -> list[dict[str, Any]]:
+    """Kafka SASL credentials, one user per service and one for the gateway (KAFKA_SECURITY_PROTOCOL=SASL_SSL in the
+    overlay's minimall-config, which every process reads); the secret is optional while the brokers take plaintext."""
+    return [{"name": f"KAFKA_SASL_{part.upper()}", "valueFrom": {"secretKeyRef": {
+        "name": "minimall-kafka", "key": f"{client}-{part}", "optional": True}}} for part in ("username", "password")]
+
+
 def service_env(service: str) -> list[dict[str, Any]]:
     prefix = service.upper()
     env = [
@@ -307,10 +330,7 @@ def service_env(service: str) -> list[dict[str, Any]]:
         {"name": f"{prefix}_DATABASE_URL",
          "valueFrom": {"secretKeyRef": {"name": "minimall-database", "key": service}}},
         {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-        # Kafka SASL credentials, one user per service (KAFKA_SECURITY_PROTOCOL=SASL_SSL in the
-        # overlay's minimall-config); the secret is optional while the brokers take plaintext.
-        *({"name": f"KAFKA_SASL_{part.upper()}", "valueFrom": {"secretKeyRef": {
-            "name": "minimall-kafka", "key": f"{service}-{part}", "optional": True}}} for part in ("username", "password")),
+        *kafka_credentials(service),
     ]
     if service in OWN_IDENTITY:  # one Secret per service: a pod never holds another service's token
         env.append({"name": "SERVICE_TOKEN", "valueFrom": {"secretKeyRef": {
@@ -359,12 +379,15 @@ def service_objects(service: str) -> list[dict[str, Any]]:
     private = service == "user"
     env = service_env(service)
     metrics = {"name": "metrics", "containerPort": metrics_port}
-    # Serve: SHUTDOWN_DELAY_SECONDS (5) + SHUTDOWN_GRACE_SECONDS (10) must end before the kill.
+    # Serve: SHUTDOWN_DELAY_SECONDS (5) + SHUTDOWN_GRACE_SECONDS (10) of drain, then the process waits for its jobs
+    # up to Kafka's delivery timeout + 5 s (services/common/runtime.py run_roles: a reconciliation round asking WeChat
+    # Pay, the order service's live-settings watch in its 30 s Consul long poll), all before the kill: 80 s at most
+    # with the defaults, as long as a relay's; an idle server still exits within seconds.
     # Requests follow bench/memory.py: a service process holds ~120 MB at rest (the product service ~185 MB).
     server = deployment(
         service, "server", image, args=["serve"], env=env,
         ports=[{"name": "grpc", "containerPort": grpc_port}, metrics],
-        probes=grpc_probes(grpc_port), res=resources("100m", "192Mi", "1", "384Mi"), grace=30,
+        probes=grpc_probes(grpc_port), res=resources("100m", "192Mi", "1", "384Mi"), grace=90,
         metrics_port=metrics_port, private_key=private,
         # Pods starting at once take turns on a PostgreSQL advisory lock (services/common/migrations.py):
         # the first upgrades (one transaction per revision), the next finds the schema at head.
@@ -439,11 +462,16 @@ def gateway_objects() -> list[dict[str, Any]]:
            {"name": "GUNICORN_CMD_ARGS", "value": "--worker-tmp-dir /dev/shm"},
            {"name": "REDIS_URL", "valueFrom": {"secretKeyRef": {"name": "minimall-gateway", "key": "redis-url"}}},
            {"name": "GATEWAY_RATE_LIMIT_SECRET",
-            "valueFrom": {"secretKeyRef": {"name": "minimall-gateway", "key": "rate-limit-secret"}}}]
+            "valueFrom": {"secretKeyRef": {"name": "minimall-gateway", "key": "rate-limit-secret"}}},
+           # Its catalogue cache follows product-changed (gateway/wsgi.py) with the brokers' settings of
+           # minimall-config: with SASL on, a gateway without its own Kafka user would not start.
+           *kafka_credentials("gateway")]
     gateway = deployment(
         "gateway", "gateway", "minimall/gateway", env=env,
         ports=[{"name": "http", "containerPort": GATEWAY_PORT}],
-        probes=http_probes("http", "/readyz", "/healthz"), res=resources("200m", "192Mi", "2", "512Mi"),
+        probes=http_probes("http", "/readyz", "/healthz", ready_timeout=len(SERVICES) * SERVICE_HEALTH_TIMEOUT_SECONDS + 2,
+                           live_timeout=GATEWAY_GRPC_TIMEOUT_SECONDS + 2),
+        res=resources("200m", "192Mi", "2", "512Mi"),
         # gunicorn stops accepting at SIGTERM: keep serving while the endpoint removal spreads
         # (the preStop sleep), then gunicorn's graceful_timeout (10 s) for requests in flight.
         grace=30, metrics_port=GATEWAY_PORT,

@@ -16,7 +16,8 @@ bp = Blueprint("admin", __name__, url_prefix="/api/v1/admin")
 DAY = "Asia/Shanghai day, YYYY-MM-DD"
 
 
-DAY_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"  # the shape; analytics checks it is a real day in range
+# A day of the years analytics keeps (2000-2099); analytics checks it is a real day (2026-02-30 is 400 DATE_INVALID).
+DAY_PATTERN = r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
 
 
 class PeriodQuery(Query):

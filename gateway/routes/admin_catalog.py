@@ -15,11 +15,13 @@ from gateway.api import Body, Page, PageQuery, Reply, operation, service
 from gateway.catalog_cache import invalidate_after_writes
 from gateway.routes.admin_products import EDITORS
 from gateway.routes.catalog import MAX_ID
+from services.common import formats
 
 bp = Blueprint("admin_catalog", __name__, url_prefix="/api/v1/admin")
 invalidate_after_writes(bp)  # brand names and delivery days show on product pages
 
-Url = Field("", max_length=512)
+Url = Field("", max_length=512, pattern=f"^(?:{formats.PRODUCT_IMAGE_URL})?$",
+            description="empty, or a /media/... path (POST /uploads) or an https URL")
 
 
 class CategoryIn(Body):

@@ -13,14 +13,17 @@ from pydantic import Field
 
 from gateway.api import Body, Multiline, Page, PageQuery, Reply, operation, service
 from gateway.catalog_cache import invalidate_after_writes
-from gateway.routes.catalog import MAX_FEN, MAX_ID, BrandRef, ParamOut, SpecOut, StockStatus
+from gateway.routes.catalog import MAX_ID, BrandRef, ParamOut, ReviewOut, SpecOut, StockStatus
+from services.common import formats
 from services.common.auth import Role
+from services.common.formats import anchored
 
 bp = Blueprint("admin_products", __name__, url_prefix="/api/v1/admin/products")
 invalidate_after_writes(bp)  # the next shopper read, on any worker, sees the change
 
 EDITORS = (Role.ADMIN, Role.OPERATOR)
 AUDITORS = (Role.ADMIN,)
+MODERATORS = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
 Text = Field(max_length=200)
 ProductStatus = Literal["DRAFT", "PENDING_AUDIT", "APPROVED", "REJECTED"]
 
@@ -38,8 +41,9 @@ class SpecIn(Body):
 class SkuIn(Body):
     spec: dict[Annotated[str, Field(max_length=20)], Annotated[str, Field(max_length=50)]] = Field(
         max_length=5, description="one value for each declared spec: {\"颜色\": \"黑\"}")
-    price_fen: int = Field(ge=1, le=MAX_FEN)
-    market_price_fen: int = Field(0, ge=0, le=MAX_FEN, description="0 = none")
+    price_fen: int = Field(ge=1, le=formats.SKU_PRICE_MAX_FEN)
+    market_price_fen: int = Field(0, ge=0, le=formats.SKU_PRICE_MAX_FEN,
+                                  description="the crossed-out price: 0 = none, else at least price_fen")
     stock: int = Field(0, ge=0, le=10**9, description="initial stock of a new SKU; later changes: the stock route")
     weight_g: int = Field(0, ge=0, le=10**6)
 
@@ -50,7 +54,8 @@ class ProductIn(Body):
     category_id: int = Field(ge=1, le=MAX_ID)
     brand_id: int = Field(ge=1, le=MAX_ID)
     description: Multiline = Field("", max_length=20_000)
-    images: list[Annotated[str, Field(min_length=1, max_length=512)]] = Field(default_factory=list, max_length=20)
+    images: list[Annotated[str, Field(min_length=1, max_length=512, pattern=anchored(formats.PRODUCT_IMAGE_URL))]] = (
+        Field(default_factory=list, max_length=20, description="our /media/... paths (POST /uploads) or https URLs"))
     params: list[ParamIn] = Field(default_factory=list, max_length=50)
     specs: list[SpecIn] = Field(default_factory=list, max_length=5)
     skus: list[SkuIn] = Field(min_length=1, max_length=200)
@@ -78,14 +83,28 @@ class ProductEditIn(ProductIn):
 class AuditIn(Body):
     approve: bool
     reason: str = Field("", max_length=500, description="required to reject")
+    version: int = Field(ge=1, le=2**31 - 1, description="the product's `version` as the auditor read it (GET); "
+                         "409 PRODUCT_CHANGED when it was edited since (reload, audit again)")
 
 
 class ShelfIn(Body):
     on_shelf: bool
 
 
+class HideReviewIn(Body):
+    reason: str = Field(min_length=1, max_length=200, description="why (spam, abuse, personal data): audited")
+
+
+class HiddenReviewOut(ReviewOut):
+    """The review as shoppers saw it, now hidden."""
+
+    hidden: bool
+
+
 class StockIn(Body):
-    delta: int = Field(ge=-(10**9), le=10**9, description="+ restock, - write-off; the stock never goes below 0")
+    delta: int = Field(ge=-(10**9), le=10**9, json_schema_extra={"not": {"const": 0}},
+                       description="+ restock, - write-off, never 0 (400 STOCK_DELTA_INVALID); the stock never goes "
+                                   "below 0")
     reason: str = Field("", max_length=200)
 
 
@@ -252,7 +271,8 @@ def submit_product(product_id: int) -> AdminProduct:
            body=AuditIn, responses={200: AdminProduct})
 def audit_product(product_id: int, body: AuditIn) -> AdminProduct:
     return AdminProduct.from_proto(_stub().AuditProduct(
-        product_pb2.AuditProductRequest(id=product_id, approve=body.approve, reason=body.reason)))
+        product_pb2.AuditProductRequest(id=product_id, approve=body.approve, reason=body.reason,
+                                        version=body.version)))
 
 
 @bp.post("/<id:product_id>/shelf")
@@ -293,3 +313,15 @@ def stock_movements(product_id: int, sku_id: int, query: PageQuery) -> Page[Stoc
     reply = _stub().ListStockMovements(product_pb2.ListStockMovementsRequest(
         product_id=product_id, sku_id=sku_id, offset=query.offset, limit=query.page_size))
     return Page[StockMovementOut].of([StockMovementOut.from_proto(m) for m in reply.items], query, reply.total)
+
+
+@bp.post("/<id:product_id>/reviews/<id:review_id>/hide")
+@operation(summary="Hide a review of the product (moderation)", tag="admin", roles=MODERATORS, body=HideReviewIn,
+           description="Takes the review off the product's page and out of its rating summary, once (hiding it again "
+                       "changes nothing); its author still sees it, marked hidden. In the product's audit log "
+                       "(hide_review, who, the reason). 404 REVIEW_NOT_FOUND when it is not this product's.",
+           responses={200: HiddenReviewOut})
+def hide_review(product_id: int, review_id: int, body: HideReviewIn) -> HiddenReviewOut:
+    review = _stub().HideReview(product_pb2.HideReviewRequest(product_id=product_id, id=review_id,
+                                                              reason=body.reason))
+    return HiddenReviewOut(**ReviewOut.fields_of(review), hidden=review.hidden)

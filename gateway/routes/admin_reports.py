@@ -28,7 +28,7 @@ class ReportRequest(Body):
                                          "preferences (category, brand, price band, top 100 products), events (raw), "
                                          "orders (one row per order placed: amounts, payment, cancellation, refunds, "
                                          "state), money (one signed row per payment, refund, recharge, withdrawal, late payment and "
-                                         "its refund); "
+                                         "its refund, paid plan bought with the wallet, refund paid twice); "
                                          "columns in services/analytics/README.md")
     format: ReportFormat
     from_: str = Field(alias="from", max_length=10, pattern=DAY_PATTERN, description=DAY)

@@ -254,10 +254,11 @@ class MyReviewOut(ReviewOut):
 
     order_no: str
     line_id: int
+    hidden: bool = Field(description="hidden by staff (moderation): not on the product's page, not in its rating")
 
     @classmethod
     def from_proto(cls, review: product_pb2.Review) -> MyReviewOut:
-        return cls(**cls.fields_of(review), order_no=review.order_no, line_id=review.line_id)
+        return cls(**cls.fields_of(review), order_no=review.order_no, line_id=review.line_id, hidden=review.hidden)
 
 
 class ProductReviews(Page[ReviewOut]):

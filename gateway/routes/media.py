@@ -59,7 +59,7 @@ def media(name: str) -> Response:
            description="JPEG, PNG or WebP up to 5 MB and 40 megapixels, recognised by content (not by name); "
                        "re-encoded without metadata (EXIF location) and stored under a random name. 503 "
                        "STORAGE_UNAVAILABLE when the image store cannot be written (nothing stored; try again).",
-           responses={201: Uploaded})
+           responses={201: Uploaded}, files=("file",))
 def upload() -> tuple[Uploaded, int]:
     request.max_content_length = UPLOAD_MAX_BYTES + 64 * 1024  # the multipart envelope around the file
     file = request.files.get("file")

@@ -23,7 +23,8 @@ def moment(stamp: Timestamp) -> datetime | None:
 
 
 class SignUp(Body):
-    channel: Literal["self", "purchase", "invitation", "campaign"]
+    # Not "purchase": the shop records that itself, when paid spend reaches 100 yuan (the member service refuses it too).
+    channel: Literal["self", "invitation", "campaign"]
     invite_code: str | None = Field(None, pattern=r"^[A-Za-z0-9]{4,32}$",
                                     description="a member's invite code (case-insensitive); required for invitation")
 
@@ -261,7 +262,10 @@ class RechargesQuery(PageQuery):
 
 @bp.post("/signup")
 @operation(summary="Become a member (again: the same membership)", tag="member", body=SignUp,
-           responses={200: MemberOut})
+           responses={200: MemberOut},
+           description="channel: how the shopper came, self, invitation (needs a member's invite_code) or campaign. "
+                       "A shopper whose paid spend reaches 100 yuan joins by itself with channel purchase, which a "
+                       "signup cannot declare (400).")
 def sign_up(body: SignUp) -> MemberOut:
     reply = service(MemberServiceStub).SignUp(pb.SignUpRequest(channel=body.channel,
                                                                 invite_code=body.invite_code or ""))
@@ -331,14 +335,17 @@ def claimable_coupon_templates(query: PageQuery) -> Page[ClaimableTemplateOut]:
 
 @bp.post("/coupons/claim")
 @operation(summary="Claim a coupon of a template", tag="member", body=ClaimCoupon, responses={201: CouponOut},
-           description="One coupon of an active template, within its total and the per-user limit. 404 "
+           idempotent=True, key_optional=True,
+           description="One coupon of an active template, within its total and the per-user limit; a retry with "
+                       "the same Idempotency-Key and template answers the coupon the first claim issued (as it is "
+                       "now), never a second coupon nor COUPON_LIMIT_REACHED. 404 "
                        "COUPON_TEMPLATE_NOT_FOUND; 422 COUPON_TEMPLATE_NOT_APPROVED while it waits for approval, 422 "
                        "COUPON_TEMPLATE_DISABLED once disabled, 422 COUPON_EXPIRED past its end, 422 "
                        "COUPON_LIMIT_REACHED, 422 COUPON_SOLD_OUT; 403 OWN_REQUEST for the staff member who created "
                        "or approved it.")
-def claim_coupon(body: ClaimCoupon) -> tuple[CouponOut, int]:
+def claim_coupon(body: ClaimCoupon, idempotency_key: str) -> tuple[CouponOut, int]:
     return CouponOut.from_proto(service(MemberServiceStub).ClaimCoupon(
-        pb.ClaimCouponRequest(template_id=body.template_id))), 201
+        pb.ClaimCouponRequest(template_id=body.template_id, idempotency_key=idempotency_key))), 201
 
 
 @bp.post("/withdrawals")

@@ -59,7 +59,7 @@ Errors: <code>{"error": {"code", "message", "request_id", "details"?}}</code>.</
 {% for path, method, op in ops %}<div class="op"><span class="m">{{ method }}</span> <code>{{ path }}</code>
  {% if op.security %}<span class="lock">🔒 bearer</span>{% endif %} — {{ op.summary }}
  {% if op.description %}<br><em>{{ op.description }}</em>{% endif %}
- {% if op.requestBody %}<pre>{{ op.requestBody.content["application/json"].schema | tojson(indent=2) }}</pre>{% endif %}
+ {% for media_type, body in (op.requestBody or {}).get("content", {}).items() %}<pre>{{ media_type }}: {{ body.schema | tojson(indent=2) }}</pre>{% endfor %}
 </div>{% endfor %}{% endfor %}
 </body></html>"""
 

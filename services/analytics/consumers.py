@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from mall.events.v1.envelope_pb2 import EventEnvelope
-from mall.events.v1.member_events_pb2 import MemberJoined, MemberRecharged, MemberWithdrawn
+from mall.events.v1.member_events_pb2 import MemberJoined, MemberPlanSubscribed, MemberRecharged, MemberWithdrawn
 from mall.events.v1.order_events_pb2 import (
     CartItemAdded,
     LatePaymentReceived,
@@ -19,6 +20,7 @@ from mall.events.v1.order_events_pb2 import (
     OrderLine,
     OrderPaid,
     OrderRefunded,
+    RefundPaidTwice,
 )
 from mall.events.v1.product_events_pb2 import ProductViewed
 from mall.events.v1.tracking_events_pb2 import PageViewed
@@ -144,6 +146,15 @@ def late_payment_refunded(event: LatePaymentRefunded, envelope: EventEnvelope) -
                   counters={"late_refunds": 1, "late_refund_fen": event.amount_fen})
 
 
+def refund_paid_twice(event: RefundPaidTwice, envelope: EventEnvelope) -> Rollup:
+    """A closed refund WeChat Pay paid after another refund had paid the same units or money: money out twice, but
+    not a refund the sales figures count (refund_fen and net GMV stay as they are); counted apart."""
+    if not event.refund_no:
+        raise InvalidEvent("refund-paid-twice without a refund number")
+    return Rollup(day=shop_day(when(event.paid_at, envelope)), fact=("refund_twice", event.refund_no),
+                  counters={"refunds_paid_twice": 1, "refund_paid_twice_fen": event.amount_fen})
+
+
 def member_joined(event: MemberJoined, envelope: EventEnvelope) -> Rollup:
     return Rollup(day=shop_day(when(event.joined_at, envelope)), fact=("member", str(event.user_id)),
                   counters={"new_members": 1}, members=active(event.user_id))
@@ -159,6 +170,21 @@ def member_recharged(event: MemberRecharged, envelope: EventEnvelope) -> Rollup:
 def member_withdrawn(event: MemberWithdrawn, envelope: EventEnvelope) -> Rollup:
     return Rollup(day=shop_day(when(event.withdrawn_at, envelope)), fact=("withdrawal", str(event.withdrawal_id)),
                   counters={"withdrawals": 1, "withdrawal_fen": event.amount_fen})
+
+
+def member_plan_subscribed(event: MemberPlanSubscribed, envelope: EventEnvelope) -> Rollup:
+    """A paid plan bought with the wallet: plan sales, counted apart (not an order: no GMV, no paid order)."""
+    if not event.posting_key:
+        raise InvalidEvent("member-plan-subscribed without a posting key")
+    return Rollup(day=shop_day(when(event.subscribed_at, envelope)), fact=("plan", fact_key(event.posting_key)),
+                  counters={"plan_subscriptions": 1, "plan_subscription_fen": event.amount_fen},
+                  members=active(event.user_id))
+
+
+def fact_key(key: str) -> str:
+    """`key` as counted_facts keeps it (64 characters): a longer one (a posting key carries the shopper's idempotency
+    key, up to 128) by its SHA-256, so two keys alike in their first 64 characters are still two facts."""
+    return key if len(key) <= 64 else hashlib.sha256(key.encode()).hexdigest()
 
 
 def recording(rollup_of: Callable[[Any, EventEnvelope], Rollup]) -> Handler[AnalyticsUnitOfWork]:
@@ -185,7 +211,9 @@ HANDLERS: dict[type[Message], Handler[AnalyticsUnitOfWork]] = {
     OrderRefunded: recording(order_refunded),
     LatePaymentReceived: recording(late_payment_received),
     LatePaymentRefunded: recording(late_payment_refunded),
+    RefundPaidTwice: recording(refund_paid_twice),
     MemberJoined: recording(member_joined),
     MemberRecharged: recording(member_recharged),
     MemberWithdrawn: recording(member_withdrawn),
+    MemberPlanSubscribed: recording(member_plan_subscribed),
 }

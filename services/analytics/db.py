@@ -59,7 +59,7 @@ metadata = MetaData()
 # have indexes of their own, partial ones that cost nothing when a page view is kept.
 ORDER_FOLLOW_UPS = ("order-paid", "order-cancelled", "order-refunded")
 LEDGER_EVENTS = ("order-created", *ORDER_FOLLOW_UPS, "member-recharged", "member-withdrawn", "late-payment-received",
-                 "late-payment-refunded")
+                 "late-payment-refunded", "member-plan-subscribed", "refund-paid-twice")
 assert set(LEDGER_EVENTS) <= set(TOPICS)
 
 
@@ -227,18 +227,23 @@ class SqlRollups:
             found.setdefault(row.day, {})[row.metric] = row.value
         return found
 
+    def take_turns(self, members: Collection[str]) -> None:
+        if not self._postgresql or not members:
+            return
+        # Transaction-scoped advisory locks on the members (db.serialize_on, for many at once), taken in one order
+        # (no deadlock): a concurrent batch touching one of them waits here until this one commits, then reads
+        # (READ COMMITTED). Two members sharing a key only wait for each other; a lock held already is taken again
+        # at once (they stack until the transaction ends).
+        keys = sorted({advisory_key(f"analytics-member:{member[:160]}") for member in members})
+        self.session.execute(text(
+            "SELECT pg_advisory_xact_lock(k) FROM (SELECT unnest(CAST(:keys AS BIGINT[])) AS k ORDER BY k) AS s"),
+            {"keys": keys})
+
     def neighbour_days(self, members: Sequence[tuple[str, date, str]]) -> dict[tuple[str, date, str], Neighbours]:
         stored = {(kind, day, member[:160]): (kind, day, member) for kind, day, member in members}
         if not stored:
             return {}
-        if self._postgresql:
-            # Transaction-scoped advisory locks on the members (db.serialize_on, for many at once), taken in one
-            # order (no deadlock): a concurrent batch touching one of them waits here until this one commits, then
-            # reads its days (READ COMMITTED). Two members sharing a key only wait for each other.
-            keys = sorted({advisory_key(f"analytics-member:{member}") for _, _, member in stored})
-            self.session.execute(text(
-                "SELECT pg_advisory_xact_lock(k) FROM (SELECT unnest(CAST(:keys AS BIGINT[])) AS k ORDER BY k) AS s"),
-                {"keys": keys})
+        self.take_turns({member for _, _, member in stored})  # held already when apply_rollups took them
         back, ahead = timedelta(days=LOOK_BACK_DAYS), timedelta(days=LOOK_BACK_DAYS)
         rows = [{"kind": kind, "member": member, "day": day, "lo": day - back, "hi": day + ahead}
                 for kind, day, member in sorted(stored)]
@@ -413,6 +418,10 @@ class SqlReportJobs:
         assert job is not None
         return job
 
+    def under_way(self, requested_by: int) -> int:
+        return self.session.execute(select(func.count()).select_from(report_jobs).where(
+            report_jobs.c.requested_by == requested_by, report_jobs.c.status.in_((QUEUED, RUNNING)))).scalar_one()
+
     def get(self, job_id: int) -> ReportJob | None:
         row = self.session.execute(select(report_jobs).where(report_jobs.c.id == job_id)).first()
         return None if row is None else _job(row)
@@ -430,6 +439,13 @@ class SqlReportJobs:
 
     def update(self, job_id: int, **values: Any) -> None:
         self.session.execute(update(report_jobs).where(report_jobs.c.id == job_id).values(**values))
+
+    def update_running(self, job_id: int, *, attempt: int | None, **values: Any) -> bool:
+        running = (report_jobs.c.id == job_id) & (report_jobs.c.status == RUNNING)
+        if attempt is not None:
+            running &= report_jobs.c.attempts == attempt
+        found = self.session.execute(update(report_jobs).where(running).values(**values).returning(report_jobs.c.id))
+        return found.first() is not None
 
     def expire(self, *, finished_before: datetime) -> list[ReportJob]:
         rows = self.session.execute(select(report_jobs).where(

@@ -3,7 +3,8 @@
 The analytics service keeps each business event it consumes, so finance gets its ledgers without asking the
 order or member service. A fact published twice under two event ids (a producer replaying its outbox by
 mistake: the rollups count it once, see the README) is listed once, on the day the rollups counted it, so the
-money ledger's totals per day are the daily report's gmv_fen, refund_fen, recharge_fen and withdrawal_fen.
+money ledger's totals per day are the daily report's gmv_fen, refund_fen, recharge_fen, withdrawal_fen,
+late_payment_fen, late_refund_fen, plan_subscription_fen and refund_paid_twice_fen.
 
 Memory stays bounded: events are read PAGE at a time (keyset pages, each a short transaction of its own), an
 order's later events are looked up a page of orders at a time, and the only thing kept from page to page is
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from mall.events.v1.envelope_pb2 import EventEnvelope
-from mall.events.v1.member_events_pb2 import MemberRecharged, MemberWithdrawn
+from mall.events.v1.member_events_pb2 import MemberPlanSubscribed, MemberRecharged, MemberWithdrawn
 from mall.events.v1.order_events_pb2 import (
     LatePaymentReceived,
     LatePaymentRefunded,
@@ -27,6 +28,7 @@ from mall.events.v1.order_events_pb2 import (
     OrderCreated,
     OrderPaid,
     OrderRefunded,
+    RefundPaidTwice,
 )
 
 from services.analytics import consumers
@@ -45,10 +47,12 @@ COUNTED_AS: dict[type[Message], Callable[[Any, EventEnvelope], Rollup]] = {
     OrderCreated: consumers.order_created, OrderPaid: consumers.order_paid, OrderRefunded: consumers.order_refunded,
     MemberRecharged: consumers.member_recharged, MemberWithdrawn: consumers.member_withdrawn,
     LatePaymentReceived: consumers.late_payment_received, LatePaymentRefunded: consumers.late_payment_refunded,
+    MemberPlanSubscribed: consumers.member_plan_subscribed, RefundPaidTwice: consumers.refund_paid_twice,
 }
 ORDER_CREATED = (event_type_of(OrderCreated),)
 MONEY_EVENTS = tuple(event_type_of(t) for t in (OrderPaid, OrderRefunded, MemberRecharged, MemberWithdrawn,
-                                               LatePaymentReceived, LatePaymentRefunded))
+                                               LatePaymentReceived, LatePaymentRefunded, MemberPlanSubscribed,
+                                               RefundPaidTwice))
 
 
 def decode(raw: RawEvent) -> Any:
@@ -112,7 +116,7 @@ ORDER_COLUMNS = (
     "date", "order_no", "created_at", "user_id", "province", "units", "items_total_fen", "level_discount_fen",
     "coupon_discount_fen", "points_discount_fen", "freight_fen", "payable_fen", "paid_at", "pay_channel",
     "out_trade_no", "paid_fen", "coupon_id", "points_used", "cancelled_at", "cancelled_by", "refunds",
-    "refunded_fen", "last_refunded_at", "state",
+    "refunded_fen", "points_returned", "last_refunded_at", "state",
 )
 
 
@@ -151,36 +155,41 @@ def order_row(raw: RawEvent, created: OrderCreated, later: list[Decoded]) -> Row
     if cancelled := _first(later, OrderCancelled):
         event, message = cancelled
         values |= {"cancelled_at": _at(message.cancelled_at, event), "cancelled_by": message.cancelled_by}
-    refunds: dict[str, tuple[int, str]] = {}
+    refunds: dict[str, OrderRefunded] = {}
+    refunded_at: dict[str, str] = {}
     for event, message in later:
-        if isinstance(message, OrderRefunded):
-            refunds.setdefault(message.refund_no, (message.amount_fen, _at(message.refunded_at, event)))
-    refunded_fen = sum(amount for amount, _ in refunds.values())
+        if isinstance(message, OrderRefunded) and message.refund_no not in refunds:
+            refunds[message.refund_no], refunded_at[message.refund_no] = message, _at(message.refunded_at, event)
+    refunded_fen = sum(refund.amount_fen for refund in refunds.values())
     values |= {"refunds": len(refunds), "refunded_fen": refunded_fen,
-               "last_refunded_at": max((at for _, at in refunds.values()), default=None),
+               "points_returned": sum(refund.points_returned for refund in refunds.values()),
+               "last_refunded_at": max(refunded_at.values(), default=None),
                "state": order_state(paid_fen=values["paid_fen"], refunded_fen=refunded_fen, paid=paid is not None,
-                                    cancelled=cancelled is not None)}
+                                    cancelled=cancelled is not None, refunds=len(refunds))}
     return tuple(values.get(column) for column in ORDER_COLUMNS)
 
 
-def order_state(*, paid_fen: int, refunded_fen: int, paid: bool, cancelled: bool) -> str:
+def order_state(*, paid_fen: int, refunded_fen: int, paid: bool, cancelled: bool, refunds: int = 0) -> str:
     """What the events say of the order (the analytics service is not told of shipping or receipt): refunded
-    (in full), cancelled (a paid one: its refund under way), partly_refunded, paid or pending_payment."""
+    (in full), cancelled (a paid one: its refund under way), partly_refunded (`refunds`: how many, a refund of
+    0 fen included: units paid with points alone, their points given back), paid or pending_payment."""
     if refunded_fen and refunded_fen >= paid_fen:
         return "refunded"
     if cancelled:
         return "cancelled"
-    if refunded_fen:
+    if refunded_fen or refunds:
         return "partly_refunded"
     return "paid" if paid else "pending_payment"
 
 
-# Money: one row per payment, refund, recharge and withdrawal of the period; + came in, - went out
+# Money: one row per payment, refund, recharge, withdrawal, late payment and its refund, paid plan bought with the
+# wallet, and refund paid twice, of the period; + came in, - went out
 
 MONEY_COLUMNS = (
     "date", "occurred_at", "movement", "channel", "amount_fen", "bonus_fen", "user_id", "member_no", "order_no",
     "out_trade_no", "refund_no", "recharge_no", "withdrawal_id", "wallet_balance_fen", "withdrawal_no",
-    "requested_fen", "bonus_forfeited_fen", "reason", "event_id",
+    "requested_fen", "bonus_forfeited_fen", "reason", "plan_id", "plan_name", "plan_expires_at", "posting_key",
+    "event_id",
 )
 
 
@@ -209,6 +218,14 @@ def movement_row(raw: RawEvent, message: Any) -> Row:
         found = {"occurred_at": _at(message.refunded_at, raw), "movement": "late_payment_refund",
                  "channel": message.channel, "amount_fen": -message.amount_fen, "order_no": message.order_no,
                  "out_trade_no": message.out_trade_no, "refund_no": message.refund_no}
+    elif isinstance(message, RefundPaidTwice):  # a closed refund paid after another had paid the same: out twice
+        found = {"occurred_at": _at(message.paid_at, raw), "movement": "refund_paid_twice", "channel": message.channel,
+                 "amount_fen": -message.amount_fen, "order_no": message.order_no, "refund_no": message.refund_no}
+    elif isinstance(message, MemberPlanSubscribed):  # wallet -> plan sales, like an order paid with the balance
+        found = {"occurred_at": _at(message.subscribed_at, raw), "movement": "plan_subscription", "channel": "balance",
+                 "amount_fen": message.amount_fen, "member_no": message.member_no,
+                 "wallet_balance_fen": message.balance_fen, "plan_id": message.plan_id, "plan_name": message.plan_name,
+                 "plan_expires_at": _at(message.expires_at, raw), "posting_key": message.posting_key}
     else:  # member-withdrawn; one published before it carried its number, asked amount, forfeit and channel: empty
         found = {"occurred_at": _at(message.withdrawn_at, raw), "movement": "withdrawal",
                  "channel": message.channel or None, "amount_fen": -message.amount_fen, "member_no": message.member_no,

@@ -37,7 +37,7 @@ from services.analytics.domain import (
 )
 from services.analytics.uow import AnalyticsUnitOfWork
 from services.common.db import utcnow
-from services.common.errors import Conflict, InvalidInput, NotFound
+from services.common.errors import Conflict, InvalidInput, NotFound, RateLimited
 from services.common.formats import REPORT_FORMATS, REPORT_KINDS
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ EVENTS_PAGE = 2000               # raw events read at a time
 HEARTBEAT_STALE = timedelta(minutes=5)  # a running job not heard from for this long is taken over by another runner
 REPORT_RETENTION = timedelta(days=7)    # default of ANALYTICS_REPORT_RETENTION_DAYS: a done report's file is kept this long
 EXPIRY_EVERY = timedelta(minutes=10)    # how often the runner looks for reports to expire
+MAX_REPORTS_UNDER_WAY = 10              # queued or running reports one analyst may have at once
 
 Progress = Callable[[int], None]  # rows written so far
 
@@ -65,14 +66,24 @@ class Report:
 # The rows of each kind. Figures and steps are the admin API's, over the same period; "total" rows are the period's.
 
 OVERVIEW_COLUMNS = (*FIGURES, "net_gmv_fen", "average_order_value_fen")
+# Money that came in for orders that could not take it, and went back: no figure of the overview (neither sales nor
+# their refunds), but finance ties the money ledger's late rows to them, day by day.
+LATE_COLUMNS = ("late_payments", "late_payment_fen", "late_refunds", "late_refund_fen")
+# Paid plans bought with the wallet: sales, but not of goods (no order, no GMV); the money ledger's
+# plan_subscription rows add up to plan_subscription_fen day by day.
+PLAN_COLUMNS = ("plan_subscriptions", "plan_subscription_fen")
+# Closed refunds WeChat Pay paid after another refund had paid the same units or money: out twice, for finance to
+# recover; not refunds of sales (refund_fen and net GMV do not move). The money ledger's refund_paid_twice rows.
+TWICE_COLUMNS = ("refunds_paid_twice", "refund_paid_twice_fen")
+DAILY_COLUMNS = (*OVERVIEW_COLUMNS, *LATE_COLUMNS, *PLAN_COLUMNS, *TWICE_COLUMNS)
 FUNNEL_COLUMNS = ("viewed", "added_to_cart", "ordered", "paid")
 
 
 def _daily(uow: AnalyticsUnitOfWork, period: Period) -> Report:
     found = service.get_overview(uow, from_date=period.first.isoformat(), to_date=period.last.isoformat())
-    rows = [(d.day.isoformat(), *(d.figures[name] for name in OVERVIEW_COLUMNS)) for d in found.days]
-    rows.append(("total", *(found.totals[name] for name in OVERVIEW_COLUMNS)))
-    return Report(("date", *OVERVIEW_COLUMNS), len(rows), rows)
+    rows = [(d.day.isoformat(), *(d.figures[name] for name in DAILY_COLUMNS)) for d in found.days]
+    rows.append(("total", *(found.totals[name] for name in DAILY_COLUMNS)))
+    return Report(("date", *DAILY_COLUMNS), len(rows), rows)
 
 
 def _funnel(uow: AnalyticsUnitOfWork, period: Period) -> Report:
@@ -166,14 +177,16 @@ def cells(row: tuple[Any, ...]) -> tuple[Any, ...]:
                  for value in row)
 
 
-def write_csv(path: Path, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]], progress: Progress) -> int:
-    """UTF-8 with a byte order mark (so that Excel reads Chinese names right); None is an empty cell."""
+def write_csv(path: Path, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]], progress: Progress, *,
+              as_text: bool = True) -> int:
+    """UTF-8 with a byte order mark (so that Excel reads Chinese names right); None is an empty cell. `as_text`:
+    text a spreadsheet would run gets its leading apostrophe (`cells`); off for a backup, a copy of the data."""
     count = 0
     with path.open("w", newline="", encoding="utf-8-sig") as out:
         writer = csv.writer(out)
         writer.writerow(columns)
         for row in rows:
-            writer.writerow(cells(row))
+            writer.writerow(cells(row) if as_text else row)
             count += 1
             if count % PROGRESS_EVERY == 0:
                 progress(count)
@@ -230,6 +243,12 @@ def create_report(uow: AnalyticsUnitOfWork, *, kind: str, format: str, from_date
     check_request(kind, format)
     period = service.report_period(from_date, to_date, today)
     with uow:
+        # Each may read a year of raw events and keeps a file for days. A soft limit: two asked at the same moment
+        # may both pass it.
+        under_way = uow.reports.under_way(requested_by)
+        if under_way >= MAX_REPORTS_UNDER_WAY:
+            raise RateLimited("REPORTS_UNDER_WAY", f"at most {MAX_REPORTS_UNDER_WAY} reports queued or running at "
+                              "once; ask again when one is done", details={"under_way": under_way, "retry_after": 60})
         job = uow.reports.add(kind=kind, format=format, period=period, requested_by=requested_by, now=utcnow())
         uow.commit()
     return job
@@ -280,7 +299,9 @@ def expire_reports(uow: AnalyticsUnitOfWork, directory: Path, *, keep: timedelta
 
 
 def file_name(job: ReportJob) -> str:
-    return f"{job.id}-{job.kind}-{job.period.first.isoformat()}-{job.period.last.isoformat()}.{job.format}"
+    """The job's file; an attempt after the first (a runner took the job over) writes one of its own, `-try<n>`."""
+    retry = f"-try{job.attempts}" if job.attempts > 1 else ""
+    return f"{job.id}-{job.kind}-{job.period.first.isoformat()}-{job.period.last.isoformat()}{retry}.{job.format}"
 
 
 class ReportRunner:
@@ -325,41 +346,51 @@ class ReportRunner:
             uow.commit()
         if job is None:
             return False
+        # A file of this attempt's own: a runner taken over while still writing (silent past HEARTBEAT_STALE)
+        # never writes into, renames or removes the file of the attempt that took over, nor it into this one's.
         name = file_name(job)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             rows = export(self.uow(), kind=job.kind, format=job.format, period=job.period,
-                          path=self.directory / name, progress=self._progress(job.id))
+                          path=self.directory / name, progress=self._progress(job))
             size = (self.directory / name).stat().st_size
         except Exception as exc:
             log.exception("report %d (%s) failed", job.id, job.kind)
-            self._save(job.id, status=FAILED, error=f"{type(exc).__name__}: {exc}"[:256], finished_at=utcnow())
+            # Only while it is this attempt's: another one taken over since may still finish it.
+            self._save(job, status=FAILED, error=f"{type(exc).__name__}: {exc}"[:256], finished_at=utcnow())
         else:
-            self._save(job.id, status=DONE, percent=100, rows=rows, size_bytes=size, file_name=name,
-                       finished_at=utcnow())
+            # The first attempt to finish makes it done, whichever it is; a later one's file is not needed.
+            if not self._save(job, any_attempt=True, status=DONE, percent=100, rows=rows, size_bytes=size,
+                              file_name=name, finished_at=utcnow()):
+                log.warning("report %d was finished by another attempt; dropping this one's file", job.id)
+                (self.directory / name).unlink(missing_ok=True)
         return True
 
-    def _progress(self, job_id: int) -> Callable[[int, int], None]:
+    def _progress(self, job: ReportJob) -> Callable[[int, int], None]:
         last = [-1]
 
         def report(done: int, expected: int) -> None:
             percent = min(99, done * 100 // expected) if expected else 0
             if percent != last[0]:
                 last[0] = percent
-                self._save(job_id, percent=percent, rows=done, heartbeat_at=utcnow())
+                self._save(job, percent=percent, rows=done, heartbeat_at=utcnow())
         return report
 
-    def _save(self, job_id: int, **values: Any) -> None:
+    def _save(self, job: ReportJob, *, any_attempt: bool = False, **values: Any) -> bool:
+        """Save a running job's progress or end; False (nothing saved) when it is no longer running, or (unless
+        `any_attempt`) no longer `job`'s attempt: another runner took it over."""
         with self.uow() as uow:
-            uow.reports.update(job_id, **values)
+            saved = uow.reports.update_running(job.id, attempt=None if any_attempt else job.attempts, **values)
             uow.commit()
+        return saved
 
 
 # Backup: every analytics table as CSV, with a manifest
 
 def backup(engine: Engine, tables: Iterable[Table], directory: Path,
            progress: Callable[[str, int], None] = lambda table, rows: None) -> dict[str, Any]:
-    """One CSV per table (binary columns in base64, times ISO 8601) and manifest.json with each table's row count."""
+    """One CSV per table (binary columns in base64, times ISO 8601) and manifest.json with each table's row count.
+    Every value as the table holds it: a device id or region starting with "-" or "=" gets no apostrophe here."""
     directory.mkdir(parents=True, exist_ok=True)
     manifest: dict[str, Any] = {"created_at": utcnow().isoformat(), "tables": {}}
     with engine.connect() as conn:
@@ -369,7 +400,7 @@ def backup(engine: Engine, tables: Iterable[Table], directory: Path,
             rows = (tuple(_cell(value) for value in row)
                     for row in conn.execution_options(stream_results=True, yield_per=2000).execute(ordered))
             path = directory / f"{table.name}.csv"
-            count = write_csv(path, columns, rows, lambda done, name=table.name: progress(name, done))
+            count = write_csv(path, columns, rows, lambda done, name=table.name: progress(name, done), as_text=False)
             manifest["tables"][table.name] = {"file": path.name, "columns": list(columns), "rows": count}
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return manifest

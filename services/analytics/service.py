@@ -45,6 +45,7 @@ from services.common.db import utcnow
 from services.common.errors import InvalidInput
 from services.common.events import timestamp
 from services.common.formats import MAX_PAGE_VIEWS_PER_BATCH
+from services.common.logs import mask_pii
 
 DEFAULT_TOP_PRODUCTS = 10
 MAX_TOP_PRODUCTS = 100
@@ -97,6 +98,10 @@ def apply_rollups(rollups: RollupRepository, batch: Sequence[Rollup]) -> int:
         count(key[1], members[key])
     registrations = {rollup.fact[1]: rollup.day for rollup in applying
                      if rollup.fact is not None and rollup.fact[0] == REGISTRATION}
+    # Before reading what other batches wrote of these members: a registration and its shopper's activity applied
+    # at once in two batches would each miss the other's uncommitted rows, and the retention pair neither count.
+    # Every member this batch reads or moves the arrivals of, in one go (arrivals_of's are among them).
+    rollups.take_turns({member for _, _, member in joined} | set(registrations))
     if registrations:
         # Activity that arrived before the registration (or with it): retention counts it now.
         wanted = [(ACTIVE_USER, day + timedelta(days=n), user) for user, day in registrations.items()
@@ -163,8 +168,9 @@ def track_page_views(uow: AnalyticsUnitOfWork, *, device_id: str, user_id: int, 
     received_at = now or utcnow()
     with uow:
         for view in views:
-            event = PageViewed(device_id=device_id, session_id=view.session_id, user_id=user_id, page=view.page,
-                               referrer=view.referrer, region=view.region)
+            # Page paths carry query strings: a phone or ID number in one is masked before it is kept.
+            event = PageViewed(device_id=device_id, session_id=view.session_id, user_id=user_id,
+                               page=mask_pii(view.page), referrer=mask_pii(view.referrer), region=view.region)
             if view.client_ts is not None:
                 event.client_ts.CopyFrom(timestamp(view.client_ts))
             event.received_at.CopyFrom(timestamp(received_at))

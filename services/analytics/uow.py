@@ -37,10 +37,15 @@ class RollupRepository(Protocol):
     def counters(self, period: Period) -> dict[date, dict[str, int]]:
         """The days of the period that have counters, with them."""
 
+    def take_turns(self, members: Collection[str]) -> None:
+        """Concurrent batches touching one of `members` take turns from here to their commit: the second one's reads
+        see what the first one wrote (retention pairs, arrivals). All of a batch's members at once (no deadlock)."""
+
     def neighbour_days(self, members: Sequence[tuple[str, date, str]]) -> dict[tuple[str, date, str], Neighbours]:
         """Around each (kind, day, member): the member's days in the day sets `kind` (this batch's additions
         included). Concurrent batches touching one member must not both read before either commits: an
-        implementation serializes them here, up to the commit (the arrivals read and written depend on it)."""
+        implementation serializes them here (take_turns), up to the commit (the arrivals read and written depend
+        on it)."""
 
     def add_arrivals(self, changes: Mapping[tuple[str, date, date], int]) -> None:
         """Add to the (range set, day, last_seen) arrivals (domain.NO_DAY_SEEN)."""
@@ -72,12 +77,19 @@ class RollupRepository(Protocol):
 class ReportJobRepository(Protocol):
     def add(self, *, kind: str, format: str, period: Period, requested_by: int, now: datetime) -> ReportJob: ...
 
+    def under_way(self, requested_by: int) -> int:
+        """How many of the analyst's jobs are queued or running."""
+
     def get(self, job_id: int) -> ReportJob | None: ...
 
     def claim(self, *, now: datetime, stale_before: datetime) -> ReportJob | None:
         """Mark the oldest queued job (or a running one whose last heartbeat is before `stale_before`) running."""
 
     def update(self, job_id: int, **values: Any) -> None: ...
+
+    def update_running(self, job_id: int, *, attempt: int | None, **values: Any) -> bool:
+        """`update` a job still running (and, given `attempt`, still in that attempt: not taken over since);
+        whether it was."""
 
     def expire(self, *, finished_before: datetime) -> list[ReportJob]:
         """Mark the done jobs that finished before `finished_before` expired; returns them (as they were)."""

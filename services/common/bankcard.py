@@ -163,6 +163,8 @@ class Bankcard:
             raise error("amount_fen and timestamp must be integers")
         if abs(self.clock() - timestamp) > self.settings.notify_max_age_seconds:
             raise error(f"the payment is not within {self.settings.notify_max_age_seconds} seconds of now")
-        if merchant_id != self.settings.merchant_id or currency != "CNY":
+        if merchant_id != self.settings.merchant_id:
             raise error("merchant_id is not this merchant's")
+        if currency != "CNY":
+            raise error(f"the amount is in currency {currency!r}, not CNY")
         return payment

@@ -9,7 +9,7 @@ from typing import TypeVar
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from mall.events.v1.envelope_pb2 import EventEnvelope
-from mall.events.v1.member_events_pb2 import MemberJoined, MemberRecharged, MemberWithdrawn
+from mall.events.v1.member_events_pb2 import MemberJoined, MemberPlanSubscribed, MemberRecharged, MemberWithdrawn
 from mall.events.v1.member_ledger_events_pb2 import PointsChanged
 from mall.events.v1.order_events_pb2 import (
     CartItemAdded,
@@ -22,6 +22,7 @@ from mall.events.v1.order_events_pb2 import (
     OrderRefunded,
     OrderReturned,
     OrderShipped,
+    RefundPaidTwice,
 )
 from mall.events.v1.product_events_pb2 import ProductChanged, ProductViewed
 from mall.events.v1.tracking_events_pb2 import PageViewed
@@ -47,10 +48,12 @@ EVENT_TYPES: dict[type[Message], str] = {
     OrderReturned: "order-returned",
     LatePaymentReceived: "late-payment-received",
     LatePaymentRefunded: "late-payment-refunded",
+    RefundPaidTwice: "refund-paid-twice",
     CartItemAdded: "cart-item-added",
     MemberJoined: "member-joined",
     MemberRecharged: "member-recharged",
     MemberWithdrawn: "member-withdrawn",
+    MemberPlanSubscribed: "member-plan-subscribed",
     PageViewed: "page-viewed",
     PointsChanged: "points-changed",
 }

@@ -28,6 +28,14 @@ REPORT_CONTENT_TYPES = {"csv": "text/csv; charset=utf-8",
 REPORT_FORMATS = tuple(REPORT_CONTENT_TYPES)
 # What POST /uploads answers (gateway/storage.py): images elsewhere (review photos) must be one of ours.
 UPLOAD_URL = r"/media/uploads/[0-9a-f]{32}\.(?:jpg|png|webp)"
+# A product image (staff enter them): one of our media paths (the seed's /media/catalog/..., an upload), each segment
+# starting with a letter or digit (no "..", no "//"), or an https URL on a named host (the shop's CDN). Never
+# javascript:, data:, plain http (mixed content, and the mini-program refuses it) or text breaking out of an attribute.
+PRODUCT_IMAGE_URL = (r"(?:/media(?:/[A-Za-z0-9_][A-Za-z0-9_.-]*)+"
+                     r"|https://[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?(?:[/?#][^\s\"'<>\\`]*)?)")
+# A SKU's price (and its crossed-out market price) at most: ¥1,000,000 a unit. Far above anything the shop sells,
+# far below what overflows an order's totals or WeChat Pay's amount (a 32-bit number of fen).
+SKU_PRICE_MAX_FEN = 100_000_000
 MAX_REVIEW_IMAGES = 9                # a review's images
 REVIEW_CONTENT_MAX = 500             # a review's text, in characters
 SHOPPER_REASON_MAX = 200             # what staff write for the shopper of an after-sales decision (characters)
@@ -35,6 +43,7 @@ SHOPPER_REASON_MAX = 200             # what staff write for the shopper of an af
 PHONE_PATTERN = re.compile(PHONE)
 SMS_CODE_PATTERN = re.compile(SMS_CODE)
 UPLOAD_URL_PATTERN = re.compile(UPLOAD_URL)
+PRODUCT_IMAGE_URL_PATTERN = re.compile(PRODUCT_IMAGE_URL)
 TRACKING_NO_PATTERN = re.compile(TRACKING_NO)
 
 

@@ -82,6 +82,9 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    # urllib3 logs every request line, query string included, at DEBUG: code2session's carries the AppSecret and
+    # the user's js_code (a GET by WeChat's protocol). Its warnings (retries, pool full) still come through.
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
 class MaskPii(logging.Filter):

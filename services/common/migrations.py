@@ -84,12 +84,22 @@ def upgrade(database_url: str, migrations_dir: Path, revision: str = "head", *,
 
     On PostgreSQL a revision that waits longer than `lock_timeout_seconds` for a lock is rolled back and, after
     `lock_pause_seconds`, tried again, `lock_attempts` times in all (see DDL_LOCK_TIMEOUT_SECONDS).
+
+    A database at a revision this code does not know was migrated by a newer image (a rollback in progress, as in
+    `wait_until_migrated`): it is left as it is, and that is no error.
     """
     if database_url.startswith("sqlite:///") and not database_url.startswith("sqlite:///:memory:"):
         Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     config = alembic_config(database_url, migrations_dir)
     if make_url(database_url).get_backend_name() != "postgresql":
-        command.upgrade(config, revision)
+        engine = create_engine(database_url, poolclass=pool.NullPool)
+        try:
+            with engine.connect() as connection:
+                newer = _migrated_by_newer_code(connection, config)
+        finally:
+            engine.dispose()
+        if not newer:
+            command.upgrade(config, revision)
         return
     if lock_timeout_seconds <= 0 or lock_attempts < 1:
         raise ValueError("a migration's lock timeout must be positive and it must be tried at least once")
@@ -97,6 +107,10 @@ def upgrade(database_url: str, migrations_dir: Path, revision: str = "head", *,
     try:
         with engine.connect() as connection:  # closing it releases the lock, whatever happens
             _take_migration_lock(connection)
+            if _migrated_by_newer_code(connection, config):
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+                connection.commit()
+                return
             # A session setting: every revision's transaction has it (_without_lock_timeout lifts it).
             connection.execute(text("SELECT set_config('lock_timeout', :timeout, false)"),
                                {"timeout": f"{max(1, round(lock_timeout_seconds * 1000))}ms"})
@@ -169,15 +183,33 @@ def wait_until_migrated(database_url: str, migrations_dir: Path, *, timeout_seco
 
 
 def _recorded_revisions(engine: sa.Engine) -> set[str] | None:
-    """The revisions the database's alembic_version records; None while it cannot be reached. Read directly: alembic's
-    MigrationContext logs two INFO lines each time it is made, every poll."""
+    """The revisions the database's alembic_version records; None while it cannot be reached."""
     try:
         with engine.connect() as connection:
-            if not sa.inspect(connection).has_table("alembic_version"):
-                return set()
-            return set(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
+            return _revisions_in(connection)
     except DBAPIError:
         return None
+
+
+def _revisions_in(connection: Connection) -> set[str]:
+    """The revisions alembic_version records (none before the first migration). Read directly: alembic's
+    MigrationContext logs two INFO lines each time it is made, every poll."""
+    if not sa.inspect(connection).has_table("alembic_version"):
+        return set()
+    return set(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
+
+
+def _migrated_by_newer_code(connection: Connection, config: Config) -> bool:
+    """Whether the database records a revision this code does not know: a newer image's (said in the log). Ends the
+    transaction the look opened, so no snapshot stays held."""
+    script = ScriptDirectory.from_config(config)
+    current = _revisions_in(connection)
+    connection.commit()
+    unknown = current - {revision.revision for revision in script.walk_revisions()}
+    if unknown:
+        log.info("the database is at %s, newer than this code's head %s: a newer image migrated it; nothing to do",
+                 sorted(current), sorted(script.get_heads()))
+    return bool(unknown)
 
 
 def _take_migration_lock(connection: Connection) -> None:

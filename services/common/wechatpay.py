@@ -4,9 +4,17 @@ Shared by the order service (checkout, O2) and the member service (recharge, M4)
 WECHATPAY2-SHA256-RSA2048 with the merchant key; every answer and every notify must carry a valid
 Wechatpay-Signature from a platform key we know by its Wechatpay-Serial (certificate serial or
 "PUB_KEY_ID_..." public-key id), no older than five minutes; notify resources are AEAD_AES_256_GCM
-under the APIv3 key. Signing uses `cryptography` directly rather than the `wechatpayv3` SDK, whose
-gateway URL is fixed, whose debug log prints the Authorization header and decrypted payloads, and which
-neither checks timestamps nor says why a notify failed.
+under the APIv3 key, in an "encrypt-resource" envelope whose event_type is TRANSACTION.SUCCESS (payments) or
+REFUND.<the refund's status> (refunds). Every amount must be CNY; an answer must be about what was asked, for this
+merchant. A signed 4xx is WechatPayApiError (WeChat Pay's final "no"), except 429 FREQUENCY_LIMITED, which like
+401, 5xx and no answer is WechatPayUnavailable (nothing to conclude; ask again later). Nothing is re-sent here:
+every caller's job asks again, by the same out_trade_no / out_refund_no, which WeChat Pay treats as one.
+time_expire is sent in Beijing time (+08:00), as WeChat Pay's documentation writes it.
+
+Signing uses `cryptography` directly rather than the `wechatpayv3` SDK, whose gateway URL is fixed, whose
+debug log prints the Authorization header and decrypted payloads, and which neither checks timestamps nor
+says why a notify failed. A notify replayed within the five minutes verifies again, by design: WeChat Pay
+repeats notifies until answered, and every notify's effect is once per payment or refund (its callers').
 
 Settings (`WechatPaySettings.from_env`; WeChat Pay is off when WECHATPAY_MCHID is unset):
 WECHATPAY_MCHID, WECHATPAY_APPID (default WECHAT_APPID), WECHATPAY_API_BASE (default
@@ -26,7 +34,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -47,6 +55,14 @@ log = logging.getLogger(__name__)
 SCHEMA = "WECHATPAY2-SHA256-RSA2048"
 DEFAULT_API_BASE = "https://api.mch.weixin.qq.com"
 APIV3_KEY_BYTES = 32
+CHINA = timezone(timedelta(hours=8))  # WeChat Pay's examples and answers write times in Beijing time
+CURRENCY = "CNY"
+PAYMENT_EVENTS = frozenset({"TRANSACTION.SUCCESS"})  # the only event a payment notify carries
+REFUND_EVENTS = frozenset({"REFUND.SUCCESS", "REFUND.ABNORMAL", "REFUND.CLOSED"})
+# Besides 5xx, answers that refuse no request of ours for good: 401 (WeChat Pay refused our signature: our keys or
+# clock) and 429 FREQUENCY_LIMITED (nothing done; the same request may be sent again later). Raised as
+# WechatPayUnavailable, never WechatPayApiError, whose callers take it for a final "no" (a refund closed).
+RETRYABLE_STATUSES = frozenset({401, 429})
 
 
 class WechatPayError(ChannelError):
@@ -224,7 +240,9 @@ class WechatPay:
         if not isinstance(key, RSAPrivateKey):
             raise ConfigError("WECHATPAY_MERCHANT_KEY_FILE must hold an RSA private key")
         self._merchant_key = key
-        self._platform_keys = {serial: load_public_key(serial, pem) for serial, pem in settings.platform_keys.items()}
+        # By serial in upper case: WeChat Pay writes certificate serials in upper-case hex, operators may not.
+        self._platform_keys = {serial.upper(): load_public_key(serial, pem)
+                               for serial, pem in settings.platform_keys.items()}
         if len(settings.apiv3_key) != APIV3_KEY_BYTES:
             raise ConfigError(f"the APIv3 key must be {APIV3_KEY_BYTES} bytes")
         # Merchants on WeChat Pay public keys (not platform certificates) name the key they verify with.
@@ -242,8 +260,8 @@ class WechatPay:
             raise ValueError("time_expire must be timezone-aware")
         body: dict[str, Any] = {
             "appid": self.settings.appid, "mchid": self.settings.mchid, "description": description,
-            "out_trade_no": out_trade_no, "time_expire": time_expire.astimezone(UTC).isoformat(timespec="seconds"),
-            "notify_url": notify_url, "amount": {"total": amount_fen, "currency": "CNY"},
+            "out_trade_no": out_trade_no, "time_expire": time_expire.astimezone(CHINA).isoformat(timespec="seconds"),
+            "notify_url": notify_url, "amount": {"total": amount_fen, "currency": CURRENCY},
             "payer": {"openid": payer_openid},
         }
         if attach is not None:
@@ -264,7 +282,9 @@ class WechatPay:
     def query_by_out_trade_no(self, out_trade_no: str) -> PaymentNotice:
         """GET /v3/pay/transactions/out-trade-no/{no}; WechatPayApiError code ORDER_NOT_EXIST when unknown."""
         path = f"/v3/pay/transactions/out-trade-no/{quote(out_trade_no, safe='')}"
-        return self._transaction(self._call("GET", path, query={"mchid": self.settings.mchid}))
+        notice = self._transaction(self._call("GET", path, query={"mchid": self.settings.mchid}))
+        _check_asked(notice, out_trade_no=out_trade_no, mchid=self.settings.mchid, appid=self.settings.appid)
+        return notice
 
     def close(self, out_trade_no: str) -> None:
         """POST /v3/pay/transactions/out-trade-no/{no}/close: no payment possible any more (cancelled order).
@@ -283,18 +303,22 @@ class WechatPay:
         if not 0 < refund_fen <= total_fen:
             raise ValueError("refund_fen must be in 1..total_fen")
         body: dict[str, Any] = {"out_trade_no": out_trade_no, "out_refund_no": out_refund_no,
-                                "amount": {"refund": refund_fen, "total": total_fen, "currency": "CNY"}}
+                                "amount": {"refund": refund_fen, "total": total_fen, "currency": CURRENCY}}
         if reason is not None:
             body["reason"] = reason
         notify_url = notify_url or self.refund_notify_url
         if notify_url is not None:
             body["notify_url"] = notify_url
-        return self._refund(self._call("POST", "/v3/refund/domestic/refunds", body), "status")
+        refund = self._refund(self._call("POST", "/v3/refund/domestic/refunds", body), "status")
+        _check_asked(refund, out_refund_no=out_refund_no)
+        return refund
 
     def query_refund(self, out_refund_no: str) -> Refund:
         """GET /v3/refund/domestic/refunds/{out_refund_no}; WechatPayApiError RESOURCE_NOT_EXISTS when unknown."""
-        return self._refund(self._call("GET", f"/v3/refund/domestic/refunds/{quote(out_refund_no, safe='')}"),
-                            "status")
+        refund = self._refund(self._call("GET", f"/v3/refund/domestic/refunds/{quote(out_refund_no, safe='')}"),
+                              "status")
+        _check_asked(refund, out_refund_no=out_refund_no)
+        return refund
 
     # -- merchant transfers (payouts to a user's WeChat balance) ----------------------------------
 
@@ -322,7 +346,7 @@ class WechatPay:
 
     def verify_notify(self, headers: Mapping[str, str], body: bytes | str) -> PaymentNotice:
         """A payment notify (TRANSACTION.SUCCESS), verified and decrypted; NotifyRejected with the reason otherwise."""
-        resource = self._notify_resource(headers, body, "transaction")
+        resource, _ = self._notify_resource(headers, body, "transaction", PAYMENT_EVENTS)
         notice = self._transaction(resource, error=NotifyRejected)
         if notice.mchid != self.settings.mchid:
             raise NotifyRejected("mchid does not match this merchant")
@@ -331,18 +355,28 @@ class WechatPay:
         return notice
 
     def verify_refund_notify(self, headers: Mapping[str, str], body: bytes | str) -> Refund:
-        """A refund notify (REFUND.SUCCESS / ABNORMAL / CLOSED), verified and decrypted."""
-        refund = self._refund(self._notify_resource(headers, body, "refund"), "refund_status", error=NotifyRejected)
+        """A refund notify (REFUND.SUCCESS / ABNORMAL / CLOSED), verified and decrypted; its event names its status."""
+        resource, event_type = self._notify_resource(headers, body, "refund", REFUND_EVENTS)
+        refund = self._refund(resource, "refund_status", error=NotifyRejected)
         if refund.mchid != self.settings.mchid:
             raise NotifyRejected("mchid does not match this merchant")
+        if event_type != f"REFUND.{refund.status}":
+            raise NotifyRejected(f"the event {event_type} contradicts the refund status {refund.status}")
         return refund
 
-    def _notify_resource(self, headers: Mapping[str, str], body: bytes | str, original_type: str) -> dict[str, Any]:
+    def _notify_resource(self, headers: Mapping[str, str], body: bytes | str, original_type: str,
+                         events: frozenset[str]) -> tuple[dict[str, Any], str]:
+        """The decrypted resource of a signed notify of one of `events`, and the event."""
         raw = body.encode() if isinstance(body, str) else body
         self._verify_signed(headers, raw, NotifyRejected)
         try:
             envelope = json.loads(raw)
             resource = envelope["resource"]
+            if envelope.get("resource_type") != "encrypt-resource":
+                raise NotifyRejected(f"unsupported resource_type {envelope.get('resource_type')!r}")
+            if envelope.get("event_type") not in events:
+                raise NotifyRejected(f"unexpected event_type {envelope.get('event_type')!r} for a {original_type} "
+                                     f"notify")
             if resource.get("algorithm") != "AEAD_AES_256_GCM":
                 raise NotifyRejected(f"unsupported resource algorithm {resource.get('algorithm')!r}")
             plain = aead_decrypt(self.settings.apiv3_key, resource["nonce"], resource.get("associated_data") or "",
@@ -359,7 +393,7 @@ class WechatPay:
             raise NotifyRejected("the decrypted resource is not JSON") from None
         if not isinstance(decrypted, dict):
             raise NotifyRejected("the decrypted resource is not a JSON object")
-        return decrypted
+        return decrypted, envelope["event_type"]
 
     # -- the wire --------------------------------------------------------------------------------
 
@@ -372,7 +406,7 @@ class WechatPay:
             raise error("missing Wechatpay-Serial/Signature/Timestamp/Nonce headers")
         if lower.get("wechatpay-signature-type", SCHEMA) != SCHEMA:
             raise error(f"unsupported signature type {lower['wechatpay-signature-type']!r}")
-        key = self._platform_keys.get(serial)
+        key = self._platform_keys.get(serial.upper())
         if key is None:
             raise error(f"unknown Wechatpay-Serial {serial!r}")
         if not timestamp.isdigit() or abs(self.clock() - int(timestamp)) > self.settings.notify_max_age_seconds:
@@ -397,7 +431,7 @@ class WechatPay:
         except requests.RequestException as exc:
             log.warning("WeChat Pay %s %s: no answer (%s)", method, path, type(exc).__name__)
             raise WechatPayUnavailable(f"no answer from WeChat Pay ({type(exc).__name__})") from None
-        if response.status_code >= 500 or response.status_code == 401:
+        if response.status_code >= 500 or response.status_code in RETRYABLE_STATUSES:
             code = _error_code(response.content)
             log.error("WeChat Pay %s %s: HTTP %s %s (Request-ID %s)", method, path, response.status_code, code,
                       response.headers.get("Request-ID"))
@@ -416,26 +450,44 @@ class WechatPay:
     def _transaction(self, data: dict[str, Any], error: type[WechatPayError] = WechatPayUnavailable) -> PaymentNotice:
         try:
             amount, payer = data.get("amount") or {}, data.get("payer") or {}
-            return PaymentNotice(
+            notice = PaymentNotice(
                 out_trade_no=str(data["out_trade_no"]), transaction_id=data.get("transaction_id") or None,
                 trade_state=str(data["trade_state"]), amount_total_fen=int(amount["total"]),
                 payer_total_fen=int(amount["payer_total"]) if "payer_total" in amount else None,
                 mchid=str(data["mchid"]), appid=str(data["appid"]), success_time=_utc(data.get("success_time")),
                 payer_openid=payer.get("openid"), attach=data.get("attach") or None)
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, AttributeError):
             raise error("the transaction lacks out_trade_no, trade_state, amount, mchid or appid") from None
+        _check_currency(amount, error)
+        return notice
 
     def _refund(self, data: dict[str, Any], status_field: str,
                 error: type[WechatPayError] = WechatPayUnavailable) -> Refund:
         try:
             amount = data["amount"]
-            return Refund(out_refund_no=str(data["out_refund_no"]), refund_id=str(data["refund_id"]),
+            refund = Refund(out_refund_no=str(data["out_refund_no"]), refund_id=str(data["refund_id"]),
                           out_trade_no=str(data["out_trade_no"]), transaction_id=str(data["transaction_id"]),
                           status=str(data[status_field]), refund_fen=int(amount["refund"]),
                           total_fen=int(amount["total"]), success_time=_utc(data.get("success_time")),
                           mchid=data.get("mchid"))
         except (KeyError, TypeError, ValueError):
             raise error("the refund lacks out_refund_no, refund_id, out_trade_no, status or amount") from None
+        _check_currency(amount, error)
+        return refund
+
+
+def _check_asked(answer: PaymentNotice | Refund, **asked: str) -> None:
+    """A signed answer is about what we asked, for this merchant: else it is no answer to trust (a mix-up)."""
+    for name, value in asked.items():
+        if getattr(answer, name) != value:
+            raise WechatPayUnavailable(f"the answer's {name} is not the one asked")
+
+
+def _check_currency(amount: Mapping[str, Any], error: type[WechatPayError]) -> None:
+    """Amounts are fen of CNY, the only currency we charge in: any other is not our money (an absent one is CNY)."""
+    currency = amount.get("currency", CURRENCY)
+    if currency != CURRENCY:
+        raise error(f"the amount is in currency {currency!r}, not {CURRENCY}")
 
 
 def _bill_of(data: dict[str, Any]) -> TransferBill:

@@ -36,6 +36,9 @@ LEVELS: tuple[Level, ...] = (
 AUTO_JOIN_SPEND_FEN = 10_000                 # 100 yuan
 
 CHANNELS = ("self", "purchase", "invitation", "campaign")
+# What a shopper may declare at signup. "purchase" is the shop's to record (AUTO_JOIN_SPEND_FEN reached): declared, it
+# would be untrue (whoever reached it is a member already) and falsify the join channels kept for the shop (M1).
+SIGNUP_CHANNELS = ("self", "invitation", "campaign")
 INVITE_CODE = re.compile(r"[A-Za-z0-9]{4,32}")
 # Each member's own invite code: 8 of these (no 0/O, 1/I), about 10^12 codes, unique by an index.
 REFERRAL_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -95,6 +98,14 @@ class Member:
     @property
     def level(self) -> Level:
         return level_for(self.total_spend_fen)
+
+    @staticmethod
+    def check_signup_channel(channel: str) -> None:
+        """InvalidInput CHANNEL_INVALID unless a shopper may declare `channel` at signup (SIGNUP_CHANNELS)."""
+        if channel not in SIGNUP_CHANNELS:
+            raise InvalidInput("CHANNEL_INVALID", f"channel must be one of {', '.join(SIGNUP_CHANNELS)}; purchase is "
+                               f"recorded by the shop once paid spend reaches {AUTO_JOIN_SPEND_FEN // 100} yuan",
+                               details={"channel": f"one of {', '.join(SIGNUP_CHANNELS)}"})
 
     def join(self, channel: str, invite_code: str | None, now: datetime, *, inviter: Member | None = None) -> bool:
         """Become a member through `channel` (invited by `inviter`, whose code `invite_code` is); False
@@ -422,7 +433,9 @@ class CouponTemplate:
                category_ids: list[int], now: datetime, created_by: int | None = None, needs_approval: bool = True,
                max_face_fen: int = DEFAULT_COUPON_MAX_FACE_FEN) -> CouponTemplate:
         """A new template: pending_approval when `needs_approval` (its creator is not an admin), else active.
-        InvalidInput COUPON_TEMPLATE_INVALID for inconsistent fields; DomainError COUPON_TEMPLATE_TOO_VALUABLE
+        InvalidInput COUPON_TEMPLATE_INVALID for inconsistent fields (a fixed coupon's threshold, when it has one,
+        is at least its amount; a field of the other kind, amount_fen on a percent template or percent_off /
+        cap_fen on a fixed one, is 0: refused rather than dropped); DomainError COUPON_TEMPLATE_TOO_VALUABLE
         (422) when one coupon could take more than `max_face_fen` off (a percent coupon must have a cap)."""
         problems: dict[str, object] = {}
         if not 0 < len(name.strip()) <= 64:
@@ -430,13 +443,19 @@ class CouponTemplate:
         if kind == "fixed":
             if amount_fen <= 0:
                 problems["amount_fen"] = "must be positive"
-            percent_off = cap_fen = 0
+            elif 0 < threshold_fen < amount_fen:  # "满50减100": amount and threshold swapped, orders up to it free
+                problems["threshold_fen"] = "0 (no threshold) or at least amount_fen"
+            # A field of the other kind was dropped before: staff got another coupon than they typed. 0 is "not
+            # set" (what the gateway and the proto send for a field left out).
+            problems.update({field: "not for a fixed template: leave it out or 0"
+                             for field, value in (("percent_off", percent_off), ("cap_fen", cap_fen)) if value})
         elif kind == "percent":
             if not 0 < percent_off < 100:
                 problems["percent_off"] = "1-99"
             if cap_fen < 0:
                 problems["cap_fen"] = "must not be negative"
-            amount_fen = 0
+            if amount_fen:
+                problems["amount_fen"] = "not for a percent template: leave it out or 0"
         else:
             problems["kind"] = "fixed or percent"
         if threshold_fen < 0:
@@ -447,6 +466,8 @@ class CouponTemplate:
             problems["per_user_limit"] = "must be positive"
         if valid_to <= valid_from:
             problems["valid_to"] = "must be after valid_from"
+        elif valid_to <= now:  # a mistyped year: an active template nobody could ever claim
+            problems["valid_to"] = "must be in the future"
         if any(category <= 0 for category in category_ids) or len(category_ids) > 100:
             problems["category_ids"] = "at most 100 positive ids"
         if problems:

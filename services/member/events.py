@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from mall.events.v1.member_events_pb2 import MemberJoined, MemberRecharged, MemberWithdrawn
+from mall.events.v1.member_events_pb2 import MemberJoined, MemberPlanSubscribed, MemberRecharged, MemberWithdrawn
 from mall.events.v1.member_ledger_events_pb2 import PointsChanged
 
 from services.common.events import timestamp
 from services.common.uow import UnitOfWork
-from services.member.domain import Member, Recharge, Withdrawal
+from services.member.domain import Member, Plan, Recharge, Withdrawal
 
 
 def member_joined(uow: UnitOfWork, member: Member) -> None:
@@ -40,6 +40,17 @@ def member_withdrawn(uow: UnitOfWork, withdrawal: Withdrawal, *, member_no: str,
                                 requested_fen=withdrawal.amount_fen,
                                 bonus_forfeited_fen=withdrawal.bonus_forfeited_fen, channel=channel),
                 aggregate_id=str(withdrawal.user_id))
+
+
+def member_plan_subscribed(uow: UnitOfWork, member: Member, plan: Plan, *, posting_key: str, balance_fen: int,
+                           now: datetime) -> None:
+    """`member` paid `plan` from the wallet (ledger posting `posting_key`) at `now`; its expiry is the new one."""
+    assert member.member_no is not None and member.plan_expires_at is not None
+    uow.publish(MemberPlanSubscribed(user_id=member.user_id, member_no=member.member_no, plan_id=plan.id,
+                                     plan_name=plan.name, amount_fen=plan.price_fen, posting_key=posting_key,
+                                     balance_fen=balance_fen, subscribed_at=timestamp(now),
+                                     expires_at=timestamp(member.plan_expires_at)),
+                aggregate_id=str(member.user_id))
 
 
 def points_changed(uow: UnitOfWork, *, user_id: int, delta: int, balance: int, reason: str, reference: str,

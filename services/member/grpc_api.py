@@ -163,7 +163,8 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
 
     def ClaimCoupon(self, request: pb.ClaimCouponRequest, context: grpc.ServicerContext) -> pb.Coupon:
         coupon, template = service.claim_coupon(self.uow(), user_id=require_caller().user_id,
-                                                template_id=request.template_id)
+                                                template_id=request.template_id,
+                                                idempotency_key=request.idempotency_key)
         return _coupon(service.CouponView(coupon, template, coupon.status))
 
     def ListCoupons(self, request: pb.ListCouponsRequest, context: grpc.ServicerContext) -> pb.ListCouponsResponse:

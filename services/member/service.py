@@ -98,7 +98,9 @@ def post(uow: MemberUnitOfWork, posting: Posting, now: datetime) -> bool:
 
 def sign_up(uow: MemberUnitOfWork, *, user_id: int, channel: str, invite_code: str | None,
             now: datetime | None = None) -> tuple[MemberSummary, bool]:
-    """Make the user a member through `channel` (once: again returns the membership, created False)."""
+    """Make the user a member through `channel`, one a shopper may declare (Member.check_signup_channel; once: again
+    returns the membership, created False)."""
+    Member.check_signup_channel(channel)
     now = now or utcnow()
     with uow:
         member = uow.members.get_or_add_locked(user_id)
@@ -182,10 +184,13 @@ def subscribe_plan(uow: MemberUnitOfWork, *, user_id: int, plan_id: int, idempot
             member = uow.members.get_or_add_locked(user_id)
             if not member.is_member:
                 raise not_a_member()
-            post(uow, transfer(f"plan:{user_id}:{idempotency_key}", "plan_subscription", f"plan-{plan.id}",
-                               amount=plan.price_fen, source=(user_id, Account.AVAILABLE),
-                               target=(PLATFORM, Account.SALES)), now)
+            key = f"plan:{user_id}:{idempotency_key}"
+            if not post(uow, transfer(key, "plan_subscription", f"plan-{plan.id}", amount=plan.price_fen,
+                                      source=(user_id, Account.AVAILABLE), target=(PLATFORM, Account.SALES)), now):
+                return b"subscribed"  # this payment bought its term already: neither a second term nor a second event
             member.subscribe(plan, now)
+            events.member_plan_subscribed(uow, member, plan, posting_key=key, now=now,
+                                          balance_fen=uow.ledger.balance(user_id, Account.AVAILABLE))
             return b"subscribed"
 
         uow.run_once(scope=f"plan:user:{user_id}", key=idempotency_key, request=str(plan_id).encode(), execute=buy)
@@ -346,7 +351,8 @@ def _take_owed_points(uow: MemberUnitOfWork, user_id: int, *, key: str, referenc
 def expire_points(uow: Callable[[], MemberUnitOfWork], *, now: datetime | None = None, batch: int = 200) -> int:
     """Expire the points past their term (domain.points_expiry_cutoff), every holder's, one transaction
     each; the points expired in all. Durable and repeatable: driven by the ledger itself, once per user and
-    cutoff month (the posting key), so a missed run is caught up by the next and replicas expire nothing twice."""
+    cutoff month (the posting key; again for old points given back after it, `_expire_points_of`), so a missed run
+    is caught up by the next and replicas expire nothing twice."""
     now = now or utcnow()
     cutoff = points_expiry_cutoff(now)
     expired, after = 0, 0
@@ -364,7 +370,8 @@ def expire_points(uow: Callable[[], MemberUnitOfWork], *, now: datetime | None =
 def _expire_points_of(uow: MemberUnitOfWork, user_id: int, cutoff: datetime, now: datetime) -> int:
     """Expire the user's points past their term: the spendable ones now; those held by unpaid orders (holds take
     the oldest points first, like spending) are marked on their holds, taken if the hold is released (a paid
-    order spent them), so holding points over the run dodges nothing. Once per user and cutoff month; a user one of
+    order spent them), so holding points over the run dodges nothing. Once per user and cutoff month, and again for
+    old points given back after it (a paid order's spent points, returned by its cancellation); a user one of
     whose holds another transaction is settling right now is left, untouched, to the next run (the marking must
     see all the holds at once, and waiting for the hold under the account lock could deadlock)."""
     month = f"{cutoff:%Y-%m}"
@@ -379,13 +386,19 @@ def _expire_points_of(uow: MemberUnitOfWork, user_id: int, cutoff: datetime, now
             uow.run_once(scope="points-expire-held", key=f"{user_id}:{month}", request=b"",
                          execute=lambda: _mark_expired_held_points(holds, balance, recent))
         amount = balance - recent
+        # Once a month, and again when old points came back after that month's run (a paid order's, returned by its
+        # cancellation): the key names what was expired before, so a replica (which waits for the account lock and
+        # then finds nothing to expire) or a retry never posts twice.
+        reference = f"earned-before-{month}"
+        before = -uow.ledger.sum_entries(user_id, Account.POINTS, ("points_expired",), reference=reference)
+        key = f"points-expire:{user_id}:{month}" + (f":after-{before}" if before else "")
         if amount <= 0 or not uow.ledger.post(transfer(
-                f"points-expire:{user_id}:{month}", "points_expired", f"earned-before-{month}", amount=amount,
+                key, "points_expired", reference, amount=amount,
                 source=(user_id, Account.POINTS), target=(PLATFORM, Account.POINTS_ISSUED)), now):
             uow.commit()
             return 0
         events.points_changed(uow, user_id=user_id, delta=-amount, reason="points_expired",
-                              reference=f"earned-before-{month}", balance=balance - amount, now=now)
+                              reference=reference, balance=balance - amount, now=now)
         uow.commit()
     return amount
 
@@ -489,27 +502,40 @@ def claimable_coupon_templates(uow: MemberUnitOfWork, *, user_id: int, offset: i
     return page
 
 
-def claim_coupon(uow: MemberUnitOfWork, *, user_id: int, template_id: int,
+def claim_coupon(uow: MemberUnitOfWork, *, user_id: int, template_id: int, idempotency_key: str = "",
                  now: datetime | None = None) -> tuple[Coupon, CouponTemplate]:
     """Claim one coupon of a template: within its total (never over-issued) and the per-user limit, while it is
     active (a disabled template issues nothing more, also to a claim racing the disable; a pending one nothing
-    yet), and never by the staff member who created or approved it (Forbidden OWN_REQUEST)."""
+    yet), and never by the staff member who created or approved it (Forbidden OWN_REQUEST).
+
+    With an idempotency key, once per key: a retry with the same key and template answers the coupon the first
+    issued, as it is now (not a second coupon, nor COUPON_LIMIT_REACHED), another template under the key is a
+    Conflict. Without one (older clients) each call claims anew."""
     now = now or utcnow()
     with uow:
+        def issue() -> bytes:
+            template = uow.coupons.template(template_id)
+            if template is None:
+                raise template_not_found()
+            template.check_claimable(user_id, now)
+            uow.coupons.lock_claims(user_id, template_id)
+            if uow.coupons.claimed(user_id, template_id) >= template.per_user_limit:
+                raise DomainError("COUPON_LIMIT_REACHED", "you have claimed as many of these coupons as allowed")
+            if not uow.coupons.take_one(template_id):
+                fresh = uow.coupons.template(template_id, lock=True)  # disabled meanwhile, or all claimed
+                if fresh is not None and fresh.status == TemplateStatus.DISABLED:
+                    raise template_disabled()
+                raise DomainError("COUPON_SOLD_OUT", "these coupons are all claimed")
+            coupon = Coupon(template_id=template_id, user_id=user_id, status=CouponStatus.AVAILABLE, claimed_at=now)
+            uow.coupons.add(coupon)
+            return str(coupon.id).encode()
+
+        coupon_id = int(uow.run_once(scope=f"coupon-claim:user:{user_id}", key=idempotency_key,
+                                     request=str(template_id).encode(), execute=issue)
+                        if idempotency_key else issue())
+        coupon = uow.coupons.get(coupon_id)
         template = uow.coupons.template(template_id)
-        if template is None:
-            raise template_not_found()
-        template.check_claimable(user_id, now)
-        uow.coupons.lock_claims(user_id, template_id)
-        if uow.coupons.claimed(user_id, template_id) >= template.per_user_limit:
-            raise DomainError("COUPON_LIMIT_REACHED", "you have claimed as many of these coupons as allowed")
-        if not uow.coupons.take_one(template_id):
-            fresh = uow.coupons.template(template_id, lock=True)  # disabled meanwhile, or all claimed
-            if fresh is not None and fresh.status == TemplateStatus.DISABLED:
-                raise template_disabled()
-            raise DomainError("COUPON_SOLD_OUT", "these coupons are all claimed")
-        coupon = Coupon(template_id=template_id, user_id=user_id, status=CouponStatus.AVAILABLE, claimed_at=now)
-        uow.coupons.add(coupon)
+        assert coupon is not None and template is not None
         uow.commit()
     return coupon, template
 
@@ -1290,6 +1316,8 @@ def apply_order_paid(uow: MemberUnitOfWork, *, order_no: str, user_id: int, paid
         return b"applied"
 
     validate_order_no(order_no)
+    if paid_fen < 0:
+        raise InvalidInput("AMOUNT_INVALID", "paid_fen must not be negative", details={"paid_fen": "invalid"})
     uow.run_once(scope="order-paid", key=order_no, request=f"{user_id}:{paid_fen}".encode(), execute=apply)
 
 
@@ -1324,6 +1352,9 @@ def apply_order_refunded(uow: MemberUnitOfWork, *, order_no: str, refund_no: str
         _reverse_refund(uow, credit, refund_no=refund_no, amount_fen=amount_fen, now=now)
         return b"applied"
 
+    if amount_fen < 0 or points_returned < 0:  # a negative refund would add spend (and a level) or take points
+        raise InvalidInput("AMOUNT_INVALID", "amount_fen and points_returned must not be negative",
+                           details={"amount_fen" if amount_fen < 0 else "points_returned": "invalid"})
     uow.run_once(scope="order-refunded", key=refund_no, request=f"{order_no}:{amount_fen}".encode(), execute=apply)
 
 

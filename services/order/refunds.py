@@ -111,7 +111,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from mall.events.v1.order_events_pb2 import OrderRefunded
+from mall.events.v1.order_events_pb2 import OrderRefunded, RefundPaidTwice
 
 from services.common import formats
 from services.common.auth import refuse_own
@@ -510,7 +510,9 @@ def _paid_after_close(uow: OrderUnitOfWork, order: Order, refund: Refund, actor:
       REFUNDED, and if a retry refunded it again, that is noted for finance; any other open case claiming units no
       longer claimable is noted for staff);
     - the order's history records it for finance, and `mall_refunds_paid_after_close_total` counts it for the
-      RefundPaidAfterClose alert.
+      RefundPaidAfterClose alert; one that could not count again (the money went out twice) publishes
+      refund-paid-twice, the analytics money ledger's outflow (a late payment's refund publishes its
+      late-payment-refunded instead).
 
     A refund whose step a pod of the release before migration 0017 recorded but that has no `paid_after_close_at` is
     marked at the step's time instead (`_mark_noted`), nothing else done again."""
@@ -527,6 +529,10 @@ def _paid_after_close(uow: OrderUnitOfWork, order: Order, refund: Refund, actor:
     else:
         log.error("refund %s was closed here but WeChat Pay reports it paid: %s fen may have been paid twice",
                   refund.refund_no, refund.amount_fen)
+        if refund.source != LATE_PAYMENT:  # a late payment's refund went out once: its late-payment-refunded below
+            uow.publish(RefundPaidTwice(order_no=order.order_no, user_id=order.user_id, refund_no=refund.refund_no,
+                                        amount_fen=refund.amount_fen, channel=refund.channel, paid_at=timestamp(now)),
+                        aggregate_id=order.order_no)
     order.record_step(actor=actor, now=now, reason=paid_after_close_note(refund, counted=counted), shopper=False)
     uow.on_commit(metrics.REFUNDS_PAID_AFTER_CLOSE.inc)
     if counted:

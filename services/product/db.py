@@ -26,6 +26,7 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    false,
     func,
     insert,
     or_,
@@ -150,6 +151,7 @@ reservations = Table(
     Column("status", String(16), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
+    Column("returned", BigId, nullable=False, server_default="0"),  # units restocked by returns (migration 0009)
     UniqueConstraint("order_no", "sku_id", name="uq_stock_reservations_order_sku"),
     Index("ix_stock_reservations_status_expires", "status", "expires_at"),
 )
@@ -216,6 +218,8 @@ reviews = Table(
     Column("spec", JSON, nullable=False),
     Column("buyer", String(40), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("hidden", Boolean, nullable=False, server_default=false()),  # by staff (migration 0008)
+    Column("hidden_reason", String(200), nullable=False, server_default=""),
     UniqueConstraint("order_no", "line_id", name="uq_reviews_order_line"),  # one review per order line
     CheckConstraint("rating BETWEEN 1 AND 5", name="ck_reviews_rating"),
     Index("ix_reviews_product_created", "product_id", "created_at"),
@@ -535,6 +539,13 @@ class SqlReservationRepository:
             set_committed_value(loaded, "status", to_status)
         return changed
 
+    def add_returned(self, reservation_id: int, units: int) -> None:
+        self.session.execute(update(reservations).where(reservations.c.id == reservation_id)
+                             .values(returned=reservations.c.returned + units))
+        loaded = self.session.identity_map.get((Reservation, (reservation_id,), None))  # type: ignore[call-overload]
+        if loaded is not None:
+            set_committed_value(loaded, "returned", loaded.returned + units)
+
     def expired_orders(self, now: datetime, limit: int,
                        after: tuple[datetime, str] | None = None) -> list[tuple[datetime, str]]:
         earliest = func.min(reservations.c.expires_at)
@@ -606,8 +617,18 @@ class SqlReviewRepository:
         self.session.execute(statement.on_conflict_do_update(index_elements=["product_id"],
                                                              set_={column.name: column + 1}))
 
+    def get(self, review_id: int, *, lock: bool = False) -> Review | None:
+        return self.session.get(Review, review_id, with_for_update=lock)
+
+    def hide(self, review: Review) -> None:
+        """Write the review hidden and take its stars out of its product's summary (the row is locked: once)."""
+        self.session.flush()
+        column = product_ratings.c[f"stars_{review.rating}"]
+        self.session.execute(update(product_ratings).where(product_ratings.c.product_id == review.product_id,
+                                                           column > 0).values({column.name: column - 1}))
+
     def of_product(self, product_id: int, offset: int, limit: int) -> tuple[list[Review], int]:
-        return self._page(reviews.c.product_id == product_id, offset, limit)
+        return self._page(and_(reviews.c.product_id == product_id, reviews.c.hidden.is_(False)), offset, limit)
 
     def of_user(self, user_id: int, offset: int, limit: int) -> tuple[list[Review], int]:
         return self._page(reviews.c.user_id == user_id, offset, limit)

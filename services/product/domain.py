@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,12 +20,17 @@ DEFAULT_DELIVERY_DAYS = 3                         # when the province is not in 
 DEFAULT_PROVINCE = "*"                            # the delivery table's fallback row
 MAX_SKUS = 200
 MAX_IMAGES = 20
+SKU_PRICE_MAX_FEN = formats.SKU_PRICE_MAX_FEN
 MAX_SPECS, SPEC_NAME_MAX, SPEC_VALUE_MAX = 5, 20, 50
 MAX_PARAMS, PARAM_NAME_MAX, PARAM_VALUE_MAX = 50, 50, 500
 URL_MAX = 512
 CATEGORY_NAME_MAX = BRAND_NAME_MAX = 64
 MAX_DELIVERY_DAYS, PROVINCE_MAX = 60, 32
 NAME_MAX, SUBTITLE_MAX, DESCRIPTION_MAX = 100, 200, 20_000
+# In a name, a spec or a parameter: C0 and C1 controls, bidirectional embeddings, overrides and isolates (U+202E
+# shows "华为06 etaM" as "华为Mate 60"), and zero-width characters other than the joiner emoji sequences need.
+HIDDEN_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f\u200b\u200c\u200e\u200f\u202a-\u202e\u2060-\u2064"
+                              "\u2066-\u2069\ufeff]")
 
 
 class Status(enum.StrEnum):
@@ -160,8 +167,11 @@ class ProductDraft:
             problems["subtitle"] = f"at most {SUBTITLE_MAX} characters"
         if len(self.description) > DESCRIPTION_MAX:
             problems["description"] = f"at most {DESCRIPTION_MAX} characters"
-        if len(self.images) > MAX_IMAGES or any(not 0 < len(url) <= URL_MAX for url in self.images):
-            problems["images"] = f"at most {MAX_IMAGES} URLs of 1-{URL_MAX} characters"
+        if len(self.images) > MAX_IMAGES or any(not 0 < len(url) <= URL_MAX
+                                                or not formats.PRODUCT_IMAGE_URL_PATTERN.fullmatch(url)
+                                                for url in self.images):
+            problems["images"] = (f"at most {MAX_IMAGES} URLs of 1-{URL_MAX} characters: /media/... paths or "
+                                  "https:// URLs")
         if len(self.params) > MAX_PARAMS or any(not 0 < len(name) <= PARAM_NAME_MAX or len(value) > PARAM_VALUE_MAX
                                                 for name, value in self.params):
             problems["params"] = (f"at most {MAX_PARAMS}, names 1-{PARAM_NAME_MAX} and values up to "
@@ -169,13 +179,14 @@ class ProductDraft:
         if len(self.specs) > MAX_SPECS:
             problems["specs"] = f"at most {MAX_SPECS} specs"
         spec_names = [name for name, _ in self.specs]
-        if len(set(spec_names)) != len(spec_names) or any(not name.strip() for name in spec_names):
-            problems["specs"] = "spec names must be non-empty and unique"
+        # "黑" and "黑 " would show shoppers two identical choices, each its own SKU: padded text is refused
+        if len(set(spec_names)) != len(spec_names) or any(not _trimmed(name) for name in spec_names):
+            problems["specs"] = "spec names must be non-empty, unique and without surrounding spaces"
         for name, values in self.specs:
             if len(name) > SPEC_NAME_MAX or any(len(v) > SPEC_VALUE_MAX for v in values):
                 problems["specs"] = f"spec names up to {SPEC_NAME_MAX} characters, values up to {SPEC_VALUE_MAX}"
-            elif not values or len(set(values)) != len(values) or any(not v.strip() for v in values):
-                problems[f"specs.{name}"] = "values must be non-empty and unique"
+            elif not values or len(set(values)) != len(values) or any(not _trimmed(v) for v in values):
+                problems[f"specs.{name}"] = "values must be non-empty, unique and without surrounding spaces"
         if not self.skus:
             problems["skus"] = "at least one SKU"
         elif len(self.skus) > MAX_SKUS:
@@ -186,8 +197,14 @@ class ProductDraft:
             where = f"skus.{index}"
             if sku.price_fen <= 0:
                 problems[f"{where}.price_fen"] = "must be greater than 0"
+            elif sku.price_fen > SKU_PRICE_MAX_FEN:
+                problems[f"{where}.price_fen"] = f"at most {SKU_PRICE_MAX_FEN}"
             if sku.market_price_fen < 0:
                 problems[f"{where}.market_price_fen"] = "must be 0 (none) or more"
+            elif sku.market_price_fen > SKU_PRICE_MAX_FEN:
+                problems[f"{where}.market_price_fen"] = f"at most {SKU_PRICE_MAX_FEN}"
+            elif 0 < sku.market_price_fen < sku.price_fen:  # a crossed-out price under the price: a fake discount
+                problems[f"{where}.market_price_fen"] = "must be 0 (none) or at least the price"
             if sku.stock < 0:
                 problems[f"{where}.stock"] = "must be 0 or more"
             if sku.weight_g < 0:
@@ -200,18 +217,29 @@ class ProductDraft:
             seen.add(key)
         if any("\x00" in text for text in self._texts()):
             problems["product"] = "text must not contain NUL characters"
+        elif any(HIDDEN_CHARACTER.search(text) for text in self._single_line_texts()):
+            problems["product"] = "single-line text must not contain control, bidirectional or zero-width characters"
         if problems:
             raise InvalidInput("PRODUCT_INVALID", "the product is invalid", details=problems)
         return self
 
     def _texts(self) -> Iterable[str]:
-        yield from (self.name, self.subtitle, self.description, self.after_sales_policy, *self.images)
+        yield from (self.description, self.after_sales_policy)
+        yield from self._single_line_texts()
+
+    def _single_line_texts(self) -> Iterable[str]:
+        yield from (self.name, self.subtitle, *self.images)
         for name, value in self.params:
             yield from (name, value)
         for name, values in self.specs:
             yield from (name, *values)
         for sku in self.skus:
             yield from (*sku.spec.keys(), *sku.spec.values())
+
+
+def _trimmed(text: str) -> bool:
+    """Non-empty, with no spaces around it."""
+    return bool(text) and text == text.strip()
 
 
 @dataclass(eq=False)
@@ -338,7 +366,11 @@ class Product:
             raise Conflict("PRODUCT_STATE", f"a {self.status} product cannot be submitted for audit")
         self.status, self.reject_reason, self.updated_at = Status.PENDING_AUDIT, "", now
 
-    def audit(self, *, approve: bool, reason: str, now: datetime) -> None:
+    def audit(self, *, approve: bool, reason: str, now: datetime, version: int = 0) -> None:
+        """Decide on the content read at `version` (0: unchecked); PRODUCT_CHANGED when it was edited since."""
+        if version and version != self.version:
+            raise Conflict("PRODUCT_CHANGED", "the product was changed since it was read; reload it and audit again",
+                           details={"version": self.version})
         if self.status != Status.PENDING_AUDIT:
             raise Conflict("PRODUCT_STATE", f"a {self.status} product is not waiting for audit")
         reason = reason.replace("\x00", "")[:500]
@@ -366,6 +398,8 @@ class Product:
                 "reject_reason": self.reject_reason, "images": list(self.images), "params": list(self.params),
                 "specs": list(self.specs), "after_sales_policy": self.after_sales_policy,
                 "description_length": len(self.description),
+                # the text itself is up to 20,000 characters: its digest tells an edit of it apart, within the length
+                "description_sha256": hashlib.sha256(self.description.encode()).hexdigest(),
                 "skus": [{"id": sku.id, "spec": sku.spec, "price_fen": sku.price_fen,
                           "market_price_fen": sku.market_price_fen, "weight_g": sku.weight_g}
                          for sku in self.active_skus]}
@@ -396,13 +430,18 @@ class SettingsAuditEntry:
     id: int | None = None
 
 
+def _image_or_none(url: str) -> bool:
+    """"" (none), or a catalogue image's URL as a product's images are (formats.PRODUCT_IMAGE_URL)."""
+    return not url or (len(url) <= URL_MAX and formats.PRODUCT_IMAGE_URL_PATTERN.fullmatch(url) is not None)
+
+
 def check_category(category: Category, everything: Iterable[Category]) -> None:
     """Field errors of a category about to be saved: name, icon, and a parent that exists and is not below it."""
     problems: dict[str, object] = {}
     if not category.name.strip() or len(category.name) > CATEGORY_NAME_MAX or "\x00" in category.name:
         problems["name"] = f"1-{CATEGORY_NAME_MAX} characters"
-    if len(category.icon) > URL_MAX or "\x00" in category.icon:
-        problems["icon"] = f"at most {URL_MAX} characters"
+    if not _image_or_none(category.icon):
+        problems["icon"] = f"at most {URL_MAX} characters: a /media/... path or an https:// URL"
     if category.parent_id is not None:
         known = list(everything)
         if all(other.id != category.parent_id for other in known):
@@ -424,8 +463,8 @@ def check_brand(brand: Brand) -> None:
     problems: dict[str, object] = {}
     if not brand.name.strip() or len(brand.name) > BRAND_NAME_MAX or "\x00" in brand.name:
         problems["name"] = f"1-{BRAND_NAME_MAX} characters"
-    if len(brand.logo) > URL_MAX or "\x00" in brand.logo:
-        problems["logo"] = f"at most {URL_MAX} characters"
+    if not _image_or_none(brand.logo):
+        problems["logo"] = f"at most {URL_MAX} characters: a /media/... path or an https:// URL"
     if problems:
         raise InvalidInput("BRAND_INVALID", "the brand is invalid", details=problems)
 
@@ -440,6 +479,7 @@ class Reservation:
     created_at: datetime
     expires_at: datetime
     status: str = ReservationStatus.RESERVED
+    returned: int = 0       # units of a CONFIRMED one restocked by after-sales returns since (migration 0009)
     id: int | None = None
 
 
@@ -584,6 +624,7 @@ MAX_REVIEW_IMAGES = formats.MAX_REVIEW_IMAGES
 REVIEW_CONTENT_MAX = formats.REVIEW_CONTENT_MAX
 RATINGS = (1, 2, 3, 4, 5)
 ANONYMOUS_BUYER = "用户***"
+REVIEW_HIDE_REASON_MAX = 200
 
 
 @dataclass(eq=False)
@@ -643,7 +684,19 @@ class Review:
     spec: dict[str, str]
     buyer: str
     created_at: datetime
+    hidden: bool = False       # by staff (moderation): off the product's page and out of its rating
+    hidden_reason: str = ""
     id: int | None = None
+
+    def hide(self, reason: str) -> bool:
+        """Take the review off the product's page (spam, abuse, someone's personal data); whether this changed it."""
+        reason = reason.replace("\x00", "").strip()[:REVIEW_HIDE_REASON_MAX]
+        if not reason:
+            raise InvalidInput("REASON_REQUIRED", "hiding a review needs a reason", details={"reason": "required"})
+        if self.hidden:
+            return False
+        self.hidden, self.hidden_reason = True, reason
+        return True
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from mall.product.v1 import product_pb2, product_pb2_grpc
 
 from services.common.auth import Role, caller_var, require_caller, require_service
 from services.common.events import timestamp
+from services.common.logs import mask_pii
 from services.product import reviews, service
 from services.product.domain import (
     AuditEntry,
@@ -31,6 +32,7 @@ from services.product.uow import ProductUnitOfWork
 
 EDITORS = (Role.OPERATOR, Role.ADMIN)
 AUDITORS = (Role.ADMIN,)
+MODERATORS = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
 STOCK_CALLERS = ("order",)  # services that reserve, confirm and release stock (as themselves)
 
 
@@ -86,7 +88,8 @@ class ProductServicer(product_pb2_grpc.ProductServiceServicer):
                      context: grpc.ServicerContext) -> product_pb2.Product:
         caller = require_caller(*AUDITORS)
         return product_message(service.audit_product(self.uow(), actor_id=caller.user_id, product_id=request.id,
-                                                     approve=request.approve, reason=request.reason), staff=True)
+                                                     approve=request.approve, reason=request.reason,
+                                                     version=request.version), staff=True)
 
     def SetProductShelf(self, request: product_pb2.SetProductShelfRequest,
                         context: grpc.ServicerContext) -> product_pb2.Product:
@@ -204,6 +207,12 @@ class ProductServicer(product_pb2_grpc.ProductServiceServicer):
         return product_pb2.ListReviewsResponse(items=[_review(r, own=False) for r in page.items], total=page.total,
                                                rating=_rating(page.summary or RatingSummary()))
 
+    def HideReview(self, request: product_pb2.HideReviewRequest,
+                   context: grpc.ServicerContext) -> product_pb2.Review:
+        caller = require_caller(*MODERATORS)
+        return _review(reviews.hide_review(self.uow(), actor_id=caller.user_id, product_id=request.product_id,
+                                           review_id=request.id, reason=request.reason), own=False)
+
     def ListMyReviews(self, request: product_pb2.ListMyReviewsRequest,
                       context: grpc.ServicerContext) -> product_pb2.ListReviewsResponse:
         caller = require_caller()
@@ -272,11 +281,13 @@ def _rating(summary: RatingSummary) -> product_pb2.Rating:
 
 
 def _review(review: Review, *, own: bool) -> product_pb2.Review:
-    """A review as a reply; which order and line it came from only to its author."""
+    """A review as a reply; which order and line it came from only to its author, and to others its text with any
+    phone or ID number masked (a buyer writing theirs, or someone else's, publishes it to every shopper)."""
     message = product_pb2.Review(id=review.id or 0, product_id=review.product_id, sku_id=review.sku_id,
-                                 spec=review.spec, rating=review.rating, content=review.content, images=review.images,
+                                 spec=review.spec, rating=review.rating,
+                                 content=review.content if own else mask_pii(review.content), images=review.images,
                                  buyer=review.buyer, order_no=review.order_no if own else "",
-                                 line_id=review.line_id if own else 0)
+                                 line_id=review.line_id if own else 0, hidden=review.hidden)
     message.created_at.CopyFrom(timestamp(review.created_at))
     return message
 

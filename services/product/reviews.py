@@ -26,9 +26,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from mall.events.v1.product_events_pb2 import ProductChanged
+
 from services.common.db import utcnow
 from services.common.errors import Conflict, InvalidInput, NotFound
-from services.product.domain import RatingSummary, Review, ReviewableLine, ReviewDraft, mask_buyer
+from services.common.events import timestamp
+from services.product.domain import AuditEntry, RatingSummary, Review, ReviewableLine, ReviewDraft, mask_buyer
 from services.product.uow import ProductUnitOfWork
 
 
@@ -85,18 +88,45 @@ def post_review(uow: ProductUnitOfWork, *, user_id: int, order_no: str, line_id:
                         images=list(draft.images), spec=dict(sku.spec) if sku else {},
                         buyer=mask_buyer(buyer_nickname), created_at=now)
         uow.reviews.add(review)
+        _rating_changed(uow, line.product_id, now)
         uow.commit()
         return review
 
 
 def product_reviews(uow: ProductUnitOfWork, *, product_id: int, offset: int = 0, limit: int = 20) -> ReviewPage:
-    """A visible product's reviews, newest first, with its rating summary."""
+    """A visible product's reviews not hidden by staff, newest first, with its rating summary."""
     with uow:
         product = uow.products.get(product_id)
         if product is None or not product.visible:
             raise NotFound("PRODUCT_NOT_FOUND", "no such product")
         found, total = uow.reviews.of_product(product_id, max(offset, 0), _limit(limit))
         return ReviewPage(found, total, uow.reviews.summary(product_id))
+
+
+def hide_review(uow: ProductUnitOfWork, *, actor_id: int, product_id: int, review_id: int, reason: str,
+                now: datetime | None = None) -> Review:
+    """Staff take a review of the product off its page and out of its rating summary (moderation), audited with
+    who and why. Hiding a hidden review changes nothing. REVIEW_NOT_FOUND when it is not this product's."""
+    now = now or utcnow()
+    with uow:
+        review = uow.reviews.get(review_id, lock=True)
+        if review is None or review.product_id != product_id:
+            raise NotFound("REVIEW_NOT_FOUND", "no such review of this product")
+        if review.hide(reason):
+            uow.reviews.hide(review)
+            uow.audit_log.add(AuditEntry(product_id=product_id, actor_id=actor_id, action="hide_review", at=now,
+                                         before={"review_id": review_id, "hidden": False},
+                                         after={"review_id": review_id, "hidden": True,
+                                                "reason": review.hidden_reason}))
+            _rating_changed(uow, product_id, now)
+        uow.commit()
+        return review
+
+
+def _rating_changed(uow: ProductUnitOfWork, product_id: int, now: datetime) -> None:
+    """product-changed `review`: cached detail pages show the rating summary (lists do not: they stay cached)."""
+    uow.publish(ProductChanged(product_id=product_id, reason="review", changed_at=timestamp(now)),
+                aggregate_id=str(product_id))
 
 
 def my_reviews(uow: ProductUnitOfWork, *, user_id: int, offset: int = 0, limit: int = 20) -> ReviewPage:

@@ -12,11 +12,13 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import unicodedata
 from typing import Any
 
 NAME_WEIGHT, SUBTITLE_WEIGHT, DESCRIPTION_WEIGHT = 8, 4, 1
 MAX_TERM_LENGTH = 32
 MAX_QUERY_TERMS = 16
+MAX_QUERY_LENGTH = 100  # characters of a query segmented (the gateway's limit of `q`): the rest is ignored
 WORD = re.compile(r"\w", re.UNICODE)
 ASCII_RUNS = re.compile(r"[a-z]+|[0-9]+")
 
@@ -47,7 +49,8 @@ def terms(text: str) -> list[str]:
     if not text.strip():
         return []
     found: dict[str, None] = {}
-    for token in _segmenter().cut_for_search(text.lower()):
+    # NFKC: the full-width letters and digits of Chinese keyboards (ｉＰｈｏｎｅ１５) are the half-width ones
+    for token in _segmenter().cut_for_search(unicodedata.normalize("NFKC", text).lower()):
         token = token.strip()
         if not token or not WORD.search(token):
             continue
@@ -58,7 +61,7 @@ def terms(text: str) -> list[str]:
 
 
 def query_terms(q: str) -> tuple[str, ...]:
-    return tuple(terms(q)[:MAX_QUERY_TERMS])
+    return tuple(terms(q[:MAX_QUERY_LENGTH])[:MAX_QUERY_TERMS])
 
 
 def term_weights(*, name: str, subtitle: str, description: str, brand: str = "") -> dict[str, int]:

@@ -150,6 +150,9 @@ def search_products(uow: ProductUnitOfWork, *, category_id: int = 0, brand_id: i
         raise InvalidInput("STATUS_INVALID", "unknown product status", details={"status": "invalid"})
     if price_min_fen < 0 or price_max_fen < 0:
         raise InvalidInput("PRICE_RANGE_INVALID", "prices are 0 or more", details={"price_min_fen": "invalid"})
+    if price_min_fen and price_max_fen and price_min_fen > price_max_fen:  # an empty page would look like no stock
+        raise InvalidInput("PRICE_RANGE_INVALID", "the minimum price is above the maximum",
+                           details={"price_min_fen": "must not be above price_max_fen"})
     terms = search.query_terms(q) if q.strip() else ()
     if q.strip() and not terms:
         return ProductPage([], 0)
@@ -256,10 +259,14 @@ def submit_product(uow: ProductUnitOfWork, *, actor_id: int, product_id: int,
 
 
 def audit_product(uow: ProductUnitOfWork, *, actor_id: int, product_id: int, approve: bool, reason: str = "",
-                  now: datetime | None = None) -> ProductView:
-    """Approve, or reject with a reason, a product waiting for audit."""
+                  version: int = 0, now: datetime | None = None) -> ProductView:
+    """Approve, or reject with a reason, a product waiting for audit, as read at `version` (0: unchecked).
+
+    PRODUCT_CHANGED when it was edited since the auditor read it (rejected by another admin, edited and submitted
+    again meanwhile): an approval covers only the prices and content the auditor saw.
+    """
     return _transition(uow, actor_id, product_id, "approve" if approve else "reject",
-                       lambda p, now: p.audit(approve=approve, reason=reason, now=now), now)
+                       lambda p, now: p.audit(approve=approve, reason=reason, now=now, version=version), now)
 
 
 def set_shelf(uow: ProductUnitOfWork, *, actor_id: int, product_id: int, on_shelf: bool,
@@ -521,6 +528,7 @@ def _release_held(uow: ProductUnitOfWork, order_no: str, kind: MovementKind, now
 def release_paid_stock(uow: ProductUnitOfWork, *, order_no: str, now: datetime | None = None) -> str:
     """A paid order cancelled before it shipped (order-cancelled with was_paid, after staff review): its sold
     units go back on sale and leave the sales counts (a reservation still held is released as usual).
+    Units a return restocked already (`Reservation.returned`) are not given back twice.
     One the sweep put back on sale (`_swept`) has nothing to give back, but is marked cancelled all the same
     (RELEASED, a `cancel_paid` movement of no units): this cancellation may overtake the order's late
     order-paid (another topic), which must then find the units released, not swept, and take nothing.
@@ -534,7 +542,7 @@ def release_paid_stock(uow: ProductUnitOfWork, *, order_no: str, now: datetime |
         assert reservation.id is not None
         units = reservation.quantity
         if uow.reservations.move(reservation.id, ReservationStatus.CONFIRMED, ReservationStatus.RELEASED):
-            kind = MovementKind.CANCEL_PAID
+            kind, units = MovementKind.CANCEL_PAID, units - reservation.returned  # a return gave those back already
         elif uow.reservations.move(reservation.id, ReservationStatus.RESERVED, ReservationStatus.RELEASED):
             kind = MovementKind.RELEASE
         elif reservation.id in swept:
@@ -551,9 +559,12 @@ def restock_return(uow: ProductUnitOfWork, *, case_no: str, lines: Iterable[Stoc
                    now: datetime | None = None) -> None:
     """Goods of an after-sales return came back (order-returned): on sale again, out of the sales counts.
 
-    Only units the order's reservation sold (CONFIRMED): a line whose reservation was never confirmed (expired,
-    and oversold when the payment came late) left no sale to take back, and is skipped (logged). An order with
-    no reservation at all (placed before reservations were kept) is restocked as it says.
+    Only units the order's reservation sold (CONFIRMED), and of those only what earlier returns of the order did not
+    take back already (`Reservation.returned`): more would put units on sale that were never in the stock and drive
+    the sales counts below zero. A line whose reservation was never confirmed (expired, and oversold when the
+    payment came late) left no sale to take back, and is skipped (logged); so is a SKU this case restocked already
+    (the same case published again under a new event id). An order with no reservation at all (placed before
+    reservations were kept) is restocked as it says.
     Inside an open unit of work (the consumer's, which applies each event once). An unknown SKU is NotFound.
     """
     now = now or utcnow()
@@ -561,17 +572,35 @@ def restock_return(uow: ProductUnitOfWork, *, case_no: str, lines: Iterable[Stoc
     if any(line.quantity < 0 for line in lines):
         raise InvalidInput("STOCK_LINE_INVALID", "a returned line cannot have negative units",
                            details={"lines": "invalid"})
-    sold = _sold_skus(uow, order_no)
-    restocked = []
+    units: dict[int, int] = {}
     for line in lines:
-        if line.quantity == 0:
-            continue  # nothing came back: no movement
-        if sold is not None and line.sku_id not in sold:
-            log.warning("after-sales case %s: order %s's SKU %s was never sold from the stock (its reservation "
-                        "was not confirmed); its %d returned units are not restocked", case_no, order_no,
-                        line.sku_id, line.quantity)
-            continue
-        restocked.append(line)
+        if line.quantity:  # a line of no units: nothing came back, no movement
+            units[line.sku_id] = units.get(line.sku_id, 0) + line.quantity
+    sold = _sold_reservations(uow, order_no)
+    done = uow.stock.last_kinds(case_no, list(units)) if sold is not None and units else {}
+    restocked = []
+    for sku_id, quantity in units.items():
+        reservation = sold.get(sku_id) if sold is not None else None
+        if sold is not None:
+            if reservation is None:
+                log.warning("after-sales case %s: order %s's SKU %s was never sold from the stock (its reservation "
+                            "was not confirmed); its %d returned units are not restocked", case_no, order_no,
+                            sku_id, quantity)
+                continue
+            if done.get(sku_id) == MovementKind.RETURN:
+                log.warning("after-sales case %s restocked SKU %s already: its return again changes nothing",
+                            case_no, sku_id)
+                continue
+            left = reservation.quantity - reservation.returned
+            if quantity > left:
+                log.error("after-sales case %s returns %d units of SKU %s, but order %s has %d sold and not returned "
+                          "yet: only those are restocked", case_no, quantity, sku_id, order_no, left)
+                quantity = left
+            if not quantity:
+                continue
+            assert reservation.id is not None
+            uow.reservations.add_returned(reservation.id, quantity)
+        restocked.append(StockLine(sku_id, quantity))
     uow.stock.lock_products([line.sku_id for line in restocked])  # before any SKU row: the lock order
     for line in sorted(restocked, key=lambda line: line.sku_id):  # and SKU rows in id order
         move = uow.stock.move(StockMovement.of(MovementKind.RETURN, line.sku_id, line.quantity, now,
@@ -581,15 +610,16 @@ def restock_return(uow: ProductUnitOfWork, *, case_no: str, lines: Iterable[Stoc
         _stock_moved(uow, move, now)
 
 
-def _sold_skus(uow: ProductUnitOfWork, order_no: str) -> set[int] | None:
-    """The SKUs the order's reservation sold from the stock; None when the order reserved nothing (or is unnamed)."""
+def _sold_reservations(uow: ProductUnitOfWork, order_no: str) -> dict[int, Reservation] | None:
+    """The order's reservations that sold from the stock (CONFIRMED), by SKU, under the order's lock (their
+    `returned` is read and written under it); None when the order reserved nothing (or is unnamed)."""
     if not order_no:
         return None
     uow.reservations.lock_order(order_no)
     held = uow.reservations.of_order(order_no)
     if not held:
         return None
-    return {r.sku_id for r in held if r.status == ReservationStatus.CONFIRMED}
+    return {r.sku_id: r for r in held if r.status == ReservationStatus.CONFIRMED}
 
 
 def check_stock_ledger(uow: ProductUnitOfWork) -> tuple[int, list[StockBalance]]:

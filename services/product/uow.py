@@ -124,6 +124,9 @@ class ReservationRepository(Protocol):
     def move(self, reservation_id: int, from_status: str, to_status: str) -> bool:
         """Change the status only if it still is `from_status`; whether this call changed it."""
 
+    def add_returned(self, reservation_id: int, units: int) -> None:
+        """Count `units` more restocked by returns of the reservation's order (under the order's lock)."""
+
     def expired_orders(self, now: datetime, limit: int,
                        after: tuple[datetime, str] | None = None) -> list[tuple[datetime, str]]:
         """(earliest expiry, order number) of orders with reservations still RESERVED past their expiry, in that
@@ -150,6 +153,11 @@ class ReviewRepository(Protocol):
     def add(self, review: Review) -> None:
         """Store a review and count its stars in the product's summary, or raise Conflict REVIEW_EXISTS
         when the line has one already (a unique constraint decides, so concurrent posts cannot both win)."""
+
+    def get(self, review_id: int, *, lock: bool = False) -> Review | None: ...
+
+    def hide(self, review: Review) -> None:
+        """Store `review` hidden and take its stars out of its product's summary."""
 
     def of_product(self, product_id: int, offset: int, limit: int) -> tuple[list[Review], int]:
         """Newest first, and the total."""

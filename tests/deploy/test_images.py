@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import socket
 import sqlite3
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -47,6 +53,78 @@ def test_hadolint_finds_nothing_in_the_dockerfile() -> None:
         pytest.fail(f"{hadolint} is missing: run make install")
     result = subprocess.run([str(hadolint), str(DOCKERFILE)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_base_image_names_its_python_patch_release_and_debian_release() -> None:
+    """`python:3.11-slim` moves under the images: to each new patch release, and from bookworm to trixie when Debian's
+    stable changed, so two builds of one commit ran on different systems."""
+    [base] = re.findall(r"^FROM (\S+) AS base$", DOCKERFILE.read_text(), re.M)
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-(bookworm|trixie)(@sha256:[0-9a-f]{64})?", base), base
+
+
+def healthcheck(stage: list[str]) -> list[str]:
+    """The stage's HEALTHCHECK command (exec form), its options checked."""
+    [line] = [line for line in stage if line.startswith("HEALTHCHECK ")]
+    options, command = line.removeprefix("HEALTHCHECK ").split(" CMD ", 1)
+    assert "--interval=" in options and "--timeout=" in options and "--start-period=" in options, line
+    return json.loads(command)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def answering(path: str) -> Iterator[int]:
+    """An HTTP server on a free local port answering 200 at `path` (404 elsewhere), as a process's endpoint would."""
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            self.send_response(200 if self.path == path else 404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def run_healthcheck(target: str, env: dict[str, str]) -> int:
+    command = healthcheck(stages()[target])
+    assert command[0] == "python"
+    return subprocess.run([sys.executable, *command[1:]], cwd=ROOT, env={**os.environ, **env}, capture_output=True,
+                          timeout=30).returncode
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_image_checks_that_its_process_answers_on_its_metrics_port(service: str) -> None:
+    """Every long-running role (serve, relay, consume) serves /metrics on <SVC>_METRICS_PORT (Kubernetes probes
+    the servers over gRPC and the others there; `docker run` and compose have only the image's HEALTHCHECK)."""
+    with answering("/metrics") as port:
+        alive = run_healthcheck(service, {f"{service.upper()}_METRICS_PORT": str(port)})
+    dead = run_healthcheck(service, {f"{service.upper()}_METRICS_PORT": str(free_port())})
+    assert (alive, dead) == (0, 1)
+
+
+def test_the_gateway_image_checks_that_gunicorn_answers_its_liveness_route() -> None:
+    with answering("/healthz") as port:
+        alive = run_healthcheck("gateway", {"GATEWAY_BIND": f"0.0.0.0:{port}"})
+    dead = run_healthcheck("gateway", {"GATEWAY_BIND": f"0.0.0.0:{free_port()}"})
+    assert (alive, dead) == (0, 1)
+
+
+def test_no_key_or_env_file_goes_into_an_image_wherever_it_lies() -> None:
+    """The images COPY whole folders (services/, gateway/, gen/): a key or .env left in one would be baked in."""
+    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
+    assert {"var", "**/*.pem", "**/*.key", "**/.env"} <= ignored
 
 
 def test_there_is_one_target_per_deployable_on_a_non_root_base() -> None:

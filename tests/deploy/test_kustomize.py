@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import importlib.util
+import inspect
 import os
 import re
 import runpy
@@ -18,6 +19,7 @@ import pytest
 import yaml
 
 from gateway.storage import S3MediaStorage, object_storage
+from services.common.clients import ServiceClients
 from services.common.config import GRPC_PORTS, METRICS_PORTS, SERVICES, Env
 from services.common.events import TOPICS
 from services.common.kafka import LINGER_MS
@@ -166,6 +168,20 @@ def test_every_deployment_and_statefulset_is_covered_by_a_pod_disruption_budget(
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_pods_spread_over_the_nodes_they_may_run_on_only(rendered: dict[str, Objects], overlay: str) -> None:
+    """A spread constraint counts every node as a domain unless told to honour taints (nodeTaintsPolicy defaults to
+    Ignore): a tainted node (control plane, a dedicated pool) holds 0 of the pods for ever, so with maxSkew 1 and
+    DoNotSchedule (prod's servers and gateway) no untainted node may take a second one, and an HPA scaling past one
+    pod per node leaves its new pods Pending."""
+    problems = []
+    for deployment in own_deployments(rendered[overlay]):
+        for constraint in deployment["spec"]["template"]["spec"].get("topologySpreadConstraints", []):
+            if constraint.get("nodeTaintsPolicy") != "Honor":
+                problems.append(f"{deployment['metadata']['name']}: {constraint['whenUnsatisfiable']} counts tainted nodes")
+    assert problems == []
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_servers_use_native_grpc_probes_and_the_gateway_its_http_health_endpoints(
         rendered: dict[str, Objects], overlay: str) -> None:
     for service in SERVICES:
@@ -221,21 +237,26 @@ def test_every_service_with_event_handlers_has_its_consumers_deployed() -> None:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_termination_grace_outlasts_the_drain_and_the_relay_flush(rendered: dict[str, Objects], overlay: str) -> None:
+def test_termination_grace_outlasts_the_drain_and_the_threads_the_process_waits_for(rendered: dict[str, Objects], overlay: str) -> None:
     gunicorn = runpy.run_path(str(ROOT / "gateway" / "gunicorn.conf.py"))
     for deployment in own_deployments(rendered[overlay]):
         name = deployment["metadata"]["name"]
         pod = deployment["spec"]["template"]["spec"]
         container = pod["containers"][0]
         env = container_env(rendered[overlay], container)
+        # services/common/runtime.py run_roles: once stopped, a service process waits for its threads up to Kafka's
+        # delivery timeout + 5 s: a relay's or consumer's batch in flight, a server's jobs (a reconciliation round
+        # asking WeChat Pay, the order service's live-settings watch in its 30 s Consul long poll)
+        threads = (2 * int(env.get("KAFKA_REQUEST_TIMEOUT_MS", 0)) + LINGER_MS) / 1000 + 5
         if name == "gateway":
             pre_stop = int(container["lifecycle"]["preStop"]["exec"]["command"][1])
             needed = pre_stop + gunicorn["graceful_timeout"]
         elif container["args"] == ["serve"]:
             assert float(env["SHUTDOWN_DELAY_SECONDS"]) >= 5, f"{name}: endpoints need time to drop the pod"
-            needed = float(env["SHUTDOWN_DELAY_SECONDS"]) + float(env["SHUTDOWN_GRACE_SECONDS"])
-        else:  # relay / consume: the batch in flight settles within Kafka's delivery timeout + 5 s
-            needed = (2 * int(env["KAFKA_REQUEST_TIMEOUT_MS"]) + LINGER_MS) / 1000 + 5
+            # the drain (NOT_SERVING, the delay, calls in flight), then the jobs
+            needed = float(env["SHUTDOWN_DELAY_SECONDS"]) + float(env["SHUTDOWN_GRACE_SECONDS"]) + threads
+        else:  # relay / consume: the batch in flight
+            needed = threads
         assert pod["terminationGracePeriodSeconds"] > needed + 5, f"{name}: {needed}s of shutdown work"
 
 
@@ -695,6 +716,26 @@ def test_providers_are_called_by_the_services_that_get_https_out() -> None:
 
 def gateway_container(objects: Objects) -> dict[str, Any]:
     return named(objects, "Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_gateway_is_not_killed_for_waiting_on_a_slow_service(rendered: dict[str, Objects], overlay: str) -> None:
+    """/healthz waits for a thread of the worker like any request (gunicorn gthread): with every thread held the full
+    gRPC deadline by a slow service, it waits about one deadline. A liveness timeout shorter than that restarts every
+    gateway while one service is slow, dropping all requests in flight and spreading the outage to the whole API."""
+    container = gateway_container(rendered[overlay])
+    deadline = int(config_map(rendered[overlay], "minimall-config")["GATEWAY_GRPC_TIMEOUT_MS"]) / 1000
+    assert container["livenessProbe"]["timeoutSeconds"] > deadline
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_gateways_readiness_waits_for_every_service_it_asks_about(rendered: dict[str, Objects], overlay: str) -> None:
+    """/readyz asks every service's gRPC health in turn, each up to its deadline (ServiceClients.health), and lists
+    them all. With the probe's default 1 s, one service not answering (analytics, not in GATEWAY_READY_REQUIRES)
+    made every gateway unready: the whole API out of rotation for a service it does not need."""
+    probe = gateway_container(rendered[overlay])["readinessProbe"]
+    per_service = inspect.signature(ServiceClients.health).parameters["timeout_seconds"].default
+    assert probe.get("timeoutSeconds", 1) > len(SERVICES) * per_service
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -31,12 +31,15 @@ from services.common.config import SERVICES, Env, KafkaSettings, ServiceSettings
 from services.member.config import MemberServiceSettings
 from services.order.config import OrderServiceSettings
 from services.user.tokens import mint_service_token
-from tests.deploy.helpers import K8S, OVERLAYS
+from tests.deploy.helpers import K8S, OVERLAYS, kustomize
 
 Objects = list[dict[str, Any]]
 Secrets = dict[str, dict[str, bytes]]
 PUBLIC_ORIGIN = "https://shop.example.com"  # the prod Ingress's host
 PLATFORM_SERIAL = "PUB_KEY_ID_0114232134912410000000000000000000"
+# Every MiniMall process that talks to Kafka, each as its own SCRAM user: the services' relays and consumers, and
+# the gateway (its catalogue cache follows product-changed).
+KAFKA_CLIENTS = (*SERVICES, "gateway")
 
 
 def pem_private(key: Any) -> bytes:
@@ -73,7 +76,7 @@ def readme_secrets() -> Secrets:
         "minimall-alipay": {"app-private-key.pem": pem_private(app), "alipay-public-key.pem": pem_public(alipay)},
         "minimall-bankcard": {"secret": "b" * 40},
         "minimall-media": {"access-key-id": "AKIAFAKEFAKEFAKE", "secret-access-key": "m" * 40},
-        "minimall-kafka": {f"{s}-{part}": f"minimall-{s}" for s in SERVICES for part in ("username", "password")},
+        "minimall-kafka": {f"{s}-{part}": f"minimall-{s}" for s in KAFKA_CLIENTS for part in ("username", "password")},
         "minimall-service-token-order": {"token": mint_service_token(pem_private(jwt_key), "order", now=now,
                                                                      ttl=timedelta(days=90))},
         "minimall-service-token-product": {"token": mint_service_token(pem_private(jwt_key), "product", now=now,
@@ -97,7 +100,7 @@ def documented_secrets() -> dict[str, set[str]]:
     for row in re.findall(r"^\| `(minimall-[a-z0-9-]+)` \| ([^|]+) \|", section, flags=re.MULTILINE):
         keys = set(re.findall(r"`([^`]+)`", row[1]))
         if "<service>-username" in keys:
-            keys = {f"{s}-{part}" for s in SERVICES for part in ("username", "password")}
+            keys = {f"{s}-{part}" for s in KAFKA_CLIENTS for part in ("username", "password")}
         secrets[row[0]] = keys
     return secrets
 
@@ -240,6 +243,45 @@ def test_dev_starts_without_any_optional_secret(rendered: dict[str, Objects], re
     optional = set(readme_secrets) - required_secrets(objects)
 
     assert start_every_process(objects, secrets_in(objects, readme_secrets, missing=optional), tmp_path) == {}
+
+
+def sasl_variant(directory: Path) -> Objects:
+    """prod with the brokers requiring SASL over TLS, switched on as deploy/k8s/README.md "Kafka and Consul over TLS"
+    says: the protocol and mechanism in minimall-config, the credentials in minimall-kafka."""
+    directory.mkdir()
+    up = os.path.relpath(K8S, directory)
+    (directory / "kustomization.yaml").write_text(
+        f"resources: [{up}/overlays/prod]\n"
+        "configMapGenerator:\n- name: minimall-config\n  behavior: merge\n  literals:\n"
+        "  - KAFKA_SECURITY_PROTOCOL=SASL_SSL\n  - KAFKA_SASL_MECHANISM=SCRAM-SHA-512\n")
+    return kustomize(directory)
+
+
+def test_every_process_starts_as_its_own_kafka_user_when_the_brokers_require_sasl(
+        readme_secrets: Secrets, tmp_path: Path) -> None:
+    """minimall-config is every process's, the gateway's too: it reads the brokers' settings for its catalogue cache's
+    product-changed listener, and with SASL on and no credentials of its own it stops at start (every gateway pod
+    crash-looping, the whole API down)."""
+    objects = sasl_variant(tmp_path / "sasl")
+    secrets = secrets_in(objects, readme_secrets, missing=frozenset())
+
+    assert start_every_process(objects, secrets, tmp_path / "run") == {}
+    users = {}
+    for _, process, pod, container in processes(objects):
+        environ = pod_environment(objects, pod, container, secrets, tmp_path / "env" / process)
+        users[process] = (environ.get("KAFKA_SASL_USERNAME"), bool(environ.get("KAFKA_SASL_PASSWORD")))
+    assert users == {process: (f"minimall-{name}", True) for name, process, _, _ in processes(objects)}
+
+
+def test_the_dev_overlay_names_every_secret_to_create_before_its_first_apply(rendered: dict[str, Objects]) -> None:
+    """Its header is the dev checklist: a required secret left out of it leaves its pods in
+    CreateContainerConfigError on the first apply."""
+    header = "\n".join(line for line in (K8S / "overlays" / "dev" / "kustomization.yaml").read_text().splitlines()
+                       if line.startswith("#"))
+    generated = {o["metadata"]["name"] for o in rendered["dev"] if o["kind"] == "Secret"}
+    by_hand = required_secrets(rendered["dev"]) - generated
+
+    assert by_hand - set(re.findall(r"minimall-[a-z0-9-]*[a-z0-9]", header)) == set()
 
 
 IDENTITY_KEYS_MISSING = "ConfigError: IDENTITY_KEYS must be set (kid:base64 AES-256 key, active key first)"

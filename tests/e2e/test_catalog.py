@@ -108,7 +108,8 @@ def test_an_admin_takes_a_product_to_the_shelf_and_shoppers_see_it_only_then(
     product_id = created.json()["id"]
     hidden = requests.get(f"{api}/products/{product_id}", timeout=10).status_code
     steps = [requests.post(f"{api}/admin/products/{product_id}/{step}", json=payload, headers=admin, timeout=10)
-             for step, payload in (("submit", None), ("audit", {"approve": True}), ("shelf", {"on_shelf": True}))]
+             for step, payload in (("submit", None), ("audit", {"approve": True, "version": created.json()["version"]}),
+                                   ("shelf", {"on_shelf": True}))]
     detail = requests.get(f"{api}/products/{product_id}", headers=shopper, timeout=10).json()
     log = requests.get(f"{api}/admin/products/{product_id}/audit-log", headers=admin, timeout=10).json()["items"]
     found = requests.get(f"{api}/products", params={"q": "智能手机 端到端", "page_size": 5}, timeout=10).json()
@@ -165,7 +166,7 @@ def test_a_shopper_on_admin_product_routes_gets_403(seeded: Platform, shopper: d
     statuses = {requests.request(method, f"{seeded.api}/admin/products{path}", json=payload, headers=shopper,
                                  timeout=10).status_code
                 for method, path, payload in (("GET", "", None), ("POST", "/1/submit", None),
-                                              ("POST", "/1/audit", {"approve": True}),
+                                              ("POST", "/1/audit", {"approve": True, "version": 1}),
                                               ("POST", "/1/shelf", {"on_shelf": True}))}
 
     assert statuses == {403}

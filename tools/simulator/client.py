@@ -73,6 +73,10 @@ class SimulatorClient:
             body["tamper"] = tamper
         return self._call("POST", "/sim/pay", body)
 
+    def wechatpay_fail_next(self, status: int, code: str, message: str) -> None:
+        """The next WeChat Pay API call (signed correctly) is refused: HTTP `status`, signed {"code", "message"}."""
+        self._call("POST", "/sim/wechatpay/fail-next", {"status": status, "code": code, "message": message})
+
     def wechatpay_refund_complete(self, out_refund_no: str, status: str = "SUCCESS",
                                   tamper: str | None = None) -> dict[str, Any]:
         """The refund ends (SUCCESS, CLOSED or ABNORMAL) and its notify goes to the refund's notify_url."""

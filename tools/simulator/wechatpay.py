@@ -31,7 +31,7 @@ OUT_NO = re.compile(r"[A-Za-z0-9_\-|*]{6,32}")
 CHINA = timezone(timedelta(hours=8))  # WeChat Pay writes times in Beijing time
 # What /sim/pay can spoil in a notify, for the merchant's rejection tests.
 TAMPERS = ("bad_signature", "unknown_serial", "wrong_amount", "stale_timestamp", "bad_tag", "wrong_mchid",
-           "wrong_appid", "tampered_body")
+           "wrong_appid", "tampered_body", "wrong_currency")
 MERCHANT_PRIVATE, MERCHANT_PUBLIC = "merchant-private.pem", "merchant-public.pem"
 PLATFORM_PRIVATE, PLATFORM_PUBLIC = "platform-private.pem", "platform-public.pem"
 
@@ -155,6 +155,7 @@ class WechatPaySimulator:
         self._transfers: dict[str, dict[str, Any]] = {}
         self._fail_next_transfer: str | None = None
         self._next_transfer: dict[str, Any] = {}  # /sim/transfer/next: the next new transfer's state, lost answer
+        self._fail_next: tuple[int, str, str] | None = None  # /sim/wechatpay/fail-next: the next API call's refusal
         self._session = requests.Session()
 
     def routes(self) -> dict[tuple[str, str], Handler]:
@@ -169,6 +170,7 @@ class WechatPaySimulator:
                 ("POST", "/sim/transfer/next"): self.sim_transfer_next,
                 ("POST", "/sim/transfer/settle"): self.sim_transfer_settle,
                 ("GET", "/sim/wechatpay/transfers"): self.sim_transfers,
+                ("POST", "/sim/wechatpay/fail-next"): self.sim_fail_next,
                 ("POST", "/sim/pay"): self.sim_pay,
                 ("POST", "/sim/refund-complete"): self.sim_refund_complete,
                 ("GET", "/sim/wechatpay/orders"): self.sim_order,
@@ -181,6 +183,7 @@ class WechatPaySimulator:
             self._transfers.clear()
             self._fail_next_transfer = None
             self._next_transfer = {}
+            self._fail_next = None
 
     # -- the API -------------------------------------------------------------------------------------
 
@@ -272,6 +275,8 @@ class WechatPaySimulator:
         refund_fen, total = amount.get("refund"), amount.get("total")
         if type(refund_fen) is not int or type(total) is not int or refund_fen <= 0:
             return self._error(400, "PARAM_ERROR", "amount.refund and amount.total must be integers of fen > 0")
+        if amount.get("currency") != "CNY":
+            return self._error(400, "PARAM_ERROR", "amount.currency must be CNY")
         with self._lock:
             known = self._refunds.get(body["out_refund_no"])
             if known is not None:
@@ -349,6 +354,18 @@ class WechatPaySimulator:
         return self._signed(200, known["answer"])
 
     # -- test hooks ----------------------------------------------------------------------------------
+
+    def sim_fail_next(self, request: Request) -> Response:
+        """POST /sim/wechatpay/fail-next {"status": 4xx|5xx, "code", "message"}: the next API call, once its signature
+        verifies, is refused so (signed, as WeChat Pay signs every answer to a request it authenticated) and does
+        nothing; e.g. 429 FREQUENCY_LIMITED, 403 NO_AUTH, 500 SYSTEM_ERROR."""
+        body = request.json()
+        status, code, message = body.get("status"), body.get("code"), body.get("message", "")
+        if type(status) is not int or not 400 <= status <= 599 or not isinstance(code, str) or not code:
+            raise SimulatorError("status must be an HTTP error status and code a WeChat Pay error code")
+        with self._lock:
+            self._fail_next = (status, code, str(message))
+        return Response(200, {"status": status, "code": code})
 
     def sim_transfer_fail_next(self, _: Request) -> Response:
         """POST /sim/transfer/fail-next: the next new transfer ends FAIL (PAYEE_ACCOUNT_ABNORMAL)."""
@@ -496,7 +513,9 @@ class WechatPaySimulator:
                                          hashes.SHA256())
         except (InvalidSignature, ValueError):
             return self._error(401, "SIGN_ERROR", "签名错误", signed=False)
-        return None
+        with self._lock:
+            failure, self._fail_next = self._fail_next, None
+        return self._error(*failure) if failure is not None else None
 
     def _headers(self, payload: bytes, *, timestamp: int | None = None, serial: str | None = None,
                  bad_signature: bool = False) -> dict[str, str]:
@@ -524,6 +543,8 @@ class WechatPaySimulator:
         if tamper == "wrong_amount":
             resource["amount"] = {**resource["amount"], "total": resource["amount"]["total"] + 1,
                                   "payer_total": resource["amount"]["total"] + 1}
+        if tamper == "wrong_currency":
+            resource["amount"] = {**resource["amount"], "currency": "USD", "payer_currency": "USD"}
         if tamper == "wrong_mchid":
             resource["mchid"] = "1900000000"
         if tamper == "wrong_appid":

@@ -19,10 +19,10 @@ from services.analytics import service
 from services.analytics.consumers import HANDLERS, page_viewed
 from services.analytics.db import SqlAnalyticsUnitOfWork, daily_members, raw_events
 from services.analytics.domain import FunnelSteps, Region
-from services.analytics.service import PageViewInput
+from services.analytics.service import PageViewInput, apply_rollups
 from services.common.config import KafkaSettings
 from services.common.consumer import EventConsumer
-from services.common.events import encode, timestamp
+from services.common.events import EVENT_TYPES, encode, timestamp, unpack
 from services.common.kafka import make_producer
 from services.common.outbox import OutboxRelay, processed_events
 from tests.fixtures.analytics_stream import (
@@ -38,6 +38,8 @@ from tests.fixtures.analytics_stream import (
     stream,
 )
 from tests.fixtures.kafka import Delivered
+from tests.fixtures.postgres import start_thread, wait_until_blocked
+from tests.unit.analytics.conftest import consume as consume_events
 
 pytestmark = pytest.mark.integration
 
@@ -216,3 +218,28 @@ def test_batches_with_every_event_twice_in_any_order_give_the_known_figures_and_
     cohorts = service.get_retention(uow(), **PERIOD, today=D1 + timedelta(days=60)).cohorts
     assert [(c.day, c.new_users, dict(c.retained)) for c in cohorts] == [
         (D1, 3, {1: 2, 7: 1, 30: 1}), (D2, 1, {1: 0, 7: 0, 30: 0})]
+
+
+@pytest.mark.parametrize("first", ["registration", "activity"])
+def test_a_registration_and_the_next_days_activity_consumed_at_once_count_its_retention_once(
+        analytics_db: Engine, uow: Callable[[], SqlAnalyticsUnitOfWork], first: str) -> None:
+    # Two consumers (two partitions: user-registered, page-viewed) apply the two events at the same moment: the one
+    # applied second must see the other, whichever it is, however their reads and commits interleave.
+    registration, next_day = registered(8, at(D1, 8)), page_view("dev-8-phone", "s1", at(D2, 12), user_id=8)
+    held_event, racing_event = (registration, next_day) if first == "registration" else (next_day, registration)
+    results: dict[str, object] = {}
+    with uow() as held:
+        message_type = next(t for t, name in EVENT_TYPES.items() if name == held_event.event_type)
+        HANDLERS[message_type](held, unpack(held_event, message_type), held_event)
+        pending = held.take_events()
+        held.rollups.add_raw_events([raw for raw, _ in pending])
+        apply_rollups(held.rollups, [rollup for _, rollup in pending])  # applied, not committed yet
+        racing = start_thread(results, "racing", lambda: consume_events(uow(), [racing_event]))
+        wait_until_blocked(analytics_db, racing)
+        held.commit()
+    racing.join()
+
+    assert results == {"racing": None}
+    cohort = service.get_retention(uow(), from_date=D1.isoformat(), to_date=D1.isoformat(),
+                                   today=D1 + timedelta(days=40)).cohorts[0]
+    assert (cohort.new_users, dict(cohort.retained)) == (1, {1: 1, 7: 0, 30: 0})

@@ -326,6 +326,26 @@ def insert_event(conn: Connection, event_id: str) -> None:
 THIS_DATABASE = "database = (SELECT oid FROM pg_database WHERE datname = current_database())"
 
 
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_an_older_image_finds_a_database_a_newer_one_migrated_ready_and_changes_nothing(
+        backend: str, tmp_path: Path, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture) -> None:
+    """`kubectl rollout undo` after an expand migration: the previous image's server pods run `migrate` in their init
+    container against a database at a revision that image does not know. That is migrated (its schema is a superset
+    of the older code's, as wait-migrated also holds); failing there left every rolled-back pod in Init."""
+    caplog.set_level(logging.INFO, logger=migrations.__name__)
+    url = request.getfixturevalue("empty_database") if backend == "postgresql" else f"sqlite:///{tmp_path}/order.db"
+    migrations.upgrade(url, migrations_dir("order"))
+    engine = create_engine(url, poolclass=pool.NullPool)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999_of_a_newer_image'"))
+    engine.dispose()
+
+    migrations.upgrade(url, migrations_dir("order"))
+
+    assert applied(url)[0] == ["9999_of_a_newer_image"]
+    assert any("newer than this code's head" in record.getMessage() for record in caplog.records)
+
+
 def heads(service: str) -> list[str]:
     return list(ScriptDirectory.from_config(migrations.alembic_config("sqlite://", migrations_dir(service))).get_heads())
 

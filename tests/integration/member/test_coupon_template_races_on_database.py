@@ -1,6 +1,7 @@
-"""A claim racing a disable, and two approvals racing, on PostgreSQL, made certain by holding the first transaction
-open until the second waits on it: a claim never issues a coupon of a template whose disable committed first, a
-claim that got there first keeps its coupon, and of two approvals the first is the one recorded."""
+"""A claim racing a disable, two approvals racing, and two claims racing with one idempotency key, on PostgreSQL, made
+certain by holding the first transaction open until the second waits on it: a claim never issues a coupon of a
+template whose disable committed first, a claim that got there first keeps its coupon, of two approvals the first is
+the one recorded, and a claim retried while the first is under way answers the first's coupon."""
 
 from __future__ import annotations
 
@@ -20,10 +21,11 @@ NOW = datetime(2026, 12, 8, 8, 0, tzinfo=UTC)
 ALICE, OPERATOR, ADMIN, FINANCE = 101, 900, 901, 902
 
 
-def new_template(uow: Callable[[], SqlMemberUnitOfWork], *, needs_approval: bool = False) -> int:
+def new_template(uow: Callable[[], SqlMemberUnitOfWork], *, needs_approval: bool = False,
+                 per_user_limit: int = 1) -> int:
     return service.create_coupon_template(
         uow(), name="5 yuan off", kind="fixed", amount_fen=500, percent_off=0, threshold_fen=0, cap_fen=0, total=10,
-        per_user_limit=1, valid_from=NOW - timedelta(days=1), valid_to=NOW + timedelta(days=7), category_ids=[],
+        per_user_limit=per_user_limit, valid_from=NOW - timedelta(days=1), valid_to=NOW + timedelta(days=7), category_ids=[],
         created_by=OPERATOR, needs_approval=needs_approval, now=NOW).id or 0
 
 
@@ -67,3 +69,17 @@ def test_of_two_approvals_racing_the_first_is_recorded_and_the_second_changes_no
     found = service.coupon_template(uow(), template_id=template_id)
     assert (first, second) == (FINANCE, FINANCE)
     assert (found.status, found.approved_by, found.approved_at) == ("active", FINANCE, NOW + timedelta(minutes=1))
+
+
+def test_two_claims_racing_with_one_key_issue_one_coupon(engine: Engine,
+                                                         uow: Callable[[], SqlMemberUnitOfWork]) -> None:
+    template_id = new_template(uow, per_user_limit=3)
+
+    def claim(work: SqlMemberUnitOfWork) -> object:
+        return service.claim_coupon(work, user_id=ALICE, template_id=template_id, idempotency_key="tap-1",
+                                    now=NOW)[0].id
+
+    first, retried = first_then_second(engine, uow, claim, claim)
+
+    assert first == retried
+    assert (service.coupon_template(uow(), template_id=template_id).issued, count(engine, coupons)) == (1, 1)

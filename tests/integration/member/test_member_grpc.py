@@ -11,6 +11,7 @@ import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from google.protobuf.timestamp_pb2 import Timestamp
+from mall.events.v1.member_events_pb2 import MemberPlanSubscribed
 from mall.member.v1 import member_pb2 as pb
 from mall.member.v1 import member_pb2_grpc
 from sqlalchemy import Engine, func, select, text
@@ -19,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from services.common.alipay import Alipay, AlipaySettings, rsa2_sign, signing_content
 from services.common.config import ServiceSettings
 from services.common.errors import Conflict
+from services.common.events import decode, unpack
 from services.common.grpc_server import create_server, from_grpc, registration
 from services.common.outbox import outbox
 from services.member import service
@@ -382,7 +384,7 @@ def test_racing_locks_of_one_order_hold_its_points_and_one_coupon_once(stub, uow
     assert member.coupons_available == 1
 
 
-def test_a_plan_bought_ten_times_at_once_with_one_key_is_charged_once(stub, uow, as_user) -> None:  # type: ignore[no-untyped-def]
+def test_a_plan_bought_ten_times_at_once_with_one_key_is_charged_once(stub, uow, engine, as_user) -> None:  # type: ignore[no-untyped-def]
     md = as_user(ALICE)
     stub.SignUp(pb.SignUpRequest(channel="self"), metadata=md, timeout=10)
     fund(uow, ALICE, 20_000)
@@ -397,6 +399,12 @@ def test_a_plan_bought_ten_times_at_once_with_one_key_is_charged_once(stub, uow,
     assert {m.plan.expires_at.seconds for m in members} == {member.plan.expires_at.seconds}
     assert (member.balance_fen, member.plan.name, member.discount_percent) == (20_000 - annual.price_fen,
                                                                               annual.name, 95)
+    with engine.connect() as conn:  # and published once, in the purchase's transaction
+        published = conn.execute(select(outbox.c.aggregate_id, outbox.c.envelope).where(
+            outbox.c.event_type == "member-plan-subscribed")).all()
+    bought = [(key, unpack(decode(bytes(raw)), MemberPlanSubscribed)) for key, raw in published]
+    assert [(key, e.plan_id, e.amount_fen, e.balance_fen, e.posting_key) for key, e in bought] == [
+        (str(ALICE), annual.id, annual.price_fen, 20_000 - annual.price_fen, f"plan:{ALICE}:plan-1")]
 
 
 def test_get_discount_is_100_for_a_non_member_and_the_members_level_times_plan_discount(stub, uow, as_user) -> None:  # type: ignore[no-untyped-def]

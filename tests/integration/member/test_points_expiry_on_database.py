@@ -1,5 +1,6 @@
 """Points expiry on PostgreSQL: points held by an unpaid order over the run are marked on the hold, also when
-another transaction holds that hold's row at the moment of the run."""
+another transaction holds that hold's row at the moment of the run; old points given back after the month's run
+expire at the next one, once however many replicas run it at the same moment."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy import Engine, text
 from services.member import service
 from services.member.db import SqlMemberUnitOfWork
 from services.member.domain import Account
+from tests.fixtures.postgres import start_thread, wait_until_blocked
 
 pytestmark = pytest.mark.integration
 
@@ -60,3 +62,36 @@ def test_the_held_points_marked_expired_are_taken_when_the_hold_is_released(
 
     with shopper() as tx:
         assert (marked(shopper), tx.ledger.balance(ALICE, Account.POINTS)) == (300, 200)
+
+
+def test_old_points_given_back_after_the_months_run_expire_once_when_two_replicas_run_at_once(
+        uow: Callable[[], SqlMemberUnitOfWork], engine: Engine) -> None:
+    service.sign_up(uow(), user_id=ALICE, channel="self", invite_code=None, now=datetime(2026, 1, 1, tzinfo=UTC))
+    service.award_points_for_order(uow(), order_no="O1", user_id=ALICE, paid_fen=40_000,
+                                   now=datetime(2026, 3, 15, tzinfo=UTC))  # 400, valid through March 2027
+    service.award_points_for_order(uow(), order_no="O2", user_id=ALICE, paid_fen=20_000,
+                                   now=datetime(2026, 5, 2, tzinfo=UTC))   # 200, valid through May 2027
+    service.lock_points(uow(), user_id=ALICE, order_no="O3", points=300, payable_fen=100_000,
+                        now=datetime(2027, 3, 30, tzinfo=UTC))             # 300 March points
+    service.award_points_for_order(uow(), order_no="O3", user_id=ALICE, paid_fen=0,
+                                   now=datetime(2027, 3, 30, 0, 5, tzinfo=UTC))
+    april = service.expire_points(uow, now=APRIL_RUN)                      # the 100 March points left
+    with uow() as tx:  # O3 cancelled after review: its 300 March points come back, past their term
+        service.apply_order_cancelled(tx, order_no="O3", was_paid=True, now=datetime(2027, 4, 2, tzinfo=UTC))
+        tx.commit()
+    results: dict[str, object] = {}
+    later = datetime(2027, 4, 2, 1, 0, tzinfo=UTC)
+
+    with engine.connect() as other:  # both replicas wait for the points account, then run one after the other
+        other.execute(text(f"SELECT 1 FROM ledger_accounts WHERE user_id = {ALICE} AND account = 'points' FOR UPDATE"))
+        replicas = [start_thread(results, name, lambda: service.expire_points(uow, now=later)) for name in ("a", "b")]
+        for replica in replicas:
+            wait_until_blocked(engine, replica)
+        other.rollback()
+    for replica in replicas:
+        replica.join(timeout=60)
+
+    with uow() as tx:
+        assert (april, sorted([results["a"], results["b"]]), tx.ledger.balance(ALICE, Account.POINTS)) == (
+            100, [0, 300], 200)  # May's 200 stay
+    assert service.check_ledgers(uow())[1] == []

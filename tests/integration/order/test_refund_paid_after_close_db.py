@@ -8,9 +8,11 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from mall.events.v1.order_events_pb2 import RefundPaidTwice
 from sqlalchemy import select
 
 from services.common.errors import Conflict
+from services.common.events import decode, unpack
 from services.common.outbox import outbox
 from services.order import aftersales, db, refunds, service
 from services.order.aftersales import AfterSaleSettings, CaseRequest
@@ -78,6 +80,14 @@ def refunded_events(uow: Uow) -> int:
         return len(tx.session.execute(select(outbox.c.id).where(outbox.c.event_type == "order-refunded")).all())
 
 
+def paid_twice_events(uow: Uow) -> list[tuple[str, int]]:
+    """The refund-paid-twice events in the outbox: (refund_no, amount_fen)."""
+    with uow() as tx:
+        envelopes = tx.session.execute(select(outbox.c.envelope).where(
+            outbox.c.event_type == "refund-paid-twice")).scalars().all()
+    return [(e.refund_no, e.amount_fen) for e in (unpack(decode(bytes(raw)), RefundPaidTwice) for raw in envelopes)]
+
+
 def test_its_units_count_as_refunded_again_and_a_case_opened_on_them_meanwhile_is_not_approved(uow: Uow) -> None:
     payments = FakeRefundPayments()
     order_id, [line] = shipped(uow, "PAC-1", OrderLine(101, 10, "茶", "", 1000, 3))
@@ -111,6 +121,7 @@ def test_amounts_that_no_longer_fit_are_not_reserved_in_part(uow: Uow) -> None:
 
     assert (stored(uow, case.refund_no), amounts(uow, order_id), refunded_events(uow)) == (
         ("CLOSED", True), (2000, [(2, 2000), (0, 0)]), 1)
+    assert paid_twice_events(uow) == [(case.refund_no, 2000)]  # out twice, published once (notified twice)
     with pytest.raises(Conflict) as nothing_left:
         ask(uow, order_id, {tea: 1})
     assert nothing_left.value.details == {"line_id": tea, "left": 0}

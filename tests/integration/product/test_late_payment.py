@@ -30,6 +30,7 @@ from services.product.db import reservations
 from services.product.domain import RESERVATION_TTL, StockLine
 from services.product.orders import GrpcOrders, OrderState
 from tests.fixtures.keys import JwtKeys, as_service, service_token
+from tests.fixtures.postgres import start_thread, wait_until_blocked
 from tests.integration.product.conftest import KAFKA, T0, Shelf, UowFactory, delivered, place_order
 from tests.product_fakes import FakeOrders
 from tools.audit import check_stock
@@ -341,3 +342,22 @@ def test_only_the_product_service_may_read_order_states(order_target: str, jwt_k
                 order_pb2.GetOrderStatesRequest(order_nos=["PAID-1"]), metadata=metadata, timeout=10)
 
     assert from_grpc(refused.value)[1] == ("FORBIDDEN" if caller == "order" else "AUTH_REQUIRED")
+
+
+def test_two_return_cases_of_one_order_applied_at_once_restock_at_most_what_it_bought(
+        shelf: Shelf, pg_engine: Engine, phone: tuple[int, int]) -> None:
+    product_id, sku_id = phone
+    consume(shelf, OrderPaid(order_no="O1"))  # 3 sold: stock 7
+    results: dict[str, object] = {}
+    with shelf.uow() as holder:  # holds O1's lock: both returns queue on it, then run one after the other
+        holder.reservations.lock_order("O1")
+        returns = [start_thread(results, case, lambda case=case: consume(shelf, OrderReturned(  # type: ignore[misc]
+            order_no="O1", case_no=case, lines=[OrderLine(sku_id=sku_id, quantity=2)]))) for case in ("AS1", "AS2")]
+        for racing in returns:
+            wait_until_blocked(pg_engine, racing)
+        holder.commit()
+    for racing in returns:
+        racing.join()
+
+    assert (results, counts(shelf, pg_engine, product_id)) == ({"AS1": None, "AS2": None}, (10, 0, 0, ["CONFIRMED"]))
+    assert service.check_stock_ledger(shelf.uow()) == (1, [])

@@ -19,6 +19,7 @@ from services.product.consumers import HANDLERS
 from services.product.db import product_ratings, reviewable_lines
 from services.product.db import reviews as review_rows
 from services.product.domain import RatingSummary, ReviewDraft
+from tests.fixtures.postgres import start_thread, wait_until_blocked
 from tests.integration.product.conftest import KAFKA, T0, Delivered, Shelf, UowFactory, delivered
 
 pytestmark = pytest.mark.integration
@@ -102,3 +103,27 @@ def test_reviews_page_newest_first_and_the_detail_reads_the_summary_row(uow: Uow
     assert (page.items[0].spec, page.items[0].buyer) == ({"颜色": "黑"}, "用户***")
     assert page.summary == detail.rating == RatingSummary((0, 1, 0, 2, 1))
     assert detail.rating.average_tenths == 38  # 15 / 4 = 3.75, half up
+
+
+def test_two_staff_hiding_one_review_at_once_take_its_stars_out_once(pg_uow: UowFactory, pg_engine: Engine) -> None:
+    shelf = Shelf(pg_uow)
+    product_id = shelf.product("保温杯")
+    [sku_id] = shelf.sku_ids(product_id)
+    EventConsumer("product", pg_uow, KAFKA, HANDLERS).handle(order_completed("N1", product_id, sku_id, range(1, 3)))
+    spam, _ = (reviews.post_review(pg_uow(), user_id=BUYER, order_no="N1", line_id=line_id,
+                                   draft=ReviewDraft(rating=1), buyer_nickname="张三") for line_id in (1, 2))
+    results: dict[str, object] = {}
+    with pg_uow() as first:  # the first hide holds the review's row until it commits
+        review = first.reviews.get(spam.id or 0, lock=True)
+        assert review is not None and review.hide("广告")
+        first.reviews.hide(review)
+        second = start_thread(results, "second", lambda: reviews.hide_review(
+            pg_uow(), actor_id=10, product_id=product_id, review_id=spam.id or 0, reason="广告").hidden)
+        wait_until_blocked(pg_engine, second)
+        first.commit()
+    second.join()
+
+    with pg_engine.connect() as conn:
+        stars_1 = conn.execute(select(product_ratings.c.stars_1)).scalar_one()
+    assert (results, stars_1, reviews.product_reviews(pg_uow(), product_id=product_id).total) == (
+        {"second": True}, 1, 1)

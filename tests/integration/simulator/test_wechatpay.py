@@ -149,6 +149,7 @@ def test_the_notify_can_be_replayed_and_verifies_the_same(
     ("bad_tag", "bad GCM tag"),
     ("wrong_mchid", "mchid does not match"),
     ("wrong_appid", "appid does not match"),
+    ("wrong_currency", "currency 'USD'"),
 ])
 def test_a_tampered_notify_is_rejected_and_the_order_stays_unpaid(
         simulator: RunningSimulator, wechatpay: WechatPay, receiver: NotifyReceiver, tamper: str, reason: str) -> None:
@@ -176,7 +177,7 @@ def test_a_wrong_amount_notify_verifies_but_shows_the_other_amount(
 
 def test_every_tamper_is_covered() -> None:
     assert set(TAMPERS) == {"bad_signature", "tampered_body", "unknown_serial", "stale_timestamp", "bad_tag",
-                            "wrong_mchid", "wrong_appid", "wrong_amount"}
+                            "wrong_mchid", "wrong_appid", "wrong_amount", "wrong_currency"}
 
 
 def test_a_lost_notify_is_found_by_the_query(simulator: RunningSimulator, wechatpay: WechatPay,
@@ -395,3 +396,32 @@ def test_the_simulator_process_and_a_service_share_the_dev_env_keys(tmp_path: Pa
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=10)
+
+
+def test_a_rate_limited_refund_is_unavailable_and_took_nothing(simulator: RunningSimulator, wechatpay: WechatPay,
+                                                                receiver: NotifyReceiver) -> None:
+    out_trade_no, out_refund_no = new_trade_no(), "R" + secrets.token_hex(10)
+    prepay(wechatpay, receiver, out_trade_no)
+    simulator.client.wechatpay_pay(out_trade_no, notify=False)
+    simulator.client.wechatpay_fail_next(429, "FREQUENCY_LIMITED", "频率超限")
+
+    with pytest.raises(WechatPayUnavailable, match="429 FREQUENCY_LIMITED"):
+        wechatpay.refund(out_trade_no=out_trade_no, out_refund_no=out_refund_no, refund_fen=100, total_fen=12_345)
+
+    with pytest.raises(WechatPayApiError) as unknown:
+        wechatpay.query_refund(out_refund_no)
+    assert unknown.value.code == "RESOURCE_NOT_EXISTS"
+    assert simulator.client.wechatpay_order(out_trade_no)["refunded_fen"] == 0
+
+
+def test_a_signed_refusal_carries_its_code_and_message(simulator: RunningSimulator, wechatpay: WechatPay,
+                                                       receiver: NotifyReceiver) -> None:
+    out_trade_no = new_trade_no()
+    prepay(wechatpay, receiver, out_trade_no)
+    simulator.client.wechatpay_fail_next(403, "NO_AUTH", "商户无权限")
+
+    with pytest.raises(WechatPayApiError) as refused:
+        wechatpay.query_by_out_trade_no(out_trade_no)
+
+    assert (refused.value.status, refused.value.code, refused.value.message) == (403, "NO_AUTH", "商户无权限")
+    assert wechatpay.query_by_out_trade_no(out_trade_no).trade_state == "NOTPAY"  # only the next call

@@ -54,6 +54,9 @@ class FakeRollups:
         for key, value in sums.items():
             self.sums[key] = self.sums.get(key, 0) + value
 
+    def take_turns(self, members: Collection[str]) -> None:
+        pass  # one unit of work at a time in memory
+
     def neighbour_days(self, members: Sequence[tuple[str, date, str]]) -> dict[tuple[str, date, str], Neighbours]:
         found = {}
         for kind, day, member in members:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import dataclasses
 import functools
 import json
 import threading
@@ -22,17 +23,20 @@ from services.analytics.db import BACKUP_TABLES, SqlAnalyticsUnitOfWork, raw_eve
 from services.analytics.domain import FIGURES, Period, ReportJob
 from services.common.config import ConfigError, Env
 from services.common.db import utcnow
-from services.common.errors import Conflict, InvalidInput, NotFound
+from services.common.errors import Conflict, InvalidInput, NotFound, RateLimited
 from services.common.runtime import main
-from tests.fixtures.analytics_stream import D1, D2, EXPECTED_D1, EXPECTED_D2, EXPECTED_TOTALS, stream
+from tests.fixtures.analytics_stream import D1, D2, EXPECTED_D1, EXPECTED_D2, EXPECTED_TOTALS, at, page_view, stream
 from tests.fixtures.keys import JwtKeys
 from tests.unit.analytics.conftest import consume
 
 PERIOD = Period(D1, D2)
-COLUMNS = ["date", *FIGURES, "net_gmv_fen", "average_order_value_fen"]
-DAILY_ROWS = [[D1.isoformat(), *(EXPECTED_D1[c] for c in COLUMNS[1:])],
-              [D2.isoformat(), *(EXPECTED_D2[c] for c in COLUMNS[1:])],
-              ["total", *(EXPECTED_TOTALS[c] for c in COLUMNS[1:])]]
+COLUMNS = ["date", *FIGURES, "net_gmv_fen", "average_order_value_fen", *reports.LATE_COLUMNS, "plan_subscriptions",
+           "plan_subscription_fen", "refunds_paid_twice", "refund_paid_twice_fen"]
+# The stream has no late payments, plans or refunds paid twice.
+NO_LATE_PAYMENTS = dict.fromkeys((*reports.LATE_COLUMNS, *reports.PLAN_COLUMNS, *reports.TWICE_COLUMNS), 0)
+DAILY_ROWS = [[D1.isoformat(), *({**EXPECTED_D1, **NO_LATE_PAYMENTS}[c] for c in COLUMNS[1:])],
+              [D2.isoformat(), *({**EXPECTED_D2, **NO_LATE_PAYMENTS}[c] for c in COLUMNS[1:])],
+              ["total", *({**EXPECTED_TOTALS, **NO_LATE_PAYMENTS}[c] for c in COLUMNS[1:])]]
 
 
 @pytest.fixture
@@ -155,10 +159,11 @@ def test_the_runner_reports_progress_as_it_goes(counted, delivered, tmp_path: Pa
     seen: list[tuple[str, int]] = []
     original = reports.ReportRunner._save
 
-    def spy(self, job_id: int, **values: object) -> None:  # type: ignore[no-untyped-def]
-        original(self, job_id, **values)
-        now = reports.get_report(counted(), job_id)
+    def spy(self, running: ReportJob, **values: object) -> bool:  # type: ignore[no-untyped-def]
+        saved = original(self, running, **values)
+        now = reports.get_report(counted(), running.id)
         seen.append((now.status, now.percent))
+        return saved
     monkeypatch.setattr(reports.ReportRunner, "_save", spy)
 
     reports.ReportRunner(counted, tmp_path).run_one()
@@ -195,12 +200,72 @@ def test_a_running_job_whose_runner_went_silent_is_taken_over(counted) -> None:
     assert (taken.id, taken.status, taken.attempts) == (job.id, "running", 2)
 
 
+def test_a_runner_taken_over_while_still_writing_neither_spoils_nor_fails_the_report(counted, tmp_path,
+                                                                                   monkeypatch) -> None:
+    # Runner A goes silent mid-file (a long XLSX save, a stalled disk) for longer than HEARTBEAT_STALE: runner B
+    # takes the job over and writes it to the end; then A wakes up and finishes too.
+    job = reports.create_report(counted(), kind="daily", format="csv", from_date=D1.isoformat(),
+                                to_date=D2.isoformat(), requested_by=7)
+    daily, paused, resume, calls = reports.KINDS["daily"], threading.Event(), threading.Event(), []
+
+    def first_one_pauses(uow, period):  # type: ignore[no-untyped-def]
+        report = daily(uow, period)
+        calls.append(period)
+        if len(calls) > 1:
+            return report
+
+        def rows():  # type: ignore[no-untyped-def]
+            them = iter(report.rows)
+            yield next(them)
+            paused.set()
+            resume.wait(30)
+            yield from them
+        return dataclasses.replace(report, rows=rows())
+
+    monkeypatch.setitem(reports.KINDS, "daily", first_one_pauses)
+    files = tmp_path / "reports"
+    runner = reports.ReportRunner(counted, files)
+    silent = threading.Thread(target=runner.run_one)
+    silent.start()
+    assert paused.wait(30)
+    later = utcnow() + reports.HEARTBEAT_STALE + timedelta(seconds=1)
+    monkeypatch.setattr(reports, "utcnow", lambda: later)
+    assert runner.run_one()  # B
+    resume.set()
+    silent.join()
+
+    done = reports.get_report(counted(), job.id)
+    assert (done.status, done.attempts, done.error) == ("done", 2, "")
+    assert read_csv(files / done.file_name) == [COLUMNS, *([str(v) for v in row] for row in DAILY_ROWS)]
+    assert done.size_bytes == (files / done.file_name).stat().st_size
+    assert [path.name for path in files.iterdir()] == [done.file_name]  # the other attempt's file removed
+
+
 @pytest.mark.parametrize(("kind", "fmt", "code"), [("payroll", "csv", "REPORT_KIND_INVALID"),
                                                    ("daily", "pdf", "REPORT_FORMAT_INVALID")])
 def test_unknown_kinds_and_formats_are_refused(uow, kind: str, fmt: str, code: str) -> None:
     with pytest.raises(InvalidInput) as refused:
         reports.create_report(uow(), kind=kind, format=fmt, from_date="", to_date="", requested_by=7)
     assert refused.value.code == code
+
+
+def test_an_analyst_has_at_most_ten_reports_under_way_at_once(uow) -> None:
+    # Each export may read a year of raw events and keeps a file for days: one account cannot queue without end.
+    def ask(requested_by: int) -> ReportJob:
+        return reports.create_report(uow(), kind="events", format="xlsx", from_date="2026-01-01",
+                                     to_date="2026-12-31", requested_by=requested_by)
+
+    mine = [ask(7) for _ in range(reports.MAX_REPORTS_UNDER_WAY)]
+    with pytest.raises(RateLimited) as refused:
+        ask(7)
+    others = ask(8)  # another analyst's are counted apart
+    with uow() as unit:  # one of user 7's is done: room for the next
+        unit.reports.update(mine[0].id, status="done")
+        unit.commit()
+    again = ask(7)
+
+    assert (refused.value.code, refused.value.details) == ("REPORTS_UNDER_WAY", {"under_way": 10, "retry_after": 60})
+    assert (others.status, again.status, again.id) == ("queued", "queued", others.id + 1)
 
 
 def test_an_unknown_report_is_not_found(uow) -> None:
@@ -221,6 +286,21 @@ def test_a_backup_has_every_analytics_table_and_a_manifest_of_row_counts(counted
     assert header == ["event_id", "event_type", "aggregate_id", "occurred_at", "day", "payload"]
     assert {row[0]: base64.b64decode(row[5]) for row in rows} == payloads
     assert len(read_csv(tmp_path / "backup" / "daily_counters.csv")) == counts["daily_counters"] + 1
+
+
+def test_a_backup_keeps_text_a_spreadsheet_would_run_as_it_is_in_the_table(uow, engine, tmp_path) -> None:
+    # A device id may start with "-" (the gateway allows [A-Za-z0-9._:-]) and a region is free text: a report's
+    # file writes such text with a leading apostrophe, but a backup is the table's copy and must keep it as it is.
+    consume(uow(), [page_view("-dev12345", "-s1", at(D1, 9), region="=HYPERLINK(1)")])  # type: ignore[arg-type]
+
+    reports.backup(engine, BACKUP_TABLES, tmp_path / "backup")
+
+    header, *rows = read_csv(tmp_path / "backup" / "raw_events.csv")
+    assert [row[header.index("aggregate_id")] for row in rows] == ["-dev12345"]
+    header, *rows = read_csv(tmp_path / "backup" / "daily_members.csv")
+    assert sorted(row[header.index("member")] for row in rows) == ["-dev12345", "-dev12345/-s1"]
+    header, *rows = read_csv(tmp_path / "backup" / "daily_breakdowns.csv")
+    assert {row[header.index("key")] for row in rows} == {"=HYPERLINK(1)"}
 
 
 def test_the_cli_exports_a_report_to_a_file(counted, engine, tmp_path: Path, jwt_keys: JwtKeys, monkeypatch) -> None:

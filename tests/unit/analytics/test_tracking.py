@@ -64,3 +64,16 @@ def test_the_published_view_carries_both_times_and_the_one_counted(uow: FakeAnal
 
     event = uow.published[0].payload
     assert (event.client_ts.ToDatetime(tzinfo=UTC), event.viewed_at.ToDatetime(tzinfo=UTC)) == (far_past, RECEIVED)
+
+
+def test_a_phone_or_id_number_in_a_page_path_is_kept_masked(uow: FakeAnalyticsUnitOfWork) -> None:
+    # Page paths carry the mini-program's query strings; a share link may hold a phone number. What is kept (raw
+    # events, the events export, backups) is for analysts: the number is masked before it is written.
+    shared = PageViewInput("s1", "pages/share/share?from=13800138000&id=5", "pages/me/me?id=110101199003071234",
+                           RECEIVED, "")
+
+    service.track_page_views(uow, device_id="dev-1", user_id=0, views=[shared], now=RECEIVED)
+
+    event = uow.published[0].payload
+    assert (event.page, event.referrer) == ("pages/share/share?from=138****8000&id=5",
+                                            "pages/me/me?id=1101**********1234")

@@ -54,6 +54,8 @@ def test_a_signed_callback_verifies(client: Bankcard) -> None:
     ((callback()[0], callback()[1].replace(b"5000", b"5001")), "does not verify"),
     (callback(timestamp=NOW - 301), "within 300 seconds"),
     (callback(merchant_id="M2"), "merchant_id"),
+    (callback(currency="USD"), "currency 'USD'"),
+    (callback(timestamp=NOW + 301), "within 300 seconds"),
     (callback(amount_fen="5000"), "integers"),
     (({"X-Bankcard-Signature": sign(SECRET, b"[]")}, b"[]"), "not a bank-card payment callback"),
 ])

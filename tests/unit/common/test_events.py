@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from mall.events.v1.envelope_pb2 import EventEnvelope
+from mall.events.v1.member_events_pb2 import MemberPlanSubscribed
+from mall.events.v1.order_events_pb2 import RefundPaidTwice
 from mall.events.v1.user_events_pb2 import UserRegistered
 
 from services.common import events
@@ -83,8 +85,21 @@ def test_every_registered_event_type_is_the_kebab_case_name_of_its_message() -> 
 
 
 def test_topics_list_every_event_type_once() -> None:
-    assert len(events.TOPICS) == len(set(events.TOPICS)) == 19
+    assert len(events.TOPICS) == len(set(events.TOPICS)) == 21
     assert set(events.EVENT_TYPES.values()) <= set(events.TOPICS)
+
+
+def test_a_paid_plan_bought_with_the_wallet_is_an_event_of_its_own() -> None:
+    assert events.event_type_of(MemberPlanSubscribed) == "member-plan-subscribed"
+    assert [f.name for f in MemberPlanSubscribed.DESCRIPTOR.fields] == [
+        "user_id", "member_no", "plan_id", "plan_name", "amount_fen", "posting_key", "balance_fen", "subscribed_at",
+        "expires_at"]
+
+
+def test_a_refund_paid_twice_is_an_event_of_its_own() -> None:
+    assert events.event_type_of(RefundPaidTwice) == "refund-paid-twice"
+    assert [f.name for f in RefundPaidTwice.DESCRIPTOR.fields] == [
+        "order_no", "user_id", "refund_no", "amount_fen", "channel", "paid_at"]
 
 
 # The event types shared/ARCHITECTURE.md ("Events") names; the code may add more (README, "Where the code goes beyond").

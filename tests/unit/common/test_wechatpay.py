@@ -158,7 +158,7 @@ def test_prepay_sends_the_jsapi_order_signed_and_returns_the_prepay_id(
     assert sent.headers["Wechatpay-Serial"] == SERIAL  # the public-key id the merchant verifies with
     assert json.loads(sent.body) == {
         "appid": APPID, "mchid": MCHID, "description": "MiniMall 订单", "out_trade_no": "T202611290001",
-        "time_expire": "2026-11-29T11:00:00+00:00", "notify_url": "https://shop.example/payments/wechat/notify",
+        "time_expire": "2026-11-29T19:00:00+08:00", "notify_url": "https://shop.example/payments/wechat/notify",
         "amount": {"total": 12_345, "currency": "CNY"}, "payer": {"openid": "o-payer"}}
     fields = dict(re.findall(r'(\w+)="([^"]*)"', sent.headers["Authorization"]))
     message = f"POST\n/v3/pay/transactions/jsapi\n{NOW}\n{fields['nonce_str']}\n".encode() + sent.body + b"\n"
@@ -347,7 +347,7 @@ def test_a_refund_notify_gives_the_refund(pay: WechatPay, platform_key: rsa.RSAP
     resource = {"mchid": MCHID, "out_trade_no": "T1", "transaction_id": "4200001", "out_refund_no": "R1",
                 "refund_id": "50001", "refund_status": "SUCCESS", "success_time": "2026-11-29T18:40:00+08:00",
                 "amount": {"total": 12_345, "refund": 100, "payer_total": 12_345, "payer_refund": 100}}
-    body = notify_body(resource, original_type="refund")
+    body = envelope(resource, event_type="REFUND.SUCCESS", original_type="refund")
 
     refund = pay.verify_refund_notify(signed_headers(platform_key, body), body)
 
@@ -448,3 +448,195 @@ def test_a_transfer_posts_the_bill_and_reads_the_signed_answer(pay: WechatPay, s
     assert session.sent[1].path_url == "/v3/fund-app/mch-transfer/transfer-bills/out-bill-no/W1"
     assert (bill.state, bill.transfer_bill_no, queried.state, queried.fail_reason) == (
         "SUCCESS", "1330X", "FAIL", "PAYEE_ACCOUNT_ABNORMAL")
+
+
+# -- protocol review: envelope, currency, retryable refusals, deadline format ---------------------
+
+
+def envelope(resource: dict[str, Any], *, event_type: str, original_type: str,
+             resource_type: str = "encrypt-resource") -> bytes:
+    """A notify body like `notify_body`, with its envelope's event_type and resource_type chosen."""
+    data = json.loads(notify_body(resource, original_type=original_type))
+    data.update(event_type=event_type, resource_type=resource_type)
+    return json.dumps(data, ensure_ascii=False).encode()
+
+
+def refund_resource(status: str) -> dict[str, Any]:
+    return {"mchid": MCHID, "out_trade_no": "T1", "transaction_id": "4200001", "out_refund_no": "R1",
+            "refund_id": "50001", "refund_status": status,
+            "amount": {"total": 12_345, "refund": 100, "payer_total": 12_345, "payer_refund": 100, "currency": "CNY"}}
+
+
+def test_a_payment_notify_whose_event_is_not_transaction_success_is_rejected(
+        pay: WechatPay, platform_key: rsa.RSAPrivateKey) -> None:
+    body = envelope(transaction(), event_type="REFUND.SUCCESS", original_type="transaction")
+
+    with pytest.raises(NotifyRejected, match="event_type 'REFUND.SUCCESS'"):
+        pay.verify_notify(signed_headers(platform_key, body), body)
+
+
+def test_a_notify_that_is_not_an_encrypted_resource_is_rejected(
+        pay: WechatPay, platform_key: rsa.RSAPrivateKey) -> None:
+    body = envelope(transaction(), event_type="TRANSACTION.SUCCESS", original_type="transaction",
+                    resource_type="plain-resource")
+
+    with pytest.raises(NotifyRejected, match="resource_type"):
+        pay.verify_notify(signed_headers(platform_key, body), body)
+
+
+@pytest.mark.parametrize("status", ["SUCCESS", "ABNORMAL", "CLOSED"])
+def test_each_refund_notify_event_gives_its_refund_status(pay: WechatPay, platform_key: rsa.RSAPrivateKey,
+                                                          status: str) -> None:
+    body = envelope(refund_resource(status), event_type=f"REFUND.{status}", original_type="refund")
+
+    assert pay.verify_refund_notify(signed_headers(platform_key, body), body).status == status
+
+
+def test_a_refund_notify_whose_event_contradicts_its_status_is_rejected(
+        pay: WechatPay, platform_key: rsa.RSAPrivateKey) -> None:
+    body = envelope(refund_resource("CLOSED"), event_type="REFUND.SUCCESS", original_type="refund")
+
+    with pytest.raises(NotifyRejected, match="REFUND.SUCCESS.*CLOSED"):
+        pay.verify_refund_notify(signed_headers(platform_key, body), body)
+
+
+def test_a_refund_notify_of_an_unknown_event_is_rejected(pay: WechatPay, platform_key: rsa.RSAPrivateKey) -> None:
+    body = envelope(refund_resource("SUCCESS"), event_type="TRANSACTION.SUCCESS", original_type="refund")
+
+    with pytest.raises(NotifyRejected, match="event_type 'TRANSACTION.SUCCESS'"):
+        pay.verify_refund_notify(signed_headers(platform_key, body), body)
+
+
+def test_a_refund_notify_for_another_merchant_is_rejected(pay: WechatPay, platform_key: rsa.RSAPrivateKey) -> None:
+    body = envelope({**refund_resource("SUCCESS"), "mchid": "1900000000"}, event_type="REFUND.SUCCESS",
+                    original_type="refund")
+
+    with pytest.raises(NotifyRejected, match="mchid does not match"):
+        pay.verify_refund_notify(signed_headers(platform_key, body), body)
+
+
+def test_a_payment_notify_in_another_currency_is_rejected(pay: WechatPay, platform_key: rsa.RSAPrivateKey) -> None:
+    body = notify_body(transaction(amount={"total": 12_345, "payer_total": 12_345, "currency": "USD"}))
+
+    with pytest.raises(NotifyRejected, match="currency 'USD'"):
+        pay.verify_notify(signed_headers(platform_key, body), body)
+
+
+def test_a_refund_notify_in_another_currency_is_rejected(pay: WechatPay, platform_key: rsa.RSAPrivateKey) -> None:
+    resource = refund_resource("SUCCESS")
+    resource["amount"]["currency"] = "HKD"
+    body = envelope(resource, event_type="REFUND.SUCCESS", original_type="refund")
+
+    with pytest.raises(NotifyRejected, match="currency 'HKD'"):
+        pay.verify_refund_notify(signed_headers(platform_key, body), body)
+
+
+def test_a_query_answer_in_another_currency_is_not_trusted(
+        pay: WechatPay, session: FakeSession, platform_key: rsa.RSAPrivateKey) -> None:
+    session.answers.append(signed_answer(platform_key, 200, transaction(
+        amount={"total": 12_345, "payer_total": 12_345, "currency": "USD"})))
+
+    with pytest.raises(WechatPayUnavailable, match="currency 'USD'"):
+        pay.query_by_out_trade_no("T202611290001")
+
+
+def test_a_payment_notify_that_is_not_paid_is_still_reported_with_its_state(
+        pay: WechatPay, platform_key: rsa.RSAPrivateKey) -> None:
+    body = notify_body(transaction(trade_state="PAYERROR", transaction_id=None, success_time=None))
+
+    assert pay.verify_notify(signed_headers(platform_key, body), body).trade_state == "PAYERROR"
+
+
+def test_a_rate_limited_refund_is_unavailable_not_a_refusal(
+        pay: WechatPay, session: FakeSession, platform_key: rsa.RSAPrivateKey) -> None:
+    session.answers.append(signed_answer(platform_key, 429, {"code": "FREQUENCY_LIMITED", "message": "频率超限"}))
+
+    with pytest.raises(WechatPayUnavailable, match="429 FREQUENCY_LIMITED"):
+        pay.refund(out_trade_no="T202611290001", out_refund_no="R1", refund_fen=100, total_fen=12_345)
+
+
+def test_a_refused_refund_keeps_its_code_and_message(
+        pay: WechatPay, session: FakeSession, platform_key: rsa.RSAPrivateKey) -> None:
+    session.answers.append(signed_answer(platform_key, 403, {"code": "NOT_ENOUGH", "message": "余额不足"}))
+
+    with pytest.raises(WechatPayApiError) as raised:
+        pay.refund(out_trade_no="T202611290001", out_refund_no="R1", refund_fen=100, total_fen=12_345)
+
+    assert (raised.value.status, raised.value.code, raised.value.message) == (403, "NOT_ENOUGH", "余额不足")
+
+
+def test_a_signed_error_answer_whose_signature_fails_is_unavailable_not_a_refusal(
+        pay: WechatPay, session: FakeSession, merchant_key: rsa.RSAPrivateKey) -> None:
+    session.answers.append(signed_answer(merchant_key, 404, {"code": "ORDER_NOT_EXIST", "message": "forged"}))
+
+    with pytest.raises(WechatPayUnavailable, match="does not verify"):
+        pay.query_by_out_trade_no("T404")
+
+
+def test_the_prepay_deadline_is_sent_in_beijing_time(
+        pay: WechatPay, session: FakeSession, platform_key: rsa.RSAPrivateKey) -> None:
+    session.answers.append(signed_answer(platform_key, 200, {"prepay_id": "wx29183005abc"}))
+
+    pay.jsapi_prepay(out_trade_no="T202611290001", description="d", amount_fen=1, payer_openid="o",
+                     notify_url="https://n.example/notify", time_expire=datetime(2026, 11, 29, 23, 30, tzinfo=UTC))
+
+    assert json.loads(session.sent[0].body)["time_expire"] == "2026-11-30T07:30:00+08:00"
+
+
+def test_a_timed_out_request_is_sent_once(pay: WechatPay, session: FakeSession) -> None:
+    def timeout(request: requests.PreparedRequest, **_: Any) -> requests.Response:
+        session.sent.append(request)
+        raise requests.Timeout("read timed out")
+
+    session.send = timeout  # type: ignore[method-assign]
+
+    with pytest.raises(WechatPayUnavailable, match="Timeout"):
+        pay.refund(out_trade_no="T202611290001", out_refund_no="R1", refund_fen=100, total_fen=12_345)
+
+    assert len(session.sent) == 1  # never re-sent blindly: the refund engine queries, then resends by number
+
+
+@pytest.mark.parametrize(("field", "value"), [("out_trade_no", "T202611290002"), ("mchid", "1900000000"),
+                                              ("appid", "wx0000000000000000")])
+def test_a_query_answer_about_another_transaction_or_merchant_is_not_trusted(
+        pay: WechatPay, session: FakeSession, platform_key: rsa.RSAPrivateKey, field: str, value: str) -> None:
+    session.answers.append(signed_answer(platform_key, 200, transaction(**{field: value})))
+
+    with pytest.raises(WechatPayUnavailable, match=f"{field} is not the one asked"):
+        pay.query_by_out_trade_no("T202611290001")
+
+
+def test_a_refund_answer_about_another_refund_is_not_trusted(
+        pay: WechatPay, session: FakeSession, platform_key: rsa.RSAPrivateKey) -> None:
+    refund = {"refund_id": "5000001", "out_refund_no": "R2", "transaction_id": "4200001",
+              "out_trade_no": "T202611290001", "status": "SUCCESS", "amount": {"refund": 100, "total": 12_345}}
+    session.answers.extend(signed_answer(platform_key, 200, refund) for _ in range(2))
+
+    with pytest.raises(WechatPayUnavailable, match="out_refund_no is not the one asked"):
+        pay.refund(out_trade_no="T202611290001", out_refund_no="R1", refund_fen=100, total_fen=12_345)
+    with pytest.raises(WechatPayUnavailable, match="out_refund_no is not the one asked"):
+        pay.query_refund("R1")
+
+
+def test_a_platform_certificate_listed_under_its_serial_in_lower_case_verifies_notifies(
+        settings: WechatPaySettings, platform_key: rsa.RSAPrivateKey) -> None:
+    serial = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1"  # how WeChat Pay writes it in Wechatpay-Serial
+    pay = WechatPay(replace(settings, platform_keys={serial.lower(): self_signed(platform_key, int(serial, 16))}),
+                    clock=lambda: NOW)
+    body = notify_body(transaction())
+
+    assert pay.verify_notify(signed_headers(platform_key, body, serial=serial), body).amount_total_fen == 12_345
+
+
+def test_notifies_verify_under_each_platform_key_while_they_rotate(
+        settings: WechatPaySettings, platform_key: rsa.RSAPrivateKey) -> None:
+    new_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    old_serial, new_serial = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1", "PUB_KEY_ID_0119000001092026000000000000000002"
+    pay = WechatPay(replace(settings, platform_keys={old_serial: self_signed(platform_key, int(old_serial, 16)),
+                                                     new_serial: pem_public(new_key)}), clock=lambda: NOW)
+    body = notify_body(transaction())
+
+    assert pay.verify_notify(signed_headers(platform_key, body, serial=old_serial), body).out_trade_no
+    assert pay.verify_notify(signed_headers(new_key, body, serial=new_serial), body).out_trade_no
+    with pytest.raises(NotifyRejected, match="does not verify"):  # each serial names its own key, no other
+        pay.verify_notify(signed_headers(new_key, body, serial=old_serial), body)

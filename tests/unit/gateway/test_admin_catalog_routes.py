@@ -85,3 +85,12 @@ def test_a_shopper_may_not_change_catalogue_settings(client: FlaskClient, client
         ("GET", f"{API}/admin/delivery-estimates", None))}
 
     assert (statuses, clients.product.SaveCategory.calls, clients.product.SaveBrand.calls) == ({403}, [], [])
+
+
+def test_a_brand_logo_that_is_not_our_media_or_https_is_a_400_before_the_service(
+        client: FlaskClient, clients: FakeServices, bearer: Callable[..., dict[str, str]]) -> None:
+    response = client.post(f"{API}/admin/brands", json={"name": "膳魔师", "logo": "javascript:alert(1)"},
+                           headers=bearer(roles="operator"))
+
+    assert (response.status_code, list(response.get_json()["error"]["details"]), clients.product.SaveBrand.calls) == (
+        400, ["logo"], [])

@@ -93,7 +93,7 @@ REQUEST_FIELDS: dict[tuple[str, str], list[str]] = {
     ("POST", "/admin/products"): ["name", "subtitle", "category_id", "brand_id", "description", "images",
                                   "params[].name", "params[].value", "specs[].name", "specs[].values",
                                   "skus[].spec", "skus[].price_fen", "skus[].market_price_fen", "skus[].stock"],
-    ("POST", "/admin/products/{product_id}/audit"): ["approve", "reason"],
+    ("POST", "/admin/products/{product_id}/audit"): ["approve", "reason", "version"],
     ("POST", "/admin/products/{product_id}/shelf"): ["on_shelf"],
     ("POST", "/admin/orders/{order_id}/cancel-review"): ["approve", "reason"],
     ("POST", "/admin/after-sales/{case_id}/decision"): ["approve", "note"],

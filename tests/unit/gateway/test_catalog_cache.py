@@ -102,8 +102,8 @@ def test_a_change_of_one_product_drops_its_pages_and_the_lists_and_keeps_every_o
     assert service_calls(clients) == ([5, 5, 6, 5, 5], 2, 1)  # product 6 and the categories stayed cached
 
 
-@pytest.mark.parametrize("reason", ["stock_status", "stock"])
-def test_a_stock_change_of_one_product_drops_its_pages_only(client: FlaskClient, clients: FakeServices, tail: Tail,
+@pytest.mark.parametrize("reason", ["stock_status", "stock", "review"])
+def test_a_stock_or_review_change_of_one_product_drops_its_pages_only(client: FlaskClient, clients: FakeServices, tail: Tail,
                                                            reason: str) -> None:
     clients.product.ViewProduct.answer = lambda request: phone(id=request.id)
     clients.product.SearchProducts.reply = product_pb2.SearchProductsResponse(items=[phone()], total=1)
@@ -112,7 +112,7 @@ def test_a_stock_change_of_one_product_drops_its_pages_only(client: FlaskClient,
     tail.deliver(product_changed(5, reason=reason))  # a reservation sold out a SKU of product 5
     read_every_page(client)
 
-    assert service_calls(clients) == ([5, 5, 6, 5, 5], 1, 1)  # lists show no stock: they stayed cached
+    assert service_calls(clients) == ([5, 5, 6, 5, 5], 1, 1)  # lists show no stock, no rating: they stayed cached
 
 
 def test_a_catalogue_wide_change_drops_every_page(client: FlaskClient, clients: FakeServices, tail: Tail) -> None:

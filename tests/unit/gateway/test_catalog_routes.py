@@ -284,3 +284,41 @@ def test_an_edit_from_a_stale_form_is_409_with_the_current_version(
 
     assert (response.status_code, response.get_json()["error"]["code"], response.get_json()["error"]["details"]) == (
         409, "PRODUCT_CHANGED", {"version": 4})
+
+
+def test_an_audit_sends_the_version_the_auditor_read(client: FlaskClient, clients: FakeServices,
+                                                      bearer: Callable[..., dict[str, str]]) -> None:
+    clients.product.AuditProduct.reply = phone(version=3)
+
+    client.post(f"{API}/admin/products/5/audit", json={"approve": True, "version": 3}, headers=bearer(roles="admin"))
+
+    assert clients.product.AuditProduct.calls[0].message == product_pb2.AuditProductRequest(id=5, approve=True,
+                                                                                             version=3)
+
+
+def test_an_audit_without_the_version_read_is_refused_before_the_product_service(
+        client: FlaskClient, clients: FakeServices, bearer: Callable[..., dict[str, str]]) -> None:
+    response = client.post(f"{API}/admin/products/5/audit", json={"approve": True}, headers=bearer(roles="admin"))
+
+    assert (response.status_code, response.get_json()["error"]["details"], clients.product.AuditProduct.calls) == (
+        400, {"version": "Field required"}, [])
+
+
+def test_a_product_image_that_is_not_our_media_or_https_is_refused_before_the_product_service(
+        client: FlaskClient, clients: FakeServices, bearer: Callable[..., dict[str, str]]) -> None:
+    response = client.post(f"{API}/admin/products", json={**NEW_PRODUCT, "images": ["javascript:alert(1)"]},
+                           headers=bearer(roles="operator"))
+
+    assert (response.status_code, list(response.get_json()["error"]["details"]), clients.product.CreateProduct.calls) \
+        == (400, ["images.0"], [])
+
+
+def test_a_sku_price_above_the_shop_maximum_is_refused_before_the_product_service(
+        client: FlaskClient, clients: FakeServices, bearer: Callable[..., dict[str, str]]) -> None:
+    sku = {"spec": {"颜色": "黑"}, "price_fen": 100_000_001, "stock": 1}
+
+    response = client.post(f"{API}/admin/products", json={**NEW_PRODUCT, "skus": [sku]},
+                           headers=bearer(roles="operator"))
+
+    assert (response.status_code, list(response.get_json()["error"]["details"]), clients.product.CreateProduct.calls) \
+        == (400, ["skus.0.price_fen"], [])

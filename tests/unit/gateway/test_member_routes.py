@@ -40,6 +40,15 @@ def test_signup_passes_channel_and_invite_code(client: FlaskClient, clients, bea
         pb.SignUpRequest(channel="invitation", invite_code="ABCD1234")]
 
 
+def test_signup_refuses_the_purchase_channel_which_the_shop_records_itself(client: FlaskClient, clients,
+                                                                          bearer: Callable) -> None:
+    response = client.post("/api/v1/member/signup", json={"channel": "purchase"}, headers=bearer())
+
+    error = response.get_json()["error"]
+    assert (response.status_code, error["code"], list(error["details"]), clients.member.SignUp.calls) == (
+        400, "INVALID_REQUEST", ["channel"], [])
+
+
 def test_the_ledger_is_a_page_of_entries_in_fen_named_fen(client: FlaskClient, clients, bearer: Callable) -> None:
     clients.member.ListWalletEntries.reply = pb.ListEntriesResponse(total=41, entries=[pb.LedgerEntry(
         id=7, account="available", amount=-6_000, balance_after=4_000, kind="withdrawal_requested",
@@ -436,3 +445,55 @@ def test_claiming_a_disabled_template_is_422(client: FlaskClient, clients, beare
     response = client.post("/api/v1/member/coupons/claim", json={"template_id": 5}, headers=bearer())
 
     assert (response.status_code, response.get_json()["error"]["code"]) == (422, "COUPON_TEMPLATE_DISABLED")
+
+
+def test_a_claim_passes_its_idempotency_key_and_answers_201(client: FlaskClient, clients, bearer: Callable) -> None:
+    clients.member.ClaimCoupon.reply = pb.Coupon(id=8, template=coupon_template(), status="available",
+                                                     claimed_at=JOINED)
+
+    response = client.post("/api/v1/member/coupons/claim", json={"template_id": 5},
+                           headers={**bearer(), "Idempotency-Key": "tap-1"})
+
+    assert [c.message for c in clients.member.ClaimCoupon.calls] == [
+        pb.ClaimCouponRequest(template_id=5, idempotency_key="tap-1")]
+    assert (response.status_code, response.get_json()["id"]) == (201, 8)
+
+
+def test_a_claim_without_an_idempotency_key_still_claims(client: FlaskClient, clients, bearer: Callable) -> None:
+    clients.member.ClaimCoupon.reply = pb.Coupon(id=8, template=coupon_template(), status="available",
+                                                     claimed_at=JOINED)
+
+    response = client.post("/api/v1/member/coupons/claim", json={"template_id": 5}, headers=bearer())
+
+    assert [c.message for c in clients.member.ClaimCoupon.calls] == [pb.ClaimCouponRequest(template_id=5)]
+    assert response.status_code == 201
+
+
+def test_a_claim_with_a_malformed_idempotency_key_is_refused(client: FlaskClient, clients, bearer: Callable) -> None:
+    response = client.post("/api/v1/member/coupons/claim", json={"template_id": 5},
+                           headers={**bearer(), "Idempotency-Key": "x" * 129})
+
+    assert (response.status_code, response.get_json()["error"]["code"], clients.member.ClaimCoupon.calls) == (
+        400, "IDEMPOTENCY_KEY_INVALID", [])
+
+
+def test_a_claim_key_reused_for_another_template_is_a_409(client: FlaskClient, clients, bearer: Callable,
+                                                         rpc_error) -> None:
+    status, message, trailers = to_grpc(key_reused())
+    clients.member.ClaimCoupon.error = rpc_error(status, message, trailers)
+
+    response = client.post("/api/v1/member/coupons/claim", json={"template_id": 6},
+                           headers={**bearer(), "Idempotency-Key": "tap-1"})
+
+    assert (response.status_code, response.get_json()["error"]["code"]) == (409, "IDEMPOTENCY_KEY_REUSED")
+    assert clients.member.ClaimCoupon.calls[0].message.idempotency_key == "tap-1"
+
+
+def test_the_openapi_document_declares_the_claims_idempotency_key_optional(client: FlaskClient) -> None:
+    spec = client.get("/openapi.json").get_json()
+
+    claim = spec["paths"]["/api/v1/member/coupons/claim"]["post"]
+    withdrawal = spec["paths"]["/api/v1/member/withdrawals"]["post"]
+    assert [(p["name"], p["in"], p["required"]) for p in claim["parameters"]] == [("Idempotency-Key", "header", False)]
+    assert [(p["name"], p["required"]) for p in withdrawal["parameters"]] == [("Idempotency-Key", True)]
+    assert "409 IDEMPOTENCY_KEY_REUSED" in claim["description"]

@@ -160,6 +160,12 @@ def test_docs_page_shows_every_operation(client: FlaskClient, spec: dict) -> Non
     assert [path for path in spec["paths"] if f"<code>{path}</code>" not in page] == []
 
 
+def test_docs_page_shows_each_request_body_with_its_media_type(client: FlaskClient) -> None:
+    page = client.get("/docs").get_data(as_text=True)
+
+    assert ("application/json: {" in page, "multipart/form-data: {" in page) == (True, True)
+
+
 def test_the_docs_page_runs_and_loads_nothing_but_its_own_style_and_is_never_framed(client: FlaskClient) -> None:
     response = client.get("/docs")
 

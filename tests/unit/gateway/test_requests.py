@@ -6,6 +6,7 @@ import re
 
 import pytest
 from flask.testing import FlaskClient
+from mall.order.v1 import order_pb2
 
 from services.common.logs import request_id_var
 
@@ -86,6 +87,58 @@ def test_body_values_are_not_coerced(client: FlaskClient, clients) -> None:
 
     assert (response.status_code, response.get_json()["error"]["details"], clients.user.LoginWithSms.calls) == (
         400, {"code": "Input should be a valid string"}, [])
+
+
+CART_ITEMS = "/api/v1/cart/items"
+
+
+def test_a_whole_number_written_with_a_fraction_is_that_integer(client: FlaskClient, clients, bearer) -> None:
+    # JSON has one number type: to JSON Schema (the OpenAPI document) 2.0 is the integer 2. Found by schemathesis.
+    clients.order.AddCartItem.reply = order_pb2.CartItem(id=1, sku_id=101, quantity=2, valid=True)
+
+    response = client.post(CART_ITEMS, data='{"sku_id": 101.0, "quantity": 2e0}', content_type="application/json",
+                           headers=bearer())
+
+    assert (response.status_code, clients.order.AddCartItem.calls[0].message) == (
+        201, order_pb2.AddCartItemRequest(sku_id=101, quantity=2))
+
+
+def test_whole_numbers_with_a_fraction_in_a_list_of_ids_are_those_integers(client: FlaskClient, clients,
+                                                                           bearer) -> None:
+    clients.order.QuoteCheckout.reply = order_pb2.CheckoutQuote()
+
+    response = client.post("/api/v1/checkout/preview", data='{"cart_item_ids": [3.0, 4], "address_id": 7.0}',
+                           content_type="application/json", headers=bearer())
+
+    assert (response.status_code, clients.order.QuoteCheckout.calls[0].message) == (
+        200, order_pb2.CheckoutRequest(cart_item_ids=[3, 4], address_id=7))
+
+
+@pytest.mark.parametrize(("quantity", "problem"), [
+    ("2.5", "Input should be a valid integer"),
+    ('"2"', "Input should be a valid integer"),
+    ("true", "Input should be a valid integer"),
+    ("1e300", "Input should be a valid integer"),
+    ("1e3", "Input should be less than or equal to 999"),
+])
+def test_a_number_that_is_not_whole_is_still_refused(client: FlaskClient, clients, bearer, quantity: str,
+                                                     problem: str) -> None:
+    response = client.post(CART_ITEMS, data=f'{{"sku_id": 101, "quantity": {quantity}}}',
+                           content_type="application/json", headers=bearer())
+
+    assert (response.status_code, response.get_json()["error"]["details"], clients.order.AddCartItem.calls) == (
+        400, {"quantity": problem}, [])
+
+
+def test_a_whole_number_with_a_fraction_is_read_from_its_text_not_through_a_float(client: FlaskClient, clients,
+                                                                                  bearer) -> None:
+    # As a float 9007199254740993.0 would be 9007199254740992: another SKU than the one the client named.
+    clients.order.AddCartItem.reply = order_pb2.CartItem(id=1, sku_id=9007199254740993, quantity=1, valid=True)
+
+    response = client.post(CART_ITEMS, data='{"sku_id": 9007199254740993.0, "quantity": 1}',
+                           content_type="application/json", headers=bearer())
+
+    assert (response.status_code, clients.order.AddCartItem.calls[0].message.sku_id) == (201, 9007199254740993)
 
 
 def test_unknown_body_field_is_refused(client: FlaskClient) -> None:

@@ -44,7 +44,7 @@ def test_a_review_names_the_orders_number_and_line_and_the_buyers_nickname(clien
     response = client.post(f"{API}/orders/5/lines/9/review", json={"rating": 4, "content": "好", "images": [IMAGE]},
                            headers=auth)
 
-    assert (response.status_code, response.get_json()) == (201, {**SHOWN, "order_no": "N5", "line_id": 9})
+    assert (response.status_code, response.get_json()) == (201, {**SHOWN, "order_no": "N5", "line_id": 9, "hidden": False})
     assert ready.order.GetOrder.calls[0].message == order_pb2.GetOrderRequest(id=5)
     assert ready.product.CreateReview.calls[0].message == product_pb2.CreateReviewRequest(
         order_no="N5", line_id=9, rating=4, content="好", images=[IMAGE], buyer_nickname="张三")
@@ -115,5 +115,35 @@ def test_my_reviews_show_their_order_lines(client: FlaskClient, clients: FakeSer
     response = client.get(f"{API}/me/reviews", headers=auth)
 
     assert clients.product.ListMyReviews.calls[0].message == product_pb2.ListMyReviewsRequest(offset=0, limit=20)
-    assert response.get_json() == {"items": [{**SHOWN, "order_no": "N5", "line_id": 9}], "page": 1, "page_size": 20,
+    assert response.get_json() == {"items": [{**SHOWN, "order_no": "N5", "line_id": 9, "hidden": False}], "page": 1, "page_size": 20,
                                    "total": 1}
+
+
+def test_customer_service_hides_a_review_of_a_product_with_a_reason(client: FlaskClient, clients: FakeServices,
+                                                                    bearer: Callable[..., dict[str, str]]) -> None:
+    clients.product.HideReview.reply = product_pb2.Review(
+        id=1, product_id=3, sku_id=11, spec={"颜色": "黑"}, rating=1, content="广告", buyer="张***", created_at=AT,
+        hidden=True)
+
+    response = client.post(f"{API}/admin/products/3/reviews/1/hide", json={"reason": "广告"},
+                           headers=bearer(roles="customer_service"))
+
+    assert (response.status_code, response.get_json()["hidden"], clients.product.HideReview.calls[0].message) == (
+        200, True, product_pb2.HideReviewRequest(product_id=3, id=1, reason="广告"))
+
+
+def test_a_shopper_may_not_hide_a_review(client: FlaskClient, clients: FakeServices, auth: dict[str, str]) -> None:
+    response = client.post(f"{API}/admin/products/3/reviews/1/hide", json={"reason": "差评"}, headers=auth)
+
+    assert (response.status_code, clients.product.HideReview.calls) == (403, [])
+
+
+def test_my_reviews_say_which_ones_staff_hid(client: FlaskClient, clients: FakeServices, auth: dict[str, str]) -> None:
+    hidden = product_pb2.Review()
+    hidden.CopyFrom(REVIEW)
+    hidden.hidden = True
+    clients.product.ListMyReviews.reply = product_pb2.ListReviewsResponse(items=[hidden], total=1)
+
+    body = client.get(f"{API}/me/reviews", headers=auth).get_json()
+
+    assert body["items"][0]["hidden"] is True

@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
 
-from gateway.storage import LocalMediaStorage, StorageUnavailable
+from gateway.storage import LocalMediaStorage, S3MediaStorage, StorageUnavailable
 from services.common import formats
 
 UPLOADS = "/api/v1/uploads"
@@ -147,3 +147,11 @@ def test_an_upload_the_media_directory_cannot_take_is_a_503_in_the_error_format(
     assert (response.status_code, response.get_json()["error"]["code"], response.get_json()["error"]["message"]) == (
         503, "STORAGE_UNAVAILABLE", "the image could not be stored; try again later")
     assert list(tmp_path.iterdir()) == [tmp_path / "file"]
+
+
+def test_the_object_store_redirects_only_to_upload_names_never_out_of_its_prefix() -> None:
+    store = S3MediaStorage("minimall-media", "https://cdn.example.test", prefix="shop1", client=object())
+    name = "uploads/" + "0f" * 16 + ".png"
+
+    assert [store.location(n) for n in (name, "uploads/../shop2/secret.json", "uploads/a/../../x.png")] == [
+        f"https://cdn.example.test/shop1/{name}", None, None]

@@ -8,7 +8,7 @@ import pytest
 from mall.events.v1.envelope_pb2 import EventEnvelope
 from mall.events.v1.order_events_pb2 import OrderCancelled, OrderPaid, OrderRefunded
 
-from services.common.events import timestamp
+from services.common.events import InvalidEvent, timestamp
 from services.member import consumers, service
 from services.member.domain import Account, HoldStatus, OrderLine
 from tests.unit.member.fakes import FakeMemberUnitOfWork
@@ -384,3 +384,36 @@ def test_points_given_back_for_cancelled_units_go_first_to_what_the_shopper_owes
     assert points_of(uow) == (0, 0)
     assert sum(uow.points.owed(ALICE).values()) == 1_176 - 300 + 10
     assert uow.ledger.check()[1] == []
+
+
+def test_an_order_paid_again_with_another_amount_is_dead_lettered_and_changes_nothing() -> None:
+    # A handler's InvalidInput or Conflict would only repeat on every delivery: retried, it would stop the partition.
+    uow = FakeMemberUnitOfWork()
+    service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
+    deliver(uow, paid("O1", 20_000), "e-1")
+
+    with pytest.raises(InvalidEvent, match="IDEMPOTENCY_KEY_REUSED"):
+        deliver(uow, paid("O1", 30_000), "e-2")
+
+    assert (uow.ledger.balance(ALICE, Account.POINTS), spend(uow)) == (200, 20_000)
+
+
+@pytest.mark.parametrize("event", [
+    OrderPaid(order_no="O" * 65, user_id=ALICE, paid_fen=20_000, paid_at=timestamp(NOW)),
+    OrderPaid(order_no="O2", user_id=0, paid_fen=20_000, paid_at=timestamp(NOW)),
+    OrderRefunded(order_no="O1", user_id=ALICE, refund_no="", amount_fen=5_000, refunded_at=timestamp(NOW)),
+    OrderPaid(order_no="O2", user_id=ALICE, paid_fen=-20_000, paid_at=timestamp(NOW)),
+    OrderRefunded(order_no="O1", user_id=ALICE, refund_no="RF1", amount_fen=-5_000, refunded_at=timestamp(NOW)),
+    OrderRefunded(order_no="O1", user_id=ALICE, refund_no="RF1", amount_fen=0, points_returned=-50,
+                  refunded_at=timestamp(NOW)),
+], ids=["order-number-too-long", "no-user", "no-refund-number", "negative-payment", "negative-refund",
+        "negative-points-returned"])
+def test_an_order_event_that_can_never_be_applied_is_dead_lettered_and_changes_nothing(event: object) -> None:
+    uow = FakeMemberUnitOfWork()
+    service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
+    deliver(uow, paid("O1", 20_000), "e-1")
+
+    with pytest.raises(InvalidEvent):
+        deliver(uow, event, "e-2")
+
+    assert (uow.ledger.balance(ALICE, Account.POINTS), spend(uow)) == (200, 20_000)

@@ -109,7 +109,7 @@ def test_shoppers_see_only_what_they_may_claim_now(uow: FakeMemberUnitOfWork) ->
     twice = template(uow, name="two per shopper", per_user_limit=2)
     taken = template(uow, name="one per shopper")
     template(uow, name="not started", valid_from=NOW + timedelta(hours=1))
-    template(uow, name="ended", valid_from=NOW - timedelta(days=2), valid_to=NOW)
+    template(uow, name="ended", valid_from=NOW - timedelta(days=2), valid_to=NOW, now=NOW - timedelta(days=3))
     sold_out = template(uow, name="sold out", total=1)
     disabled = template(uow, name="disabled")
     for template_id in (twice, taken):
@@ -224,8 +224,9 @@ def test_an_admin_cannot_claim_the_template_they_created_active(uow: FakeMemberU
 
 def test_one_coupon_takes_at_most_the_maximum_face_value_off(uow: FakeMemberUnitOfWork) -> None:
     refused = []
-    for fields in ({"amount_fen": 100_001}, {"kind": "percent", "percent_off": 10, "cap_fen": 100_001},
-                   {"kind": "percent", "percent_off": 10, "cap_fen": 0}, {"amount_fen": 501, "max_face_fen": 500}):
+    for fields in ({"amount_fen": 100_001}, {"kind": "percent", "amount_fen": 0, "percent_off": 10, "cap_fen": 100_001},
+                   {"kind": "percent", "amount_fen": 0, "percent_off": 10, "cap_fen": 0},
+                   {"amount_fen": 501, "max_face_fen": 500}):
         with pytest.raises(DomainError) as too_much:
             create(uow, **fields)
         refused.append((too_much.value.code, too_much.value.kind.value, too_much.value.details))
@@ -265,3 +266,65 @@ def test_the_servicer_creates_templates_worth_at_most_its_configured_maximum(uow
         caller_var.reset(token)
 
     assert (too_much.value.code, created.status, created.approved_by) == ("COUPON_TEMPLATE_TOO_VALUABLE", "active", 0)
+
+
+def test_a_fixed_coupon_with_a_threshold_takes_off_at_most_its_threshold(uow: FakeMemberUnitOfWork) -> None:
+    # "满50减100" (amount and threshold swapped by mistake) would make every order of 50-100 yuan free.
+    with pytest.raises(InvalidInput) as swapped:
+        create(uow, amount_fen=10_000, threshold_fen=5_000)
+
+    at_its_threshold = create(uow, amount_fen=5_000, threshold_fen=5_000)
+    no_threshold = create(uow, amount_fen=5_000, threshold_fen=0)  # 无门槛: takes at most the items' price off
+    percent = create(uow, kind="percent", amount_fen=0, percent_off=50, cap_fen=10_000, threshold_fen=5_000)
+
+    assert (swapped.value.code, swapped.value.details) == (
+        "COUPON_TEMPLATE_INVALID", {"threshold_fen": "0 (no threshold) or at least amount_fen"})
+    assert sorted(uow.coupons.templates) == sorted([at_its_threshold, no_threshold, percent])
+
+
+def test_a_template_whose_validity_has_already_ended_is_refused(uow: FakeMemberUnitOfWork) -> None:
+    # A mistyped year (2025 for 2026) would otherwise make an active template nobody can ever claim or use.
+    with pytest.raises(InvalidInput) as ended:
+        create(uow, valid_from=NOW - timedelta(days=30), valid_to=NOW)
+
+    assert (ended.value.code, ended.value.details, uow.coupons.templates) == (
+        "COUPON_TEMPLATE_INVALID", {"valid_to": "must be in the future"}, {})
+
+
+def test_the_servicer_passes_the_claims_idempotency_key_so_a_retry_answers_the_first_coupon(
+        uow: FakeMemberUnitOfWork) -> None:
+    template_id = template(uow, total=5, per_user_limit=3)
+    servicer = MemberServicer(lambda: uow, SimulatedPayout(), RechargeChannels({}))
+    request = pb.ClaimCouponRequest(template_id=template_id, idempotency_key="tap-1")
+    token = caller_var.set(Caller(user_id=ALICE, roles=frozenset(), token_id="t"))
+    try:
+        first = servicer.ClaimCoupon(request, None)  # type: ignore[arg-type]
+        retried = servicer.ClaimCoupon(request, None)  # type: ignore[arg-type]
+    finally:
+        caller_var.reset(token)
+
+    assert (first.id, retried.id, service.coupon_template(uow, template_id=template_id).issued) == (1, 1, 1)
+
+
+@pytest.mark.parametrize(("fields", "field"), [
+    ({"kind": "percent", "amount_fen": 500, "percent_off": 10, "cap_fen": 1_000}, "amount_fen"),
+    ({"kind": "fixed", "amount_fen": 500, "percent_off": 10}, "percent_off"),
+    ({"kind": "fixed", "amount_fen": 500, "cap_fen": 1_000}, "cap_fen")])
+def test_a_field_of_the_other_kind_of_template_is_refused_not_dropped(uow: FakeMemberUnitOfWork, fields: dict,
+                                                                     field: str) -> None:
+    # A percent template given amount_fen 500 was created as "10% off" with the 5 yuan silently dropped: staff
+    # believed they had issued something else than shoppers got.
+    with pytest.raises(InvalidInput) as refused:
+        create(uow, **fields)
+
+    assert (refused.value.code, list(refused.value.details), uow.coupons.templates) == (
+        "COUPON_TEMPLATE_INVALID", [field], {})
+
+
+def test_zero_in_a_field_of_the_other_kind_counts_as_not_set(uow: FakeMemberUnitOfWork) -> None:
+    fixed = create(uow, kind="fixed", amount_fen=500, percent_off=0, cap_fen=0)
+    percent = create(uow, kind="percent", amount_fen=0, percent_off=10, cap_fen=1_000)
+
+    found = [service.coupon_template(uow, template_id=t) for t in (fixed, percent)]
+    assert [(t.kind, t.amount_fen, t.percent_off, t.cap_fen) for t in found] == [
+        ("fixed", 500, 0, 0), ("percent", 0, 10, 1_000)]

@@ -166,3 +166,20 @@ def test_refunds_of_units_give_back_their_points_but_not_those_expired_while_hel
     assert [(p.payload.delta, p.payload.reason) for p in uow.published if p.event_type == "points-changed"
             and p.payload.reference == "RF1"] == [(200, "points_returned"), (first - 200, "points_expired")]
     assert uow.ledger.check()[1] == []
+
+
+def test_old_points_a_cancellation_gives_back_after_the_months_run_expire_at_the_next_run(uow) -> None:  # type: ignore[no-untyped-def]
+    earn(uow, ALICE, "O1", 40_000, "2026-03-15 10:00:00")   # 400 points, valid through March 2027
+    earn(uow, ALICE, "O2", 20_000, "2026-05-02 10:00:00")   # 200 points, valid through May 2027
+    service.lock_points(uow, user_id=ALICE, order_no="O3", points=300, payable_fen=100_000,
+                        now=at("2027-03-30 10:00:00"))      # 300 of the March points, the oldest
+    service.award_points_for_order(uow, order_no="O3", user_id=ALICE, paid_fen=0, now=at("2027-03-30 10:05:00"))
+    april = service.expire_points(lambda: uow, now=at("2027-04-01 00:00:00"))  # the 100 March points left
+    with uow:  # O3 is cancelled after review: the 300 March points it spent come back, past their term
+        service.apply_order_cancelled(uow, order_no="O3", was_paid=True, now=at("2027-04-02 00:00:00"))
+        uow.commit()
+
+    later = [service.expire_points(lambda: uow, now=at("2027-04-02 01:00:00")) for _ in range(2)]
+
+    assert (april, later, points(uow, ALICE)) == (100, [300, 0], 200)  # May's 200 stay
+    assert uow.ledger.check()[1] == []

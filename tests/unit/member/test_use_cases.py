@@ -40,6 +40,25 @@ def test_signing_up_twice_keeps_the_first_membership(uow: FakeMemberUnitOfWork) 
     assert (again.member.member_no, again.member.channel) == (first.member.member_no, "self")
 
 
+def test_a_shopper_cannot_declare_they_joined_by_purchase(uow: FakeMemberUnitOfWork) -> None:
+    # "purchase" is what the shop records when a shopper's paid spend reaches AUTO_JOIN_SPEND_FEN (apply_order_paid):
+    # declared at signup it would be untrue, and falsify the join channels M1 records.
+    with pytest.raises(InvalidInput) as raised:
+        service.sign_up(uow, user_id=ALICE, channel="purchase", invite_code=None, now=NOW)
+
+    assert (raised.value.code, list(raised.value.details), uow.members.get(ALICE)) == ("CHANNEL_INVALID", ["channel"],
+                                                                                        None)
+
+
+def test_a_shopper_may_declare_self_invitation_or_campaign(uow: FakeMemberUnitOfWork) -> None:
+    inviter, _ = service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
+    invited, _ = service.sign_up(uow, user_id=BOB, channel="invitation", invite_code=inviter.member.referral_code,
+                                 now=NOW)
+    campaign, _ = service.sign_up(uow, user_id=3, channel="campaign", invite_code=None, now=NOW)
+
+    assert [m.member.channel for m in (inviter, invited, campaign)] == ["self", "invitation", "campaign"]
+
+
 def test_joining_by_invitation_needs_the_invite_code(uow: FakeMemberUnitOfWork) -> None:
     with pytest.raises(InvalidInput) as raised:
         service.sign_up(uow, user_id=ALICE, channel="invitation", invite_code=None, now=NOW)
@@ -319,7 +338,8 @@ def test_a_percent_discount_is_rounded_down_to_the_fen_and_capped(uow: FakeMembe
 
 
 def test_a_fixed_coupon_needs_its_threshold_on_its_categories(uow: FakeMemberUnitOfWork) -> None:
-    template_id = template(uow, kind="fixed", amount_fen=500, threshold_fen=5_000, category_ids=[7])
+    template_id = template(uow, kind="fixed", amount_fen=500, percent_off=0, cap_fen=0, threshold_fen=5_000,
+                           category_ids=[7])
     coupon, _ = service.claim_coupon(uow, user_id=ALICE, template_id=template_id, now=NOW)
 
     short = service.quote_coupons(uow, user_id=ALICE, lines=[OrderLine(7, 4_999), OrderLine(8, 9_000)], now=NOW)
@@ -350,6 +370,56 @@ def test_claims_stop_at_the_total_and_at_the_per_user_limit(uow: FakeMemberUnitO
         service.claim_coupon(uow, user_id=3, template_id=template_id, now=NOW)
 
     assert (again.value.code, sold_out.value.code) == ("COUPON_LIMIT_REACHED", "COUPON_SOLD_OUT")
+
+
+def test_a_retried_claim_with_its_key_answers_the_first_coupon_and_issues_no_second(
+        uow: FakeMemberUnitOfWork) -> None:
+    template_id = template(uow, total=5, per_user_limit=3)
+
+    first, _ = service.claim_coupon(uow, user_id=ALICE, template_id=template_id, idempotency_key="tap-1", now=NOW)
+    retried, _ = service.claim_coupon(uow, user_id=ALICE, template_id=template_id, idempotency_key="tap-1", now=NOW)
+
+    assert (retried.id, first.id) == (1, 1)
+    assert ([v.coupon.id for v in service.list_coupons(uow, user_id=ALICE, now=NOW)],
+            service.coupon_template(uow, template_id=template_id).issued) == ([1], 1)
+
+
+def test_a_retried_claim_at_the_per_user_limit_answers_the_first_coupon_not_limit_reached(
+        uow: FakeMemberUnitOfWork) -> None:
+    template_id = template(uow, per_user_limit=1)
+    first, _ = service.claim_coupon(uow, user_id=ALICE, template_id=template_id, idempotency_key="tap-1", now=NOW)
+
+    retried, _ = service.claim_coupon(uow, user_id=ALICE, template_id=template_id, idempotency_key="tap-1", now=NOW)
+
+    assert retried.id == first.id == 1
+
+
+def test_a_claim_key_reused_for_another_template_is_a_conflict_and_issues_nothing(uow: FakeMemberUnitOfWork) -> None:
+    one, other = template(uow), template(uow)
+    service.claim_coupon(uow, user_id=ALICE, template_id=one, idempotency_key="tap-1", now=NOW)
+
+    with pytest.raises(Conflict) as raised:
+        service.claim_coupon(uow, user_id=ALICE, template_id=other, idempotency_key="tap-1", now=NOW)
+
+    assert (raised.value.code, service.coupon_template(uow, template_id=other).issued) == (
+        "IDEMPOTENCY_KEY_REUSED", 0)
+
+
+def test_claims_without_a_key_each_issue_a_coupon(uow: FakeMemberUnitOfWork) -> None:
+    template_id = template(uow, total=5, per_user_limit=2)
+
+    ids = [service.claim_coupon(uow, user_id=ALICE, template_id=template_id, now=NOW)[0].id for _ in range(2)]
+
+    assert (ids, service.coupon_template(uow, template_id=template_id).issued) == ([1, 2], 2)
+
+
+def test_one_claim_key_used_by_two_shoppers_gives_each_their_own_coupon(uow: FakeMemberUnitOfWork) -> None:
+    template_id = template(uow, total=5)
+
+    alices, _ = service.claim_coupon(uow, user_id=ALICE, template_id=template_id, idempotency_key="tap-1", now=NOW)
+    bobs, _ = service.claim_coupon(uow, user_id=BOB, template_id=template_id, idempotency_key="tap-1", now=NOW)
+
+    assert [(c.id, c.user_id) for c in (alices, bobs)] == [(1, ALICE), (2, BOB)]
 
 
 def test_locking_a_coupon_is_idempotent_by_order_and_release_makes_it_available(uow: FakeMemberUnitOfWork) -> None:

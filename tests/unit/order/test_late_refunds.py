@@ -282,6 +282,7 @@ def test_a_closed_late_refund_wechat_pay_pays_after_all_is_published_once_with_t
         "CLOSED", 0, refunds.paid_after_close_note(refund))
     assert refunded_events(shop) == [
         ("late-payment-refunded", order.order_no, "wechat", 3998, f"LATE{order.order_no}", "")]
+    assert [e for e in shop.uow.published if e.event_type == "refund-paid-twice"] == []  # its outflow is the above
 
 
 def test_staff_retry_only_a_refund_number_they_could_have_read_and_are_answered_the_order(

@@ -7,8 +7,10 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from mall.events.v1.order_events_pb2 import RefundPaidTwice
 
 from services.common.errors import Conflict
+from services.common.events import timestamp
 from services.order import aftersales, refunds
 from services.order.domain import Order
 from tests.fakes import FakeRefundPayments
@@ -52,6 +54,11 @@ def paid_after_all(shop: Shop, payments: FakeRefundPayments, refund_no: str) -> 
 def refunded(shop: Shop) -> list[tuple[str, int]]:
     return [(event.payload.refund_no, event.payload.amount_fen) for event in shop.uow.published
             if event.event_type == "order-refunded"]
+
+
+def paid_twice(shop: Shop) -> list[tuple[str, RefundPaidTwice]]:
+    return [(event.aggregate_id, event.payload) for event in shop.uow.published
+            if event.event_type == "refund-paid-twice"]
 
 
 def counts(order: Order) -> tuple[int, int, int]:
@@ -168,6 +175,22 @@ def test_a_closed_refund_paid_after_a_second_refund_of_its_units_is_recorded_and
     assert refunds.paid_after_close_note(closed) in [step.reason for step in order.history]
 
 
+def test_a_closed_refund_paid_after_a_second_refund_of_its_units_publishes_refund_paid_twice_once(
+        shop: Shop) -> None:
+    payments = FakeRefundPayments()
+    order = wechat_order(shop)
+    first = closed_case(shop, payments, order, units=2)
+    closed = first.refund_no
+    payments.status = "SUCCESS"
+    aftersales.retry_refund(lambda: shop.uow, engine(payments, shop), case_id=first.id or 0, actor="staff:8")
+
+    paid_after_all(shop, payments, closed)  # heard three times
+
+    assert paid_twice(shop) == [(order.order_no, RefundPaidTwice(
+        order_no=order.order_no, user_id=order.user_id, refund_no=closed, amount_fen=3998, channel="wechat",
+        paid_at=timestamp(LATER)))]
+
+
 def test_a_closed_refund_paid_after_its_case_was_refunded_again_is_counted_and_noted_as_paid_twice(
         shop: Shop) -> None:
     payments = FakeRefundPayments()
@@ -183,6 +206,7 @@ def test_a_closed_refund_paid_after_its_case_was_refunded_again_is_counted_and_n
 
     assert (again.status, counts(order), refunded(shop)) == (
         "REFUNDED", (7996, 4, 7996), [(again.refund_no, 3998), (first, 3998)])
+    assert paid_twice(shop) == []  # counted again: its order-refunded is the money ledger's outflow
     assert aftersales.claimable_units(order, shop.uow.refunds.for_order(order.id)) == {line: 0}
     assert [step.reason for step in order.history if case.case_no in step.reason] == [
         f"after-sales case {case.case_no} was refunded by {first} after its close and by {again.refund_no} too: "

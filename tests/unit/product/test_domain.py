@@ -8,6 +8,9 @@ import pytest
 
 from services.common.errors import Conflict, InvalidInput
 from services.product.domain import (
+    MAX_IMAGES,
+    SKU_PRICE_MAX_FEN,
+    URL_MAX,
     Category,
     Product,
     ProductDraft,
@@ -221,3 +224,71 @@ def test_overlong_spec_values_are_refused_before_they_reach_the_database() -> No
     bad = draft(specs=(("颜色", (long_value,)),), skus=(SkuDraft(spec={"颜色": long_value}, price_fen=100),))
 
     assert details_of(bad.validate)["specs"] == "spec names up to 20 characters, values up to 50"
+
+
+def test_a_market_price_below_the_selling_price_is_refused() -> None:
+    # a crossed-out "original price" under the price paid is a fake discount (and misleads the shopper)
+    bad = draft(skus=(SkuDraft(spec={"颜色": "黑"}, price_fen=19_900, market_price_fen=9_900),
+                      SkuDraft(spec={"颜色": "白"}, price_fen=19_900, market_price_fen=19_900)))
+
+    assert details_of(bad.validate) == {"skus.0.market_price_fen": "must be 0 (none) or at least the price"}
+
+
+def test_a_price_above_the_shop_maximum_is_refused() -> None:
+    bad = draft(skus=(SkuDraft(spec={"颜色": "黑"}, price_fen=SKU_PRICE_MAX_FEN + 1),
+                      SkuDraft(spec={"颜色": "白"}, price_fen=SKU_PRICE_MAX_FEN,
+                               market_price_fen=SKU_PRICE_MAX_FEN + 1)))
+
+    assert details_of(bad.validate) == {"skus.0.price_fen": f"at most {SKU_PRICE_MAX_FEN}",
+                                        "skus.1.market_price_fen": f"at most {SKU_PRICE_MAX_FEN}"}
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "http://tracker.example/a.png", "data:image/png;base64,AA",
+                                 "/media/../../etc/passwd", "//evil.example/a.png", "/media/a b.png",
+                                 "https://evil.example/a.png\" onerror=\"x", "/api/v1/admin/users"])
+def test_an_image_that_is_not_our_media_or_an_https_url_is_refused(url: str) -> None:
+    assert details_of(draft(images=(url,)).validate) == {
+        "images": f"at most {MAX_IMAGES} URLs of 1-{URL_MAX} characters: /media/... paths or https:// URLs"}
+
+
+@pytest.mark.parametrize("url", ["/media/catalog/0123abcd.png", "/media/uploads/" + "a" * 32 + ".jpg",
+                                 "https://cdn.example.com/p/1.webp?x=1"])
+def test_our_media_paths_and_https_urls_are_accepted_as_images(url: str) -> None:
+    assert draft(images=(url,)).validate().images == (url,)
+
+
+def test_the_audit_snapshot_tells_a_changed_description_apart() -> None:
+    product = Product.create(draft(description="正品行货"), T0)
+    before = product.snapshot()
+
+    product.edit(draft(description="水货"), T0, version=1, reserved={})
+
+    assert before["description_sha256"] != product.snapshot()["description_sha256"]
+
+
+def test_spec_values_that_differ_only_by_surrounding_spaces_are_refused() -> None:
+    # shoppers would see two identical choices "黑", each a SKU of its own price and stock
+    bad = draft(specs=(("颜色", ("黑", "黑 ")),), skus=(SkuDraft(spec={"颜色": "黑"}, price_fen=100),
+                                                      SkuDraft(spec={"颜色": "黑 "}, price_fen=200)))
+
+    assert details_of(bad.validate) == {"specs.颜色": "values must be non-empty, unique and without surrounding spaces"}
+
+
+def test_a_spec_name_with_surrounding_spaces_is_refused() -> None:
+    bad = draft(specs=((" 颜色", ("黑",)),), skus=(SkuDraft(spec={" 颜色": "黑"}, price_fen=100),))
+
+    assert details_of(bad.validate) == {"specs": "spec names must be non-empty, unique and without surrounding spaces"}
+
+
+@pytest.mark.parametrize("name", ["华为\u202e06 etaM", "象印\u0085保温杯", "象印\u2066保温杯\u2069", "象印\u200b"])
+def test_a_name_with_invisible_or_reordering_characters_is_refused(name: str) -> None:
+    # a right-to-left override shows staff and shoppers another name than the one searched and audited
+    assert details_of(draft(name=name).validate) == {
+        "product": "single-line text must not contain control, bidirectional or zero-width characters"}
+
+
+def test_a_spec_value_with_a_reordering_character_is_refused() -> None:
+    bad = draft(specs=(("颜色", ("\u202e黑",)),), skus=(SkuDraft(spec={"颜色": "\u202e黑"}, price_fen=100),))
+
+    assert details_of(bad.validate) == {
+        "product": "single-line text must not contain control, bidirectional or zero-width characters"}

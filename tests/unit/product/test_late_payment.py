@@ -294,3 +294,41 @@ def test_a_paid_cancellation_overtaking_the_late_order_paid_leaves_the_swept_uni
     assert counts(uow, sku) == (10, 0, 0, ["RELEASED"])
     assert [(m.kind, m.available, m.sold) for m in uow.stock.ledger if m.reference == "O1"] == [
         ("reserve", -3, 0), ("expire", 3, 0), ("cancel_paid", 0, 0)]
+
+
+def test_a_return_of_more_units_than_the_order_bought_restocks_only_those_it_bought(
+        uow: FakeProductUnitOfWork, sku: int) -> None:
+    consume(uow, OrderPaid(order_no="O1"))  # 3 sold
+
+    consume(uow, OrderReturned(order_no="O1", case_no="AS1", lines=[OrderLine(sku_id=sku, quantity=5)]))
+
+    assert (counts(uow, sku), service.check_stock_ledger(uow)) == ((10, 0, 0, ["CONFIRMED"]), (1, []))
+
+
+def test_returns_of_one_order_in_several_cases_restock_at_most_what_it_bought(
+        uow: FakeProductUnitOfWork, sku: int) -> None:
+    consume(uow, OrderPaid(order_no="O1"))  # 3 sold
+
+    consume(uow, OrderReturned(order_no="O1", case_no="AS1", lines=[OrderLine(sku_id=sku, quantity=2)]))
+    consume(uow, OrderReturned(order_no="O1", case_no="AS2", lines=[OrderLine(sku_id=sku, quantity=2)]))
+
+    assert counts(uow, sku) == (10, 0, 0, ["CONFIRMED"])
+
+
+def test_a_case_republished_under_a_new_event_id_restocks_once(uow: FakeProductUnitOfWork, sku: int) -> None:
+    consume(uow, OrderPaid(order_no="O1"))  # 3 sold
+
+    for _ in range(2):  # consume() gives every event the same id: the consumer's dedup is not what stops it here
+        consume(uow, OrderReturned(order_no="O1", case_no="AS1", lines=[OrderLine(sku_id=sku, quantity=1)]))
+
+    assert counts(uow, sku) == (8, 2, 2, ["CONFIRMED"])
+
+
+def test_a_paid_cancellation_after_a_return_gives_back_only_the_units_not_returned(
+        uow: FakeProductUnitOfWork, sku: int) -> None:
+    consume(uow, OrderPaid(order_no="O1"))  # 3 sold
+    consume(uow, OrderReturned(order_no="O1", case_no="RF1", lines=[OrderLine(sku_id=sku, quantity=1)]))
+
+    consume(uow, OrderCancelled(order_no="O1", was_paid=True))
+
+    assert (counts(uow, sku), service.check_stock_ledger(uow)) == ((10, 0, 0, ["RELEASED"]), (1, []))

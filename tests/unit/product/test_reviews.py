@@ -7,11 +7,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from mall.events.v1.envelope_pb2 import EventEnvelope
 from mall.events.v1.order_events_pb2 import CompletedLine, OrderCompleted, OrderLine
+from mall.events.v1.product_events_pb2 import ProductChanged
+from mall.product.v1 import product_pb2
 
 from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.events import InvalidEvent, timestamp
 from services.product import consumers, reviews, service
 from services.product.domain import RatingSummary, ReviewDraft, mask_buyer
+from services.product.grpc_api import ProductServicer
 from tests.product_fakes import FakeProductUnitOfWork
 from tests.unit.product.test_use_cases import on_sale, sku_ids
 from tests.unit.product.test_use_cases import uow as uow  # noqa: F401  (the catalogue fixture)
@@ -160,3 +163,80 @@ def test_the_average_is_in_tenths_rounded_half_up(stars: tuple[int, int, int, in
                                                  ("", "用户***"), ("A", "A***")])
 def test_the_buyer_is_shown_masked(nickname: str, shown: str) -> None:
     assert mask_buyer(nickname) == shown
+
+
+def test_a_phone_or_id_number_in_a_review_is_masked_for_every_other_reader(
+        uow: FakeProductUnitOfWork, bought: tuple[int, int]) -> None:
+    post(uow, content="客服不理人，加我 13812345678 细聊；身份证 110101199003071234")
+
+    listed = ProductServicer(lambda: uow).ListProductReviews(
+        product_pb2.ListProductReviewsRequest(product_id=bought[0]), None)  # type: ignore[arg-type]
+
+    assert listed.items[0].content == "客服不理人，加我 138****5678 细聊；身份证 1101**********1234"
+
+
+STAFF = 9
+
+
+def test_staff_hide_a_review_from_the_product_page_and_its_rating(uow: FakeProductUnitOfWork,
+                                                                   bought: tuple[int, int]) -> None:
+    kept = post(uow, line_id=1, rating=5, content="好")
+    abusive = post(uow, line_id=2, rating=1, content="广告 加V")
+
+    reviews.hide_review(uow, actor_id=STAFF, product_id=bought[0], review_id=abusive.id or 0, reason="广告", now=T0)
+
+    page = reviews.product_reviews(uow, product_id=bought[0])
+    assert ([r.id for r in page.items], page.total, page.summary) == ([kept.id], 1, RatingSummary((0, 0, 0, 0, 1)))
+
+
+def test_hiding_a_review_twice_takes_its_stars_out_once(uow: FakeProductUnitOfWork, bought: tuple[int, int]) -> None:
+    post(uow, line_id=1, rating=5)
+    abusive = post(uow, line_id=2, rating=1)
+
+    for _ in range(2):
+        reviews.hide_review(uow, actor_id=STAFF, product_id=bought[0], review_id=abusive.id or 0, reason="广告",
+                            now=T0)
+
+    assert reviews.product_reviews(uow, product_id=bought[0]).summary == RatingSummary((0, 0, 0, 0, 1))
+
+
+def test_hiding_a_review_is_in_the_products_audit_log_with_who_and_why(uow: FakeProductUnitOfWork,
+                                                                       bought: tuple[int, int]) -> None:
+    abusive = post(uow, line_id=2, rating=1)
+
+    reviews.hide_review(uow, actor_id=STAFF, product_id=bought[0], review_id=abusive.id or 0, reason="广告", now=T0)
+
+    entry = service.audit_log(uow, product_id=bought[0])[0][0]
+    assert (entry.actor_id, entry.action, entry.before, entry.after) == (
+        STAFF, "hide_review", {"review_id": abusive.id, "hidden": False},
+        {"review_id": abusive.id, "hidden": True, "reason": "广告"})
+
+
+def test_hiding_needs_a_reason_and_a_review_of_that_product(uow: FakeProductUnitOfWork,
+                                                            bought: tuple[int, int]) -> None:
+    review = post(uow)
+
+    with pytest.raises(InvalidInput) as no_reason:
+        reviews.hide_review(uow, actor_id=STAFF, product_id=bought[0], review_id=review.id or 0, reason=" ")
+    with pytest.raises(NotFound) as other_product:
+        reviews.hide_review(uow, actor_id=STAFF, product_id=bought[0] + 1, review_id=review.id or 0, reason="广告")
+
+    assert (no_reason.value.code, other_product.value.code, review.hidden) == (
+        "REASON_REQUIRED", "REVIEW_NOT_FOUND", False)
+
+
+def test_the_author_still_sees_a_hidden_review_marked_hidden(uow: FakeProductUnitOfWork,
+                                                            bought: tuple[int, int]) -> None:
+    review = post(uow)
+
+    reviews.hide_review(uow, actor_id=STAFF, product_id=bought[0], review_id=review.id or 0, reason="广告", now=T0)
+
+    assert [(r.id, r.hidden) for r in reviews.my_reviews(uow, user_id=BUYER).items] == [(review.id, True)]
+
+
+def test_a_review_publishes_product_changed_so_cached_details_show_the_new_rating(
+        uow: FakeProductUnitOfWork, bought: tuple[int, int]) -> None:
+    post(uow)
+
+    assert [(e.aggregate_id, e.payload.reason) for e in uow.published
+            if isinstance(e.payload, ProductChanged)][-1] == (str(bought[0]), "review")

@@ -8,7 +8,7 @@ import pytest
 
 from services.common.errors import Conflict, InvalidInput, NotFound
 from services.product import service
-from services.product.domain import Brand, Category, ProductDraft, SkuDraft
+from services.product.domain import URL_MAX, Brand, Category, ProductDraft, SkuDraft
 from tests.product_fakes import FakeProductUnitOfWork
 
 T0 = datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
@@ -99,3 +99,16 @@ def test_the_settings_log_pages_newest_first_by_entity(uow: FakeProductUnitOfWor
     entries, total = service.settings_audit_log(uow, entity="delivery", offset=0, limit=2)
 
     assert ([e.after for e in entries], total) == ([{"estimate_days": 3}, {"estimate_days": 2}], 3)
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "http://tracker.example/i.png", "/media/../secret"])
+def test_a_category_icon_or_brand_logo_that_is_not_our_media_or_https_is_refused(uow: FakeProductUnitOfWork,
+                                                                                url: str) -> None:
+    with pytest.raises(InvalidInput) as icon:
+        service.save_category(uow, actor_id=OPERATOR, name="平板", icon=url, now=T0)
+    with pytest.raises(InvalidInput) as logo:
+        service.save_brand(uow, actor_id=OPERATOR, name="膳魔师", logo=url, now=T0)
+
+    assert (icon.value.details, logo.value.details) == (
+        {"icon": f"at most {URL_MAX} characters: a /media/... path or an https:// URL"},
+        {"logo": f"at most {URL_MAX} characters: a /media/... path or an https:// URL"})

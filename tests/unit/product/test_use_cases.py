@@ -9,7 +9,7 @@ from mall.events.v1.envelope_pb2 import EventEnvelope
 from mall.events.v1.order_events_pb2 import OrderCancelled, OrderLine, OrderPaid, OrderReturned
 from mall.events.v1.product_events_pb2 import ProductChanged, ProductViewed
 
-from services.common.errors import Conflict, NotFound
+from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.events import InvalidEvent, timestamp
 from services.product import consumers, service
 from services.product.domain import (
@@ -362,3 +362,39 @@ def test_a_reservation_publishes_product_changed_only_when_a_stock_status_change
     service.release_reservation(uow, order_no="A")                                 # 10 -> 11: in stock
 
     assert (quiet, [reason for _, _, reason in changes(uow)]) == ([], ["stock_status"] * 4)
+
+
+def test_an_approval_of_content_edited_since_the_auditor_read_it_is_refused(uow: FakeProductUnitOfWork) -> None:
+    product_id = service.create_product(uow, actor_id=EDITOR, draft=draft(), now=T0).product.id
+    assert product_id is not None
+    service.submit_product(uow, actor_id=EDITOR, product_id=product_id, now=T0)
+    read_by_auditor = service.get_admin_product(uow, product_id=product_id).product.version
+    # meanwhile another admin rejects it, an operator raises the price tenfold and submits it again
+    service.audit_product(uow, actor_id=2, product_id=product_id, approve=False, reason="图片不清晰", now=T0)
+    service.update_product(uow, actor_id=EDITOR, product_id=product_id, draft=draft(price_fen=5_499_000),
+                           version=read_by_auditor, now=T0)
+    service.submit_product(uow, actor_id=EDITOR, product_id=product_id, now=T0)
+
+    with pytest.raises(Conflict) as refused:
+        service.audit_product(uow, actor_id=1, product_id=product_id, approve=True, version=read_by_auditor, now=T0)
+
+    assert (refused.value.code, refused.value.details, uow.products.items[product_id].status) == (
+        "PRODUCT_CHANGED", {"version": read_by_auditor + 1}, Status.PENDING_AUDIT)
+
+
+def test_an_approval_of_the_version_the_auditor_read_goes_through(uow: FakeProductUnitOfWork) -> None:
+    product_id = service.create_product(uow, actor_id=EDITOR, draft=draft(), now=T0).product.id
+    assert product_id is not None
+    service.submit_product(uow, actor_id=EDITOR, product_id=product_id, now=T0)
+
+    view = service.audit_product(uow, actor_id=1, product_id=product_id, approve=True, version=1, now=T0)
+
+    assert view.product.status == Status.APPROVED
+
+
+def test_a_price_range_whose_minimum_is_above_its_maximum_is_refused(uow: FakeProductUnitOfWork) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        service.search_products(uow, price_min_fen=10_000, price_max_fen=5_000)
+
+    assert (refused.value.code, refused.value.details) == ("PRICE_RANGE_INVALID",
+                                                          {"price_min_fen": "must not be above price_max_fen"})

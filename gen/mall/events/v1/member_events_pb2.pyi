@@ -67,3 +67,25 @@ class MemberWithdrawn(_message.Message):
     bonus_forfeited_fen: int
     channel: str
     def __init__(self, user_id: _Optional[int] = ..., member_no: _Optional[str] = ..., withdrawal_id: _Optional[int] = ..., amount_fen: _Optional[int] = ..., balance_fen: _Optional[int] = ..., withdrawn_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., withdrawal_no: _Optional[str] = ..., requested_fen: _Optional[int] = ..., bonus_forfeited_fen: _Optional[int] = ..., channel: _Optional[str] = ...) -> None: ...
+
+class MemberPlanSubscribed(_message.Message):
+    __slots__ = ("user_id", "member_no", "plan_id", "plan_name", "amount_fen", "posting_key", "balance_fen", "subscribed_at", "expires_at")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_NO_FIELD_NUMBER: _ClassVar[int]
+    PLAN_ID_FIELD_NUMBER: _ClassVar[int]
+    PLAN_NAME_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FEN_FIELD_NUMBER: _ClassVar[int]
+    POSTING_KEY_FIELD_NUMBER: _ClassVar[int]
+    BALANCE_FEN_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    member_no: str
+    plan_id: int
+    plan_name: str
+    amount_fen: int
+    posting_key: str
+    balance_fen: int
+    subscribed_at: _timestamp_pb2.Timestamp
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, user_id: _Optional[int] = ..., member_no: _Optional[str] = ..., plan_id: _Optional[int] = ..., plan_name: _Optional[str] = ..., amount_fen: _Optional[int] = ..., posting_key: _Optional[str] = ..., balance_fen: _Optional[int] = ..., subscribed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

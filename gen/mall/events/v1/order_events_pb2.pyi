@@ -250,3 +250,19 @@ class LatePaymentRefunded(_message.Message):
     out_trade_no: str
     refunded_at: _timestamp_pb2.Timestamp
     def __init__(self, order_no: _Optional[str] = ..., user_id: _Optional[int] = ..., refund_no: _Optional[str] = ..., amount_fen: _Optional[int] = ..., channel: _Optional[str] = ..., out_trade_no: _Optional[str] = ..., refunded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RefundPaidTwice(_message.Message):
+    __slots__ = ("order_no", "user_id", "refund_no", "amount_fen", "channel", "paid_at")
+    ORDER_NO_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    REFUND_NO_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FEN_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    PAID_AT_FIELD_NUMBER: _ClassVar[int]
+    order_no: str
+    user_id: int
+    refund_no: str
+    amount_fen: int
+    channel: str
+    paid_at: _timestamp_pb2.Timestamp
+    def __init__(self, order_no: _Optional[str] = ..., user_id: _Optional[int] = ..., refund_no: _Optional[str] = ..., amount_fen: _Optional[int] = ..., channel: _Optional[str] = ..., paid_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

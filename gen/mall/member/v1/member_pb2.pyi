@@ -398,10 +398,12 @@ class Coupon(_message.Message):
     def __init__(self, id: _Optional[int] = ..., template: _Optional[_Union[CouponTemplate, _Mapping]] = ..., status: _Optional[str] = ..., order_no: _Optional[str] = ..., claimed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ClaimCouponRequest(_message.Message):
-    __slots__ = ("template_id",)
+    __slots__ = ("template_id", "idempotency_key")
     TEMPLATE_ID_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     template_id: int
-    def __init__(self, template_id: _Optional[int] = ...) -> None: ...
+    idempotency_key: str
+    def __init__(self, template_id: _Optional[int] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class ListCouponsRequest(_message.Message):
     __slots__ = ("status", "offset", "limit")

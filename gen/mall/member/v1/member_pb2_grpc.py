@@ -342,7 +342,8 @@ class MemberServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ClaimCoupon(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """once per idempotency_key, when one is given
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

@@ -306,14 +306,16 @@ class UpdateProductRequest(_message.Message):
     def __init__(self, id: _Optional[int] = ..., product: _Optional[_Union[ProductInput, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
 
 class AuditProductRequest(_message.Message):
-    __slots__ = ("id", "approve", "reason")
+    __slots__ = ("id", "approve", "reason", "version")
     ID_FIELD_NUMBER: _ClassVar[int]
     APPROVE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     id: int
     approve: bool
     reason: str
-    def __init__(self, id: _Optional[int] = ..., approve: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+    version: int
+    def __init__(self, id: _Optional[int] = ..., approve: _Optional[bool] = ..., reason: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class SetProductShelfRequest(_message.Message):
     __slots__ = ("id", "on_shelf")
@@ -474,7 +476,7 @@ class CreateReviewRequest(_message.Message):
     def __init__(self, order_no: _Optional[str] = ..., line_id: _Optional[int] = ..., rating: _Optional[int] = ..., content: _Optional[str] = ..., images: _Optional[_Iterable[str]] = ..., buyer_nickname: _Optional[str] = ...) -> None: ...
 
 class Review(_message.Message):
-    __slots__ = ("id", "product_id", "sku_id", "spec", "rating", "content", "images", "buyer", "created_at", "order_no", "line_id")
+    __slots__ = ("id", "product_id", "sku_id", "spec", "rating", "content", "images", "buyer", "created_at", "order_no", "line_id", "hidden")
     class SpecEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -493,6 +495,7 @@ class Review(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     ORDER_NO_FIELD_NUMBER: _ClassVar[int]
     LINE_ID_FIELD_NUMBER: _ClassVar[int]
+    HIDDEN_FIELD_NUMBER: _ClassVar[int]
     id: int
     product_id: int
     sku_id: int
@@ -504,7 +507,18 @@ class Review(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     order_no: str
     line_id: int
-    def __init__(self, id: _Optional[int] = ..., product_id: _Optional[int] = ..., sku_id: _Optional[int] = ..., spec: _Optional[_Mapping[str, str]] = ..., rating: _Optional[int] = ..., content: _Optional[str] = ..., images: _Optional[_Iterable[str]] = ..., buyer: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., order_no: _Optional[str] = ..., line_id: _Optional[int] = ...) -> None: ...
+    hidden: bool
+    def __init__(self, id: _Optional[int] = ..., product_id: _Optional[int] = ..., sku_id: _Optional[int] = ..., spec: _Optional[_Mapping[str, str]] = ..., rating: _Optional[int] = ..., content: _Optional[str] = ..., images: _Optional[_Iterable[str]] = ..., buyer: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., order_no: _Optional[str] = ..., line_id: _Optional[int] = ..., hidden: _Optional[bool] = ...) -> None: ...
+
+class HideReviewRequest(_message.Message):
+    __slots__ = ("product_id", "id", "reason")
+    PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    product_id: int
+    id: int
+    reason: str
+    def __init__(self, product_id: _Optional[int] = ..., id: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class ListProductReviewsRequest(_message.Message):
     __slots__ = ("product_id", "offset", "limit")

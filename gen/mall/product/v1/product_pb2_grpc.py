@@ -164,6 +164,11 @@ class ProductServiceStub:
                 request_serializer=mall_dot_product_dot_v1_dot_product__pb2.ListMyReviewsRequest.SerializeToString,
                 response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ListReviewsResponse.FromString,
                 _registered_method=True)
+        self.HideReview = channel.unary_unary(
+                '/mall.product.v1.ProductService/HideReview',
+                request_serializer=mall_dot_product_dot_v1_dot_product__pb2.HideReviewRequest.SerializeToString,
+                response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.Review.FromString,
+                _registered_method=True)
 
 
 class ProductServiceServicer:
@@ -340,6 +345,13 @@ class ProductServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def HideReview(self, request, context):
+        """staff moderation: off the product's page and rating
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ProductServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -472,6 +484,11 @@ def add_ProductServiceServicer_to_server(servicer, server):
                     servicer.ListMyReviews,
                     request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ListMyReviewsRequest.FromString,
                     response_serializer=mall_dot_product_dot_v1_dot_product__pb2.ListReviewsResponse.SerializeToString,
+            ),
+            'HideReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.HideReview,
+                    request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.HideReviewRequest.FromString,
+                    response_serializer=mall_dot_product_dot_v1_dot_product__pb2.Review.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1176,6 +1193,33 @@ class ProductService:
             '/mall.product.v1.ProductService/ListMyReviews',
             mall_dot_product_dot_v1_dot_product__pb2.ListMyReviewsRequest.SerializeToString,
             mall_dot_product_dot_v1_dot_product__pb2.ListReviewsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HideReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.product.v1.ProductService/HideReview',
+            mall_dot_product_dot_v1_dot_product__pb2.HideReviewRequest.SerializeToString,
+            mall_dot_product_dot_v1_dot_product__pb2.Review.FromString,
             options,
             channel_credentials,
             insecure,

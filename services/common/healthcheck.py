@@ -1,0 +1,49 @@
+"""The images' HEALTHCHECK: `python -m services.common.healthcheck <service|gateway>` exits 0 when the container's
+process answers over HTTP on its own port, 1 when it does not.
+
+A service's long-running roles (serve, relay, consume) all serve /metrics on <SVC>_METRICS_PORT; the gateway answers
+/healthz on the port of GATEWAY_BIND. Kubernetes ignores it and probes with its own (deploy/k8s); `docker run` and
+compose have only this.
+"""
+
+from __future__ import annotations
+
+import sys
+import urllib.error
+import urllib.request
+
+from services.common.config import METRICS_PORTS, SERVICES, ConfigError, Env
+
+TIMEOUT_SECONDS = 2.0
+
+
+def health_url(target: str, env: Env) -> str | None:
+    """The local URL that answers while `target`'s process runs; None for a service whose metrics are off (port 0)."""
+    if target == "gateway":
+        port = env.str("GATEWAY_BIND", "127.0.0.1:8080").rsplit(":", 1)[-1]
+        return f"http://127.0.0.1:{port}/healthz"
+    port = env.int(f"{target.upper()}_METRICS_PORT", METRICS_PORTS[target])
+    return f"http://127.0.0.1:{port}/metrics" if port else None
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or argv[0] not in (*SERVICES, "gateway"):
+        print(f"usage: python -m services.common.healthcheck {{{','.join((*SERVICES, 'gateway'))}}}", file=sys.stderr)
+        return 2
+    try:
+        url = health_url(argv[0], Env())
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    if url is None:  # nothing to ask: the process exposes no port
+        return 0
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as answer:  # noqa: S310 - a fixed local http URL
+            return 0 if answer.status == 200 else 1
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"{url}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
