@@ -75,7 +75,8 @@ class EventConsumer(Generic[U]):
     each in a unit of work of its own: that isolates the failing record.
 
     A handler that fails is retried from the same offset with backoff, the consumer kept (no
-    rebalance). A record that can never be applied (not an envelope, a payload that does not
+    rebalance); the backoff keeps doubling (to max_backoff_seconds) until that record is applied,
+    whatever the other partitions do meanwhile. A record that can never be applied (not an envelope, a payload that does not
     parse, an event on the wrong topic, one the handler finds invalid or whose data the database
     refuses: NEVER_APPLICABLE) goes to the dead_letters table, with its bytes, and the partition
     moves on: one poison message must not stop the shop.
@@ -104,6 +105,9 @@ class EventConsumer(Generic[U]):
         self.consumer_factory = consumer_factory
         self._topics = {kafka.topic(event_type): event_type for event_type in self._routes}
         self._consumer: KafkaConsumer | None = None
+        # Partitions rewound to a record that failed: the back-off keeps growing until that record is applied, not
+        # merely until a poll that happened to bring only other partitions' records.
+        self._failing: set[TopicPartition] = set()
 
     def run(self, stop: threading.Event) -> None:
         """Consume until `stop` is set; back off on handler failures, reconnect on broker failures."""
@@ -111,7 +115,8 @@ class EventConsumer(Generic[U]):
         while not stop.is_set():
             try:
                 self.poll_once()
-                backoff = 0.0
+                if not self._failing:
+                    backoff = 0.0
             except HandlerFailed:
                 backoff = min(self.max_backoff_seconds, max(0.1, backoff * 2))
                 log.warning("consumer %s: handler failed; retrying in %.1fs", self.name, backoff, exc_info=True)
@@ -138,6 +143,7 @@ class EventConsumer(Generic[U]):
             return 0
         if self.batched and len(records) > 1 and self.handle_batch(records) is not None:
             self._commit_offsets(consumer, {partition: batch[-1].offset + 1 for partition, batch in polled.items()})
+            self._failing.difference_update(polled)
             return len(records)
         handled = 0
         failure: HandlerFailed | None = None
@@ -149,11 +155,13 @@ class EventConsumer(Generic[U]):
                 except Exception as exc:
                     CONSUMER_FAILURES.labels(self.name, record.topic).inc()
                     consumer.seek(partition, record.offset)
+                    self._failing.add(partition)
                     if failure is None:
                         failure = HandlerFailed(f"{record.topic}@{record.offset}: {exc!r}")
                         failure.__cause__ = exc
                     break
                 offsets[partition] = record.offset + 1
+                self._failing.discard(partition)
                 handled += 1
         if offsets:
             self._commit_offsets(consumer, offsets)
@@ -344,6 +352,7 @@ class EventConsumer(Generic[U]):
         return self._consumer
 
     def close(self) -> None:
+        self._failing.clear()  # a new member's partitions start afresh
         if self._consumer is not None:
             try:
                 self._consumer.close(autocommit=False)

@@ -358,3 +358,35 @@ def test_the_consumer_group_carries_the_topic_prefix_so_environments_sharing_a_b
     consumer.poll_once()
 
     assert asked == [("staging-analytics", ["staging-user-registered"])]
+
+
+# Retry back-off
+
+class StopAfterWaits:
+    """Stands in for run()'s stop event: records each back-off waited, and is set after `waits` of them."""
+
+    def __init__(self, waits: int) -> None:
+        self.waited: list[float] = []
+        self.left = waits
+
+    def is_set(self) -> bool:
+        return self.left <= 0
+
+    def wait(self, seconds: float) -> bool:
+        self.waited.append(seconds)
+        self.left -= 1
+        return self.is_set()
+
+
+def test_the_back_off_keeps_growing_while_a_record_keeps_failing_though_other_partitions_move_on(
+        analytics_db: Engine) -> None:
+    stuck = registration(1, 0, 10)
+    scripted = ScriptedConsumer([batch(stuck, registration(2, 1, 20)), batch(registration(3, 1, 21)),
+                                 batch(stuck), batch(stuck)])
+    consumer = consumer_for(analytics_db, scripted, fail_user_ids={1})
+    stop = StopAfterWaits(3)
+
+    consumer.run(stop)  # type: ignore[arg-type]
+
+    assert stop.waited == [0.1, 0.2, 0.4]  # not back to 0.1 because partition 1 had a poll without failure
+    assert counted(analytics_db) == 2
