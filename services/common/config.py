@@ -179,6 +179,11 @@ class KafkaSettings:
     def topic(self, event_type: str) -> str:
         return f"{self.topic_prefix}{event_type}"
 
+    def group(self, consumer: str) -> str:
+        """The consumer group of `consumer`: prefixed like the topics, so that environments (or tests) sharing a
+        broker under different prefixes never share a group, whose rebalances would otherwise wait on each other."""
+        return f"{self.topic_prefix}{consumer}"
+
 
 @dataclass(frozen=True)
 class ServiceSettings:

@@ -22,7 +22,7 @@ from services.common.db import refused_data, utcnow
 from services.common.kafka import make_consumer
 from services.common.logs import request_id_var
 from services.common.metrics import CONSUMER_FAILURES, CONSUMER_OFFSET_OUT_OF_RANGE, EVENTS_CONSUMED
-from services.common.outbox import dead_letters, processed_events
+from services.common.outbox import dead_letter_reason, dead_letters, processed_events
 from services.common.uow import SqlUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,8 @@ class EventConsumer(Generic[U]):
     each in a unit of work of its own: that isolates the failing record.
 
     A handler that fails is retried from the same offset with backoff, the consumer kept (no
-    rebalance). A record that can never be applied (not an envelope, a payload that does not
+    rebalance); the backoff keeps doubling (to max_backoff_seconds) until that record is applied,
+    whatever the other partitions do meanwhile. A record that can never be applied (not an envelope, a payload that does not
     parse, an event on the wrong topic, one the handler finds invalid or whose data the database
     refuses: NEVER_APPLICABLE) goes to the dead_letters table, with its bytes, and the partition
     moves on: one poison message must not stop the shop.
@@ -104,6 +105,9 @@ class EventConsumer(Generic[U]):
         self.consumer_factory = consumer_factory
         self._topics = {kafka.topic(event_type): event_type for event_type in self._routes}
         self._consumer: KafkaConsumer | None = None
+        # Partitions rewound to a record that failed: the back-off keeps growing until that record is applied, not
+        # merely until a poll that happened to bring only other partitions' records.
+        self._failing: set[TopicPartition] = set()
 
     def run(self, stop: threading.Event) -> None:
         """Consume until `stop` is set; back off on handler failures, reconnect on broker failures."""
@@ -111,7 +115,8 @@ class EventConsumer(Generic[U]):
         while not stop.is_set():
             try:
                 self.poll_once()
-                backoff = 0.0
+                if not self._failing:
+                    backoff = 0.0
             except HandlerFailed:
                 backoff = min(self.max_backoff_seconds, max(0.1, backoff * 2))
                 log.warning("consumer %s: handler failed; retrying in %.1fs", self.name, backoff, exc_info=True)
@@ -138,6 +143,7 @@ class EventConsumer(Generic[U]):
             return 0
         if self.batched and len(records) > 1 and self.handle_batch(records) is not None:
             self._commit_offsets(consumer, {partition: batch[-1].offset + 1 for partition, batch in polled.items()})
+            self._failing.difference_update(polled)
             return len(records)
         handled = 0
         failure: HandlerFailed | None = None
@@ -149,11 +155,13 @@ class EventConsumer(Generic[U]):
                 except Exception as exc:
                     CONSUMER_FAILURES.labels(self.name, record.topic).inc()
                     consumer.seek(partition, record.offset)
+                    self._failing.add(partition)
                     if failure is None:
                         failure = HandlerFailed(f"{record.topic}@{record.offset}: {exc!r}")
                         failure.__cause__ = exc
                     break
                 offsets[partition] = record.offset + 1
+                self._failing.discard(partition)
                 handled += 1
         if offsets:
             self._commit_offsets(consumer, offsets)
@@ -224,7 +232,7 @@ class EventConsumer(Generic[U]):
             if uow.session.execute(select(dead_letters.c.id).where(where).limit(1)).first() is None:
                 uow.session.execute(dead_letters.insert().values(
                     consumer=self.name, topic=partition.topic, partition=partition.partition, offset=first_offset,
-                    event_id=None, reason=reason[:1000], payload=b"", created_at=utcnow()))
+                    event_id=None, reason=dead_letter_reason(reason), payload=b"", created_at=utcnow()))
             uow.commit()
 
     def handle_batch(self, records: Sequence[ConsumerRecord]) -> list[bool] | None:
@@ -322,11 +330,16 @@ class EventConsumer(Generic[U]):
         EVENTS_CONSUMED.labels(self.name, record.topic, "dead_lettered").inc()
         log.error("dead-lettering %s@%d/%d: %s", record.topic, record.partition, record.offset, reason,
                   extra={"event_id": envelope.event_id if envelope else None})
+        # The offset commit comes after this one: a crash, a failed commit or a rebalance in between delivers the
+        # record again, and it must not be dead-lettered (and replayed from there) twice.
+        where = ((dead_letters.c.consumer == self.name) & (dead_letters.c.topic == record.topic)
+                 & (dead_letters.c.partition == record.partition) & (dead_letters.c.offset == record.offset))
         with self.uow() as uow:
-            uow.session.execute(dead_letters.insert().values(
-                consumer=self.name, topic=record.topic, partition=record.partition, offset=record.offset,
-                event_id=envelope.event_id if envelope else None, reason=reason[:1000],
-                payload=record.value if isinstance(record.value, bytes) else b"", created_at=utcnow()))
+            if uow.session.execute(select(dead_letters.c.id).where(where).limit(1)).first() is None:
+                uow.session.execute(dead_letters.insert().values(
+                    consumer=self.name, topic=record.topic, partition=record.partition, offset=record.offset,
+                    event_id=envelope.event_id if envelope else None, reason=dead_letter_reason(reason),
+                    payload=record.value if isinstance(record.value, bytes) else b"", created_at=utcnow()))
             uow.commit()
 
     def _commit_offsets(self, consumer: KafkaConsumer, offsets: Mapping[TopicPartition, int]) -> None:
@@ -335,10 +348,11 @@ class EventConsumer(Generic[U]):
 
     def _get_consumer(self) -> KafkaConsumer:
         if self._consumer is None:
-            self._consumer = self.consumer_factory(self.kafka, self.name, list(self._topics))
+            self._consumer = self.consumer_factory(self.kafka, self.kafka.group(self.name), list(self._topics))
         return self._consumer
 
     def close(self) -> None:
+        self._failing.clear()  # a new member's partitions start afresh
         if self._consumer is not None:
             try:
                 self._consumer.close(autocommit=False)

@@ -101,10 +101,14 @@ def decode(data: bytes) -> EventEnvelope:
         envelope.ParseFromString(data)
     except DecodeError as exc:
         raise InvalidEvent(f"not an EventEnvelope: {exc}") from None
+    # Only the 36-character form new_envelope writes: uuid.UUID() also reads longer spellings ("{...}", "urn:uuid:...")
+    # that processed_events and dead_letters (String(36)) cannot hold, and such a record would stop its partition.
     try:
-        uuid.UUID(envelope.event_id)
+        canonical = str(uuid.UUID(envelope.event_id)) == envelope.event_id.lower()
     except ValueError:
-        raise InvalidEvent(f"event_id {envelope.event_id!r} is not a UUID") from None
+        canonical = False
+    if not canonical:
+        raise InvalidEvent(f"event_id {envelope.event_id[:64]!r} is not a UUID in its 36-character form")
     if not envelope.event_type:
         raise InvalidEvent("event_type is empty")
     return envelope

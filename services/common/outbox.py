@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from google.protobuf.message import Message
 from kafka import KafkaProducer
+from kafka.errors import MessageSizeTooLargeError
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -33,7 +34,13 @@ from services.common import events
 from services.common.config import KafkaSettings
 from services.common.db import BigId, UTCDateTime, advisory_key, utcnow
 from services.common.kafka import close_producer, delivery_timeout_ms, make_producer
-from services.common.metrics import OUTBOX_FAILURES, OUTBOX_PENDING, OUTBOX_PUBLISHED
+from services.common.metrics import (
+    OUTBOX_DEAD_LETTERED,
+    OUTBOX_FAILURES,
+    OUTBOX_OLDEST_PENDING_AGE,
+    OUTBOX_PENDING,
+    OUTBOX_PUBLISHED,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +84,12 @@ dead_letters = Table(
 )
 
 
+def dead_letter_reason(reason: str) -> str:
+    """`reason` as dead_letters.reason can hold it: 1000 characters at most, NUL (which PostgreSQL text refuses, and
+    which a reason quoting an event's payload may carry) spelled out; else the dead letter itself would fail."""
+    return reason.replace("\x00", "\\x00")[:1000]
+
+
 # Built once: the columns come from the parameters (a statement built per event, and SQLAlchemy walking it for its
 # cache key, cost more CPU than the INSERT's round trip).
 _STAGE = outbox.insert()
@@ -88,6 +101,14 @@ def add_to_outbox(session: Session, payload: Message, *, producer: str, aggregat
     session.execute(_STAGE, {"event_id": envelope.event_id, "event_type": envelope.event_type,
                              "aggregate_id": aggregate_id, "envelope": events.encode(envelope), "created_at": utcnow()})
     return envelope.event_id
+
+
+# What a row can never be sent as, however often it is tried: larger than a request may be (kafka-python's send()
+# refuses it before any I/O). Retried, it would hold back every row behind it for ever. Not a topic the broker
+# refuses: event types come from one registry, so that is the settings' fault (KAFKA_TOPIC_PREFIX) and would
+# dead-letter every row; kafka-python reports it as a metadata timeout anyway, and the batch is retried.
+UNSENDABLE = (MessageSizeTooLargeError,)
+RELAY_DEAD_LETTERS = "outbox-relay"  # dead_letters.consumer of the rows the relay could not send
 
 
 class OutboxRelay:
@@ -103,6 +124,13 @@ class OutboxRelay:
     (order-paid overtaking order-created). A leader that fails `yield_after_failures` passes in
     a row (it cannot reach the broker, say) lets the lock go so that a healthier replica may
     lead. SQLite (dev) has one process per database file.
+
+    A row that can never be sent (UNSENDABLE: larger than a request may be) does not hold the
+    others back: it is copied, envelope and all, to dead_letters (consumer "outbox-relay",
+    partition -1, offset = its outbox id) and marked published in the same transaction, logged at
+    error and counted in mall_outbox_dead_lettered_total. Its aggregate's later events go on
+    without it. Every other failure (broker down, timeouts) fails the whole batch, which is sent
+    again from its first row, so nothing is marked before the broker acknowledged it.
     """
 
     def __init__(self, service: str, engine: Engine, kafka: KafkaSettings, *, batch_size: int = 200,
@@ -165,7 +193,9 @@ class OutboxRelay:
                     log.debug("outbox relay could not unlock; its connection is gone", exc_info=True)
             self._leader.close()
             self._leader = None
-            OUTBOX_PENDING.remove(self.service)  # the next leader reports the backlog
+            # The next leader reports the backlog and its age; a standby's stale values would raise alerts.
+            OUTBOX_PENDING.remove(self.service)
+            OUTBOX_OLDEST_PENDING_AGE.remove(self.service)
 
     def is_leader(self) -> bool:
         """Hold (or try to take) this service's relay lock; True when this relay may publish."""
@@ -206,34 +236,58 @@ class OutboxRelay:
         if not self.is_leader():
             return 0
         with self.engine.connect() as conn:
-            pending = conn.execute(
-                select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))).scalar_one()
+            pending, oldest = conn.execute(
+                select(func.count(), func.min(outbox.c.created_at)).where(outbox.c.published_at.is_(None))).one()
             rows = conn.execute(
-                select(outbox.c.id, outbox.c.event_type, outbox.c.aggregate_id, outbox.c.envelope)
+                select(outbox.c.id, outbox.c.event_id, outbox.c.event_type, outbox.c.aggregate_id, outbox.c.envelope)
                 .where(outbox.c.published_at.is_(None))
                 .order_by(outbox.c.id)
                 .limit(self.batch_size)
             ).all() if pending else []
-        OUTBOX_PENDING.labels(self.service).set(pending)  # before sending: an outage must show
+        # Before sending: an outage must show.
+        OUTBOX_PENDING.labels(self.service).set(pending)
+        OUTBOX_OLDEST_PENDING_AGE.labels(self.service).set(
+            max(0.0, (utcnow() - oldest).total_seconds()) if oldest is not None else 0)
         if not rows:
             return 0
-        self._send(rows)
+        unsendable = self._send(rows)
         with self.engine.begin() as conn:
+            self._dead_letter(conn, [row for row in rows if row.id in unsendable], unsendable)
             self._mark_published(conn, [row.id for row in rows])
         OUTBOX_PENDING.labels(self.service).set(max(0, pending - len(rows)))
+        if pending <= len(rows):
+            OUTBOX_OLDEST_PENDING_AGE.labels(self.service).set(0)
         return len(rows)
 
-    def _send(self, rows: list) -> None:
+    def _send(self, rows: list) -> dict[int, str]:
+        """Send `rows` in order and wait for the broker to acknowledge each; returns the UNSENDABLE ones (outbox id:
+        why). Any other failure raises, and the batch is sent again from its first row."""
         producer = self._get_producer()
-        futures = [
-            producer.send(self.kafka.topic(row.event_type), key=row.aggregate_id.encode(), value=row.envelope)
-            for row in rows
-        ]
+        unsendable: dict[int, str] = {}
+        futures = []
+        for row in rows:
+            try:
+                futures.append((row, producer.send(self.kafka.topic(row.event_type), key=row.aggregate_id.encode(),
+                                                   value=row.envelope)))
+            except UNSENDABLE as exc:
+                unsendable[row.id] = str(exc)
         settle_seconds = delivery_timeout_ms(self.kafka) / 1000 + 1
         producer.flush(timeout=settle_seconds)
-        for row, future in zip(rows, futures, strict=True):
+        for row, future in futures:
             future.get(timeout=settle_seconds)
             OUTBOX_PUBLISHED.labels(self.service, row.event_type).inc()
+        return unsendable
+
+    def _dead_letter(self, conn: Connection, rows: list, reasons: dict[int, str]) -> None:
+        for row in rows:
+            log.error("outbox relay of %s cannot send %s %s; moved to dead_letters: %s", self.service,
+                      row.event_type, row.event_id, reasons[row.id], extra={"event_id": row.event_id})
+            conn.execute(dead_letters.insert().values(
+                consumer=RELAY_DEAD_LETTERS, topic=self.kafka.topic(row.event_type)[:128], partition=-1,
+                offset=row.id, event_id=row.event_id, reason=dead_letter_reason(reasons[row.id]),
+                payload=row.envelope,
+                created_at=utcnow()))
+            OUTBOX_DEAD_LETTERED.labels(self.service, row.event_type).inc()
 
     def _mark_published(self, conn: Connection, ids: list[int]) -> None:
         conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(published_at=utcnow()))

@@ -25,8 +25,9 @@ from services.common.consumer import EventConsumer, HandlerFailed
 from services.common.devbroker import DevBroker, free_port
 from services.common.events import decode, encode, new_envelope, timestamp
 from services.common.kafka import make_producer
-from services.common.metrics import OUTBOX_FAILURES, OUTBOX_PENDING
+from services.common.metrics import OUTBOX_FAILURES, OUTBOX_OLDEST_PENDING_AGE, OUTBOX_PENDING
 from services.common.outbox import OutboxRelay, dead_letters, outbox, processed_events
+from services.common.uow import SqlUnitOfWork
 from tests.fixtures.kafka import Delivered, kafka_settings_for, read_topic
 from tests.fixtures.outbox import consume_until, new_users_counted, register_users, unpublished
 from tests.fixtures.tcp_proxy import TcpProxy
@@ -66,6 +67,25 @@ def test_committed_rows_are_published_once_with_their_envelope(
     assert sorted(decode(r.value).event_id for r in records) == sorted(event_ids)
     assert {r.key for r in records} == {b"0", b"1", b"2"}
     assert all(decode(r.value).producer == "user" for r in records)
+    assert unpublished(user_db) == 0
+
+
+def test_a_row_larger_than_a_request_may_be_is_dead_lettered_and_the_rows_behind_it_reach_the_broker(
+        user_db: Engine, kafka_settings: KafkaSettings, relays: Callable[..., OutboxRelay]) -> None:
+    before = register_users(user_db, 1)
+    with SqlUnitOfWork(user_db, "user") as uow:  # kafka-python's default max_request_size is 1 MiB
+        too_large = uow.publish(UserRegistered(user_id=1, channel="x" * 1_100_000), aggregate_id="1")
+        uow.commit()
+    after = register_users(user_db, 1, first_id=2)
+    relay = relays()
+
+    assert relay.publish_pending() == 3
+
+    records = read_topic(kafka_settings, "user-registered", until=lambda rs: len(rs) >= 2)
+    assert [decode(r.value).event_id for r in records] == before + after
+    with user_db.connect() as conn:
+        assert conn.execute(select(dead_letters.c.consumer, dead_letters.c.event_id)).all() == [
+            ("outbox-relay", too_large)]
     assert unpublished(user_db) == 0
 
 
@@ -411,6 +431,17 @@ def test_a_relay_that_stops_leading_stops_reporting_the_backlog(
     relay.release_leadership()
 
     assert ("user",) not in OUTBOX_PENDING._metrics
+
+
+def test_a_relay_that_stops_leading_stops_reporting_its_lag(user_db: Engine, relays: Callable[..., OutboxRelay]) -> None:
+    register_users(user_db, 3)
+    relay = relays(batch_size=1)
+    relay.publish_pending()
+    assert ("user",) in OUTBOX_OLDEST_PENDING_AGE._metrics
+
+    relay.release_leadership()
+
+    assert ("user",) not in OUTBOX_OLDEST_PENDING_AGE._metrics  # the next leader reports it; a stale age would alert
 
 
 def test_the_leader_session_asks_the_server_to_notice_a_dead_relay_within_a_minute(

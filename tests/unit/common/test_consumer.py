@@ -264,3 +264,129 @@ def test_an_offset_past_the_end_of_a_recreated_log_reads_the_log_again_from_its_
     assert dead_letter_rows(analytics_db) == []  # nothing was skipped
     assert deltas()[f'mall_consumer_offset_out_of_range_total{{consumer="analytics",topic="{TOPIC}"}}'] == 1
     assert counted(analytics_db) == 1
+
+
+# A crash between the dead letter's commit and the offset commit delivers the poison record again
+
+def test_a_poison_record_redelivered_after_its_offset_commit_failed_is_dead_lettered_once(analytics_db: Engine) -> None:
+    poison = Delivered(TOPIC, 0, 7, b"\xff\x00 not protobuf")
+    scripted = ScriptedConsumer([batch(poison), batch(poison)])
+    consumer = consumer_for(analytics_db, scripted, fail_user_ids=set())
+
+    consumer.poll_once()  # dead-lettered; say the process died before the commit reached the broker
+    consumer.poll_once()  # the group delivers the same record again
+
+    assert [row[:3] for row in dead_letter_rows(analytics_db)] == [(TOPIC, 0, 7)]
+
+
+def test_an_event_the_handler_finds_invalid_redelivered_is_dead_lettered_once(analytics_db: Engine) -> None:
+    # dated outside the shop's years: the analytics handler raises InvalidEvent
+    envelope = new_envelope(UserRegistered(user_id=5, channel="sms",
+                                           registered_at=timestamp(datetime(1990, 1, 1, tzinfo=UTC))),
+                            producer="user", aggregate_id="5")
+    record = Delivered(TOPIC, 1, 3, encode(envelope))
+    consumer = consumer_for(analytics_db, ScriptedConsumer([batch(record), batch(record)]), fail_user_ids=set())
+
+    consumer.poll_once()
+    consumer.poll_once()
+
+    assert [row[:4] for row in dead_letter_rows(analytics_db)] == [(TOPIC, 1, 3, envelope.event_id)]
+
+
+# Schema evolution: a newer producer's fields are ignored by an older consumer, not a reason to dead-letter
+
+def newer_field(data: bytes) -> bytes:
+    """`data` with field 99 (length-delimited), which no message of this version declares, appended."""
+    return data + bytes([(99 << 3 | 2) & 0x7F | 0x80, (99 << 3 | 2) >> 7, 5]) + b"newer"
+
+
+def test_an_event_whose_envelope_and_payload_carry_fields_of_a_newer_version_is_applied(analytics_db: Engine) -> None:
+    envelope = new_envelope(UserRegistered(user_id=8, channel="sms",
+                                           registered_at=timestamp(datetime(2026, 11, 26, tzinfo=UTC))),
+                            producer="user", aggregate_id="8")
+    envelope.payload = newer_field(envelope.payload)
+    record = Delivered(TOPIC, 0, 0, newer_field(encode(envelope)))
+    consumer = consumer_for(analytics_db, ScriptedConsumer([batch(record)]), fail_user_ids=set())
+
+    assert consumer.poll_once() == 1
+
+    assert counted(analytics_db) == 1
+    assert dead_letter_rows(analytics_db) == []
+
+
+# A rebalance (or an eviction for exceeding max_poll_interval_ms) between the DB commit and the offset commit
+
+class CommitRefusedOnce(ScriptedConsumer):
+    def commit(self, offsets: dict[TopicPartition, Any]) -> None:
+        if not getattr(self, "refused", False):
+            self.refused = True
+            raise CommitFailedError("simulated: the group rebalanced while the poll was being handled")
+        super().commit(offsets)
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_records_whose_offset_commit_a_rebalance_refused_are_applied_once_when_delivered_again(
+        analytics_db: Engine, batched: bool) -> None:
+    records = [registration(1, 0, 10), registration(2, 0, 11), registration(3, 1, 20)]
+    scripted = CommitRefusedOnce([batch(*records), batch(*records)])
+    consumer = EventConsumer("analytics", functools.partial(SqlAnalyticsUnitOfWork, analytics_db, "analytics"),
+                             SETTINGS, {UserRegistered: on_user_registered}, batched=batched,
+                             consumer_factory=lambda *_: scripted)  # type: ignore[arg-type,return-value]
+    with pytest.raises(CommitFailedError):
+        consumer.poll_once()
+
+    assert consumer.poll_once() == 3  # handled: skipped as duplicates
+
+    assert scripted.commits == [(0, 12), (1, 21)]
+    assert counted(analytics_db) == 3
+
+
+def test_the_consumer_group_carries_the_topic_prefix_so_environments_sharing_a_broker_never_share_a_group(
+        analytics_db: Engine) -> None:
+    asked: list[tuple[str, list[str]]] = []
+
+    def factory(kafka: KafkaSettings, group_id: str, topics: list[str]) -> ScriptedConsumer:
+        asked.append((group_id, topics))
+        return ScriptedConsumer([])
+
+    staging = KafkaSettings(bootstrap_servers="unused:9092", max_poll_interval_ms=1000, topic_prefix="staging-",
+                            request_timeout_ms=1000)
+    consumer = EventConsumer("analytics", functools.partial(SqlAnalyticsUnitOfWork, analytics_db, "analytics"),
+                             staging, {UserRegistered: on_user_registered},
+                             consumer_factory=factory)  # type: ignore[arg-type]
+
+    consumer.poll_once()
+
+    assert asked == [("staging-analytics", ["staging-user-registered"])]
+
+
+# Retry back-off
+
+class StopAfterWaits:
+    """Stands in for run()'s stop event: records each back-off waited, and is set after `waits` of them."""
+
+    def __init__(self, waits: int) -> None:
+        self.waited: list[float] = []
+        self.left = waits
+
+    def is_set(self) -> bool:
+        return self.left <= 0
+
+    def wait(self, seconds: float) -> bool:
+        self.waited.append(seconds)
+        self.left -= 1
+        return self.is_set()
+
+
+def test_the_back_off_keeps_growing_while_a_record_keeps_failing_though_other_partitions_move_on(
+        analytics_db: Engine) -> None:
+    stuck = registration(1, 0, 10)
+    scripted = ScriptedConsumer([batch(stuck, registration(2, 1, 20)), batch(registration(3, 1, 21)),
+                                 batch(stuck), batch(stuck)])
+    consumer = consumer_for(analytics_db, scripted, fail_user_ids={1})
+    stop = StopAfterWaits(3)
+
+    consumer.run(stop)  # type: ignore[arg-type]
+
+    assert stop.waited == [0.1, 0.2, 0.4]  # not back to 0.1 because partition 1 had a poll without failure
+    assert counted(analytics_db) == 2

@@ -139,6 +139,19 @@ def test_decode_refuses_an_event_id_that_is_not_a_uuid(envelope: EventEnvelope, 
         events.decode(events.encode(envelope))
 
 
+# uuid.UUID() also reads these spellings, longer than the 36 characters processed_events and dead_letters keep: on
+# PostgreSQL neither the dedup record nor the dead letter could be written, and the partition would stop for ever.
+@pytest.mark.parametrize("event_id", ["{12345678-1234-5678-1234-567812345678}",
+                                      "urn:uuid:12345678-1234-5678-1234-567812345678",
+                                      "12345678123456781234567812345678"])
+def test_decode_refuses_an_event_id_that_is_not_a_uuid_in_its_36_character_form(envelope: EventEnvelope,
+                                                                                  event_id: str) -> None:
+    envelope.event_id = event_id
+
+    with pytest.raises(events.InvalidEvent, match="is not a UUID"):
+        events.decode(events.encode(envelope))
+
+
 def test_decode_refuses_an_empty_event_type(envelope: EventEnvelope) -> None:
     envelope.event_type = ""
 
