@@ -259,6 +259,8 @@ refunds = Table(
     Column("points_returned", BigInteger, nullable=False, server_default="0"),
     # When WeChat Pay reported this CLOSED refund paid after all (migration 0017): its units count as refunded again.
     Column("paid_after_close_at", UTCDateTime, nullable=True),
+    # Paid after close while open refunds of its order held its amounts: undecided until they end (migration 0019).
+    Column("paid_after_close_waiting_at", UTCDateTime, nullable=True),
     Index("ix_refunds_status_created", "status", "created_at"),
     Index("ix_refunds_created", "created_at", "id"),  # staff's list: the ended ones newest first (migration 0013)
     CheckConstraint("amount_fen >= 0", name="ck_refunds_amount_not_negative"),  # 0: units paid 0 fen

@@ -575,6 +575,8 @@ class Refund:
     settled_at: datetime | None = None
     points_returned: int = 0  # points spent on the units, given back with it (cancel-unshipped's; 0 for the others)
     paid_after_close_at: datetime | None = None  # CLOSED here, then WeChat Pay reported it paid: its units are refunded
+    # paid after close while open refunds of the order held its amounts: neither counted nor paid twice until they end
+    paid_after_close_waiting_at: datetime | None = None
     id: int | None = None
 
 

@@ -77,7 +77,8 @@ refunded yet (every line's remaining units and paid share, and the freight).
      once for finance and `mall_refunds_paid_after_close_total` counts it (RefundPaidAfterClose pages). Its units
      count as refunded again (`paid_after_close_at`: after-sales can no longer claim them), and an after-sales or a
      cancellation's refund's amounts are reserved again when nothing else took them since, with its `order-refunded`
-     (a REFUNDING order refunded in full so becomes REFUNDED, as by any paid refund: `_paid_after_close`).
+     (a REFUNDING order refunded in full so becomes REFUNDED, as by any paid refund: `_paid_after_close`). When
+     open refunds of the order hold them, it waits for their end (`paid_after_close_waiting_at`, `_decide_waiting`).
 
 Late payments (`start_late_refund`): WeChat Pay money for an order that could not take it (cancelled, paid too
 late, or paid otherwise meanwhile; services/order/service.py `refund_late_payment`) goes back through this engine
@@ -512,7 +513,10 @@ def _paid_after_close(uow: OrderUnitOfWork, order: Order, refund: Refund, actor:
       analytics), since it was paid, and a REFUNDING order it refunds in full takes the state machine's "refunded"
       step as a paid refund makes it (`_refunded`), so approving the cancellation again cannot pay it a second time.
       When they do not fit, the same units or money were refunded again since: nothing can count it twice (the
-      CHECK constraints), so finance must recover it. Cancel-unshipped's (`UNSHIPPED`) count the same way, and once
+      CHECK constraints), so finance must recover it. But when open (PENDING or ABNORMAL) refunds of the order alone
+      hold them (`_open_holders`), WeChat Pay may never pay those: it is marked waiting (`paid_after_close_waiting_at`,
+      a history step naming them, nothing published) and decided when they end (`_decide_waiting`): counted as
+      above if they closed unpaid, refund-paid-twice if one was paid. Cancel-unshipped's (`UNSHIPPED`) count the same way, and once
       counted cancel-unshipped no longer starts them again (ORDER_STATE_CONFLICT, as for a paid one);
     - the after-sales listener hears (`aftersales.closed_refund_paid`: the refund's case, if its refund failed, is
       REFUNDED, and if a retry refunded it again, that is noted for finance; any other open case claiming units no
@@ -528,10 +532,16 @@ def _paid_after_close(uow: OrderUnitOfWork, order: Order, refund: Refund, actor:
         return
     case_refund = refund.source.partition(":")[0] == AFTER_SALE
     refund.paid_after_close_at = now
-    counted = refund.source.partition(":")[0] in COUNTED_AGAIN and uow.refunds.reserve(order, refund.amount_fen, [
-        LineReservation(line.line_id, line.quantity, line.amount_fen, paid_shares(order)[line.line_id])
-        for line in refund.lines])
-    if counted:
+    counted_again = refund.source.partition(":")[0] in COUNTED_AGAIN
+    counted = counted_again and _reserve_again(uow, order, refund)
+    holders = _open_holders(uow, order, refund) if counted_again and not counted else []
+    if holders:  # open refunds hold its amounts: WeChat Pay may never pay them, so wait for their end to decide
+        refund.paid_after_close_waiting_at = now
+        log.error("refund %s was closed here but WeChat Pay reports it paid: its %s fen wait for open refunds %s",
+                  refund.refund_no, refund.amount_fen, [holder.refund_no for holder in holders])
+        order.record_step(actor=actor, now=now, reason=paid_after_close_waiting_note(refund, holders), shopper=False)
+        uow.on_commit(metrics.REFUNDS_PAID_AFTER_CLOSE.inc)
+    elif counted:
         log.error("refund %s was closed here but WeChat Pay reports it paid: its %s fen and units count as refunded "
                   "again", refund.refund_no, refund.amount_fen)
     else:
@@ -541,8 +551,9 @@ def _paid_after_close(uow: OrderUnitOfWork, order: Order, refund: Refund, actor:
             uow.publish(RefundPaidTwice(order_no=order.order_no, user_id=order.user_id, refund_no=refund.refund_no,
                                         amount_fen=refund.amount_fen, channel=refund.channel, paid_at=timestamp(now)),
                         aggregate_id=order.order_no)
-    order.record_step(actor=actor, now=now, reason=paid_after_close_note(refund, counted=counted), shopper=False)
-    uow.on_commit(metrics.REFUNDS_PAID_AFTER_CLOSE.inc)
+    if not holders:
+        order.record_step(actor=actor, now=now, reason=paid_after_close_note(refund, counted=counted), shopper=False)
+        uow.on_commit(metrics.REFUNDS_PAID_AFTER_CLOSE.inc)
     if counted:
         _refunded(uow, order, refund, actor, now)
     if refund.source == LATE_PAYMENT:  # the late money did go back after all: the ledger's - side
@@ -550,6 +561,63 @@ def _paid_after_close(uow: OrderUnitOfWork, order: Order, refund: Refund, actor:
     listener = SETTLED_LISTENERS.get(AFTER_SALE) if case_refund else None
     if listener is not None:
         listener(uow, refund, now)
+
+
+def _reserve_again(uow: OrderUnitOfWork, order: Order, refund: Refund) -> bool:
+    """Reserve a refund's amounts again, all or nothing (the conditional updates and CHECKs: never counted twice)."""
+    shares = paid_shares(order)
+    return uow.refunds.reserve(order, refund.amount_fen, [
+        LineReservation(line.line_id, line.quantity, line.amount_fen, shares[line.line_id]) for line in refund.lines])
+
+
+def _open_holders(uow: OrderUnitOfWork, order: Order, refund: Refund) -> list[Refund]:
+    """The open (PENDING or ABNORMAL) refunds of `refund`'s order whose reserved amounts alone keep it from fitting:
+    it would fit if they were closed. Empty when it would not fit even then (refunds paid, SUCCESS, took the money or
+    the units) or when no open refund holds anything."""
+    holders = [other for other in uow.refunds.for_order(order.id or 0) if other.refund_no != refund.refund_no
+               and RefundStatus(other.status) in OPEN and other.source != LATE_PAYMENT]
+    held_quantity: dict[int, int] = {}
+    held_fen: dict[int, int] = {}
+    for holder in holders:
+        for line in holder.lines:
+            held_quantity[line.line_id] = held_quantity.get(line.line_id, 0) + line.quantity
+            held_fen[line.line_id] = held_fen.get(line.line_id, 0) + line.amount_fen
+    lines, shares = {line.id: line for line in order.lines}, paid_shares(order)
+    fits_without = order.refunded_fen - sum(holder.amount_fen for holder in holders) + refund.amount_fen <= \
+        order.payable_fen and all(
+            lines[item.line_id].refunded_quantity - held_quantity.get(item.line_id, 0) + item.quantity
+            <= lines[item.line_id].quantity
+            and lines[item.line_id].refunded_fen - held_fen.get(item.line_id, 0) + item.amount_fen
+            <= shares[item.line_id] for item in refund.lines)
+    return holders if holders and fits_without else []
+
+
+def _decide_waiting(uow: OrderUnitOfWork, order: Order, actor: str, now: datetime) -> None:
+    """A refund of `order` ended (`_change`): decide its refunds paid after close that waited for open refunds holding
+    their amounts (`paid_after_close_waiting_at`). One that fits now (a holder closed, freeing them) is counted as
+    `_paid_after_close` counts one (order-refunded, the order's "refunded" step); one that still does not fit while
+    other open refunds hold its amounts waits on; otherwise the money went out twice (a holder was paid):
+    refund-paid-twice. Each once: the marker is cleared as it is decided. Under the order's row lock."""
+    for waiting in uow.refunds.for_order(order.id or 0):
+        if waiting.paid_after_close_waiting_at is None or waiting.status != RefundStatus.CLOSED:
+            continue
+        counted = _reserve_again(uow, order, waiting)
+        if not counted and _open_holders(uow, order, waiting):
+            continue
+        waiting.paid_after_close_waiting_at = None
+        if counted:
+            log.error("refund %s, paid after its close, counts as refunded: the open refunds holding its %s fen "
+                      "ended unpaid", waiting.refund_no, waiting.amount_fen)
+        else:
+            log.error("refund %s, paid after its close: %s fen paid twice (the refund holding them was paid)",
+                      waiting.refund_no, waiting.amount_fen)
+            paid_at = waiting.paid_after_close_at or now
+            uow.publish(RefundPaidTwice(order_no=order.order_no, user_id=order.user_id, refund_no=waiting.refund_no,
+                                        amount_fen=waiting.amount_fen, channel=waiting.channel,
+                                        paid_at=timestamp(paid_at)), aggregate_id=order.order_no)
+        order.record_step(actor=actor, now=now, reason=paid_after_close_note(waiting, counted=counted), shopper=False)
+        if counted:
+            _refunded(uow, order, waiting, actor, now)
 
 
 # The sources whose refund, CLOSED here and paid by WeChat Pay after all, counts as the order's refund again when its
@@ -610,6 +678,13 @@ def paid_after_close_note(refund: Refund, *, counted: bool = False) -> str:
             "must check")[:255]
 
 
+def paid_after_close_waiting_note(refund: Refund, holders: list[Refund]) -> str:
+    """The order history's step for a closed refund WeChat Pay paid while open refunds hold its amounts: undecided."""
+    return (f"{paid_after_close_step(refund.refund_no)} {refund.amount_fen} fen wait for open refund "
+            f"{', '.join(holder.refund_no for holder in holders)}: counted if it closes, refunded twice if it is "
+            "paid")[:255]
+
+
 def _change(uow: OrderUnitOfWork, order: Order, refund: Refund, status: RefundStatus, actor: str,
             now: datetime, note: str = "", closed_by_staff: bool = False) -> None:
     """An open refund takes `status` (under both row locks), with its effects, and its source's listener hears.
@@ -635,6 +710,8 @@ def _change(uow: OrderUnitOfWork, order: Order, refund: Refund, status: RefundSt
     elif status == RefundStatus.ABNORMAL:
         order.record_step(actor=actor, now=now, reason=note or f"refund {refund.refund_no} ABNORMAL at WeChat Pay: "
                           f"{refund.amount_fen} fen held until it is completed there or closed by staff", shopper=False)
+    if status in (RefundStatus.SUCCESS, RefundStatus.CLOSED) and not late:
+        _decide_waiting(uow, order, actor, now)  # refunds paid after close may have waited for this one
     listener = SETTLED_LISTENERS.get(refund.source.partition(":")[0])
     if listener is not None:
         listener(uow, refund, now)
