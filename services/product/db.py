@@ -16,6 +16,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Row,
     Select,
     String,
     Table,
@@ -104,6 +105,9 @@ products = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("version", Integer, nullable=False, server_default="1"),  # edits so far (migration 0007)
+    # the name and first image at the last approval, shown off sale instead of an edit's (migration 0010)
+    Column("approved_name", String(100), nullable=False, server_default=""),
+    Column("approved_image", String(512), nullable=False, server_default=""),
     Index("ix_products_visible_created", "status", "on_shelf", "created_at"),
 )
 
@@ -321,13 +325,7 @@ class SqlProductRepository:
         # Checkout asks for every order: one SELECT of the SKU rows and the few product columns they need,
         # not the products as entities (loading those, their JSON and all their SKUs was a fifth of a reservation).
         rows = self.session.execute(_offers_statement(), {"sku_ids": sorted(sku_ids)})
-        return [SkuOffer(Sku(spec=row.spec, spec_key=row.spec_key, price_fen=row.price_fen,
-                             market_price_fen=row.market_price_fen, stock=row.stock, weight_g=row.weight_g,
-                             sales=row.sales, active=row.active, product_id=row.product_id, id=row.id),
-                         product_id=row.product_id, name=row.name, category_id=row.category_id, brand_id=row.brand_id,
-                         image=row.images[0] if row.images else "",
-                         on_sale=Product.shown(row.status, row.on_shelf) and row.active)
-                for row in rows]
+        return [_offer(row) for row in rows]
 
     def of_brand(self, brand_id: int, *, lock: bool = False) -> list[Product]:
         query = select(Product).where(products.c.brand_id == brand_id).order_by(products.c.id)
@@ -394,6 +392,17 @@ class SqlAuditLogRepository:
                             [audit_log.c.id.desc()], offset, limit)
 
 
+def _offer(row: Row[Any]) -> SkuOffer:
+    """A row of _offers_statement as the offer: off sale, the product's approved name and image (never an edit's)."""
+    name, image = Product.shopper_face(row.status, name=row.name, images=row.images, approved_name=row.approved_name,
+                                       approved_image=row.approved_image)
+    return SkuOffer(Sku(spec=row.spec, spec_key=row.spec_key, price_fen=row.price_fen,
+                        market_price_fen=row.market_price_fen, stock=row.stock, weight_g=row.weight_g, sales=row.sales,
+                        active=row.active, product_id=row.product_id, id=row.id),
+                    product_id=row.product_id, name=name, category_id=row.category_id, brand_id=row.brand_id,
+                    image=image, on_sale=Product.shown(row.status, row.on_shelf) and row.active)
+
+
 SELLABLE = select(products.c.id).where(products.c.status == Status.APPROVED, products.c.on_shelf.is_(True))
 
 # The statements of a stock reservation (every order), built once: building one per call, and SQLAlchemy walking
@@ -405,7 +414,8 @@ SELLABLE = select(products.c.id).where(products.c.status == Status.APPROVED, pro
 def _offers_statement() -> Select[Any]:
     s, p = skus.c, products.c
     return (select(s.id, s.product_id, s.spec, s.spec_key, s.price_fen, s.market_price_fen, s.stock, s.weight_g,
-                   s.sales, s.active, p.name, p.category_id, p.brand_id, p.images, p.status, p.on_shelf)
+                   s.sales, s.active, p.name, p.category_id, p.brand_id, p.images, p.status, p.on_shelf,
+                   p.approved_name, p.approved_image)
             .join(products, p.id == s.product_id).where(s.id.in_(bindparam("sku_ids", expanding=True))))
 
 

@@ -6,7 +6,7 @@ import enum
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +27,8 @@ URL_MAX = 512
 CATEGORY_NAME_MAX = BRAND_NAME_MAX = 64
 MAX_DELIVERY_DAYS, PROVINCE_MAX = 60, 32
 NAME_MAX, SUBTITLE_MAX, DESCRIPTION_MAX = 100, 200, 20_000
+# What a cart shows for a product off sale that was never approved: neither its name nor its images were audited.
+UNAPPROVED_NAME = "商品已下架"
 # In a name, a spec or a parameter: C0 and C1 controls, bidirectional embeddings, overrides and isolates (U+202E
 # shows "华为06 etaM" as "华为Mate 60"), and zero-width characters other than the joiner emoji sequences need.
 HIDDEN_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f\u200b\u200c\u200e\u200f\u202a-\u202e\u2060-\u2064"
@@ -130,8 +132,11 @@ class SkuOffer:
 
     @classmethod
     def of(cls, product: Product, sku: Sku) -> SkuOffer:
-        return cls(sku, product.id or 0, product.name, product.category_id, product.brand_id,
-                   product.images[0] if product.images else "", product.visible and sku.active)
+        name, image = Product.shopper_face(product.status, name=product.name, images=product.images,
+                                           approved_name=product.approved_name,
+                                           approved_image=product.approved_image)
+        return cls(sku, product.id or 0, name, product.category_id, product.brand_id, image,
+                   product.visible and sku.active)
 
 
 @dataclass(frozen=True)
@@ -272,6 +277,8 @@ class Product:
     sales: int = 0
     skus: list[Sku] = field(default_factory=list)
     version: int = 1
+    approved_name: str = ""   # the name and first image at the last approval ("": never approved): what shoppers
+    approved_image: str = ""  # holding it in a cart see while an edit waits for audit
     id: int | None = None
 
     @classmethod
@@ -300,6 +307,21 @@ class Product:
     def shown(status: str, on_shelf: bool) -> bool:
         """Shoppers see (and may buy) a product approved and on the shelf."""
         return status == Status.APPROVED and on_shelf
+
+    @staticmethod
+    def shopper_face(status: str, *, name: str, images: Sequence[str], approved_name: str,
+                     approved_image: str) -> tuple[str, str]:
+        """The name and first image a shopper may see of a product, on sale or not (a cart line keeps it).
+
+        An APPROVED product's content is what was approved (an edit sends it back to audit); any other shows the
+        content of its last approval, kept apart, or a neutral placeholder if it never had one: an edit's
+        unapproved name and images never reach shoppers.
+        """
+        if status == Status.APPROVED:
+            return name, images[0] if images else ""
+        if approved_name:
+            return approved_name, approved_image
+        return UNAPPROVED_NAME, ""
 
     def edit(self, draft: ProductDraft, now: datetime, *, version: int, reserved: Mapping[int, int]) -> None:
         """Replace the content read at `version`; an approved product goes back to audit (off shelf), a rejected
@@ -378,6 +400,8 @@ class Product:
             raise InvalidInput("REASON_REQUIRED", "a rejection needs a reason", details={"reason": "required"})
         self.status = Status.APPROVED if approve else Status.REJECTED
         self.reject_reason = "" if approve else reason.strip()
+        if approve:
+            self.approved_name, self.approved_image = self.name, self.images[0] if self.images else ""
         self.updated_at = now
 
     def shelve(self, on_shelf: bool, now: datetime) -> None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from google.protobuf.message import Message
 from mall.order.v1 import order_pb2, order_pb2_grpc
+from mall.product.v1 import product_pb2, product_pb2_grpc
 from sqlalchemy import Engine
 
 from services.common.config import ServiceSettings
@@ -20,6 +21,9 @@ from services.order.service import OrderSettings
 from services.product import service
 from services.product.db import SqlProductUnitOfWork, start_mappers
 from services.product.domain import Brand, Category, ProductDraft, SkuDraft
+from services.product.grpc_api import ProductServicer
+from services.user.domain import User
+from services.user.tokens import TokenIssuer
 from tests.fakes import HOME
 from tests.fixtures import kafka
 from tests.fixtures.kafka import OFFLINE_KAFKA, Delivered
@@ -51,6 +55,30 @@ def uow(request: pytest.FixtureRequest) -> UowFactory:
     fixture = "service_engine" if request.param == "postgresql" else "sqlite_service_engine"
     start_mappers()
     return functools.partial(SqlProductUnitOfWork, request.getfixturevalue(fixture)("product"), "product")
+
+
+# The product service behind a real gRPC server, and the tokens its callers carry
+
+@pytest.fixture
+def product_port(pg_uow: UowFactory, jwt_keys: JwtKeys) -> Iterator[int]:
+    settings = ServiceSettings.from_env("product", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),
+                                                    "PRODUCT_GRPC_LISTEN": "127.0.0.1:0"})
+    server, port = create_server(settings, [registration(product_pb2, product_pb2_grpc, "ProductService",
+                                                         ProductServicer(pg_uow))])
+    server.start()
+    yield port
+    server.stop(grace=None)
+
+
+@pytest.fixture
+def user_token(jwt_keys: JwtKeys) -> Callable[..., str]:
+    """`user_token(42)` a shopper's access token, `user_token(1, "admin")` staff's."""
+    issuer = TokenIssuer(jwt_keys.private_pem, access_ttl_seconds=300, refresh_ttl_seconds=600)
+
+    def _token(user_id: int, roles: str = "") -> str:
+        user = User(phone="13800000000", created_at=datetime.now(UTC), roles=roles, id=user_id)
+        return issuer.access_token(user, user.role_set, datetime.now(UTC))
+    return _token
 
 
 # The order service on its own database behind a real gRPC server: what the reservation sweep asks (GetOrderStates)
@@ -100,9 +128,10 @@ class Shelf:
         self.created = 0
 
     def draft(self, name: str, *, category_id: int = 3, brand_id: int = 1, price_fen: int = 10_000,
-              stock: int = 50, subtitle: str = "", description: str = "", colours: tuple[str, ...] = ("黑",)
-              ) -> ProductDraft:
+              stock: int = 50, subtitle: str = "", description: str = "", colours: tuple[str, ...] = ("黑",),
+              images: tuple[str, ...] = ()) -> ProductDraft:
         return ProductDraft(name=name, subtitle=subtitle, description=description, category_id=category_id,
+                            images=images,
                             brand_id=brand_id, specs=(("颜色", colours),),
                             skus=tuple(SkuDraft(spec={"颜色": c}, price_fen=price_fen + i, stock=stock)
                                        for i, c in enumerate(colours)))

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 
 import grpc
 import pytest
-from mall.product.v1 import product_pb2, product_pb2_grpc
+from mall.product.v1 import product_pb2
 from mall.product.v1.product_pb2_grpc import ProductServiceStub
 
 from services.common.auth import TokenVerifier, caller_var
 from services.common.clients import ServiceClients
-from services.common.config import Env, ServiceSettings
+from services.common.config import Env
 from services.common.discovery import Discovery
-from services.common.grpc_server import create_server, from_grpc, registration
+from services.common.grpc_server import from_grpc
 from services.order.neighbours import GrpcStock
 from services.order.ports import StockLine
-from services.product.grpc_api import ProductServicer
-from services.user.domain import User
-from services.user.tokens import TokenIssuer
 from tests.fixtures.keys import JwtKeys, as_service, service_token
 from tests.integration.product.conftest import Shelf, UowFactory
 
@@ -35,30 +31,9 @@ def shelf(pg_uow: UowFactory) -> Shelf:
 
 
 @pytest.fixture
-def product_port(pg_uow: UowFactory, jwt_keys: JwtKeys) -> Iterator[int]:
-    settings = ServiceSettings.from_env("product", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),
-                                                    "PRODUCT_GRPC_LISTEN": "127.0.0.1:0"})
-    server, port = create_server(settings, [registration(product_pb2, product_pb2_grpc, "ProductService",
-                                                         ProductServicer(pg_uow))])
-    server.start()
-    yield port
-    server.stop(grace=None)
-
-
-@pytest.fixture
 def stub(product_port: int) -> Iterator[ProductServiceStub]:
     with grpc.insecure_channel(f"127.0.0.1:{product_port}") as channel:
         yield ProductServiceStub(channel)
-
-
-@pytest.fixture
-def user_token(jwt_keys: JwtKeys) -> Callable[..., str]:
-    issuer = TokenIssuer(jwt_keys.private_pem, access_ttl_seconds=300, refresh_ttl_seconds=600)
-
-    def _token(user_id: int, roles: str = "") -> str:
-        user = User(phone="13800000000", created_at=datetime.now(UTC), roles=roles, id=user_id)
-        return issuer.access_token(user, user.role_set, datetime.now(UTC))
-    return _token
 
 
 def outcome(call: Callable[[], object]) -> tuple[str, str]:

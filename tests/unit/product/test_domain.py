@@ -136,6 +136,28 @@ def test_changing_the_price_of_an_on_shelf_product_sends_it_back_to_audit_off_th
     assert (product.status, product.on_shelf, product.price_fen) == (Status.PENDING_AUDIT, False, 9_900)
 
 
+def test_an_edit_of_an_approved_product_keeps_the_approved_name_and_image_for_shoppers() -> None:
+    product = Product.create(draft(images=("/media/cup.jpg", "/media/cup-2.jpg")), T0)
+    product.submit(T0)
+    product.audit(approve=True, reason="", now=T0)
+
+    product.edit(draft(name="未审核的名字", images=("/media/unapproved.jpg",)), T0, version=1, reserved={})
+    product.audit(approve=False, reason="图片不符", now=T0)  # rejected: still never approved
+
+    assert Product.shopper_face(product.status, name=product.name, images=product.images,
+                                approved_name=product.approved_name, approved_image=product.approved_image) == (
+        "象印 保温杯", "/media/cup.jpg")
+
+
+def test_an_approval_makes_the_current_name_and_image_the_approved_ones() -> None:
+    product = approved()
+    product.edit(draft(name="象印 保温杯 新款", images=("/media/new.jpg",)), T0, version=1, reserved={})
+
+    product.audit(approve=True, reason="", now=T0, version=2)
+
+    assert (product.approved_name, product.approved_image) == ("象印 保温杯 新款", "/media/new.jpg")
+
+
 def test_editing_a_rejected_product_makes_it_a_draft_again() -> None:
     product = Product.create(draft(), T0)
     product.submit(T0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from services.common.events import InvalidEvent, timestamp
 from services.product import consumers, service
 from services.product.domain import (
     RESERVATION_TTL,
+    UNAPPROVED_NAME,
     Brand,
     Category,
     OutOfStock,
@@ -89,6 +91,45 @@ def test_skus_are_looked_up_by_id_with_their_product_and_whether_they_are_on_sal
     assert [(offer.sku.id, offer.product_id, offer.on_sale) for offer in found] == [
         (white, live, True), (sku_ids(uow, hidden)[0], hidden, False), (black, live, True)]
     assert found[0].sku.price_fen == 550_000 and found[0].name == "华为 Mate 60 智能手机"
+
+
+def edit(uow: FakeProductUnitOfWork, product_id: int, *, name: str, images: tuple[str, ...] = ()) -> None:
+    """An operator's edit of the product's name and images (back to audit if it was approved)."""
+    product = uow.products.items[product_id]
+    service.update_product(uow, actor_id=EDITOR, product_id=product_id,
+                           draft=replace(draft(), name=name, images=images), version=product.version, now=T0)
+
+
+def test_a_cart_lookup_of_a_live_product_edited_since_shows_the_approved_name_and_image_off_sale(
+        uow: FakeProductUnitOfWork) -> None:
+    live = on_sale(uow)
+    edit(uow, live, name="华为 Mate 60", images=("/media/approved.jpg",))  # back to audit: approved again
+    service.audit_product(uow, actor_id=1, product_id=live, approve=True, now=T0)
+    edit(uow, live, name="未审核的名字", images=("/media/unapproved.jpg",))
+
+    [offer] = service.get_skus(uow, sku_ids=sku_ids(uow, live)[:1])
+
+    assert (offer.name, offer.image, offer.on_sale) == ("华为 Mate 60", "/media/approved.jpg", False)
+
+
+def test_a_cart_lookup_of_a_product_never_approved_shows_a_placeholder_not_its_draft(
+        uow: FakeProductUnitOfWork) -> None:
+    created = service.create_product(uow, actor_id=EDITOR, draft=replace(draft(), images=("/media/draft.jpg",)),
+                                     now=T0).product.id
+    assert created is not None
+
+    [offer] = service.get_skus(uow, sku_ids=sku_ids(uow, created)[:1])
+
+    assert (offer.name, offer.image, offer.on_sale) == (UNAPPROVED_NAME, "", False)
+
+
+def test_staff_still_read_the_edit_waiting_for_audit(uow: FakeProductUnitOfWork) -> None:
+    live = on_sale(uow)
+    edit(uow, live, name="未审核的名字", images=("/media/unapproved.jpg",))
+
+    read = service.get_admin_product(uow, product_id=live).product
+
+    assert (read.name, read.images, read.status) == ("未审核的名字", ["/media/unapproved.jpg"], Status.PENDING_AUDIT)
 
 
 def test_the_category_filter_includes_sub_categories(uow: FakeProductUnitOfWork) -> None:
