@@ -121,7 +121,7 @@ async function send(path, options, asked, retried = false) {
     body: options.json !== undefined ? JSON.stringify(options.json) : undefined,
   });
   // A 401 for a session already ended is not the next one's: their refresh token and login stay as they are.
-  if (response.status === 401 && asked === sessionNumber && !retried && session.refresh && await refreshSession()) {
+  if (response.status === 401 && asked === sessionNumber && !retried && session.refresh && await refreshOnce()) {
     return send(path, options, asked, true);
   }
   if (!response.ok) {
@@ -133,13 +133,31 @@ async function send(path, options, asked, retried = false) {
   return options.blob ? response.blob() : response.json();
 }
 
-async function refreshSession() {
+// One refresh at a time per session: calls refused together (the dashboard's reports) share it. Each would otherwise
+// present the same refresh token, and the user service takes a spent one presented again for a stolen one and ends the
+// whole session (REFRESH_TOKEN_REUSED).
+let refreshing = null;  // {asked: the session it is for, done: its promise}
+
+function refreshOnce() {
+  if (!refreshing || refreshing.asked !== sessionNumber) {
+    const mine = {asked: sessionNumber, done: null};
+    mine.done = refreshSession(mine.asked).finally(() => { if (refreshing === mine) refreshing = null; });
+    refreshing = mine;
+  }
+  return refreshing.done;
+}
+
+// A refresh answered after its session ended (logout, the next staff member logged in) is dropped: saving it would hand
+// the next one the previous one's tokens and roles.
+async function refreshSession(asked) {
   const response = await fetch(API + "/auth/refresh", {
     method: "POST", headers: {"Content-Type": "application/json"},
     body: JSON.stringify({refresh_token: session.refresh}),
   });
-  if (!response.ok) return false;
-  session.save(await response.json());
+  if (!response.ok || asked !== sessionNumber) return false;
+  const tokens = await response.json();
+  if (asked !== sessionNumber) return false;
+  session.save(tokens);
   return true;
 }
 

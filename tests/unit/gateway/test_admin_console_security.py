@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 from mall.analytics.v1 import analytics_pb2
 from mall.order.v1 import order_pb2
+from mall.user.v1 import user_pb2
 
 from tests.fixtures.fake_services import FakeServices
 from tests.unit.gateway.conftest import STAFF_PHONES
@@ -88,7 +89,7 @@ def test_logging_out_leaves_neither_the_reports_nor_the_exported_files_for_the_n
     clients.analytics.GetReportChunk.reply = analytics_pb2.GetReportChunkResponse(report=done, data=content)
     clients.order.SearchOrders.reply = order_pb2.ListOrdersResponse(orders=[], total=0)
     log_in_as("admin")
-    page.wait_for_selector("body[data-loaded]")
+    page.wait_for_selector("body[data-loaded]", state="attached")
     with page.expect_download():
         page.click("#export-form button[type=submit]")
     file_url = page.get_attribute("#exports a", "href")
@@ -206,3 +207,72 @@ def test_the_next_staff_member_finds_every_search_and_filter_empty(page: Any, lo
 
     assert form_fields(page) == defaults
     assert page.errors == []
+
+
+def refused_unless(token: Callable[[], str]) -> Callable[[Any], None]:
+    """A route handler for /api/v1/admin/**: 401, as for an expired access token, unless the call carries `token()`."""
+    def answer(route: Any) -> None:
+        if route.request.headers.get("authorization") == f"Bearer {token()}":
+            route.continue_()
+        else:
+            route.fulfill(status=401, content_type="application/json",
+                          body='{"error": {"code": "UNAUTHENTICATED", "message": "expired"}}')
+    return answer
+
+
+def test_a_refresh_answered_after_the_next_login_does_not_hand_over_the_last_staff_members_session(
+        page: Any, log_in_as, clients: FakeServices, mint: Callable[..., str]) -> None:
+    """Customer service's token expired, the console asked for a refresh, they logged out and an admin logged in at
+    the same desk; the old refresh answered then must not replace the admin's session with customer service's."""
+    asked, release, clients.user.RefreshSession.answer = held_until_released(user_pb2.LoginResponse(
+        access_token=mint(user_id=9, roles="customer_service"), refresh_token="cs-refresh", expires_in=900,
+        user=user_pb2.User(id=9, nickname="客服小王", roles=["customer_service"])))
+    page.route("**/api/v1/admin/**", refused_unless(lambda: "none"))
+    log_in_as("customer_service")
+    assert asked.wait(timeout=10)
+    page.evaluate("() => { window.heldRefresh = refreshing.done; }")
+    page.unroute("**/api/v1/admin/**")
+
+    page.click("#logout")
+    log_in_at_the_same_page(page, "admin")
+    admins = page.evaluate("() => sessionStorage.getItem('access_token')")
+    release.set()
+
+    assert page.evaluate("() => window.heldRefresh") is False  # the old session's refresh, answered and dropped
+    assert page.evaluate("() => sessionStorage.getItem('access_token')") == admins
+
+
+def test_calls_refused_together_share_one_refresh_so_the_session_is_not_ended_for_a_reused_token(
+        page: Any, log_in_as, clients: FakeServices, mint: Callable[..., str]) -> None:
+    """The dashboard's five reports are refused together when the access token expires: one refresh for all of them
+    (each presenting the same refresh token, the user service would take the second for a stolen one)."""
+    renewed = mint(user_id=7, roles="admin")
+    asked, release, held = held_until_released(user_pb2.LoginResponse(
+        access_token=renewed, refresh_token="refresh-2", expires_in=900,
+        user=user_pb2.User(id=7, nickname="管理员", roles=["admin"])))
+    presented: list[str] = []
+
+    def refresh(message: user_pb2.RefreshSessionRequest) -> user_pb2.LoginResponse:
+        presented.append(message.refresh_token)
+        return held(message)
+    clients.user.RefreshSession.answer = refresh
+    page.add_init_script("""
+        window.refused = 0;
+        const send = window.fetch;
+        window.fetch = (...args) => send(...args).then((response) => {
+            if (response.status === 401) window.refused += 1;
+            return response;
+        });
+    """)
+    page.add_init_script(ANSWERS_READ)
+    page.route("**/api/v1/admin/**", refused_unless(lambda: renewed))
+    log_in_as("admin")  # the five reports are asked for at once, each refused
+    assert asked.wait(timeout=10)
+    page.wait_for_function("() => window.refused >= 5")
+
+    release.set()
+    wait_until_read(page, [f"/api/v1/admin/analytics/{report}?"
+                           for report in ("overview", "preferences", "regions", "funnel", "retention")])
+
+    assert presented == ["refresh"]
+    assert page.evaluate("() => sessionStorage.getItem('access_token')") == renewed
