@@ -14,7 +14,7 @@ the facts already listed on the current day (to drop a repeat that falls on the 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import date
+from datetime import UTC, date
 from typing import Any, TypeVar
 
 from google.protobuf.message import Message
@@ -69,6 +69,12 @@ def _envelope(raw: RawEvent) -> EventEnvelope:
 def _at(stamp: Timestamp, raw: RawEvent) -> str:
     """The time of the fact as the consumer dated it (consumers.when), ISO 8601 in UTC."""
     return consumers.when(stamp, _envelope(raw)).isoformat()
+
+
+def _shown(stamp: Timestamp) -> str:
+    """A time the row shows but nothing is counted on (a plan's expiry, which renewals push on without a bound): ISO 8601
+    in UTC as it is, not checked against the range a fact's date must be in (`_at`)."""
+    return stamp.ToDatetime(tzinfo=UTC).isoformat()
 
 
 def _fact(raw: RawEvent, message: Message) -> tuple[str, str]:
@@ -225,7 +231,7 @@ def movement_row(raw: RawEvent, message: Any) -> Row:
         found = {"occurred_at": _at(message.subscribed_at, raw), "movement": "plan_subscription", "channel": "balance",
                  "amount_fen": message.amount_fen, "member_no": message.member_no,
                  "wallet_balance_fen": message.balance_fen, "plan_id": message.plan_id, "plan_name": message.plan_name,
-                 "plan_expires_at": _at(message.expires_at, raw), "posting_key": message.posting_key}
+                 "plan_expires_at": _shown(message.expires_at), "posting_key": message.posting_key}
     else:  # member-withdrawn; one published before it carried its number, asked amount, forfeit and channel: empty
         found = {"occurred_at": _at(message.withdrawn_at, raw), "movement": "withdrawal",
                  "channel": message.channel or None, "amount_fen": -message.amount_fen, "member_no": message.member_no,

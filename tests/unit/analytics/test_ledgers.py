@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import functools
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -302,6 +303,18 @@ def test_a_plan_bought_with_the_wallet_is_one_plan_sale_by_its_posting_key_and_n
     assert [[day.figures[name] for name in PLAN_FIGURES] for day in overview.days] == [
         [1, 1_500, 0, 0, 0, 0], [1, 14_800, 0, 0, 0, 0]]
     assert overview.totals["active_users"] == 1
+
+
+def test_a_plan_renewed_to_an_expiry_after_2099_is_listed_with_it(uow) -> None:
+    """Renewals stack from the current expiry: the expiry is a value the row shows, not a date anything is counted on,
+    so one far ahead is listed as it is (it made every money export of its period fail)."""
+    days = (date(2100, 3, 1) - D1).days
+    consume(uow(), [plan_subscribed(2, "p74", 14_800, 100, at(D1, 9), plan_id=2, plan_name="PLUS annual", days=days)])
+
+    [row] = ledgers.money_rows(uow(), PERIOD)
+
+    assert (row[ledgers.MONEY_COLUMNS.index("amount_fen")],
+            row[ledgers.MONEY_COLUMNS.index("plan_expires_at")]) == (14_800, "2100-03-01T01:00:00+00:00")
 
 
 def test_two_posting_keys_alike_in_their_first_64_characters_are_two_plan_sales(uow) -> None:
