@@ -137,6 +137,7 @@ class EventConsumer(Generic[U]):
         again) and the other partitions carry on; HandlerFailed is raised after all of them.
         """
         consumer = self._get_consumer()
+        self._failing.intersection_update(consumer.assignment())  # a failing partition a rebalance took away
         polled = self._poll(consumer, timeout_ms)
         records = [record for batch in polled.values() for record in batch]
         if not records:

@@ -390,3 +390,17 @@ def test_the_back_off_keeps_growing_while_a_record_keeps_failing_though_other_pa
 
     assert stop.waited == [0.1, 0.2, 0.4]  # not back to 0.1 because partition 1 had a poll without failure
     assert counted(analytics_db) == 2
+
+
+def test_a_failure_after_the_failing_partition_was_taken_away_backs_off_from_the_start(analytics_db: Engine) -> None:
+    """Partition 0 fails three times, then a rebalance gives it to another member; partition 1's records apply, until
+    one fails once: a fresh failure, retried after the shortest wait, not the longest the old one had reached."""
+    stuck = registration(1, 0, 10)
+    scripted = ScriptedConsumer([batch(stuck), batch(stuck), batch(stuck), batch(registration(2, 1, 20)),
+                                 batch(registration(3, 1, 21)), batch(registration(4, 1, 22))])
+    consumer = consumer_for(analytics_db, scripted, fail_user_ids={1, 4})
+    stop = StopAfterWaits(4)
+
+    consumer.run(stop)  # type: ignore[arg-type]
+
+    assert stop.waited == [0.1, 0.2, 0.4, 0.1]
