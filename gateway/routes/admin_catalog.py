@@ -15,13 +15,14 @@ from gateway.api import Body, Page, PageQuery, Reply, operation, service
 from gateway.catalog_cache import invalidate_after_writes
 from gateway.routes.admin_products import EDITORS
 from gateway.routes.catalog import MAX_ID
-from services.common import formats
 
 bp = Blueprint("admin_catalog", __name__, url_prefix="/api/v1/admin")
 invalidate_after_writes(bp)  # brand names and delivery days show on product pages
 
-Url = Field("", max_length=512, pattern=f"^(?:{formats.PRODUCT_IMAGE_URL})?$",
-            description="empty, or a /media/... path (POST /uploads) or an https URL")
+# Only the shape here: the product service refuses a new or changed icon/logo that is not our media or https, and
+# keeps one sent back as stored (saved before that rule, it must not block a rename).
+Url = Field("", max_length=512, description="empty, or a /media/... path (POST /uploads) or an https URL; an edit "
+            "may send back the stored one unchanged (400 CATEGORY_INVALID / BRAND_INVALID for a new or changed one)")
 
 
 class CategoryIn(Body):

@@ -16,7 +16,6 @@ from gateway.catalog_cache import invalidate_after_writes
 from gateway.routes.catalog import MAX_ID, BrandRef, ParamOut, ReviewOut, SpecOut, StockStatus
 from services.common import formats
 from services.common.auth import Role
-from services.common.formats import anchored
 
 bp = Blueprint("admin_products", __name__, url_prefix="/api/v1/admin/products")
 invalidate_after_writes(bp)  # the next shopper read, on any worker, sees the change
@@ -54,8 +53,11 @@ class ProductIn(Body):
     category_id: int = Field(ge=1, le=MAX_ID)
     brand_id: int = Field(ge=1, le=MAX_ID)
     description: Multiline = Field("", max_length=20_000)
-    images: list[Annotated[str, Field(min_length=1, max_length=512, pattern=anchored(formats.PRODUCT_IMAGE_URL))]] = (
-        Field(default_factory=list, max_length=20, description="our /media/... paths (POST /uploads) or https URLs"))
+    # Only the shape here: the product service refuses a new or changed image that is not our media or https, and
+    # keeps one an edit sends back as stored (saved before that rule, it must not block a rename).
+    images: list[Annotated[str, Field(min_length=1, max_length=512)]] = Field(
+        default_factory=list, max_length=20, description="our /media/... paths (POST /uploads) or https URLs; an "
+        "edit may send back a stored image unchanged (400 PRODUCT_INVALID for a new or changed one)")
     params: list[ParamIn] = Field(default_factory=list, max_length=50)
     specs: list[SpecIn] = Field(default_factory=list, max_length=5)
     skus: list[SkuIn] = Field(min_length=1, max_length=200)

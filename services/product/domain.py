@@ -163,9 +163,16 @@ class ProductDraft:
     specs: tuple[tuple[str, tuple[str, ...]], ...] = ()
     after_sales_policy: str = ""
 
-    def validate(self) -> ProductDraft:
-        """Field errors all at once, as InvalidInput with details per field."""
+    def validate(self, stored: Product | None = None) -> ProductDraft:
+        """Field errors all at once, as InvalidInput with details per field.
+
+        An edit passes the `stored` product: a value it keeps as stored passes the rules made since it was saved
+        (our-media-or-https images, no padded spec names or values, no hidden characters, no market price under
+        the price), so an edit sending back what it read is not refused for a value it does not change. A new
+        product, and any value that changes, meets every rule.
+        """
         problems: dict[str, object] = {}
+        kept = _Kept.of(stored)
         if not self.name.strip() or len(self.name) > NAME_MAX:
             problems["name"] = f"1-{NAME_MAX} characters"
         if len(self.subtitle) > SUBTITLE_MAX:
@@ -173,7 +180,8 @@ class ProductDraft:
         if len(self.description) > DESCRIPTION_MAX:
             problems["description"] = f"at most {DESCRIPTION_MAX} characters"
         if len(self.images) > MAX_IMAGES or any(not 0 < len(url) <= URL_MAX
-                                                or not formats.PRODUCT_IMAGE_URL_PATTERN.fullmatch(url)
+                                                or not (formats.PRODUCT_IMAGE_URL_PATTERN.fullmatch(url)
+                                                        or ("image", url) in kept.texts)
                                                 for url in self.images):
             problems["images"] = (f"at most {MAX_IMAGES} URLs of 1-{URL_MAX} characters: /media/... paths or "
                                   "https:// URLs")
@@ -185,12 +193,14 @@ class ProductDraft:
             problems["specs"] = f"at most {MAX_SPECS} specs"
         spec_names = [name for name, _ in self.specs]
         # "黑" and "黑 " would show shoppers two identical choices, each its own SKU: padded text is refused
-        if len(set(spec_names)) != len(spec_names) or any(not _trimmed(name) for name in spec_names):
+        if len(set(spec_names)) != len(spec_names) or any(not _trimmed(name) and ("spec", name) not in kept.texts
+                                                          for name in spec_names):
             problems["specs"] = "spec names must be non-empty, unique and without surrounding spaces"
         for name, values in self.specs:
             if len(name) > SPEC_NAME_MAX or any(len(v) > SPEC_VALUE_MAX for v in values):
                 problems["specs"] = f"spec names up to {SPEC_NAME_MAX} characters, values up to {SPEC_VALUE_MAX}"
-            elif not values or len(set(values)) != len(values) or any(not _trimmed(v) for v in values):
+            elif not values or len(set(values)) != len(values) or any(
+                    not _trimmed(v) and v not in kept.spec_values.get(name, ()) for v in values):
                 problems[f"specs.{name}"] = "values must be non-empty, unique and without surrounding spaces"
         if not self.skus:
             problems["skus"] = "at least one SKU"
@@ -208,7 +218,8 @@ class ProductDraft:
                 problems[f"{where}.market_price_fen"] = "must be 0 (none) or more"
             elif sku.market_price_fen > SKU_PRICE_MAX_FEN:
                 problems[f"{where}.market_price_fen"] = f"at most {SKU_PRICE_MAX_FEN}"
-            elif 0 < sku.market_price_fen < sku.price_fen:  # a crossed-out price under the price: a fake discount
+            elif (0 < sku.market_price_fen < sku.price_fen  # a crossed-out price under the price: a fake discount
+                  and kept.crossed_market_prices.get(spec_key(sku.spec)) != sku.market_price_fen):
                 problems[f"{where}.market_price_fen"] = "must be 0 (none) or at least the price"
             if sku.stock < 0:
                 problems[f"{where}.stock"] = "must be 0 or more"
@@ -222,7 +233,8 @@ class ProductDraft:
             seen.add(key)
         if any("\x00" in text for text in self._texts()):
             problems["product"] = "text must not contain NUL characters"
-        elif any(HIDDEN_CHARACTER.search(text) for text in self._single_line_texts()):
+        elif any(HIDDEN_CHARACTER.search(text) and (kind, text) not in kept.texts
+                 for kind, text in self._single_line_texts()):
             problems["product"] = "single-line text must not contain control, bidirectional or zero-width characters"
         if problems:
             raise InvalidInput("PRODUCT_INVALID", "the product is invalid", details=problems)
@@ -230,16 +242,41 @@ class ProductDraft:
 
     def _texts(self) -> Iterable[str]:
         yield from (self.description, self.after_sales_policy)
-        yield from self._single_line_texts()
+        yield from (text for _, text in self._single_line_texts())
 
-    def _single_line_texts(self) -> Iterable[str]:
-        yield from (self.name, self.subtitle, *self.images)
+    def _single_line_texts(self) -> Iterable[tuple[str, str]]:
+        """(kind, text): a text is kept when the stored product holds the same text as the same kind."""
+        yield from (("name", self.name), ("subtitle", self.subtitle), *(("image", url) for url in self.images))
         for name, value in self.params:
-            yield from (name, value)
+            yield from (("param", name), ("param", value))
         for name, values in self.specs:
-            yield from (name, *values)
+            yield from (("spec", name), *(("spec", value) for value in values))
         for sku in self.skus:
-            yield from (*sku.spec.keys(), *sku.spec.values())
+            yield from (("spec", text) for text in (*sku.spec.keys(), *sku.spec.values()))
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """What an edit may send back unchanged although rules made since refuse it (ProductDraft.validate)."""
+
+    texts: frozenset[tuple[str, str]] = frozenset()               # (kind, text) as _single_line_texts names them
+    spec_values: Mapping[str, frozenset[str]] = field(default_factory=dict)   # spec name -> its values
+    crossed_market_prices: Mapping[str, int] = field(default_factory=dict)    # spec key -> a market price under
+    #                                                                           the price, as stored
+
+    @classmethod
+    def of(cls, stored: Product | None) -> _Kept:
+        if stored is None:
+            return cls()
+        draft = ProductDraft(
+            name=stored.name, category_id=stored.category_id, brand_id=stored.brand_id, skus=(),
+            subtitle=stored.subtitle, images=tuple(stored.images),
+            params=tuple((p["name"], p["value"]) for p in stored.params),
+            specs=tuple((s["name"], tuple(s["values"])) for s in stored.specs))
+        return cls(texts=frozenset(draft._single_line_texts()),
+                   spec_values={s["name"]: frozenset(s["values"]) for s in stored.specs},
+                   crossed_market_prices={sku.spec_key: sku.market_price_fen for sku in stored.skus
+                                          if 0 < sku.market_price_fen < sku.price_fen})
 
 
 def _trimmed(text: str) -> bool:
@@ -283,6 +320,7 @@ class Product:
 
     @classmethod
     def create(cls, draft: ProductDraft, now: datetime) -> Product:
+        draft.validate()
         product = cls(name=draft.name, category_id=draft.category_id, brand_id=draft.brand_id,
                       created_at=now, updated_at=now)
         product.apply(draft, now)
@@ -337,6 +375,7 @@ class Product:
                            details={"version": self.version})
         if self.status == Status.PENDING_AUDIT:
             raise Conflict("PRODUCT_IN_AUDIT", "the product is being audited; wait for the decision")
+        draft.validate(self)
         stocked = [sku for sku in self.retired_by(draft) if sku.stock or reserved.get(sku.id or 0)]
         if stocked:
             raise Conflict("SKU_HAS_STOCK", "SKUs that still hold units cannot be retired; adjust their stock to 0 "
@@ -356,7 +395,7 @@ class Product:
         return [sku for sku in self.active_skus if sku.spec_key not in wanted]
 
     def apply(self, draft: ProductDraft, now: datetime) -> None:
-        draft.validate()
+        """Take the content of a draft validated for this product (create and edit validate it first)."""
         self.name, self.subtitle, self.description = draft.name.strip(), draft.subtitle, draft.description
         self.category_id, self.brand_id = draft.category_id, draft.brand_id
         self.images = list(draft.images)
@@ -459,12 +498,15 @@ def _image_or_none(url: str) -> bool:
     return not url or (len(url) <= URL_MAX and formats.PRODUCT_IMAGE_URL_PATTERN.fullmatch(url) is not None)
 
 
-def check_category(category: Category, everything: Iterable[Category]) -> None:
-    """Field errors of a category about to be saved: name, icon, and a parent that exists and is not below it."""
+def check_category(category: Category, everything: Iterable[Category], stored: Category | None = None) -> None:
+    """Field errors of a category about to be saved: name, icon, and a parent that exists and is not below it.
+
+    An icon kept as `stored` (the category before this change) passes: saved before icons had to be our media
+    or https, it must not block a rename."""
     problems: dict[str, object] = {}
     if not category.name.strip() or len(category.name) > CATEGORY_NAME_MAX or "\x00" in category.name:
         problems["name"] = f"1-{CATEGORY_NAME_MAX} characters"
-    if not _image_or_none(category.icon):
+    if not _image_or_none(category.icon) and (stored is None or category.icon != stored.icon):
         problems["icon"] = f"at most {URL_MAX} characters: a /media/... path or an https:// URL"
     if category.parent_id is not None:
         known = list(everything)
@@ -483,11 +525,12 @@ class BrandExists(Conflict):
         super().__init__("BRAND_EXISTS", "another brand has this name", details={"name": "taken"})
 
 
-def check_brand(brand: Brand) -> None:
+def check_brand(brand: Brand, stored: Brand | None = None) -> None:
+    """Field errors of a brand about to be saved; a logo kept as `stored` passes (as a category's icon)."""
     problems: dict[str, object] = {}
     if not brand.name.strip() or len(brand.name) > BRAND_NAME_MAX or "\x00" in brand.name:
         problems["name"] = f"1-{BRAND_NAME_MAX} characters"
-    if not _image_or_none(brand.logo):
+    if not _image_or_none(brand.logo) and (stored is None or brand.logo != stored.logo):
         problems["logo"] = f"at most {URL_MAX} characters: a /media/... path or an https:// URL"
     if problems:
         raise InvalidInput("BRAND_INVALID", "the brand is invalid", details=problems)

@@ -234,12 +234,12 @@ def update_product(uow: ProductUnitOfWork, *, actor_id: int, product_id: int, dr
     still holding units (SKU_HAS_STOCK): see Product.edit.
     """
     now = now or utcnow()
-    draft.validate()
     if version <= 0:
         raise InvalidInput("VERSION_REQUIRED", "send the version the product was read at",
                            details={"version": "required"})
     with uow:
         product = _product(uow, product_id, lock=True)  # and its SKUs: their units cannot move until the commit
+        draft.validate(product)  # values kept as stored pass rules made since they were saved
         brand = _check_references(uow, draft)
         before = product.snapshot()
         known = {sku.id for sku in product.skus}
@@ -766,7 +766,7 @@ def save_category(uow: ProductUnitOfWork, *, actor_id: int, category_id: int = 0
         if category_id:
             category = uow.categories.get(category_id) or _missing("CATEGORY_NOT_FOUND", "no such category")
             before = _category_snapshot(category)
-        check_category(wanted, uow.categories.all())
+        check_category(wanted, uow.categories.all(), stored=category if category_id else None)
         if category_id:
             category.name, category.parent_id, category.icon, category.sort = (
                 wanted.name, wanted.parent_id, wanted.icon, wanted.sort)
@@ -788,11 +788,11 @@ def save_brand(uow: ProductUnitOfWork, *, actor_id: int, brand_id: int = 0, name
     now = now or utcnow()
     with uow:
         wanted = Brand(name=name.strip(), logo=logo)
-        check_brand(wanted)
         brand, before = wanted, None
         if brand_id:
             brand = uow.brands.get(brand_id) or _missing("BRAND_NOT_FOUND", "no such brand")
             before = {"name": brand.name, "logo": brand.logo}
+        check_brand(wanted, stored=brand if brand_id else None)
         same_name = uow.brands.by_name(wanted.name)
         if same_name is not None and same_name is not brand:
             raise BrandExists()

@@ -86,8 +86,8 @@ def test_two_category_moves_that_together_make_a_cycle_cannot_both_pass(
     b_under_a = Racing()
     check = service.check_category
 
-    def check_then_move_b(category: Category, everything: object) -> None:
-        check(category, everything)  # type: ignore[arg-type]  # A under B: no cycle in the tree as read
+    def check_then_move_b(category: Category, everything: object, stored: Category | None = None) -> None:
+        check(category, everything, stored)  # type: ignore[arg-type]  # A under B: no cycle in the tree as read
         b_under_a.meanwhile(pg_engine, lambda: service.save_category(pg_uow(), actor_id=8, category_id=2, name="B",
                                                                       parent_id=1))
     monkeypatch.setattr(service, "check_category", check_then_move_b)

@@ -87,9 +87,24 @@ def test_a_shopper_may_not_change_catalogue_settings(client: FlaskClient, client
     assert (statuses, clients.product.SaveCategory.calls, clients.product.SaveBrand.calls) == ({403}, [], [])
 
 
-def test_a_brand_logo_that_is_not_our_media_or_https_is_a_400_before_the_service(
+def test_a_brand_rename_sending_back_its_stored_http_logo_reaches_the_product_service(
         client: FlaskClient, clients: FakeServices, bearer: Callable[..., dict[str, str]]) -> None:
-    response = client.post(f"{API}/admin/brands", json={"name": "膳魔师", "logo": "javascript:alert(1)"},
+    # the product service keeps a logo sent back as stored and refuses a new or changed one that is not ours or https
+    logo = "http://old-cdn.example/b.png"
+    clients.product.SaveBrand.reply = product_pb2.Brand(id=3, name="膳魔师中国", logo=logo)
+    clients.product.SaveCategory.reply = product_pb2.Category(id=9, name="平板电脑", icon=logo)
+
+    brand = client.put(f"{API}/admin/brands/3", json={"name": "膳魔师中国", "logo": logo}, headers=bearer("operator"))
+    category = client.put(f"{API}/admin/categories/9", json={"name": "平板电脑", "icon": logo},
+                          headers=bearer("operator"))
+
+    assert ((brand.status_code, clients.product.SaveBrand.calls[0].message.logo),
+            (category.status_code, clients.product.SaveCategory.calls[0].message.icon)) == ((200, logo), (200, logo))
+
+
+def test_a_brand_logo_over_512_characters_is_a_400_before_the_service(
+        client: FlaskClient, clients: FakeServices, bearer: Callable[..., dict[str, str]]) -> None:
+    response = client.post(f"{API}/admin/brands", json={"name": "膳魔师", "logo": "https://cdn.example/" + "a" * 493},
                            headers=bearer(roles="operator"))
 
     assert (response.status_code, list(response.get_json()["error"]["details"]), clients.product.SaveBrand.calls) == (

@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 from google.protobuf.timestamp_pb2 import Timestamp
 from mall.product.v1 import product_pb2
 
-from services.common.errors import Conflict
+from services.common.errors import Conflict, InvalidInput
 from services.common.grpc_server import CODE_KEY, to_grpc
 from tests.fixtures.fake_services import FakeServices
 
@@ -304,13 +304,39 @@ def test_an_audit_without_the_version_read_is_refused_before_the_product_service
         400, {"version": "Field required"}, [])
 
 
-def test_a_product_image_that_is_not_our_media_or_https_is_refused_before_the_product_service(
-        client: FlaskClient, clients: FakeServices, bearer: Callable[..., dict[str, str]]) -> None:
-    response = client.post(f"{API}/admin/products", json={**NEW_PRODUCT, "images": ["javascript:alert(1)"]},
-                           headers=bearer(roles="operator"))
+OLD_IMAGE = "http://old-cdn.example/p/1.jpg"  # stored before images had to be our media or https
 
-    assert (response.status_code, list(response.get_json()["error"]["details"]), clients.product.CreateProduct.calls) \
-        == (400, ["images.0"], [])
+
+def test_an_edit_sending_back_a_stored_http_image_reaches_the_product_service_which_keeps_it(
+        client: FlaskClient, clients: FakeServices, bearer: Callable[..., dict[str, str]]) -> None:
+    clients.product.UpdateProduct.reply = phone(version=4)
+
+    response = client.put(f"{API}/admin/products/5", json={**NEW_PRODUCT, "images": [OLD_IMAGE], "version": 3},
+                          headers=bearer(roles="operator"))
+
+    assert (response.status_code, list(clients.product.UpdateProduct.calls[0].message.product.images)) == (
+        200, [OLD_IMAGE])
+
+
+def test_an_image_the_product_service_refuses_is_a_400_naming_images(
+        client: FlaskClient, clients: FakeServices, bearer: Callable[..., dict[str, str]], rpc_error) -> None:
+    clients.product.UpdateProduct.error = rpc_error(*to_grpc(InvalidInput(
+        "PRODUCT_INVALID", "the product is invalid", details={"images": "/media/... paths or https:// URLs"})))
+
+    response = client.put(f"{API}/admin/products/5", json={
+        **NEW_PRODUCT, "images": ["http://other-cdn.example/p/2.jpg"], "version": 3}, headers=bearer(roles="operator"))
+
+    assert (response.status_code, response.get_json()["error"]["code"], response.get_json()["error"]["details"]) == (
+        400, "PRODUCT_INVALID", {"images": "/media/... paths or https:// URLs"})
+
+
+def test_a_product_image_too_long_or_with_control_characters_is_refused_before_the_product_service(
+        client: FlaskClient, clients: FakeServices, bearer: Callable[..., dict[str, str]]) -> None:
+    statuses = [client.post(f"{API}/admin/products", json={**NEW_PRODUCT, "images": [image]},
+                            headers=bearer(roles="operator")).status_code
+                for image in ("https://cdn.example/" + "a" * 493, "/media/a.png\n")]
+
+    assert (statuses, clients.product.CreateProduct.calls) == ([400, 400], [])
 
 
 def test_a_sku_price_above_the_shop_maximum_is_refused_before_the_product_service(
