@@ -19,9 +19,11 @@ TIMEOUT_SECONDS = 2.0
 
 def health_url(target: str, env: Env) -> str | None:
     """The local URL that answers while `target`'s process runs; None for a service whose metrics are off (port 0)."""
-    if target == "gateway":
-        port = env.str("GATEWAY_BIND", "127.0.0.1:8080").rsplit(":", 1)[-1]
-        return f"http://127.0.0.1:{port}/healthz"
+    if target == "gateway":  # gunicorn listens where GATEWAY_BIND says; every address when it names none
+        host, _, port = env.str("GATEWAY_BIND", "127.0.0.1:8080").rpartition(":")
+        host = host.strip("[]")
+        host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104 - read, not bound
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}/healthz"
     port = env.int(f"{target.upper()}_METRICS_PORT", METRICS_PORTS[target])
     return f"http://127.0.0.1:{port}/metrics" if port else None
 

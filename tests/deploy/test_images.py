@@ -77,8 +77,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def answering(path: str) -> Iterator[int]:
-    """An HTTP server on a free local port answering 200 at `path` (404 elsewhere), as a process's endpoint would."""
+def answering(path: str, host: str = "127.0.0.1") -> Iterator[int]:
+    """An HTTP server on a free port of `host` answering 200 at `path` (404 elsewhere), as a process's endpoint would."""
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
             self.send_response(200 if self.path == path else 404)
@@ -87,7 +87,7 @@ def answering(path: str) -> Iterator[int]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer((host, 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -119,6 +119,11 @@ def test_the_gateway_image_checks_that_gunicorn_answers_its_liveness_route() -> 
         alive = run_healthcheck("gateway", {"GATEWAY_BIND": f"0.0.0.0:{port}"})
     dead = run_healthcheck("gateway", {"GATEWAY_BIND": f"0.0.0.0:{free_port()}"})
     assert (alive, dead) == (0, 1)
+
+
+def test_the_gateway_image_asks_the_address_gunicorn_is_bound_to_when_it_names_one() -> None:
+    with answering("/healthz", host="127.0.0.2") as port:  # a loopback address other than 127.0.0.1
+        assert run_healthcheck("gateway", {"GATEWAY_BIND": f"127.0.0.2:{port}"}) == 0
 
 
 def test_no_key_or_env_file_goes_into_an_image_wherever_it_lies() -> None:
