@@ -548,9 +548,7 @@ def _paid_after_close(uow: OrderUnitOfWork, order: Order, refund: Refund, actor:
         log.error("refund %s was closed here but WeChat Pay reports it paid: %s fen may have been paid twice",
                   refund.refund_no, refund.amount_fen)
         if refund.source != LATE_PAYMENT:  # a late payment's refund went out once: its late-payment-refunded below
-            uow.publish(RefundPaidTwice(order_no=order.order_no, user_id=order.user_id, refund_no=refund.refund_no,
-                                        amount_fen=refund.amount_fen, channel=refund.channel, paid_at=timestamp(now)),
-                        aggregate_id=order.order_no)
+            _publish_paid_twice(uow, order, refund, now)
     if not holders:
         order.record_step(actor=actor, now=now, reason=paid_after_close_note(refund, counted=counted), shopper=False)
         uow.on_commit(metrics.REFUNDS_PAID_AFTER_CLOSE.inc)
@@ -611,13 +609,17 @@ def _decide_waiting(uow: OrderUnitOfWork, order: Order, actor: str, now: datetim
         else:
             log.error("refund %s, paid after its close: %s fen paid twice (the refund holding them was paid)",
                       waiting.refund_no, waiting.amount_fen)
-            paid_at = waiting.paid_after_close_at or now
-            uow.publish(RefundPaidTwice(order_no=order.order_no, user_id=order.user_id, refund_no=waiting.refund_no,
-                                        amount_fen=waiting.amount_fen, channel=waiting.channel,
-                                        paid_at=timestamp(paid_at)), aggregate_id=order.order_no)
+            _publish_paid_twice(uow, order, waiting, waiting.paid_after_close_at or now)
         order.record_step(actor=actor, now=now, reason=paid_after_close_note(waiting, counted=counted), shopper=False)
         if counted:
             _refunded(uow, order, waiting, actor, now)
+
+
+def _publish_paid_twice(uow: OrderUnitOfWork, order: Order, refund: Refund, paid_at: datetime) -> None:
+    """refund-paid-twice: WeChat Pay paid `refund` (CLOSED here) at `paid_at` after another refund had paid the same."""
+    uow.publish(RefundPaidTwice(order_no=order.order_no, user_id=order.user_id, refund_no=refund.refund_no,
+                                amount_fen=refund.amount_fen, channel=refund.channel, paid_at=timestamp(paid_at)),
+                aggregate_id=order.order_no)
 
 
 # The sources whose refund, CLOSED here and paid by WeChat Pay after all, counts as the order's refund again when its
