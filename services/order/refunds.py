@@ -530,7 +530,6 @@ def _paid_after_close(uow: OrderUnitOfWork, order: Order, refund: Refund, actor:
     marked at the step's time instead (`_mark_noted`), nothing else done again."""
     if refund.paid_after_close_at is not None or _mark_noted(uow, order, refund, now):
         return
-    case_refund = refund.source.partition(":")[0] == AFTER_SALE
     refund.paid_after_close_at = now
     counted_again = refund.source.partition(":")[0] in COUNTED_AGAIN
     counted = counted_again and _reserve_again(uow, order, refund)
@@ -539,24 +538,29 @@ def _paid_after_close(uow: OrderUnitOfWork, order: Order, refund: Refund, actor:
         refund.paid_after_close_waiting_at = now
         log.error("refund %s was closed here but WeChat Pay reports it paid: its %s fen wait for open refunds %s",
                   refund.refund_no, refund.amount_fen, [holder.refund_no for holder in holders])
-        order.record_step(actor=actor, now=now, reason=paid_after_close_waiting_note(refund, holders), shopper=False)
-        uow.on_commit(metrics.REFUNDS_PAID_AFTER_CLOSE.inc)
+        note = paid_after_close_waiting_note(refund, holders)
     elif counted:
         log.error("refund %s was closed here but WeChat Pay reports it paid: its %s fen and units count as refunded "
                   "again", refund.refund_no, refund.amount_fen)
+        note = paid_after_close_note(refund, counted=True)
     else:
         log.error("refund %s was closed here but WeChat Pay reports it paid: %s fen may have been paid twice",
                   refund.refund_no, refund.amount_fen)
         if refund.source != LATE_PAYMENT:  # a late payment's refund went out once: its late-payment-refunded below
             _publish_paid_twice(uow, order, refund, now)
-    if not holders:
-        order.record_step(actor=actor, now=now, reason=paid_after_close_note(refund, counted=counted), shopper=False)
-        uow.on_commit(metrics.REFUNDS_PAID_AFTER_CLOSE.inc)
+        note = paid_after_close_note(refund)
+    order.record_step(actor=actor, now=now, reason=note, shopper=False)
+    uow.on_commit(metrics.REFUNDS_PAID_AFTER_CLOSE.inc)
     if counted:
         _refunded(uow, order, refund, actor, now)
     if refund.source == LATE_PAYMENT:  # the late money did go back after all: the ledger's - side
         _publish_late_refunded(uow, order, refund, now)
-    listener = SETTLED_LISTENERS.get(AFTER_SALE) if case_refund else None
+    _tell_case(uow, refund, now)
+
+
+def _tell_case(uow: OrderUnitOfWork, refund: Refund, now: datetime) -> None:
+    """An after-sales refund found paid after its close: the after-sales listener hears (`aftersales.closed_refund_paid`)."""
+    listener = SETTLED_LISTENERS.get(AFTER_SALE) if refund.source.partition(":")[0] == AFTER_SALE else None
     if listener is not None:
         listener(uow, refund, now)
 
@@ -641,9 +645,7 @@ def _mark_noted(uow: OrderUnitOfWork, order: Order, refund: Refund, now: datetim
         return False
     log.warning("refund %s was recorded paid after close by an old pod at %s: marked so", refund.refund_no, noted)
     refund.paid_after_close_at = noted
-    listener = SETTLED_LISTENERS.get(AFTER_SALE) if refund.source.partition(":")[0] == AFTER_SALE else None
-    if listener is not None:
-        listener(uow, refund, now)
+    _tell_case(uow, refund, now)
     return True
 
 
