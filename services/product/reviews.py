@@ -26,11 +26,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from mall.events.v1.product_events_pb2 import ProductChanged
-
 from services.common.db import utcnow
 from services.common.errors import Conflict, InvalidInput, NotFound
-from services.common.events import timestamp
+from services.product import service
 from services.product.domain import AuditEntry, RatingSummary, Review, ReviewableLine, ReviewDraft, mask_buyer
 from services.product.uow import ProductUnitOfWork
 
@@ -88,7 +86,7 @@ def post_review(uow: ProductUnitOfWork, *, user_id: int, order_no: str, line_id:
                         images=list(draft.images), spec=dict(sku.spec) if sku else {},
                         buyer=mask_buyer(buyer_nickname), created_at=now)
         uow.reviews.add(review)
-        _rating_changed(uow, line.product_id, now)
+        service.publish_changed(uow, line.product_id, "review", now)
         uow.commit()
         return review
 
@@ -118,15 +116,9 @@ def hide_review(uow: ProductUnitOfWork, *, actor_id: int, product_id: int, revie
                                          before={"review_id": review_id, "hidden": False},
                                          after={"review_id": review_id, "hidden": True,
                                                 "reason": review.hidden_reason}))
-            _rating_changed(uow, product_id, now)
+            service.publish_changed(uow, product_id, "review", now)
         uow.commit()
         return review
-
-
-def _rating_changed(uow: ProductUnitOfWork, product_id: int, now: datetime) -> None:
-    """product-changed `review`: cached detail pages show the rating summary (lists do not: they stay cached)."""
-    uow.publish(ProductChanged(product_id=product_id, reason="review", changed_at=timestamp(now)),
-                aggregate_id=str(product_id))
 
 
 def my_reviews(uow: ProductUnitOfWork, *, user_id: int, offset: int = 0, limit: int = 20) -> ReviewPage:

@@ -316,7 +316,7 @@ def adjust_stock(uow: ProductUnitOfWork, *, actor_id: int, product_id: int, sku_
         uow.audit_log.add(AuditEntry(product_id=product_id, actor_id=actor_id, action="stock", at=now,
                                      before={"sku_id": sku_id, "stock": move.before},
                                      after={"sku_id": sku_id, "stock": move.after, "reason": reason}))
-        _changed(uow, product_id, "stock", now)
+        publish_changed(uow, product_id, "stock", now)
         uow.commit()
         return sku
 
@@ -580,8 +580,8 @@ def restock_return(uow: ProductUnitOfWork, *, case_no: str, lines: Iterable[Stoc
     done = uow.stock.last_kinds(case_no, list(units)) if sold is not None and units else {}
     restocked = []
     for sku_id, quantity in units.items():
-        reservation = sold.get(sku_id) if sold is not None else None
         if sold is not None:
+            reservation = sold.get(sku_id)
             if reservation is None:
                 log.warning("after-sales case %s: order %s's SKU %s was never sold from the stock (its reservation "
                             "was not confirmed); its %d returned units are not restocked", case_no, order_no,
@@ -888,10 +888,10 @@ def _audit(uow: ProductUnitOfWork, product: Product, actor_id: int, action: str,
     assert product.id is not None
     uow.audit_log.add(AuditEntry(product_id=product.id, actor_id=actor_id, action=action, at=now,
                                  before=before, after=product.snapshot()))
-    _changed(uow, product.id, action, now)
+    publish_changed(uow, product.id, action, now)
 
 
-def _changed(uow: ProductUnitOfWork, product_id: int, reason: str, now: datetime) -> None:
+def publish_changed(uow: ProductUnitOfWork, product_id: int, reason: str, now: datetime) -> None:
     """product-changed in the same transaction: every audited change may alter what shoppers see (caches drop it)."""
     uow.publish(ProductChanged(product_id=product_id, reason=reason, changed_at=timestamp(now)),
                 aggregate_id=str(product_id))
@@ -927,7 +927,7 @@ def _catalog_changed(uow: ProductUnitOfWork, reason: str, now: datetime) -> None
 def _stock_moved(uow: ProductUnitOfWork, move: StockMove, now: datetime) -> None:
     """Only a move across in_stock / low / sold_out is visible to shoppers: one event then, none otherwise."""
     if move.status_changed:
-        _changed(uow, move.product_id, "stock_status", now)
+        publish_changed(uow, move.product_id, "stock_status", now)
 
 
 def _transition(uow: ProductUnitOfWork, actor_id: int, product_id: int, action: str,
