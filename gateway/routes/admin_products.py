@@ -15,14 +15,13 @@ from gateway.api import Body, Multiline, Page, PageQuery, Reply, operation, serv
 from gateway.catalog_cache import invalidate_after_writes
 from gateway.routes.catalog import MAX_ID, BrandRef, ParamOut, ReviewOut, SpecOut, StockStatus
 from services.common import formats
-from services.common.auth import Role
+from services.common.auth import REVIEW_MODERATORS, Role
 
 bp = Blueprint("admin_products", __name__, url_prefix="/api/v1/admin/products")
 invalidate_after_writes(bp)  # the next shopper read, on any worker, sees the change
 
 EDITORS = (Role.ADMIN, Role.OPERATOR)
 AUDITORS = (Role.ADMIN,)
-MODERATORS = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
 Text = Field(max_length=200)
 ProductStatus = Literal["DRAFT", "PENDING_AUDIT", "APPROVED", "REJECTED"]
 
@@ -318,7 +317,7 @@ def stock_movements(product_id: int, sku_id: int, query: PageQuery) -> Page[Stoc
 
 
 @bp.post("/<id:product_id>/reviews/<id:review_id>/hide")
-@operation(summary="Hide a review of the product (moderation)", tag="admin", roles=MODERATORS, body=HideReviewIn,
+@operation(summary="Hide a review of the product (moderation)", tag="admin", roles=REVIEW_MODERATORS, body=HideReviewIn,
            description="Takes the review off the product's page and out of its rating summary, once (hiding it again "
                        "changes nothing); its author still sees it, marked hidden. In the product's audit log "
                        "(hide_review, who, the reason). 404 REVIEW_NOT_FOUND when it is not this product's.",

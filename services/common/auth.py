@@ -69,6 +69,8 @@ MEMBER_READERS = (Role.ADMIN, Role.CUSTOMER_SERVICE, Role.FINANCE)
 TEMPLATE_EDITORS = (Role.ADMIN, Role.OPERATOR)
 TEMPLATE_APPROVERS = (Role.ADMIN, Role.FINANCE)
 TEMPLATE_READERS = tuple(dict.fromkeys((*TEMPLATE_EDITORS, *TEMPLATE_APPROVERS)))
+# Who hides a product review (moderation: off its product page and rating, audited; its author still reads it).
+REVIEW_MODERATORS = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
 # Who reads the wallet charges left for staff (customer service answers the shoppers), and who resolves one (money
 # back to a wallet, or settled elsewhere: finance decides).
 WALLET_REVIEWERS = (Role.ADMIN, Role.FINANCE, Role.CUSTOMER_SERVICE)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import grpc
 from mall.product.v1 import product_pb2, product_pb2_grpc
 
-from services.common.auth import Role, caller_var, require_caller, require_service
+from services.common.auth import REVIEW_MODERATORS, Role, caller_var, require_caller, require_service
 from services.common.events import timestamp
 from services.common.logs import mask_pii
 from services.product import reviews, service
@@ -32,7 +32,6 @@ from services.product.uow import ProductUnitOfWork
 
 EDITORS = (Role.OPERATOR, Role.ADMIN)
 AUDITORS = (Role.ADMIN,)
-MODERATORS = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER_SERVICE)
 STOCK_CALLERS = ("order",)  # services that reserve, confirm and release stock (as themselves)
 
 
@@ -209,7 +208,7 @@ class ProductServicer(product_pb2_grpc.ProductServiceServicer):
 
     def HideReview(self, request: product_pb2.HideReviewRequest,
                    context: grpc.ServicerContext) -> product_pb2.Review:
-        caller = require_caller(*MODERATORS)
+        caller = require_caller(*REVIEW_MODERATORS)
         return _review(reviews.hide_review(self.uow(), actor_id=caller.user_id, product_id=request.product_id,
                                            review_id=request.id, reason=request.reason), own=False)
 
