@@ -243,7 +243,6 @@ class SqlRollups:
         stored = {(kind, day, member[:160]): (kind, day, member) for kind, day, member in members}
         if not stored:
             return {}
-        self.take_turns({member for _, _, member in stored})  # held already when apply_rollups took them
         back, ahead = timedelta(days=LOOK_BACK_DAYS), timedelta(days=LOOK_BACK_DAYS)
         rows = [{"kind": kind, "member": member, "day": day, "lo": day - back, "hi": day + ahead}
                 for kind, day, member in sorted(stored)]

@@ -43,9 +43,9 @@ class RollupRepository(Protocol):
 
     def neighbour_days(self, members: Sequence[tuple[str, date, str]]) -> dict[tuple[str, date, str], Neighbours]:
         """Around each (kind, day, member): the member's days in the day sets `kind` (this batch's additions
-        included). Concurrent batches touching one member must not both read before either commits: an
-        implementation serializes them here (take_turns), up to the commit (the arrivals read and written depend
-        on it)."""
+        included). Concurrent batches touching one member must not both read before either commits: the caller has
+        taken their turns first (take_turns: apply_rollups does), held up to the commit (the arrivals read and written
+        depend on it)."""
 
     def add_arrivals(self, changes: Mapping[tuple[str, date, date], int]) -> None:
         """Add to the (range set, day, last_seen) arrivals (domain.NO_DAY_SEEN)."""
