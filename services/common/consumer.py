@@ -12,7 +12,7 @@ from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import LogTruncationError, NoOffsetForPartitionError, OffsetOutOfRangeError
 from mall.events.v1.envelope_pb2 import EventEnvelope
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -226,15 +226,8 @@ class EventConsumer(Generic[U]):
         """One dead_letters row per lost range (no event id, no bytes): a retry after the offset commit failed
         (rebalance, coordinator moved, process killed), or another replica taking the partition over, meets the
         same range again and finds it recorded."""
-        where = ((dead_letters.c.consumer == self.name) & (dead_letters.c.topic == partition.topic)
-                 & (dead_letters.c.partition == partition.partition) & (dead_letters.c.offset == first_offset)
-                 & dead_letters.c.event_id.is_(None))
-        with self.uow() as uow:
-            if uow.session.execute(select(dead_letters.c.id).where(where).limit(1)).first() is None:
-                uow.session.execute(dead_letters.insert().values(
-                    consumer=self.name, topic=partition.topic, partition=partition.partition, offset=first_offset,
-                    event_id=None, reason=dead_letter_reason(reason), payload=b"", created_at=utcnow()))
-            uow.commit()
+        self._dead_letter_once(partition.topic, partition.partition, first_offset, None, reason, b"",
+                               dead_letters.c.event_id.is_(None))
 
     def handle_batch(self, records: Sequence[ConsumerRecord]) -> list[bool] | None:
         """Apply `records` in one unit of work; per record, False when it was a duplicate.
@@ -333,14 +326,21 @@ class EventConsumer(Generic[U]):
                   extra={"event_id": envelope.event_id if envelope else None})
         # The offset commit comes after this one: a crash, a failed commit or a rebalance in between delivers the
         # record again, and it must not be dead-lettered (and replayed from there) twice.
-        where = ((dead_letters.c.consumer == self.name) & (dead_letters.c.topic == record.topic)
-                 & (dead_letters.c.partition == record.partition) & (dead_letters.c.offset == record.offset))
+        self._dead_letter_once(record.topic, record.partition, record.offset,
+                               envelope.event_id if envelope else None, reason,
+                               record.value if isinstance(record.value, bytes) else b"")
+
+    def _dead_letter_once(self, topic: str, partition: int, offset: int, event_id: str | None, reason: str,
+                          payload: bytes, *also: ColumnElement[bool]) -> None:
+        """A dead_letters row for this consumer's (topic, partition, offset), unless one matching it (and `also`) is
+        there already, in a transaction of its own."""
+        where = and_((dead_letters.c.consumer == self.name), (dead_letters.c.topic == topic),
+                     (dead_letters.c.partition == partition), (dead_letters.c.offset == offset), *also)
         with self.uow() as uow:
             if uow.session.execute(select(dead_letters.c.id).where(where).limit(1)).first() is None:
                 uow.session.execute(dead_letters.insert().values(
-                    consumer=self.name, topic=record.topic, partition=record.partition, offset=record.offset,
-                    event_id=envelope.event_id if envelope else None, reason=dead_letter_reason(reason),
-                    payload=record.value if isinstance(record.value, bytes) else b"", created_at=utcnow()))
+                    consumer=self.name, topic=topic, partition=partition, offset=offset, event_id=event_id,
+                    reason=dead_letter_reason(reason), payload=payload, created_at=utcnow()))
             uow.commit()
 
     def _commit_offsets(self, consumer: KafkaConsumer, offsets: Mapping[TopicPartition, int]) -> None:
