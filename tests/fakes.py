@@ -129,6 +129,12 @@ class FakeUserRepository:
     def count(self) -> int:
         return len(self.users)
 
+    def lock_roles(self) -> None:
+        pass
+
+    def holding(self, role: str) -> list[int]:
+        return [user.id or 0 for user in self.users if role in user.role_set]
+
     def save_phone(self, user: User) -> None:
         if any(other is not user and other.phone == user.phone for other in self.users):
             raise Conflict("PHONE_BOUND_ELSEWHERE", "this phone belongs to another account")

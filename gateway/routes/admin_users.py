@@ -99,7 +99,7 @@ class RolesSet(UserSummary):
                        "by SMS) and ends every session of theirs (audited as password_cleared in user_role_changes): "
                        "set one with POST /admin/users/{id}/password; until then they log in by SMS as a shopper. "
                        "Changing between staff roles or removing them all keeps it. No one changes their own roles "
-                       "(422 OWN_ROLES). The answer says whether the password was cleared (password_cleared) and how "
+                       "(422 OWN_ROLES), and the shop's last admin keeps the admin role (422 LAST_ADMIN). The answer says whether the password was cleared (password_cleared) and how "
                        "many live sessions that ended (sessions_ended).")
 def set_roles(user_id: int, body: RolesIn) -> RolesSet:
     reply = service(UserServiceStub).SetUserRoles(

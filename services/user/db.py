@@ -242,6 +242,14 @@ class SqlUserRepository:
     def count(self) -> int:
         return self.session.execute(select(func.count()).select_from(users)).scalar_one()
 
+    def lock_roles(self) -> None:
+        serialize_on(self.session, "user-roles")
+
+    def holding(self, role: str) -> list[int]:
+        # Columns, not mapped users: a User loaded earlier in the transaction would answer its stale roles.
+        found = self.session.execute(select(users.c.id, users.c.roles).where(users.c.roles.contains(role)))
+        return [row.id for row in found if role in row.roles.split(",")]
+
     def save_phone(self, user: User) -> None:
         try:
             self.session.flush()  # the unique index on phone decides between racing writers, now

@@ -211,6 +211,8 @@ def set_roles(uow: UserUnitOfWork, issuer: TokenIssuer, *, actor_id: int, user_i
         now = now or utcnow()  # once the user's lock is held (see _end_sessions)
         if user_id == actor_id:  # no one grants themself powers, or locks the shop out of its last admin
             raise DomainError("OWN_ROLES", "you cannot change your own roles; ask another admin")
+        if Role.ADMIN in user.role_set and Role.ADMIN not in wanted:
+            _check_another_admin_stays(uow, user_id)
         before = user.roles
         password_cleared = user.set_roles(wanted)
         ended = _end_sessions(uow, issuer, user_id=user_id, now=now, refresh_tokens=password_cleared)
@@ -219,6 +221,16 @@ def set_roles(uow: UserUnitOfWork, issuer: TokenIssuer, *, actor_id: int, user_i
     if password_cleared:
         log.info("admin %s made user %s staff: their password is cleared until an admin sets one", actor_id, user_id)
     return RolesSet(user=user, password_cleared=password_cleared, sessions_ended=ended)
+
+
+def _check_another_admin_stays(uow: UserUnitOfWork, user_id: int) -> None:
+    """LAST_ADMIN unless an account other than `user_id` holds the admin role. Not refusing one's own is not enough:
+    two admins taking each other's admin role at once (each holding only the other's row), or an admin whose own
+    role was taken a moment ago (their token still says admin), would leave the shop without one. Counted under
+    the lock of role changes, so the second of two such demotions counts what the first committed."""
+    uow.users.lock_roles()
+    if not [holder for holder in uow.users.holding(Role.ADMIN) if holder != user_id]:
+        raise DomainError("LAST_ADMIN", "this is the shop's last admin; make another account admin first")
 
 
 def set_staff_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Passwords, *, actor_id: int,

@@ -331,6 +331,27 @@ def test_an_admin_cannot_change_their_own_roles(uow: FakeUserUnitOfWork, issuer:
     assert (raised.value.code, admin.roles, len(uow.role_changes.records)) == ("OWN_ROLES", "admin", 1)
 
 
+def test_the_admin_role_of_the_last_admin_cannot_be_taken_and_nothing_changes(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords) -> None:
+    admin = service.create_admin(uow, passwords, phone=PHONE, password="adminpass1", now=T0)
+
+    # The actor's own admin role was taken a moment ago (its token still says admin): no admin would be left.
+    with pytest.raises(DomainError) as raised:
+        service.set_roles(uow, issuer, actor_id=9, user_id=admin.id or 0, roles=["operator"], now=T0)
+
+    assert (raised.value.code, admin.roles, len(uow.role_changes.records)) == ("LAST_ADMIN", "admin", 1)
+
+
+def test_an_admin_takes_the_admin_role_of_another_while_one_is_left(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords) -> None:
+    first = service.create_admin(uow, passwords, phone=PHONE, password="adminpass1", now=T0)
+    second = service.create_admin(uow, passwords, phone="13900000002", password="adminpass2", now=T0)
+
+    done = service.set_roles(uow, issuer, actor_id=first.id or 0, user_id=second.id or 0, roles=["finance"], now=T0)
+
+    assert (done.user.roles, first.roles) == ("finance", "admin")
+
+
 def test_create_staff_makes_a_password_account_with_the_role_audited_as_the_command(
         uow: FakeUserUnitOfWork, passwords: FakePasswords) -> None:
     staff = service.create_staff(uow, passwords, phone=PHONE, role="customer_service", password="staffpass1", now=T0)
