@@ -165,16 +165,22 @@ def create_admin(uow: UserUnitOfWork, passwords: Passwords, *, phone: str, passw
 
 def create_staff(uow: UserUnitOfWork, passwords: Passwords, *, phone: str, role: str, password: str,
                  now: datetime | None = None) -> User:
-    """Create a staff account with `role`, or grant it (and set the password) to an existing one; audited."""
+    """Create a staff account with `role`, or grant it (and set the password) to an existing one, whose sessions
+    then end (as when an admin sets a password: the old one may be why this is run); audited."""
     now = now or utcnow()
     phone = validate_phone(phone)
     roles = _valid_roles([role])
     validate_password(password)
     with uow:
-        user = uow.users.by_phone(phone)
+        user = uow.users.by_phone(phone, lock=True)  # sessions start and end under the user's lock (_end_sessions)
         if user is None:
             user = User(phone=phone, created_at=now, nickname="管理员" if role == Role.ADMIN else "员工")
             uow.users.add(user)
+        else:
+            # Outside a call no gateway can be told (services/common/sessions.py): their access tokens expire on
+            # their own, their refresh tokens end here, so no session of whoever knew the old password lives on.
+            assert user.id is not None
+            uow.refresh_tokens.revoke_user(user.id, now)
         before = user.roles
         user.set_roles(user.role_set | roles)  # clears a shopper's password: the one given here replaces it
         _audit_roles(uow, user, actor_id=None, before=before, now=now)
@@ -346,7 +352,7 @@ def _end_sessions(uow: UserUnitOfWork, issuer: TokenIssuer, *, user_id: int, now
     caller's access token keeps working.
 
     Every way of ending a user's sessions goes through here (or _end_session for one), so none can
-    leave the access tokens working until they expire. A session started at `now` in the same
+    leave the access tokens working until they expire; create_staff, run outside a call, revokes refresh tokens only. A session started at `now` in the same
     transaction (change_password's) is not ended: only tokens issued before `now` are.
 
     The caller holds the user's row lock (UserRepository.get/by_phone with lock=True), which every session start

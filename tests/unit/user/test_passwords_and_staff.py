@@ -370,6 +370,18 @@ def test_create_staff_adds_a_role_to_an_existing_account(uow: FakeUserUnitOfWork
     assert (uow.users.count(), staff.roles, staff.nickname) == (1, "finance,operator", "用户5678")
 
 
+def test_a_password_set_by_the_command_ends_the_sessions_started_with_the_old_one(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords) -> None:
+    service.create_admin(uow, passwords, phone=PHONE, password="leakedpass1", now=T0)
+    stolen = service.login_with_password(uow, issuer, passwords, phone=PHONE, password="leakedpass1", now=T0)
+
+    service.create_admin(uow, passwords, phone=PHONE, password="freshpass22", now=T0 + timedelta(minutes=1))
+
+    with pytest.raises(Unauthenticated) as refused:
+        service.refresh_session(uow, issuer, refresh_token=stolen.refresh_token, now=T0 + timedelta(minutes=2))
+    assert (refused.value.code, live_tokens(uow)) == ("REFRESH_TOKEN_REVOKED", 0)
+
+
 def test_create_staff_refuses_an_unknown_role(uow: FakeUserUnitOfWork, passwords: FakePasswords) -> None:
     with pytest.raises(InvalidInput):
         service.create_staff(uow, passwords, phone=PHONE, role="root", password="staffpass1", now=T0)
