@@ -156,7 +156,7 @@ user_password_sets = Table(
     "user_password_sets", metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("user_id", BigId, ForeignKey("users.id"), nullable=False, index=True),
-    Column("actor_id", BigInteger, nullable=False),
+    Column("actor_id", BigInteger, nullable=True),  # None: the create-staff / create-admin command
     Column("set_at", UTCDateTime, nullable=False),
 )
 

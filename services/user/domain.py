@@ -475,10 +475,11 @@ class VerifiedIdentity:
 
 @dataclass(eq=False)
 class PasswordSet:
-    """An audit record: which admin set which staff member's password when (the password is not kept)."""
+    """An audit record: which admin set which staff member's password when (the password is not kept); actor None:
+    the create-staff / create-admin command, on an existing account."""
 
     user_id: int
-    actor_id: int
+    actor_id: int | None
     set_at: datetime
     id: int | None = None
 

@@ -166,7 +166,8 @@ def create_admin(uow: UserUnitOfWork, passwords: Passwords, *, phone: str, passw
 def create_staff(uow: UserUnitOfWork, passwords: Passwords, *, phone: str, role: str, password: str,
                  now: datetime | None = None) -> User:
     """Create a staff account with `role`, or grant it (and set the password) to an existing one, whose sessions
-    then end (as when an admin sets a password: the old one may be why this is run); audited."""
+    then end (as when an admin sets a password: the old one may be why this is run); audited (the role change, and
+    the password set on an existing account, with no actor: the command line)."""
     now = now or utcnow()
     phone = validate_phone(phone)
     roles = _valid_roles([role])
@@ -181,6 +182,7 @@ def create_staff(uow: UserUnitOfWork, passwords: Passwords, *, phone: str, role:
             # their own, their refresh tokens end here, so no session of whoever knew the old password lives on.
             assert user.id is not None
             uow.refresh_tokens.revoke_user(user.id, now)
+            uow.password_sets.add(PasswordSet(user_id=user.id, actor_id=None, set_at=now))
         before = user.roles
         user.set_roles(user.role_set | roles)  # clears a shopper's password: the one given here replaces it
         _audit_roles(uow, user, actor_id=None, before=before, now=now)

@@ -382,6 +382,16 @@ def test_a_password_set_by_the_command_ends_the_sessions_started_with_the_old_on
     assert (refused.value.code, live_tokens(uow)) == ("REFRESH_TOKEN_REVOKED", 0)
 
 
+def test_a_password_the_command_sets_on_an_existing_account_is_audited_as_the_commands(
+        uow: FakeUserUnitOfWork, passwords: FakePasswords) -> None:
+    admin = service.create_admin(uow, passwords, phone=PHONE, password="adminpass1", now=T0)
+
+    service.create_admin(uow, passwords, phone=PHONE, password="adminpass2", now=T0 + timedelta(minutes=1))
+
+    assert [(s.user_id, s.actor_id, s.set_at) for s in uow.password_sets.records] == [
+        (admin.id, None, T0 + timedelta(minutes=1))]
+
+
 def test_create_staff_refuses_an_unknown_role(uow: FakeUserUnitOfWork, passwords: FakePasswords) -> None:
     with pytest.raises(InvalidInput):
         service.create_staff(uow, passwords, phone=PHONE, role="root", password="staffpass1", now=T0)
