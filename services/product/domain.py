@@ -7,7 +7,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -132,11 +132,27 @@ class SkuOffer:
 
     @classmethod
     def of(cls, product: Product, sku: Sku) -> SkuOffer:
-        name, image = Product.shopper_face(product.status, name=product.name, images=product.images,
-                                           approved_name=product.approved_name,
-                                           approved_image=product.approved_image)
-        return cls(sku, product.id or 0, name, product.category_id, product.brand_id, image,
-                   product.visible and sku.active)
+        return cls.shown(sku, product_id=product.id or 0, status=product.status, on_shelf=product.on_shelf,
+                         name=product.name, images=product.images, approved_name=product.approved_name,
+                         approved_image=product.approved_image, category_id=product.category_id,
+                         brand_id=product.brand_id)
+
+    @classmethod
+    def shown(cls, sku: Sku, *, product_id: int, status: str, on_shelf: bool, name: str, images: Sequence[str],
+              approved_name: str, approved_image: str, category_id: int, brand_id: int) -> SkuOffer:
+        """The SKU as carts and checkout may see it: its product's approved name and image (Product.shopper_face)
+        and, off sale, no prices at all (0).
+
+        Off sale, the SKU's prices may be an edit's awaiting audit (an edit of an approved product takes it off
+        the shelf), or a rejected one's: never approved, so never shown or charged. Nothing needs them: an off-sale
+        SKU cannot be added or checked out, and a cart line of one shows the price it was added at.
+        """
+        on_sale = Product.shown(status, on_shelf) and sku.active
+        face_name, image = Product.shopper_face(status, name=name, images=images, approved_name=approved_name,
+                                                approved_image=approved_image)
+        if not on_sale:
+            sku = replace(sku, price_fen=0, market_price_fen=0)
+        return cls(sku, product_id, face_name, category_id, brand_id, image, on_sale)
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,43 @@ def test_a_cart_lookup_of_a_product_never_approved_shows_a_placeholder_not_its_d
     assert (offer.name, offer.image, offer.on_sale) == (UNAPPROVED_NAME, "", False)
 
 
+def reprice(uow: FakeProductUnitOfWork, product_id: int, price_fen: int) -> None:
+    """An operator's edit of the prices only (back to audit if it was approved)."""
+    service.update_product(uow, actor_id=EDITOR, product_id=product_id, draft=draft(price_fen=price_fen),
+                           version=uow.products.items[product_id].version, now=T0)
+
+
+def test_a_cart_lookup_of_a_live_product_repriced_since_answers_no_price_not_the_one_awaiting_audit(
+        uow: FakeProductUnitOfWork) -> None:
+    live = on_sale(uow)  # 549_900 and 550_000, approved
+    reprice(uow, live, 100)
+
+    offers = service.get_skus(uow, sku_ids=sku_ids(uow, live))
+
+    assert [(offer.on_sale, offer.sku.price_fen, offer.sku.market_price_fen) for offer in offers] == [
+        (False, 0, 0), (False, 0, 0)]
+
+
+def test_a_cart_lookup_of_a_product_whose_new_price_was_rejected_answers_no_price(
+        uow: FakeProductUnitOfWork) -> None:
+    live = on_sale(uow)
+    reprice(uow, live, 100)
+    service.audit_product(uow, actor_id=1, product_id=live, approve=False, reason="价格录错", now=T0)
+
+    offers = service.get_skus(uow, sku_ids=sku_ids(uow, live))
+
+    assert [(offer.on_sale, offer.sku.price_fen) for offer in offers] == [(False, 0), (False, 0)]
+
+
+def test_staff_still_read_the_price_waiting_for_audit(uow: FakeProductUnitOfWork) -> None:
+    live = on_sale(uow)
+    reprice(uow, live, 100)
+
+    read = service.get_admin_product(uow, product_id=live).product
+
+    assert [sku.price_fen for sku in read.active_skus] == [100, 200]
+
+
 def test_staff_still_read_the_edit_waiting_for_audit(uow: FakeProductUnitOfWork) -> None:
     live = on_sale(uow)
     edit(uow, live, name="未审核的名字", images=("/media/unapproved.jpg",))
