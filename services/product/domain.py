@@ -179,8 +179,10 @@ class ProductDraft:
     specs: tuple[tuple[str, tuple[str, ...]], ...] = ()
     after_sales_policy: str = ""
 
-    def validate(self, stored: Product | None = None) -> ProductDraft:
-        """Field errors all at once, as InvalidInput with details per field.
+    def validate(self, stored: Product | None = None, *, category_exists: bool = True,
+                 brand_exists: bool = True) -> ProductDraft:
+        """Field errors all at once, as InvalidInput with details per field; the category and brand it names too,
+        as the use case found them (`category_exists`, `brand_exists`).
 
         An edit passes the `stored` product: a value it keeps as stored passes the rules made since it was saved
         (our-media-or-https images, no padded spec names or values, no hidden characters, no market price under
@@ -191,6 +193,10 @@ class ProductDraft:
         kept = _Kept.of(stored)
         if not self.name.strip() or len(self.name) > NAME_MAX:
             problems["name"] = f"1-{NAME_MAX} characters"
+        if not category_exists:
+            problems["category_id"] = "no such category"
+        if not brand_exists:
+            problems["brand_id"] = "no such brand"
         if len(self.subtitle) > SUBTITLE_MAX:
             problems["subtitle"] = f"at most {SUBTITLE_MAX} characters"
         if len(self.description) > DESCRIPTION_MAX:
@@ -335,8 +341,11 @@ class Product:
     id: int | None = None
 
     @classmethod
-    def create(cls, draft: ProductDraft, now: datetime) -> Product:
-        draft.validate()
+    def create(cls, draft: ProductDraft, now: datetime, *, category_exists: bool = True,
+               brand_exists: bool = True) -> Product:
+        """A new DRAFT product; PRODUCT_INVALID (every problem at once) unless the draft is valid
+        (ProductDraft.validate) and names a category and a brand that exist."""
+        draft.validate(category_exists=category_exists, brand_exists=brand_exists)
         product = cls(name=draft.name, category_id=draft.category_id, brand_id=draft.brand_id,
                       created_at=now, updated_at=now)
         product.apply(draft, now)
@@ -377,11 +386,14 @@ class Product:
             return approved_name, approved_image
         return UNAPPROVED_NAME, ""
 
-    def edit(self, draft: ProductDraft, now: datetime, *, version: int, reserved: Mapping[int, int]) -> None:
+    def edit(self, draft: ProductDraft, now: datetime, *, version: int, reserved: Mapping[int, int],
+             category_exists: bool = True, brand_exists: bool = True) -> None:
         """Replace the content read at `version`; an approved product goes back to audit (off shelf), a rejected
         one to draft.
 
-        PRODUCT_CHANGED when another edit came first (the form is stale: reload it). SKU_HAS_STOCK when the
+        PRODUCT_CHANGED when another edit came first (the form is stale: reload it, before fixing its fields);
+        PRODUCT_IN_AUDIT while waiting for audit; PRODUCT_INVALID as for a new product (Product.create), values
+        kept as stored passing rules made since they were saved (ProductDraft.validate). SKU_HAS_STOCK when the
         draft would retire a SKU (leave out or rename its spec combination) that still holds units, in stock
         or `reserved` (units of RESERVED reservations by SKU id): a retired SKU is on no admin page, so its
         units would vanish from sight; write its stock off to 0 first (and let its orders settle).
@@ -391,7 +403,7 @@ class Product:
                            details={"version": self.version})
         if self.status == Status.PENDING_AUDIT:
             raise Conflict("PRODUCT_IN_AUDIT", "the product is being audited; wait for the decision")
-        draft.validate(self)
+        draft.validate(self, category_exists=category_exists, brand_exists=brand_exists)
         stocked = [sku for sku in self.retired_by(draft) if sku.stock or reserved.get(sku.id or 0)]
         if stocked:
             raise Conflict("SKU_HAS_STOCK", "SKUs that still hold units cannot be retired; adjust their stock to 0 "

@@ -347,6 +347,41 @@ def test_an_approved_product_edited_by_an_operator_leaves_the_shelf(uow: FakePro
         Status.PENDING_AUDIT, False, 0)
 
 
+def test_a_new_product_is_refused_with_every_problem_at_once_its_unknown_category_and_brand_too(
+        uow: FakeProductUnitOfWork) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        service.create_product(uow, actor_id=EDITOR, draft=replace(draft(name=" "), category_id=99, brand_id=98),
+                               now=T0)
+
+    assert (refused.value.code, refused.value.details, uow.products.items) == (
+        "PRODUCT_INVALID", {"name": "1-100 characters", "category_id": "no such category",
+                            "brand_id": "no such brand"}, {})
+
+
+def test_an_edit_from_a_stale_form_is_told_to_reload_before_its_fields_are_judged(
+        uow: FakeProductUnitOfWork) -> None:
+    product_id = on_sale(uow)
+    service.update_product(uow, actor_id=EDITOR, product_id=product_id, draft=draft(price_fen=1), version=1, now=T0)
+
+    with pytest.raises(Conflict) as refused:
+        service.update_product(uow, actor_id=EDITOR, product_id=product_id, draft=draft(name=""), version=1, now=T0)
+
+    assert (refused.value.code, refused.value.details, uow.products.items[product_id].name) == (
+        "PRODUCT_CHANGED", {"version": 2}, "华为 Mate 60 智能手机")
+
+
+def test_an_edit_naming_an_unknown_brand_is_refused_and_changes_nothing(uow: FakeProductUnitOfWork) -> None:
+    product_id = on_sale(uow)
+
+    with pytest.raises(InvalidInput) as refused:
+        service.update_product(uow, actor_id=EDITOR, product_id=product_id, draft=replace(draft(), brand_id=98),
+                               version=1, now=T0)
+
+    product = uow.products.items[product_id]
+    assert (refused.value.code, refused.value.details, product.brand_id, product.version, product.status) == (
+        "PRODUCT_INVALID", {"brand_id": "no such brand"}, 1, 1, Status.APPROVED)
+
+
 # Order events, handled as the consumer handles them: inside an open unit of work
 
 def consume(uow: FakeProductUnitOfWork, event: object) -> None:
