@@ -835,6 +835,22 @@ class FakeCatalog:
 
 
 @dataclass
+class FakeCategories:
+    """The catalogue's categories as the member service asks about them (coupon templates): `known` ids (None: any
+    positive id); `down` answers as a product service that does not answer (503 PRODUCT_UNAVAILABLE)."""
+
+    known: Collection[int] | None = None
+    down: bool = False
+    asked: list[list[int]] = field(default_factory=list)
+
+    def unknown(self, category_ids: Collection[int]) -> list[int]:
+        self.asked.append(sorted(category_ids))
+        if self.down:
+            raise DomainError("PRODUCT_UNAVAILABLE", "the product service did not answer", kind=ErrorKind.UNAVAILABLE)
+        return sorted(c for c in set(category_ids) if self.known is not None and c not in self.known)
+
+
+@dataclass
 class FakeStock:
     """The product service's reservations over a FakeCatalog: SKU_UNAVAILABLE, OUT_OF_STOCK, or the snapshot."""
 

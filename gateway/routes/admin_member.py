@@ -135,7 +135,9 @@ def get_member_record(user_id: int, query: PageQuery) -> StaffMemberOut:
                        "COUPON_TEMPLATE_TOO_VALUABLE above it. A fixed template's threshold_fen is 0 (no "
                        "threshold) or at least its amount_fen, and valid_to is after valid_from and in the future; a "
                        "field of the other kind (amount_fen on a percent template, percent_off or cap_fen on a fixed "
-                       "one) is left out or 0: 400 COUPON_TEMPLATE_INVALID otherwise, details naming the field.")
+                       "one) is left out or 0: 400 COUPON_TEMPLATE_INVALID otherwise, details naming the field. "
+                       "category_ids must be categories the catalogue has: 400 COUPON_TEMPLATE_INVALID naming the "
+                       "others; 503 PRODUCT_UNAVAILABLE when the product service cannot say (nothing created).")
 def create_coupon_template(body: CouponTemplateIn) -> tuple[StaffCouponTemplateOut, int]:
     reply = service(MemberServiceStub).CreateCouponTemplate(pb.CreateCouponTemplateRequest(
         name=body.name, kind=body.kind, amount_fen=body.amount_fen, percent_off=body.percent_off,

@@ -625,6 +625,13 @@ def template_not_found() -> NotFound:
     return NotFound("COUPON_TEMPLATE_NOT_FOUND", "no such coupon template")
 
 
+def unknown_categories(category_ids: list[int]) -> InvalidInput:
+    """A template restricted to categories the catalogue does not have would never apply to any order line."""
+    named = ", ".join(str(c) for c in category_ids)
+    return InvalidInput("COUPON_TEMPLATE_INVALID", f"no such categories: {named}",
+                        details={"category_ids": f"no such categories: {named}"})
+
+
 def template_disabled() -> DomainError:
     return DomainError("COUPON_TEMPLATE_DISABLED", "these coupons are no longer offered")
 

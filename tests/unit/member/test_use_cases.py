@@ -10,6 +10,7 @@ from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInpu
 from services.member import service
 from services.member.channels import SimulatedPayment, SimulatedPayout
 from services.member.domain import PLATFORM, Account, Member, OrderLine, level_for, transfer
+from tests.fakes import FakeCategories
 from tests.unit.member.fakes import FakeMemberUnitOfWork
 
 NOW = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
@@ -323,7 +324,7 @@ def template(uow: FakeMemberUnitOfWork, **overrides: object) -> int:
                     "cap_fen": 10_000, "total": 10, "per_user_limit": 1, "valid_from": NOW - timedelta(days=1),
                     "valid_to": NOW + timedelta(days=7), "category_ids": [], "needs_approval": False, "now": NOW}
     fields.update(overrides)
-    return service.create_coupon_template(uow, **fields).id or 0
+    return service.create_coupon_template(uow, FakeCategories(), **fields).id or 0
 
 
 def test_a_percent_discount_is_rounded_down_to_the_fen_and_capped(uow: FakeMemberUnitOfWork) -> None:
