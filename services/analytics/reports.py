@@ -167,7 +167,9 @@ assert tuple(KINDS) == REPORT_KINDS
 
 # Writers
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# The full-width signs too (＝ ＋ － ＠, U+FF1D, U+FF0B, U+FF0D, U+FF20): Excel set up for Chinese or Japanese input
+# turns a leading full-width sign into its ASCII one, so "＝HYPERLINK(...)" may run as "=HYPERLINK(...)" would.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 def cells(row: tuple[Any, ...]) -> tuple[Any, ...]:

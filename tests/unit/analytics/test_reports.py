@@ -132,6 +132,16 @@ def test_text_a_spreadsheet_would_run_as_a_formula_stays_text(write, tmp_path: P
                                                      ["'@SUM(A1)", "2"], ["广东省", "3"]]
 
 
+@pytest.mark.parametrize("write", [reports.write_csv, reports.write_xlsx])
+def test_text_starting_with_a_full_width_formula_sign_stays_text_too(write, tmp_path: Path) -> None:
+    path = tmp_path / ("report.csv" if write is reports.write_csv else "report.xlsx")
+    typed = ["\uff1dHYPERLINK(\"http://x\")", "\uff0b1", "\uff0d1", "\uff20SUM(A1)", "\uff08\uff1d\uff09"]
+    write(path, ("province",), [(value,) for value in typed], lambda _: None)
+
+    rows = read_csv(path) if write is reports.write_csv else read_xlsx(path)["report"]
+    assert rows == [["province"], ["'＝HYPERLINK(\"http://x\")"], ["'＋1"], ["'－1"], ["'＠SUM(A1)"], ["（＝）"]]
+
+
 def test_a_report_job_goes_from_queued_to_done_and_its_file_reads_back_in_pieces(counted, tmp_path, monkeypatch) -> None:
     job = reports.create_report(counted(), kind="daily", format="csv", from_date=D1.isoformat(),
                                 to_date=D2.isoformat(), requested_by=7)
