@@ -300,6 +300,13 @@ def expire_reports(uow: AnalyticsUnitOfWork, directory: Path, *, keep: timedelta
     return len(jobs)
 
 
+def failure_message(job_id: int) -> str:
+    """What an analyst is told of a failed report: the same words whatever went wrong. The exception's own text
+    (a file path, a database host, a query) goes to the service's log only, under the report's number."""
+    return f"report {job_id} could not be made; ask for it again, and if it fails again give its number {job_id} to " \
+           "the shop's engineers"
+
+
 def file_name(job: ReportJob) -> str:
     """The job's file; an attempt after the first (a runner took the job over) writes one of its own, `-try<n>`."""
     retry = f"-try{job.attempts}" if job.attempts > 1 else ""
@@ -356,10 +363,10 @@ class ReportRunner:
             rows = export(self.uow(), kind=job.kind, format=job.format, period=job.period,
                           path=self.directory / name, progress=self._progress(job))
             size = (self.directory / name).stat().st_size
-        except Exception as exc:
-            log.exception("report %d (%s) failed", job.id, job.kind)
+        except Exception:
+            log.exception("report %d (%s, attempt %d) failed", job.id, job.kind, job.attempts)
             # Only while it is this attempt's: another one taken over since may still finish it.
-            self._save(job, status=FAILED, error=f"{type(exc).__name__}: {exc}"[:256], finished_at=utcnow())
+            self._save(job, status=FAILED, error=failure_message(job.id), finished_at=utcnow())
         else:
             # The first attempt to finish makes it done, whichever it is; a later one's file is not needed.
             if not self._save(job, any_attempt=True, status=DONE, percent=100, rows=rows, size_bytes=size,

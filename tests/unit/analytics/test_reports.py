@@ -7,6 +7,7 @@ import csv
 import dataclasses
 import functools
 import json
+import logging
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -185,16 +186,22 @@ def test_the_runner_reports_progress_as_it_goes(counted, delivered, tmp_path: Pa
     assert reports.get_report(counted(), job.id).rows == events
 
 
-def test_a_job_that_cannot_write_its_file_fails_with_the_reason(counted, tmp_path: Path) -> None:
+def test_a_job_that_cannot_write_its_file_fails_with_its_number_not_the_exceptions_text(counted, tmp_path: Path,
+                                                                                       caplog) -> None:
     (tmp_path / "taken").write_text("a file, not a folder")
     job = reports.create_report(counted(), kind="daily", format="csv", from_date=D1.isoformat(),
                                 to_date=D2.isoformat(), requested_by=7)
 
-    reports.ReportRunner(counted, tmp_path / "taken").run_pending()
+    with caplog.at_level(logging.ERROR, logger=reports.__name__):
+        reports.ReportRunner(counted, tmp_path / "taken").run_pending()
 
     failed = reports.get_report(counted(), job.id)
-    assert (failed.status, failed.error.split(":")[0], failed.finished_at is not None) == ("failed", "FileExistsError",
-                                                                                          True)
+    assert (failed.status, failed.finished_at is not None) == ("failed", True)
+    assert failed.error == (f"report {job.id} could not be made; ask for it again, and if it fails again give its "
+                            f"number {job.id} to the shop's engineers")
+    [logged] = caplog.records
+    assert logged.getMessage() == f"report {job.id} (daily, attempt 1) failed"
+    assert logged.exc_info[0] is FileExistsError and str(tmp_path) in str(logged.exc_info[1])
 
 
 def test_a_running_job_whose_runner_went_silent_is_taken_over(counted) -> None:
