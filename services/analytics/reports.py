@@ -9,6 +9,7 @@ as `<name>.part` and renamed when complete, so a download never sees half a file
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import json
 import logging
@@ -47,6 +48,10 @@ XLSX_MAX_ROWS = 1_048_576        # Excel's limit per sheet, header included: lon
 PROGRESS_EVERY = 1000            # rows between progress reports
 EVENTS_PAGE = 2000               # raw events read at a time
 HEARTBEAT_STALE = timedelta(minutes=5)  # a running job not heard from for this long is taken over by another runner
+# A running attempt beats this often whatever it is doing (reading a slow page, saving a big XLSX, writing rows
+# that do not move the percent): five beats to a take-over, so a few lost to a busy database take over no live one.
+HEARTBEAT_EVERY = timedelta(minutes=1)
+assert HEARTBEAT_EVERY * 3 <= HEARTBEAT_STALE
 REPORT_RETENTION = timedelta(days=7)    # default of ANALYTICS_REPORT_RETENTION_DAYS: a done report's file is kept this long
 EXPIRY_EVERY = timedelta(minutes=10)    # how often the runner looks for reports to expire
 MAX_REPORTS_UNDER_WAY = 10              # queued or running reports one analyst may have at once
@@ -316,17 +321,19 @@ def file_name(job: ReportJob) -> str:
 class ReportRunner:
     """The job runner of the serve role: claims queued report jobs one at a time and writes their files.
 
-    A job's row is its state. Progress (percent, rows) is saved as it goes and doubles as a
-    heartbeat; a job whose runner died mid-way is taken over after HEARTBEAT_STALE. Every
+    A job's row is its state. Progress (percent, rows) is saved as it goes; while an attempt runs, it also beats
+    every `heartbeat_every` (HEARTBEAT_EVERY), progress or not, so only a job whose runner died (or froze) mid-way
+    goes HEARTBEAT_STALE without a beat and is taken over. Every
     EXPIRY_EVERY it also deletes the files of reports done more than `keep` ago (expire_reports).
     """
 
     def __init__(self, uow: Callable[[], AnalyticsUnitOfWork], directory: Path, *, poll_seconds: float = 1.0,
-                 keep: timedelta = REPORT_RETENTION) -> None:
+                 keep: timedelta = REPORT_RETENTION, heartbeat_every: timedelta = HEARTBEAT_EVERY) -> None:
         self.uow = uow
         self.directory = directory
         self.poll_seconds = poll_seconds
         self.keep = keep
+        self.heartbeat_every = heartbeat_every
 
     def run(self, stop: threading.Event) -> None:
         next_expiry = time.monotonic()
@@ -359,10 +366,11 @@ class ReportRunner:
         # never writes into, renames or removes the file of the attempt that took over, nor it into this one's.
         name = file_name(job)
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            rows = export(self.uow(), kind=job.kind, format=job.format, period=job.period,
-                          path=self.directory / name, progress=self._progress(job))
-            size = (self.directory / name).stat().st_size
+            with self._beating(job):
+                self.directory.mkdir(parents=True, exist_ok=True)
+                rows = export(self.uow(), kind=job.kind, format=job.format, period=job.period,
+                              path=self.directory / name, progress=self._progress(job))
+                size = (self.directory / name).stat().st_size
         except Exception:
             log.exception("report %d (%s, attempt %d) failed", job.id, job.kind, job.attempts)
             # Only while it is this attempt's: another one taken over since may still finish it.
@@ -374,6 +382,28 @@ class ReportRunner:
                 log.warning("report %d was finished by another attempt; dropping this one's file", job.id)
                 (self.directory / name).unlink(missing_ok=True)
         return True
+
+    @contextlib.contextmanager
+    def _beating(self, job: ReportJob) -> Iterator[None]:
+        """Beat for `job`'s attempt every `heartbeat_every` until the block ends: the percent alone may stay put
+        for longer than HEARTBEAT_STALE (rows past the count expected, a long silent XLSX save) on a live attempt."""
+        ended = threading.Event()
+
+        def beat() -> None:
+            while not ended.wait(self.heartbeat_every.total_seconds()):
+                try:
+                    if not self._save(job, heartbeat_at=utcnow()):
+                        return  # taken over: the attempt that took it over beats for it now
+                except Exception:
+                    log.warning("report %d: a heartbeat was not saved", job.id, exc_info=True)
+
+        beating = threading.Thread(target=beat, name=f"report-{job.id}-heartbeat", daemon=True)
+        beating.start()
+        try:
+            yield
+        finally:
+            ended.set()
+            beating.join()
 
     def _progress(self, job: ReportJob) -> Callable[[int, int], None]:
         last = [-1]

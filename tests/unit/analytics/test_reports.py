@@ -258,6 +258,53 @@ def test_a_runner_taken_over_while_still_writing_neither_spoils_nor_fails_the_re
     assert [path.name for path in files.iterdir()] == [done.file_name]  # the other attempt's file removed
 
 
+def test_a_live_runner_whose_percent_stays_put_beats_on_and_is_not_taken_over(counted, tmp_path, monkeypatch) -> None:
+    # Runner A writes on for longer than HEARTBEAT_STALE without moving the percent (rows past the count expected, a
+    # long XLSX save): its heartbeat, not its progress, keeps the job its own.
+    job = reports.create_report(counted(), kind="daily", format="csv", from_date=D1.isoformat(),
+                                to_date=D2.isoformat(), requested_by=7)
+    daily, paused, resume = reports.KINDS["daily"], threading.Event(), threading.Event()
+
+    def pauses_after_a_row(uow, period):  # type: ignore[no-untyped-def]
+        report = daily(uow, period)
+
+        def rows():  # type: ignore[no-untyped-def]
+            them = iter(report.rows)
+            yield next(them)
+            paused.set()
+            resume.wait(30)
+            yield from them
+        return dataclasses.replace(report, rows=rows())
+
+    later = utcnow() + reports.HEARTBEAT_STALE + timedelta(seconds=1)
+    beat_later, save = threading.Event(), reports.ReportRunner._save
+
+    def spy(self, running: ReportJob, **values: object) -> bool:  # type: ignore[no-untyped-def]
+        saved = save(self, running, **values)
+        if saved and values == {"heartbeat_at": later}:
+            beat_later.set()
+        return saved
+    monkeypatch.setitem(reports.KINDS, "daily", pauses_after_a_row)
+    monkeypatch.setattr(reports.ReportRunner, "_save", spy)
+    files = tmp_path / "reports"
+    runner = reports.ReportRunner(counted, files, heartbeat_every=timedelta(milliseconds=10))
+    writing = threading.Thread(target=runner.run_one)
+    writing.start()
+    try:
+        assert paused.wait(30)
+        monkeypatch.setattr(reports, "utcnow", lambda: later)
+        assert beat_later.wait(10)
+
+        assert not runner.run_one()  # B finds nothing to take over
+    finally:
+        resume.set()
+        writing.join()
+
+    done = reports.get_report(counted(), job.id)
+    assert (done.status, done.attempts, done.rows, done.percent) == ("done", 1, 3, 100)
+    assert [path.name for path in files.iterdir()] == [done.file_name]
+
+
 @pytest.mark.parametrize(("kind", "fmt", "code"), [("payroll", "csv", "REPORT_KIND_INVALID"),
                                                    ("daily", "pdf", "REPORT_FORMAT_INVALID")])
 def test_unknown_kinds_and_formats_are_refused(uow, kind: str, fmt: str, code: str) -> None:
