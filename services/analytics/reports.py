@@ -3,7 +3,8 @@
 Memory stays bounded whatever the size: rows come from iterators (raw events in keyset pages,
 each read in a short transaction of its own), CSV is written as they come and XLSX through
 openpyxl's write-only workbook, which streams each sheet to a temporary file. A file is written
-as `<name>.part` and renamed when complete, so a download never sees half a file.
+as `<name>.part` and renamed when complete, so a download never sees half a file; the runner deletes the `.part`
+files a crashed or taken-over attempt left once their job is no longer running.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import csv
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -33,6 +35,7 @@ from services.analytics.domain import (
     FAILED,
     FIGURES,
     RETENTION_DAYS,
+    RUNNING,
     Period,
     ReportJob,
 )
@@ -230,8 +233,12 @@ def export(uow: AnalyticsUnitOfWork, *, kind: str, format: str, period: Period, 
     """Write the report `kind` over `period` to `path` (through path.part); the number of rows written."""
     partial = path.with_name(path.name + ".part")
     report = KINDS[kind](uow, period)
-    rows = WRITERS[format](partial, report.columns, report.rows, lambda done: progress(done, report.expected_rows))
-    os.replace(partial, path)
+    try:
+        rows = WRITERS[format](partial, report.columns, report.rows, lambda done: progress(done, report.expected_rows))
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return rows
 
 
@@ -305,6 +312,35 @@ def expire_reports(uow: AnalyticsUnitOfWork, directory: Path, *, keep: timedelta
     return len(jobs)
 
 
+# A report job's file, complete or being written (`file_name`): its job's id comes first.
+JOB_FILE = re.compile(r"(?P<job_id>[0-9]+)-[a-z]+-[0-9]{4}-[0-9]{2}-[0-9]{2}-[0-9]{4}-[0-9]{2}-[0-9]{2}(-try[0-9]+)?"
+                      r"\.(csv|xlsx)(?P<part>\.part)?")
+
+
+def remove_leftover_parts(uow: AnalyticsUnitOfWork, directory: Path) -> int:
+    """Delete the `.part` files of jobs no longer running (done, failed or expired); how many.
+
+    Such a file is what an attempt that crashed, or was taken over and then lost the race, left half written. A job
+    ends for good, so no attempt of it can use the file any more: one still at work finds it gone, fails, and saves
+    nothing (the job is not its to end). A running job's files are all kept, an older attempt's too: taken over, it
+    may still be the first to finish. Files of no job of this database are left alone.
+    """
+    parts = {path: int(found["job_id"]) for path in directory.glob("*.part")
+             if (found := JOB_FILE.fullmatch(path.name)) and found["part"]}
+    if not parts:
+        return 0
+    with uow:
+        statuses = uow.reports.statuses(set(parts.values()))
+    removed = 0
+    for path, job_id in sorted(parts.items()):
+        if statuses.get(job_id, RUNNING) != RUNNING:
+            path.unlink(missing_ok=True)
+            removed += 1
+    if removed:
+        log.info("removed %d leftover .part files of reports no longer running", removed)
+    return removed
+
+
 def failure_message(job_id: int) -> str:
     """What an analyst is told of a failed report: the same words whatever went wrong. The exception's own text
     (a file path, a database host, a query) goes to the service's log only, under the report's number."""
@@ -342,6 +378,7 @@ class ReportRunner:
                 if time.monotonic() >= next_expiry:
                     next_expiry = time.monotonic() + EXPIRY_EVERY.total_seconds()
                     expire_reports(self.uow(), self.directory, keep=self.keep)
+                    remove_leftover_parts(self.uow(), self.directory)
                 while not stop.is_set() and self.run_one():
                     pass
             except Exception:

@@ -424,6 +424,64 @@ def test_the_job_runner_expires_old_reports_as_it_runs(counted, tmp_path) -> Non
     assert not (tmp_path / old.file_name).exists()
 
 
+def test_an_attempt_that_fails_mid_file_leaves_no_part_file_behind(counted, tmp_path, monkeypatch) -> None:
+    job = reports.create_report(counted(), kind="daily", format="csv", from_date=D1.isoformat(),
+                                to_date=D2.isoformat(), requested_by=7)
+    daily = reports.KINDS["daily"]
+
+    def fails_after_a_row(uow, period):  # type: ignore[no-untyped-def]
+        report = daily(uow, period)
+
+        def rows():  # type: ignore[no-untyped-def]
+            yield next(iter(report.rows))
+            raise OSError("the database went away")
+        return dataclasses.replace(report, rows=rows())
+    monkeypatch.setitem(reports.KINDS, "daily", fails_after_a_row)
+    files = tmp_path / "reports"
+
+    reports.ReportRunner(counted, files).run_one()
+
+    assert reports.get_report(counted(), job.id).status == "failed"
+    assert list(files.iterdir()) == []
+
+
+def job_in(uow: Callable[[], SqlAnalyticsUnitOfWork], status: str, format: str = "csv") -> ReportJob:
+    job = reports.create_report(uow(), kind="daily", format=format, from_date=D1.isoformat(), to_date=D2.isoformat(),
+                                requested_by=7)
+    with uow() as unit:
+        unit.reports.update(job.id, status=status, attempts=2)
+        unit.commit()
+    return reports.get_report(uow(), job.id)
+
+
+def part_of(job: ReportJob, attempt: int) -> str:
+    return reports.file_name(dataclasses.replace(job, attempts=attempt)) + ".part"
+
+
+def test_part_files_of_reports_no_longer_running_are_removed_and_those_of_running_ones_kept(counted, tmp_path) -> None:
+    done, failed, expired, running = (job_in(counted, status, fmt) for status, fmt in (
+        ("done", "csv"), ("failed", "csv"), ("expired", "xlsx"), ("running", "xlsx")))
+    left = [part_of(done, 1), part_of(failed, 2), part_of(expired, 1)]
+    kept = [part_of(running, 1), part_of(running, 2), "999-daily-2026-11-20-2026-11-21.csv.part", "notes.part",
+            reports.file_name(done)]
+    for name in (*left, *kept):
+        (tmp_path / name).write_text("half a report")
+
+    assert reports.remove_leftover_parts(counted(), tmp_path) == 3
+
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("analytics.db")) == sorted(kept)
+    assert reports.remove_leftover_parts(counted(), tmp_path) == 0
+
+
+def test_the_job_runner_removes_leftover_part_files_as_it_runs(counted, tmp_path) -> None:
+    failed = job_in(counted, "failed")
+    (tmp_path / part_of(failed, 1)).write_text("half a report")
+
+    reports.ReportRunner(counted, tmp_path).run(StopAfterFirstPass())
+
+    assert not (tmp_path / part_of(failed, 1)).exists()
+
+
 @pytest.mark.parametrize(("value", "kept"), [("", timedelta(days=7)), ("0.5", timedelta(hours=12))])
 def test_the_retention_period_comes_from_the_environment(value: str, kept: timedelta) -> None:
     assert report_retention(Env({"ANALYTICS_REPORT_RETENTION_DAYS": value})) == kept
