@@ -55,6 +55,10 @@ HEARTBEAT_STALE = timedelta(minutes=5)  # a running job not heard from for this 
 # that do not move the percent): five beats to a take-over, so a few lost to a busy database take over no live one.
 HEARTBEAT_EVERY = timedelta(minutes=1)
 assert HEARTBEAT_EVERY * 3 <= HEARTBEAT_STALE
+# ... but not for ever: an attempt that has written no row for this long (a read or a disk that hangs) stops beating,
+# and another runner takes the job over. Far longer than anything an attempt does between two progress reports (a
+# page of events, PROGRESS_EVERY rows, saving an XLSX of a million rows).
+STALLED_AFTER = timedelta(minutes=30)
 REPORT_RETENTION = timedelta(days=7)    # default of ANALYTICS_REPORT_RETENTION_DAYS: a done report's file is kept this long
 EXPIRY_EVERY = timedelta(minutes=10)    # how often the runner looks for reports to expire
 MAX_REPORTS_UNDER_WAY = 10              # queued or running reports one analyst may have at once
@@ -358,18 +362,20 @@ class ReportRunner:
     """The job runner of the serve role: claims queued report jobs one at a time and writes their files.
 
     A job's row is its state. Progress (percent, rows) is saved as it goes; while an attempt runs, it also beats
-    every `heartbeat_every` (HEARTBEAT_EVERY), progress or not, so only a job whose runner died (or froze) mid-way
-    goes HEARTBEAT_STALE without a beat and is taken over. Every
+    every `heartbeat_every` (HEARTBEAT_EVERY), progress or not, as long as it wrote a row within `stalled_after`;
+    so only a job whose runner died, froze or hangs mid-way goes HEARTBEAT_STALE without a beat and is taken over. Every
     EXPIRY_EVERY it also deletes the files of reports done more than `keep` ago (expire_reports).
     """
 
     def __init__(self, uow: Callable[[], AnalyticsUnitOfWork], directory: Path, *, poll_seconds: float = 1.0,
-                 keep: timedelta = REPORT_RETENTION, heartbeat_every: timedelta = HEARTBEAT_EVERY) -> None:
+                 keep: timedelta = REPORT_RETENTION, heartbeat_every: timedelta = HEARTBEAT_EVERY,
+                 stalled_after: timedelta = STALLED_AFTER) -> None:
         self.uow = uow
         self.directory = directory
         self.poll_seconds = poll_seconds
         self.keep = keep
         self.heartbeat_every = heartbeat_every
+        self.stalled_after = stalled_after
 
     def run(self, stop: threading.Event) -> None:
         next_expiry = time.monotonic()
@@ -403,10 +409,10 @@ class ReportRunner:
         # never writes into, renames or removes the file of the attempt that took over, nor it into this one's.
         name = file_name(job)
         try:
-            with self._beating(job):
+            with self._beating(job) as moved:
                 self.directory.mkdir(parents=True, exist_ok=True)
                 rows = export(self.uow(), kind=job.kind, format=job.format, period=job.period,
-                              path=self.directory / name, progress=self._progress(job))
+                              path=self.directory / name, progress=self._progress(job, moved))
                 size = (self.directory / name).stat().st_size
         except Exception:
             log.exception("report %d (%s, attempt %d) failed", job.id, job.kind, job.attempts)
@@ -421,13 +427,21 @@ class ReportRunner:
         return True
 
     @contextlib.contextmanager
-    def _beating(self, job: ReportJob) -> Iterator[None]:
-        """Beat for `job`'s attempt every `heartbeat_every` until the block ends: the percent alone may stay put
-        for longer than HEARTBEAT_STALE (rows past the count expected, a long silent XLSX save) on a live attempt."""
-        ended = threading.Event()
+    def _beating(self, job: ReportJob) -> Iterator[Callable[[], None]]:
+        """Beat for `job`'s attempt every `heartbeat_every` until the block ends, as long as the attempt calls the
+        callable given (rows written) at least every `stalled_after`: the percent alone may stay put for longer
+        than HEARTBEAT_STALE (rows past the count expected, a long silent XLSX save) on a live attempt."""
+        ended, last_moved = threading.Event(), [time.monotonic()]
+
+        def moved() -> None:
+            last_moved[0] = time.monotonic()
 
         def beat() -> None:
             while not ended.wait(self.heartbeat_every.total_seconds()):
+                if time.monotonic() - last_moved[0] > self.stalled_after.total_seconds():
+                    log.error("report %d (attempt %d) wrote no row for %s: no more heartbeats, another runner will "
+                              "take it over", job.id, job.attempts, self.stalled_after)
+                    return
                 try:
                     if not self._save(job, heartbeat_at=utcnow()):
                         return  # taken over: the attempt that took it over beats for it now
@@ -437,15 +451,16 @@ class ReportRunner:
         beating = threading.Thread(target=beat, name=f"report-{job.id}-heartbeat", daemon=True)
         beating.start()
         try:
-            yield
+            yield moved
         finally:
             ended.set()
             beating.join()
 
-    def _progress(self, job: ReportJob) -> Callable[[int, int], None]:
+    def _progress(self, job: ReportJob, moved: Callable[[], None]) -> Callable[[int, int], None]:
         last = [-1]
 
         def report(done: int, expected: int) -> None:
+            moved()
             percent = min(99, done * 100 // expected) if expected else 0
             if percent != last[0]:
                 last[0] = percent

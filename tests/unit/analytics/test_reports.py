@@ -217,15 +217,12 @@ def test_a_running_job_whose_runner_went_silent_is_taken_over(counted) -> None:
     assert (taken.id, taken.status, taken.attempts) == (job.id, "running", 2)
 
 
-def test_a_runner_taken_over_while_still_writing_neither_spoils_nor_fails_the_report(counted, tmp_path,
-                                                                                   monkeypatch) -> None:
-    # Runner A goes silent mid-file (a long XLSX save, a stalled disk) for longer than HEARTBEAT_STALE: runner B
-    # takes the job over and writes it to the end; then A wakes up and finishes too.
-    job = reports.create_report(counted(), kind="daily", format="csv", from_date=D1.isoformat(),
-                                to_date=D2.isoformat(), requested_by=7)
-    daily, paused, resume, calls = reports.KINDS["daily"], threading.Event(), threading.Event(), []
+def pausing_after_a_row(paused: threading.Event, resume: threading.Event) -> Callable[..., reports.Report]:
+    """The daily report, whose rows stop after the first until `resume` is set (`paused` tells they did): the first
+    time it is made (runner A's attempt), not the next (B's)."""
+    daily, calls = reports.KINDS["daily"], []
 
-    def first_one_pauses(uow, period):  # type: ignore[no-untyped-def]
+    def kind(uow, period):  # type: ignore[no-untyped-def]
         report = daily(uow, period)
         calls.append(period)
         if len(calls) > 1:
@@ -238,8 +235,17 @@ def test_a_runner_taken_over_while_still_writing_neither_spoils_nor_fails_the_re
             resume.wait(30)
             yield from them
         return dataclasses.replace(report, rows=rows())
+    return kind
 
-    monkeypatch.setitem(reports.KINDS, "daily", first_one_pauses)
+
+def test_a_runner_taken_over_while_still_writing_neither_spoils_nor_fails_the_report(counted, tmp_path,
+                                                                                   monkeypatch) -> None:
+    # Runner A goes silent mid-file (a long XLSX save, a stalled disk) for longer than HEARTBEAT_STALE: runner B
+    # takes the job over and writes it to the end; then A wakes up and finishes too.
+    job = reports.create_report(counted(), kind="daily", format="csv", from_date=D1.isoformat(),
+                                to_date=D2.isoformat(), requested_by=7)
+    paused, resume = threading.Event(), threading.Event()
+    monkeypatch.setitem(reports.KINDS, "daily", pausing_after_a_row(paused, resume))
     files = tmp_path / "reports"
     runner = reports.ReportRunner(counted, files)
     silent = threading.Thread(target=runner.run_one)
@@ -263,19 +269,7 @@ def test_a_live_runner_whose_percent_stays_put_beats_on_and_is_not_taken_over(co
     # long XLSX save): its heartbeat, not its progress, keeps the job its own.
     job = reports.create_report(counted(), kind="daily", format="csv", from_date=D1.isoformat(),
                                 to_date=D2.isoformat(), requested_by=7)
-    daily, paused, resume = reports.KINDS["daily"], threading.Event(), threading.Event()
-
-    def pauses_after_a_row(uow, period):  # type: ignore[no-untyped-def]
-        report = daily(uow, period)
-
-        def rows():  # type: ignore[no-untyped-def]
-            them = iter(report.rows)
-            yield next(them)
-            paused.set()
-            resume.wait(30)
-            yield from them
-        return dataclasses.replace(report, rows=rows())
-
+    paused, resume = threading.Event(), threading.Event()
     later = utcnow() + reports.HEARTBEAT_STALE + timedelta(seconds=1)
     beat_later, save = threading.Event(), reports.ReportRunner._save
 
@@ -284,7 +278,7 @@ def test_a_live_runner_whose_percent_stays_put_beats_on_and_is_not_taken_over(co
         if saved and values == {"heartbeat_at": later}:
             beat_later.set()
         return saved
-    monkeypatch.setitem(reports.KINDS, "daily", pauses_after_a_row)
+    monkeypatch.setitem(reports.KINDS, "daily", pausing_after_a_row(paused, resume))
     monkeypatch.setattr(reports.ReportRunner, "_save", spy)
     files = tmp_path / "reports"
     runner = reports.ReportRunner(counted, files, heartbeat_every=timedelta(milliseconds=10))
@@ -302,6 +296,47 @@ def test_a_live_runner_whose_percent_stays_put_beats_on_and_is_not_taken_over(co
 
     done = reports.get_report(counted(), job.id)
     assert (done.status, done.attempts, done.rows, done.percent) == ("done", 1, 3, 100)
+    assert [path.name for path in files.iterdir()] == [done.file_name]
+
+
+class Said(logging.Handler):
+    """Sets `event` when a record's message starts with `words`."""
+
+    def __init__(self, words: str) -> None:
+        super().__init__()
+        self.words, self.event = words, threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith(self.words):
+            self.event.set()
+
+
+def test_a_runner_that_wrote_no_row_for_too_long_stops_beating_and_is_taken_over(counted, tmp_path,
+                                                                                  monkeypatch) -> None:
+    job = reports.create_report(counted(), kind="daily", format="csv", from_date=D1.isoformat(),
+                                to_date=D2.isoformat(), requested_by=7)
+    paused, resume = threading.Event(), threading.Event()
+    monkeypatch.setitem(reports.KINDS, "daily", pausing_after_a_row(paused, resume))
+    stalled = Said(f"report {job.id} (attempt 1) wrote no row for 0:00:00: no more heartbeats")
+    logging.getLogger(reports.__name__).addHandler(stalled)
+    files = tmp_path / "reports"
+    runner = reports.ReportRunner(counted, files, heartbeat_every=timedelta(milliseconds=10),
+                                  stalled_after=timedelta(0))
+    writing = threading.Thread(target=runner.run_one)
+    writing.start()
+    try:
+        assert paused.wait(30) and stalled.event.wait(10)
+        later = utcnow() + reports.HEARTBEAT_STALE + timedelta(seconds=1)
+        monkeypatch.setattr(reports, "utcnow", lambda: later)
+
+        assert runner.run_one()  # B takes it over, and ends it
+    finally:
+        resume.set()
+        writing.join()
+        logging.getLogger(reports.__name__).removeHandler(stalled)
+
+    done = reports.get_report(counted(), job.id)
+    assert (done.status, done.attempts, done.rows) == ("done", 2, 3)
     assert [path.name for path in files.iterdir()] == [done.file_name]
 
 
