@@ -599,7 +599,11 @@ def _decide_waiting(uow: OrderUnitOfWork, order: Order, actor: str, now: datetim
     their amounts (`paid_after_close_waiting_at`). One that fits now (a holder closed, freeing them) is counted as
     `_paid_after_close` counts one (order-refunded, the order's "refunded" step); one that still does not fit while
     other open refunds hold its amounts waits on; otherwise the money went out twice (a holder was paid):
-    refund-paid-twice. Each once: the marker is cleared as it is decided. Under the order's row lock."""
+    refund-paid-twice. Each once: the marker is cleared as it is decided. Under the order's row lock. Nearly every
+    order never had a refund waiting: the order's history (loaded with it) tells, so ending their refunds reads no
+    more of them (`_has_waited`)."""
+    if not _has_waited(order):
+        return
     for waiting in uow.refunds.for_order(order.id or 0):
         if waiting.paid_after_close_waiting_at is None or waiting.status != RefundStatus.CLOSED:
             continue
@@ -617,6 +621,13 @@ def _decide_waiting(uow: OrderUnitOfWork, order: Order, actor: str, now: datetim
         order.record_step(actor=actor, now=now, reason=paid_after_close_note(waiting, counted=counted), shopper=False)
         if counted:
             _refunded(uow, order, waiting, actor, now)
+
+
+def _has_waited(order: Order) -> bool:
+    """Whether a refund of `order` may be waiting (`paid_after_close_waiting_at`): `_paid_after_close` records its
+    step (`paid_after_close_waiting_note`) in the order's history in the transaction that marks it, and the history
+    is never rewritten, so an order without such a step has none."""
+    return any(WAITING_WORDS in step.reason and PAID_AFTER_CLOSE_WORDS in step.reason for step in order.history)
 
 
 def _publish_paid_twice(uow: OrderUnitOfWork, order: Order, refund: Refund, paid_at: datetime) -> None:
@@ -664,6 +675,7 @@ def mark_noted_refund(uow: OrderUnitOfWork, refund_no: str, now: datetime) -> in
 
 
 PAID_AFTER_CLOSE_WORDS = " was closed here but WeChat Pay paid it:"  # the step's words after "refund <refund_no>"
+WAITING_WORDS = " fen wait for open refund "  # the waiting step's words after its amount (`_has_waited`)
 
 
 def paid_after_close_step(refund_no: str) -> str:
@@ -684,7 +696,7 @@ def paid_after_close_note(refund: Refund, *, counted: bool = False) -> str:
 
 def paid_after_close_waiting_note(refund: Refund, holders: list[Refund]) -> str:
     """The order history's step for a closed refund WeChat Pay paid while open refunds hold its amounts: undecided."""
-    return (f"{paid_after_close_step(refund.refund_no)} {refund.amount_fen} fen wait for open refund "
+    return (f"{paid_after_close_step(refund.refund_no)} {refund.amount_fen}{WAITING_WORDS}"
             f"{', '.join(holder.refund_no for holder in holders)}: counted if it closes, refunded twice if it is "
             "paid")[:255]
 
