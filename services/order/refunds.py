@@ -99,8 +99,10 @@ too, as a refund of source "late_payment" under the deterministic number `LATE<o
 or `<order_no>_<n>` for a later WeChat Pay transaction of the order), so a replayed payment notify finds the same
 refund and never starts a second one. Its refund notify, the fallback job, the ABNORMAL and stuck gauges and
 staff's retry (`retry_refund`) and close (`close_refund`) all work as for any WeChat Pay refund. But it is not the
-order's money: nothing is reserved (no `refunded_fen`, no line refunded), a SUCCESS publishes `late-payment-refunded` (once per refund number; also when WeChat Pay pays one staff closed) instead of
-`order-refunded` and never moves the order to REFUNDED, and a CLOSED one frees nothing. One WeChat Pay (not
+order's money: nothing is reserved (no `refunded_fen`, no line refunded), a SUCCESS publishes `late-payment-refunded`
+(once per refund number) instead of `order-refunded` and never moves the order to REFUNDED, and a CLOSED one frees
+nothing. One staff closed (they returned the money another way) that WeChat Pay pays after all publishes it too, and
+refund-paid-twice, as any refund paid after its close that nothing can count (`_paid_after_close`). One WeChat Pay (not
 staff) closes becomes ABNORMAL, not CLOSED (`late_refund_closed_note` in the order's history): the late money is
 still with the merchant, so the AbnormalRefundWaiting alert and staff's list show it until staff return it another
 way and close it (`close_refund`: WeChat Pay reports it CLOSED, so it closes); a retry that finds it still CLOSED
@@ -557,8 +559,8 @@ def _paid_after_close(uow: OrderUnitOfWork, order: Order, refund: Refund, actor:
       longer claimable is noted for staff);
     - the order's history records it for finance, and `mall_refunds_paid_after_close_total` counts it for the
       RefundPaidAfterClose alert; one that could not count again (the money went out twice) publishes
-      refund-paid-twice, the analytics money ledger's outflow (a late payment's refund publishes its
-      late-payment-refunded instead).
+      refund-paid-twice, the analytics money ledger's outflow: a late payment's refund too (staff close one once they
+      returned the money another way), besides its late-payment-refunded (WeChat Pay's refund of the late money).
 
     A refund whose step a pod of the release before migration 0017 recorded but that has no `paid_after_close_at` is
     marked at the step's time instead (`_mark_noted`), nothing else done again."""
@@ -580,8 +582,7 @@ def _paid_after_close(uow: OrderUnitOfWork, order: Order, refund: Refund, actor:
     else:
         log.error("refund %s was closed here but WeChat Pay reports it paid: %s fen may have been paid twice",
                   refund.refund_no, refund.amount_fen)
-        if refund.source != LATE_PAYMENT:  # a late payment's refund went out once: its late-payment-refunded below
-            _publish_paid_twice(uow, order, refund, now)
+        _publish_paid_twice(uow, order, refund, now)
         note = paid_after_close_note(refund)
     order.record_step(actor=actor, now=now, reason=note, shopper=False)
     uow.on_commit(metrics.REFUNDS_PAID_AFTER_CLOSE.inc)
