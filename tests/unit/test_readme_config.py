@@ -191,3 +191,52 @@ def test_every_variable_deploy_k8s_sets_is_read() -> None:
 
     assert {"MINIMALL_ENV", "USER_DATABASE_URL", "SERVICE_TOKEN", "GATEWAY_BIND"} <= set_in_k8s
     assert set_in_k8s - expanded - set(READ_BY_OTHERS) == set()
+
+
+def code_defaults() -> dict[str, set[object]]:
+    """The literal defaults of `env.str/int/int_within/float/bool("NAME", default)` and `os.environ.get("NAME", ...)`
+    under services/ and gateway/ (a name read with other defaults in other places has them all)."""
+    found: dict[str, set[object]] = {}
+    for root in ("services", "gateway"):
+        for path in sorted((ROOT / root).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                        and node.func.attr in ENV_METHODS - {"optional", "pop"} and len(node.args) >= 2
+                        and isinstance(node.args[0], ast.Constant) and isinstance(node.args[1], ast.Constant)
+                        and isinstance(node.args[0].value, str) and NAME.fullmatch(node.args[0].value)):
+                    found.setdefault(node.args[0].value, set()).add(node.args[1].value)
+    return found
+
+
+def _same(documented: str, default: object) -> bool:
+    try:
+        return float(documented) == float(default)  # `5` documents 5.0, `10000` documents "10000"
+    except (TypeError, ValueError):
+        return documented == default
+
+
+def test_each_default_the_readme_table_gives_is_the_codes() -> None:
+    """Rows naming n variables whose default cell has n comma-separated entries, each starting with a `literal`:
+    the i-th literal is the i-th variable's default in the code (where the code has one literal default)."""
+    section = (ROOT / "README.md").read_text(encoding="utf-8").split("## Ports and environment", 1)[1]
+    defaults = code_defaults()
+    wrong, compared = {}, 0
+    for row in section.split("\n## ", 1)[0].splitlines():
+        if not row.startswith("| `"):
+            continue
+        cells = row.split(" | ")
+        names = re.findall(r"`([A-Z<][A-Z0-9_<>]*)`", cells[0])
+        cell = re.sub(r"\([^()]*\)", "", cells[1]).split(";")[0]  # the default itself, not make run's nor bounds
+        entries = [entry.strip() for entry in cell.split(", ")]
+        if len(entries) != len(names):
+            continue
+        for name, entry in zip(names, entries, strict=True):
+            literal = re.fullmatch(r"`([^`]*)`", entry)
+            if literal and len(defaults.get(name, set())) == 1 and defaults[name] != {""}:  # "": computed
+                compared += 1
+                (default,) = defaults[name]
+                if not _same(literal.group(1), default):
+                    wrong[name] = (literal.group(1), default)
+
+    assert compared >= 30
+    assert wrong == {}
