@@ -245,3 +245,19 @@ def test_every_code_raised_is_documented() -> None:
 
 def test_every_code_documented_is_still_raised() -> None:
     assert sorted(documented_codes() - set(codes_raised())) == []
+
+
+def test_every_status_and_code_the_readmes_mention_is_a_listed_pair() -> None:
+    """"answers 409 ID_NUMBER_TAKEN" in a README is a code of docs/error-codes.md with that status. (The simulator's
+    README quotes WeChat Pay's own codes, not ours.)"""
+    statuses = {}
+    for line in DOC.read_text(encoding="utf-8").splitlines():
+        if match := re.match(r"\| `(\w+)` \| ([^|]+) \|", line):
+            statuses[match.group(1)] = set(re.findall(r"\d{3}|any", match.group(2)))
+    readmes = [ROOT / "README.md", ROOT / "deploy" / "k8s" / "README.md", *sorted(ROOT.glob("services/*/README.md"))]
+    mentioned = {(str(path.relative_to(ROOT)), status, code) for path in readmes
+                 for status, code in re.findall(rf"\b([45]\d\d) `?({CODE.pattern})`?", path.read_text(encoding="utf-8"))}
+
+    assert len(mentioned) >= 20
+    assert sorted((doc, status, code) for doc, status, code in mentioned
+                  if not {status, "any"} & statuses.get(code, set())) == []
