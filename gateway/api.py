@@ -175,6 +175,11 @@ QUERY_INTEGER_NOTE = ("An integer in a query string is written in ASCII digits, 
                       "parameter allows negative values (0, 12, -3): no '+', spaces, '_', leading zeros, fraction or "
                       "other scripts' digits (400 INVALID_REQUEST naming the parameter).")
 
+OPTIONS_NOTE = ("OPTIONS on any path answers 204 with an Allow header listing its methods and no body, without a "
+                "token and without counting against rate limits; no CORS headers are sent (the mini-program and the "
+                "same-origin admin console need none). A method a path does not take is 405 METHOD_NOT_ALLOWED "
+                "with Allow.")
+
 
 def _takes_integer(annotation: Any) -> bool:
     """Whether a field typed `annotation` holds integers: int, int | None, list[int] (bool is not one)."""
@@ -542,7 +547,7 @@ def openapi_spec(app: Any) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "MiniMall API", "version": "1.0.0",
                  "description": f"Money is integer fen (*_fen); times are ISO 8601 UTC. {TEXT_NOTE} "
-                                f"{QUERY_INTEGER_NOTE}"},
+                                f"{QUERY_INTEGER_NOTE} {OPTIONS_NOTE}"},
         "paths": paths,
         "components": {
             "schemas": schemas,
