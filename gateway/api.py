@@ -83,7 +83,7 @@ Id = Field(ge=1, le=MAX_ID)
 # Control characters (C0, U+0000-U+001F, and DEL) in any text of a request: PostgreSQL's text refuses NUL (the
 # statement fails, a consumer would retry the event for ever), the XLSX reports refuse most of the others, and no
 # name, number, reason or address holds one. Multi-line free text (`Multiline`) keeps tab, line feed and return.
-CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL_CHARACTER = formats.CONTROL_CHARACTER_PATTERN
 CONTROL_CHARACTER_BUT_LINE_BREAKS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 TEXT_NOTE = ("Text refuses control characters (U+0000-U+001F, U+007F; multi-line text such as a review or a "
              "product description accepts tab, line feed and carriage return): 400 INVALID_REQUEST naming the field.")

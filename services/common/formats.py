@@ -18,6 +18,14 @@ TRACKING_NO = r"[A-Za-z0-9][A-Za-z0-9-]{0,63}"
 CARRIER_MAX = 32
 PHONE = r"1[3-9][0-9]{9}"            # mainland mobile number; ASCII digits only (\d would admit full-width ones)
 SMS_CODE = r"[0-9]{6}"
+# A password as set (signup of staff, change, reset, set by an admin): the user service refuses any other with 400
+# PASSWORD_TOO_WEAK, and the gateway documents it for every new_password. No control character: the gateway refuses
+# them in any text, a login's password too, so a password holding one (set by the create-staff command, which does
+# not pass through the gateway) could never be typed into a login.
+PASSWORD_MIN_LENGTH, PASSWORD_MAX_LENGTH = 8, 128
+PASSWORD_RULE = (f"{PASSWORD_MIN_LENGTH}-{PASSWORD_MAX_LENGTH} characters with at least one letter (any script) and "
+                 "one digit 0-9, no control characters")
+CONTROL_CHARACTER = r"[\x00-\x1f\x7f]"  # C0 and DEL: in no name, number, reason, address or password
 SMS_PURPOSES = ("login", "reset", "bind", "unbind", "signup")
 MAX_PAGE_VIEWS_PER_BATCH = 50        # POST /track: page views in one batch
 # POST /admin/reports: what an analytics export can be (the analytics figures, the raw events, and the order and
@@ -41,10 +49,18 @@ REVIEW_CONTENT_MAX = 500             # a review's text, in characters
 SHOPPER_REASON_MAX = 200             # what staff write for the shopper of an after-sales decision (characters)
 
 PHONE_PATTERN = re.compile(PHONE)
+CONTROL_CHARACTER_PATTERN = re.compile(CONTROL_CHARACTER)
 SMS_CODE_PATTERN = re.compile(SMS_CODE)
 UPLOAD_URL_PATTERN = re.compile(UPLOAD_URL)
 PRODUCT_IMAGE_URL_PATTERN = re.compile(PRODUCT_IMAGE_URL)
 TRACKING_NO_PATTERN = re.compile(TRACKING_NO)
+
+
+
+def password_is_strong(password: str) -> bool:
+    """Whether `password` keeps PASSWORD_RULE."""
+    return (PASSWORD_MIN_LENGTH <= len(password) <= PASSWORD_MAX_LENGTH and any(c.isalpha() for c in password)
+            and any(c in "0123456789" for c in password) and not CONTROL_CHARACTER_PATTERN.search(password))
 
 
 STAFF_ACTOR_PREFIX = "staff:"

@@ -17,7 +17,6 @@ SMS_CODE_TTL = timedelta(minutes=5)
 SMS_RESEND_AFTER = timedelta(seconds=60)
 SMS_MAX_ATTEMPTS = 5
 SMS_DAILY_LIMIT_PER_PHONE = 10
-PASSWORD_MIN, PASSWORD_MAX = 8, 128
 
 
 def validate_phone(phone: str) -> str:
@@ -29,12 +28,9 @@ def validate_phone(phone: str) -> str:
 
 
 def validate_password(password: str, field: str = "password") -> str:
-    """8-128 characters with at least one letter (any script) and one digit; `field` names it in the error."""
-    if not (PASSWORD_MIN <= len(password) <= PASSWORD_MAX and any(c.isalpha() for c in password)
-            and re.search(r"[0-9]", password)):
-        raise InvalidInput("PASSWORD_TOO_WEAK",
-                           f"{field} must be {PASSWORD_MIN}-{PASSWORD_MAX} characters with letters and digits",
-                           details={field: "too weak"})
+    """A password keeping formats.PASSWORD_RULE; `field` names it in the error."""
+    if not formats.password_is_strong(password):
+        raise InvalidInput("PASSWORD_TOO_WEAK", f"{field} must be {formats.PASSWORD_RULE}", details={field: "too weak"})
     return password
 
 
