@@ -28,6 +28,15 @@ PASSWORD_RULE = (f"{PASSWORD_MIN_LENGTH}-{PASSWORD_MAX_LENGTH} characters with a
 CONTROL_CHARACTER = r"[\x00-\x1f\x7f]"  # C0 and DEL: in no name, number, reason, address or password
 SMS_PURPOSES = ("login", "reset", "bind", "unbind", "signup")
 MAX_PAGE_VIEWS_PER_BATCH = 50        # POST /track: page views in one batch
+# Provincial-level divisions as the shipping form lists them (GB/T 2260 names, in its code order): an address's
+# province (the user service), hence an order's, and a tracked page view's visitor region (POST /track), so that the
+# regions report puts a province's page views and its orders in one row.
+PROVINCES = (
+    "北京市", "天津市", "河北省", "山西省", "内蒙古自治区", "辽宁省", "吉林省", "黑龙江省", "上海市", "江苏省",
+    "浙江省", "安徽省", "福建省", "江西省", "山东省", "河南省", "湖北省", "湖南省", "广东省", "广西壮族自治区",
+    "海南省", "重庆市", "四川省", "贵州省", "云南省", "西藏自治区", "陕西省", "甘肃省", "青海省",
+    "宁夏回族自治区", "新疆维吾尔自治区", "台湾省", "香港特别行政区", "澳门特别行政区",
+)
 # POST /admin/reports: what an analytics export can be (the analytics figures, the raw events, and the order and
 # money ledgers built from them), and the media type of each file format.
 REPORT_KINDS = ("daily", "funnel", "retention", "regions", "preferences", "events", "orders", "money")
