@@ -65,7 +65,6 @@ PRODUCT_IMAGE_URL_PATTERN = re.compile(PRODUCT_IMAGE_URL)
 TRACKING_NO_PATTERN = re.compile(TRACKING_NO)
 
 
-
 def password_is_strong(password: str) -> bool:
     """Whether `password` keeps PASSWORD_RULE."""
     return (PASSWORD_MIN_LENGTH <= len(password) <= PASSWORD_MAX_LENGTH and any(c.isalpha() for c in password)
