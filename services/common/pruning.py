@@ -53,14 +53,17 @@ def prune(engine: Engine, service: str, settings: PruneSettings, *, now: datetim
           batch: int = PRUNE_BATCH) -> dict[str, int]:
     """Delete what is past its retention from the three tables; rows deleted per table."""
     now = now or utcnow()
-    kept = {outbox: (outbox.c.published_at.is_not(None)
-                     & (outbox.c.published_at < now - timedelta(days=settings.outbox_days))),
-            processed_events: processed_events.c.processed_at < now - timedelta(days=settings.processed_events_days),
-            idempotency_keys: ((idempotency_keys.c.created_at < now - timedelta(days=settings.idempotency_key_days))
-                               & or_(*(idempotency_keys.c.scope.startswith(scope, autoescape=True)
-                                       for scope in REQUEST_KEY_SCOPES)))}
+    def older_than(days: int) -> datetime:
+        return now - timedelta(days=days)
+
+    past_retention = {
+        outbox: outbox.c.published_at.is_not(None) & (outbox.c.published_at < older_than(settings.outbox_days)),
+        processed_events: processed_events.c.processed_at < older_than(settings.processed_events_days),
+        idempotency_keys: (idempotency_keys.c.created_at < older_than(settings.idempotency_key_days))
+        & or_(*(idempotency_keys.c.scope.startswith(scope, autoescape=True) for scope in REQUEST_KEY_SCOPES)),
+    }
     pruned = {}
-    for table, where in kept.items():
+    for table, where in past_retention.items():
         pruned[table.name] = prune_batches(engine, table, where, batch=batch)
         ROWS_PRUNED.labels(service, table.name).inc(pruned[table.name])
     if any(pruned.values()):
