@@ -3,8 +3,8 @@ pruning job deletes outbox, processed_events and idempotency_keys rows by age, t
 (built concurrently: every table takes writes throughout), and a dead letter replayed or discarded is recorded, by
 whom and when, in dead_letter_resolutions.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-07
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 from services.common.deadletters import create_dead_letter_resolutions
 from services.common.pruning import add_pruning_indexes, drop_pruning_indexes
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
