@@ -339,8 +339,12 @@ def submit_order(uow: OrderUnitOfWork, members: Members, stock: Stock, users: Us
                           pay_minutes=settings.pay_minutes, coupon_id=request.coupon_id, points_used=points_used,
                           note=note)
         uow.orders.add(order)
-        ordered = set(request.cart_item_ids)
-        uow.carts.remove(*(item for item in cart if item.id in ordered))
+        ordered = [item for item in cart if item.id in set(request.cart_item_ids)]
+        if uow.carts.remove(*ordered) != len(ordered):
+            # Another submit of these lines (a second tap under a new key) removed them first and placed their order:
+            # this one is undone, its stock, coupon and points released, rather than the lines ordered twice.
+            raise NotFound("CART_ITEM_NOT_FOUND", "no such cart item: it was checked out by another order",
+                           details={"cart_item_ids": list(request.cart_item_ids)})
         uow.publish(OrderCreated(order_no=order_no, user_id=user_id, lines=_event_lines(order),
                                  amounts=_event_amounts(order), province=address.province,
                                  created_at=timestamp(now), pay_deadline=timestamp(order.pay_deadline)),
