@@ -341,9 +341,10 @@ def submit_order(uow: OrderUnitOfWork, members: Members, stock: Stock, users: Us
         uow.orders.add(order)
         ordered = [item for item in cart if item.id in set(request.cart_item_ids)]
         if uow.carts.remove(*ordered) != len(ordered):
-            # Another submit of these lines (a second tap under a new key) removed them first and placed their order:
-            # this one is undone, its stock, coupon and points released, rather than the lines ordered twice.
-            raise NotFound("CART_ITEM_NOT_FOUND", "no such cart item: it was checked out by another order",
+            # Another submit of these lines (a second tap under a new key) removed them first and placed their order,
+            # or the shopper removed one meanwhile: this one is undone, its stock, coupon and points released, rather
+            # than the lines ordered twice.
+            raise NotFound("CART_ITEM_NOT_FOUND", "no such cart item: it was checked out or removed meanwhile",
                            details={"cart_item_ids": list(request.cart_item_ids)})
         uow.publish(OrderCreated(order_no=order_no, user_id=user_id, lines=_event_lines(order),
                                  amounts=_event_amounts(order), province=address.province,
