@@ -125,3 +125,13 @@ def test_cart_lines_two_submits_with_different_keys_check_out_at_the_same_time_b
         assert ([order.order_no for order in placed[0]], work.carts.for_user(1)) == ([second[0].order_no], [])
     # the second order holds its 2 units; the first's were released
     assert (racing.available[101], list(racing.reserved)) == (98, [second[0].order_no])
+
+
+def test_removing_a_cart_line_deletes_it_alone(uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    first, second = in_cart(uow, SKUS[:2])
+    service.remove_cart_item(uow(), user_id=1, item_id=first)
+    with pytest.raises(NotFound):
+        service.remove_cart_item(uow(), user_id=1, item_id=first)
+
+    with uow() as work:
+        assert [(item.id, item.sku_id, item.quantity) for item in work.carts.for_user(1)] == [(second, SKUS[1], 2)]
