@@ -177,6 +177,9 @@ def test_a_coupon_for_a_parent_category_is_quoted_and_locked_for_the_lines_filed
     amounts = submitted.json()["amounts"]
     assert (amounts["items_total_fen"], amounts["coupon_discount_fen"]) == (6498, 500)
     assert {key: preview.json()[key] for key in amounts} == amounts
+    cancelled = requests.post(f"{api}/orders/{submitted.json()['id']}/cancel", json={"reason": "e2e"},
+                              headers=shopper, timeout=10)  # no unpaid order left for the payment-timeout test's count
+    assert cancelled.status_code == 200, cancelled.text
 
 
 def admin_stock(platform: Platform, product_id: int) -> int:
