@@ -443,9 +443,11 @@ class FakeCartRepository:
         item.id, self._next_id = self._next_id, self._next_id + 1
         self.items.append(item)
 
-    def remove(self, *items: CartItem) -> None:
-        for item in items:
+    def remove(self, *items: CartItem) -> int:
+        there = [item for item in items if item in self.items]
+        for item in there:
             self.items.remove(item)
+        return len(there)
 
 
 class FakeOrderRepository:

@@ -290,6 +290,17 @@ def _price_with_points(items_total: int, percent: int, coupon_fen: int, freight:
                  freight=freight), points_used
 
 
+def _lock_points(members: Members, order_no: str, points: int, payable_fen: int) -> tuple[int, int]:
+    """Hold for the order the points its preview uses for a wish of `points`: as many as the member service quotes
+    (the shopper's points, half of `payable_fen` at most), not the wish itself, which LockPoints would refuse
+    whole (INSUFFICIENT_POINTS, POINTS_OVER_LIMIT) where the preview had taken what it could. None quoted: none
+    held, (0, 0)."""
+    usable, _ = members.quote_points(points, payable_fen)
+    if usable <= 0:
+        return 0, 0
+    return members.lock_points(order_no, usable, payable_fen)
+
+
 def submit_order(uow: OrderUnitOfWork, members: Members, stock: Stock, users: Users, settings: OrderSettings, *, user_id: int, request: CheckoutInput, note: str, idempotency_key: str,
                  request_fingerprint: bytes, now: datetime | None = None) -> Order:
     """Place the order once per idempotency key: reserve stock, lock coupon and points, snapshot, order-created.
@@ -325,13 +336,18 @@ def submit_order(uow: OrderUnitOfWork, members: Members, stock: Stock, users: Us
         percent = members.discount_percent()
         coupon_fen = _lock_coupon(members, order_no, request.coupon_id, lines, skus) if request.coupon_id else 0
         amounts, points_used = _price_with_points(items_total, percent, coupon_fen, settings.freight, request.points,
-                                                  partial(members.lock_points, order_no))
+                                                  partial(_lock_points, members, order_no))
         order = new_order(user_id=user_id, order_no=order_no, lines=lines, address=address, amounts=amounts, now=now,
                           pay_minutes=settings.pay_minutes, coupon_id=request.coupon_id, points_used=points_used,
                           note=note)
         uow.orders.add(order)
-        ordered = set(request.cart_item_ids)
-        uow.carts.remove(*(item for item in cart if item.id in ordered))
+        ordered = [item for item in cart if item.id in set(request.cart_item_ids)]
+        if uow.carts.remove(*ordered) != len(ordered):
+            # Another submit of these lines (a second tap under a new key) removed them first and placed their order,
+            # or the shopper removed one meanwhile: this one is undone, its stock, coupon and points released, rather
+            # than the lines ordered twice.
+            raise NotFound("CART_ITEM_NOT_FOUND", "no such cart item: it was checked out or removed meanwhile",
+                           details={"cart_item_ids": list(request.cart_item_ids)})
         uow.publish(OrderCreated(order_no=order_no, user_id=user_id, lines=_event_lines(order),
                                  amounts=_event_amounts(order), province=address.province,
                                  created_at=timestamp(now), pay_deadline=timestamp(order.pay_deadline)),

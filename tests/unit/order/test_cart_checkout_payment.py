@@ -138,7 +138,7 @@ def test_an_unverified_shopper_cannot_order(shop: Shop) -> None:
 
 
 def test_a_failure_after_the_reservation_releases_stock_coupon_and_points(shop: Shop) -> None:
-    shop.members.fail_points = True
+    shop.members.fail_points, shop.members.points = True, 100
     with pytest.raises(DomainError):
         submit(shop, replace(BUY_TWO, coupon_id=9, points=100))
     assert shop.stock.available[101] == 10
