@@ -11,7 +11,7 @@ from mall.user.v1.user_pb2_grpc import UserServiceStub
 from pydantic import Field
 
 from gateway.api import MAX_ID, Body, Page, PageQuery, operation, service
-from gateway.routes.auth import SessionsEnded, UserSummary
+from gateway.routes.auth import NewPassword, SessionsEnded, UserSummary
 from services.common import formats
 from services.common.auth import USER_FINDERS, Role
 from services.common.formats import anchored
@@ -109,7 +109,7 @@ def set_roles(user_id: int, body: RolesIn) -> RolesSet:
 
 
 class StaffPasswordIn(Body):
-    new_password: str = Field(min_length=1, max_length=128, description="8-128 characters, letters and digits")
+    new_password: str = NewPassword
 
 
 @bp.post("/<id:user_id>/password")

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.common import formats
 from services.common.errors import DomainError, Forbidden, InvalidInput, NotFound, RateLimited, Unauthenticated
 from services.user import service
 from services.user.domain import PASSWORD_FAILURES, LoginResult
@@ -126,7 +127,7 @@ def test_a_weak_new_password_is_refused_naming_new_password(uow: FakeUserUnitOfW
 
     assert (raised.value.code, raised.value.details, raised.value.message) == (
         "PASSWORD_TOO_WEAK", {"new_password": "too weak"},
-        "new_password must be 8-128 characters with letters and digits")
+        f"new_password must be {formats.PASSWORD_RULE}")
 
 
 def test_a_login_code_does_not_prove_a_password_change(uow: FakeUserUnitOfWork, issuer: TokenIssuer,
