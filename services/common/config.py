@@ -192,15 +192,23 @@ KAFKA_TOPIC_RETENTION_DAYS = 7
 KAFKA_SEGMENT_DAYS = 7
 
 
+def redelivery_days(topic_retention_days: int) -> int:
+    """How long Kafka may deliver a record after it was written: its topic's retention, then the rest of its segment
+    (a segment is deleted only when its newest record is past retention), plus a day for consumer lag and clocks."""
+    return topic_retention_days + KAFKA_SEGMENT_DAYS + 1
+
+
 @dataclass(frozen=True)
 class PruneSettings:
     """How long each service keeps its bookkeeping rows (services/common/pruning.py), read when the process starts.
 
     PROCESSED_EVENTS_RETENTION_DAYS must exceed the longest time Kafka may deliver an event again:
     KAFKA_TOPIC_RETENTION_DAYS plus KAFKA_SEGMENT_DAYS, plus one day for lag and clocks. A consumer whose record of
-    an event is gone would apply a redelivered one again; a shorter setting is a ConfigError. OUTBOX_RETENTION_DAYS
-    may be at most PROCESSED_EVENTS_RETENTION_DAYS - KAFKA_TOPIC_RETENTION_DAYS: any row still in the outbox can be
-    published again (lost-range recovery, dead-letter replay) while every consumer still recognises it.
+    an event is gone would apply a redelivered one again; a shorter setting is a ConfigError. A copy published again
+    (lost-range recovery, dead-letter replay) is a new record Kafka may deliver for that long again, so an event may be
+    published again only while every consumer's record of it outlives the copy: `republish_days` =
+    PROCESSED_EVENTS_RETENTION_DAYS - (KAFKA_TOPIC_RETENTION_DAYS + KAFKA_SEGMENT_DAYS + 1), and OUTBOX_RETENTION_DAYS
+    may be at most that.
     """
 
     outbox_days: int = 14
@@ -211,24 +219,24 @@ class PruneSettings:
 
     @property
     def republish_days(self) -> int:
-        """How old an event may be and still be published again: every consumer still holds its processed record
-        after a consumer lag as long as the topics' retention."""
-        return self.processed_events_days - self.topic_retention_days
+        """How old an event may be and still be published again: every consumer still holds its processed record as
+        long as Kafka may deliver the new copy (the topics' retention, a segment, a day for lag and clocks)."""
+        return self.processed_events_days - redelivery_days(self.topic_retention_days)
 
     @classmethod
     def from_env(cls, env: Env) -> PruneSettings:
         topic = env.int_within("KAFKA_TOPIC_RETENTION_DAYS", KAFKA_TOPIC_RETENTION_DAYS, 1, 365)
         processed = env.int_within("PROCESSED_EVENTS_RETENTION_DAYS", cls.processed_events_days, 1, 3650)
-        least = topic + KAFKA_SEGMENT_DAYS + 1
+        least = redelivery_days(topic)
         if processed < least:
             raise ConfigError(f"PROCESSED_EVENTS_RETENTION_DAYS must be at least {least} (KAFKA_TOPIC_RETENTION_DAYS "
                               f"{topic} + {KAFKA_SEGMENT_DAYS} days of Kafka segment + 1): Kafka may deliver an event "
                               f"again that long, and a consumer that forgot it would apply it twice; got {processed}")
         outbox = env.int("OUTBOX_RETENTION_DAYS", cls.outbox_days)
-        if not 1 <= outbox <= processed - topic:
-            raise ConfigError(f"OUTBOX_RETENTION_DAYS must be 1 to {processed - topic} (PROCESSED_EVENTS_RETENTION_DAYS "
-                              "- KAFKA_TOPIC_RETENTION_DAYS): a row published again from the outbox must still be "
-                              f"recognised by every consumer; got {outbox}")
+        if not 1 <= outbox <= processed - least:
+            raise ConfigError(f"OUTBOX_RETENTION_DAYS must be 1 to {processed - least} (PROCESSED_EVENTS_RETENTION_DAYS "
+                              f"- {least}, how long Kafka may deliver a copy): a row published again from the outbox "
+                              f"must still be recognised by every consumer as long as its copy may come; got {outbox}")
         return cls(outbox_days=outbox, processed_events_days=processed, topic_retention_days=topic,
                    idempotency_key_days=env.int_within("IDEMPOTENCY_KEY_RETENTION_DAYS", cls.idempotency_key_days,
                                                        1, 3650),

@@ -19,7 +19,7 @@ from tests.fixtures.postgres import start_thread
 
 pytestmark = pytest.mark.integration
 
-SETTINGS = PruneSettings()  # republish_days 23
+SETTINGS = PruneSettings()  # republish_days 15
 NOW = utcnow()
 
 
@@ -109,7 +109,7 @@ def test_the_relays_own_letter_sends_its_outbox_row_again(engine: Engine) -> Non
 @pytest.mark.parametrize(("payload", "event_id", "why"), [
     (b"", None, "holds no event"),  # a range lost to retention
     (envelope_bytes(event_type="order-teleported")[1], None, "which no topic carries"),
-    (envelope_bytes(days_old=24)[1], None, "more than 23 days ago"),  # consumers may have forgotten it
+    (envelope_bytes(days_old=16)[1], None, "more than 15 days ago"),  # consumers may have forgotten it
 ], ids=["no-event", "unknown-type", "too-old"])  # the envelopes hold random ids: xdist workers must agree on names
 def test_a_letter_that_cannot_be_replayed_changes_nothing(engine: Engine, payload: bytes, event_id: str | None,
                                                           why: str) -> None:

@@ -279,8 +279,8 @@ def test_pruning_defaults_keep_processed_events_beyond_kafka_redeliveries() -> N
 @pytest.mark.parametrize(("environ", "named"), [
     ({"PROCESSED_EVENTS_RETENTION_DAYS": "14"}, "PROCESSED_EVENTS_RETENTION_DAYS must be at least 15"),
     ({"KAFKA_TOPIC_RETENTION_DAYS": "30"}, "PROCESSED_EVENTS_RETENTION_DAYS must be at least 38"),
-    ({"OUTBOX_RETENTION_DAYS": "24"}, "OUTBOX_RETENTION_DAYS must be 1 to 23"),
-    ({"OUTBOX_RETENTION_DAYS": "0"}, "OUTBOX_RETENTION_DAYS must be 1 to 23"),
+    ({"OUTBOX_RETENTION_DAYS": "16"}, "OUTBOX_RETENTION_DAYS must be 1 to 15"),
+    ({"OUTBOX_RETENTION_DAYS": "0"}, "OUTBOX_RETENTION_DAYS must be 1 to 15"),
     ({"IDEMPOTENCY_KEY_RETENTION_DAYS": "0"}, "IDEMPOTENCY_KEY_RETENTION_DAYS must be 1 to 3650"),
     ({"PRUNE_INTERVAL_SECONDS": "5"}, "PRUNE_INTERVAL_SECONDS must be 60 to 86400"),
 ])
@@ -291,7 +291,13 @@ def test_a_retention_that_lets_a_redelivered_event_apply_twice_is_refused_at_sta
 
 
 def test_a_longer_topic_retention_with_a_longer_processed_retention_is_accepted() -> None:
-    settings = PruneSettings.from_env(Env({"KAFKA_TOPIC_RETENTION_DAYS": "30", "PROCESSED_EVENTS_RETENTION_DAYS": "40",
-                                           "OUTBOX_RETENTION_DAYS": "10"}))
+    settings = PruneSettings.from_env(Env({"KAFKA_TOPIC_RETENTION_DAYS": "30", "PROCESSED_EVENTS_RETENTION_DAYS": "50",
+                                           "OUTBOX_RETENTION_DAYS": "12"}))
 
-    assert (settings.processed_events_days, settings.republish_days) == (40, 10)
+    assert (settings.processed_events_days, settings.republish_days) == (50, 12)
+
+
+def test_an_outbox_kept_longer_than_a_republished_copy_stays_recognised_is_refused() -> None:
+    # 30 days of records - (7 retention + 7 segment + 1): a row republished on day 16 could come again on day 31.
+    with pytest.raises(ConfigError, match="OUTBOX_RETENTION_DAYS must be 1 to 15"):
+        PruneSettings.from_env(Env({"OUTBOX_RETENTION_DAYS": "16"}))
