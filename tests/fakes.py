@@ -133,7 +133,7 @@ class FakeUserRepository:
         pass
 
     def holding(self, role: str) -> list[int]:
-        return [user.id or 0 for user in self.users if role in user.role_set]
+        return [user.id or 0 for user in self.users if role in user.role_set and user.password_hash is not None]
 
     def save_phone(self, user: User) -> None:
         if any(other is not user and other.phone == user.phone for other in self.users):

@@ -247,7 +247,8 @@ class SqlUserRepository:
 
     def holding(self, role: str) -> list[int]:
         # Columns, not mapped users: a User loaded earlier in the transaction would answer its stale roles.
-        found = self.session.execute(select(users.c.id, users.c.roles).where(users.c.roles.contains(role)))
+        found = self.session.execute(select(users.c.id, users.c.roles).where(users.c.roles.contains(role),
+                                                                              users.c.password_hash.is_not(None)))
         return [row.id for row in found if role in row.roles.split(",")]
 
     def save_phone(self, user: User) -> None:

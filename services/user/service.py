@@ -232,7 +232,8 @@ def set_roles(uow: UserUnitOfWork, issuer: TokenIssuer, *, actor_id: int, user_i
 
 
 def _check_another_admin_stays(uow: UserUnitOfWork, user_id: int) -> None:
-    """LAST_ADMIN unless an account other than `user_id` holds the admin role. Not refusing one's own is not enough:
+    """LAST_ADMIN unless an account other than `user_id` holds the admin role and can log in (an admin without a
+    password, a shopper just made one, cannot until an admin sets it). Not refusing one's own is not enough:
     two admins taking each other's admin role at once (each holding only the other's row), or an admin whose own
     role was taken a moment ago (their token still says admin), would leave the shop without one. Counted under
     the lock of role changes, so the second of two such demotions counts what the first committed."""

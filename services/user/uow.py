@@ -39,7 +39,8 @@ class UserRepository(Protocol):
         it, stays true until then (two admins taking each other's admin role at once)."""
 
     def holding(self, role: str) -> list[int]:
-        """The ids of the accounts holding `role`, as committed (not as loaded earlier in this transaction)."""
+        """The ids of the accounts holding `role` that can log in as staff (a password set: a shopper just made
+        staff has none until an admin sets one), as committed (not as loaded earlier in this transaction)."""
 
     def save_phone(self, user: User) -> None:
         """Write the user's new phone now; Conflict PHONE_BOUND_ELSEWHERE if another account took it meanwhile."""

@@ -343,6 +343,21 @@ def test_the_admin_role_of_the_last_admin_cannot_be_taken_and_nothing_changes(
     assert (raised.value.code, admin.roles, len(uow.role_changes.records)) == ("LAST_ADMIN", "admin", 1)
 
 
+def test_an_admin_without_a_password_does_not_count_as_the_one_left(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords) -> None:
+    admin = service.create_admin(uow, passwords, phone=PHONE, password="adminpass1", now=T0)
+    code = service.send_sms_code(uow, SilentSms(), issuer, phone="13900000002", purpose="login", now=T0).dev_code
+    shopper = service.login_with_sms(uow, issuer, phone="13900000002", code=code, now=T0).user
+    made = service.set_roles(uow, issuer, actor_id=admin.id or 0, user_id=shopper.id or 0, roles=["admin"], now=T0)
+    assert made.password_cleared  # no staff login until an admin sets the new admin's password
+
+    # An admin whose own role was taken a moment ago (token still says admin) takes the last one who can log in.
+    with pytest.raises(DomainError) as raised:
+        service.set_roles(uow, issuer, actor_id=9, user_id=admin.id or 0, roles=["operator"], now=T0)
+
+    assert (raised.value.code, admin.roles) == ("LAST_ADMIN", "admin")
+
+
 def test_an_admin_takes_the_admin_role_of_another_while_one_is_left(
         uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords) -> None:
     first = service.create_admin(uow, passwords, phone=PHONE, password="adminpass1", now=T0)
