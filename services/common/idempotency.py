@@ -29,8 +29,10 @@ idempotency_keys = Table(
 # The scopes whose keys are a client's Idempotency-Key: a retry replays the first response only within the replay
 # window (IDEMPOTENCY_KEY_RETENTION_DAYS), after which services/common/pruning.py deletes the key and the same key is
 # a new request. Every other scope ("order-paid", "balance-payment", ...) is a service's own once-for-ever guard,
-# never pruned: a new client-key scope must be listed here, or its keys are simply kept.
-REQUEST_KEY_SCOPES = ("submit-order:", "cancel-unshipped:", "plan:", "coupon-claim:", "withdrawal:", "recharge:")
+# never pruned: a new client-key scope must be listed here, or its keys are simply kept. Plan purchases ("plan:") are
+# not listed: their ledger posting is keyed by the client's key for ever, so a key reused after pruning would answer
+# "subscribed" without charging or extending anything; kept, the key replays its first answer as the posting does.
+REQUEST_KEY_SCOPES = ("submit-order:", "cancel-unshipped:", "coupon-claim:", "withdrawal:", "recharge:")
 
 
 # The statements of run_once, built once: building them per call (and SQLAlchemy walking each new statement for

@@ -77,12 +77,13 @@ def test_only_rows_past_their_retention_are_deleted_a_batch_at_a_time(engine: En
     add_key(engine, "submit-order:user:1", days=6)  # within its window: kept
     add_key(engine, "balance-payment", days=400)  # a once-for-ever guard: kept
     add_key(engine, "order-paid", days=400)
+    add_key(engine, "plan:user:1", days=400)  # a plan purchase's ledger posting carries its key for ever: kept
     before = ROWS_PRUNED.labels("order", "outbox")._value.get()
 
     pruned = prune(engine, "order", SETTINGS, now=NOW, batch=2)
 
     assert pruned == {"outbox": 5, "processed_events": 3, "idempotency_keys": 2}
-    assert counts(engine) == {"outbox": 2, "processed_events": 2, "idempotency_keys": 3}
+    assert counts(engine) == {"outbox": 2, "processed_events": 2, "idempotency_keys": 4}
     assert ROWS_PRUNED.labels("order", "outbox")._value.get() - before == 5
 
 
