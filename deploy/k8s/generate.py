@@ -18,7 +18,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "gen")]
 
-from services.common.config import GRPC_PORTS, METRICS_PORTS, SERVICES  # noqa: E402
+from services.common.config import GRPC_PORTS, KAFKA_TOPIC_RETENTION_DAYS, METRICS_PORTS, SERVICES  # noqa: E402
 from services.common.events import TOPICS  # noqa: E402
 
 BASE = Path(__file__).resolve().parent / "base"
@@ -113,7 +113,7 @@ GRPC_CLIENT_LABEL = "minimall.local/grpc-client"
 CALLS_OUT = tuple(service for service in SERVICES if CALLS[service][1])
 # Partitions bound how many consumer replicas share a topic; retention how long a consumer may lag.
 TOPIC_PARTITIONS = 6
-TOPIC_RETENTION_MS = 7 * 24 * 3600 * 1000
+TOPIC_RETENTION_MS = KAFKA_TOPIC_RETENTION_DAYS * 24 * 3600 * 1000  # the pruning rules read it (README)
 # Page and product views are many and only feed analytics rollups: shorter retention. product-changed
 # only drops gateway cache entries, which live a second: nobody reads it later than that.
 SHORT_RETENTION_MS = {"product-viewed": 3 * 24 * 3600 * 1000, "page-viewed": 3 * 24 * 3600 * 1000,

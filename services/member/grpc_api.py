@@ -289,7 +289,8 @@ def _datetime(stamp: Timestamp) -> datetime:
 def _lines(lines: list[pb.OrderLine]) -> list[OrderLine]:
     if any(line.amount_fen < 0 for line in lines):
         raise InvalidInput("LINES_INVALID", "line amounts must not be negative", details={"lines": "invalid"})
-    return [OrderLine(category_id=line.category_id, amount_fen=line.amount_fen) for line in lines]
+    return [OrderLine(category_id=line.category_id, amount_fen=line.amount_fen,
+                      category_path=tuple(line.category_path)) for line in lines]
 
 
 def _member(summary: MemberSummary) -> pb.Member:

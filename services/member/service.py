@@ -606,8 +606,8 @@ def quote_coupons(uow: MemberUnitOfWork, *, user_id: int, lines: list[OrderLine]
 
 @dataclass(frozen=True)
 class CouponLock:
-    """A coupon held for an order: its discount, and the categories it is limited to (empty: every one),
-    which the order service keeps to spread the discount over those lines only when refunding."""
+    """A coupon held for an order: its discount, and the categories it is limited to (empty: every one), which
+    the order service keeps to spread the discount only over the lines filed under them when refunding."""
 
     discount_fen: int
     category_ids: tuple[int, ...] = ()

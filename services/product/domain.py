@@ -110,6 +110,20 @@ def descendants(categories: Iterable[Category], root_id: int) -> set[int]:
     return found
 
 
+def category_paths(categories: Iterable[Category], category_ids: Iterable[int]) -> dict[int, tuple[int, ...]]:
+    """Each of `category_ids` with its ancestors, from its root down and ending with itself, as the tree is now
+    (a category moved since a product was filed under it is read where it is). A coupon limited to a category
+    applies to products filed at any depth below it (the member service's CouponTemplate.quote)."""
+    parents = {category.id: category.parent_id for category in categories}
+    paths = {}
+    for category_id in category_ids:
+        path = [category_id]
+        while (parent := parents.get(path[-1])) is not None and parent not in path:  # a tree: never loops
+            path.append(parent)
+        paths[category_id] = tuple(reversed(path))
+    return paths
+
+
 @dataclass(eq=False)
 class Sku:
     spec: dict[str, str]
@@ -135,6 +149,7 @@ class SkuOffer:
     brand_id: int
     image: str         # the product's first image, "" for none
     on_sale: bool      # the product approved and on the shelf, the SKU active
+    category_path: tuple[int, ...] = ()  # category_id's ancestors, root first, then itself (category_paths)
 
     @classmethod
     def of(cls, product: Product, sku: Sku) -> SkuOffer:

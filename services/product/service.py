@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import NoReturn
 
@@ -60,6 +60,7 @@ from services.product.domain import (
     StockLine,
     StockMove,
     StockMovement,
+    category_paths,
     check_brand,
     check_category,
     delivery_province,
@@ -376,9 +377,14 @@ def reserve_stock(uow: ProductUnitOfWork, *, order_no: str, lines: Iterable[Stoc
 
 
 def _offers(uow: ProductUnitOfWork, sku_ids: list[int]) -> list[SkuOffer]:
-    """The known SKUs among `sku_ids` with their products, in the order given; unknown ids are left out."""
+    """The known SKUs among `sku_ids` with their products and their categories' paths (what coupons limited to
+    a category are matched on), in the order given; unknown ids are left out."""
     found = {offer.sku.id: offer for offer in uow.products.offers(set(sku_ids))}
-    return [found[sku_id] for sku_id in sku_ids if sku_id in found]
+    if not found:
+        return []
+    paths = category_paths(uow.categories.all(), {offer.category_id for offer in found.values()})
+    return [replace(found[sku_id], category_path=paths[found[sku_id].category_id])
+            for sku_id in sku_ids if sku_id in found]
 
 
 def _refuse_reservation(sku_id: int, *, on_sale: bool) -> NoReturn:

@@ -123,6 +123,18 @@ def test_a_cart_lookup_of_a_product_never_approved_shows_a_placeholder_not_its_d
     assert (offer.name, offer.image, offer.on_sale) == (UNAPPROVED_NAME, "", False)
 
 
+def test_checkout_lookups_answer_each_skus_category_path_as_the_tree_is_now(uow: FakeProductUnitOfWork) -> None:
+    phone = on_sale(uow)  # filed under 1 数码 > 2 手机
+    before = service.get_skus(uow, sku_ids=sku_ids(uow, phone)[:1])[0].category_path
+    uow.categories.add(Category("电子产品"))
+    service.save_category(uow, actor_id=EDITOR, category_id=1, name="数码", parent_id=3, now=T0)  # 数码 moved
+
+    [offer] = service.get_skus(uow, sku_ids=sku_ids(uow, phone)[:1])
+    held = service.reserve_stock(uow, order_no="O1", lines=[StockLine(sku_ids(uow, phone)[0], 1)], now=T0)
+
+    assert (before, offer.category_path, held.offers[0].category_path) == ((1, 2), (3, 1, 2), (3, 1, 2))
+
+
 def reprice(uow: FakeProductUnitOfWork, product_id: int, price_fen: int) -> None:
     """An operator's edit of the prices only (back to audit if it was approved)."""
     service.update_product(uow, actor_id=EDITOR, product_id=product_id, draft=draft(price_fen=price_fen),
