@@ -1,4 +1,4 @@
-"""Product migration 0012 keys the delivery table by provinces' full names, the names product pages look up."""
+"""Product migration 0013 keys the delivery table by provinces' full names, the names product pages look up."""
 
 from __future__ import annotations
 
@@ -17,22 +17,22 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
-def database_at_0011(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A product database of its own at revision 0011 (delivery rows as the seed and staff named them)."""
+def database_at_0012(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A product database of its own at revision 0012 (delivery rows as the seed and staff named them)."""
     if request.param == "sqlite":
         url, name = f"sqlite:///{tmp_path / 'product.db'}", None
     else:
         name = session_database_name("it", "delivery")
         url = recreate_database(name)
-    migrations.upgrade(url, migrations_dir("product"), "0011")
+    migrations.upgrade(url, migrations_dir("product"), "0012")
     yield url
     if name:
         drop_databases([name])
 
 
 def test_short_named_rows_take_the_full_name_and_a_full_named_row_wins_over_its_short_one(
-        database_at_0011: str) -> None:
-    engine = make_engine(database_at_0011)
+        database_at_0012: str) -> None:
+    engine = make_engine(database_at_0012)
     with engine.begin() as connection:
         connection.execute(insert(delivery_estimates), [
             {"province": "*", "estimate_days": 4}, {"province": "上海", "estimate_days": 1},
@@ -40,7 +40,7 @@ def test_short_named_rows_take_the_full_name_and_a_full_named_row_wins_over_its_
             {"province": "新疆维吾尔自治区", "estimate_days": 6}, {"province": "浙江省", "estimate_days": 2},
             {"province": "Shanghai", "estimate_days": 5}])
 
-    migrations.upgrade(database_at_0011, migrations_dir("product"), "0012")
+    migrations.upgrade(database_at_0012, migrations_dir("product"), "0013")
 
     with engine.connect() as connection:
         rows = dict(connection.execute(select(delivery_estimates.c.province, delivery_estimates.c.estimate_days)).all())

@@ -5,8 +5,8 @@ full ("上海市"): a page asked for 上海市 missed the row and showed the "*"
 its full name; where a full-named row exists too, that one stays (the one full-name lookups have been finding; staff
 set it, the seed never wrote one) and the short one goes. Rows naming no province are left as they were.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-07
 """
 
@@ -15,8 +15,8 @@ from alembic import op
 
 from services.common.formats import PROVINCE_SHORT_NAMES
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
