@@ -288,7 +288,7 @@ _PROVINCE_NAMES = [*formats.PROVINCES, *formats.PROVINCE_SHORT_NAMES]
 # document lists every name taken. ProvinceOrEmpty also takes "" (unknown, not given).
 Province = Annotated[str, AfterValidator(_full_province_name),
                      WithJsonSchema({"type": "string", "enum": _PROVINCE_NAMES})]
-ProvinceOrEmpty = Annotated[str, AfterValidator(lambda value: value and _full_province_name(value)),
+ProvinceOrEmpty = Annotated[str, AfterValidator(lambda value: _full_province_name(value) if value else ""),
                             WithJsonSchema({"type": "string", "enum": ["", *_PROVINCE_NAMES]})]
 
 
