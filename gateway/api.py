@@ -31,6 +31,7 @@ from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 from flask import Response, current_app, g, jsonify, request
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -40,6 +41,7 @@ from pydantic import (
     GetJsonSchemaHandler,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 from pydantic.json_schema import models_json_schema
@@ -271,6 +273,23 @@ class Years:
 ShopTime = Annotated[AwareDatetime, Years(2000, 2199)]
 # A moment in a query string (`?created_from=`): the same, from text that is ISO 8601 (not a Unix time).
 Instant = Annotated[AwareDatetime, BeforeValidator(_iso_8601_text), Years(2000, 2199)]
+
+
+
+def _full_province_name(value: str) -> str:
+    full = formats.province_full_name(value)
+    if full is None:
+        raise PydanticCustomError("province", f"must be {formats.PROVINCE_RULE}")
+    return full
+
+
+_PROVINCE_NAMES = [*formats.PROVINCES, *formats.PROVINCE_SHORT_NAMES]
+# A province in a request, full or short ("上海市" or "上海"), passed on as its full name (formats.PROVINCES); the
+# document lists every name taken. ProvinceOrEmpty also takes "" (unknown, not given).
+Province = Annotated[str, AfterValidator(_full_province_name),
+                     WithJsonSchema({"type": "string", "enum": _PROVINCE_NAMES})]
+ProvinceOrEmpty = Annotated[str, AfterValidator(lambda value: _full_province_name(value) if value else ""),
+                            WithJsonSchema({"type": "string", "enum": ["", *_PROVINCE_NAMES]})]
 
 
 class PageQuery(Query):

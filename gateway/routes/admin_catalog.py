@@ -62,7 +62,7 @@ class DeliveryIn(Body):
 class DeliveryEstimateOut(Reply):
     """Planned delivery days to a province ("*": everywhere not listed)."""
 
-    province: str
+    province: str = Field(description='a province by its full name (上海市), or "*"')
     estimate_days: int
 
 
@@ -142,7 +142,10 @@ def delivery_table() -> DeliveryTable:
 
 @bp.put("/delivery-estimates/<province>")
 @operation(summary="Set the planned delivery days to a province (\"*\": everywhere else)", tag="admin",
-           roles=EDITORS, body=DeliveryIn, responses={200: DeliveryEstimateOut})
+           roles=EDITORS, body=DeliveryIn, responses={200: DeliveryEstimateOut},
+           description="The province by its full name (上海市) or its short one (上海), kept by the full name: the "
+                       "one addresses and product pages (`?province=`) look it up by; \"*\" is the row for every "
+                       "province without one. Anything else is 400 DELIVERY_INVALID.")
 def set_delivery_estimate(province: str, body: DeliveryIn) -> DeliveryEstimateOut:
     saved = _stub().SetDeliveryEstimate(product_pb2.DeliveryEstimate(province=province,
                                                                       estimate_days=body.estimate_days))

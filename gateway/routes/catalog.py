@@ -14,7 +14,20 @@ from mall.user.v1 import user_pb2
 from mall.user.v1.user_pb2_grpc import UserServiceStub
 from pydantic import Field
 
-from gateway.api import MAX_ID, OPTIONAL, PUBLIC, Body, Multiline, Page, PageQuery, Query, Reply, operation, service
+from gateway.api import (
+    MAX_ID,
+    OPTIONAL,
+    PUBLIC,
+    Body,
+    Multiline,
+    Page,
+    PageQuery,
+    ProvinceOrEmpty,
+    Query,
+    Reply,
+    operation,
+    service,
+)
 from gateway.catalog_cache import SETTINGS, Rendered, cached, catalog_cache
 from gateway.errors import ApiError
 from services.common import formats
@@ -120,7 +133,8 @@ class RatingOut(Reply):
 
 
 class DeliveryOut(Reply):
-    province: str = Field(description="the destination asked for; empty: the default estimate")
+    province: str = Field(description="the destination asked for, by its full name (上海市); empty: the default "
+                                      "estimate")
     estimate_days: int
 
 
@@ -166,7 +180,10 @@ class CatalogQuery(PageQuery):
 
 
 class DetailQuery(Query):
-    province: str | None = Field(None, max_length=32, description="destination province for the delivery estimate")
+    province: ProvinceOrEmpty = Field(
+        "", description="destination of the delivery estimate: a province by its full name (上海市, as addresses and "
+                        "WeChat's region picker name it) or its short one (上海); the answer names it in full. Empty "
+                        "or left out: the default estimate; any other text is 400")
 
 
 @bp.get("/categories")
@@ -202,11 +219,11 @@ def list_products(query: CatalogQuery) -> Response:
            description="With a shopper's token the view is recorded (browsing history).",
            responses={200: ProductDetail})
 def get_product(product_id: int, query: DetailQuery) -> Response:
-    key = ("product", product_id, query.province or "")
+    key = ("product", product_id, query.province)  # by full name: 上海 and 上海市 share a page
 
     def load() -> ProductDetail:
         reply = service(ProductServiceStub).ViewProduct(
-            product_pb2.ViewProductRequest(id=product_id, province=query.province or ""))
+            product_pb2.ViewProductRequest(id=product_id, province=query.province))
         return ProductDetail.from_proto(reply)
     if g.caller is None:
         return cached(key, load, about=product_id)

@@ -12,7 +12,7 @@ from mall.user.v1 import user_pb2
 from mall.user.v1.user_pb2_grpc import UserServiceStub
 from pydantic import Field
 
-from gateway.api import Body, Page, PageQuery, Reply, operation, service
+from gateway.api import Body, Page, PageQuery, Province, ProvinceOrEmpty, Reply, operation, service
 from gateway.ratelimit import Limit
 from gateway.routes.auth import LOGIN_LIMITS, NewPassword, Phone, Session
 from gateway.routes.catalog import MyReviewOut, ProductSummary
@@ -43,7 +43,8 @@ class ProfileOut(Reply):
     avatar_url: str
     gender: Gender
     birthday: date | None
-    region: str
+    region: str = Field(description="my province by its full name (广东省), or empty; a profile last changed before "
+                                    "regions were provinces may hold other text, answered as it was saved")
     identity_verified: bool
     wechat_bound: bool
 
@@ -62,7 +63,10 @@ class ProfilePatch(Body):
     avatar_url: str = omittable(max_length=512, description="https URL, or empty")
     gender: Gender = omittable()
     birthday: date | None = Field(None, description="YYYY-MM-DD; null clears it")
-    region: str = omittable(max_length=64)
+    region: ProvinceOrEmpty = omittable(
+        description="my province, by its full name (上海市, as WeChat's region picker gives it) or its short one (上海); "
+                    "saved by the full name, so that it may be sent as a page view's region (POST /track). Empty "
+                    "clears it; any other text is 400")
 
 
 @bp.get("")
@@ -136,7 +140,8 @@ class AddressIn(Body):
     receiver_name: str = Field(min_length=1, max_length=20)
     receiver_phone: str = Field(pattern=anchored(formats.PHONE),
                                 description="the full number (answers show it masked, so an edit sends it again)")
-    province: str = Field(min_length=2, max_length=16, description="a provincial-level division, e.g. 广东省")
+    province: Province = Field(description="a provincial-level division by its full name (广东省, as WeChat's "
+                                           "chooseAddress gives it) or its short one (广东); saved by the full name")
     city: str = Field(min_length=2, max_length=20)
     district: str = Field(min_length=2, max_length=20)
     detail: str = Field(min_length=2, max_length=120)

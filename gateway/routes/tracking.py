@@ -9,10 +9,9 @@ from mall.analytics.v1 import analytics_pb2
 from mall.analytics.v1.analytics_pb2_grpc import AnalyticsServiceStub
 from pydantic import AwareDatetime, Field
 
-from gateway.api import TOLERANT, Body, Reply, Years, operation, service
+from gateway.api import TOLERANT, Body, ProvinceOrEmpty, Reply, Years, operation, service
 from gateway.errors import ApiError
 from gateway.ratelimit import Limit
-from services.common import formats
 from services.common.events import timestamp
 from services.common.formats import MAX_PAGE_VIEWS_PER_BATCH
 
@@ -32,9 +31,10 @@ class TrackedEvent(Body):
         None, description="the device's time of the view (ISO 8601 with offset, years 2000-2099); "
                                                        "implausible times count as the time received")
     session_id: str = Field(min_length=1, max_length=64, pattern=TOKEN, description="one per mini-program launch")
-    region: Literal[("", *formats.PROVINCES)] = Field(  # type: ignore[valid-type]
-        "", description="the visitor's province when known, named as a shipping address names it (e.g. 广东省); "
-                        "empty when unknown")
+    region: ProvinceOrEmpty = Field(
+        "", description="the visitor's province when known, by its full name (广东省, as a shipping address and "
+                        "WeChat's region picker name it) or its short one (广东, 广西, 内蒙古); kept by the full name. "
+                        "Empty when unknown; any other text is 400, the whole batch refused")
 
 
 class TrackRequest(Body):

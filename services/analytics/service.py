@@ -166,16 +166,19 @@ def track_page_views(uow: AnalyticsUnitOfWork, *, device_id: str, user_id: int, 
     if not views or len(views) > MAX_PAGE_VIEWS_PER_BATCH:
         raise InvalidInput("BATCH_SIZE_INVALID", f"send 1 to {MAX_PAGE_VIEWS_PER_BATCH} page views at a time",
                            details={"events": "size"})
-    unknown = {f"views.{i}.region": "must be a province as addresses name it (e.g. 广东省), or empty"
-               for i, view in enumerate(views) if view.region and view.region not in formats.PROVINCES}
-    if unknown:  # free text would give the regions report a row per spelling, none matching a province's orders
+    # A region is kept by its province's full name, as addresses (hence orders) name it: free text, or short and full
+    # names side by side, would give the regions report a row per spelling, none matching a province's orders.
+    regions = [formats.province_full_name(view.region) if view.region else "" for view in views]
+    unknown = {f"views.{i}.region": f"must be {formats.PROVINCE_RULE}, or empty"
+               for i, region in enumerate(regions) if region is None}
+    if unknown:
         raise InvalidInput("REGION_INVALID", "a region is not a province", details=unknown)
     received_at = now or utcnow()
     with uow:
-        for view in views:
+        for view, region in zip(views, regions, strict=True):
             # Page paths carry query strings: a phone or ID number in one is masked before it is kept.
             event = PageViewed(device_id=device_id, session_id=view.session_id, user_id=user_id,
-                               page=mask_pii(view.page), referrer=mask_pii(view.referrer), region=view.region)
+                               page=mask_pii(view.page), referrer=mask_pii(view.referrer), region=region)
             if view.client_ts is not None:
                 event.client_ts.CopyFrom(timestamp(view.client_ts))
             event.received_at.CopyFrom(timestamp(received_at))

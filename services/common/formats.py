@@ -37,6 +37,11 @@ PROVINCES = (
     "海南省", "重庆市", "四川省", "贵州省", "云南省", "西藏自治区", "陕西省", "甘肃省", "青海省",
     "宁夏回族自治区", "新疆维吾尔自治区", "台湾省", "香港特别行政区", "澳门特别行政区",
 )
+# What clients send for a province besides its full name: the name without 省, 市, 自治区 or 特别行政区, and for an
+# autonomous region without its people too (广西, 内蒙古, 宁夏, 新疆, 西藏; 香港, 澳门). Mini-programs and the delivery
+# table have long spoken so ("上海", "广东"), while WeChat's region pickers and chooseAddress give the full name.
+PROVINCE_SHORT_NAMES = {re.sub(r"(?:壮族|回族|维吾尔)?(?:自治区|特别行政区|省|市)$", "", name): name for name in PROVINCES}
+PROVINCE_RULE = "a provincial-level division, by its full name (上海市, 广东省, 广西壮族自治区) or its short one (上海, 广东, 广西)"
 # POST /admin/reports: what an analytics export can be (the analytics figures, the raw events, and the order and
 # money ledgers built from them), and the media type of each file format.
 REPORT_KINDS = ("daily", "funnel", "retention", "regions", "preferences", "events", "orders", "money")
@@ -69,6 +74,15 @@ def password_is_strong(password: str) -> bool:
     """Whether `password` keeps PASSWORD_RULE."""
     return (PASSWORD_MIN_LENGTH <= len(password) <= PASSWORD_MAX_LENGTH and any(c.isalpha() for c in password)
             and any(c in "0123456789" for c in password) and not CONTROL_CHARACTER_PATTERN.search(password))
+
+
+def province_full_name(name: str) -> str | None:
+    """The full name (one of PROVINCES) of the province `name` names, in full or short (PROVINCE_SHORT_NAMES); None
+    for anything else, text around a name included: one province has one spelling wherever it is kept (an address,
+    a profile, a page view, the delivery table), so that the regions report and the delivery lookup find it."""
+    if name in PROVINCES:
+        return name
+    return PROVINCE_SHORT_NAMES.get(name)
 
 
 STAFF_ACTOR_PREFIX = "staff:"

@@ -25,7 +25,7 @@ MAX_SPECS, SPEC_NAME_MAX, SPEC_VALUE_MAX = 5, 20, 50
 MAX_PARAMS, PARAM_NAME_MAX, PARAM_VALUE_MAX = 50, 50, 500
 URL_MAX = 512
 CATEGORY_NAME_MAX = BRAND_NAME_MAX = 64
-MAX_DELIVERY_DAYS, PROVINCE_MAX = 60, 32
+MAX_DELIVERY_DAYS = 60
 NAME_MAX, SUBTITLE_MAX, DESCRIPTION_MAX = 100, 200, 20_000
 # What a cart shows for a product off sale that was never approved: neither its name nor its images were audited.
 UNAPPROVED_NAME = "商品已下架"
@@ -33,6 +33,12 @@ UNAPPROVED_NAME = "商品已下架"
 # shows "华为06 etaM" as "华为Mate 60"), and zero-width characters other than the joiner emoji sequences need.
 HIDDEN_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f\u200b\u200c\u200e\u200f\u202a-\u202e\u2060-\u2064"
                               "\u2066-\u2069\ufeff]")
+
+
+def delivery_province(name: str) -> str | None:
+    """The delivery table's row for `name`: DEFAULT_PROVINCE itself, or a province by its full name (as orders ship
+    to it and WeChat names it) whether named in full or short; None for anything else."""
+    return DEFAULT_PROVINCE if name == DEFAULT_PROVINCE else formats.province_full_name(name)
 
 
 class Status(enum.StrEnum):

@@ -29,6 +29,7 @@ from typing import NoReturn
 
 from mall.events.v1.product_events_pb2 import ProductChanged, ProductViewed
 
+from services.common import formats
 from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.events import timestamp
@@ -37,7 +38,6 @@ from services.product.domain import (
     DEFAULT_DELIVERY_DAYS,
     DEFAULT_PROVINCE,
     MAX_DELIVERY_DAYS,
-    PROVINCE_MAX,
     RESERVATION_TTL,
     AuditEntry,
     Brand,
@@ -63,6 +63,7 @@ from services.product.domain import (
     category_paths,
     check_brand,
     check_category,
+    delivery_province,
     descendants,
     merge_lines,
 )
@@ -171,18 +172,21 @@ def search_products(uow: ProductUnitOfWork, *, category_id: int = 0, brand_id: i
 
 def view_product(uow: ProductUnitOfWork, *, product_id: int, province: str = "", viewer_id: int | None = None,
                  now: datetime | None = None) -> ProductView:
-    """A visible product's detail; a logged-in viewer's view emits product-viewed in the same transaction."""
+    """A visible product's detail with the delivery estimate to `province` (full or short name, answered by its full
+    name; empty: the default row); a logged-in viewer's view emits product-viewed in the same transaction."""
     now = now or utcnow()
     with uow:
         product = uow.products.get(product_id)
         if product is None or not product.visible:
             raise NotFound("PRODUCT_NOT_FOUND", "no such product")
-        province = province.replace("\x00", "").strip()[:32]
-        wanted = province or DEFAULT_PROVINCE
-        days = uow.delivery.estimate_days(wanted)
-        if days is None and wanted != DEFAULT_PROVINCE:
+        destination = formats.province_full_name(province) if province else ""
+        if destination is None:
+            raise InvalidInput("PROVINCE_INVALID", "the destination is not a province",
+                               details={"province": f"must be {formats.PROVINCE_RULE}, or empty"})
+        days = uow.delivery.estimate_days(destination or DEFAULT_PROVINCE)
+        if days is None and destination:
             days = uow.delivery.estimate_days(DEFAULT_PROVINCE)
-        delivery = Delivery(province=province, estimate_days=days or DEFAULT_DELIVERY_DAYS)
+        delivery = Delivery(province=destination, estimate_days=days or DEFAULT_DELIVERY_DAYS)
         view = ProductView(product=product, brand=_brand(uow, product.brand_id),
                            rating=uow.reviews.summary(product_id), delivery=delivery)
         if viewer_id:
@@ -734,11 +738,14 @@ def _settle_expired(uow_factory: Callable[[], ProductUnitOfWork], order_no: str,
 
 def set_delivery_estimate(uow: ProductUnitOfWork, *, province: str, days: int, actor_id: int = 0,
                           now: datetime | None = None) -> Delivery:
-    """Set the planned delivery days to a province ("*": everywhere not listed); a change is audited."""
-    province = province.strip()
+    """Set the planned delivery days to a province, named in full or short and kept by its full name, the name
+    addresses and product pages look it up by ("*": everywhere not listed); a change is audited."""
+    row = delivery_province(province)
     problems: dict[str, object] = {}
-    if not province or len(province) > PROVINCE_MAX or "\x00" in province:
-        problems["province"] = f"1-{PROVINCE_MAX} characters"
+    if row is None:
+        problems["province"] = f'must be {formats.PROVINCE_RULE}, or "*"'
+    else:
+        province = row
     if not 0 < days <= MAX_DELIVERY_DAYS:
         problems["estimate_days"] = f"1-{MAX_DELIVERY_DAYS}"
     if problems:

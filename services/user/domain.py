@@ -260,7 +260,7 @@ def rotate(token: RefreshToken, now: datetime) -> None:
 # Profile
 
 GENDERS = ("unknown", "male", "female")
-NICKNAME_MAX, REGION_MAX, AVATAR_URL_MAX = 32, 64, 512
+NICKNAME_MAX, AVATAR_URL_MAX = 32, 512
 EARLIEST_BIRTHDAY = date(1900, 1, 1)
 UNSET: object = object()  # a field that was not sent, where None is a value
 
@@ -311,7 +311,12 @@ class ProfileChanges:
                 errors["birthday"] = f"must be between {EARLIEST_BIRTHDAY.isoformat()} and today"
             checked["birthday"] = self.birthday
         if self.region is not None:
-            checked["region"] = check_text("region", self.region, min_length=0, max_length=REGION_MAX, errors=errors)
+            # A province by its full name, as addresses name it, so that a mini-program may send the profile's region
+            # as a page view's (POST /track takes no other). Regions saved as free text before stay as they were.
+            region = formats.province_full_name(self.region) if self.region else ""
+            if region is None:
+                errors["region"] = f"must be {formats.PROVINCE_RULE}, or empty"
+            checked["region"] = region
         if errors:
             raise InvalidInput("PROFILE_INVALID", "some profile fields are invalid", details=errors)
         if not checked:
@@ -340,14 +345,15 @@ class AddressFields:
         name = check_text("receiver_name", self.receiver_name, min_length=1, max_length=20, errors=errors)
         if not formats.PHONE_PATTERN.fullmatch(self.receiver_phone or ""):
             errors["receiver_phone"] = "must be an 11-digit mainland mobile number"
-        if self.province not in formats.PROVINCES:
-            errors["province"] = "must be a provincial-level division, e.g. 广东省"
+        province = formats.province_full_name(self.province)  # kept by its full name: orders and reports group by it
+        if province is None:
+            errors["province"] = f"must be {formats.PROVINCE_RULE}"
         city = check_text("city", self.city, min_length=2, max_length=20, errors=errors)
         district = check_text("district", self.district, min_length=2, max_length=20, errors=errors)
         detail = check_text("detail", self.detail, min_length=2, max_length=120, errors=errors)
         if errors:
             raise InvalidInput("ADDRESS_INVALID", "some address fields are invalid", details=errors)
-        return AddressFields(name, self.receiver_phone, self.province, city, district, detail)
+        return AddressFields(name, self.receiver_phone, province or "", city, district, detail)
 
 
 @dataclass(eq=False)

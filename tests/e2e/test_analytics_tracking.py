@@ -79,3 +79,23 @@ def test_a_shopper_may_not_read_the_reports(platform: Platform) -> None:
                 for name in ("overview", "preferences", "regions", "funnel", "retention")}
 
     assert statuses == dict.fromkeys(statuses, 403)
+
+
+def test_a_profiles_region_set_by_short_name_is_tracked_in_its_provinces_row(platform: Platform,
+                                                                             admin: dict[str, str]) -> None:
+    sent = requests.post(f"{platform.api}/auth/sms-codes", json={"phone": "13900000079", "purpose": "login"},
+                         timeout=10).json()
+    token = requests.post(f"{platform.api}/auth/login/sms", json={"phone": "13900000079", "code": sent["dev_code"]},
+                          timeout=10).json()["access_token"]
+    shopper = {"Authorization": f"Bearer {token}"}
+    before = {r["province"]: r["page_views"] for r in report(platform, admin, "regions")["provinces"]}
+
+    saved = requests.patch(f"{platform.api}/me", json={"region": "宁夏"}, headers=shopper, timeout=10).json()["region"]
+    tracked = requests.post(f"{platform.api}/track", headers=shopper, timeout=10, json={
+        "device_id": f"dev-{uuid.uuid4().hex}", "events": [
+            {"type": "page_view", "page": "pages/index/index", "session_id": "launch-1", "region": region}
+            for region in (saved, "宁夏")]})
+
+    after = {r["province"]: r["page_views"] for r in report(platform, admin, "regions")["provinces"]}
+    assert (saved, tracked.status_code, after.get("宁夏回族自治区", 0) - before.get("宁夏回族自治区", 0),
+            "宁夏" in after) == ("宁夏回族自治区", 202, 2, False)

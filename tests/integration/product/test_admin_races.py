@@ -137,5 +137,5 @@ def test_two_admins_setting_a_new_provinces_delivery_at_once_both_succeed_and_th
     entries, _ = service.settings_audit_log(pg_uow(), entity="delivery")
     assert (answered, [(d.province, d.estimate_days) for d in service.delivery_estimates(pg_uow())],
             [(e.actor_id, e.action, e.before, e.after) for e in reversed(entries)]) == (
-        Delivery("西藏", 9), [("西藏", 9)],
+        Delivery("西藏自治区", 9), [("西藏自治区", 9)],
         [(7, "create", None, {"estimate_days": 7}), (8, "update", {"estimate_days": 7}, {"estimate_days": 9})])

@@ -52,7 +52,7 @@ def test_delivery_rows_are_listed_by_province(uow: UowFactory) -> None:
         service.set_delivery_estimate(uow(), actor_id=7, province=province, days=days)
 
     assert sorted((d.province, d.estimate_days) for d in service.delivery_estimates(uow())) == [
-        ("*", 3), ("上海", 1), ("西藏", 7)]
+        ("*", 3), ("上海市", 1), ("西藏自治区", 7)]
 
 
 def catalogue_events(uow: UowFactory) -> list[tuple[str, str, int, str, bool]]:

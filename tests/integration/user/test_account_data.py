@@ -76,7 +76,7 @@ def test_profile_changes_are_stored(engine: Engine, uow: Callable[[], SqlUserUni
 
     assert (profile.user.nickname, profile.user.gender, profile.user.birthday, profile.user.region,
             profile.user.avatar_url, profile.identity_verified, profile.wechat_bound) == (
-        "小明", "male", date(1990, 5, 17), "上海", "https://a.example.com/1", False, False)
+        "小明", "male", date(1990, 5, 17), "上海市", "https://a.example.com/1", False, False)
 
 
 def test_concurrent_default_addresses_leave_exactly_one_default(

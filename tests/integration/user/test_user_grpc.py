@@ -176,7 +176,7 @@ def test_profile_update_changes_only_the_fields_present(stub, as_user) -> None:
     profile = stub.UpdateProfile(user_pb2.UpdateProfileRequest(region="上海"), metadata=as_user("alice"))
 
     assert (profile.nickname, profile.birthday, profile.region, profile.phone_masked) == (
-        "小明", "1990-05-17", "上海", "139****0001")
+        "小明", "1990-05-17", "上海市", "139****0001")
 
 
 def test_a_birthday_that_is_not_a_date_is_invalid_argument(stub, as_user) -> None:

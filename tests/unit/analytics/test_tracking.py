@@ -37,7 +37,7 @@ def test_a_batch_of_none_or_more_than_fifty_is_refused_and_nothing_published(uow
     assert (raised.value.code, uow.published) == ("BATCH_SIZE_INVALID", [])
 
 
-@pytest.mark.parametrize("region", ["广东", "Guangdong", "=HYPERLINK(1)", "广东省 "])
+@pytest.mark.parametrize("region", ["Guangdong", "=HYPERLINK(1)", "广东省 ", "广东 ", "内蒙", "广西壮族", "上海 浦东"])
 def test_a_region_that_is_not_a_province_is_refused_naming_the_view_and_nothing_published(
         uow: FakeAnalyticsUnitOfWork, region: str) -> None:
     batch = [PageViewInput("s1", "pages/a/a", "", RECEIVED, "广东省"), PageViewInput("s1", "pages/b/b", "", RECEIVED, region)]
@@ -55,6 +55,17 @@ def test_a_province_or_no_region_is_kept_as_sent(uow: FakeAnalyticsUnitOfWork) -
     service.track_page_views(uow, device_id="dev-1", user_id=0, views=batch, now=RECEIVED)
 
     assert [e.payload.region for e in uow.published] == ["浙江省", "", "澳门特别行政区"]
+
+
+def test_a_short_province_name_is_kept_by_its_full_name(uow: FakeAnalyticsUnitOfWork) -> None:
+    short = ("上海", "广东", "广西", "内蒙古", "宁夏", "新疆", "西藏", "香港", "澳门", "黑龙江")
+    batch = [PageViewInput("s1", "pages/a/a", "", RECEIVED, region) for region in short]
+
+    service.track_page_views(uow, device_id="dev-1", user_id=0, views=batch, now=RECEIVED)
+
+    assert [e.payload.region for e in uow.published] == [
+        "上海市", "广东省", "广西壮族自治区", "内蒙古自治区", "宁夏回族自治区", "新疆维吾尔自治区", "西藏自治区",
+        "香港特别行政区", "澳门特别行政区", "黑龙江省"]
 
 
 def test_a_batch_without_a_device_is_refused(uow: FakeAnalyticsUnitOfWork) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import grpc
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -28,7 +29,7 @@ def phone(**overrides: object) -> product_pb2.Product:
                               stock_status="low", weight_g=225, sales=2)],
         after_sales_policy="7天无理由", status="APPROVED", on_shelf=True, price_fen=549_900,
         market_price_fen=599_900, sales=2, rating=product_pb2.Rating(average=4.3, count=3, average_tenths=43, distribution=[0, 0, 0, 2, 1]),
-        delivery=product_pb2.Delivery(province="上海", estimate_days=1), created_at=CREATED, updated_at=CREATED)
+        delivery=product_pb2.Delivery(province="上海市", estimate_days=1), created_at=CREATED, updated_at=CREATED)
     for name, value in overrides.items():
         setattr(product, name, value)
     return product
@@ -69,9 +70,47 @@ def test_the_detail_shows_stock_status_but_never_a_count(client: FlaskClient, cl
 
     assert (body["skus"], body["delivery"], body["rating"], clients.product.ViewProduct.calls[0].message) == (
         [{"id": 11, "spec": {"颜色": "黑"}, "price_fen": 549_900, "market_price_fen": 599_900, "stock_status": "low"}],
-        {"province": "上海", "estimate_days": 1},
+        {"province": "上海市", "estimate_days": 1},
         {"average": 4.3, "average_tenths": 43, "count": 3, "distribution": {"1": 0, "2": 0, "3": 0, "4": 2, "5": 1}},
-        product_pb2.ViewProductRequest(id=5, province="上海"))
+        product_pb2.ViewProductRequest(id=5, province="上海市"))
+
+
+def test_the_delivery_estimate_is_asked_by_the_provinces_full_name_whether_sent_short_or_full(
+        client: FlaskClient, clients: FakeServices) -> None:
+    clients.product.ViewProduct.reply = phone()
+
+    answered = [client.get(f"{API}/products/5?province={p}").status_code for p in ("广西", "内蒙古自治区", "")]
+
+    assert (answered, [c.message.province for c in clients.product.ViewProduct.calls]) == (
+        [200] * 3, ["广西壮族自治区", "内蒙古自治区", ""])
+
+
+def test_the_short_and_full_name_of_a_province_share_one_cached_page(client: FlaskClient,
+                                                                     clients: FakeServices) -> None:
+    clients.product.ViewProduct.reply = phone()
+
+    bodies = [client.get(f"{API}/products/5?province={p}").get_json() for p in ("上海", "上海市", "上海")]
+
+    assert (bodies[0] == bodies[1] == bodies[2], len(clients.product.ViewProduct.calls)) == (True, 1)
+
+
+@pytest.mark.parametrize("province", ["Shanghai", "上海 ", "上海市浦东新区", "*", "火星"])
+def test_a_delivery_estimate_to_no_province_is_refused_naming_it(client: FlaskClient, clients: FakeServices,
+                                                                 province: str) -> None:
+    response = client.get(f"{API}/products/5", query_string={"province": province})
+
+    assert (response.status_code, response.get_json()["error"]["code"], response.get_json()["error"]["details"],
+            clients.product.ViewProduct.calls) == (
+        400, "INVALID_REQUEST", {"province": "must be a provincial-level division, by its full name (上海市, 广东省, "
+                                             "广西壮族自治区) or its short one (上海, 广东, 广西)"}, [])
+
+
+def test_the_delivery_provinces_are_documented_by_full_and_short_name(client: FlaskClient) -> None:
+    spec = client.get("/openapi.json").get_json()
+    parameters = spec["paths"]["/api/v1/products/{product_id}"]["get"]["parameters"]
+
+    assert [p["schema"]["enum"][:3] + p["schema"]["enum"][35:38] + [len(p["schema"]["enum"])]
+            for p in parameters if p["name"] == "province"] == [["", "北京市", "天津市", "北京", "天津", "河北", 69]]
 
 
 def test_an_anonymous_detail_view_passes_no_caller(client: FlaskClient, clients: FakeServices) -> None:

@@ -11,6 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from mall.product.v1 import product_pb2
 from mall.user.v1 import user_pb2
 
+from services.common import formats
 from services.common.grpc_server import CODE_KEY
 
 PROFILE = user_pb2.Profile(id=42, phone_masked="139****5678", nickname="小明", avatar_url="", gender="male",
@@ -51,6 +52,39 @@ def test_patch_me_sends_only_the_fields_given(client: FlaskClient, clients, auth
     sent = clients.user.UpdateProfile.calls[0].message
     assert (sent, sent.HasField("region"), sent.HasField("birthday")) == (
         user_pb2.UpdateProfileRequest(nickname="小明", gender="male"), False, False)
+
+
+PROVINCE_RULE = ("must be a provincial-level division, by its full name (上海市, 广东省, 广西壮族自治区) or its short "
+                 "one (上海, 广东, 广西)")
+
+
+@pytest.mark.parametrize(("region", "sent"), [("上海", "上海市"), ("上海市", "上海市"), ("宁夏", "宁夏回族自治区"), ("", "")])
+def test_patch_me_sends_a_region_by_its_provinces_full_name(client: FlaskClient, clients, auth, region: str,
+                                                            sent: str) -> None:
+    clients.user.UpdateProfile.reply = PROFILE
+
+    response = client.patch("/api/v1/me", json={"region": region}, headers=auth)
+
+    message = clients.user.UpdateProfile.calls[0].message
+    assert (response.status_code, message.HasField("region"), message.region) == (200, True, sent)
+
+
+@pytest.mark.parametrize("region", ["广东 深圳", "Shanghai", " 上海", "区" * 65])
+def test_patch_me_with_a_region_naming_no_province_is_400_and_changes_nothing(client: FlaskClient, clients, auth,
+                                                                             region: str) -> None:
+    response = client.patch("/api/v1/me", json={"region": region}, headers=auth)
+
+    assert (response.status_code, response.get_json()["error"]["details"], clients.user.UpdateProfile.calls) == (
+        400, {"region": PROVINCE_RULE}, [])
+
+
+def test_the_documented_regions_and_address_provinces_are_the_provinces_by_full_and_short_name(
+        client: FlaskClient) -> None:
+    schemas = client.get("/openapi.json").get_json()["components"]["schemas"]
+    provinces = [*formats.PROVINCES, *formats.PROVINCE_SHORT_NAMES]
+
+    assert (schemas["ProfilePatch"]["properties"]["region"]["enum"], schemas["AddressIn"]["properties"]["province"]
+            ["enum"]) == (["", *provinces], provinces)
 
 
 def test_patch_me_with_a_null_birthday_asks_to_clear_it(client: FlaskClient, clients, auth) -> None:
@@ -198,6 +232,24 @@ def test_a_malformed_address_is_400_naming_the_field(client: FlaskClient, client
 
     assert (response.status_code, field in response.get_json()["error"]["details"]) == (400, True)
     assert clients.user.AddAddress.calls == []
+
+
+@pytest.mark.parametrize(("province", "sent"), [("广东", "广东省"), ("新疆", "新疆维吾尔自治区"), ("澳门特别行政区", "澳门特别行政区")])
+def test_an_address_province_is_sent_by_its_full_name(client: FlaskClient, clients, auth, province: str,
+                                                      sent: str) -> None:
+    clients.user.AddAddress.reply = ADDRESS_REPLY
+
+    response = client.post("/api/v1/me/addresses", json={**ADDRESS_BODY, "province": province}, headers=auth)
+
+    assert (response.status_code, clients.user.AddAddress.calls[0].message.fields.province) == (201, sent)
+
+
+@pytest.mark.parametrize("province", ["", "广东 ", "Guangdong", "广东省深圳市"])
+def test_an_address_province_naming_no_province_is_400(client: FlaskClient, clients, auth, province: str) -> None:
+    response = client.post("/api/v1/me/addresses", json={**ADDRESS_BODY, "province": province}, headers=auth)
+
+    assert (response.status_code, response.get_json()["error"]["details"], clients.user.AddAddress.calls) == (
+        400, {"province": PROVINCE_RULE}, [])
 
 
 def test_addresses_are_listed_as_a_page(client: FlaskClient, clients, auth) -> None:

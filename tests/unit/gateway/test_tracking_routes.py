@@ -98,10 +98,21 @@ def test_a_region_is_a_province_as_addresses_name_it_or_empty(client: FlaskClien
     assert (response.status_code, clients.analytics.TrackPageViews.calls[0].message.views[0].region) == (202, region)
 
 
-def test_the_documented_regions_are_the_provinces_and_empty(client: FlaskClient) -> None:
+@pytest.mark.parametrize(("short", "full"), [("上海", "上海市"), ("广东", "广东省"), ("广西", "广西壮族自治区"),
+                                           ("内蒙古", "内蒙古自治区"), ("新疆", "新疆维吾尔自治区"),
+                                           ("香港", "香港特别行政区")])
+def test_a_short_province_name_is_passed_on_by_its_full_name(client: FlaskClient, clients, short: str,
+                                                             full: str) -> None:
+    response = client.post(TRACK, json={"device_id": DEVICE, "events": [view(region=short)]})
+
+    assert (response.status_code, clients.analytics.TrackPageViews.calls[0].message.views[0].region) == (202, full)
+
+
+def test_the_documented_regions_are_the_provinces_by_full_and_short_name_and_empty(client: FlaskClient) -> None:
     schemas = client.get("/openapi.json").get_json()["components"]["schemas"]
 
-    assert schemas["TrackedEvent"]["properties"]["region"]["enum"] == ["", *formats.PROVINCES]
+    assert schemas["TrackedEvent"]["properties"]["region"]["enum"] == [
+        "", *formats.PROVINCES, *formats.PROVINCE_SHORT_NAMES]
 
 
 def test_a_batch_without_a_device_id_is_refused(client: FlaskClient, clients) -> None:
@@ -126,7 +137,7 @@ def test_an_empty_batch_is_refused(client: FlaskClient, clients) -> None:
 
 
 @pytest.mark.parametrize(("field", "value"), [("page", "p" * 257), ("referrer", "r" * 257), ("page", ""),
-                                              ("session_id", "s" * 65), ("region", "r" * 33), ("region", "广东"),
+                                              ("session_id", "s" * 65), ("region", "r" * 33), ("region", "广东 "),
                                               ("region", "Guangdong"), ("region", "广东省 "), ("type", "click"),
                                               ("ts", "2026-11-29T10:00:00"), ("ts", "yesterday"),
                                               ("ts", "0001-01-01T00:00:00+01:00"), ("ts", "9999-12-31T23:59:59-01:00")])

@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from services.common import formats
 from services.common.errors import Conflict, InvalidInput, NotFound
-from services.product import service
+from services.product import seed, service
 from services.product.domain import URL_MAX, Brand, Category, ProductDraft, SkuDraft
 from tests.product_fakes import FakeProductUnitOfWork
 
@@ -80,15 +81,35 @@ def test_a_delivery_change_is_audited_and_an_unchanged_one_is_not(uow: FakeProdu
     service.set_delivery_estimate(uow, actor_id=OPERATOR, province="西藏", days=9, now=T0)
 
     assert ([(d.province, d.estimate_days) for d in service.delivery_estimates(uow)], logged(uow)) == (
-        [("西藏", 9)], [("delivery", "西藏", OPERATOR, "create", None, {"estimate_days": 7}),
-                       ("delivery", "西藏", OPERATOR, "update", {"estimate_days": 7}, {"estimate_days": 9})])
+        [("西藏自治区", 9)], [("delivery", "西藏自治区", OPERATOR, "create", None, {"estimate_days": 7}),
+                          ("delivery", "西藏自治区", OPERATOR, "update", {"estimate_days": 7}, {"estimate_days": 9})])
 
 
-def test_bad_delivery_rows_name_their_fields(uow: FakeProductUnitOfWork) -> None:
+def test_a_delivery_row_named_short_or_full_is_one_row_by_the_full_name(uow: FakeProductUnitOfWork) -> None:
+    saved = service.set_delivery_estimate(uow, actor_id=OPERATOR, province="广西", days=3, now=T0)
+    service.set_delivery_estimate(uow, actor_id=OPERATOR, province="广西壮族自治区", days=4, now=T0)
+    service.set_delivery_estimate(uow, actor_id=OPERATOR, province="*", days=5, now=T0)
+
+    assert (saved.province, [(d.province, d.estimate_days) for d in service.delivery_estimates(uow)]) == (
+        "广西壮族自治区", [("*", 5), ("广西壮族自治区", 4)])
+
+
+@pytest.mark.parametrize("province", [" ", "", "上海 ", "Shanghai", "火星", "广西壮族"])
+def test_bad_delivery_rows_name_their_fields(uow: FakeProductUnitOfWork, province: str) -> None:
     with pytest.raises(InvalidInput) as refused:
-        service.set_delivery_estimate(uow, actor_id=OPERATOR, province=" ", days=61)
+        service.set_delivery_estimate(uow, actor_id=OPERATOR, province=province, days=61)
 
-    assert sorted(refused.value.details) == ["estimate_days", "province"]
+    assert (refused.value.code, sorted(refused.value.details), service.delivery_estimates(uow)) == (
+        "DELIVERY_INVALID", ["estimate_days", "province"], [])
+
+
+def test_a_delivery_row_naming_no_province_is_refused(uow: FakeProductUnitOfWork) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        service.set_delivery_estimate(uow, actor_id=OPERATOR, province="Shanghai", days=1)
+
+    assert (refused.value.details, service.delivery_estimates(uow), logged(uow)) == (
+        {"province": "must be a provincial-level division, by its full name (上海市, 广东省, 广西壮族自治区) or its "
+                     "short one (上海, 广东, 广西), or \"*\""}, [], [])
 
 
 def test_the_settings_log_pages_newest_first_by_entity(uow: FakeProductUnitOfWork) -> None:
@@ -112,3 +133,11 @@ def test_a_category_icon_or_brand_logo_that_is_not_our_media_or_https_is_refused
     assert (icon.value.details, logo.value.details) == (
         {"icon": f"at most {URL_MAX} characters: a /media/... path or an https:// URL"},
         {"logo": f"at most {URL_MAX} characters: a /media/... path or an https:// URL"})
+
+
+def test_the_demo_delivery_table_names_every_mainland_province_as_addresses_do(uow: FakeProductUnitOfWork) -> None:
+    for province, days in seed.PROVINCE_DAYS.items():  # as seed_catalog sets them
+        service.set_delivery_estimate(uow, province=province, days=days)
+
+    assert {d.province for d in service.delivery_estimates(uow)} == {"*", *formats.PROVINCES} - {
+        "台湾省", "香港特别行政区", "澳门特别行政区"}

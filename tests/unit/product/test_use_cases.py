@@ -220,12 +220,34 @@ def test_an_anonymous_view_emits_nothing(uow: FakeProductUnitOfWork) -> None:
 def test_the_delivery_estimate_falls_back_to_the_default_row(uow: FakeProductUnitOfWork) -> None:
     product_id = on_sale(uow)
     uow.delivery.set_estimate("*", 4)
-    uow.delivery.set_estimate("上海", 1)
+    uow.delivery.set_estimate("上海市", 1)
 
     days = [service.view_product(uow, product_id=product_id, province=p).delivery.estimate_days  # type: ignore[union-attr]
-            for p in ("上海", "西藏")]
+            for p in ("上海市", "西藏自治区", "")]
 
-    assert days == [1, 4]
+    assert days == [1, 4, 4]
+
+
+def test_the_delivery_estimate_to_a_short_or_full_name_is_the_full_named_rows(uow: FakeProductUnitOfWork) -> None:
+    product_id = on_sale(uow)
+    service.set_delivery_estimate(uow, province="*", days=4)
+    service.set_delivery_estimate(uow, province="新疆", days=7)
+
+    found = [service.view_product(uow, product_id=product_id, province=p).delivery  # type: ignore[union-attr]
+             for p in ("新疆", "新疆维吾尔自治区", "")]
+
+    assert [(d.province, d.estimate_days) for d in found] == [("新疆维吾尔自治区", 7), ("新疆维吾尔自治区", 7), ("", 4)]
+
+
+@pytest.mark.parametrize("province", ["Shanghai", "上海 ", "*", "上海\x00"])
+def test_a_delivery_estimate_to_no_province_is_refused(uow: FakeProductUnitOfWork, province: str) -> None:
+    product_id = on_sale(uow)
+    uow.published.clear()
+
+    with pytest.raises(InvalidInput) as refused:
+        service.view_product(uow, product_id=product_id, province=province, viewer_id=42)
+
+    assert (refused.value.code, list(refused.value.details), uow.published) == ("PROVINCE_INVALID", ["province"], [])
 
 
 def test_reserving_takes_stock_and_a_replay_takes_nothing_more(uow: FakeProductUnitOfWork) -> None:

@@ -16,6 +16,8 @@ T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 HOME = AddressFields(receiver_name="张三", receiver_phone="13800138000", province="广东省", city="深圳市",
                      district="南山区", detail="科技园 1 号")
 OFFICE = replace(HOME, detail="福田 CBD 8 楼")
+PROVINCE_RULE = ("must be a provincial-level division, by its full name (上海市, 广东省, 广西壮族自治区) or its short "
+                 "one (上海, 广东, 广西)")
 ME, OTHER = 1, 2
 
 
@@ -76,12 +78,14 @@ def test_the_limit_is_per_user(uow: FakeUserUnitOfWork) -> None:
 @pytest.mark.parametrize(("change", "details"), [
     ({"receiver_phone": "1380013800"}, {"receiver_phone": "must be an 11-digit mainland mobile number"}),
     ({"receiver_phone": "138００１３８０００"}, {"receiver_phone": "must be an 11-digit mainland mobile number"}),
-    ({"province": "广东"}, {"province": "must be a provincial-level division, e.g. 广东省"}),
+    ({"province": "广东 "}, {"province": PROVINCE_RULE}),
+    ({"province": "Guangdong"}, {"province": PROVINCE_RULE}),
+    ({"province": "广西壮族"}, {"province": PROVINCE_RULE}),
     ({"city": " "}, {"city": "must be 2-20 characters"}),
     ({"district": "区\x00"}, {"district": "must not contain control characters"}),
     ({"detail": "x" * 121}, {"detail": "must be 2-120 characters"}),
     ({"receiver_name": "", "province": "火星"}, {"receiver_name": "must be 1-20 characters",
-                                                "province": "must be a provincial-level division, e.g. 广东省"}),
+                                                "province": PROVINCE_RULE}),
 ])
 def test_an_invalid_address_is_400_with_details_and_nothing_is_stored(
         uow: FakeUserUnitOfWork, change: dict[str, str], details: dict[str, str]) -> None:
@@ -90,6 +94,24 @@ def test_an_invalid_address_is_400_with_details_and_nothing_is_stored(
 
     assert (raised.value.code, raised.value.details) == ("ADDRESS_INVALID", details)
     assert (uow.addresses.addresses, uow.commits) == ([], 0)
+
+
+@pytest.mark.parametrize(("sent", "stored"), [("广东", "广东省"), ("广东省", "广东省"), ("上海", "上海市"),
+                                           ("广西", "广西壮族自治区"), ("内蒙古", "内蒙古自治区"), ("宁夏", "宁夏回族自治区"),
+                                           ("香港", "香港特别行政区")])
+def test_a_province_is_stored_by_its_full_name_whether_sent_short_or_full(uow: FakeUserUnitOfWork, sent: str,
+                                                                         stored: str) -> None:
+    address = add(uow, replace(HOME, province=sent))
+
+    assert (address.province, uow.addresses.for_user(ME)[0].province) == (stored, stored)
+
+
+def test_a_changed_address_keeps_its_province_by_the_full_name(uow: FakeUserUnitOfWork) -> None:
+    add(uow)
+
+    changed = service.change_address(uow, user_id=ME, address_id=1, fields=replace(HOME, province="新疆"), now=T0)
+
+    assert changed.province == "新疆维吾尔自治区"
 
 
 def test_fields_are_stored_trimmed(uow: FakeUserUnitOfWork) -> None:

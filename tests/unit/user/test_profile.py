@@ -12,6 +12,8 @@ from services.user.domain import ProfileChanges, User
 from tests.fakes import FakeUserUnitOfWork
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+REGION_RULE = ("must be a provincial-level division, by its full name (上海市, 广东省, 广西壮族自治区) or its short one "
+               "(上海, 广东, 广西), or empty")
 
 
 @pytest.fixture
@@ -34,12 +36,12 @@ def test_a_new_shoppers_profile_has_defaults_and_is_neither_verified_nor_bound(u
 
 def test_every_allowlisted_field_can_be_changed_at_once(uow: FakeUserUnitOfWork) -> None:
     changes = ProfileChanges(nickname=" 小明 ", avatar_url="https://img.example.com/a.png", gender="male",
-                             birthday=date(1990, 5, 17), region="广东 深圳")
+                             birthday=date(1990, 5, 17), region="广东省")
 
     profile = service.update_profile(uow, user_id=1, changes=changes, now=NOW)
 
     assert profile_fields(profile.user) == ("小明", "https://img.example.com/a.png", "male", date(1990, 5, 17),
-                                            "广东 深圳")
+                                            "广东省")
     assert uow.commits == 1
 
 
@@ -48,7 +50,25 @@ def test_fields_not_sent_are_left_as_they_are(uow: FakeUserUnitOfWork) -> None:
 
     profile = service.update_profile(uow, user_id=1, changes=ProfileChanges(region="上海"), now=NOW)
 
-    assert profile_fields(profile.user) == ("用户5678", "", "female", date(2000, 1, 1), "上海")
+    assert profile_fields(profile.user) == ("用户5678", "", "female", date(2000, 1, 1), "上海市")
+
+
+@pytest.mark.parametrize(("sent", "saved"), [("上海", "上海市"), ("上海市", "上海市"), ("新疆", "新疆维吾尔自治区"),
+                                          ("澳门", "澳门特别行政区"), ("", "")])
+def test_a_region_is_saved_by_its_provinces_full_name_or_empty(uow: FakeUserUnitOfWork, sent: str, saved: str) -> None:
+    service.update_profile(uow, user_id=1, changes=ProfileChanges(region="广东省"), now=NOW)
+
+    profile = service.update_profile(uow, user_id=1, changes=ProfileChanges(region=sent), now=NOW)
+
+    assert (profile.user.region, uow.users.users[0].region) == (saved, saved)
+
+
+def test_a_region_saved_as_free_text_before_stays_while_other_fields_change(uow: FakeUserUnitOfWork) -> None:
+    uow.users.users[0].region = "广东 深圳"  # saved when the region was free text
+
+    profile = service.update_profile(uow, user_id=1, changes=ProfileChanges(nickname="小明"), now=NOW)
+
+    assert (profile.user.nickname, profile.user.region) == ("小明", "广东 深圳")
 
 
 def test_birthday_none_clears_it(uow: FakeUserUnitOfWork) -> None:
@@ -70,10 +90,13 @@ def test_birthday_none_clears_it(uow: FakeUserUnitOfWork) -> None:
     (ProfileChanges(gender="other"), {"gender": "must be one of unknown, male, female"}),
     (ProfileChanges(birthday=date(2026, 11, 27)), {"birthday": "must be between 1900-01-01 and today"}),
     (ProfileChanges(birthday=date(1899, 12, 31)), {"birthday": "must be between 1900-01-01 and today"}),
-    (ProfileChanges(region="区" * 65), {"region": "must be 0-64 characters"}),
+    (ProfileChanges(region="区" * 65), {"region": REGION_RULE}),
+    (ProfileChanges(region="广东 深圳"), {"region": REGION_RULE}),
+    (ProfileChanges(region="Shanghai"), {"region": REGION_RULE}),
+    (ProfileChanges(region=" 上海"), {"region": REGION_RULE}),
     (ProfileChanges(nickname="ok", gender="x"), {"gender": "must be one of unknown, male, female"}),
 ], ids=["blank-nickname", "long-nickname", "bidi-override", "http-avatar", "script-avatar", "gender", "future-birthday",
-        "ancient-birthday", "long-region", "one-bad-of-two"])
+        "ancient-birthday", "long-region", "free-text-region", "latin-region", "spaced-region", "one-bad-of-two"])
 def test_an_invalid_field_is_400_with_its_details_and_nothing_changes(
         uow: FakeUserUnitOfWork, changes: ProfileChanges, details: dict[str, str]) -> None:
     with pytest.raises(InvalidInput) as raised:
