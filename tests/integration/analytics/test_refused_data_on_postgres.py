@@ -8,14 +8,15 @@ from datetime import UTC, datetime
 
 import pytest
 from kafka.errors import CommitFailedError
+from mall.events.v1.tracking_events_pb2 import PageViewed
 from sqlalchemy import Engine, func, select
 
 from services.analytics import service
 from services.analytics.consumers import HANDLERS
 from services.analytics.db import SqlAnalyticsUnitOfWork
-from services.analytics.service import PageViewInput
 from services.common.config import KafkaSettings
 from services.common.consumer import EventConsumer, HandlerFailed
+from services.common.events import timestamp
 from services.common.metrics import EVENTS_CONSUMED
 from services.common.outbox import OutboxRelay, dead_letters, outbox, processed_events
 
@@ -32,9 +33,14 @@ def rows(engine: Engine, table: object) -> int:
 
 def test_a_page_view_with_a_nul_region_is_dead_lettered_and_the_next_view_on_its_partition_is_counted(
         analytics_db: Engine, uow: Callable[[], SqlAnalyticsUnitOfWork], kafka_settings: KafkaSettings) -> None:
-    service.track_page_views(uow(), device_id=DEVICE, user_id=0, now=RECEIVED, views=[
-        PageViewInput("s1", "pages/index/index", "", None, "广东\x00省"),
-        PageViewInput("s1", "pages/cart/cart", "", None, "广东省")])
+    # TrackPageViews refuses such a region now; an event staged before that (or by another producer) still comes.
+    with uow() as staging:
+        for page, region in (("pages/index/index", "广东\x00省"), ("pages/cart/cart", "广东省")):
+            view = PageViewed(device_id=DEVICE, session_id="s1", user_id=0, page=page, region=region)
+            view.received_at.CopyFrom(timestamp(RECEIVED))
+            view.viewed_at.CopyFrom(timestamp(RECEIVED))
+            staging.publish(view, aggregate_id=DEVICE)
+        staging.commit()
     with analytics_db.connect() as conn:
         nul_event_id, good_event_id = conn.execute(select(outbox.c.event_id).order_by(outbox.c.id)).scalars().all()
     relay = OutboxRelay("analytics", analytics_db, kafka_settings)
