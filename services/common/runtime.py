@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from services.common import migrations
 from services.common.config import Env, ServiceSettings
 from services.common.consumer import EventConsumer
+from services.common.db import make_engine
 from services.common.discovery import Discovery
 from services.common.grpc_server import Registration, create_server
 from services.common.kafka import delivery_timeout_ms
@@ -124,7 +125,11 @@ def main(service: str, build_app: Callable[[ServiceSettings], ServiceApp], migra
     if commands and args.command in commands:
         return commands[args.command](settings, args)
 
-    app = build_app(settings)
+    # A relay only copies its service's outbox to Kafka: it builds none of the service (settings, providers, payment
+    # channels, identity), so its pods hold no secret but the database URL and the Kafka credentials
+    # (deploy/k8s/generate.py gives each role the secrets the code it runs reads).
+    app = (ServiceApp(settings=settings, engine=make_engine(settings.database_url), registrations=[])
+           if args.command == "relay" else build_app(settings))
     # What imports and build_app made lives as long as the process: later collections skip it (a full one
     # walking every protobuf descriptor and mapper took a few hundred ms with the GIL held; gateway/gunicorn.conf.py).
     gc.freeze()

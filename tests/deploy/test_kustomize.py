@@ -20,7 +20,7 @@ import yaml
 
 from gateway.storage import S3MediaStorage, object_storage
 from services.common.clients import ServiceClients
-from services.common.config import GRPC_PORTS, METRICS_PORTS, SERVICES, Env
+from services.common.config import GRPC_PORTS, METRICS_PORTS, SERVICES, Env, ServiceSettings
 from services.common.events import TOPICS
 from services.common.kafka import LINGER_MS
 from tests.deploy.helpers import K8S, OVERLAYS, ROOT, kustomize
@@ -227,6 +227,71 @@ def test_init_containers_run_the_pods_image_against_the_pods_database(rendered: 
             secrets = {e["name"] for e in init["env"] if "secretKeyRef" in e.get("valueFrom", {})}
             assert {name for name in secrets if not name.startswith("KAFKA_SASL_")} == {variable}, \
                 deployment["metadata"]["name"]  # no payment, identity or SMS key where only the schema is needed
+
+
+class ReadsNoted(dict[str, str]):
+    """An environment that notes the name of every variable read from it."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        super().__init__(values)
+        self.read: set[str] = set()
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        self.read.add(name)
+        return super().get(name, default)
+
+
+def common_settings_reads(service: str, key_file: Path) -> set[str]:
+    """The variables ServiceSettings.from_env reads: all a relay, `migrate` and `wait-migrated` read
+    (services/common/runtime.py builds nothing else of the service for them)."""
+    environ = ReadsNoted({"JWT_PUBLIC_KEY_FILE": str(key_file)})
+    ServiceSettings.from_env(service, environ)
+    return environ.read
+
+
+def secret_env(container: dict[str, Any]) -> set[tuple[str, str, str]]:
+    return {(e["name"], e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
+            for e in container.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})}
+
+
+def secret_files(pod: dict[str, Any], container: dict[str, Any]) -> set[tuple[str, str]]:
+    """(secret, key) of every Secret file mounted in the container (key "*": the whole Secret)."""
+    volumes = {v["name"]: v["secret"] for v in pod.get("volumes", []) if "secret" in v}
+    return {(volumes[m["name"]]["secretName"], item["key"])
+            for m in container.get("volumeMounts", []) if m["name"] in volumes
+            for item in volumes[m["name"]].get("items", [{"key": "*"}])
+            if m.get("subPath", item["key"]) == item["key"]}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_relays_and_init_containers_hold_only_the_secrets_the_common_settings_read(
+        rendered: dict[str, Objects], overlay: str, tmp_path: Path) -> None:
+    """A relay only copies the outbox to Kafka, on ServiceSettings alone, as `migrate` and `wait-migrated` do: of the
+    secrets its server holds, only the ones ServiceSettings.from_env reads (the database URL, the Kafka credentials),
+    and of the Secret files only the JWT public keys it reads; no payment, provider or identity key, no JWT private
+    key, no service token. Read from the code, so a setting the common settings start reading is given too."""
+    objects = rendered[overlay]
+    key_file = tmp_path / "jwt-public.pem"
+    key_file.write_bytes(b"-")
+    held, allowed = {}, {}
+    for deployment in own_deployments(objects):
+        service, component = (deployment["metadata"]["labels"][f"app.kubernetes.io/{k}"] for k in ("name", "component"))
+        if service == "gateway":
+            continue
+        reads = common_settings_reads(service, key_file)
+        server = named(objects, "Deployment", service)["spec"]["template"]["spec"]["containers"][0]
+        needed = {entry for entry in secret_env(server) if entry[0] in reads}
+        assert {entry[0] for entry in needed} == {f"{service.upper()}_DATABASE_URL", "KAFKA_SASL_USERNAME",
+                                                  "KAFKA_SASL_PASSWORD"}
+        pod = deployment["spec"]["template"]["spec"]
+        for container in pod.get("initContainers", []) + (pod["containers"] if component == "relay" else []):
+            where = f"{deployment['metadata']['name']}/{container['name']}"
+            held[where] = (secret_env(container), secret_files(pod, container))
+            allowed[where] = (needed, {("minimall-jwt", "jwt-public.pem"), ("minimall-jwt-previous", "jwt-public.pem")}
+                              if {"JWT_PUBLIC_KEY_FILE", "JWT_PREVIOUS_PUBLIC_KEY_FILE"} <= reads else set())
+
+    assert len(held) == 3 * len(SERVICES) + len(CONSUMERS)  # migrate, relay and its wait-migrated, consumers'
+    assert held == allowed
 
 
 def test_every_service_with_event_handlers_has_its_consumers_deployed() -> None:
@@ -696,8 +761,7 @@ def test_only_the_order_product_and_member_services_hold_a_service_token_each_it
                     holders[deployment["metadata"]["name"]] = (ref["name"], ref["key"], ref.get("optional", False))
 
     assert holders == {name: (f"minimall-service-token-{name.split('-')[0]}", "token", False)
-                       for name in ("order", "order-relay", "product", "product-relay", "product-consumer", "member",
-                                    "member-relay", "member-consumer")}
+                       for name in ("order", "product", "product-consumer", "member", "member-consumer")}
 
 
 def test_providers_are_called_by_the_services_that_get_https_out() -> None:
