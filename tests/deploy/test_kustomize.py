@@ -59,7 +59,7 @@ def own_deployments(objects: Objects) -> Objects:
 
 
 def _image_name(image: str) -> str:
-    name = image.rsplit(":", 1)[0]
+    name = image.split("@", 1)[0].rsplit(":", 1)[0]
     return name.removeprefix("registry.example.com/")
 
 
@@ -457,6 +457,19 @@ def test_images_are_pinned_to_a_tag(rendered: dict[str, Objects], overlay: str) 
     images = {c["image"] for w in workloads(rendered[overlay]) + of_kind(rendered[overlay], "Job")
               for c in w["spec"]["template"]["spec"].get("initContainers", []) + w["spec"]["template"]["spec"]["containers"]}
     assert images and all(":" in image and not image.endswith(":latest") for image in images), images
+
+
+def test_prod_runs_its_own_images_by_tag_and_digest(rendered: dict[str, Objects]) -> None:
+    """A tag can be pushed again: pods of one rollout, a rollback or a node pulling anew could run other bytes than
+    the ones tested. The prod overlay names each own image's digest (a placeholder to set at each release)."""
+    objects = rendered["prod"]
+    images = {c["image"] for w in workloads(objects) + of_kind(objects, "Job")
+              for c in w["spec"]["template"]["spec"].get("initContainers", []) + w["spec"]["template"]["spec"]["containers"]
+              if _image_name(c["image"]) in OWN_IMAGES}
+
+    assert {_image_name(image) for image in images} == OWN_IMAGES
+    assert [image for image in images
+            if not re.fullmatch(r"registry\.example\.com/minimall/[a-z]+:[\w.-]+@sha256:[0-9a-f]{64}", image)] == []
 
 
 def referenced_secrets(objects: Objects) -> set[str]:
