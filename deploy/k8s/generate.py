@@ -132,6 +132,12 @@ MONITORING_NAMESPACE = "monitoring"
 INGRESS_NAMESPACE = "ingress-nginx"
 
 
+# No pod gets Kubernetes' docker-link variables of the namespace's Services (KAFKA_PORT=tcp://..., REDIS_SERVICE_HOST,
+# GATEWAY_PORT...): the settings read only what minimall-config and the pod's env name, and the apache/kafka image
+# writes every KAFKA_* variable into the broker's server.properties (KAFKA_PORT became `port=tcp://10.0.0.5:9092`).
+SERVICE_LINKS = False
+
+
 def labels(name: str, component: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": name, "app.kubernetes.io/component": component}
 
@@ -200,6 +206,7 @@ def deployment(name: str, component: str, image: str, *, args: list[str] | None 
     pod_spec: dict[str, Any] = {
         "serviceAccountName": name,
         "automountServiceAccountToken": False,
+        "enableServiceLinks": SERVICE_LINKS,
         "securityContext": pod_security(),
         "terminationGracePeriodSeconds": grace,
     }

@@ -604,6 +604,44 @@ def test_statefulsets_and_jobs_run_non_root_with_resources_and_without_privilege
     assert problems == []
 
 
+def pod_templates(objects: Objects) -> list[tuple[str, dict[str, Any]]]:
+    return [(f"{o['kind']} {o['metadata']['name']}", o["spec"]["template"]["spec"]) for o in objects
+            if o["kind"] in ("Deployment", "StatefulSet", "Job")]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_no_pod_gets_the_service_link_variables_of_the_namespace(rendered: dict[str, Objects], overlay: str) -> None:
+    """Kubernetes gives every pod KAFKA_PORT=tcp://<ip>:9092, KAFKA_SERVICE_HOST, REDIS_PORT... for each Service with
+    a cluster IP unless told not to, and the apache/kafka image writes every KAFKA_* variable into the broker's
+    server.properties (`port=tcp://...`, `service.host=...`); no process here reads them."""
+    assert [name for name, pod in pod_templates(rendered[overlay]) if pod.get("enableServiceLinks") is not False] == []
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_empty_dir_is_bounded(rendered: dict[str, Objects], overlay: str) -> None:
+    """An unbounded emptyDir lets one pod fill its node's disk (or memory) and get its neighbours evicted."""
+    assert [f"{name}: {volume['name']}" for name, pod in pod_templates(rendered[overlay])
+            for volume in pod.get("volumes", []) if "emptyDir" in volume and "sizeLimit" not in volume["emptyDir"]] == []
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_kafka_brokers_never_share_a_node(rendered: dict[str, Objects], overlay: str) -> None:
+    """Topics keep KAFKA_DEFAULT_REPLICATION_FACTOR replicas and take writes with KAFKA_MIN_INSYNC_REPLICAS of them
+    (prod: 3 and 2): two brokers on one node would make that node's loss stop every producer."""
+    objects = rendered[overlay]
+    brokers = named(objects, "StatefulSet", "kafka")
+    pod_labels = brokers["spec"]["template"]["metadata"]["labels"]
+    terms = brokers["spec"]["template"]["spec"].get("affinity", {}).get("podAntiAffinity", {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution", [])
+
+    assert [term for term in terms if term["topologyKey"] == "kubernetes.io/hostname"
+            and term["labelSelector"]["matchLabels"].items() <= pod_labels.items()] != []
+    if overlay == "prod":
+        config = config_map(objects, "kafka-config")
+        assert (brokers["spec"]["replicas"], config["KAFKA_DEFAULT_REPLICATION_FACTOR"],
+                config["KAFKA_MIN_INSYNC_REPLICAS"]) == (3, "3", "2")
+
+
 def test_the_consul_component_points_servers_and_gateway_at_consul_and_lets_its_health_checks_in() -> None:
     objects = consul_variant()
     assert config_map(objects, "minimall-config")["CONSUL_HTTP_ADDR"] == "http://consul-server.consul.svc:8500"
