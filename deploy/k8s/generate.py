@@ -294,7 +294,7 @@ CHANNEL_SECRETS: dict[str, dict[str, str]] = {
 CHANNEL_FILE_VARIABLES = {"wechatpay": {"WECHATPAY_MERCHANT_KEY_FILE": "merchant-key.pem"},
                           "alipay": {"ALIPAY_APP_PRIVATE_KEY_FILE": "app-private-key.pem",
                                      "ALIPAY_PUBLIC_KEY_FILE": "alipay-public-key.pem"}}
-# Who takes payments through which channel (servers and consumers build the service's settings; relays do not).
+# Who takes payments through which channel (servers build the service's settings; relays and consumers do not).
 PAYMENT_CHANNELS = {"order": ("wechatpay",), "member": ("wechatpay", "alipay", "bankcard")}
 
 
@@ -310,11 +310,11 @@ def channel_env(service: str) -> list[dict[str, Any]]:
 
 
 def mount_channel_files(service: str, objects: list[dict[str, Any]]) -> None:
-    """Mount each payment channel's Secret (optional) read-only in every container of the service's Deployments that
-    build the service (not the relay's: it reads no channel setting)."""
+    """Mount each payment channel's Secret (optional) read-only in the server's containers: the one role that builds
+    the service's settings (relays and consumers read no channel setting)."""
     channels = [c for c in PAYMENT_CHANNELS.get(service, ()) if c in CHANNEL_FILES]
     for workload in (o for o in objects if o["kind"] == "Deployment"
-                     and o["metadata"]["labels"]["app.kubernetes.io/component"] != "relay"):
+                     and o["metadata"]["labels"]["app.kubernetes.io/component"] == "server"):
         pod = workload["spec"]["template"]["spec"]
         pod["volumes"] = [*pod["volumes"], *({"name": c, "secret": {"secretName": f"minimall-{c}", "optional": True,
                                                                      "defaultMode": 0o440}} for c in channels)]
@@ -389,6 +389,14 @@ def settings_env(service: str, env: list[dict[str, Any]]) -> list[dict[str, Any]
     return [e for e in env if e["name"] in reads]
 
 
+def consumer_env(service: str, env: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Of the service's `env`, what its consume role reads: the common settings (settings_env) and, when its handlers
+    call services (ROLE_CALLS, read from the code), its own SERVICE_TOKEN; services/<name>/__main__.py
+    event_consumers builds nothing else of the service."""
+    own = {"SERVICE_TOKEN"} if ROLE_CALLS.get((service, "consumer")) else set()
+    return [e for e in env if e["name"] in settings_reads(service) | own]
+
+
 def metadata(name: str, component: str) -> dict[str, Any]:
     return {"name": object_name(name, component), "labels": labels(name, component)}
 
@@ -436,9 +444,9 @@ def service_objects(service: str) -> list[dict[str, Any]]:
     # delivery timeout (2 x KAFKA_REQUEST_TIMEOUT_MS + linger) + 5 s: 65 s with the defaults.
     # They never migrate: they wait until the server pods' init containers have brought the database to this
     # image's head, so a relay or consumer of a new image never runs against the old schema.
-    # A consumer builds the whole service (its handlers use it) and reads what a server does; a relay builds nothing
-    # of it (services/common/runtime.py) and gets only what the common settings read: no JWT private key, payment
-    # channel files or service token.
+    # Relays and consumers build none of the service (services/common/runtime.py): they get what the common settings
+    # read, and a consumer whose handlers call services its service token; no JWT private key, payment channel
+    # files, provider or identity keys.
     non_serving = {"ports": [metrics], "probes": http_probes("metrics", "/metrics", "/metrics"),
                    "res": resources("50m", "128Mi", "500m", "256Mi"), "grace": 90, "metrics_port": metrics_port,
                    "init": [init_container("wait-migrated", image, settings_env(service, env))]}
@@ -457,8 +465,8 @@ def service_objects(service: str) -> list[dict[str, Any]]:
         pdb(service, "relay"),
     ]
     if service in CONSUMING:
-        objects += [deployment(service, "consumer", image, args=["consume"], replicas=2, env=env, private_key=private,
-                               **non_serving),
+        objects += [deployment(service, "consumer", image, args=["consume"], replicas=2,
+                               env=consumer_env(service, env), **non_serving),
                     pdb(service, "consumer")]
     if service in SHARED_FILES:
         objects.append(share_files(service, server, **SHARED_FILES[service]))

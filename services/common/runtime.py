@@ -93,12 +93,17 @@ def run_roles(app: ServiceApp, roles: Sequence[str], stop: threading.Event) -> N
 
 
 Command = Callable[[ServiceSettings, argparse.Namespace], int]
+# The consume role's event consumers, built on the service database's engine from the common settings and what the
+# handlers themselves use: none of the service's providers, payment channels or keys.
+Consumers = Callable[[ServiceSettings, Engine], list[EventConsumer]]
 
 
 def main(service: str, build_app: Callable[[ServiceSettings], ServiceApp], migrations_dir: Path,
          argv: Sequence[str] | None = None, commands: dict[str, Command] | None = None,
-         add_arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> int:
-    """Entry point shared by `python -m services.<name>`."""
+         add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+         consumers: Consumers | None = None) -> int:
+    """Entry point shared by `python -m services.<name>`; `consume` runs the `consumers` alone (build_app's
+    otherwise)."""
     parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
     choices = ["all", *ROLES, "migrate", "wait-migrated", *(commands or {})]
     parser.add_argument("command", nargs="?", default="all", choices=choices,
@@ -125,11 +130,16 @@ def main(service: str, build_app: Callable[[ServiceSettings], ServiceApp], migra
     if commands and args.command in commands:
         return commands[args.command](settings, args)
 
-    # A relay only copies its service's outbox to Kafka: it builds none of the service (settings, providers, payment
-    # channels, identity), so its pods hold no secret but the database URL and the Kafka credentials
-    # (deploy/k8s/generate.py gives each role the secrets the code it runs reads).
-    app = (ServiceApp(settings=settings, engine=make_engine(settings.database_url), registrations=[])
-           if args.command == "relay" else build_app(settings))
+    # A relay only copies its service's outbox to Kafka and a consumer only runs its handlers: neither builds the
+    # service (settings, providers, payment channels, identity), so their pods hold only the secrets that code reads
+    # (deploy/k8s/generate.py): the database URL and the Kafka credentials, and a consumer calling services as its own
+    # its service token.
+    if args.command == "relay" or (args.command == "consume" and consumers is not None):
+        engine = make_engine(settings.database_url)
+        app = ServiceApp(settings=settings, engine=engine, registrations=[],
+                         consumers=consumers(settings, engine) if consumers and args.command == "consume" else [])
+    else:
+        app = build_app(settings)
     # What imports and build_app made lives as long as the process: later collections skip it (a full one
     # walking every protobuf descriptor and mapper took a few hundred ms with the GIL held; gateway/gunicorn.conf.py).
     gc.freeze()

@@ -264,12 +264,14 @@ def secret_files(pod: dict[str, Any], container: dict[str, Any]) -> set[tuple[st
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_relays_and_init_containers_hold_only_the_secrets_the_common_settings_read(
+def test_relays_consumers_and_init_containers_hold_only_the_secrets_their_code_reads(
         rendered: dict[str, Objects], overlay: str, tmp_path: Path) -> None:
-    """A relay only copies the outbox to Kafka, on ServiceSettings alone, as `migrate` and `wait-migrated` do: of the
-    secrets its server holds, only the ones ServiceSettings.from_env reads (the database URL, the Kafka credentials),
-    and of the Secret files only the JWT public keys it reads; no payment, provider or identity key, no JWT private
-    key, no service token. Read from the code, so a setting the common settings start reading is given too."""
+    """A relay only copies the outbox to Kafka, on ServiceSettings alone, as `migrate` and `wait-migrated` do, and a
+    consumer only runs its handlers (services/<name>/__main__.py event_consumers): of the secrets their server holds,
+    only the ones ServiceSettings.from_env reads (the database URL, the Kafka credentials), and a consumer whose
+    handlers call a service its own SERVICE_TOKEN; of the Secret files only the JWT public keys ServiceSettings reads.
+    No payment, provider or identity key, no JWT private key (the user consumer held the key that signs every token).
+    Read from the code, so a setting the common settings start reading is given too."""
     objects = rendered[overlay]
     key_file = tmp_path / "jwt-public.pem"
     key_file.write_bytes(b"-")
@@ -284,13 +286,17 @@ def test_relays_and_init_containers_hold_only_the_secrets_the_common_settings_re
         assert {entry[0] for entry in needed} == {f"{service.upper()}_DATABASE_URL", "KAFKA_SASL_USERNAME",
                                                   "KAFKA_SASL_PASSWORD"}
         pod = deployment["spec"]["template"]["spec"]
-        for container in pod.get("initContainers", []) + (pod["containers"] if component == "relay" else []):
+        token = {entry for entry in secret_env(server) if entry[0] == "SERVICE_TOKEN"}
+        for container in pod.get("initContainers", []) + (pod["containers"] if component != "server" else []):
             where = f"{deployment['metadata']['name']}/{container['name']}"
             held[where] = (secret_env(container), secret_files(pod, container))
-            allowed[where] = (needed, {("minimall-jwt", "jwt-public.pem"), ("minimall-jwt-previous", "jwt-public.pem")}
+            calls = container["name"] == "consumer" and CONSUMER_CALLEES.get(service)
+            allowed[where] = (needed | (token if calls else set()),
+                              {("minimall-jwt", "jwt-public.pem"), ("minimall-jwt-previous", "jwt-public.pem")}
                               if {"JWT_PUBLIC_KEY_FILE", "JWT_PREVIOUS_PUBLIC_KEY_FILE"} <= reads else set())
 
-    assert len(held) == 3 * len(SERVICES) + len(CONSUMERS)  # migrate, relay and its wait-migrated, consumers'
+    # migrate, each relay and consumer and their wait-migrated
+    assert len(held) == 3 * len(SERVICES) + 2 * len(CONSUMERS)
     assert held == allowed
 
 
@@ -812,7 +818,7 @@ def test_only_the_order_product_and_member_services_hold_a_service_token_each_it
                     holders[deployment["metadata"]["name"]] = (ref["name"], ref["key"], ref.get("optional", False))
 
     assert holders == {name: (f"minimall-service-token-{name.split('-')[0]}", "token", False)
-                       for name in ("order", "product", "product-consumer", "member", "member-consumer")}
+                       for name in ("order", "product", "product-consumer", "member")}
 
 
 def test_providers_are_called_by_the_services_that_get_https_out() -> None:
