@@ -83,7 +83,7 @@ Id = Field(ge=1, le=MAX_ID)
 # Control characters (C0, U+0000-U+001F, and DEL) in any text of a request: PostgreSQL's text refuses NUL (the
 # statement fails, a consumer would retry the event for ever), the XLSX reports refuse most of the others, and no
 # name, number, reason or address holds one. Multi-line free text (`Multiline`) keeps tab, line feed and return.
-CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL_CHARACTER = formats.CONTROL_CHARACTER_PATTERN
 CONTROL_CHARACTER_BUT_LINE_BREAKS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 TEXT_NOTE = ("Text refuses control characters (U+0000-U+001F, U+007F; multi-line text such as a review or a "
              "product description accepts tab, line feed and carriage return): 400 INVALID_REQUEST naming the field.")
@@ -167,11 +167,47 @@ class Body(_Input):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+# An integer in a query string, as written: ASCII digits, a '-' first for a negative number (whether one is allowed is
+# the field's bound), no leading zero. int() and pydantic's lax mode also take " 1", "+1", "1_000", "01", "1.0" and
+# other scripts' digits: one value with many spellings, which caches, logs and rate-limit keys would tell apart.
+QUERY_INTEGER = re.compile(r"0|-?[1-9][0-9]*")
+QUERY_INTEGER_NOTE = ("An integer in a query string is written in ASCII digits, with a leading '-' only where the "
+                      "parameter allows negative values (0, 12, -3): no '+', spaces, '_', leading zeros, fraction or "
+                      "other scripts' digits (400 INVALID_REQUEST naming the parameter).")
+
+OPTIONS_NOTE = ("OPTIONS on any path answers 204 with an Allow header listing its methods and no body, without a "
+                "token and without counting against rate limits; no CORS headers are sent (the mini-program and the "
+                "same-origin admin console need none). A method a path does not take is 405 METHOD_NOT_ALLOWED "
+                "with Allow.")
+
+
+def _takes_integer(annotation: Any) -> bool:
+    """Whether a field typed `annotation` holds integers: int, int | None, list[int] (bool is not one)."""
+    if annotation is int:
+        return True
+    return any(_takes_integer(arg) for arg in getattr(annotation, "__args__", ()))
+
+
 class Query(_Input):
-    """A query string: unknown parameters are refused; values are coerced from text ("2" -> 2); no text holds a
-    control character."""
+    """A query string: unknown parameters are refused; values are coerced from text ("2" -> 2; an integer only as
+    QUERY_INTEGER writes it); no text holds a control character."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _integers_as_written(cls, value: Any, info: ValidationInfo) -> Any:
+        """Only checks the text: pydantic converts it (and a body model sharing these fields, being strict, still
+        refuses the string "2" for 2)."""
+        field_info = cls.model_fields.get(info.field_name or "")
+        if field_info is None or not _takes_integer(field_info.annotation):
+            return value
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(text, str) and not QUERY_INTEGER.fullmatch(text) for text in texts):
+            raise PydanticCustomError("integer_text", "must be an integer in ASCII digits (e.g. 12; a leading '-' "
+                                      "only where negative values are allowed), without '+', spaces, '_', a "
+                                      "fraction or leading zeros")
+        return value
 
 
 class Reply(BaseModel):
@@ -510,7 +546,8 @@ def openapi_spec(app: Any) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "MiniMall API", "version": "1.0.0",
-                 "description": f"Money is integer fen (*_fen); times are ISO 8601 UTC. {TEXT_NOTE}"},
+                 "description": f"Money is integer fen (*_fen); times are ISO 8601 UTC. {TEXT_NOTE} "
+                                f"{QUERY_INTEGER_NOTE} {OPTIONS_NOTE}"},
         "paths": paths,
         "components": {
             "schemas": schemas,

@@ -55,9 +55,23 @@ METRIC_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OP
 API_POLICY = "default-src 'none'; frame-ancestors 'none'"
 
 
+class Gateway(Flask):
+    """Flask, answering OPTIONS as the API documents it (api.OPTIONS_NOTE)."""
+
+    def make_default_options_response(self) -> Response:
+        """204 with the Allow header and no body (Flask's default is a 200 typed text/html). No CORS headers: the
+        mini-program's wx.request is no browser fetch, and the admin console and /docs come from the gateway's own
+        origin, so no preflight is ever needed, and none is granted to another site."""
+        response = super().make_default_options_response()
+        response.status_code = 204
+        del response.headers["Content-Type"]
+        del response.headers["Content-Length"]
+        return response
+
+
 def create_app(settings: GatewaySettings | None = None, clients: ServiceClients | None = None) -> Flask:
     settings = settings or GatewaySettings.from_env()
-    app = Flask(__name__)
+    app = Gateway(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions["settings"] = settings
@@ -98,7 +112,7 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
         g.started = time.perf_counter()
         g.caller = None
         op = current_operation()
-        if op is None or request.method == "OPTIONS":  # Flask answers OPTIONS (with Allow); a preflight has no body
+        if op is None or request.method == "OPTIONS":  # Gateway answers OPTIONS (204, Allow); it has no body
             return
         # Per-IP limits count every request, malformed or not; then who is calling; then the
         # input; limits keyed by body fields (phone, ...) see only validated values.

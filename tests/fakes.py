@@ -129,6 +129,12 @@ class FakeUserRepository:
     def count(self) -> int:
         return len(self.users)
 
+    def lock_roles(self) -> None:
+        pass
+
+    def holding(self, role: str) -> list[int]:
+        return [user.id or 0 for user in self.users if role in user.role_set]
+
     def save_phone(self, user: User) -> None:
         if any(other is not user and other.phone == user.phone for other in self.users):
             raise Conflict("PHONE_BOUND_ELSEWHERE", "this phone belongs to another account")
@@ -437,9 +443,11 @@ class FakeCartRepository:
         item.id, self._next_id = self._next_id, self._next_id + 1
         self.items.append(item)
 
-    def remove(self, *items: CartItem) -> None:
-        for item in items:
+    def remove(self, *items: CartItem) -> int:
+        there = [item for item in items if item in self.items]
+        for item in there:
             self.items.remove(item)
+        return len(there)
 
 
 class FakeOrderRepository:
@@ -818,14 +826,32 @@ class FakeCatalog:
     skus_by_id: dict[int, CatalogSku] = field(default_factory=dict)
 
     def put(self, sku_id: int, *, product_id: int = 10, price_fen: int = 1000, on_sale: bool = True,
-            stock_status: str = "in_stock", category_id: int = 3) -> CatalogSku:
+            stock_status: str = "in_stock", category_id: int = 3,
+            category_path: tuple[int, ...] = ()) -> CatalogSku:
         sku = CatalogSku(sku_id=sku_id, product_id=product_id, name=f"商品{sku_id}", spec="颜色:黑",
-                         price_fen=price_fen, stock_status=stock_status, on_sale=on_sale, category_id=category_id)
+                         price_fen=price_fen, stock_status=stock_status, on_sale=on_sale, category_id=category_id,
+                         category_path=category_path)
         self.skus_by_id[sku_id] = sku
         return sku
 
     def skus(self, sku_ids: set[int]) -> dict[int, CatalogSku]:
         return {sku_id: sku for sku_id, sku in self.skus_by_id.items() if sku_id in sku_ids}
+
+
+@dataclass
+class FakeCategories:
+    """The catalogue's categories as the member service asks about them (coupon templates): `known` ids (None: any
+    positive id); `down` answers as a product service that does not answer (503 PRODUCT_UNAVAILABLE)."""
+
+    known: Collection[int] | None = None
+    down: bool = False
+    asked: list[list[int]] = field(default_factory=list)
+
+    def unknown(self, category_ids: Collection[int]) -> list[int]:
+        self.asked.append(sorted(category_ids))
+        if self.down:
+            raise DomainError("PRODUCT_UNAVAILABLE", "the product service did not answer", kind=ErrorKind.UNAVAILABLE)
+        return sorted(c for c in set(category_ids) if self.known is not None and c not in self.known)
 
 
 @dataclass
@@ -879,17 +905,21 @@ class FakeMembers:
     queried: list[str] = field(default_factory=list)  # order_nos VoidBalancePayment was asked about
     voided: set[str] = field(default_factory=set)  # order_nos whose wallet payment is void
     offers: list[CouponOffer] = field(default_factory=list)
+    coupon_lines: dict[str, list[CouponLine]] = field(default_factory=dict)  # the lines each coupon call was given
 
     def discount_percent(self) -> int:
         return self.percent
 
     def usable_coupons(self, lines: list[CouponLine]) -> list[CouponOffer]:
+        self.coupon_lines["usable_coupons"] = lines
         return list(self.offers)
 
     def quote_coupon(self, coupon_id: int, lines: list[CouponLine]) -> int:
+        self.coupon_lines["quote_coupon"] = lines
         return self.coupon_fen
 
     def lock_coupon(self, order_no: str, coupon_id: int, lines: list[CouponLine]) -> LockedCoupon:
+        self.coupon_lines["lock_coupon"] = lines
         self.locked_coupons[order_no] = coupon_id
         return LockedCoupon(self.coupon_fen, frozenset(self.coupon_categories))
 

@@ -18,7 +18,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "gen")]
 
-from services.common.config import GRPC_PORTS, METRICS_PORTS, SERVICES  # noqa: E402
+from services.common.config import GRPC_PORTS, KAFKA_TOPIC_RETENTION_DAYS, METRICS_PORTS, SERVICES  # noqa: E402
 from services.common.events import TOPICS  # noqa: E402
 
 BASE = Path(__file__).resolve().parent / "base"
@@ -113,7 +113,7 @@ GRPC_CLIENT_LABEL = "minimall.local/grpc-client"
 CALLS_OUT = tuple(service for service in SERVICES if CALLS[service][1])
 # Partitions bound how many consumer replicas share a topic; retention how long a consumer may lag.
 TOPIC_PARTITIONS = 6
-TOPIC_RETENTION_MS = 7 * 24 * 3600 * 1000
+TOPIC_RETENTION_MS = KAFKA_TOPIC_RETENTION_DAYS * 24 * 3600 * 1000  # the pruning rules read it (README)
 # Page and product views are many and only feed analytics rollups: shorter retention. product-changed
 # only drops gateway cache entries, which live a second: nobody reads it later than that.
 SHORT_RETENTION_MS = {"product-viewed": 3 * 24 * 3600 * 1000, "page-viewed": 3 * 24 * 3600 * 1000,
@@ -360,20 +360,33 @@ def service_env(service: str) -> list[dict[str, Any]]:
 
 
 def settings_reads(service: str) -> set[str]:
-    """The variables the settings every role builds read (the from_env methods of services/common/config.py:
-    ServiceSettings and the Kafka settings it holds), for `service`: all a relay, `migrate` and `wait-migrated` read
-    (services/common/runtime.py builds nothing else for them), so the only secrets their containers get. Read from the
-    code: `env.<type>(NAME, ...)`, `read_key(env, NAME, ...)`, f"{prefix}_..." names with the service's prefix."""
+    """The variables the settings every role builds read (ServiceSettings.from_env in services/common/config.py and
+    the functions and from_env methods of that module it calls, the Kafka and pruning settings among them), for
+    `service`: all a relay, `migrate` and `wait-migrated` read (services/common/runtime.py builds nothing else for
+    them), so the only secrets their containers get. Read from the code: `env.<type>(NAME, ...)`,
+    `read_key(env, NAME, ...)`, f-string names with the service's prefix."""
     tree = ast.parse((ROOT / "services" / "common" / "config.py").read_text())
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    from_env = {c.name: m for c in tree.body if isinstance(c, ast.ClassDef)
+                for m in c.body if isinstance(m, ast.FunctionDef) and m.name == "from_env"}
     names: set[str] = set()
-    for method in (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "from_env"):
-        for call in (n for n in ast.walk(method) if isinstance(n, ast.Call)):
-            if isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Name) and call.func.value.id == "env":
+    pending, seen = [from_env["ServiceSettings"]], set()
+    while pending:
+        function = pending.pop()
+        if id(function) in seen:
+            continue
+        seen.add(id(function))
+        for call in (n for n in ast.walk(function) if isinstance(n, ast.Call)):
+            func, argument = call.func, None
+            if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "env":
                 argument = call.args[0] if call.args else None
-            elif isinstance(call.func, ast.Name) and call.func.id in ("read_key", "read_optional_key"):
+            elif isinstance(func, ast.Name) and func.id in ("read_key", "read_optional_key"):
                 argument = call.args[1]
-            else:
-                continue
+            elif isinstance(func, ast.Name) and func.id in functions:
+                pending.append(functions[func.id])
+            elif (isinstance(func, ast.Attribute) and func.attr == "from_env" and isinstance(func.value, ast.Name)
+                  and func.value.id in from_env):
+                pending.append(from_env[func.value.id])
             if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
                 names.add(argument.value)
             elif isinstance(argument, ast.JoinedStr):  # f"{prefix}_DATABASE_URL"

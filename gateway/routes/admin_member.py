@@ -38,7 +38,7 @@ class CouponTemplateIn(Body):
     per_user_limit: int = Field(1, ge=1, le=1_000)
     valid_from: ShopTime = Field(description="ISO 8601 with offset, years 2000-2199")
     valid_to: ShopTime = Field(description="ISO 8601 with offset, years 2000-2199")
-    category_ids: list[Annotated[int, Id]] | None = Field(None, max_length=100, description="empty or missing: every category")
+    category_ids: list[Annotated[int, Id]] | None = Field(None, max_length=100, description="empty or missing: every category; a category covers those below it")
 
 
 class StaffCouponTemplateOut(CouponTemplateOut):
@@ -135,7 +135,10 @@ def get_member_record(user_id: int, query: PageQuery) -> StaffMemberOut:
                        "COUPON_TEMPLATE_TOO_VALUABLE above it. A fixed template's threshold_fen is 0 (no "
                        "threshold) or at least its amount_fen, and valid_to is after valid_from and in the future; a "
                        "field of the other kind (amount_fen on a percent template, percent_off or cap_fen on a fixed "
-                       "one) is left out or 0: 400 COUPON_TEMPLATE_INVALID otherwise, details naming the field.")
+                       "one) is left out or 0: 400 COUPON_TEMPLATE_INVALID otherwise, details naming the field. "
+                       "category_ids must be categories the catalogue has (each covers the products filed below it "
+                       "at any depth): 400 COUPON_TEMPLATE_INVALID naming the "
+                       "others; 503 PRODUCT_UNAVAILABLE when the product service cannot say (nothing created).")
 def create_coupon_template(body: CouponTemplateIn) -> tuple[StaffCouponTemplateOut, int]:
     reply = service(MemberServiceStub).CreateCouponTemplate(pb.CreateCouponTemplateRequest(
         name=body.name, kind=body.kind, amount_fen=body.amount_fen, percent_off=body.percent_off,

@@ -47,7 +47,8 @@ class ReportOut(Reply):
     percent: int = Field(ge=0, le=100)
     rows: int = Field(description="rows written so far (the header row not counted)")
     size_bytes: int = Field(description="the file's size once done, else 0")
-    error: str | None = Field(description="why it failed; null otherwise")
+    error: str | None = Field(description="once failed, a fixed message with the report's number (what went wrong "
+                                           "is in the analytics service's log under it); null otherwise")
     created_at: datetime
     finished_at: datetime | None
     file_url: str | None = Field(description="where to download the file once done")

@@ -11,7 +11,7 @@ from mall.user.v1.user_pb2_grpc import UserServiceStub
 from pydantic import Field
 
 from gateway.api import MAX_ID, Body, Page, PageQuery, operation, service
-from gateway.routes.auth import SessionsEnded, UserSummary
+from gateway.routes.auth import NewPassword, SessionsEnded, UserSummary
 from services.common import formats
 from services.common.auth import USER_FINDERS, Role
 from services.common.formats import anchored
@@ -99,7 +99,7 @@ class RolesSet(UserSummary):
                        "by SMS) and ends every session of theirs (audited as password_cleared in user_role_changes): "
                        "set one with POST /admin/users/{id}/password; until then they log in by SMS as a shopper. "
                        "Changing between staff roles or removing them all keeps it. No one changes their own roles "
-                       "(422 OWN_ROLES). The answer says whether the password was cleared (password_cleared) and how "
+                       "(422 OWN_ROLES), and the shop's last admin keeps the admin role (422 LAST_ADMIN). The answer says whether the password was cleared (password_cleared) and how "
                        "many live sessions that ended (sessions_ended).")
 def set_roles(user_id: int, body: RolesIn) -> RolesSet:
     reply = service(UserServiceStub).SetUserRoles(
@@ -109,7 +109,7 @@ def set_roles(user_id: int, body: RolesIn) -> RolesSet:
 
 
 class StaffPasswordIn(Body):
-    new_password: str = Field(min_length=1, max_length=128, description="8-128 characters, letters and digits")
+    new_password: str = NewPassword
 
 
 @bp.post("/<id:user_id>/password")

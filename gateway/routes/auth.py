@@ -22,6 +22,11 @@ from services.common.formats import anchored
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
 
 Phone = Field(pattern=anchored(formats.PHONE), description="mainland mobile number: 13800138000")
+# Every new password (a reset, a change, one an admin sets): the user service judges it by formats.PASSWORD_RULE and
+# answers 400 PASSWORD_TOO_WEAK for any other, a short one too (one code for the one rule); the gateway bounds its
+# length (nothing longer is ever a password) and documents the whole rule, minLength included.
+NewPassword = Field(max_length=formats.PASSWORD_MAX_LENGTH, json_schema_extra={"minLength": formats.PASSWORD_MIN_LENGTH},
+                    description=f"{formats.PASSWORD_RULE} (400 PASSWORD_TOO_WEAK otherwise)")
 SmsPurpose = Literal[formats.SMS_PURPOSES]  # type: ignore[valid-type]
 
 
@@ -225,7 +230,7 @@ class SessionsEnded(Reply):
 class PasswordReset(Body):
     phone: str = Phone
     code: str = Field(pattern=anchored(formats.SMS_CODE), description='a 6-digit code of purpose "reset"')
-    new_password: str = Field(min_length=1, max_length=128, description="8-128 characters, letters and digits")
+    new_password: str = NewPassword
 
 
 REFRESH_LIMITS = (Limit("ip", 60, 60),)

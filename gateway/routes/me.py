@@ -14,7 +14,7 @@ from pydantic import Field
 
 from gateway.api import Body, Page, PageQuery, Reply, operation, service
 from gateway.ratelimit import Limit
-from gateway.routes.auth import LOGIN_LIMITS, Phone, Session
+from gateway.routes.auth import LOGIN_LIMITS, NewPassword, Phone, Session
 from gateway.routes.catalog import MyReviewOut, ProductSummary
 from services.common import formats
 from services.common.formats import anchored
@@ -111,7 +111,7 @@ class PasswordChange(Body):
                                       description="the current password; or send sms_code instead")
     sms_code: str = omittable(pattern=anchored(formats.SMS_CODE),
                               description='a 6-digit code of purpose "reset" sent to my phone')
-    new_password: str = Field(min_length=1, max_length=128, description="8-128 characters, letters and digits")
+    new_password: str = NewPassword
 
 
 @bp.put("/password")

@@ -135,7 +135,9 @@ class CheckoutIn(Body):
     quantity: int | None = Field(None, ge=1, le=999)
     address_id: int = Id
     coupon_id: int | None = Field(None, ge=1, le=MAX_ID)
-    points: int = Field(0, ge=0, le=10**12)
+    points: int = Field(0, ge=0, le=10**12, description="use up to this many points (0: none): as many as I have, "
+                                                      "at most half the goods after the level discount and coupon; "
+                                                      "the preview's points_used is what the order uses")
 
     @model_validator(mode="after")
     def _one_source(self) -> CheckoutIn:

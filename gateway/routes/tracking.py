@@ -12,6 +12,7 @@ from pydantic import AwareDatetime, Field
 from gateway.api import TOLERANT, Body, Reply, Years, operation, service
 from gateway.errors import ApiError
 from gateway.ratelimit import Limit
+from services.common import formats
 from services.common.events import timestamp
 from services.common.formats import MAX_PAGE_VIEWS_PER_BATCH
 
@@ -31,7 +32,9 @@ class TrackedEvent(Body):
         None, description="the device's time of the view (ISO 8601 with offset, years 2000-2099); "
                                                        "implausible times count as the time received")
     session_id: str = Field(min_length=1, max_length=64, pattern=TOKEN, description="one per mini-program launch")
-    region: str = Field("", max_length=32, description="the visitor's province when known")
+    region: Literal[("", *formats.PROVINCES)] = Field(  # type: ignore[valid-type]
+        "", description="the visitor's province when known, named as a shipping address names it (e.g. 广东省); "
+                        "empty when unknown")
 
 
 class TrackRequest(Body):

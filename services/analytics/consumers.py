@@ -168,6 +168,9 @@ def member_recharged(event: MemberRecharged, envelope: EventEnvelope) -> Rollup:
 
 
 def member_withdrawn(event: MemberWithdrawn, envelope: EventEnvelope) -> Rollup:
+    # The id names the fact: without it every such withdrawal would be one fact, counted (and listed) once.
+    if not event.withdrawal_id:
+        raise InvalidEvent("member-withdrawn without a withdrawal id")
     return Rollup(day=shop_day(when(event.withdrawn_at, envelope)), fact=("withdrawal", str(event.withdrawal_id)),
                   counters={"withdrawals": 1, "withdrawal_fen": event.amount_fen})
 

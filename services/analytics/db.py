@@ -456,6 +456,12 @@ class SqlReportJobs:
         return [_job(row) for row in rows]
 
 
+    def statuses(self, job_ids: Collection[int]) -> dict[int, str]:
+        rows = self.session.execute(select(report_jobs.c.id, report_jobs.c.status)
+                                    .where(report_jobs.c.id.in_(list(job_ids)))).all()
+        return {row.id: row.status for row in rows}
+
+
 def _raw(row: Any) -> RawEvent:
     return RawEvent(row.event_id, row.event_type, row.aggregate_id, row.occurred_at, row.day, row.payload)
 

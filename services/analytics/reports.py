@@ -3,16 +3,19 @@
 Memory stays bounded whatever the size: rows come from iterators (raw events in keyset pages,
 each read in a short transaction of its own), CSV is written as they come and XLSX through
 openpyxl's write-only workbook, which streams each sheet to a temporary file. A file is written
-as `<name>.part` and renamed when complete, so a download never sees half a file.
+as `<name>.part` and renamed when complete, so a download never sees half a file; the runner deletes the `.part`
+files a crashed or taken-over attempt left once their job is no longer running.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -32,6 +35,7 @@ from services.analytics.domain import (
     FAILED,
     FIGURES,
     RETENTION_DAYS,
+    RUNNING,
     Period,
     ReportJob,
 )
@@ -47,6 +51,14 @@ XLSX_MAX_ROWS = 1_048_576        # Excel's limit per sheet, header included: lon
 PROGRESS_EVERY = 1000            # rows between progress reports
 EVENTS_PAGE = 2000               # raw events read at a time
 HEARTBEAT_STALE = timedelta(minutes=5)  # a running job not heard from for this long is taken over by another runner
+# A running attempt beats this often whatever it is doing (reading a slow page, saving a big XLSX, writing rows
+# that do not move the percent): five beats to a take-over, so a few lost to a busy database take over no live one.
+HEARTBEAT_EVERY = timedelta(minutes=1)
+assert HEARTBEAT_EVERY * 3 <= HEARTBEAT_STALE
+# ... but not for ever: an attempt that has written no row for this long (a read or a disk that hangs) stops beating,
+# and another runner takes the job over. Far longer than anything an attempt does between two progress reports (a
+# page of events, PROGRESS_EVERY rows, saving an XLSX of a million rows).
+STALLED_AFTER = timedelta(minutes=30)
 REPORT_RETENTION = timedelta(days=7)    # default of ANALYTICS_REPORT_RETENTION_DAYS: a done report's file is kept this long
 EXPIRY_EVERY = timedelta(minutes=10)    # how often the runner looks for reports to expire
 MAX_REPORTS_UNDER_WAY = 10              # queued or running reports one analyst may have at once
@@ -167,7 +179,9 @@ assert tuple(KINDS) == REPORT_KINDS
 
 # Writers
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# The full-width signs too (＝ ＋ － ＠, U+FF1D, U+FF0B, U+FF0D, U+FF20): Excel set up for Chinese or Japanese input
+# turns a leading full-width sign into its ASCII one, so "＝HYPERLINK(...)" may run as "=HYPERLINK(...)" would.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 def cells(row: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -223,8 +237,12 @@ def export(uow: AnalyticsUnitOfWork, *, kind: str, format: str, period: Period, 
     """Write the report `kind` over `period` to `path` (through path.part); the number of rows written."""
     partial = path.with_name(path.name + ".part")
     report = KINDS[kind](uow, period)
-    rows = WRITERS[format](partial, report.columns, report.rows, lambda done: progress(done, report.expected_rows))
-    os.replace(partial, path)
+    try:
+        rows = WRITERS[format](partial, report.columns, report.rows, lambda done: progress(done, report.expected_rows))
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return rows
 
 
@@ -298,6 +316,42 @@ def expire_reports(uow: AnalyticsUnitOfWork, directory: Path, *, keep: timedelta
     return len(jobs)
 
 
+# A report job's file, complete or being written (`file_name`): its job's id comes first.
+JOB_FILE = re.compile(r"(?P<job_id>[0-9]+)-[a-z]+-[0-9]{4}-[0-9]{2}-[0-9]{2}-[0-9]{4}-[0-9]{2}-[0-9]{2}(-try[0-9]+)?"
+                      r"\.(csv|xlsx)(?P<part>\.part)?")
+
+
+def remove_leftover_parts(uow: AnalyticsUnitOfWork, directory: Path) -> int:
+    """Delete the `.part` files of jobs no longer running (done, failed or expired); how many.
+
+    Such a file is what an attempt that crashed, or was taken over and then lost the race, left half written. A job
+    ends for good, so no attempt of it can use the file any more: one still at work finds it gone, fails, and saves
+    nothing (the job is not its to end). A running job's files are all kept, an older attempt's too: taken over, it
+    may still be the first to finish. Files of no job of this database are left alone.
+    """
+    parts = {path: int(found["job_id"]) for path in directory.glob("*.part")
+             if (found := JOB_FILE.fullmatch(path.name)) and found["part"]}
+    if not parts:
+        return 0
+    with uow:
+        statuses = uow.reports.statuses(set(parts.values()))
+    removed = 0
+    for path, job_id in sorted(parts.items()):
+        if statuses.get(job_id, RUNNING) != RUNNING:
+            path.unlink(missing_ok=True)
+            removed += 1
+    if removed:
+        log.info("removed %d leftover .part files of reports no longer running", removed)
+    return removed
+
+
+def failure_message(job_id: int) -> str:
+    """What an analyst is told of a failed report: the same words whatever went wrong. The exception's own text
+    (a file path, a database host, a query) goes to the service's log only, under the report's number."""
+    return f"report {job_id} could not be made; ask for it again, and if it fails again give its number {job_id} to " \
+           "the shop's engineers"
+
+
 def file_name(job: ReportJob) -> str:
     """The job's file; an attempt after the first (a runner took the job over) writes one of its own, `-try<n>`."""
     retry = f"-try{job.attempts}" if job.attempts > 1 else ""
@@ -307,17 +361,21 @@ def file_name(job: ReportJob) -> str:
 class ReportRunner:
     """The job runner of the serve role: claims queued report jobs one at a time and writes their files.
 
-    A job's row is its state. Progress (percent, rows) is saved as it goes and doubles as a
-    heartbeat; a job whose runner died mid-way is taken over after HEARTBEAT_STALE. Every
+    A job's row is its state. Progress (percent, rows) is saved as it goes; while an attempt runs, it also beats
+    every `heartbeat_every` (HEARTBEAT_EVERY), progress or not, as long as it wrote a row within `stalled_after`;
+    so only a job whose runner died, froze or hangs mid-way goes HEARTBEAT_STALE without a beat and is taken over. Every
     EXPIRY_EVERY it also deletes the files of reports done more than `keep` ago (expire_reports).
     """
 
     def __init__(self, uow: Callable[[], AnalyticsUnitOfWork], directory: Path, *, poll_seconds: float = 1.0,
-                 keep: timedelta = REPORT_RETENTION) -> None:
+                 keep: timedelta = REPORT_RETENTION, heartbeat_every: timedelta = HEARTBEAT_EVERY,
+                 stalled_after: timedelta = STALLED_AFTER) -> None:
         self.uow = uow
         self.directory = directory
         self.poll_seconds = poll_seconds
         self.keep = keep
+        self.heartbeat_every = heartbeat_every
+        self.stalled_after = stalled_after
 
     def run(self, stop: threading.Event) -> None:
         next_expiry = time.monotonic()
@@ -326,6 +384,7 @@ class ReportRunner:
                 if time.monotonic() >= next_expiry:
                     next_expiry = time.monotonic() + EXPIRY_EVERY.total_seconds()
                     expire_reports(self.uow(), self.directory, keep=self.keep)
+                    remove_leftover_parts(self.uow(), self.directory)
                 while not stop.is_set() and self.run_one():
                     pass
             except Exception:
@@ -350,14 +409,15 @@ class ReportRunner:
         # never writes into, renames or removes the file of the attempt that took over, nor it into this one's.
         name = file_name(job)
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            rows = export(self.uow(), kind=job.kind, format=job.format, period=job.period,
-                          path=self.directory / name, progress=self._progress(job))
-            size = (self.directory / name).stat().st_size
-        except Exception as exc:
-            log.exception("report %d (%s) failed", job.id, job.kind)
+            with self._beating(job) as moved:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                rows = export(self.uow(), kind=job.kind, format=job.format, period=job.period,
+                              path=self.directory / name, progress=self._progress(job, moved))
+                size = (self.directory / name).stat().st_size
+        except Exception:
+            log.exception("report %d (%s, attempt %d) failed", job.id, job.kind, job.attempts)
             # Only while it is this attempt's: another one taken over since may still finish it.
-            self._save(job, status=FAILED, error=f"{type(exc).__name__}: {exc}"[:256], finished_at=utcnow())
+            self._save(job, status=FAILED, error=failure_message(job.id), finished_at=utcnow())
         else:
             # The first attempt to finish makes it done, whichever it is; a later one's file is not needed.
             if not self._save(job, any_attempt=True, status=DONE, percent=100, rows=rows, size_bytes=size,
@@ -366,10 +426,41 @@ class ReportRunner:
                 (self.directory / name).unlink(missing_ok=True)
         return True
 
-    def _progress(self, job: ReportJob) -> Callable[[int, int], None]:
+    @contextlib.contextmanager
+    def _beating(self, job: ReportJob) -> Iterator[Callable[[], None]]:
+        """Beat for `job`'s attempt every `heartbeat_every` until the block ends, as long as the attempt calls the
+        callable given (rows written) at least every `stalled_after`: the percent alone may stay put for longer
+        than HEARTBEAT_STALE (rows past the count expected, a long silent XLSX save) on a live attempt."""
+        ended, last_moved = threading.Event(), [time.monotonic()]
+
+        def moved() -> None:
+            last_moved[0] = time.monotonic()
+
+        def beat() -> None:
+            while not ended.wait(self.heartbeat_every.total_seconds()):
+                if time.monotonic() - last_moved[0] > self.stalled_after.total_seconds():
+                    log.error("report %d (attempt %d) wrote no row for %s: no more heartbeats, another runner will "
+                              "take it over", job.id, job.attempts, self.stalled_after)
+                    return
+                try:
+                    if not self._save(job, heartbeat_at=utcnow()):
+                        return  # taken over: the attempt that took it over beats for it now
+                except Exception:
+                    log.warning("report %d: a heartbeat was not saved", job.id, exc_info=True)
+
+        beating = threading.Thread(target=beat, name=f"report-{job.id}-heartbeat", daemon=True)
+        beating.start()
+        try:
+            yield moved
+        finally:
+            ended.set()
+            beating.join()
+
+    def _progress(self, job: ReportJob, moved: Callable[[], None]) -> Callable[[int, int], None]:
         last = [-1]
 
         def report(done: int, expected: int) -> None:
+            moved()
             percent = min(99, done * 100 // expected) if expected else 0
             if percent != last[0]:
                 last[0] = percent

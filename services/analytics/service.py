@@ -41,6 +41,7 @@ from services.analytics.domain import (
     union_neighbours,
 )
 from services.analytics.uow import AnalyticsUnitOfWork, RollupRepository
+from services.common import formats
 from services.common.db import utcnow
 from services.common.errors import InvalidInput
 from services.common.events import timestamp
@@ -165,6 +166,10 @@ def track_page_views(uow: AnalyticsUnitOfWork, *, device_id: str, user_id: int, 
     if not views or len(views) > MAX_PAGE_VIEWS_PER_BATCH:
         raise InvalidInput("BATCH_SIZE_INVALID", f"send 1 to {MAX_PAGE_VIEWS_PER_BATCH} page views at a time",
                            details={"events": "size"})
+    unknown = {f"views.{i}.region": "must be a province as addresses name it (e.g. 广东省), or empty"
+               for i, view in enumerate(views) if view.region and view.region not in formats.PROVINCES}
+    if unknown:  # free text would give the regions report a row per spelling, none matching a province's orders
+        raise InvalidInput("REGION_INVALID", "a region is not a province", details=unknown)
     received_at = now or utcnow()
     with uow:
         for view in views:

@@ -94,6 +94,9 @@ class ReportJobRepository(Protocol):
     def expire(self, *, finished_before: datetime) -> list[ReportJob]:
         """Mark the done jobs that finished before `finished_before` expired; returns them (as they were)."""
 
+    def statuses(self, job_ids: Collection[int]) -> dict[int, str]:
+        """The status of each of the jobs that exist."""
+
 
 class AnalyticsUnitOfWork(UnitOfWork):
     """The analytics service's unit of work; its repositories are set on entering it."""

@@ -185,6 +185,56 @@ class KafkaSettings:
         return f"{self.topic_prefix}{consumer}"
 
 
+# How long the topics keep their records: deploy/k8s/generate.py creates them with this retention (some shorter).
+KAFKA_TOPIC_RETENTION_DAYS = 7
+# Kafka deletes a log segment only once its newest record is past the retention, and rolls a segment after
+# segment.ms (default 7 days) at most: a record can be read again for this much longer than the retention.
+KAFKA_SEGMENT_DAYS = 7
+
+
+@dataclass(frozen=True)
+class PruneSettings:
+    """How long each service keeps its bookkeeping rows (services/common/pruning.py), read when the process starts.
+
+    PROCESSED_EVENTS_RETENTION_DAYS must exceed the longest time Kafka may deliver an event again:
+    KAFKA_TOPIC_RETENTION_DAYS plus KAFKA_SEGMENT_DAYS, plus one day for lag and clocks. A consumer whose record of
+    an event is gone would apply a redelivered one again; a shorter setting is a ConfigError. OUTBOX_RETENTION_DAYS
+    may be at most PROCESSED_EVENTS_RETENTION_DAYS - KAFKA_TOPIC_RETENTION_DAYS: any row still in the outbox can be
+    published again (lost-range recovery, dead-letter replay) while every consumer still recognises it.
+    """
+
+    outbox_days: int = 14
+    processed_events_days: int = 30
+    idempotency_key_days: int = 7  # the replay window of an Idempotency-Key
+    interval_seconds: int = 3600
+    topic_retention_days: int = KAFKA_TOPIC_RETENTION_DAYS
+
+    @property
+    def republish_days(self) -> int:
+        """How old an event may be and still be published again: every consumer still holds its processed record
+        after a consumer lag as long as the topics' retention."""
+        return self.processed_events_days - self.topic_retention_days
+
+    @classmethod
+    def from_env(cls, env: Env) -> PruneSettings:
+        topic = env.int_within("KAFKA_TOPIC_RETENTION_DAYS", KAFKA_TOPIC_RETENTION_DAYS, 1, 365)
+        processed = env.int_within("PROCESSED_EVENTS_RETENTION_DAYS", cls.processed_events_days, 1, 3650)
+        least = topic + KAFKA_SEGMENT_DAYS + 1
+        if processed < least:
+            raise ConfigError(f"PROCESSED_EVENTS_RETENTION_DAYS must be at least {least} (KAFKA_TOPIC_RETENTION_DAYS "
+                              f"{topic} + {KAFKA_SEGMENT_DAYS} days of Kafka segment + 1): Kafka may deliver an event "
+                              f"again that long, and a consumer that forgot it would apply it twice; got {processed}")
+        outbox = env.int("OUTBOX_RETENTION_DAYS", cls.outbox_days)
+        if not 1 <= outbox <= processed - topic:
+            raise ConfigError(f"OUTBOX_RETENTION_DAYS must be 1 to {processed - topic} (PROCESSED_EVENTS_RETENTION_DAYS "
+                              "- KAFKA_TOPIC_RETENTION_DAYS): a row published again from the outbox must still be "
+                              f"recognised by every consumer; got {outbox}")
+        return cls(outbox_days=outbox, processed_events_days=processed, topic_retention_days=topic,
+                   idempotency_key_days=env.int_within("IDEMPOTENCY_KEY_RETENTION_DAYS", cls.idempotency_key_days,
+                                                       1, 3650),
+                   interval_seconds=env.int_within("PRUNE_INTERVAL_SECONDS", cls.interval_seconds, 60, 86400))
+
+
 @dataclass(frozen=True)
 class ServiceSettings:
     """What every service process needs; a service's own settings hold one of these as `base`."""
@@ -202,6 +252,7 @@ class ServiceSettings:
     shutdown_delay_seconds: float = 0.0  # after NOT_SERVING, before refusing calls (Kubernetes: ~5)
     shutdown_grace_seconds: float = 10.0  # for calls in flight to finish
     jwt_previous_public_key_pem: bytes | None = None  # during a key rotation only
+    pruning: PruneSettings = PruneSettings()
 
     @classmethod
     def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> ServiceSettings:
@@ -213,7 +264,7 @@ class ServiceSettings:
         return cls(
             service=service,
             environment=environment,
-            database_url=env.str(f"{prefix}_DATABASE_URL", f"sqlite:///var/{service}.db"),
+            database_url=database_url(env, service),
             grpc_listen=env.str(f"{prefix}_GRPC_LISTEN", f"127.0.0.1:{GRPC_PORTS[service]}"),
             metrics_port=env.int(f"{prefix}_METRICS_PORT", METRICS_PORTS[service]),
             kafka=KafkaSettings.from_env(env),
@@ -224,7 +275,13 @@ class ServiceSettings:
             shutdown_delay_seconds=env.float("SHUTDOWN_DELAY_SECONDS", 0.0),
             shutdown_grace_seconds=env.float("SHUTDOWN_GRACE_SECONDS", 10.0),
             jwt_previous_public_key_pem=read_optional_key(env, "JWT_PREVIOUS_PUBLIC_KEY_FILE"),
+            pruning=PruneSettings.from_env(env),
         )
+
+
+def database_url(env: Env, service: str) -> str:
+    """The service's database: <SERVICE>_DATABASE_URL, by default a SQLite file under var/ (make run)."""
+    return env.str(f"{service.upper()}_DATABASE_URL", f"sqlite:///var/{service}.db")
 
 
 def provider_url(name: str, url: str, environment: str) -> str:

@@ -18,8 +18,25 @@ TRACKING_NO = r"[A-Za-z0-9][A-Za-z0-9-]{0,63}"
 CARRIER_MAX = 32
 PHONE = r"1[3-9][0-9]{9}"            # mainland mobile number; ASCII digits only (\d would admit full-width ones)
 SMS_CODE = r"[0-9]{6}"
+# A password as set (signup of staff, change, reset, set by an admin): the user service refuses any other with 400
+# PASSWORD_TOO_WEAK, and the gateway documents it for every new_password. No control character: the gateway refuses
+# them in any text, a login's password too, so a password holding one (set by the create-staff command, which does
+# not pass through the gateway) could never be typed into a login.
+PASSWORD_MIN_LENGTH, PASSWORD_MAX_LENGTH = 8, 128
+PASSWORD_RULE = (f"{PASSWORD_MIN_LENGTH}-{PASSWORD_MAX_LENGTH} characters with at least one letter (any script) and "
+                 "one digit 0-9, no control characters")
+CONTROL_CHARACTER = r"[\x00-\x1f\x7f]"  # C0 and DEL: in no name, number, reason, address or password
 SMS_PURPOSES = ("login", "reset", "bind", "unbind", "signup")
 MAX_PAGE_VIEWS_PER_BATCH = 50        # POST /track: page views in one batch
+# Provincial-level divisions as the shipping form lists them (GB/T 2260 names, in its code order): an address's
+# province (the user service), hence an order's, and a tracked page view's visitor region (POST /track), so that the
+# regions report puts a province's page views and its orders in one row.
+PROVINCES = (
+    "北京市", "天津市", "河北省", "山西省", "内蒙古自治区", "辽宁省", "吉林省", "黑龙江省", "上海市", "江苏省",
+    "浙江省", "安徽省", "福建省", "江西省", "山东省", "河南省", "湖北省", "湖南省", "广东省", "广西壮族自治区",
+    "海南省", "重庆市", "四川省", "贵州省", "云南省", "西藏自治区", "陕西省", "甘肃省", "青海省",
+    "宁夏回族自治区", "新疆维吾尔自治区", "台湾省", "香港特别行政区", "澳门特别行政区",
+)
 # POST /admin/reports: what an analytics export can be (the analytics figures, the raw events, and the order and
 # money ledgers built from them), and the media type of each file format.
 REPORT_KINDS = ("daily", "funnel", "retention", "regions", "preferences", "events", "orders", "money")
@@ -41,10 +58,17 @@ REVIEW_CONTENT_MAX = 500             # a review's text, in characters
 SHOPPER_REASON_MAX = 200             # what staff write for the shopper of an after-sales decision (characters)
 
 PHONE_PATTERN = re.compile(PHONE)
+CONTROL_CHARACTER_PATTERN = re.compile(CONTROL_CHARACTER)
 SMS_CODE_PATTERN = re.compile(SMS_CODE)
 UPLOAD_URL_PATTERN = re.compile(UPLOAD_URL)
 PRODUCT_IMAGE_URL_PATTERN = re.compile(PRODUCT_IMAGE_URL)
 TRACKING_NO_PATTERN = re.compile(TRACKING_NO)
+
+
+def password_is_strong(password: str) -> bool:
+    """Whether `password` keeps PASSWORD_RULE."""
+    return (PASSWORD_MIN_LENGTH <= len(password) <= PASSWORD_MAX_LENGTH and any(c.isalpha() for c in password)
+            and any(c in "0123456789" for c in password) and not CONTROL_CHARACTER_PATTERN.search(password))
 
 
 STAFF_ACTOR_PREFIX = "staff:"

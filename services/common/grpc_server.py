@@ -59,7 +59,9 @@ GRPC_STATUS = {
 }
 
 # The database unreachable (refused, dropped, pool exhausted) or asking to retry (deadlock, serialization):
-# UNAVAILABLE (503, try again), not a bug. The unit of work rolled back, so nothing was changed.
+# UNAVAILABLE (503, try again), not a bug. Usually the unit of work rolled back and nothing changed; but when the
+# connection drops after the COMMIT reached the server, the change is saved and the caller cannot tell: writes that
+# must not happen twice on a retry take an Idempotency-Key (orders, payments, refunds, withdrawals, claims).
 DATABASE_DOWN = (OperationalError, InterfaceError, SqlTimeoutError)
 
 # A value of the request the database refuses to store or compare (a DataError, SQLSTATE class 22: NUL in text, a

@@ -26,6 +26,12 @@ idempotency_keys = Table(
     PrimaryKeyConstraint("scope", "key", name="pk_idempotency_keys"),
 )
 
+# The scopes whose keys are a client's Idempotency-Key: a retry replays the first response only within the replay
+# window (IDEMPOTENCY_KEY_RETENTION_DAYS), after which services/common/pruning.py deletes the key and the same key is
+# a new request. Every other scope ("order-paid", "balance-payment", ...) is a service's own once-for-ever guard,
+# never pruned: a new client-key scope must be listed here, or its keys are simply kept.
+REQUEST_KEY_SCOPES = ("submit-order:", "cancel-unshipped:", "plan:", "coupon-claim:", "withdrawal:", "recharge:")
+
 
 # The statements of run_once, built once: building them per call (and SQLAlchemy walking each new statement for
 # its cache key) cost ~0.25 ms of CPU per idempotent request; a prebuilt statement's cache key is memoised.

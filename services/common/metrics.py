@@ -27,6 +27,11 @@ CONSUMER_OFFSET_OUT_OF_RANGE = Counter(
     "or the log truncated); the consumer resumed at the log's start and recorded the gap in dead_letters.",
     ["consumer", "topic"])
 
+ROWS_PRUNED = Counter(
+    "mall_bookkeeping_rows_pruned_total",
+    "Bookkeeping rows deleted once past their retention (outbox, processed_events, idempotency_keys).",
+    ["service", "table"])
+
 
 def serve_metrics(port: int) -> None:
     """Expose /metrics on `port` (0 = not exposed, e.g. when another process of the pod does)."""

@@ -16,7 +16,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, MetaData, create_engine, engine_from_config, make_url, pool, text
 from sqlalchemy.exc import DBAPIError
 
-from services.common import idempotency  # noqa: F401  (registers its table in infra_metadata)
+from services.common import deadletters, idempotency  # noqa: F401  (register their tables in infra_metadata)
 from services.common.config import ConfigError, Env
 from services.common.db import advisory_key
 from services.common.outbox import infra_metadata

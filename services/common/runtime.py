@@ -25,6 +25,7 @@ from services.common.kafka import delivery_timeout_ms
 from services.common.logs import configure_logging
 from services.common.metrics import serve_metrics
 from services.common.outbox import OutboxRelay
+from services.common.pruning import pruning_job
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,8 @@ class ServiceApp:
     engine: Engine
     registrations: list[Registration]
     consumers: list[EventConsumer] = field(default_factory=list)
-    # Background jobs (name -> run(stop)) of the serve role, e.g. the order service's payment timeout.
+    # Background jobs (name -> run(stop)) of the serve role, e.g. the order service's payment timeout; every service's
+    # serve role also prunes its bookkeeping tables (services/common/pruning.py).
     jobs: dict[str, Callable[[threading.Event], None]] = field(default_factory=dict)
 
 
@@ -65,8 +67,10 @@ def run_roles(app: ServiceApp, roles: Sequence[str], stop: threading.Event) -> N
         threads += [threading.Thread(target=c.run, args=(stop,), name=f"consumer-{c.name}", daemon=True)
                     for c in app.consumers]
     if "serve" in roles:
+        jobs = {**app.jobs, "prune-bookkeeping": every(settings.pruning.interval_seconds, "bookkeeping pruning",
+                                                       pruning_job(app.engine, settings.service, settings.pruning))}
         threads += [threading.Thread(target=job, args=(stop,), name=f"job-{name}", daemon=True)
-                    for name, job in app.jobs.items()]
+                    for name, job in jobs.items()]
     for thread in threads:
         thread.start()
     if "serve" in roles:

@@ -36,7 +36,7 @@ from services.member.config import NOTIFY_PATHS, MemberServiceSettings
 from services.member.consumers import HANDLERS
 from services.member.db import SqlMemberUnitOfWork, start_mappers
 from services.member.grpc_api import MemberServicer
-from services.member.neighbours import GrpcPayers
+from services.member.neighbours import GrpcCategories, GrpcPayers
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -70,13 +70,15 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     start_mappers()
     engine = make_engine(base.database_url)
     uow = functools.partial(SqlMemberUnitOfWork, engine, "member")
-    # The payees of withdrawals are read as the member service itself (GrpcPayers), also by the payout job.
+    # The payees of withdrawals are read as the member service itself (GrpcPayers), also by the payout job; a coupon
+    # template's categories are checked against the product service's (GrpcCategories).
     clients = ServiceClients(Discovery(base.consul_http_addr, Env()), settings.grpc_timeout_seconds,
                              service_token=service_identity(base))
     channels = recharge_channels(settings, clients)
     payout: PayoutChannel = (WechatTransferPayout(WechatPay(settings.wechatpay), GrpcPayers(clients))
                              if settings.wechatpay is not None else UnconfiguredPayout())
-    servicer = MemberServicer(uow, payout, channels, coupon_max_face_fen=settings.coupon_max_face_fen)
+    servicer = MemberServicer(uow, payout, channels, categories=GrpcCategories(clients),
+                              coupon_max_face_fen=settings.coupon_max_face_fen)
     return ServiceApp(settings=base, engine=engine,
                       registrations=[registration(member_pb2, member_pb2_grpc, "MemberService", servicer)],
                       consumers=event_consumers(base, engine),

@@ -6,6 +6,7 @@ import enum
 import re
 import secrets
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -377,8 +378,15 @@ class CouponStatus(enum.StrEnum):
 
 @dataclass(frozen=True)
 class OrderLine:
+    """A line a coupon is quoted or locked for: its total, and its category with that category's ancestors."""
+
     category_id: int
     amount_fen: int
+    category_path: tuple[int, ...] = ()  # root first, ending with category_id; () = category_id alone
+
+    def in_categories(self, wanted: Collection[int]) -> bool:
+        """Filed under one of `wanted` at any depth: a template for 数码 covers a phone filed under 数码 > 手机."""
+        return self.category_id in wanted or any(category in wanted for category in self.category_path)
 
 
 class TemplateStatus(enum.StrEnum):
@@ -529,13 +537,15 @@ class CouponTemplate:
     def quote(self, lines: list[OrderLine], now: datetime) -> tuple[int, str]:
         """(discount_fen, "") when usable on these lines now, else (0, the reason's code).
 
+        Only the lines it applies to count towards its threshold and its discount: every line when it names no
+        categories, else those filed under one of them at any depth (OrderLine.in_categories).
         Percent discounts are rounded down to the fen (the shop never gives away a fraction)."""
         if now < self.valid_from:
             return 0, "COUPON_NOT_STARTED"
         if now >= self.valid_to:
             return 0, "COUPON_EXPIRED"
         wanted = set(self.category_ids)
-        eligible = sum(line.amount_fen for line in lines if not wanted or line.category_id in wanted)
+        eligible = sum(line.amount_fen for line in lines if not wanted or line.in_categories(wanted))
         if eligible <= 0:
             return 0, "COUPON_NOT_APPLICABLE"
         if eligible < self.threshold_fen:
@@ -623,6 +633,13 @@ def coupon_not_found() -> NotFound:
 
 def template_not_found() -> NotFound:
     return NotFound("COUPON_TEMPLATE_NOT_FOUND", "no such coupon template")
+
+
+def unknown_categories(category_ids: list[int]) -> InvalidInput:
+    """A template restricted to categories the catalogue does not have would never apply to any order line."""
+    named = ", ".join(str(c) for c in category_ids)
+    return InvalidInput("COUPON_TEMPLATE_INVALID", f"no such categories: {named}",
+                        details={"category_ids": f"no such categories: {named}"})
 
 
 def template_disabled() -> DomainError:

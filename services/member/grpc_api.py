@@ -34,6 +34,7 @@ from services.member.domain import (
     Recharge,
     Withdrawal,
 )
+from services.member.service import Categories
 from services.member.uow import MemberUnitOfWork
 
 STAFF_ACTING_FOR_SHOPPERS = (Role.ADMIN, Role.FINANCE, Role.CUSTOMER_SERVICE)
@@ -45,10 +46,11 @@ PAYMENT_VOIDERS = ("order",)  # what a wallet paid for an order, else no payment
 
 class MemberServicer(member_pb2_grpc.MemberServiceServicer):
     def __init__(self, uow: Callable[[], MemberUnitOfWork], payout: PayoutChannel, payment: PaymentChannel, *,
-                 coupon_max_face_fen: int = DEFAULT_COUPON_MAX_FACE_FEN) -> None:
+                 categories: Categories, coupon_max_face_fen: int = DEFAULT_COUPON_MAX_FACE_FEN) -> None:
         self.uow = uow
         self.payout = payout
         self.payment = payment
+        self.categories = categories  # coupon templates name only categories the catalogue has
         self.coupon_max_face_fen = coupon_max_face_fen
 
     # membership
@@ -124,7 +126,7 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
             raise InvalidInput("COUPON_TEMPLATE_INVALID", "valid_from and valid_to are required",
                                details={"valid_to": "required"})
         return _template(service.create_coupon_template(
-            self.uow(), name=request.name, kind=request.kind, amount_fen=request.amount_fen,
+            self.uow(), self.categories, name=request.name, kind=request.kind, amount_fen=request.amount_fen,
             percent_off=request.percent_off, threshold_fen=request.threshold_fen, cap_fen=request.cap_fen,
             total=request.total, per_user_limit=request.per_user_limit, valid_from=_datetime(request.valid_from),
             valid_to=_datetime(request.valid_to), category_ids=list(request.category_ids), created_by=caller.user_id,
@@ -287,7 +289,8 @@ def _datetime(stamp: Timestamp) -> datetime:
 def _lines(lines: list[pb.OrderLine]) -> list[OrderLine]:
     if any(line.amount_fen < 0 for line in lines):
         raise InvalidInput("LINES_INVALID", "line amounts must not be negative", details={"lines": "invalid"})
-    return [OrderLine(category_id=line.category_id, amount_fen=line.amount_fen) for line in lines]
+    return [OrderLine(category_id=line.category_id, amount_fen=line.amount_fen,
+                      category_path=tuple(line.category_path)) for line in lines]
 
 
 def _member(summary: MemberSummary) -> pb.Member:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
+
+from mall.product.v1 import product_pb2
+from mall.product.v1.product_pb2_grpc import ProductServiceStub
 from mall.user.v1 import user_pb2
 from mall.user.v1.user_pb2_grpc import UserServiceStub
 
@@ -21,3 +25,23 @@ class GrpcPayers:
         with passed_on("user"):
             return self.clients.get(UserServiceStub, as_service=caller_var.get() is None).GetWechatPayer(
                 user_pb2.GetWechatPayerRequest(user_id=user_id)).openid
+
+
+class GrpcCategories:
+    """The catalogue's categories, read from the product service's category tree (ListCategories, a read: retried
+    on UNAVAILABLE) with the caller's token; a product service that does not answer is 503 PRODUCT_UNAVAILABLE."""
+
+    def __init__(self, clients: ServiceClients) -> None:
+        self.clients = clients
+
+    def unknown(self, category_ids: Collection[int]) -> list[int]:
+        with passed_on("product"):
+            tree = self.clients.get(ProductServiceStub).ListCategories(product_pb2.ListCategoriesRequest())
+        known = set(_ids(tree.items))
+        return sorted(set(category_ids) - known)
+
+
+def _ids(categories: Iterable[product_pb2.Category]) -> Iterable[int]:
+    for category in categories:
+        yield category.id
+        yield from _ids(category.children)

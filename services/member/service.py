@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from typing import Protocol
 
 from services.common.db import seconds_since, utcnow
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
@@ -74,6 +75,7 @@ from services.member.domain import (
     template_disabled,
     template_not_found,
     transfer,
+    unknown_categories,
     validate_order_no,
     withdrawal_not_found,
 )
@@ -418,18 +420,35 @@ def _mark_expired_held_points(holds: list[PointsHold], balance: int, recent: int
 # ---------------------------------------------------------------- coupons
 
 
-def create_coupon_template(uow: MemberUnitOfWork, *, name: str, kind: str, amount_fen: int, percent_off: int,
-                           threshold_fen: int, cap_fen: int, total: int, per_user_limit: int, valid_from: datetime,
-                           valid_to: datetime, category_ids: list[int], created_by: int | None = None,
-                           needs_approval: bool = True, max_face_fen: int = DEFAULT_COUPON_MAX_FACE_FEN,
+class Categories(Protocol):
+    """The catalogue's categories (the product service's), as far as coupon templates need them."""
+
+    def unknown(self, category_ids: Collection[int]) -> list[int]:
+        """Those of `category_ids` the catalogue does not have, in ascending order; a DomainError (503
+        PRODUCT_UNAVAILABLE) when it cannot say."""
+        ...
+
+
+def create_coupon_template(uow: MemberUnitOfWork, categories: Categories, *, name: str, kind: str, amount_fen: int,
+                           percent_off: int, threshold_fen: int, cap_fen: int, total: int, per_user_limit: int,
+                           valid_from: datetime, valid_to: datetime, category_ids: list[int],
+                           created_by: int | None = None, needs_approval: bool = True,
+                           max_face_fen: int = DEFAULT_COUPON_MAX_FACE_FEN,
                            now: datetime | None = None) -> CouponTemplate:
     """A new coupon template (admin or operator `created_by`): pending_approval when it `needs_approval` (its
-    creator is not an admin), else active; worth at most `max_face_fen` a coupon (domain.CouponTemplate.create)."""
+    creator is not an admin), else active; worth at most `max_face_fen` a coupon (domain.CouponTemplate.create).
+
+    Its `category_ids` must be categories the catalogue has (asked once the fields are valid): 400
+    COUPON_TEMPLATE_INVALID naming the others, which no order line could ever match. When the product service
+    cannot answer, its error (503 PRODUCT_UNAVAILABLE) is passed on. Either way nothing is created."""
     template = CouponTemplate.create(
         name=name, kind=kind, amount_fen=amount_fen, percent_off=percent_off, threshold_fen=threshold_fen,
         cap_fen=cap_fen, total=total, per_user_limit=per_user_limit, valid_from=valid_from, valid_to=valid_to,
         category_ids=category_ids, now=now or utcnow(), created_by=created_by, needs_approval=needs_approval,
         max_face_fen=max_face_fen)
+    unknown = categories.unknown(template.category_ids) if template.category_ids else []
+    if unknown:
+        raise unknown_categories(unknown)
     with uow:
         uow.coupons.add_template(template)
         uow.commit()
@@ -587,8 +606,8 @@ def quote_coupons(uow: MemberUnitOfWork, *, user_id: int, lines: list[OrderLine]
 
 @dataclass(frozen=True)
 class CouponLock:
-    """A coupon held for an order: its discount, and the categories it is limited to (empty: every one),
-    which the order service keeps to spread the discount over those lines only when refunding."""
+    """A coupon held for an order: its discount, and the categories it is limited to (empty: every one), which
+    the order service keeps to spread the discount only over the lines filed under them when refunding."""
 
     discount_fen: int
     category_ids: tuple[int, ...] = ()

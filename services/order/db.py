@@ -23,6 +23,7 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
     case,
+    delete,
     false,
     func,
     insert,
@@ -359,11 +360,16 @@ class SqlCartRepository:
         self.session.add(item)
         self.session.flush()
 
-    def remove(self, *items: CartItem) -> None:
+    def remove(self, *items: CartItem) -> int:
+        if not items:
+            return 0
+        # One DELETE statement for them all, which on PostgreSQL waits for a transaction deleting them too (another
+        # checkout of the same lines) and counts only the rows still there once it has committed.
+        removed = self.session.execute(delete(cart_items).where(cart_items.c.id.in_([item.id for item in items])))
         for item in items:
-            self.session.delete(item)
-        if items:
-            self.session.flush()  # one DELETE statement for them all
+            if item in self.session:
+                self.session.expunge(item)
+        return removed.rowcount
 
 
 @cache

@@ -91,6 +91,8 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     def SubmitOrder(self, request: order_pb2.SubmitOrderRequest, context: grpc.ServicerContext) -> order_pb2.Order:
         user_id = require_caller().user_id
         fingerprint = order_pb2.SubmitOrderRequest(checkout=request.checkout, note=request.note)
+        # The same cart lines named in another order are the same order (a client's retry may list them anew).
+        fingerprint.checkout.cart_item_ids[:] = sorted(set(request.checkout.cart_item_ids))
         order = service.submit_order(self.uow(), self.members, self.stock, self.users, self.settings,
                                      user_id=user_id, request=_checkout(request.checkout), note=request.note,
                                      idempotency_key=request.idempotency_key,

@@ -37,7 +37,8 @@ def _catalog_skus(offers: Iterable[product_pb2.SkuOffer]) -> dict[int, CatalogSk
     return {offer.sku.id: CatalogSku(sku_id=offer.sku.id, product_id=offer.product_id, name=offer.name,
                                      spec=spec_text(dict(offer.sku.spec)), price_fen=offer.sku.price_fen,
                                      stock_status=offer.sku.stock_status, on_sale=offer.on_sale,
-                                     category_id=offer.category_id, brand_id=offer.brand_id, image=offer.image)
+                                     category_id=offer.category_id, brand_id=offer.brand_id, image=offer.image,
+                                     category_path=tuple(offer.category_path))
             for offer in offers}
 
 
@@ -64,7 +65,8 @@ class GrpcStock:
 
 
 def _lines(lines: list[CouponLine]) -> list[member_pb2.OrderLine]:
-    return [member_pb2.OrderLine(category_id=line.category_id, amount_fen=line.amount_fen) for line in lines]
+    return [member_pb2.OrderLine(category_id=line.category_id, amount_fen=line.amount_fen,
+                                 category_path=line.category_path) for line in lines]
 
 
 class GrpcMembers:

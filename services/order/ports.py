@@ -23,6 +23,7 @@ class CatalogSku:
     category_id: int = 0
     brand_id: int = 0
     image: str = ""
+    category_path: tuple[int, ...] = ()  # category_id's ancestors, root first, then itself (coupons match on it)
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,11 @@ class StockLine:
 
 @dataclass(frozen=True)
 class CouponLine:
+    """A line as the member service quotes coupons for it: its total, and its category with the ancestors."""
+
     category_id: int
     amount_fen: int
+    category_path: tuple[int, ...] = ()  # root first, ending with category_id (CatalogSku.category_path)
 
 
 @dataclass(frozen=True)
@@ -44,9 +48,11 @@ class LockedCoupon:
     discount_fen: int
     category_ids: frozenset[int] = frozenset()  # empty: every category
 
-    def applies_to(self, category_id: int) -> bool:
-        """The member service's rule (CouponTemplate.quote): a line of one of its categories, or any line."""
-        return not self.category_ids or category_id in self.category_ids
+    def applies_to(self, line: CouponLine) -> bool:
+        """The member service's rule (CouponTemplate.quote): any line, or one filed under one of its categories at
+        any depth (its category or an ancestor on its path is one of them)."""
+        return (not self.category_ids or line.category_id in self.category_ids
+                or not self.category_ids.isdisjoint(line.category_path))
 
 
 @dataclass(frozen=True)

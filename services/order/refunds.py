@@ -69,9 +69,9 @@ refunded yet (every line's remaining units and paid share, and the freight).
      retry it finds the refund PENDING again (409 REFUND_STATE_CONFLICT with that status), and a retry after a
      close finds it CLOSED and sends nothing. The lock is held for at most the channel's timeouts (a query and a
      re-send); a notify or another retry of that refund waits for it, nothing else does (the order's row lock is
-     taken only after the answer, refund before order as always; on SQLite, dev only, every transaction waits
-     meanwhile). A refund's first call (`start_refund`) is made outside it: that refund is PENDING, which staff
-     cannot close.
+     taken only after the answer, an open refund's before its order's: Locks, below; on SQLite, dev only, every
+     transaction waits meanwhile). A refund's first call (`start_refund`) is made outside it: that refund is
+     PENDING, which staff cannot close.
    - A refund CLOSED here that WeChat Pay reports SUCCESS later (staff closed it, then it was completed at WeChat
      Pay after all) stays CLOSED, but its money may have been refunded twice: the order's history records it
      once for finance and `mall_refunds_paid_after_close_total` counts it (RefundPaidAfterClose pages). Its units
@@ -80,14 +80,29 @@ refunded yet (every line's remaining units and paid share, and the freight).
      (a REFUNDING order refunded in full so becomes REFUNDED, as by any paid refund: `_paid_after_close`). When
      open refunds of the order hold them, it waits for their end (`paid_after_close_waiting_at`, `_decide_waiting`).
 
+Locks: PostgreSQL row locks, taken in one order on every path, or two paths taking two of them the other way round
+deadlock: an open (PENDING, ABNORMAL) refund's row, then its order's row, then the rows of the order's ended (SUCCESS,
+CLOSED) refunds. The paths that ask a refund's channel (`retry_refund`, `_retry_wallet`, `close_refund`,
+`start_late_refund`) hold its row while they do, and take its order's only while it is open: one they find ended they
+answer as it is, holding nothing else. Every change of an order's refunded amounts, and of its refunds' paid-after-close
+markers, is made under the order's row lock: ending a refund updates the refunds waiting for it after it
+(`_decide_waiting`), and `start_refund`, `cancel_unshipped` and `review_cancellation` lock the order before any refund
+(theirs is a new row). `settle_refund` (a notify, a channel's answer) and `mark_noted_refund` lock the refund first,
+holding nothing else; one found ended (a replayed notify, a refund paid after its close) is let go of at once, nothing
+changed, and locked again after its order (`_locked_with_order`): ended is for good, so it never needs taking before
+its order again. After-sales cases come last: the listeners lock them inside these transactions, and a case's own steps
+lock the case alone.
+
 Late payments (`start_late_refund`): WeChat Pay money for an order that could not take it (cancelled, paid too
 late, or paid otherwise meanwhile; services/order/service.py `refund_late_payment`) goes back through this engine
 too, as a refund of source "late_payment" under the deterministic number `LATE<out_trade_no>` (the order number,
 or `<order_no>_<n>` for a later WeChat Pay transaction of the order), so a replayed payment notify finds the same
 refund and never starts a second one. Its refund notify, the fallback job, the ABNORMAL and stuck gauges and
 staff's retry (`retry_refund`) and close (`close_refund`) all work as for any WeChat Pay refund. But it is not the
-order's money: nothing is reserved (no `refunded_fen`, no line refunded), a SUCCESS publishes `late-payment-refunded` (once per refund number; also when WeChat Pay pays one staff closed) instead of
-`order-refunded` and never moves the order to REFUNDED, and a CLOSED one frees nothing. One WeChat Pay (not
+order's money: nothing is reserved (no `refunded_fen`, no line refunded), a SUCCESS publishes `late-payment-refunded`
+(once per refund number) instead of `order-refunded` and never moves the order to REFUNDED, and a CLOSED one frees
+nothing. One staff closed (they returned the money another way) that WeChat Pay pays after all publishes it too, and
+refund-paid-twice, as any refund paid after its close that nothing can count (`_paid_after_close`). One WeChat Pay (not
 staff) closes becomes ABNORMAL, not CLOSED (`late_refund_closed_note` in the order's history): the late money is
 still with the merchant, so the AbnormalRefundWaiting alert and staff's list show it until staff return it another
 way and close it (`close_refund`: WeChat Pay reports it CLOSED, so it closes); a retry that finds it still CLOSED
@@ -365,8 +380,7 @@ def _in_flight(uow: OrderUnitOfWork, refund: Refund, why: str, *, actor: str, no
                 refund.refund_no, _channel_name(refund), why)
     if refund.status != RefundStatus.ABNORMAL:
         return
-    order = uow.orders.get(refund.order_id, lock=True)
-    assert order is not None  # a refund's order is never deleted
+    order = _order_locked(uow, refund.order_id)
     _change(uow, order, refund, RefundStatus.PENDING, actor, now)
     order.record_step(actor=actor, now=now, reason=answer_lost_note(refund), shopper=False)
 
@@ -409,8 +423,9 @@ def _apply_answer(uow: OrderUnitOfWork, refund_no: str, answer: ChannelRefund, *
 
 
 def _apply_locked(uow: OrderUnitOfWork, refund: Refund, answer: ChannelRefund, *, actor: str, now: datetime) -> None:
-    """`_apply_answer` inside the caller's transaction, `refund` locked by it."""
-    _settle(uow, refund, _answered(answer), actor=actor, now=now, channel_refund_id=answer.refund_id)
+    """`_apply_answer` inside the caller's transaction, `refund` (open) locked by it: locks its order."""
+    _settle(uow, refund, _order_locked(uow, refund.order_id), _answered(answer), actor=actor, now=now,
+            channel_refund_id=answer.refund_id)
 
 
 def _answered(answer: ChannelRefund) -> RefundStatus:
@@ -468,30 +483,51 @@ def settle_refund(uow: OrderUnitOfWork, *, refund_no: str, status: RefundStatus,
                   now: datetime | None = None, channel_refund_id: str = "") -> Refund:
     """Move an open (PENDING or ABNORMAL) refund to what the channel says, once: SUCCESS or CLOSED end it,
     ABNORMAL keeps it reserved for staff, PENDING makes an ABNORMAL one wait for the channel again; the same
-    status only notes the channel's refund id. Locks the refund, then its order (always in that order). A
-    refund that has ended is returned as it is.
+    status only notes the channel's refund id. Locks the refund and its order (`_locked_with_order`). A
+    refund that has ended is returned as it is (but one CLOSED that WeChat Pay reports paid: `_paid_after_close`).
     """
     now = now or utcnow()
     with uow:
-        refund = _locked(uow, refund_no)
-        _settle(uow, refund, status, actor=actor, now=now, channel_refund_id=channel_refund_id)
+        refund, order = _locked_with_order(uow, refund_no)
+        _settle(uow, refund, order, status, actor=actor, now=now, channel_refund_id=channel_refund_id)
         uow.commit()
     return refund
 
 
 def _locked(uow: OrderUnitOfWork, refund_no: str) -> Refund:
-    """The refund, its row locked until the caller's transaction ends (taken before its order's, always)."""
+    """The refund, its row locked until the caller's transaction ends (before its order's while it is open: Locks, in
+    the module docstring)."""
     refund = uow.refunds.get(refund_no, lock=True)
     if refund is None:
         raise refund_not_found()
     return refund
 
 
-def _settle(uow: OrderUnitOfWork, refund: Refund, status: RefundStatus, *, actor: str, now: datetime,
-            channel_refund_id: str = "") -> None:
-    """`settle_refund` inside the caller's transaction, `refund` locked by it (`_locked`): locks its order."""
-    order = uow.orders.get(refund.order_id, lock=True)
+def _order_locked(uow: OrderUnitOfWork, order_id: int) -> Order:
+    """A refund's order, its row locked until the caller's transaction ends (after the refund's while that is open,
+    before it once it has ended: Locks, in the module docstring)."""
+    order = uow.orders.get(order_id, lock=True)
     assert order is not None  # a refund's order is never deleted
+    return order
+
+
+def _locked_with_order(uow: OrderUnitOfWork, refund_no: str) -> tuple[Refund, Order]:
+    """The refund and its order, both locked in the order every path takes (Locks, in the module docstring): an open
+    refund's row before its order's, an ended one's after it. The refund's lock is taken first, holding no other;
+    one found ended (a replayed notify, a refund paid after its close) is let go of at once, the transaction rolled
+    back with nothing changed, and locked again after its order: ended is for good, so that holds."""
+    refund = _locked(uow, refund_no)
+    if refund.status in OPEN:  # nothing ends it but under this lock
+        return refund, _order_locked(uow, refund.order_id)
+    order_id = refund.order_id
+    uow.rollback()
+    order = _order_locked(uow, order_id)
+    return _locked(uow, refund_no), order
+
+
+def _settle(uow: OrderUnitOfWork, refund: Refund, order: Order, status: RefundStatus, *, actor: str, now: datetime,
+            channel_refund_id: str = "") -> None:
+    """`settle_refund` inside the caller's transaction, `refund` and its `order` locked by it."""
     if refund.status in OPEN:
         refund.channel_refund_id = channel_refund_id or refund.channel_refund_id
         if status != refund.status:
@@ -523,8 +559,8 @@ def _paid_after_close(uow: OrderUnitOfWork, order: Order, refund: Refund, actor:
       longer claimable is noted for staff);
     - the order's history records it for finance, and `mall_refunds_paid_after_close_total` counts it for the
       RefundPaidAfterClose alert; one that could not count again (the money went out twice) publishes
-      refund-paid-twice, the analytics money ledger's outflow (a late payment's refund publishes its
-      late-payment-refunded instead).
+      refund-paid-twice, the analytics money ledger's outflow: a late payment's refund too (staff close one once they
+      returned the money another way), besides its late-payment-refunded (WeChat Pay's refund of the late money).
 
     A refund whose step a pod of the release before migration 0017 recorded but that has no `paid_after_close_at` is
     marked at the step's time instead (`_mark_noted`), nothing else done again."""
@@ -546,8 +582,7 @@ def _paid_after_close(uow: OrderUnitOfWork, order: Order, refund: Refund, actor:
     else:
         log.error("refund %s was closed here but WeChat Pay reports it paid: %s fen may have been paid twice",
                   refund.refund_no, refund.amount_fen)
-        if refund.source != LATE_PAYMENT:  # a late payment's refund went out once: its late-payment-refunded below
-            _publish_paid_twice(uow, order, refund, now)
+        _publish_paid_twice(uow, order, refund, now)
         note = paid_after_close_note(refund)
     order.record_step(actor=actor, now=now, reason=note, shopper=False)
     uow.on_commit(metrics.REFUNDS_PAID_AFTER_CLOSE.inc)
@@ -599,7 +634,11 @@ def _decide_waiting(uow: OrderUnitOfWork, order: Order, actor: str, now: datetim
     their amounts (`paid_after_close_waiting_at`). One that fits now (a holder closed, freeing them) is counted as
     `_paid_after_close` counts one (order-refunded, the order's "refunded" step); one that still does not fit while
     other open refunds hold its amounts waits on; otherwise the money went out twice (a holder was paid):
-    refund-paid-twice. Each once: the marker is cleared as it is decided. Under the order's row lock."""
+    refund-paid-twice. Each once: the marker is cleared as it is decided. Under the order's row lock, the waiting
+    refunds' rows locked after it (Locks, in the module docstring). Nearly every order never had a refund waiting:
+    the order's history (loaded with it) tells, so ending their refunds reads no more of them (`_has_waited`)."""
+    if not _has_waited(order):
+        return
     for waiting in uow.refunds.for_order(order.id or 0):
         if waiting.paid_after_close_waiting_at is None or waiting.status != RefundStatus.CLOSED:
             continue
@@ -617,6 +656,13 @@ def _decide_waiting(uow: OrderUnitOfWork, order: Order, actor: str, now: datetim
         order.record_step(actor=actor, now=now, reason=paid_after_close_note(waiting, counted=counted), shopper=False)
         if counted:
             _refunded(uow, order, waiting, actor, now)
+
+
+def _has_waited(order: Order) -> bool:
+    """Whether a refund of `order` may be waiting (`paid_after_close_waiting_at`): `_paid_after_close` records its
+    step (`paid_after_close_waiting_note`) in the order's history in the transaction that marks it, and the history
+    is never rewritten, so an order without such a step has none."""
+    return any(WAITING_WORDS in step.reason and PAID_AFTER_CLOSE_WORDS in step.reason for step in order.history)
 
 
 def _publish_paid_twice(uow: OrderUnitOfWork, order: Order, refund: Refund, paid_at: datetime) -> None:
@@ -650,20 +696,19 @@ def _mark_noted(uow: OrderUnitOfWork, order: Order, refund: Refund, now: datetim
 
 
 def mark_noted_refund(uow: OrderUnitOfWork, refund_no: str, now: datetime) -> int:
-    """`_mark_noted` for one refund, under its row lock and then its order's (a round on another replica, or a notify,
-    may have marked it meanwhile: then nothing changes). 1 when it was marked, else 0."""
+    """`_mark_noted` for one refund, under its order's row lock and then its own (`_locked_with_order`: a round on
+    another replica, or a notify, may have marked it meanwhile: then nothing changes). 1 when it was marked, else 0."""
     with uow:
-        refund = _locked(uow, refund_no)
+        refund, order = _locked_with_order(uow, refund_no)
         marked = False
         if refund.status == RefundStatus.CLOSED and refund.paid_after_close_at is None:
-            order = uow.orders.get(refund.order_id, lock=True)
-            assert order is not None  # a refund's order is never deleted
             marked = _mark_noted(uow, order, refund, now)
         uow.commit()
     return int(marked)
 
 
 PAID_AFTER_CLOSE_WORDS = " was closed here but WeChat Pay paid it:"  # the step's words after "refund <refund_no>"
+WAITING_WORDS = " fen wait for open refund "  # the waiting step's words after its amount (`_has_waited`)
 
 
 def paid_after_close_step(refund_no: str) -> str:
@@ -684,7 +729,7 @@ def paid_after_close_note(refund: Refund, *, counted: bool = False) -> str:
 
 def paid_after_close_waiting_note(refund: Refund, holders: list[Refund]) -> str:
     """The order history's step for a closed refund WeChat Pay paid while open refunds hold its amounts: undecided."""
-    return (f"{paid_after_close_step(refund.refund_no)} {refund.amount_fen} fen wait for open refund "
+    return (f"{paid_after_close_step(refund.refund_no)} {refund.amount_fen}{WAITING_WORDS}"
             f"{', '.join(holder.refund_no for holder in holders)}: counted if it closes, refunded twice if it is "
             "paid")[:255]
 
@@ -963,8 +1008,7 @@ def _refused_abnormal(uow: OrderUnitOfWork, refund: Refund, code: str, now: date
     in the caller's transaction, which locked the refund; its order locked here), the refusal's `code` in the order's
     history, so the alert and staff's retry-or-close flow take it over. Safe: the channel holds no refund under its
     number, so nothing was paid, and its amount stays reserved until staff act."""
-    order = uow.orders.get(refund.order_id, lock=True)
-    assert order is not None  # a refund's order is never deleted
+    order = _order_locked(uow, refund.order_id)
     if refund.status == RefundStatus.PENDING:
         log.error("refund %s: its channel (%s) refuses it (%s); ABNORMAL for staff", refund.refund_no,
                   refund.channel, code)
@@ -995,7 +1039,7 @@ def _retry_wallet(uow: OrderUnitOfWork, members: Members, refund: Refund, order:
                 raise
             _refused_abnormal(uow, refund, exc.code, now, actor="member", note=wallet_refused_note(refund, exc.code))
         else:
-            _settle(uow, refund, RefundStatus.SUCCESS, actor=actor, now=now)
+            _settle(uow, refund, _order_locked(uow, refund.order_id), RefundStatus.SUCCESS, actor=actor, now=now)
         uow.commit()
     return refund
 
@@ -1083,8 +1127,7 @@ def close_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, *, refun
         if refund.status != RefundStatus.ABNORMAL:
             raise Conflict("REFUND_STATE_CONFLICT", f"a {refund.status} refund cannot be closed (only ABNORMAL)",
                            details={"status": refund.status, "action": "close"})
-        order = uow.orders.get(refund.order_id, lock=True)
-        assert order is not None  # a refund's order is never deleted
+        order = _order_locked(uow, refund.order_id)
         _change(uow, order, refund, RefundStatus.CLOSED, actor, now, closed_by_staff=True)
         freed = ("a late payment: nothing reserved, the shopper not refunded" if refund.source == LATE_PAYMENT
                  else f"{refund.amount_fen} fen freed")
@@ -1255,8 +1298,7 @@ def _unshipped_refund_settled(uow: OrderUnitOfWork, refund: Refund, now: datetim
     it was paid another way (an admin's close says so in its reason, just before this step)."""
     if refund.status != RefundStatus.CLOSED:
         return
-    order = uow.orders.get(refund.order_id, lock=True)
-    assert order is not None  # a refund's order is never deleted
+    order = _order_locked(uow, refund.order_id)
     order.record_step(actor=f"refund:{refund.refund_no}", now=now, shopper=False,
                       reason=f"refund {refund.refund_no} of the cancelled unshipped units was closed: "
                              f"{refund.amount_fen} fen owed unless paid another way (see the close reason); "

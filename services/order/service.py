@@ -243,21 +243,20 @@ def _lines(skus: Mapping[int, CatalogSku], wanted: list[StockLine], *, held: boo
     return lines
 
 
-def _checkout_lines(catalog: Catalog, cart: list[CartItem], request: CheckoutInput) -> list[OrderLine]:
-    wanted = _wanted(cart, request)
-    return _lines(catalog.skus({want.sku_id for want in wanted}), wanted)
+def _coupon_lines(lines: list[OrderLine], skus: Mapping[int, CatalogSku]) -> list[CouponLine]:
+    """The lines as the member service quotes and locks coupons for them (preview and submit alike): each with
+    its category's path, so a coupon limited to a category applies to the products filed below it too."""
+    return [CouponLine(line.category_id, line.total_fen, skus[line.sku_id].category_path) for line in lines]
 
 
-def _coupon_lines(lines: list[OrderLine]) -> list[CouponLine]:
-    return [CouponLine(line.category_id, line.total_fen) for line in lines]
-
-
-def _lock_coupon(members: Members, order_no: str, coupon_id: int, lines: list[OrderLine]) -> int:
+def _lock_coupon(members: Members, order_no: str, coupon_id: int, lines: list[OrderLine],
+                 skus: Mapping[int, CatalogSku]) -> int:
     """Hold the coupon for the order and mark the lines it applies to (its categories), which carry it alone
     when a refund asks what a line was paid (domain.paid_shares); its discount in fen."""
-    locked = members.lock_coupon(order_no, coupon_id, _coupon_lines(lines))
-    for line in lines:
-        line.coupon_applied = locked.applies_to(line.category_id)
+    coupon_lines = _coupon_lines(lines, skus)
+    locked = members.lock_coupon(order_no, coupon_id, coupon_lines)
+    for line, coupon_line in zip(lines, coupon_lines, strict=True):
+        line.coupon_applied = locked.applies_to(coupon_line)
     return locked.discount_fen
 
 
@@ -265,13 +264,16 @@ def quote_checkout(uow: OrderUnitOfWork, catalog: Catalog, members: Members, set
                    user_id: int, request: CheckoutInput) -> Quote:
     """The exact breakdown submit would charge now (same lines, same `price`), locking nothing,
     and the shopper's coupons usable for these lines."""
-    lines = _checkout_lines(catalog, _cart_of(uow, user_id) if request.cart_item_ids else [], request)
+    wanted = _wanted(_cart_of(uow, user_id) if request.cart_item_ids else [], request)
+    skus = catalog.skus({want.sku_id for want in wanted})
+    lines = _lines(skus, wanted)
+    coupon_lines = _coupon_lines(lines, skus)
     items_total = sum(line.total_fen for line in lines)
     percent = members.discount_percent()
-    coupon_fen = members.quote_coupon(request.coupon_id, _coupon_lines(lines)) if request.coupon_id else 0
+    coupon_fen = members.quote_coupon(request.coupon_id, coupon_lines) if request.coupon_id else 0
     amounts, points_used = _price_with_points(items_total, percent, coupon_fen, settings.freight, request.points,
                                               members.quote_points)
-    return Quote(lines, amounts, points_used, members.usable_coupons(_coupon_lines(lines)))
+    return Quote(lines, amounts, points_used, members.usable_coupons(coupon_lines))
 
 
 def _price_with_points(items_total: int, percent: int, coupon_fen: int, freight: FreightRule, points: int,
@@ -286,6 +288,17 @@ def _price_with_points(items_total: int, percent: int, coupon_fen: int, freight:
         points_used, points_fen = take_points(points, before_points.payable_fen)
     return price(items_total, discount_percent=percent, coupon_fen=coupon_fen, points_fen=points_fen,
                  freight=freight), points_used
+
+
+def _lock_points(members: Members, order_no: str, points: int, payable_fen: int) -> tuple[int, int]:
+    """Hold for the order the points its preview uses for a wish of `points`: as many as the member service quotes
+    (the shopper's points, half of `payable_fen` at most), not the wish itself, which LockPoints would refuse
+    whole (INSUFFICIENT_POINTS, POINTS_OVER_LIMIT) where the preview had taken what it could. None quoted: none
+    held, (0, 0)."""
+    usable, _ = members.quote_points(points, payable_fen)
+    if usable <= 0:
+        return 0, 0
+    return members.lock_points(order_no, usable, payable_fen)
 
 
 def submit_order(uow: OrderUnitOfWork, members: Members, stock: Stock, users: Users, settings: OrderSettings, *, user_id: int, request: CheckoutInput, note: str, idempotency_key: str,
@@ -321,15 +334,20 @@ def submit_order(uow: OrderUnitOfWork, members: Members, stock: Stock, users: Us
         lines = _lines(skus, wanted, held=True)  # prices as the units were held
         items_total = sum(line.total_fen for line in lines)
         percent = members.discount_percent()
-        coupon_fen = _lock_coupon(members, order_no, request.coupon_id, lines) if request.coupon_id else 0
+        coupon_fen = _lock_coupon(members, order_no, request.coupon_id, lines, skus) if request.coupon_id else 0
         amounts, points_used = _price_with_points(items_total, percent, coupon_fen, settings.freight, request.points,
-                                                  partial(members.lock_points, order_no))
+                                                  partial(_lock_points, members, order_no))
         order = new_order(user_id=user_id, order_no=order_no, lines=lines, address=address, amounts=amounts, now=now,
                           pay_minutes=settings.pay_minutes, coupon_id=request.coupon_id, points_used=points_used,
                           note=note)
         uow.orders.add(order)
-        ordered = set(request.cart_item_ids)
-        uow.carts.remove(*(item for item in cart if item.id in ordered))
+        ordered = [item for item in cart if item.id in set(request.cart_item_ids)]
+        if uow.carts.remove(*ordered) != len(ordered):
+            # Another submit of these lines (a second tap under a new key) removed them first and placed their order,
+            # or the shopper removed one meanwhile: this one is undone, its stock, coupon and points released, rather
+            # than the lines ordered twice.
+            raise NotFound("CART_ITEM_NOT_FOUND", "no such cart item: it was checked out or removed meanwhile",
+                           details={"cart_item_ids": list(request.cart_item_ids)})
         uow.publish(OrderCreated(order_no=order_no, user_id=user_id, lines=_event_lines(order),
                                  amounts=_event_amounts(order), province=address.province,
                                  created_at=timestamp(now), pay_deadline=timestamp(order.pay_deadline)),

@@ -24,7 +24,8 @@ class CartRepository(Protocol):
 
     def add(self, item: CartItem) -> None: ...
 
-    def remove(self, *items: CartItem) -> None: ...
+    def remove(self, *items: CartItem) -> int:
+        """Delete these lines; how many were still there (a checkout of the same lines may have taken them first)."""
 
 
 @dataclass(frozen=True)

@@ -393,14 +393,14 @@ class SqlAuditLogRepository:
 
 
 def _offer(row: Row[Any]) -> SkuOffer:
-    """A row of _offers_statement as the offer: off sale, the product's approved name and image (never an edit's)."""
-    name, image = Product.shopper_face(row.status, name=row.name, images=row.images, approved_name=row.approved_name,
-                                       approved_image=row.approved_image)
-    return SkuOffer(Sku(spec=row.spec, spec_key=row.spec_key, price_fen=row.price_fen,
-                        market_price_fen=row.market_price_fen, stock=row.stock, weight_g=row.weight_g, sales=row.sales,
-                        active=row.active, product_id=row.product_id, id=row.id),
-                    product_id=row.product_id, name=name, category_id=row.category_id, brand_id=row.brand_id,
-                    image=image, on_sale=Product.shown(row.status, row.on_shelf) and row.active)
+    """A row of _offers_statement as the offer shoppers may see (SkuOffer.shown: never an edit's name, image or
+    prices)."""
+    return SkuOffer.shown(Sku(spec=row.spec, spec_key=row.spec_key, price_fen=row.price_fen,
+                              market_price_fen=row.market_price_fen, stock=row.stock, weight_g=row.weight_g,
+                              sales=row.sales, active=row.active, product_id=row.product_id, id=row.id),
+                          product_id=row.product_id, status=row.status, on_shelf=row.on_shelf, name=row.name,
+                          images=row.images, approved_name=row.approved_name, approved_image=row.approved_image,
+                          category_id=row.category_id, brand_id=row.brand_id)
 
 
 SELLABLE = select(products.c.id).where(products.c.status == Status.APPROVED, products.c.on_shelf.is_(True))

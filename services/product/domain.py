@@ -7,7 +7,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -104,6 +104,20 @@ def descendants(categories: Iterable[Category], root_id: int) -> set[int]:
     return found
 
 
+def category_paths(categories: Iterable[Category], category_ids: Iterable[int]) -> dict[int, tuple[int, ...]]:
+    """Each of `category_ids` with its ancestors, from its root down and ending with itself, as the tree is now
+    (a category moved since a product was filed under it is read where it is). A coupon limited to a category
+    applies to products filed at any depth below it (the member service's CouponTemplate.quote)."""
+    parents = {category.id: category.parent_id for category in categories}
+    paths = {}
+    for category_id in category_ids:
+        path = [category_id]
+        while (parent := parents.get(path[-1])) is not None and parent not in path:  # a tree: never loops
+            path.append(parent)
+        paths[category_id] = tuple(reversed(path))
+    return paths
+
+
 @dataclass(eq=False)
 class Sku:
     spec: dict[str, str]
@@ -129,14 +143,31 @@ class SkuOffer:
     brand_id: int
     image: str         # the product's first image, "" for none
     on_sale: bool      # the product approved and on the shelf, the SKU active
+    category_path: tuple[int, ...] = ()  # category_id's ancestors, root first, then itself (category_paths)
 
     @classmethod
     def of(cls, product: Product, sku: Sku) -> SkuOffer:
-        name, image = Product.shopper_face(product.status, name=product.name, images=product.images,
-                                           approved_name=product.approved_name,
-                                           approved_image=product.approved_image)
-        return cls(sku, product.id or 0, name, product.category_id, product.brand_id, image,
-                   product.visible and sku.active)
+        return cls.shown(sku, product_id=product.id or 0, status=product.status, on_shelf=product.on_shelf,
+                         name=product.name, images=product.images, approved_name=product.approved_name,
+                         approved_image=product.approved_image, category_id=product.category_id,
+                         brand_id=product.brand_id)
+
+    @classmethod
+    def shown(cls, sku: Sku, *, product_id: int, status: str, on_shelf: bool, name: str, images: Sequence[str],
+              approved_name: str, approved_image: str, category_id: int, brand_id: int) -> SkuOffer:
+        """The SKU as carts and checkout may see it: its product's approved name and image (Product.shopper_face)
+        and, off sale, no prices at all (0).
+
+        Off sale, the SKU's prices may be an edit's awaiting audit (an edit of an approved product takes it off
+        the shelf), or a rejected one's: never approved, so never shown or charged. Nothing needs them: an off-sale
+        SKU cannot be added or checked out, and a cart line of one shows the price it was added at.
+        """
+        on_sale = Product.shown(status, on_shelf) and sku.active
+        face_name, image = Product.shopper_face(status, name=name, images=images, approved_name=approved_name,
+                                                approved_image=approved_image)
+        if not on_sale:
+            sku = replace(sku, price_fen=0, market_price_fen=0)
+        return cls(sku, product_id, face_name, category_id, brand_id, image, on_sale)
 
 
 @dataclass(frozen=True)
@@ -163,8 +194,10 @@ class ProductDraft:
     specs: tuple[tuple[str, tuple[str, ...]], ...] = ()
     after_sales_policy: str = ""
 
-    def validate(self, stored: Product | None = None) -> ProductDraft:
-        """Field errors all at once, as InvalidInput with details per field.
+    def validate(self, stored: Product | None = None, *, category_exists: bool = True,
+                 brand_exists: bool = True) -> ProductDraft:
+        """Field errors all at once, as InvalidInput with details per field; the category and brand it names too,
+        as the use case found them (`category_exists`, `brand_exists`).
 
         An edit passes the `stored` product: a value it keeps as stored passes the rules made since it was saved
         (our-media-or-https images, no padded spec names or values, no hidden characters, no market price under
@@ -175,6 +208,10 @@ class ProductDraft:
         kept = _Kept.of(stored)
         if not self.name.strip() or len(self.name) > NAME_MAX:
             problems["name"] = f"1-{NAME_MAX} characters"
+        if not category_exists:
+            problems["category_id"] = "no such category"
+        if not brand_exists:
+            problems["brand_id"] = "no such brand"
         if len(self.subtitle) > SUBTITLE_MAX:
             problems["subtitle"] = f"at most {SUBTITLE_MAX} characters"
         if len(self.description) > DESCRIPTION_MAX:
@@ -319,8 +356,11 @@ class Product:
     id: int | None = None
 
     @classmethod
-    def create(cls, draft: ProductDraft, now: datetime) -> Product:
-        draft.validate()
+    def create(cls, draft: ProductDraft, now: datetime, *, category_exists: bool = True,
+               brand_exists: bool = True) -> Product:
+        """A new DRAFT product; PRODUCT_INVALID (every problem at once) unless the draft is valid
+        (ProductDraft.validate) and names a category and a brand that exist."""
+        draft.validate(category_exists=category_exists, brand_exists=brand_exists)
         product = cls(name=draft.name, category_id=draft.category_id, brand_id=draft.brand_id,
                       created_at=now, updated_at=now)
         product.apply(draft, now)
@@ -361,11 +401,14 @@ class Product:
             return approved_name, approved_image
         return UNAPPROVED_NAME, ""
 
-    def edit(self, draft: ProductDraft, now: datetime, *, version: int, reserved: Mapping[int, int]) -> None:
+    def edit(self, draft: ProductDraft, now: datetime, *, version: int, reserved: Mapping[int, int],
+             category_exists: bool = True, brand_exists: bool = True) -> None:
         """Replace the content read at `version`; an approved product goes back to audit (off shelf), a rejected
         one to draft.
 
-        PRODUCT_CHANGED when another edit came first (the form is stale: reload it). SKU_HAS_STOCK when the
+        PRODUCT_CHANGED when another edit came first (the form is stale: reload it, before fixing its fields);
+        PRODUCT_IN_AUDIT while waiting for audit; PRODUCT_INVALID as for a new product (Product.create), values
+        kept as stored passing rules made since they were saved (ProductDraft.validate). SKU_HAS_STOCK when the
         draft would retire a SKU (leave out or rename its spec combination) that still holds units, in stock
         or `reserved` (units of RESERVED reservations by SKU id): a retired SKU is on no admin page, so its
         units would vanish from sight; write its stock off to 0 first (and let its orders settle).
@@ -375,7 +418,7 @@ class Product:
                            details={"version": self.version})
         if self.status == Status.PENDING_AUDIT:
             raise Conflict("PRODUCT_IN_AUDIT", "the product is being audited; wait for the decision")
-        draft.validate(self)
+        draft.validate(self, category_exists=category_exists, brand_exists=brand_exists)
         stocked = [sku for sku in self.retired_by(draft) if sku.stock or reserved.get(sku.id or 0)]
         if stocked:
             raise Conflict("SKU_HAS_STOCK", "SKUs that still hold units cannot be retired; adjust their stock to 0 "

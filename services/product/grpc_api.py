@@ -244,7 +244,7 @@ def _brand(brand: Brand) -> product_pb2.Brand:
 def _offer(offer: SkuOffer) -> product_pb2.SkuOffer:
     return product_pb2.SkuOffer(sku=_sku(offer.sku, staff=False), product_id=offer.product_id, name=offer.name,
                                 on_sale=offer.on_sale, category_id=offer.category_id, brand_id=offer.brand_id,
-                                image=offer.image)
+                                image=offer.image, category_path=offer.category_path)
 
 
 def _sku(sku: Sku, *, staff: bool) -> product_pb2.Sku:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import NoReturn
 
@@ -60,6 +60,7 @@ from services.product.domain import (
     StockLine,
     StockMove,
     StockMovement,
+    category_paths,
     check_brand,
     check_category,
     descendants,
@@ -211,12 +212,13 @@ def get_skus(uow: ProductUnitOfWork, *, sku_ids: Iterable[int]) -> list[SkuOffer
 
 def create_product(uow: ProductUnitOfWork, *, actor_id: int, draft: ProductDraft,
                    now: datetime | None = None) -> ProductView:
-    """A new DRAFT product with its SKUs, indexed for search and audited."""
+    """A new DRAFT product with its SKUs, indexed for search and audited; PRODUCT_INVALID, every problem at once
+    (its category and brand too), from the domain (Product.create)."""
     now = now or utcnow()
-    draft.validate()
     with uow:
-        brand = _check_references(uow, draft)
-        product = Product.create(draft, now)
+        category, brand = _references(uow, draft)
+        product = Product.create(draft, now, category_exists=category is not None, brand_exists=brand is not None)
+        assert brand is not None  # the domain refused the draft otherwise
         uow.products.add(product)
         assert product.id is not None
         _record_initial_stock(uow, product.skus, actor_id, now)
@@ -230,8 +232,9 @@ def update_product(uow: ProductUnitOfWork, *, actor_id: int, product_id: int, dr
                    now: datetime | None = None) -> ProductView:
     """Replace the content of a product read at `version`; an approved one goes back to audit and off the shelf.
 
-    Refused, nothing changed, when another edit came first (PRODUCT_CHANGED) or the draft would retire a SKU
-    still holding units (SKU_HAS_STOCK): see Product.edit.
+    Refused, nothing changed, when another edit came first (PRODUCT_CHANGED), the product is being audited
+    (PRODUCT_IN_AUDIT), the draft is invalid or names no existing category or brand (PRODUCT_INVALID) or would
+    retire a SKU still holding units (SKU_HAS_STOCK), in that order: the domain decides (Product.edit).
     """
     now = now or utcnow()
     if version <= 0:
@@ -239,12 +242,13 @@ def update_product(uow: ProductUnitOfWork, *, actor_id: int, product_id: int, dr
                            details={"version": "required"})
     with uow:
         product = _product(uow, product_id, lock=True)  # and its SKUs: their units cannot move until the commit
-        draft.validate(product)  # values kept as stored pass rules made since they were saved
-        brand = _check_references(uow, draft)
+        category, brand = _references(uow, draft)
         before = product.snapshot()
         known = {sku.id for sku in product.skus}
         retired = [sku.id for sku in product.retired_by(draft) if sku.id is not None]
-        product.edit(draft, now, version=version, reserved=uow.reservations.reserved_units(retired))
+        product.edit(draft, now, version=version, reserved=uow.reservations.reserved_units(retired),
+                     category_exists=category is not None, brand_exists=brand is not None)
+        assert brand is not None  # the domain refused the draft otherwise
         uow.products.add(product)  # gives new SKUs their ids
         _record_initial_stock(uow, [sku for sku in product.skus if sku.id not in known], actor_id, now)
         _index(uow, product, brand)
@@ -369,9 +373,14 @@ def reserve_stock(uow: ProductUnitOfWork, *, order_no: str, lines: Iterable[Stoc
 
 
 def _offers(uow: ProductUnitOfWork, sku_ids: list[int]) -> list[SkuOffer]:
-    """The known SKUs among `sku_ids` with their products, in the order given; unknown ids are left out."""
+    """The known SKUs among `sku_ids` with their products and their categories' paths (what coupons limited to
+    a category are matched on), in the order given; unknown ids are left out."""
     found = {offer.sku.id: offer for offer in uow.products.offers(set(sku_ids))}
-    return [found[sku_id] for sku_id in sku_ids if sku_id in found]
+    if not found:
+        return []
+    paths = category_paths(uow.categories.all(), {offer.category_id for offer in found.values()})
+    return [replace(found[sku_id], category_path=paths[found[sku_id].category_id])
+            for sku_id in sku_ids if sku_id in found]
 
 
 def _refuse_reservation(sku_id: int, *, on_sale: bool) -> NoReturn:
@@ -865,16 +874,9 @@ def _views(uow: ProductUnitOfWork, found: list[Product]) -> list[ProductView]:
     return [ProductView(p, brands.get(p.brand_id) or Brand(name="", id=p.brand_id)) for p in found]
 
 
-def _check_references(uow: ProductUnitOfWork, draft: ProductDraft) -> Brand:
-    problems: dict[str, object] = {}
-    if uow.categories.get(draft.category_id) is None:
-        problems["category_id"] = "no such category"
-    brand = uow.brands.get(draft.brand_id)
-    if brand is None:
-        problems["brand_id"] = "no such brand"
-    if problems or brand is None:
-        raise InvalidInput("PRODUCT_INVALID", "the product is invalid", details=problems)
-    return brand
+def _references(uow: ProductUnitOfWork, draft: ProductDraft) -> tuple[Category | None, Brand | None]:
+    """The category and brand a draft names, None for one that does not exist (the domain refuses the draft)."""
+    return uow.categories.get(draft.category_id), uow.brands.get(draft.brand_id)
 
 
 def _index(uow: ProductUnitOfWork, product: Product, brand: Brand) -> None:

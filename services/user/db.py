@@ -156,7 +156,7 @@ user_password_sets = Table(
     "user_password_sets", metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("user_id", BigId, ForeignKey("users.id"), nullable=False, index=True),
-    Column("actor_id", BigInteger, nullable=False),
+    Column("actor_id", BigInteger, nullable=True),  # None: the create-staff / create-admin command
     Column("set_at", UTCDateTime, nullable=False),
 )
 
@@ -241,6 +241,14 @@ class SqlUserRepository:
 
     def count(self) -> int:
         return self.session.execute(select(func.count()).select_from(users)).scalar_one()
+
+    def lock_roles(self) -> None:
+        serialize_on(self.session, "user-roles")
+
+    def holding(self, role: str) -> list[int]:
+        # Columns, not mapped users: a User loaded earlier in the transaction would answer its stale roles.
+        found = self.session.execute(select(users.c.id, users.c.roles).where(users.c.roles.contains(role)))
+        return [row.id for row in found if role in row.roles.split(",")]
 
     def save_phone(self, user: User) -> None:
         try:

@@ -17,7 +17,6 @@ SMS_CODE_TTL = timedelta(minutes=5)
 SMS_RESEND_AFTER = timedelta(seconds=60)
 SMS_MAX_ATTEMPTS = 5
 SMS_DAILY_LIMIT_PER_PHONE = 10
-PASSWORD_MIN, PASSWORD_MAX = 8, 128
 
 
 def validate_phone(phone: str) -> str:
@@ -29,12 +28,9 @@ def validate_phone(phone: str) -> str:
 
 
 def validate_password(password: str, field: str = "password") -> str:
-    """8-128 characters with at least one letter (any script) and one digit; `field` names it in the error."""
-    if not (PASSWORD_MIN <= len(password) <= PASSWORD_MAX and any(c.isalpha() for c in password)
-            and re.search(r"[0-9]", password)):
-        raise InvalidInput("PASSWORD_TOO_WEAK",
-                           f"{field} must be {PASSWORD_MIN}-{PASSWORD_MAX} characters with letters and digits",
-                           details={field: "too weak"})
+    """A password keeping formats.PASSWORD_RULE; `field` names it in the error."""
+    if not formats.password_is_strong(password):
+        raise InvalidInput("PASSWORD_TOO_WEAK", f"{field} must be {formats.PASSWORD_RULE}", details={field: "too weak"})
     return password
 
 
@@ -326,13 +322,6 @@ class ProfileChanges:
 # Shipping addresses
 
 MAX_ADDRESSES = 20
-# Provincial-level divisions as the shipping form lists them (GB/T 2260 short names).
-PROVINCES = frozenset({
-    "北京市", "天津市", "河北省", "山西省", "内蒙古自治区", "辽宁省", "吉林省", "黑龙江省", "上海市", "江苏省",
-    "浙江省", "安徽省", "福建省", "江西省", "山东省", "河南省", "湖北省", "湖南省", "广东省", "广西壮族自治区",
-    "海南省", "重庆市", "四川省", "贵州省", "云南省", "西藏自治区", "陕西省", "甘肃省", "青海省",
-    "宁夏回族自治区", "新疆维吾尔自治区", "台湾省", "香港特别行政区", "澳门特别行政区",
-})
 
 
 @dataclass(frozen=True)
@@ -351,7 +340,7 @@ class AddressFields:
         name = check_text("receiver_name", self.receiver_name, min_length=1, max_length=20, errors=errors)
         if not formats.PHONE_PATTERN.fullmatch(self.receiver_phone or ""):
             errors["receiver_phone"] = "must be an 11-digit mainland mobile number"
-        if self.province not in PROVINCES:
+        if self.province not in formats.PROVINCES:
             errors["province"] = "must be a provincial-level division, e.g. 广东省"
         city = check_text("city", self.city, min_length=2, max_length=20, errors=errors)
         district = check_text("district", self.district, min_length=2, max_length=20, errors=errors)
@@ -475,10 +464,11 @@ class VerifiedIdentity:
 
 @dataclass(eq=False)
 class PasswordSet:
-    """An audit record: which admin set which staff member's password when (the password is not kept)."""
+    """An audit record: which admin set which staff member's password when (the password is not kept); actor None:
+    the create-staff / create-admin command, on an existing account."""
 
     user_id: int
-    actor_id: int
+    actor_id: int | None
     set_at: datetime
     id: int | None = None
 

@@ -165,16 +165,24 @@ def create_admin(uow: UserUnitOfWork, passwords: Passwords, *, phone: str, passw
 
 def create_staff(uow: UserUnitOfWork, passwords: Passwords, *, phone: str, role: str, password: str,
                  now: datetime | None = None) -> User:
-    """Create a staff account with `role`, or grant it (and set the password) to an existing one; audited."""
+    """Create a staff account with `role`, or grant it (and set the password) to an existing one, whose sessions
+    then end (as when an admin sets a password: the old one may be why this is run); audited (the role change, and
+    the password set on an existing account, with no actor: the command line)."""
     now = now or utcnow()
     phone = validate_phone(phone)
     roles = _valid_roles([role])
     validate_password(password)
     with uow:
-        user = uow.users.by_phone(phone)
+        user = uow.users.by_phone(phone, lock=True)  # sessions start and end under the user's lock (_end_sessions)
         if user is None:
             user = User(phone=phone, created_at=now, nickname="管理员" if role == Role.ADMIN else "员工")
             uow.users.add(user)
+        else:
+            # Outside a call no gateway can be told (services/common/sessions.py): their access tokens expire on
+            # their own, their refresh tokens end here, so no session of whoever knew the old password lives on.
+            assert user.id is not None
+            uow.refresh_tokens.revoke_user(user.id, now)
+            uow.password_sets.add(PasswordSet(user_id=user.id, actor_id=None, set_at=now))
         before = user.roles
         user.set_roles(user.role_set | roles)  # clears a shopper's password: the one given here replaces it
         _audit_roles(uow, user, actor_id=None, before=before, now=now)
@@ -211,6 +219,8 @@ def set_roles(uow: UserUnitOfWork, issuer: TokenIssuer, *, actor_id: int, user_i
         now = now or utcnow()  # once the user's lock is held (see _end_sessions)
         if user_id == actor_id:  # no one grants themself powers, or locks the shop out of its last admin
             raise DomainError("OWN_ROLES", "you cannot change your own roles; ask another admin")
+        if Role.ADMIN in user.role_set and Role.ADMIN not in wanted:
+            _check_another_admin_stays(uow, user_id)
         before = user.roles
         password_cleared = user.set_roles(wanted)
         ended = _end_sessions(uow, issuer, user_id=user_id, now=now, refresh_tokens=password_cleared)
@@ -219,6 +229,16 @@ def set_roles(uow: UserUnitOfWork, issuer: TokenIssuer, *, actor_id: int, user_i
     if password_cleared:
         log.info("admin %s made user %s staff: their password is cleared until an admin sets one", actor_id, user_id)
     return RolesSet(user=user, password_cleared=password_cleared, sessions_ended=ended)
+
+
+def _check_another_admin_stays(uow: UserUnitOfWork, user_id: int) -> None:
+    """LAST_ADMIN unless an account other than `user_id` holds the admin role. Not refusing one's own is not enough:
+    two admins taking each other's admin role at once (each holding only the other's row), or an admin whose own
+    role was taken a moment ago (their token still says admin), would leave the shop without one. Counted under
+    the lock of role changes, so the second of two such demotions counts what the first committed."""
+    uow.users.lock_roles()
+    if not [holder for holder in uow.users.holding(Role.ADMIN) if holder != user_id]:
+        raise DomainError("LAST_ADMIN", "this is the shop's last admin; make another account admin first")
 
 
 def set_staff_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Passwords, *, actor_id: int,
@@ -334,7 +354,7 @@ def _end_sessions(uow: UserUnitOfWork, issuer: TokenIssuer, *, user_id: int, now
     caller's access token keeps working.
 
     Every way of ending a user's sessions goes through here (or _end_session for one), so none can
-    leave the access tokens working until they expire. A session started at `now` in the same
+    leave the access tokens working until they expire; create_staff, run outside a call, revokes refresh tokens only. A session started at `now` in the same
     transaction (change_password's) is not ended: only tokens issued before `now` are.
 
     The caller holds the user's row lock (UserRepository.get/by_phone with lock=True), which every session start

@@ -34,6 +34,13 @@ class UserRepository(Protocol):
 
     def count(self) -> int: ...
 
+    def lock_roles(self) -> None:
+        """Hold the lock of staff role changes until the transaction ends: a count of who holds a role, taken after
+        it, stays true until then (two admins taking each other's admin role at once)."""
+
+    def holding(self, role: str) -> list[int]:
+        """The ids of the accounts holding `role`, as committed (not as loaded earlier in this transaction)."""
+
     def save_phone(self, user: User) -> None:
         """Write the user's new phone now; Conflict PHONE_BOUND_ELSEWHERE if another account took it meanwhile."""
 

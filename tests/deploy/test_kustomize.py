@@ -334,7 +334,7 @@ def test_termination_grace_outlasts_the_drain_and_the_threads_the_process_waits_
 # Written out here, independently of deploy/k8s/generate.py: who may open a gRPC connection to whom.
 EXPECTED_CALLERS = {
     "user": {"gateway", "order", "member"},  # member: GetWechatPayer, for WeChat recharges and payouts
-    "product": {"gateway", "order"},
+    "product": {"gateway", "order", "member"},  # member: ListCategories, checking a coupon template's categories
     "order": {"gateway", "product"},  # product: its reservation sweep asks which orders were paid
     "member": {"gateway", "order"},
     "analytics": {"gateway"},
@@ -701,7 +701,8 @@ def egress_of(objects: Objects, pod_labels: dict[str, str]) -> set[tuple[str, in
 
 # Written out here, independently of generate.py: whom each deployable may open connections to.
 DNS = {("kube-system/kube-dns", 53)}
-CALLEES = {"gateway": set(SERVICES), "order": {"user", "product", "member"}, "product": {"order"}, "member": {"user"}}
+CALLEES = {"gateway": set(SERVICES), "order": {"user", "product", "member"}, "product": {"order"},
+           "member": {"user", "product"}}
 # user: WeChat login, Aliyun SMS, FaceID; order: WeChat Pay; member: WeChat Pay, Alipay, bank transfers (recharges,
 # their reconciliation and expiry, withdrawal payouts)
 HTTPS_OUT = {"user", "order", "member"}

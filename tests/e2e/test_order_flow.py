@@ -132,6 +132,56 @@ def test_a_member_coupon_is_quoted_locked_by_the_order_and_released_when_it_is_c
     assert coupon_status() == "available"
 
 
+def test_a_coupon_for_a_parent_category_is_quoted_and_locked_for_the_lines_filed_under_its_children(
+        platform: Platform) -> None:
+    api, admin = platform.api, admin_headers(platform)
+
+    def category(name: str, parent_id: int | None = None) -> int:
+        created = requests.post(f"{api}/admin/categories", json={"name": f"{name}{uuid.uuid4().hex[:4]}",
+                                                                 "parent_id": parent_id}, headers=admin, timeout=10)
+        assert created.status_code == 201, created.text
+        return int(created.json()["id"])
+
+    digital = category("数码")
+    _, phone = product_on_shelf(platform, stock=5, price_fen=1999, category_id=category("手机", digital))
+    _, sofa = product_on_shelf(platform, stock=5, price_fen=2500, category_id=category("家居"))
+    shopper, address_id = verified_wechat_shopper(platform)
+    assert requests.post(f"{api}/member/signup", json={"channel": "self"}, headers=shopper,
+                         timeout=10).status_code in (200, 201)
+    coupons = {}
+    for name, amount_fen, threshold_fen in (("数码满30减5", 500, 3000), ("数码满40减8", 800, 4000)):
+        template = requests.post(f"{api}/admin/coupons", headers=admin, timeout=10, json={
+            "name": name, "kind": "fixed", "amount_fen": amount_fen, "threshold_fen": threshold_fen, "total": 10,
+            "category_ids": [digital], "valid_from": "2020-01-01T00:00:00Z", "valid_to": "2199-01-01T00:00:00Z"})
+        assert template.status_code == 201, template.text
+        claimed = requests.post(f"{api}/member/coupons/claim", json={"template_id": template.json()["id"]},
+                                headers=shopper, timeout=10)
+        assert claimed.status_code == 201, claimed.text
+        coupons[name] = claimed.json()["id"]
+    items = [requests.post(f"{api}/cart/items", json={"sku_id": sku_id, "quantity": quantity}, headers=shopper,
+                           timeout=10).json()["id"] for sku_id, quantity in ((phone, 2), (sofa, 1))]
+    checkout = {"cart_item_ids": items, "address_id": address_id, "coupon_id": coupons["数码满30减5"]}
+
+    listed = requests.post(f"{api}/checkout/preview", json={**checkout, "coupon_id": None}, headers=shopper,
+                           timeout=10)
+    unmet = requests.post(f"{api}/checkout/preview", json={**checkout, "coupon_id": coupons["数码满40减8"]},
+                          headers=shopper, timeout=10)
+    preview = requests.post(f"{api}/checkout/preview", json=checkout, headers=shopper, timeout=10)
+    submitted = requests.post(f"{api}/orders", json=checkout, timeout=10,
+                              headers={**shopper, "Idempotency-Key": uuid.uuid4().hex})
+
+    # the phones (2 x 1999 = 3998, under 数码 > 手机) reach 30 yuan but not 40; the sofa (2500, 家居) never counts
+    assert [(c["id"], c["discount_fen"]) for c in listed.json()["usable_coupons"]] == [(coupons["数码满30减5"], 500)]
+    assert (unmet.status_code, unmet.json()["error"]["code"]) == (422, "COUPON_THRESHOLD_NOT_MET")
+    assert (preview.status_code, submitted.status_code) == (200, 201), (preview.text, submitted.text)
+    amounts = submitted.json()["amounts"]
+    assert (amounts["items_total_fen"], amounts["coupon_discount_fen"]) == (6498, 500)
+    assert {key: preview.json()[key] for key in amounts} == amounts
+    cancelled = requests.post(f"{api}/orders/{submitted.json()['id']}/cancel", json={"reason": "e2e"},
+                              headers=shopper, timeout=10)  # no unpaid order left for the payment-timeout test's count
+    assert cancelled.status_code == 200, cancelled.text
+
+
 def admin_stock(platform: Platform, product_id: int) -> int:
     product = requests.get(f"{platform.api}/admin/products/{product_id}", headers=admin_headers(platform), timeout=10)
     return product.json()["skus"][0]["stock"]

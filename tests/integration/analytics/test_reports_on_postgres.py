@@ -128,3 +128,18 @@ def test_the_ledger_queries_use_their_partial_indexes(engine, uow) -> None:
     assert len(plans) >= 3
     assert all("ix_raw_events_ledger" in plan or "ix_raw_events_order_follow_ups" in plan for plan in plans), plans
     assert any("ix_raw_events_order_follow_ups" in plan for plan in plans)
+
+
+def test_leftover_part_files_go_once_their_job_ended_and_a_running_jobs_stay(uow, tmp_path: Path) -> None:
+    ended, running = (reports.create_report(uow(), kind="daily", format="xlsx", from_date=D1.isoformat(),
+                                            to_date=D2.isoformat(), requested_by=1) for _ in range(2))
+    with uow() as unit:
+        unit.reports.update(ended.id, status="failed")
+        unit.reports.update(running.id, status="running")
+        unit.commit()
+    for job in (ended, running):
+        (tmp_path / (reports.file_name(job) + ".part")).write_text("half a report")
+
+    assert reports.remove_leftover_parts(uow(), tmp_path) == 1
+
+    assert [path.name for path in tmp_path.iterdir()] == [reports.file_name(running) + ".part"]

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, pool, text
 
 from services.common import migrations
@@ -22,6 +23,10 @@ ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.integration
 
 ORDER = migrations_dir("order")
+# Read from the scripts, so that the order service's next revision does not break these tests.
+HEAD = ScriptDirectory.from_config(migrations.alembic_config("sqlite://", ORDER)).get_current_head()
+PREVIOUS = ScriptDirectory.from_config(migrations.alembic_config("sqlite://", ORDER)).get_revision(HEAD).down_revision
+NEWER = "9999"  # a revision this code does not know: a newer image's
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -52,27 +57,27 @@ def test_a_database_at_the_code_head_is_migrated(database: str) -> None:
 
     migrations.wait_until_migrated(database, ORDER, timeout_seconds=0, poll_seconds=0.01)
 
-    assert recorded_revisions(database) == ["0019"]
+    assert recorded_revisions(database) == [HEAD]
 
 
 def test_a_database_one_revision_behind_fails_after_the_timeout_and_is_left_as_it_was(database: str) -> None:
-    migrations.upgrade(database, ORDER, revision="0018")
+    migrations.upgrade(database, ORDER, revision=PREVIOUS)
 
-    with pytest.raises(migrations.NotMigrated, match=r"at \['0018'\], not at this code's head \['0019'\]"):
+    with pytest.raises(migrations.NotMigrated, match=rf"at \['{PREVIOUS}'\], not at this code's head \['{HEAD}'\]"):
         migrations.wait_until_migrated(database, ORDER, timeout_seconds=0.2, poll_seconds=0.05)
 
-    assert recorded_revisions(database) == ["0018"]
+    assert recorded_revisions(database) == [PREVIOUS]
 
 
 def test_an_empty_database_is_not_migrated_and_stays_empty(database: str) -> None:
-    with pytest.raises(migrations.NotMigrated, match=r"at \[\], not at this code's head \['0019'\]"):
+    with pytest.raises(migrations.NotMigrated, match=rf"at \[\], not at this code's head \['{HEAD}'\]"):
         migrations.wait_until_migrated(database, ORDER, timeout_seconds=0.1, poll_seconds=0.05)
 
     assert recorded_revisions(database) == []
 
 
 def test_the_wait_ends_when_another_process_finishes_the_migration(database: str) -> None:
-    migrations.upgrade(database, ORDER, revision="0018")
+    migrations.upgrade(database, ORDER, revision=PREVIOUS)
     outcome: list[str] = []
 
     def relay_pod_init() -> None:
@@ -95,18 +100,18 @@ def test_a_revision_from_a_newer_image_counts_as_migrated(database: str) -> None
     migrations.upgrade(database, ORDER)
     engine = create_engine(database, poolclass=pool.NullPool)
     with engine.begin() as connection:
-        connection.execute(text("UPDATE alembic_version SET version_num = '0019'"))
+        connection.execute(text("UPDATE alembic_version SET version_num = :newer"), {"newer": NEWER})
     engine.dispose()
 
     migrations.wait_until_migrated(database, ORDER, timeout_seconds=0, poll_seconds=0.01)
 
-    assert recorded_revisions(database) == ["0019"]
+    assert recorded_revisions(database) == [NEWER]
 
 
 def test_an_unreachable_database_is_waited_for_then_reported() -> None:
     url = "postgresql+psycopg://postgres@127.0.0.1:1/minimall_nowhere?connect_timeout=1"
 
-    with pytest.raises(migrations.NotMigrated, match=r"is unreachable, not at this code's head \['0019'\]"):
+    with pytest.raises(migrations.NotMigrated, match=rf"is unreachable, not at this code's head \['{HEAD}'\]"):
         migrations.wait_until_migrated(url, ORDER, timeout_seconds=0.1, poll_seconds=0.05)
 
 
@@ -121,11 +126,11 @@ def wait_migrated_command(url: str, jwt_keys: JwtKeys) -> subprocess.CompletedPr
 def test_the_wait_migrated_role_exits_0_at_head_and_1_behind_without_migrating(tmp_path: Path,
                                                                                jwt_keys: JwtKeys) -> None:
     behind, at_head = f"sqlite:///{tmp_path}/behind.db", f"sqlite:///{tmp_path}/head.db"
-    migrations.upgrade(behind, ORDER, revision="0018")
+    migrations.upgrade(behind, ORDER, revision=PREVIOUS)
     migrations.upgrade(at_head, ORDER)
 
     waited_behind, waited_at_head = wait_migrated_command(behind, jwt_keys), wait_migrated_command(at_head, jwt_keys)
 
     assert (waited_at_head.returncode, waited_behind.returncode) == (0, 1), waited_behind.stderr
-    assert "not at this code's head ['0019'], after 0.5 s" in waited_behind.stderr
-    assert recorded_revisions(behind) == ["0018"]
+    assert f"not at this code's head ['{HEAD}'], after 0.5 s" in waited_behind.stderr
+    assert recorded_revisions(behind) == [PREVIOUS]

@@ -13,6 +13,7 @@ from services.common.db import utcnow
 from services.member import service
 from services.member.db import SqlMemberUnitOfWork
 from services.member.domain import CHECKOUT_HOLD_TTL, PLATFORM, Account, CouponTemplate, OrderLine, transfer
+from tests.fakes import FakeCategories
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +29,7 @@ def member_with_points(uow: Callable[[], SqlMemberUnitOfWork], user_id: int, poi
                                 source=(PLATFORM, Account.POINTS_ISSUED), target=(user_id, Account.POINTS)), taken)
         tx.commit()
     return service.create_coupon_template(
-        uow(), name="10 off", kind="fixed", amount_fen=1_000, percent_off=0, threshold_fen=0, cap_fen=0, total=10,
+        uow(), FakeCategories(), name="10 off", kind="fixed", amount_fen=1_000, percent_off=0, threshold_fen=0, cap_fen=0, total=10,
         per_user_limit=10, valid_from=taken - timedelta(days=1), valid_to=taken + timedelta(days=7), category_ids=[],
         needs_approval=False, now=taken)
 

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from services.member import service
 from services.member.db import SqlMemberUnitOfWork, coupons
+from tests.fakes import FakeCategories
 from tests.integration.member.test_recharge_races_on_database import count, first_then_second
 
 pytestmark = pytest.mark.integration
@@ -24,7 +25,7 @@ ALICE, OPERATOR, ADMIN, FINANCE = 101, 900, 901, 902
 def new_template(uow: Callable[[], SqlMemberUnitOfWork], *, needs_approval: bool = False,
                  per_user_limit: int = 1) -> int:
     return service.create_coupon_template(
-        uow(), name="5 yuan off", kind="fixed", amount_fen=500, percent_off=0, threshold_fen=0, cap_fen=0, total=10,
+        uow(), FakeCategories(), name="5 yuan off", kind="fixed", amount_fen=500, percent_off=0, threshold_fen=0, cap_fen=0, total=10,
         per_user_limit=per_user_limit, valid_from=NOW - timedelta(days=1), valid_to=NOW + timedelta(days=7), category_ids=[],
         created_by=OPERATOR, needs_approval=needs_approval, now=NOW).id or 0
 

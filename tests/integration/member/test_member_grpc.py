@@ -29,6 +29,7 @@ from services.member.db import SqlMemberUnitOfWork, coupons, member_lookups, rec
 from services.member.domain import PLATFORM, Account, transfer
 from services.user.domain import User
 from services.user.tokens import TokenIssuer
+from tests.fakes import FakeCategories
 from tests.fixtures.keys import JwtKeys, as_service
 from tests.unit.common.test_wechatpay import pem_private, pem_public
 
@@ -53,7 +54,7 @@ def stub(uow: Callable[[], SqlMemberUnitOfWork], jwt_keys: JwtKeys,
         app_id=APP_ID, app_private_key_pem=pem_private(app_key), alipay_public_key_pem=pem_public(alipay_key))),
         "https://mall.example/api/v1/payments/alipay/notify")})
     servicer = __import__("services.member.grpc_api", fromlist=["MemberServicer"]).MemberServicer(
-        uow, SimulatedPayout(), channels)
+        uow, SimulatedPayout(), channels, categories=FakeCategories())
     settings = ServiceSettings.from_env("member", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),
                                                    "MEMBER_GRPC_LISTEN": "127.0.0.1:0"})
     server, port = create_server(settings, [registration(pb, member_pb2_grpc, "MemberService", servicer)])
@@ -237,6 +238,30 @@ def test_lock_use_and_release_of_a_coupon_are_idempotent_by_order(stub, as_user)
     listed = stub.ListCoupons(pb.ListCouponsRequest(), metadata=md, timeout=10)
 
     assert (discounts, [c.status for c in listed.coupons]) == ([1_499, 1_499], ["used"])
+
+
+def test_a_parent_category_coupon_is_quoted_and_locked_on_the_lines_whose_path_passes_through_it(  # type: ignore[no-untyped-def]
+        stub, as_user) -> None:
+    now = datetime.now(UTC)
+    template = stub.CreateCouponTemplate(pb.CreateCouponTemplateRequest(
+        name="数码满50减10", kind="fixed", amount_fen=1_000, threshold_fen=5_000, total=5, per_user_limit=1,
+        category_ids=[1], valid_from=stamp(now - timedelta(hours=1)), valid_to=stamp(now + timedelta(days=1))),
+        metadata=as_user(7, "admin"), timeout=10)
+    coupon = stub.ClaimCoupon(pb.ClaimCouponRequest(template_id=template.id), metadata=as_user(ALICE), timeout=10)
+    phone, sofa = pb.OrderLine(category_id=2, amount_fen=4_000, category_path=[1, 2]), pb.OrderLine(
+        category_id=3, amount_fen=9_000, category_path=[3])
+    foldable = pb.OrderLine(category_id=9, amount_fen=1_000, category_path=[1, 2, 9])
+    md = as_user(ALICE)
+
+    short = stub.QuoteCoupons(pb.QuoteCouponsRequest(lines=[phone, sofa]), metadata=md, timeout=10).quotes
+    quoted = stub.QuoteCoupons(pb.QuoteCouponsRequest(lines=[phone, sofa, foldable]), metadata=md, timeout=10).quotes
+    locked = stub.LockCoupon(pb.LockCouponRequest(order_no="O-1", coupon_id=coupon.id, lines=[phone, sofa, foldable]),
+                             metadata=md, timeout=10)
+
+    # 数码's lines: 4,000 of 13,000 short of 5,000; with the foldable 5,000
+    assert [(q.usable, q.reason, q.discount_fen) for q in [*short, *quoted]] == [
+        (False, "COUPON_THRESHOLD_NOT_MET", 0), (True, "", 1_000)]
+    assert (locked.discount_fen, list(locked.category_ids)) == (1_000, [1])
 
 
 def test_balance_payment_and_refund_are_exact_and_idempotent(stub, uow, as_user, jwt_keys) -> None:  # type: ignore[no-untyped-def]

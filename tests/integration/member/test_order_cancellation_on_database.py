@@ -17,6 +17,7 @@ from services.common.outbox import outbox
 from services.member import consumers, service
 from services.member.db import SqlMemberUnitOfWork
 from services.member.domain import Account, OrderLine
+from tests.fakes import FakeCategories
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +52,7 @@ def test_a_paid_cancellation_delivered_twice_at_once_gives_the_coupon_and_points
     service.sign_up(uow(), user_id=ALICE, channel="self", invite_code=None, now=NOW)
     deliver(uow, paid("O0", 100_000), "e-0")  # silver: 1,200 points
     template = service.create_coupon_template(
-        uow(), name="5 yuan off", kind="fixed", amount_fen=500, percent_off=0, threshold_fen=1_000, cap_fen=0,
+        uow(), FakeCategories(), name="5 yuan off", kind="fixed", amount_fen=500, percent_off=0, threshold_fen=1_000, cap_fen=0,
         total=5, per_user_limit=1, valid_from=NOW - timedelta(days=1), valid_to=NOW + timedelta(days=7),
         category_ids=[], needs_approval=False, now=NOW)
     coupon, _ = service.claim_coupon(uow(), user_id=ALICE, template_id=template.id or 0, now=NOW)

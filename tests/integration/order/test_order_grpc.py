@@ -67,6 +67,16 @@ def test_a_replayed_submit_returns_the_first_order_and_another_body_under_the_ke
     assert server.events("order-created") == 1
 
 
+def test_a_replayed_submit_naming_its_cart_lines_in_another_order_returns_the_first_order(
+        server: OrderServer) -> None:
+    alice = server.as_user(ALICE)
+    ids = [server.stub.AddCartItem(order_pb2.AddCartItemRequest(sku_id=sku, quantity=1), metadata=alice).id
+           for sku in (101, 102)]
+    first = submit(server, checkout=order_pb2.CheckoutRequest(cart_item_ids=ids, address_id=7))
+    again = submit(server, checkout=order_pb2.CheckoutRequest(cart_item_ids=ids[::-1], address_id=7))
+    assert again.id == first.id and server.events("order-created") == 1
+
+
 def test_my_orders_filter_by_status_and_staff_search_sees_everyone(server: OrderServer) -> None:
     first = submit(server, "a")
     submit(server, "b")

@@ -13,11 +13,14 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from services.common.errors import NotFound
 from services.order import service
 from services.order.db import SqlOrderUnitOfWork
 from services.order.domain import CartItem, Order
 from services.order.grpc_api import order_message
+from services.order.ports import CatalogSku, StockLine
 from services.order.service import CheckoutInput, OrderSettings
+from services.order.uow import OrderSearch
 from tests.fakes import FakeCatalog, FakeMembers, FakeStock, FakeUsers
 from tests.fixtures.statements import statements
 from tests.unit.order.conftest import NOW
@@ -89,3 +92,46 @@ def test_a_replay_reads_the_stored_order_and_writes_nothing(pg_uow: Callable[[],
 
     assert again.id == first.id
     assert [s for s in sent if not s.startswith("SELECT")] == ["INSERT idempotency_keys"]  # claimed by nobody
+
+
+def test_cart_lines_two_submits_with_different_keys_check_out_at_the_same_time_become_one_order(
+        pg_uow: Callable[[], SqlOrderUnitOfWork], neighbours: Any) -> None:
+    catalog, stock, members, users = neighbours
+    [item_id] = in_cart(pg_uow, SKUS[:1])  # 2 x SKU 101 at 1,010 fen
+    request = CheckoutInput(cart_item_ids=(item_id,), address_id=7)
+    second: list[Order] = []
+
+    class SecondTapMeanwhile(FakeStock):
+        """The first submit's reservation is where a second tap (another key, a client that made a new one) checks
+        the same cart line out in full: the first read the cart before the second removed the line."""
+
+        tapped = False
+
+        def reserve(self, order_no: str, lines: list[StockLine]) -> dict[int, CatalogSku]:
+            held = super().reserve(order_no, lines)
+            if not self.tapped:
+                self.tapped = True
+                second.append(submit(pg_uow, (catalog, self, members, users), request, "second-tap"))
+            return held
+
+    racing = SecondTapMeanwhile(catalog, stock.available)
+    with pytest.raises(NotFound) as refused:
+        service.submit_order(pg_uow(), members, racing, users, OrderSettings(), user_id=1, request=request, note="",
+                             idempotency_key="first-tap", request_fingerprint=repr(request).encode(), now=NOW)
+
+    assert (refused.value.code, refused.value.details) == ("CART_ITEM_NOT_FOUND", {"cart_item_ids": [item_id]})
+    with pg_uow() as work:
+        placed = work.orders.search(OrderSearch(user_id=1))
+        assert ([order.order_no for order in placed[0]], work.carts.for_user(1)) == ([second[0].order_no], [])
+    # the second order holds its 2 units; the first's were released
+    assert (racing.available[101], list(racing.reserved)) == (98, [second[0].order_no])
+
+
+def test_removing_a_cart_line_deletes_it_alone(uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    first, second = in_cart(uow, SKUS[:2])
+    service.remove_cart_item(uow(), user_id=1, item_id=first)
+    with pytest.raises(NotFound):
+        service.remove_cart_item(uow(), user_id=1, item_id=first)
+
+    with uow() as work:
+        assert [(item.id, item.sku_id, item.quantity) for item in work.carts.for_user(1)] == [(second, SKUS[1], 2)]

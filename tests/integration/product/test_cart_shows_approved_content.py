@@ -48,13 +48,15 @@ def catalog(product_port: int, jwt_keys: JwtKeys, user_token: Callable[..., str]
     clients.close()
 
 
-def staff_edit(stub: ProductServiceStub, admin: list[tuple[str, str]], product_id: int, *, name: str,
-               images: list[str]) -> None:
-    """An admin renames the product and replaces its images (its spec and price unchanged), as the admin form does."""
+def staff_edit(stub: ProductServiceStub, admin: list[tuple[str, str]], product_id: int, *, name: str = "",
+               images: list[str] | None = None, price_fen: int = 0) -> None:
+    """An admin renames the product, replaces its images or reprices its SKUs (what is not given stays as read),
+    as the admin form does."""
     read = stub.GetAdminProduct(product_pb2.ProductRef(id=product_id), metadata=admin, timeout=10)
-    edited = product_pb2.ProductInput(name=name, category_id=read.category_id, brand_id=read.brand.id, images=images,
-                                      specs=read.specs, skus=[product_pb2.SkuInput(spec=sku.spec, price_fen=sku.price_fen)
-                                                              for sku in read.skus])
+    edited = product_pb2.ProductInput(
+        name=name or read.name, category_id=read.category_id, brand_id=read.brand.id,
+        images=read.images if images is None else images, specs=read.specs,
+        skus=[product_pb2.SkuInput(spec=sku.spec, price_fen=price_fen or sku.price_fen) for sku in read.skus])
     stub.UpdateProduct(product_pb2.UpdateProductRequest(id=product_id, version=read.version, product=edited),
                        metadata=admin, timeout=10)
 
@@ -84,3 +86,21 @@ def test_a_product_never_approved_is_shown_by_a_placeholder_not_its_draft(
     sku = catalog.skus({sku_id})[sku_id]
 
     assert (sku.name, sku.image, sku.on_sale) == (UNAPPROVED_NAME, "", False)
+
+
+def test_a_cart_of_a_product_repriced_since_it_was_added_shows_the_price_it_was_added_at_never_the_new_one(
+        shelf: Shelf, stub: ProductServiceStub, catalog: GrpcCatalog, user_token: Callable[..., str]) -> None:
+    product_id = shelf.product("华为 Mate 60", price_fen=549_900)
+    [sku_id] = shelf.sku_ids(product_id)
+    cart = FakeOrderUnitOfWork()
+    orders.add_cart_item(cart, catalog, user_id=SHOPPER, sku_id=sku_id, quantity=1)
+    admin = [("authorization", f"Bearer {user_token(ADMIN, 'admin')}")]
+
+    staff_edit(stub, admin, product_id, price_fen=100)  # waiting for audit: never approved
+    looked_up = catalog.skus({sku_id})[sku_id]
+    [line] = orders.list_cart(cart, catalog, user_id=SHOPPER).lines
+    staff_view = stub.GetAdminProduct(product_pb2.ProductRef(id=product_id), metadata=admin, timeout=10)
+
+    assert (looked_up.on_sale, looked_up.price_fen) == (False, 0)
+    assert (line.valid, line.price_fen, line.price_changed) == (False, 549_900, False)
+    assert [sku.price_fen for sku in staff_view.skus] == [100]

@@ -1,4 +1,5 @@
-"""What checkout's catalogue lookup costs the product service on PostgreSQL: one SELECT, whatever it asks for."""
+"""What checkout's catalogue lookup costs the product service on PostgreSQL: one SELECT of the SKUs, whatever it
+asks for, and one of the category tree (each SKU's category path, which coupons limited to a category match on)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from tests.integration.product.conftest import Shelf, UowFactory
 pytestmark = pytest.mark.integration
 
 
-def test_get_skus_reads_the_skus_with_their_products_columns_in_one_select(service_engine: Callable[[str], Engine]) -> None:
+def test_get_skus_reads_the_skus_with_their_products_columns_in_one_select_and_the_tree_in_another(service_engine: Callable[[str], Engine]) -> None:
     start_mappers()
     engine = service_engine("product")
     uow: UowFactory = functools.partial(SqlProductUnitOfWork, engine, "product")
@@ -28,7 +29,7 @@ def test_get_skus_reads_the_skus_with_their_products_columns_in_one_select(servi
     with statements(engine) as sent:
         offers = service.get_skus(uow(), sku_ids=wanted)
 
-    assert sent == ["SELECT skus"]  # joined to products: no product entities, no other SKUs
+    assert sent == ["SELECT skus", "SELECT categories"]  # joined to products: no product entities, no other SKUs
     assert [(offer.sku.id, offer.product_id) for offer in offers] == [(wanted[0], phone), (wanted[1], phone),
                                                                      (wanted[2], kettle)]
 
@@ -46,9 +47,11 @@ def test_a_reservation_is_a_fixed_number_of_statements_and_answers_its_snapshot_
         held = service.reserve_stock(uow(), order_no="O1", lines=[StockLine(sku_id, 1) for sku_id in wanted])
 
     # the order's lock and replay check; the snapshot of both SKUs in one SELECT (no GetSkus call beside it),
-    # which also refuses a short or off-sale SKU before any row lock; per line its conditional UPDATE and
+    # which also refuses a short or off-sale SKU before any row lock, and their category paths (read before any
+    # row lock too: they never lengthen the time a hot SKU's row is held); per line its conditional UPDATE and
     # ledger row; the reservations
-    assert sent == ["SELECT pg_advisory_xact_lock", "SELECT stock_reservations", "SELECT skus", "UPDATE skus",
+    assert sent == ["SELECT pg_advisory_xact_lock", "SELECT stock_reservations", "SELECT skus", "SELECT categories",
+                    "UPDATE skus",
                     "INSERT stock_movements", "UPDATE skus", "INSERT stock_reservations", "INSERT stock_movements",
                     "INSERT stock_reservations"]
     assert [(offer.sku.id, offer.sku.stock, offer.on_sale) for offer in held.offers] == [
@@ -69,4 +72,5 @@ def test_a_sold_out_sku_is_refused_from_the_read_without_touching_its_row(
 
     # a flash sale's losers read and leave: no UPDATE waiting on the row the winners hold
     assert (refused.value.code, [s for s in sent if s != "ROLLBACK"]) == (
-        "OUT_OF_STOCK", ["SELECT pg_advisory_xact_lock", "SELECT stock_reservations", "SELECT skus"])
+        "OUT_OF_STOCK", ["SELECT pg_advisory_xact_lock", "SELECT stock_reservations", "SELECT skus",
+                         "SELECT categories"])

@@ -22,6 +22,9 @@ from services.user.db import SqlUserUnitOfWork, addresses, identity_verification
 from services.user.domain import IDENTITY_CHECKS, AddressFields, ProfileChanges, User
 from services.user.identity import FormatOnlyIdentityChecker, IdentityKeys, IdentityVault
 from services.user.tokens import TokenIssuer
+from tests.fakes import FakePasswords
+from tests.fixtures.postgres import start_thread
+from tests.integration.user.paused import PausedAfter
 
 pytestmark = pytest.mark.integration
 
@@ -209,3 +212,24 @@ def test_role_changes_are_audited_in_the_database(engine: Engine, uow: Callable[
     assert rows(engine, select(user_role_changes.c.actor_id, user_role_changes.c.before, user_role_changes.c.after,
                                user_role_changes.c.changed_at).order_by(user_role_changes.c.id)) == [
         (user_ids[1], "", "operator", T0), (user_ids[1], "operator", "admin,finance", T0 + timedelta(minutes=1))]
+
+
+def test_two_admins_taking_each_others_admin_role_at_once_leave_one_admin(
+        pg_engine: Engine, pg_uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer) -> None:
+    passwords = FakePasswords()
+    first = service.create_admin(pg_uow(), passwords, phone="13900000011", password="adminpass1", now=T0)
+    second = service.create_admin(pg_uow(), passwords, phone="13900000012", password="adminpass2", now=T0)
+    # The first admin's demotion of the second stops once it holds the second's row, until the second admin's
+    # demotion of the first (another row: nothing to wait for) has committed.
+    paused = PausedAfter(pg_engine, "users", "get")
+    outcomes: dict[str, object] = {}
+    demoting_second = start_thread(outcomes, "first demotes second", lambda: service.set_roles(
+        paused, issuer, actor_id=first.id or 0, user_id=second.id or 0, roles=["finance"], now=T0).user.roles)
+    assert paused.paused.wait(30), "the first demotion never locked the second admin's row"
+    outcomes["second demotes first"] = service.set_roles(
+        pg_uow(), issuer, actor_id=second.id or 0, user_id=first.id or 0, roles=["operator"], now=T0).user.roles
+    paused.go.set()
+    demoting_second.join()
+
+    assert outcomes == {"second demotes first": "operator", "first demotes second": "LAST_ADMIN"}
+    assert rows(pg_engine, select(users.c.roles).where(users.c.roles.contains("admin"))) == [("admin",)]

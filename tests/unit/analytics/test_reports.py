@@ -7,6 +7,7 @@ import csv
 import dataclasses
 import functools
 import json
+import logging
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -132,6 +133,16 @@ def test_text_a_spreadsheet_would_run_as_a_formula_stays_text(write, tmp_path: P
                                                      ["'@SUM(A1)", "2"], ["广东省", "3"]]
 
 
+@pytest.mark.parametrize("write", [reports.write_csv, reports.write_xlsx])
+def test_text_starting_with_a_full_width_formula_sign_stays_text_too(write, tmp_path: Path) -> None:
+    path = tmp_path / ("report.csv" if write is reports.write_csv else "report.xlsx")
+    typed = ["\uff1dHYPERLINK(\"http://x\")", "\uff0b1", "\uff0d1", "\uff20SUM(A1)", "\uff08\uff1d\uff09"]
+    write(path, ("province",), [(value,) for value in typed], lambda _: None)
+
+    rows = read_csv(path) if write is reports.write_csv else read_xlsx(path)["report"]
+    assert rows == [["province"], ["'＝HYPERLINK(\"http://x\")"], ["'＋1"], ["'－1"], ["'＠SUM(A1)"], ["（＝）"]]
+
+
 def test_a_report_job_goes_from_queued_to_done_and_its_file_reads_back_in_pieces(counted, tmp_path, monkeypatch) -> None:
     job = reports.create_report(counted(), kind="daily", format="csv", from_date=D1.isoformat(),
                                 to_date=D2.isoformat(), requested_by=7)
@@ -175,16 +186,22 @@ def test_the_runner_reports_progress_as_it_goes(counted, delivered, tmp_path: Pa
     assert reports.get_report(counted(), job.id).rows == events
 
 
-def test_a_job_that_cannot_write_its_file_fails_with_the_reason(counted, tmp_path: Path) -> None:
+def test_a_job_that_cannot_write_its_file_fails_with_its_number_not_the_exceptions_text(counted, tmp_path: Path,
+                                                                                       caplog) -> None:
     (tmp_path / "taken").write_text("a file, not a folder")
     job = reports.create_report(counted(), kind="daily", format="csv", from_date=D1.isoformat(),
                                 to_date=D2.isoformat(), requested_by=7)
 
-    reports.ReportRunner(counted, tmp_path / "taken").run_pending()
+    with caplog.at_level(logging.ERROR, logger=reports.__name__):
+        reports.ReportRunner(counted, tmp_path / "taken").run_pending()
 
     failed = reports.get_report(counted(), job.id)
-    assert (failed.status, failed.error.split(":")[0], failed.finished_at is not None) == ("failed", "FileExistsError",
-                                                                                          True)
+    assert (failed.status, failed.finished_at is not None) == ("failed", True)
+    assert failed.error == (f"report {job.id} could not be made; ask for it again, and if it fails again give its "
+                            f"number {job.id} to the shop's engineers")
+    [logged] = caplog.records
+    assert logged.getMessage() == f"report {job.id} (daily, attempt 1) failed"
+    assert logged.exc_info[0] is FileExistsError and str(tmp_path) in str(logged.exc_info[1])
 
 
 def test_a_running_job_whose_runner_went_silent_is_taken_over(counted) -> None:
@@ -200,15 +217,12 @@ def test_a_running_job_whose_runner_went_silent_is_taken_over(counted) -> None:
     assert (taken.id, taken.status, taken.attempts) == (job.id, "running", 2)
 
 
-def test_a_runner_taken_over_while_still_writing_neither_spoils_nor_fails_the_report(counted, tmp_path,
-                                                                                   monkeypatch) -> None:
-    # Runner A goes silent mid-file (a long XLSX save, a stalled disk) for longer than HEARTBEAT_STALE: runner B
-    # takes the job over and writes it to the end; then A wakes up and finishes too.
-    job = reports.create_report(counted(), kind="daily", format="csv", from_date=D1.isoformat(),
-                                to_date=D2.isoformat(), requested_by=7)
-    daily, paused, resume, calls = reports.KINDS["daily"], threading.Event(), threading.Event(), []
+def pausing_after_a_row(paused: threading.Event, resume: threading.Event) -> Callable[..., reports.Report]:
+    """The daily report, whose rows stop after the first until `resume` is set (`paused` tells they did): the first
+    time it is made (runner A's attempt), not the next (B's)."""
+    daily, calls = reports.KINDS["daily"], []
 
-    def first_one_pauses(uow, period):  # type: ignore[no-untyped-def]
+    def kind(uow, period):  # type: ignore[no-untyped-def]
         report = daily(uow, period)
         calls.append(period)
         if len(calls) > 1:
@@ -221,8 +235,17 @@ def test_a_runner_taken_over_while_still_writing_neither_spoils_nor_fails_the_re
             resume.wait(30)
             yield from them
         return dataclasses.replace(report, rows=rows())
+    return kind
 
-    monkeypatch.setitem(reports.KINDS, "daily", first_one_pauses)
+
+def test_a_runner_taken_over_while_still_writing_neither_spoils_nor_fails_the_report(counted, tmp_path,
+                                                                                   monkeypatch) -> None:
+    # Runner A goes silent mid-file (a long XLSX save, a stalled disk) for longer than HEARTBEAT_STALE: runner B
+    # takes the job over and writes it to the end; then A wakes up and finishes too.
+    job = reports.create_report(counted(), kind="daily", format="csv", from_date=D1.isoformat(),
+                                to_date=D2.isoformat(), requested_by=7)
+    paused, resume = threading.Event(), threading.Event()
+    monkeypatch.setitem(reports.KINDS, "daily", pausing_after_a_row(paused, resume))
     files = tmp_path / "reports"
     runner = reports.ReportRunner(counted, files)
     silent = threading.Thread(target=runner.run_one)
@@ -239,6 +262,82 @@ def test_a_runner_taken_over_while_still_writing_neither_spoils_nor_fails_the_re
     assert read_csv(files / done.file_name) == [COLUMNS, *([str(v) for v in row] for row in DAILY_ROWS)]
     assert done.size_bytes == (files / done.file_name).stat().st_size
     assert [path.name for path in files.iterdir()] == [done.file_name]  # the other attempt's file removed
+
+
+def test_a_live_runner_whose_percent_stays_put_beats_on_and_is_not_taken_over(counted, tmp_path, monkeypatch) -> None:
+    # Runner A writes on for longer than HEARTBEAT_STALE without moving the percent (rows past the count expected, a
+    # long XLSX save): its heartbeat, not its progress, keeps the job its own.
+    job = reports.create_report(counted(), kind="daily", format="csv", from_date=D1.isoformat(),
+                                to_date=D2.isoformat(), requested_by=7)
+    paused, resume = threading.Event(), threading.Event()
+    later = utcnow() + reports.HEARTBEAT_STALE + timedelta(seconds=1)
+    beat_later, save = threading.Event(), reports.ReportRunner._save
+
+    def spy(self, running: ReportJob, **values: object) -> bool:  # type: ignore[no-untyped-def]
+        saved = save(self, running, **values)
+        if saved and values == {"heartbeat_at": later}:
+            beat_later.set()
+        return saved
+    monkeypatch.setitem(reports.KINDS, "daily", pausing_after_a_row(paused, resume))
+    monkeypatch.setattr(reports.ReportRunner, "_save", spy)
+    files = tmp_path / "reports"
+    runner = reports.ReportRunner(counted, files, heartbeat_every=timedelta(milliseconds=10))
+    writing = threading.Thread(target=runner.run_one)
+    writing.start()
+    try:
+        assert paused.wait(30)
+        monkeypatch.setattr(reports, "utcnow", lambda: later)
+        assert beat_later.wait(10)
+
+        assert not runner.run_one()  # B finds nothing to take over
+    finally:
+        resume.set()
+        writing.join()
+
+    done = reports.get_report(counted(), job.id)
+    assert (done.status, done.attempts, done.rows, done.percent) == ("done", 1, 3, 100)
+    assert [path.name for path in files.iterdir()] == [done.file_name]
+
+
+class Said(logging.Handler):
+    """Sets `event` when a record's message starts with `words`."""
+
+    def __init__(self, words: str) -> None:
+        super().__init__()
+        self.words, self.event = words, threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith(self.words):
+            self.event.set()
+
+
+def test_a_runner_that_wrote_no_row_for_too_long_stops_beating_and_is_taken_over(counted, tmp_path,
+                                                                                  monkeypatch) -> None:
+    job = reports.create_report(counted(), kind="daily", format="csv", from_date=D1.isoformat(),
+                                to_date=D2.isoformat(), requested_by=7)
+    paused, resume = threading.Event(), threading.Event()
+    monkeypatch.setitem(reports.KINDS, "daily", pausing_after_a_row(paused, resume))
+    stalled = Said(f"report {job.id} (attempt 1) wrote no row for 0:00:00: no more heartbeats")
+    logging.getLogger(reports.__name__).addHandler(stalled)
+    files = tmp_path / "reports"
+    runner = reports.ReportRunner(counted, files, heartbeat_every=timedelta(milliseconds=10),
+                                  stalled_after=timedelta(0))
+    writing = threading.Thread(target=runner.run_one)
+    writing.start()
+    try:
+        assert paused.wait(30) and stalled.event.wait(10)
+        later = utcnow() + reports.HEARTBEAT_STALE + timedelta(seconds=1)
+        monkeypatch.setattr(reports, "utcnow", lambda: later)
+
+        assert runner.run_one()  # B takes it over, and ends it
+    finally:
+        resume.set()
+        writing.join()
+        logging.getLogger(reports.__name__).removeHandler(stalled)
+
+    done = reports.get_report(counted(), job.id)
+    assert (done.status, done.attempts, done.rows) == ("done", 2, 3)
+    assert [path.name for path in files.iterdir()] == [done.file_name]
 
 
 @pytest.mark.parametrize(("kind", "fmt", "code"), [("payroll", "csv", "REPORT_KIND_INVALID"),
@@ -358,6 +457,64 @@ def test_the_job_runner_expires_old_reports_as_it_runs(counted, tmp_path) -> Non
 
     assert reports.get_report(counted(), old.id).status == "expired"
     assert not (tmp_path / old.file_name).exists()
+
+
+def test_an_attempt_that_fails_mid_file_leaves_no_part_file_behind(counted, tmp_path, monkeypatch) -> None:
+    job = reports.create_report(counted(), kind="daily", format="csv", from_date=D1.isoformat(),
+                                to_date=D2.isoformat(), requested_by=7)
+    daily = reports.KINDS["daily"]
+
+    def fails_after_a_row(uow, period):  # type: ignore[no-untyped-def]
+        report = daily(uow, period)
+
+        def rows():  # type: ignore[no-untyped-def]
+            yield next(iter(report.rows))
+            raise OSError("the database went away")
+        return dataclasses.replace(report, rows=rows())
+    monkeypatch.setitem(reports.KINDS, "daily", fails_after_a_row)
+    files = tmp_path / "reports"
+
+    reports.ReportRunner(counted, files).run_one()
+
+    assert reports.get_report(counted(), job.id).status == "failed"
+    assert list(files.iterdir()) == []
+
+
+def job_in(uow: Callable[[], SqlAnalyticsUnitOfWork], status: str, format: str = "csv") -> ReportJob:
+    job = reports.create_report(uow(), kind="daily", format=format, from_date=D1.isoformat(), to_date=D2.isoformat(),
+                                requested_by=7)
+    with uow() as unit:
+        unit.reports.update(job.id, status=status, attempts=2)
+        unit.commit()
+    return reports.get_report(uow(), job.id)
+
+
+def part_of(job: ReportJob, attempt: int) -> str:
+    return reports.file_name(dataclasses.replace(job, attempts=attempt)) + ".part"
+
+
+def test_part_files_of_reports_no_longer_running_are_removed_and_those_of_running_ones_kept(counted, tmp_path) -> None:
+    done, failed, expired, running = (job_in(counted, status, fmt) for status, fmt in (
+        ("done", "csv"), ("failed", "csv"), ("expired", "xlsx"), ("running", "xlsx")))
+    left = [part_of(done, 1), part_of(failed, 2), part_of(expired, 1)]
+    kept = [part_of(running, 1), part_of(running, 2), "999-daily-2026-11-20-2026-11-21.csv.part", "notes.part",
+            reports.file_name(done)]
+    for name in (*left, *kept):
+        (tmp_path / name).write_text("half a report")
+
+    assert reports.remove_leftover_parts(counted(), tmp_path) == 3
+
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("analytics.db")) == sorted(kept)
+    assert reports.remove_leftover_parts(counted(), tmp_path) == 0
+
+
+def test_the_job_runner_removes_leftover_part_files_as_it_runs(counted, tmp_path) -> None:
+    failed = job_in(counted, "failed")
+    (tmp_path / part_of(failed, 1)).write_text("half a report")
+
+    reports.ReportRunner(counted, tmp_path).run(StopAfterFirstPass())
+
+    assert not (tmp_path / part_of(failed, 1)).exists()
 
 
 @pytest.mark.parametrize(("value", "kept"), [("", timedelta(days=7)), ("0.5", timedelta(hours=12))])

@@ -6,11 +6,12 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from mall.events.v1.member_events_pb2 import MemberWithdrawn
 from mall.events.v1.tracking_events_pb2 import PageViewed
 
 from services.analytics import service
 from services.analytics.domain import FunnelSteps, Region, Sales
-from services.common.events import InvalidEvent
+from services.common.events import InvalidEvent, timestamp
 from tests.fixtures.analytics_stream import (
     D1,
     D2,
@@ -19,6 +20,7 @@ from tests.fixtures.analytics_stream import (
     EXPECTED_TOTALS,
     at,
     cart_added,
+    envelope,
     page_view,
     product_viewed,
     republished,
@@ -183,3 +185,22 @@ def test_a_product_view_alone_puts_a_shopper_at_the_funnels_first_step(uow: Fake
 def test_an_anonymous_product_view_is_refused(uow: FakeAnalyticsUnitOfWork) -> None:
     with pytest.raises(InvalidEvent):
         consume(uow, [product_viewed(0, at(D1, 10), 12)])
+
+
+def test_a_withdrawal_without_its_id_is_refused_rather_than_counted_as_another_ones_repeat(
+        uow: FakeAnalyticsUnitOfWork) -> None:
+    counted = MemberWithdrawn(user_id=5, member_no="M5", withdrawal_id=7, amount_fen=1_000)
+    counted.withdrawn_at.CopyFrom(timestamp(at(D1, 10)))
+    consume(uow, [envelope(counted)])
+    no_id = MemberWithdrawn(user_id=6, member_no="M6", amount_fen=2_500)
+    no_id.withdrawn_at.CopyFrom(timestamp(at(D1, 11)))
+    unnamed = MemberWithdrawn(user_id=7, member_no="M7", amount_fen=4_000)
+    unnamed.withdrawn_at.CopyFrom(timestamp(at(D1, 12)))
+
+    with pytest.raises(InvalidEvent, match="without a withdrawal id"):
+        consume(uow, [envelope(no_id)])
+    with pytest.raises(InvalidEvent, match="without a withdrawal id"):
+        consume(uow, [envelope(unnamed)])
+
+    assert {name: value for (day, name), value in uow.rollups.daily.items() if day == D1} == {
+        "withdrawals": 1, "withdrawal_fen": 1_000}

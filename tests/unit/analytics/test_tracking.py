@@ -37,6 +37,26 @@ def test_a_batch_of_none_or_more_than_fifty_is_refused_and_nothing_published(uow
     assert (raised.value.code, uow.published) == ("BATCH_SIZE_INVALID", [])
 
 
+@pytest.mark.parametrize("region", ["广东", "Guangdong", "=HYPERLINK(1)", "广东省 "])
+def test_a_region_that_is_not_a_province_is_refused_naming_the_view_and_nothing_published(
+        uow: FakeAnalyticsUnitOfWork, region: str) -> None:
+    batch = [PageViewInput("s1", "pages/a/a", "", RECEIVED, "广东省"), PageViewInput("s1", "pages/b/b", "", RECEIVED, region)]
+
+    with pytest.raises(InvalidInput) as raised:
+        service.track_page_views(uow, device_id="dev-1", user_id=0, views=batch, now=RECEIVED)
+
+    assert (raised.value.code, list(raised.value.details), uow.published) == (
+        "REGION_INVALID", ["views.1.region"], [])
+
+
+def test_a_province_or_no_region_is_kept_as_sent(uow: FakeAnalyticsUnitOfWork) -> None:
+    batch = [PageViewInput("s1", "pages/a/a", "", RECEIVED, region) for region in ("浙江省", "", "澳门特别行政区")]
+
+    service.track_page_views(uow, device_id="dev-1", user_id=0, views=batch, now=RECEIVED)
+
+    assert [e.payload.region for e in uow.published] == ["浙江省", "", "澳门特别行政区"]
+
+
 def test_a_batch_without_a_device_is_refused(uow: FakeAnalyticsUnitOfWork) -> None:
     with pytest.raises(InvalidInput) as raised:
         service.track_page_views(uow, device_id="", user_id=0, views=views(1), now=RECEIVED)

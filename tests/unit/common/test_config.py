@@ -13,6 +13,7 @@ from services.common.config import (
     ConfigError,
     Env,
     KafkaSettings,
+    PruneSettings,
     ServiceSettings,
     grpc_target,
     provider_url,
@@ -268,3 +269,29 @@ def test_any_other_provider_url_is_refused_naming_the_variable(url: str, environ
 def test_every_payment_channel_refuses_a_plain_http_url_in_production(settings: Any, environ: dict[str, str]) -> None:
     with pytest.raises(ConfigError, match="_URL must be an https URL|_BASE must be an https URL"):
         settings(environ=environ, environment="prod")
+
+
+def test_pruning_defaults_keep_processed_events_beyond_kafka_redeliveries() -> None:
+    assert PruneSettings.from_env(Env({})) == PruneSettings(outbox_days=14, processed_events_days=30,
+                                                            idempotency_key_days=7, interval_seconds=3600)
+
+
+@pytest.mark.parametrize(("environ", "named"), [
+    ({"PROCESSED_EVENTS_RETENTION_DAYS": "14"}, "PROCESSED_EVENTS_RETENTION_DAYS must be at least 15"),
+    ({"KAFKA_TOPIC_RETENTION_DAYS": "30"}, "PROCESSED_EVENTS_RETENTION_DAYS must be at least 38"),
+    ({"OUTBOX_RETENTION_DAYS": "24"}, "OUTBOX_RETENTION_DAYS must be 1 to 23"),
+    ({"OUTBOX_RETENTION_DAYS": "0"}, "OUTBOX_RETENTION_DAYS must be 1 to 23"),
+    ({"IDEMPOTENCY_KEY_RETENTION_DAYS": "0"}, "IDEMPOTENCY_KEY_RETENTION_DAYS must be 1 to 3650"),
+    ({"PRUNE_INTERVAL_SECONDS": "5"}, "PRUNE_INTERVAL_SECONDS must be 60 to 86400"),
+])
+def test_a_retention_that_lets_a_redelivered_event_apply_twice_is_refused_at_start(
+        environ: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        PruneSettings.from_env(Env(environ))
+
+
+def test_a_longer_topic_retention_with_a_longer_processed_retention_is_accepted() -> None:
+    settings = PruneSettings.from_env(Env({"KAFKA_TOPIC_RETENTION_DAYS": "30", "PROCESSED_EVENTS_RETENTION_DAYS": "40",
+                                           "OUTBOX_RETENTION_DAYS": "10"}))
+
+    assert (settings.processed_events_days, settings.republish_days) == (40, 10)

@@ -38,9 +38,9 @@ def reviewable(clients: FakeServices) -> FakeServices:
 
 # (method, path, roles or None for no token, body or None, the 400's details)
 REFUSED_INPUT = {
-    "anonymous page view: NUL in the region": (
-        "POST", "/track", None, {"device_id": "device-0001", "events": [{**VIEW, "region": "广东\u0000省"}]},
-        {"events.0.region": REFUSED}),
+    "anonymous page view: NUL in the referrer": (
+        "POST", "/track", None, {"device_id": "device-0001", "events": [{**VIEW, "referrer": "pages/a\u0000/a"}]},
+        {"events.0.referrer": REFUSED}),
     "staff body: NUL in a coupon template's name": (
         "POST", "/admin/coupons", "operator", {**COUPON, "name": "5 yuan\u0000off"}, {"name": REFUSED}),
     "staff body: NUL in a disable reason": (

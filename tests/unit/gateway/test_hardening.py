@@ -46,7 +46,7 @@ def test_options_on_a_post_route_answers_allow_without_validating_or_counting(
         client: FlaskClient, clients) -> None:  # type: ignore[no-untyped-def]
     replies = [client.options("/api/v1/auth/sms-codes") for _ in range(30)]  # the per-IP limit is 20 a minute
 
-    assert [reply.status_code for reply in replies] == [200] * 30
+    assert [reply.status_code for reply in replies] == [204] * 30
     assert set(replies[-1].headers["Allow"].split(", ")) == {"POST", "OPTIONS"}
     assert clients.user.SendSmsCode.calls == []
     sent = client.post("/api/v1/auth/sms-codes", json={"phone": "13800138000", "purpose": "login"})
@@ -56,8 +56,37 @@ def test_options_on_a_post_route_answers_allow_without_validating_or_counting(
 def test_options_on_an_admin_route_needs_no_token(client: FlaskClient) -> None:
     response = client.options("/api/v1/admin/analytics/overview")
 
-    assert response.status_code == 200
+    assert response.status_code == 204
     assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+
+
+@pytest.mark.parametrize("path", ["/api/v1/auth/sms-codes", "/api/v1/products/5", "/healthz", "/openapi.json"])
+def test_options_answers_no_content_with_allow_and_no_body(client: FlaskClient, path: str) -> None:
+    response = client.options(path)
+
+    assert (response.status_code, response.data, "Content-Type" in response.headers,
+            "Content-Length" in response.headers, bool(response.headers["Allow"])) == (204, b"", False, False, True)
+
+
+def test_a_cross_origin_preflight_is_granted_nothing(client: FlaskClient) -> None:
+    response = client.options("/api/v1/auth/sms-codes", headers={
+        "Origin": "https://elsewhere.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type"})
+
+    assert (response.status_code, sorted(h for h in response.headers.keys() if h.lower().startswith("access-control"))
+            ) == (204, [])
+
+
+def test_options_on_an_unknown_path_is_404_in_the_error_format(client: FlaskClient) -> None:
+    response = client.options("/api/v1/nothing-here")
+
+    assert (response.status_code, response.get_json()["error"]["code"]) == (404, "NOT_FOUND")
+
+
+def test_the_openapi_document_says_how_options_is_answered(client: FlaskClient) -> None:
+    description = client.get("/openapi.json").get_json()["info"]["description"]
+
+    assert "OPTIONS on any path answers 204 with an Allow header" in description
 
 
 def test_token_responses_are_not_stored_by_caches(client: FlaskClient, clients) -> None:  # type: ignore[no-untyped-def]

@@ -32,7 +32,7 @@ from gateway.api import (
 )
 from gateway.app import create_app
 from gateway.config import GatewaySettings
-from services.common import idempotency
+from services.common import formats, idempotency
 from services.common.errors import InvalidInput
 from tests.fixtures.fake_services import FakeServices
 
@@ -320,3 +320,22 @@ def test_a_stock_change_documents_that_it_is_never_zero(client) -> None:  # type
     delta = client.get("/openapi.json").get_json()["components"]["schemas"]["StockIn"]["properties"]["delta"]
 
     assert (delta["minimum"], delta["maximum"], delta["not"]) == (-(10**9), 10**9, {"const": 0})
+
+
+def test_every_new_password_documents_the_rule_the_user_service_applies(client) -> None:  # type: ignore[no-untyped-def]
+    spec = client.get("/openapi.json").get_json()
+    documented = {name: model["properties"]["new_password"] for name, model in spec["components"]["schemas"].items()
+                  if "new_password" in model.get("properties", {})}
+
+    assert sorted(documented) == ["PasswordChange", "PasswordReset", "StaffPasswordIn"]
+    assert {(schema["minLength"], schema["maxLength"], schema["description"]) for schema in documented.values()} == {
+        (formats.PASSWORD_MIN_LENGTH, formats.PASSWORD_MAX_LENGTH,
+         f"{formats.PASSWORD_RULE} (400 PASSWORD_TOO_WEAK otherwise)")}
+
+
+@pytest.mark.parametrize("password", ["", "short1", "nodigitshere"])
+def test_a_new_password_breaking_the_rule_is_judged_by_the_user_service_alone(
+        client, clients, bearer, password: str) -> None:  # type: ignore[no-untyped-def]
+    client.post("/api/v1/admin/users/7/password", json={"new_password": password}, headers=bearer(roles="admin"))
+
+    assert [call.message.new_password for call in clients.user.SetStaffPassword.calls] == [password]

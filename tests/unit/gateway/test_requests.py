@@ -7,7 +7,10 @@ import re
 import pytest
 from flask.testing import FlaskClient
 from mall.order.v1 import order_pb2
+from mall.product.v1 import product_pb2
+from pydantic import Field, ValidationError
 
+from gateway.api import Query
 from services.common.logs import request_id_var
 
 SMS_CODES = "/api/v1/auth/sms-codes"
@@ -232,6 +235,74 @@ def test_a_query_string_on_an_operation_without_parameters_is_refused(client: Fl
 
     assert (response.status_code, response.get_json()["error"]["details"], clients.user.SendSmsCode.calls) == (
         400, {"debug": "unknown parameter"}, [])
+
+
+ORDERS = "/api/v1/orders"
+
+
+@pytest.mark.parametrize("written", [" 1", "1 ", "+1", "1_000", "01", "00", "1.0", "1e2", "0x1", "١", "１", ""])
+def test_a_query_integer_is_taken_only_in_ascii_digits_as_written(client: FlaskClient, clients, bearer,
+                                                                   written: str) -> None:
+    response = client.get(ORDERS, query_string={"page": written}, headers=bearer())
+
+    assert (response.status_code, response.get_json()["error"]["code"], list(response.get_json()["error"]["details"]),
+            clients.order.ListOrders.calls) == (400, "INVALID_REQUEST", ["page"], [])
+
+
+def test_a_query_integer_written_plainly_is_read(client: FlaskClient, clients, bearer) -> None:
+    clients.order.ListOrders.reply = order_pb2.ListOrdersResponse(total=0)
+
+    response = client.get(f"{ORDERS}?page=12&page_size=10", headers=bearer())
+
+    assert (response.status_code, clients.order.ListOrders.calls[0].message.offset) == (200, 110)
+
+
+@pytest.mark.parametrize(("written", "status"), [("0", 200), ("-0", 400), ("-1", 400), ("+0", 400)])
+def test_zero_is_a_query_integer_but_a_signed_zero_or_a_negative_below_the_bound_is_not(
+        client: FlaskClient, clients, written: str, status: int) -> None:
+    clients.product.SearchProducts.reply = product_pb2.SearchProductsResponse(total=0)
+
+    response = client.get("/api/v1/products", query_string={"price_min_fen": written})
+
+    assert response.status_code == status
+    if status == 400:
+        assert list(response.get_json()["error"]["details"]) == ["price_min_fen"]
+
+
+class Shift(Query):
+    """A query model with a parameter that may be negative, and a list of integers."""
+
+    delta: int = Field(0, ge=-10, le=10)
+    ids: list[int] = []
+
+
+@pytest.mark.parametrize(("values", "read"), [({"delta": "-3"}, -3), ({"delta": "0"}, 0), ({"delta": "7"}, 7)])
+def test_a_negative_query_integer_is_read_where_the_parameter_allows_one(values: dict, read: int) -> None:
+    assert Shift.model_validate(values).delta == read
+
+
+@pytest.mark.parametrize("values", [{"delta": "-03"}, {"delta": "--3"}, {"delta": "- 3"}, {"delta": "-0"},
+                                    {"ids": ["1", "+2"]}, {"ids": ["٣"]}])
+def test_each_query_integer_is_checked_as_written_lists_included(values: dict) -> None:
+    with pytest.raises(ValidationError) as refused:
+        Shift.model_validate(values)
+
+    assert [e["type"] for e in refused.value.errors()] == ["integer_text"]
+
+
+def test_a_body_sharing_a_query_models_integers_still_refuses_them_as_text(client: FlaskClient, clients,
+                                                                         bearer) -> None:
+    response = client.post("/api/v1/admin/users/search", json={"id": 9, "page": "2"},
+                           headers=bearer(roles="customer_service"))
+
+    assert (response.status_code, list(response.get_json()["error"]["details"]), clients.user.SearchUsers.calls) == (
+        400, ["page"], [])
+
+
+def test_the_openapi_document_says_how_query_integers_are_written(client: FlaskClient) -> None:
+    description = client.get("/openapi.json").get_json()["info"]["description"]
+
+    assert "An integer in a query string is written in ASCII digits" in description
 
 
 def test_access_is_checked_before_input(client: FlaskClient) -> None:

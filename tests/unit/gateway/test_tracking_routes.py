@@ -10,6 +10,8 @@ from flask.testing import FlaskClient
 from google.protobuf.timestamp_pb2 import Timestamp
 from mall.analytics.v1 import analytics_pb2
 
+from services.common import formats
+
 TRACK = "/api/v1/track"
 DEVICE = "dev-0123456789"
 
@@ -89,6 +91,19 @@ def refused(client: FlaskClient, clients, body: dict) -> tuple[int, set[str]]:
     return response.status_code, set(response.get_json()["error"].get("details", {}))
 
 
+@pytest.mark.parametrize("region", ["", *formats.PROVINCES])
+def test_a_region_is_a_province_as_addresses_name_it_or_empty(client: FlaskClient, clients, region: str) -> None:
+    response = client.post(TRACK, json={"device_id": DEVICE, "events": [view(region=region)]})
+
+    assert (response.status_code, clients.analytics.TrackPageViews.calls[0].message.views[0].region) == (202, region)
+
+
+def test_the_documented_regions_are_the_provinces_and_empty(client: FlaskClient) -> None:
+    schemas = client.get("/openapi.json").get_json()["components"]["schemas"]
+
+    assert schemas["TrackedEvent"]["properties"]["region"]["enum"] == ["", *formats.PROVINCES]
+
+
 def test_a_batch_without_a_device_id_is_refused(client: FlaskClient, clients) -> None:
     assert refused(client, clients, {"events": [view()]}) == (400, {"device_id"})
 
@@ -111,7 +126,8 @@ def test_an_empty_batch_is_refused(client: FlaskClient, clients) -> None:
 
 
 @pytest.mark.parametrize(("field", "value"), [("page", "p" * 257), ("referrer", "r" * 257), ("page", ""),
-                                              ("session_id", "s" * 65), ("region", "r" * 33), ("type", "click"),
+                                              ("session_id", "s" * 65), ("region", "r" * 33), ("region", "广东"),
+                                              ("region", "Guangdong"), ("region", "广东省 "), ("type", "click"),
                                               ("ts", "2026-11-29T10:00:00"), ("ts", "yesterday"),
                                               ("ts", "0001-01-01T00:00:00+01:00"), ("ts", "9999-12-31T23:59:59-01:00")])
 def test_an_oversized_or_malformed_field_is_refused_naming_it(client: FlaskClient, clients, field: str,
@@ -121,7 +137,7 @@ def test_an_oversized_or_malformed_field_is_refused_naming_it(client: FlaskClien
 
 
 def test_a_body_over_64_kib_is_refused_before_analytics_is_called(client: FlaskClient, clients) -> None:
-    padded = [view(page="p" * 250, referrer="r" * 250, session_id="s" * 64, region="r" * 32)] * 50
+    padded = [view(page="p" * 250, referrer="r" * 250, session_id="s" * 64, region="新疆维吾尔自治区")] * 50
     body = {"device_id": DEVICE, "events": padded}
 
     response = client.post(TRACK, data=json.dumps(body) + " " * 65536,

@@ -11,6 +11,7 @@ from mall.events.v1.order_events_pb2 import OrderCancelled, OrderPaid, OrderRefu
 from services.common.events import InvalidEvent, timestamp
 from services.member import consumers, service
 from services.member.domain import Account, HoldStatus, OrderLine
+from tests.fakes import FakeCategories
 from tests.unit.member.fakes import FakeMemberUnitOfWork
 
 NOW = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
@@ -68,7 +69,7 @@ def shopper_with_an_order_using_a_coupon_and_points(uow: FakeMemberUnitOfWork, *
     service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
     deliver(uow, paid("O0", 100_000), "e-0")  # silver: 1,200 points
     template = service.create_coupon_template(
-        uow, name="5 yuan off", kind="fixed", amount_fen=500, percent_off=0, threshold_fen=1_000, cap_fen=0, total=5,
+        uow, FakeCategories(), name="5 yuan off", kind="fixed", amount_fen=500, percent_off=0, threshold_fen=1_000, cap_fen=0, total=5,
         per_user_limit=1, valid_from=NOW - timedelta(days=1), valid_to=valid_to, category_ids=[],
         needs_approval=False, now=NOW)
     coupon, _ = service.claim_coupon(uow, user_id=ALICE, template_id=template.id or 0, now=NOW)

@@ -13,13 +13,14 @@ from mall.member.v1 import member_pb2 as pb
 
 from services.common.auth import Caller, caller_var
 from services.common.config import ConfigError
-from services.common.errors import DomainError, Forbidden, InvalidInput, NotFound
+from services.common.errors import DomainError, ErrorKind, Forbidden, InvalidInput, NotFound
 from services.common.events import timestamp
 from services.member import service
 from services.member.channels import RechargeChannels, SimulatedPayout
 from services.member.config import MemberServiceSettings
 from services.member.domain import OrderLine
 from services.member.grpc_api import MemberServicer
+from tests.fakes import FakeCategories
 from tests.unit.member.fakes import FakeMemberUnitOfWork
 from tests.unit.member.test_recharge_expiry import base
 
@@ -32,12 +33,12 @@ def uow() -> FakeMemberUnitOfWork:
     return FakeMemberUnitOfWork()
 
 
-def create(uow: FakeMemberUnitOfWork, **overrides: object) -> int:
+def create(uow: FakeMemberUnitOfWork, categories: FakeCategories | None = None, **overrides: object) -> int:
     fields: dict = {"name": "5 yuan off", "kind": "fixed", "amount_fen": 500, "percent_off": 0, "threshold_fen": 0,
                     "cap_fen": 0, "total": 10, "per_user_limit": 1, "valid_from": NOW - timedelta(days=1),
                     "valid_to": NOW + timedelta(days=7), "category_ids": [], "created_by": OPERATOR, "now": NOW}
     fields.update(overrides)
-    return service.create_coupon_template(uow, **fields).id or 0
+    return service.create_coupon_template(uow, categories or FakeCategories(), **fields).id or 0
 
 
 def template(uow: FakeMemberUnitOfWork, **overrides: object) -> int:
@@ -253,7 +254,8 @@ def test_a_maximum_face_value_out_of_its_bounds_stops_the_service_at_start(tmp_p
 
 
 def test_the_servicer_creates_templates_worth_at_most_its_configured_maximum(uow: FakeMemberUnitOfWork) -> None:
-    servicer = MemberServicer(lambda: uow, SimulatedPayout(), RechargeChannels({}), coupon_max_face_fen=1_000)
+    servicer = MemberServicer(lambda: uow, SimulatedPayout(), RechargeChannels({}), categories=FakeCategories(),
+                              coupon_max_face_fen=1_000)
     request = pb.CreateCouponTemplateRequest(name="x", kind="fixed", amount_fen=1_001, total=1, per_user_limit=1,
                                              valid_from=timestamp(NOW), valid_to=timestamp(NOW + timedelta(days=1)))
     token = caller_var.set(Caller(user_id=ADMIN, roles=frozenset({"admin"}), token_id="t"))
@@ -294,7 +296,7 @@ def test_a_template_whose_validity_has_already_ended_is_refused(uow: FakeMemberU
 def test_the_servicer_passes_the_claims_idempotency_key_so_a_retry_answers_the_first_coupon(
         uow: FakeMemberUnitOfWork) -> None:
     template_id = template(uow, total=5, per_user_limit=3)
-    servicer = MemberServicer(lambda: uow, SimulatedPayout(), RechargeChannels({}))
+    servicer = MemberServicer(lambda: uow, SimulatedPayout(), RechargeChannels({}), categories=FakeCategories())
     request = pb.ClaimCouponRequest(template_id=template_id, idempotency_key="tap-1")
     token = caller_var.set(Caller(user_id=ALICE, roles=frozenset(), token_id="t"))
     try:
@@ -328,3 +330,41 @@ def test_zero_in_a_field_of_the_other_kind_counts_as_not_set(uow: FakeMemberUnit
     found = [service.coupon_template(uow, template_id=t) for t in (fixed, percent)]
     assert [(t.kind, t.amount_fen, t.percent_off, t.cap_fen) for t in found] == [
         ("fixed", 500, 0, 0), ("percent", 0, 10, 1_000)]
+
+
+def test_a_template_restricted_to_categories_the_catalogue_lacks_is_refused_naming_them(
+        uow: FakeMemberUnitOfWork) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        create(uow, FakeCategories(known={3, 4}), category_ids=[99, 3, 7])
+
+    assert (refused.value.code, refused.value.details, uow.coupons.templates) == (
+        "COUPON_TEMPLATE_INVALID", {"category_ids": "no such categories: 7, 99"}, {})
+
+
+def test_a_template_restricted_to_categories_the_catalogue_has_is_created_with_them(
+        uow: FakeMemberUnitOfWork) -> None:
+    categories = FakeCategories(known={3, 4})
+
+    template_id = create(uow, categories, category_ids=[4, 3])
+
+    assert (uow.coupons.templates[template_id].category_ids, categories.asked) == ([3, 4], [[3, 4]])
+
+
+def test_no_template_is_created_while_the_product_service_cannot_say_which_categories_exist(
+        uow: FakeMemberUnitOfWork) -> None:
+    with pytest.raises(DomainError) as refused:
+        create(uow, FakeCategories(down=True), category_ids=[3])
+
+    assert (refused.value.code, refused.value.kind, uow.coupons.templates) == (
+        "PRODUCT_UNAVAILABLE", ErrorKind.UNAVAILABLE, {})
+
+
+def test_a_template_for_every_category_or_with_invalid_fields_asks_the_catalogue_nothing(
+        uow: FakeMemberUnitOfWork) -> None:
+    categories = FakeCategories(down=True)
+
+    create(uow, categories, category_ids=[])
+    with pytest.raises(InvalidInput):
+        create(uow, categories, category_ids=[3], total=0)
+
+    assert (categories.asked, len(uow.coupons.templates)) == ([], 1)

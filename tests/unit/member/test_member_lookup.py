@@ -17,6 +17,7 @@ from services.member import service
 from services.member.channels import RechargeChannels, SimulatedPayout
 from services.member.domain import PLATFORM, Account, transfer
 from services.member.grpc_api import MemberServicer
+from tests.fakes import FakeCategories
 from tests.unit.member.fakes import FakeMemberUnitOfWork
 
 NOW = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
@@ -47,7 +48,7 @@ def calling_as(user_id: int, *roles: str) -> Iterator[None]:
 
 
 def servicer(uow: FakeMemberUnitOfWork) -> MemberServicer:
-    return MemberServicer(lambda: uow, SimulatedPayout(), RechargeChannels({}))
+    return MemberServicer(lambda: uow, SimulatedPayout(), RechargeChannels({}), categories=FakeCategories())
 
 
 def look_up(uow: FakeMemberUnitOfWork, user_id: int = SHOPPER, **page: int) -> member_pb2.LookUpMemberResponse:

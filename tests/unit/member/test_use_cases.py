@@ -10,6 +10,7 @@ from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInpu
 from services.member import service
 from services.member.channels import SimulatedPayment, SimulatedPayout
 from services.member.domain import PLATFORM, Account, Member, OrderLine, level_for, transfer
+from tests.fakes import FakeCategories
 from tests.unit.member.fakes import FakeMemberUnitOfWork
 
 NOW = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
@@ -323,7 +324,7 @@ def template(uow: FakeMemberUnitOfWork, **overrides: object) -> int:
                     "cap_fen": 10_000, "total": 10, "per_user_limit": 1, "valid_from": NOW - timedelta(days=1),
                     "valid_to": NOW + timedelta(days=7), "category_ids": [], "needs_approval": False, "now": NOW}
     fields.update(overrides)
-    return service.create_coupon_template(uow, **fields).id or 0
+    return service.create_coupon_template(uow, FakeCategories(), **fields).id or 0
 
 
 def test_a_percent_discount_is_rounded_down_to_the_fen_and_capped(uow: FakeMemberUnitOfWork) -> None:
@@ -346,6 +347,57 @@ def test_a_fixed_coupon_needs_its_threshold_on_its_categories(uow: FakeMemberUni
     enough = service.quote_coupons(uow, user_id=ALICE, lines=[OrderLine(7, 5_000)], coupon_id=coupon.id or 0, now=NOW)
 
     assert [(q.discount_fen, q.reason) for q in short + enough] == [(0, "COUPON_THRESHOLD_NOT_MET"), (500, "")]
+
+
+# The catalogue of these tests: 1 数码 > 2 手机 > 9 折叠屏, and 3 家居 (a line's category_path, root first).
+PHONE, FOLDABLE, SOFA = (1, 2), (1, 2, 9), (3,)
+
+
+def test_a_template_for_a_parent_category_applies_to_lines_filed_under_its_children_at_any_depth(
+        uow: FakeMemberUnitOfWork) -> None:
+    coupon, _ = service.claim_coupon(uow, user_id=ALICE, template_id=template(uow, category_ids=[1]), now=NOW)
+    lines = [OrderLine(2, 6_000, PHONE), OrderLine(9, 4_000, FOLDABLE), OrderLine(3, 50_000, SOFA)]
+
+    [quote] = service.quote_coupons(uow, user_id=ALICE, lines=lines, coupon_id=coupon.id or 0, now=NOW)
+
+    assert (quote.discount_fen, quote.reason) == (1_000, "")  # 10% of the phones' 10,000, nothing of the sofa
+
+
+def test_a_template_for_a_parent_category_does_not_apply_to_another_branch_nor_a_child_one_to_its_parent(
+        uow: FakeMemberUnitOfWork) -> None:
+    for category_ids in ([1], [2]):
+        service.claim_coupon(uow, user_id=ALICE, template_id=template(uow, category_ids=category_ids), now=NOW)
+
+    quotes = service.quote_coupons(uow, user_id=ALICE, lines=[OrderLine(3, 9_000, SOFA), OrderLine(1, 8_000, (1,))],
+                                   now=NOW)
+
+    # 数码's coupon takes 10% of the line filed under 数码 itself only; 手机's applies to neither line
+    assert sorted((q.discount_fen, q.reason) for q in quotes) == [(0, "COUPON_NOT_APPLICABLE"), (800, "")]
+
+
+def test_a_parent_category_templates_threshold_counts_only_the_lines_below_it(uow: FakeMemberUnitOfWork) -> None:
+    template_id = template(uow, kind="fixed", amount_fen=1_000, percent_off=0, cap_fen=0, threshold_fen=10_000,
+                           category_ids=[1])
+    coupon, _ = service.claim_coupon(uow, user_id=ALICE, template_id=template_id, now=NOW)
+    short = [OrderLine(2, 6_000, PHONE), OrderLine(3, 5_000, SOFA)]   # 11,000 in all, 6,000 of it 数码
+    enough = [OrderLine(2, 6_000, PHONE), OrderLine(9, 4_000, FOLDABLE), OrderLine(3, 5_000, SOFA)]
+
+    quotes = [service.quote_coupons(uow, user_id=ALICE, lines=lines, coupon_id=coupon.id or 0, now=NOW)[0]
+              for lines in (short, enough)]
+    locked = service.lock_coupon(uow, user_id=ALICE, order_no="O1", coupon_id=coupon.id or 0, lines=enough, now=NOW)
+
+    assert [(q.discount_fen, q.reason) for q in quotes] == [(0, "COUPON_THRESHOLD_NOT_MET"), (1_000, "")]
+    assert locked == service.CouponLock(1_000, (1,))
+
+
+def test_a_line_without_a_path_is_matched_on_its_own_category_as_before(uow: FakeMemberUnitOfWork) -> None:
+    # An order service of the previous release sends no path: its lines still match templates of their category.
+    coupon, _ = service.claim_coupon(uow, user_id=ALICE, template_id=template(uow, category_ids=[2]), now=NOW)
+
+    [quote] = service.quote_coupons(uow, user_id=ALICE, lines=[OrderLine(2, 6_000), OrderLine(3, 5_000)],
+                                    coupon_id=coupon.id or 0, now=NOW)
+
+    assert (quote.discount_fen, quote.reason) == (600, "")
 
 
 def test_an_expired_coupon_is_listed_as_expired_and_refused_at_preview(uow: FakeMemberUnitOfWork) -> None:

@@ -32,7 +32,7 @@ def test_an_order_counts_once_however_often_its_submit_is_replayed(shop: Shop) -
 
 
 def test_a_submit_that_fails_counts_no_order(shop: Shop) -> None:
-    shop.members.fail_points = True  # after the stock reservation: the whole submit is undone
+    shop.members.fail_points, shop.members.points = True, 100  # after the stock reservation: the whole submit is undone
     deltas = CounterDeltas()
     with pytest.raises(DomainError):
         submit(shop, replace(BUY_TWO, points=100))

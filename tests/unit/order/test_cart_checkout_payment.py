@@ -21,7 +21,7 @@ from services.common.wechatpay import (
 )
 from services.order import refunds, service
 from services.order.domain import MAX_CART_LINES, MAX_WECHAT_ATTEMPTS, Order, order_no_of_trade
-from services.order.ports import CouponOffer
+from services.order.ports import CouponLine, CouponOffer
 from services.order.service import CheckoutInput
 from tests.fakes import FakeRefundPayments, paid_while_closing
 from tests.unit.order.conftest import NOW, Shop, late_money
@@ -90,6 +90,23 @@ def test_quote_and_submit_charge_the_same_exact_amounts(shop: Shop) -> None:
             order.payable_fen) == (3998, 199, 500, 3, 3296)
 
 
+def test_preview_usable_coupons_and_submit_give_the_member_service_each_lines_category_path(shop: Shop) -> None:
+    shop.catalog.put(101, price_fen=1999, category_id=2, category_path=(1, 2))  # 数码 > 手机
+    shop.catalog.put(102, price_fen=500, category_id=5, category_path=(4, 5))   # 家居 > 沙发
+    shop.members.coupon_fen, shop.members.coupon_categories = 300, (1,)          # a 数码 coupon
+    ids = tuple(service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=sku_id, quantity=quantity,
+                                      now=NOW).item.id or 0 for sku_id, quantity in ((101, 2), (102, 1)))
+    request = CheckoutInput(cart_item_ids=ids, address_id=7, coupon_id=9)
+
+    quote = service.quote_checkout(shop.uow, shop.catalog, shop.members, shop.settings, user_id=1, request=request)
+    order = submit(shop, request)
+
+    sent = [CouponLine(2, 3998, (1, 2)), CouponLine(5, 500, (4, 5))]
+    assert shop.members.coupon_lines == {"quote_coupon": sent, "usable_coupons": sent, "lock_coupon": sent}
+    assert (quote.amounts, [line.coupon_applied for line in order.lines]) == (order.amounts, [True, False])
+    assert order.coupon_discount_fen == 300
+
+
 def test_the_quote_lists_the_coupons_usable_for_its_lines(shop: Shop) -> None:
     offer = CouponOffer(coupon_id=9, name="满10减5", discount_fen=500, valid_to=NOW + timedelta(days=7))
     shop.members.offers = [offer]
@@ -121,7 +138,7 @@ def test_an_unverified_shopper_cannot_order(shop: Shop) -> None:
 
 
 def test_a_failure_after_the_reservation_releases_stock_coupon_and_points(shop: Shop) -> None:
-    shop.members.fail_points = True
+    shop.members.fail_points, shop.members.points = True, 100
     with pytest.raises(DomainError):
         submit(shop, replace(BUY_TWO, coupon_id=9, points=100))
     assert shop.stock.available[101] == 10

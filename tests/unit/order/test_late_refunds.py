@@ -269,20 +269,22 @@ def test_a_wallet_charge_staff_credit_back_reaches_the_money_ledger_once(shop: S
     assert {event.payload.user_id for event in shop.uow.published if event.event_type.startswith("late-")} == {2}
 
 
-def test_a_closed_late_refund_wechat_pay_pays_after_all_is_published_once_with_the_note_for_finance(
+def test_a_late_refund_staff_closed_after_paying_it_back_another_way_that_wechat_pay_pays_is_booked_paid_twice_once(
         shop: Shop, payments: FakeRefundPayments) -> None:
     order, refund = paid_late(shop, payments)
     notify(shop, payments, refund, "ABNORMAL")
     payments.status = "ABNORMAL"
     refunds.close_refund(shop.uow, payments, refund_no=refund.refund_no, reason="线下转账", actor="staff:1", now=LATER)
 
-    notify(shop, payments, refund, "SUCCESS", times=2)  # completed at WeChat Pay after all: the money went back
+    notify(shop, payments, refund, "SUCCESS", times=2)  # completed at WeChat Pay after all: the money went back twice
 
     assert (refund.status, order.refunded_fen, order.history[-1].reason) == (
         "CLOSED", 0, refunds.paid_after_close_note(refund))
-    assert refunded_events(shop) == [
+    assert refunded_events(shop) == [  # WeChat Pay's refund of the late money
         ("late-payment-refunded", order.order_no, "wechat", 3998, f"LATE{order.order_no}", "")]
-    assert [e for e in shop.uow.published if e.event_type == "refund-paid-twice"] == []  # its outflow is the above
+    assert [(e.payload.order_no, e.payload.refund_no, e.payload.amount_fen, e.payload.channel)
+            for e in shop.uow.published if e.event_type == "refund-paid-twice"] == [
+        (order.order_no, f"LATE{order.order_no}", 3998, "wechat")]  # and staff's before it: finance recovers one
 
 
 def test_staff_retry_only_a_refund_number_they_could_have_read_and_are_answered_the_order(

@@ -19,14 +19,15 @@ def test_the_catalogue_asks_for_skus_by_id_and_keeps_those_off_sale_marked(fake_
     fake_services.product.GetSkus.reply = product_pb2.GetSkusResponse(skus=[
         product_pb2.SkuOffer(sku=product_pb2.Sku(id=101, spec={"颜色": "黑", "尺码": "L"}, price_fen=1999,
                                                  stock_status="low"),
-                             product_id=10, name="茶", on_sale=True, category_id=3, brand_id=4, image="a.png"),
+                             product_id=10, name="茶", on_sale=True, category_id=3, brand_id=4, image="a.png",
+                             category_path=[1, 3]),
         product_pb2.SkuOffer(sku=product_pb2.Sku(id=102, price_fen=500, stock_status="in_stock"), product_id=11,
                              name="旧茶", on_sale=False)])
 
     found = GrpcCatalog(fake_services).skus({102, 101, 103})
 
     assert list(fake_services.product.GetSkus.calls[0].message.sku_ids) == [101, 102, 103]
-    assert found == {101: CatalogSku(101, 10, "茶", "尺码:L;颜色:黑", 1999, "low", True, 3, 4, "a.png"),
+    assert found == {101: CatalogSku(101, 10, "茶", "尺码:L;颜色:黑", 1999, "low", True, 3, 4, "a.png", (1, 3)),
                      102: CatalogSku(102, 11, "旧茶", "", 500, "in_stock", False)}
 
 
@@ -36,11 +37,11 @@ def test_a_reservation_answers_the_snapshot_the_product_service_read_while_holdi
     fake_services.product.ReserveStock.reply = product_pb2.ReserveStockResponse(
         order_no="O-1", lines=[product_pb2.StockLine(sku_id=101, quantity=2)], status="RESERVED", skus=[
             product_pb2.SkuOffer(sku=product_pb2.Sku(id=101, price_fen=1999, stock_status="sold_out"), product_id=10,
-                                 name="茶", on_sale=True, category_id=3)])
+                                 name="茶", on_sale=True, category_id=3, category_path=[1, 3])])
 
     held = GrpcStock(fake_services).reserve("O-1", [StockLine(sku_id=101, quantity=2)])
 
-    assert held == {101: CatalogSku(101, 10, "茶", "", 1999, "sold_out", True, 3)}
+    assert held == {101: CatalogSku(101, 10, "茶", "", 1999, "sold_out", True, 3, category_path=(1, 3))}
     assert fake_services.product.GetSkus.calls == []
 
 
@@ -71,24 +72,28 @@ def test_usable_coupons_are_the_usable_quotes_biggest_discount_first(fake_servic
     fake_services.member.QuoteCoupons.reply = member_pb2.QuoteCouponsResponse(
         quotes=[quote(1, 300), quote(2, 0, usable=False), quote(3, 500)])
 
-    offers = GrpcMembers(fake_services).usable_coupons([CouponLine(category_id=3, amount_fen=3998)])
+    offers = GrpcMembers(fake_services).usable_coupons([CouponLine(category_id=3, amount_fen=3998,
+                                                                   category_path=(1, 3))])
 
     sent = fake_services.member.QuoteCoupons.calls[0].message
-    assert (sent.coupon_id, [(line.category_id, line.amount_fen) for line in sent.lines]) == (0, [(3, 3998)])
+    assert (sent.coupon_id, [(line.category_id, line.amount_fen, list(line.category_path)) for line in sent.lines]
+            ) == (0, [(3, 3998, [1, 3])])
     assert offers == [CouponOffer(3, "券3", 500, VALID_TO), CouponOffer(1, "券1", 300, VALID_TO)]
 
 
 def test_locking_a_coupon_answers_its_discount_and_the_categories_it_is_limited_to(fake_services: FakeServices) -> None:
     fake_services.member.LockCoupon.reply = member_pb2.LockCouponResponse(discount_fen=500, category_ids=[5, 8])
-    lines = [CouponLine(category_id=3, amount_fen=1999), CouponLine(category_id=5, amount_fen=6000)]
+    lines = [CouponLine(category_id=3, amount_fen=1999, category_path=(1, 3)),
+             CouponLine(category_id=6, amount_fen=6000, category_path=(5, 6)), CouponLine(category_id=8, amount_fen=1)]
 
     locked = GrpcMembers(fake_services).lock_coupon("O1", 7, lines)
 
     assert locked == LockedCoupon(discount_fen=500, category_ids=frozenset({5, 8}))
-    assert [locked.applies_to(line.category_id) for line in lines] == [False, True]
+    assert [locked.applies_to(line) for line in lines] == [False, True, True]  # 6 is filed under 5
     assert fake_services.member.QuoteCoupons.calls == []  # one call: the lock answers the categories
     sent = fake_services.member.LockCoupon.calls[0].message
-    assert (sent.order_no, sent.coupon_id, [line.category_id for line in sent.lines]) == ("O1", 7, [3, 5])
+    assert (sent.order_no, sent.coupon_id, [(line.category_id, list(line.category_path)) for line in sent.lines]) == (
+        "O1", 7, [(3, [1, 3]), (6, [5, 6]), (8, [])])
 
 
 def test_a_coupon_of_every_category_applies_to_every_line(fake_services: FakeServices) -> None:
@@ -96,4 +101,5 @@ def test_a_coupon_of_every_category_applies_to_every_line(fake_services: FakeSer
 
     locked = GrpcMembers(fake_services).lock_coupon("O1", 7, [CouponLine(category_id=3, amount_fen=1999)])
 
-    assert (locked.discount_fen, locked.applies_to(3), locked.applies_to(99)) == (300, True, True)
+    assert (locked.discount_fen, locked.applies_to(CouponLine(3, 1999)), locked.applies_to(CouponLine(99, 1, (98, 99)))
+            ) == (300, True, True)

@@ -17,6 +17,7 @@ from services.product.domain import (
     SkuDraft,
     Status,
     StockLine,
+    category_paths,
     descendants,
     merge_lines,
     stock_status,
@@ -229,6 +230,13 @@ def test_a_category_includes_its_descendants_at_any_depth() -> None:
             Category("家电", id=4)]
 
     assert descendants(tree, 1) == {1, 2, 3}
+
+
+def test_a_categorys_path_runs_from_its_root_down_to_itself() -> None:
+    tree = [Category("数码", id=1), Category("手机", parent_id=1, id=2), Category("5G手机", parent_id=2, id=3),
+            Category("家电", id=4)]
+
+    assert category_paths(tree, [3, 4, 2]) == {3: (1, 2, 3), 4: (4,), 2: (1, 2)}
 
 
 def test_stock_lines_for_one_sku_are_merged_and_sorted_by_sku() -> None:

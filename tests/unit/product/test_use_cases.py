@@ -123,6 +123,55 @@ def test_a_cart_lookup_of_a_product_never_approved_shows_a_placeholder_not_its_d
     assert (offer.name, offer.image, offer.on_sale) == (UNAPPROVED_NAME, "", False)
 
 
+def test_checkout_lookups_answer_each_skus_category_path_as_the_tree_is_now(uow: FakeProductUnitOfWork) -> None:
+    phone = on_sale(uow)  # filed under 1 数码 > 2 手机
+    before = service.get_skus(uow, sku_ids=sku_ids(uow, phone)[:1])[0].category_path
+    uow.categories.add(Category("电子产品"))
+    service.save_category(uow, actor_id=EDITOR, category_id=1, name="数码", parent_id=3, now=T0)  # 数码 moved
+
+    [offer] = service.get_skus(uow, sku_ids=sku_ids(uow, phone)[:1])
+    held = service.reserve_stock(uow, order_no="O1", lines=[StockLine(sku_ids(uow, phone)[0], 1)], now=T0)
+
+    assert (before, offer.category_path, held.offers[0].category_path) == ((1, 2), (3, 1, 2), (3, 1, 2))
+
+
+def reprice(uow: FakeProductUnitOfWork, product_id: int, price_fen: int) -> None:
+    """An operator's edit of the prices only (back to audit if it was approved)."""
+    service.update_product(uow, actor_id=EDITOR, product_id=product_id, draft=draft(price_fen=price_fen),
+                           version=uow.products.items[product_id].version, now=T0)
+
+
+def test_a_cart_lookup_of_a_live_product_repriced_since_answers_no_price_not_the_one_awaiting_audit(
+        uow: FakeProductUnitOfWork) -> None:
+    live = on_sale(uow)  # 549_900 and 550_000, approved
+    reprice(uow, live, 100)
+
+    offers = service.get_skus(uow, sku_ids=sku_ids(uow, live))
+
+    assert [(offer.on_sale, offer.sku.price_fen, offer.sku.market_price_fen) for offer in offers] == [
+        (False, 0, 0), (False, 0, 0)]
+
+
+def test_a_cart_lookup_of_a_product_whose_new_price_was_rejected_answers_no_price(
+        uow: FakeProductUnitOfWork) -> None:
+    live = on_sale(uow)
+    reprice(uow, live, 100)
+    service.audit_product(uow, actor_id=1, product_id=live, approve=False, reason="价格录错", now=T0)
+
+    offers = service.get_skus(uow, sku_ids=sku_ids(uow, live))
+
+    assert [(offer.on_sale, offer.sku.price_fen) for offer in offers] == [(False, 0), (False, 0)]
+
+
+def test_staff_still_read_the_price_waiting_for_audit(uow: FakeProductUnitOfWork) -> None:
+    live = on_sale(uow)
+    reprice(uow, live, 100)
+
+    read = service.get_admin_product(uow, product_id=live).product
+
+    assert [sku.price_fen for sku in read.active_skus] == [100, 200]
+
+
 def test_staff_still_read_the_edit_waiting_for_audit(uow: FakeProductUnitOfWork) -> None:
     live = on_sale(uow)
     edit(uow, live, name="未审核的名字", images=("/media/unapproved.jpg",))
@@ -308,6 +357,41 @@ def test_an_approved_product_edited_by_an_operator_leaves_the_shelf(uow: FakePro
 
     assert (view.product.status, view.product.on_shelf, service.search_products(uow).total) == (
         Status.PENDING_AUDIT, False, 0)
+
+
+def test_a_new_product_is_refused_with_every_problem_at_once_its_unknown_category_and_brand_too(
+        uow: FakeProductUnitOfWork) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        service.create_product(uow, actor_id=EDITOR, draft=replace(draft(name=" "), category_id=99, brand_id=98),
+                               now=T0)
+
+    assert (refused.value.code, refused.value.details, uow.products.items) == (
+        "PRODUCT_INVALID", {"name": "1-100 characters", "category_id": "no such category",
+                            "brand_id": "no such brand"}, {})
+
+
+def test_an_edit_from_a_stale_form_is_told_to_reload_before_its_fields_are_judged(
+        uow: FakeProductUnitOfWork) -> None:
+    product_id = on_sale(uow)
+    service.update_product(uow, actor_id=EDITOR, product_id=product_id, draft=draft(price_fen=1), version=1, now=T0)
+
+    with pytest.raises(Conflict) as refused:
+        service.update_product(uow, actor_id=EDITOR, product_id=product_id, draft=draft(name=""), version=1, now=T0)
+
+    assert (refused.value.code, refused.value.details, uow.products.items[product_id].name) == (
+        "PRODUCT_CHANGED", {"version": 2}, "华为 Mate 60 智能手机")
+
+
+def test_an_edit_naming_an_unknown_brand_is_refused_and_changes_nothing(uow: FakeProductUnitOfWork) -> None:
+    product_id = on_sale(uow)
+
+    with pytest.raises(InvalidInput) as refused:
+        service.update_product(uow, actor_id=EDITOR, product_id=product_id, draft=replace(draft(), brand_id=98),
+                               version=1, now=T0)
+
+    product = uow.products.items[product_id]
+    assert (refused.value.code, refused.value.details, product.brand_id, product.version, product.status) == (
+        "PRODUCT_INVALID", {"brand_id": "no such brand"}, 1, 1, Status.APPROVED)
 
 
 # Order events, handled as the consumer handles them: inside an open unit of work

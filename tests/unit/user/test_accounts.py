@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from services.common import formats
 from services.common.config import ConfigError, Env, ServiceSettings
 from services.common.errors import InvalidInput
 from services.user.config import UserSettings, read_identity_keys, read_identity_provider
@@ -67,7 +68,15 @@ def test_weak_password_is_refused(password: str) -> None:
         validate_password(password)
 
     assert (raised.value.code, raised.value.message, raised.value.details) == (
-        "PASSWORD_TOO_WEAK", "password must be 8-128 characters with letters and digits", {"password": "too weak"})
+        "PASSWORD_TOO_WEAK", f"password must be {formats.PASSWORD_RULE}", {"password": "too weak"})
+
+
+@pytest.mark.parametrize("password", ["abcd\t1234", "abcd1234\n", "\x00abcd1234", "abcd\x7f1234"])
+def test_a_password_with_a_control_character_is_refused_as_no_login_could_send_it(password: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        validate_password(password)
+
+    assert raised.value.code == "PASSWORD_TOO_WEAK"
 
 
 @pytest.mark.parametrize("password", ["        ", "!!!!!!!!", "password!", "1234567!"])

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.common import formats
 from services.common.errors import DomainError, Forbidden, InvalidInput, NotFound, RateLimited, Unauthenticated
 from services.user import service
 from services.user.domain import PASSWORD_FAILURES, LoginResult
@@ -126,7 +127,7 @@ def test_a_weak_new_password_is_refused_naming_new_password(uow: FakeUserUnitOfW
 
     assert (raised.value.code, raised.value.details, raised.value.message) == (
         "PASSWORD_TOO_WEAK", {"new_password": "too weak"},
-        "new_password must be 8-128 characters with letters and digits")
+        f"new_password must be {formats.PASSWORD_RULE}")
 
 
 def test_a_login_code_does_not_prove_a_password_change(uow: FakeUserUnitOfWork, issuer: TokenIssuer,
@@ -331,6 +332,27 @@ def test_an_admin_cannot_change_their_own_roles(uow: FakeUserUnitOfWork, issuer:
     assert (raised.value.code, admin.roles, len(uow.role_changes.records)) == ("OWN_ROLES", "admin", 1)
 
 
+def test_the_admin_role_of_the_last_admin_cannot_be_taken_and_nothing_changes(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords) -> None:
+    admin = service.create_admin(uow, passwords, phone=PHONE, password="adminpass1", now=T0)
+
+    # The actor's own admin role was taken a moment ago (its token still says admin): no admin would be left.
+    with pytest.raises(DomainError) as raised:
+        service.set_roles(uow, issuer, actor_id=9, user_id=admin.id or 0, roles=["operator"], now=T0)
+
+    assert (raised.value.code, admin.roles, len(uow.role_changes.records)) == ("LAST_ADMIN", "admin", 1)
+
+
+def test_an_admin_takes_the_admin_role_of_another_while_one_is_left(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords) -> None:
+    first = service.create_admin(uow, passwords, phone=PHONE, password="adminpass1", now=T0)
+    second = service.create_admin(uow, passwords, phone="13900000002", password="adminpass2", now=T0)
+
+    done = service.set_roles(uow, issuer, actor_id=first.id or 0, user_id=second.id or 0, roles=["finance"], now=T0)
+
+    assert (done.user.roles, first.roles) == ("finance", "admin")
+
+
 def test_create_staff_makes_a_password_account_with_the_role_audited_as_the_command(
         uow: FakeUserUnitOfWork, passwords: FakePasswords) -> None:
     staff = service.create_staff(uow, passwords, phone=PHONE, role="customer_service", password="staffpass1", now=T0)
@@ -347,6 +369,28 @@ def test_create_staff_adds_a_role_to_an_existing_account(uow: FakeUserUnitOfWork
     staff = service.create_staff(uow, passwords, phone=PHONE, role="operator", password="staffpass1", now=T0)
 
     assert (uow.users.count(), staff.roles, staff.nickname) == (1, "finance,operator", "用户5678")
+
+
+def test_a_password_set_by_the_command_ends_the_sessions_started_with_the_old_one(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords) -> None:
+    service.create_admin(uow, passwords, phone=PHONE, password="leakedpass1", now=T0)
+    stolen = service.login_with_password(uow, issuer, passwords, phone=PHONE, password="leakedpass1", now=T0)
+
+    service.create_admin(uow, passwords, phone=PHONE, password="freshpass22", now=T0 + timedelta(minutes=1))
+
+    with pytest.raises(Unauthenticated) as refused:
+        service.refresh_session(uow, issuer, refresh_token=stolen.refresh_token, now=T0 + timedelta(minutes=2))
+    assert (refused.value.code, live_tokens(uow)) == ("REFRESH_TOKEN_REVOKED", 0)
+
+
+def test_a_password_the_command_sets_on_an_existing_account_is_audited_as_the_commands(
+        uow: FakeUserUnitOfWork, passwords: FakePasswords) -> None:
+    admin = service.create_admin(uow, passwords, phone=PHONE, password="adminpass1", now=T0)
+
+    service.create_admin(uow, passwords, phone=PHONE, password="adminpass2", now=T0 + timedelta(minutes=1))
+
+    assert [(s.user_id, s.actor_id, s.set_at) for s in uow.password_sets.records] == [
+        (admin.id, None, T0 + timedelta(minutes=1))]
 
 
 def test_create_staff_refuses_an_unknown_role(uow: FakeUserUnitOfWork, passwords: FakePasswords) -> None:

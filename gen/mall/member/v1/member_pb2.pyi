@@ -424,12 +424,14 @@ class ListCouponsResponse(_message.Message):
     def __init__(self, coupons: _Optional[_Iterable[_Union[Coupon, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
 
 class OrderLine(_message.Message):
-    __slots__ = ("category_id", "amount_fen")
+    __slots__ = ("category_id", "amount_fen", "category_path")
     CATEGORY_ID_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FEN_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_PATH_FIELD_NUMBER: _ClassVar[int]
     category_id: int
     amount_fen: int
-    def __init__(self, category_id: _Optional[int] = ..., amount_fen: _Optional[int] = ...) -> None: ...
+    category_path: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, category_id: _Optional[int] = ..., amount_fen: _Optional[int] = ..., category_path: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class QuoteCouponsRequest(_message.Message):
     __slots__ = ("lines", "coupon_id")

@@ -102,7 +102,7 @@ class GetSkusRequest(_message.Message):
     def __init__(self, sku_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class SkuOffer(_message.Message):
-    __slots__ = ("sku", "product_id", "name", "on_sale", "category_id", "brand_id", "image")
+    __slots__ = ("sku", "product_id", "name", "on_sale", "category_id", "brand_id", "image", "category_path")
     SKU_FIELD_NUMBER: _ClassVar[int]
     PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -110,6 +110,7 @@ class SkuOffer(_message.Message):
     CATEGORY_ID_FIELD_NUMBER: _ClassVar[int]
     BRAND_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_PATH_FIELD_NUMBER: _ClassVar[int]
     sku: Sku
     product_id: int
     name: str
@@ -117,7 +118,8 @@ class SkuOffer(_message.Message):
     category_id: int
     brand_id: int
     image: str
-    def __init__(self, sku: _Optional[_Union[Sku, _Mapping]] = ..., product_id: _Optional[int] = ..., name: _Optional[str] = ..., on_sale: _Optional[bool] = ..., category_id: _Optional[int] = ..., brand_id: _Optional[int] = ..., image: _Optional[str] = ...) -> None: ...
+    category_path: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, sku: _Optional[_Union[Sku, _Mapping]] = ..., product_id: _Optional[int] = ..., name: _Optional[str] = ..., on_sale: _Optional[bool] = ..., category_id: _Optional[int] = ..., brand_id: _Optional[int] = ..., image: _Optional[str] = ..., category_path: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class GetSkusResponse(_message.Message):
     __slots__ = ("skus",)

@@ -1,0 +1,102 @@
+"""Pruning: every service deletes the bookkeeping rows that can no longer matter, a bounded batch at a time.
+
+- `outbox`: rows published more than OUTBOX_RETENTION_DAYS ago (never an unpublished one);
+- `processed_events`: records more than PROCESSED_EVENTS_RETENTION_DAYS old, which must outlast every redelivery
+  of their event (the rule in config.PruneSettings, checked when the process starts);
+- `idempotency_keys`: client keys (idempotency.REQUEST_KEY_SCOPES) older than their replay window,
+  IDEMPOTENCY_KEY_RETENTION_DAYS; a service's own once-for-ever guards are kept.
+
+Each batch is one DELETE of at most PRUNE_BATCH rows in a transaction of its own, so no lock is held long. The
+serve role runs a round every PRUNE_INTERVAL_SECONDS on each replica; a round holds the job's advisory lock
+(`uow.one_round_at_a_time`), so one replica prunes at a time, and on PostgreSQL each batch takes its rows FOR UPDATE
+SKIP LOCKED, so even two deleters never wait on each other's rows, nor count a row twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from alembic import op
+from sqlalchemy import ColumnElement, Engine, Table, delete, or_, select, text, tuple_
+
+from services.common.config import PruneSettings
+from services.common.db import utcnow
+from services.common.idempotency import REQUEST_KEY_SCOPES, idempotency_keys
+from services.common.metrics import ROWS_PRUNED
+from services.common.migrations import build_index_concurrently
+from services.common.outbox import outbox, processed_events
+from services.common.uow import SqlUnitOfWork, one_round_at_a_time
+
+log = logging.getLogger(__name__)
+
+PRUNE_BATCH = 1000  # rows per DELETE
+
+
+def prune_batches(engine: Engine, table: Table, where: ColumnElement[bool], *, batch: int = PRUNE_BATCH) -> int:
+    """Delete `table`'s rows matching `where`, `batch` at most per statement and transaction; how many were deleted."""
+    key = tuple_(*table.primary_key.columns)
+    deleted = 0
+    while True:
+        doomed = select(*table.primary_key.columns).where(where).limit(batch)
+        if engine.dialect.name == "postgresql":
+            doomed = doomed.with_for_update(skip_locked=True)
+        with engine.begin() as conn:
+            count = conn.execute(delete(table).where(key.in_(doomed))).rowcount
+        deleted += count
+        if count < batch:
+            return deleted
+
+
+def prune(engine: Engine, service: str, settings: PruneSettings, *, now: datetime | None = None,
+          batch: int = PRUNE_BATCH) -> dict[str, int]:
+    """Delete what is past its retention from the three tables; rows deleted per table."""
+    now = now or utcnow()
+    def older_than(days: int) -> datetime:
+        return now - timedelta(days=days)
+
+    past_retention = {
+        outbox: outbox.c.published_at.is_not(None) & (outbox.c.published_at < older_than(settings.outbox_days)),
+        processed_events: processed_events.c.processed_at < older_than(settings.processed_events_days),
+        idempotency_keys: (idempotency_keys.c.created_at < older_than(settings.idempotency_key_days))
+        & or_(*(idempotency_keys.c.scope.startswith(scope, autoescape=True) for scope in REQUEST_KEY_SCOPES)),
+    }
+    pruned = {}
+    for table, where in past_retention.items():
+        pruned[table.name] = prune_batches(engine, table, where, batch=batch)
+        ROWS_PRUNED.labels(service, table.name).inc(pruned[table.name])
+    if any(pruned.values()):
+        log.info("pruned bookkeeping rows of %s: %s", service, pruned)
+    return pruned
+
+
+def prune_once_across_replicas(engine: Engine, service: str, settings: PruneSettings, *,
+                               now: datetime | None = None) -> int:
+    """`prune`, unless another replica's round is under way (0 then); rows deleted in all."""
+    return one_round_at_a_time(lambda: SqlUnitOfWork(engine, service), "prune-bookkeeping",
+                               lambda: sum(prune(engine, service, settings, now=now).values()),
+                               now=now or utcnow(), interval=timedelta(0))
+
+
+def pruning_job(engine: Engine, service: str, settings: PruneSettings) -> Callable[[], int]:
+    return lambda: prune_once_across_replicas(engine, service, settings)
+
+
+# The indexes the age predicates above read through (each service's revision calls add_pruning_indexes).
+PRUNING_INDEXES = {"ix_outbox_published_at": ("outbox", "published_at"),
+                   "ix_processed_events_processed_at": ("processed_events", "processed_at"),
+                   "ix_idempotency_keys_created_at": ("idempotency_keys", "created_at")}
+
+
+def add_pruning_indexes() -> None:
+    """In a migration: the indexes of PRUNING_INDEXES, built without blocking writes (outbox's only over published
+    rows, which are all the pruning reads)."""
+    for name, (table, column) in PRUNING_INDEXES.items():
+        where = text("published_at IS NOT NULL") if table == "outbox" else None
+        build_index_concurrently(name, table, [column], where=where)
+
+
+def drop_pruning_indexes() -> None:
+    for name, (table, _) in PRUNING_INDEXES.items():
+        op.drop_index(name, table_name=table, if_exists=True)

@@ -1,0 +1,141 @@
+"""Bookkeeping pruning on PostgreSQL and SQLite: exactly the rows past their retention go, batch by batch, and two
+pruners at once neither count a row twice nor wait on each other."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine, func, inspect, select
+
+from services.common.config import PruneSettings
+from services.common.db import utcnow
+from services.common.idempotency import idempotency_keys
+from services.common.metrics import ROWS_PRUNED
+from services.common.outbox import outbox, processed_events
+from services.common.pruning import PRUNING_INDEXES, prune, prune_once_across_replicas
+from tests.fixtures.postgres import start_thread
+
+pytestmark = pytest.mark.integration
+
+SETTINGS = PruneSettings(outbox_days=14, processed_events_days=30, idempotency_key_days=7)
+NOW = utcnow()
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def engine(request: pytest.FixtureRequest) -> Engine:
+    fixture = "service_engine" if request.param == "postgresql" else "sqlite_service_engine"
+    return request.getfixturevalue(fixture)("order")
+
+
+@pytest.fixture
+def postgres(service_engine: Callable[[str], Engine]) -> Engine:
+    return service_engine("order")
+
+
+def days_ago(days: float):  # type: ignore[no-untyped-def]
+    return NOW - timedelta(days=days)
+
+
+def add_outbox(engine: Engine, *, created_days: float, published_days: float | None, count: int = 1) -> None:
+    with engine.begin() as conn:
+        conn.execute(outbox.insert(), [{
+            "event_id": str(uuid.uuid4()), "event_type": "order-paid", "aggregate_id": "o1", "envelope": b"x",
+            "created_at": days_ago(created_days),
+            "published_at": None if published_days is None else days_ago(published_days)} for _ in range(count)])
+
+
+def add_processed(engine: Engine, *, days: float, count: int = 1) -> None:
+    with engine.begin() as conn:
+        conn.execute(processed_events.insert(), [{
+            "consumer": "member", "event_id": str(uuid.uuid4()), "event_type": "order-paid",
+            "processed_at": days_ago(days)} for _ in range(count)])
+
+
+def add_key(engine: Engine, scope: str, *, days: float) -> None:
+    with engine.begin() as conn:
+        conn.execute(idempotency_keys.insert().values(scope=scope, key=str(uuid.uuid4()), request_hash="h",
+                                                      response=b"r", created_at=days_ago(days)))
+
+
+def counts(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return {table.name: conn.execute(select(func.count()).select_from(table)).scalar_one()
+                for table in (outbox, processed_events, idempotency_keys)}
+
+
+def test_only_rows_past_their_retention_are_deleted_a_batch_at_a_time(engine: Engine) -> None:
+    add_outbox(engine, created_days=20, published_days=15, count=5)  # published 15 days ago: gone
+    add_outbox(engine, created_days=20, published_days=13)  # published 13 days ago: kept
+    add_outbox(engine, created_days=40, published_days=None)  # never published: kept, however old
+    add_processed(engine, days=31, count=3)
+    add_processed(engine, days=29, count=2)
+    add_key(engine, "submit-order:user:1", days=8)  # a client key past its replay window: gone
+    add_key(engine, "withdrawal:user:1", days=8)
+    add_key(engine, "submit-order:user:1", days=6)  # within its window: kept
+    add_key(engine, "balance-payment", days=400)  # a once-for-ever guard: kept
+    add_key(engine, "order-paid", days=400)
+    before = ROWS_PRUNED.labels("order", "outbox")._value.get()
+
+    pruned = prune(engine, "order", SETTINGS, now=NOW, batch=2)
+
+    assert pruned == {"outbox": 5, "processed_events": 3, "idempotency_keys": 2}
+    assert counts(engine) == {"outbox": 2, "processed_events": 2, "idempotency_keys": 3}
+    assert ROWS_PRUNED.labels("order", "outbox")._value.get() - before == 5
+
+
+def test_a_second_round_finds_nothing_more(engine: Engine) -> None:
+    add_processed(engine, days=31, count=4)
+    prune(engine, "order", SETTINGS, now=NOW, batch=2)
+
+    assert prune(engine, "order", SETTINGS, now=NOW, batch=2) == {
+        "outbox": 0, "processed_events": 0, "idempotency_keys": 0}
+
+
+def test_a_replicas_round_prunes_every_table(engine: Engine) -> None:
+    add_outbox(engine, created_days=20, published_days=15, count=2)
+    add_processed(engine, days=31, count=3)
+    add_key(engine, "recharge:user:9", days=8)
+
+    assert prune_once_across_replicas(engine, "order", SETTINGS, now=NOW) == 6
+    assert counts(engine) == {"outbox": 0, "processed_events": 0, "idempotency_keys": 0}
+
+
+def test_two_pruners_at_once_delete_every_old_row_once_between_them(postgres: Engine) -> None:
+    add_processed(postgres, days=31, count=3000)
+    add_processed(postgres, days=1, count=10)
+    results: dict[str, object] = {}
+
+    threads = [start_thread(results, name, lambda: prune(postgres, "order", SETTINGS, now=NOW, batch=100))
+               for name in ("first", "second")]
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sum(result["processed_events"] for result in results.values()) == 3000  # type: ignore[index]
+    assert counts(postgres)["processed_events"] == 10
+
+
+def test_two_replicas_rounds_at_once_prune_once(postgres: Engine) -> None:
+    add_outbox(postgres, created_days=30, published_days=20, count=1500)
+    results: dict[str, object] = {}
+
+    threads = [start_thread(results, name, lambda: prune_once_across_replicas(postgres, "order", SETTINGS, now=NOW))
+               for name in ("first", "second")]
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sorted(results.values()) == [0, 1500]  # type: ignore[type-var]
+    assert counts(postgres)["outbox"] == 0
+
+
+@pytest.mark.parametrize("service", ["user", "product", "order", "member", "analytics"])
+def test_every_service_has_the_indexes_the_age_predicates_read(
+        service: str, service_engine: Callable[[str], Engine]) -> None:
+    inspector = inspect(service_engine(service))
+
+    found = {(index["name"], table) for table in ("outbox", "processed_events", "idempotency_keys")
+             for index in inspector.get_indexes(table)}
+
+    assert {(name, table) for name, (table, _) in PRUNING_INDEXES.items()} <= found
