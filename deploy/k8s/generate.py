@@ -132,6 +132,12 @@ MONITORING_NAMESPACE = "monitoring"
 INGRESS_NAMESPACE = "ingress-nginx"
 
 
+# No pod gets Kubernetes' docker-link variables of the namespace's Services (KAFKA_PORT=tcp://..., REDIS_SERVICE_HOST,
+# GATEWAY_PORT...): the settings read only what minimall-config and the pod's env name, and the apache/kafka image
+# writes every KAFKA_* variable into the broker's server.properties (KAFKA_PORT became `port=tcp://10.0.0.5:9092`).
+SERVICE_LINKS = False
+
+
 def labels(name: str, component: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": name, "app.kubernetes.io/component": component}
 
@@ -200,6 +206,7 @@ def deployment(name: str, component: str, image: str, *, args: list[str] | None 
     pod_spec: dict[str, Any] = {
         "serviceAccountName": name,
         "automountServiceAccountToken": False,
+        "enableServiceLinks": SERVICE_LINKS,
         "securityContext": pod_security(),
         "terminationGracePeriodSeconds": grace,
     }
@@ -287,7 +294,7 @@ CHANNEL_SECRETS: dict[str, dict[str, str]] = {
 CHANNEL_FILE_VARIABLES = {"wechatpay": {"WECHATPAY_MERCHANT_KEY_FILE": "merchant-key.pem"},
                           "alipay": {"ALIPAY_APP_PRIVATE_KEY_FILE": "app-private-key.pem",
                                      "ALIPAY_PUBLIC_KEY_FILE": "alipay-public-key.pem"}}
-# Who takes payments through which channel (every role builds the service's settings, relays and consumers too).
+# Who takes payments through which channel (servers build the service's settings; relays and consumers do not).
 PAYMENT_CHANNELS = {"order": ("wechatpay",), "member": ("wechatpay", "alipay", "bankcard")}
 
 
@@ -303,9 +310,11 @@ def channel_env(service: str) -> list[dict[str, Any]]:
 
 
 def mount_channel_files(service: str, objects: list[dict[str, Any]]) -> None:
-    """Mount each payment channel's Secret (optional) read-only in every container of the service's Deployments."""
+    """Mount each payment channel's Secret (optional) read-only in the server's containers: the one role that builds
+    the service's settings (relays and consumers read no channel setting)."""
     channels = [c for c in PAYMENT_CHANNELS.get(service, ()) if c in CHANNEL_FILES]
-    for workload in (o for o in objects if o["kind"] == "Deployment"):
+    for workload in (o for o in objects if o["kind"] == "Deployment"
+                     and o["metadata"]["labels"]["app.kubernetes.io/component"] == "server"):
         pod = workload["spec"]["template"]["spec"]
         pod["volumes"] = [*pod["volumes"], *({"name": c, "secret": {"secretName": f"minimall-{c}", "optional": True,
                                                                      "defaultMode": 0o440}} for c in channels)]
@@ -350,6 +359,57 @@ def service_env(service: str) -> list[dict[str, Any]]:
     return env + channel_env(service)
 
 
+def settings_reads(service: str) -> set[str]:
+    """The variables the settings every role builds read (ServiceSettings.from_env in services/common/config.py and
+    the functions and from_env methods of that module it calls, the Kafka and pruning settings among them), for
+    `service`: all a relay, `migrate` and `wait-migrated` read (services/common/runtime.py builds nothing else for
+    them), so the only secrets their containers get. Read from the code: `env.<type>(NAME, ...)`,
+    `read_key(env, NAME, ...)`, f-string names with the service's prefix."""
+    tree = ast.parse((ROOT / "services" / "common" / "config.py").read_text())
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    from_env = {c.name: m for c in tree.body if isinstance(c, ast.ClassDef)
+                for m in c.body if isinstance(m, ast.FunctionDef) and m.name == "from_env"}
+    names: set[str] = set()
+    pending, seen = [from_env["ServiceSettings"]], set()
+    while pending:
+        function = pending.pop()
+        if id(function) in seen:
+            continue
+        seen.add(id(function))
+        for call in (n for n in ast.walk(function) if isinstance(n, ast.Call)):
+            func, argument = call.func, None
+            if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "env":
+                argument = call.args[0] if call.args else None
+            elif isinstance(func, ast.Name) and func.id in ("read_key", "read_optional_key"):
+                argument = call.args[1]
+            elif isinstance(func, ast.Name) and func.id in functions:
+                pending.append(functions[func.id])
+            elif (isinstance(func, ast.Attribute) and func.attr == "from_env" and isinstance(func.value, ast.Name)
+                  and func.value.id in from_env):
+                pending.append(from_env[func.value.id])
+            if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
+                names.add(argument.value)
+            elif isinstance(argument, ast.JoinedStr):  # f"{prefix}_DATABASE_URL"
+                names.add("".join(part.value if isinstance(part, ast.Constant) else service.upper()
+                                  for part in argument.values))
+    return names
+
+
+def settings_env(service: str, env: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Of the service's `env`, what its common settings read (settings_reads): the database URL and the Kafka
+    credentials of its secrets, no payment, identity or SMS key and no service token."""
+    reads = settings_reads(service)
+    return [e for e in env if e["name"] in reads]
+
+
+def consumer_env(service: str, env: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Of the service's `env`, what its consume role reads: the common settings (settings_env) and, when its handlers
+    call services (ROLE_CALLS, read from the code), its own SERVICE_TOKEN; services/<name>/__main__.py
+    event_consumers builds nothing else of the service."""
+    own = {"SERVICE_TOKEN"} if ROLE_CALLS.get((service, "consumer")) else set()
+    return [e for e in env if e["name"] in settings_reads(service) | own]
+
+
 def metadata(name: str, component: str) -> dict[str, Any]:
     return {"name": object_name(name, component), "labels": labels(name, component)}
 
@@ -391,15 +451,18 @@ def service_objects(service: str) -> list[dict[str, Any]]:
         metrics_port=metrics_port, private_key=private,
         # Pods starting at once take turns on a PostgreSQL advisory lock (services/common/migrations.py):
         # the first upgrades (one transaction per revision), the next finds the schema at head.
-        init=[init_container("migrate", image, env)],
+        init=[init_container("migrate", image, settings_env(service, env))],
     )
     # Relay and consumers: after SIGTERM they settle the batch in flight, bounded by Kafka's
     # delivery timeout (2 x KAFKA_REQUEST_TIMEOUT_MS + linger) + 5 s: 65 s with the defaults.
     # They never migrate: they wait until the server pods' init containers have brought the database to this
     # image's head, so a relay or consumer of a new image never runs against the old schema.
+    # Relays and consumers build none of the service (services/common/runtime.py): they get what the common settings
+    # read, and a consumer whose handlers call services its service token; no JWT private key, payment channel
+    # files, provider or identity keys.
     non_serving = {"ports": [metrics], "probes": http_probes("metrics", "/metrics", "/metrics"),
                    "res": resources("50m", "128Mi", "500m", "256Mi"), "grace": 90, "metrics_port": metrics_port,
-                   "private_key": private, "env": env, "init": [init_container("wait-migrated", image, env)]}
+                   "init": [init_container("wait-migrated", image, settings_env(service, env))]}
     # Two relays: one leads (a PostgreSQL advisory lock), the other stands by to take over.
     objects = [
         service_account(service, "server"),
@@ -411,11 +474,12 @@ def service_objects(service: str) -> list[dict[str, Any]]:
                             {"name": "metrics", "port": metrics_port, "targetPort": "metrics"}]}},
         hpa(service, "server", 2, 6),
         pdb(service, "server"),
-        deployment(service, "relay", image, args=["relay"], replicas=2, **non_serving),
+        deployment(service, "relay", image, args=["relay"], replicas=2, env=settings_env(service, env), **non_serving),
         pdb(service, "relay"),
     ]
     if service in CONSUMING:
-        objects += [deployment(service, "consumer", image, args=["consume"], replicas=2, **non_serving),
+        objects += [deployment(service, "consumer", image, args=["consume"], replicas=2,
+                               env=consumer_env(service, env), **non_serving),
                     pdb(service, "consumer")]
     if service in SHARED_FILES:
         objects.append(share_files(service, server, **SHARED_FILES[service]))
@@ -424,15 +488,14 @@ def service_objects(service: str) -> list[dict[str, Any]]:
 
 
 def init_container(role: str, image: str, env: list[dict[str, Any]]) -> dict[str, Any]:
-    """An init container running the image's `role` (migrate, wait-migrated) with the service's settings, but of
-    its secrets only the database URL and the Kafka credentials its settings read: migrating needs no payment,
-    identity or SMS key."""
-    needed = [e for e in env if "secretKeyRef" not in e.get("valueFrom", {})
-              or e["name"].endswith("_DATABASE_URL") or e["name"].startswith("KAFKA_SASL_")]
+    """An init container running the image's `role` (migrate, wait-migrated) with `env`: the service's common
+    settings (settings_env), as migrating needs no payment, identity or SMS key."""
     return {"name": role, "image": image, "args": [role],
-            "envFrom": [{"configMapRef": {"name": "minimall-config"}}], "env": needed,
+            "envFrom": [{"configMapRef": {"name": "minimall-config"}}], "env": env,
             "resources": resources("50m", "96Mi", "500m", "256Mi"), "securityContext": container_security(),
-            "volumeMounts": mounts()}
+            # Of the pod's JWT keys the public one only (the user server's pod holds the private key as well).
+            "volumeMounts": [{"name": "jwt", "mountPath": "/etc/minimall/jwt/jwt-public.pem",
+                              "subPath": "jwt-public.pem", "readOnly": True}, *mounts()[1:]]}
 
 
 def mount_directory(deployment: dict[str, Any], volume: dict[str, Any], *, path: str, variable: str) -> None:

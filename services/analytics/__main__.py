@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from mall.analytics.v1 import analytics_pb2, analytics_pb2_grpc
+from sqlalchemy import Engine
 from tqdm import tqdm
 
 from services.analytics import reports
@@ -46,6 +47,14 @@ def report_retention(env: Env) -> timedelta:
     return timedelta(days=days)
 
 
+def event_consumers(base: ServiceSettings, engine: Engine) -> list[EventConsumer]:
+    """The consume role: facts and rollups from every event; no report files."""
+    # batched (one transaction per poll): its handlers only insert facts and add to rollups, rows no request
+    # path locks; the other services' consumers touch stock, balances and points, one event per transaction
+    return [EventConsumer("analytics", functools.partial(SqlAnalyticsUnitOfWork, engine, "analytics"), base.kafka,
+                          HANDLERS, batched=True)]
+
+
 def build_app(base: ServiceSettings) -> ServiceApp:
     engine = make_engine(base.database_url)
     uow = functools.partial(SqlAnalyticsUnitOfWork, engine, "analytics")
@@ -55,9 +64,7 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     return ServiceApp(
         settings=base, engine=engine,
         registrations=[registration(analytics_pb2, analytics_pb2_grpc, "AnalyticsService", servicer)],
-        # batched (one transaction per poll): its handlers only insert facts and add to rollups, rows no request
-        # path locks; the other services' consumers touch stock, balances and points, one event per transaction
-        consumers=[EventConsumer("analytics", uow, base.kafka, HANDLERS, batched=True)],
+        consumers=event_consumers(base, engine),
         jobs={"reports": reports.ReportRunner(uow, directory, keep=report_retention(env)).run},
     )
 
@@ -104,4 +111,4 @@ def backup_command(settings: ServiceSettings, args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     sys.exit(main("analytics", build_app, MIGRATIONS, commands={"export": export_command, "backup": backup_command},
-                  add_arguments=add_arguments))
+                  add_arguments=add_arguments, consumers=event_consumers))

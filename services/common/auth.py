@@ -16,7 +16,7 @@ import enum
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,7 +24,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
 
-from services.common.config import SERVICES, ConfigError, ServiceSettings
+from services.common.config import SERVICES, ConfigError, Env, ServiceSettings
 from services.common.errors import Forbidden, Unauthenticated
 
 log = logging.getLogger(__name__)
@@ -250,11 +250,13 @@ def require_service(*names: str) -> Caller:
 EXPIRY_WARNING = timedelta(days=14)
 
 
-def service_identity(settings: ServiceSettings, now: datetime | None = None) -> str:
-    """This service's own token (SERVICE_TOKEN), checked at start-up: it must verify with the trusted keys
+def service_identity(settings: ServiceSettings, environ: Mapping[str, str] | None = None,
+                     now: datetime | None = None) -> str:
+    """This service's own token (SERVICE_TOKEN, read here and not by ServiceSettings: only the code that calls as the
+    service reads it, so a relay's pods need not hold it), checked at start-up: it must verify with the trusted keys
     and name this service. ConfigError otherwise, saying how to mint one; a warning when it expires soon."""
     how = f"mint one with `python -m services.user service-token --service {settings.service}`"
-    token = settings.service_token
+    token = Env(environ).optional("SERVICE_TOKEN")
     if not token:
         raise ConfigError(f"SERVICE_TOKEN must be set: the {settings.service} service calls others as itself; {how}")
     verifier = TokenVerifier(settings.jwt_public_key_pem, previous_public_key_pem=settings.jwt_previous_public_key_pem,

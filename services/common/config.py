@@ -260,8 +260,6 @@ class ServiceSettings:
     shutdown_delay_seconds: float = 0.0  # after NOT_SERVING, before refusing calls (Kubernetes: ~5)
     shutdown_grace_seconds: float = 10.0  # for calls in flight to finish
     jwt_previous_public_key_pem: bytes | None = None  # during a key rotation only
-    # This service's own token, for calls it makes as itself (services/common/auth.py service_identity).
-    service_token: str | None = field(default=None, repr=False)
     pruning: PruneSettings = PruneSettings()
 
     @classmethod
@@ -285,7 +283,6 @@ class ServiceSettings:
             shutdown_delay_seconds=env.float("SHUTDOWN_DELAY_SECONDS", 0.0),
             shutdown_grace_seconds=env.float("SHUTDOWN_GRACE_SECONDS", 10.0),
             jwt_previous_public_key_pem=read_optional_key(env, "JWT_PREVIOUS_PUBLIC_KEY_FILE"),
-            service_token=env.optional("SERVICE_TOKEN"),
             pruning=PruneSettings.from_env(env),
         )
 

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from services.common import migrations
 from services.common.config import Env, ServiceSettings
 from services.common.consumer import EventConsumer
+from services.common.db import make_engine
 from services.common.discovery import Discovery
 from services.common.grpc_server import Registration, create_server
 from services.common.kafka import delivery_timeout_ms
@@ -96,12 +97,17 @@ def run_roles(app: ServiceApp, roles: Sequence[str], stop: threading.Event) -> N
 
 
 Command = Callable[[ServiceSettings, argparse.Namespace], int]
+# The consume role's event consumers, built on the service database's engine from the common settings and what the
+# handlers themselves use: none of the service's providers, payment channels or keys.
+Consumers = Callable[[ServiceSettings, Engine], list[EventConsumer]]
 
 
 def main(service: str, build_app: Callable[[ServiceSettings], ServiceApp], migrations_dir: Path,
          argv: Sequence[str] | None = None, commands: dict[str, Command] | None = None,
-         add_arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> int:
-    """Entry point shared by `python -m services.<name>`."""
+         add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+         consumers: Consumers | None = None) -> int:
+    """Entry point shared by `python -m services.<name>`; `consume` runs the `consumers` alone (build_app's
+    otherwise)."""
     parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
     choices = ["all", *ROLES, "migrate", "wait-migrated", *(commands or {})]
     parser.add_argument("command", nargs="?", default="all", choices=choices,
@@ -128,7 +134,16 @@ def main(service: str, build_app: Callable[[ServiceSettings], ServiceApp], migra
     if commands and args.command in commands:
         return commands[args.command](settings, args)
 
-    app = build_app(settings)
+    # A relay only copies its service's outbox to Kafka and a consumer only runs its handlers: neither builds the
+    # service (settings, providers, payment channels, identity), so their pods hold only the secrets that code reads
+    # (deploy/k8s/generate.py): the database URL and the Kafka credentials, and a consumer calling services as its own
+    # its service token.
+    if args.command == "relay" or (args.command == "consume" and consumers is not None):
+        engine = make_engine(settings.database_url)
+        app = ServiceApp(settings=settings, engine=engine, registrations=[],
+                         consumers=consumers(settings, engine) if consumers and args.command == "consume" else [])
+    else:
+        app = build_app(settings)
     # What imports and build_app made lives as long as the process: later collections skip it (a full one
     # walking every protobuf descriptor and mapper took a few hundred ms with the GIL held; gateway/gunicorn.conf.py).
     gc.freeze()

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from mall.member.v1 import member_pb2, member_pb2_grpc
+from sqlalchemy import Engine
 
 from services.common.alipay import Alipay
 from services.common.auth import service_identity
@@ -58,6 +59,12 @@ def recharge_channels(settings: MemberServiceSettings, clients: ServiceClients) 
     return RechargeChannels(adapters)
 
 
+def event_consumers(base: ServiceSettings, engine: Engine) -> list[EventConsumer]:
+    """The consume role: the member side of paid, refunded and cancelled orders; no payment channel, no identity."""
+    start_mappers()
+    return [EventConsumer("member", functools.partial(SqlMemberUnitOfWork, engine, "member"), base.kafka, HANDLERS)]
+
+
 def build_app(base: ServiceSettings) -> ServiceApp:
     settings = MemberServiceSettings.from_env(base)
     start_mappers()
@@ -74,7 +81,7 @@ def build_app(base: ServiceSettings) -> ServiceApp:
                               coupon_max_face_fen=settings.coupon_max_face_fen)
     return ServiceApp(settings=base, engine=engine,
                       registrations=[registration(member_pb2, member_pb2_grpc, "MemberService", servicer)],
-                      consumers=[EventConsumer("member", uow, base.kafka, HANDLERS)],
+                      consumers=event_consumers(base, engine),
                       jobs={
                           # a lost notify is still credited (once): ask the channels about pending recharges
                           "recharge-reconciliation": every(
@@ -102,4 +109,4 @@ def build_app(base: ServiceSettings) -> ServiceApp:
 
 
 if __name__ == "__main__":
-    sys.exit(main("member", build_app, MIGRATIONS))
+    sys.exit(main("member", build_app, MIGRATIONS, consumers=event_consumers))

@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 from mall.product.v1 import product_pb2, product_pb2_grpc
+from sqlalchemy import Engine
 
 from services.common.auth import service_identity
 from services.common.clients import ServiceClients
@@ -28,6 +29,14 @@ from services.product.orders import GrpcOrders, Orders
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+def event_consumers(base: ServiceSettings, engine: Engine, orders: Orders | None = None) -> list[EventConsumer]:
+    """The consume role: stock of paid, cancelled, completed and returned orders (the order-paid handler asks the order
+    service, as the product service, about units it would release); no search dictionary."""
+    start_mappers()
+    return [EventConsumer("product", functools.partial(SqlProductUnitOfWork, engine, "product"), base.kafka,
+                          handlers(orders or order_service(base)))]
+
+
 def build_app(base: ServiceSettings) -> ServiceApp:
     start_mappers()
     # jieba takes a second or more to load its dictionary: not at import, not in the first search.
@@ -38,7 +47,7 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     orders = order_service(base)
     return ServiceApp(settings=base, engine=engine,
                       registrations=[registration(product_pb2, product_pb2_grpc, "ProductService", ProductServicer(uow))],
-                      consumers=[EventConsumer("product", uow, base.kafka, handlers(orders))],
+                      consumers=event_consumers(base, engine, orders),
                       # once the reservation's TTL has passed, units held for an order that was never placed (its
                       # submit died after reserving) or whose order-cancelled never came go back on sale, and those
                       # of an order paid whose order-paid is late are sold (the order service is asked which)
@@ -86,4 +95,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 if __name__ == "__main__":
     sys.exit(main("product", build_app, MIGRATIONS, commands={"seed": seed_command, "sweep-reservations": sweep_command},
-                  add_arguments=add_arguments))
+                  add_arguments=add_arguments, consumers=event_consumers))

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from mall.user.v1 import user_pb2, user_pb2_grpc
+from sqlalchemy import Engine
 
 from services.common.auth import STAFF_ROLES, Role
 from services.common.config import SERVICES, ConfigError, Env, ServiceSettings, read_key
@@ -34,6 +35,12 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 SERVICE_TOKEN_DAYS = 90
 
 
+def event_consumers(base: ServiceSettings, engine: Engine) -> list[EventConsumer]:
+    """The consume role: browsing history from product-viewed, nothing of the service's keys or providers."""
+    start_mappers()
+    return [EventConsumer("user", functools.partial(SqlUserUnitOfWork, engine, "user"), base.kafka, HANDLERS)]
+
+
 def build_app(base: ServiceSettings) -> ServiceApp:
     settings = UserSettings.from_env(base)
     start_mappers()
@@ -47,7 +54,7 @@ def build_app(base: ServiceSettings) -> ServiceApp:
                             wechat=WechatAuth(settings.wechat) if settings.wechat else None)
     return ServiceApp(settings=base, engine=engine,
                       registrations=[registration(user_pb2, user_pb2_grpc, "UserService", servicer)],
-                      consumers=[EventConsumer("user", uow, base.kafka, HANDLERS)])
+                      consumers=event_consumers(base, engine))
 
 
 def create_admin_command(base: ServiceSettings, args: argparse.Namespace) -> int:
@@ -106,4 +113,4 @@ if __name__ == "__main__":
     sys.exit(main("user", build_app, MIGRATIONS, commands={"create-admin": create_admin_command,
                                                            "create-staff": create_staff_command,
                                                            "service-token": service_token_command},
-                  add_arguments=add_arguments))
+                  add_arguments=add_arguments, consumers=event_consumers))

@@ -20,7 +20,7 @@ import yaml
 
 from gateway.storage import S3MediaStorage, object_storage
 from services.common.clients import ServiceClients
-from services.common.config import GRPC_PORTS, METRICS_PORTS, SERVICES, Env
+from services.common.config import GRPC_PORTS, METRICS_PORTS, SERVICES, Env, ServiceSettings
 from services.common.events import TOPICS
 from services.common.kafka import LINGER_MS
 from tests.deploy.helpers import K8S, OVERLAYS, ROOT, kustomize
@@ -59,7 +59,7 @@ def own_deployments(objects: Objects) -> Objects:
 
 
 def _image_name(image: str) -> str:
-    name = image.rsplit(":", 1)[0]
+    name = image.split("@", 1)[0].rsplit(":", 1)[0]
     return name.removeprefix("registry.example.com/")
 
 
@@ -229,6 +229,77 @@ def test_init_containers_run_the_pods_image_against_the_pods_database(rendered: 
                 deployment["metadata"]["name"]  # no payment, identity or SMS key where only the schema is needed
 
 
+class ReadsNoted(dict[str, str]):
+    """An environment that notes the name of every variable read from it."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        super().__init__(values)
+        self.read: set[str] = set()
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        self.read.add(name)
+        return super().get(name, default)
+
+
+def common_settings_reads(service: str, key_file: Path) -> set[str]:
+    """The variables ServiceSettings.from_env reads: all a relay, `migrate` and `wait-migrated` read
+    (services/common/runtime.py builds nothing else of the service for them)."""
+    environ = ReadsNoted({"JWT_PUBLIC_KEY_FILE": str(key_file)})
+    ServiceSettings.from_env(service, environ)
+    return environ.read
+
+
+def secret_env(container: dict[str, Any]) -> set[tuple[str, str, str]]:
+    return {(e["name"], e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
+            for e in container.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})}
+
+
+def secret_files(pod: dict[str, Any], container: dict[str, Any]) -> set[tuple[str, str]]:
+    """(secret, key) of every Secret file mounted in the container (key "*": the whole Secret)."""
+    volumes = {v["name"]: v["secret"] for v in pod.get("volumes", []) if "secret" in v}
+    return {(volumes[m["name"]]["secretName"], item["key"])
+            for m in container.get("volumeMounts", []) if m["name"] in volumes
+            for item in volumes[m["name"]].get("items", [{"key": "*"}])
+            if m.get("subPath", item["key"]) == item["key"]}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_relays_consumers_and_init_containers_hold_only_the_secrets_their_code_reads(
+        rendered: dict[str, Objects], overlay: str, tmp_path: Path) -> None:
+    """A relay only copies the outbox to Kafka, on ServiceSettings alone, as `migrate` and `wait-migrated` do, and a
+    consumer only runs its handlers (services/<name>/__main__.py event_consumers): of the secrets their server holds,
+    only the ones ServiceSettings.from_env reads (the database URL, the Kafka credentials), and a consumer whose
+    handlers call a service its own SERVICE_TOKEN; of the Secret files only the JWT public keys ServiceSettings reads.
+    No payment, provider or identity key, no JWT private key (the user consumer held the key that signs every token).
+    Read from the code, so a setting the common settings start reading is given too."""
+    objects = rendered[overlay]
+    key_file = tmp_path / "jwt-public.pem"
+    key_file.write_bytes(b"-")
+    held, allowed = {}, {}
+    for deployment in own_deployments(objects):
+        service, component = (deployment["metadata"]["labels"][f"app.kubernetes.io/{k}"] for k in ("name", "component"))
+        if service == "gateway":
+            continue
+        reads = common_settings_reads(service, key_file)
+        server = named(objects, "Deployment", service)["spec"]["template"]["spec"]["containers"][0]
+        needed = {entry for entry in secret_env(server) if entry[0] in reads}
+        assert {entry[0] for entry in needed} == {f"{service.upper()}_DATABASE_URL", "KAFKA_SASL_USERNAME",
+                                                  "KAFKA_SASL_PASSWORD"}
+        pod = deployment["spec"]["template"]["spec"]
+        token = {entry for entry in secret_env(server) if entry[0] == "SERVICE_TOKEN"}
+        for container in pod.get("initContainers", []) + (pod["containers"] if component != "server" else []):
+            where = f"{deployment['metadata']['name']}/{container['name']}"
+            held[where] = (secret_env(container), secret_files(pod, container))
+            calls = container["name"] == "consumer" and CONSUMER_CALLEES.get(service)
+            allowed[where] = (needed | (token if calls else set()),
+                              {("minimall-jwt", "jwt-public.pem"), ("minimall-jwt-previous", "jwt-public.pem")}
+                              if {"JWT_PUBLIC_KEY_FILE", "JWT_PREVIOUS_PUBLIC_KEY_FILE"} <= reads else set())
+
+    # migrate, each relay and consumer and their wait-migrated
+    assert len(held) == 3 * len(SERVICES) + 2 * len(CONSUMERS)
+    assert held == allowed
+
+
 def test_every_service_with_event_handlers_has_its_consumers_deployed() -> None:
     """Named by hand on purpose: the generator once deployed analytics' consumers alone, so product, member and
     user never applied an event in Kubernetes (stock, points, coupons, browsing history)."""
@@ -394,6 +465,19 @@ def test_images_are_pinned_to_a_tag(rendered: dict[str, Objects], overlay: str) 
     assert images and all(":" in image and not image.endswith(":latest") for image in images), images
 
 
+def test_prod_runs_its_own_images_by_tag_and_digest(rendered: dict[str, Objects]) -> None:
+    """A tag can be pushed again: pods of one rollout, a rollback or a node pulling anew could run other bytes than
+    the ones tested. The prod overlay names each own image's digest (a placeholder to set at each release)."""
+    objects = rendered["prod"]
+    images = {c["image"] for w in workloads(objects) + of_kind(objects, "Job")
+              for c in w["spec"]["template"]["spec"].get("initContainers", []) + w["spec"]["template"]["spec"]["containers"]
+              if _image_name(c["image"]) in OWN_IMAGES}
+
+    assert {_image_name(image) for image in images} == OWN_IMAGES
+    assert [image for image in images
+            if not re.fullmatch(r"registry\.example\.com/minimall/[a-z]+:[\w.-]+@sha256:[0-9a-f]{64}", image)] == []
+
+
 def referenced_secrets(objects: Objects) -> set[str]:
     names = set()
     for obj in objects:
@@ -524,6 +608,44 @@ def test_statefulsets_and_jobs_run_non_root_with_resources_and_without_privilege
             if workload["kind"] == "StatefulSet" and "readinessProbe" not in container:
                 problems.append(f"{name}: no readinessProbe")
     assert problems == []
+
+
+def pod_templates(objects: Objects) -> list[tuple[str, dict[str, Any]]]:
+    return [(f"{o['kind']} {o['metadata']['name']}", o["spec"]["template"]["spec"]) for o in objects
+            if o["kind"] in ("Deployment", "StatefulSet", "Job")]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_no_pod_gets_the_service_link_variables_of_the_namespace(rendered: dict[str, Objects], overlay: str) -> None:
+    """Kubernetes gives every pod KAFKA_PORT=tcp://<ip>:9092, KAFKA_SERVICE_HOST, REDIS_PORT... for each Service with
+    a cluster IP unless told not to, and the apache/kafka image writes every KAFKA_* variable into the broker's
+    server.properties (`port=tcp://...`, `service.host=...`); no process here reads them."""
+    assert [name for name, pod in pod_templates(rendered[overlay]) if pod.get("enableServiceLinks") is not False] == []
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_empty_dir_is_bounded(rendered: dict[str, Objects], overlay: str) -> None:
+    """An unbounded emptyDir lets one pod fill its node's disk (or memory) and get its neighbours evicted."""
+    assert [f"{name}: {volume['name']}" for name, pod in pod_templates(rendered[overlay])
+            for volume in pod.get("volumes", []) if "emptyDir" in volume and "sizeLimit" not in volume["emptyDir"]] == []
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_kafka_brokers_never_share_a_node(rendered: dict[str, Objects], overlay: str) -> None:
+    """Topics keep KAFKA_DEFAULT_REPLICATION_FACTOR replicas and take writes with KAFKA_MIN_INSYNC_REPLICAS of them
+    (prod: 3 and 2): two brokers on one node would make that node's loss stop every producer."""
+    objects = rendered[overlay]
+    brokers = named(objects, "StatefulSet", "kafka")
+    pod_labels = brokers["spec"]["template"]["metadata"]["labels"]
+    terms = brokers["spec"]["template"]["spec"].get("affinity", {}).get("podAntiAffinity", {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution", [])
+
+    assert [term for term in terms if term["topologyKey"] == "kubernetes.io/hostname"
+            and term["labelSelector"]["matchLabels"].items() <= pod_labels.items()] != []
+    if overlay == "prod":
+        config = config_map(objects, "kafka-config")
+        assert (brokers["spec"]["replicas"], config["KAFKA_DEFAULT_REPLICATION_FACTOR"],
+                config["KAFKA_MIN_INSYNC_REPLICAS"]) == (3, "3", "2")
 
 
 def test_the_consul_component_points_servers_and_gateway_at_consul_and_lets_its_health_checks_in() -> None:
@@ -697,8 +819,7 @@ def test_only_the_order_product_and_member_services_hold_a_service_token_each_it
                     holders[deployment["metadata"]["name"]] = (ref["name"], ref["key"], ref.get("optional", False))
 
     assert holders == {name: (f"minimall-service-token-{name.split('-')[0]}", "token", False)
-                       for name in ("order", "order-relay", "product", "product-relay", "product-consumer", "member",
-                                    "member-relay", "member-consumer")}
+                       for name in ("order", "product", "product-consumer", "member")}
 
 
 def test_providers_are_called_by_the_services_that_get_https_out() -> None:

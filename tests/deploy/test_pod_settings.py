@@ -3,7 +3,8 @@
 For each container of each Deployment: the ConfigMaps and env of the rendered overlay, the Secrets
 deploy/k8s/README.md says to create (plausible fakes: real key formats, minted tokens), and mounted Secrets
 written under a temporary directory with the paths pointing into it. Then the code the process runs before it
-serves: `ServiceSettings.from_env` (the `migrate` init container stops there), the service's own `build_app`
+serves: `ServiceSettings.from_env` (`migrate`, `wait-migrated` and the relay stop there), a consumer's
+`event_consumers`, the server's own `build_app`
 (its settings, providers, channels, service identity; no server started, nothing connected), and for the gateway
 what gateway/wsgi.py does. A rendered manifest that passes kubernetes-validate can still crash-loop on a missing
 setting; this is where that shows.
@@ -15,6 +16,7 @@ import base64
 import importlib
 import os
 import re
+import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -28,6 +30,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from gateway.app import create_app
 from gateway.config import GatewaySettings
 from services.common.config import SERVICES, Env, KafkaSettings, ServiceSettings
+from services.common.db import make_engine
+from services.common.events import TOPICS
 from services.member.config import MemberServiceSettings
 from services.order.config import OrderServiceSettings
 from services.user.tokens import mint_service_token
@@ -76,7 +80,8 @@ def readme_secrets() -> Secrets:
         "minimall-alipay": {"app-private-key.pem": pem_private(app), "alipay-public-key.pem": pem_public(alipay)},
         "minimall-bankcard": {"secret": "b" * 40},
         "minimall-media": {"access-key-id": "AKIAFAKEFAKEFAKE", "secret-access-key": "m" * 40},
-        "minimall-kafka": {f"{s}-{part}": f"minimall-{s}" for s in KAFKA_CLIENTS for part in ("username", "password")},
+        "minimall-kafka": {f"{s}-{part}": f"minimall-{s}" for s in (*KAFKA_CLIENTS, "topics")
+                           for part in ("username", "password")},
         "minimall-service-token-order": {"token": mint_service_token(pem_private(jwt_key), "order", now=now,
                                                                      ttl=timedelta(days=90))},
         "minimall-service-token-product": {"token": mint_service_token(pem_private(jwt_key), "product", now=now,
@@ -100,7 +105,8 @@ def documented_secrets() -> dict[str, set[str]]:
     for row in re.findall(r"^\| `(minimall-[a-z0-9-]+)` \| ([^|]+) \|", section, flags=re.MULTILINE):
         keys = set(re.findall(r"`([^`]+)`", row[1]))
         if "<service>-username" in keys:
-            keys = {f"{s}-{part}" for s in KAFKA_CLIENTS for part in ("username", "password")}
+            keys = {key for key in keys if not key.startswith("<service>-")} | {
+                f"{s}-{part}" for s in KAFKA_CLIENTS for part in ("username", "password")}
         secrets[row[0]] = keys
     return secrets
 
@@ -151,12 +157,17 @@ def pod_environment(objects: Objects, pod: dict[str, Any], container: dict[str, 
             environ[entry["name"]] = "10.0.0.7"  # status.podIP
         else:
             ref = entry["valueFrom"]["configMapKeyRef"]
-            environ[entry["name"]] = config_maps[ref["name"]][ref["key"]]
+            value = config_maps[ref["name"]].get(ref["key"])
+            if value is None and not ref.get("optional"):
+                pytest.fail(f"{container['name']}: config map {ref['name']} key {ref['key']} missing: never starts")
+            if value is not None:
+                environ[entry["name"]] = value
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
     mount_paths = []
     for mount in container.get("volumeMounts", []):
         directory = root / mount["mountPath"].lstrip("/")
-        directory.mkdir(parents=True, exist_ok=True)
+        # A subPath mount is the one file (or directory) of the volume at that path; else the volume's directory.
+        (directory.parent if "subPath" in mount else directory).mkdir(parents=True, exist_ok=True)
         mount_paths.append(mount["mountPath"])
         secret = volumes[mount["name"]].get("secret")
         if secret is None:  # emptyDir, claims: an empty directory
@@ -166,7 +177,10 @@ def pod_environment(objects: Objects, pod: dict[str, Any], container: dict[str, 
             assert secret.get("optional"), f"{container['name']}: secret {secret['secretName']} missing: never starts"
             continue
         for item in secret.get("items", [{"key": key, "path": key} for key in data]):
-            (directory / item["path"]).write_bytes(data[item["key"]])
+            if "subPath" not in mount:
+                (directory / item["path"]).write_bytes(data[item["key"]])
+            elif mount["subPath"] == item["path"]:
+                directory.write_bytes(data[item["key"]])
     # Every value naming a mounted path (KEY_FILE, serial:path lists, ...) points under `root`, in one pass.
     mounted = "|".join(re.escape(path) for path in sorted(mount_paths, key=len, reverse=True))
     pattern = re.compile(rf"(?<![\w/.])({mounted})(?=/|$|,)")
@@ -198,10 +212,15 @@ def start_up(name: str, container: dict[str, Any], environ: Mapping[str, str]) -
                 KafkaSettings.from_env(Env(settings.environ))
             return
         settings = ServiceSettings.from_env(name)
-        if container.get("args") in (["migrate"], ["wait-migrated"]):  # both stop before build_app
+        if container.get("args") in (["migrate"], ["wait-migrated"], ["relay"]):  # none builds the service
             return
-        app = importlib.import_module(f"services.{name}.__main__").build_app(settings)
-        app.engine.dispose()
+        entry = importlib.import_module(f"services.{name}.__main__")
+        if container.get("args") == ["consume"]:  # its event consumers alone
+            engine = make_engine(settings.database_url)
+            entry.event_consumers(settings, engine)
+            engine.dispose()
+            return
+        entry.build_app(settings).engine.dispose()
 
 
 def processes(objects: Objects) -> Iterator[tuple[str, str, dict[str, Any], dict[str, Any]]]:
@@ -245,15 +264,17 @@ def test_dev_starts_without_any_optional_secret(rendered: dict[str, Objects], re
     assert start_every_process(objects, secrets_in(objects, readme_secrets, missing=optional), tmp_path) == {}
 
 
-def sasl_variant(directory: Path) -> Objects:
+def sasl_variant(directory: Path, *settings: str) -> Objects:
     """prod with the brokers requiring SASL over TLS, switched on as deploy/k8s/README.md "Kafka and Consul over TLS"
-    says: the protocol and mechanism in minimall-config, the credentials in minimall-kafka."""
+    says: the protocol and mechanism (and any other `settings`) in minimall-config, the credentials in
+    minimall-kafka."""
     directory.mkdir()
     up = os.path.relpath(K8S, directory)
+    literals = ("KAFKA_SECURITY_PROTOCOL=SASL_SSL", "KAFKA_SASL_MECHANISM=SCRAM-SHA-512", *settings)
     (directory / "kustomization.yaml").write_text(
         f"resources: [{up}/overlays/prod]\n"
         "configMapGenerator:\n- name: minimall-config\n  behavior: merge\n  literals:\n"
-        "  - KAFKA_SECURITY_PROTOCOL=SASL_SSL\n  - KAFKA_SASL_MECHANISM=SCRAM-SHA-512\n")
+        + "".join(f"  - {literal}\n" for literal in literals))
     return kustomize(directory)
 
 
@@ -273,6 +294,74 @@ def test_every_process_starts_as_its_own_kafka_user_when_the_brokers_require_sas
     assert users == {process: (f"minimall-{name}", True) for name, process, _, _ in processes(objects)}
 
 
+def run_topics_job(objects: Objects, secrets: Secrets, root: Path) -> tuple[subprocess.CompletedProcess[str], list[str],
+                                                                             str | None]:
+    """Run the kafka-topics Job's script with its pod's environment, its paths under `root` and a kafka-topics.sh
+    that notes its arguments: (the run, each call's arguments, the client settings file it was handed)."""
+    job = next(o for o in objects if o["kind"] == "Job" and o["metadata"]["name"] == "kafka-topics")
+    pod = job["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    environ = pod_environment(objects, pod, container, secrets, root / "pod")
+    topics = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("kafka-topics"))
+    (root / "pod" / "etc" / "kafka-topics" / "topics.txt").write_text(topics["data"]["topics.txt"])
+    bin_dir = root / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "kafka-topics.sh").write_text(f'#!/bin/sh\necho "$@" >> {root}/calls\n')
+    (bin_dir / "kafka-topics.sh").chmod(0o755)
+    paths = {"/opt/kafka/bin/": f"{bin_dir}/", "/etc/kafka-topics/": f"{root}/pod/etc/kafka-topics/",
+             "/tmp/": f"{root}/pod/tmp/"}
+    script = re.sub("|".join(map(re.escape, paths)), lambda m: paths[m.group(0)], container["args"][0])
+    run = subprocess.run([*container["command"], script], env={**environ, "PATH": os.environ["PATH"]},
+                         capture_output=True, text=True, timeout=60)
+    calls = (root / "calls").read_text().splitlines() if (root / "calls").exists() else []
+    settings = root / "pod" / "tmp" / "client.properties"
+    return run, calls, settings.read_text() if settings.exists() else None
+
+
+def test_the_topics_job_creates_every_topic_as_its_own_kafka_user_when_the_brokers_require_sasl(
+        readme_secrets: Secrets, tmp_path: Path) -> None:
+    """With SASL on, a topics Job connecting in plaintext and without credentials is refused by the brokers and
+    retries until its back-off limit: no topic would be created, and every relay would fail its sends."""
+    objects = sasl_variant(tmp_path / "sasl", "KAFKA_SSL_CAFILE=/etc/minimall/kafka/ca.pem")
+    secrets = secrets_in(objects, readme_secrets, missing=frozenset())
+
+    run, calls, settings = run_topics_job(objects, secrets, tmp_path / "job")
+
+    assert run.returncode == 0, run.stderr
+    config = tmp_path / "job" / "pod" / "tmp" / "client.properties"
+    assert sorted(call.split()[:6] for call in calls) == sorted(
+        ["--bootstrap-server", "kafka:9092", "--command-config", str(config), "--create", "--if-not-exists"]
+        for _ in TOPICS)
+    assert {call.split()[7] for call in calls} == set(TOPICS)
+    assert settings == ("security.protocol=SASL_SSL\n"
+                        "sasl.mechanism=SCRAM-SHA-512\n"
+                        "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+                        'username="minimall-topics" password="minimall-topics";\n'
+                        "ssl.truststore.type=PEM\n"
+                        "ssl.truststore.location=/etc/minimall/kafka/ca.pem\n")
+    assert config.stat().st_mode & 0o077 == 0  # it holds the password
+
+
+def test_the_topics_job_with_sasl_on_and_no_credentials_stops_naming_the_missing_keys(
+        readme_secrets: Secrets, tmp_path: Path) -> None:
+    objects = sasl_variant(tmp_path / "sasl")
+
+    run, calls, _ = run_topics_job(objects, secrets_in(objects, readme_secrets), tmp_path / "job")
+
+    assert (run.returncode, calls) == (1, [])
+    assert "topics-username and topics-password of the secret minimall-kafka" in run.stderr
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_topics_job_connects_in_plaintext_without_credentials_as_shipped(
+        rendered: dict[str, Objects], overlay: str, readme_secrets: Secrets, tmp_path: Path) -> None:
+    objects = rendered[overlay]
+
+    run, calls, settings = run_topics_job(objects, secrets_in(objects, readme_secrets), tmp_path)
+
+    assert (run.returncode, len(calls), settings) == (0, len(TOPICS), "security.protocol=PLAINTEXT\n"), run.stderr
+
+
 def test_the_dev_overlay_names_every_secret_to_create_before_its_first_apply(rendered: dict[str, Objects]) -> None:
     """Its header is the dev checklist: a required secret left out of it leaves its pods in
     CreateContainerConfigError on the first apply."""
@@ -289,11 +378,9 @@ WECHATPAY_MISSING = "ConfigError: WECHATPAY_APIV3_KEY must be set"
 
 
 @pytest.mark.parametrize(("secret", "crashes"), [
-    ("minimall-user-identity", {f"user{role}": IDENTITY_KEYS_MISSING
-                                for role in ("/user", "-relay/relay", "-consumer/consumer")}),
-    ("minimall-wechatpay", {**{f"order{role}": WECHATPAY_MISSING for role in ("/order", "-relay/relay")},
-                            **{f"member{role}": WECHATPAY_MISSING
-                               for role in ("/member", "-relay/relay", "-consumer/consumer")}}),
+    # Relays and consumers build none of the service (services/common/runtime.py): they hold neither secret.
+    ("minimall-user-identity", {"user/user": IDENTITY_KEYS_MISSING}),
+    ("minimall-wechatpay", {"order/order": WECHATPAY_MISSING, "member/member": WECHATPAY_MISSING}),
 ])
 def test_prod_without_an_identity_or_wechat_pay_secret_stops_at_start_naming_what_is_missing(
         rendered: dict[str, Objects], readme_secrets: Secrets, tmp_path: Path, secret: str,

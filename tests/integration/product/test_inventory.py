@@ -217,9 +217,9 @@ def test_the_serve_role_sweeps_expired_reservations_by_itself(shelf: Shelf, pg_e
     service.reserve_stock(shelf.uow(), order_no="DIED", lines=[StockLine(sku_id, 4)], now=T0)  # hours ago
     monkeypatch.setenv("PRODUCT_RESERVATION_SWEEP_SECONDS", "0.05")
     monkeypatch.setenv("ORDER_GRPC_TARGET", order_target)
+    monkeypatch.setenv("SERVICE_TOKEN", service_token(jwt_keys, "product"))  # read where used (service_identity)
     settings = dataclasses.replace(
-        ServiceSettings.from_env("product", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),
-                                             "SERVICE_TOKEN": service_token(jwt_keys, "product")}),
+        ServiceSettings.from_env("product", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path)}),
         database_url=pg_engine.url.render_as_string(hide_password=False))
     expired_before = REGISTRY.get_sample_value("mall_stock_reservations_expired_total")
     stop = threading.Event()

@@ -217,16 +217,18 @@ def test_require_caller_accepts_the_services_it_names_as_well_as_the_roles(calli
 
 # -- the service's own token at start-up -----------------------------------------------------------
 
-def settings(jwt_keys: JwtKeys, service: str, token: str | None) -> ServiceSettings:
+def identity(jwt_keys: JwtKeys, service: str, token: str | None) -> str:
+    """service_identity of `service` started with `token` as SERVICE_TOKEN (None: unset)."""
     environ = {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path)} | ({"SERVICE_TOKEN": token} if token else {})
-    return ServiceSettings.from_env(service, environ)
+    return service_identity(ServiceSettings.from_env(service, environ), environ)
 
 
-def test_a_service_starts_with_its_own_valid_token_which_its_settings_never_show(jwt_keys: JwtKeys) -> None:
+def test_a_service_starts_with_its_own_valid_token_which_its_settings_never_hold(jwt_keys: JwtKeys) -> None:
     token = order_token(jwt_keys.private_pem, ttl=timedelta(days=90))
-    own = settings(jwt_keys, "order", token)
+    environ = {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path), "SERVICE_TOKEN": token}
+    own = ServiceSettings.from_env("order", environ)
 
-    assert service_identity(own) == token
+    assert service_identity(own, environ) == token
     assert token not in repr(own)
 
 
@@ -241,7 +243,7 @@ def test_a_service_refuses_to_start_without_a_valid_token_of_its_own(jwt_keys: J
              "a user's": mint(user_id=1, roles="admin")}[case]
 
     with pytest.raises(ConfigError) as refused:
-        service_identity(settings(jwt_keys, "order", token))
+        identity(jwt_keys, "order", token)
 
     assert "python -m services.user service-token --service order" in str(refused.value)
     if token:
@@ -253,7 +255,7 @@ def test_a_token_about_to_expire_is_warned_about_without_showing_it(jwt_keys: Jw
     token = order_token(jwt_keys.private_pem, ttl=timedelta(days=3))
 
     with caplog.at_level(logging.WARNING):
-        service_identity(settings(jwt_keys, "order", token))
+        identity(jwt_keys, "order", token)
 
     assert "SERVICE_TOKEN expires" in caplog.text and token not in caplog.text
 
