@@ -326,8 +326,11 @@ def refresh_session(uow: UserUnitOfWork, issuer: TokenIssuer, *, refresh_token: 
 def logout(uow: UserUnitOfWork, issuer: TokenIssuer, *, refresh_token: str, now: datetime | None = None) -> int:
     """End the session this refresh token belongs to (its whole family, and its access tokens); returns sessions
     ended (0 or 1). Its access tokens are ended even when it was already over: a retry after a lost answer."""
-    now = now or utcnow()
     with uow:
+        # The user's lock before the token's, as every other use case takes them (see _redeem_code): taking the
+        # token's first, a logout racing a logout everywhere each held a row of the family the other was to revoke.
+        uow.users.get(_known_refresh_token(uow, refresh_token, lock=False).user_id, lock=True)
+        now = now or utcnow()  # once the user's lock is held (see _end_sessions)
         token = _known_refresh_token(uow, refresh_token)
         ended = _end_session(uow, issuer, token, now)
         uow.commit()
