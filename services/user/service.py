@@ -70,7 +70,11 @@ class SentCode:
 
 def send_sms_code(uow: UserUnitOfWork, sms: SmsSender, issuer: TokenIssuer, *, phone: str, purpose: str,
                   now: datetime | None = None) -> SentCode:
-    """Issue a 6-digit code for `purpose` and send it; at most one a minute and ten a day per phone."""
+    """Issue a 6-digit code for `purpose` and send it; at most one a minute per phone and purpose, ten a day per phone.
+
+    The minute's wait is per purpose so that a shopper who has just logged in by SMS can ask for a bind code at
+    once; the ten a day count every purpose's codes together, so they bound what a phone receives whatever the mix.
+    """
     now = now or utcnow()
     phone = validate_phone(phone)
     purpose = SmsCode.stored_purpose(purpose)
