@@ -41,7 +41,7 @@ class SmsCodeSent(Reply):
     """A code was sent."""
 
     expires_in: int = Field(description="seconds the code stays valid")
-    resend_after: int = Field(description="seconds before another code may be asked for")
+    resend_after: int = Field(description="seconds before another code for this phone and purpose may be asked for")
     dev_code: str | None = Field(None, exclude_if=lambda v: v is None,
                                  description="only with the dev console SMS provider")
 
@@ -89,7 +89,8 @@ class Session(Reply):
 
 # Every window slides: a limit of 20 an hour holds in any 60 minutes, so no burst fits across a window edge.
 # Per IP generous (shoppers share carrier NAT addresses), per phone from each address tight; the
-# user service also allows one SMS code a minute and ten a day per phone, and five tries per code
+# user service also allows one SMS code a minute per phone and purpose, ten a day per phone (every purpose
+# counted together), and five tries per code
 # (so SMS logins need no per-account ceiling here). SMS codes have no per-phone limit here: it
 # would count requests the service refused, so a stranger's burst from a few addresses would lock
 # the owner out for the hour. The per-phone budget lives only in the user service, which counts

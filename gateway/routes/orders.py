@@ -650,7 +650,8 @@ def waybill(order_id: int) -> WaybillOut:
 # -- payment -------------------------------------------------------------------------------------
 
 class PayIn(Body):
-    """How to pay; WeChat Pay charges the WeChat account bound to mine (422 WECHAT_NOT_BOUND without one)."""
+    """How to pay; WeChat Pay charges the WeChat account bound to mine (422 WECHAT_NOT_BOUND without one) and takes
+    at most 2147483647 fen in one payment (422 PAYMENT_AMOUNT_TOO_LARGE above: pay from the balance)."""
 
     channel: Literal["wechat", "balance"]
 

@@ -456,10 +456,10 @@ class SqlReportJobs:
         return [_job(row) for row in rows]
 
 
-    def statuses(self, job_ids: Collection[int]) -> dict[int, str]:
-        rows = self.session.execute(select(report_jobs.c.id, report_jobs.c.status)
+    def files(self, job_ids: Collection[int]) -> dict[int, tuple[str, str]]:
+        rows = self.session.execute(select(report_jobs.c.id, report_jobs.c.status, report_jobs.c.file_name)
                                     .where(report_jobs.c.id.in_(list(job_ids)))).all()
-        return {row.id: row.status for row in rows}
+        return {row.id: (row.status, row.file_name) for row in rows}
 
 
 def _raw(row: Any) -> RawEvent:

@@ -3,8 +3,8 @@
 Memory stays bounded whatever the size: rows come from iterators (raw events in keyset pages,
 each read in a short transaction of its own), CSV is written as they come and XLSX through
 openpyxl's write-only workbook, which streams each sheet to a temporary file. A file is written
-as `<name>.part` and renamed when complete, so a download never sees half a file; the runner deletes the `.part`
-files a crashed or taken-over attempt left once their job is no longer running.
+as `<name>.part` and renamed when complete, so a download never sees half a file; the runner deletes the files
+a crashed or taken-over attempt left (half written, or complete but not the job's) once their job is no longer running.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from services.analytics.domain import (
     EXPIRED,
     FAILED,
     FIGURES,
+    QUEUED,
     RETENTION_DAYS,
     RUNNING,
     Period,
@@ -321,27 +322,39 @@ JOB_FILE = re.compile(r"(?P<job_id>[0-9]+)-[a-z]+-[0-9]{4}-[0-9]{2}-[0-9]{2}-[0-
                       r"\.(csv|xlsx)(?P<part>\.part)?")
 
 
-def remove_leftover_parts(uow: AnalyticsUnitOfWork, directory: Path) -> int:
-    """Delete the `.part` files of jobs no longer running (done, failed or expired); how many.
+def remove_leftover_files(uow: AnalyticsUnitOfWork, directory: Path) -> int:
+    """Delete the files of jobs no longer running (done, failed or expired) that no download can reach: every `.part`,
+    and every complete file but a done job's own (its `file_name`); how many.
 
-    Such a file is what an attempt that crashed, or was taken over and then lost the race, left half written. A job
-    ends for good, so no attempt of it can use the file any more: one still at work finds it gone, fails, and saves
-    nothing (the job is not its to end). A running job's files are all kept, an older attempt's too: taken over, it
-    may still be the first to finish. Files of no job of this database are left alone.
+    A `.part` is what an attempt that crashed, or was taken over and then lost the race, left half written. A complete
+    file nobody points at is left by an attempt that crashed between its rename and its "done" save (the job is then
+    taken over, and ends done with the next attempt's file, or failed), by an attempt that lost the race and crashed
+    before deleting its file, or by expire_reports crashing between marking jobs expired and deleting their files.
+    A job ends for good, so no attempt of it can use such a file any more: one still at work finds it gone, fails,
+    and saves nothing (the job is not its to end), or, having renamed its file, finds the job ended and deletes it.
+
+    A queued or running job's files are all kept, complete ones too: an attempt renames its file before it saves the
+    job done, and an older attempt, taken over, may still be the first to finish. Files of no job of this database
+    are left alone: a job's row is committed before any file of it is written and rows are never deleted, so such a
+    file is not this database's (a directory shared with another one, a database restored from an older backup).
     """
-    parts = {path: int(found["job_id"]) for path in directory.glob("*.part")
-             if (found := JOB_FILE.fullmatch(path.name)) and found["part"]}
-    if not parts:
+    if not directory.is_dir():  # no report written yet
+        return 0
+    found_files = {path: int(found["job_id"]) for path in directory.iterdir()
+                   if (found := JOB_FILE.fullmatch(path.name))}
+    if not found_files:
         return 0
     with uow:
-        statuses = uow.reports.statuses(set(parts.values()))
+        jobs = uow.reports.files(set(found_files.values()))
     removed = 0
-    for path, job_id in sorted(parts.items()):
-        if statuses.get(job_id, RUNNING) != RUNNING:
-            path.unlink(missing_ok=True)
-            removed += 1
+    for path, job_id in sorted(found_files.items()):
+        status, kept = jobs.get(job_id, (RUNNING, ""))
+        if status in (QUEUED, RUNNING) or (status == DONE and path.name == kept):
+            continue
+        path.unlink(missing_ok=True)
+        removed += 1
     if removed:
-        log.info("removed %d leftover .part files of reports no longer running", removed)
+        log.info("removed %d leftover files of reports no longer running", removed)
     return removed
 
 
@@ -384,7 +397,7 @@ class ReportRunner:
                 if time.monotonic() >= next_expiry:
                     next_expiry = time.monotonic() + EXPIRY_EVERY.total_seconds()
                     expire_reports(self.uow(), self.directory, keep=self.keep)
-                    remove_leftover_parts(self.uow(), self.directory)
+                    remove_leftover_files(self.uow(), self.directory)
                 while not stop.is_set() and self.run_one():
                     pass
             except Exception:

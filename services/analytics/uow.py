@@ -94,8 +94,8 @@ class ReportJobRepository(Protocol):
     def expire(self, *, finished_before: datetime) -> list[ReportJob]:
         """Mark the done jobs that finished before `finished_before` expired; returns them (as they were)."""
 
-    def statuses(self, job_ids: Collection[int]) -> dict[int, str]:
-        """The status of each of the jobs that exist."""
+    def files(self, job_ids: Collection[int]) -> dict[int, tuple[str, str]]:
+        """The status and file name ("" until done) of each of the jobs that exist."""
 
 
 class AnalyticsUnitOfWork(UnitOfWork):

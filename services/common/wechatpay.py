@@ -57,6 +57,9 @@ DEFAULT_API_BASE = "https://api.mch.weixin.qq.com"
 APIV3_KEY_BYTES = 32
 CHINA = timezone(timedelta(hours=8))  # WeChat Pay's examples and answers write times in Beijing time
 CURRENCY = "CNY"
+# API v3 types amount.total (and a refund's amount.refund) as int: a 32-bit signed integer of fen, so one payment
+# takes at most 21,474,836.47 yuan. WeChat Pay refuses a larger one (PARAM_ERROR), as the simulator does.
+AMOUNT_MAX_FEN = 2**31 - 1
 PAYMENT_EVENTS = frozenset({"TRANSACTION.SUCCESS"})  # the only event a payment notify carries
 REFUND_EVENTS = frozenset({"REFUND.SUCCESS", "REFUND.ABNORMAL", "REFUND.CLOSED"})
 # Besides 5xx, answers that refuse no request of ours for good: 401 (WeChat Pay refused our signature: our keys or
@@ -254,8 +257,8 @@ class WechatPay:
     def jsapi_prepay(self, *, out_trade_no: str, description: str, amount_fen: int, payer_openid: str,
                      notify_url: str, time_expire: datetime, attach: str | None = None) -> str:
         """POST /v3/pay/transactions/jsapi -> the prepay_id (valid 2 hours) for wx.requestPayment."""
-        if amount_fen <= 0:
-            raise ValueError("amount_fen must be > 0")
+        if not 0 < amount_fen <= AMOUNT_MAX_FEN:
+            raise ValueError(f"amount_fen must be in 1..{AMOUNT_MAX_FEN}")
         if time_expire.tzinfo is None:
             raise ValueError("time_expire must be timezone-aware")
         body: dict[str, Any] = {
@@ -300,8 +303,8 @@ class WechatPay:
                reason: str | None = None, notify_url: str | None = None) -> Refund:
         """POST /v3/refund/domestic/refunds: usually PROCESSING; the end comes by notify (to `notify_url`, or the
         adapter's `refund_notify_url`) or refund query."""
-        if not 0 < refund_fen <= total_fen:
-            raise ValueError("refund_fen must be in 1..total_fen")
+        if not 0 < refund_fen <= total_fen <= AMOUNT_MAX_FEN:
+            raise ValueError(f"refund_fen must be in 1..total_fen, total_fen at most {AMOUNT_MAX_FEN}")
         body: dict[str, Any] = {"out_trade_no": out_trade_no, "out_refund_no": out_refund_no,
                                 "amount": {"refund": refund_fen, "total": total_fen, "currency": CURRENCY}}
         if reason is not None:

@@ -413,14 +413,14 @@ class SqlOrderRepository:
 
     def get(self, order_id: int, *, lock: bool = False) -> Order | None:
         query = select(Order).where(orders.c.id == order_id)
-        if lock:
-            query = query.with_for_update()
+        if lock:  # read again as locked: the session's copy from an unlocked read earlier may be stale by now
+            query = query.with_for_update().execution_options(populate_existing=True)
         return self.session.execute(query).scalar_one_or_none()
 
     def by_order_no(self, order_no: str, *, lock: bool = False) -> Order | None:
         query = select(Order).where(orders.c.order_no == order_no)
-        if lock:
-            query = query.with_for_update()
+        if lock:  # read again as locked: the session's copy from an unlocked read earlier may be stale by now
+            query = query.with_for_update().execution_options(populate_existing=True)
         return self.session.execute(query).scalar_one_or_none()
 
     def states(self, order_nos: list[str]) -> list[tuple[str, str, bool]]:
@@ -522,8 +522,8 @@ class SqlAfterSaleRepository:
 
     def get(self, case_id: int, *, lock: bool = False) -> AfterSale | None:
         query = select(AfterSale).where(after_sales.c.id == case_id)
-        if lock:
-            query = query.with_for_update()
+        if lock:  # read again as locked: the session's copy from an unlocked read earlier may be stale by now
+            query = query.with_for_update().execution_options(populate_existing=True)
         return self.session.execute(query).scalar_one_or_none()
 
     def lock_awaiting_return_before(self, before: datetime, limit: int) -> list[AfterSale]:

@@ -29,6 +29,9 @@ from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.events import timestamp
 from services.common.uow import each_page, one_round_at_a_time
+from services.common.wechatpay import (
+    AMOUNT_MAX_FEN as WECHATPAY_AMOUNT_MAX_FEN,
+)
 from services.common.wechatpay import NotifyRejected, PaymentNotice, WechatPayApiError, WechatPayError
 from services.common.wechatpay import Refund as ChannelRefund
 from services.order import metrics
@@ -705,6 +708,12 @@ def pay_order(uow: OrderUnitOfWork, members: Members, users: Users, wechat: Prep
         paid = _settle_wallet_charge(uow, members, order_no=order.order_no,
                                      charge=WalletCharge(user_id, order.payable_fen), actor=f"user:{user_id}", now=now)
         return PaymentStart("balance", order.order_no, paid.status)
+    if order.payable_fen > WECHATPAY_AMOUNT_MAX_FEN:
+        # WeChat Pay would refuse it (PARAM_ERROR), which read as "try again" (503): it never will take it.
+        raise DomainError("PAYMENT_AMOUNT_TOO_LARGE",
+                          f"WeChat Pay takes at most {WECHATPAY_AMOUNT_MAX_FEN} fen in one payment; pay this order "
+                          "from the wallet (channel balance)",
+                          details={"channel": "wechat", "max_fen": WECHATPAY_AMOUNT_MAX_FEN})
     if wechat is None:
         raise DomainError("WECHATPAY_NOT_CONFIGURED", "WeChat Pay is not configured on this server")
     payer_openid = users.payer_openid(user_id)

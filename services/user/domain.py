@@ -138,7 +138,8 @@ class SmsCode:
     @classmethod
     def issue(cls, *, phone: str, purpose: str, code_hash: str, now: datetime,
               previous: SmsCode | None, sent_today: int) -> SmsCode:
-        """A new code, unless the phone asked too recently or too often today."""
+        """A new code, unless `previous` (the phone's newest code for this purpose) is under a minute old, or the
+        phone had `sent_today` codes of any purpose in the last 24 hours, ten or more."""
         if purpose not in formats.SMS_PURPOSES:
             raise InvalidInput("SMS_PURPOSE_INVALID", f"purpose must be one of {', '.join(formats.SMS_PURPOSES)}",
                                details={"purpose": "invalid"})

@@ -70,7 +70,11 @@ class SentCode:
 
 def send_sms_code(uow: UserUnitOfWork, sms: SmsSender, issuer: TokenIssuer, *, phone: str, purpose: str,
                   now: datetime | None = None) -> SentCode:
-    """Issue a 6-digit code for `purpose` and send it; at most one a minute and ten a day per phone."""
+    """Issue a 6-digit code for `purpose` and send it; at most one a minute per phone and purpose, ten a day per phone.
+
+    The minute's wait is per purpose so that a shopper who has just logged in by SMS can ask for a bind code at
+    once; the ten a day count every purpose's codes together, so they bound what a phone receives whatever the mix.
+    """
     now = now or utcnow()
     phone = validate_phone(phone)
     purpose = SmsCode.stored_purpose(purpose)
@@ -327,8 +331,11 @@ def refresh_session(uow: UserUnitOfWork, issuer: TokenIssuer, *, refresh_token: 
 def logout(uow: UserUnitOfWork, issuer: TokenIssuer, *, refresh_token: str, now: datetime | None = None) -> int:
     """End the session this refresh token belongs to (its whole family, and its access tokens); returns sessions
     ended (0 or 1). Its access tokens are ended even when it was already over: a retry after a lost answer."""
-    now = now or utcnow()
     with uow:
+        # The user's lock before the token's, as every other use case takes them (see _redeem_code): taking the
+        # token's first, a logout racing a logout everywhere each held a row of the family the other was to revoke.
+        uow.users.get(_known_refresh_token(uow, refresh_token, lock=False).user_id, lock=True)
+        now = now or utcnow()  # once the user's lock is held (see _end_sessions)
         token = _known_refresh_token(uow, refresh_token)
         ended = _end_session(uow, issuer, token, now)
         uow.commit()

@@ -27,6 +27,7 @@ from tools.simulator.web import Handler, Request, Response, SimulatorError
 
 SCHEMA = "WECHATPAY2-SHA256-RSA2048"
 MAX_CLOCK_SKEW_SECONDS = 300
+AMOUNT_MAX = 2**31 - 1  # API v3 types amount.total and amount.refund as int: 32-bit signed
 OUT_NO = re.compile(r"[A-Za-z0-9_\-|*]{6,32}")
 CHINA = timezone(timedelta(hours=8))  # WeChat Pay writes times in Beijing time
 # What /sim/pay can spoil in a notify, for the merchant's rejection tests.
@@ -202,8 +203,9 @@ class WechatPaySimulator:
         if not all(isinstance(value, str) and value for value in fields) or not isinstance(openid, str):
             return self._error(400, "PARAM_ERROR", "appid, mchid, description, out_trade_no, notify_url and "
                                                    "payer.openid are required")
-        if type(total) is not int or total <= 0 or amount.get("currency", "CNY") != "CNY":
-            return self._error(400, "PARAM_ERROR", "amount.total must be an integer number of fen > 0, currency CNY")
+        if type(total) is not int or not 0 < total <= AMOUNT_MAX or amount.get("currency", "CNY") != "CNY":
+            return self._error(400, "PARAM_ERROR",
+                               f"amount.total must be an integer number of fen in 1..{AMOUNT_MAX}, currency CNY")
         if body["mchid"] != self.config.wechatpay_mchid or body["appid"] != self.config.wechat_appid:
             return self._error(400, "APPID_MCHID_NOT_MATCH", "appid and mchid do not match")
         if not OUT_NO.fullmatch(body["out_trade_no"]):
@@ -273,8 +275,10 @@ class WechatPaySimulator:
         if body is None or not isinstance(amount, dict) or not isinstance(body.get("out_refund_no"), str):
             return self._error(400, "PARAM_ERROR", "out_refund_no and amount are required")
         refund_fen, total = amount.get("refund"), amount.get("total")
-        if type(refund_fen) is not int or type(total) is not int or refund_fen <= 0:
-            return self._error(400, "PARAM_ERROR", "amount.refund and amount.total must be integers of fen > 0")
+        if type(refund_fen) is not int or type(total) is not int or not (0 < refund_fen <= AMOUNT_MAX and
+                                                                          0 < total <= AMOUNT_MAX):
+            return self._error(400, "PARAM_ERROR", f"amount.refund and amount.total must be integers of fen in "
+                                                   f"1..{AMOUNT_MAX}")
         if amount.get("currency") != "CNY":
             return self._error(400, "PARAM_ERROR", "amount.currency must be CNY")
         with self._lock:

@@ -7,6 +7,7 @@ import csv
 import functools
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -140,6 +141,22 @@ def test_leftover_part_files_go_once_their_job_ended_and_a_running_jobs_stay(uow
     for job in (ended, running):
         (tmp_path / (reports.file_name(job) + ".part")).write_text("half a report")
 
-    assert reports.remove_leftover_parts(uow(), tmp_path) == 1
+    assert reports.remove_leftover_files(uow(), tmp_path) == 1
 
     assert [path.name for path in tmp_path.iterdir()] == [reports.file_name(running) + ".part"]
+
+
+def test_a_complete_file_of_an_ended_job_goes_unless_it_is_the_done_jobs_own(uow, tmp_path: Path) -> None:
+    done, failed = (reports.create_report(uow(), kind="daily", format="csv", from_date=D1.isoformat(),
+                                          to_date=D2.isoformat(), requested_by=1) for _ in range(2))
+    own, crashed = reports.file_name(replace(done, attempts=2)), reports.file_name(done)
+    with uow() as unit:
+        unit.reports.update(done.id, status="done", attempts=2, file_name=own)
+        unit.reports.update(failed.id, status="failed")
+        unit.commit()
+    for name in (own, crashed, reports.file_name(failed)):
+        (tmp_path / name).write_text("a whole report")
+
+    assert reports.remove_leftover_files(uow(), tmp_path) == 2
+
+    assert [path.name for path in tmp_path.iterdir()] == [own]

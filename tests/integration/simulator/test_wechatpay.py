@@ -21,6 +21,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from services.common import wechatpay as wechatpay_module
 from services.common.devbroker import free_port
 from services.common.wechatpay import (
     NotifyRejected,
@@ -209,6 +210,17 @@ def test_a_second_prepay_with_another_amount_is_refused(wechatpay: WechatPay, re
     with pytest.raises(WechatPayApiError) as raised:
         prepay(wechatpay, receiver, out_trade_no, amount_fen=1)
     assert raised.value.code == "INVALID_REQUEST"
+
+
+def test_an_amount_beyond_a_32_bit_integer_of_fen_is_refused_as_wechat_pay_does(
+        wechatpay: WechatPay, receiver: NotifyReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(wechatpay_module, "AMOUNT_MAX_FEN", 2**40)  # past the adapter's own check, to the simulator
+    prepay(wechatpay, receiver, new_trade_no(), amount_fen=2**31 - 1)
+
+    with pytest.raises(WechatPayApiError) as raised:
+        prepay(wechatpay, receiver, new_trade_no(), amount_fen=2**31)
+
+    assert (raised.value.status, raised.value.code) == (400, "PARAM_ERROR")
 
 
 def test_a_paid_order_cannot_be_prepaid_again(simulator: RunningSimulator, wechatpay: WechatPay,

@@ -125,6 +125,32 @@ def test_asking_again_within_a_minute_is_refused_with_the_wait(
     assert raised.value.details == {"retry_after": 40}
 
 
+def test_a_shopper_just_logged_in_by_sms_gets_a_bind_code_at_once(
+        uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer) -> None:
+    """The minute's wait is per phone and purpose: a login code does not hold up the binding that follows it."""
+    service.login_with_sms(uow(), issuer, phone=PHONE, code=send(uow, issuer), now=T0)
+
+    bind = service.send_sms_code(uow(), ConsoleSms(), issuer, phone=PHONE, purpose="bind",
+                                 now=T0 + timedelta(seconds=5))
+    with pytest.raises(RateLimited) as again:
+        send(uow, issuer, T0 + timedelta(seconds=5))
+
+    assert (len(bind.dev_code), again.value.code, again.value.details) == (6, "SMS_RESEND_TOO_SOON", {"retry_after": 55})
+
+
+def test_the_ten_a_day_cap_counts_the_codes_of_every_purpose_of_a_phone(
+        uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer) -> None:
+    purposes = ["login", "reset", "bind", "unbind"]
+    for sent in range(10):  # a new purpose each time: no wait between them
+        service.send_sms_code(uow(), ConsoleSms(), issuer, phone=PHONE, purpose=purposes[sent % 4],
+                              now=T0 + timedelta(seconds=20 * sent))
+
+    with pytest.raises(RateLimited) as raised:
+        service.send_sms_code(uow(), ConsoleSms(), issuer, phone=PHONE, purpose="bind", now=T0 + timedelta(hours=1))
+
+    assert raised.value.code == "SMS_DAILY_LIMIT"
+
+
 def test_concurrent_code_requests_for_one_phone_send_exactly_one(
         engine: Engine, uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer) -> None:
     barrier = threading.Barrier(8)

@@ -483,14 +483,19 @@ def test_an_attempt_that_fails_mid_file_leaves_no_part_file_behind(counted, tmp_
 def job_in(uow: Callable[[], SqlAnalyticsUnitOfWork], status: str, format: str = "csv") -> ReportJob:
     job = reports.create_report(uow(), kind="daily", format=format, from_date=D1.isoformat(), to_date=D2.isoformat(),
                                 requested_by=7)
+    own = reports.file_name(dataclasses.replace(job, attempts=2)) if status in ("done", "expired") else ""
     with uow() as unit:
-        unit.reports.update(job.id, status=status, attempts=2)
+        unit.reports.update(job.id, status=status, attempts=2, file_name=own)
         unit.commit()
     return reports.get_report(uow(), job.id)
 
 
+def file_of(job: ReportJob, attempt: int) -> str:
+    return reports.file_name(dataclasses.replace(job, attempts=attempt))
+
+
 def part_of(job: ReportJob, attempt: int) -> str:
-    return reports.file_name(dataclasses.replace(job, attempts=attempt)) + ".part"
+    return file_of(job, attempt) + ".part"
 
 
 def test_part_files_of_reports_no_longer_running_are_removed_and_those_of_running_ones_kept(counted, tmp_path) -> None:
@@ -502,10 +507,36 @@ def test_part_files_of_reports_no_longer_running_are_removed_and_those_of_runnin
     for name in (*left, *kept):
         (tmp_path / name).write_text("half a report")
 
-    assert reports.remove_leftover_parts(counted(), tmp_path) == 3
+    assert reports.remove_leftover_files(counted(), tmp_path) == 3
 
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("analytics.db")) == sorted(kept)
-    assert reports.remove_leftover_parts(counted(), tmp_path) == 0
+    assert reports.remove_leftover_files(counted(), tmp_path) == 0
+
+
+def test_complete_files_no_job_points_at_are_removed_once_their_job_ended_and_a_running_jobs_kept(
+        counted, tmp_path) -> None:
+    done, failed, expired, running, queued = (job_in(counted, status) for status in (
+        "done", "failed", "expired", "running", "queued"))
+    left = [file_of(done, 1),  # attempt 1 crashed between its rename and its "done" save; attempt 2 made it done
+            file_of(failed, 1), file_of(failed, 2),  # renamed, then the job failed (taken over, and that one failed)
+            file_of(expired, 2)]  # expire_reports crashed between marking the job expired and deleting its file
+    kept = [file_of(done, 2),  # the file done points at: downloads read it
+            file_of(running, 1), file_of(running, 2),  # renamed, its "done" save (or a faster attempt's) to come
+            file_of(queued, 1),  # a job of a restored database; it will be written again
+            "999-daily-2026-11-20-2026-11-21.csv", "notes.csv"]  # no job of this database's: not its to judge
+    for name in (*left, *kept):
+        (tmp_path / name).write_text("a whole report")
+
+    assert reports.remove_leftover_files(counted(), tmp_path) == 4
+
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("analytics.db")) == sorted(kept)
+    assert reports.read_report(counted(), tmp_path, done.id, 0)[1] == b"a whole report"
+
+
+def test_a_reports_directory_not_made_yet_has_nothing_left_over(counted, tmp_path) -> None:
+    job_in(counted, "failed")
+
+    assert reports.remove_leftover_files(counted(), tmp_path / "reports") == 0
 
 
 def test_the_job_runner_removes_leftover_part_files_as_it_runs(counted, tmp_path) -> None:

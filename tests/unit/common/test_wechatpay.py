@@ -388,6 +388,14 @@ def test_a_prepay_deadline_without_a_timezone_is_refused(pay: WechatPay) -> None
                          time_expire=datetime(2026, 11, 29) + timedelta(minutes=30))
 
 
+@pytest.mark.parametrize("amount_fen", [0, 2**31])
+def test_a_prepay_amount_outside_what_wechat_pay_takes_is_refused_before_it_is_sent(pay: WechatPay,
+                                                                                  amount_fen: int) -> None:
+    with pytest.raises(ValueError, match=r"amount_fen must be in 1\.\.2147483647"):
+        pay.jsapi_prepay(out_trade_no="T1", description="d", amount_fen=amount_fen, payer_openid="o",
+                         notify_url="https://n", time_expire=datetime(2026, 11, 29, tzinfo=UTC))
+
+
 def self_signed(key: rsa.RSAPrivateKey, serial_number: int) -> bytes:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Tenpay.com Root CA")])
     now = datetime.now(UTC)

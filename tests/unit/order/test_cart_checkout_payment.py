@@ -262,6 +262,36 @@ def test_wechat_pay_prepays_the_payable_amount_until_the_deadline(shop: Shop) ->
     assert wechat.prepaid[0]["payer_openid"] == "o-alice" and order.prepaid_at == NOW
 
 
+def test_an_order_above_what_wechat_pay_takes_in_one_payment_is_refused_before_asking_it(shop: Shop) -> None:
+    shop.catalog.put(900, price_fen=100_000_000)  # the most a SKU may cost (formats.SKU_PRICE_MAX_FEN)
+    shop.stock.available[900] = 22
+    order = submit(shop, CheckoutInput(sku_id=900, quantity=22, address_id=7))
+    wechat = FakeWechatPay()
+
+    with pytest.raises(DomainError) as refused:
+        service.pay_order(shop.uow, shop.members, shop.users, wechat, shop.settings, user_id=1,
+                          order_id=order.id or 0, channel="wechat", now=NOW)
+
+    assert order.payable_fen == 2_200_000_000
+    assert (refused.value.kind.name, refused.value.code, refused.value.details) == (
+        "BUSINESS_RULE", "PAYMENT_AMOUNT_TOO_LARGE", {"channel": "wechat", "max_fen": 2_147_483_647})
+    assert "balance" in refused.value.message
+    assert (wechat.prepaid, order.status, order.prepaid_at, len(shop.uow.published)) == (
+        [], "PENDING_PAYMENT", None, 1)
+
+
+def test_an_order_of_exactly_what_wechat_pay_takes_in_one_payment_is_prepaid(shop: Shop) -> None:
+    shop.catalog.put(900, price_fen=2_147_483_647)
+    shop.stock.available[900] = 1
+    order = submit(shop, CheckoutInput(sku_id=900, quantity=1, address_id=7))
+    wechat = FakeWechatPay()
+
+    service.pay_order(shop.uow, shop.members, shop.users, wechat, shop.settings, user_id=1, order_id=order.id or 0,
+                      channel="wechat", now=NOW)
+
+    assert [prepay["amount_fen"] for prepay in wechat.prepaid] == [order.payable_fen] == [2_147_483_647]
+
+
 def test_wechat_pay_needs_a_bound_wechat(shop: Shop) -> None:
     order = submit(shop, BUY_TWO)
     shop.users.openids.clear()
