@@ -10,7 +10,7 @@ from sqlalchemy import insert, select
 
 from services.common import migrations
 from services.common.db import make_engine
-from services.product.db import delivery_estimates
+from services.product.db import delivery_estimates, settings_audit_log
 from tests.fixtures.postgres import drop_databases, migrations_dir, recreate_database, session_database_name
 
 pytestmark = pytest.mark.integration
@@ -44,5 +44,13 @@ def test_short_named_rows_take_the_full_name_and_a_full_named_row_wins_over_its_
 
     with engine.connect() as connection:
         rows = dict(connection.execute(select(delivery_estimates.c.province, delivery_estimates.c.estimate_days)).all())
+        audited = connection.execute(select(settings_audit_log.c.entity, settings_audit_log.c.entity_key,
+                                            settings_audit_log.c.actor_id, settings_audit_log.c.action,
+                                            settings_audit_log.c.before, settings_audit_log.c.after)
+                                     .order_by(settings_audit_log.c.entity_key)).all()
     engine.dispose()
-    assert rows == {"*": 4, "上海市": 1, "广西壮族自治区": 3, "新疆维吾尔自治区": 6, "浙江省": 2, "Shanghai": 5}
+    assert rows == {"*": 4, "上海市": 1, "广西壮族自治区": 3, "新疆维吾尔自治区": 6, "浙江省": 2}
+    # A row naming no province could never be looked up, changed or removed again: it goes, recorded.
+    assert [tuple(row) for row in audited] == [
+        ("delivery", "Shanghai", 0, "delete", {"estimate_days": 5}, None),
+        ("delivery", "新疆", 0, "delete", {"estimate_days": 7}, None)]
