@@ -228,10 +228,11 @@ class PruneSettings:
         topic = env.int_within("KAFKA_TOPIC_RETENTION_DAYS", KAFKA_TOPIC_RETENTION_DAYS, 1, 365)
         processed = env.int_within("PROCESSED_EVENTS_RETENTION_DAYS", cls.processed_events_days, 1, 3650)
         least = redelivery_days(topic)
-        if processed < least:
-            raise ConfigError(f"PROCESSED_EVENTS_RETENTION_DAYS must be at least {least} (KAFKA_TOPIC_RETENTION_DAYS "
-                              f"{topic} + {KAFKA_SEGMENT_DAYS} days of Kafka segment + 1): Kafka may deliver an event "
-                              f"again that long, and a consumer that forgot it would apply it twice; got {processed}")
+        if processed <= least:  # and a day more for the outbox to keep its rows (below)
+            raise ConfigError(f"PROCESSED_EVENTS_RETENTION_DAYS must be at least {least + 1} (KAFKA_TOPIC_RETENTION_DAYS "
+                              f"{topic} + {KAFKA_SEGMENT_DAYS} days of Kafka segment + 1, and 1 day of outbox): Kafka "
+                              f"may deliver an event again that long, and a consumer that forgot it would apply it "
+                              f"twice; got {processed}")
         outbox = env.int("OUTBOX_RETENTION_DAYS", cls.outbox_days)
         if not 1 <= outbox <= processed - least:
             raise ConfigError(f"OUTBOX_RETENTION_DAYS must be 1 to {processed - least} (PROCESSED_EVENTS_RETENTION_DAYS "

@@ -277,8 +277,8 @@ def test_pruning_defaults_keep_processed_events_beyond_kafka_redeliveries() -> N
 
 
 @pytest.mark.parametrize(("environ", "named"), [
-    ({"PROCESSED_EVENTS_RETENTION_DAYS": "14"}, "PROCESSED_EVENTS_RETENTION_DAYS must be at least 15"),
-    ({"KAFKA_TOPIC_RETENTION_DAYS": "30"}, "PROCESSED_EVENTS_RETENTION_DAYS must be at least 38"),
+    ({"PROCESSED_EVENTS_RETENTION_DAYS": "15"}, "PROCESSED_EVENTS_RETENTION_DAYS must be at least 16"),
+    ({"KAFKA_TOPIC_RETENTION_DAYS": "30"}, "PROCESSED_EVENTS_RETENTION_DAYS must be at least 39"),
     ({"OUTBOX_RETENTION_DAYS": "16"}, "OUTBOX_RETENTION_DAYS must be 1 to 15"),
     ({"OUTBOX_RETENTION_DAYS": "0"}, "OUTBOX_RETENTION_DAYS must be 1 to 15"),
     ({"IDEMPOTENCY_KEY_RETENTION_DAYS": "0"}, "IDEMPOTENCY_KEY_RETENTION_DAYS must be 1 to 3650"),
@@ -295,6 +295,12 @@ def test_a_longer_topic_retention_with_a_longer_processed_retention_is_accepted(
                                            "OUTBOX_RETENTION_DAYS": "12"}))
 
     assert (settings.processed_events_days, settings.republish_days) == (50, 12)
+
+
+def test_the_least_processed_retention_starts_with_one_day_of_outbox() -> None:
+    settings = PruneSettings.from_env(Env({"PROCESSED_EVENTS_RETENTION_DAYS": "16", "OUTBOX_RETENTION_DAYS": "1"}))
+
+    assert (settings.processed_events_days, settings.outbox_days, settings.republish_days) == (16, 1, 1)
 
 
 def test_an_outbox_kept_longer_than_a_republished_copy_stays_recognised_is_refused() -> None:
