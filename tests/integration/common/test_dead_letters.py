@@ -23,10 +23,9 @@ SETTINGS = PruneSettings()  # republish_days 15
 NOW = utcnow()
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def engine(request: pytest.FixtureRequest) -> Engine:
-    fixture = "service_engine" if request.param == "postgresql" else "sqlite_service_engine"
-    return request.getfixturevalue(fixture)("member")
+@pytest.fixture
+def engine(each_service_engine: Callable[[str], Engine]) -> Engine:
+    return each_service_engine("member")
 
 
 def envelope_bytes(*, days_old: float = 0, event_type: str | None = None) -> tuple[str, bytes]:

@@ -21,10 +21,9 @@ pytestmark = pytest.mark.integration
 SCOPE = "submit-order:user:42"
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def engine(request: pytest.FixtureRequest) -> Engine:
-    fixture = "service_engine" if request.param == "postgresql" else "sqlite_service_engine"
-    return request.getfixturevalue(fixture)("order")
+@pytest.fixture
+def engine(each_service_engine: Callable[[str], Engine]) -> Engine:
+    return each_service_engine("order")
 
 
 @pytest.fixture

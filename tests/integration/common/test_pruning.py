@@ -24,10 +24,9 @@ SETTINGS = PruneSettings(outbox_days=14, processed_events_days=30, idempotency_k
 NOW = utcnow()
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def engine(request: pytest.FixtureRequest) -> Engine:
-    fixture = "service_engine" if request.param == "postgresql" else "sqlite_service_engine"
-    return request.getfixturevalue(fixture)("order")
+@pytest.fixture
+def engine(each_service_engine: Callable[[str], Engine]) -> Engine:
+    return each_service_engine("order")
 
 
 @pytest.fixture

@@ -39,11 +39,10 @@ from tests.fixtures.simulator import RunningSimulator
 Metadata = list[tuple[str, str]]
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def uow(request: pytest.FixtureRequest) -> Callable[[], SqlOrderUnitOfWork]:
-    fixture = "service_engine" if request.param == "postgresql" else "sqlite_service_engine"
+@pytest.fixture
+def uow(each_service_engine: Callable[[str], Engine]) -> Callable[[], SqlOrderUnitOfWork]:
     start_mappers()
-    return functools.partial(SqlOrderUnitOfWork, request.getfixturevalue(fixture)("order"), "order")
+    return functools.partial(SqlOrderUnitOfWork, each_service_engine("order"), "order")
 
 
 @pytest.fixture

@@ -50,11 +50,10 @@ def pg_uow(pg_engine: Engine) -> UowFactory:
     return functools.partial(SqlProductUnitOfWork, pg_engine, "product")
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def uow(request: pytest.FixtureRequest) -> UowFactory:
-    fixture = "service_engine" if request.param == "postgresql" else "sqlite_service_engine"
+@pytest.fixture
+def uow(each_service_engine: Callable[[str], Engine]) -> UowFactory:
     start_mappers()
-    return functools.partial(SqlProductUnitOfWork, request.getfixturevalue(fixture)("product"), "product")
+    return functools.partial(SqlProductUnitOfWork, each_service_engine("product"), "product")
 
 
 # The product service behind a real gRPC server, and the tokens its callers carry

@@ -13,10 +13,9 @@ from services.user.tokens import TokenIssuer
 from tests.fixtures.keys import JwtKeys
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def engine(request: pytest.FixtureRequest) -> Engine:
-    fixture = "service_engine" if request.param == "postgresql" else "sqlite_service_engine"
-    return request.getfixturevalue(fixture)("user")
+@pytest.fixture
+def engine(each_service_engine: Callable[[str], Engine]) -> Engine:
+    return each_service_engine("user")
 
 
 @pytest.fixture
