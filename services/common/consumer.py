@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -19,7 +20,8 @@ from sqlalchemy.orm import Session
 from services.common import events
 from services.common.config import KafkaSettings
 from services.common.db import refused_data, utcnow
-from services.common.kafka import make_consumer
+from services.common.kafka import consumer_request_timeout_ms, make_consumer
+from services.common.liveness import LIVENESS_MARGIN_SECONDS, Clock, Heartbeat
 from services.common.logs import request_id_var
 from services.common.metrics import CONSUMER_FAILURES, CONSUMER_OFFSET_OUT_OF_RANGE, EVENTS_CONSUMED
 from services.common.outbox import dead_letter_reason, dead_letters, processed_events
@@ -49,6 +51,9 @@ def never_applicable_reason(exc: Exception) -> str:
     if isinstance(exc, DataError):
         return "the database refuses the event's data: " + refused_data(exc)
     return str(exc)
+
+
+POLL_TIMEOUT_MS = 500  # how long EventConsumer.run's poll waits for records
 
 
 class HandlerFailed(Exception):
@@ -93,7 +98,8 @@ class EventConsumer(Generic[U]):
     def __init__(self, name: str, uow: Callable[[], U], kafka: KafkaSettings,
                  handlers: Mapping[type[Message], Handler[U]], *, batched: bool = False,
                  max_backoff_seconds: float = 10.0,
-                 consumer_factory: Callable[[KafkaSettings, str, list[str]], KafkaConsumer] = make_consumer) -> None:
+                 consumer_factory: Callable[[KafkaSettings, str, list[str]], KafkaConsumer] = make_consumer,
+                 clock: Clock = time.monotonic) -> None:
         self.name = name
         self.uow = uow
         self.kafka = kafka
@@ -108,6 +114,17 @@ class EventConsumer(Generic[U]):
         # Partitions rewound to a record that failed: the back-off keeps growing until that record is applied, not
         # merely until a poll that happened to bring only other partitions' records.
         self._failing: set[TopicPartition] = set()
+        self.heartbeat = Heartbeat(f"consumer-{name}", self.liveness_bound_seconds(), clock=clock)
+
+    def liveness_bound_seconds(self) -> float:
+        """The longest one pass of `run` takes while the loop works, plus LIVENESS_MARGIN_SECONDS: the poll
+        (POLL_TIMEOUT_MS), handling what it returned (at most max_poll_interval_ms, or the group evicts this
+        member anyway), the offset commit or closing a failed consumer (its request timeout, at least the session
+        timeout + 1 s: make_consumer) and the back-off. 370.5 s with the defaults."""
+        kafka = self.kafka
+        return ((POLL_TIMEOUT_MS + kafka.max_poll_interval_ms + consumer_request_timeout_ms(kafka)) / 1000
+                + self.max_backoff_seconds
+                + LIVENESS_MARGIN_SECONDS)
 
     def run(self, stop: threading.Event) -> None:
         """Consume until `stop` is set; back off on handler failures, reconnect on broker failures."""
@@ -126,9 +143,10 @@ class EventConsumer(Generic[U]):
                 log.warning("consumer %s failed; reconnecting in %.1fs", self.name, backoff, exc_info=True)
                 self.close()
                 stop.wait(backoff)
+            self.heartbeat.beat()
         self.close()
 
-    def poll_once(self, timeout_ms: int = 500) -> int:
+    def poll_once(self, timeout_ms: int = POLL_TIMEOUT_MS) -> int:
         """Handle what one poll returns; returns how many records were handled (applied or skipped).
 
         Offsets are committed once per poll, after the records' own transactions (the batch's one when

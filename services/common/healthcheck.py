@@ -1,9 +1,10 @@
 """The images' HEALTHCHECK: `python -m services.common.healthcheck <service|gateway>` exits 0 when the container's
 process answers over HTTP on its own port, 1 when it does not.
 
-A service's long-running roles (serve, relay, consume) all serve /metrics on <SVC>_METRICS_PORT; the gateway answers
-/healthz on the port of GATEWAY_BIND. Kubernetes ignores it and probes with its own (deploy/k8s); `docker run` and
-compose have only this.
+A service's long-running roles (serve, relay, consume) all answer /livez on <SVC>_METRICS_PORT, next to /metrics: 200
+while their relay and consumer loops come round, 503 once one is stuck (services/common/liveness.py); the gateway
+answers /healthz on the port of GATEWAY_BIND. Kubernetes ignores it and probes with its own (deploy/k8s); `docker run`
+and compose have only this.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import urllib.error
 import urllib.request
 
 from services.common.config import METRICS_PORTS, SERVICES, ConfigError, Env
+from services.common.liveness import LIVENESS_PATH
 
 TIMEOUT_SECONDS = 2.0
 
@@ -25,7 +27,7 @@ def health_url(target: str, env: Env) -> str | None:
         host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104 - read, not bound
         return f"http://{f'[{host}]' if ':' in host else host}:{port}/healthz"
     port = env.int(f"{target.upper()}_METRICS_PORT", METRICS_PORTS[target])
-    return f"http://127.0.0.1:{port}/metrics" if port else None
+    return f"http://127.0.0.1:{port}{LIVENESS_PATH}" if port else None
 
 
 def main(argv: list[str]) -> int:

@@ -66,7 +66,7 @@ def make_consumer(settings: KafkaSettings, group_id: str, topics: Iterable[str])
     Its poll() waits at least POLL_WAIT_FLOOR_SECONDS per pass, so it does not spin while the broker hangs.
     """
     max_poll = settings.max_poll_interval_ms
-    session_timeout = min(10_000, max_poll)
+    session_timeout = consumer_session_timeout_ms(settings)
     consumer = KafkaConsumer(
         *topics,
         **settings.client_options(),
@@ -76,10 +76,19 @@ def make_consumer(settings: KafkaSettings, group_id: str, topics: Iterable[str])
         max_poll_interval_ms=max_poll,
         session_timeout_ms=session_timeout,
         heartbeat_interval_ms=max(100, session_timeout // 3),
-        request_timeout_ms=max(settings.request_timeout_ms, session_timeout + 1000),
+        request_timeout_ms=consumer_request_timeout_ms(settings),
         max_poll_records=settings.max_poll_records,
     )
     return wait_between_polls(consumer)
+
+
+def consumer_session_timeout_ms(settings: KafkaSettings) -> int:
+    return min(10_000, settings.max_poll_interval_ms)
+
+
+def consumer_request_timeout_ms(settings: KafkaSettings) -> int:
+    """A consumer's request timeout: longer than its session timeout, as kafka-python requires."""
+    return max(settings.request_timeout_ms, consumer_session_timeout_ms(settings) + 1000)
 
 
 # kafka-python 3.0.12 busy-loops while a heartbeat goes unanswered (issue 14). KafkaConsumer._poll_once

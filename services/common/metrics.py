@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+import threading
+from collections.abc import Callable, Mapping
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 
 RPC_HANDLED = Counter("mall_grpc_server_handled_total", "gRPC calls handled, by final status.",
                       ["service", "method", "code"])
@@ -26,6 +31,10 @@ CONSUMER_OFFSET_OUT_OF_RANGE = Counter(
     "Times a consumer group's offset was no longer in its partition's log (records deleted by retention unread, "
     "or the log truncated); the consumer resumed at the log's start and recorded the gap in dead_letters.",
     ["consumer", "topic"])
+LOOP_BEAT_AGE = Gauge(
+    "mall_loop_beat_age_seconds",
+    "Seconds since a relay or consumer loop last completed an iteration (idle polls and back-off waits included); "
+    "/livez answers 503 once it passes the loop's bound (services/common/liveness.py).", ["loop"])
 
 ROWS_PRUNED = Counter(
     "mall_bookkeeping_rows_pruned_total",
@@ -33,7 +42,38 @@ ROWS_PRUNED = Counter(
     ["service", "table"])
 
 
-def serve_metrics(port: int) -> None:
-    """Expose /metrics on `port` (0 = not exposed, e.g. when another process of the pod does)."""
-    if port:
-        start_http_server(port)
+# An answer of the metrics port other than the metrics: path -> () -> (HTTP status, plain-text body).
+Route = Callable[[], tuple[int, str]]
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the overridden signature
+        """Probes and scrapes every few seconds: not worth a log line each."""
+
+
+def metrics_app(routes: Mapping[str, Route] | None = None) -> Callable:
+    """The WSGI app of the metrics port: `routes` by exact path, the Prometheus metrics on every other path."""
+    metrics = make_wsgi_app()
+    routes = dict(routes or {})
+
+    def app(environ: dict, start_response: Callable) -> list[bytes]:
+        route = routes.get(environ.get("PATH_INFO", ""))
+        if route is None:
+            return metrics(environ, start_response)
+        status, body = route()
+        reasons = {200: "OK", 503: "Service Unavailable"}
+        start_response(f"{status} {reasons.get(status, '')}".rstrip(),
+                       [("Content-Type", "text/plain; charset=utf-8"), ("Cache-Control", "no-store")])
+        return [body.encode()]
+    return app
+
+
+def serve_metrics(port: int, routes: Mapping[str, Route] | None = None) -> WSGIServer | None:
+    """Expose /metrics (and `routes`, e.g. /livez) on `port` (0 = not exposed, e.g. when another process of the pod
+    does), as prometheus_client's start_http_server did, on every IPv4 address, from a daemon thread."""
+    if not port:
+        return None
+    server = make_server("0.0.0.0", port, metrics_app(routes), ThreadingWSGIServer,  # noqa: S104 - probes, scrapes
+                         handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
+    return server

@@ -32,8 +32,9 @@ from sqlalchemy.orm import Session
 
 from services.common import events
 from services.common.config import KafkaSettings
-from services.common.db import BigId, UTCDateTime, advisory_key, utcnow
+from services.common.db import POSTGRES_TIMEOUTS, BigId, UTCDateTime, advisory_key, utcnow
 from services.common.kafka import close_producer, delivery_timeout_ms, make_producer
+from services.common.liveness import LIVENESS_MARGIN_SECONDS, Clock, Heartbeat
 from services.common.metrics import (
     OUTBOX_DEAD_LETTERED,
     OUTBOX_FAILURES,
@@ -131,12 +132,17 @@ class OutboxRelay:
     error and counted in mall_outbox_dead_lettered_total. Its aggregate's later events go on
     without it. Every other failure (broker down, timeouts) fails the whole batch, which is sent
     again from its first row, so nothing is marked before the broker acknowledged it.
+
+    Every pass of the loop, idle, standing by or backing off, ends with `heartbeat.beat()`
+    (services/common/liveness.py): /livez answers 503 once no pass has ended for
+    liveness_bound_seconds().
     """
 
     def __init__(self, service: str, engine: Engine, kafka: KafkaSettings, *, batch_size: int = 200,
                  idle_seconds: float = 0.2, standby_seconds: float = 2.0, max_backoff_seconds: float = 10.0,
                  yield_after_failures: int = 5,
-                 producer_factory: Callable[[KafkaSettings], KafkaProducer] = make_producer) -> None:
+                 producer_factory: Callable[[KafkaSettings], KafkaProducer] = make_producer,
+                 clock: Clock = time.monotonic) -> None:
         self.service = service
         self.engine = engine
         self.kafka = kafka
@@ -150,6 +156,17 @@ class OutboxRelay:
         self._leader: Connection | None = None
         self._lock_key = advisory_key(f"minimall-outbox:{service}")
         self._retake_after = 0.0  # monotonic time before which this relay does not ask for the lock
+        self.heartbeat = Heartbeat("outbox-relay", self.liveness_bound_seconds(), clock=clock)
+
+    def liveness_bound_seconds(self) -> float:
+        """The longest one pass of `run` takes while the loop works, whatever the broker and database do, plus
+        LIVENESS_MARGIN_SECONDS: its longest wait (idle, standby or back-off), blocking on Kafka metadata (max_block_ms
+        = the request timeout), the batch settling (delivery timeout + 1 s), closing a failed producer (1 s), and one
+        database call on a dead connection (connect_timeout + tcp_user_timeout). 202 s with the defaults."""
+        wait = max(self.idle_seconds, self.standby_seconds, self.max_backoff_seconds)
+        kafka = (self.kafka.request_timeout_ms + delivery_timeout_ms(self.kafka)) / 1000 + 1 + 1
+        database = POSTGRES_TIMEOUTS["connect_timeout"] + POSTGRES_TIMEOUTS["tcp_user_timeout"] / 1000
+        return wait + kafka + database + LIVENESS_MARGIN_SECONDS
 
     def run(self, stop: threading.Event) -> None:
         """Relay until `stop` is set, backing off exponentially while the broker or database is down."""
@@ -174,6 +191,7 @@ class OutboxRelay:
                     self._retake_after = time.monotonic() + 2 * self.standby_seconds
                     failures = 0
                 stop.wait(backoff)
+            self.heartbeat.beat()
         self.close()
 
     def close(self) -> None:

@@ -22,6 +22,7 @@ from services.common.db import make_engine
 from services.common.discovery import Discovery
 from services.common.grpc_server import Registration, create_server
 from services.common.kafka import delivery_timeout_ms
+from services.common.liveness import LIVENESS, LIVENESS_PATH, Heartbeat, Liveness
 from services.common.logs import configure_logging
 from services.common.metrics import serve_metrics
 from services.common.outbox import OutboxRelay
@@ -56,16 +57,21 @@ def every(interval_seconds: float, what: str, action: Callable[[], object]) -> C
     return run
 
 
-def run_roles(app: ServiceApp, roles: Sequence[str], stop: threading.Event) -> None:
-    """Run the given roles until `stop` is set; gRPC drains and leaves Consul before returning."""
+def run_roles(app: ServiceApp, roles: Sequence[str], stop: threading.Event, liveness: Liveness = LIVENESS) -> None:
+    """Run the given roles until `stop` is set; gRPC drains and leaves Consul before returning. The relay's and
+    consumers' heartbeats are in `liveness` (its /livez) while they run."""
     settings = app.settings
     threads = []
+    heartbeats: list[Heartbeat] = []
     if "relay" in roles:
         relay = OutboxRelay(settings.service, app.engine, settings.kafka)
         threads.append(threading.Thread(target=relay.run, args=(stop,), name="outbox-relay", daemon=True))
+        heartbeats.append(relay.heartbeat)
     if "consume" in roles:
         threads += [threading.Thread(target=c.run, args=(stop,), name=f"consumer-{c.name}", daemon=True)
                     for c in app.consumers]
+        heartbeats += [c.heartbeat for c in app.consumers]
+    liveness.register(heartbeats)
     if "serve" in roles:
         jobs = {**app.jobs, "prune-bookkeeping": every(settings.pruning.interval_seconds, "bookkeeping pruning",
                                                        pruning_job(app.engine, settings.service, settings.pruning))}
@@ -93,6 +99,7 @@ def run_roles(app: ServiceApp, roles: Sequence[str], stop: threading.Event) -> N
     join_deadline = time.monotonic() + delivery_timeout_ms(settings.kafka) / 1000 + 5
     for thread in threads:
         thread.join(timeout=max(0.1, join_deadline - time.monotonic()))
+    liveness.unregister(heartbeats)
     log.info("%s stopped", settings.service)
 
 
@@ -150,7 +157,7 @@ def main(service: str, build_app: Callable[[ServiceSettings], ServiceApp], migra
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    serve_metrics(settings.metrics_port)
+    serve_metrics(settings.metrics_port, {LIVENESS_PATH: LIVENESS.answer})
     run_roles(app, ROLES if args.command == "all" else (args.command,), stop)
     return 0
 

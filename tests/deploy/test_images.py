@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from services.common.config import GRPC_PORTS, METRICS_PORTS, SERVICES
+from services.common.liveness import LIVENESS_PATH
 from tests.deploy.helpers import K8S, ROOT
 from tests.fixtures.keys import JwtKeys
 
@@ -105,13 +106,16 @@ def run_healthcheck(target: str, env: dict[str, str]) -> int:
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_each_service_image_checks_that_its_process_answers_on_its_metrics_port(service: str) -> None:
-    """Every long-running role (serve, relay, consume) serves /metrics on <SVC>_METRICS_PORT (Kubernetes probes
-    the servers over gRPC and the others there; `docker run` and compose have only the image's HEALTHCHECK)."""
-    with answering("/metrics") as port:
+def test_each_service_image_checks_that_its_process_answers_its_liveness_on_its_metrics_port(service: str) -> None:
+    """Every long-running role (serve, relay, consume) answers /livez on <SVC>_METRICS_PORT, 503 once a relay or
+    consumer loop is stuck (Kubernetes probes the servers over gRPC and the others there; `docker run` and compose have
+    only the image's HEALTHCHECK). /metrics alone answers from its own thread however stuck the loops are."""
+    with answering(LIVENESS_PATH) as port:
         alive = run_healthcheck(service, {f"{service.upper()}_METRICS_PORT": str(port)})
+    with answering("/metrics") as port:
+        metrics_only = run_healthcheck(service, {f"{service.upper()}_METRICS_PORT": str(port)})
     dead = run_healthcheck(service, {f"{service.upper()}_METRICS_PORT": str(free_port())})
-    assert (alive, dead) == (0, 1)
+    assert (alive, metrics_only, dead) == (0, 1, 1)
 
 
 def test_the_gateway_image_checks_that_gunicorn_answers_its_liveness_route() -> None:

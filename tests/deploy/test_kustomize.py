@@ -23,6 +23,7 @@ from services.common.clients import ServiceClients
 from services.common.config import GRPC_PORTS, METRICS_PORTS, SERVICES, Env, ServiceSettings
 from services.common.events import TOPICS
 from services.common.kafka import LINGER_MS
+from services.common.liveness import LIVENESS_PATH
 from tests.deploy.helpers import K8S, OVERLAYS, ROOT, kustomize
 
 Objects = list[dict[str, Any]]
@@ -191,6 +192,20 @@ def test_servers_use_native_grpc_probes_and_the_gateway_its_http_health_endpoint
     gateway = named(rendered[overlay], "Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0]
     assert gateway["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert gateway["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_relays_and_consumers_are_live_while_their_loops_beat_and_ready_while_metrics_answer(
+        rendered: dict[str, Objects], overlay: str) -> None:
+    """/metrics answers from its own thread however stuck the relay or consumer loop is: liveness asks /livez, which
+    answers 503 once a loop has not come round within its bound (services/common/liveness.py)."""
+    probes = {}
+    for name in [*(f"{s}-relay" for s in SERVICES), *(f"{s}-consumer" for s in CONSUMERS)]:
+        container = named(rendered[overlay], "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+        assert {"name": "metrics", "containerPort": METRICS_PORTS[name.split("-")[0]]} in container["ports"]
+        probes[name] = (container["readinessProbe"]["httpGet"], container["livenessProbe"]["httpGet"])
+    expected = ({"path": "/metrics", "port": "metrics"}, {"path": LIVENESS_PATH, "port": "metrics"})
+    assert probes == dict.fromkeys(probes, expected) and len(probes) == len(SERVICES) + len(CONSUMERS)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -20,8 +20,8 @@ K8S = ROOT / "deploy" / "k8s"
 ENV_METHODS = {"str", "int", "int_within", "float", "bool", "optional", "get", "pop"}
 MAPPINGS = {"env", "environ", "os.environ", "self.environ", "env.environ", "settings.environ"}
 NAME = re.compile(r"[A-Z][A-Z0-9_]*_[A-Z0-9_]+|[A-Z]{3,}")
-# Keys of a WSGI environ (gateway/bodylimit.py), not environment variables.
-WSGI_KEYS = {"HTTP_TRANSFER_ENCODING", "CONTENT_LENGTH"}
+# Keys of a WSGI environ (gateway/bodylimit.py, services/common/metrics.py), not environment variables.
+WSGI_KEYS = {"HTTP_TRANSFER_ENCODING", "CONTENT_LENGTH", "PATH_INFO"}
 # Variables read in code but deliberately not in the README's table: name -> why.
 NOT_DOCUMENTED: dict[str, str] = {}
 # Set for MiniMall containers in deploy/k8s but read by something else than our code: name -> reader.

@@ -27,7 +27,7 @@ def ran(monkeypatch: pytest.MonkeyPatch, jwt_keys: JwtKeys, tmp_path: Path) -> l
     consumer's pod's: a payment channel switched on but none of its keys, no service token."""
     calls: list[tuple[ServiceApp, Sequence[str]]] = []
     monkeypatch.setattr(runtime, "run_roles", lambda app, roles, stop: calls.append((app, roles)))
-    monkeypatch.setattr(runtime, "serve_metrics", lambda port: None)
+    monkeypatch.setattr(runtime, "serve_metrics", lambda port, routes=None: None)
     monkeypatch.setattr(runtime.signal, "signal", lambda signum, handler: None)
     monkeypatch.setattr(runtime.gc, "freeze", lambda: None)
     monkeypatch.setenv("JWT_PUBLIC_KEY_FILE", str(jwt_keys.public_path))
