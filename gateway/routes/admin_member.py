@@ -127,7 +127,7 @@ def get_member_record(user_id: int, query: PageQuery) -> StaffMemberOut:
 
 @bp.post("/coupons")
 @operation(summary="Create a coupon template", tag="admin", roles=TEMPLATE_EDITORS,
-           body=CouponTemplateIn, responses={201: StaffCouponTemplateOut},
+           body=CouponTemplateIn, responses={201: StaffCouponTemplateOut}, idempotent=True, key_optional=True,
            description="Percent discounts are rounded down to the fen. An operator's template is pending_approval "
                        "(no claims) until an admin or finance staff member approves it; an admin's is active at "
                        "once. One coupon takes at most MEMBER_COUPON_MAX_FACE_FEN off (default 100000 fen: a "
@@ -138,13 +138,16 @@ def get_member_record(user_id: int, query: PageQuery) -> StaffMemberOut:
                        "one) is left out or 0: 400 COUPON_TEMPLATE_INVALID otherwise, details naming the field. "
                        "category_ids must be categories the catalogue has (each covers the products filed below it "
                        "at any depth): 400 COUPON_TEMPLATE_INVALID naming the "
-                       "others; 503 PRODUCT_UNAVAILABLE when the product service cannot say (nothing created).")
-def create_coupon_template(body: CouponTemplateIn) -> tuple[StaffCouponTemplateOut, int]:
+                       "others; 503 PRODUCT_UNAVAILABLE when the product service cannot say (nothing created). A "
+                       "retry with the same Idempotency-Key and body (after a 503 whose commit went through, say) "
+                       "answers the template the first created, as it is now, never a second template; the same key "
+                       "with another body is 409 IDEMPOTENCY_KEY_REUSED. Keys are per staff member.")
+def create_coupon_template(body: CouponTemplateIn, idempotency_key: str) -> tuple[StaffCouponTemplateOut, int]:
     reply = service(MemberServiceStub).CreateCouponTemplate(pb.CreateCouponTemplateRequest(
         name=body.name, kind=body.kind, amount_fen=body.amount_fen, percent_off=body.percent_off,
         threshold_fen=body.threshold_fen, cap_fen=body.cap_fen or 0, total=body.total,
         per_user_limit=body.per_user_limit, valid_from=stamp(body.valid_from), valid_to=stamp(body.valid_to),
-        category_ids=body.category_ids or []))
+        category_ids=body.category_ids or [], idempotency_key=idempotency_key))
     return StaffCouponTemplateOut.from_proto(reply), 201
 
 

@@ -224,9 +224,13 @@ def _stub() -> ProductServiceStub:
 
 @bp.post("")
 @operation(summary="Create a product (DRAFT) with its SKUs", tag="admin", roles=EDITORS, body=ProductIn,
-           responses={201: AdminProduct})
-def create_product(body: ProductIn) -> tuple[AdminProduct, int]:
-    reply = _stub().CreateProduct(product_pb2.CreateProductRequest(product=body.to_proto()))
+           responses={201: AdminProduct}, idempotent=True, key_optional=True,
+           description="A retry with the same Idempotency-Key and body (after a 503 whose commit went through, "
+                       "say) answers the product the first created, as it is now, never a second product; the same "
+                       "key with another body is 409 IDEMPOTENCY_KEY_REUSED. Keys are per staff member.")
+def create_product(body: ProductIn, idempotency_key: str) -> tuple[AdminProduct, int]:
+    reply = _stub().CreateProduct(product_pb2.CreateProductRequest(product=body.to_proto(),
+                                                                   idempotency_key=idempotency_key))
     return AdminProduct.from_proto(reply), 201
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 
 from google.protobuf.message import Message
@@ -32,7 +33,8 @@ idempotency_keys = Table(
 # never pruned: a new client-key scope must be listed here, or its keys are simply kept. Plan purchases ("plan:") are
 # not listed: their ledger posting is keyed by the client's key for ever, so a key reused after pruning would answer
 # "subscribed" without charging or extending anything; kept, the key replays its first answer as the posting does.
-REQUEST_KEY_SCOPES = ("submit-order:", "cancel-unshipped:", "coupon-claim:", "withdrawal:", "recharge:")
+REQUEST_KEY_SCOPES = ("submit-order:", "cancel-unshipped:", "coupon-claim:", "withdrawal:", "recharge:",
+                      "product-create:", "coupon-template-create:")
 
 
 # The statements of run_once, built once: building them per call (and SQLAlchemy walking each new statement for
@@ -52,6 +54,13 @@ def fingerprint(request: Message | bytes) -> str:
     """SHA-256 of the request (a protobuf message is serialised deterministically)."""
     data = request.SerializeToString(deterministic=True) if isinstance(request, Message) else request
     return hashlib.sha256(data).hexdigest()
+
+
+def canonical(fields: object) -> bytes:
+    """`fields` (dicts, lists, tuples, strings, numbers; anything else as its str(), a datetime say) as bytes that are
+    the same for the same values whatever the dicts' key order: a use case's request for run_once when its input is
+    not one protobuf message."""
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
 
 
 def validate(scope: str, key: str) -> None:

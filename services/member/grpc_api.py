@@ -130,7 +130,8 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
             percent_off=request.percent_off, threshold_fen=request.threshold_fen, cap_fen=request.cap_fen,
             total=request.total, per_user_limit=request.per_user_limit, valid_from=_datetime(request.valid_from),
             valid_to=_datetime(request.valid_to), category_ids=list(request.category_ids), created_by=caller.user_id,
-            needs_approval=not caller.has_any_role(Role.ADMIN), max_face_fen=self.coupon_max_face_fen))
+            needs_approval=not caller.has_any_role(Role.ADMIN), max_face_fen=self.coupon_max_face_fen,
+            idempotency_key=request.idempotency_key))
 
     def ListCouponTemplates(self, request: pb.ListCouponTemplatesRequest,
                             context: grpc.ServicerContext) -> pb.ListCouponTemplatesResponse:

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from services.common.db import seconds_since, utcnow
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
+from services.common.idempotency import canonical
 from services.common.uow import each_page, each_sweep
 from services.member import events, metrics
 from services.member.channels import (
@@ -433,14 +434,18 @@ def create_coupon_template(uow: MemberUnitOfWork, categories: Categories, *, nam
                            percent_off: int, threshold_fen: int, cap_fen: int, total: int, per_user_limit: int,
                            valid_from: datetime, valid_to: datetime, category_ids: list[int],
                            created_by: int | None = None, needs_approval: bool = True,
-                           max_face_fen: int = DEFAULT_COUPON_MAX_FACE_FEN,
+                           max_face_fen: int = DEFAULT_COUPON_MAX_FACE_FEN, idempotency_key: str = "",
                            now: datetime | None = None) -> CouponTemplate:
     """A new coupon template (admin or operator `created_by`): pending_approval when it `needs_approval` (its
     creator is not an admin), else active; worth at most `max_face_fen` a coupon (domain.CouponTemplate.create).
 
     Its `category_ids` must be categories the catalogue has (asked once the fields are valid): 400
     COUPON_TEMPLATE_INVALID naming the others, which no order line could ever match. When the product service
-    cannot answer, its error (503 PRODUCT_UNAVAILABLE) is passed on. Either way nothing is created."""
+    cannot answer, its error (503 PRODUCT_UNAVAILABLE) is passed on. Either way nothing is created.
+
+    With an idempotency key (and a `created_by`), once per key and staff member: a retry with the same key and
+    fields answers the template the first created, as it is now, not a second template; other fields under the key
+    are a Conflict IDEMPOTENCY_KEY_REUSED. Without one each call creates anew."""
     template = CouponTemplate.create(
         name=name, kind=kind, amount_fen=amount_fen, percent_off=percent_off, threshold_fen=threshold_fen,
         cap_fen=cap_fen, total=total, per_user_limit=per_user_limit, valid_from=valid_from, valid_to=valid_to,
@@ -450,7 +455,22 @@ def create_coupon_template(uow: MemberUnitOfWork, categories: Categories, *, nam
     if unknown:
         raise unknown_categories(unknown)
     with uow:
-        uow.coupons.add_template(template)
+        def add() -> bytes:
+            uow.coupons.add_template(template)
+            return str(template.id).encode()
+
+        if not idempotency_key:
+            add()
+        else:
+            fields = {"name": name, "kind": kind, "amount_fen": amount_fen, "percent_off": percent_off,
+                      "threshold_fen": threshold_fen, "cap_fen": cap_fen, "total": total,
+                      "per_user_limit": per_user_limit, "valid_from": valid_from.isoformat(),
+                      "valid_to": valid_to.isoformat(), "category_ids": list(category_ids)}
+            template_id = int(uow.run_once(scope=f"coupon-template-create:staff:{created_by}", key=idempotency_key,
+                                           request=canonical(fields), execute=add))
+            first = uow.coupons.template(template_id)
+            assert first is not None
+            template = first
         uow.commit()
     return template
 

@@ -69,7 +69,8 @@ class ProductServicer(product_pb2_grpc.ProductServiceServicer):
                       context: grpc.ServicerContext) -> product_pb2.Product:
         caller = require_caller(*EDITORS)
         return product_message(service.create_product(self.uow(), actor_id=caller.user_id,
-                                                      draft=_draft(request.product)), staff=True)
+                                                      draft=_draft(request.product),
+                                                      idempotency_key=request.idempotency_key), staff=True)
 
     def UpdateProduct(self, request: product_pb2.UpdateProductRequest,
                       context: grpc.ServicerContext) -> product_pb2.Product:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import NoReturn
 
@@ -33,6 +33,7 @@ from services.common import formats
 from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.events import timestamp
+from services.common.idempotency import canonical
 from services.product import search
 from services.product.domain import (
     DEFAULT_DELIVERY_DAYS,
@@ -214,22 +215,34 @@ def get_skus(uow: ProductUnitOfWork, *, sku_ids: Iterable[int]) -> list[SkuOffer
 
 # Staff: products, audit, shelf, stock
 
-def create_product(uow: ProductUnitOfWork, *, actor_id: int, draft: ProductDraft,
+def create_product(uow: ProductUnitOfWork, *, actor_id: int, draft: ProductDraft, idempotency_key: str = "",
                    now: datetime | None = None) -> ProductView:
     """A new DRAFT product with its SKUs, indexed for search and audited; PRODUCT_INVALID, every problem at once
-    (its category and brand too), from the domain (Product.create)."""
+    (its category and brand too), from the domain (Product.create).
+
+    With an idempotency key, once per key and staff member: a retry with the same key and draft (a 503 whose commit
+    went through, say) answers the product the first created, as it is now, not a second product; another draft
+    under the key is a Conflict IDEMPOTENCY_KEY_REUSED. Without one each call creates anew."""
     now = now or utcnow()
     with uow:
-        category, brand = _references(uow, draft)
-        product = Product.create(draft, now, category_exists=category is not None, brand_exists=brand is not None)
-        assert brand is not None  # the domain refused the draft otherwise
-        uow.products.add(product)
-        assert product.id is not None
-        _record_initial_stock(uow, product.skus, actor_id, now)
-        _index(uow, product, brand)
-        _audit(uow, product, actor_id, "create", None, now)
+        def create() -> bytes:
+            category, brand = _references(uow, draft)
+            product = Product.create(draft, now, category_exists=category is not None, brand_exists=brand is not None)
+            assert brand is not None  # the domain refused the draft otherwise
+            uow.products.add(product)
+            assert product.id is not None
+            _record_initial_stock(uow, product.skus, actor_id, now)
+            _index(uow, product, brand)
+            _audit(uow, product, actor_id, "create", None, now)
+            return str(product.id).encode()
+
+        product_id = int(uow.run_once(scope=f"product-create:staff:{actor_id}", key=idempotency_key,
+                                      request=canonical(asdict(draft)), execute=create)
+                         if idempotency_key else create())
+        product = _product(uow, product_id)
+        view = ProductView(product, _brand(uow, product.brand_id))
         uow.commit()
-        return ProductView(product, brand)
+        return view
 
 
 def update_product(uow: ProductUnitOfWork, *, actor_id: int, product_id: int, draft: ProductDraft, version: int,

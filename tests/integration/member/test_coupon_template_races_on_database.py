@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine
 
 from services.member import service
-from services.member.db import SqlMemberUnitOfWork, coupons
+from services.member.db import SqlMemberUnitOfWork, coupon_templates, coupons
 from tests.fakes import FakeCategories
 from tests.integration.member.test_recharge_races_on_database import count, first_then_second
 
@@ -84,3 +84,18 @@ def test_two_claims_racing_with_one_key_issue_one_coupon(engine: Engine,
 
     assert first == retried
     assert (service.coupon_template(uow(), template_id=template_id).issued, count(engine, coupons)) == (1, 1)
+
+
+def test_two_template_creates_racing_with_one_key_create_one_template(
+        engine: Engine, uow: Callable[[], SqlMemberUnitOfWork]) -> None:
+    def create(work: SqlMemberUnitOfWork) -> object:
+        return service.create_coupon_template(
+            work, FakeCategories(), name="5 yuan off", kind="fixed", amount_fen=500, percent_off=0, threshold_fen=0,
+            cap_fen=0, total=10, per_user_limit=1, valid_from=NOW - timedelta(days=1),
+            valid_to=NOW + timedelta(days=7), category_ids=[], created_by=OPERATOR, idempotency_key="form-1",
+            now=NOW).id
+
+    first, retried = first_then_second(engine, uow, create, create)
+
+    assert isinstance(first, int)
+    assert (retried, count(engine, coupon_templates)) == (first, 1)

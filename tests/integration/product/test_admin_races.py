@@ -8,11 +8,11 @@ import threading
 from collections.abc import Callable
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
 from services.common.errors import Conflict, InvalidInput
 from services.product import service
-from services.product.db import SqlBrandRepository, SqlDeliveryRepository
+from services.product.db import SqlBrandRepository, SqlDeliveryRepository, products
 from services.product.domain import Brand, BrandExists, Category, Product
 from services.product.service import Delivery
 from tests.fixtures.postgres import wait_until_blocked
@@ -139,3 +139,39 @@ def test_two_admins_setting_a_new_provinces_delivery_at_once_both_succeed_and_th
             [(e.actor_id, e.action, e.before, e.after) for e in reversed(entries)]) == (
         Delivery("西藏自治区", 9), [("西藏自治区", 9)],
         [(7, "create", None, {"estimate_days": 7}), (8, "update", {"estimate_days": 7}, {"estimate_days": 9})])
+
+
+def test_two_creates_racing_with_one_key_create_one_product(pg_uow: UowFactory, pg_engine: Engine,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second create (a retry after a 503 whose commit went through, sent while the first is still under way)
+    waits on the first's key and then answers its product."""
+    shelf = Shelf(pg_uow)
+    retry = Racing()
+    audit = service._audit
+
+    def audit_then_retry(*args: object, **kwargs: object) -> None:
+        audit(*args, **kwargs)  # type: ignore[arg-type]
+        retry.meanwhile(pg_engine, lambda: service.create_product(pg_uow(), actor_id=7, draft=shelf.draft("手机"),
+                                                                  idempotency_key="form-1").product.id)
+    monkeypatch.setattr(service, "_audit", audit_then_retry)
+
+    first = service.create_product(pg_uow(), actor_id=7, draft=shelf.draft("手机"), idempotency_key="form-1")
+
+    with pg_engine.connect() as conn:
+        rows = conn.execute(select(func.count()).select_from(products)).scalar_one()
+    assert (retry.result(), rows) == (first.product.id, 1)
+
+
+def test_a_create_retried_with_its_key_answers_the_first_product_and_another_draft_is_a_conflict(
+        uow: UowFactory) -> None:
+    shelf = Shelf(uow)
+    first = service.create_product(uow(), actor_id=7, draft=shelf.draft("手机"), idempotency_key="form-1")
+    retried = service.create_product(uow(), actor_id=7, draft=shelf.draft("手机"), idempotency_key="form-1")
+    with pytest.raises(Conflict) as other:
+        service.create_product(uow(), actor_id=7, draft=shelf.draft("电话"), idempotency_key="form-1")
+    unkeyed = service.create_product(uow(), actor_id=7, draft=shelf.draft("手机"))
+
+    assert (retried.product.id, other.value.code, unkeyed.product.id) == (first.product.id, "IDEMPOTENCY_KEY_REUSED",
+                                                                          (first.product.id or 0) + 1)
+    with uow() as u:
+        assert u.session.execute(select(func.count()).select_from(products)).scalar_one() == 2

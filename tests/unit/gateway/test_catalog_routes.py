@@ -13,6 +13,7 @@ from mall.product.v1 import product_pb2
 
 from services.common.errors import Conflict, InvalidInput
 from services.common.grpc_server import CODE_KEY, to_grpc
+from services.common.idempotency import key_reused
 from tests.fixtures.fake_services import FakeServices
 
 API = "/api/v1"
@@ -387,3 +388,30 @@ def test_a_sku_price_above_the_shop_maximum_is_refused_before_the_product_servic
 
     assert (response.status_code, list(response.get_json()["error"]["details"]), clients.product.CreateProduct.calls) \
         == (400, ["skus.0.price_fen"], [])
+
+
+def test_a_product_create_passes_its_idempotency_key_and_sends_none_without_the_header(
+        client: FlaskClient, clients: FakeServices, bearer: Callable[..., dict[str, str]]) -> None:
+    clients.product.CreateProduct.reply = phone(status="DRAFT", on_shelf=False)
+
+    keyed = client.post(f"{API}/admin/products", json=NEW_PRODUCT,
+                        headers={**bearer(roles="operator"), "Idempotency-Key": "form-1"})
+    unkeyed = client.post(f"{API}/admin/products", json=NEW_PRODUCT, headers=bearer(roles="operator"))
+
+    assert [c.message.idempotency_key for c in clients.product.CreateProduct.calls] == ["form-1", ""]
+    assert (keyed.status_code, unkeyed.status_code) == (201, 201)
+
+
+def test_a_product_create_key_reused_for_another_body_is_a_409_and_a_malformed_key_a_400(
+        client: FlaskClient, clients: FakeServices, bearer: Callable[..., dict[str, str]], rpc_error) -> None:
+    malformed = client.post(f"{API}/admin/products", json=NEW_PRODUCT,
+                            headers={**bearer(roles="operator"), "Idempotency-Key": "x" * 129})
+    status, message, trailers = to_grpc(key_reused())
+    clients.product.CreateProduct.error = rpc_error(status, message, trailers)
+
+    reused = client.post(f"{API}/admin/products", json=NEW_PRODUCT,
+                         headers={**bearer(roles="operator"), "Idempotency-Key": "form-1"})
+
+    assert (malformed.status_code, malformed.get_json()["error"]["code"]) == (400, "IDEMPOTENCY_KEY_INVALID")
+    assert (reused.status_code, reused.get_json()["error"]["code"]) == (409, "IDEMPOTENCY_KEY_REUSED")
+    assert [c.message.idempotency_key for c in clients.product.CreateProduct.calls] == ["form-1"]

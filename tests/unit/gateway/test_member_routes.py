@@ -142,6 +142,26 @@ def test_a_coupon_template_is_created_by_an_operator(client: FlaskClient, client
     assert (response.status_code, response.get_json()["id"], response.get_json()["issued"]) == (201, 5, 0)
 
 
+def test_a_coupon_template_create_passes_its_idempotency_key_and_sends_none_without_the_header(
+        client: FlaskClient, clients, bearer: Callable, rpc_error) -> None:
+    clients.member.CreateCouponTemplate.reply = pb.CouponTemplate(id=5, name="5 yuan off", kind="fixed")
+    body = {"name": "5 yuan off", "kind": "fixed", "amount_fen": 500, "total": 100,
+            "valid_from": "2026-11-18T19:06:40+08:00", "valid_to": "2026-11-30T00:00:00Z"}
+
+    keyed = client.post("/api/v1/admin/coupons", headers={**bearer("operator"), "Idempotency-Key": "form-1"},
+                        json=body)
+    unkeyed = client.post("/api/v1/admin/coupons", headers=bearer("operator"), json=body)
+    status, message, trailers = to_grpc(key_reused())
+    clients.member.CreateCouponTemplate.error = rpc_error(status, message, trailers)
+    reused = client.post("/api/v1/admin/coupons", headers={**bearer("operator"), "Idempotency-Key": "form-1"},
+                         json={**body, "amount_fen": 600})
+
+    assert [c.message.idempotency_key for c in clients.member.CreateCouponTemplate.calls] == [
+        "form-1", "", "form-1"]
+    assert [r.status_code for r in (keyed, unkeyed, reused)] == [201, 201, 409]
+    assert reused.get_json()["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
+
+
 def test_a_shopper_cannot_create_coupon_templates_or_audit_the_ledger(client: FlaskClient, clients,
                                                                       bearer: Callable) -> None:
     audit = client.get("/api/v1/admin/ledger-audit", headers=bearer())

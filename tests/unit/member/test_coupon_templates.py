@@ -368,3 +368,48 @@ def test_a_template_for_every_category_or_with_invalid_fields_asks_the_catalogue
         create(uow, categories, category_ids=[3], total=0)
 
     assert (categories.asked, len(uow.coupons.templates)) == ([], 1)
+
+
+def test_a_template_create_retried_with_its_key_answers_the_first_and_creates_no_second(
+        uow: FakeMemberUnitOfWork) -> None:
+    first = create(uow, idempotency_key="form-1")
+    service.approve_coupon_template(uow, template_id=first, actor_id=ADMIN, now=NOW)
+
+    retried = service.create_coupon_template(uow, FakeCategories(), **{
+        "name": "5 yuan off", "kind": "fixed", "amount_fen": 500, "percent_off": 0, "threshold_fen": 0,
+        "cap_fen": 0, "total": 10, "per_user_limit": 1, "valid_from": NOW - timedelta(days=1),
+        "valid_to": NOW + timedelta(days=7), "category_ids": [], "created_by": OPERATOR, "now": NOW,
+        "idempotency_key": "form-1"})
+
+    assert (retried.id, retried.status, sorted(uow.coupons.templates)) == (first, "active", [1])  # as it is now
+
+
+def test_a_template_key_reused_for_other_fields_is_a_conflict_and_creates_nothing(uow: FakeMemberUnitOfWork) -> None:
+    create(uow, idempotency_key="form-1")
+
+    with pytest.raises(DomainError) as raised:
+        create(uow, idempotency_key="form-1", amount_fen=600)
+
+    assert (raised.value.kind, raised.value.code, sorted(uow.coupons.templates)) == (
+        ErrorKind.CONFLICT, "IDEMPOTENCY_KEY_REUSED", [1])
+
+
+def test_template_creates_without_a_key_each_create_a_template(uow: FakeMemberUnitOfWork) -> None:
+    assert ([create(uow), create(uow)], sorted(uow.coupons.templates)) == ([1, 2], [1, 2])
+
+
+def test_the_servicer_passes_the_template_creates_idempotency_key_so_a_retry_answers_the_first(
+        uow: FakeMemberUnitOfWork) -> None:
+    servicer = MemberServicer(lambda: uow, SimulatedPayout(), RechargeChannels({}), categories=FakeCategories())
+    request = pb.CreateCouponTemplateRequest(
+        name="5 yuan off", kind="fixed", amount_fen=500, total=10, per_user_limit=1,
+        valid_from=timestamp(datetime.now(UTC) + timedelta(days=1)),
+        valid_to=timestamp(datetime.now(UTC) + timedelta(days=8)), idempotency_key="form-1")
+    token = caller_var.set(Caller(user_id=OPERATOR, roles=frozenset({"operator"}), token_id="t"))
+    try:
+        first = servicer.CreateCouponTemplate(request, None)  # type: ignore[arg-type]
+        retried = servicer.CreateCouponTemplate(request, None)  # type: ignore[arg-type]
+    finally:
+        caller_var.reset(token)
+
+    assert (first.id, retried.id, sorted(uow.coupons.templates)) == (1, 1, [1])

@@ -545,3 +545,35 @@ def test_a_price_range_whose_minimum_is_above_its_maximum_is_refused(uow: FakePr
 
     assert (refused.value.code, refused.value.details) == ("PRICE_RANGE_INVALID",
                                                           {"price_min_fen": "must not be above price_max_fen"})
+
+
+def test_a_create_retried_with_its_key_answers_the_first_product_and_creates_no_second(
+        uow: FakeProductUnitOfWork) -> None:
+    first = service.create_product(uow, actor_id=EDITOR, draft=draft(), idempotency_key="form-1", now=T0)
+    retried = service.create_product(uow, actor_id=EDITOR, draft=draft(), idempotency_key="form-1", now=T0)
+
+    assert (first.product.id, retried.product.id, sorted(uow.products.items)) == (1, 1, [1])
+    assert stock_of(uow, 1) == [50, 50]  # the initial stock recorded once
+
+
+def test_a_create_key_reused_for_another_draft_is_a_conflict_and_creates_nothing(uow: FakeProductUnitOfWork) -> None:
+    service.create_product(uow, actor_id=EDITOR, draft=draft(), idempotency_key="form-1", now=T0)
+
+    with pytest.raises(Conflict) as raised:
+        service.create_product(uow, actor_id=EDITOR, draft=draft(name="华为 Mate 70"), idempotency_key="form-1",
+                               now=T0)
+
+    assert (raised.value.code, sorted(uow.products.items)) == ("IDEMPOTENCY_KEY_REUSED", [1])
+
+
+def test_one_key_of_two_staff_members_creates_a_product_each(uow: FakeProductUnitOfWork) -> None:
+    mine = service.create_product(uow, actor_id=EDITOR, draft=draft(), idempotency_key="form-1", now=T0)
+    theirs = service.create_product(uow, actor_id=EDITOR + 1, draft=draft(), idempotency_key="form-1", now=T0)
+
+    assert (mine.product.id, theirs.product.id) == (1, 2)
+
+
+def test_creates_without_a_key_each_create_a_product(uow: FakeProductUnitOfWork) -> None:
+    ids = [service.create_product(uow, actor_id=EDITOR, draft=draft(), now=T0).product.id for _ in range(2)]
+
+    assert (ids, sorted(uow.products.items)) == ([1, 2], [1, 2])

@@ -250,7 +250,7 @@ class ReleasePointsResponse(_message.Message):
     def __init__(self, points: _Optional[int] = ...) -> None: ...
 
 class CreateCouponTemplateRequest(_message.Message):
-    __slots__ = ("name", "kind", "amount_fen", "percent_off", "threshold_fen", "cap_fen", "total", "per_user_limit", "valid_from", "valid_to", "category_ids")
+    __slots__ = ("name", "kind", "amount_fen", "percent_off", "threshold_fen", "cap_fen", "total", "per_user_limit", "valid_from", "valid_to", "category_ids", "idempotency_key")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FEN_FIELD_NUMBER: _ClassVar[int]
@@ -262,6 +262,7 @@ class CreateCouponTemplateRequest(_message.Message):
     VALID_FROM_FIELD_NUMBER: _ClassVar[int]
     VALID_TO_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_IDS_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: str
     amount_fen: int
@@ -273,7 +274,8 @@ class CreateCouponTemplateRequest(_message.Message):
     valid_from: _timestamp_pb2.Timestamp
     valid_to: _timestamp_pb2.Timestamp
     category_ids: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., amount_fen: _Optional[int] = ..., percent_off: _Optional[int] = ..., threshold_fen: _Optional[int] = ..., cap_fen: _Optional[int] = ..., total: _Optional[int] = ..., per_user_limit: _Optional[int] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., category_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+    idempotency_key: str
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., amount_fen: _Optional[int] = ..., percent_off: _Optional[int] = ..., threshold_fen: _Optional[int] = ..., cap_fen: _Optional[int] = ..., total: _Optional[int] = ..., per_user_limit: _Optional[int] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., category_ids: _Optional[_Iterable[int]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class CouponTemplate(_message.Message):
     __slots__ = ("id", "name", "kind", "amount_fen", "percent_off", "threshold_fen", "cap_fen", "total", "issued", "per_user_limit", "valid_from", "valid_to", "category_ids", "status", "created_at", "created_by", "disabled_at", "disabled_by", "disable_reason", "approved_at", "approved_by")

@@ -298,7 +298,7 @@ class MemberServiceServicer:
     def CreateCouponTemplate(self, request, context):
         """Coupons
         An operator's template waits for approval (pending_approval); an admin's is active at once
-        admin or operator
+        admin or operator; once per idempotency_key
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

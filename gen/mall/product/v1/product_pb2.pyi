@@ -292,10 +292,12 @@ class ProductInput(_message.Message):
     def __init__(self, name: _Optional[str] = ..., subtitle: _Optional[str] = ..., category_id: _Optional[int] = ..., brand_id: _Optional[int] = ..., description: _Optional[str] = ..., images: _Optional[_Iterable[str]] = ..., params: _Optional[_Iterable[_Union[Param, _Mapping]]] = ..., specs: _Optional[_Iterable[_Union[Spec, _Mapping]]] = ..., skus: _Optional[_Iterable[_Union[SkuInput, _Mapping]]] = ..., after_sales_policy: _Optional[str] = ...) -> None: ...
 
 class CreateProductRequest(_message.Message):
-    __slots__ = ("product",)
+    __slots__ = ("product", "idempotency_key")
     PRODUCT_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     product: ProductInput
-    def __init__(self, product: _Optional[_Union[ProductInput, _Mapping]] = ...) -> None: ...
+    idempotency_key: str
+    def __init__(self, product: _Optional[_Union[ProductInput, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class UpdateProductRequest(_message.Message):
     __slots__ = ("id", "product", "version")

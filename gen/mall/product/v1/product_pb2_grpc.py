@@ -209,6 +209,7 @@ class ProductServiceServicer:
 
     def CreateProduct(self, request, context):
         """Staff (operator or admin edit; admin audits).
+        once per idempotency_key, when one is given
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
