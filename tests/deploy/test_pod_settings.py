@@ -80,7 +80,7 @@ def readme_secrets() -> Secrets:
         "minimall-alipay": {"app-private-key.pem": pem_private(app), "alipay-public-key.pem": pem_public(alipay)},
         "minimall-bankcard": {"secret": "b" * 40},
         "minimall-media": {"access-key-id": "AKIAFAKEFAKEFAKE", "secret-access-key": "m" * 40},
-        "minimall-kafka": {f"{s}-{part}": f"minimall-{s}" for s in (*KAFKA_CLIENTS, "topics")
+        "minimall-kafka": {f"{s}-{part}": f"minimall-{s}" for s in (*KAFKA_CLIENTS, "topics", "exporter")
                            for part in ("username", "password")},
         "minimall-service-token-order": {"token": mint_service_token(pem_private(jwt_key), "order", now=now,
                                                                      ttl=timedelta(days=90))},
@@ -360,6 +360,67 @@ def test_the_topics_job_connects_in_plaintext_without_credentials_as_shipped(
     run, calls, settings = run_topics_job(objects, secrets_in(objects, readme_secrets), tmp_path)
 
     assert (run.returncode, len(calls), settings) == (0, len(TOPICS), "security.protocol=PLAINTEXT\n"), run.stderr
+
+
+def run_exporter(objects: Objects, secrets: Secrets, root: Path) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """Run the kafka-exporter container's script with its pod's environment and a /bin/kafka_exporter that notes its
+    arguments: (the run, the exporter's arguments, one a line)."""
+    deployment = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "kafka-exporter")
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    environ = pod_environment(objects, pod, container, secrets, root / "pod")
+    bin_dir = root / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "kafka_exporter").write_text(f'#!/bin/sh\nfor a in "$@"; do echo "$a"; done > {root}/args\n')
+    (bin_dir / "kafka_exporter").chmod(0o755)
+    script = container["args"][0].replace("/bin/kafka_exporter", f"{bin_dir}/kafka_exporter")
+    run = subprocess.run([*container["command"], script], env={**environ, "PATH": os.environ["PATH"]},
+                         capture_output=True, text=True, timeout=60)
+    args = (root / "args").read_text().splitlines() if (root / "args").exists() else []
+    return run, args
+
+
+def test_the_kafka_exporter_connects_as_its_own_kafka_user_with_the_services_settings_when_sasl_is_on(
+        readme_secrets: Secrets, tmp_path: Path) -> None:
+    """With SASL over TLS on, an exporter connecting in plaintext to kafka:9092 is refused: no lag series, and
+    ConsumerLagGrowing stays silent however far the consumers fall behind."""
+    objects = sasl_variant(tmp_path / "sasl", "KAFKA_SSL_CAFILE=/etc/minimall/kafka/ca.pem",
+                           "KAFKA_BOOTSTRAP_SERVERS=kafka-0.kafka:9094,kafka-1.kafka:9094")
+    secrets = secrets_in(objects, readme_secrets, missing=frozenset())
+    _, _, order_pod, order_relay = next(p for p in processes(objects) if p[1] == "order-relay/relay")
+    services = KafkaSettings.from_env(Env(pod_environment(objects, order_pod, order_relay, secrets, tmp_path / "o")))
+
+    run, args = run_exporter(objects, secrets, tmp_path / "exporter")
+
+    assert run.returncode == 0, run.stderr
+    assert (services.bootstrap_servers, services.security.protocol, services.security.sasl_mechanism) == (
+        "kafka-0.kafka:9094,kafka-1.kafka:9094", "SASL_SSL", "SCRAM-SHA-512")
+    assert args == ["--kafka.version=3.0.0", "--web.listen-address=:9308",
+                    "--kafka.server=kafka-0.kafka:9094", "--kafka.server=kafka-1.kafka:9094",
+                    "--sasl.enabled", "--sasl.mechanism=scram-sha512",
+                    "--sasl.username=minimall-exporter", "--sasl.password=minimall-exporter",
+                    "--tls.enabled", "--tls.ca-file=/etc/minimall/kafka/ca.pem"]
+
+
+def test_the_kafka_exporter_with_sasl_on_and_no_credentials_stops_naming_the_missing_keys(
+        readme_secrets: Secrets, tmp_path: Path) -> None:
+    objects = sasl_variant(tmp_path / "sasl")
+
+    run, args = run_exporter(objects, secrets_in(objects, readme_secrets), tmp_path / "exporter")
+
+    assert (run.returncode, args) == (1, [])
+    assert "exporter-username and exporter-password of the secret minimall-kafka" in run.stderr
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_kafka_exporter_connects_in_plaintext_without_credentials_as_shipped(
+        rendered: dict[str, Objects], overlay: str, readme_secrets: Secrets, tmp_path: Path) -> None:
+    objects = rendered[overlay]
+
+    run, args = run_exporter(objects, secrets_in(objects, readme_secrets), tmp_path)
+
+    assert (run.returncode, args) == (
+        0, ["--kafka.version=3.0.0", "--web.listen-address=:9308", "--kafka.server=kafka:9092"]), run.stderr
 
 
 def test_the_dev_overlay_names_every_secret_to_create_before_its_first_apply(rendered: dict[str, Objects]) -> None:
