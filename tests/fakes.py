@@ -101,6 +101,15 @@ class FakeUnitOfWork(UnitOfWork):
         self._pending_keys[(scope, key)] = (request_hash, response)
         return response
 
+    def replay(self, *, scope: str, key: str, request: Message | bytes) -> bytes | None:
+        idempotency.validate(scope, key)
+        first = self._keys.get((scope, key))  # committed ones only, as a read in another transaction sees
+        if first is None:
+            return None
+        if first[0] != idempotency.fingerprint(request):
+            raise idempotency.key_reused()
+        return first[1]
+
     def start_round(self, job: str, now: datetime, interval: timedelta) -> bool:
         if not round_due(self.rounds.get(job), now, interval):
             return False

@@ -77,6 +77,21 @@ def key_reused() -> Conflict:
                     details={"idempotency_key": "reused"})
 
 
+def replay(session: Session, *, scope: str, key: str, request: Message | bytes) -> bytes | None:
+    """The response a committed first request stored under (scope, key), read before the use case checks anything:
+    a retry answers what the first did even when the request would no longer pass (a date now past, a service it
+    asks now down). None when the key is new (or its first request is still running): check the request, then
+    run_once, which still decides between racing requests. Another request under the key: Conflict
+    IDEMPOTENCY_KEY_REUSED, as run_once would answer."""
+    validate(scope, key)
+    first = session.execute(FIRST, {"scope_": scope, "key_": key}).first()
+    if first is None or first.response is None:
+        return None
+    if first.request_hash != fingerprint(request):
+        raise key_reused()
+    return first.response
+
+
 def run_once(session: Session, *, scope: str, key: str, request: Message | bytes,
              execute: Callable[[], bytes]) -> bytes:
     """`execute()`'s response, run at most once per (scope, key); call it inside the use case's transaction.

@@ -68,6 +68,10 @@ class UnitOfWork(abc.ABC):
     def run_once(self, *, scope: str, key: str, request: Message | bytes, execute: Callable[[], bytes]) -> bytes:
         """`execute()`'s response, run at most once per idempotency key in `scope` (idempotency.run_once)."""
 
+    @abc.abstractmethod
+    def replay(self, *, scope: str, key: str, request: Message | bytes) -> bytes | None:
+        """The stored response of a committed request under the key, None if there is none (idempotency.replay)."""
+
     def try_lock(self, name: str) -> bool:
         """Hold `name` until this transaction ends, unless another transaction holds it (False then): see
         `one_round_at_a_time`. Nothing else holds it in one process's fakes."""
@@ -116,6 +120,9 @@ class SqlUnitOfWork(UnitOfWork):
 
     def run_once(self, *, scope: str, key: str, request: Message | bytes, execute: Callable[[], bytes]) -> bytes:
         return idempotency.run_once(self.session, scope=scope, key=key, request=request, execute=execute)
+
+    def replay(self, *, scope: str, key: str, request: Message | bytes) -> bytes | None:
+        return idempotency.replay(self.session, scope=scope, key=key, request=request)
 
     def try_lock(self, name: str) -> bool:
         return try_serialize_on(self.session, name)

@@ -445,7 +445,21 @@ def create_coupon_template(uow: MemberUnitOfWork, categories: Categories, *, nam
 
     With an idempotency key (and a `created_by`), once per key and staff member: a retry with the same key and
     fields answers the template the first created, as it is now, not a second template; other fields under the key
-    are a Conflict IDEMPOTENCY_KEY_REUSED. Without one each call creates anew."""
+    are a Conflict IDEMPOTENCY_KEY_REUSED. Without one each call creates anew. A retry of a committed key is
+    answered before the fields and categories are checked: after `valid_to` has passed, or while the product service
+    is down, it still gets the first template."""
+    scope = f"coupon-template-create:staff:{created_by}"
+    request = canonical({"name": name, "kind": kind, "amount_fen": amount_fen, "percent_off": percent_off,
+                         "threshold_fen": threshold_fen, "cap_fen": cap_fen, "total": total,
+                         "per_user_limit": per_user_limit, "valid_from": valid_from.isoformat(),
+                         "valid_to": valid_to.isoformat(), "category_ids": list(category_ids)})
+    if idempotency_key:
+        with uow:
+            replayed = uow.replay(scope=scope, key=idempotency_key, request=request)
+            first = uow.coupons.template(int(replayed)) if replayed is not None else None
+            uow.commit()  # a read: committing keeps the loaded template usable after the transaction
+        if first is not None:
+            return first
     template = CouponTemplate.create(
         name=name, kind=kind, amount_fen=amount_fen, percent_off=percent_off, threshold_fen=threshold_fen,
         cap_fen=cap_fen, total=total, per_user_limit=per_user_limit, valid_from=valid_from, valid_to=valid_to,
@@ -462,12 +476,7 @@ def create_coupon_template(uow: MemberUnitOfWork, categories: Categories, *, nam
         if not idempotency_key:
             add()
         else:
-            fields = {"name": name, "kind": kind, "amount_fen": amount_fen, "percent_off": percent_off,
-                      "threshold_fen": threshold_fen, "cap_fen": cap_fen, "total": total,
-                      "per_user_limit": per_user_limit, "valid_from": valid_from.isoformat(),
-                      "valid_to": valid_to.isoformat(), "category_ids": list(category_ids)}
-            template_id = int(uow.run_once(scope=f"coupon-template-create:staff:{created_by}", key=idempotency_key,
-                                           request=canonical(fields), execute=add))
+            template_id = int(uow.run_once(scope=scope, key=idempotency_key, request=request, execute=add))
             first = uow.coupons.template(template_id)
             assert first is not None
             template = first

@@ -156,3 +156,19 @@ def test_every_service_database_has_the_idempotency_table(
     columns = {c["name"] for c in inspect(sqlite_service_engine(service)).get_columns("idempotency_keys")}
 
     assert columns == {"scope", "key", "request_hash", "response", "created_at"}
+
+
+def test_replay_reads_a_committed_first_response_and_nothing_else(engine: Engine) -> None:
+    """The peek a use case makes before checking a retried request: None while the key is new, the first response
+    once committed, and the same Conflict as run_once for another request under the key."""
+    def replay(request: bytes) -> bytes | None:
+        with SqlUnitOfWork(engine, "order") as uow:
+            return uow.replay(scope=SCOPE, key="k-peek", request=request)
+
+    before = replay(b"cart 7")
+    submit(engine, "k-peek", b"cart 7")
+
+    with pytest.raises(Conflict) as reused:
+        replay(b"cart 8")
+    assert (before, replay(b"cart 7"), reused.value.code, Executions.runs) == (
+        None, b"order 1001", "IDEMPOTENCY_KEY_REUSED", 1)

@@ -99,3 +99,18 @@ def test_two_template_creates_racing_with_one_key_create_one_template(
 
     assert isinstance(first, int)
     assert (retried, count(engine, coupon_templates)) == (first, 1)
+
+
+def test_a_template_create_retried_with_its_key_after_valid_to_answers_the_first(
+        engine: Engine, uow: Callable[[], SqlMemberUnitOfWork]) -> None:
+    """The stored answer is read before the fields are checked: valid_to has passed by the retry, and the product
+    service is down, yet the retry gets the template the first request created, and no second one is made."""
+    def create(now: datetime, categories: FakeCategories) -> int:
+        return service.create_coupon_template(
+            uow(), categories, name="5 yuan off", kind="fixed", amount_fen=500, percent_off=0, threshold_fen=0,
+            cap_fen=0, total=10, per_user_limit=1, valid_from=NOW - timedelta(days=1), valid_to=NOW + timedelta(days=7),
+            category_ids=[3], created_by=OPERATOR, idempotency_key="form-late", now=now).id or 0
+
+    first = create(NOW, FakeCategories(known=[3]))
+
+    assert (create(NOW + timedelta(days=8), FakeCategories(down=True)), count(engine, coupon_templates)) == (first, 1)

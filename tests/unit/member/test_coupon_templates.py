@@ -384,6 +384,18 @@ def test_a_template_create_retried_with_its_key_answers_the_first_and_creates_no
     assert (retried.id, retried.status, sorted(uow.coupons.templates)) == (first, "active", [1])  # as it is now
 
 
+def test_a_template_create_retried_after_valid_to_or_while_the_catalogue_is_down_answers_the_first(
+        uow: FakeMemberUnitOfWork) -> None:
+    """A retry is the same request: checking its fields or categories again would answer 400 or 503 to a create that
+    went through, and the client would never learn the template's id."""
+    first = create(uow, FakeCategories(known=[3]), idempotency_key="form-1", category_ids=[3])
+    catalogue_down = FakeCategories(down=True)
+
+    late = create(uow, catalogue_down, idempotency_key="form-1", category_ids=[3], now=NOW + timedelta(days=8))
+
+    assert (late, catalogue_down.asked, sorted(uow.coupons.templates)) == (first, [], [first])
+
+
 def test_a_template_key_reused_for_other_fields_is_a_conflict_and_creates_nothing(uow: FakeMemberUnitOfWork) -> None:
     create(uow, idempotency_key="form-1")
 
