@@ -6,6 +6,7 @@ import functools
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
+import grpc
 import pytest
 from google.protobuf.message import Message
 from mall.order.v1 import order_pb2, order_pb2_grpc
@@ -67,6 +68,13 @@ def product_port(pg_uow: UowFactory, jwt_keys: JwtKeys) -> Iterator[int]:
     server.start()
     yield port
     server.stop(grace=None)
+
+
+@pytest.fixture
+def stub(product_port: int) -> Iterator[product_pb2_grpc.ProductServiceStub]:
+    """A client of that server (a test whose caller must be another service's defines its own)."""
+    with grpc.insecure_channel(f"127.0.0.1:{product_port}") as channel:
+        yield product_pb2_grpc.ProductServiceStub(channel)
 
 
 @pytest.fixture
@@ -157,3 +165,8 @@ class Shelf:
 
     def stock(self, product_id: int) -> list[int]:
         return [sku.stock for sku in service.get_admin_product(self.uow(), product_id=product_id).product.active_skus]
+
+
+@pytest.fixture
+def shelf(pg_uow: UowFactory) -> Shelf:
+    return Shelf(pg_uow)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-import grpc
 import pytest
 from mall.product.v1 import product_pb2
 from mall.product.v1.product_pb2_grpc import ProductServiceStub
@@ -19,23 +18,12 @@ from services.order.neighbours import GrpcCatalog
 from services.product.domain import UNAPPROVED_NAME
 from tests.fakes import FakeOrderUnitOfWork
 from tests.fixtures.keys import JwtKeys
-from tests.integration.product.conftest import Shelf, UowFactory
+from tests.integration.product.conftest import Shelf
 
 pytestmark = pytest.mark.integration
 
 SHOPPER, ADMIN = 42, 1
 APPROVED_IMAGE, EDITED_IMAGE = "/media/mate60.jpg", "/media/mate70-unreleased.jpg"
-
-
-@pytest.fixture
-def shelf(pg_uow: UowFactory) -> Shelf:
-    return Shelf(pg_uow)
-
-
-@pytest.fixture
-def stub(product_port: int) -> Iterator[ProductServiceStub]:
-    with grpc.insecure_channel(f"127.0.0.1:{product_port}") as channel:
-        yield ProductServiceStub(channel)
 
 
 @pytest.fixture

@@ -33,11 +33,6 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def shelf(pg_uow: UowFactory) -> Shelf:
-    return Shelf(pg_uow)
-
-
-@pytest.fixture
 def stub(pg_uow: UowFactory, jwt_keys: JwtKeys) -> Iterator[product_pb2_grpc.ProductServiceStub]:
     settings = ServiceSettings.from_env("product", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),
                                                     "PRODUCT_GRPC_LISTEN": "127.0.0.1:0"})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import grpc
 import pytest
@@ -17,23 +17,12 @@ from services.common.grpc_server import from_grpc
 from services.order.neighbours import GrpcStock
 from services.order.ports import StockLine
 from tests.fixtures.keys import JwtKeys, as_service, service_token
-from tests.integration.product.conftest import Shelf, UowFactory
+from tests.integration.product.conftest import Shelf
 
 pytestmark = pytest.mark.integration
 
 Metadata = list[tuple[str, str]]
 SHOPPER, ADMIN = 42, 1
-
-
-@pytest.fixture
-def shelf(pg_uow: UowFactory) -> Shelf:
-    return Shelf(pg_uow)
-
-
-@pytest.fixture
-def stub(product_port: int) -> Iterator[ProductServiceStub]:
-    with grpc.insecure_channel(f"127.0.0.1:{product_port}") as channel:
-        yield ProductServiceStub(channel)
 
 
 def outcome(call: Callable[[], object]) -> tuple[str, str]:

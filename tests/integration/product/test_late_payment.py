@@ -31,18 +31,13 @@ from services.product.domain import RESERVATION_TTL, StockLine
 from services.product.orders import GrpcOrders, OrderState
 from tests.fixtures.keys import JwtKeys, as_service, service_token
 from tests.fixtures.postgres import start_thread, wait_until_blocked
-from tests.integration.product.conftest import KAFKA, T0, Shelf, UowFactory, delivered, place_order
+from tests.integration.product.conftest import KAFKA, T0, Shelf, delivered, place_order
 from tests.product_fakes import FakeOrders
 from tools.audit import check_stock
 
 pytestmark = pytest.mark.integration
 
 AFTER_TTL = T0 + RESERVATION_TTL + timedelta(minutes=1)
-
-
-@pytest.fixture
-def shelf(pg_uow: UowFactory) -> Shelf:
-    return Shelf(pg_uow)
 
 
 @pytest.fixture
