@@ -78,13 +78,8 @@ def payment_reconciliation(uow: Callable[[], OrderUnitOfWork], wechat: WechatPay
     One round per interval asks, whichever replica's timer starts it (the others skip theirs); paying stays once
     under the order row's lock.
     """
-    def run(stop: threading.Event) -> None:
-        while not stop.wait(interval_seconds):
-            try:
-                service.reconcile_payments(uow, wechat, interval_seconds=interval_seconds)
-            except Exception:
-                log.exception("payment reconciliation failed; retrying in %.0f s", interval_seconds)
-    return run
+    return every(interval_seconds, "payment reconciliation",
+                 lambda: service.reconcile_payments(uow, wechat, interval_seconds=interval_seconds))
 
 
 def refund_reconciliation(uow: Callable[[], OrderUnitOfWork], payments: refunds.RefundPayments | None,
@@ -95,14 +90,9 @@ def refund_reconciliation(uow: Callable[[], OrderUnitOfWork], payments: refunds.
     (the others skip theirs); settling is once per refund under its row lock. Wallet refunds are asked of the member service again as the order service itself. A WeChat Pay
     refund PENDING for `stuck_seconds` that WeChat Pay never got and refuses when sent again becomes ABNORMAL. The round
     also marks closed refunds an order pod before migration 0017 recorded paid after close (`refunds.mark_noted_refund`)."""
-    def run(stop: threading.Event) -> None:
-        while not stop.wait(interval_seconds):
-            try:
-                refunds.reconcile_refunds(uow, payments, members, settle_seconds=settle_seconds,
-                                          stuck_seconds=stuck_seconds, interval_seconds=interval_seconds)
-            except Exception:
-                log.exception("refund reconciliation failed; retrying in %.0f s", interval_seconds)
-    return run
+    return every(interval_seconds, "refund reconciliation",
+                 lambda: refunds.reconcile_refunds(uow, payments, members, settle_seconds=settle_seconds,
+                                                   stuck_seconds=stuck_seconds, interval_seconds=interval_seconds))
 
 
 def wallet_reconciliation(uow: Callable[[], OrderUnitOfWork], members: GrpcMembers, interval_seconds: float,
