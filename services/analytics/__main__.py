@@ -65,7 +65,7 @@ def build_app(base: ServiceSettings) -> ServiceApp:
         settings=base, engine=engine,
         registrations=[registration(analytics_pb2, analytics_pb2_grpc, "AnalyticsService", servicer)],
         consumers=event_consumers(base, engine),
-        jobs={"reports": reports.ReportRunner(uow, directory, keep=report_retention(env)).run},
+        jobs={"reports": reports.ReportRunner(uow, directory, keep=report_retention(env)).job()},
     )
 
 

@@ -44,6 +44,8 @@ from services.analytics.uow import AnalyticsUnitOfWork
 from services.common.db import utcnow
 from services.common.errors import Conflict, InvalidInput, NotFound, RateLimited
 from services.common.formats import REPORT_FORMATS, REPORT_KINDS
+from services.common.liveness import LIVENESS_MARGIN_SECONDS
+from services.common.runtime import Job
 
 log = logging.getLogger(__name__)
 
@@ -390,7 +392,9 @@ class ReportRunner:
         self.heartbeat_every = heartbeat_every
         self.stalled_after = stalled_after
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, beat: Callable[[], None] = lambda: None) -> None:
+        """Run jobs until `stop` is set, calling `beat()` after each pass and each report, and as a report's rows
+        are written (liveness_bound_seconds)."""
         next_expiry = time.monotonic()
         while not stop.is_set():
             try:
@@ -398,11 +402,22 @@ class ReportRunner:
                     next_expiry = time.monotonic() + EXPIRY_EVERY.total_seconds()
                     expire_reports(self.uow(), self.directory, keep=self.keep)
                     remove_leftover_files(self.uow(), self.directory)
-                while not stop.is_set() and self.run_one():
-                    pass
+                while not stop.is_set() and self.run_one(beat):
+                    beat()
             except Exception:
                 log.exception("report job runner failed; retrying in %.0f s", self.poll_seconds)
             stop.wait(self.poll_seconds)
+            beat()
+
+    def liveness_bound_seconds(self) -> float:
+        """The longest between two beats of `run` while it works, plus LIVENESS_MARGIN_SECONDS: the poll wait, then
+        the rows of a report, which a live attempt writes at least every `stalled_after` (one silent that long is
+        stalled: no more heartbeats, and another runner takes it over). 1831 s with the defaults."""
+        return self.poll_seconds + self.stalled_after.total_seconds() + LIVENESS_MARGIN_SECONDS
+
+    def job(self) -> Job:
+        """The serve role's job (ServiceApp.jobs)."""
+        return Job(self.run, self.liveness_bound_seconds())
 
     def run_pending(self) -> int:
         """Run every claimable job now; how many ran (tests and the CLI)."""
@@ -411,7 +426,7 @@ class ReportRunner:
             ran += 1
         return ran
 
-    def run_one(self) -> bool:
+    def run_one(self, beat: Callable[[], None] = lambda: None) -> bool:
         now = utcnow()
         with self.uow() as uow:
             job = uow.reports.claim(now=now, stale_before=now - HEARTBEAT_STALE)
@@ -425,7 +440,7 @@ class ReportRunner:
             with self._beating(job) as moved:
                 self.directory.mkdir(parents=True, exist_ok=True)
                 rows = export(self.uow(), kind=job.kind, format=job.format, period=job.period,
-                              path=self.directory / name, progress=self._progress(job, moved))
+                              path=self.directory / name, progress=self._progress(job, moved, beat))
                 size = (self.directory / name).stat().st_size
         except Exception:
             log.exception("report %d (%s, attempt %d) failed", job.id, job.kind, job.attempts)
@@ -469,11 +484,13 @@ class ReportRunner:
             ended.set()
             beating.join()
 
-    def _progress(self, job: ReportJob, moved: Callable[[], None]) -> Callable[[int, int], None]:
+    def _progress(self, job: ReportJob, moved: Callable[[], None],
+                  beat: Callable[[], None]) -> Callable[[int, int], None]:
         last = [-1]
 
         def report(done: int, expected: int) -> None:
             moved()
+            beat()
             percent = min(99, done * 100 // expected) if expected else 0
             if percent != last[0]:
                 last[0] = percent

@@ -215,6 +215,9 @@ class PruneSettings:
     processed_events_days: int = 30
     idempotency_key_days: int = 7  # the replay window of an Idempotency-Key
     interval_seconds: int = 3600
+    # A round stops starting batches once it has run this long (each table's first batch aside): a large backlog is
+    # pruned over several rounds, each within the job's liveness bound (services/common/pruning.py).
+    round_seconds: int = 60
     topic_retention_days: int = KAFKA_TOPIC_RETENTION_DAYS
 
     @property
@@ -241,7 +244,8 @@ class PruneSettings:
         return cls(outbox_days=outbox, processed_events_days=processed, topic_retention_days=topic,
                    idempotency_key_days=env.int_within("IDEMPOTENCY_KEY_RETENTION_DAYS", cls.idempotency_key_days,
                                                        1, 3650),
-                   interval_seconds=env.int_within("PRUNE_INTERVAL_SECONDS", cls.interval_seconds, 60, 86400))
+                   interval_seconds=env.int_within("PRUNE_INTERVAL_SECONDS", cls.interval_seconds, 60, 86400),
+                   round_seconds=env.int_within("PRUNE_ROUND_SECONDS", cls.round_seconds, 1, 3600))
 
 
 @dataclass(frozen=True)

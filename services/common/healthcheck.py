@@ -2,9 +2,9 @@
 process answers over HTTP on its own port, 1 when it does not.
 
 A service's long-running roles (serve, relay, consume) all answer /livez on <SVC>_METRICS_PORT, next to /metrics: 200
-while their relay and consumer loops come round, 503 once one is stuck (services/common/liveness.py); the gateway
-answers /healthz on the port of GATEWAY_BIND. Kubernetes ignores it and probes with its own (deploy/k8s); `docker run`
-and compose have only this.
+while their relay and consumer loops and serve-role jobs come round and a server's own gRPC server answers its
+health check, 503 once one does not (services/common/liveness.py); the gateway answers /healthz on the port of
+GATEWAY_BIND. Kubernetes ignores it and probes with its own (deploy/k8s); `docker run` and compose have only this.
 """
 
 from __future__ import annotations

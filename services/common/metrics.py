@@ -33,8 +33,9 @@ CONSUMER_OFFSET_OUT_OF_RANGE = Counter(
     ["consumer", "topic"])
 LOOP_BEAT_AGE = Gauge(
     "mall_loop_beat_age_seconds",
-    "Seconds since a relay or consumer loop last completed an iteration (idle polls and back-off waits included); "
-    "/livez answers 503 once it passes the loop's bound (services/common/liveness.py).", ["loop"])
+    "Seconds since a relay or consumer loop, or a serve-role job (loop=\"job-<name>\"), last completed an iteration "
+    "(idle polls, back-off waits and failed rounds included); /livez answers 503 once it passes the loop's bound "
+    "(services/common/liveness.py).", ["loop"])
 
 ROWS_PRUNED = Counter(
     "mall_bookkeeping_rows_pruned_total",

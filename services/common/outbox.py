@@ -32,9 +32,9 @@ from sqlalchemy.orm import Session
 
 from services.common import events
 from services.common.config import KafkaSettings
-from services.common.db import POSTGRES_TIMEOUTS, BigId, UTCDateTime, advisory_key, utcnow
+from services.common.db import BigId, UTCDateTime, advisory_key, utcnow
 from services.common.kafka import close_producer, delivery_timeout_ms, make_producer
-from services.common.liveness import LIVENESS_MARGIN_SECONDS, Clock, Heartbeat
+from services.common.liveness import DATABASE_CALL_SECONDS, LIVENESS_MARGIN_SECONDS, Clock, Heartbeat
 from services.common.metrics import (
     OUTBOX_DEAD_LETTERED,
     OUTBOX_FAILURES,
@@ -165,8 +165,7 @@ class OutboxRelay:
         database call on a dead connection (connect_timeout + tcp_user_timeout). 202 s with the defaults."""
         wait = max(self.idle_seconds, self.standby_seconds, self.max_backoff_seconds)
         kafka = (self.kafka.request_timeout_ms + delivery_timeout_ms(self.kafka)) / 1000 + 1 + 1
-        database = POSTGRES_TIMEOUTS["connect_timeout"] + POSTGRES_TIMEOUTS["tcp_user_timeout"] / 1000
-        return wait + kafka + database + LIVENESS_MARGIN_SECONDS
+        return wait + kafka + DATABASE_CALL_SECONDS + LIVENESS_MARGIN_SECONDS
 
     def run(self, stop: threading.Event) -> None:
         """Relay until `stop` is set, backing off exponentially while the broker or database is down."""

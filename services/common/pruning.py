@@ -10,11 +10,17 @@ Each batch is one DELETE of at most PRUNE_BATCH rows in a transaction of its own
 serve role runs a round every PRUNE_INTERVAL_SECONDS on each replica; a round holds the job's advisory lock
 (`uow.one_round_at_a_time`), so one replica prunes at a time, and on PostgreSQL each batch takes its rows FOR UPDATE
 SKIP LOCKED, so even two deleters never wait on each other's rows, nor count a row twice.
+
+A round is bounded, so that its job beats within its liveness bound however large the backlog (the first prune of
+a database that never pruned): each table gets its first batch, and a further one only while the round is within
+PRUNE_ROUND_SECONDS; what is left waits for the next round. The job's bound is PRUNE_INTERVAL_SECONDS +
+`round_worst_seconds` (that budget, plus one batch per table on a dead connection) + LIVENESS_MARGIN_SECONDS.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -24,6 +30,7 @@ from sqlalchemy import ColumnElement, Engine, Table, delete, or_, select, text, 
 from services.common.config import PruneSettings
 from services.common.db import utcnow
 from services.common.idempotency import REQUEST_KEY_SCOPES, idempotency_keys
+from services.common.liveness import DATABASE_CALL_SECONDS, Clock
 from services.common.metrics import ROWS_PRUNED
 from services.common.migrations import build_index_concurrently
 from services.common.outbox import outbox, processed_events
@@ -34,8 +41,10 @@ log = logging.getLogger(__name__)
 PRUNE_BATCH = 1000  # rows per DELETE
 
 
-def prune_batches(engine: Engine, table: Table, where: ColumnElement[bool], *, batch: int = PRUNE_BATCH) -> int:
-    """Delete `table`'s rows matching `where`, `batch` at most per statement and transaction; how many were deleted."""
+def prune_batches(engine: Engine, table: Table, where: ColumnElement[bool], *, batch: int = PRUNE_BATCH,
+                  until: float = float("inf"), clock: Clock = time.monotonic) -> int:
+    """Delete `table`'s rows matching `where`, `batch` at most per statement and transaction, until none is left or
+    `clock()` has reached `until` (after the first batch); how many were deleted."""
     key = tuple_(*table.primary_key.columns)
     deleted = 0
     while True:
@@ -47,11 +56,17 @@ def prune_batches(engine: Engine, table: Table, where: ColumnElement[bool], *, b
         deleted += count
         if count < batch:
             return deleted
+        if clock() >= until:
+            log.info("pruning %s: the round's budget is spent after %d rows; the next round goes on", table.name,
+                     deleted)
+            return deleted
 
 
 def prune(engine: Engine, service: str, settings: PruneSettings, *, now: datetime | None = None,
-          batch: int = PRUNE_BATCH) -> dict[str, int]:
-    """Delete what is past its retention from the three tables; rows deleted per table."""
+          batch: int = PRUNE_BATCH, clock: Clock = time.monotonic) -> dict[str, int]:
+    """Delete what is past its retention from the three tables, within the round's budget (settings.round_seconds:
+    each table's first batch, then more while the budget lasts); rows deleted per table."""
+    until = clock() + settings.round_seconds
     now = now or utcnow()
     def older_than(days: int) -> datetime:
         return now - timedelta(days=days)
@@ -64,7 +79,7 @@ def prune(engine: Engine, service: str, settings: PruneSettings, *, now: datetim
     }
     pruned = {}
     for table, where in past_retention.items():
-        pruned[table.name] = prune_batches(engine, table, where, batch=batch)
+        pruned[table.name] = prune_batches(engine, table, where, batch=batch, until=until, clock=clock)
         ROWS_PRUNED.labels(service, table.name).inc(pruned[table.name])
     if any(pruned.values()):
         log.info("pruned bookkeeping rows of %s: %s", service, pruned)
@@ -72,14 +87,26 @@ def prune(engine: Engine, service: str, settings: PruneSettings, *, now: datetim
 
 
 def prune_once_across_replicas(engine: Engine, service: str, settings: PruneSettings, *,
-                               now: datetime | None = None) -> int:
+                               now: datetime | None = None, batch: int = PRUNE_BATCH,
+                               clock: Clock = time.monotonic) -> int:
     """`prune`, unless another replica's round is under way (0 then); rows deleted in all."""
     return one_round_at_a_time(lambda: SqlUnitOfWork(engine, service), "prune-bookkeeping",
-                               lambda: sum(prune(engine, service, settings, now=now).values()),
+                               lambda: sum(prune(engine, service, settings, now=now, batch=batch,
+                                                 clock=clock).values()),
                                now=now or utcnow(), interval=timedelta(0))
 
 
+def round_worst_seconds(settings: PruneSettings) -> float:
+    """The longest a pruning round takes: its budget, plus a batch of each table started at the budget's end (each
+    table's first batch runs whatever the budget), each at most one database call on a dead connection; the
+    advisory lock's calls before it come within the same allowance (a dead connection ends the round at its first
+    call)."""
+    return settings.round_seconds + 3 * DATABASE_CALL_SECONDS
+
+
 def pruning_job(engine: Engine, service: str, settings: PruneSettings) -> Callable[[], int]:
+    """One round of the serve role's pruning job (runtime.run_roles runs it each PRUNE_INTERVAL_SECONDS, its bound
+    from round_worst_seconds)."""
     return lambda: prune_once_across_replicas(engine, service, settings)
 
 

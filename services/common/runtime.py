@@ -22,15 +22,66 @@ from services.common.db import make_engine
 from services.common.discovery import Discovery
 from services.common.grpc_server import Registration, create_server
 from services.common.kafka import delivery_timeout_ms
-from services.common.liveness import LIVENESS, LIVENESS_PATH, Heartbeat, Liveness
+from services.common.liveness import (
+    LIVENESS,
+    LIVENESS_MARGIN_SECONDS,
+    LIVENESS_PATH,
+    Clock,
+    GrpcSelfCheck,
+    Heartbeat,
+    Liveness,
+    loopback_target,
+)
 from services.common.logs import configure_logging
 from services.common.metrics import serve_metrics
 from services.common.outbox import OutboxRelay
-from services.common.pruning import pruning_job
+from services.common.pruning import pruning_job, round_worst_seconds
 
 log = logging.getLogger(__name__)
 
 ROLES = ("serve", "relay", "consume")
+
+
+Beat = Callable[[], None]
+
+# One round of a job whose own code does not bound it (a reconciliation asking a channel about every row due, page
+# after page; a timeout scan draining its backlog batch by batch): what liveness allows it. Pruning bounds its
+# rounds itself (services/common/pruning.py).
+JOB_ROUND_SECONDS = 600.0
+
+
+def _no_beat() -> None:
+    """What a job beats when nobody watches it (tests, a job run by hand)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """A background job of the serve role (ServiceApp.jobs): `loop(stop, beat)` runs until `stop` is set and calls
+    `beat()` after each iteration, a failed one included; two beats are at most `bound_seconds` apart while it works
+    (its wait, its longest iteration and LIVENESS_MARGIN_SECONDS), or /livez names it (services/common/liveness.py)."""
+
+    loop: Callable[[threading.Event, Beat], None]
+    bound_seconds: float
+
+    def __call__(self, stop: threading.Event, beat: Beat = _no_beat) -> None:
+        self.loop(stop, beat)
+
+
+def every(interval_seconds: float, what: str, action: Callable[[], object], *,
+          round_seconds: float = JOB_ROUND_SECONDS, at_start: bool = False) -> Job:
+    """A job for ServiceApp.jobs: `action` each interval (and once at once if `at_start`) until stopped; a failure is
+    logged and retried next time. It beats after every round: its bound is the interval, plus `round_seconds` (the
+    longest one round of `action` takes), plus LIVENESS_MARGIN_SECONDS."""
+    def run(stop: threading.Event, beat: Beat) -> None:
+        first = at_start
+        while first or not stop.wait(interval_seconds):
+            first = False
+            try:
+                action()
+            except Exception:
+                log.exception("%s failed; retrying in %.0f s", what, interval_seconds)
+            beat()
+    return Job(run, interval_seconds + round_seconds + LIVENESS_MARGIN_SECONDS)
 
 
 @dataclass
@@ -41,25 +92,16 @@ class ServiceApp:
     engine: Engine
     registrations: list[Registration]
     consumers: list[EventConsumer] = field(default_factory=list)
-    # Background jobs (name -> run(stop)) of the serve role, e.g. the order service's payment timeout; every service's
-    # serve role also prunes its bookkeeping tables (services/common/pruning.py).
-    jobs: dict[str, Callable[[threading.Event], None]] = field(default_factory=dict)
+    # Background jobs of the serve role by name, e.g. the order service's payment timeout, each watched by /livez as
+    # "job-<name>"; every service's serve role also prunes its bookkeeping tables (services/common/pruning.py).
+    jobs: dict[str, Job] = field(default_factory=dict)
 
 
-def every(interval_seconds: float, what: str, action: Callable[[], object]) -> Callable[[threading.Event], None]:
-    """A job for ServiceApp.jobs: `action` each interval until stopped; a failure is logged and retried next time."""
-    def run(stop: threading.Event) -> None:
-        while not stop.wait(interval_seconds):
-            try:
-                action()
-            except Exception:
-                log.exception("%s failed; retrying in %.0f s", what, interval_seconds)
-    return run
-
-
-def run_roles(app: ServiceApp, roles: Sequence[str], stop: threading.Event, liveness: Liveness = LIVENESS) -> None:
-    """Run the given roles until `stop` is set; gRPC drains and leaves Consul before returning. The relay's and
-    consumers' heartbeats are in `liveness` (its /livez) while they run."""
+def run_roles(app: ServiceApp, roles: Sequence[str], stop: threading.Event, liveness: Liveness = LIVENESS, *,
+              clock: Clock = time.monotonic) -> None:
+    """Run the given roles until `stop` is set; gRPC drains and leaves Consul before returning. The heartbeats of the
+    relay, the consumers and the serve role's jobs are in `liveness` (its /livez) while they run, and so is the check
+    of the gRPC server while it serves (until its drain begins)."""
     settings = app.settings
     threads = []
     heartbeats: list[Heartbeat] = []
@@ -71,12 +113,16 @@ def run_roles(app: ServiceApp, roles: Sequence[str], stop: threading.Event, live
         threads += [threading.Thread(target=c.run, args=(stop,), name=f"consumer-{c.name}", daemon=True)
                     for c in app.consumers]
         heartbeats += [c.heartbeat for c in app.consumers]
-    liveness.register(heartbeats)
     if "serve" in roles:
-        jobs = {**app.jobs, "prune-bookkeeping": every(settings.pruning.interval_seconds, "bookkeeping pruning",
-                                                       pruning_job(app.engine, settings.service, settings.pruning))}
-        threads += [threading.Thread(target=job, args=(stop,), name=f"job-{name}", daemon=True)
-                    for name, job in jobs.items()]
+        jobs = {**app.jobs, "prune-bookkeeping": every(
+            settings.pruning.interval_seconds, "bookkeeping pruning",
+            pruning_job(app.engine, settings.service, settings.pruning),
+            round_seconds=round_worst_seconds(settings.pruning))}
+        for name, job in jobs.items():
+            heartbeat = Heartbeat(f"job-{name}", job.bound_seconds, clock=clock)
+            heartbeats.append(heartbeat)
+            threads.append(threading.Thread(target=job, args=(stop, heartbeat.beat), name=f"job-{name}", daemon=True))
+    liveness.register(heartbeats)
     for thread in threads:
         thread.start()
     if "serve" in roles:
@@ -86,9 +132,12 @@ def run_roles(app: ServiceApp, roles: Sequence[str], stop: threading.Event, live
         discovery = Discovery(settings.consul_http_addr)
         service_id = discovery.register(settings.service, settings.advertise_host, port)
         log.info("gRPC %s serving on port %d", settings.service, port)
+        liveness.watch(GrpcSelfCheck.name, GrpcSelfCheck(loopback_target(settings.grpc_listen, port)))
         stop.wait()
         # Drain: report NOT_SERVING and leave Consul, give load balancers and endpoint lists the
-        # delay to notice, then let calls in flight finish within the grace period.
+        # delay to notice, then let calls in flight finish within the grace period. A draining server is not
+        # restarted: its check leaves /livez first.
+        liveness.unwatch(GrpcSelfCheck.name)
         health_servicer.enter_graceful_shutdown()
         discovery.deregister(service_id)
         time.sleep(settings.shutdown_delay_seconds)

@@ -19,11 +19,14 @@ import consul
 import requests
 
 from services.common.discovery import Discovery
+from services.common.liveness import LIVENESS_MARGIN_SECONDS
 
 log = logging.getLogger(__name__)
 
 PREFIX = "minimall"
 WAIT = "30s"  # a blocking query returns at least this often
+WAIT_SECONDS = 30.0
+BACKOFF_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -85,14 +88,24 @@ class RuntimeConfig:
                 apply(self.values())
         return True
 
-    def watch(self, stop: threading.Event, backoff_seconds: float = 5.0) -> None:
-        """Follow changes until `stop` is set (run it in a thread). Without Consul nothing can change: it returns
-        at once (refresh() would answer True without waiting, and the loop would spin a core)."""
+    def watch(self, stop: threading.Event, beat: Callable[[], None] = lambda: None,
+              backoff_seconds: float = BACKOFF_SECONDS) -> None:
+        """Follow changes until `stop` is set (run it in a thread), calling `beat()` after each query (and back-off).
+        Without Consul nothing can change: it only waits for `stop`, beating each WAIT (refresh() would answer True
+        without waiting, and the loop would spin a core)."""
         if self.discovery.consul is None:
+            while not stop.wait(WAIT_SECONDS):
+                beat()
             return
         while not stop.is_set():
             if not self.refresh(wait=WAIT):
                 stop.wait(backoff_seconds)
+            beat()
+
+    def liveness_bound_seconds(self) -> float:
+        """The longest between two beats of `watch`, plus LIVENESS_MARGIN_SECONDS: a blocking query (WAIT, and
+        Consul's jitter of up to WAIT / 16) and the back-off after one that failed. 66.875 s."""
+        return WAIT_SECONDS * 17 / 16 + BACKOFF_SECONDS + LIVENESS_MARGIN_SECONDS
 
     def _valid(self, name: str, raw: bytes | None) -> int | None:
         tunable = self.tunables[name]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import logging
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from services.common.config import Env, ServiceSettings
 from services.common.db import make_engine
 from services.common.discovery import Discovery
 from services.common.grpc_server import registration
-from services.common.runtime import ServiceApp, every, main
+from services.common.runtime import Job, ServiceApp, every, main
 from services.common.runtime_config import RuntimeConfig
 from services.common.wechatpay import WechatPay
 from services.order import aftersales, metrics, refunds, service
@@ -33,25 +32,21 @@ BATCH = 100
 log = logging.getLogger(__name__)
 
 
-def batches(what: str, step: Callable[[], int], interval_seconds: float) -> Callable[[threading.Event], None]:
-    """A scheduler over a table (orders, after-sales cases): every interval, run `step` (one batch, one transaction) until it runs dry.
+def batches(what: str, step: Callable[[], int], interval_seconds: float) -> Job:
+    """A scheduler over a table (orders, after-sales cases): at start and every interval, run `step` (one batch, one
+    transaction) until it runs dry.
 
     Durable because it is driven by the orders table itself; replicas each run it and skip the rows
     another holds (FOR UPDATE SKIP LOCKED), so no order is handled twice.
     """
-    def run(stop: threading.Event) -> None:
-        while not stop.is_set():
-            try:
-                while step() == BATCH and not stop.is_set():
-                    pass
-            except Exception:
-                log.exception("%s scan failed; retrying in %.0f s", what, interval_seconds)
-            stop.wait(interval_seconds)
-    return run
+    def scan() -> None:
+        while step() == BATCH:
+            pass
+    return every(interval_seconds, f"{what} scan", scan, at_start=True)
 
 
 def payment_timeout(uow: Callable[[], OrderUnitOfWork], wechat: WechatPay | None,
-                    interval_seconds: float) -> Callable[[threading.Event], None]:
+                    interval_seconds: float) -> Job:
     """O6: cancel unpaid orders past their deadline. A WeChat Pay prepay is closed first, and an order
     paid meanwhile becomes PAID instead (service.expire_prepaid)."""
     return batches("payment timeout", lambda: service.expire_orders(uow(), wechat=wechat, batch=BATCH),
@@ -59,20 +54,20 @@ def payment_timeout(uow: Callable[[], OrderUnitOfWork], wechat: WechatPay | None
 
 
 def auto_confirm(uow: Callable[[], OrderUnitOfWork], settings: Callable[[], service.OrderSettings],
-                 interval_seconds: float) -> Callable[[threading.Event], None]:
+                 interval_seconds: float) -> Job:
     """O3: confirm receipt of orders shipped `auto_confirm_days` ago (the settings in force at each scan)."""
     return batches("auto-confirm", lambda: service.auto_confirm_orders(uow(), settings(), batch=BATCH),
                    interval_seconds)
 
 
 def return_expiry(uow: Callable[[], OrderUnitOfWork], settings: aftersales.AfterSaleSettings,
-                  interval_seconds: float) -> Callable[[threading.Event], None]:
+                  interval_seconds: float) -> Job:
     """O4: close approved returns the shopper did not send back within `return_ship_days` (their lines freed)."""
     return batches("return expiry", lambda: aftersales.expire_returns(uow(), settings, batch=BATCH), interval_seconds)
 
 
 def payment_reconciliation(uow: Callable[[], OrderUnitOfWork], wechat: WechatPay,
-                           interval_seconds: float) -> Callable[[threading.Event], None]:
+                           interval_seconds: float) -> Job:
     """Every interval, ask WeChat Pay about unpaid prepaid orders, so a lost notify still ends in PAID.
 
     One round per interval asks, whichever replica's timer starts it (the others skip theirs); paying stays once
@@ -84,7 +79,7 @@ def payment_reconciliation(uow: Callable[[], OrderUnitOfWork], wechat: WechatPay
 
 def refund_reconciliation(uow: Callable[[], OrderUnitOfWork], payments: refunds.RefundPayments | None,
                           members: GrpcMembers, interval_seconds: float, settle_seconds: int,
-                          stuck_seconds: int = refunds.STUCK_SECONDS) -> Callable[[threading.Event], None]:
+                          stuck_seconds: int = refunds.STUCK_SECONDS) -> Job:
     """Every interval, ask again about refunds PENDING for `settle_seconds`, so a lost refund notify (or a
     refund call that got no answer) still ends. One round per interval asks, whichever replica's timer starts it
     (the others skip theirs); settling is once per refund under its row lock. Wallet refunds are asked of the member service again as the order service itself. A WeChat Pay
@@ -96,7 +91,7 @@ def refund_reconciliation(uow: Callable[[], OrderUnitOfWork], payments: refunds.
 
 
 def wallet_reconciliation(uow: Callable[[], OrderUnitOfWork], members: GrpcMembers, interval_seconds: float,
-                          settle_seconds: int) -> Callable[[threading.Event], None]:
+                          settle_seconds: int) -> Job:
     """Every interval, resolve wallet payments unknown for `settle_seconds` (a lost PayWithBalance answer, a late
     charge not yet credited back): paid, credited back or forgotten, asking the member service as the order
     service. Each outcome happens once under the order row's lock, so replicas may overlap."""
@@ -105,7 +100,7 @@ def wallet_reconciliation(uow: Callable[[], OrderUnitOfWork], members: GrpcMembe
 
 
 def abnormal_refunds(uow: Callable[[], OrderUnitOfWork], interval_seconds: float,
-                     stuck_seconds: int = refunds.STUCK_SECONDS) -> Callable[[threading.Event], None]:
+                     stuck_seconds: int = refunds.STUCK_SECONDS) -> Job:
     """Every interval, export how many refunds are ABNORMAL and how long the oldest has been (staff must act on
     each: the AbnormalRefundWaiting alert reads these gauges), and how many have been PENDING for over
     `stuck_seconds` and for how long (RefundPendingStuck). Every replica reports the same numbers."""
@@ -113,7 +108,7 @@ def abnormal_refunds(uow: Callable[[], OrderUnitOfWork], interval_seconds: float
                  lambda: refunds.watch_abnormal_refunds(uow(), stuck_seconds=stuck_seconds))
 
 
-def payment_watch(uow: Callable[[], OrderUnitOfWork], interval_seconds: float) -> Callable[[threading.Event], None]:
+def payment_watch(uow: Callable[[], OrderUnitOfWork], interval_seconds: float) -> Job:
     """Every interval, count the payment work that is stuck (unpaid orders overdue, wallet charges for staff) into
     the gauges the alerts read; every replica counts the same rows, so the alerts take the max."""
     def watch() -> None:

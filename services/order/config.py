@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 
 from services.common.config import ConfigError, Env, ServiceSettings, callback_url, public_callback_url
+from services.common.runtime import Job
 from services.common.runtime_config import RuntimeConfig, Tunable
 from services.common.wechatpay import WechatPaySettings
 from services.order.aftersales import DEFAULT_AFTER_SALE_DAYS, DEFAULT_RETURN_SHIP_DAYS, AfterSaleSettings
@@ -150,7 +150,7 @@ def with_live_values(orders: OrderSettings, values: Mapping[str, int]) -> OrderS
 
 
 def follow_live_settings(live: RuntimeConfig, orders: OrderSettings,
-                         apply: Callable[[OrderSettings], None]) -> Callable[[threading.Event], None]:
+                         apply: Callable[[OrderSettings], None]) -> Job:
     """Hand `apply` the settings in force now and after each change; returns the watch job (serve role)."""
     live.subscribe(lambda values: apply(with_live_values(orders, values)))
-    return live.watch
+    return Job(live.watch, live.liveness_bound_seconds())

@@ -3,6 +3,7 @@ pruners at once neither count a row twice nor wait on each other."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -101,6 +102,54 @@ def test_a_replicas_round_prunes_every_table(engine: Engine) -> None:
 
     assert prune_once_across_replicas(engine, "order", SETTINGS, now=NOW) == 6
     assert counts(engine) == {"outbox": 0, "processed_events": 0, "idempotency_keys": 0}
+
+
+class Stepping:
+    """A monotonic clock one second later at each reading: one reading per batch, so a batch takes a second."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1
+        return self.now
+
+
+def test_a_round_stops_once_its_budget_is_spent_and_the_next_round_goes_on(postgres: Engine) -> None:
+    add_processed(postgres, days=31, count=700)
+    add_processed(postgres, days=1, count=10)
+    settings = dataclasses.replace(SETTINGS, round_seconds=3)
+    clock = Stepping()
+    rounds, left = [], []
+
+    for _ in range(3):
+        rounds.append(sum(prune(postgres, "order", settings, now=NOW, batch=100, clock=clock).values()))
+        left.append(counts(postgres)["processed_events"])
+
+    # started at 1, until 4: batches read the clock at 2, 3 and 4, where the third stops the round
+    assert (rounds, left) == ([300, 300, 100], [410, 110, 10])
+
+
+def test_each_table_gets_a_batch_whatever_the_budget(postgres: Engine) -> None:
+    add_outbox(postgres, created_days=30, published_days=20, count=250)
+    add_processed(postgres, days=31, count=250)
+    add_key(postgres, "submit-order:user:1", days=8)
+    settings = dataclasses.replace(SETTINGS, round_seconds=0)
+
+    pruned = prune(postgres, "order", settings, now=NOW, batch=100, clock=Stepping())
+
+    assert pruned == {"outbox": 100, "processed_events": 100, "idempotency_keys": 1}
+    assert counts(postgres) == {"outbox": 150, "processed_events": 150, "idempotency_keys": 0}
+
+
+def test_a_replicas_round_is_bounded_too(postgres: Engine) -> None:
+    add_outbox(postgres, created_days=30, published_days=20, count=500)
+    settings = dataclasses.replace(SETTINGS, round_seconds=2)
+
+    first = prune_once_across_replicas(postgres, "order", settings, now=NOW, batch=100, clock=Stepping())
+    second = prune_once_across_replicas(postgres, "order", settings, now=NOW, batch=100, clock=Stepping())
+
+    assert (first, second, counts(postgres)["outbox"]) == (200, 200, 100)
 
 
 def test_two_pruners_at_once_delete_every_old_row_once_between_them(postgres: Engine) -> None:

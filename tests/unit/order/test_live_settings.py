@@ -21,6 +21,7 @@ from services.order.domain import FreightRule
 from services.order.grpc_api import OrderServicer
 from services.order.service import OrderSettings
 from services.product.domain import RESERVATION_TTL
+from tests.unit.common.test_liveness import FakeClock, Until
 from tests.unit.order.conftest import Shop
 
 
@@ -159,13 +160,15 @@ def test_days_and_freight_out_of_their_bounds_stop_the_service_at_start(
         OrderServiceSettings.from_env(base, {name: raw})
 
 
-def test_without_consul_the_watch_ends_at_once_instead_of_polling_nothing() -> None:
+def test_without_consul_the_watch_reads_nothing_and_only_waits_for_stop_beating_as_it_waits() -> None:
     live = RuntimeConfig(SimpleNamespace(consul=None), "order", live_tunables(OrderSettings()))  # type: ignore[arg-type]
     reads: list[str | None] = []
     refresh = live.refresh
     live.refresh = lambda *, wait=None: reads.append(wait) or refresh(wait=wait)  # type: ignore[method-assign]
-    watcher = threading.Thread(target=live.watch, args=(threading.Event(),), daemon=True)
-    watcher.start()
-    watcher.join(5)  # a bound, not a pause: before the fix this thread never ended, re-reading without waiting
+    clock, beats = FakeClock(), []
+    stop = Until(clock, lambda: len(beats) == 3)
 
-    assert (watcher.is_alive(), reads) == (False, [])
+    live.watch(stop, lambda: beats.append(clock.now))  # type: ignore[arg-type]
+
+    # before the fix this loop re-read without waiting, spinning a core
+    assert (reads, stop.waited, beats) == ([], [30.0] * 4, [1030.0, 1060.0, 1090.0])
