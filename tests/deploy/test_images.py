@@ -108,8 +108,9 @@ def run_healthcheck(target: str, env: dict[str, str]) -> int:
 @pytest.mark.parametrize("service", SERVICES)
 def test_each_service_image_checks_that_its_process_answers_its_liveness_on_its_metrics_port(service: str) -> None:
     """Every long-running role (serve, relay, consume) answers /livez on <SVC>_METRICS_PORT, 503 once a relay or
-    consumer loop is stuck (Kubernetes probes the servers over gRPC and the others there; `docker run` and compose have
-    only the image's HEALTHCHECK). /metrics alone answers from its own thread however stuck the loops are."""
+    consumer loop or a serve-role job is stuck, or a server's own gRPC server does not answer (Kubernetes probes it
+    there too; `docker run` and compose have only the image's HEALTHCHECK). /metrics alone answers from its own thread
+    however stuck the loops are."""
     with answering(LIVENESS_PATH) as port:
         alive = run_healthcheck(service, {f"{service.upper()}_METRICS_PORT": str(port)})
     with answering("/metrics") as port:

@@ -23,7 +23,7 @@ from services.common.clients import ServiceClients
 from services.common.config import GRPC_PORTS, METRICS_PORTS, SERVICES, Env, ServiceSettings
 from services.common.events import TOPICS
 from services.common.kafka import LINGER_MS
-from services.common.liveness import LIVENESS_PATH
+from services.common.liveness import GRPC_SELF_CHECK_SECONDS, LIVENESS_PATH
 from tests.deploy.helpers import K8S, OVERLAYS, ROOT, kustomize
 
 Objects = list[dict[str, Any]]
@@ -183,15 +183,30 @@ def test_pods_spread_over_the_nodes_they_may_run_on_only(rendered: dict[str, Obj
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_servers_use_native_grpc_probes_and_the_gateway_its_http_health_endpoints(
+def test_servers_start_and_ready_on_native_grpc_probes_and_the_gateway_on_its_http_health_endpoints(
         rendered: dict[str, Objects], overlay: str) -> None:
     for service in SERVICES:
         container = named(rendered[overlay], "Deployment", service)["spec"]["template"]["spec"]["containers"][0]
-        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        for probe in ("startupProbe", "readinessProbe"):
             assert container[probe]["grpc"] == {"port": GRPC_PORTS[service]}, f"{service} {probe}"
     gateway = named(rendered[overlay], "Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0]
     assert gateway["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert gateway["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_servers_are_live_while_their_jobs_beat_and_their_grpc_server_answers(
+        rendered: dict[str, Objects], overlay: str) -> None:
+    """A container has one liveness probe: the servers' asks /livez on the metrics port, which answers 503 once a
+    job of the serve role has not come round within its bound, or the process's own gRPC server does not answer its
+    health check within GRPC_SELF_CHECK_SECONDS (services/common/liveness.py); the probe waits longer than that."""
+    probes = {}
+    for service in SERVICES:
+        container = named(rendered[overlay], "Deployment", service)["spec"]["template"]["spec"]["containers"][0]
+        assert {"name": "metrics", "containerPort": METRICS_PORTS[service]} in container["ports"]
+        liveness = container["livenessProbe"]
+        probes[service] = (liveness["httpGet"], liveness["timeoutSeconds"] > GRPC_SELF_CHECK_SECONDS)
+    assert probes == dict.fromkeys(SERVICES, ({"path": LIVENESS_PATH, "port": "metrics"}, True))
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
