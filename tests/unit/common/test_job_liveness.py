@@ -68,6 +68,36 @@ def test_a_job_hung_in_its_round_makes_livez_answer_503_naming_it_once_past_its_
     assert liveness.answer() == (200, "ok\n")  # stopped: no longer watched
 
 
+def test_run_roles_watches_its_own_grpc_server_while_it_serves_and_no_longer_once_it_drains(
+        jwt_keys: JwtKeys, sqlite_service_engine: Callable[[str], Engine]) -> None:
+    watched: list[Callable[[], str | None]] = []
+    serving, stop = threading.Event(), threading.Event()
+
+    class Watched(Liveness):
+        def watch(self, name: str, check: Callable[[], str | None]) -> None:
+            super().watch(name, check)
+            watched.append(check)
+            serving.set()
+    liveness = Watched()
+    settings = dataclasses.replace(
+        ServiceSettings.from_env("analytics", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path)}),
+        grpc_listen="0.0.0.0:0", shutdown_delay_seconds=0.0, shutdown_grace_seconds=0.0)
+    app = ServiceApp(settings=settings, engine=sqlite_service_engine("analytics"), registrations=[])
+    process = threading.Thread(target=run_roles, args=(app, ("serve",), stop, liveness))
+    process.start()
+    try:
+        assert serving.wait(timeout=30)
+        while_serving = liveness.answer()
+    finally:
+        stop.set()
+        process.join(timeout=30)
+    [check] = watched
+
+    assert while_serving == (200, "ok\n")
+    assert (check() or "").endswith("failed: UNAVAILABLE")  # the server stopped: what /livez would say ...
+    assert liveness.answer() == (200, "ok\n")  # ... had the drain not taken the check off first
+
+
 def test_a_job_whose_round_keeps_failing_still_beats(clock: FakeClock) -> None:
     liveness, answers = Liveness(), []
 
