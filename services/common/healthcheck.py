@@ -16,7 +16,7 @@ import urllib.request
 from services.common.config import METRICS_PORTS, SERVICES, ConfigError, Env
 from services.common.liveness import LIVENESS_PATH
 
-TIMEOUT_SECONDS = 2.0
+TIMEOUT_SECONDS = 3.0  # more than a server's /livez waits for its own gRPC health (GRPC_SELF_CHECK_SECONDS)
 
 
 def health_url(target: str, env: Env) -> str | None:

@@ -35,9 +35,9 @@ LIVENESS_PATH = "/livez"
 # The longest one database call takes on a connection whose server vanished: connecting, or waiting for an answer
 # that never comes (connect_timeout + tcp_user_timeout, services/common/db.py). 70 s.
 DATABASE_CALL_SECONDS = POSTGRES_TIMEOUTS["connect_timeout"] + POSTGRES_TIMEOUTS["tcp_user_timeout"] / 1000
-# How long /livez waits for its own gRPC server's health answer: within the liveness probe's 2 s timeout
-# (deploy/k8s/generate.py), as the native gRPC probe waited.
-GRPC_SELF_CHECK_SECONDS = 1.0
+# How long /livez waits for its own gRPC server's health answer: as long as the native gRPC liveness probe waited
+# (2 s), within the HTTP probe's timeout (deploy/k8s/generate.py) and the image HEALTHCHECK's (healthcheck.py).
+GRPC_SELF_CHECK_SECONDS = 2.0
 
 
 class Heartbeat:
