@@ -67,21 +67,24 @@ class Job:
         self.loop(stop, beat)
 
 
+def job_bound_seconds(interval_seconds: float, round_seconds: float = JOB_ROUND_SECONDS) -> float:
+    """The bound of a job that waits `interval_seconds` between rounds of at most `round_seconds`."""
+    return interval_seconds + round_seconds + LIVENESS_MARGIN_SECONDS
+
+
 def every(interval_seconds: float, what: str, action: Callable[[], object], *,
-          round_seconds: float = JOB_ROUND_SECONDS, at_start: bool = False) -> Job:
-    """A job for ServiceApp.jobs: `action` each interval (and once at once if `at_start`) until stopped; a failure is
-    logged and retried next time. It beats after every round: its bound is the interval, plus `round_seconds` (the
-    longest one round of `action` takes), plus LIVENESS_MARGIN_SECONDS."""
+          round_seconds: float = JOB_ROUND_SECONDS) -> Job:
+    """A job for ServiceApp.jobs: `action` each interval until stopped; a failure is logged and retried next time.
+    It beats after every round: its bound is the interval, plus `round_seconds` (the longest one round of `action`
+    takes), plus LIVENESS_MARGIN_SECONDS."""
     def run(stop: threading.Event, beat: Beat) -> None:
-        first = at_start
-        while first or not stop.wait(interval_seconds):
-            first = False
+        while not stop.wait(interval_seconds):
             try:
                 action()
             except Exception:
                 log.exception("%s failed; retrying in %.0f s", what, interval_seconds)
             beat()
-    return Job(run, interval_seconds + round_seconds + LIVENESS_MARGIN_SECONDS)
+    return Job(run, job_bound_seconds(interval_seconds, round_seconds))
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from services.common.config import Env, ServiceSettings
 from services.common.db import make_engine
 from services.common.discovery import Discovery
 from services.common.grpc_server import registration
-from services.common.runtime import Job, ServiceApp, every, main
+from services.common.runtime import Job, ServiceApp, every, job_bound_seconds, main
 from services.common.runtime_config import RuntimeConfig
 from services.common.wechatpay import WechatPay
 from services.order import aftersales, metrics, refunds, service
@@ -34,15 +35,21 @@ log = logging.getLogger(__name__)
 
 def batches(what: str, step: Callable[[], int], interval_seconds: float) -> Job:
     """A scheduler over a table (orders, after-sales cases): at start and every interval, run `step` (one batch, one
-    transaction) until it runs dry.
+    transaction) until it runs dry (or the process stops); it beats after each scan (JOB_ROUND_SECONDS allowed).
 
     Durable because it is driven by the orders table itself; replicas each run it and skip the rows
     another holds (FOR UPDATE SKIP LOCKED), so no order is handled twice.
     """
-    def scan() -> None:
-        while step() == BATCH:
-            pass
-    return every(interval_seconds, f"{what} scan", scan, at_start=True)
+    def run(stop: threading.Event, beat: Callable[[], None]) -> None:
+        while not stop.is_set():
+            try:
+                while step() == BATCH and not stop.is_set():
+                    pass
+            except Exception:
+                log.exception("%s scan failed; retrying in %.0f s", what, interval_seconds)
+            beat()
+            stop.wait(interval_seconds)
+    return Job(run, job_bound_seconds(interval_seconds))
 
 
 def payment_timeout(uow: Callable[[], OrderUnitOfWork], wechat: WechatPay | None,

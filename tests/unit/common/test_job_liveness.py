@@ -22,6 +22,7 @@ from services.common.liveness import GrpcSelfCheck, Heartbeat, Liveness, loopbac
 from services.common.pruning import round_worst_seconds
 from services.common.runtime import JOB_ROUND_SECONDS, ServiceApp, every, run_roles
 from services.common.runtime_config import RuntimeConfig
+from services.order import __main__ as order_process
 from tests.fixtures.keys import JwtKeys
 from tests.unit.common.test_liveness import FakeClock, Until
 
@@ -115,14 +116,20 @@ def test_a_job_whose_round_keeps_failing_still_beats(clock: FakeClock) -> None:
     assert (set(answers), len(answers)) == ({200}, 5)  # 5 waits of 60 s, 4 failed rounds of 500 s between them
 
 
-def test_a_job_that_runs_at_start_beats_after_its_first_round(clock: FakeClock) -> None:
-    rounds: list[float] = []
-    job = every(60, "scan", lambda: rounds.append(clock.now), at_start=True)
+def test_an_order_scan_beats_after_each_scan_failed_or_not(clock: FakeClock) -> None:
+    scans: list[float] = []
+
+    def step() -> int:
+        scans.append(clock.now)
+        if len(scans) == 2:
+            raise ConnectionError("database gone")
+        return 0
+    job = order_process.batches("payment timeout", step, 60)
     beats: list[float] = []
 
-    job(Until(clock, lambda: len(rounds) == 2), lambda: beats.append(clock.now))  # type: ignore[arg-type]
+    job(Until(clock, lambda: len(scans) == 3), lambda: beats.append(clock.now))  # type: ignore[arg-type]
 
-    assert (rounds, beats, job.bound_seconds) == ([1000.0, 1060.0], [1000.0, 1060.0], 690.0)
+    assert (scans, beats, job.bound_seconds) == ([1000.0, 1060.0, 1120.0], [1000.0, 1060.0, 1120.0], 690.0)
 
 
 class WedgedServer:
