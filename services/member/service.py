@@ -1423,6 +1423,9 @@ def _return_refunded_points(uow: MemberUnitOfWork, *, order_no: str, refund_no: 
         log.error("refund %s gives back %d points of order %s, whose points hold is %s: not credited", refund_no,
                   points, order_no, hold.status if hold is not None else "missing")
         return
+    # The member record before the points account and the points debt, as order-paid, a plan purchase and a signup
+    # lock them (the refund's own take-back, _reverse_refund, comes next): one lock order, no deadlock with them.
+    uow.members.get_or_add_locked(hold.user_id)
     unexpired = hold.points - hold.expired_points
     returned = min(hold.returned_points + points, hold.points)
     expired = points - (min(returned, unexpired) - min(hold.returned_points, unexpired))
