@@ -231,6 +231,8 @@ function showLogin(message) {
   for (const id of ["load-error", "stuck-error", "product-notice", "coupon-notice"]) $(id).textContent = "";
   $("order-detail").hidden = $("case-detail").hidden = $("user-detail").hidden = true;
   pendingCancel = null;
+  // A create form still loading its lists when the session ended never gets them (whileLoggedIn): its button is free.
+  $("new-product").disabled = $("new-coupon").disabled = false;
   $("sections").hidden = true;
   $("who").hidden = true;
   $("login-view").hidden = false;

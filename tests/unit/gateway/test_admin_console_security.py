@@ -230,6 +230,28 @@ def test_a_create_form_left_open_goes_with_its_key_for_the_next_staff_member(pag
     assert page.errors == []
 
 
+def test_a_create_form_still_loading_at_logout_is_not_drawn_and_its_button_works_for_the_next_one(
+        page: Any, log_in_as, clients: FakeServices) -> None:
+    held: list[Any] = []
+    log_in_as("operator")
+    page.click("[data-section=products-view]")
+    page.route("**/api/v1/categories", lambda route: held.append(route))
+    with page.expect_request("**/api/v1/categories"):
+        page.click("#new-product")
+
+    page.click("#logout")
+    log_in_at_the_same_page(page, "admin")
+    with page.expect_response("**/api/v1/categories"):  # the last session's answer, after the next login
+        held[0].continue_()
+    page.unroute("**/api/v1/categories")
+    page.click("[data-section=products-view]")
+
+    assert page.is_enabled("#new-product") and page.query_selector("#product-form") is None
+    page.click("#new-product")
+    page.wait_for_selector("#product-form")
+    assert page.errors == []
+
+
 def refused_unless(token: Callable[[], str]) -> Callable[[Any], None]:
     """A route handler for /api/v1/admin/**: 401, as for an expired access token, unless the call carries `token()`."""
     def answer(route: Any) -> None:
