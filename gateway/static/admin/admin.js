@@ -1,6 +1,7 @@
 // MiniMall staff console: staff log in and see the sections their roles open: the analytics reports drawn as
 // SVG, orders, after-sales cases, money that got stuck (refunds, wallet charges), coupon templates (approving those
-// waiting), and users (roles, staff passwords, their member record).
+// waiting), products, and users (roles, staff passwords, their member record); editors create products and coupon
+// templates.
 // No framework, no build step, nothing fetched from another origin; server text only ever set as textContent.
 "use strict";
 
@@ -22,7 +23,10 @@ const ROLES = {
   retryRefundByNo: ["admin", "customer_service"],             // POST /admin/refunds/{refund_no}/retry
   walletReviews: ["admin", "finance", "customer_service"],    // GET /admin/wallet-reviews
   resolveWallet: ["admin", "finance"],                        // POST /admin/wallet-reviews/{id}/resolve
+  products: ["admin", "operator"],                            // GET /admin/products (EDITORS)
+  createProduct: ["admin", "operator"],                       // POST /admin/products
   couponTemplates: ["admin", "operator", "finance"],          // GET /admin/coupon-templates (TEMPLATE_READERS)
+  createTemplate: ["admin", "operator"],                      // POST /admin/coupons (TEMPLATE_EDITORS)
   approveTemplate: ["admin", "finance"],                      // POST /admin/coupon-templates/{id}/approve
   users: ["admin", "operator", "customer_service"],           // POST /admin/users/search (USER_FINDERS)
   setRoles: ["admin"],                                        // PUT /admin/users/{id}/roles
@@ -33,12 +37,13 @@ const ROLES = {
 const STAFF_ROLES = ["admin", "operator", "customer_service", "finance"];
 // Each section and what opens it.
 const SECTIONS = [["dashboard-view", ["reports"]], ["orders-view", ["orders"]], ["aftersales-view", ["afterSales"]],
-                  ["money-view", ["afterSales", "walletReviews", "refunds"]], ["coupons-view", ["couponTemplates"]],
-                  ["users-view", ["users"]]];
+                  ["money-view", ["afterSales", "walletReviews", "refunds"]], ["products-view", ["products"]],
+                  ["coupons-view", ["couponTemplates"]], ["users-view", ["users"]]];
 // Where the reports are drawn (index.html), each redrawn whole by load().
 const REPORT_CHARTS = ["chart-traffic", "chart-orders", "chart-gmv", "funnel", "regions", "by-category", "by-brand",
                        "by-price-band", "top-products", "retention"];
 const PAGE_SIZE = 20;
+const SKU_PRICE_MAX_FEN = 100_000_000;  // services/common/formats.py: a SKU's price and crossed-out price at most
 const SVG = "http://www.w3.org/2000/svg";
 const COLORS = ["#2563eb", "#16a34a", "#ea580c", "#9333ea", "#0891b2", "#dc2626"];
 
@@ -207,8 +212,9 @@ function showLogin(message) {
   // Nothing the last staff member opened stays for the next one, who may not be let read it: the lists and details,
   // the reports' figures, and the exported files (their blob: URLs would keep the file for this page's lifetime).
   for (const link of $("exports").querySelectorAll("a[href^='blob:']")) URL.revokeObjectURL(link.href);
+  // A create form still open goes with its Idempotency-Key: the next staff member's create is their own.
   for (const id of [...Object.keys(LISTS), "order-detail", "case-detail", "user-detail", "stuck", "exports", "cards",
-                    ...REPORT_CHARTS]) {
+                    "product-create", "coupon-create", ...REPORT_CHARTS]) {
     $(id).replaceChildren();
   }
   delete document.body.dataset.loaded;
@@ -222,9 +228,11 @@ function showLogin(message) {
     $(list.count).textContent = $(list.error).textContent = "";
     document.querySelector(`.pager[data-for="${name}"]`).replaceWith(pager(name));
   }
-  for (const id of ["load-error", "stuck-error"]) $(id).textContent = "";
+  for (const id of ["load-error", "stuck-error", "product-notice", "coupon-notice"]) $(id).textContent = "";
   $("order-detail").hidden = $("case-detail").hidden = $("user-detail").hidden = true;
   pendingCancel = null;
+  // A create form still loading its lists when the session ended never gets them (whileLoggedIn): its button is free.
+  $("new-product").disabled = $("new-coupon").disabled = false;
   $("sections").hidden = true;
   $("who").hidden = true;
   $("login-view").hidden = false;
@@ -242,6 +250,8 @@ function showConsole() {
   for (const button of document.querySelectorAll("[data-section]")) {
     button.hidden = !open.includes(button.dataset.section);
   }
+  $("new-product").hidden = !can("createProduct");
+  $("new-coupon").hidden = !can("createTemplate");
   if (open.length) showSection(open[0]);
 }
 
@@ -256,6 +266,7 @@ function showSection(view) {
   if (view === "orders-view" && first) loadList("orders", 1);
   if (view === "aftersales-view" && first) loadList("cases", 1);
   if (view === "money-view") loadMoney();
+  if (view === "products-view" && first) loadList("products", 1);
   if (view === "coupons-view" && first) loadList("coupons", 1);
 }
 
@@ -503,6 +514,11 @@ const LISTS = {
     noun: "charges", titles: ["Order no", "Problem", "Charged wallet of", "Charged", "Order's shopper", "Payable",
                               "Status", "Flagged", "Resolution"], row: walletReviewRow,
     filters: () => ({status: $("wallet-status").value}),
+  },
+  products: {
+    path: "/admin/products", form: "product-search", count: "product-count", error: "products-error",
+    noun: "products", titles: ["Id", "Name", "Status", "On shelf", "Price", "Category", "Brand", "Updated"],
+    row: productRow, filters: () => ({q: $("product-q").value.trim(), status: $("product-status").value}),
   },
   coupons: {
     path: "/admin/coupon-templates", form: "coupon-search", count: "coupon-count", error: "coupons-error",
@@ -969,6 +985,287 @@ function couponRow(t) {
   return tr;
 }
 
+// Products: editors (admin, operator) search every product, whatever its status, and create new ones.
+
+function productRow(p) {
+  return row([String(p.id), p.name, p.status, p.on_shelf ? "yes" : "no", yuan(p.price_fen), String(p.category_id),
+              p.brand.name, when(p.updated_at)], {"data-product-id": p.id, "data-status": p.status});
+}
+
+// Creating a product or a coupon template. Its form is opened by its button and goes when closed or once the server
+// created the thing. Each opening has one Idempotency-Key (crypto.randomUUID()), sent with every submit of that
+// opening: a retry after a failure without an answer (network, 5xx) is the same request, so a create whose answer
+// was lost is answered with what it made, never made twice; the server answers 409 IDEMPOTENCY_KEY_REUSED when the
+// fields were changed after such a failure. Closing the form (or a successful create) drops the key: opening it
+// again is a new create.
+
+// Yuan as staff type them ("19.99", "20", "0.5") → integer fen, read digit by digit and never through a float (where
+// 19.99 * 100 is 1998.9999999999998): {fen}, or {error} saying what is wrong.
+function yuanToFen(text) {
+  const typed = String(text).trim();
+  if (!typed) return {error: "required"};
+  if (typed.startsWith("-")) return {error: "must not be negative"};
+  const decimals = /^[0-9]*\.([0-9]*)$/.exec(typed);
+  if (decimals && decimals[1].length > 2) return {error: "at most 2 decimals (fen)"};
+  const parts = /^([0-9]{1,10})(?:\.([0-9]{1,2}))?$/.exec(typed);
+  if (!parts) return {error: "an amount in yuan, like 19.99"};
+  return {fen: Number(BigInt(parts[1]) * 100n + BigInt((parts[2] || "").padEnd(2, "0")))};
+}
+
+// What a create form's fields hold, read for the body: each value, and each problem found before asking the server
+// (`errors`, by field name). A read that finds a problem answers undefined.
+class FormEntry {
+  constructor(form) {
+    this.form = form;
+    this.errors = {};
+  }
+
+  refuse(name, message) {
+    this.errors[name] ??= message;
+    return undefined;
+  }
+
+  text(name, {required = false} = {}) {
+    const value = this.form.elements[name].value.trim();
+    return required && !value ? this.refuse(name, "required") : value;
+  }
+
+  // Yuan typed → fen; blank is `blank` when given, else refused.
+  money(name, {min = 0, max, blank} = {}) {
+    const typed = this.text(name);
+    if (!typed && blank !== undefined) return blank;
+    const {fen, error} = yuanToFen(typed);
+    if (error) return this.refuse(name, error);
+    return fen < min || fen > max ? this.refuse(name, `${yuan(min)} to ${yuan(max)}`) : fen;
+  }
+
+  // A whole number typed; blank is `blank` when given, else refused.
+  whole(name, {min = 0, max, blank} = {}) {
+    const typed = this.text(name);
+    if (!typed && blank !== undefined) return blank;
+    if (!/^[0-9]{1,10}$/.test(typed)) return this.refuse(name, typed ? "a whole number" : "required");
+    const value = Number(typed);
+    return value < min || value > max ? this.refuse(name, `${count(min)} to ${count(max)}`) : value;
+  }
+
+  // An id chosen in a select ("" until one is).
+  choice(name) {
+    const value = this.form.elements[name].value;
+    return value ? Number(value) : this.refuse(name, "choose one");
+  }
+}
+
+// The button opening a create form: the lists the form chooses from are read, then the form is drawn in `slot` (a
+// failure shown in the notice); a form already open stays as it is, with its key.
+async function openCreateForm(opener, slot, noticeId, build) {
+  if ($(slot).firstChild) return;
+  opener.disabled = true;
+  const notice = $(noticeId);
+  notice.className = "muted";
+  notice.textContent = "";
+  try {
+    $(slot).replaceChildren(await build());
+  } catch (error) {
+    notice.className = "error";
+    notice.textContent = describe(error);
+  } finally {
+    opener.disabled = false;
+  }
+}
+
+// A create form: `fields` ({name, label, api, tag, attributes, options, kind}), each drawn with its error beside it
+// (`api`: the body's name for it, matched against the error's details, when not `name`); `read(entry)` builds the
+// body from a FormEntry, `create(body, key)` sends it with the form's Idempotency-Key, `created(reply)` says what was
+// made once the form is gone.
+function createForm({id, legend, fields, submit, read, create, created}) {
+  const form = element("form", {id, class: "create panel", novalidate: ""});
+  form.dataset.idempotencyKey = crypto.randomUUID();
+  form.append(element("h3", {}, legend));
+  for (const {name, label, api, tag, attributes = {}, options = [], kind} of fields) {
+    const input = element(tag || "input", Object.assign({name, id: `${id}-${name}`}, attributes));
+    for (const [value, text] of options) input.append(element("option", {value}, text));
+    const field = element("div", {class: "field", "data-field": name, "data-api": api || name});
+    if (kind) field.dataset.kind = kind;
+    field.append(element("label", {for: input.id}, label), input,
+                 element("span", {class: "field-error", role: "alert"}));
+    form.append(field);
+  }
+  const send = element("button", {type: "submit"}, submit);
+  const close = button("Close", () => form.remove(), {class: "secondary"});
+  const outcome = element("p", {class: "outcome", role: "alert"});
+  const buttons = element("div", {class: "buttons"});
+  buttons.append(send, close);
+  form.append(buttons, outcome);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    showFieldErrors(form, {});
+    const entry = new FormEntry(form);
+    const body = read(entry);
+    if (Object.keys(entry.errors).length) {
+      showFieldErrors(form, entry.errors);
+      outcome.className = "outcome error";
+      outcome.textContent = "Check the fields marked.";
+      return;
+    }
+    attempt(send, outcome, async () => {
+      let reply;
+      try {
+        reply = await create(body, form.dataset.idempotencyKey);
+      } catch (error) {
+        throw fieldErrorsShown(form, error);
+      }
+      form.remove();
+      created(reply);
+    });
+  });
+  return form;
+}
+
+// Each message beside its field (by field name); the fields not named lose theirs.
+function showFieldErrors(form, errors) {
+  for (const field of form.querySelectorAll(".field")) {
+    const message = errors[field.dataset.field] || "";
+    field.querySelector(".field-error").textContent = message;
+    field.querySelector("input, select, textarea").toggleAttribute("aria-invalid", Boolean(message));
+    field.classList.toggle("invalid", Boolean(message));
+  }
+}
+
+// An API error's details naming a field of the form (its body name, or below it: skus.0.price_fen, category_ids.2)
+// shown beside that field; the error is left with the details no field took, for the line under the form.
+function fieldErrorsShown(form, error) {
+  if (!(error instanceof ApiError)) return error;
+  const fields = [...form.querySelectorAll(".field:not([hidden])")];
+  const errors = {}, rest = {};
+  for (const [name, message] of Object.entries(error.details || {})) {
+    const field = fields.find((f) => name === f.dataset.api || name.startsWith(f.dataset.api + "."));
+    let text = typeof message === "string" ? message : JSON.stringify(message);
+    if (field && /_fen$/.test(name) && /[1-9]/.test(text)) text += " (fen)";  // an amount; the field is in yuan
+    if (field) errors[field.dataset.field] ??= text; else rest[name] = message;
+  }
+  showFieldErrors(form, errors);
+  error.details = Object.keys(rest).length ? rest : null;
+  if (error.code === "IDEMPOTENCY_KEY_REUSED") {
+    error.message += ": an earlier try of this form, with other values, may have created it. Look in the list; " +
+      "close the form and open it again to create another";
+  }
+  return error;
+}
+
+// The category tree (GET /categories) as [id, "Parent › Child"] for a select, every depth.
+function categoryOptions(tree, path = []) {
+  return tree.flatMap((c) => [[String(c.id), [...path, c.name].join(" › ")],
+                              ...categoryOptions(c.children, [...path, c.name])]);
+}
+
+// A simple product: one SKU without specs (specs and more SKUs: the API, PUT /admin/products/{id}). It is created
+// as a DRAFT: submitted for audit, approved and put on the shelf afterwards.
+async function productForm() {
+  const [categories, brands] = await Promise.all([call("/categories"), call("/brands")]);
+  const yuanInput = {inputmode: "decimal", size: "10", autocomplete: "off"};
+  return createForm({
+    id: "product-form", legend: "New product (a draft, one SKU)", submit: "Create product",
+    fields: [
+      {name: "name", label: "Name", attributes: {required: "", maxlength: "100", size: "40"}},
+      {name: "subtitle", label: "Subtitle", attributes: {maxlength: "200", size: "40"}},
+      {name: "category_id", label: "Category", tag: "select", attributes: {required: ""},
+       options: [["", "Choose…"], ...categoryOptions(categories.items)]},
+      {name: "brand_id", label: "Brand", tag: "select", attributes: {required: ""},
+       options: [["", "Choose…"], ...brands.items.map((b) => [String(b.id), b.name])]},
+      {name: "price", label: "Price (¥)", api: "skus.0.price_fen",
+       attributes: Object.assign({required: "", placeholder: "19.99"}, yuanInput)},
+      {name: "market_price", label: "Crossed-out price (¥, optional)", api: "skus.0.market_price_fen",
+       attributes: yuanInput},
+      {name: "stock", label: "Stock", api: "skus.0.stock", attributes: {inputmode: "numeric", size: "8", value: "0"}},
+      {name: "weight_g", label: "Weight (g)", api: "skus.0.weight_g",
+       attributes: {inputmode: "numeric", size: "8", value: "0"}},
+      {name: "description", label: "Description", tag: "textarea", attributes: {maxlength: "20000", rows: "3"}},
+    ],
+    read: (entry) => {
+      const price = entry.money("price", {min: 1, max: SKU_PRICE_MAX_FEN});
+      const market = entry.money("market_price", {max: SKU_PRICE_MAX_FEN, blank: 0});
+      if (market && price !== undefined && market < price) entry.refuse("market_price", "none, or at least the price");
+      return {
+        name: entry.text("name", {required: true}), subtitle: entry.text("subtitle"),
+        category_id: entry.choice("category_id"), brand_id: entry.choice("brand_id"),
+        description: entry.text("description"),
+        skus: [{spec: {}, price_fen: price, market_price_fen: market,
+                stock: entry.whole("stock", {max: 1e9, blank: 0}),
+                weight_g: entry.whole("weight_g", {max: 1e6, blank: 0})}],
+      };
+    },
+    create: (body, key) => call("/admin/products", {method: "POST", json: body, headers: {"Idempotency-Key": key}}),
+    created: (product) => {
+      $("product-notice").className = "muted";
+      $("product-notice").textContent = `Created product ${product.id} “${product.name}” at ` +
+        `${yuan(product.price_fen)}: a ${product.status}, submit it for audit when it is ready.`;
+      reloadList("products");
+    },
+  });
+}
+
+// Coupon times are typed in Beijing time, like every day the console shows.
+const beijing = (local) => local && `${local.length === 16 ? local + ":00" : local}+08:00`;
+
+async function couponForm() {
+  const categories = await call("/categories");
+  const money = {inputmode: "decimal", size: "10", autocomplete: "off"};
+  const form = createForm({
+    id: "coupon-form", legend: "New coupon template", submit: "Create template",
+    fields: [
+      {name: "name", label: "Name", attributes: {required: "", maxlength: "64", size: "30"}},
+      {name: "kind", label: "Kind", tag: "select", options: [["fixed", "Amount off"], ["percent", "Percent off"]]},
+      {name: "amount", label: "Amount off (¥)", api: "amount_fen", kind: "fixed", attributes: money},
+      {name: "percent_off", label: "Percent off (1-99)", kind: "percent",
+       attributes: {inputmode: "numeric", size: "4"}},
+      {name: "cap", label: "At most off (¥)", api: "cap_fen", kind: "percent", attributes: money},
+      {name: "threshold", label: "On orders of at least (¥, optional)", api: "threshold_fen", attributes: money},
+      {name: "total", label: "Coupons in all", attributes: {inputmode: "numeric", size: "8"}},
+      {name: "per_user_limit", label: "Per shopper", attributes: {inputmode: "numeric", size: "4", value: "1"}},
+      {name: "valid_from", label: "Valid from (Beijing time)", attributes: {type: "datetime-local"}},
+      {name: "valid_to", label: "Valid to (Beijing time)", attributes: {type: "datetime-local"}},
+      {name: "category_ids", label: "Only in categories (none chosen: every category)", tag: "select",
+       attributes: {multiple: "", size: "6"}, options: categoryOptions(categories.items)},
+    ],
+    read: (entry) => {
+      const kind = entry.form.elements.kind.value;
+      const from = entry.text("valid_from", {required: true}), to = entry.text("valid_to", {required: true});
+      if (from && to && to <= from) entry.refuse("valid_to", "must be after valid from");
+      const body = {
+        name: entry.text("name", {required: true}), kind,
+        threshold_fen: entry.money("threshold", {max: 1e12, blank: 0}),
+        total: entry.whole("total", {min: 1, max: 10_000_000}),
+        per_user_limit: entry.whole("per_user_limit", {min: 1, max: 1000}),
+        valid_from: beijing(from), valid_to: beijing(to),
+      };
+      if (kind === "fixed") {
+        body.amount_fen = entry.money("amount", {min: 1, max: 1e12});
+      } else {
+        body.percent_off = entry.whole("percent_off", {min: 1, max: 99});
+        body.cap_fen = entry.money("cap", {min: 1, max: 1e12});
+      }
+      const chosen = [...entry.form.elements.category_ids.selectedOptions].map((option) => Number(option.value));
+      if (chosen.length) body.category_ids = chosen;
+      return body;
+    },
+    create: (body, key) => call("/admin/coupons", {method: "POST", json: body, headers: {"Idempotency-Key": key}}),
+    created: (template) => {
+      $("coupon-notice").className = "muted";
+      $("coupon-notice").textContent = `Created coupon template ${template.id} “${template.name}”: ` +
+        template.status + (template.status === "pending_approval"
+          ? " (an admin or finance staff member other than you approves it)." : ".");
+      reloadList("coupons");
+    },
+  });
+  const kind = form.elements.kind;
+  const showKind = () => {
+    for (const field of form.querySelectorAll(".field[data-kind]")) field.hidden = field.dataset.kind !== kind.value;
+  };
+  kind.addEventListener("change", showKind);
+  showKind();
+  return form;
+}
+
 // Users: staff who serve shoppers find an account; an admin sets its staff roles and a staff member's password.
 
 function userRow(user) {
@@ -1088,6 +1385,10 @@ document.addEventListener("DOMContentLoaded", () => {
     $(name).after(pager(name));
   }
   $("close-refund").addEventListener("submit", closeRefundByNumber);
+  $("new-product").addEventListener("click", (event) => openCreateForm(event.target, "product-create",
+                                                                                "product-notice", productForm));
+  $("new-coupon").addEventListener("click", (event) => openCreateForm(event.target, "coupon-create",
+                                                                              "coupon-notice", couponForm));
   setPeriod(30);
   if (session.access) showConsole(); else showLogin("");
 });

@@ -194,7 +194,8 @@ def test_the_next_staff_member_finds_every_search_and_filter_empty(page: Any, lo
                "case-type": "refund_only", "case-order-no": "2026112912000000000000abcd1234",
                "refund-status": "ABNORMAL", "refund-source": "cancel", "refund-order-no": "20261129120000",
                "close-refund-no": "R2026112900001", "close-refund-reason": "the shopper's bank account is closed",
-               "wallet-status": "HANDLED", "coupon-status": "active", "user-phone": "13800138000", "user-id": "42",
+               "wallet-status": "HANDLED", "product-q": "龙井", "product-status": "DRAFT", "coupon-status": "active",
+               "user-phone": "13800138000", "user-id": "42",
                "user-nickname": "小王", "from": "2026-01-01", "to": "2026-01-31", "export-kind": "money",
                "export-format": "csv"}
     page.evaluate("""(entered) => { for (const [id, value] of Object.entries(entered)) {
@@ -206,6 +207,48 @@ def test_the_next_staff_member_finds_every_search_and_filter_empty(page: Any, lo
     log_in_at_the_same_page(page, "customer_service")
 
     assert form_fields(page) == defaults
+    assert page.errors == []
+
+
+def test_a_create_form_left_open_goes_with_its_key_for_the_next_staff_member(page: Any, log_in_as,
+                                                                            clients: FakeServices) -> None:
+    log_in_as("operator")
+    page.click("[data-section=products-view]")
+    page.click("#new-product")
+    page.fill("#product-form-name", "明前龙井")
+    page.click("[data-section=coupons-view]")
+    page.click("#new-coupon")
+    page.fill("#coupon-form-name", "满50减5")
+
+    page.click("#logout")
+    log_in_at_the_same_page(page, "admin")
+
+    assert page.query_selector_all("form.create") == [] and "明前龙井" not in page.content()
+    page.click("[data-section=products-view]")
+    page.click("#new-product")
+    assert page.input_value("#product-form-name") == ""
+    assert page.errors == []
+
+
+def test_a_create_form_still_loading_at_logout_is_not_drawn_and_its_button_works_for_the_next_one(
+        page: Any, log_in_as, clients: FakeServices) -> None:
+    held: list[Any] = []
+    log_in_as("operator")
+    page.click("[data-section=products-view]")
+    page.route("**/api/v1/categories", lambda route: held.append(route))
+    with page.expect_request("**/api/v1/categories"):
+        page.click("#new-product")
+
+    page.click("#logout")
+    log_in_at_the_same_page(page, "admin")
+    with page.expect_response("**/api/v1/categories"):  # the last session's answer, after the next login
+        held[0].continue_()
+    page.unroute("**/api/v1/categories")
+    page.click("[data-section=products-view]")
+
+    assert page.is_enabled("#new-product") and page.query_selector("#product-form") is None
+    page.click("#new-product")
+    page.wait_for_selector("#product-form")
     assert page.errors == []
 
 
