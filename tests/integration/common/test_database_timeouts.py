@@ -12,15 +12,24 @@ from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, make_url, pool, text
+from mall.events.v1.tracking_events_pb2 import PageViewed
+from sqlalchemy import Engine, create_engine, make_url, pool, select, text
 from sqlalchemy.exc import OperationalError
 
 from services.common import migrations
-from services.common.config import DatabaseTimeouts
+from services.common.config import DatabaseTimeouts, KafkaSettings
 from services.common.db import cancelled_by_timeout, make_engine, utcnow
 from services.common.metrics import DB_STATEMENTS_CANCELLED
+from services.common.outbox import OutboxRelay, outbox
 from services.common.uow import SqlUnitOfWork, one_round_at_a_time
-from tests.fixtures.postgres import drop_databases, migrations_dir, recreate_database, session_database_name
+from tests.fixtures.outbox import unpublished
+from tests.fixtures.postgres import (
+    drop_databases,
+    migrations_dir,
+    recreate_database,
+    session_database_name,
+    start_thread,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -93,6 +102,47 @@ def test_a_job_round_keeps_its_lock_while_its_lead_transaction_sits_idle_past_th
         watcher.dispose()
 
     assert ran == 1
+
+
+class RecordingRelay(OutboxRelay):
+    """A relay whose broker acknowledges every row at once: what it sent, in order."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__("analytics", engine, KafkaSettings(bootstrap_servers="unused:9092", max_poll_interval_ms=1000,
+                                                            topic_prefix="", request_timeout_ms=1000))
+        self.sent: list[str] = []
+
+    def _send(self, rows: list) -> dict[int, str]:  # type: ignore[type-arg]
+        self.sent.extend(row.event_id for row in rows)
+        return {}
+
+
+def test_a_relay_pass_waiting_on_an_outbox_row_another_transaction_holds_gives_up_and_the_next_pass_marks_it(
+        impatient: Engine) -> None:
+    with SqlUnitOfWork(impatient, "analytics") as uow:
+        event_id = uow.publish(PageViewed(device_id="d-1", page="/"), aggregate_id="d-1")
+        uow.commit()
+    relay = RecordingRelay(impatient)
+    stuck = create_engine(impatient.url, poolclass=pool.NullPool)  # another process's session, with no timeouts
+    results: dict[str, object] = {}
+    try:
+        with stuck.connect() as holder:  # a stuck transaction holding the row
+            assert holder.execute(select(outbox.c.id).with_for_update()).all()
+            try:
+                passing = start_thread(results, "pass", relay.publish_pending)
+                passing.join(timeout=30)
+                assert not passing.is_alive(), "the relay still waits for the row"
+            finally:
+                holder.rollback()
+                passing.join()
+        first_pass_left = unpublished(impatient)
+        published = relay.publish_pending()
+    finally:
+        relay.close()
+        stuck.dispose()
+
+    assert (results["pass"], first_pass_left) == ("LockNotAvailable", 1)  # run() logs it and passes again
+    assert (published, relay.sent, unpublished(impatient)) == (1, [event_id, event_id], 0)  # at least once
 
 
 REVISION = '''"""Records the session timeouts a migration runs under, after a statement longer than the database's default.
