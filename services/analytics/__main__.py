@@ -56,16 +56,20 @@ def event_consumers(base: ServiceSettings, engine: Engine) -> list[EventConsumer
 
 
 def build_app(base: ServiceSettings) -> ServiceApp:
-    engine = make_engine(base.database_url)
+    engine = make_engine(base.database_url, base.database_timeouts)
     uow = functools.partial(SqlAnalyticsUnitOfWork, engine, "analytics")
     env = Env()
     directory = reports_dir(env)
     servicer = AnalyticsServicer(uow, directory)
+    # Reports aggregate months of rollups: their runner's statements may run DB_REPORT_STATEMENT_TIMEOUT_SECONDS, on an
+    # engine of their own; the RPCs' (GetOverview...) stay under the gRPC deadline with DB_STATEMENT_TIMEOUT_SECONDS.
+    report_uow = functools.partial(SqlAnalyticsUnitOfWork,
+                                   make_engine(base.database_url, base.database_timeouts.for_reports()), "analytics")
     return ServiceApp(
         settings=base, engine=engine,
         registrations=[registration(analytics_pb2, analytics_pb2_grpc, "AnalyticsService", servicer)],
         consumers=event_consumers(base, engine),
-        jobs={"reports": reports.ReportRunner(uow, directory, keep=report_retention(env)).job()},
+        jobs={"reports": reports.ReportRunner(report_uow, directory, keep=report_retention(env)).job()},
     )
 
 
@@ -84,7 +88,8 @@ def export_command(settings: ServiceSettings, args: argparse.Namespace) -> int:
         period = report_period(args.from_date, args.to_date)
     except DomainError as exc:
         raise SystemExit(f"export: {exc.message}") from None
-    uow = functools.partial(SqlAnalyticsUnitOfWork, make_engine(settings.database_url), "analytics")
+    engine = make_engine(settings.database_url, settings.database_timeouts.for_reports())
+    uow = functools.partial(SqlAnalyticsUnitOfWork, engine, "analytics")
     with tqdm(unit="rows", desc=f"{args.kind} {period.first}..{period.last}", disable=None) as bar:
         def progress(done: int, expected: int) -> None:
             bar.total = expected
@@ -104,7 +109,8 @@ def backup_command(settings: ServiceSettings, args: argparse.Namespace) -> int:
                 bar.reset()
                 bar.set_description_str(table)
             bar.update(done - bar.n)
-        manifest = reports.backup(make_engine(settings.database_url), BACKUP_TABLES, args.out, progress)
+        manifest = reports.backup(make_engine(settings.database_url, settings.database_timeouts.for_reports()),
+                                  BACKUP_TABLES, args.out, progress)
     print(json.dumps({name: t["rows"] for name, t in manifest["tables"].items()}), file=sys.stderr)
     return 0
 

@@ -6,7 +6,7 @@ import ipaddress
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -248,6 +248,63 @@ class PruneSettings:
                    round_seconds=env.int_within("PRUNE_ROUND_SECONDS", cls.round_seconds, 1, 3600))
 
 
+# The longest statement a service may run, and so the longest any timeout below may be: the relay's liveness bound
+# (services/common/outbox.py) budgets one database call of connect_timeout + tcp_user_timeout (60 s) per pass, so a
+# statement cut short by its timeout still fits in it; the consumers' bound (370.5 s) is looser still.
+DB_TIMEOUT_MAX_SECONDS = 60.0
+# A report (analytics' ReportRunner, `export`, `backup`) that wrote no row for STALLED_AFTER (30 min) is taken over by
+# another runner anyway: no report statement may run longer.
+DB_REPORT_TIMEOUT_MAX_SECONDS = 1800.0
+DB_IDLE_IN_TRANSACTION_MAX_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class DatabaseTimeouts:
+    """How long a service's PostgreSQL session lets one statement run (statement_timeout), wait for a lock
+    (lock_timeout) and sit idle inside a transaction (idle_in_transaction_session_timeout); set on every connection of
+    the service's engines (services/common/db.py make_engine), never on `migrate`'s (services/common/migrations.py).
+
+    A request or a loop waiting on a row lock a stuck transaction holds gives up after the lock timeout instead of
+    hanging until the client's deadline (GATEWAY_GRPC_TIMEOUT_MS, 5 s; the thread stayed busy after it) or the pod's
+    liveness bound: the RPC answers UNAVAILABLE (DATABASE_BUSY, 503, nothing committed), a consumer or job logs it and
+    tries again. The defaults are below the 5 s deadlines of every gRPC call; a lock wait a checkout would win within
+    its deadline (a queue on a hot SKU's stock row) is not cut short before the deadline is near.
+    `report_statement_seconds` is the statement timeout of the analytics reports' own engine (long aggregations).
+    """
+
+    statement_seconds: float = 4.0  # DB_STATEMENT_TIMEOUT_SECONDS
+    lock_seconds: float = 3.0  # DB_LOCK_TIMEOUT_SECONDS
+    idle_in_transaction_seconds: float = 60.0  # DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS
+    report_statement_seconds: float = 600.0  # DB_REPORT_STATEMENT_TIMEOUT_SECONDS
+
+    @classmethod
+    def from_env(cls, env: Env) -> DatabaseTimeouts:
+        statement = _positive_seconds(env, "DB_STATEMENT_TIMEOUT_SECONDS", cls.statement_seconds, DB_TIMEOUT_MAX_SECONDS)
+        lock = _positive_seconds(env, "DB_LOCK_TIMEOUT_SECONDS", cls.lock_seconds, DB_TIMEOUT_MAX_SECONDS)
+        if lock > statement:
+            raise ConfigError(f"DB_LOCK_TIMEOUT_SECONDS ({lock:g}) must be at most DB_STATEMENT_TIMEOUT_SECONDS "
+                              f"({statement:g}): a statement waiting for a lock is cut short by the statement timeout "
+                              f"first")
+        return cls(statement_seconds=statement, lock_seconds=lock,
+                   idle_in_transaction_seconds=_positive_seconds(env, "DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS",
+                                                                 cls.idle_in_transaction_seconds,
+                                                                 DB_IDLE_IN_TRANSACTION_MAX_SECONDS),
+                   report_statement_seconds=_positive_seconds(env, "DB_REPORT_STATEMENT_TIMEOUT_SECONDS",
+                                                              cls.report_statement_seconds,
+                                                              DB_REPORT_TIMEOUT_MAX_SECONDS))
+
+    def for_reports(self) -> DatabaseTimeouts:
+        """These timeouts with the reports' statement timeout: for the engine of report exports and backups only."""
+        return replace(self, statement_seconds=max(self.statement_seconds, self.report_statement_seconds))
+
+
+def _positive_seconds(env: Env, name: str, default: float, maximum: float) -> float:
+    value = env.float(name, default)
+    if not 0 < value <= maximum:
+        raise ConfigError(f"{name} must be more than 0 and at most {maximum:g} seconds, got {env.environ[name]!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class ServiceSettings:
     """What every service process needs; a service's own settings hold one of these as `base`."""
@@ -266,6 +323,7 @@ class ServiceSettings:
     shutdown_grace_seconds: float = 10.0  # for calls in flight to finish
     jwt_previous_public_key_pem: bytes | None = None  # during a key rotation only
     pruning: PruneSettings = PruneSettings()
+    database_timeouts: DatabaseTimeouts = DatabaseTimeouts()
 
     @classmethod
     def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> ServiceSettings:
@@ -289,6 +347,7 @@ class ServiceSettings:
             shutdown_grace_seconds=env.float("SHUTDOWN_GRACE_SECONDS", 10.0),
             jwt_previous_public_key_pem=read_optional_key(env, "JWT_PREVIOUS_PUBLIC_KEY_FILE"),
             pruning=PruneSettings.from_env(env),
+            database_timeouts=DatabaseTimeouts.from_env(env),
         )
 
 

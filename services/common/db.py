@@ -30,10 +30,14 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DataError, DisconnectionError
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, registry
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import TypeDecorator
+
+from services.common.config import DatabaseTimeouts
+from services.common.metrics import DB_STATEMENTS_CANCELLED
 
 SelectT = TypeVar("SelectT", bound=Select[Any])
 T = TypeVar("T")
@@ -89,8 +93,11 @@ def seconds_since(since: datetime | None, now: datetime) -> float:
     return max(0.0, (now - since).total_seconds()) if since else 0.0
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, timeouts: DatabaseTimeouts = DatabaseTimeouts()) -> Engine:  # noqa: B008 - frozen
     """An engine for a service database. Statement parameters never reach logs (they hold phones).
+
+    On PostgreSQL every connection's session has `timeouts` (statement, lock, idle in transaction: session_options);
+    a statement they cut short is counted in mall_db_statements_cancelled_total.
 
     SQLite (dev only) runs every transaction as BEGIN IMMEDIATE: transactions are serialised, so
     code that relies on PostgreSQL row and advisory locks stays correct there (SQLite has neither).
@@ -112,8 +119,9 @@ def make_engine(url: str) -> Engine:
 
         return engine
     engine = create_engine(url, hide_parameters=True, pool_size=10, max_overflow=10,
-                           connect_args=postgres_connect_args(url))
+                           connect_args=postgres_connect_args(url, timeouts))
     ping_idle_connections(engine)
+    count_cancelled_statements(engine)
     return engine
 
 
@@ -162,9 +170,45 @@ POSTGRES_TIMEOUTS = {"connect_timeout": 10, "tcp_user_timeout": 60_000,
                      "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
 
 
-def postgres_connect_args(url: str) -> dict[str, Any]:
+def postgres_connect_args(url: str, timeouts: DatabaseTimeouts | None = None) -> dict[str, Any]:
+    """The client-side timeouts the URL does not set, and the session's `timeouts` as libpq's `options` (sent with
+    the connection's startup packet: no round trip, and RESET ALL comes back to them). Options the URL gives itself
+    come after ours, so a setting it names wins."""
     given = make_url(url).query
-    return {name: value for name, value in POSTGRES_TIMEOUTS.items() if name not in given}
+    args: dict[str, Any] = {name: value for name, value in POSTGRES_TIMEOUTS.items() if name not in given}
+    if timeouts is not None:
+        args["options"] = " ".join([session_options(timeouts), str(given.get("options", ""))]).strip()
+    return args
+
+
+def session_options(timeouts: DatabaseTimeouts) -> str:
+    """`timeouts` as PostgreSQL command-line options, in whole milliseconds (at least 1: 0 would mean none)."""
+    settings = {"statement_timeout": timeouts.statement_seconds, "lock_timeout": timeouts.lock_seconds,
+                "idle_in_transaction_session_timeout": timeouts.idle_in_transaction_seconds}
+    return " ".join(f"-c {name}={max(1, round(seconds * 1000))}" for name, seconds in settings.items())
+
+
+# SQLSTATEs of a statement PostgreSQL cut short because a session timeout ran out (57014 is also what a cancel request,
+# pg_cancel_backend, ends a statement with), and the reason label mall_db_statements_cancelled_total counts them by.
+CANCELLED_STATEMENTS = {"55P03": "lock_timeout", "57014": "statement_timeout",
+                        "25P03": "idle_in_transaction_timeout"}
+
+
+def cancelled_by_timeout(exc: BaseException) -> str | None:
+    """Which session timeout (CANCELLED_STATEMENTS) ended the statement that raised `exc`; None for any other error.
+    The transaction was rolled back (or the session ended): nothing of it was committed, and trying again may pass."""
+    original = exc.orig if isinstance(exc, DBAPIError) else exc
+    return CANCELLED_STATEMENTS.get(str(getattr(original, "sqlstate", None)))
+
+
+def count_cancelled_statements(engine: Engine) -> None:
+    """Count each statement of `engine` a session timeout cut short, whoever catches the error."""
+
+    @event.listens_for(engine, "handle_error")
+    def _failed(context: ExceptionContext) -> None:
+        reason = cancelled_by_timeout(context.original_exception)
+        if reason is not None:
+            DB_STATEMENTS_CANCELLED.labels(reason).inc()
 
 
 def advisory_key(name: str) -> int:
@@ -186,8 +230,13 @@ def try_serialize_on(session: Session, name: str) -> bool:
     one holds it. SQLite: True (one process per database file)."""
     if session.get_bind().dialect.name != "postgresql":
         return True
-    return bool(session.execute(text("SELECT pg_try_advisory_xact_lock(:key)"),
-                                {"key": advisory_key(name)}).scalar_one())
+    if not session.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": advisory_key(name)}).scalar_one():
+        return False
+    # The transaction is kept open to hold `name` (a job's whole round: `one_round_at_a_time`), idle while the work it
+    # guards runs in transactions of their own: DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS must not end it, and the lock
+    # with it. It holds no row lock, so it keeps no one else waiting.
+    session.execute(text("SELECT set_config('idle_in_transaction_session_timeout', '0', true)"))
+    return True
 
 
 def job_rounds_table(metadata: MetaData) -> Table:

@@ -26,7 +26,7 @@ from sqlalchemy import Column, Connection, Engine, ForeignKey, String, Table, se
 from sqlalchemy.exc import IntegrityError
 
 from services.common import events
-from services.common.config import SERVICES, Env, PruneSettings, database_url
+from services.common.config import SERVICES, DatabaseTimeouts, Env, PruneSettings, database_url
 from services.common.db import BigId, UTCDateTime, make_engine, utcnow
 from services.common.outbox import RELAY_DEAD_LETTERS, dead_letters, infra_metadata, outbox
 
@@ -165,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         command.add_argument("--by", required=True, help="who does it (recorded)")
     args = parser.parse_args(argv)
     env = Env()
-    engine = make_engine(database_url(env, args.service))
+    engine = make_engine(database_url(env, args.service), DatabaseTimeouts.from_env(env))
     try:
         if args.command == "list":
             for row in list_letters(engine, include_resolved=args.all, limit=args.limit):

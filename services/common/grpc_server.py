@@ -19,7 +19,7 @@ from sqlalchemy.exc import TimeoutError as SqlTimeoutError
 from services.common import errors, sessions
 from services.common.auth import TokenVerifier, bearer_token, caller_var
 from services.common.config import ServiceSettings
-from services.common.db import refused_data
+from services.common.db import cancelled_by_timeout, refused_data
 from services.common.logs import request_id_var
 from services.common.metrics import RPC_HANDLED, RPC_LATENCY
 
@@ -63,6 +63,14 @@ GRPC_STATUS = {
 # connection drops after the COMMIT reached the server, the change is saved and the caller cannot tell: writes that
 # must not happen twice on a retry take an Idempotency-Key (orders, payments, refunds, withdrawals, claims).
 DATABASE_DOWN = (OperationalError, InterfaceError, SqlTimeoutError)
+DATABASE_UNAVAILABLE = errors.DomainError("DATABASE_UNAVAILABLE", "the database is unavailable; try again",
+                                          kind=errors.ErrorKind.UNAVAILABLE)
+# One of them: a statement PostgreSQL cut short after the session's lock or statement timeout (DB_LOCK_TIMEOUT_SECONDS,
+# DB_STATEMENT_TIMEOUT_SECONDS: a row another transaction holds too long, a query too slow). The unit of work rolled
+# back, nothing was committed: UNAVAILABLE too (503, try again), under a code of its own.
+DATABASE_BUSY = errors.DomainError("DATABASE_BUSY", "the database did not answer in time (a row another transaction "
+                                   "holds, or a slow query); nothing was changed, try again",
+                                   kind=errors.ErrorKind.UNAVAILABLE)
 
 # A value of the request the database refuses to store or compare (a DataError, SQLSTATE class 22: NUL in text, a
 # number out of range, text too long for its column): the same request fails the same way every time, so it is the
@@ -145,10 +153,12 @@ class ContextInterceptor(grpc.ServerInterceptor):
                     context.set_trailing_metadata((*trailers, *sessions.trailers(ended)))
                     context.abort(status, message)
                 except DATABASE_DOWN as exc:
-                    status, message, trailers = to_grpc(errors.DomainError(
-                        "DATABASE_UNAVAILABLE", "the database is unavailable; try again",
-                        kind=errors.ErrorKind.UNAVAILABLE))
-                    log.warning("database unavailable in %s: %s", method, exc)
+                    timeout = cancelled_by_timeout(exc)
+                    status, message, trailers = to_grpc(DATABASE_BUSY if timeout else DATABASE_UNAVAILABLE)
+                    if timeout:
+                        log.warning("%s ran out in %s (rolled back): %s", timeout, method, refused_data(exc))
+                    else:
+                        log.warning("database unavailable in %s: %s", method, exc)
                     context.set_trailing_metadata((*trailers, *sessions.trailers(ended)))
                     context.abort(status, message)
                 except Exception:

@@ -37,6 +37,12 @@ LOOP_BEAT_AGE = Gauge(
     "(idle polls, back-off waits and failed rounds included); /livez answers 503 once it passes the loop's bound "
     "(services/common/liveness.py).", ["loop"])
 
+DB_STATEMENTS_CANCELLED = Counter(
+    "mall_db_statements_cancelled_total",
+    "Statements PostgreSQL cut short because a session timeout ran out (DB_LOCK_TIMEOUT_SECONDS, "
+    "DB_STATEMENT_TIMEOUT_SECONDS, DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS), by reason; their transactions were rolled "
+    "back and retried (RPCs answered DATABASE_BUSY).", ["reason"])
+
 ROWS_PRUNED = Counter(
     "mall_bookkeeping_rows_pruned_total",
     "Bookkeeping rows deleted once past their retention (outbox, processed_events, idempotency_keys).",

@@ -48,6 +48,8 @@ DDL_LOCK_ATTEMPTS_MAX = 1000
 # Between attempts. A constant like the module's other paces (LOCK_RETRY_SECONDS, WAIT_POLL_SECONDS) and every retry
 # pause of the services: the environment sets how long in all (the timeout, the attempts), not how often to look.
 DDL_LOCK_PAUSE_SECONDS = 10.0
+# The session timeouts a migration's connection runs without (a role's or a database's defaults included).
+NO_LIMITS = ("statement_timeout", "idle_in_transaction_session_timeout")
 LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a lock_timeout that ran out
 
 
@@ -106,6 +108,12 @@ def upgrade(database_url: str, migrations_dir: Path, revision: str = "head", *,
     engine = create_engine(database_url, poolclass=pool.NullPool)
     try:
         with engine.connect() as connection:  # closing it releases the lock, whatever happens
+            # No limit on how long a revision's statement runs (a backfill, CREATE INDEX CONCURRENTLY waiting for older
+            # transactions) or the revision sits between statements, whatever the role or database defaults to: the
+            # services' DB_* timeouts (config.DatabaseTimeouts) are for their own sessions only.
+            for setting in NO_LIMITS:
+                connection.execute(text("SELECT set_config(:setting, '0', false)"), {"setting": setting})
+            connection.commit()
             _take_migration_lock(connection)
             if _migrated_by_newer_code(connection, config):
                 connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})

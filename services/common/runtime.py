@@ -198,7 +198,7 @@ def main(service: str, build_app: Callable[[ServiceSettings], ServiceApp], migra
     # (deploy/k8s/generate.py): the database URL and the Kafka credentials, and a consumer calling services as its own
     # its service token.
     if args.command == "relay" or (args.command == "consume" and consumers is not None):
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, settings.database_timeouts)
         app = ServiceApp(settings=settings, engine=engine, registrations=[],
                          consumers=consumers(settings, engine) if consumers and args.command == "consume" else [])
     else:

@@ -68,7 +68,7 @@ def event_consumers(base: ServiceSettings, engine: Engine) -> list[EventConsumer
 def build_app(base: ServiceSettings) -> ServiceApp:
     settings = MemberServiceSettings.from_env(base)
     start_mappers()
-    engine = make_engine(base.database_url)
+    engine = make_engine(base.database_url, base.database_timeouts)
     uow = functools.partial(SqlMemberUnitOfWork, engine, "member")
     # The payees of withdrawals are read as the member service itself (GrpcPayers), also by the payout job; a coupon
     # template's categories are checked against the product service's (GrpcCategories).

@@ -127,7 +127,7 @@ def payment_watch(uow: Callable[[], OrderUnitOfWork], interval_seconds: float) -
 def build_app(base: ServiceSettings) -> ServiceApp:
     settings = OrderServiceSettings.from_env(base)
     start_mappers()
-    engine = make_engine(base.database_url)
+    engine = make_engine(base.database_url, base.database_timeouts)
     uow = functools.partial(SqlOrderUnitOfWork, engine, "order")
     # Stock reservations and wallet refunds (also from the reconciliation job) go out as the order service.
     clients = ServiceClients(Discovery(base.consul_http_addr, Env()), settings.grpc_timeout_seconds,

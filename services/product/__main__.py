@@ -41,7 +41,7 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     start_mappers()
     # jieba takes a second or more to load its dictionary: not at import, not in the first search.
     threading.Thread(target=search.warm_up, name="jieba-warm-up", daemon=True).start()
-    engine = make_engine(base.database_url)
+    engine = make_engine(base.database_url, base.database_timeouts)
     uow = functools.partial(SqlProductUnitOfWork, engine, "product")
     sweep_seconds = Env().float("PRODUCT_RESERVATION_SWEEP_SECONDS", 60.0)
     orders = order_service(base)
@@ -72,7 +72,7 @@ def seed_command(base: ServiceSettings, args: argparse.Namespace) -> int:
     from services.product.seed import seed_catalog  # Pillow and tqdm load only for this command
 
     start_mappers()
-    engine = make_engine(base.database_url)
+    engine = make_engine(base.database_url, base.database_timeouts)
     created = seed_catalog(functools.partial(SqlProductUnitOfWork, engine, "product"), media_dir() / "catalog",
                            progress=not args.quiet)
     print(f"demo catalogue ready ({created} products created)")
@@ -82,7 +82,7 @@ def seed_command(base: ServiceSettings, args: argparse.Namespace) -> int:
 def sweep_command(base: ServiceSettings, args: argparse.Namespace) -> int:
     """Release expired stock reservations once (the serve role does it every PRODUCT_RESERVATION_SWEEP_SECONDS)."""
     start_mappers()
-    engine = make_engine(base.database_url)
+    engine = make_engine(base.database_url, base.database_timeouts)
     released = service.release_expired_reservations(functools.partial(SqlProductUnitOfWork, engine, "product"),
                                                     order_service(base))
     print(f"released the expired reservations of {released} orders")

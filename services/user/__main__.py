@@ -44,7 +44,7 @@ def event_consumers(base: ServiceSettings, engine: Engine) -> list[EventConsumer
 def build_app(base: ServiceSettings) -> ServiceApp:
     settings = UserSettings.from_env(base)
     start_mappers()
-    engine = make_engine(base.database_url)
+    engine = make_engine(base.database_url, base.database_timeouts)
     issuer = TokenIssuer(settings.jwt_private_key_pem, access_ttl_seconds=settings.access_token_ttl_seconds,
                          refresh_ttl_seconds=settings.refresh_token_ttl_seconds)
     uow = functools.partial(SqlUserUnitOfWork, engine, "user")
@@ -75,7 +75,8 @@ def _create_staff(base: ServiceSettings, args: argparse.Namespace, command: str,
         return 2
     start_mappers()
     try:
-        user = service.create_staff(SqlUserUnitOfWork(make_engine(base.database_url), "user"), Passwords(),
+        engine = make_engine(base.database_url, base.database_timeouts)
+        user = service.create_staff(SqlUserUnitOfWork(engine, "user"), Passwords(),
                                     phone=args.phone, role=role, password=password)
     except DomainError as exc:
         print(f"{command}: {exc.message}", file=sys.stderr)

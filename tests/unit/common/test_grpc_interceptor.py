@@ -9,8 +9,9 @@ from typing import Any
 
 import grpc
 import psycopg
+import psycopg.errors
 import pytest
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 
 from services.common.auth import Caller, TokenVerifier, caller_var, require_caller
 from services.common.errors import NotFound
@@ -129,6 +130,29 @@ def test_data_the_database_refuses_is_invalid_argument_not_internal(invoke, serv
     _, context = invoke()
 
     assert (context.status, context.trailers) == (grpc.StatusCode.INVALID_ARGUMENT, ((CODE_KEY, "VALUE_NOT_STORABLE"),))
+
+
+@pytest.mark.parametrize("cancelled", [psycopg.errors.LockNotAvailable("canceling statement due to lock timeout"),
+                                       psycopg.errors.QueryCanceled("canceling statement due to statement timeout")])
+def test_a_statement_a_session_timeout_cut_short_is_unavailable_database_busy(
+        invoke, servicer: Servicer, cancelled: psycopg.Error) -> None:
+    def waits_on_a_row(request: Any) -> Any:
+        raise OperationalError("UPDATE ledger_accounts ...", {}, cancelled)
+    servicer.body = waits_on_a_row
+
+    _, context = invoke()
+
+    assert (context.status, context.trailers) == (grpc.StatusCode.UNAVAILABLE, ((CODE_KEY, "DATABASE_BUSY"),))
+
+
+def test_a_database_out_of_reach_is_unavailable_database_unavailable(invoke, servicer: Servicer) -> None:
+    def connects(request: Any) -> Any:
+        raise OperationalError("SELECT 1", {}, psycopg.OperationalError("connection refused"))
+    servicer.body = connects
+
+    _, context = invoke()
+
+    assert (context.status, context.trailers) == (grpc.StatusCode.UNAVAILABLE, ((CODE_KEY, "DATABASE_UNAVAILABLE"),))
 
 
 def test_protected_call_without_token_is_unauthenticated(invoke, servicer: Servicer) -> None:
