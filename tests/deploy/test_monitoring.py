@@ -131,7 +131,7 @@ def test_there_are_dashboards_for_gateway_traffic_service_red_metrics_the_kafka_
 def test_the_alerts_ops_rely_on_exist() -> None:
     alerts = {rule["alert"] for group in rule_groups() for rule in group["rules"] if "alert" in rule}
     assert alerts == {"MinimallTargetDown", "GatewayHighErrorRate", "GatewayHighLatencyP99", "ServiceHighErrorRate",
-                      "ServiceHighLatencyP99", "OutboxBacklogGrowing", "OutboxPublishFailing", "OutboxEventsDeadLettered",
+                      "ServiceHighLatencyP99", "DatabaseStatementsCutShort", "OutboxBacklogGrowing", "OutboxPublishFailing", "OutboxEventsDeadLettered",
                       "OutboxEventsWaiting",
                       "ConsumerHandlerFailing", "EventsDeadLettered", "ConsumerOffsetOutOfRange", "ConsumerLagHigh",
                       "ConsumerGroupMissing", "EventsPublishedButNotConsumed", "PaymentNotifyRejected", "StockReservationFailuresHigh",
