@@ -252,6 +252,9 @@ def lock_points(uow: MemberUnitOfWork, *, user_id: int, order_no: str, points: i
     validate_order_no(order_no)
     if points <= 0:
         raise InvalidInput("POINTS_INVALID", "points to hold must be positive", details={"points": "at least 1"})
+    if payable_fen < 0:  # not an order of which points may pay nothing (0 is: POINTS_OVER_LIMIT below), but bad input
+        raise InvalidInput("POINTS_INVALID", "payable_fen must not be negative",
+                           details={"payable_fen": "must not be negative"})
     if points > points_cap(payable_fen):
         raise DomainError("POINTS_OVER_LIMIT", "points may pay at most half of the order",
                           details={"max_points": points_cap(payable_fen)})
