@@ -141,7 +141,9 @@ def look_up_member(uow: MemberUnitOfWork, *, actor_id: int, user_id: int, offset
                    now: datetime | None = None) -> MemberRecord:
     """Staff read a user's member record and a page of their points entries (newest first); every read is recorded
     (member_lookups: who, whose, when, whether a member), also one answering NotFound MEMBER_NOT_FOUND for a user
-    who is not a member."""
+    who is not a member. A user id below 1 names nobody: InvalidInput USER_ID_INVALID, and nothing is recorded."""
+    if user_id <= 0:
+        raise InvalidInput("USER_ID_INVALID", "user_id must be positive", details={"user_id": "at least 1"})
     now = now or utcnow()
     with uow:
         member = uow.members.get(user_id)

@@ -351,6 +351,16 @@ def test_customer_service_read_a_members_record_as_the_member_sees_it_and_each_r
                             .order_by(member_lookups.c.id)).all() == [(FINANCE, ALICE, True), (FINANCE, BOB, False)]
 
 
+def test_a_members_record_of_user_0_is_invalid_argument_and_no_read_is_recorded(  # type: ignore[no-untyped-def]
+        stub, as_user, engine) -> None:
+    refused = code_of(lambda: stub.LookUpMember(pb.LookUpMemberRequest(user_id=0),
+                                                metadata=as_user(FINANCE, "customer_service"), timeout=10))
+
+    assert refused == (grpc.StatusCode.INVALID_ARGUMENT, "USER_ID_INVALID")
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(member_lookups)).scalar_one() == 0
+
+
 @pytest.mark.parametrize("roles", ["", "operator"], ids=["shopper", "operator"])
 def test_shoppers_and_operators_may_not_read_a_members_record(stub, as_user, engine, roles: str) -> None:  # type: ignore[no-untyped-def]
     stub.SignUp(pb.SignUpRequest(channel="self"), metadata=as_user(ALICE), timeout=10)
