@@ -33,7 +33,8 @@ class CouponTemplateIn(Body):
     amount_fen: int = Field(0, ge=0, le=MAX_FEN, description="fixed: the amount off")
     percent_off: int = Field(0, ge=0, le=99, description="percent: 1-99")
     threshold_fen: int = Field(0, ge=0, le=MAX_FEN)
-    cap_fen: int | None = Field(None, ge=0, le=MAX_FEN, description="percent: most taken off")
+    cap_fen: int | None = Field(None, ge=0, le=MAX_FEN,
+                                 description="percent: most taken off, required: 1 to MEMBER_COUPON_MAX_FACE_FEN")
     total: int = Field(ge=1, le=10_000_000)
     per_user_limit: int = Field(1, ge=1, le=1_000)
     valid_from: ShopTime = Field(description="ISO 8601 with offset, years 2000-2199")

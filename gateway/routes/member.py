@@ -131,7 +131,9 @@ class CouponTemplateOut(Reply):
     amount_fen: int
     percent_off: int
     threshold_fen: int
-    cap_fen: int = Field(description="percent coupons: most taken off, 0 = no cap")
+    cap_fen: int = Field(description="percent coupons: the most one coupon takes off, which a percent template "
+                         "must have (1 to MEMBER_COUPON_MAX_FACE_FEN; 0 only on one created before that "
+                         "rule: no cap); 0 on fixed coupons")
     total: int
     issued: int
     per_user_limit: int

@@ -19,6 +19,7 @@ from services.common.auth import (
     require_caller,
     require_service,
 )
+from services.common.db import utcnow
 from services.common.errors import InvalidInput
 from services.common.events import timestamp
 from services.common.grpc_server import PageRequest, page
@@ -168,7 +169,8 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
         coupon, template = service.claim_coupon(self.uow(), user_id=require_caller().user_id,
                                                 template_id=request.template_id,
                                                 idempotency_key=request.idempotency_key)
-        return _coupon(service.CouponView(coupon, template, coupon.status))
+        # As ListCoupons shows it: a retry after the template ended answers it expired, not the stored available.
+        return _coupon(service.CouponView(coupon, template, coupon.shown_status(template, utcnow())))
 
     def ListCoupons(self, request: pb.ListCouponsRequest, context: grpc.ServicerContext) -> pb.ListCouponsResponse:
         views = service.list_coupons(self.uow(), user_id=require_caller().user_id, status=request.status)

@@ -141,7 +141,9 @@ def look_up_member(uow: MemberUnitOfWork, *, actor_id: int, user_id: int, offset
                    now: datetime | None = None) -> MemberRecord:
     """Staff read a user's member record and a page of their points entries (newest first); every read is recorded
     (member_lookups: who, whose, when, whether a member), also one answering NotFound MEMBER_NOT_FOUND for a user
-    who is not a member."""
+    who is not a member. A user id below 1 names nobody: InvalidInput USER_ID_INVALID, and nothing is recorded."""
+    if user_id <= 0:
+        raise InvalidInput("USER_ID_INVALID", "user_id must be positive", details={"user_id": "at least 1"})
     now = now or utcnow()
     with uow:
         member = uow.members.get(user_id)
@@ -252,6 +254,9 @@ def lock_points(uow: MemberUnitOfWork, *, user_id: int, order_no: str, points: i
     validate_order_no(order_no)
     if points <= 0:
         raise InvalidInput("POINTS_INVALID", "points to hold must be positive", details={"points": "at least 1"})
+    if payable_fen < 0:  # not an order of which points may pay nothing (0 is: POINTS_OVER_LIMIT below), but bad input
+        raise InvalidInput("POINTS_INVALID", "payable_fen must not be negative",
+                           details={"payable_fen": "must not be negative"})
     if points > points_cap(payable_fen):
         raise DomainError("POINTS_OVER_LIMIT", "points may pay at most half of the order",
                           details={"max_points": points_cap(payable_fen)})
@@ -1403,7 +1408,14 @@ def apply_order_refunded(uow: MemberUnitOfWork, *, order_no: str, refund_no: str
     if amount_fen < 0 or points_returned < 0:  # a negative refund would add spend (and a level) or take points
         raise InvalidInput("AMOUNT_INVALID", "amount_fen and points_returned must not be negative",
                            details={"amount_fen" if amount_fen < 0 else "points_returned": "invalid"})
-    uow.run_once(scope="order-refunded", key=refund_no, request=f"{order_no}:{amount_fen}".encode(), execute=apply)
+    request = canonical({"order_no": order_no, "amount_fen": amount_fen, "points_returned": points_returned})
+    try:
+        uow.run_once(scope="order-refunded", key=refund_no, request=request, execute=apply)
+    except Conflict:
+        # Refunds applied before points_returned was compared were recorded by order number and amount alone: one of
+        # those delivered again (a replay from the start) is a duplicate, as it was then, not a conflict.
+        if uow.replay(scope="order-refunded", key=refund_no, request=f"{order_no}:{amount_fen}".encode()) is None:
+            raise
 
 
 def _return_refunded_points(uow: MemberUnitOfWork, *, order_no: str, refund_no: str, points: int,

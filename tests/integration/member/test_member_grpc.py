@@ -302,6 +302,22 @@ def test_points_are_awarded_once_locked_and_released_by_order(stub, uow, as_user
         ("points", -200), ("points", 200), ("points", 500), ("points_locked", -200), ("points_locked", 200)]
 
 
+def test_points_for_a_negative_payable_are_invalid_argument_and_for_nothing_to_pay_over_the_limit(  # type: ignore[no-untyped-def]
+        stub, uow, as_user) -> None:
+    stub.SignUp(pb.SignUpRequest(channel="self"), metadata=as_user(ALICE), timeout=10)
+    service.award_points_for_order(uow(), order_no="O-1", user_id=ALICE, paid_fen=50_000)
+    md = as_user(ALICE)
+
+    negative = code_of(lambda: stub.LockPoints(pb.LockPointsRequest(order_no="O-2", points=200, payable_fen=-1_000),
+                                               metadata=md, timeout=10))
+    nothing = code_of(lambda: stub.LockPoints(pb.LockPointsRequest(order_no="O-2", points=200, payable_fen=0),
+                                              metadata=md, timeout=10))
+
+    assert (negative, nothing) == ((grpc.StatusCode.INVALID_ARGUMENT, "POINTS_INVALID"),
+                                   (grpc.StatusCode.FAILED_PRECONDITION, "POINTS_OVER_LIMIT"))
+    assert stub.GetMember(pb.GetMemberRequest(), metadata=md, timeout=10).member.points == 500
+
+
 def test_get_member_answers_the_points_owed_of_every_kind_in_one_total(stub, uow, as_user) -> None:  # type: ignore[no-untyped-def]
     stub.SignUp(pb.SignUpRequest(channel="self"), metadata=as_user(ALICE), timeout=10)
     with uow() as tx:
@@ -333,6 +349,16 @@ def test_customer_service_read_a_members_record_as_the_member_sees_it_and_each_r
     with engine.connect() as conn:
         assert conn.execute(select(member_lookups.c.actor_id, member_lookups.c.user_id, member_lookups.c.found)
                             .order_by(member_lookups.c.id)).all() == [(FINANCE, ALICE, True), (FINANCE, BOB, False)]
+
+
+def test_a_members_record_of_user_0_is_invalid_argument_and_no_read_is_recorded(  # type: ignore[no-untyped-def]
+        stub, as_user, engine) -> None:
+    refused = code_of(lambda: stub.LookUpMember(pb.LookUpMemberRequest(user_id=0),
+                                                metadata=as_user(FINANCE, "customer_service"), timeout=10))
+
+    assert refused == (grpc.StatusCode.INVALID_ARGUMENT, "USER_ID_INVALID")
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(member_lookups)).scalar_one() == 0
 
 
 @pytest.mark.parametrize("roles", ["", "operator"], ids=["shopper", "operator"])

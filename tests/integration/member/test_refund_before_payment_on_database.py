@@ -10,7 +10,7 @@ import pytest
 from mall.events.v1.order_events_pb2 import OrderPaid, OrderRefunded
 from sqlalchemy import Engine, func, select
 
-from services.common.events import timestamp
+from services.common.events import InvalidEvent, timestamp
 from services.member import service
 from services.member.db import SqlMemberUnitOfWork, pending_reversals
 from services.member.domain import Account
@@ -70,4 +70,23 @@ def test_order_paid_and_its_refund_applied_at_once_by_two_consumers_still_take_t
     errors = deliver_at_once(shopper, engine, first, second)
 
     assert errors == []
+    assert state(shopper, engine) == AS_IF_PAID_THEN_REFUNDED
+
+
+def test_a_refund_delivered_again_with_other_points_returned_is_dead_lettered_but_one_recorded_before_is_not(
+        shopper: Callable[[], SqlMemberUnitOfWork], engine: Engine) -> None:
+    deliver(shopper, PAID, "e-1")
+    deliver(shopper, REFUNDED, "e-2")
+    with shopper() as tx:  # what an older version recorded: the order number and amount only
+        tx.run_once(scope="order-refunded", key="RF0", request=b"O1:5000", execute=lambda: b"applied")
+        tx.commit()
+    changed = OrderRefunded()
+    changed.CopyFrom(REFUNDED)
+    changed.points_returned = 30
+
+    with pytest.raises(InvalidEvent, match="IDEMPOTENCY_KEY_REUSED"):
+        deliver(shopper, changed, "e-3")
+    deliver(shopper, OrderRefunded(order_no="O1", user_id=ALICE, refund_no="RF0", amount_fen=5_000,
+                                   refunded_at=timestamp(NOW)), "e-4")
+
     assert state(shopper, engine) == AS_IF_PAID_THEN_REFUNDED

@@ -399,6 +399,34 @@ def test_an_order_paid_again_with_another_amount_is_dead_lettered_and_changes_no
     assert (uow.ledger.balance(ALICE, Account.POINTS), spend(uow)) == (200, 20_000)
 
 
+def test_a_refund_redelivered_with_other_points_returned_is_dead_lettered_and_changes_nothing() -> None:
+    uow = FakeMemberUnitOfWork()
+    shopper_with_an_order_using_a_coupon_and_points(uow, valid_to=NOW + timedelta(days=7))
+    deliver(uow, paid("O1", 4_200), "e-1")
+    deliver(uow, cancelled_units_refunded("O1", 1_400, 120), "e-2")
+
+    with pytest.raises(InvalidEvent, match="IDEMPOTENCY_KEY_REUSED"):
+        deliver(uow, cancelled_units_refunded("O1", 1_400, 150), "e-3")
+
+    assert uow.ledger.balance(ALICE, Account.POINTS) == 1_200 - 300 + 50 - 16 + 120
+    assert points_entries(uow, "RF-part") == [("points_returned", 120), ("order_refunded", -16)]
+
+
+def test_a_refund_applied_before_its_points_returned_were_compared_is_still_a_plain_duplicate() -> None:
+    # What an older version recorded for the refund (order number and amount only) is not a conflict: a replay of
+    # the topic from the start must not dead-letter every refund it applied.
+    uow = FakeMemberUnitOfWork()
+    shopper_with_an_order_using_a_coupon_and_points(uow, valid_to=NOW + timedelta(days=7))
+    deliver(uow, paid("O1", 4_200), "e-1")
+    with uow:
+        uow.run_once(scope="order-refunded", key="RF-part", request=b"O1:1400", execute=lambda: b"applied")
+        uow.commit()
+
+    deliver(uow, cancelled_units_refunded("O1", 1_400, 120), "e-2")
+
+    assert (uow.ledger.balance(ALICE, Account.POINTS), points_entries(uow, "RF-part")) == (1_200 - 300 + 50, [])
+
+
 @pytest.mark.parametrize("event", [
     OrderPaid(order_no="O" * 65, user_id=ALICE, paid_fen=20_000, paid_at=timestamp(NOW)),
     OrderPaid(order_no="O2", user_id=0, paid_fen=20_000, paid_at=timestamp(NOW)),

@@ -308,6 +308,24 @@ def test_the_servicer_passes_the_claims_idempotency_key_so_a_retry_answers_the_f
     assert (first.id, retried.id, service.coupon_template(uow, template_id=template_id).issued) == (1, 1, 1)
 
 
+def test_a_claim_retried_after_its_template_ended_shows_the_coupon_expired_as_the_coupon_list_does(
+        uow: FakeMemberUnitOfWork) -> None:
+    now = datetime.now(UTC)  # the servicer reads the clock
+    claimed_at = now - timedelta(days=2)
+    template_id = template(uow, valid_from=now - timedelta(days=10), valid_to=now - timedelta(days=1), now=claimed_at)
+    service.claim_coupon(uow, user_id=ALICE, template_id=template_id, idempotency_key="tap-1", now=claimed_at)
+    servicer = MemberServicer(lambda: uow, SimulatedPayout(), RechargeChannels({}), categories=FakeCategories())
+    token = caller_var.set(Caller(user_id=ALICE, roles=frozenset(), token_id="t"))
+    try:
+        retried = servicer.ClaimCoupon(pb.ClaimCouponRequest(template_id=template_id, idempotency_key="tap-1"),
+                                       None)  # type: ignore[arg-type]
+        listed = servicer.ListCoupons(pb.ListCouponsRequest(limit=10), None)  # type: ignore[arg-type]
+    finally:
+        caller_var.reset(token)
+
+    assert (retried.id, retried.status, [(c.id, c.status) for c in listed.coupons]) == (1, "expired", [(1, "expired")])
+
+
 @pytest.mark.parametrize(("fields", "field"), [
     ({"kind": "percent", "amount_fen": 500, "percent_off": 10, "cap_fen": 1_000}, "amount_fen"),
     ({"kind": "fixed", "amount_fen": 500, "percent_off": 10}, "percent_off"),

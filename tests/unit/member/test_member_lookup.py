@@ -12,7 +12,7 @@ import pytest
 from mall.member.v1 import member_pb2
 
 from services.common.auth import Caller, Role, caller_var
-from services.common.errors import Forbidden, NotFound
+from services.common.errors import Forbidden, InvalidInput, NotFound
 from services.member import service
 from services.member.channels import RechargeChannels, SimulatedPayout
 from services.member.domain import PLATFORM, Account, transfer
@@ -110,3 +110,12 @@ def test_a_shopper_may_not_read_even_their_own_record_this_way(uow: FakeMemberUn
         look_up(uow)
 
     assert uow.lookups.lookups == []
+
+
+@pytest.mark.parametrize("user_id", [0, -31])
+def test_a_lookup_naming_no_user_is_invalid_input_and_records_nothing(uow: FakeMemberUnitOfWork, user_id: int) -> None:
+    with calling_as(CLERK, Role.CUSTOMER_SERVICE), pytest.raises(InvalidInput) as raised:
+        look_up(uow, user_id=user_id)
+
+    assert (raised.value.code, raised.value.details, uow.lookups.by_actor(CLERK)) == (
+        "USER_ID_INVALID", {"user_id": "at least 1"}, [])

@@ -584,6 +584,30 @@ def test_holding_no_points_or_fewer_is_invalid_input_and_holds_nothing(uow: Fake
             uow.points.hold("O1")) == (100, 0, None)
 
 
+def test_holding_points_for_a_negative_payable_is_invalid_input_and_holds_nothing(uow: FakeMemberUnitOfWork) -> None:
+    service.award_points_for_order(uow, order_no="O0", user_id=ALICE, paid_fen=10_000, now=NOW)
+
+    with pytest.raises(DomainError) as raised:
+        service.lock_points(uow, user_id=ALICE, order_no="O1", points=50, payable_fen=-1_000, now=NOW)
+
+    assert (raised.value.kind, raised.value.code, raised.value.details) == (
+        ErrorKind.INVALID, "POINTS_INVALID", {"payable_fen": "must not be negative"})
+    assert (uow.ledger.balance(ALICE, Account.POINTS), uow.ledger.balance(ALICE, Account.POINTS_LOCKED),
+            uow.points.hold("O1")) == (100, 0, None)
+
+
+def test_holding_points_for_an_order_with_nothing_to_pay_is_over_its_limit_of_none(uow: FakeMemberUnitOfWork) -> None:
+    # A payable of 0 (coupons took it all) is a real order: no point may pay half of nothing (the business rule).
+    service.award_points_for_order(uow, order_no="O0", user_id=ALICE, paid_fen=10_000, now=NOW)
+
+    with pytest.raises(DomainError) as raised:
+        service.lock_points(uow, user_id=ALICE, order_no="O1", points=50, payable_fen=0, now=NOW)
+
+    assert (raised.value.kind, raised.value.code, raised.value.details) == (
+        ErrorKind.BUSINESS_RULE, "POINTS_OVER_LIMIT", {"max_points": 0})
+    assert (uow.ledger.balance(ALICE, Account.POINTS), uow.points.hold("O1")) == (100, None)
+
+
 # recharges
 
 def test_a_recharge_is_credited_once_for_exactly_its_amount(uow: FakeMemberUnitOfWork) -> None:
