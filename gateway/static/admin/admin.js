@@ -718,7 +718,7 @@ function orderActions(order) {
                ["tracking_no", "Tracking no", {required: "", maxlength: "64", pattern: "[A-Za-z0-9][A-Za-z0-9\\-]*"}]],
       run: async (values) => drawOrder(await call(`/admin/orders/${order.id}/ship`, {method: "POST", json: values}))}));
   }
-  if (order.status === "PAID" && order.shipments.length && can("cancelUnshipped")) {
+  if (((order.status === "PAID" && order.shipments.length) || unshippedRefundOwed(order)) && can("cancelUnshipped")) {
     forms.push(cancelUnshippedForm(order));
   }
   if (order.status === "CANCEL_REQUESTED" && can("cancelReview")) {
@@ -732,13 +732,24 @@ function orderActions(order) {
   return forms;
 }
 
+// The units were cancelled but the last refund of them was closed (WeChat Pay refused it, or an admin closed it) and
+// not paid after all: the money is owed, and cancel-unshipped (under a new key) starts that refund again. Only the
+// order's detail lists its refunds (oldest first).
+function unshippedRefundOwed(order) {
+  const tried = (order.refunds || []).filter((refund) => refund.source === "cancel_unshipped");
+  const last = tried[tried.length - 1];
+  return Boolean(last && last.status === "CLOSED" && !last.paid_after_close_at);
+}
+
 // Cancelling the unshipped units moves money: one Idempotency-Key per staff action, kept for its retries (same
 // order, same words) until the server has answered it, so a retry after a lost answer refunds nothing twice.
 let pendingCancel = null;
 
 function cancelUnshippedForm(order) {
   return actionForm({
-    id: "cancel-unshipped-form", legend: "Cancel and refund the units not shipped", submit: "Cancel unshipped units",
+    id: "cancel-unshipped-form", ...(order.status === "PAID"
+      ? {legend: "Cancel and refund the units not shipped", submit: "Cancel unshipped units"}
+      : {legend: "The refund of the cancelled units was closed: the money is owed", submit: "Refund them again"}),
     fields: [["reason", "Why (staff only)", {required: "", maxlength: "255"}],
              ["shopper_reason", "For the shopper", {maxlength: "200"}]],
     run: async (body) => {

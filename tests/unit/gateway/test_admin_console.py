@@ -229,6 +229,37 @@ def test_cancelling_the_unshipped_units_retries_under_the_same_idempotency_key(
     assert "¥33.25" in page.inner_text("#order-amounts")
 
 
+def unshipped_refund(status: str, **fields: Any) -> order_pb2.OrderRefund:
+    return order_pb2.OrderRefund(refund_no="RF2026112912000000000000000001", amount_fen=3325, status=status,
+                                 channel="wechat", source="cancel_unshipped", created_at=AT, updated_at=AT, **fields)
+
+
+@pytest.mark.parametrize(("refund", "offered"), [
+    (unshipped_refund("CLOSED"), True),  # refused by WeChat Pay, or an ABNORMAL one closed: the money is owed
+    (unshipped_refund("CLOSED", paid_after_close_at=AT), False),  # WeChat Pay paid it after all
+    (unshipped_refund("SUCCESS"), False),
+    (unshipped_refund("PENDING"), False),
+], ids=["closed", "paid-after-close", "success", "pending"])
+def test_a_shipped_order_whose_cancelled_units_refund_was_closed_offers_to_refund_them_again(
+        page: Any, log_in_as, staff: FakeServices, refund: order_pb2.OrderRefund, offered: bool) -> None:
+    shipped = changed(ORDER, status="SHIPPED")
+    shipped.refunds.append(refund)
+    staff.order.GetOrder.reply = shipped
+    staff.order.CancelUnshipped.reply = shipped
+    log_in_as("customer_service")
+    page.click("#orders tr[data-order-id='5'] button")
+    page.wait_for_selector("#order-refunds")
+
+    assert page.is_visible("#cancel-unshipped-form") is offered
+    if offered:
+        page.fill("#cancel-unshipped-form [name=reason]", "重新退款")
+        page.click("#cancel-unshipped-form button[type=submit]")
+        page.wait_for_function("() => !document.querySelector('#cancel-unshipped-form')")
+        [call] = staff.order.CancelUnshipped.calls
+        assert (call.message.id, call.message.reason) == (5, "重新退款")
+    assert page.errors == []
+
+
 def test_approving_a_case_sends_the_shoppers_reason_and_the_staff_note(
         page: Any, log_in_as, staff: FakeServices) -> None:
     staff.order.DecideAfterSale.reply = changed(CASE, status="REFUNDING", refund_no="RF31")
