@@ -732,13 +732,13 @@ function orderActions(order) {
   return forms;
 }
 
-// The units were cancelled but the last refund of them was closed (WeChat Pay refused it, or an admin closed it) and
-// not paid after all: the money is owed, and cancel-unshipped (under a new key) starts that refund again. Only the
-// order's detail lists its refunds (oldest first).
+// The units were cancelled but the last refund of them was closed (WeChat Pay refused it, or an admin closed it), and
+// WeChat Pay paid none of them after its close: the money is owed, and cancel-unshipped (under a new key) starts that
+// refund again. Only the order's detail lists its refunds (oldest first).
 function unshippedRefundOwed(order) {
   const tried = (order.refunds || []).filter((refund) => refund.source === "cancel_unshipped");
   const last = tried[tried.length - 1];
-  return Boolean(last && last.status === "CLOSED" && !last.paid_after_close_at);
+  return Boolean(last && last.status === "CLOSED" && !tried.some((refund) => refund.paid_after_close_at));
 }
 
 // Cancelling the unshipped units moves money: one Idempotency-Key per staff action, kept for its retries (same

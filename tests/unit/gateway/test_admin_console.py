@@ -229,21 +229,23 @@ def test_cancelling_the_unshipped_units_retries_under_the_same_idempotency_key(
     assert "¥33.25" in page.inner_text("#order-amounts")
 
 
-def unshipped_refund(status: str, **fields: Any) -> order_pb2.OrderRefund:
-    return order_pb2.OrderRefund(refund_no="RF2026112912000000000000000001", amount_fen=3325, status=status,
+def unshipped_refund(status: str, number: int = 1, **fields: Any) -> order_pb2.OrderRefund:
+    return order_pb2.OrderRefund(refund_no=f"RF202611291200000000000000000{number}", amount_fen=3325, status=status,
                                  channel="wechat", source="cancel_unshipped", created_at=AT, updated_at=AT, **fields)
 
 
-@pytest.mark.parametrize(("refund", "offered"), [
-    (unshipped_refund("CLOSED"), True),  # refused by WeChat Pay, or an ABNORMAL one closed: the money is owed
-    (unshipped_refund("CLOSED", paid_after_close_at=AT), False),  # WeChat Pay paid it after all
-    (unshipped_refund("SUCCESS"), False),
-    (unshipped_refund("PENDING"), False),
-], ids=["closed", "paid-after-close", "success", "pending"])
+@pytest.mark.parametrize(("refunds", "offered"), [
+    ([unshipped_refund("CLOSED")], True),  # refused by WeChat Pay, or an ABNORMAL one closed: the money is owed
+    ([unshipped_refund("CLOSED", paid_after_close_at=AT)], False),  # WeChat Pay paid it after all
+    ([unshipped_refund("CLOSED", paid_after_close_at=AT), unshipped_refund("CLOSED", 2)], False),  # and then one
+    ([unshipped_refund("CLOSED"), unshipped_refund("CLOSED", 2)], True),  # started again closed too
+    ([unshipped_refund("SUCCESS")], False),
+    ([unshipped_refund("PENDING")], False),
+], ids=["closed", "paid-after-close", "paid-after-close-then-closed", "closed-twice", "success", "pending"])
 def test_a_shipped_order_whose_cancelled_units_refund_was_closed_offers_to_refund_them_again(
-        page: Any, log_in_as, staff: FakeServices, refund: order_pb2.OrderRefund, offered: bool) -> None:
+        page: Any, log_in_as, staff: FakeServices, refunds: list[order_pb2.OrderRefund], offered: bool) -> None:
     shipped = changed(ORDER, status="SHIPPED")
-    shipped.refunds.append(refund)
+    shipped.refunds.extend(refunds)
     staff.order.GetOrder.reply = shipped
     staff.order.CancelUnshipped.reply = shipped
     log_in_as("customer_service")
