@@ -729,7 +729,25 @@ function orderActions(order) {
       run: async (values, approve) => drawOrder(await call(`/admin/orders/${order.id}/cancel-review`, {
         method: "POST", json: {approve, ...values}}))}));
   }
+  if (cancellationRefundOwed(order) && can("cancelReview")) {
+    forms.push(actionForm({
+      id: "cancel-review-form", legend: "The approved cancellation's refund did not go through: the money is owed",
+      fields: [["reason", "Note (staff only)", {maxlength: "255"}]], submit: "Refund the order again",
+      run: async (values) => drawOrder(await call(`/admin/orders/${order.id}/cancel-review`, {
+        method: "POST", json: {approve: true, ...values}}))}));
+  }
   return forms;
+}
+
+// An approved cancellation (REFUNDING) with none of its refunds under way and not all of it refunded: the last was
+// closed (WeChat Pay or the wallet refused it, or an admin closed an ABNORMAL one), or never started. Approving again
+// starts a refund of what is left (POST /admin/orders/{id}/cancel-review). Open ones are retried from the refunds
+// list instead. Only the order's detail lists its refunds.
+function cancellationRefundOwed(order) {
+  if (order.status !== "REFUNDING" || !order.refunds) return false;
+  const open = order.refunds.some((refund) => refund.source !== "late_payment" &&
+    (refund.status === "PENDING" || refund.status === "ABNORMAL"));
+  return !open && order.refunded_fen < order.payable_fen;
 }
 
 // The units were cancelled but the last refund of them was closed (WeChat Pay refused it, or an admin closed it), and
