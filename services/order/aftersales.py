@@ -611,8 +611,11 @@ def closed_refund_paid(uow: OrderUnitOfWork, case_id: int, refund: Refund, now: 
         case.refund_no = refund.refund_no
         case.apply("refunded", actor=f"refund:{refund.refund_no}", now=now,
                    reason=f"WeChat Pay paid the closed refund {refund.refund_no} after all")
-    elif case is not None and case.refund_no != refund.refund_no and case.status in PAYING:
-        # retried after the close: a second refund of the same claim pays (or paid) it again
+    elif (case is not None and case.refund_no != refund.refund_no and case.status in PAYING
+          and refund.paid_after_close_waiting_at is None):
+        # retried after the close: a second refund of the same claim pays (or paid) it again (one still open that
+        # holds its amounts is not yet: the engine decides when it ends, `refunds._decide_waiting`, and the case is
+        # REFUNDED by this one if it closes, `refund_settled`)
         log.error("after-sales case %s: its closed refund %s was paid after all, and its refund %s too",
                   case.case_no, refund.refund_no, case.refund_no)
         order.record_step(actor=f"refund:{refund.refund_no}", now=now, shopper=False, reason=(

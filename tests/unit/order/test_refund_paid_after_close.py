@@ -260,3 +260,4 @@ def test_a_retried_refund_that_closes_after_the_closed_one_was_paid_leaves_the_c
         "REFUNDED", first, (5997, 3, 5997), [(first, 5997)])
     assert [(step.status, step.actor) for step in done.history][-2:] == [
         ("REFUNDING", "staff:8"), ("REFUNDED", f"refund:{first}")]
+    assert [step.reason for step in order.history if "paid twice" in step.reason] == []  # paid once, by the first
