@@ -334,7 +334,8 @@ class OrderRefundOut(Reply):
                                                     "contact_support: it did not go through (the channel could not "
                                                     "pay it back, or it was closed), ask customer service. A closed "
                                                     "one that a later refund started again is not listed: that one "
-                                                    "says where the money stands")
+                                                    "says where the money stands; nor one closed after the refund "
+                                                    "it retried was paid after all")
     channel: RefundChannel = Field(description="where the money goes: wechat (WeChat Pay), balance (my wallet), or "
                                                "none (nothing to pay back)")
     created_at: datetime
@@ -350,7 +351,8 @@ class OrderRefundOut(Reply):
                     status="refunded" if refund.HasField("paid_after_close_at") else SHOPPER_REFUND_STATUS[refund.status],
                     channel=refund.channel,  # type: ignore[arg-type]
                     created_at=utc_time(refund.created_at), updated_at=utc_time(refund.updated_at))
-                for index, refund in enumerate(listed) if not started_again(refund, listed[index + 1:])]
+                for index, refund in enumerate(listed)
+                if not started_again(refund, listed[index + 1:]) and not paid_otherwise(refund, listed)]
 
 
 def started_again(refund: order_pb2.OrderRefund, later: list[order_pb2.OrderRefund]) -> bool:
@@ -363,6 +365,14 @@ def started_again(refund: order_pb2.OrderRefund, later: list[order_pb2.OrderRefu
     it stays listed, refunded. Staff's view (`StaffOrderRefundOut`) keeps every refund."""
     return (refund.status == "CLOSED" and not refund.HasField("paid_after_close_at")
             and any(other.source == refund.source for other in later))
+
+
+def paid_otherwise(refund: order_pb2.OrderRefund, listed: list[order_pb2.OrderRefund]) -> bool:
+    """Whether a refund is CLOSED and another refund of its source was paid after its close (`paid_after_close_at`): a
+    retry that closed after WeChat Pay paid the closed one it retried. Its money is back with the shopper by that one
+    (listed as refunded), so this one would only tell them to contact support about money they have."""
+    return (refund.status == "CLOSED" and not refund.HasField("paid_after_close_at")
+            and any(other.source == refund.source and other.HasField("paid_after_close_at") for other in listed))
 
 
 PAID_AFTER_CLOSE = ("CLOSED here, then WeChat Pay reported it paid after all: when (UTC); null when never. Its money "

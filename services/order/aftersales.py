@@ -611,8 +611,11 @@ def closed_refund_paid(uow: OrderUnitOfWork, case_id: int, refund: Refund, now: 
         case.refund_no = refund.refund_no
         case.apply("refunded", actor=f"refund:{refund.refund_no}", now=now,
                    reason=f"WeChat Pay paid the closed refund {refund.refund_no} after all")
-    elif case is not None and case.refund_no != refund.refund_no and case.status in PAYING:
-        # retried after the close: a second refund of the same claim pays (or paid) it again
+    elif (case is not None and case.refund_no != refund.refund_no and case.status in PAYING
+          and refund.paid_after_close_waiting_at is None):
+        # retried after the close: a second refund of the same claim pays (or paid) it again (one still open that
+        # holds its amounts is not yet: the engine decides when it ends, `refunds._decide_waiting`, and the case is
+        # REFUNDED by this one if it closes, `refund_settled`)
         log.error("after-sales case %s: its closed refund %s was paid after all, and its refund %s too",
                   case.case_no, refund.refund_no, case.refund_no)
         order.record_step(actor=f"refund:{refund.refund_no}", now=now, shopper=False, reason=(
@@ -630,6 +633,13 @@ def closed_refund_paid(uow: OrderUnitOfWork, case_id: int, refund: Refund, now: 
             order.record_step(actor=f"refund:{refund.refund_no}", now=now, shopper=False, reason=(
                 f"after-sales case {other.case_no} claims units refund {refund.refund_no} refunded after its close "
                 f"(left by line: {over}): it cannot be approved or refunded; reject it")[:255])
+
+
+def _paid_after_close(uow: OrderUnitOfWork, case: AfterSale) -> Refund | None:
+    """A refund of the case staff closed that WeChat Pay paid after all (`Refund.paid_after_close_at`), if any."""
+    source = f"{SOURCE}:{case.id}"
+    return next((refund for refund in uow.refunds.for_order(case.order_id)
+                 if refund.source == source and refund.paid_after_close_at is not None), None)
 
 
 # Open cases whose refund has not started (or failed): `_check_still_claimable` stands before their next move.
@@ -654,11 +664,22 @@ ON_REFUND: dict[RefundStatus, tuple[str, str]] = {
 def refund_settled(uow: OrderUnitOfWork, case_id: int, *, refund_no: str, status: RefundStatus,
                    now: datetime) -> None:
     """The refund engine moved the case's refund (inside its settling transaction): REFUNDED, REFUND_FAILED,
-    REFUND_ABNORMAL, or REFUNDING again."""
+    REFUND_ABNORMAL, or REFUNDING again.
+
+    A refund retried after staff closed the case's last one that closes too, when WeChat Pay paid that closed one
+    after all meanwhile (it waited for this one, `refunds._decide_waiting`), makes the case REFUNDED by the one paid,
+    not REFUND_FAILED: its units count as refunded, so the case could never be retried, and a return whose goods came
+    back could not be rejected either: it stayed open for good."""
     case = uow.after_sales.get(case_id, lock=True)
     action, reason = ON_REFUND[status]
     if case is None or (CaseStatus(case.status), action) not in CASE_TRANSITIONS:
         return  # nothing waits for this refund (a replay, or a refund staff started by hand)
+    paid = _paid_after_close(uow, case) if status == RefundStatus.CLOSED else None
+    if paid is not None:  # the claim was paid all the same: retrying it is refused (its units are not claimable)
+        case.refund_no = paid.refund_no
+        case.apply("refunded", actor=f"refund:{paid.refund_no}", now=now,
+                   reason=f"WeChat Pay paid the closed refund {paid.refund_no} after all")
+        return
     case.refund_no = refund_no
     if status == RefundStatus.SUCCESS and not case.refund_fen:  # written for the shopper too
         case.apply(action, actor=f"refund:{refund_no}", now=now, reason=refunds.NOTHING_PAID,

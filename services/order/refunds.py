@@ -1243,8 +1243,10 @@ def cancel_unshipped(uow: OrderUnitOfWork, payments: RefundPayments | None, memb
             if last is not None and last.status == RefundStatus.ABNORMAL:  # completed at WeChat Pay, or not yet
                 asked_again.append(last.refund_no)
                 return last.refund_no.encode()
-            if last is not None and last.status == RefundStatus.CLOSED and last.paid_after_close_at is None:
-                # cancelled and restocked; money still owed (a CLOSED one WeChat Pay paid after all is paid)
+            if (last is not None and last.status == RefundStatus.CLOSED
+                    and _unshipped_paid_after_close(uow, order) is None):
+                # cancelled and restocked; money still owed (a CLOSED one WeChat Pay paid after all is paid, and so is
+                # the money of one started again after it: it waited for that one, and counts once that one closed)
                 units = {line.line_id: line.quantity for line in last.lines}
             else:
                 units = order.cancel_unshipped(actor=actor, now=now, reason=why, shopper_reason=told)
@@ -1293,12 +1295,26 @@ def _last_unshipped_refund(uow: OrderUnitOfWork, order: Order) -> Refund | None:
     return tried[-1] if tried else None
 
 
+def _unshipped_paid_after_close(uow: OrderUnitOfWork, order: Order) -> Refund | None:
+    """A refund of the order's cancelled units staff closed that WeChat Pay paid after all, if any: their money is
+    back with the shopper (counted, or paid twice), whatever became of the refunds started again after it."""
+    return next((refund for refund in uow.refunds.for_order(order.id or 0)
+                 if refund.source == UNSHIPPED and refund.paid_after_close_at is not None), None)
+
+
 def _unshipped_refund_settled(uow: OrderUnitOfWork, refund: Refund, now: datetime) -> None:
     """A closed refund of cancelled units may leave money owed: the order's history tells staff how to pay it, unless
-    it was paid another way (an admin's close says so in its reason, just before this step)."""
+    it was paid another way (an admin's close says so in its reason, just before this step), or WeChat Pay paid an
+    earlier closed refund of them after all (it waited for this one)."""
     if refund.status != RefundStatus.CLOSED:
         return
     order = _order_locked(uow, refund.order_id)
+    paid = _unshipped_paid_after_close(uow, order)
+    if paid is not None:
+        order.record_step(actor=f"refund:{refund.refund_no}", now=now, shopper=False,
+                          reason=f"refund {refund.refund_no} of the cancelled unshipped units was closed: nothing "
+                                 f"owed, WeChat Pay paid {paid.refund_no} after its close")
+        return
     order.record_step(actor=f"refund:{refund.refund_no}", now=now, shopper=False,
                       reason=f"refund {refund.refund_no} of the cancelled unshipped units was closed: "
                              f"{refund.amount_fen} fen owed unless paid another way (see the close reason); "

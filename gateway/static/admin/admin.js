@@ -734,7 +734,7 @@ function orderActions(order) {
                ["tracking_no", "Tracking no", {required: "", maxlength: "64", pattern: "[A-Za-z0-9][A-Za-z0-9\\-]*"}]],
       run: async (values) => drawOrder(await call(`/admin/orders/${order.id}/ship`, {method: "POST", json: values}))}));
   }
-  if (order.status === "PAID" && order.shipments.length && can("cancelUnshipped")) {
+  if (((order.status === "PAID" && order.shipments.length) || unshippedRefundOwed(order)) && can("cancelUnshipped")) {
     forms.push(cancelUnshippedForm(order));
   }
   if (order.status === "CANCEL_REQUESTED" && can("cancelReview")) {
@@ -745,7 +745,34 @@ function orderActions(order) {
       run: async (values, approve) => drawOrder(await call(`/admin/orders/${order.id}/cancel-review`, {
         method: "POST", json: {approve, ...values}}))}));
   }
+  if (cancellationRefundOwed(order) && can("cancelReview")) {
+    forms.push(actionForm({
+      id: "cancel-review-form", legend: "The approved cancellation's refund did not go through: the money is owed",
+      fields: [["reason", "Note (staff only)", {maxlength: "255"}]], submit: "Refund the order again",
+      run: async (values) => drawOrder(await call(`/admin/orders/${order.id}/cancel-review`, {
+        method: "POST", json: {approve: true, ...values}}))}));
+  }
   return forms;
+}
+
+// An approved cancellation (REFUNDING) with none of its refunds under way and not all of it refunded: the last was
+// closed (WeChat Pay or the wallet refused it, or an admin closed an ABNORMAL one), or never started. Approving again
+// starts a refund of what is left (POST /admin/orders/{id}/cancel-review). Open ones are retried from the refunds
+// list instead. Only the order's detail lists its refunds.
+function cancellationRefundOwed(order) {
+  if (order.status !== "REFUNDING" || !order.refunds) return false;
+  const open = order.refunds.some((refund) => refund.source !== "late_payment" &&
+    (refund.status === "PENDING" || refund.status === "ABNORMAL"));
+  return !open && order.refunded_fen < order.payable_fen;
+}
+
+// The units were cancelled but the last refund of them was closed (WeChat Pay refused it, or an admin closed it), and
+// WeChat Pay paid none of them after its close: the money is owed, and cancel-unshipped (under a new key) starts that
+// refund again. Only the order's detail lists its refunds (oldest first).
+function unshippedRefundOwed(order) {
+  const tried = (order.refunds || []).filter((refund) => refund.source === "cancel_unshipped");
+  const last = tried[tried.length - 1];
+  return Boolean(last && last.status === "CLOSED" && !tried.some((refund) => refund.paid_after_close_at));
 }
 
 // Cancelling the unshipped units moves money: one Idempotency-Key per staff action, kept for its retries (same
@@ -754,7 +781,9 @@ let pendingCancel = null;
 
 function cancelUnshippedForm(order) {
   return actionForm({
-    id: "cancel-unshipped-form", legend: "Cancel and refund the units not shipped", submit: "Cancel unshipped units",
+    id: "cancel-unshipped-form", ...(order.status === "PAID"
+      ? {legend: "Cancel and refund the units not shipped", submit: "Cancel unshipped units"}
+      : {legend: "The refund of the cancelled units was closed: the money is owed", submit: "Refund them again"}),
     fields: [["reason", "Why (staff only)", {required: "", maxlength: "255"}],
              ["shopper_reason", "For the shopper", {maxlength: "200"}]],
     run: async (body) => {

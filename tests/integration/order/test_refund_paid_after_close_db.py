@@ -17,7 +17,7 @@ from services.common.outbox import outbox
 from services.order import aftersales, db, refunds, service
 from services.order.aftersales import AfterSaleSettings, CaseRequest
 from services.order.db import SqlOrderUnitOfWork
-from services.order.domain import OrderLine
+from services.order.domain import OrderLine, RefundStatus
 from tests.fakes import FakeMembers, FakeRefundPayments
 from tests.fixtures.postgres import start_thread
 from tests.integration.order.test_order_grpc import ALICE
@@ -126,6 +126,22 @@ def test_amounts_that_no_longer_fit_are_not_reserved_in_part(uow: Uow) -> None:
         ask(uow, order_id, {tea: 1})
     assert nothing_left.value.details == {"line_id": tea, "left": 0}
     assert ask(uow, order_id, {cup: 1}).refund_fen == 1000
+
+
+def test_a_retried_refund_closing_after_the_closed_one_was_paid_leaves_the_case_refunded_by_that_one(
+        uow: Uow) -> None:
+    payments = FakeRefundPayments()
+    order_id, [line] = shipped(uow, "PAC-3", OrderLine(101, 10, "茶", "", 1000, 3))
+    case = closed_case(uow, payments, order_id, {line: 3})
+    again = aftersales.retry_refund(uow, aftersales.EngineRefunder(payments, FakeMembers()), case_id=case.id or 0,
+                                    actor="staff:8")
+    paid_after_all(uow, payments, case.refund_no)  # waits: the retried refund holds its 3000 fen
+
+    refunds.settle_refund(uow(), refund_no=again.refund_no, status=RefundStatus.CLOSED, actor="wechatpay")
+
+    done = aftersales.get_case(uow(), user_id=None, case_id=case.id or 0)
+    assert (done.status, done.refund_no, amounts(uow, order_id), refunded_events(uow)) == (
+        "REFUNDED", case.refund_no, (3000, [(3, 3000)]), 1)
 
 
 def noted_by_an_old_pod(uow: Uow, order_id: int, refund_no: str, at: datetime) -> None:

@@ -232,6 +232,73 @@ def test_cancelling_the_unshipped_units_retries_under_the_same_idempotency_key(
     assert "¥33.25" in page.inner_text("#order-amounts")
 
 
+def unshipped_refund(status: str, number: int = 1, **fields: Any) -> order_pb2.OrderRefund:
+    return order_pb2.OrderRefund(refund_no=f"RF202611291200000000000000000{number}", amount_fen=3325, status=status,
+                                 channel="wechat", source="cancel_unshipped", created_at=AT, updated_at=AT, **fields)
+
+
+@pytest.mark.parametrize(("refunds", "offered"), [
+    ([unshipped_refund("CLOSED")], True),  # refused by WeChat Pay, or an ABNORMAL one closed: the money is owed
+    ([unshipped_refund("CLOSED", paid_after_close_at=AT)], False),  # WeChat Pay paid it after all
+    ([unshipped_refund("CLOSED", paid_after_close_at=AT), unshipped_refund("CLOSED", 2)], False),  # and then one
+    ([unshipped_refund("CLOSED"), unshipped_refund("CLOSED", 2)], True),  # started again closed too
+    ([unshipped_refund("SUCCESS")], False),
+    ([unshipped_refund("PENDING")], False),
+], ids=["closed", "paid-after-close", "paid-after-close-then-closed", "closed-twice", "success", "pending"])
+def test_a_shipped_order_whose_cancelled_units_refund_was_closed_offers_to_refund_them_again(
+        page: Any, log_in_as, staff: FakeServices, refunds: list[order_pb2.OrderRefund], offered: bool) -> None:
+    shipped = changed(ORDER, status="SHIPPED")
+    shipped.refunds.extend(refunds)
+    staff.order.GetOrder.reply = shipped
+    staff.order.CancelUnshipped.reply = shipped
+    log_in_as("customer_service")
+    page.click("#orders tr[data-order-id='5'] button")
+    page.wait_for_selector("#order-refunds")
+
+    assert page.is_visible("#cancel-unshipped-form") is offered
+    if offered:
+        page.fill("#cancel-unshipped-form [name=reason]", "重新退款")
+        page.click("#cancel-unshipped-form button[type=submit]")
+        page.wait_for_function("() => !document.querySelector('#cancel-unshipped-form')")
+        [call] = staff.order.CancelUnshipped.calls
+        assert (call.message.id, call.message.reason) == (5, "重新退款")
+    assert page.errors == []
+
+
+def cancel_refund(status: str, source: str = "cancel") -> order_pb2.OrderRefund:
+    return order_pb2.OrderRefund(refund_no="RF2026112912000000000000000002", amount_fen=8299, status=status,
+                                 channel="wechat", source=source, created_at=AT, updated_at=AT)
+
+
+@pytest.mark.parametrize(("refunds", "refunded_fen", "offered"), [
+    ([cancel_refund("CLOSED")], 0, True),  # refused by WeChat Pay, or an ABNORMAL one closed: the money is owed
+    ([], 0, True),  # approved, its refund never started (the process died in between)
+    ([cancel_refund("CLOSED"), cancel_refund("PENDING")], 8299, False),  # under way: the fallback job asks
+    ([cancel_refund("ABNORMAL")], 8299, False),  # retried or closed from the refunds list
+    ([cancel_refund("CLOSED"), cancel_refund("ABNORMAL", "late_payment")], 0, True),  # not the order's money
+], ids=["closed", "never-started", "pending", "abnormal", "late-payment-open"])
+def test_an_approved_cancellation_whose_refund_was_closed_offers_to_approve_it_again(
+        page: Any, log_in_as, staff: FakeServices, refunds: list[order_pb2.OrderRefund], refunded_fen: int,
+        offered: bool) -> None:
+    refunding = changed(ORDER, status="REFUNDING", refunded_fen=refunded_fen)
+    refunding.refunds.extend(refunds)
+    staff.order.GetOrder.reply = refunding
+    staff.order.ReviewCancellation.reply = changed(ORDER, status="REFUNDED", refunded_fen=8299)
+    log_in_as("customer_service")
+    page.click("#orders tr[data-order-id='5'] button")
+    page.wait_for_selector("#order-detail h2")
+
+    assert page.is_visible("#cancel-review-form") is offered
+    if offered:
+        assert page.query_selector("#cancel-review-form button:text-is('Reject: keep the order')") is None
+        page.fill("#cancel-review-form [name=reason]", "重新退款")
+        page.click("#cancel-review-form button:text-is('Refund the order again')")
+        page.wait_for_selector("#order-detail h2:has-text('REFUNDED')")
+        assert [call.message for call in staff.order.ReviewCancellation.calls] == [
+            order_pb2.ReviewCancellationRequest(id=5, approve=True, reason="重新退款")]
+    assert page.errors == []
+
+
 def test_approving_a_case_sends_the_shoppers_reason_and_the_staff_note(
         page: Any, log_in_as, staff: FakeServices) -> None:
     staff.order.DecideAfterSale.reply = changed(CASE, status="REFUNDING", refund_no="RF31")

@@ -490,6 +490,19 @@ def test_the_openapi_document_gives_shoppers_refund_statuses_for_them_and_staff_
     assert staff["properties"]["status"]["enum"] == ["PENDING", "SUCCESS", "CLOSED", "ABNORMAL"]
 
 
+def test_a_retried_refund_that_closed_after_wechat_pay_paid_the_one_it_retried_is_not_shown_to_the_shopper(
+        client: FlaskClient, clients, auth) -> None:
+    order = an_order_whose_closed_refunds_were_started_again()
+    del order.refunds[5]  # the case's third refund: its second (5), the retry, closed last
+    order.refunds[1].paid_after_close_at.CopyFrom(Timestamp(seconds=1_795_007_200))  # its first, paid after all
+    clients.order.GetOrder.reply = order
+
+    body = client.get("/api/v1/orders/5", headers=auth).get_json()
+
+    assert [(refund["refund_no"][-1], refund["status"], refund["amount_fen"]) for refund in body["refunds"]] == [
+        ("2", "refunded", 999), ("3", "contact_support", 500), ("4", "refunded", 8299)]
+
+
 def test_a_closed_refund_wechat_pay_paid_after_all_is_refunded_to_the_shopper_even_when_started_again(
         client: FlaskClient, clients, auth) -> None:
     """The money of a refund closed here and paid by WeChat Pay after all is back with the shopper: refunded, not

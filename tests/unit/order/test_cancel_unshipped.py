@@ -495,3 +495,32 @@ def test_a_cancelled_units_refund_closed_by_staff_that_wechat_pay_pays_after_all
     with pytest.raises(Conflict) as again:
         cancel(shop, payments, order, key="key-2")
     assert (again.value.code, len(shop.uow.refunds.refunds), order.refunded_fen) == ("ORDER_STATE_CONFLICT", 1, 1943)
+
+
+def test_a_refund_started_again_that_closes_once_wechat_pay_paid_the_closed_one_leaves_nothing_owed(
+        shop: Shop, payments: FakeRefundPayments) -> None:
+    """Staff closed the cancelled units' ABNORMAL refund and started it again; WeChat Pay then paid the closed one
+    after all (it waits: the second holds its 1943 fen), and the second closes: the first counts, nothing is owed, and
+    cancel-unshipped refuses to start a third."""
+    order = part_shipped(shop)
+    payments.status = "ABNORMAL"
+    cancel(shop, payments, order)
+    [first] = shop.uow.refunds.refunds
+    refunds.close_refund(shop.uow, payments, refund_no=first.refund_no, reason="卡已注销", actor="staff:1",
+                         now=CANCELLED_AT)
+    payments.status = "PROCESSING"
+    cancel(shop, payments, order, key="key-2")
+    payments.notice = replace(payments.asked[first.refund_no], status="SUCCESS")
+    refunds.handle_refund_notify(shop.uow, payments, headers={"Wechatpay-Signature": "good"}, body=b"{}", now=AFTER)
+    [_, second] = shop.uow.refunds.refunds
+
+    refunds.settle_refund(shop.uow, refund_no=second.refund_no, status=refunds.RefundStatus.CLOSED,
+                          actor="wechatpay", now=AFTER)
+
+    assert (first.paid_after_close_waiting_at, second.status, order.refunded_fen) == (None, "CLOSED", 1943)
+    assert [event.refund_no for event in published(shop, "order-refunded")] == [first.refund_no]
+    assert order.history[-1].reason == (f"refund {second.refund_no} of the cancelled unshipped units was closed: "
+                                        f"nothing owed, WeChat Pay paid {first.refund_no} after its close")
+    with pytest.raises(Conflict) as again:
+        cancel(shop, payments, order, key="key-3")
+    assert (again.value.code, len(shop.uow.refunds.refunds), order.refunded_fen) == ("ORDER_STATE_CONFLICT", 2, 1943)

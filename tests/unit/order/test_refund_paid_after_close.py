@@ -12,7 +12,7 @@ from mall.events.v1.order_events_pb2 import RefundPaidTwice
 from services.common.errors import Conflict
 from services.common.events import timestamp
 from services.order import aftersales, refunds
-from services.order.domain import Order
+from services.order.domain import Order, RefundStatus
 from tests.fakes import FakeRefundPayments
 from tests.fixtures.metrics import CounterDeltas
 from tests.unit.order.conftest import NOW, Shop
@@ -241,3 +241,23 @@ def test_a_closed_refund_a_previous_release_recorded_paid_is_marked_at_its_step_
     with pytest.raises(Conflict) as claimed:
         ask(shop, order, {line: 2})
     assert claimed.value.details == {"line_id": line, "left": 1}
+
+
+def test_a_retried_refund_that_closes_after_the_closed_one_was_paid_leaves_the_case_refunded_by_that_one(
+        shop: Shop) -> None:
+    payments = FakeRefundPayments()
+    order = wechat_order(shop)
+    case = closed_case(shop, payments, order, units=3)
+    first = case.refund_no
+    again = aftersales.retry_refund(lambda: shop.uow, engine(payments, shop), case_id=case.id or 0, actor="staff:8")
+    paid_after_all(shop, payments, first)  # waits: the retried refund holds its 5997 fen
+
+    refunds.settle_refund(shop.uow, refund_no=again.refund_no, status=RefundStatus.CLOSED, actor="wechatpay",
+                          now=LATER)
+
+    done = aftersales.get_case(shop.uow, user_id=1, case_id=case.id or 0)
+    assert (done.status, done.refund_no, counts(order), refunded(shop)) == (
+        "REFUNDED", first, (5997, 3, 5997), [(first, 5997)])
+    assert [(step.status, step.actor) for step in done.history][-2:] == [
+        ("REFUNDING", "staff:8"), ("REFUNDED", f"refund:{first}")]
+    assert [step.reason for step in order.history if "paid twice" in step.reason] == []  # paid once, by the first
