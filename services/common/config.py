@@ -266,6 +266,9 @@ class ServiceSettings:
     shutdown_grace_seconds: float = 10.0  # for calls in flight to finish
     jwt_previous_public_key_pem: bytes | None = None  # during a key rotation only
     pruning: PruneSettings = PruneSettings()
+    # How long one round of a reconciliation or timeout scan goes on handling rows before it leaves the rest to the
+    # next round (services/common/uow.py RoundBudget): its job's liveness bound follows from it.
+    job_round_budget_seconds: int = 300
 
     @classmethod
     def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> ServiceSettings:
@@ -289,6 +292,8 @@ class ServiceSettings:
             shutdown_grace_seconds=env.float("SHUTDOWN_GRACE_SECONDS", 10.0),
             jwt_previous_public_key_pem=read_optional_key(env, "JWT_PREVIOUS_PUBLIC_KEY_FILE"),
             pruning=PruneSettings.from_env(env),
+            job_round_budget_seconds=env.int_within("JOB_ROUND_BUDGET_SECONDS", cls.job_round_budget_seconds, 1,
+                                                    3600),
         )
 
 
