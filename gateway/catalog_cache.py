@@ -38,6 +38,11 @@ process) for at most `ttl` seconds, and drops what a change makes stale:
   reconnecting: the worker then drops everything) entries live CATALOG_CACHE_TTL_MS (default 1000),
   so stock status and prices are never stale by more than a second. The one gap: a product
   service whose outbox relay is stopped delays events, up to the longer TTL.
+- The listener beats after each poll (every half second when idle); one that stops coming round while following
+  (hung in a poll, its thread gone without leaving the topic) is late once its beat is LISTENER_BOUND_SECONDS old.
+  The worker then no longer counts on it: at the next read it drops every page and goes back to the short TTL,
+  as it does when the listener loses the broker, until the listener beats again (it then applies what it missed,
+  from where it stopped reading). A hung listener costs the long TTL, never a stale page.
 - A page read in the last fifth of its life is reloaded by the worker's refresh thread while the
   hit is answered: hot pages are never reloaded on a request thread (bench/README.md: the reloads
   were the p99 of detail reads). Staleness stays bounded by the TTL, as a reload loaded before a
@@ -67,6 +72,7 @@ from gateway.metrics import CATALOG_CACHE
 from gateway.redisstore import RedisStore, RedisUnavailable
 from services.common.config import KafkaSettings
 from services.common.events import InvalidEvent, decode, event_type_of, unpack
+from services.common.liveness import Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +89,10 @@ STOCK_REASONS = frozenset({"stock", "stock_status", "review"})
 CHANGES_KEY = "mall:catalog:changes"
 CHANGES_KEPT = 1000          # the newest changes the Redis log keeps; a worker that missed more drops everything
 NOTHING_SEEN = b"0-0"        # below every stream id: the log was empty when the worker last looked
+POLL_SECONDS = 0.5           # the listener's poll when no event comes
+# How old the listener's beat may be while it follows before the worker stops counting on it: ten idle polls, half
+# the default CATALOG_CACHE_FOLLOWING_TTL_MS.
+LISTENER_BOUND_SECONDS = 5.0
 
 
 class RedisChangeLog:
@@ -160,6 +170,7 @@ class CatalogCache:
         # of a second and the TTL is only a backstop: it may be longer (0: always `ttl`).
         self.following_ttl = following_ttl_seconds
         self.following = False
+        self.listener: Heartbeat | None = None  # the beat of this worker's ProductChangedListener, once it has one
         self.changes = changes  # None: one worker (no Redis), nobody else's changes to learn of
         self.clock = clock
         self._version = 0  # one more at every drop
@@ -249,9 +260,20 @@ class CatalogCache:
 
     def version(self) -> int | None:
         """This worker's version, once it has dropped what other workers changed; None: unknown (serve uncached)."""
+        self._check_listener()
         if self.changes is not None and not self.changes.catch_up(self.drop):
             return None
         return self._version
+
+    def _check_listener(self) -> None:
+        """While following, whether the listener still comes round: a late one no longer earns the long TTL, and
+        what was kept under it is dropped (it may miss changes the listener has not read)."""
+        listener = self.listener
+        if self.following and listener is not None and listener.late():
+            self.following = False
+            log.warning("catalogue cache: the product-changed listener last polled %.1f s ago; dropping every page and "
+                        "keeping pages %.1f s until it comes round", listener.age(), self.ttl)
+            self.drop()
 
     def put(self, key: Hashable, value: Any, version: int | None = None, about: int | str = ANY_PRODUCT) -> None:
         """Keep `value` under `key` (version: the one read before it was loaded; default now)."""
@@ -351,6 +373,8 @@ class ProductChangedListener:
         self.kafka = kafka
         self.topic = kafka.topic(event_type_of(ProductChanged))
         self.consumer_factory = consumer_factory or _tail_consumer
+        self.heartbeat = Heartbeat("catalog-cache-listener", LISTENER_BOUND_SECONDS, clock=cache.clock)
+        cache.listener = self.heartbeat
 
     def start(self) -> threading.Thread:
         stop = threading.Event()
@@ -385,9 +409,10 @@ class ProductChangedListener:
             if consumer.position(partition, timeout_ms=self.kafka.request_timeout_ms) is None:
                 raise RuntimeError(f"the end of {partition} is not known")
         self.cache.drop()  # whatever happened before we listened is now covered
-        self.cache.following = True
         while not stop.is_set():
-            for records in consumer.poll(timeout_ms=500).values():
+            self.heartbeat.beat()
+            self.cache.following = True  # again, if the cache stopped counting on a late beat
+            for records in consumer.poll(timeout_ms=int(POLL_SECONDS * 1000)).values():
                 for record in records:
                     product_id, lists = _changed(record.value)
                     self.cache.drop(product_id, lists=lists)

@@ -324,6 +324,9 @@ class ServiceSettings:
     jwt_previous_public_key_pem: bytes | None = None  # during a key rotation only
     pruning: PruneSettings = PruneSettings()
     database_timeouts: DatabaseTimeouts = DatabaseTimeouts()
+    # How long one round of a reconciliation or timeout scan goes on handling rows before it leaves the rest to the
+    # next round (services/common/uow.py RoundBudget): its job's liveness bound follows from it.
+    job_round_budget_seconds: int = 300
 
     @classmethod
     def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> ServiceSettings:
@@ -348,6 +351,8 @@ class ServiceSettings:
             jwt_previous_public_key_pem=read_optional_key(env, "JWT_PREVIOUS_PUBLIC_KEY_FILE"),
             pruning=PruneSettings.from_env(env),
             database_timeouts=DatabaseTimeouts.from_env(env),
+            job_round_budget_seconds=env.int_within("JOB_ROUND_BUDGET_SECONDS", cls.job_round_budget_seconds, 1,
+                                                    3600),
         )
 
 

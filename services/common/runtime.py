@@ -23,6 +23,7 @@ from services.common.discovery import Discovery
 from services.common.grpc_server import Registration, create_server
 from services.common.kafka import delivery_timeout_ms
 from services.common.liveness import (
+    DATABASE_CALL_SECONDS,
     LIVENESS,
     LIVENESS_MARGIN_SECONDS,
     LIVENESS_PATH,
@@ -36,6 +37,7 @@ from services.common.logs import configure_logging
 from services.common.metrics import serve_metrics
 from services.common.outbox import OutboxRelay
 from services.common.pruning import pruning_job, round_worst_seconds
+from services.common.uow import RoundBudget
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +46,9 @@ ROLES = ("serve", "relay", "consume")
 
 Beat = Callable[[], None]
 
-# One round of a job whose own code does not bound it (a reconciliation asking a channel about every row due, page
-# after page; a timeout scan draining its backlog batch by batch): what liveness allows it. Pruning bounds its
-# rounds itself (services/common/pruning.py).
+# One round of a job whose own code does not bound it (a sweep of a few rows, a count): what liveness allows it.
+# Pruning bounds its rounds itself (services/common/pruning.py), the reconciliations and timeout scans by their
+# RoundBudget (`round_budget`, JOB_ROUND_BUDGET_SECONDS).
 JOB_ROUND_SECONDS = 600.0
 
 
@@ -72,19 +74,31 @@ def job_bound_seconds(interval_seconds: float, round_seconds: float = JOB_ROUND_
     return interval_seconds + round_seconds + LIVENESS_MARGIN_SECONDS
 
 
+def round_budget(seconds: float, *, row_calls_seconds: float, sweeps: int = 1,
+                 clock: Clock = time.monotonic) -> RoundBudget:
+    """The RoundBudget of a job's rounds (`seconds`, JOB_ROUND_BUDGET_SECONDS) of `sweeps` sweeps, each going on
+    past the budget by at most its page read and its row in hand: the row's channel calls (`row_calls_seconds`, their
+    timeouts) and a database call on a dead connection each (DATABASE_CALL_SECONDS); a dead connection ends the round
+    at its first call, the round's lock and start included."""
+    return RoundBudget(seconds, sweeps * (2 * DATABASE_CALL_SECONDS + row_calls_seconds), clock=clock)
+
+
 def every(interval_seconds: float, what: str, action: Callable[[], object], *,
-          round_seconds: float = JOB_ROUND_SECONDS) -> Job:
+          round_seconds: float = JOB_ROUND_SECONDS, budget: RoundBudget | None = None) -> Job:
     """A job for ServiceApp.jobs: `action` each interval until stopped; a failure is logged and retried next time.
     It beats after every round: its bound is the interval, plus `round_seconds` (the longest one round of `action`
-    takes), plus LIVENESS_MARGIN_SECONDS."""
+    takes; with a `budget`, the one `action` goes by, started before each round: its worst_seconds), plus
+    LIVENESS_MARGIN_SECONDS."""
     def run(stop: threading.Event, beat: Beat) -> None:
         while not stop.wait(interval_seconds):
             try:
+                if budget is not None:
+                    budget.start()
                 action()
             except Exception:
                 log.exception("%s failed; retrying in %.0f s", what, interval_seconds)
             beat()
-    return Job(run, job_bound_seconds(interval_seconds, round_seconds))
+    return Job(run, job_bound_seconds(interval_seconds, round_seconds if budget is None else budget.worst_seconds))
 
 
 @dataclass

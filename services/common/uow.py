@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import abc
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 from google.protobuf.message import Message
 from sqlalchemy import Engine, Table
@@ -137,8 +138,52 @@ U = TypeVar("U", bound=UnitOfWork)
 K = TypeVar("K")
 
 
+class RoundBudget:
+    """How long one round of a job may go on handling rows, and where its sweeps stopped when it ran out.
+
+    A round starts it (`start`: runtime.every, a timeout scan); each sweep of the round (`each_page`, named by its
+    `what`) handles its first row whatever the budget (so every sweep moves on, round after round) and a further one
+    only while `clock()` is within `seconds` of the start; a sweep that stops keeps its last handled key, and the next
+    round's sweep goes on after it (rows that stay due, a payment WeChat Pay reports unpaid, would otherwise be asked
+    about again from the first page, and a backlog larger than a round never be finished). A sweep that reaches its
+    last page forgets the key: the next round starts from the first page. The keys live in the process: a round of
+    another replica (`one_round_at_a_time`) starts from its own. `overrun_seconds` is the longest a round goes on past
+    its budget (each sweep's page read and row in hand, with their channel calls): the job's liveness bound counts
+    `worst_seconds`, not the blanket runtime.JOB_ROUND_SECONDS."""
+
+    def __init__(self, seconds: float, overrun_seconds: float, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self.overrun_seconds = overrun_seconds
+        self.clock = clock
+        self._until = float("inf")
+        self._resume: dict[str, Any] = {}
+
+    @property
+    def worst_seconds(self) -> float:
+        return self.seconds + self.overrun_seconds
+
+    def start(self) -> None:
+        """A round begins: it may go on for `seconds` from now."""
+        self._until = self.clock() + self.seconds
+
+    def spent(self) -> bool:
+        return self.clock() >= self._until
+
+    def resume_after(self, sweep: str, first: K) -> K:
+        """The key `sweep` goes on after: where its last round stopped, else `first`."""
+        return self._resume.get(sweep, first)  # type: ignore[no-any-return]
+
+    def stopped(self, sweep: str, after: object | None) -> None:
+        """`sweep` stopped after the key `after` (None: it reached its end; the next round starts over)."""
+        if after is None:
+            self._resume.pop(sweep, None)
+        else:
+            self._resume[sweep] = after
+
+
 def each_page(uow: Callable[[], U], page: Callable[[U, K], list[K]], first: K, batch: int,
-              handle: Callable[[K], int], *, what: str = "row") -> int:
+              handle: Callable[[K], int], *, what: str = "row", budget: RoundBudget | None = None) -> int:
     """`handle` each key `page` lists (keys after the one given, ascending, `batch` at most), page after page,
     each page read in a transaction of its own; the sum of what `handle` returned. A job's rounds go through every
     row due, so rows that stay due (a payment or refund the channel reports under way for days) never hide newer
@@ -149,13 +194,25 @@ def each_page(uow: Callable[[], U], page: Callable[[U, K], list[K]], first: K, b
     neighbour answering it with an error) must not keep the rows after it from being handled, round after round.
     The round then fails with the first error, once every key has had its turn. But the database gone (`is_outage`)
     is no row's problem: every key after it would fail alike, so the round stops there and fails with it at once.
-    A job that sweeps several tables runs its sweeps with `each_sweep`."""
-    done, after, failure = 0, first, None
+    A job that sweeps several tables runs its sweeps with `each_sweep`.
+
+    With a `budget` (RoundBudget) the sweep, named by `what`, goes on after the key where its last round stopped,
+    and stops between two rows once the budget is spent (its first row aside), keeping the last key handled."""
+    done, failure, handled = 0, None, False
+    after = first if budget is None else budget.resume_after(what, first)
     while True:
         with uow() as tx:
             keys = page(tx, after)
             tx.commit()
         for key in keys:
+            if budget is not None and handled and budget.spent():
+                log.info("%s: the round's budget is spent after %d handled; the next round goes on after %s",
+                         what, done, after)
+                budget.stopped(what, after)
+                if failure is not None:
+                    raise failure
+                return done
+            handled, after = True, key
             try:
                 done += handle(key)
             except Exception as exc:
@@ -164,10 +221,11 @@ def each_page(uow: Callable[[], U], page: Callable[[U, K], list[K]], first: K, b
                 log.error("%s %s could not be handled (%r); left to the next round", what, key, exc)
                 failure = failure or exc
         if len(keys) < batch:
+            if budget is not None:
+                budget.stopped(what, None)
             if failure is not None:
                 raise failure
             return done
-        after = keys[-1]
 
 
 def one_round_at_a_time(uow: Callable[[], U], job: str, run: Callable[[], int], *, now: datetime,

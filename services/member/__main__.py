@@ -19,7 +19,8 @@ from services.common.consumer import EventConsumer
 from services.common.db import make_engine
 from services.common.discovery import Discovery
 from services.common.grpc_server import registration
-from services.common.runtime import ServiceApp, every, main
+from services.common.runtime import ServiceApp, every, main, round_budget
+from services.common.uow import RoundBudget
 from services.common.wechatpay import WechatPay
 from services.member import service
 from services.member.channels import (
@@ -79,6 +80,15 @@ def build_app(base: ServiceSettings) -> ServiceApp:
                              if settings.wechatpay is not None else UnconfiguredPayout())
     servicer = MemberServicer(uow, payout, channels, categories=GrpcCategories(clients),
                               coupon_max_face_fen=settings.coupon_max_face_fen)
+    # Each round of a sweep goes on for JOB_ROUND_BUDGET_SECONDS, a row's calls on top: a recharge's or payout's
+    # channel query (and a payee read for a transfer); a checkout hold's release calls nothing.
+    call = max([settings.grpc_timeout_seconds] + [channel.timeout_seconds for channel in
+                                                  (settings.wechatpay, settings.alipay, settings.bankcard) if channel])
+
+    def budget(calls: int, sweeps: int = 1) -> RoundBudget:
+        return round_budget(base.job_round_budget_seconds, row_calls_seconds=calls * call, sweeps=sweeps)
+
+    recharges, expiries, payouts, holds = budget(2), budget(2), budget(2), budget(0, sweeps=2)
     return ServiceApp(settings=base, engine=engine,
                       registrations=[registration(member_pb2, member_pb2_grpc, "MemberService", servicer)],
                       consumers=event_consumers(base, engine),
@@ -87,21 +97,25 @@ def build_app(base: ServiceSettings) -> ServiceApp:
                           "recharge-reconciliation": every(
                               settings.reconcile_seconds, "recharge reconciliation",
                               lambda: service.reconcile_recharges(uow, channels,
-                                                                  settle_seconds=settings.reconcile_settle_seconds)),
+                                                                  settle_seconds=settings.reconcile_settle_seconds,
+                                                                  budget=recharges), budget=recharges),
                           # a recharge past its payment deadline is asked about once more: credited if paid,
                           # else EXPIRED (so shoppers no longer see it awaiting payment)
                           "recharge-expiry": every(
                               settings.reconcile_seconds, "recharge expiry",
                               lambda: service.expire_recharges(uow, channels,
-                                                               expire_seconds=settings.recharge_expire_seconds)),
+                                                               expire_seconds=settings.recharge_expire_seconds,
+                                                               budget=expiries), budget=expiries),
                           # a transfer in flight (or whose answer was lost) is asked about until it ends
                           "payout-settlement": every(
                               settings.reconcile_seconds, "payout settlement",
                               lambda: service.settle_payouts(uow, payout,
-                                                             settle_seconds=settings.reconcile_settle_seconds)),
+                                                             settle_seconds=settings.reconcile_settle_seconds,
+                                                             budget=payouts), budget=payouts),
                           # a coupon lock or points hold whose order's compensation was lost comes back
                           "checkout-hold-expiry": every(settings.reconcile_seconds, "checkout hold expiry",
-                                                        lambda: service.expire_checkout_holds(uow)),
+                                                        lambda: service.expire_checkout_holds(uow, budget=holds),
+                                                        budget=holds),
                           # durable: the ledger is the schedule, and a missed run is caught up by the next
                           "points-expiry": every(settings.points_expiry_seconds, "points expiry",
                                                  lambda: service.expire_points(uow)),

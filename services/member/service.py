@@ -16,7 +16,7 @@ from typing import Protocol
 from services.common.db import seconds_since, utcnow
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 from services.common.idempotency import canonical
-from services.common.uow import each_page, each_sweep
+from services.common.uow import RoundBudget, each_page, each_sweep
 from services.member import events, metrics
 from services.member.channels import (
     NotifyRejected,
@@ -704,7 +704,7 @@ def release_coupon(uow: MemberUnitOfWork, *, order_no: str, user_id: int | None 
 
 
 def expire_checkout_holds(uow: Callable[[], MemberUnitOfWork], *, now: datetime | None = None,
-                          batch: int = 200) -> int:
+                          batch: int = 200, budget: RoundBudget | None = None) -> int:
     """Release the coupon locks and points holds that no order settled (paid, cancelled, released) within
     CHECKOUT_HOLD_TTL of being taken: the order service's compensation after a failed submit was lost, and the
     shopper would otherwise never get them back. Returns how many were released.
@@ -721,10 +721,10 @@ def expire_checkout_holds(uow: Callable[[], MemberUnitOfWork], *, now: datetime 
     return each_sweep(
         lambda: each_page(uow, lambda tx, after: tx.points.stale_holds(before, after, batch), "", batch,
                           lambda order_no: _expire_points_hold(uow(), order_no, before, now),
-                          what="points hold of order"),
+                          what="points hold of order", budget=budget),
         lambda: each_page(uow, lambda tx, after: tx.coupons.stale_locks(before, after, batch), 0, batch,
                           lambda coupon_id: _expire_coupon_lock(uow(), coupon_id, before, now),
-                          what="lock of coupon"))
+                          what="lock of coupon", budget=budget))
 
 
 def _expire_points_hold(uow: MemberUnitOfWork, order_no: str, before: datetime, now: datetime) -> int:
@@ -1048,7 +1048,7 @@ def _payout_ended(uow: MemberUnitOfWork, withdrawal: Withdrawal, payout: Payout,
 
 
 def settle_payouts(uow: Callable[[], MemberUnitOfWork], payout: PayoutChannel, *, now: datetime | None = None,
-                   settle_seconds: int = 60, batch: int = 50) -> int:
+                   settle_seconds: int = 60, batch: int = 50, budget: RoundBudget | None = None) -> int:
     """Ask the payout channel again about approved withdrawals still PAYING `settle_seconds` after approval (a
     transfer in flight, or one whose answer was lost): success pays the withdrawal (`member-withdrawn` once),
     failure gives the amount back to available, once. Returns how many ended.
@@ -1063,7 +1063,7 @@ def settle_payouts(uow: Callable[[], MemberUnitOfWork], payout: PayoutChannel, *
     try:
         return each_page(uow, lambda tx, after: tx.withdrawals.paying(approved_before, after, batch), 0, batch,
                          lambda withdrawal_id: _settle_payout(uow(), payout, withdrawal_id, now),
-                         what="payout of withdrawal")
+                         what="payout of withdrawal", budget=budget)
     finally:  # also when a round fails part way: the gauges must not keep the last good round's values
         _show_overdue_payouts(uow(), now)
 
@@ -1220,7 +1220,8 @@ def handle_recharge_notify(uow: MemberUnitOfWork, payment: PaymentChannel, *, ch
 
 
 def reconcile_recharges(uow: Callable[[], MemberUnitOfWork], payment: PaymentChannel, *,
-                        now: datetime | None = None, settle_seconds: int = 60, batch: int = 50) -> int:
+                        now: datetime | None = None, settle_seconds: int = 60, batch: int = 50,
+                        budget: RoundBudget | None = None) -> int:
     """Ask the channels about recharges still pending `settle_seconds` after they began (and at most an hour
     past their payment window, after which nothing can pay them): one paid whose notify was lost is credited,
     through the notify's own code path, so a late notify afterwards changes nothing. Returns how many.
@@ -1233,15 +1234,15 @@ def reconcile_recharges(uow: Callable[[], MemberUnitOfWork], payment: PaymentCha
     now = now or utcnow()
     window = timedelta(minutes=RECHARGE_PAY_MINUTES, hours=1)
     return _each_pending_recharge(uow, now - window, now - timedelta(seconds=settle_seconds), batch,
-                                  lambda recharge_no: _reconcile_recharge(uow(), payment, recharge_no, now))
+                                  lambda recharge_no: _reconcile_recharge(uow(), payment, recharge_no, now), budget)
 
 
 def _each_pending_recharge(uow: Callable[[], MemberUnitOfWork], created_after: datetime, created_before: datetime,
-                           batch: int, handle: Callable[[str], int]) -> int:
+                           batch: int, handle: Callable[[str], int], budget: RoundBudget | None) -> int:
     """`handle` each recharge PENDING in that creation window by its recharge_no, paged by id (so old unpaid ones
-    never hide newer ones); the sum of what `handle` returned."""
+    never hide newer ones), within the job's `budget` (`each_page`); the sum of what `handle` returned."""
     return each_page(uow, lambda tx, after: tx.recharges.pending(created_after, created_before, after[0], batch),
-                     (0, ""), batch, lambda key: handle(key[1]), what="recharge (id, number)")
+                     (0, ""), batch, lambda key: handle(key[1]), what="recharge (id, number)", budget=budget)
 
 
 def _reconcile_recharge(uow: MemberUnitOfWork, payment: PaymentChannel, recharge_no: str, now: datetime) -> int:
@@ -1276,7 +1277,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def expire_recharges(uow: Callable[[], MemberUnitOfWork], payment: PaymentChannel, *, now: datetime | None = None,
-                     expire_seconds: int = DEFAULT_RECHARGE_EXPIRE_SECONDS, batch: int = 50) -> int:
+                     expire_seconds: int = DEFAULT_RECHARGE_EXPIRE_SECONDS, batch: int = 50,
+                     budget: RoundBudget | None = None) -> int:
     """End recharges still PENDING `expire_seconds` after their payment deadline (`Recharge.pay_deadline`; the
     channel was given it as the payment's time_expire, so nothing pays them after it): each is asked about once
     more, and one the channel says was paid is credited (through the notify's code path), one it says is over
@@ -1293,7 +1295,7 @@ def expire_recharges(uow: Callable[[], MemberUnitOfWork], payment: PaymentChanne
     overdue = now - timedelta(minutes=RECHARGE_PAY_MINUTES, seconds=expire_seconds)
     try:
         return _each_pending_recharge(uow, EPOCH, overdue, batch,
-                                      lambda recharge_no: _expire_recharge(uow(), payment, recharge_no, now))
+                                      lambda recharge_no: _expire_recharge(uow(), payment, recharge_no, now), budget)
     finally:  # also when a round fails part way: the gauges must not keep the last good round's values
         _show_overdue_recharges(uow(), overdue, now)
 

@@ -17,8 +17,9 @@ from services.common.config import Env, ServiceSettings
 from services.common.db import make_engine
 from services.common.discovery import Discovery
 from services.common.grpc_server import registration
-from services.common.runtime import Job, ServiceApp, every, job_bound_seconds, main
+from services.common.runtime import Job, ServiceApp, every, job_bound_seconds, main, round_budget
 from services.common.runtime_config import RuntimeConfig
+from services.common.uow import RoundBudget
 from services.common.wechatpay import WechatPay
 from services.order import aftersales, metrics, refunds, service
 from services.order.config import OrderServiceSettings, follow_live_settings, live_tunables
@@ -33,60 +34,68 @@ BATCH = 100
 log = logging.getLogger(__name__)
 
 
-def batches(what: str, step: Callable[[], int], interval_seconds: float) -> Job:
+def batches(what: str, step: Callable[[RoundBudget], int], interval_seconds: float, budget: RoundBudget) -> Job:
     """A scheduler over a table (orders, after-sales cases): at start and every interval, run `step` (one batch, one
-    transaction) until it runs dry (or the process stops); it beats after each scan (JOB_ROUND_SECONDS allowed).
+    transaction) until it runs dry, the process stops or the scan's `budget` is spent (after its first batch); it
+    beats after each scan, its bound from the budget's worst_seconds. What a scan leaves is still due (handled rows
+    no longer are): the next scan goes on with it.
 
     Durable because it is driven by the orders table itself; replicas each run it and skip the rows
     another holds (FOR UPDATE SKIP LOCKED), so no order is handled twice.
     """
     def run(stop: threading.Event, beat: Callable[[], None]) -> None:
         while not stop.is_set():
+            budget.start()
             try:
-                while step() == BATCH and not stop.is_set():
-                    pass
+                while step(budget) == BATCH and not stop.is_set():
+                    if budget.spent():
+                        log.info("%s: the scan's budget is spent; the next scan goes on", what)
+                        break
             except Exception:
                 log.exception("%s scan failed; retrying in %.0f s", what, interval_seconds)
             beat()
             stop.wait(interval_seconds)
-    return Job(run, job_bound_seconds(interval_seconds))
+    return Job(run, job_bound_seconds(interval_seconds, budget.worst_seconds))
 
 
 def payment_timeout(uow: Callable[[], OrderUnitOfWork], wechat: WechatPay | None,
-                    interval_seconds: float) -> Job:
+                    interval_seconds: float, budget: RoundBudget) -> Job:
     """O6: cancel unpaid orders past their deadline. A WeChat Pay prepay is closed first, and an order
-    paid meanwhile becomes PAID instead (service.expire_prepaid)."""
-    return batches("payment timeout", lambda: service.expire_orders(uow(), wechat=wechat, batch=BATCH),
-                   interval_seconds)
+    paid meanwhile becomes PAID instead (service.expire_prepaid); the budget stops a batch between two closes."""
+    return batches("payment timeout",
+                   lambda spent: service.expire_orders(uow(), wechat=wechat, batch=BATCH, budget=spent),
+                   interval_seconds, budget)
 
 
 def auto_confirm(uow: Callable[[], OrderUnitOfWork], settings: Callable[[], service.OrderSettings],
-                 interval_seconds: float) -> Job:
+                 interval_seconds: float, budget: RoundBudget) -> Job:
     """O3: confirm receipt of orders shipped `auto_confirm_days` ago (the settings in force at each scan)."""
-    return batches("auto-confirm", lambda: service.auto_confirm_orders(uow(), settings(), batch=BATCH),
-                   interval_seconds)
+    return batches("auto-confirm", lambda _: service.auto_confirm_orders(uow(), settings(), batch=BATCH),
+                   interval_seconds, budget)
 
 
 def return_expiry(uow: Callable[[], OrderUnitOfWork], settings: aftersales.AfterSaleSettings,
-                  interval_seconds: float) -> Job:
+                  interval_seconds: float, budget: RoundBudget) -> Job:
     """O4: close approved returns the shopper did not send back within `return_ship_days` (their lines freed)."""
-    return batches("return expiry", lambda: aftersales.expire_returns(uow(), settings, batch=BATCH), interval_seconds)
+    return batches("return expiry", lambda _: aftersales.expire_returns(uow(), settings, batch=BATCH),
+                   interval_seconds, budget)
 
 
 def payment_reconciliation(uow: Callable[[], OrderUnitOfWork], wechat: WechatPay,
-                           interval_seconds: float) -> Job:
+                           interval_seconds: float, budget: RoundBudget) -> Job:
     """Every interval, ask WeChat Pay about unpaid prepaid orders, so a lost notify still ends in PAID.
 
     One round per interval asks, whichever replica's timer starts it (the others skip theirs); paying stays once
     under the order row's lock.
     """
     return every(interval_seconds, "payment reconciliation",
-                 lambda: service.reconcile_payments(uow, wechat, interval_seconds=interval_seconds))
+                 lambda: service.reconcile_payments(uow, wechat, interval_seconds=interval_seconds, budget=budget),
+                 budget=budget)
 
 
 def refund_reconciliation(uow: Callable[[], OrderUnitOfWork], payments: refunds.RefundPayments | None,
                           members: GrpcMembers, interval_seconds: float, settle_seconds: int,
-                          stuck_seconds: int = refunds.STUCK_SECONDS) -> Job:
+                          stuck_seconds: int, budget: RoundBudget) -> Job:
     """Every interval, ask again about refunds PENDING for `settle_seconds`, so a lost refund notify (or a
     refund call that got no answer) still ends. One round per interval asks, whichever replica's timer starts it
     (the others skip theirs); settling is once per refund under its row lock. Wallet refunds are asked of the member service again as the order service itself. A WeChat Pay
@@ -94,7 +103,9 @@ def refund_reconciliation(uow: Callable[[], OrderUnitOfWork], payments: refunds.
     also marks closed refunds an order pod before migration 0017 recorded paid after close (`refunds.mark_noted_refund`)."""
     return every(interval_seconds, "refund reconciliation",
                  lambda: refunds.reconcile_refunds(uow, payments, members, settle_seconds=settle_seconds,
-                                                   stuck_seconds=stuck_seconds, interval_seconds=interval_seconds))
+                                                   stuck_seconds=stuck_seconds, interval_seconds=interval_seconds,
+                                                   budget=budget),
+                 budget=budget)
 
 
 def wallet_reconciliation(uow: Callable[[], OrderUnitOfWork], members: GrpcMembers, interval_seconds: float,
@@ -141,20 +152,30 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     members = GrpcMembers(clients)
     servicer = OrderServicer(uow, GrpcCatalog(clients), GrpcStock(clients), members, GrpcUsers(clients),
                              settings.orders, wechat, refund_payments)
-    jobs = {"payment-timeout": payment_timeout(uow, wechat, settings.timeout_scan_seconds),
-            "auto-confirm": auto_confirm(uow, lambda: servicer.settings, settings.auto_confirm_scan_seconds),
-            "return-expiry": return_expiry(uow, settings.after_sales, settings.auto_confirm_scan_seconds),
+    # Each reconciliation and timeout scan goes on for JOB_ROUND_BUDGET_SECONDS a round, its rows' calls on top:
+    # a row asks WeChat Pay or the member service up to three times (query, send again, ask), a timeout's batch
+    # closes a prepay and asks how it ended; a scan of the database alone makes none.
+    call = max(settings.wechatpay.timeout_seconds if settings.wechatpay else 0.0, settings.grpc_timeout_seconds)
+    seconds = base.job_round_budget_seconds
+
+    def budget(calls: int, sweeps: int = 1) -> RoundBudget:
+        return round_budget(seconds, row_calls_seconds=calls * call, sweeps=sweeps)
+
+    jobs = {"payment-timeout": payment_timeout(uow, wechat, settings.timeout_scan_seconds, budget(2)),
+            "auto-confirm": auto_confirm(uow, lambda: servicer.settings, settings.auto_confirm_scan_seconds,
+                                         budget(0)),
+            "return-expiry": return_expiry(uow, settings.after_sales, settings.auto_confirm_scan_seconds, budget(0)),
             "refund-reconciliation": refund_reconciliation(uow, refund_payments, members,
                                                            settings.refund_reconcile_seconds,
                                                            settings.refund_settle_seconds,
-                                                           settings.refund_stuck_seconds),
+                                                           settings.refund_stuck_seconds, budget(3, sweeps=2)),
             "wallet-reconciliation": wallet_reconciliation(uow, members, settings.reconcile_seconds,
                                                            settings.wallet_settle_seconds),
             "abnormal-refunds": abnormal_refunds(uow, settings.refund_reconcile_seconds,
                                                  settings.refund_stuck_seconds),
             "payment-watch": payment_watch(uow, settings.reconcile_seconds)}
     if wechat is not None:
-        jobs["payment-reconciliation"] = payment_reconciliation(uow, wechat, settings.reconcile_seconds)
+        jobs["payment-reconciliation"] = payment_reconciliation(uow, wechat, settings.reconcile_seconds, budget(1))
     # The servicer's settings follow Consul's minimall/order/ keys (services/order/config.py LIVE_FIELDS).
     live = RuntimeConfig(Discovery(base.consul_http_addr, Env()), "order", live_tunables(settings.orders))
     jobs["live-settings"] = follow_live_settings(live, settings.orders, functools.partial(setattr, servicer, "settings"))

@@ -134,7 +134,7 @@ from services.common.auth import refuse_own
 from services.common.db import seconds_since, utcnow
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.events import timestamp
-from services.common.uow import each_page, each_sweep, one_round_at_a_time
+from services.common.uow import RoundBudget, each_page, each_sweep, one_round_at_a_time
 from services.common.wechatpay import NotifyRejected, WechatPay, WechatPayApiError, WechatPayError
 from services.common.wechatpay import Refund as ChannelRefund
 from services.order import metrics
@@ -836,7 +836,7 @@ NOTED_DAYS = 60  # how far back the fallback round looks for CLOSED refunds an o
 
 def reconcile_refunds(uow: Callable[[], OrderUnitOfWork], payments: RefundPayments | None, members: Members, *,
                       now: datetime | None = None, settle_seconds: int = 300, stuck_seconds: int = STUCK_SECONDS,
-                      batch: int = 50, interval_seconds: float = 0) -> int:
+                      batch: int = 50, interval_seconds: float = 0, budget: RoundBudget | None = None) -> int:
     """The fallback for lost notifies and unanswered calls: refunds PENDING for over `settle_seconds` (WeChat Pay
     and wallet alike) are asked about again (`retry_refund`). Returns how many left PENDING; a call that fails
     waits for the next round, except a WeChat Pay refund PENDING for `stuck_seconds` that WeChat Pay never got
@@ -853,7 +853,10 @@ def reconcile_refunds(uow: Callable[[], OrderUnitOfWork], payments: RefundPaymen
     replayed notify takes): without it their units stayed claimable by after-sales until a notify came again. Each is
     marked once under its row lock. Only refunds created in the last `NOTED_DAYS` are looked at (an index range, not
     every CLOSED refund ever, each against its order's history, every round): old pods run only during a rollout, and
-    the README's SQL check finds any older one."""
+    the README's SQL check finds any older one.
+
+    With a `budget` (the job's, started by its timer) each of the two sweeps stops between refunds once it is spent
+    and the next round goes on after the last one handled (a refund still PENDING stays due)."""
     now = now or utcnow()
     stuck_before = now - timedelta(seconds=stuck_seconds)
     created_before = now - timedelta(seconds=settle_seconds)
@@ -869,13 +872,14 @@ def reconcile_refunds(uow: Callable[[], OrderUnitOfWork], payments: RefundPaymen
 
     def ask_pending() -> int:
         return each_page(uow, lambda tx, after: tx.refunds.pending_before(created_before, after[0], batch), (0, ""),
-                         batch, lambda key: ask(key[1]), what="refund")
+                         batch, lambda key: ask(key[1]), what="refund", budget=budget)
 
     def mark_noted() -> int:  # counted as refunds that left PENDING: none of these were PENDING, so 0 whatever it marks
         since = now - timedelta(days=NOTED_DAYS)
         each_page(uow, lambda tx, after: tx.refunds.closed_noted_unmarked(PAID_AFTER_CLOSE_WORDS, since, after[0],
                                                                           batch),
-                  (0, ""), batch, lambda key: mark_noted_refund(uow(), key[1], now), what="refund")
+                  (0, ""), batch, lambda key: mark_noted_refund(uow(), key[1], now), what="closed refund",
+                  budget=budget)
         return 0
 
     return one_round_at_a_time(uow, "refund-reconciliation", lambda: each_sweep(ask_pending, mark_noted), now=now,

@@ -28,7 +28,7 @@ from services.common import formats
 from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.events import timestamp
-from services.common.uow import each_page, one_round_at_a_time
+from services.common.uow import RoundBudget, each_page, one_round_at_a_time
 from services.common.wechatpay import (
     AMOUNT_MAX_FEN as WECHATPAY_AMOUNT_MAX_FEN,
 )
@@ -552,14 +552,15 @@ EXPIRED = "payment deadline passed"
 
 
 def expire_orders(uow: OrderUnitOfWork, *, wechat: Prepay | None = None, now: datetime | None = None,
-                  batch: int = 100) -> int:
+                  batch: int = 100, budget: RoundBudget | None = None) -> int:
     """Cancel up to `batch` unpaid orders past their deadline; how many were settled (cancelled, or paid after all).
 
     Orders never prepaid are cancelled in one transaction; replicas skip each other's rows. An
     order with a WeChat Pay prepay is first closed at WeChat Pay (outside the row lock), so no
     payment can arrive after it is cancelled: see `expire_prepaid`. An order whose wallet payment is
     unknown (`wallet_attempt_at`) is not picked: `reconcile_wallet_payments` first pays it, or forgets
-    the attempt and leaves it to the next scan.
+    the attempt and leaves it to the next scan. With the scan's `budget` spent, the prepaid orders after the first
+    are left unpaid and due, for the next scan.
     """
     now = now or utcnow()
     with uow:
@@ -570,8 +571,11 @@ def expire_orders(uow: OrderUnitOfWork, *, wechat: Prepay | None = None, now: da
                 _expire(uow, order, now)
         uow.commit()
     settled = len(orders) - len(prepaid)
-    if wechat is not None:
-        settled += sum(expire_prepaid(uow, wechat, out_trade_no=trade, now=now) for trade in prepaid)
+    for i, trade in enumerate(prepaid):
+        if i > 0 and budget is not None and budget.spent():
+            log.info("payment timeout: the scan's budget is spent; %d prepaid orders wait for the next", len(prepaid) - i)
+            break
+        settled += expire_prepaid(uow, wechat, out_trade_no=trade, now=now)  # type: ignore[arg-type]
     return settled
 
 
@@ -1170,20 +1174,24 @@ def payment_backlog(uow: OrderUnitOfWork, *, now: datetime | None = None) -> Pay
 
 
 def reconcile_payments(uow: Callable[[], OrderUnitOfWork], wechat: Prepay, *, now: datetime | None = None,
-                       settle_seconds: int = 60, batch: int = 50, interval_seconds: float = 0) -> int:
+                       settle_seconds: int = 60, batch: int = 50, interval_seconds: float = 0,
+                       budget: RoundBudget | None = None) -> int:
     """Ask WeChat Pay about unpaid orders prepaid a while ago: a paid one whose notify was lost becomes PAID.
 
     Returns how many were paid. A query that fails is left for the next round. Every such order is asked about each
     round, page after page of `batch` (`each_page`): the prepaid orders shoppers left unpaid stay candidates until
     their deadline, and a fixed batch of the oldest would keep a paid one behind them unpaid until the timeout. So
     one round per `interval_seconds` asks, whichever replica's timer starts it, and never while another is under way
-    (`one_round_at_a_time`; 0 otherwise): one query per order per interval, however many replicas.
+    (`one_round_at_a_time`; 0 otherwise): one query per order per interval, however many replicas. With a `budget`
+    (the job's, started by its timer) the round stops between orders once it is spent, and the next goes on after
+    the last order asked (one still unpaid stays due: starting over would ask the first pages again and again).
     """
     now = now or utcnow()
     prepaid_before = now - timedelta(seconds=settle_seconds)
     return one_round_at_a_time(uow, "payment-reconciliation", lambda: each_page(
         uow, lambda tx, after: tx.orders.unpaid_prepaid(prepaid_before, after[0], batch), (0, ""), batch,
-        lambda key: _reconcile_payment(uow, wechat, out_trade_no=key[1], now=now)),
+        lambda key: _reconcile_payment(uow, wechat, out_trade_no=key[1], now=now), what="prepaid order",
+        budget=budget),
         now=now, interval=timedelta(seconds=interval_seconds))
 
 

@@ -18,7 +18,13 @@ from kafka import TopicPartition
 from mall.events.v1.product_events_pb2 import ProductChanged
 from mall.product.v1 import product_pb2
 
-from gateway.catalog_cache import MAX_ENTRIES, CatalogCache, ProductChangedListener, _tail_consumer
+from gateway.catalog_cache import (
+    LISTENER_BOUND_SECONDS,
+    MAX_ENTRIES,
+    CatalogCache,
+    ProductChangedListener,
+    _tail_consumer,
+)
 from services.common.config import KafkaSecurity, KafkaSettings
 from services.common.events import encode, new_envelope
 from services.common.grpc_server import CODE_KEY
@@ -460,3 +466,53 @@ def test_the_listener_connects_with_the_brokers_tls_and_sasl_settings(monkeypatc
         "bootstrap_servers": ["k1:9093", "k2:9093"], "security_protocol": "SASL_SSL",
         "sasl_mechanism": "SCRAM-SHA-512", "sasl_plain_username": "gateway", "sasl_plain_password": "s3cret",
         "ssl_cafile": "/etc/kafka/ca.pem", "group_id": None}
+
+
+class HungTail(Tail):
+    """A tail whose poll hangs once `hang()` is called, until `come_round()`: a listener stuck in a call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hung, self.inside, self.released = False, threading.Event(), threading.Event()
+        self.polls, self.counted = 0, threading.Condition()
+
+    def poll(self, timeout_ms: int) -> dict[TopicPartition, list[Any]]:
+        with self.counted:
+            self.polls += 1
+            self.counted.notify_all()
+        if self.hung:
+            self.inside.set()
+            self.released.wait(5)
+            self.hung = False
+        return super().poll(timeout_ms)
+
+    def hang(self) -> None:
+        self.hung = True
+        assert self.inside.wait(5), "the listener did not poll again"
+
+    def come_round(self) -> None:
+        """Let the hung poll return; back once the listener has come round to its next poll."""
+        with self.counted:
+            polls = self.polls
+            self.released.set()
+            assert self.counted.wait_for(lambda: self.polls > polls, 5), "the listener did not come round"
+
+
+def test_a_listener_that_stops_coming_round_costs_the_long_ttl_and_what_was_kept_under_it() -> None:
+    now = [0.0]
+    cache = CatalogCache(ttl_seconds=1.0, following_ttl_seconds=10.0, clock=lambda: now[0])
+    tail = HungTail()
+    with listening(cache, tail):
+        cache.get("page", lambda: "kept while following")
+        tail.hang()  # a change it would have read waits behind the hung poll
+        now[0] = LISTENER_BOUND_SECONDS + 0.5  # within the long TTL, past the listener's bound
+        after_hang = cache.get("page", lambda: "reloaded")
+        now[0] += 1.5  # past the short TTL the reload was kept for
+        later = cache.get("page", lambda: "reloaded again")
+        tail.come_round()
+        following_again = cache.following
+        cache.get("followed", lambda: "kept again")
+        now[0] += 5.0
+
+        assert (after_hang, later, following_again, cache.get("followed", lambda: "not called")) == (
+            "reloaded", "reloaded again", True, "kept again")
