@@ -595,7 +595,7 @@ class Reservation:
     created_at: datetime
     expires_at: datetime
     status: str = ReservationStatus.RESERVED
-    returned: int = 0       # units of a CONFIRMED one restocked by after-sales returns since (migration 0009)
+    returned: int = 0       # units returns took back (0009); not CONFIRMED yet: restocked when it sells
     id: int | None = None
 
 

@@ -433,6 +433,7 @@ def confirm_held_stock(uow: ProductUnitOfWork, *, order_no: str, now: datetime |
     order-paid), so this order-paid is one of a paid order cancelled since, whose units must not be taken again.
     A row RELEASED before the stock ledger existed (product migration 0006) has no movement to tell which it was:
     with `orders` (the consumer's), the order service says (`_released_before_ledger_sold`).
+    Units an order-returned applied before this took back (`Reservation.returned`) go back on sale with the sale.
     """
     now = now or utcnow()
     uow.reservations.lock_order(order_no)
@@ -449,6 +450,7 @@ def confirm_held_stock(uow: ProductUnitOfWork, *, order_no: str, now: datetime |
         if uow.reservations.move(reservation.id, ReservationStatus.RESERVED, ReservationStatus.CONFIRMED):
             _move(uow, StockMovement.of(MovementKind.CONFIRM, reservation.sku_id, reservation.quantity, now,
                                         reference=order_no))
+            _restock_returned_before_sale(uow, reservation, now)
         elif reservation.id in swept and not _sell_again(uow, reservation, now):
             status = OVERSOLD
     return status
@@ -506,6 +508,7 @@ def _sell_again(uow: ProductUnitOfWork, reservation: Reservation, now: datetime)
         return False
     uow.reservations.move(reservation.id, reservation.status, ReservationStatus.CONFIRMED)
     _stock_moved(uow, move, now)
+    _restock_returned_before_sale(uow, reservation, now)
     log.warning("order %s was paid after its reservation expired: %d units of SKU %s taken again from the stock",
                 reservation.order_no, reservation.quantity, reservation.sku_id)
     return True
@@ -585,12 +588,15 @@ def restock_return(uow: ProductUnitOfWork, *, case_no: str, lines: Iterable[Stoc
                    now: datetime | None = None) -> None:
     """Goods of an after-sales return came back (order-returned): on sale again, out of the sales counts.
 
-    Only units the order's reservation sold (CONFIRMED), and of those only what earlier returns of the order did not
-    take back already (`Reservation.returned`): more would put units on sale that were never in the stock and drive
-    the sales counts below zero. A line whose reservation was never confirmed (expired, and oversold when the
-    payment came late) left no sale to take back, and is skipped (logged); so is a SKU this case restocked already
-    (the same case published again under a new event id). An order with no reservation at all (placed before
-    reservations were kept) is restocked as it says.
+    At most the units the order's reservation bought and earlier returns of the order did not take back already
+    (`Reservation.returned`): more would put units on sale that were never in the stock and drive the sales counts
+    below zero. A reservation not sold yet (RESERVED, or put back on sale by the sweep: its order-paid, on another
+    topic, not applied yet) counts the units as returned, and its sale (confirm_held_stock) restocks them: applied
+    before the order-paid, a return ends where it would after it, and never restocks units the sweep put back
+    already (a late order-paid that finds them sold since leaves them uncounted, as it sells nothing). A line the
+    order never bought, or whose units a cancellation released, left no sale to take back, and is skipped (logged);
+    so is a SKU this case counted already (the same case published again under a new event id). An order with no
+    reservation at all (placed before reservations were kept) is restocked as it says.
     Inside an open unit of work (the consumer's, which applies each event once). An unknown SKU is NotFound.
     """
     now = now or utcnow()
@@ -602,15 +608,15 @@ def restock_return(uow: ProductUnitOfWork, *, case_no: str, lines: Iterable[Stoc
     for line in lines:
         if line.quantity:  # a line of no units: nothing came back, no movement
             units[line.sku_id] = units.get(line.sku_id, 0) + line.quantity
-    sold = _sold_reservations(uow, order_no)
-    done = uow.stock.last_kinds(case_no, list(units)) if sold is not None and units else {}
+    sellable = _sellable_reservations(uow, order_no)
+    done = uow.stock.last_kinds(case_no, list(units)) if sellable is not None and units else {}
     restocked = []
     for sku_id, quantity in units.items():
-        if sold is not None:
-            reservation = sold.get(sku_id)
+        if sellable is not None:
+            reservation = sellable.get(sku_id)
             if reservation is None:
-                log.warning("after-sales case %s: order %s's SKU %s was never sold from the stock (its reservation "
-                            "was not confirmed); its %d returned units are not restocked", case_no, order_no,
+                log.warning("after-sales case %s: order %s's SKU %s was never sold from the stock (not ordered, or "
+                            "released by a cancellation); its %d returned units are not restocked", case_no, order_no,
                             sku_id, quantity)
                 continue
             if done.get(sku_id) == MovementKind.RETURN:
@@ -626,6 +632,10 @@ def restock_return(uow: ProductUnitOfWork, *, case_no: str, lines: Iterable[Stoc
                 continue
             assert reservation.id is not None
             uow.reservations.add_returned(reservation.id, quantity)
+            if reservation.status != ReservationStatus.CONFIRMED:
+                log.info("after-sales case %s: order %s's %d units of SKU %s are not sold yet (its order-paid is not "
+                         "applied): its sale restocks them", case_no, order_no, quantity, sku_id)
+                quantity = 0  # the case's `return` row of no units: its record, and what a republished case meets
         restocked.append(StockLine(sku_id, quantity))
     uow.stock.lock_products([line.sku_id for line in restocked])  # before any SKU row: the lock order
     for line in sorted(restocked, key=lambda line: line.sku_id):  # and SKU rows in id order
@@ -636,16 +646,27 @@ def restock_return(uow: ProductUnitOfWork, *, case_no: str, lines: Iterable[Stoc
         _stock_moved(uow, move, now)
 
 
-def _sold_reservations(uow: ProductUnitOfWork, order_no: str) -> dict[int, Reservation] | None:
-    """The order's reservations that sold from the stock (CONFIRMED), by SKU, under the order's lock (their
-    `returned` is read and written under it); None when the order reserved nothing (or is unnamed)."""
+def _sellable_reservations(uow: ProductUnitOfWork, order_no: str) -> dict[int, Reservation] | None:
+    """The order's reservations that sold from the stock (CONFIRMED) or may still (RESERVED, or swept: a late
+    order-paid sells them), by SKU, under the order's lock (their `returned` is read and written under it); None
+    when the order reserved nothing (or is unnamed)."""
     if not order_no:
         return None
     uow.reservations.lock_order(order_no)
     held = uow.reservations.of_order(order_no)
     if not held:
         return None
-    return {r.sku_id: r for r in held if r.status == ReservationStatus.CONFIRMED}
+    swept = _swept(uow, order_no, held)
+    return {r.sku_id: r for r in held
+            if r.status in (ReservationStatus.CONFIRMED, ReservationStatus.RESERVED) or r.id in swept}
+
+
+def _restock_returned_before_sale(uow: ProductUnitOfWork, reservation: Reservation, now: datetime) -> None:
+    """The units returns counted on the reservation before it sold (restock_return: their order-returned came
+    before the order-paid), on sale again in the transaction that sells them: a `return` referencing the order."""
+    if reservation.returned:
+        _stock_moved(uow, _move(uow, StockMovement.of(MovementKind.RETURN, reservation.sku_id, reservation.returned,
+                                                      now, reference=reservation.order_no)), now)
 
 
 def check_stock_ledger(uow: ProductUnitOfWork) -> tuple[int, list[StockBalance]]:
