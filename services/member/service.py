@@ -861,13 +861,16 @@ def refund_to_balance(uow: MemberUnitOfWork, *, user_id: int, refund_no: str, or
 
     Only a payment the user made from the wallet for that order is refunded (NotFound BALANCE_PAYMENT_NOT_FOUND
     otherwise), and all its refunds together return at most what it charged (DomainError REFUND_EXCEEDS_PAYMENT,
-    nothing credited): the order service checks its amounts too, this keeps the wallet whole whatever asks."""
+    nothing credited): the order service checks its amounts too, this keeps the wallet whole whatever asks.
+
+    The bonus the order used comes back as bonus, first, but for what withdrawals have already repaid of the spent
+    bonus with cash (`_return_repaid_bonus`): that much comes back as cash."""
     now = now or utcnow()
     validate_order_no(order_no)
     if not 0 < len(refund_no) <= 64 or user_id <= 0:
         raise InvalidInput("REFUND_INVALID", "refund_no (1-64 characters) and user_id are required")
     with uow:
-        def legs() -> Posting:  # the bonus the order used comes back as bonus, first
+        def legs() -> Posting:  # the bonus the order used comes back as bonus, first (what was repaid: below)
             paid = uow.ledger.find(f"balance-payment:{order_no}")
             if paid is None or {leg.user_id for leg in paid.legs if leg.user_id} != {user_id}:
                 raise NotFound("BALANCE_PAYMENT_NOT_FOUND", "this user paid nothing for this order from the wallet")
@@ -887,7 +890,9 @@ def refund_to_balance(uow: MemberUnitOfWork, *, user_id: int, refund_no: str, or
                           bonus=min(amount_fen, max(0, used - refunded(Account.BONUS))),
                           other=(PLATFORM, Account.SALES))
 
-        _post_once(uow, legs, amount_fen, now)
+        refund = _post_once(uow, legs, amount_fen, now)
+        if refund is not None:
+            _return_repaid_bonus(uow, refund, refund_no=refund_no, now=now)
         balance = uow.ledger.balance(user_id, Account.AVAILABLE)
         uow.commit()
     return balance
@@ -902,22 +907,52 @@ def _split(key: str, kind: str, reference: str, user_id: int, amount: int, *, bo
     return Posting(key, kind, reference, tuple(leg for leg in legs if leg.amount))
 
 
-def _post_once(uow: MemberUnitOfWork, build: Callable[[], Posting], amount: int, now: datetime) -> None:
-    """Apply the posting `build` makes, once per key: a replay of the same amount by the same user changes
-    nothing (its split may have been made from other balances); another amount, or another user's wallet,
-    under the key is a Conflict (one order's payment by Bob never answers Alice's as paid)."""
+def _post_once(uow: MemberUnitOfWork, build: Callable[[], Posting], amount: int, now: datetime) -> Posting | None:
+    """Apply the posting `build` makes, once per key: the posting when applied now; None for a replay of the same
+    amount by the same user, which changes nothing (its split may have been made from other balances); another
+    amount, or another user's wallet, under the key is a Conflict (one order's payment by Bob never answers
+    Alice's as paid)."""
     if amount <= 0:
         raise InvalidInput("AMOUNT_INVALID", "the amount must be positive", details={"amount_fen": "invalid"})
     posting = build()
     first = uow.ledger.find(posting.key)
     if first is None and uow.ledger.post(posting, now):
-        return
+        return posting
     first = first or uow.ledger.find(posting.key)
     legs = first.legs if first else ()
     user_side = sum(abs(leg.amount) for leg in legs if leg.user_id)
     users = {leg.user_id for leg in legs if leg.user_id}
     if first is None or user_side != amount or users != {leg.user_id for leg in posting.legs if leg.user_id}:
         raise posting_conflict(posting.key)
+    return None
+
+
+# A withdrawal that forfeits bonus already spent keeps that much from its transfer: the shopper repays the spent bonus
+# with cash. A refund of an order that bonus paid then gives back cash for as much as is repaid and not yet given back
+# (`bonus_repayment_returned`, bonus to available): the bonus stays forfeited and what was paid for it comes back as
+# it was paid. Should the withdrawal pay nothing after all (rejected, its transfer failed), its repayment is returned
+# with it, and the cash a refund gave for it is bonus again (`bonus_repayment_reclaimed`, available to bonus).
+REPAYMENT_KINDS = ("bonus_repayment_returned", "bonus_repayment_reclaimed")
+
+
+def _repaid_bonus(uow: MemberUnitOfWork, user_id: int) -> int:
+    """Spent bonus the user has repaid with cash and not had back: what the withdrawals still standing kept from
+    their transfers (the pending legs of their forfeits, less those given back), less what refunds returned as cash
+    for it (net of what was reclaimed). Negative when a withdrawal given back took a repayment refunds had returned.
+    Read after a posting to the user's wallet, under its locks (every withdrawal, refund and give-back takes them)."""
+    kept = -uow.ledger.sum_entries(user_id, Account.PENDING, ("bonus_forfeited", "bonus_forfeit_returned"))
+    return kept - uow.ledger.sum_entries(user_id, Account.AVAILABLE, REPAYMENT_KINDS)
+
+
+def _return_repaid_bonus(uow: MemberUnitOfWork, refund: Posting, *, refund_no: str, now: datetime) -> None:
+    """Of the bonus refund `refund` (just posted) gave back, the part withdrawals repaid with cash goes on to the
+    available balance, once per refund (`bonus-repayment-return:<refund_no>`)."""
+    user_id = next(leg.user_id for leg in refund.legs if leg.user_id)
+    bonus = sum(leg.amount for leg in refund.legs if leg.account == Account.BONUS)
+    cash = min(bonus, _repaid_bonus(uow, user_id))
+    if cash > 0:
+        post(uow, Posting(f"bonus-repayment-return:{refund_no}", REPAYMENT_KINDS[0], refund.reference,
+                          (Leg(user_id, Account.BONUS, -cash), Leg(user_id, Account.AVAILABLE, cash))), now)
 
 
 # ---------------------------------------------------------------- withdrawals
@@ -963,7 +998,8 @@ def request_withdrawal(uow: MemberUnitOfWork, *, user_id: int, amount_fen: int, 
 
 def _give_back(uow: MemberUnitOfWork, withdrawal: Withdrawal, *, key: str, kind: str, now: datetime) -> None:
     """A withdrawal that pays nothing (rejected, or its transfer failed): the bonus it forfeited comes back, then
-    its whole amount goes back to available; its draws on recharges stop counting with its status."""
+    its whole amount goes back to available, and what refunds gave back as cash for the spent bonus it repaid is
+    bonus again (`REPAYMENT_KINDS`); its draws on recharges stop counting with its status."""
     no, user_id = withdrawal.withdrawal_no, withdrawal.user_id
     forfeit = uow.ledger.find(f"withdrawal-forfeit:{no}")
     if forfeit is not None:
@@ -971,6 +1007,10 @@ def _give_back(uow: MemberUnitOfWork, withdrawal: Withdrawal, *, key: str, kind:
                           tuple(Leg(leg.user_id, leg.account, -leg.amount) for leg in forfeit.legs)), now)
     post(uow, transfer(f"{key}:{no}", kind, no, amount=withdrawal.amount_fen,
                        source=(user_id, Account.PENDING), target=(user_id, Account.AVAILABLE)), now)
+    unbacked = -_repaid_bonus(uow, user_id)  # cash refunds gave for the repayment this withdrawal no longer makes
+    if unbacked > 0:  # at most what it kept, and its whole amount was just credited: available covers it
+        post(uow, Posting(f"bonus-repayment-reclaim:{no}", REPAYMENT_KINDS[1], no,
+                          (Leg(user_id, Account.AVAILABLE, -unbacked), Leg(user_id, Account.BONUS, unbacked))), now)
 
 
 def decide_withdrawal(uow: MemberUnitOfWork, payout: PayoutChannel, *, withdrawal_id: int, approve: bool, note: str,
