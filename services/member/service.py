@@ -863,8 +863,8 @@ def refund_to_balance(uow: MemberUnitOfWork, *, user_id: int, refund_no: str, or
     otherwise), and all its refunds together return at most what it charged (DomainError REFUND_EXCEEDS_PAYMENT,
     nothing credited): the order service checks its amounts too, this keeps the wallet whole whatever asks.
 
-    The bonus the order used comes back as bonus, first, but for what withdrawals have already repaid of the spent
-    bonus with cash (`_return_repaid_bonus`): that much comes back as cash."""
+    The bonus the order used comes back as bonus, first, but for what paid withdrawals have repaid of the spent
+    bonus with cash and nothing gave back yet (`_return_repaid_bonus`): that much comes back as cash."""
     now = now or utcnow()
     validate_order_no(order_no)
     if not 0 < len(refund_no) <= 64 or user_id <= 0:
@@ -892,7 +892,9 @@ def refund_to_balance(uow: MemberUnitOfWork, *, user_id: int, refund_no: str, or
 
         refund = _post_once(uow, legs, amount_fen, now)
         if refund is not None:
-            _return_repaid_bonus(uow, refund, refund_no=refund_no, now=now)
+            _return_repaid_bonus(uow, user_id, bonus_fen=sum(leg.amount for leg in refund.legs
+                                                             if leg.account == Account.BONUS),
+                                 key=f"bonus-repayment-return:{refund_no}", reference=order_no, now=now)
         balance = uow.ledger.balance(user_id, Account.AVAILABLE)
         uow.commit()
     return balance
@@ -927,31 +929,25 @@ def _post_once(uow: MemberUnitOfWork, build: Callable[[], Posting], amount: int,
     return None
 
 
-# A withdrawal that forfeits bonus already spent keeps that much from its transfer: the shopper repays the spent bonus
-# with cash. A refund of an order that bonus paid then gives back cash for as much as is repaid and not yet given back
-# (`bonus_repayment_returned`, bonus to available): the bonus stays forfeited and what was paid for it comes back as
-# it was paid. Should the withdrawal pay nothing after all (rejected, its transfer failed), its repayment is returned
-# with it, and the cash a refund gave for it is bonus again (`bonus_repayment_reclaimed`, available to bonus).
-REPAYMENT_KINDS = ("bonus_repayment_returned", "bonus_repayment_reclaimed")
+# A withdrawal that forfeits bonus already spent keeps that much from its transfer: once it is paid, the shopper has
+# repaid the spent bonus with cash. A refund of an order that bonus paid then gives back as cash as much of its bonus
+# share as is repaid and not yet given back, and a withdrawal paid out does the same with the bonus the shopper holds
+# then (refunded while it was under way): the bonus stays forfeited, and what was paid for it comes back as it was
+# paid (`bonus_repayment_returned`, bonus to available). Only paid withdrawals count: one given back instead (rejected,
+# its transfer failed) returns what it kept itself, and its draws on recharges stop counting.
+REPAYMENT_RETURNED = "bonus_repayment_returned"
 
 
-def _repaid_bonus(uow: MemberUnitOfWork, user_id: int) -> int:
-    """Spent bonus the user has repaid with cash and not had back: what the withdrawals still standing kept from
-    their transfers (the pending legs of their forfeits, less those given back), less what refunds returned as cash
-    for it (net of what was reclaimed). Negative when a withdrawal given back took a repayment refunds had returned.
-    Read after a posting to the user's wallet, under its locks (every withdrawal, refund and give-back takes them)."""
-    kept = -uow.ledger.sum_entries(user_id, Account.PENDING, ("bonus_forfeited", "bonus_forfeit_returned"))
-    return kept - uow.ledger.sum_entries(user_id, Account.AVAILABLE, REPAYMENT_KINDS)
-
-
-def _return_repaid_bonus(uow: MemberUnitOfWork, refund: Posting, *, refund_no: str, now: datetime) -> None:
-    """Of the bonus refund `refund` (just posted) gave back, the part withdrawals repaid with cash goes on to the
-    available balance, once per refund (`bonus-repayment-return:<refund_no>`)."""
-    user_id = next(leg.user_id for leg in refund.legs if leg.user_id)
-    bonus = sum(leg.amount for leg in refund.legs if leg.account == Account.BONUS)
-    cash = min(bonus, _repaid_bonus(uow, user_id))
+def _return_repaid_bonus(uow: MemberUnitOfWork, user_id: int, *, bonus_fen: int, key: str, reference: str,
+                         now: datetime) -> None:
+    """Of `bonus_fen` just credited to (or held on) the user's bonus account, the part paid withdrawals kept for
+    spent bonus and nothing gave back yet goes on to available, once per `key`. Called after a posting to the
+    user's wallet, so read under its locks (every refund, withdrawal and payout takes them)."""
+    repaid = (uow.withdrawals.kept_for_spent_bonus(user_id)
+              - uow.ledger.sum_entries(user_id, Account.AVAILABLE, (REPAYMENT_RETURNED,)))
+    cash = min(bonus_fen, repaid)
     if cash > 0:
-        post(uow, Posting(f"bonus-repayment-return:{refund_no}", REPAYMENT_KINDS[0], refund.reference,
+        post(uow, Posting(key, REPAYMENT_RETURNED, reference,
                           (Leg(user_id, Account.BONUS, -cash), Leg(user_id, Account.AVAILABLE, cash))), now)
 
 
@@ -998,8 +994,7 @@ def request_withdrawal(uow: MemberUnitOfWork, *, user_id: int, amount_fen: int, 
 
 def _give_back(uow: MemberUnitOfWork, withdrawal: Withdrawal, *, key: str, kind: str, now: datetime) -> None:
     """A withdrawal that pays nothing (rejected, or its transfer failed): the bonus it forfeited comes back, then
-    its whole amount goes back to available, and what refunds gave back as cash for the spent bonus it repaid is
-    bonus again (`REPAYMENT_KINDS`); its draws on recharges stop counting with its status."""
+    its whole amount goes back to available; its draws on recharges stop counting with its status."""
     no, user_id = withdrawal.withdrawal_no, withdrawal.user_id
     forfeit = uow.ledger.find(f"withdrawal-forfeit:{no}")
     if forfeit is not None:
@@ -1007,10 +1002,6 @@ def _give_back(uow: MemberUnitOfWork, withdrawal: Withdrawal, *, key: str, kind:
                           tuple(Leg(leg.user_id, leg.account, -leg.amount) for leg in forfeit.legs)), now)
     post(uow, transfer(f"{key}:{no}", kind, no, amount=withdrawal.amount_fen,
                        source=(user_id, Account.PENDING), target=(user_id, Account.AVAILABLE)), now)
-    unbacked = -_repaid_bonus(uow, user_id)  # cash refunds gave for the repayment this withdrawal no longer makes
-    if unbacked > 0:  # at most what it kept, and its whole amount was just credited: available covers it
-        post(uow, Posting(f"bonus-repayment-reclaim:{no}", REPAYMENT_KINDS[1], no,
-                          (Leg(user_id, Account.AVAILABLE, -unbacked), Leg(user_id, Account.BONUS, unbacked))), now)
 
 
 def decide_withdrawal(uow: MemberUnitOfWork, payout: PayoutChannel, *, withdrawal_id: int, approve: bool, note: str,
@@ -1068,7 +1059,8 @@ def _send_payout(uow: MemberUnitOfWork, payout: PayoutChannel, withdrawal_id: in
 
 def _payout_ended(uow: MemberUnitOfWork, withdrawal: Withdrawal, payout: Payout, now: datetime) -> bool:
     """The one way a PAYING withdrawal ends, its row locked: paid (pending leaves the wallet for the platform's
-    clearing account, `member-withdrawn`) or failed (pending back to available). Once: False if it had ended."""
+    clearing account, `member-withdrawn`; the spent bonus it repaid, when refunded meanwhile as bonus, comes back
+    as cash: `_return_repaid_bonus`) or failed (pending back to available). Once: False if it had ended."""
     paid = payout.state == PayoutState.PAID
     if not withdrawal.payout_ended(paid=paid, txn_id=payout.txn_id, reason=payout.reason):
         return False
@@ -1076,6 +1068,9 @@ def _payout_ended(uow: MemberUnitOfWork, withdrawal: Withdrawal, payout: Payout,
     if paid:
         post(uow, transfer(f"withdrawal-payout:{no}", "withdrawal_paid", no, amount=amount,
                            source=(user_id, Account.PENDING), target=(PLATFORM, Account.CLEARING)), now)
+        if withdrawal.deducted_fen:  # the spent bonus it repaid may have been refunded meanwhile, as bonus
+            _return_repaid_bonus(uow, user_id, bonus_fen=uow.ledger.balance(user_id, Account.BONUS),
+                                 key=f"bonus-repayment-return:{no}", reference=no, now=now)
         member = uow.members.get(user_id)
         events.member_withdrawn(uow, withdrawal, member_no=(member.member_no or "") if member else "",
                                 balance_fen=uow.ledger.balance(user_id, Account.AVAILABLE), withdrawn_at=now,

@@ -79,7 +79,7 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             # paid_out: what transfers paid the user
             self.model = {user: {"available": 0, "pending": 0, "bonus": 0, "points": 0, "locked": 0, "spend": 0,
                                  "cash_in": 0, "paid_out": 0} for user in USERS}
-            # spent bonus each user repaid with cash (kept by withdrawals still standing) that no refund gave back yet
+            # spent bonus each user repaid with cash (kept by paid withdrawals) that nothing gave back yet
             self.repaid = {user: 0 for user in USERS}
             self.credits: dict[str, dict[str, int]] = {}
             # each user's paid recharges, newest first: principal, bonus, and what standing withdrawals drew of them
@@ -176,7 +176,6 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             model["available"] -= amount
             model["bonus"] -= from_bonus
             model["pending"] += amount - (forfeited - from_bonus)
-            self.repaid[user] += forfeited - from_bonus
             return Withdrawn(user, withdrawal.id or 0, amount, forfeited - from_bonus, from_bonus, draws)
 
         @rule(target=withdrawals, user=st.sampled_from(USERS), spent=st.integers(min_value=100, max_value=5_000))
@@ -195,6 +194,19 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
         def refund_a_bonus_order(self, share: int) -> None:
             self.refund_to_balance(self.bonus_orders.pop(0), share)
 
+        def _paid_out(self, withdrawn: Withdrawn) -> None:
+            """Its transfer paid: the spent bonus it kept is repaid, and what of it the user holds as bonus (refunded
+            while it was under way) comes back as cash."""
+            model = self.model[withdrawn.user]
+            model["pending"] -= withdrawn.amount - withdrawn.deducted
+            model["paid_out"] += withdrawn.amount - withdrawn.deducted
+            self.repaid[withdrawn.user] += withdrawn.deducted
+            if withdrawn.deducted:
+                cash = min(model["bonus"], self.repaid[withdrawn.user])
+                self.repaid[withdrawn.user] -= cash
+                model["bonus"] -= cash
+                model["available"] += cash
+
         def _given_back(self, withdrawn: Withdrawn) -> None:
             """Rejected, or its transfer failed: the forfeited bonus and the whole amount come back."""
             model = self.model[withdrawn.user]
@@ -204,11 +216,6 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             for lot, take, forfeit in withdrawn.draws:
                 lot["drawn"] -= take
                 lot["forfeited"] -= forfeit
-            self.repaid[withdrawn.user] -= withdrawn.deducted
-            if self.repaid[withdrawn.user] < 0:  # refunds gave back as cash what it no longer repays: bonus again
-                model["available"] += self.repaid[withdrawn.user]
-                model["bonus"] -= self.repaid[withdrawn.user]
-                self.repaid[withdrawn.user] = 0
 
         @rule(target=paying, withdrawal=consumes(withdrawals), approve=st.booleans(),
               first=st.sampled_from([PayoutState.PAID, PayoutState.IN_FLIGHT, PayoutState.UNKNOWN]))
@@ -223,8 +230,7 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             if approve and first != PayoutState.PAID:
                 return replace(withdrawal, no=decided.withdrawal_no)  # PAYING: still pending
             if approve:
-                self.model[withdrawal.user]["pending"] -= withdrawal.amount - withdrawal.deducted
-                self.model[withdrawal.user]["paid_out"] += withdrawal.amount - withdrawal.deducted
+                self._paid_out(withdrawal)
             else:
                 self._given_back(withdrawal)
             return Withdrawn(withdrawal.user)
@@ -239,8 +245,7 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
                 service.settle_payouts(self.uow, ScriptedPayout(PayoutState.IN_FLIGHT, self.transfer_ends),
                                        now=NOW + timedelta(minutes=2))
             if succeeds:
-                self.model[transfer.user]["pending"] -= transfer.amount - transfer.deducted
-                self.model[transfer.user]["paid_out"] += transfer.amount - transfer.deducted
+                self._paid_out(transfer)
             else:
                 self._given_back(transfer)
 

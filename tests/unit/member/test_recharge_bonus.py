@@ -248,14 +248,30 @@ def test_bonus_spent_again_and_withdrawn_again_is_kept_again(uow: FakeMemberUnit
     assert uow.ledger.check()[1] == []
 
 
+def test_a_refund_while_the_repaying_withdrawal_is_under_review_gives_bonus_which_its_payout_turns_to_cash(
+        uow: FakeMemberUnitOfWork) -> None:
+    recharge(uow, 50_000)
+    service.pay_with_balance(uow, user_id=ALICE, order_no="A", amount_fen=5_000, now=NOW)
+    withdrawal = withdraw(uow, 50_000)  # 5,000 to be kept for the spent bonus: repaid once paid out
+    refund(uow, "A", 5_000)
+    under_review = wallet(uow)
+    decide(uow, withdrawal)
+    paid = wallet(uow)
+
+    rest = decide(uow, withdraw(uow, 5_000))
+
+    assert (under_review, paid) == ((0, 45_000, 5_000), (5_000, 0, 0))
+    assert (rest.payout_fen, paid_out(uow), wallet(uow)) == (5_000, 50_000, (0, 0, 0))
+    assert uow.ledger.check()[1] == []
+
+
 @pytest.mark.parametrize("how", ["rejected", "failed"])
-def test_a_withdrawal_that_pays_nothing_takes_back_as_bonus_the_cash_a_refund_gave_for_its_repayment(
+def test_a_refund_while_the_repaying_withdrawal_is_under_review_then_given_back_ends_with_the_bonus(
         uow: FakeMemberUnitOfWork, how: str) -> None:
     recharge(uow, 50_000)
     service.pay_with_balance(uow, user_id=ALICE, order_no="A", amount_fen=5_000, now=NOW)
-    withdrawal = withdraw(uow, 50_000)  # 5,000 kept for the spent bonus
-    refund(uow, "A", 5_000)  # comes back as cash: the withdrawal repaid it
-    after_refund = wallet(uow)
+    withdrawal = withdraw(uow, 50_000)
+    refund(uow, "A", 5_000)
     if how == "rejected":
         decide(uow, withdrawal, approve=False)
     else:
@@ -266,7 +282,23 @@ def test_a_withdrawal_that_pays_nothing_takes_back_as_bonus_the_cash_a_refund_ga
 
     again = decide(uow, withdraw(uow, 50_000))
 
-    assert after_refund == (5_000, 45_000, 0)
     assert given_back == (how.upper(), (50_000, 0, 5_000))  # as if it had never been asked for
     assert (again.bonus_forfeited_fen, again.payout_fen, paid_out(uow)) == (5_000, 50_000, 50_000)
+    assert uow.ledger.check()[1] == []
+
+
+def test_a_withdrawal_asked_for_while_the_repaying_one_is_under_review_and_then_rejected_leaves_no_bonus_behind(
+        uow: FakeMemberUnitOfWork) -> None:
+    recharge(uow, 50_000)
+    service.pay_with_balance(uow, user_id=ALICE, order_no="A", amount_fen=10_000, now=NOW)  # 5,000 bonus + 5,000
+    first = withdraw(uow, 45_000)  # forfeits 4,500, spent: to be kept
+    refund(uow, "A", 10_000)
+    second = decide(uow, withdraw(uow, 5_000))  # the last 5,000 of the recharge: forfeits 500 of the bonus
+    decide(uow, first, approve=False)
+
+    everything = decide(uow, withdraw(uow, 45_000))
+
+    assert (second.bonus_forfeited_fen, second.payout_fen) == (500, 5_000)
+    assert (everything.bonus_forfeited_fen, everything.payout_fen) == (4_500, 45_000)
+    assert (paid_out(uow), wallet(uow)) == (50_000, (0, 0, 0))
     assert uow.ledger.check()[1] == []
