@@ -1070,7 +1070,7 @@ def _payout_ended(uow: MemberUnitOfWork, withdrawal: Withdrawal, payout: Payout,
                            source=(user_id, Account.PENDING), target=(PLATFORM, Account.CLEARING)), now)
         if withdrawal.deducted_fen:  # the spent bonus it repaid may have been refunded meanwhile, as bonus
             _return_repaid_bonus(uow, user_id, bonus_fen=uow.ledger.balance(user_id, Account.BONUS),
-                                 key=f"bonus-repayment-return:{no}", reference=no, now=now)
+                                 key=f"bonus-repayment-payout:{no}", reference=no, now=now)
         member = uow.members.get(user_id)
         events.member_withdrawn(uow, withdrawal, member_no=(member.member_no or "") if member else "",
                                 balance_fen=uow.ledger.balance(user_id, Account.AVAILABLE), withdrawn_at=now,
