@@ -686,6 +686,12 @@ class SqlWithdrawalRepository:
         ).scalar_one()
 
 
+    def kept_for_spent_bonus(self, user_id: int) -> int:
+        self.session.flush()  # a withdrawal this transaction has just marked PAID counts, whatever ran before
+        return self.session.execute(select(integer_sum(withdrawals.c.deducted_fen)).where(
+            withdrawals.c.user_id == user_id, withdrawals.c.status == WithdrawalStatus.PAID.value)).scalar_one()
+
+
 class SqlRechargeRepository:
     def __init__(self, session: Session) -> None:
         self.session = session

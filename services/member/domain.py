@@ -810,7 +810,9 @@ DEFAULT_RECHARGE_EXPIRE_SECONDS = 900
 # The recharge promotion in force when a recharge is paid: at least 500 yuan earns 50 yuan of bonus
 # credit (the highest tier reached), which pays orders before the available balance and is never
 # withdrawn; a refund gives back the bonus its order used first. Withdrawing a recharge's principal
-# forfeits its bonus in proportion (draw_principal), so the bonus rewards only principal spent in the shop.
+# forfeits its bonus in proportion (draw_principal), so the bonus rewards only principal spent in the shop; what of
+# the forfeit was spent already is kept from the transfer (repaid with cash), and a refund gives back as cash the
+# bonus it would return up to what paid withdrawals so repaid and nothing gave back (service.REPAYMENT_RETURNED).
 RECHARGE_BONUS_TIERS: tuple[tuple[int, int], ...] = ((50_000, 5_000),)
 
 

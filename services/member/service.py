@@ -861,13 +861,16 @@ def refund_to_balance(uow: MemberUnitOfWork, *, user_id: int, refund_no: str, or
 
     Only a payment the user made from the wallet for that order is refunded (NotFound BALANCE_PAYMENT_NOT_FOUND
     otherwise), and all its refunds together return at most what it charged (DomainError REFUND_EXCEEDS_PAYMENT,
-    nothing credited): the order service checks its amounts too, this keeps the wallet whole whatever asks."""
+    nothing credited): the order service checks its amounts too, this keeps the wallet whole whatever asks.
+
+    The bonus the order used comes back as bonus, first, but for what paid withdrawals have repaid of the spent
+    bonus with cash and nothing gave back yet (`_return_repaid_bonus`): that much comes back as cash."""
     now = now or utcnow()
     validate_order_no(order_no)
     if not 0 < len(refund_no) <= 64 or user_id <= 0:
         raise InvalidInput("REFUND_INVALID", "refund_no (1-64 characters) and user_id are required")
     with uow:
-        def legs() -> Posting:  # the bonus the order used comes back as bonus, first
+        def legs() -> Posting:  # the bonus the order used comes back as bonus, first (what was repaid: below)
             paid = uow.ledger.find(f"balance-payment:{order_no}")
             if paid is None or {leg.user_id for leg in paid.legs if leg.user_id} != {user_id}:
                 raise NotFound("BALANCE_PAYMENT_NOT_FOUND", "this user paid nothing for this order from the wallet")
@@ -887,7 +890,11 @@ def refund_to_balance(uow: MemberUnitOfWork, *, user_id: int, refund_no: str, or
                           bonus=min(amount_fen, max(0, used - refunded(Account.BONUS))),
                           other=(PLATFORM, Account.SALES))
 
-        _post_once(uow, legs, amount_fen, now)
+        refund = _post_once(uow, legs, amount_fen, now)
+        if refund is not None:
+            _return_repaid_bonus(uow, user_id, bonus_fen=sum(leg.amount for leg in refund.legs
+                                                             if leg.account == Account.BONUS),
+                                 key=f"bonus-repayment-return:{refund_no}", reference=order_no, now=now)
         balance = uow.ledger.balance(user_id, Account.AVAILABLE)
         uow.commit()
     return balance
@@ -902,22 +909,46 @@ def _split(key: str, kind: str, reference: str, user_id: int, amount: int, *, bo
     return Posting(key, kind, reference, tuple(leg for leg in legs if leg.amount))
 
 
-def _post_once(uow: MemberUnitOfWork, build: Callable[[], Posting], amount: int, now: datetime) -> None:
-    """Apply the posting `build` makes, once per key: a replay of the same amount by the same user changes
-    nothing (its split may have been made from other balances); another amount, or another user's wallet,
-    under the key is a Conflict (one order's payment by Bob never answers Alice's as paid)."""
+def _post_once(uow: MemberUnitOfWork, build: Callable[[], Posting], amount: int, now: datetime) -> Posting | None:
+    """Apply the posting `build` makes, once per key: the posting when applied now; None for a replay of the same
+    amount by the same user, which changes nothing (its split may have been made from other balances); another
+    amount, or another user's wallet, under the key is a Conflict (one order's payment by Bob never answers
+    Alice's as paid)."""
     if amount <= 0:
         raise InvalidInput("AMOUNT_INVALID", "the amount must be positive", details={"amount_fen": "invalid"})
     posting = build()
     first = uow.ledger.find(posting.key)
     if first is None and uow.ledger.post(posting, now):
-        return
+        return posting
     first = first or uow.ledger.find(posting.key)
     legs = first.legs if first else ()
     user_side = sum(abs(leg.amount) for leg in legs if leg.user_id)
     users = {leg.user_id for leg in legs if leg.user_id}
     if first is None or user_side != amount or users != {leg.user_id for leg in posting.legs if leg.user_id}:
         raise posting_conflict(posting.key)
+    return None
+
+
+# A withdrawal that forfeits bonus already spent keeps that much from its transfer: once it is paid, the shopper has
+# repaid the spent bonus with cash. A refund of an order that bonus paid then gives back as cash as much of its bonus
+# share as is repaid and not yet given back, and a withdrawal paid out does the same with the bonus the shopper holds
+# then (refunded while it was under way): the bonus stays forfeited, and what was paid for it comes back as it was
+# paid (`bonus_repayment_returned`, bonus to available). Only paid withdrawals count: one given back instead (rejected,
+# its transfer failed) returns what it kept itself, and its draws on recharges stop counting.
+REPAYMENT_RETURNED = "bonus_repayment_returned"
+
+
+def _return_repaid_bonus(uow: MemberUnitOfWork, user_id: int, *, bonus_fen: int, key: str, reference: str,
+                         now: datetime) -> None:
+    """Of `bonus_fen` just credited to (or held on) the user's bonus account, the part paid withdrawals kept for
+    spent bonus and nothing gave back yet goes on to available, once per `key`. Called after a posting to the
+    user's wallet, so read under its locks (every refund, withdrawal and payout takes them)."""
+    repaid = (uow.withdrawals.kept_for_spent_bonus(user_id)
+              - uow.ledger.sum_entries(user_id, Account.AVAILABLE, (REPAYMENT_RETURNED,)))
+    cash = min(bonus_fen, repaid)
+    if cash > 0:
+        post(uow, Posting(key, REPAYMENT_RETURNED, reference,
+                          (Leg(user_id, Account.BONUS, -cash), Leg(user_id, Account.AVAILABLE, cash))), now)
 
 
 # ---------------------------------------------------------------- withdrawals
@@ -1028,7 +1059,8 @@ def _send_payout(uow: MemberUnitOfWork, payout: PayoutChannel, withdrawal_id: in
 
 def _payout_ended(uow: MemberUnitOfWork, withdrawal: Withdrawal, payout: Payout, now: datetime) -> bool:
     """The one way a PAYING withdrawal ends, its row locked: paid (pending leaves the wallet for the platform's
-    clearing account, `member-withdrawn`) or failed (pending back to available). Once: False if it had ended."""
+    clearing account, `member-withdrawn`; the spent bonus it repaid, when refunded meanwhile as bonus, comes back
+    as cash: `_return_repaid_bonus`) or failed (pending back to available). Once: False if it had ended."""
     paid = payout.state == PayoutState.PAID
     if not withdrawal.payout_ended(paid=paid, txn_id=payout.txn_id, reason=payout.reason):
         return False
@@ -1036,6 +1068,9 @@ def _payout_ended(uow: MemberUnitOfWork, withdrawal: Withdrawal, payout: Payout,
     if paid:
         post(uow, transfer(f"withdrawal-payout:{no}", "withdrawal_paid", no, amount=amount,
                            source=(user_id, Account.PENDING), target=(PLATFORM, Account.CLEARING)), now)
+        if withdrawal.deducted_fen:  # the spent bonus it repaid may have been refunded meanwhile, as bonus
+            _return_repaid_bonus(uow, user_id, bonus_fen=uow.ledger.balance(user_id, Account.BONUS),
+                                 key=f"bonus-repayment-payout:{no}", reference=no, now=now)
         member = uow.members.get(user_id)
         events.member_withdrawn(uow, withdrawal, member_no=(member.member_no or "") if member else "",
                                 balance_fen=uow.ledger.balance(user_id, Account.AVAILABLE), withdrawn_at=now,

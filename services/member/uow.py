@@ -179,6 +179,9 @@ class WithdrawalRepository(Protocol):
     def requested_since(self, user_id: int, since: datetime) -> int:
         """Fen requested since `since`, rejected withdrawals excluded."""
 
+    def kept_for_spent_bonus(self, user_id: int) -> int:
+        """Fen the user's PAID withdrawals kept from their transfers for bonus already spent (`deducted_fen`)."""
+
     def recharge_lots(self, user_id: int) -> list[RechargeLot]:
         """The user's paid recharges whose principal the standing withdrawals have not wholly drawn, newest first."""
 

@@ -275,6 +275,10 @@ class FakeWithdrawalRepository:
         return sum(w.amount_fen for w in self.withdrawals.values() if w.user_id == user_id and w.created_at >= since
                    and w.status not in (WithdrawalStatus.REJECTED, WithdrawalStatus.FAILED))
 
+    def kept_for_spent_bonus(self, user_id: int) -> int:
+        return sum(w.deducted_fen for w in self.withdrawals.values()
+                   if w.user_id == user_id and w.status == WithdrawalStatus.PAID)
+
     def recharge_lots(self, user_id: int) -> list[RechargeLot]:
         standing = {w.withdrawal_no for w in self.withdrawals.values()
                     if w.status not in (WithdrawalStatus.REJECTED, WithdrawalStatus.FAILED)}

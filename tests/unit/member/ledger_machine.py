@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, precondition, rule
 
 from services.common.errors import DomainError
 from services.member import service
@@ -75,11 +75,17 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             super().__init__()
             self.uow = new_store()
             self.numbers = itertools.count(1)
-            self.model = {user: {"available": 0, "pending": 0, "bonus": 0, "points": 0, "locked": 0, "spend": 0}
-                          for user in USERS}
+            # cash_in: recharged, less the cash (not bonus) orders took, plus the cash their refunds gave back;
+            # paid_out: what transfers paid the user
+            self.model = {user: {"available": 0, "pending": 0, "bonus": 0, "points": 0, "locked": 0, "spend": 0,
+                                 "cash_in": 0, "paid_out": 0} for user in USERS}
+            # spent bonus each user repaid with cash (kept by paid withdrawals) that nothing gave back yet
+            self.repaid = {user: 0 for user in USERS}
             self.credits: dict[str, dict[str, int]] = {}
             # each user's paid recharges, newest first: principal, bonus, and what standing withdrawals drew of them
             self.lots: dict[int, list[dict[str, int]]] = {user: [] for user in USERS}
+            self.large_withdrawals = 0
+            self.bonus_orders: list[tuple[int, str, int, int]] = []  # paid, then their bonus forfeited by withdrawals
             self.transfer_ends: dict[str, PayoutState] = {}  # how each transfer in flight ends, once decided
             self.months = 0  # how many times points were expired
             # points each user owes, by kind (service._owe_points), and the holds an expiry run found LOCKED (all
@@ -106,6 +112,7 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
                 service.credit_recharge(self.uow(), recharge_no=recharge.recharge_no, paid_fen=amount,
                                         channel_txn_id=f"T{recharge.recharge_no}", now=NOW)
             self.model[user]["available"] += amount
+            self.model[user]["cash_in"] += amount
             self.model[user]["bonus"] += recharge_bonus(amount)
             self.lots[user].insert(0, {"principal": amount, "bonus": recharge_bonus(amount), "drawn": 0,
                                        "forfeited": 0})
@@ -126,6 +133,7 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             bonus = min(model["bonus"], amount)  # bonus credit first
             model["bonus"] -= bonus
             model["available"] -= amount - bonus
+            model["cash_in"] -= amount - bonus
             return (user, order_no, amount, bonus)
 
         @rule(order=consumes(paid_orders), share=st.integers(min_value=1, max_value=100))
@@ -138,8 +146,11 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
                 service.refund_to_balance(self.uow(), user_id=user, refund_no=f"RF-{order_no}", order_no=order_no,
                                           amount_fen=amount, now=NOW)
             back = min(amount, bonus)  # the order's bonus comes back as bonus, first
-            self.model[user]["bonus"] += back
-            self.model[user]["available"] += amount - back
+            cash = min(back, self.repaid[user])  # but what withdrawals repaid of the spent bonus comes back as cash
+            self.repaid[user] -= cash
+            self.model[user]["bonus"] += back - cash
+            self.model[user]["available"] += amount - back + cash
+            self.model[user]["cash_in"] += amount - back
 
         @rule(target=withdrawals, user=st.sampled_from(USERS), amount=amounts)
         def withdraw(self, user: int, amount: int) -> Withdrawn:
@@ -167,6 +178,35 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             model["pending"] += amount - (forfeited - from_bonus)
             return Withdrawn(user, withdrawal.id or 0, amount, forfeited - from_bonus, from_bonus, draws)
 
+        @rule(target=withdrawals, user=st.sampled_from(USERS), spent=st.integers(min_value=100, max_value=5_000))
+        def spend_the_bonus_then_withdraw_the_recharge(self, user: int, spent: int) -> Withdrawn:
+            """Recharge 500 yuan (+50 of bonus), let the bonus pay an order, withdraw the 500: the bonus is forfeited,
+            what was spent of it kept from the transfer (repaid); the order is left for `refund_a_bonus_order`."""
+            self.large_withdrawals += 1
+            if self.large_withdrawals > 4:  # with the small ones, under the daily maximum
+                return Withdrawn(user)
+            self.recharge_with_a_bonus(user)
+            self.bonus_orders.append(self.pay_with_balance(user, spent))
+            return self.withdraw(user, 50_000)
+
+        @precondition(lambda self: self.bonus_orders)
+        @rule(share=st.integers(min_value=1, max_value=100))
+        def refund_a_bonus_order(self, share: int) -> None:
+            self.refund_to_balance(self.bonus_orders.pop(0), share)
+
+        def _paid_out(self, withdrawn: Withdrawn) -> None:
+            """Its transfer paid: the spent bonus it kept is repaid, and what of it the user holds as bonus (refunded
+            while it was under way) comes back as cash."""
+            model = self.model[withdrawn.user]
+            model["pending"] -= withdrawn.amount - withdrawn.deducted
+            model["paid_out"] += withdrawn.amount - withdrawn.deducted
+            self.repaid[withdrawn.user] += withdrawn.deducted
+            if withdrawn.deducted:
+                cash = min(model["bonus"], self.repaid[withdrawn.user])
+                self.repaid[withdrawn.user] -= cash
+                model["bonus"] -= cash
+                model["available"] += cash
+
         def _given_back(self, withdrawn: Withdrawn) -> None:
             """Rejected, or its transfer failed: the forfeited bonus and the whole amount come back."""
             model = self.model[withdrawn.user]
@@ -190,7 +230,7 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             if approve and first != PayoutState.PAID:
                 return replace(withdrawal, no=decided.withdrawal_no)  # PAYING: still pending
             if approve:
-                self.model[withdrawal.user]["pending"] -= withdrawal.amount - withdrawal.deducted
+                self._paid_out(withdrawal)
             else:
                 self._given_back(withdrawal)
             return Withdrawn(withdrawal.user)
@@ -205,7 +245,7 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
                 service.settle_payouts(self.uow, ScriptedPayout(PayoutState.IN_FLIGHT, self.transfer_ends),
                                        now=NOW + timedelta(minutes=2))
             if succeeds:
-                self.model[transfer.user]["pending"] -= transfer.amount - transfer.deducted
+                self._paid_out(transfer)
             else:
                 self._given_back(transfer)
 
@@ -344,6 +384,9 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
                         ("points", Account.POINTS), ("locked", Account.POINTS_LOCKED))}
                     assert actual == {name: model[name] for name in actual}, (user, actual, model)
                     assert min(actual.values()) >= 0
+                    # bonus never leaves as cash: what the user holds as cash or was paid out is at most the cash
+                    # they brought and did not spend
+                    assert actual["available"] + actual["pending"] + model["paid_out"] <= model["cash_in"], (user, model)
                     owed = uow.points.owed(user)
                     assert {kind: owed.get(kind, 0) for kind in POINTS_OWED_KINDS} == self.owed[user], (user, owed)
                 wallets = sum(uow.ledger.balance(u, a) for u in USERS

@@ -152,3 +152,153 @@ def test_member_withdrawn_says_the_withdrawals_number_asked_amount_forfeit_payou
         ((everything.id or 0) - 1, withdrawn[0].withdrawal_no, 30_000, 3_000, 30_000, "simulated"),
         (everything.id, everything.withdrawal_no, 20_000, 2_000, 18_000, "simulated")]
     assert withdrawn[0].withdrawal_no.startswith("W") and withdrawn[0].withdrawal_no != everything.withdrawal_no
+
+
+def refund(uow: FakeMemberUnitOfWork, order_no: str, amount_fen: int, refund_no: str = "") -> None:
+    service.refund_to_balance(uow, user_id=ALICE, refund_no=refund_no or f"RF-{order_no}", order_no=order_no,
+                              amount_fen=amount_fen, now=NOW)
+
+
+def paid_out(uow: FakeMemberUnitOfWork) -> int:
+    """What transfers paid Alice in all: the clearing account, less the recharges that came in through it."""
+    recharged = sum(r.amount_fen for r in uow.recharges.recharges.values() if r.status == "PAID")
+    return recharged + uow.ledger.balance(PLATFORM, Account.CLEARING)
+
+
+def test_a_refund_of_bonus_a_withdrawal_repaid_comes_back_as_cash_which_withdraws_whole(
+        uow: FakeMemberUnitOfWork) -> None:
+    recharge(uow, 50_000)  # +5,000 of bonus
+    service.pay_with_balance(uow, user_id=ALICE, order_no="A", amount_fen=5_000, now=NOW)  # all of it bonus
+    first = decide(uow, withdraw(uow, 50_000))  # the bonus is forfeited: spent, so 5,000 kept (repaid)
+    refund(uow, "A", 5_000)
+    after_refund = wallet(uow)
+
+    second = decide(uow, withdraw(uow, 5_000))
+
+    assert (first.payout_fen, after_refund) == (45_000, (5_000, 0, 0))
+    assert (second.bonus_forfeited_fen, second.payout_fen, second.status) == (0, 5_000, "PAID")
+    assert (paid_out(uow), wallet(uow)) == (50_000, (0, 0, 0))  # all put in came out: nothing was kept
+    assert uow.ledger.balance(PLATFORM, Account.PROMOTIONS) == 0
+    assert uow.ledger.check()[1] == []
+
+
+def test_a_refund_before_any_withdrawal_still_gives_the_bonus_back_as_bonus(uow: FakeMemberUnitOfWork) -> None:
+    recharge(uow, 50_000)
+    service.pay_with_balance(uow, user_id=ALICE, order_no="A", amount_fen=5_000, now=NOW)
+    refund(uow, "A", 5_000)
+    after_refund = wallet(uow)
+
+    everything = decide(uow, withdraw(uow, 50_000))
+
+    assert after_refund == (50_000, 0, 5_000)
+    assert (everything.bonus_forfeited_fen, everything.payout_fen, wallet(uow)) == (5_000, 50_000, (0, 0, 0))
+    assert uow.ledger.check()[1] == []
+
+
+def test_a_partial_refund_gives_back_as_cash_its_share_of_the_repaid_bonus(uow: FakeMemberUnitOfWork) -> None:
+    recharge(uow, 50_000)
+    service.pay_with_balance(uow, user_id=ALICE, order_no="A", amount_fen=3_000, now=NOW)  # the bonus pays both
+    service.pay_with_balance(uow, user_id=ALICE, order_no="B", amount_fen=2_000, now=NOW)
+    decide(uow, withdraw(uow, 50_000))  # 5,000 of spent bonus repaid: kept from the transfer
+    refund(uow, "B", 2_000)
+    after_refund = wallet(uow)
+
+    rest = decide(uow, withdraw(uow, 2_000))
+
+    assert after_refund == (2_000, 0, 0)
+    assert (rest.payout_fen, paid_out(uow)) == (2_000, 47_000)  # only order A's 3,000 was kept
+    assert uow.ledger.check()[1] == []
+
+
+def test_refunds_return_cash_only_up_to_what_withdrawals_repaid_then_bonus(uow: FakeMemberUnitOfWork) -> None:
+    recharge(uow, 50_000)
+    service.pay_with_balance(uow, user_id=ALICE, order_no="A", amount_fen=5_000, now=NOW)
+    part = decide(uow, withdraw(uow, 10_000))  # forfeits 1,000, spent: kept
+    refund(uow, "A", 3_000, "RF1")  # 1,000 repaid: cash; 2,000 bonus
+    refund(uow, "A", 2_000, "RF2")  # nothing repaid is left: bonus
+    after_refunds = wallet(uow)
+
+    everything = decide(uow, withdraw(uow, 41_000))  # forfeits the other 4,000, from the bonus
+
+    assert (part.bonus_forfeited_fen, part.payout_fen, after_refunds) == (1_000, 9_000, (41_000, 0, 4_000))
+    assert (everything.bonus_forfeited_fen, everything.payout_fen) == (4_000, 41_000)
+    assert (paid_out(uow), wallet(uow)) == (50_000, (0, 0, 0))
+    assert sorted((e.kind, e.account, e.amount) for e in service.wallet_entries(uow, user_id=ALICE, offset=0,
+                                                                                 limit=50)[0]
+                  if e.kind.startswith("bonus_repayment")) == [
+        ("bonus_repayment_returned", Account.AVAILABLE, 1_000), ("bonus_repayment_returned", Account.BONUS, -1_000)]
+    assert uow.ledger.check()[1] == []
+
+
+def test_bonus_spent_again_and_withdrawn_again_is_kept_again(uow: FakeMemberUnitOfWork) -> None:
+    """Several recharges, orders and withdrawals: cash never comes out for bonus value."""
+    recharge(uow, 50_000)
+    service.pay_with_balance(uow, user_id=ALICE, order_no="A", amount_fen=5_000, now=NOW)
+    decide(uow, withdraw(uow, 50_000))  # 5,000 repaid
+    recharge(uow, 50_000, NOW + timedelta(minutes=1))  # +5,000 of bonus
+    service.pay_with_balance(uow, user_id=ALICE, order_no="B", amount_fen=5_000, now=NOW)  # the new bonus
+    refund(uow, "B", 5_000)  # the repaid 5,000 comes back as cash: the new bonus now stands for order A
+    after_refund = wallet(uow)
+
+    everything = decide(uow, withdraw(uow, 55_000))  # the second recharge's bonus forfeited, spent on A: kept
+
+    assert after_refund == (55_000, 0, 0)
+    assert (everything.bonus_forfeited_fen, everything.payout_fen) == (5_000, 50_000)
+    assert (paid_out(uow), wallet(uow)) == (95_000, (0, 0, 0))  # 100,000 in, order A's 5,000 kept
+    assert uow.ledger.check()[1] == []
+
+
+def test_a_refund_while_the_repaying_withdrawal_is_under_review_gives_bonus_which_its_payout_turns_to_cash(
+        uow: FakeMemberUnitOfWork) -> None:
+    recharge(uow, 50_000)
+    service.pay_with_balance(uow, user_id=ALICE, order_no="A", amount_fen=5_000, now=NOW)
+    withdrawal = withdraw(uow, 50_000)  # 5,000 to be kept for the spent bonus: repaid once paid out
+    refund(uow, "A", 5_000)
+    under_review = wallet(uow)
+    decide(uow, withdrawal)
+    paid = wallet(uow)
+
+    rest = decide(uow, withdraw(uow, 5_000))
+
+    assert (under_review, paid) == ((0, 45_000, 5_000), (5_000, 0, 0))
+    assert (rest.payout_fen, paid_out(uow), wallet(uow)) == (5_000, 50_000, (0, 0, 0))
+    assert uow.ledger.check()[1] == []
+
+
+@pytest.mark.parametrize("how", ["rejected", "failed"])
+def test_a_refund_while_the_repaying_withdrawal_is_under_review_then_given_back_ends_with_the_bonus(
+        uow: FakeMemberUnitOfWork, how: str) -> None:
+    recharge(uow, 50_000)
+    service.pay_with_balance(uow, user_id=ALICE, order_no="A", amount_fen=5_000, now=NOW)
+    withdrawal = withdraw(uow, 50_000)
+    refund(uow, "A", 5_000)
+    if how == "rejected":
+        decide(uow, withdrawal, approve=False)
+    else:
+        service.decide_withdrawal(uow, TransferThatFails(), withdrawal_id=withdrawal.id or 0, approve=True, note="",
+                                  decided_by=9, now=NOW)
+        service.settle_payouts(lambda: uow, TransferThatFails(), now=NOW + timedelta(minutes=2))
+    given_back = (withdrawal.status, wallet(uow))
+
+    again = decide(uow, withdraw(uow, 50_000))
+
+    assert given_back == (how.upper(), (50_000, 0, 5_000))  # as if it had never been asked for
+    assert (again.bonus_forfeited_fen, again.payout_fen, paid_out(uow)) == (5_000, 50_000, 50_000)
+    assert uow.ledger.check()[1] == []
+
+
+def test_a_withdrawal_asked_for_while_the_repaying_one_is_under_review_and_then_rejected_leaves_no_bonus_behind(
+        uow: FakeMemberUnitOfWork) -> None:
+    recharge(uow, 50_000)
+    service.pay_with_balance(uow, user_id=ALICE, order_no="A", amount_fen=10_000, now=NOW)  # 5,000 bonus + 5,000
+    first = withdraw(uow, 45_000)  # forfeits 4,500, spent: to be kept
+    refund(uow, "A", 10_000)
+    second = decide(uow, withdraw(uow, 5_000))  # the last 5,000 of the recharge: forfeits 500 of the bonus
+    decide(uow, first, approve=False)
+
+    everything = decide(uow, withdraw(uow, 45_000))
+
+    assert (second.bonus_forfeited_fen, second.payout_fen) == (500, 5_000)
+    assert (everything.bonus_forfeited_fen, everything.payout_fen) == (4_500, 45_000)
+    assert (paid_out(uow), wallet(uow)) == (50_000, (0, 0, 0))
+    assert uow.ledger.check()[1] == []

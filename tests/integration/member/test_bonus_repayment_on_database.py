@@ -1,0 +1,101 @@
+"""Spent bonus a withdrawal repaid (kept from its transfer), then refunded, on PostgreSQL: once the withdrawal is paid
+the refund gives it back as cash, and a refund racing the end of that withdrawal (paid, rejected, its transfer failed)
+ends as if in either order, because each reads what is repaid under the wallet's locks its first posting took."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine
+
+from services.member import service
+from services.member.channels import Payout, PayoutState, SimulatedPayout
+from services.member.db import SqlMemberUnitOfWork
+from tests.integration.member.test_balance_payment_void_on_database import first_then_second
+from tests.integration.member.test_withdrawal_give_back_races_on_database import (
+    ALICE,
+    BONUS,
+    FINANCE,
+    NOW,
+    RECHARGE,
+    approve_in_flight,
+    balances,
+    give_back,
+    recharged_and_withdrawing,
+)
+
+pytestmark = pytest.mark.integration
+
+
+class TransferThatSucceeds(SimulatedPayout):
+    """A transfer accepted at first (in flight), which the channel later reports paid."""
+
+    def pay(self, *, payout_no: str, user_id: int, amount_fen: int) -> Payout:
+        return Payout(PayoutState.IN_FLIGHT, "T-" + payout_no)
+
+    def status(self, *, payout_no: str, user_id: int, amount_fen: int) -> Payout:
+        return Payout(PayoutState.PAID, "T-" + payout_no, channel="simulated")
+
+
+def refund(work: SqlMemberUnitOfWork) -> int:
+    """Order O1, paid wholly by the bonus, refunded: the available balance after."""
+    return service.refund_to_balance(work, user_id=ALICE, refund_no="RF-O1", order_no="O1", amount_fen=BONUS, now=NOW)
+
+
+def test_a_refund_of_bonus_a_paid_withdrawal_repaid_comes_back_as_cash_and_withdraws_whole(
+        uow: Callable[[], SqlMemberUnitOfWork]) -> None:
+    first_id = recharged_and_withdrawing(uow, spend_bonus=True)  # 500 yuan asked for, 50 kept: the bonus was spent
+    first = service.decide_withdrawal(uow(), SimulatedPayout(), withdrawal_id=first_id, approve=True, note="",
+                                      decided_by=FINANCE, now=NOW)
+    refunded = [refund(uow()) for _ in range(2)]  # a replay changes nothing
+
+    rest = service.request_withdrawal(uow(), user_id=ALICE, amount_fen=BONUS, idempotency_key="w2", now=NOW)
+    rest = service.decide_withdrawal(uow(), SimulatedPayout(), withdrawal_id=rest.id or 0, approve=True, note="",
+                                     decided_by=FINANCE, now=NOW)
+
+    assert (first.status, first.payout_fen, refunded) == ("PAID", RECHARGE - BONUS, [BONUS, BONUS])
+    assert (rest.status, rest.bonus_forfeited_fen, rest.payout_fen) == ("PAID", 0, BONUS)
+    assert balances(uow) == (0, 0, 0, 0)  # (available, pending, bonus, promotions): 500 yuan in, 500 out
+
+
+@pytest.mark.parametrize("refund_first", [True, False])
+def test_a_refund_and_the_payout_of_the_withdrawal_that_repaid_its_bonus_end_with_it_as_cash(
+        refund_first: bool, engine: Engine, uow: Callable[[], SqlMemberUnitOfWork]) -> None:
+    """Refund first: the withdrawal is still paying, so the bonus comes back as bonus, which the payout then turns
+    into cash. Payout first: the refund finds the bonus repaid and gives it back as cash."""
+    first_id = recharged_and_withdrawing(uow, spend_bonus=True)
+    service.decide_withdrawal(uow(), TransferThatSucceeds(), withdrawal_id=first_id, approve=True, note="ok",
+                              decided_by=FINANCE, now=NOW)
+
+    def paid(work: SqlMemberUnitOfWork) -> object:
+        units = iter([uow(), work])  # the job reads the page of withdrawals due, then settles each
+        return service.settle_payouts(lambda: next(units, None) or uow(), TransferThatSucceeds(),
+                                      now=NOW + timedelta(minutes=2))
+
+    results = (first_then_second(engine, uow, refund, paid) if refund_first
+               else first_then_second(engine, uow, paid, refund)[::-1])
+
+    assert results == ((0 if refund_first else BONUS), 1)  # the refund's available balance after; one payout ended
+    assert balances(uow) == (BONUS, 0, 0, 0)
+
+
+@pytest.mark.parametrize("how", ["rejected", "FAILED"])
+@pytest.mark.parametrize("refund_first", [True, False])
+def test_a_refund_and_the_give_back_of_the_withdrawal_that_would_repay_its_bonus_end_with_the_bonus(
+        how: str, refund_first: bool, engine: Engine, uow: Callable[[], SqlMemberUnitOfWork]) -> None:
+    """A withdrawal given back repaid nothing: either way the shopper ends with the recharge and its bonus, as if the
+    order had been refunded and the withdrawal never asked for."""
+    first_id = recharged_and_withdrawing(uow, spend_bonus=True)
+    if how == "FAILED":
+        approve_in_flight(first_id, uow)
+
+    def given_back(work: SqlMemberUnitOfWork) -> object:
+        return give_back(how, first_id, work, uow)
+
+    results = (first_then_second(engine, uow, refund, given_back) if refund_first
+               else first_then_second(engine, uow, given_back, refund)[::-1])
+
+    assert results == ((0 if refund_first else RECHARGE), how.upper())
+    assert balances(uow) == (RECHARGE, 0, BONUS, -BONUS)  # the bonus is the shopper's again
