@@ -167,9 +167,9 @@ def stock_and_sales(product: Engine, sku_id: int) -> tuple[int, int]:
     (("paid", "returned 1", "cancelled paid"), 10, 0),  # main: "sales 0 but -1 units confirmed and not returned"
     (("returned 1", "paid"), 8, 2),
     (("returned 1", "cancelled unpaid"), 10, 0),
-    (("returned 1", "paid", "cancelled paid"), 10, 0),
+    (("returned 1", "paid", "cancelled paid"), 10, 0),  # main: the same
     (("paid", "cancelled paid"), 10, 0),
-])
+], ids=lambda value: " then ".join(value) if isinstance(value, tuple) else str(value))
 def test_an_order_audits_clean_whatever_its_payment_return_and_cancellation_were(
         service_engine: Callable[[str], Engine], events: tuple[str, ...], stock: int, sales: int) -> None:
     product = service_engine("product")
