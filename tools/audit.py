@@ -5,8 +5,8 @@
 Checks, each reported with its mismatches (exit status 1 if any):
 - stock: for every SKU, available + reserved + sold == initial stock + adjustments, and each of the three
   equals the sum of its stock ledger (the product service's stock_movements, checked by the product service:
-  services.product.service.check_stock_ledger); no SKU's stock or sales below zero; each SKU's sales equal the units of its
-  confirmed (paid) reservations less the units returned; no reservation still held long after it expired (the sweep
+  services.product.service.check_stock_ledger); no SKU's stock or sales below zero; each SKU's sales equal what its
+  orders' stock movements sold and kept (`order_sales`); no reservation still held long after it expired (the sweep
   releases them);
 - coupons: the coupons locked in the member service are exactly those of the unpaid orders using them;
 - ledgers: every wallet and points balance equals the sum of its entries;
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import Connection, Engine, and_, func, or_, select
 
 from services.common.config import SERVICES
 from services.common.db import integer_sum, make_engine
@@ -57,26 +57,43 @@ def database_urls(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
     return {s: environ.get(f"{s.upper()}_DATABASE_URL", f"sqlite:///{var / s}.db") for s in SERVICES}
 
 
+# Sales move with an order's reservation (its order_no the reference); returns with an after-sales case, a refund, or
+# the order itself (units returned before its sale); `opening` holds the sales made before the ledger.
+ORDER_SALE_KINDS = (MovementKind.CONFIRM.value, MovementKind.LATE_SALE.value, MovementKind.CANCEL_PAID.value)
+UNTIED_SALE_KINDS = (MovementKind.RETURN.value, MovementKind.OPENING.value)
+
+
+def order_sales(conn: Connection) -> dict[int, int]:
+    """Per SKU, the units its orders' stock movements sold and kept: `confirm` and `late_sale` (+), `cancel_paid` of
+    the units a paid cancellation gave back and every `return` restock (-), plus the `opening` sales.
+
+    Read from the ledger, not from the reservations' status: a reservation a paid cancellation RELEASED after a
+    partial return, or one whose `returned` units waited for its sale (an order-returned applied before the
+    order-paid), sold what its movements say. A sale movement must reference a reservation of its order and SKU;
+    one that does not was not an order's sale and is not counted."""
+    tied = and_(reservations.c.order_no == stock_movements.c.reference, reservations.c.sku_id == stock_movements.c.sku_id)
+    return dict(conn.execute(
+        select(stock_movements.c.sku_id, integer_sum(stock_movements.c.sold))
+        .select_from(stock_movements.outerjoin(reservations, tied))
+        .where(or_(stock_movements.c.kind.in_(UNTIED_SALE_KINDS),
+                   and_(stock_movements.c.kind.in_(ORDER_SALE_KINDS), reservations.c.id.is_not(None))))
+        .group_by(stock_movements.c.sku_id)).all())
+
+
 def check_stock(product: Engine, now: datetime) -> Check:
     check = Check("stock")
     with product.connect() as conn:
-        confirmed = dict(conn.execute(select(reservations.c.sku_id, integer_sum(reservations.c.quantity))
-                                      .where(reservations.c.status == "CONFIRMED").group_by(reservations.c.sku_id)).all())
-        # A late order-paid that took its swept units again (late_sale) left its reservation CONFIRMED, like a sale;
-        # one that found them sold (oversold) sold nothing and left it unconfirmed: neither is a mismatch here.
-        # Returned goods leave their reservation CONFIRMED (it was sold) and come off the sales: a return's movement.
-        returned = dict(conn.execute(select(stock_movements.c.sku_id, integer_sum(-stock_movements.c.sold))
-                                     .where(stock_movements.c.kind == MovementKind.RETURN.value)
-                                     .group_by(stock_movements.c.sku_id)).all())
-        for sku_id, stock, sales in conn.execute(select(skus.c.id, skus.c.stock, skus.c.sales)):
+        kept = order_sales(conn)
+        for sku_id, stock, sales in conn.execute(select(skus.c.id, skus.c.stock, skus.c.sales).order_by(skus.c.id)):
             check.checked += 1
             if stock < 0:
                 check.mismatches.append(f"sku {sku_id}: stock {stock} below zero")
             if sales < 0:  # more units came back than were ever sold (a return of a sale never made)
                 check.mismatches.append(f"sku {sku_id}: sales {sales} below zero")
-            sold = confirmed.get(sku_id, 0) - returned.get(sku_id, 0)
+            sold = kept.get(sku_id, 0)
             if sales != sold:
-                check.mismatches.append(f"sku {sku_id}: sales {sales} but {sold} units confirmed and not returned")
+                check.mismatches.append(f"sku {sku_id}: sales {sales} but its orders' stock movements sold {sold} "
+                                        "units not returned or cancelled")
         stale = conn.execute(select(reservations.c.order_no, reservations.c.sku_id).where(and_(
             reservations.c.status == "RESERVED", reservations.c.expires_at < now - RESERVATION_GRACE))).all()
     check.mismatches += [f"order {o}: sku {s} still reserved long after its expiry" for o, s in stale]
