@@ -29,7 +29,7 @@ from gateway.api import (
     service,
 )
 from gateway.catalog_cache import SETTINGS, Rendered, cached, catalog_cache
-from gateway.errors import ApiError
+from gateway.errors import ApiError, error_response
 from services.common import formats
 from services.common.formats import anchored
 
@@ -324,4 +324,7 @@ def _conditional(response: Response) -> Response:
     else:  # a detail view may be a logged-in one, which must reach the gateway to be recorded
         response.cache_control.no_cache = True
         response.cache_control.private = True
-    return response.make_conditional(request)
+    response = response.make_conditional(request)
+    if response.status_code == 412:  # an If-Match no ETag meets: werkzeug keeps the page as the 412's body
+        return error_response(ApiError(412, "PRECONDITION_FAILED", "If-Match names no current version of this page"))
+    return response
