@@ -416,6 +416,10 @@ def validate_body(op: Operation) -> None:
     if not request.is_json:
         raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "the body must be JSON (Content-Type: application/json)")
     data = request.get_data(cache=True)
+    repeated = _repeated_keys(data)
+    if repeated:  # {"quantity": 1, "quantity": 999}: never silently take one of them (nor the last, as parsers do)
+        raise ApiError(400, "INVALID_REQUEST", "the request body is invalid",
+                       {_field_name(name): "given more than once" for name in repeated[:MAX_DETAILS]})
     try:
         g.body = op.body.model_validate_json(data)
     except ValidationError as exc:
@@ -426,6 +430,28 @@ def validate_body(op: Operation) -> None:
             g.body = op.body.model_validate_json(whole)
         except ValidationError as again:
             raise invalid("body", again) from None
+
+
+def _repeated_keys(data: bytes) -> list[str]:
+    """The names given more than once in one object of the JSON `data`, at any depth (as decoded: "a" and "\\u0061"
+    are one name); [] when none, or when `data` is no JSON (the model then says what is wrong with it)."""
+    repeated: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        named = dict(items)
+        if len(named) < len(items):
+            seen: set[str] = set()
+            for name, _ in items:
+                if name in seen:
+                    repeated.append(name)
+                seen.add(name)
+        return named
+
+    try:
+        json.loads(data, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):
+        return []
+    return list(dict.fromkeys(repeated))
 
 
 def _whole_numbers(data: bytes) -> bytes | None:
