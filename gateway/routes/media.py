@@ -62,10 +62,13 @@ def media(name: str) -> Response:
            responses={201: Uploaded}, files=("file",))
 def upload() -> tuple[Uploaded, int]:
     request.max_content_length = UPLOAD_MAX_BYTES + 64 * 1024  # the multipart envelope around the file
-    file = request.files.get("file")
-    if file is None:
+    files = request.files.getlist("file")
+    if not files:
         raise ApiError(400, "INVALID_REQUEST", "send the image as multipart/form-data field \"file\"",
                        {"file": "required"})
+    if len(files) > 1:  # one image per upload: never store one of them and silently drop the others
+        raise ApiError(400, "INVALID_REQUEST", "send one image per upload", {"file": "given more than once"})
+    file = files[0]
     data = file.stream.read(UPLOAD_MAX_BYTES + 1)
     if len(data) > UPLOAD_MAX_BYTES:
         raise ApiError(413, "UPLOAD_TOO_LARGE", "the image must be at most 5 MB", {"file": "too large"})

@@ -155,3 +155,14 @@ def test_the_object_store_redirects_only_to_upload_names_never_out_of_its_prefix
 
     assert [store.location(n) for n in (name, "uploads/../shop2/secret.json", "uploads/a/../../x.png")] == [
         f"https://cdn.example.test/shop1/{name}", None, None]
+
+
+def test_two_files_in_one_upload_are_refused_and_nothing_is_stored(client: FlaskClient, storage: MemoryStorage,
+                                                                  bearer: Callable[..., dict[str, str]]) -> None:
+    # Found fuzzing by hand: the first was stored and answered, the second silently dropped.
+    response = client.post(UPLOADS, data={"file": [(io.BytesIO(image_bytes()), "a.png"),
+                                                   (io.BytesIO(image_bytes((8, 8))), "b.png")]},
+                           headers=bearer(), content_type="multipart/form-data")
+
+    assert (response.status_code, response.get_json()["error"]["details"], storage.saved) == (
+        400, {"file": "given more than once"}, [])
