@@ -99,7 +99,9 @@ def _decode(data: bytes) -> tuple[Image.Image, str]:
         raise too_many_pixels from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise not_image from None
-    image_format = opened.format or ""
+    # A JPEG holding more pictures (MPO: what many phone cameras write) is opened as "MPO": it is a JPEG, and its
+    # first picture, the photo itself, is what is kept.
+    image_format = "JPEG" if opened.format == "MPO" else opened.format or ""
     if image_format == "JPEG" and opened.mode not in ("RGB", "L"):
         return opened.convert("RGB"), image_format  # CMYK and friends: re-encode as plain RGB
     return opened, image_format

@@ -166,3 +166,19 @@ def test_two_files_in_one_upload_are_refused_and_nothing_is_stored(client: Flask
 
     assert (response.status_code, response.get_json()["error"]["details"], storage.saved) == (
         400, {"file": "given more than once"}, [])
+
+
+def test_a_multi_picture_jpeg_from_a_phone_is_stored_as_its_first_picture(client: FlaskClient, storage: MemoryStorage,
+                                                                         bearer: Callable[..., dict[str, str]]) -> None:
+    # Found fuzzing by hand: a JPEG with more pictures (MPO, what many phone cameras write) is opened by Pillow as
+    # format "MPO", which the upload did not know: 500 INTERNAL.
+    pictures = io.BytesIO()
+    Image.new("RGB", (16, 12), (200, 30, 30)).save(pictures, "MPO", save_all=True,
+                                                   append_images=[Image.new("RGB", (16, 12), (30, 200, 30))])
+
+    response = post(client, bearer(), pictures.getvalue())
+
+    [(_, extension, data)] = storage.saved
+    stored = Image.open(io.BytesIO(data))
+    assert (response.status_code, extension, stored.format, stored.size, getattr(stored, "n_frames", 1)) == (
+        201, "jpg", "JPEG", (16, 12), 1)
