@@ -74,7 +74,11 @@ def upload() -> tuple[Uploaded, int]:
         raise ApiError(413, "UPLOAD_TOO_LARGE", "the image must be at most 5 MB", {"file": "too large"})
     image, image_format = _decode(data)
     output = io.BytesIO()
-    image.save(output, format=image_format)
+    try:
+        image.save(output, format=image_format)
+    except (OSError, ValueError):  # decodable but not encodable: an animated WebP's canvas wider than libwebp encodes
+        raise ApiError(400, "UPLOAD_NOT_IMAGE", "the image cannot be stored as a JPEG, PNG or WebP image",
+                       {"file": "not storable"}) from None
     try:
         url = storage().save(output.getvalue(), folder=UPLOADS, extension=FORMATS[image_format][0])
     except StorageUnavailable:

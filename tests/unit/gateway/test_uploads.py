@@ -182,3 +182,18 @@ def test_a_multi_picture_jpeg_from_a_phone_is_stored_as_its_first_picture(client
     stored = Image.open(io.BytesIO(data))
     assert (response.status_code, extension, stored.format, stored.size, getattr(stored, "n_frames", 1)) == (
         201, "jpg", "JPEG", (16, 12), 1)
+
+
+def test_an_animated_webp_wider_than_webp_can_encode_is_refused_not_a_500(client: FlaskClient, storage: MemoryStorage,
+                                                                         bearer: Callable[..., dict[str, str]]) -> None:
+    # Found fuzzing uploads: an animated WebP's canvas may be up to 2**24 pixels wide and is decoded, but libwebp
+    # encodes at most 16383: re-encoding it raised ValueError, answered 500 INTERNAL.
+    frames = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(frames, "WEBP", save_all=True, append_images=[Image.new("RGB", (8, 8), (9, 9, 9))])
+    data = bytearray(frames.getvalue())
+    canvas = data.index(b"VP8X") + 12  # after the chunk's name, size, flags and reserved bytes: width - 1, 24 bits
+    data[canvas:canvas + 3] = (20_000 - 1).to_bytes(3, "little")
+
+    response = post(client, bearer(), bytes(data), name="wide.webp")
+
+    assert (response.status_code, response.get_json()["error"]["code"], storage.saved) == (400, "UPLOAD_NOT_IMAGE", [])
