@@ -48,7 +48,7 @@ from pydantic.json_schema import models_json_schema
 from pydantic_core import PydanticCustomError, core_schema
 from werkzeug.routing import BaseConverter
 
-from gateway.errors import ERROR_SCHEMA, ApiError
+from gateway.errors import ERROR_SCHEMA, ApiError, error_response
 from gateway.ratelimit import Limit
 from services.common import formats, idempotency
 
@@ -384,6 +384,18 @@ def _respond(op: Operation, result: Any) -> Response:
     response = jsonify(model.model_dump(mode="json", by_alias=True))
     response.status_code = status
     return response
+
+
+def conditional(response: Response, **ranges: Any) -> Response:
+    """`response` (its ETag set) as the request's conditions want it: 412 PRECONDITION_FAILED, in the error format,
+    when If-Match names none of its ETags; else werkzeug's make_conditional (304 to an If-None-Match it meets;
+    `ranges`, accept_ranges and complete_length, for a 206). werkzeug would answer that 412 itself, with the response
+    as its body, and to If-Match: * too, which any existing resource meets (RFC 9110 13.1.1)."""
+    if_match = request.if_match
+    if if_match and not if_match.star_tag and not if_match.is_strong(response.get_etag()[0] or ""):
+        return error_response(ApiError(412, "PRECONDITION_FAILED", "If-Match names no current version of this resource"))
+    environ = {name: value for name, value in request.environ.items() if name != "HTTP_IF_MATCH"}
+    return response.make_conditional(environ, **ranges)
 
 
 def current_operation() -> Operation | None:

@@ -25,11 +25,12 @@ from gateway.api import (
     ProvinceOrEmpty,
     Query,
     Reply,
+    conditional,
     operation,
     service,
 )
 from gateway.catalog_cache import SETTINGS, Rendered, cached, catalog_cache
-from gateway.errors import ApiError, error_response
+from gateway.errors import ApiError
 from services.common import formats
 from services.common.formats import anchored
 
@@ -324,10 +325,4 @@ def _conditional(response: Response) -> Response:
     else:  # a detail view may be a logged-in one, which must reach the gateway to be recorded
         response.cache_control.no_cache = True
         response.cache_control.private = True
-    # If-Match is decided here (werkzeug answers 412 with the page as its body, and to `*` too, which any page meets);
-    # make_conditional then sees only If-None-Match (a 304).
-    if_match = request.if_match
-    if if_match and not if_match.star_tag and not if_match.is_strong(response.get_etag()[0] or ""):
-        return error_response(ApiError(412, "PRECONDITION_FAILED", "If-Match names no current version of this page"))
-    environ = {name: value for name, value in request.environ.items() if name != "HTTP_IF_MATCH"}
-    return response.make_conditional(environ)
+    return conditional(response)

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from flask import Blueprint, Response, current_app, redirect, request, send_from_directory
 from PIL import Image, UnidentifiedImageError
+from werkzeug.exceptions import RequestedRangeNotSatisfiable
 
-from gateway.api import Reply, operation
+from gateway.api import Reply, conditional, operation
 from gateway.errors import ApiError
 from gateway.ratelimit import Limit
 from gateway.storage import UPLOADS, LocalMediaStorage, MediaStorage, StorageUnavailable
@@ -51,7 +52,12 @@ def media(name: str) -> Response:
         response.cache_control.public = True
         response.cache_control.max_age = 86_400
         return response
-    return send_from_directory(media_dir(), name, max_age=86_400)  # names are random or content hashes
+    file = send_from_directory(media_dir(), name, max_age=86_400, conditional=False)  # names: random or content hashes
+    try:
+        return conditional(file, accept_ranges=True, complete_length=file.content_length)
+    except RequestedRangeNotSatisfiable:  # 416 in the error format (errors.py); the file opened is closed first
+        file.close()
+        raise
 
 
 @bp.post("/api/v1/uploads")
