@@ -48,7 +48,7 @@ from pydantic.json_schema import models_json_schema
 from pydantic_core import PydanticCustomError, core_schema
 from werkzeug.routing import BaseConverter
 
-from gateway.errors import ERROR_SCHEMA, ApiError
+from gateway.errors import ERROR_SCHEMA, ApiError, error_response
 from gateway.ratelimit import Limit
 from services.common import formats, idempotency
 
@@ -386,6 +386,18 @@ def _respond(op: Operation, result: Any) -> Response:
     return response
 
 
+def conditional(response: Response, **ranges: Any) -> Response:
+    """`response` (its ETag set) as the request's conditions want it: 412 PRECONDITION_FAILED, in the error format,
+    when If-Match names none of its ETags; else werkzeug's make_conditional (304 to an If-None-Match it meets;
+    `ranges`, accept_ranges and complete_length, for a 206). werkzeug would answer that 412 itself, with the response
+    as its body, and to If-Match: * too, which any existing resource meets (RFC 9110 13.1.1)."""
+    if_match = request.if_match
+    if if_match and not if_match.star_tag and not if_match.is_strong(response.get_etag()[0] or ""):
+        return error_response(ApiError(412, "PRECONDITION_FAILED", "If-Match names no current version of this resource"))
+    environ = {name: value for name, value in request.environ.items() if name != "HTTP_IF_MATCH"}
+    return response.make_conditional(environ, **ranges)
+
+
 def current_operation() -> Operation | None:
     view = current_app.view_functions.get(request.endpoint or "")
     return getattr(view, "operation", None)
@@ -416,6 +428,10 @@ def validate_body(op: Operation) -> None:
     if not request.is_json:
         raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "the body must be JSON (Content-Type: application/json)")
     data = request.get_data(cache=True)
+    repeated = _repeated_keys(data)
+    if repeated:  # {"quantity": 1, "quantity": 999}: never silently take one of them (nor the last, as parsers do)
+        raise ApiError(400, "INVALID_REQUEST", "the request body is invalid",
+                       {_field_name(name): "given more than once" for name in repeated[:MAX_DETAILS]})
     try:
         g.body = op.body.model_validate_json(data)
     except ValidationError as exc:
@@ -426,6 +442,28 @@ def validate_body(op: Operation) -> None:
             g.body = op.body.model_validate_json(whole)
         except ValidationError as again:
             raise invalid("body", again) from None
+
+
+def _repeated_keys(data: bytes) -> list[str]:
+    """The names given more than once in one object of the JSON `data`, at any depth (as decoded: "a" and "\\u0061"
+    are one name); [] when none, or when `data` is no JSON (the model then says what is wrong with it)."""
+    repeated: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        named = dict(items)
+        if len(named) < len(items):
+            seen: set[str] = set()
+            for name, _ in items:
+                if name in seen:
+                    repeated.append(name)
+                seen.add(name)
+        return named
+
+    try:
+        json.loads(data, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):
+        return []
+    return list(dict.fromkeys(repeated))
 
 
 def _whole_numbers(data: bytes) -> bytes | None:

@@ -238,9 +238,15 @@ class DecisionIn(Body):
 
     approve: bool
     note: str = Field("", max_length=255, description="staff only: never shown to the shopper")
-    reason: str = Field("", max_length=255, description="the same as note (staff only)")
+    reason: str = Field("", max_length=255, description="the same as note (staff only); give one of them")
     shopper_reason: str = Field("", max_length=formats.SHOPPER_REASON_MAX,
                                 description="written for the shopper, who reads it after the decision's wording")
+
+    @model_validator(mode="after")
+    def _one_note(self) -> DecisionIn:
+        if self.note and self.reason:  # two names of one note: never keep one and drop the other
+            raise ValueError("give note or reason (the same staff note), not both")
+        return self
 
 
 @bp.post("/admin/after-sales/<id:case_id>/decision")

@@ -25,6 +25,7 @@ from gateway.api import (
     ProvinceOrEmpty,
     Query,
     Reply,
+    conditional,
     operation,
     service,
 )
@@ -324,4 +325,4 @@ def _conditional(response: Response) -> Response:
     else:  # a detail view may be a logged-in one, which must reach the gateway to be recorded
         response.cache_control.no_cache = True
         response.cache_control.private = True
-    return response.make_conditional(request)
+    return conditional(response)

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from flask import Blueprint, Response, current_app, redirect, request, send_from_directory
 from PIL import Image, UnidentifiedImageError
+from werkzeug.exceptions import RequestedRangeNotSatisfiable
 
-from gateway.api import Reply, operation
+from gateway.api import Reply, conditional, operation
 from gateway.errors import ApiError
 from gateway.ratelimit import Limit
 from gateway.storage import UPLOADS, LocalMediaStorage, MediaStorage, StorageUnavailable
@@ -51,7 +52,12 @@ def media(name: str) -> Response:
         response.cache_control.public = True
         response.cache_control.max_age = 86_400
         return response
-    return send_from_directory(media_dir(), name, max_age=86_400)  # names are random or content hashes
+    file = send_from_directory(media_dir(), name, max_age=86_400, conditional=False)  # names: random or content hashes
+    try:
+        return conditional(file, accept_ranges=True, complete_length=file.content_length)
+    except RequestedRangeNotSatisfiable:  # 416 in the error format (errors.py); the file opened is closed first
+        file.close()
+        raise
 
 
 @bp.post("/api/v1/uploads")
@@ -62,16 +68,23 @@ def media(name: str) -> Response:
            responses={201: Uploaded}, files=("file",))
 def upload() -> tuple[Uploaded, int]:
     request.max_content_length = UPLOAD_MAX_BYTES + 64 * 1024  # the multipart envelope around the file
-    file = request.files.get("file")
-    if file is None:
+    files = request.files.getlist("file")
+    if not files:
         raise ApiError(400, "INVALID_REQUEST", "send the image as multipart/form-data field \"file\"",
                        {"file": "required"})
+    if len(files) > 1:  # one image per upload: never store one of them and silently drop the others
+        raise ApiError(400, "INVALID_REQUEST", "send one image per upload", {"file": "given more than once"})
+    file = files[0]
     data = file.stream.read(UPLOAD_MAX_BYTES + 1)
     if len(data) > UPLOAD_MAX_BYTES:
         raise ApiError(413, "UPLOAD_TOO_LARGE", "the image must be at most 5 MB", {"file": "too large"})
     image, image_format = _decode(data)
     output = io.BytesIO()
-    image.save(output, format=image_format)
+    try:
+        image.save(output, format=image_format)
+    except (OSError, ValueError):  # decodable but not encodable: an animated WebP's canvas wider than libwebp encodes
+        raise ApiError(400, "UPLOAD_NOT_IMAGE", "the image cannot be stored as a JPEG, PNG or WebP image",
+                       {"file": "not storable"}) from None
     try:
         url = storage().save(output.getvalue(), folder=UPLOADS, extension=FORMATS[image_format][0])
     except StorageUnavailable:
@@ -96,7 +109,9 @@ def _decode(data: bytes) -> tuple[Image.Image, str]:
         raise too_many_pixels from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise not_image from None
-    image_format = opened.format or ""
+    # A JPEG holding more pictures (MPO: what many phone cameras write) is opened as "MPO": it is a JPEG, and its
+    # first picture, the photo itself, is what is kept.
+    image_format = "JPEG" if opened.format == "MPO" else opened.format or ""
     if image_format == "JPEG" and opened.mode not in ("RGB", "L"):
         return opened.convert("RGB"), image_format  # CMYK and friends: re-encode as plain RGB
     return opened, image_format

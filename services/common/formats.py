@@ -58,6 +58,13 @@ PRODUCT_IMAGE_URL = (r"(?:/media(?:/[A-Za-z0-9_][A-Za-z0-9_.-]*)+"
 # A SKU's price (and its crossed-out market price) at most: ¥1,000,000 a unit. Far above anything the shop sells,
 # far below what overflows an order's totals or WeChat Pay's amount (a 32-bit number of fen).
 SKU_PRICE_MAX_FEN = 100_000_000
+# A SKU's spec: at most MAX_SPECS names of SPEC_NAME_MAX characters, each with one value of SPEC_VALUE_MAX. An order
+# line keeps it as text, "颜色:黑;尺码:XL" (SPEC_TEXT_MAX characters at most), the product service keys a SKU by it as
+# JSON, in which `"` and `\` take two characters each (SPEC_KEY_MAX): their columns are that wide, so that every spec
+# the product service accepts can be stored and bought.
+MAX_SPECS, SPEC_NAME_MAX, SPEC_VALUE_MAX = 5, 20, 50
+SPEC_TEXT_MAX = MAX_SPECS * (SPEC_NAME_MAX + 1 + SPEC_VALUE_MAX) + MAX_SPECS - 1                 # 359
+SPEC_KEY_MAX = 2 + MAX_SPECS * (2 * SPEC_NAME_MAX + 2 * SPEC_VALUE_MAX + 5) + MAX_SPECS - 1      # 731
 MAX_REVIEW_IMAGES = 9                # a review's images
 REVIEW_CONTENT_MAX = 500             # a review's text, in characters
 SHOPPER_REASON_MAX = 200             # what staff write for the shopper of an after-sales decision (characters)

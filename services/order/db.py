@@ -36,6 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, composite, registry, relationship, selectinload
 
+from services.common import formats
 from services.common.db import (
     BigId,
     Mapping,
@@ -140,7 +141,7 @@ order_lines = Table(
     Column("category_id", BigInteger, nullable=False),
     Column("brand_id", BigInteger, nullable=False),
     Column("name", String(128), nullable=False),
-    Column("spec", String(255), nullable=False),
+    Column("spec", String(formats.SPEC_TEXT_MAX), nullable=False),
     Column("image", String(512), nullable=False),
     Column("price_fen", BigInteger, nullable=False),
     Column("quantity", Integer, nullable=False),

@@ -38,6 +38,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, registry, relationship
 from sqlalchemy.orm.attributes import set_committed_value
 
+from services.common import formats
 from services.common.db import BigId, Mapping, UTCDateTime, conflict_insert, counted_page, integer_sum, serialize_on
 from services.common.errors import Conflict
 from services.common.uow import SqlUnitOfWork
@@ -116,7 +117,7 @@ skus = Table(
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("product_id", BigId, ForeignKey("products.id"), nullable=False),
     Column("spec", JSON, nullable=False),
-    Column("spec_key", String(500), nullable=False),
+    Column("spec_key", String(formats.SPEC_KEY_MAX), nullable=False),
     Column("price_fen", BigId, nullable=False),
     Column("market_price_fen", BigId, nullable=False, default=0),
     Column("stock", BigId, nullable=False, default=0),

@@ -446,3 +446,18 @@ def test_a_cancel_racing_a_wechat_payment_that_opens_the_next_transaction_never_
     assert [simulator.client.wechatpay_order(trade)["trade_state"] for trade in (order.order_no, following)] == [
         "CLOSED", "CLOSED"]
     assert (server.events("order-cancelled"), server.events("order-paid")) == (1, 0)
+
+
+def test_an_order_of_a_sku_with_the_longest_spec_text_the_catalogue_allows_is_stored(
+        uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    # Found fuzzing the gateway: five specs of 20-character names and 50-character values make a line's spec text
+    # "名:值;..." 359 characters; PostgreSQL refused the order (400 VALUE_NOT_STORABLE), so the SKU could not be bought.
+    spec = ";".join(f"{chr(0x4E00 + i) * 20}:{'值' * 50}" for i in range(5))
+    order = new_order(user_id=ALICE, order_no="N-SPEC", lines=[OrderLine(101, 10, "茶", spec, 1000, 1)], address=HOME,
+                      amounts=price(1000), now=datetime(2026, 12, 7, tzinfo=UTC), pay_minutes=30)
+    with uow() as tx:
+        tx.orders.add(order)
+        tx.commit()
+
+    read = service.get_order(uow(), user_id=ALICE, order_id=order.id or 0)
+    assert len(read.lines[0].spec) == 359

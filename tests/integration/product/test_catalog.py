@@ -9,7 +9,7 @@ from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.outbox import outbox
 from services.product import service
 from services.product.db import skus
-from services.product.domain import ProductDraft, SkuDraft, StockLine
+from services.product.domain import MAX_SPECS, SPEC_NAME_MAX, SPEC_VALUE_MAX, ProductDraft, SkuDraft, StockLine
 from tests.integration.product.conftest import Shelf, UowFactory
 
 pytestmark = pytest.mark.integration
@@ -243,3 +243,15 @@ def test_a_reservation_that_sells_out_a_sku_writes_product_changed_to_the_outbox
     with uow() as u:
         rows = u.session.execute(select(outbox.c.event_type, outbox.c.aggregate_id)).all()
     assert [tuple(row) for row in rows] == [("product-changed", str(product_id))]
+
+
+def test_a_sku_with_the_longest_specs_allowed_is_stored(shelf: Shelf, uow: UowFactory) -> None:
+    # Found fuzzing the gateway: five specs of 20-character names and 50-character values of `"` and `\` are valid,
+    # but their key (JSON, each `"` and `\` escaped) is 731 characters; PostgreSQL refused it (400 VALUE_NOT_STORABLE).
+    names = ['"' * i + "\\" * (SPEC_NAME_MAX - i) for i in range(MAX_SPECS)]
+    draft = ProductDraft(name="引号", category_id=3, brand_id=1, specs=tuple((n, ('"' * SPEC_VALUE_MAX,)) for n in names),
+                         skus=(SkuDraft(spec={n: '"' * SPEC_VALUE_MAX for n in names}, price_fen=100),))
+
+    created = service.create_product(uow(), actor_id=7, draft=draft)
+
+    assert [len(sku.spec_key) for sku in created.product.skus] == [731]

@@ -171,6 +171,16 @@ def test_a_decision_passes_the_staff_note_and_the_words_for_the_shopper_apart(cl
         id=7, approve=False, reason="空箱,疑似职业退货人", shopper_reason="寄回的包裹里没有商品")]
 
 
+def test_a_decision_giving_both_note_and_reason_is_refused_and_nothing_is_decided(client: FlaskClient, clients,
+                                                                                   bearer) -> None:
+    # Found fuzzing by hand: reason silently won, and the note written beside it was dropped.
+    response = client.post("/api/v1/admin/after-sales/7/decision", headers=bearer(roles="customer_service"), json={
+        "approve": False, "note": "空箱", "reason": "已拆封"})
+
+    assert (response.status_code, response.get_json()["error"]["details"], clients.called()) == (
+        400, {"body": "Value error, give note or reason (the same staff note), not both"}, [])
+
+
 def test_the_openapi_document_gives_shoppers_their_case_steps_and_staff_every_step_with_its_audience(
         client: FlaskClient) -> None:
     spec = client.get("/openapi.json").get_json()

@@ -255,6 +255,31 @@ def test_an_unchanged_list_answers_304_to_its_etag(client: FlaskClient, clients:
     assert (first.headers["Cache-Control"], again.status_code, again.data) == ("public, max-age=1", 304, b"")
 
 
+# Found by fuzzing by hand: werkzeug's make_conditional answers an If-Match no ETag meets with 412 and the page
+# itself as the body (and its public Cache-Control), a status and a body outside the error format.
+@pytest.mark.parametrize("path", ["/brands", "/products", "/products/5"])
+def test_an_if_match_the_etag_does_not_meet_is_a_412_in_the_error_format(client: FlaskClient, clients: FakeServices,
+                                                                          path: str) -> None:
+    clients.product.ListBrands.reply = product_pb2.ListBrandsResponse(items=[phone().brand])
+    clients.product.SearchProducts.reply = product_pb2.SearchProductsResponse(items=[phone()], total=1)
+    clients.product.ViewProduct.reply = phone()
+
+    response = client.get(f"{API}{path}", headers={"If-Match": '"not-its-etag"'})
+
+    assert (response.status_code, response.get_json()["error"]["code"], response.headers["Cache-Control"]) == (
+        412, "PRECONDITION_FAILED", "no-store")
+
+
+def test_an_if_match_of_any_version_or_of_its_etag_answers_the_page(client: FlaskClient, clients: FakeServices) -> None:
+    # If-Match: * holds whenever the page exists (RFC 9110 13.1.1); werkzeug answered it 412.
+    clients.product.SearchProducts.reply = product_pb2.SearchProductsResponse(items=[phone()], total=1)
+    etag = client.get(f"{API}/products").headers["ETag"]
+
+    answers = [client.get(f"{API}/products", headers={"If-Match": tag}) for tag in ("*", etag, f'"x", {etag}')]
+
+    assert [(answer.status_code, answer.get_json()["total"]) for answer in answers] == [(200, 1)] * 3
+
+
 def test_a_changed_list_answers_200_with_a_new_etag(app: Flask, client: FlaskClient, clients: FakeServices) -> None:
     clients.product.SearchProducts.reply = product_pb2.SearchProductsResponse(items=[phone()], total=1)
     first = client.get(f"{API}/products")

@@ -106,6 +106,26 @@ def test_a_whole_number_written_with_a_fraction_is_that_integer(client: FlaskCli
         201, order_pb2.AddCartItemRequest(sku_id=101, quantity=2))
 
 
+@pytest.mark.parametrize("body", ['{"sku_id": 101, "quantity": 1, "quantity": 999}',
+                                  '{"sku_id": 101, "quantity": 1, "quantit\\u0079": 999}'])
+def test_a_field_given_twice_in_a_body_is_refused_and_nothing_is_called(client: FlaskClient, clients, bearer,
+                                                                        body: str) -> None:
+    # Found fuzzing by hand: the last value silently won, as `?quantity=1&quantity=999` never does.
+    response = client.post(CART_ITEMS, data=body, content_type="application/json", headers=bearer())
+
+    assert (response.status_code, response.get_json()["error"]["details"], clients.order.AddCartItem.calls) == (
+        400, {"quantity": "given more than once"}, [])
+
+
+def test_a_field_given_twice_in_a_nested_object_is_refused(client: FlaskClient, clients, bearer) -> None:
+    response = client.post("/api/v1/orders/5/after-sales", data='{"type": "refund_only", "reason": "坏了", '
+                           '"lines": [{"line_id": 1, "quantity": 1, "line_id": 2}]}', content_type="application/json",
+                           headers=bearer())
+
+    assert (response.status_code, response.get_json()["error"]["details"], clients.called()) == (
+        400, {"line_id": "given more than once"}, [])
+
+
 def test_whole_numbers_with_a_fraction_in_a_list_of_ids_are_those_integers(client: FlaskClient, clients,
                                                                            bearer) -> None:
     clients.order.QuoteCheckout.reply = order_pb2.CheckoutQuote()
