@@ -311,7 +311,9 @@ def submit_order(uow: OrderUnitOfWork, members: Members, stock: Stock, users: Us
     Every call made to another service after the reservation is undone (released) if the order is
     not committed, so a failed submit strands no stock, coupon or points. A commit that raises is
     looked up first (`_committed_anyway`): an order committed all the same is answered and keeps
-    what it holds; one the database cannot tell about keeps it until it lapses.
+    what it holds; one the database cannot tell about keeps it until it lapses. Each attempt records its order
+    number first (`submit_attempts`), so the key's next attempt releases what a lost one still holds
+    (`_release_lost_attempt`): the shopper's retry can use their coupon at once.
     """
     now = now or utcnow()
     if len(note) > 200:
@@ -374,8 +376,7 @@ def submit_order(uow: OrderUnitOfWork, members: Members, stock: Stock, users: Us
     committing = False
     try:
         with uow:
-            order_id = int(uow.run_once(scope=scope, key=idempotency_key,
-                                        request=request_fingerprint, execute=place))
+            order_id = int(uow.run_once(scope=scope, key=idempotency_key, request=request_fingerprint, execute=place))
             committing = True
             uow.commit()
     except BaseException:
