@@ -526,6 +526,25 @@ class FakeOrderRepository:
         return counts
 
 
+class FakeSubmitAttempts:
+    """Each write is committed at once (as `record` is, in a unit of work of its own, and `move` always is)."""
+
+    def __init__(self) -> None:
+        self.attempts: dict[tuple[int, str], str] = {}
+
+    def record(self, user_id: int, key: str, order_no: str, now: datetime) -> bool:
+        if (user_id, key) in self.attempts:
+            return False
+        self.attempts[(user_id, key)] = order_no
+        return True
+
+    def last(self, user_id: int, key: str) -> str | None:
+        return self.attempts.get((user_id, key))
+
+    def move(self, user_id: int, key: str, order_no: str, now: datetime) -> None:
+        self.attempts[(user_id, key)] = order_no
+
+
 class FakeWalletReviewRepository:
     def __init__(self) -> None:
         self.reviews: list[WalletReview] = []
@@ -716,6 +735,7 @@ class FakeOrderUnitOfWork(FakeUnitOfWork, OrderUnitOfWork):
     after_sales: FakeAfterSaleRepository
     refunds: FakeRefundRepository
     wallet_reviews: FakeWalletReviewRepository
+    submit_attempts: FakeSubmitAttempts
 
     def __init__(self) -> None:
         super().__init__()
@@ -725,6 +745,7 @@ class FakeOrderUnitOfWork(FakeUnitOfWork, OrderUnitOfWork):
         self.refunds = FakeRefundRepository(lambda: {order.id or 0: order.order_no for order in self.orders.orders},
                                             lambda: {order.id or 0: order.history for order in self.orders.orders})
         self.wallet_reviews = FakeWalletReviewRepository()
+        self.submit_attempts = FakeSubmitAttempts()
 
     def commit(self) -> None:
         super().commit()

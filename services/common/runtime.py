@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grpc_health.v1 import health
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Table
 
 from services.common import migrations
 from services.common.config import Env, ServiceSettings
@@ -112,6 +112,8 @@ class ServiceApp:
     # Background jobs of the serve role by name, e.g. the order service's payment timeout, each watched by /livez as
     # "job-<name>"; every service's serve role also prunes its bookkeeping tables (services/common/pruning.py).
     jobs: dict[str, Job] = field(default_factory=dict)
+    # The service's own tables of rows kept per client idempotency key (a `created_at` column), pruned with the keys.
+    keyed_tables: list[Table] = field(default_factory=list)
 
 
 def run_roles(app: ServiceApp, roles: Sequence[str], stop: threading.Event, liveness: Liveness = LIVENESS, *,
@@ -133,8 +135,8 @@ def run_roles(app: ServiceApp, roles: Sequence[str], stop: threading.Event, live
     if "serve" in roles:
         jobs = {**app.jobs, "prune-bookkeeping": every(
             settings.pruning.interval_seconds, "bookkeeping pruning",
-            pruning_job(app.engine, settings.service, settings.pruning),
-            round_seconds=round_worst_seconds(settings.pruning))}
+            pruning_job(app.engine, settings.service, settings.pruning, app.keyed_tables),
+            round_seconds=round_worst_seconds(settings.pruning, app.keyed_tables))}
         for name, job in jobs.items():
             heartbeat = Heartbeat(f"job-{name}", job.bound_seconds, clock=clock)
             heartbeats.append(heartbeat)

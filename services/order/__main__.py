@@ -23,7 +23,7 @@ from services.common.uow import RoundBudget
 from services.common.wechatpay import WechatPay
 from services.order import aftersales, metrics, refunds, service
 from services.order.config import OrderServiceSettings, follow_live_settings, live_tunables
-from services.order.db import SqlOrderUnitOfWork, start_mappers
+from services.order.db import SqlOrderUnitOfWork, start_mappers, submit_attempts
 from services.order.grpc_api import AfterSaleServicer, OrderServicer
 from services.order.neighbours import GrpcCatalog, GrpcMembers, GrpcStock, GrpcUsers
 from services.order.uow import OrderUnitOfWork
@@ -183,7 +183,8 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     return ServiceApp(settings=base, engine=engine,
                       registrations=[registration(order_pb2, order_pb2_grpc, "OrderService", servicer),
                                      registration(after_sale_pb2, after_sale_pb2_grpc, "AfterSaleService",
-                                                  after_sales)], jobs=jobs)
+                                                  after_sales)], jobs=jobs,
+                      keyed_tables=[submit_attempts])  # pruned with the submits' idempotency keys
 
 
 if __name__ == "__main__":

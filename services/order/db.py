@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     and_,
+    bindparam,
     case,
     delete,
     false,
@@ -38,6 +39,7 @@ from sqlalchemy.orm import Session, composite, registry, relationship, selectinl
 
 from services.common import formats
 from services.common.db import (
+    CONFLICT_INSERTS,
     BigId,
     Mapping,
     UTCDateTime,
@@ -46,6 +48,7 @@ from services.common.db import (
     serialize_on,
     skip_locked,
 )
+from services.common.idempotency import KEY_MAX_LENGTH
 from services.common.uow import SqlUnitOfWork
 from services.order.aftersales import CLOSED, AfterSale, CaseLine, CaseStep
 from services.order.domain import (
@@ -303,6 +306,17 @@ wallet_reviews = Table(
 
 # When the payment and refund reconciliation jobs last started a round, whichever replica ran it (one_round_at_a_time).
 job_rounds = job_rounds_table(metadata)
+
+# The order number each keyed submit last tried, per (user, Idempotency-Key): recorded before anything is held under
+# it, so that a retry can release what a lost attempt still holds (service._release_lost_attempt). Pruned with the
+# idempotency keys, by age (created_at: when that number was recorded).
+submit_attempts = Table(
+    "submit_attempts", metadata,
+    Column("user_id", BigInteger, primary_key=True),
+    Column("idempotency_key", String(KEY_MAX_LENGTH), primary_key=True),
+    Column("order_no", String(32), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, index=True),
+)
 
 
 def _map_classes(mappers: registry) -> None:
@@ -701,6 +715,50 @@ def _refund_order(status: str) -> list[ColumnElement[Any]]:
     return [refunds.c.created_at.desc(), refunds.c.id.desc()]
 
 
+# The statements of SqlSubmitAttempts, built once per dialect as idempotency's CLAIMS are: one runs on every keyed submit.
+_ATTEMPT = {"user_id": bindparam("user_id"), "idempotency_key": bindparam("key"), "order_no": bindparam("order_no"),
+            "created_at": bindparam("created_at")}
+_ATTEMPT_KEY = [submit_attempts.c.user_id, submit_attempts.c.idempotency_key]
+RECORD_ATTEMPT = {name: insert_of(submit_attempts).values(_ATTEMPT).on_conflict_do_nothing(index_elements=_ATTEMPT_KEY)
+                  .returning(submit_attempts.c.order_no)
+                  for name, insert_of in CONFLICT_INSERTS.items()}
+
+
+def _move_attempt(insert_of: Any) -> Any:
+    statement = insert_of(submit_attempts).values(_ATTEMPT)
+    return statement.on_conflict_do_update(index_elements=_ATTEMPT_KEY, set_={
+        "order_no": statement.excluded.order_no, "created_at": statement.excluded.created_at})
+
+
+MOVE_ATTEMPT = {name: _move_attempt(insert_of) for name, insert_of in CONFLICT_INSERTS.items()}
+LAST_ATTEMPT = select(submit_attempts.c.order_no).where(submit_attempts.c.user_id == bindparam("user_id"),
+                                                        submit_attempts.c.idempotency_key == bindparam("key"))
+
+
+class SqlSubmitAttempts:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def record(self, user_id: int, key: str, order_no: str, now: datetime) -> bool:
+        dialect = self.session.get_bind().dialect.name
+        return self.session.execute(RECORD_ATTEMPT[dialect], {
+            "user_id": user_id, "key": key, "order_no": order_no, "created_at": now}).first() is not None
+
+    def last(self, user_id: int, key: str) -> str | None:
+        return self.session.execute(LAST_ATTEMPT, {"user_id": user_id, "key": key}).scalar_one_or_none()
+
+    def move(self, user_id: int, key: str, order_no: str, now: datetime) -> None:
+        engine = self.session.get_bind()
+        values = {"user_id": user_id, "key": key, "order_no": order_no, "created_at": now}
+        if engine.dialect.name == "sqlite":
+            # SQLite (dev only) runs one write transaction at a time (BEGIN IMMEDIATE): a connection of its own would
+            # wait for this one, which holds the key's claim. There the move commits with the order.
+            self.session.execute(MOVE_ATTEMPT["sqlite"], values)
+            return
+        with engine.begin() as apart:  # committed now, whatever becomes of the transaction holding the claim
+            apart.execute(MOVE_ATTEMPT[engine.dialect.name], values)
+
+
 class SqlOrderUnitOfWork(SqlUnitOfWork, OrderUnitOfWork):
     """The order unit of work on the service database (call start_mappers() first)."""
 
@@ -713,4 +771,5 @@ class SqlOrderUnitOfWork(SqlUnitOfWork, OrderUnitOfWork):
         self.after_sales = SqlAfterSaleRepository(self.session)
         self.refunds = SqlRefundRepository(self.session)
         self.wallet_reviews = SqlWalletReviewRepository(self.session)
+        self.submit_attempts = SqlSubmitAttempts(self.session)
         return self

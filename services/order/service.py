@@ -24,7 +24,7 @@ from mall.events.v1.order_events_pb2 import (
 from mall.events.v1.order_events_pb2 import OrderLine as EventLine
 from mall.events.v1.order_events_pb2 import Shipment as EventShipment
 
-from services.common import formats
+from services.common import formats, idempotency
 from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.events import timestamp
@@ -311,17 +311,30 @@ def submit_order(uow: OrderUnitOfWork, members: Members, stock: Stock, users: Us
     Every call made to another service after the reservation is undone (released) if the order is
     not committed, so a failed submit strands no stock, coupon or points. A commit that raises is
     looked up first (`_committed_anyway`): an order committed all the same is answered and keeps
-    what it holds; one the database cannot tell about keeps it until it lapses.
+    what it holds; one the database cannot tell about keeps it until it lapses. Each attempt records its order
+    number first (`submit_attempts`), so the key's next attempt releases what a lost one still holds
+    (`_release_lost_attempt`): the shopper's retry can use their coupon at once.
     """
     now = now or utcnow()
     if len(note) > 200:
         raise InvalidInput("NOTE_TOO_LONG", "the note is at most 200 characters", details={"note": "max 200"})
+    scope = f"submit-order:user:{user_id}"
+    idempotency.validate(scope, idempotency_key)
     order_no = new_order_no(now)
+    # Recorded and committed before anything is held under order_no, so that if this attempt is lost (its commit
+    # fails and its compensation never arrives, its process dies) the key's next attempt finds what to release. An
+    # attempt recorded already (a lost one, or one still running: its claim decides) is looked at under the claim.
+    with uow:
+        first_attempt = uow.submit_attempts.record(user_id, idempotency_key, order_no, now)
+        uow.commit()
     reserved = False
     placed: list[Order] = []  # the order this call placed (none when the key's first response is replayed)
 
     def place() -> bytes:
         nonlocal reserved
+        if not first_attempt:
+            _release_lost_attempt(uow, stock, members, user_id=user_id, key=idempotency_key, order_no=order_no,
+                                  now=now)
         address = users.buyer_address(user_id, request.address_id)
         if address is None:
             raise DomainError("IDENTITY_NOT_VERIFIED", "verify your real name before ordering")
@@ -363,8 +376,7 @@ def submit_order(uow: OrderUnitOfWork, members: Members, stock: Stock, users: Us
     committing = False
     try:
         with uow:
-            order_id = int(uow.run_once(scope=f"submit-order:user:{user_id}", key=idempotency_key,
-                                        request=request_fingerprint, execute=place))
+            order_id = int(uow.run_once(scope=scope, key=idempotency_key, request=request_fingerprint, execute=place))
             committing = True
             uow.commit()
     except BaseException:
@@ -406,19 +418,48 @@ def _committed_anyway(uow: OrderUnitOfWork, order_no: str) -> Order | bool | Non
     return False
 
 
+def _release_lost_attempt(uow: OrderUnitOfWork, stock: Stock, members: Members, *, user_id: int, key: str,
+                          order_no: str, now: datetime) -> None:
+    """Under the key's claim, before `order_no` holds anything: when the key's last attempt recorded another order
+    number and no order of that number was stored, that attempt was lost (the claim it held was never committed) and
+    may still hold stock, coupon and points, which this one is about to ask for again. They are released (each release
+    idempotent; the member service's as the same shopper), then `order_no` is recorded in its place, committed at once:
+    should this attempt be lost too, the next one releases what it holds. A release that fails: 503
+    ORDER_ATTEMPT_UNRELEASED with nothing changed here, and the client retries.
+
+    The claim serialises the key's attempts: one still running holds it, and this one waits for it to commit (its
+    order is then replayed) or roll back (its own compensation, and this release, undo its holds)."""
+    earlier = uow.submit_attempts.last(user_id, key)
+    if earlier is not None and earlier != order_no and not uow.orders.states([earlier]):
+        if not _release_holds(stock, members, earlier, coupon=True, points=True):
+            raise DomainError("ORDER_ATTEMPT_UNRELEASED", "an earlier attempt of this order still holds stock, a coupon "
+                              "or points that cannot be released now; nothing was changed, try again",
+                              kind=ErrorKind.UNAVAILABLE)
+        log.info("order %s: released what the lost earlier attempt %s of its idempotency key held", order_no, earlier)
+    uow.submit_attempts.move(user_id, key, order_no, now)
+
+
 def _compensate(stock: Stock, members: Members, order_no: str, *, coupon: bool, points: bool) -> None:
-    """Undo what a failed submit may have done elsewhere; each undo is idempotent and tried regardless."""
+    """Undo what a failed submit may have done elsewhere; each undo is idempotent and tried regardless. One that
+    fails leaves the order_no's reservation/lock to expire on the owner's side (or to the key's next attempt)."""
+    _release_holds(stock, members, order_no, coupon=coupon, points=points)
+
+
+def _release_holds(stock: Stock, members: Members, order_no: str, *, coupon: bool, points: bool) -> bool:
+    """Release the stock (and the coupon, the points) `order_no` holds, each tried regardless; whether all were."""
     undo: list[Callable[[], None]] = [lambda: stock.release(order_no)]
     if coupon:
         undo.append(lambda: members.release_coupon(order_no))
     if points:
         undo.append(lambda: members.release_points(order_no))
+    released = True
     for step in undo:
         try:
             step()
         except Exception:
-            # The order_no's reservation/lock then expires on the owner's side (or order-cancelled never came).
-            log.exception("compensation for order %s failed", order_no)
+            log.exception("releasing what order %s holds failed", order_no)
+            released = False
+    return released
 
 
 def event_line(line: OrderLine, quantity: int | None = None) -> EventLine:

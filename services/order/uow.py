@@ -184,6 +184,22 @@ class WalletReviewRepository(Protocol):
     def count_open(self) -> int: ...
 
 
+class SubmitAttemptRepository(Protocol):
+    """The order number each keyed submit last tried, per (user, Idempotency-Key): what a retry releases when that
+    attempt's order was never stored (its commit failed, its process died) but its stock, coupon and points may
+    still be held under its number."""
+
+    def record(self, user_id: int, key: str, order_no: str, now: datetime) -> bool:
+        """Record `order_no` as the key's attempt, unless one is recorded already (False, nothing changed)."""
+
+    def last(self, user_id: int, key: str) -> str | None:
+        """The order number the key's last attempt recorded (None: none is)."""
+
+    def move(self, user_id: int, key: str, order_no: str, now: datetime) -> None:
+        """Record `order_no` as the key's attempt in place of any earlier one, committed at once, apart from this
+        unit of work's transaction (which holds the key's claim, and may yet roll back)."""
+
+
 class OrderUnitOfWork(UnitOfWork):
     """The order service's unit of work; its repositories are set on entering it."""
 
@@ -192,3 +208,4 @@ class OrderUnitOfWork(UnitOfWork):
     after_sales: AfterSaleRepository
     refunds: RefundRepository
     wallet_reviews: WalletReviewRepository
+    submit_attempts: SubmitAttemptRepository

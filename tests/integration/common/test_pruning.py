@@ -17,6 +17,7 @@ from services.common.idempotency import idempotency_keys
 from services.common.metrics import ROWS_PRUNED
 from services.common.outbox import outbox, processed_events
 from services.common.pruning import PRUNING_INDEXES, prune, prune_once_across_replicas
+from services.order.db import submit_attempts
 from tests.fixtures.postgres import start_thread
 
 pytestmark = pytest.mark.integration
@@ -197,3 +198,16 @@ def test_the_admin_create_keys_are_client_keys_pruned_after_their_replay_window(
 
     assert prune(engine, "order", SETTINGS, now=NOW)["idempotency_keys"] == 2
     assert counts(engine)["idempotency_keys"] == 1
+
+
+def test_the_order_service_s_submit_attempts_go_with_their_keys_after_the_replay_window(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(submit_attempts.insert(), [
+            {"user_id": 1, "idempotency_key": key, "order_no": f"no-{key}", "created_at": days_ago(days)}
+            for key, days in (("old-1", 8), ("old-2", 7.5), ("new", 6))])
+
+    pruned = prune(engine, "order", SETTINGS, keyed=[submit_attempts], now=NOW, batch=1)
+
+    assert pruned["submit_attempts"] == 2
+    with engine.connect() as conn:
+        assert conn.execute(select(submit_attempts.c.idempotency_key)).scalars().all() == ["new"]

@@ -30,8 +30,12 @@ def connection_lost() -> OperationalError:
     return OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))
 
 
+# submit_order commits twice: first the attempt (submit_attempts, before anything is held), then the order.
+ORDER_COMMIT = 2
+
+
 class CommitRaises(SqlOrderUnitOfWork):
-    """The first commit raises, after the server committed (`committed=True`) or without committing; with
+    """The order's commit raises, after the server committed (`committed=True`) or without committing; with
     `then_unreachable`, every later unit of work fails to start, as when the database went away."""
 
     def __init__(self, engine: Engine, *, committed: bool, then_unreachable: bool = False) -> None:
@@ -39,13 +43,13 @@ class CommitRaises(SqlOrderUnitOfWork):
         self.committed, self.then_unreachable, self.commits = committed, then_unreachable, 0
 
     def __enter__(self) -> CommitRaises:
-        if self.commits and self.then_unreachable:
+        if self.commits >= ORDER_COMMIT and self.then_unreachable:
             raise connection_lost()
         return super().__enter__()
 
     def commit(self) -> None:
         self.commits += 1
-        if self.commits > 1:
+        if self.commits != ORDER_COMMIT:
             return super().commit()
         if self.committed:
             super().commit()
