@@ -3,7 +3,7 @@ number of lines.
 
 A count, not a timing: it fails when submit goes back to a query per line, reads the cart for a
 buy-now order, or reads the order it has just written back in another transaction (bench/checkout_cpu.py
-measures what each of those costs in CPU). Since migration 0021 a submit records its attempt (submit_attempts) in a
+measures what each of those costs in CPU). Since migration 0022 a submit records its attempt (submit_attempts) in a
 transaction of its own before anything is held under its order number: one statement and one transaction more than
 before (6 statements in 1 transaction for a buy-now order then, 7 in 2 now).
 """

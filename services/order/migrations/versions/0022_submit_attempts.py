@@ -3,8 +3,8 @@ anything is held under it, so that a retry releases the stock, coupon and points
 (service._release_lost_attempt). A new table: the previous release, which knows nothing of it, keeps submitting
 during the rollout (its attempts are simply not recorded, as before).
 
-Revision ID: 0021
-Revises: 0020
+Revision ID: 0022
+Revises: 0021
 Create Date: 2026-12-07
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 from services.common.db import UTCDateTime
 
-revision = "0021"
-down_revision = "0020"
+revision = "0022"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 
