@@ -80,7 +80,8 @@ class CartItemIn(Body):
 
 
 class CartItemPatch(Body):
-    """Send what changes: the quantity, whether the line is selected for checkout, or both."""
+    """Send what changes: the quantity, whether the line is selected for checkout, or both (neither, or only nulls:
+    400 CART_ITEM_CHANGE_EMPTY, as PATCH /me with no field is 400 PROFILE_EMPTY)."""
 
     quantity: int | None = Field(None, ge=1, le=999)
     selected: bool | None = None

@@ -171,6 +171,11 @@ def _own_item(uow: OrderUnitOfWork, user_id: int, item_id: int) -> CartItem:
 
 def change_cart_item(uow: OrderUnitOfWork, catalog: Catalog, *, user_id: int, item_id: int, quantity: int = 0,
                      selected: bool | None = None) -> CartLine:
+    """Change a line's quantity (0: as it is), its selection (None: as it is), or both; neither is refused, as a
+    profile change with no field is (PROFILE_EMPTY)."""
+    if not quantity and selected is None:
+        raise InvalidInput("CART_ITEM_CHANGE_EMPTY", "send at least one of quantity, selected",
+                           details={"quantity": "or selected"})
     with uow:
         uow.carts.lock_user(user_id)
         item = _own_item(uow, user_id, item_id)

@@ -79,6 +79,14 @@ def test_another_users_cart_item_is_not_found(shop: Shop) -> None:
     assert shop.uow.carts.items[0].selected is False
 
 
+def test_a_cart_change_with_neither_quantity_nor_selection_is_refused(shop: Shop) -> None:
+    line = service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, quantity=2, now=NOW)
+    with pytest.raises(InvalidInput) as refused:
+        service.change_cart_item(shop.uow, shop.catalog, user_id=1, item_id=line.item.id or 0)
+    assert (refused.value.code, shop.uow.carts.items[0].quantity, shop.uow.carts.items[0].selected) == (
+        "CART_ITEM_CHANGE_EMPTY", 2, True)
+
+
 def test_quote_and_submit_charge_the_same_exact_amounts(shop: Shop) -> None:
     shop.members.percent, shop.members.coupon_fen, shop.members.points = 95, 500, 300
     request = replace(BUY_TWO, coupon_id=9, points=300)
