@@ -268,10 +268,16 @@ def _lock_coupon(members: Members, order_no: str, coupon_id: int, lines: list[Or
     return locked.discount_fen
 
 
-def quote_checkout(uow: OrderUnitOfWork, catalog: Catalog, members: Members, settings: OrderSettings, *,
-                   user_id: int, request: CheckoutInput) -> Quote:
+def quote_checkout(uow: OrderUnitOfWork, catalog: Catalog, members: Members, users: Users, settings: OrderSettings,
+                   *, user_id: int, request: CheckoutInput) -> Quote:
     """The exact breakdown submit would charge now (same lines, same `price`), locking nothing,
-    and the shopper's coupons usable for these lines."""
+    and the shopper's coupons usable for these lines.
+
+    The address is found as submit finds it: another user's or none is ADDRESS_NOT_FOUND. It changes no amount
+    (freight is flat, FreightRule); a shopper not verified yet is quoted all the same (the user service then does
+    not look at the address, and submit refuses IDENTITY_NOT_VERIFIED). No address_id: no call."""
+    if request.address_id:
+        users.buyer_address(user_id, request.address_id)
     wanted = _wanted(_cart_of(uow, user_id) if request.cart_item_ids else [], request)
     skus = catalog.skus({want.sku_id for want in wanted})
     lines = _lines(skus, wanted)
