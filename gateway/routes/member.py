@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from flask import Blueprint
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -12,6 +12,7 @@ from mall.member.v1.member_pb2_grpc import MemberServiceStub
 from pydantic import Field
 
 from gateway.api import Body, Id, Page, PageQuery, Reply, operation, service
+from services.common import formats
 
 bp = Blueprint("member", __name__, url_prefix="/api/v1/member")
 
@@ -185,8 +186,18 @@ class ClaimCoupon(Body):
     template_id: int = Id
 
 
+def judged_by_member(low: int, high: int, description: str) -> Any:
+    """An amount the member service judges (its rule in services/common/formats.py): documented as low..high, so
+    that the contract states the real limits, while the gateway bounds it only by MAX_FEN and leaves the rest to the
+    service's own codes, which the description names."""
+    return Field(ge=1, le=MAX_FEN, json_schema_extra={"minimum": low, "maximum": high}, description=description)
+
+
 class WithdrawalRequest(Body):
-    amount_fen: int = Field(ge=1, le=MAX_FEN)
+    amount_fen: int = judged_by_member(
+        formats.WITHDRAWAL_MIN_FEN, formats.WITHDRAWAL_MAX_PER_DAY_FEN,
+        f"at least {formats.WITHDRAWAL_MIN_FEN} fen (400 WITHDRAWAL_TOO_SMALL); at most "
+        f"{formats.WITHDRAWAL_MAX_PER_DAY_FEN} fen a UTC day, this one included (422 WITHDRAWAL_DAILY_LIMIT)")
 
 
 class WithdrawalOut(Reply):
@@ -213,7 +224,9 @@ class WithdrawalOut(Reply):
 
 
 class RechargeRequest(Body):
-    amount_fen: int = Field(ge=1, le=MAX_FEN)
+    amount_fen: int = judged_by_member(
+        formats.RECHARGE_MIN_FEN, formats.RECHARGE_MAX_FEN,
+        f"{formats.RECHARGE_MIN_FEN}-{formats.RECHARGE_MAX_FEN} fen (400 AMOUNT_INVALID otherwise)")
     channel: Literal["wechat", "alipay", "bank_card"]
 
 

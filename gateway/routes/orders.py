@@ -80,7 +80,8 @@ class CartItemIn(Body):
 
 
 class CartItemPatch(Body):
-    """Send what changes: the quantity, whether the line is selected for checkout, or both."""
+    """Send what changes: the quantity, whether the line is selected for checkout, or both (neither, or only nulls:
+    400 CART_ITEM_CHANGE_EMPTY, as PATCH /me with no field is 400 PROFILE_EMPTY)."""
 
     quantity: int | None = Field(None, ge=1, le=999)
     selected: bool | None = None
@@ -579,7 +580,14 @@ class ShipIn(Body):
     carrier: str = Field(min_length=1, max_length=formats.CARRIER_MAX)
     tracking_no: str = Field(min_length=1, max_length=64, pattern=anchored(formats.TRACKING_NO))
     lines: list[LineUnitsIn] = Field(default_factory=list, max_length=100,
-                                    description="empty: every unit not shipped yet")
+                                    description="empty: every unit not shipped yet; each line once")
+
+    @model_validator(mode="after")
+    def _each_line_once(self) -> ShipIn:
+        named = [line.line_id for line in self.lines]
+        if len(set(named)) != len(named):  # as an after-sales case (CaseIn): the order service would add them up
+            raise ValueError("name each line once")
+        return self
 
 
 @bp.post("/admin/orders/<id:order_id>/ship")

@@ -161,7 +161,9 @@ class Bankcard:
             raise error("the body is not a bank-card payment callback (nor a query answer)") from None
         if type(amount) is not int or type(timestamp) is not int:
             raise error("amount_fen and timestamp must be integers")
-        if abs(self.clock() - timestamp) > self.settings.notify_max_age_seconds:
+        now, max_age = self.clock(), self.settings.notify_max_age_seconds
+        # Compared, not subtracted: the clock is a float, and an integer past 1e308 minus it raises OverflowError.
+        if not now - max_age <= timestamp <= now + max_age:
             raise error(f"the payment is not within {self.settings.notify_max_age_seconds} seconds of now")
         if merchant_id != self.settings.merchant_id:
             raise error("merchant_id is not this merchant's")

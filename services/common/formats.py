@@ -65,6 +65,12 @@ SKU_PRICE_MAX_FEN = 100_000_000
 MAX_SPECS, SPEC_NAME_MAX, SPEC_VALUE_MAX = 5, 20, 50
 SPEC_TEXT_MAX = MAX_SPECS * (SPEC_NAME_MAX + 1 + SPEC_VALUE_MAX) + MAX_SPECS - 1                 # 359
 SPEC_KEY_MAX = 2 + MAX_SPECS * (2 * SPEC_NAME_MAX + 2 * SPEC_VALUE_MAX + 5) + MAX_SPECS - 1      # 731
+# A wallet recharge's amount, and a withdrawal's: the member service refuses any other (400 AMOUNT_INVALID,
+# 400 WITHDRAWAL_TOO_SMALL, 422 WITHDRAWAL_DAILY_LIMIT), the gateway documents them for POST /member/recharges and
+# POST /member/withdrawals.
+RECHARGE_MIN_FEN, RECHARGE_MAX_FEN = 100, 5_000_000     # 1 to 50,000 yuan
+WITHDRAWAL_MIN_FEN = 100                                # 1 yuan
+WITHDRAWAL_MAX_PER_DAY_FEN = 500_000                    # 5,000 yuan per shopper per UTC day (rejected ones not counted)
 MAX_REVIEW_IMAGES = 9                # a review's images
 REVIEW_CONTENT_MAX = 500             # a review's text, in characters
 SHOPPER_REASON_MAX = 200             # what staff write for the shopper of an after-sales decision (characters)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -412,7 +413,10 @@ class WechatPay:
         key = self._platform_keys.get(serial.upper())
         if key is None:
             raise error(f"unknown Wechatpay-Serial {serial!r}")
-        if not timestamp.isdigit() or abs(self.clock() - int(timestamp)) > self.settings.notify_max_age_seconds:
+        # Unix seconds in ASCII digits ("²" is a digit to isdigit, not to int), compared rather than subtracted (the
+        # clock is a float: an integer past 1e308 minus it overflows).
+        now, max_age = self.clock(), self.settings.notify_max_age_seconds
+        if not (re.fullmatch(r"[0-9]{1,19}", timestamp) and now - max_age <= int(timestamp) <= now + max_age):
             raise error(f"Wechatpay-Timestamp is not within {self.settings.notify_max_age_seconds} seconds of now")
         if not rsa_verify(key, f"{timestamp}\n{nonce}\n".encode() + body + b"\n", signature):
             raise error("Wechatpay-Signature does not verify")

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from services.common.auth import refuse_own
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
+from services.common.formats import RECHARGE_MAX_FEN, RECHARGE_MIN_FEN, WITHDRAWAL_MAX_PER_DAY_FEN, WITHDRAWAL_MIN_FEN
 
 # ---------------------------------------------------------------- levels (M2/M3)
 
@@ -651,9 +652,8 @@ def template_not_approved() -> DomainError:
 
 
 # ---------------------------------------------------------------- withdrawals (M5)
-
-WITHDRAWAL_MIN_FEN = 100                 # 1 yuan
-WITHDRAWAL_MAX_PER_DAY_FEN = 500_000     # 5,000 yuan per shopper per UTC day (rejected ones not counted)
+# Their bounds, WITHDRAWAL_MIN_FEN and WITHDRAWAL_MAX_PER_DAY_FEN, are in services/common/formats.py (documented
+# by the gateway).
 
 
 class WithdrawalStatus(enum.StrEnum):
@@ -796,9 +796,7 @@ def withdrawal_not_found() -> NotFound:
 
 # ---------------------------------------------------------------- recharges (M4)
 
-RECHARGE_CHANNELS = ("wechat", "alipay", "bank_card")
-RECHARGE_MIN_FEN = 100
-RECHARGE_MAX_FEN = 5_000_000
+RECHARGE_CHANNELS = ("wechat", "alipay", "bank_card")  # the amount: formats.RECHARGE_MIN_FEN-RECHARGE_MAX_FEN
 RECHARGE_PAY_MINUTES = 30                # the channel's payment window of a recharge
 # How long after its payment deadline a PENDING recharge is asked about one last time and expired when the
 # channel says it was not paid (MEMBER_RECHARGE_EXPIRE_SECONDS): at least a minute for the channel's own clock and

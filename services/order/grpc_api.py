@@ -79,7 +79,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
 
     def QuoteCheckout(self, request: order_pb2.CheckoutRequest,
                       context: grpc.ServicerContext) -> order_pb2.CheckoutQuote:
-        quote = service.quote_checkout(self.uow(), self.catalog, self.members, self.settings,
+        quote = service.quote_checkout(self.uow(), self.catalog, self.members, self.users, self.settings,
                                        user_id=require_caller().user_id, request=_checkout(request))
         return order_pb2.CheckoutQuote(lines=[_line(line) for line in quote.lines], amounts=_amounts(quote.amounts),
                                        points_used=quote.points_used, usable_coupons=[

@@ -171,6 +171,11 @@ def _own_item(uow: OrderUnitOfWork, user_id: int, item_id: int) -> CartItem:
 
 def change_cart_item(uow: OrderUnitOfWork, catalog: Catalog, *, user_id: int, item_id: int, quantity: int = 0,
                      selected: bool | None = None) -> CartLine:
+    """Change a line's quantity (0: as it is), its selection (None: as it is), or both; neither is refused, as a
+    profile change with no field is (PROFILE_EMPTY)."""
+    if not quantity and selected is None:
+        raise InvalidInput("CART_ITEM_CHANGE_EMPTY", "send at least one of quantity, selected",
+                           details={"quantity": "or selected"})
     with uow:
         uow.carts.lock_user(user_id)
         item = _own_item(uow, user_id, item_id)
@@ -263,10 +268,16 @@ def _lock_coupon(members: Members, order_no: str, coupon_id: int, lines: list[Or
     return locked.discount_fen
 
 
-def quote_checkout(uow: OrderUnitOfWork, catalog: Catalog, members: Members, settings: OrderSettings, *,
-                   user_id: int, request: CheckoutInput) -> Quote:
+def quote_checkout(uow: OrderUnitOfWork, catalog: Catalog, members: Members, users: Users, settings: OrderSettings,
+                   *, user_id: int, request: CheckoutInput) -> Quote:
     """The exact breakdown submit would charge now (same lines, same `price`), locking nothing,
-    and the shopper's coupons usable for these lines."""
+    and the shopper's coupons usable for these lines.
+
+    The address is found as submit finds it: another user's or none is ADDRESS_NOT_FOUND. It changes no amount
+    (freight is flat, FreightRule); a shopper not verified yet is quoted all the same (the user service then does
+    not look at the address, and submit refuses IDENTITY_NOT_VERIFIED). No address_id: no call."""
+    if request.address_id:
+        users.buyer_address(user_id, request.address_id)
     wanted = _wanted(_cart_of(uow, user_id) if request.cart_item_ids else [], request)
     skus = catalog.skus({want.sku_id for want in wanted})
     lines = _lines(skus, wanted)

@@ -65,6 +65,15 @@ def test_untrusted_callbacks_are_rejected(client: Bankcard, headers_body: tuple[
         client.verify_notify(*headers_body)
 
 
+@pytest.mark.parametrize("timestamp", [10**309, -(10**309)], ids=["far_future", "far_past"])
+def test_a_signed_callback_with_a_timestamp_no_float_holds_is_rejected_as_stale(timestamp: int) -> None:
+    # time.time() is a float: subtracting an integer past 1e308 from it raised OverflowError (answered 503).
+    client = Bankcard(BankcardSettings(merchant_id="M1", secret=SECRET, cashier_url="https://pay.example/cashier"),
+                      clock=lambda: NOW + 0.5)
+    with pytest.raises(NotifyRejected, match="within 300 seconds"):
+        client.verify_notify(*callback(timestamp=timestamp))
+
+
 def test_settings_need_a_long_secret_and_an_https_cashier_outside_dev() -> None:
     env = {"BANKCARD_MERCHANT_ID": "M1", "BANKCARD_SECRET": SECRET.decode(), "BANKCARD_CASHIER_URL": "http://x/c"}
     assert BankcardSettings.from_env("prod", {}) is None

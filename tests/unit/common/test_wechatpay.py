@@ -308,6 +308,21 @@ def test_a_notify_more_than_five_minutes_off_is_rejected(pay: WechatPay, platfor
         pay.verify_notify(signed_headers(platform_key, body, timestamp=NOW - age_seconds), body)
 
 
+@pytest.mark.parametrize("timestamp", ["9" * 400, "1" * 5000, "\u00b2"], ids=["past_1e308", "past_4300_digits",
+                                                                           "superscript_two"])
+def test_a_notify_whose_timestamp_is_no_time_is_rejected_not_a_crash(settings: WechatPaySettings,
+                                                                   session: FakeSession, platform_key: rsa.RSAPrivateKey,
+                                                                   timestamp: str) -> None:
+    # Checked before the signature: int() refused "²" (isdigit) and 5000 digits, and time.time() minus an integer past
+    # 1e308 overflowed, each a 500 for anyone who knew a platform serial.
+    pay = WechatPay(settings, session, clock=lambda: NOW + 0.5)
+    body = notify_body(transaction())
+    headers = {**signed_headers(platform_key, body), "Wechatpay-Timestamp": timestamp}
+
+    with pytest.raises(NotifyRejected, match="Wechatpay-Timestamp"):
+        pay.verify_notify(headers, body)
+
+
 def test_a_notify_five_minutes_old_is_still_accepted(pay: WechatPay, platform_key: rsa.RSAPrivateKey) -> None:
     body = notify_body(transaction())
 

@@ -517,3 +517,22 @@ def test_the_openapi_document_declares_the_claims_idempotency_key_optional(clien
     assert [(p["name"], p["in"], p["required"]) for p in claim["parameters"]] == [("Idempotency-Key", "header", False)]
     assert [(p["name"], p["required"]) for p in withdrawal["parameters"]] == [("Idempotency-Key", True)]
     assert "409 IDEMPOTENCY_KEY_REUSED" in claim["description"]
+
+
+def test_recharge_and_withdrawal_amounts_document_the_member_services_limits(client: FlaskClient) -> None:
+    # Documented 1..10^12 while the member service refuses a recharge outside 100..5,000,000 fen and a
+    # withdrawal under 100 fen or over 500,000 fen a day.
+    schemas = client.get("/openapi.json").get_json()["components"]["schemas"]
+
+    assert [(schemas[name]["properties"]["amount_fen"]["minimum"], schemas[name]["properties"]["amount_fen"]["maximum"])
+            for name in ("RechargeRequest", "WithdrawalRequest")] == [(100, 5_000_000), (100, 500_000)]
+
+
+def test_an_amount_outside_the_documented_limits_is_judged_by_the_member_service_alone(
+        client: FlaskClient, clients, bearer: Callable) -> None:
+    headers = {**bearer(), "Idempotency-Key": "tap-1"}
+    client.post("/api/v1/member/recharges", json={"amount_fen": 99, "channel": "alipay"}, headers=headers)
+    client.post("/api/v1/member/withdrawals", json={"amount_fen": 500_001}, headers=headers)
+
+    assert ([call.message.amount_fen for call in clients.member.CreateRecharge.calls],
+            [call.message.amount_fen for call in clients.member.RequestWithdrawal.calls]) == ([99], [500_001])

@@ -321,6 +321,17 @@ def test_a_parcel_or_return_parcel_whose_tracking_number_is_no_tracking_number_i
     assert (clients.order.ShipOrder.calls, clients.order.SubmitReturnShipment.calls) == ([], [])
 
 
+def test_a_parcel_naming_a_line_twice_is_a_400_and_nothing_is_shipped(client: FlaskClient, clients, bearer) -> None:
+    # The order service added the two up (3 units of line 9); opening an after-sales case refuses the same body.
+    clients.order.ShipOrder.reply = a_refunding_order()
+    response = client.post("/api/v1/admin/orders/5/ship", headers=bearer(roles="operator", user_id=1), json={
+        "carrier": "SF", "tracking_no": "SF100",
+        "lines": [{"line_id": 9, "quantity": 1}, {"line_id": 9, "quantity": 2}]})
+
+    assert (response.status_code, len(clients.order.ShipOrder.calls)) == (400, 0)
+    assert response.get_json()["error"]["code"] == "INVALID_REQUEST"
+
+
 def test_the_openapi_document_gives_shoppers_their_steps_and_staff_every_step_with_its_audience(
         client: FlaskClient) -> None:
     spec = client.get("/openapi.json").get_json()

@@ -79,10 +79,19 @@ def test_another_users_cart_item_is_not_found(shop: Shop) -> None:
     assert shop.uow.carts.items[0].selected is False
 
 
+def test_a_cart_change_with_neither_quantity_nor_selection_is_refused(shop: Shop) -> None:
+    line = service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, quantity=2, now=NOW)
+    with pytest.raises(InvalidInput) as refused:
+        service.change_cart_item(shop.uow, shop.catalog, user_id=1, item_id=line.item.id or 0)
+    assert (refused.value.code, shop.uow.carts.items[0].quantity, shop.uow.carts.items[0].selected) == (
+        "CART_ITEM_CHANGE_EMPTY", 2, True)
+
+
 def test_quote_and_submit_charge_the_same_exact_amounts(shop: Shop) -> None:
     shop.members.percent, shop.members.coupon_fen, shop.members.points = 95, 500, 300
     request = replace(BUY_TWO, coupon_id=9, points=300)
-    quote = service.quote_checkout(shop.uow, shop.catalog, shop.members, shop.settings, user_id=1, request=request)
+    quote = service.quote_checkout(shop.uow, shop.catalog, shop.members, shop.users, shop.settings, user_id=1,
+                                   request=request)
     order = submit(shop, request)
     assert quote.amounts == order.amounts
     # 3998 items, 199 level (floor of 199.9), 500 coupon, 300 points = 3 yuan, no freight.
@@ -98,7 +107,8 @@ def test_preview_usable_coupons_and_submit_give_the_member_service_each_lines_ca
                                       now=NOW).item.id or 0 for sku_id, quantity in ((101, 2), (102, 1)))
     request = CheckoutInput(cart_item_ids=ids, address_id=7, coupon_id=9)
 
-    quote = service.quote_checkout(shop.uow, shop.catalog, shop.members, shop.settings, user_id=1, request=request)
+    quote = service.quote_checkout(shop.uow, shop.catalog, shop.members, shop.users, shop.settings, user_id=1,
+                                   request=request)
     order = submit(shop, request)
 
     sent = [CouponLine(2, 3998, (1, 2)), CouponLine(5, 500, (4, 5))]
@@ -110,8 +120,39 @@ def test_preview_usable_coupons_and_submit_give_the_member_service_each_lines_ca
 def test_the_quote_lists_the_coupons_usable_for_its_lines(shop: Shop) -> None:
     offer = CouponOffer(coupon_id=9, name="满10减5", discount_fen=500, valid_to=NOW + timedelta(days=7))
     shop.members.offers = [offer]
-    quote = service.quote_checkout(shop.uow, shop.catalog, shop.members, shop.settings, user_id=1, request=BUY_TWO)
+    quote = service.quote_checkout(shop.uow, shop.catalog, shop.members, shop.users, shop.settings, user_id=1,
+                                   request=BUY_TWO)
     assert quote.usable_coupons == [offer] and quote.amounts.coupon_discount_fen == 0
+
+
+@pytest.mark.parametrize("address_id", [99, 8], ids=["no_such_address", "another_users_address"])
+def test_the_quote_refuses_an_address_as_submit_does(shop: Shop, address_id: int) -> None:
+    request = replace(BUY_TWO, address_id=address_id)
+    with pytest.raises(NotFound) as quoted:
+        service.quote_checkout(shop.uow, shop.catalog, shop.members, shop.users, shop.settings, user_id=1,
+                               request=request)
+    with pytest.raises(NotFound) as submitted:
+        submit(shop, request)
+    assert (quoted.value.code, submitted.value.code, shop.stock.available[101]) == (
+        "ADDRESS_NOT_FOUND", "ADDRESS_NOT_FOUND", 10)
+
+
+class NoUsers:
+    def buyer_address(self, user_id: int, address_id: int) -> None:
+        raise AssertionError("the user service was asked")
+
+
+def test_a_quote_without_an_address_asks_the_user_service_nothing(shop: Shop) -> None:
+    quote = service.quote_checkout(shop.uow, shop.catalog, shop.members, NoUsers(), shop.settings,  # type: ignore[arg-type]
+                                   user_id=1, request=replace(BUY_TWO, address_id=0))
+    assert (quote.amounts.items_total_fen, quote.amounts.payable_fen) == (3998, 3998)
+
+
+def test_an_unverified_shopper_is_quoted_all_the_same(shop: Shop) -> None:
+    shop.users.verified_ids = set()
+    quote = service.quote_checkout(shop.uow, shop.catalog, shop.members, shop.users, shop.settings, user_id=1,
+                                   request=BUY_TWO)
+    assert quote.amounts.payable_fen == 3998
 
 
 def test_submit_reserves_stock_snapshots_and_publishes_order_created_once(shop: Shop) -> None:

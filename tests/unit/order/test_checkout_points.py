@@ -62,8 +62,8 @@ def points_shop(shop: Shop) -> Shop:
 def test_an_order_uses_the_points_its_preview_showed_when_more_were_wished_for(
         points_shop: Shop, request_: CheckoutInput, items_fen: int, points_used: int, payable_fen: int) -> None:
     shop = points_shop
-    quote = service.quote_checkout(shop.uow, shop.catalog, shop.members, shop.settings, user_id=SHOPPER,
-                                   request=request_)
+    quote = service.quote_checkout(shop.uow, shop.catalog, shop.members, shop.users, shop.settings,
+                                   user_id=SHOPPER, request=request_)
 
     order = service.submit_order(shop.uow, shop.members, shop.stock, shop.users, shop.settings, user_id=SHOPPER,
                                  request=request_, note="", idempotency_key="k1",
@@ -79,8 +79,8 @@ def test_an_order_wishing_for_points_the_shopper_does_not_have_is_placed_without
     shop = points_shop
     shop.members.member = MemberServicePoints().member  # type: ignore[attr-defined]  # a shopper with no points
     request = CheckoutInput(sku_id=101, quantity=2, address_id=7, points=500)
-    quote = service.quote_checkout(shop.uow, shop.catalog, shop.members, shop.settings, user_id=SHOPPER,
-                                   request=request)
+    quote = service.quote_checkout(shop.uow, shop.catalog, shop.members, shop.users, shop.settings,
+                                   user_id=SHOPPER, request=request)
 
     order = service.submit_order(shop.uow, shop.members, shop.stock, shop.users, shop.settings, user_id=SHOPPER,
                                  request=request, note="", idempotency_key="k1",
