@@ -81,14 +81,15 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     servicer = MemberServicer(uow, payout, channels, categories=GrpcCategories(clients),
                               coupon_max_face_fen=settings.coupon_max_face_fen)
     # Each round of a sweep goes on for JOB_ROUND_BUDGET_SECONDS, a row's calls on top: a recharge's or payout's
-    # channel query (and a payee read for a transfer); a checkout hold's release calls nothing.
+    # channel query (and a payee read for a transfer); a checkout hold's release and a holder's points expiry call
+    # nothing.
     call = max([settings.grpc_timeout_seconds] + [channel.timeout_seconds for channel in
                                                   (settings.wechatpay, settings.alipay, settings.bankcard) if channel])
 
     def budget(calls: int, sweeps: int = 1) -> RoundBudget:
         return round_budget(base.job_round_budget_seconds, row_calls_seconds=calls * call, sweeps=sweeps)
 
-    recharges, expiries, payouts, holds = budget(2), budget(2), budget(2), budget(0, sweeps=2)
+    recharges, expiries, payouts, holds, points = budget(2), budget(2), budget(2), budget(0, sweeps=2), budget(0)
     return ServiceApp(settings=base, engine=engine,
                       registrations=[registration(member_pb2, member_pb2_grpc, "MemberService", servicer)],
                       consumers=event_consumers(base, engine),
@@ -116,9 +117,10 @@ def build_app(base: ServiceSettings) -> ServiceApp:
                           "checkout-hold-expiry": every(settings.reconcile_seconds, "checkout hold expiry",
                                                         lambda: service.expire_checkout_holds(uow, budget=holds),
                                                         budget=holds),
-                          # durable: the ledger is the schedule, and a missed run is caught up by the next
+                          # durable: the ledger is the schedule, and a missed run is caught up by the next; one
+                          # replica's round at a time, stopped by its budget and going on after the last holder walked
                           "points-expiry": every(settings.points_expiry_seconds, "points expiry",
-                                                 lambda: service.expire_points(uow)),
+                                                 lambda: service.expire_points(uow, budget=points), budget=points),
                       })
 
 

@@ -16,7 +16,7 @@ from typing import Protocol
 from services.common.db import seconds_since, utcnow
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 from services.common.idempotency import canonical
-from services.common.uow import RoundBudget, each_page, each_sweep
+from services.common.uow import RoundBudget, each_page, each_sweep, one_round_at_a_time
 from services.member import events, metrics
 from services.member.channels import (
     NotifyRejected,
@@ -356,23 +356,23 @@ def _take_owed_points(uow: MemberUnitOfWork, user_id: int, *, key: str, referenc
     return taken
 
 
-def expire_points(uow: Callable[[], MemberUnitOfWork], *, now: datetime | None = None, batch: int = 200) -> int:
+def expire_points(uow: Callable[[], MemberUnitOfWork], *, now: datetime | None = None, batch: int = 200,
+                  budget: RoundBudget | None = None) -> int:
     """Expire the points past their term (domain.points_expiry_cutoff), every holder's, one transaction
     each; the points expired in all. Durable and repeatable: driven by the ledger itself, once per user and
     cutoff month (the posting key; again for old points given back after it, `_expire_points_of`), so a missed run
-    is caught up by the next and replicas expire nothing twice."""
+    is caught up by the next and replicas expire nothing twice.
+
+    One replica's round at a time (`one_round_at_a_time`; 0 otherwise): every holder is walked each round, so
+    replicas overlapping would only wait on each other's account locks. With a `budget` (the job's, started by its
+    timer) the round stops between holders once it is spent, and the next goes on after the last holder walked
+    (`each_page`), so a round never outlasts the job's liveness bound however many members hold points."""
     now = now or utcnow()
     cutoff = points_expiry_cutoff(now)
-    expired, after = 0, 0
-    while True:
-        with uow() as tx:
-            holders = tx.ledger.holders(POINTS_ACCOUNTS, after, batch)  # held points expire too
-            tx.commit()
-        for user_id in holders:
-            expired += _expire_points_of(uow(), user_id, cutoff, now)
-        if len(holders) < batch:
-            return expired
-        after = holders[-1]
+    return one_round_at_a_time(uow, "points-expiry", lambda: each_page(
+        uow, lambda tx, after: tx.ledger.holders(POINTS_ACCOUNTS, after, batch), 0, batch,  # held points expire too
+        lambda user_id: _expire_points_of(uow(), user_id, cutoff, now), what="points holder", budget=budget),
+        now=now, interval=timedelta(0))
 
 
 def _expire_points_of(uow: MemberUnitOfWork, user_id: int, cutoff: datetime, now: datetime) -> int:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Engine, text
 
+from services.common.db import advisory_key
 from services.member import service
 from services.member.db import SqlMemberUnitOfWork
 from services.member.domain import Account
@@ -95,3 +96,15 @@ def test_old_points_given_back_after_the_months_run_expire_once_when_two_replica
         assert (april, sorted([results["a"], results["b"]]), tx.ledger.balance(ALICE, Account.POINTS)) == (
             100, [0, 300], 200)  # May's 200 stay
     assert service.check_ledgers(uow())[1] == []
+
+
+def test_a_replicas_round_does_nothing_while_another_replicas_round_holds_the_round_lock(
+        shopper: Callable[[], SqlMemberUnitOfWork], engine: Engine) -> None:
+    with engine.connect() as other:  # another replica's round of points expiry under way
+        other.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key("minimall-round:points-expiry")})
+        during = (service.expire_points(shopper, now=APRIL_RUN), marked(shopper))
+        other.rollback()
+    after = (service.expire_points(shopper, now=APRIL_RUN), marked(shopper))
+
+    assert during == (0, 0)  # skipped whole: nothing walked, nothing marked
+    assert after == (0, 300)  # the next round marks the 300 held March points (none spendable are past their term)

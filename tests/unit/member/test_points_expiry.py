@@ -6,8 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from services.common.uow import RoundBudget
 from services.member import service
 from services.member.domain import Account, points_expiry_cutoff
+from tests.unit.common.test_liveness import FakeClock
 from tests.unit.member.fakes import FakeMemberUnitOfWork
 
 ALICE, BOB = 1, 2
@@ -183,3 +185,33 @@ def test_old_points_a_cancellation_gives_back_after_the_months_run_expire_at_the
 
     assert (april, later, points(uow, ALICE)) == (100, [300, 0], 200)  # May's 200 stay
     assert uow.ledger.check()[1] == []
+
+
+def test_a_round_stops_at_its_budget_and_the_next_goes_on_after_the_last_holder_walked(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    uow, clock, walked = FakeMemberUnitOfWork(), FakeClock(), []
+    for user in range(1, 6):  # user n: n x 100 points of March 2026 (past their term in April 2027), 50 of May's
+        service.sign_up(uow, user_id=user, channel="self", invite_code=None, now=at("2026-01-01 00:00:00"))
+        earn(uow, user, f"M{user}", user * 10_000, "2026-03-15 10:00:00")
+        earn(uow, user, f"N{user}", 5_000, "2026-05-02 10:00:00")
+    expire_one = service._expire_points_of
+
+    def expire_taking_10_seconds(tx: FakeMemberUnitOfWork, user_id: int, cutoff: datetime, now: datetime) -> int:
+        walked.append(user_id)
+        clock.advance(10)
+        return expire_one(tx, user_id, cutoff, now)
+    monkeypatch.setattr(service, "_expire_points_of", expire_taking_10_seconds)
+    budget = RoundBudget(25, 0, clock=clock)
+    rounds = []
+    for _ in range(3):
+        budget.start()
+        before = len(walked)
+        rounds.append((service.expire_points(lambda: uow, now=at("2027-04-01 00:00:00"), batch=2, budget=budget),
+                       walked[before:]))
+
+    # 10 s a holder within 25 s: the third starts at 20 s, the fourth would start past it; all keep their May points
+    assert rounds == [(100 + 200 + 300, [1, 2, 3]), (400 + 500, [4, 5]), (0, [1, 2, 3])]
+    assert [points(uow, user) for user in range(1, 6)] == [50] * 5
+    assert [(p.aggregate_id, p.payload.delta) for p in uow.published
+            if p.event_type == "points-changed" and p.payload.reason == "points_expired"] == [
+        (str(user), -user * 100) for user in range(1, 6)]

@@ -1,0 +1,31 @@
+"""The member service's jobs as build_app wires them: each sweep is bounded by its round budget
+(JOB_ROUND_BUDGET_SECONDS), points expiry included, not the blanket JOB_ROUND_SECONDS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.common.config import ServiceSettings
+from services.member import __main__ as member_process
+from tests.fixtures.keys import JwtKeys, service_token
+
+
+def test_each_jobs_bound_is_its_interval_its_budget_its_rows_past_it_and_the_margin(
+        jwt_keys: JwtKeys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SERVICE_TOKEN", service_token(jwt_keys, "member"))
+    base = ServiceSettings.from_env("member", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),
+                                               "MEMBER_DATABASE_URL": f"sqlite:///{tmp_path}/member.db",
+                                               "JOB_ROUND_BUDGET_SECONDS": "100"})
+
+    bounds = {name: job.bound_seconds for name, job in member_process.build_app(base).jobs.items()}
+
+    # interval + 100 s budget + per sweep 2 x 70 s and its row's calls (gRPC 5 s each, no channel) + 30 s margin
+    assert bounds == {
+        "recharge-reconciliation": 60 + 100 + 140 + 2 * 5 + 30,
+        "recharge-expiry": 60 + 100 + 140 + 2 * 5 + 30,
+        "payout-settlement": 60 + 100 + 140 + 2 * 5 + 30,
+        "checkout-hold-expiry": 60 + 100 + 2 * 140 + 30,
+        "points-expiry": 3600 + 100 + 140 + 30,  # a holder's expiry calls nothing
+    }
