@@ -19,7 +19,7 @@ from services.common.consumer import EventConsumer
 from services.common.db import make_engine
 from services.common.discovery import Discovery
 from services.common.grpc_server import registration
-from services.common.runtime import ServiceApp, every, main
+from services.common.runtime import ServiceApp, every, main, round_budget
 from services.product import search, service
 from services.product.consumers import handlers
 from services.product.db import SqlProductUnitOfWork, start_mappers
@@ -45,6 +45,9 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     uow = functools.partial(SqlProductUnitOfWork, engine, "product")
     sweep_seconds = Env().float("PRODUCT_RESERVATION_SWEEP_SECONDS", 60.0)
     orders = order_service(base)
+    # A round of the sweep goes on for JOB_ROUND_BUDGET_SECONDS, then past it by at most a page's read and its
+    # question to the order service, or an order's settling.
+    budget = round_budget(base.job_round_budget_seconds, row_calls_seconds=orders.clients.timeout)
     return ServiceApp(settings=base, engine=engine,
                       registrations=[registration(product_pb2, product_pb2_grpc, "ProductService", ProductServicer(uow))],
                       consumers=event_consumers(base, engine, orders),
@@ -52,10 +55,11 @@ def build_app(base: ServiceSettings) -> ServiceApp:
                       # submit died after reserving) or whose order-cancelled never came go back on sale, and those
                       # of an order paid whose order-paid is late are sold (the order service is asked which)
                       jobs={"reservation-expiry": every(sweep_seconds, "reservation expiry",
-                                                        lambda: service.release_expired_reservations(uow, orders))})
+                                                        lambda: service.release_expired_reservations(
+                                                            uow, orders, budget=budget), budget=budget)})
 
 
-def order_service(base: ServiceSettings) -> Orders:
+def order_service(base: ServiceSettings) -> GrpcOrders:
     """The order service as the reservation sweep asks it, as the product service itself (SERVICE_TOKEN)."""
     env = Env()
     clients = ServiceClients(Discovery(base.consul_http_addr, env),

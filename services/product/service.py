@@ -34,6 +34,7 @@ from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.events import timestamp
 from services.common.idempotency import canonical
+from services.common.uow import RoundBudget
 from services.product import search
 from services.product.domain import (
     DEFAULT_DELIVERY_DAYS,
@@ -75,7 +76,7 @@ from services.product.metrics import (
     STOCK_RESERVATIONS_DEFERRED,
     STOCK_RESERVATIONS_EXPIRED,
 )
-from services.product.orders import AWAITING_PAYMENT, GOING_AHEAD, Orders
+from services.product.orders import AWAITING_PAYMENT, GOING_AHEAD, Orders, OrderState
 from services.product.uow import ProductUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -688,7 +689,8 @@ def stock_movements(uow: ProductUnitOfWork, *, product_id: int, sku_id: int, off
 
 
 def release_expired_reservations(uow_factory: Callable[[], ProductUnitOfWork], orders: Orders, *,
-                                 now: datetime | None = None, batch: int = 100) -> int:
+                                 now: datetime | None = None, batch: int = 100,
+                                 budget: RoundBudget | None = None) -> int:
     """Settle reservations past their expiry (the safety net behind order-paid and order-cancelled); how many
     orders' units went back on sale.
 
@@ -701,51 +703,64 @@ def release_expired_reservations(uow_factory: Callable[[], ProductUnitOfWork], o
     (mall_stock_reservations_deferred_total). Pages of `batch` orders, oldest expiry first, keyed past the last one, so orders left held (awaiting payment,
     or failing) do not hide the ones behind them.
 
-    The serve role runs it every PRODUCT_RESERVATION_SWEEP_SECONDS. Each order in its own transaction, so
+    The serve role runs it every PRODUCT_RESERVATION_SWEEP_SECONDS, with a `budget` (the job's, started by its
+    timer): the round stops between two pages or two orders once it is spent (its first order aside), and the next
+    goes on after the last order it handled, as `each_page` does: settled orders leave the expired ones, but those
+    left held (awaiting payment, failing) stay, and a backlog of them larger than a round would otherwise keep the
+    orders behind them held round after round. Each order in its own transaction, so
     one failure (logged, tried again next round) does not hold back the rest. Safe to run from several
     replicas at once: settling is idempotent, and an order released twice is counted once.
     """
     now = now or utcnow()
-    released = 0
-    after: tuple[datetime, str] | None = None
+    sweep = "expired reservation of order (expiry, number)"
+    released, handled = 0, False
+    after: tuple[datetime, str] | None = None if budget is None else budget.resume_after(sweep, None)
     while True:
         with uow_factory() as uow:
             page = uow.reservations.expired_orders(now, batch, after)
         if not page:
             break
-        settled = _settle_expired_page(uow_factory, orders, [order_no for _, order_no in page], now=now)
-        if settled is None:
-            break
-        released += settled
-        after = page[-1]  # what this page left held stays behind: the next page starts past it
-    if released:
-        STOCK_RESERVATIONS_EXPIRED.inc(released)
-    return released
-
-
-def _settle_expired_page(uow_factory: Callable[[], ProductUnitOfWork], orders: Orders, expired: list[str], *,
-                         now: datetime) -> int | None:
-    """One page of the sweep: how many orders' units went back on sale, None when the order service did not
-    answer (the run stops: every later page would be deferred too)."""
-    try:
-        known = orders.states(expired)
-    except DomainError as exc:
-        STOCK_RESERVATIONS_DEFERRED.labels("unanswered").inc(len(expired))
-        log.warning("the order service did not say whether %d orders with expired stock reservations were paid "
-                    "(%s): their units stay held until the next run", len(expired), exc.code)
-        return None
-    released = 0
-    for order_no in expired:
-        state = known.get(order_no)
-        paid = state is not None and state.paid
-        if not paid and state is not None and state.status == AWAITING_PAYMENT:
-            STOCK_RESERVATIONS_DEFERRED.labels("awaiting_payment").inc()
-            continue
+        if budget is not None and handled and budget.spent():
+            return _stopped(budget, sweep, after, released)
         try:
-            released += _settle_expired(uow_factory, order_no, paid=paid, now=now)
-        except Exception:
-            log.exception("settling the expired reservation of order %s failed", order_no)
+            known = orders.states([order_no for _, order_no in page])
+        except DomainError as exc:
+            STOCK_RESERVATIONS_DEFERRED.labels("unanswered").inc(len(page))
+            log.warning("the order service did not say whether %d orders with expired stock reservations were paid "
+                        "(%s): their units stay held until the next run", len(page), exc.code)
+            if budget is not None:  # every later page would be deferred too: the next round asks this one again
+                budget.stopped(sweep, after)
+            return released
+        for key in page:
+            if budget is not None and handled and budget.spent():
+                return _stopped(budget, sweep, after, released)
+            handled, after = True, key
+            released += _settle_expired_order(uow_factory, key[1], known.get(key[1]), now=now)
+    if budget is not None:
+        budget.stopped(sweep, None)
     return released
+
+
+def _stopped(budget: RoundBudget, sweep: str, after: tuple[datetime, str] | None, released: int) -> int:
+    log.info("%s: the round's budget is spent after %d released; the next round goes on after %s", sweep, released,
+             after)
+    budget.stopped(sweep, after)
+    return released
+
+
+def _settle_expired_order(uow_factory: Callable[[], ProductUnitOfWork], order_no: str, state: OrderState | None, *,
+                          now: datetime) -> int:
+    """One order of the sweep, as the order service said it is (`state`, None: it does not know the order): 1 when
+    its units went back on sale; an order awaiting payment keeps them."""
+    paid = state is not None and state.paid
+    if not paid and state is not None and state.status == AWAITING_PAYMENT:
+        STOCK_RESERVATIONS_DEFERRED.labels("awaiting_payment").inc()
+        return 0
+    try:
+        return _settle_expired(uow_factory, order_no, paid=paid, now=now)
+    except Exception:
+        log.exception("settling the expired reservation of order %s failed", order_no)
+        return 0
 
 
 def _settle_expired(uow_factory: Callable[[], ProductUnitOfWork], order_no: str, *, paid: bool,
@@ -764,6 +779,7 @@ def _settle_expired(uow_factory: Callable[[], ProductUnitOfWork], order_no: str,
         log.warning("order %s was paid but its order-paid had not been applied when its reservation expired: "
                     "the sweep confirmed it (is the product consumer behind?)", order_no)
     elif moved:
+        STOCK_RESERVATIONS_EXPIRED.inc()
         log.warning("order %s: its stock reservation expired unsettled and went back on sale", order_no)
     return 1 if moved else 0
 

@@ -11,9 +11,11 @@ from mall.events.v1.order_events_pb2 import OrderCancelled, OrderLine, OrderPaid
 from prometheus_client import REGISTRY
 
 from services.common.events import InvalidEvent
+from services.common.uow import RoundBudget
 from services.product import consumers, service
 from services.product.domain import RESERVATION_TTL, Brand, Category, ProductDraft, SkuDraft, StockLine
 from tests.product_fakes import FakeOrders, FakeProductUnitOfWork
+from tests.unit.common.test_liveness import FakeClock
 
 T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
 AFTER_TTL = T0 + RESERVATION_TTL + timedelta(minutes=1)
@@ -332,3 +334,33 @@ def test_a_paid_cancellation_after_a_return_gives_back_only_the_units_not_return
     consume(uow, OrderCancelled(order_no="O1", was_paid=True))
 
     assert (counts(uow, sku), service.check_stock_ledger(uow)) == ((10, 0, 0, ["RELEASED"]), (1, []))
+
+
+def test_a_sweep_round_stops_at_its_budget_and_the_next_goes_on_after_the_last_order_it_handled(
+        uow: FakeProductUnitOfWork, orders: FakeOrders, sku: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    for n, order_no in enumerate(("O2", "O3", "O4", "O5"), start=1):  # after O1's, one unit each, in that order
+        service.reserve_stock(uow, order_no=order_no, lines=[StockLine(sku, 1)], now=T0 + timedelta(seconds=n))
+    orders.place("O1", "PENDING_PAYMENT")  # keeps its 3 units held, round after round
+    orders.place("O2", "CANCELLED")
+    orders.place("O3", "PAID", paid=True)  # O4 is unknown to the order service; O5 cancelled
+    orders.place("O5", "CANCELLED")
+    clock, settle_one = FakeClock(), service._settle_expired
+
+    def settle_taking_10_seconds(*args: object, **kwargs: object) -> int:
+        clock.advance(10)
+        return settle_one(*args, **kwargs)  # type: ignore[arg-type]
+    monkeypatch.setattr(service, "_settle_expired", settle_taking_10_seconds)
+    budget, rounds = RoundBudget(15, 0, clock=clock), []
+    for _ in range(3):
+        budget.start()
+        asked = len(orders.asked)
+        rounds.append((service.release_expired_reservations(lambda: uow, orders, now=AFTER_TTL, batch=2,
+                                                            budget=budget), orders.asked[asked:]))
+
+    # 10 s an order settled within 15 s: O3's starts at 10 s, O4's would start at 20 s; the second round goes on
+    # with O4 (O1 and O3 are not asked about again) and reaches the end; the third starts over
+    assert rounds == [(1, [["O1", "O2"], ["O3", "O4"]]), (2, [["O4", "O5"]]), (0, [["O1"]])]
+    product, found = uow.products.sku(sku)  # type: ignore[misc]
+    assert (found.stock, found.sales, product.sales) == (10 - 3 - 1, 1, 1)  # O1's 3 held, O3's 1 sold
+    assert {r.order_no: r.status for r in uow.reservations.items} == {
+        "O1": "RESERVED", "O2": "EXPIRED", "O3": "CONFIRMED", "O4": "EXPIRED", "O5": "EXPIRED"}
