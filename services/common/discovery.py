@@ -13,6 +13,11 @@ from services.common.config import ConfigError, Env, grpc_target
 
 log = logging.getLogger(__name__)
 
+# How long a Consul request may wait to connect or for an answer (py-consul's connections_timeout, its default made
+# explicit); a blocking query waits its `wait`, Consul's jitter of up to wait / 16 and this on top
+# (runtime_config.RuntimeConfig.liveness_bound_seconds).
+CONSUL_TIMEOUT_SECONDS = 30.0
+
 
 class DiscoveryError(LookupError):
     """No address for a service: Consul is unreachable or knows no healthy instance."""
@@ -37,7 +42,8 @@ def consul_client(http_addr: str, env: Env) -> consul.Consul:
         raise ConfigError(f"CONSUL_CACERT / CONSUL_CLIENT_CERT need an https CONSUL_HTTP_ADDR, got {http_addr!r}")
     return consul.Consul(host=parts.hostname or "127.0.0.1", port=parts.port or 8500, scheme=parts.scheme,
                          token=env.optional("CONSUL_HTTP_TOKEN"), verify=env.optional("CONSUL_CACERT") or True,
-                         cert=(client_cert, client_key) if client_cert else None)
+                         cert=(client_cert, client_key) if client_cert else None,
+                         connections_timeout=CONSUL_TIMEOUT_SECONDS)
 
 
 class Discovery:

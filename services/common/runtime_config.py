@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import consul
 import requests
 
-from services.common.discovery import Discovery
+from services.common.discovery import CONSUL_TIMEOUT_SECONDS, Discovery
 from services.common.liveness import LIVENESS_MARGIN_SECONDS
 
 log = logging.getLogger(__name__)
@@ -103,9 +103,10 @@ class RuntimeConfig:
             beat()
 
     def liveness_bound_seconds(self) -> float:
-        """The longest between two beats of `watch`, plus LIVENESS_MARGIN_SECONDS: a blocking query (WAIT, and
-        Consul's jitter of up to WAIT / 16) and the back-off after one that failed. 66.875 s."""
-        return WAIT_SECONDS * 17 / 16 + BACKOFF_SECONDS + LIVENESS_MARGIN_SECONDS
+        """The longest between two beats of `watch`, plus LIVENESS_MARGIN_SECONDS: a blocking query (WAIT, Consul's
+        jitter of up to WAIT / 16, and the client's own timeout on top, CONSUL_TIMEOUT_SECONDS: what an unreachable
+        Consul takes to fail it) and the back-off after one that failed. 30 + 1.875 + 30 + 5 + 30 = 96.875 s."""
+        return WAIT_SECONDS * 17 / 16 + CONSUL_TIMEOUT_SECONDS + BACKOFF_SECONDS + LIVENESS_MARGIN_SECONDS
 
     def _valid(self, name: str, raw: bytes | None) -> int | None:
         tunable = self.tunables[name]

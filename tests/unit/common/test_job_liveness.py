@@ -18,10 +18,11 @@ from sqlalchemy import Engine
 from services.analytics import reports
 from services.analytics.reports import ReportRunner
 from services.common.config import Env, PruneSettings, ServiceSettings
+from services.common.discovery import Discovery
 from services.common.liveness import GrpcSelfCheck, Heartbeat, Liveness, loopback_target
 from services.common.pruning import round_worst_seconds
 from services.common.runtime import JOB_ROUND_SECONDS, ServiceApp, every, round_budget, run_roles
-from services.common.runtime_config import RuntimeConfig
+from services.common.runtime_config import WAIT, RuntimeConfig
 from services.order import __main__ as order_process
 from tests.fixtures.keys import JwtKeys
 from tests.unit.common.test_liveness import FakeClock, Until
@@ -235,10 +236,14 @@ def test_the_report_runner_beats_after_each_pass_and_as_a_report_writes_rows(
     assert runner.job().bound_seconds == 1 + 30 * 60 + 30  # poll, a report silent for stalled_after, the margin
 
 
-def test_the_live_settings_watch_is_allowed_a_blocking_query_its_jitter_and_a_back_off() -> None:
-    live = RuntimeConfig(SimpleNamespace(consul=None), "order", {})  # type: ignore[arg-type]
+def test_the_live_settings_watch_is_allowed_a_blocking_query_with_the_clients_own_timeout_and_a_back_off() -> None:
+    discovery = Discovery("127.0.0.1:8500", Env({}))
+    live = RuntimeConfig(discovery, "order", {})
 
-    assert live.liveness_bound_seconds() == 30 + 30 / 16 + 5 + 30
+    # what the Consul client lets one blocking query of the watch take before it fails: the wait, Consul's jitter
+    # (wait / 16) and the client's own timeout on top
+    query = discovery.consul.http.timeout({"index": "7", "wait": WAIT})  # type: ignore[union-attr]
+    assert (query, live.liveness_bound_seconds()) == (30 + 30 / 16 + 30, 30 + 30 / 16 + 30 + 5 + 30)
 
 
 def test_the_pruning_round_budget_is_a_setting() -> None:
