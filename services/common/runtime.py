@@ -48,7 +48,8 @@ Beat = Callable[[], None]
 
 # One round of a job whose own code does not bound it (a sweep of a few rows, a count): what liveness allows it.
 # Pruning bounds its rounds itself (services/common/pruning.py), the reconciliations and timeout scans by their
-# RoundBudget (`round_budget`, JOB_ROUND_BUDGET_SECONDS).
+# RoundBudget (`round_budget`, JOB_ROUND_BUDGET_SECONDS), as do the member points expiry and the product reservation
+# sweep.
 JOB_ROUND_SECONDS = 600.0
 
 
