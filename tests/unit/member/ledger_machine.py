@@ -192,16 +192,21 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             self.refunded_held[user][withdrawal.id or 0] = 0
             return Withdrawn(user, withdrawal.id or 0, amount, forfeited - from_bonus, from_bonus, draws)
 
-        @rule(target=withdrawals, user=st.sampled_from(USERS), spent=st.integers(min_value=100, max_value=5_000))
-        def spend_the_bonus_then_withdraw_the_recharge(self, user: int, spent: int) -> Withdrawn:
+        @rule(target=withdrawals, user=st.sampled_from(USERS), spent=st.integers(min_value=100, max_value=5_000),
+              recharge_again=st.booleans())
+        def spend_the_bonus_then_withdraw_the_recharge(self, user: int, spent: int, recharge_again: bool) -> Withdrawn:
             """Recharge 500 yuan (+50 of bonus), let the bonus pay an order, withdraw the 500: the bonus is forfeited,
-            what was spent of it kept from the transfer (repaid); the order is left for `refund_a_bonus_order`."""
+            what was spent of it kept from the transfer (repaid); the order is left for `refund_a_bonus_order`.
+            `recharge_again`: another 500 yuan (+50) while the withdrawal is under review, whose bonus stays bonus."""
             self.large_withdrawals += 1
             if self.large_withdrawals > 4:  # with the small ones, under the daily maximum
                 return Withdrawn(user)
             self.recharge_with_a_bonus(user)
             self.bonus_orders.append(self.pay_with_balance(user, spent))
-            return self.withdraw(user, 50_000)
+            withdrawn = self.withdraw(user, 50_000)
+            if recharge_again:
+                self.recharge_with_a_bonus(user)
+            return withdrawn
 
         @precondition(lambda self: self.bonus_orders)
         @rule(share=st.integers(min_value=1, max_value=100))
