@@ -416,6 +416,21 @@ class SqlLedgerRepository:
                          .join(ledger_postings, ledger_postings.c.id == ledger_entries.c.posting_id))
             .where(*where)).scalar_one()
 
+    def entries_after(self, user_id: int, account: str, key: str) -> list[LedgerEntry]:
+        posted = (select(func.max(ledger_entries.c.id))
+                  .join(ledger_postings, ledger_postings.c.id == ledger_entries.c.posting_id)
+                  .where(ledger_postings.c.key == key).scalar_subquery())
+        rows = self.session.execute(
+            select(ledger_entries.c.id, ledger_accounts.c.account, ledger_entries.c.amount,
+                   ledger_entries.c.balance_after, ledger_postings.c.kind, ledger_postings.c.reference,
+                   ledger_entries.c.created_at)
+            .select_from(ledger_entries.join(ledger_accounts, ledger_accounts.c.id == ledger_entries.c.account_id)
+                         .join(ledger_postings, ledger_postings.c.id == ledger_entries.c.posting_id))
+            .where(ledger_accounts.c.user_id == user_id, ledger_accounts.c.account == account,
+                   ledger_entries.c.id > posted)
+            .order_by(ledger_entries.c.id)).all()
+        return [LedgerEntry(**row._mapping) for row in rows]
+
     def holders(self, accounts: tuple[str, ...], after_user_id: int, limit: int) -> list[int]:
         return list(self.session.execute(
             select(ledger_accounts.c.user_id).where(ledger_accounts.c.account.in_(accounts),

@@ -931,8 +931,9 @@ def _post_once(uow: MemberUnitOfWork, build: Callable[[], Posting], amount: int,
 
 # A withdrawal that forfeits bonus already spent keeps that much from its transfer: once it is paid, the shopper has
 # repaid the spent bonus with cash. A refund of an order that bonus paid then gives back as cash as much of its bonus
-# share as is repaid and not yet given back, and a withdrawal paid out does the same with the bonus the shopper holds
-# then (refunded while it was under way): the bonus stays forfeited, and what was paid for it comes back as it was
+# share as is repaid and not yet given back, and a withdrawal paid out does the same with the bonus refunds credited
+# while it was under way, as far as the shopper still holds it (`_refunded_bonus_held`: never the bonus of a recharge
+# made meanwhile): the bonus stays forfeited, and what was paid for it comes back as it was
 # paid (`bonus_repayment_returned`, bonus to available). Only paid withdrawals count: one given back instead (rejected,
 # its transfer failed) returns what it kept itself, and its draws on recharges stop counting.
 REPAYMENT_RETURNED = "bonus_repayment_returned"
@@ -949,6 +950,19 @@ def _return_repaid_bonus(uow: MemberUnitOfWork, user_id: int, *, bonus_fen: int,
     if cash > 0:
         post(uow, Posting(key, REPAYMENT_RETURNED, reference,
                           (Leg(user_id, Account.BONUS, -cash), Leg(user_id, Account.AVAILABLE, cash))), now)
+
+
+def _refunded_bonus_held(uow: MemberUnitOfWork, user_id: int, since_key: str) -> int:
+    """The bonus refunds credited after the posting `since_key` that the user still holds and nothing has turned into
+    cash: never a recharge's bonus, nor a forfeit given back. Bonus spent or forfeited meanwhile takes that refunded
+    bonus last, as it would have taken the other bonus first had the refund come back as cash: each other movement
+    leaves at most the balance after it. Exact from a zero bonus balance, as a withdrawal that keeps anything leaves
+    it; read under the wallet's locks."""
+    held = 0
+    for entry in uow.ledger.entries_after(user_id, Account.BONUS, since_key):
+        turned = entry.amount if entry.kind in ("balance_refund", REPAYMENT_RETURNED) else 0
+        held = max(0, min(held + turned, entry.balance_after))
+    return held
 
 
 # ---------------------------------------------------------------- withdrawals
@@ -1069,7 +1083,7 @@ def _payout_ended(uow: MemberUnitOfWork, withdrawal: Withdrawal, payout: Payout,
         post(uow, transfer(f"withdrawal-payout:{no}", "withdrawal_paid", no, amount=amount,
                            source=(user_id, Account.PENDING), target=(PLATFORM, Account.CLEARING)), now)
         if withdrawal.deducted_fen:  # the spent bonus it repaid may have been refunded meanwhile, as bonus
-            _return_repaid_bonus(uow, user_id, bonus_fen=uow.ledger.balance(user_id, Account.BONUS),
+            _return_repaid_bonus(uow, user_id, bonus_fen=_refunded_bonus_held(uow, user_id, f"withdrawal-hold:{no}"),
                                  key=f"bonus-repayment-payout:{no}", reference=no, now=now)
         member = uow.members.get(user_id)
         events.member_withdrawn(uow, withdrawal, member_no=(member.member_no or "") if member else "",

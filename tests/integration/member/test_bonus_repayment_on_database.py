@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine
 
 from services.member import service
-from services.member.channels import Payout, PayoutState, SimulatedPayout
+from services.member.channels import Payout, PayoutState, SimulatedPayment, SimulatedPayout
 from services.member.db import SqlMemberUnitOfWork
 from tests.integration.member.test_balance_payment_void_on_database import first_then_second
 from tests.integration.member.test_withdrawal_give_back_races_on_database import (
@@ -99,3 +99,31 @@ def test_a_refund_and_the_give_back_of_the_withdrawal_that_would_repay_its_bonus
 
     assert results == ((0 if refund_first else RECHARGE), how.upper())
     assert balances(uow) == (RECHARGE, 0, BONUS, -BONUS)  # the bonus is the shopper's again
+
+
+@pytest.mark.parametrize("recharge_first", [True, False])
+def test_a_payout_turns_into_cash_the_bonus_refunded_while_under_review_never_a_recharges_racing_it(
+        recharge_first: bool, engine: Engine, uow: Callable[[], SqlMemberUnitOfWork]) -> None:
+    """2,000 of the spent bonus refunded while the withdrawal is under review comes back as bonus; a second recharge
+    (+5,000 of bonus) committing before or after the payout: the payout turns the 2,000 into cash, never the 5,000."""
+    first_id = recharged_and_withdrawing(uow, spend_bonus=True)  # 50 yuan to be kept for the spent bonus
+    service.refund_to_balance(uow(), user_id=ALICE, refund_no="RF-part", order_no="O1", amount_fen=2_000, now=NOW)
+    service.decide_withdrawal(uow(), TransferThatSucceeds(), withdrawal_id=first_id, approve=True, note="ok",
+                              decided_by=FINANCE, now=NOW)
+    again, _ = service.create_recharge(uow(), SimulatedPayment(), user_id=ALICE, amount_fen=RECHARGE,
+                                       channel="wechat", idempotency_key="r2", now=NOW)
+
+    def recharged(work: SqlMemberUnitOfWork) -> object:
+        return service.credit_recharge(work, recharge_no=again.recharge_no, paid_fen=RECHARGE, channel_txn_id="T2",
+                                       channel="wechat", now=NOW).status
+
+    def paid(work: SqlMemberUnitOfWork) -> object:
+        units = iter([uow(), work])  # the job reads the page of withdrawals due, then settles each
+        return service.settle_payouts(lambda: next(units, None) or uow(), TransferThatSucceeds(),
+                                      now=NOW + timedelta(minutes=2))
+
+    results = (first_then_second(engine, uow, recharged, paid) if recharge_first
+               else first_then_second(engine, uow, paid, recharged)[::-1])
+
+    assert results == ("PAID", 1)  # the recharge credited; one payout ended
+    assert balances(uow) == (RECHARGE + 2_000, 0, BONUS, -BONUS)  # (available, pending, bonus, promotions)

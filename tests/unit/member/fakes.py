@@ -54,6 +54,7 @@ class FakeLedgerRepository:
         self.postings: dict[str, Posting] = {}
         self.entries_of: dict[tuple[int, str], list[LedgerEntry]] = defaultdict(list)
         self._next_id = 1
+        self.last_entry_of: dict[str, int] = {}  # posting key -> the id of its last entry
 
     def post(self, posting: Posting, now: datetime) -> bool:
         if posting.key in self.postings:
@@ -68,6 +69,7 @@ class FakeLedgerRepository:
                 self._next_id, leg.account, leg.amount, self.balances[leg.user_id, leg.account], posting.kind,
                 posting.reference, now))
             self._next_id += 1
+        self.last_entry_of[posting.key] = self._next_id - 1
         return True
 
     def find(self, key: str) -> Posting | None:
@@ -87,6 +89,10 @@ class FakeLedgerRepository:
         return sum(e.amount for e in self.entries_of.get((user_id, account), [])
                    if e.kind in kinds and (since is None or e.created_at >= since)
                    and (reference is None or e.reference == reference))
+
+    def entries_after(self, user_id: int, account: str, key: str) -> list[LedgerEntry]:
+        after = self.last_entry_of.get(key)
+        return [] if after is None else [e for e in self.entries_of.get((user_id, account), []) if e.id > after]
 
     def holders(self, accounts: tuple[str, ...], after_user_id: int, limit: int) -> list[int]:
         return sorted({user_id for (user_id, name), balance in self.balances.items()

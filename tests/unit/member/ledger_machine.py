@@ -81,6 +81,9 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
                                  "cash_in": 0, "paid_out": 0} for user in USERS}
             # spent bonus each user repaid with cash (kept by paid withdrawals) that nothing gave back yet
             self.repaid = {user: 0 for user in USERS}
+            # of each standing withdrawal (by id), the bonus refunded since it was asked for that the user still holds
+            # and nothing turned into cash (service._refunded_bonus_held): what its payout may turn into cash
+            self.refunded_held: dict[int, dict[int, int]] = {user: {} for user in USERS}
             self.credits: dict[str, dict[str, int]] = {}
             # each user's paid recharges, newest first: principal, bonus, and what standing withdrawals drew of them
             self.lots: dict[int, list[dict[str, int]]] = {user: [] for user in USERS}
@@ -134,6 +137,7 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             model["bonus"] -= bonus
             model["available"] -= amount - bonus
             model["cash_in"] -= amount - bonus
+            self._bonus_moved(user)
             return (user, order_no, amount, bonus)
 
         @rule(order=consumes(paid_orders), share=st.integers(min_value=1, max_value=100))
@@ -151,6 +155,14 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             self.model[user]["bonus"] += back - cash
             self.model[user]["available"] += amount - back + cash
             self.model[user]["cash_in"] += amount - back
+            self._bonus_moved(user, refunded=back - cash)
+
+        def _bonus_moved(self, user: int, refunded: int = 0) -> None:
+            """The user's bonus moved (`refunded`: refunds credited that much of it, net of what came back as cash):
+            what each standing withdrawal counts as refunded and held is at most the bonus left (spent or forfeited
+            meanwhile, the refunded bonus goes last)."""
+            for withdrawal_id, held in self.refunded_held[user].items():
+                self.refunded_held[user][withdrawal_id] = max(0, min(held + refunded, self.model[user]["bonus"]))
 
         @rule(target=withdrawals, user=st.sampled_from(USERS), amount=amounts)
         def withdraw(self, user: int, amount: int) -> Withdrawn:
@@ -176,18 +188,25 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             model["available"] -= amount
             model["bonus"] -= from_bonus
             model["pending"] += amount - (forfeited - from_bonus)
+            self._bonus_moved(user)
+            self.refunded_held[user][withdrawal.id or 0] = 0
             return Withdrawn(user, withdrawal.id or 0, amount, forfeited - from_bonus, from_bonus, draws)
 
-        @rule(target=withdrawals, user=st.sampled_from(USERS), spent=st.integers(min_value=100, max_value=5_000))
-        def spend_the_bonus_then_withdraw_the_recharge(self, user: int, spent: int) -> Withdrawn:
+        @rule(target=withdrawals, user=st.sampled_from(USERS), spent=st.integers(min_value=100, max_value=5_000),
+              recharge_again=st.booleans())
+        def spend_the_bonus_then_withdraw_the_recharge(self, user: int, spent: int, recharge_again: bool) -> Withdrawn:
             """Recharge 500 yuan (+50 of bonus), let the bonus pay an order, withdraw the 500: the bonus is forfeited,
-            what was spent of it kept from the transfer (repaid); the order is left for `refund_a_bonus_order`."""
+            what was spent of it kept from the transfer (repaid); the order is left for `refund_a_bonus_order`.
+            `recharge_again`: another 500 yuan (+50) while the withdrawal is under review, whose bonus stays bonus."""
             self.large_withdrawals += 1
             if self.large_withdrawals > 4:  # with the small ones, under the daily maximum
                 return Withdrawn(user)
             self.recharge_with_a_bonus(user)
             self.bonus_orders.append(self.pay_with_balance(user, spent))
-            return self.withdraw(user, 50_000)
+            withdrawn = self.withdraw(user, 50_000)
+            if recharge_again:
+                self.recharge_with_a_bonus(user)
+            return withdrawn
 
         @precondition(lambda self: self.bonus_orders)
         @rule(share=st.integers(min_value=1, max_value=100))
@@ -196,16 +215,18 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
 
         def _paid_out(self, withdrawn: Withdrawn) -> None:
             """Its transfer paid: the spent bonus it kept is repaid, and what of it the user holds as bonus (refunded
-            while it was under way) comes back as cash."""
+            while it was under way, never a recharge's bonus) comes back as cash."""
             model = self.model[withdrawn.user]
             model["pending"] -= withdrawn.amount - withdrawn.deducted
             model["paid_out"] += withdrawn.amount - withdrawn.deducted
             self.repaid[withdrawn.user] += withdrawn.deducted
+            held = self.refunded_held[withdrawn.user].pop(withdrawn.id)
             if withdrawn.deducted:
-                cash = min(model["bonus"], self.repaid[withdrawn.user])
+                cash = min(held, self.repaid[withdrawn.user])
                 self.repaid[withdrawn.user] -= cash
                 model["bonus"] -= cash
                 model["available"] += cash
+                self._bonus_moved(withdrawn.user, refunded=-cash)
 
         def _given_back(self, withdrawn: Withdrawn) -> None:
             """Rejected, or its transfer failed: the forfeited bonus and the whole amount come back."""
@@ -213,6 +234,7 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             model["pending"] -= withdrawn.amount - withdrawn.deducted
             model["available"] += withdrawn.amount
             model["bonus"] += withdrawn.from_bonus
+            del self.refunded_held[withdrawn.user][withdrawn.id]
             for lot, take, forfeit in withdrawn.draws:
                 lot["drawn"] -= take
                 lot["forfeited"] -= forfeit

@@ -302,3 +302,78 @@ def test_a_withdrawal_asked_for_while_the_repaying_one_is_under_review_and_then_
     assert (everything.bonus_forfeited_fen, everything.payout_fen) == (4_500, 45_000)
     assert (paid_out(uow), wallet(uow)) == (50_000, (0, 0, 0))
     assert uow.ledger.check()[1] == []
+
+
+def test_a_recharge_while_the_repaying_withdrawal_is_under_review_keeps_its_bonus_as_bonus(
+        uow: FakeMemberUnitOfWork) -> None:
+    recharge(uow, 50_000)
+    service.pay_with_balance(uow, user_id=ALICE, order_no="A", amount_fen=5_000, now=NOW)  # all of it bonus
+    withdrawal = withdraw(uow, 50_000)  # 5,000 to be kept for the spent bonus
+    recharge(uow, 50_000)  # +5,000 of bonus before the withdrawal is decided
+    under_review = wallet(uow)
+    decide(uow, withdrawal)
+
+    assert (under_review, wallet(uow)) == ((50_000, 45_000, 5_000), (50_000, 0, 5_000))  # as if recharged after
+    assert uow.ledger.sum_entries(ALICE, Account.AVAILABLE, (service.REPAYMENT_RETURNED,)) == 0
+    assert uow.ledger.check()[1] == []
+
+
+def test_a_payout_turns_into_cash_only_the_bonus_refunded_while_it_was_under_review_not_a_recharges(
+        uow: FakeMemberUnitOfWork) -> None:
+    recharge(uow, 50_000)
+    service.pay_with_balance(uow, user_id=ALICE, order_no="A", amount_fen=5_000, now=NOW)  # all of it bonus
+    withdrawal = withdraw(uow, 50_000)  # 5,000 to be kept
+    refund(uow, "A", 2_000)  # 2,000 of bonus back, as bonus: nothing is repaid yet
+    recharge(uow, 50_000)  # +5,000 of bonus
+    under_review = wallet(uow)
+    decide(uow, withdrawal)
+
+    assert (under_review, wallet(uow)) == ((50_000, 45_000, 7_000), (52_000, 0, 5_000))
+    assert uow.ledger.sum_entries(ALICE, Account.AVAILABLE, (service.REPAYMENT_RETURNED,)) == 2_000
+    assert uow.ledger.check()[1] == []
+
+
+def test_refunded_bonus_spent_while_under_review_is_taken_from_the_recharges_bonus_first(
+        uow: FakeMemberUnitOfWork) -> None:
+    """Had the refund come back as cash, the order paid meanwhile would have taken the new recharge's bonus first."""
+    recharge(uow, 50_000)
+    service.pay_with_balance(uow, user_id=ALICE, order_no="A", amount_fen=5_000, now=NOW)
+    withdrawal = withdraw(uow, 50_000)
+    refund(uow, "A", 2_000)
+    recharge(uow, 50_000)  # bonus 7,000: 2,000 refunded, 5,000 the recharge's
+    service.pay_with_balance(uow, user_id=ALICE, order_no="B", amount_fen=4_000, now=NOW)  # bonus 3,000 left
+    decide(uow, withdrawal)
+
+    assert wallet(uow) == (52_000, 0, 1_000)  # as if paid out first: B takes 4,000 of the recharge's 5,000 bonus
+    assert uow.ledger.check()[1] == []
+
+
+def test_refunded_bonus_a_later_withdrawal_forfeited_under_review_is_not_turned_into_cash_again(
+        uow: FakeMemberUnitOfWork) -> None:
+    recharge(uow, 50_000)
+    service.pay_with_balance(uow, user_id=ALICE, order_no="A", amount_fen=5_000, now=NOW)
+    first = withdraw(uow, 45_000)  # forfeits 4,500, spent: to be kept
+    refund(uow, "A", 5_000)  # 5,000 of bonus back, as bonus
+    second = withdraw(uow, 5_000)  # the recharge's last 500 of bonus forfeited, from the refunded bonus
+    recharge(uow, 50_000)  # +5,000 of bonus
+    decide(uow, first)
+
+    assert (second.bonus_forfeited_fen, second.deducted_fen) == (500, 0)
+    assert wallet(uow) == (54_500, 5_000, 5_000)  # 4,500 of the refunded bonus back as cash, the recharge's stays
+    assert uow.ledger.check()[1] == []
+
+
+def test_refunded_bonus_spent_while_under_review_before_a_recharge_is_not_turned_into_cash(
+        uow: FakeMemberUnitOfWork) -> None:
+    """Had the refund come back as cash, the order paid meanwhile would have taken it as cash, and the recharge after
+    would have left its whole bonus as bonus."""
+    recharge(uow, 50_000)
+    service.pay_with_balance(uow, user_id=ALICE, order_no="A", amount_fen=5_000, now=NOW)
+    withdrawal = withdraw(uow, 50_000)
+    refund(uow, "A", 2_000)
+    service.pay_with_balance(uow, user_id=ALICE, order_no="B", amount_fen=2_000, now=NOW)  # the refunded bonus
+    recharge(uow, 50_000)
+    decide(uow, withdrawal)
+
+    assert wallet(uow) == (50_000, 0, 5_000)
+    assert uow.ledger.check()[1] == []
