@@ -250,8 +250,9 @@ def test_a_prune_batch_runs_under_the_rounds_budget_not_the_services_statement_t
 
     with slow_key_deletes.connect() as conn:
         seen = conn.execute(text("SELECT statement_timeout FROM seen_timeouts")).scalars().all()
+        after = conn.execute(text("SHOW statement_timeout")).scalar_one()  # the batch's setting ended with it
     # the round starts at 1, until 121; the keys' batch reads the clock at 4 (after outbox's and processed_events')
-    assert (pruned["idempotency_keys"], seen) == (1, ["117s"])
+    assert (pruned["idempotency_keys"], seen, after) == (1, ["117s"], "200ms")
 
 
 def test_a_batch_past_the_budget_still_runs_under_the_longest_service_statement_timeout(
