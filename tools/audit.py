@@ -150,7 +150,9 @@ def check_outboxes(engines: Mapping[str, Engine], now: datetime) -> Check:
 
 def audit(urls: Mapping[str, str], now: datetime | None = None) -> list[Check]:
     now = now or datetime.now(UTC)
-    engines = {service: make_engine(url) for service, url in urls.items()}
+    # No session timeouts: the checks scan whole tables (every stock movement, ledger and outbox), which on a
+    # production-size database run well past a service's statement timeout (make_engine).
+    engines = {service: make_engine(url, timeouts=None) for service, url in urls.items()}
     try:
         steps: list[Callable[[], Check]] = [
             functools.partial(check_stock, engines["product"], now),

@@ -262,7 +262,8 @@ DB_IDLE_IN_TRANSACTION_MAX_SECONDS = 3600.0
 class DatabaseTimeouts:
     """How long a service's PostgreSQL session lets one statement run (statement_timeout), wait for a lock
     (lock_timeout) and sit idle inside a transaction (idle_in_transaction_session_timeout); set on every connection of
-    the service's engines (services/common/db.py make_engine), never on `migrate`'s (services/common/migrations.py).
+    the engines a service role makes (services/common/db.py make_engine, which sets none unless given them), never on
+    `migrate`'s (services/common/migrations.py) nor the whole-table tools' (tools/audit.py, bench/).
 
     A request or a loop waiting on a row lock a stuck transaction holds gives up after the lock timeout instead of
     hanging until the client's deadline (GATEWAY_GRPC_TIMEOUT_MS, 5 s; the thread stayed busy after it) or the pod's

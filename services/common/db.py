@@ -93,11 +93,13 @@ def seconds_since(since: datetime | None, now: datetime) -> float:
     return max(0.0, (now - since).total_seconds()) if since else 0.0
 
 
-def make_engine(url: str, timeouts: DatabaseTimeouts = DatabaseTimeouts()) -> Engine:  # noqa: B008 - frozen
+def make_engine(url: str, timeouts: DatabaseTimeouts | None = None) -> Engine:
     """An engine for a service database. Statement parameters never reach logs (they hold phones).
 
     On PostgreSQL every connection's session has `timeouts` (statement, lock, idle in transaction: session_options);
-    a statement they cut short is counted in mall_db_statements_cancelled_total.
+    a statement they cut short is counted in mall_db_statements_cancelled_total. They are opt-in: every service role
+    (serve, relay, consume, its jobs) passes its settings' `database_timeouts`; None (tools scanning whole tables:
+    tools/audit.py, bench/) leaves the sessions at the database's own settings.
 
     SQLite (dev only) runs every transaction as BEGIN IMMEDIATE: transactions are serialised, so
     code that relies on PostgreSQL row and advisory locks stays correct there (SQLite has neither).

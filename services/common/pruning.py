@@ -27,9 +27,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from alembic import op
-from sqlalchemy import ColumnElement, Engine, Table, delete, or_, select, text, tuple_
+from sqlalchemy import ColumnElement, Connection, Engine, Table, delete, or_, select, text, tuple_
 
-from services.common.config import PruneSettings
+from services.common.config import DB_TIMEOUT_MAX_SECONDS, PruneSettings
 from services.common.db import utcnow
 from services.common.idempotency import REQUEST_KEY_SCOPES, idempotency_keys
 from services.common.liveness import DATABASE_CALL_SECONDS, Clock
@@ -46,22 +46,38 @@ PRUNE_BATCH = 1000  # rows per DELETE
 def prune_batches(engine: Engine, table: Table, where: ColumnElement[bool], *, batch: int = PRUNE_BATCH,
                   until: float = float("inf"), clock: Clock = time.monotonic) -> int:
     """Delete `table`'s rows matching `where`, `batch` at most per statement and transaction, until none is left or
-    `clock()` has reached `until` (after the first batch); how many were deleted."""
+    `clock()` has reached `until` (the first batch runs whatever the clock); how many were deleted. The clock is read
+    once before each batch, whose statement may run what is left of the budget (`allow_statement_seconds`)."""
     key = tuple_(*table.primary_key.columns)
     deleted = 0
     while True:
+        left = until - clock()
+        if deleted and left <= 0:
+            log.info("pruning %s: the round's budget is spent after %d rows; the next round goes on", table.name,
+                     deleted)
+            return deleted
         doomed = select(*table.primary_key.columns).where(where).limit(batch)
         if engine.dialect.name == "postgresql":
             doomed = doomed.with_for_update(skip_locked=True)
         with engine.begin() as conn:
+            allow_statement_seconds(conn, left)
             count = conn.execute(delete(table).where(key.in_(doomed))).rowcount
         deleted += count
         if count < batch:
             return deleted
-        if clock() >= until:
-            log.info("pruning %s: the round's budget is spent after %d rows; the next round goes on", table.name,
-                     deleted)
-            return deleted
+
+
+def allow_statement_seconds(conn: Connection, left: float) -> None:
+    """Let the batch's statement run `left`, what is left of the round's budget, but at least DB_TIMEOUT_MAX_SECONDS,
+    instead of the service's statement timeout (PostgreSQL; this transaction only; no budget: the session's timeout).
+
+    A batch with nothing left to delete still scans every key older than the retention of a scope that is never
+    pruned (a service's own guards, such as "order-paid", kept for ever): seconds on a large table, and once past the
+    service's timeout every round's batch would be cut short and pruning stop for good. A batch started at the
+    budget's end may run DB_TIMEOUT_MAX_SECONDS, within the DATABASE_CALL_SECONDS per table of round_worst_seconds."""
+    if conn.dialect.name == "postgresql" and left != float("inf"):
+        milliseconds = round(max(left, DB_TIMEOUT_MAX_SECONDS) * 1000)
+        conn.execute(text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": str(milliseconds)})
 
 
 def prune(engine: Engine, service: str, settings: PruneSettings, *, keyed: Sequence[Table] = (),

@@ -178,6 +178,14 @@ Command = Callable[[ServiceSettings, argparse.Namespace], int]
 Consumers = Callable[[ServiceSettings, Engine], list[EventConsumer]]
 
 
+def lean_app(settings: ServiceSettings, consumers: Consumers | None = None) -> ServiceApp:
+    """The app of a relay (no `consumers`) or of a consume role running `consumers` alone: the service's engine, with
+    its session timeouts (settings.database_timeouts), and nothing of build_app."""
+    engine = make_engine(settings.database_url, settings.database_timeouts)
+    return ServiceApp(settings=settings, engine=engine, registrations=[],
+                      consumers=consumers(settings, engine) if consumers else [])
+
+
 def main(service: str, build_app: Callable[[ServiceSettings], ServiceApp], migrations_dir: Path,
          argv: Sequence[str] | None = None, commands: dict[str, Command] | None = None,
          add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
@@ -215,9 +223,7 @@ def main(service: str, build_app: Callable[[ServiceSettings], ServiceApp], migra
     # (deploy/k8s/generate.py): the database URL and the Kafka credentials, and a consumer calling services as its own
     # its service token.
     if args.command == "relay" or (args.command == "consume" and consumers is not None):
-        engine = make_engine(settings.database_url, settings.database_timeouts)
-        app = ServiceApp(settings=settings, engine=engine, registrations=[],
-                         consumers=consumers(settings, engine) if consumers and args.command == "consume" else [])
+        app = lean_app(settings, consumers if args.command == "consume" else None)
     else:
         app = build_app(settings)
     # What imports and build_app made lives as long as the process: later collections skip it (a full one

@@ -216,7 +216,7 @@ def start_up(name: str, container: dict[str, Any], environ: Mapping[str, str]) -
             return
         entry = importlib.import_module(f"services.{name}.__main__")
         if container.get("args") == ["consume"]:  # its event consumers alone
-            engine = make_engine(settings.database_url)
+            engine = make_engine(settings.database_url, settings.database_timeouts)
             entry.event_consumers(settings, engine)
             engine.dispose()
             return

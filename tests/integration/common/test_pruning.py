@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, func, inspect, select
+from sqlalchemy import Engine, func, inspect, select, text
 
-from services.common.config import PruneSettings
-from services.common.db import utcnow
+from services.common.config import DatabaseTimeouts, PruneSettings
+from services.common.db import make_engine, utcnow
 from services.common.idempotency import idempotency_keys
 from services.common.metrics import ROWS_PRUNED
 from services.common.outbox import outbox, processed_events
@@ -106,7 +106,7 @@ def test_a_replicas_round_prunes_every_table(engine: Engine) -> None:
 
 
 class Stepping:
-    """A monotonic clock one second later at each reading: one reading per batch, so a batch takes a second."""
+    """A monotonic clock one second later at each reading: one reading before each batch, so a batch takes a second."""
 
     def __init__(self) -> None:
         self.now = 0.0
@@ -119,7 +119,7 @@ class Stepping:
 def test_a_round_stops_once_its_budget_is_spent_and_the_next_round_goes_on(postgres: Engine) -> None:
     add_processed(postgres, days=31, count=700)
     add_processed(postgres, days=1, count=10)
-    settings = dataclasses.replace(SETTINGS, round_seconds=3)
+    settings = dataclasses.replace(SETTINGS, round_seconds=5)
     clock = Stepping()
     rounds, left = [], []
 
@@ -127,7 +127,8 @@ def test_a_round_stops_once_its_budget_is_spent_and_the_next_round_goes_on(postg
         rounds.append(sum(prune(postgres, "order", settings, now=NOW, batch=100, clock=clock).values()))
         left.append(counts(postgres)["processed_events"])
 
-    # started at 1, until 4: batches read the clock at 2, 3 and 4, where the third stops the round
+    # started at 1, until 6: outbox's one batch reads the clock at 2, processed_events' batches at 3, 4 and 5, and the
+    # reading at 6 stops the round
     assert (rounds, left) == ([300, 300, 100], [410, 110, 10])
 
 
@@ -145,7 +146,7 @@ def test_each_table_gets_a_batch_whatever_the_budget(postgres: Engine) -> None:
 
 def test_a_replicas_round_is_bounded_too(postgres: Engine) -> None:
     add_outbox(postgres, created_days=30, published_days=20, count=500)
-    settings = dataclasses.replace(SETTINGS, round_seconds=2)
+    settings = dataclasses.replace(SETTINGS, round_seconds=3)
 
     first = prune_once_across_replicas(postgres, "order", settings, now=NOW, batch=100, clock=Stepping())
     second = prune_once_across_replicas(postgres, "order", settings, now=NOW, batch=100, clock=Stepping())
@@ -211,3 +212,56 @@ def test_the_order_service_s_submit_attempts_go_with_their_keys_after_the_replay
     assert pruned["submit_attempts"] == 2
     with engine.connect() as conn:
         assert conn.execute(select(submit_attempts.c.idempotency_key)).scalars().all() == ["new"]
+
+
+@pytest.fixture
+def slow_key_deletes(service_engine: Callable[[str], Engine], migrated_database: Callable[[str], str]) -> Iterator[
+        Engine]:
+    """An order database engine whose service statement timeout is 200 ms, where each DELETE of idempotency_keys
+    (even one that deletes nothing, as a scan of never-pruned guards) first sleeps 500 ms and records the
+    statement_timeout it runs under in `seen_timeouts`."""
+    service_engine("order")  # a clean, migrated database
+    engine = make_engine(migrated_database("order"),
+                         DatabaseTimeouts(statement_seconds=0.2, lock_seconds=0.1, idle_in_transaction_seconds=10.0))
+    with engine.begin() as conn:
+        conn.execute(text("SET LOCAL statement_timeout = 0"))
+        conn.execute(text("CREATE TABLE seen_timeouts (statement_timeout text NOT NULL)"))
+        conn.execute(text("CREATE FUNCTION slow_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                          "INSERT INTO seen_timeouts VALUES (current_setting('statement_timeout')); "
+                          "PERFORM pg_sleep(0.5); RETURN NULL; END $$"))
+        conn.execute(text("CREATE TRIGGER slow_delete BEFORE DELETE ON idempotency_keys "
+                          "FOR EACH STATEMENT EXECUTE FUNCTION slow_delete()"))
+    yield engine
+    with engine.begin() as conn:
+        conn.execute(text("SET LOCAL statement_timeout = 0"))
+        conn.execute(text("DROP TRIGGER slow_delete ON idempotency_keys"))
+        conn.execute(text("DROP FUNCTION slow_delete()"))
+        conn.execute(text("DROP TABLE seen_timeouts"))
+    engine.dispose()
+
+
+def test_a_prune_batch_runs_under_the_rounds_budget_not_the_services_statement_timeout(
+        slow_key_deletes: Engine) -> None:
+    add_key(slow_key_deletes, "order-paid", days=400)  # a guard kept for ever: scanned, never deleted
+    add_key(slow_key_deletes, "submit-order:user:1", days=8)
+    settings = dataclasses.replace(SETTINGS, round_seconds=120)
+
+    pruned = prune(slow_key_deletes, "order", settings, now=NOW, batch=100, clock=Stepping())
+
+    with slow_key_deletes.connect() as conn:
+        seen = conn.execute(text("SELECT statement_timeout FROM seen_timeouts")).scalars().all()
+        after = conn.execute(text("SHOW statement_timeout")).scalar_one()  # the batch's setting ended with it
+    # the round starts at 1, until 121; the keys' batch reads the clock at 4 (after outbox's and processed_events')
+    assert (pruned["idempotency_keys"], seen, after) == (1, ["117s"], "200ms")
+
+
+def test_a_batch_past_the_budget_still_runs_under_the_longest_service_statement_timeout(
+        slow_key_deletes: Engine) -> None:
+    add_key(slow_key_deletes, "submit-order:user:1", days=8)
+    settings = dataclasses.replace(SETTINGS, round_seconds=0)
+
+    pruned = prune(slow_key_deletes, "order", settings, now=NOW, batch=100, clock=Stepping())
+
+    with slow_key_deletes.connect() as conn:
+        seen = conn.execute(text("SELECT statement_timeout FROM seen_timeouts")).scalars().all()
+    assert (pruned["idempotency_keys"], seen) == (1, ["1min"])
