@@ -8,18 +8,13 @@ from pathlib import Path
 import pytest
 
 from services.common.config import ServiceSettings
-from services.order import __main__ as order_process
-from tests.fixtures.keys import JwtKeys, service_token
+from tests.fixtures.jobs import job_bounds
+from tests.fixtures.keys import JwtKeys
 
 
 def test_each_budgeted_jobs_bound_is_its_interval_its_budget_its_rows_past_it_and_the_margin(
         jwt_keys: JwtKeys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SERVICE_TOKEN", service_token(jwt_keys, "order"))
-    base = ServiceSettings.from_env("order", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),
-                                              "ORDER_DATABASE_URL": f"sqlite:///{tmp_path}/order.db",
-                                              "JOB_ROUND_BUDGET_SECONDS": "100"})
-
-    bounds = {name: job.bound_seconds for name, job in order_process.build_app(base).jobs.items()}
+    bounds = job_bounds("order", jwt_keys, tmp_path, monkeypatch)
 
     # interval + 100 s budget + per sweep 2 x 70 s and its row's calls (gRPC 5 s each, no WeChat Pay) + 30 s margin
     assert {name: bounds[name] for name in ("payment-timeout", "auto-confirm", "return-expiry",

@@ -5,7 +5,7 @@ each event counted once, and the stock ledger balances."""
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from google.protobuf.message import Message
@@ -14,41 +14,22 @@ from mall.events.v1.order_events_pb2 import OrderCancelled, OrderLine, OrderPaid
 
 from services.common.events import InvalidEvent
 from services.product import consumers, service
-from services.product.domain import RESERVATION_TTL, Brand, Category, ProductDraft, SkuDraft, StockLine
+from services.product.domain import RESERVATION_TTL, StockLine
 from tests.product_fakes import FakeOrders, FakeProductUnitOfWork
+from tests.unit.product.shelf import T0, counts, shop, sku_reserved_for_o1
 
-T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
 AFTER_TTL = T0 + RESERVATION_TTL + timedelta(minutes=1)
 
 
 @pytest.fixture
 def uow() -> FakeProductUnitOfWork:
-    uow = FakeProductUnitOfWork()
-    uow.categories.add(Category("手机"))
-    uow.brands.add(Brand("华为"))
-    return uow
+    return shop()
 
 
 @pytest.fixture
 def sku(uow: FakeProductUnitOfWork) -> int:
     """One SKU on sale with 100 units, 3 of them reserved for order O1 at T0."""
-    draft = ProductDraft(name="华为 Mate 60", category_id=1, brand_id=1, specs=(("颜色", ("黑",)),),
-                         skus=(SkuDraft(spec={"颜色": "黑"}, price_fen=549_900, stock=100),))
-    product_id = service.create_product(uow, actor_id=7, draft=draft, now=T0).product.id
-    assert product_id is not None
-    service.submit_product(uow, actor_id=7, product_id=product_id, now=T0)
-    service.audit_product(uow, actor_id=1, product_id=product_id, approve=True, now=T0)
-    service.set_shelf(uow, actor_id=7, product_id=product_id, on_shelf=True, now=T0)
-    sku_id = uow.products.items[product_id].skus[0].id
-    assert sku_id is not None
-    service.reserve_stock(uow, order_no="O1", lines=[StockLine(sku_id, 3)], now=T0)
-    return sku_id
-
-
-def counts(uow: FakeProductUnitOfWork, sku_id: int) -> tuple[int, int, int, list[str]]:
-    """The SKU's stock and sales, its product's sales, and O1's reservation statuses."""
-    product, found = uow.products.sku(sku_id)  # type: ignore[misc]
-    return found.stock, found.sales, product.sales, [r.status for r in uow.reservations.of_order("O1")]
+    return sku_reserved_for_o1(uow, stock=100)
 
 
 def consume(uow: FakeProductUnitOfWork, event: Message) -> None:

@@ -3,7 +3,7 @@ first, a late order-paid takes expired units again or reports them oversold, a r
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from mall.events.v1.envelope_pb2 import EventEnvelope
@@ -13,20 +13,17 @@ from prometheus_client import REGISTRY
 from services.common.events import InvalidEvent
 from services.common.uow import RoundBudget
 from services.product import consumers, service
-from services.product.domain import RESERVATION_TTL, Brand, Category, ProductDraft, SkuDraft, StockLine
+from services.product.domain import RESERVATION_TTL, StockLine
 from tests.product_fakes import FakeOrders, FakeProductUnitOfWork
 from tests.unit.common.test_liveness import FakeClock
+from tests.unit.product.shelf import T0, counts, shop, sku_reserved_for_o1
 
-T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
 AFTER_TTL = T0 + RESERVATION_TTL + timedelta(minutes=1)
 
 
 @pytest.fixture
 def uow() -> FakeProductUnitOfWork:
-    uow = FakeProductUnitOfWork()
-    uow.categories.add(Category("手机"))
-    uow.brands.add(Brand("华为"))
-    return uow
+    return shop()
 
 
 @pytest.fixture
@@ -37,23 +34,7 @@ def orders() -> FakeOrders:
 @pytest.fixture
 def sku(uow: FakeProductUnitOfWork) -> int:
     """One SKU on sale with 10 units, 3 of them reserved for order O1 at T0."""
-    draft = ProductDraft(name="华为 Mate 60", category_id=1, brand_id=1, specs=(("颜色", ("黑",)),),
-                         skus=(SkuDraft(spec={"颜色": "黑"}, price_fen=549_900, stock=10),))
-    product_id = service.create_product(uow, actor_id=7, draft=draft, now=T0).product.id
-    assert product_id is not None
-    service.submit_product(uow, actor_id=7, product_id=product_id, now=T0)
-    service.audit_product(uow, actor_id=1, product_id=product_id, approve=True, now=T0)
-    service.set_shelf(uow, actor_id=7, product_id=product_id, on_shelf=True, now=T0)
-    sku_id = uow.products.items[product_id].skus[0].id
-    assert sku_id is not None
-    service.reserve_stock(uow, order_no="O1", lines=[StockLine(sku_id, 3)], now=T0)
-    return sku_id
-
-
-def counts(uow: FakeProductUnitOfWork, sku_id: int) -> tuple[int, int, int, list[str]]:
-    """The SKU's stock and sales, its product's sales, and O1's reservation statuses."""
-    product, found = uow.products.sku(sku_id)  # type: ignore[misc]
-    return found.stock, found.sales, product.sales, [r.status for r in uow.reservations.of_order("O1")]
+    return sku_reserved_for_o1(uow, stock=10)
 
 
 def consume(uow: FakeProductUnitOfWork, event: object) -> None:
