@@ -213,9 +213,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
 
     def ShipOrder(self, request: order_pb2.ShipOrderRequest, context: grpc.ServicerContext) -> order_pb2.Order:
         caller = require_caller(*SHIPPERS)
-        lines: dict[int, int] = {}
-        for line in request.lines:
-            lines[line.line_id] = lines.get(line.line_id, 0) + line.quantity
+        lines = _units_by_line(request.lines)
         return order_message(service.ship_order(self.uow(), order_id=request.id, carrier=request.carrier,
                                                 tracking_no=request.tracking_no, lines=lines or None,
                                                 actor=formats.staff_actor(caller.user_id)), staff=True)
@@ -245,6 +243,20 @@ def _notify_rejected() -> Iterator[None]:
     except NotifyRejected as exc:
         metrics.NOTIFY_REJECTED.labels("wechat").inc()
         raise InvalidInput("NOTIFY_REJECTED", exc.reason) from None
+
+
+def _units_by_line(lines: Iterable[order_pb2.ShipmentLine | after_sale_pb2.AfterSaleLine]) -> dict[int, int]:
+    """Line id -> units. A line named twice is LINE_REPEATED (400), as the gateway refuses it: adding the two up, or
+    taking either, may not be what the caller meant."""
+    units: dict[int, int] = {}
+    repeated: list[int] = []
+    for line in lines:
+        if line.line_id in units:
+            repeated.append(line.line_id)
+        units[line.line_id] = line.quantity
+    if repeated:
+        raise InvalidInput("LINE_REPEATED", "name each line once", details={"lines": sorted(set(repeated))})
+    return units
 
 
 def _time(request: order_pb2.SearchOrdersRequest | after_sale_pb2.SearchAfterSalesRequest
@@ -367,9 +379,7 @@ class AfterSaleServicer(after_sale_pb2_grpc.AfterSaleServiceServicer):
 
     def CreateAfterSale(self, request: after_sale_pb2.CreateAfterSaleRequest,
                         context: grpc.ServicerContext) -> after_sale_pb2.AfterSale:
-        lines: dict[int, int] = {}
-        for line in request.lines:
-            lines[line.line_id] = lines.get(line.line_id, 0) + line.quantity
+        lines = _units_by_line(request.lines)
         case = aftersales.open_case(self.uow(), self.settings, user_id=require_caller().user_id,
                                     request=aftersales.CaseRequest(order_id=request.order_id, type=request.type,
                                                                    lines=lines, reason=request.reason,

@@ -8,11 +8,14 @@ from datetime import datetime, timedelta
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mall.order.v1 import after_sale_pb2
 
+from services.common.auth import Caller, caller_var
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 from services.order import aftersales, refunds, service
 from services.order.aftersales import AfterSaleSettings, CaseLine, CaseRequest
 from services.order.domain import Order, RefundStatus, paid_shares
+from services.order.grpc_api import AfterSaleServicer
 from services.order.service import CheckoutInput
 from services.order.uow import CaseSearch, OrderUnitOfWork
 from tests.fakes import FakeRefundPayments, LostAnswerRefunds
@@ -578,3 +581,24 @@ def test_a_refund_only_case_of_an_order_paid_0_fen_is_refunded_at_once_with_noth
     assert (refund.status, refund.amount_fen, shop.members.balance_refunds, order.status) == (
         "SUCCESS", 0, {}, "SHIPPED")
     assert "order-refunded" not in [event.event_type for event in shop.uow.published]
+
+
+def test_a_case_naming_a_line_twice_over_grpc_is_refused_line_repeated_and_nothing_is_opened(shop: Shop) -> None:
+    # The gateway refuses it (CaseIn); a direct caller used to have the two quantities added up into one claim.
+    order = paid_order(shop, (101, 2))
+    service.ship_order(shop.uow, order_id=order.id, carrier="SF", tracking_no="S1", lines=None, actor="staff:7",
+                       now=NOW)
+    line = order.lines[0].id or 0
+    servicer = AfterSaleServicer(lambda: shop.uow, FakeRefunder(), SETTINGS)
+    token = caller_var.set(Caller(user_id=1, roles=frozenset(), token_id="t"))
+    try:
+        with pytest.raises(InvalidInput) as repeated:
+            servicer.CreateAfterSale(after_sale_pb2.CreateAfterSaleRequest(
+                order_id=order.id, type="refund_only", reason="broken", lines=[
+                    after_sale_pb2.AfterSaleLine(line_id=line, quantity=1),
+                    after_sale_pb2.AfterSaleLine(line_id=line, quantity=1)]), None)  # type: ignore[arg-type]
+    finally:
+        caller_var.reset(token)
+
+    assert (repeated.value.code, repeated.value.details) == ("LINE_REPEATED", {"lines": [line]})
+    assert aftersales.search_cases(shop.uow, CaseSearch(user_id=1)) == ([], 0)

@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from mall.order.v1 import order_pb2
 
+from services.common.auth import Caller, caller_var
 from services.common.errors import Conflict, InvalidInput, NotFound
 from services.order import service
+from services.order.grpc_api import OrderServicer
 from tests.unit.order.conftest import NOW, Shop, paid_order
 
 LATER = NOW + timedelta(hours=2)
@@ -120,3 +123,22 @@ def test_orders_shipped_the_configured_days_ago_are_confirmed_automatically(shop
     assert recent.status == "SHIPPED"
     assert [event.confirmed_by for event in events(shop, "order-completed")] == ["auto"]
     assert service.auto_confirm_orders(shop.uow, shop.settings, now=due) == 0
+
+
+def test_a_shipment_naming_a_line_twice_over_grpc_is_refused_line_repeated_and_nothing_ships(shop: Shop) -> None:
+    # The gateway refuses it (ShipIn); a direct caller used to have the two quantities added up and shipped.
+    order = paid_order(shop, (101, 2))
+    line = order.lines[0].id or 0
+    servicer = OrderServicer(lambda: shop.uow, shop.catalog, shop.stock, shop.members, shop.users, shop.settings)
+    token = caller_var.set(Caller(user_id=9, roles=frozenset({"operator"}), token_id="t"))
+    try:
+        with pytest.raises(InvalidInput) as repeated:
+            servicer.ShipOrder(order_pb2.ShipOrderRequest(id=order.id, carrier="SF", tracking_no="SF1", lines=[
+                order_pb2.ShipmentLine(line_id=line, quantity=1), order_pb2.ShipmentLine(line_id=line, quantity=1)]),
+                None)  # type: ignore[arg-type]
+    finally:
+        caller_var.reset(token)
+
+    after = service.get_order(shop.uow, user_id=None, order_id=order.id or 0)
+    assert (repeated.value.code, repeated.value.details) == ("LINE_REPEATED", {"lines": [line]})
+    assert (after.status, after.shipments, events(shop, "order-shipped")) == ("PAID", [], [])
