@@ -38,6 +38,12 @@ REFUNDS_PENDING_STUCK_OLDEST = Gauge("mall_refunds_pending_stuck_oldest_seconds"
 PAID_AFTER_STOCK_HOLD = Counter("mall_payments_after_stock_hold_total",
                                 "Payments learned of when the order's stock may be on sale again: the order was "
                                 "cancelled and the payment refunded (domain.PAYABLE_WITHIN).", ["channel"])
+LOST_ATTEMPT_OUTCOMES = ("released", "failed")  # released: all it held let go; failed: 503 ORDER_ATTEMPT_UNRELEASED
+LOST_ATTEMPTS = Counter("mall_order_lost_attempts_released_total",
+                        "Submits retried under an Idempotency-Key whose lost earlier attempt still held stock, a coupon "
+                        "or points, by outcome of releasing them (released|failed).", ["outcome"])
+for _outcome in LOST_ATTEMPT_OUTCOMES:
+    LOST_ATTEMPTS.labels(_outcome)
 # Gauges of stuck payment work, set by every replica's payment-watch job from the database (alerts take the max).
 WAITING = ("wallet", "wechat", "none")  # an unknown wallet answer, a WeChat Pay transaction not closed, neither
 UNPAID_OVERDUE = Gauge("mall_orders_unpaid_overdue",

@@ -442,7 +442,10 @@ def _release_lost_attempt(uow: OrderUnitOfWork, stock: Stock, members: Members, 
     order is then replayed) or roll back (its own compensation, and this release, undo its holds)."""
     earlier = uow.submit_attempts.last(user_id, key)
     if earlier is not None and earlier != order_no and not uow.orders.states([earlier]):
-        if not _release_holds(stock, members, earlier, coupon=True, points=True):
+        released = _release_holds(stock, members, earlier, coupon=True, points=True)
+        # Counted as it happens, not on commit: the holds are let go (or not) whatever this attempt then does.
+        metrics.LOST_ATTEMPTS.labels("released" if released else "failed").inc()
+        if not released:
             raise DomainError("ORDER_ATTEMPT_UNRELEASED", "an earlier attempt of this order still holds stock, a coupon "
                               "or points that cannot be released now; nothing was changed, try again",
                               kind=ErrorKind.UNAVAILABLE)
