@@ -1152,7 +1152,9 @@ def review_cancellation(uow: OrderUnitOfWork, payments: RefundPayments | None, m
     Reject: back to PAID. Approve: REFUNDING with `order-cancelled` (was_paid: the product service puts
     the sold units back, the member service gives back the coupon and the points the order used; its
     `order-refunded` takes back the spend and the points it earned), then a refund of the
-    whole order through its channel; it becomes REFUNDED when the refund succeeds. Approving a REFUNDING
+    whole order through its channel, reserved in the approval's transaction (so of two staff approving at once the
+    second finds it open: 409 ORDER_STATE_CONFLICT with the order's state); it becomes REFUNDED when the refund
+    succeeds. Approving a REFUNDING
     order again retries: a new refund when the last one was closed or refused, the channel asked again
     about the same refund when a wallet refund is still PENDING (the member service did not answer) or a
     WeChat Pay refund is ABNORMAL (fixed at WeChat Pay, or not yet); otherwise it is a 409. An order that
@@ -1178,13 +1180,16 @@ def review_cancellation(uow: OrderUnitOfWork, payments: RefundPayments | None, m
         if not (retry or refund_anew):
             order.apply("approve_cancel", actor=actor, now=now, reason=reason, shopper_reason="cancellation approved")
             publish_cancelled(uow, order, now=now, by="staff", reason=reason, was_paid=True)
+        # Reserved with the approval, under the same lock: a second approver then finds this refund open (a 409 with
+        # the order's state), never a REFUNDING order with nothing reserved that it would refund in this one's stead.
+        refund = None if retry else reserve_refund(uow, order, [], reason=reason or CANCEL_REFUND_REASON, actor=actor,
+                                                   source=CANCELLATION, now=now)
         uow.commit()
-    if retry:
-        for refund in unsettled:
-            retry_refund(uow, payments, members, refund_no=refund.refund_no, actor=actor, now=now)
+    if refund is None:
+        for unsettled_refund in unsettled:
+            retry_refund(uow, payments, members, refund_no=unsettled_refund.refund_no, actor=actor, now=now)
     else:
-        start_refund(uow, payments, members, order_id=order_id, items=[], reason=reason or CANCEL_REFUND_REASON,
-                     actor=actor, source=CANCELLATION, now=now)
+        send_refund(uow, payments, members, order, refund, now)
     return get_order(uow, user_id=None, order_id=order_id)
 
 
