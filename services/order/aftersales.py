@@ -598,7 +598,9 @@ def _on_refund_settled(uow: OrderUnitOfWork, refund: Refund, now: datetime) -> N
 def closed_refund_paid(uow: OrderUnitOfWork, case_id: int, refund: Refund, now: datetime) -> None:
     """WeChat Pay paid the CLOSED refund of case `case_id` after all (refunds._paid_after_close, inside its transaction,
     the order locked): its units are refunded. The case, if its refund failed (REFUND_FAILED: the closed refund is
-    its last, or a new one failed to start), is REFUNDED by it; retrying would pay them again. If it was retried and
+    its last, or a new one failed to start), is REFUNDED by it; retrying would pay them again. One staff rejected since
+    stays REJECTED (closed cases never move: `closed_at`; the order shows the refund paid, README "Refunds"). If it
+    was retried and
     another refund pays (or paid) it, that is a second payment of one claim: noted for finance. Every other open case
     of the order whose refund has not started and that claims more units than are claimable now (it was opened on
     them while the refund was closed) is noted in the order's history for staff, and logged: approving, receiving or

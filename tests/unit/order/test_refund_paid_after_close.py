@@ -82,6 +82,8 @@ def test_a_case_opened_on_the_units_of_a_closed_refund_cannot_be_approved_once_w
     paid_after_all(shop, payments, first.refund_no)
 
     assert counts(order) == (3998, 2, 3998)  # counted as refunded again, once
+    # the rejected case stays REJECTED (closed cases never move: README, Refunds); the order shows the refund paid
+    assert aftersales.get_case(shop.uow, user_id=None, case_id=first.id or 0).status == "REJECTED"
     assert aftersales.claimable_units(order, shop.uow.refunds.for_order(order.id)) == {line: 1}
     assert refunded(shop) == [(first.refund_no, 3998)]
     assert deltas() == {"mall_refunds_paid_after_close_total": 1}
