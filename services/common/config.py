@@ -326,7 +326,8 @@ class ServiceSettings:
     pruning: PruneSettings = PruneSettings()
     database_timeouts: DatabaseTimeouts = DatabaseTimeouts()
     # How long one round of a reconciliation or timeout scan goes on handling rows before it leaves the rest to the
-    # next round (services/common/uow.py RoundBudget): its job's liveness bound follows from it.
+    # next round, started after runtime.BACKLOG_PAUSE_SECONDS (services/common/uow.py RoundBudget): its job's
+    # liveness bound follows from it.
     job_round_budget_seconds: int = 300
 
     @classmethod

@@ -13,10 +13,26 @@ from services.common.config import ConfigError, Env, grpc_target
 
 log = logging.getLogger(__name__)
 
-# How long a Consul request may wait to connect or for an answer (py-consul's connections_timeout, its default made
-# explicit); a blocking query waits its `wait`, Consul's jitter of up to wait / 16 and this on top
-# (runtime_config.RuntimeConfig.liveness_bound_seconds).
+# How long a Consul request may wait to connect, and then for an answer (py-consul's connections_timeout, its default
+# made explicit); a blocking query's answer is waited for its `wait`, Consul's jitter of up to wait / 16 and this on
+# top (runtime_config.RuntimeConfig.liveness_bound_seconds).
 CONSUL_TIMEOUT_SECONDS = 30.0
+
+
+class _HTTPClient(consul.std.HTTPClient):
+    """py-consul's client, but connecting within CONSUL_TIMEOUT_SECONDS whatever the request: py-consul gives requests
+    one number, which requests applies to the connect and to the answer each, so a blocking query's connect could
+    take its whole wait and jitter too (a (connect, read) pair it cannot be given: it adds the wait to it)."""
+
+    def timeout(self, params: object) -> tuple[float, float] | None:
+        read = super().timeout(params)
+        return None if read is None else (CONSUL_TIMEOUT_SECONDS, read)
+
+
+class _Consul(consul.Consul):
+    def http_connect(self, host: str, port: int, scheme: str, verify: bool | str = True,
+                     cert: tuple[str, str] | None = None) -> _HTTPClient:
+        return _HTTPClient(host, port, scheme, verify, cert, connections_timeout=self.connections_timeout)
 
 
 class DiscoveryError(LookupError):
@@ -40,7 +56,7 @@ def consul_client(http_addr: str, env: Env) -> consul.Consul:
     tls = parts.scheme == "https"
     if not tls and (client_cert or env.optional("CONSUL_CACERT")):
         raise ConfigError(f"CONSUL_CACERT / CONSUL_CLIENT_CERT need an https CONSUL_HTTP_ADDR, got {http_addr!r}")
-    return consul.Consul(host=parts.hostname or "127.0.0.1", port=parts.port or 8500, scheme=parts.scheme,
+    return _Consul(host=parts.hostname or "127.0.0.1", port=parts.port or 8500, scheme=parts.scheme,
                          token=env.optional("CONSUL_HTTP_TOKEN"), verify=env.optional("CONSUL_CACERT") or True,
                          cert=(client_cert, client_key) if client_cert else None,
                          connections_timeout=CONSUL_TIMEOUT_SECONDS)

@@ -51,6 +51,10 @@ Beat = Callable[[], None]
 # RoundBudget (`round_budget`, JOB_ROUND_BUDGET_SECONDS), as do the member points expiry and the product reservation
 # sweep.
 JOB_ROUND_SECONDS = 600.0
+# The pause between a budgeted round that ran out with rows left and the next (at most the job's interval): a job
+# whose backlog takes several rounds (points expiry over many members, a reconciliation after an outage) goes
+# through it in minutes, not one budget per interval.
+BACKLOG_PAUSE_SECONDS = 5.0
 
 
 def _no_beat() -> None:
@@ -84,21 +88,33 @@ def round_budget(seconds: float, *, row_calls_seconds: float, sweeps: int = 1,
     return RoundBudget(seconds, sweeps * (2 * DATABASE_CALL_SECONDS + row_calls_seconds), clock=clock)
 
 
+def next_round_in(interval_seconds: float, budget: RoundBudget | None) -> float:
+    """How long a job waits after a round: the interval, or BACKLOG_PAUSE_SECONDS (at most the interval) when the
+    round's `budget` ran out with rows left (RoundBudget.ran_out)."""
+    if budget is not None and budget.ran_out:
+        return min(interval_seconds, BACKLOG_PAUSE_SECONDS)
+    return interval_seconds
+
+
 def every(interval_seconds: float, what: str, action: Callable[[], object], *,
           round_seconds: float = JOB_ROUND_SECONDS, budget: RoundBudget | None = None) -> Job:
     """A job for ServiceApp.jobs: `action` each interval until stopped; a failure is logged and retried next time.
     It beats after every round: its bound is the interval, plus `round_seconds` (the longest one round of `action`
     takes; with a `budget`, the one `action` goes by, started before each round: its worst_seconds), plus
-    LIVENESS_MARGIN_SECONDS."""
+    LIVENESS_MARGIN_SECONDS. A round whose budget ran out with rows left is followed by the next after
+    BACKLOG_PAUSE_SECONDS, not the whole interval (`next_round_in`): a backlog is worked through round after round,
+    each still beating, and the pause being no longer than the interval the bound holds."""
     def run(stop: threading.Event, beat: Beat) -> None:
-        while not stop.wait(interval_seconds):
+        wait = interval_seconds
+        while not stop.wait(wait):
             try:
                 if budget is not None:
                     budget.start()
                 action()
             except Exception:
-                log.exception("%s failed; retrying in %.0f s", what, interval_seconds)
+                log.exception("%s failed; retrying in %.0f s", what, next_round_in(interval_seconds, budget))
             beat()
+            wait = next_round_in(interval_seconds, budget)
     return Job(run, job_bound_seconds(interval_seconds, round_seconds if budget is None else budget.worst_seconds))
 
 

@@ -103,10 +103,12 @@ class RuntimeConfig:
             beat()
 
     def liveness_bound_seconds(self) -> float:
-        """The longest between two beats of `watch`, plus LIVENESS_MARGIN_SECONDS: a blocking query (WAIT, Consul's
-        jitter of up to WAIT / 16, and the client's own timeout on top, CONSUL_TIMEOUT_SECONDS: what an unreachable
-        Consul takes to fail it) and the back-off after one that failed. 30 + 1.875 + 30 + 5 + 30 = 96.875 s."""
-        return WAIT_SECONDS * 17 / 16 + CONSUL_TIMEOUT_SECONDS + BACKOFF_SECONDS + LIVENESS_MARGIN_SECONDS
+        """The longest between two beats of `watch`, plus LIVENESS_MARGIN_SECONDS: a blocking query (its connect,
+        CONSUL_TIMEOUT_SECONDS, then its answer: WAIT, Consul's jitter of up to WAIT / 16, and CONSUL_TIMEOUT_SECONDS
+        on top; requests times the two apart, discovery._HTTPClient) and the back-off after one that failed.
+        30 + (30 + 1.875 + 30) + 5 + 30 = 126.875 s."""
+        return (CONSUL_TIMEOUT_SECONDS + WAIT_SECONDS * 17 / 16 + CONSUL_TIMEOUT_SECONDS + BACKOFF_SECONDS
+                + LIVENESS_MARGIN_SECONDS)
 
     def _valid(self, name: str, raw: bytes | None) -> int | None:
         tunable = self.tunables[name]

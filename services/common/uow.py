@@ -149,7 +149,10 @@ class RoundBudget:
     last page forgets the key: the next round starts from the first page. The keys live in the process: a round of
     another replica (`one_round_at_a_time`) starts from its own. `overrun_seconds` is the longest a round goes on past
     its budget (each sweep's page read and row in hand, with their channel calls): the job's liveness bound counts
-    `worst_seconds`, not the blanket runtime.JOB_ROUND_SECONDS."""
+    `worst_seconds`, not the blanket runtime.JOB_ROUND_SECONDS. `ran_out` says whether a sweep of the round stopped
+    because its budget ran out (a backlog left: runtime.every starts the next round after a short pause), and
+    `resuming` whether a sweep is to go on where its last round stopped (`one_round_at_a_time` lets that round run
+    within its interval)."""
 
     def __init__(self, seconds: float, overrun_seconds: float, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -158,6 +161,7 @@ class RoundBudget:
         self.clock = clock
         self._until = float("inf")
         self._resume: dict[str, Any] = {}
+        self._ran_out = False
 
     @property
     def worst_seconds(self) -> float:
@@ -166,9 +170,20 @@ class RoundBudget:
     def start(self) -> None:
         """A round begins: it may go on for `seconds` from now."""
         self._until = self.clock() + self.seconds
+        self._ran_out = False
 
     def spent(self) -> bool:
         return self.clock() >= self._until
+
+    @property
+    def ran_out(self) -> bool:
+        """Whether a sweep of this round stopped with rows left because the budget was spent."""
+        return self._ran_out
+
+    @property
+    def resuming(self) -> bool:
+        """Whether a sweep goes on after a key where its last round stopped (rows of the walk not handled yet)."""
+        return bool(self._resume)
 
     def resume_after(self, sweep: str, first: K) -> K:
         """The key `sweep` goes on after: where its last round stopped, else `first`."""
@@ -180,6 +195,9 @@ class RoundBudget:
             self._resume.pop(sweep, None)
         else:
             self._resume[sweep] = after
+            # A sweep stopped for another reason (the product sweep's order service not answering) is no backlog
+            # to hurry through.
+            self._ran_out = self._ran_out or self.spent()
 
 
 def each_page(uow: Callable[[], U], page: Callable[[U, K], list[K]], first: K, batch: int,
@@ -229,7 +247,7 @@ def each_page(uow: Callable[[], U], page: Callable[[U, K], list[K]], first: K, b
 
 
 def one_round_at_a_time(uow: Callable[[], U], job: str, run: Callable[[], int], *, now: datetime,
-                        interval: timedelta) -> int:
+                        interval: timedelta, budget: RoundBudget | None = None) -> int:
     """`run()` (a job's round started at `now`), unless another replica's round of `job` is under way or one started
     less than `interval` before `now` (0 then, nothing done): a job that asks a channel about every row due (WeChat
     Pay's queries) asks once per interval, however many replicas run its timer, and its rounds never overlap. The
@@ -238,13 +256,17 @@ def one_round_at_a_time(uow: Callable[[], U], job: str, run: Callable[[], int], 
     of the job's last round is read and, when `interval` has passed, `now` recorded in a transaction committed before
     the round runs (a round that fails still counts). The round's rows are still handled each in a transaction of
     their own, under their row locks. SQLite takes no lock (one process per database file); the interval still
-    applies. An `interval` of 0 runs every round that finds the lock free."""
+    applies. An `interval` of 0 runs every round that finds the lock free.
+
+    A round that goes on with a walk its `budget` cut short (RoundBudget.resuming: runtime.every starts it after a
+    short pause) is not held to the interval: it asks about rows this walk has not asked about yet. It still takes
+    the lock and records its start, so the next walk, whichever replica's, starts an interval after it."""
     with uow() as lead:
         if not lead.try_lock(f"minimall-round:{job}"):
             log.debug("a round of %s is under way on another replica: skipped", job)
             return 0
         with uow() as tx:
-            if not tx.start_round(job, now, interval):
+            if not tx.start_round(job, now, timedelta(0) if budget is not None and budget.resuming else interval):
                 log.debug("a round of %s started less than %s ago: skipped", job, interval)
                 return 0
             tx.commit()

@@ -883,7 +883,7 @@ def reconcile_refunds(uow: Callable[[], OrderUnitOfWork], payments: RefundPaymen
         return 0
 
     return one_round_at_a_time(uow, "refund-reconciliation", lambda: each_sweep(ask_pending, mark_noted), now=now,
-                               interval=timedelta(seconds=interval_seconds))
+                               interval=timedelta(seconds=interval_seconds), budget=budget)
 
 
 def watch_abnormal_refunds(uow: OrderUnitOfWork, *, now: datetime | None = None,

@@ -1247,7 +1247,7 @@ def reconcile_payments(uow: Callable[[], OrderUnitOfWork], wechat: Prepay, *, no
         uow, lambda tx, after: tx.orders.unpaid_prepaid(prepaid_before, after[0], batch), (0, ""), batch,
         lambda key: _reconcile_payment(uow, wechat, out_trade_no=key[1], now=now), what="prepaid order",
         budget=budget),
-        now=now, interval=timedelta(seconds=interval_seconds))
+        now=now, interval=timedelta(seconds=interval_seconds), budget=budget)
 
 
 def _reconcile_payment(uow: Callable[[], OrderUnitOfWork], wechat: Prepay, *, out_trade_no: str, now: datetime) -> int:

@@ -240,10 +240,13 @@ def test_the_live_settings_watch_is_allowed_a_blocking_query_with_the_clients_ow
     discovery = Discovery("127.0.0.1:8500", Env({}))
     live = RuntimeConfig(discovery, "order", {})
 
-    # what the Consul client lets one blocking query of the watch take before it fails: the wait, Consul's jitter
-    # (wait / 16) and the client's own timeout on top
+    # what the Consul client lets one blocking query of the watch take before it fails, timed apart by requests: its
+    # connect within the client's own timeout, then its answer within the wait, Consul's jitter (wait / 16) and the
+    # client's own timeout on top; both count in the bound, with the back-off and the margin
     query = discovery.consul.http.timeout({"index": "7", "wait": WAIT})  # type: ignore[union-attr]
-    assert (query, live.liveness_bound_seconds()) == (30 + 30 / 16 + 30, 30 + 30 / 16 + 30 + 5 + 30)
+    plain = discovery.consul.http.timeout({})  # type: ignore[union-attr]
+    assert (query, plain) == ((30, 30 + 30 / 16 + 30), (30, 30))
+    assert live.liveness_bound_seconds() == 30 + (30 + 30 / 16 + 30) + 5 + 30 == 126.875
 
 
 def test_the_pruning_round_budget_is_a_setting() -> None:

@@ -5,9 +5,10 @@ Time is a fake clock each row moves."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
-from services.common.runtime import every, round_budget
-from services.common.uow import RoundBudget, each_page, each_sweep
+from services.common.runtime import BACKLOG_PAUSE_SECONDS, every, round_budget
+from services.common.uow import RoundBudget, each_page, each_sweep, one_round_at_a_time
 from services.order import __main__ as order_process
 from tests.fakes import FakeUnitOfWork
 from tests.unit.common.test_liveness import FakeClock, Until
@@ -125,3 +126,88 @@ def test_every_starts_its_budget_before_each_round() -> None:
     job(Until(clock, lambda: len(rounds) == 3), lambda: None)  # type: ignore[arg-type]
 
     assert (rounds, asked) == ([3, 3, 3], DUE[:9])
+
+
+def test_a_round_that_ran_out_of_budget_is_followed_after_the_backlog_pause_and_one_that_finished_after_the_interval(
+        ) -> None:
+    clock, asked = FakeClock(), []
+    budget = RoundBudget(25, 0, clock=clock)
+    rounds: list[int] = []
+    job = every(3600, "points expiry", lambda: rounds.append(sweep(budget, asking(clock, asked))), budget=budget)
+    stop = Until(clock, lambda: len(rounds) == 4)
+
+    job(stop, lambda: None)  # type: ignore[arg-type]
+
+    # 10 s a row within 25 s: three rounds of 3 run out with rows left, the fourth walks the last row and finishes
+    assert (rounds, asked) == ([3, 3, 3, 1], DUE)
+    assert stop.waited == [3600, BACKLOG_PAUSE_SECONDS, BACKLOG_PAUSE_SECONDS, BACKLOG_PAUSE_SECONDS, 3600]
+    assert BACKLOG_PAUSE_SECONDS == 5
+
+
+def test_the_backlog_pause_is_never_longer_than_the_interval() -> None:
+    clock, rounds = FakeClock(), []
+    budget = RoundBudget(5, 0, clock=clock)
+    job = every(2, "reservation expiry", lambda: rounds.append(sweep(budget, asking(clock, []))), budget=budget)
+    stop = Until(clock, lambda: len(rounds) == 2)
+
+    job(stop, lambda: None)  # type: ignore[arg-type]
+
+    assert (rounds, stop.waited) == ([1, 1], [2, 2, 2])
+
+
+class LosingReplica(FakeUnitOfWork):
+    """A replica whose round lock another replica holds."""
+
+    def try_lock(self, name: str) -> bool:
+        return False
+
+
+def test_a_replica_that_does_not_win_the_round_lock_does_nothing_and_waits_the_interval() -> None:
+    clock, asked, rounds = FakeClock(), [], []
+    budget = RoundBudget(25, 0, clock=clock)
+    noon = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    tx = [FakeUnitOfWork(), LosingReplica()]  # it wins the first round's lock (which runs out), not the second's
+
+    def round_() -> None:
+        uow = tx[len(rounds)]
+        rounds.append(one_round_at_a_time(lambda: uow, "points-expiry", lambda: sweep(budget, asking(clock, asked)),
+                                          now=noon, interval=timedelta(0), budget=budget))
+    stop = Until(clock, lambda: len(rounds) == 2 or len(stop.waited) == 3)
+
+    every(60, "points expiry", round_, budget=budget)(stop, lambda: None)  # type: ignore[arg-type]
+
+    assert (rounds, asked, stop.waited) == ([3, 0], [1, 2, 3], [60, BACKLOG_PAUSE_SECONDS, 60])
+
+
+def test_a_round_going_on_with_a_walk_its_budget_cut_short_is_not_held_to_the_interval() -> None:
+    clock, asked, uow = FakeClock(), [], FakeUnitOfWork()
+    budget = RoundBudget(25, 0, clock=clock)
+    noon = datetime(2026, 12, 1, 12, tzinfo=UTC)
+
+    def round_at(seconds: int) -> list[int]:
+        budget.start()
+        before = len(asked)
+        one_round_at_a_time(lambda: uow, "payment-reconciliation", lambda: sweep(budget, asking(clock, asked)),
+                            now=noon + timedelta(seconds=seconds), interval=timedelta(seconds=60), budget=budget)
+        return asked[before:]
+
+    rounds = [round_at(seconds) for seconds in (0, 35, 70, 105, 140, 175, 200)]
+
+    # three rounds of 3 run out, each going on within the interval; the fourth finishes the walk at 105 s; the next
+    # walk starts an interval after it (175 s), not at 140 s
+    assert rounds == [[1, 2, 3], [4, 5, 6], [7, 8, 9], [10], [], [1, 2, 3], [4, 5, 6]]
+
+
+def test_a_sweep_stopped_with_budget_left_is_no_backlog_to_hurry_through() -> None:
+    clock = FakeClock()
+    budget = RoundBudget(25, 0, clock=clock)
+    budget.start()
+
+    budget.stopped("expired reservation", 7)  # the product sweep's order service did not answer: asked again later
+    deferred = (budget.ran_out, budget.resuming)
+    clock.advance(25)
+    budget.stopped("expired reservation", 8)
+    spent = (budget.ran_out, budget.resuming)
+    budget.start()
+
+    assert (deferred, spent, budget.ran_out) == ((False, True), (True, True), False)

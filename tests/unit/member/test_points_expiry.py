@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from services.common.runtime import every
 from services.common.uow import RoundBudget
 from services.member import service
 from services.member.domain import Account, points_expiry_cutoff
-from tests.unit.common.test_liveness import FakeClock
+from tests.unit.common.test_liveness import FakeClock, Until
 from tests.unit.member.fakes import FakeMemberUnitOfWork
 
 ALICE, BOB = 1, 2
@@ -215,3 +216,27 @@ def test_a_round_stops_at_its_budget_and_the_next_goes_on_after_the_last_holder_
     assert [(p.aggregate_id, p.payload.delta) for p in uow.published
             if p.event_type == "points-changed" and p.payload.reason == "points_expired"] == [
         (str(user), -user * 100) for user in range(1, 6)]
+
+
+def test_the_job_expires_every_holder_within_its_interval_when_a_round_runs_out_of_budget(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    uow, clock, walked = FakeMemberUnitOfWork(), FakeClock(), []
+    for user in range(1, 6):  # user n: n x 100 points of March 2026, past their term in April 2027
+        service.sign_up(uow, user_id=user, channel="self", invite_code=None, now=at("2026-01-01 00:00:00"))
+        earn(uow, user, f"M{user}", user * 10_000, "2026-03-15 10:00:00")
+    expire_one = service._expire_points_of
+
+    def expire_taking_10_seconds(tx: FakeMemberUnitOfWork, user_id: int, cutoff: datetime, now: datetime) -> int:
+        walked.append((user_id, clock.now))
+        clock.advance(10)
+        return expire_one(tx, user_id, cutoff, now)
+    monkeypatch.setattr(service, "_expire_points_of", expire_taking_10_seconds)
+    budget = RoundBudget(25, 0, clock=clock)  # as build_app's: the job's budget, started by its timer
+    job = every(3600, "points expiry", lambda: service.expire_points(
+        lambda: uow, now=at("2027-04-01 00:00:00"), batch=2, budget=budget), budget=budget)
+
+    job(Until(clock, lambda: len(walked) == 5), lambda: None)  # type: ignore[arg-type]
+
+    # the first round runs out after 3 holders; the second starts 5 s later, not an hour, and walks the last two
+    assert walked == [(1, 4600.0), (2, 4610.0), (3, 4620.0), (4, 4635.0), (5, 4645.0)]
+    assert [points(uow, user) for user in range(1, 6)] == [0] * 5
