@@ -37,6 +37,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/api/v1/orders/{order_id}/pay"): {"channel": "wechat"},
     ("post", "/api/v1/orders/{order_id}/after-sales"): {"type": "refund_only", "reason": "坏了", "line_ids": [1]},
     ("post", "/api/v1/after-sales/{case_id}/return-shipment"): {"carrier": "SF", "tracking_no": "SF1"},
+    # a change that changes something: an empty one is refused (400 CART_ITEM_CHANGE_EMPTY) whoever owns the line
+    ("patch", "/api/v1/cart/items/{item_id}"): {"quantity": 2},
     ("put", "/api/v1/me/addresses/{address_id}"): {
         "receiver_name": "李四", "receiver_phone": "13900002222", "province": "江苏省", "city": "南京市",
         "district": "玄武区", "detail": "中山路 2 号"},
