@@ -935,7 +935,9 @@ def _post_once(uow: MemberUnitOfWork, build: Callable[[], Posting], amount: int,
 # while it was under way, as far as the shopper still holds it (`_refunded_bonus_held`: never the bonus of a recharge
 # made meanwhile): the bonus stays forfeited, and what was paid for it comes back as it was
 # paid (`bonus_repayment_returned`, bonus to available). Only paid withdrawals count: one given back instead (rejected,
-# its transfer failed) returns what it kept itself, and its draws on recharges stop counting.
+# its transfer failed) returns what it kept itself, and its draws on recharges stop counting; and it leaves the others
+# as if it had never been asked for: the refunded bonus its forfeit took counts as held again, and turns into cash at
+# once if a withdrawal that repaid spent bonus was paid meanwhile (`_give_back`).
 REPAYMENT_RETURNED = "bonus_repayment_returned"
 
 
@@ -1019,8 +1021,9 @@ def request_withdrawal(uow: MemberUnitOfWork, *, user_id: int, amount_fen: int, 
 
 
 def _give_back(uow: MemberUnitOfWork, withdrawal: Withdrawal, *, key: str, kind: str, now: datetime) -> None:
-    """A withdrawal that pays nothing (rejected, or its transfer failed): the bonus it forfeited comes back, then
-    its whole amount goes back to available; its draws on recharges stop counting with its status."""
+    """A withdrawal that pays nothing (rejected, or its transfer failed): the bonus it forfeited comes back (what of it
+    was refunded bonus, as cash as far as paid withdrawals repaid spent bonus not yet given back), then its whole
+    amount goes back to available; its draws on recharges stop counting with its status."""
     no, user_id = withdrawal.withdrawal_no, withdrawal.user_id
     forfeit = uow.ledger.find(f"withdrawal-forfeit:{no}")
     if forfeit is not None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.member import service
 from services.member.channels import Payout, PayoutState, SimulatedPayment, SimulatedPayout
@@ -449,3 +451,33 @@ def test_refunded_bonus_a_rejected_withdrawal_forfeited_all_of_comes_back_as_cas
     assert wallet(uow) == (55_000, 0, 0)  # as without the second: the refunded 5,000 repaid is cash
     assert uow.ledger.sum_entries(ALICE, Account.AVAILABLE, (service.REPAYMENT_RETURNED,)) == 5_000
     assert uow.ledger.check()[1] == []
+
+
+@settings(max_examples=150, deadline=None)
+@given(unspent=st.integers(min_value=0, max_value=5_000), first=st.integers(min_value=100, max_value=50_000),
+       recharge_again=st.booleans(), spent_again=st.integers(min_value=0, max_value=5_000),
+       share=st.integers(min_value=1, max_value=100), second=st.integers(min_value=100, max_value=100_000),
+       first_paid=st.booleans(), given_back_first=st.booleans(), how=st.sampled_from(["rejected", "failed"]))
+def test_a_withdrawal_that_pays_nothing_leaves_the_wallet_as_if_it_had_never_been_asked_for(
+        unspent: int, first: int, recharge_again: bool, spent_again: int, share: int, second: int, first_paid: bool,
+        given_back_first: bool, how: str) -> None:
+    def ends(asks_second: bool) -> tuple[tuple[int, int, int], int]:
+        uow = FakeMemberUnitOfWork()
+        recharge(uow, 50_000)  # +5,000 of bonus
+        service.pay_with_balance(uow, user_id=ALICE, order_no="A", amount_fen=5_000 - unspent or 1, now=NOW)
+        repaying = withdraw(uow, first)  # what its forfeit finds spent is kept
+        if recharge_again:
+            recharge(uow, 50_000)
+            if spent_again:
+                service.pay_with_balance(uow, user_id=ALICE, order_no="B", amount_fen=spent_again, now=NOW)
+        refund(uow, "A", max(1, (5_000 - unspent or 1) * share // 100))  # as bonus, first: nothing is repaid yet
+        later = withdraw(uow, min(second, wallet(uow)[0])) if asks_second and wallet(uow)[0] >= 100 else None
+        if later is not None and given_back_first:
+            give_back(uow, later, how)
+        decide(uow, repaying, approve=first_paid)
+        if later is not None and not given_back_first:
+            give_back(uow, later, how)
+        assert uow.ledger.check()[1] == []
+        return wallet(uow), paid_out(uow)
+
+    assert ends(asks_second=True) == ends(asks_second=False)
