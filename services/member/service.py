@@ -1031,7 +1031,7 @@ def _give_back(uow: MemberUnitOfWork, withdrawal: Withdrawal, *, key: str, kind:
                           tuple(Leg(leg.user_id, leg.account, -leg.amount) for leg in forfeit.legs)), now)
         # Refunded bonus its forfeit took while a withdrawal that repays spent bonus was under way: that one's payout
         # would have turned it into cash had this one never been asked for, so it does now if that one is paid.
-        if _repaid_not_returned(uow, user_id) > 0:
+        if any(leg.account == Account.BONUS for leg in forfeit.legs) and _repaid_not_returned(uow, user_id) > 0:
             _return_repaid_bonus(uow, user_id, bonus_fen=_refunded_bonus_held(uow, user_id, None)[1].get(no, 0),
                                  key=f"bonus-repayment-giveback:{no}", reference=no, now=now)
     post(uow, transfer(f"{key}:{no}", kind, no, amount=withdrawal.amount_fen,
