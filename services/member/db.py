@@ -416,10 +416,10 @@ class SqlLedgerRepository:
                          .join(ledger_postings, ledger_postings.c.id == ledger_entries.c.posting_id))
             .where(*where)).scalar_one()
 
-    def entries_after(self, user_id: int, account: str, key: str) -> list[LedgerEntry]:
+    def entries_after(self, user_id: int, account: str, key: str | None) -> list[LedgerEntry]:
         posted = (select(func.max(ledger_entries.c.id))
                   .join(ledger_postings, ledger_postings.c.id == ledger_entries.c.posting_id)
-                  .where(ledger_postings.c.key == key).scalar_subquery())
+                  .where(ledger_postings.c.key == key).scalar_subquery() if key is not None else 0)
         rows = self.session.execute(
             select(ledger_entries.c.id, ledger_accounts.c.account, ledger_entries.c.amount,
                    ledger_entries.c.balance_after, ledger_postings.c.kind, ledger_postings.c.reference,

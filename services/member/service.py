@@ -935,8 +935,16 @@ def _post_once(uow: MemberUnitOfWork, build: Callable[[], Posting], amount: int,
 # while it was under way, as far as the shopper still holds it (`_refunded_bonus_held`: never the bonus of a recharge
 # made meanwhile): the bonus stays forfeited, and what was paid for it comes back as it was
 # paid (`bonus_repayment_returned`, bonus to available). Only paid withdrawals count: one given back instead (rejected,
-# its transfer failed) returns what it kept itself, and its draws on recharges stop counting.
+# its transfer failed) returns what it kept itself, and its draws on recharges stop counting; and it leaves the others
+# as if it had never been asked for: the refunded bonus its forfeit took counts as held again, and turns into cash at
+# once if a withdrawal that repaid spent bonus was paid meanwhile (`_give_back`).
 REPAYMENT_RETURNED = "bonus_repayment_returned"
+
+
+def _repaid_not_returned(uow: MemberUnitOfWork, user_id: int) -> int:
+    """What paid withdrawals kept for spent bonus and nothing has given back yet (read under the wallet's locks)."""
+    return (uow.withdrawals.kept_for_spent_bonus(user_id)
+            - uow.ledger.sum_entries(user_id, Account.AVAILABLE, (REPAYMENT_RETURNED,)))
 
 
 def _return_repaid_bonus(uow: MemberUnitOfWork, user_id: int, *, bonus_fen: int, key: str, reference: str,
@@ -944,25 +952,31 @@ def _return_repaid_bonus(uow: MemberUnitOfWork, user_id: int, *, bonus_fen: int,
     """Of `bonus_fen` just credited to (or held on) the user's bonus account, the part paid withdrawals kept for
     spent bonus and nothing gave back yet goes on to available, once per `key`. Called after a posting to the
     user's wallet, so read under its locks (every refund, withdrawal and payout takes them)."""
-    repaid = (uow.withdrawals.kept_for_spent_bonus(user_id)
-              - uow.ledger.sum_entries(user_id, Account.AVAILABLE, (REPAYMENT_RETURNED,)))
-    cash = min(bonus_fen, repaid)
+    cash = min(bonus_fen, _repaid_not_returned(uow, user_id)) if bonus_fen > 0 else 0
     if cash > 0:
         post(uow, Posting(key, REPAYMENT_RETURNED, reference,
                           (Leg(user_id, Account.BONUS, -cash), Leg(user_id, Account.AVAILABLE, cash))), now)
 
 
-def _refunded_bonus_held(uow: MemberUnitOfWork, user_id: int, since_key: str) -> int:
-    """The bonus refunds credited after the posting `since_key` that the user still holds and nothing has turned into
-    cash: never a recharge's bonus, nor a forfeit given back. Bonus spent or forfeited meanwhile takes that refunded
-    bonus last, as it would have taken the other bonus first had the refund come back as cash: each other movement
-    leaves at most the balance after it. Exact from a zero bonus balance, as a withdrawal that keeps anything leaves
-    it; read under the wallet's locks."""
-    held = 0
+def _refunded_bonus_held(uow: MemberUnitOfWork, user_id: int, since_key: str | None) -> tuple[int, dict[str, int]]:
+    """The bonus refunds credited after the posting `since_key` (None: ever) that the user still holds and nothing has
+    turned into cash: never a recharge's bonus. Bonus spent or forfeited meanwhile takes that refunded bonus last, as
+    it would have taken the other bonus first had the refund come back as cash: each other movement leaves at most the
+    balance after it. A forfeit given back (`bonus_forfeit_returned`) puts back what its withdrawal's forfeit took of
+    that refunded bonus, as if it had never been asked for; with the figure, what each such give-back put back, by
+    withdrawal number. Exact from a zero bonus balance, as a withdrawal that keeps anything leaves it; read under the
+    wallet's locks."""
+    held, taken, put_back = 0, {}, {}
     for entry in uow.ledger.entries_after(user_id, Account.BONUS, since_key):
         turned = entry.amount if entry.kind in ("balance_refund", REPAYMENT_RETURNED) else 0
-        held = max(0, min(held + turned, entry.balance_after))
-    return held
+        if entry.kind == "bonus_forfeit_returned":
+            turned = taken.pop(entry.reference, 0)
+        before, held = held, max(0, min(held + turned, entry.balance_after))
+        if entry.kind == "bonus_forfeited":
+            taken[entry.reference] = before - held
+        elif entry.kind == "bonus_forfeit_returned":
+            put_back[entry.reference] = held - before
+    return held, put_back
 
 
 # ---------------------------------------------------------------- withdrawals
@@ -1007,13 +1021,19 @@ def request_withdrawal(uow: MemberUnitOfWork, *, user_id: int, amount_fen: int, 
 
 
 def _give_back(uow: MemberUnitOfWork, withdrawal: Withdrawal, *, key: str, kind: str, now: datetime) -> None:
-    """A withdrawal that pays nothing (rejected, or its transfer failed): the bonus it forfeited comes back, then
-    its whole amount goes back to available; its draws on recharges stop counting with its status."""
+    """A withdrawal that pays nothing (rejected, or its transfer failed): the bonus it forfeited comes back (what of it
+    was refunded bonus, as cash as far as paid withdrawals repaid spent bonus not yet given back), then its whole
+    amount goes back to available; its draws on recharges stop counting with its status."""
     no, user_id = withdrawal.withdrawal_no, withdrawal.user_id
     forfeit = uow.ledger.find(f"withdrawal-forfeit:{no}")
     if forfeit is not None:
         post(uow, Posting(f"withdrawal-forfeit-return:{no}", "bonus_forfeit_returned", no,
                           tuple(Leg(leg.user_id, leg.account, -leg.amount) for leg in forfeit.legs)), now)
+        # Refunded bonus its forfeit took while a withdrawal that repays spent bonus was under way: that one's payout
+        # would have turned it into cash had this one never been asked for, so it does now if that one is paid.
+        if any(leg.account == Account.BONUS for leg in forfeit.legs) and _repaid_not_returned(uow, user_id) > 0:
+            _return_repaid_bonus(uow, user_id, bonus_fen=_refunded_bonus_held(uow, user_id, None)[1].get(no, 0),
+                                 key=f"bonus-repayment-giveback:{no}", reference=no, now=now)
     post(uow, transfer(f"{key}:{no}", kind, no, amount=withdrawal.amount_fen,
                        source=(user_id, Account.PENDING), target=(user_id, Account.AVAILABLE)), now)
 
@@ -1083,7 +1103,7 @@ def _payout_ended(uow: MemberUnitOfWork, withdrawal: Withdrawal, payout: Payout,
         post(uow, transfer(f"withdrawal-payout:{no}", "withdrawal_paid", no, amount=amount,
                            source=(user_id, Account.PENDING), target=(PLATFORM, Account.CLEARING)), now)
         if withdrawal.deducted_fen:  # the spent bonus it repaid may have been refunded meanwhile, as bonus
-            _return_repaid_bonus(uow, user_id, bonus_fen=_refunded_bonus_held(uow, user_id, f"withdrawal-hold:{no}"),
+            _return_repaid_bonus(uow, user_id, bonus_fen=_refunded_bonus_held(uow, user_id, f"withdrawal-hold:{no}")[0],
                                  key=f"bonus-repayment-payout:{no}", reference=no, now=now)
         member = uow.members.get(user_id)
         events.member_withdrawn(uow, withdrawal, member_no=(member.member_no or "") if member else "",

@@ -57,9 +57,9 @@ class LedgerRepository(Protocol):
         """The signed sum of the account's entries of postings of `kinds` (made at or after `since`, about
         `reference`, when given)."""
 
-    def entries_after(self, user_id: int, account: str, key: str) -> list[LedgerEntry]:
-        """The account's entries made after those of the posting `key`, oldest first (entry ids: a wallet's entries
-        are numbered under its locks, so in the order its postings were made)."""
+    def entries_after(self, user_id: int, account: str, key: str | None) -> list[LedgerEntry]:
+        """The account's entries made after those of the posting `key` (None: all of them), oldest first (entry ids: a
+        wallet's entries are numbered under its locks, so in the order its postings were made)."""
 
     def holders(self, accounts: tuple[str, ...], after_user_id: int, limit: int) -> list[int]:
         """Users (ids above `after_user_id`, ascending) with a positive balance on any of `accounts`."""

@@ -127,3 +127,66 @@ def test_a_payout_turns_into_cash_the_bonus_refunded_while_under_review_never_a_
 
     assert results == ("PAID", 1)  # the recharge credited; one payout ended
     assert balances(uow) == (RECHARGE + 2_000, 0, BONUS, -BONUS)  # (available, pending, bonus, promotions)
+
+
+def refunded_bonus_taken_by_a_second_withdrawal(uow: Callable[[], SqlMemberUnitOfWork]) -> tuple[int, int]:
+    """Alice's first withdrawal is to keep 5,000 for spent bonus; a second recharge's bonus is spent too; order O1's
+    5,000 of bonus comes back as bonus; a second withdrawal of 45,000 forfeits 4,500 of it: both withdrawals' ids."""
+    first_id = recharged_and_withdrawing(uow, spend_bonus=True)
+    again, _ = service.create_recharge(uow(), SimulatedPayment(), user_id=ALICE, amount_fen=RECHARGE,
+                                       channel="wechat", idempotency_key="r2", now=NOW)
+    service.credit_recharge(uow(), recharge_no=again.recharge_no, paid_fen=RECHARGE, channel_txn_id="T2",
+                            channel="wechat", now=NOW)
+    service.pay_with_balance(uow(), user_id=ALICE, order_no="O2", amount_fen=BONUS, now=NOW)  # its bonus, spent
+    refund(uow())  # order O1's 5,000 of bonus back, as bonus: nothing is repaid yet
+    second = service.request_withdrawal(uow(), user_id=ALICE, amount_fen=45_000, idempotency_key="w2", now=NOW)
+    assert (second.bonus_forfeited_fen, second.deducted_fen) == (4_500, 0)  # all of it from the refunded bonus
+    return first_id, second.id or 0
+
+
+@pytest.mark.parametrize("how", ["rejected", "FAILED"])
+@pytest.mark.parametrize("given_back_first", [True, False])
+def test_a_withdrawal_given_back_after_taking_the_refunded_bonus_leaves_the_repaying_payout_as_if_never_asked_for(
+        how: str, given_back_first: bool, uow: Callable[[], SqlMemberUnitOfWork]) -> None:
+    """The refunded bonus a second withdrawal's forfeit took comes back with its give-back; the first withdrawal's
+    payout, before or after that, turns it into cash as it would have had the second never been asked for."""
+    first_id, second_id = refunded_bonus_taken_by_a_second_withdrawal(uow)
+    if how == "FAILED":
+        approve_in_flight(second_id, uow)
+
+    def pay_first() -> None:
+        service.decide_withdrawal(uow(), SimulatedPayout(), withdrawal_id=first_id, approve=True, note="ok",
+                                  decided_by=FINANCE, now=NOW)
+
+    if not given_back_first:
+        pay_first()
+    status = give_back(how, second_id, uow(), uow)
+    if given_back_first:
+        pay_first()
+
+    assert status == how.upper()
+    assert balances(uow) == (RECHARGE + BONUS, 0, 0, -BONUS)  # the refunded 5,000 the first repaid is cash
+
+
+@pytest.mark.parametrize("rejected_first", [True, False])
+def test_a_rejection_racing_the_repaying_payout_ends_with_the_refunded_bonus_as_cash_either_way(
+        rejected_first: bool, engine: Engine, uow: Callable[[], SqlMemberUnitOfWork]) -> None:
+    """Each reads what the other did under the wallet's locks its first posting takes: the one committing second
+    turns into cash the refunded bonus the rejected withdrawal's forfeit took."""
+    first_id, second_id = refunded_bonus_taken_by_a_second_withdrawal(uow)
+    service.decide_withdrawal(uow(), TransferThatSucceeds(), withdrawal_id=first_id, approve=True, note="ok",
+                              decided_by=FINANCE, now=NOW)
+
+    def paid(work: SqlMemberUnitOfWork) -> object:
+        units = iter([uow(), work])  # the job reads the page of withdrawals due, then settles each
+        return service.settle_payouts(lambda: next(units, None) or uow(), TransferThatSucceeds(),
+                                      now=NOW + timedelta(minutes=2))
+
+    def rejected(work: SqlMemberUnitOfWork) -> object:
+        return give_back("rejected", second_id, work, uow)
+
+    results = (first_then_second(engine, uow, rejected, paid) if rejected_first
+               else first_then_second(engine, uow, paid, rejected)[::-1])
+
+    assert results == ("REJECTED", 1)
+    assert balances(uow) == (RECHARGE + BONUS, 0, 0, -BONUS)

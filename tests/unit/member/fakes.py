@@ -90,8 +90,8 @@ class FakeLedgerRepository:
                    if e.kind in kinds and (since is None or e.created_at >= since)
                    and (reference is None or e.reference == reference))
 
-    def entries_after(self, user_id: int, account: str, key: str) -> list[LedgerEntry]:
-        after = self.last_entry_of.get(key)
+    def entries_after(self, user_id: int, account: str, key: str | None) -> list[LedgerEntry]:
+        after = self.last_entry_of.get(key) if key is not None else 0
         return [] if after is None else [e for e in self.entries_of.get((user_id, account), []) if e.id > after]
 
     def holders(self, accounts: tuple[str, ...], after_user_id: int, limit: int) -> list[int]:

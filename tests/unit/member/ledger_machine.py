@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, precondition, rule
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, multiple, precondition, rule
 
 from services.common.errors import DomainError
 from services.member import service
@@ -32,6 +32,7 @@ from services.member.uow import MemberUnitOfWork
 USERS = (1, 2)
 NOW = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
 amounts = st.integers(min_value=100, max_value=9_000)  # 50 steps of withdrawals stay under the daily maximum
+EVER = "ever"  # the refunded bonus held since the start, as against since a withdrawal was asked for
 
 
 class ScriptedPayout:
@@ -82,8 +83,11 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             # spent bonus each user repaid with cash (kept by paid withdrawals) that nothing gave back yet
             self.repaid = {user: 0 for user in USERS}
             # of each standing withdrawal (by id), the bonus refunded since it was asked for that the user still holds
-            # and nothing turned into cash (service._refunded_bonus_held): what its payout may turn into cash
-            self.refunded_held: dict[int, dict[int, int]] = {user: {} for user in USERS}
+            # and nothing turned into cash (service._refunded_bonus_held): what its payout may turn into cash; under
+            # EVER, the same since the start, what a give-back may turn into cash. "taken": what each withdrawal's
+            # forfeit took of that figure (by id), put back when it is given back.
+            self.refunded_held: dict[int, dict[int | str, dict]] = {user: {EVER: {"held": 0, "taken": {}}}
+                                                                     for user in USERS}
             self.credits: dict[str, dict[str, int]] = {}
             # each user's paid recharges, newest first: principal, bonus, and what standing withdrawals drew of them
             self.lots: dict[int, list[dict[str, int]]] = {user: [] for user in USERS}
@@ -157,12 +161,21 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             self.model[user]["cash_in"] += amount - back
             self._bonus_moved(user, refunded=back - cash)
 
-        def _bonus_moved(self, user: int, refunded: int = 0) -> None:
-            """The user's bonus moved (`refunded`: refunds credited that much of it, net of what came back as cash):
-            what each standing withdrawal counts as refunded and held is at most the bonus left (spent or forfeited
-            meanwhile, the refunded bonus goes last)."""
-            for withdrawal_id, held in self.refunded_held[user].items():
-                self.refunded_held[user][withdrawal_id] = max(0, min(held + refunded, self.model[user]["bonus"]))
+        def _bonus_moved(self, user: int, refunded: int = 0, *, forfeited_by: int = 0,
+                         given_back: int = 0) -> dict[int | str, int]:
+            """The user's bonus moved (`refunded`: refunds credited that much of it, net of what came back as cash;
+            `forfeited_by`, `given_back`: that withdrawal's forfeit, or its return): what each standing withdrawal
+            counts as refunded and held is at most the bonus left (spent or forfeited meanwhile, the refunded bonus
+            goes last); a forfeit given back puts back what it took. What the give-back put back, by tracker."""
+            put_back = {}
+            for key, tracker in self.refunded_held[user].items():
+                turned = tracker["taken"].pop(given_back, 0) if given_back else refunded
+                before = tracker["held"]
+                tracker["held"] = max(0, min(before + turned, self.model[user]["bonus"]))
+                if forfeited_by:
+                    tracker["taken"][forfeited_by] = before - tracker["held"]
+                put_back[key] = tracker["held"] - before
+            return put_back
 
         @rule(target=withdrawals, user=st.sampled_from(USERS), amount=amounts)
         def withdraw(self, user: int, amount: int) -> Withdrawn:
@@ -188,8 +201,8 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             model["available"] -= amount
             model["bonus"] -= from_bonus
             model["pending"] += amount - (forfeited - from_bonus)
-            self._bonus_moved(user)
-            self.refunded_held[user][withdrawal.id or 0] = 0
+            self._bonus_moved(user, forfeited_by=withdrawal.id or 0)
+            self.refunded_held[user][withdrawal.id or 0] = {"held": 0, "taken": {}}
             return Withdrawn(user, withdrawal.id or 0, amount, forfeited - from_bonus, from_bonus, draws)
 
         @rule(target=withdrawals, user=st.sampled_from(USERS), spent=st.integers(min_value=100, max_value=5_000),
@@ -208,6 +221,30 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
                 self.recharge_with_a_bonus(user)
             return withdrawn
 
+        @rule(target=withdrawals, user=st.sampled_from(USERS), unspent=st.integers(min_value=0, max_value=2_000),
+              first=st.integers(min_value=1_000, max_value=49_000), share=st.integers(min_value=1, max_value=100),
+              then=st.sampled_from(["left", "second rejected", "first paid, second rejected"]))
+        def refund_between_two_withdrawals(self, user: int, unspent: int, first: int, share: int, then: str) -> object:
+            """Recharge 500 yuan (+50), let the bonus pay an order (all of it but `unspent`), withdraw part of the recharge (what its forfeit
+            finds spent is kept), refund part of the order (as bonus: nothing is repaid yet), withdraw the rest (its
+            forfeit takes the refunded bonus); `then` the second is rejected, before or after the first is paid (as
+            if it had never been asked for, the first's payout turns the refunded bonus into cash), or finance decides
+            both later, in any order."""
+            self.large_withdrawals += 1
+            if self.large_withdrawals > 4:  # with the small ones, under the daily maximum
+                return multiple()
+            self.recharge_with_a_bonus(user)
+            order = self.pay_with_balance(user, self.model[user]["bonus"] - unspent)
+            withdrawn = self.withdraw(user, first)
+            self.refund_to_balance(order, share)
+            second = self.withdraw(user, 50_000 - first)
+            if then == "left":
+                return multiple(withdrawn, second)
+            if then == "first paid, second rejected":
+                withdrawn = self.decide(withdrawn, True, PayoutState.PAID)
+            self.decide(second, False, PayoutState.PAID)
+            return multiple(withdrawn)
+
         @precondition(lambda self: self.bonus_orders)
         @rule(share=st.integers(min_value=1, max_value=100))
         def refund_a_bonus_order(self, share: int) -> None:
@@ -220,21 +257,28 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             model["pending"] -= withdrawn.amount - withdrawn.deducted
             model["paid_out"] += withdrawn.amount - withdrawn.deducted
             self.repaid[withdrawn.user] += withdrawn.deducted
-            held = self.refunded_held[withdrawn.user].pop(withdrawn.id)
+            held = self.refunded_held[withdrawn.user].pop(withdrawn.id)["held"]
             if withdrawn.deducted:
-                cash = min(held, self.repaid[withdrawn.user])
-                self.repaid[withdrawn.user] -= cash
-                model["bonus"] -= cash
-                model["available"] += cash
-                self._bonus_moved(withdrawn.user, refunded=-cash)
+                self._repaid_to_cash(withdrawn.user, held)
+
+        def _repaid_to_cash(self, user: int, bonus: int) -> None:
+            """Of `bonus` refunded and held, what paid withdrawals repaid and nothing gave back yet becomes cash."""
+            cash = min(bonus, self.repaid[user])
+            self.repaid[user] -= cash
+            self.model[user]["bonus"] -= cash
+            self.model[user]["available"] += cash
+            self._bonus_moved(user, refunded=-cash)
 
         def _given_back(self, withdrawn: Withdrawn) -> None:
-            """Rejected, or its transfer failed: the forfeited bonus and the whole amount come back."""
+            """Rejected, or its transfer failed: the forfeited bonus and the whole amount come back; the refunded bonus
+            its forfeit took becomes cash as far as paid withdrawals repaid spent bonus (as without it their payouts
+            would have turned it into cash)."""
             model = self.model[withdrawn.user]
             model["pending"] -= withdrawn.amount - withdrawn.deducted
             model["available"] += withdrawn.amount
-            model["bonus"] += withdrawn.from_bonus
             del self.refunded_held[withdrawn.user][withdrawn.id]
+            model["bonus"] += withdrawn.from_bonus
+            self._repaid_to_cash(withdrawn.user, self._bonus_moved(withdrawn.user, given_back=withdrawn.id)[EVER])
             for lot, take, forfeit in withdrawn.draws:
                 lot["drawn"] -= take
                 lot["forfeited"] -= forfeit

@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.member import service
 from services.member.channels import Payout, PayoutState, SimulatedPayment, SimulatedPayout
@@ -377,3 +379,105 @@ def test_refunded_bonus_spent_while_under_review_before_a_recharge_is_not_turned
 
     assert wallet(uow) == (50_000, 0, 5_000)
     assert uow.ledger.check()[1] == []
+
+
+def _refund_between_two_withdrawals(uow: FakeMemberUnitOfWork) -> tuple[Withdrawal, Withdrawal]:
+    recharge(uow, 50_000)  # +5,000 of bonus
+    service.pay_with_balance(uow, user_id=ALICE, order_no="A", amount_fen=5_000, now=NOW)  # all of it bonus
+    first = withdraw(uow, 25_000)  # forfeits 2,500, spent: to be kept
+    refund(uow, "A", 2_000)  # 2,000 of bonus back, as bonus: nothing is repaid yet
+    second = withdraw(uow, 25_000)  # forfeits 2,500: the 2,000 refunded bonus, and 500 spent, kept
+    return first, second
+
+
+def give_back(uow: FakeMemberUnitOfWork, withdrawal: Withdrawal, how: str) -> None:
+    """Reject `withdrawal`, or approve it and let its transfer fail."""
+    if how == "rejected":
+        decide(uow, withdrawal, approve=False)
+    else:
+        service.decide_withdrawal(uow, TransferThatFails(), withdrawal_id=withdrawal.id or 0, approve=True, note="",
+                                  decided_by=9, now=NOW)
+        service.settle_payouts(lambda: uow, TransferThatFails(), now=NOW + timedelta(minutes=2))
+
+
+@pytest.mark.parametrize("how", ["rejected", "failed"])
+@pytest.mark.parametrize("given_back_first", [True, False])
+def test_a_withdrawal_given_back_leaves_the_repaying_ones_payout_as_if_it_had_never_been_asked_for(
+        uow: FakeMemberUnitOfWork, how: str, given_back_first: bool) -> None:
+    first, second = _refund_between_two_withdrawals(uow)
+    if given_back_first:
+        give_back(uow, second, how)
+        decide(uow, first)
+    else:
+        decide(uow, first)  # nothing refunded is left to turn into cash: the second forfeited it
+        give_back(uow, second, how)
+
+    assert (second.bonus_forfeited_fen, second.deducted_fen, second.status) == (2_500, 500, how.upper())
+    # as with the refund after the second was asked for: the refunded 2,000 is cash, as the first repaid 2,500
+    assert (first.payout_fen, wallet(uow)) == (22_500, (27_000, 0, 0))
+    assert uow.ledger.sum_entries(ALICE, Account.AVAILABLE, (service.REPAYMENT_RETURNED,)) == 2_000
+    assert uow.ledger.check()[1] == []
+
+
+def test_a_refund_after_both_withdrawals_were_asked_for_ends_the_same(uow: FakeMemberUnitOfWork) -> None:
+    recharge(uow, 50_000)
+    service.pay_with_balance(uow, user_id=ALICE, order_no="A", amount_fen=5_000, now=NOW)
+    first, second = withdraw(uow, 25_000), withdraw(uow, 25_000)
+    refund(uow, "A", 2_000)
+    decide(uow, first)
+    decide(uow, second, approve=False)
+
+    assert (first.payout_fen, wallet(uow)) == (22_500, (27_000, 0, 0))
+
+
+@pytest.mark.parametrize("given_back_first", [True, False])
+def test_refunded_bonus_a_rejected_withdrawal_forfeited_all_of_comes_back_as_cash_at_the_repaying_payout(
+        uow: FakeMemberUnitOfWork, given_back_first: bool) -> None:
+    recharge(uow, 50_000)
+    service.pay_with_balance(uow, user_id=ALICE, order_no="A", amount_fen=5_000, now=NOW)  # all of it bonus
+    first = withdraw(uow, 50_000)  # 5,000 to be kept
+    recharge(uow, 50_000)  # +5,000 of bonus
+    service.pay_with_balance(uow, user_id=ALICE, order_no="B", amount_fen=5_000, now=NOW)  # spends it
+    refund(uow, "A", 5_000)  # 5,000 of bonus back, as bonus
+    second = withdraw(uow, 45_000)  # forfeits 4,500 of the second recharge's bonus: from the refunded bonus
+    if given_back_first:
+        decide(uow, second, approve=False)
+        decide(uow, first)
+    else:
+        decide(uow, first)  # turns into cash only the 500 refunded bonus left
+        decide(uow, second, approve=False)
+
+    assert (second.bonus_forfeited_fen, second.deducted_fen) == (4_500, 0)
+    assert wallet(uow) == (55_000, 0, 0)  # as without the second: the refunded 5,000 repaid is cash
+    assert uow.ledger.sum_entries(ALICE, Account.AVAILABLE, (service.REPAYMENT_RETURNED,)) == 5_000
+    assert uow.ledger.check()[1] == []
+
+
+@settings(max_examples=150, deadline=None)
+@given(unspent=st.integers(min_value=0, max_value=5_000), first=st.integers(min_value=100, max_value=50_000),
+       recharge_again=st.booleans(), spent_again=st.integers(min_value=0, max_value=5_000),
+       share=st.integers(min_value=1, max_value=100), second=st.integers(min_value=100, max_value=100_000),
+       first_paid=st.booleans(), given_back_first=st.booleans(), how=st.sampled_from(["rejected", "failed"]))
+def test_a_withdrawal_that_pays_nothing_leaves_the_wallet_as_if_it_had_never_been_asked_for(
+        unspent: int, first: int, recharge_again: bool, spent_again: int, share: int, second: int, first_paid: bool,
+        given_back_first: bool, how: str) -> None:
+    def ends(asks_second: bool) -> tuple[tuple[int, int, int], int]:
+        uow = FakeMemberUnitOfWork()
+        recharge(uow, 50_000)  # +5,000 of bonus
+        service.pay_with_balance(uow, user_id=ALICE, order_no="A", amount_fen=5_000 - unspent or 1, now=NOW)
+        repaying = withdraw(uow, first)  # what its forfeit finds spent is kept
+        if recharge_again:
+            recharge(uow, 50_000)
+            if spent_again:
+                service.pay_with_balance(uow, user_id=ALICE, order_no="B", amount_fen=spent_again, now=NOW)
+        refund(uow, "A", max(1, (5_000 - unspent or 1) * share // 100))  # as bonus, first: nothing is repaid yet
+        later = withdraw(uow, min(second, wallet(uow)[0])) if asks_second and wallet(uow)[0] >= 100 else None
+        if later is not None and given_back_first:
+            give_back(uow, later, how)
+        decide(uow, repaying, approve=first_paid)
+        if later is not None and not given_back_first:
+            give_back(uow, later, how)
+        assert uow.ledger.check()[1] == []
+        return wallet(uow), paid_out(uow)
+
+    assert ends(asks_second=True) == ends(asks_second=False)
