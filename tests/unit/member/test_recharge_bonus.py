@@ -117,18 +117,23 @@ class TransferThatFails:
         return Payout(PayoutState.FAILED, reason="FAIL")
 
 
+def pays_nothing(uow: FakeMemberUnitOfWork, withdrawal: Withdrawal, how: str) -> None:
+    """End `withdrawal` without paying it: finance rejects it ("rejected"), or its transfer fails ("failed")."""
+    if how == "rejected":
+        decide(uow, withdrawal, approve=False)
+        return
+    service.decide_withdrawal(uow, TransferThatFails(), withdrawal_id=withdrawal.id or 0, approve=True, note="",
+                              decided_by=9, now=NOW)
+    service.settle_payouts(lambda: uow, TransferThatFails(), now=NOW + timedelta(minutes=2))
+
+
 @pytest.mark.parametrize("how", ["rejected", "failed"])
 def test_a_withdrawal_that_pays_nothing_gives_its_forfeit_back(uow: FakeMemberUnitOfWork, how: str) -> None:
     recharge(uow, 50_000)
     service.pay_with_balance(uow, user_id=ALICE, order_no="O1", amount_fen=2_000, now=NOW)
     withdrawal = withdraw(uow, 50_000)
     asked = (wallet(uow), withdrawal.payout_fen)
-    if how == "rejected":
-        decide(uow, withdrawal, approve=False)
-    else:
-        service.decide_withdrawal(uow, TransferThatFails(), withdrawal_id=withdrawal.id or 0, approve=True, note="",
-                                  decided_by=9, now=NOW)
-        service.settle_payouts(lambda: uow, TransferThatFails(), now=NOW + timedelta(minutes=2))
+    pays_nothing(uow, withdrawal, how)
     given_back = (withdrawal.status, wallet(uow))
 
     again = withdraw(uow, 50_000)  # the recharge is whole again: the same forfeit
@@ -274,12 +279,7 @@ def test_a_refund_while_the_repaying_withdrawal_is_under_review_then_given_back_
     service.pay_with_balance(uow, user_id=ALICE, order_no="A", amount_fen=5_000, now=NOW)
     withdrawal = withdraw(uow, 50_000)
     refund(uow, "A", 5_000)
-    if how == "rejected":
-        decide(uow, withdrawal, approve=False)
-    else:
-        service.decide_withdrawal(uow, TransferThatFails(), withdrawal_id=withdrawal.id or 0, approve=True, note="",
-                                  decided_by=9, now=NOW)
-        service.settle_payouts(lambda: uow, TransferThatFails(), now=NOW + timedelta(minutes=2))
+    pays_nothing(uow, withdrawal, how)
     given_back = (withdrawal.status, wallet(uow))
 
     again = decide(uow, withdraw(uow, 50_000))
@@ -392,12 +392,7 @@ def _refund_between_two_withdrawals(uow: FakeMemberUnitOfWork) -> tuple[Withdraw
 
 def give_back(uow: FakeMemberUnitOfWork, withdrawal: Withdrawal, how: str) -> None:
     """Reject `withdrawal`, or approve it and let its transfer fail."""
-    if how == "rejected":
-        decide(uow, withdrawal, approve=False)
-    else:
-        service.decide_withdrawal(uow, TransferThatFails(), withdrawal_id=withdrawal.id or 0, approve=True, note="",
-                                  decided_by=9, now=NOW)
-        service.settle_payouts(lambda: uow, TransferThatFails(), now=NOW + timedelta(minutes=2))
+    pays_nothing(uow, withdrawal, how)
 
 
 @pytest.mark.parametrize("how", ["rejected", "failed"])
