@@ -979,6 +979,27 @@ def _refunded_bonus_held(uow: MemberUnitOfWork, user_id: int, since_key: str | N
     return held, put_back
 
 
+def _refunded_bonus_held_since_hold(uow: MemberUnitOfWork, user_id: int, no: str) -> int:
+    """What withdrawal `no`'s payout may turn into cash: the bonus refunded since its hold and still held
+    (`_refunded_bonus_held`), and what give-backs since its hold put back of refunded bonus forfeited before it, less
+    what those give-backs turned into cash themselves; as had those withdrawals never been asked for. Never more than
+    the refunded bonus the user holds at all."""
+    hold = f"withdrawal-hold:{no}"
+    held, _ = _refunded_bonus_held(uow, user_id, hold)
+    after = uow.ledger.entries_after(user_id, Account.BONUS, hold)
+    forfeited_after = {entry.reference for entry in after if entry.kind == "bonus_forfeited"}
+    given_back = {entry.reference for entry in after if entry.kind == "bonus_forfeit_returned"} - forfeited_after
+    if not given_back:
+        return held
+    held_ever, put_back = _refunded_bonus_held(uow, user_id, None)
+    extra = 0
+    for other in given_back:
+        cash = uow.ledger.find(f"bonus-repayment-giveback:{other}")
+        extra += put_back.get(other, 0) - (sum(leg.amount for leg in cash.legs if leg.account == Account.AVAILABLE)
+                                           if cash else 0)
+    return held + max(0, min(extra, held_ever - held))
+
+
 # ---------------------------------------------------------------- withdrawals
 
 
@@ -1103,7 +1124,7 @@ def _payout_ended(uow: MemberUnitOfWork, withdrawal: Withdrawal, payout: Payout,
         post(uow, transfer(f"withdrawal-payout:{no}", "withdrawal_paid", no, amount=amount,
                            source=(user_id, Account.PENDING), target=(PLATFORM, Account.CLEARING)), now)
         if withdrawal.deducted_fen:  # the spent bonus it repaid may have been refunded meanwhile, as bonus
-            _return_repaid_bonus(uow, user_id, bonus_fen=_refunded_bonus_held(uow, user_id, f"withdrawal-hold:{no}")[0],
+            _return_repaid_bonus(uow, user_id, bonus_fen=_refunded_bonus_held_since_hold(uow, user_id, no),
                                  key=f"bonus-repayment-payout:{no}", reference=no, now=now)
         member = uow.members.get(user_id)
         events.member_withdrawn(uow, withdrawal, member_no=(member.member_no or "") if member else "",

@@ -85,7 +85,8 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             # of each standing withdrawal (by id), the bonus refunded since it was asked for that the user still holds
             # and nothing turned into cash (service._refunded_bonus_held): what its payout may turn into cash; under
             # EVER, the same since the start, what a give-back may turn into cash. "taken": what each withdrawal's
-            # forfeit took of that figure (by id), put back when it is given back.
+            # forfeit took of that figure (by id), put back when it is given back;
+            # "put_back": what give-backs put back of refunded bonus forfeited before the withdrawal was asked for.
             self.refunded_held: dict[int, dict[int | str, dict]] = {user: {EVER: {"held": 0, "taken": {}}}
                                                                      for user in USERS}
             self.credits: dict[str, dict[str, int]] = {}
@@ -202,7 +203,7 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             model["bonus"] -= from_bonus
             model["pending"] += amount - (forfeited - from_bonus)
             self._bonus_moved(user, forfeited_by=withdrawal.id or 0)
-            self.refunded_held[user][withdrawal.id or 0] = {"held": 0, "taken": {}}
+            self.refunded_held[user][withdrawal.id or 0] = {"held": 0, "taken": {}, "put_back": 0}
             return Withdrawn(user, withdrawal.id or 0, amount, forfeited - from_bonus, from_bonus, draws)
 
         @rule(target=withdrawals, user=st.sampled_from(USERS), spent=st.integers(min_value=100, max_value=5_000),
@@ -223,17 +224,29 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
 
         @rule(target=withdrawals, user=st.sampled_from(USERS), unspent=st.integers(min_value=0, max_value=2_000),
               first=st.integers(min_value=1_000, max_value=49_000), share=st.integers(min_value=1, max_value=100),
-              then=st.sampled_from(["left", "second rejected", "first paid, second rejected"]))
+              then=st.sampled_from(["left", "second rejected", "first paid, second rejected", "refund first, first rejected",
+                                    "refund first, second paid, first rejected"]))
         def refund_between_two_withdrawals(self, user: int, unspent: int, first: int, share: int, then: str) -> object:
             """Recharge 500 yuan (+50), let the bonus pay an order (all of it but `unspent`), withdraw part of the recharge (what its forfeit
             finds spent is kept), refund part of the order (as bonus: nothing is repaid yet), withdraw the rest (its
             forfeit takes the refunded bonus); `then` the second is rejected, before or after the first is paid (as
             if it had never been asked for, the first's payout turns the refunded bonus into cash), or finance decides
-            both later, in any order."""
+            both later, in any order. "refund first": the refund of all the bonus spent, then the two (the first's
+            forfeit takes the refunded bonus, the second's keeps), and the first is rejected, before or after the second
+            is paid: as if it had never been asked for, the refunded bonus ends as cash."""
             self.large_withdrawals += 1
             if self.large_withdrawals > 4:  # with the small ones, under the daily maximum
                 return multiple()
             self.recharge_with_a_bonus(user)
+            if then.startswith("refund first"):  # the refund, then both: the first's forfeit takes the refunded bonus
+                order = self.pay_with_balance(user, self.model[user]["bonus"])
+                self.refund_to_balance(order, share)
+                withdrawn, second = self.withdraw(user, first), self.withdraw(user, 50_000 - first)
+                if then.endswith("second paid, first rejected"):
+                    self.decide(second, True, PayoutState.PAID)
+                    return multiple(self.decide(withdrawn, False, PayoutState.PAID))
+                self.decide(withdrawn, False, PayoutState.PAID)
+                return multiple(second)
             order = self.pay_with_balance(user, self.model[user]["bonus"] - unspent)
             withdrawn = self.withdraw(user, first)
             self.refund_to_balance(order, share)
@@ -257,17 +270,20 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             model["pending"] -= withdrawn.amount - withdrawn.deducted
             model["paid_out"] += withdrawn.amount - withdrawn.deducted
             self.repaid[withdrawn.user] += withdrawn.deducted
-            held = self.refunded_held[withdrawn.user].pop(withdrawn.id)["held"]
+            tracker = self.refunded_held[withdrawn.user].pop(withdrawn.id)
+            held, ever = tracker["held"], self.refunded_held[withdrawn.user][EVER]["held"]
             if withdrawn.deducted:
-                self._repaid_to_cash(withdrawn.user, held)
+                self._repaid_to_cash(withdrawn.user, held + max(0, min(tracker["put_back"], ever - held)))
 
-        def _repaid_to_cash(self, user: int, bonus: int) -> None:
-            """Of `bonus` refunded and held, what paid withdrawals repaid and nothing gave back yet becomes cash."""
+        def _repaid_to_cash(self, user: int, bonus: int) -> int:
+            """Of `bonus` refunded and held, what paid withdrawals repaid and nothing gave back yet becomes cash:
+            how much."""
             cash = min(bonus, self.repaid[user])
             self.repaid[user] -= cash
             self.model[user]["bonus"] -= cash
             self.model[user]["available"] += cash
             self._bonus_moved(user, refunded=-cash)
+            return cash
 
         def _given_back(self, withdrawn: Withdrawn) -> None:
             """Rejected, or its transfer failed: the forfeited bonus and the whole amount come back; the refunded bonus
@@ -278,7 +294,13 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             model["available"] += withdrawn.amount
             del self.refunded_held[withdrawn.user][withdrawn.id]
             model["bonus"] += withdrawn.from_bonus
-            self._repaid_to_cash(withdrawn.user, self._bonus_moved(withdrawn.user, given_back=withdrawn.id)[EVER])
+            put_back = self._bonus_moved(withdrawn.user, given_back=withdrawn.id)[EVER]
+            cash = self._repaid_to_cash(withdrawn.user, put_back)
+            # withdrawals asked for after its forfeit: their payouts turn what it put back into cash, as had it never
+            # been asked for, less what became cash now (service._refunded_bonus_held_since_hold)
+            for key, tracker in self.refunded_held[withdrawn.user].items():
+                if key != EVER and key > withdrawn.id:
+                    tracker["put_back"] += put_back - cash
             for lot, take, forfeit in withdrawn.draws:
                 lot["drawn"] -= take
                 lot["forfeited"] -= forfeit

@@ -448,25 +448,60 @@ def test_refunded_bonus_a_rejected_withdrawal_forfeited_all_of_comes_back_as_cas
     assert uow.ledger.check()[1] == []
 
 
+@pytest.mark.parametrize("given_back_first", [True, False])
+def test_refunded_bonus_forfeited_before_the_repaying_withdrawal_and_given_back_comes_back_as_cash(
+        uow: FakeMemberUnitOfWork, given_back_first: bool) -> None:
+    recharge(uow, 50_000)  # +5,000 of bonus
+    service.pay_with_balance(uow, user_id=ALICE, order_no="A", amount_fen=5_000, now=NOW)  # all of it bonus
+    refund(uow, "A", 2_000)  # 2,000 of bonus back, as bonus: nothing is repaid yet
+    earlier = withdraw(uow, 20_000)  # forfeits 2,000: the refunded bonus
+    repaying = withdraw(uow, 30_000)  # forfeits 3,000, the bonus 0: all kept
+    if given_back_first:
+        decide(uow, earlier, approve=False)
+        decide(uow, repaying)
+    else:
+        decide(uow, repaying)
+        decide(uow, earlier, approve=False)
+
+    assert (repaying.deducted_fen, repaying.payout_fen) == (3_000, 27_000)
+    # as had the earlier never been asked for: the refunded 2,000 the payout repaid is cash
+    assert wallet(uow) == (22_000, 0, 0)
+    assert paid_out(uow) + wallet(uow)[0] == 49_000
+    assert uow.ledger.sum_entries(ALICE, Account.AVAILABLE, (service.REPAYMENT_RETURNED,)) == 2_000
+    assert uow.ledger.check()[1] == []
+
+
 @settings(max_examples=150, deadline=None)
 @given(unspent=st.integers(min_value=0, max_value=5_000), first=st.integers(min_value=100, max_value=50_000),
        recharge_again=st.booleans(), spent_again=st.integers(min_value=0, max_value=5_000),
        share=st.integers(min_value=1, max_value=100), second=st.integers(min_value=100, max_value=100_000),
-       first_paid=st.booleans(), given_back_first=st.booleans(), how=st.sampled_from(["rejected", "failed"]))
+       first_paid=st.booleans(), given_back_first=st.booleans(), how=st.sampled_from(["rejected", "failed"]),
+       refund_first=st.booleans())
 def test_a_withdrawal_that_pays_nothing_leaves_the_wallet_as_if_it_had_never_been_asked_for(
         unspent: int, first: int, recharge_again: bool, spent_again: int, share: int, second: int, first_paid: bool,
-        given_back_first: bool, how: str) -> None:
+        given_back_first: bool, how: str, refund_first: bool) -> None:
+    """`refund_first`: the refund, then the other withdrawal (its forfeit takes the refunded bonus), then the repaying
+    one; otherwise the repaying one, the refund, then the other."""
+    if refund_first:  # whole forfeits (10%), which come out the same whichever of the two draws on the recharge first;
+        # all the bonus spent, so the other's forfeit takes only refunded bonus (one that took unspent recharge bonus
+        # the repaying one would have taken leaves that kept from its transfer: not turned back into cash)
+        first, second, unspent = first - first % 10, second - second % 10, 0
     def ends(asks_second: bool) -> tuple[tuple[int, int, int], int]:
         uow = FakeMemberUnitOfWork()
         recharge(uow, 50_000)  # +5,000 of bonus
         service.pay_with_balance(uow, user_id=ALICE, order_no="A", amount_fen=5_000 - unspent or 1, now=NOW)
+        if refund_first:
+            refund(uow, "A", max(1, (5_000 - unspent or 1) * share // 100))  # as bonus: nothing is repaid yet
+            left = wallet(uow)[0] - first
+            later = withdraw(uow, min(second, left)) if asks_second and left >= 100 else None
         repaying = withdraw(uow, first)  # what its forfeit finds spent is kept
         if recharge_again:
             recharge(uow, 50_000)
             if spent_again:
                 service.pay_with_balance(uow, user_id=ALICE, order_no="B", amount_fen=spent_again, now=NOW)
-        refund(uow, "A", max(1, (5_000 - unspent or 1) * share // 100))  # as bonus, first: nothing is repaid yet
-        later = withdraw(uow, min(second, wallet(uow)[0])) if asks_second and wallet(uow)[0] >= 100 else None
+        if not refund_first:
+            refund(uow, "A", max(1, (5_000 - unspent or 1) * share // 100))  # as bonus, first: nothing is repaid yet
+            later = withdraw(uow, min(second, wallet(uow)[0])) if asks_second and wallet(uow)[0] >= 100 else None
         if later is not None and given_back_first:
             give_back(uow, later, how)
         decide(uow, repaying, approve=first_paid)
@@ -475,4 +510,10 @@ def test_a_withdrawal_that_pays_nothing_leaves_the_wallet_as_if_it_had_never_bee
         assert uow.ledger.check()[1] == []
         return wallet(uow), paid_out(uow)
 
-    assert ends(asks_second=True) == ends(asks_second=False)
+    asked, never_asked = ends(asks_second=True), ends(asks_second=False)
+    if refund_first:  # the other's forfeit took the bonus the repaying one's would have: more kept, then given as cash
+        (available, pending, bonus), paid = asked
+        asked = (available + paid, pending, bonus)
+        (available, pending, bonus), paid = never_asked
+        never_asked = (available + paid, pending, bonus)
+    assert asked == never_asked
