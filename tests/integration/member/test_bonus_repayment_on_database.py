@@ -190,3 +190,32 @@ def test_a_rejection_racing_the_repaying_payout_ends_with_the_refunded_bonus_as_
 
     assert results == ("REJECTED", 1)
     assert balances(uow) == (RECHARGE + BONUS, 0, 0, -BONUS)
+
+
+@pytest.mark.parametrize("given_back_first", [True, False])
+def test_refunded_bonus_a_withdrawal_asked_for_before_the_repaying_one_took_ends_as_cash_once_it_is_rejected(
+        given_back_first: bool, uow: Callable[[], SqlMemberUnitOfWork]) -> None:
+    """The refund comes first: the earlier withdrawal's forfeit takes the refunded 2,000, the repaying one keeps all its
+    3,000 from the transfer; the earlier rejected, before or after that payout, the 2,000 ends as cash."""
+    recharge, _ = service.create_recharge(uow(), SimulatedPayment(), user_id=ALICE, amount_fen=RECHARGE,
+                                          channel="wechat", idempotency_key="r", now=NOW)
+    service.credit_recharge(uow(), recharge_no=recharge.recharge_no, paid_fen=RECHARGE, channel_txn_id="T1",
+                            channel="wechat", now=NOW)
+    service.pay_with_balance(uow(), user_id=ALICE, order_no="O1", amount_fen=BONUS, now=NOW)  # all the bonus
+    service.refund_to_balance(uow(), user_id=ALICE, refund_no="RF-O1", order_no="O1", amount_fen=2_000, now=NOW)
+    earlier = service.request_withdrawal(uow(), user_id=ALICE, amount_fen=20_000, idempotency_key="w1", now=NOW)
+    repaying = service.request_withdrawal(uow(), user_id=ALICE, amount_fen=30_000, idempotency_key="w2", now=NOW)
+    assert (earlier.deducted_fen, repaying.deducted_fen) == (0, 3_000)
+
+    def pay_repaying() -> None:
+        service.decide_withdrawal(uow(), SimulatedPayout(), withdrawal_id=repaying.id or 0, approve=True, note="ok",
+                                  decided_by=FINANCE, now=NOW)
+
+    if not given_back_first:
+        pay_repaying()
+    assert give_back("rejected", earlier.id or 0, uow(), uow) == "REJECTED"
+    if given_back_first:
+        pay_repaying()
+
+    # 27,000 paid out and 22,000 of cash: 49,000, as had the earlier never been asked for
+    assert balances(uow) == (22_000, 0, 0, -2_000)  # 5,000 of bonus given, 3,000 of it repaid
