@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Protocol
@@ -958,16 +958,16 @@ def _return_repaid_bonus(uow: MemberUnitOfWork, user_id: int, *, bonus_fen: int,
                           (Leg(user_id, Account.BONUS, -cash), Leg(user_id, Account.AVAILABLE, cash))), now)
 
 
-def _refunded_bonus_held(uow: MemberUnitOfWork, user_id: int, since_key: str | None) -> tuple[int, dict[str, int]]:
-    """The bonus refunds credited after the posting `since_key` (None: ever) that the user still holds and nothing has
-    turned into cash: never a recharge's bonus. Bonus spent or forfeited meanwhile takes that refunded bonus last, as
+def _refunded_bonus_held(entries: Iterable[LedgerEntry]) -> tuple[int, dict[str, int]]:
+    """Of the user's bonus `entries` (`ledger.entries_after`: since a posting, or ever), the bonus refunds credited
+    that the user still holds and nothing has turned into cash: never a recharge's bonus. Bonus spent or forfeited meanwhile takes that refunded bonus last, as
     it would have taken the other bonus first had the refund come back as cash: each other movement leaves at most the
     balance after it. A forfeit given back (`bonus_forfeit_returned`) puts back what its withdrawal's forfeit took of
     that refunded bonus, as if it had never been asked for; with the figure, what each such give-back put back, by
     withdrawal number. Exact from a zero bonus balance, as a withdrawal that keeps anything leaves it; read under the
     wallet's locks."""
     held, taken, put_back = 0, {}, {}
-    for entry in uow.ledger.entries_after(user_id, Account.BONUS, since_key):
+    for entry in entries:
         turned = entry.amount if entry.kind in ("balance_refund", REPAYMENT_RETURNED) else 0
         if entry.kind == "bonus_forfeit_returned":
             turned = taken.pop(entry.reference, 0)
@@ -985,13 +985,13 @@ def _refunded_bonus_held_since_hold(uow: MemberUnitOfWork, user_id: int, no: str
     what those give-backs turned into cash themselves; as had those withdrawals never been asked for. Never more than
     the refunded bonus the user holds at all."""
     hold = f"withdrawal-hold:{no}"
-    held, _ = _refunded_bonus_held(uow, user_id, hold)
     after = uow.ledger.entries_after(user_id, Account.BONUS, hold)
+    held, _ = _refunded_bonus_held(after)
     forfeited_after = {entry.reference for entry in after if entry.kind == "bonus_forfeited"}
     given_back = {entry.reference for entry in after if entry.kind == "bonus_forfeit_returned"} - forfeited_after
     if not given_back:
         return held
-    held_ever, put_back = _refunded_bonus_held(uow, user_id, None)
+    held_ever, put_back = _refunded_bonus_held(uow.ledger.entries_after(user_id, Account.BONUS, None))
     extra = 0
     for other in given_back:
         cash = uow.ledger.find(f"bonus-repayment-giveback:{other}")
@@ -1053,7 +1053,7 @@ def _give_back(uow: MemberUnitOfWork, withdrawal: Withdrawal, *, key: str, kind:
         # Refunded bonus its forfeit took while a withdrawal that repays spent bonus was under way: that one's payout
         # would have turned it into cash had this one never been asked for, so it does now if that one is paid.
         if any(leg.account == Account.BONUS for leg in forfeit.legs) and _repaid_not_returned(uow, user_id) > 0:
-            _return_repaid_bonus(uow, user_id, bonus_fen=_refunded_bonus_held(uow, user_id, None)[1].get(no, 0),
+            _return_repaid_bonus(uow, user_id, bonus_fen=_refunded_bonus_held(uow.ledger.entries_after(user_id, Account.BONUS, None))[1].get(no, 0),
                                  key=f"bonus-repayment-giveback:{no}", reference=no, now=now)
     post(uow, transfer(f"{key}:{no}", kind, no, amount=withdrawal.amount_fen,
                        source=(user_id, Account.PENDING), target=(user_id, Account.AVAILABLE)), now)
