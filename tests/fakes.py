@@ -527,7 +527,7 @@ class FakeOrderRepository:
 
 
 class FakeSubmitAttempts:
-    """Each write is committed at once (as `record` is, in a unit of work of its own, and `move` always is)."""
+    """Each write is committed at once, as `record` and `move` are."""
 
     def __init__(self) -> None:
         self.attempts: dict[tuple[int, str], str] = {}

@@ -92,7 +92,7 @@ class SqlUnitOfWork(UnitOfWork):
     def __init__(self, engine: Engine, producer: str) -> None:
         # A plain Session per block: a sessionmaker per unit of work (one per request) built a new
         # Session subclass and its event dispatch every time, ~0.1 ms of CPU for nothing.
-        self._engine = engine
+        self.engine = engine
         self.producer = producer
         self.session: Session
 
@@ -100,7 +100,7 @@ class SqlUnitOfWork(UnitOfWork):
     job_rounds: Table | None = None
 
     def __enter__(self) -> Self:
-        self.session = Session(bind=self._engine, expire_on_commit=False)
+        self.session = Session(bind=self.engine, expire_on_commit=False)
         return self
 
     def __exit__(self, *exc: object) -> None:

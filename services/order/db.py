@@ -14,6 +14,8 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     ColumnElement,
+    Connection,
+    Engine,
     ForeignKey,
     Index,
     Integer,
@@ -736,33 +738,42 @@ LAST_ATTEMPT = select(submit_attempts.c.order_no).where(submit_attempts.c.user_i
 
 
 class SqlSubmitAttempts:
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    """`record` and `move` commit at once, apart from the unit of work's transaction: one statement each on a pooled
+    connection in autocommit (no Session, no BEGIN and COMMIT round trips: `record` runs on every keyed submit)."""
+
+    def __init__(self, work: SqlOrderUnitOfWork) -> None:
+        self.work = work
+
+    def _apart(self) -> Connection:
+        return self.work.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 
     def record(self, user_id: int, key: str, order_no: str, now: datetime) -> bool:
-        dialect = self.session.get_bind().dialect.name
-        return self.session.execute(RECORD_ATTEMPT[dialect], {
-            "user_id": user_id, "key": key, "order_no": order_no, "created_at": now}).first() is not None
+        with self._apart() as apart:
+            return apart.execute(RECORD_ATTEMPT[apart.dialect.name], {
+                "user_id": user_id, "key": key, "order_no": order_no, "created_at": now}).first() is not None
 
     def last(self, user_id: int, key: str) -> str | None:
-        return self.session.execute(LAST_ATTEMPT, {"user_id": user_id, "key": key}).scalar_one_or_none()
+        return self.work.session.execute(LAST_ATTEMPT, {"user_id": user_id, "key": key}).scalar_one_or_none()
 
     def move(self, user_id: int, key: str, order_no: str, now: datetime) -> None:
-        engine = self.session.get_bind()
         values = {"user_id": user_id, "key": key, "order_no": order_no, "created_at": now}
-        if engine.dialect.name == "sqlite":
+        if self.work.engine.dialect.name == "sqlite":
             # SQLite (dev only) runs one write transaction at a time (BEGIN IMMEDIATE): a connection of its own would
             # wait for this one, which holds the key's claim. There the move commits with the order.
-            self.session.execute(MOVE_ATTEMPT["sqlite"], values)
+            self.work.session.execute(MOVE_ATTEMPT["sqlite"], values)
             return
-        with engine.begin() as apart:  # committed now, whatever becomes of the transaction holding the claim
-            apart.execute(MOVE_ATTEMPT[engine.dialect.name], values)
+        with self._apart() as apart:
+            apart.execute(MOVE_ATTEMPT[apart.dialect.name], values)
 
 
 class SqlOrderUnitOfWork(SqlUnitOfWork, OrderUnitOfWork):
     """The order unit of work on the service database (call start_mappers() first)."""
 
     job_rounds = job_rounds
+
+    def __init__(self, engine: Engine, producer: str) -> None:
+        super().__init__(engine, producer)
+        self.submit_attempts = SqlSubmitAttempts(self)  # `record` needs no block: it commits on its own
 
     def __enter__(self) -> Self:
         super().__enter__()
@@ -771,5 +782,4 @@ class SqlOrderUnitOfWork(SqlUnitOfWork, OrderUnitOfWork):
         self.after_sales = SqlAfterSaleRepository(self.session)
         self.refunds = SqlRefundRepository(self.session)
         self.wallet_reviews = SqlWalletReviewRepository(self.session)
-        self.submit_attempts = SqlSubmitAttempts(self.session)
         return self

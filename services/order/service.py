@@ -332,12 +332,11 @@ def submit_order(uow: OrderUnitOfWork, members: Members, stock: Stock, users: Us
     scope = f"submit-order:user:{user_id}"
     idempotency.validate(scope, idempotency_key)
     order_no = new_order_no(now)
-    # Recorded and committed before anything is held under order_no, so that if this attempt is lost (its commit
-    # fails and its compensation never arrives, its process dies) the key's next attempt finds what to release. An
-    # attempt recorded already (a lost one, or one still running: its claim decides) is looked at under the claim.
-    with uow:
-        first_attempt = uow.submit_attempts.record(user_id, idempotency_key, order_no, now)
-        uow.commit()
+    # Recorded and committed (one statement of its own) before anything is held under order_no, so that if this
+    # attempt is lost (its commit fails and its compensation never arrives, its process dies) the key's next attempt
+    # finds what to release. An attempt recorded already (a lost one, or one still running: its claim decides) is
+    # looked at under the claim.
+    first_attempt = uow.submit_attempts.record(user_id, idempotency_key, order_no, now)
     reserved = False
     placed: list[Order] = []  # the order this call placed (none when the key's first response is replayed)
 

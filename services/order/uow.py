@@ -190,10 +190,11 @@ class SubmitAttemptRepository(Protocol):
     still be held under its number."""
 
     def record(self, user_id: int, key: str, order_no: str, now: datetime) -> bool:
-        """Record `order_no` as the key's attempt, unless one is recorded already (False, nothing changed)."""
+        """Record `order_no` as the key's attempt, unless one is recorded already (False, nothing changed); committed at
+        once, outside any block of the unit of work (none is needed)."""
 
     def last(self, user_id: int, key: str) -> str | None:
-        """The order number the key's last attempt recorded (None: none is)."""
+        """The order number the key's last attempt recorded (None: none is), read in the unit of work's block."""
 
     def move(self, user_id: int, key: str, order_no: str, now: datetime) -> None:
         """Record `order_no` as the key's attempt in place of any earlier one, committed at once, apart from this
@@ -201,7 +202,7 @@ class SubmitAttemptRepository(Protocol):
 
 
 class OrderUnitOfWork(UnitOfWork):
-    """The order service's unit of work; its repositories are set on entering it."""
+    """The order service's unit of work; its repositories are set on entering it, `submit_attempts` when it is made."""
 
     carts: CartRepository
     orders: OrderRepository

@@ -33,7 +33,7 @@ def refused_when_sent_again(uow: Callable[[], SqlOrderUnitOfWork]) -> tuple[int,
     refund = refunds.start_refund(uow(), FakeRefundPayments(error=WechatPayUnavailable("no answer")), FakeMembers(),
                                   order_id=order_id, items=[], reason="r", actor="staff:9", source="cancel", now=NOON)
     refunds.reconcile_refunds(uow, RefusingResend(), FakeMembers(), now=LATER, stuck_seconds=3600)
-    assert status(uow()._engine) == "ABNORMAL"
+    assert status(uow().engine) == "ABNORMAL"
     return order_id, refund.refund_no
 
 

@@ -499,7 +499,7 @@ def test_a_stuck_refund_wechat_pay_refuses_when_sent_again_turns_abnormal_and_st
     noon = datetime(2026, 12, 1, 12, tzinfo=UTC)
     refund = refunds.start_refund(uow(), FakeRefundPayments(error=WechatPayUnavailable("no answer")), FakeMembers(),
                                   order_id=order_id, items=[], reason="r", actor="staff:9", source="cancel", now=noon)
-    engine = uow()._engine
+    engine = uow().engine
 
     refunds.reconcile_refunds(uow, RefusingResend(), FakeMembers(), now=noon + timedelta(minutes=30),
                               stuck_seconds=3600)

@@ -30,8 +30,9 @@ def connection_lost() -> OperationalError:
     return OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))
 
 
-# submit_order commits twice: first the attempt (submit_attempts, before anything is held), then the order.
-ORDER_COMMIT = 2
+# submit_order commits the order in its first unit of work (the attempt, recorded before anything is held, commits on
+# a connection of its own).
+ORDER_COMMIT = 1
 
 
 class CommitRaises(SqlOrderUnitOfWork):
