@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
+from urllib.parse import parse_qsl
 
 from flask import Response, current_app, g, jsonify, request
 from pydantic import (
@@ -404,7 +405,12 @@ def current_operation() -> Operation | None:
 
 
 def validate_query(op: Operation) -> None:
-    """Every query string is checked: against the operation's model, or refused when it declares none."""
+    """Every query string is checked: UTF-8 throughout, then against the operation's model, or refused when it
+    declares none."""
+    not_utf8 = _not_utf8(request.query_string)
+    if not_utf8:
+        raise ApiError(400, "QUERY_ENCODING_INVALID", "the query string must be UTF-8 (percent-encoded)",
+                       {_field_name(name): "not valid UTF-8" for name in not_utf8[:MAX_DETAILS]})
     args = request.args
     if op.query is None:
         if args:
@@ -420,6 +426,22 @@ def validate_query(op: Operation) -> None:
         g.query = op.query.model_validate(values)
     except ValidationError as exc:
         raise invalid("query", exc) from None
+
+
+def _not_utf8(query_string: bytes) -> list[str]:
+    """The parameters of the raw `query_string` whose name or value, percent-decoded, is not UTF-8 (named with each
+    such byte as \\xNN). Werkzeug reads `?q=%ff` as the text "%FF", a search for what nobody typed, and fails (a
+    500) on a raw byte that is not UTF-8."""
+    bad: list[str] = []
+    # latin-1 maps each byte to one character and back: the pairs are split and percent-decoded as Werkzeug does,
+    # the decoded bytes kept as they are
+    for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True, encoding="latin-1"):
+        try:
+            name.encode("latin-1").decode()
+            value.encode("latin-1").decode()
+        except UnicodeDecodeError:
+            bad.append(name.encode("latin-1").decode(errors="backslashreplace"))
+    return list(dict.fromkeys(bad))
 
 
 def validate_body(op: Operation) -> None:

@@ -94,20 +94,26 @@ def _category(c: product_pb2.Category) -> AdminCategory:
     return AdminCategory(id=c.id, name=c.name, parent_id=c.parent_id or None, icon=c.icon, sort=c.sort)
 
 
-def _save_category(category_id: int, body: CategoryIn) -> AdminCategory:
+def _save_category(category_id: int, body: CategoryIn, idempotency_key: str = "") -> AdminCategory:
     return _category(_stub().SaveCategory(product_pb2.SaveCategoryRequest(
-        id=category_id, name=body.name, parent_id=body.parent_id or 0, icon=body.icon, sort=body.sort)))
+        id=category_id, name=body.name, parent_id=body.parent_id or 0, icon=body.icon, sort=body.sort,
+        idempotency_key=idempotency_key)))
 
 
-def _save_brand(brand_id: int, body: BrandIn) -> AdminBrand:
-    b = _stub().SaveBrand(product_pb2.SaveBrandRequest(id=brand_id, name=body.name, logo=body.logo))
+def _save_brand(brand_id: int, body: BrandIn, idempotency_key: str = "") -> AdminBrand:
+    b = _stub().SaveBrand(product_pb2.SaveBrandRequest(id=brand_id, name=body.name, logo=body.logo,
+                                                       idempotency_key=idempotency_key))
     return AdminBrand(id=b.id, name=b.name, logo=b.logo)
 
 
 @bp.post("/categories")
-@operation(summary="Create a category", tag="admin", roles=EDITORS, body=CategoryIn, responses={201: AdminCategory})
-def create_category(body: CategoryIn) -> tuple[AdminCategory, int]:
-    return _save_category(0, body), 201
+@operation(summary="Create a category", tag="admin", roles=EDITORS, body=CategoryIn, responses={201: AdminCategory},
+           idempotent=True, key_optional=True,
+           description="A retry with the same Idempotency-Key and body (after a 503 whose commit went through, "
+                       "say) answers the category the first created, as it is now, never a second category; the "
+                       "same key with another body is 409 IDEMPOTENCY_KEY_REUSED. Keys are per staff member.")
+def create_category(body: CategoryIn, idempotency_key: str) -> tuple[AdminCategory, int]:
+    return _save_category(0, body, idempotency_key), 201
 
 
 @bp.put("/categories/<id:category_id>")
@@ -119,9 +125,14 @@ def update_category(category_id: int, body: CategoryIn) -> AdminCategory:
 
 
 @bp.post("/brands")
-@operation(summary="Create a brand", tag="admin", roles=EDITORS, body=BrandIn, responses={201: AdminBrand})
-def create_brand(body: BrandIn) -> tuple[AdminBrand, int]:
-    return _save_brand(0, body), 201
+@operation(summary="Create a brand", tag="admin", roles=EDITORS, body=BrandIn, responses={201: AdminBrand},
+           idempotent=True, key_optional=True,
+           description="Names are unique (409 BRAND_EXISTS). A retry with the same Idempotency-Key and body (after "
+                       "a 503 whose commit went through, say) answers the brand the first created, as it is now, "
+                       "never BRAND_EXISTS nor a second brand; the same key with another body is 409 "
+                       "IDEMPOTENCY_KEY_REUSED. Keys are per staff member.")
+def create_brand(body: BrandIn, idempotency_key: str) -> tuple[AdminBrand, int]:
+    return _save_brand(0, body, idempotency_key), 201
 
 
 @bp.put("/brands/<id:brand_id>")

@@ -133,13 +133,13 @@ class ProductServicer(product_pb2_grpc.ProductServiceServicer):
         caller = require_caller(*EDITORS)
         category = service.save_category(self.uow(), actor_id=caller.user_id, category_id=request.id,
                                          name=request.name, parent_id=request.parent_id, icon=request.icon,
-                                         sort=request.sort)
+                                         sort=request.sort, idempotency_key=request.idempotency_key)
         return _category(CategoryNode(category))
 
     def SaveBrand(self, request: product_pb2.SaveBrandRequest, context: grpc.ServicerContext) -> product_pb2.Brand:
         caller = require_caller(*EDITORS)
         return _brand(service.save_brand(self.uow(), actor_id=caller.user_id, brand_id=request.id, name=request.name,
-                                         logo=request.logo))
+                                         logo=request.logo, idempotency_key=request.idempotency_key))
 
     def ListDeliveryEstimates(self, request: product_pb2.ListDeliveryEstimatesRequest,
                               context: grpc.ServicerContext) -> product_pb2.ListDeliveryEstimatesResponse:

@@ -817,63 +817,97 @@ def delivery_estimates(uow: ProductUnitOfWork) -> list[Delivery]:
 
 
 def save_category(uow: ProductUnitOfWork, *, actor_id: int, category_id: int = 0, name: str, parent_id: int = 0,
-                  icon: str = "", sort: int = 0, now: datetime | None = None) -> Category:
+                  icon: str = "", sort: int = 0, idempotency_key: str = "", now: datetime | None = None) -> Category:
     """Create (category_id 0) or change a category; the tree stays a tree (no parent below the category).
 
     Publishes one catalogue-wide product-changed: a rename or a move changes what every product of the
     category's branch is listed under, however many there are. Tree changes are serialised before the tree is
     read: two moves checked at once (A under B, B under A) would each pass and together make a cycle.
+
+    A create with an idempotency key runs once per key and staff member: a retry with the same key and fields (a
+    503 whose commit went through, say) answers the category the first created, as it is now, not a second one;
+    other fields under the key are a Conflict IDEMPOTENCY_KEY_REUSED. Without one each create creates anew. An
+    edit takes no key (ValueError).
     """
+    if idempotency_key and category_id:
+        raise ValueError("only a category's create takes an idempotency key")
     now = now or utcnow()
     with uow:
-        uow.categories.lock_tree()
-        wanted = Category(name=name.strip(), parent_id=parent_id or None, icon=icon, sort=sort, id=category_id or None)
-        category, before = wanted, None
-        if category_id:
-            category = uow.categories.get(category_id) or _missing("CATEGORY_NOT_FOUND", "no such category")
-            before = _category_snapshot(category)
-        check_category(wanted, uow.categories.all(), stored=category if category_id else None)
-        if category_id:
-            category.name, category.parent_id, category.icon, category.sort = (
-                wanted.name, wanted.parent_id, wanted.icon, wanted.sort)
+        def save() -> Category:
+            uow.categories.lock_tree()
+            wanted = Category(name=name.strip(), parent_id=parent_id or None, icon=icon, sort=sort,
+                              id=category_id or None)
+            category, before = wanted, None
+            if category_id:
+                category = uow.categories.get(category_id) or _missing("CATEGORY_NOT_FOUND", "no such category")
+                before = _category_snapshot(category)
+            check_category(wanted, uow.categories.all(), stored=category if category_id else None)
+            if category_id:
+                category.name, category.parent_id, category.icon, category.sort = (
+                    wanted.name, wanted.parent_id, wanted.icon, wanted.sort)
+            else:
+                uow.categories.add(category)
+            _settings_audit(uow, "category", str(category.id), actor_id, "update" if before else "create", before,
+                            _category_snapshot(category), now)
+            _catalog_changed(uow, "category", now)
+            return category
+
+        if idempotency_key:
+            first = uow.run_once(scope=f"category-create:staff:{actor_id}", key=idempotency_key,
+                                 request=canonical({"name": name, "parent_id": parent_id, "icon": icon, "sort": sort}),
+                                 execute=lambda: str(save().id).encode())
+            category = uow.categories.get(int(first)) or _missing("CATEGORY_NOT_FOUND", "no such category")
         else:
-            uow.categories.add(category)
-        _settings_audit(uow, "category", str(category.id), actor_id, "update" if before else "create", before,
-                        _category_snapshot(category), now)
-        _catalog_changed(uow, "category", now)
+            category = save()
         uow.commit()
         return category
 
 
 def save_brand(uow: ProductUnitOfWork, *, actor_id: int, brand_id: int = 0, name: str, logo: str = "",
-               now: datetime | None = None) -> Brand:
+               idempotency_key: str = "", now: datetime | None = None) -> Brand:
     """Create (brand_id 0) or change a brand; a rename re-indexes its products' search terms.
 
     Publishes one catalogue-wide product-changed: every product page shows its brand's name and logo.
+
+    A create with an idempotency key runs once per key and staff member, as a category's (save_category): a retry
+    with the same key and fields answers the brand the first created, as it is now (not 409 BRAND_EXISTS); other
+    fields under the key are a Conflict IDEMPOTENCY_KEY_REUSED. An edit takes no key (ValueError).
     """
+    if idempotency_key and brand_id:
+        raise ValueError("only a brand's create takes an idempotency key")
     now = now or utcnow()
     with uow:
-        wanted = Brand(name=name.strip(), logo=logo)
-        brand, before = wanted, None
-        if brand_id:
-            brand = uow.brands.get(brand_id) or _missing("BRAND_NOT_FOUND", "no such brand")
-            before = {"name": brand.name, "logo": brand.logo}
-        check_brand(wanted, stored=brand if brand_id else None)
-        same_name = uow.brands.by_name(wanted.name)
-        if same_name is not None and same_name is not brand:
-            raise BrandExists()
-        if brand_id:  # the unique index decides against a brand created or renamed meanwhile (BrandExists)
-            brand.name, brand.logo = wanted.name, wanted.logo
-            uow.brands.save(brand)
+        def save() -> Brand:
+            wanted = Brand(name=name.strip(), logo=logo)
+            brand, before = wanted, None
+            if brand_id:
+                brand = uow.brands.get(brand_id) or _missing("BRAND_NOT_FOUND", "no such brand")
+                before = {"name": brand.name, "logo": brand.logo}
+            check_brand(wanted, stored=brand if brand_id else None)
+            same_name = uow.brands.by_name(wanted.name)
+            if same_name is not None and same_name is not brand:
+                raise BrandExists()
+            if brand_id:  # the unique index decides against a brand created or renamed meanwhile (BrandExists)
+                brand.name, brand.logo = wanted.name, wanted.logo
+                uow.brands.save(brand)
+            else:
+                uow.brands.add(brand)
+            if before and before["name"] != brand.name:  # the brand's name is a search term of its products
+                # locked before their terms are rewritten, as an edit locks its product before it re-indexes it
+                for product in uow.products.of_brand(brand_id, lock=True):
+                    _index(uow, product, brand)
+            _settings_audit(uow, "brand", str(brand.id), actor_id, "update" if before else "create", before,
+                            {"name": brand.name, "logo": brand.logo}, now)
+            _catalog_changed(uow, "brand", now)
+            return brand
+
+        if idempotency_key:
+            first = uow.run_once(scope=f"brand-create:staff:{actor_id}", key=idempotency_key,
+                                 request=canonical({"name": name, "logo": logo}),
+                                 execute=lambda: str(save().id).encode())
+            brand = uow.brands.get(int(first)) or _missing("BRAND_NOT_FOUND", "no such brand")
         else:
-            uow.brands.add(brand)
-        if before and before["name"] != brand.name:  # the brand's name is a search term of its products
-            # locked before their terms are rewritten, as an edit locks its product before it re-indexes it
-            for product in uow.products.of_brand(brand_id, lock=True):
-                _index(uow, product, brand)
-        _settings_audit(uow, "brand", str(brand.id), actor_id, "update" if before else "create", before,
-                        {"name": brand.name, "logo": brand.logo}, now)
-        _catalog_changed(uow, "brand", now)
+            brand = save()
         uow.commit()
         return brand
 

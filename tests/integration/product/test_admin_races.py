@@ -12,7 +12,7 @@ from sqlalchemy import Engine, func, select
 
 from services.common.errors import Conflict, InvalidInput
 from services.product import service
-from services.product.db import SqlBrandRepository, SqlDeliveryRepository, products
+from services.product.db import SqlBrandRepository, SqlDeliveryRepository, brands, categories, products
 from services.product.domain import Brand, BrandExists, Category, Product
 from services.product.service import Delivery
 from tests.fixtures.postgres import wait_until_blocked
@@ -175,3 +175,27 @@ def test_a_create_retried_with_its_key_answers_the_first_product_and_another_dra
                                                                           (first.product.id or 0) + 1)
     with uow() as u:
         assert u.session.execute(select(func.count()).select_from(products)).scalar_one() == 2
+
+
+@pytest.mark.parametrize("create", [
+    lambda uow: service.save_brand(uow, actor_id=7, name="膳魔师", idempotency_key="form-1").id,
+    lambda uow: service.save_category(uow, actor_id=7, name="平板", idempotency_key="form-1").id],
+    ids=["brand", "category"])
+def test_two_category_or_brand_creates_racing_with_one_key_create_one(
+        pg_uow: UowFactory, pg_engine: Engine, monkeypatch: pytest.MonkeyPatch,
+        create: Callable[[object], object]) -> None:
+    """The retry (after a 503 whose commit went through, sent while the first is still under way) waits on the
+    first's key and answers its brand or category: not BRAND_EXISTS, not a second category."""
+    retry = Racing()
+    audit = service._settings_audit
+
+    def audit_then_retry(*args: object, **kwargs: object) -> None:
+        audit(*args, **kwargs)  # type: ignore[arg-type]
+        retry.meanwhile(pg_engine, lambda: create(pg_uow()))
+    monkeypatch.setattr(service, "_settings_audit", audit_then_retry)
+
+    first = create(pg_uow())
+
+    with pg_engine.connect() as conn:
+        made = [conn.execute(select(func.count()).select_from(table)).scalar_one() for table in (brands, categories)]
+    assert (retry.result(), sum(made)) == (first, 1)

@@ -8,6 +8,8 @@ from flask.testing import FlaskClient
 from google.protobuf.timestamp_pb2 import Timestamp
 from mall.product.v1 import product_pb2
 
+from services.common.grpc_server import to_grpc
+from services.common.idempotency import key_reused
 from tests.fixtures.fake_services import FakeServices
 from tests.unit.gateway.test_catalog_routes import API, phone
 
@@ -109,3 +111,36 @@ def test_a_brand_logo_over_512_characters_is_a_400_before_the_service(
 
     assert (response.status_code, list(response.get_json()["error"]["details"]), clients.product.SaveBrand.calls) == (
         400, ["logo"], [])
+
+
+def test_category_and_brand_creates_pass_their_idempotency_key_and_send_none_without_the_header(
+        client: FlaskClient, clients: FakeServices, bearer: Callable[..., dict[str, str]]) -> None:
+    clients.product.SaveCategory.reply = product_pb2.Category(id=9, name="平板")
+    clients.product.SaveBrand.reply = product_pb2.Brand(id=3, name="膳魔师")
+    keyed = {**bearer("operator"), "Idempotency-Key": "form-1"}
+
+    statuses = [client.post(f"{API}/admin/categories", json={"name": "平板"}, headers=keyed).status_code,
+                client.post(f"{API}/admin/categories", json={"name": "平板"}, headers=bearer("operator")).status_code,
+                client.post(f"{API}/admin/brands", json={"name": "膳魔师"}, headers=keyed).status_code,
+                client.post(f"{API}/admin/brands", json={"name": "膳魔师"}, headers=bearer("operator")).status_code]
+
+    assert (statuses, [c.message.idempotency_key for c in clients.product.SaveCategory.calls],
+            [c.message.idempotency_key for c in clients.product.SaveBrand.calls]) == (
+        [201, 201, 201, 201], ["form-1", ""], ["form-1", ""])
+
+
+def test_a_category_or_brand_create_key_reused_is_a_409_and_a_malformed_key_a_400_before_the_service(
+        client: FlaskClient, clients: FakeServices, bearer: Callable[..., dict[str, str]], rpc_error) -> None:
+    malformed = {**bearer("operator"), "Idempotency-Key": "x" * 129}
+    bad = [client.post(f"{API}/admin/{path}", json={"name": "x"}, headers=malformed) for path in ("categories", "brands")]
+    status, message, trailers = to_grpc(key_reused())
+    clients.product.SaveCategory.error = clients.product.SaveBrand.error = rpc_error(status, message, trailers)
+
+    reused = [client.post(f"{API}/admin/{path}", json={"name": "x"},
+                          headers={**bearer("operator"), "Idempotency-Key": "form-1"})
+              for path in ("categories", "brands")]
+
+    assert [(r.status_code, r.get_json()["error"]["code"]) for r in bad + reused] == [
+        (400, "IDEMPOTENCY_KEY_INVALID"), (400, "IDEMPOTENCY_KEY_INVALID"),
+        (409, "IDEMPOTENCY_KEY_REUSED"), (409, "IDEMPOTENCY_KEY_REUSED")]
+    assert (len(clients.product.SaveCategory.calls), len(clients.product.SaveBrand.calls)) == (1, 1)

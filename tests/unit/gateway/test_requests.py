@@ -257,6 +257,38 @@ def test_a_query_string_on_an_operation_without_parameters_is_refused(client: Fl
         400, {"debug": "unknown parameter"}, [])
 
 
+PRODUCTS = "/api/v1/products"
+
+
+@pytest.mark.parametrize(("query", "named"), [
+    ("q=%ff", "q"), ("q=%E6%89", "q"), ("q=%C0%AF", "q"), ("q=%ED%A0%80", "q"),  # a stray, cut, overlong, surrogate
+    ("q=%E6%89%8B&brand_id=%ff", "brand_id"), ("%ff=1", "\\xff")])
+def test_a_query_parameter_that_is_not_utf8_is_a_400_naming_it_and_nothing_is_searched(
+        client: FlaskClient, clients, query: str, named: str) -> None:
+    response = client.get(f"{PRODUCTS}?{query}")
+
+    error = response.get_json()["error"]
+    assert (response.status_code, error["code"], error["details"], clients.product.SearchProducts.calls) == (
+        400, "QUERY_ENCODING_INVALID", {named: "not valid UTF-8"}, [])
+
+
+def test_a_raw_query_byte_that_is_not_utf8_is_a_400_not_a_500(client: FlaskClient, clients) -> None:
+    response = client.get(PRODUCTS, environ_overrides={"QUERY_STRING": "q=\xff"})  # as a server passes it on: latin-1
+
+    assert (response.status_code, response.get_json()["error"]["code"], clients.product.SearchProducts.calls) == (
+        400, "QUERY_ENCODING_INVALID", [])
+
+
+def test_a_query_in_utf8_percent_encoded_or_not_is_searched_as_written(client: FlaskClient, clients) -> None:
+    clients.product.SearchProducts.reply = product_pb2.SearchProductsResponse()
+
+    encoded = client.get(f"{PRODUCTS}?q=%E6%89%8B%E6%9C%BA+%2B1")
+    raw = client.get(PRODUCTS, environ_overrides={"QUERY_STRING": "q=手机".encode().decode("latin-1")})
+
+    assert ([encoded.status_code, raw.status_code], [c.message.q for c in clients.product.SearchProducts.calls]) == (
+        [200, 200], ["手机 +1", "手机"])
+
+
 ORDERS = "/api/v1/orders"
 
 

@@ -141,3 +141,60 @@ def test_the_demo_delivery_table_names_every_mainland_province_as_addresses_do(u
 
     assert {d.province for d in service.delivery_estimates(uow)} == {"*", *formats.PROVINCES} - {
         "台湾省", "香港特别行政区", "澳门特别行政区"}
+
+
+def test_a_category_create_retried_with_its_key_answers_the_first_category_as_it_is_now(
+        uow: FakeProductUnitOfWork) -> None:
+    first = service.save_category(uow, actor_id=OPERATOR, name="平板", parent_id=1, idempotency_key="form-1", now=T0)
+    service.save_category(uow, actor_id=OPERATOR, category_id=first.id or 0, name="平板电脑", parent_id=1, now=T0)
+
+    retried = service.save_category(uow, actor_id=OPERATOR, name="平板", parent_id=1, idempotency_key="form-1",
+                                    now=T0)
+
+    assert ((retried.id, retried.name), len(uow.categories.all()), [e[3] for e in logged(uow)]) == (
+        (3, "平板电脑"), 3, ["create", "update"])
+
+
+def test_a_category_key_reused_for_other_fields_is_a_conflict_and_creates_nothing(uow: FakeProductUnitOfWork) -> None:
+    service.save_category(uow, actor_id=OPERATOR, name="平板", parent_id=1, idempotency_key="form-1", now=T0)
+
+    with pytest.raises(Conflict) as reused:
+        service.save_category(uow, actor_id=OPERATOR, name="平板", parent_id=1, sort=1, idempotency_key="form-1",
+                              now=T0)
+
+    assert (reused.value.code, len(uow.categories.all()), len(logged(uow))) == ("IDEMPOTENCY_KEY_REUSED", 3, 1)
+
+
+def test_a_brand_create_retried_with_its_key_answers_the_first_brand_not_brand_exists(
+        uow: FakeProductUnitOfWork) -> None:
+    first = service.save_brand(uow, actor_id=OPERATOR, name="小米", logo="/media/m.png", idempotency_key="form-1",
+                               now=T0)
+    retried = service.save_brand(uow, actor_id=OPERATOR, name="小米", logo="/media/m.png", idempotency_key="form-1",
+                                 now=T0)
+
+    assert ((first.id, retried.id), len(uow.brands.all()), len(logged(uow))) == ((3, 3), 3, 1)
+
+
+def test_a_brand_key_reused_for_other_fields_is_a_conflict_and_creates_nothing(uow: FakeProductUnitOfWork) -> None:
+    service.save_brand(uow, actor_id=OPERATOR, name="小米", idempotency_key="form-1", now=T0)
+
+    with pytest.raises(Conflict) as reused:
+        service.save_brand(uow, actor_id=OPERATOR, name="红米", idempotency_key="form-1", now=T0)
+
+    assert (reused.value.code, [b.name for b in uow.brands.all()]) == ("IDEMPOTENCY_KEY_REUSED", ["华为", "象印", "小米"])
+
+
+def test_one_key_of_two_staff_members_creates_a_category_each(uow: FakeProductUnitOfWork) -> None:
+    mine = service.save_category(uow, actor_id=OPERATOR, name="平板", idempotency_key="form-1", now=T0)
+    theirs = service.save_category(uow, actor_id=OPERATOR + 1, name="平板", idempotency_key="form-1", now=T0)
+
+    assert (mine.id, theirs.id) == (3, 4)
+
+
+def test_an_edit_takes_no_idempotency_key(uow: FakeProductUnitOfWork) -> None:
+    with pytest.raises(ValueError):
+        service.save_category(uow, actor_id=OPERATOR, category_id=2, name="手机", idempotency_key="form-1")
+    with pytest.raises(ValueError):
+        service.save_brand(uow, actor_id=OPERATOR, brand_id=2, name="象印", idempotency_key="form-1")
+
+    assert logged(uow) == []

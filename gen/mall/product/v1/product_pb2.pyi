@@ -553,28 +553,32 @@ class ListReviewsResponse(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[Review, _Mapping]]] = ..., total: _Optional[int] = ..., rating: _Optional[_Union[Rating, _Mapping]] = ...) -> None: ...
 
 class SaveCategoryRequest(_message.Message):
-    __slots__ = ("id", "name", "parent_id", "icon", "sort")
+    __slots__ = ("id", "name", "parent_id", "icon", "sort", "idempotency_key")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     PARENT_ID_FIELD_NUMBER: _ClassVar[int]
     ICON_FIELD_NUMBER: _ClassVar[int]
     SORT_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     id: int
     name: str
     parent_id: int
     icon: str
     sort: int
-    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., parent_id: _Optional[int] = ..., icon: _Optional[str] = ..., sort: _Optional[int] = ...) -> None: ...
+    idempotency_key: str
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., parent_id: _Optional[int] = ..., icon: _Optional[str] = ..., sort: _Optional[int] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class SaveBrandRequest(_message.Message):
-    __slots__ = ("id", "name", "logo")
+    __slots__ = ("id", "name", "logo", "idempotency_key")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     LOGO_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     id: int
     name: str
     logo: str
-    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., logo: _Optional[str] = ...) -> None: ...
+    idempotency_key: str
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., logo: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class DeliveryEstimate(_message.Message):
     __slots__ = ("province", "estimate_days")

@@ -273,14 +273,14 @@ class ProductServiceServicer:
 
     def SaveCategory(self, request, context):
         """Staff (operator or admin): catalogue settings, each change in the settings audit log.
-        id 0 creates
+        id 0 creates, once per idempotency_key if given
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SaveBrand(self, request, context):
-        """id 0 creates
+        """id 0 creates, once per idempotency_key if given
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
