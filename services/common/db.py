@@ -117,7 +117,8 @@ def make_engine(url: str, timeouts: DatabaseTimeouts | None = None) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(connection: Connection) -> None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":  # each statement commits
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     engine = create_engine(url, hide_parameters=True, pool_size=10, max_overflow=10,

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import OperationalError
 
 from services.order import service
-from services.order.db import SqlOrderUnitOfWork, orders, start_mappers
+from services.order.db import SqlOrderUnitOfWork, orders, start_mappers, submit_attempts
 from services.order.service import CheckoutInput, OrderSettings
 from tests.fakes import FakeCatalog, FakeMembers, FakeStock, FakeUsers
 from tests.unit.order.conftest import NOW
@@ -103,3 +103,15 @@ def test_when_the_database_cannot_tell_nothing_is_released(
         submit(CommitRaises(pg_engine, committed=False, then_unreachable=True), neighbours)
 
     assert held(pg_engine, neighbours) == (0, 8, 1, 300)  # held until the reservation and the locks lapse
+
+
+def test_a_lost_attempt_stays_recorded_for_the_key_s_next_attempt_on_either_database(
+        uow: functools.partial[SqlOrderUnitOfWork], neighbours: tuple[FakeStock, FakeMembers, FakeUsers]) -> None:
+    engine = uow().engine  # the attempt is autocommitted apart: on SQLite too, where transactions begin IMMEDIATE
+    with pytest.raises(OperationalError):
+        submit(CommitRaises(engine, committed=False, then_unreachable=True), neighbours)
+
+    with engine.connect() as conn:
+        recorded = conn.execute(select(submit_attempts.c.user_id, submit_attempts.c.idempotency_key)).all()
+    assert [tuple(row) for row in recorded] == [(1, "k1")]
+    assert held(engine, neighbours) == (0, 8, 1, 300)

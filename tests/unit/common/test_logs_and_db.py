@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, create_engine, insert, select
 from sqlalchemy.exc import StatementError
 
-from services.common.db import POSTGRES_TIMEOUTS, UTCDateTime, postgres_connect_args
+from services.common.db import POSTGRES_TIMEOUTS, UTCDateTime, make_engine, postgres_connect_args
 from services.common.logs import JsonFormatter, mask_phone
 
 
@@ -191,3 +191,15 @@ def test_postgres_connections_get_timeouts_unless_the_url_sets_its_own() -> None
     assert defaults == POSTGRES_TIMEOUTS
     assert defaults["connect_timeout"] == 10 and defaults["tcp_user_timeout"] == 60_000
     assert chosen == {k: v for k, v in POSTGRES_TIMEOUTS.items() if k not in ("connect_timeout", "tcp_user_timeout")}
+
+
+def test_a_sqlite_autocommit_connection_commits_each_statement_itself(tmp_path) -> None:
+    """Every other SQLite transaction begins IMMEDIATE; an autocommit connection (the order service's submit attempt
+    record) must not, or its statement is rolled back when the connection goes back to the pool."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'auto.db'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar_one() == 1
