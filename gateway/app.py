@@ -32,6 +32,7 @@ from gateway.ratelimit import Limit, RateLimiter, client_values, make_rate_limit
 from gateway.redisstore import RedisStore
 from gateway.sessions import SessionMarks, SessionMarksUnavailable, make_session_marks
 from gateway.storage import object_storage
+from gateway.uploads import UploadNames
 from services.common.auth import Caller, TokenVerifier, bearer_token, caller_var
 from services.common.clients import ServiceClients
 from services.common.config import Env
@@ -82,6 +83,7 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
     limiter = app.extensions["rate_limiter"] = make_rate_limiter(
         redis_store, settings.rate_limit_scale, settings.rate_limit_secret)
     app.extensions["known_phones"] = KnownPhones(limiter.key, redis_store)
+    app.extensions["upload_names"] = UploadNames(limiter.key)  # signs upload names for their uploader
     marks = app.extensions["session_marks"] = make_session_marks(redis_store)
     clients = app.extensions["clients"] = clients or ServiceClients(
         Discovery(settings.consul_http_addr, Env(settings.environ)), settings.grpc_timeout_seconds)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,7 +20,6 @@ from services.common.config import ConfigError, Env
 from services.common.formats import UPLOAD_URL_PATTERN
 
 CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
-UPLOADS = "uploads"  # the folder of POST /uploads
 
 
 class StorageUnavailable(Exception):
@@ -29,16 +27,13 @@ class StorageUnavailable(Exception):
 
 
 class MediaStorage(Protocol):
-    def save(self, data: bytes, *, folder: str, extension: str) -> str:
-        """Store `data` under a new random name; the gateway path it is served at, /media/<folder>/<name>, the
-        same whatever the store (reviews and after-sales cases keep it: services.common.formats.UPLOAD_URL)."""
+    def save(self, data: bytes, *, name: str) -> str:
+        """Store `data` as `name` (uploads/<name>.<ext>, chosen by gateway/uploads.py, never by a client); the gateway
+        path it is served at, /media/<name>, the same whatever the store (reviews and after-sales cases keep it:
+        services.common.formats.UPLOAD_URL)."""
 
     def location(self, name: str) -> str | None:
         """Where the gateway sends a reader of /media/<name> (a 302); None: it serves the file itself."""
-
-
-def random_name(folder: str, extension: str) -> str:
-    return f"{folder}/{secrets.token_hex(16)}.{extension}"  # unguessable, and never the client's file name
 
 
 class LocalMediaStorage:
@@ -48,8 +43,7 @@ class LocalMediaStorage:
         self.directory = directory
         self.url_prefix = url_prefix
 
-    def save(self, data: bytes, *, folder: str, extension: str) -> str:
-        name = random_name(folder, extension)
+    def save(self, data: bytes, *, name: str) -> str:
         target = self.directory / name
         partial = target.with_suffix(".part")
         try:  # a read-only or full filesystem, a directory that is a file: the store is unavailable, not a bug
@@ -82,11 +76,10 @@ class S3MediaStorage:
             config=Config(signature_version="s3v4", connect_timeout=3, read_timeout=10,
                           retries={"max_attempts": 3, "mode": "standard"}))
 
-    def save(self, data: bytes, *, folder: str, extension: str) -> str:
+    def save(self, data: bytes, *, name: str) -> str:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        name = random_name(folder, extension)
-        key = self.prefix + name
+        key, extension = self.prefix + name, name.rsplit(".", 1)[-1]
         try:  # one PUT: the object appears whole or not at all
             self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=CONTENT_TYPES[extension],
                                    CacheControl="public, max-age=31536000, immutable")  # names are never reused
@@ -96,7 +89,7 @@ class S3MediaStorage:
 
     def location(self, name: str) -> str | None:
         """The object's address at the bucket's public URL (the CDN), for the uploads this store keeps: only a name
-        `save` gives (uploads/<32 hex>.<ext>), so uploads/../ never points the redirect out of the prefix."""
+        an upload has (uploads/<32 hex>[-<32 hex>].<ext>), so uploads/../ never points the redirect out of the prefix."""
         return f"{self.public_url}/{self.prefix}{name}" if UPLOAD_URL_PATTERN.fullmatch(f"/media/{name}") else None
 
 

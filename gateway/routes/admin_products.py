@@ -55,8 +55,9 @@ class ProductIn(Body):
     # Only the shape here: the product service refuses a new or changed image that is not our media or https, and
     # keeps one an edit sends back as stored (saved before that rule, it must not block a rename).
     images: list[Annotated[str, Field(min_length=1, max_length=512)]] = Field(
-        default_factory=list, max_length=20, description="our /media/... paths (POST /uploads) or https URLs; an "
-        "edit may send back a stored image unchanged (400 PRODUCT_INVALID for a new or changed one)")
+        default_factory=list, max_length=20, description="our /media/... paths (POST /uploads, by any staff member: "
+        "unlike a review's images, not checked for their uploader) or https URLs; an edit may send back a stored "
+        "image unchanged (400 PRODUCT_INVALID for a new or changed one)")
     params: list[ParamIn] = Field(default_factory=list, max_length=50)
     specs: list[SpecIn] = Field(default_factory=list, max_length=5)
     skus: list[SkuIn] = Field(min_length=1, max_length=200)

@@ -19,6 +19,7 @@ from gateway.routes.orders import (
     created_between,
     utc_time,
 )
+from gateway.uploads import require_own_uploads
 from services.common import formats
 from services.common.auth import Role
 from services.common.formats import anchored
@@ -122,7 +123,9 @@ class CaseIn(Body):
                                                description="whole lines: every unit not refunded yet")
     reason: str = Field(min_length=1, max_length=255)
     images: list[Annotated[str, Field(pattern=anchored(formats.UPLOAD_URL))]] = Field(
-        default_factory=list, max_length=formats.MAX_REVIEW_IMAGES)
+        default_factory=list, max_length=formats.MAX_REVIEW_IMAGES,
+        description="URLs POST /uploads answered me (another user's upload, or one from before uploads were signed "
+                    "for their uploader: 400 UPLOAD_NOT_YOURS)")
 
     @model_validator(mode="after")
     def _some_lines(self) -> CaseIn:
@@ -140,8 +143,10 @@ class CaseIn(Body):
            description="While the order is SHIPPED, or up to ORDER_AFTER_SALE_DAYS (7) after delivery (COMPLETED), "
                        "or partly shipped; only units shipped in a parcel and not refunded yet, never units cancelled "
                        "unshipped (409 AFTER_SALE_QUANTITY_INVALID beyond them); "
-                       "one open case per line (409 AFTER_SALE_LINE_OPEN). Freight is not refunded.")
+                       "one open case per line (409 AFTER_SALE_LINE_OPEN). Freight is not refunded. 400 "
+                       "UPLOAD_NOT_YOURS (details images.N) for an image I did not upload.")
 def open_case(order_id: int, body: CaseIn) -> tuple[CaseOut, int]:
+    require_own_uploads(body.images)
     lines = [after_sale_pb2.AfterSaleLine(line_id=line.line_id, quantity=line.quantity) for line in body.lines]
     lines += [after_sale_pb2.AfterSaleLine(line_id=line_id, quantity=0) for line_id in body.line_ids]
     case = service(AfterSaleServiceStub).CreateAfterSale(after_sale_pb2.CreateAfterSaleRequest(

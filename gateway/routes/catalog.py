@@ -31,6 +31,7 @@ from gateway.api import (
 )
 from gateway.catalog_cache import SETTINGS, Rendered, cached, catalog_cache
 from gateway.errors import ApiError
+from gateway.uploads import require_own_uploads
 from services.common import formats
 from services.common.formats import anchored
 
@@ -244,7 +245,9 @@ class ReviewIn(Body):
     rating: int = Field(ge=1, le=5)
     content: Multiline = Field("", max_length=formats.REVIEW_CONTENT_MAX)
     images: list[Annotated[str, Field(pattern=anchored(formats.UPLOAD_URL))]] = Field(
-        default_factory=list, max_length=formats.MAX_REVIEW_IMAGES, description="URLs answered by POST /uploads")
+        default_factory=list, max_length=formats.MAX_REVIEW_IMAGES,
+        description="URLs POST /uploads answered me (another user's upload, or one from before uploads were signed "
+                    "for their uploader: 400 UPLOAD_NOT_YOURS)")
 
 
 class ReviewOut(Reply):
@@ -291,8 +294,10 @@ class ProductReviews(Page[ReviewOut]):
            description="404 when the order is not mine or has no such line; 409 REVIEW_NOT_ELIGIBLE until the "
                        "order is completed (receipt confirmed; the completion reaches the product service within "
                        "moments, so retry shortly after confirming); 409 REVIEW_EXISTS for a second review of the "
-                       "line; 400 REVIEW_INVALID / INVALID_REQUEST with details per field.")
+                       "line; 400 REVIEW_INVALID / INVALID_REQUEST with details per field; 400 UPLOAD_NOT_YOURS "
+                       "(details images.N) for an image I did not upload.")
 def post_review(order_id: int, line_id: int, body: ReviewIn) -> tuple[MyReviewOut, int]:
+    require_own_uploads(body.images)
     order = service(OrderServiceStub).GetOrder(order_pb2.GetOrderRequest(id=order_id))  # a stranger's: 404
     if not any(line.id == line_id for line in order.lines):
         raise ApiError(404, "ORDER_LINE_NOT_FOUND", "this order has no such line")

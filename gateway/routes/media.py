@@ -7,14 +7,15 @@ import logging
 import warnings
 from pathlib import Path
 
-from flask import Blueprint, Response, current_app, redirect, request, send_from_directory
+from flask import Blueprint, Response, current_app, g, redirect, request, send_from_directory
 from PIL import Image, UnidentifiedImageError
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
 
 from gateway.api import Reply, conditional, operation
 from gateway.errors import ApiError
 from gateway.ratelimit import Limit
-from gateway.storage import UPLOADS, LocalMediaStorage, MediaStorage, StorageUnavailable
+from gateway.storage import LocalMediaStorage, MediaStorage, StorageUnavailable
+from gateway.uploads import UploadNames
 from services.common.config import Env
 
 bp = Blueprint("media", __name__)
@@ -63,7 +64,9 @@ def media(name: str) -> Response:
 @bp.post("/api/v1/uploads")
 @operation(summary="Upload an image (multipart field \"file\")", tag="media", limits=(Limit("ip", 30, 60),),
            description="JPEG, PNG or WebP up to 5 MB and 40 megapixels, recognised by content (not by name); "
-                       "re-encoded without metadata (EXIF location) and stored under a random name. 503 "
+                       "re-encoded without metadata (EXIF location) and stored under a random name signed for the "
+                       "uploader: only they can name it in a review or an after-sales case (anyone else, 400 "
+                       "UPLOAD_NOT_YOURS). 503 "
                        "STORAGE_UNAVAILABLE when the image store cannot be written (nothing stored; try again).",
            responses={201: Uploaded}, files=("file",))
 def upload() -> tuple[Uploaded, int]:
@@ -86,7 +89,8 @@ def upload() -> tuple[Uploaded, int]:
         raise ApiError(400, "UPLOAD_NOT_IMAGE", "the image cannot be stored as a JPEG, PNG or WebP image",
                        {"file": "not storable"}) from None
     try:
-        url = storage().save(output.getvalue(), folder=UPLOADS, extension=FORMATS[image_format][0])
+        names: UploadNames = current_app.extensions["upload_names"]
+        url = storage().save(output.getvalue(), name=names.new(g.caller.user_id, FORMATS[image_format][0]))
     except StorageUnavailable:
         log.warning("upload not stored", exc_info=True)
         raise ApiError(503, "STORAGE_UNAVAILABLE", "the image could not be stored; try again later") from None

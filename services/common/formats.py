@@ -48,8 +48,12 @@ REPORT_KINDS = ("daily", "funnel", "retention", "regions", "preferences", "event
 REPORT_CONTENT_TYPES = {"csv": "text/csv; charset=utf-8",
                         "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 REPORT_FORMATS = tuple(REPORT_CONTENT_TYPES)
-# What POST /uploads answers (gateway/storage.py): images elsewhere (review photos) must be one of ours.
-UPLOAD_URL = r"/media/uploads/[0-9a-f]{32}\.(?:jpg|png|webp)"
+# What POST /uploads answers (gateway/uploads.py): images elsewhere (review photos) must be one of ours. Its name is
+# 32 random hex digits and a signature for the uploader (32 hex), which the gateway checks when a review or an
+# after-sales case names it; uploads from before the signature have the 32 digits alone, and reviews and cases that
+# kept one still hold it, so both forms are read here (the services cannot check a signature: they have no key).
+SIGNED_UPLOAD_URL = r"/media/uploads/([0-9a-f]{32})-([0-9a-f]{32})\.(jpg|png|webp)"
+UPLOAD_URL = r"/media/uploads/[0-9a-f]{32}(?:-[0-9a-f]{32})?\.(?:jpg|png|webp)"
 # A product image (staff enter them): one of our media paths (the seed's /media/catalog/..., an upload), each segment
 # starting with a letter or digit (no "..", no "//"), or an https URL on a named host (the shop's CDN). Never
 # javascript:, data:, plain http (mixed content, and the mini-program refuses it) or text breaking out of an attribute.
@@ -79,6 +83,7 @@ PHONE_PATTERN = re.compile(PHONE)
 CONTROL_CHARACTER_PATTERN = re.compile(CONTROL_CHARACTER)
 SMS_CODE_PATTERN = re.compile(SMS_CODE)
 UPLOAD_URL_PATTERN = re.compile(UPLOAD_URL)
+SIGNED_UPLOAD_URL_PATTERN = re.compile(SIGNED_UPLOAD_URL)
 PRODUCT_IMAGE_URL_PATTERN = re.compile(PRODUCT_IMAGE_URL)
 TRACKING_NO_PATTERN = re.compile(TRACKING_NO)
 

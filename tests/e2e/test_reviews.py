@@ -63,12 +63,17 @@ def test_the_buyer_of_a_completed_line_reviews_it_once_and_everyone_reads_it_mas
     assert (early.status_code, early.json()["error"]["code"]) == (409, "REVIEW_NOT_ELIGIBLE")
 
     publish_order_completed(platform, order, me["id"])
+    strangers_photo = requests.post(review_url, json={**body, "images": [upload(api, stranger)]}, headers=shopper,
+                                    timeout=10)  # refused before anything is stored: the review below is the first
     posted = requests.post(review_url, json=body, headers=shopper, timeout=10)
     again = requests.post(review_url, json={**body, "rating": 1}, headers=shopper, timeout=10)
-    by_stranger = requests.post(review_url, json=body, headers=stranger, timeout=10)
+    by_stranger = requests.post(review_url, json={**body, "images": [upload(api, stranger)]}, headers=stranger,
+                                timeout=10)
     foreign_image = requests.post(review_url, json={**body, "images": ["https://example.com/a.jpg"]},
                                   headers=shopper, timeout=10)
 
+    assert (strangers_photo.status_code, strangers_photo.json()["error"]["code"],
+            strangers_photo.json()["error"]["details"]) == (400, "UPLOAD_NOT_YOURS", {"images.0": "not uploaded by you"})
     assert posted.status_code == 201, posted.text
     review = posted.json()
     masked = me["nickname"][0] + "***"

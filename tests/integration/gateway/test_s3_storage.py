@@ -74,7 +74,7 @@ def test_an_upload_lands_in_the_bucket_and_its_gateway_path_redirects_to_the_pub
     url = response.get_json()["url"]
     name = url.removeprefix("/media/")
     stored = bucket.get_object(Bucket=BUCKET, Key=f"shop1/{name}")
-    assert (response.status_code, bool(formats.UPLOAD_URL_PATTERN.fullmatch(url)), stored["ContentType"],
+    assert (response.status_code, bool(formats.SIGNED_UPLOAD_URL_PATTERN.fullmatch(url)), stored["ContentType"],
             Image.open(io.BytesIO(stored["Body"].read())).size) == (201, True, "image/png", (32, 16))
     served = client.get(url)
     assert (served.status_code, served.headers["Location"]) == (302, f"{CDN}shop1/{name}")
@@ -85,7 +85,7 @@ def test_a_missing_bucket_is_storage_unavailable_not_a_crash(s3_endpoint: str, b
     assert isinstance(store, S3MediaStorage)
 
     with pytest.raises(StorageUnavailable):
-        store.save(b"x", folder="uploads", extension="png")
+        store.save(b"x", name="uploads/" + "0f" * 16 + "-" + "a1" * 16 + ".png")
 
 
 def test_the_local_directory_stays_the_default_and_s3_needs_its_bucket_and_url() -> None:

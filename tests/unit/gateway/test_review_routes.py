@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import grpc
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from google.protobuf.timestamp_pb2 import Timestamp
 from mall.order.v1 import order_pb2
@@ -17,7 +18,7 @@ from tests.fixtures.fake_services import FakeServices
 
 API = "/api/v1"
 AT = Timestamp(seconds=1_795_000_000)
-IMAGE = "/media/uploads/" + "0f" * 16 + ".webp"
+IMAGE = "/media/uploads/" + "0f" * 16 + ".webp"  # an older upload, as stored reviews keep it
 ORDER = order_pb2.Order(id=5, order_no="N5", user_id=42, status="COMPLETED",
                         lines=[order_pb2.OrderLine(id=9, sku_id=11, product_id=3, quantity=1)])
 REVIEW = product_pb2.Review(id=1, product_id=3, sku_id=11, spec={"颜色": "黑"}, rating=4, content="好", images=[IMAGE],
@@ -39,15 +40,18 @@ def ready(clients: FakeServices) -> FakeServices:
     return clients
 
 
-def test_a_review_names_the_orders_number_and_line_and_the_buyers_nickname(client: FlaskClient, ready: FakeServices,
+def test_a_review_names_the_orders_number_and_line_and_the_buyers_nickname(app: Flask, client: FlaskClient,
+                                                                           ready: FakeServices,
                                                                            auth: dict[str, str]) -> None:
-    response = client.post(f"{API}/orders/5/lines/9/review", json={"rating": 4, "content": "好", "images": [IMAGE]},
+    mine = "/media/" + app.extensions["upload_names"].new(42, "webp")  # what POST /uploads answered user 42
+
+    response = client.post(f"{API}/orders/5/lines/9/review", json={"rating": 4, "content": "好", "images": [mine]},
                            headers=auth)
 
     assert (response.status_code, response.get_json()) == (201, {**SHOWN, "order_no": "N5", "line_id": 9, "hidden": False})
     assert ready.order.GetOrder.calls[0].message == order_pb2.GetOrderRequest(id=5)
     assert ready.product.CreateReview.calls[0].message == product_pb2.CreateReviewRequest(
-        order_no="N5", line_id=9, rating=4, content="好", images=[IMAGE], buyer_nickname="张三")
+        order_no="N5", line_id=9, rating=4, content="好", images=[mine], buyer_nickname="张三")
 
 
 def test_a_line_of_another_order_is_a_404_and_nothing_is_stored(client: FlaskClient, ready: FakeServices,

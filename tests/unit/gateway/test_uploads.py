@@ -15,6 +15,7 @@ from PIL import Image
 from gateway.app import create_app
 from gateway.config import GatewaySettings
 from gateway.storage import LocalMediaStorage, S3MediaStorage, StorageUnavailable
+from gateway.uploads import UploadNames
 from services.common import formats
 from tests.fixtures.fake_services import FakeServices
 
@@ -23,11 +24,12 @@ UPLOADS = "/api/v1/uploads"
 
 class MemoryStorage:
     def __init__(self) -> None:
-        self.saved: list[tuple[str, str, bytes]] = []
+        self.saved: list[tuple[str, str, bytes]] = []  # (folder, extension, data)
 
-    def save(self, data: bytes, *, folder: str, extension: str) -> str:
+    def save(self, data: bytes, *, name: str) -> str:
+        folder, extension = name.split("/")[0], name.rsplit(".", 1)[-1]
         self.saved.append((folder, extension, data))
-        return f"/media/{folder}/{len(self.saved)}.{extension}"
+        return f"/media/{name}"
 
     def location(self, name: str) -> str | None:
         return None
@@ -59,8 +61,10 @@ def test_a_png_is_stored_and_its_size_answered(client: FlaskClient, storage: Mem
     response = post(client, bearer(), image_bytes(), name="whatever.gif")
 
     [(folder, extension, data)] = storage.saved
-    assert (response.status_code, response.get_json()) == (201, {"url": "/media/uploads/1.png", "width": 64,
-                                                                  "height": 48})
+    answer = response.get_json()
+    url = answer.pop("url")
+    assert (response.status_code, answer) == (201, {"width": 64, "height": 48})
+    assert formats.SIGNED_UPLOAD_URL_PATTERN.fullmatch(url), url
     assert (folder, extension, Image.open(io.BytesIO(data)).format) == ("uploads", "png", "PNG")
 
 
@@ -127,8 +131,8 @@ def test_uploading_needs_a_login(client: FlaskClient, storage: MemoryStorage) ->
 
 @pytest.mark.parametrize("extension", ["jpg", "png", "webp"])
 def test_the_local_store_answers_urls_a_review_accepts(tmp_path: Path, extension: str) -> None:
-    url = LocalMediaStorage(tmp_path).save(b"x", folder="uploads", extension=extension)
-    assert formats.UPLOAD_URL_PATTERN.fullmatch(url), url
+    url = LocalMediaStorage(tmp_path).save(b"x", name=UploadNames(b"k" * 32).new(42, extension))
+    assert formats.SIGNED_UPLOAD_URL_PATTERN.fullmatch(url), url
 
 
 def unwritable_directory(tmp_path: Path) -> Path:
@@ -138,8 +142,8 @@ def unwritable_directory(tmp_path: Path) -> Path:
 
 
 def test_the_local_store_reports_a_directory_it_cannot_write_as_unavailable(tmp_path: Path) -> None:
-    with pytest.raises(StorageUnavailable, match="could not store uploads/[0-9a-f]{32}.png in the media directory"):
-        LocalMediaStorage(unwritable_directory(tmp_path)).save(b"x", folder="uploads", extension="png")
+    with pytest.raises(StorageUnavailable, match="could not store uploads/[0-9a-f]{32}-[0-9a-f]{32}.png in the media"):
+        LocalMediaStorage(unwritable_directory(tmp_path)).save(b"x", name=UploadNames(b"k" * 32).new(42, "png"))
 
 
 def test_an_upload_the_media_directory_cannot_take_is_a_503_in_the_error_format(
@@ -155,10 +159,10 @@ def test_an_upload_the_media_directory_cannot_take_is_a_503_in_the_error_format(
 
 def test_the_object_store_redirects_only_to_upload_names_never_out_of_its_prefix() -> None:
     store = S3MediaStorage("minimall-media", "https://cdn.example.test", prefix="shop1", client=object())
-    name = "uploads/" + "0f" * 16 + ".png"
+    older, name = "uploads/" + "0f" * 16 + ".png", "uploads/" + "0f" * 16 + "-" + "a1" * 16 + ".png"
 
-    assert [store.location(n) for n in (name, "uploads/../shop2/secret.json", "uploads/a/../../x.png")] == [
-        f"https://cdn.example.test/shop1/{name}", None, None]
+    assert [store.location(n) for n in (older, name, "uploads/../shop2/secret.json", "uploads/a/../../x.png")] == [
+        f"https://cdn.example.test/shop1/{older}", f"https://cdn.example.test/shop1/{name}", None, None]
 
 
 def test_two_files_in_one_upload_are_refused_and_nothing_is_stored(client: FlaskClient, storage: MemoryStorage,

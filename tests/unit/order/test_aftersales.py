@@ -22,7 +22,8 @@ from tests.fakes import FakeRefundPayments, LostAnswerRefunds
 from tests.unit.order.conftest import NOW, Shop, paid_order
 
 SETTINGS = AfterSaleSettings(after_sale_days=7)
-IMAGE = "/media/uploads/" + "a" * 32 + ".jpg"
+IMAGE = "/media/uploads/" + "a" * 32 + ".jpg"  # an upload named before names were signed for their uploader
+SIGNED_IMAGE = "/media/uploads/" + "a" * 32 + "-" + "b" * 32 + ".webp"  # as POST /uploads names one now
 
 
 @dataclass
@@ -87,6 +88,16 @@ def test_a_refund_only_case_is_approved_refunded_and_closed_with_every_step_in_i
         ("REQUESTED", "user:1", "broken"), ("REFUNDING", "staff:8", "ok"), ("REFUNDED", "refund:RF1", "refunded")]
     again = ask(shop, order, {first: 1})  # the line is free again: its last unit
     assert again.refund_fen == 1999
+
+
+def test_a_case_keeps_uploads_of_either_name_form_the_gateway_let_through(shop: Shop) -> None:
+    order = delivered(shop, (101, 1))
+
+    case = aftersales.open_case(shop.uow, SETTINGS, user_id=1, now=NOW + timedelta(days=3), request=CaseRequest(
+        order_id=order.id or 0, type="refund_only", lines={order.lines[0].id or 0: 1}, reason="broken",
+        images=(SIGNED_IMAGE, IMAGE)))
+
+    assert case.images == [SIGNED_IMAGE, IMAGE]
 
 
 def test_through_the_refund_engine_units_return_their_share_and_all_of_them_exactly_the_goods_paid(

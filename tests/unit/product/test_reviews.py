@@ -21,7 +21,8 @@ from tests.unit.product.test_use_cases import uow as uow  # noqa: F401  (the cat
 
 T0 = datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
 BUYER, STRANGER = 42, 43
-IMAGE = "/media/uploads/" + "ab" * 16 + ".jpg"
+IMAGE = "/media/uploads/" + "ab" * 16 + ".jpg"  # an upload named before names were signed for their uploader
+SIGNED_IMAGE = "/media/uploads/" + "ab" * 16 + "-" + "cd" * 16 + ".png"  # as POST /uploads names one now
 
 
 def completed(order_no: str, product_id: int, sku_id: int, *line_ids: int, user_id: int = BUYER) -> OrderCompleted:
@@ -48,6 +49,11 @@ def post(uow: FakeProductUnitOfWork, line_id: int = 1, rating: int = 5, *, user_
          at: datetime = T0, **draft: object) -> reviews.Review:
     return reviews.post_review(uow, user_id=user_id, order_no=order_no, line_id=line_id,
                                draft=ReviewDraft(rating=rating, **draft), buyer_nickname="张三丰", now=at)  # type: ignore[arg-type]
+
+
+def test_a_review_keeps_uploads_of_either_name_form_the_gateway_let_through(
+        uow: FakeProductUnitOfWork, bought: tuple[int, int]) -> None:
+    assert post(uow, images=(SIGNED_IMAGE, IMAGE)).images == [SIGNED_IMAGE, IMAGE]
 
 
 def test_the_buyer_reviews_a_completed_line_with_the_skus_spec_and_a_masked_name(
