@@ -201,7 +201,8 @@ class RoundBudget:
 
 
 def each_page(uow: Callable[[], U], page: Callable[[U, K], list[K]], first: K, batch: int,
-              handle: Callable[[K], int], *, what: str = "row", budget: RoundBudget | None = None) -> int:
+              handle: Callable[[K], int], *, what: str = "row", budget: RoundBudget | None = None,
+              before_page: Callable[[list[K]], bool] | None = None) -> int:
     """`handle` each key `page` lists (keys after the one given, ascending, `batch` at most), page after page,
     each page read in a transaction of its own; the sum of what `handle` returned. A job's rounds go through every
     row due, so rows that stay due (a payment or refund the channel reports under way for days) never hide newer
@@ -215,21 +216,39 @@ def each_page(uow: Callable[[], U], page: Callable[[U, K], list[K]], first: K, b
     A job that sweeps several tables runs its sweeps with `each_sweep`.
 
     With a `budget` (RoundBudget) the sweep, named by `what`, goes on after the key where its last round stopped,
-    and stops between two rows once the budget is spent (its first row aside), keeping the last key handled."""
+    and stops between two rows once the budget is spent (its first row aside), keeping the last key handled.
+
+    `before_page(keys)`, when given, runs once per page, outside any transaction, before the page's first key is
+    handled (and after the budget allows it): one call to a neighbour about the whole page, whose answer `handle`
+    reads (the product's reservation sweep asks the order service what became of a page's orders). When it returns
+    False (the neighbour did not answer; it says why) the round stops there as a spent budget stops it: the page is
+    left to the next round, which goes on after the last key handled. What it raises ends the round with it."""
     done, failure, handled = 0, None, False
     after = first if budget is None else budget.resume_after(what, first)
+
+    def stop() -> int:
+        if budget is not None:
+            budget.stopped(what, after)
+        if failure is not None:
+            raise failure
+        return done
+
+    def spent() -> bool:
+        if budget is not None and handled and budget.spent():
+            log.info("%s: the round's budget is spent after %d handled; the next round goes on after %s",
+                     what, done, after)
+            return True
+        return False
+
     while True:
         with uow() as tx:
             keys = page(tx, after)
             tx.commit()
+        if keys and before_page is not None and (spent() or not before_page(keys)):
+            return stop()
         for key in keys:
-            if budget is not None and handled and budget.spent():
-                log.info("%s: the round's budget is spent after %d handled; the next round goes on after %s",
-                         what, done, after)
-                budget.stopped(what, after)
-                if failure is not None:
-                    raise failure
-                return done
+            if spent():
+                return stop()
             handled, after = True, key
             try:
                 done += handle(key)

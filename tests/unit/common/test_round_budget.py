@@ -86,6 +86,49 @@ def test_a_failed_row_is_still_left_behind_by_the_round_that_stopped() -> None:
     assert asked == [1, 2, 3, 4]
 
 
+def answering(pages: list[list[int]], unless: int | None = None) -> Callable[[list[int]], bool]:
+    """A neighbour asked once a page (`before_page`) about its keys, into `pages`; it does not answer about a page
+    holding `unless`."""
+    def ask(keys: list[int]) -> bool:
+        pages.append(keys)
+        return unless not in keys
+    return ask
+
+
+def paged_sweep(budget: RoundBudget, handle: Callable[[int], int], before_page: Callable[[list[int]], bool]) -> int:
+    """`sweep`, asking `before_page` about each page of 3 first."""
+    return each_page(FakeUnitOfWork, lambda tx, after: [key for key in DUE if key > after][:3], 0, 3, handle,
+                     what="reservation", budget=budget, before_page=before_page)
+
+
+def test_a_page_its_neighbour_does_not_answer_about_stops_the_round_and_the_next_goes_on_after_the_last_row_handled(
+        ) -> None:
+    clock, asked, pages = FakeClock(), [], []
+    budget = RoundBudget(3600, 0, clock=clock)
+    rounds = []
+    for unless in (5, None):  # the first round gets no answer about the second page
+        budget.start()
+        before, pages_before = len(asked), len(pages)
+        done = paged_sweep(budget, asking(clock, asked), answering(pages, unless))
+        rounds.append((done, asked[before:], pages[pages_before:], budget.ran_out))
+
+    # no row of the unanswered page is handled, nor any page after it read; the next round asks about it again
+    assert rounds == [(3, [1, 2, 3], [[1, 2, 3], [4, 5, 6]], False),
+                      (7, [4, 5, 6, 7, 8, 9, 10], [[4, 5, 6], [7, 8, 9], [10]], False)]
+
+
+def test_a_page_is_not_asked_about_once_the_rounds_budget_is_spent() -> None:
+    clock, asked, pages = FakeClock(), [], []
+    budget = RoundBudget(25, 0, clock=clock)
+    budget.start()
+
+    done = paged_sweep(budget, asking(clock, asked), answering(pages))
+
+    # 10 s a row within 25 s: the third row is handled at 20 s, the second page would be asked about at 30 s
+    assert (done, asked, pages, budget.ran_out, budget.resume_after("reservation", 0)) == (
+        3, [1, 2, 3], [[1, 2, 3]], True, 3)
+
+
 def test_a_timeout_scan_stops_between_batches_once_its_budget_is_spent_and_the_next_scan_goes_on() -> None:
     clock = FakeClock()
     backlog = list(range(1, 1 + 7 * order_process.BATCH))  # 7 full batches due; a handled order no longer is
