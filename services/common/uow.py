@@ -189,6 +189,11 @@ class RoundBudget:
         """The key `sweep` goes on after: where its last round stopped, else `first`."""
         return self._resume.get(sweep, first)  # type: ignore[no-any-return]
 
+    def cut_short(self) -> None:
+        """A scan of the round stopped with rows left because the budget was spent, keeping no key (a timeout scan:
+        the rows it handled are no longer due, those it left still are): the round `ran_out`."""
+        self._ran_out = True
+
     def stopped(self, sweep: str, after: object | None) -> None:
         """`sweep` stopped after the key `after` (None: it reached its end; the next round starts over)."""
         if after is None:

@@ -150,6 +150,40 @@ def test_a_timeout_scan_stops_between_batches_once_its_budget_is_spent_and_the_n
     assert [scan for scan in scans if scan] == [first[0:3], first[3:6], first[6:7]]
 
 
+def test_a_timeout_scan_its_budget_cut_short_is_followed_after_the_backlog_pause_not_the_interval() -> None:
+    clock = FakeClock()
+    backlog = list(range(6 * order_process.BATCH + 50))  # six full batches due, and half of one
+    left: list[int] = []
+
+    def step(budget: RoundBudget) -> int:
+        batch = backlog[:order_process.BATCH]
+        del backlog[:order_process.BATCH]
+        clock.advance(100)
+        return len(batch)
+    job = order_process.batches("payment timeout", step, 60, RoundBudget(250, 0, clock=clock))
+    stop = Until(clock, lambda: not backlog)
+
+    job(stop, lambda: left.append(len(backlog)))  # type: ignore[arg-type]
+
+    # 100 s a batch within 250 s: two scans of three batches are cut short, the third handles the last half batch
+    assert (left, stop.waited) == ([350, 50, 0], [0, BACKLOG_PAUSE_SECONDS, BACKLOG_PAUSE_SECONDS, 60])
+
+
+def test_a_timeout_scan_whose_short_batch_spent_its_budget_is_followed_after_the_backlog_pause() -> None:
+    clock, scans = FakeClock(), []
+
+    def step(budget: RoundBudget) -> int:
+        scans.append(clock.now)
+        clock.advance(300)  # closing prepaid orders at WeChat Pay until the budget is spent: some left in the batch
+        return order_process.BATCH - 40
+    job = order_process.batches("payment timeout", step, 60, RoundBudget(250, 0, clock=clock))
+    stop = Until(clock, lambda: len(scans) == 2)
+
+    job(stop, lambda: None)  # type: ignore[arg-type]
+
+    assert stop.waited == [0, BACKLOG_PAUSE_SECONDS, BACKLOG_PAUSE_SECONDS]
+
+
 def test_a_jobs_bound_is_its_interval_its_budget_its_rows_past_it_and_the_margin() -> None:
     budget = round_budget(300, row_calls_seconds=3 * 5, sweeps=2)  # a refund: 3 calls of 5 s; two sweeps
 
