@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from services.common import idempotency
-from services.common.db import start_round, try_serialize_on
+from services.common.db import keep_round_places, round_places, start_round, try_serialize_on
 from services.common.outbox import add_to_outbox
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,16 @@ class UnitOfWork(abc.ABC):
             return True
         raise NotImplementedError(f"{type(self).__name__} keeps no job rounds")
 
+    def round_places(self, job: str) -> dict[str, Any] | None:
+        """Where the sweeps of `job`'s last round stopped (RoundBudget.places), whichever replica ran it, or None when
+        this unit of work keeps no job rounds (a budget then goes on from its own process's places)."""
+        return None
+
+    def keep_round_places(self, job: str, places: dict[str, Any]) -> None:
+        """Record where the sweeps of `job`'s round stopped, for its next round (`round_places`); nothing when this
+        unit of work keeps no job rounds."""
+        return None
+
 
 class SqlUnitOfWork(UnitOfWork):
     """A SQLAlchemy session's transaction; `publish` writes to the outbox, which the relay sends after commit."""
@@ -133,6 +143,15 @@ class SqlUnitOfWork(UnitOfWork):
             return super().start_round(job, now, interval)
         return start_round(self.session, self.job_rounds, job, now, interval)
 
+    def round_places(self, job: str) -> dict[str, Any] | None:
+        if self.job_rounds is None:
+            return super().round_places(job)
+        return round_places(self.session, self.job_rounds, job)
+
+    def keep_round_places(self, job: str, places: dict[str, Any]) -> None:
+        if self.job_rounds is not None:
+            keep_round_places(self.session, self.job_rounds, job, places)
+
 
 U = TypeVar("U", bound=UnitOfWork)
 K = TypeVar("K")
@@ -146,13 +165,14 @@ class RoundBudget:
     only while `clock()` is within `seconds` of the start; a sweep that stops keeps its last handled key, and the next
     round's sweep goes on after it (rows that stay due, a payment WeChat Pay reports unpaid, would otherwise be asked
     about again from the first page, and a backlog larger than a round never be finished). A sweep that reaches its
-    last page forgets the key: the next round starts from the first page. The keys live in the process: a round of
-    another replica (`one_round_at_a_time`) starts from its own. `overrun_seconds` is the longest a round goes on past
-    its budget (each sweep's page read and row in hand, with their channel calls): the job's liveness bound counts
-    `worst_seconds`, not the blanket runtime.JOB_ROUND_SECONDS. `ran_out` says whether a sweep of the round stopped
-    because its budget ran out (a backlog left: runtime.every starts the next round after a short pause), and
-    `resuming` whether a sweep is to go on where its last round stopped (`one_round_at_a_time` lets that round run
-    within its interval)."""
+    last page forgets the key: the next round starts from the first page. The keys live in the process, and when the
+    job's rounds take turns across replicas (`one_round_at_a_time`) in its job_rounds row too: the next round goes on
+    after them whichever replica runs it, not after the (older) keys of its own process. `overrun_seconds` is the
+    longest a round goes on past its budget (each sweep's page read and row in hand, with their channel calls): the
+    job's liveness bound counts `worst_seconds`, not the blanket runtime.JOB_ROUND_SECONDS. `ran_out` says whether a
+    sweep of the round stopped because its budget ran out (a backlog left: runtime.every starts the next round after a
+    short pause), and `resuming` whether a sweep is to go on where its last round stopped (`one_round_at_a_time` lets
+    that round run within its interval)."""
 
     def __init__(self, seconds: float, overrun_seconds: float, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -184,6 +204,15 @@ class RoundBudget:
     def resuming(self) -> bool:
         """Whether a sweep goes on after a key where its last round stopped (rows of the walk not handled yet)."""
         return bool(self._resume)
+
+    @property
+    def places(self) -> dict[str, Any]:
+        """Where the sweeps stopped, by sweep: the keys they go on after (none for a sweep that reached its end)."""
+        return dict(self._resume)
+
+    def go_on_from(self, places: dict[str, Any]) -> None:
+        """Go on after `places` (`places` of the job's last round, whichever replica ran it), not this process's."""
+        self._resume = dict(places)
 
     def resume_after(self, sweep: str, first: K) -> K:
         """The key `sweep` goes on after: where its last round stopped, else `first`."""
@@ -284,17 +313,40 @@ def one_round_at_a_time(uow: Callable[[], U], job: str, run: Callable[[], int], 
 
     A round that goes on with a walk its `budget` cut short (RoundBudget.resuming: runtime.every starts it after a
     short pause) is not held to the interval: it asks about rows this walk has not asked about yet. It still takes
-    the lock and records its start, so the next walk, whichever replica's, starts an interval after it."""
+    the lock and records its start, so the next walk, whichever replica's, starts an interval after it. Where a
+    budgeted round's sweeps stopped is recorded with its start, when the service keeps job rounds
+    (UnitOfWork.round_places): the next round goes on after it whichever replica runs it, and a replica whose last
+    round was long ago does not walk again the rows another replica's rounds have walked since."""
     with uow() as lead:
         if not lead.try_lock(f"minimall-round:{job}"):
             log.debug("a round of %s is under way on another replica: skipped", job)
             return 0
         with uow() as tx:
+            places = tx.round_places(job) if budget is not None else None
+            if budget is not None and places is not None:
+                budget.go_on_from(places)
             if not tx.start_round(job, now, timedelta(0) if budget is not None and budget.resuming else interval):
                 log.debug("a round of %s started less than %s ago: skipped", job, interval)
                 return 0
             tx.commit()
-        return run()
+        if budget is None or places is None:
+            return run()
+        try:
+            return run()
+        finally:
+            _keep_places(uow, job, budget)
+
+
+def _keep_places(uow: Callable[[], U], job: str, budget: RoundBudget) -> None:
+    """Record where the round's sweeps stopped, still under the round's lock. Not recorded (the database gone), the
+    next round goes on from where the round before stopped: rows walked again, none skipped."""
+    try:
+        with uow() as tx:
+            tx.keep_round_places(job, budget.places)
+            tx.commit()
+    except Exception as exc:
+        log.warning("where the round of %s stopped could not be recorded (%r): the next round goes on from where the "
+                    "one before it stopped", job, exc)
 
 
 def each_sweep(*sweeps: Callable[[], int]) -> int:

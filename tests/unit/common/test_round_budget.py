@@ -256,6 +256,24 @@ def test_a_replica_that_does_not_win_the_round_lock_does_nothing_and_waits_the_i
     assert (rounds, asked, stop.waited) == ([3, 0], [1, 2, 3], [60, BACKLOG_PAUSE_SECONDS, 60])
 
 
+def test_a_replicas_round_goes_on_after_where_the_last_round_stopped_whichever_replica_ran_it() -> None:
+    clock, asked, database = FakeClock(), [], FakeUnitOfWork()  # the job_rounds row both replicas read and write
+    replicas = [RoundBudget(25, 0, clock=clock), RoundBudget(25, 0, clock=clock)]  # each one's job's budget
+    noon = datetime(2026, 12, 1, 12, tzinfo=UTC)
+
+    def round_of(budget: RoundBudget) -> list[int]:
+        budget.start()
+        before = len(asked)
+        one_round_at_a_time(lambda: database, "payment-reconciliation", lambda: sweep(budget, asking(clock, asked)),
+                            now=noon, interval=timedelta(0), budget=budget)
+        return asked[before:]
+
+    rounds = [round_of(budget) for budget in replicas * 2]
+
+    # the second replica goes on with 4, and the first, next, with 7: neither walks again what the other just did
+    assert rounds == [[1, 2, 3], [4, 5, 6], [7, 8, 9], [10]]
+
+
 def test_a_round_going_on_with_a_walk_its_budget_cut_short_is_not_held_to_the_interval() -> None:
     clock, asked, uow = FakeClock(), [], FakeUnitOfWork()
     budget = RoundBudget(25, 0, clock=clock)
