@@ -70,6 +70,7 @@ class FakeUnitOfWork(UnitOfWork):
         self._keys: dict[tuple[str, str], tuple[str, bytes]] = {}
         self._pending_keys: dict[tuple[str, str], tuple[str, bytes]] = {}
         self.rounds: dict[str, datetime] = {}  # job → when its last round started (one_round_at_a_time)
+        self.round_resume: dict[str, dict[str, Any]] = {}  # job → where its last round's sweeps stopped
 
     def commit(self) -> None:
         self.published.extend(self._pending)
@@ -115,6 +116,12 @@ class FakeUnitOfWork(UnitOfWork):
             return False
         self.rounds[job] = now
         return True
+
+    def round_places(self, job: str) -> dict[str, Any] | None:
+        return dict(self.round_resume.get(job, {}))
+
+    def keep_round_places(self, job: str, places: dict[str, Any]) -> None:
+        self.round_resume[job] = dict(places)
 
 
 # The user service

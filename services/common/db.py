@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Column,
     ColumnElement,
@@ -28,6 +29,7 @@ from sqlalchemy import (
     make_url,
     select,
     text,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import ExceptionContext
@@ -243,11 +245,13 @@ def try_serialize_on(session: Session, name: str) -> bool:
 
 
 def job_rounds_table(metadata: MetaData) -> Table:
-    """The table of when each job's last round started (`start_round`), in the database of a service whose jobs take
-    turns across replicas (`uow.one_round_at_a_time`)."""
+    """The table of when each job's last round started (`start_round`) and where its sweeps stopped
+    (`keep_round_places`), in the database of a service whose jobs take turns across replicas
+    (`uow.one_round_at_a_time`)."""
     return Table("job_rounds", metadata,
                  Column("job", String(64), primary_key=True),
-                 Column("started_at", UTCDateTime, nullable=False))
+                 Column("started_at", UTCDateTime, nullable=False),
+                 Column("resume_after", JSON(none_as_null=True), nullable=True))
 
 
 def round_due(last: datetime | None, now: datetime, interval: timedelta) -> bool:
@@ -265,6 +269,24 @@ def start_round(session: Session, job_rounds: Table, job: str, now: datetime, in
     session.execute(conflict_insert(session, job_rounds).values(job=job, started_at=now)
                     .on_conflict_do_update(index_elements=[job_rounds.c.job], set_={"started_at": now}))
     return True
+
+
+def round_places(session: Session, job_rounds: Table, job: str) -> dict[str, Any]:
+    """Where the sweeps of `job`'s last round stopped, by sweep (RoundBudget.places): none when it reached their ends.
+    The keys come back as the sweeps gave them, JSON arrays as tuples (a sweep's key: an int, a string or a tuple of
+    them)."""
+    kept = session.execute(select(job_rounds.c.resume_after).where(job_rounds.c.job == job)).scalar_one_or_none()
+    return {sweep: _as_key(after) for sweep, after in (kept or {}).items()}
+
+
+def _as_key(value: Any) -> Any:
+    return tuple(_as_key(item) for item in value) if isinstance(value, list) else value
+
+
+def keep_round_places(session: Session, job_rounds: Table, job: str, places: dict[str, Any]) -> None:
+    """Record where the sweeps of `job`'s round stopped (its row, `start_round`'s): the next round goes on after them,
+    whichever replica runs it."""
+    session.execute(update(job_rounds).where(job_rounds.c.job == job).values(resume_after=places or None))
 
 
 def counted_page(session: Session, entity: type[T], table: Table, where: Sequence[ColumnElement[bool]],

@@ -97,15 +97,16 @@ def next_round_in(interval_seconds: float, budget: RoundBudget | None) -> float:
 
 
 def every(interval_seconds: float, what: str, action: Callable[[], object], *,
-          round_seconds: float = JOB_ROUND_SECONDS, budget: RoundBudget | None = None) -> Job:
-    """A job for ServiceApp.jobs: `action` each interval until stopped; a failure is logged and retried next time.
+          round_seconds: float = JOB_ROUND_SECONDS, budget: RoundBudget | None = None, at_start: bool = False) -> Job:
+    """A job for ServiceApp.jobs: `action` each interval until stopped (`at_start`: at once too, then each interval
+    after it); a failure is logged and retried next time.
     It beats after every round: its bound is the interval, plus `round_seconds` (the longest one round of `action`
     takes; with a `budget`, the one `action` goes by, started before each round: its worst_seconds), plus
     LIVENESS_MARGIN_SECONDS. A round whose budget ran out with rows left is followed by the next after
     BACKLOG_PAUSE_SECONDS, not the whole interval (`next_round_in`): a backlog is worked through round after round,
     each still beating, and the pause being no longer than the interval the bound holds."""
     def run(stop: threading.Event, beat: Beat) -> None:
-        wait = interval_seconds
+        wait = 0.0 if at_start else interval_seconds
         while not stop.wait(wait):
             try:
                 if budget is not None:

@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from services.common import idempotency
-from services.common.db import start_round, try_serialize_on
+from services.common.db import keep_round_places, round_places, start_round, try_serialize_on
 from services.common.outbox import add_to_outbox
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,16 @@ class UnitOfWork(abc.ABC):
             return True
         raise NotImplementedError(f"{type(self).__name__} keeps no job rounds")
 
+    def round_places(self, job: str) -> dict[str, Any] | None:
+        """Where the sweeps of `job`'s last round stopped (RoundBudget.places), whichever replica ran it, or None when
+        this unit of work keeps no job rounds (a budget then goes on from its own process's places)."""
+        return None
+
+    def keep_round_places(self, job: str, places: dict[str, Any]) -> None:
+        """Record where the sweeps of `job`'s round stopped, for its next round (`round_places`); nothing when this
+        unit of work keeps no job rounds."""
+        return None
+
 
 class SqlUnitOfWork(UnitOfWork):
     """A SQLAlchemy session's transaction; `publish` writes to the outbox, which the relay sends after commit."""
@@ -133,6 +143,15 @@ class SqlUnitOfWork(UnitOfWork):
             return super().start_round(job, now, interval)
         return start_round(self.session, self.job_rounds, job, now, interval)
 
+    def round_places(self, job: str) -> dict[str, Any] | None:
+        if self.job_rounds is None:
+            return super().round_places(job)
+        return round_places(self.session, self.job_rounds, job)
+
+    def keep_round_places(self, job: str, places: dict[str, Any]) -> None:
+        if self.job_rounds is not None:
+            keep_round_places(self.session, self.job_rounds, job, places)
+
 
 U = TypeVar("U", bound=UnitOfWork)
 K = TypeVar("K")
@@ -146,13 +165,14 @@ class RoundBudget:
     only while `clock()` is within `seconds` of the start; a sweep that stops keeps its last handled key, and the next
     round's sweep goes on after it (rows that stay due, a payment WeChat Pay reports unpaid, would otherwise be asked
     about again from the first page, and a backlog larger than a round never be finished). A sweep that reaches its
-    last page forgets the key: the next round starts from the first page. The keys live in the process: a round of
-    another replica (`one_round_at_a_time`) starts from its own. `overrun_seconds` is the longest a round goes on past
-    its budget (each sweep's page read and row in hand, with their channel calls): the job's liveness bound counts
-    `worst_seconds`, not the blanket runtime.JOB_ROUND_SECONDS. `ran_out` says whether a sweep of the round stopped
-    because its budget ran out (a backlog left: runtime.every starts the next round after a short pause), and
-    `resuming` whether a sweep is to go on where its last round stopped (`one_round_at_a_time` lets that round run
-    within its interval)."""
+    last page forgets the key: the next round starts from the first page. The keys live in the process, and when the
+    job's rounds take turns across replicas (`one_round_at_a_time`) in its job_rounds row too: the next round goes on
+    after them whichever replica runs it, not after the (older) keys of its own process. `overrun_seconds` is the
+    longest a round goes on past its budget (each sweep's page read and row in hand, with their channel calls): the
+    job's liveness bound counts `worst_seconds`, not the blanket runtime.JOB_ROUND_SECONDS. `ran_out` says whether a
+    sweep of the round stopped because its budget ran out (a backlog left: runtime.every starts the next round after a
+    short pause), and `resuming` whether a sweep is to go on where its last round stopped (`one_round_at_a_time` lets
+    that round run within its interval)."""
 
     def __init__(self, seconds: float, overrun_seconds: float, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -185,9 +205,23 @@ class RoundBudget:
         """Whether a sweep goes on after a key where its last round stopped (rows of the walk not handled yet)."""
         return bool(self._resume)
 
+    @property
+    def places(self) -> dict[str, Any]:
+        """Where the sweeps stopped, by sweep: the keys they go on after (none for a sweep that reached its end)."""
+        return dict(self._resume)
+
+    def go_on_from(self, places: dict[str, Any]) -> None:
+        """Go on after `places` (`places` of the job's last round, whichever replica ran it), not this process's."""
+        self._resume = dict(places)
+
     def resume_after(self, sweep: str, first: K) -> K:
         """The key `sweep` goes on after: where its last round stopped, else `first`."""
         return self._resume.get(sweep, first)  # type: ignore[no-any-return]
+
+    def cut_short(self) -> None:
+        """A scan of the round stopped with rows left because the budget was spent, keeping no key (a timeout scan:
+        the rows it handled are no longer due, those it left still are): the round `ran_out`."""
+        self._ran_out = True
 
     def stopped(self, sweep: str, after: object | None) -> None:
         """`sweep` stopped after the key `after` (None: it reached its end; the next round starts over)."""
@@ -201,7 +235,8 @@ class RoundBudget:
 
 
 def each_page(uow: Callable[[], U], page: Callable[[U, K], list[K]], first: K, batch: int,
-              handle: Callable[[K], int], *, what: str = "row", budget: RoundBudget | None = None) -> int:
+              handle: Callable[[K], int], *, what: str = "row", budget: RoundBudget | None = None,
+              before_page: Callable[[list[K]], bool] | None = None) -> int:
     """`handle` each key `page` lists (keys after the one given, ascending, `batch` at most), page after page,
     each page read in a transaction of its own; the sum of what `handle` returned. A job's rounds go through every
     row due, so rows that stay due (a payment or refund the channel reports under way for days) never hide newer
@@ -215,21 +250,39 @@ def each_page(uow: Callable[[], U], page: Callable[[U, K], list[K]], first: K, b
     A job that sweeps several tables runs its sweeps with `each_sweep`.
 
     With a `budget` (RoundBudget) the sweep, named by `what`, goes on after the key where its last round stopped,
-    and stops between two rows once the budget is spent (its first row aside), keeping the last key handled."""
+    and stops between two rows once the budget is spent (its first row aside), keeping the last key handled.
+
+    `before_page(keys)`, when given, runs once per page, outside any transaction, before the page's first key is
+    handled (and after the budget allows it): one call to a neighbour about the whole page, whose answer `handle`
+    reads (the product's reservation sweep asks the order service what became of a page's orders). When it returns
+    False (the neighbour did not answer; it says why) the round stops there as a spent budget stops it: the page is
+    left to the next round, which goes on after the last key handled. What it raises ends the round with it."""
     done, failure, handled = 0, None, False
     after = first if budget is None else budget.resume_after(what, first)
+
+    def stop() -> int:
+        if budget is not None:
+            budget.stopped(what, after)
+        if failure is not None:
+            raise failure
+        return done
+
+    def spent() -> bool:
+        if budget is not None and handled and budget.spent():
+            log.info("%s: the round's budget is spent after %d handled; the next round goes on after %s",
+                     what, done, after)
+            return True
+        return False
+
     while True:
         with uow() as tx:
             keys = page(tx, after)
             tx.commit()
+        if keys and before_page is not None and (spent() or not before_page(keys)):
+            return stop()
         for key in keys:
-            if budget is not None and handled and budget.spent():
-                log.info("%s: the round's budget is spent after %d handled; the next round goes on after %s",
-                         what, done, after)
-                budget.stopped(what, after)
-                if failure is not None:
-                    raise failure
-                return done
+            if spent():
+                return stop()
             handled, after = True, key
             try:
                 done += handle(key)
@@ -260,17 +313,40 @@ def one_round_at_a_time(uow: Callable[[], U], job: str, run: Callable[[], int], 
 
     A round that goes on with a walk its `budget` cut short (RoundBudget.resuming: runtime.every starts it after a
     short pause) is not held to the interval: it asks about rows this walk has not asked about yet. It still takes
-    the lock and records its start, so the next walk, whichever replica's, starts an interval after it."""
+    the lock and records its start, so the next walk, whichever replica's, starts an interval after it. Where a
+    budgeted round's sweeps stopped is recorded with its start, when the service keeps job rounds
+    (UnitOfWork.round_places): the next round goes on after it whichever replica runs it, and a replica whose last
+    round was long ago does not walk again the rows another replica's rounds have walked since."""
     with uow() as lead:
         if not lead.try_lock(f"minimall-round:{job}"):
             log.debug("a round of %s is under way on another replica: skipped", job)
             return 0
         with uow() as tx:
+            places = tx.round_places(job) if budget is not None else None
+            if budget is not None and places is not None:
+                budget.go_on_from(places)
             if not tx.start_round(job, now, timedelta(0) if budget is not None and budget.resuming else interval):
                 log.debug("a round of %s started less than %s ago: skipped", job, interval)
                 return 0
             tx.commit()
-        return run()
+        if budget is None or places is None:
+            return run()
+        try:
+            return run()
+        finally:
+            _keep_places(uow, job, budget)
+
+
+def _keep_places(uow: Callable[[], U], job: str, budget: RoundBudget) -> None:
+    """Record where the round's sweeps stopped, still under the round's lock. Not recorded (the database gone), the
+    next round goes on from where the round before stopped: rows walked again, none skipped."""
+    try:
+        with uow() as tx:
+            tx.keep_round_places(job, budget.places)
+            tx.commit()
+    except Exception as exc:
+        log.warning("where the round of %s stopped could not be recorded (%r): the next round goes on from where the "
+                    "one before it stopped", job, exc)
 
 
 def each_sweep(*sweeps: Callable[[], int]) -> int:

@@ -35,26 +35,26 @@ log = logging.getLogger(__name__)
 
 
 def batches(what: str, step: Callable[[RoundBudget], int], interval_seconds: float, budget: RoundBudget) -> Job:
-    """A scheduler over a table (orders, after-sales cases): at start and every interval, run `step` (one batch, one
-    transaction) until it runs dry, the process stops or the scan's `budget` is spent (after its first batch); it
-    beats after each scan, its bound from the budget's worst_seconds. What a scan leaves is still due (handled rows
-    no longer are): the next scan goes on with it.
+    """A scheduler over a table (orders, after-sales cases): at start and every interval (`runtime.every`), a scan
+    runs `step` (one batch, one transaction) until it runs dry, the process stops or the scan's `budget` is spent
+    (after its first batch). What a scan leaves is still due (handled rows no longer are): a scan that spent its
+    budget is followed by the next after BACKLOG_PAUSE_SECONDS (RoundBudget.cut_short), not the whole interval. It
+    beats after each scan, its bound from the budget's worst_seconds.
 
     Durable because it is driven by the orders table itself; replicas each run it and skip the rows
     another holds (FOR UPDATE SKIP LOCKED), so no order is handled twice.
     """
     def run(stop: threading.Event, beat: Callable[[], None]) -> None:
-        while not stop.is_set():
-            budget.start()
-            try:
-                while step(budget) == BATCH and not stop.is_set():
-                    if budget.spent():
-                        log.info("%s: the scan's budget is spent; the next scan goes on", what)
-                        break
-            except Exception:
-                log.exception("%s scan failed; retrying in %.0f s", what, interval_seconds)
-            beat()
-            stop.wait(interval_seconds)
+        def scan() -> None:
+            full = True
+            while full and not stop.is_set():
+                full = step(budget) == BATCH
+                # Even a short batch may be one the budget cut (the payment timeout stops closing prepaid orders).
+                if budget.spent():
+                    log.info("%s: the scan's budget is spent; the next scan goes on after a short pause", what)
+                    budget.cut_short()
+                    return
+        every(interval_seconds, f"{what} scan", scan, budget=budget, at_start=True)(stop, beat)
     return Job(run, job_bound_seconds(interval_seconds, budget.worst_seconds))
 
 

@@ -34,7 +34,7 @@ from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.events import timestamp
 from services.common.idempotency import canonical
-from services.common.uow import RoundBudget
+from services.common.uow import RoundBudget, each_page
 from services.product import search
 from services.product.domain import (
     DEFAULT_DELIVERY_DAYS,
@@ -705,47 +705,31 @@ def release_expired_reservations(uow_factory: Callable[[], ProductUnitOfWork], o
 
     The serve role runs it every PRODUCT_RESERVATION_SWEEP_SECONDS, with a `budget` (the job's, started by its
     timer): the round stops between two pages or two orders once it is spent (its first order aside), and the next
-    goes on after the last order it handled, as `each_page` does: settled orders leave the expired ones, but those
-    left held (awaiting payment, failing) stay, and a backlog of them larger than a round would otherwise keep the
-    orders behind them held round after round. Each order in its own transaction, so
+    goes on after the last order it handled (`each_page`, the order service asked once a page by its `before_page`):
+    settled orders leave the expired ones, but those left held (awaiting payment, failing) stay, and a backlog of
+    them larger than a round would otherwise keep the orders behind them held round after round. Each order in its
+    own transaction, so
     one failure (logged, tried again next round) does not hold back the rest. Safe to run from several
     replicas at once: settling is idempotent, and an order released twice is counted once.
     """
     now = now or utcnow()
-    sweep = "expired reservation of order (expiry, number)"
-    released, handled = 0, False
-    after: tuple[datetime, str] | None = None if budget is None else budget.resume_after(sweep, None)
-    while True:
-        with uow_factory() as uow:
-            page = uow.reservations.expired_orders(now, batch, after)
-        if not page:
-            break
-        if budget is not None and handled and budget.spent():
-            return _stopped(budget, sweep, after, released)
+    answers: dict[str, OrderState] = {}
+
+    def ask(page: list[tuple[datetime, str]]) -> bool:
+        """What the order service says of the page's orders, into `answers`; False when it does not answer."""
+        answers.clear()
         try:
-            known = orders.states([order_no for _, order_no in page])
+            answers.update(orders.states([order_no for _, order_no in page]))
         except DomainError as exc:
             STOCK_RESERVATIONS_DEFERRED.labels("unanswered").inc(len(page))
             log.warning("the order service did not say whether %d orders with expired stock reservations were paid "
                         "(%s): their units stay held until the next run", len(page), exc.code)
-            if budget is not None:  # every later page would be deferred too: the next round asks this one again
-                budget.stopped(sweep, after)
-            return released
-        for key in page:
-            if budget is not None and handled and budget.spent():
-                return _stopped(budget, sweep, after, released)
-            handled, after = True, key
-            released += _settle_expired_order(uow_factory, key[1], known.get(key[1]), now=now)
-    if budget is not None:
-        budget.stopped(sweep, None)
-    return released
+            return False  # every later page would be deferred too: the next round asks this one again
+        return True
 
-
-def _stopped(budget: RoundBudget, sweep: str, after: tuple[datetime, str] | None, released: int) -> int:
-    log.info("%s: the round's budget is spent after %d released; the next round goes on after %s", sweep, released,
-             after)
-    budget.stopped(sweep, after)
-    return released
+    return each_page(uow_factory, lambda uow, after: uow.reservations.expired_orders(now, batch, after), None, batch,
+                     lambda key: _settle_expired_order(uow_factory, key[1], answers.get(key[1]), now=now),
+                     what="expired reservation of order (expiry, number)", budget=budget, before_page=ask)
 
 
 def _settle_expired_order(uow_factory: Callable[[], ProductUnitOfWork], order_no: str, state: OrderState | None, *,

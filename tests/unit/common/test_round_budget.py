@@ -86,6 +86,49 @@ def test_a_failed_row_is_still_left_behind_by_the_round_that_stopped() -> None:
     assert asked == [1, 2, 3, 4]
 
 
+def answering(pages: list[list[int]], unless: int | None = None) -> Callable[[list[int]], bool]:
+    """A neighbour asked once a page (`before_page`) about its keys, into `pages`; it does not answer about a page
+    holding `unless`."""
+    def ask(keys: list[int]) -> bool:
+        pages.append(keys)
+        return unless not in keys
+    return ask
+
+
+def paged_sweep(budget: RoundBudget, handle: Callable[[int], int], before_page: Callable[[list[int]], bool]) -> int:
+    """`sweep`, asking `before_page` about each page of 3 first."""
+    return each_page(FakeUnitOfWork, lambda tx, after: [key for key in DUE if key > after][:3], 0, 3, handle,
+                     what="reservation", budget=budget, before_page=before_page)
+
+
+def test_a_page_its_neighbour_does_not_answer_about_stops_the_round_and_the_next_goes_on_after_the_last_row_handled(
+        ) -> None:
+    clock, asked, pages = FakeClock(), [], []
+    budget = RoundBudget(3600, 0, clock=clock)
+    rounds = []
+    for unless in (5, None):  # the first round gets no answer about the second page
+        budget.start()
+        before, pages_before = len(asked), len(pages)
+        done = paged_sweep(budget, asking(clock, asked), answering(pages, unless))
+        rounds.append((done, asked[before:], pages[pages_before:], budget.ran_out))
+
+    # no row of the unanswered page is handled, nor any page after it read; the next round asks about it again
+    assert rounds == [(3, [1, 2, 3], [[1, 2, 3], [4, 5, 6]], False),
+                      (7, [4, 5, 6, 7, 8, 9, 10], [[4, 5, 6], [7, 8, 9], [10]], False)]
+
+
+def test_a_page_is_not_asked_about_once_the_rounds_budget_is_spent() -> None:
+    clock, asked, pages = FakeClock(), [], []
+    budget = RoundBudget(25, 0, clock=clock)
+    budget.start()
+
+    done = paged_sweep(budget, asking(clock, asked), answering(pages))
+
+    # 10 s a row within 25 s: the third row is handled at 20 s, the second page would be asked about at 30 s
+    assert (done, asked, pages, budget.ran_out, budget.resume_after("reservation", 0)) == (
+        3, [1, 2, 3], [[1, 2, 3]], True, 3)
+
+
 def test_a_timeout_scan_stops_between_batches_once_its_budget_is_spent_and_the_next_scan_goes_on() -> None:
     clock = FakeClock()
     backlog = list(range(1, 1 + 7 * order_process.BATCH))  # 7 full batches due; a handled order no longer is
@@ -105,6 +148,40 @@ def test_a_timeout_scan_stops_between_batches_once_its_budget_is_spent_and_the_n
     # 100 s a batch within 250 s: the third starts at 200 s, the fourth would start past it
     first = [1 + n * order_process.BATCH for n in range(7)]
     assert [scan for scan in scans if scan] == [first[0:3], first[3:6], first[6:7]]
+
+
+def test_a_timeout_scan_its_budget_cut_short_is_followed_after_the_backlog_pause_not_the_interval() -> None:
+    clock = FakeClock()
+    backlog = list(range(6 * order_process.BATCH + 50))  # six full batches due, and half of one
+    left: list[int] = []
+
+    def step(budget: RoundBudget) -> int:
+        batch = backlog[:order_process.BATCH]
+        del backlog[:order_process.BATCH]
+        clock.advance(100)
+        return len(batch)
+    job = order_process.batches("payment timeout", step, 60, RoundBudget(250, 0, clock=clock))
+    stop = Until(clock, lambda: not backlog)
+
+    job(stop, lambda: left.append(len(backlog)))  # type: ignore[arg-type]
+
+    # 100 s a batch within 250 s: two scans of three batches are cut short, the third handles the last half batch
+    assert (left, stop.waited) == ([350, 50, 0], [0, BACKLOG_PAUSE_SECONDS, BACKLOG_PAUSE_SECONDS, 60])
+
+
+def test_a_timeout_scan_whose_short_batch_spent_its_budget_is_followed_after_the_backlog_pause() -> None:
+    clock, scans = FakeClock(), []
+
+    def step(budget: RoundBudget) -> int:
+        scans.append(clock.now)
+        clock.advance(300)  # closing prepaid orders at WeChat Pay until the budget is spent: some left in the batch
+        return order_process.BATCH - 40
+    job = order_process.batches("payment timeout", step, 60, RoundBudget(250, 0, clock=clock))
+    stop = Until(clock, lambda: len(scans) == 2)
+
+    job(stop, lambda: None)  # type: ignore[arg-type]
+
+    assert stop.waited == [0, BACKLOG_PAUSE_SECONDS, BACKLOG_PAUSE_SECONDS]
 
 
 def test_a_jobs_bound_is_its_interval_its_budget_its_rows_past_it_and_the_margin() -> None:
@@ -177,6 +254,24 @@ def test_a_replica_that_does_not_win_the_round_lock_does_nothing_and_waits_the_i
     every(60, "points expiry", round_, budget=budget)(stop, lambda: None)  # type: ignore[arg-type]
 
     assert (rounds, asked, stop.waited) == ([3, 0], [1, 2, 3], [60, BACKLOG_PAUSE_SECONDS, 60])
+
+
+def test_a_replicas_round_goes_on_after_where_the_last_round_stopped_whichever_replica_ran_it() -> None:
+    clock, asked, database = FakeClock(), [], FakeUnitOfWork()  # the job_rounds row both replicas read and write
+    replicas = [RoundBudget(25, 0, clock=clock), RoundBudget(25, 0, clock=clock)]  # each one's job's budget
+    noon = datetime(2026, 12, 1, 12, tzinfo=UTC)
+
+    def round_of(budget: RoundBudget) -> list[int]:
+        budget.start()
+        before = len(asked)
+        one_round_at_a_time(lambda: database, "payment-reconciliation", lambda: sweep(budget, asking(clock, asked)),
+                            now=noon, interval=timedelta(0), budget=budget)
+        return asked[before:]
+
+    rounds = [round_of(budget) for budget in replicas * 2]
+
+    # the second replica goes on with 4, and the first, next, with 7: neither walks again what the other just did
+    assert rounds == [[1, 2, 3], [4, 5, 6], [7, 8, 9], [10]]
 
 
 def test_a_round_going_on_with_a_walk_its_budget_cut_short_is_not_held_to_the_interval() -> None:
