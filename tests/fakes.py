@@ -933,6 +933,7 @@ class FakeMembers:
     locked_points: dict[str, int] = field(default_factory=dict)
     balance_payments: list[tuple[str, int]] = field(default_factory=list)  # (order_no, fen), once per order
     balance_refunds: dict[str, int] = field(default_factory=dict)  # refund_no -> fen, once each
+    refund_asks: list[str] = field(default_factory=list)  # refund_nos RefundToBalance was asked for, every time
     fail_points: bool = False
     refund_error: DomainError | None = None
     user_id: int = 1  # whose wallet this is
@@ -1002,6 +1003,7 @@ class FakeMembers:
         return charge
 
     def refund_to_balance(self, refund_no: str, order_no: str, user_id: int, amount_fen: int) -> None:
+        self.refund_asks.append(refund_no)
         if self.refund_error is not None:
             raise self.refund_error
         if refund_no not in self.balance_refunds:

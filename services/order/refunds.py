@@ -1153,12 +1153,14 @@ def review_cancellation(uow: OrderUnitOfWork, payments: RefundPayments | None, m
     the sold units back, the member service gives back the coupon and the points the order used; its
     `order-refunded` takes back the spend and the points it earned), then a refund of the
     whole order through its channel, reserved in the approval's transaction (so of two staff approving at once the
-    second finds it open: 409 ORDER_STATE_CONFLICT with the order's state); it becomes REFUNDED when the refund
-    succeeds. Approving a REFUNDING
-    order again retries: a new refund when the last one was closed or refused, the channel asked again
-    about the same refund when a wallet refund is still PENDING (the member service did not answer) or a
-    WeChat Pay refund is ABNORMAL (fixed at WeChat Pay, or not yet); otherwise it is a 409. An order that
-    had nothing to pay (channel "none") goes on to REFUNDED at once, by a 0-fen refund no channel is asked for.
+    second finds it open: 409 ORDER_STATE_CONFLICT with the order's state, whichever the channel); it becomes
+    REFUNDED when the refund succeeds. Approving a REFUNDING order again retries: a new refund when the last one was
+    closed or refused, the channel asked again about the same refund when it is ABNORMAL (fixed at WeChat Pay, or
+    not yet; refused by the member service when asked again); otherwise it is a 409. A PENDING refund, WeChat Pay's
+    or the wallet's, is under way: the approval that reserved it may be asking its channel at this very moment, so a
+    second approval never asks again in its stead (the fallback job asks about it, or staff retry it from the
+    refunds list: `retry_refund`). An order that had nothing to pay (channel "none") goes on to REFUNDED at once, by
+    a 0-fen refund no channel is asked for.
     Never on an order of the staff member's own (`actor` is "staff:<id>"): OWN_REQUEST (403), nothing changed.
     """
     now = now or utcnow()
@@ -1173,8 +1175,8 @@ def review_cancellation(uow: OrderUnitOfWork, payments: RefundPayments | None, m
             return order
         unsettled = [refund for refund in uow.refunds.for_order(order_id)
                      if refund.status in OPEN and refund.source != LATE_PAYMENT]  # a late payment's is not its
-        stuck = any(refund.status == RefundStatus.ABNORMAL or refund.channel == "balance" for refund in unsettled)
-        retry = order.status == OrderStatus.REFUNDING and stuck
+        stuck = [refund for refund in unsettled if refund.status == RefundStatus.ABNORMAL]
+        retry = order.status == OrderStatus.REFUNDING and bool(stuck)
         refund_anew = (order.status == OrderStatus.REFUNDING and not unsettled
                        and order.refunded_fen < order.payable_fen)
         if not (retry or refund_anew):
@@ -1186,8 +1188,8 @@ def review_cancellation(uow: OrderUnitOfWork, payments: RefundPayments | None, m
                                                    source=CANCELLATION, now=now)
         uow.commit()
     if refund is None:
-        for unsettled_refund in unsettled:
-            retry_refund(uow, payments, members, refund_no=unsettled_refund.refund_no, actor=actor, now=now)
+        for stuck_refund in stuck:
+            retry_refund(uow, payments, members, refund_no=stuck_refund.refund_no, actor=actor, now=now)
     else:
         send_refund(uow, payments, members, order, refund, now)
     return get_order(uow, user_id=None, order_id=order_id)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import date, datetime
+from enum import Enum
+from typing import Self
 
 from services.member.domain import (
     WALLET_ACCOUNTS,
@@ -346,8 +350,66 @@ class FakeMemberLookupRepository:
         return [lookup for lookup in self.lookups if lookup.actor_id == actor_id]
 
 
+_ATOMS = (int, str, bytes, float, datetime, date, type(None))  # never changed in place, hold nothing that is
+
+
+@functools.cache
+def _changeable(kind: type) -> bool:
+    """A repository or a domain object that can change: never a frozen dataclass (a ledger entry, a posting), a
+    number, a string, a time, an enum member, a class or a library's object."""
+    frozen = getattr(getattr(kind, "__dataclass_params__", None), "frozen", False)
+    return (kind.__module__.startswith(("services.", "tests.")) and not issubclass(kind, type | Enum)
+            and not frozen and "__dict__" in dir(kind))
+
+
+def _saved(roots: Iterable[object]) -> list[tuple[object, object]]:
+    """Every dict, list, set and changeable object reachable from `roots`, each with a shallow copy of what it holds:
+    putting each copy back in place restores the whole graph as it was, so whoever holds one of its objects (a test,
+    a use case's result) sees it as it was too, as a row read again after a rollback."""
+    saved: list[tuple[object, object]] = []
+    seen: set[int] = set()
+    todo = list(roots)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, _ATOMS) or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, dict):
+            saved.append((node, dict(node)))
+            todo.extend(node.values())
+        elif isinstance(node, list | set):
+            saved.append((node, list(node)))
+            todo.extend(node)
+        elif isinstance(node, tuple | frozenset):
+            todo.extend(node)
+        elif _changeable(type(node)):
+            saved.append((node, dict(vars(node))))
+            todo.extend(vars(node).values())
+    return saved
+
+
+def _restore(saved: list[tuple[object, object]]) -> None:
+    for node, held in saved:
+        if isinstance(node, dict) and isinstance(held, dict):
+            node.clear()
+            node.update(held)
+        elif isinstance(node, list) and isinstance(held, list):
+            node[:] = held
+        elif isinstance(node, set) and isinstance(held, list):
+            node.clear()
+            node.update(held)
+        elif isinstance(held, dict):
+            vars(node).clear()
+            vars(node).update(held)
+
+
 class FakeMemberUnitOfWork(FakeUnitOfWork, MemberUnitOfWork):
-    """The member unit of work in memory; pass the same one to every use case of a test."""
+    """The member unit of work in memory; pass the same one to every use case of a test.
+
+    Transactional as the database is: a `with` block that ends without committing (a use case that raised, say a
+    withdrawal refused for the balance after its row and its draws were added) leaves the repositories, and every
+    object in them, as they were when the block began or last committed. Writes a test makes between blocks (funding
+    a wallet directly) are kept."""
 
     members: FakeMemberRepository
     ledger: FakeLedgerRepository
@@ -366,3 +428,29 @@ class FakeMemberUnitOfWork(FakeUnitOfWork, MemberUnitOfWork):
         self.recharges = FakeRechargeRepository()
         self.withdrawals = FakeWithdrawalRepository(self.recharges)
         self.lookups = FakeMemberLookupRepository()
+        self._open = 0  # `with` blocks entered and not left
+        self._begun: list[tuple[object, object]] = []  # what the repositories held when the transaction began
+
+    def _repositories(self) -> list[object]:
+        return [self.members, self.ledger, self.points, self.coupons, self.withdrawals, self.recharges, self.lookups]
+
+    def __enter__(self) -> Self:
+        if not self._open:
+            self._begun = _saved(self._repositories())
+        self._open += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            super().__exit__(*exc)
+        finally:
+            self._open -= 1
+
+    def commit(self) -> None:
+        super().commit()
+        self._begun = _saved(self._repositories())  # the next transaction begins here
+
+    def rollback(self) -> None:
+        super().rollback()
+        if self._open:
+            _restore(self._begun)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,7 +10,8 @@ import pytest
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.member import service
 from services.member.channels import SimulatedPayment, SimulatedPayout
-from services.member.domain import PLATFORM, Account, Member, OrderLine, level_for, transfer
+from services.member.domain import PLATFORM, Account, Member, OrderLine, Withdrawal, level_for, transfer
+from services.member.uow import MemberUnitOfWork
 from tests.fakes import FakeCategories
 from tests.unit.member.fakes import FakeMemberUnitOfWork
 
@@ -274,6 +276,32 @@ def test_a_second_withdrawal_beyond_the_available_balance_is_refused(uow: FakeMe
         service.request_withdrawal(uow, user_id=ALICE, amount_fen=6_000, idempotency_key="k2", now=NOW)
 
     assert (raised.value.code, balances(uow, ALICE)) == ("INSUFFICIENT_BALANCE", (4_000, 6_000))
+
+
+def withdrawal_refused_then_another(uow: Callable[[], MemberUnitOfWork]) -> tuple[str, list[Withdrawal], int]:
+    """Alice recharges 500 yuan (+50 of bonus), asks to withdraw 600 (refused: more than she has), then all 500: the
+    refusal's code, her withdrawals, and the bonus left. (Also run on PostgreSQL, tests/integration/member.)"""
+    recharge, _ = service.create_recharge(uow(), SimulatedPayment(), user_id=ALICE, amount_fen=50_000,
+                                          channel="wechat", idempotency_key="r", now=NOW)
+    service.credit_recharge(uow(), recharge_no=recharge.recharge_no, paid_fen=50_000, channel_txn_id="T1",
+                            channel="wechat", now=NOW)
+    with pytest.raises(DomainError) as refused:
+        service.request_withdrawal(uow(), user_id=ALICE, amount_fen=60_000, idempotency_key="w1", now=NOW)
+    service.request_withdrawal(uow(), user_id=ALICE, amount_fen=50_000, idempotency_key="w2", now=NOW)
+    withdrawals, _ = service.my_withdrawals(uow(), user_id=ALICE, offset=0, limit=10)
+    with uow() as tx:
+        return refused.value.code, withdrawals, tx.ledger.balance(ALICE, Account.BONUS)
+
+
+def test_a_withdrawal_refused_for_the_balance_leaves_no_withdrawal_and_no_draw_on_a_recharge_behind(
+        uow: FakeMemberUnitOfWork) -> None:
+    refused, withdrawals, bonus_left = withdrawal_refused_then_another(lambda: uow)
+
+    # as in the database: the refused one's row and its draw on the recharge were rolled back with it, so the one
+    # asked after it draws on the whole recharge and forfeits all its bonus
+    assert (refused, bonus_left) == ("INSUFFICIENT_BALANCE", 0)
+    assert [(w.amount_fen, w.bonus_forfeited_fen, w.status) for w in withdrawals] == [
+        (50_000, 5_000, "PENDING_REVIEW")]
 
 
 def test_withdrawals_below_the_minimum_or_over_the_daily_maximum_are_refused(uow: FakeMemberUnitOfWork) -> None:

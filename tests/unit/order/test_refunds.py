@@ -932,14 +932,41 @@ def test_approving_again_after_a_refused_refund_starts_it_anew_without_cancellin
     assert (order.refunded_fen, len(events(shop, "order-cancelled"))) == (4498, 1)
 
 
-def test_approving_again_retries_a_wallet_refund_the_member_service_did_not_answer(shop: Shop) -> None:
+def test_approving_again_while_a_wallet_refund_is_pending_is_a_state_conflict_that_asks_the_member_service_nothing(
+        shop: Shop) -> None:
     order = paid_order(shop, channel="balance")
     service.cancel_order(shop.uow, user_id=1, order_id=order.id or 0, reason="", now=NOW)
     shop.members.refund_error = DomainError("MEMBER_UNAVAILABLE", "down", kind=ErrorKind.UNAVAILABLE)
     assert review(shop, None, order, True).status == "REFUNDING"
     shop.members.refund_error = None
+    [refund] = shop.uow.refunds.refunds
+
+    with pytest.raises(Conflict) as again:  # PENDING is under way: another approval's call may be crediting it now
+        review(shop, None, order, True)
+
+    assert (again.value.code, again.value.details) == (
+        "ORDER_STATE_CONFLICT", {"status": "REFUNDING", "action": "approve_cancel"})
+    assert (shop.members.refund_asks, shop.members.balance_fen) == ([refund.refund_no], 0)
+    refunds.retry_refund(shop.uow, None, shop.members, refund_no=refund.refund_no, actor="staff:9", now=NOW)
+    assert (order.status, refund.status, shop.members.balance_refunds) == (
+        "REFUNDED", "SUCCESS", {refund.refund_no: 4498})
+    assert (len(events(shop, "order-cancelled")), len(events(shop))) == (1, 1)
+
+
+def test_approving_again_retries_a_wallet_refund_the_member_service_refused_when_asked_again(shop: Shop) -> None:
+    order = paid_order(shop, channel="balance")
+    service.cancel_order(shop.uow, user_id=1, order_id=order.id or 0, reason="", now=NOW)
+    shop.members.refund_error = DomainError("MEMBER_UNAVAILABLE", "down", kind=ErrorKind.UNAVAILABLE)
+    review(shop, None, order, True)
+    shop.members.refund_error = DomainError("REFUND_EXCEEDS_PAYMENT", "more than paid", kind=ErrorKind.BUSINESS_RULE)
+    assert refunds.reconcile_refunds(lambda: shop.uow, None, shop.members, now=NOW + timedelta(minutes=10)) == 1
+    [refund] = shop.uow.refunds.refunds
+    assert refund.status == "ABNORMAL"
+    shop.members.refund_error = None
+
     assert review(shop, None, order, True).status == "REFUNDED"
-    assert ([refund.status for refund in shop.uow.refunds.refunds], shop.members.balance_fen) == (["SUCCESS"], 4498)
+
+    assert (refund.status, shop.members.balance_refunds) == ("SUCCESS", {refund.refund_no: 4498})
     assert (len(events(shop, "order-cancelled")), len(events(shop))) == (1, 1)
 
 
