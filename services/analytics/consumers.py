@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from google.protobuf.message import Message
@@ -47,7 +47,7 @@ from services.analytics.domain import (
 )
 from services.analytics.uow import AnalyticsUnitOfWork
 from services.common.consumer import Handler
-from services.common.events import InvalidEvent
+from services.common.events import InvalidEvent, datetime_of
 
 
 def when(stamp: Timestamp, envelope: EventEnvelope) -> datetime:
@@ -56,12 +56,10 @@ def when(stamp: Timestamp, envelope: EventEnvelope) -> datetime:
 
 
 def _moment(stamp: Timestamp, envelope: EventEnvelope) -> datetime:
-    # A time far outside the shop's years would overflow the day arithmetic and be retried forever.
-    try:
-        moment = stamp.ToDatetime(tzinfo=UTC)
-    except (ValueError, OverflowError):
-        moment = None
-    if moment is None or not FIRST_DAY.year <= moment.year <= LAST_DAY.year:
+    # A time far outside the shop's years (though a datetime holds it) would overflow the day arithmetic, and be retried
+    # for ever.
+    moment = datetime_of(stamp, envelope)
+    if not FIRST_DAY.year <= moment.year <= LAST_DAY.year:
         raise InvalidEvent(f"{envelope.event_type} {envelope.event_id} is dated outside {FIRST_DAY}..{LAST_DAY}")
     return moment
 

@@ -243,9 +243,12 @@ class EventConsumer(Generic[U]):
     def _record_lost_range(self, partition: TopicPartition, first_offset: int, reason: str) -> None:
         """One dead_letters row per lost range (no event id, no bytes): a retry after the offset commit failed
         (rebalance, coordinator moved, process killed), or another replica taking the partition over, meets the
-        same range again and finds it recorded."""
+        same range again and finds it recorded. The reason names the range, so it tells them apart: when retention
+        deleted more records before the retry (the same first offset, a later resume point), the wider range gets a
+        row of its own rather than the first row understating what was lost."""
         self._dead_letter_once(partition.topic, partition.partition, first_offset, None, reason, b"",
-                               dead_letters.c.event_id.is_(None))
+                               dead_letters.c.event_id.is_(None),
+                               dead_letters.c.reason == dead_letter_reason(reason))
 
     def handle_batch(self, records: Sequence[ConsumerRecord]) -> list[bool] | None:
         """Apply `records` in one unit of work; per record, False when it was a duplicate.
@@ -343,15 +346,21 @@ class EventConsumer(Generic[U]):
         log.error("dead-lettering %s@%d/%d: %s", record.topic, record.partition, record.offset, reason,
                   extra={"event_id": envelope.event_id if envelope else None})
         # The offset commit comes after this one: a crash, a failed commit or a rebalance in between delivers the
-        # record again, and it must not be dead-lettered (and replayed from there) twice.
-        self._dead_letter_once(record.topic, record.partition, record.offset,
-                               envelope.event_id if envelope else None, reason,
-                               record.value if isinstance(record.value, bytes) else b"")
+        # record again, and it must not be dead-lettered (and replayed from there) twice. The same record, not merely
+        # the same offset: a recreated topic or a truncated log (_poll) puts other records at offsets met before, and
+        # a different poison record there needs a dead letter of its own, or it is committed past and lost. Its event
+        # id says which record it is; bytes that are no event, those bytes and what was wrong with them.
+        event_id = envelope.event_id if envelope else None
+        payload = record.value if isinstance(record.value, bytes) else b""
+        same_record = (dead_letters.c.event_id == event_id if event_id is not None else
+                       and_(dead_letters.c.event_id.is_(None), dead_letters.c.payload == payload,
+                            dead_letters.c.reason == dead_letter_reason(reason)))
+        self._dead_letter_once(record.topic, record.partition, record.offset, event_id, reason, payload, same_record)
 
     def _dead_letter_once(self, topic: str, partition: int, offset: int, event_id: str | None, reason: str,
                           payload: bytes, *also: ColumnElement[bool]) -> None:
-        """A dead_letters row for this consumer's (topic, partition, offset), unless one matching it (and `also`) is
-        there already, in a transaction of its own."""
+        """A dead_letters row for this consumer's (topic, partition, offset), unless one matching it and `also` (what
+        the row is of: the record, the lost range) is there already, in a transaction of its own."""
         where = and_((dead_letters.c.consumer == self.name), (dead_letters.c.topic == topic),
                      (dead_letters.c.partition == partition), (dead_letters.c.offset == offset), *also)
         with self.uow() as uow:

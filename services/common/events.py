@@ -129,3 +129,13 @@ def timestamp(moment: datetime) -> Timestamp:
     stamp = Timestamp()
     stamp.FromDatetime(moment)
     return stamp
+
+
+def datetime_of(stamp: Timestamp, envelope: EventEnvelope) -> datetime:
+    """A time an event carries (`stamp`, in `envelope`) as an aware UTC datetime; InvalidEvent when no datetime can
+    hold it (seconds outside years 1-9999, nanos outside a second). The plain ValueError protobuf raises would be
+    retried for ever by the consumer, stopping the event's partition; every delivery would fail the same way."""
+    try:
+        return stamp.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError) as exc:
+        raise InvalidEvent(f"{envelope.event_type} {envelope.event_id} carries a time no datetime holds: {exc}") from None

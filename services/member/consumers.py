@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC
 
 from mall.events.v1.envelope_pb2 import EventEnvelope
 from mall.events.v1.order_events_pb2 import OrderCancelled, OrderPaid, OrderRefunded
 
 from services.common.errors import Conflict, InvalidInput
-from services.common.events import InvalidEvent
+from services.common.events import InvalidEvent, datetime_of
 from services.member import service
 from services.member.uow import MemberUnitOfWork
 
@@ -32,7 +31,7 @@ def on_order_paid(uow: MemberUnitOfWork, event: OrderPaid, envelope: EventEnvelo
         raise InvalidEvent(f"order-paid {envelope.event_id} of order {event.order_no} names no shopper")
     with _never_applicable(envelope):
         service.apply_order_paid(uow, order_no=event.order_no, user_id=event.user_id, paid_fen=event.paid_fen,
-                                 now=event.paid_at.ToDatetime(tzinfo=UTC))
+                                 now=datetime_of(event.paid_at, envelope))
 
 
 def on_order_refunded(uow: MemberUnitOfWork, event: OrderRefunded, envelope: EventEnvelope) -> None:
@@ -41,7 +40,7 @@ def on_order_refunded(uow: MemberUnitOfWork, event: OrderRefunded, envelope: Eve
     with _never_applicable(envelope):
         service.apply_order_refunded(uow, order_no=event.order_no, refund_no=event.refund_no,
                                      amount_fen=event.amount_fen, points_returned=event.points_returned,
-                                     now=event.refunded_at.ToDatetime(tzinfo=UTC))
+                                     now=datetime_of(event.refunded_at, envelope))
 
 
 def on_order_cancelled(uow: MemberUnitOfWork, event: OrderCancelled, envelope: EventEnvelope) -> None:
@@ -49,7 +48,7 @@ def on_order_cancelled(uow: MemberUnitOfWork, event: OrderCancelled, envelope: E
     spend and earned points are taken back by its order-refunded)."""
     with _never_applicable(envelope):
         service.apply_order_cancelled(uow, order_no=event.order_no, was_paid=event.was_paid,
-                                      now=event.cancelled_at.ToDatetime(tzinfo=UTC))
+                                      now=datetime_of(event.cancelled_at, envelope))
 
 
 HANDLERS = {OrderPaid: on_order_paid, OrderRefunded: on_order_refunded, OrderCancelled: on_order_cancelled}

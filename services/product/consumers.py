@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from datetime import UTC
 
 from google.protobuf.message import Message
 from mall.events.v1.envelope_pb2 import EventEnvelope
@@ -12,7 +11,7 @@ from mall.events.v1.order_events_pb2 import OrderCancelled, OrderCompleted, Orde
 
 from services.common.consumer import Handler
 from services.common.errors import Conflict, InvalidInput, NotFound
-from services.common.events import InvalidEvent
+from services.common.events import InvalidEvent, datetime_of
 from services.product import reviews, service
 from services.product.domain import StockLine
 from services.product.orders import Orders
@@ -62,7 +61,7 @@ def on_order_completed(uow: ProductUnitOfWork, event: OrderCompleted, envelope: 
     if (not event.order_no or len(event.order_no) > 64 or event.user_id <= 0
             or any(min(line.line_id, line.product_id, line.sku_id) <= 0 for line in lines)):
         raise InvalidEvent(f"order-completed {envelope.event_id} lacks its order, buyer or line ids")
-    completed_at = (event.completed_at if event.HasField("completed_at") else envelope.occurred_at).ToDatetime(tzinfo=UTC)
+    completed_at = datetime_of(event.completed_at if event.HasField("completed_at") else envelope.occurred_at, envelope)
     reviews.record_completed_lines(uow, order_no=event.order_no, user_id=event.user_id, lines=lines,
                                    completed_at=completed_at)
 

@@ -279,6 +279,64 @@ def test_a_poison_record_redelivered_after_its_offset_commit_failed_is_dead_lett
     assert [row[:3] for row in dead_letter_rows(analytics_db)] == [(TOPIC, 0, 7)]
 
 
+def registration_dated_before_the_shop(user_id: int, partition: int, offset: int) -> tuple[Delivered, str]:
+    """A user-registered the analytics handler finds invalid (dated outside the shop's years), and its event id."""
+    envelope = new_envelope(UserRegistered(user_id=user_id, channel="sms",
+                                           registered_at=timestamp(datetime(1990, 1, 1, tzinfo=UTC))),
+                            producer="user", aggregate_id=str(user_id))
+    return Delivered(TOPIC, partition, offset, encode(envelope)), envelope.event_id
+
+
+def test_another_poison_event_at_an_offset_a_recreated_topic_reuses_gets_a_dead_letter_of_its_own(
+        analytics_db: Engine) -> None:
+    (old, old_event_id), (new, new_event_id) = (registration_dated_before_the_shop(1, 0, 5),
+                                                registration_dated_before_the_shop(2, 0, 5))
+    recreated = OffsetOutOfRangeError({TopicPartition(TOPIC, 0): 900})  # the committed 6 is past the new log's end
+    scripted = ScriptedConsumer([batch(old), recreated, batch(new)], log_starts={0: 0})
+    consumer = consumer_for(analytics_db, scripted, fail_user_ids=set())
+
+    for _ in range(3):
+        consumer.poll_once()
+
+    assert [row[:4] for row in dead_letter_rows(analytics_db)] == [(TOPIC, 0, 5, old_event_id),
+                                                                   (TOPIC, 0, 5, new_event_id)]
+    assert scripted.commits == [(0, 6), (0, 0), (0, 6)]
+
+
+def test_other_bytes_that_are_no_event_at_an_offset_met_before_get_a_dead_letter_of_their_own(
+        analytics_db: Engine) -> None:
+    old, new = Delivered(TOPIC, 0, 5, b"\xff\x00 not protobuf"), Delivered(TOPIC, 0, 5, b"\xff\x01 not protobuf either")
+    truncated = LogTruncationError({TopicPartition(TOPIC, 0): OffsetAndMetadata(5, "", 3)})  # the log rolled back to 5
+    scripted = ScriptedConsumer([batch(old), truncated, batch(new), batch(new)], owned={TopicPartition(TOPIC, 0)})
+    consumer = consumer_for(analytics_db, scripted, fail_user_ids=set())
+
+    for _ in range(4):  # the last delivers `new` again, as after a lost offset commit
+        consumer.poll_once()
+
+    with analytics_db.connect() as conn:
+        assert list(conn.execute(select(dead_letters.c.offset, dead_letters.c.payload).order_by(dead_letters.c.id))) == [
+            (5, old.value), (5, new.value)]
+
+
+def test_a_lost_range_that_grew_before_the_retry_is_recorded_again_with_its_full_extent(analytics_db: Engine) -> None:
+    def out_of_range() -> OffsetOutOfRangeError:
+        return OffsetOutOfRangeError({TopicPartition(TOPIC, 0): 10})
+    scripted = CommitFailsOnce([out_of_range(), out_of_range()], log_starts={0: 15})
+    consumer = consumer_for(analytics_db, scripted, fail_user_ids=set())
+    with pytest.raises(CommitFailedError):
+        consumer.poll_once()
+    scripted.log_starts[0] = 20  # retention deleted offsets 15-19 too before the retry
+
+    assert consumer.poll_once() == 0
+
+    assert [row[2:] for row in dead_letter_rows(analytics_db)] == [
+        (10, None, f"offset out of range: records 10..14 of {TOPIC}/0 were deleted from the log (retention) "
+                   "before consumer analytics read them; resumed at 15"),
+        (10, None, f"offset out of range: records 10..19 of {TOPIC}/0 were deleted from the log (retention) "
+                   "before consumer analytics read them; resumed at 20")]
+    assert scripted.commits == [(0, 20)]
+
+
 def test_an_event_the_handler_finds_invalid_redelivered_is_dead_lettered_once(analytics_db: Engine) -> None:
     # dated outside the shop's years: the analytics handler raises InvalidEvent
     envelope = new_envelope(UserRegistered(user_id=5, channel="sms",

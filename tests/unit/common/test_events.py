@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from mall.events.v1.envelope_pb2 import EventEnvelope
 from mall.events.v1.member_events_pb2 import MemberPlanSubscribed
 from mall.events.v1.order_events_pb2 import RefundPaidTwice
@@ -175,6 +176,22 @@ def test_timestamp_keeps_microseconds() -> None:
     moment = datetime(2026, 11, 26, 8, 30, 15, 123456, tzinfo=UTC)
 
     assert events.timestamp(moment).ToDatetime(tzinfo=UTC) == moment
+
+
+def test_datetime_of_gives_back_the_aware_utc_moment_a_timestamp_holds(envelope: EventEnvelope) -> None:
+    moment = datetime(2026, 11, 26, 8, 30, 15, 123456, tzinfo=UTC)
+
+    assert events.datetime_of(events.timestamp(moment), envelope) == moment
+
+
+@pytest.mark.parametrize("stamp", [Timestamp(seconds=253_402_300_800), Timestamp(seconds=-62_135_596_801),
+                                   Timestamp(seconds=0, nanos=1_000_000_000), Timestamp(seconds=0, nanos=-1)],
+                         ids=["after-9999", "before-year-1", "nanos-past-a-second", "negative-nanos"])
+def test_datetime_of_refuses_a_time_no_datetime_holds_as_an_invalid_event(envelope: EventEnvelope,
+                                                                          stamp: Timestamp) -> None:
+    # protobuf raises a plain ValueError, which the consumer would retry for ever
+    with pytest.raises(events.InvalidEvent, match=f"^user-registered {envelope.event_id} carries a time no datetime"):
+        events.datetime_of(stamp, envelope)
 
 
 def test_every_topic_is_kebab_case_and_listed_once() -> None:

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from mall.events.v1.envelope_pb2 import EventEnvelope
 from mall.events.v1.order_events_pb2 import OrderCancelled, OrderPaid, OrderRefunded
+from sqlalchemy import Engine, select
 
-from services.common.events import InvalidEvent, timestamp
+from services.common.consumer import EventConsumer
+from services.common.events import InvalidEvent, encode, new_envelope, timestamp
+from services.common.outbox import dead_letters
 from services.member import consumers, service
+from services.member.db import SqlMemberUnitOfWork, start_mappers
 from services.member.domain import Account, HoldStatus, OrderLine
 from tests.fakes import FakeCategories
+from tests.fixtures.kafka import OFFLINE_KAFKA, Delivered, ScriptedConsumer, batch
 from tests.unit.member.fakes import FakeMemberUnitOfWork
 
 NOW = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
@@ -446,3 +454,56 @@ def test_an_order_event_that_can_never_be_applied_is_dead_lettered_and_changes_n
         deliver(uow, event, "e-2")
 
     assert (uow.ledger.balance(ALICE, Account.POINTS), spend(uow)) == (200, 20_000)
+
+
+# A time no datetime holds (protobuf's ToDatetime raises a plain ValueError): the same on every delivery
+
+BEYOND_9999 = Timestamp(seconds=10**12)
+
+
+@pytest.mark.parametrize("event", [
+    OrderPaid(order_no="O2", user_id=ALICE, paid_fen=20_000, paid_at=BEYOND_9999),
+    OrderRefunded(order_no="O1", user_id=ALICE, refund_no="RF1", amount_fen=5_000, refunded_at=BEYOND_9999),
+    OrderCancelled(order_no="O1", user_id=ALICE, was_paid=True, cancelled_at=BEYOND_9999),
+    OrderPaid(order_no="O2", user_id=ALICE, paid_fen=20_000, paid_at=Timestamp(seconds=0, nanos=-1)),
+], ids=["paid-at", "refunded-at", "cancelled-at", "negative-nanos"])
+def test_an_order_event_dated_where_no_datetime_reaches_is_dead_lettered_and_changes_nothing(event: object) -> None:
+    uow = FakeMemberUnitOfWork()
+    service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
+    deliver(uow, paid("O1", 20_000), "e-1")
+
+    with pytest.raises(InvalidEvent, match="carries a time no datetime holds"):
+        deliver(uow, event, "e-2")
+
+    assert (uow.ledger.balance(ALICE, Account.POINTS), spend(uow)) == (200, 20_000)
+
+
+@pytest.fixture
+def member_db(sqlite_service_engine: Callable[[str], Engine]) -> Engine:
+    start_mappers()
+    return sqlite_service_engine("member")
+
+
+def order_paid_record(offset: int, order_no: str, paid_at: Timestamp) -> tuple[Delivered, str]:
+    """The order-paid as the consumer receives it at `offset` of partition 0, and its event id."""
+    envelope = new_envelope(OrderPaid(order_no=order_no, user_id=ALICE, paid_fen=20_000, paid_at=paid_at),
+                            producer="order", aggregate_id=order_no)
+    return Delivered(OFFLINE_KAFKA.topic("order-paid"), 0, offset, encode(envelope)), envelope.event_id
+
+
+def test_an_order_paid_dated_beyond_year_9999_is_dead_lettered_once_and_the_partition_goes_on(
+        member_db: Engine) -> None:
+    (bad, bad_event_id), (good, _) = order_paid_record(10, "O1", BEYOND_9999), order_paid_record(11, "O2", timestamp(NOW))
+    scripted = ScriptedConsumer([batch(bad, good), batch(bad, good)])  # delivered again: the offset commit was lost
+    consumer = EventConsumer("member", functools.partial(SqlMemberUnitOfWork, member_db, "member"), OFFLINE_KAFKA,
+                             consumers.HANDLERS, consumer_factory=lambda *_: scripted)  # type: ignore[arg-type,return-value]
+
+    assert consumer.poll_once() == 2
+    assert consumer.poll_once() == 2
+
+    assert (scripted.seeks, scripted.commits) == ([], [(0, 12), (0, 12)])
+    with member_db.connect() as conn:
+        assert [tuple(row) for row in conn.execute(select(dead_letters.c.offset, dead_letters.c.event_id))] == [
+            (10, bad_event_id)]
+    summary = service.get_member(SqlMemberUnitOfWork(member_db, "member"), user_id=ALICE, now=NOW)
+    assert summary.member.total_spend_fen == 20_000  # O2, once

@@ -123,6 +123,16 @@ def test_an_order_completed_without_its_ids_is_dead_lettered(uow: FakeProductUni
     assert uow.reviews.lines == []
 
 
+def test_an_order_completed_dated_where_no_datetime_reaches_is_dead_lettered(uow: FakeProductUnitOfWork,
+                                                                            bought: tuple[int, int]) -> None:
+    event = completed("N8", *bought, 1)
+    event.completed_at.seconds = 10**12  # beyond year 9999: protobuf's ValueError would be retried for ever
+
+    with pytest.raises(InvalidEvent, match="carries a time no datetime holds"):
+        complete(uow, event)
+    assert [(line.order_no, line.line_id) for line in uow.reviews.lines] == [("N1", 1), ("N1", 2)]
+
+
 def test_an_order_completed_with_every_line_refunded_has_no_lines_and_makes_nothing_reviewable(
         uow: FakeProductUnitOfWork, bought: tuple[int, int]) -> None:
     complete(uow, completed("N7", *bought))  # the order service leaves out lines refunded in full

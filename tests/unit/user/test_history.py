@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from mall.events.v1.envelope_pb2 import EventEnvelope
 from mall.events.v1.product_events_pb2 import ProductViewed
 
-from services.common.events import timestamp
+from services.common.events import InvalidEvent, timestamp
 from services.user import consumers, service
 from services.user.domain import HISTORY_LIMIT, User
 from tests.fakes import FakeUserUnitOfWork
@@ -116,5 +118,17 @@ def test_a_view_after_i_cleared_my_history_is_kept() -> None:
     service.clear_history(uow, user_id=alice, now=T0)
 
     viewed(uow, alice, 10, T0 + timedelta(seconds=1))
+
+    assert history(uow, alice) == [10]
+
+
+def test_a_view_dated_where_no_datetime_reaches_is_dead_lettered_and_changes_nothing() -> None:
+    uow = FakeUserUnitOfWork()
+    alice = shopper(uow)
+    viewed(uow, alice, 10, T0)
+
+    with pytest.raises(InvalidEvent, match="carries a time no datetime holds"), uow:  # protobuf's ValueError: retried for ever
+        consumers.on_product_viewed(uow, ProductViewed(product_id=20, user_id=alice, viewed_at=Timestamp(seconds=10**12)),
+                                    EventEnvelope(event_id="e"))
 
     assert history(uow, alice) == [10]
