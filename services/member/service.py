@@ -1426,7 +1426,8 @@ def _expire_recharge(uow: MemberUnitOfWork, payment: PaymentChannel, recharge_no
 
 
 def apply_order_paid(uow: MemberUnitOfWork, *, order_no: str, user_id: int, paid_fen: int, now: datetime) -> None:
-    """order-paid: count the spend (joining at the threshold), award points by level, use the order's
+    """order-paid: count the spend (joining at the threshold), award points at the level the member had before it
+    counted (its credit records them, so its refunds take back what it earned whatever the level then), use the order's
     held points and coupon, then take back what the order's refunds read before this event took back
     (apply_order_refunded's pending reversals). Inside an open unit of work; once per order."""
     def apply() -> bytes:
@@ -1435,11 +1436,14 @@ def apply_order_paid(uow: MemberUnitOfWork, *, order_no: str, user_id: int, paid
         # one lock order, so an order-cancelled of the same order applied at the same moment waits, not deadlocks.
         hold = uow.points.hold(order_no, lock=True)
         member = uow.members.get_or_add_locked(user_id)
+        # Earned at the level the order was paid at: the spend it adds may lift the member a level, which counts
+        # from their next order on (as the discount does), not for this one.
+        level = member.level
         member.add_spend(paid_fen)
         if not member.is_member and member.total_spend_fen >= AUTO_JOIN_SPEND_FEN:
             member.join("purchase", None, now)
             events.member_joined(uow, member)
-        points = points_earned(paid_fen, member.level) if member.is_member else 0
+        points = points_earned(paid_fen, level) if member.is_member else 0
         if points:
             _credit_points(uow, user_id, points, key=f"points-earn:{order_no}", kind="order_paid", reference=order_no,
                            source=(PLATFORM, Account.POINTS_ISSUED), reason="order_paid", now=now)

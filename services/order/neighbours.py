@@ -97,10 +97,9 @@ class GrpcMembers:
     def usable_coupons(self, lines: list[CouponLine]) -> list[CouponOffer]:
         with passed_on("member"):
             quotes = self.stub.QuoteCoupons(member_pb2.QuoteCouponsRequest(lines=_lines(lines))).quotes
-        offers = [CouponOffer(coupon_id=quote.coupon.id, name=quote.coupon.template.name,
-                              discount_fen=quote.discount_fen, valid_to=quote.coupon.template.valid_to.ToDatetime(UTC))
-                  for quote in quotes if quote.usable]
-        return sorted(offers, key=lambda offer: (-offer.discount_fen, offer.valid_to, offer.coupon_id))
+        return [CouponOffer(coupon_id=quote.coupon.id, name=quote.coupon.template.name,
+                            discount_fen=quote.discount_fen, valid_to=quote.coupon.template.valid_to.ToDatetime(UTC))
+                for quote in quotes if quote.usable]
 
     def lock_coupon(self, order_no: str, coupon_id: int, lines: list[CouponLine]) -> LockedCoupon:
         with passed_on("member"):

@@ -96,7 +96,8 @@ class Members(Protocol):
     def quote_coupon(self, coupon_id: int, lines: list[CouponLine]) -> int: ...
 
     def usable_coupons(self, lines: list[CouponLine]) -> list[CouponOffer]:
-        """The caller's coupons usable for these lines now, biggest discount first."""
+        """The caller's coupons usable for these lines now, each with the member service's discount on the lines
+        (before the order's level discount caps it: service._offers_as_charged), in no particular order."""
 
     def lock_coupon(self, order_no: str, coupon_id: int, lines: list[CouponLine]) -> LockedCoupon:
         """Hold the coupon for the order: its discount on these lines, and the categories it applies to."""

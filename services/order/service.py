@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -287,7 +287,18 @@ def quote_checkout(uow: OrderUnitOfWork, catalog: Catalog, members: Members, use
     coupon_fen = members.quote_coupon(request.coupon_id, coupon_lines) if request.coupon_id else 0
     amounts, points_used = _price_with_points(items_total, percent, coupon_fen, settings.freight, request.points,
                                               members.quote_points)
-    return Quote(lines, amounts, points_used, members.usable_coupons(coupon_lines))
+    return Quote(lines, amounts, points_used, _offers_as_charged(members.usable_coupons(coupon_lines), items_total,
+                                                                 percent))
+
+
+def _offers_as_charged(offers: list[CouponOffer], items_total: int, percent: int) -> list[CouponOffer]:
+    """The coupons usable for the lines, each at what it would take off this order (`price`'s coupon discount: the
+    member service's quote for the lines, capped by what is left after the level discount, as submit charges it),
+    biggest first; of equal ones, the one ending first, then the older coupon."""
+    charged = [replace(offer, discount_fen=price(items_total, discount_percent=percent,
+                                                 coupon_fen=offer.discount_fen).coupon_discount_fen)
+               for offer in offers]
+    return sorted(charged, key=lambda offer: (-offer.discount_fen, offer.valid_to, offer.coupon_id))
 
 
 def _price_with_points(items_total: int, percent: int, coupon_fen: int, freight: FreightRule, points: int,

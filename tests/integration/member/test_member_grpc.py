@@ -412,7 +412,7 @@ def test_the_database_refuses_a_negative_user_balance_and_changes_to_ledger_entr
 
 def test_racing_locks_of_one_order_hold_its_points_and_one_coupon_once(stub, uow, as_user) -> None:  # type: ignore[no-untyped-def]
     stub.SignUp(pb.SignUpRequest(channel="self"), metadata=as_user(ALICE), timeout=10)
-    service.award_points_for_order(uow(), order_no="O-1", user_id=ALICE, paid_fen=100_000)  # silver: 1,200 points
+    service.award_points_for_order(uow(), order_no="O-1", user_id=ALICE, paid_fen=120_000)  # 1,200 points (at normal; silver after)
     now = datetime.now(UTC)
     template = stub.CreateCouponTemplate(pb.CreateCouponTemplateRequest(
         name="two", kind="fixed", amount_fen=100, total=5, per_user_limit=2,

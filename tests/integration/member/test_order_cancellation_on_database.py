@@ -50,7 +50,7 @@ def points_changed_events(engine: Engine) -> int:
 def test_a_paid_cancellation_delivered_twice_at_once_gives_the_coupon_and_points_back_once(
         uow: Callable[[], SqlMemberUnitOfWork], engine: Engine) -> None:
     service.sign_up(uow(), user_id=ALICE, channel="self", invite_code=None, now=NOW)
-    deliver(uow, paid("O0", 100_000), "e-0")  # silver: 1,200 points
+    deliver(uow, paid("O0", 120_000), "e-0")  # 1,200 points (at normal: it makes her silver)
     template = service.create_coupon_template(
         uow(), FakeCategories(), name="5 yuan off", kind="fixed", amount_fen=500, percent_off=0, threshold_fen=1_000, cap_fen=0,
         total=5, per_user_limit=1, valid_from=NOW - timedelta(days=1), valid_to=NOW + timedelta(days=7),
@@ -95,7 +95,7 @@ def test_a_paid_cancellation_delivered_twice_at_once_gives_the_coupon_and_points
                                refunded_at=timestamp(NOW)), "e-3")
 
     assert points(uow) == (1_200, 0)
-    assert service.get_member(uow(), user_id=ALICE, now=NOW).member.total_spend_fen == 100_000
+    assert service.get_member(uow(), user_id=ALICE, now=NOW).member.total_spend_fen == 120_000
     assert service.check_ledgers(uow())[1] == []
     # the coupon serves the next order
     assert service.lock_coupon(uow(), user_id=ALICE, order_no="O2", coupon_id=coupon.id or 0,

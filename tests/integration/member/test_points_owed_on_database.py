@@ -21,16 +21,16 @@ pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
 ALICE = 303
-REFUNDED = OrderRefunded(order_no="OA", user_id=ALICE, refund_no="RFA", amount_fen=100_000,
+REFUNDED = OrderRefunded(order_no="OA", user_id=ALICE, refund_no="RFA", amount_fen=120_000,
                          refunded_at=timestamp(NOW))
 CANCELLED = OrderCancelled(order_no="OB", user_id=ALICE, was_paid=False, cancelled_at=timestamp(NOW))
 
 
 @pytest.fixture
 def shopper(uow: Callable[[], SqlMemberUnitOfWork]) -> Callable[[], SqlMemberUnitOfWork]:
-    """ALICE earned 1,200 points on OA (paid 1,000 yuan) and holds them all for unpaid OB."""
+    """ALICE earned 1,200 points on OA (paid 1,200 yuan, at normal) and holds them all for unpaid OB."""
     service.sign_up(uow(), user_id=ALICE, channel="self", invite_code=None, now=NOW)
-    deliver(uow, OrderPaid(order_no="OA", user_id=ALICE, paid_fen=100_000, paid_at=timestamp(NOW)), "e-0")
+    deliver(uow, OrderPaid(order_no="OA", user_id=ALICE, paid_fen=120_000, paid_at=timestamp(NOW)), "e-0")
     service.lock_points(uow(), user_id=ALICE, order_no="OB", points=1_200, payable_fen=2_400, now=NOW)
     return uow
 

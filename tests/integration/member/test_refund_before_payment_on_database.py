@@ -27,7 +27,8 @@ REFUNDED = OrderRefunded(order_no="O1", user_id=ALICE, refund_no="RF1", amount_f
 
 @pytest.fixture
 def shopper(uow: Callable[[], SqlMemberUnitOfWork]) -> Callable[[], SqlMemberUnitOfWork]:
-    """ALICE, a member with 900 yuan of spend and 900 points; O1 (200 yuan) would make her silver: 240 points."""
+    """ALICE, a member with 900 yuan of spend and 900 points; O1 (200 yuan) earns 200 at normal and would
+    make her silver."""
     service.sign_up(uow(), user_id=ALICE, channel="self", invite_code=None, now=NOW)
     deliver(uow, OrderPaid(order_no="O0", user_id=ALICE, paid_fen=90_000, paid_at=timestamp(NOW)), "e-0")
     return uow
@@ -44,7 +45,7 @@ def state(uow: Callable[[], SqlMemberUnitOfWork], engine: Engine) -> tuple[int, 
             [(entry.kind, entry.amount) for entry in reversed(entries) if entry.reference in ("O1", "RF1")])
 
 
-AS_IF_PAID_THEN_REFUNDED = (900, 90_000, 0, [("order_paid", 240), ("order_refunded", -240)])
+AS_IF_PAID_THEN_REFUNDED = (900, 90_000, 0, [("order_paid", 200), ("order_refunded", -200)])
 
 
 def test_a_refund_read_before_its_order_paid_is_taken_back_when_the_payment_is_read(

@@ -30,9 +30,9 @@ ALICE = 303
 
 
 def paid_order_holding_points(uow: Callable[[], SqlMemberUnitOfWork]) -> None:
-    """Alice, silver with 1,200 points, paid O1 (4,200 fen) with 300 of them, earning 50."""
+    """Alice, silver with 1,200 points (earned at normal on O0), paid O1 (4,200 fen) with 300 of them, earning 50."""
     service.sign_up(uow(), user_id=ALICE, channel="self", invite_code=None, now=NOW)
-    deliver(uow, OrderPaid(order_no="O0", user_id=ALICE, paid_fen=100_000, paid_at=timestamp(NOW)), "e-0")
+    deliver(uow, OrderPaid(order_no="O0", user_id=ALICE, paid_fen=120_000, paid_at=timestamp(NOW)), "e-0")
     service.lock_points(uow(), user_id=ALICE, order_no="O1", points=300, payable_fen=4_500, now=NOW)
     deliver(uow, OrderPaid(order_no="O1", user_id=ALICE, paid_fen=4_200, paid_at=timestamp(NOW)), "e-1")
 

@@ -235,8 +235,8 @@ def test_the_points_spent_on_the_cancelled_units_reach_the_member_ledger_once_fr
         member_uow: Callable[[], SqlMemberUnitOfWork]) -> None:
     shopper = 301
     members.sign_up(member_uow(), user_id=shopper, channel="self", invite_code=None, now=NOW)
-    deliver_to_members(member_uow, OrderPaid(order_no="O0", user_id=shopper, paid_fen=100_000,
-                                             paid_at=timestamp(NOW)), "e-0")  # silver: 1,200 points
+    deliver_to_members(member_uow, OrderPaid(order_no="O0", user_id=shopper, paid_fen=120_000,
+                                             paid_at=timestamp(NOW)), "e-0")  # 1,200 points at normal; silver after
     members.lock_points(member_uow(), user_id=shopper, order_no="PC-3", points=300, payable_fen=3000, now=NOW)
     # 3 x 1000, 300 points (300 fen): 2700 paid with WeChat Pay; one unit shipped, two never will.
     order = new_order(user_id=shopper, order_no="PC-3", lines=[OrderLine(101, 10, "茶", "", 1000, 3)], address=HOME,

@@ -339,8 +339,8 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
 
         def _paid(self, user: int, order_no: str, paid_fen: int) -> None:
             model = self.model[user]
+            earned = points_earned(paid_fen, level_for(model["spend"]))  # at the level before this order's spend
             model["spend"] += paid_fen
-            earned = points_earned(paid_fen, level_for(model["spend"]))
             model["points"] += earned
             if earned:
                 self._take_owed(user)

@@ -62,7 +62,7 @@ def test_a_refund_takes_back_its_share_of_spend_and_points() -> None:
 def test_cancelling_an_unpaid_order_gives_its_held_points_back() -> None:
     uow = FakeMemberUnitOfWork()
     service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
-    deliver(uow, paid("O0", 100_000), "e-0")  # silver: 1,200 points
+    deliver(uow, paid("O0", 120_000), "e-0")  # 1,200 points (at normal: it makes her silver)
     service.lock_points(uow, user_id=ALICE, order_no="O1", points=300, payable_fen=1_000, now=NOW)
 
     deliver(uow, OrderCancelled(order_no="O1", user_id=ALICE, was_paid=False, cancelled_at=timestamp(NOW)), "e-1")
@@ -73,9 +73,10 @@ def test_cancelling_an_unpaid_order_gives_its_held_points_back() -> None:
 # A paid order cancelled after review (before shipping): the coupon and the points it used go back.
 
 def shopper_with_an_order_using_a_coupon_and_points(uow: FakeMemberUnitOfWork, *, valid_to: datetime) -> int:
-    """ALICE, silver with 1,200 points; order O1 (50 yuan of goods) holds a 5-yuan coupon and 300 points: the coupon's id."""
+    """ALICE, silver (1,200 yuan of spend) with 1,200 points; order O1 (50 yuan of goods) holds a 5-yuan coupon and
+    300 points: the coupon's id."""
     service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
-    deliver(uow, paid("O0", 100_000), "e-0")  # silver: 1,200 points
+    deliver(uow, paid("O0", 120_000), "e-0")  # 1,200 points (at normal: it makes her silver)
     template = service.create_coupon_template(
         uow, FakeCategories(), name="5 yuan off", kind="fixed", amount_fen=500, percent_off=0, threshold_fen=1_000, cap_fen=0, total=5,
         per_user_limit=1, valid_from=NOW - timedelta(days=1), valid_to=valid_to, category_ids=[],
@@ -122,7 +123,7 @@ def test_a_paid_order_cancelled_after_review_gives_back_its_coupon_and_spent_poi
     assert uow.points.holds["O1"].status == HoldStatus.RETURNED
     assert [(entry.kind, entry.amount) for entry in uow.ledger.entries_of[ALICE, Account.POINTS]
             if entry.reference == "O1"] == [("points_locked", -300), ("order_paid", 50), ("points_returned", 300)]
-    assert spend(uow) == 100_000 + 4_200  # the spend is the refund's to take back
+    assert spend(uow) == 120_000 + 4_200  # the spend is the refund's to take back
 
 
 def test_the_refund_of_a_cancelled_order_then_takes_back_its_spend_and_earned_points_but_not_the_returned_ones(
@@ -135,7 +136,7 @@ def test_the_refund_of_a_cancelled_order_then_takes_back_its_spend_and_earned_po
     deliver(uow, refunded_in_full("O1", 4_200), "e-3")
     deliver(uow, refunded_in_full("O1", 4_200), "e-4")  # replayed
 
-    assert (uow.ledger.balance(ALICE, Account.POINTS), spend(uow)) == (1_200, 100_000)
+    assert (uow.ledger.balance(ALICE, Account.POINTS), spend(uow)) == (1_200, 120_000)
     assert coupon_status(uow, coupon_id, NOW) == ("available", None)
 
 
@@ -160,7 +161,7 @@ def test_a_paid_cancellation_that_overtakes_order_paid_releases_the_hold_and_ord
     deliver(uow, refunded_in_full("O1", 4_200), "e-3")
 
     assert (uow.ledger.balance(ALICE, Account.POINTS), uow.ledger.balance(ALICE, Account.POINTS_LOCKED)) == (1_200, 0)
-    assert (coupon_status(uow, coupon_id, NOW), spend(uow)) == (("available", None), 100_000)
+    assert (coupon_status(uow, coupon_id, NOW), spend(uow)) == (("available", None), 120_000)
     assert uow.points.holds["O1"].status == HoldStatus.RELEASED
 
 
@@ -174,7 +175,7 @@ def test_a_partial_after_sales_refund_keeps_the_coupon_used_and_the_spent_points
 
     assert coupon_status(uow, coupon_id, NOW) == ("used", "O1")
     assert uow.ledger.balance(ALICE, Account.POINTS) == 1_200 - 300 + 50 - 25  # half the earned 50 taken back
-    assert spend(uow) == 100_000 + 2_100
+    assert spend(uow) == 120_000 + 2_100
 
 
 def test_an_unpaid_cancellation_of_a_paid_order_gives_nothing_back() -> None:
@@ -190,7 +191,8 @@ def test_an_unpaid_cancellation_of_a_paid_order_gives_nothing_back() -> None:
 
 # order-paid and order-refunded travel on two topics: a refund may be read before its order's payment. Whatever
 # the order (and however often each is delivered), the member ends as if the order was paid, then refunded.
-# ALICE has 900 points and 900 yuan of spend (normal); O1 pays 200 yuan, which makes her silver: 240 points.
+# ALICE has 900 points and 900 yuan of spend (normal); O1 pays 200 yuan at normal (200 points), which makes her
+# silver: its refunds take back the 200 it earned, not 240 at the level she has when they are applied.
 
 def shopper_with_900_yuan_of_spend() -> FakeMemberUnitOfWork:
     uow = FakeMemberUnitOfWork()
@@ -233,8 +235,8 @@ def test_a_full_refund_leaves_points_spend_and_level_as_before_the_order_in_any_
         deliver(uow, events[name], f"e-{n}")  # each delivery under its own event id: published again
 
     assert (uow.ledger.balance(ALICE, Account.POINTS), spend(uow), level(uow)) == (900, 90_000, "normal")
-    assert order_points(uow) == {"O1": 240, "RF1": -240}
-    assert [e.payload.delta for e in uow.published if e.event_type == "points-changed"][-2:] == [240, -240]
+    assert order_points(uow) == {"O1": 200, "RF1": -200}
+    assert [e.payload.delta for e in uow.published if e.event_type == "points-changed"][-2:] == [200, -200]
     assert uow.ledger.check()[1] == []
 
 
@@ -255,9 +257,9 @@ def test_partial_refunds_take_back_their_sum_whichever_arrives_before_order_paid
     for n, name in enumerate(deliveries, start=1):
         deliver(uow, events[name], f"e-{n}")
 
-    # 120 of 200 yuan refunded: 80 yuan of spend stay (980 yuan: normal again); 240 x 12,000 / 20,000 = 144 back
-    assert (uow.ledger.balance(ALICE, Account.POINTS), spend(uow), level(uow)) == (900 + 240 - 144, 98_000, "normal")
-    assert order_points(uow) == {"O1": 240, "RF1": -60, "RF2": -84}
+    # 120 of 200 yuan refunded: 80 yuan of spend stay (980 yuan: normal again); 200 x 12,000 / 20,000 = 120 back
+    assert (uow.ledger.balance(ALICE, Account.POINTS), spend(uow), level(uow)) == (900 + 200 - 120, 98_000, "normal")
+    assert order_points(uow) == {"O1": 200, "RF1": -50, "RF2": -70}
     assert uow.ledger.check()[1] == []
 
 
@@ -269,6 +271,24 @@ def test_a_refund_of_an_order_not_seen_paid_yet_changes_nothing_yet() -> None:
     assert (uow.ledger.balance(ALICE, Account.POINTS), spend(uow), order_points(uow)) == (900, 90_000, {})
 
 
+def test_an_order_that_lifts_a_member_a_level_earns_at_the_level_it_was_paid_at_and_its_refund_takes_that_back(
+        ) -> None:
+    uow = FakeMemberUnitOfWork()
+    service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
+    deliver(uow, paid("O0", 1_950_000), "e-0")  # 19,500 points at normal; gold after it
+    deliver(uow, paid("O1", 100_000), "e-1")  # priced at gold, and it makes her diamond
+    deliver(uow, paid("O2", 100_000), "e-2")  # diamond
+
+    deliver(uow, OrderRefunded(order_no="O1", user_id=ALICE, refund_no="RF1", amount_fen=100_000,
+                               refunded_at=timestamp(NOW)), "e-3")  # 2,050,000 of spend stay: still diamond
+
+    assert [(entry.reference, entry.amount) for entry in uow.ledger.entries_of[ALICE, Account.POINTS]
+            if entry.kind in ("order_paid", "order_refunded")] == [
+        ("O0", 19_500), ("O1", 1_500), ("O2", 2_000), ("RF1", -1_500)]
+    assert (uow.ledger.balance(ALICE, Account.POINTS), spend(uow), level(uow)) == (
+        19_500 + 2_000, 2_050_000, "diamond")
+
+
 def test_a_paid_cancellation_and_its_refund_both_overtaking_order_paid_leave_the_shopper_as_before() -> None:
     uow = FakeMemberUnitOfWork()
     coupon_id = shopper_with_an_order_using_a_coupon_and_points(uow, valid_to=NOW + timedelta(days=7))
@@ -278,7 +298,7 @@ def test_a_paid_cancellation_and_its_refund_both_overtaking_order_paid_leave_the
     deliver(uow, paid("O1", 4_200), "e-1")
 
     assert (uow.ledger.balance(ALICE, Account.POINTS), uow.ledger.balance(ALICE, Account.POINTS_LOCKED)) == (1_200, 0)
-    assert (coupon_status(uow, coupon_id, NOW), spend(uow)) == (("available", None), 100_000)
+    assert (coupon_status(uow, coupon_id, NOW), spend(uow)) == (("available", None), 120_000)
 
 
 # Units of a partly shipped order the shop could not supply: the order service gives back the points spent on them
@@ -308,7 +328,7 @@ def test_the_points_spent_on_cancelled_units_come_back_once_however_often_their_
     assert [event.payload.delta for event in uow.published
             if event.event_type == "points-changed" and event.payload.reference == "RF-part"] == [120, -16]
     assert (uow.points.holds["O1"].status, coupon_status(uow, coupon_id, NOW)) == (HoldStatus.USED, ("used", "O1"))
-    assert spend(uow) == 100_000 + 4_200 - 1_400
+    assert spend(uow) == 120_000 + 4_200 - 1_400
 
 
 def test_points_given_back_by_a_refund_read_before_its_orders_payment_are_credited_at_once_and_once() -> None:
@@ -346,10 +366,10 @@ def refunded(order_no: str, refund_no: str, amount_fen: int) -> OrderRefunded:
 
 
 def earned_then_held() -> FakeMemberUnitOfWork:
-    """Alice earned 1,200 points on O0 (paid 1,000 yuan) and holds them all for unpaid O1."""
+    """Alice earned 1,200 points on O0 (paid 1,200 yuan, at normal) and holds them all for unpaid O1."""
     uow = FakeMemberUnitOfWork()
     service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
-    deliver(uow, paid("O0", 100_000), "e-0")
+    deliver(uow, paid("O0", 120_000), "e-0")
     service.lock_points(uow, user_id=ALICE, order_no="O1", points=1_200, payable_fen=2_400, now=NOW)
     return uow
 
@@ -361,7 +381,7 @@ def points_of(uow: FakeMemberUnitOfWork) -> tuple[int, int]:
 def test_points_a_refund_could_not_take_back_from_a_hold_are_taken_when_the_hold_is_released() -> None:
     uow = earned_then_held()
 
-    deliver(uow, refunded("O0", "RF0", 100_000), "e-1")  # all 1,200 earned points are held by O1
+    deliver(uow, refunded("O0", "RF0", 120_000), "e-1")  # all 1,200 earned points are held by O1
     after_refund = points_of(uow)
     deliver(uow, cancelled("O1"), "e-2")
     deliver(uow, cancelled("O1"), "e-3")  # published again
@@ -373,19 +393,19 @@ def test_points_a_refund_could_not_take_back_from_a_hold_are_taken_when_the_hold
 
 def test_points_a_refund_could_not_take_back_are_owed_and_taken_from_later_earnings() -> None:
     uow = earned_then_held()
-    deliver(uow, refunded("O0", "RF0", 100_000), "e-1")
+    deliver(uow, refunded("O0", "RF0", 120_000), "e-1")
     deliver(uow, paid("O1", 2_400), "e-2")  # O1 paid: its held points are spent; 24 earned, taken for the debt
 
     deliver(uow, paid("O2", 50_000), "e-3")  # 500 earned: all taken, 1,200 - 24 - 500 = 676 still owed
     after_o2 = points_of(uow)
-    deliver(uow, paid("O3", 100_000), "e-4")  # silver now: 1,200 earned, 676 of them taken
+    deliver(uow, paid("O3", 100_000), "e-4")  # 1,000 earned (at normal: it makes her silver), 676 of them taken
 
-    assert (after_o2, points_of(uow)) == ((0, 0), (1_200 - 676, 0))
+    assert (after_o2, points_of(uow)) == ((0, 0), (1_000 - 676, 0))
 
 
 def test_points_given_back_for_cancelled_units_go_first_to_what_the_shopper_owes() -> None:
     uow = earned_then_held()
-    deliver(uow, refunded("O0", "RF0", 100_000), "e-1")  # the 1,200 earned on O0 are held by O1: owed
+    deliver(uow, refunded("O0", "RF0", 120_000), "e-1")  # the 1,200 earned on O0 are held by O1: owed
     deliver(uow, paid("O1", 2_400), "e-2")  # O1's hold spent; its 24 earned taken for the debt: 1,176 owed
 
     deliver(uow, cancelled_units_refunded("O1", 1_000, 300), "e-3")  # 300 spent points back; 10 of O1's 24 owed

@@ -542,13 +542,13 @@ def test_another_users_coupon_is_not_found(uow: FakeMemberUnitOfWork) -> None:
 
 def test_order_paid_awards_points_by_level_once(uow: FakeMemberUnitOfWork) -> None:
     service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
-    service.award_points_for_order(uow, order_no="O0", user_id=ALICE, paid_fen=500_000, now=NOW)  # gold now
+    service.award_points_for_order(uow, order_no="O0", user_id=ALICE, paid_fen=500_000, now=NOW)  # normal; gold after
 
     service.award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=10_050, now=NOW)
     service.award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=10_050, now=NOW)
 
-    assert uow.ledger.balance(ALICE, Account.POINTS) == 5_000 * 150 // 100 + 100 * 150 // 100
-    assert [e.payload.delta for e in uow.published if e.event_type == "points-changed"] == [7_500, 150]
+    assert uow.ledger.balance(ALICE, Account.POINTS) == 5_000 * 100 // 100 + 100 * 150 // 100
+    assert [e.payload.delta for e in uow.published if e.event_type == "points-changed"] == [5_000, 150]
     assert [(e.event_type, e.payload.level) for e in uow.published if e.event_type == "member-joined"] == [
         ("member-joined", "normal")]
 
@@ -577,7 +577,7 @@ def test_a_refund_takes_back_spend_and_points_in_proportion(uow: FakeMemberUnitO
 
 def test_locked_points_come_back_on_release_and_are_spent_when_the_order_is_paid(uow: FakeMemberUnitOfWork) -> None:
     service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
-    service.award_points_for_order(uow, order_no="O0", user_id=ALICE, paid_fen=100_000, now=NOW)  # silver: 1,200 points
+    service.award_points_for_order(uow, order_no="O0", user_id=ALICE, paid_fen=120_000, now=NOW)  # 1,200 points; silver
 
     locked = service.lock_points(uow, user_id=ALICE, order_no="O1", points=300, payable_fen=1_000, now=NOW)
     service.lock_points(uow, user_id=ALICE, order_no="O1", points=300, payable_fen=1_000, now=NOW)

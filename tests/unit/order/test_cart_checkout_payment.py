@@ -125,6 +125,24 @@ def test_the_quote_lists_the_coupons_usable_for_its_lines(shop: Shop) -> None:
     assert quote.usable_coupons == [offer] and quote.amounts.coupon_discount_fen == 0
 
 
+def test_the_quote_lists_each_coupon_at_what_it_takes_off_after_the_level_discount_biggest_first(shop: Shop) -> None:
+    shop.catalog.put(101, price_fen=5000)
+    shop.members.percent, shop.members.coupon_fen = 95, 5000  # gold; coupon 9 quoted at its face value
+    week = NOW + timedelta(days=7)
+    shop.members.offers = [CouponOffer(9, "减50", 5000, week + timedelta(days=1)),
+                           CouponOffer(4, "减48", 4800, week), CouponOffer(2, "减3", 300, week)]
+    request = CheckoutInput(sku_id=101, quantity=1, address_id=7, coupon_id=9)
+
+    quote = service.quote_checkout(shop.uow, shop.catalog, shop.members, shop.users, shop.settings, user_id=1,
+                                   request=request)
+
+    # 5000 items, 250 level: neither 50-yuan nor 48-yuan coupon can take more than the 4750 left, so both take
+    # 4750 and the one ending first leads.
+    assert [(offer.coupon_id, offer.discount_fen) for offer in quote.usable_coupons] == [(4, 4750), (9, 4750),
+                                                                                          (2, 300)]
+    assert (quote.amounts.level_discount_fen, quote.amounts.coupon_discount_fen) == (250, 4750)
+
+
 @pytest.mark.parametrize("address_id", [99, 8], ids=["no_such_address", "another_users_address"])
 def test_the_quote_refuses_an_address_as_submit_does(shop: Shop, address_id: int) -> None:
     request = replace(BUY_TWO, address_id=address_id)

@@ -47,8 +47,8 @@ class MemberServicePoints(FakeMembers):
 def points_shop(shop: Shop) -> Shop:
     members = MemberServicePoints()
     member_service.sign_up(members.member, user_id=SHOPPER, channel="self", invite_code=None, now=NOW)
-    member_service.award_points_for_order(members.member, order_no="O0", user_id=SHOPPER, paid_fen=100_000, now=NOW)
-    assert members.held() == (1_200, 0)  # silver after 1,000 yuan: 1,200 points
+    member_service.award_points_for_order(members.member, order_no="O0", user_id=SHOPPER, paid_fen=120_000, now=NOW)
+    assert members.held() == (1_200, 0)  # 1,200 yuan paid at normal: 1,200 points (silver after it)
     shop.members = members
     return shop
 

@@ -68,7 +68,7 @@ def quote(coupon_id: int, discount_fen: int, usable: bool = True) -> member_pb2.
                                   reason="" if usable else "COUPON_THRESHOLD_NOT_MET", discount_fen=discount_fen)
 
 
-def test_usable_coupons_are_the_usable_quotes_biggest_discount_first(fake_services: FakeServices) -> None:
+def test_usable_coupons_are_the_usable_quotes_at_the_member_services_discount(fake_services: FakeServices) -> None:
     fake_services.member.QuoteCoupons.reply = member_pb2.QuoteCouponsResponse(
         quotes=[quote(1, 300), quote(2, 0, usable=False), quote(3, 500)])
 
@@ -78,7 +78,7 @@ def test_usable_coupons_are_the_usable_quotes_biggest_discount_first(fake_servic
     sent = fake_services.member.QuoteCoupons.calls[0].message
     assert (sent.coupon_id, [(line.category_id, line.amount_fen, list(line.category_path)) for line in sent.lines]
             ) == (0, [(3, 3998, [1, 3])])
-    assert offers == [CouponOffer(3, "券3", 500, VALID_TO), CouponOffer(1, "券1", 300, VALID_TO)]
+    assert offers == [CouponOffer(1, "券1", 300, VALID_TO), CouponOffer(3, "券3", 500, VALID_TO)]
 
 
 def test_locking_a_coupon_answers_its_discount_and_the_categories_it_is_limited_to(fake_services: FakeServices) -> None:
