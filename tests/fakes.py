@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import threading
 import uuid
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
@@ -19,6 +19,7 @@ from google.protobuf.message import Message
 from services.common import events, idempotency
 from services.common.db import round_due
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
+from services.common.orders import OrderState
 from services.common.uow import UnitOfWork
 from services.common.wechatpay import NotifyRejected, WechatPayApiError, WechatPayError, WechatPayUnavailable
 from services.common.wechatpay import Refund as ChannelRefund
@@ -1070,3 +1071,22 @@ def pause(reached: threading.Event, go: threading.Event) -> Callable[[], None]:
         reached.set()
         assert go.wait(60), "the test never let the paused step go on"
     return wait
+
+
+class FakeOrders:
+    """The order service as the product service's reservation sweep asks it (services/common/orders.py); `down` makes
+    it not answer."""
+
+    def __init__(self) -> None:
+        self.known: dict[str, OrderState] = {}
+        self.down = False
+        self.asked: list[list[str]] = []
+
+    def place(self, order_no: str, status: str, *, paid: bool = False) -> None:
+        self.known[order_no] = OrderState(order_no, status, paid)
+
+    def states(self, order_nos: Sequence[str]) -> dict[str, OrderState]:
+        self.asked.append(list(order_nos))
+        if self.down:
+            raise DomainError("ORDER_UNAVAILABLE", "the order service did not answer", kind=ErrorKind.UNAVAILABLE)
+        return {order_no: self.known[order_no] for order_no in order_nos if order_no in self.known}

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from datetime import datetime
 from typing import Self
 
-from services.common.errors import Conflict, DomainError, ErrorKind
+from services.common.errors import Conflict
 from services.product.domain import (
     SUPPLY_KINDS,
     AuditEntry,
@@ -27,7 +27,6 @@ from services.product.domain import (
     StockMove,
     StockMovement,
 )
-from services.product.orders import OrderState
 from services.product.uow import ProductUnitOfWork
 from tests.fakes import FakeUnitOfWork
 
@@ -341,22 +340,3 @@ class FakeProductUnitOfWork(FakeUnitOfWork, ProductUnitOfWork):
     def __enter__(self) -> Self:
         self.stock.locked_products.clear()  # a new transaction holds no locks
         return super().__enter__()
-
-
-
-class FakeOrders:
-    """The order service as the reservation sweep asks it (services/product/orders.py); `down` makes it not answer."""
-
-    def __init__(self) -> None:
-        self.known: dict[str, OrderState] = {}
-        self.down = False
-        self.asked: list[list[str]] = []
-
-    def place(self, order_no: str, status: str, *, paid: bool = False) -> None:
-        self.known[order_no] = OrderState(order_no, status, paid)
-
-    def states(self, order_nos: Sequence[str]) -> dict[str, OrderState]:
-        self.asked.append(list(order_nos))
-        if self.down:
-            raise DomainError("ORDER_UNAVAILABLE", "the order service did not answer", kind=ErrorKind.UNAVAILABLE)
-        return {order_no: self.known[order_no] for order_no in order_nos if order_no in self.known}

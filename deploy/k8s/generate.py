@@ -28,8 +28,8 @@ GATEWAY_PORT = 8080
 UID = 10001  # the image's non-root user (Dockerfile)
 
 # Services that call others as themselves (services/common/auth.py service tokens: stock reservations, wallet
-# refunds from jobs, the product service's reservation sweep asking about orders, the member service's payout job
-# reading a withdrawal's payee to send its transfer again): each gets SERVICE_TOKEN from
+# refunds from jobs, the product service's reservation sweep and the member service's checkout-hold expiry asking
+# about orders, the member service's payout job reading a withdrawal's payee to send its transfer again): each gets SERVICE_TOKEN from
 # its own Secret minimall-service-token-<name>, and will not start without it (services/common/auth.py
 # service_identity).
 OWN_IDENTITY = ("order", "product", "member")
@@ -41,15 +41,32 @@ CONSUMING = tuple(s for s in SERVICES if (ROOT / "services" / s / "consumers.py"
 
 
 def imported_modules(files: Iterable[Path]) -> set[str]:
-    """Every module the Python `files` import (`from a import b` counts as a and a.b)."""
+    """Every module the Python `files` import (`from a import b` counts as a and a.b), but under `if TYPE_CHECKING:`
+    (a type named calls nothing: the member service's use cases name the order service's Orders, but only its serve
+    role asks the order service)."""
     modules: set[str] = set()
     for path in files:
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        pending: list[ast.AST] = [ast.parse(path.read_text(), str(path))]
+        while pending:
+            node = pending.pop()
+            if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+                pending += node.orelse
+                continue
             if isinstance(node, ast.Import):
                 modules |= {alias.name for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 modules |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+            pending += ast.iter_child_nodes(node)
     return modules
+
+
+def with_shared(files: list[Path]) -> list[Path]:
+    """`files` and every module of services.common they reach: a shared module calls a service for them
+    (services/common/orders.py asks the order service)."""
+    shared = [ROOT.joinpath(*module.split(".")).with_suffix(".py") for module in imported_modules(files)
+              if module.startswith("services.common.")]
+    return files + [path for start in shared if start.exists() for path in files_reached(start, "services.common")
+                    if path not in files]
 
 
 def package_files(package: Path) -> list[Path]:
@@ -92,17 +109,19 @@ def calls_and_providers(files: Iterable[Path], caller: str) -> tuple[set[str], b
 # service accepts only the gateway and the pods whose code imports its generated stubs
 # (mall.<service>.v1.<service>_pb2_grpc). A server runs all its service's code (servicer, jobs); a consumer runs
 # its handlers, consumers.py and the modules of its service it imports (the product service's order-paid handler
-# asks the order service, through services/product/orders.py, whether the units it releases were sold); a relay
+# asks the order service, through services/common/orders.py, whether the units it releases were sold), with the
+# shared modules each reaches (`with_shared`); a relay
 # only copies the outbox to Kafka. A hand-kept table once left out member -> user (GetWechatPayer, for WeChat
 # recharges and payouts); a table per service, not per role, once left the product consumer's calls to the order
 # service blocked (each such event timed out and was retried for ever, stalling its partition).
-CALLS = {caller: calls_and_providers(package_files(ROOT / ("gateway" if caller == "gateway" else f"services/{caller}")),
-                                     caller) for caller in ("gateway", *SERVICES)}
+CALLS = {caller: calls_and_providers(with_shared(package_files(ROOT / ("gateway" if caller == "gateway"
+                                                                     else f"services/{caller}"))), caller)
+         for caller in ("gateway", *SERVICES)}
 ROLE_CALLS: dict[tuple[str, str], set[str]] = {
     ("gateway", "gateway"): CALLS["gateway"][0],
     **{(service, "server"): CALLS[service][0] for service in SERVICES},
-    **{(service, "consumer"): calls_and_providers(files_reached(ROOT / "services" / service / "consumers.py",
-                                                                f"services.{service}"), service)[0]
+    **{(service, "consumer"): calls_and_providers(with_shared(files_reached(ROOT / "services" / service / "consumers.py",
+                                                                            f"services.{service}")), service)[0]
        for service in CONSUMING},
 }
 CALLERS: dict[str, tuple[tuple[str, str], ...]] = {

@@ -19,12 +19,12 @@ from services.common.consumer import EventConsumer
 from services.common.db import make_engine
 from services.common.discovery import Discovery
 from services.common.grpc_server import registration
+from services.common.orders import GrpcOrders, Orders
 from services.common.runtime import ServiceApp, every, main, round_budget
 from services.product import search, service
 from services.product.consumers import handlers
 from services.product.db import SqlProductUnitOfWork, start_mappers
 from services.product.grpc_api import ProductServicer
-from services.product.orders import GrpcOrders, Orders
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

@@ -12,9 +12,9 @@ from mall.events.v1.order_events_pb2 import OrderCancelled, OrderCompleted, Orde
 from services.common.consumer import Handler
 from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.events import InvalidEvent, datetime_of
+from services.common.orders import Orders
 from services.product import reviews, service
 from services.product.domain import StockLine
-from services.product.orders import Orders
 from services.product.uow import ProductUnitOfWork
 
 log = logging.getLogger(__name__)

@@ -34,6 +34,7 @@ from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.events import timestamp
 from services.common.idempotency import canonical
+from services.common.orders import AWAITING_PAYMENT, GOING_AHEAD, Orders, OrderState
 from services.common.uow import RoundBudget, each_page
 from services.product import search
 from services.product.domain import (
@@ -76,7 +77,6 @@ from services.product.metrics import (
     STOCK_RESERVATIONS_DEFERRED,
     STOCK_RESERVATIONS_EXPIRED,
 )
-from services.product.orders import AWAITING_PAYMENT, GOING_AHEAD, Orders, OrderState
 from services.product.uow import ProductUnitOfWork
 
 log = logging.getLogger(__name__)

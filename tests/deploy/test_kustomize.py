@@ -371,6 +371,16 @@ EXPECTED_CALLERS = {
 }
 
 
+def shared_callees(text: str) -> set[str]:
+    """The services whose generated stubs the shared modules (services/common) imported at the top of a file in `text`
+    import: services/common/orders.py asks the order service for the product service. A type imported
+    under `if TYPE_CHECKING:` (indented) calls nothing; the stubs a shared module only names in its docs neither."""
+    shared = [ROOT / "services" / "common" / f"{name}.py"
+              for name in re.findall(r"^(?:from|import) services\.common\.(\w+)", text, re.M)]
+    return {service for path in shared if path.exists()
+            for service in re.findall(r"^from mall\.(\w+)\.v1\.\w+_pb2_grpc import", path.read_text(), re.M)}
+
+
 def test_the_callers_written_here_are_the_ones_whose_code_uses_the_services_stubs() -> None:
     """The written-out table against the code, by a plain search for the generated stubs' names."""
     stubs = {f"{service.capitalize()}ServiceStub": service for service in SERVICES}
@@ -378,7 +388,8 @@ def test_the_callers_written_here_are_the_ones_whose_code_uses_the_services_stub
     for caller in ("gateway", *SERVICES):
         package = ROOT / ("gateway" if caller == "gateway" else f"services/{caller}")
         text = "\n".join(path.read_text() for path in package.rglob("*.py"))
-        used[caller] = {service for stub, service in stubs.items() if re.search(rf"\b{stub}\b", text)} - {caller}
+        used[caller] = ({service for stub, service in stubs.items() if re.search(rf"\b{stub}\b", text)}
+                        | shared_callees(text)) - {caller}
     assert {service: {caller for caller in used if service in used[caller]} for service in SERVICES} \
         == EXPECTED_CALLERS
 
@@ -737,7 +748,7 @@ CALLEES = {"gateway": set(SERVICES), "order": {"user", "product", "member"}, "pr
 # their reconciliation and expiry, withdrawal payouts)
 HTTPS_OUT = {"user", "order", "member"}
 # The consumers whose handlers call services: product's order-paid handler asks the order service whether the units
-# it would release were sold (services/product/service.py _released_before_ledger_sold).
+# it would release were sold (services/product/service.py _released_before_ledger_sold, services/common/orders.py).
 CONSUMER_CALLEES = {"product": {"order"}}
 
 
@@ -776,7 +787,8 @@ def test_with_consul_the_servers_the_gateway_and_the_consumers_that_call_service
 
 def consumer_callees_in_code(service: str) -> set[str]:
     """The services whose stubs the consumer role's code names: consumers.py and, transitively, the modules of its
-    service it imports (a plain search, independent of generate.py's import reading)."""
+    service it imports, and those the shared modules they import call (`shared_callees`); a plain search, independent
+    of generate.py's import reading."""
     stubs = {f"{other.capitalize()}ServiceStub": other for other in SERVICES}
     seen: set[Path] = set()
     pending = [ROOT / "services" / service / "consumers.py"]
@@ -791,7 +803,8 @@ def consumer_callees_in_code(service: str) -> set[str]:
             for name in names.split(",")]
         pending += [f for f in (ROOT / "services" / service / f"{name}.py" for name in names) if f.exists()]
     text = "\n".join(path.read_text() for path in seen)
-    return {other for stub, other in stubs.items() if re.search(rf"\b{stub}\b", text)} - {service}
+    return ({other for stub, other in stubs.items() if re.search(rf"\b{stub}\b", text)} | shared_callees(text)) - {
+        service}
 
 
 def test_the_consumer_callees_written_here_are_the_ones_whose_stubs_the_handlers_code_uses() -> None:

@@ -14,8 +14,8 @@ from services.common.outbox import dead_letters
 from services.product import service
 from services.product.consumers import HANDLERS
 from services.product.domain import RESERVATION_TTL, StockLine
+from tests.fakes import FakeOrders
 from tests.integration.product.conftest import KAFKA, T0, Shelf, delivered
-from tests.product_fakes import FakeOrders
 from tools.audit import check_stock
 
 pytestmark = pytest.mark.integration

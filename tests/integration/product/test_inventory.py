@@ -25,9 +25,9 @@ from services.product.__main__ import build_app
 from services.product.db import reservations, skus, stock_movements
 from services.product.domain import RESERVATION_TTL, StockLine
 from services.product.grpc_api import ProductServicer
+from tests.fakes import FakeOrders
 from tests.fixtures.keys import JwtKeys, service_token
 from tests.integration.product.conftest import T0, Shelf, UowFactory, place_order
-from tests.product_fakes import FakeOrders
 
 pytestmark = pytest.mark.integration
 

@@ -22,17 +22,17 @@ from services.common.discovery import Discovery
 from services.common.errors import DomainError
 from services.common.events import InvalidEvent
 from services.common.grpc_server import from_grpc
+from services.common.orders import GrpcOrders, OrderState
 from services.common.outbox import dead_letters, processed_events
 from services.order import db as order_db
 from services.product import consumers, service
 from services.product.consumers import HANDLERS
 from services.product.db import reservations
 from services.product.domain import RESERVATION_TTL, StockLine
-from services.product.orders import GrpcOrders, OrderState
+from tests.fakes import FakeOrders
 from tests.fixtures.keys import JwtKeys, as_service, service_token
 from tests.fixtures.postgres import start_thread, wait_until_blocked
 from tests.integration.product.conftest import KAFKA, T0, Shelf, delivered, place_order
-from tests.product_fakes import FakeOrders
 from tools.audit import check_stock
 
 pytestmark = pytest.mark.integration

@@ -17,9 +17,9 @@ from services.common.errors import NotFound
 from services.product import consumers, service
 from services.product.db import brands, categories, products, reservations, skus, stock_movements
 from services.product.domain import RESERVATION_TTL, OutOfStock, StockLine
+from tests.fakes import FakeOrders
 from tests.fixtures.postgres import migrations_dir
 from tests.integration.product.conftest import T0, Shelf, UowFactory
-from tests.product_fakes import FakeOrders
 
 pytestmark = pytest.mark.integration
 EDITOR = 7

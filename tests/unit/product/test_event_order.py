@@ -15,7 +15,8 @@ from mall.events.v1.order_events_pb2 import OrderCancelled, OrderLine, OrderPaid
 from services.common.events import InvalidEvent
 from services.product import consumers, service
 from services.product.domain import RESERVATION_TTL, StockLine
-from tests.product_fakes import FakeOrders, FakeProductUnitOfWork
+from tests.fakes import FakeOrders
+from tests.product_fakes import FakeProductUnitOfWork
 from tests.unit.product.shelf import T0, counts, shop, sku_reserved_for_o1
 
 AFTER_TTL = T0 + RESERVATION_TTL + timedelta(minutes=1)

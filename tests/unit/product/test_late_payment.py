@@ -14,7 +14,8 @@ from services.common.events import InvalidEvent
 from services.common.uow import RoundBudget
 from services.product import consumers, service
 from services.product.domain import RESERVATION_TTL, StockLine
-from tests.product_fakes import FakeOrders, FakeProductUnitOfWork
+from tests.fakes import FakeOrders
+from tests.product_fakes import FakeProductUnitOfWork
 from tests.unit.common.test_liveness import FakeClock
 from tests.unit.product.shelf import T0, counts, shop, sku_reserved_for_o1
 

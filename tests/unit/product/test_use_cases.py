@@ -24,7 +24,8 @@ from services.product.domain import (
     Status,
     StockLine,
 )
-from tests.product_fakes import FakeOrders, FakeProductUnitOfWork
+from tests.fakes import FakeOrders
+from tests.product_fakes import FakeProductUnitOfWork
 
 T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
 EDITOR = 7

@@ -1,4 +1,7 @@
-"""What the product service asks the order service: whether the orders it holds stock for were paid."""
+"""What a service asks the order service as itself: what became of the orders it holds something for (their states).
+
+The product service's reservation sweep and order-paid handler ask it about the orders it holds stock for
+(order.GetOrderStates, STATE_READERS)."""
 
 from __future__ import annotations
 
@@ -33,7 +36,7 @@ class Orders(Protocol):
 
 
 class GrpcOrders:
-    """The order service's GetOrderStates, called as the product service (the RPC takes no user's token)."""
+    """The order service's GetOrderStates, called as the calling service itself (the RPC takes no user's token)."""
 
     def __init__(self, clients: ServiceClients) -> None:
         self.clients = clients
