@@ -1074,8 +1074,8 @@ def pause(reached: threading.Event, go: threading.Event) -> Callable[[], None]:
 
 
 class FakeOrders:
-    """The order service as the product service's reservation sweep asks it (services/common/orders.py); `down` makes
-    it not answer."""
+    """The order service as the product service's reservation sweep and the member service's checkout-hold sweep ask
+    it (services/common/orders.py); `down` makes it not answer."""
 
     def __init__(self) -> None:
         self.known: dict[str, OrderState] = {}

@@ -1,7 +1,7 @@
 """What a service asks the order service as itself: what became of the orders it holds something for (their states).
 
-The product service's reservation sweep and order-paid handler ask it about the orders it holds stock for
-(order.GetOrderStates, STATE_READERS)."""
+The product service's reservation sweep and order-paid handler ask it about the orders it holds stock for, the member
+service's checkout-hold sweep about those it holds a coupon or points for (order.GetOrderStates, STATE_READERS)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ AWAITING_PAYMENT = "PENDING_PAYMENT"  # the order service's status of an order t
 # The order service's statuses of a paid order going ahead: not cancelled (CANCELLED, REFUNDING, REFUNDED) nor closed.
 # CANCEL_REQUESTED is one: its units stay sold until customer service approve the cancellation (order-cancelled).
 GOING_AHEAD = frozenset({"PAID", "CANCEL_REQUESTED", "SHIPPED", "COMPLETED"})
+# The order service's statuses an order never paid ends in (services/order/domain.py TRANSITIONS): it cancelled, or
+# was closed once cancelled. It can never be paid from there.
+ENDED = frozenset({"CANCELLED", "CLOSED"})
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,11 @@ class OrderState:
     order_no: str
     status: str
     paid: bool  # it was paid (its order-paid was published), whatever happened to it since
+
+    @property
+    def ended_unpaid(self) -> bool:
+        """It was never paid and never will be (cancelled, or closed so): nothing of it is settled by order-paid."""
+        return not self.paid and self.status in ENDED
 
 
 class Orders(Protocol):

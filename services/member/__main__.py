@@ -19,6 +19,7 @@ from services.common.consumer import EventConsumer
 from services.common.db import make_engine
 from services.common.discovery import Discovery
 from services.common.grpc_server import registration
+from services.common.orders import GrpcOrders
 from services.common.runtime import ServiceApp, every, main, round_budget
 from services.common.uow import RoundBudget
 from services.common.wechatpay import WechatPay
@@ -71,25 +72,27 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     start_mappers()
     engine = make_engine(base.database_url, base.database_timeouts)
     uow = functools.partial(SqlMemberUnitOfWork, engine, "member")
-    # The payees of withdrawals are read as the member service itself (GrpcPayers), also by the payout job; a coupon
+    # The payees of withdrawals are read as the member service itself (GrpcPayers), also by the payout job, and so
+    # are the states of the orders whose checkout holds the hold expiry would release (GrpcOrders); a coupon
     # template's categories are checked against the product service's (GrpcCategories).
     clients = ServiceClients(Discovery(base.consul_http_addr, Env()), settings.grpc_timeout_seconds,
                              service_token=service_identity(base))
     channels = recharge_channels(settings, clients)
+    orders = GrpcOrders(clients)
     payout: PayoutChannel = (WechatTransferPayout(WechatPay(settings.wechatpay), GrpcPayers(clients))
                              if settings.wechatpay is not None else UnconfiguredPayout())
     servicer = MemberServicer(uow, payout, channels, categories=GrpcCategories(clients),
                               coupon_max_face_fen=settings.coupon_max_face_fen)
     # Each round of a sweep goes on for JOB_ROUND_BUDGET_SECONDS, a row's calls on top: a recharge's or payout's
-    # channel query (and a payee read for a transfer); a checkout hold's release and a holder's points expiry call
-    # nothing.
+    # channel query (and a payee read for a transfer); each page of the checkout-hold expiry's two sweeps asks the
+    # order service once (GetOrderStates); a holder's points expiry calls nothing.
     call = max([settings.grpc_timeout_seconds] + [channel.timeout_seconds for channel in
                                                   (settings.wechatpay, settings.alipay, settings.bankcard) if channel])
 
     def budget(calls: int, sweeps: int = 1) -> RoundBudget:
         return round_budget(base.job_round_budget_seconds, row_calls_seconds=calls * call, sweeps=sweeps)
 
-    recharges, expiries, payouts, holds, points = budget(2), budget(2), budget(2), budget(0, sweeps=2), budget(0)
+    recharges, expiries, payouts, holds, points = budget(2), budget(2), budget(2), budget(1, sweeps=2), budget(0)
     return ServiceApp(settings=base, engine=engine,
                       registrations=[registration(member_pb2, member_pb2_grpc, "MemberService", servicer)],
                       consumers=event_consumers(base, engine),
@@ -113,9 +116,12 @@ def build_app(base: ServiceSettings) -> ServiceApp:
                               lambda: service.settle_payouts(uow, payout,
                                                              settle_seconds=settings.reconcile_settle_seconds,
                                                              budget=payouts), budget=payouts),
-                          # a coupon lock or points hold whose order's compensation was lost comes back
+                          # a coupon lock or points hold whose order's compensation was lost comes back, once the
+                          # order service says its order ended unpaid or was never stored (a paid order's order-paid
+                          # may be late: its hold stays for it)
                           "checkout-hold-expiry": every(settings.reconcile_seconds, "checkout hold expiry",
-                                                        lambda: service.expire_checkout_holds(uow, budget=holds),
+                                                        lambda: service.expire_checkout_holds(uow, orders,
+                                                                                              budget=holds),
                                                         budget=holds),
                           # durable: the ledger is the schedule, and a missed run is caught up by the next; one
                           # replica's round at a time, stopped by its budget and going on after the last holder walked

@@ -601,10 +601,11 @@ class SqlCouponRepository:
         self.session.execute(update(coupons).where(coupons.c.status == CouponStatus.LOCKED.value,
                                                    coupons.c.locked_at.is_(None)).values(locked_at=now))
 
-    def stale_locks(self, locked_before: datetime, after_id: int, limit: int) -> list[int]:
-        return list(self.session.execute(select(coupons.c.id).where(
-            coupons.c.status == CouponStatus.LOCKED.value, coupons.c.locked_at < locked_before,
-            coupons.c.id > after_id).order_by(coupons.c.id).limit(limit)).scalars())
+    def stale_locks(self, locked_before: datetime, after_id: int, limit: int) -> list[tuple[int, str]]:
+        return [(coupon_id, order_no or "") for coupon_id, order_no in self.session.execute(
+            select(coupons.c.id, coupons.c.order_no).where(
+                coupons.c.status == CouponStatus.LOCKED.value, coupons.c.locked_at < locked_before,
+                coupons.c.id > after_id).order_by(coupons.c.id).limit(limit))]
 
     def lock_stale(self, coupon_id: int, locked_before: datetime) -> Coupon | None:
         return self.session.execute(_skip_locked(self.session, select(Coupon).where(

@@ -28,6 +28,14 @@ CHECKOUT_HOLDS_EXPIRED = Counter(
     "mall_checkout_holds_expired_total",
     "Coupon locks and points holds the expiry sweep released because no order settled them in time, by kind.",
     ["kind"])
+# Why the sweep left a stale lock held for its next run: unanswered, the order service could not be asked; paid, its
+# order was paid and its order-paid has not been applied yet (the member consumer, the relay or Kafka behind);
+# awaiting_payment, its order is unpaid but not ended (the order service's payment timeout has not cancelled it yet).
+HOLD_KEPT_REASONS = ("unanswered", "paid", "awaiting_payment")
+CHECKOUT_HOLDS_KEPT = Counter(
+    "mall_checkout_holds_kept_total",
+    "Stale coupon locks and points holds the expiry sweep left held for its next run, by kind and reason "
+    "(unanswered|paid|awaiting_payment).", ["kind", "reason"])
 EXPIRED_HOLDS_PAID = Counter(
     "mall_expired_holds_paid_total",
     "Orders paid after the sweep had released their coupon lock or points hold, by kind and outcome "
@@ -52,6 +60,8 @@ for _outcome in WITHDRAWAL_OUTCOMES:
     WITHDRAWALS.labels(_outcome)
 for _kind in HOLD_KINDS:
     CHECKOUT_HOLDS_EXPIRED.labels(_kind)
+    for _reason in HOLD_KEPT_REASONS:
+        CHECKOUT_HOLDS_KEPT.labels(_kind, _reason)
 for _kind, _outcome in EXPIRED_HOLD_OUTCOMES:
     EXPIRED_HOLDS_PAID.labels(_kind, _outcome)
 for _channel in RECHARGE_CHANNELS:

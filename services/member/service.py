@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from services.common.db import seconds_since, utcnow
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
@@ -81,6 +81,9 @@ from services.member.domain import (
     withdrawal_not_found,
 )
 from services.member.uow import MemberUnitOfWork
+
+if TYPE_CHECKING:  # a type only: the consume role, which imports this module, never asks the order service
+    from services.common.orders import Orders, OrderState
 
 log = logging.getLogger(__name__)
 
@@ -703,11 +706,20 @@ def release_coupon(uow: MemberUnitOfWork, *, order_no: str, user_id: int | None 
 # ---------------------------------------------------------------- expiry of checkout locks
 
 
-def expire_checkout_holds(uow: Callable[[], MemberUnitOfWork], *, now: datetime | None = None,
-                          batch: int = 200, budget: RoundBudget | None = None) -> int:
+def expire_checkout_holds(uow: Callable[[], MemberUnitOfWork], orders: Orders, *, now: datetime | None = None,
+                          batch: int = 100, budget: RoundBudget | None = None) -> int:
     """Release the coupon locks and points holds that no order settled (paid, cancelled, released) within
-    CHECKOUT_HOLD_TTL of being taken: the order service's compensation after a failed submit was lost, and the
-    shopper would otherwise never get them back. Returns how many were released.
+    CHECKOUT_HOLD_TTL of being taken, and whose order never will: the order service's compensation after a failed
+    submit was lost, and the shopper would otherwise never get them back. Returns how many were released.
+
+    An order paid in time may still have its order-paid late (the member consumer, the relay or Kafka behind): had the
+    sweep released its lock, the shopper could spend the coupon and points again and the late order-paid find them
+    gone (`_use_expired_coupon_again`: lost to the shop). So each page's orders are asked about first (the order
+    service's GetOrderStates, as the member service; `batch` at most its MAX_ORDER_STATES), and only the holds of
+    orders that ended unpaid (cancelled, closed so) or that the order service does not know (never stored: the submit
+    died) are released; those of orders paid (their order-paid settles them), still awaiting payment (their timeout
+    cancels them) or in any other state are kept (mall_checkout_holds_kept_total{kind, reason}). When the order
+    service does not answer, nothing more is released this round (`reason="unanswered"`): the next asks again.
 
     Durable and replica-safe like reconcile_recharges: driven by the tables, paged, each lock in its own
     transaction with its row locked FOR UPDATE SKIP LOCKED (a replica, or an order event settling it right
@@ -718,13 +730,55 @@ def expire_checkout_holds(uow: Callable[[], MemberUnitOfWork], *, now: datetime 
     with uow() as tx:
         tx.coupons.date_undated_locks(now)  # locked by a release that kept no lock time: 2 hours from now
         tx.commit()
+    asked = _HoldOrders(orders)
     return each_sweep(
         lambda: each_page(uow, lambda tx, after: tx.points.stale_holds(before, after, batch), "", batch,
-                          lambda order_no: _expire_points_hold(uow(), order_no, before, now),
-                          what="points hold of order", budget=budget),
-        lambda: each_page(uow, lambda tx, after: tx.coupons.stale_locks(before, after, batch), 0, batch,
-                          lambda coupon_id: _expire_coupon_lock(uow(), coupon_id, before, now),
-                          what="lock of coupon", budget=budget))
+                          lambda order_no: _expire_points_hold(uow(), order_no, before, now)
+                          if asked.may_release("points", order_no) else 0,
+                          what="points hold of order", budget=budget,
+                          before_page=lambda order_nos: asked.ask("points", order_nos)),
+        lambda: each_page(uow, lambda tx, after: tx.coupons.stale_locks(before, after[0], batch), (0, ""), batch,
+                          lambda lock: _expire_coupon_lock(uow(), lock[0], lock[1], before, now)
+                          if asked.may_release("coupon", lock[1]) else 0,
+                          what="lock of coupon", budget=budget,
+                          before_page=lambda locks: asked.ask("coupon", [order_no for _, order_no in locks])))
+
+
+class _HoldOrders:
+    """What the order service said, in one round of the checkout-hold sweep, of the orders of its current page."""
+
+    def __init__(self, orders: Orders) -> None:
+        self.orders = orders
+        self.states: dict[str, OrderState] = {}
+        self.unanswered = False
+
+    def ask(self, kind: str, order_nos: list[str]) -> bool:
+        """Ask about a page's orders (their `kind` of hold): False, nothing of the page to be released, when the order
+        service does not answer; then it is not asked again this round (each page would wait for it in vain)."""
+        if not self.unanswered:
+            try:
+                known = list(dict.fromkeys(order_no for order_no in order_nos if order_no))
+                self.states = self.orders.states(known) if known else {}
+                return True
+            except DomainError as exc:
+                self.unanswered = True
+                log.warning("the order service did not say what became of the orders of %d stale %s holds (%s): "
+                            "nothing is released until the next round", len(order_nos), kind, exc.code)
+        metrics.CHECKOUT_HOLDS_KEPT.labels(kind, "unanswered").inc(len(order_nos))
+        return False
+
+    def may_release(self, kind: str, order_no: str) -> bool:
+        """Whether the stale `kind` hold of `order_no` may go back to the shopper: its order ended unpaid, or the order
+        service does not know it (never stored). Else kept, and counted."""
+        state = self.states.get(order_no)
+        if state is None or state.ended_unpaid:
+            return True
+        metrics.CHECKOUT_HOLDS_KEPT.labels(kind, "paid" if state.paid else "awaiting_payment").inc()
+        if state.paid:
+            log.warning("order %s is %s, but its order-paid has not been applied %s after its %s hold was taken: "
+                        "kept for it (is the member consumer behind?)", order_no, state.status, CHECKOUT_HOLD_TTL,
+                        kind)
+        return False
 
 
 def _expire_points_hold(uow: MemberUnitOfWork, order_no: str, before: datetime, now: datetime) -> int:
@@ -740,11 +794,13 @@ def _expire_points_hold(uow: MemberUnitOfWork, order_no: str, before: datetime, 
     return 1
 
 
-def _expire_coupon_lock(uow: MemberUnitOfWork, coupon_id: int, before: datetime, now: datetime) -> int:
+def _expire_coupon_lock(uow: MemberUnitOfWork, coupon_id: int, order_no: str, before: datetime,
+                        now: datetime) -> int:
     with uow:
         coupon = uow.coupons.lock_stale(coupon_id, before)
-        if coupon is None or coupon.order_no is None:
-            return 0  # settled meanwhile, or another replica is releasing it right now
+        if coupon is None or coupon.order_no is None or coupon.order_no != order_no:
+            return 0  # settled meanwhile (locked by another order since: not the one asked about), or another
+            # replica is releasing it right now
         expired = ExpiredCouponLock(order_no=coupon.order_no, coupon_id=coupon_id, user_id=coupon.user_id,
                                     discount_fen=coupon.discount_fen, expired_at=now)
         coupon.release()

@@ -141,8 +141,9 @@ class CouponRepository(Protocol):
     def date_undated_locks(self, now: datetime) -> None:
         """Give locked coupons without a lock time (locked by a release before lock times) `now` as theirs."""
 
-    def stale_locks(self, locked_before: datetime, after_id: int, limit: int) -> list[int]:
-        """Ids (above `after_id`, ascending) of coupons still locked, locked before `locked_before`."""
+    def stale_locks(self, locked_before: datetime, after_id: int, limit: int) -> list[tuple[int, str]]:
+        """(id, order number, "" for none) of coupons still locked, locked before `locked_before`, ids above
+        `after_id` ascending."""
 
     def lock_stale(self, coupon_id: int, locked_before: datetime) -> Coupon | None:
         """The coupon, locked, if it is still locked since before that and no other transaction holds it (SKIP LOCKED)."""

@@ -34,7 +34,9 @@ from services.order.ports import Catalog, Members, Stock, Users
 from services.order.service import CartLine, CheckoutInput, OrderSettings, Prepay
 from services.order.uow import CaseSearch, ListedRefund, OrderSearch, OrderUnitOfWork, RefundSearch
 
-STATE_READERS = ("product",)  # its reservation sweep asks whether the orders it holds stock for were paid
+# The product service's reservation sweep asks whether the orders it holds stock for were paid, the member service's
+# checkout-hold sweep whether those it holds a coupon or points for were (services/common/orders.py).
+STATE_READERS = ("product", "member")
 MAX_ORDER_STATES = 100
 StepMessage = TypeVar("StepMessage", order_pb2.Transition, after_sale_pb2.AfterSaleStep)
 

@@ -365,7 +365,8 @@ def test_termination_grace_outlasts_the_drain_and_the_threads_the_process_waits_
 EXPECTED_CALLERS = {
     "user": {"gateway", "order", "member"},  # member: GetWechatPayer, for WeChat recharges and payouts
     "product": {"gateway", "order", "member"},  # member: ListCategories, checking a coupon template's categories
-    "order": {"gateway", "product"},  # product: its reservation sweep asks which orders were paid
+    # product: its reservation sweep asks which orders were paid; member: its checkout-hold expiry does
+    "order": {"gateway", "product", "member"},
     "member": {"gateway", "order"},
     "analytics": {"gateway"},
 }
@@ -373,7 +374,7 @@ EXPECTED_CALLERS = {
 
 def shared_callees(text: str) -> set[str]:
     """The services whose generated stubs the shared modules (services/common) imported at the top of a file in `text`
-    import: services/common/orders.py asks the order service for the product service. A type imported
+    import: services/common/orders.py asks the order service for the product and member services. A type imported
     under `if TYPE_CHECKING:` (indented) calls nothing; the stubs a shared module only names in its docs neither."""
     shared = [ROOT / "services" / "common" / f"{name}.py"
               for name in re.findall(r"^(?:from|import) services\.common\.(\w+)", text, re.M)]
@@ -743,12 +744,13 @@ def egress_of(objects: Objects, pod_labels: dict[str, str]) -> set[tuple[str, in
 # Written out here, independently of generate.py: whom each deployable may open connections to.
 DNS = {("kube-system/kube-dns", 53)}
 CALLEES = {"gateway": set(SERVICES), "order": {"user", "product", "member"}, "product": {"order"},
-           "member": {"user", "product"}}
+           "member": {"user", "product", "order"}}
 # user: WeChat login, Aliyun SMS, FaceID; order: WeChat Pay; member: WeChat Pay, Alipay, bank transfers (recharges,
 # their reconciliation and expiry, withdrawal payouts)
 HTTPS_OUT = {"user", "order", "member"}
 # The consumers whose handlers call services: product's order-paid handler asks the order service whether the units
 # it would release were sold (services/product/service.py _released_before_ledger_sold, services/common/orders.py).
+# Not member's: only its serve role's checkout-hold expiry asks the order service.
 CONSUMER_CALLEES = {"product": {"order"}}
 
 

@@ -89,6 +89,7 @@ BUSINESS_METRICS = {"mall_orders_created_total", "mall_gmv_fen_total", "mall_pay
                     "mall_withdrawals_paying_overdue", "mall_withdrawals_paying_overdue_oldest_seconds",
                     "mall_stock_reservations_expired_total", "mall_checkout_holds_expired_total",
                     "mall_expired_holds_paid_total", "mall_stock_reservations_deferred_total",
+                    "mall_checkout_holds_kept_total",
                     "mall_stock_reservations_confirmed_by_sweep_total", "mall_stock_oversold_units_total"}
 
 
@@ -138,7 +139,7 @@ def test_the_alerts_ops_rely_on_exist() -> None:
                       "ExpiredCheckoutHoldPaid", "AbnormalRefundWaiting", "RefundPaidAfterClose",
                       "UnpaidOrdersPastDeadline", "PaymentAfterStockHold",
                       "WalletChargeAwaitingStaff", "RefundPendingStuck", "RechargePendingOverdue",
-                      "WithdrawalPayingOverdue", "StockReservationsUnsettled", "StockOversold",
+                      "WithdrawalPayingOverdue", "StockReservationsUnsettled", "StockOversold", "CheckoutHoldsUnsettled",
                       # rate limits and paid SMS codes
                       "RateLimitStoreUnreachable", "SmsDailyBudgetNearlySpent", "SmsDailyBudgetExhausted",
                       # the gateway's Redis filling up (it refuses writes when full)

@@ -1,5 +1,6 @@
 """The expiry sweep of coupon locks and points holds on PostgreSQL: replicas sweeping at once release each lock
-once, and an order-paid arriving after the sweep takes them again."""
+once, an order-paid arriving after the sweep takes them again, and the locks of orders the order service says were
+paid stay held."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from services.common.db import utcnow
 from services.member import service
 from services.member.db import SqlMemberUnitOfWork
 from services.member.domain import CHECKOUT_HOLD_TTL, PLATFORM, Account, CouponTemplate, OrderLine, transfer
-from tests.fakes import FakeCategories
+from tests.fakes import FakeCategories, FakeOrders
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +51,7 @@ def test_replicas_release_each_unsettled_lock_once_and_a_late_payment_takes_it_a
 
     def replica() -> None:
         barrier.wait()
-        released.append(service.expire_checkout_holds(uow, batch=2))
+        released.append(service.expire_checkout_holds(uow, FakeOrders(), batch=2))  # orders never stored
 
     threads = [threading.Thread(target=replica) for _ in range(3)]
     for thread in threads:
@@ -77,7 +78,7 @@ def test_a_cancellation_read_before_the_late_payment_keeps_the_swept_coupon_and_
     service.lock_coupon(uow(), user_id=user, order_no="OC1", coupon_id=coupon.id or 0, lines=[OrderLine(1, 10_000)],
                         now=taken)
     service.lock_points(uow(), user_id=user, order_no="OC1", points=300, payable_fen=10_000, now=taken)
-    swept = service.expire_checkout_holds(uow)
+    swept = service.expire_checkout_holds(uow, FakeOrders())  # OC1 never stored
 
     with uow() as tx:  # order-cancelled of the paid order, read before its order-paid
         service.apply_order_cancelled(tx, order_no="OC1", was_paid=True, now=utcnow())
@@ -91,3 +92,28 @@ def test_a_cancellation_read_before_the_late_payment_keeps_the_swept_coupon_and_
         assert [c.status for c, _ in tx.coupons.of_user(user)] == ["available"]
         assert tx.coupons.expired_lock("OC1") is None
         assert tx.ledger.check()[1] == []
+
+
+def test_the_locks_of_paid_and_unpaid_orders_stay_held_and_those_of_cancelled_ones_go_page_by_page(
+        uow: Callable[[], SqlMemberUnitOfWork]) -> None:
+    taken, user = utcnow() - CHECKOUT_HOLD_TTL - timedelta(minutes=1), ALICE + 2
+    template = member_with_points(uow, user, 1_000, taken)
+    orders = FakeOrders()
+    for order_no, status, paid in [("OP1", "PAID", True), ("OP2", "CANCELLED", False),
+                                   ("OP3", "PENDING_PAYMENT", False), ("OP4", "CLOSED", False)]:
+        coupon, _ = service.claim_coupon(uow(), user_id=user, template_id=template.id or 0, now=taken)
+        service.lock_coupon(uow(), user_id=user, order_no=order_no, coupon_id=coupon.id or 0,
+                            lines=[OrderLine(1, 10_000)], now=taken)
+        service.lock_points(uow(), user_id=user, order_no=order_no, points=100, payable_fen=10_000, now=taken)
+        orders.place(order_no, status, paid=paid)
+
+    swept = service.expire_checkout_holds(uow, orders, batch=3)
+
+    assert swept == 2 * 2  # OP2's and OP4's coupon and points
+    with uow() as tx:
+        assert (tx.ledger.balance(user, Account.POINTS), tx.ledger.balance(user, Account.POINTS_LOCKED)) == (
+            1_000 - 200, 200)  # OP1's and OP3's still held
+        held = sorted((c.order_no, c.status) for c, _ in tx.coupons.of_user(user) if c.order_no)
+        assert held == [("OP1", "locked"), ("OP3", "locked")]
+    pages = [["OP1", "OP2", "OP3"], ["OP4"]]
+    assert orders.asked == pages + pages  # once a page: the points holds', then the coupon locks'

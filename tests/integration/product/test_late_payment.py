@@ -314,12 +314,14 @@ def test_the_order_service_is_asked_only_about_releases_before_the_ledger(
 
 # The real order service over gRPC (conftest order_target), asked as the product service asks it
 
-def test_the_order_service_tells_the_product_service_which_orders_were_paid(
-        order_uow: Callable[[], order_db.SqlOrderUnitOfWork], order_target: str, jwt_keys: JwtKeys) -> None:
+@pytest.mark.parametrize("reader", ["product", "member"])  # the reservation sweep's, the checkout-hold sweep's
+def test_the_order_service_tells_the_product_and_member_services_which_orders_were_paid(
+        order_uow: Callable[[], order_db.SqlOrderUnitOfWork], order_target: str, jwt_keys: JwtKeys,
+        reader: str) -> None:
     place_order(order_uow, "PAID-1", paid=True)
     place_order(order_uow, "OPEN-1", paid=False)
     clients = ServiceClients(Discovery(None, Env({"ORDER_GRPC_TARGET": order_target})), 10,
-                             service_token=service_token(jwt_keys, "product"))
+                             service_token=service_token(jwt_keys, reader))
 
     states = GrpcOrders(clients).states(["PAID-1", "OPEN-1", "NEVER"])
 
@@ -329,7 +331,7 @@ def test_the_order_service_tells_the_product_service_which_orders_were_paid(
 
 
 @pytest.mark.parametrize("caller", ["order", "user"])
-def test_only_the_product_service_may_read_order_states(order_target: str, jwt_keys: JwtKeys, caller: str) -> None:
+def test_only_the_product_and_member_services_may_read_order_states(order_target: str, jwt_keys: JwtKeys, caller: str) -> None:
     metadata = as_service(jwt_keys, "order") if caller == "order" else []
     with grpc.insecure_channel(order_target) as channel:
         with pytest.raises(grpc.RpcError) as refused:

@@ -222,13 +222,14 @@ class FakeCouponRepository:
             if coupon.status == CouponStatus.LOCKED and coupon.locked_at is None:
                 coupon.locked_at = now
 
-    def stale_locks(self, locked_before: datetime, after_id: int, limit: int) -> list[int]:
-        return sorted(c.id or 0 for c in self.coupons.values() if c.status == CouponStatus.LOCKED
+    def stale_locks(self, locked_before: datetime, after_id: int, limit: int) -> list[tuple[int, str]]:
+        return sorted((c.id or 0, c.order_no or "") for c in self.coupons.values() if c.status == CouponStatus.LOCKED
                       and c.locked_at is not None and c.locked_at < locked_before and (c.id or 0) > after_id)[:limit]
 
     def lock_stale(self, coupon_id: int, locked_before: datetime) -> Coupon | None:
         coupon = self.coupons.get(coupon_id)
-        return coupon if coupon is not None and coupon_id in self.stale_locks(locked_before, coupon_id - 1, 1) else None
+        stale = [found for found, _ in self.stale_locks(locked_before, coupon_id - 1, 1)]
+        return coupon if coupon is not None and coupon_id in stale else None
 
     def add_expired_lock(self, expired: ExpiredCouponLock) -> None:
         self.expired_locks[expired.order_no] = expired

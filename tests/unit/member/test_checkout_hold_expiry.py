@@ -1,6 +1,7 @@
 """Coupon locks and points holds that no order settles (its compensation call was lost) are released by the
-expiry sweep once CHECKOUT_HOLD_TTL has passed; an order-paid arriving after that takes them again as far as
-the shopper still has them, and says so (an error logged, a metric counted)."""
+expiry sweep once CHECKOUT_HOLD_TTL has passed, if the order service says their order ended unpaid or does not know
+it; a paid order's (its order-paid late) are kept for it. An order-paid arriving after a release takes them again as
+far as the shopper still has them, and says so (an error logged, a metric counted)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from datetime import timedelta
 import pytest
 
 from services.common.errors import Conflict
+from services.common.orders import OrderState
 from services.member import service
 from services.member.domain import CHECKOUT_HOLD_TTL, PLATFORM, Account, OrderLine, transfer
+from tests.fakes import FakeOrders
 from tests.fixtures.metrics import CounterDeltas
 from tests.unit.member.fakes import FakeMemberUnitOfWork
 from tests.unit.member.test_use_cases import ALICE, NOW, template, uow  # noqa: F401  (uow is a fixture)
@@ -34,8 +37,10 @@ def checkout(uow: FakeMemberUnitOfWork, coupon_id: int, order_no: str = "O1", po
     service.lock_points(uow, user_id=ALICE, order_no=order_no, points=points, payable_fen=10_000, now=NOW)
 
 
-def sweep(uow: FakeMemberUnitOfWork, after: timedelta) -> int:  # noqa: F811
-    return service.expire_checkout_holds(lambda: uow, now=NOW + after)
+def sweep(uow: FakeMemberUnitOfWork, after: timedelta, orders: FakeOrders | None = None) -> int:  # noqa: F811
+    """A round of the sweep `after` the checkout; the order service knows only the orders placed in `orders` (by
+    default none: every order was never stored, its submit died)."""
+    return service.expire_checkout_holds(lambda: uow, orders or FakeOrders(), now=NOW + after)
 
 
 def points(uow: FakeMemberUnitOfWork) -> tuple[int, int]:  # noqa: F811
@@ -88,6 +93,110 @@ def test_locks_their_order_settled_are_never_swept(uow: FakeMemberUnitOfWork, co
 
     assert sweep(uow, timedelta(days=1)) == 0
     assert (uow.coupons.coupons[coupon_id].status, points(uow)) == ("used", (700 + 97, 0))
+
+
+@pytest.fixture
+def orders() -> FakeOrders:
+    """The order service, knowing no order until a test places it."""
+    return FakeOrders()
+
+
+def kept(kind: str, reason: str) -> str:
+    return f'mall_checkout_holds_kept_total{{kind="{kind}",reason="{reason}"}}'
+
+
+def test_a_paid_orders_coupon_and_points_stay_held_past_the_ttl_for_its_late_order_paid(
+        uow: FakeMemberUnitOfWork, coupon_id: int, orders: FakeOrders) -> None:  # noqa: F811
+    checkout(uow, coupon_id)
+    orders.place("O1", "PAID", paid=True)  # paid in time; its order-paid reaches the member service 30 min late
+    deltas = CounterDeltas()
+
+    swept = sweep(uow, CHECKOUT_HOLD_TTL + timedelta(seconds=1), orders)
+    held = (uow.coupons.coupons[coupon_id].status, uow.coupons.coupons[coupon_id].order_no, points(uow))
+    with pytest.raises(Conflict) as second_order:  # the shopper tries the coupon on another order
+        service.lock_coupon(uow, user_id=ALICE, order_no="O2", coupon_id=coupon_id, lines=[OrderLine(1, 10_000)],
+                            now=NOW + CHECKOUT_HOLD_TTL + timedelta(minutes=1))
+    service.award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=9_700,
+                                   now=NOW + CHECKOUT_HOLD_TTL + timedelta(minutes=30))  # the late order-paid
+
+    assert (swept, held, second_order.value.code) == (0, ("locked", "O1", (700, 300)), "COUPON_NOT_AVAILABLE")
+    assert (uow.coupons.coupons[coupon_id].status, uow.coupons.coupons[coupon_id].order_no) == ("used", "O1")
+    assert points(uow) == (700 + 97, 0)  # its 300 spent by it, 97 earned
+    assert orders.asked == [["O1"], ["O1"]]  # the points holds' page, the coupon locks' page
+    assert deltas() == {kept("coupon", "paid"): 1, kept("points", "paid"): 1}  # nothing expired, nothing lost
+
+
+def test_nothing_is_released_while_the_order_service_does_not_answer(
+        uow: FakeMemberUnitOfWork, coupon_id: int, orders: FakeOrders) -> None:  # noqa: F811
+    checkout(uow, coupon_id)
+    orders.down = True
+    deltas = CounterDeltas()
+
+    swept = sweep(uow, CHECKOUT_HOLD_TTL + timedelta(seconds=1), orders)
+    held = (uow.coupons.coupons[coupon_id].status, points(uow))
+    unanswered = deltas()
+    orders.down = False
+    swept_when_it_answers = sweep(uow, CHECKOUT_HOLD_TTL + timedelta(minutes=1), orders)  # O1 was never stored
+
+    assert (swept, held, swept_when_it_answers) == (0, ("locked", (700, 300)), 2)
+    assert unanswered == {kept("coupon", "unanswered"): 1, kept("points", "unanswered"): 1}
+    assert orders.asked == [["O1"], ["O1"], ["O1"]]  # not asked again the round it did not answer
+
+
+def test_the_coupon_and_points_of_an_order_never_stored_are_released(
+        uow: FakeMemberUnitOfWork, coupon_id: int, orders: FakeOrders) -> None:  # noqa: F811
+    checkout(uow, coupon_id)  # its submit died after locking them: the order service knows no O1
+    deltas = CounterDeltas()
+
+    swept = sweep(uow, CHECKOUT_HOLD_TTL + timedelta(seconds=1), orders)
+
+    assert (swept, uow.coupons.coupons[coupon_id].status, points(uow)) == (2, "available", (1_000, 0))
+    assert orders.asked == [["O1"], ["O1"]]
+    assert deltas() == {'mall_checkout_holds_expired_total{kind="coupon"}': 1,
+                        'mall_checkout_holds_expired_total{kind="points"}': 1}
+
+
+@pytest.mark.parametrize(("status", "paid", "reason"), [
+    ("CANCELLED", False, None), ("CLOSED", False, None),  # ended unpaid (its order-cancelled lost or late): released
+    ("PENDING_PAYMENT", False, "awaiting_payment"),
+    ("PAID", True, "paid"), ("CANCEL_REQUESTED", True, "paid"), ("SHIPPED", True, "paid"),
+    ("COMPLETED", True, "paid"), ("REFUNDING", True, "paid"), ("REFUNDED", True, "paid"), ("CLOSED", True, "paid"),
+])
+def test_only_the_holds_of_orders_that_ended_unpaid_are_released(
+        uow: FakeMemberUnitOfWork, coupon_id: int, orders: FakeOrders,  # noqa: F811
+        status: str, paid: bool, reason: str | None) -> None:
+    checkout(uow, coupon_id)
+    orders.place("O1", status, paid=paid)
+    deltas = CounterDeltas()
+
+    swept = sweep(uow, CHECKOUT_HOLD_TTL + timedelta(seconds=1), orders)
+
+    if reason is None:
+        assert (swept, uow.coupons.coupons[coupon_id].status, points(uow)) == (2, "available", (1_000, 0))
+    else:
+        assert (swept, uow.coupons.coupons[coupon_id].status, points(uow)) == (0, "locked", (700, 300))
+        assert deltas() == {kept("coupon", reason): 1, kept("points", reason): 1}
+
+
+def test_a_coupon_locked_by_another_order_since_the_page_was_read_is_not_released(
+        uow: FakeMemberUnitOfWork, coupon_id: int, orders: FakeOrders,  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    service.lock_coupon(uow, user_id=ALICE, order_no="O1", coupon_id=coupon_id, lines=[OrderLine(1, 10_000)], now=NOW)
+    orders.place("O2", "PAID", paid=True)
+    ask = orders.states
+
+    def o1_cancelled_and_o2_locks_meanwhile(order_nos: list[str]) -> dict[str, OrderState]:
+        answer = ask(order_nos)  # O1: unknown (cancelled and gone would be the same)
+        service.release_coupon(uow, order_no="O1")
+        service.lock_coupon(uow, user_id=ALICE, order_no="O2", coupon_id=coupon_id, lines=[OrderLine(1, 10_000)],
+                            now=NOW)  # as old as O1's lock: stale too
+        return answer
+
+    monkeypatch.setattr(orders, "states", o1_cancelled_and_o2_locks_meanwhile)
+    swept = sweep(uow, CHECKOUT_HOLD_TTL + timedelta(seconds=1), orders)
+
+    assert (swept, uow.coupons.coupons[coupon_id].status, uow.coupons.coupons[coupon_id].order_no) == (
+        0, "locked", "O2")
 
 
 def test_order_paid_after_the_sweep_takes_the_coupon_and_points_again_and_reports_it(

@@ -10,6 +10,7 @@ from services.common.runtime import every
 from services.common.uow import RoundBudget
 from services.member import service
 from services.member.domain import Account, points_expiry_cutoff
+from tests.fakes import FakeOrders
 from tests.unit.common.test_liveness import FakeClock, Until
 from tests.unit.member.fakes import FakeMemberUnitOfWork
 
@@ -116,7 +117,7 @@ def test_an_order_paid_on_time_uses_its_held_points_and_the_may_ones_stay(uow) -
 
 def test_an_order_paid_after_the_sweep_takes_only_its_held_points_that_had_not_expired(uow) -> None:  # type: ignore[no-untyped-def]
     hold_over_the_april_run(uow)
-    service.expire_checkout_holds(lambda: uow, now=at("2027-04-01 02:00:00"))  # 400 back, the 300 March ones taken
+    service.expire_checkout_holds(lambda: uow, FakeOrders(), now=at("2027-04-01 02:00:00"))  # 400 back, the 300 March ones taken
 
     pay_o3(uow)  # late: takes the 100 May points the hold kept, not the 400 again
 
@@ -130,7 +131,7 @@ def test_an_order_cancelled_after_review_gives_back_its_points_but_not_those_exp
         uow, swept, held) -> None:
     hold_over_the_april_run(uow, held)
     if swept:
-        service.expire_checkout_holds(lambda: uow, now=at("2027-04-01 02:00:00"))
+        service.expire_checkout_holds(lambda: uow, FakeOrders(), now=at("2027-04-01 02:00:00"))
     pay_o3(uow)
 
     with uow:

@@ -1,4 +1,5 @@
-"""GetOrderStates, the product service's question about the orders it holds stock for: one page at most."""
+"""GetOrderStates, the product and member services' question about the orders they hold stock, coupons or points for:
+one page at most."""
 
 from __future__ import annotations
 
