@@ -20,6 +20,6 @@ def test_each_jobs_bound_is_its_interval_its_budget_its_rows_past_it_and_the_mar
         "recharge-reconciliation": 60 + 100 + 140 + 2 * 5 + 30,
         "recharge-expiry": 60 + 100 + 140 + 2 * 5 + 30,
         "payout-settlement": 60 + 100 + 140 + 2 * 5 + 30,
-        "checkout-hold-expiry": 60 + 100 + 2 * 140 + 30,
+        "checkout-hold-expiry": 60 + 100 + 2 * (140 + 5) + 30,  # each sweep's page asks the order service
         "points-expiry": 3600 + 100 + 140 + 30,  # a holder's expiry calls nothing
     }
