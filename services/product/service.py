@@ -349,13 +349,16 @@ def reserve_stock(uow: ProductUnitOfWork, *, order_no: str, lines: Iterable[Stoc
                   now: datetime | None = None) -> ReservationResult:
     """Hold every line's units for the order, or none of them, and answer the SKUs as they were then.
 
-    The answer's offers (price, names, category) are read in the transaction that holds the units, so
-    the order's snapshot is the price the stock was sold at, with no call in between (a live product's
-    price cannot change: an edit takes it off sale, which the holding UPDATE checks). A SKU unknown or
-    off sale is SKU_UNAVAILABLE, one short of units OUT_OF_STOCK, each naming the SKU; both are seen
-    in that read before any row is locked, so a sold-out SKU's losers never queue on its row.
-    Idempotent by order number: a replay answers what the first call reserved (and its current
-    state) without touching stock; the same order number with other lines is a conflict.
+    A SKU unknown or off sale is SKU_UNAVAILABLE, one short of units OUT_OF_STOCK, each naming the SKU; both are
+    seen in a first read before any row is locked, so a sold-out SKU's losers never queue on its row.
+    The answer's offers (price, names, category) are read again once every line's units are held, in a new
+    statement of the same transaction, so the order's snapshot is the price the stock was sold at, with no call in
+    between. The holding UPDATE alone cannot promise that: one that waited for a SKU row an edit or a shelf change
+    had locked re-checks, once that commits, the SKU row only, not its product, and the first read is older still.
+    The second read sees every change committed before it (an edit takes an approved product off sale: the
+    reservation is refused SKU_UNAVAILABLE, nothing held); any later one locks the SKU rows, so waits for this
+    transaction and comes after it. Idempotent by order number: a replay answers what the first call reserved
+    (and its current state) without touching stock; the same order number with other lines is a conflict.
     """
     now = now or utcnow()
     wanted = merge_lines(order_no, lines)
@@ -381,22 +384,33 @@ def reserve_stock(uow: ProductUnitOfWork, *, order_no: str, lines: Iterable[Stoc
                 now_offered = _offers(uow, [line.sku_id])
                 _refuse_reservation(line.sku_id, on_sale=bool(now_offered) and now_offered[0].on_sale)
             _stock_moved(uow, move, now)
-            sku.stock = move.after  # the answer shows the stock status the reservation left
             held.append(Reservation(order_no=order_no, sku_id=line.sku_id, quantity=line.quantity,
                                     created_at=now, expires_at=expires_at))
+        # read again, the SKU rows now held: the prices and sale the order is answered (and charged) with, and
+        # the stock status the reservation left; the tree is read again only for a category the first read lacks
+        offers = _offers(uow, [line.sku_id for line in wanted],
+                         known_paths={offer.category_id: offer.category_path for offer in offers})
+        still_offered = {offer.sku.id for offer in offers if offer.on_sale}
+        for line in wanted:
+            if line.sku_id not in still_offered:  # an edit or shelf change committed while the units were taken
+                _refuse_reservation(line.sku_id, on_sale=False)
         for reservation in held:
             uow.reservations.add(reservation)
         uow.commit()
         return _reservation_result(order_no, held, offers)
 
 
-def _offers(uow: ProductUnitOfWork, sku_ids: list[int]) -> list[SkuOffer]:
+def _offers(uow: ProductUnitOfWork, sku_ids: list[int], *,
+            known_paths: dict[int, tuple[int, ...]] | None = None) -> list[SkuOffer]:
     """The known SKUs among `sku_ids` with their products and their categories' paths (what coupons limited to
-    a category are matched on), in the order given; unknown ids are left out."""
+    a category are matched on), in the order given; unknown ids are left out. The tree is not read when
+    `known_paths` (a moment ago, in the same transaction) has every category needed."""
     found = {offer.sku.id: offer for offer in uow.products.offers(set(sku_ids))}
     if not found:
         return []
-    paths = category_paths(uow.categories.all(), {offer.category_id for offer in found.values()})
+    paths = known_paths or {}
+    if not {offer.category_id for offer in found.values()} <= paths.keys():
+        paths = category_paths(uow.categories.all(), {offer.category_id for offer in found.values()})
     return [replace(found[sku_id], category_path=paths[found[sku_id].category_id])
             for sku_id in sku_ids if sku_id in found]
 

@@ -87,7 +87,9 @@ class StockRepository(Protocol):
 
         Its `available` delta goes to the SKU's stock, its `sold` delta to the SKU's and the product's
         sales. Refused (None: nothing changed, nothing recorded) when the stock would go below 0 or,
-        with `on_sale_only`, when the SKU is retired or its product not approved and on the shelf.
+        with `on_sale_only`, when the SKU is retired or its product not approved and on the shelf. That check
+        sees the product as the statement began: an UPDATE that waited for the SKU row re-checks that row only,
+        so a caller answering prices reads them again afterwards (reserve_stock).
         """
 
     def lock_products(self, sku_ids: Collection[int]) -> None:

@@ -1,6 +1,6 @@
-"""Staff changes racing each other on PostgreSQL: one waits for the other (row or advisory lock) and then sees
-what it did. Explicit synchronisation: the first change pauses inside its transaction, starts the second, and goes
-on once the second waits for a lock (or, without one, has finished)."""
+"""Staff changes racing each other, or checkouts, on PostgreSQL: one waits for the other (row or advisory lock) and
+then sees what it did. Explicit synchronisation: the first change pauses inside its transaction, starts the second,
+and goes on once the second waits for a lock (or, without one, has finished)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,16 @@ from sqlalchemy import Engine, func, select
 
 from services.common.errors import Conflict, InvalidInput
 from services.product import service
-from services.product.db import SqlBrandRepository, SqlDeliveryRepository, brands, categories, products
-from services.product.domain import Brand, BrandExists, Category, Product
+from services.product.db import (
+    SqlBrandRepository,
+    SqlDeliveryRepository,
+    SqlStockRepository,
+    brands,
+    categories,
+    products,
+    reservations,
+)
+from services.product.domain import Brand, BrandExists, Category, Product, StockLine
 from services.product.service import Delivery
 from tests.fixtures.postgres import wait_until_blocked
 from tests.integration.product.conftest import Shelf, UowFactory
@@ -28,13 +36,14 @@ class Racing:
         self.outcome: list[object] = []
         self.thread: threading.Thread | None = None
 
-    def meanwhile(self, engine: Engine, action: Callable[[], object]) -> None:
-        """The first time only: start `action`, and return once it waits for a lock or has ended."""
+    def meanwhile(self, engine: Engine, action: Callable[[], object], *, waiting: int = 1) -> None:
+        """The first time only: start `action`, and return once it waits for a lock (once `waiting` transactions
+        do: the others racing with it) or has ended."""
         if self.thread is not None:
             return
         self.thread = threading.Thread(target=self._run, args=(action,), daemon=True)
         self.thread.start()
-        wait_until_blocked(engine, self.thread)
+        wait_until_blocked(engine, self.thread, waiting=waiting)
 
     def _run(self, action: Callable[[], object]) -> None:
         try:
@@ -199,3 +208,68 @@ def test_two_category_or_brand_creates_racing_with_one_key_create_one(
     with pg_engine.connect() as conn:
         made = [conn.execute(select(func.count()).select_from(table)).scalar_one() for table in (brands, categories)]
     assert (retry.result(), sum(made)) == (first, 1)
+
+
+def checkouts_queued_behind(change: str, monkeypatch: pytest.MonkeyPatch, pg_engine: Engine, checkouts: list[Racing],
+                            reserve: Callable[[str], object]) -> None:
+    """Each of `checkouts` started, and waiting for its SKU row, while the staff `change` (a Product method) holds
+    it: after the change's domain work, before its commit."""
+    method = getattr(Product, change)
+
+    def change_then_checkouts(product: Product, *args: object, **kwargs: object) -> None:
+        method(product, *args, **kwargs)
+        for i, checkout in enumerate(checkouts):
+            checkout.meanwhile(pg_engine, lambda order_no=f"O{i}": reserve(order_no), waiting=i + 1)
+    monkeypatch.setattr(Product, change, change_then_checkouts)
+
+
+@pytest.mark.parametrize("change", ["edit", "shelve"])
+def test_checkouts_waiting_behind_a_price_edit_or_a_shelf_off_are_refused_and_hold_nothing(
+        pg_uow: UowFactory, pg_engine: Engine, monkeypatch: pytest.MonkeyPatch, change: str) -> None:
+    """The reservations read the product on sale at 1 fen and then wait for the SKU row the staff change locked: once
+    it commits they see it (the edit took the product off sale for audit, the shelf-off off the shelf). Before, the
+    stock UPDATE re-checked the SKU row only and reserved at the price read before the edit."""
+    shelf = Shelf(pg_uow)
+    product_id = shelf.product("手机", price_fen=1, stock=5)
+    [sku_id] = shelf.sku_ids(product_id)
+    checkouts = [Racing() for _ in range(3)]
+    checkouts_queued_behind(change, monkeypatch, pg_engine, checkouts,
+                            lambda order_no: service.reserve_stock(pg_uow(), order_no=order_no,
+                                                                   lines=[StockLine(sku_id, 1)]))
+
+    if change == "edit":
+        service.update_product(pg_uow(), actor_id=7, product_id=product_id,
+                               draft=shelf.draft("手机", price_fen=10_000, stock=5), version=1)
+    else:
+        service.set_shelf(pg_uow(), actor_id=7, product_id=product_id, on_shelf=False)
+
+    outcomes = [checkout.result() for checkout in checkouts]
+    with pg_engine.connect() as conn:
+        held = conn.execute(select(func.count()).select_from(reservations)).scalar_one()
+    assert ([getattr(outcome, "code", outcome) for outcome in outcomes], shelf.stock(product_id), held) == (
+        ["SKU_UNAVAILABLE"] * 3, [5], 0)
+
+
+def test_a_checkout_whose_read_is_older_than_a_repricing_is_answered_at_the_new_price(
+        pg_uow: UowFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between the reservation's first read and its stock UPDATE the product is repriced (back to audit), approved and
+    shelved again: the UPDATE waits for nothing and the product is on sale, so the units are held, and the order is
+    answered (and charged) the price they are sold at now, not the 1 fen of the first read."""
+    shelf = Shelf(pg_uow)
+    product_id = shelf.product("手机", price_fen=1, stock=5)
+    [sku_id] = shelf.sku_ids(product_id)
+    move = SqlStockRepository.move
+
+    def reprice_then_move(repository: SqlStockRepository, *args: object, **kwargs: object) -> object:
+        monkeypatch.setattr(SqlStockRepository, "move", move)
+        service.update_product(pg_uow(), actor_id=7, product_id=product_id,
+                               draft=shelf.draft("手机", price_fen=10_000, stock=5), version=1)
+        service.audit_product(pg_uow(), actor_id=1, product_id=product_id, approve=True)
+        service.set_shelf(pg_uow(), actor_id=7, product_id=product_id, on_shelf=True)
+        return move(repository, *args, **kwargs)  # type: ignore[arg-type]
+    monkeypatch.setattr(SqlStockRepository, "move", reprice_then_move)
+
+    held = service.reserve_stock(pg_uow(), order_no="O1", lines=[StockLine(sku_id, 2)])
+
+    assert [(offer.sku.id, offer.sku.price_fen, offer.sku.stock, offer.on_sale) for offer in held.offers] == [
+        (sku_id, 10_000, 3, True)]
