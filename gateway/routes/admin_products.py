@@ -303,11 +303,15 @@ def product_audit_log(product_id: int, query: PageQuery) -> Page[AuditEntryOut]:
 
 @bp.post("/<id:product_id>/skus/<id:sku_id>/stock")
 @operation(summary="Adjust a SKU's stock by a delta", tag="admin", roles=EDITORS, body=StockIn,
-           description="A retired SKU (left out by an edit) may be written off, not restocked: 409 SKU_RETIRED.",
-           responses={200: AdminSku})
-def adjust_stock(product_id: int, sku_id: int, body: StockIn) -> AdminSku:
+           responses={200: AdminSku}, idempotent=True, key_optional=True,
+           description="A retired SKU (left out by an edit) may be written off, not restocked: 409 SKU_RETIRED. "
+                       "A retry with the same Idempotency-Key and body (after a 503 whose commit went through, say) "
+                       "answers the SKU as it is now and moves no units again; the same key with another body is "
+                       "409 IDEMPOTENCY_KEY_REUSED. Keys are per staff member.")
+def adjust_stock(product_id: int, sku_id: int, body: StockIn, idempotency_key: str) -> AdminSku:
     return AdminSku.from_proto(_stub().AdjustStock(product_pb2.AdjustStockRequest(
-        product_id=product_id, sku_id=sku_id, delta=body.delta, reason=body.reason)))
+        product_id=product_id, sku_id=sku_id, delta=body.delta, reason=body.reason,
+        idempotency_key=idempotency_key)))
 
 
 @bp.get("/<id:product_id>/skus/<id:sku_id>/stock-movements")

@@ -34,7 +34,8 @@ idempotency_keys = Table(
 # not listed: their ledger posting is keyed by the client's key for ever, so a key reused after pruning would answer
 # "subscribed" without charging or extending anything; kept, the key replays its first answer as the posting does.
 REQUEST_KEY_SCOPES = ("submit-order:", "cancel-unshipped:", "coupon-claim:", "withdrawal:", "recharge:",
-                      "product-create:", "coupon-template-create:", "category-create:", "brand-create:")
+                      "product-create:", "coupon-template-create:", "category-create:", "brand-create:",
+                      "stock-adjust:")
 
 
 # The statements of run_once, built once: building them per call (and SQLAlchemy walking each new statement for

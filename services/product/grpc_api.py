@@ -116,7 +116,8 @@ class ProductServicer(product_pb2_grpc.ProductServiceServicer):
     def AdjustStock(self, request: product_pb2.AdjustStockRequest, context: grpc.ServicerContext) -> product_pb2.Sku:
         caller = require_caller(*EDITORS)
         sku = service.adjust_stock(self.uow(), actor_id=caller.user_id, product_id=request.product_id,
-                                   sku_id=request.sku_id, delta=request.delta, reason=request.reason)
+                                   sku_id=request.sku_id, delta=request.delta, reason=request.reason,
+                                   idempotency_key=request.idempotency_key)
         return _sku(sku, staff=True)
 
     def ListStockMovements(self, request: product_pb2.ListStockMovementsRequest,

@@ -313,32 +313,46 @@ def audit_log(uow: ProductUnitOfWork, *, product_id: int, offset: int = 0,
 
 
 def adjust_stock(uow: ProductUnitOfWork, *, actor_id: int, product_id: int, sku_id: int, delta: int,
-                 reason: str = "", now: datetime | None = None) -> Sku:
+                 reason: str = "", idempotency_key: str = "", now: datetime | None = None) -> Sku:
     """Add (restock) or remove (write-off) units in one conditional update; never below zero.
 
     A retired SKU is on no admin page: it may be written off, never restocked (SKU_RETIRED), or its units
     would vanish from sight. The product and its SKUs are locked first, as an edit locks them: an edit retiring
     the SKU meanwhile is seen, and the two never wait for each other's rows in opposite orders (a deadlock).
+
+    With an idempotency key, once per key and staff member, as a create's (create_product): a retry with the same
+    key and fields (a 503 whose commit went through, say) answers the SKU as it is now and moves no units again;
+    other fields under the key are a Conflict IDEMPOTENCY_KEY_REUSED. Without one each call adjusts anew.
     """
     now = now or utcnow()
     if delta == 0:
         raise InvalidInput("STOCK_DELTA_INVALID", "delta must not be 0", details={"delta": "zero"})
     reason = reason.replace("\x00", "")[:200]
     with uow:
-        product = _product(uow, product_id, lock=True)
-        sku = product.sku(sku_id)
-        if delta > 0 and not sku.active:
-            raise Conflict("SKU_RETIRED", "a retired SKU cannot be restocked; add its spec back to the product first",
-                           details={"sku_id": sku_id})
-        move = uow.stock.move(StockMovement.of(MovementKind.ADJUST, sku_id, delta, now, reference=f"admin:{actor_id}",
-                                               actor_id=actor_id, reason=reason))
-        if move is None:
-            raise OutOfStock("STOCK_WOULD_BE_NEGATIVE", "the stock cannot go below 0",
-                             details={"delta": "too small", "sku_id": sku_id})
-        uow.audit_log.add(AuditEntry(product_id=product_id, actor_id=actor_id, action="stock", at=now,
-                                     before={"sku_id": sku_id, "stock": move.before},
-                                     after={"sku_id": sku_id, "stock": move.after, "reason": reason}))
-        publish_changed(uow, product_id, "stock", now)
+        def adjust() -> bytes:
+            product = _product(uow, product_id, lock=True)
+            sku = product.sku(sku_id)
+            if delta > 0 and not sku.active:
+                raise Conflict("SKU_RETIRED", "a retired SKU cannot be restocked; add its spec back to the product "
+                               "first", details={"sku_id": sku_id})
+            move = uow.stock.move(StockMovement.of(MovementKind.ADJUST, sku_id, delta, now,
+                                                   reference=f"admin:{actor_id}", actor_id=actor_id, reason=reason))
+            if move is None:
+                raise OutOfStock("STOCK_WOULD_BE_NEGATIVE", "the stock cannot go below 0",
+                                 details={"delta": "too small", "sku_id": sku_id})
+            uow.audit_log.add(AuditEntry(product_id=product_id, actor_id=actor_id, action="stock", at=now,
+                                         before={"sku_id": sku_id, "stock": move.before},
+                                         after={"sku_id": sku_id, "stock": move.after, "reason": reason}))
+            publish_changed(uow, product_id, "stock", now)
+            return b""
+
+        if idempotency_key:
+            uow.run_once(scope=f"stock-adjust:staff:{actor_id}", key=idempotency_key,
+                         request=canonical({"product_id": product_id, "sku_id": sku_id, "delta": delta,
+                                            "reason": reason}), execute=adjust)
+        else:
+            adjust()
+        sku = _product(uow, product_id).sku(sku_id)  # the one adjust locked, or on a replay as it is now
         uow.commit()
         return sku
 

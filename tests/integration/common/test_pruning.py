@@ -197,9 +197,10 @@ def test_the_admin_create_keys_are_client_keys_pruned_after_their_replay_window(
     add_key(engine, "coupon-template-create:staff:900", days=8)
     add_key(engine, "category-create:staff:7", days=8)
     add_key(engine, "brand-create:staff:7", days=8)
+    add_key(engine, "stock-adjust:staff:7", days=8)
     add_key(engine, "product-create:staff:7", days=6)  # within its window: kept
 
-    assert prune(engine, "order", SETTINGS, now=NOW)["idempotency_keys"] == 4
+    assert prune(engine, "order", SETTINGS, now=NOW)["idempotency_keys"] == 5
     assert counts(engine)["idempotency_keys"] == 1
 
 

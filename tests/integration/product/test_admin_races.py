@@ -273,3 +273,27 @@ def test_a_checkout_whose_read_is_older_than_a_repricing_is_answered_at_the_new_
 
     assert [(offer.sku.id, offer.sku.price_fen, offer.sku.stock, offer.on_sale) for offer in held.offers] == [
         (sku_id, 10_000, 3, True)]
+
+
+def test_two_stock_adjustments_racing_with_one_key_move_the_units_once(pg_uow: UowFactory, pg_engine: Engine,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The retry (after a 503 whose commit went through, sent while the first is still under way) waits on the
+    first's key and answers the SKU as the first left it: 5 + 3 units, not 5 + 3 + 3."""
+    shelf = Shelf(pg_uow)
+    product_id = shelf.product("手机", stock=5)
+    [sku_id] = shelf.sku_ids(product_id)
+    retry = Racing()
+    published = service.publish_changed
+
+    def adjust(uow: object) -> int:
+        return service.adjust_stock(uow, actor_id=7, product_id=product_id, sku_id=sku_id, delta=3,  # type: ignore[arg-type]
+                                    idempotency_key="stock-form-1").stock
+
+    def publish_then_retry(*args: object, **kwargs: object) -> None:
+        published(*args, **kwargs)  # type: ignore[arg-type]
+        retry.meanwhile(pg_engine, lambda: adjust(pg_uow()))
+    monkeypatch.setattr(service, "publish_changed", publish_then_retry)
+
+    first = adjust(pg_uow())
+
+    assert (first, retry.result(), shelf.stock(product_id)) == (8, 8, [8])

@@ -1,6 +1,6 @@
-"""Category and brand creates retried with their Idempotency-Key through the whole stack: the gateway and a real
-product gRPC server on PostgreSQL. A retry with the same key and body answers what the first created, once; the same
-key with another body is 409 IDEMPOTENCY_KEY_REUSED; each creates exactly the rows counted here."""
+"""Category and brand creates, and stock adjustments, retried with their Idempotency-Key through the whole stack: the
+gateway and a real product gRPC server on PostgreSQL. A retry with the same key and body answers what the first
+did, once; the same key with another body is 409 IDEMPOTENCY_KEY_REUSED; each writes exactly the rows counted here."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from gateway.app import create_app
 from gateway.config import GatewaySettings
 from services.common.idempotency import idempotency_keys
 from services.common.outbox import outbox
-from services.product.db import brands, categories, settings_audit_log
+from services.product.db import audit_log, brands, categories, settings_audit_log, stock_movements
 from tests.fixtures.keys import JwtKeys
+from tests.integration.product.conftest import Shelf, UowFactory
 
 pytestmark = pytest.mark.integration
 
@@ -83,3 +84,39 @@ def test_creates_without_a_key_each_create_one(gateway: FlaskClient, operator: d
         [201, 201], 201, "BRAND_EXISTS")
     assert rows(pg_engine) == {"categories": 2, "brands": 1, "settings_audit_log": 3, "outbox": 3,
                                "idempotency_keys": 0}
+
+
+def test_a_stock_adjustment_retried_with_its_key_moves_the_units_once_and_another_body_is_a_409(
+        gateway: FlaskClient, operator: dict[str, str], pg_uow: UowFactory, pg_engine: Engine) -> None:
+    """The retry of a restock whose answer was lost (a 503 after its commit) adds no units again."""
+    shelf = Shelf(pg_uow)
+    product_id = shelf.product("手机", stock=5)
+    [sku_id] = shelf.sku_ids(product_id)
+    keyed = {**operator, "Idempotency-Key": "stock-form-1"}
+    url = f"{API}/products/{product_id}/skus/{sku_id}/stock"
+
+    first = gateway.post(url, json={"delta": 3, "reason": "补货"}, headers=keyed)
+    retried = gateway.post(url, json={"reason": "补货", "delta": 3}, headers=keyed)
+    other = gateway.post(url, json={"delta": 4, "reason": "补货"}, headers=keyed)
+
+    assert (first.status_code, first.get_json()["stock"], retried.status_code, retried.get_json()) == (
+        200, 8, 200, first.get_json())
+    assert (other.status_code, other.get_json()["error"]["code"]) == (409, "IDEMPOTENCY_KEY_REUSED")
+    with pg_engine.connect() as conn:
+        moves = conn.execute(select(stock_movements.c.kind, stock_movements.c.available)
+                             .where(stock_movements.c.sku_id == sku_id).order_by(stock_movements.c.id)).all()
+        audited = conn.execute(select(func.count()).select_from(audit_log)
+                               .where(audit_log.c.action == "stock")).scalar_one()
+    assert (shelf.stock(product_id), [tuple(m) for m in moves], audited) == ([8], [("initial", 5), ("adjust", 3)], 1)
+
+
+def test_stock_adjustments_without_a_key_each_move_units(gateway: FlaskClient, operator: dict[str, str],
+                                                         pg_uow: UowFactory) -> None:
+    shelf = Shelf(pg_uow)
+    product_id = shelf.product("手机", stock=5)
+    [sku_id] = shelf.sku_ids(product_id)
+
+    stocks = [gateway.post(f"{API}/products/{product_id}/skus/{sku_id}/stock", json={"delta": 3},
+                           headers=operator).get_json()["stock"] for _ in range(2)]
+
+    assert (stocks, shelf.stock(product_id)) == ([8, 11], [11])

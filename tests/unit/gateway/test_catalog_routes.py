@@ -223,6 +223,19 @@ def test_a_stock_adjustment_names_product_sku_and_delta(client: FlaskClient, cli
         8, product_pb2.AdjustStockRequest(product_id=5, sku_id=11, delta=5, reason="补货"))
 
 
+def test_a_stock_adjustment_passes_its_idempotency_key_and_sends_none_without_the_header(
+        client: FlaskClient, clients: FakeServices, bearer: Callable[..., dict[str, str]]) -> None:
+    clients.product.AdjustStock.reply = product_pb2.Sku(id=11, spec={"颜色": "黑"}, price_fen=1, stock=8,
+                                                        stock_status="low")
+    keyed = {**bearer(roles="operator"), "Idempotency-Key": "stock-form-1"}
+
+    statuses = [client.post(f"{API}/admin/products/5/skus/11/stock", json={"delta": 5}, headers=headers).status_code
+                for headers in (keyed, bearer(roles="operator"))]
+
+    assert (statuses, [c.message.idempotency_key for c in clients.product.AdjustStock.calls]) == (
+        [200, 200], ["stock-form-1", ""])
+
+
 def test_a_skus_stock_ledger_pages_with_the_units_moved_per_bucket(client: FlaskClient, clients: FakeServices,
                                                                     bearer: Callable[..., dict[str, str]]) -> None:
     clients.product.ListStockMovements.reply = product_pb2.ListStockMovementsResponse(total=3, items=[

@@ -149,7 +149,7 @@ def reads_the_idempotency_key(view: object) -> bool:
 # Routes that took no key before, kept working for clients that send none: the header is declared, optional.
 KEY_OPTIONAL = {("/api/v1/member/coupons/claim", "post"), ("/api/v1/admin/products", "post"),
                 ("/api/v1/admin/coupons", "post"), ("/api/v1/admin/categories", "post"),
-                ("/api/v1/admin/brands", "post")}
+                ("/api/v1/admin/brands", "post"), ("/api/v1/admin/products/{product_id}/skus/{sku_id}/stock", "post")}
 
 
 def test_exactly_the_routes_that_read_the_idempotency_key_declare_it_as_a_required_header(app: Flask) -> None:

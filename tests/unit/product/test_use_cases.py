@@ -364,6 +364,47 @@ def test_a_retired_sku_may_be_written_off_but_not_restocked(uow: FakeProductUnit
     assert (refused.value.code, refused.value.details, written_off.stock) == ("SKU_RETIRED", {"sku_id": white}, 0)
 
 
+
+def test_a_stock_adjustment_retried_with_its_key_moves_the_units_once(uow: FakeProductUnitOfWork) -> None:
+    product_id = on_sale(uow, stock=3)
+    black, _ = sku_ids(uow, product_id)
+
+    first = service.adjust_stock(uow, actor_id=EDITOR, product_id=product_id, sku_id=black, delta=5,
+                                 idempotency_key="stock-1", now=T0)
+    retried = service.adjust_stock(uow, actor_id=EDITOR, product_id=product_id, sku_id=black, delta=5,
+                                   idempotency_key="stock-1", now=T0)
+
+    assert (first.stock, retried.stock, stock_of(uow, product_id)[0],
+            [e.after for e in uow.audit_log.entries if e.action == "stock"]) == (
+        8, 8, 8, [{"sku_id": black, "stock": 8, "reason": ""}])
+
+
+def test_a_stock_adjustment_key_reused_for_another_delta_is_a_conflict_and_moves_nothing(
+        uow: FakeProductUnitOfWork) -> None:
+    product_id = on_sale(uow, stock=3)
+    black, _ = sku_ids(uow, product_id)
+    service.adjust_stock(uow, actor_id=EDITOR, product_id=product_id, sku_id=black, delta=5,
+                         idempotency_key="stock-1", now=T0)
+
+    with pytest.raises(Conflict) as raised:
+        service.adjust_stock(uow, actor_id=EDITOR, product_id=product_id, sku_id=black, delta=-2,
+                             idempotency_key="stock-1", now=T0)
+
+    assert (raised.value.code, stock_of(uow, product_id)[0]) == ("IDEMPOTENCY_KEY_REUSED", 8)
+
+
+def test_one_stock_key_of_two_staff_members_adjusts_twice_and_no_key_adjusts_each_time(
+        uow: FakeProductUnitOfWork) -> None:
+    product_id = on_sale(uow, stock=3)
+    black, _ = sku_ids(uow, product_id)
+
+    for actor_id, key in ((EDITOR, "stock-1"), (EDITOR + 1, "stock-1"), (EDITOR, ""), (EDITOR, "")):
+        service.adjust_stock(uow, actor_id=actor_id, product_id=product_id, sku_id=black, delta=1,
+                             idempotency_key=key, now=T0)
+
+    assert stock_of(uow, product_id)[0] == 7
+
+
 def test_keyword_search_ranks_name_matches_above_description_matches(uow: FakeProductUnitOfWork) -> None:
     on_sale(uow, name="手机壳")
     phone = on_sale(uow, name="旗舰 手机")

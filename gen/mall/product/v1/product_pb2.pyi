@@ -362,16 +362,18 @@ class ListProductAuditLogResponse(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[AuditEntry, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
 
 class AdjustStockRequest(_message.Message):
-    __slots__ = ("product_id", "sku_id", "delta", "reason")
+    __slots__ = ("product_id", "sku_id", "delta", "reason", "idempotency_key")
     PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
     SKU_ID_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     product_id: int
     sku_id: int
     delta: int
     reason: str
-    def __init__(self, product_id: _Optional[int] = ..., sku_id: _Optional[int] = ..., delta: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+    idempotency_key: str
+    def __init__(self, product_id: _Optional[int] = ..., sku_id: _Optional[int] = ..., delta: _Optional[int] = ..., reason: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class ListStockMovementsRequest(_message.Message):
     __slots__ = ("product_id", "sku_id", "offset", "limit")
