@@ -19,6 +19,7 @@ from google.protobuf.message import Message
 from services.common import events, idempotency
 from services.common.db import round_due
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
+from services.common.formats import FULL_PRICE_BP
 from services.common.orders import OrderState
 from services.common.uow import UnitOfWork
 from services.common.wechatpay import NotifyRejected, WechatPayApiError, WechatPayError, WechatPayUnavailable
@@ -924,7 +925,7 @@ class FakeStock:
 
 @dataclass
 class FakeMembers:
-    percent: int = 100
+    bp: int = FULL_PRICE_BP  # the member's rate: the share of the price paid, in basis points (9025 = 90.25%)
     coupon_fen: int = 0
     coupon_categories: tuple[int, ...] = ()  # the coupon's template is limited to these (none: every category)
     points: int = 0
@@ -946,8 +947,8 @@ class FakeMembers:
     offers: list[CouponOffer] = field(default_factory=list)
     coupon_lines: dict[str, list[CouponLine]] = field(default_factory=dict)  # the lines each coupon call was given
 
-    def discount_percent(self) -> int:
-        return self.percent
+    def discount_bp(self) -> int:
+        return self.bp
 
     def usable_coupons(self, lines: list[CouponLine]) -> list[CouponOffer]:
         self.coupon_lines["usable_coupons"] = lines

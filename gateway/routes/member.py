@@ -43,7 +43,8 @@ class PlanOut(Reply):
     name: str
     price_fen: int
     days: int
-    discount_rate: float = Field(description="on top of the level's: 0.95 = another 5% off")
+    discount_rate: float = Field(description="on top of the level's, exactly: 0.95 = another 5% off (a gold member, "
+                                             "0.95, pays 0.95 x 0.95 = 0.9025)")
 
 
 class Plans(Reply):
@@ -57,7 +58,9 @@ class MemberOut(Reply):
 
     member_no: str
     level: str = Field(description="normal | silver | gold | diamond, by total paid spend")
-    discount_rate: float = Field(description="share of the price paid now (level x active plan): 0.95 = 5% off")
+    discount_rate: float = Field(description="share of the price paid now (level x active plan, exact, to the "
+                                             "basis point): 0.95 = 5% off, 0.9025 (gold with PLUS) = 9.75% off; "
+                                             "orders take off the goods x (1 - this), rounded down to the fen")
     points_multiplier: float = Field(description="points per yuan paid")
     points: int
     balance_fen: int
@@ -74,7 +77,8 @@ class MemberOut(Reply):
 
     @classmethod
     def from_proto(cls, member: pb.Member) -> MemberOut:
-        return cls(member_no=member.member_no, level=member.level, discount_rate=member.discount_percent / 100,
+        discount_bp = formats.discount_bp(member.discount_bp, member.discount_percent)
+        return cls(member_no=member.member_no, level=member.level, discount_rate=discount_bp / formats.FULL_PRICE_BP,
                    points_multiplier=member.points_multiplier_percent / 100, points=member.points,
                    balance_fen=member.balance_fen, pending_fen=member.pending_fen,
                    coupons_available=member.coupons_available, total_spend_fen=member.total_spend_fen,

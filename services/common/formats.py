@@ -75,6 +75,10 @@ SPEC_KEY_MAX = 2 + MAX_SPECS * (2 * SPEC_NAME_MAX + 2 * SPEC_VALUE_MAX + 5) + MA
 RECHARGE_MIN_FEN, RECHARGE_MAX_FEN = 100, 5_000_000     # 1 to 50,000 yuan
 WITHDRAWAL_MIN_FEN = 100                                # 1 yuan
 WITHDRAWAL_MAX_PER_DAY_FEN = 500_000                    # 5,000 yuan per shopper per UTC day (rejected ones not counted)
+# A member's discount rate, the share of the price paid, in basis points: 9025 (gold 95% x PLUS 95%) pays 90.25%,
+# exactly, from the member service (member.Discount, member.Member) through the order's price to the gateway's
+# discount_rate (0.9025). FULL_PRICE_BP is no discount.
+FULL_PRICE_BP = 10_000
 MAX_REVIEW_IMAGES = 9                # a review's images
 REVIEW_CONTENT_MAX = 500             # a review's text, in characters
 SHOPPER_REASON_MAX = 200             # what staff write for the shopper of an after-sales decision (characters)
@@ -104,6 +108,12 @@ def province_full_name(name: str) -> str | None:
 
 
 STAFF_ACTOR_PREFIX = "staff:"
+
+
+def discount_bp(bp: int, percent: int) -> int:
+    """A member's discount rate in basis points from a member.Discount or member.Member: its `discount_bp`, or, from a
+    member service older than that field (0: unset), its deprecated `discount_percent` (0 also unset: full price)."""
+    return bp or percent * 100 or FULL_PRICE_BP
 
 
 def staff_actor(user_id: int) -> str:

@@ -73,7 +73,8 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
                                        points_entries_total=record.points_entries_total)
 
     def GetDiscount(self, request: pb.GetDiscountRequest, context: grpc.ServicerContext) -> pb.Discount:
-        return pb.Discount(discount_percent=service.discount_percent(self.uow(), user_id=require_caller().user_id))
+        bp = service.discount_bp(self.uow(), user_id=require_caller().user_id)
+        return pb.Discount(discount_bp=bp, discount_percent=_deprecated_percent(bp))
 
     def ListPlans(self, request: pb.ListPlansRequest, context: grpc.ServicerContext) -> pb.ListPlansResponse:
         return pb.ListPlansResponse(plans=[pb.Plan(id=p.id, name=p.name, price_fen=p.price_fen, days=p.days,
@@ -296,11 +297,18 @@ def _lines(lines: list[pb.OrderLine]) -> list[OrderLine]:
                       category_path=tuple(line.category_path)) for line in lines]
 
 
+def _deprecated_percent(bp: int) -> int:
+    """The deprecated discount_percent sent beside the rate `bp` to callers older than discount_bp: floored to the
+    percent, as it always was (9025 -> 90)."""
+    return bp // 100
+
+
 def _member(summary: MemberSummary) -> pb.Member:
     member, level = summary.member, summary.member.level
     plan = member.active_plan(summary.now)
+    bp = member.discount_bp(summary.now)
     return pb.Member(member_no=member.member_no or "", level=level.code,
-                     discount_percent=member.discount_percent(summary.now),
+                     discount_bp=bp, discount_percent=_deprecated_percent(bp),
                      plan=pb.MemberPlan(id=plan.id, name=plan.name, expires_at=timestamp(member.plan_expires_at))
                      if plan and member.plan_expires_at else None,
                      points_multiplier_percent=level.points_multiplier_percent, points=summary.points,

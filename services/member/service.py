@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from services.common.db import seconds_since, utcnow
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
+from services.common.formats import FULL_PRICE_BP
 from services.common.idempotency import canonical
 from services.common.uow import RoundBudget, each_page, each_sweep, one_round_at_a_time
 from services.member import events, metrics
@@ -163,13 +164,14 @@ def look_up_member(uow: MemberUnitOfWork, *, actor_id: int, user_id: int, offset
     return record
 
 
-def discount_percent(uow: MemberUnitOfWork, *, user_id: int, now: datetime | None = None) -> int:
-    """The share of the price the user pays now (level x plan), 100 when not a member: only the member row is read."""
+def discount_bp(uow: MemberUnitOfWork, *, user_id: int, now: datetime | None = None) -> int:
+    """The share of the price the user pays now (level x plan) in basis points, exact (9025), FULL_PRICE_BP when not a
+    member: only the member row is read."""
     now = now or utcnow()
     with uow:
         member = uow.members.get(user_id)
         uow.commit()
-    return member.discount_percent(now) if member is not None and member.is_member else 100
+    return member.discount_bp(now) if member is not None and member.is_member else FULL_PRICE_BP
 
 
 def _summary(uow: MemberUnitOfWork, member: Member, now: datetime) -> MemberSummary:

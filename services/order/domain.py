@@ -12,7 +12,7 @@ from fractions import Fraction
 from typing import Self, TypeVar
 
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
-from services.common.formats import shopper_actor
+from services.common.formats import FULL_PRICE_BP, shopper_actor
 
 MAX_CART_LINES = 100
 MAX_LINE_QUANTITY = 999
@@ -182,16 +182,18 @@ class FreightRule:
         return self.flat_fen
 
 
-def level_discount(items_total_fen: int, discount_percent: int) -> int:
-    """The member level discount, floored to the fen (the one rounding rule: discounts round down)."""
-    if not 0 < discount_percent <= 100:
+def level_discount(items_total_fen: int, discount_bp: int) -> int:
+    """The member level discount for a rate of `discount_bp` (the share paid, in basis points: 9025 pays 90.25%),
+    floored to the fen (the one rounding rule: discounts round down)."""
+    if not 0 < discount_bp <= FULL_PRICE_BP:
         return 0
-    return items_total_fen * (100 - discount_percent) // 100
+    return items_total_fen * (FULL_PRICE_BP - discount_bp) // FULL_PRICE_BP
 
 
-def price(items_total_fen: int, *, discount_percent: int = 100, coupon_fen: int = 0, points_fen: int = 0,
+def price(items_total_fen: int, *, discount_bp: int = FULL_PRICE_BP, coupon_fen: int = 0, points_fen: int = 0,
           freight: FreightRule = FreightRule()) -> Amounts:
-    """The order's amounts, used by preview and submit alike.
+    """The order's amounts, used by preview and submit alike; `discount_bp` is the member's rate (level x plan) in
+    basis points, exact.
 
     Discounts apply in order level -> coupon -> points, each capped by what is left, so the goods
     never cost less than 0; freight is added last. Integer fen throughout; any fraction of a fen a
@@ -199,7 +201,7 @@ def price(items_total_fen: int, *, discount_percent: int = 100, coupon_fen: int 
     """
     if items_total_fen < 0 or coupon_fen < 0 or points_fen < 0:
         raise InvalidInput("AMOUNT_INVALID", "amounts cannot be negative")
-    level = min(level_discount(items_total_fen, discount_percent), items_total_fen)
+    level = min(level_discount(items_total_fen, discount_bp), items_total_fen)
     coupon = min(coupon_fen, items_total_fen - level)
     points = min(points_fen, items_total_fen - level - coupon)
     goods = items_total_fen - level - coupon - points

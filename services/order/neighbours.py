@@ -15,6 +15,7 @@ from mall.user.v1.user_pb2_grpc import UserServiceStub
 
 from services.common.clients import KIND_OF_STATUS, ServiceClients, passed_on
 from services.common.errors import DomainError
+from services.common.formats import discount_bp
 from services.order.domain import Address
 from services.order.ports import CatalogSku, CouponLine, CouponOffer, LockedCoupon, StockLine, WalletCharge
 
@@ -79,9 +80,10 @@ class GrpcMembers:
     def stub(self) -> MemberServiceStub:
         return self.clients.get(MemberServiceStub)
 
-    def discount_percent(self) -> int:
+    def discount_bp(self) -> int:
         with passed_on("member"):
-            return self.stub.GetDiscount(member_pb2.GetDiscountRequest()).discount_percent or 100
+            discount = self.stub.GetDiscount(member_pb2.GetDiscountRequest())
+        return discount_bp(discount.discount_bp, discount.discount_percent)
 
     def quote_coupon(self, coupon_id: int, lines: list[CouponLine]) -> int:
         with passed_on("member"):

@@ -91,7 +91,9 @@ class Stock(Protocol):
 class Members(Protocol):
     """The caller's membership: level discount, coupons, points, balance (all per order_no, idempotent)."""
 
-    def discount_percent(self) -> int: ...
+    def discount_bp(self) -> int:
+        """The caller's rate, the share of the price paid (level x plan), in basis points: 9025; 10000 for
+        non-members. From a member service older than the field, its floored percent x 100."""
 
     def quote_coupon(self, coupon_id: int, lines: list[CouponLine]) -> int: ...
 

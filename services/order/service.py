@@ -283,25 +283,25 @@ def quote_checkout(uow: OrderUnitOfWork, catalog: Catalog, members: Members, use
     lines = _lines(skus, wanted)
     coupon_lines = _coupon_lines(lines, skus)
     items_total = sum(line.total_fen for line in lines)
-    percent = members.discount_percent()
+    discount_bp = members.discount_bp()
     coupon_fen = members.quote_coupon(request.coupon_id, coupon_lines) if request.coupon_id else 0
-    amounts, points_used = _price_with_points(items_total, percent, coupon_fen, settings.freight, request.points,
+    amounts, points_used = _price_with_points(items_total, discount_bp, coupon_fen, settings.freight, request.points,
                                               members.quote_points)
     return Quote(lines, amounts, points_used, _offers_as_charged(members.usable_coupons(coupon_lines), items_total,
-                                                                 percent))
+                                                                 discount_bp))
 
 
-def _offers_as_charged(offers: list[CouponOffer], items_total: int, percent: int) -> list[CouponOffer]:
+def _offers_as_charged(offers: list[CouponOffer], items_total: int, discount_bp: int) -> list[CouponOffer]:
     """The coupons usable for the lines, each at what it would take off this order (`price`'s coupon discount: the
     member service's quote for the lines, capped by what is left after the level discount, as submit charges it),
     biggest first; of equal ones, the one ending first, then the older coupon."""
-    charged = [replace(offer, discount_fen=price(items_total, discount_percent=percent,
+    charged = [replace(offer, discount_fen=price(items_total, discount_bp=discount_bp,
                                                  coupon_fen=offer.discount_fen).coupon_discount_fen)
                for offer in offers]
     return sorted(charged, key=lambda offer: (-offer.discount_fen, offer.valid_to, offer.coupon_id))
 
 
-def _price_with_points(items_total: int, percent: int, coupon_fen: int, freight: FreightRule, points: int,
+def _price_with_points(items_total: int, discount_bp: int, coupon_fen: int, freight: FreightRule, points: int,
                        take_points: Callable[[int, int], tuple[int, int]]) -> tuple[Amounts, int]:
     """The amounts charged, and the points used: up to `points` are taken (`take_points(points, payable before
     points)` -> (points used, their fen): quoted, or locked for the order) from what is left after the level
@@ -309,9 +309,9 @@ def _price_with_points(items_total: int, percent: int, coupon_fen: int, freight:
     submit charges."""
     points_used, points_fen = 0, 0
     if points:
-        before_points = price(items_total, discount_percent=percent, coupon_fen=coupon_fen)
+        before_points = price(items_total, discount_bp=discount_bp, coupon_fen=coupon_fen)
         points_used, points_fen = take_points(points, before_points.payable_fen)
-    return price(items_total, discount_percent=percent, coupon_fen=coupon_fen, points_fen=points_fen,
+    return price(items_total, discount_bp=discount_bp, coupon_fen=coupon_fen, points_fen=points_fen,
                  freight=freight), points_used
 
 
@@ -370,10 +370,10 @@ def submit_order(uow: OrderUnitOfWork, members: Members, stock: Stock, users: Us
             raise
         lines = _lines(skus, wanted, held=True)  # prices as the units were held
         items_total = sum(line.total_fen for line in lines)
-        percent = members.discount_percent()
+        discount_bp = members.discount_bp()
         coupon_fen = _lock_coupon(members, order_no, request.coupon_id, lines, skus) if request.coupon_id else 0
-        amounts, points_used = _price_with_points(items_total, percent, coupon_fen, settings.freight, request.points,
-                                                  partial(_lock_points, members, order_no))
+        amounts, points_used = _price_with_points(items_total, discount_bp, coupon_fen, settings.freight,
+                                                  request.points, partial(_lock_points, members, order_no))
         order = new_order(user_id=user_id, order_no=order_no, lines=lines, address=address, amounts=amounts, now=now,
                           pay_minutes=settings.pay_minutes, coupon_id=request.coupon_id, points_used=points_used,
                           note=note)

@@ -448,8 +448,7 @@ def test_a_plan_bought_ten_times_at_once_with_one_key_is_charged_once(stub, uow,
     member = stub.GetMember(pb.GetMemberRequest(), metadata=md, timeout=10).member
 
     assert {m.plan.expires_at.seconds for m in members} == {member.plan.expires_at.seconds}
-    assert (member.balance_fen, member.plan.name, member.discount_percent) == (20_000 - annual.price_fen,
-                                                                              annual.name, 95)
+    assert (member.balance_fen, member.plan.name, member.discount_bp) == (20_000 - annual.price_fen, annual.name, 9_500)
     with engine.connect() as conn:  # and published once, in the purchase's transaction
         published = conn.execute(select(outbox.c.aggregate_id, outbox.c.envelope).where(
             outbox.c.event_type == "member-plan-subscribed")).all()
@@ -460,16 +459,37 @@ def test_a_plan_bought_ten_times_at_once_with_one_key_is_charged_once(stub, uow,
 
 def test_get_discount_is_100_for_a_non_member_and_the_members_level_times_plan_discount(stub, uow, as_user) -> None:  # type: ignore[no-untyped-def]
     md = as_user(ALICE)
-    before = stub.GetDiscount(pb.GetDiscountRequest(), metadata=md, timeout=10).discount_percent
+
+    def discount() -> tuple[int, int]:
+        answer = stub.GetDiscount(pb.GetDiscountRequest(), metadata=md, timeout=10)
+        return answer.discount_bp, answer.discount_percent
+
+    before = discount()
     stub.SignUp(pb.SignUpRequest(channel="self"), metadata=md, timeout=10)
-    joined = stub.GetDiscount(pb.GetDiscountRequest(), metadata=md, timeout=10).discount_percent
+    joined = discount()
     fund(uow, ALICE, 20_000)
     annual = next(p for p in stub.ListPlans(pb.ListPlansRequest(), metadata=md, timeout=10).plans if p.days == 366)
     stub.SubscribePlan(pb.SubscribePlanRequest(plan_id=annual.id, idempotency_key="plan-1"), metadata=md, timeout=30)
-    planned = stub.GetDiscount(pb.GetDiscountRequest(), metadata=md, timeout=10).discount_percent
+    planned = discount()
 
-    assert (before, joined, planned) == (100, 100, 95)
-    assert planned == stub.GetMember(pb.GetMemberRequest(), metadata=md, timeout=10).member.discount_percent
+    assert (before, joined, planned) == ((10_000, 100), (10_000, 100), (9_500, 95))
+    member = stub.GetMember(pb.GetMemberRequest(), metadata=md, timeout=10).member
+    assert (member.discount_bp, member.discount_percent) == planned
+
+
+def test_a_gold_members_plus_rate_is_exact_in_basis_points_and_floored_only_in_the_deprecated_percent(  # type: ignore[no-untyped-def]
+        stub, uow, as_user) -> None:
+    md = as_user(ALICE)
+    stub.SignUp(pb.SignUpRequest(channel="self"), metadata=md, timeout=10)
+    service.award_points_for_order(uow(), order_no="O-gold", user_id=ALICE, paid_fen=500_000)  # gold: 95%
+    fund(uow, ALICE, 20_000)
+    stub.SubscribePlan(pb.SubscribePlanRequest(plan_id=1, idempotency_key="plan-1"), metadata=md, timeout=30)
+
+    answer = stub.GetDiscount(pb.GetDiscountRequest(), metadata=md, timeout=10)
+    member = stub.GetMember(pb.GetMemberRequest(), metadata=md, timeout=10).member
+
+    assert (answer.discount_bp, answer.discount_percent) == (9_025, 90)  # 95% x 95%; 90 for callers not upgraded
+    assert (member.level, member.discount_bp, member.discount_percent) == ("gold", 9_025, 90)
 
 
 def test_fifty_concurrent_credits_of_one_recharge_credit_it_once(stub, uow, as_user) -> None:  # type: ignore[no-untyped-def]

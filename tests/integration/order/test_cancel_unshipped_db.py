@@ -68,7 +68,7 @@ def test_the_unshipped_units_are_refunded_exactly_restocked_exactly_and_the_orde
     order = new_order(user_id=ALICE, order_no=ORDER_NO, address=HOME, now=NOW, pay_minutes=30, coupon_id=9,
                       lines=[OrderLine(black, product_id, "保温杯", "黑", 10_000, 3, coupon_applied=True),
                              OrderLine(white, product_id, "保温杯", "白", 10_001, 1, coupon_applied=False)],
-                      amounts=price(40_001, discount_percent=95, coupon_fen=1000, freight=FreightRule(flat_fen=800)))
+                      amounts=price(40_001, discount_bp=9_500, coupon_fen=1000, freight=FreightRule(flat_fen=800)))
     with uow() as tx:
         tx.orders.add(order)
         tx.commit()

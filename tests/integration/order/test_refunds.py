@@ -35,13 +35,13 @@ pytestmark = pytest.mark.integration
 STAFF = 9
 
 
-def paid(uow: Callable[[], SqlOrderUnitOfWork], order_no: str, *lines: OrderLine, percent: int = 100,
+def paid(uow: Callable[[], SqlOrderUnitOfWork], order_no: str, *lines: OrderLine, discount_bp: int = 10_000,
          channel: str = "wechat") -> int:
-    """An order of `lines` paid through `channel` (no discounts but the member's level `percent`, no freight: without
+    """An order of `lines` paid through `channel` (no discounts but the member's rate `discount_bp`, no freight: without
     it each line's share is its total)."""
     now = datetime.now(UTC)
     order = new_order(user_id=ALICE, order_no=order_no, lines=list(lines), address=HOME,
-                      amounts=price(sum(line.total_fen for line in lines), discount_percent=percent), now=now,
+                      amounts=price(sum(line.total_fen for line in lines), discount_bp=discount_bp), now=now,
                       pay_minutes=30)
     with uow() as tx:
         tx.orders.add(order)
@@ -146,7 +146,7 @@ def gift_order(uow: Callable[[], SqlOrderUnitOfWork], order_no: str) -> int:
     """A member at 95% paid [1999, 1999, 1-fen gift], in that order: the floors of the two 1999 lines (1899.52..)
     left the gift 2 fen of the 3800 paid, and the CHECK refused any refund of it."""
     return paid(uow, order_no, OrderLine(101, 10, "茶", "", 1999, 1), OrderLine(103, 10, "壶", "", 1999, 1),
-                OrderLine(104, 10, "赠品", "", 1, 1), percent=95)
+                OrderLine(104, 10, "赠品", "", 1, 1), discount_bp=9_500)
 
 
 def test_the_database_itself_refuses_a_refunded_total_above_the_paid_amount(

@@ -20,7 +20,7 @@ JOINED = Timestamp(seconds=1_795_000_000)
 
 def test_get_member_answers_the_documented_payload(client: FlaskClient, clients, bearer: Callable) -> None:
     clients.member.GetMember.reply = pb.GetMemberResponse(member=pb.Member(
-        member_no="M1", level="gold", discount_percent=95, points_multiplier_percent=150, points=120,
+        member_no="M1", level="gold", discount_bp=9_500, discount_percent=95, points_multiplier_percent=150, points=120,
         balance_fen=4_000, pending_fen=6_000, coupons_available=2, total_spend_fen=500_000, channel="self",
         joined_at=JOINED, invite_code="K7M2Q9XA", bonus_fen=5_000, points_owed=40))
 
@@ -31,6 +31,23 @@ def test_get_member_answers_the_documented_payload(client: FlaskClient, clients,
         "balance_fen": 4_000, "pending_fen": 6_000, "coupons_available": 2, "total_spend_fen": 500_000,
         "channel": "self", "joined_at": "2026-11-18T11:06:40Z", "plan": None, "invite_code": "K7M2Q9XA",
         "bonus_fen": 5_000, "points_owed": 40})
+
+
+def test_a_gold_member_with_plus_is_shown_the_exact_rate_not_the_floored_percent(client: FlaskClient, clients,
+                                                                                  bearer: Callable) -> None:
+    clients.member.GetMember.reply = pb.GetMemberResponse(member=pb.Member(
+        member_no="M1", level="gold", discount_bp=9_025, discount_percent=90, joined_at=JOINED,
+        plan=pb.MemberPlan(id=1, name="PLUS monthly", expires_at=JOINED)))
+
+    assert client.get("/api/v1/member", headers=bearer()).get_json()["discount_rate"] == 0.9025
+
+
+def test_a_member_service_older_than_basis_points_still_shows_its_percent_as_the_rate(client: FlaskClient, clients,
+                                                                                      bearer: Callable) -> None:
+    clients.member.GetMember.reply = pb.GetMemberResponse(member=pb.Member(
+        member_no="M1", level="silver", discount_percent=98, joined_at=JOINED))  # no discount_bp: a rolling deploy
+
+    assert client.get("/api/v1/member", headers=bearer()).get_json()["discount_rate"] == 0.98
 
 
 def test_signup_passes_channel_and_invite_code(client: FlaskClient, clients, bearer: Callable) -> None:
@@ -228,7 +245,8 @@ def test_plans_are_listed_with_their_discount_rate(client: FlaskClient, clients,
 def test_subscribing_needs_an_idempotency_key_and_shows_the_plan(client: FlaskClient, clients,
                                                                  bearer: Callable) -> None:
     clients.member.SubscribePlan.reply = pb.GetMemberResponse(member=pb.Member(
-        member_no="M1", level="normal", discount_percent=95, points_multiplier_percent=100, joined_at=JOINED,
+        member_no="M1", level="normal", discount_bp=9_500, discount_percent=95, points_multiplier_percent=100,
+        joined_at=JOINED,
         plan=pb.MemberPlan(id=1, name="PLUS monthly", expires_at=JOINED)))
 
     missing = client.post("/api/v1/member/plans/1/subscribe", headers=bearer())

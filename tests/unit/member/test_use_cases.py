@@ -676,7 +676,20 @@ def test_a_plan_is_paid_from_the_balance_once_per_key_and_adds_its_discount(uow:
         summary = service.subscribe_plan(uow, user_id=ALICE, plan_id=1, idempotency_key="p1", now=NOW)
 
     assert (summary.balance_fen, summary.member.plan_expires_at) == (500, NOW + timedelta(days=31))
-    assert summary.member.discount_percent(NOW) == 95 * 95 // 100
+    assert summary.member.discount_bp(NOW) == 9_025  # gold 95% x PLUS 95% = 90.25%, exact: not floored to 90%
+
+
+@pytest.mark.parametrize(("paid_fen", "bp"), [(100_000, 9_310), (500_000, 9_025), (2_000_000, 8_550)],
+                         ids=["silver", "gold", "diamond"])
+def test_a_plus_members_rate_is_the_levels_times_the_plans_to_the_basis_point(uow: FakeMemberUnitOfWork, paid_fen: int,
+                                                                              bp: int) -> None:
+    service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
+    service.award_points_for_order(uow, order_no="O0", user_id=ALICE, paid_fen=paid_fen, now=NOW)
+    fund(uow, ALICE, 2_000)
+    service.subscribe_plan(uow, user_id=ALICE, plan_id=1, idempotency_key="p1", now=NOW)
+
+    # Floored to the percent (93, 90, 85) it gave 100, 250 and 500 fen too much off 100,000.
+    assert service.discount_bp(uow, user_id=ALICE, now=NOW) == bp
 
 
 def test_a_renewal_extends_from_the_current_expiry(uow: FakeMemberUnitOfWork) -> None:
@@ -695,8 +708,8 @@ def test_plan_benefits_end_with_the_term(uow: FakeMemberUnitOfWork) -> None:
     member = service.subscribe_plan(uow, user_id=ALICE, plan_id=1, idempotency_key="p1", now=NOW).member
     end = NOW + timedelta(days=31)
 
-    assert [(member.active_plan(t) is not None, member.discount_percent(t)) for t in (end - timedelta(seconds=1), end)] \
-        == [(True, 95), (False, 100)]
+    assert [(member.active_plan(t) is not None, member.discount_bp(t)) for t in (end - timedelta(seconds=1), end)] \
+        == [(True, 9_500), (False, 10_000)]
 
 
 def test_a_plan_needs_membership_and_enough_balance(uow: FakeMemberUnitOfWork) -> None:

@@ -102,7 +102,7 @@ def test_a_case_keeps_uploads_of_either_name_form_the_gateway_let_through(shop: 
 
 def test_through_the_refund_engine_units_return_their_share_and_all_of_them_exactly_the_goods_paid(
         shop: Shop) -> None:
-    shop.members.percent = 95  # 5498 - 274 level discount = 5224 paid, split 3798 / 1426 over the lines
+    shop.members.bp = 9_500  # 5498 - 274 level discount = 5224 paid, split 3798 / 1426 over the lines
     order = delivered(shop, (101, 2), (102, 3))
     first, second = (line.id or 0 for line in order.lines)
     engine = aftersales.EngineRefunder(None, shop.members)  # a wallet payment: refunded at once

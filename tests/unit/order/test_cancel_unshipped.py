@@ -230,7 +230,7 @@ def part_shipped_with_points(shop: Shop) -> Order:
     shop.settings = replace(shop.settings, freight=FreightRule(flat_fen=800))
     shop.catalog.put(103, price_fen=1000, category_id=CUPS)
     shop.stock.available[103] = 10
-    shop.members.percent, shop.members.coupon_fen, shop.members.coupon_categories = 95, 1000, (TEA,)
+    shop.members.bp, shop.members.coupon_fen, shop.members.coupon_categories = 9_500, 1000, (TEA,)
     shop.members.points = 73_300
     cart = [service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=sku_id, quantity=quantity, now=NOW)
             for sku_id, quantity in ((101, 3), (102, 2), (103, 3))]

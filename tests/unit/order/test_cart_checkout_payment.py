@@ -88,7 +88,7 @@ def test_a_cart_change_with_neither_quantity_nor_selection_is_refused(shop: Shop
 
 
 def test_quote_and_submit_charge_the_same_exact_amounts(shop: Shop) -> None:
-    shop.members.percent, shop.members.coupon_fen, shop.members.points = 95, 500, 300
+    shop.members.bp, shop.members.coupon_fen, shop.members.points = 9_500, 500, 300
     request = replace(BUY_TWO, coupon_id=9, points=300)
     quote = service.quote_checkout(shop.uow, shop.catalog, shop.members, shop.users, shop.settings, user_id=1,
                                    request=request)
@@ -127,7 +127,7 @@ def test_the_quote_lists_the_coupons_usable_for_its_lines(shop: Shop) -> None:
 
 def test_the_quote_lists_each_coupon_at_what_it_takes_off_after_the_level_discount_biggest_first(shop: Shop) -> None:
     shop.catalog.put(101, price_fen=5000)
-    shop.members.percent, shop.members.coupon_fen = 95, 5000  # gold; coupon 9 quoted at its face value
+    shop.members.bp, shop.members.coupon_fen = 9_500, 5000  # gold; coupon 9 quoted at its face value
     week = NOW + timedelta(days=7)
     shop.members.offers = [CouponOffer(9, "减50", 5000, week + timedelta(days=1)),
                            CouponOffer(4, "减48", 4800, week), CouponOffer(2, "减3", 300, week)]
@@ -141,6 +141,21 @@ def test_the_quote_lists_each_coupon_at_what_it_takes_off_after_the_level_discou
     assert [(offer.coupon_id, offer.discount_fen) for offer in quote.usable_coupons] == [(4, 4750), (9, 4750),
                                                                                           (2, 300)]
     assert (quote.amounts.level_discount_fen, quote.amounts.coupon_discount_fen) == (250, 4750)
+
+
+def test_a_gold_member_with_plus_is_quoted_and_charged_exactly_90_25_percent_coupons_capped_by_it(shop: Shop) -> None:
+    shop.catalog.put(101, price_fen=50_000)
+    shop.members.bp = 95 * 95  # gold 95% x PLUS 95%, exact (the member service's 9025; it once floored it to 90%)
+    shop.members.offers = [CouponOffer(9, "减950", 95_000, NOW + timedelta(days=7))]
+
+    quote = service.quote_checkout(shop.uow, shop.catalog, shop.members, shop.users, shop.settings, user_id=1,
+                                   request=BUY_TWO)
+    order = submit(shop, BUY_TWO)
+
+    # 100,000 items, 9,750 off (not 10,000): 90,250 paid; the coupon is offered at what is left after it.
+    assert (order.items_total_fen, order.level_discount_fen, order.payable_fen) == (100_000, 9_750, 90_250)
+    assert quote.amounts == order.amounts
+    assert [(offer.coupon_id, offer.discount_fen) for offer in quote.usable_coupons] == [(9, 90_250)]
 
 
 @pytest.mark.parametrize("address_id", [99, 8], ids=["no_such_address", "another_users_address"])

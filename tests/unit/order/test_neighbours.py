@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from mall.member.v1 import member_pb2
 from mall.product.v1 import product_pb2
@@ -59,6 +60,18 @@ def test_a_reservation_by_a_product_service_of_the_previous_release_reads_the_sn
 
     assert held == {101: CatalogSku(101, 10, "茶", "", 1999, "low", True, 3)}
     assert list(fake_services.product.GetSkus.calls[0].message.sku_ids) == [101]
+
+@pytest.mark.parametrize(("bp", "percent", "read"), [
+    (9_025, 90, 9_025),     # gold with PLUS: the exact rate, never the floored percent beside it
+    (0, 95, 9_500),         # a member service older than discount_bp (a rolling deploy): its percent x 100
+    (0, 0, 10_000),         # nothing said: full price, as before
+], ids=["basis_points", "older_member_service", "unset"])
+def test_the_members_discount_is_read_in_basis_points(fake_services: FakeServices, bp: int, percent: int,
+                                                      read: int) -> None:
+    fake_services.member.GetDiscount.reply = member_pb2.Discount(discount_bp=bp, discount_percent=percent)
+
+    assert GrpcMembers(fake_services).discount_bp() == read
+
 
 def quote(coupon_id: int, discount_fen: int, usable: bool = True) -> member_pb2.CouponQuote:
     stamp = Timestamp()

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from services.common.formats import FULL_PRICE_BP
 from services.order import refunds, service
 from services.order.domain import (
     Order,
@@ -52,14 +53,14 @@ def test_a_category_coupon_is_paid_for_only_by_the_lines_of_its_category(shop: S
     assert [(line.line_id, line.amount_fen) for line in refund.lines] == [(tea.id, 1999), (cups.id, 5000)]
 
 
-def order_of(lines: list[tuple[int, int, bool]], *, percent: int = 100, coupon_fen: int = 0,
+def order_of(lines: list[tuple[int, int, bool]], *, bp: int = FULL_PRICE_BP, coupon_fen: int = 0,
              points_fen: int = 0, freight_fen: int = 0, points_used: int = 0) -> Order:
     """A paid order of (unit price, quantity, in the coupon's categories) lines, priced by `price` as submit does;
     `points_used`: the points that paid `points_fen`."""
     order_lines = [OrderLine(sku_id=100 + n, product_id=10, name="x", spec="", price_fen=unit, quantity=quantity,
                              coupon_applied=in_scope, id=n + 1)
                    for n, (unit, quantity, in_scope) in enumerate(lines)]
-    amounts = price(sum(line.total_fen for line in order_lines), discount_percent=percent, coupon_fen=coupon_fen,
+    amounts = price(sum(line.total_fen for line in order_lines), discount_bp=bp, coupon_fen=coupon_fen,
                     points_fen=points_fen)
     amounts = replace(amounts, freight_fen=freight_fen, payable_fen=amounts.payable_fen + freight_fen)
     return new_order(user_id=1, order_no="O1", lines=order_lines, address=HOME, amounts=amounts, now=NOW,
@@ -78,10 +79,10 @@ def order_of(lines: list[tuple[int, int, bool]], *, percent: int = 100, coupon_f
     ([(1999, 2, False), (500, 1, True)], {"coupon_fen": 300, "freight_fen": 800}, [3998, 200]),
     # Level discount (5%: 224 of 4498) over every line; the coupon (1000) over the first line only:
     # the first line keeps 3998 x 4274 / 4498 - 1000 = 2798.88.. -> 2798, the second the rest of 3274.
-    ([(1999, 2, True), (500, 1, False)], {"percent": 95, "coupon_fen": 1000}, [2798, 476]),
+    ([(1999, 2, True), (500, 1, False)], {"bp": 9_500, "coupon_fen": 1000}, [2798, 476]),
     # A coupon worth more than its lines after the level discount (500 off a 500 line, 10% level): the line
     # is free and what the coupon took beyond it (500 - 449.9..) lowers the other lines.
-    ([(1999, 2, False), (500, 1, True)], {"percent": 90, "coupon_fen": 500}, [3549, 0]),
+    ([(1999, 2, False), (500, 1, True)], {"bp": 9_000, "coupon_fen": 500}, [3549, 0]),
     # The rounding within the coupon's lines stays there: the other line still costs exactly its price.
     ([(333, 1, True), (333, 1, True), (1000, 1, False)], {"coupon_fen": 101}, [282, 283, 1000]),
     # Points are spread over what each line still cost after the level discount and the coupon.
@@ -99,16 +100,16 @@ def test_paid_shares_follow_the_discounts_to_the_lines_they_apply_to_exactly(
 LINES = st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 5), st.booleans()), min_size=1, max_size=8)
 
 
-def priced(lines: list[tuple[int, int, bool]], percent: int, coupon: int, points: int) -> Order:
+def priced(lines: list[tuple[int, int, bool]], bp: int, coupon: int, points: int) -> Order:
     """As member and order price it: the coupon at most what its lines cost (and only when it has lines)."""
     in_scope = sum(unit * quantity for unit, quantity, applies in lines if applies)
-    return order_of(lines, percent=percent, coupon_fen=min(coupon, in_scope), points_fen=points)
+    return order_of(lines, bp=bp, coupon_fen=min(coupon, in_scope), points_fen=points)
 
 
-@given(lines=LINES, percent=st.integers(85, 100), coupon=st.integers(0, 10**6), points=st.integers(0, 10**6))
+@given(lines=LINES, bp=st.integers(8_500, 10_000), coupon=st.integers(0, 10**6), points=st.integers(0, 10**6))
 def test_every_lines_paid_share_adds_up_to_what_was_paid_and_lies_within_a_fen_of_its_exact_value(
-        lines: list[tuple[int, int, bool]], percent: int, coupon: int, points: int) -> None:
-    order = priced(lines, percent, coupon, points)
+        lines: list[tuple[int, int, bool]], bp: int, coupon: int, points: int) -> None:
+    order = priced(lines, bp, coupon, points)
     shares = paid_shares(order)
 
     assert sum(shares.values()) == order.payable_fen - order.freight_fen
@@ -137,7 +138,7 @@ def test_every_lines_paid_share_adds_up_to_what_was_paid_and_lies_within_a_fen_o
 @given(lines=LINES, coupon=st.integers(0, 10**6))
 def test_without_level_discount_or_points_lines_outside_the_coupon_cost_their_price_and_its_lines_carry_it_all(
         lines: list[tuple[int, int, bool]], coupon: int) -> None:
-    order = priced(lines, 100, coupon, 0)
+    order = priced(lines, FULL_PRICE_BP, coupon, 0)
     shares = paid_shares(order)
 
     outside = [line for line in order.lines if not line.coupon_applied]
@@ -146,10 +147,10 @@ def test_without_level_discount_or_points_lines_outside_the_coupon_cost_their_pr
     assert sum(shares[line.id] for line in inside) == sum(line.total_fen for line in inside) - order.coupon_discount_fen
 
 
-@given(lines=LINES, percent=st.integers(85, 100), coupon=st.integers(0, 10**6), points=st.integers(0, 10**6))
+@given(lines=LINES, bp=st.integers(8_500, 10_000), coupon=st.integers(0, 10**6), points=st.integers(0, 10**6))
 def test_a_coupon_of_every_category_keeps_the_split_orders_were_refunded_by_so_far(
-        lines: list[tuple[int, int, bool]], percent: int, coupon: int, points: int) -> None:
-    order = priced([(unit, quantity, True) for unit, quantity, _ in lines], percent, coupon, points)
+        lines: list[tuple[int, int, bool]], bp: int, coupon: int, points: int) -> None:
+    order = priced([(unit, quantity, True) for unit, quantity, _ in lines], bp, coupon, points)
     goods, total = order.payable_fen - order.freight_fen, order.items_total_fen
 
     before = {line.id: goods * line.total_fen // total if total else 0 for line in order.lines[:-1]}
@@ -165,7 +166,7 @@ def test_a_one_fen_gift_last_in_the_cart_is_paid_its_fen_and_the_fen_the_floors_
         ) -> None:
     # 95% of 3999 is 3800 (199.95 off, floored to 199); 3800 x 1999 / 3999 = 1899.52.. floored for each 1999 line
     # leaves 2 fen for the 1-fen gift: it is paid 1, the first line the other.
-    order = order_of([(1999, 1, True), (1999, 1, True), (1, 1, True)], percent=95)
+    order = order_of([(1999, 1, True), (1999, 1, True), (1, 1, True)], bp=9_500)
 
     assert paid_shares(order) == {1: 1900, 2: 1899, 3: 1}
     assert [line_refund_fen(order, line_id, 1) for line_id in (1, 2, 3)] == [1900, 1899, 1]
@@ -199,7 +200,7 @@ def gift_order(shop: Shop) -> Order:
     shop.catalog.put(103, price_fen=1999)
     shop.catalog.put(104, price_fen=1)
     shop.stock.available |= {103: 10, 104: 10}
-    shop.members.percent = 95
+    shop.members.bp = 9_500
     return paid_order(shop, (101, 1), (103, 1), (104, 1))
 
 
@@ -238,10 +239,10 @@ CARTS = st.lists(st.tuples(st.one_of(st.integers(0, 3), st.integers(0, 10**5)), 
                  min_size=1, max_size=8)
 
 
-@given(lines=CARTS, percent=st.integers(85, 100), coupon=st.integers(0, 10**5), points=st.integers(0, 10**5))
+@given(lines=CARTS, bp=st.integers(8_500, 10_000), coupon=st.integers(0, 10**5), points=st.integers(0, 10**5))
 def test_every_share_lies_within_its_lines_total_adds_up_to_the_goods_and_is_mains_where_main_stayed_within(
-        lines: list[tuple[int, int, bool]], percent: int, coupon: int, points: int) -> None:
-    order = priced(lines, percent, coupon, points)
+        lines: list[tuple[int, int, bool]], bp: int, coupon: int, points: int) -> None:
+    order = priced(lines, bp, coupon, points)
     shares, before = paid_shares(order), main_paid_shares(order)
 
     assert all(0 <= shares[line.id or 0] <= line.total_fen for line in order.lines)
@@ -274,7 +275,7 @@ def test_the_points_spent_spread_over_the_lines_as_the_goods_and_units_cancelled
     # 3 x 1999 and 2 x 500 under a coupon of their categories (1000), 3 x 1000 outside it; a 95% level (499 off) and
     # 733 points of 733 fen. What the lines cost after the level and the coupon is 5647.74.. for the coupon's two,
     # 2850.25.. for the other: points go 48714 / 24586 of 73300 between them, as the goods (7765) go 5160 / 2605.
-    order = order_of([(1999, 3, True), (500, 2, True), (1000, 3, False)], percent=95, coupon_fen=1000,
+    order = order_of([(1999, 3, True), (500, 2, True), (1000, 3, False)], bp=9_500, coupon_fen=1000,
                      points_fen=733, points_used=73_300, freight_fen=800)
     assert (list(paid_shares(order).values()), list(points_shares(order).values())) == (
         [4422, 738, 2605], [41_751, 6963, 24_586])
@@ -307,11 +308,11 @@ def test_an_open_cases_units_count_as_refunded_before_so_the_line_adds_up_to_its
     assert (case.amount_fen, cancelled, line_refund_fen(order, 1, 2)) == (999, 2000, 1999)  # without it: 2 floors
 
 
-@given(lines=LINES, percent=st.integers(85, 100), coupon=st.integers(0, 10**6), points=st.integers(0, 10**6),
+@given(lines=LINES, bp=st.integers(8_500, 10_000), coupon=st.integers(0, 10**6), points=st.integers(0, 10**6),
        turns=st.lists(st.lists(st.integers(0, 5), min_size=8, max_size=8), min_size=1, max_size=4))
 def test_however_the_units_are_refunded_each_lines_points_add_up_to_its_share_and_all_to_the_points_used(
-        lines: list[tuple[int, int, bool]], percent: int, coupon: int, points: int, turns: list[list[int]]) -> None:
-    order = priced(lines, percent, coupon, points)
+        lines: list[tuple[int, int, bool]], bp: int, coupon: int, points: int, turns: list[list[int]]) -> None:
+    order = priced(lines, bp, coupon, points)
     order.points_used = order.points_discount_fen * 100  # 100 points a yuan
     shares = points_shares(order)
     assert sum(shares.values()) == order.points_used and all(share >= 0 for share in shares.values())
@@ -344,7 +345,7 @@ def test_a_one_fen_gift_carries_no_points_beside_its_fen_and_the_points_the_floo
 def test_with_a_level_discount_the_gifts_points_go_to_the_first_line_with_room_beside_its_cash() -> None:
     # 95%: 3800 after the level discount, 1900 points: 1900 paid, 950 / 949 / 1 fen (the gift capped at its fen, the
     # first line taking the other). Points 949 / 949 / 2: the gift has no room, the first line (1999 - 950) has.
-    order = order_of([(1999, 1, True), (1999, 1, True), (1, 1, True)], percent=95, points_fen=1900,
+    order = order_of([(1999, 1, True), (1999, 1, True), (1, 1, True)], bp=9_500, points_fen=1900,
                      points_used=1900)
 
     assert paid_shares(order) == {1: 950, 2: 949, 3: 1}
@@ -393,11 +394,11 @@ def test_cancelling_the_unshipped_gift_gives_back_its_fen_and_no_points_it_was_n
 RATES = st.tuples(st.sampled_from([1, 100]), st.one_of(st.just(0), st.integers(1, 10**4)))
 
 
-@given(lines=CARTS, percent=st.integers(85, 100), coupon=st.integers(0, 10**5), points=st.integers(0, 10**5),
+@given(lines=CARTS, bp=st.integers(8_500, 10_000), coupon=st.integers(0, 10**5), points=st.integers(0, 10**5),
        rate=RATES)
 def test_every_lines_points_fit_beside_its_cash_add_up_to_the_points_used_and_are_mains_where_main_fit(
-        lines: list[tuple[int, int, bool]], percent: int, coupon: int, points: int, rate: tuple[int, int]) -> None:
-    order = priced(lines, percent, coupon, points)
+        lines: list[tuple[int, int, bool]], bp: int, coupon: int, points: int, rate: tuple[int, int]) -> None:
+    order = priced(lines, bp, coupon, points)
     per_fen, surplus = rate
     used, fen = order.points_discount_fen * per_fen + surplus, order.points_discount_fen
     assume(fen or not surplus)  # points that took nothing off (the goods were free): no line to carry them

@@ -59,13 +59,20 @@ def test_every_state_appears_in_the_table() -> None:
 
 
 def test_level_discount_rounds_down_to_the_fen() -> None:
-    assert level_discount(1999, 95) == 99  # 99.95 fen off -> 99
-    assert level_discount(1999, 100) == 0
-    assert level_discount(1000, 88) == 120
+    assert level_discount(1999, 9_500) == 99  # 99.95 fen off -> 99
+    assert level_discount(1999, 10_000) == 0
+    assert level_discount(1000, 8_800) == 120
+    assert level_discount(1999, 9_025) == 194  # 194.90.. fen off -> 194
+
+
+def test_a_gold_member_with_plus_pays_exactly_90_25_percent() -> None:
+    amounts = price(100_000, discount_bp=95 * 95)  # gold 95% x PLUS 95%: 9025, not 90% (9000)
+
+    assert (amounts.level_discount_fen, amounts.payable_fen) == (9_750, 90_250)
 
 
 def test_discounts_apply_level_then_coupon_then_points_each_capped_by_what_is_left() -> None:
-    amounts = price(10000, discount_percent=90, coupon_fen=8500, points_fen=1000, freight=FreightRule(800, 0))
+    amounts = price(10000, discount_bp=9_000, coupon_fen=8500, points_fen=1000, freight=FreightRule(800, 0))
     assert (amounts.level_discount_fen, amounts.coupon_discount_fen, amounts.points_discount_fen) == (1000, 8500, 500)
     assert amounts.freight_fen == 800
     assert amounts.payable_fen == 800
@@ -74,15 +81,15 @@ def test_discounts_apply_level_then_coupon_then_points_each_capped_by_what_is_le
 def test_freight_is_waived_from_the_threshold_on_the_discounted_goods() -> None:
     rule = FreightRule(flat_fen=1000, free_from_fen=9900)
     assert price(9900, freight=rule).freight_fen == 0
-    assert price(10000, discount_percent=98, freight=rule).freight_fen == 1000  # 9800 after the level discount
+    assert price(10000, discount_bp=9_800, freight=rule).freight_fen == 1000  # 9800 after the level discount
 
 
-@given(items=st.integers(0, 10**10), percent=st.integers(1, 100), coupon=st.integers(0, 10**10),
+@given(items=st.integers(0, 10**10), bp=st.integers(1, 10_000), coupon=st.integers(0, 10**10),
        points=st.integers(0, 10**10), flat=st.integers(0, 10**5), free_from=st.integers(0, 10**6))
-def test_payable_is_items_minus_discounts_plus_freight_and_never_negative(items: int, percent: int, coupon: int,
+def test_payable_is_items_minus_discounts_plus_freight_and_never_negative(items: int, bp: int, coupon: int,
                                                                            points: int, flat: int,
                                                                            free_from: int) -> None:
-    amounts = price(items, discount_percent=percent, coupon_fen=coupon, points_fen=points,
+    amounts = price(items, discount_bp=bp, coupon_fen=coupon, points_fen=points,
                     freight=FreightRule(flat, free_from))
     assert amounts.payable_fen == (amounts.items_total_fen - amounts.level_discount_fen - amounts.coupon_discount_fen
                                    - amounts.points_discount_fen + amounts.freight_fen)

@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Member(_message.Message):
-    __slots__ = ("member_no", "level", "discount_percent", "points_multiplier_percent", "points", "balance_fen", "pending_fen", "coupons_available", "total_spend_fen", "channel", "joined_at", "plan", "invite_code", "bonus_fen", "points_owed")
+    __slots__ = ("member_no", "level", "discount_percent", "points_multiplier_percent", "points", "balance_fen", "pending_fen", "coupons_available", "total_spend_fen", "channel", "joined_at", "plan", "invite_code", "bonus_fen", "points_owed", "discount_bp")
     MEMBER_NO_FIELD_NUMBER: _ClassVar[int]
     LEVEL_FIELD_NUMBER: _ClassVar[int]
     DISCOUNT_PERCENT_FIELD_NUMBER: _ClassVar[int]
@@ -26,6 +26,7 @@ class Member(_message.Message):
     INVITE_CODE_FIELD_NUMBER: _ClassVar[int]
     BONUS_FEN_FIELD_NUMBER: _ClassVar[int]
     POINTS_OWED_FIELD_NUMBER: _ClassVar[int]
+    DISCOUNT_BP_FIELD_NUMBER: _ClassVar[int]
     member_no: str
     level: str
     discount_percent: int
@@ -41,7 +42,8 @@ class Member(_message.Message):
     invite_code: str
     bonus_fen: int
     points_owed: int
-    def __init__(self, member_no: _Optional[str] = ..., level: _Optional[str] = ..., discount_percent: _Optional[int] = ..., points_multiplier_percent: _Optional[int] = ..., points: _Optional[int] = ..., balance_fen: _Optional[int] = ..., pending_fen: _Optional[int] = ..., coupons_available: _Optional[int] = ..., total_spend_fen: _Optional[int] = ..., channel: _Optional[str] = ..., joined_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., plan: _Optional[_Union[MemberPlan, _Mapping]] = ..., invite_code: _Optional[str] = ..., bonus_fen: _Optional[int] = ..., points_owed: _Optional[int] = ...) -> None: ...
+    discount_bp: int
+    def __init__(self, member_no: _Optional[str] = ..., level: _Optional[str] = ..., discount_percent: _Optional[int] = ..., points_multiplier_percent: _Optional[int] = ..., points: _Optional[int] = ..., balance_fen: _Optional[int] = ..., pending_fen: _Optional[int] = ..., coupons_available: _Optional[int] = ..., total_spend_fen: _Optional[int] = ..., channel: _Optional[str] = ..., joined_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., plan: _Optional[_Union[MemberPlan, _Mapping]] = ..., invite_code: _Optional[str] = ..., bonus_fen: _Optional[int] = ..., points_owed: _Optional[int] = ..., discount_bp: _Optional[int] = ...) -> None: ...
 
 class MemberPlan(_message.Message):
     __slots__ = ("id", "name", "expires_at")
@@ -136,10 +138,12 @@ class GetDiscountRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Discount(_message.Message):
-    __slots__ = ("discount_percent",)
+    __slots__ = ("discount_percent", "discount_bp")
     DISCOUNT_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    DISCOUNT_BP_FIELD_NUMBER: _ClassVar[int]
     discount_percent: int
-    def __init__(self, discount_percent: _Optional[int] = ...) -> None: ...
+    discount_bp: int
+    def __init__(self, discount_percent: _Optional[int] = ..., discount_bp: _Optional[int] = ...) -> None: ...
 
 class LedgerEntry(_message.Message):
     __slots__ = ("id", "account", "amount", "balance_after", "kind", "reference", "created_at")
