@@ -121,6 +121,17 @@ def wallet() -> FakeMembers:
     return FakeMembers(user_id=ALICE)
 
 
+def assert_one_wallet_refund(pg_uow: Uow, pg_engine: Engine, order_id: int, results: dict[str, object],
+                             refused: list[DomainError], members: FakeMembers) -> None:
+    """The first approval refunded the 4,000 fen to the wallet, asked once; the second was told the order's state."""
+    assert results == {"first": "REFUNDED", "second": "ORDER_STATE_CONFLICT"}
+    assert refused[0].details == {"status": "REFUNDING", "action": "approve_cancel"}
+    [(refund_no, status)] = listed(pg_uow, order_id)
+    assert (status, members.refund_asks) == ("SUCCESS", [refund_no])
+    assert (members.balance_fen, members.balance_refunds) == (4000, {refund_no: 4000})
+    assert refunded(pg_engine, order_id) == (4000, [(4, 4000)])
+
+
 def test_a_second_approval_of_a_wallet_paid_order_between_the_first_s_commit_and_its_refund_is_a_state_conflict(
         pg_uow: Uow, pg_engine: Engine) -> None:
     order_id = requested(pg_uow, "C-RACE-3", channel="balance")
@@ -141,12 +152,7 @@ def test_a_second_approval_of_a_wallet_paid_order_between_the_first_s_commit_and
     second_done.set()
     first.join()
 
-    assert results == {"first": "REFUNDED", "second": "ORDER_STATE_CONFLICT"}
-    assert refused[0].details == {"status": "REFUNDING", "action": "approve_cancel"}
-    [(refund_no, status)] = listed(pg_uow, order_id)
-    assert (status, members.refund_asks) == ("SUCCESS", [refund_no])
-    assert (members.balance_fen, members.balance_refunds) == (4000, {refund_no: 4000})
-    assert refunded(pg_engine, order_id) == (4000, [(4, 4000)])
+    assert_one_wallet_refund(pg_uow, pg_engine, order_id, results, refused, members)
 
 
 def test_a_second_approval_of_a_wallet_paid_order_waiting_for_the_first_s_lock_is_a_state_conflict(
@@ -168,9 +174,4 @@ def test_a_second_approval_of_a_wallet_paid_order_waiting_for_the_first_s_lock_i
         PausingCommit(pg_engine, before=second_waits, after=second_done), order_id, STAFF, members))
     first.join()
 
-    assert results == {"first": "REFUNDED", "second": "ORDER_STATE_CONFLICT"}
-    assert refused[0].details == {"status": "REFUNDING", "action": "approve_cancel"}
-    [(refund_no, status)] = listed(pg_uow, order_id)
-    assert (status, members.refund_asks) == ("SUCCESS", [refund_no])
-    assert (members.balance_fen, members.balance_refunds) == (4000, {refund_no: 4000})
-    assert refunded(pg_engine, order_id) == (4000, [(4, 4000)])
+    assert_one_wallet_refund(pg_uow, pg_engine, order_id, results, refused, members)
