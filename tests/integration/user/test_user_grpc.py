@@ -334,6 +334,16 @@ def test_the_member_service_reads_a_wechat_payer_as_itself_so_its_payout_job_can
     assert not_his.value.code == "USER_NOT_FOUND"
 
 
+def test_a_nickname_search_for_the_default_nicknames_start_is_refused_not_answered(stub, as_user,
+                                                                                  pg_engine: Engine) -> None:
+    request = user_pb2.SearchUsersRequest(nickname_prefix="用户")
+
+    assert failure(lambda: stub.SearchUsers(request, metadata=as_user("operator"))) == (
+        grpc.StatusCode.INVALID_ARGUMENT, "USER_SEARCH_TOO_BROAD")
+    with pg_engine.connect() as conn:
+        assert conn.execute(select(user_lookups.c.id)).all() == []
+
+
 def test_staff_who_serve_shoppers_find_users_masked_and_the_search_is_audited_as_them(
         stub, as_user, accounts, pg_engine: Engine) -> None:
     request = user_pb2.SearchUsersRequest(phone="13900000002")
