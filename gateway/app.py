@@ -181,6 +181,11 @@ def _authenticate(verifier: TokenVerifier, marks: SessionMarks, op: Operation) -
         # must not work on while Redis is down; staff can wait for it. Shoppers' tokens fail open: one acts only
         # for its own account, and the shop must not stop selling because its cache is down; at worst an ended
         # session's token works until it expires, as every token did before sessions could end early.
+        if op.access == TOLERANT and caller.roles:
+            # A route that never refuses (tracking) takes a staff token it cannot vouch for now as no token at all:
+            # the request goes on anonymously, the token's powers not passed on to the services it calls.
+            raise Unauthenticated("SESSION_CHECK_UNAVAILABLE", "whether this session is still valid cannot be "
+                                  "checked now") from None
         if op.roles or caller.roles:
             raise ApiError(503, "SESSION_CHECK_UNAVAILABLE",
                            "whether this session is still valid cannot be checked now; try again shortly") from None

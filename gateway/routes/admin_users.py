@@ -26,7 +26,10 @@ class UserSearchQuery(PageQuery):
                                                                                   "/admin/users/search: a URL is "
                                                                                   "logged by proxies)")
     id: int | None = Field(None, ge=1, le=MAX_ID, description="the user id")
-    nickname: str | None = Field(None, min_length=1, max_length=32, description="the start of the nickname")
+    nickname: str | None = Field(None, min_length=2, max_length=32,
+                                 description="the start of the nickname: at least 2 characters, and more than the "
+                                             "用户 or 微信用户 every new account's starts with (400 "
+                                             "USER_SEARCH_TOO_BROAD)")
 
 
 class UserSearchIn(Body, UserSearchQuery):
@@ -44,7 +47,9 @@ class StaffUserOut(UserSummary):
         return cls(**UserSummary.from_proto(user).model_dump(), created_at=user.created_at.ToDatetime(tzinfo=UTC))
 
 
-SEARCH_RULES = ("Every criterion given must match; at least one is needed (400 USER_SEARCH_EMPTY). Each search is "
+SEARCH_RULES = ("Every criterion given must match; at least one is needed (400 USER_SEARCH_EMPTY). A nickname "
+                "prefix is at least 2 characters and more than a default nickname's start, 用户 or 微信用户 (400 "
+                "USER_SEARCH_TOO_BROAD): a list of everyone is not offered. Each search is "
                 "recorded with who asked and the ids it answered (the user service's user_lookups); phones answer "
                 "masked.")
 

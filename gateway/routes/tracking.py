@@ -52,7 +52,8 @@ class Tracked(Reply):
 @operation(summary="Record a batch of page views from the mini-program", tag="tracking", access=TOLERANT,
            body=TrackRequest, limits=TRACK_LIMITS, responses={202: Tracked},
            description=f"Anonymous visitors are tracked by device id; with a valid access token the views are also "
-                       f"the shopper's (an invalid or expired token is ignored, never refused). At most "
+                       f"the shopper's (an invalid or expired token is ignored, never refused, and so is a staff "
+                       f"token while whether its session has ended cannot be checked). At most "
                        f"{MAX_PAGE_VIEWS_PER_BATCH} events and {MAX_TRACK_BODY_BYTES // 1024} KiB per request.")
 def track(body: TrackRequest) -> tuple[Tracked, int]:
     if len(request.get_data(cache=True)) > MAX_TRACK_BODY_BYTES:

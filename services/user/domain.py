@@ -17,6 +17,10 @@ SMS_CODE_TTL = timedelta(minutes=5)
 SMS_RESEND_AFTER = timedelta(seconds=60)
 SMS_MAX_ATTEMPTS = 5
 SMS_DAILY_LIMIT_PER_PHONE = 10
+# Every new account's nickname until its owner changes it: this, then the last four digits of the phone (SMS) or of
+# the openid (WeChat). Staff search cannot start from these alone (UserSearch.validated).
+SMS_NICKNAME_PREFIX = "用户"
+WECHAT_NICKNAME_PREFIX = "微信用户"
 
 
 def validate_phone(phone: str) -> str:
@@ -108,12 +112,12 @@ class User:
     @classmethod
     def register_wechat(cls, openid: str, now: datetime) -> User:
         """A new shopper who came through WeChat login: no phone yet."""
-        return cls(phone=None, created_at=now, nickname=f"微信用户{openid[-4:]}")
+        return cls(phone=None, created_at=now, nickname=f"{WECHAT_NICKNAME_PREFIX}{openid[-4:]}")
 
     @classmethod
     def register(cls, phone: str, now: datetime) -> User:
         """A new shopper; the nickname defaults to one that does not reveal the number."""
-        return cls(phone=validate_phone(phone), created_at=now, nickname=f"用户{phone[-4:]}")
+        return cls(phone=validate_phone(phone), created_at=now, nickname=f"{SMS_NICKNAME_PREFIX}{phone[-4:]}")
 
 
 @dataclass(eq=False)
@@ -262,6 +266,7 @@ def rotate(token: RefreshToken, now: datetime) -> None:
 
 GENDERS = ("unknown", "male", "female")
 NICKNAME_MAX, AVATAR_URL_MAX = 32, 512
+NICKNAME_SEARCH_MIN = 2  # a staff search's nickname prefix, and more than a default nickname's start
 EARLIEST_BIRTHDAY = date(1900, 1, 1)
 UNSET: object = object()  # a field that was not sent, where None is a value
 
@@ -521,7 +526,9 @@ class UserSearch:
     limit: int = 20
 
     def validated(self) -> UserSearch:
-        """The search with its nickname prefix stripped; at least one criterion, each well-formed."""
+        """The search with its nickname prefix stripped; at least one criterion, each well-formed. A nickname prefix
+        is at least NICKNAME_SEARCH_MIN characters and not the start of every default nickname (用户, 微信用户, or a
+        start of those: USER_SEARCH_TOO_BROAD), so that no nickname search pages through nearly every account."""
         if not (self.phone or self.user_id or self.nickname_prefix):
             raise InvalidInput("USER_SEARCH_EMPTY", "search by phone, id or nickname (a list of everyone is not offered)",
                                details={"phone": "one of these", "id": "one of these", "nickname": "one of these"})
@@ -535,6 +542,15 @@ class UserSearch:
             prefix = check_text("nickname", prefix, min_length=1, max_length=NICKNAME_MAX, errors=errors)
         if errors:
             raise InvalidInput("USER_SEARCH_INVALID", "some search criteria are invalid", details=errors)
+        if prefix and (len(prefix) < NICKNAME_SEARCH_MIN
+                       or any(default.startswith(prefix)
+                              for default in (SMS_NICKNAME_PREFIX, WECHAT_NICKNAME_PREFIX))):
+            raise InvalidInput("USER_SEARCH_TOO_BROAD",
+                               f"a nickname prefix is at least {NICKNAME_SEARCH_MIN} characters and more than the "
+                               f"'{SMS_NICKNAME_PREFIX}' or '{WECHAT_NICKNAME_PREFIX}' every new account's nickname "
+                               "starts with (a list of everyone is not offered)",
+                               details={"nickname": f"at least {NICKNAME_SEARCH_MIN} characters, more than "
+                                                    f"{SMS_NICKNAME_PREFIX}/{WECHAT_NICKNAME_PREFIX}"})
         return replace(self, nickname_prefix=prefix)
 
     def described(self) -> str:

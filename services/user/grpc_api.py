@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date
 
 import grpc
 from mall.user.v1 import user_pb2, user_pb2_grpc
 
 from services.common.auth import STAFF_ROLES, USER_FINDERS, Role, require_caller
-from services.common.errors import DomainError, ErrorKind, InvalidInput, NotFound
+from services.common.errors import DomainError, ErrorKind, Forbidden, InvalidInput, NotFound
 from services.common.events import timestamp
 from services.common.grpc_server import page
 from services.common.logs import mask_phone
@@ -139,7 +139,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         return user_pb2.ListAddressesResponse(addresses=[_address(a) for a in found])
 
     def GetAddress(self, request: user_pb2.GetAddressRequest, context: grpc.ServicerContext) -> user_pb2.Address:
-        _require_self_or_staff(request.user_id, "ADDRESS_NOT_FOUND", "no such address")
+        _require_owner_or(request.user_id, "ADDRESS_NOT_FOUND", "no such address")
         return _address(service.get_address(self.uow(), user_id=request.user_id, address_id=request.address_id))
 
     def AddAddress(self, request: user_pb2.AddAddressRequest, context: grpc.ServicerContext) -> user_pb2.Address:
@@ -166,17 +166,18 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
 
     def GetVerification(self, request: user_pb2.GetVerificationRequest,
                         context: grpc.ServicerContext) -> user_pb2.Verification:
-        _require_self_or_staff(request.user_id, "USER_NOT_FOUND", "no such user")
+        _require_owner_or(request.user_id, "USER_NOT_FOUND", "no such user")
         return _verification(service.get_verification(self.uow(), self.vault, user_id=request.user_id))
 
     def GetBuyer(self, request: user_pb2.GetBuyerRequest, context: grpc.ServicerContext) -> user_pb2.Buyer:
-        _require_self_or_staff(request.user_id, "ADDRESS_NOT_FOUND", "no such address")
+        _require_owner_or(request.user_id, "ADDRESS_NOT_FOUND", "no such address")
         address = service.buyer_address(self.uow(), user_id=request.user_id, address_id=request.address_id)
         return user_pb2.Buyer(verified=True, address=_address(address)) if address else user_pb2.Buyer(verified=False)
 
     def GetWechatPayer(self, request: user_pb2.GetWechatPayerRequest,
                        context: grpc.ServicerContext) -> user_pb2.WechatPayer:
-        _require_self_or_staff(request.user_id, "USER_NOT_FOUND", "no such user", services=PAYEE_READERS)
+        _require_owner_or(request.user_id, "USER_NOT_FOUND", "no such user", roles=STAFF_ROLES,
+                          services=PAYEE_READERS)
         account = service.wechat_payer(self.uow(), user_id=request.user_id)
         return user_pb2.WechatPayer(appid=account.appid, openid=account.openid) if account else user_pb2.WechatPayer()
 
@@ -215,12 +216,21 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
 PAYEE_READERS = ("member",)
 
 
-def _require_self_or_staff(user_id: int, code: str, message: str, *, services: tuple[str, ...] = ()) -> None:
-    """Another shopper's data is answered as not found (no BOLA); staff, and `services` calling as themselves, may
-    read anyone's."""
+def _require_owner_or(user_id: int, code: str, message: str, *, roles: Iterable[str] = (),
+                      services: tuple[str, ...] = ()) -> None:
+    """user_id's data is read by its owner, by staff holding one of `roles` and by `services` calling as themselves.
+    Another shopper's is answered as not found (no BOLA); a staff member without those roles is FORBIDDEN.
+
+    A shopper's address, buyer and verification (GetAddress, GetBuyer, GetVerification) name no roles and no service:
+    their only callers act for the owner (the gateway's /me routes, the order service quoting and placing the
+    caller's own order with the caller's token), and no staff route reads them, so a staff token used directly
+    against this service gets no shopper's address or phone unmasked (finance has no user search at all)."""
     caller = require_caller(services=services)
-    if not caller.is_service and caller.user_id != user_id and not caller.has_any_role(*STAFF_ROLES):
-        raise NotFound(code, message)
+    if caller.is_service or caller.user_id == user_id or caller.has_any_role(*roles):
+        return
+    if caller.has_any_role(*STAFF_ROLES):
+        raise Forbidden("FORBIDDEN", "your account may not do this")
+    raise NotFound(code, message)
 
 
 def _parse_date(text: str) -> date:

@@ -22,6 +22,7 @@ from services.common.discovery import Discovery
 from services.common.errors import DomainError
 from services.common.grpc_server import create_server, from_grpc, registration
 from services.member.neighbours import GrpcPayers
+from services.order.neighbours import GrpcUsers
 from services.user.db import (
     SqlUserUnitOfWork,
     start_mappers,
@@ -36,7 +37,7 @@ from services.user.identity import FormatOnlyIdentityChecker, IdentityKeys, Iden
 from services.user.sms import ConsoleSms
 from services.user.tokens import TokenIssuer
 from tests.fakes import FakePasswords, FakeWechat
-from tests.fixtures.keys import JwtKeys, service_token
+from tests.fixtures.keys import JwtKeys, as_service, service_token
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +50,8 @@ ADDRESS = user_pb2.AddressFields(receiver_name="张三", receiver_phone="1380013
 def accounts(pg_uow: Callable[[], SqlUserUnitOfWork]) -> dict[str, User]:
     made = {}
     for name, phone, roles in (("alice", "13900000001", ""), ("bob", "13900000002", ""),
-                               ("admin", "13900000003", "admin"), ("operator", "13900000004", "operator")):
+                               ("admin", "13900000003", "admin"), ("operator", "13900000004", "operator"),
+                               ("finance", "13900000005", "finance")):
         with pg_uow() as tx:
             user = User(phone=phone, created_at=datetime.now(UTC), roles=roles)
             tx.users.add(user)
@@ -122,13 +124,65 @@ def test_another_shoppers_address_is_not_found_whichever_user_id_is_named(stub, 
     assert len(stub.ListAddresses(user_pb2.ListAddressesRequest(), metadata=as_user("alice")).addresses) == 1
 
 
-def test_staff_may_read_any_address(stub, as_user, accounts) -> None:
+@pytest.mark.parametrize("staff", ["finance", "operator", "admin"])
+def test_staff_are_refused_a_shoppers_address_buyer_and_verification(stub, as_user, accounts, staff: str) -> None:
     added = stub.AddAddress(user_pb2.AddAddressRequest(fields=ADDRESS), metadata=as_user("alice"))
+    stub.VerifyIdentity(user_pb2.VerifyIdentityRequest(real_name="张三", id_number="11010519491231002X"),
+                        metadata=as_user("alice"))
+    alice = accounts["alice"].id
 
-    found = stub.GetAddress(user_pb2.GetAddressRequest(user_id=accounts["alice"].id, address_id=added.id),
-                            metadata=as_user("operator"))
+    refusals = [failure(lambda: stub.GetAddress(user_pb2.GetAddressRequest(user_id=alice, address_id=added.id),
+                                                metadata=as_user(staff))),
+                failure(lambda: stub.GetBuyer(user_pb2.GetBuyerRequest(user_id=alice, address_id=added.id),
+                                              metadata=as_user(staff))),
+                failure(lambda: stub.GetVerification(user_pb2.GetVerificationRequest(user_id=alice),
+                                                     metadata=as_user(staff)))]
+
+    assert refusals == [(grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")] * 3
+
+
+def test_a_staff_member_reads_their_own_address_as_its_owner(stub, as_user, accounts) -> None:
+    added = stub.AddAddress(user_pb2.AddAddressRequest(fields=ADDRESS), metadata=as_user("finance"))
+
+    found = stub.GetAddress(user_pb2.GetAddressRequest(user_id=accounts["finance"].id, address_id=added.id),
+                            metadata=as_user("finance"))
 
     assert found.id == added.id
+
+
+def test_a_service_calling_as_itself_is_refused_a_shoppers_address(stub, as_user, accounts, jwt_keys: JwtKeys) -> None:
+    added = stub.AddAddress(user_pb2.AddAddressRequest(fields=ADDRESS), metadata=as_user("alice"))
+
+    assert failure(lambda: stub.GetAddress(user_pb2.GetAddressRequest(user_id=accounts["alice"].id,
+                                                                      address_id=added.id),
+                                           metadata=as_service(jwt_keys, "order"))) == (
+        grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")
+
+
+def test_the_order_service_reads_its_callers_buyer_and_not_for_a_staff_caller(
+        stub, as_user, accounts, user_target: str, issuer: TokenIssuer, jwt_keys: JwtKeys) -> None:
+    added = stub.AddAddress(user_pb2.AddAddressRequest(fields=ADDRESS), metadata=as_user("alice"))
+    stub.VerifyIdentity(user_pb2.VerifyIdentityRequest(real_name="张三", id_number="11010519491231002X"),
+                        metadata=as_user("alice"))
+    users_of_order = GrpcUsers(ServiceClients(Discovery(None, Env({"USER_GRPC_TARGET": user_target})), 5,
+                                              service_token=service_token(jwt_keys, "order")))
+
+    def as_caller(name: str) -> Callable[[], object]:
+        def call() -> object:
+            user = accounts[name]
+            token = caller_var.set(Caller(user_id=user.id or 0, roles=user.role_set, token_id="t",
+                                          token=issuer.access_token(user, user.role_set, datetime.now(UTC))))
+            try:
+                return users_of_order.buyer_address(accounts["alice"].id or 0, added.id)
+            finally:
+                caller_var.reset(token)
+        return call
+
+    address = as_caller("alice")()
+    with pytest.raises(DomainError) as refused:
+        as_caller("finance")()
+
+    assert (getattr(address, "phone", None), refused.value.code) == ("13800138000", "FORBIDDEN")
 
 
 def test_get_verification_of_another_shopper_is_not_found(stub, as_user, accounts) -> None:
@@ -278,6 +332,16 @@ def test_the_member_service_reads_a_wechat_payer_as_itself_so_its_payout_job_can
     finally:
         caller_var.reset(token)
     assert not_his.value.code == "USER_NOT_FOUND"
+
+
+def test_a_nickname_search_for_the_default_nicknames_start_is_refused_not_answered(stub, as_user,
+                                                                                  pg_engine: Engine) -> None:
+    request = user_pb2.SearchUsersRequest(nickname_prefix="用户")
+
+    assert failure(lambda: stub.SearchUsers(request, metadata=as_user("operator"))) == (
+        grpc.StatusCode.INVALID_ARGUMENT, "USER_SEARCH_TOO_BROAD")
+    with pg_engine.connect() as conn:
+        assert conn.execute(select(user_lookups.c.id)).all() == []
 
 
 def test_staff_who_serve_shoppers_find_users_masked_and_the_search_is_audited_as_them(

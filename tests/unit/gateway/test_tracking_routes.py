@@ -6,11 +6,14 @@ import json
 from datetime import timedelta
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from google.protobuf.timestamp_pb2 import Timestamp
 from mall.analytics.v1 import analytics_pb2
 
+from gateway.sessions import SessionMarksUnavailable
 from services.common import formats
+from services.common.auth import Caller
 
 TRACK = "/api/v1/track"
 DEVICE = "dev-0123456789"
@@ -83,6 +86,35 @@ def test_an_expired_token_is_ignored_too(client: FlaskClient, clients, mint) -> 
                            headers={"Authorization": f"Bearer {token}"})
 
     assert (response.status_code, "authorization" in clients.analytics.TrackPageViews.calls[0].metadata) == (202, False)
+
+
+@pytest.fixture
+def session_check_down(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    def unavailable(_: Caller) -> bool:
+        raise SessionMarksUnavailable
+    monkeypatch.setattr(app.extensions["session_marks"], "ended", unavailable)
+
+
+@pytest.mark.usefixtures("session_check_down")
+def test_a_staff_token_whose_session_cannot_be_checked_is_taken_as_anonymous_not_refused(
+        client: FlaskClient, clients, mint) -> None:
+    response = client.post(TRACK, json={"device_id": DEVICE, "events": [view()]},
+                           headers={"Authorization": f"Bearer {mint(user_id=7, roles='operator')}"})
+
+    assert (response.status_code, ["authorization" in call.metadata for call in clients.analytics.TrackPageViews.calls]
+            ) == (202, [False])
+
+
+@pytest.mark.usefixtures("session_check_down")
+def test_a_shoppers_token_whose_session_cannot_be_checked_is_still_forwarded(client: FlaskClient, clients,
+                                                                            mint) -> None:
+    token = mint(user_id=7)
+
+    response = client.post(TRACK, json={"device_id": DEVICE, "events": [view()]},
+                           headers={"Authorization": f"Bearer {token}"})
+
+    assert (response.status_code, clients.analytics.TrackPageViews.calls[0].metadata["authorization"]) == (
+        202, f"Bearer {token}")
 
 
 def refused(client: FlaskClient, clients, body: dict) -> tuple[int, set[str]]:

@@ -47,11 +47,11 @@ def test_a_nickname_prefix_finds_every_account_whose_nickname_starts_so_newest_f
 
 
 def test_every_criterion_given_must_match(uow: FakeUserUnitOfWork) -> None:
-    assert ids(uow, nickname_prefix="小", phone="13900000004") == ([4], 1)
+    assert ids(uow, nickname_prefix="小明", phone="13900000002") == ([2], 1)
 
 
 def test_a_page_of_the_matches_with_their_total(uow: FakeUserUnitOfWork) -> None:
-    assert ids(uow, nickname_prefix="小", offset=1, limit=1) == ([2], 3)
+    assert ids(uow, nickname_prefix="小明", offset=1, limit=1) == ([1], 2)
 
 
 def test_each_search_is_audited_with_who_asked_the_masked_phone_and_the_ids_shown(uow: FakeUserUnitOfWork) -> None:
@@ -83,3 +83,22 @@ def test_malformed_criteria_are_refused_naming_the_field(uow: FakeUserUnitOfWork
 
     assert (raised.value.code, list(raised.value.details), uow.lookups.lookups) == (
         "USER_SEARCH_INVALID", [field], [])
+
+
+@pytest.mark.parametrize("prefix", ["小", " 小 ", "用", "用户", " 用户 ", "微", "微信", "微信用", "微信用户"])
+def test_a_nickname_prefix_of_one_character_or_of_every_default_nickname_is_refused_and_not_audited(
+        uow: FakeUserUnitOfWork, prefix: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        ids(uow, nickname_prefix=prefix, phone="13900000001")
+
+    assert (raised.value.code, list(raised.value.details), uow.lookups.lookups) == (
+        "USER_SEARCH_TOO_BROAD", ["nickname"], [])
+
+
+@pytest.mark.parametrize(("prefix", "total"), [("用户5", 1), ("用户5678", 1), ("微信用户a", 1), ("用户名", 0)])
+def test_a_nickname_prefix_beyond_the_default_start_is_searched(prefix: str, total: int) -> None:
+    uow = FakeUserUnitOfWork()
+    uow.users.add(User.register("13912345678", T0))  # 用户5678
+    uow.users.add(User.register_wechat("o-wechat-abcd", T0))  # 微信用户abcd
+
+    assert ids(uow, nickname_prefix=prefix)[1] == total

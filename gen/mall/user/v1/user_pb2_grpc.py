@@ -279,7 +279,8 @@ class UserServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListAddresses(self, request, context):
-        """Shipping addresses (U6): the caller's; GetAddress also for services acting for user_id.
+        """Shipping addresses (U6): the caller's own; GetAddress, GetVerification and GetBuyer answer only the owner of
+        user_id (another shopper's is NOT_FOUND, a staff token PERMISSION_DENIED: no staff route reads them).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -323,7 +324,8 @@ class UserServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetBuyer(self, request, context):
-        """What placing an order needs of its buyer, in one call: verified or not, and the address it ships to.
+        """What placing an order needs of its buyer, in one call: verified or not, and the address it ships to (asked by
+        the order service with the buyer's own token).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
