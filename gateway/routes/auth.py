@@ -241,7 +241,9 @@ REFRESH_LIMITS = (Limit("ip", 60, 60),)
 @operation(summary="Exchange a refresh token for a new session (the old refresh token is spent)", tag="auth",
            access=PUBLIC, limits=REFRESH_LIMITS, body=RefreshRequest, responses={200: Session},
            description="Refresh tokens rotate: presenting a spent one again ends that login's every session (401), "
-                       "its access tokens included (401 SESSION_ENDED).")
+                       "its access tokens included (401 SESSION_ENDED). A session carrying staff roles ends "
+                       "STAFF_SESSION_MAX_HOURS after its password login however often it is refreshed "
+                       "(401 REFRESH_TOKEN_EXPIRED: log in again with the password).")
 def refresh(body: RefreshRequest) -> Session:
     return Session.from_proto(service(UserServiceStub).RefreshSession(
         user_pb2.RefreshSessionRequest(refresh_token=body.refresh_token)))

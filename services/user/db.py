@@ -99,6 +99,7 @@ refresh_tokens = Table(
     Column("roles", String(255), nullable=False, default=""),
     Column("used_at", UTCDateTime, nullable=True),
     Column("revoked_at", UTCDateTime, nullable=True),
+    Column("session_started_at", UTCDateTime, nullable=True),  # its family's login; NULL before migration 0013
 )
 
 wechat_accounts = Table(

@@ -302,7 +302,8 @@ def refresh_session(uow: UserUnitOfWork, issuer: TokenIssuer, *, refresh_token: 
                     now: datetime | None = None) -> LoginResult:
     """Exchange a refresh token for a new pair (rotation); reusing a spent one revokes its whole family.
 
-    The session keeps the roles it was started with, less any an admin has taken away since.
+    The session keeps the roles it was started with, less any an admin has taken away since; one carrying staff
+    roles ends STAFF_SESSION_MAX_HOURS after its password login (401 REFRESH_TOKEN_EXPIRED), a shopper's rolls on.
     """
     now = now or utcnow()
     with uow:
@@ -311,7 +312,7 @@ def refresh_session(uow: UserUnitOfWork, issuer: TokenIssuer, *, refresh_token: 
         uow.users.get(_known_refresh_token(uow, refresh_token, lock=False).user_id, lock=True)
         token = _known_refresh_token(uow, refresh_token)
         try:
-            rotate(token, now)
+            rotate(token, now, staff_session_max=issuer.staff_session_max)
         except RefreshTokenRefused as refused:
             if refused.code == "REFRESH_TOKEN_REUSED":
                 _end_session(uow, issuer, token, now)
@@ -323,7 +324,7 @@ def refresh_session(uow: UserUnitOfWork, issuer: TokenIssuer, *, refresh_token: 
         if user is None:
             raise RefreshTokenRefused("REFRESH_TOKEN_INVALID", "unknown refresh token; log in again")
         roles = frozenset(role for role in token.roles.split(",") if role) & user.role_set
-        result = _start_session(uow, issuer, user, roles, now, is_new_user=False, family_id=token.family_id)
+        result = _start_session(uow, issuer, user, roles, now, is_new_user=False, family=token)
         uow.commit()
     return result
 
@@ -403,14 +404,19 @@ def _known_refresh_token(uow: UserUnitOfWork, refresh_token: str, *, lock: bool 
 
 
 def _start_session(uow: UserUnitOfWork, issuer: TokenIssuer, user: User, roles: frozenset[str], now: datetime, *,
-                   is_new_user: bool, family_id: str | None = None) -> LoginResult:
-    """A fresh access token and refresh token for `user`, carrying `roles`; a new family unless one is given."""
+                   is_new_user: bool, family: RefreshToken | None = None) -> LoginResult:
+    """A fresh access token and refresh token for `user`, carrying `roles`: the next of `family` (the token
+    refreshed, whose session it goes on) or, without one, a new session started `now`."""
     assert user.id is not None
     refresh = issuer.refresh_token()
-    family_id = family_id or str(uuid.uuid4())
+    family_id = family.family_id if family else str(uuid.uuid4())
+    started = family.session_start if family else now
+    expires_at = RefreshToken.expiry(roles=roles, now=now, session_start=started, refresh_ttl=issuer.refresh_ttl,
+                                     staff_session_max=issuer.staff_session_max)
     uow.refresh_tokens.add(RefreshToken(user_id=user.id, family_id=family_id,
                                         token_hash=token_hash(refresh), created_at=now,
-                                        expires_at=now + issuer.refresh_ttl, roles=",".join(sorted(roles))))
+                                        expires_at=expires_at, roles=",".join(sorted(roles)),
+                                        session_started_at=started))
     return LoginResult(user=user, roles=roles, access_token=issuer.access_token(user, roles, now, session_id=family_id),
                        refresh_token=refresh, expires_in=int(issuer.access_ttl.total_seconds()),
                        is_new_user=is_new_user)
