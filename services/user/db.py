@@ -70,6 +70,8 @@ users = Table(
     # Browsing history's, not the User's: views from before it are ignored (SqlHistoryRepository). On the user's
     # row so that clearing and a late view of the same user queue on one row lock.
     Column("history_cleared_at", UTCDateTime, nullable=True),
+    # An admin set the password (set_staff_password): it logs in only to be changed (login_with_password).
+    Column("password_change_required", Boolean, nullable=False, default=False),
 )
 # Staff find users by the start of their nickname: a LIKE 'prefix%' the pattern operator class can serve
 # whatever the database's collation.

@@ -47,6 +47,9 @@ class User:
     gender: str = "unknown"
     birthday: date | None = None
     region: str = ""
+    # The password was set by an admin, who knows it: it starts no session until its owner changes it (with an SMS
+    # code to their phone, which the admin does not hold), so an admin cannot log in as a staff member with it.
+    password_change_required: bool = False
     id: int | None = None
 
     @property

@@ -142,18 +142,44 @@ def _redeem_code(uow: UserUnitOfWork, issuer: TokenIssuer, *, phone: str, purpos
 
 
 def login_with_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Passwords, *, phone: str,
-                        password: str, now: datetime | None = None) -> LoginResult:
-    """Log in with phone and password; one answer for unknown phone and wrong password."""
+                        password: str, new_password: str = "", sms_code: str = "",
+                        now: datetime | None = None) -> LoginResult:
+    """Log in with phone and password; one answer for unknown phone and wrong password.
+
+    A password an admin set (set_staff_password) starts no session: the right one is answered 403
+    PASSWORD_CHANGE_REQUIRED, and the login is tried again with `new_password` and a "reset" `sms_code` sent to the
+    account's phone, which changes it (every other session ends) and starts the session. The admin knows the
+    password they set but does not hold the phone, so they cannot log in as the staff member with it.
+    `new_password` and `sms_code` are refused (400 PASSWORD_CHANGE_NOT_REQUIRED) on any other login.
+    """
     now = now or utcnow()
     phone = validate_phone(phone)
+    changing = bool(new_password or sms_code)
+    if changing:
+        _check_code_format(sms_code, "sms_code")
+        validate_password(new_password, "new_password")
     with uow:
         # Locked before the password is read: a reset or change committed meanwhile is seen, and one waiting
         # for the lock revokes this session once it is stored (see _end_sessions).
         user = uow.users.by_phone(phone, lock=True)
         if not passwords.verify(user.password_hash if user else None, password) or user is None:
             raise Unauthenticated("INVALID_CREDENTIALS", "phone or password is wrong")
-        assert user.password_hash is not None
-        if passwords.needs_rehash(user.password_hash):
+        assert user.password_hash is not None and user.phone is not None
+        if user.password_change_required:
+            if not changing:
+                raise Forbidden("PASSWORD_CHANGE_REQUIRED",
+                                "an admin set this password: log in again with new_password and an SMS code "
+                                "(purpose reset) sent to this phone", details={"new_password": "required",
+                                                                               "sms_code": "required"})
+            _redeem_code(uow, issuer, phone=user.phone, purpose="reset", code=sms_code, now=now)
+            user.password_hash = passwords.hash(new_password)
+            user.password_change_required = False
+            _end_sessions(uow, issuer, user_id=user.id or 0, now=now)
+        elif changing:
+            raise InvalidInput("PASSWORD_CHANGE_NOT_REQUIRED", "this password need not be changed to log in; "
+                               "change it with PUT /me/password", details={"new_password": "not expected",
+                                                                           "sms_code": "not expected"})
+        elif passwords.needs_rehash(user.password_hash):
             user.password_hash = passwords.hash(password)
         result = _start_session(uow, issuer, user, user.session_roles(password_verified=True), now,
                                 is_new_user=False)
@@ -191,6 +217,7 @@ def create_staff(uow: UserUnitOfWork, passwords: Passwords, *, phone: str, role:
         user.set_roles(user.role_set | roles)  # clears a shopper's password: the one given here replaces it
         _audit_roles(uow, user, actor_id=None, before=before, now=now)
         user.password_hash = passwords.hash(password)
+        user.password_change_required = False  # whoever runs the command hands it over (bootstrap, lock-out)
         uow.commit()
     return user
 
@@ -250,7 +277,7 @@ def set_staff_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Pass
                        user_id: int, new_password: str, now: datetime | None = None) -> int:
     """An admin sets a staff member's password (staff cannot by SMS code); audited, every session of theirs
     ends (returns how many). Not one's own (change it with the current password) and not a shopper's (who
-    resets their own by SMS)."""
+    resets their own by SMS). One-time: it starts no session until its owner changes it (login_with_password)."""
     validate_password(new_password, "new_password")
     with uow:
         user = _existing_user(uow, user_id, lock=True)
@@ -260,6 +287,7 @@ def set_staff_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Pass
         if not user.role_set:
             raise DomainError("NOT_STAFF", "shoppers set their own password with an SMS code")
         user.password_hash = passwords.hash(new_password)
+        user.password_change_required = True  # the admin knows it: its owner changes it before it starts a session
         ended = _end_sessions(uow, issuer, user_id=user_id, now=now)
         uow.password_sets.add(PasswordSet(user_id=user_id, actor_id=actor_id, set_at=now))
         uow.commit()
@@ -514,6 +542,7 @@ def change_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Passwor
                                    details={"sms_code": "no phone bound"})
             _redeem_code(uow, issuer, phone=user.phone, purpose="reset", code=sms_code, now=now)
         user.password_hash = passwords.hash(new_password)
+        user.password_change_required = False  # chosen by the account's owner (see login_with_password)
         _end_sessions(uow, issuer, user_id=user_id, now=now)
         result = _start_session(uow, issuer, user, user.session_roles(password_verified=current_password is not None),
                                 now, is_new_user=False)

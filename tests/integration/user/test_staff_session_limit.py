@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, column, insert, select, table
 
 from services.common import migrations
-from services.common.db import make_engine
+from services.common.db import UTCDateTime, make_engine
 from services.common.errors import DomainError
 from services.user import service
-from services.user.db import SqlUserUnitOfWork, refresh_tokens, users
+from services.user.db import SqlUserUnitOfWork, refresh_tokens
 from services.user.passwords import Passwords
 from services.user.tokens import TokenIssuer
 from tests.fixtures.postgres import drop_databases, migrations_dir, recreate_database, session_database_name
@@ -68,8 +68,12 @@ def test_migration_0013_dates_each_live_token_from_its_familys_login(database_at
     engine = make_engine(database_at_0012)
     try:
         with engine.begin() as conn:
-            user_id = conn.execute(insert(users).values(
-                phone=PHONE, nickname="员工", avatar_url="", roles="finance", created_at=T0)).inserted_primary_key[0]
+            # The users table as 0012 left it (the current one has columns added since).
+            users_at_0012 = table("users", column("id"), column("phone"), column("nickname"), column("avatar_url"),
+                                  column("roles"), column("created_at", UTCDateTime))
+            conn.execute(insert(users_at_0012).values(phone=PHONE, nickname="员工", avatar_url="", roles="finance",
+                                                      created_at=T0))
+            user_id = conn.execute(select(users_at_0012.c.id)).scalar_one()
             for n, (family, hours, used, revoked) in enumerate([
                     ("a", 0, True, False), ("a", 5, True, False), ("a", 9, False, False),  # a's live token, 9 h in
                     ("b", 2, False, False),                                                 # b's login, unrefreshed
