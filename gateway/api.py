@@ -170,6 +170,15 @@ class Body(_Input):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+def omittable(*, json_schema_extra: dict[str, Any] | None = None, **constraints: Any) -> Any:
+    """A body field that may be left out (it is then None) but, when sent, must not be null; `json_schema_extra` is
+    added to its schema."""
+    def schema(field_schema: dict[str, Any]) -> None:
+        field_schema.pop("default", None)
+        field_schema.update(json_schema_extra or {})
+    return Field(None, json_schema_extra=schema, **constraints)
+
+
 # An integer in a query string, as written: ASCII digits, a '-' first for a negative number (whether one is allowed is
 # the field's bound), no leading zero. int() and pydantic's lax mode also take " 1", "+1", "1_000", "01", "1.0" and
 # other scripts' digits: one value with many spellings, which caches, logs and rate-limit keys would tell apart.

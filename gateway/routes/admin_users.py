@@ -121,7 +121,9 @@ class StaffPasswordIn(Body):
 @operation(summary="Set a staff member's password (audited); ends every session of theirs", tag="admin",
            roles=(Role.ADMIN,), body=StaffPasswordIn, responses={200: SessionsEnded},
            description="Staff cannot set their password with an SMS code (403 STAFF_PASSWORD_BY_ADMIN): an admin "
-                       "sets it here and hands it over. Recorded in the user service's user_password_sets. 422 "
+                       "sets it here and hands it over. One-time: it logs in only to be changed by its owner, with an SMS "
+                       "code sent to their phone (POST /auth/login/password, 403 PASSWORD_CHANGE_REQUIRED), so the "
+                       "admin cannot log in as them with it. Recorded in the user service's user_password_sets. 422 "
                        "NOT_STAFF for a shopper (they reset their own by SMS), 422 OWN_PASSWORD for one's own "
                        "(PUT /me/password with the current one), 400 PASSWORD_TOO_WEAK.")
 def set_staff_password(user_id: int, body: StaffPasswordIn) -> SessionsEnded:

@@ -11,7 +11,7 @@ from mall.user.v1 import user_pb2
 from mall.user.v1.user_pb2_grpc import UserServiceStub
 from pydantic import Field
 
-from gateway.api import PUBLIC, Body, Reply, operation, service
+from gateway.api import PUBLIC, Body, Reply, omittable, operation, service
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.metrics import RATE_LIMITED, SMS_CODES, SMS_DAILY_BUDGET
@@ -54,6 +54,12 @@ class SmsLogin(Body):
 class PasswordLogin(Body):
     phone: str = Phone
     password: str = Field(min_length=1, max_length=128)
+    # Both only after 403 PASSWORD_CHANGE_REQUIRED (a password an admin set): see login_password.
+    new_password: str = omittable(max_length=formats.PASSWORD_MAX_LENGTH,
+                                  json_schema_extra={"minLength": formats.PASSWORD_MIN_LENGTH},
+                                  description=f"{formats.PASSWORD_RULE} (400 PASSWORD_TOO_WEAK otherwise)")
+    sms_code: str = omittable(pattern=anchored(formats.SMS_CODE),
+                              description='a 6-digit code of purpose "reset" sent to my phone')
 
 
 class UserSummary(Reply):
@@ -198,7 +204,11 @@ def login_sms(body: SmsLogin) -> Session:
 @operation(summary="Log in with phone and password (staff and shoppers who set one)", tag="auth", access=PUBLIC,
            description="Once 20 tries failed in the last hour, only addresses that logged into the account in "
                        "the last 30 days may try, until the oldest of those failures is an hour old (429 "
-                       "RATE_LIMITED with Retry-After).",
+                       "RATE_LIMITED with Retry-After). A password an admin set starts no session: the right one "
+                       "is answered 403 PASSWORD_CHANGE_REQUIRED, and the login is sent again with new_password and "
+                       "a \"reset\" sms_code sent to the account's phone, which changes it and logs in (the admin who "
+                       "set it does not hold the phone). Either field on any other login: 400 "
+                       "PASSWORD_CHANGE_NOT_REQUIRED.",
            limits=LOGIN_LIMITS, body=PasswordLogin, responses={200: Session})
 def login_password(body: PasswordLogin) -> Session:
     limiter, endpoint = current_app.extensions["rate_limiter"], request.endpoint or ""
@@ -208,7 +218,8 @@ def login_password(body: PasswordLogin) -> Session:
         raise ApiError.too_many_requests(admitted.wait)
     try:
         reply = service(UserServiceStub).LoginWithPassword(
-            user_pb2.LoginWithPasswordRequest(phone=body.phone, password=body.password))
+            user_pb2.LoginWithPasswordRequest(phone=body.phone, password=body.password,
+                                              new_password=body.new_password or "", sms_code=body.sms_code or ""))
     except Exception as exc:
         failed = isinstance(exc, grpc.RpcError) and exc.code() == grpc.StatusCode.UNAUTHENTICATED
         PASSWORD_GUARD.record(limiter, endpoint, values, admitted, succeeded=False if failed else None)
@@ -241,7 +252,9 @@ REFRESH_LIMITS = (Limit("ip", 60, 60),)
 @operation(summary="Exchange a refresh token for a new session (the old refresh token is spent)", tag="auth",
            access=PUBLIC, limits=REFRESH_LIMITS, body=RefreshRequest, responses={200: Session},
            description="Refresh tokens rotate: presenting a spent one again ends that login's every session (401), "
-                       "its access tokens included (401 SESSION_ENDED).")
+                       "its access tokens included (401 SESSION_ENDED). A session carrying staff roles ends "
+                       "STAFF_SESSION_MAX_HOURS after its password login however often it is refreshed "
+                       "(401 REFRESH_TOKEN_EXPIRED: log in again with the password).")
 def refresh(body: RefreshRequest) -> Session:
     return Session.from_proto(service(UserServiceStub).RefreshSession(
         user_pb2.RefreshSessionRequest(refresh_token=body.refresh_token)))

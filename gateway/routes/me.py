@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import Literal
 
 from flask import Blueprint, g
 from mall.product.v1 import product_pb2
@@ -12,7 +12,7 @@ from mall.user.v1 import user_pb2
 from mall.user.v1.user_pb2_grpc import UserServiceStub
 from pydantic import Field
 
-from gateway.api import Body, Page, PageQuery, Province, ProvinceOrEmpty, Reply, operation, service
+from gateway.api import Body, Page, PageQuery, Province, ProvinceOrEmpty, Reply, omittable, operation, service
 from gateway.ratelimit import Limit
 from gateway.routes.auth import LOGIN_LIMITS, NewPassword, Phone, Session
 from gateway.routes.catalog import MyReviewOut, ProductSummary
@@ -23,15 +23,6 @@ from services.common.logs import mask_phone
 bp = Blueprint("me", __name__, url_prefix="/api/v1/me")
 
 Gender = Literal["unknown", "male", "female"]
-
-
-def _no_default(schema: dict[str, Any]) -> None:
-    schema.pop("default", None)
-
-
-def omittable(**constraints: Any) -> Any:
-    """A field that may be left out (it is then None) but, when sent, must not be null."""
-    return Field(None, json_schema_extra=_no_default, **constraints)
 
 
 class ProfileOut(Reply):

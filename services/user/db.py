@@ -70,6 +70,8 @@ users = Table(
     # Browsing history's, not the User's: views from before it are ignored (SqlHistoryRepository). On the user's
     # row so that clearing and a late view of the same user queue on one row lock.
     Column("history_cleared_at", UTCDateTime, nullable=True),
+    # An admin set the password (set_staff_password): it logs in only to be changed (login_with_password).
+    Column("password_change_required", Boolean, nullable=False, default=False),
 )
 # Staff find users by the start of their nickname: a LIKE 'prefix%' the pattern operator class can serve
 # whatever the database's collation.
@@ -99,6 +101,7 @@ refresh_tokens = Table(
     Column("roles", String(255), nullable=False, default=""),
     Column("used_at", UTCDateTime, nullable=True),
     Column("revoked_at", UTCDateTime, nullable=True),
+    Column("session_started_at", UTCDateTime, nullable=True),  # its family's login; NULL before migration 0013
 )
 
 wechat_accounts = Table(

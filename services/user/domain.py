@@ -51,6 +51,9 @@ class User:
     gender: str = "unknown"
     birthday: date | None = None
     region: str = ""
+    # The password was set by an admin, who knows it: it starts no session until its owner changes it (with an SMS
+    # code to their phone, which the admin does not hold), so an admin cannot log in as a staff member with it.
+    password_change_required: bool = False
     id: int | None = None
 
     @property
@@ -214,7 +217,23 @@ class RefreshToken:
     roles: str = ""  # the session's roles, comma-separated, carried over on refresh
     used_at: datetime | None = None
     revoked_at: datetime | None = None
+    # When the family's login was (carried over on refresh). None on tokens stored before it was kept, or by a pod
+    # of the previous release during an upgrade: such a session is taken to have started with that token.
+    session_started_at: datetime | None = None
     id: int | None = None
+
+    @property
+    def session_start(self) -> datetime:
+        """When this token's session (its family) started: its login."""
+        return self.session_started_at or self.created_at
+
+    @staticmethod
+    def expiry(*, roles: frozenset[str], now: datetime, session_start: datetime, refresh_ttl: timedelta,
+               staff_session_max: timedelta) -> datetime:
+        """When a token issued `now` expires: `refresh_ttl` later (a shopper's session rolls on with use), but
+        never past `staff_session_max` after the login of a session carrying staff roles."""
+        expires_at = now + refresh_ttl
+        return min(expires_at, session_start + staff_session_max) if roles else expires_at
 
 
 @dataclass
@@ -250,13 +269,23 @@ class RefreshTokenRefused(Unauthenticated):
     """A refresh token that cannot be exchanged; the client must log in again."""
 
 
-def rotate(token: RefreshToken, now: datetime) -> None:
-    """Mark `token` used, or refuse it: reuse of a used token means it leaked (the caller revokes the family)."""
+def rotate(token: RefreshToken, now: datetime, *, staff_session_max: timedelta) -> None:
+    """Mark `token` used, or refuse it: reuse of a used token means it leaked (the caller revokes the family).
+
+    A session carrying staff roles ends `staff_session_max` after its password login however often it is refreshed
+    (a shopper's rolls on): staff powers need the password again at least that often. Checked here as well as
+    in the token's expiry (RefreshToken.expiry), which was fixed when it was issued: a shorter limit set since
+    applies at once.
+    """
     if token.revoked_at is not None:
         raise RefreshTokenRefused("REFRESH_TOKEN_REVOKED", "this session was logged out; log in again")
     if token.used_at is not None:
         raise RefreshTokenRefused("REFRESH_TOKEN_REUSED",
                                   "this refresh token was already used; every session of its login is revoked")
+    if token.roles and now >= token.session_start + staff_session_max:
+        hours = staff_session_max / timedelta(hours=1)
+        raise RefreshTokenRefused("REFRESH_TOKEN_EXPIRED", f"a staff session lasts at most {hours:g} hours from its "
+                                  "password login; log in again with your password")
     if now >= token.expires_at:
         raise RefreshTokenRefused("REFRESH_TOKEN_EXPIRED", "the session has expired; log in again")
     token.used_at = now

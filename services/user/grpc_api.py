@@ -65,7 +65,9 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
     def LoginWithPassword(self, request: user_pb2.LoginWithPasswordRequest,
                           context: grpc.ServicerContext) -> user_pb2.LoginResponse:
         return _login_response(service.login_with_password(self.uow(), self.issuer, self.passwords,
-                                                           phone=request.phone, password=request.password))
+                                                           phone=request.phone, password=request.password,
+                                                           new_password=request.new_password,
+                                                           sms_code=request.sms_code))
 
     def LoginWithWechat(self, request: user_pb2.LoginWithWechatRequest,
                         context: grpc.ServicerContext) -> user_pb2.LoginResponse:

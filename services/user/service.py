@@ -142,18 +142,44 @@ def _redeem_code(uow: UserUnitOfWork, issuer: TokenIssuer, *, phone: str, purpos
 
 
 def login_with_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Passwords, *, phone: str,
-                        password: str, now: datetime | None = None) -> LoginResult:
-    """Log in with phone and password; one answer for unknown phone and wrong password."""
+                        password: str, new_password: str = "", sms_code: str = "",
+                        now: datetime | None = None) -> LoginResult:
+    """Log in with phone and password; one answer for unknown phone and wrong password.
+
+    A password an admin set (set_staff_password) starts no session: the right one is answered 403
+    PASSWORD_CHANGE_REQUIRED, and the login is tried again with `new_password` and a "reset" `sms_code` sent to the
+    account's phone, which changes it (every other session ends) and starts the session. The admin knows the
+    password they set but does not hold the phone, so they cannot log in as the staff member with it.
+    `new_password` and `sms_code` are refused (400 PASSWORD_CHANGE_NOT_REQUIRED) on any other login.
+    """
     now = now or utcnow()
     phone = validate_phone(phone)
+    changing = bool(new_password or sms_code)
+    if changing:
+        _check_code_format(sms_code, "sms_code")
+        validate_password(new_password, "new_password")
     with uow:
         # Locked before the password is read: a reset or change committed meanwhile is seen, and one waiting
         # for the lock revokes this session once it is stored (see _end_sessions).
         user = uow.users.by_phone(phone, lock=True)
         if not passwords.verify(user.password_hash if user else None, password) or user is None:
             raise Unauthenticated("INVALID_CREDENTIALS", "phone or password is wrong")
-        assert user.password_hash is not None
-        if passwords.needs_rehash(user.password_hash):
+        assert user.password_hash is not None and user.phone is not None
+        if user.password_change_required:
+            if not changing:
+                raise Forbidden("PASSWORD_CHANGE_REQUIRED",
+                                "an admin set this password: log in again with new_password and an SMS code "
+                                "(purpose reset) sent to this phone", details={"new_password": "required",
+                                                                               "sms_code": "required"})
+            _redeem_code(uow, issuer, phone=user.phone, purpose="reset", code=sms_code, now=now)
+            user.password_hash = passwords.hash(new_password)
+            user.password_change_required = False
+            _end_sessions(uow, issuer, user_id=user.id or 0, now=now)
+        elif changing:
+            raise InvalidInput("PASSWORD_CHANGE_NOT_REQUIRED", "this password need not be changed to log in; "
+                               "change it with PUT /me/password", details={"new_password": "not expected",
+                                                                           "sms_code": "not expected"})
+        elif passwords.needs_rehash(user.password_hash):
             user.password_hash = passwords.hash(password)
         result = _start_session(uow, issuer, user, user.session_roles(password_verified=True), now,
                                 is_new_user=False)
@@ -191,6 +217,7 @@ def create_staff(uow: UserUnitOfWork, passwords: Passwords, *, phone: str, role:
         user.set_roles(user.role_set | roles)  # clears a shopper's password: the one given here replaces it
         _audit_roles(uow, user, actor_id=None, before=before, now=now)
         user.password_hash = passwords.hash(password)
+        user.password_change_required = False  # whoever runs the command hands it over (bootstrap, lock-out)
         uow.commit()
     return user
 
@@ -250,7 +277,7 @@ def set_staff_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Pass
                        user_id: int, new_password: str, now: datetime | None = None) -> int:
     """An admin sets a staff member's password (staff cannot by SMS code); audited, every session of theirs
     ends (returns how many). Not one's own (change it with the current password) and not a shopper's (who
-    resets their own by SMS)."""
+    resets their own by SMS). One-time: it starts no session until its owner changes it (login_with_password)."""
     validate_password(new_password, "new_password")
     with uow:
         user = _existing_user(uow, user_id, lock=True)
@@ -260,6 +287,7 @@ def set_staff_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Pass
         if not user.role_set:
             raise DomainError("NOT_STAFF", "shoppers set their own password with an SMS code")
         user.password_hash = passwords.hash(new_password)
+        user.password_change_required = True  # the admin knows it: its owner changes it before it starts a session
         ended = _end_sessions(uow, issuer, user_id=user_id, now=now)
         uow.password_sets.add(PasswordSet(user_id=user_id, actor_id=actor_id, set_at=now))
         uow.commit()
@@ -302,7 +330,8 @@ def refresh_session(uow: UserUnitOfWork, issuer: TokenIssuer, *, refresh_token: 
                     now: datetime | None = None) -> LoginResult:
     """Exchange a refresh token for a new pair (rotation); reusing a spent one revokes its whole family.
 
-    The session keeps the roles it was started with, less any an admin has taken away since.
+    The session keeps the roles it was started with, less any an admin has taken away since; one carrying staff
+    roles ends STAFF_SESSION_MAX_HOURS after its password login (401 REFRESH_TOKEN_EXPIRED), a shopper's rolls on.
     """
     now = now or utcnow()
     with uow:
@@ -311,7 +340,7 @@ def refresh_session(uow: UserUnitOfWork, issuer: TokenIssuer, *, refresh_token: 
         uow.users.get(_known_refresh_token(uow, refresh_token, lock=False).user_id, lock=True)
         token = _known_refresh_token(uow, refresh_token)
         try:
-            rotate(token, now)
+            rotate(token, now, staff_session_max=issuer.staff_session_max)
         except RefreshTokenRefused as refused:
             if refused.code == "REFRESH_TOKEN_REUSED":
                 _end_session(uow, issuer, token, now)
@@ -323,7 +352,7 @@ def refresh_session(uow: UserUnitOfWork, issuer: TokenIssuer, *, refresh_token: 
         if user is None:
             raise RefreshTokenRefused("REFRESH_TOKEN_INVALID", "unknown refresh token; log in again")
         roles = frozenset(role for role in token.roles.split(",") if role) & user.role_set
-        result = _start_session(uow, issuer, user, roles, now, is_new_user=False, family_id=token.family_id)
+        result = _start_session(uow, issuer, user, roles, now, is_new_user=False, family=token)
         uow.commit()
     return result
 
@@ -403,14 +432,19 @@ def _known_refresh_token(uow: UserUnitOfWork, refresh_token: str, *, lock: bool 
 
 
 def _start_session(uow: UserUnitOfWork, issuer: TokenIssuer, user: User, roles: frozenset[str], now: datetime, *,
-                   is_new_user: bool, family_id: str | None = None) -> LoginResult:
-    """A fresh access token and refresh token for `user`, carrying `roles`; a new family unless one is given."""
+                   is_new_user: bool, family: RefreshToken | None = None) -> LoginResult:
+    """A fresh access token and refresh token for `user`, carrying `roles`: the next of `family` (the token
+    refreshed, whose session it goes on) or, without one, a new session started `now`."""
     assert user.id is not None
     refresh = issuer.refresh_token()
-    family_id = family_id or str(uuid.uuid4())
+    family_id = family.family_id if family else str(uuid.uuid4())
+    started = family.session_start if family else now
+    expires_at = RefreshToken.expiry(roles=roles, now=now, session_start=started, refresh_ttl=issuer.refresh_ttl,
+                                     staff_session_max=issuer.staff_session_max)
     uow.refresh_tokens.add(RefreshToken(user_id=user.id, family_id=family_id,
                                         token_hash=token_hash(refresh), created_at=now,
-                                        expires_at=now + issuer.refresh_ttl, roles=",".join(sorted(roles))))
+                                        expires_at=expires_at, roles=",".join(sorted(roles)),
+                                        session_started_at=started))
     return LoginResult(user=user, roles=roles, access_token=issuer.access_token(user, roles, now, session_id=family_id),
                        refresh_token=refresh, expires_in=int(issuer.access_ttl.total_seconds()),
                        is_new_user=is_new_user)
@@ -508,6 +542,7 @@ def change_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Passwor
                                    details={"sms_code": "no phone bound"})
             _redeem_code(uow, issuer, phone=user.phone, purpose="reset", code=sms_code, now=now)
         user.password_hash = passwords.hash(new_password)
+        user.password_change_required = False  # chosen by the account's owner (see login_with_password)
         _end_sessions(uow, issuer, user_id=user_id, now=now)
         result = _start_session(uow, issuer, user, user.session_roles(password_verified=current_password is not None),
                                 now, is_new_user=False)

@@ -26,6 +26,12 @@ def error_code(response: requests.Response) -> tuple[int, str]:
     return response.status_code, response.json()["error"]["code"]
 
 
+def first_login(platform: Platform, phone: str, admin_set: str, own: str) -> requests.Response:
+    """The first login with a password an admin set: changed to `own` with a reset code sent to the phone."""
+    return call(platform, "POST", "/auth/login/password", json={
+        "phone": phone, "password": admin_set, "new_password": own, "sms_code": sms_code(platform, phone, "reset")})
+
+
 def test_refresh_rotates_and_replaying_the_old_token_ends_the_login(platform: Platform) -> None:
     login = sms_login_reply(platform, "13710000001")
 
@@ -188,7 +194,7 @@ def test_an_admin_grants_a_role_which_rides_only_on_password_logins(platform: Pl
     assert error_code(sms_session) == (401, "REFRESH_TOKEN_REVOKED")  # the first staff role ends their sessions
     assert (by_sms.status_code, by_sms.json()["error"]["code"]) == (403, "STAFF_PASSWORD_BY_ADMIN")
     assert by_admin.status_code == 200
-    assert by_password.json()["user"]["roles"] == ["finance"]
+    assert error_code(by_password) == (403, "PASSWORD_CHANGE_REQUIRED")  # one-time: its owner changes it first
     engine = create_engine(platform.database_urls["user"], poolclass=NullPool)
     with engine.connect() as conn:
         audit = conn.execute(select(user_role_changes.c.before, user_role_changes.c.after)
@@ -211,7 +217,7 @@ def test_a_password_set_by_sms_carries_no_staff_role_granted_later(platform: Pla
 
     assert by_sms.status_code == 200
     assert error_code(old_password) == (401, "INVALID_CREDENTIALS")
-    assert admin_set.json()["user"]["roles"] == ["operator"]  # an SMS login meanwhile: tests/integration/user
+    assert error_code(admin_set) == (403, "PASSWORD_CHANGE_REQUIRED")  # right, and one-time: tests/integration/user
     engine = create_engine(platform.database_urls["user"], poolclass=NullPool)
     with engine.connect() as conn:
         audit = conn.execute(select(user_role_changes.c.after, user_role_changes.c.password_cleared)
@@ -228,20 +234,19 @@ def test_guessing_a_staff_password_with_a_stolen_token_locks_the_change_even_to_
     call(platform, "PUT", f"/admin/users/{shopper['user']['id']}/roles", admin, json={"roles": ["admin"]})
     call(platform, "POST", f"/admin/users/{shopper['user']['id']}/password", admin, json={"new_password": "staffpass1"})
     assert error_code(call(platform, "GET", "/me", shopper["access_token"])) == (401, "SESSION_ENDED")
-    stolen = call(platform, "POST", "/auth/login/password",  # a session of theirs since, its token stolen
-                  json={"phone": phone, "password": "staffpass1"}).json()["access_token"]
+    stolen = first_login(platform, phone, "staffpass1", "ownpass11").json()["access_token"]  # its token stolen
     for n in range(20):
         wrong = call(platform, "PUT", "/me/password", stolen,
                      json={"current_password": f"guess{n:04d}", "new_password": "takenover1"})
         assert error_code(wrong) == (400, "PASSWORD_WRONG")
 
     right = call(platform, "PUT", "/me/password", stolen,
-                 json={"current_password": "staffpass1", "new_password": "takenover1"})
+                 json={"current_password": "ownpass11", "new_password": "takenover1"})
 
     assert error_code(right) == (429, "PASSWORD_LOCKED")
     assert 0 < int(right.headers["Retry-After"]) <= 3600 and right.json()["error"]["request_id"]
     assert call(platform, "POST", "/auth/login/password",
-                json={"phone": phone, "password": "staffpass1"}).json()["user"]["roles"] == ["admin"]
+                json={"phone": phone, "password": "ownpass11"}).json()["user"]["roles"] == ["admin"]
 
 
 def test_staff_whose_roles_are_taken_away_are_refused_on_admin_routes_at_once(platform: Platform) -> None:
@@ -252,7 +257,7 @@ def test_staff_whose_roles_are_taken_away_are_refused_on_admin_routes_at_once(pl
     user_id = shopper["user"]["id"]
     call(platform, "PUT", f"/admin/users/{user_id}/roles", admin, json={"roles": ["operator"]})
     call(platform, "POST", f"/admin/users/{user_id}/password", admin, json={"new_password": "staffpass1"})
-    staff = call(platform, "POST", "/auth/login/password", json={"phone": phone, "password": "staffpass1"}).json()
+    staff = first_login(platform, phone, "staffpass1", "ownpass11").json()
     search = {"phone": phone}
     before = call(platform, "POST", "/admin/users/search", staff["access_token"], json=search).status_code
 

@@ -171,10 +171,12 @@ async function refreshSession(asked) {
 async function login(event) {
   event.preventDefault();
   $("login-error").textContent = "";
+  const changing = !$("password-change").hidden;
+  const credentials = {phone: $("phone").value.trim(), password: $("password").value};
+  if (changing) Object.assign(credentials, {new_password: $("new-password").value, sms_code: $("reset-code").value});
   try {
     const reply = await fetch(API + "/auth/login/password", {
-      method: "POST", headers: {"Content-Type": "application/json"},
-      body: JSON.stringify({phone: $("phone").value.trim(), password: $("password").value}),
+      method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(credentials),
     });
     const body = await reply.json();
     if (!reply.ok) throw new ApiError(reply.status, body);
@@ -182,8 +184,38 @@ async function login(event) {
       throw new Error("This account is not staff: the console is for admins, operators, customer service and finance.");
     }
     session.save(body);
+    askPasswordChange(false);
     $("password").value = "";
     showConsole();
+  } catch (error) {
+    if (error instanceof ApiError && error.code === "PASSWORD_CHANGE_REQUIRED") {
+      askPasswordChange(true);
+      $("login-error").textContent = "An admin set this password. Choose your own, send the code to your phone and " +
+                                     "log in again with both.";
+      return;
+    }
+    $("login-error").textContent = describe(error);
+  }
+}
+
+// A password an admin set logs in only to be changed (403 PASSWORD_CHANGE_REQUIRED): the new one and a "reset" code
+// sent to the account's phone go with the next try. Hidden and emptied again once logged in, or the login shown anew.
+function askPasswordChange(asked) {
+  $("password-change").hidden = !asked;
+  $("new-password").required = $("reset-code").required = asked;
+  if (!asked) $("new-password").value = $("reset-code").value = "";
+}
+
+async function sendResetCode() {
+  $("login-error").textContent = "";
+  try {
+    const reply = await fetch(API + "/auth/sms-codes", {
+      method: "POST", headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({phone: $("phone").value.trim(), purpose: "reset"}),
+    });
+    const body = await reply.json();
+    if (!reply.ok) throw new ApiError(reply.status, body);
+    $("login-error").textContent = "The code is on its way to your phone.";
   } catch (error) {
     $("login-error").textContent = describe(error);
   }
@@ -236,6 +268,7 @@ function showLogin(message) {
   $("sections").hidden = true;
   $("who").hidden = true;
   $("login-view").hidden = false;
+  askPasswordChange(false);
   $("login-error").textContent = message;
 }
 
@@ -1399,6 +1432,7 @@ function userActions(user) {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("login-form").addEventListener("submit", login);
+  $("send-reset-code").addEventListener("click", sendResetCode);
   $("login-form").querySelector("button[type=submit]").disabled = false;  // the form is this script's now
   $("logout").addEventListener("click", logout);
   $("period").addEventListener("submit", (event) => { event.preventDefault(); load(); });

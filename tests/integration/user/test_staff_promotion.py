@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, select
 
-from services.common.errors import Unauthenticated
+from services.common.errors import Forbidden, Unauthenticated
 from services.user import service
 from services.user.db import SqlUserUnitOfWork, refresh_tokens, user_role_changes, users
 from services.user.passwords import Passwords
@@ -80,7 +80,14 @@ def test_the_password_an_admin_sets_then_carries_the_staff_role(
     service.set_staff_password(uow(), issuer, passwords, actor_id=admin.user.id or 0, user_id=promoted,
                                new_password="staffpass1", now=T0 + timedelta(minutes=3))
 
+    with pytest.raises(Forbidden) as raised:  # one-time: the admin knows it, its owner changes it first
+        service.login_with_password(uow(), issuer, passwords, phone=PHONE, password="staffpass1",
+                                    now=T0 + timedelta(minutes=4))
     session = service.login_with_password(uow(), issuer, passwords, phone=PHONE, password="staffpass1",
-                                          now=T0 + timedelta(minutes=4))
+                                          new_password="mypass2026",
+                                          sms_code=code(uow, issuer, "reset", T0 + timedelta(minutes=5)),
+                                          now=T0 + timedelta(minutes=5))
 
-    assert session.roles == frozenset({"operator"})
+    assert (raised.value.code, session.roles) == ("PASSWORD_CHANGE_REQUIRED", frozenset({"operator"}))
+    assert service.login_with_password(uow(), issuer, passwords, phone=PHONE, password="mypass2026",
+                                       now=T0 + timedelta(minutes=6)).roles == frozenset({"operator"})

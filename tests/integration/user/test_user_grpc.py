@@ -262,6 +262,21 @@ def test_only_an_admin_sets_a_staff_password_and_it_is_audited(stub, as_user, ac
             == "plain:staffpass1"
 
 
+def test_a_password_an_admin_set_logs_in_only_to_be_changed_with_a_reset_code(stub, as_user, accounts) -> None:
+    stub.SetStaffPassword(user_pb2.SetStaffPasswordRequest(user_id=accounts["operator"].id, new_password="staffpass1"),
+                          metadata=as_user("admin"))
+    login = user_pb2.LoginWithPasswordRequest(phone="13900000004", password="staffpass1")
+
+    refused = failure(lambda: stub.LoginWithPassword(login))
+    code = stub.SendSmsCode(user_pb2.SendSmsCodeRequest(phone="13900000004", purpose="reset")).dev_code
+    changed = stub.LoginWithPassword(user_pb2.LoginWithPasswordRequest(
+        phone="13900000004", password="staffpass1", new_password="mypass2026", sms_code=code))
+
+    assert refused == (grpc.StatusCode.PERMISSION_DENIED, "PASSWORD_CHANGE_REQUIRED")
+    assert list(changed.user.roles) == ["operator"]
+    assert failure(lambda: stub.LoginWithPassword(login)) == (grpc.StatusCode.UNAUTHENTICATED, "INVALID_CREDENTIALS")
+
+
 def test_create_staff_command_creates_a_password_account_with_the_role(tmp_path: Path, jwt_keys: JwtKeys) -> None:
     url = f"sqlite:///{tmp_path}/user.db"
     env = {**os.environ, "USER_DATABASE_URL": url, "JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),

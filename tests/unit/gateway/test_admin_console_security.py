@@ -16,6 +16,7 @@ from mall.analytics.v1 import analytics_pb2
 from mall.order.v1 import order_pb2
 from mall.user.v1 import user_pb2
 
+from services.common.grpc_server import CODE_KEY
 from tests.fixtures.fake_services import FakeServices
 from tests.unit.gateway.conftest import STAFF_PHONES
 
@@ -319,3 +320,39 @@ def test_calls_refused_together_share_one_refresh_so_the_session_is_not_ended_fo
 
     assert presented == ["refresh"]
     assert page.evaluate("() => sessionStorage.getItem('access_token')") == renewed
+
+
+def test_a_password_an_admin_set_is_changed_with_a_reset_code_before_the_console_opens(
+        page: Any, log_in_as, clients: FakeServices, rpc_error, gateway_url: str) -> None:
+    answer = clients.user.LoginWithPassword.answer  # log_in_as's: as the real user service answers logins
+    assert answer is not None
+
+    def one_time(message: user_pb2.LoginWithPasswordRequest) -> user_pb2.LoginResponse:
+        if not message.new_password:
+            raise rpc_error(grpc.StatusCode.PERMISSION_DENIED, "an admin set this password",
+                            ((CODE_KEY, "PASSWORD_CHANGE_REQUIRED"),))
+        return answer(message)
+    clients.user.LoginWithPassword.answer = one_time
+    clients.user.SendSmsCode.reply = user_pb2.SendSmsCodeResponse(expires_in=300, resend_after=60)
+    page.goto(f"{gateway_url}/admin/")
+    page.fill("#phone", STAFF_PHONES["finance"])
+    page.fill("#password", PASSWORD)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#password-change:not([hidden])")
+    asked = page.is_hidden("#sections")
+
+    page.click("#send-reset-code")
+    page.wait_for_selector("#login-error:text('The code is on its way to your phone.')")
+    page.fill("#new-password", "mypass2026")
+    page.fill("#reset-code", "123456")
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#sections:not([hidden])")
+
+    assert asked and page.is_hidden("#password-change") and page.input_value("#new-password") == ""
+    assert [call.message for call in clients.user.SendSmsCode.calls] == [
+        user_pb2.SendSmsCodeRequest(phone=STAFF_PHONES["finance"], purpose="reset")]
+    assert [call.message for call in clients.user.LoginWithPassword.calls] == [
+        user_pb2.LoginWithPasswordRequest(phone=STAFF_PHONES["finance"], password=PASSWORD),
+        user_pb2.LoginWithPasswordRequest(phone=STAFF_PHONES["finance"], password=PASSWORD,
+                                          new_password="mypass2026", sms_code="123456")]
+    assert [error for error in page.errors if "status of 403" not in error] == []  # the browser logs the 403

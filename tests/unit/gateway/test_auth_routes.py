@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import grpc
 import pytest
 from flask.testing import FlaskClient
 from mall.user.v1 import user_pb2
+
+from services.common.grpc_server import CODE_KEY
 
 SMS_CODES = "/api/v1/auth/sms-codes"
 
@@ -73,6 +76,37 @@ def test_password_login_passes_phone_and_password(client: FlaskClient, clients, 
 
     assert [call.message for call in clients.user.LoginWithPassword.calls] == [
         user_pb2.LoginWithPasswordRequest(phone="13800138000", password="abcd1234")]
+
+
+def test_password_login_passes_the_change_of_a_password_an_admin_set(client: FlaskClient, clients,
+                                                                      login_reply) -> None:
+    clients.user.LoginWithPassword.reply = login_reply
+
+    response = client.post("/api/v1/auth/login/password", json={
+        "phone": "13800138000", "password": "abcd1234", "new_password": "mypass2026", "sms_code": "123456"})
+
+    assert response.status_code == 200
+    assert [call.message for call in clients.user.LoginWithPassword.calls] == [user_pb2.LoginWithPasswordRequest(
+        phone="13800138000", password="abcd1234", new_password="mypass2026", sms_code="123456")]
+
+
+def test_a_password_an_admin_set_is_403_password_change_required(client: FlaskClient, clients, rpc_error) -> None:
+    clients.user.LoginWithPassword.error = rpc_error(grpc.StatusCode.PERMISSION_DENIED, "change it",
+                                                     ((CODE_KEY, "PASSWORD_CHANGE_REQUIRED"),))
+
+    response = client.post("/api/v1/auth/login/password", json={"phone": "13800138000", "password": "abcd1234"})
+
+    assert (response.status_code, response.get_json()["error"]["code"]) == (403, "PASSWORD_CHANGE_REQUIRED")
+
+
+@pytest.mark.parametrize("extra", [{"sms_code": "12345"}, {"sms_code": None}, {"new_password": None},
+                                   {"new_password": "a1" * 65}])
+def test_password_login_refuses_a_malformed_change_before_the_user_service(client: FlaskClient, clients,
+                                                                          extra: dict) -> None:
+    response = client.post("/api/v1/auth/login/password",
+                           json={"phone": "13800138000", "password": "abcd1234"} | extra)
+
+    assert (response.status_code, clients.user.LoginWithPassword.calls) == (400, [])
 
 
 def test_password_login_answers_the_session(client: FlaskClient, clients, login_reply) -> None:

@@ -329,7 +329,7 @@ def test_every_new_password_documents_the_rule_the_user_service_applies(client) 
     documented = {name: model["properties"]["new_password"] for name, model in spec["components"]["schemas"].items()
                   if "new_password" in model.get("properties", {})}
 
-    assert sorted(documented) == ["PasswordChange", "PasswordReset", "StaffPasswordIn"]
+    assert sorted(documented) == ["PasswordChange", "PasswordLogin", "PasswordReset", "StaffPasswordIn"]
     assert {(schema["minLength"], schema["maxLength"], schema["description"]) for schema in documented.values()} == {
         (formats.PASSWORD_MIN_LENGTH, formats.PASSWORD_MAX_LENGTH,
          f"{formats.PASSWORD_RULE} (400 PASSWORD_TOO_WEAK otherwise)")}

@@ -150,8 +150,24 @@ def test_user_settings_default_token_lifetimes(base: ServiceSettings, private_ke
 
     assert settings == UserSettings(base=base, jwt_private_key_pem=b"private", sms_provider="console",
                                     access_token_ttl_seconds=900, refresh_token_ttl_seconds=2_592_000,
+                                    staff_session_max_hours=12,
                                     identity_provider="format-only",
                                     identity_keys=IdentityKeys.derived_for_dev(b"private"))
+
+
+def test_staff_session_limit_is_read_in_hours(base: ServiceSettings, private_key_file: Path) -> None:
+    settings = UserSettings.from_env(base, {"JWT_PRIVATE_KEY_FILE": str(private_key_file), "SMS_PROVIDER": "console",
+                                            "STAFF_SESSION_MAX_HOURS": "8"})
+
+    assert settings.staff_session_max_hours == 8
+
+
+@pytest.mark.parametrize("hours", ["0", "721", "eight"])
+def test_a_staff_session_limit_outside_an_hour_to_thirty_days_is_refused(base: ServiceSettings, private_key_file: Path,
+                                                                         hours: str) -> None:
+    with pytest.raises(ConfigError, match="STAFF_SESSION_MAX_HOURS"):
+        UserSettings.from_env(base, {"JWT_PRIVATE_KEY_FILE": str(private_key_file), "SMS_PROVIDER": "console",
+                                     "STAFF_SESSION_MAX_HOURS": hours})
 
 
 @pytest.mark.parametrize("environment", ["dev", "test"])

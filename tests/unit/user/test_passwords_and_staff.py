@@ -213,7 +213,128 @@ def test_an_admin_sets_a_staff_password_audited_and_their_sessions_end(
 
     assert (ended, live_tokens(uow), uow.users.users[0].password_hash) == (1, 0, "plain:staffpass1")
     assert [(r.user_id, r.actor_id, r.set_at) for r in uow.password_sets.records] == [(1, 9, T0)]
-    assert service.login_with_password(uow, issuer, passwords, phone=PHONE, password="staffpass1",
+
+
+# A password an admin sets is one-time: its owner changes it, with an SMS code to their phone, before it logs in
+
+def staff_with_password_set_by_admin(uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords) -> None:
+    sms_login(uow, issuer)
+    service.set_roles(uow, issuer, actor_id=9, user_id=1, roles=["finance"], now=T0)
+    service.set_staff_password(uow, issuer, passwords, actor_id=9, user_id=1, new_password="staffpass1", now=T0)
+
+
+def test_a_password_an_admin_set_starts_no_session(uow: FakeUserUnitOfWork, issuer: TokenIssuer,
+                                                   passwords: FakePasswords) -> None:
+    staff_with_password_set_by_admin(uow, issuer, passwords)
+    issued = len(uow.refresh_tokens.tokens)
+
+    with pytest.raises(Forbidden) as raised:
+        service.login_with_password(uow, issuer, passwords, phone=PHONE, password="staffpass1",
+                                    now=T0 + timedelta(minutes=1))
+
+    assert (raised.value.code, raised.value.details) == (
+        "PASSWORD_CHANGE_REQUIRED", {"new_password": "required", "sms_code": "required"})
+    assert (len(uow.refresh_tokens.tokens), uow.users.users[0].password_hash) == (issued, "plain:staffpass1")
+
+
+def test_a_wrong_password_is_still_invalid_credentials_while_a_change_is_required(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords) -> None:
+    staff_with_password_set_by_admin(uow, issuer, passwords)
+
+    with pytest.raises(Unauthenticated) as raised:
+        service.login_with_password(uow, issuer, passwords, phone=PHONE, password="guessed11", now=T0)
+
+    assert raised.value.code == "INVALID_CREDENTIALS"
+
+
+def test_the_owner_changes_the_admins_password_with_a_reset_code_and_logs_in_with_their_roles(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords) -> None:
+    staff_with_password_set_by_admin(uow, issuer, passwords)
+    sms_login(uow, issuer, T0 + timedelta(minutes=1))  # a shopper session of theirs, by SMS
+    code = code_for(uow, issuer, "reset", T0 + timedelta(minutes=2))
+
+    session = service.login_with_password(uow, issuer, passwords, phone=PHONE, password="staffpass1",
+                                          new_password="mypass2026", sms_code=code, now=T0 + timedelta(minutes=3))
+
+    assert (session.roles, uow.users.users[0].password_hash, uow.users.users[0].password_change_required,
+            live_tokens(uow)) == (frozenset({"finance"}), "plain:mypass2026", False, 1)
+    again = service.login_with_password(uow, issuer, passwords, phone=PHONE, password="mypass2026",
+                                        now=T0 + timedelta(minutes=4))
+    assert again.roles == frozenset({"finance"})
+
+
+def test_the_admins_password_with_a_wrong_code_changes_nothing_and_the_try_counts(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords) -> None:
+    staff_with_password_set_by_admin(uow, issuer, passwords)
+    code = code_for(uow, issuer, "reset", T0 + timedelta(minutes=1))
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
+
+    with pytest.raises(InvalidInput) as raised:
+        service.login_with_password(uow, issuer, passwords, phone=PHONE, password="staffpass1",
+                                    new_password="mypass2026", sms_code=wrong, now=T0 + timedelta(minutes=2))
+
+    assert (raised.value.code, uow.users.users[0].password_hash, uow.users.users[0].password_change_required,
+            uow.sms_codes.codes[-1].attempts, live_tokens(uow)) == (
+        "SMS_CODE_INVALID", "plain:staffpass1", True, 1, 0)
+
+
+def test_a_login_code_does_not_change_the_admins_password(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords) -> None:
+    staff_with_password_set_by_admin(uow, issuer, passwords)
+    code = code_for(uow, issuer, "login", T0 + timedelta(minutes=1))
+
+    with pytest.raises(InvalidInput):
+        service.login_with_password(uow, issuer, passwords, phone=PHONE, password="staffpass1",
+                                    new_password="mypass2026", sms_code=code, now=T0 + timedelta(minutes=2))
+
+    assert uow.users.users[0].password_hash == "plain:staffpass1"
+
+
+@pytest.mark.parametrize(("new_password", "sms_code", "code"), [
+    ("mypass2026", "", "SMS_CODE_INVALID"), ("", "123456", "PASSWORD_TOO_WEAK"), ("password", "123456",
+                                                                                "PASSWORD_TOO_WEAK")])
+def test_a_change_at_login_needs_a_strong_new_password_and_a_code(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords, new_password: str, sms_code: str,
+        code: str) -> None:
+    staff_with_password_set_by_admin(uow, issuer, passwords)
+
+    with pytest.raises(InvalidInput) as raised:
+        service.login_with_password(uow, issuer, passwords, phone=PHONE, password="staffpass1",
+                                    new_password=new_password, sms_code=sms_code, now=T0)
+
+    assert (raised.value.code, uow.users.users[0].password_hash) == (code, "plain:staffpass1")
+
+
+def test_a_change_at_login_is_refused_when_none_is_required(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords) -> None:
+    service.create_staff(uow, passwords, phone=PHONE, role="finance", password="oldpass11", now=T0)
+    code = code_for(uow, issuer, "reset", T0)
+
+    with pytest.raises(InvalidInput) as raised:
+        service.login_with_password(uow, issuer, passwords, phone=PHONE, password="oldpass11",
+                                    new_password="newpass99", sms_code=code, now=T0)
+
+    assert (raised.value.code, uow.users.users[0].password_hash, len(uow.refresh_tokens.tokens)) == (
+        "PASSWORD_CHANGE_NOT_REQUIRED", "plain:oldpass11", 0)
+
+
+def test_the_owner_may_instead_change_the_admins_password_from_an_sms_session(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords) -> None:
+    staff_with_password_set_by_admin(uow, issuer, passwords)
+    sms_login(uow, issuer, T0 + timedelta(minutes=1))
+
+    session = service.change_password(uow, issuer, passwords, user_id=1, current_password="staffpass1",
+                                      sms_code=None, new_password="mypass2026", now=T0 + timedelta(minutes=2))
+
+    assert (session.roles, uow.users.users[0].password_change_required) == (frozenset({"finance"}), False)
+
+
+def test_the_staff_command_sets_a_password_that_logs_in_at_once(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords) -> None:
+    staff_with_password_set_by_admin(uow, issuer, passwords)
+    service.create_staff(uow, passwords, phone=PHONE, role="finance", password="cmdpass11", now=T0)
+
+    assert service.login_with_password(uow, issuer, passwords, phone=PHONE, password="cmdpass11",
                                        now=T0).roles == frozenset({"finance"})
 
 

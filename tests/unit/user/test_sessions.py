@@ -171,3 +171,110 @@ def test_users_are_registered_with_a_profile_that_reveals_no_phone(uow: FakeUser
     user = User.register(PHONE, T0)
 
     assert (user.nickname, user.gender, user.birthday, user.region) == ("用户5678", "unknown", None, "")
+
+
+# A staff session ends STAFF_SESSION_MAX_HOURS (the unit issuer's default, 12) after its password login
+
+def staff_login(uow: FakeUserUnitOfWork, issuer: TokenIssuer, now: datetime = T0) -> LoginResult:
+    passwords = FakePasswords()
+    service.create_staff(uow, passwords, phone=PHONE, role="finance", password="abcd1234", now=T0)
+    return service.login_with_password(uow, issuer, passwords, phone=PHONE, password="abcd1234", now=now)
+
+
+def refresh_every_hour(uow: FakeUserUnitOfWork, issuer: TokenIssuer, login: LoginResult, hours: int) -> LoginResult:
+    session = login
+    for hour in range(1, hours + 1):
+        session = service.refresh_session(uow, issuer, refresh_token=session.refresh_token,
+                                          now=T0 + timedelta(hours=hour))
+    return session
+
+
+def test_a_staff_session_refreshed_every_hour_ends_twelve_hours_after_its_password_login(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer) -> None:
+    session = refresh_every_hour(uow, issuer, staff_login(uow, issuer), 11)
+    last = service.refresh_session(uow, issuer, refresh_token=session.refresh_token,
+                                   now=T0 + timedelta(hours=12) - timedelta(microseconds=1))
+    issued = len(uow.refresh_tokens.tokens)
+
+    with pytest.raises(RefreshTokenRefused) as raised:
+        service.refresh_session(uow, issuer, refresh_token=last.refresh_token, now=T0 + timedelta(hours=12))
+
+    assert (raised.value.code, last.roles) == ("REFRESH_TOKEN_EXPIRED", frozenset({"finance"}))
+    assert "log in again with your password" in raised.value.message
+    assert (len(uow.refresh_tokens.tokens), uow.refresh_tokens.tokens[-1].used_at) == (issued, None)
+
+
+def test_a_staff_sessions_refresh_tokens_expire_at_its_limit_and_carry_its_login_time(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer) -> None:
+    refresh_every_hour(uow, issuer, staff_login(uow, issuer), 2)
+
+    assert [(t.created_at, t.expires_at, t.session_started_at) for t in uow.refresh_tokens.tokens] == [
+        (T0 + timedelta(hours=hour), T0 + timedelta(hours=12), T0) for hour in range(3)]
+
+
+def test_a_shoppers_session_refreshed_daily_rolls_on_past_the_staff_limit(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer) -> None:
+    session = sms_login(uow, issuer)
+    for day in range(1, 4):
+        session = service.refresh_session(uow, issuer, refresh_token=session.refresh_token,
+                                          now=T0 + timedelta(hours=23 * day))
+
+    assert (session.user.id, uow.refresh_tokens.tokens[-1].expires_at, uow.refresh_tokens.tokens[-1].session_started_at
+            ) == (1, T0 + timedelta(hours=69 + 24), T0)
+
+
+def test_an_sms_session_of_a_staff_member_carries_no_roles_and_rolls_on(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer) -> None:
+    service.create_staff(uow, FakePasswords(), phone=PHONE, role="admin", password="abcd1234", now=T0)
+    login = sms_login(uow, issuer)
+
+    refreshed = service.refresh_session(uow, issuer, refresh_token=login.refresh_token, now=T0 + timedelta(hours=13))
+
+    assert (refreshed.roles, uow.refresh_tokens.tokens[-1].expires_at) == (frozenset(), T0 + timedelta(days=1, hours=13))
+
+
+def test_a_staff_session_whose_roles_were_all_taken_away_rolls_on_as_a_shoppers(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer) -> None:
+    login = staff_login(uow, issuer)
+    service.create_staff(uow, FakePasswords(), phone="13800000001", role="admin", password="abcd1234", now=T0)
+    service.set_roles(uow, issuer, actor_id=2, user_id=1, roles=[], now=T0)
+    shopper = service.refresh_session(uow, issuer, refresh_token=login.refresh_token, now=T0 + timedelta(hours=1))
+
+    later = service.refresh_session(uow, issuer, refresh_token=shopper.refresh_token, now=T0 + timedelta(hours=13))
+
+    assert (later.roles, uow.refresh_tokens.tokens[-1].expires_at) == (frozenset(), T0 + timedelta(days=1, hours=13))
+
+
+def test_a_shorter_staff_limit_ends_sessions_issued_under_the_longer_one(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer, private_pem: bytes) -> None:
+    login = staff_login(uow, issuer)  # its refresh token expires 12 hours after the login
+    stricter = TokenIssuer(private_pem, access_ttl_seconds=900, refresh_ttl_seconds=86_400, staff_session_max_hours=2)
+
+    with pytest.raises(RefreshTokenRefused) as raised:
+        service.refresh_session(uow, stricter, refresh_token=login.refresh_token, now=T0 + timedelta(hours=2))
+
+    assert (raised.value.code, "at most 2 hours" in raised.value.message) == ("REFRESH_TOKEN_EXPIRED", True)
+
+
+def test_a_staff_token_stored_before_login_times_were_kept_counts_its_session_from_its_own_creation(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer) -> None:
+    login = staff_login(uow, issuer)
+    uow.refresh_tokens.tokens[-1].session_started_at = None  # as a pod of the previous release stored it
+    refreshed = service.refresh_session(uow, issuer, refresh_token=login.refresh_token, now=T0 + timedelta(hours=1))
+
+    with pytest.raises(RefreshTokenRefused) as raised:
+        service.refresh_session(uow, issuer, refresh_token=refreshed.refresh_token, now=T0 + timedelta(hours=12))
+
+    assert (uow.refresh_tokens.tokens[-1].session_started_at, raised.value.code) == (T0, "REFRESH_TOKEN_EXPIRED")
+
+
+def test_a_spent_staff_token_presented_past_the_limit_still_revokes_its_family(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer) -> None:
+    login = staff_login(uow, issuer)
+    service.refresh_session(uow, issuer, refresh_token=login.refresh_token, now=T0 + timedelta(hours=1))
+
+    with pytest.raises(RefreshTokenRefused) as raised:
+        service.refresh_session(uow, issuer, refresh_token=login.refresh_token, now=T0 + timedelta(hours=13))
+
+    assert (raised.value.code, [t.revoked_at for t in uow.refresh_tokens.tokens]) == (
+        "REFRESH_TOKEN_REUSED", [T0 + timedelta(hours=13)] * 2)

@@ -36,12 +36,16 @@ class LoginWithSmsRequest(_message.Message):
     def __init__(self, phone: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
 
 class LoginWithPasswordRequest(_message.Message):
-    __slots__ = ("phone", "password")
+    __slots__ = ("phone", "password", "new_password", "sms_code")
     PHONE_FIELD_NUMBER: _ClassVar[int]
     PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    NEW_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    SMS_CODE_FIELD_NUMBER: _ClassVar[int]
     phone: str
     password: str
-    def __init__(self, phone: _Optional[str] = ..., password: _Optional[str] = ...) -> None: ...
+    new_password: str
+    sms_code: str
+    def __init__(self, phone: _Optional[str] = ..., password: _Optional[str] = ..., new_password: _Optional[str] = ..., sms_code: _Optional[str] = ...) -> None: ...
 
 class User(_message.Message):
     __slots__ = ("id", "phone_masked", "nickname", "avatar_url", "roles", "created_at")

@@ -359,7 +359,8 @@ class UserServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SetStaffPassword(self, request, context):
-        """Set a staff member's password (staff cannot set theirs by SMS code); audited, ends their sessions.
+        """Set a staff member's password (staff cannot set theirs by SMS code); audited, ends their sessions. One-time: it
+        starts no session until its owner changes it (LoginWithPassword's new_password and sms_code).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
