@@ -31,6 +31,7 @@ from sqlalchemy import create_engine, text
 
 from services.common.config import SERVICES
 from services.common.devbroker import free_port
+from services.order.config import MAX_UNPAID_ORDERS
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
@@ -164,6 +165,9 @@ class RunningPlatform:
                          "DEV_BROKER_PORT": str(free_port()), "SIMULATOR_PORT": str(free_port()),
                          "DEV_ADMIN_PHONE": ADMIN_PHONE,
                          "DEV_ADMIN_PASSWORD": ADMIN_PASSWORD, "GATEWAY_RATE_LIMIT_SCALE": "10000",
+                         # The checkout benchmarks' few shoppers leave every order unpaid: bench/checkout.py's 50
+                         # place 60 each, then the flash sale's; the limit's most lets them (5 would refuse the 6th).
+                         "ORDER_MAX_UNPAID_PER_USER": str(MAX_UNPAID_ORDERS[1]),
                          "LOG_LEVEL": "WARNING", "DEVRUN_RAW_LOGS": "1"})
         for service, name in names.items():
             grpc = f"127.0.0.1:{free_port()}"

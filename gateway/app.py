@@ -28,7 +28,7 @@ from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.knownphones import KnownPhones
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
-from gateway.ratelimit import Limit, RateLimiter, client_values, make_rate_limiter
+from gateway.ratelimit import Limit, RateLimiter, caller_values, client_values, make_rate_limiter
 from gateway.redisstore import RedisStore
 from gateway.sessions import SessionMarks, SessionMarksUnavailable, make_session_marks
 from gateway.storage import object_storage
@@ -127,10 +127,14 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
                     raise
             else:
                 g.caller_token = caller_var.set(g.caller)  # services called for this request see the caller
+        caller = caller_values(g.caller.user_id if g.caller is not None else 0)
+        _enforce_limits(limiter, tuple(lim for lim in op.limits if lim.before_body and not lim.client_only), {},
+                        caller)
         validate_query(op)
         if op.body is not None:
             validate_body(op)
-            _enforce_limits(limiter, tuple(lim for lim in op.limits if not lim.client_only), g.body.model_dump())
+            _enforce_limits(limiter, tuple(lim for lim in op.limits if not lim.before_body), g.body.model_dump(),
+                            caller)
         validate_idempotency_key(op)
 
     @app.after_request
@@ -198,10 +202,12 @@ def _authenticate(verifier: TokenVerifier, marks: SessionMarks, op: Operation) -
     return caller
 
 
-def _enforce_limits(limiter: RateLimiter, limits: tuple[Limit, ...], body: dict[str, Any]) -> None:
+def _enforce_limits(limiter: RateLimiter, limits: tuple[Limit, ...], body: dict[str, Any],
+                    caller: dict[str, str] | None = None) -> None:
     if not limits:
         return
-    values = {k: v for k, v in body.items() if isinstance(v, str)} | client_values(request.remote_addr)
+    # The connection's and the caller's parts last: a body field of the same name never stands in for them.
+    values = {k: v for k, v in body.items() if isinstance(v, str)} | client_values(request.remote_addr) | (caller or {})
     wait = limiter.check(request.endpoint or "", limits, values)
     if wait is not None:
         raise ApiError.too_many_requests(wait)

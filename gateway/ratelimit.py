@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 # Parts of a limit's key known from the connection alone (client_values), so counted before the body is read.
 CLIENT_PARTS = frozenset({"ip", "ipv6_48", "global"})
+# ... and known once the caller is authenticated (caller_values), so counted before the body is read too.
+CALLER_PARTS = frozenset({"user"})
 
 
 def clock() -> float:
@@ -37,9 +39,10 @@ class Limit:
     """At most `count` events in any `seconds` (a sliding window) for each value of `key`.
 
     `key` names what is counted: "ip" (the client address: IPv4, or the IPv6 /64), "ipv6_48" (the
-    IPv6 /48 of a site; IPv4 clients have none), "global" (every client together), a JSON body field
-    such as "phone", or several joined by "+" ("phone+ip": per phone from each address). A request
-    lacking any part is not counted under this limit. Body fields are read only after the body validated.
+    IPv6 /48 of a site; IPv4 clients have none), "global" (every client together), "user" (the authenticated
+    caller's user id: never a body field of that name), a JSON body field such as "phone", or several joined by "+"
+    ("phone+ip": per phone from each address). A request lacking any part is not counted under this limit (an
+    anonymous caller under "user"). Body fields are read only after the body validated.
     """
 
     key: str
@@ -54,6 +57,11 @@ class Limit:
     def client_only(self) -> bool:
         """True when the limit needs nothing from the body, so it can run before validation."""
         return set(self.parts) <= CLIENT_PARTS
+
+    @property
+    def before_body(self) -> bool:
+        """True when the limit needs nothing from the body but maybe the caller: it runs once they are known."""
+        return set(self.parts) <= CLIENT_PARTS | CALLER_PARTS
 
 
 class Counter(Protocol):
@@ -386,6 +394,12 @@ def client_values(remote_addr: str | None) -> dict[str, str]:
     if "/" in values["ip"]:
         values["ipv6_48"] = str(ipaddress.IPv6Network(values["ip"]).supernet(new_prefix=48))
     return values
+
+
+def caller_values(user_id: int) -> dict[str, str]:
+    """The key parts known from the authenticated caller: "user" (none for an anonymous caller or a service's
+    token, user id 0)."""
+    return {"user": str(user_id)} if user_id else {}
 
 
 def make_rate_limiter(store: RedisStore | None, scale: float = 1.0, secret: str | None = None) -> RateLimiter:

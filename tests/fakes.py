@@ -525,6 +525,9 @@ class FakeOrderRepository:
                 and order.prepaid_at is not None and order.prepaid_at <= prepaid_before
                 and (order.id or 0) > after_id][:limit]
 
+    def count_unpaid(self, user_id: int) -> int:
+        return sum(order.user_id == user_id and order.status == "PENDING_PAYMENT" for order in self.orders)
+
     def count_unpaid_due(self, due: datetime) -> dict[str, int]:
         counts: dict[str, int] = {}
         for order in self.orders:

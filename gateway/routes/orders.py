@@ -15,6 +15,7 @@ from mall.order.v1.order_pb2_grpc import OrderServiceStub
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from gateway.api import MAX_ID, PUBLIC, Body, Id, Instant, Multiline, Page, PageQuery, Reply, operation, service
+from gateway.ratelimit import Limit
 from services.common import formats
 from services.common.auth import ORDER_STAFF, SHIPPERS
 from services.common.formats import anchored
@@ -525,10 +526,17 @@ class CancelIn(Body):
     reason: str = Field("", max_length=255)
 
 
+# A shopper places a few orders a minute at most, however keen; more is a script re-ordering to hold stock (the order
+# service also caps the orders awaiting payment one shopper has: ORDER_MAX_UNPAID_PER_USER).
+SUBMIT_LIMITS = (Limit("user", 10, 60),)
+
+
 @bp.post("/orders")
 @operation(summary="Place an order (needs a verified identity)", tag="orders", body=OrderIn,
-           responses={201: OrderOut}, idempotent=True,
-           description="The same key and body give the first order again, the same key with another body is a 409.")
+           responses={201: OrderOut}, idempotent=True, limits=SUBMIT_LIMITS,
+           description="The same key and body give the first order again, the same key with another body is a 409. "
+                       "409 TOO_MANY_UNPAID_ORDERS (details.unpaid_orders, details.limit) when the shopper already has "
+                       "that many orders awaiting payment: nothing was held; pay or cancel one first.")
 def submit_order(body: OrderIn, idempotency_key: str) -> tuple[OrderOut, int]:
     order = service(OrderServiceStub).SubmitOrder(order_pb2.SubmitOrderRequest(
         checkout=body.to_proto(), note=body.note, idempotency_key=idempotency_key))

@@ -19,7 +19,7 @@ from services.order.domain import (
     FreightRule,
 )
 from services.order.refunds import STUCK_SECONDS
-from services.order.service import WALLET_SETTLE_SECONDS, OrderSettings
+from services.order.service import DEFAULT_MAX_UNPAID_ORDERS, WALLET_SETTLE_SECONDS, OrderSettings
 
 # Bounds of the environment's days (and Consul's, for auto-confirm): 0 auto-confirm days would complete an order
 # as it ships, its after-sales days running out while the parcel travels; a year bounds the date sums.
@@ -31,6 +31,9 @@ RETURN_SHIP_DAYS = (1, 60)  # 0 would close an approved return before the shoppe
 # ABNORMAL): at least 10 minutes (twice the default settle time), at most a week (WeChat Pay's own refund deadline
 # is a year after payment, but a shopper waiting a week unpaid is already too long).
 REFUND_STUCK_SECONDS = (600, 7 * 86400)
+# Orders awaiting payment one shopper may have: at least 1 (0 would stop every order), at most 10,000 (a load test's few
+# shoppers placing thousands; in a shop, more than a handful unpaid is one account holding stock).
+MAX_UNPAID_ORDERS = (1, 10_000)
 # The gateway's routes WeChat Pay calls back (gateway/routes/payments.py), under MINIMALL_PUBLIC_URL.
 PAY_NOTIFY_PATH = "/api/v1/payments/wechat/notify"
 REFUND_NOTIFY_PATH = "/api/v1/payments/wechat/refund-notify"
@@ -51,7 +54,8 @@ class OrderServiceSettings:
     more than the call deadline), ORDER_GRPC_TIMEOUT_MS (5000) for calls to other services,
     ORDER_AUTO_CONFIRM_DAYS (10; 1 to 60) after shipping, ORDER_AUTO_CONFIRM_MAX_PAUSE_DAYS (15; 0 to 60: the
     most after-sales cases hold auto-confirm in total), ORDER_AUTO_CONFIRM_SCAN_SECONDS (60),
-    ORDER_AFTER_SALE_DAYS (7; 0 to 365) after delivery, ORDER_RETURN_SHIP_DAYS (7; 1 to 60: an approved return
+    ORDER_MAX_UNPAID_PER_USER (5; 1 to 10,000: a shopper with this many orders awaiting payment is refused another,
+    409 TOO_MANY_UNPAID_ORDERS), ORDER_AFTER_SALE_DAYS (7; 0 to 365) after delivery, ORDER_RETURN_SHIP_DAYS (7; 1 to 60: an approved return
     not sent back by then is closed, scanned every ORDER_AUTO_CONFIRM_SCAN_SECONDS),
     and the WECHATPAY_* settings of services.common.wechatpay."""
 
@@ -83,7 +87,9 @@ class OrderServiceSettings:
                                                                     DEFAULT_AUTO_CONFIRM_MAX_PAUSE_DAYS,
                                                                     *AUTO_CONFIRM_MAX_PAUSE_DAYS),
                                refund_notify_url=callback_url(env, "ORDER_WECHATPAY_REFUND_NOTIFY_URL",
-                                                              REFUND_NOTIFY_PATH))
+                                                              REFUND_NOTIFY_PATH),
+                               max_unpaid_orders=env.int_within("ORDER_MAX_UNPAID_PER_USER", DEFAULT_MAX_UNPAID_ORDERS,
+                                                                *MAX_UNPAID_ORDERS))
         wechatpay = WechatPaySettings.from_env(base.environment, environ)
         if wechatpay is not None:  # WeChat Pay notifies payments and refunds there: it must reach them
             public_callback_url("ORDER_WECHATPAY_NOTIFY_URL", orders.notify_url, base.environment)
@@ -114,7 +120,8 @@ class OrderServiceSettings:
 # `consul kv put minimall/order/<key> <value>`; the environment gives each its default. Each key
 # overrides the OrderSettings field it names (the servicer's, and the auto-confirm job reads the servicer's).
 LIVE_FIELDS = {"payment_timeout_minutes": "pay_minutes", "auto_confirm_days": "auto_confirm_days",
-               "auto_confirm_max_pause_days": "auto_confirm_max_pause_days"}
+               "auto_confirm_max_pause_days": "auto_confirm_max_pause_days",
+               "max_unpaid_orders_per_user": "max_unpaid_orders"}
 # ... and the freight rule's fields: a promotion's free-shipping threshold or a carrier's new price without a release.
 LIVE_FREIGHT_FIELDS = {"freight_fen": "flat_fen", "free_freight_from_fen": "free_from_fen"}
 MAX_FREIGHT_FEN = 100_000            # 1,000 yuan: more is a typo, not a parcel
@@ -125,7 +132,8 @@ def live_tunables(orders: OrderSettings) -> dict[str, Tunable]:
     """payment_timeout_minutes (5 to 60 minutes, domain.MAX_PAY_MINUTES; default ORDER_PAY_MINUTES),
     auto_confirm_days (1 to 60; default ORDER_AUTO_CONFIRM_DAYS, 10), auto_confirm_max_pause_days (0 to 60; default
     ORDER_AUTO_CONFIRM_MAX_PAUSE_DAYS, 15), freight_fen (0 to 100,000; default
-    ORDER_FREIGHT_FEN) and free_freight_from_fen (0 = never free, to 100,000,000; ORDER_FREE_FREIGHT_FROM_FEN).
+    ORDER_FREIGHT_FEN), free_freight_from_fen (0 = never free, to 100,000,000; ORDER_FREE_FREIGHT_FROM_FEN) and
+    max_unpaid_orders_per_user (1 to 10,000; ORDER_MAX_UNPAID_PER_USER, 5: raised for a sale, lowered under abuse).
     Preview and submit read the same settings, so a quote and the order placed after it agree but across a
     change (submit re-prices)."""
     return {"payment_timeout_minutes": Tunable(default=orders.pay_minutes, minimum=MIN_PAY_MINUTES,
@@ -137,7 +145,9 @@ def live_tunables(orders: OrderSettings) -> dict[str, Tunable]:
                                                    maximum=AUTO_CONFIRM_MAX_PAUSE_DAYS[1]),
             "freight_fen": Tunable(default=orders.freight.flat_fen, minimum=0, maximum=MAX_FREIGHT_FEN),
             "free_freight_from_fen": Tunable(default=orders.freight.free_from_fen, minimum=0,
-                                             maximum=MAX_FREE_FREIGHT_FROM_FEN)}
+                                             maximum=MAX_FREE_FREIGHT_FROM_FEN),
+            "max_unpaid_orders_per_user": Tunable(default=orders.max_unpaid_orders, minimum=MAX_UNPAID_ORDERS[0],
+                                                  maximum=MAX_UNPAID_ORDERS[1])}
 
 
 def with_live_values(orders: OrderSettings, values: Mapping[str, int]) -> OrderSettings:

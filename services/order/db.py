@@ -131,6 +131,9 @@ orders = Table(
     Index("ix_orders_user_created", "user_id", "created_at"),
     Index("ix_orders_status_deadline", "status", "pay_deadline"),
     Index("ix_orders_status_shipped", "status", "shipped_at"),
+    # A shopper's orders awaiting payment, counted at each submit (service._check_unpaid_orders; migration 0024).
+    Index("ix_orders_user_unpaid", "user_id", postgresql_where=text("status = 'PENDING_PAYMENT'"),
+          sqlite_where=text("status = 'PENDING_PAYMENT'")),
     Index("ix_orders_wallet_attempt", "wallet_attempt_at", postgresql_where=text("wallet_attempt_at IS NOT NULL"),
           sqlite_where=text("wallet_attempt_at IS NOT NULL")),
     CheckConstraint("payable_fen >= 0", name="ck_orders_payable_not_negative"),
@@ -463,6 +466,10 @@ class SqlOrderRepository:
             .offset(search.offset).limit(search.limit).options(selectinload(Order.lines))  # type: ignore[arg-type]
         ).scalars()
         return list(found), total
+
+    def count_unpaid(self, user_id: int) -> int:
+        return self.session.execute(select(func.count()).select_from(orders).where(
+            orders.c.user_id == user_id, orders.c.status == OrderStatus.PENDING_PAYMENT.value)).scalar_one()
 
     def lock_expired(self, now: datetime, limit: int) -> list[Order]:
         deadline = orders.c.pay_deadline

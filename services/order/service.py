@@ -84,6 +84,7 @@ metrics.declare_channels((*PAY_CHANNELS, NO_CHANNEL))
 WALLET_SETTLE_SECONDS = 30
 # What the wallet answers when it refused to charge (not enough balance, a bad amount): nothing was charged.
 WALLET_DECLINED = (ErrorKind.BUSINESS_RULE, ErrorKind.INVALID)
+DEFAULT_MAX_UNPAID_ORDERS = 5  # ORDER_MAX_UNPAID_PER_USER
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,9 @@ class OrderSettings:
     auto_confirm_days: int = DEFAULT_AUTO_CONFIRM_DAYS
     auto_confirm_max_pause_days: int = DEFAULT_AUTO_CONFIRM_MAX_PAUSE_DAYS  # after-sales hold auto-confirm this long
     refund_notify_url: str = ""
+    # A shopper with this many orders awaiting payment places no more until one is paid, cancelled or times out: each
+    # holds its units until its deadline, so one account re-ordering as they lapse could keep a product sold out.
+    max_unpaid_orders: int = DEFAULT_MAX_UNPAID_ORDERS
 
 
 # -- cart ----------------------------------------------------------------------------------------
@@ -356,6 +360,7 @@ def submit_order(uow: OrderUnitOfWork, members: Members, stock: Stock, users: Us
         if not first_attempt:
             _release_lost_attempt(uow, stock, members, user_id=user_id, key=idempotency_key, order_no=order_no,
                                   now=now)
+        _check_unpaid_orders(uow, user_id, settings.max_unpaid_orders)
         address = users.buyer_address(user_id, request.address_id)
         if address is None:
             raise DomainError("IDENTITY_NOT_VERIFIED", "verify your real name before ordering")
@@ -415,6 +420,18 @@ def submit_order(uow: OrderUnitOfWork, members: Members, stock: Stock, users: Us
     if order is None:  # pragma: no cover - the key's response names a committed order
         raise order_not_found()
     return order
+
+
+def _check_unpaid_orders(uow: OrderUnitOfWork, user_id: int, limit: int) -> None:
+    """Under the key's claim, before anything is held: 409 TOO_MANY_UNPAID_ORDERS when the shopper already has `limit`
+    orders awaiting payment. The shopper's lock (the one their cart changes take) is held from here to the commit, so
+    two submits at once cannot both see one slot left; it is taken after the claim, as every submit takes them, and a
+    replay of a placed order is answered by the claim without reaching it."""
+    uow.carts.lock_user(user_id)
+    unpaid = uow.orders.count_unpaid(user_id)
+    if unpaid >= limit:
+        raise Conflict("TOO_MANY_UNPAID_ORDERS", f"you have {unpaid} orders awaiting payment: pay or cancel one first",
+                       details={"unpaid_orders": unpaid, "limit": limit})
 
 
 def _committed_anyway(uow: OrderUnitOfWork, order_no: str) -> Order | bool | None:

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 class CartRepository(Protocol):
     def lock_user(self, user_id: int) -> None:
-        """Serialise changes to one user's cart until the transaction ends (line limits hold)."""
+        """Serialise changes to one user's cart, and their submits, until the transaction ends (line limits and the
+        unpaid orders limit hold)."""
 
     def for_user(self, user_id: int) -> list[CartItem]:
         """Oldest first."""
@@ -51,6 +52,9 @@ class OrderRepository(Protocol):
 
     def search(self, search: OrderSearch) -> tuple[list[Order], int]:
         """Newest first, and the total matching."""
+
+    def count_unpaid(self, user_id: int) -> int:
+        """How many of the user's orders await payment (PENDING_PAYMENT), deadline past or not."""
 
     def lock_expired(self, now: datetime, limit: int) -> list[Order]:
         """Unpaid orders past their deadline whose wallet payment is not unknown (no `wallet_attempt_at`), locked;

@@ -87,9 +87,10 @@ def server(pg_engine: Engine, jwt_keys: JwtKeys, simulator: RunningSimulator) ->
     stock, members, users = FakeStock(catalog, {101: 10, 102: 100}), FakeMembers(), FakeUsers()
     # As build_app wires it: a late payment's refund, asked for on the payment paths, notifies the refund route too.
     wechat = WechatPay(simulator.wechatpay_settings(), refund_notify_url="http://127.0.0.1:9/unreachable")
+    # max_unpaid_orders: room for the six unpaid orders test_reconciliation_rounds.py opens for Alice.
     servicer = OrderServicer(functools.partial(SqlOrderUnitOfWork, pg_engine, "order"), catalog, stock, members,
-                             users, OrderSettings(notify_url="http://127.0.0.1:9/unreachable"), wechat,
-                             WechatRefunds(wechat, "http://127.0.0.1:9/unreachable"))
+                             users, OrderSettings(notify_url="http://127.0.0.1:9/unreachable", max_unpaid_orders=6),
+                             wechat, WechatRefunds(wechat, "http://127.0.0.1:9/unreachable"))
     settings = ServiceSettings.from_env("order", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),
                                                   "ORDER_GRPC_LISTEN": "127.0.0.1:0"})
     grpc_server, port = create_server(settings, [registration(order_pb2, order_pb2_grpc, "OrderService", servicer)])

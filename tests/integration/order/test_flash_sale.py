@@ -35,14 +35,18 @@ from services.product.db import start_mappers as start_product_mappers
 from services.product.grpc_api import ProductServicer
 from services.user.domain import User
 from services.user.tokens import TokenIssuer
-from tests.fakes import FakeMembers, FakeUsers
+from tests.fakes import HOME, FakeMembers, FakeUsers
 from tests.fixtures.keys import JwtKeys, service_token
 from tests.integration.product.conftest import Shelf
 
 pytestmark = pytest.mark.integration
 
-ALICE = 1
 STOCK, SHOPPERS = 100, 1000
+# One order each, by shoppers 1 to SHOPPERS, every one verified with address 7: a shopper's submits take their lock
+# one at a time (the unpaid orders limit, ORDER_MAX_UNPAID_PER_USER), so one shopper placing all 1,000 would race
+# nothing, and would be refused past the limit.
+VERIFIED = FakeUsers(verified_ids=set(range(1, SHOPPERS + 1)),
+                     addresses={(user_id, 7): HOME for user_id in range(1, SHOPPERS + 1)})
 
 
 def started(service: str, jwt_keys: JwtKeys, pb: object, pb_grpc: object, name: str, servicer: object) -> tuple[grpc.Server, int]:
@@ -74,7 +78,7 @@ def orders(product_engine: Engine, pg_engine: Engine, jwt_keys: JwtKeys) -> Iter
     clients = ServiceClients(Discovery(None, Env({"PRODUCT_GRPC_TARGET": f"127.0.0.1:{product_port}"})), 30,
                              service_token=service_token(jwt_keys, "order"))  # stock calls go as the order service
     servicer = OrderServicer(functools.partial(SqlOrderUnitOfWork, pg_engine, "order"), GrpcCatalog(clients),
-                             GrpcStock(clients), FakeMembers(), FakeUsers(), OrderSettings())
+                             GrpcStock(clients), FakeMembers(), VERIFIED, OrderSettings())
     order_server, order_port = started("order", jwt_keys, order_pb2, order_pb2_grpc, "OrderService", servicer)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{order_port}") as channel:
@@ -85,10 +89,12 @@ def orders(product_engine: Engine, pg_engine: Engine, jwt_keys: JwtKeys) -> Iter
         product_server.stop(grace=None)
 
 
-def alice(jwt_keys: JwtKeys) -> list[tuple[str, str]]:
+def shoppers(jwt_keys: JwtKeys) -> list[list[tuple[str, str]]]:
+    """The call metadata of each shopper, 1 to SHOPPERS."""
     issuer = TokenIssuer(jwt_keys.private_pem, access_ttl_seconds=900, refresh_ttl_seconds=86400)
-    token = issuer.access_token(User(phone=None, created_at=datetime.now(UTC), id=ALICE), frozenset(), datetime.now(UTC))
-    return [("authorization", f"Bearer {token}")]
+    now = datetime.now(UTC)
+    return [[("authorization", f"Bearer {issuer.access_token(User(phone=None, created_at=now, id=user_id), frozenset(), now)}")]
+            for user_id in range(1, SHOPPERS + 1)]
 
 
 def count(engine: Engine, query: object) -> int:
@@ -101,7 +107,7 @@ def test_1000_concurrent_orders_for_100_units_place_exactly_100_and_refuse_900_o
         jwt_keys: JwtKeys) -> None:
     product_id = shelf.product("秒杀茶具", stock=STOCK)
     [sku_id] = shelf.sku_ids(product_id)
-    metadata = alice(jwt_keys)
+    metadata = shoppers(jwt_keys)
     lowest, done = [STOCK], threading.Event()
 
     def watch_stock() -> None:  # samples the stock while the orders race: it must never go below zero
@@ -114,7 +120,7 @@ def test_1000_concurrent_orders_for_100_units_place_exactly_100_and_refuse_900_o
         try:
             orders.SubmitOrder(order_pb2.SubmitOrderRequest(
                 checkout=order_pb2.CheckoutRequest(sku_id=sku_id, quantity=1, address_id=7),
-                idempotency_key=f"flash-{number}"), metadata=metadata, timeout=60)
+                idempotency_key=f"flash-{number}"), metadata=metadata[number], timeout=60)
             return "placed"
         except grpc.RpcError as exc:
             status, code, _, _ = from_grpc(exc)

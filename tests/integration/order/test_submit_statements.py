@@ -6,11 +6,15 @@ buy-now order, or reads the order it has just written back in another transactio
 measures what each of those costs in CPU). Since migration 0022 a submit records its attempt (submit_attempts) before
 anything is held under its order number, committed apart: one statement more than before (6 statements in 1
 transaction for a buy-now order then, 7 now), an autocommit one, so still one transaction (it was a second one, with
-its Session, BEGIN and COMMIT, ~15% of an order's CPU).
+its Session, BEGIN and COMMIT, ~15% of an order's CPU). Since the unpaid orders limit (ORDER_MAX_UNPAID_PER_USER) a
+submit takes the shopper's lock and counts their unpaid orders (an index-only count, migration 0024) under its claim:
+two statements more, 9 for a buy-now order. One statement cannot do both: under READ COMMITTED its snapshot is taken
+before it waits for the lock, so it could count without an order a submit holding the lock was committing.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -27,6 +31,7 @@ from services.order.ports import CatalogSku, StockLine
 from services.order.service import CheckoutInput, OrderSettings
 from services.order.uow import OrderSearch
 from tests.fakes import FakeCatalog, FakeMembers, FakeStock, FakeUsers
+from tests.fixtures.postgres import start_thread, wait_until_blocked
 from tests.fixtures.statements import statements
 from tests.unit.order.conftest import NOW
 
@@ -75,15 +80,15 @@ def commits(engine: Engine) -> Iterator[list[None]]:
         event.remove(engine, "commit", record)
 
 
-def test_a_buy_now_order_is_seven_statements_in_one_transaction_and_is_answered_as_stored(
+def test_a_buy_now_order_is_nine_statements_in_one_transaction_and_is_answered_as_stored(
         pg_uow: Callable[[], SqlOrderUnitOfWork], pg_engine: Engine, neighbours: Any) -> None:
     with statements(pg_engine) as sent, commits(pg_engine) as committed:
         order = submit(pg_uow, neighbours, CheckoutInput(sku_id=101, quantity=2, address_id=7), "buy-now")
 
-    # the attempt (autocommitted on its own, before the stock is reserved); then claim the key, the order, its lines,
-    # its history, order-created, the key's response
+    # the attempt (autocommitted on its own, before the stock is reserved); then claim the key, the shopper's lock and
+    # their unpaid orders counted, the order, its lines, its history, order-created, the key's response
     assert sent == ["INSERT submit_attempts",
-                    "INSERT idempotency_keys", "INSERT orders", "INSERT order_lines", "INSERT order_transitions",
+                    "INSERT idempotency_keys", "SELECT pg_advisory_xact_lock", "SELECT orders", "INSERT orders", "INSERT order_lines", "INSERT order_transitions",
                     "INSERT outbox", "UPDATE idempotency_keys"]
     assert len(committed) == 1
     assert order_message(order, staff=True) == order_message(service.get_order(pg_uow(), user_id=1,
@@ -98,7 +103,8 @@ def test_a_cart_order_costs_the_same_statements_for_one_line_or_three(
     with statements(pg_engine) as for_three:
         second = submit(pg_uow, neighbours, CheckoutInput(cart_item_ids=rest[:3], address_id=7), "three-lines")
 
-    assert for_one == for_three == ["INSERT submit_attempts", "INSERT idempotency_keys", "SELECT cart_items", "INSERT orders",
+    assert for_one == for_three == ["INSERT submit_attempts", "INSERT idempotency_keys", "SELECT pg_advisory_xact_lock",
+                                   "SELECT orders", "SELECT cart_items", "INSERT orders",
                                    "INSERT order_lines", "INSERT order_transitions", "DELETE cart_items",
                                    "INSERT outbox", "UPDATE idempotency_keys"]
     assert (len(first.lines), len(second.lines)) == (1, 3)
@@ -119,36 +125,38 @@ def test_a_replay_reads_the_stored_order_and_writes_nothing(pg_uow: Callable[[],
 
 
 def test_cart_lines_two_submits_with_different_keys_check_out_at_the_same_time_become_one_order(
-        pg_uow: Callable[[], SqlOrderUnitOfWork], neighbours: Any) -> None:
+        pg_uow: Callable[[], SqlOrderUnitOfWork], pg_engine: Engine, neighbours: Any) -> None:
     catalog, stock, members, users = neighbours
     [item_id] = in_cart(pg_uow, SKUS[:1])  # 2 x SKU 101 at 1,010 fen
     request = CheckoutInput(cart_item_ids=(item_id,), address_id=7)
-    second: list[Order] = []
+    second: dict[str, object] = {}
+    tapped: list[threading.Thread] = []
 
     class SecondTapMeanwhile(FakeStock):
-        """The first submit's reservation is where a second tap (another key, a client that made a new one) checks
-        the same cart line out in full: the first read the cart before the second removed the line."""
-
-        tapped = False
+        """The first submit's reservation is where a second tap (another key, a client that made a new one) checks the
+        same cart line out: it waits for the shopper's lock, which the first holds from before it read the cart until
+        it commits, and then finds the line gone."""
 
         def reserve(self, order_no: str, lines: list[StockLine]) -> dict[int, CatalogSku]:
             held = super().reserve(order_no, lines)
-            if not self.tapped:
-                self.tapped = True
-                second.append(submit(pg_uow, (catalog, self, members, users), request, "second-tap"))
+            if not tapped:
+                tapped.append(start_thread(second, "second-tap", lambda: submit(
+                    pg_uow, (catalog, self, members, users), request, "second-tap")))
+                wait_until_blocked(pg_engine, tapped[0])
             return held
 
     racing = SecondTapMeanwhile(catalog, stock.available)
-    with pytest.raises(NotFound) as refused:
-        service.submit_order(pg_uow(), members, racing, users, OrderSettings(), user_id=1, request=request, note="",
-                             idempotency_key="first-tap", request_fingerprint=repr(request).encode(), now=NOW)
+    first = service.submit_order(pg_uow(), members, racing, users, OrderSettings(), user_id=1, request=request,
+                                 note="", idempotency_key="first-tap", request_fingerprint=repr(request).encode(),
+                                 now=NOW)
+    tapped[0].join()
 
-    assert (refused.value.code, refused.value.details) == ("CART_ITEM_NOT_FOUND", {"cart_item_ids": [item_id]})
+    assert second == {"second-tap": "CART_ITEM_NOT_FOUND"}
     with pg_uow() as work:
         placed = work.orders.search(OrderSearch(user_id=1))
-        assert ([order.order_no for order in placed[0]], work.carts.for_user(1)) == ([second[0].order_no], [])
-    # the second order holds its 2 units; the first's were released
-    assert (racing.available[101], list(racing.reserved)) == (98, [second[0].order_no])
+        assert ([order.order_no for order in placed[0]], work.carts.for_user(1)) == ([first.order_no], [])
+    # the first order holds its 2 units; the second held none
+    assert (racing.available[101], list(racing.reserved)) == (98, [first.order_no])
 
 
 def test_removing_a_cart_line_deletes_it_alone(uow: Callable[[], SqlOrderUnitOfWork]) -> None:

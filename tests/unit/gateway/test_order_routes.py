@@ -73,6 +73,35 @@ def test_submitting_passes_the_key_and_answers_the_order_with_a_masked_phone(cli
     assert (sent.idempotency_key, sent.checkout.sku_id, sent.checkout.quantity) == ("abc-1", 101, 2)
 
 
+def test_a_shopper_with_too_many_unpaid_orders_is_answered_409_with_the_count_and_the_limit(
+        client: FlaskClient, clients, auth, rpc_error) -> None:  # type: ignore[no-untyped-def]
+    clients.order.SubmitOrder.error = rpc_error(*to_grpc(Conflict(  # as service._check_unpaid_orders refuses
+        "TOO_MANY_UNPAID_ORDERS", "you have 5 orders awaiting payment: pay or cancel one first",
+        details={"unpaid_orders": 5, "limit": 5})))
+    response = client.post("/api/v1/orders", json={"sku_id": 101, "quantity": 2, "address_id": 7},
+                           headers={**auth, "Idempotency-Key": "abc-1"})
+    error = response.get_json()["error"]
+    assert (response.status_code, error["code"], error["details"]) == (
+        409, "TOO_MANY_UNPAID_ORDERS", {"unpaid_orders": 5, "limit": 5})
+
+
+def test_the_11th_order_of_one_shopper_within_a_minute_is_refused_and_other_shoppers_go_on(
+        client: FlaskClient, clients, bearer) -> None:  # type: ignore[no-untyped-def]
+    clients.order.SubmitOrder.reply = ORDER
+
+    def place(user_id: int, n: int, ip: str = "203.0.113.7"):  # type: ignore[no-untyped-def]
+        return client.post("/api/v1/orders", json={"sku_id": 101, "quantity": 1, "address_id": 7},
+                           headers={**bearer(user_id=user_id), "Idempotency-Key": f"k-{user_id}-{n}"},
+                           environ_base={"REMOTE_ADDR": ip})
+
+    mine = [place(42, n, ip=f"198.51.100.{n}") for n in range(11)]  # from other addresses: counted per shopper
+    theirs = place(43, 0)
+
+    assert [r.status_code for r in mine] == [201] * 10 + [429]
+    assert (mine[-1].get_json()["error"]["code"], theirs.status_code) == ("RATE_LIMITED", 201)
+    assert len(clients.order.SubmitOrder.calls) == 11  # the refused one never reached the order service
+
+
 def test_a_checkout_names_cart_lines_or_one_sku_not_both(client: FlaskClient, clients, auth) -> None:
     response = client.post("/api/v1/checkout/preview", json={"cart_item_ids": [1], "sku_id": 101, "quantity": 1,
                                                              "address_id": 7}, headers=auth)

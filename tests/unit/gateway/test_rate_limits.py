@@ -13,7 +13,15 @@ from mall.user.v1 import user_pb2
 
 from gateway.app import create_app
 from gateway.config import GatewaySettings
-from gateway.ratelimit import Limit, MemoryCounter, RateLimiter, client_address, client_values, make_rate_limiter
+from gateway.ratelimit import (
+    Limit,
+    MemoryCounter,
+    RateLimiter,
+    caller_values,
+    client_address,
+    client_values,
+    make_rate_limiter,
+)
 from gateway.redisstore import RedisStore
 from services.common.config import ConfigError
 from tests.unit.gateway.conftest import PASSWORD_OWNER_PASSWORD
@@ -172,6 +180,20 @@ def test_a_request_without_the_key_is_not_counted(values: dict[str, str]) -> Non
 
     assert results == [None, None, None]
     assert counter._buckets == {}
+
+
+def test_a_per_user_limit_counts_signed_in_users_before_the_body_and_never_an_anonymous_or_service_caller() -> None:
+    counter = MemoryCounter()
+    limiter = RateLimiter(counter)
+    per_user = (Limit("user", 1, 60),)
+
+    anonymous = [limiter.check("e", per_user, caller_values(0)) for _ in range(3)]
+    signed_in = [limiter.check("e", per_user, caller_values(42)) for _ in range(2)]
+
+    assert (per_user[0].before_body, per_user[0].client_only, Limit("phone+user", 1, 60).before_body) == (
+        True, False, False)
+    assert (anonymous, signed_in[0], signed_in[1] is not None) == ([None] * 3, None, True)
+    assert len(counter._buckets) == 1
 
 
 def test_twenty_failed_password_logins_from_anywhere_close_the_account_to_new_addresses(password_login) -> None:  # type: ignore[no-untyped-def]

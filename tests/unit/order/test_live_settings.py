@@ -114,15 +114,16 @@ def test_defaults_come_from_the_environment_and_every_setting_applies(tmp_path: 
     base = ServiceSettings.from_env("order", {"JWT_PUBLIC_KEY_FILE": str(key), "MINIMALL_ENV": "test"})
     tunables = live_tunables(OrderServiceSettings.from_env(base, {
         "ORDER_PAY_MINUTES": "45", "ORDER_FREIGHT_FEN": "600", "ORDER_FREE_FREIGHT_FROM_FEN": "9900",
-        "ORDER_AUTO_CONFIRM_DAYS": "14", "ORDER_AUTO_CONFIRM_MAX_PAUSE_DAYS": "20"}).orders)
+        "ORDER_AUTO_CONFIRM_DAYS": "14", "ORDER_AUTO_CONFIRM_MAX_PAUSE_DAYS": "20",
+        "ORDER_MAX_UNPAID_PER_USER": "8"}).orders)
 
     assert {name: (t.default, t.minimum, t.maximum) for name, t in tunables.items()} == {
         "payment_timeout_minutes": (45, 5, 60), "auto_confirm_days": (14, 1, 60),
         "auto_confirm_max_pause_days": (20, 0, 60), "freight_fen": (600, 0, 100_000),
-        "free_freight_from_fen": (9900, 0, 100_000_000)}
+        "free_freight_from_fen": (9900, 0, 100_000_000), "max_unpaid_orders_per_user": (8, 1, 10_000)}
     assert with_live_values(OrderSettings(), {"payment_timeout_minutes": 10, "auto_confirm_days": 3,
-                                              "auto_confirm_max_pause_days": 0}) == \
-        OrderSettings(pay_minutes=10, auto_confirm_days=3, auto_confirm_max_pause_days=0)
+                                              "auto_confirm_max_pause_days": 0, "max_unpaid_orders_per_user": 2}) == \
+        OrderSettings(pay_minutes=10, auto_confirm_days=3, auto_confirm_max_pause_days=0, max_unpaid_orders=2)
     assert with_live_values(OrderSettings(freight=FreightRule(flat_fen=600, free_from_fen=9900)),
                             {"free_freight_from_fen": 0}) == OrderSettings(freight=FreightRule(flat_fen=600))
 
