@@ -39,6 +39,16 @@ class TransferThatSucceeds(SimulatedPayout):
         return Payout(PayoutState.PAID, "T-" + payout_no, channel="simulated")
 
 
+def payout_job(uow: Callable[[], SqlMemberUnitOfWork]) -> Callable[[SqlMemberUnitOfWork], object]:
+    """The payout job as one side of first_then_second: it reads the page of withdrawals due, then settles each in
+    the unit of work it is given."""
+    def paid(work: SqlMemberUnitOfWork) -> object:
+        units = iter([uow(), work])
+        return service.settle_payouts(lambda: next(units, None) or uow(), TransferThatSucceeds(),
+                                      now=NOW + timedelta(minutes=2))
+    return paid
+
+
 def refund(work: SqlMemberUnitOfWork) -> int:
     """Order O1, paid wholly by the bonus, refunded: the available balance after."""
     return service.refund_to_balance(work, user_id=ALICE, refund_no="RF-O1", order_no="O1", amount_fen=BONUS, now=NOW)
@@ -69,10 +79,7 @@ def test_a_refund_and_the_payout_of_the_withdrawal_that_repaid_its_bonus_end_wit
     service.decide_withdrawal(uow(), TransferThatSucceeds(), withdrawal_id=first_id, approve=True, note="ok",
                               decided_by=FINANCE, now=NOW)
 
-    def paid(work: SqlMemberUnitOfWork) -> object:
-        units = iter([uow(), work])  # the job reads the page of withdrawals due, then settles each
-        return service.settle_payouts(lambda: next(units, None) or uow(), TransferThatSucceeds(),
-                                      now=NOW + timedelta(minutes=2))
+    paid = payout_job(uow)
 
     results = (first_then_second(engine, uow, refund, paid) if refund_first
                else first_then_second(engine, uow, paid, refund)[::-1])
@@ -117,10 +124,7 @@ def test_a_payout_turns_into_cash_the_bonus_refunded_while_under_review_never_a_
         return service.credit_recharge(work, recharge_no=again.recharge_no, paid_fen=RECHARGE, channel_txn_id="T2",
                                        channel="wechat", now=NOW).status
 
-    def paid(work: SqlMemberUnitOfWork) -> object:
-        units = iter([uow(), work])  # the job reads the page of withdrawals due, then settles each
-        return service.settle_payouts(lambda: next(units, None) or uow(), TransferThatSucceeds(),
-                                      now=NOW + timedelta(minutes=2))
+    paid = payout_job(uow)
 
     results = (first_then_second(engine, uow, recharged, paid) if recharge_first
                else first_then_second(engine, uow, paid, recharged)[::-1])
@@ -177,10 +181,7 @@ def test_a_rejection_racing_the_repaying_payout_ends_with_the_refunded_bonus_as_
     service.decide_withdrawal(uow(), TransferThatSucceeds(), withdrawal_id=first_id, approve=True, note="ok",
                               decided_by=FINANCE, now=NOW)
 
-    def paid(work: SqlMemberUnitOfWork) -> object:
-        units = iter([uow(), work])  # the job reads the page of withdrawals due, then settles each
-        return service.settle_payouts(lambda: next(units, None) or uow(), TransferThatSucceeds(),
-                                      now=NOW + timedelta(minutes=2))
+    paid = payout_job(uow)
 
     def rejected(work: SqlMemberUnitOfWork) -> object:
         return give_back("rejected", second_id, work, uow)

@@ -226,14 +226,21 @@ class CommitFailsOnce(ScriptedConsumer):
         super().commit(offsets)
 
 
-def test_a_lost_range_met_again_after_its_offset_commit_failed_is_recorded_once(analytics_db: Engine) -> None:
+def lost_range_whose_commit_failed(analytics_db: Engine) -> tuple[CommitFailsOnce, Any]:
+    """Records 10..14 deleted before the consumer read them, met twice from offset 10; the first time the dead letter
+    is written but the offset commit (to 15) fails. The scripted consumer and the consumer, before the second time."""
     def out_of_range() -> OffsetOutOfRangeError:
         return OffsetOutOfRangeError({TopicPartition(TOPIC, 0): 10})
     scripted = CommitFailsOnce([out_of_range(), out_of_range()], log_starts={0: 15})
     consumer = consumer_for(analytics_db, scripted, fail_user_ids=set())
-
     with pytest.raises(CommitFailedError):
         consumer.poll_once()
+    return scripted, consumer
+
+
+def test_a_lost_range_met_again_after_its_offset_commit_failed_is_recorded_once(analytics_db: Engine) -> None:
+    scripted, consumer = lost_range_whose_commit_failed(analytics_db)
+
     assert consumer.poll_once() == 0  # the same range again, from the same committed offset
 
     assert [row[:4] for row in dead_letter_rows(analytics_db)] == [(TOPIC, 0, 10, None)]
@@ -319,12 +326,7 @@ def test_other_bytes_that_are_no_event_at_an_offset_met_before_get_a_dead_letter
 
 
 def test_a_lost_range_that_grew_before_the_retry_is_recorded_again_with_its_full_extent(analytics_db: Engine) -> None:
-    def out_of_range() -> OffsetOutOfRangeError:
-        return OffsetOutOfRangeError({TopicPartition(TOPIC, 0): 10})
-    scripted = CommitFailsOnce([out_of_range(), out_of_range()], log_starts={0: 15})
-    consumer = consumer_for(analytics_db, scripted, fail_user_ids=set())
-    with pytest.raises(CommitFailedError):
-        consumer.poll_once()
+    scripted, consumer = lost_range_whose_commit_failed(analytics_db)
     scripted.log_starts[0] = 20  # retention deleted offsets 15-19 too before the retry
 
     assert consumer.poll_once() == 0
