@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 from flask import Response, current_app, g, jsonify, request
 from pydantic import (
@@ -441,6 +441,11 @@ def _not_utf8(query_string: bytes) -> list[str]:
     """The parameters of the raw `query_string` whose name or value, percent-decoded, is not UTF-8 (named with each
     such byte as \\xNN). Werkzeug reads `?q=%ff` as the text "%FF", a search for what nobody typed, and fails (a
     500) on a raw byte that is not UTF-8."""
+    try:  # the whole string decodes when every parameter does (they are split at ASCII '&' and '='): the usual case
+        unquote_to_bytes(query_string.replace(b"+", b" ")).decode()
+        return []
+    except UnicodeDecodeError:
+        pass
     bad: list[str] = []
     # latin-1 maps each byte to one character and back: the pairs are split and percent-decoded as Werkzeug does,
     # the decoded bytes kept as they are
