@@ -5,9 +5,9 @@ from __future__ import annotations
 import abc
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 from google.protobuf.message import Message
 from sqlalchemy import Engine, Table
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from services.common import idempotency
 from services.common.db import keep_round_places, round_places, start_round, try_serialize_on
+from services.common.errors import DomainError
 from services.common.outbox import add_to_outbox
 
 log = logging.getLogger(__name__)
@@ -155,6 +156,7 @@ class SqlUnitOfWork(UnitOfWork):
 
 U = TypeVar("U", bound=UnitOfWork)
 K = TypeVar("K")
+A = TypeVar("A")
 
 
 class RoundBudget:
@@ -297,6 +299,31 @@ def each_page(uow: Callable[[], U], page: Callable[[U, K], list[K]], first: K, b
             if failure is not None:
                 raise failure
             return done
+
+
+class PageAnswers(Generic[A]):
+    """What another service said of the keys of a sweep's current page, asked once a page (`each_page`'s before_page:
+    `ask`; `answers` then holds them). Once it does not answer it is not asked again this round (every page would
+    wait for it in vain): `ask` is False, and `unanswered(keys, error)` is told, the error the first time, None after.
+    """
+
+    def __init__(self, question: Callable[[list[str]], dict[str, A]],
+                 unanswered: Callable[[Sequence[str], DomainError | None], None]) -> None:
+        self.question, self.unanswered = question, unanswered
+        self.answers: dict[str, A] = {}
+        self.failed = False
+
+    def ask(self, keys: Sequence[str]) -> bool:
+        error = None
+        if not self.failed:
+            try:
+                known = list(dict.fromkeys(key for key in keys if key))
+                self.answers = self.question(known) if known else {}
+                return True
+            except DomainError as exc:
+                self.failed, error = True, exc
+        self.unanswered(keys, error)
+        return False
 
 
 def one_round_at_a_time(uow: Callable[[], U], job: str, run: Callable[[], int], *, now: datetime,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Protocol
@@ -17,7 +17,7 @@ from services.common.db import seconds_since, utcnow
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 from services.common.formats import FULL_PRICE_BP
 from services.common.idempotency import canonical
-from services.common.uow import RoundBudget, each_page, each_sweep, one_round_at_a_time
+from services.common.uow import PageAnswers, RoundBudget, each_page, each_sweep, one_round_at_a_time
 from services.member import events, metrics
 from services.member.channels import (
     NotifyRejected,
@@ -750,29 +750,25 @@ class _HoldOrders:
     """What the order service said, in one round of the checkout-hold sweep, of the orders of its current page."""
 
     def __init__(self, orders: Orders) -> None:
-        self.orders = orders
-        self.states: dict[str, OrderState] = {}
-        self.unanswered = False
+        self.pages: PageAnswers[OrderState] = PageAnswers(orders.states, self._unanswered)
+        self.kind = ""
 
     def ask(self, kind: str, order_nos: list[str]) -> bool:
         """Ask about a page's orders (their `kind` of hold): False, nothing of the page to be released, when the order
         service does not answer; then it is not asked again this round (each page would wait for it in vain)."""
-        if not self.unanswered:
-            try:
-                known = list(dict.fromkeys(order_no for order_no in order_nos if order_no))
-                self.states = self.orders.states(known) if known else {}
-                return True
-            except DomainError as exc:
-                self.unanswered = True
-                log.warning("the order service did not say what became of the orders of %d stale %s holds (%s): "
-                            "nothing is released until the next round", len(order_nos), kind, exc.code)
-        metrics.CHECKOUT_HOLDS_KEPT.labels(kind, "unanswered").inc(len(order_nos))
-        return False
+        self.kind = kind
+        return self.pages.ask(order_nos)
+
+    def _unanswered(self, order_nos: Sequence[str], error: DomainError | None) -> None:
+        if error is not None:
+            log.warning("the order service did not say what became of the orders of %d stale %s holds (%s): "
+                        "nothing is released until the next round", len(order_nos), self.kind, error.code)
+        metrics.CHECKOUT_HOLDS_KEPT.labels(self.kind, "unanswered").inc(len(order_nos))
 
     def may_release(self, kind: str, order_no: str) -> bool:
         """Whether the stale `kind` hold of `order_no` may go back to the shopper: its order ended unpaid, or the order
         service does not know it (never stored). Else kept, and counted."""
-        state = self.states.get(order_no)
+        state = self.pages.answers.get(order_no)
         if state is None or state.ended_unpaid:
             return True
         metrics.CHECKOUT_HOLDS_KEPT.labels(kind, "paid" if state.paid else "awaiting_payment").inc()

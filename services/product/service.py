@@ -22,7 +22,7 @@ by tests/integration/product/test_lock_order.py.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import NoReturn
@@ -35,7 +35,7 @@ from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInpu
 from services.common.events import timestamp
 from services.common.idempotency import canonical
 from services.common.orders import AWAITING_PAYMENT, GOING_AHEAD, Orders, OrderState
-from services.common.uow import RoundBudget, each_page
+from services.common.uow import PageAnswers, RoundBudget, each_page
 from services.product import search
 from services.product.domain import (
     DEFAULT_DELIVERY_DAYS,
@@ -736,28 +736,21 @@ def release_expired_reservations(uow_factory: Callable[[], ProductUnitOfWork], o
     goes on after the last order it handled (`each_page`, the order service asked once a page by its `before_page`):
     settled orders leave the expired ones, but those left held (awaiting payment, failing) stay, and a backlog of
     them larger than a round would otherwise keep the orders behind them held round after round. Each order in its
-    own transaction, so
-    one failure (logged, tried again next round) does not hold back the rest. Safe to run from several
+    own transaction, so one failure (logged, tried again next round) does not hold back the rest. Safe to run from several
     replicas at once: settling is idempotent, and an order released twice is counted once.
     """
     now = now or utcnow()
-    answers: dict[str, OrderState] = {}
 
-    def ask(page: list[tuple[datetime, str]]) -> bool:
-        """What the order service says of the page's orders, into `answers`; False when it does not answer."""
-        answers.clear()
-        try:
-            answers.update(orders.states([order_no for _, order_no in page]))
-        except DomainError as exc:
-            STOCK_RESERVATIONS_DEFERRED.labels("unanswered").inc(len(page))
-            log.warning("the order service did not say whether %d orders with expired stock reservations were paid "
-                        "(%s): their units stay held until the next run", len(page), exc.code)
-            return False  # every later page would be deferred too: the next round asks this one again
-        return True
+    def unanswered(order_nos: Sequence[str], error: DomainError | None) -> None:  # the round ends at this page
+        STOCK_RESERVATIONS_DEFERRED.labels("unanswered").inc(len(order_nos))
+        log.warning("the order service did not say whether %d orders with expired stock reservations were paid "
+                    "(%s): their units stay held until the next run", len(order_nos), error and error.code)
 
+    answers = PageAnswers(orders.states, unanswered)
     return each_page(uow_factory, lambda uow, after: uow.reservations.expired_orders(now, batch, after), None, batch,
-                     lambda key: _settle_expired_order(uow_factory, key[1], answers.get(key[1]), now=now),
-                     what="expired reservation of order (expiry, number)", budget=budget, before_page=ask)
+                     lambda key: _settle_expired_order(uow_factory, key[1], answers.answers.get(key[1]), now=now),
+                     what="expired reservation of order (expiry, number)", budget=budget,
+                     before_page=lambda page: answers.ask([order_no for _, order_no in page]))
 
 
 def _settle_expired_order(uow_factory: Callable[[], ProductUnitOfWork], order_no: str, state: OrderState | None, *,
