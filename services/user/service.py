@@ -434,19 +434,22 @@ def _known_refresh_token(uow: UserUnitOfWork, refresh_token: str, *, lock: bool 
 def _start_session(uow: UserUnitOfWork, issuer: TokenIssuer, user: User, roles: frozenset[str], now: datetime, *,
                    is_new_user: bool, family: RefreshToken | None = None) -> LoginResult:
     """A fresh access token and refresh token for `user`, carrying `roles`: the next of `family` (the token
-    refreshed, whose session it goes on) or, without one, a new session started `now`."""
+    refreshed, whose session it goes on) or, without one, a new session started `now`. A staff session's access
+    token ends with the session (STAFF_SESSION_MAX_HOURS after its login), not up to the access TTL after it."""
     assert user.id is not None
     refresh = issuer.refresh_token()
     family_id = family.family_id if family else str(uuid.uuid4())
     started = family.session_start if family else now
     expires_at = RefreshToken.expiry(roles=roles, now=now, session_start=started, refresh_ttl=issuer.refresh_ttl,
                                      staff_session_max=issuer.staff_session_max)
+    access_until = min(now + issuer.access_ttl, expires_at)
     uow.refresh_tokens.add(RefreshToken(user_id=user.id, family_id=family_id,
                                         token_hash=token_hash(refresh), created_at=now,
                                         expires_at=expires_at, roles=",".join(sorted(roles)),
                                         session_started_at=started))
-    return LoginResult(user=user, roles=roles, access_token=issuer.access_token(user, roles, now, session_id=family_id),
-                       refresh_token=refresh, expires_in=int(issuer.access_ttl.total_seconds()),
+    return LoginResult(user=user, roles=roles,
+                       access_token=issuer.access_token(user, roles, now, session_id=family_id, expires_at=access_until),
+                       refresh_token=refresh, expires_in=int((access_until - now).total_seconds()),
                        is_new_user=is_new_user)
 
 

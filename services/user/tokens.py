@@ -42,16 +42,18 @@ class TokenIssuer:
         # Keyed hash for SMS codes, derived from the signing key so no extra secret must be managed.
         self.sms_key = hashlib.sha256(b"minimall-sms-code:" + private_key_pem).digest()
 
-    def access_token(self, user: User, roles: frozenset[str], now: datetime, *, session_id: str | None = None) -> str:
+    def access_token(self, user: User, roles: frozenset[str], now: datetime, *, session_id: str | None = None,
+                     expires_at: datetime | None = None) -> str:
         """A user's access token of the session `session_id` (its refresh tokens' family: the `sid` claim; a
-        session of its own when None, as tests mint them).
+        session of its own when None, as tests mint them), expiring `expires_at` (at most the access TTL away).
 
         `iat` keeps its microseconds (a NumericDate may be fractional): sessions ended at an instant end the
         tokens issued before it (services/common/sessions.py), and a login in the same second must survive.
         """
         claims = {
             "iss": ISSUER, "aud": AUDIENCE, "sub": str(user.id), "jti": str(uuid.uuid4()),
-            "sid": session_id or str(uuid.uuid4()), "iat": now.timestamp(), "exp": int((now + self.access_ttl).timestamp()),
+            "sid": session_id or str(uuid.uuid4()), "iat": now.timestamp(),
+            "exp": int(min(now + self.access_ttl, expires_at or now + self.access_ttl).timestamp()),
             "roles": sorted(roles),
         }
         return jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"kid": self.key_id})

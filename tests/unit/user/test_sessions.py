@@ -204,6 +204,21 @@ def test_a_staff_session_refreshed_every_hour_ends_twelve_hours_after_its_passwo
     assert (len(uow.refresh_tokens.tokens), uow.refresh_tokens.tokens[-1].used_at) == (issued, None)
 
 
+def test_a_staff_sessions_last_access_token_ends_with_the_session_not_a_full_ttl_after_it(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer) -> None:
+    session = refresh_every_hour(uow, issuer, staff_login(uow, issuer), 11)
+    last = service.refresh_session(uow, issuer, refresh_token=session.refresh_token,
+                                   now=T0 + timedelta(hours=12) - timedelta(minutes=5))
+    shopper = service.refresh_session(uow, issuer, refresh_token=sms_login(uow, issuer, phone="13800000009").refresh_token,
+                                      now=T0 + timedelta(hours=12) - timedelta(minutes=5))
+
+    def expiry(token: str) -> datetime:
+        return datetime.fromtimestamp(jwt.decode(token, options={"verify_signature": False})["exp"], UTC)
+
+    assert (expiry(last.access_token), last.expires_in) == (T0 + timedelta(hours=12), 300)
+    assert (expiry(shopper.access_token), shopper.expires_in) == (T0 + timedelta(hours=12, minutes=10), 900)
+
+
 def test_a_staff_sessions_refresh_tokens_expire_at_its_limit_and_carry_its_login_time(
         uow: FakeUserUnitOfWork, issuer: TokenIssuer) -> None:
     refresh_every_hour(uow, issuer, staff_login(uow, issuer), 2)
