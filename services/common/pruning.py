@@ -5,8 +5,9 @@
   of their event (the rule in config.PruneSettings, checked when the process starts);
 - `idempotency_keys`: client keys (idempotency.REQUEST_KEY_SCOPES) older than their replay window,
   IDEMPOTENCY_KEY_RETENTION_DAYS; a service's own once-for-ever guards are kept;
-- a service's own rows kept per client key (ServiceApp.keyed_tables, the order service's submit_attempts), by their
-  `created_at`, with the same retention as the keys.
+- a service's own rows, each table by its own rule (ServiceApp.own_rows, a `PastUse`): rows kept per client key
+  (`kept_with_keys`, the order service's submit_attempts) go with the keys; the user service's refresh tokens of ended
+  sessions, old SMS codes and attempt counts once no check reads them.
 
 Each batch is one DELETE of at most PRUNE_BATCH rows in a transaction of its own, so no lock is held long. The
 serve role runs a round every PRUNE_INTERVAL_SECONDS on each replica; a round holds the job's advisory lock
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from alembic import op
@@ -41,6 +42,15 @@ from services.common.uow import SqlUnitOfWork, one_round_at_a_time
 log = logging.getLogger(__name__)
 
 PRUNE_BATCH = 1000  # rows per DELETE
+
+# Which of a table's rows no longer matter at `now` (the service's retention settings at hand): a service's own rows
+# pruned beside the bookkeeping (ServiceApp.own_rows).
+PastUse = Callable[[datetime, PruneSettings], ColumnElement[bool]]
+
+
+def kept_with_keys(table: Table) -> PastUse:
+    """The rule of a table of rows kept per client idempotency key (a `created_at` column): pruned with the keys."""
+    return lambda now, settings: table.c.created_at < now - timedelta(days=settings.idempotency_key_days)
 
 
 def prune_batches(engine: Engine, table: Table, where: ColumnElement[bool], *, batch: int = PRUNE_BATCH,
@@ -80,11 +90,11 @@ def allow_statement_seconds(conn: Connection, left: float) -> None:
         conn.execute(text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": str(milliseconds)})
 
 
-def prune(engine: Engine, service: str, settings: PruneSettings, *, keyed: Sequence[Table] = (),
+def prune(engine: Engine, service: str, settings: PruneSettings, *, own: Mapping[Table, PastUse] | None = None,
           now: datetime | None = None, batch: int = PRUNE_BATCH, clock: Clock = time.monotonic) -> dict[str, int]:
-    """Delete what is past its retention from the three tables and the service's `keyed` ones (rows kept per client
-    key, by `created_at`), within the round's budget (settings.round_seconds: each table's first batch, then more while
-    the budget lasts); rows deleted per table."""
+    """Delete what is past its retention from the three tables and what of the service's `own` tables no longer
+    matters by each one's rule, within the round's budget (settings.round_seconds: each table's first batch, then more
+    while the budget lasts); rows deleted per table."""
     until = clock() + settings.round_seconds
     now = now or utcnow()
     def older_than(days: int) -> datetime:
@@ -95,7 +105,7 @@ def prune(engine: Engine, service: str, settings: PruneSettings, *, keyed: Seque
         processed_events: processed_events.c.processed_at < older_than(settings.processed_events_days),
         idempotency_keys: (idempotency_keys.c.created_at < older_than(settings.idempotency_key_days))
         & or_(*(idempotency_keys.c.scope.startswith(scope, autoescape=True) for scope in REQUEST_KEY_SCOPES)),
-        **{table: table.c.created_at < older_than(settings.idempotency_key_days) for table in keyed},
+        **{table: past_use(now, settings) for table, past_use in (own or {}).items()},
     }
     pruned = {}
     for table, where in past_retention.items():
@@ -107,28 +117,28 @@ def prune(engine: Engine, service: str, settings: PruneSettings, *, keyed: Seque
 
 
 def prune_once_across_replicas(engine: Engine, service: str, settings: PruneSettings, *,
-                               keyed: Sequence[Table] = (), now: datetime | None = None, batch: int = PRUNE_BATCH,
-                               clock: Clock = time.monotonic) -> int:
+                               own: Mapping[Table, PastUse] | None = None, now: datetime | None = None,
+                               batch: int = PRUNE_BATCH, clock: Clock = time.monotonic) -> int:
     """`prune`, unless another replica's round is under way (0 then); rows deleted in all."""
     return one_round_at_a_time(lambda: SqlUnitOfWork(engine, service), "prune-bookkeeping",
-                               lambda: sum(prune(engine, service, settings, keyed=keyed, now=now, batch=batch,
+                               lambda: sum(prune(engine, service, settings, own=own, now=now, batch=batch,
                                                  clock=clock).values()),
                                now=now or utcnow(), interval=timedelta(0))
 
 
-def round_worst_seconds(settings: PruneSettings, keyed: Sequence[Table] = ()) -> float:
+def round_worst_seconds(settings: PruneSettings, own_tables: int = 0) -> float:
     """The longest a pruning round takes: its budget, plus a batch of each table started at the budget's end (each
     table's first batch runs whatever the budget), each at most one database call on a dead connection; the
     advisory lock's calls before it come within the same allowance (a dead connection ends the round at its first
     call)."""
-    return settings.round_seconds + (3 + len(keyed)) * DATABASE_CALL_SECONDS
+    return settings.round_seconds + (3 + own_tables) * DATABASE_CALL_SECONDS
 
 
 def pruning_job(engine: Engine, service: str, settings: PruneSettings,
-                keyed: Sequence[Table] = ()) -> Callable[[], int]:
+                own: Mapping[Table, PastUse] | None = None) -> Callable[[], int]:
     """One round of the serve role's pruning job (runtime.run_roles runs it each PRUNE_INTERVAL_SECONDS, its bound
     from round_worst_seconds)."""
-    return lambda: prune_once_across_replicas(engine, service, settings, keyed=keyed)
+    return lambda: prune_once_across_replicas(engine, service, settings, own=own)
 
 
 # The indexes the age predicates above read through (each service's revision calls add_pruning_indexes).

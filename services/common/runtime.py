@@ -36,7 +36,7 @@ from services.common.liveness import (
 from services.common.logs import configure_logging
 from services.common.metrics import serve_metrics
 from services.common.outbox import OutboxRelay
-from services.common.pruning import pruning_job, round_worst_seconds
+from services.common.pruning import PastUse, pruning_job, round_worst_seconds
 from services.common.uow import RoundBudget
 
 log = logging.getLogger(__name__)
@@ -130,8 +130,8 @@ class ServiceApp:
     # Background jobs of the serve role by name, e.g. the order service's payment timeout, each watched by /livez as
     # "job-<name>"; every service's serve role also prunes its bookkeeping tables (services/common/pruning.py).
     jobs: dict[str, Job] = field(default_factory=dict)
-    # The service's own tables of rows kept per client idempotency key (a `created_at` column), pruned with the keys.
-    keyed_tables: list[Table] = field(default_factory=list)
+    # The service's own tables pruned beside its bookkeeping, each by its rule (services/common/pruning.py).
+    own_rows: dict[Table, PastUse] = field(default_factory=dict)
 
 
 def run_roles(app: ServiceApp, roles: Sequence[str], stop: threading.Event, liveness: Liveness = LIVENESS, *,
@@ -153,8 +153,8 @@ def run_roles(app: ServiceApp, roles: Sequence[str], stop: threading.Event, live
     if "serve" in roles:
         jobs = {**app.jobs, "prune-bookkeeping": every(
             settings.pruning.interval_seconds, "bookkeeping pruning",
-            pruning_job(app.engine, settings.service, settings.pruning, app.keyed_tables),
-            round_seconds=round_worst_seconds(settings.pruning, app.keyed_tables))}
+            pruning_job(app.engine, settings.service, settings.pruning, app.own_rows),
+            round_seconds=round_worst_seconds(settings.pruning, len(app.own_rows)))}
         for name, job in jobs.items():
             heartbeat = Heartbeat(f"job-{name}", job.bound_seconds, clock=clock)
             heartbeats.append(heartbeat)

@@ -17,6 +17,7 @@ from services.common.config import Env, ServiceSettings
 from services.common.db import make_engine
 from services.common.discovery import Discovery
 from services.common.grpc_server import registration
+from services.common.pruning import kept_with_keys
 from services.common.runtime import Job, ServiceApp, every, job_bound_seconds, main, round_budget
 from services.common.runtime_config import RuntimeConfig
 from services.common.uow import RoundBudget
@@ -184,7 +185,7 @@ def build_app(base: ServiceSettings) -> ServiceApp:
                       registrations=[registration(order_pb2, order_pb2_grpc, "OrderService", servicer),
                                      registration(after_sale_pb2, after_sale_pb2_grpc, "AfterSaleService",
                                                   after_sales)], jobs=jobs,
-                      keyed_tables=[submit_attempts])  # pruned with the submits' idempotency keys
+                      own_rows={submit_attempts: kept_with_keys(submit_attempts)})
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from services.common.runtime import ServiceApp, main
 from services.user import service
 from services.user.config import UserSettings
 from services.user.consumers import HANDLERS
-from services.user.db import SqlUserUnitOfWork, start_mappers
+from services.user.db import OWN_ROWS, SqlUserUnitOfWork, start_mappers
 from services.user.grpc_api import UserServicer
 from services.user.identity import IdentityVault, make_identity_checker
 from services.user.passwords import Passwords
@@ -55,7 +55,7 @@ def build_app(base: ServiceSettings) -> ServiceApp:
                             wechat=WechatAuth(settings.wechat) if settings.wechat else None)
     return ServiceApp(settings=base, engine=engine,
                       registrations=[registration(user_pb2, user_pb2_grpc, "UserService", servicer)],
-                      consumers=event_consumers(base, engine))
+                      consumers=event_consumers(base, engine), own_rows=OWN_ROWS)
 
 
 def create_admin_command(base: ServiceSettings, args: argparse.Namespace) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, Generic, Self
 
@@ -25,6 +25,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     distinct,
+    exists,
     func,
     literal,
     or_,
@@ -32,12 +33,16 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, registry
+from sqlalchemy.orm import Session, aliased, registry
 
+from services.common.config import PruneSettings
 from services.common.db import BigId, Mapping, UTCDateTime, conflict_insert, counted_page, serialize_on
 from services.common.errors import Conflict
+from services.common.pruning import PastUse
 from services.common.uow import SqlUnitOfWork
 from services.user.domain import (
+    IDENTITY_CHECKS,
+    PASSWORD_FAILURES,
     Address,
     IdentityVerification,
     PasswordSet,
@@ -88,6 +93,7 @@ sms_codes = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("consumed_at", UTCDateTime, nullable=True),
     Index("ix_sms_codes_phone_purpose_created", "phone", "purpose", "created_at"),
+    Index("ix_sms_codes_created_at", "created_at"),  # pruning (OWN_ROWS)
 )
 
 refresh_tokens = Table(
@@ -102,6 +108,7 @@ refresh_tokens = Table(
     Column("used_at", UTCDateTime, nullable=True),
     Column("revoked_at", UTCDateTime, nullable=True),
     Column("session_started_at", UTCDateTime, nullable=True),  # its family's login; NULL before migration 0013
+    Index("ix_refresh_tokens_expires_at", "expires_at"),  # pruning (OWN_ROWS)
 )
 
 wechat_accounts = Table(
@@ -199,7 +206,32 @@ account_attempts = Table(
     Column("kind", String(32), nullable=False),
     Column("attempted_at", UTCDateTime, nullable=False),
     Index("ix_account_attempts_user_kind_at", "user_id", "kind", "attempted_at"),
+    Index("ix_account_attempts_attempted_at", "attempted_at"),  # pruning (OWN_ROWS)
 )
+
+
+# The user service's rows that stop mattering, pruned beside its bookkeeping (services/common/pruning.py); without
+# this a shopper's refresh every 15 minutes added a row for ever. Each is kept a day past its last reader:
+# - a refresh token goes once every token of its session (family) expired SESSION_TRACE_DAYS ago: while one of them
+#   lives, a spent token of the family presented again must still be found, to revoke the session;
+# - an SMS code after the daily send limit stopped counting it (a day back; a code lives minutes);
+# - an attempt after the longest AttemptLimit window stopped counting it.
+SESSION_TRACE_DAYS = 7  # ended sessions' tokens stay for support to see when a session was used
+
+
+def _ended_sessions(now: datetime, settings: PruneSettings) -> Any:
+    ended = now - timedelta(days=SESSION_TRACE_DAYS)
+    sibling = aliased(refresh_tokens)
+    return (refresh_tokens.c.expires_at < ended) & ~exists().where(
+        sibling.c.family_id == refresh_tokens.c.family_id, sibling.c.expires_at >= ended)
+
+
+OWN_ROWS: dict[Table, PastUse] = {
+    refresh_tokens: _ended_sessions,
+    sms_codes: lambda now, settings: sms_codes.c.created_at < now - timedelta(days=2),
+    account_attempts: lambda now, settings: account_attempts.c.attempted_at < now - max(
+        PASSWORD_FAILURES.window, IDENTITY_CHECKS.window) - timedelta(days=1),
+}
 
 
 def _map_classes(mappers: registry) -> None:

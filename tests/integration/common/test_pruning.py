@@ -16,8 +16,9 @@ from services.common.db import make_engine, utcnow
 from services.common.idempotency import idempotency_keys
 from services.common.metrics import ROWS_PRUNED
 from services.common.outbox import outbox, processed_events
-from services.common.pruning import PRUNING_INDEXES, prune, prune_once_across_replicas
+from services.common.pruning import PRUNING_INDEXES, kept_with_keys, prune, prune_once_across_replicas
 from services.order.db import submit_attempts
+from services.user.db import OWN_ROWS, account_attempts, refresh_tokens, sms_codes, users
 from tests.fixtures.postgres import start_thread
 
 pytestmark = pytest.mark.integration
@@ -210,11 +211,43 @@ def test_the_order_service_s_submit_attempts_go_with_their_keys_after_the_replay
             {"user_id": 1, "idempotency_key": key, "order_no": f"no-{key}", "created_at": days_ago(days)}
             for key, days in (("old-1", 8), ("old-2", 7.5), ("new", 6))])
 
-    pruned = prune(engine, "order", SETTINGS, keyed=[submit_attempts], now=NOW, batch=1)
+    pruned = prune(engine, "order", SETTINGS, own={submit_attempts: kept_with_keys(submit_attempts)}, now=NOW, batch=1)
 
     assert pruned["submit_attempts"] == 2
     with engine.connect() as conn:
         assert conn.execute(select(submit_attempts.c.idempotency_key)).scalars().all() == ["new"]
+
+
+def test_the_user_service_prunes_ended_sessions_old_sms_codes_and_attempts(
+        each_service_engine: Callable[[str], Engine]) -> None:
+    engine = each_service_engine("user")
+    with engine.begin() as conn:
+        user_id = conn.execute(users.insert().values(phone="13800000001", created_at=NOW)).inserted_primary_key[0]
+
+        def token(family: str, expired_days: float) -> dict[str, object]:
+            return {"user_id": user_id, "family_id": family, "token_hash": uuid.uuid4().hex, "roles": "",
+                    "created_at": days_ago(expired_days + 30), "expires_at": days_ago(expired_days)}
+
+        conn.execute(refresh_tokens.insert(), [
+            token("ended", 9), token("ended", 8),  # every token of the session expired over 7 days ago: gone
+            token("live", 40), token("live", -20),  # a spent token of a live session: kept, reuse must find it
+            token("lately", 9), token("lately", 6),  # the session's last token expired 6 days ago: kept
+        ])
+        conn.execute(sms_codes.insert(), [
+            {"phone": "13800000001", "purpose": "login", "code_hash": "h", "created_at": days_ago(days),
+             "expires_at": days_ago(days) + timedelta(minutes=5), "attempts": 0} for days in (3, 2.5, 1.5)])
+        conn.execute(account_attempts.insert(), [
+            {"user_id": user_id, "kind": "identity-check", "attempted_at": days_ago(days)} for days in (3, 1.5)])
+
+    pruned = prune(engine, "user", SETTINGS, own=OWN_ROWS, now=NOW, batch=1)
+
+    assert {name: pruned[name] for name in ("refresh_tokens", "sms_codes", "account_attempts")} == {
+        "refresh_tokens": 2, "sms_codes": 2, "account_attempts": 1}
+    with engine.connect() as conn:
+        left = conn.execute(select(refresh_tokens.c.family_id, func.count()).group_by(refresh_tokens.c.family_id)
+                            .order_by(refresh_tokens.c.family_id)).all()
+        assert [tuple(row) for row in left] == [("lately", 2), ("live", 2)]
+        assert conn.execute(select(func.count()).select_from(sms_codes)).scalar_one() == 1
 
 
 @pytest.fixture
