@@ -73,7 +73,10 @@ def describe(engine: Engine, letter_id: int) -> str:
         return "\n".join([*lines, f"payload: {len(letter.payload)} bytes, not an event ({exc})"])
     lines += [f"envelope.{name}: {getattr(envelope, name)}" for name in
               ("event_type", "producer", "aggregate_id", "request_id")]
-    lines.append(f"envelope.occurred_at: {envelope.occurred_at.ToDatetime().isoformat()}Z")
+    try:
+        lines.append(f"envelope.occurred_at: {events.datetime_of(envelope.occurred_at, envelope).isoformat()}")
+    except events.InvalidEvent as exc:
+        lines.append(f"envelope.occurred_at: {exc}")
     message_type = {name: message for message, name in events.EVENT_TYPES.items()}.get(envelope.event_type)
     if message_type is not None:
         try:
@@ -98,7 +101,10 @@ def replay(engine: Engine, letter_id: int, *, by: str, settings: PruneSettings, 
                           "from its producer's outbox") from None
         if envelope.event_type not in events.TOPICS:
             raise Refused(f"dead letter {letter_id} is a {envelope.event_type!r}, which no topic carries")
-        occurred_at = envelope.occurred_at.ToDatetime(tzinfo=now.tzinfo)
+        try:
+            occurred_at = events.datetime_of(envelope.occurred_at, envelope)
+        except events.InvalidEvent as exc:
+            raise Refused(f"dead letter {letter_id} cannot be replayed: {exc}") from None
         if letter.consumer != RELAY_DEAD_LETTERS and occurred_at < now - timedelta(days=settings.republish_days):
             raise Refused(f"dead letter {letter_id}'s event occurred at {occurred_at:%Y-%m-%d %H:%M}, more than "
                           f"{settings.republish_days} days ago: the consumers that applied it may have forgotten it "

@@ -28,12 +28,19 @@ def engine(each_service_engine: Callable[[str], Engine]) -> Engine:
     return each_service_engine("member")
 
 
-def envelope_bytes(*, days_old: float = 0, event_type: str | None = None) -> tuple[str, bytes]:
+def envelope_bytes(*, days_old: float = 0, event_type: str | None = None,
+                   seconds: int | None = None) -> tuple[str, bytes]:
+    """An order-paid envelope `days_old`, or occurred at `seconds` since the epoch (one no datetime holds, say)."""
     envelope = events.new_envelope(OrderPaid(order_no="O1", user_id=7, paid_fen=1200), producer="order",
                                    aggregate_id="O1", occurred_at=NOW - timedelta(days=days_old))
     if event_type is not None:
         envelope.event_type = event_type
+    if seconds is not None:
+        envelope.occurred_at.seconds = seconds
     return envelope.event_id, events.encode(envelope)
+
+
+BEYOND_YEAR_9999 = 253_402_300_800
 
 
 def add_letter(engine: Engine, payload: bytes, *, event_id: str | None, consumer: str = "member",
@@ -109,7 +116,8 @@ def test_the_relays_own_letter_sends_its_outbox_row_again(engine: Engine) -> Non
     (b"", None, "holds no event"),  # a range lost to retention
     (envelope_bytes(event_type="order-teleported")[1], None, "which no topic carries"),
     (envelope_bytes(days_old=16)[1], None, "more than 15 days ago"),  # consumers may have forgotten it
-], ids=["no-event", "unknown-type", "too-old"])  # the envelopes hold random ids: xdist workers must agree on names
+    (envelope_bytes(seconds=BEYOND_YEAR_9999)[1], None, "carries a time no datetime holds"),
+], ids=["no-event", "unknown-type", "too-old", "impossible-time"])  # the envelopes hold random ids: xdist workers must agree on names
 def test_a_letter_that_cannot_be_replayed_changes_nothing(engine: Engine, payload: bytes, event_id: str | None,
                                                           why: str) -> None:
     letter = add_letter(engine, payload, event_id=event_id)
@@ -164,3 +172,13 @@ def test_show_prints_the_letter_its_envelope_and_payload(engine: Engine) -> None
 
     assert f"event_id: {event_id}" in shown and "envelope.event_type: order-paid" in shown
     assert 'order_no: "O1"' in shown and "paid_fen: 1200" in shown and "resolution: none" in shown
+
+
+def test_show_prints_a_letter_whose_event_time_no_datetime_holds(engine: Engine) -> None:
+    event_id, payload = envelope_bytes(seconds=BEYOND_YEAR_9999)
+    letter = add_letter(engine, payload, event_id=event_id)
+
+    shown = deadletters.describe(engine, letter)
+
+    assert "envelope.occurred_at: order-paid" in shown and "carries a time no datetime holds" in shown
+    assert "paid_fen: 1200" in shown
