@@ -61,8 +61,13 @@ def media(name: str) -> Response:
         raise
 
 
+# 30 a minute from one address, and 100 a day per uploader from anywhere (a review or an after-sales case takes up to
+# 9): one account can no longer fill the image store from many addresses.
+UPLOAD_LIMITS = (Limit("ip", 30, 60), Limit("user", 100, 86_400))
+
+
 @bp.post("/api/v1/uploads")
-@operation(summary="Upload an image (multipart field \"file\")", tag="media", limits=(Limit("ip", 30, 60),),
+@operation(summary="Upload an image (multipart field \"file\")", tag="media", limits=UPLOAD_LIMITS,
            description="JPEG, PNG or WebP up to 5 MB and 40 megapixels, recognised by content (not by name); "
                        "re-encoded without metadata (EXIF location) and stored under a random name signed for the "
                        "uploader: only they can name it in a review or an after-sales case (anyone else, 400 "

@@ -231,3 +231,19 @@ def test_a_media_file_is_served_to_if_match_any_and_in_ranges(media_client: Flas
 
     assert (whole.status_code, whole.data == image_bytes(), part.status_code, part.data) == (
         200, True, 206, image_bytes()[:4])
+
+
+def test_the_101st_upload_of_one_shopper_in_a_day_is_refused_from_any_address_and_others_go_on(
+        client: FlaskClient, storage: MemoryStorage, bearer: Callable[..., dict[str, str]]) -> None:
+    png = image_bytes(size=(2, 2))
+
+    def upload(user_id: int, n: int):  # type: ignore[no-untyped-def]
+        return client.post(UPLOADS, data={"file": (io.BytesIO(png), "p.png")}, headers=bearer(user_id=user_id),
+                           content_type="multipart/form-data",
+                           environ_base={"REMOTE_ADDR": f"198.51.{n // 250}.{n % 250}"})
+
+    mine = [upload(42, n).status_code for n in range(101)]
+    theirs = upload(43, 0)
+
+    assert (mine.count(201), mine[-1], theirs.status_code) == (100, 429, 201)
+    assert len(storage.saved) == 101  # the refused one stored nothing
