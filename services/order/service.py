@@ -48,6 +48,7 @@ from services.order.domain import (
     Shipment,
     add_to_cart,
     check_quantity,
+    level_discount,
     new_order,
     new_order_no,
     order_no_of_trade,
@@ -255,17 +256,21 @@ def _lines(skus: Mapping[int, CatalogSku], wanted: list[StockLine], *, held: boo
     return lines
 
 
-def _coupon_lines(lines: list[OrderLine], skus: Mapping[int, CatalogSku]) -> list[CouponLine]:
-    """The lines as the member service quotes and locks coupons for them (preview and submit alike): each with
-    its category's path, so a coupon limited to a category applies to the products filed below it too."""
-    return [CouponLine(line.category_id, line.total_fen, skus[line.sku_id].category_path) for line in lines]
+def _coupon_lines(lines: list[OrderLine], skus: Mapping[int, CatalogSku], discount_bp: int) -> list[CouponLine]:
+    """The lines as the member service quotes and locks coupons for them (preview and submit alike): each at what
+    it costs after the member's level discount (`discount_bp`; floored per line as `level_discount` floors), since
+    the coupon comes after it (`price`): a threshold is met, and a percent taken, on what the shopper pays for the
+    goods, not on list prices the member never pays. Each with its category's path, so a coupon limited to a
+    category applies to the products filed below it too."""
+    return [CouponLine(line.category_id, line.total_fen - level_discount(line.total_fen, discount_bp),
+                       skus[line.sku_id].category_path) for line in lines]
 
 
 def _lock_coupon(members: Members, order_no: str, coupon_id: int, lines: list[OrderLine],
-                 skus: Mapping[int, CatalogSku]) -> int:
+                 skus: Mapping[int, CatalogSku], discount_bp: int) -> int:
     """Hold the coupon for the order and mark the lines it applies to (its categories), which carry it alone
     when a refund asks what a line was paid (domain.paid_shares); its discount in fen."""
-    coupon_lines = _coupon_lines(lines, skus)
+    coupon_lines = _coupon_lines(lines, skus, discount_bp)
     locked = members.lock_coupon(order_no, coupon_id, coupon_lines)
     for line, coupon_line in zip(lines, coupon_lines, strict=True):
         line.coupon_applied = locked.applies_to(coupon_line)
@@ -285,9 +290,9 @@ def quote_checkout(uow: OrderUnitOfWork, catalog: Catalog, members: Members, use
     wanted = _wanted(_cart_of(uow, user_id) if request.cart_item_ids else [], request)
     skus = catalog.skus({want.sku_id for want in wanted})
     lines = _lines(skus, wanted)
-    coupon_lines = _coupon_lines(lines, skus)
     items_total = sum(line.total_fen for line in lines)
     discount_bp = members.discount_bp()
+    coupon_lines = _coupon_lines(lines, skus, discount_bp)
     coupon_fen = members.quote_coupon(request.coupon_id, coupon_lines) if request.coupon_id else 0
     amounts, points_used = _price_with_points(items_total, discount_bp, coupon_fen, settings.freight, request.points,
                                               members.quote_points)
@@ -376,7 +381,7 @@ def submit_order(uow: OrderUnitOfWork, members: Members, stock: Stock, users: Us
         lines = _lines(skus, wanted, held=True)  # prices as the units were held
         items_total = sum(line.total_fen for line in lines)
         discount_bp = members.discount_bp()
-        coupon_fen = _lock_coupon(members, order_no, request.coupon_id, lines, skus) if request.coupon_id else 0
+        coupon_fen = _lock_coupon(members, order_no, request.coupon_id, lines, skus, discount_bp) if request.coupon_id else 0
         amounts, points_used = _price_with_points(items_total, discount_bp, coupon_fen, settings.freight,
                                                   request.points, partial(_lock_points, members, order_no))
         order = new_order(user_id=user_id, order_no=order_no, lines=lines, address=address, amounts=amounts, now=now,

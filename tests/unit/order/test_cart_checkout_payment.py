@@ -117,6 +117,26 @@ def test_preview_usable_coupons_and_submit_give_the_member_service_each_lines_ca
     assert order.coupon_discount_fen == 300
 
 
+def test_coupons_are_quoted_and_locked_on_what_a_member_pays_for_each_line_after_the_level_discount(
+        shop: Shop) -> None:
+    shop.catalog.put(101, price_fen=1999, category_id=2, category_path=(1, 2))
+    shop.catalog.put(102, price_fen=333, category_id=5, category_path=(4, 5))
+    shop.members.bp, shop.members.coupon_fen = 9_025, 300  # gold with PLUS: 90.25% paid
+    ids = tuple(service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=sku_id, quantity=quantity,
+                                      now=NOW).item.id or 0 for sku_id, quantity in ((101, 2), (102, 3)))
+    request = CheckoutInput(cart_item_ids=ids, address_id=7, coupon_id=9)
+
+    service.quote_checkout(shop.uow, shop.catalog, shop.members, shop.users, shop.settings, user_id=1,
+                           request=request)
+    order = submit(shop, request)
+
+    # 3998 less floor(3998 x 9.75%) = 389 is 3609; 999 less floor(97.4025) = 97 is 902: a 满4000 threshold is not met
+    # by what this member pays (4511), and a percent coupon takes its share of that, not of the 4997 list total.
+    sent = [CouponLine(2, 3609, (1, 2)), CouponLine(5, 902, (4, 5))]
+    assert shop.members.coupon_lines == {"quote_coupon": sent, "usable_coupons": sent, "lock_coupon": sent}
+    assert (order.items_total_fen, order.level_discount_fen, order.coupon_discount_fen) == (4997, 487, 300)
+
+
 def test_the_quote_lists_the_coupons_usable_for_its_lines(shop: Shop) -> None:
     offer = CouponOffer(coupon_id=9, name="满10减5", discount_fen=500, valid_to=NOW + timedelta(days=7))
     shop.members.offers = [offer]
