@@ -292,19 +292,20 @@ class OutboxRelay:
         producer.flush(timeout=settle_seconds)
         for row, future in futures:
             future.get(timeout=settle_seconds)
-            OUTBOX_PUBLISHED.labels(self.service, row.event_type).inc()
+            OUTBOX_PUBLISHED.labels(self.service, self.kafka.topic(row.event_type)).inc()
         return unsendable
 
     def _dead_letter(self, conn: Connection, rows: list, reasons: dict[int, str]) -> None:
         for row in rows:
             log.error("outbox relay of %s cannot send %s %s; moved to dead_letters: %s", self.service,
                       row.event_type, row.event_id, reasons[row.id], extra={"event_id": row.event_id})
+            topic = self.kafka.topic(row.event_type)
             conn.execute(dead_letters.insert().values(
-                consumer=RELAY_DEAD_LETTERS, topic=self.kafka.topic(row.event_type)[:128], partition=-1,
+                consumer=RELAY_DEAD_LETTERS, topic=topic[:128], partition=-1,
                 offset=row.id, event_id=row.event_id, reason=dead_letter_reason(reasons[row.id]),
                 payload=row.envelope,
                 created_at=utcnow()))
-            OUTBOX_DEAD_LETTERED.labels(self.service, row.event_type).inc()
+            OUTBOX_DEAD_LETTERED.labels(self.service, topic).inc()
 
     def _mark_published(self, conn: Connection, ids: list[int]) -> None:
         conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(published_at=utcnow()))
