@@ -25,6 +25,7 @@ OUTBOX_DEAD_LETTERED = Counter(
     "mall_outbox_dead_lettered_total",
     "Outbox rows the relay can never send (larger than a request may be), moved to dead_letters.", ["service", "topic"])
 OUTBOX_FAILURES = Counter("mall_outbox_publish_failures_total", "Relay batches that failed to publish.", ["service"])
+CONSUMED_OUTCOMES = ("applied", "duplicate", "dead_lettered")
 EVENTS_CONSUMED = Counter("mall_events_consumed_total",
                           "Events consumed, by Kafka topic (prefix included) and outcome (applied|duplicate|dead_lettered).",
                           ["consumer", "topic", "outcome"])

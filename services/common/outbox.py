@@ -157,6 +157,12 @@ class OutboxRelay:
         self._lock_key = advisory_key(f"minimall-outbox:{service}")
         self._retake_after = 0.0  # monotonic time before which this relay does not ask for the lock
         self.heartbeat = Heartbeat("outbox-relay", self.liveness_bound_seconds(), clock=clock)
+        # Every series exists at 0 from the start: a counter born at 1 shows no increase(), and OutboxEventsDeadLettered
+        # would miss the first row dead-lettered.
+        OUTBOX_FAILURES.labels(service)
+        for event_type in events.TOPICS:
+            OUTBOX_PUBLISHED.labels(service, kafka.topic(event_type))
+            OUTBOX_DEAD_LETTERED.labels(service, kafka.topic(event_type))
 
     def liveness_bound_seconds(self) -> float:
         """The longest one pass of `run` takes while the loop works, whatever the broker and database do, plus
