@@ -16,5 +16,7 @@ SMS_CODES = Counter("mall_sms_codes_total",
                     "SMS code requests that passed the per-client limits, by outcome: sent (the user service sent a "
                     "paid SMS) or budget_exhausted (refused: the day's SMS budget, or the 70% of it codes to new phones get, "
                     "is spent).", ["result"])
+for _result in ("sent", "budget_exhausted"):  # every series exists from the start, so increase() sees the first one
+    SMS_CODES.labels(_result)
 SMS_DAILY_BUDGET = Gauge("mall_sms_daily_budget",
                          "SMS codes all clients together may have sent in any 24 hours (GATEWAY_SMS_DAILY_BUDGET, scaled).")

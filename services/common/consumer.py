@@ -23,7 +23,12 @@ from services.common.db import refused_data, utcnow
 from services.common.kafka import consumer_request_timeout_ms, make_consumer
 from services.common.liveness import LIVENESS_MARGIN_SECONDS, Clock, Heartbeat
 from services.common.logs import request_id_var
-from services.common.metrics import CONSUMER_FAILURES, CONSUMER_OFFSET_OUT_OF_RANGE, EVENTS_CONSUMED
+from services.common.metrics import (
+    CONSUMED_OUTCOMES,
+    CONSUMER_FAILURES,
+    CONSUMER_OFFSET_OUT_OF_RANGE,
+    EVENTS_CONSUMED,
+)
 from services.common.outbox import dead_letter_reason, dead_letters, processed_events
 from services.common.uow import SqlUnitOfWork
 
@@ -110,6 +115,13 @@ class EventConsumer(Generic[U]):
         self.max_backoff_seconds = min(max_backoff_seconds, kafka.max_poll_interval_ms / 2000)
         self.consumer_factory = consumer_factory
         self._topics = {kafka.topic(event_type): event_type for event_type in self._routes}
+        # Every series exists at 0 from the start: a counter born at 1 shows no increase(), and the "any one is too
+        # many" alerts (EventsDeadLettered, ConsumerOffsetOutOfRange) would miss the first event.
+        for topic in self._topics:
+            for outcome in CONSUMED_OUTCOMES:
+                EVENTS_CONSUMED.labels(name, topic, outcome)
+            CONSUMER_FAILURES.labels(name, topic)
+            CONSUMER_OFFSET_OUT_OF_RANGE.labels(name, topic)
         self._consumer: KafkaConsumer | None = None
         # Partitions rewound to a record that failed: the back-off keeps growing until that record is applied, not
         # merely until a poll that happened to bring only other partitions' records.

@@ -14,7 +14,10 @@ RPC_HANDLED = Counter("mall_grpc_server_handled_total", "gRPC calls handled, by 
 RPC_LATENCY = Histogram("mall_grpc_server_handling_seconds", "gRPC handling time.", ["service", "method"],
                         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 OUTBOX_PENDING = Gauge("mall_outbox_pending_events", "Outbox rows not yet published.", ["service"])
-OUTBOX_PUBLISHED = Counter("mall_outbox_published_total", "Events the relay published.", ["service", "topic"])
+# `topic` of the event metrics is always the Kafka topic, KAFKA_TOPIC_PREFIX included (what consumers read, what
+# dead_letters.topic and the kafka-exporter name): published and consumed series of one topic match.
+OUTBOX_PUBLISHED = Counter("mall_outbox_published_total", "Events the relay published, by Kafka topic (prefix included).",
+                           ["service", "topic"])
 OUTBOX_OLDEST_PENDING_AGE = Gauge(
     "mall_outbox_oldest_pending_age_seconds",
     "How long the oldest outbox row not yet published has waited (0 when none waits): the relay's lag.", ["service"])
@@ -22,7 +25,9 @@ OUTBOX_DEAD_LETTERED = Counter(
     "mall_outbox_dead_lettered_total",
     "Outbox rows the relay can never send (larger than a request may be), moved to dead_letters.", ["service", "topic"])
 OUTBOX_FAILURES = Counter("mall_outbox_publish_failures_total", "Relay batches that failed to publish.", ["service"])
-EVENTS_CONSUMED = Counter("mall_events_consumed_total", "Events consumed, by outcome (applied|duplicate|dead_lettered).",
+CONSUMED_OUTCOMES = ("applied", "duplicate", "dead_lettered")
+EVENTS_CONSUMED = Counter("mall_events_consumed_total",
+                          "Events consumed, by Kafka topic (prefix included) and outcome (applied|duplicate|dead_lettered).",
                           ["consumer", "topic", "outcome"])
 CONSUMER_FAILURES = Counter("mall_consumer_failures_total", "Event handler failures (retried).",
                             ["consumer", "topic"])

@@ -157,6 +157,12 @@ class OutboxRelay:
         self._lock_key = advisory_key(f"minimall-outbox:{service}")
         self._retake_after = 0.0  # monotonic time before which this relay does not ask for the lock
         self.heartbeat = Heartbeat("outbox-relay", self.liveness_bound_seconds(), clock=clock)
+        # Every series exists at 0 from the start: a counter born at 1 shows no increase(), and OutboxEventsDeadLettered
+        # would miss the first row dead-lettered.
+        OUTBOX_FAILURES.labels(service)
+        for event_type in events.TOPICS:
+            OUTBOX_PUBLISHED.labels(service, kafka.topic(event_type))
+            OUTBOX_DEAD_LETTERED.labels(service, kafka.topic(event_type))
 
     def liveness_bound_seconds(self) -> float:
         """The longest one pass of `run` takes while the loop works, whatever the broker and database do, plus
@@ -292,19 +298,20 @@ class OutboxRelay:
         producer.flush(timeout=settle_seconds)
         for row, future in futures:
             future.get(timeout=settle_seconds)
-            OUTBOX_PUBLISHED.labels(self.service, row.event_type).inc()
+            OUTBOX_PUBLISHED.labels(self.service, self.kafka.topic(row.event_type)).inc()
         return unsendable
 
     def _dead_letter(self, conn: Connection, rows: list, reasons: dict[int, str]) -> None:
         for row in rows:
             log.error("outbox relay of %s cannot send %s %s; moved to dead_letters: %s", self.service,
                       row.event_type, row.event_id, reasons[row.id], extra={"event_id": row.event_id})
+            topic = self.kafka.topic(row.event_type)
             conn.execute(dead_letters.insert().values(
-                consumer=RELAY_DEAD_LETTERS, topic=self.kafka.topic(row.event_type)[:128], partition=-1,
+                consumer=RELAY_DEAD_LETTERS, topic=topic[:128], partition=-1,
                 offset=row.id, event_id=row.event_id, reason=dead_letter_reason(reasons[row.id]),
                 payload=row.envelope,
                 created_at=utcnow()))
-            OUTBOX_DEAD_LETTERED.labels(self.service, row.event_type).inc()
+            OUTBOX_DEAD_LETTERED.labels(self.service, topic).inc()
 
     def _mark_published(self, conn: Connection, ids: list[int]) -> None:
         conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(published_at=utcnow()))

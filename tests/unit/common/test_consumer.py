@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -11,7 +12,9 @@ import pytest
 from kafka import OffsetAndMetadata, TopicPartition
 from kafka.errors import CommitFailedError, LogTruncationError, NoOffsetForPartitionError, OffsetOutOfRangeError
 from mall.events.v1.envelope_pb2 import EventEnvelope
+from mall.events.v1.product_events_pb2 import ProductViewed
 from mall.events.v1.user_events_pb2 import UserRegistered
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine, func, select
 
 from services.analytics.consumers import on_user_registered
@@ -464,3 +467,18 @@ def test_a_failure_after_the_failing_partition_was_taken_away_backs_off_from_the
     consumer.run(stop)  # type: ignore[arg-type]
 
     assert stop.waited == [0.1, 0.2, 0.4, 0.1]
+
+
+# A counter series born at 1 shows no increase(): the "any one is too many" alerts would miss the first event.
+
+def test_a_new_consumer_exports_its_dead_letter_and_lost_range_counters_at_zero_for_each_topic() -> None:
+    prefixed = dataclasses.replace(SETTINGS, topic_prefix="staging-")
+
+    EventConsumer("fresh", lambda: None, prefixed,  # type: ignore[arg-type,return-value]
+                  {UserRegistered: lambda *_: None, ProductViewed: lambda *_: None})
+
+    series = {(metric, topic): REGISTRY.get_sample_value(metric, {"consumer": "fresh", "topic": topic, **labels})
+              for topic in ("staging-user-registered", "staging-product-viewed")
+              for metric, labels in (("mall_events_consumed_total", {"outcome": "dead_lettered"}),
+                                     ("mall_consumer_offset_out_of_range_total", {}))}
+    assert set(series.values()) == {0.0}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -11,9 +12,11 @@ from kafka import TopicPartition
 from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 from kafka.producer.future import FutureProduceResult, FutureRecordMetadata
 from mall.events.v1.user_events_pb2 import UserRegistered
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine, func, select, update
 
 from services.common.config import KafkaSettings
+from services.common.events import TOPICS
 from services.common.metrics import OUTBOX_OLDEST_PENDING_AGE, OUTBOX_PENDING
 from services.common.outbox import OutboxRelay, dead_letters, outbox
 from services.common.uow import SqlUnitOfWork
@@ -189,3 +192,29 @@ def test_a_batch_the_broker_acknowledged_only_in_part_is_not_marked_and_is_sent_
     assert relay.publish_pending() == 3
 
     assert producer.sent == [b"0", b"2", b"0", b"1", b"2"]  # at least once, each pass in id order
+
+
+PREFIXED = dataclasses.replace(SETTINGS, topic_prefix="staging-")
+
+
+def test_a_new_relay_exports_its_dead_letter_counter_at_zero_for_every_topic(
+        sqlite_service_engine: Callable[[str], Engine]) -> None:
+    # A counter series born at 1 shows no increase(): OutboxEventsDeadLettered would miss the first row.
+    OutboxRelay("fresh", sqlite_service_engine("user"), PREFIXED)
+
+    assert {topic: REGISTRY.get_sample_value("mall_outbox_dead_lettered_total",
+                                             {"service": "fresh", "topic": f"staging-{topic}"})
+            for topic in TOPICS} == dict.fromkeys(TOPICS, 0.0)
+
+
+def test_the_relay_counts_what_it_publishes_by_kafka_topic_as_consumers_count_what_they_read(
+        sqlite_service_engine: Callable[[str], Engine]) -> None:
+    engine = sqlite_service_engine("user")
+    register(engine, range(2))
+    relay = OutboxRelay("counted", engine, PREFIXED,
+                        producer_factory=lambda _: FakeProducer())  # type: ignore[arg-type,return-value]
+
+    assert relay.publish_pending() == 2
+
+    assert REGISTRY.get_sample_value("mall_outbox_published_total",
+                                     {"service": "counted", "topic": "staging-user-registered"}) == 2

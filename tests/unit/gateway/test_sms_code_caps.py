@@ -204,3 +204,9 @@ def test_the_api_document_lists_the_sms_caps_and_the_budgets_error_code(client: 
         "that logged in lately, whose codes are capped apart at 2000 per ip, 10000 per ipv6_48. Past the budget, "
         "429 SMS_DAILY_BUDGET_EXHAUSTED with Retry-After. Rate limits "
         "(sliding windows): 20 in any 60s per ip; 10 in any 3600s per phone+ip (429 RATE_LIMITED with Retry-After).")
+
+
+def test_both_sms_code_outcomes_are_exported_before_the_first_code_is_asked() -> None:
+    # A counter series born at 1 shows no increase(): the budget alert would miss the first refusal. Earlier tests
+    # here may have counted some: what matters is that the series exists.
+    assert REGISTRY.get_sample_value("mall_sms_codes_total", {"result": "budget_exhausted"}) is not None
