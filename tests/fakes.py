@@ -189,8 +189,8 @@ class FakeSmsCodeRepository:
         codes = [code for code in self.codes if (code.phone, code.purpose) == (phone, purpose)]
         return max(codes, key=lambda code: (code.created_at, code.id or 0), default=None)
 
-    def sent_since(self, phone: str, since: datetime) -> int:
-        return sum(1 for code in self.codes if code.phone == phone and code.created_at >= since)
+    def sent_since(self, phone: str, since: datetime) -> list[datetime]:
+        return sorted(code.created_at for code in self.codes if code.phone == phone and code.created_at > since)
 
 
 class FakeAttemptRepository:

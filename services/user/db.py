@@ -323,9 +323,9 @@ class SqlSmsCodeRepository:
             query = query.with_for_update()
         return self.session.execute(query).scalar_one_or_none()
 
-    def sent_since(self, phone: str, since: datetime) -> int:
-        return self.session.execute(select(func.count()).select_from(sms_codes).where(
-            sms_codes.c.phone == phone, sms_codes.c.created_at >= since)).scalar_one()
+    def sent_since(self, phone: str, since: datetime) -> list[datetime]:
+        return list(self.session.execute(select(sms_codes.c.created_at).where(
+            sms_codes.c.phone == phone, sms_codes.c.created_at > since).order_by(sms_codes.c.created_at)).scalars())
 
 
 class SqlRefreshTokenRepository:

@@ -6,6 +6,7 @@ import hmac
 import math
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
@@ -16,7 +17,8 @@ from services.common.logs import mask_phone
 SMS_CODE_TTL = timedelta(minutes=5)
 SMS_RESEND_AFTER = timedelta(seconds=60)
 SMS_MAX_ATTEMPTS = 5
-SMS_DAILY_LIMIT_PER_PHONE = 10
+SMS_DAILY_LIMIT_PER_PHONE = 10  # codes of any purpose to one phone within SMS_DAILY_WINDOW
+SMS_DAILY_WINDOW = timedelta(days=1)
 # Every new account's nickname until its owner changes it: this, then the last four digits of the phone (SMS) or of
 # the openid (WeChat). Staff search cannot start from these alone (UserSearch.validated).
 SMS_NICKNAME_PREFIX = "用户"
@@ -144,9 +146,10 @@ class SmsCode:
 
     @classmethod
     def issue(cls, *, phone: str, purpose: str, code_hash: str, now: datetime,
-              previous: SmsCode | None, sent_today: int) -> SmsCode:
+              previous: SmsCode | None, sent_today: Sequence[datetime]) -> SmsCode:
         """A new code, unless `previous` (the phone's newest code for this purpose) is under a minute old, or the
-        phone had `sent_today` codes of any purpose in the last 24 hours, ten or more."""
+        phone was sent ten or more codes of any purpose in the last 24 hours (`sent_today`: when, oldest first); then
+        `retry_after` is when enough of them will be over a day old."""
         if purpose not in formats.SMS_PURPOSES:
             raise InvalidInput("SMS_PURPOSE_INVALID", f"purpose must be one of {', '.join(formats.SMS_PURPOSES)}",
                                details={"purpose": "invalid"})
@@ -154,9 +157,11 @@ class SmsCode:
             wait = math.ceil((previous.created_at + SMS_RESEND_AFTER - now).total_seconds())
             raise RateLimited("SMS_RESEND_TOO_SOON", f"wait {wait}s before asking for another code",
                               details={"retry_after": wait})
-        if sent_today >= SMS_DAILY_LIMIT_PER_PHONE:
+        if len(sent_today) >= SMS_DAILY_LIMIT_PER_PHONE:
+            frees_one = sent_today[len(sent_today) - SMS_DAILY_LIMIT_PER_PHONE] + SMS_DAILY_WINDOW
+            wait = max(1, math.ceil((frees_one - now).total_seconds()))
             raise RateLimited("SMS_DAILY_LIMIT", "too many codes for this phone today; try tomorrow",
-                              details={"retry_after": 3600})
+                              details={"retry_after": wait})
         return cls(phone=phone, purpose=purpose, code_hash=code_hash, created_at=now,
                    expires_at=now + SMS_CODE_TTL)
 

@@ -6,7 +6,7 @@ import logging
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Protocol
 
 from mall.events.v1.user_events_pb2 import UserRegistered, UserVerified
@@ -24,6 +24,7 @@ from services.user.domain import (
     MAX_ADDRESSES,
     PASSWORD_FAILURES,
     SMS_CODE_TTL,
+    SMS_DAILY_WINDOW,
     SMS_RESEND_AFTER,
     Address,
     AddressFields,
@@ -83,7 +84,7 @@ def send_sms_code(uow: UserUnitOfWork, sms: SmsSender, issuer: TokenIssuer, *, p
         uow.sms_codes.lock_phone(phone)
         new_code = SmsCode.issue(phone=phone, purpose=purpose, code_hash=issuer.sms_code_hash(phone, code), now=now,
                                  previous=uow.sms_codes.latest(phone, purpose),
-                                 sent_today=uow.sms_codes.sent_since(phone, now - timedelta(days=1)))
+                                 sent_today=uow.sms_codes.sent_since(phone, now - SMS_DAILY_WINDOW))
         uow.sms_codes.add(new_code)
         sms.send_code(phone, code, purpose)  # before commit: a code that was never sent is never stored
         uow.commit()

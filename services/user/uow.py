@@ -58,7 +58,8 @@ class SmsCodeRepository(Protocol):
     def latest(self, phone: str, purpose: str, *, lock: bool = False) -> SmsCode | None:
         """The newest code for phone and purpose; `lock` serialises concurrent redemptions."""
 
-    def sent_since(self, phone: str, since: datetime) -> int: ...
+    def sent_since(self, phone: str, since: datetime) -> list[datetime]:
+        """When the phone was sent codes (any purpose) after `since`, oldest first."""
 
 
 class AttemptRepository(Protocol):

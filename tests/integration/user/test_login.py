@@ -147,8 +147,11 @@ def test_the_ten_a_day_cap_counts_the_codes_of_every_purpose_of_a_phone(
 
     with pytest.raises(RateLimited) as raised:
         service.send_sms_code(uow(), ConsoleSms(), issuer, phone=PHONE, purpose="bind", now=T0 + timedelta(hours=1))
+    retry_at = T0 + timedelta(hours=1, seconds=raised.value.details["retry_after"])
+    again = service.send_sms_code(uow(), ConsoleSms(), issuer, phone=PHONE, purpose="bind", now=retry_at)
 
-    assert raised.value.code == "SMS_DAILY_LIMIT"
+    # the first code (T0) leaves the day's window 24 hours after it was sent: then one more may go
+    assert (raised.value.code, retry_at, len(again.dev_code)) == ("SMS_DAILY_LIMIT", T0 + timedelta(days=1), 6)
 
 
 def test_concurrent_code_requests_for_one_phone_send_exactly_one(

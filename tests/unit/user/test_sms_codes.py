@@ -16,10 +16,10 @@ PHONE = "13800138000"
 RIGHT, WRONG = "hash-of-123456", "hash-of-654321"
 
 
-def issue(now: datetime = T0, *, previous: SmsCode | None = None, sent_today: int = 0,
+def issue(now: datetime = T0, *, previous: SmsCode | None = None, sent_today: list[datetime] | None = None,
           purpose: str = "login") -> SmsCode:
     return SmsCode.issue(phone=PHONE, purpose=purpose, code_hash=RIGHT, now=now, previous=previous,
-                         sent_today=sent_today)
+                         sent_today=sent_today or [])
 
 
 @pytest.fixture
@@ -105,14 +105,17 @@ def test_waiting_the_advertised_retry_after_is_always_enough(elapsed_ms: int) ->
 
 
 def test_tenth_code_of_the_day_is_still_sent() -> None:
-    assert issue(sent_today=SMS_DAILY_LIMIT_PER_PHONE - 1).attempts == 0
+    assert issue(sent_today=[T0 - timedelta(hours=1)] * (SMS_DAILY_LIMIT_PER_PHONE - 1)).attempts == 0
 
 
-def test_eleventh_code_of_the_day_is_refused() -> None:
+def test_eleventh_code_of_the_day_is_refused_until_enough_of_the_days_codes_are_a_day_old() -> None:
+    # 11 codes in the last day: two must leave the window, the second of them sent 20 hours ago.
+    sent = [T0 - timedelta(hours=22), T0 - timedelta(hours=20)] + [T0 - timedelta(hours=1)] * 9
+
     with pytest.raises(RateLimited) as raised:
-        issue(sent_today=SMS_DAILY_LIMIT_PER_PHONE)
+        issue(sent_today=sent)
 
-    assert (raised.value.code, raised.value.details) == ("SMS_DAILY_LIMIT", {"retry_after": 3600})
+    assert (raised.value.code, raised.value.details) == ("SMS_DAILY_LIMIT", {"retry_after": 4 * 3600})
 
 
 # Redeeming
