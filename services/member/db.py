@@ -34,6 +34,7 @@ from services.common.db import (
     conflict_insert,
     counted_page,
     integer_sum,
+    job_rounds_table,
     serialize_on,
     skip_locked,
 )
@@ -270,6 +271,11 @@ member_lookups = Table(
     Index("ix_member_lookups_actor_at", "actor_id", "looked_up_at"),
     Index("ix_member_lookups_user_at", "user_id", "looked_up_at"),
 )
+
+# Where the last round of a job that takes turns across replicas (the points expiry: uow.one_round_at_a_time)
+# started and its walk stopped: a replica's round goes on after the other's.
+job_rounds = job_rounds_table(metadata)
+
 
 def _map_classes(mappers: registry) -> None:
     for cls, table in ((Member, members), (PointsHold, points_holds), (OrderCredit, order_credits),
@@ -758,6 +764,8 @@ class SqlMemberLookupRepository:
 
 class SqlMemberUnitOfWork(SqlUnitOfWork, MemberUnitOfWork):
     """The member unit of work on the service database (call start_mappers() first)."""
+
+    job_rounds = job_rounds
 
     def __enter__(self) -> Self:
         super().__enter__()

@@ -371,13 +371,14 @@ def expire_points(uow: Callable[[], MemberUnitOfWork], *, now: datetime | None =
     One replica's round at a time (`one_round_at_a_time`; 0 otherwise): every holder is walked each round, so
     replicas overlapping would only wait on each other's account locks. With a `budget` (the job's, started by its
     timer) the round stops between holders once it is spent, and the next goes on after the last holder walked
-    (`each_page`), so a round never outlasts the job's liveness bound however many members hold points."""
+    (`each_page`), whichever replica runs it (the place is kept in job_rounds), so a round never outlasts the job's
+    liveness bound however many members hold points, and no replica walks again the holders another's rounds walked."""
     now = now or utcnow()
     cutoff = points_expiry_cutoff(now)
     return one_round_at_a_time(uow, "points-expiry", lambda: each_page(
         uow, lambda tx, after: tx.ledger.holders(POINTS_ACCOUNTS, after, batch), 0, batch,  # held points expire too
         lambda user_id: _expire_points_of(uow(), user_id, cutoff, now), what="points holder", budget=budget),
-        now=now, interval=timedelta(0))
+        now=now, interval=timedelta(0), budget=budget)
 
 
 def _expire_points_of(uow: MemberUnitOfWork, user_id: int, cutoff: datetime, now: datetime) -> int:

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from services.common.db import advisory_key
+from services.common.uow import RoundBudget
 from services.member import service
 from services.member.db import SqlMemberUnitOfWork
 from services.member.domain import Account
@@ -108,3 +109,39 @@ def test_a_replicas_round_does_nothing_while_another_replicas_round_holds_the_ro
 
     assert during == (0, 0)  # skipped whole: nothing walked, nothing marked
     assert after == (0, 300)  # the next round marks the 300 held March points (none spendable are past their term)
+
+
+class Stepping:
+    """A monotonic clock one second later at each reading."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1
+        return self.now
+
+
+def test_a_replicas_round_goes_on_after_the_last_holder_the_other_replicas_round_walked(
+        uow: Callable[[], SqlMemberUnitOfWork]) -> None:
+    holders = [ALICE + number for number in range(6)]
+    for user_id in holders:
+        service.sign_up(uow(), user_id=user_id, channel="self", invite_code=None, now=datetime(2026, 1, 1, tzinfo=UTC))
+        service.award_points_for_order(uow(), order_no=f"O{user_id}", user_id=user_id, paid_fen=10_000,
+                                       now=datetime(2026, 3, 15, tzinfo=UTC))  # 100 points, past their term in April
+        service.award_points_for_order(uow(), order_no=f"P{user_id}", user_id=user_id, paid_fen=5_000,
+                                       now=datetime(2026, 5, 2, tzinfo=UTC))  # 50 in term: still a holder after it
+    clock = Stepping()
+    replicas = [RoundBudget(2.5, 0, clock=clock), RoundBudget(2.5, 0, clock=clock)]  # each replica's job's budget
+
+    rounds = []
+    for budget in replicas * 2:  # the replicas' timers take turns
+        budget.start()
+        rounds.append(service.expire_points(uow, now=APRIL_RUN, batch=2, budget=budget))
+
+    # three holders a round; each round goes on after the last holder the round before it walked, whichever
+    # replica's: none walks again the holders the other has just expired (a replica going on from its own place
+    # alone: 300, 0, 300, 0), and the six are done in two rounds
+    assert rounds == [300, 300, 0, 0]
+    with uow() as tx:
+        assert [tx.ledger.balance(user_id, Account.POINTS) for user_id in holders] == [50] * 6
