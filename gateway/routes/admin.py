@@ -202,7 +202,8 @@ class CohortOut(Reply):
     d1: int = Field(description="of them, active again the next day")
     d7: int
     d30: int
-    d1_rate: float | None = Field(description="d1 / new_users; null until that day has ended")
+    d1_rate: float | None = Field(description="d1 / new_users; null until that day has ended, and on a day "
+                                                "nobody registered (new_users 0)")
     d7_rate: float | None
     d30_rate: float | None
 

@@ -7,14 +7,15 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Literal
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, g
 from mall.analytics.v1 import analytics_pb2
 from mall.analytics.v1.analytics_pb2_grpc import AnalyticsServiceStub
 from pydantic import Field
 
 from gateway.api import Body, FileReply, Reply, operation, service
+from gateway.errors import ApiError
 from gateway.routes.admin import DAY, DAY_PATTERN
-from services.common.auth import REPORT_READERS
+from services.common.auth import REPORT_READERS, WALLET_REPORT_READERS, WALLET_REPORTS, report_readers
 from services.common.formats import REPORT_CONTENT_TYPES, REPORT_FORMATS, REPORT_KINDS
 
 bp = Blueprint("admin_reports", __name__, url_prefix="/api/v1/admin")
@@ -69,30 +70,49 @@ class ReportFile(FileReply):
     media_types = tuple(REPORT_CONTENT_TYPES.values())
 
 
+WALLET_KINDS_RULE = (f"Kinds {', '.join(WALLET_REPORTS)} carry shoppers' wallets (recharges, withdrawals, balances): "
+                     f"only {', '.join(WALLET_REPORT_READERS)} export, follow and download them, 403 FORBIDDEN for the "
+                     "others.")
+
+
+def may_read(kind: str) -> None:
+    """403 FORBIDDEN, as for a route's roles, when the caller may not read reports of `kind` (the analytics service
+    refuses them too)."""
+    if not g.caller.has_any_role(*report_readers(kind)):
+        raise ApiError(403, "FORBIDDEN", "your account may not do this")
+
+
 @bp.post("/reports")
 @operation(summary="Export a report over a period as CSV or XLSX (a job; follow it with GET /reports/{id})",
-           tag="admin", roles=REPORT_READERS, body=ReportRequest, responses={202: ReportOut})
+           tag="admin", roles=REPORT_READERS, body=ReportRequest, responses={202: ReportOut},
+           description=WALLET_KINDS_RULE)
 def create_report(body: ReportRequest) -> tuple[ReportOut, int]:
+    may_read(body.kind)
     reply = service(AnalyticsServiceStub).CreateReport(analytics_pb2.CreateReportRequest(
         kind=body.kind, format=body.format, from_date=body.from_, to_date=body.to))
     return ReportOut.from_proto(reply), 202
 
 
 @bp.get("/reports/<id:report_id>")
-@operation(summary="An export job's status and progress", tag="admin", roles=REPORT_READERS, responses={200: ReportOut})
+@operation(summary="An export job's status and progress", tag="admin", roles=REPORT_READERS, responses={200: ReportOut},
+           description=WALLET_KINDS_RULE)
 def get_report(report_id: int) -> ReportOut:
-    return ReportOut.from_proto(service(AnalyticsServiceStub).GetReport(analytics_pb2.GetReportRequest(id=report_id)))
+    report = service(AnalyticsServiceStub).GetReport(analytics_pb2.GetReportRequest(id=report_id))
+    may_read(report.kind)
+    return ReportOut.from_proto(report)
 
 
 @bp.get("/reports/<id:report_id>/file")
 @operation(summary="Download a done export (409 until it is done)", tag="admin", roles=REPORT_READERS,
            responses={200: ReportFile},
            description="409 REPORT_NOT_READY until the job is done; 410 REPORT_EXPIRED once its file was deleted, "
-                       "ANALYTICS_REPORT_RETENTION_DAYS (7) after it was done (the job then reads `expired`).")
+                       "ANALYTICS_REPORT_RETENTION_DAYS (7) after it was done (the job then reads `expired`). "
+                       + WALLET_KINDS_RULE)
 def report_file(report_id: int) -> Response:
     """Streamed: the analytics service hands the file over 1 MiB at a time, and each piece goes out as it comes."""
     stub = service(AnalyticsServiceStub)
     first = stub.GetReportChunk(analytics_pb2.GetReportChunkRequest(id=report_id, offset=0))
+    may_read(first.report.kind)
     size = first.report.size_bytes
     # The pieces after the first are asked for while the response is sent, after the view has returned:
     # in a copy of this request's context, so that they carry its caller and request id.

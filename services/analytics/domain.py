@@ -404,7 +404,8 @@ class Funnel:
 class Cohort:
     """Shoppers who registered on `day`, and how many of them were active N days later.
 
-    A rate is None while day + N has not ended yet (today included): it is not known yet.
+    A rate is None while day + N has not ended yet (today included): it is not known yet; and on a day nobody
+    registered (no cohort: 0 of 0 is no rate, not a rate of 0).
     """
 
     day: date
@@ -416,7 +417,7 @@ class Cohort:
 def cohort(day: date, counters: Mapping[str, int], today: date) -> Cohort:
     size = counters.get("new_users", 0)
     retained = {n: counters.get(retained_counter(n), 0) for n in RETENTION_DAYS}
-    rates = {n: (round(retained[n] / size, 4) if size else 0.0) if day + timedelta(days=n) < today else None
+    rates = {n: round(retained[n] / size, 4) if size and day + timedelta(days=n) < today else None
              for n in RETENTION_DAYS}
     return Cohort(day, size, retained, rates)
 

@@ -12,7 +12,7 @@ from mall.analytics.v1 import analytics_pb2, analytics_pb2_grpc
 from services.analytics import reports, service
 from services.analytics.domain import Figures, FunnelSteps, ReportJob, Sales
 from services.analytics.uow import AnalyticsUnitOfWork
-from services.common.auth import REPORT_READERS, caller_var, require_caller
+from services.common.auth import REPORT_READERS, caller_var, report_readers, require_caller
 from services.common.events import timestamp
 
 
@@ -107,17 +107,20 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
 
     def CreateReport(self, request: analytics_pb2.CreateReportRequest,
                      context: grpc.ServicerContext) -> analytics_pb2.Report:
-        caller = require_caller(*REPORT_READERS)
+        caller = require_caller(*report_readers(request.kind))
         return report_pb(reports.create_report(self.uow(), kind=request.kind, format=request.format,
                                                 from_date=request.from_date, to_date=request.to_date,
                                                 requested_by=caller.user_id))
 
     def GetReport(self, request: analytics_pb2.GetReportRequest, context: grpc.ServicerContext) -> analytics_pb2.Report:
         require_caller(*REPORT_READERS)
-        return report_pb(reports.get_report(self.uow(), request.id))
+        job = reports.get_report(self.uow(), request.id)
+        require_caller(*report_readers(job.kind))  # whoever asked for it: a job's file is anyone's who may read it
+        return report_pb(job)
 
     def GetReportChunk(self, request: analytics_pb2.GetReportChunkRequest,
                        context: grpc.ServicerContext) -> analytics_pb2.GetReportChunkResponse:
         require_caller(*REPORT_READERS)
+        require_caller(*report_readers(reports.get_report(self.uow(), request.id).kind))
         job, data = reports.read_report(self.uow(), self.reports_dir, request.id, request.offset)
         return analytics_pb2.GetReportChunkResponse(report=report_pb(job), data=data)

@@ -49,10 +49,15 @@ class Role(enum.StrEnum):
 
 
 STAFF_ROLES = frozenset(Role)
-# Who reads the shop's figures: the analytics reports and their exports, the orders and money ledgers
-# among them (finance reconciles with those). The gateway's routes, the analytics service and the
+# Who reads the shop's figures: the analytics reports and their exports, the orders ledger among them (the money
+# ledger and raw events: WALLET_REPORT_READERS only). The gateway's routes, the analytics service and the
 # admin dashboard's login (gateway/static/admin/admin.js, tested to agree) all go by this one set.
 REPORT_READERS = (Role.ADMIN, Role.OPERATOR, Role.FINANCE)
+# Of those, who export (and follow and download) the money ledger and the raw events (which carry the same member
+# events): every shopper's recharges, withdrawals and wallet balances, member numbers. As for MEMBER_READERS, operators
+# do not read shoppers' wallets. The orders ledger stays with REPORT_READERS: operators read any order (ORDER_STAFF).
+WALLET_REPORT_READERS = (Role.ADMIN, Role.FINANCE)
+WALLET_REPORTS = ("money", "events")
 # Who acts on refunds stuck at the channel, and who reads the list of refunds (everyone who may act on one, and
 # finance, who reconcile the money): the gateway's routes, the order service and the admin console (tested to agree
 # through the routes' x-roles) all go by these.
@@ -85,6 +90,11 @@ REFUND_CLOSERS = (Role.ADMIN,)  # closing frees money for a second refund: admin
 REFUND_RETRIERS = (Role.ADMIN, Role.CUSTOMER_SERVICE)  # as for approving a cancellation again: it only asks
 REFUND_READERS = tuple(dict.fromkeys((*REFUND_RETRIERS, *REFUND_CLOSERS, Role.FINANCE)))
 OWN_REQUEST = "OWN_REQUEST"
+
+
+def report_readers(kind: str) -> tuple[Role, ...]:
+    """Who may export a report of `kind` (services.common.formats.REPORT_KINDS), follow its job and download it."""
+    return WALLET_REPORT_READERS if kind in WALLET_REPORTS else REPORT_READERS
 
 
 def refuse_own(actor_user_id: int, owner_user_id: int | None,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -128,6 +129,19 @@ def make_engine(url: str, timeouts: DatabaseTimeouts | None = None) -> Engine:
     ping_idle_connections(engine)
     count_cancelled_statements(engine)
     return engine
+
+
+@contextlib.contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """A connection in one read-only transaction that sees the database as it was at its first statement, whatever
+    commits meanwhile (a backup copying table after table while consumers run): REPEATABLE READ READ ONLY on
+    PostgreSQL, where READ COMMITTED would take a new snapshot for each statement. On SQLite one transaction is one
+    snapshot already (make_engine begins it IMMEDIATE, which also keeps writers out until it ends: dev only)."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        with conn.begin():
+            yield conn
 
 
 # A pooled connection is checked (pinged) before use only when it sat unused for longer than this.

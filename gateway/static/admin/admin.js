@@ -10,6 +10,7 @@ const API = "/api/v1";
 // rules; tests/unit/gateway/test_admin_console.py keeps the two equal). The console only hides what the API would refuse.
 const ROLES = {
   reports: ["admin", "operator", "finance"],                  // GET /admin/analytics/overview (REPORT_READERS)
+  walletReports: ["admin", "finance"],                        // POST /admin/reports of WALLET_REPORTS' kinds
   orders: ["admin", "operator", "customer_service"],          // GET /admin/orders
   ship: ["admin", "operator"],                                // POST /admin/orders/{id}/ship
   cancelUnshipped: ["admin", "customer_service"], // POST /admin/orders/{id}/cancel-unshipped
@@ -33,6 +34,8 @@ const ROLES = {
   staffPassword: ["admin"],                                   // POST /admin/users/{id}/password
   memberRecord: ["admin", "customer_service", "finance"],     // GET /admin/members/{user_id} (MEMBER_READERS)
 };
+// The exports that carry shoppers' wallets (WALLET_REPORTS in services/common/auth.py): offered to walletReports only.
+const WALLET_REPORTS = ["money", "events"];
 // Who may log in: every staff role (STAFF_ROLES in services/common/auth.py).
 const STAFF_ROLES = ["admin", "operator", "customer_service", "finance"];
 // Each section and what opens it.
@@ -285,6 +288,10 @@ function showConsole() {
   }
   $("new-product").hidden = !can("createProduct");
   $("new-coupon").hidden = !can("createTemplate");
+  for (const kind of WALLET_REPORTS) {
+    const option = $("export-kind").querySelector(`option[value="${kind}"]`);
+    option.hidden = option.disabled = !can("walletReports");
+  }
   if (open.length) showSection(open[0]);
 }
 

@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 from psycopg import sql
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Connection, Engine, event, func, select
 
 from services.analytics import ledgers, reports
-from services.analytics.db import SqlAnalyticsUnitOfWork
+from services.analytics.db import BACKUP_TABLES, SqlAnalyticsUnitOfWork
 from services.analytics.domain import Period
 from services.common.db import utcnow
 from tests.fixtures.analytics_ledgers import MONEY, ORDERS, shop
-from tests.fixtures.analytics_stream import D1, D2, stream
+from tests.fixtures.analytics_stream import D1, D2, O3, O3_LINES, at, order_paid, stream
 from tests.unit.analytics.conftest import consume
 
 pytestmark = pytest.mark.integration
@@ -160,3 +160,22 @@ def test_a_complete_file_of_an_ended_job_goes_unless_it_is_the_done_jobs_own(uow
     assert reports.remove_leftover_files(uow(), tmp_path) == 2
 
     assert [path.name for path in tmp_path.iterdir()] == [own]
+
+
+def test_a_backup_is_one_snapshot_so_an_event_consumed_between_table_copies_is_wholly_out(engine, uow,
+                                                                                            tmp_path: Path) -> None:
+    consume(uow(), stream())
+    with engine.connect() as conn:
+        before = {table.name: conn.scalar(select(func.count()).select_from(table)) for table in BACKUP_TABLES}
+    late = order_paid("LATE1", 77, at(D2, 20), O3_LINES, O3, "上海市")  # a raw event, counters and a counted fact
+
+    def consume_after_the_first_table(table: str, rows: int) -> None:
+        if table == BACKUP_TABLES[0].name and not late_consumed:
+            consume(uow(), [late])
+            late_consumed.append(late)
+
+    late_consumed: list[object] = []
+    manifest = reports.backup(engine, BACKUP_TABLES, tmp_path / "backup", consume_after_the_first_table)
+
+    assert late_consumed == [late]
+    assert {name: found["rows"] for name, found in manifest["tables"].items()} == before

@@ -557,3 +557,12 @@ def test_the_retention_period_comes_from_the_environment(value: str, kept: timed
 def test_a_retention_period_that_would_expire_reports_at_once_is_refused(value: str) -> None:
     with pytest.raises(ConfigError):
         report_retention(Env({"ANALYTICS_REPORT_RETENTION_DAYS": value}))
+
+
+def test_a_day_nobody_registered_on_exports_empty_retention_rates(counted, tmp_path: Path) -> None:
+    nobody = D2 + timedelta(days=1)
+
+    reports.export(counted(), kind="retention", format="csv", period=Period(nobody, nobody),
+                   path=tmp_path / "retention.csv")
+
+    assert read_csv(tmp_path / "retention.csv")[1] == [nobody.isoformat(), "0", "0", "0", "0", "", "", ""]

@@ -55,3 +55,12 @@ def test_a_rate_is_unknown_until_its_day_has_ended(uow: FakeAnalyticsUnitOfWork)
     consume(uow, stream())
 
     assert cohorts(uow, D1, D1, today=D1 + timedelta(days=7))[0].rates == {1: 1.0, 7: None, 30: None}
+
+
+def test_a_day_nobody_registered_on_has_no_rate_rather_than_zero(uow: FakeAnalyticsUnitOfWork) -> None:
+    consume(uow, stream())
+    nobody = D2 + timedelta(days=1)
+
+    found = cohorts(uow, nobody, nobody)
+
+    assert found == [Cohort(nobody, new_users=0, retained={1: 0, 7: 0, 30: 0}, rates={1: None, 7: None, 30: None})]

@@ -137,3 +137,14 @@ def test_a_period_in_which_no_one_registered_says_so_in_place_of_the_retention_t
 
     assert page.inner_text("#retention") == "No one registered in this period."
     assert page.query_selector("#retention table") is None
+
+
+@pytest.mark.parametrize(("role", "offered"), [("operator", False), ("finance", True), ("admin", True)])
+def test_only_admin_and_finance_are_offered_the_exports_of_shoppers_wallets(page: Any, log_in_as, week, role: str,
+                                                                           offered: bool) -> None:
+    log_in_as(role)
+    page.wait_for_selector("body[data-loaded]")
+
+    options = page.eval_on_selector_all("#export-kind option", "els => els.map(e => [e.value, !e.hidden && !e.disabled])")
+    assert [kind for kind, shown in options if not shown] == ([] if offered else ["events", "money"])
+    assert page.errors == []

@@ -141,3 +141,33 @@ def test_the_api_document_and_the_dashboard_offer_every_kind_of_report(client: F
     assert schema["properties"]["kind"]["enum"] == list(REPORT_KINDS)
     assert re.findall(r'<option value="(\w+)">', select[:select.index("</select>")]) == list(REPORT_KINDS)
 
+
+
+@pytest.mark.parametrize("kind", ["money", "events"])
+def test_an_operator_may_not_export_the_money_ledger_or_the_events_of_shoppers_wallets(client: FlaskClient, bearer,
+                                                                                      clients, kind: str) -> None:
+    response = client.post("/api/v1/admin/reports", json={**BODY, "kind": kind}, headers=bearer(roles="operator"))
+
+    assert response.status_code == 403
+    assert (response.get_json()["error"] | {"request_id": ""}, clients.analytics.CreateReport.calls) == (
+        {"code": "FORBIDDEN", "message": "your account may not do this", "request_id": ""}, [])
+
+
+@pytest.mark.parametrize("path", ["/api/v1/admin/reports/7", "/api/v1/admin/reports/7/file"])
+def test_an_operator_may_not_follow_or_download_a_money_export(client: FlaskClient, bearer, clients, path: str) -> None:
+    clients.analytics.GetReport.reply = done_report(kind="money")
+    clients.analytics.GetReportChunk.reply = analytics_pb2.GetReportChunkResponse(report=done_report(kind="money"),
+                                                                                   data=CONTENT)
+
+    response = client.get(path, headers=bearer(roles="operator"))
+
+    assert (response.status_code, response.get_json()["error"]["code"]) == (403, "FORBIDDEN")
+
+
+def test_finance_exports_the_money_ledger(client: FlaskClient, bearer, clients) -> None:
+    clients.analytics.CreateReport.reply = analytics_pb2.Report(
+        id=8, kind="money", format="csv", from_date="2026-11-20", to_date="2026-11-21", status="queued", created_at=CREATED)
+
+    response = client.post("/api/v1/admin/reports", json={**BODY, "kind": "money"}, headers=bearer(roles="finance"))
+
+    assert (response.status_code, response.get_json()["kind"]) == (202, "money")

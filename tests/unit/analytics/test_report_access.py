@@ -1,0 +1,81 @@
+"""Who may export which report through AnalyticsService: the money ledger (shoppers' wallets) is for admin and
+finance only, whoever asked for the job; the other reports, the orders ledger among them, for every report reader."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from mall.analytics.v1 import analytics_pb2
+from sqlalchemy import Engine
+
+from services.analytics import reports
+from services.analytics.db import SqlAnalyticsUnitOfWork
+from services.analytics.grpc_api import AnalyticsServicer
+from services.common.auth import Caller, caller_var
+from services.common.errors import Forbidden, NotFound
+
+MONEY = analytics_pb2.CreateReportRequest(kind="money", format="csv", from_date="2026-11-20", to_date="2026-11-21")
+
+
+@pytest.fixture
+def servicer(sqlite_service_engine: Callable[[str], Engine], tmp_path: Path) -> AnalyticsServicer:
+    return AnalyticsServicer(functools.partial(SqlAnalyticsUnitOfWork, sqlite_service_engine("analytics"), "analytics"),
+                             tmp_path)
+
+
+@pytest.fixture
+def as_role() -> Iterator[Callable[[str], None]]:
+    tokens = []
+
+    def set_caller(role: str) -> None:
+        tokens.append(caller_var.set(Caller(user_id=len(tokens) + 40, roles=frozenset({role}), token_id=role)))
+
+    yield set_caller
+    for token in reversed(tokens):
+        caller_var.reset(token)
+
+
+@pytest.mark.parametrize("kind", ["money", "events"])  # the raw events hold the member events the money ledger lists
+def test_an_operator_may_not_export_the_money_ledger_or_the_raw_events(servicer: AnalyticsServicer, as_role,
+                                                                       kind: str) -> None:
+    as_role("operator")
+
+    with pytest.raises(Forbidden) as refused:
+        servicer.CreateReport(analytics_pb2.CreateReportRequest(  # type: ignore[arg-type]
+            kind=kind, format="csv", from_date="2026-11-20", to_date="2026-11-21"), None)
+
+    assert refused.value.code == "FORBIDDEN"
+    with pytest.raises(NotFound):
+        reports.get_report(servicer.uow(), 1)
+
+
+@pytest.mark.parametrize("role", ["admin", "finance"])
+def test_admin_and_finance_export_the_money_ledger(servicer: AnalyticsServicer, as_role, role: str) -> None:
+    as_role(role)
+
+    assert servicer.CreateReport(MONEY, None).kind == "money"  # type: ignore[arg-type]
+
+
+def test_an_operator_may_not_follow_or_download_a_money_export_finance_asked_for(servicer: AnalyticsServicer,
+                                                                                 as_role) -> None:
+    as_role("finance")
+    job = servicer.CreateReport(MONEY, None)  # type: ignore[arg-type]
+    reports.ReportRunner(servicer.uow, servicer.reports_dir).run_pending()
+    as_role("operator")
+
+    with pytest.raises(Forbidden):
+        servicer.GetReport(analytics_pb2.GetReportRequest(id=job.id), None)  # type: ignore[arg-type]
+    with pytest.raises(Forbidden):
+        servicer.GetReportChunk(analytics_pb2.GetReportChunkRequest(id=job.id), None)  # type: ignore[arg-type]
+
+
+def test_an_operator_exports_the_orders_ledger_as_they_read_any_order(servicer: AnalyticsServicer, as_role) -> None:
+    as_role("operator")
+
+    job = servicer.CreateReport(analytics_pb2.CreateReportRequest(  # type: ignore[arg-type]
+        kind="orders", format="csv", from_date="2026-11-20", to_date="2026-11-21"), None)
+
+    assert servicer.GetReport(analytics_pb2.GetReportRequest(id=job.id), None).kind == "orders"  # type: ignore[arg-type]
