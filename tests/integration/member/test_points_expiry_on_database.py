@@ -16,6 +16,7 @@ from services.member import service
 from services.member.db import SqlMemberUnitOfWork
 from services.member.domain import Account
 from tests.fixtures.postgres import start_thread, wait_until_blocked
+from tests.integration.common.test_pruning import Stepping
 
 pytestmark = pytest.mark.integration
 
@@ -109,17 +110,6 @@ def test_a_replicas_round_does_nothing_while_another_replicas_round_holds_the_ro
 
     assert during == (0, 0)  # skipped whole: nothing walked, nothing marked
     assert after == (0, 300)  # the next round marks the 300 held March points (none spendable are past their term)
-
-
-class Stepping:
-    """A monotonic clock one second later at each reading."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        self.now += 1
-        return self.now
 
 
 def test_a_replicas_round_goes_on_after_the_last_holder_the_other_replicas_round_walked(
