@@ -103,7 +103,10 @@ def get_cart() -> CartOut:
 
 
 @bp.post("/cart/items")
-@operation(summary="Put a SKU in my cart", tag="cart", body=CartItemIn, responses={201: CartItemOut})
+@operation(summary="Put a SKU in my cart", tag="cart", body=CartItemIn, responses={201: CartItemOut},
+           description="A SKU already in the cart is added to its line: 422 CART_LINE_FULL when the line would hold "
+                       "more than 999 (`details.in_cart`, `details.can_add`); 422 CART_FULL for a new line in a full "
+                       "cart.")
 def add_cart_item(body: CartItemIn) -> tuple[CartItemOut, int]:
     item = service(OrderServiceStub).AddCartItem(order_pb2.AddCartItemRequest(
         sku_id=body.sku_id, quantity=body.quantity))

@@ -517,7 +517,10 @@ def add_to_cart(items: list[CartItem], *, user_id: int, sku_id: int, product_id:
     check_quantity(quantity)
     existing = next((item for item in items if item.sku_id == sku_id), None)
     if existing is not None:
-        check_quantity(existing.quantity + quantity)
+        if existing.quantity + quantity > MAX_LINE_QUANTITY:  # the request is fine; the line cannot take it
+            raise DomainError("CART_LINE_FULL", f"this cart line already holds {existing.quantity}; a line holds at "
+                              f"most {MAX_LINE_QUANTITY}", details={"in_cart": existing.quantity,
+                                                                    "can_add": MAX_LINE_QUANTITY - existing.quantity})
         existing.quantity += quantity
         existing.selected = True
         return existing, False

@@ -47,8 +47,9 @@ def test_adding_a_sku_twice_merges_into_one_line_and_publishes_each_addition(sho
 
 def test_a_line_holds_at_most_999_and_a_cart_at_most_100_lines(shop: Shop) -> None:
     service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, quantity=999, now=NOW)
-    with pytest.raises(InvalidInput):
+    with pytest.raises(DomainError) as line_full:
         service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, quantity=1, now=NOW)
+    assert line_full.value.code == "CART_LINE_FULL"
     for sku_id in range(1000, 1000 + MAX_CART_LINES - 1):
         shop.catalog.put(sku_id)
         service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=sku_id, quantity=1, now=NOW)
@@ -56,6 +57,16 @@ def test_a_line_holds_at_most_999_and_a_cart_at_most_100_lines(shop: Shop) -> No
     with pytest.raises(DomainError) as full:
         service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=5000, quantity=1, now=NOW)
     assert full.value.code == "CART_FULL"
+
+
+def test_adding_a_valid_quantity_to_a_line_that_cannot_hold_it_names_what_the_line_holds(shop: Shop) -> None:
+    """Not QUANTITY_INVALID ("1 to 999") for a request whose own quantity is 1 to 999 (found by fuzzing)."""
+    service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, quantity=5, now=NOW)
+    with pytest.raises(DomainError) as refused:
+        service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=101, quantity=999, now=NOW)
+    assert not isinstance(refused.value, InvalidInput)  # 422, not 400: the request itself is well formed
+    assert (refused.value.code, refused.value.details) == ("CART_LINE_FULL", {"in_cart": 5, "can_add": 994})
+    assert shop.uow.carts.items[0].quantity == 5
 
 
 def test_the_cart_shows_live_prices_flags_changes_and_off_shelf_lines_as_invalid(shop: Shop) -> None:
