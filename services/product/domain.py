@@ -553,8 +553,10 @@ def check_category(category: Category, everything: Iterable[Category], stored: C
     An icon kept as `stored` (the category before this change) passes: saved before icons had to be our media
     or https, it must not block a rename."""
     problems: dict[str, object] = {}
-    if not category.name.strip() or len(category.name) > CATEGORY_NAME_MAX or "\x00" in category.name:
+    if not category.name.strip() or len(category.name) > CATEGORY_NAME_MAX:
         problems["name"] = f"1-{CATEGORY_NAME_MAX} characters"
+    elif HIDDEN_CHARACTER.search(category.name):
+        problems["name"] = "must not contain control, bidirectional or zero-width characters"
     if not _image_or_none(category.icon) and (stored is None or category.icon != stored.icon):
         problems["icon"] = f"at most {URL_MAX} characters: a /media/... path or an https:// URL"
     if category.parent_id is not None:
@@ -577,8 +579,10 @@ class BrandExists(Conflict):
 def check_brand(brand: Brand, stored: Brand | None = None) -> None:
     """Field errors of a brand about to be saved; a logo kept as `stored` passes (as a category's icon)."""
     problems: dict[str, object] = {}
-    if not brand.name.strip() or len(brand.name) > BRAND_NAME_MAX or "\x00" in brand.name:
+    if not brand.name.strip() or len(brand.name) > BRAND_NAME_MAX:
         problems["name"] = f"1-{BRAND_NAME_MAX} characters"
+    elif HIDDEN_CHARACTER.search(brand.name):
+        problems["name"] = "must not contain control, bidirectional or zero-width characters"
     if not _image_or_none(brand.logo) and (stored is None or brand.logo != stored.logo):
         problems["logo"] = f"at most {URL_MAX} characters: a /media/... path or an https:// URL"
     if problems:

@@ -57,6 +57,21 @@ def test_an_unknown_parent_or_category_is_refused(uow: FakeProductUnitOfWork) ->
     assert unknown_parent.value.details == {"parent_id": "no such category"}
 
 
+@pytest.mark.parametrize("name", ["数码\u202e品精", "数\u200b码", "数\n码", "数\x00码"],
+                         ids=["bidi-override", "zero-width", "newline", "nul"])
+def test_category_and_brand_names_with_hidden_characters_are_refused_as_product_names_are(
+        uow: FakeProductUnitOfWork, name: str) -> None:
+    with pytest.raises(InvalidInput) as category:
+        service.save_category(uow, actor_id=OPERATOR, name=name, now=T0)
+    with pytest.raises(InvalidInput) as brand:
+        service.save_brand(uow, actor_id=OPERATOR, name=name, now=T0)
+
+    assert (category.value.code, category.value.details, brand.value.code) == (
+        "CATEGORY_INVALID", {"name": "must not contain control, bidirectional or zero-width characters"},
+        "BRAND_INVALID")
+    assert ([c.name for c in uow.categories.all()], len(uow.brands.all())) == (["数码", "手机"], 2)
+
+
 def test_a_brand_name_is_unique(uow: FakeProductUnitOfWork) -> None:
     with pytest.raises(Conflict) as taken:
         service.save_brand(uow, actor_id=OPERATOR, brand_id=2, name="华为")
