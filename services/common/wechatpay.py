@@ -86,6 +86,12 @@ class WechatPayApiError(WechatPayError):
         self.code = code
         self.message = message
 
+    def means(self, code: str) -> bool:
+        """Whether the answer's code is `code`, however WeChat Pay spells it: its documents give some codes with
+        and without underscores (ORDER_CLOSED / ORDERCLOSED, ORDER_NOT_EXIST / ORDERNOTEXIST, ORDERPAID), and a code
+        read one way where the answer says it the other would send the order down the wrong path."""
+        return self.code.replace("_", "") == code.replace("_", "")
+
 
 class WechatPayUnavailable(WechatPayError):
     """No trustworthy answer: network error, 5xx, our signature refused (401), or an unverifiable answer."""

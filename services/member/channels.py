@@ -165,7 +165,7 @@ class WechatRecharge:
         try:
             return _wechat_notice(self.wechat.query_by_out_trade_no(out_trade_no))
         except wechatpay.WechatPayApiError as exc:
-            return never_paid(out_trade_no) if exc.code == "ORDER_NOT_EXIST" else None
+            return never_paid(out_trade_no) if exc.means("ORDER_NOT_EXIST") else None
         except wechatpay.WechatPayError:
             return None
 

@@ -717,9 +717,9 @@ def _closed(wechat: Prepay, out_trade_no: str) -> PaymentNotice | None:
     try:
         wechat.close(out_trade_no)
     except WechatPayApiError as exc:
-        if exc.code == "ORDER_NOT_EXIST":
+        if exc.means("ORDER_NOT_EXIST"):
             return None
-        if exc.code != "ORDERPAID":  # paid first: the query says so
+        if not exc.means("ORDERPAID"):  # paid first: the query says so
             raise
     return wechat.query_by_out_trade_no(out_trade_no)
 
@@ -857,17 +857,17 @@ def _prepay(uow: OrderUnitOfWork, wechat: Prepay, order: Order, *, payer_openid:
         try:
             return out_trade_no, jsapi_prepay(out_trade_no)
         except WechatPayApiError as exc:
-            if exc.code != "ORDERCLOSED":
+            if not exc.means("ORDERCLOSED"):
                 raise
         out_trade_no = _next_wechat_attempt(uow, order_id=order.id or 0, closed=out_trade_no, now=now)
         return out_trade_no, jsapi_prepay(out_trade_no)
     except WechatPayApiError as exc:
-        if exc.code == "ORDERPAID":
+        if exc.means("ORDERPAID"):
             if _close_prepay(uow, wechat, out_trade_no, now):
                 raise Conflict("ORDER_ALREADY_PAID", "this order has been paid with WeChat Pay",
                                details={"status": OrderStatus.PAID.value}) from None
             _payable(get_order(uow, user_id=order.user_id, order_id=order.id or 0), now)  # paid too late: refunded
-        elif exc.code == "ORDERCLOSED":  # the transaction just opened was closed too: a wallet payment came between
+        elif exc.means("ORDERCLOSED"):  # the transaction just opened was closed too: a wallet payment came between
             raise _payment_under_way(order) from None
         log.warning("the WeChat Pay prepay of order %s was refused: %s", out_trade_no, exc.reason)
         raise DomainError("PAYMENT_CHANNEL_UNAVAILABLE", "WeChat Pay did not take the payment; try again",

@@ -662,14 +662,16 @@ def test_reconciliation_refunds_a_payment_for_an_order_cancelled_since_it_was_pi
 # -- a WeChat payment after a wallet attempt that closed the order's transaction and charged nothing ------------------
 
 class ClosingWechatPay(FakeWechatPay):
-    """WeChat Pay as it treats a closed transaction: never prepaid again under its number (ORDERCLOSED); unpaid."""
+    """WeChat Pay as it treats a closed transaction: never prepaid again under its number (`code`, ORDERCLOSED as
+    API v2 and some v3 pages spell it, ORDER_CLOSED as others do); unpaid."""
 
-    def __init__(self) -> None:
+    def __init__(self, code: str = "ORDERCLOSED") -> None:
         super().__init__(close_error=None)
+        self.code = code
 
     def jsapi_prepay(self, **kwargs: object) -> str:
         if kwargs["out_trade_no"] in self.closed:
-            raise WechatPayApiError(400, "ORDERCLOSED", "该订单已关单")
+            raise WechatPayApiError(400, self.code, "该订单已关单")
         return super().jsapi_prepay(**kwargs)
 
     def query_by_out_trade_no(self, out_trade_no: str) -> PaymentNotice:
@@ -682,10 +684,10 @@ def pay(shop: Shop, order: Order, channel: str, wechat: FakeWechatPay) -> servic
                              order_id=order.id or 0, channel=channel, now=NOW)
 
 
-def declined_wallet_after_wechat(shop: Shop) -> tuple[Order, ClosingWechatPay]:
+def declined_wallet_after_wechat(shop: Shop, code: str = "ORDERCLOSED") -> tuple[Order, ClosingWechatPay]:
     """An order prepaid with WeChat Pay, then tried from a wallet that declined: its transaction (the order number)
-    closed by the wallet attempt."""
-    order, wechat = submit(shop, BUY_TWO), ClosingWechatPay()
+    closed by the wallet attempt, which WeChat Pay then refuses to prepay again with `code`."""
+    order, wechat = submit(shop, BUY_TWO), ClosingWechatPay(code)
     pay(shop, order, "wechat", wechat)
     shop.members.balance_fen = 0
     with pytest.raises(DomainError) as declined:
@@ -694,8 +696,10 @@ def declined_wallet_after_wechat(shop: Shop) -> tuple[Order, ClosingWechatPay]:
     return order, wechat
 
 
-def test_wechat_pay_after_a_declined_wallet_closed_the_transaction_prepays_the_orders_next_one(shop: Shop) -> None:
-    order, wechat = declined_wallet_after_wechat(shop)
+@pytest.mark.parametrize("code", ["ORDERCLOSED", "ORDER_CLOSED"])
+def test_wechat_pay_after_a_declined_wallet_closed_the_transaction_prepays_the_orders_next_one(
+        shop: Shop, code: str) -> None:
+    order, wechat = declined_wallet_after_wechat(shop, code)
 
     started = pay(shop, order, "wechat", wechat)
 
