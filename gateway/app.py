@@ -70,6 +70,9 @@ class Gateway(Flask):
         return response
 
 
+HSTS = "max-age=31536000"  # a year; no includeSubDomains: the shop's other hosts are not ours to decide
+
+
 def create_app(settings: GatewaySettings | None = None, clients: ServiceClients | None = None) -> Flask:
     settings = settings or GatewaySettings.from_env()
     app = Gateway(__name__)
@@ -98,7 +101,9 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
         app.extensions["media_storage"] = media_store
     app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, MAX_CHUNKED_BODY_BYTES)  # type: ignore[method-assign]
     if settings.proxy_hops:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
+        # The client's address and scheme as the trusted proxies (the ingress) saw them.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops,  # type: ignore[method-assign]
+                                x_proto=settings.proxy_hops)
 
     errors.init_app(app)
     api.init_app(app)
@@ -145,6 +150,8 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
         # the OpenAPI document. A page that loads its own files (/admin/, /docs) sets its own policy, kept here.
         response.headers.setdefault("Content-Security-Policy", API_POLICY)
         response.headers.setdefault("X-Frame-Options", "DENY")
+        if request.is_secure:  # reached over HTTPS (at the ingress): never over plain HTTP again, staff logins included
+            response.headers["Strict-Transport-Security"] = HSTS
         if request.path.startswith(API_PREFIX):
             # Tokens and personal data must not sit in a browser or proxy cache; a route whose
             # answer may be cached (a public catalog page) sets its own Cache-Control.

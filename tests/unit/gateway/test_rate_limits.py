@@ -301,3 +301,17 @@ def test_a_try_the_user_service_did_not_answer_is_no_failure(password_login, cli
     guesses = [password_login(f"198.51.100.{n}").status_code for n in range(20, 41)]
 
     assert (unanswered, guesses) == ([503] * 20, [401] * 20 + [429])
+
+
+def test_behind_a_trusted_proxy_an_https_request_is_answered_with_hsts_and_a_plain_one_without(
+        settings: GatewaySettings, clients) -> None:  # type: ignore[no-untyped-def]
+    behind = create_app(dataclasses.replace(settings, proxy_hops=1), clients).test_client()
+    direct = create_app(settings, clients).test_client()
+
+    https = behind.get("/healthz", headers={"X-Forwarded-Proto": "https"})
+    plain = behind.get("/healthz", headers={"X-Forwarded-Proto": "http"})
+    untrusted = direct.get("/healthz", headers={"X-Forwarded-Proto": "https"})  # no proxy trusted: a client's claim
+
+    assert https.headers.get("Strict-Transport-Security") == "max-age=31536000"
+    assert (plain.headers.get("Strict-Transport-Security"), untrusted.headers.get("Strict-Transport-Security")) == (
+        None, None)
