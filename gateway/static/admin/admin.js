@@ -184,6 +184,7 @@ async function login(event) {
     const body = await reply.json();
     if (!reply.ok) throw new ApiError(reply.status, body);
     if (!body.user.roles.some((role) => STAFF_ROLES.includes(role))) {
+      await endSession(body.refresh_token);  // the login started a session: end it rather than leave it live, unused
       throw new Error("This account is not staff: the console is for admins, operators, customer service and finance.");
     }
     session.save(body);
@@ -227,11 +228,14 @@ async function sendResetCode() {
 async function logout() {
   const refresh = session.refresh;
   session.clear();
-  if (refresh) {
-    fetch(API + "/auth/logout", {method: "POST", headers: {"Content-Type": "application/json"},
-                                 body: JSON.stringify({refresh_token: refresh})}).catch(() => {});
-  }
+  if (refresh) endSession(refresh);
   showLogin("");
+}
+
+// End the session of this refresh token at the server (its access tokens too); a failure leaves it to expire.
+function endSession(refresh) {
+  return fetch(API + "/auth/logout", {method: "POST", headers: {"Content-Type": "application/json"},
+                                      body: JSON.stringify({refresh_token: refresh})}).catch(() => {});
 }
 
 function showLogin(message) {

@@ -100,6 +100,7 @@ def test_a_shopper_cannot_use_the_dashboard(page: Any, log_in_as, week) -> None:
     page.wait_for_selector("#login-error:not(:empty)")
     assert "not staff" in page.inner_text("#login-error")
     assert page.is_hidden("#dashboard-view") and week.analytics.GetOverview.calls == []
+    assert [call.message.refresh_token for call in week.user.Logout.calls] == ["refresh"]  # its session ended, not left live
 
 
 def test_an_export_button_queues_the_job_follows_it_and_downloads_the_file(page: Any, log_in_as, week) -> None:
